@@ -1,0 +1,174 @@
+/**
+ * Model contract, version 1 (DESIGN.md "Model (ONNX)"). Shared by the agent and the trainer:
+ * the trainer writes these names, the agent reads and checks them. Change only with a new version.
+ *
+ * - input  `features`: float32 [batch, window, n_features], raw sensor values in `features` order;
+ * - output `score`:    float32 [batch], anomaly score of the last reading of each window;
+ * - optional output `contributions`: float32 [batch, n_features], each feature's share of the
+ *   score (used for "top contributing features" in alerts). Consumers that do not know it ignore it.
+ */
+import protobuf from 'protobufjs';
+
+export const CONTRACT_VERSION = 1;
+export const INPUT_NAME = 'features';
+export const OUTPUT_NAME = 'score';
+export const CONTRIBUTIONS_OUTPUT_NAME = 'contributions';
+
+export const META_KEYS = {
+  contract: 'pumpwatch.contract',
+  features: 'pumpwatch.features',
+  window: 'pumpwatch.window',
+  threshold: 'pumpwatch.threshold',
+  source: 'pumpwatch.source',
+  version: 'pumpwatch.version',
+  trainedAt: 'pumpwatch.trained_at',
+  algorithm: 'pumpwatch.algorithm',
+  metrics: 'pumpwatch.metrics',
+} as const;
+
+export interface ModelMetadata {
+  contract: 1;
+  features: string[];
+  window: number;
+  threshold: number;
+  source: string;
+  version: string;
+  trainedAt: string;
+  algorithm: string;
+  metrics: Record<string, unknown>;
+}
+
+export class ModelContractError extends Error {
+  readonly code = 'PW_MODEL_CONTRACT';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ModelContractError';
+  }
+}
+
+/** Turns metadata into ONNX `metadata_props` entries (used by the trainer's writer). */
+export function metadataToProps(meta: ModelMetadata): Record<string, string> {
+  return {
+    [META_KEYS.contract]: String(meta.contract),
+    [META_KEYS.features]: JSON.stringify(meta.features),
+    [META_KEYS.window]: String(meta.window),
+    [META_KEYS.threshold]: String(meta.threshold),
+    [META_KEYS.source]: meta.source,
+    [META_KEYS.version]: meta.version,
+    [META_KEYS.trainedAt]: meta.trainedAt,
+    [META_KEYS.algorithm]: meta.algorithm,
+    [META_KEYS.metrics]: JSON.stringify(meta.metrics),
+  };
+}
+
+/** Checks `metadata_props` against contract 1; throws a ModelContractError naming the first problem. */
+export function parseModelMetadata(props: Record<string, string>): ModelMetadata {
+  const get = (key: string): string => {
+    const v = props[key];
+    if (v === undefined) throw new ModelContractError(`model metadata lacks "${key}"`);
+    return v;
+  };
+  const contract = get(META_KEYS.contract);
+  if (contract !== String(CONTRACT_VERSION)) {
+    throw new ModelContractError(
+      `model metadata "${META_KEYS.contract}" is "${contract}", this agent reads contract ${CONTRACT_VERSION}`,
+    );
+  }
+  let features: unknown;
+  try {
+    features = JSON.parse(get(META_KEYS.features));
+  } catch {
+    throw new ModelContractError(`model metadata "${META_KEYS.features}" is not JSON`);
+  }
+  if (
+    !Array.isArray(features) ||
+    features.length === 0 ||
+    !features.every((f) => typeof f === 'string' && f.length > 0) ||
+    new Set(features).size !== features.length
+  ) {
+    throw new ModelContractError(
+      `model metadata "${META_KEYS.features}" must be a non-empty JSON array of distinct names`,
+    );
+  }
+  const windowText = get(META_KEYS.window);
+  const window = Number(windowText);
+  if (!Number.isInteger(window) || window < 1) {
+    throw new ModelContractError(`model metadata "${META_KEYS.window}" must be an integer >= 1, got "${windowText}"`);
+  }
+  const thresholdText = get(META_KEYS.threshold);
+  const threshold = Number(thresholdText);
+  if (thresholdText.trim() === '' || !Number.isFinite(threshold)) {
+    throw new ModelContractError(`model metadata "${META_KEYS.threshold}" must be a finite number, got "${thresholdText}"`);
+  }
+  const source = get(META_KEYS.source);
+  const version = get(META_KEYS.version);
+  if (version.trim() === '') throw new ModelContractError(`model metadata "${META_KEYS.version}" is empty`);
+  const trainedAt = get(META_KEYS.trainedAt);
+  if (Number.isNaN(Date.parse(trainedAt))) {
+    throw new ModelContractError(`model metadata "${META_KEYS.trainedAt}" is not an ISO date: "${trainedAt}"`);
+  }
+  const algorithm = get(META_KEYS.algorithm);
+  let metrics: unknown;
+  try {
+    metrics = JSON.parse(get(META_KEYS.metrics));
+  } catch {
+    throw new ModelContractError(`model metadata "${META_KEYS.metrics}" is not JSON`);
+  }
+  if (metrics === null || typeof metrics !== 'object' || Array.isArray(metrics)) {
+    throw new ModelContractError(`model metadata "${META_KEYS.metrics}" must be a JSON object`);
+  }
+  return {
+    contract: CONTRACT_VERSION,
+    features: features as string[],
+    window,
+    threshold,
+    source,
+    version,
+    trainedAt,
+    algorithm,
+    metrics: metrics as Record<string, unknown>,
+  };
+}
+
+// ONNX ModelProto field numbers (onnx/onnx.proto): metadata_props = 14 (StringStringEntryProto key=1 value=2).
+const MODEL_METADATA_PROPS_FIELD = 14;
+
+/**
+ * Reads `metadata_props` from serialised ONNX bytes. onnxruntime-node does not expose them, so the
+ * top level of the ModelProto is walked with protobufjs' wire reader (nested messages are skipped).
+ */
+export function readMetadataProps(bytes: Uint8Array): Record<string, string> {
+  const props: Record<string, string> = {};
+  const reader = protobuf.Reader.create(bytes);
+  try {
+    while (reader.pos < reader.len) {
+      const tag = reader.uint32();
+      const field = tag >>> 3;
+      const wire = tag & 7;
+      if (field === 0) throw new Error('field number 0');
+      if (field === MODEL_METADATA_PROPS_FIELD && wire === 2) {
+        const entry = protobuf.Reader.create(reader.bytes());
+        let key = '';
+        let value = '';
+        while (entry.pos < entry.len) {
+          const t = entry.uint32();
+          if (t >>> 3 === 1 && (t & 7) === 2) key = entry.string();
+          else if (t >>> 3 === 2 && (t & 7) === 2) value = entry.string();
+          else entry.skipType(t & 7);
+        }
+        props[key] = value;
+      } else {
+        reader.skipType(wire);
+      }
+    }
+  } catch (err) {
+    throw new ModelContractError(`not an ONNX model (protobuf parse failed: ${(err as Error).message})`);
+  }
+  return props;
+}
+
+/** Reads and checks the contract-1 metadata of serialised ONNX bytes. */
+export function readModelMetadata(bytes: Uint8Array): ModelMetadata {
+  if (bytes.length === 0) throw new ModelContractError('model file is empty');
+  return parseModelMetadata(readMetadataProps(bytes));
+}
