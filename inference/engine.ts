@@ -1,0 +1,203 @@
+import type { PredictionRow, Reading } from '../buffer/types.js';
+import type { LoadedModel } from './model.js';
+import { FeatureWindow } from './window.js';
+
+/** The model key every pump without a model of its own falls back to. */
+export const DEFAULT_MODEL_KEY = 'default';
+
+/** Raw readings kept per pump so a new model's window starts from real history, not padding. */
+const HISTORY = 256;
+
+export interface ModelFault {
+  key: string;
+  model: LoadedModel;
+  reason: string;
+}
+
+interface PumpState {
+  history: Array<Reading['values']>;
+  historyHead: number;
+  live: { model: LoadedModel; win: FeatureWindow } | null;
+  shadow: { model: LoadedModel; win: FeatureWindow } | null;
+}
+
+/** One micro-batch's readings for one model: their row indexes and the packed windows. */
+interface Group {
+  model: LoadedModel;
+  rows: number[];
+  input: Float32Array;
+  shadow: boolean;
+}
+
+/**
+ * Scores readings in micro-batches across pumps: one `session.run` per model per batch. Each pump
+ * uses its own model when one is assigned, else `default`. Swaps take effect between two batches,
+ * because a batch resolves its models once, at its start. Callers must not overlap `score` calls.
+ */
+export class InferenceEngine {
+  private readonly live = new Map<string, LoadedModel>();
+  private readonly shadows = new Map<string, LoadedModel>();
+  private readonly pumps = new Map<string, PumpState>();
+
+  constructor(private readonly onFault: (fault: ModelFault) => void = () => {}) {}
+
+  setModel(key: string, model: LoadedModel | null): void {
+    if (model) this.live.set(key, model);
+    else this.live.delete(key);
+  }
+
+  setShadow(key: string, model: LoadedModel | null): void {
+    if (model) this.shadows.set(key, model);
+    else this.shadows.delete(key);
+  }
+
+  model(key: string): LoadedModel | undefined {
+    return this.live.get(key);
+  }
+
+  shadow(key: string): LoadedModel | undefined {
+    return this.shadows.get(key);
+  }
+
+  /** The model that scores this pump now (its own, else the default). */
+  modelFor(pumpId: string): LoadedModel | undefined {
+    return this.live.get(pumpId) ?? this.live.get(DEFAULT_MODEL_KEY);
+  }
+
+  keys(): string[] {
+    return [...this.live.keys()];
+  }
+
+  pumpIds(): string[] {
+    return [...this.pumps.keys()];
+  }
+
+  /** Scores readings in arrival order; returns one row per reading, scored or with the reason it is not. */
+  async score(readings: readonly Reading[], receivedAt: number): Promise<PredictionRow[]> {
+    const rows: PredictionRow[] = new Array(readings.length);
+    const groups = new Map<LoadedModel, Group>();
+    const shadowGroups = new Map<LoadedModel, Group>();
+    const sizes = this.countPerModel(readings);
+    for (let i = 0; i < readings.length; i++) {
+      const r = readings[i]!;
+      const state = this.state(r.pumpId);
+      this.remember(state, r.values);
+      const model = this.modelFor(r.pumpId);
+      const row: PredictionRow = {
+        pumpId: r.pumpId, ts: r.ts, receivedAt, values: r.values,
+        score: null, anomaly: null, modelVersion: model?.version ?? null, imputed: false,
+        unscoredReason: model ? null : 'no model assigned to this pump and no default model',
+      };
+      rows[i] = row;
+      if (model) {
+        state.live = this.windowFor(state, state.live, model);
+        const pushed = state.live.win.push(r.values);
+        row.imputed = pushed.imputed;
+        if (pushed.ready) this.add(groups, model, state.live.win, i, sizes.get(model) ?? 1, false);
+        else row.unscoredReason = `no value known yet for feature "${pushed.missing}"`;
+      }
+      const shadow = this.shadows.get(r.pumpId) ?? this.shadows.get(DEFAULT_MODEL_KEY);
+      if (shadow) {
+        state.shadow = this.windowFor(state, state.shadow, shadow);
+        row.shadowModelVersion = shadow.version;
+        if (state.shadow.win.push(r.values).ready) this.add(shadowGroups, shadow, state.shadow.win, i, readings.length, true);
+      }
+    }
+    for (const g of groups.values()) await this.runGroup(g, rows);
+    for (const g of shadowGroups.values()) await this.runGroup(g, rows);
+    return rows;
+  }
+
+  private countPerModel(readings: readonly Reading[]): Map<LoadedModel, number> {
+    const sizes = new Map<LoadedModel, number>();
+    for (const r of readings) {
+      const m = this.modelFor(r.pumpId);
+      if (m) sizes.set(m, (sizes.get(m) ?? 0) + 1);
+    }
+    return sizes;
+  }
+
+  private add(groups: Map<LoadedModel, Group>, model: LoadedModel, win: FeatureWindow, row: number, capacity: number, shadow: boolean): void {
+    let g = groups.get(model);
+    if (!g) {
+      g = { model, rows: [], input: new Float32Array(capacity * model.meta.window * model.meta.features.length), shadow };
+      groups.set(model, g);
+    }
+    win.writeTo(g.input, g.rows.length * model.meta.window * model.meta.features.length);
+    g.rows.push(row);
+  }
+
+  private async runGroup(g: Group, rows: PredictionRow[]): Promise<void> {
+    const n = g.rows.length;
+    const stride = g.model.meta.window * g.model.meta.features.length;
+    const key = this.keyOf(g.model, g.shadow);
+    let out;
+    try {
+      out = await g.model.run(g.input.subarray(0, n * stride), n);
+    } catch (err) {
+      const reason = `model ${g.model.version} failed: ${(err as Error).message}`;
+      if (!g.shadow) for (const i of g.rows) rows[i]!.unscoredReason = reason;
+      this.onFault({ key, model: g.model, reason });
+      return;
+    }
+    const { threshold, features } = g.model.meta;
+    let nonFinite = 0;
+    for (let k = 0; k < n; k++) {
+      const row = rows[g.rows[k]!]!;
+      const s = out.scores[k]!;
+      if (g.shadow) {
+        row.shadowScore = Number.isFinite(s) ? s : null;
+        continue;
+      }
+      if (!Number.isFinite(s)) {
+        nonFinite++;
+        row.unscoredReason = `model ${g.model.version} produced a non-finite score`;
+        continue;
+      }
+      row.score = s;
+      row.anomaly = s > threshold;
+      if (row.anomaly && out.contributions) row.contributions = contributionsOf(out.contributions, k, features);
+    }
+    if (nonFinite > 0) this.onFault({ key, model: g.model, reason: `${nonFinite} of ${n} scores were not finite` });
+  }
+
+  private keyOf(model: LoadedModel, shadow: boolean): string {
+    for (const [key, m] of shadow ? this.shadows : this.live) if (m === model) return key;
+    return DEFAULT_MODEL_KEY;
+  }
+
+  private state(pumpId: string): PumpState {
+    let s = this.pumps.get(pumpId);
+    if (!s) {
+      s = { history: [], historyHead: 0, live: null, shadow: null };
+      this.pumps.set(pumpId, s);
+    }
+    return s;
+  }
+
+  private remember(state: PumpState, values: Reading['values']): void {
+    if (state.history.length < HISTORY) state.history.push(values);
+    else state.history[state.historyHead] = values;
+    state.historyHead = (state.historyHead + 1) % HISTORY;
+  }
+
+  /** The pump's window for `model`, rebuilt from raw history when the model changed. */
+  private windowFor(state: PumpState, current: PumpState['live'], model: LoadedModel): NonNullable<PumpState['live']> {
+    if (current && current.model === model) return current;
+    const win = new FeatureWindow(model.meta.features, model.meta.window);
+    // Replay history up to (not including) the reading being scored now, oldest first.
+    const h = state.history;
+    const n = h.length;
+    const take = Math.min(n - 1, model.meta.window - 1 + 16);
+    const start = n < HISTORY ? n - 1 - take : (state.historyHead - 1 - take + HISTORY * 2) % HISTORY;
+    for (let k = 0; k < take; k++) win.push(h[(start + k) % Math.max(n, 1)]!);
+    return { model, win };
+  }
+}
+
+function contributionsOf(all: Float32Array, k: number, features: readonly string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  const f = features.length;
+  for (let j = 0; j < f; j++) out[features[j]!] = all[k * f + j]!;
+  return out;
+}
