@@ -1,0 +1,97 @@
+#!/usr/bin/env node
+import { Agent } from './main.js';
+import { ConfigError, configReference, loadConfig } from './config.js';
+import { createLogger } from './logger.js';
+import { runSimulateCli } from './simulate-cli.js';
+
+const HELP = `pumpwatch-agent: the PumpWatch edge agent (an Azure IoT Edge module).
+
+Usage:
+  pumpwatch-agent              run the agent (standalone when nothing is configured)
+  pumpwatch-agent simulate …   write simulated pump readings as CSV (simulate --help)
+  pumpwatch-agent --help       this text
+
+Configuration (environment variables):
+${configReference()
+  .map((k) => `  ${k.env.padEnd(42)} ${k.description} [${k.unit}; default ${k.default}${k.live ? '; live' : ''}]`)
+  .join('\n')}
+`;
+
+/** Stops cleanly on SIGTERM/SIGINT (IoT Edge sends SIGTERM, then SIGKILL after a grace period). */
+function installSignalHandlers(stop: () => Promise<void>): void {
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      process.stderr.write(`second ${signal}: exiting now\n`);
+      process.exit(1);
+    }
+    stopping = true;
+    const force = setTimeout(() => {
+      process.stderr.write('clean stop took longer than 10 s: exiting\n');
+      process.exit(1);
+    }, 10_000);
+    force.unref();
+    stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        process.stderr.write(`stop failed: ${(err as Error).message}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
+
+async function runAgent(): Promise<number> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`pumpwatch-agent: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const logger = createLogger(config.logLevel);
+  const agent = new Agent({ config, logger });
+  installSignalHandlers(() => agent.stop());
+  try {
+    await agent.start();
+  } catch (err) {
+    logger.fatal({ err }, 'agent failed to start');
+    await agent.stop();
+    return 1;
+  }
+  const addr = agent.httpAddress();
+  const host = addr && (addr.host === '0.0.0.0' || addr.host === '::') ? '127.0.0.1' : addr?.host;
+  const where = addr ? `http://${host}:${addr.port}/` : '(no status endpoint)';
+  const sim = config.resolvedSimulate > 0 ? `${config.resolvedSimulate} simulated pumps, ` : '';
+  process.stdout.write(`PumpWatch agent running: status page ${where} (${sim}buffer in ${config.dataDir}); Ctrl-C stops it\n`);
+  return -1; // keep running until a signal
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  if (command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(HELP);
+    return;
+  }
+  if (command === 'simulate') {
+    process.exitCode = await runSimulateCli(rest);
+    return;
+  }
+  if (command !== undefined && command !== 'run') {
+    process.stderr.write(`pumpwatch-agent: unknown command "${command}"\n\n${HELP}`);
+    process.exitCode = 2;
+    return;
+  }
+  const code = await runAgent();
+  if (code >= 0) process.exit(code);
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  process.stderr.write(`pumpwatch-agent: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,123 @@
+import { hostname } from 'node:os';
+import { z } from 'zod';
+
+/**
+ * The agent's configuration: one declared schema. Every key has an environment variable, a default,
+ * a unit and a description; `live` keys may change at run time (module twin), the others need a
+ * restart. A bad value is refused with a message naming the variable and the value.
+ */
+interface KeySpec<T extends z.ZodType> {
+  env: string;
+  schema: T;
+  unit: string;
+  live: boolean;
+  description: string;
+  /** Secrets are never echoed back in errors or logs. */
+  secret?: boolean;
+}
+
+const bool = z.enum(['0', '1', 'true', 'false']).transform((v) => v === '1' || v === 'true');
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const optionalText = z.string().min(1).optional();
+
+function key<T extends z.ZodType>(spec: KeySpec<T>): KeySpec<T> {
+  return spec;
+}
+
+export const CONFIG_KEYS = {
+  dataDir: key({ env: 'PUMPWATCH_DATA_DIR', schema: z.string().min(1).default('./data'), unit: 'path', live: false, description: 'SQLite buffer and model store' }),
+  httpHost: key({ env: 'PUMPWATCH_HTTP_HOST', schema: z.string().min(1).default('127.0.0.1'), unit: 'address', live: false, description: 'status endpoint address (0.0.0.0 in the container)' }),
+  httpPort: key({ env: 'PUMPWATCH_HTTP_PORT', schema: int(0, 65535).default(8080), unit: 'port', live: false, description: 'status endpoint port (0 = any free port)' }),
+  statusToken: key({ env: 'PUMPWATCH_STATUS_TOKEN', schema: optionalText, unit: 'text', live: false, secret: true, description: 'bearer token for everything but /healthz and /readyz; unset: data endpoints answer loopback only' }),
+  blobConnectionString: key({ env: 'PUMPWATCH_BLOB_CONNECTION_STRING', schema: optionalText, unit: 'text', live: false, secret: true, description: 'Blob Storage connection string (sync target)' }),
+  blobSasUrl: key({ env: 'PUMPWATCH_BLOB_SAS_URL', schema: z.string().url().optional(), unit: 'URL', live: false, secret: true, description: 'container SAS URL (alternative to the connection string)' }),
+  blobContainer: key({ env: 'PUMPWATCH_BLOB_CONTAINER', schema: z.string().regex(/^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$/, 'a container name: 3-63 lowercase letters, digits, dashes').default('pumpwatch'), unit: 'name', live: false, description: 'Blob container' }),
+  deviceId: key({ env: 'PUMPWATCH_DEVICE_ID', schema: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'letters, digits, . _ : - (at most 128)').optional(), unit: 'id', live: false, description: 'device id in blob names; default: IOTEDGE_DEVICEID, else the host name' }),
+  simulate: key({ env: 'PUMPWATCH_SIMULATE', schema: int(0, 1000).optional(), unit: 'pumps', live: false, description: 'simulated pumps; default 3 standalone, 0 otherwise' }),
+  sync: key({ env: 'PUMPWATCH_SYNC', schema: z.enum(['auto', 'off']).default('auto'), unit: 'auto/off', live: false, description: 'off: never upload (the buffer still fills and evicts); auto: sync to the configured target, or to a local Azurite when standalone' }),
+  hub: key({ env: 'PUMPWATCH_HUB', schema: z.enum(['auto', 'off']).default('auto'), unit: 'auto/off', live: false, description: 'off: no IoT Edge client; auto: IoT Edge when configured, a local hub when standalone' }),
+  simulateRateHz: key({ env: 'PUMPWATCH_SIMULATE_RATE_HZ', schema: z.coerce.number().positive().max(1000).default(1), unit: 'Hz', live: false, description: 'readings per second of each simulated pump' }),
+  bufferMaxBytes: key({ env: 'PUMPWATCH_BUFFER_MAX_BYTES', schema: int(1 << 20, Number.MAX_SAFE_INTEGER).default(1073741824), unit: 'bytes', live: true, description: 'disk cap of the buffer' }),
+  syncIntervalSeconds: key({ env: 'PUMPWATCH_SYNC_INTERVAL_SECONDS', schema: int(1, 86400).default(30), unit: 's', live: true, description: 'sync attempts when idle' }),
+  syncMaxBytesPerSecond: key({ env: 'PUMPWATCH_SYNC_MAX_BYTES_PER_SECOND', schema: int(0, Number.MAX_SAFE_INTEGER).default(0), unit: 'B/s', live: true, description: 'upload bandwidth cap for metered links (0 = none)' }),
+  syncBatchMaxRows: key({ env: 'PUMPWATCH_SYNC_BATCH_MAX_ROWS', schema: int(1, 1_000_000).default(50_000), unit: 'rows', live: true, description: 'rows per uploaded blob at most' }),
+  retentionHours: key({ env: 'PUMPWATCH_RETENTION_HOURS', schema: z.coerce.number().min(0).default(72), unit: 'h', live: true, description: 'how long synced rows stay for the technician page' }),
+  alertsMinIntervalSeconds: key({ env: 'PUMPWATCH_ALERTS_MIN_INTERVAL_SECONDS', schema: int(0, 86400).default(60), unit: 's', live: true, description: 'at most one alert per pump in this interval' }),
+  logLevel: key({ env: 'PUMPWATCH_LOG_LEVEL', schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), unit: 'level', live: true, description: 'pino log level' }),
+  allowInsecureModelUrls: key({ env: 'PUMPWATCH_ALLOW_INSECURE_MODEL_URLS', schema: bool.default(false), unit: '0/1', live: false, description: 'let model downloads use plain http:// (development and tests only)' }),
+  maxBodyBytes: key({ env: 'PUMPWATCH_MAX_BODY_BYTES', schema: int(1024, 1 << 30).default(16 * 1024 * 1024), unit: 'bytes', live: false, description: 'largest POST /readings body (413 above)' }),
+  maxReadingsPerRequest: key({ env: 'PUMPWATCH_MAX_READINGS_PER_REQUEST', schema: int(1, 1_000_000).default(50_000), unit: 'readings', live: false, description: 'most readings in one request (413 above)' }),
+  maxFutureSeconds: key({ env: 'PUMPWATCH_MAX_FUTURE_SECONDS', schema: int(0, 10 * 365 * 86400).default(86400), unit: 's', live: true, description: 'readings further ahead of the gateway clock are refused' }),
+  maxPastSeconds: key({ env: 'PUMPWATCH_MAX_PAST_SECONDS', schema: int(0, 100 * 365 * 86400).default(365 * 86400), unit: 's', live: true, description: 'readings further behind the gateway clock are refused' }),
+  batchMaxReadings: key({ env: 'PUMPWATCH_BATCH_MAX_READINGS', schema: int(1, 100_000).default(8192), unit: 'readings', live: false, description: 'micro-batch size cap (one session.run and one transaction each)' }),
+  modelMaxBytes: key({ env: 'PUMPWATCH_MODEL_MAX_BYTES', schema: int(1024, 1 << 30).default(64 * 1024 * 1024), unit: 'bytes', live: true, description: 'largest model download' }),
+  modelDownloadTimeoutSeconds: key({ env: 'PUMPWATCH_MODEL_DOWNLOAD_TIMEOUT_SECONDS', schema: int(1, 3600).default(120), unit: 's', live: true, description: 'model download timeout' }),
+} as const;
+
+export type ConfigKey = keyof typeof CONFIG_KEYS;
+export type Config = { [K in ConfigKey]: z.output<(typeof CONFIG_KEYS)[K]['schema']> } & {
+  /** True when neither a blob target nor IoT Edge is configured: simulated pumps, local Azurite and hub. */
+  standalone: boolean;
+  /** The device id in force (configured, from IoT Edge, or the host name). */
+  resolvedDeviceId: string;
+  /** Simulated pumps in force (configured, or 3 standalone / 0 otherwise). */
+  resolvedSimulate: number;
+  /** IoT Edge (or a module connection string) is configured. */
+  edge: boolean;
+};
+
+export class ConfigError extends Error {
+  readonly code = 'PW_CONFIG_INVALID';
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration: ${problems.join('; ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function describeValue(spec: KeySpec<z.ZodType>, raw: string): string {
+  return spec.secret ? '(value hidden)' : JSON.stringify(raw);
+}
+
+/** Parses values for some keys (from the environment or a twin patch); throws ConfigError naming each bad one. */
+export function parseKeys(raw: Partial<Record<ConfigKey, string | undefined>>, label: (k: ConfigKey) => string): Partial<Record<ConfigKey, unknown>> {
+  const out: Partial<Record<ConfigKey, unknown>> = {};
+  const problems: string[] = [];
+  for (const [k, spec] of Object.entries(CONFIG_KEYS) as Array<[ConfigKey, KeySpec<z.ZodType>]>) {
+    const value = raw[k];
+    const parsed = spec.schema.safeParse(value === '' ? undefined : value);
+    if (parsed.success) out[k] = parsed.data;
+    else problems.push(`${label(k)}=${describeValue(spec, value ?? '')}: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return out;
+}
+
+/** Reads the whole configuration from environment variables. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const raw: Partial<Record<ConfigKey, string | undefined>> = {};
+  for (const [k, spec] of Object.entries(CONFIG_KEYS) as Array<[ConfigKey, KeySpec<z.ZodType>]>) raw[k] = env[spec.env];
+  const values = parseKeys(raw, (k) => CONFIG_KEYS[k].env) as Omit<Config, 'standalone' | 'resolvedDeviceId' | 'resolvedSimulate' | 'edge'>;
+  const edge = Boolean(env.IOTEDGE_WORKLOADURI || env.EdgeHubConnectionString || env.PUMPWATCH_MODULE_CONNECTION_STRING);
+  const standalone = !edge && !values.blobConnectionString && !values.blobSasUrl;
+  return {
+    ...values,
+    edge,
+    standalone,
+    resolvedDeviceId: values.deviceId ?? env.IOTEDGE_DEVICEID ?? hostname(),
+    resolvedSimulate: values.simulate ?? (standalone ? 3 : 0),
+  };
+}
+
+/** The configuration reference as rows (README table, `pumpwatch-agent --help`). */
+export function configReference(): Array<{ env: string; default: string; unit: string; live: boolean; description: string }> {
+  return (Object.values(CONFIG_KEYS) as Array<KeySpec<z.ZodType>>).map((spec) => {
+    const d = spec.schema.safeParse(undefined);
+    return {
+      env: spec.env,
+      default: d.success && d.data !== undefined ? String(d.data) : '—',
+      unit: spec.unit,
+      live: spec.live,
+      description: spec.description,
+    };
+  });
+}

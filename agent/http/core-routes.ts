@@ -1,0 +1,71 @@
+import type { BufferStore } from '../../buffer/store.js';
+import type { ModelManager } from '../../inference/models.js';
+import type { MetricsRegistry } from '../metrics.js';
+import type { AgentStatus } from '../status.js';
+import { HttpError } from './errors.js';
+import type { StatusServer } from './server.js';
+
+function parseSince(text: string | null): number | undefined {
+  if (text === null || text === '') return undefined;
+  const n = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
+  if (!Number.isFinite(n)) throw new HttpError(400, 'PW_BAD_QUERY', `since: "${text}" is neither an ISO 8601 date nor epoch milliseconds`);
+  return n;
+}
+
+function parseLimit(text: string | null, def: number, max: number): number {
+  if (text === null || text === '') return def;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new HttpError(400, 'PW_BAD_QUERY', `limit: "${text}" must be an integer from 1 to ${max}`);
+  return n;
+}
+
+/** Health, readiness, status, metrics and per-pump predictions. */
+export function registerCoreRoutes(
+  server: StatusServer,
+  deps: { status: AgentStatus; models: ModelManager; buffer: BufferStore; registry: MetricsRegistry },
+): void {
+  server.route(
+    'GET',
+    '/healthz',
+    () => {
+      const h = deps.status.health();
+      return { status: h.ok ? 200 : 503, json: { status: h.ok ? 'ok' : 'failing', failing: h.failing, checks: h.checks } };
+    },
+    { public: true },
+  );
+  server.route(
+    'GET',
+    '/readyz',
+    () =>
+      deps.models.ready()
+        ? { status: 200, json: { status: 'ready' } }
+        : { status: 503, json: { status: 'not ready', code: 'PW_NO_MODEL', error: 'no model is active yet' } },
+    { public: true },
+  );
+  server.route('GET', '/status', () => ({ status: 200, json: deps.status.snapshot() }));
+  server.route('GET', '/metrics', () => ({ status: 200, body: deps.registry.render(), contentType: 'text/plain; version=0.0.4; charset=utf-8' }));
+  server.route('GET', '/pumps/:pumpId/predictions', ({ url, params }) => {
+    const sinceTs = parseSince(url.searchParams.get('since'));
+    const limit = parseLimit(url.searchParams.get('limit'), 500, 10_000);
+    const rows = deps.buffer.predictions(params.pumpId!, { sinceTs, limit });
+    return {
+      status: 200,
+      json: {
+        pumpId: params.pumpId,
+        count: rows.length,
+        predictions: rows.map((r) => ({
+          seq: r.seq,
+          ts: new Date(r.ts).toISOString(),
+          values: r.values,
+          score: r.score,
+          anomaly: r.anomaly,
+          modelVersion: r.modelVersion,
+          imputed: r.imputed,
+          unscoredReason: r.unscoredReason,
+          contributions: r.contributions ?? null,
+          shadowScore: r.shadowScore ?? null,
+        })),
+      },
+    };
+  });
+}

@@ -1,0 +1,89 @@
+import type { IngestPipeline } from '../ingest/pipeline.js';
+import { readBody } from './body.js';
+import { HttpError } from './errors.js';
+import type { StatusServer } from './server.js';
+
+/** At most this many rejection reasons are listed in one answer (`rejectedTotal` has the count). */
+const MAX_LISTED = 1000;
+const RAW_PREVIEW = 4096;
+
+interface ParsedBody {
+  /** Items that parsed as JSON, with their position in the request. */
+  items: Array<{ index: number; value: unknown; raw: string }>;
+  /** Lines that are not JSON (NDJSON only). */
+  lineErrors: Array<{ index: number; error: string; raw: string }>;
+}
+
+function parseNdjson(text: string): ParsedBody {
+  const out: ParsedBody = { items: [], lineErrors: [] };
+  let index = 0;
+  for (const line of text.split(/\r?\n/)) {
+    if (line.trim() === '') continue;
+    try {
+      out.items.push({ index, value: JSON.parse(line), raw: line });
+    } catch (err) {
+      out.lineErrors.push({ index, error: `line ${index + 1} is not valid JSON: ${(err as Error).message}`, raw: line });
+    }
+    index++;
+  }
+  return out;
+}
+
+/** Accepts one reading, a JSON array of readings, or NDJSON (by content type, or detected). */
+export function parseReadingsBody(body: Buffer, contentType: string): ParsedBody {
+  const text = body.toString('utf8');
+  if (text.trim() === '') throw new HttpError(400, 'PW_EMPTY_BODY', 'the body is empty: send one reading, a JSON array of readings, or NDJSON');
+  if (/ndjson|jsonlines|x-json-stream/i.test(contentType)) return parseNdjson(text);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    const lines = text.trim().split(/\r?\n/);
+    if (lines.length > 1 && lines[0]!.trim().startsWith('{')) return parseNdjson(text);
+    throw new HttpError(400, 'PW_BAD_JSON', `the body is not valid JSON: ${(err as Error).message}`);
+  }
+  if (Array.isArray(value)) return { items: value.map((v, index) => ({ index, value: v, raw: '' })), lineErrors: [] };
+  if (value !== null && typeof value === 'object') return { items: [{ index: 0, value, raw: text }], lineErrors: [] };
+  throw new HttpError(400, 'PW_BAD_BODY', 'the body must be a reading object, a JSON array of readings, or NDJSON');
+}
+
+export function registerReadingsRoute(
+  server: StatusServer,
+  deps: { pipeline: IngestPipeline; maxBodyBytes: () => number; maxReadings: () => number; clock?: () => number },
+): void {
+  server.route('POST', '/readings', async ({ req }) => {
+    const body = await readBody(req, deps.maxBodyBytes());
+    const now = (deps.clock ?? Date.now)();
+    let parsed: ParsedBody;
+    try {
+      parsed = parseReadingsBody(body, req.headers['content-type'] ?? '');
+    } catch (err) {
+      // Keep what could not be parsed, with the reason: nothing that reached the agent disappears.
+      if (err instanceof HttpError) deps.pipeline.reject([{ source: 'http', raw: body.toString('utf8', 0, RAW_PREVIEW), reason: err.message, receivedAt: now }]);
+      throw err;
+    }
+    const total = parsed.items.length + parsed.lineErrors.length;
+    if (total > deps.maxReadings()) {
+      throw new HttpError(413, 'PW_TOO_MANY_READINGS', `${total} readings in one request, at most ${deps.maxReadings()} allowed; split the request`);
+    }
+    deps.pipeline.reject(parsed.lineErrors.map((e) => ({ source: 'http', raw: e.raw, reason: e.error, receivedAt: now })));
+    const result = await deps.pipeline.ingest(
+      parsed.items.map((i) => i.value),
+      'http',
+      (k) => parsed.items[k]!.raw || JSON.stringify(parsed.items[k]!.value),
+    );
+    const rejected = [
+      ...parsed.lineErrors.map((e) => ({ index: e.index, error: e.error })),
+      ...result.rejected.map((r) => ({ index: parsed.items[r.index]!.index, error: r.error })),
+    ].sort((a, b) => a.index - b.index);
+    const answer = { accepted: result.accepted, rejected: rejected.slice(0, MAX_LISTED), rejectedTotal: rejected.length };
+    if (result.accepted === 0) {
+      const first = rejected[0];
+      return {
+        status: 400,
+        json: { code: 'PW_NO_VALID_READINGS', error: `none of the ${total} readings is valid${first ? `; first problem (index ${first.index}): ${first.error}` : ''}`, ...answer },
+      };
+    }
+    return { status: 202, json: answer };
+  });
+}

@@ -1,0 +1,143 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '../logger.js';
+import { authorize } from './auth.js';
+import { HttpError, toHttpError } from './errors.js';
+
+export interface RouteContext {
+  req: IncomingMessage;
+  res: ServerResponse;
+  url: URL;
+  params: Record<string, string>;
+}
+
+/** What a handler answers; `stream` handlers write to `res` themselves (server-sent events). */
+export type Reply =
+  | { status: number; json: unknown; headers?: Record<string, string> }
+  | { status: number; body: string | Buffer; contentType: string; headers?: Record<string, string> }
+  | { stream: true };
+
+export type Handler = (ctx: RouteContext) => Promise<Reply> | Reply;
+
+interface Route {
+  method: string;
+  pattern: RegExp;
+  names: string[];
+  /** Public routes need no token (health probes, the page shell and its static assets). */
+  public: boolean;
+  handler: Handler;
+}
+
+/**
+ * The status endpoint: a small router on node:http. Routes are added by the parts that own them
+ * (core status, readings, page, labels); authentication and error mapping happen here only.
+ */
+export class StatusServer {
+  private readonly routes: Route[] = [];
+  private server: Server | null = null;
+
+  constructor(
+    private readonly options: { token: string | undefined; logger: Logger },
+  ) {}
+
+  route(method: string, path: string, handler: Handler, opts: { public?: boolean } = {}): void {
+    const names: string[] = [];
+    const pattern = new RegExp(
+      `^${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:(\w+)/g, (_m, n: string) => {
+        names.push(n);
+        return '([^/]+)';
+      })}$`,
+    );
+    this.routes.push({ method, pattern, names, public: opts.public ?? false, handler });
+  }
+
+  async start(host: string, port: number): Promise<AddressInfo> {
+    const server = createServer((req, res) => {
+      void this.handle(req, res);
+    });
+    server.keepAliveTimeout = 5_000;
+    server.headersTimeout = 10_000;
+    server.requestTimeout = 120_000;
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    return server.address() as AddressInfo;
+  }
+
+  address(): AddressInfo | null {
+    return (this.server?.address() as AddressInfo | null) ?? null;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = null;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeIdleConnections();
+      // Open streams (server-sent events) would hold close() forever.
+      setTimeout(() => server.closeAllConnections(), 1_000).unref();
+    });
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      const { route, params } = this.match(req.method ?? 'GET', url.pathname);
+      if (!route.public) authorize(req, this.options.token);
+      const reply = await route.handler({ req, res, url, params });
+      if ('stream' in reply) return;
+      this.send(res, reply);
+    } catch (err) {
+      this.sendError(req, res, err);
+    }
+  }
+
+  private match(method: string, pathname: string): { route: Route; params: Record<string, string> } {
+    let pathMatched = false;
+    for (const route of this.routes) {
+      const m = route.pattern.exec(pathname);
+      if (!m) continue;
+      pathMatched = true;
+      if (route.method !== method && !(method === 'HEAD' && route.method === 'GET')) continue;
+      const params: Record<string, string> = {};
+      route.names.forEach((n, i) => (params[n] = decodeURIComponent(m[i + 1]!)));
+      return { route, params };
+    }
+    if (pathMatched) throw new HttpError(405, 'PW_METHOD_NOT_ALLOWED', `${method} is not allowed on ${pathname}`);
+    throw new HttpError(404, 'PW_NOT_FOUND', `no such endpoint: ${pathname}`);
+  }
+
+  private send(res: ServerResponse, reply: Exclude<Reply, { stream: true }>): void {
+    const headers: Record<string, string> = { 'cache-control': 'no-store', ...reply.headers };
+    if ('json' in reply) {
+      res.writeHead(reply.status, { 'content-type': 'application/json; charset=utf-8', ...headers });
+      res.end(JSON.stringify(reply.json));
+    } else {
+      res.writeHead(reply.status, { 'content-type': reply.contentType, ...headers });
+      res.end(reply.body);
+    }
+  }
+
+  private sendError(req: IncomingMessage, res: ServerResponse, err: unknown): void {
+    const e = toHttpError(err);
+    if (e.status >= 500) this.options.logger.error({ err, path: req.url?.split('?')[0] }, 'request failed');
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const headers: Record<string, string> = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' };
+    if (e.extra.wwwAuthenticate) headers['www-authenticate'] = 'Bearer realm="pumpwatch"';
+    // A body over the limit was not read to its end: close the connection rather than drain it.
+    if (e.status === 413) headers.connection = 'close';
+    res.writeHead(e.status, headers);
+    const { wwwAuthenticate: _w, ...extra } = e.extra;
+    res.end(JSON.stringify({ code: e.code, error: e.message, ...extra }));
+    if (e.status === 413) res.once('finish', () => req.destroy());
+  }
+}

@@ -1,0 +1,187 @@
+import type { BufferStore } from '../../buffer/store.js';
+import type { PredictionRow, Reading, RejectedItem } from '../../buffer/types.js';
+import type { InferenceEngine } from '../../inference/engine.js';
+import type { AgentMetrics } from '../metrics.js';
+import { DEFAULT_LIMITS, validateReading, type ValidationLimits } from './validate.js';
+
+export interface IngestResult {
+  accepted: number;
+  rejected: Array<{ index: number; error: string }>;
+  /** Sequence numbers of the accepted readings, in order. */
+  seqs: number[];
+}
+
+/** Called after a micro-batch is committed, with its rows and their sequence numbers (alerts, page). */
+export type CommitListener = (rows: readonly PredictionRow[], seqs: readonly number[]) => void;
+
+interface Pending {
+  readings: Reading[];
+  acceptedAt: number;
+  resolve: (seqs: number[]) => void;
+  reject: (err: unknown) => void;
+}
+
+export interface PipelineDeps {
+  engine: InferenceEngine;
+  buffer: BufferStore;
+  metrics: AgentMetrics;
+  clock?: () => number;
+  maxBatch?: number;
+  limits?: () => ValidationLimits;
+  onError?: (err: unknown) => void;
+}
+
+/**
+ * The one path every reading takes, whatever its source (HTTP, IoT Edge input, simulator):
+ * validate → queue → micro-batch (across sources and pumps) → inference → one SQLite transaction.
+ * A caller's promise resolves only after its readings are committed. Batches run one at a time,
+ * so per-pump windows advance in arrival order and model swaps happen between batches.
+ */
+export class IngestPipeline {
+  private queue: Pending[] = [];
+  private running: Promise<void> | null = null;
+  private readonly listeners: CommitListener[] = [];
+  private readonly clock: () => number;
+  private readonly maxBatch: number;
+  /** The micro-batch being scored and committed now, if any. */
+  private inFlight: Promise<void> | null = null;
+
+  constructor(private readonly deps: PipelineDeps) {
+    this.clock = deps.clock ?? Date.now;
+    this.maxBatch = deps.maxBatch ?? 8192;
+  }
+
+  onCommit(listener: CommitListener): void {
+    this.listeners.push(listener);
+  }
+
+  /**
+   * Validates raw items and commits the good ones; bad ones are stored in `rejected` with their
+   * reason and counted. Resolves after the commit; rejects (nothing committed) when the buffer fails.
+   */
+  async ingest(items: readonly unknown[], source: string, rawOf: (i: number) => string = (i) => safeJson(items[i])): Promise<IngestResult> {
+    const now = this.clock();
+    const limits = this.deps.limits?.() ?? DEFAULT_LIMITS;
+    const readings: Reading[] = [];
+    const rejected: IngestResult['rejected'] = [];
+    for (let i = 0; i < items.length; i++) {
+      const v = validateReading(items[i], now, limits);
+      if (v.ok) readings.push(v.reading);
+      else rejected.push({ index: i, error: v.error });
+    }
+    if (rejected.length > 0) this.reject(rejected.map((r) => ({ source, raw: rawOf(r.index), reason: r.error, receivedAt: now })));
+    const seqs = readings.length > 0 ? await this.submit(readings) : [];
+    return { accepted: readings.length, rejected, seqs };
+  }
+
+  /** Stores refused items (with their reason) and counts them. */
+  reject(items: readonly RejectedItem[]): void {
+    if (items.length === 0) return;
+    this.deps.buffer.appendRejected(items);
+    this.deps.metrics.rejected.inc(items.length);
+  }
+
+  /** Queues validated readings; resolves with their sequence numbers once committed. */
+  submit(readings: Reading[]): Promise<number[]> {
+    return new Promise<number[]>((resolve, reject) => {
+      this.queue.push({ readings, acceptedAt: this.clock(), resolve, reject });
+      this.running ??= this.drain();
+    });
+  }
+
+  /**
+   * Resolves when the batch in flight now (if any) has finished. A model swapped in before this call
+   * is used by every later batch, so after this the old model's session is no longer in use.
+   */
+  async afterCurrentBatch(): Promise<void> {
+    await this.inFlight;
+  }
+
+  /** Resolves when no batch is running and the queue is empty (clean stop). */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.queue.length > 0) {
+        this.inFlight = this.runBatch(this.take());
+        await this.inFlight;
+        this.inFlight = null;
+      }
+    } finally {
+      this.running = null;
+    }
+  }
+
+  private take(): Pending[] {
+    const batch: Pending[] = [];
+    let n = 0;
+    while (this.queue.length > 0 && (n === 0 || n + this.queue[0]!.readings.length <= this.maxBatch)) {
+      const p = this.queue.shift()!;
+      batch.push(p);
+      n += p.readings.length;
+    }
+    return batch;
+  }
+
+  private async runBatch(batch: Pending[]): Promise<void> {
+    const { engine, buffer, metrics } = this.deps;
+    const readings = batch.length === 1 ? batch[0]!.readings : batch.flatMap((p) => p.readings);
+    try {
+      const t0 = performance.now();
+      const rows = await engine.score(readings, this.clock());
+      const t1 = performance.now();
+      const seqs = buffer.appendBatch(rows);
+      const t2 = performance.now();
+      this.count(rows, (t1 - t0) / 1000, (t2 - t1) / 1000);
+      let offset = 0;
+      const committedAt = this.clock();
+      for (const p of batch) {
+        p.resolve(seqs.slice(offset, offset + p.readings.length));
+        offset += p.readings.length;
+        metrics.readingLatencySeconds.observe((committedAt - p.acceptedAt) / 1000, p.readings.length);
+      }
+      for (const l of this.listeners) this.notify(l, rows, seqs);
+    } catch (err) {
+      for (const p of batch) p.reject(err);
+      this.deps.onError?.(err);
+    }
+  }
+
+  private notify(listener: CommitListener, rows: readonly PredictionRow[], seqs: readonly number[]): void {
+    try {
+      listener(rows, seqs);
+    } catch (err) {
+      this.deps.onError?.(err);
+    }
+  }
+
+  private count(rows: readonly PredictionRow[], inferenceS: number, commitS: number): void {
+    const m = this.deps.metrics;
+    let scored = 0;
+    let anomalies = 0;
+    let imputed = 0;
+    for (const r of rows) {
+      if (r.score !== null) scored++;
+      if (r.anomaly) anomalies++;
+      if (r.imputed) imputed++;
+    }
+    m.accepted.inc(rows.length);
+    m.scored.inc(scored);
+    m.unscored.inc(rows.length - scored);
+    m.anomalies.inc(anomalies);
+    m.imputed.inc(imputed);
+    m.inferenceSeconds.observe(inferenceS);
+    m.commitSeconds.observe(commitS);
+    m.batchSize.observe(rows.length);
+  }
+}
+
+function safeJson(v: unknown): string {
+  try {
+    return JSON.stringify(v) ?? String(v);
+  } catch {
+    return String(v);
+  }
+}

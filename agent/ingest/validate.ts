@@ -1,0 +1,87 @@
+import { z } from 'zod';
+import type { Reading } from '../../buffer/types.js';
+
+export interface ValidationLimits {
+  /** Readings more than this far ahead of the gateway clock are refused (ms). */
+  maxFutureMs: number;
+  /** Readings more than this far behind the gateway clock are refused (ms). */
+  maxPastMs: number;
+  maxValues: number;
+}
+
+export const DEFAULT_LIMITS: ValidationLimits = {
+  maxFutureMs: 86_400_000,
+  maxPastMs: 365 * 86_400_000,
+  maxValues: 256,
+};
+
+/** Pump ids end up in blob names, so they are restricted to characters safe in a path segment. */
+export const PUMP_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/;
+
+const valueSchema = z.union([z.number(), z.null()], {
+  error: (iss) => `expected a finite number or null, got ${describe(iss.input)}`,
+});
+
+const readingSchema = z.strictObject(
+  {
+    pumpId: z
+      .string({ error: (iss) => (iss.input === undefined ? 'is required' : `expected a string, got ${describe(iss.input)}`) })
+      .regex(PUMP_ID_PATTERN, 'must be 1-128 characters: letters, digits, . _ : - (starting with a letter or digit)'),
+    ts: z.union([z.string(), z.number()], {
+      error: (iss) => (iss.input === undefined ? 'is required' : `expected an ISO 8601 string or epoch milliseconds, got ${describe(iss.input)}`),
+    }),
+    values: z.record(z.string().min(1, 'a value name is empty').max(128, 'a value name is longer than 128 characters'), valueSchema, {
+      error: (iss) => (iss.input === undefined ? 'is required' : `expected an object of named values, got ${describe(iss.input)}`),
+    }),
+  },
+  { error: (iss) => (iss.code === 'unrecognized_keys' ? `unknown field ${iss.keys.map((k) => `"${k}"`).join(', ')}` : `expected a reading object, got ${describe(iss.input)}`) },
+);
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'string') return `string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`;
+  if (typeof v === 'number') return String(v);
+  return typeof v;
+}
+
+export type Validated = { ok: true; reading: Reading } | { ok: false; error: string };
+
+function parseTs(ts: string | number): number | string {
+  if (typeof ts === 'number') {
+    if (!Number.isInteger(ts)) return `ts: epoch milliseconds must be an integer, got ${ts}`;
+    return ts;
+  }
+  if (!ISO_8601.test(ts)) return `ts: ${describe(ts)} is not an ISO 8601 date-time with a time zone (e.g. 2026-11-23T10:00:00.000Z)`;
+  const ms = Date.parse(ts);
+  if (Number.isNaN(ms)) return `ts: ${describe(ts)} is not a valid date`;
+  return ms;
+}
+
+/** Validates one reading. Every error names the field and the problem. */
+export function validateReading(input: unknown, now: number, limits: ValidationLimits = DEFAULT_LIMITS): Validated {
+  const parsed = readingSchema.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const path = issue.path.map(String).join('.');
+    return { ok: false, error: path ? `${path}: ${issue.message}` : issue.message };
+  }
+  const r = parsed.data;
+  const ts = parseTs(r.ts);
+  if (typeof ts === 'string') return { ok: false, error: ts };
+  if (ts > now + limits.maxFutureMs) {
+    return { ok: false, error: `ts: ${new Date(ts).toISOString()} is more than ${limits.maxFutureMs / 1000} s ahead of the gateway clock (${new Date(now).toISOString()})` };
+  }
+  if (ts < now - limits.maxPastMs) {
+    return { ok: false, error: `ts: ${new Date(ts).toISOString()} is more than ${limits.maxPastMs / 1000} s behind the gateway clock (${new Date(now).toISOString()})` };
+  }
+  const names = Object.keys(r.values);
+  if (names.length === 0) return { ok: false, error: 'values: no values (at least one is needed)' };
+  if (names.length > limits.maxValues) return { ok: false, error: `values: ${names.length} values, at most ${limits.maxValues} allowed` };
+  for (const name of names) {
+    const v = r.values[name];
+    if (typeof v === 'number' && !Number.isFinite(v)) return { ok: false, error: `values.${name}: ${v} is not a finite number` };
+  }
+  return { ok: true, reading: { pumpId: r.pumpId, ts, values: r.values } };
+}

@@ -1,0 +1,200 @@
+import { join } from 'node:path';
+import { BufferError } from '../buffer/errors.js';
+import { BufferStore } from '../buffer/store.js';
+import { InferenceEngine } from '../inference/engine.js';
+import { ModelManager } from '../inference/models.js';
+import { safeErrorMessage } from '../sync/redact.js';
+import type { Config } from './config.js';
+import { registerCoreRoutes } from './http/core-routes.js';
+import { registerReadingsRoute } from './http/readings-route.js';
+import { StatusServer } from './http/server.js';
+import { IngestPipeline } from './ingest/pipeline.js';
+import type { Logger } from './logger.js';
+import { MetricsRegistry, createAgentMetrics, type AgentMetrics } from './metrics.js';
+import { agentVersion, bundledModelPath } from './paths.js';
+import { Scheduler } from './scheduler.js';
+import { SimulatedSource } from './simulated-source.js';
+import { AgentStatus } from './status.js';
+import { SystemHealth } from './system-health.js';
+
+export interface AgentOptions {
+  config: Config;
+  logger: Logger;
+  /** The model loaded as `default` when none is active (the bundled one by default). */
+  defaultModelPath?: string;
+  clock?: () => number;
+}
+
+/** A part of the agent with an ordered start and a reverse-ordered stop. */
+interface Part {
+  name: string;
+  start: () => Promise<void> | void;
+  stop: () => Promise<void> | void;
+}
+
+/**
+ * The composition root: builds every part with its dependencies, starts them in order
+ * (store → models → inference → sync → edge client → status server) and stops them in reverse,
+ * each step on its own, the SQLite store closed last. Constructors only assign; start() does I/O.
+ */
+export class Agent {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly registry = new MetricsRegistry();
+  readonly metrics: AgentMetrics;
+  readonly buffer: BufferStore;
+  readonly engine: InferenceEngine;
+  readonly pipeline: IngestPipeline;
+  readonly models: ModelManager;
+  readonly scheduler: Scheduler;
+  readonly system: SystemHealth;
+  readonly status: AgentStatus;
+  readonly server: StatusServer;
+  private simulator: SimulatedSource | null = null;
+  private readonly parts: Part[] = [];
+  private started: Part[] = [];
+  private bufferError: string | null = null;
+
+  constructor(private readonly options: AgentOptions) {
+    const { config, logger } = options;
+    const clock = options.clock ?? Date.now;
+    this.config = config;
+    this.logger = logger;
+    this.metrics = createAgentMetrics(this.registry);
+    this.buffer = new BufferStore({ path: join(config.dataDir, 'buffer.sqlite'), maxBytes: config.bufferMaxBytes });
+    this.engine = new InferenceEngine((fault) => logger.warn({ component: 'inference', model: fault.key, reason: fault.reason }, 'model fault'));
+    this.pipeline = new IngestPipeline({
+      engine: this.engine,
+      buffer: this.buffer,
+      metrics: this.metrics,
+      clock,
+      maxBatch: config.batchMaxReadings,
+      limits: () => ({ maxFutureMs: this.config.maxFutureSeconds * 1000, maxPastMs: this.config.maxPastSeconds * 1000, maxValues: 256 }),
+      onError: (err) => logger.error({ component: 'ingest', err }, 'micro-batch failed; its readings were not acknowledged'),
+    });
+    this.models = new ModelManager({ engine: this.engine, afterCurrentBatch: () => this.pipeline.afterCurrentBatch(), clock });
+    this.scheduler = new Scheduler(logger.child({ component: 'scheduler' }));
+    this.system = new SystemHealth(config.dataDir);
+    this.status = new AgentStatus({
+      deviceId: config.resolvedDeviceId,
+      agentVersion: agentVersion(),
+      startedAt: clock(),
+      standalone: config.standalone,
+      buffer: this.buffer,
+      models: this.models,
+      metrics: this.metrics,
+      system: this.system,
+      clock,
+    });
+    this.server = new StatusServer({ token: config.statusToken, logger: logger.child({ component: 'http' }) });
+    this.compose();
+  }
+
+  private compose(): void {
+    const { config } = this;
+    this.parts.push(
+      { name: 'buffer', start: () => this.openBuffer(), stop: () => this.buffer.close() },
+      {
+        name: 'models',
+        start: () => this.models.loadBundledDefault(this.options.defaultModelPath ?? bundledModelPath()),
+        stop: () => this.models.releaseAll(),
+      },
+      { name: 'ingest', start: () => undefined, stop: () => this.pipeline.idle() },
+      { name: 'scheduler', start: () => this.scheduleJobs(), stop: () => this.scheduler.stop() },
+      {
+        name: 'http',
+        start: async () => {
+          const addr = await this.server.start(config.httpHost, config.httpPort);
+          this.logger.info({ component: 'http', host: addr.address, port: addr.port }, 'status endpoint listening');
+        },
+        stop: () => this.server.stop(),
+      },
+      { name: 'simulator', start: () => this.startSimulator(), stop: () => this.simulator?.stop() },
+    );
+    this.status.addHealthCheck({
+      name: 'buffer',
+      check: () => (this.bufferError ? { ok: false, error: this.bufferError } : this.buffer.health()),
+    });
+    registerCoreRoutes(this.server, { status: this.status, models: this.models, buffer: this.buffer, registry: this.registry });
+    registerReadingsRoute(this.server, {
+      pipeline: this.pipeline,
+      maxBodyBytes: () => this.config.maxBodyBytes,
+      maxReadings: () => this.config.maxReadingsPerRequest,
+    });
+    this.registry.gauge('pumpwatch_buffer_rows', 'Rows in the buffer', () => this.bufferStat('rows'));
+    this.registry.gauge('pumpwatch_buffer_unsynced_rows', 'Rows not yet uploaded', () => this.bufferStat('unsynced'));
+    this.registry.gauge('pumpwatch_buffer_bytes', 'Bytes used by the buffer', () => this.bufferStat('bytes'));
+    this.registry.gauge('pumpwatch_buffer_max_bytes', 'Disk cap of the buffer', () => this.config.bufferMaxBytes);
+    this.registry.gauge('pumpwatch_buffer_evicted_total', 'Rows evicted to stay under the disk cap', () => this.bufferStat('evicted'));
+  }
+
+  private bufferStat(name: 'rows' | 'unsynced' | 'bytes' | 'evicted'): number {
+    try {
+      const s = this.buffer.stats();
+      return name === 'evicted' ? s.evicted.total : s[name];
+    } catch {
+      return Number.NaN;
+    }
+  }
+
+  /** A buffer that cannot open (read-only, full, corrupt) leaves the agent up and unhealthy, not crash-looping. */
+  private openBuffer(): void {
+    try {
+      this.buffer.open();
+      this.bufferError = null;
+    } catch (err) {
+      if (!(err instanceof BufferError)) throw err;
+      this.bufferError = `${err.code}: ${err.message}`;
+      this.logger.error({ component: 'buffer', err }, 'buffer unavailable; readings are refused until it opens (retried every 30 s)');
+    }
+  }
+
+  private scheduleJobs(): void {
+    this.scheduler.every('system-health', '*/10 * * * * *', async () => {
+      await this.system.sample();
+    });
+    this.scheduler.every('buffer-reopen', '*/30 * * * * *', () => {
+      if (this.bufferError) this.openBuffer();
+    });
+    this.scheduler.start();
+    void this.system.sample();
+  }
+
+  private startSimulator(): void {
+    const pumps = this.config.resolvedSimulate;
+    if (pumps <= 0) return;
+    this.simulator = new SimulatedSource({
+      pumps,
+      ratePerPumpHz: this.config.simulateRateHz,
+      faults: 'random',
+      sink: (readings) => this.pipeline.ingest(readings, 'simulator'),
+      logger: this.logger.child({ component: 'simulator' }),
+    });
+    this.simulator.start();
+  }
+
+  async start(): Promise<void> {
+    for (const part of this.parts) {
+      await part.start();
+      this.started.push(part);
+    }
+  }
+
+  /** Stops in reverse order; every step runs even when an earlier one fails. */
+  async stop(): Promise<void> {
+    const parts = this.started.reverse();
+    this.started = [];
+    for (const part of parts) {
+      try {
+        await part.stop();
+      } catch (err) {
+        this.logger.error({ component: part.name, err: { message: safeErrorMessage(err) } }, 'stop step failed');
+      }
+    }
+  }
+
+  httpAddress(): { host: string; port: number } | null {
+    const a = this.server.address();
+    return a ? { host: a.address, port: a.port } : null;
+  }
+}

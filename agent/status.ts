@@ -1,0 +1,116 @@
+import type { BufferStore } from '../buffer/store.js';
+import type { ModelManager } from '../inference/models.js';
+import type { AgentMetrics } from './metrics.js';
+import type { SystemHealth } from './system-health.js';
+
+export interface SyncStatus {
+  state: string;
+  lastSuccessAt: string | null;
+  lastAttemptAt: string | null;
+  lastError: string | null;
+  uploadedRows: number;
+  uploadedBlobs: number;
+  pendingBatches?: number;
+  failedBatches?: number;
+}
+
+export interface Connectivity {
+  hub: string;
+  blob: string;
+}
+
+export interface HealthCheck {
+  name: string;
+  check: () => { ok: boolean; error?: string };
+}
+
+/** Everything `/status`, `/healthz` and `/readyz` report, gathered from the parts that own it. */
+export class AgentStatus {
+  private readonly checks: HealthCheck[] = [];
+  private syncStatus: () => SyncStatus | null = () => null;
+  private connectivity: () => Connectivity = () => ({ hub: 'not configured', blob: 'not configured' });
+
+  constructor(
+    private readonly deps: {
+      deviceId: string;
+      agentVersion: string;
+      startedAt: number;
+      standalone: boolean;
+      buffer: BufferStore;
+      models: ModelManager;
+      metrics: AgentMetrics;
+      system: SystemHealth;
+      clock?: () => number;
+    },
+  ) {}
+
+  addHealthCheck(check: HealthCheck): void {
+    this.checks.push(check);
+  }
+
+  setSyncStatus(fn: () => SyncStatus | null): void {
+    this.syncStatus = fn;
+  }
+
+  setConnectivity(fn: () => Connectivity): void {
+    this.connectivity = fn;
+  }
+
+  health(): { ok: boolean; checks: Record<string, string>; failing: string[] } {
+    const checks: Record<string, string> = {};
+    const failing: string[] = [];
+    for (const c of this.checks) {
+      let r: { ok: boolean; error?: string };
+      try {
+        r = c.check();
+      } catch (err) {
+        r = { ok: false, error: (err as Error).message };
+      }
+      checks[c.name] = r.ok ? 'ok' : (r.error ?? 'failing');
+      if (!r.ok) failing.push(c.name);
+    }
+    return { ok: failing.length === 0, checks, failing };
+  }
+
+  snapshot(): Record<string, unknown> {
+    const { metrics: m, buffer } = this.deps;
+    const now = (this.deps.clock ?? Date.now)();
+    let bufferStatus: Record<string, unknown>;
+    try {
+      const b = buffer.stats();
+      bufferStatus = {
+        rows: b.rows,
+        unsynced: b.unsynced,
+        bytes: b.bytes,
+        maxBytes: b.maxBytes,
+        evicted: b.evicted.total,
+        evictedByKind: { synced: b.evicted.synced, unsynced: b.evicted.unsynced, anomalies: b.evicted.anomalies, rejected: b.evicted.rejected },
+        rejectedStored: b.rejected,
+        oldestUnsyncedTs: b.oldestUnsyncedTs === null ? null : new Date(b.oldestUnsyncedTs).toISOString(),
+      };
+    } catch (err) {
+      bufferStatus = { error: (err as Error).message };
+    }
+    return {
+      device: this.deps.deviceId,
+      agentVersion: this.deps.agentVersion,
+      standalone: this.deps.standalone,
+      startedAt: new Date(this.deps.startedAt).toISOString(),
+      uptimeSeconds: Math.round((now - this.deps.startedAt) / 1000),
+      models: this.deps.models.status(),
+      buffer: bufferStatus,
+      readings: {
+        accepted: m.accepted.get(),
+        rejected: m.rejected.get(),
+        scored: m.scored.get(),
+        unscored: m.unscored.get(),
+        anomalies: m.anomalies.get(),
+        imputed: m.imputed.get(),
+      },
+      sync: this.syncStatus() ?? { state: 'not configured', lastSuccessAt: null, lastAttemptAt: null, lastError: null, uploadedRows: 0, uploadedBlobs: 0 },
+      connectivity: this.connectivity(),
+      system: this.deps.system.latest(),
+      health: this.health(),
+    };
+  }
+}
