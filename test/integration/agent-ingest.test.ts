@@ -1,0 +1,222 @@
+import Database from 'better-sqlite3';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { postJson, startTestAgent, type TestAgent } from '../support/agent.js';
+import { normalValues, rng } from '../support/models.js';
+
+let t: TestAgent;
+let db: Database.Database;
+const now = () => new Date().toISOString();
+
+function reading(pumpId: string, values: Record<string, number | null>, ts: string | number = now()) {
+  return { pumpId, ts, values };
+}
+
+const count = (sql: string, ...args: unknown[]) => (db.prepare(sql).get(...args) as { n: number }).n;
+
+beforeAll(async () => {
+  t = await startTestAgent({ PUMPWATCH_MAX_BODY_BYTES: String(4 * 1024 * 1024) });
+  db = new Database(join(t.dir, 'data', 'buffer.sqlite'), { readonly: true });
+});
+
+afterAll(async () => {
+  db.close();
+  await t.stop();
+});
+
+describe('POST /readings', () => {
+  it('answers 202 only after the reading and its prediction are committed to SQLite', async () => {
+    const r = await postJson(`${t.url}/readings`, reading('pump-a', { Pressure: 1.4, Flow: 30, Current: 1.4 }));
+    expect(r.status).toBe(202);
+    expect(r.json).toMatchObject({ accepted: 1, rejected: [] });
+    const row = db.prepare("SELECT * FROM readings WHERE pump_id = 'pump-a'").get() as Record<string, unknown>;
+    expect(row.model_version).toBe('test-1');
+    expect(typeof row.score).toBe('number');
+    expect(row.anomaly).toBe(0);
+    expect(JSON.parse(row.vals as string)).toEqual({ Pressure: 1.4, Flow: 30, Current: 1.4 });
+  });
+
+  it('accepts a JSON array and NDJSON, with epoch-millisecond and ISO timestamps', async () => {
+    const arr = await postJson(`${t.url}/readings`, [reading('pump-b', { Pressure: 1.4, Flow: 30, Current: 1.4 }, Date.now()), reading('pump-b', { Pressure: 1.41, Flow: 30, Current: 1.4 })]);
+    expect(arr.status).toBe(202);
+    expect(arr.json.accepted).toBe(2);
+    const nd = [reading('pump-b', { Pressure: 1.4, Flow: 30.1, Current: 1.4 }), reading('pump-b', { Pressure: 1.4, Flow: 30.2, Current: 1.4 })].map((x) => JSON.stringify(x)).join('\n');
+    const res = await fetch(`${t.url}/readings`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: `${nd}\n` });
+    expect(res.status).toBe(202);
+    expect(((await res.json()) as { accepted: number }).accepted).toBe(2);
+    expect(count("SELECT count(*) n FROM readings WHERE pump_id = 'pump-b'")).toBe(4);
+  });
+
+  it('answers malformed JSON with 400 PW_BAD_JSON and keeps the body in the rejected table', async () => {
+    const before = count('SELECT count(*) n FROM rejected');
+    const r = await postJson(`${t.url}/readings`, '{"pumpId": "p1", "ts": ');
+    expect(r.status).toBe(400);
+    expect(r.json.code).toBe('PW_BAD_JSON');
+    expect(r.json.error).toMatch(/not valid JSON/);
+    expect(count('SELECT count(*) n FROM rejected')).toBe(before + 1);
+    const kept = db.prepare('SELECT raw, reason, source FROM rejected ORDER BY id DESC LIMIT 1').get() as Record<string, string>;
+    expect(kept.raw).toContain('"pumpId": "p1"');
+    expect(kept.source).toBe('http');
+  });
+
+  it('keeps the good readings of a request and names the field and problem of each bad one', async () => {
+    const before = count('SELECT count(*) n FROM rejected');
+    const good = reading('pump-c', { Pressure: 1.4, Flow: 30, Current: 1.4 });
+    const bad = [
+      { ts: now(), values: { Pressure: 1 } }, // missing pump id
+      reading('pump-c', { Pressure: 'NaN' as unknown as number }),
+      reading('pump-c', { Pressure: 'Infinity' as unknown as number }),
+      { ...reading('pump-c', { Pressure: 1 }), colour: 'red' }, // unknown field
+      reading('pump-c', { Pressure: true as unknown as number }),
+      { pumpId: 17, ts: now(), values: { Pressure: 1 } },
+      reading('pump-c', { Pressure: 1 }, 'yesterday'),
+      reading('pump-c', { Pressure: 1 }, Date.now() + 3 * 86_400_000),
+      reading('pump-c', { Pressure: 1 }, Date.now() - 2 * 365 * 86_400_000),
+      reading('pump/../x', { Pressure: 1 }),
+      'just a string',
+    ];
+    const r = await postJson(`${t.url}/readings`, [good, ...bad]);
+    expect(r.status).toBe(202);
+    expect(r.json.accepted).toBe(1);
+    const errors = Object.fromEntries((r.json.rejected as Array<{ index: number; error: string }>).map((e) => [e.index, e.error]));
+    expect(errors[1]).toMatch(/^pumpId: is required/);
+    expect(errors[2]).toMatch(/^values\.Pressure: expected a finite number or null, got string "NaN"/);
+    expect(errors[3]).toMatch(/^values\.Pressure: .*"Infinity"/);
+    expect(errors[4]).toMatch(/unknown field "colour"/);
+    expect(errors[5]).toMatch(/^values\.Pressure: .*boolean/);
+    expect(errors[6]).toMatch(/^pumpId: expected a string, got 17/);
+    expect(errors[7]).toMatch(/^ts: .*"yesterday" is not an ISO 8601/);
+    expect(errors[8]).toMatch(/^ts: .* ahead of the gateway clock/);
+    expect(errors[9]).toMatch(/^ts: .* behind the gateway clock/);
+    expect(errors[10]).toMatch(/^pumpId: must be/);
+    expect(errors[11]).toMatch(/expected a reading object, got string/);
+    expect(count('SELECT count(*) n FROM rejected')).toBe(before + bad.length);
+    expect(count("SELECT count(*) n FROM readings WHERE pump_id = 'pump-c'")).toBe(1);
+  });
+
+  it('answers 400 PW_NO_VALID_READINGS with every reason when no reading is acceptable', async () => {
+    const r = await postJson(`${t.url}/readings`, [{ pumpId: 'x' }, { values: {} }]);
+    expect(r.status).toBe(400);
+    expect(r.json.code).toBe('PW_NO_VALID_READINGS');
+    expect(r.json.rejected).toHaveLength(2);
+    expect(r.json.error).toMatch(/none of the 2 readings is valid/);
+  });
+
+  it('keeps the good lines of NDJSON and rejects the lines that are not JSON', async () => {
+    const body = [JSON.stringify(reading('pump-d', { Pressure: 1.4, Flow: 30, Current: 1.4 })), '{not json', JSON.stringify(reading('pump-d', { Pressure: 1.4, Flow: 30, Current: 1.4 }))].join('\n');
+    const res = await fetch(`${t.url}/readings`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body });
+    const json = (await res.json()) as { accepted: number; rejected: Array<{ index: number; error: string }> };
+    expect(res.status).toBe(202);
+    expect(json.accepted).toBe(2);
+    expect(json.rejected).toEqual([{ index: 1, error: expect.stringMatching(/line 2 is not valid JSON/) }]);
+  });
+
+  it('answers a body over the size limit with 413 and stores nothing from it', async () => {
+    const rowsBefore = count('SELECT count(*) n FROM readings');
+    const huge = JSON.stringify(Array.from({ length: 50_000 }, () => reading('pump-e', { Pressure: 1.4, Flow: 30, Current: 1.4 })));
+    expect(huge.length).toBeGreaterThan(4 * 1024 * 1024);
+    const r = await postJson(`${t.url}/readings`, huge);
+    expect(r.status).toBe(413);
+    expect(r.json.code).toBe('PW_BODY_TOO_LARGE');
+    expect(count('SELECT count(*) n FROM readings')).toBe(rowsBefore);
+  });
+
+  it('commits 10 000 readings of one request in one micro-batch, each scored', async () => {
+    const r0 = rng(3);
+    const start = Date.now() - 20_000 * 1000;
+    const items = Array.from({ length: 10_000 }, (_, i) => reading(`pump-f${i % 10}`, normalValues(r0, i), start + i * 1000));
+    const metricsBefore = await (await fetch(`${t.url}/metrics`)).text();
+    const batchesBefore = Number(/pumpwatch_batch_readings_count (\d+)/.exec(metricsBefore)![1]);
+    const r = await postJson(`${t.url}/readings`, items);
+    expect(r.status).toBe(202);
+    expect(r.json.accepted).toBe(10_000);
+    expect(count("SELECT count(*) n FROM readings WHERE pump_id LIKE 'pump-f%' AND score IS NOT NULL")).toBe(10_000);
+    const metricsAfter = await (await fetch(`${t.url}/metrics`)).text();
+    expect(Number(/pumpwatch_batch_readings_count (\d+)/.exec(metricsAfter)![1])).toBe(batchesBefore + 1);
+    // normal data of the training distribution: few anomalies (the threshold is a high quantile of training scores)
+    expect(count("SELECT count(*) n FROM readings WHERE pump_id LIKE 'pump-f%' AND anomaly = 1")).toBeLessThan(500);
+  });
+
+  it('refuses more readings in one request than the configured maximum with 413', async () => {
+    const big = await startTestAgent({ PUMPWATCH_MAX_READINGS_PER_REQUEST: '5' });
+    try {
+      const r = await postJson(`${big.url}/readings`, Array.from({ length: 6 }, () => reading('p', { Pressure: 1 })));
+      expect(r.status).toBe(413);
+      expect(r.json.code).toBe('PW_TOO_MANY_READINGS');
+    } finally {
+      await big.stop();
+    }
+  });
+});
+
+describe('inference on the committed rows', () => {
+  it('flags a reading far off the training distribution as an anomaly', async () => {
+    const r = await postJson(`${t.url}/readings`, [reading('pump-g', { Pressure: 1.4, Flow: 30, Current: 1.4 }), reading('pump-g', { Pressure: 0.2, Flow: 45, Current: 0.6 })]);
+    expect(r.status).toBe(202);
+    const rows = db.prepare("SELECT anomaly, score FROM readings WHERE pump_id = 'pump-g' ORDER BY seq").all() as Array<{ anomaly: number; score: number }>;
+    expect(rows[0]!.anomaly).toBe(0);
+    expect(rows[1]!.anomaly).toBe(1);
+    expect(rows[1]!.score).toBeGreaterThan(rows[0]!.score * 10);
+  });
+
+  it('carries a missing value forward and marks the prediction imputed; stores a reading unscored when a value was never known', async () => {
+    const r = await postJson(`${t.url}/readings`, [
+      reading('pump-h', { Pressure: 1.4, Flow: 30 }),
+      reading('pump-h', { Pressure: 1.4, Flow: 30, Current: 1.4 }),
+      reading('pump-h', { Pressure: 1.4, Flow: null, Current: 1.4 }),
+      reading('pump-h', { Pressure: 1.4, Current: 1.4 }),
+    ]);
+    expect(r.status).toBe(202);
+    const rows = db.prepare("SELECT score, imputed, unscored_reason FROM readings WHERE pump_id = 'pump-h' ORDER BY seq").all() as Array<{ score: number | null; imputed: number; unscored_reason: string | null }>;
+    expect(rows[0]).toMatchObject({ score: null, unscored_reason: 'no value known yet for feature "Current"' });
+    expect(rows[1]).toMatchObject({ imputed: 0, unscored_reason: null });
+    expect(rows[2]!.imputed).toBe(1);
+    expect(rows[2]!.score).not.toBeNull();
+    expect(rows[3]!.imputed).toBe(1);
+  });
+});
+
+describe('status endpoints', () => {
+  it('serves /healthz, /readyz, /status, /metrics and /pumps/{id}/predictions', async () => {
+    expect((await fetch(`${t.url}/healthz`)).status).toBe(200);
+    expect((await fetch(`${t.url}/readyz`)).status).toBe(200);
+    const status = (await (await fetch(`${t.url}/status`)).json()) as any;
+    expect(status.models.default).toMatchObject({ version: 'test-1', status: 'active', features: ['Pressure', 'Flow', 'Current'], window: 1 });
+    expect(status.buffer.rows).toBe(count('SELECT count(*) n FROM readings'));
+    expect(status.buffer).toHaveProperty('unsynced');
+    expect(status.buffer).toHaveProperty('evicted');
+    expect(status.readings.accepted).toBeGreaterThan(10_000);
+    expect(status.readings.rejected).toBeGreaterThan(10);
+    expect(typeof status.uptimeSeconds).toBe('number');
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    expect(metrics).toMatch(/^pumpwatch_readings_accepted_total \d+$/m);
+    expect(metrics).toMatch(/^pumpwatch_inference_seconds_bucket\{le="0.001"\} \d+$/m);
+    expect(metrics).toMatch(/^pumpwatch_buffer_rows \d+$/m);
+    const preds = (await (await fetch(`${t.url}/pumps/pump-g/predictions?limit=1`)).json()) as any;
+    expect(preds.count).toBe(1);
+    expect(preds.predictions[0]).toMatchObject({ anomaly: true, modelVersion: 'test-1' });
+    const bad = await fetch(`${t.url}/pumps/pump-g/predictions?limit=abc`);
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as any).code).toBe('PW_BAD_QUERY');
+    const nf = await fetch(`${t.url}/nope`);
+    expect(nf.status).toBe(404);
+    expect(((await nf.json()) as any).code).toBe('PW_NOT_FOUND');
+  });
+
+  it('requires the bearer token when one is set, except for /healthz and /readyz', async () => {
+    const secured = await startTestAgent({ PUMPWATCH_STATUS_TOKEN: 's3cret-token' });
+    try {
+      expect((await fetch(`${secured.url}/healthz`)).status).toBe(200);
+      const none = await fetch(`${secured.url}/status`);
+      expect(none.status).toBe(401);
+      expect(none.headers.get('www-authenticate')).toMatch(/Bearer/);
+      expect((await fetch(`${secured.url}/status`, { headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
+      expect((await fetch(`${secured.url}/status`, { headers: { authorization: 'Bearer s3cret-token' } })).status).toBe(200);
+      const post = await postJson(`${secured.url}/readings`, reading('p', { Pressure: 1 }));
+      expect(post.status).toBe(401);
+      expect(JSON.stringify(post.json)).not.toContain('s3cret-token');
+    } finally {
+      await secured.stop();
+    }
+  });
+});

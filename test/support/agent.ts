@@ -1,0 +1,51 @@
+/**
+ * Runs a real agent in this process for integration tests: a temp data dir, a real SQLite file,
+ * a real onnxruntime session on a trainer-made model, the status server on a free port.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent } from '../../agent/main.js';
+import { loadConfig } from '../../agent/config.js';
+import { createLogger } from '../../agent/logger.js';
+import { makeModel } from './models.js';
+
+export interface TestAgent {
+  agent: Agent;
+  dir: string;
+  url: string;
+  stop: () => Promise<void>;
+}
+
+export async function startTestAgent(env: Record<string, string> = {}, opts: { model?: Uint8Array; clock?: () => number } = {}): Promise<TestAgent> {
+  const dir = mkdtempSync(join(tmpdir(), 'pumpwatch-test-'));
+  const modelPath = join(dir, 'default-model.onnx');
+  writeFileSync(modelPath, opts.model ?? makeModel());
+  const config = loadConfig({
+    PUMPWATCH_DATA_DIR: join(dir, 'data'),
+    PUMPWATCH_HTTP_PORT: '0',
+    PUMPWATCH_SIMULATE: '0',
+    PUMPWATCH_SYNC: 'off',
+    PUMPWATCH_HUB: 'off',
+    PUMPWATCH_LOG_LEVEL: 'silent',
+    ...env,
+  });
+  const agent = new Agent({ config, logger: createLogger(config.logLevel), defaultModelPath: modelPath, clock: opts.clock });
+  await agent.start();
+  const addr = agent.httpAddress()!;
+  return {
+    agent,
+    dir,
+    url: `http://127.0.0.1:${addr.port}`,
+    stop: async () => {
+      await agent.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any }> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  const text = await res.text();
+  return { status: res.status, json: text ? JSON.parse(text) : null };
+}

@@ -1,0 +1,52 @@
+/**
+ * Model files for tests, made by the project's own trainer (never hand-written ONNX), and a
+ * tiny deterministic generator of correlated pump-like training data.
+ */
+import { fitTable } from '../../trainer/fit.js';
+import type { CsvTable } from '../../trainer/csv.js';
+
+export const TEST_FEATURES = ['Pressure', 'Flow', 'Current'] as const;
+
+/** Deterministic PRNG (mulberry32) so test models are the same bytes every run. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A normal operating point: flow drives pressure and current, with a little noise. */
+export function normalValues(r: () => number, t: number): Record<string, number> {
+  const flow = 30 + 3 * Math.sin(t / 50) + (r() - 0.5) * 0.4;
+  return {
+    Pressure: 2 - 0.02 * flow + (r() - 0.5) * 0.02,
+    Flow: flow,
+    Current: 0.5 + 0.03 * flow + (r() - 0.5) * 0.02,
+  };
+}
+
+export function trainingTable(rows = 600, seed = 7, features: readonly string[] = TEST_FEATURES): CsvTable {
+  const r = rng(seed);
+  const start = Date.UTC(2026, 0, 1);
+  const table: CsvTable = { features: [...features], rows: [], timestamps: [], timestampColumn: 'timestamp', ignoredColumns: [] };
+  for (let i = 0; i < rows; i++) {
+    const v = normalValues(r, i);
+    table.rows.push(Float64Array.from(features.map((f) => v[f] ?? 0)));
+    table.timestamps.push(start + i * 1000);
+  }
+  return table;
+}
+
+/** A contract-1 model fitted by the trainer on normal data. */
+export function makeModel(opts: { version?: string; window?: number; source?: string; features?: readonly string[]; seed?: number } = {}): Uint8Array {
+  return fitTable(trainingTable(600, opts.seed ?? 7, opts.features ?? TEST_FEATURES), {
+    version: opts.version ?? 'test-1',
+    window: opts.window ?? 1,
+    source: opts.source ?? 'default',
+    algorithm: 'pca',
+  }).bytes;
+}
