@@ -16,6 +16,10 @@ import { Scheduler } from './scheduler.js';
 import { SimulatedSource } from './simulated-source.js';
 import { AgentStatus } from './status.js';
 import { SystemHealth } from './system-health.js';
+import { wireEdge } from './wiring/edge.js';
+import { wirePage } from './wiring/page.js';
+import type { Part } from './wiring/part.js';
+import { wireSync } from './wiring/sync.js';
 
 export interface AgentOptions {
   config: Config;
@@ -25,12 +29,6 @@ export interface AgentOptions {
   clock?: () => number;
 }
 
-/** A part of the agent with an ordered start and a reverse-ordered stop. */
-interface Part {
-  name: string;
-  start: () => Promise<void> | void;
-  stop: () => Promise<void> | void;
-}
 
 /**
  * The composition root: builds every part with its dependencies, starts them in order
@@ -100,6 +98,10 @@ export class Agent {
         stop: () => this.models.releaseAll(),
       },
       { name: 'ingest', start: () => undefined, stop: () => this.pipeline.idle() },
+    );
+    // Each feature wires its own parts and routes (sync → edge client → page), then the rest starts.
+    this.parts.push(...wireSync(this), ...wireEdge(this), ...wirePage(this));
+    this.parts.push(
       { name: 'scheduler', start: () => this.scheduleJobs(), stop: () => this.scheduler.stop() },
       {
         name: 'http',

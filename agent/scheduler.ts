@@ -7,9 +7,11 @@ import type { Logger } from './logger.js';
  */
 export class Scheduler {
   private readonly tasks = new Map<string, { task: ScheduledTask; running: Promise<void> | null }>();
+  private started = false;
 
   constructor(private readonly logger: Logger) {}
 
+  /** Adds (or replaces, for a live configuration change) a job; started now if the scheduler runs. */
   every(name: string, pattern: string, job: () => Promise<void> | void): void {
     if (!cron.validate(pattern)) throw new Error(`job ${name}: invalid cron pattern "${pattern}"`);
     const entry: { task: ScheduledTask; running: Promise<void> | null } = { task: null as unknown as ScheduledTask, running: null };
@@ -27,23 +29,19 @@ export class Scheduler {
       },
       { name, noOverlap: true },
     );
-    this.tasks.get(name)?.task.destroy();
-    this.tasks.set(name, entry);
-  }
-
-  /** Replaces a job's pattern (live configuration change). */
-  reschedule(name: string, pattern: string, job: () => Promise<void> | void): void {
     const old = this.tasks.get(name);
-    this.every(name, pattern, job);
     if (old) void Promise.resolve(old.task.destroy());
-    void this.tasks.get(name)!.task.start();
+    this.tasks.set(name, entry);
+    if (this.started) void Promise.resolve(entry.task.start());
   }
 
   start(): void {
-    for (const { task } of this.tasks.values()) void task.start();
+    this.started = true;
+    for (const { task } of this.tasks.values()) void Promise.resolve(task.start());
   }
 
   async stop(): Promise<void> {
+    this.started = false;
     for (const { task } of this.tasks.values()) await task.destroy();
     await Promise.all([...this.tasks.values()].map((e) => e.running));
     this.tasks.clear();
