@@ -1,0 +1,117 @@
+import type Database from 'better-sqlite3';
+
+export interface EvictionCounts {
+  /** Rows already uploaded, deleted to make room. */
+  synced: number;
+  /** Normal readings deleted before they could be uploaded. */
+  unsynced: number;
+  /** Anomalous readings deleted before they could be uploaded (only when nothing else was left). */
+  anomalies: number;
+  /** Rejected items deleted. */
+  rejected: number;
+}
+
+const COUNTER = {
+  synced: 'evicted_synced',
+  unsynced: 'evicted_unsynced',
+  anomalies: 'evicted_anomalies',
+  rejected: 'evicted_rejected',
+} as const;
+
+/**
+ * Eviction steps in the order they are tried: what is least valuable goes first. Rows of a planned
+ * batch (`batch_id` set, not yet synced) are never touched: a retry must upload the same rows.
+ */
+const STEPS: ReadonlyArray<{ kind: keyof EvictionCounts; sql: string }> = [
+  { kind: 'synced', sql: 'DELETE FROM readings WHERE seq IN (SELECT seq FROM readings WHERE synced = 1 ORDER BY seq LIMIT ?)' },
+  { kind: 'rejected', sql: 'DELETE FROM rejected WHERE id IN (SELECT id FROM rejected ORDER BY id LIMIT ?)' },
+  {
+    kind: 'unsynced',
+    sql: `DELETE FROM readings WHERE seq IN (SELECT seq FROM readings WHERE batch_id IS NULL AND synced = 0
+          AND (anomaly IS NULL OR anomaly = 0) ORDER BY seq LIMIT ?)`,
+  },
+  {
+    kind: 'anomalies',
+    sql: 'DELETE FROM readings WHERE seq IN (SELECT seq FROM readings WHERE batch_id IS NULL AND synced = 0 ORDER BY seq LIMIT ?)',
+  },
+];
+
+/**
+ * Keeps the buffer under its byte cap. Used bytes are the database's pages in use (freed pages are
+ * reused by SQLite, so the file stops growing at the cap). Evicts in chunks down to 95 % of the cap.
+ */
+export class Eviction {
+  private readonly totals: EvictionCounts;
+  private readonly pageSize: number;
+
+  constructor(
+    private readonly db: Database.Database,
+    private maxBytes: number,
+  ) {
+    this.pageSize = Number(db.pragma('page_size', { simple: true }));
+    this.totals = { synced: 0, unsynced: 0, anomalies: 0, rejected: 0 };
+    const rows = db.prepare('SELECT name, value FROM counters WHERE name LIKE ?').all('evicted_%') as Array<{ name: string; value: number }>;
+    for (const [kind, name] of Object.entries(COUNTER) as Array<[keyof EvictionCounts, string]>) {
+      this.totals[kind] = rows.find((r) => r.name === name)?.value ?? 0;
+    }
+  }
+
+  usedBytes(): number {
+    const pages = Number(this.db.pragma('page_count', { simple: true }));
+    const free = Number(this.db.pragma('freelist_count', { simple: true }));
+    return (pages - free) * this.pageSize;
+  }
+
+  counts(): EvictionCounts {
+    return { ...this.totals };
+  }
+
+  /** Changes the cap (a live setting); the next `enforce()` applies it. */
+  setMaxBytes(maxBytes: number): void {
+    this.maxBytes = maxBytes;
+  }
+
+  /** Returns what was evicted now, or null when the buffer is under its cap. */
+  enforce(): EvictionCounts | null {
+    return this.evictDownTo(this.maxBytes, STEPS);
+  }
+
+  /**
+   * Frees about a tenth of the used space when the disk is full below the cap, taking only what
+   * loses nothing unsent: synced rows, then rejected items. Returns what was evicted.
+   */
+  makeRoom(): EvictionCounts {
+    const none = { synced: 0, unsynced: 0, anomalies: 0, rejected: 0 };
+    return this.evictDownTo(this.usedBytes() * 0.9, STEPS.slice(0, 2)) ?? none;
+  }
+
+  private evictDownTo(limitBytes: number, steps: typeof STEPS): EvictionCounts | null {
+    if (this.usedBytes() <= limitBytes) return null;
+    const freed: EvictionCounts = { synced: 0, unsynced: 0, anomalies: 0, rejected: 0 };
+    const target = limitBytes * 0.95;
+    const bump = this.db.prepare(
+      'INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value',
+    );
+    for (const step of steps) {
+      const del = this.db.prepare(step.sql);
+      while (this.usedBytes() > target) {
+        const chunk = Math.max(256, Math.ceil(this.rowEstimate() * 0.02));
+        const n = this.db.transaction(() => {
+          const changes = del.run(chunk).changes;
+          if (changes > 0) bump.run(COUNTER[step.kind], changes);
+          return changes;
+        })();
+        if (n === 0) break;
+        freed[step.kind] += n;
+        this.totals[step.kind] += n;
+      }
+      if (this.usedBytes() <= target) break;
+    }
+    return freed;
+  }
+
+  private rowEstimate(): number {
+    const row = this.db.prepare('SELECT max(seq) - min(seq) + 1 AS n FROM readings').get() as { n: number | null };
+    return row.n ?? 0;
+  }
+}

@@ -1,0 +1,54 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { BufferError, classifySqliteError } from './errors.js';
+import { migrate } from './migrations.js';
+
+/**
+ * Opens (creating when missing) the buffer's SQLite file: WAL, synchronous=FULL, migrated to the
+ * newest schema, and proven writable. Every failure is a BufferError that names the file:
+ * PW_BUFFER_CANNOT_OPEN, PW_BUFFER_READONLY, PW_BUFFER_CORRUPT, PW_BUFFER_DISK_FULL,
+ * PW_BUFFER_SCHEMA_NEWER, PW_BUFFER_IO.
+ */
+export function openDatabase(path: string): Database.Database {
+  let db: Database.Database | null = null;
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+    db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.pragma('busy_timeout = 5000');
+    db.pragma('journal_size_limit = 67108864');
+    migrate(db);
+    probeWritable(db);
+    return db;
+  } catch (err) {
+    closeQuietly(db);
+    if (err instanceof BufferError) {
+      throw new BufferError(err.code, `opening the buffer ${path}: ${err.message}`, { cause: err });
+    }
+    throw classifySqliteError(err, path, 'opening the buffer');
+  }
+}
+
+/**
+ * A file SQLite could only open read-only (chmod 0444, an immutable file, a read-only mount) still
+ * opens and reads; it fails at the first write. Writing once in a rolled-back transaction makes
+ * that failure happen here, at start-up, instead of on the first reading.
+ */
+function probeWritable(db: Database.Database): void {
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    db.prepare('UPDATE schema_version SET version = version').run();
+  } finally {
+    if (db.inTransaction) db.exec('ROLLBACK');
+  }
+}
+
+function closeQuietly(db: Database.Database | null): void {
+  try {
+    db?.close();
+  } catch {
+    // already failing: the original error is the one to report
+  }
+}

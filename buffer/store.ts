@@ -1,0 +1,277 @@
+import type Database from 'better-sqlite3';
+import { BufferError, classifySqliteError } from './errors.js';
+import { Eviction, type EvictionCounts } from './eviction.js';
+import { openDatabase } from './open.js';
+import { ROW_COLUMNS, fromDbRow, toDbParams, type DbRow } from './rows.js';
+import type { PredictionRow, RejectedItem, StoredRow } from './types.js';
+
+export interface BufferOptions {
+  /** Path of the SQLite file (created with its folder when missing). */
+  path: string;
+  /** Disk cap in bytes: past it, rows are evicted (synced first, anomalies last). */
+  maxBytes: number;
+  /** Longest raw text kept for a rejected item; longer ones are truncated with a marker. */
+  rejectedRawMaxChars?: number;
+}
+
+export interface BufferStats {
+  rows: number;
+  unsynced: number;
+  bytes: number;
+  maxBytes: number;
+  evicted: EvictionCounts & { total: number };
+  rejected: number;
+  oldestUnsyncedTs: number | null;
+}
+
+const INSERT_READING = `INSERT INTO readings (pump_id, ts, received_at, vals, score, anomaly, model_version, imputed,
+  unscored_reason, shadow_score, shadow_model_version, contributions) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`;
+
+/**
+ * The agent's durable buffer: every accepted reading with its prediction, every rejected item,
+ * planned sync batches. WAL + synchronous=FULL: a committed transaction survives power loss.
+ * Constructor only assigns; `open()` does the I/O.
+ */
+export class BufferStore {
+  private dbHandle: Database.Database | null = null;
+  private insertReading!: Database.Statement;
+  private insertRejected!: Database.Statement;
+  private eviction!: Eviction;
+  private rowCount = 0;
+  private unsyncedCount = 0;
+  private rejectedCount = 0;
+  private maxBytes: number;
+  /** Why the last eviction failed (rows were committed, but the cap could not be enforced). */
+  private evictionError: BufferError | null = null;
+
+  constructor(private readonly options: BufferOptions) {
+    this.maxBytes = options.maxBytes;
+  }
+
+  get path(): string {
+    return this.options.path;
+  }
+
+  /** The open database, for the buffer's own modules (batches, labels). */
+  get db(): Database.Database {
+    if (this.dbHandle === null) throw new BufferError('PW_BUFFER_CLOSED', 'the buffer is not open');
+    return this.dbHandle;
+  }
+
+  /** Opens (creates, migrates) the file; a second call while open does nothing. */
+  open(): void {
+    if (this.dbHandle !== null) return;
+    const path = this.options.path;
+    const db = openDatabase(path);
+    this.dbHandle = db;
+    try {
+      this.insertReading = db.prepare(INSERT_READING);
+      this.insertRejected = db.prepare(
+        'INSERT INTO rejected (source, raw, reason, received_at) VALUES (?, ?, ?, ?)',
+      );
+      this.eviction = new Eviction(db, this.maxBytes);
+      this.recount();
+    } catch (err) {
+      this.closeQuietly();
+      throw classifySqliteError(err, path, 'opening the buffer');
+    }
+  }
+
+  private recount(): void {
+    const db = this.db;
+    this.rowCount = (db.prepare('SELECT count(*) AS n FROM readings').get() as { n: number }).n;
+    this.unsyncedCount = (db.prepare('SELECT count(*) AS n FROM readings WHERE synced = 0').get() as { n: number }).n;
+    this.rejectedCount = (db.prepare('SELECT count(*) AS n FROM rejected').get() as { n: number }).n;
+  }
+
+  /**
+   * Commits readings with their predictions in one transaction (group commit) and returns their
+   * sequence numbers. Throws a BufferError (disk full, read-only, …) when nothing was committed.
+   */
+  appendBatch(rows: readonly PredictionRow[]): number[] {
+    if (rows.length === 0) return [];
+    const seqs = new Array<number>(rows.length);
+    this.commit('committing readings', () => {
+      for (let i = 0; i < rows.length; i++) {
+        seqs[i] = Number(this.insertReading.run(...toDbParams(rows[i]!)).lastInsertRowid);
+      }
+    });
+    this.rowCount += rows.length;
+    this.unsyncedCount += rows.length;
+    this.enforceCap();
+    return seqs;
+  }
+
+  /** Keeps refused items with their reasons (bounded raw text), in one transaction. */
+  appendRejected(items: readonly RejectedItem[]): void {
+    if (items.length === 0) return;
+    const max = this.options.rejectedRawMaxChars ?? 4096;
+    this.commit('storing rejected readings', () => {
+      for (const item of items) {
+        const raw = item.raw.length > max ? `${item.raw.slice(0, max)}…[truncated ${item.raw.length - max} chars]` : item.raw;
+        this.insertRejected.run(item.source, raw, item.reason, item.receivedAt);
+      }
+    });
+    this.rejectedCount += items.length;
+    this.enforceCap();
+  }
+
+  /**
+   * Runs `write` in one transaction. When the disk is full below the cap, evicts synced rows and
+   * rejected items (never unsent readings) to make room and tries once more; else throws a
+   * BufferError, with nothing committed.
+   */
+  private commit(action: string, write: () => void): void {
+    try {
+      this.db.transaction(write)();
+    } catch (err) {
+      const error = classifySqliteError(err, this.options.path, action);
+      if (error.code !== 'PW_BUFFER_DISK_FULL' || !this.evict(() => this.eviction.makeRoom())) throw error;
+      try {
+        this.db.transaction(write)();
+      } catch (retryErr) {
+        throw classifySqliteError(retryErr, this.options.path, action);
+      }
+    }
+  }
+
+  /**
+   * Evicts rows when the cap is exceeded; keeps the in-memory counts in step. Never throws: it runs
+   * after a commit, so a failure here is recorded and reported by `health()` instead.
+   */
+  enforceCap(): void {
+    this.evict(() => this.eviction.enforce());
+  }
+
+  /** Changes the disk cap (a live setting) and enforces it now. */
+  setMaxBytes(maxBytes: number): void {
+    this.maxBytes = maxBytes;
+    if (this.dbHandle === null) return; // applied by open()
+    this.eviction.setMaxBytes(maxBytes);
+    this.enforceCap();
+  }
+
+  /** Runs one eviction and keeps the counts in step; true when something was evicted. */
+  private evict(run: () => EvictionCounts | null): boolean {
+    try {
+      const freed = run();
+      this.evictionError = null;
+      if (freed === null) return false;
+      this.rowCount -= freed.synced + freed.unsynced + freed.anomalies;
+      this.unsyncedCount -= freed.unsynced + freed.anomalies;
+      this.rejectedCount -= freed.rejected;
+      return freed.synced + freed.unsynced + freed.anomalies + freed.rejected > 0;
+    } catch (err) {
+      this.evictionError = classifySqliteError(err, this.options.path, 'evicting rows to stay under the cap');
+      this.recountQuietly();
+      return false;
+    }
+  }
+
+  /** Called by the batch module when rows become synced or are deleted by retention. */
+  adjustCounts(delta: { rows?: number; unsynced?: number }): void {
+    this.rowCount += delta.rows ?? 0;
+    this.unsyncedCount += delta.unsynced ?? 0;
+  }
+
+  usedBytes(): number {
+    if (this.dbHandle === null) throw new BufferError('PW_BUFFER_CLOSED', 'the buffer is not open');
+    return this.eviction.usedBytes();
+  }
+
+  stats(): BufferStats {
+    const oldest = this.db
+      .prepare('SELECT ts FROM readings WHERE synced = 0 ORDER BY seq LIMIT 1')
+      .get() as { ts: number } | undefined;
+    const evicted = this.eviction.counts();
+    return {
+      rows: this.rowCount,
+      unsynced: this.unsyncedCount,
+      bytes: this.usedBytes(),
+      maxBytes: this.maxBytes,
+      evicted: { ...evicted, total: evicted.synced + evicted.unsynced + evicted.anomalies + evicted.rejected },
+      rejected: this.rejectedCount,
+      oldestUnsyncedTs: oldest?.ts ?? null,
+    };
+  }
+
+  /** The most recent rows of one pump, newest last, optionally from a time on. */
+  predictions(pumpId: string, opts: { sinceTs?: number; limit: number }): StoredRow[] {
+    const rows = this.db
+      .prepare(
+        `SELECT ${ROW_COLUMNS} FROM (SELECT ${ROW_COLUMNS} FROM readings WHERE pump_id = ? AND ts >= ?
+         ORDER BY seq DESC LIMIT ?) ORDER BY seq`,
+      )
+      .all(pumpId, opts.sinceTs ?? 0, opts.limit) as DbRow[];
+    return rows.map(fromDbRow);
+  }
+
+  /** Rows by sequence range (inclusive), in order: for tests, sync and model validation. */
+  rowsBySeq(fromSeq: number, toSeq: number): StoredRow[] {
+    return (
+      this.db.prepare(`SELECT ${ROW_COLUMNS} FROM readings WHERE seq BETWEEN ? AND ? ORDER BY seq`).all(fromSeq, toSeq) as DbRow[]
+    ).map(fromDbRow);
+  }
+
+  /** Distinct pump ids seen in the buffer. */
+  pumpIds(): string[] {
+    return (this.db.prepare('SELECT DISTINCT pump_id FROM readings').all() as { pump_id: string }[]).map((r) => r.pump_id);
+  }
+
+  rejected(limit: number): Array<RejectedItem & { id: number }> {
+    return (
+      this.db
+        .prepare('SELECT id, source, raw, reason, received_at FROM rejected ORDER BY id DESC LIMIT ?')
+        .all(limit) as Array<{ id: number; source: string; raw: string; reason: string; received_at: number }>
+    ).map((r) => ({ id: r.id, source: r.source, raw: r.raw, reason: r.reason, receivedAt: r.received_at }));
+  }
+
+  /** Small key/value state that must survive restarts (active models, cursors). */
+  getMeta(key: string): string | null {
+    const row = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
+    return row?.value ?? null;
+  }
+
+  setMeta(key: string, value: string): void {
+    try {
+      this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, value);
+    } catch (err) {
+      throw classifySqliteError(err, this.options.path, `saving ${key}`);
+    }
+  }
+
+  /** Liveness of the buffer: a trivial read on the open database, and the cap being enforceable. */
+  health(): { ok: boolean; error?: string } {
+    try {
+      this.db.prepare('SELECT 1').get();
+      if (this.evictionError !== null) return { ok: false, error: this.evictionError.message };
+      return { ok: true };
+    } catch (err) {
+      return { ok: false, error: (err as Error).message };
+    }
+  }
+
+  close(): void {
+    const db = this.dbHandle;
+    if (db === null) return;
+    this.dbHandle = null;
+    db.close();
+  }
+
+  /** Re-reads the counts after a partial failure (some eviction chunks may have committed). */
+  private recountQuietly(): void {
+    try {
+      this.recount();
+    } catch {
+      // the counts stay approximate until the next successful open
+    }
+  }
+
+  private closeQuietly(): void {
+    try {
+      this.close();
+    } catch {
+      // already failing: the original error is the one to report
+    }
+  }
+}

@@ -1,0 +1,230 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { PRIORITY, SyncBatches, type PlanLimits } from '../../buffer/batches.js';
+import { BufferStore } from '../../buffer/store.js';
+import type { PredictionRow } from '../../buffer/types.js';
+
+const T0 = Date.UTC(2026, 10, 23, 10);
+const SHA = 'c'.repeat(64);
+const LIMITS: PlanLimits = { maxRows: 1_000, maxBytes: 1 << 24, anomalyContextRows: 0 };
+const namer = (p: string, a: number, b: number, ts: number): string =>
+  `readings/${p}/${new Date(ts).toISOString().slice(0, 10)}/${String(a).padStart(12, '0')}-${String(b).padStart(12, '0')}.jsonl.gz`;
+
+function reading(pumpId: string, i: number, anomaly = false): PredictionRow {
+  return {
+    pumpId,
+    ts: T0 + i * 1000,
+    receivedAt: T0 + i * 1000,
+    values: { Pressure: (i % 50) / 50, Flow: i },
+    score: anomaly ? 0.99 : 0.1,
+    anomaly,
+    modelVersion: 'v1',
+    imputed: false,
+    unscoredReason: null,
+  };
+}
+
+const count = (store: BufferStore, sql: string): number => (store.db.prepare(sql).get() as { n: number }).n;
+
+/** The in-memory counts must always equal what the file holds. */
+function expectCountsMatchFile(store: BufferStore): void {
+  expect(store.stats()).toMatchObject({
+    rows: count(store, 'SELECT count(*) AS n FROM readings'),
+    unsynced: count(store, 'SELECT count(*) AS n FROM readings WHERE synced = 0'),
+    rejected: count(store, 'SELECT count(*) AS n FROM rejected'),
+  });
+}
+
+describe('SyncBatches on a real SQLite file', () => {
+  let dir: string;
+  let path: string;
+  let store: BufferStore;
+  let batches: SyncBatches;
+  /** Appends readings of one pump, `anomalies` naming the indexes that are anomalous; returns the seqs. */
+  const append = (pumpId: string, from: number, n: number, anomalies: number[] = []): number[] =>
+    store.appendBatch(Array.from({ length: n }, (_, k) => reading(pumpId, from + k, anomalies.includes(from + k))));
+  const reopen = (): void => {
+    store.close();
+    store = new BufferStore({ path, maxBytes: 1 << 30 });
+    store.open();
+    batches = new SyncBatches(store);
+  };
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'pw-buffer-batches-'));
+    path = join(dir, 'buffer.db');
+    store = new BufferStore({ path, maxBytes: 1 << 30 });
+    store.open();
+    batches = new SyncBatches(store);
+  });
+  afterEach(() => {
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('returns null when there is nothing to upload', () => {
+    expect(batches.next(LIMITS, namer, T0)).toBeNull();
+  });
+
+  it('plans the oldest unplanned rows of one pump, in sequence order, when no anomaly waits', () => {
+    const a = append('pump-a', 0, 3);
+    const b = append('pump-b', 0, 4);
+    const a2 = append('pump-a', 3, 2);
+    const batch = batches.next(LIMITS, namer, T0)!;
+    expect(batch).toMatchObject({ pumpId: 'pump-a', firstSeq: a[0], lastSeq: a2[1], rowCount: 5, priority: PRIORITY.bulk, state: 'planned', createdAt: T0 });
+    expect(batch.blobName).toBe(namer('pump-a', a[0]!, a2[1]!, T0));
+    expect(batches.rows(batch).map((r) => r.seq)).toEqual([...a, ...a2]);
+    expect(batches.rows(batch).every((r) => r.pumpId === 'pump-a')).toBe(true);
+    batches.markUploaded(batch, SHA, T0);
+    const next = batches.next(LIMITS, namer, T0)!;
+    expect(batches.rows(next).map((r) => r.seq)).toEqual(b);
+  });
+
+  it('caps a batch at maxRows and at about maxBytes of JSON', () => {
+    append('pump-a', 0, 50);
+    expect(batches.next({ ...LIMITS, maxRows: 20 }, namer, T0)!.rowCount).toBe(20);
+    const small = batches.plan({ ...LIMITS, maxBytes: 5 * 230 }, namer, T0)!;
+    expect(small.rowCount).toBeGreaterThanOrEqual(1);
+    expect(small.rowCount).toBeLessThan(6);
+    expect(batches.plan({ ...LIMITS, maxBytes: 1 }, namer, T0)!.rowCount).toBe(1); // never an empty batch
+  });
+
+  it('plans the newest anomaly first, with anomalyContextRows rows of its own pump before it', () => {
+    append('pump-a', 0, 20, [5]);
+    const b = append('pump-b', 0, 30, [25]);
+    append('pump-a', 20, 10);
+    const batch = batches.next({ ...LIMITS, anomalyContextRows: 10 }, namer, T0)!;
+    expect(batch.priority).toBe(PRIORITY.anomalies);
+    expect(batch.pumpId).toBe('pump-b');
+    const seqs = batches.rows(batch).map((r) => r.seq);
+    expect(seqs[0]).toBe(b[15]); // ten rows of context before the anomaly at index 25
+    expect(seqs).toContain(b[25]);
+    expect(seqs).toEqual(b.slice(15)); // then the rest of that pump, in order
+    batches.markUploaded(batch, SHA, T0);
+    const older = batches.next({ ...LIMITS, anomalyContextRows: 3 }, namer, T0)!;
+    expect(older).toMatchObject({ pumpId: 'pump-a', priority: PRIORITY.anomalies });
+    expect(batches.rows(older)[0]!.ts).toBe(T0 + 2_000); // three rows before the anomaly at index 5
+  });
+
+  it('keeps the anomaly in its batch when the wanted context is larger than a batch', () => {
+    const a = append('pump-a', 0, 100, [80]);
+    const batch = batches.next({ ...LIMITS, maxRows: 10, anomalyContextRows: 50 }, namer, T0)!;
+    const seqs = batches.rows(batch).map((r) => r.seq);
+    expect(seqs).toHaveLength(10);
+    expect(seqs.at(-1)).toBe(a[80]);
+    const [, , , later] = append('pump-a', 100, 5, [103]);
+    const tight = batches.plan({ ...LIMITS, maxBytes: 1, anomalyContextRows: 50 }, namer, T0)!;
+    expect(batches.rows(tight).map((r) => r.seq)).toEqual([later]); // no room for context, but the anomaly
+  });
+
+  it('returns the unfinished planned batch again, with the same rows, before planning a new one', () => {
+    append('pump-a', 0, 10);
+    const first = batches.next({ ...LIMITS, maxRows: 4 }, namer, T0)!;
+    append('pump-a', 10, 5, [12]); // an anomaly arriving later does not jump the batch already planned
+    const again = batches.next({ ...LIMITS, maxRows: 4 }, namer, T0 + 60_000)!;
+    expect(again).toEqual(first);
+    expect(batches.pending()).toEqual(first);
+  });
+
+  it('re-uploads the same planned batch after a crash: after reopening, next() gives the same batch and rows', () => {
+    append('pump-a', 0, 40, [30]);
+    const planned = batches.next({ ...LIMITS, anomalyContextRows: 5 }, namer, T0)!;
+    const plannedRows = batches.rows(planned);
+    batches.noteError(planned, 'connection reset');
+    reopen(); // closed without markUploaded, like a crash between upload and confirmation
+    append('pump-a', 40, 10, [45]);
+    const recovered = batches.next({ ...LIMITS, maxRows: 3 }, namer, T0 + 3_600_000)!;
+    expect(recovered).toEqual(planned);
+    expect(batches.rows(recovered)).toEqual(plannedRows);
+    batches.markUploaded(recovered, SHA, T0);
+    expect(batches.next(LIMITS, namer, T0)!.id).not.toBe(planned.id);
+  });
+
+  it('plans every row exactly once across pumps and anomalies: no gaps, no duplicates', () => {
+    const all: number[] = [];
+    for (let k = 0; k < 6; k++) {
+      all.push(...append(`pump-${k % 3}`, k * 50, 50, [k * 50 + 7, k * 50 + 33]));
+    }
+    const seen: number[] = [];
+    const names = new Set<string>();
+    for (let guard = 0; guard < 1000; guard++) {
+      const batch = batches.next({ maxRows: 37, maxBytes: 1 << 20, anomalyContextRows: 9 }, namer, T0);
+      if (batch === null) break;
+      const batchRows = batches.rows(batch);
+      expect(batchRows).toHaveLength(batch.rowCount);
+      expect(new Set(batchRows.map((r) => r.pumpId))).toEqual(new Set([batch.pumpId]));
+      expect(batchRows.map((r) => r.seq)).toEqual([...batchRows.map((r) => r.seq)].sort((x, y) => x - y));
+      expect(names.has(batch.blobName)).toBe(false);
+      names.add(batch.blobName);
+      seen.push(...batchRows.map((r) => r.seq));
+      batches.markUploaded(batch, SHA, T0);
+    }
+    expect([...seen].sort((x, y) => x - y)).toEqual(all);
+    expect(store.stats().unsynced).toBe(0);
+  });
+
+  it('marks a batch uploaded and its rows synced in one transaction, and counts them', () => {
+    append('pump-a', 0, 10);
+    const batch = batches.next({ ...LIMITS, maxRows: 6 }, namer, T0)!;
+    batches.markUploaded(batch, SHA, T0 + 5);
+    expect(count(store, 'SELECT count(*) AS n FROM readings WHERE synced = 1')).toBe(6);
+    expect(store.db.prepare('SELECT state, sha256, uploaded_at FROM sync_batches WHERE id = ?').get(batch.id)).toEqual({ state: 'uploaded', sha256: SHA, uploaded_at: T0 + 5 });
+    expect(batches.pending()).toBeNull();
+    expect(store.stats()).toMatchObject({ rows: 10, unsynced: 4, oldestUnsyncedTs: T0 + 6_000 });
+    batches.markUploaded(batch, SHA, T0 + 6); // a repeated confirmation changes nothing
+    expect(store.stats().unsynced).toBe(4);
+  });
+
+  it('keeps a failed batch out of the queue with its reason', () => {
+    append('pump-a', 0, 5);
+    const batch = batches.next(LIMITS, namer, T0)!;
+    batches.markFailed(batch, 'a different blob already has this name');
+    expect(batches.pending()).toBeNull();
+    expect(batches.failed()).toEqual([{ ...batch, state: 'failed' }]);
+    expect(batches.next(LIMITS, namer, T0)).toBeNull();
+  });
+
+  it('deletes only synced rows received before the retention cutoff', () => {
+    append('pump-a', 0, 10);
+    batches.markUploaded(batches.next({ ...LIMITS, maxRows: 8 }, namer, T0)!, SHA, T0);
+    expect(batches.deleteSyncedBefore(T0 + 5_000)).toBe(5); // synced rows 0..4
+    expect(store.rowsBySeq(1, 100).map((r) => r.ts)).toEqual(Array.from({ length: 5 }, (_, k) => T0 + (k + 5) * 1000));
+    expect(store.stats()).toMatchObject({ rows: 5, unsynced: 2 });
+    expect(batches.deleteSyncedBefore(Number.MAX_SAFE_INTEGER)).toBe(3); // never the unsynced ones
+    expectCountsMatchFile(store);
+  });
+
+  it('forgets uploaded batches whose rows are all gone, and keeps planned ones, so the batch table stays bounded', () => {
+    append('pump-a', 0, 30);
+    for (let k = 0; k < 2; k++) batches.markUploaded(batches.next({ ...LIMITS, maxRows: 10 }, namer, T0)!, SHA, T0 + k);
+    const planned = batches.next({ ...LIMITS, maxRows: 10 }, namer, T0)!;
+    batches.deleteSyncedBefore(T0 + 5_000); // half of the first batch's rows
+    expect(count(store, 'SELECT count(*) AS n FROM sync_batches')).toBe(3);
+    batches.deleteSyncedBefore(T0 + 20_000);
+    expect(store.db.prepare('SELECT id, state FROM sync_batches').all()).toEqual([{ id: planned.id, state: 'planned' }]);
+    expect(batches.next(LIMITS, namer, T0)).toEqual(planned);
+    expect(batches.rows(planned)).toHaveLength(10);
+  });
+
+  it('keeps rows, unsynced and rejected counts right through append, eviction, upload, retention and reopen', () => {
+    const check = (): void => expectCountsMatchFile(store);
+    append('pump-a', 0, 300);
+    store.appendRejected([{ source: 'http', raw: 'x'.repeat(3000), reason: 'bad', receivedAt: T0 }]);
+    check();
+    batches.markUploaded(batches.next({ ...LIMITS, maxRows: 120 }, namer, T0)!, SHA, T0);
+    check();
+    batches.next({ ...LIMITS, maxRows: 50 }, namer, T0); // planned, not uploaded
+    check();
+    store.setMaxBytes(store.stats().bytes - 8 * 4096); // forces eviction
+    expect(store.stats().evicted.total).toBeGreaterThan(0);
+    check();
+    batches.deleteSyncedBefore(Number.MAX_SAFE_INTEGER);
+    check();
+    reopen();
+    check();
+    append('pump-a', 300, 10);
+    check();
+  });
+});

@@ -1,0 +1,149 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SyncBatches, type PlanLimits } from '../../buffer/batches.js';
+import { BufferStore } from '../../buffer/store.js';
+import type { PredictionRow } from '../../buffer/types.js';
+
+const T0 = Date.UTC(2026, 10, 23, 10);
+const SHA = 'e'.repeat(64);
+const namer = (p: string, a: number, b: number): string => `readings/${p}/${a}-${b}.jsonl.gz`;
+const bulk = (maxRows: number): PlanLimits => ({ maxRows, maxBytes: 1 << 24, anomalyContextRows: 0 });
+
+/** A reading of ~20 sensors (~500 bytes of JSON), so a small cap fills quickly. */
+function reading(pumpId: string, i: number, anomaly = false): PredictionRow {
+  const values: Record<string, number> = {};
+  for (let k = 0; k < 20; k++) values[`Sensor_${k}`] = Math.round(((i * 7919 + k * 104729) % 100_000) * 1.234567) / 1000;
+  return { pumpId, ts: T0 + i * 1000, receivedAt: T0 + i * 1000, values, score: anomaly ? 0.97 : 0.2, anomaly, modelVersion: 'v1', imputed: false, unscoredReason: null };
+}
+
+const seqsOf = (store: BufferStore, where: string): number[] =>
+  (store.db.prepare(`SELECT seq FROM readings WHERE ${where} ORDER BY seq`).all() as { seq: number }[]).map((r) => r.seq);
+const count = (store: BufferStore, sql: string): number => (store.db.prepare(sql).get() as { n: number }).n;
+
+const NORMAL_UNSYNCED = 'synced = 0 AND batch_id IS NULL AND anomaly = 0';
+const ANOMALY_UNSYNCED = 'synced = 0 AND batch_id IS NULL AND anomaly = 1';
+
+/** What remains of a class of rows is always its newest part: eviction takes the oldest first. */
+function expectNewestKept(original: number[], remaining: number[]): void {
+  expect(remaining).toEqual(original.slice(original.length - remaining.length));
+}
+
+describe('Eviction under the disk cap (real SQLite file)', () => {
+  let dir: string;
+  let path: string;
+  let store: BufferStore;
+  let batches: SyncBatches;
+  const append = (pumpId: string, from: number, n: number, anomaly = false): number[] =>
+    store.appendBatch(Array.from({ length: n }, (_, k) => reading(pumpId, from + k, anomaly)));
+  const openStore = (maxBytes: number): void => {
+    store = new BufferStore({ path, maxBytes });
+    store.open();
+    batches = new SyncBatches(store);
+  };
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'pw-buffer-evict-'));
+    path = join(dir, 'buffer.db');
+    openStore(1 << 30);
+  });
+  afterEach(() => {
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('keeps appending under a small cap by evicting the oldest unsynced normal rows, counting each', () => {
+    store.setMaxBytes(512 * 1024);
+    let appended = 0;
+    for (let k = 0; k < 40; k++) {
+      append('pump-a', appended, 100);
+      appended += 100;
+      const stats = store.stats();
+      expect(stats.bytes).toBeLessThanOrEqual(512 * 1024);
+      expect(stats.rows).toBe(count(store, 'SELECT count(*) AS n FROM readings'));
+      expect(stats.evicted.unsynced).toBe(appended - stats.rows);
+    }
+    expect(store.stats().evicted.unsynced).toBeGreaterThan(1000);
+    const left = seqsOf(store, '1');
+    expect(left.at(-1)).toBe(appended); // the newest rows are the ones kept
+    expect(left).toEqual(Array.from({ length: left.length }, (_, k) => appended - left.length + 1 + k));
+  });
+
+  it('evicts synced rows first, then rejected items, then unsynced normal rows, and anomalies last; planned rows never', () => {
+    // Synced rows (uploaded), a planned batch not yet uploaded, rejected items, unsynced normal rows, anomalies.
+    const synced = append('pump-a', 0, 400);
+    for (let b = batches.next(bulk(100), namer, T0); b !== null; b = batches.next(bulk(100), namer, T0)) batches.markUploaded(b, SHA, T0);
+    append('pump-c', 0, 60);
+    const planned = batches.next(bulk(60), namer, T0)!;
+    const plannedRows = batches.rows(planned);
+    store.appendRejected(Array.from({ length: 300 }, (_, k) => ({ source: 'http', raw: `{"bad":${k}}`.padEnd(600, ' '), reason: `bad ${k}`, receivedAt: T0 + k })));
+    const normal: number[] = [];
+    const anomalies: number[] = [];
+    for (let k = 0; k < 8; k++) {
+      normal.push(...append('pump-a', 1000 + k * 50, 50));
+      anomalies.push(...append('pump-b', k * 10, 10, true));
+    }
+    expect(store.stats().evicted.total).toBe(0);
+    const rejectedIds = (store.db.prepare('SELECT id FROM rejected ORDER BY id').all() as { id: number }[]).map((r) => r.id);
+
+    const seen = { synced: false, rejected: false, unsynced: false, anomalies: false };
+    let cap = store.stats().bytes;
+    while (cap > 16 * 4096) {
+      cap = Math.floor(cap * 0.9);
+      store.setMaxBytes(cap);
+      const stats = store.stats();
+      const left = {
+        synced: seqsOf(store, 'synced = 1'),
+        rejected: (store.db.prepare('SELECT id FROM rejected ORDER BY id').all() as { id: number }[]).map((r) => r.id),
+        normal: seqsOf(store, NORMAL_UNSYNCED),
+        anomalies: seqsOf(store, ANOMALY_UNSYNCED),
+      };
+      // exact counts, per kind
+      expect(stats.evicted).toEqual({
+        synced: synced.length - left.synced.length,
+        rejected: rejectedIds.length - left.rejected.length,
+        unsynced: normal.length - left.normal.length,
+        anomalies: anomalies.length - left.anomalies.length,
+        total: synced.length - left.synced.length + rejectedIds.length - left.rejected.length + normal.length - left.normal.length + anomalies.length - left.anomalies.length,
+      });
+      expect(stats).toMatchObject({ rows: count(store, 'SELECT count(*) AS n FROM readings'), unsynced: count(store, 'SELECT count(*) AS n FROM readings WHERE synced = 0'), rejected: left.rejected.length });
+      // order between kinds
+      if (stats.evicted.rejected > 0) expect(left.synced).toEqual([]);
+      if (stats.evicted.unsynced > 0) expect(left.rejected).toEqual([]);
+      if (stats.evicted.anomalies > 0) expect(left.normal).toEqual([]);
+      // oldest first within a kind
+      expectNewestKept(synced, left.synced);
+      expectNewestKept(rejectedIds, left.rejected);
+      expectNewestKept(normal, left.normal);
+      expectNewestKept(anomalies, left.anomalies);
+      // the planned batch is untouched: a retry uploads the same rows
+      expect(batches.rows(planned)).toEqual(plannedRows);
+      for (const kind of ['synced', 'rejected', 'unsynced', 'anomalies'] as const) seen[kind] ||= stats.evicted[kind] > 0;
+    }
+    expect(seen).toEqual({ synced: true, rejected: true, unsynced: true, anomalies: true });
+    expect(store.stats().evicted.anomalies).toBe(anomalies.length);
+    expect(store.stats()).toMatchObject({ rows: plannedRows.length, unsynced: plannedRows.length });
+    expect(store.health().ok).toBe(true);
+  });
+
+  it('keeps the eviction counts across a reopen', () => {
+    append('pump-a', 0, 600);
+    store.setMaxBytes(Math.floor(store.stats().bytes / 2));
+    const before = store.stats();
+    expect(before.evicted.unsynced).toBeGreaterThan(0);
+    store.close();
+    openStore(before.maxBytes);
+    expect(store.stats()).toMatchObject({ rows: before.rows, unsynced: before.unsynced, evicted: before.evicted });
+    expect(count(store, "SELECT value AS n FROM counters WHERE name = 'evicted_unsynced'")).toBe(before.evicted.unsynced);
+  });
+
+  it('drops an anomaly only when no normal unsynced row is left, even if the anomaly is older', () => {
+    const old = append('pump-b', 0, 50, true);
+    append('pump-a', 0, 400);
+    store.setMaxBytes(Math.floor(store.stats().bytes * 0.6));
+    expect(store.stats().evicted).toMatchObject({ anomalies: 0, synced: 0, rejected: 0 });
+    expect(store.stats().evicted.unsynced).toBeGreaterThan(0);
+    expect(seqsOf(store, 'anomaly = 1')).toEqual(old);
+  });
+});
