@@ -1,0 +1,117 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import ort from 'onnxruntime-node';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { readModelMetadata } from '../../inference/contract.js';
+import { runCli } from '../../trainer/commands/index.js';
+
+let dir: string;
+let out: string[];
+let err: string[];
+const io = { out: (t: string) => out.push(t), err: (t: string) => err.push(t) };
+
+/** A SKAB-like CSV: ';' separated, CRLF and LF mixed, labels in the last column. */
+function skabLikeCsv(rows: number): string {
+  const lines = ['datetime;Current;Pressure;Volume Flow RateRMS;anomaly'];
+  for (let i = 0; i < rows; i++) {
+    const load = Math.sin(i / 7) + 0.3 * Math.cos(i / 3);
+    const noise = 0.05 * Math.sin(i * 12.9898);
+    const ts = new Date(Date.UTC(2020, 2, 9, 10, 0, i)).toISOString().replace('T', ' ').slice(0, 19);
+    lines.push(`${ts};${(1.3 + 0.4 * load).toFixed(5)};${(0.3 + 0.1 * Math.sin(i / 5)).toFixed(5)};${(32 + 3 * load + noise).toFixed(4)};${i > rows - 5 ? 1 : 0}`);
+  }
+  return lines.map((l, i) => l + (i % 3 === 0 ? '\r\n' : '\n')).join('');
+}
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'pw-trainer-fit-'));
+  out = [];
+  err = [];
+});
+
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('pumpwatch-trainer fit', () => {
+  it('writes a contract-1 model that onnxruntime-node loads and that flags a broken reading', async () => {
+    const csv = join(dir, 'pump.csv');
+    await writeFile(csv, skabLikeCsv(300));
+    const model = join(dir, 'models', 'pump-17.onnx');
+    const code = await runCli(['fit', '--csv', csv, '--out', model, '--train-rows', '200', '--source', 'pump-17', '--exclude', 'anomaly', '--window', '3'], io);
+    expect(err).toEqual([]);
+    expect(code).toBe(0);
+    expect(out.join('\n')).toMatch(/wrote .*pump-17\.onnx .*source "pump-17"/);
+    const bytes = await readFile(model);
+    const meta = readModelMetadata(bytes);
+    expect(meta).toMatchObject({ features: ['Current', 'Pressure', 'Volume Flow RateRMS'], window: 3, source: 'pump-17', algorithm: 'pca-t2q' });
+    expect(meta.trainedAt).toBe('2020-03-09T10:03:19.000Z');
+    const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1 });
+    try {
+      const normal = [1.3, 0.3, 32];
+      const broken = [1.7, 0.3, 20]; // flow falls while the current rises
+      const input = new Float32Array([...normal, ...normal, ...normal, ...broken, ...broken, ...broken]);
+      const res = await session.run({ features: new ort.Tensor('float32', input, [2, 3, 3]) });
+      const scores = res.score!.data as Float32Array;
+      expect(scores[0]!).toBeLessThan(meta.threshold);
+      expect(scores[1]!).toBeGreaterThan(meta.threshold);
+    } finally {
+      await session.release();
+    }
+  });
+
+  it('writes identical bytes when run twice on the same CSV with the same options', async () => {
+    const csv = join(dir, 'pump.csv');
+    await writeFile(csv, skabLikeCsv(120));
+    const args = (o: string) => ['fit', '--csv', csv, '--out', join(dir, o), '--exclude', 'anomaly'];
+    expect(await runCli(args('a.onnx'), io)).toBe(0);
+    expect(await runCli(args('b.onnx'), io)).toBe(0);
+    expect((await readFile(join(dir, 'a.onnx'))).equals(await readFile(join(dir, 'b.onnx')))).toBe(true);
+    expect(err).toEqual([]);
+    expect(await runCli([...args('c.onnx'), '--version', 'v7'], io)).toBe(0);
+    expect(readModelMetadata(await readFile(join(dir, 'c.onnx'))).version).toBe('v7');
+  });
+
+  it('warns when a column that looks like a label is used as a feature', async () => {
+    const csv = join(dir, 'pump.csv');
+    await writeFile(csv, skabLikeCsv(60));
+    expect(await runCli(['fit', '--csv', csv, '--out', join(dir, 'm.onnx')], io)).toBe(0);
+    expect(err.join('\n')).toMatch(/columns used as features look like labels: anomaly; pass --exclude anomaly if they are/);
+  });
+
+  it('prints help for the command and for the program', async () => {
+    expect(await runCli(['fit', '--help'], io)).toBe(0);
+    expect(out.join('\n')).toMatch(/Usage: pumpwatch-trainer fit --csv FILE --out MODEL\.onnx/);
+    expect(await runCli(['--help'], io)).toBe(0);
+    expect(out.at(-1)).toMatch(/fit +train on a local CSV/);
+  });
+
+  it('exits 2 with a message that names the line and column of a bad cell', async () => {
+    const csv = join(dir, 'bad.csv');
+    await writeFile(csv, 'datetime;Current;Pressure\n2020-01-01 00:00:00;1;2\n2020-01-01 00:00:01;1;abc\n');
+    expect(await runCli(['fit', '--csv', csv, '--out', join(dir, 'm.onnx')], io)).toBe(2);
+    expect(err.join('\n')).toBe('pumpwatch-trainer fit: line 3, column "Pressure": "abc" is not a number');
+  });
+
+  it('exits 2 on bad usage: missing options, unknown options, bad numbers, unknown algorithm or command', async () => {
+    const csv = join(dir, 'pump.csv');
+    await writeFile(csv, skabLikeCsv(50));
+    const cases: [string[], RegExp][] = [
+      [['fit', '--out', 'x.onnx'], /--csv is required/],
+      [['fit', '--csv', csv], /--out is required/],
+      [['fit', '--csv', csv, '--out', join(dir, 'm.onnx'), '--bogus'], /Unknown option '--bogus'/],
+      [['fit', '--csv', csv, '--out', join(dir, 'm.onnx'), '--train-rows', '0'], /--train-rows must be an integer >= 1, got "0"/],
+      [['fit', '--csv', csv, '--out', join(dir, 'm.onnx'), '--window', '2.5'], /--window must be an integer >= 1/],
+      [['fit', '--csv', csv, '--out', join(dir, 'm.onnx'), '--algo', 'magic'], /unknown algorithm "magic" \(known: pca/],
+      [['fit', '--csv', csv, '--out', join(dir, 'm.onnx'), '--train-rows', '500'], /500 training rows asked for, but the data has only 50 rows/],
+      [['fit', '--csv', csv, '--out', join(dir, 'm.onnx'), '--train-rows', '4'], /at least 10 training rows, got 4/],
+      [['fit', '--csv', join(dir, 'missing.csv'), '--out', join(dir, 'm.onnx')], /cannot read CSV .*missing\.csv.*ENOENT/],
+      [['frobnicate'], /unknown command "frobnicate"/],
+    ];
+    for (const [args, message] of cases) {
+      err = [];
+      expect(await runCli(args, io), args.join(' ')).toBe(2);
+      expect(err.join('\n')).toMatch(message);
+    }
+  });
+});

@@ -1,0 +1,116 @@
+import ort from 'onnxruntime-node';
+import { describe, expect, it } from 'vitest';
+import { CONTRIBUTIONS_OUTPUT_NAME, INPUT_NAME, OUTPUT_NAME, readModelMetadata } from '../../inference/contract.js';
+import type { WindowBatch } from '../../trainer/algorithms/algorithm.js';
+import type { CsvTable } from '../../trainer/csv.js';
+import { fitTable } from '../../trainer/fit.js';
+import { slidingWindows, toInputTensor } from '../../trainer/windows.js';
+
+/** Deterministic uniform [0, 1) generator (mulberry32). */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Pump-like readings: 5 features on very different scales with two correlated pairs. */
+function pumpTable(n: number, seed: number): CsvTable {
+  const rand = rng(seed);
+  const start = Date.UTC(2026, 0, 1);
+  const rows = Array.from({ length: n }, () => {
+    const load = rand();
+    return Float64Array.of(0.03 + 0.01 * load + 0.002 * rand(), 1.3 + 0.5 * load + 0.05 * rand(), 230 + 5 * rand(), 80 + rand(), 32 + 3 * load + 0.3 * rand());
+  });
+  return {
+    features: ['Accelerometer1RMS', 'Current', 'Voltage', 'Temperature', 'Volume Flow RateRMS'],
+    timestamps: rows.map((_, i) => start + i * 1000),
+    rows,
+    timestampColumn: 'datetime',
+    ignoredColumns: [],
+  };
+}
+
+async function runOnnx(bytes: Uint8Array, batch: WindowBatch, window: number, n: number) {
+  const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1, interOpNumThreads: 1 });
+  try {
+    const input = new ort.Tensor('float32', toInputTensor(batch, n), [batch.length, window, n]);
+    const out = await session.run({ [INPUT_NAME]: input });
+    return {
+      scores: out[OUTPUT_NAME]!.data as Float32Array,
+      scoreDims: out[OUTPUT_NAME]!.dims,
+      contributions: out[CONTRIBUTIONS_OUTPUT_NAME]!.data as Float32Array,
+      contributionDims: out[CONTRIBUTIONS_OUTPUT_NAME]!.dims,
+    };
+  } finally {
+    await session.release();
+  }
+}
+
+function expectClose(actual: number, expected: number): void {
+  expect(Math.abs(actual - expected)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(expected)));
+}
+
+describe('exported PCA model in onnxruntime-node', () => {
+  for (const window of [1, 4, 10]) {
+    for (const batchSize of [1, 3, 17]) {
+      it(`gives the in-memory scores and contributions (window ${window}, batch ${batchSize})`, async () => {
+        const table = pumpTable(300, window * 100 + batchSize);
+        const { bytes, model } = fitTable(table, { trainRows: 200, window });
+        // Later rows, with some made anomalous so scores cover a wide range.
+        // The model input is float32, so both scorers get the same float32 readings.
+        const live = table.rows
+          .slice(180)
+          .map((r, i) => Float64Array.from(Float32Array.from(i % 7 === 3 ? r.map((v, j) => (j === 1 ? v * 1.8 : v)) : r)));
+        const batch = slidingWindows(live, window).slice(-batchSize);
+        const expected = model.score(batch);
+        const got = await runOnnx(bytes, batch, window, table.features.length);
+        expect(got.scoreDims).toEqual([batchSize]);
+        expect(got.contributionDims).toEqual([batchSize, table.features.length]);
+        batch.forEach((_, b) => {
+          expectClose(got.scores[b]!, expected.scores[b]!);
+          expected.contributions[b]!.forEach((c, f) => expectClose(got.contributions[b * table.features.length + f]!, c));
+        });
+      });
+    }
+  }
+
+  it('flags the same windows as the in-memory scorer at the model threshold', async () => {
+    const table = pumpTable(400, 99);
+    const { bytes, model } = fitTable(table, { trainRows: 250, window: 3 });
+    const batch = slidingWindows(table.rows.map((r, i) => (i > 350 ? r.map((v, j) => (j === 4 ? v + 4 : v)) : r)), 3);
+    const got = await runOnnx(bytes, batch, 3, table.features.length);
+    const expected = model.score(batch);
+    const flagged = (s: ArrayLike<number>) => Array.from(s, (v) => v > model.threshold);
+    expect(flagged(got.scores)).toEqual(flagged(expected.scores));
+    expect(flagged(expected.scores).slice(352).every(Boolean)).toBe(true);
+  });
+
+  it('carries all contract-1 metadata, readable with readModelMetadata', () => {
+    const table = pumpTable(120, 5);
+    const { bytes, metadata, model } = fitTable(table, { trainRows: 100, window: 2, source: 'pump-17' });
+    const read = readModelMetadata(bytes);
+    expect(read).toEqual(metadata);
+    expect(read.features).toEqual(table.features);
+    expect(read.window).toBe(2);
+    expect(read.threshold).toBe(model.threshold);
+    expect(read.source).toBe('pump-17');
+    expect(read.algorithm).toBe('pca-t2q');
+    expect(read.trainedAt).toBe(new Date(table.timestamps[99]!).toISOString());
+    expect(read.metrics).toMatchObject({ trainRows: 100, trainTo: read.trainedAt });
+  });
+
+  it('writes identical bytes for identical data and options, and a new version when they change', () => {
+    const a = fitTable(pumpTable(150, 8), { window: 3 });
+    const b = fitTable(pumpTable(150, 8), { window: 3 });
+    expect(Buffer.from(a.bytes).equals(Buffer.from(b.bytes))).toBe(true);
+    const c = fitTable(pumpTable(150, 8), { window: 4 });
+    const d = fitTable(pumpTable(150, 9), { window: 3 });
+    expect(new Set([a.metadata.version, c.metadata.version, d.metadata.version]).size).toBe(3);
+    expect(a.metadata.version).toMatch(/^20260101-[0-9a-f]{12}$/);
+  });
+});

@@ -1,0 +1,133 @@
+import { describe, expect, it } from 'vitest';
+import { driftAllowance, fitPca, PCA_DEFAULTS, pcaAlgorithm } from '../../trainer/algorithms/pca.js';
+import { FitError } from '../../trainer/errors.js';
+import { symmetricEigen } from '../../trainer/linalg/jacobi.js';
+import { slidingWindows } from '../../trainer/windows.js';
+
+/** Deterministic uniform [0, 1) generator (mulberry32). */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function gaussian(rand: () => number): number {
+  return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+}
+
+/** Two strongly correlated features (y ≈ 2x + 10) and one independent noisy one. */
+function correlatedRows(n: number, seed = 1): Float64Array[] {
+  const rand = rng(seed);
+  return Array.from({ length: n }, () => {
+    const x = gaussian(rand);
+    return Float64Array.of(x, 2 * x + 10 + 0.05 * gaussian(rand), 5 + gaussian(rand));
+  });
+}
+
+describe('symmetricEigen', () => {
+  it('finds the eigenpairs of a known 2x2 matrix, largest first', () => {
+    const { values, vectors } = symmetricEigen([
+      [2, 1],
+      [1, 2],
+    ]);
+    expect(values[0]).toBeCloseTo(3, 12);
+    expect(values[1]).toBeCloseTo(1, 12);
+    expect(Math.abs(vectors[0]![0]!)).toBeCloseTo(Math.SQRT1_2, 12);
+    expect(vectors[0]![0]! * vectors[0]![1]!).toBeGreaterThan(0);
+  });
+
+  it('returns orthonormal vectors with A·v = λ·v for a random symmetric matrix', () => {
+    const rand = rng(7);
+    const n = 8;
+    const a = Array.from({ length: n }, () => new Float64Array(n));
+    for (let i = 0; i < n; i++) for (let j = i; j < n; j++) a[i]![j] = a[j]![i] = rand() * 2 - 1;
+    const { values, vectors } = symmetricEigen(a);
+    for (let k = 0; k < n; k++) {
+      const v = vectors[k]!;
+      for (let i = 0; i < n; i++) {
+        const av = a[i]!.reduce((s, aij, j) => s + aij * v[j]!, 0);
+        expect(av).toBeCloseTo(values[k]! * v[i]!, 10);
+      }
+      for (let m = 0; m < n; m++) {
+        const d = v.reduce((s, vi, i) => s + vi * vectors[m]![i]!, 0);
+        expect(d).toBeCloseTo(k === m ? 1 : 0, 10);
+      }
+    }
+    for (let k = 1; k < n; k++) expect(values[k]!).toBeLessThanOrEqual(values[k - 1]!);
+  });
+});
+
+describe('PCA T²+Q', () => {
+  const set = { features: ['x', 'y', 'z'], rows: correlatedRows(500), window: 1 };
+  const model = fitPca(set, PCA_DEFAULTS);
+
+  it('scores a reading that breaks the correlation far above the threshold', () => {
+    const off = Float64Array.of(1, -8, 5); // y should be about 12 for x = 1
+    expect(model.score([[off]]).scores[0]!).toBeGreaterThan(10 * model.threshold);
+  });
+
+  it('scores a reading on the correlation line, inside the training range, below the threshold', () => {
+    const on = Float64Array.of(0.5, 11, 5);
+    expect(model.score([[on]]).scores[0]!).toBeLessThan(model.threshold);
+  });
+
+  it('splits the residual between the two features whose correlation broke', () => {
+    const shares = model.score([[Float64Array.of(1, -8, 5)]]).contributions[0]!;
+    expect(shares.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 6);
+    expect(shares[0]! + shares[1]!).toBeGreaterThan(0.99);
+    expect(shares[2]!).toBeLessThan(0.01);
+  });
+
+  it('scales scores so that 1 % of training windows score above 1, and puts the threshold at 2.5', () => {
+    const scores = model.score(slidingWindows(set.rows, 1)).scores;
+    const aboveOne = scores.filter((s) => s > 1).length / scores.length;
+    expect(aboveOne).toBeGreaterThan(0.005);
+    expect(aboveOne).toBeLessThanOrEqual(0.015);
+    expect(model.threshold).toBe(2.5);
+    expect(scores.filter((s) => s > model.threshold).length / scores.length).toBeLessThan(0.005);
+  });
+
+  it('gives a drifting feature a drift allowance and leaves noise-like features alone', () => {
+    const rand = rng(3);
+    const rows = Array.from({ length: 400 }, (_, i) => Float64Array.of(gaussian(rand), 20 + i * 0.01 + 0.01 * gaussian(rand)));
+    const allowance = driftAllowance(rows);
+    expect(allowance[0]).toBeCloseTo(1, 6);
+    expect(allowance[1]!).toBeGreaterThan(100);
+    const m = fitPca({ features: ['noise', 'temperature'], rows, window: 1 }, PCA_DEFAULTS);
+    expect((m.metrics.driftAllowance as Record<string, number>).temperature).toBeGreaterThan(100);
+    // The trade-off: a feature that only ramped in training weighs little, so far along its ramp
+    // (ten training ranges) it does not raise an alarm on its own.
+    expect(m.score([[Float64Array.of(0, 20 + 40)]]).scores[0]!).toBeLessThan(m.threshold);
+  });
+
+  it('averages the standardised readings over the window, so one spike in a long window scores lower', () => {
+    const w5 = fitPca({ ...set, window: 5 }, PCA_DEFAULTS);
+    const normal = Float64Array.of(0, 10, 5);
+    const spike = Float64Array.of(1, -8, 5);
+    const alone = w5.score([[spike, spike, spike, spike, spike]]).scores[0]!;
+    const diluted = w5.score([[normal, normal, normal, normal, spike]]).scores[0]!;
+    expect(diluted).toBeLessThan(alone);
+    expect(diluted).toBeGreaterThan(0);
+  });
+
+  it('gives a feature that never varies in training no weight and reports it', () => {
+    const rows = correlatedRows(200).map((r) => Float64Array.of(r[0]!, r[1]!, 3));
+    const m = fitPca({ features: ['x', 'y', 'flat'], rows, window: 1 }, PCA_DEFAULTS);
+    expect(m.metrics.constantFeatures).toEqual(['flat']);
+    const a = m.score([[Float64Array.of(0.2, 10.4, 3)]]).scores[0]!;
+    const b = m.score([[Float64Array.of(0.2, 10.4, 300)]]).scores[0]!;
+    expect(b).toBeCloseTo(a, 12);
+  });
+
+  it('refuses too few rows and data in which nothing varies', () => {
+    const algo = pcaAlgorithm();
+    expect(() => algo.fit({ features: ['x'], rows: correlatedRows(5), window: 1 })).toThrow(FitError);
+    const flat = Array.from({ length: 50 }, () => Float64Array.of(1, 2));
+    expect(() => algo.fit({ features: ['a', 'b'], rows: flat, window: 1 })).toThrow(/no feature varies/);
+  });
+});

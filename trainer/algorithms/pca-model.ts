@@ -1,0 +1,66 @@
+/** The fitted PCA T²+Q model: in-memory Float64 scoring and its ONNX export (same arithmetic). */
+import type { ScoreResult, TrainedModel, WindowBatch } from './algorithm.js';
+import { pcaGraph } from './pca-onnx.js';
+import { CONTRIBUTION_EPSILON, PCA_ALGORITHM, type PcaParams } from './pca-params.js';
+
+export interface Statistics {
+  /** Σ (zbar · whiten_k)², per window. */
+  t2: Float64Array;
+  /** ‖zbar · (I - P·Pᵀ)‖², per window. */
+  q: Float64Array;
+  residuals: Float64Array[];
+}
+
+/** zbar = mean over the window of the standardised readings, then T² and Q of zbar. */
+export function statistics(p: PcaParams, batch: WindowBatch): Statistics {
+  const n = p.features.length;
+  const t2 = new Float64Array(batch.length);
+  const q = new Float64Array(batch.length);
+  const residuals = batch.map((win, b) => {
+    const zbar = new Float64Array(n);
+    for (const row of win) {
+      for (let f = 0; f < n; f++) zbar[f] = (zbar[f] as number) + ((row[f] as number) - (p.mean[f] as number)) * (p.invStd[f] as number);
+    }
+    for (let f = 0; f < n; f++) zbar[f] = (zbar[f] as number) / win.length;
+    t2[b] = p.whiten.reduce((s, w) => s + dot(zbar, w) ** 2, 0);
+    const r = Float64Array.from({ length: n }, (_, f) => p.residual.reduce((s, row, g) => s + (zbar[g] as number) * (row[f] as number), 0));
+    q[b] = r.reduce((s, v) => s + v * v, 0);
+    return r;
+  });
+  return { t2, q, residuals };
+}
+
+function dot(a: Float64Array, b: Float64Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += (a[i] as number) * (b[i] as number);
+  return s;
+}
+
+export class PcaModel implements TrainedModel {
+  readonly algorithm = PCA_ALGORITHM;
+  constructor(
+    readonly params: PcaParams,
+    readonly threshold: number,
+    readonly metrics: Record<string, unknown>,
+  ) {}
+
+  get features(): readonly string[] {
+    return this.params.features;
+  }
+
+  get window(): number {
+    return this.params.window;
+  }
+
+  /** score = T²·t2Scale + Q·qScale; contributions = each feature's share of Q. */
+  score(batch: WindowBatch): ScoreResult {
+    const { t2, q, residuals } = statistics(this.params, batch);
+    const scores = t2.map((t, b) => t * this.params.t2Scale + (q[b] as number) * this.params.qScale);
+    const contributions = residuals.map((r, b) => r.map((v) => (v * v) / ((q[b] as number) + CONTRIBUTION_EPSILON)));
+    return { scores, contributions };
+  }
+
+  toOnnxGraph() {
+    return pcaGraph(this.params);
+  }
+}

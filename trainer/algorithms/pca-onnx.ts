@@ -1,0 +1,47 @@
+/**
+ * The PCA T²+Q scorer as an ONNX graph (opset 17), the same arithmetic as the in-memory scorer:
+ *   z        = (features - mean) * invStd                       [batch, window, n]
+ *   zbar     = ReduceMean(z, axis 1)                             [batch, n]
+ *   T²       = ReduceSum((zbar · whiten)², axis 1)               [batch]
+ *   r        = zbar · (I - P·Pᵀ);  Q = ReduceSum(r², axis 1)      [batch]
+ *   score    = T² · t2Scale + Q · qScale                         [batch]
+ *   contributions = r² / (Q + ε)                                 [batch, n]
+ */
+import { CONTRIBUTIONS_OUTPUT_NAME, INPUT_NAME, OUTPUT_NAME } from '../../inference/contract.js';
+import { GraphBuilder, int, ints } from '../onnx/graph.js';
+import { CONTRIBUTION_EPSILON, type PcaParams } from './pca-params.js';
+
+export function pcaGraph(p: PcaParams): GraphBuilder {
+  const n = p.features.length;
+  const k = p.whiten.length;
+  const g = new GraphBuilder('pumpwatch_pca_t2q');
+  const x = g.input(INPUT_NAME, ['batch', p.window, n]);
+  const mean = g.floatConst('mean', [n], p.mean);
+  const invStd = g.floatConst('inv_std', [n], p.invStd);
+  const whiten = g.floatConst('whiten', [n, k], transpose(p.whiten, n));
+  const residual = g.floatConst('residual_projector', [n, n], p.residual.flatMap((row) => [...row]));
+  const axis1 = g.int64Const('axis_1', [1], [1]);
+  const t2Scale = g.floatConst('t2_scale', [], [p.t2Scale]);
+  const qScale = g.floatConst('q_scale', [], [p.qScale]);
+  const eps = g.floatConst('epsilon', [], [CONTRIBUTION_EPSILON]);
+
+  const z = g.op('Mul', [g.op('Sub', [x, mean], {}, 'centred'), invStd], {}, 'standardised');
+  const zbar = g.op('ReduceMean', [z], { axes: ints([1]), keepdims: int(0) }, 'window_mean');
+  const t = g.op('MatMul', [zbar, whiten], {}, 'scores_whitened');
+  const t2 = g.op('ReduceSum', [g.op('Mul', [t, t]), axis1], { keepdims: int(0) }, 't2');
+  const r = g.op('MatMul', [zbar, residual], {}, 'residual');
+  const r2 = g.op('Mul', [r, r], {}, 'residual_sq');
+  const qKeep = g.op('ReduceSum', [r2, axis1], { keepdims: int(1) }, 'q_keep');
+  const q = g.op('Squeeze', [qKeep, axis1], {}, 'q');
+  g.node('Add', [g.op('Mul', [t2, t2Scale]), g.op('Mul', [q, qScale])], [OUTPUT_NAME]);
+  g.node('Div', [r2, g.op('Add', [qKeep, eps])], [CONTRIBUTIONS_OUTPUT_NAME]);
+  g.output(OUTPUT_NAME, ['batch']);
+  g.output(CONTRIBUTIONS_OUTPUT_NAME, ['batch', n]);
+  return g;
+}
+
+function transpose(rows: readonly Float64Array[], n: number): number[] {
+  const out: number[] = [];
+  for (let f = 0; f < n; f++) for (const row of rows) out.push(row[f] as number);
+  return out;
+}

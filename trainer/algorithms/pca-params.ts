@@ -1,0 +1,22 @@
+/** The fitted PCA T²+Q parameters, shared by the in-memory scorer and the ONNX graph. */
+
+/** Everything the in-memory and ONNX scorers need. */
+export interface PcaParams {
+  features: readonly string[];
+  window: number;
+  mean: Float64Array;
+  /** 1 / std per feature, 0 for features that do not vary in training. */
+  invStd: Float64Array;
+  /** Kept components scaled by 1/sqrt(eigenvalue): `whiten[k][f]`. */
+  whiten: Float64Array[];
+  /** Residual projector I - P·Pᵀ, `residual[g][f]`. */
+  residual: Float64Array[];
+  /** score = T²·t2Scale + Q·qScale (qScale 0 when every component is kept). */
+  t2Scale: number;
+  qScale: number;
+}
+
+/** Added to Q before dividing, so a zero residual gives zero contributions. */
+export const CONTRIBUTION_EPSILON = 1e-12;
+
+export const PCA_ALGORITHM = 'pca-t2q';

@@ -1,0 +1,10 @@
+#!/usr/bin/env node
+/** The `pumpwatch-trainer` executable (dist/trainer/cli.js). Commands live in ./commands/. */
+import { runCli } from './commands/index.js';
+
+const io = {
+  out: (text: string) => process.stdout.write(`${text}\n`),
+  err: (text: string) => process.stderr.write(`${text}\n`),
+};
+
+process.exitCode = await runCli(process.argv.slice(2), io);

@@ -1,0 +1,81 @@
+/** `pumpwatch-trainer fit`: train on a local CSV and write a contract-1 ONNX model. */
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { ALGORITHM_NAMES, DEFAULT_ALGORITHM } from '../algorithms/index.js';
+import { loadCsv } from '../csv.js';
+import { DEFAULT_SOURCE, fitTable } from '../fit.js';
+import { optionalInteger, optionalList, parseOptions, requireString, type Command } from './command.js';
+
+const HELP = `Usage: pumpwatch-trainer fit --csv FILE --out MODEL.onnx [options]
+
+Trains an anomaly model on a local CSV and writes a contract-1 ONNX model with its threshold.
+The CSV has a header row, ',' or ';' separators, and a "timestamp" or "datetime" column
+(ISO 8601 or YYYY-MM-DD hh:mm:ss, read as UTC); every other numeric column is a feature.
+
+Options:
+  --csv FILE          training data (required)
+  --out MODEL.onnx    where to write the model (required; parent folders are created)
+  --train-rows N      train on the first N data rows (default: all)
+  --source ID         data source (pump) id in the metadata (default: "${DEFAULT_SOURCE}")
+  --exclude a,b       columns that are not features (e.g. labels: --exclude anomaly,changepoint)
+  --algo NAME         ${ALGORITHM_NAMES.join(' | ')} (default: ${DEFAULT_ALGORITHM})
+  --window W          readings per window (default: the algorithm's)
+  --version V         model version (default: training date + hash of data and options)
+  -h, --help          this help
+
+The same CSV and options always give the same model bytes. Exit code 2 on bad usage or bad data.`;
+
+/** Column names that usually hold labels, not sensor values (SKAB: anomaly, changepoint). */
+const LABEL_LIKE = ['anomaly', 'changepoint', 'label', 'labels', 'is_anomaly'];
+
+export const fitCommand: Command = {
+  name: 'fit',
+  summary: 'train on a local CSV and write a contract-1 ONNX model',
+  help: HELP,
+  async run(args, io) {
+    const v = parseOptions('fit', args, {
+      csv: { type: 'string' },
+      out: { type: 'string' },
+      'train-rows': { type: 'string' },
+      source: { type: 'string' },
+      exclude: { type: 'string' },
+      algo: { type: 'string' },
+      window: { type: 'string' },
+      version: { type: 'string' },
+    });
+    if (v.help === true) {
+      io.out(HELP);
+      return 0;
+    }
+    const csv = requireString('fit', v.csv, '--csv');
+    const out = requireString('fit', v.out, '--out');
+    const table = await loadCsv(csv, { exclude: optionalList(v.exclude) });
+    const result = fitTable(table, {
+      trainRows: optionalInteger('fit', v['train-rows'], '--train-rows', 1),
+      source: typeof v.source === 'string' ? v.source : undefined,
+      algorithm: typeof v.algo === 'string' ? v.algo : undefined,
+      window: optionalInteger('fit', v.window, '--window', 1),
+      version: typeof v.version === 'string' ? v.version : undefined,
+    });
+    await writeAtomically(out, result.bytes);
+    const m = result.metadata;
+    io.out(
+      `wrote ${out} (${result.bytes.length} bytes): source "${m.source}", version ${m.version}, ${m.algorithm}, ` +
+        `${m.features.length} features, window ${m.window}, threshold ${m.threshold}, ` +
+        `trained on ${String(m.metrics.trainRows)} rows up to ${m.trainedAt}`,
+    );
+    const labelLike = m.features.filter((f) => LABEL_LIKE.includes(f.toLowerCase()));
+    if (labelLike.length > 0) io.err(`note: columns used as features look like labels: ${labelLike.join(', ')}; pass --exclude ${labelLike.join(',')} if they are`);
+    if (table.ignoredColumns.length > 0) io.err(`note: non-numeric columns left out: ${table.ignoredColumns.join(', ')}`);
+    const constant = m.metrics.constantFeatures;
+    if (Array.isArray(constant) && constant.length > 0) io.err(`note: features that never vary in training are ignored by the model: ${constant.join(', ')}`);
+    return 0;
+  },
+};
+
+async function writeAtomically(path: string, bytes: Uint8Array): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, bytes);
+  await rename(tmp, path);
+}

@@ -1,0 +1,84 @@
+/**
+ * Fit: training rows → algorithm → contract-1 ONNX model with all metadata.
+ * Reproducible: the same rows and options give the same bytes. `trained_at` is the last training
+ * timestamp (not the wall clock) and the default version is derived from a hash of the data and
+ * the options.
+ */
+import { createHash } from 'node:crypto';
+import { CONTRACT_VERSION, metadataToProps, type ModelMetadata } from '../inference/contract.js';
+import type { TrainedModel } from './algorithms/algorithm.js';
+import { ALGORITHM_NAMES, DEFAULT_ALGORITHM, findAlgorithm } from './algorithms/index.js';
+import type { CsvTable } from './csv.js';
+import { FitError, UsageError } from './errors.js';
+import { encodeModel } from './onnx/model.js';
+
+export const TRAINER_VERSION = '0.1.0';
+export const DEFAULT_SOURCE = 'default';
+
+export interface FitOptions {
+  /** Train on the first N rows (default: all). */
+  trainRows?: number;
+  /** Data source (pump) id written to the metadata (default "default"). */
+  source?: string;
+  /** Algorithm name as `--algo` takes it (default "pca"). */
+  algorithm?: string;
+  /** Readings per window (default: the algorithm's). */
+  window?: number;
+  /** Model version (default: derived from the data and options). */
+  version?: string;
+}
+
+export interface FitResult {
+  bytes: Uint8Array;
+  metadata: ModelMetadata;
+  model: TrainedModel;
+}
+
+export function fitTable(table: CsvTable, options: FitOptions = {}): FitResult {
+  const algoName = options.algorithm ?? DEFAULT_ALGORITHM;
+  const algorithm = findAlgorithm(algoName);
+  if (algorithm === undefined) throw new UsageError(`unknown algorithm "${algoName}" (known: ${ALGORITHM_NAMES.join(', ')})`);
+  const window = options.window ?? algorithm.defaultWindow;
+  if (!Number.isInteger(window) || window < 1) throw new UsageError(`window must be an integer >= 1, got ${window}`);
+  const trainRows = options.trainRows ?? table.rows.length;
+  if (!Number.isInteger(trainRows) || trainRows < 1) throw new UsageError(`train rows must be an integer >= 1, got ${trainRows}`);
+  if (trainRows > table.rows.length) throw new FitError(`${trainRows} training rows asked for, but the data has only ${table.rows.length} rows`);
+  const rows = table.rows.slice(0, trainRows);
+  const timestamps = table.timestamps.slice(0, trainRows);
+  const model = algorithm.fit({ features: table.features, rows, window });
+  const source = options.source ?? DEFAULT_SOURCE;
+  const first = timestamps.reduce((a, b) => Math.min(a, b));
+  const last = timestamps.reduce((a, b) => Math.max(a, b));
+  const trainedAt = new Date(last).toISOString();
+  const version = options.version ?? defaultVersion(trainedAt, dataHash(table.features, rows, timestamps, { algoName, window, source }));
+  const metadata: ModelMetadata = {
+    contract: CONTRACT_VERSION,
+    features: [...model.features],
+    window: model.window,
+    threshold: model.threshold,
+    source,
+    version,
+    trainedAt,
+    algorithm: model.algorithm,
+    metrics: { ...model.metrics, trainFrom: new Date(first).toISOString(), trainTo: trainedAt },
+  };
+  const bytes = encodeModel(model.toOnnxGraph(), {
+    metadata: metadataToProps(metadata),
+    producerVersion: TRAINER_VERSION,
+    docString: `PumpWatch ${model.algorithm} anomaly model for source "${source}"`,
+  });
+  return { bytes, metadata, model };
+}
+
+/** `YYYYMMDD-<12 hex>`: sorts by training date, differs whenever the data or options differ. */
+function defaultVersion(trainedAt: string, hash: string): string {
+  return `${trainedAt.slice(0, 10).replaceAll('-', '')}-${hash.slice(0, 12)}`;
+}
+
+function dataHash(features: readonly string[], rows: readonly Float64Array[], timestamps: readonly number[], options: object): string {
+  const h = createHash('sha256');
+  h.update(JSON.stringify({ trainer: TRAINER_VERSION, features, options }));
+  h.update(new Uint8Array(Float64Array.from(timestamps).buffer));
+  for (const row of rows) h.update(new Uint8Array(row.buffer, row.byteOffset, row.byteLength));
+  return h.digest('hex');
+}
