@@ -1,7 +1,27 @@
+import { LabelStore } from '../../buffer/labels.js';
+import { registerAlertsRoutes } from '../http/alerts-routes.js';
+import { registerLabelsRoutes } from '../http/labels-routes.js';
+import { LiveEvents } from '../http/live-events.js';
+import { registerPageRoutes } from '../http/page-routes.js';
+import { PumpBoard } from '../http/pump-board.js';
 import type { Agent } from '../main.js';
 import type { Part } from './part.js';
 
-/** The technician's page, alerts and labels (issue 6): routes and the parts it adds, in start order. */
-export function wirePage(_agent: Agent): Part[] {
-  return [];
+/**
+ * The technician's page, alerts and labels (issue 6): routes and the parts it adds, in start order.
+ * Labels live in the buffer's SQLite file; the sync uploads them with `uploadPendingLabels`
+ * (sync/labels-upload.ts) over its own `new LabelStore(agent.buffer)`.
+ */
+export function wirePage(agent: Agent): Part[] {
+  const labels = new LabelStore(agent.buffer);
+  const board = new PumpBoard({ buffer: agent.buffer, engine: agent.engine, models: agent.models });
+  const events = new LiveEvents();
+  agent.pipeline.onCommit((rows, seqs) => {
+    board.record(rows, seqs);
+    events.record(rows, seqs);
+  });
+  registerPageRoutes(agent.server, { board, events });
+  registerAlertsRoutes(agent.server, { labels, engine: agent.engine, models: agent.models });
+  registerLabelsRoutes(agent.server, { labels });
+  return [{ name: 'page-events', start: () => events.start(), stop: () => events.stop() }];
 }

@@ -1,0 +1,72 @@
+import type { Label, LabelStore } from '../../buffer/labels.js';
+import type { StoredRow } from '../../buffer/types.js';
+import type { InferenceEngine } from '../../inference/engine.js';
+import type { ModelManager } from '../../inference/models.js';
+import { HttpError } from './errors.js';
+import type { StatusServer } from './server.js';
+
+/** `since`: ISO 8601 or epoch milliseconds; absent or empty: no lower bound. */
+export function parseSince(text: string | null, name = 'since'): number | undefined {
+  if (text === null || text === '') return undefined;
+  const n = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
+  if (!Number.isFinite(n)) throw new HttpError(400, 'PW_BAD_QUERY', `${name}: "${text}" is neither an ISO 8601 date nor epoch milliseconds`);
+  return n;
+}
+
+export function parseLimit(text: string | null, def: number, max: number): number {
+  if (text === null || text === '') return def;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new HttpError(400, 'PW_BAD_QUERY', `limit: "${text}" must be an integer from 1 to ${max}`);
+  return n;
+}
+
+/** A label as the API shows it (times as ISO 8601). */
+export function labelJson(l: Label): Record<string, unknown> {
+  return {
+    id: l.id,
+    pumpId: l.pumpId,
+    kind: l.kind,
+    faultType: l.faultType,
+    note: l.note,
+    alertSeq: l.alertSeq,
+    from: new Date(l.fromTs).toISOString(),
+    to: new Date(l.toTs).toISOString(),
+    author: l.author,
+    createdAt: new Date(l.createdAt).toISOString(),
+    synced: l.synced,
+  };
+}
+
+/** The threshold of the model that scored a row, when that model is still known to the agent. */
+function thresholdOf(row: StoredRow, engine: InferenceEngine, models: ModelManager): number | null {
+  const live = engine.modelFor(row.pumpId);
+  if (live && live.meta.version === row.modelVersion) return live.meta.threshold;
+  for (const s of Object.values(models.status())) if (s.version === row.modelVersion && s.threshold !== null) return s.threshold;
+  return null;
+}
+
+/** `GET /alerts?pumpId=&since=&limit=`: recent anomalies, newest first, each with its label if any. */
+export function registerAlertsRoutes(server: StatusServer, deps: { labels: LabelStore; engine: InferenceEngine; models: ModelManager }): void {
+  server.route('GET', '/alerts', ({ url }) => {
+    const pumpId = url.searchParams.get('pumpId') || undefined;
+    const sinceTs = parseSince(url.searchParams.get('since'));
+    const limit = parseLimit(url.searchParams.get('limit'), 50, 1000);
+    const rows = deps.labels.alerts({ pumpId, sinceTs, limit });
+    const labels = deps.labels.labelsFor(rows);
+    const alerts = rows.map((r) => {
+      const label = labels.get(r.seq);
+      return {
+        seq: r.seq,
+        pumpId: r.pumpId,
+        ts: new Date(r.ts).toISOString(),
+        score: r.score,
+        threshold: thresholdOf(r, deps.engine, deps.models),
+        modelVersion: r.modelVersion,
+        values: r.values,
+        contributions: r.contributions ?? null,
+        label: label ? labelJson(label) : null,
+      };
+    });
+    return { status: 200, json: { count: alerts.length, alerts } };
+  });
+}

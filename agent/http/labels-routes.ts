@@ -1,0 +1,92 @@
+import { z } from 'zod';
+import { FAULT_TYPES, LABEL_KINDS, type LabelStore, type NewLabel } from '../../buffer/labels.js';
+import { labelJson, parseLimit, parseSince } from './alerts-routes.js';
+import { readBody } from './body.js';
+import { HttpError } from './errors.js';
+import type { StatusServer } from './server.js';
+
+const MAX_BODY = 16 * 1024;
+const MAX_RANGE_MS = 366 * 86_400_000;
+
+const time = z.union([z.number().int().nonnegative(), z.iso.datetime({ offset: true })]).transform((v) => (typeof v === 'number' ? v : Date.parse(v)));
+const text = (max: number) => z.string().trim().max(max);
+const required = (max: number, message: string) => z.string({ error: message }).trim().min(1, message).max(max);
+
+/** The body of `POST /labels`. */
+export const LabelBodySchema = z
+  .object({
+    pumpId: required(128, 'pumpId is required'),
+    kind: z.enum(LABEL_KINDS, { error: `kind must be one of ${LABEL_KINDS.join(', ')}` }),
+    faultType: z.enum(FAULT_TYPES, { error: `faultType must be one of ${FAULT_TYPES.join(', ')}` }).nullish(),
+    note: text(1000).nullish(),
+    alertSeq: z.number().int().positive().nullish(),
+    from: time.nullish(),
+    to: time.nullish(),
+    author: required(80, 'author is required: who is labelling (your name or id)'),
+  })
+  .strict();
+export type LabelBody = z.infer<typeof LabelBodySchema>;
+
+function describe(err: z.ZodError): string {
+  return err.issues.map((i) => (i.path.length > 0 ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
+}
+
+function bad(message: string): HttpError {
+  return new HttpError(400, 'PW_BAD_LABEL', message);
+}
+
+/** Applies the rules that tie fields together and resolves the time range (from the alert when not given). */
+export function toNewLabel(body: LabelBody, labels: LabelStore): NewLabel {
+  if (body.kind === 'confirmed-fault' && !body.faultType) throw bad('faultType is required for a confirmed fault');
+  if (body.kind !== 'confirmed-fault' && body.faultType) throw bad(`faultType applies only to a confirmed fault, not to ${body.kind}`);
+  let fromTs = body.from ?? null;
+  let toTs = body.to ?? null;
+  if ((fromTs === null) !== (toTs === null)) throw bad('give both from and to, or neither');
+  if (body.alertSeq != null) {
+    const alert = labels.reading(body.alertSeq);
+    if (!alert) throw new HttpError(404, 'PW_ALERT_NOT_FOUND', `alert ${body.alertSeq} is no longer in the buffer`);
+    if (alert.pumpId !== body.pumpId) throw bad(`alert ${body.alertSeq} belongs to pump ${alert.pumpId}, not ${body.pumpId}`);
+    if (body.kind === 'false-alarm' && alert.anomaly !== true) throw bad(`reading ${body.alertSeq} is not an alert, so it cannot be a false alarm`);
+    fromTs ??= alert.ts;
+    toTs ??= alert.ts;
+  }
+  if (fromTs === null || toTs === null) {
+    throw bad(body.kind === 'maintenance' ? 'maintenance needs a time range: from and to' : `${body.kind} needs an alertSeq or a time range (from and to)`);
+  }
+  if (toTs < fromTs) throw bad('to is before from');
+  if (toTs - fromTs > MAX_RANGE_MS) throw bad('the time range is longer than a year');
+  return {
+    pumpId: body.pumpId,
+    kind: body.kind,
+    faultType: body.faultType ?? null,
+    note: body.note ? body.note : null,
+    alertSeq: body.alertSeq ?? null,
+    fromTs,
+    toTs,
+    author: body.author,
+  };
+}
+
+/** `POST /labels` (a technician's verdict) and `GET /labels?pumpId=&since=&limit=`. */
+export function registerLabelsRoutes(server: StatusServer, deps: { labels: LabelStore; clock?: () => number }): void {
+  server.route('POST', '/labels', async ({ req }) => {
+    const raw = (await readBody(req, MAX_BODY)).toString('utf8');
+    let json: unknown;
+    try {
+      json = JSON.parse(raw);
+    } catch (err) {
+      throw new HttpError(400, 'PW_BAD_JSON', `the body is not valid JSON: ${(err as Error).message}`);
+    }
+    const parsed = LabelBodySchema.safeParse(json);
+    if (!parsed.success) throw bad(describe(parsed.error));
+    const label = deps.labels.add(toNewLabel(parsed.data, deps.labels), (deps.clock ?? Date.now)());
+    return { status: 201, json: { label: labelJson(label) } };
+  });
+  server.route('GET', '/labels', ({ url }) => {
+    const pumpId = url.searchParams.get('pumpId') || undefined;
+    const sinceTs = parseSince(url.searchParams.get('since'));
+    const limit = parseLimit(url.searchParams.get('limit'), 100, 1000);
+    const labels = deps.labels.list({ pumpId, sinceTs, limit }).map(labelJson);
+    return { status: 200, json: { count: labels.length, labels } };
+  });
+}

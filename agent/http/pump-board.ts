@@ -1,0 +1,153 @@
+import type { BufferStore } from '../../buffer/store.js';
+import type { PredictionRow } from '../../buffer/types.js';
+import type { InferenceEngine } from '../../inference/engine.js';
+import type { ModelManager } from '../../inference/models.js';
+
+/** A pump whose last reading arrived longer ago than this is shown as "stale data". */
+export const STALE_AFTER_MS = 5 * 60_000;
+/** An anomaly streak ends after this many normal readings in a row (one normal reading amid a fault does not clear it). */
+export const CLEAR_AFTER_NORMALS = 5;
+const SEED_ROWS = 200;
+
+export type PumpState = 'normal' | 'anomaly' | 'no-model' | 'not-scored' | 'stale';
+
+interface LastRow {
+  seq: number;
+  ts: number;
+  receivedAt: number;
+  values: Record<string, number | null>;
+  score: number | null;
+  anomaly: boolean | null;
+  modelVersion: string | null;
+  unscoredReason: string | null;
+  contributions: Record<string, number> | null;
+}
+
+interface Track {
+  last: LastRow | null;
+  /** Time of the first anomalous reading of the current streak; null when the pump is not in an anomaly. */
+  anomalySince: number | null;
+  normalsInRow: number;
+  lastAlert: { seq: number; ts: number; score: number | null; contributions: Record<string, number> | null } | null;
+}
+
+export interface PumpSummary {
+  pumpId: string;
+  state: PumpState;
+  /** Why: the unscored reason, the model that is missing, or how long the data has been silent. */
+  detail: string | null;
+  anomalySince: string | null;
+  lastAlertAt: string | null;
+  /** The latest anomalous reading: its score and each feature's contribution (the "why"). */
+  lastAlert: { seq: number; ts: string; score: number | null; contributions: Record<string, number> | null } | null;
+  lastReading: (Omit<LastRow, 'ts' | 'receivedAt'> & { ts: string; receivedAt: string }) | null;
+  model: { key: string; version: string; threshold: number; features: string[]; window: number; status: string } | null;
+}
+
+/**
+ * What the technician's page shows per pump, kept in memory from every committed micro-batch
+ * (seeded once from the buffer), so the page's frequent polls never scan the readings table.
+ */
+export class PumpBoard {
+  private readonly tracks = new Map<string, Track>();
+  private seeded = false;
+
+  constructor(
+    private readonly deps: { buffer: BufferStore; engine: InferenceEngine; models: ModelManager; clock?: () => number; staleAfterMs?: number },
+  ) {}
+
+  /** Commit listener: follows each pump's last reading and anomaly streak. */
+  record(rows: readonly PredictionRow[], seqs: readonly number[]): void {
+    if (!this.seeded) return; // the seed will read these rows from the buffer
+    rows.forEach((row, i) => this.apply(row, seqs[i]!));
+  }
+
+  summaries(): PumpSummary[] {
+    this.seed();
+    const ids = new Set(this.tracks.keys());
+    for (const key of Object.keys(this.deps.models.status())) if (key !== 'default') ids.add(key);
+    return [...ids].sort().map((id) => this.summary(id));
+  }
+
+  private seed(): void {
+    if (this.seeded) return;
+    const { buffer } = this.deps;
+    for (const id of buffer.pumpIds()) {
+      this.tracks.delete(id);
+      for (const row of buffer.predictions(id, { limit: SEED_ROWS })) this.apply(row, row.seq);
+    }
+    this.seeded = true;
+  }
+
+  private apply(row: PredictionRow, seq: number): void {
+    let t = this.tracks.get(row.pumpId);
+    if (!t) this.tracks.set(row.pumpId, (t = { last: null, anomalySince: null, normalsInRow: 0, lastAlert: null }));
+    t.last = {
+      seq,
+      ts: row.ts,
+      receivedAt: row.receivedAt,
+      values: row.values,
+      score: row.score,
+      anomaly: row.anomaly,
+      modelVersion: row.modelVersion,
+      unscoredReason: row.unscoredReason,
+      contributions: row.contributions ?? null,
+    };
+    if (row.anomaly === true) {
+      t.anomalySince ??= row.ts;
+      t.lastAlert = { seq, ts: row.ts, score: row.score, contributions: row.contributions ?? null };
+      t.normalsInRow = 0;
+    } else if (row.anomaly === false && t.anomalySince !== null && ++t.normalsInRow >= CLEAR_AFTER_NORMALS) {
+      t.anomalySince = null;
+      t.normalsInRow = 0;
+    }
+  }
+
+  private summary(pumpId: string): PumpSummary {
+    const t = this.tracks.get(pumpId);
+    const last = t?.last ?? null;
+    const model = this.modelOf(pumpId);
+    const now = (this.deps.clock ?? Date.now)();
+    const staleAfter = this.deps.staleAfterMs ?? STALE_AFTER_MS;
+    let state: PumpState;
+    let detail: string | null = null;
+    if (last === null) {
+      state = 'stale';
+      detail = 'no readings received yet';
+    } else if (now - last.receivedAt > staleAfter) {
+      state = 'stale';
+      detail = `no reading for ${Math.round((now - last.receivedAt) / 60_000)} min`;
+    } else if (t?.anomalySince != null) {
+      state = 'anomaly';
+    } else if (model === null) {
+      state = 'no-model';
+      detail = 'no model is active for this pump yet: readings are stored but not scored';
+    } else if (last.score === null) {
+      state = 'not-scored';
+      detail = last.unscoredReason;
+    } else {
+      state = 'normal';
+    }
+    return {
+      pumpId,
+      state,
+      detail,
+      anomalySince: iso(t?.anomalySince ?? null),
+      lastAlertAt: iso(t?.lastAlert?.ts ?? null),
+      lastAlert: t?.lastAlert ? { ...t.lastAlert, ts: new Date(t.lastAlert.ts).toISOString() } : null,
+      lastReading: last && { ...last, ts: new Date(last.ts).toISOString(), receivedAt: new Date(last.receivedAt).toISOString() },
+      model,
+    };
+  }
+
+  private modelOf(pumpId: string): PumpSummary['model'] {
+    const { engine, models } = this.deps;
+    const m = engine.modelFor(pumpId);
+    if (!m) return null;
+    const key = engine.model(pumpId) ? pumpId : 'default';
+    const meta = m.meta;
+    return { key, version: meta.version, threshold: meta.threshold, features: meta.features, window: meta.window, status: models.status()[key]?.status ?? 'active' };
+  }
+}
+
+const iso = (ts: number | null): string | null => (ts === null ? null : new Date(ts).toISOString());

@@ -1,0 +1,65 @@
+// Recent alerts, grouped into episodes: consecutive anomalies of one pump (less than a minute
+// apart) are one event for the technician, labelled once with the episode's time range.
+import { KIND_TEXT, fmtNum, fmtTime } from './format.js';
+import { el, topShares } from './render.js';
+
+const EPISODE_GAP_MS = 60_000;
+export const MAX_EPISODES = 15;
+
+/** alerts: newest first (GET /alerts) → episodes, newest first, each with its alerts newest first. */
+export function groupAlerts(alerts) {
+  const open = new Map();
+  const episodes = [];
+  for (const a of alerts) {
+    const ts = Date.parse(a.ts);
+    let ep = open.get(a.pumpId);
+    if (!ep || Date.parse(ep.first.ts) - ts > EPISODE_GAP_MS) {
+      ep = { pumpId: a.pumpId, first: a, last: a, peak: a, alerts: [] };
+      open.set(a.pumpId, ep);
+      episodes.push(ep);
+    }
+    ep.alerts.push(a);
+    ep.first = a;
+    if ((a.score ?? -Infinity) > (ep.peak.score ?? -Infinity)) ep.peak = a;
+  }
+  for (const ep of episodes) {
+    ep.label = ep.alerts.map((a) => a.label).filter(Boolean).sort((x, y) => y.createdAt.localeCompare(x.createdAt))[0] ?? null;
+  }
+  return episodes.slice(0, MAX_EPISODES);
+}
+
+function labelText(label) {
+  const what = label.kind === 'confirmed-fault' ? `${KIND_TEXT[label.kind]}: ${label.faultType}` : KIND_TEXT[label.kind];
+  return `${what}, by ${label.author} at ${fmtTime(label.createdAt)}${label.note ? ` — “${label.note}”` : ''}`;
+}
+
+function when(ep) {
+  const n = ep.alerts.length;
+  return n === 1 ? fmtTime(ep.first.ts) : `${fmtTime(ep.first.ts)} – ${fmtTime(ep.last.ts)} (${n} readings)`;
+}
+
+/** onLabel(episode) opens the label dialog for it. */
+export function renderAlerts(list, empty, alerts, onLabel) {
+  const episodes = groupAlerts(alerts);
+  empty.hidden = episodes.length > 0;
+  list.replaceChildren(
+    ...episodes.map((ep) => {
+      const li = el('li', `alert${ep.label ? ' labelled' : ''}`);
+      li.dataset.seq = String(ep.peak.seq);
+      li.dataset.pump = ep.pumpId;
+      const head = el('div', 'alert-head');
+      head.append(el('strong', '', ep.pumpId), el('span', '', when(ep)));
+      li.append(head, el('p', '', `Peak score ${fmtNum(ep.peak.score)} (threshold ${fmtNum(ep.peak.threshold)})`));
+      const top = topShares(ep.peak.contributions);
+      if (top) li.append(el('p', '', `Main contributors: ${top}`));
+      li.append(el('p', 'muted', `Model ${ep.peak.modelVersion ?? '–'}`));
+      if (ep.label) li.append(el('p', 'label-text', labelText(ep.label)));
+      const b = el('button', ep.label ? 'secondary' : '', ep.label ? 'Change label' : 'Label this alert');
+      b.type = 'button';
+      b.setAttribute('aria-label', `${ep.label ? 'Change label of' : 'Label'} alert of ${ep.pumpId} at ${fmtTime(ep.first.ts)}`);
+      b.addEventListener('click', () => onLabel(ep));
+      li.append(b);
+      return li;
+    }),
+  );
+}

@@ -1,0 +1,123 @@
+// Talking to the agent: the status token (kept in this tab's sessionStorage, sent only in the
+// Authorization header, never in a URL), errors a technician can act on, and the live stream.
+
+const TOKEN_KEY = 'pumpwatch.token';
+
+/** An error the page can show as is: `kind` is unreachable | auth | forbidden | server | bad-request. */
+export class ApiError extends Error {
+  constructor(kind, message, code = null) {
+    super(message);
+    this.kind = kind;
+    this.code = code;
+  }
+}
+
+export function getToken() {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY);
+  } catch {
+    return null;
+  }
+}
+
+export function setToken(token) {
+  try {
+    if (token) sessionStorage.setItem(TOKEN_KEY, token);
+    else sessionStorage.removeItem(TOKEN_KEY);
+  } catch {
+    // storage disabled: the token is simply not remembered across reloads
+  }
+}
+
+function headers(extra = {}) {
+  const h = { accept: 'application/json', ...extra };
+  const token = getToken();
+  if (token) h.authorization = `Bearer ${token}`;
+  return h;
+}
+
+const UNREACHABLE =
+  'Cannot reach the PumpWatch agent. Check that this device is on the gateway’s network and that the agent is running. Retrying…';
+
+/** Turns an HTTP answer into a message a technician understands. */
+async function errorOf(res) {
+  let body = null;
+  try {
+    body = await res.json();
+  } catch {
+    // not JSON (a proxy page, a cut connection): fall back to the status line
+  }
+  const code = body?.code ?? null;
+  if (res.status === 401) {
+    return getToken()
+      ? new ApiError('auth', 'That status token is wrong. Enter the token configured on this gateway.', code)
+      : new ApiError('auth', 'This gateway needs its status token. Enter it to continue.', code);
+  }
+  if (res.status === 403) {
+    return new ApiError(
+      'forbidden',
+      'This gateway has no status token set, so it only answers on the gateway itself. Ask an administrator to set PUMPWATCH_STATUS_TOKEN, then sign in with it.',
+      code,
+    );
+  }
+  const detail = typeof body?.error === 'string' ? body.error : `HTTP ${res.status}`;
+  if (res.status === 400 || res.status === 404) return new ApiError('bad-request', detail, code);
+  if (res.status === 507) return new ApiError('server', `The gateway’s disk is full: ${detail}`, code);
+  if (res.status === 503) return new ApiError('server', `The agent is not ready: ${detail}`, code);
+  return new ApiError('server', `The agent reported a problem (${code ?? res.status}): ${detail}`, code);
+}
+
+/** GET or POST JSON; throws an ApiError. */
+export async function api(path, { method = 'GET', body } = {}) {
+  let res;
+  try {
+    res = await fetch(path, {
+      method,
+      headers: headers(body === undefined ? {} : { 'content-type': 'application/json' }),
+      body: body === undefined ? undefined : JSON.stringify(body),
+      cache: 'no-store',
+    });
+  } catch {
+    throw new ApiError('unreachable', UNREACHABLE);
+  }
+  if (!res.ok) throw await errorOf(res);
+  try {
+    return await res.json();
+  } catch {
+    throw new ApiError('unreachable', UNREACHABLE);
+  }
+}
+
+/**
+ * Reads `GET /events` (server-sent events) with fetch, so the token goes in a header.
+ * Calls onEvent(name, data) per event; resolves when the stream ends, rejects on failure.
+ */
+export async function stream(onEvent, onOpen, signal) {
+  let res;
+  try {
+    res = await fetch('/events', { headers: headers({ accept: 'text/event-stream' }), cache: 'no-store', signal });
+  } catch {
+    throw new ApiError('unreachable', UNREACHABLE);
+  }
+  if (!res.ok || !res.body) throw await errorOf(res);
+  onOpen();
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buf += value;
+    let cut;
+    while ((cut = buf.indexOf('\n\n')) >= 0) {
+      const block = buf.slice(0, cut);
+      buf = buf.slice(cut + 2);
+      let name = 'message';
+      const data = [];
+      for (const line of block.split('\n')) {
+        if (line.startsWith('event:')) name = line.slice(6).trim();
+        else if (line.startsWith('data:')) data.push(line.slice(5).trimStart());
+      }
+      if (data.length > 0) onEvent(name, JSON.parse(data.join('\n')));
+    }
+  }
+}

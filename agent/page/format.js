@@ -1,0 +1,70 @@
+// Small formatters: times in the technician's local time, durations, sizes, numbers.
+
+const sameDay = (a, b) => a.toDateString() === b.toDateString();
+const clock = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+const dated = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit' });
+
+export function fmtTime(iso) {
+  if (!iso) return '–';
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return '–';
+  return sameDay(d, new Date()) ? clock.format(d) : dated.format(d);
+}
+
+export function fmtDuration(seconds) {
+  if (!Number.isFinite(seconds)) return '–';
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
+}
+
+export function fmtAgo(iso, now = Date.now()) {
+  if (!iso) return '';
+  return `${fmtDuration((now - Date.parse(iso)) / 1000)} ago`;
+}
+
+export function fmtBytes(n) {
+  if (typeof n !== 'number' || !Number.isFinite(n)) return '–';
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(v < 10 && i > 0 ? 1 : 0)} ${units[i]}`;
+}
+
+export function fmtNum(v, digits = 3) {
+  if (typeof v !== 'number' || !Number.isFinite(v)) return '–';
+  return Math.abs(v) >= 1000 ? v.toFixed(0) : Number(v.toPrecision(digits)).toString();
+}
+
+export function fmtPercent(v) {
+  return typeof v === 'number' && Number.isFinite(v) ? `${Math.round(v)} %` : '–';
+}
+
+/** Each feature's share of the score, largest first: [[name, percent], …]. */
+export function shares(contributions) {
+  if (!contributions) return [];
+  const entries = Object.entries(contributions);
+  const total = entries.reduce((s, [, c]) => s + Math.abs(c), 0);
+  if (!(total > 0)) return [];
+  return entries.map(([n, c]) => [n, (Math.abs(c) / total) * 100]).sort((a, b) => b[1] - a[1]);
+}
+
+export const STATE_TEXT = {
+  normal: 'Normal',
+  anomaly: 'Anomaly',
+  'no-model': 'No model',
+  'not-scored': 'Not scored',
+  stale: 'Stale data',
+};
+
+export const KIND_TEXT = {
+  'confirmed-fault': 'Confirmed fault',
+  'false-alarm': 'False alarm',
+  maintenance: 'Maintenance',
+};

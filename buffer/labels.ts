@@ -1,0 +1,168 @@
+import { randomUUID } from 'node:crypto';
+import { classifySqliteError } from './errors.js';
+import { ROW_COLUMNS, fromDbRow, type DbRow } from './rows.js';
+import type { BufferStore } from './store.js';
+import type { StoredRow } from './types.js';
+
+/** What a technician can say about an alert (or a stretch of time) on the status page. */
+export const LABEL_KINDS = ['confirmed-fault', 'false-alarm', 'maintenance'] as const;
+export type LabelKind = (typeof LABEL_KINDS)[number];
+
+/** The short list of fault types a technician picks from when confirming a fault. */
+export const FAULT_TYPES = [
+  'bearing',
+  'cavitation',
+  'seal-leak',
+  'impeller',
+  'blockage',
+  'dry-running',
+  'motor-electrical',
+  'sensor-fault',
+  'other',
+] as const;
+export type FaultType = (typeof FAULT_TYPES)[number];
+
+export interface NewLabel {
+  pumpId: string;
+  kind: LabelKind;
+  /** Set for `confirmed-fault` only. */
+  faultType: FaultType | null;
+  note: string | null;
+  /** Sequence number of the alert (anomalous reading) the label answers, if any. */
+  alertSeq: number | null;
+  /** Time range the label covers (epoch ms, inclusive); an alert's own time for a single alert. */
+  fromTs: number;
+  toTs: number;
+  /** Who labelled it (the technician's name or id, as typed on the page). */
+  author: string;
+}
+
+export interface Label extends NewLabel {
+  /** A random UUID: unique across buffer resets, so blob names never collide. */
+  id: string;
+  createdAt: number;
+  synced: boolean;
+}
+
+interface LabelRow {
+  id: string;
+  pump_id: string;
+  kind: LabelKind;
+  fault_type: FaultType | null;
+  note: string | null;
+  alert_seq: number | null;
+  from_ts: number;
+  to_ts: number;
+  author: string;
+  created_at: number;
+  synced: number;
+}
+
+const COLUMNS = 'id, pump_id, kind, fault_type, note, alert_seq, from_ts, to_ts, author, created_at, synced';
+
+function fromRow(r: LabelRow): Label {
+  return {
+    id: r.id,
+    pumpId: r.pump_id,
+    kind: r.kind,
+    faultType: r.fault_type,
+    note: r.note,
+    alertSeq: r.alert_seq,
+    fromTs: r.from_ts,
+    toTs: r.to_ts,
+    author: r.author,
+    createdAt: r.created_at,
+    synced: r.synced === 1,
+  };
+}
+
+/**
+ * Technicians' labels and the alerts they answer, in the buffer's SQLite file (migration 3).
+ * Labels are never evicted with readings: they are small and the most valuable training targets.
+ */
+export class LabelStore {
+  constructor(private readonly buffer: BufferStore) {}
+
+  /** Stores a label with a new id and `createdAt = now`; throws a BufferError when nothing was stored. */
+  add(label: NewLabel, now: number): Label {
+    const stored: Label = { ...label, id: randomUUID(), createdAt: now, synced: false };
+    try {
+      this.buffer.db
+        .prepare(`INSERT INTO labels (${COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,0)`)
+        .run(stored.id, stored.pumpId, stored.kind, stored.faultType, stored.note, stored.alertSeq, stored.fromTs, stored.toTs, stored.author, stored.createdAt);
+    } catch (err) {
+      throw classifySqliteError(err, this.buffer.path, 'storing a label');
+    }
+    return stored;
+  }
+
+  /** Labels newest first, optionally of one pump and created from a time on. */
+  list(opts: { pumpId?: string; sinceTs?: number; limit: number }): Label[] {
+    const where: string[] = ['created_at >= ?'];
+    const args: unknown[] = [opts.sinceTs ?? 0];
+    if (opts.pumpId !== undefined) {
+      where.push('pump_id = ?');
+      args.push(opts.pumpId);
+    }
+    const sql = `SELECT ${COLUMNS} FROM labels WHERE ${where.join(' AND ')} ORDER BY created_at DESC, rowid DESC LIMIT ?`;
+    return (this.buffer.db.prepare(sql).all(...args, opts.limit) as LabelRow[]).map(fromRow);
+  }
+
+  /** Labels not uploaded yet, oldest first. */
+  unsynced(limit: number): Label[] {
+    const sql = `SELECT ${COLUMNS} FROM labels WHERE synced = 0 ORDER BY created_at, rowid LIMIT ?`;
+    return (this.buffer.db.prepare(sql).all(limit) as LabelRow[]).map(fromRow);
+  }
+
+  markSynced(ids: readonly string[]): void {
+    if (ids.length === 0) return;
+    const db = this.buffer.db;
+    const mark = db.prepare('UPDATE labels SET synced = 1 WHERE id = ?');
+    try {
+      db.transaction(() => {
+        for (const id of ids) mark.run(id);
+      })();
+    } catch (err) {
+      throw classifySqliteError(err, this.buffer.path, 'marking labels as uploaded');
+    }
+  }
+
+  counts(): { total: number; unsynced: number } {
+    const r = this.buffer.db.prepare('SELECT count(*) AS total, coalesce(sum(synced = 0), 0) AS unsynced FROM labels').get() as { total: number; unsynced: number };
+    return { total: r.total, unsynced: r.unsynced };
+  }
+
+  /** Anomalous readings (alerts) newest first, optionally of one pump and from a time on. */
+  alerts(opts: { pumpId?: string; sinceTs?: number; limit: number }): StoredRow[] {
+    const byPump = opts.pumpId !== undefined;
+    const sql = `SELECT ${ROW_COLUMNS} FROM readings INDEXED BY ${byPump ? 'readings_anomalies' : 'readings_anomalies_seq'}
+      WHERE anomaly = 1 ${byPump ? 'AND pump_id = ?' : ''} AND ts >= ? ORDER BY seq DESC LIMIT ?`;
+    const args: unknown[] = byPump ? [opts.pumpId, opts.sinceTs ?? 0, opts.limit] : [opts.sinceTs ?? 0, opts.limit];
+    return (this.buffer.db.prepare(sql).all(...args) as DbRow[]).map(fromDbRow);
+  }
+
+  /** The reading with this sequence number, if the buffer still holds it. */
+  reading(seq: number): StoredRow | null {
+    return this.buffer.rowsBySeq(seq, seq)[0] ?? null;
+  }
+
+  /**
+   * The label that applies to each alert: its own latest label, else the latest label of its pump
+   * whose time range covers the alert (a maintenance window, or a verdict on a whole episode).
+   */
+  labelsFor(alerts: readonly StoredRow[]): Map<number, Label> {
+    const out = new Map<number, Label>();
+    if (alerts.length === 0) return out;
+    const db = this.buffer.db;
+    const own = db.prepare(`SELECT ${COLUMNS} FROM labels WHERE alert_seq = ? ORDER BY created_at DESC, rowid DESC LIMIT 1`);
+    const covering = db.prepare(
+      `SELECT ${COLUMNS} FROM labels WHERE pump_id = ? AND from_ts <= ? AND to_ts >= ?
+       ORDER BY created_at DESC, rowid DESC LIMIT 1`,
+    );
+    for (const a of alerts) {
+      const row = (own.get(a.seq) ?? covering.get(a.pumpId, a.ts, a.ts)) as LabelRow | undefined;
+      if (row) out.set(a.seq, fromRow(row));
+    }
+    return out;
+  }
+}

@@ -1,0 +1,155 @@
+/**
+ * Technicians' labels in Blob Storage: the agent uploads them (one small JSON blob per label,
+ * `labels/{deviceId}/{yyyy}/{mm}/{dd}/{id}.json`) and the trainer reads them back as targets.
+ *
+ * For the trainer: `readLabels(container)` returns every label (or one device's), and
+ * `labelTargetAt(labels, pumpId, ts)` says what a reading at `ts` is: `anomaly` inside a confirmed
+ * fault, `normal` at a false alarm, `exclude` inside a maintenance window (readings there are
+ * not normal operation and not a fault), `null` when no label covers it. The latest label wins.
+ */
+import type { ContainerClient } from '@azure/storage-blob';
+import { z } from 'zod';
+import { FAULT_TYPES, LABEL_KINDS, type Label, type LabelStore } from '../buffer/labels.js';
+import { dayPath, labelsPrefix } from './layout.js';
+import { safeErrorMessage } from './redact.js';
+
+export const LABEL_SCHEMA_VERSION = 1;
+const BATCH = 100;
+
+/** One label as stored in Blob Storage (times as ISO 8601). */
+export const LabelRecordSchema = z.object({
+  schema: z.literal(LABEL_SCHEMA_VERSION),
+  id: z.string().min(1),
+  deviceId: z.string().min(1),
+  pumpId: z.string().min(1),
+  kind: z.enum(LABEL_KINDS),
+  faultType: z.enum(FAULT_TYPES).nullable(),
+  note: z.string().nullable(),
+  alertSeq: z.number().int().nullable(),
+  from: z.iso.datetime(),
+  to: z.iso.datetime(),
+  author: z.string().min(1),
+  createdAt: z.iso.datetime(),
+});
+export type LabelRecord = z.infer<typeof LabelRecordSchema>;
+
+export class LabelUploadError extends Error {
+  readonly code = 'PW_LABEL_UPLOAD_FAILED';
+  constructor(message: string) {
+    super(message);
+    this.name = 'LabelUploadError';
+  }
+}
+
+/** `labels/{deviceId}/{yyyy}/{mm}/{dd}/{id}.json`, dated by the label's creation (UTC). */
+export function labelBlobName(deviceId: string, label: Pick<Label, 'id' | 'createdAt'>): string {
+  return `${labelsPrefix(deviceId)}${dayPath(label.createdAt)}/${label.id}.json`;
+}
+
+export function toLabelRecord(deviceId: string, l: Label): LabelRecord {
+  return {
+    schema: LABEL_SCHEMA_VERSION,
+    id: l.id,
+    deviceId,
+    pumpId: l.pumpId,
+    kind: l.kind,
+    faultType: l.faultType,
+    note: l.note,
+    alertSeq: l.alertSeq,
+    from: new Date(l.fromTs).toISOString(),
+    to: new Date(l.toTs).toISOString(),
+    author: l.author,
+    createdAt: new Date(l.createdAt).toISOString(),
+  };
+}
+
+function isAlreadyThere(err: unknown): boolean {
+  const e = err as { statusCode?: number; code?: string };
+  return e.statusCode === 409 && (e.code === undefined || e.code === 'BlobAlreadyExists');
+}
+
+/**
+ * Uploads every label not yet uploaded and marks it synced. Idempotent: names are fixed by the
+ * label's id and the upload is conditional (If-None-Match: *), so a label uploaded before a crash
+ * (but not marked) is found already there and simply marked. Labels uploaded before a failure stay
+ * marked; the failure is thrown as a LabelUploadError (no secrets in its message).
+ */
+export async function uploadPendingLabels(
+  container: ContainerClient,
+  labels: LabelStore,
+  deviceId: string,
+): Promise<{ uploaded: number; alreadyPresent: number }> {
+  let uploaded = 0;
+  let alreadyPresent = 0;
+  for (;;) {
+    const pending = labels.unsynced(BATCH);
+    if (pending.length === 0) break;
+    const done: string[] = [];
+    try {
+      for (const label of pending) {
+        const body = JSON.stringify(toLabelRecord(deviceId, label));
+        try {
+          await container.getBlockBlobClient(labelBlobName(deviceId, label)).upload(body, Buffer.byteLength(body), {
+            conditions: { ifNoneMatch: '*' },
+            blobHTTPHeaders: { blobContentType: 'application/json' },
+            metadata: { schema: String(LABEL_SCHEMA_VERSION), pumpid: encodeURIComponent(label.pumpId), kind: label.kind },
+          });
+          uploaded++;
+        } catch (err) {
+          if (!isAlreadyThere(err)) throw err;
+          alreadyPresent++;
+        }
+        done.push(label.id);
+      }
+    } catch (err) {
+      throw new LabelUploadError(`uploading labels failed after ${uploaded + alreadyPresent} of them: ${safeErrorMessage(err)}`);
+    } finally {
+      labels.markSynced(done);
+    }
+    if (pending.length < BATCH) break;
+  }
+  return { uploaded, alreadyPresent };
+}
+
+/**
+ * Reads the labels in Blob Storage (all devices, or one), oldest first. A blob that is not a
+ * valid label record is skipped and reported through `onInvalid` (it never stops a training run).
+ */
+export async function readLabels(
+  container: ContainerClient,
+  deviceId?: string,
+  opts: { onInvalid?: (blobName: string, reason: string) => void } = {},
+): Promise<LabelRecord[]> {
+  const prefix = deviceId === undefined ? 'labels/' : labelsPrefix(deviceId);
+  const out: LabelRecord[] = [];
+  for await (const blob of container.listBlobsFlat({ prefix })) {
+    if (!blob.name.endsWith('.json')) continue;
+    try {
+      const buf = await container.getBlobClient(blob.name).downloadToBuffer();
+      const parsed = LabelRecordSchema.safeParse(JSON.parse(buf.toString('utf8')));
+      if (parsed.success) out.push(parsed.data);
+      else opts.onInvalid?.(blob.name, parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+    } catch (err) {
+      opts.onInvalid?.(blob.name, safeErrorMessage(err));
+    }
+  }
+  return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+}
+
+export type LabelTarget = 'anomaly' | 'normal' | 'exclude';
+
+const TARGET: Record<LabelRecord['kind'], LabelTarget> = {
+  'confirmed-fault': 'anomaly',
+  'false-alarm': 'normal',
+  maintenance: 'exclude',
+};
+
+/** The target the labels give a reading of `pumpId` at `ts` (epoch ms), or null when none covers it. */
+export function labelTargetAt(labels: readonly LabelRecord[], pumpId: string, ts: number): LabelTarget | null {
+  let best: LabelRecord | null = null;
+  for (const l of labels) {
+    if (l.pumpId !== pumpId || ts < Date.parse(l.from) || ts > Date.parse(l.to)) continue;
+    if (best === null || l.createdAt >= best.createdAt) best = l;
+  }
+  return best === null ? null : TARGET[best.kind];
+}

@@ -1,0 +1,140 @@
+import type { ContainerClient } from '@azure/storage-blob';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LabelStore, type NewLabel } from '../../buffer/labels.js';
+import { BufferStore } from '../../buffer/store.js';
+import { DEVSTORE_KEY } from '../../agent/azurite.js';
+import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
+import { LabelUploadError, labelBlobName, labelTargetAt, readLabels, uploadPendingLabels, type LabelRecord } from '../../sync/labels-upload.js';
+
+let dir: string;
+let azurite: TestAzurite;
+let container: ContainerClient;
+let buffer: BufferStore;
+let labels: LabelStore;
+
+const label = (over: Partial<NewLabel> = {}): NewLabel => ({
+  pumpId: 'pump-7',
+  kind: 'confirmed-fault',
+  faultType: 'bearing',
+  note: 'noise from the drive end',
+  alertSeq: 12,
+  fromTs: Date.UTC(2026, 10, 23, 10, 0),
+  toTs: Date.UTC(2026, 10, 23, 10, 5),
+  author: 'Ana',
+  ...over,
+});
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'pumpwatch-labels-up-'));
+  azurite = await startTestAzurite();
+  container = azurite.container('pumpwatch');
+  await container.create();
+  buffer = new BufferStore({ path: join(dir, 'buffer.sqlite'), maxBytes: 1 << 30 });
+  buffer.open();
+  labels = new LabelStore(buffer);
+});
+
+afterAll(async () => {
+  buffer?.close();
+  await azurite?.dispose();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('uploadPendingLabels', () => {
+  it('uploads each label as labels/{device}/{yyyy}/{mm}/{dd}/{id}.json and marks it synced', async () => {
+    const a = labels.add(label(), Date.UTC(2026, 10, 23, 11, 0));
+    const b = labels.add(label({ kind: 'maintenance', faultType: null, alertSeq: null }), Date.UTC(2026, 10, 24, 8, 0));
+    expect(await uploadPendingLabels(container, labels, 'gw-1')).toEqual({ uploaded: 2, alreadyPresent: 0 });
+    expect(labels.unsynced(10)).toEqual([]);
+    const names: string[] = [];
+    for await (const blob of container.listBlobsFlat({ prefix: 'labels/' })) names.push(blob.name);
+    expect(names.sort()).toEqual([`labels/gw-1/2026/11/23/${a.id}.json`, `labels/gw-1/2026/11/24/${b.id}.json`]);
+    const body = JSON.parse((await container.getBlobClient(names[0]!).downloadToBuffer()).toString('utf8'));
+    expect(body).toEqual({
+      schema: 1,
+      id: a.id,
+      deviceId: 'gw-1',
+      pumpId: 'pump-7',
+      kind: 'confirmed-fault',
+      faultType: 'bearing',
+      note: 'noise from the drive end',
+      alertSeq: 12,
+      from: '2026-11-23T10:00:00.000Z',
+      to: '2026-11-23T10:05:00.000Z',
+      author: 'Ana',
+      createdAt: '2026-11-23T11:00:00.000Z',
+    });
+    expect(await uploadPendingLabels(container, labels, 'gw-1')).toEqual({ uploaded: 0, alreadyPresent: 0 });
+  });
+
+  it('re-uploading a label that was uploaded before a crash (but not marked) finds it there and writes no second copy', async () => {
+    const c = labels.add(label({ note: 'first' }), Date.UTC(2026, 10, 25, 9, 0));
+    await uploadPendingLabels(container, labels, 'gw-1');
+    buffer.db.prepare('UPDATE labels SET synced = 0 WHERE id = ?').run(c.id); // as if the mark was lost
+    expect(await uploadPendingLabels(container, labels, 'gw-1')).toEqual({ uploaded: 0, alreadyPresent: 1 });
+    expect(labels.unsynced(10)).toEqual([]);
+    const props = await container.getBlobClient(labelBlobName('gw-1', c)).getProperties();
+    expect(props.contentType).toBe('application/json');
+  });
+
+  it('keeps labels pending and throws a typed error without secrets when the upload fails', async () => {
+    const d = labels.add(label({ note: 'pending' }), Date.UTC(2026, 10, 26, 9, 0));
+    const missing = azurite.container('no-such-container');
+    const err = await uploadPendingLabels(missing, labels, 'gw-1').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LabelUploadError);
+    expect((err as LabelUploadError).code).toBe('PW_LABEL_UPLOAD_FAILED');
+    expect((err as Error).message).not.toContain(DEVSTORE_KEY);
+    expect(labels.unsynced(10).map((l) => l.id)).toEqual([d.id]);
+    await uploadPendingLabels(container, labels, 'gw-1');
+    expect(labels.unsynced(10)).toEqual([]);
+  });
+});
+
+describe('readLabels (for the trainer)', () => {
+  it('reads every label back oldest first, one device or all, and skips blobs that are not labels', async () => {
+    labels.add(label({ pumpId: 'pump-9' }), Date.UTC(2026, 10, 27, 9, 0));
+    await uploadPendingLabels(container, labels, 'gw-2');
+    await container.getBlockBlobClient('labels/gw-2/2026/11/27/broken.json').upload('{"schema": 1}', 13);
+    const invalid: string[] = [];
+    const all = await readLabels(container, undefined, { onInvalid: (name) => invalid.push(name) });
+    expect(all.map((l) => l.deviceId)).toEqual(['gw-1', 'gw-1', 'gw-1', 'gw-1', 'gw-2']);
+    expect(all.map((l) => l.createdAt)).toEqual([...all.map((l) => l.createdAt)].sort());
+    expect(invalid).toEqual(['labels/gw-2/2026/11/27/broken.json']);
+    const gw2 = await readLabels(container, 'gw-2');
+    expect(gw2.map((l) => l.pumpId)).toEqual(['pump-9']);
+  });
+});
+
+describe('labelTargetAt', () => {
+  const rec = (kind: LabelRecord['kind'], from: string, to: string, createdAt: string): LabelRecord => ({
+    schema: 1,
+    id: `${kind}-${createdAt}`,
+    deviceId: 'gw',
+    pumpId: 'p',
+    kind,
+    faultType: kind === 'confirmed-fault' ? 'bearing' : null,
+    note: null,
+    alertSeq: null,
+    from,
+    to,
+    author: 'a',
+    createdAt,
+  });
+  const labelsList = [
+    rec('confirmed-fault', '2026-01-01T10:00:00Z', '2026-01-01T11:00:00Z', '2026-01-02T00:00:00Z'),
+    rec('maintenance', '2026-01-01T10:30:00Z', '2026-01-01T12:00:00Z', '2026-01-03T00:00:00Z'),
+    rec('false-alarm', '2026-01-01T13:00:00Z', '2026-01-01T13:00:00Z', '2026-01-02T00:00:00Z'),
+  ];
+  const at = (iso: string, pump = 'p') => labelTargetAt(labelsList, pump, Date.parse(iso));
+
+  it('makes confirmed faults anomalies, false alarms normal and maintenance excluded, the latest label winning', () => {
+    expect(at('2026-01-01T10:10:00Z')).toBe('anomaly');
+    expect(at('2026-01-01T10:45:00Z')).toBe('exclude');
+    expect(at('2026-01-01T13:00:00Z')).toBe('normal');
+    expect(at('2026-01-01T14:00:00Z')).toBeNull();
+    expect(at('2026-01-01T10:10:00Z', 'other-pump')).toBeNull();
+  });
+});

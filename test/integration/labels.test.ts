@@ -1,0 +1,157 @@
+import Database from 'better-sqlite3';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LabelStore } from '../../buffer/labels.js';
+import { MIGRATIONS } from '../../buffer/migrations.js';
+import { BufferStore } from '../../buffer/store.js';
+import { postJson, startTestAgent, type TestAgent } from '../support/agent.js';
+
+const NORMAL = { Pressure: 1.4, Flow: 30, Current: 1.4 };
+const FAULT = { Pressure: 0.2, Flow: 45, Current: 0.6 };
+
+let t: TestAgent;
+let db: Database.Database;
+const reading = (pumpId: string, values: Record<string, number>, ts: number) => ({ pumpId, ts, values });
+const getJson = async (path: string) => (await (await fetch(`${t.url}${path}`)).json()) as any;
+
+/** Posts readings and returns the alerts (anomalous readings) of that pump, newest first. */
+async function alertsOf(pumpId: string, rows: Array<[Record<string, number>, number]>): Promise<any[]> {
+  const r = await postJson(`${t.url}/readings`, rows.map(([v, ts]) => reading(pumpId, v, ts)));
+  expect(r.status).toBe(202);
+  return (await getJson(`/alerts?pumpId=${pumpId}`)).alerts;
+}
+
+beforeAll(async () => {
+  t = await startTestAgent();
+  db = new Database(join(t.dir, 'data', 'buffer.sqlite'), { readonly: true });
+});
+afterAll(async () => {
+  db.close();
+  await t.stop();
+});
+
+describe('POST /labels', () => {
+  it('stores a confirmed fault on an alert in SQLite with who and when, and shows it on the alert', async () => {
+    const t0 = Date.now() - 10_000;
+    const [alert] = await alertsOf('lb-1', [[NORMAL, t0], [FAULT, t0 + 1000]]);
+    const before = Date.now();
+    const r = await postJson(`${t.url}/labels`, { pumpId: 'lb-1', kind: 'confirmed-fault', faultType: 'bearing', note: 'grinding noise', alertSeq: alert.seq, author: 'Ana' });
+    expect(r.status).toBe(201);
+    expect(r.json.label).toMatchObject({ pumpId: 'lb-1', kind: 'confirmed-fault', faultType: 'bearing', alertSeq: alert.seq, author: 'Ana', synced: false });
+    const row = db.prepare('SELECT * FROM labels WHERE id = ?').get(r.json.label.id) as Record<string, unknown>;
+    expect(row).toMatchObject({ pump_id: 'lb-1', kind: 'confirmed-fault', fault_type: 'bearing', note: 'grinding noise', alert_seq: alert.seq, author: 'Ana', synced: 0 });
+    expect(row.from_ts).toBe(t0 + 1000);
+    expect(row.to_ts).toBe(t0 + 1000);
+    expect(row.created_at as number).toBeGreaterThanOrEqual(before);
+    const [shown] = (await getJson('/alerts?pumpId=lb-1')).alerts;
+    expect(shown.label).toMatchObject({ id: r.json.label.id, kind: 'confirmed-fault', faultType: 'bearing', author: 'Ana' });
+  });
+
+  it('shows the latest label when a technician changes a verdict', async () => {
+    const [alert] = await alertsOf('lb-2', [[FAULT, Date.now() - 5000]]);
+    await postJson(`${t.url}/labels`, { pumpId: 'lb-2', kind: 'confirmed-fault', faultType: 'other', alertSeq: alert.seq, author: 'Ana' });
+    await postJson(`${t.url}/labels`, { pumpId: 'lb-2', kind: 'false-alarm', alertSeq: alert.seq, author: 'Ben', note: 'valve test' });
+    const [shown] = (await getJson('/alerts?pumpId=lb-2')).alerts;
+    expect(shown.label).toMatchObject({ kind: 'false-alarm', author: 'Ben', note: 'valve test', faultType: null });
+    const listed = (await getJson('/labels?pumpId=lb-2')).labels;
+    expect(listed.map((l: any) => l.kind)).toEqual(['false-alarm', 'confirmed-fault']);
+  });
+
+  it('applies a maintenance window to the alerts inside it and to no others', async () => {
+    const t0 = Date.now() - 60_000;
+    const alerts = await alertsOf('lb-3', [[FAULT, t0], [FAULT, t0 + 20_000], [FAULT, t0 + 40_000]]);
+    const r = await postJson(`${t.url}/labels`, {
+      pumpId: 'lb-3',
+      kind: 'maintenance',
+      from: new Date(t0 + 10_000).toISOString(),
+      to: t0 + 50_000,
+      author: 'Ana',
+    });
+    expect(r.status).toBe(201);
+    expect(r.json.label).toMatchObject({ alertSeq: null, from: new Date(t0 + 10_000).toISOString(), to: new Date(t0 + 50_000).toISOString() });
+    const shown = (await getJson('/alerts?pumpId=lb-3')).alerts.map((a: any) => a.label?.kind ?? null);
+    expect(alerts).toHaveLength(3);
+    expect(shown).toEqual(['maintenance', 'maintenance', null]);
+  });
+
+  it.each([
+    [{ kind: 'confirmed-fault', faultType: 'bearing', alertSeq: 1 }, /author: author is required/],
+    [{ kind: 'confirmed-fault', author: 'Ana', from: 1, to: 2 }, /faultType is required/],
+    [{ kind: 'confirmed-fault', faultType: 'gremlins', author: 'Ana', from: 1, to: 2 }, /faultType must be one of bearing/],
+    [{ kind: 'false-alarm', faultType: 'bearing', author: 'Ana', from: 1, to: 2 }, /faultType applies only to a confirmed fault/],
+    [{ kind: 'broken', author: 'Ana' }, /kind must be one of confirmed-fault, false-alarm, maintenance/],
+    [{ kind: 'maintenance', author: 'Ana' }, /maintenance needs a time range/],
+    [{ kind: 'maintenance', author: 'Ana', from: 10, to: 5 }, /to is before from/],
+    [{ kind: 'maintenance', author: 'Ana', from: 10 }, /give both from and to/],
+    [{ kind: 'false-alarm', author: 'Ana' }, /false-alarm needs an alertSeq or a time range/],
+    [{ kind: 'maintenance', author: 'Ana', from: 1, to: 2, color: 'red' }, /color/],
+    [{ kind: 'maintenance', author: 'Ana', from: 'last tuesday', to: 2 }, /from/],
+  ])('refuses %j with 400 PW_BAD_LABEL and says what is wrong', async (body, message) => {
+    const r = await postJson(`${t.url}/labels`, { pumpId: 'lb-x', ...body });
+    expect(r.status).toBe(400);
+    expect(r.json.code).toBe('PW_BAD_LABEL');
+    expect(r.json.error).toMatch(message);
+  });
+
+  it('refuses a label for an alert of another pump, an unknown alert, or a false alarm on a normal reading', async () => {
+    const t0 = Date.now() - 10_000;
+    const [alert] = await alertsOf('lb-4', [[FAULT, t0]]);
+    const other = await postJson(`${t.url}/labels`, { pumpId: 'lb-5', kind: 'false-alarm', alertSeq: alert.seq, author: 'Ana' });
+    expect(other.json).toMatchObject({ code: 'PW_BAD_LABEL', error: `alert ${alert.seq} belongs to pump lb-4, not lb-5` });
+    const unknown = await postJson(`${t.url}/labels`, { pumpId: 'lb-4', kind: 'false-alarm', alertSeq: 99_999_999, author: 'Ana' });
+    expect(unknown.status).toBe(404);
+    expect(unknown.json.code).toBe('PW_ALERT_NOT_FOUND');
+    await postJson(`${t.url}/readings`, [reading('lb-4', NORMAL, t0 + 1000)]);
+    const normalSeq = (await getJson('/pumps/lb-4/predictions?limit=1')).predictions[0].seq;
+    const notAlert = await postJson(`${t.url}/labels`, { pumpId: 'lb-4', kind: 'false-alarm', alertSeq: normalSeq, author: 'Ana' });
+    expect(notAlert.json.error).toMatch(/is not an alert/);
+    const badJson = await postJson(`${t.url}/labels`, '{"kind":');
+    expect(badJson.json.code).toBe('PW_BAD_JSON');
+    expect((db.prepare("SELECT count(*) n FROM labels WHERE pump_id IN ('lb-4', 'lb-5')").get() as { n: number }).n).toBe(0);
+  });
+});
+
+describe('LabelStore', () => {
+  let dir: string;
+  let store: BufferStore;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'pumpwatch-labels-'));
+  });
+  afterAll(() => {
+    store?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('upgrades a schema-2 buffer in place and keeps its readings', () => {
+    const path = join(dir, 'buffer.sqlite');
+    const old = new Database(path);
+    old.exec('CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (2);');
+    for (const step of MIGRATIONS.slice(0, 2)) old.exec(step);
+    old.prepare("INSERT INTO readings (pump_id, ts, received_at, vals, imputed, anomaly) VALUES ('p', 1, 1, '{}', 0, 1)").run();
+    old.close();
+    store = new BufferStore({ path, maxBytes: 1 << 30 });
+    store.open();
+    expect((store.db.prepare('SELECT version FROM schema_version').get() as { version: number }).version).toBe(MIGRATIONS.length);
+    const labels = new LabelStore(store);
+    expect(labels.alerts({ limit: 10 }).map((a) => a.pumpId)).toEqual(['p']);
+    expect(() => store.db.prepare("INSERT INTO labels (id, pump_id, kind, from_ts, to_ts, author, created_at) VALUES ('x', 'p', 'guess', 1, 1, 'a', 1)").run()).toThrow(/CHECK/);
+  });
+
+  it('lists unsynced labels oldest first and marks them synced', () => {
+    const labels = new LabelStore(store);
+    const base = { pumpId: 'p', faultType: null, note: null, alertSeq: null, fromTs: 1, toTs: 2, author: 'Ana' } as const;
+    const a = labels.add({ ...base, kind: 'maintenance' }, 1000);
+    const b = labels.add({ ...base, kind: 'false-alarm' }, 2000);
+    expect(a.id).not.toBe(b.id);
+    expect(labels.unsynced(10).map((l) => l.id)).toEqual([a.id, b.id]);
+    labels.markSynced([a.id]);
+    expect(labels.unsynced(10).map((l) => l.id)).toEqual([b.id]);
+    expect(labels.counts()).toEqual({ total: 2, unsynced: 1 });
+    expect(labels.list({ limit: 10 }).map((l) => [l.id, l.synced])).toEqual([
+      [b.id, false],
+      [a.id, true],
+    ]);
+  });
+});

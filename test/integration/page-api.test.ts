@@ -1,0 +1,171 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { DEFAULT_MODEL_KEY } from '../../inference/engine.js';
+import { pageDir } from '../../agent/http/page-routes.js';
+import { postJson, startTestAgent, type TestAgent } from '../support/agent.js';
+
+const NORMAL = { Pressure: 1.4, Flow: 30, Current: 1.4 };
+const FAULT = { Pressure: 0.2, Flow: 45, Current: 0.6 };
+
+let t: TestAgent;
+const reading = (pumpId: string, values: Record<string, number | null>, ts = Date.now()) => ({ pumpId, ts, values });
+const getJson = async (path: string, headers: Record<string, string> = {}) => {
+  const res = await fetch(`${t.url}${path}`, { headers });
+  return { status: res.status, json: (await res.json()) as any };
+};
+
+beforeAll(async () => {
+  t = await startTestAgent();
+});
+afterAll(async () => {
+  await t.stop();
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('GET / and its assets', () => {
+  it('serves the page and every asset it references from the agent itself, with a same-origin CSP', async () => {
+    const res = await fetch(`${t.url}/`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(res.headers.get('content-security-policy')).toContain("default-src 'self'");
+    const html = await res.text();
+    const refs = [...html.matchAll(/(?:src|href)="([^"#]+)"/g)].map((m) => m[1]!);
+    expect(refs.every((r) => r.startsWith('/'))).toBe(true);
+    // ES modules the page imports, found from app.js's import lines
+    const modules = [...readFileSync(join(pageDir(), 'app.js'), 'utf8').matchAll(/from '\.\/([a-z-]+\.js)'/g)].map((m) => `/page/${m[1]}`);
+    for (const path of [...refs, ...modules]) {
+      const asset = await fetch(`${t.url}${path}`);
+      expect(asset.status, path).toBe(200);
+      expect((await asset.arrayBuffer()).byteLength, path).toBeGreaterThan(50);
+    }
+    expect(refs).toContain('/page/vendor/uplot.js');
+  });
+
+  it('refuses paths that try to leave the page folder', async () => {
+    for (const path of ['/page/..%2Fpaths.ts', '/page/..%2F..%2Fpackage.json', '/page/.env', '/page/screenshot.png', '/page/vendor/uPlot.cjs.js', '/page/README.md']) {
+      const res = await fetch(`${t.url}${path}`);
+      expect(res.status, path).toBe(404);
+      expect(((await res.json()) as any).code).toBe('PW_NOT_FOUND');
+    }
+  });
+});
+
+describe('GET /pumps', () => {
+  it('shows each pump as normal or in anomaly since its first anomalous reading, with its model', async () => {
+    const t0 = Date.now() - 60_000;
+    await postJson(`${t.url}/readings`, [reading('pa-1', NORMAL, t0), reading('pa-1', NORMAL, t0 + 1000)]);
+    await postJson(`${t.url}/readings`, [reading('pa-2', NORMAL, t0), reading('pa-2', FAULT, t0 + 1000), reading('pa-2', FAULT, t0 + 2000)]);
+    const { status, json } = await getJson('/pumps');
+    expect(status).toBe(200);
+    const byId = Object.fromEntries(json.pumps.map((p: any) => [p.pumpId, p]));
+    expect(byId['pa-1']).toMatchObject({ state: 'normal', anomalySince: null, model: { key: 'default', version: 'test-1', features: ['Pressure', 'Flow', 'Current'] } });
+    expect(byId['pa-2']).toMatchObject({ state: 'anomaly', anomalySince: new Date(t0 + 1000).toISOString(), lastAlertAt: new Date(t0 + 2000).toISOString() });
+    expect(byId['pa-2'].lastReading.contributions).toHaveProperty('Pressure');
+    expect(byId['pa-2'].lastAlert).toMatchObject({ ts: new Date(t0 + 2000).toISOString(), contributions: { Pressure: expect.any(Number) } });
+    expect(typeof byId['pa-2'].model.threshold).toBe('number');
+  });
+
+  it('keeps a pump in anomaly through a single normal reading and clears it after five in a row', async () => {
+    const t0 = Date.now() - 30_000;
+    await postJson(`${t.url}/readings`, [reading('pa-3', FAULT, t0), reading('pa-3', NORMAL, t0 + 1000)]);
+    let pump = (await getJson('/pumps')).json.pumps.find((p: any) => p.pumpId === 'pa-3');
+    expect(pump.state).toBe('anomaly');
+    await postJson(`${t.url}/readings`, [2, 3, 4, 5].map((i) => reading('pa-3', NORMAL, t0 + i * 1000)));
+    pump = (await getJson('/pumps')).json.pumps.find((p: any) => p.pumpId === 'pa-3');
+    expect(pump).toMatchObject({ state: 'normal', anomalySince: null, lastAlertAt: new Date(t0).toISOString() });
+  });
+
+  it('marks a pump stale when no reading arrived for five minutes', async () => {
+    await postJson(`${t.url}/readings`, [reading('pa-4', NORMAL)]);
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(Date.now() + 6 * 60_000);
+    const pump = (await getJson('/pumps')).json.pumps.find((p: any) => p.pumpId === 'pa-4');
+    expect(pump.state).toBe('stale');
+    expect(pump.detail).toBe('no reading for 6 min');
+  });
+
+  it('shows "no model" for readings that arrive while no model is active', async () => {
+    const model = t.agent.engine.model(DEFAULT_MODEL_KEY)!;
+    t.agent.engine.setModel(DEFAULT_MODEL_KEY, null);
+    try {
+      await postJson(`${t.url}/readings`, [reading('pa-5', NORMAL)]);
+      const pump = (await getJson('/pumps')).json.pumps.find((p: any) => p.pumpId === 'pa-5');
+      expect(pump).toMatchObject({ state: 'no-model', model: null });
+      expect(pump.lastReading.score).toBeNull();
+    } finally {
+      t.agent.engine.setModel(DEFAULT_MODEL_KEY, model);
+    }
+  });
+});
+
+describe('GET /alerts', () => {
+  it('lists anomalies newest first with the threshold and model version that scored them', async () => {
+    const t0 = Date.now() - 20_000;
+    await postJson(`${t.url}/readings`, [reading('al-1', FAULT, t0), reading('al-1', NORMAL, t0 + 1000), reading('al-2', FAULT, t0 + 2000)]);
+    const { status, json } = await getJson('/alerts?limit=1000');
+    expect(status).toBe(200);
+    const seqs = json.alerts.map((a: any) => a.seq);
+    expect(seqs).toEqual([...seqs].sort((a, b) => b - a));
+    const first = json.alerts.find((a: any) => a.pumpId === 'al-2');
+    expect(first).toMatchObject({ ts: new Date(t0 + 2000).toISOString(), modelVersion: 'test-1', label: null, values: FAULT });
+    expect(first.score).toBeGreaterThan(first.threshold);
+    expect(Object.keys(first.contributions).sort()).toEqual(['Current', 'Flow', 'Pressure']);
+    const onlyAl1 = (await getJson('/alerts?pumpId=al-1')).json;
+    expect(onlyAl1.alerts.map((a: any) => a.pumpId)).toEqual(['al-1']);
+    expect((await getJson(`/alerts?since=${encodeURIComponent(new Date(t0 + 1500).toISOString())}&pumpId=al-1`)).json.count).toBe(0);
+    expect((await getJson('/alerts?limit=1')).json.count).toBe(1);
+  });
+
+  it('answers a bad query with 400 PW_BAD_QUERY naming the parameter', async () => {
+    const r = await getJson('/alerts?limit=0');
+    expect(r.status).toBe(400);
+    expect(r.json).toMatchObject({ code: 'PW_BAD_QUERY' });
+    expect(r.json.error).toMatch(/^limit/);
+    expect((await getJson('/alerts?since=yesterday')).json.error).toMatch(/^since/);
+  });
+});
+
+describe('GET /events', () => {
+  it('streams the readings committed after the page connected', async () => {
+    const ac = new AbortController();
+    const res = await fetch(`${t.url}/events`, { signal: ac.signal });
+    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = '';
+    while (!text.includes('event: hello')) text += (await reader.read()).value ?? '';
+    await postJson(`${t.url}/readings`, [reading('ev-1', NORMAL), reading('ev-1', FAULT)]);
+    while (!text.includes('event: rows')) text += (await reader.read()).value ?? '';
+    while (!/event: rows\ndata: .*\n\n/.test(text)) text += (await reader.read()).value ?? '';
+    const data = JSON.parse(/event: rows\ndata: (.*)\n\n/.exec(text)![1]!);
+    expect(data.pumps['ev-1'].map((r: any) => r.anomaly)).toEqual([false, true]);
+    expect(data.pumps['ev-1'][1].values).toEqual(FAULT);
+    ac.abort();
+  });
+});
+
+describe('with a status token', () => {
+  let secured: TestAgent;
+  beforeAll(async () => {
+    secured = await startTestAgent({ PUMPWATCH_STATUS_TOKEN: 'tech-secret-1' });
+  });
+  afterAll(async () => {
+    await secured.stop();
+  });
+
+  it('serves the page shell without the token but its data only with it', async () => {
+    expect((await fetch(`${secured.url}/`)).status).toBe(200);
+    expect((await fetch(`${secured.url}/page/app.js`)).status).toBe(200);
+    for (const path of ['/pumps', '/alerts', '/labels', '/events']) {
+      const res = await fetch(`${secured.url}${path}`);
+      expect(res.status, path).toBe(401);
+      expect(((await res.json()) as any).code).toBe('PW_UNAUTHORIZED');
+    }
+    const ok = await fetch(`${secured.url}/pumps`, { headers: { authorization: 'Bearer tech-secret-1' } });
+    expect(ok.status).toBe(200);
+    const wrong = await fetch(`${secured.url}/alerts`, { headers: { authorization: 'Bearer nope' } });
+    expect(((await wrong.json()) as any).error).toBe('wrong status token');
+  });
+});
