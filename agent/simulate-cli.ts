@@ -1,0 +1,202 @@
+/**
+ * `pumpwatch-agent simulate`: writes simulated pump readings as a SKAB-format CSV
+ * (`;` separated, `datetime` as `YYYY-MM-DD hh:mm:ss` UTC, `anomaly` and `changepoint` labels).
+ */
+import { createWriteStream } from 'node:fs';
+import { Readable, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { parseArgs } from 'node:util';
+import type { Reading } from '../buffer/types.js';
+import { PumpSimulator, SIMULATED_FEATURES, SimulatorError } from './simulator.js';
+
+const USAGE = `Usage: pumpwatch-agent simulate [options]
+
+Writes simulated pump readings as a SKAB-format CSV (datetime;<8 sensors>;anomaly;changepoint).
+
+Options:
+  --out FILE                     write to FILE (default: standard output)
+  --rows N                       number of readings (default 3600)
+  --seed S                       integer seed; the same seed gives the same file (default 1)
+  --pump ID                      pump id (default sim-pump-1)
+  --faults none|random           inject random faults (default random)
+  --mean-fault-interval-min M    mean minutes between random faults (default 180)
+  --start ISO                    time of the first reading (default 2026-01-01T00:00:00Z)
+  --period-ms MS                 time between readings (default 1000)
+  --help                         show this help
+`;
+
+const ROWS_PER_CHUNK = 2000;
+
+export interface SimulateCliIo {
+  stdout: Writable;
+  stderr: Writable;
+}
+
+class UsageError extends Error {
+  readonly code = 'PW_SIM_USAGE';
+}
+
+interface SimulateArgs {
+  out: string | undefined;
+  rows: number;
+  seed: number;
+  pumpId: string;
+  faults: 'none' | 'random';
+  meanFaultIntervalMs: number;
+  startTs: number;
+  periodMs: number;
+  help: boolean;
+}
+
+function positiveNumber(name: string, text: string, integer: boolean): number {
+  const value = Number(text);
+  if (text.trim() === '' || !Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
+    throw new UsageError(`--${name} must be a positive ${integer ? 'whole ' : ''}number, got "${text}"`);
+  }
+  return value;
+}
+
+export function parseSimulateArgs(argv: string[]): SimulateArgs {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      out: { type: 'string' },
+      rows: { type: 'string', default: '3600' },
+      seed: { type: 'string', default: '1' },
+      pump: { type: 'string', default: 'sim-pump-1' },
+      faults: { type: 'string', default: 'random' },
+      'mean-fault-interval-min': { type: 'string', default: '180' },
+      start: { type: 'string', default: '2026-01-01T00:00:00Z' },
+      'period-ms': { type: 'string', default: '1000' },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (!/^-?\d+$/.test(values.seed)) throw new UsageError(`--seed must be a whole number, got "${values.seed}"`);
+  if (values.faults !== 'none' && values.faults !== 'random') {
+    throw new UsageError(`--faults must be none or random, got "${values.faults}"`);
+  }
+  const startTs = Date.parse(values.start);
+  if (!Number.isFinite(startTs)) throw new UsageError(`--start must be an ISO 8601 time, got "${values.start}"`);
+  if (values.pump.trim() === '') throw new UsageError('--pump must not be empty');
+  return {
+    out: values.out,
+    rows: positiveNumber('rows', values.rows, true),
+    seed: Number(values.seed),
+    pumpId: values.pump,
+    faults: values.faults,
+    meanFaultIntervalMs: positiveNumber('mean-fault-interval-min', values['mean-fault-interval-min'], false) * 60_000,
+    startTs,
+    periodMs: positiveNumber('period-ms', values['period-ms'], false),
+    help: values.help,
+  };
+}
+
+export function skabCsvHeader(): string {
+  return ['datetime', ...SIMULATED_FEATURES, 'anomaly', 'changepoint'].join(';');
+}
+
+/**
+ * A value as SKAB writes it (`126.0`, `0.382638`), with at most six decimals (the simulator's
+ * resolution). Integer arithmetic: several times faster than String(number) on a million rows.
+ */
+function formatNumber(v: number | null): string {
+  if (v === null) return '';
+  if (!Number.isFinite(v)) return String(v);
+  const abs = Math.abs(v);
+  let whole = Math.trunc(abs);
+  let micros = Math.round((abs - whole) * 1e6);
+  if (micros === 1e6) {
+    whole += 1;
+    micros = 0;
+  }
+  const sign = v < 0 && (whole > 0 || micros > 0) ? '-' : '';
+  if (micros === 0) return `${sign}${whole}.0`;
+  let digits = 6;
+  while (micros % 10 === 0) {
+    micros /= 10;
+    digits--;
+  }
+  return `${sign}${whole}.${String(micros).padStart(digits, '0')}`;
+}
+
+const TWO_DIGITS = Array.from({ length: 60 }, (_, i) => String(i).padStart(2, '0'));
+const DAY_MS = 86_400_000;
+let cachedDay = Number.NaN;
+let cachedDate = '';
+
+/** `YYYY-MM-DD hh:mm:ss` in UTC. */
+export function skabDatetime(ts: number): string {
+  const day = Math.floor(ts / DAY_MS);
+  if (day !== cachedDay) {
+    cachedDay = day;
+    cachedDate = new Date(day * DAY_MS).toISOString().slice(0, 10);
+  }
+  const seconds = Math.floor((ts - day * DAY_MS) / 1000);
+  const [h, m, sec] = [Math.floor(seconds / 3600), Math.floor(seconds / 60) % 60, seconds % 60];
+  return `${cachedDate} ${TWO_DIGITS[h] ?? ''}:${TWO_DIGITS[m] ?? ''}:${TWO_DIGITS[sec] ?? ''}`;
+}
+
+export function skabCsvLine(reading: Reading, anomaly: boolean, changepoint: boolean): string {
+  let line = skabDatetime(reading.ts);
+  for (const f of SIMULATED_FEATURES) line += `;${formatNumber(reading.values[f] ?? null)}`;
+  return `${line};${anomaly ? '1.0' : '0.0'};${changepoint ? '1.0' : '0.0'}`;
+}
+
+/** The CSV text in chunks: the header, then `rows` readings; `changepoint` marks fault onsets. */
+export function* skabCsvChunks(sim: PumpSimulator, rows: number): Generator<string> {
+  yield `${skabCsvHeader()}\n`;
+  let lines: string[] = [];
+  for (let i = 0; i < rows; i++) {
+    const faultsBefore = sim.faultLog.length;
+    const { reading, fault } = sim.next();
+    lines.push(skabCsvLine(reading, fault !== null, sim.faultLog.length > faultsBefore));
+    if (lines.length === ROWS_PER_CHUNK || i === rows - 1) {
+      yield `${lines.join('\n')}\n`;
+      lines = [];
+    }
+  }
+}
+
+async function writeCsv(args: SimulateArgs, io: SimulateCliIo): Promise<void> {
+  const sim = new PumpSimulator({
+    pumpId: args.pumpId,
+    seed: args.seed,
+    startTs: args.startTs,
+    periodMs: args.periodMs,
+    faults: args.faults,
+    meanFaultIntervalMs: args.meanFaultIntervalMs,
+  });
+  const source = Readable.from(skabCsvChunks(sim, args.rows));
+  if (args.out === undefined) await pipeline(source, io.stdout, { end: false });
+  else await pipeline(source, createWriteStream(args.out));
+}
+
+/** Runs `simulate`; returns the exit code (0 done, 2 bad usage, 1 could not write). */
+export async function runSimulateCli(
+  argv: string[],
+  io: SimulateCliIo = { stdout: process.stdout, stderr: process.stderr },
+): Promise<number> {
+  let args: SimulateArgs;
+  try {
+    args = parseSimulateArgs(argv);
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    io.stderr.write(`simulate: ${message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (args.help) {
+    io.stdout.write(USAGE);
+    return 0;
+  }
+  try {
+    await writeCsv(args, io);
+    return 0;
+  } catch (err) {
+    const code = err instanceof SimulatorError ? 2 : 1;
+    const message = err instanceof Error ? err.message : String(err);
+    io.stderr.write(`simulate: could not write the CSV${args.out === undefined ? '' : ` to ${args.out}`}: ${message}\n`);
+    return code;
+  }
+}

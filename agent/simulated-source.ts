@@ -1,0 +1,119 @@
+/**
+ * Simulated pumps `sim-pump-1` … `sim-pump-N` ticking in real time: each tick takes one reading
+ * from every pump, stamped with the clock, and hands them to the sink as one array. Ticks never
+ * overlap: while the sink is still busy with the previous array, a tick is skipped (and counted).
+ */
+import type { Reading } from '../buffer/types.js';
+import { PumpSimulator, SimulatorError, type FaultEvent } from './simulator.js';
+
+export interface SimulatedSourceOptions {
+  pumps: number;
+  /** Readings per pump per second; default 1. */
+  ratePerPumpHz?: number;
+  /** Base seed; pump i uses a seed derived from it. Default 1. */
+  seed?: number;
+  faults?: 'none' | 'random';
+  /** Receives one array per tick; the next tick waits for it to settle. */
+  sink: (readings: Reading[]) => Promise<unknown>;
+  clock?: () => number;
+  logger?: { warn(obj: object, msg: string): void };
+}
+
+export interface SimulatedSourceStats {
+  ticks: number;
+  skippedTicks: number;
+  readings: number;
+  sinkErrors: number;
+}
+
+export class SimulatedSource {
+  private readonly opts: SimulatedSourceOptions;
+  private readonly clock: () => number;
+  private readonly intervalMs: number;
+  private pumps: PumpSimulator[] = [];
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private inFlight: Promise<void> | null = null;
+  private lastTs = Number.NEGATIVE_INFINITY;
+  private readonly counters: SimulatedSourceStats = { ticks: 0, skippedTicks: 0, readings: 0, sinkErrors: 0 };
+
+  constructor(opts: SimulatedSourceOptions) {
+    const rate = opts.ratePerPumpHz ?? 1;
+    if (!Number.isInteger(opts.pumps) || opts.pumps < 0) {
+      throw new SimulatorError('PW_SIM_BAD_OPTION', `simulated pumps must be a whole number ≥ 0, got ${String(opts.pumps)}`);
+    }
+    if (!(Number.isFinite(rate) && rate > 0 && rate <= 1000)) {
+      throw new SimulatorError('PW_SIM_BAD_OPTION', `simulated ratePerPumpHz must be in (0, 1000], got ${String(rate)}`);
+    }
+    this.opts = opts;
+    this.clock = opts.clock ?? Date.now;
+    this.intervalMs = 1000 / rate;
+  }
+
+  /** Faults of all simulated pumps so far, oldest onset first. */
+  get faultLog(): FaultEvent[] {
+    return this.pumps.flatMap((p) => p.faultLog).sort((a, b) => a.startTs - b.startTs);
+  }
+
+  get stats(): SimulatedSourceStats {
+    return { ...this.counters };
+  }
+
+  /** Starts ticking (the pumps' simulated history begins now). Starting twice does nothing. */
+  start(): void {
+    if (this.timer !== null || this.opts.pumps === 0) return;
+    if (this.pumps.length === 0) this.pumps = this.createPumps(this.clock());
+    this.timer = setInterval(() => this.tick(), this.intervalMs);
+  }
+
+  /** Stops ticking and waits for the sink call in flight, if any. */
+  async stop(): Promise<void> {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    await this.inFlight;
+  }
+
+  private createPumps(startTs: number): PumpSimulator[] {
+    const base = this.opts.seed ?? 1;
+    return Array.from({ length: this.opts.pumps }, (_, i) =>
+      new PumpSimulator({
+        pumpId: `sim-pump-${i + 1}`,
+        seed: (Math.trunc(base) * 1_000_003 + i * 7919) | 0,
+        startTs,
+        periodMs: this.intervalMs,
+        faults: this.opts.faults ?? 'none',
+      }),
+    );
+  }
+
+  private tick(): void {
+    if (this.inFlight !== null) {
+      this.counters.skippedTicks++;
+      if (this.counters.skippedTicks % 100 === 1) {
+        const msg = 'simulated tick skipped: the previous readings are still being handled';
+        this.opts.logger?.warn({ skippedTicks: this.counters.skippedTicks }, msg);
+      }
+      return;
+    }
+    const ts = this.clock();
+    if (!(ts > this.lastTs)) {
+      this.opts.logger?.warn({ ts, lastTs: this.lastTs }, 'simulated tick skipped: the clock did not advance');
+      return;
+    }
+    this.lastTs = ts;
+    this.counters.ticks++;
+    const readings = this.pumps.map((p) => p.next(ts).reading);
+    this.inFlight = this.deliver(readings).finally(() => {
+      this.inFlight = null;
+    });
+  }
+
+  private async deliver(readings: Reading[]): Promise<void> {
+    try {
+      await this.opts.sink(readings);
+      this.counters.readings += readings.length;
+    } catch (err) {
+      this.counters.sinkErrors++;
+      this.opts.logger?.warn({ err, readings: readings.length }, 'simulated readings were not accepted by the sink');
+    }
+  }
+}

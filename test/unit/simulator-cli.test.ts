@@ -1,0 +1,101 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { runSimulateCli } from '../../agent/simulate-cli.js';
+import { SIMULATED_FEATURES } from '../../agent/simulator.js';
+
+const HEADER = ['datetime', ...SIMULATED_FEATURES, 'anomaly', 'changepoint'].join(';');
+
+function capture(): { stream: Writable; text: () => string } {
+  const chunks: Buffer[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      chunks.push(Buffer.from(chunk));
+      done();
+    },
+  });
+  return { stream, text: () => Buffer.concat(chunks).toString('utf8') };
+}
+
+async function simulate(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const [out, err] = [capture(), capture()];
+  const code = await runSimulateCli(argv, { stdout: out.stream, stderr: err.stream });
+  return { code, stdout: out.text(), stderr: err.text() };
+}
+
+function rowsOf(csv: string): string[][] {
+  return csv.trimEnd().split('\n').slice(1).map((line) => line.split(';'));
+}
+
+describe('simulate CLI', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pumpwatch-simulate-'));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('writes a SKAB-format CSV with the header and one line per row', async () => {
+    const file = join(dir, 'sim.csv');
+    const { code, stderr } = await simulate(['--out', file, '--rows', '4500', '--faults', 'none']);
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+    const csv = await readFile(file, 'utf8');
+    expect(csv.split('\n')[0]).toBe(HEADER);
+    const rows = rowsOf(csv);
+    expect(rows).toHaveLength(4500);
+    expect(rows[0]?.[0]).toBe('2026-01-01 00:00:00');
+    expect(rows[4499]?.[0]).toBe('2026-01-01 01:14:59');
+    const malformed = rows.filter(
+      (row) =>
+        row.length !== 11 ||
+        !/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/.test(row[0] ?? '') ||
+        row.slice(1).some((cell) => cell === '' || !Number.isFinite(Number(cell))) ||
+        row[9] !== '0.0' ||
+        row[10] !== '0.0',
+    );
+    expect(malformed).toEqual([]);
+  });
+
+  it('writes the same bytes for the same seed and different bytes for another seed', async () => {
+    const a = await simulate(['--rows', '500', '--seed', '7']);
+    const b = await simulate(['--rows', '500', '--seed', '7']);
+    const c = await simulate(['--rows', '500', '--seed', '8']);
+    expect(a.code).toBe(0);
+    expect(b.stdout).toBe(a.stdout);
+    expect(c.stdout).not.toBe(a.stdout);
+  });
+
+  it('labels fault rows as anomalies and marks each onset as a changepoint', async () => {
+    const args = ['--rows', '43200', '--faults', 'random', '--mean-fault-interval-min', '60', '--seed', '3', '--pump', 'p-9'];
+    const { code, stdout } = await simulate([...args, '--start', '2026-05-01T12:00:00Z']);
+    expect(code).toBe(0);
+    const rows = rowsOf(stdout);
+    expect(rows[0]?.[0]).toBe('2026-05-01 12:00:00');
+    const anomaly = rows.map((r) => r[9] === '1.0');
+    const changepoints = rows.flatMap((r, i) => (r[10] === '1.0' ? [i] : []));
+    const onsets = anomaly.flatMap((a, i) => (a && !anomaly[i - 1] ? [i] : []));
+    expect(onsets.length).toBeGreaterThan(3);
+    expect(changepoints).toEqual(onsets);
+  });
+
+  it('prints usage for --help and refuses bad options with exit code 2', async () => {
+    const help = await simulate(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('--faults none|random');
+    for (const bad of [['--rows', '0'], ['--faults', 'sometimes'], ['--start', 'yesterday'], ['--seed', 'x'], ['--nope']]) {
+      const res = await simulate(bad);
+      expect(res.code, bad.join(' ')).toBe(2);
+      expect(res.stderr, bad.join(' ')).toMatch(/^simulate: /);
+      expect(res.stdout).toBe('');
+    }
+  });
+
+  it('exits 1 and names the file when the output cannot be written', async () => {
+    const res = await simulate(['--rows', '10', '--out', join(dir, 'missing', 'sim.csv')]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain(join(dir, 'missing', 'sim.csv'));
+  });
+});

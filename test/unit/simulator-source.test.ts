@@ -1,0 +1,96 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { Reading } from '../../buffer/types.js';
+import { SimulatedSource } from '../../agent/simulated-source.js';
+import { SIMULATED_FEATURES } from '../../agent/simulator.js';
+
+describe('SimulatedSource', () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ now: Date.UTC(2026, 0, 1) });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('hands every pump’s reading to the sink once per tick, stamped with the clock', async () => {
+    const batches: Reading[][] = [];
+    const source = new SimulatedSource({ pumps: 3, sink: async (r) => batches.push(r) });
+    source.start();
+    await vi.advanceTimersByTimeAsync(5000);
+    await source.stop();
+    expect(batches).toHaveLength(5);
+    batches.forEach((batch, i) => {
+      expect(batch.map((r) => r.pumpId)).toEqual(['sim-pump-1', 'sim-pump-2', 'sim-pump-3']);
+      expect(batch.every((r) => r.ts === Date.UTC(2026, 0, 1) + (i + 1) * 1000)).toBe(true);
+      for (const r of batch) expect(Object.keys(r.values)).toEqual([...SIMULATED_FEATURES]);
+    });
+    expect(batches[0]?.[0]?.values).not.toEqual(batches[0]?.[1]?.values);
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(batches).toHaveLength(5);
+  });
+
+  it('ticks at ratePerPumpHz', async () => {
+    let readings = 0;
+    const source = new SimulatedSource({ pumps: 2, ratePerPumpHz: 4, sink: async (r) => (readings += r.length) });
+    source.start();
+    await vi.advanceTimersByTimeAsync(2000);
+    await source.stop();
+    expect(readings).toBe(2 * 8);
+    expect(source.stats).toMatchObject({ ticks: 8, readings: 16, skippedTicks: 0 });
+  });
+
+  it('skips ticks while the sink is busy and stop() waits for the call in flight', async () => {
+    let release: () => void = () => undefined;
+    const calls: Reading[][] = [];
+    const sink = (r: Reading[]): Promise<void> => {
+      calls.push(r);
+      return new Promise<void>((resolve) => {
+        release = resolve;
+      });
+    };
+    const source = new SimulatedSource({ pumps: 2, sink });
+    source.start();
+    await vi.advanceTimersByTimeAsync(3500);
+    expect(calls).toHaveLength(1);
+    expect(source.stats.skippedTicks).toBe(2);
+
+    let stopped = false;
+    const stopping = source.stop().then(() => {
+      stopped = true;
+    });
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(stopped).toBe(false);
+    release();
+    await stopping;
+    expect(stopped).toBe(true);
+    expect(calls).toHaveLength(1);
+  });
+
+  it('keeps ticking after the sink fails, counting and logging the failure', async () => {
+    const warnings: string[] = [];
+    let n = 0;
+    const source = new SimulatedSource({
+      pumps: 1,
+      sink: async () => {
+        if (++n === 1) throw new Error('buffer full');
+      },
+      logger: { warn: (_obj, msg) => warnings.push(msg) },
+    });
+    source.start();
+    await vi.advanceTimersByTimeAsync(3000);
+    await source.stop();
+    expect(n).toBe(3);
+    expect(source.stats).toMatchObject({ sinkErrors: 1, readings: 2 });
+    expect(warnings).toEqual(['simulated readings were not accepted by the sink']);
+  });
+
+  it('records random faults of all pumps in its fault log', async () => {
+    const source = new SimulatedSource({ pumps: 2, ratePerPumpHz: 0.1, faults: 'random', sink: async () => undefined });
+    source.start();
+    await vi.advanceTimersByTimeAsync(24 * 3_600_000);
+    await source.stop();
+    const log = source.faultLog;
+    expect(log.length).toBeGreaterThan(0);
+    expect(new Set(log.map((e) => e.pumpId)).size).toBe(2);
+    expect(log.map((e) => e.startTs)).toEqual([...log.map((e) => e.startTs)].sort((a, b) => a - b));
+  });
+});

@@ -1,0 +1,218 @@
+import { describe, expect, it } from 'vitest';
+import {
+  PumpSimulator,
+  Rng,
+  SIMULATED_FEATURES,
+  SimulatorError,
+  type FaultKind,
+  type SimulatorOptions,
+} from '../../agent/simulator.js';
+
+const T0 = Date.UTC(2026, 0, 1);
+const HOUR = 3_600_000;
+const FLOW = 'Volume Flow RateRMS';
+
+function run(opts: Partial<SimulatorOptions>, rows: number) {
+  const sim = new PumpSimulator({ pumpId: 'p1', seed: 1, startTs: T0, ...opts });
+  const out = Array.from({ length: rows }, () => sim.next());
+  return { sim, out };
+}
+
+function column(rows: { reading: { values: Record<string, number | null> } }[], f: string): number[] {
+  return rows.map((r) => r.reading.values[f] as number);
+}
+
+const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+function sd(xs: number[]): number {
+  const m = mean(xs);
+  return Math.sqrt(mean(xs.map((x) => (x - m) ** 2)));
+}
+
+function pearson(a: number[], b: number[]): number {
+  const [ma, mb] = [mean(a), mean(b)];
+  let sab = 0, saa = 0, sbb = 0;
+  a.forEach((x, i) => {
+    const y = b[i] as number;
+    sab += (x - ma) * (y - mb);
+    saa += (x - ma) ** 2;
+    sbb += (y - mb) ** 2;
+  });
+  return sab / Math.sqrt(saa * sbb);
+}
+
+function errorCode(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (err) {
+    return err instanceof SimulatorError ? err.code : undefined;
+  }
+  return undefined;
+}
+
+function minuteMeans(xs: number[]): number[] {
+  const out: number[] = [];
+  for (let i = 0; i + 60 <= xs.length; i += 60) out.push(mean(xs.slice(i, i + 60)));
+  return out;
+}
+
+describe('PumpSimulator', () => {
+  it('names the eight SKAB sensors in SKAB order', () => {
+    expect(SIMULATED_FEATURES).toEqual([
+      'Accelerometer1RMS', 'Accelerometer2RMS', 'Current', 'Pressure',
+      'Temperature', 'Thermocouple', 'Voltage', 'Volume Flow RateRMS',
+    ]);
+    const { out } = run({}, 1);
+    expect(Object.keys(out[0]?.reading.values ?? {})).toEqual([...SIMULATED_FEATURES]);
+  });
+
+  it('produces identical readings and faults for the same seed', () => {
+    const a = run({ seed: 42, faults: 'random', meanFaultIntervalMs: HOUR / 4 }, 6000);
+    const b = run({ seed: 42, faults: 'random', meanFaultIntervalMs: HOUR / 4 }, 6000);
+    expect(JSON.stringify(b.out)).toBe(JSON.stringify(a.out));
+    expect(b.sim.faultLog).toEqual(a.sim.faultLog);
+    expect(a.sim.faultLog.length).toBeGreaterThan(0);
+  });
+
+  it('produces different readings for different seeds', () => {
+    const a = run({ seed: 1 }, 100);
+    const b = run({ seed: 2 }, 100);
+    expect(column(b.out, 'Current')).not.toEqual(column(a.out, 'Current'));
+    expect(column(b.out, 'Accelerometer1RMS')).not.toEqual(column(a.out, 'Accelerometer1RMS'));
+  });
+
+  it('advances the timestamp by periodMs from startTs', () => {
+    const { out } = run({ periodMs: 250 }, 3);
+    expect(out.map((r) => r.reading.ts)).toEqual([T0, T0 + 250, T0 + 500]);
+    expect(out.every((r) => r.reading.pumpId === 'p1' && r.fault === null)).toBe(true);
+  });
+
+  it('stays in the magnitudes of the SKAB testbed during normal operation', () => {
+    const { out } = run({ seed: 3 }, 5000);
+    const ranges: Record<string, [number, number]> = {
+      Accelerometer1RMS: [0.15, 0.3], Accelerometer2RMS: [0.2, 0.35], Current: [1.8, 3], Pressure: [-0.2, 0.4],
+      Temperature: [80, 100], Thermocouple: [20, 35], Voltage: [215, 245], [FLOW]: [105, 145],
+    };
+    for (const [f, [lo, hi]] of Object.entries(ranges)) {
+      expect(mean(column(out, f)), f).toBeGreaterThan(lo);
+      expect(mean(column(out, f)), f).toBeLessThan(hi);
+    }
+  });
+
+  it('adds measurement noise to every sensor and quantises pressure and flow like SKAB', () => {
+    const { out } = run({ seed: 5 }, 600);
+    for (const f of SIMULATED_FEATURES) expect(sd(column(out, f)), f).toBeGreaterThan(0);
+    const pressureSteps = column(out, 'Pressure').map((p) => (p - 0.054711) / 0.327927);
+    expect(pressureSteps.every((s) => Math.abs(s - Math.round(s)) < 1e-5)).toBe(true);
+    const flowThirds = column(out, FLOW).map((q) => q * 3);
+    expect(flowThirds.every((t) => Math.abs(t - Math.round(t)) < 0.05)).toBe(true);
+  });
+
+  it.each([1, 2, 3])('couples flow, pressure and current positively over minute averages (seed %i)', (seed) => {
+    const { out } = run({ seed }, 6000);
+    const [flow, pressure, current] = [FLOW, 'Pressure', 'Current'].map((f) => minuteMeans(column(out, f)));
+    expect(pearson(flow as number[], pressure as number[])).toBeGreaterThan(0.2);
+    expect(pearson(flow as number[], current as number[])).toBeGreaterThan(0.2);
+    expect(pearson(pressure as number[], current as number[])).toBeGreaterThan(0);
+  });
+
+  it('leaves readings before a planned fault unchanged', () => {
+    const plain = run({ seed: 9 }, 1000);
+    const faulty = run({ seed: 9, faults: [{ kind: 'cavitation', startTs: T0 + 500_000, durationMs: 60_000 }] }, 1000);
+    expect(faulty.out.slice(0, 500)).toEqual(plain.out.slice(0, 500));
+    expect(faulty.out[500]?.reading).not.toEqual(plain.out[500]?.reading);
+  });
+
+  it('rejects overlapping fault plans and bad options with a stable code', () => {
+    const overlap = (): PumpSimulator => new PumpSimulator({ pumpId: 'p', seed: 1, startTs: T0, faults: [
+      { kind: 'leak', startTs: T0, durationMs: 60_000 }, { kind: 'valve', startTs: T0 + 30_000, durationMs: 60_000 }] });
+    expect(errorCode(overlap)).toBe('PW_SIM_FAULT_OVERLAP');
+    expect(() => new PumpSimulator({ pumpId: 'p', seed: 1, startTs: T0, periodMs: 0 })).toThrow(SimulatorError);
+    expect(() => new PumpSimulator({ pumpId: '', seed: 1, startTs: T0 })).toThrow(/pumpId/);
+    const sim = new PumpSimulator({ pumpId: 'p', seed: 1, startTs: T0 });
+    sim.next(T0 + 1000);
+    expect(errorCode(() => sim.next(T0 + 1000))).toBe('PW_SIM_TS_NOT_INCREASING');
+  });
+});
+
+describe('Rng', () => {
+  it('draws standard normals', () => {
+    const rng = new Rng(123);
+    const xs = Array.from({ length: 50_000 }, () => rng.normal());
+    expect(Math.abs(mean(xs))).toBeLessThan(0.02);
+    expect(Math.abs(sd(xs) - 1)).toBeLessThan(0.02);
+  });
+});
+
+describe('injected faults', () => {
+  /** Normal operation for an hour, then the fault; compares the fault window with the window before it. */
+  function withFault(kind: FaultKind, minutes: number, seed = 4) {
+    const startTs = T0 + HOUR;
+    const rows = 3600 + minutes * 60 + 300;
+    const { sim, out } = run({ seed, faults: [{ kind, startTs, durationMs: minutes * 60_000 }] }, rows);
+    const before = out.slice(3600 - minutes * 60, 3600);
+    const during = out.slice(3600, 3600 + minutes * 60);
+    const shift = (f: string, rows = during): number => (mean(column(rows, f)) - mean(column(before, f))) / sd(column(before, f));
+    const spread = (f: string): number => sd(column(during, f)) / sd(column(before, f));
+    /** The same pump (same seed) without the fault, over the fault window. */
+    const unfaulted = run({ seed }, rows).out.slice(3600, 3600 + minutes * 60);
+    return { sim, out, before, during, unfaulted, shift, spread, startTs, endTs: startTs + minutes * 60_000 };
+  }
+
+  const kinds = ['cavitation', 'bearing-wear', 'leak', 'valve'] as const;
+  it.each(kinds)('records the onset and end of a planned %s fault and flags exactly its readings', (kind) => {
+    const { sim, out, startTs, endTs } = withFault(kind, 10);
+    expect(sim.faultLog).toEqual([{ kind, pumpId: 'p1', startTs, endTs }]);
+    for (const r of out) expect(r.fault).toBe(r.reading.ts >= startTs && r.reading.ts < endTs ? kind : null);
+  });
+
+  it('cavitation drops pressure and flow, and makes vibration and flow noisy', () => {
+    const { shift, spread } = withFault('cavitation', 20);
+    expect(shift('Pressure')).toBeLessThan(-0.5);
+    expect(shift(FLOW)).toBeLessThan(-3);
+    expect(shift('Accelerometer1RMS')).toBeGreaterThan(5);
+    expect(spread('Accelerometer1RMS')).toBeGreaterThan(3);
+    expect(spread(FLOW)).toBeGreaterThan(1.5);
+  });
+
+  it('bearing wear raises vibration progressively and heats the motor', () => {
+    const { during, before, shift } = withFault('bearing-wear', 60);
+    const lastQuarter = during.slice(-900);
+    expect(shift('Accelerometer1RMS', lastQuarter)).toBeGreaterThan(5);
+    const firstQuarter = during.slice(0, 900);
+    expect(mean(column(lastQuarter, 'Accelerometer1RMS'))).toBeGreaterThan(mean(column(firstQuarter, 'Accelerometer1RMS')));
+    expect(mean(column(lastQuarter, 'Temperature')) - mean(column(before, 'Temperature'))).toBeGreaterThan(1);
+    expect(Math.abs(shift(FLOW))).toBeLessThan(3);
+  });
+
+  it('a leak before the flow meter lowers pressure and measured flow at about the same current', () => {
+    const { shift, during, unfaulted } = withFault('leak', 20);
+    expect(shift('Pressure')).toBeLessThan(-0.5);
+    expect(shift(FLOW)).toBeLessThan(-5);
+    const currentChange = mean(column(during, 'Current')) - mean(column(unfaulted, 'Current'));
+    expect(Math.abs(currentChange)).toBeLessThan(0.05);
+  });
+
+  it('a valve fault steps flow down, pressure up and current down', () => {
+    const { shift, during, before, out } = withFault('valve', 10);
+    expect(shift(FLOW)).toBeLessThan(-10);
+    expect(shift('Pressure')).toBeGreaterThan(1);
+    expect(mean(column(during, 'Current'))).toBeLessThan(mean(column(before, 'Current')) - 0.05);
+    const flowAt = (i: number): number => out[i]?.reading.values[FLOW] as number;
+    expect(flowAt(3605)).toBeLessThan(mean(column(before, FLOW)) - 10); // sudden, within seconds
+  });
+
+  it('injects random faults about once per mean interval, never overlapping', () => {
+    const { sim, out } = run({ seed: 11, faults: 'random', meanFaultIntervalMs: HOUR }, 48 * 3600);
+    const log = sim.faultLog;
+    expect(log.length).toBeGreaterThan(10);
+    expect(log.length).toBeLessThan(60);
+    expect(new Set(log.map((e) => e.kind)).size).toBe(4);
+    log.forEach((e, i) => {
+      expect(e.endTs).toBeGreaterThan(e.startTs);
+      if (i > 0) expect(e.startTs).toBeGreaterThanOrEqual(log[i - 1]?.endTs ?? 0);
+    });
+    const flagged = out.filter((r) => r.fault !== null).length;
+    const covered = log.reduce((n, e) => n + out.filter((r) => r.reading.ts >= e.startTs && r.reading.ts < e.endTs).length, 0);
+    expect(flagged).toBe(covered);
+  });
+});
