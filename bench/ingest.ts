@@ -1,0 +1,180 @@
+/**
+ * bench/ingest: sustained readings/s and reading-to-commit latency of the agent's ingest path,
+ * in-process and over HTTP, with the raw ceiling (onnxruntime micro-batched + better-sqlite3
+ * batched inserts, no agent around them) measured in the same run. Prints figures; never fails on time.
+ *
+ *   npm run build && node dist/bench/ingest.js [--readings 400000]
+ */
+import Database from 'better-sqlite3';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { loadConfig } from '../agent/config.js';
+import { IngestPipeline } from '../agent/ingest/pipeline.js';
+import { createLogger } from '../agent/logger.js';
+import { Agent } from '../agent/main.js';
+import { MetricsRegistry, createAgentMetrics } from '../agent/metrics.js';
+import { BufferStore } from '../buffer/store.js';
+import { toDbParams } from '../buffer/rows.js';
+import type { Reading } from '../buffer/types.js';
+import { InferenceEngine } from '../inference/engine.js';
+import { LoadedModel } from '../inference/model.js';
+import { benchModel, fmt, percentile, rssSampler, simulatedReadings } from './support.js';
+
+const arg = (name: string, def: number): number => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : def;
+};
+const TOTAL = arg('readings', 400_000);
+const PUMPS = 50;
+const BATCH = 4096;
+
+const dir = mkdtempSync(join(tmpdir(), 'pumpwatch-bench-ingest-'));
+const modelBytes = benchModel();
+const modelPath = join(dir, 'model.onnx');
+writeFileSync(modelPath, modelBytes);
+const readings = simulatedReadings(TOTAL, PUMPS);
+const asJson = (r: Reading) => ({ pumpId: r.pumpId, ts: r.ts, values: r.values });
+
+/** onnxruntime on packed batches + better-sqlite3 inserts in one transaction per batch. */
+async function rawCeiling(): Promise<number> {
+  const model = await LoadedModel.fromBytes(modelBytes, 'bench');
+  const { features, window } = model.meta;
+  const db = new Database(join(dir, 'raw.sqlite'));
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.exec(`CREATE TABLE readings (seq INTEGER PRIMARY KEY AUTOINCREMENT, pump_id TEXT NOT NULL, ts INTEGER NOT NULL, received_at INTEGER NOT NULL,
+    vals TEXT NOT NULL, score REAL, anomaly INTEGER, model_version TEXT, imputed INTEGER NOT NULL, unscored_reason TEXT, shadow_score REAL,
+    shadow_model_version TEXT, contributions TEXT, batch_id INTEGER, synced INTEGER NOT NULL DEFAULT 0)`);
+  const insert = db.prepare(`INSERT INTO readings (pump_id, ts, received_at, vals, score, anomaly, model_version, imputed, unscored_reason,
+    shadow_score, shadow_model_version, contributions) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`);
+  const stride = window * features.length;
+  const input = new Float32Array(BATCH * stride);
+  const t0 = performance.now();
+  for (let off = 0; off < TOTAL; off += BATCH) {
+    const n = Math.min(BATCH, TOTAL - off);
+    for (let k = 0; k < n; k++) {
+      const v = readings[off + k]!.values;
+      for (let w = 0; w < window; w++) for (let f = 0; f < features.length; f++) input[k * stride + w * features.length + f] = v[features[f]!] ?? 0;
+    }
+    const out = await model.run(input.subarray(0, n * stride), n);
+    db.transaction(() => {
+      for (let k = 0; k < n; k++) {
+        const r = readings[off + k]!;
+        const s = out.scores[k]!;
+        insert.run(...toDbParams({ pumpId: r.pumpId, ts: r.ts, receivedAt: r.ts, values: r.values, score: s, anomaly: s > model.meta.threshold, modelVersion: 'bench', imputed: false, unscoredReason: null }));
+      }
+    })();
+  }
+  const rate = TOTAL / ((performance.now() - t0) / 1000);
+  db.close();
+  await model.release();
+  return rate;
+}
+
+function pipelineParts(name: string) {
+  const buffer = new BufferStore({ path: join(dir, `${name}.sqlite`), maxBytes: 8 * 1024 ** 3 });
+  buffer.open();
+  const engine = new InferenceEngine();
+  const metrics = createAgentMetrics(new MetricsRegistry());
+  const pipeline = new IngestPipeline({ engine, buffer, metrics, maxBatch: BATCH });
+  return { buffer, engine, pipeline };
+}
+
+/** Saturated: chunks of 1 000 submitted with several in flight, as many HTTP clients would. */
+async function inProcessThroughput(): Promise<{ rate: number; p50: number; p99: number }> {
+  const { buffer, engine, pipeline } = pipelineParts('inproc');
+  engine.setModel('default', await LoadedModel.fromBytes(modelBytes, 'bench'));
+  const latencies: number[] = [];
+  const t0 = performance.now();
+  let next = 0;
+  const worker = async () => {
+    while (next < TOTAL) {
+      const chunk = readings.slice(next, next + 1000).map(asJson);
+      next += 1000;
+      const s = performance.now();
+      await pipeline.ingest(chunk, 'bench');
+      latencies.push(performance.now() - s);
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, worker));
+  const rate = TOTAL / ((performance.now() - t0) / 1000);
+  buffer.close();
+  latencies.sort((a, b) => a - b);
+  return { rate, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+}
+
+/** Paced at `rate` readings/s (a tick every 10 ms): latency from ingest call to commit, per reading. */
+async function pacedLatency(rate: number, seconds: number): Promise<{ p50: number; p99: number; max: number }> {
+  const { buffer, engine, pipeline } = pipelineParts(`paced-${rate}`);
+  engine.setModel('default', await LoadedModel.fromBytes(modelBytes, 'bench'));
+  const perTick = Math.max(1, Math.round(rate / 100));
+  const latencies: number[] = [];
+  const pending: Promise<void>[] = [];
+  let off = 0;
+  const start = performance.now();
+  for (let tick = 0; tick < seconds * 100; tick++) {
+    const due = start + tick * 10;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const chunk = readings.slice(off % (TOTAL - perTick), (off % (TOTAL - perTick)) + perTick).map((r) => ({ ...asJson(r), ts: Date.now() }));
+    off += perTick;
+    const s = performance.now();
+    pending.push(pipeline.ingest(chunk, 'bench').then(() => void latencies.push(performance.now() - s)));
+  }
+  await Promise.all(pending);
+  buffer.close();
+  latencies.sort((a, b) => a - b);
+  return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies[latencies.length - 1]! };
+}
+
+/** The whole agent's HTTP endpoint: POST batches of 1 000 readings, 4 requests in flight. */
+async function httpThroughput(): Promise<{ rate: number; p50: number; p99: number }> {
+  const config = loadConfig({
+    PUMPWATCH_DATA_DIR: join(dir, 'agent'), PUMPWATCH_HTTP_PORT: '0', PUMPWATCH_SIMULATE: '0', PUMPWATCH_SYNC: 'off', PUMPWATCH_HUB: 'off',
+    PUMPWATCH_LOG_LEVEL: 'warn', PUMPWATCH_DEFAULT_MODEL: modelPath, PUMPWATCH_BUFFER_MAX_BYTES: String(8 * 1024 ** 3),
+  });
+  const agent = new Agent({ config, logger: createLogger('warn') });
+  await agent.start();
+  const url = `http://127.0.0.1:${agent.httpAddress()!.port}/readings`;
+  const total = Math.min(TOTAL, 200_000);
+  const bodies: string[] = [];
+  for (let off = 0; off < total; off += 1000) bodies.push(JSON.stringify(readings.slice(off, off + 1000).map(asJson)));
+  const latencies: number[] = [];
+  let next = 0;
+  const t0 = performance.now();
+  const worker = async () => {
+    while (next < bodies.length) {
+      const body = bodies[next++]!;
+      const s = performance.now();
+      const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      if (res.status !== 202) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
+      await res.arrayBuffer();
+      latencies.push(performance.now() - s);
+    }
+  };
+  await Promise.all(Array.from({ length: 4 }, worker));
+  const rate = total / ((performance.now() - t0) / 1000);
+  await agent.stop();
+  latencies.sort((a, b) => a - b);
+  return { rate, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+}
+
+async function main(): Promise<void> {
+  const rss = rssSampler();
+  console.log(`bench/ingest: ${fmt(TOTAL)} simulated readings, ${PUMPS} pumps, 8 features, micro-batches up to ${BATCH}, synchronous=FULL, onnxruntime ${ort.env.versions.common} (1 intra-op thread)`);
+  const ceiling = await rawCeiling();
+  console.log(`raw ceiling (onnxruntime batched + better-sqlite3 batched inserts): ${fmt(ceiling)} readings/s`);
+  const inproc = await inProcessThroughput();
+  console.log(`in-process pipeline (validate + window + score + commit): ${fmt(inproc.rate)} readings/s = ${fmt((inproc.rate / ceiling) * 100, 1)} % of the ceiling; per 1 000-reading chunk p50 ${fmt(inproc.p50, 1)} ms, p99 ${fmt(inproc.p99, 1)} ms (saturated)`);
+  const paced = await pacedLatency(10_000, 5);
+  console.log(`in-process at 10 000 readings/s: reading-to-commit p50 ${fmt(paced.p50, 2)} ms, p99 ${fmt(paced.p99, 2)} ms, max ${fmt(paced.max, 2)} ms`);
+  const http = await httpThroughput();
+  console.log(`over HTTP (POST batches of 1 000, 4 in flight, client in the same process): ${fmt(http.rate)} readings/s; request p50 ${fmt(http.p50, 1)} ms, p99 ${fmt(http.p99, 1)} ms`);
+  rss.stop();
+  console.log(`peak RSS of the bench process (agent + load generator + ${fmt(TOTAL)} readings in memory): ${fmt(rss.peak())} MB`);
+  rmSync(dir, { recursive: true, force: true });
+}
+
+await main();

@@ -1,0 +1,44 @@
+/** Shared helpers of the benchmarks: timing, percentiles, RSS sampling, simulated data, a model. */
+import { PumpSimulator, SIMULATED_FEATURES } from '../agent/simulator.js';
+import type { Reading } from '../buffer/types.js';
+import type { CsvTable } from '../trainer/csv.js';
+import { fitTable } from '../trainer/fit.js';
+
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i]!;
+}
+
+export function fmt(n: number, digits = 0): string {
+  return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+}
+
+/** Samples this process's RSS every 50 ms; `peak()` gives the highest value seen (MB). */
+export function rssSampler(): { peak: () => number; stop: () => void } {
+  let peak = process.memoryUsage.rss();
+  const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 50);
+  timer.unref();
+  return { peak: () => Math.max(peak, process.memoryUsage.rss()) / 1024 / 1024, stop: () => clearInterval(timer) };
+}
+
+/** `n` simulated readings from `pumps` pumps, interleaved, with timestamps near now. */
+export function simulatedReadings(n: number, pumps: number, seed = 1): Reading[] {
+  const start = Date.now() - n * 10;
+  const sims = Array.from({ length: pumps }, (_, i) => new PumpSimulator({ pumpId: `bench-pump-${i + 1}`, seed: seed + i, startTs: start, faults: 'random' }));
+  const out: Reading[] = new Array(n);
+  for (let i = 0; i < n; i++) out[i] = sims[i % pumps]!.next().reading;
+  return out;
+}
+
+/** A contract-1 model fitted by the project's trainer on normal simulated data (like the bundled default). */
+export function benchModel(window?: number): Uint8Array {
+  const sim = new PumpSimulator({ pumpId: 'train', seed: 99, startTs: Date.UTC(2026, 0, 1), faults: 'none' });
+  const table: CsvTable = { features: [...SIMULATED_FEATURES], rows: [], timestamps: [], timestampColumn: 'datetime', ignoredColumns: [] };
+  for (let i = 0; i < 5000; i++) {
+    const r = sim.next().reading;
+    table.rows.push(Float64Array.from(SIMULATED_FEATURES.map((f) => r.values[f] ?? 0)));
+    table.timestamps.push(r.ts);
+  }
+  return fitTable(table, { source: 'default', version: 'bench', window }).bytes;
+}

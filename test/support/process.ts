@@ -1,0 +1,62 @@
+/**
+ * The agent as a real child process (`node dist/agent/cli.js`), for e2e tests that kill it.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { packageRoot } from '../../agent/paths.js';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface AgentProcess {
+  proc: ChildProcess;
+  url: string;
+  output: () => string;
+  /** Resolves with the exit code (or the signal name). */
+  exited: Promise<number | string>;
+  waitReady: (timeoutMs?: number) => Promise<void>;
+}
+
+export async function startAgentProcess(env: Record<string, string>, port?: number): Promise<AgentProcess> {
+  const httpPort = port ?? (await freePort());
+  const proc = spawn(process.execPath, [join(packageRoot(), 'dist', 'agent', 'cli.js')], {
+    env: {
+      PATH: process.env.PATH ?? '',
+      PUMPWATCH_HTTP_PORT: String(httpPort),
+      PUMPWATCH_SIMULATE: '0',
+      PUMPWATCH_SYNC: 'off',
+      PUMPWATCH_HUB: 'off',
+      PUMPWATCH_LOG_LEVEL: 'warn',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | string>((resolve) => proc.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
+  const url = `http://127.0.0.1:${httpPort}`;
+  const waitReady = async (timeoutMs = 30_000): Promise<void> => {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (proc.exitCode !== null) throw new Error(`agent exited with ${proc.exitCode} before it was ready:\n${out}`);
+      try {
+        if ((await fetch(`${url}/readyz`)).status === 200) return;
+      } catch {
+        // not listening yet
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`agent not ready after ${timeoutMs} ms:\n${out}`);
+  };
+  return { proc, url, output: () => out, exited, waitReady };
+}
