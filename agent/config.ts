@@ -50,8 +50,17 @@ export const CONFIG_KEYS = {
   maxFutureSeconds: key({ env: 'PUMPWATCH_MAX_FUTURE_SECONDS', schema: int(0, 10 * 365 * 86400).default(86400), unit: 's', live: true, description: 'readings further ahead of the gateway clock are refused' }),
   maxPastSeconds: key({ env: 'PUMPWATCH_MAX_PAST_SECONDS', schema: int(0, 100 * 365 * 86400).default(365 * 86400), unit: 's', live: true, description: 'readings further behind the gateway clock are refused' }),
   batchMaxReadings: key({ env: 'PUMPWATCH_BATCH_MAX_READINGS', schema: int(1, 100_000).default(8192), unit: 'readings', live: false, description: 'micro-batch size cap (one session.run and one transaction each)' }),
+  defaultModel: key({ env: 'PUMPWATCH_DEFAULT_MODEL', schema: z.string().min(1).optional(), unit: 'path', live: false, description: 'model file loaded as `default` when no default is active; default: the one bundled with the agent' }),
   modelMaxBytes: key({ env: 'PUMPWATCH_MODEL_MAX_BYTES', schema: int(1024, 1 << 30).default(64 * 1024 * 1024), unit: 'bytes', live: true, description: 'largest model download' }),
   modelDownloadTimeoutSeconds: key({ env: 'PUMPWATCH_MODEL_DOWNLOAD_TIMEOUT_SECONDS', schema: int(1, 3600).default(120), unit: 's', live: true, description: 'model download timeout' }),
+  moduleConnectionString: key({ env: 'PUMPWATCH_MODULE_CONNECTION_STRING', schema: optionalText, unit: 'text', live: false, secret: true, description: 'module connection string (outside IoT Edge; GatewayHostName=host:port reaches a gateway or a local hub)' }),
+  moduleCaFile: key({ env: 'EdgeModuleCACertificateFile', schema: optionalText, unit: 'path', live: false, description: 'CA certificate (PEM) the module client trusts; set by IoT Edge, or for a module connection string' }),
+  moduleId: key({ env: 'IOTEDGE_MODULEID', schema: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'letters, digits, . _ - (at most 128)').default('pumpwatch'), unit: 'id', live: false, description: 'module id (set by IoT Edge; the local hub uses it standalone)' }),
+  syncBatchMaxBytes: key({ env: 'PUMPWATCH_SYNC_BATCH_MAX_BYTES', schema: int(4096, 1 << 30).default(1 << 20), unit: 'bytes', live: true, description: 'uncompressed JSON bytes per uploaded blob at most (approximate)' }),
+  syncAnomalyContextRows: key({ env: 'PUMPWATCH_SYNC_ANOMALY_CONTEXT_ROWS', schema: int(0, 100_000).default(60), unit: 'rows', live: true, description: 'earlier rows of a pump uploaded with its anomaly, ahead of the backlog' }),
+  syncCreateContainer: key({ env: 'PUMPWATCH_SYNC_CREATE_CONTAINER', schema: bool.default(true), unit: '0/1', live: false, description: 'create the blob container when it is missing (needs account rights)' }),
+  syncBackoffMaxSeconds: key({ env: 'PUMPWATCH_SYNC_BACKOFF_MAX_SECONDS', schema: int(1, 86400).default(300), unit: 's', live: true, description: 'cap of the exponential backoff after network or server errors' }),
+  syncSlowRetrySeconds: key({ env: 'PUMPWATCH_SYNC_SLOW_RETRY_SECONDS', schema: int(1, 86400).default(900), unit: 's', live: true, description: 'retry pace after errors that need a person (credentials, missing container)' }),
 } as const;
 
 export type ConfigKey = keyof typeof CONFIG_KEYS;

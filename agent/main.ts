@@ -3,6 +3,7 @@ import { BufferError } from '../buffer/errors.js';
 import { BufferStore } from '../buffer/store.js';
 import { InferenceEngine } from '../inference/engine.js';
 import { ModelManager } from '../inference/models.js';
+import { ModelStore } from '../inference/model-store.js';
 import { safeErrorMessage } from '../sync/redact.js';
 import type { Config } from './config.js';
 import { registerCoreRoutes } from './http/core-routes.js';
@@ -44,6 +45,7 @@ export class Agent {
   readonly engine: InferenceEngine;
   readonly pipeline: IngestPipeline;
   readonly models: ModelManager;
+  readonly modelStore: ModelStore;
   readonly scheduler: Scheduler;
   readonly system: SystemHealth;
   readonly status: AgentStatus;
@@ -60,7 +62,8 @@ export class Agent {
     this.logger = logger;
     this.metrics = createAgentMetrics(this.registry);
     this.buffer = new BufferStore({ path: join(config.dataDir, 'buffer.sqlite'), maxBytes: config.bufferMaxBytes });
-    this.engine = new InferenceEngine((fault) => logger.warn({ component: 'inference', model: fault.key, reason: fault.reason }, 'model fault'));
+    // A faulty model (run error, non-finite scores) is rolled back by the model manager.
+    this.engine = new InferenceEngine((fault) => this.models.handleFault(fault));
     this.pipeline = new IngestPipeline({
       engine: this.engine,
       buffer: this.buffer,
@@ -70,7 +73,15 @@ export class Agent {
       limits: () => ({ maxFutureMs: this.config.maxFutureSeconds * 1000, maxPastMs: this.config.maxPastSeconds * 1000, maxValues: 256 }),
       onError: (err) => logger.error({ component: 'ingest', err }, 'micro-batch failed; its readings were not acknowledged'),
     });
-    this.models = new ModelManager({ engine: this.engine, afterCurrentBatch: () => this.pipeline.afterCurrentBatch(), clock });
+    this.modelStore = new ModelStore(join(config.dataDir, 'models'));
+    this.models = new ModelManager({
+      engine: this.engine,
+      afterCurrentBatch: () => this.pipeline.afterCurrentBatch(),
+      clock,
+      store: this.modelStore,
+      kv: this.buffer,
+      log: (level, msg, fields) => logger[level](fields, msg),
+    });
     this.scheduler = new Scheduler(logger.child({ component: 'scheduler' }));
     this.system = new SystemHealth(config.dataDir);
     this.status = new AgentStatus({
@@ -94,7 +105,10 @@ export class Agent {
       { name: 'buffer', start: () => this.openBuffer(), stop: () => this.buffer.close() },
       {
         name: 'models',
-        start: () => this.models.loadBundledDefault(this.options.defaultModelPath ?? bundledModelPath()),
+        start: async () => {
+          await this.models.restore(); // the models persisted by the last run, before the bundled default
+          await this.models.loadBundledDefault(this.options.defaultModelPath ?? config.defaultModel ?? bundledModelPath());
+        },
         stop: () => this.models.releaseAll(),
       },
       { name: 'ingest', start: () => undefined, stop: () => this.pipeline.idle() },

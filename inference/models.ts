@@ -1,29 +1,34 @@
 import { readFile } from 'node:fs/promises';
-import { DEFAULT_MODEL_KEY, type InferenceEngine } from './engine.js';
+import { DEFAULT_MODEL_KEY, type InferenceEngine, type ModelFault } from './engine.js';
 import { LoadedModel } from './model.js';
+import { emptyState, loadState, saveState, type KeyValueStore, type PersistedModels, type PreviousModel } from './model-state.js';
+import type { ModelStore } from './model-store.js';
+import { SerialQueue } from './serial.js';
+import { ModelStatusBoard, type ModelStatus, type ModelStatusName } from './model-status.js';
 
-export type ModelStatusName = 'downloading' | 'active' | 'rejected' | 'rolled-back' | 'shadow';
+export type { ModelStatus, ModelStatusName } from './model-status.js';
 
-/** What `/status` and the module twin's reported properties show per pump (and `default`). */
-export interface ModelStatus {
-  version: string | null;
-  status: ModelStatusName;
-  since: string;
-  error: string | null;
-  features: string[] | null;
-  window: number | null;
-  threshold: number | null;
-  algorithm: string | null;
-  /** Where the active model came from: `bundled`, a store path, a URL without its query. */
-  origin: string | null;
+/** A model as the cloud identifies it: the desired entry's version and the file's sha256. */
+export interface ModelRef {
+  version: string;
+  sha256: string;
 }
+
+type Log = (level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown>) => void;
 
 /**
  * Which model scores which pump, and its status. Swaps go through the engine (effective from the
  * next micro-batch); the old session is released only after the batch in flight has finished.
+ * Changes (activate, rollback, shadow, removal) run one at a time; the active model of each key
+ * is persisted so a restart without network comes back on the same models.
  */
 export class ModelManager {
-  private readonly states = new Map<string, ModelStatus>();
+  private readonly board: ModelStatusBoard;
+  private persisted: PersistedModels = emptyState();
+  private bundledPath: string | null = null;
+  private readonly serial = new SerialQueue();
+  private readonly rollingBack = new Set<string>();
+  private readonly listeners: Array<(key: string) => void> = [];
 
   constructor(
     private readonly deps: {
@@ -31,44 +36,245 @@ export class ModelManager {
       /** Resolves when the micro-batch in flight (if any) is done (IngestPipeline.afterCurrentBatch). */
       afterCurrentBatch: () => Promise<void>;
       clock?: () => number;
+      /** The model store on disk (needed for restore and rollback). */
+      store?: ModelStore;
+      /** Where the active model per key is persisted (BufferStore.getMeta/setMeta). */
+      kv?: KeyValueStore;
+      log?: Log;
     },
-  ) {}
+  ) {
+    this.board = new ModelStatusBoard(deps.clock);
+  }
+
+  /** Called with the key whenever a status changes (reported properties). */
+  onChange(listener: (key: string) => void): void {
+    this.listeners.push(listener);
+  }
 
   /** Loads the model file bundled with the agent as `default` unless a default is active already. */
   async loadBundledDefault(path: string): Promise<void> {
+    this.bundledPath = path;
     if (this.deps.engine.model(DEFAULT_MODEL_KEY)) return;
     const model = await LoadedModel.fromBytes(await readFile(path), 'bundled');
     await this.swap(DEFAULT_MODEL_KEY, model);
   }
 
+  /** Loads the persisted active (and shadow) models from the store; a key that fails falls back. */
+  async restore(): Promise<void> {
+    const { kv, store } = this.deps;
+    if (!kv || !store) return;
+    try {
+      this.persisted = loadState(kv);
+    } catch (err) {
+      this.log('warn', 'persisted model state unreadable; starting on the bundled model', { err: (err as Error).message });
+      return;
+    }
+    for (const [key, rec] of Object.entries(this.persisted.live)) {
+      try {
+        const model = await this.loadStored(key, rec);
+        await this.swap(key, model, rec.version);
+      } catch (err) {
+        this.log('error', 'stored model could not be restored', { model: key, version: rec.version, err: (err as Error).message });
+        delete this.persisted.live[key];
+      }
+    }
+    for (const [key, rec] of Object.entries(this.persisted.shadow)) {
+      try {
+        const model = await this.loadStored(key, rec);
+        this.deps.engine.setShadow(key, model);
+        this.setShadowStatus(key, model, rec.version);
+      } catch (err) {
+        this.log('warn', 'stored shadow model could not be restored', { model: key, version: rec.version, err: (err as Error).message });
+        delete this.persisted.shadow[key];
+      }
+    }
+    this.persist();
+  }
+
   /** Makes `model` the live model of `key` and releases the one it replaces once no batch uses it. */
-  async swap(key: string, model: LoadedModel): Promise<void> {
+  async swap(key: string, model: LoadedModel, version?: string): Promise<void> {
     const old = this.deps.engine.model(key);
     this.deps.engine.setModel(key, model);
-    this.setStatus(key, model, 'active', null);
+    this.setStatus(key, model, 'active', null, version);
     if (old && old !== model) {
       await this.deps.afterCurrentBatch();
       await old.release();
     }
   }
 
-  setStatus(key: string, model: LoadedModel | null, status: ModelStatusName, error: string | null, version?: string): void {
-    const m = model?.meta;
-    this.states.set(key, {
-      version: version ?? m?.version ?? null,
-      status,
-      since: new Date((this.deps.clock ?? Date.now)()).toISOString(),
-      error,
-      features: m?.features ?? null,
-      window: m?.window ?? null,
-      threshold: m?.threshold ?? null,
-      algorithm: m?.algorithm ?? null,
-      origin: model?.origin ?? null,
+  /** Puts a validated model live for `key` (between two micro-batches) and persists it; the current one becomes the fallback. */
+  activate(key: string, model: LoadedModel, ref: ModelRef): Promise<void> {
+    return this.serial.run(async () => {
+      const current = this.persisted.live[key];
+      const previous: PreviousModel = current
+        ? { kind: 'store', version: current.version, sha256: current.sha256 }
+        : key === DEFAULT_MODEL_KEY
+          ? { kind: 'bundled' }
+          : { kind: 'none' };
+      this.persisted.live[key] = { ...ref, previous };
+      delete this.persisted.refused[key];
+      const shadow = this.persisted.shadow[key];
+      if (shadow?.sha256 === ref.sha256) await this.dropShadowNow(key);
+      this.persist();
+      await this.swap(key, model, ref.version);
+      this.changed(key);
     });
   }
 
+  /** Runs `model` beside the live model of `key` (or stops the shadow with null). */
+  setShadow(key: string, model: LoadedModel | null, ref?: ModelRef): Promise<void> {
+    return this.serial.run(async () => {
+      if (!model) return this.dropShadowNow(key);
+      const old = this.deps.engine.shadow(key);
+      this.deps.engine.setShadow(key, model);
+      if (ref) this.persisted.shadow[key] = ref;
+      delete this.persisted.refused[key];
+      this.persist();
+      this.setShadowStatus(key, model, ref?.version);
+      // The key's entry is this shadow now: an old refusal of a live entry no longer applies to it.
+      const live = this.deps.engine.model(key);
+      if (live && this.board.get(key)?.status !== 'active') this.setStatus(key, live, 'active', null, this.activeVersion(key) ?? undefined);
+      if (old && old !== model) {
+        await this.deps.afterCurrentBatch();
+        await old.release();
+      }
+      this.changed(key);
+    });
+  }
+
+  /** Goes back to the model `key` ran before its last activation; false when there is nothing to go back to. */
+  rollback(key: string, reason: string): Promise<boolean> {
+    return this.serial.run(async () => {
+      const rec = this.persisted.live[key];
+      if (!rec) return false;
+      this.persisted.refused[key] = { version: rec.version, sha256: rec.sha256, status: 'rolled-back', reason };
+      const back = await this.loadPrevious(key, rec.previous);
+      if (back.model && back.ref) this.persisted.live[key] = { ...back.ref, previous: key === DEFAULT_MODEL_KEY ? { kind: 'bundled' } : { kind: 'none' } };
+      else delete this.persisted.live[key];
+      this.persist();
+      if (back.model) await this.swap(key, back.model, back.ref?.version);
+      else await this.dropLive(key);
+      this.setStatus(key, back.model ?? null, 'rolled-back', reason, rec.version);
+      this.log('warn', 'model rolled back', { model: key, version: rec.version, reason, activeVersion: this.activeVersion(key) });
+      this.changed(key);
+      return true;
+    });
+  }
+
+  /** Routes an engine fault: a faulty shadow is dropped, a faulty update is rolled back once. */
+  handleFault(fault: ModelFault): void {
+    const { engine } = this.deps;
+    if (engine.shadow(fault.key) === fault.model) {
+      void this.serial.run(async () => {
+        if (engine.shadow(fault.key) !== fault.model) return;
+        const rec = this.persisted.shadow[fault.key];
+        const reason = `shadow model failed: ${fault.reason}`;
+        await this.dropShadowNow(fault.key);
+        if (rec) {
+          this.persisted.refused[fault.key] = { ...rec, status: 'rejected', reason };
+          this.setShadowStatus(fault.key, null, rec.version, 'rejected', reason);
+        }
+        this.persist();
+        this.changed(fault.key);
+      });
+      return;
+    }
+    if (engine.model(fault.key) !== fault.model || !this.persisted.live[fault.key] || this.rollingBack.has(fault.key)) {
+      this.log('warn', 'model fault', { model: fault.key, reason: fault.reason });
+      return;
+    }
+    this.rollingBack.add(fault.key);
+    this.rollback(fault.key, fault.reason)
+      .catch((err: unknown) => this.log('error', 'rollback failed', { model: fault.key, err: (err as Error).message }))
+      .finally(() => this.rollingBack.delete(fault.key));
+  }
+
+  /** Removes a pump's own model (it falls back to `default`) and its shadow. `default` keeps its model. */
+  remove(key: string): Promise<void> {
+    return this.serial.run(async () => {
+      await this.dropShadowNow(key);
+      delete this.persisted.refused[key];
+      if (key !== DEFAULT_MODEL_KEY) {
+        delete this.persisted.live[key];
+        await this.dropLive(key);
+        this.board.delete(key);
+      }
+      this.persist();
+      this.changed(key);
+    });
+  }
+
+  /** The model `key` runs is this one already. */
+  isActive(key: string, ref: ModelRef): boolean {
+    const rec = this.persisted.live[key];
+    return rec?.version === ref.version && rec.sha256 === ref.sha256 && this.deps.engine.model(key) !== undefined;
+  }
+
+  isShadow(key: string, ref: ModelRef): boolean {
+    const rec = this.persisted.shadow[key];
+    return rec?.version === ref.version && rec.sha256 === ref.sha256 && this.deps.engine.shadow(key) !== undefined;
+  }
+
+  /** This model was refused or rolled back already (not tried again until the cloud asks for another). */
+  refusal(key: string, ref: ModelRef): { status: 'rejected' | 'rolled-back'; reason: string } | null {
+    const r = this.persisted.refused[key];
+    return r && r.version === ref.version && r.sha256 === ref.sha256 ? { status: r.status, reason: r.reason } : null;
+  }
+
+  hasShadow(key: string): boolean {
+    return this.deps.engine.shadow(key) !== undefined;
+  }
+
+  /** Shows a persisted refusal again (after a restart) unless the status already says so. */
+  showRefusal(key: string, ref: ModelRef, refusal: { status: 'rejected' | 'rolled-back'; reason: string }, shadow = false): void {
+    const current = this.board.get(key, shadow);
+    if (current?.status === refusal.status && current.version === ref.version) return;
+    if (shadow) this.setShadowStatus(key, null, ref.version, refusal.status, refusal.reason);
+    else this.setStatus(key, this.deps.engine.model(key) ?? null, refusal.status, refusal.reason, ref.version);
+    this.changed(key);
+  }
+
+  /** Versions the store must keep for `key`: the live one, its fallback, the shadow. */
+  keepVersions(key: string): string[] {
+    const rec = this.persisted.live[key];
+    const keep = [rec?.version, rec?.previous.kind === 'store' ? rec.previous.version : undefined, this.persisted.shadow[key]?.version];
+    return keep.filter((v): v is string => v !== undefined);
+  }
+
+  /** Keys with persisted or live models (pumps and `default`). */
+  keysInUse(): string[] {
+    return [...new Set([...this.deps.engine.keys(), ...Object.keys(this.persisted.live), ...Object.keys(this.persisted.shadow)])];
+  }
+
+  markDownloading(key: string, version: string, error: string | null = null, shadow = false): void {
+    if (shadow) this.setShadowStatus(key, null, version, 'downloading', error);
+    else this.setStatus(key, this.deps.engine.model(key) ?? null, 'downloading', error, version);
+    this.changed(key);
+  }
+
+  /** Records a refused model (the current one keeps running) and persists the refusal. */
+  markRejected(key: string, ref: ModelRef, reason: string, shadow = false): void {
+    this.persisted.refused[key] = { ...ref, status: 'rejected', reason };
+    this.persist();
+    if (shadow) this.setShadowStatus(key, null, ref.version, 'rejected', reason);
+    else this.setStatus(key, this.deps.engine.model(key) ?? null, 'rejected', reason, ref.version);
+    this.changed(key);
+  }
+
+  /** A desired entry that is not even well formed: shown as rejected (the current model keeps running); nothing persisted. */
+  markInvalid(key: string, reason: string, version: string | null): void {
+    const current = this.board.get(key);
+    if (current?.status === 'rejected' && current.error === reason) return;
+    this.setStatus(key, this.deps.engine.model(key) ?? null, 'rejected', reason, version ?? undefined);
+    this.changed(key);
+  }
+
+  setStatus(key: string, model: LoadedModel | null, status: ModelStatusName, error: string | null, version?: string): void {
+    this.board.set(key, false, model, status, error, version, this.activeVersion(key, model));
+  }
+
   status(): Record<string, ModelStatus> {
-    return Object.fromEntries(this.states);
+    return this.board.all();
   }
 
   /** At least one live model (readiness). */
@@ -76,12 +282,89 @@ export class ModelManager {
     return this.deps.engine.keys().length > 0;
   }
 
+  /** Resolves when every queued model change has finished. */
+  async idle(): Promise<void> {
+    await this.serial.idle();
+  }
+
   async releaseAll(): Promise<void> {
+    await this.serial.idle();
     await this.deps.afterCurrentBatch();
     for (const key of this.deps.engine.keys()) {
       const m = this.deps.engine.model(key);
       this.deps.engine.setModel(key, null);
       await m?.release();
     }
+    for (const key of this.board.shadowKeys()) {
+      const s = this.deps.engine.shadow(key);
+      this.deps.engine.setShadow(key, null);
+      await s?.release();
+    }
+  }
+
+  private activeVersion(key: string, model?: LoadedModel | null): string | null {
+    const live = model ?? this.deps.engine.model(key);
+    if (!live) return null;
+    return this.persisted.live[key]?.version ?? live.version;
+  }
+
+  private setShadowStatus(key: string, model: LoadedModel | null, version?: string, status: ModelStatusName = 'shadow', error: string | null = null): void {
+    const running = this.deps.engine.shadow(key);
+    this.board.set(key, true, model ?? running ?? null, status, error, version, running ? (this.persisted.shadow[key]?.version ?? running.version) : null);
+  }
+
+  private async loadStored(key: string, ref: ModelRef): Promise<LoadedModel> {
+    const store = this.deps.store;
+    if (!store) throw new Error('no model store configured');
+    return LoadedModel.fromBytes(await store.read(key, ref.version, ref.sha256), store.pathOf(key, ref.version));
+  }
+
+  /** The fallback model, loaded; for `default` the bundled one when the stored one is unusable. */
+  private async loadPrevious(key: string, prev: PreviousModel): Promise<{ model: LoadedModel | null; ref: ModelRef | null }> {
+    if (prev.kind === 'store') {
+      try {
+        return { model: await this.loadStored(key, prev), ref: prev };
+      } catch (err) {
+        this.log('error', 'previous model unusable', { model: key, version: prev.version, err: (err as Error).message });
+      }
+    }
+    if (key === DEFAULT_MODEL_KEY && this.bundledPath) return { model: await LoadedModel.fromBytes(await readFile(this.bundledPath), 'bundled'), ref: null };
+    return { model: null, ref: null };
+  }
+
+  private async dropLive(key: string): Promise<void> {
+    const old = this.deps.engine.model(key);
+    if (!old || key === DEFAULT_MODEL_KEY) return;
+    this.deps.engine.setModel(key, null);
+    await this.deps.afterCurrentBatch();
+    await old.release();
+  }
+
+  private async dropShadowNow(key: string): Promise<void> {
+    const old = this.deps.engine.shadow(key);
+    this.deps.engine.setShadow(key, null);
+    delete this.persisted.shadow[key];
+    this.board.delete(key, true);
+    if (old) {
+      await this.deps.afterCurrentBatch();
+      await old.release();
+    }
+  }
+
+  private persist(): void {
+    if (!this.deps.kv) return;
+    try {
+      saveState(this.deps.kv, this.persisted);
+    } catch (err) {
+      this.log('error', 'active models could not be persisted', { err: (err as Error).message });
+    }
+  }
+
+  private changed(key: string): void {
+    for (const l of this.listeners) l(key);
+  }
+
+  private log(level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown>): void {
+    this.deps.log?.(level, msg, { component: 'models', ...fields });
   }
 }

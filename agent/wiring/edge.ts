@@ -1,7 +1,37 @@
+import { EdgeRuntime, type EdgeRuntimeOptions } from '../edge/runtime.js';
 import type { Agent } from '../main.js';
+import type { Connectivity } from '../status.js';
 import type { Part } from './part.js';
 
+/** The runtime of each agent, for tests and tools that need to drive it. */
+const runtimes = new WeakMap<Agent, EdgeRuntime>();
+
+export function edgeRuntimeOf(agent: Agent): EdgeRuntime | undefined {
+  return runtimes.get(agent);
+}
+
 /** IoT Edge: module client, twin, model hot-swap, alerts (issue 4): the parts it adds, in start order. */
-export function wireEdge(_agent: Agent): Part[] {
-  return [];
+export function wireEdge(agent: Agent, opts: EdgeRuntimeOptions = {}): Part[] {
+  if (agent.config.hub === 'off') return [];
+  const edge = new EdgeRuntime(agent, opts);
+  runtimes.set(agent, edge);
+  return [
+    {
+      name: 'edge',
+      start: async () => {
+        showHubInStatus(agent, edge);
+        await edge.start();
+      },
+      stop: () => edge.stop(),
+    },
+  ];
+}
+
+/**
+ * Adds `connectivity.hub` to /status, keeping whatever reports `blob` (the sync part sets its
+ * function first). AgentStatus has no getter for it yet, hence the reflective read.
+ */
+function showHubInStatus(agent: Agent, edge: EdgeRuntime): void {
+  const previous = Reflect.get(agent.status, 'connectivity') as (() => Connectivity) | undefined;
+  agent.status.setConnectivity(() => ({ ...(previous?.() ?? { blob: 'not configured' }), hub: edge.hubStatus() }));
 }

@@ -1,0 +1,52 @@
+# syntax=docker/dockerfile:1
+# PumpWatch agent (and trainer) image: an Azure IoT Edge module.
+#   docker build -t pumpwatch:0.1.0 .
+# Stages: `build` compiles TypeScript with the dev dependencies; `deps` installs the production
+# dependencies only (native modules built there, for the same Debian as the runtime); the runtime
+# stage is the slim image with nothing but dist/, the production node_modules, the bundled model
+# and the technician page's static files.
+ARG NODE_VERSION=26
+
+FROM node:${NODE_VERSION}-trixie AS build
+WORKDIR /src
+COPY package.json package-lock.json .npmrc ./
+RUN npm ci --ignore-scripts
+COPY tsconfig.json tsconfig.build.json ./
+COPY agent ./agent
+COPY inference ./inference
+COPY buffer ./buffer
+COPY sync ./sync
+COPY trainer ./trainer
+COPY bench ./bench
+RUN npm run build
+
+FROM node:${NODE_VERSION}-trixie AS deps
+WORKDIR /src
+COPY package.json package-lock.json .npmrc ./
+# --ignore-scripts skips `prepare` (tsc is a dev dependency); the native modules are built next.
+RUN npm ci --omit=dev --ignore-scripts \
+ && npm rebuild better-sqlite3 onnxruntime-node \
+ && npm cache clean --force
+
+FROM node:${NODE_VERSION}-trixie-slim
+ENV NODE_ENV=production \
+    PUMPWATCH_DATA_DIR=/data \
+    PUMPWATCH_HTTP_HOST=0.0.0.0 \
+    PUMPWATCH_HTTP_PORT=8080
+WORKDIR /app
+COPY --from=deps /src/package.json ./package.json
+COPY --from=deps /src/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+COPY agent/assets/default-model.onnx ./agent/assets/default-model.onnx
+COPY agent/page ./agent/page
+# The image's unprivileged `node` user (uid 1000) owns the data directory; IoT Edge mounts a volume there.
+RUN mkdir -p /data && chown node:node /data
+USER node
+VOLUME ["/data"]
+EXPOSE 8080
+# Liveness: /healthz names the failing part. fetch() is built into Node; no curl in the slim image.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PUMPWATCH_HTTP_PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# node is PID 1 and handles SIGTERM itself (agent/cli.ts: clean stop, exit 0); IoT Edge sends SIGTERM.
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["node", "dist/agent/cli.js"]

@@ -1,0 +1,169 @@
+/**
+ * Anomaly alerts on output `alerts`: decided right after each commit (pump, time, score,
+ * threshold, model version, top contributing features), at most one per pump per
+ * `alertsMinIntervalSeconds`. Alerts not yet handed to edgeHub are kept in SQLite (meta) and sent
+ * after a reconnect or a restart; the last alert sent per pump is recorded there too. Once
+ * edgeHub has an alert, it stores and forwards it through offline periods.
+ */
+import type { PredictionRow } from '../../buffer/types.js';
+import type { InferenceEngine } from '../../inference/engine.js';
+import type { KeyValueStore } from '../../inference/model-state.js';
+import { safeErrorMessage } from '../../sync/redact.js';
+import type { Logger } from '../logger.js';
+
+export const ALERTS_OUTPUT = 'alerts';
+const PENDING_KEY = 'alerts.pending';
+const SENT_KEY = 'alerts.sent';
+
+export interface Alert {
+  deviceId: string;
+  pumpId: string;
+  seq: number;
+  ts: string;
+  score: number;
+  threshold: number | null;
+  modelVersion: string | null;
+  topFeatures: Array<{ feature: string; contribution: number }>;
+  /** Anomalies of this pump not alerted since the previous alert (rate limit). */
+  suppressedSinceLast: number;
+}
+
+export interface AlertDeps {
+  engine: InferenceEngine;
+  kv: KeyValueStore;
+  deviceId: string;
+  /** Hands one alert to edgeHub; rejects when offline. */
+  send: (alert: Alert) => Promise<void>;
+  minIntervalMs: () => number;
+  logger: Logger;
+  clock?: () => number;
+  /** Alerts kept while offline at most (the oldest are dropped first, and counted). */
+  maxPending?: number;
+}
+
+export function topFeatures(contributions: Record<string, number> | null | undefined, n = 3): Alert['topFeatures'] {
+  if (!contributions) return [];
+  return Object.entries(contributions)
+    .filter(([, v]) => Number.isFinite(v))
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, n)
+    .map(([feature, contribution]) => ({ feature, contribution }));
+}
+
+export class AlertPublisher {
+  /** Alerts not yet handed to edgeHub, with the gateway time each was decided (the rate limit's clock). */
+  private pending: Array<{ alert: Alert; at: number }> = [];
+  private readonly lastAt = new Map<string, number>();
+  private readonly suppressed = new Map<string, number>();
+  private sending: Promise<void> | null = null;
+  readonly counts = { sent: 0, suppressed: 0, dropped: 0, failed: 0 };
+  private lastError: string | null = null;
+
+  constructor(private readonly deps: AlertDeps) {}
+
+  /** Loads alerts left unsent by the previous run. */
+  restore(): void {
+    try {
+      const text = this.deps.kv.getMeta(PENDING_KEY);
+      if (text) this.pending = JSON.parse(text) as Array<{ alert: Alert; at: number }>;
+      const sent = JSON.parse(this.deps.kv.getMeta(SENT_KEY) ?? '{}') as Record<string, { at: number }>;
+      for (const [pumpId, s] of Object.entries(sent)) this.lastAt.set(pumpId, s.at);
+      for (const p of this.pending) this.lastAt.set(p.alert.pumpId, Math.max(p.at, this.lastAt.get(p.alert.pumpId) ?? 0));
+    } catch (err) {
+      this.deps.logger.warn({ err: { message: safeErrorMessage(err) } }, 'unsent alerts could not be restored');
+    }
+  }
+
+  /** Commit listener: decides which anomalies become alerts. */
+  onCommit(rows: readonly PredictionRow[], seqs: readonly number[]): void {
+    const now = this.now();
+    let added = 0;
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i]!;
+      if (row.anomaly !== true || row.score === null) continue;
+      const last = this.lastAt.get(row.pumpId);
+      if (last !== undefined && now - last < this.deps.minIntervalMs()) {
+        this.suppressed.set(row.pumpId, (this.suppressed.get(row.pumpId) ?? 0) + 1);
+        this.counts.suppressed++;
+        continue;
+      }
+      this.lastAt.set(row.pumpId, now);
+      this.pending.push({ alert: this.alertOf(row, seqs[i]!), at: now });
+      this.suppressed.delete(row.pumpId);
+      added++;
+    }
+    if (added === 0) return;
+    const max = this.deps.maxPending ?? 1000;
+    if (this.pending.length > max) this.counts.dropped += this.pending.splice(0, this.pending.length - max).length;
+    this.savePending();
+    this.flush();
+  }
+
+  /** Sends what is pending (after a reconnect, on a timer). */
+  flush(): void {
+    this.sending ??= this.drain().finally(() => (this.sending = null));
+  }
+
+  async idle(): Promise<void> {
+    while (this.sending) await this.sending;
+  }
+
+  status(): { sent: number; suppressed: number; pending: number; dropped: number; lastError: string | null } {
+    return { sent: this.counts.sent, suppressed: this.counts.suppressed, pending: this.pending.length, dropped: this.counts.dropped, lastError: this.lastError };
+  }
+
+  private alertOf(row: PredictionRow, seq: number): Alert {
+    const model = this.deps.engine.modelFor(row.pumpId);
+    return {
+      deviceId: this.deps.deviceId,
+      pumpId: row.pumpId,
+      seq,
+      ts: new Date(row.ts).toISOString(),
+      score: row.score!,
+      threshold: model && model.version === row.modelVersion ? model.meta.threshold : null,
+      modelVersion: row.modelVersion,
+      topFeatures: topFeatures(row.contributions),
+      suppressedSinceLast: this.suppressed.get(row.pumpId) ?? 0,
+    };
+  }
+
+  private async drain(): Promise<void> {
+    while (this.pending.length > 0) {
+      const { alert, at } = this.pending[0]!;
+      try {
+        await this.deps.send(alert);
+      } catch (err) {
+        this.counts.failed++;
+        this.lastError = safeErrorMessage(err);
+        return; // kept; sent after the next reconnect
+      }
+      this.pending.shift();
+      this.counts.sent++;
+      this.lastError = null;
+      this.markSent(alert, at);
+    }
+  }
+
+  private markSent(alert: Alert, at: number): void {
+    try {
+      const sent = JSON.parse(this.deps.kv.getMeta(SENT_KEY) ?? '{}') as Record<string, unknown>;
+      sent[alert.pumpId] = { seq: alert.seq, ts: alert.ts, at, sentAt: new Date(this.now()).toISOString() };
+      this.deps.kv.setMeta(SENT_KEY, JSON.stringify(sent));
+      this.savePending();
+    } catch (err) {
+      this.deps.logger.warn({ err: { message: safeErrorMessage(err) } }, 'alert sent but not recorded in the buffer');
+    }
+  }
+
+  private savePending(): void {
+    try {
+      this.deps.kv.setMeta(PENDING_KEY, JSON.stringify(this.pending));
+    } catch (err) {
+      this.deps.logger.warn({ err: { message: safeErrorMessage(err) } }, 'pending alerts not persisted');
+    }
+  }
+
+  private now(): number {
+    return (this.deps.clock ?? Date.now)();
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * The module twin's desired properties (DESIGN.md "Module twin"), validated section by section:
+ * - `models`: `{ "<pumpId>|default": { version, url, sha256, size, shadow? } }`, each entry on its own;
+ * - `sync`, `buffer`, `alerts`: live settings, each value checked by the agent's config schema.
+ * An invalid section (or model entry) is refused with a reason; the others still apply.
+ */
+import { z } from 'zod';
+import type { DesiredModel } from '../../inference/updater.js';
+import { CONFIG_KEYS, type Config, type ConfigKey } from '../config.js';
+import { PUMP_ID_PATTERN } from '../ingest/validate.js';
+
+/** Desired setting sections and the config key behind each field. */
+export const SETTING_SECTIONS = {
+  sync: { intervalSeconds: 'syncIntervalSeconds', maxBytesPerSecond: 'syncMaxBytesPerSecond', batchMaxRows: 'syncBatchMaxRows' },
+  buffer: { maxBytes: 'bufferMaxBytes', retentionHours: 'retentionHours' },
+  alerts: { minIntervalSeconds: 'alertsMinIntervalSeconds' },
+} as const satisfies Record<string, Record<string, ConfigKey>>;
+
+export type SectionName = keyof typeof SETTING_SECTIONS;
+export const SECTION_NAMES = Object.keys(SETTING_SECTIONS) as SectionName[];
+
+const VERSION = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+
+const modelEntry = z.strictObject({
+  version: z.string({ error: 'version: expected a string' }).regex(VERSION, 'version: 1-128 letters, digits, . _ : - (starting with a letter or digit)'),
+  url: z.string({ error: 'url: expected a string' }).url('url: not a valid URL'),
+  sha256: z.string({ error: 'sha256: expected a string' }).regex(/^[0-9a-fA-F]{64}$/, 'sha256: expected 64 hex digits'),
+  size: z.number({ error: 'size: expected a number of bytes' }).int('size: expected an integer').positive('size: must be > 0'),
+  shadow: z.boolean({ error: 'shadow: expected true or false' }).optional(),
+});
+
+export type ParsedModels = { entries: Record<string, DesiredModel>; invalid: Record<string, string> };
+
+/** Parses the `models` section: valid entries, and a reason per invalid key (the rest still apply). */
+export function parseModels(raw: unknown): ParsedModels | { error: string } {
+  if (raw === undefined || raw === null) return { entries: {}, invalid: {} };
+  if (typeof raw !== 'object' || Array.isArray(raw)) return { error: 'models: expected an object of model entries by pump id' };
+  const entries: Record<string, DesiredModel> = {};
+  const invalid: Record<string, string> = {};
+  for (const [key, value] of Object.entries(raw as Record<string, unknown>)) {
+    if (key.startsWith('$')) continue;
+    if (key !== 'default' && !PUMP_ID_PATTERN.test(key)) {
+      invalid[key] = `"${key}" is neither "default" nor a valid pump id`;
+      continue;
+    }
+    if (value === null) continue; // deleted entry
+    const parsed = modelEntry.safeParse(value);
+    if (parsed.success) entries[key] = parsed.data;
+    else invalid[key] = describeIssue(parsed.error.issues[0]);
+  }
+  return { entries, invalid };
+}
+
+/**
+ * Parses one settings section into config values. `null` (deleted) gives `{}`: the section's keys
+ * go back to their start-up values.
+ */
+export function parseSection(name: SectionName, raw: unknown): { values: Partial<Config> } | { error: string } {
+  if (raw === undefined || raw === null) return { values: {} };
+  if (typeof raw !== 'object' || Array.isArray(raw)) return { error: `${name}: expected an object` };
+  const fields = SETTING_SECTIONS[name] as Record<string, ConfigKey>;
+  const values: Partial<Record<ConfigKey, unknown>> = {};
+  for (const [field, value] of Object.entries(raw as Record<string, unknown>)) {
+    if (field.startsWith('$')) continue;
+    const key = fields[field];
+    if (!key) return { error: `${name}.${field}: unknown setting (known: ${Object.keys(fields).join(', ')})` };
+    const spec = CONFIG_KEYS[key];
+    if (!spec.live) return { error: `${name}.${field}: needs a restart, cannot be changed through the twin` };
+    const parsed = spec.schema.safeParse(value);
+    if (!parsed.success || parsed.data === undefined) {
+      return { error: `${name}.${field}=${JSON.stringify(value)}: ${parsed.success ? 'required' : (parsed.error.issues[0]?.message ?? 'invalid')}` };
+    }
+    values[key] = parsed.data;
+  }
+  return { values: values as Partial<Config> };
+}
+
+function describeIssue(issue: z.core.$ZodIssue | undefined): string {
+  if (!issue) return 'invalid model entry';
+  if (issue.code === 'unrecognized_keys') return `unknown field ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+  const path = issue.path.map(String).join('.');
+  if (issue.code === 'invalid_type' && issue.input === undefined) return `${path}: is required`;
+  return issue.message.includes(':') || !path ? issue.message : `${path}: ${issue.message}`;
+}

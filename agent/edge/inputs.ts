@@ -1,0 +1,113 @@
+/**
+ * Input messages from other modules (edgeHub routes to input `readings`): one reading or an array,
+ * JSON. They take the same path as HTTP readings (validate → micro-batch → score → commit) and
+ * are acknowledged only after that commit. Bad content is kept in the `rejected` table with its
+ * reason and then acknowledged; nothing that arrived is lost. While the buffer cannot commit, the
+ * message is retried with backoff and not acknowledged (edgeHub keeps it).
+ */
+import type device from 'azure-iot-device';
+import { backoffDelay, sleep, type BackoffPolicy } from '../../inference/backoff.js';
+import { safeErrorMessage } from '../../sync/redact.js';
+import type { IngestPipeline } from '../ingest/pipeline.js';
+import type { Logger } from '../logger.js';
+import type { Counter } from '../metrics.js';
+import type { ModuleClient } from './connection.js';
+import type { AckGate } from './transport.js';
+
+export const READINGS_INPUT = 'readings';
+const SOURCE = 'edge';
+
+type Message = InstanceType<typeof device.Message>;
+
+export interface InputDeps {
+  pipeline: IngestPipeline;
+  gate: AckGate;
+  logger: Logger;
+  /** pumpwatch_edge_input_messages_total{result}. */
+  messages: Counter;
+  backoff?: BackoffPolicy;
+  clock?: () => number;
+}
+
+/** The items of a message body, or the reason it cannot hold readings. */
+export function parseBody(text: string): { items: unknown[] } | { error: string } {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    return { error: `body is not valid JSON: ${(err as Error).message}` };
+  }
+  if (Array.isArray(parsed)) return { items: parsed };
+  if (parsed !== null && typeof parsed === 'object') return { items: [parsed] };
+  return { error: 'body is neither a reading object nor an array of readings' };
+}
+
+export class InputHandler {
+  private readonly stopping = new AbortController();
+  private inFlight = new Set<Promise<void>>();
+
+  constructor(private readonly deps: InputDeps) {}
+
+  attach(client: ModuleClient): void {
+    client.on('inputMessage', (inputName: string, msg: Message) => {
+      const p = this.handle(client, inputName, msg).catch((err: unknown) => {
+        this.deps.logger.error({ err: { message: safeErrorMessage(err) } }, 'input message left unacknowledged');
+      });
+      this.inFlight.add(p);
+      void p.finally(() => this.inFlight.delete(p));
+    });
+  }
+
+  /** Stops retrying; messages not committed stay unacknowledged (edgeHub redelivers them). */
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  private async handle(client: ModuleClient, inputName: string, msg: Message): Promise<void> {
+    const text = msg.getBytes().toString('utf8');
+    const result = await this.store(inputName, text);
+    if (result === null) return; // stopping: not acknowledged
+    this.deps.gate.release(msg.messageId);
+    await client.complete(msg).catch(() => undefined);
+    this.deps.messages.inc(1, { result });
+  }
+
+  /** Commits the readings (or stores the refusal); retries while the buffer fails. Null when stopped first. */
+  private async store(inputName: string, text: string): Promise<'accepted' | 'partly-rejected' | 'rejected' | null> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.storeOnce(inputName, text);
+      } catch (err) {
+        if (this.stopping.signal.aborted) return null;
+        const delay = backoffDelay(this.deps.backoff ?? { baseMs: 500, capMs: 30_000 }, attempt);
+        this.deps.logger.error({ err: { message: safeErrorMessage(err) }, retryInMs: delay }, 'input message could not be committed; retrying (not acknowledged)');
+        try {
+          await sleep(delay, this.stopping.signal);
+        } catch {
+          return null;
+        }
+      }
+    }
+  }
+
+  private async storeOnce(inputName: string, text: string): Promise<'accepted' | 'partly-rejected' | 'rejected'> {
+    const { pipeline } = this.deps;
+    const now = (this.deps.clock ?? Date.now)();
+    const refuse = (reason: string): 'rejected' => {
+      pipeline.reject([{ source: SOURCE, raw: text, reason, receivedAt: now }]);
+      this.deps.logger.warn({ input: inputName, reason }, 'input message rejected');
+      return 'rejected';
+    };
+    if (inputName !== READINGS_INPUT) return refuse(`unknown input "${inputName}" (this module reads "${READINGS_INPUT}")`);
+    const body = parseBody(text);
+    if ('error' in body) return refuse(body.error);
+    const items = body.items;
+    const res = await pipeline.ingest(items, SOURCE, (i) => JSON.stringify(items[i]) ?? String(items[i]));
+    if (res.rejected.length > 0) {
+      this.deps.logger.warn({ input: inputName, rejected: res.rejected.length, first: res.rejected[0]?.error }, 'readings in an input message rejected');
+    }
+    if (res.accepted === 0 && res.rejected.length > 0) return 'rejected';
+    return res.rejected.length > 0 ? 'partly-rejected' : 'accepted';
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * The agent's model updater: the downloader bound to the live config (size limit, timeout,
+ * insecure URLs for development), and validation on the pump's recent readings (kept in memory
+ * from the commit stream, else read from the buffer).
+ */
+import type { Reading } from '../../buffer/types.js';
+import { downloadModel } from '../../inference/download.js';
+import { DEFAULT_MODEL_KEY } from '../../inference/engine.js';
+import { RecentReadings } from '../../inference/recent.js';
+import { ModelUpdater, type DesiredModel } from '../../inference/updater.js';
+import type { BackoffPolicy } from '../../inference/backoff.js';
+import type { Agent } from '../main.js';
+
+export interface ModelUpdateOptions {
+  /** Extra CA (PEM) trusted for model downloads (tests: a self-signed server). */
+  ca?: string;
+  /** Retry timing inside one download, and between downloads after a transient failure. */
+  downloadBackoff?: BackoffPolicy;
+  retryBackoff?: BackoffPolicy;
+  downloadAttempts?: number;
+}
+
+const RECENT_FROM_BUFFER = 128;
+
+export function createModelUpdater(agent: Agent, opts: ModelUpdateOptions = {}): { updater: ModelUpdater; recent: RecentReadings } {
+  const recent = new RecentReadings();
+  agent.pipeline.onCommit((rows) => recent.record(rows));
+  const log = agent.logger.child({ component: 'model-updater' });
+  const readingsOf = (pumpId: string): Reading[] => {
+    const inMemory = recent.of(pumpId);
+    if (inMemory.length > 0) return inMemory;
+    try {
+      return agent.buffer.predictions(pumpId, { limit: RECENT_FROM_BUFFER }).map((r) => ({ pumpId: r.pumpId, ts: r.ts, values: r.values }));
+    } catch {
+      return [];
+    }
+  };
+  const updater = new ModelUpdater({
+    manager: agent.models,
+    store: agent.modelStore,
+    download: (entry: DesiredModel, signal: AbortSignal) =>
+      downloadModel(entry, {
+        maxBytes: agent.config.modelMaxBytes,
+        timeoutMs: agent.config.modelDownloadTimeoutSeconds * 1000,
+        allowInsecure: agent.config.allowInsecureModelUrls,
+        ca: opts.ca,
+        signal,
+        attempts: opts.downloadAttempts,
+        backoff: opts.downloadBackoff,
+        onRetry: (attempt, err, delayMs) => log.warn({ version: entry.version, attempt, code: err.code, reason: err.message, retryInMs: delayMs }, 'model download attempt failed'),
+      }),
+    recent: (key) => {
+      // A pump's own model is checked on that pump; `default` on every pump that has no model of its own.
+      const pumps = key === DEFAULT_MODEL_KEY ? recent.pumpIds().filter((p) => !agent.engine.model(p)) : [key];
+      return new Map(pumps.map((p) => [p, readingsOf(p)]));
+    },
+    retry: opts.retryBackoff,
+    log: (level, msg, fields) => log[level](fields, msg),
+  });
+  return { updater, recent };
+}

@@ -1,0 +1,182 @@
+/**
+ * IoT Edge in the agent: the module client (with commit-then-acknowledge inputs), the twin
+ * (settings and models), reported properties, and alerts. Built by agent/wiring/edge.ts.
+ */
+import device from 'azure-iot-device';
+import type { Config } from '../config.js';
+import type { Agent } from '../main.js';
+import type { Logger } from '../logger.js';
+import { AlertPublisher, ALERTS_OUTPUT, type Alert } from './alerts.js';
+import { configuredSource, createModuleClient, startLocalHub, type ClientSource, type LocalHubHandle } from './client.js';
+import { EdgeConnection, type ModuleClient } from './connection.js';
+import { SETTING_SECTIONS } from './desired.js';
+import { InputHandler } from './inputs.js';
+import { createModelUpdater, type ModelUpdateOptions } from './model-updates.js';
+import { Reporter, type ReportedTwin } from './reported.js';
+import { AckGate, commitAckTransport } from './transport.js';
+import { TwinSync } from './twin.js';
+import type { BackoffPolicy } from '../../inference/backoff.js';
+
+type Twin = Awaited<ReturnType<ModuleClient['getTwin']>>;
+
+export interface EdgeRuntimeOptions extends ModelUpdateOptions {
+  /** Timing of reconnect attempts. */
+  connectBackoff?: BackoffPolicy;
+  /** How often the buffer/sync summary is reported (default 60 s). */
+  stateReportMs?: number;
+  sendTimeoutMs?: number;
+}
+
+export class EdgeRuntime {
+  readonly gate = new AckGate();
+  readonly updater;
+  readonly twinSync: TwinSync;
+  readonly reporter: Reporter;
+  readonly alerts: AlertPublisher;
+  readonly inputs: InputHandler;
+  connection: EdgeConnection | null = null;
+  private localHub: LocalHubHandle | null = null;
+  private twin: Twin | null = null;
+  private timers: NodeJS.Timeout[] = [];
+  private readonly log: Logger;
+
+  constructor(
+    private readonly agent: Agent,
+    private readonly opts: EdgeRuntimeOptions = {},
+  ) {
+    const { config, logger } = agent;
+    this.log = logger.child({ component: 'edge' });
+    this.updater = createModelUpdater(agent, opts).updater;
+    const startupSettings = snapshotSettings(config);
+    this.twinSync = new TwinSync({
+      updater: this.updater,
+      models: agent.models,
+      applySettings: (values) => this.applySettings(values),
+      startupSettings,
+      logger: this.log,
+      changed: () => this.reporter.changed(),
+    });
+    this.reporter = new Reporter({ models: agent.models, twinSync: this.twinSync, status: agent.status, logger: this.log });
+    agent.models.onChange(() => this.reporter.changed());
+    this.alerts = new AlertPublisher({
+      engine: agent.engine,
+      kv: agent.buffer,
+      deviceId: config.resolvedDeviceId,
+      send: (alert) => this.sendAlert(alert),
+      minIntervalMs: () => agent.config.alertsMinIntervalSeconds * 1000,
+      logger: this.log,
+    });
+    agent.pipeline.onCommit((rows, seqs) => this.alerts.onCommit(rows, seqs));
+    this.inputs = new InputHandler({
+      pipeline: agent.pipeline,
+      gate: this.gate,
+      logger: this.log,
+      messages: agent.registry.counter('pumpwatch_edge_input_messages_total', 'Input messages handled, by result'),
+    });
+    agent.registry.gauge('pumpwatch_alerts_sent_total', 'Alerts handed to edgeHub', () => this.alerts.status().sent);
+    agent.registry.gauge('pumpwatch_alerts_suppressed_total', 'Anomalies not alerted (rate limit per pump)', () => this.alerts.status().suppressed);
+    agent.registry.gauge('pumpwatch_alerts_pending', 'Alerts waiting for the hub connection', () => this.alerts.status().pending);
+  }
+
+  /** `connectivity.hub` in /status. */
+  hubStatus(): string {
+    if (!this.connection) return 'not configured';
+    const s = this.connection.status();
+    const local = this.localHub ? ` (local hub on port ${this.localHub.port})` : '';
+    const detail = s.lastError && s.state !== 'connected' ? `: ${s.lastError}` : '';
+    return `${s.state}${local}${detail}`;
+  }
+
+  async start(): Promise<void> {
+    const { config } = this.agent;
+    let source: ClientSource | null = await configuredSource(config);
+    if (!source && config.standalone && config.hub === 'auto') {
+      this.localHub = await startLocalHub(config.resolvedDeviceId, config.moduleId, this.log);
+      source = this.localHub?.source ?? null;
+    }
+    this.alerts.restore();
+    if (!source) return;
+    const transport = commitAckTransport({ gate: this.gate, onTransportDisconnect: (err) => this.connection?.transportLost(err) });
+    const clientSource = source;
+    this.connection = new EdgeConnection({
+      create: () => createModuleClient(clientSource, transport),
+      attach: (client) => this.inputs.attach(client),
+      onConnected: (client) => this.connected(client),
+      logger: this.log,
+      backoff: this.opts.connectBackoff,
+    });
+    this.connection.start();
+    if (!transport.ackAfterCommit()) this.log.warn('the SDK transport could not be hooked: input messages are acknowledged on receipt, not after commit');
+    this.every(this.opts.stateReportMs ?? 60_000, () => this.reporter.changed());
+    this.every(30_000, () => this.alerts.flush());
+  }
+
+  async stop(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    await this.inputs.stop();
+    await this.updater.stop();
+    // A last report when connected, bounded: a stop must finish within IoT Edge's grace period.
+    if (this.connection?.current()) await Promise.race([this.reporter.flush(), new Promise((r) => setTimeout(r, 2_000).unref())]);
+    this.reporter.stop();
+    await this.connection?.stop();
+    await this.localHub?.stop();
+  }
+
+  private async connected(client: ModuleClient): Promise<void> {
+    const twin = await client.getTwin();
+    if (twin !== this.twin) {
+      this.twin = twin;
+      // The SDK emits 'error' on the twin when it cannot subscribe to desired patches; unhandled, it would crash.
+      twin.on('error', (err: Error) => this.log.warn({ err: { message: err.message } }, 'module twin error'));
+      twin.on('properties.desired', () => this.twinSync.apply(twin.properties.desired));
+    }
+    this.twinSync.apply(twin.properties.desired);
+    this.reporter.attach(twin as unknown as ReportedTwin);
+    this.alerts.flush();
+  }
+
+  private async sendAlert(alert: Alert): Promise<void> {
+    const client = this.connection?.current();
+    if (!client) throw new Error('not connected to the hub');
+    const msg = new device.Message(JSON.stringify(alert));
+    msg.contentType = 'application/json';
+    msg.contentEncoding = 'utf-8';
+    msg.properties.add('type', 'anomaly');
+    msg.properties.add('pumpId', alert.pumpId);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('edgeHub did not take the alert in time')), this.opts.sendTimeoutMs ?? 30_000);
+    });
+    try {
+      await Promise.race([client.sendOutputEvent(ALERTS_OUTPUT, msg), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private applySettings(values: Partial<Config>): void {
+    const { config, buffer } = this.agent;
+    const oldMax = config.bufferMaxBytes;
+    Object.assign(config, values);
+    if (config.bufferMaxBytes !== oldMax) {
+      try {
+        buffer.setMaxBytes(config.bufferMaxBytes);
+      } catch (err) {
+        this.log.warn({ err: { message: (err as Error).message } }, 'buffer cap applied to the config, not yet to the buffer (it is not open)');
+      }
+    }
+  }
+
+  private every(ms: number, fn: () => void): void {
+    const t = setInterval(fn, ms);
+    t.unref();
+    this.timers.push(t);
+  }
+}
+
+function snapshotSettings(config: Config): Partial<Config> {
+  const out: Record<string, unknown> = {};
+  for (const section of Object.values(SETTING_SECTIONS)) for (const key of Object.values(section)) out[key] = config[key];
+  return out as Partial<Config>;
+}

@@ -1,0 +1,107 @@
+/**
+ * The MQTT transport of azure-iot-device-mqtt with one change: an input message is acknowledged
+ * (MQTT PUBACK, which is what "complete" means over MQTT; the SDK's complete() is a no-op there)
+ * only when the agent releases it, i.e. after its readings are committed to SQLite. Until then
+ * edgeHub keeps the message, so a crash never loses it (at-least-once).
+ *
+ * How: the SDK creates its mqtt.js client through `MqttBase.mqttProvider.connect`; we wrap that
+ * call and override the client's `handleMessage(packet, callback)` hook (mqtt.js sends the PUBACK
+ * when the callback runs). mqtt.js handles incoming packets one at a time, so while an input is
+ * held the next packets wait: at most one input message is in flight per connection.
+ * If the SDK's internals ever change shape, the transport falls back to the SDK's own behaviour
+ * (acknowledged on receipt) and reports it through `ackAfterCommit: false`.
+ */
+import { Mqtt } from 'azure-iot-device-mqtt';
+
+interface MqttJsPacket {
+  topic?: string;
+  qos?: number;
+}
+interface MqttJsClient {
+  handleMessage: (packet: MqttJsPacket, callback: (err?: Error) => void) => void;
+}
+interface MqttProvider {
+  connect: (uri: string, options: unknown) => MqttJsClient;
+}
+
+/** Acknowledgements held until the agent releases them, per message id. */
+export class AckGate {
+  private readonly held = new Map<string, () => void>();
+  private readonly anonymous: Array<() => void> = [];
+
+  hold(topic: string, release: () => void): void {
+    const mid = messageIdOf(topic);
+    if (mid) this.held.set(mid, release);
+    else this.anonymous.push(release);
+  }
+
+  /** Sends the PUBACK of this message (by `$.mid`; the oldest anonymous one without). */
+  release(messageId: string | undefined): void {
+    const release = (messageId && this.held.get(messageId)) || this.anonymous.shift();
+    if (messageId) this.held.delete(messageId);
+    release?.();
+  }
+
+  get size(): number {
+    return this.held.size + this.anonymous.length;
+  }
+
+  /** Forgets everything held (the connection it belonged to is gone; the broker redelivers). */
+  clear(): void {
+    this.held.clear();
+    this.anonymous.length = 0;
+  }
+}
+
+export function messageIdOf(topic: string): string | null {
+  const bag = topic.slice(topic.lastIndexOf('/') + 1);
+  for (const pair of bag.split('&')) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) continue;
+    try {
+      if (decodeURIComponent(pair.slice(0, eq)) === '$.mid') return decodeURIComponent(pair.slice(eq + 1));
+    } catch {
+      return null;
+    }
+  }
+  return null;
+}
+
+export interface TransportHooks {
+  gate: AckGate;
+  /** The transport lost its connection (the SDK may still reconnect on its own). */
+  onTransportDisconnect?: (err: unknown) => void;
+}
+
+export type TransportCtor = new (authenticationProvider: any) => Mqtt;
+
+/** A transport class for ModuleClient.fromConnectionString / fromEnvironment, bound to `hooks`. */
+export function commitAckTransport(hooks: TransportHooks): TransportCtor & { ackAfterCommit: () => boolean } {
+  let installed = false;
+  class CommitAckMqtt extends Mqtt {
+    constructor(authenticationProvider: any) {
+      super(authenticationProvider);
+      const base = (this as unknown as { _mqtt?: { mqttProvider?: MqttProvider } })._mqtt;
+      const inner = base?.mqttProvider;
+      if (base && inner && typeof inner.connect === 'function') {
+        base.mqttProvider = { connect: (uri, options) => wrap(inner.connect(uri, options), hooks.gate) };
+        installed = true;
+      }
+      this.on('disconnect', (err: unknown) => hooks.onTransportDisconnect?.(err));
+    }
+  }
+  return Object.assign(CommitAckMqtt, { ackAfterCommit: () => installed });
+}
+
+function wrap(client: MqttJsClient, gate: AckGate): MqttJsClient {
+  gate.clear();
+  const original = client.handleMessage.bind(client);
+  client.handleMessage = (packet, callback) => {
+    if ((packet.qos ?? 0) > 0 && typeof packet.topic === 'string' && packet.topic.includes('/inputs/')) {
+      gate.hold(packet.topic, () => original(packet, callback));
+      return;
+    }
+    original(packet, callback);
+  };
+  return client;
+}

@@ -1,0 +1,66 @@
+/**
+ * Which model each key (pump or `default`) runs, persisted in the buffer's meta table so a restart
+ * without network comes back on the same models, and so a model that was refused or rolled back
+ * is not tried again until the cloud asks for a different one.
+ */
+
+/** A model the agent can go back to. */
+export type PreviousModel =
+  | { kind: 'store'; version: string; sha256: string }
+  /** The model bundled with the agent (only for `default`). */
+  | { kind: 'bundled' }
+  /** The pump had no model of its own: going back means falling back to `default`. */
+  | { kind: 'none' };
+
+export interface LiveRecord {
+  /** The desired entry's version (what /status and the twin show). */
+  version: string;
+  sha256: string;
+  previous: PreviousModel;
+}
+
+export interface ShadowRecord {
+  version: string;
+  sha256: string;
+}
+
+export interface RefusedRecord {
+  version: string;
+  sha256: string;
+  status: 'rejected' | 'rolled-back';
+  reason: string;
+}
+
+export interface PersistedModels {
+  live: Record<string, LiveRecord>;
+  shadow: Record<string, ShadowRecord>;
+  refused: Record<string, RefusedRecord>;
+}
+
+/** Small key/value state that survives restarts (BufferStore.getMeta/setMeta). */
+export interface KeyValueStore {
+  getMeta(key: string): string | null;
+  setMeta(key: string, value: string): void;
+}
+
+export const MODELS_META_KEY = 'models.state';
+
+export function emptyState(): PersistedModels {
+  return { live: {}, shadow: {}, refused: {} };
+}
+
+/** Reads the persisted state; a missing or unreadable value gives an empty state (the bundled model runs). */
+export function loadState(kv: KeyValueStore): PersistedModels {
+  const text = kv.getMeta(MODELS_META_KEY);
+  if (text === null) return emptyState();
+  try {
+    const parsed = JSON.parse(text) as Partial<PersistedModels>;
+    return { live: parsed.live ?? {}, shadow: parsed.shadow ?? {}, refused: parsed.refused ?? {} };
+  } catch {
+    return emptyState();
+  }
+}
+
+export function saveState(kv: KeyValueStore, state: PersistedModels): void {
+  kv.setMeta(MODELS_META_KEY, JSON.stringify(state));
+}

@@ -1,0 +1,94 @@
+/**
+ * Alert decisions against a real SQLite buffer (meta) and a real onnxruntime model, with the
+ * gateway clock injected: one alert per pump and interval, suppressed anomalies counted, alerts
+ * kept through an offline period and a restart. The edgeHub side is the `send` function here
+ * (edge.test.ts covers it with the real client and the local hub).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AlertPublisher, type Alert } from '../../agent/edge/alerts.js';
+import { createLogger } from '../../agent/logger.js';
+import { BufferStore } from '../../buffer/store.js';
+import type { PredictionRow } from '../../buffer/types.js';
+import { InferenceEngine } from '../../inference/engine.js';
+import { LoadedModel } from '../../inference/model.js';
+import { makeModel } from '../support/models.js';
+
+let dir: string;
+let buffer: BufferStore;
+let engine: InferenceEngine;
+let now = Date.UTC(2026, 10, 23, 10);
+
+function publisher(send: (a: Alert) => Promise<void>): AlertPublisher {
+  return new AlertPublisher({ engine, kv: buffer, deviceId: 'gw-a', send, minIntervalMs: () => 60_000, logger: createLogger('silent'), clock: () => now });
+}
+
+/** Scores and commits one spike reading of `pumpId` (an anomaly for the test model). */
+async function spike(pumpId: string): Promise<{ rows: PredictionRow[]; seqs: number[] }> {
+  const rows = await engine.score([{ pumpId, ts: now, values: { Pressure: 4, Flow: 30, Current: 1.4 } }], now);
+  expect(rows[0]!.anomaly).toBe(true);
+  return { rows, seqs: buffer.appendBatch(rows) };
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'pumpwatch-alerts-'));
+  buffer = new BufferStore({ path: join(dir, 'buffer.sqlite'), maxBytes: 1 << 30 });
+  buffer.open();
+  engine = new InferenceEngine();
+  engine.setModel('default', await LoadedModel.fromBytes(makeModel({ version: 'a-1' }), 'test'));
+});
+
+afterAll(async () => {
+  await engine.model('default')?.release();
+  buffer.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('AlertPublisher', () => {
+  it('alerts once per pump per interval and counts the anomalies it held back', async () => {
+    const sent: Alert[] = [];
+    const p = publisher(async (a) => void sent.push(a));
+    for (let i = 0; i < 3; i++) {
+      const { rows, seqs } = await spike('pump-1');
+      p.onCommit(rows, seqs);
+      now += 10_000;
+    }
+    const other = await spike('pump-2');
+    p.onCommit(other.rows, other.seqs);
+    now += 40_000; // 70 s after pump-1's first alert
+    const again = await spike('pump-1');
+    p.onCommit(again.rows, again.seqs);
+    await p.idle();
+
+    expect(sent.map((a) => [a.pumpId, a.suppressedSinceLast])).toEqual([['pump-1', 0], ['pump-2', 0], ['pump-1', 2]]);
+    expect(sent[0]).toMatchObject({ deviceId: 'gw-a', modelVersion: 'a-1', threshold: expect.any(Number) });
+    expect(p.status()).toMatchObject({ sent: 3, suppressed: 2, pending: 0 });
+    expect(JSON.parse(buffer.getMeta('alerts.sent')!)['pump-1']).toMatchObject({ seq: again.seqs[0] });
+  });
+
+  it('keeps alerts through an offline period and a restart, and sends them afterwards in order', async () => {
+    now += 3_600_000;
+    const offline = publisher(() => Promise.reject(new Error('not connected to the hub')));
+    offline.restore();
+    for (const pump of ['pump-3', 'pump-4']) {
+      const { rows, seqs } = await spike(pump);
+      offline.onCommit(rows, seqs);
+    }
+    await offline.idle();
+    expect(offline.status()).toMatchObject({ pending: 2, lastError: 'not connected to the hub' });
+
+    const sent: Alert[] = [];
+    const restarted = publisher(async (a) => void sent.push(a));
+    restarted.restore();
+    restarted.flush();
+    await restarted.idle();
+
+    expect(sent.map((a) => a.pumpId)).toEqual(['pump-3', 'pump-4']);
+    expect(JSON.parse(buffer.getMeta('alerts.pending')!)).toEqual([]);
+    const { rows, seqs } = await spike('pump-3'); // still inside pump-3's interval after the restart
+    restarted.onCommit(rows, seqs);
+    expect(restarted.status().suppressed).toBe(1);
+  });
+});

@@ -1,0 +1,157 @@
+/**
+ * The agent as an IoT Edge module, with the real azure-iot-device MQTT client against the local
+ * hub: twin read on connect, desired patches and their acknowledgements, input messages
+ * committed before they are acknowledged, alerts on output `alerts`, and a broker outage.
+ */
+import Database from 'better-sqlite3';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { postJson, startTestAgent, type TestAgent } from '../support/agent.js';
+import { LocalHub } from '../support/local-hub.js';
+import { ModelServer } from '../support/model-server.js';
+import { makeModel, normalValues, rng } from '../support/models.js';
+
+const DEVICE = 'gw-1';
+const MODULE = 'pumpwatch';
+let hub: LocalHub;
+let server: ModelServer;
+let t: TestAgent;
+let db: Database.Database;
+let caDir: string;
+const random = rng(9);
+let tick = 0;
+
+const reported = () => hub.reported(DEVICE, MODULE) as Record<string, any>;
+const until = <T>(fn: () => T) => vi.waitFor(fn, { timeout: 30_000, interval: 50 });
+const count = (sql: string, ...args: unknown[]) => (db.prepare(sql).get(...args) as { n: number }).n;
+const reading = (pumpId: string, values?: Record<string, number>) => ({ pumpId, ts: new Date().toISOString(), values: values ?? normalValues(random, tick++) });
+const hubState = async () => ((await (await fetch(`${t.url}/status`)).json()) as { connectivity: { hub: string } }).connectivity.hub;
+
+beforeAll(async () => {
+  hub = await LocalHub.start();
+  server = await ModelServer.start();
+  const connectionString = hub.addModule(DEVICE, MODULE);
+  hub.updateDesired(DEVICE, MODULE, {
+    models: { default: server.add('v2.onnx', makeModel({ version: 'v2', seed: 2 }), 'v2') },
+    sync: { intervalSeconds: 45 },
+    alerts: { minIntervalSeconds: 3600 },
+  });
+  caDir = mkdtempSync(join(tmpdir(), 'pumpwatch-edge-ca-'));
+  const caFile = join(caDir, 'hub-ca.pem');
+  writeFileSync(caFile, hub.ca);
+  t = await startTestAgent({
+    PUMPWATCH_HUB: 'auto',
+    PUMPWATCH_MODULE_CONNECTION_STRING: connectionString,
+    EdgeModuleCACertificateFile: caFile,
+    PUMPWATCH_DEVICE_ID: DEVICE,
+    PUMPWATCH_ALLOW_INSECURE_MODEL_URLS: '1',
+  });
+  db = new Database(join(t.dir, 'data', 'buffer.sqlite'), { readonly: true });
+});
+
+afterAll(async () => {
+  db?.close();
+  await t?.stop(); // the module client closes before the broker, or the process hangs
+  await hub?.stop();
+  await server?.stop();
+  rmSync(caDir, { recursive: true, force: true });
+});
+
+describe('the agent as an IoT Edge module on the local hub', () => {
+  it('reads the whole twin on connect, applies it, and reports each model and setting', async () => {
+    await until(() => expect(reported().models?.default).toMatchObject({ version: 'v2', status: 'active', ac: 200, ad: 'active' }));
+    const desiredVersion = hub.getTwin(DEVICE, MODULE).properties.desired['$version'];
+
+    expect(reported().sync).toEqual({ value: { intervalSeconds: 45 }, ac: 200, av: desiredVersion, ad: 'applied' });
+    expect(reported().models.default.av).toBe(desiredVersion);
+    expect(t.agent.config.syncIntervalSeconds).toBe(45);
+    expect(reported().state.buffer).toMatchObject({ rows: expect.any(Number), maxBytes: t.agent.config.bufferMaxBytes });
+    expect(await hubState()).toBe('connected');
+  });
+
+  it('acknowledges a desired patch, and refuses an invalid one with its reason while the last good value stays', async () => {
+    const good = hub.updateDesired(DEVICE, MODULE, { buffer: { retentionHours: 12 } });
+    await until(() => expect(reported().buffer).toEqual({ value: { retentionHours: 12 }, ac: 200, av: good, ad: 'applied' }));
+    expect(t.agent.config.retentionHours).toBe(12);
+
+    const bad = hub.updateDesired(DEVICE, MODULE, { buffer: { retentionHours: -3 } });
+    await until(() => expect(reported().buffer).toMatchObject({ ac: 400, av: bad }));
+    expect(reported().buffer.ad).toMatch(/^buffer.retentionHours=-3: /);
+    expect(reported().buffer.value).toEqual({ retentionHours: 12 });
+    expect(t.agent.config.retentionHours).toBe(12);
+  });
+
+  it('commits readings from input "readings" before acknowledging the message', async () => {
+    const committedWhenAcked = new Promise<number>((resolve) => {
+      hub.once('inputCompleted', () => resolve(count("SELECT count(*) n FROM readings WHERE pump_id = 'edge-1'")));
+    });
+    const id = await hub.deliverToInput(DEVICE, MODULE, 'readings', JSON.stringify([reading('edge-1'), reading('edge-1'), reading('edge-1')]));
+    await hub.completed(id);
+
+    expect(await committedWhenAcked).toBe(3);
+    const one = await hub.deliverToInput(DEVICE, MODULE, 'readings', JSON.stringify(reading('edge-1')));
+    await hub.completed(one);
+    expect(count("SELECT count(*) n FROM readings WHERE pump_id = 'edge-1' AND score IS NOT NULL")).toBe(4);
+  });
+
+  it('keeps bad input messages in the rejected table with the reason, and acknowledges them', async () => {
+    const notJson = await hub.deliverToInput(DEVICE, MODULE, 'readings', '{"pumpId": "edge-2", ');
+    const badItem = await hub.deliverToInput(DEVICE, MODULE, 'readings', JSON.stringify([reading('edge-2'), { pumpId: 'edge-2', ts: 'yesterday', values: {} }]));
+    const otherInput = await hub.deliverToInput(DEVICE, MODULE, 'telemetry', JSON.stringify(reading('edge-2')));
+    await Promise.all([hub.completed(notJson), hub.completed(badItem), hub.completed(otherInput)]);
+
+    const rejected = db.prepare("SELECT raw, reason FROM rejected WHERE source = 'edge' ORDER BY id").all() as Array<{ raw: string; reason: string }>;
+    expect(rejected.map((r) => r.reason)).toEqual([
+      expect.stringMatching(/^body is not valid JSON/),
+      expect.stringMatching(/^ts: /),
+      'unknown input "telemetry" (this module reads "readings")',
+    ]);
+    expect(rejected[0]!.raw).toBe('{"pumpId": "edge-2", ');
+    expect(count("SELECT count(*) n FROM readings WHERE pump_id = 'edge-2'")).toBe(1);
+  });
+
+  it('sends one alert per pump and interval on output "alerts", with score, threshold, model and top features', async () => {
+    const spike = { Pressure: 4, Flow: 30, Current: 1.4 };
+    const r = await postJson(`${t.url}/readings`, [reading('pump-9', spike), reading('pump-9', spike), reading('pump-9', spike)]);
+    expect(r.status).toBe(202);
+
+    await until(() => expect(hub.outputs(DEVICE, MODULE, 'alerts')).toHaveLength(1));
+    const [message] = hub.outputs(DEVICE, MODULE, 'alerts');
+    const alert = JSON.parse(message!.body.toString());
+    expect(alert).toMatchObject({ deviceId: DEVICE, pumpId: 'pump-9', modelVersion: 'v2', suppressedSinceLast: 0 });
+    expect(alert.score).toBeGreaterThan(alert.threshold);
+    expect(alert.topFeatures[0]).toEqual({ feature: 'Pressure', contribution: expect.any(Number) });
+    expect(message!.properties).toMatchObject({ type: 'anomaly', pumpId: 'pump-9' });
+    expect(JSON.parse(t.agent.buffer.getMeta('alerts.sent')!)['pump-9']).toMatchObject({ seq: alert.seq });
+  });
+
+  it('reports a model it refuses with the reason, keeping the current one', async () => {
+    const v = hub.updateDesired(DEVICE, MODULE, { models: { default: { ...server.add('v3.onnx', makeModel({ version: 'v3' }), 'v3'), url: `${server.baseUrl}/models/gone.onnx` } } });
+    await until(() => expect(reported().models.default).toMatchObject({ version: 'v3', status: 'rejected', ac: 400, av: v, activeVersion: 'v2' }));
+    expect(reported().models.default.ad).toMatch(/^rejected: .*answered HTTP 404/);
+  });
+
+  it('refuses a malformed model entry with the field at fault, and keeps the last good entry in force', async () => {
+    const v = hub.updateDesired(DEVICE, MODULE, { models: { default: { version: 'v5', url: 'https://example.invalid/m.onnx', sha256: 'not-hex', size: 10 } } });
+    await until(() => expect(reported().models.default).toMatchObject({ version: 'v5', status: 'rejected', ac: 400, av: v }));
+    expect(reported().models.default.ad).toBe('rejected: sha256: expected 64 hex digits');
+    expect(t.agent.engine.model('default')?.version).toBe('v2');
+  });
+
+  it('applies twin changes made while the broker was down once it is back, and sends alerts held meanwhile', async () => {
+    await hub.stopBroker();
+    await until(async () => expect(await hubState()).toMatch(/^reconnecting/));
+    const spike = { Pressure: 4, Flow: 30, Current: 1.4 };
+    await postJson(`${t.url}/readings`, [reading('pump-10', spike)]);
+    const v = hub.updateDesired(DEVICE, MODULE, { models: { default: server.add('v4.onnx', makeModel({ version: 'v4', seed: 4 }), 'v4') }, sync: { intervalSeconds: 20 } });
+    await hub.startBroker();
+
+    await until(() => expect(reported().models.default).toMatchObject({ version: 'v4', status: 'active', av: v }));
+    expect(reported().sync).toMatchObject({ ac: 200, av: v, value: { intervalSeconds: 20 } });
+    expect(t.agent.config.syncIntervalSeconds).toBe(20);
+    await until(() => expect(hub.outputs(DEVICE, MODULE, 'alerts').map((m) => JSON.parse(m.body.toString()).pumpId)).toContain('pump-10'));
+    expect(await hubState()).toBe('connected');
+  });
+});

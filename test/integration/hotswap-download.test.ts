@@ -1,0 +1,80 @@
+/**
+ * The model downloader against real loopback servers: HTTPS with a CA made at start-up (trusted
+ * only when injected), plain HTTP only when allowed, retries of transient failures, and no retry
+ * of a permanent one. Messages never show the URL's query string (it may hold a SAS token).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ModelDownloadError, downloadModel, type DownloadOptions } from '../../inference/download.js';
+import { ModelServer } from '../support/model-server.js';
+import { makeModel } from '../support/models.js';
+
+let https: ModelServer;
+let http: ModelServer;
+const bytes = makeModel({ version: 'dl-1' });
+const base: DownloadOptions = { maxBytes: 1 << 20, timeoutMs: 10_000, allowInsecure: false, attempts: 3, backoff: { baseMs: 5, capMs: 10 } };
+
+async function failure(p: Promise<unknown>): Promise<ModelDownloadError> {
+  const err = await p.then(() => null, (e: unknown) => e);
+  expect(err).toBeInstanceOf(ModelDownloadError);
+  return err as ModelDownloadError;
+}
+
+beforeAll(async () => {
+  https = await ModelServer.start({ https: true });
+  http = await ModelServer.start();
+});
+
+afterAll(async () => {
+  await https?.stop();
+  await http?.stop();
+});
+
+describe('downloadModel', () => {
+  it('downloads over HTTPS from a server whose CA is injected, and verifies the bytes', async () => {
+    const entry = https.add('m.onnx', bytes, 'dl-1');
+    const got = await downloadModel(entry, { ...base, ca: https.ca! });
+    expect(Buffer.compare(Buffer.from(got), Buffer.from(bytes))).toBe(0);
+  });
+
+  it('refuses a server certificate it does not trust, without retrying', async () => {
+    const entry = https.add('m2.onnx', bytes, 'dl-1');
+    const before = https.requests.length;
+    const err = await failure(downloadModel(entry, base));
+    expect(err).toMatchObject({ code: 'PW_MODEL_TLS', transient: false });
+    expect(https.requests.length).toBe(before);
+  });
+
+  it('refuses plain http:// unless insecure URLs are allowed', async () => {
+    const entry = http.add('m.onnx', bytes, 'dl-1');
+    const err = await failure(downloadModel(entry, base));
+    expect(err.code).toBe('PW_MODEL_URL_INVALID');
+    expect(err.message).toMatch(/must use https:\/\/ \(plain http:\/\/ needs PUMPWATCH_ALLOW_INSECURE_MODEL_URLS=1\)/);
+    await expect(downloadModel(entry, { ...base, allowInsecure: true })).resolves.toHaveLength(bytes.length);
+  });
+
+  it('retries a server error with backoff, then gives up with a transient error', async () => {
+    const entry = http.add('busy.onnx', bytes, 'dl-1', { kind: 'status', status: 503 });
+    const retries: number[] = [];
+    const err = await failure(downloadModel(entry, { ...base, allowInsecure: true, onRetry: (n) => retries.push(n) }));
+    expect(err).toMatchObject({ code: 'PW_MODEL_HTTP_STATUS', transient: true });
+    expect(retries).toEqual([1, 2]);
+    expect(http.requests.filter((r) => r.path === '/models/busy.onnx')).toHaveLength(3);
+  });
+
+  it('does not retry a 403, and keeps the SAS token out of the message', async () => {
+    const entry = http.add('denied.onnx', bytes, 'dl-1', { kind: 'status', status: 403 });
+    const err = await failure(downloadModel(entry, { ...base, allowInsecure: true }));
+    expect(err).toMatchObject({ code: 'PW_MODEL_HTTP_STATUS', transient: false });
+    expect(err.message).toBe(`${http.baseUrl}/models/denied.onnx answered HTTP 403`);
+    expect(http.requests.filter((r) => r.path === '/models/denied.onnx')).toHaveLength(1);
+  });
+
+  it('stops when cancelled by a newer desired model', async () => {
+    const entry = { ...http.add('slow.onnx', bytes, 'dl-1', { kind: 'status', status: 503 }) };
+    const abort = new AbortController();
+    const p = downloadModel(entry, { ...base, allowInsecure: true, attempts: 10, backoff: { baseMs: 60_000, capMs: 60_000 }, signal: abort.signal });
+    setTimeout(() => abort.abort(), 50);
+    const err = await failure(p);
+    expect(err.code).toBe('PW_MODEL_DOWNLOAD_ABORTED');
+  });
+});

@@ -1,0 +1,66 @@
+/**
+ * Real ONNX files that a model update must refuse or roll back, written with the trainer's own
+ * ONNX writer (trainer/onnx): never mocks. Each loads in onnxruntime-node unless stated.
+ */
+import { CONTRACT_VERSION, INPUT_NAME, OUTPUT_NAME, metadataToProps, type ModelMetadata } from '../../inference/contract.js';
+import { GraphBuilder, int, ints } from '../../trainer/onnx/graph.js';
+import { encodeModel } from '../../trainer/onnx/model.js';
+import { TEST_FEATURES } from './models.js';
+
+function meta(version: string, overrides: Partial<ModelMetadata> = {}): ModelMetadata {
+  return {
+    contract: CONTRACT_VERSION,
+    features: [...TEST_FEATURES],
+    window: 1,
+    threshold: 1e6,
+    source: 'default',
+    version,
+    trainedAt: '2026-01-01T00:00:00.000Z',
+    algorithm: 'test-graph',
+    metrics: {},
+    ...overrides,
+  };
+}
+
+/** score = sqrt(mean(features) - floor): finite while the readings' mean stays above `floor`, NaN below. */
+function sqrtGraph(nFeatures: number, window: number, floor: number, inputWidth = nFeatures): GraphBuilder {
+  const g = new GraphBuilder('pumpwatch_test_sqrt');
+  const x = g.input(INPUT_NAME, ['batch', window, inputWidth]);
+  const mean = g.op('ReduceMean', [x], { axes: ints([1, 2]), keepdims: int(0) }, 'mean');
+  const shifted = g.op('Sub', [mean, g.floatConst('floor', [], [floor])], {}, 'shifted');
+  g.node('Sqrt', [shifted], [OUTPUT_NAME]);
+  g.output(OUTPUT_NAME, ['batch']);
+  return g;
+}
+
+/**
+ * A contract-1 model whose score is NaN whenever the mean of a window's values is below `floor`
+ * (default 5: normal test readings average about 11, readings with Flow = 0 about 1).
+ */
+export function nanBelowModel(version: string, floor = 5): Uint8Array {
+  return encodeModel(sqrtGraph(TEST_FEATURES.length, 1, floor), { metadata: metadataToProps(meta(version)), producerVersion: 'test' });
+}
+
+/** A model that gives NaN on every reading (mean is never above 1e9). */
+export function alwaysNanModel(version: string): Uint8Array {
+  return nanBelowModel(version, 1e9);
+}
+
+/** A valid graph with no PumpWatch metadata at all. */
+export function modelWithoutMetadata(): Uint8Array {
+  return encodeModel(sqrtGraph(TEST_FEATURES.length, 1, 0), { metadata: {}, producerVersion: 'test' });
+}
+
+/** Metadata says 3 features, the input takes 5 per reading. */
+export function wrongInputShapeModel(version: string): Uint8Array {
+  return encodeModel(sqrtGraph(TEST_FEATURES.length, 1, 0, TEST_FEATURES.length + 2), {
+    metadata: metadataToProps(meta(version)),
+    producerVersion: 'test',
+  });
+}
+
+/** A well-formed model that needs a feature the test pumps never send. */
+export function extraFeatureModel(version: string): Uint8Array {
+  const features = [...TEST_FEATURES, 'Vibration'];
+  return encodeModel(sqrtGraph(features.length, 1, 0), { metadata: metadataToProps(meta(version, { features })), producerVersion: 'test' });
+}

@@ -1,0 +1,106 @@
+/**
+ * A real model download server on 127.0.0.1 (port 0) for hot-swap tests: plain HTTP, or HTTPS
+ * with a self-signed CA made at start-up. Serves registered files with Range support, and can
+ * misbehave on purpose: answer a status, send fewer bytes than promised, cut the connection
+ * half-way once, or stream more than it announced.
+ */
+import { createHash } from 'node:crypto';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { makeTlsMaterial } from '../../agent/local-hub/certs.js';
+
+export type Behaviour =
+  | { kind: 'ok' }
+  | { kind: 'status'; status: number }
+  /** Sends only the first `bytes` bytes, with a matching Content-Length. */
+  | { kind: 'truncate'; bytes: number }
+  /** The first request sends `bytes` bytes of a full-length response, then cuts the connection. */
+  | { kind: 'drop-once'; bytes: number }
+  /** Streams the file then `extra` more bytes, without Content-Length. */
+  | { kind: 'overflow'; extra: number };
+
+interface Entry {
+  bytes: Uint8Array;
+  behaviour: Behaviour;
+  dropped: boolean;
+}
+
+export class ModelServer {
+  private readonly files = new Map<string, Entry>();
+  readonly requests: Array<{ path: string; range: string | null }> = [];
+
+  private constructor(
+    private readonly server: http.Server | https.Server,
+    readonly baseUrl: string,
+    /** CA to trust for https (null for http). */
+    readonly ca: string | null,
+  ) {}
+
+  static async start(opts: { https?: boolean } = {}): Promise<ModelServer> {
+    let ca: string | null = null;
+    let server: http.Server | https.Server;
+    let holder: ModelServer | null = null;
+    const handler = (req: IncomingMessage, res: ServerResponse): void => holder!.handle(req, res);
+    if (opts.https) {
+      const tls = await makeTlsMaterial();
+      ca = tls.ca;
+      server = https.createServer({ key: tls.key, cert: tls.cert }, handler);
+    } else {
+      server = http.createServer(handler);
+    }
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    holder = new ModelServer(server, `${opts.https ? 'https' : 'http'}://127.0.0.1:${port}`, ca);
+    return holder;
+  }
+
+  /** Serves `bytes` at `/models/<name>`; returns the desired entry that points at it. */
+  add(name: string, bytes: Uint8Array, version: string, behaviour: Behaviour = { kind: 'ok' }): { version: string; url: string; sha256: string; size: number } {
+    this.files.set(`/models/${name}`, { bytes, behaviour, dropped: false });
+    return { version, url: `${this.baseUrl}/models/${name}?sv=2024&sig=secret`, sha256: sha256(bytes), size: bytes.length };
+  }
+
+  async stop(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const path = (req.url ?? '/').split('?')[0]!;
+    this.requests.push({ path, range: req.headers.range ?? null });
+    const entry = this.files.get(path);
+    if (!entry) {
+      res.writeHead(404).end('not found');
+      return;
+    }
+    const b = entry.behaviour;
+    const body = Buffer.from(entry.bytes);
+    if (b.kind === 'status') res.writeHead(b.status).end();
+    else if (b.kind === 'truncate') res.writeHead(200, { 'content-length': b.bytes }).end(body.subarray(0, b.bytes));
+    else if (b.kind === 'overflow') {
+      res.writeHead(200);
+      res.write(body);
+      res.end(Buffer.alloc(b.extra, 1));
+    } else if (b.kind === 'drop-once' && !entry.dropped) {
+      entry.dropped = true;
+      res.writeHead(200, { 'content-length': body.length, 'accept-ranges': 'bytes' });
+      res.write(body.subarray(0, b.bytes), () => res.destroy());
+    } else this.serveRange(req, res, body);
+  }
+
+  private serveRange(req: IncomingMessage, res: ServerResponse, body: Buffer): void {
+    const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+    const start = m ? Number(m[1]) : 0;
+    if (m && start < body.length) {
+      res.writeHead(206, { 'content-length': body.length - start, 'content-range': `bytes ${start}-${body.length - 1}/${body.length}`, 'accept-ranges': 'bytes' });
+      res.end(body.subarray(start));
+      return;
+    }
+    res.writeHead(200, { 'content-length': body.length, 'accept-ranges': 'bytes' }).end(body);
+  }
+}
+
+export function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
