@@ -1,3 +1,4 @@
+import type { Statement } from 'better-sqlite3';
 import type { PredictionRow, StoredRow } from './types.js';
 
 /** Column list shared by every query that reads readings back. */
@@ -35,6 +36,27 @@ export function toDbParams(row: PredictionRow): unknown[] {
     row.shadowModelVersion ?? null,
     row.contributions ? JSON.stringify(row.contributions) : null,
   ];
+}
+
+/**
+ * Runs the readings INSERT for one row with positional arguments (no intermediate array: this is
+ * the hot path of every commit). Column order as in toDbParams.
+ */
+export function insertRow(stmt: Statement, row: PredictionRow): { lastInsertRowid: number | bigint } {
+  return stmt.run(
+    row.pumpId,
+    row.ts,
+    row.receivedAt,
+    JSON.stringify(row.values),
+    row.score,
+    row.anomaly === null ? null : row.anomaly ? 1 : 0,
+    row.modelVersion,
+    row.imputed ? 1 : 0,
+    row.unscoredReason,
+    row.shadowScore ?? null,
+    row.shadowModelVersion ?? null,
+    row.contributions ? JSON.stringify(row.contributions) : null,
+  );
 }
 
 export function fromDbRow(r: DbRow): StoredRow {

@@ -2,7 +2,7 @@ import type Database from 'better-sqlite3';
 import { BufferError, classifySqliteError } from './errors.js';
 import { Eviction, type EvictionCounts } from './eviction.js';
 import { openDatabase } from './open.js';
-import { ROW_COLUMNS, fromDbRow, toDbParams, type DbRow } from './rows.js';
+import { ROW_COLUMNS, fromDbRow, insertRow, type DbRow } from './rows.js';
 import type { PredictionRow, RejectedItem, StoredRow } from './types.js';
 
 export interface BufferOptions {
@@ -93,7 +93,7 @@ export class BufferStore {
     const seqs = new Array<number>(rows.length);
     this.commit('committing readings', () => {
       for (let i = 0; i < rows.length; i++) {
-        seqs[i] = Number(this.insertReading.run(...toDbParams(rows[i]!)).lastInsertRowid);
+        seqs[i] = Number(insertRow(this.insertReading, rows[i]!).lastInsertRowid);
       }
     });
     this.rowCount += rows.length;
@@ -180,8 +180,13 @@ export class BufferStore {
   }
 
   stats(): BufferStats {
+    // Unsynced rows are the unplanned ones and those of batches not uploaded yet (both indexed).
     const oldest = this.db
-      .prepare('SELECT ts FROM readings WHERE synced = 0 ORDER BY seq LIMIT 1')
+      .prepare(
+        `SELECT ts FROM readings WHERE seq = (SELECT min(s) FROM (
+           SELECT (SELECT seq FROM readings WHERE batch_id IS NULL ORDER BY seq LIMIT 1) AS s
+           UNION ALL SELECT min(first_seq) FROM sync_batches WHERE state <> 'uploaded'))`,
+      )
       .get() as { ts: number } | undefined;
     const evicted = this.eviction.counts();
     return {

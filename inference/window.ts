@@ -42,7 +42,8 @@ export class FeatureWindow {
       }
     }
     if (missing !== null) return { ready: false, imputed, missing };
-    this.ring.set(this.lastKnown, this.head * this.width);
+    const at = this.head * this.width;
+    for (let f = 0; f < this.width; f++) this.ring[at + f] = this.lastKnown[f]!;
     this.head = (this.head + 1) % this.window;
     if (this.count < this.window) this.count++;
     return { ready: true, imputed, missing: null };
@@ -57,9 +58,13 @@ export class FeatureWindow {
     const width = this.width;
     const pad = w - this.count;
     const oldest = this.count < w ? 0 : this.head;
+    const ring = this.ring;
     for (let i = 0; i < w; i++) {
       const slot = i < pad ? oldest : (oldest + (i - pad)) % w;
-      target.set(this.ring.subarray(slot * width, slot * width + width), offset + i * width);
+      // A plain loop: subarray() would allocate a view per slot on the hot path.
+      const from = slot * width;
+      const to = offset + i * width;
+      for (let f = 0; f < width; f++) target[to + f] = ring[from + f]!;
     }
   }
 }

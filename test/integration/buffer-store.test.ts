@@ -73,7 +73,10 @@ describe('BufferStore on a real SQLite file', () => {
     expect(store.db.pragma('synchronous', { simple: true })).toBe(2); // FULL
     expect(sqlCount(store, 'SELECT version AS n FROM schema_version')).toBe(MIGRATIONS.length);
     const names = (store.db.prepare("SELECT name FROM sqlite_master WHERE type IN ('table','index')").all() as { name: string }[]).map((r) => r.name);
-    expect(names).toEqual(expect.arrayContaining(['readings', 'rejected', 'counters', 'meta', 'sync_batches', 'readings_unplanned', 'readings_unplanned_seq', 'readings_unsynced_seq']));
+    expect(names).toEqual(expect.arrayContaining(['readings', 'rejected', 'counters', 'meta', 'sync_batches', 'readings_pump_seq', 'readings_unplanned_seq', 'readings_unplanned_anomalies']));
+    // Only the cheap cursors stay: every index on readings is paid by every insert.
+    expect(names).not.toContain('readings_unplanned');
+    expect(names).not.toContain('readings_unsynced_seq');
     expect(store.stats()).toMatchObject({ rows: 0, unsynced: 0, rejected: 0, oldestUnsyncedTs: null, maxBytes: BIG });
   });
 
@@ -110,7 +113,7 @@ describe('BufferStore on a real SQLite file', () => {
     db.close();
     const store = openStore();
     expect(sqlCount(store, 'SELECT version AS n FROM schema_version')).toBe(MIGRATIONS.length);
-    expect(sqlCount(store, "SELECT count(*) AS n FROM sqlite_master WHERE name = 'readings_unsynced_seq'")).toBe(1);
+    expect(sqlCount(store, "SELECT count(*) AS n FROM sqlite_master WHERE name = 'readings_unplanned_seq'")).toBe(1);
     expect(store.stats()).toMatchObject({ rows: 1, unsynced: 1, oldestUnsyncedTs: T0 });
     expect(store.appendBatch(rows('pump-1', 1, 1))).toEqual([2]);
   });

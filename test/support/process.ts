@@ -2,20 +2,11 @@
  * The agent as a real child process (`node dist/agent/cli.js`), for e2e tests that kill it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { packageRoot } from '../../agent/paths.js';
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../../agent/azurite.js';
+import { freePort } from '../../agent/azurite.js';
 
 export interface AgentProcess {
   proc: ChildProcess;
