@@ -28,7 +28,7 @@ export interface HealthCheck {
 export class AgentStatus {
   private readonly checks: HealthCheck[] = [];
   private syncStatus: () => SyncStatus | null = () => null;
-  private connectivity: () => Connectivity = () => ({ hub: 'not configured', blob: 'not configured' });
+  private readonly connectivity: Record<keyof Connectivity, () => string> = { hub: () => 'not configured', blob: () => 'not configured' };
 
   constructor(
     private readonly deps: {
@@ -52,8 +52,13 @@ export class AgentStatus {
     this.syncStatus = fn;
   }
 
-  setConnectivity(fn: () => Connectivity): void {
-    this.connectivity = fn;
+  /** Each link (IoT hub, Blob Storage) is reported by the part that owns it. */
+  setConnectivity(link: keyof Connectivity, fn: () => string): void {
+    this.connectivity[link] = fn;
+  }
+
+  connectivityNow(): Connectivity {
+    return { hub: this.connectivity.hub(), blob: this.connectivity.blob() };
   }
 
   health(): { ok: boolean; checks: Record<string, string>; failing: string[] } {
@@ -108,7 +113,7 @@ export class AgentStatus {
         imputed: m.imputed.get(),
       },
       sync: this.syncStatus() ?? { state: 'not configured', lastSuccessAt: null, lastAttemptAt: null, lastError: null, uploadedRows: 0, uploadedBlobs: 0 },
-      connectivity: this.connectivity(),
+      connectivity: this.connectivityNow(),
       system: this.deps.system.latest(),
       health: this.health(),
     };

@@ -1,6 +1,5 @@
 import { EdgeRuntime, type EdgeRuntimeOptions } from '../edge/runtime.js';
 import type { Agent } from '../main.js';
-import type { Connectivity } from '../status.js';
 import type { Part } from './part.js';
 
 /** The runtime of each agent, for tests and tools that need to drive it. */
@@ -32,6 +31,5 @@ export function wireEdge(agent: Agent, opts: EdgeRuntimeOptions = {}): Part[] {
  * function first). AgentStatus has no getter for it yet, hence the reflective read.
  */
 function showHubInStatus(agent: Agent, edge: EdgeRuntime): void {
-  const previous = Reflect.get(agent.status, 'connectivity') as (() => Connectivity) | undefined;
-  agent.status.setConnectivity(() => ({ ...(previous?.() ?? { blob: 'not configured' }), hub: edge.hubStatus() }));
+  agent.status.setConnectivity('hub', () => edge.hubStatus());
 }
