@@ -1,18 +1,17 @@
 /**
  * SKAB quality benchmark (the published outlier-detection protocol, ../shared/data/skab/README.md):
- * for every CSV of an experiment folder, fit a model on the first 400 rows with the trainer's own
- * fit code, export it to ONNX, score every later row in onnxruntime-node as the agent does (windows
- * of the last `window` readings, padded with the first reading), and pool TP/FP/FN/TN over all
- * files. Prints F1, FAR and MAR beside the published table, and the training time of each file.
+ * for every CSV of valve1, fit a model on the first 400 rows with the trainer's own fit code,
+ * export it to ONNX, score every later row in onnxruntime-node as the agent does (windows of the
+ * last `window` readings, padded with the first reading), and pool TP/FP/FN/TN. SKAB's
+ * anomaly-free recording is the false-alarm check: it is cut into 8 segments as long as a valve1
+ * experiment, each fit on its first 400 rows, and the share of its later (all normal) rows flagged
+ * is its FAR. Prints F1, FAR and MAR per algorithm and split beside the published table.
  *
- *   node dist/bench/quality.js [--algo NAME] [--window W] [folder ...]   (folders under ../shared/data/skab; default valve1)
+ *   node dist/bench/quality.js [--algo NAME[,NAME]] [--window W] [--files]
  *
- * A folder whose CSVs have no `anomaly` column (SKAB's anomaly-free recording) is a false-alarm
- * check instead: each file is cut into segments as long as a valve1 experiment, each segment is fit
- * on its first 400 rows, and the share of its later (all normal) rows flagged is printed as FAR.
- * The default run does valve1 and then anomaly-free.
- *
- * The SKAB files are GPL-3.0 and never part of this repository: without the folder, it says so and exits 0.
+ * Splits (fixed before any candidate was scored, trainer/QUALITY.md): development = valve1 files
+ * 0, 2, …, 14 and anomaly-free segments 1–4; held out = valve1 files 1, 3, …, 15 and segments 5–8.
+ * The SKAB files are GPL-3.0 and never part of this repository: without them it says so and exits 0.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -21,12 +20,13 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import ort from 'onnxruntime-node';
 import { INPUT_NAME, OUTPUT_NAME } from '../inference/contract.js';
+import { ALGORITHM_NAMES } from '../trainer/algorithms/index.js';
 import { parseCsv, type CsvTable } from '../trainer/csv.js';
 import { fitTable } from '../trainer/fit.js';
 import { slidingWindows, toInputTensor } from '../trainer/windows.js';
 
 const TRAIN_ROWS = 400;
-/** Rows per segment of an unlabelled (all-normal) recording: about one valve1 experiment. */
+/** Rows per segment of the anomaly-free recording: about one valve1 experiment. */
 const SEGMENT_ROWS = 1150;
 const LABEL = 'anomaly';
 const NOT_FEATURES = [LABEL, 'changepoint'];
@@ -42,12 +42,21 @@ const PUBLISHED: [string, number, number, number][] = [
   ['Isolation forest', 0.29, 2.56, 82.89],
 ];
 
+type Split = 'development' | 'held out';
+interface Experiment {
+  name: string;
+  kind: 'valve1' | 'anomaly-free';
+  split: Split;
+  data: CsvTable;
+  labels: boolean[];
+}
 interface Counts {
   tp: number;
   fp: number;
   fn: number;
   tn: number;
 }
+const zero = (): Counts => ({ tp: 0, fp: 0, fn: 0, tn: 0 });
 
 function repoRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
@@ -59,8 +68,11 @@ function repoRoot(): string {
   return dir;
 }
 
-/** Splits the label column off a table parsed with it as a numeric column. */
-function splitLabels(table: CsvTable): { data: CsvTable; labels: boolean[] } {
+/** Parses a SKAB CSV; the label column (when present) is split off the features. */
+function readSkab(path: string): { data: CsvTable; labels: boolean[] } {
+  const text = readFileSync(path, 'utf8');
+  const header = text.slice(0, text.search(/\r?\n/)).split(/[;,]/);
+  const table = parseCsv(text, { exclude: NOT_FEATURES.filter((c) => c !== LABEL && header.includes(c)) });
   const li = table.features.indexOf(LABEL);
   if (li < 0) return { data: table, labels: table.rows.map(() => false) };
   const keep = table.features.map((_, i) => i).filter((i) => i !== li);
@@ -68,6 +80,25 @@ function splitLabels(table: CsvTable): { data: CsvTable; labels: boolean[] } {
     data: { ...table, features: keep.map((i) => table.features[i] as string), rows: table.rows.map((r) => Float64Array.from(keep, (i) => r[i] as number)) },
     labels: table.rows.map((r) => (r[li] as number) > 0.5),
   };
+}
+
+function experiments(skab: string): Experiment[] {
+  const out: Experiment[] = [];
+  const valve = join(skab, 'valve1');
+  const files = readdirSync(valve).filter((f) => /^\d+\.csv$/.test(f)).sort((a, b) => parseInt(a) - parseInt(b));
+  for (const file of files) out.push({ name: `valve1/${file}`, kind: 'valve1', split: parseInt(file) % 2 === 0 ? 'development' : 'held out', ...readSkab(join(valve, file)) });
+  const free = readSkab(join(skab, 'anomaly-free', 'anomaly-free.csv'));
+  for (let s = 0; (s + 1) * SEGMENT_ROWS <= free.data.rows.length; s++) {
+    const cut = <T>(a: T[]) => a.slice(s * SEGMENT_ROWS, (s + 1) * SEGMENT_ROWS);
+    out.push({
+      name: `anomaly-free#${s + 1}`,
+      kind: 'anomaly-free',
+      split: s < 4 ? 'development' : 'held out',
+      data: { ...free.data, rows: cut(free.data.rows), timestamps: cut(free.data.timestamps) },
+      labels: cut(free.labels),
+    });
+  }
+  return out;
 }
 
 async function scoreWithOnnx(bytes: Uint8Array, rows: Float64Array[], window: number, from: number): Promise<Float32Array> {
@@ -83,87 +114,73 @@ async function scoreWithOnnx(bytes: Uint8Array, rows: Float64Array[], window: nu
   }
 }
 
-/** The labelled file itself, or segments of an unlabelled (all-normal) recording. */
-function experiments(path: string): { data: CsvTable; labels: boolean[] }[] {
-  const text = readFileSync(path, 'utf8');
-  const header = text.slice(0, text.search(/\r?\n/)).split(/[;,]/);
-  const parsed = parseCsv(text, { exclude: NOT_FEATURES.filter((c) => c !== LABEL && header.includes(c)) });
-  const whole = splitLabels(parsed);
-  if (parsed.features.includes(LABEL)) return [whole];
-  const segments = [];
-  for (let start = 0; start + SEGMENT_ROWS <= parsed.rows.length; start += SEGMENT_ROWS) {
-    const cut = <T>(a: T[]) => a.slice(start, start + SEGMENT_ROWS);
-    segments.push({ data: { ...whole.data, rows: cut(whole.data.rows), timestamps: cut(whole.data.timestamps) }, labels: cut(whole.labels) });
-  }
-  return segments;
-}
-
-async function benchExperiment(data: CsvTable, labels: boolean[], algorithm: string | undefined, window: number | undefined) {
+async function runExperiment(e: Experiment, algorithm: string, window: number | undefined) {
   const t0 = performance.now();
-  const fit = fitTable(data, { trainRows: TRAIN_ROWS, algorithm, window, source: 'skab' });
+  const fit = fitTable(e.data, { trainRows: TRAIN_ROWS, algorithm, window, source: 'skab' });
   const trainMs = performance.now() - t0;
-  const scores = await scoreWithOnnx(fit.bytes, data.rows, fit.metadata.window, TRAIN_ROWS);
-  const counts: Counts = { tp: 0, fp: 0, fn: 0, tn: 0 };
+  const scores = await scoreWithOnnx(fit.bytes, e.data.rows, fit.metadata.window, TRAIN_ROWS);
+  const counts = zero();
   scores.forEach((s, i) => {
     const predicted = s > fit.metadata.threshold;
-    const actual = labels[TRAIN_ROWS + i] as boolean;
+    const actual = e.labels[TRAIN_ROWS + i] as boolean;
     if (predicted && actual) counts.tp++;
     else if (predicted) counts.fp++;
     else if (actual) counts.fn++;
     else counts.tn++;
   });
-  return { counts, trainMs, algorithm: fit.metadata.algorithm, window: fit.metadata.window };
+  return { counts, trainMs, label: `${fit.metadata.algorithm} (window ${fit.metadata.window})` };
 }
 
-function metrics(c: Counts) {
-  return { f1: c.tp / (c.tp + (c.fn + c.fp) / 2), far: (100 * c.fp) / (c.fp + c.tn), mar: (100 * c.fn) / (c.fn + c.tp) };
-}
+const add = (a: Counts, b: Counts) => ({ tp: a.tp + b.tp, fp: a.fp + b.fp, fn: a.fn + b.fn, tn: a.tn + b.tn });
+const f1 = (c: Counts) => c.tp / (c.tp + (c.fn + c.fp) / 2);
+const far = (c: Counts) => (100 * c.fp) / (c.fp + c.tn);
+const mar = (c: Counts) => (100 * c.fn) / (c.fn + c.tp);
+const num = (x: number, digits: number, width: number) => (Number.isFinite(x) ? x.toFixed(digits) : '-').padStart(width);
 
-function row(name: string, f1: number, far: number, mar: number): string {
-  return `${name.padEnd(28)} ${f1.toFixed(2).padStart(5)} ${far.toFixed(2).padStart(8)} ${mar.toFixed(2).padStart(8)}`;
+function tableRow(name: string, valve: Counts | null, free: Counts | null, published?: [number, number, number]): string {
+  const [a, b, c] = published ?? (valve ? [f1(valve), far(valve), mar(valve)] : [NaN, NaN, NaN]);
+  return `${name.padEnd(50)} ${num(a, 3, 6)} ${num(b, 2, 7)} ${num(c, 2, 7)}   ${num(free ? far(free) : NaN, 2, 9)}`;
 }
 
 async function main(): Promise<void> {
-  const { values, positionals } = parseArgs({ options: { algo: { type: 'string' }, window: { type: 'string' } }, allowPositionals: true });
+  const { values } = parseArgs({ options: { algo: { type: 'string' }, window: { type: 'string' }, files: { type: 'boolean' } } });
+  const algos = values.algo === undefined ? ALGORITHM_NAMES : values.algo.split(',');
   const window = values.window === undefined ? undefined : Number(values.window);
   const skab = resolve(repoRoot(), '../shared/data/skab');
-  for (const folder of positionals.length > 0 ? positionals : ['valve1', 'anomaly-free']) {
-    const dir = join(skab, folder);
-    if (!existsSync(dir)) {
-      console.log(`bench/quality: skipped: SKAB folder ${dir} is absent (the GPL-3.0 data is never copied into this repository)`);
-      continue;
-    }
-    const files = readdirSync(dir)
-      .filter((f) => f.endsWith('.csv'))
-      .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
-    const total: Counts = { tp: 0, fp: 0, fn: 0, tn: 0 };
-    let label = '';
-    console.log(`SKAB ${folder}: ${files.length} files, fit on the first ${TRAIN_ROWS} rows of each, later rows scored in onnxruntime-node`);
-    console.log(`${'file'.padEnd(18)} ${'train ms'.padStart(9)} ${'TP'.padStart(5)} ${'FP'.padStart(5)} ${'FN'.padStart(5)} ${'TN'.padStart(5)}   F1`);
-    for (const file of files) {
-      const parts = experiments(join(dir, file));
-      for (const [i, part] of parts.entries()) {
-        const r = await benchExperiment(part.data, part.labels, values.algo, window);
-        label = `${r.algorithm}, window ${r.window}`;
-        for (const k of ['tp', 'fp', 'fn', 'tn'] as const) total[k] += r.counts[k];
+  if (!existsSync(join(skab, 'valve1')) || !existsSync(join(skab, 'anomaly-free'))) {
+    console.log(`bench/quality: skipped: SKAB data ${skab} is absent (the GPL-3.0 data is never copied into this repository)`);
+    return;
+  }
+  const all = experiments(skab);
+  console.log(`SKAB outlier detection: one model per file (per anomaly-free segment of ${SEGMENT_ROWS} rows) fit on its first ${TRAIN_ROWS} rows; every later row scored in onnxruntime-node`);
+  console.log('development = valve1 0,2,…,14 + anomaly-free segments 1-4; held out = valve1 1,3,…,15 + segments 5-8 (trainer/QUALITY.md)\n');
+  const lines: string[] = [];
+  for (const algo of algos) {
+    const sums = new Map<string, Counts>();
+    const times: number[] = [];
+    let label = algo;
+    for (const e of all) {
+      const r = await runExperiment(e, algo, window);
+      label = r.label;
+      times.push(r.trainMs);
+      for (const key of [`${e.split}|${e.kind}`, `all|${e.kind}`]) sums.set(key, add(sums.get(key) ?? zero(), r.counts));
+      if (values.files === true) {
         const c = r.counts;
-        const name = parts.length > 1 ? `${file}#${i + 1}` : file;
-        console.log(
-          `${name.padEnd(18)} ${r.trainMs.toFixed(1).padStart(9)} ${String(c.tp).padStart(5)} ${String(c.fp).padStart(5)} ${String(c.fn).padStart(5)} ${String(c.tn).padStart(5)}   ${c.tp + c.fn > 0 ? metrics(c).f1.toFixed(3) : '-'}`,
-        );
+        console.log(`${label.padEnd(26)} ${e.name.padEnd(16)} ${e.split.padEnd(11)} TP ${c.tp} FP ${c.fp} FN ${c.fn} TN ${c.tn}  train ${r.trainMs.toFixed(1)} ms`);
       }
     }
-    const m = metrics(total);
-    if (total.tp + total.fn === 0) {
-      console.log(`\nPumpWatch (${label}) on normal data only: FAR ${m.far.toFixed(2)} % (FP ${total.fp} of ${total.fp + total.tn} rows)\n`);
-      continue;
+    for (const split of ['development', 'held out', 'all']) {
+      lines.push(tableRow(`PumpWatch ${label}, ${split}`, sums.get(`${split}|valve1`) ?? null, sums.get(`${split}|anomaly-free`) ?? null));
     }
-    console.log(`\n${'algorithm'.padEnd(28)} ${'F1'.padStart(5)} ${'FAR %'.padStart(8)} ${'MAR %'.padStart(8)}`);
-    console.log(`${row(`PumpWatch (${label})`, m.f1, m.far, m.mar)}   <- ${folder}, pooled TP ${total.tp} FP ${total.fp} FN ${total.fn} TN ${total.tn}`);
-    console.log('published (SKAB README, all 34 anomalous files):');
-    for (const [name, f1, far, mar] of PUBLISHED) console.log(row(name, f1, far, mar));
-    console.log('');
+    const pooled = sums.get('all|valve1') as Counts;
+    lines.push(`${''.padEnd(50)} valve1 pooled TP ${pooled.tp} FP ${pooled.fp} FN ${pooled.fn} TN ${pooled.tn}; training ${(times.reduce((a, b) => a + b, 0) / times.length).toFixed(1)} ms per file on average, ${Math.max(...times).toFixed(1)} ms at most`);
   }
+  if (values.files === true) console.log('');
+  console.log(`${'algorithm'.padEnd(50)} ${'F1'.padStart(6)} ${'FAR %'.padStart(7)} ${'MAR %'.padStart(7)}   ${'AF FAR %'.padStart(9)}`);
+  console.log(`${''.padEnd(50)} ${'(valve1)'.padStart(22)}   (anomaly-free)`);
+  for (const l of lines) console.log(l);
+  console.log('\npublished (SKAB README, all 34 anomalous files; no anomaly-free figure published):');
+  for (const [name, a, b, c] of PUBLISHED) console.log(tableRow(name, null, null, [a, b, c]));
 }
 
 await main();

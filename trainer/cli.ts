@@ -5,6 +5,7 @@ import { runCli } from './commands/index.js';
 const io = {
   out: (text: string) => process.stdout.write(`${text}\n`),
   err: (text: string) => process.stderr.write(`${text}\n`),
+  raw: (text: string) => process.stderr.write(text),
 };
 
 process.exitCode = await runCli(process.argv.slice(2), io);

@@ -20,7 +20,7 @@ export interface FitOptions {
   trainRows?: number;
   /** Data source (pump) id written to the metadata (default "default"). */
   source?: string;
-  /** Algorithm name as `--algo` takes it (default "pca"). */
+  /** Algorithm name as `--algo` takes it (default: DEFAULT_ALGORITHM, "mset"). */
   algorithm?: string;
   /** Readings per window (default: the algorithm's). */
   window?: number;

@@ -44,12 +44,12 @@ describe('pumpwatch-trainer fit', () => {
     expect(out.join('\n')).toMatch(/wrote .*pump-17\.onnx .*source "pump-17"/);
     const bytes = await readFile(model);
     const meta = readModelMetadata(bytes);
-    expect(meta).toMatchObject({ features: ['Current', 'Pressure', 'Volume Flow RateRMS'], window: 3, source: 'pump-17', algorithm: 'pca-t2q' });
+    expect(meta).toMatchObject({ features: ['Current', 'Pressure', 'Volume Flow RateRMS'], window: 3, source: 'pump-17', algorithm: 'mset-horizon' });
     expect(meta.trainedAt).toBe('2020-03-09T10:03:19.000Z');
     const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1 });
     try {
       const normal = [1.3, 0.3, 32];
-      const broken = [1.7, 0.3, 20]; // flow falls while the current rises
+      const broken = [1.7, 0.3, 10]; // flow collapses while the current rises
       const input = new Float32Array([...normal, ...normal, ...normal, ...broken, ...broken, ...broken]);
       const res = await session.run({ features: new ort.Tensor('float32', input, [2, 3, 3]) });
       const scores = res.score!.data as Float32Array;
@@ -102,7 +102,7 @@ describe('pumpwatch-trainer fit', () => {
       [['fit', '--csv', csv, '--out', join(dir, 'm.onnx'), '--bogus'], /Unknown option '--bogus'/],
       [['fit', '--csv', csv, '--out', join(dir, 'm.onnx'), '--train-rows', '0'], /--train-rows must be an integer >= 1, got "0"/],
       [['fit', '--csv', csv, '--out', join(dir, 'm.onnx'), '--window', '2.5'], /--window must be an integer >= 1/],
-      [['fit', '--csv', csv, '--out', join(dir, 'm.onnx'), '--algo', 'magic'], /unknown algorithm "magic" \(known: pca/],
+      [['fit', '--csv', csv, '--out', join(dir, 'm.onnx'), '--algo', 'magic'], /unknown algorithm "magic" \(known: mset, pca/],
       [['fit', '--csv', csv, '--out', join(dir, 'm.onnx'), '--train-rows', '500'], /500 training rows asked for, but the data has only 50 rows/],
       [['fit', '--csv', csv, '--out', join(dir, 'm.onnx'), '--train-rows', '4'], /at least 10 training rows, got 4/],
       [['fit', '--csv', join(dir, 'missing.csv'), '--out', join(dir, 'm.onnx')], /cannot read CSV .*missing\.csv.*ENOENT/],

@@ -1,10 +1,15 @@
 /** What a trainer CLI command is, and the argument parsing they share. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { CommandContext } from '../cloud/context.js';
 import { UsageError } from '../errors.js';
+
+export type { CommandContext } from '../cloud/context.js';
 
 export interface Io {
   out(text: string): void;
   err(text: string): void;
+  /** Raw text to stderr without a newline (progress bars); absent: no bar. */
+  raw?(text: string): void;
 }
 
 export interface Command {
@@ -14,7 +19,7 @@ export interface Command {
   /** Full `--help` text. */
   help: string;
   /** Returns the exit code; throws UsageError/CsvError/FitError for bad input (exit 2). */
-  run(args: string[], io: Io): Promise<number>;
+  run(args: string[], io: Io, ctx: CommandContext): Promise<number>;
 }
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -46,4 +51,47 @@ export function optionalList(value: unknown): string[] {
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s !== '');
+}
+
+export function optionalNumber(command: string, value: unknown, flag: string, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
+  if (!Number.isFinite(n) || n < min || n > max) throw new UsageError(`${command}: ${flag} must be a number from ${min} to ${max}, got "${String(value)}"`);
+  return n;
+}
+
+/** A source (pump) id as used in blob names: 1-128 characters, no "/". */
+export function requireSource(command: string, value: unknown): string {
+  const source = requireString(command, value, '--source');
+  if (source.length > 128 || source.includes('/') || source.trim() !== source) {
+    throw new UsageError(`${command}: --source "${source}" is not a pump id (1-128 characters, no "/" or surrounding spaces)`);
+  }
+  return source;
+}
+
+const DAY_MS = 86_400_000;
+
+/** `YYYY-MM-DD` (00:00 UTC) or an ISO 8601 date-time; epoch ms. */
+export function parseDate(command: string, flag: string, value: string): number {
+  const text = value.trim();
+  const ms = /^\d{4}-\d{2}-\d{2}$/.test(text) ? Date.parse(`${text}T00:00:00Z`) : /^\d{4}-\d{2}-\d{2}T/.test(text) ? Date.parse(text) : NaN;
+  if (!Number.isFinite(ms)) throw new UsageError(`${command}: ${flag} "${value}" is not a date (YYYY-MM-DD, or ISO 8601 like 2026-11-23T10:00:00Z)`);
+  return ms;
+}
+
+/**
+ * The time range of `--from DATE --to DATE` (to exclusive), or of `--days N`: the N whole UTC
+ * days before today (reproducible all day long).
+ */
+export function timeRange(command: string, v: { from?: unknown; to?: unknown; days?: unknown }, now: Date): { from: number; to: number } {
+  if (v.days !== undefined) {
+    if (v.from !== undefined || v.to !== undefined) throw new UsageError(`${command}: give either --days or --from/--to, not both`);
+    const days = optionalInteger(command, v.days, '--days', 1) as number;
+    const to = Math.floor(now.getTime() / DAY_MS) * DAY_MS;
+    return { from: to - days * DAY_MS, to };
+  }
+  const from = parseDate(command, '--from', requireString(command, v.from, '--from (or --days)'));
+  const to = parseDate(command, '--to', requireString(command, v.to, '--to (or --days)'));
+  if (to <= from) throw new UsageError(`${command}: --to must be after --from`);
+  return { from, to };
 }

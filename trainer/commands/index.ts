@@ -2,15 +2,22 @@
  * The trainer CLI's command table and dispatch. To add a command (train, evaluate, drift, deploy,
  * train-all): write `commands/<name>.ts` exporting a `Command` and list it in COMMANDS.
  */
-import { isInputError } from '../errors.js';
+import { defaultContext, type CommandContext } from '../cloud/context.js';
+import { EXIT, isInputError, safeMessage, TrainerError } from '../errors.js';
 import type { Command, Io } from './command.js';
+import { deployCommand } from './deploy.js';
+import { driftCommand } from './drift.js';
+import { evaluateCommand } from './evaluate.js';
 import { fitCommand } from './fit.js';
+import { rollbackCommand } from './rollback.js';
+import { trainAllCommand } from './train-all.js';
+import { trainCommand } from './train.js';
 
-const COMMANDS: readonly Command[] = [fitCommand];
+const COMMANDS: readonly Command[] = [fitCommand, trainCommand, evaluateCommand, driftCommand, deployCommand, rollbackCommand, trainAllCommand];
 
-export const EXIT_OK = 0;
-export const EXIT_FAILURE = 1;
-export const EXIT_USAGE = 2;
+export const EXIT_OK = EXIT.ok;
+export const EXIT_FAILURE = EXIT.failure;
+export const EXIT_USAGE = EXIT.usage;
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -24,8 +31,11 @@ function overview(): string {
   ].join('\n');
 }
 
-/** Runs one CLI invocation (argv without node and script); returns the exit code. */
-export async function runCli(argv: readonly string[], io: Io): Promise<number> {
+/**
+ * Runs one CLI invocation (argv without node and script); returns the exit code. `ctx` gives the
+ * cloud clients (default: from the environment, made on first use).
+ */
+export async function runCli(argv: readonly string[], io: Io, ctx: CommandContext = defaultContext()): Promise<number> {
   const [name, ...args] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     io.out(overview());
@@ -37,13 +47,17 @@ export async function runCli(argv: readonly string[], io: Io): Promise<number> {
     return EXIT_USAGE;
   }
   try {
-    return await command.run(args, io);
+    return await command.run(args, io, ctx);
   } catch (err) {
     if (isInputError(err)) {
       io.err(`pumpwatch-trainer ${name}: ${err.message}`);
       return EXIT_USAGE;
     }
-    io.err(`pumpwatch-trainer ${name}: unexpected failure: ${(err as Error).stack ?? String(err)}`);
+    if (err instanceof TrainerError) {
+      io.err(`pumpwatch-trainer ${name}: ${err.code}: ${safeMessage(err)}`);
+      return EXIT_FAILURE;
+    }
+    io.err(`pumpwatch-trainer ${name}: unexpected failure: ${safeMessage(err)}\n${((err as Error).stack ?? '').split('\n').slice(1).join('\n')}`);
     return EXIT_FAILURE;
   }
 }

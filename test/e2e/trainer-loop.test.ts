@@ -1,0 +1,124 @@
+/**
+ * The whole loop in one test, every part real: readings posted to a real agent are scored,
+ * buffered in SQLite and synced to Azurite; the trainer reads them back from the blobs, trains a
+ * model for that pump, promotes it in the registry and deploys it through the local hub's twin
+ * (azure-iothub Registry over HTTPS); the agent, connected to the hub with the real
+ * azure-iot-device MQTT client, downloads it from Azurite with the SAS URL, checks and swaps it,
+ * reports it active, and scores the next readings of that pump with it.
+ */
+import type { ContainerClient } from '@azure/storage-blob';
+import iothub from 'azure-iothub';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { CommandContext, TwinRegistry } from '../../trainer/cloud/context.js';
+import { runCli } from '../../trainer/commands/index.js';
+import { readBest, readModelRecord } from '../../trainer/registry/registry.js';
+import { postJson, startTestAgent, type TestAgent } from '../support/agent.js';
+import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
+import { LocalHub } from '../support/local-hub.js';
+import { normalValues, rng } from '../support/models.js';
+
+const DEVICE = 'gw-loop';
+const MODULE = 'pumpwatch';
+const PUMP = 'pump-loop';
+const CONTAINER = 'e2e-loop';
+const DAY = 86_400_000;
+/** Yesterday 00:00 UTC: the readings are history the trainer can take by whole days. */
+const START = Math.floor(Date.now() / DAY) * DAY - DAY;
+const STEP = 10_000;
+const READINGS = 3000;
+
+let az: TestAzurite;
+let hub: LocalHub;
+let agent: TestAgent;
+let container: ContainerClient;
+let registry: TwinRegistry;
+let caDir: string;
+const random = rng(21);
+
+const until = <T>(fn: () => T | Promise<T>, timeout = 60_000) => vi.waitFor(fn, { timeout, interval: 100 });
+const reported = () => hub.reported(DEVICE, MODULE) as { models?: Record<string, { version: string; status: string }> };
+
+async function cli(args: string[]) {
+  const ctx: CommandContext = { env: {}, container: () => container, registry: () => registry, now: () => new Date(), isTTY: false };
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await runCli(args, { out: (t) => out.push(t), err: (t) => err.push(t) }, ctx);
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+beforeAll(async () => {
+  az = await startTestAzurite();
+  container = az.container(CONTAINER);
+  await container.create();
+  hub = await LocalHub.start();
+  registry = hub.attachRegistry(iothub.Registry.fromConnectionString(hub.serviceConnectionString())) as unknown as TwinRegistry;
+  const moduleConnection = hub.addModule(DEVICE, MODULE);
+  caDir = mkdtempSync(join(tmpdir(), 'pw-loop-ca-'));
+  writeFileSync(join(caDir, 'hub-ca.pem'), hub.ca);
+  agent = await startTestAgent({
+    PUMPWATCH_HUB: 'auto',
+    PUMPWATCH_MODULE_CONNECTION_STRING: moduleConnection,
+    EdgeModuleCACertificateFile: join(caDir, 'hub-ca.pem'),
+    PUMPWATCH_DEVICE_ID: DEVICE,
+    PUMPWATCH_SYNC: 'auto',
+    PUMPWATCH_BLOB_CONNECTION_STRING: az.connectionString,
+    PUMPWATCH_BLOB_CONTAINER: CONTAINER,
+    PUMPWATCH_SYNC_INTERVAL_SECONDS: '1',
+    PUMPWATCH_SYNC_BATCH_MAX_ROWS: '500',
+    PUMPWATCH_ALLOW_INSECURE_MODEL_URLS: '1',
+  });
+});
+
+afterAll(async () => {
+  await agent?.stop();
+  await hub?.stop();
+  await az?.dispose();
+  if (caDir) rmSync(caDir, { recursive: true, force: true });
+});
+
+describe('readings → agent → blobs → train → registry → twin → agent hot-swap', () => {
+  it('closes the loop for one pump', async () => {
+    // 1. The agent takes a day of readings (scored by its bundled default model) and syncs them.
+    for (let start = 0; start < READINGS; start += 500) {
+      const batch = Array.from({ length: 500 }, (_, k) => ({ pumpId: PUMP, ts: new Date(START + (start + k) * STEP).toISOString(), values: normalValues(random, start + k) }));
+      const res = await postJson(`${agent.url}/readings`, batch);
+      expect(res.status).toBe(202);
+      expect(res.json.accepted).toBe(500);
+    }
+    await until(() => expect(agent.agent.buffer.stats().unsynced).toBe(0));
+    await until(() => expect(reported().models?.default?.status).toBe('active'));
+
+    // 2. The trainer reads them back from the blobs, trains, promotes and deploys to the gateway.
+    const day = new Date(START).toISOString().slice(0, 10);
+    const next = new Date(START + DAY).toISOString().slice(0, 10);
+    // No --device: the gateway is found as the one whose uploads carry the pump's readings.
+    const res = await cli(['train', '--source', PUMP, '--from', day, '--to', next, '--deploy']);
+    expect(res.code, `${res.out}\n${res.err}`).toBe(0);
+    const best = (await readBest(container, PUMP))!.pointer;
+    const record = await readModelRecord(container, PUMP, best.version);
+    expect(res.out).toContain(`${PUMP}: promoted ${best.version}`);
+    expect(res.out).toMatch(new RegExp(`ok +${DEVICE}/${MODULE}: desired models\\.${PUMP} = ${best.version}`));
+    expect(record.data).toMatchObject({ readings: READINGS, devices: [DEVICE] });
+    expect(record.features).toEqual(['Current', 'Flow', 'Pressure']);
+
+    // 3. The agent downloads it, checks it, swaps it in and reports it active.
+    await until(() => expect(reported().models?.[PUMP]).toMatchObject({ version: best.version, status: 'active' }));
+
+    // 4. The pump's next readings are scored by the new model; a broken one is flagged.
+    const after = START + READINGS * STEP;
+    const normal = Array.from({ length: 20 }, (_, k) => ({ pumpId: PUMP, ts: new Date(after + k * STEP).toISOString(), values: normalValues(random, READINGS + k) }));
+    const broken = Array.from({ length: record.window }, (_, k) => ({ pumpId: PUMP, ts: new Date(after + (20 + k) * STEP).toISOString(), values: { ...normalValues(random, READINGS + 20 + k), Pressure: 9 } }));
+    expect((await postJson(`${agent.url}/readings`, [...normal, ...broken])).status).toBe(202);
+    const { predictions } = (await (await fetch(`${agent.url}/pumps/${PUMP}/predictions?since=${after}&limit=100`)).json()) as {
+      predictions: Array<{ ts: string; modelVersion: string; anomaly: boolean }>;
+    };
+    const fresh = predictions.filter((p) => Date.parse(p.ts) >= after).sort((a, b) => Date.parse(a.ts) - Date.parse(b.ts));
+    expect(fresh).toHaveLength(20 + record.window);
+    expect(new Set(fresh.map((p) => p.modelVersion))).toEqual(new Set([best.version]));
+    expect(fresh.at(-1)!.anomaly).toBe(true);
+    expect(fresh.slice(0, 20).filter((p) => p.anomaly).length).toBeLessThanOrEqual(1);
+  });
+});

@@ -1,0 +1,151 @@
+/**
+ * deploy and rollback against the real services: the model registry in Azurite, the module
+ * twins in the local hub through the real azure-iothub Registry (HTTPS REST, ETags, queries).
+ * The SAS URL put in the twin really downloads the model, and only read access is granted.
+ */
+import { ContainerClient } from '@azure/storage-blob';
+import iothub from 'azure-iothub';
+import { createHash } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CommandContext, TwinRegistry } from '../../trainer/cloud/context.js';
+import { runCli } from '../../trainer/commands/index.js';
+import { fitTable } from '../../trainer/fit.js';
+import { nextPointer, RECORD_SCHEMA, type ModelRecord } from '../../trainer/registry/records.js';
+import { readBest, registerVersion, sha256, writeBest } from '../../trainer/registry/registry.js';
+import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
+import { LocalHub } from '../support/local-hub.js';
+import { trainingTable } from '../support/models.js';
+
+let az: TestAzurite;
+let container: ContainerClient;
+let hub: LocalHub;
+let registry: TwinRegistry;
+/** Azurite checks SAS expiry against the wall clock, so the trainer's clock is the real one. */
+const NOW = new Date(Math.floor(Date.now() / 1000) * 1000);
+
+/** Registers a model made by the trainer as `version` of `source` and promotes it. */
+async function promote(source: string, version: string, seed: number): Promise<ModelRecord> {
+  const { bytes, metadata } = fitTable(trainingTable(300, seed), { source, version });
+  const record = {
+    schema: RECORD_SCHEMA,
+    source,
+    version,
+    algorithm: metadata.algorithm,
+    features: metadata.features,
+    window: metadata.window,
+    threshold: metadata.threshold,
+    model: { blob: `models/${source}/${version}/model.onnx`, sha256: sha256(bytes), size: bytes.length },
+    data: { from: '', to: '', readings: 300, devices: [], droppedFeatures: [], cleaning: {}, trainRows: 300, trainFrom: '', trainTo: '', holdoutRows: 0, holdoutFrom: '', holdoutTo: '' },
+    evaluation: { criterion: 'synthetic-faults', description: '', challenger: { criterion: 'synthetic-faults', metric: 'balanced-accuracy', score: 1, f1: 1, far: 0, mar: 0, counts: { tp: 1, fp: 0, fn: 0, tn: 1 }, threshold: metadata.threshold }, champion: null, championVersion: null },
+    decision: { promoted: true, reason: 'test', margin: 0.01 },
+    baseline: {},
+    trainer: { version: 'test', seed: 1 },
+    createdAt: NOW.toISOString(),
+  } satisfies ModelRecord;
+  await registerVersion(container, record, bytes);
+  const best = await readBest(container, source);
+  await writeBest(container, nextPointer(record, best?.pointer ?? null, NOW.toISOString(), 'test'), best?.etag ?? null);
+  return record;
+}
+
+function context(): CommandContext {
+  return { env: {}, container: () => container, registry: () => registry, now: () => NOW, isTTY: false };
+}
+
+async function cli(args: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await runCli(args, { out: (t) => out.push(t), err: (t) => err.push(t) }, context());
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+const desiredModels = (device: string) => (hub.desired(device, 'pumpwatch') as { models?: Record<string, any> }).models ?? {};
+
+beforeAll(async () => {
+  az = await startTestAzurite();
+  container = az.container('deploy-it');
+  await container.create();
+  hub = await LocalHub.start();
+  registry = hub.attachRegistry(iothub.Registry.fromConnectionString(hub.serviceConnectionString())) as unknown as TwinRegistry;
+  for (const device of ['gw-1', 'gw-2', 'gw-3']) hub.addModule(device, 'pumpwatch');
+  hub.updateReported('gw-1', 'pumpwatch', { models: { 'pump-7': { version: 'old', status: 'active' } } });
+  hub.updateReported('gw-2', 'pumpwatch', { pumps: ['pump-7', 'pump-8'] });
+  hub.updateDesired('gw-1', 'pumpwatch', { sync: { intervalSeconds: 60 } });
+});
+
+afterAll(async () => {
+  await hub?.stop();
+  await az?.dispose();
+});
+
+describe('pumpwatch-trainer deploy and rollback', () => {
+  it('sets models.<source> on every module that reports the pump, with a read-only SAS URL that downloads the model', async () => {
+    const record = await promote('pump-7', 'v1', 1);
+    const res = await cli(['deploy', '--source', 'pump-7']);
+    expect(res.code, res.err).toBe(0);
+    expect(res.out).toMatch(/deploy models\/pump-7\/v1\/model\.onnx → 2 module\(s\)/);
+    expect(res.out).not.toMatch(/sig=/);
+    expect(desiredModels('gw-3')).toEqual({});
+    for (const device of ['gw-1', 'gw-2']) {
+      const entry = desiredModels(device)['pump-7'];
+      expect(entry).toMatchObject({ version: 'v1', sha256: record.model.sha256, size: record.model.size });
+      expect(entry.shadow).toBeUndefined();
+      const url = new URL(entry.url);
+      expect(url.searchParams.get('sp')).toBe('r');
+      expect(new Date(url.searchParams.get('se')!).getTime()).toBe(NOW.getTime() + 7 * 24 * 3_600_000);
+      const body = Buffer.from(await (await fetch(entry.url)).arrayBuffer());
+      expect(createHash('sha256').update(body).digest('hex')).toBe(record.model.sha256);
+      const write = await fetch(entry.url, { method: 'PUT', headers: { 'x-ms-blob-type': 'BlockBlob' }, body: 'x' });
+      expect(write.status).toBe(403);
+    }
+    // Other desired settings are untouched by the conditional patch.
+    expect(hub.desired('gw-1', 'pumpwatch')).toMatchObject({ sync: { intervalSeconds: 60 } });
+  });
+
+  it('deploys to one named module as a shadow model, and to the modules of a query', async () => {
+    await promote('pump-7', 'v2', 2);
+    const shadow = await cli(['deploy', '--source', 'pump-7', '--device', 'gw-3', '--shadow', '--expires-hours', '2']);
+    expect(shadow.code, shadow.err).toBe(0);
+    expect(desiredModels('gw-3')['pump-7']).toMatchObject({ version: 'v2', shadow: true });
+    expect(desiredModels('gw-1')['pump-7'].version).toBe('v1');
+    const byQuery = await cli(['deploy', '--source', 'pump-7', '--version', 'v1', '--query', "SELECT * FROM devices.modules WHERE deviceId = 'gw-3'"]);
+    expect(byQuery.code, byQuery.err).toBe(0);
+    expect(desiredModels('gw-3')['pump-7']).toMatchObject({ version: 'v1' });
+    expect(desiredModels('gw-3')['pump-7'].shadow).toBeUndefined();
+  });
+
+  it('rolls back to the previous best and re-deploys it', async () => {
+    await cli(['deploy', '--source', 'pump-7']);
+    expect(desiredModels('gw-1')['pump-7'].version).toBe('v2');
+    const res = await cli(['rollback', '--source', 'pump-7']);
+    expect(res.code, res.err).toBe(0);
+    expect(res.out).toMatch(/pump-7: best\.json v2 → v1 \(rollback\)/);
+    expect((await readBest(container, 'pump-7'))!.pointer.version).toBe('v1');
+    expect(desiredModels('gw-1')['pump-7'].version).toBe('v1');
+    expect(desiredModels('gw-2')['pump-7'].version).toBe('v1');
+  });
+
+  it('fails clearly when nothing can be deployed', async () => {
+    const none = await cli(['deploy', '--source', 'pump-404']);
+    expect(none.code).toBe(1);
+    expect(none.err).toMatch(/PW_TRAINER_NO_MODEL: no model was promoted for "pump-404"/);
+    await promote('pump-9', 'v1', 3);
+    const nobody = await cli(['deploy', '--source', 'pump-9']);
+    expect(nobody.code).toBe(1);
+    expect(nobody.err).toMatch(/no module matched; v1 was not deployed/);
+    const missing = await cli(['deploy', '--source', 'pump-9', '--device', 'gw-404']);
+    expect(missing.code).toBe(1);
+    expect(missing.out).toMatch(/FAILED gw-404\/pumpwatch: .*gw-404\/pumpwatch failed/);
+    const bad = await cli(['deploy', '--source', 'pump-9', '--device', 'gw-1', '--query', 'SELECT * FROM devices.modules']);
+    expect(bad.code).toBe(2);
+  });
+
+  it('refuses to sign URLs without an account key', async () => {
+    const sasOnly = { ...context(), container: () => new ContainerClient(az.containerSasUrl('deploy-it')) };
+    const out: string[] = [];
+    const err: string[] = [];
+    expect(await runCli(['deploy', '--source', 'pump-7'], { out: (t) => out.push(t), err: (t) => err.push(t) }, sasOnly)).toBe(1);
+    expect(err.join('\n')).toMatch(/PW_TRAINER_NOT_CONFIGURED: deploy signs model URLs with the storage account key/);
+    expect(err.join('\n')).not.toMatch(/sig=/);
+  });
+});

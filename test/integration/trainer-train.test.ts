@@ -1,0 +1,235 @@
+/**
+ * The cloud trainer against a real Azurite: readings uploaded as the agent's sync writes them
+ * (gzip JSON lines under the DESIGN.md names), trained, compared, promoted through best.json
+ * with an ETag, drift-checked and reported, all through the CLI entry point.
+ */
+import type { ContainerClient } from '@azure/storage-blob';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { StoredRow } from '../../buffer/types.js';
+import { readModelMetadata } from '../../inference/contract.js';
+import { batchMetadata, encodeRows } from '../../sync/encoder.js';
+import { toLabelRecord, labelBlobName } from '../../sync/labels-upload.js';
+import { readingsBlobName } from '../../sync/layout.js';
+import type { CommandContext, TwinRegistry } from '../../trainer/cloud/context.js';
+import { runCli } from '../../trainer/commands/index.js';
+import { readBest, readModelRecord, writeBest } from '../../trainer/registry/registry.js';
+import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
+import { rng } from '../support/models.js';
+
+const DAY = 86_400_000;
+const T0 = Date.UTC(2026, 0, 1);
+const STEP = 20_000;
+
+let az: TestAzurite;
+let container: ContainerClient;
+let dir: string;
+
+/** Flow drives pressure and current; `level` moves the operating point; `shift` breaks a sensor. */
+function values(r: () => number, i: number, level: number, shift = 0): Record<string, number> {
+  const flow = level + 3 * Math.sin(i / 40) + (r() - 0.5) * 0.4;
+  return { Current: 0.5 + 0.03 * flow + (r() - 0.5) * 0.02, Flow: flow, Pressure: 2 - 0.02 * flow + (r() - 0.5) * 0.02 + shift };
+}
+
+/** Uploads readings as the agent's sync does, in batches of `batch` rows. */
+async function seed(pumpId: string, deviceId: string, from: number, count: number, fn: (i: number) => Record<string, number | null>, opts: { seq0?: number; batch?: number } = {}): Promise<void> {
+  const batch = opts.batch ?? 400;
+  const seq0 = opts.seq0 ?? 1;
+  for (let start = 0; start < count; start += batch) {
+    const rows: StoredRow[] = [];
+    for (let k = start; k < Math.min(count, start + batch); k++) {
+      const ts = from + k * STEP;
+      rows.push({ seq: seq0 + k, pumpId, ts, receivedAt: ts, values: fn(k), score: null, anomaly: null, modelVersion: null, imputed: false, unscoredReason: null });
+    }
+    const enc = await encodeRows(rows, deviceId);
+    const first = rows[0]!;
+    const last = rows.at(-1)!;
+    await container
+      .getBlockBlobClient(readingsBlobName(pumpId, deviceId, first.seq, last.seq, first.ts))
+      .upload(enc.body, enc.body.length, { metadata: batchMetadata(enc, { agentVersion: 'test', deviceId, pumpId, firstSeq: first.seq, lastSeq: last.seq }) });
+  }
+}
+
+function context(now = new Date(T0 + 30 * DAY)): CommandContext {
+  return {
+    env: {},
+    container: () => container,
+    registry: () => {
+      throw new Error('no registry in this test');
+    },
+    now: () => now,
+    isTTY: false,
+  } satisfies CommandContext & { registry: () => TwinRegistry };
+}
+
+async function cli(args: string[], ctx = context()) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await runCli(args, { out: (t) => out.push(t), err: (t) => err.push(t) }, ctx);
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+beforeAll(async () => {
+  az = await startTestAzurite();
+  container = az.container('trainer-it');
+  await container.create();
+  dir = mkdtempSync(join(tmpdir(), 'pw-trainer-it-'));
+  const r = rng(11);
+  // pump-a: days 1-2 at flow 30 (4 320 readings per day at 20 s), day 3 onwards at flow 45.
+  await seed('pump-a', 'gw-1', T0, 8640, (i) => values(r, i, 30));
+  await seed('pump-a', 'gw-1', T0 + 2 * DAY, 8640, (i) => values(r, i, 45), { seq0: 8641 });
+  // The same readings uploaded again under another batch cut (a retry after a crash): no duplicates.
+  await seed('pump-a', 'gw-1', T0, 1000, (i) => values(rng(11), i, 30), { batch: 250 });
+  // pump-b: short, and with gaps in the values.
+  const rb = rng(12);
+  await seed('pump-b', 'gw-2', T0, 3000, (i) => (i % 97 === 0 ? { ...values(rb, i, 20), Current: null } : values(rb, i, 20)));
+});
+
+afterAll(async () => {
+  await az?.dispose();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('pumpwatch-trainer train', () => {
+  it('promotes the first model of a source and writes model.onnx, model.json and best.json', async () => {
+    const res = await cli(['train', '--source', 'pump-a', '--from', '2026-01-01', '--to', '2026-01-03', '--report', join(dir, 'first.html')]);
+    expect(res.err).toMatch(/train pump-a: reading blobs/);
+    expect(res.code, res.err).toBe(0);
+    expect(res.out).toMatch(/^pump-a: promoted \d{8}-[0-9a-f]{12} \(mset-horizon, window 10/);
+    expect(res.out).toMatch(/no model was promoted for this source yet/);
+    const best = await readBest(container, 'pump-a');
+    const record = await readModelRecord(container, 'pump-a', best!.pointer.version);
+    expect(record.data.readings).toBe(8640);
+    expect(record.data.trainRows + record.data.holdoutRows).toBe(8640);
+    expect(record.data.holdoutRows).toBe(1728);
+    expect(record.evaluation.criterion).toBe('synthetic-faults');
+    expect(record.evaluation.champion).toBeNull();
+    expect(record.decision).toMatchObject({ promoted: true, margin: 0.01 });
+    expect(Object.keys(record.baseline)).toEqual(['Current', 'Flow', 'Pressure']);
+    expect(record.trainer.seed).toBe(1);
+    const bytes = await container.getBlockBlobClient(record.model.blob).downloadToBuffer();
+    expect(readModelMetadata(bytes)).toMatchObject({ source: 'pump-a', version: record.version, features: ['Current', 'Flow', 'Pressure'] });
+    const html = readFileSync(join(dir, 'first.html'), 'utf8');
+    expect(html).toMatch(/<svg/);
+    expect(html).toContain(record.version);
+    expect(html).not.toMatch(/<script|https?:\/\//);
+  });
+
+  // A second run registers the same version; registerVersion refuses different bytes under an
+  // existing version (PW_TRAINER_REGISTRY_INVALID), so passing here means identical model bytes.
+  it('is reproducible: the same range and seed give the same bytes, and the live model is kept', async () => {
+    const before = (await readBest(container, 'pump-a'))!.pointer;
+    const res = await cli(['train', '--source', 'pump-a', '--from', '2026-01-01', '--to', '2026-01-03']);
+    expect(res.code, res.err).toBe(0);
+    expect(res.out).toMatch(new RegExp(`pump-a: kept ${before.version}`));
+    expect(res.out).toMatch(/the challenger is the live model itself/);
+    expect((await readBest(container, 'pump-a'))!.pointer).toEqual(before);
+  });
+
+  it('evaluates the best model, or a local model file, on a range with the same metric', async () => {
+    const best = (await readBest(container, 'pump-a'))!.pointer.version;
+    const res = await cli(['evaluate', '--source', 'pump-a', '--from', '2026-01-02', '--to', '2026-01-03']);
+    expect(res.code, res.err).toBe(0);
+    expect(res.out).toMatch(new RegExp(`^pump-a: model ${best} \\(mset-horizon, window 10, threshold [\\d.]+\\) on 4320 rows`));
+    expect(res.out).toMatch(/balanced-accuracy \d\.\d{4}: F1 [\d.]+, FAR [\d.]+ %, MAR [\d.]+ % \(TP \d+, FP \d+, FN \d+, TN 4320\)/);
+    const file = join(dir, 'local.onnx');
+    writeFileSync(file, await container.getBlockBlobClient(`models/pump-a/${best}/model.onnx`).downloadToBuffer());
+    const local = await cli(['evaluate', '--source', 'pump-a', '--days', '1', '--model', file], context(new Date(T0 + 2 * DAY + 3_600_000)));
+    expect(local.code, local.err).toBe(0);
+    expect(local.out).toMatch(/on 4320 rows/);
+  });
+
+  it('skips with --if-drifted when the range looks like the baseline, and trains when it drifted', async () => {
+    const same = await cli(['train', '--source', 'pump-a', '--from', '2026-01-02', '--to', '2026-01-03', '--if-drifted']);
+    expect(same.code, same.err).toBe(0);
+    expect(same.out).toMatch(/pump-a: skipped: no drift from the baseline/);
+    const drift = await cli(['drift', '--source', 'pump-a', '--from', '2026-01-03', '--to', '2026-01-05']);
+    expect(drift.code).toBe(3);
+    expect(drift.out).toMatch(/Flow +\d+\.\d+ +\d\.\d+ .* DRIFT/);
+    expect(drift.out).toMatch(/drift: .*Flow/);
+    const calm = await cli(['drift', '--source', 'pump-a', '--from', '2026-01-01', '--to', '2026-01-02']);
+    expect(calm.code, calm.out).toBe(0);
+    expect(calm.out).toMatch(/no drift/);
+  });
+
+  it('promotes a challenger that beats the live model after the operating point moved, and rolls back', async () => {
+    const first = (await readBest(container, 'pump-a'))!.pointer.version;
+    const res = await cli(['train', '--source', 'pump-a', '--from', '2026-01-03', '--to', '2026-01-05', '--if-drifted']);
+    expect(res.code, res.err).toBe(0);
+    expect(res.out).toMatch(/pump-a: promoted/);
+    expect(res.out).toMatch(new RegExp(`live ${first}: balanced-accuracy`));
+    const best = (await readBest(container, 'pump-a'))!.pointer;
+    expect(best.version).not.toBe(first);
+    expect(best.history[0]!.version).toBe(first);
+    const record = await readModelRecord(container, 'pump-a', best.version);
+    expect(record.evaluation.challenger.score).toBeGreaterThan(record.evaluation.champion!.score + 0.01);
+    expect(record.evaluation.champion!.far).toBeGreaterThan(50);
+
+    const back = await cli(['rollback', '--source', 'pump-a', '--no-deploy']);
+    expect(back.code, back.err).toBe(0);
+    expect(back.out).toBe(`pump-a: best.json ${best.version} → ${first} (rollback)`);
+    const now = (await readBest(container, 'pump-a'))!.pointer;
+    expect(now.version).toBe(first);
+    expect(now.history).toEqual([]);
+    expect((await cli(['rollback', '--source', 'pump-a', '--no-deploy'])).err).toMatch(/PW_TRAINER_NO_MODEL: .*nothing to roll back to/);
+  });
+
+  it('refuses to move best.json when it changed after it was read (ETag)', async () => {
+    const state = (await readBest(container, 'pump-a'))!;
+    await writeBest(container, { ...state.pointer, reason: 'someone else' }, state.etag);
+    await expect(writeBest(container, { ...state.pointer, reason: 'stale' }, state.etag)).rejects.toMatchObject({ code: 'PW_TRAINER_REGISTRY_CONFLICT' });
+    await expect(writeBest(container, { ...state.pointer, source: 'pump-new' }, null)).resolves.toBeUndefined();
+    await expect(writeBest(container, { ...state.pointer, source: 'pump-new' }, null)).rejects.toMatchObject({ code: 'PW_TRAINER_REGISTRY_CONFLICT' });
+  });
+
+  it('compares on technicians’ fault labels when the held-out rows have some', async () => {
+    const rc = rng(13);
+    const faultFrom = T0 + 10 * DAY + 3000 * STEP;
+    await seed('pump-c', 'gw-3', T0 + 10 * DAY, 3600, (i) => values(rc, i, 25, i >= 3000 && i < 3300 ? 1.5 : 0));
+    const label = { id: 'lab-1', pumpId: 'pump-c', kind: 'confirmed-fault' as const, faultType: null, note: 'pressure sensor', alertSeq: null, fromTs: faultFrom, toTs: faultFrom + 299 * STEP, author: 'tech', createdAt: T0 + 11 * DAY, synced: false };
+    const body = JSON.stringify(toLabelRecord('gw-3', label as never));
+    await container.getBlockBlobClient(labelBlobName('gw-3', label as never)).upload(body, body.length);
+    const res = await cli(['train', '--source', 'pump-c', '--from', '2026-01-11', '--to', '2026-01-12']);
+    expect(res.code, res.err).toBe(0);
+    const record = await readModelRecord(container, 'pump-c', (await readBest(container, 'pump-c'))!.pointer.version);
+    expect(record.evaluation.criterion).toBe('labels');
+    expect(record.evaluation.challenger.counts.tp + record.evaluation.challenger.counts.fn).toBe(300);
+    expect(record.evaluation.challenger.mar).toBeLessThan(10);
+  });
+
+  it('fails with PW_TRAINER_NO_DATA on a range without readings, and exits 2 on bad usage', async () => {
+    const empty = await cli(['train', '--source', 'pump-a', '--from', '2025-01-01', '--to', '2025-01-02']);
+    expect(empty.code).toBe(1);
+    expect(empty.err).toMatch(/PW_TRAINER_NO_DATA: not enough usable rows: 0 to train/);
+    for (const [args, msg] of [
+      [['train', '--source', 'pump-a'], /--from \(or --days\) is required/],
+      [['train', '--source', 'pump-a', '--from', '2026-01-02', '--to', '2026-01-01'], /--to must be after --from/],
+      [['train', '--source', 'pump-a', '--days', '3', '--from', '2026-01-01'], /either --days or --from\/--to/],
+      [['train', '--source', 'a/b', '--days', '1'], /is not a pump id/],
+      [['train', '--source', 'pump-a', '--days', '1', '--holdout', '0.9'], /--holdout must be a number from 0.05 to 0.5/],
+      [['train-all', '--shard', '2/2', '--days', '1'], /--shard must be I\/N with 0 <= I < N/],
+    ] as const) {
+      const r = await cli([...args]);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.err).toMatch(msg);
+    }
+  });
+
+  it('trains every source of a shard with train-all, carrying missing values forward', async () => {
+    const res = await cli(['train-all', '--shard', '0/1', '--concurrency', '2', '--from', '2026-01-01', '--to', '2026-01-02', '--report-dir', join(dir, 'reports')]);
+    expect(res.out).toMatch(/train-all: shard 0\/1: 3 of 3 sources, 2 at a time/);
+    expect(res.out).toMatch(/pump-b: promoted/);
+    expect(res.err).toMatch(/pump-c: FAILED PW_TRAINER_NO_DATA/);
+    expect(res.out).toMatch(/1 promoted, 1 kept, 0 skipped, 1 failed/);
+    expect(res.code).toBe(1);
+    const b = await readModelRecord(container, 'pump-b', (await readBest(container, 'pump-b'))!.pointer.version);
+    // 31 readings lack Current; the first has nothing to carry forward and is dropped.
+    expect(b.data.cleaning).toMatchObject({ carriedValues: 30, droppedMissing: 1 });
+    expect(existsSync(join(dir, 'reports', 'pump-b.html'))).toBe(true);
+    const split = await Promise.all([0, 1, 2].map((i) => cli(['train-all', '--shard', `${i}/3`, '--days', '1'], context(new Date(T0 + 2 * DAY)))));
+    const counts = split.map((s) => Number(/: (\d+) of 3 sources/.exec(s.out)?.[1]));
+    expect(counts.reduce((a, b) => a + b, 0)).toBe(3);
+  });
+});

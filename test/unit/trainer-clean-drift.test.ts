@@ -1,0 +1,122 @@
+import { describe, expect, it } from 'vitest';
+import { cleanSeries, CLEAN_DEFAULTS, type Target } from '../../trainer/data/clean.js';
+import { SeriesBuilder } from '../../trainer/data/series.js';
+import { baselineOf, binShares, featureBaseline } from '../../trainer/drift/baseline.js';
+import { baselineCdf, compareWithBaseline, ksDistance, psiOf } from '../../trainer/drift/compare.js';
+import { mulberry32 } from '../../trainer/eval/criterion.js';
+
+function gaussian(rand: () => number): number {
+  return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+}
+
+function series(values: number[][], step = 1000) {
+  return { features: values[0]!.map((_, f) => `f${f}`), timestamps: values.map((_, i) => i * step), rows: values.map((v) => Float64Array.from(v)) };
+}
+
+describe('SeriesBuilder', () => {
+  it('aligns readings with different features by name, drops sparse features, and orders features by name', () => {
+    const b = new SeriesBuilder();
+    for (let i = 0; i < 2000; i++) b.add(i, i % 4 === 0 ? { Zeta: i, Alpha: 1, rare: 5 } : { Zeta: i, Alpha: i % 4 === 1 ? null : 2 });
+    const { series: s, dropped } = b.build();
+    expect(s.features).toEqual(['Alpha', 'Zeta']);
+    expect(dropped).toEqual(['rare']);
+    expect(s.rows).toHaveLength(2000);
+    expect(Array.from(s.rows[4]!)).toEqual([1, 4]);
+    expect(Array.from(s.rows[6]!)).toEqual([2, 6]);
+    expect(Number.isNaN(s.rows[5]![0])).toBe(true);
+  });
+});
+
+describe('cleanSeries', () => {
+  const targets = (n: number, t: Target = null) => Array.from({ length: n }, () => t);
+
+  it('turns a gross outlier into a missing value and carries the last good reading forward', () => {
+    const rand = mulberry32(1);
+    const values = Array.from({ length: 500 }, () => [10 + gaussian(rand), 5 + gaussian(rand)]);
+    values[100]![0] = 1e6;
+    const c = cleanSeries(series(values), targets(500));
+    expect(c.stats.outliers).toEqual({ f0: 1, f1: 0 });
+    expect(c.series.rows[100]![0]).toBe(values[99]![0]);
+    expect(c.stats.carriedValues).toBe(1);
+    expect(c.series.rows).toHaveLength(500);
+  });
+
+  it('treats a long run of one repeated value as a stuck sensor, but not a constant feature', () => {
+    const rand = mulberry32(2);
+    const values = Array.from({ length: 2000 }, (_, i) => [i >= 500 && i < 1200 ? 7 : 10 + rand(), 3]);
+    const c = cleanSeries(series(values), targets(2000));
+    expect(c.stats.stuckValues).toEqual({ f0: 700, f1: 0 });
+    // 60 rows carried forward after the last good reading, the rest of the run dropped.
+    expect(c.stats.carriedValues).toBe(CLEAN_DEFAULTS.maxCarryRows);
+    expect(c.stats.droppedMissing).toBe(700 - CLEAN_DEFAULTS.maxCarryRows);
+  });
+
+  it('never alters rows labelled as confirmed faults, and drops maintenance rows', () => {
+    const values = Array.from({ length: 300 }, (_, i) => [i % 10, 1 + (i % 3)]);
+    values[50]![0] = 1e9;
+    const t = targets(300);
+    t[50] = 'anomaly';
+    for (let i = 200; i < 220; i++) t[i] = 'exclude';
+    const c = cleanSeries(series(values), t);
+    expect(c.series.rows[50]![0]).toBe(1e9);
+    expect(c.stats.droppedMaintenance).toBe(20);
+    expect(c.series.rows).toHaveLength(280);
+    expect(c.targets[50]).toBe('anomaly');
+  });
+
+  it('starts a new segment after a gap longer than ten median intervals', () => {
+    const values = Array.from({ length: 100 }, (_, i) => [i % 7, i % 5]);
+    const s = series(values);
+    s.timestamps = s.timestamps.map((t, i) => (i >= 40 ? t + 3_600_000 : t));
+    const c = cleanSeries(s, targets(100));
+    expect(c.segmentStarts).toEqual([0, 40]);
+    expect(c.stats).toMatchObject({ gaps: 1, longestGapSeconds: 3601 });
+  });
+});
+
+describe('drift against a baseline', () => {
+  const sample = (n: number, mean: number, seed: number) => {
+    const rand = mulberry32(seed);
+    return Array.from({ length: n }, () => Float64Array.of(mean + gaussian(rand)));
+  };
+  const base = baselineOf(['x'], sample(5000, 0, 1));
+
+  it('keeps deciles, shares and percentiles of the training values', () => {
+    expect(base.x!.edges).toHaveLength(9);
+    expect(base.x!.shares.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 9);
+    base.x!.shares.forEach((s) => expect(s).toBeCloseTo(0.1, 2));
+    expect(base.x!.percentiles).toHaveLength(101);
+    expect(base.x!.percentiles[50]).toBeCloseTo(0, 1);
+    expect(binShares(Float64Array.of(1, 2, 3, 4), [2.5])).toEqual([0.5, 0.5]);
+  });
+
+  it('finds no drift in a fresh sample of the same distribution', () => {
+    const r = compareWithBaseline(base, ['x'], sample(3000, 0, 2));
+    expect(r.features[0]!.psi).toBeLessThan(0.02);
+    expect(r.features[0]!.ks).toBeLessThan(0.05);
+    expect(r.drifted).toBe(false);
+  });
+
+  it('flags a shift of one standard deviation by PSI and KS, and a missing feature', () => {
+    const r = compareWithBaseline(base, ['x'], sample(3000, 1, 3));
+    expect(r.features[0]!.psi).toBeGreaterThan(0.25);
+    expect(r.features[0]!.ks).toBeGreaterThan(0.3);
+    expect(r.drifted).toBe(true);
+    const gone = compareWithBaseline(base, ['y'], sample(10, 0, 4));
+    expect(gone).toMatchObject({ drifted: true, missing: ['x'], features: [] });
+  });
+
+  it('computes PSI, the baseline CDF and the KS distance as defined', () => {
+    expect(psiOf([0.5, 0.5], [0.5, 0.5])).toBe(0);
+    expect(psiOf([0.5, 0.5], [0.25, 0.75])).toBeCloseTo(0.25 * Math.log(0.75 / 0.5) - 0.25 * Math.log(0.25 / 0.5), 12);
+    const p = featureBaseline(Float64Array.from({ length: 101 }, (_, i) => i)).percentiles;
+    expect(baselineCdf(p, -1)).toBe(0);
+    expect(baselineCdf(p, 50)).toBeCloseTo(0.5, 9);
+    expect(baselineCdf(p, 100)).toBe(1);
+    expect(ksDistance(Float64Array.from({ length: 101 }, (_, i) => i + 50), p)).toBeCloseTo(0.5, 1);
+    // A quantised feature compared with itself: point masses do not look like drift (at most
+    // one percentile step of resolution).
+    const steps = Float64Array.from({ length: 1000 }, (_, i) => Math.floor(i / 250));
+    expect(ksDistance(steps, featureBaseline(steps).percentiles)).toBeLessThanOrEqual(0.0100001);
+  });
+});

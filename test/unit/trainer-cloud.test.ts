@@ -1,0 +1,184 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parseOptions, timeRange } from '../../trainer/commands/command.js';
+import { parseShard } from '../../trainer/commands/train-all.js';
+import { TRAIN_OPTIONS, trainRequest } from '../../trainer/commands/train.js';
+import type { Cleaned } from '../../trainer/data/clean.js';
+import { defaultQuery } from '../../trainer/deploy/twin.js';
+import { FAULT_SIZES, planEvaluation, rates, type Evaluation } from '../../trainer/eval/criterion.js';
+import { createProgress } from '../../trainer/progress.js';
+import { nextPointer, type BestPointer, type ModelRecord } from '../../trainer/registry/records.js';
+import { labelSpans, renderReport } from '../../trainer/report/report.js';
+import { decide } from '../../trainer/train/decide.js';
+import { inShard, shardOf } from '../../trainer/train/sources.js';
+
+const evaluation = (score: number, far = 1, mar = 10): Evaluation => ({
+  criterion: 'synthetic-faults',
+  metric: 'balanced-accuracy',
+  score,
+  f1: score,
+  far,
+  mar,
+  counts: { tp: 9, fp: 1, fn: 1, tn: 99 },
+  threshold: 3,
+});
+
+function cleaned(n: number, targets: Cleaned['targets'] = []): Cleaned {
+  return {
+    series: { features: ['a', 'b'], timestamps: Array.from({ length: n }, (_, i) => i * 1000), rows: Array.from({ length: n }, (_, i) => Float64Array.of(i % 5, 1)) },
+    targets: Array.from({ length: n }, (_, i) => targets[i] ?? null),
+    segmentStarts: [0],
+    stats: {} as Cleaned['stats'],
+  };
+}
+
+describe('the promotion decision', () => {
+  it('promotes the first model, a better one by the margin, and one facing a live model that cannot score', () => {
+    const c = { version: 'v2', evaluation: evaluation(0.9) };
+    expect(decide(c, null, 0.01)).toMatchObject({ promoted: true, reason: 'no model was promoted for this source yet' });
+    expect(decide(c, { version: 'v1', evaluation: evaluation(0.88) }, 0.01).promoted).toBe(true);
+    expect(decide(c, { version: 'v1', evaluation: evaluation(0.895) }, 0.01)).toMatchObject({ promoted: false, reason: expect.stringMatching(/^not better by the margin: synthetic-faults, balanced-accuracy: challenger 0\.9000/) });
+    expect(decide(c, null, 0.01, 'it needs Flow').reason).toMatch(/cannot be scored .*needs Flow/);
+    expect(decide(c, { version: 'v2', evaluation: evaluation(0.1) }, 0.01)).toMatchObject({ promoted: false, reason: expect.stringMatching(/is the live model itself/) });
+  });
+});
+
+describe('the comparison plan', () => {
+  it('uses fault labels in the held-out rows as positives when there are some', () => {
+    const targets: Cleaned['targets'] = [];
+    for (let i = 90; i < 95; i++) targets[i] = 'anomaly';
+    const plan = planEvaluation(cleaned(100, targets), 80, Float64Array.of(1, 1), 1);
+    expect(plan.criterion).toBe('labels');
+    expect(plan.parts.map((p) => [p.positive, p.indices.length])).toEqual([
+      [true, 5],
+      [false, 15],
+    ]);
+  });
+
+  it('otherwise injects one shifted block per varying feature and fault size, the same for the same seed', () => {
+    const plan = planEvaluation(cleaned(1000), 600, Float64Array.of(2, 0), 7);
+    expect(plan.criterion).toBe('synthetic-faults');
+    expect(plan.parts).toHaveLength(1 + FAULT_SIZES.length);
+    const [negatives, ...faults] = plan.parts;
+    expect(negatives!.indices).toHaveLength(400);
+    faults.forEach((part, k) => {
+      expect(part.indices).toHaveLength(200);
+      // Feature a (values 0..4) is shifted up or down by the fault size times its std (2); b is untouched.
+      const size = FAULT_SIZES[k]! * 2;
+      const original = (r: Float64Array, sign: number) => r[0]! - sign * size;
+      const sign = [1, -1].find((sg) => part.data.rows.every((r) => Number.isInteger(original(r, sg)) && original(r, sg) >= 0 && original(r, sg) <= 4));
+      expect(sign).toBeDefined();
+      expect(part.data.rows.every((r) => r[1] === 1)).toBe(true);
+    });
+    const again = planEvaluation(cleaned(1000), 600, Float64Array.of(2, 0), 7);
+    expect(again.parts.map((p) => p.data.rows[0]![0])).toEqual(plan.parts.map((p) => p.data.rows[0]![0]));
+  });
+
+  it('computes F1, FAR and MAR as the SKAB README defines them', () => {
+    expect(rates({ tp: 8, fp: 2, fn: 2, tn: 88 })).toEqual({ f1: 0.8, far: 2.222222, mar: 20 });
+    expect(rates({ tp: 0, fp: 0, fn: 0, tn: 5 })).toEqual({ f1: 0, far: 0, mar: 0 });
+  });
+});
+
+describe('the registry pointer', () => {
+  it('puts the previous best first in the history, without the promoted version, at most 20 deep', () => {
+    const record = { source: 'p', version: 'v3', algorithm: 'a', model: { sha256: 'x'.repeat(64), size: 10 } } as ModelRecord;
+    const previous = { version: 'v2', promotedAt: 't2', history: Array.from({ length: 25 }, (_, i) => ({ version: i === 3 ? 'v3' : `old-${i}`, promotedAt: 't' })) } as BestPointer;
+    const next = nextPointer(record, previous, 'now', 'better');
+    expect(next).toMatchObject({ version: 'v3', sha256: 'x'.repeat(64), size: 10, promotedAt: 'now', reason: 'better' });
+    expect(next.history[0]).toEqual({ version: 'v2', promotedAt: 't2' });
+    expect(next.history).toHaveLength(20);
+    expect(next.history.some((h) => h.version === 'v3')).toBe(false);
+  });
+});
+
+describe('shards', () => {
+  it('puts every source in exactly one shard, the same one whatever the other sources', () => {
+    const sources = Array.from({ length: 500 }, (_, i) => `pump-${i}`);
+    const shards = [0, 1, 2, 3].map((i) => inShard(sources, i, 4));
+    expect(shards.flat().sort()).toEqual([...sources].sort());
+    shards.forEach((s) => expect(s.length).toBeGreaterThan(80));
+    expect(inShard(['pump-7', 'pump-new'], shardOf('pump-7', 4), 4)).toContain('pump-7');
+  });
+
+  it('reads the shard index from JOB_COMPLETION_INDEX for "index/N"', () => {
+    expect(parseShard('index/16', { JOB_COMPLETION_INDEX: '5' })).toEqual({ index: 5, shards: 16 });
+    expect(parseShard(undefined, {})).toEqual({ index: 0, shards: 1 });
+    expect(() => parseShard('index/16', {})).toThrow(/JOB_COMPLETION_INDEX=""/);
+    expect(() => parseShard('3/3', {})).toThrow(/0 <= I < N/);
+  });
+
+  it('accepts the arguments of the Kubernetes Indexed Job manifest, with as many shards as completions', () => {
+    const yaml = readFileSync(new URL('../../deployment/k8s/trainer-indexed-job.yaml', import.meta.url), 'utf8');
+    const argsBlock = /args:\n((?:\s+- .*\n|\s+#.*\n)+)/.exec(yaml)![1]!;
+    const args = argsBlock
+      .split('\n')
+      .map((l) => /^\s+- (.*)$/.exec(l)?.[1])
+      .filter((a): a is string => a !== undefined)
+      .map((a) => a.replace(/^"(.*)"$/, '$1'));
+    expect(args[0]).toBe('train-all');
+    const v = parseOptions('train-all', args.slice(1), { ...TRAIN_OPTIONS, shard: { type: 'string' }, concurrency: { type: 'string' }, 'report-dir': { type: 'string' } });
+    const completions = Number(/completions: (\d+)/.exec(yaml)![1]);
+    expect(parseShard(v.shard, { JOB_COMPLETION_INDEX: String(completions - 1) })).toEqual({ index: completions - 1, shards: completions });
+    const req = trainRequest('train-all', v, 'pump-1', new Date(Date.UTC(2026, 10, 23, 15)));
+    expect(req).toMatchObject({ from: Date.UTC(2026, 10, 16), to: Date.UTC(2026, 10, 23), ifDrifted: { psi: 0.25, ks: 0.3 } });
+  });
+});
+
+describe('command arguments', () => {
+  it('takes whole UTC days for --days and exact instants for --from/--to', () => {
+    const now = new Date(Date.UTC(2026, 10, 23, 15, 30));
+    expect(timeRange('t', { days: '2' }, now)).toEqual({ from: Date.UTC(2026, 10, 21), to: Date.UTC(2026, 10, 23) });
+    expect(timeRange('t', { from: '2026-01-01', to: '2026-01-02T12:00:00Z' }, now)).toEqual({ from: Date.UTC(2026, 0, 1), to: Date.UTC(2026, 0, 2, 12) });
+    expect(() => timeRange('t', { from: '01/02/2026', to: '2026-01-03' }, now)).toThrow(/--from "01\/02\/2026" is not a date/);
+  });
+
+  it('targets by default the modules that report the pump or run where its readings come from', () => {
+    expect(defaultQuery('pump-17')).toBe(
+      "SELECT * FROM devices.modules WHERE moduleId = 'pumpwatch' AND (IS_DEFINED(properties.reported.models.[[pump-17]]) OR ARRAY_CONTAINS(properties.reported.pumps, 'pump-17'))",
+    );
+    expect(defaultQuery("o'brien", 'pw')).toContain("ARRAY_CONTAINS(properties.reported.pumps, 'o''brien')");
+    expect(defaultQuery('pump-1', 'pumpwatch', ['gw-1', 'gw-2'])).toMatch(/ OR deviceId = 'gw-1' OR deviceId = 'gw-2'\)$/);
+    expect(defaultQuery('default')).toBe("SELECT * FROM devices.modules WHERE moduleId = 'pumpwatch'");
+  });
+});
+
+describe('progress', () => {
+  it('writes plain lines at each stage and every 10 % when stderr is not a terminal', () => {
+    const lines: string[] = [];
+    const p = createProgress({ line: (t) => lines.push(t) }, false, 'train p');
+    p.stage('fitting', 100);
+    for (let i = 1; i <= 100; i++) p.update(i);
+    p.note('done');
+    expect(lines[0]).toBe('train p: fitting (100)');
+    expect(lines.filter((l) => / %/.test(l))).toHaveLength(10);
+    expect(lines.at(-1)).toBe('train p: done');
+  });
+
+  it('redraws one bar in place on a terminal and clears it before a note', () => {
+    const raw: string[] = [];
+    const lines: string[] = [];
+    const p = createProgress({ raw: (t) => raw.push(t), line: (t) => lines.push(t) }, true, 'train p');
+    p.stage('reading blobs', 4);
+    expect(raw.at(-1)).toBe('\r\x1b[2Ktrain p: reading blobs [........................] 0 %');
+    p.note('hello');
+    expect(raw.at(-1)).toBe('\r\x1b[2K');
+    expect(lines).toEqual(['train p: hello']);
+  });
+});
+
+describe('the HTML report', () => {
+  it('merges consecutive labelled rows into spans', () => {
+    expect(labelSpans([1, 2, 3, 4, 5], [null, 'anomaly', 'anomaly', null, 'anomaly'])).toEqual([
+      { from: 2, to: 3, kind: 'anomaly' },
+      { from: 5, to: 5, kind: 'anomaly' },
+    ]);
+  });
+
+  it('is one self-contained page that escapes what it shows', () => {
+    const html = renderReport({ status: 'skipped', reason: 'no drift <script>', source: 'p&1', record: null, drift: null, view: null });
+    expect(html).toContain('p&#38;1');
+    expect(html).toContain('no drift &#60;script&#62;');
+    expect(html).not.toMatch(/<script|<link|src=/);
+  });
+});

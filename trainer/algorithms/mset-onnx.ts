@@ -1,0 +1,40 @@
+/**
+ * The MSET-like scorer as an ONNX graph (opset 17), the same arithmetic as the in-memory scorer:
+ *   zbar  = ReduceMean((features - mean) * invScale, axis 1)         [batch, n]
+ *   e     = ReduceSum((zbar[:, None, :] - memory)², axis 2)          [batch, K]
+ *   w     = Softmax(-gain · e, axis 1);  zhat = w · memory           [batch, n]
+ *   r     = zbar - zhat
+ *   score = ReduceMax(|r|, axis 1)                                  [batch]
+ *   contributions = r² / (Σ r² + ε)                                 [batch, n]
+ */
+import { CONTRIBUTIONS_OUTPUT_NAME, INPUT_NAME, OUTPUT_NAME } from '../../inference/contract.js';
+import { GraphBuilder, int, ints } from '../onnx/graph.js';
+import { MSET_CONTRIBUTION_EPSILON, type MsetParams } from './mset-params.js';
+
+export function msetGraph(p: MsetParams): GraphBuilder {
+  const n = p.features.length;
+  const k = p.memory.length;
+  const g = new GraphBuilder('pumpwatch_mset_horizon');
+  const x = g.input(INPUT_NAME, ['batch', p.window, n]);
+  const mean = g.floatConst('mean', [n], p.mean);
+  const invScale = g.floatConst('inv_scale', [n], p.invScale);
+  const memory = g.floatConst('memory', [k, n], p.memory.flatMap((row) => [...row]));
+  const negGain = g.floatConst('neg_kernel_gain', [], [-p.kernelGain]);
+  const axis1 = g.int64Const('axis_1', [1], [1]);
+  const axis2 = g.int64Const('axis_2', [1], [2]);
+  const eps = g.floatConst('epsilon', [], [MSET_CONTRIBUTION_EPSILON]);
+
+  const z = g.op('Mul', [g.op('Sub', [x, mean], {}, 'centred'), invScale], {}, 'scaled');
+  const zbar = g.op('ReduceMean', [z], { axes: ints([1]), keepdims: int(0) }, 'window_mean');
+  const diff = g.op('Sub', [g.op('Unsqueeze', [zbar, axis1], {}, 'window_mean_3d'), memory], {}, 'to_memory');
+  const dist = g.op('ReduceSum', [g.op('Mul', [diff, diff]), axis2], { keepdims: int(0) }, 'sq_distance');
+  const weights = g.op('Softmax', [g.op('Mul', [dist, negGain], {}, 'logits')], { axis: int(1) }, 'similarity');
+  const r = g.op('Sub', [zbar, g.op('MatMul', [weights, memory], {}, 'estimate')], {}, 'residual');
+  g.node('ReduceMax', [g.op('Abs', [r])], [OUTPUT_NAME], { axes: ints([1]), keepdims: int(0) });
+  const r2 = g.op('Mul', [r, r], {}, 'residual_sq');
+  const total = g.op('ReduceSum', [r2, axis1], { keepdims: int(1) }, 'residual_total');
+  g.node('Div', [r2, g.op('Add', [total, eps])], [CONTRIBUTIONS_OUTPUT_NAME]);
+  g.output(OUTPUT_NAME, ['batch']);
+  g.output(CONTRIBUTIONS_OUTPUT_NAME, ['batch', n]);
+  return g;
+}

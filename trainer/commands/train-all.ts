@@ -1,0 +1,80 @@
+/** `pumpwatch-trainer train-all`: train every source of one shard, k at a time. */
+import { join } from 'node:path';
+import { readLabels } from '../../sync/labels-upload.js';
+import { DEFAULT_SAS_HOURS } from '../deploy/sas.js';
+import { EXIT, safeMessage, UsageError } from '../errors.js';
+import { createProgress } from '../progress.js';
+import { writeReport } from '../report/report.js';
+import { trainSource } from '../train/pipeline.js';
+import { inShard, listSources, mapLimited } from '../train/sources.js';
+import { optionalInteger, optionalNumber, parseOptions, type Command } from './command.js';
+import { printDeploy, runDeploy, targetOf } from './deploy.js';
+import { printOutcome, TRAIN_OPTIONS, trainRequest } from './train.js';
+
+const HELP = `Usage: pumpwatch-trainer train-all --shard I/N [--concurrency K] (--from DATE --to DATE | --days N) [train options]
+
+Lists the sources with readings in Blob Storage, keeps those of shard I of N (a source belongs
+to shard sha256(source) mod N: stable as pumps are added) and runs "train" on each, K at a time.
+In a Kubernetes Indexed Job pass --shard index/N: I is then read from JOB_COMPLETION_INDEX.
+
+Options:
+  --shard I/N         this shard (0 <= I < N; default 0/1: every source)
+  --concurrency K     sources trained at once (default 1)
+  --report-dir DIR    write DIR/<source>.html for each source
+  (and every option of "train" but --source and --report; see "train --help")
+
+Exit codes: 0 every source done (promoted, kept or skipped), 1 a source failed, 2 bad usage.`;
+
+export function parseShard(text: string | undefined, env: Readonly<Record<string, string | undefined>>): { index: number; shards: number } {
+  const m = /^(\d+|index)\/(\d+)$/.exec(text ?? '0/1');
+  const indexText = m?.[1] === 'index' ? env.JOB_COMPLETION_INDEX : m?.[1];
+  const index = Number(indexText);
+  const shards = Number(m?.[2]);
+  if (!m || !Number.isInteger(index) || !Number.isInteger(shards) || shards < 1 || index < 0 || index >= shards) {
+    throw new UsageError(`train-all: --shard must be I/N with 0 <= I < N (or index/N with JOB_COMPLETION_INDEX set), got "${text}"${m?.[1] === 'index' ? ` (JOB_COMPLETION_INDEX="${env.JOB_COMPLETION_INDEX ?? ''}")` : ''}`);
+  }
+  return { index, shards };
+}
+
+export const trainAllCommand: Command = {
+  name: 'train-all',
+  summary: 'train every source of a shard (--shard i/n), k at a time',
+  help: HELP,
+  async run(args, io, ctx) {
+    const { source: _s, report: _r, ...options } = TRAIN_OPTIONS;
+    const v = parseOptions('train-all', args, { ...options, shard: { type: 'string' }, concurrency: { type: 'string' }, 'report-dir': { type: 'string' } });
+    if (v.help === true) {
+      io.out(HELP);
+      return 0;
+    }
+    const { index, shards } = parseShard(v.shard, ctx.env);
+    const concurrency = optionalInteger('train-all', v.concurrency, '--concurrency', 1) ?? 1;
+    trainRequest('train-all', v, 'check', ctx.now());
+    const target = v.deploy === true ? targetOf('train-all', v) : null;
+    const container = ctx.container();
+    const all = await listSources(container);
+    const mine = inShard(all, index, shards);
+    const labels = mine.length > 0 ? await readLabels(container) : [];
+    io.out(`train-all: shard ${index}/${shards}: ${mine.length} of ${all.length} sources, ${concurrency} at a time`);
+    const results = await mapLimited(mine, concurrency, async (source) => {
+      const progress = createProgress({ raw: io.raw, line: io.err }, ctx.isTTY && concurrency === 1, `train ${source}`);
+      try {
+        const outcome = await trainSource(container, trainRequest('train-all', v, source, ctx.now()), progress, () => ctx.now(), labels);
+        printOutcome(outcome, io);
+        if (typeof v['report-dir'] === 'string' && outcome.record) await writeReport(join(v['report-dir'], `${encodeURIComponent(source)}.html`), outcome);
+        if (target && outcome.status === 'promoted') {
+          const hours = optionalNumber('train-all', v['expires-hours'], '--expires-hours', 1, 24 * 365) ?? DEFAULT_SAS_HOURS;
+          if (printDeploy(await runDeploy(ctx, { source, target, shadow: v.shadow === true, hours }), io) !== 0) return 'failed';
+        }
+        return outcome.status;
+      } catch (err) {
+        progress.finish();
+        io.err(`${source}: FAILED ${(err as { code?: string }).code ?? 'error'}: ${safeMessage(err)}`);
+        return 'failed';
+      }
+    });
+    const count = (s: string) => results.filter((r) => r === s).length;
+    io.out(`train-all: shard ${index}/${shards}: ${count('promoted')} promoted, ${count('kept')} kept, ${count('skipped')} skipped, ${count('failed')} failed`);
+    return count('failed') > 0 ? EXIT.failure : EXIT.ok;
+  },
+};

@@ -1,0 +1,131 @@
+/** `pumpwatch-trainer train`: the cloud job for one source (train/pipeline.ts). */
+import { ALGORITHM_NAMES, DEFAULT_ALGORITHM } from '../algorithms/index.js';
+import { DEFAULT_SAS_HOURS } from '../deploy/sas.js';
+import { DRIFT_DEFAULTS } from '../drift/compare.js';
+import { createProgress } from '../progress.js';
+import { writeReport } from '../report/report.js';
+import { TRAIN_DEFAULTS, trainSource, type TrainOutcome, type TrainRequest } from '../train/pipeline.js';
+import { optionalInteger, optionalNumber, parseOptions, requireSource, timeRange, type Command, type CommandContext, type Io } from './command.js';
+import { deployOptions, DEPLOY_OPTION_HELP, printDeploy, runDeploy, targetOf } from './deploy.js';
+
+const HELP = `Usage: pumpwatch-trainer train --source ID (--from DATE --to DATE | --days N) [options]
+
+Reads the source's readings of the range from Blob Storage (each reading once), cleans them,
+holds out the most recent part, fits a challenger on the rest, scores it and the live model on
+the same held-out rows (technicians' fault labels when there are some in that part, else
+synthetic sensor faults), and promotes the challenger only when it is better by the margin
+(F1 on labels; balanced accuracy 1 - (FAR + MAR)/2 on synthetic faults).
+Writes models/<source>/<version>/model.onnx and model.json; moves best.json only on promotion.
+
+Options:
+  --source ID         data source (pump) id (required)
+  --from DATE         first day (YYYY-MM-DD, UTC) or ISO date-time, inclusive
+  --to DATE           end, exclusive
+  --days N            instead of --from/--to: the N whole UTC days before today
+  --algo NAME         ${ALGORITHM_NAMES.join(' | ')} (default: ${DEFAULT_ALGORITHM})
+  --window W          readings per window (default: the algorithm's)
+  --holdout SHARE     share of the most recent rows held out (default ${TRAIN_DEFAULTS.holdoutFraction})
+  --margin X          score the challenger must gain over the live model (default ${TRAIN_DEFAULTS.margin})
+  --seed N            seed of the synthetic faults (default ${TRAIN_DEFAULTS.seed})
+  --version V         model version (default: training date + hash of data and options)
+  --if-drifted        train only when the range drifted from the live model's baseline
+  --psi X, --ks X     drift thresholds for --if-drifted (default ${DRIFT_DEFAULTS.psi}, ${DRIFT_DEFAULTS.ks})
+  --report FILE       write a self-contained HTML report (scores, thresholds, labels, drift)
+  --deploy            after a promotion, deploy the new best model (options below)
+${DEPLOY_OPTION_HELP}
+  -h, --help          this help
+
+Environment: PUMPWATCH_BLOB_CONNECTION_STRING (+ PUMPWATCH_BLOB_CONTAINER) or
+PUMPWATCH_BLOB_SAS_URL; PUMPWATCH_IOTHUB_CONNECTION_STRING for --deploy.
+Exit codes: 0 done (promoted, kept or skipped), 1 failure, 2 bad usage.`;
+
+export const TRAIN_OPTIONS = {
+  source: { type: 'string' },
+  from: { type: 'string' },
+  to: { type: 'string' },
+  days: { type: 'string' },
+  algo: { type: 'string' },
+  window: { type: 'string' },
+  holdout: { type: 'string' },
+  margin: { type: 'string' },
+  seed: { type: 'string' },
+  version: { type: 'string' },
+  'if-drifted': { type: 'boolean' },
+  psi: { type: 'string' },
+  ks: { type: 'string' },
+  report: { type: 'string' },
+  deploy: { type: 'boolean' },
+  ...deployOptions,
+} as const;
+
+type TrainValues = ReturnType<typeof parseOptions<typeof TRAIN_OPTIONS>>;
+
+/** The request of a `train` (or `train-all`, with the source filled in per source) invocation. */
+export function trainRequest(command: string, v: TrainValues, source: string, now: Date): TrainRequest {
+  const { from, to } = timeRange(command, v, now);
+  return {
+    source,
+    from,
+    to,
+    holdoutFraction: optionalNumber(command, v.holdout, '--holdout', 0.05, 0.5) ?? TRAIN_DEFAULTS.holdoutFraction,
+    margin: optionalNumber(command, v.margin, '--margin', 0, 1) ?? TRAIN_DEFAULTS.margin,
+    seed: optionalInteger(command, v.seed, '--seed', 0) ?? TRAIN_DEFAULTS.seed,
+    algorithm: typeof v.algo === 'string' ? v.algo : undefined,
+    window: optionalInteger(command, v.window, '--window', 1),
+    version: typeof v.version === 'string' ? v.version : undefined,
+    ifDrifted:
+      v['if-drifted'] === true
+        ? { psi: optionalNumber(command, v.psi, '--psi', 0, 100) ?? DRIFT_DEFAULTS.psi, ks: optionalNumber(command, v.ks, '--ks', 0, 1) ?? DRIFT_DEFAULTS.ks }
+        : undefined,
+  };
+}
+
+export const trainCommand: Command = {
+  name: 'train',
+  summary: 'train a challenger for one source from its blobs, compare, promote when better',
+  help: HELP,
+  async run(args, io, ctx) {
+    const v = parseOptions('train', args, TRAIN_OPTIONS);
+    if (v.help === true) {
+      io.out(HELP);
+      return 0;
+    }
+    const source = requireSource('train', v.source);
+    const req = trainRequest('train', v, source, ctx.now());
+    const target = v.deploy === true ? targetOf('train', v) : null;
+    const progress = createProgress({ raw: io.raw, line: io.err }, ctx.isTTY, `train ${source}`);
+    const outcome = await trainSource(ctx.container(), req, progress, () => ctx.now());
+    printOutcome(outcome, io);
+    if (typeof v.report === 'string') {
+      await writeReport(v.report, outcome);
+      io.out(`  report   ${v.report}`);
+    }
+    if (target && outcome.status === 'promoted') return deployAfter(ctx, io, source, target, v);
+    return 0;
+  },
+};
+
+async function deployAfter(ctx: CommandContext, io: Io, source: string, target: ReturnType<typeof targetOf>, v: TrainValues): Promise<number> {
+  const result = await runDeploy(ctx, { source, target, shadow: v.shadow === true, hours: optionalNumber('train', v['expires-hours'], '--expires-hours', 1, 24 * 365) ?? DEFAULT_SAS_HOURS });
+  return printDeploy(result, io);
+}
+
+export function printOutcome(o: TrainOutcome, io: Io): void {
+  const r = o.record;
+  if (!r) {
+    io.out(`${o.source}: ${o.status}: ${o.reason}`);
+    return;
+  }
+  const d = r.data;
+  const c = d.cleaning as Record<string, unknown>;
+  const sum = (x: unknown) => Object.values((x ?? {}) as Record<string, number>).reduce((a, b) => a + b, 0);
+  const e = r.evaluation;
+  const fmt = (x: { metric: string; score: number; f1: number; far: number; mar: number }) =>
+    `${x.metric} ${x.score.toFixed(4)} (F1 ${x.f1.toFixed(4)}, FAR ${x.far.toFixed(2)} %, MAR ${x.mar.toFixed(2)} %)`;
+  io.out(`${o.source}: ${o.status} ${r.version} (${r.algorithm}, window ${r.window}, threshold ${r.threshold})`);
+  io.out(`  data     ${d.from} → ${d.to}: ${d.readings} readings from ${d.devices.join(', ') || 'no device'}; ${d.trainRows} rows trained, ${d.holdoutRows} held out from ${d.holdoutFrom}`);
+  io.out(`  cleaning ${sum(c.outliers)} outliers, ${sum(c.stuckValues)} stuck values, ${String(c.carriedValues)} carried forward, ${String(c.droppedMissing)} rows dropped (missing), ${String(c.droppedMaintenance)} (maintenance), ${String(c.gaps)} gaps`);
+  io.out(`  compare  ${e.criterion}: challenger ${fmt(e.challenger)}${e.champion ? `; live ${e.championVersion}: ${fmt(e.champion)}` : e.championVersion ? `; live ${e.championVersion}: not scorable` : '; no live model'}`);
+  io.out(`  decision ${o.reason}`);
+  io.out(`  registry ${r.model.blob}${o.status === 'promoted' ? `; best.json → ${r.version}` : ''}`);
+}

@@ -1,0 +1,74 @@
+/**
+ * Baseline feature statistics, stored in model.json with every model: what the model's training
+ * data looked like, so later data can be compared with it (drift.ts). Per feature: count, mean,
+ * standard deviation, range, the decile edges with the share of training values in each bin
+ * (for PSI) and the 101 percentiles (for the Kolmogorov–Smirnov distance).
+ */
+
+export interface FeatureBaseline {
+  count: number;
+  mean: number;
+  std: number;
+  min: number;
+  max: number;
+  /** The 9 inner decile edges; bin k holds values in (edges[k-1], edges[k]]. */
+  edges: number[];
+  /** Share of training values in each of the 10 bins. */
+  shares: number[];
+  /** Percentiles 0, 1, …, 100. */
+  percentiles: number[];
+}
+
+export type Baseline = Record<string, FeatureBaseline>;
+
+export function baselineOf(features: readonly string[], rows: readonly ArrayLike<number>[]): Baseline {
+  const out: Baseline = {};
+  features.forEach((name, f) => {
+    const values = new Float64Array(rows.length);
+    for (let i = 0; i < rows.length; i++) values[i] = (rows[i] as ArrayLike<number>)[f] as number;
+    values.sort();
+    out[name] = featureBaseline(values);
+  });
+  return out;
+}
+
+/** Statistics of already sorted values. */
+export function featureBaseline(sorted: Float64Array): FeatureBaseline {
+  const n = sorted.length;
+  const mean = sorted.reduce((a, b) => a + b, 0) / Math.max(1, n);
+  const std = Math.sqrt(sorted.reduce((a, v) => a + (v - mean) ** 2, 0) / Math.max(1, n - 1));
+  const edges = Array.from({ length: 9 }, (_, k) => quantileSorted(sorted, (k + 1) / 10));
+  return {
+    count: n,
+    mean: round(mean),
+    std: round(std),
+    min: n > 0 ? (sorted[0] as number) : NaN,
+    max: n > 0 ? (sorted[n - 1] as number) : NaN,
+    edges: edges.map(round),
+    shares: binShares(sorted, edges).map(round),
+    percentiles: Array.from({ length: 101 }, (_, k) => round(quantileSorted(sorted, k / 100))),
+  };
+}
+
+/** Share of (sorted) values in each bin (edges[k-1], edges[k]]; 10 bins for 9 edges. */
+export function binShares(sorted: Float64Array, edges: readonly number[]): number[] {
+  const counts = new Array<number>(edges.length + 1).fill(0);
+  let bin = 0;
+  for (const v of sorted) {
+    while (bin < edges.length && v > (edges[bin] as number)) bin++;
+    counts[bin] = (counts[bin] as number) + 1;
+  }
+  return counts.map((c) => c / Math.max(1, sorted.length));
+}
+
+export function quantileSorted(sorted: Float64Array, q: number): number {
+  if (sorted.length === 0) return NaN;
+  const pos = (sorted.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.min(sorted.length - 1, lo + 1);
+  return (sorted[lo] as number) + (pos - lo) * ((sorted[hi] as number) - (sorted[lo] as number));
+}
+
+function round(x: number): number {
+  return Number.isFinite(x) ? Number(x.toPrecision(8)) : x;
+}

@@ -1,0 +1,102 @@
+/**
+ * The registry's JSON documents (DESIGN.md "Blob layout"):
+ * - `models/{source}/{version}/model.json`: what a model is, what it was trained on, how it
+ *   compared with the live model, the decision, the baseline statistics for drift;
+ * - `models/{source}/best.json`: the promoted version, with the versions promoted before it
+ *   (newest first) so that a rollback knows where to go.
+ * Read back through zod: a document the trainer did not write is refused with a clear reason.
+ */
+import { z } from 'zod';
+
+export const RECORD_SCHEMA = 1;
+
+const evaluation = z.object({
+  criterion: z.enum(['labels', 'synthetic-faults']),
+  metric: z.enum(['f1', 'balanced-accuracy']),
+  score: z.number(),
+  f1: z.number(),
+  far: z.number(),
+  mar: z.number(),
+  counts: z.object({ tp: z.number(), fp: z.number(), fn: z.number(), tn: z.number() }),
+  threshold: z.number(),
+});
+
+const featureBaseline = z.object({
+  count: z.number(),
+  mean: z.number(),
+  std: z.number(),
+  min: z.number(),
+  max: z.number(),
+  edges: z.array(z.number()),
+  shares: z.array(z.number()),
+  percentiles: z.array(z.number()),
+});
+
+export const ModelRecordSchema = z.object({
+  schema: z.literal(RECORD_SCHEMA),
+  source: z.string(),
+  version: z.string(),
+  algorithm: z.string(),
+  features: z.array(z.string()),
+  window: z.number().int(),
+  threshold: z.number(),
+  model: z.object({ blob: z.string(), sha256: z.string().regex(/^[0-9a-f]{64}$/), size: z.number().int().positive() }),
+  data: z.object({
+    from: z.string(),
+    to: z.string(),
+    readings: z.number().int(),
+    devices: z.array(z.string()),
+    droppedFeatures: z.array(z.string()),
+    cleaning: z.record(z.string(), z.unknown()),
+    trainRows: z.number().int(),
+    trainFrom: z.string(),
+    trainTo: z.string(),
+    holdoutRows: z.number().int(),
+    holdoutFrom: z.string(),
+    holdoutTo: z.string(),
+  }),
+  evaluation: z.object({
+    criterion: z.enum(['labels', 'synthetic-faults']),
+    description: z.string(),
+    challenger: evaluation,
+    champion: evaluation.nullable(),
+    championVersion: z.string().nullable(),
+  }),
+  decision: z.object({ promoted: z.boolean(), reason: z.string(), margin: z.number() }),
+  baseline: z.record(z.string(), featureBaseline),
+  trainer: z.object({ version: z.string(), seed: z.number().int() }),
+  createdAt: z.string(),
+});
+export type ModelRecord = z.infer<typeof ModelRecordSchema>;
+
+export const BestPointerSchema = z.object({
+  schema: z.literal(RECORD_SCHEMA),
+  source: z.string(),
+  version: z.string(),
+  algorithm: z.string(),
+  sha256: z.string(),
+  size: z.number().int(),
+  promotedAt: z.string(),
+  reason: z.string(),
+  /** Versions that were best before, newest first. */
+  history: z.array(z.object({ version: z.string(), promotedAt: z.string() })),
+});
+export type BestPointer = z.infer<typeof BestPointerSchema>;
+
+export const HISTORY_LIMIT = 20;
+
+/** The pointer after promoting `record`: the old best goes to the front of the history. */
+export function nextPointer(record: ModelRecord, previous: BestPointer | null, promotedAt: string, reason: string): BestPointer {
+  const history = previous ? [{ version: previous.version, promotedAt: previous.promotedAt }, ...previous.history] : [];
+  return {
+    schema: RECORD_SCHEMA,
+    source: record.source,
+    version: record.version,
+    algorithm: record.algorithm,
+    sha256: record.model.sha256,
+    size: record.model.size,
+    promotedAt,
+    reason,
+    history: history.filter((h) => h.version !== record.version).slice(0, HISTORY_LIMIT),
+  };
+}

@@ -1,0 +1,86 @@
+/**
+ * `--report report.html`: one self-contained page (inline SVG, no script, no external file) that
+ * shows a data scientist why a model won: the held-out scores of challenger and live model over
+ * time with their thresholds and the technicians' labels, their metrics side by side, the drift
+ * of the held-out data from the baseline, and what the data and the cleaning were.
+ */
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Target } from '../data/clean.js';
+import type { Evaluation } from '../eval/criterion.js';
+import type { ScoredModel, TrainOutcome } from '../train/pipeline.js';
+import { barChart, escapeHtml, scoreChart, type Span } from './svg.js';
+
+export async function writeReport(path: string, outcome: TrainOutcome): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, renderReport(outcome));
+  await rename(tmp, path);
+}
+
+export function labelSpans(timestamps: readonly number[], targets: readonly Target[]): Span[] {
+  const spans: Span[] = [];
+  targets.forEach((t, i) => {
+    if (t === null) return;
+    const last = spans.at(-1);
+    const ts = timestamps[i] as number;
+    if (last && last.kind === t && (targets[i - 1] ?? null) === t) last.to = ts;
+    else spans.push({ from: ts, to: ts, kind: t });
+  });
+  return spans;
+}
+
+function metricRow(name: string, m: ScoredModel | null): string {
+  if (!m) return `<tr><th>${name}</th><td colspan="9">none</td></tr>`;
+  const e: Evaluation | null = m.evaluation;
+  const cell = (v: string) => `<td>${escapeHtml(v)}</td>`;
+  return `<tr><th>${name}</th>${cell(m.version)}${cell(m.algorithm)}${cell(String(m.threshold))}${
+    e ? [e.score.toFixed(4), e.f1.toFixed(4), `${e.far.toFixed(2)} %`, `${e.mar.toFixed(2)} %`, `${e.counts.tp}/${e.counts.fp}/${e.counts.fn}/${e.counts.tn}`].map(cell).join('') : '<td colspan="5">cannot score these rows</td>'
+  }</tr>`;
+}
+
+export function renderReport(o: TrainOutcome): string {
+  const r = o.record;
+  const v = o.view;
+  const title = `PumpWatch training report: ${o.source}`;
+  const head = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
+<style>body{font:14px system-ui,sans-serif;margin:24px;max-width:1000px;color:#1c2024}table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:4px 8px;text-align:left}
+.promoted{color:#18794e}.kept,.skipped{color:#ad5700}.legend span{display:inline-block;padding:0 6px;margin-right:8px}code{background:#f3f3f3;padding:0 3px}</style></head><body>`;
+  if (!r || !v) return `${head}<h1>${escapeHtml(title)}</h1><p class="${o.status}"><b>${o.status}</b>: ${escapeHtml(o.reason)}</p></body></html>\n`;
+  const spans = labelSpans(v.timestamps, v.targets);
+  const charts = [v.challenger, v.champion]
+    .filter((m): m is ScoredModel => m !== null && m.scores !== null)
+    .map((m, i) => scoreChart({ title: `${i === 0 ? 'challenger' : 'live model'} ${m.version} (${m.algorithm}): held-out scores, threshold ${m.threshold}`, timestamps: v.timestamps, scores: m.scores as Float32Array, threshold: m.threshold, spans }))
+    .join('\n');
+  const drift = o.drift;
+  const driftRows = drift
+    ? drift.features.map((f) => `<tr><td>${escapeHtml(f.feature)}</td><td>${f.psi.toFixed(3)}</td><td>${f.ks.toFixed(3)}</td><td>${f.baselineMean}</td><td>${f.recentMean}</td><td>${f.drifted ? '<b>drift</b>' : 'ok'}</td></tr>`).join('')
+    : '';
+  const d = r.data;
+  return `${head}
+<h1>${escapeHtml(title)}</h1>
+<p class="${o.status}"><b>${o.status}</b>: ${escapeHtml(o.reason)}</p>
+<h2>Comparison on the held-out rows</h2>
+<p>${escapeHtml(r.evaluation.description)}. Each model is scored at its own threshold; the challenger must gain ${r.decision.margin} in ${r.evaluation.challenger.metric}.</p>
+<table><tr><th></th><th>version</th><th>algorithm</th><th>threshold</th><th>${r.evaluation.challenger.metric}</th><th>F1</th><th>FAR</th><th>MAR</th><th>TP/FP/FN/TN</th></tr>
+${metricRow('challenger', v.challenger)}${metricRow('live model', v.champion)}</table>
+<h2>Scores over time (held-out rows, ${escapeHtml(d.holdoutFrom)} → ${escapeHtml(d.holdoutTo)})</h2>
+<p class="legend"><span style="background:#e5484d33">confirmed fault</span><span style="background:#30a46c26">false alarm (normal)</span><span style="background:#8b8d9833">maintenance</span>
+dashed red line: threshold; red dots: flagged windows (the highest score of each pixel is drawn).</p>
+${charts}
+<h2>Drift of the held-out rows from the ${o.record && v.champion ? 'live model' : 'challenger'}'s baseline</h2>
+${drift ? barChart(`PSI per feature (dashed: ${drift.thresholds.psi})`, drift.features.map((f) => ({ label: f.feature, value: f.psi, bad: f.drifted })), drift.thresholds.psi) : ''}
+<table><tr><th>feature</th><th>PSI</th><th>KS</th><th>baseline mean</th><th>held-out mean</th><th></th></tr>${driftRows}</table>
+<h2>Data</h2>
+<table>
+<tr><th>range</th><td>${escapeHtml(d.from)} → ${escapeHtml(d.to)}</td></tr>
+<tr><th>readings</th><td>${d.readings} from ${escapeHtml(d.devices.join(', '))}</td></tr>
+<tr><th>trained on</th><td>${d.trainRows} rows, ${escapeHtml(d.trainFrom)} → ${escapeHtml(d.trainTo)}</td></tr>
+<tr><th>held out</th><td>${d.holdoutRows} rows</td></tr>
+<tr><th>features</th><td>${escapeHtml(r.features.join(', '))}${d.droppedFeatures.length ? ` (left out, too sparse: ${escapeHtml(d.droppedFeatures.join(', '))})` : ''}</td></tr>
+<tr><th>cleaning</th><td><code>${escapeHtml(JSON.stringify(d.cleaning))}</code></td></tr>
+<tr><th>trainer</th><td>${escapeHtml(r.trainer.version)}, seed ${r.trainer.seed}, ${escapeHtml(r.createdAt)}</td></tr>
+</table>
+</body></html>
+`;
+}

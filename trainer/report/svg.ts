@@ -1,0 +1,88 @@
+/** Small inline-SVG charts for the report: no script, no external file. */
+
+export const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+export interface Span {
+  from: number;
+  to: number;
+  kind: 'anomaly' | 'normal' | 'exclude';
+}
+
+export interface SeriesChart {
+  title: string;
+  timestamps: readonly number[];
+  scores: ArrayLike<number>;
+  threshold: number;
+  spans: readonly Span[];
+}
+
+const W = 960;
+const H = 220;
+const PAD = { left: 56, right: 12, top: 24, bottom: 28 };
+const MAX_POINTS = 1200;
+const SPAN_FILL = { anomaly: '#e5484d33', normal: '#30a46c26', exclude: '#8b8d9833' };
+
+/** Peaks are kept when many readings share a pixel: each bucket shows its highest score. */
+export function downsample(timestamps: readonly number[], scores: ArrayLike<number>, max = MAX_POINTS): { t: number[]; s: number[] } {
+  const n = timestamps.length;
+  const step = Math.max(1, Math.ceil(n / max));
+  const t: number[] = [];
+  const s: number[] = [];
+  for (let i = 0; i < n; i += step) {
+    let top = -Infinity;
+    for (let k = i; k < Math.min(n, i + step); k++) top = Math.max(top, scores[k] as number);
+    t.push(timestamps[i] as number);
+    s.push(top);
+  }
+  return { t, s };
+}
+
+export function scoreChart(c: SeriesChart): string {
+  if (c.timestamps.length === 0) return `<p>${escapeHtml(c.title)}: no rows.</p>`;
+  const { t, s } = downsample(c.timestamps, c.scores);
+  const t0 = t[0] as number;
+  const t1 = Math.max(t0 + 1, c.timestamps.at(-1) as number);
+  const sorted = [...s].sort((a, b) => a - b);
+  const p99 = sorted[Math.floor(0.99 * (sorted.length - 1))] ?? 0;
+  const top = Math.max(c.threshold * 1.5, Math.min(sorted.at(-1) ?? 1, Math.max(p99, c.threshold) * 2)) || 1;
+  const x = (ts: number) => PAD.left + ((ts - t0) / (t1 - t0)) * (W - PAD.left - PAD.right);
+  const y = (v: number) => PAD.top + (1 - Math.min(1, Math.max(0, v / top))) * (H - PAD.top - PAD.bottom);
+  const spans = c.spans
+    .filter((sp) => sp.to >= t0 && sp.from <= t1)
+    .map((sp) => `<rect x="${x(Math.max(t0, sp.from)).toFixed(1)}" y="${PAD.top}" width="${Math.max(1, x(Math.min(t1, sp.to)) - x(Math.max(t0, sp.from))).toFixed(1)}" height="${H - PAD.top - PAD.bottom}" fill="${SPAN_FILL[sp.kind]}"><title>${sp.kind}</title></rect>`)
+    .join('');
+  const line = s.map((v, i) => `${x(t[i] as number).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
+  const flagged = s.map((v, i) => (v > c.threshold ? `<circle cx="${x(t[i] as number).toFixed(1)}" cy="${y(v).toFixed(1)}" r="1.6" fill="#e5484d"/>` : '')).join('');
+  const ty = y(c.threshold);
+  const ticks = [0, 0.25, 0.5, 0.75, 1].map((q) => {
+    const ts = t0 + q * (t1 - t0);
+    return `<text x="${x(ts).toFixed(1)}" y="${H - 8}" font-size="10" text-anchor="middle">${new Date(ts).toISOString().slice(0, 16).replace('T', ' ')}</text>`;
+  });
+  return `<svg viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-label="${escapeHtml(c.title)}">
+<text x="${PAD.left}" y="15" font-size="12" font-weight="600">${escapeHtml(c.title)}</text>
+${spans}
+<rect x="${PAD.left}" y="${PAD.top}" width="${W - PAD.left - PAD.right}" height="${H - PAD.top - PAD.bottom}" fill="none" stroke="#ccc"/>
+<polyline points="${line}" fill="none" stroke="#0b68cb" stroke-width="1"/>
+${flagged}
+<line x1="${PAD.left}" x2="${W - PAD.right}" y1="${ty.toFixed(1)}" y2="${ty.toFixed(1)}" stroke="#e5484d" stroke-dasharray="5 3"/>
+<text x="${PAD.left - 4}" y="${(ty + 3).toFixed(1)}" font-size="10" text-anchor="end">${c.threshold.toPrecision(3)}</text>
+<text x="${PAD.left - 4}" y="${PAD.top + 8}" font-size="10" text-anchor="end">${top.toPrecision(3)}</text>
+<text x="${PAD.left - 4}" y="${H - PAD.bottom}" font-size="10" text-anchor="end">0</text>
+${ticks.join('')}
+</svg>`;
+}
+
+/** Horizontal bars (e.g. PSI per feature) with a threshold mark. */
+export function barChart(title: string, bars: readonly { label: string; value: number; bad: boolean }[], threshold: number): string {
+  const rowH = 18;
+  const h = 24 + rowH * bars.length + 8;
+  const max = Math.max(threshold * 1.5, ...bars.map((b) => b.value)) || 1;
+  const x = (v: number) => 200 + (Math.min(v, max) / max) * (W - 260);
+  const rows = bars
+    .map((b, i) => {
+      const yy = 24 + i * rowH;
+      return `<text x="194" y="${yy + 12}" font-size="11" text-anchor="end">${escapeHtml(b.label)}</text><rect x="200" y="${yy + 2}" width="${Math.max(1, x(b.value) - 200).toFixed(1)}" height="${rowH - 5}" fill="${b.bad ? '#e5484d' : '#0b68cb'}"/><text x="${(x(b.value) + 4).toFixed(1)}" y="${yy + 12}" font-size="10">${b.value.toFixed(3)}</text>`;
+    })
+    .join('');
+  return `<svg viewBox="0 0 ${W} ${h}" width="100%" role="img" aria-label="${escapeHtml(title)}"><text x="8" y="15" font-size="12" font-weight="600">${escapeHtml(title)}</text>${rows}<line x1="${x(threshold).toFixed(1)}" x2="${x(threshold).toFixed(1)}" y1="20" y2="${h - 4}" stroke="#e5484d" stroke-dasharray="4 3"/></svg>`;
+}

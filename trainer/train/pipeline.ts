@@ -1,0 +1,212 @@
+/**
+ * `train` for one source: readings of the range (sync reader, de-duplicated) → labels → cleaning
+ * → the most recent part held out → challenger fitted on the rest → challenger and live model
+ * scored on the same held-out rows with the same metric → decision → registry (the version
+ * always; best.json only when promoted, by a conditional write on the ETag read first).
+ * Reproducible: the same data, options and seed give the same model bytes and the same decision.
+ */
+import type { ContainerClient } from '@azure/storage-blob';
+import type { LabelRecord } from '../../sync/labels-upload.js';
+import { modelBlobName } from '../../sync/layout.js';
+import { CLEAN_DEFAULTS, type Cleaned, type Target } from '../data/clean.js';
+import type { LoadResult } from '../data/load.js';
+import { baselineOf } from '../drift/baseline.js';
+import { compareWithBaseline, type DriftReport, type DriftThresholds } from '../drift/compare.js';
+import { TrainerError } from '../errors.js';
+import { columnMeans, columnStds } from '../linalg/stats.js';
+import { evaluate, planEvaluation, type Evaluation } from '../eval/criterion.js';
+import { OnnxScorer, rowsOf } from '../eval/score.js';
+import { fitTable, TRAINER_VERSION } from '../fit.js';
+import type { Progress } from '../progress.js';
+import { nextPointer, RECORD_SCHEMA, type ModelRecord } from '../registry/records.js';
+import { readBest, readModelBytes, readModelRecord, registerVersion, sha256, writeBest, type BestState } from '../registry/registry.js';
+import { decide, type Decision } from './decide.js';
+import { prepareData } from './prepare.js';
+
+export interface TrainRequest {
+  source: string;
+  /** Epoch ms, inclusive / exclusive. */
+  from: number;
+  to: number;
+  /** Share of the most recent cleaned rows held out for the comparison. */
+  holdoutFraction: number;
+  /** Score (F1 or balanced accuracy) the challenger must gain over the live model. */
+  margin: number;
+  seed: number;
+  algorithm?: string;
+  window?: number;
+  version?: string;
+  /** Train only when the range drifted from the live model's baseline. */
+  ifDrifted?: DriftThresholds;
+}
+
+export const TRAIN_DEFAULTS = { holdoutFraction: 0.2, margin: 0.01, seed: 1 };
+export const MIN_TRAIN_ROWS = 100;
+export const MIN_HOLDOUT_ROWS = 20;
+
+export interface ScoredModel {
+  version: string;
+  algorithm: string;
+  threshold: number;
+  evaluation: Evaluation | null;
+  /** Scores of the held-out rows, for the report. */
+  scores: Float32Array | null;
+}
+
+export interface TrainOutcome {
+  status: 'promoted' | 'kept' | 'skipped';
+  reason: string;
+  source: string;
+  record: ModelRecord | null;
+  drift: DriftReport | null;
+  /** What the report draws; null when nothing was trained. */
+  view: {
+    timestamps: number[];
+    targets: Target[];
+    challenger: ScoredModel;
+    champion: ScoredModel | null;
+  } | null;
+}
+
+interface Champion {
+  state: BestState;
+  record: ModelRecord;
+  bytes: Uint8Array;
+}
+
+export async function trainSource(container: ContainerClient, req: TrainRequest, progress: Progress, now: () => Date, labels?: readonly LabelRecord[]): Promise<TrainOutcome> {
+  const champion = await loadChampion(container, req.source);
+  const best = champion?.state ?? null;
+  const { loaded, cleaned } = await prepareData(container, req, progress, labels);
+  const holdoutStart = Math.floor(cleaned.series.rows.length * (1 - req.holdoutFraction));
+  const trainIdx = range(0, holdoutStart).filter((i) => cleaned.targets[i] !== 'anomaly');
+  checkEnough(cleaned, trainIdx.length, cleaned.series.rows.length - holdoutStart);
+
+  if (req.ifDrifted && champion) {
+    const drift = compareWithBaseline(champion.record.baseline, cleaned.series.features, cleaned.series.rows, req.ifDrifted);
+    if (!drift.drifted) return { status: 'skipped', reason: `no drift from the baseline of live model ${champion.record.version}: not retrained`, source: req.source, record: null, drift, view: null };
+  }
+
+  progress.stage(`fitting on ${trainIdx.length} rows`);
+  const trainRows = trainIdx.map((i) => cleaned.series.rows[i] as Float64Array);
+  const fit = fitTable(
+    { features: cleaned.series.features, timestamps: trainIdx.map((i) => cleaned.series.timestamps[i] as number), rows: trainRows, timestampColumn: 'ts', ignoredColumns: [] },
+    { source: req.source, algorithm: req.algorithm, window: req.window, version: req.version },
+  );
+  progress.stage('comparing with the live model');
+  const plan = planEvaluation(cleaned, holdoutStart, columnStds(trainRows, columnMeans(trainRows)), req.seed);
+  const held = range(holdoutStart, cleaned.series.rows.length);
+  const challenger = await scoreModel(fit.bytes, plan, cleaned, held);
+  const defender = champion ? await scoreModel(champion.bytes, plan, cleaned, held) : null;
+  const decision = decide(
+    { version: fit.metadata.version, evaluation: challenger.evaluation as Evaluation },
+    defender?.evaluation ? { version: champion!.record.version, evaluation: defender.evaluation } : null,
+    req.margin,
+    defender && !defender.evaluation ? defender.problem : undefined,
+  );
+
+  progress.stage('writing the registry');
+  const record = buildRecord(req, loaded, cleaned, { trainIdx, holdoutStart }, fit, plan.criterion, plan.description, challenger.evaluation as Evaluation, defender, champion, decision, now());
+  await registerVersion(container, record, fit.bytes);
+  if (decision.promoted) await writeBest(container, nextPointer(record, best?.pointer ?? null, record.createdAt, decision.reason), best?.etag ?? null);
+  progress.finish();
+  return {
+    status: decision.promoted ? 'promoted' : 'kept',
+    reason: decision.reason,
+    source: req.source,
+    record,
+    drift: compareWithBaseline(champion?.record.baseline ?? record.baseline, cleaned.series.features, held.map((i) => cleaned.series.rows[i] as Float64Array)),
+    view: {
+      timestamps: held.map((i) => cleaned.series.timestamps[i] as number),
+      targets: held.map((i) => cleaned.targets[i] ?? null),
+      challenger: { version: fit.metadata.version, algorithm: fit.metadata.algorithm, threshold: fit.metadata.threshold, evaluation: challenger.evaluation, scores: challenger.scores },
+      champion: champion && defender ? { version: champion.record.version, algorithm: champion.record.algorithm, threshold: champion.record.threshold, evaluation: defender.evaluation, scores: defender.scores } : null,
+    },
+  };
+}
+
+async function loadChampion(container: ContainerClient, source: string): Promise<Champion | null> {
+  const state = await readBest(container, source);
+  if (!state) return null;
+  const record = await readModelRecord(container, source, state.pointer.version);
+  return { state, record, bytes: await readModelBytes(container, record) };
+}
+
+async function scoreModel(bytes: Uint8Array, plan: ReturnType<typeof planEvaluation>, cleaned: Cleaned, held: number[]) {
+  const scorer = await OnnxScorer.load(bytes);
+  try {
+    const missing = scorer.missingFeatures(cleaned.series.features);
+    if (missing.length > 0) return { evaluation: null, scores: null, problem: `it needs ${missing.join(', ')}, absent from the data` };
+    const evaluation = await evaluate(scorer, plan);
+    const scores = await scorer.score(rowsOf(cleaned.series, cleaned.segmentStarts), held);
+    return { evaluation, scores, problem: undefined };
+  } finally {
+    await scorer.release();
+  }
+}
+
+function checkEnough(cleaned: Cleaned, train: number, holdout: number): void {
+  if (train >= MIN_TRAIN_ROWS && holdout >= MIN_HOLDOUT_ROWS) return;
+  const s = cleaned.stats;
+  throw new TrainerError(
+    'PW_TRAINER_NO_DATA',
+    `not enough usable rows: ${train} to train (need ${MIN_TRAIN_ROWS}) and ${holdout} held out (need ${MIN_HOLDOUT_ROWS}) ` +
+      `from ${s.inputRows} readings (${s.droppedMissing} dropped for missing values, ${s.droppedMaintenance} in maintenance)`,
+  );
+}
+
+function buildRecord(
+  req: TrainRequest,
+  loaded: LoadResult,
+  cleaned: Cleaned,
+  split: { trainIdx: number[]; holdoutStart: number },
+  fit: ReturnType<typeof fitTable>,
+  criterion: Evaluation['criterion'],
+  description: string,
+  challenger: Evaluation,
+  defender: { evaluation: Evaluation | null } | null,
+  champion: Champion | null,
+  decision: Decision,
+  createdAt: Date,
+): ModelRecord {
+  const ts = cleaned.series.timestamps;
+  const iso = (i: number | undefined) => new Date(ts[i ?? 0] as number).toISOString();
+  const m = fit.metadata;
+  return {
+    schema: RECORD_SCHEMA,
+    source: req.source,
+    version: m.version,
+    algorithm: m.algorithm,
+    features: m.features,
+    window: m.window,
+    threshold: m.threshold,
+    model: { blob: modelBlobName(req.source, m.version, 'model.onnx'), sha256: sha256(fit.bytes), size: fit.bytes.length },
+    data: {
+      from: new Date(req.from).toISOString(),
+      to: new Date(req.to).toISOString(),
+      readings: loaded.readings,
+      devices: loaded.devices,
+      droppedFeatures: loaded.droppedFeatures,
+      cleaning: { ...cleaned.stats, options: CLEAN_DEFAULTS },
+      trainRows: split.trainIdx.length,
+      trainFrom: iso(split.trainIdx[0]),
+      trainTo: iso(split.trainIdx.at(-1)),
+      holdoutRows: ts.length - split.holdoutStart,
+      holdoutFrom: iso(split.holdoutStart),
+      holdoutTo: iso(ts.length - 1),
+    },
+    evaluation: { criterion, description, challenger, champion: defender?.evaluation ?? null, championVersion: champion?.record.version ?? null },
+    decision,
+    baseline: baselineOf(
+      cleaned.series.features,
+      split.trainIdx.map((i) => cleaned.series.rows[i] as Float64Array),
+    ),
+    trainer: { version: TRAINER_VERSION, seed: req.seed },
+    createdAt: createdAt.toISOString(),
+  };
+}
+
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i);
+}
