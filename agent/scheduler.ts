@@ -43,7 +43,7 @@ export class Scheduler {
   async stop(): Promise<void> {
     this.started = false;
     for (const { task } of this.tasks.values()) await task.destroy();
-    await Promise.all([...this.tasks.values()].map((e) => e.running));
+    await Promise.all([...this.tasks.values()].map((e) => e.running ?? Promise.resolve()));
     this.tasks.clear();
   }
 }

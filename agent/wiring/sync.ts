@@ -1,7 +1,138 @@
+import { join } from 'node:path';
+import { SyncBatches } from '../../buffer/batches.js';
+import { containerClient, describeTarget, type BlobTarget } from '../../sync/client.js';
+import { SyncError } from '../../sync/errors.js';
+import { deleteExpiredSynced } from '../../sync/retention.js';
+import { safeErrorMessage } from '../../sync/redact.js';
+import { BlobUploader } from '../../sync/uploader.js';
+import { SyncWorker, type BlobConnectivity, type SyncSettings } from '../../sync/worker.js';
+import { startAzurite, type AzuriteHandle } from '../azurite.js';
+import type { Config } from '../config.js';
 import type { Agent } from '../main.js';
+import { LATENCY_BUCKETS, type MetricsRegistry } from '../metrics.js';
+import { agentVersion } from '../paths.js';
 import type { Part } from './part.js';
 
+/** Live sync settings, read from the configuration in force at every cycle. */
+export function syncSettings(c: Config): SyncSettings {
+  const maxMs = c.syncBackoffMaxSeconds * 1000;
+  return {
+    intervalMs: c.syncIntervalSeconds * 1000,
+    maxBytesPerSecond: c.syncMaxBytesPerSecond,
+    batchMaxRows: c.syncBatchMaxRows,
+    batchMaxBytes: c.syncBatchMaxBytes,
+    anomalyContextRows: c.syncAnomalyContextRows,
+    backoff: { initialMs: Math.min(1000, maxMs), maxMs, slowMs: c.syncSlowRetrySeconds * 1000 },
+  };
+}
+
+/** The configured target; 'local' for the standalone Azurite; null when nothing is configured. */
+function configuredTarget(c: Config): BlobTarget | 'local' | null {
+  if (c.blobSasUrl) return { kind: 'sas-url', sasUrl: c.blobSasUrl };
+  if (c.blobConnectionString) return { kind: 'connection-string', connectionString: c.blobConnectionString, container: c.blobContainer };
+  return c.standalone ? 'local' : null;
+}
+
+const CONNECTIVITY_STATES: BlobConnectivity[] = ['unknown', 'online', 'offline', 'throttled', 'unauthorized', 'container-missing'];
+
 /** Store-and-forward to Blob Storage (issue 3): the parts it adds to the agent, in start order. */
-export function wireSync(_agent: Agent): Part[] {
-  return [];
+export function wireSync(agent: Agent): Part[] {
+  const { config } = agent;
+  const logger = agent.logger.child({ component: 'sync' });
+  scheduleRetention(agent);
+  const configured = config.sync === 'off' ? 'off' : configuredTarget(config);
+  if (configured === 'off' || configured === null) {
+    const state = configured === 'off' ? 'off' : 'not configured';
+    agent.status.setSyncStatus(() => ({ state, lastSuccessAt: null, lastAttemptAt: null, lastError: null, uploadedRows: 0, uploadedBlobs: 0 }));
+    agent.status.setConnectivity('blob', () => state);
+    return [];
+  }
+  let target: BlobTarget | null = configured === 'local' ? null : configured;
+  const worker = new SyncWorker({
+    buffer: agent.buffer,
+    uploader: () => {
+      if (target === null) throw new SyncError('PW_SYNC_NOT_CONFIGURED', 'no blob target: the local Azurite did not start (see the log)');
+      return new BlobUploader(containerClient(target, { userAgent: `pumpwatch-agent/${agentVersion()}` }), { createContainer: config.syncCreateContainer });
+    },
+    deviceId: config.resolvedDeviceId,
+    agentVersion: agentVersion(),
+    settings: () => syncSettings(agent.config),
+    logger,
+    ...syncMetrics(agent.registry),
+  });
+  registerGauges(agent.registry, worker);
+  agent.status.setSyncStatus(() => worker.status());
+  agent.status.setConnectivity('blob', () => worker.blobConnectivity());
+  agent.status.addHealthCheck({ name: 'sync', check: () => worker.health() });
+  // Alerts first: a committed anomaly starts a cycle now instead of at the next interval.
+  agent.pipeline.onCommit((rows) => {
+    if (rows.some((r) => r.anomaly === true)) worker.kick();
+  });
+  const parts: Part[] = [];
+  if (configured === 'local') {
+    let azurite: AzuriteHandle | null = null;
+    parts.push({
+      name: 'azurite',
+      start: async () => {
+        try {
+          azurite = await startAzurite({ location: join(config.dataDir, 'azurite') });
+          target = { kind: 'connection-string', connectionString: azurite.connectionString, container: config.blobContainer };
+          logger.info({ port: azurite.port, location: azurite.location }, 'local Azurite started (the standalone sync target)');
+        } catch (err) {
+          logger.error({ err: { message: safeErrorMessage(err) } }, 'local Azurite did not start: readings stay in the buffer');
+        }
+      },
+      stop: async () => {
+        await azurite?.stop();
+      },
+    });
+  }
+  parts.push({
+    name: 'sync',
+    start: () => {
+      if (target) logger.info({ target: describeTarget(target), via: target.kind }, 'sync to Blob Storage');
+      worker.start();
+    },
+    stop: () => worker.stop(),
+  });
+  return parts;
+}
+
+/** Deletes synced rows past the retention time, every 10 minutes (node-cron); the disk cap still rules. */
+function scheduleRetention(agent: Agent): void {
+  const batches = new SyncBatches(agent.buffer);
+  agent.scheduler.every('sync-retention', '0 */10 * * * *', () => {
+    const { deleted, cutoff } = deleteExpiredSynced(batches, agent.config.retentionHours, Date.now());
+    if (deleted > 0) agent.logger.info({ component: 'sync', deleted, receivedBefore: new Date(cutoff).toISOString() }, 'retention: synced rows deleted');
+  });
+}
+
+function syncMetrics(registry: MetricsRegistry): Pick<ConstructorParameters<typeof SyncWorker>[0], 'onUploaded' | 'onFailure'> {
+  const rows = registry.counter('pumpwatch_sync_uploaded_rows_total', 'Rows uploaded to Blob Storage');
+  const blobs = registry.counter('pumpwatch_sync_uploaded_blobs_total', 'Blobs uploaded (outcome: created, or already-present after a retry)');
+  const bytes = registry.counter('pumpwatch_sync_uploaded_bytes_total', 'Compressed bytes uploaded');
+  const raw = registry.counter('pumpwatch_sync_uploaded_raw_bytes_total', 'Uncompressed JSON bytes uploaded');
+  const seconds = registry.histogram('pumpwatch_sync_upload_seconds', 'Duration of one blob upload', LATENCY_BUCKETS);
+  const failures = registry.counter('pumpwatch_sync_failures_total', 'Failed sync cycles and batches, by kind');
+  return {
+    onUploaded: (e) => {
+      rows.inc(e.rows);
+      blobs.inc(1, { outcome: e.outcome });
+      bytes.inc(e.bytes);
+      raw.inc(e.rawBytes);
+      seconds.observe(e.seconds);
+    },
+    onFailure: (f) => failures.inc(1, { kind: f.kind }),
+  };
+}
+
+function registerGauges(registry: MetricsRegistry, worker: SyncWorker): void {
+  registry.gauge('pumpwatch_sync_blob_connectivity', 'Blob Storage connectivity: 1 for the current state', () =>
+    CONNECTIVITY_STATES.map((state) => ({ labels: { state }, value: worker.blobConnectivity() === state ? 1 : 0 })),
+  );
+  registry.gauge('pumpwatch_sync_failed_batches', 'Planned batches that can never upload (their blob name holds other content)', () => worker.status().failedBatches);
+  registry.gauge('pumpwatch_sync_last_success_timestamp_seconds', 'When a blob was last uploaded (0: never)', () => {
+    const at = worker.status().lastSuccessAt;
+    return at === null ? 0 : Date.parse(at) / 1000;
+  });
 }

@@ -1,0 +1,159 @@
+/**
+ * Retries of the sync: a classifier says *whether* a failure can heal by itself (a network outage,
+ * throttling, a server error) or needs a person (wrong credentials, a missing container, a request
+ * the service refuses); a policy says *when* to try again: exponential backoff with jitter and a
+ * cap for the first kind, a slow fixed pace for the second, and never sooner than Retry-After.
+ */
+import { SyncError } from './errors.js';
+import { safeErrorMessage } from './redact.js';
+
+export type FailureKind =
+  | 'offline' // no answer: refused, reset, timed out, name not resolved
+  | 'throttled' // 429 / 503: the service asks us to slow down
+  | 'server' // 408, other 5xx
+  | 'unauthorized' // 401 / 403: credentials or SAS wrong, expired or lacking a permission
+  | 'container-missing' // 404 ContainerNotFound, and we may not (or could not) create it
+  | 'conflict' // a different blob already has a planned batch's name
+  | 'rejected' // another 4xx: the request itself is refused
+  | 'misconfigured' // the target cannot be used as configured (malformed connection string or URL)
+  | 'local'; // a failure on the gateway (buffer, encoding)
+
+export interface SyncFailure {
+  kind: FailureKind;
+  /** True when the failure can go away without anyone changing anything. */
+  heals: boolean;
+  status?: number;
+  /** The service's error code (AuthorizationFailure, ContainerNotFound, …) or the socket error code. */
+  code?: string;
+  retryAfterMs?: number;
+  /** What went wrong, secrets removed. */
+  message: string;
+}
+
+const HEALS: Record<FailureKind, boolean> = {
+  offline: true,
+  throttled: true,
+  server: true,
+  unauthorized: false,
+  'container-missing': false,
+  conflict: false,
+  rejected: false,
+  misconfigured: false,
+  local: true,
+};
+
+interface HttpLikeError {
+  name?: string;
+  code?: string;
+  statusCode?: number;
+  message?: string;
+  response?: { headers?: { get(name: string): string | undefined } };
+}
+
+/** Milliseconds from a Retry-After (seconds or an HTTP date) or x-ms-retry-after-ms header. */
+export function parseRetryAfter(err: unknown, now = Date.now()): number | undefined {
+  const headers = (err as HttpLikeError | null)?.response?.headers;
+  if (!headers || typeof headers.get !== 'function') return undefined;
+  const ms = headers.get('x-ms-retry-after-ms');
+  if (ms !== undefined && /^\d+$/.test(ms.trim())) return Number(ms);
+  const value = headers.get('retry-after')?.trim();
+  if (!value) return undefined;
+  if (/^\d+(\.\d+)?$/.test(value)) return Math.round(Number(value) * 1000);
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+function kindOf(err: HttpLikeError): FailureKind {
+  const status = err.statusCode;
+  if (status === undefined) return err.name === 'BufferError' || err.name === 'SyncError' ? 'local' : 'offline';
+  if (status === 401 || status === 403) return 'unauthorized';
+  if (status === 404 && err.code === 'ContainerNotFound') return 'container-missing';
+  if (status === 429 || status === 503) return 'throttled';
+  if (status === 408 || status >= 500) return 'server';
+  return 'rejected';
+}
+
+/** What kind of failure an error is, with a message safe to log and show. */
+export function classifyFailure(err: unknown, now = Date.now()): SyncFailure {
+  if (err instanceof SyncError) {
+    const kinds: Partial<Record<string, FailureKind>> = {
+      PW_SYNC_BLOB_CONFLICT: 'conflict',
+      PW_SYNC_CONTAINER_MISSING: 'container-missing',
+      PW_SYNC_BAD_TARGET: 'misconfigured',
+      PW_SYNC_NOT_CONFIGURED: 'misconfigured',
+    };
+    const kind = kinds[err.code] ?? 'local';
+    return { kind, heals: HEALS[kind], code: err.code, message: safeErrorMessage(err) };
+  }
+  const e = (typeof err === 'object' && err !== null ? err : { message: String(err) }) as HttpLikeError;
+  const kind = kindOf(e);
+  const failure: SyncFailure = { kind, heals: HEALS[kind], message: describe(kind, e) };
+  if (e.statusCode !== undefined) failure.status = e.statusCode;
+  if (e.code !== undefined) failure.code = e.code;
+  const retryAfterMs = parseRetryAfter(err, now);
+  if (retryAfterMs !== undefined) failure.retryAfterMs = retryAfterMs;
+  return failure;
+}
+
+function describe(kind: FailureKind, e: HttpLikeError): string {
+  // Service messages end with RequestId/Time lines: keep the first line, which says what is wrong.
+  const detail = safeErrorMessage(e.message ?? '').split('\n')[0] ?? '';
+  const what = `${e.statusCode ?? e.code ?? 'error'}${e.statusCode !== undefined && e.code ? ` ${e.code}` : ''}`;
+  switch (kind) {
+    case 'unauthorized':
+      return `Blob Storage refused the credentials (${what}): check the connection string or SAS URL (key, expiry, permissions racwl). ${detail}`;
+    case 'container-missing':
+      return `the blob container does not exist (${what}) and cannot be created with these settings. ${detail}`;
+    case 'offline':
+      return `Blob Storage is unreachable (${what}). ${detail}`;
+    default:
+      return `Blob Storage answered ${what}. ${detail}`;
+  }
+}
+
+export interface BackoffOptions {
+  /** First delay after a failure that heals. */
+  initialMs: number;
+  /** Cap of the exponential delays. */
+  maxMs: number;
+  /** Pace of retries after a failure that needs a person (credentials, container). */
+  slowMs: number;
+  factor?: number;
+  /** Share of each delay taken off at random (0–1), so a fleet of gateways does not retry in step. */
+  jitter?: number;
+  /** A Retry-After beyond this is not trusted further. */
+  maxRetryAfterMs?: number;
+}
+
+/** When to try again: call `next()` after each failure, `reset()` after a success. */
+export class Backoff {
+  private failures = 0;
+
+  constructor(
+    private options: BackoffOptions,
+    private readonly random: () => number = Math.random,
+  ) {}
+
+  get consecutiveFailures(): number {
+    return this.failures;
+  }
+
+  /** Changes the policy (a live setting); the count of failures stays. */
+  configure(options: BackoffOptions): void {
+    this.options = options;
+  }
+
+  /** Milliseconds to wait before the next attempt after `failure`. */
+  next(failure: Pick<SyncFailure, 'heals' | 'retryAfterMs'>): number {
+    const { initialMs, maxMs, slowMs, factor = 2, jitter = 0.5, maxRetryAfterMs = 3_600_000 } = this.options;
+    this.failures++;
+    const base = failure.heals ? Math.min(maxMs, initialMs * factor ** Math.min(this.failures - 1, 60)) : Math.max(slowMs, initialMs);
+    const delay = base * (1 - Math.min(1, Math.max(0, jitter)) * this.random());
+    const retryAfter = Math.min(failure.retryAfterMs ?? 0, maxRetryAfterMs);
+    return Math.round(Math.max(delay, retryAfter));
+  }
+
+  reset(): void {
+    this.failures = 0;
+  }
+}

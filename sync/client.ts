@@ -1,0 +1,46 @@
+/**
+ * The Blob Storage target: a connection string (account key or SAS) with a container name, or a
+ * container SAS URL. Builds the SDK's ContainerClient without its own retries (the sync worker's
+ * backoff decides) and describes the target without any secret.
+ */
+import { AnonymousCredential, BlobServiceClient, ContainerClient, type StoragePipelineOptions } from '@azure/storage-blob';
+import { SyncError } from './errors.js';
+import { safeErrorMessage } from './redact.js';
+
+export type BlobTarget =
+  | { kind: 'connection-string'; connectionString: string; container: string }
+  | { kind: 'sas-url'; sasUrl: string };
+
+export interface ClientOptions {
+  /** Longest single request (an upload on a slow link included). */
+  requestTimeoutMs?: number;
+  userAgent?: string;
+}
+
+function pipelineOptions(opts: ClientOptions): StoragePipelineOptions {
+  return {
+    retryOptions: { maxTries: 1, tryTimeoutInMs: opts.requestTimeoutMs ?? 300_000 },
+    userAgentOptions: { userAgentPrefix: opts.userAgent ?? 'pumpwatch' },
+  };
+}
+
+/** A ContainerClient for the target; a malformed target is a SyncError that repeats none of it. */
+export function containerClient(target: BlobTarget, opts: ClientOptions = {}): ContainerClient {
+  try {
+    if (target.kind === 'sas-url') return new ContainerClient(target.sasUrl, new AnonymousCredential(), pipelineOptions(opts));
+    return BlobServiceClient.fromConnectionString(target.connectionString, pipelineOptions(opts)).getContainerClient(target.container);
+  } catch (err) {
+    const what = target.kind === 'sas-url' ? 'PUMPWATCH_BLOB_SAS_URL' : 'PUMPWATCH_BLOB_CONNECTION_STRING';
+    throw new SyncError('PW_SYNC_BAD_TARGET', `${what} is not usable: ${safeErrorMessage(err).split('\n')[0]}`, { cause: err });
+  }
+}
+
+/** `account/container at host` with no key or signature: for logs and /status. */
+export function describeTarget(target: BlobTarget): string {
+  try {
+    const client = containerClient(target);
+    return `${client.accountName || '?'}/${client.containerName} at ${new URL(client.url).host}`;
+  } catch {
+    return target.kind === 'sas-url' ? 'an unusable SAS URL' : 'an unusable connection string';
+  }
+}

@@ -1,0 +1,221 @@
+/**
+ * Rows ⇄ blob content: gzip-compressed JSON lines, one reading with its prediction per line.
+ * The bytes are a pure function of the rows and the device id (fixed key order, fixed gzip level,
+ * no mtime in the gzip header), so a batch re-encoded after a crash has the same sha256.
+ * Encoding yields to the event loop between chunks and compresses and hashes on the libuv thread
+ * pool, so a large batch never holds up ingest for long.
+ */
+import { webcrypto } from 'node:crypto';
+import { setImmediate as yieldNow } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { gunzip, gzip } from 'node:zlib';
+import type { StoredRow } from '../buffer/types.js';
+import { SyncError } from './errors.js';
+
+/** Version of the line format; stored in each blob's metadata. */
+export const SCHEMA_VERSION = 1;
+/** Never change it lightly: the same rows must give the same bytes (old blobs are still matched by rawsha256). */
+export const GZIP_LEVEL = 6;
+const CHUNK_ROWS = 512;
+
+const gzipAsync = promisify(gzip);
+const gunzipAsync = promisify(gunzip);
+
+/** One line of a readings blob. Optional fields appear only when they have a value. */
+export interface ReadingLine {
+  seq: number;
+  deviceId: string;
+  pumpId: string;
+  /** ISO 8601, UTC. */
+  ts: string;
+  receivedAt: string;
+  values: Record<string, number | null>;
+  score: number | null;
+  anomaly: boolean | null;
+  modelVersion: string | null;
+  imputed: boolean;
+  unscoredReason?: string;
+  shadowScore?: number;
+  shadowModelVersion?: string;
+  contributions?: Record<string, number>;
+}
+
+export interface EncodedBatch {
+  /** gzip of the JSON lines. */
+  body: Buffer;
+  /** sha256 (hex) of `body`. */
+  sha256: string;
+  /** sha256 (hex) of the uncompressed JSON lines (matches a blob written by another gzip build). */
+  rawSha256: string;
+  rawBytes: number;
+  rowCount: number;
+}
+
+export function toLine(row: StoredRow, deviceId: string): ReadingLine {
+  const line: ReadingLine = {
+    seq: row.seq,
+    deviceId,
+    pumpId: row.pumpId,
+    ts: new Date(row.ts).toISOString(),
+    receivedAt: new Date(row.receivedAt).toISOString(),
+    values: row.values,
+    score: row.score,
+    anomaly: row.anomaly,
+    modelVersion: row.modelVersion,
+    imputed: row.imputed,
+  };
+  if (row.unscoredReason != null) line.unscoredReason = row.unscoredReason;
+  if (row.shadowScore != null) line.shadowScore = row.shadowScore;
+  if (row.shadowModelVersion != null) line.shadowModelVersion = row.shadowModelVersion;
+  if (row.contributions != null) line.contributions = row.contributions;
+  return line;
+}
+
+/**
+ * A row as the buffer stores it: `vals` and `contributions` still JSON text, flags 0/1. Lines are
+ * built from this form without parsing and re-serialising the values (the hot path of a drain);
+ * the text is the one JSON.stringify wrote, so the line equals JSON.stringify(toLine(row)).
+ */
+export interface RawRow {
+  seq: number;
+  pump_id: string;
+  ts: number;
+  received_at: number;
+  vals: string;
+  score: number | null;
+  anomaly: number | null;
+  model_version: string | null;
+  imputed: number;
+  unscored_reason: string | null;
+  shadow_score: number | null;
+  shadow_model_version: string | null;
+  contributions: string | null;
+}
+
+export function toRawRow(row: StoredRow): RawRow {
+  return {
+    seq: row.seq,
+    pump_id: row.pumpId,
+    ts: row.ts,
+    received_at: row.receivedAt,
+    vals: JSON.stringify(row.values),
+    score: row.score,
+    anomaly: row.anomaly === null ? null : row.anomaly ? 1 : 0,
+    model_version: row.modelVersion,
+    imputed: row.imputed ? 1 : 0,
+    unscored_reason: row.unscoredReason,
+    shadow_score: row.shadowScore ?? null,
+    shadow_model_version: row.shadowModelVersion ?? null,
+    contributions: row.contributions ? JSON.stringify(row.contributions) : null,
+  };
+}
+
+const num = (v: number | null): string => (v === null ? 'null' : JSON.stringify(v));
+const str = (v: string | null): string => (v === null ? 'null' : JSON.stringify(v));
+
+/** One JSON line (without the newline), byte for byte JSON.stringify(toLine(row, deviceId)). */
+export function lineText(r: RawRow, deviceIdJson: string): string {
+  let s =
+    `{"seq":${r.seq},"deviceId":${deviceIdJson},"pumpId":${JSON.stringify(r.pump_id)},` +
+    `"ts":"${new Date(r.ts).toISOString()}","receivedAt":"${new Date(r.received_at).toISOString()}",` +
+    `"values":${r.vals},"score":${num(r.score)},"anomaly":${r.anomaly === null ? 'null' : r.anomaly === 1 ? 'true' : 'false'},` +
+    `"modelVersion":${str(r.model_version)},"imputed":${r.imputed === 1 ? 'true' : 'false'}`;
+  if (r.unscored_reason !== null) s += `,"unscoredReason":${JSON.stringify(r.unscored_reason)}`;
+  if (r.shadow_score !== null) s += `,"shadowScore":${num(r.shadow_score)}`;
+  if (r.shadow_model_version !== null) s += `,"shadowModelVersion":${JSON.stringify(r.shadow_model_version)}`;
+  if (r.contributions !== null) s += `,"contributions":${r.contributions}`;
+  return `${s}}`;
+}
+
+/** The uncompressed JSON lines of rows, built in chunks with a yield to the event loop between them. */
+export async function serializeRawRows(rows: readonly RawRow[], deviceId: string): Promise<Buffer> {
+  const deviceIdJson = JSON.stringify(deviceId);
+  const chunks: Buffer[] = [];
+  for (let start = 0; start < rows.length; start += CHUNK_ROWS) {
+    if (start > 0) await yieldNow();
+    let text = '';
+    const end = Math.min(rows.length, start + CHUNK_ROWS);
+    for (let i = start; i < end; i++) text += `${lineText(rows[i]!, deviceIdJson)}\n`;
+    chunks.push(Buffer.from(text, 'utf8'));
+  }
+  return Buffer.concat(chunks);
+}
+
+export async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  return Buffer.from(await webcrypto.subtle.digest('SHA-256', bytes)).toString('hex');
+}
+
+/** Rows as stored → deterministic gzip JSON lines with their hashes (compressed and hashed off the main thread). */
+export async function encodeRawRows(rows: readonly RawRow[], deviceId: string): Promise<EncodedBatch> {
+  const raw = await serializeRawRows(rows, deviceId);
+  const body = await gzipAsync(raw, { level: GZIP_LEVEL });
+  const [sha256, rawSha256] = await Promise.all([sha256Hex(body), sha256Hex(raw)]);
+  return { body, sha256, rawSha256, rawBytes: raw.length, rowCount: rows.length };
+}
+
+/** Rows → the same bytes as encodeRawRows of the stored form. */
+export function encodeRows(rows: readonly StoredRow[], deviceId: string): Promise<EncodedBatch> {
+  return encodeRawRows(rows.map(toRawRow), deviceId);
+}
+
+/** Blob content → its lines, checked for the fields every line must have. `label` names the blob in errors. */
+export async function decodeBatch(body: Uint8Array, label: string): Promise<ReadingLine[]> {
+  let raw: Buffer;
+  try {
+    raw = await gunzipAsync(body);
+  } catch (err) {
+    throw new SyncError('PW_SYNC_BLOB_CORRUPT', `${label}: not valid gzip (${(err as Error).message})`, { cause: err });
+  }
+  return parseLines(raw.toString('utf8'), label);
+}
+
+export function parseLines(text: string, label: string): ReadingLine[] {
+  const lines: ReadingLine[] = [];
+  let lineNo = 0;
+  for (const line of text.split('\n')) {
+    lineNo++;
+    if (line.length === 0) continue;
+    let v: unknown;
+    try {
+      v = JSON.parse(line);
+    } catch {
+      throw new SyncError('PW_SYNC_BAD_LINE', `${label} line ${lineNo}: not valid JSON`);
+    }
+    const problem = lineProblem(v);
+    if (problem) throw new SyncError('PW_SYNC_BAD_LINE', `${label} line ${lineNo}: ${problem}`);
+    lines.push(v as ReadingLine);
+  }
+  return lines;
+}
+
+function lineProblem(v: unknown): string | null {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'not a JSON object';
+  const o = v as Record<string, unknown>;
+  if (!Number.isSafeInteger(o.seq)) return '"seq" is not an integer';
+  if (typeof o.deviceId !== 'string' || typeof o.pumpId !== 'string') return '"deviceId" or "pumpId" is not a string';
+  if (typeof o.ts !== 'string' || Number.isNaN(Date.parse(o.ts))) return '"ts" is not an ISO time';
+  if (typeof o.values !== 'object' || o.values === null || Array.isArray(o.values)) return '"values" is not an object';
+  if (o.score !== null && typeof o.score !== 'number') return '"score" is neither a number nor null';
+  if (o.anomaly !== null && typeof o.anomaly !== 'boolean') return '"anomaly" is neither a boolean nor null';
+  if (o.modelVersion !== null && typeof o.modelVersion !== 'string') return '"modelVersion" is neither a string nor null';
+  if (typeof o.imputed !== 'boolean') return '"imputed" is not a boolean';
+  return null;
+}
+
+/** Blob metadata of a readings batch (names are lowercase: Azure treats them case-insensitively). */
+export function batchMetadata(
+  encoded: EncodedBatch,
+  info: { agentVersion: string; deviceId: string; pumpId: string; firstSeq: number; lastSeq: number },
+): Record<string, string> {
+  return {
+    rowcount: String(encoded.rowCount),
+    sha256: encoded.sha256,
+    rawsha256: encoded.rawSha256,
+    schemaversion: String(SCHEMA_VERSION),
+    agentversion: info.agentVersion,
+    deviceid: encodeURIComponent(info.deviceId),
+    pumpid: encodeURIComponent(info.pumpId),
+    firstseq: String(info.firstSeq),
+    lastseq: String(info.lastSeq),
+  };
+}

@@ -1,0 +1,77 @@
+/**
+ * Blob names (DESIGN.md "Blob layout"), shared by the agent's sync and the trainer:
+ *   readings/{pumpId}/{yyyy}/{mm}/{dd}/{deviceId}/{firstSeq}-{lastSeq}.jsonl.gz
+ *   models/{source}/{version}/model.onnx | model.json,  models/{source}/best.json
+ *   labels/{deviceId}/…
+ * The date is the UTC day of the batch's first reading; sequence numbers are zero-padded so that
+ * names sort in sequence order within a device's folder.
+ */
+import { SyncError } from './errors.js';
+
+/** Digits of a zero-padded sequence number (10^12 rows: decades at a thousand rows a second). */
+export const SEQ_DIGITS = 12;
+export const READINGS_ROOT = 'readings/';
+
+/**
+ * One path segment: ids are validated upstream (letters, digits, `.`, `_`, `:`, `-`); anything else
+ * (a `/` in a host name used as device id, …) is percent-encoded so a segment never splits.
+ */
+export function segment(id: string): string {
+  if (id.length === 0 || id === '.' || id === '..') throw new SyncError('PW_SYNC_BAD_BLOB_NAME', `"${id}" cannot be a blob path segment`);
+  return /^[A-Za-z0-9._:-]+$/.test(id) ? id : encodeURIComponent(id);
+}
+
+export function padSeq(seq: number): string {
+  if (!Number.isSafeInteger(seq) || seq < 0) throw new SyncError('PW_SYNC_BAD_BLOB_NAME', `sequence number ${seq} is not a non-negative integer`);
+  return String(seq).padStart(SEQ_DIGITS, '0');
+}
+
+/** `yyyy/mm/dd` of an epoch-ms time, in UTC. */
+export function dayPath(ts: number): string {
+  const d = new Date(ts);
+  if (Number.isNaN(d.getTime())) throw new SyncError('PW_SYNC_BAD_BLOB_NAME', `time ${ts} is not a valid date`);
+  const mm = String(d.getUTCMonth() + 1).padStart(2, '0');
+  const dd = String(d.getUTCDate()).padStart(2, '0');
+  return `${d.getUTCFullYear()}/${mm}/${dd}`;
+}
+
+export function readingsBlobName(pumpId: string, deviceId: string, firstSeq: number, lastSeq: number, firstTs: number): string {
+  return `${READINGS_ROOT}${segment(pumpId)}/${dayPath(firstTs)}/${segment(deviceId)}/${padSeq(firstSeq)}-${padSeq(lastSeq)}.jsonl.gz`;
+}
+
+/** Prefix listing one pump's blobs of one UTC day (all devices). */
+export function readingsDayPrefix(pumpId: string, day: number): string {
+  return `${READINGS_ROOT}${segment(pumpId)}/${dayPath(day)}/`;
+}
+
+export interface ReadingsBlobRef {
+  pumpId: string;
+  /** Epoch ms of 00:00 UTC of the blob's day. */
+  day: number;
+  deviceId: string;
+  firstSeq: number;
+  lastSeq: number;
+}
+
+const NAME_RE = /^readings\/([^/]+)\/(\d{4})\/(\d{2})\/(\d{2})\/([^/]+)\/(\d+)-(\d+)\.jsonl\.gz$/;
+
+/** Parses a readings blob name; null when the name is not one. */
+export function parseReadingsBlobName(name: string): ReadingsBlobRef | null {
+  const m = NAME_RE.exec(name);
+  if (!m) return null;
+  const [, pump, y, mo, d, device, first, last] = m as unknown as [string, string, string, string, string, string, string, string];
+  return {
+    pumpId: decodeURIComponent(pump),
+    day: Date.UTC(Number(y), Number(mo) - 1, Number(d)),
+    deviceId: decodeURIComponent(device),
+    firstSeq: Number(first),
+    lastSeq: Number(last),
+  };
+}
+
+export const modelBlobName = (source: string, version: string, file: 'model.onnx' | 'model.json'): string =>
+  `models/${segment(source)}/${segment(version)}/${file}`;
+
+export const bestModelBlobName = (source: string): string => `models/${segment(source)}/best.json`;
+
+export const labelsPrefix = (deviceId: string): string => `labels/${segment(deviceId)}/`;

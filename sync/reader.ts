@@ -1,0 +1,127 @@
+/**
+ * The other side of the sync (used by the trainer): lists one pump's reading blobs by day prefix
+ * for a time range, downloads and checks them (sha256 from the blob metadata), decodes the lines
+ * and yields each reading once per (deviceId, seq), in time order.
+ *
+ * Order: readings are yielded day by day, sorted by `ts` within what has been read so far; a blob
+ * is dated by its first reading, so the day before `from` is listed too. A reading whose `ts` lies
+ * before a day already yielded (a clock jump on the gateway) comes with the next day's readings.
+ */
+import type { ContainerClient } from '@azure/storage-blob';
+import { decodeBatch, sha256Hex, type ReadingLine } from './encoder.js';
+import { SyncError } from './errors.js';
+import { parseReadingsBlobName, readingsDayPrefix, type ReadingsBlobRef } from './layout.js';
+
+const DAY_MS = 86_400_000;
+
+export interface ReadRange {
+  pumpId: string;
+  /** Inclusive start (epoch ms, Date, or ISO text). */
+  from: number | Date | string;
+  /** Exclusive end (epoch ms, Date, or ISO text). */
+  to: number | Date | string;
+  /** Only this gateway's readings; default: every device. */
+  deviceId?: string;
+}
+
+export interface ReadOptions {
+  /** Compare each blob's content with its sha256 metadata (default true). */
+  verify?: boolean;
+  /** Blobs downloaded at once (default 4). */
+  concurrency?: number;
+}
+
+export interface ListedBlob extends ReadingsBlobRef {
+  name: string;
+  size: number;
+  sha256: string | null;
+}
+
+function toMs(t: number | Date | string, what: string): number {
+  const ms = typeof t === 'number' ? t : typeof t === 'string' ? Date.parse(t) : t.getTime();
+  if (!Number.isFinite(ms)) throw new SyncError('PW_SYNC_BAD_RANGE', `${what} "${String(t)}" is not a valid time`);
+  return ms;
+}
+
+const dayStart = (ms: number): number => Math.floor(ms / DAY_MS) * DAY_MS;
+
+/** The pump's readings blobs of one UTC day (all devices, or one), in name order. */
+export async function listDay(container: ContainerClient, pumpId: string, day: number, deviceId?: string): Promise<ListedBlob[]> {
+  const out: ListedBlob[] = [];
+  for await (const item of container.listBlobsFlat({ prefix: readingsDayPrefix(pumpId, day), includeMetadata: true })) {
+    const ref = parseReadingsBlobName(item.name);
+    if (ref === null || (deviceId !== undefined && ref.deviceId !== deviceId)) continue;
+    out.push({ ...ref, name: item.name, size: item.properties.contentLength ?? 0, sha256: item.metadata?.sha256 ?? null });
+  }
+  return out;
+}
+
+/** Downloads, checks and decodes one blob. */
+export async function readBlob(container: ContainerClient, blob: Pick<ListedBlob, 'name' | 'sha256'>, verify = true): Promise<ReadingLine[]> {
+  const body = await container.getBlockBlobClient(blob.name).downloadToBuffer();
+  if (verify && blob.sha256 !== null && (await sha256Hex(body)) !== blob.sha256) {
+    throw new SyncError('PW_SYNC_BLOB_CORRUPT', `blob ${blob.name}: content does not match its sha256 metadata`);
+  }
+  return decodeBatch(body, `blob ${blob.name}`);
+}
+
+/** Maps with at most `limit` calls in flight, results in input order. */
+async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  return results;
+}
+
+/** Yields the pump's readings in [from, to), each (deviceId, seq) once, in time order (see above). */
+export async function* readReadings(container: ContainerClient, range: ReadRange, options: ReadOptions = {}): AsyncGenerator<ReadingLine> {
+  const from = toMs(range.from, 'from');
+  const to = toMs(range.to, 'to');
+  if (to <= from) return;
+  const seen = new Map<string, Set<number>>();
+  let pool: Array<{ line: ReadingLine; ts: number }> = [];
+  for (let day = dayStart(from) - DAY_MS; day < to; day += DAY_MS) {
+    const blobs = await listDay(container, range.pumpId, day, range.deviceId);
+    const decoded = await mapLimited(blobs, options.concurrency ?? 4, (b) => readBlob(container, b, options.verify ?? true));
+    for (const lines of decoded) {
+      for (const line of lines) {
+        const ts = Date.parse(line.ts);
+        if (ts < from || ts >= to || !firstTime(seen, line)) continue;
+        pool.push({ line, ts });
+      }
+    }
+    const dayEnd = day + DAY_MS;
+    const ready = pool.filter((r) => r.ts < dayEnd).sort(byTimeThenSeq);
+    pool = pool.filter((r) => r.ts >= dayEnd);
+    for (const r of ready) yield r.line;
+  }
+  for (const r of pool.sort(byTimeThenSeq)) yield r.line;
+}
+
+/** All of `readReadings` in one array. */
+export async function readAllReadings(container: ContainerClient, range: ReadRange, options: ReadOptions = {}): Promise<ReadingLine[]> {
+  const out: ReadingLine[] = [];
+  for await (const line of readReadings(container, range, options)) out.push(line);
+  return out;
+}
+
+function firstTime(seen: Map<string, Set<number>>, line: ReadingLine): boolean {
+  let seqs = seen.get(line.deviceId);
+  if (!seqs) {
+    seqs = new Set();
+    seen.set(line.deviceId, seqs);
+  }
+  if (seqs.has(line.seq)) return false;
+  seqs.add(line.seq);
+  return true;
+}
+
+function byTimeThenSeq(a: { line: ReadingLine; ts: number }, b: { line: ReadingLine; ts: number }): number {
+  return a.ts - b.ts || (a.line.deviceId < b.line.deviceId ? -1 : a.line.deviceId > b.line.deviceId ? 1 : a.line.seq - b.line.seq);
+}

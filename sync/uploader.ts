@@ -1,0 +1,111 @@
+/**
+ * Uploads one planned batch exactly once. The blob is created only if absent (If-None-Match: *);
+ * when it already exists (a retry after a crash, or anything else), its content decides: the same
+ * bytes (sha256) or the same rows (sha256 of the uncompressed lines) count as done, different
+ * content is a conflict that is reported and never overwritten. A missing container is created
+ * when allowed.
+ */
+import type { ContainerClient } from '@azure/storage-blob';
+import { promisify } from 'node:util';
+import { gunzip } from 'node:zlib';
+import { sha256Hex, type EncodedBatch } from './encoder.js';
+import { SyncError } from './errors.js';
+
+const gunzipAsync = promisify(gunzip);
+/** An existing blob larger than this is not downloaded to compare: it cannot be one of ours. */
+const MAX_COMPARE_BYTES = 256 * 1024 * 1024;
+
+export type UploadOutcome = 'created' | 'already-present';
+
+export interface UploadRequest {
+  blobName: string;
+  encoded: EncodedBatch;
+  metadata: Record<string, string>;
+}
+
+export interface UploaderOptions {
+  /** Create the container when it is missing (needs account-level rights). */
+  createContainer: boolean;
+}
+
+const statusOf = (err: unknown): number | undefined => (err as { statusCode?: number }).statusCode;
+const codeOf = (err: unknown): string | undefined => (err as { code?: string }).code;
+
+export class BlobUploader {
+  constructor(
+    private readonly container: ContainerClient,
+    private readonly options: UploaderOptions,
+  ) {}
+
+  get containerName(): string {
+    return this.container.containerName;
+  }
+
+  async upload(req: UploadRequest, signal?: AbortSignal): Promise<UploadOutcome> {
+    try {
+      return await this.createOrVerify(req, signal);
+    } catch (err) {
+      if (!(statusOf(err) === 404 && codeOf(err) === 'ContainerNotFound')) throw err;
+      await this.createContainer(signal);
+      return this.createOrVerify(req, signal);
+    }
+  }
+
+  private async createOrVerify(req: UploadRequest, signal?: AbortSignal): Promise<UploadOutcome> {
+    try {
+      await this.container.getBlockBlobClient(req.blobName).upload(req.encoded.body, req.encoded.body.length, {
+        conditions: { ifNoneMatch: '*' },
+        metadata: req.metadata,
+        blobHTTPHeaders: { blobContentType: 'application/gzip' },
+        abortSignal: signal,
+      });
+      return 'created';
+    } catch (err) {
+      const status = statusOf(err);
+      if (status === 409 || status === 412) return this.verifyExisting(req, signal);
+      throw err;
+    }
+  }
+
+  /** The blob exists: done when it holds the same rows, a conflict otherwise. */
+  private async verifyExisting(req: UploadRequest, signal?: AbortSignal): Promise<UploadOutcome> {
+    const blob = this.container.getBlockBlobClient(req.blobName);
+    const props = await blob.getProperties({ abortSignal: signal });
+    const ours = req.encoded;
+    if (props.metadata?.sha256 === ours.sha256 && props.contentLength === ours.body.length) return 'already-present';
+    const size = props.contentLength ?? 0;
+    if (size <= MAX_COMPARE_BYTES) {
+      const content = await blob.downloadToBuffer(0, undefined, { abortSignal: signal });
+      if ((await sha256Hex(content)) === ours.sha256) return 'already-present';
+      const raw = await gunzipAsync(content).catch(() => null);
+      if (raw !== null && (await sha256Hex(raw)) === ours.rawSha256) return 'already-present';
+    }
+    throw new SyncError(
+      'PW_SYNC_BLOB_CONFLICT',
+      `blob ${req.blobName} in container ${this.container.containerName} already exists with different content ` +
+        `(${size} bytes, sha256 ${props.metadata?.sha256?.slice(0, 12) ?? 'unknown'}…; ours ${ours.body.length} bytes, ` +
+        `sha256 ${ours.sha256.slice(0, 12)}…): it is not overwritten; move it away to let this batch upload`,
+    );
+  }
+
+  private async createContainer(signal?: AbortSignal): Promise<void> {
+    const name = this.container.containerName;
+    if (!this.options.createContainer) {
+      throw new SyncError('PW_SYNC_CONTAINER_MISSING', `blob container "${name}" does not exist (creating it is disabled: PUMPWATCH_SYNC_CREATE_CONTAINER=0)`);
+    }
+    try {
+      await this.container.createIfNotExists({ abortSignal: signal });
+    } catch (err) {
+      const status = statusOf(err);
+      if (status === 401 || status === 403 || status === 404) {
+        throw new SyncError(
+          'PW_SYNC_CONTAINER_MISSING',
+          `blob container "${name}" does not exist and these credentials may not create it (${status} ${codeOf(err) ?? ''}): ` +
+            'create it, or use a connection string with account rights',
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+  }
+}

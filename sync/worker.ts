@@ -1,0 +1,279 @@
+/**
+ * The sync worker: runs sync cycles one at a time (never two at once), each until the backlog is
+ * empty, then waits for the interval; after a failure it waits as the backoff policy says (fast
+ * for an outage, slow for credentials or a missing container, never sooner than Retry-After).
+ * It keeps what /status, /healthz and /metrics report: state, connectivity, last error, counts.
+ */
+import { SyncBatches, type PlannedBatch } from '../buffer/batches.js';
+import type { BufferStore } from '../buffer/store.js';
+import { TokenBucket } from './bandwidth.js';
+import { Backoff, classifyFailure, type BackoffOptions, type FailureKind, type SyncFailure } from './backoff.js';
+import { planLimits, runCycle, type SyncLogger, type UploadedEvent } from './cycle.js';
+import type { BlobUploader } from './uploader.js';
+
+export interface SyncSettings {
+  intervalMs: number;
+  /** Upload cap in bytes per second; 0: none. */
+  maxBytesPerSecond: number;
+  batchMaxRows: number;
+  /** Approximate uncompressed bytes per blob at most. */
+  batchMaxBytes: number;
+  /** Earlier rows of an anomaly's pump uploaded with it. */
+  anomalyContextRows: number;
+  backoff: BackoffOptions;
+}
+
+export type SyncState = 'stopped' | 'idle' | 'uploading' | 'retrying' | 'blocked';
+export type BlobConnectivity = 'unknown' | 'online' | 'offline' | 'throttled' | 'unauthorized' | 'container-missing';
+
+export interface SyncWorkerDeps {
+  buffer: BufferStore;
+  /** Built at the first cycle (the target may only be known once a local Azurite runs). */
+  uploader: () => BlobUploader;
+  deviceId: string;
+  agentVersion: string;
+  settings: () => SyncSettings;
+  logger: SyncLogger;
+  onUploaded?: (e: UploadedEvent) => void;
+  onFailure?: (f: SyncFailure) => void;
+  /** Shortest time between the start of a cycle and one started by a kick (default 5 s). */
+  kickFloorMs?: number;
+  clock?: () => number;
+  random?: () => number;
+}
+
+export interface SyncWorkerStatus {
+  state: SyncState;
+  connectivity: BlobConnectivity;
+  lastSuccessAt: string | null;
+  lastAttemptAt: string | null;
+  lastError: string | null;
+  lastErrorAt: string | null;
+  nextAttemptAt: string | null;
+  uploadedRows: number;
+  uploadedBlobs: number;
+  uploadedBytes: number;
+  failedBatches: number;
+}
+
+export interface CycleResult {
+  rows: number;
+  blobs: number;
+  failure: SyncFailure | null;
+  /** How long the worker waits before the next cycle. */
+  nextDelayMs: number;
+}
+
+const CONNECTIVITY: Partial<Record<FailureKind, BlobConnectivity>> = {
+  offline: 'offline',
+  throttled: 'throttled',
+  server: 'throttled',
+  unauthorized: 'unauthorized',
+  'container-missing': 'container-missing',
+};
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+export class SyncWorker {
+  readonly batches: SyncBatches;
+  private readonly clock: () => number;
+  private readonly backoff: Backoff;
+  private readonly bucket: TokenBucket;
+  private uploaderInstance: BlobUploader | null = null;
+  private running: Promise<CycleResult> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private abort = new AbortController();
+  private started = false;
+  private state: SyncState = 'stopped';
+  private connectivity: BlobConnectivity = 'unknown';
+  private failure: SyncFailure | null = null;
+  private lastConflict: string | null = null;
+  private lastError: string | null = null;
+  private counts = { rows: 0, blobs: 0, bytes: 0 };
+  private readonly rowBytes: { estimate: number | null } = { estimate: null };
+  private times = { success: null as number | null, attempt: null as number | null, error: null as number | null, next: null as number | null };
+
+  constructor(private readonly deps: SyncWorkerDeps) {
+    this.clock = deps.clock ?? Date.now;
+    this.batches = new SyncBatches(deps.buffer);
+    this.backoff = new Backoff(deps.settings().backoff, deps.random);
+    this.bucket = new TokenBucket(() => this.deps.settings().maxBytesPerSecond, this.clock);
+  }
+
+  /** Starts the loop: a cycle now, then one per interval (or per backoff delay). */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.abort = new AbortController();
+    this.state = 'idle';
+    this.schedule(0);
+  }
+
+  /** Stops the loop, aborts an upload in flight (its batch stays planned) and waits for the cycle to end. */
+  async stop(): Promise<void> {
+    this.started = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.times.next = null;
+    this.abort.abort(new Error('sync stopping'));
+    await this.running;
+    this.state = 'stopped';
+  }
+
+  /**
+   * Runs a cycle soon when the worker is idle (an anomaly was committed): now, or `kickFloorMs`
+   * after the last cycle began, so a pump stuck in an anomaly does not turn every reading into a
+   * blob. No effect while backing off.
+   */
+  kick(): void {
+    if (!this.started || this.running !== null || this.state !== 'idle') return;
+    const now = this.clock();
+    const due = Math.max(now, (this.times.attempt ?? 0) + (this.deps.kickFloorMs ?? 5000));
+    if (this.times.next === null || due < this.times.next) this.schedule(due - now);
+  }
+
+  /** Runs one cycle now, or joins the one running: cycles never overlap. */
+  runOnce(): Promise<CycleResult> {
+    this.running ??= this.cycle().finally(() => {
+      this.running = null;
+    });
+    return this.running;
+  }
+
+  private schedule(ms: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.times.next = this.clock() + ms;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.runOnce().then(
+        (r) => {
+          if (this.started) this.schedule(r.nextDelayMs);
+        },
+        (err: unknown) => this.deps.logger.error({ err: { message: classifyFailure(err).message } }, 'sync cycle crashed; the loop stops'),
+      );
+    }, ms);
+  }
+
+  private async cycle(): Promise<CycleResult> {
+    const settings = this.deps.settings();
+    this.backoff.configure(settings.backoff);
+    this.times.attempt = this.clock();
+    this.state = 'uploading';
+    try {
+      const done = await runCycle({
+        store: this.deps.buffer,
+        batches: this.batches,
+        uploader: this.uploader(),
+        bucket: this.bucket,
+        limits: planLimits(settings.batchMaxRows, settings.batchMaxBytes, settings.anomalyContextRows),
+        rowBytes: this.rowBytes,
+        deviceId: this.deps.deviceId,
+        agentVersion: this.deps.agentVersion,
+        clock: this.clock,
+        signal: this.abort.signal,
+        logger: this.deps.logger,
+        onUploaded: (e) => this.uploaded(e),
+        onBatchFailed: (b, m) => this.batchFailed(b, m),
+      });
+      if (this.abort.signal.aborted) return { ...done, failure: null, nextDelayMs: 0 };
+      this.succeeded();
+      return { ...done, failure: null, nextDelayMs: settings.intervalMs };
+    } catch (err) {
+      if (this.abort.signal.aborted) return { rows: 0, blobs: 0, failure: null, nextDelayMs: 0 };
+      const failure = classifyFailure(err, this.clock());
+      const nextDelayMs = this.failed(failure);
+      return { rows: 0, blobs: 0, failure, nextDelayMs };
+    }
+  }
+
+  private uploader(): BlobUploader {
+    this.uploaderInstance ??= this.deps.uploader();
+    return this.uploaderInstance;
+  }
+
+  private uploaded(e: UploadedEvent): void {
+    this.counts.rows += e.rows;
+    this.counts.blobs++;
+    this.counts.bytes += e.bytes;
+    this.times.success = this.clock();
+    this.setConnectivity('online');
+    this.deps.onUploaded?.(e);
+  }
+
+  private batchFailed(batch: PlannedBatch, message: string): void {
+    this.lastConflict = message;
+    this.lastError = message;
+    this.times.error = this.clock();
+    this.setConnectivity('online');
+    this.deps.logger.error({ blob: batch.blobName, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, err: { message } }, 'a batch cannot be uploaded: reported, not overwritten');
+    this.deps.onFailure?.({ kind: 'conflict', heals: false, message });
+  }
+
+  private succeeded(): void {
+    this.backoff.reset();
+    if (this.failure) this.deps.logger.info({ connectivity: this.connectivity }, 'sync works again');
+    this.failure = null;
+    this.state = 'idle';
+    this.times.success = this.clock();
+  }
+
+  /** Records a failure and returns the delay before the next cycle. */
+  private failed(failure: SyncFailure): number {
+    const delay = this.backoff.next(failure);
+    const changed = this.failure?.kind !== failure.kind || this.failure?.message !== failure.message;
+    const log = { kind: failure.kind, status: failure.status, code: failure.code, retryInMs: delay, err: { message: failure.message } };
+    if (!changed) this.deps.logger.debug(log, 'sync failed again');
+    else if (failure.heals) this.deps.logger.warn(log, 'sync failed; retrying with backoff');
+    else this.deps.logger.error(log, 'sync failed and will not heal by itself; retrying slowly');
+    this.failure = failure;
+    this.lastError = failure.message;
+    this.times.error = this.clock();
+    this.state = failure.heals ? 'retrying' : 'blocked';
+    const connectivity = CONNECTIVITY[failure.kind];
+    if (connectivity) this.setConnectivity(connectivity);
+    this.deps.onFailure?.(failure);
+    return delay;
+  }
+
+  private setConnectivity(c: BlobConnectivity): void {
+    if (c === this.connectivity) return;
+    this.deps.logger.info({ from: this.connectivity, to: c }, 'blob connectivity changed');
+    this.connectivity = c;
+  }
+
+  blobConnectivity(): BlobConnectivity {
+    return this.connectivity;
+  }
+
+  status(): SyncWorkerStatus {
+    return {
+      state: this.state,
+      connectivity: this.connectivity,
+      lastSuccessAt: iso(this.times.success),
+      lastAttemptAt: iso(this.times.attempt),
+      lastError: this.lastError,
+      lastErrorAt: iso(this.times.error),
+      nextAttemptAt: this.timer ? iso(this.times.next) : null,
+      uploadedRows: this.counts.rows,
+      uploadedBlobs: this.counts.blobs,
+      uploadedBytes: this.counts.bytes,
+      failedBatches: this.failedBatches(),
+    };
+  }
+
+  /** Unhealthy when a person must act: credentials, container, or a batch that can never upload. */
+  health(): { ok: boolean; error?: string } {
+    if (this.failure && !this.failure.heals) return { ok: false, error: this.failure.message };
+    const failed = this.failedBatches();
+    if (failed > 0) return { ok: false, error: `${failed} batch(es) cannot be uploaded; last: ${this.lastConflict ?? 'see the sync_batches table'}` };
+    return { ok: true };
+  }
+
+  private failedBatches(): number {
+    try {
+      return this.batches.failed().length;
+    } catch {
+      return 0;
+    }
+  }
+}

@@ -1,0 +1,280 @@
+/**
+ * The sync worker against a real Azurite when things go wrong: a blob of other content under a
+ * planned name, the same content already there (a crash after the upload), wrong credentials,
+ * a missing container, a throttling service with Retry-After, a restart in the middle of a cycle.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, request, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { DEVSTORE_KEY } from '../../agent/azurite.js';
+import { createLogger } from '../../agent/logger.js';
+import { BufferStore } from '../../buffer/store.js';
+import type { PredictionRow } from '../../buffer/types.js';
+import { containerClient, type BlobTarget } from '../../sync/client.js';
+import { batchMetadata, encodeRows, toLine } from '../../sync/encoder.js';
+import { readingsBlobName } from '../../sync/layout.js';
+import { BlobUploader } from '../../sync/uploader.js';
+import { SyncWorker, type SyncSettings } from '../../sync/worker.js';
+import type { UploadedEvent } from '../../sync/cycle.js';
+import { decodeAllBlobs, startTestAzurite, type TestAzurite } from '../support/azurite.js';
+
+const DEVICE = 'gw-faults';
+const T0 = Date.UTC(2026, 10, 20, 8);
+const SLOW_MS = 600_000;
+const SETTINGS: SyncSettings = {
+  intervalMs: 60_000,
+  maxBytesPerSecond: 0,
+  batchMaxRows: 100,
+  batchMaxBytes: 1 << 20,
+  anomalyContextRows: 10,
+  backoff: { initialMs: 1000, maxMs: 8000, slowMs: SLOW_MS, jitter: 0 },
+};
+
+let az: TestAzurite;
+let dir: string;
+let store: BufferStore;
+let logs: string[];
+let onLog: ((line: string) => void) | null = null;
+let events: UploadedEvent[];
+let containerNo = 0;
+let container: string;
+
+function row(pumpId: string, i: number, anomaly = false): PredictionRow {
+  return {
+    pumpId,
+    ts: T0 + i * 1000,
+    receivedAt: T0 + i * 1000,
+    values: { Pressure: 1 + (i % 7) / 10, Flow: 30 + (i % 11), Current: null },
+    score: anomaly ? 9.5 : 0.25,
+    anomaly,
+    modelVersion: 'm-3',
+    imputed: i % 5 === 0,
+    unscoredReason: null,
+  };
+}
+
+function worker(target: BlobTarget, opts: { createContainer?: boolean; settings?: Partial<SyncSettings> } = {}): SyncWorker {
+  return new SyncWorker({
+    buffer: store,
+    uploader: () => new BlobUploader(containerClient(target), { createContainer: opts.createContainer ?? true }),
+    deviceId: DEVICE,
+    agentVersion: '0.0.0-test',
+    settings: () => ({ ...SETTINGS, ...opts.settings }),
+    logger: createLogger('debug', {
+      write: (line: string) => {
+        logs.push(line);
+        onLog?.(line);
+      },
+    }),
+    onUploaded: (e) => void events.push(e),
+    random: () => 0.5,
+  });
+}
+
+const target = (name = container): BlobTarget => ({ kind: 'connection-string', connectionString: az.connectionString, container: name });
+const allRows = () => store.rowsBySeq(0, Number.MAX_SAFE_INTEGER);
+
+/** Every buffered row is in exactly one blob, as its JSON line. */
+async function expectEveryRowOnce(name = container): Promise<void> {
+  const lines = (await decodeAllBlobs(az.container(name))).flatMap((b) => b.lines);
+  const rows = allRows();
+  expect(lines.map((l) => l.seq).sort((a, b) => a - b)).toEqual(rows.map((r) => r.seq));
+  const bySeq = new Map(lines.map((l) => [l.seq, l]));
+  for (const r of rows) expect(bySeq.get(r.seq)).toEqual(toLine(r, DEVICE));
+}
+
+beforeAll(async () => {
+  az = await startTestAzurite();
+});
+afterAll(async () => {
+  await az?.dispose();
+});
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'pw-sync-faults-'));
+  store = new BufferStore({ path: join(dir, 'buffer.sqlite'), maxBytes: 2 ** 30 });
+  store.open();
+  logs = [];
+  events = [];
+  container = `faults-${++containerNo}`;
+});
+afterEach(() => {
+  store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('sync worker faults (real Azurite)', () => {
+  it('reports a blob of other content under a planned name as a conflict, never overwrites it, and uploads the rest', async () => {
+    const seqs = store.appendBatch(Array.from({ length: 50 }, (_, i) => row('pump-a', i)));
+    store.appendBatch(Array.from({ length: 30 }, (_, i) => row('pump-b', i)));
+    const name = readingsBlobName('pump-a', DEVICE, seqs[0]!, seqs.at(-1)!, T0);
+    await az.container(container).createIfNotExists();
+    await az.container(container).getBlockBlobClient(name).upload('someone else', 12);
+
+    const w = worker(target());
+    const result = await w.runOnce();
+    expect(result.failure).toBeNull();
+    expect(result.rows).toBe(30);
+    expect((await az.container(container).getBlockBlobClient(name).downloadToBuffer()).toString()).toBe('someone else');
+    expect(w.status()).toMatchObject({ failedBatches: 1, uploadedRows: 30 });
+    expect(w.status().lastError).toMatch(new RegExp(`${name}.*already exists with different content`));
+    expect(w.health()).toMatchObject({ ok: false });
+    expect(w.health().error).toContain(name);
+    expect(w.batches.failed()).toHaveLength(1);
+    expect(store.stats().unsynced).toBe(50);
+  });
+
+  it('counts a blob that already holds the same rows as uploaded (a crash after the upload) and adds nothing', async () => {
+    store.appendBatch(Array.from({ length: 40 }, (_, i) => row('pump-a', i)));
+    const w = worker(target());
+    const batch = w.batches.next({ maxRows: 100, maxBytes: 1 << 20, anomalyContextRows: 0 }, (p, a, b, ts) => readingsBlobName(p, DEVICE, a, b, ts), T0)!;
+    const encoded = await encodeRows(w.batches.rows(batch), DEVICE);
+    const meta = batchMetadata(encoded, { agentVersion: 'x', deviceId: DEVICE, pumpId: 'pump-a', firstSeq: batch.firstSeq, lastSeq: batch.lastSeq });
+    const uploader = new BlobUploader(containerClient(target()), { createContainer: true });
+    expect(await uploader.upload({ blobName: batch.blobName, encoded, metadata: meta })).toBe('created');
+
+    const result = await w.runOnce();
+    expect(result).toMatchObject({ rows: 40, blobs: 1, failure: null });
+    expect(events.map((e) => e.outcome)).toEqual(['already-present']);
+    expect(store.stats().unsynced).toBe(0);
+    await expectEveryRowOnce();
+  });
+
+  it('drains completely and exactly once after being stopped at each step of a cycle, again and again', async () => {
+    const steps = ['sync-batch-planned', 'sync-batch-uploaded', 'sync-batch-synced'];
+    for (let round = 0; round < 9; round++) {
+      store.appendBatch(Array.from({ length: 120 }, (_, i) => row(`pump-${round % 3}`, round * 1000 + i, i === 77)));
+      // Stop at the n-th time the cycle reaches this step (a stop aborts the upload in flight).
+      const step = steps[round % 3]!;
+      const nth = 1 + Math.floor(round / 3);
+      let seen = 0;
+      let stopping: Promise<void> | null = null;
+      const w = worker(target(), { settings: { batchMaxRows: 25 } });
+      onLog = (line) => {
+        if (line.includes(`"event":"${step}"`) && ++seen === nth) stopping ??= w.stop();
+      };
+      w.start();
+      await w.runOnce();
+      await (stopping ?? w.stop());
+      onLog = null;
+      // an agent restart: the same file opened again
+      store.close();
+      store = new BufferStore({ path: join(dir, 'buffer.sqlite'), maxBytes: 2 ** 30 });
+      store.open();
+    }
+    expect(store.stats().unsynced).toBeGreaterThan(0);
+    const result = await worker(target(), { settings: { batchMaxRows: 25 } }).runOnce();
+    expect(result.failure).toBeNull();
+    expect(store.stats().unsynced).toBe(0);
+    await expectEveryRowOnce();
+  });
+
+  it('reports wrong credentials clearly, never with the key, and retries them slowly', async () => {
+    store.appendBatch([row('pump-a', 1)]);
+    const wrongKey = DEVSTORE_KEY.replace(/^..../, 'AAAA');
+    const w = worker({ kind: 'connection-string', connectionString: az.connectionString.replace(DEVSTORE_KEY, wrongKey), container });
+    const result = await w.runOnce();
+    expect(result.failure).toMatchObject({ kind: 'unauthorized', heals: false, status: 403 });
+    expect(result.nextDelayMs).toBe(SLOW_MS);
+    expect(w.status()).toMatchObject({ state: 'blocked', connectivity: 'unauthorized' });
+    expect(w.status().lastError).toMatch(/refused the credentials/);
+    expect(w.health().ok).toBe(false);
+    const everything = JSON.stringify(w.status()) + logs.join('');
+    expect(logs.join('')).toMatch(/refused the credentials/);
+    expect(everything).not.toContain(wrongKey);
+    expect(everything).not.toContain(wrongKey.slice(10, 30));
+    expect(store.stats().unsynced).toBe(1);
+  });
+
+  it('creates a missing container when the credentials allow it', async () => {
+    store.appendBatch([row('pump-a', 1), row('pump-a', 2)]);
+    expect(await az.container(container).exists()).toBe(false);
+    const result = await worker(target()).runOnce();
+    expect(result).toMatchObject({ rows: 2, failure: null });
+    await expectEveryRowOnce();
+  });
+
+  it('reports a missing container it may not create (container SAS, or creation disabled) and retries slowly', async () => {
+    store.appendBatch([row('pump-a', 1)]);
+    const viaSas = worker({ kind: 'sas-url', sasUrl: az.containerSasUrl(container) });
+    const r1 = await viaSas.runOnce();
+    expect(r1.failure).toMatchObject({ kind: 'container-missing', heals: false });
+    expect(r1.failure!.message).toMatch(new RegExp(`container "${container}" does not exist and these credentials may not create it`));
+    expect(r1.nextDelayMs).toBe(SLOW_MS);
+    expect(viaSas.status().connectivity).toBe('container-missing');
+    expect(JSON.stringify(viaSas.status()) + logs.join('')).not.toMatch(/sig=(?!\[redacted\])/);
+
+    const disabled = worker(target(), { createContainer: false });
+    const r2 = await disabled.runOnce();
+    expect(r2.failure?.message).toMatch(/PUMPWATCH_SYNC_CREATE_CONTAINER=0/);
+    expect(await az.container(container).exists()).toBe(false);
+  });
+
+  it('uploads through a container SAS URL when the container exists', async () => {
+    await az.container(container).create();
+    store.appendBatch(Array.from({ length: 5 }, (_, i) => row('pump-s', i)));
+    const result = await worker({ kind: 'sas-url', sasUrl: az.containerSasUrl(container) }).runOnce();
+    expect(result).toMatchObject({ rows: 5, failure: null });
+    await expectEveryRowOnce();
+  });
+
+  it('waits at least Retry-After when the service throttles, backs off exponentially on server errors, and recovers', async () => {
+    const proxy = await faultProxy(az.port);
+    try {
+      store.appendBatch([row('pump-a', 1)]);
+      const viaProxy = az.connectionString.replace(`127.0.0.1:${az.port}`, `127.0.0.1:${proxy.port}`);
+      const w = worker({ kind: 'connection-string', connectionString: viaProxy, container });
+      proxy.fault = { status: 503, retryAfter: '30' };
+      const r1 = await w.runOnce();
+      expect(r1.failure).toMatchObject({ kind: 'throttled', heals: true, retryAfterMs: 30_000 });
+      expect(r1.nextDelayMs).toBe(30_000);
+      expect(w.status().connectivity).toBe('throttled');
+      proxy.fault = { status: 500 };
+      const delays = [(await w.runOnce()).nextDelayMs, (await w.runOnce()).nextDelayMs, (await w.runOnce()).nextDelayMs, (await w.runOnce()).nextDelayMs];
+      // the 2nd to 5th failures in a row: 2 s, 4 s, 8 s, then the 8 s cap (jitter 0 here)
+      expect(delays).toEqual([2000, 4000, 8000, 8000]);
+      proxy.fault = null;
+      expect(await w.runOnce()).toMatchObject({ rows: 1, failure: null, nextDelayMs: SETTINGS.intervalMs });
+      expect(w.status()).toMatchObject({ state: 'idle', connectivity: 'online' });
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
+/** A loopback proxy in front of Azurite that answers with a chosen error while `fault` is set. */
+async function faultProxy(upstreamPort: number): Promise<{ port: number; fault: { status: number; retryAfter?: string } | null; close: () => Promise<void> }> {
+  const state: { fault: { status: number; retryAfter?: string } | null } = { fault: null };
+  const server: Server = createServer((req, res) => {
+    const fault = state.fault;
+    if (fault) {
+      req.resume();
+      res.writeHead(fault.status, fault.retryAfter ? { 'retry-after': fault.retryAfter } : {});
+      res.end();
+      return;
+    }
+    const up = request({ host: '127.0.0.1', port: upstreamPort, method: req.method, path: req.url, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  return {
+    port,
+    get fault() {
+      return state.fault;
+    },
+    set fault(f) {
+      state.fault = f;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,79 @@
+/**
+ * A real Azurite for tests: started from node_modules on a free loopback port with its data in a
+ * temp folder; can be stopped and restarted on the same port and data (an outage), and removed.
+ */
+import {
+  BlobServiceClient,
+  ContainerClient,
+  ContainerSASPermissions,
+  StorageSharedKeyCredential,
+  generateBlobSASQueryParameters,
+} from '@azure/storage-blob';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DEVSTORE_ACCOUNT, DEVSTORE_KEY, startAzurite, type AzuriteHandle } from '../../agent/azurite.js';
+import { decodeBatch, type ReadingLine } from '../../sync/encoder.js';
+
+export interface TestAzurite {
+  readonly port: number;
+  readonly connectionString: string;
+  readonly dir: string;
+  container(name?: string): ContainerClient;
+  /** A container SAS URL (default permissions racwl: no container creation). */
+  containerSasUrl(name: string, permissions?: string): string;
+  /** Stops the process (data kept): the sync target is offline. */
+  stop(): Promise<void>;
+  /** Starts it again on the same port and data. */
+  restart(): Promise<void>;
+  /** Stops it and deletes its folder. */
+  dispose(): Promise<void>;
+}
+
+export async function startTestAzurite(): Promise<TestAzurite> {
+  const dir = mkdtempSync(join(tmpdir(), 'pw-azurite-'));
+  let handle: AzuriteHandle | null = await startAzurite({ location: dir });
+  const { port, connectionString } = handle;
+  const service = BlobServiceClient.fromConnectionString(connectionString, { retryOptions: { maxTries: 1 } });
+  return {
+    port,
+    connectionString,
+    dir,
+    container: (name = 'pumpwatch') => service.getContainerClient(name),
+    containerSasUrl: (name, permissions = 'racwl') => {
+      const sas = generateBlobSASQueryParameters(
+        { containerName: name, permissions: ContainerSASPermissions.parse(permissions), expiresOn: new Date(Date.now() + 3_600_000) },
+        new StorageSharedKeyCredential(DEVSTORE_ACCOUNT, DEVSTORE_KEY),
+      ).toString();
+      return `http://127.0.0.1:${port}/${DEVSTORE_ACCOUNT}/${name}?${sas}`;
+    },
+    stop: async () => {
+      await handle?.stop();
+      handle = null;
+    },
+    restart: async () => {
+      handle ??= await startAzurite({ location: dir, port });
+    },
+    dispose: async () => {
+      await handle?.stop();
+      handle = null;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface DecodedBlob {
+  name: string;
+  metadata: Record<string, string>;
+  lines: ReadingLine[];
+}
+
+/** Every blob under `prefix`, downloaded and decoded, in name order. */
+export async function decodeAllBlobs(container: ContainerClient, prefix = 'readings/'): Promise<DecodedBlob[]> {
+  const out: DecodedBlob[] = [];
+  for await (const item of container.listBlobsFlat({ prefix, includeMetadata: true })) {
+    const body = await container.getBlockBlobClient(item.name).downloadToBuffer();
+    out.push({ name: item.name, metadata: item.metadata ?? {}, lines: await decodeBatch(body, item.name) });
+  }
+  return out;
+}

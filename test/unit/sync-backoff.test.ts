@@ -1,0 +1,73 @@
+import { RestError } from '@azure/storage-blob';
+import { describe, expect, it } from 'vitest';
+import { BufferError } from '../../buffer/errors.js';
+import { Backoff, classifyFailure, parseRetryAfter } from '../../sync/backoff.js';
+import { SyncError } from '../../sync/errors.js';
+
+const headers = (h: Record<string, string>) => ({ get: (name: string) => h[name.toLowerCase()] });
+const httpError = (statusCode: number, code?: string, h: Record<string, string> = {}) =>
+  Object.assign(new RestError(`${code ?? 'error'}\nRequestId:abc`, { statusCode, code }), { response: { headers: headers(h) } });
+
+describe('sync failure classifier', () => {
+  it('tells failures that heal (network, throttling, server) from those that need a person', () => {
+    const cases: Array<[unknown, string, boolean]> = [
+      [new RestError('connect ECONNREFUSED 127.0.0.1:1', { code: 'ECONNREFUSED' }), 'offline', true],
+      [httpError(503, 'ServerBusy'), 'throttled', true],
+      [httpError(429), 'throttled', true],
+      [httpError(500, 'InternalError'), 'server', true],
+      [httpError(408), 'server', true],
+      [httpError(403, 'AuthorizationFailure'), 'unauthorized', false],
+      [httpError(401), 'unauthorized', false],
+      [httpError(404, 'ContainerNotFound'), 'container-missing', false],
+      [httpError(400, 'InvalidHeaderValue'), 'rejected', false],
+      [new SyncError('PW_SYNC_BLOB_CONFLICT', 'x'), 'conflict', false],
+      [new SyncError('PW_SYNC_BAD_TARGET', 'x'), 'misconfigured', false],
+      [new BufferError('PW_BUFFER_DISK_FULL', 'x'), 'local', true],
+    ];
+    for (const [err, kind, heals] of cases) expect(classifyFailure(err), kind).toMatchObject({ kind, heals });
+  });
+
+  it('keeps the first line of the service message, with secrets removed', () => {
+    const f = classifyFailure(new RestError('denied for https://a.blob.core.windows.net/c?sv=1&sig=SECRET123\nRequestId:1', { statusCode: 403, code: 'AuthorizationFailure' }));
+    expect(f.message).toMatch(/^Blob Storage refused the credentials \(403 AuthorizationFailure\)/);
+    expect(f.message).not.toContain('SECRET123');
+    expect(f.message).not.toContain('RequestId');
+  });
+
+  it('reads Retry-After as seconds or an HTTP date, and x-ms-retry-after-ms', () => {
+    const now = Date.UTC(2026, 0, 1);
+    expect(parseRetryAfter(httpError(503, 'x', { 'retry-after': '7' }), now)).toBe(7000);
+    expect(parseRetryAfter(httpError(503, 'x', { 'retry-after': new Date(now + 12_000).toUTCString() }), now)).toBe(12_000);
+    expect(parseRetryAfter(httpError(429, 'x', { 'x-ms-retry-after-ms': '250' }), now)).toBe(250);
+    expect(parseRetryAfter(httpError(503), now)).toBeUndefined();
+    expect(classifyFailure(httpError(429, 'x', { 'retry-after': '3' }), now).retryAfterMs).toBe(3000);
+  });
+});
+
+describe('sync backoff policy', () => {
+  const heals = { heals: true };
+
+  it('doubles from the first delay up to the cap, and starts over after a success', () => {
+    const b = new Backoff({ initialMs: 1000, maxMs: 10_000, slowMs: 900_000, jitter: 0 });
+    expect([1, 2, 3, 4, 5].map(() => b.next(heals))).toEqual([1000, 2000, 4000, 8000, 10_000]);
+    b.reset();
+    expect(b.next(heals)).toBe(1000);
+  });
+
+  it('takes up to the jitter share off at random, never adds', () => {
+    expect(new Backoff({ initialMs: 1000, maxMs: 10_000, slowMs: 1, jitter: 0.5 }, () => 0).next(heals)).toBe(1000);
+    expect(new Backoff({ initialMs: 1000, maxMs: 10_000, slowMs: 1, jitter: 0.5 }, () => 0.999999).next(heals)).toBe(500);
+  });
+
+  it('waits at least Retry-After, within a sane bound', () => {
+    const b = new Backoff({ initialMs: 1000, maxMs: 10_000, slowMs: 900_000, jitter: 0, maxRetryAfterMs: 60_000 });
+    expect(b.next({ heals: true, retryAfterMs: 30_000 })).toBe(30_000);
+    expect(b.next({ heals: true, retryAfterMs: 10 })).toBe(2000);
+    expect(b.next({ heals: true, retryAfterMs: 86_400_000 })).toBe(60_000);
+  });
+
+  it('retries failures that need a person at the slow pace, not exponentially', () => {
+    const b = new Backoff({ initialMs: 1000, maxMs: 10_000, slowMs: 900_000, jitter: 0 });
+    expect([1, 2, 3].map(() => b.next({ heals: false }))).toEqual([900_000, 900_000, 900_000]);
+  });
+});

@@ -1,0 +1,70 @@
+import { createHash } from 'node:crypto';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import type { StoredRow } from '../../buffer/types.js';
+import { decodeBatch, encodeRows, lineText, toLine, toRawRow } from '../../sync/encoder.js';
+
+const T0 = Date.UTC(2026, 10, 23, 10);
+const row = (seq: number, extra: Partial<StoredRow> = {}): StoredRow => ({
+  seq,
+  pumpId: 'pump-1',
+  ts: T0 + seq * 1000,
+  receivedAt: T0 + seq * 1000 + 5,
+  values: { Pressure: 0.38, Flow: null },
+  score: 0.12,
+  anomaly: false,
+  modelVersion: 'v1',
+  imputed: true,
+  unscoredReason: null,
+  shadowScore: null,
+  shadowModelVersion: null,
+  contributions: null,
+  ...extra,
+});
+
+describe('readings encoder', () => {
+  it('writes one JSON line per row with the fields of DESIGN.md, optional ones only when present', () => {
+    expect(JSON.stringify(toLine(row(3), 'gw'))).toBe(
+      '{"seq":3,"deviceId":"gw","pumpId":"pump-1","ts":"2026-11-23T10:00:03.000Z","receivedAt":"2026-11-23T10:00:03.005Z",' +
+        '"values":{"Pressure":0.38,"Flow":null},"score":0.12,"anomaly":false,"modelVersion":"v1","imputed":true}',
+    );
+    const full = toLine(row(4, { score: null, anomaly: null, unscoredReason: 'no model', shadowScore: 0.5, shadowModelVersion: 'v2', contributions: { Pressure: 1 } }), 'gw');
+    expect(full).toMatchObject({ score: null, anomaly: null, unscoredReason: 'no model', shadowScore: 0.5, shadowModelVersion: 'v2', contributions: { Pressure: 1 } });
+  });
+
+  it('builds lines from the stored form byte for byte as JSON.stringify of the line object', () => {
+    const rows = [
+      row(1),
+      row(2, { values: { a: -0, b: 1e21, c: 5e-7, d: null, 'odd "name"': 0.1 + 0.2 }, score: -1.5e-300, anomaly: true }),
+      row(3, { modelVersion: null, score: null, anomaly: null, unscoredReason: 'no "value" for Flow ✓\n', imputed: false }),
+      row(4, { shadowScore: 0, shadowModelVersion: 'v2 "β"', contributions: { Pressure: 0.5, Flow: -2 } }),
+      row(5, { ts: Date.UTC(1999, 0, 1), receivedAt: 0 }),
+    ];
+    for (const r of rows) expect(lineText(toRawRow(r), JSON.stringify('gw "x"'))).toBe(JSON.stringify(toLine(r, 'gw "x"')));
+  });
+
+  it('encodes the same rows to the same bytes every time, gzip without a timestamp, with the hashes of both forms', async () => {
+    const rows = Array.from({ length: 2000 }, (_, i) => row(i + 1));
+    const a = await encodeRows(rows, 'gw');
+    const b = await encodeRows(rows.map((r) => ({ ...r, values: { ...r.values } })), 'gw');
+    expect(a.body.equals(b.body)).toBe(true);
+    expect(a.body.readUInt32LE(4)).toBe(0); // MTIME
+    expect(a.sha256).toBe(createHash('sha256').update(a.body).digest('hex'));
+    expect(a.rawSha256).toBe(createHash('sha256').update(gunzipSync(a.body)).digest('hex'));
+    expect(a).toMatchObject({ rowCount: 2000, rawBytes: gunzipSync(a.body).length });
+    expect((await encodeRows(rows, 'gw-2')).sha256).not.toBe(a.sha256);
+  });
+
+  it('decodes what it encodes, line for line', async () => {
+    const rows = [row(1), row(2, { anomaly: true, score: 9 }), row(3, { unscoredReason: 'no value yet for Flow', score: null, anomaly: null })];
+    const e = await encodeRows(rows, 'gw');
+    expect(await decodeBatch(e.body, 'b')).toEqual(rows.map((r) => toLine(r, 'gw')));
+  });
+
+  it('names the blob and line of content it cannot decode', async () => {
+    await expect(decodeBatch(Buffer.from('plain'), 'blob x')).rejects.toMatchObject({ code: 'PW_SYNC_BLOB_CORRUPT' });
+    const bad = gzipSync(`${JSON.stringify(toLine(row(1), 'gw'))}\n{"seq":"two"}\n`);
+    await expect(decodeBatch(bad, 'blob y')).rejects.toThrow('blob y line 2: "seq" is not an integer');
+    await expect(decodeBatch(gzipSync('{not json'), 'blob z')).rejects.toThrow('blob z line 1: not valid JSON');
+  });
+});
