@@ -37,6 +37,11 @@ export class BlobUploader {
     private readonly options: UploaderOptions,
   ) {}
 
+  /** The container itself, for the small uploads that follow the readings (labels). */
+  get containerClient(): ContainerClient {
+    return this.container;
+  }
+
   get containerName(): string {
     return this.container.containerName;
   }

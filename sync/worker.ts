@@ -36,6 +36,8 @@ export interface SyncWorkerDeps {
   logger: SyncLogger;
   onUploaded?: (e: UploadedEvent) => void;
   onFailure?: (f: SyncFailure) => void;
+  /** Smaller uploads that ride on each successful cycle, after the readings (technicians' labels). */
+  afterReadings?: (uploader: BlobUploader) => Promise<void>;
   /** Shortest time between the start of a cycle and one started by a kick (default 5 s). */
   kickFloorMs?: number;
   clock?: () => number;
@@ -176,6 +178,7 @@ export class SyncWorker {
         onBatchFailed: (b, m) => this.batchFailed(b, m),
       });
       if (this.abort.signal.aborted) return { ...done, failure: null, nextDelayMs: 0 };
+      await this.deps.afterReadings?.(this.uploader());
       this.succeeded();
       return { ...done, failure: null, nextDelayMs: settings.intervalMs };
     } catch (err) {

@@ -1,4 +1,6 @@
 import { join } from 'node:path';
+import { LabelStore } from '../../buffer/labels.js';
+import { uploadPendingLabels } from '../../sync/labels-upload.js';
 import { SyncBatches } from '../../buffer/batches.js';
 import { containerClient, describeTarget, type BlobTarget } from '../../sync/client.js';
 import { SyncError } from '../../sync/errors.js';
@@ -48,6 +50,7 @@ export function wireSync(agent: Agent): Part[] {
     return [];
   }
   let target: BlobTarget | null = configured === 'local' ? null : configured;
+  const labels = new LabelStore(agent.buffer);
   const worker = new SyncWorker({
     buffer: agent.buffer,
     uploader: () => {
@@ -59,6 +62,11 @@ export function wireSync(agent: Agent): Part[] {
     settings: () => syncSettings(agent.config),
     logger,
     ...syncMetrics(agent.registry),
+    // Technicians' verdicts go to labels/ for the trainer, idempotently, after each cycle's readings.
+    afterReadings: async (uploader) => {
+      const { uploaded } = await uploadPendingLabels(uploader.containerClient, labels, config.resolvedDeviceId);
+      if (uploaded > 0) logger.info({ uploaded }, 'labels uploaded');
+    },
   });
   registerGauges(agent.registry, worker);
   agent.status.setSyncStatus(() => worker.status());

@@ -1,0 +1,54 @@
+/**
+ * Technicians' labels travel with the agent's sync: posted on the status endpoint, stored in
+ * SQLite, uploaded to labels/{deviceId}/… in a real Azurite, and read back by the trainer's reader.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readLabels } from '../../sync/labels-upload.js';
+import { postJson, startTestAgent, type TestAgent } from '../support/agent.js';
+import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
+
+let az: TestAzurite;
+let t: TestAgent;
+
+beforeAll(async () => {
+  az = await startTestAzurite();
+  t = await startTestAgent({
+    PUMPWATCH_SYNC: 'auto',
+    PUMPWATCH_BLOB_CONNECTION_STRING: az.connectionString,
+    PUMPWATCH_BLOB_CONTAINER: 'labels-test',
+    PUMPWATCH_DEVICE_ID: 'gw-labels',
+    PUMPWATCH_SYNC_INTERVAL_SECONDS: '1',
+    PUMPWATCH_SYNC_BACKOFF_MAX_SECONDS: '1',
+  });
+});
+
+afterAll(async () => {
+  await t?.stop();
+  await az?.dispose();
+});
+
+describe('labels through the agent sync', () => {
+  it('uploads a label posted on the status endpoint to labels/ where the trainer reads it', async () => {
+    const now = Date.now();
+    expect((await postJson(`${t.url}/readings`, { pumpId: 'pump-l', ts: now, values: { Pressure: 1.4, Flow: 30, Current: 1.4 } })).status).toBe(202);
+    const posted = await postJson(`${t.url}/labels`, {
+      pumpId: 'pump-l',
+      kind: 'maintenance',
+      from: new Date(now - 60_000).toISOString(),
+      to: new Date(now).toISOString(),
+      author: 'Ana',
+      note: 'seal replaced',
+    });
+    expect(posted.status).toBe(201);
+    const container = az.container('labels-test');
+    let labels: Awaited<ReturnType<typeof readLabels>> = [];
+    for (let i = 0; i < 100 && labels.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      if (await container.exists()) labels = await readLabels(container, 'gw-labels');
+    }
+    expect(labels).toHaveLength(1);
+    expect(labels[0]).toMatchObject({ pumpId: 'pump-l', kind: 'maintenance', author: 'Ana', note: 'seal replaced' });
+    const list = await (await fetch(`${t.url}/labels`)).json() as { labels: Array<{ synced: boolean }> };
+    expect(list.labels[0]!.synced).toBe(true);
+  });
+});
