@@ -116,7 +116,14 @@ export class Agent {
     // Each feature wires its own parts and routes (sync → edge client → page), then the rest starts.
     this.parts.push(...wireSync(this), ...wireEdge(this), ...wirePage(this));
     this.parts.push(
-      { name: 'scheduler', start: () => this.scheduleJobs(), stop: () => this.scheduler.stop() },
+      {
+        name: 'scheduler',
+        start: () => this.scheduleJobs(),
+        stop: async () => {
+          await this.scheduler.stop();
+          await this.system.close();
+        },
+      },
       {
         name: 'http',
         start: async () => {
