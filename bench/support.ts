@@ -32,7 +32,7 @@ export function simulatedReadings(n: number, pumps: number, seed = 1): Reading[]
 }
 
 /** A contract-1 model fitted by the project's trainer on normal simulated data (like the bundled default). */
-export function benchModel(window?: number): Uint8Array {
+export function benchModel(window?: number, algorithm?: string): Uint8Array {
   const sim = new PumpSimulator({ pumpId: 'train', seed: 99, startTs: Date.UTC(2026, 0, 1), faults: 'none' });
   const table: CsvTable = { features: [...SIMULATED_FEATURES], rows: [], timestamps: [], timestampColumn: 'datetime', ignoredColumns: [] };
   for (let i = 0; i < 5000; i++) {
@@ -40,5 +40,5 @@ export function benchModel(window?: number): Uint8Array {
     table.rows.push(Float64Array.from(SIMULATED_FEATURES.map((f) => r.values[f] ?? 0)));
     table.timestamps.push(r.ts);
   }
-  return fitTable(table, { source: 'default', version: 'bench', window }).bytes;
+  return fitTable(table, { source: 'default', version: 'bench', window, algorithm }).bytes;
 }

@@ -38,25 +38,9 @@ export function toDbParams(row: PredictionRow): unknown[] {
   ];
 }
 
-/**
- * Runs the readings INSERT for one row with positional arguments (no intermediate array: this is
- * the hot path of every commit). Column order as in toDbParams.
- */
+/** Runs the readings INSERT (columns as in toDbParams) for one row. */
 export function insertRow(stmt: Statement, row: PredictionRow): { lastInsertRowid: number | bigint } {
-  return stmt.run(
-    row.pumpId,
-    row.ts,
-    row.receivedAt,
-    JSON.stringify(row.values),
-    row.score,
-    row.anomaly === null ? null : row.anomaly ? 1 : 0,
-    row.modelVersion,
-    row.imputed ? 1 : 0,
-    row.unscoredReason,
-    row.shadowScore ?? null,
-    row.shadowModelVersion ?? null,
-    row.contributions ? JSON.stringify(row.contributions) : null,
-  );
+  return stmt.run(...toDbParams(row));
 }
 
 export function fromDbRow(r: DbRow): StoredRow {

@@ -2,24 +2,10 @@ import type { Label, LabelStore } from '../../buffer/labels.js';
 import type { StoredRow } from '../../buffer/types.js';
 import type { InferenceEngine } from '../../inference/engine.js';
 import type { ModelManager } from '../../inference/models.js';
-import { HttpError } from './errors.js';
+import { parseLimit, parseSince } from './query.js';
 import type { StatusServer } from './server.js';
 
 /** `since`: ISO 8601 or epoch milliseconds; absent or empty: no lower bound. */
-export function parseSince(text: string | null, name = 'since'): number | undefined {
-  if (text === null || text === '') return undefined;
-  const n = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
-  if (!Number.isFinite(n)) throw new HttpError(400, 'PW_BAD_QUERY', `${name}: "${text}" is neither an ISO 8601 date nor epoch milliseconds`);
-  return n;
-}
-
-export function parseLimit(text: string | null, def: number, max: number): number {
-  if (text === null || text === '') return def;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1 || n > max) throw new HttpError(400, 'PW_BAD_QUERY', `limit: "${text}" must be an integer from 1 to ${max}`);
-  return n;
-}
-
 /** A label as the API shows it (times as ISO 8601). */
 export function labelJson(l: Label): Record<string, unknown> {
   return {

@@ -2,22 +2,8 @@ import type { BufferStore } from '../../buffer/store.js';
 import type { ModelManager } from '../../inference/models.js';
 import type { MetricsRegistry } from '../metrics.js';
 import type { AgentStatus } from '../status.js';
-import { HttpError } from './errors.js';
+import { parseLimit, parseSince } from './query.js';
 import type { StatusServer } from './server.js';
-
-function parseSince(text: string | null): number | undefined {
-  if (text === null || text === '') return undefined;
-  const n = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
-  if (!Number.isFinite(n)) throw new HttpError(400, 'PW_BAD_QUERY', `since: "${text}" is neither an ISO 8601 date nor epoch milliseconds`);
-  return n;
-}
-
-function parseLimit(text: string | null, def: number, max: number): number {
-  if (text === null || text === '') return def;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1 || n > max) throw new HttpError(400, 'PW_BAD_QUERY', `limit: "${text}" must be an integer from 1 to ${max}`);
-  return n;
-}
 
 /** Health, readiness, status, metrics and per-pump predictions. */
 export function registerCoreRoutes(

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { FAULT_TYPES, LABEL_KINDS, type LabelStore, type NewLabel } from '../../buffer/labels.js';
-import { labelJson, parseLimit, parseSince } from './alerts-routes.js';
+import { labelJson } from './alerts-routes.js';
+import { parseLimit, parseSince } from './query.js';
 import { readBody } from './body.js';
 import { HttpError } from './errors.js';
 import type { StatusServer } from './server.js';

@@ -4,20 +4,12 @@
  */
 import { fitTable } from '../../trainer/fit.js';
 import type { CsvTable } from '../../trainer/csv.js';
+import { mulberry32 } from '../../trainer/eval/criterion.js';
 
 export const TEST_FEATURES = ['Pressure', 'Flow', 'Current'] as const;
 
-/** Deterministic PRNG (mulberry32) so test models are the same bytes every run. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic PRNG (the trainer's mulberry32) so test models are the same bytes every run. */
+export const rng = mulberry32;
 
 /** A normal operating point: flow drives pressure and current, with a little noise. */
 export function normalValues(r: () => number, t: number): Record<string, number> {
