@@ -1,0 +1,72 @@
+/** A pump's readings as numbers: rows in time order, NaN where a value is missing. */
+
+export interface Series {
+  features: string[];
+  /** Epoch milliseconds, ascending. */
+  timestamps: number[];
+  /** Values in `features` order; NaN = missing. */
+  rows: Float64Array[];
+}
+
+/** Columns that grow as readings arrive; a feature first seen late is NaN before. */
+export class SeriesBuilder {
+  private readonly index = new Map<string, number>();
+  private columns: Float64Array[] = [];
+  private readonly timestamps: number[] = [];
+  private capacity = 1024;
+
+  get length(): number {
+    return this.timestamps.length;
+  }
+
+  add(ts: number, values: Readonly<Record<string, number | null | undefined>>): void {
+    const i = this.timestamps.length;
+    if (i === this.capacity) this.grow();
+    for (const col of this.columns) col[i] = NaN;
+    for (const [name, v] of Object.entries(values)) {
+      if (typeof v !== 'number' || !Number.isFinite(v)) continue;
+      let f = this.index.get(name);
+      if (f === undefined) {
+        f = this.columns.length;
+        this.index.set(name, f);
+        this.columns.push(new Float64Array(this.capacity).fill(NaN));
+      }
+      (this.columns[f] as Float64Array)[i] = v;
+    }
+    this.timestamps.push(ts);
+  }
+
+  /**
+   * Rows with the features present in at least `minCoverage` of them, in name order (stable
+   * across runs whatever order the readings came in). Rows are views on one buffer.
+   */
+  build(minCoverage = 0.5): { series: Series; dropped: string[] } {
+    const n = this.timestamps.length;
+    const names = [...this.index.keys()].sort();
+    const coverage = (name: string) => {
+      const col = this.columns[this.index.get(name) as number] as Float64Array;
+      let present = 0;
+      for (let i = 0; i < n; i++) if (!Number.isNaN(col[i])) present++;
+      return n === 0 ? 0 : present / n;
+    };
+    const kept = names.filter((name) => coverage(name) >= minCoverage);
+    const dropped = names.filter((name) => !kept.includes(name));
+    const buffer = new Float64Array(n * kept.length);
+    kept.forEach((name, f) => {
+      const col = this.columns[this.index.get(name) as number] as Float64Array;
+      for (let i = 0; i < n; i++) buffer[i * kept.length + f] = col[i] as number;
+    });
+    this.columns = [];
+    const rows = Array.from({ length: n }, (_, i) => buffer.subarray(i * kept.length, (i + 1) * kept.length));
+    return { series: { features: kept, timestamps: [...this.timestamps], rows }, dropped };
+  }
+
+  private grow(): void {
+    this.capacity *= 2;
+    this.columns = this.columns.map((col) => {
+      const next = new Float64Array(this.capacity).fill(NaN);
+      next.set(col);
+      return next;
+    });
+  }
+}
