@@ -9,7 +9,7 @@ import { DEFAULT_MODEL_KEY } from '../../inference/engine.js';
 import { RecentReadings } from '../../inference/recent.js';
 import { ModelUpdater, type DesiredModel } from '../../inference/updater.js';
 import type { BackoffPolicy } from '../../inference/backoff.js';
-import type { Agent } from '../main.js';
+import type { AgentParts as Agent } from '../wiring/part.js';
 
 export interface ModelUpdateOptions {
   /** Extra CA (PEM) trusted for model downloads (tests: a self-signed server). */

@@ -4,7 +4,7 @@
  */
 import device from 'azure-iot-device';
 import type { Config } from '../config.js';
-import type { Agent } from '../main.js';
+import type { AgentParts as Agent } from '../wiring/part.js';
 import type { Logger } from '../logger.js';
 import { AlertPublisher, ALERTS_OUTPUT, type Alert } from './alerts.js';
 import { configuredSource, createModuleClient, startLocalHub, type ClientSource, type LocalHubHandle } from './client.js';

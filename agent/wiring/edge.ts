@@ -1,6 +1,5 @@
 import { EdgeRuntime, type EdgeRuntimeOptions } from '../edge/runtime.js';
-import type { Agent } from '../main.js';
-import type { Part } from './part.js';
+import type { AgentParts as Agent, Part } from './part.js';
 
 /** The runtime of each agent, for tests and tools that need to drive it. */
 const runtimes = new WeakMap<Agent, EdgeRuntime>();

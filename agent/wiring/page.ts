@@ -4,8 +4,7 @@ import { registerLabelsRoutes } from '../http/labels-routes.js';
 import { LiveEvents } from '../http/live-events.js';
 import { registerPageRoutes } from '../http/page-routes.js';
 import { PumpBoard } from '../http/pump-board.js';
-import type { Agent } from '../main.js';
-import type { Part } from './part.js';
+import type { AgentParts as Agent, Part } from './part.js';
 
 /**
  * The technician's page, alerts and labels (issue 6): routes and the parts it adds, in start order.

@@ -10,10 +10,9 @@ import { BlobUploader } from '../../sync/uploader.js';
 import { SyncWorker, type BlobConnectivity, type SyncSettings } from '../../sync/worker.js';
 import { startAzurite, type AzuriteHandle } from '../azurite.js';
 import type { Config } from '../config.js';
-import type { Agent } from '../main.js';
 import { LATENCY_BUCKETS, type MetricsRegistry } from '../metrics.js';
 import { agentVersion } from '../paths.js';
-import type { Part } from './part.js';
+import type { AgentParts as Agent, Part } from './part.js';
 
 /** Live sync settings, read from the configuration in force at every cycle. */
 export function syncSettings(c: Config): SyncSettings {
