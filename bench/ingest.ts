@@ -15,6 +15,7 @@ import { freePort } from '../agent/azurite.js';
 import { bundledModelPath, packageRoot } from '../agent/paths.js';
 import { MetricsRegistry, createAgentMetrics } from '../agent/metrics.js';
 import { BufferStore } from '../buffer/store.js';
+import { Checkpointer } from '../buffer/checkpointer.js';
 import { openDatabase } from '../buffer/open.js';
 import { insertRow } from '../buffer/rows.js';
 import type { Reading } from '../buffer/types.js';
@@ -49,6 +50,10 @@ async function rawCeiling(): Promise<number> {
   const { features, window } = model.meta;
   // The agent's own schema (same table and indexes): the ceiling measures the work, not a lighter table.
   const db = openDatabase(join(dir, 'raw.sqlite')); // WAL, synchronous=FULL, migrated
+  // The same storage set-up as the agent's buffer: checkpoints on their own thread.
+  db.pragma('wal_autocheckpoint = 16384');
+  const checkpointer = new Checkpointer(join(dir, 'raw.sqlite'));
+  checkpointer.start();
   const insert = db.prepare(`INSERT INTO readings (pump_id, ts, received_at, vals, score, anomaly, model_version, imputed, unscored_reason,
     shadow_score, shadow_model_version, contributions) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`);
   const stride = window * features.length;
@@ -73,6 +78,7 @@ async function rawCeiling(): Promise<number> {
     })();
   }
   const rate = TOTAL / ((performance.now() - t0) / 1000);
+  checkpointer.stop();
   db.close();
   await model.release();
   return rate;

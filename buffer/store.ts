@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { Checkpointer } from './checkpointer.js';
 import { BufferError, classifySqliteError } from './errors.js';
 import { Eviction, type EvictionCounts } from './eviction.js';
 import { openDatabase } from './open.js';
@@ -34,6 +35,7 @@ const INSERT_READING = `INSERT INTO readings (pump_id, ts, received_at, vals, sc
  */
 export class BufferStore {
   private dbHandle: Database.Database | null = null;
+  private checkpointer: Checkpointer | null = null;
   private insertReading!: Database.Statement;
   private insertRejected!: Database.Statement;
   private eviction!: Eviction;
@@ -71,6 +73,10 @@ export class BufferStore {
       );
       this.eviction = new Eviction(db, this.maxBytes);
       this.recount();
+      // Checkpoints run beside the writer (buffer/checkpointer.ts); this is only the safety net.
+      db.pragma('wal_autocheckpoint = 16384');
+      this.checkpointer = new Checkpointer(path);
+      this.checkpointer.start();
     } catch (err) {
       this.closeQuietly();
       throw classifySqliteError(err, path, 'opening the buffer');
@@ -260,6 +266,8 @@ export class BufferStore {
     const db = this.dbHandle;
     if (db === null) return;
     this.dbHandle = null;
+    this.checkpointer?.stop();
+    this.checkpointer = null;
     db.close();
   }
 

@@ -1,0 +1,70 @@
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+
+/**
+ * WAL checkpoints on a second connection in a worker thread. With autocheckpoint, whichever commit
+ * crosses the threshold copies the WAL into the database and fsyncs it, on the main thread: live
+ * readings then wait behind a checkpoint (seen as p99 spikes while a sync drain rewrites rows). Here
+ * a PASSIVE checkpoint runs every `intervalMs` beside the writer; autocheckpoint on the main
+ * connection stays as a distant safety net (BufferStore sets it).
+ */
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const Database = require(workerData.sqlite);
+const db = new Database(workerData.path, { fileMustExist: true });
+db.pragma('busy_timeout = 1000');
+let failed = false;
+const checkpoint = () => {
+  try {
+    db.pragma('wal_checkpoint(PASSIVE)');
+    failed = false;
+  } catch (err) {
+    if (!failed) parentPort.postMessage({ error: String((err && err.message) || err) });
+    failed = true;
+  }
+};
+const timer = setInterval(checkpoint, workerData.intervalMs);
+parentPort.on('message', (m) => {
+  if (m !== 'stop') return;
+  clearInterval(timer);
+  checkpoint();
+  db.close();
+  parentPort.close();
+});
+`;
+
+export class Checkpointer {
+  private worker: Worker | null = null;
+  private lastError: string | null = null;
+
+  constructor(
+    private readonly path: string,
+    private readonly intervalMs = 500,
+  ) {}
+
+  start(): void {
+    if (this.worker) return;
+    const sqlite = createRequire(import.meta.url).resolve('better-sqlite3');
+    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { sqlite, path: this.path, intervalMs: this.intervalMs } });
+    worker.unref();
+    worker.on('message', (m: { error?: string }) => {
+      if (m.error) this.lastError = m.error;
+    });
+    worker.on('error', (err) => {
+      this.lastError = err.message;
+      this.worker = null;
+    });
+    this.worker = worker;
+  }
+
+  /** The last checkpoint failure, if any (the main connection's autocheckpoint still bounds the WAL). */
+  error(): string | null {
+    return this.lastError;
+  }
+
+  /** Asks the thread to checkpoint once more and close its connection; it ends on its own. */
+  stop(): void {
+    this.worker?.postMessage('stop');
+    this.worker = null;
+  }
+}
