@@ -91,6 +91,10 @@ export const MIGRATIONS: readonly string[] = [
   DROP INDEX readings_unplanned;
   DROP INDEX readings_unsynced_seq;
   `,
+  // 5: the reading an alert was sent for is marked with the time edgeHub took it.
+  `
+  ALTER TABLE readings ADD COLUMN alerted_at INTEGER;
+  `,
 ];
 
 export function migrate(db: Database): number {

@@ -237,6 +237,15 @@ export class BufferStore {
     ).map((r) => ({ id: r.id, source: r.source, raw: r.raw, reason: r.reason, receivedAt: r.received_at }));
   }
 
+  /** Marks the reading an alert was sent for (the time edgeHub accepted it). */
+  markAlerted(seq: number, at: number): void {
+    try {
+      this.db.prepare('UPDATE readings SET alerted_at = ? WHERE seq = ?').run(at, seq);
+    } catch (err) {
+      throw classifySqliteError(err, this.options.path, 'marking an alerted reading');
+    }
+  }
+
   /** Small key/value state that must survive restarts (active models, cursors). */
   getMeta(key: string): string | null {
     const row = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;

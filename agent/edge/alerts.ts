@@ -2,7 +2,8 @@
  * Anomaly alerts on output `alerts`: decided right after each commit (pump, time, score,
  * threshold, model version, top contributing features), at most one per pump per
  * `alertsMinIntervalSeconds`. Alerts not yet handed to edgeHub are kept in SQLite (meta) and sent
- * after a reconnect or a restart; the last alert sent per pump is recorded there too. Once
+ * after a reconnect or a restart; the last alert sent per pump is recorded there too, and the
+ * alerted reading's row gets `alerted_at`. Once
  * edgeHub has an alert, it stores and forwards it through offline periods.
  */
 import type { PredictionRow } from '../../buffer/types.js';
@@ -37,6 +38,8 @@ export interface AlertDeps {
   minIntervalMs: () => number;
   logger: Logger;
   clock?: () => number;
+  /** Marks the alerted reading in the buffer once edgeHub took the alert. */
+  markAlerted?: (seq: number, at: number) => void;
   /** Alerts kept while offline at most (the oldest are dropped first, and counted). */
   maxPending?: number;
 }
@@ -149,6 +152,7 @@ export class AlertPublisher {
       const sent = JSON.parse(this.deps.kv.getMeta(SENT_KEY) ?? '{}') as Record<string, unknown>;
       sent[alert.pumpId] = { seq: alert.seq, ts: alert.ts, at, sentAt: new Date(this.now()).toISOString() };
       this.deps.kv.setMeta(SENT_KEY, JSON.stringify(sent));
+      this.deps.markAlerted?.(alert.seq, this.now());
       this.savePending();
     } catch (err) {
       this.deps.logger.warn({ err: { message: safeErrorMessage(err) } }, 'alert sent but not recorded in the buffer');

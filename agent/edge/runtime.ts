@@ -64,6 +64,7 @@ export class EdgeRuntime {
       deviceId: config.resolvedDeviceId,
       send: (alert) => this.sendAlert(alert),
       minIntervalMs: () => agent.config.alertsMinIntervalSeconds * 1000,
+      markAlerted: (seq, at) => agent.buffer.markAlerted(seq, at),
       logger: this.log,
     });
     agent.pipeline.onCommit((rows, seqs) => this.alerts.onCommit(rows, seqs));
