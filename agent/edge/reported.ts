@@ -38,6 +38,8 @@ export class Reporter {
       twinSync: TwinSync;
       status: AgentStatus;
       logger: Logger;
+      /** The pumps this gateway serves (the trainer's deploy finds gateways by them). */
+      pumps?: () => string[];
       debounceMs?: number;
     },
   ) {}
@@ -85,6 +87,7 @@ export class Reporter {
     return {
       ...this.deps.twinSync.sectionAcks(),
       models,
+      pumps: this.deps.pumps?.() ?? [],
       state: {
         agentVersion: snap.agentVersion,
         updatedAt: new Date().toISOString(),

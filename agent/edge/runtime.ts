@@ -56,7 +56,22 @@ export class EdgeRuntime {
       logger: this.log,
       changed: () => this.reporter.changed(),
     });
-    this.reporter = new Reporter({ models: agent.models, twinSync: this.twinSync, status: agent.status, logger: this.log });
+    this.reporter = new Reporter({
+      models: agent.models,
+      twinSync: this.twinSync,
+      status: agent.status,
+      logger: this.log,
+      pumps: () => agent.engine.pumpIds().sort(),
+    });
+    // A pump seen for the first time changes what the gateway serves: report it.
+    let knownPumps = 0;
+    agent.pipeline.onCommit(() => {
+      const n = agent.engine.pumpIds().length;
+      if (n !== knownPumps) {
+        knownPumps = n;
+        this.reporter.changed();
+      }
+    });
     agent.models.onChange(() => this.reporter.changed());
     this.alerts = new AlertPublisher({
       engine: agent.engine,

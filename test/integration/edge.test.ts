@@ -125,6 +125,8 @@ describe('the agent as an IoT Edge module on the local hub', () => {
     expect(alert.topFeatures[0]).toEqual({ feature: 'Pressure', contribution: expect.any(Number) });
     expect(message!.properties).toMatchObject({ type: 'anomaly', pumpId: 'pump-9' });
     expect(JSON.parse(t.agent.buffer.getMeta('alerts.sent')!)['pump-9']).toMatchObject({ seq: alert.seq });
+    // the gateway reports the pumps it serves (deploy --query finds it by them)
+    await until(() => expect(reported().pumps).toContain('pump-9'));
     // the alerted reading itself is marked in SQLite; the suppressed ones are not
     const marks = t.agent.buffer.db.prepare("SELECT seq, alerted_at FROM readings WHERE pump_id = 'pump-9' ORDER BY seq").all() as Array<{ seq: number; alerted_at: number | null }>;
     expect(marks.filter((m) => m.alerted_at !== null).map((m) => m.seq)).toEqual([alert.seq]);
