@@ -21,22 +21,13 @@ import { readingsBlobName } from '../sync/layout.js';
 import type { Progress } from '../trainer/progress.js';
 import { trainSource, TRAIN_DEFAULTS } from '../trainer/train/pipeline.js';
 import { fmt, rssSampler } from './support.js';
+import { mulberry32 as rng } from '../trainer/eval/criterion.js';
 
 const PUMP = 'bench-pump';
 const DEVICE = 'bench-gw';
 const START = Date.UTC(2026, 0, 1);
 const BATCH = 5000;
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A SKAB-like pump: load follows a daily cycle, the sensors follow the load, temperatures drift. */
 function values(r: () => number, i: number): Record<string, number> {

@@ -9,6 +9,7 @@ import { webcrypto } from 'node:crypto';
 import { setImmediate as yieldNow } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { gunzip, gzip } from 'node:zlib';
+import type { DbRow } from '../buffer/rows.js';
 import type { StoredRow } from '../buffer/types.js';
 import { SyncError } from './errors.js';
 
@@ -76,21 +77,7 @@ export function toLine(row: StoredRow, deviceId: string): ReadingLine {
  * built from this form without parsing and re-serialising the values (the hot path of a drain);
  * the text is the one JSON.stringify wrote, so the line equals JSON.stringify(toLine(row)).
  */
-export interface RawRow {
-  seq: number;
-  pump_id: string;
-  ts: number;
-  received_at: number;
-  vals: string;
-  score: number | null;
-  anomaly: number | null;
-  model_version: string | null;
-  imputed: number;
-  unscored_reason: string | null;
-  shadow_score: number | null;
-  shadow_model_version: string | null;
-  contributions: string | null;
-}
+export type RawRow = DbRow;
 
 export function toRawRow(row: StoredRow): RawRow {
   return {

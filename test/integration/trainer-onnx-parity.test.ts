@@ -6,18 +6,9 @@ import { ALGORITHM_NAMES } from '../../trainer/algorithms/index.js';
 import type { CsvTable } from '../../trainer/csv.js';
 import { fitTable } from '../../trainer/fit.js';
 import { slidingWindows, toInputTensor } from '../../trainer/windows.js';
+import { mulberry32 as rng } from '../../trainer/eval/criterion.js';
 
 /** Deterministic uniform [0, 1) generator (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Pump-like readings: 5 features on very different scales with two correlated pairs. */
 function pumpTable(n: number, seed: number): CsvTable {

@@ -4,18 +4,9 @@ import { fitMset, medianNearestSq, MSET_DEFAULTS, msetAlgorithm, selectMemory } 
 import { FitError } from '../../trainer/errors.js';
 import { normalQuantile } from '../../trainer/linalg/normal.js';
 import { slidingWindows } from '../../trainer/windows.js';
+import { mulberry32 as rng } from '../../trainer/eval/criterion.js';
 
 /** Deterministic uniform [0, 1) generator (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function gaussian(rand: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
