@@ -19,7 +19,7 @@ import { AgentStatus } from './status.js';
 import { SystemHealth } from './system-health.js';
 import { wireEdge } from './wiring/edge.js';
 import { wirePage } from './wiring/page.js';
-import type { Part } from './wiring/part.js';
+import type { AgentParts, Part } from './wiring/part.js';
 import { wireSync } from './wiring/sync.js';
 
 export interface AgentOptions {
@@ -36,7 +36,7 @@ export interface AgentOptions {
  * (store → models → inference → sync → edge client → status server) and stops them in reverse,
  * each step on its own, the SQLite store closed last. Constructors only assign; start() does I/O.
  */
-export class Agent {
+export class Agent implements AgentParts {
   readonly config: Config;
   readonly logger: Logger;
   readonly registry = new MetricsRegistry();

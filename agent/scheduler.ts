@@ -47,10 +47,3 @@ export class Scheduler {
     this.tasks.clear();
   }
 }
-
-/** A cron pattern that fires every `seconds` seconds (1–59 s; whole minutes above). */
-export function everySeconds(seconds: number): string {
-  if (seconds < 60) return `*/${Math.max(1, Math.round(seconds))} * * * * *`;
-  const minutes = Math.max(1, Math.round(seconds / 60));
-  return minutes < 60 ? `0 */${minutes} * * * *` : `0 0 */${Math.min(23, Math.round(minutes / 60))} * * *`;
-}

@@ -44,6 +44,22 @@ export interface Label extends NewLabel {
   synced: boolean;
 }
 
+/** A label's fields with times as ISO 8601: the one mapping the API and the uploaded record share. */
+export function labelFields(l: Label) {
+  return {
+    id: l.id,
+    pumpId: l.pumpId,
+    kind: l.kind,
+    faultType: l.faultType,
+    note: l.note,
+    alertSeq: l.alertSeq,
+    from: new Date(l.fromTs).toISOString(),
+    to: new Date(l.toTs).toISOString(),
+    author: l.author,
+    createdAt: new Date(l.createdAt).toISOString(),
+  };
+}
+
 interface LabelRow {
   id: string;
   pump_id: string;

@@ -9,7 +9,7 @@
  */
 import type { ContainerClient } from '@azure/storage-blob';
 import { z } from 'zod';
-import { FAULT_TYPES, LABEL_KINDS, type Label, type LabelStore } from '../buffer/labels.js';
+import { FAULT_TYPES, LABEL_KINDS, labelFields, type Label, type LabelStore } from '../buffer/labels.js';
 import { dayPath, labelsPrefix } from './layout.js';
 import { safeErrorMessage } from './redact.js';
 
@@ -47,20 +47,7 @@ export function labelBlobName(deviceId: string, label: Pick<Label, 'id' | 'creat
 }
 
 export function toLabelRecord(deviceId: string, l: Label): LabelRecord {
-  return {
-    schema: LABEL_SCHEMA_VERSION,
-    id: l.id,
-    deviceId,
-    pumpId: l.pumpId,
-    kind: l.kind,
-    faultType: l.faultType,
-    note: l.note,
-    alertSeq: l.alertSeq,
-    from: new Date(l.fromTs).toISOString(),
-    to: new Date(l.toTs).toISOString(),
-    author: l.author,
-    createdAt: new Date(l.createdAt).toISOString(),
-  };
+  return { schema: LABEL_SCHEMA_VERSION, deviceId, ...labelFields(l) };
 }
 
 function isAlreadyThere(err: unknown): boolean {

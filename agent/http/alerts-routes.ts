@@ -1,26 +1,13 @@
-import type { Label, LabelStore } from '../../buffer/labels.js';
+import { labelFields, type Label, type LabelStore } from '../../buffer/labels.js';
 import type { StoredRow } from '../../buffer/types.js';
 import type { InferenceEngine } from '../../inference/engine.js';
 import type { ModelManager } from '../../inference/models.js';
 import { parseLimit, parseSince } from './query.js';
 import type { StatusServer } from './server.js';
 
-/** `since`: ISO 8601 or epoch milliseconds; absent or empty: no lower bound. */
 /** A label as the API shows it (times as ISO 8601). */
 export function labelJson(l: Label): Record<string, unknown> {
-  return {
-    id: l.id,
-    pumpId: l.pumpId,
-    kind: l.kind,
-    faultType: l.faultType,
-    note: l.note,
-    alertSeq: l.alertSeq,
-    from: new Date(l.fromTs).toISOString(),
-    to: new Date(l.toTs).toISOString(),
-    author: l.author,
-    createdAt: new Date(l.createdAt).toISOString(),
-    synced: l.synced,
-  };
+  return { ...labelFields(l), synced: l.synced };
 }
 
 /** The threshold of the model that scored a row, when that model is still known to the agent. */
