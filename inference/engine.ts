@@ -130,14 +130,13 @@ export class InferenceEngine {
   private async runGroup(g: Group, rows: PredictionRow[]): Promise<void> {
     const n = g.rows.length;
     const stride = g.model.meta.window * g.model.meta.features.length;
-    const key = this.keyOf(g.model, g.shadow);
     let out;
     try {
       out = await g.model.run(g.input.subarray(0, n * stride), n);
     } catch (err) {
       const reason = `model ${g.model.version} failed: ${(err as Error).message}`;
       if (!g.shadow) for (const i of g.rows) rows[i]!.unscoredReason = reason;
-      this.onFault({ key, model: g.model, reason });
+      this.onFault({ key: this.keyOf(g.model, g.shadow), model: g.model, reason });
       return;
     }
     const { threshold, features } = g.model.meta;
@@ -158,7 +157,7 @@ export class InferenceEngine {
       row.anomaly = s > threshold;
       if (row.anomaly && out.contributions) row.contributions = contributionsOf(out.contributions, k, features);
     }
-    if (nonFinite > 0) this.onFault({ key, model: g.model, reason: `${nonFinite} of ${n} scores were not finite` });
+    if (nonFinite > 0) this.onFault({ key: this.keyOf(g.model, g.shadow), model: g.model, reason: `${nonFinite} of ${n} scores were not finite` });
   }
 
   private keyOf(model: LoadedModel, shadow: boolean): string {
