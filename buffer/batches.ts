@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { classifySqliteError } from './errors.js';
-import { ROW_COLUMNS, fromDbRow, type DbRow } from './rows.js';
+import { fromDbRow, readRows, type DbRow } from './rows.js';
+import { RANGE_SQL, SYNCED_ROWS_SQL, type Unplanned } from './ranges.js';
 import type { BufferStore } from './store.js';
 import type { StoredRow } from './types.js';
 
@@ -25,6 +26,33 @@ export interface PlanLimits {
   maxBytes: number;
   /** Rows of the same pump taken before an anomaly, so it is uploaded with its context. */
   anomalyContextRows: number;
+}
+
+/** Where a new batch starts (see SyncBatches.pick). */
+export interface PlanPick {
+  pumpId: string;
+  from: number;
+  /** First seq of the pump's next planned range: the batch stops before it (null: none). */
+  bound: number | null;
+  priority: number;
+}
+
+/** Fixed per-row overhead of a JSON line beyond the values text, for byte estimates. */
+const LINE_OVERHEAD = 200;
+
+/**
+ * How many of `rows` (in order) one batch takes: rows while their JSON estimate stays within
+ * `maxBytes`, and always at least one. The one sizing rule of the planner, wherever rows are read.
+ */
+export function fitRows(rows: ReadonlyArray<{ vals: string }>, maxBytes: number): number {
+  let bytes = 0;
+  let count = 0;
+  for (const r of rows) {
+    bytes += r.vals.length + LINE_OVERHEAD;
+    if (count > 0 && bytes > maxBytes) break;
+    count++;
+  }
+  return count;
 }
 
 /** Names the blob of a batch (given by sync/layout.ts; the buffer does not know the layout). */
@@ -54,9 +82,6 @@ const toBatch = (r: BatchRow): PlannedBatch => ({
   createdAt: r.created_at,
 });
 
-/** Fixed per-row overhead of a JSON line beyond the values text, for byte estimates. */
-const LINE_OVERHEAD = 200;
-
 /**
  * Planned sync batches: a batch's rows and blob name are fixed and persisted before any upload, so
  * a retry after a crash uploads the same rows under the same name. Anomalies (with context) first.
@@ -78,65 +103,73 @@ export class SyncBatches {
 
   /** Plans one batch: the newest unplanned anomaly's pump with context, else the oldest unplanned rows. */
   plan(limits: PlanLimits, namer: BlobNamer, now: number): PlannedBatch | null {
+    return this.planWithRows(limits, namer, now)?.batch ?? null;
+  }
+
+  /**
+   * Plans one batch and returns it with its rows as stored, read once: the planner sizes the batch
+   * from the same rows the encoder then serialises (a drain reads every row once, not twice).
+   */
+  planWithRows(limits: PlanLimits, namer: BlobNamer, now: number): { batch: PlannedBatch; rows: DbRow[] } | null {
+    const pick = this.pick(limits);
+    if (pick === null) return null;
+    const rows = this.store.ranges.candidates(pick.pumpId, pick.from, pick.bound, Math.max(1, limits.maxRows));
+    rows.length = fitRows(rows, limits.maxBytes);
+    const first = rows[0]!;
+    const last = rows[rows.length - 1]!;
+    const batch = this.persist(pick, { firstSeq: first.seq, lastSeq: last.seq, rowCount: rows.length }, namer(pick.pumpId, first.seq, last.seq, first.ts), now);
+    return batch === null ? null : { batch, rows };
+  }
+
+  /**
+   * Where the next batch starts: the newest unplanned anomaly's pump with context before it, else
+   * the oldest unplanned row. Its rows are those of `pumpId` from `from` on, before `bound`.
+   */
+  pick(limits: PlanLimits): PlanPick | null {
+    const ranges = this.store.ranges;
+    const firsts = new Map<string, Unplanned>();
+    for (const pumpId of ranges.pumpIds()) {
+      const u = ranges.firstUnplanned(pumpId);
+      if (u !== null) firsts.set(pumpId, u);
+    }
+    let pick: PlanPick | null = null;
+    let newest = -1;
+    for (const pumpId of firsts.keys()) {
+      const a = ranges.newestUnplannedAnomaly(pumpId);
+      if (a !== null && a.seq > newest) {
+        newest = a.seq;
+        pick = { pumpId, from: this.contextStart(pumpId, a.seq, limits), bound: a.bound, priority: PRIORITY.anomalies };
+      }
+    }
+    if (pick !== null) return pick;
+    for (const [pumpId, u] of firsts) {
+      if (pick === null || u.seq < pick.from) pick = { pumpId, from: u.seq, bound: u.bound, priority: PRIORITY.bulk };
+    }
+    return pick;
+  }
+
+  /**
+   * Persists a batch for rows of a pick read and sized elsewhere (e.g. by another thread). Null when
+   * the buffer no longer holds exactly `rowCount` rows in that range (evicted since): plan again.
+   */
+  persist(pick: PlanPick, range: { firstSeq: number; lastSeq: number; rowCount: number }, blobName: string, now: number): PlannedBatch | null {
     const db = this.store.db;
-    const anomaly = db
-      // INDEXED BY: the planner would otherwise walk readings_unplanned_seq through every unplanned row.
-      .prepare(
-        `SELECT seq, pump_id FROM readings INDEXED BY readings_unplanned_anomalies
-         WHERE batch_id IS NULL AND anomaly = 1 ORDER BY seq DESC LIMIT 1`,
-      )
-      .get() as { seq: number; pump_id: string } | undefined;
-    let pumpId: string;
-    let fromSeq: number;
-    let priority: number;
-    if (anomaly) {
-      pumpId = anomaly.pump_id;
-      fromSeq = this.contextStart(pumpId, anomaly.seq, limits);
-      priority = PRIORITY.anomalies;
-    } else {
-      const oldest = db
-        .prepare('SELECT seq, pump_id FROM readings WHERE batch_id IS NULL ORDER BY seq LIMIT 1')
-        .get() as { seq: number; pump_id: string } | undefined;
-      if (!oldest) return null;
-      pumpId = oldest.pump_id;
-      fromSeq = oldest.seq;
-      priority = PRIORITY.bulk;
-    }
-    const candidates = db
-      .prepare(
-        `SELECT seq, ts, length(vals) AS len FROM readings WHERE pump_id = ? AND seq >= ? AND batch_id IS NULL
-         ORDER BY seq LIMIT ?`,
-      )
-      .all(pumpId, fromSeq, Math.max(1, limits.maxRows)) as Array<{ seq: number; ts: number; len: number }>;
-    let bytes = 0;
-    let count = 0;
-    for (const c of candidates) {
-      bytes += c.len + LINE_OVERHEAD;
-      if (count > 0 && bytes > limits.maxBytes) break;
-      count++;
-    }
-    const first = candidates[0]!;
-    const last = candidates[count - 1]!;
-    const blobName = namer(pumpId, first.seq, last.seq, first.ts);
-    try {
-      return db.transaction(() => {
-        const id = Number(
+    const { pumpId, priority } = pick;
+    const { firstSeq, lastSeq, rowCount } = range;
+    const id = this.write('planning a sync batch', () =>
+      db.transaction(() => {
+        if (this.store.ranges.countRows(pumpId, firstSeq, lastSeq) !== rowCount) return null;
+        return Number(
           db
             .prepare(
               `INSERT INTO sync_batches (pump_id, first_seq, last_seq, row_count, blob_name, priority, state, created_at)
                VALUES (?, ?, ?, ?, ?, ?, 'planned', ?)`,
             )
-            .run(pumpId, first.seq, last.seq, count, blobName, priority, now).lastInsertRowid,
+            .run(pumpId, firstSeq, lastSeq, rowCount, blobName, priority, now).lastInsertRowid,
         );
-        const marked = db
-          .prepare('UPDATE readings SET batch_id = ? WHERE pump_id = ? AND seq BETWEEN ? AND ? AND batch_id IS NULL')
-          .run(id, pumpId, first.seq, last.seq).changes;
-        if (marked !== count) throw new Error(`planned ${count} rows but marked ${marked}`);
-        return { id, pumpId, firstSeq: first.seq, lastSeq: last.seq, rowCount: count, blobName, priority, state: 'planned', createdAt: now } satisfies PlannedBatch;
-      })();
-    } catch (err) {
-      throw classifySqliteError(err, this.store.path, 'planning a sync batch');
-    }
+      })(),
+    );
+    return id === null ? null : { id, pumpId, firstSeq, lastSeq, rowCount, blobName, priority, state: 'planned', createdAt: now };
   }
 
   /**
@@ -145,12 +178,8 @@ export class SyncBatches {
    */
   private contextStart(pumpId: string, anomalySeq: number, limits: PlanLimits): number {
     const context = Math.max(0, Math.min(limits.anomalyContextRows, limits.maxRows - 1));
-    const rows = this.store.db
-      .prepare(
-        `SELECT seq, length(vals) AS len FROM readings WHERE pump_id = ? AND batch_id IS NULL AND seq <= ?
-         ORDER BY seq DESC LIMIT ?`,
-      )
-      .all(pumpId, anomalySeq, context + 1) as Array<{ seq: number; len: number }>;
+    const ranges = this.store.ranges;
+    const rows = ranges.contextRows(pumpId, ranges.rangeEndBefore(pumpId, anomalySeq), anomalySeq, context + 1);
     let start = anomalySeq;
     let bytes = 0;
     for (const r of rows) {
@@ -163,11 +192,12 @@ export class SyncBatches {
 
   /** The rows of a planned batch, in sequence order (the same rows every time it is asked). */
   rows(batch: PlannedBatch): StoredRow[] {
-    return (
-      this.store.db
-        .prepare(`SELECT ${ROW_COLUMNS} FROM readings WHERE pump_id = ? AND seq BETWEEN ? AND ? AND batch_id = ? ORDER BY seq`)
-        .all(batch.pumpId, batch.firstSeq, batch.lastSeq, batch.id) as DbRow[]
-    ).map(fromDbRow);
+    return this.rawRows(batch).map(fromDbRow);
+  }
+
+  /** The rows of a planned batch as stored (values still JSON text), for the encoder's fast path. */
+  rawRows(batch: PlannedBatch): DbRow[] {
+    return readRows(this.store.db.prepare(RANGE_SQL), batch.pumpId, batch.firstSeq, batch.lastSeq);
   }
 
   /** Marks a batch uploaded and its rows synced, in one transaction, after the service confirmed. */
@@ -175,8 +205,8 @@ export class SyncBatches {
     const db = this.store.db;
     const changed = this.write('marking a batch uploaded', () =>
       db.transaction(() => {
-        db.prepare("UPDATE sync_batches SET state = 'uploaded', sha256 = ?, uploaded_at = ?, error = NULL WHERE id = ?").run(sha256, now, batch.id);
-        return db.prepare('UPDATE readings SET synced = 1 WHERE batch_id = ? AND synced = 0').run(batch.id).changes;
+        const n = db.prepare("UPDATE sync_batches SET state = 'uploaded', sha256 = ?, uploaded_at = ?, error = NULL WHERE id = ? AND state <> 'uploaded'").run(sha256, now, batch.id).changes;
+        return n === 0 ? 0 : this.store.ranges.countRows(batch.pumpId, batch.firstSeq, batch.lastSeq);
       })(),
     );
     this.store.adjustCounts({ unsynced: -changed });
@@ -206,10 +236,10 @@ export class SyncBatches {
     const db = this.store.db;
     const n = this.write('deleting synced rows', () =>
       db.transaction(() => {
-        const deleted = db.prepare('DELETE FROM readings WHERE synced = 1 AND received_at < ?').run(cutoff).changes;
+        const deleted = db.prepare(`DELETE FROM readings WHERE seq IN (SELECT r.seq FROM ${SYNCED_ROWS_SQL} AND r.received_at < ?)`).run(cutoff).changes;
         db.prepare(
-          `DELETE FROM sync_batches WHERE state = 'uploaded' AND uploaded_at < ?
-           AND NOT EXISTS (SELECT 1 FROM readings WHERE batch_id = sync_batches.id)`,
+          `DELETE FROM sync_batches WHERE state = 'uploaded' AND uploaded_at < ? AND NOT EXISTS (SELECT 1 FROM readings r
+           WHERE r.pump_id = sync_batches.pump_id AND r.seq BETWEEN sync_batches.first_seq AND sync_batches.last_seq)`,
         ).run(cutoff);
         return deleted;
       })(),

@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { SYNCED_ROWS_SQL, UNPLANNED_SQL } from './ranges.js';
 
 export interface EvictionCounts {
   /** Rows already uploaded, deleted to make room. */
@@ -20,19 +21,20 @@ const COUNTER = {
 
 /**
  * Eviction steps in the order they are tried: what is least valuable goes first. Rows of a planned
- * batch (`batch_id` set, not yet synced) are never touched: a retry must upload the same rows.
+ * batch not yet uploaded are never touched: a retry must upload the same rows. Synced rows go
+ * batch by batch in plan order; unsent rows are those in no planned range (buffer/ranges.ts).
  */
 const STEPS: ReadonlyArray<{ kind: keyof EvictionCounts; sql: string }> = [
-  { kind: 'synced', sql: 'DELETE FROM readings WHERE seq IN (SELECT seq FROM readings WHERE synced = 1 ORDER BY seq LIMIT ?)' },
+  { kind: 'synced', sql: `DELETE FROM readings WHERE seq IN (SELECT r.seq FROM ${SYNCED_ROWS_SQL} ORDER BY b.id, r.seq LIMIT ?)` },
   { kind: 'rejected', sql: 'DELETE FROM rejected WHERE id IN (SELECT id FROM rejected ORDER BY id LIMIT ?)' },
   {
     kind: 'unsynced',
-    sql: `DELETE FROM readings WHERE seq IN (SELECT seq FROM readings WHERE batch_id IS NULL AND synced = 0
-          AND (anomaly IS NULL OR anomaly = 0) ORDER BY seq LIMIT ?)`,
+    sql: `DELETE FROM readings WHERE seq IN (SELECT seq FROM readings r WHERE (anomaly IS NULL OR anomaly = 0)
+          AND ${UNPLANNED_SQL} ORDER BY seq LIMIT ?)`,
   },
   {
     kind: 'anomalies',
-    sql: 'DELETE FROM readings WHERE seq IN (SELECT seq FROM readings WHERE batch_id IS NULL AND synced = 0 ORDER BY seq LIMIT ?)',
+    sql: `DELETE FROM readings WHERE seq IN (SELECT seq FROM readings r WHERE ${UNPLANNED_SQL} ORDER BY seq LIMIT ?)`,
   },
 ];
 

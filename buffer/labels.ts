@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { classifySqliteError } from './errors.js';
-import { ROW_COLUMNS, fromDbRow, type DbRow } from './rows.js';
+import { ROW_COLUMNS, fromDbRow, readRows } from './rows.js';
 import type { BufferStore } from './store.js';
 import type { StoredRow } from './types.js';
 
@@ -154,7 +154,7 @@ export class LabelStore {
     const sql = `SELECT ${ROW_COLUMNS} FROM readings INDEXED BY ${byPump ? 'readings_anomalies' : 'readings_anomalies_seq'}
       WHERE anomaly = 1 ${byPump ? 'AND pump_id = ?' : ''} AND ts >= ? ORDER BY seq DESC LIMIT ?`;
     const args: unknown[] = byPump ? [opts.pumpId, opts.sinceTs ?? 0, opts.limit] : [opts.sinceTs ?? 0, opts.limit];
-    return (this.buffer.db.prepare(sql).all(...args) as DbRow[]).map(fromDbRow);
+    return readRows(this.buffer.db.prepare(sql), ...args).map(fromDbRow);
   }
 
   /** The reading with this sequence number, if the buffer still holds it. */

@@ -3,7 +3,8 @@ import { Checkpointer } from './checkpointer.js';
 import { BufferError, classifySqliteError } from './errors.js';
 import { Eviction, type EvictionCounts } from './eviction.js';
 import { openDatabase } from './open.js';
-import { ROW_COLUMNS, fromDbRow, insertRow, type DbRow } from './rows.js';
+import { PlannedRanges } from './ranges.js';
+import { ROW_COLUMNS, fromDbRow, insertRow, readRows } from './rows.js';
 import type { PredictionRow, RejectedItem, StoredRow } from './types.js';
 
 export interface BufferOptions {
@@ -45,6 +46,8 @@ export class BufferStore {
   private maxBytes: number;
   /** Why the last eviction failed (rows were committed, but the cap could not be enforced). */
   private evictionError: BufferError | null = null;
+  /** Sync state as sequence ranges (planned, uploaded); shared by the batch planner and the stats. */
+  readonly ranges = new PlannedRanges(() => this.db);
 
   constructor(private readonly options: BufferOptions) {
     this.maxBytes = options.maxBytes;
@@ -86,7 +89,7 @@ export class BufferStore {
   private recount(): void {
     const db = this.db;
     this.rowCount = (db.prepare('SELECT count(*) AS n FROM readings').get() as { n: number }).n;
-    this.unsyncedCount = (db.prepare('SELECT count(*) AS n FROM readings WHERE synced = 0').get() as { n: number }).n;
+    this.unsyncedCount = this.rowCount - this.ranges.countSynced();
     this.rejectedCount = (db.prepare('SELECT count(*) AS n FROM rejected').get() as { n: number }).n;
   }
 
@@ -186,14 +189,9 @@ export class BufferStore {
   }
 
   stats(): BufferStats {
-    // Unsynced rows are the unplanned ones and those of batches not uploaded yet (both indexed).
-    const oldest = this.db
-      .prepare(
-        `SELECT ts FROM readings WHERE seq = (SELECT min(s) FROM (
-           SELECT (SELECT seq FROM readings WHERE batch_id IS NULL ORDER BY seq LIMIT 1) AS s
-           UNION ALL SELECT min(first_seq) FROM sync_batches WHERE state <> 'uploaded'))`,
-      )
-      .get() as { ts: number } | undefined;
+    const oldestSeq = this.ranges.oldestUnsyncedSeq();
+    const oldest =
+      oldestSeq === null ? undefined : (this.db.prepare('SELECT ts FROM readings WHERE seq >= ? ORDER BY seq LIMIT 1').get(oldestSeq) as { ts: number } | undefined);
     const evicted = this.eviction.counts();
     return {
       rows: this.rowCount,
@@ -208,25 +206,21 @@ export class BufferStore {
 
   /** The most recent rows of one pump, newest last, optionally from a time on. */
   predictions(pumpId: string, opts: { sinceTs?: number; limit: number }): StoredRow[] {
-    const rows = this.db
-      .prepare(
-        `SELECT ${ROW_COLUMNS} FROM (SELECT ${ROW_COLUMNS} FROM readings WHERE pump_id = ? AND ts >= ?
-         ORDER BY seq DESC LIMIT ?) ORDER BY seq`,
-      )
-      .all(pumpId, opts.sinceTs ?? 0, opts.limit) as DbRow[];
-    return rows.map(fromDbRow);
+    const stmt = this.db.prepare(
+      `SELECT ${ROW_COLUMNS} FROM (SELECT ${ROW_COLUMNS} FROM readings WHERE pump_id = ? AND ts >= ?
+       ORDER BY seq DESC LIMIT ?) ORDER BY seq`,
+    );
+    return readRows(stmt, pumpId, opts.sinceTs ?? 0, opts.limit).map(fromDbRow);
   }
 
   /** Rows by sequence range (inclusive), in order: for tests, sync and model validation. */
   rowsBySeq(fromSeq: number, toSeq: number): StoredRow[] {
-    return (
-      this.db.prepare(`SELECT ${ROW_COLUMNS} FROM readings WHERE seq BETWEEN ? AND ? ORDER BY seq`).all(fromSeq, toSeq) as DbRow[]
-    ).map(fromDbRow);
+    return readRows(this.db.prepare(`SELECT ${ROW_COLUMNS} FROM readings WHERE seq BETWEEN ? AND ? ORDER BY seq`), fromSeq, toSeq).map(fromDbRow);
   }
 
   /** Distinct pump ids seen in the buffer. */
   pumpIds(): string[] {
-    return (this.db.prepare('SELECT DISTINCT pump_id FROM readings').all() as { pump_id: string }[]).map((r) => r.pump_id);
+    return this.ranges.pumpIds();
   }
 
   rejected(limit: number): Array<RejectedItem & { id: number }> {

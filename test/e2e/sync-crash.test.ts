@@ -204,7 +204,7 @@ describe('sync survives SIGKILL at any step of a cycle (agent as a process)', ()
 
     const db = new Database(join(work, 'data', 'buffer.sqlite'), { readonly: true });
     try {
-      const rows = db.prepare('SELECT count(*) AS n, sum(synced) AS synced FROM readings').get() as { n: number; synced: number };
+      const rows = db.prepare('SELECT count(*) AS n, sum(synced) AS synced FROM readings_sync_state').get() as { n: number; synced: number };
       expect(rows).toEqual({ n: lines.length, synced: lines.length });
       expect((db.prepare("SELECT count(*) AS n FROM sync_batches WHERE state <> 'uploaded'").get() as { n: number }).n).toBe(0);
     } finally {

@@ -32,7 +32,7 @@ const count = (store: BufferStore, sql: string): number => (store.db.prepare(sql
 function expectCountsMatchFile(store: BufferStore): void {
   expect(store.stats()).toMatchObject({
     rows: count(store, 'SELECT count(*) AS n FROM readings'),
-    unsynced: count(store, 'SELECT count(*) AS n FROM readings WHERE synced = 0'),
+    unsynced: count(store, 'SELECT count(*) AS n FROM readings_sync_state WHERE synced = 0'),
     rejected: count(store, 'SELECT count(*) AS n FROM rejected'),
   });
 }
@@ -169,12 +169,42 @@ describe('SyncBatches on a real SQLite file', () => {
     append('pump-a', 0, 10);
     const batch = batches.next({ ...LIMITS, maxRows: 6 }, namer, T0)!;
     batches.markUploaded(batch, SHA, T0 + 5);
-    expect(count(store, 'SELECT count(*) AS n FROM readings WHERE synced = 1')).toBe(6);
+    expect(count(store, 'SELECT count(*) AS n FROM readings_sync_state WHERE synced = 1')).toBe(6);
     expect(store.db.prepare('SELECT state, sha256, uploaded_at FROM sync_batches WHERE id = ?').get(batch.id)).toEqual({ state: 'uploaded', sha256: SHA, uploaded_at: T0 + 5 });
     expect(batches.pending()).toBeNull();
     expect(store.stats()).toMatchObject({ rows: 10, unsynced: 4, oldestUnsyncedTs: T0 + 6_000 });
     batches.markUploaded(batch, SHA, T0 + 6); // a repeated confirmation changes nothing
     expect(store.stats().unsynced).toBe(4);
+  });
+
+  it('plans and marks a batch of 5 000 rows by writing one sync_batches row, never the readings it covers', () => {
+    append('pump-a', 0, 5_000);
+    const changes = (): number => (store.db.prepare('SELECT total_changes() AS n').get() as { n: number }).n;
+    const before = changes();
+    const batch = batches.next({ ...LIMITS, maxRows: 5_000 }, namer, T0)!;
+    batches.markUploaded(batch, SHA, T0);
+    expect(batch.rowCount).toBe(5_000);
+    expect(changes() - before).toBe(2); // the batch inserted, then its state updated
+    expect(store.stats()).toMatchObject({ rows: 5_000, unsynced: 0 });
+  });
+
+  it('finds an older unplanned anomaly below planned anomaly batches of the same pump, before any bulk row', () => {
+    const a = append('pump-a', 0, 60, [10, 30, 31, 50]);
+    const limits = { ...LIMITS, maxRows: 5, anomalyContextRows: 1 };
+    const planned = [];
+    for (let k = 0; k < 4; k++) {
+      const b = batches.next(limits, namer, T0)!;
+      batches.markUploaded(b, SHA, T0);
+      planned.push(b);
+    }
+    expect(planned.map((b) => [b.priority, b.firstSeq, b.lastSeq])).toEqual([
+      [PRIORITY.anomalies, a[49], a[53]], // the newest anomaly (50) with one row of context
+      [PRIORITY.anomalies, a[30], a[34]], // 31, found by stepping over 50's batch; 30 is its context
+      [PRIORITY.anomalies, a[9], a[13]], // 10, found by stepping over two planned batches
+      [PRIORITY.bulk, a[0], a[4]], // then bulk from the oldest row
+    ]);
+    const all = planned.flatMap((b) => batches.rows(b).map((r) => r.seq));
+    expect(new Set(all).size).toBe(all.length); // disjoint
   });
 
   it('keeps a failed batch out of the queue with its reason', () => {

@@ -19,11 +19,11 @@ function reading(pumpId: string, i: number, anomaly = false): PredictionRow {
 }
 
 const seqsOf = (store: BufferStore, where: string): number[] =>
-  (store.db.prepare(`SELECT seq FROM readings WHERE ${where} ORDER BY seq`).all() as { seq: number }[]).map((r) => r.seq);
+  (store.db.prepare(`SELECT r.seq FROM readings r JOIN readings_sync_state s USING (seq) WHERE ${where} ORDER BY r.seq`).all() as { seq: number }[]).map((r) => r.seq);
 const count = (store: BufferStore, sql: string): number => (store.db.prepare(sql).get() as { n: number }).n;
 
-const NORMAL_UNSYNCED = 'synced = 0 AND batch_id IS NULL AND anomaly = 0';
-const ANOMALY_UNSYNCED = 'synced = 0 AND batch_id IS NULL AND anomaly = 1';
+const NORMAL_UNSYNCED = 's.synced = 0 AND s.batch_id IS NULL AND r.anomaly = 0';
+const ANOMALY_UNSYNCED = 's.synced = 0 AND s.batch_id IS NULL AND r.anomaly = 1';
 
 /** What remains of a class of rows is always its newest part: eviction takes the oldest first. */
 function expectNewestKept(original: number[], remaining: number[]): void {
@@ -94,7 +94,7 @@ describe('Eviction under the disk cap (real SQLite file)', () => {
       store.setMaxBytes(cap);
       const stats = store.stats();
       const left = {
-        synced: seqsOf(store, 'synced = 1'),
+        synced: seqsOf(store, 's.synced = 1'),
         rejected: (store.db.prepare('SELECT id FROM rejected ORDER BY id').all() as { id: number }[]).map((r) => r.id),
         normal: seqsOf(store, NORMAL_UNSYNCED),
         anomalies: seqsOf(store, ANOMALY_UNSYNCED),
@@ -107,7 +107,7 @@ describe('Eviction under the disk cap (real SQLite file)', () => {
         anomalies: anomalies.length - left.anomalies.length,
         total: synced.length - left.synced.length + rejectedIds.length - left.rejected.length + normal.length - left.normal.length + anomalies.length - left.anomalies.length,
       });
-      expect(stats).toMatchObject({ rows: count(store, 'SELECT count(*) AS n FROM readings'), unsynced: count(store, 'SELECT count(*) AS n FROM readings WHERE synced = 0'), rejected: left.rejected.length });
+      expect(stats).toMatchObject({ rows: count(store, 'SELECT count(*) AS n FROM readings'), unsynced: count(store, 'SELECT count(*) AS n FROM readings_sync_state WHERE synced = 0'), rejected: left.rejected.length });
       // order between kinds
       if (stats.evicted.rejected > 0) expect(left.synced).toEqual([]);
       if (stats.evicted.unsynced > 0) expect(left.rejected).toEqual([]);

@@ -73,10 +73,11 @@ describe('BufferStore on a real SQLite file', () => {
     expect(store.db.pragma('synchronous', { simple: true })).toBe(2); // FULL
     expect(sqlCount(store, 'SELECT version AS n FROM schema_version')).toBe(MIGRATIONS.length);
     const names = (store.db.prepare("SELECT name FROM sqlite_master WHERE type IN ('table','index')").all() as { name: string }[]).map((r) => r.name);
-    expect(names).toEqual(expect.arrayContaining(['readings', 'rejected', 'counters', 'meta', 'sync_batches', 'readings_pump_seq', 'readings_unplanned_seq', 'readings_unplanned_anomalies']));
-    // Only the cheap cursors stay: every index on readings is paid by every insert.
-    expect(names).not.toContain('readings_unplanned');
-    expect(names).not.toContain('readings_unsynced_seq');
+    expect(names).toEqual(expect.arrayContaining(['readings', 'rejected', 'counters', 'meta', 'sync_batches', 'readings_pump_seq', 'sync_batches_pump_range']));
+    // Every index on readings is paid by every insert: sync state lives in sync_batches' ranges.
+    for (const gone of ['readings_unplanned', 'readings_unsynced_seq', 'readings_unplanned_seq', 'readings_unplanned_anomalies', 'readings_batch']) {
+      expect(names).not.toContain(gone);
+    }
     expect(store.stats()).toMatchObject({ rows: 0, unsynced: 0, rejected: 0, oldestUnsyncedTs: null, maxBytes: BIG });
   });
 
@@ -113,9 +114,38 @@ describe('BufferStore on a real SQLite file', () => {
     db.close();
     const store = openStore();
     expect(sqlCount(store, 'SELECT version AS n FROM schema_version')).toBe(MIGRATIONS.length);
-    expect(sqlCount(store, "SELECT count(*) AS n FROM sqlite_master WHERE name = 'readings_unplanned_seq'")).toBe(1);
+    expect(sqlCount(store, "SELECT count(*) AS n FROM sqlite_master WHERE name = 'sync_batches_pump_range'")).toBe(1);
     expect(store.stats()).toMatchObject({ rows: 1, unsynced: 1, oldestUnsyncedTs: T0 });
     expect(store.appendBatch(rows('pump-1', 1, 1))).toEqual([2]);
+  });
+
+  it('carries per-row sync state (schema 5) over to ranges (schema 6): synced stays synced, planned stays planned', () => {
+    openStore().close();
+    rmSync(path);
+    const db = new Database(path);
+    db.exec('CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (5);');
+    for (const step of MIGRATIONS.slice(0, 5)) db.exec(step);
+    const insert = db.prepare(`INSERT INTO readings (pump_id, ts, received_at, vals, imputed, batch_id, synced) VALUES (?, ?, ?, '{"Pressure":1}', 0, ?, ?)`);
+    const batch = db.prepare(`INSERT INTO sync_batches (pump_id, first_seq, last_seq, row_count, blob_name, priority, state, created_at) VALUES (?, ?, ?, ?, ?, 1, ?, 0)`);
+    batch.run('pump-1', 1, 5, 3, 'b1', 'uploaded'); // pump-1's rows 1, 3, 5: synced
+    batch.run('pump-1', 7, 7, 1, 'b2', 'planned'); // pump-1's row 7: planned, not yet uploaded
+    for (let seq = 1; seq <= 8; seq++) {
+      const pump = seq % 2 === 1 ? 'pump-1' : 'pump-2';
+      const batchId = pump === 'pump-1' ? (seq <= 5 ? 1 : 2) : null;
+      insert.run(pump, T0 + seq * 1000, T0, batchId, batchId === 1 ? 1 : 0);
+    }
+    db.close();
+    const store = openStore();
+    expect(store.stats()).toMatchObject({ rows: 8, unsynced: 5, oldestUnsyncedTs: T0 + 2000 });
+    const state = store.db.prepare('SELECT seq, batch_id AS batchId, synced FROM readings_sync_state ORDER BY seq').all();
+    expect(state).toEqual([
+      { seq: 1, batchId: 1, synced: 1 }, { seq: 2, batchId: null, synced: 0 }, { seq: 3, batchId: 1, synced: 1 }, { seq: 4, batchId: null, synced: 0 },
+      { seq: 5, batchId: 1, synced: 1 }, { seq: 6, batchId: null, synced: 0 }, { seq: 7, batchId: 2, synced: 0 }, { seq: 8, batchId: null, synced: 0 },
+    ]);
+    const batches = new SyncBatches(store);
+    expect(batches.next(LIMITS, namer, T0)).toMatchObject({ id: 2, firstSeq: 7, lastSeq: 7 }); // the planned one first
+    batches.markUploaded(batches.pending()!, 'x', T0);
+    expect(batches.next(LIMITS, namer, T0)).toMatchObject({ pumpId: 'pump-2', firstSeq: 2, lastSeq: 8, rowCount: 4 });
   });
 
   it('refuses a schema version newer than it knows with PW_BUFFER_SCHEMA_NEWER and leaves the file untouched', () => {

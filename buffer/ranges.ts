@@ -1,0 +1,162 @@
+import type Database from 'better-sqlite3';
+import { ROW_COLUMNS, readRows, type DbRow } from './rows.js';
+
+/**
+ * Where sync stands, kept as sequence ranges instead of per-row flags (schema 6). A planned batch
+ * owns every row of its pump with `first_seq ≤ seq ≤ last_seq`; it is fixed when planned (sequence
+ * numbers only grow, so no later row can fall inside it) and its rows are synced once its state is
+ * `uploaded`. Planning and marking a batch therefore write one row of `sync_batches`, never the
+ * thousands of readings it covers (rewriting them cost more than the upload itself).
+ *
+ * Ranges of one pump never overlap, so "the range holding or following seq" is one index probe on
+ * sync_batches (pump_id, last_seq), and skipping a planned range is one step however many rows it has.
+ */
+
+/** SQL true when the reading aliased `r` lies in no planned range (one index probe per row). */
+export const UNPLANNED_SQL = `coalesce((SELECT b.first_seq FROM sync_batches b WHERE b.pump_id = r.pump_id AND b.last_seq >= r.seq
+  ORDER BY b.last_seq LIMIT 1), 9223372036854775807) > r.seq`;
+
+/** SQL joining each uploaded batch `b` to its rows `r`: batches walked in plan order (NOT INDEXED, CROSS JOIN), rows by seq. */
+export const SYNCED_ROWS_SQL = `sync_batches b NOT INDEXED CROSS JOIN readings r ON r.pump_id = b.pump_id AND r.seq BETWEEN b.first_seq AND b.last_seq
+  WHERE b.state = 'uploaded'`;
+
+/** Planning candidates: rows of a pump with from ≤ seq < bound, in order, at most a limit. */
+export const CANDIDATES_SQL = `SELECT ${ROW_COLUMNS} FROM readings WHERE pump_id = ? AND seq >= ? AND seq < ? ORDER BY seq LIMIT ?`;
+/** The rows of a planned range, in order. */
+export const RANGE_SQL = `SELECT ${ROW_COLUMNS} FROM readings WHERE pump_id = ? AND seq BETWEEN ? AND ? ORDER BY seq`;
+
+export interface Unplanned {
+  seq: number;
+  /** First seq of the next planned range of the pump (rows from here on are taken), or null. */
+  bound: number | null;
+}
+
+interface Range {
+  first_seq: number;
+  last_seq: number;
+}
+
+const NO_BOUND = Number.MAX_SAFE_INTEGER;
+
+export class PlannedRanges {
+  /** Per pump: every row with seq ≤ this is planned (or gone). Only ever grows; a stale value costs a step. */
+  private readonly through = new Map<string, number>();
+  private stmts: ReturnType<typeof prepare> | null = null;
+  private stmtsDb: Database.Database | null = null;
+
+  constructor(private readonly db: () => Database.Database) {}
+
+  private q(): ReturnType<typeof prepare> {
+    const db = this.db();
+    if (this.stmts === null || this.stmtsDb !== db) {
+      this.stmts = prepare(db);
+      this.stmtsDb = db;
+      this.through.clear();
+    }
+    return this.stmts;
+  }
+
+  /** Distinct pump ids of the buffer, in O(pumps · log rows) by skipping along readings_pump_seq. */
+  pumpIds(): string[] {
+    return (this.q().pumps.all() as Array<{ id: string }>).map((r) => r.id);
+  }
+
+  /** The range of `pumpId` holding `seq` or the next one after it. */
+  private rangeFrom(pumpId: string, seq: number): Range | undefined {
+    return this.q().rangeFrom.get(pumpId, seq) as Range | undefined;
+  }
+
+  /** The oldest unplanned row of one pump, with the start of the planned range that follows it. */
+  firstUnplanned(pumpId: string): Unplanned | null {
+    const q = this.q();
+    let after = this.through.get(pumpId) ?? -1;
+    for (;;) {
+      const row = q.nextRow.get(pumpId, after) as { seq: number } | undefined;
+      if (row === undefined) {
+        this.through.set(pumpId, after);
+        return null;
+      }
+      const range = this.rangeFrom(pumpId, row.seq);
+      if (range !== undefined && range.first_seq <= row.seq) {
+        after = range.last_seq;
+        continue;
+      }
+      this.through.set(pumpId, row.seq - 1);
+      return { seq: row.seq, bound: range?.first_seq ?? null };
+    }
+  }
+
+  /** The newest unplanned anomaly of one pump, with the start of the planned range after it. */
+  newestUnplannedAnomaly(pumpId: string): Unplanned | null {
+    const q = this.q();
+    const floor = this.through.get(pumpId) ?? -1;
+    let below = NO_BOUND;
+    for (;;) {
+      const a = q.prevAnomaly.get(pumpId, below) as { seq: number } | undefined;
+      if (a === undefined || a.seq <= floor) return null;
+      const range = this.rangeFrom(pumpId, a.seq);
+      if (range !== undefined && range.first_seq <= a.seq) {
+        below = range.first_seq;
+        continue;
+      }
+      return { seq: a.seq, bound: range?.first_seq ?? null };
+    }
+  }
+
+  /** Last seq of the planned range of `pumpId` before `seq` (rows after it are free), or -1. */
+  rangeEndBefore(pumpId: string, seq: number): number {
+    const r = this.q().rangeBefore.get(pumpId, seq) as { last_seq: number } | undefined;
+    return r?.last_seq ?? -1;
+  }
+
+  /** Rows of `pumpId` with from ≤ seq < bound, in order, as stored: planning candidates. */
+  candidates(pumpId: string, from: number, bound: number | null, limit: number): DbRow[] {
+    return readRows(this.q().candidates, pumpId, from, bound ?? NO_BOUND, limit);
+  }
+
+  /** Unplanned rows of `pumpId` from `after` (exclusive) up to `upTo`, newest first: an anomaly's context. */
+  contextRows(pumpId: string, after: number, upTo: number, limit: number): Array<{ seq: number; len: number }> {
+    return this.q().context.all(pumpId, after, upTo, limit) as Array<{ seq: number; len: number }>;
+  }
+
+  /** Rows currently stored in a range (a planned range loses rows only to retention or eviction once synced). */
+  countRows(pumpId: string, firstSeq: number, lastSeq: number): number {
+    return (this.q().count.get(pumpId, firstSeq, lastSeq) as { n: number }).n;
+  }
+
+  /** Rows in uploaded ranges: the synced rows still kept. */
+  countSynced(): number {
+    return (this.db().prepare(`SELECT count(*) AS n FROM ${SYNCED_ROWS_SQL}`).get() as { n: number }).n;
+  }
+
+  /** Seq of the oldest row not yet synced: the oldest unplanned row or the first row of a batch not uploaded. */
+  oldestUnsyncedSeq(): number | null {
+    let oldest = (this.q().oldestPending.get() as { s: number | null }).s ?? NO_BOUND;
+    for (const pumpId of this.pumpIds()) {
+      const u = this.firstUnplanned(pumpId);
+      if (u !== null && u.seq < oldest) oldest = u.seq;
+    }
+    return oldest === NO_BOUND ? null : oldest;
+  }
+}
+
+function prepare(db: Database.Database) {
+  return {
+    pumps: db.prepare(
+      `WITH RECURSIVE p(id) AS (
+         SELECT (SELECT pump_id FROM readings ORDER BY pump_id LIMIT 1)
+         UNION ALL SELECT (SELECT pump_id FROM readings WHERE pump_id > p.id ORDER BY pump_id LIMIT 1) FROM p WHERE p.id IS NOT NULL)
+       SELECT id FROM p WHERE id IS NOT NULL`,
+    ),
+    nextRow: db.prepare('SELECT seq FROM readings WHERE pump_id = ? AND seq > ? ORDER BY seq LIMIT 1'),
+    prevAnomaly: db.prepare('SELECT seq FROM readings WHERE pump_id = ? AND anomaly = 1 AND seq < ? ORDER BY seq DESC LIMIT 1'),
+    rangeFrom: db.prepare('SELECT first_seq, last_seq FROM sync_batches WHERE pump_id = ? AND last_seq >= ? ORDER BY last_seq LIMIT 1'),
+    rangeBefore: db.prepare('SELECT last_seq FROM sync_batches WHERE pump_id = ? AND last_seq < ? ORDER BY last_seq DESC LIMIT 1'),
+    candidates: db.prepare(CANDIDATES_SQL),
+    context: db.prepare(
+      'SELECT seq, length(vals) AS len FROM readings WHERE pump_id = ? AND seq > ? AND seq <= ? ORDER BY seq DESC LIMIT ?',
+    ),
+    count: db.prepare('SELECT count(*) AS n FROM readings WHERE pump_id = ? AND seq BETWEEN ? AND ?'),
+    oldestPending: db.prepare("SELECT min(first_seq) AS s FROM sync_batches WHERE state <> 'uploaded'"),
+  };
+}
