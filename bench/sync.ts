@@ -12,7 +12,7 @@ import type { ContainerClient } from '@azure/storage-blob';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks';
 import { parseArgs, promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import { startAzurite } from '../agent/azurite.js';
@@ -150,25 +150,20 @@ function liveLoad(agent: Agent, rate: number): { stop: () => Promise<number[]> }
 /** Main-thread time spent in the buffer's batch bookkeeping (planning, marking synced), measured by wrapping it. */
 function timeBookkeeping(): { plan: number; mark: number } {
   const spent = { plan: 0, mark: 0 };
-  const proto = SyncBatches.prototype;
-  const plan = proto.plan;
-  const mark = proto.markUploaded;
-  proto.plan = function (this: SyncBatches, ...a: Parameters<typeof plan>) {
-    const t = performance.now();
-    try {
-      return plan.apply(this, a);
-    } finally {
-      spent.plan += performance.now() - t;
-    }
+  const proto = SyncBatches.prototype as unknown as Record<string, (...a: unknown[]) => unknown>;
+  const wrap = (name: string, into: 'plan' | 'mark'): void => {
+    const original = proto[name]!;
+    proto[name] = function (this: unknown, ...a: unknown[]) {
+      const t = performance.now();
+      try {
+        return original.apply(this, a);
+      } finally {
+        spent[into] += performance.now() - t;
+      }
+    };
   };
-  proto.markUploaded = function (this: SyncBatches, ...a: Parameters<typeof mark>) {
-    const t = performance.now();
-    try {
-      mark.apply(this, a);
-    } finally {
-      spent.mark += performance.now() - t;
-    }
-  };
+  for (const name of ['pick', 'persist']) wrap(name, 'plan'); // the rows are read and encoded on the encoder thread
+  wrap('markUploaded', 'mark');
   return spent;
 }
 
@@ -215,8 +210,11 @@ async function main(): Promise<void> {
     const idleAgent = new Agent({ config, logger, defaultModelPath: modelPath });
     await idleAgent.start();
     const idleLoad = liveLoad(idleAgent, RATE);
+    const idleLoop = monitorEventLoopDelay({ resolution: 1 });
+    idleLoop.enable();
     await new Promise((r) => setTimeout(r, 10_000));
     const idle = await idleLoad.stop();
+    idleLoop.disable();
     await idleAgent.stop();
 
     const liveSince = Date.now() - 60_000;
@@ -225,6 +223,8 @@ async function main(): Promise<void> {
     const t0 = performance.now();
     await agent.start();
     const busyLoad = liveLoad(agent, RATE);
+    const busyLoop = monitorEventLoopDelay({ resolution: 1 });
+    busyLoop.enable();
     // Drained when no backlog row is left unsynced (live rows are newer than the backlog).
     const backlogDone = (): boolean => {
       const oldest = agent.buffer.stats().oldestUnsyncedTs;
@@ -233,6 +233,7 @@ async function main(): Promise<void> {
     while (!backlogDone()) await new Promise((r) => setTimeout(r, 100));
     const drainS = (performance.now() - t0) / 1000;
     const busy = await busyLoad.stop();
+    busyLoop.disable();
     const uploaded = metric(agent, 'pumpwatch_sync_uploaded_rows_total');
     const gzBytes = metric(agent, 'pumpwatch_sync_uploaded_bytes_total');
     const rawBytes = metric(agent, 'pumpwatch_sync_uploaded_raw_bytes_total');
@@ -247,13 +248,15 @@ async function main(): Promise<void> {
     process.stdout.write(line(`raw ceiling (serialise+gzip+upload, ${blobCount} blobs)`, ceil.seconds, ROWS, ceil.raw, ceil.gz));
     process.stdout.write(line(`agent drain (${blobs.uploadedBlobs} blobs, ${uploaded} rows incl. live)`, drainS, ROWS, rawBytes * (ROWS / uploaded), gzBytes * (ROWS / uploaded)));
     process.stdout.write(`  agent / ceiling: ${((agentRate / ceilRate) * 100).toFixed(0)} % (target >= 70 %); 1 M rows in ${((1e6 / agentRate)).toFixed(1)} s (target < 60 s)\n`);
-    process.stdout.write(`  of the drain, on the main thread: buffer planning ${(bookkeeping.plan / 1000).toFixed(1)} s, marking synced ${(bookkeeping.mark / 1000).toFixed(1)} s (SQLite, buffer/batches.ts)\n`);
+    process.stdout.write(`  of the drain, on the main thread: buffer planning (pick + persist) ${(bookkeeping.plan / 1000).toFixed(1)} s, marking synced ${(bookkeeping.mark / 1000).toFixed(1)} s (SQLite, buffer/batches.ts)\n`);
     process.stdout.write(`  compression ratio (JSON / gzip): ${(rawBytes / gzBytes).toFixed(2)} (ceiling ${(ceil.raw / ceil.gz).toFixed(2)})\n`);
     const ratio = pct(busy, 99) / pct(idle, 99);
     process.stdout.write(
       `  scoring latency at ${RATE} readings/s, due-to-commit: idle p50 ${pct(idle, 50).toFixed(2)} ms p99 ${pct(idle, 99).toFixed(2)} ms (${idle.length} readings); ` +
         `during drain p50 ${pct(busy, 50).toFixed(2)} ms p99 ${pct(busy, 99).toFixed(2)} ms (${busy.length} readings, ${liveAnomalies} anomalies): p99 x${ratio.toFixed(2)} (target <= 2)\n`,
     );
+    const loop = (h: IntervalHistogram): string => `p99 ${(h.percentile(99) / 1e6).toFixed(1)} ms, max ${(h.max / 1e6).toFixed(1)} ms`;
+    process.stdout.write(`  event-loop delay of the agent's thread: idle ${loop(idleLoop)}; during drain ${loop(busyLoop)}\n`);
   } finally {
     await azurite.stop();
     rmSync(dir, { recursive: true, force: true });

@@ -5,12 +5,11 @@
  * Between batches the cycle yields to the event loop, so ingest keeps its pace during a drain.
  */
 import { setImmediate as yieldNow } from 'node:timers/promises';
-import type { PlanLimits, PlannedBatch, SyncBatches } from '../buffer/batches.js';
-import type { BufferStore } from '../buffer/store.js';
+import type { BlobNamer, PlanLimits, PlannedBatch, SyncBatches } from '../buffer/batches.js';
 import type { TokenBucket } from './bandwidth.js';
 import { classifyFailure } from './backoff.js';
-import { batchRawRows } from './batch-rows.js';
-import { batchMetadata, encodeRawRows, type EncodedBatch } from './encoder.js';
+import { batchMetadata, encodeRawRows, type EncodedBatch, type RawRow } from './encoder.js';
+import { EncoderThreadError, type EncodedRows, type EncoderThread } from './encoder-thread.js';
 import { parseReadingsBlobName, readingsBlobName } from './layout.js';
 import type { BlobUploader, UploadOutcome } from './uploader.js';
 
@@ -35,8 +34,9 @@ export interface UploadedEvent {
 }
 
 export interface CycleDeps {
-  store: BufferStore;
   batches: SyncBatches;
+  /** Reads and encodes batches off the main thread; null: on the main thread. */
+  encoder: EncoderThread | null;
   uploader: BlobUploader;
   bucket: TokenBucket;
   limits: PlanLimits;
@@ -107,35 +107,104 @@ export async function runCycle(deps: CycleDeps): Promise<{ rows: number; blobs: 
 async function planNext(deps: CycleDeps): Promise<Prepared | null | undefined> {
   await yieldNow(); // let the current upload's request go out first
   if (deps.signal.aborted) return undefined;
-  const namer = (pumpId: string, first: number, last: number, firstTs: number): string =>
-    readingsBlobName(pumpId, deps.deviceId, first, last, firstTs);
-  const batch = deps.batches.plan(sized(deps), namer, deps.clock());
-  if (batch === null) return undefined;
-  deps.logger.debug({ event: 'sync-batch-planned', blob: batch.blobName, rows: batch.rowCount, priority: batch.priority }, 'batch planned');
-  return prepare(deps, batch);
+  if (deps.encoder !== null) {
+    try {
+      return await planOnThread(deps, deps.encoder);
+    } catch (err) {
+      if (!(err instanceof EncoderThreadError)) throw err;
+      onMainThread(deps, err);
+    }
+  }
+  const planned = deps.batches.planWithRows(sized(deps), namer(deps), deps.clock());
+  if (planned === null) return undefined;
+  const { batch, rows } = planned;
+  logPlanned(deps, batch);
+  await yieldNow(); // planning read the rows: encoding is the next synchronous step, never back to back
+  return prepared(deps, batch, await encodeOnMain(rows, deviceIdOf(deps, batch)));
 }
 
-/** Reads and encodes a planned batch; null (and the batch marked failed) when its rows are gone. */
+/**
+ * Plans on the encoder thread: the main thread picks where the batch starts (a few index probes),
+ * the thread reads, sizes and encodes the rows, and the main thread persists the plan, unless rows
+ * of that range were evicted meanwhile (then it plans again).
+ */
+async function planOnThread(deps: CycleDeps, encoder: EncoderThread): Promise<Prepared | null | undefined> {
+  const limits = sized(deps);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const pick = deps.batches.pick(limits);
+    if (pick === null) return undefined;
+    const { maxRows, maxBytes } = limits;
+    const rows = await encoder.encode({ kind: 'plan', pumpId: pick.pumpId, from: pick.from, bound: pick.bound, maxRows, maxBytes, deviceId: deps.deviceId });
+    if (deps.signal.aborted) return undefined;
+    if (rows === null) continue;
+    const batch = deps.batches.persist(pick, rows, namer(deps)(pick.pumpId, rows.firstSeq, rows.lastSeq, rows.firstTs), deps.clock());
+    if (batch === null) continue;
+    logPlanned(deps, batch);
+    return prepared(deps, batch, rows);
+  }
+  throw new EncoderThreadError('rows were evicted under three plans in a row');
+}
+
+/** Reads and encodes a batch planned earlier (after a crash or a failed upload); null (and the batch marked failed) when its rows are gone. */
 async function prepare(deps: CycleDeps, batch: PlannedBatch): Promise<Prepared | null> {
-  await yieldNow(); // planning and reading are the longest synchronous steps: never back to back
-  const rows = batchRawRows(deps.store, batch);
-  if (rows.length === 0) {
+  await yieldNow();
+  const deviceId = deviceIdOf(deps, batch);
+  if (deps.encoder !== null) {
+    try {
+      const rows = await deps.encoder.encode({ kind: 'range', pumpId: batch.pumpId, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, deviceId });
+      return prepared(deps, batch, rows);
+    } catch (err) {
+      if (!(err instanceof EncoderThreadError)) throw err;
+      onMainThread(deps, err);
+    }
+  }
+  return prepared(deps, batch, await encodeOnMain(deps.batches.rawRows(batch), deviceId));
+}
+
+/** A batch with its encoded rows, ready to upload; a batch whose rows are all gone is marked failed (null). */
+function prepared(deps: CycleDeps, batch: PlannedBatch, rows: EncodedRows | null): Prepared | null {
+  if (rows === null) {
     const message = `planned batch ${batch.blobName} has no rows left in the buffer: nothing to upload`;
     deps.batches.markFailed(batch, message);
     deps.onBatchFailed(batch, message);
     return null;
   }
+  deps.rowBytes.estimate = rows.valsLength / rows.rowCount + ROW_OVERHEAD;
+  if (rows.rowCount !== batch.rowCount) {
+    deps.logger.warn({ blob: batch.blobName, planned: batch.rowCount, found: rows.rowCount }, 'a planned batch has fewer rows than planned; uploading those found');
+  }
+  const deviceId = deviceIdOf(deps, batch);
+  const metadata = batchMetadata(rows.encoded, { agentVersion: deps.agentVersion, deviceId, pumpId: batch.pumpId, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq });
+  return { batch, encoded: rows.encoded, metadata };
+}
+
+/** Encodes rows on the main thread (the fallback when the encoder thread cannot run). */
+async function encodeOnMain(rows: RawRow[], deviceId: string): Promise<EncodedRows | null> {
+  if (rows.length === 0) return null;
   let valsLength = 0;
   for (const r of rows) valsLength += r.vals.length;
-  deps.rowBytes.estimate = valsLength / rows.length + ROW_OVERHEAD;
-  if (rows.length !== batch.rowCount) {
-    deps.logger.warn({ blob: batch.blobName, planned: batch.rowCount, found: rows.length }, 'a planned batch has fewer rows than planned; uploading those found');
-  }
-  // The device id in the lines is the one in the planned name, so a retry encodes the same bytes.
-  const deviceId = parseReadingsBlobName(batch.blobName)?.deviceId ?? deps.deviceId;
+  const first = rows[0]!;
   const encoded = await encodeRawRows(rows, deviceId);
-  const metadata = batchMetadata(encoded, { agentVersion: deps.agentVersion, deviceId, pumpId: batch.pumpId, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq });
-  return { batch, encoded, metadata };
+  return { firstSeq: first.seq, lastSeq: rows[rows.length - 1]!.seq, firstTs: first.ts, rowCount: rows.length, valsLength, encoded };
+}
+
+/** The device id in the lines is the one in the planned name, so a retry encodes the same bytes. */
+function deviceIdOf(deps: CycleDeps, batch: PlannedBatch): string {
+  return parseReadingsBlobName(batch.blobName)?.deviceId ?? deps.deviceId;
+}
+
+function namer(deps: CycleDeps): BlobNamer {
+  return (pumpId, first, last, firstTs) => readingsBlobName(pumpId, deps.deviceId, first, last, firstTs);
+}
+
+function logPlanned(deps: CycleDeps, batch: PlannedBatch): void {
+  deps.logger.debug({ event: 'sync-batch-planned', blob: batch.blobName, rows: batch.rowCount, priority: batch.priority }, 'batch planned');
+}
+
+function onMainThread(deps: CycleDeps, err: EncoderThreadError): void {
+  const msg = 'sync encodes on the main thread: its encoder thread cannot run';
+  if (err.repeat) deps.logger.debug({ err: { message: err.message } }, msg);
+  else deps.logger.warn({ err: { message: err.message } }, msg);
 }
 
 /** Uploads one batch and marks it synced; false when it was a conflict (marked failed instead). */

@@ -9,6 +9,7 @@ import type { BufferStore } from '../buffer/store.js';
 import { TokenBucket } from './bandwidth.js';
 import { Backoff, classifyFailure, type BackoffOptions, type FailureKind, type SyncFailure } from './backoff.js';
 import { planLimits, runCycle, type SyncLogger, type UploadedEvent } from './cycle.js';
+import { EncoderThread } from './encoder-thread.js';
 import type { BlobUploader } from './uploader.js';
 
 export interface SyncSettings {
@@ -38,6 +39,8 @@ export interface SyncWorkerDeps {
   onFailure?: (f: SyncFailure) => void;
   /** Smaller uploads that ride on each successful cycle, after the readings (technicians' labels). */
   afterReadings?: (uploader: BlobUploader) => Promise<void>;
+  /** Reads and encodes batches off the main thread (default: one on the buffer's file; null: the main thread does it). */
+  encoderThread?: EncoderThread | null;
   /** Shortest time between the start of a cycle and one started by a kick (default 5 s). */
   kickFloorMs?: number;
   clock?: () => number;
@@ -81,6 +84,7 @@ export class SyncWorker {
   private readonly clock: () => number;
   private readonly backoff: Backoff;
   private readonly bucket: TokenBucket;
+  private readonly encoder: EncoderThread | null;
   private uploaderInstance: BlobUploader | null = null;
   private running: Promise<CycleResult> | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -98,6 +102,7 @@ export class SyncWorker {
   constructor(private readonly deps: SyncWorkerDeps) {
     this.clock = deps.clock ?? Date.now;
     this.batches = new SyncBatches(deps.buffer);
+    this.encoder = deps.encoderThread === undefined ? new EncoderThread(deps.buffer.path) : deps.encoderThread;
     this.backoff = new Backoff(deps.settings().backoff, deps.random);
     this.bucket = new TokenBucket(() => this.deps.settings().maxBytesPerSecond, this.clock);
   }
@@ -119,6 +124,7 @@ export class SyncWorker {
     this.times.next = null;
     this.abort.abort(new Error('sync stopping'));
     await this.running;
+    this.encoder?.close();
     this.state = 'stopped';
   }
 
@@ -163,8 +169,8 @@ export class SyncWorker {
     this.state = 'uploading';
     try {
       const done = await runCycle({
-        store: this.deps.buffer,
         batches: this.batches,
+        encoder: this.encoder,
         uploader: this.uploader(),
         bucket: this.bucket,
         limits: planLimits(settings.batchMaxRows, settings.batchMaxBytes, settings.anomalyContextRows),

@@ -1,0 +1,57 @@
+/**
+ * Entry of sync's encoder thread (started by sync/encoder-thread.ts): reads a batch's rows on its
+ * own read-only connection, sizes a new batch with the planner's rule, serialises and compresses
+ * it, and posts the bytes back (transferred, not copied). Nothing here writes to the buffer: the
+ * main thread persists the plan, uploads, and marks it.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { fitRows } from '../buffer/batches.js';
+import { BufferReader } from '../buffer/reader.js';
+import type { DbRow } from '../buffer/rows.js';
+import { encodeRawRows } from './encoder.js';
+import type { EncodeReply, EncodeRequest } from './encoder-thread.js';
+
+const port = parentPort!;
+const reader = new BufferReader((workerData as { path: string }).path);
+
+async function handle(req: EncodeRequest): Promise<EncodeReply> {
+  let rows: DbRow[];
+  if (req.kind === 'plan') {
+    rows = reader.candidates(req.pumpId, req.from, req.bound, req.maxRows);
+    rows.length = fitRows(rows, req.maxBytes);
+  } else {
+    rows = reader.range(req.pumpId, req.firstSeq, req.lastSeq);
+  }
+  if (rows.length === 0) return { id: req.id, ok: true, batch: null };
+  let valsLength = 0;
+  for (const r of rows) valsLength += r.vals.length;
+  const encoded = await encodeRawRows(rows, req.deviceId);
+  const body = new Uint8Array(encoded.body); // its own ArrayBuffer, safe to transfer
+  return {
+    id: req.id,
+    ok: true,
+    batch: {
+      firstSeq: rows[0]!.seq,
+      lastSeq: rows[rows.length - 1]!.seq,
+      firstTs: rows[0]!.ts,
+      rowCount: rows.length,
+      valsLength,
+      body,
+      sha256: encoded.sha256,
+      rawSha256: encoded.rawSha256,
+      rawBytes: encoded.rawBytes,
+    },
+  };
+}
+
+port.on('message', (req: EncodeRequest | 'stop') => {
+  if (req === 'stop') {
+    reader.close();
+    port.close();
+    return;
+  }
+  handle(req).then(
+    (reply) => port.postMessage(reply, reply.ok && reply.batch ? [reply.batch.body.buffer as ArrayBuffer] : []),
+    (err: unknown) => port.postMessage({ id: req.id, ok: false, error: err instanceof Error ? err.message : String(err) } satisfies EncodeReply),
+  );
+});
