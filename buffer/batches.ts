@@ -203,12 +203,22 @@ export class SyncBatches {
   /** Marks a batch uploaded and its rows synced, in one transaction, after the service confirmed. */
   markUploaded(batch: PlannedBatch, sha256: string, now: number): void {
     const db = this.store.db;
-    const changed = this.write('marking a batch uploaded', () =>
-      db.transaction(() => {
-        const n = db.prepare("UPDATE sync_batches SET state = 'uploaded', sha256 = ?, uploaded_at = ?, error = NULL WHERE id = ? AND state <> 'uploaded'").run(sha256, now, batch.id).changes;
-        return n === 0 ? 0 : this.store.ranges.countRows(batch.pumpId, batch.firstSeq, batch.lastSeq);
-      })(),
-    );
+    // Committed without an fsync of its own (synchronous=NORMAL for this one transaction; the next
+    // live commit or checkpoint makes it durable): losing it to a power cut only means the batch is
+    // uploaded again under its planned name, which the conditional create counts as done. Plans
+    // themselves stay FULL: an upload must never run ahead of a durable plan.
+    db.pragma('synchronous = NORMAL');
+    let changed: number;
+    try {
+      changed = this.write('marking a batch uploaded', () =>
+        db.transaction(() => {
+          const n = db.prepare("UPDATE sync_batches SET state = 'uploaded', sha256 = ?, uploaded_at = ?, error = NULL WHERE id = ? AND state <> 'uploaded'").run(sha256, now, batch.id).changes;
+          return n === 0 ? 0 : this.store.ranges.countRows(batch.pumpId, batch.firstSeq, batch.lastSeq);
+        })(),
+      );
+    } finally {
+      db.pragma('synchronous = FULL');
+    }
     this.store.adjustCounts({ unsynced: -changed });
   }
 

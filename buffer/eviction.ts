@@ -45,12 +45,16 @@ const STEPS: ReadonlyArray<{ kind: keyof EvictionCounts; sql: string }> = [
 export class Eviction {
   private readonly totals: EvictionCounts;
   private readonly pageSize: number;
+  private readonly pageCount: Database.Statement;
+  private readonly freelistCount: Database.Statement;
 
   constructor(
     private readonly db: Database.Database,
     private maxBytes: number,
   ) {
     this.pageSize = Number(db.pragma('page_size', { simple: true }));
+    this.pageCount = db.prepare('PRAGMA page_count').pluck();
+    this.freelistCount = db.prepare('PRAGMA freelist_count').pluck();
     this.totals = { synced: 0, unsynced: 0, anomalies: 0, rejected: 0 };
     const rows = db.prepare('SELECT name, value FROM counters WHERE name LIKE ?').all('evicted_%') as Array<{ name: string; value: number }>;
     for (const [kind, name] of Object.entries(COUNTER) as Array<[keyof EvictionCounts, string]>) {
@@ -58,9 +62,10 @@ export class Eviction {
     }
   }
 
+  /** Runs after every commit: two prepared pragma statements (db.pragma() would prepare them each time). */
   usedBytes(): number {
-    const pages = Number(this.db.pragma('page_count', { simple: true }));
-    const free = Number(this.db.pragma('freelist_count', { simple: true }));
+    const pages = Number(this.pageCount.get());
+    const free = Number(this.freelistCount.get());
     return (pages - free) * this.pageSize;
   }
 

@@ -185,6 +185,7 @@ describe('SyncBatches on a real SQLite file', () => {
     batches.markUploaded(batch, SHA, T0);
     expect(batch.rowCount).toBe(5_000);
     expect(changes() - before).toBe(2); // the batch inserted, then its state updated
+    expect(store.db.pragma('synchronous', { simple: true })).toBe(2); // FULL again after the relaxed mark
     expect(store.stats()).toMatchObject({ rows: 5_000, unsynced: 0 });
   });
 
