@@ -31,6 +31,12 @@ export interface AzuriteOptions {
   /** Port to listen on; default: a free one (retried on a race). */
   port?: number;
   startTimeoutMs?: number;
+  /**
+   * Keep blobs in memory instead of under `location` (lost when it stops). For benchmarks: in the
+   * field the service's storage is not on the gateway's disk, so its writes must not compete with
+   * the agent's fsyncs there.
+   */
+  inMemory?: boolean;
 }
 
 export interface AzuriteHandle {
@@ -86,7 +92,7 @@ export async function startAzurite(options: AzuriteOptions): Promise<AzuriteHand
   let lastError: AzuriteError | null = null;
   for (let attempt = 0; attempt < (options.port === undefined ? 3 : 1); attempt++) {
     const port = options.port ?? (await freePort(host));
-    const child = spawnAzurite(main, host, port, options.location);
+    const child = spawnAzurite(main, host, port, options.location, options.inMemory === true);
     try {
       await waitUntilListening(child, options.startTimeoutMs ?? 30_000);
       return handle(child, host, port, options.location);
@@ -98,13 +104,13 @@ export async function startAzurite(options: AzuriteOptions): Promise<AzuriteHand
   throw lastError ?? new AzuriteError('PW_AZURITE_START_FAILED', 'Azurite did not start');
 }
 
-function spawnAzurite(main: string, host: string, port: number, location: string): ChildProcess {
+function spawnAzurite(main: string, host: string, port: number, location: string, inMemory: boolean): ChildProcess {
   const args = [
     `--import=data:text/javascript,${encodeURIComponent(GUARD)}`,
     main,
     '--blobHost', host,
     '--blobPort', String(port),
-    '--location', location,
+    ...(inMemory ? ['--inMemoryPersistence'] : ['--location', location]),
     '--silent',
     '--skipApiVersionCheck',
     '--loose',

@@ -179,7 +179,8 @@ function metric(agent: Agent, name: string): number {
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'pw-bench-sync-'));
-  const azurite = await startAzurite({ location: join(dir, 'azurite') });
+  // In memory: in the field Blob Storage is remote, its writes never compete with the agent's fsyncs.
+  const azurite = await startAzurite({ location: join(dir, 'azurite'), inMemory: true });
   try {
     const modelPath = join(dir, 'model.onnx');
     const train = Array.from({ length: 600 }, (_, i) => Float64Array.from(FEATURES.map((f) => values(i)[f]!)));
