@@ -29,7 +29,9 @@ RUN npm ci --omit=dev --ignore-scripts \
  && npm cache clean --force
 
 FROM node:${NODE_VERSION}-trixie-slim
+# MALLOC_ARENA_MAX and the node flag of the ENTRYPOINT are the agent's (agent/node-flags.ts: less RSS).
 ENV NODE_ENV=production \
+    MALLOC_ARENA_MAX=2 \
     PUMPWATCH_DATA_DIR=/data \
     PUMPWATCH_HTTP_HOST=0.0.0.0 \
     PUMPWATCH_HTTP_PORT=8080
@@ -49,4 +51,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PUMPWATCH_HTTP_PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # node is PID 1 and handles SIGTERM itself (agent/cli.ts: clean stop, exit 0); IoT Edge sends SIGTERM.
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["node", "dist/agent/cli.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=8", "dist/agent/cli.js"]

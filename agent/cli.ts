@@ -1,7 +1,10 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=8
+// The shebang sets AGENT_ENV and passes AGENT_NODE_FLAGS (agent/node-flags.ts: why); `env -S`
+// splits them (GNU coreutils 8.30+, the BSD and macOS env). The Dockerfile sets the same.
 import { Agent } from './main.js';
 import { ConfigError, configReference, loadConfig } from './config.js';
 import { createLogger } from './logger.js';
+import { applyRuntimeV8Flags } from './node-flags.js';
 import { runSimulateCli } from './simulate-cli.js';
 
 const HELP = `pumpwatch-agent: the PumpWatch edge agent (an Azure IoT Edge module).
@@ -54,6 +57,7 @@ async function runAgent(): Promise<number> {
     }
     throw err;
   }
+  applyRuntimeV8Flags();
   const logger = createLogger(config.logLevel);
   const agent = new Agent({ config, logger });
   installSignalHandlers(() => agent.stop());

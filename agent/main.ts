@@ -149,6 +149,11 @@ export class Agent implements AgentParts {
     this.registry.gauge('pumpwatch_buffer_bytes', 'Bytes used by the buffer', () => this.bufferStat('bytes'));
     this.registry.gauge('pumpwatch_buffer_max_bytes', 'Disk cap of the buffer', () => this.config.bufferMaxBytes);
     this.registry.gauge('pumpwatch_buffer_evicted_total', 'Rows evicted to stay under the disk cap', () => this.bufferStat('evicted'));
+    this.registry.gauge('pumpwatch_process_memory_bytes', 'Memory of the agent process by kind (process.memoryUsage of the main thread)', () => {
+      const m = process.memoryUsage();
+      const kinds = { rss: m.rss, heap_total: m.heapTotal, heap_used: m.heapUsed, external: m.external, array_buffers: m.arrayBuffers };
+      return Object.entries(kinds).map(([kind, value]) => ({ labels: { kind }, value }));
+    });
   }
 
   private bufferStat(name: 'rows' | 'unsynced' | 'bytes' | 'evicted'): number {

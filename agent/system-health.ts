@@ -49,6 +49,13 @@ parentPort.on('message', async (id) => {
 const SAMPLE_TIMEOUT_MS = 20_000;
 
 /**
+ * V8 heap limits of the sampling thread (MB). Without them its isolate's young generation grows
+ * like the main thread's (to 32 MB): measured, the thread held 25 MB of RSS after 20 samples,
+ * 9 MB with these. Running out ends the thread with an error; the next sample starts a new one.
+ */
+const THREAD_LIMITS = { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16 };
+
+/**
  * The gateway's health from systeminformation, sampled by a scheduled job in a worker thread and
  * served from the last sample, so /status never waits on the OS.
  */
@@ -121,7 +128,7 @@ export class SystemHealth {
   private ensureWorker(): Worker {
     if (this.worker) return this.worker;
     const si = createRequire(import.meta.url).resolve('systeminformation');
-    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { si } });
+    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { si }, resourceLimits: THREAD_LIMITS });
     worker.unref();
     worker.on('message', (s: RawSample) => {
       const resolve = this.waiting.get(s.id);

@@ -3,7 +3,10 @@
  * in-process and over HTTP, with the raw ceiling (onnxruntime micro-batched + better-sqlite3
  * batched inserts, no agent around them) measured in the same run. Prints figures; never fails on time.
  *
- *   npm run build && node dist/bench/ingest.js [--readings 400000]
+ *   npm run build && node dist/bench/ingest.js [--readings 400000] [--algo A]
+ *
+ * The agent process gets the node flags and environment it is deployed with (agent/node-flags.ts);
+ * BENCH_AGENT_NODE_FLAGS="…" replaces the flags (e.g. "" for none), MALLOC_ARENA_MAX set here wins.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,6 +15,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { IngestPipeline } from '../agent/ingest/pipeline.js';
 import { freePort } from '../agent/azurite.js';
+import { AGENT_ENV, AGENT_NODE_FLAGS } from '../agent/node-flags.js';
 import { bundledModelPath, packageRoot } from '../agent/paths.js';
 import { MetricsRegistry, createAgentMetrics } from '../agent/metrics.js';
 import { BufferStore } from '../buffer/store.js';
@@ -21,15 +25,24 @@ import { insertRow } from '../buffer/rows.js';
 import type { Reading } from '../buffer/types.js';
 import { InferenceEngine } from '../inference/engine.js';
 import { LoadedModel } from '../inference/model.js';
+import { agentMemorySampler, formatMemory } from './memory.js';
 import { benchModel, fmt, percentile, rssSampler, simulatedReadings } from './support.js';
+
+if (process.argv.includes('--help')) {
+  console.log(`bench/ingest: readings/s, latency and the agent's memory (see the header of bench/ingest.ts).
+  --readings N   simulated readings per phase (default 400000; over HTTP at most 300000)
+  --algo A       score with a model of algorithm A fitted on one simulated pump instead of the bundled default
+  env BENCH_AGENT_NODE_FLAGS   node flags of the agent process instead of its own (${AGENT_NODE_FLAGS.join(' ')})`);
+  process.exit(0);
+}
 
 const arg = (name: string, def: number): number => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? Number(process.argv[i + 1]) : def;
 };
 const TOTAL = arg('readings', 400_000);
-/** Node flags of the agent process (as the container's entry point sets them). */
-const AGENT_NODE_FLAGS = (process.env.BENCH_AGENT_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+/** Node flags of the agent process: the ones it is deployed with, unless the environment says otherwise. */
+const AGENT_FLAGS = process.env.BENCH_AGENT_NODE_FLAGS === undefined ? [...AGENT_NODE_FLAGS] : process.env.BENCH_AGENT_NODE_FLAGS.split(' ').filter(Boolean);
 const PUMPS = 50;
 const BATCH = 4096;
 
@@ -141,23 +154,16 @@ async function pacedLatency(rate: number, seconds: number): Promise<{ p50: numbe
   return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies[latencies.length - 1]! };
 }
 
-/** Peak and current resident memory of a process, from /proc (Linux). */
-function processMemoryMb(pid: number): { peak: number; now: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN);
-  return { peak: kb('VmHWM') / 1024, now: kb('VmRSS') / 1024 };
-}
-
 /**
  * The agent as its own process (`node dist/agent/cli.js`, as deployed), fed over HTTP with POST
  * batches of 1 000 readings, 4 in flight, from this process: throughput, request latency, and the
  * agent's peak RSS.
  */
-async function httpThroughput(): Promise<{ rate: number; p50: number; p99: number; rssPeak: number; rssEnd: number }> {
+async function httpThroughput() {
   const port = await freePort();
-  const agent = spawn(process.execPath, [...AGENT_NODE_FLAGS, join(packageRoot(), 'dist', 'agent', 'cli.js')], {
+  const agent = spawn(process.execPath, [...AGENT_FLAGS, join(packageRoot(), 'dist', 'agent', 'cli.js')], {
     env: {
-      PATH: process.env.PATH ?? '', MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2', PUMPWATCH_DATA_DIR: join(dir, 'agent'), PUMPWATCH_HTTP_PORT: String(port), PUMPWATCH_SIMULATE: '0',
+      PATH: process.env.PATH ?? '', ...AGENT_ENV, ...(process.env.MALLOC_ARENA_MAX ? { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX } : {}), PUMPWATCH_DATA_DIR: join(dir, 'agent'), PUMPWATCH_HTTP_PORT: String(port), PUMPWATCH_SIMULATE: '0',
       PUMPWATCH_SYNC: 'off', PUMPWATCH_HUB: 'off', PUMPWATCH_LOG_LEVEL: 'warn', PUMPWATCH_DEFAULT_MODEL: modelPath,
       PUMPWATCH_BUFFER_MAX_BYTES: String(8 * 1024 ** 3),
     },
@@ -176,6 +182,8 @@ async function httpThroughput(): Promise<{ rate: number; p50: number; p99: numbe
   const total = Math.min(TOTAL, 300_000);
   const bodies: string[] = [];
   for (let off = 0; off < total; off += 1000) bodies.push(JSON.stringify(readings.slice(off, off + 1000).map(asJson)));
+  const memory = agentMemorySampler(agent.pid!, base);
+  const idle = await memory.sample();
   const latencies: number[] = [];
   let next = 0;
   const t0 = performance.now();
@@ -191,11 +199,11 @@ async function httpThroughput(): Promise<{ rate: number; p50: number; p99: numbe
   };
   await Promise.all(Array.from({ length: 4 }, worker));
   const rate = total / ((performance.now() - t0) / 1000);
-  const mem = processMemoryMb(agent.pid!);
+  const mem = await memory.stop();
   agent.kill('SIGTERM');
   await new Promise((r) => agent.once('exit', r));
   latencies.sort((a, b) => a - b);
-  return { rate, p50: percentile(latencies, 50), p99: percentile(latencies, 99), rssPeak: mem.peak, rssEnd: mem.now };
+  return { rate, p50: percentile(latencies, 50), p99: percentile(latencies, 99), idle, ...mem };
 }
 
 /**
@@ -224,7 +232,12 @@ async function main(): Promise<void> {
   settle();
   const http = await httpThroughput();
   console.log(`over HTTP (agent process, POST batches of 1 000, 4 in flight): ${fmt(http.rate)} readings/s; request p50 ${fmt(http.p50, 1)} ms, p99 ${fmt(http.p99, 1)} ms`);
-  console.log(`agent process RSS: peak ${fmt(http.rssPeak)} MB, after the run ${fmt(http.rssEnd)} MB`);
+  const arenas = process.env.MALLOC_ARENA_MAX ?? AGENT_ENV.MALLOC_ARENA_MAX;
+  console.log(`agent process RSS: peak ${fmt(http.rssPeak)} MB, after the run ${fmt(http.after.rss)} MB (node flags: ${AGENT_FLAGS.join(' ') || 'none'}; MALLOC_ARENA_MAX=${arenas})`);
+  console.log(`  idle before the load: ${formatMemory(http.idle)}`);
+  console.log(`  at the largest sample: ${formatMemory(http.atPeak)}`);
+  console.log(`  after the run: ${formatMemory(http.after)}`);
+  console.log('  (the V8 heap counts committed pages, some never touched, so "other native" can read low; worker threads\' heaps are in it)');
   rss.stop();
   console.log(`(peak RSS of the bench process itself, with ${fmt(TOTAL)} readings in memory and the in-process runs: ${fmt(rss.peak())} MB)`);
   rmSync(dir, { recursive: true, force: true });

@@ -13,6 +13,7 @@ const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.sqlite);
 const db = new Database(workerData.path, { fileMustExist: true });
 db.pragma('busy_timeout = 1000');
+db.pragma('cache_size = -256');
 let failed = false;
 const checkpoint = () => {
   try {
@@ -33,6 +34,9 @@ parentPort.on('message', (m) => {
 });
 `;
 
+/** V8 heap limits of the checkpoint thread (MB). */
+const THREAD_LIMITS = { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 8 };
+
 export class Checkpointer {
   private worker: Worker | null = null;
   private lastError: string | null = null;
@@ -45,7 +49,14 @@ export class Checkpointer {
   start(): void {
     if (this.worker) return;
     const sqlite = createRequire(import.meta.url).resolve('better-sqlite3');
-    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { sqlite, path: this.path, intervalMs: this.intervalMs } });
+    const worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: { sqlite, path: this.path, intervalMs: this.intervalMs },
+      // The thread only runs a pragma every interval: a small heap (V8 would otherwise let the
+      // young generation of every isolate grow to 32 MB). Running out of it ends the thread with
+      // an error (kept in error()); the main connection's autocheckpoint still bounds the WAL.
+      resourceLimits: THREAD_LIMITS,
+    });
     worker.unref();
     worker.on('message', (m: { error?: string }) => {
       if (m.error) this.lastError = m.error;

@@ -4,6 +4,9 @@ import { dirname } from 'node:path';
 import { BufferError, classifySqliteError } from './errors.js';
 import { migrate } from './migrations.js';
 
+/** Page cache of a buffer connection, in KiB. */
+export const PAGE_CACHE_KIB = 2000;
+
 /**
  * Opens (creating when missing) the buffer's SQLite file: WAL, synchronous=FULL, migrated to the
  * newest schema, and proven writable. Every failure is a BufferError that names the file:
@@ -19,6 +22,10 @@ export function openDatabase(path: string): Database.Database {
     db.pragma('synchronous = FULL');
     db.pragma('busy_timeout = 5000');
     db.pragma('journal_size_limit = 67108864');
+    // better-sqlite3 builds SQLite with a 16 MB page cache per connection; the buffer's writes go to
+    // the right-hand edge of its indexes and its reads are short range scans, so SQLite's own
+    // default of 2 MB serves them as well (bench/ingest: same throughput) for 14 MB less RSS.
+    db.pragma(`cache_size = -${PAGE_CACHE_KIB}`);
     migrate(db);
     probeWritable(db);
     return db;

@@ -1,4 +1,5 @@
 import type { PredictionRow, Reading } from '../buffer/types.js';
+import { ValueHistory } from './history.js';
 import type { LoadedModel } from './model.js';
 import { FeatureWindow } from './window.js';
 
@@ -8,6 +9,15 @@ export const DEFAULT_MODEL_KEY = 'default';
 /** Raw readings kept per pump so a new model's window starts from real history, not padding. */
 const HISTORY = 256;
 
+/**
+ * Packed-window input buffers are kept from batch to batch, one per model group of a batch, up to
+ * this many groups and this many floats each (8 MB; a default-model batch of 8 192 needs 2.6 MB).
+ * Allocated per batch instead, megabytes of native memory are freed only when V8 collects them,
+ * and glibc keeps the main heap grown to the most that was alive at once.
+ */
+const KEPT_INPUTS = 8;
+const KEPT_INPUT_FLOATS = 2 * 1024 * 1024;
+
 export interface ModelFault {
   key: string;
   model: LoadedModel;
@@ -15,8 +25,8 @@ export interface ModelFault {
 }
 
 interface PumpState {
-  history: Array<Reading['values']>;
-  historyHead: number;
+  /** As numbers, not the readings' objects (see ValueHistory). */
+  history: ValueHistory;
   live: { model: LoadedModel; win: FeatureWindow } | null;
   shadow: { model: LoadedModel; win: FeatureWindow } | null;
 }
@@ -38,6 +48,9 @@ export class InferenceEngine {
   private readonly live = new Map<string, LoadedModel>();
   private readonly shadows = new Map<string, LoadedModel>();
   private readonly pumps = new Map<string, PumpState>();
+  private readonly inputs: Float32Array[] = [];
+  /** Groups created in the batch being scored (score calls do not overlap). */
+  private groupsInBatch = 0;
 
   constructor(private readonly onFault: (fault: ModelFault) => void = () => {}) {}
 
@@ -78,10 +91,11 @@ export class InferenceEngine {
     const groups = new Map<LoadedModel, Group>();
     const shadowGroups = new Map<LoadedModel, Group>();
     const sizes = this.countPerModel(readings);
+    this.groupsInBatch = 0;
     for (let i = 0; i < readings.length; i++) {
       const r = readings[i]!;
       const state = this.state(r.pumpId);
-      this.remember(state, r.values);
+      state.history.push(r.values);
       const model = this.modelFor(r.pumpId);
       const row: PredictionRow = {
         pumpId: r.pumpId, ts: r.ts, receivedAt, values: r.values,
@@ -120,11 +134,20 @@ export class InferenceEngine {
   private add(groups: Map<LoadedModel, Group>, model: LoadedModel, win: FeatureWindow, row: number, capacity: number, shadow: boolean): void {
     let g = groups.get(model);
     if (!g) {
-      g = { model, rows: [], input: new Float32Array(capacity * model.meta.window * model.meta.features.length), shadow };
+      g = { model, rows: [], input: this.input(this.groupsInBatch++, capacity * model.meta.window * model.meta.features.length), shadow };
       groups.set(model, g);
     }
     win.writeTo(g.input, g.rows.length * model.meta.window * model.meta.features.length);
     g.rows.push(row);
+  }
+
+  /** An input buffer of at least `floats` for the batch's `slot`-th group (see KEPT_INPUTS). */
+  private input(slot: number, floats: number): Float32Array {
+    const kept = this.inputs[slot];
+    if (kept && kept.length >= floats) return kept;
+    const fresh = new Float32Array(floats);
+    if (slot < KEPT_INPUTS && floats <= KEPT_INPUT_FLOATS) this.inputs[slot] = fresh;
+    return fresh;
   }
 
   private async runGroup(g: Group, rows: PredictionRow[]): Promise<void> {
@@ -168,16 +191,10 @@ export class InferenceEngine {
   private state(pumpId: string): PumpState {
     let s = this.pumps.get(pumpId);
     if (!s) {
-      s = { history: [], historyHead: 0, live: null, shadow: null };
+      s = { history: new ValueHistory(HISTORY), live: null, shadow: null };
       this.pumps.set(pumpId, s);
     }
     return s;
-  }
-
-  private remember(state: PumpState, values: Reading['values']): void {
-    if (state.history.length < HISTORY) state.history.push(values);
-    else state.history[state.historyHead] = values;
-    state.historyHead = (state.historyHead + 1) % HISTORY;
   }
 
   /** The pump's window for `model`, rebuilt from raw history when the model changed. */
@@ -185,11 +202,8 @@ export class InferenceEngine {
     if (current && current.model === model) return current;
     const win = new FeatureWindow(model.meta.features, model.meta.window);
     // Replay history up to (not including) the reading being scored now, oldest first.
-    const h = state.history;
-    const n = h.length;
-    const take = Math.min(n - 1, model.meta.window - 1 + 16);
-    const start = n < HISTORY ? n - 1 - take : (state.historyHead - 1 - take + HISTORY * 2) % HISTORY;
-    for (let k = 0; k < take; k++) win.push(h[(start + k) % Math.max(n, 1)]!);
+    const take = Math.min(state.history.size - 1, model.meta.window - 1 + 16);
+    for (let age = take; age >= 1; age--) win.push(state.history.valuesAt(age));
     return { model, win };
   }
 }

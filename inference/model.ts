@@ -22,6 +22,9 @@ const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
   graphOptimizationLevel: 'all',
 };
 
+/** Windows per session.run at most (see LoadedModel.run). */
+export const RUN_WINDOWS = 1024;
+
 function tensorMeta(list: readonly ort.InferenceSession.ValueMetadata[], name: string): ort.InferenceSession.TensorValueMetadata | undefined {
   const m = list.find((v) => v.name === name);
   return m && m.isTensor ? m : undefined;
@@ -84,8 +87,28 @@ export class LoadedModel {
     return this.meta.version;
   }
 
-  /** Scores `batch` windows laid out as [batch, window, n_features] in `input`. */
+  /**
+   * Scores `batch` windows laid out as [batch, window, n_features] in `input`, in runs of at most
+   * RUN_WINDOWS windows. onnxruntime's CPU arena keeps the largest run's intermediate tensors for
+   * the life of the session: one run of an 8 192-window micro-batch of the bundled model held
+   * 33 MB, runs of 1 024 hold 9 MB and score as fast per window (both measured).
+   */
   async run(input: Float32Array, batch: number): Promise<ModelOutput> {
+    const stride = this.meta.window * this.meta.features.length;
+    if (batch <= RUN_WINDOWS) return this.runOnce(input.subarray(0, batch * stride), batch);
+    const scores = new Float32Array(batch);
+    const width = this.meta.features.length;
+    const contributions = this.hasContributions ? new Float32Array(batch * width) : null;
+    for (let from = 0; from < batch; from += RUN_WINDOWS) {
+      const n = Math.min(RUN_WINDOWS, batch - from);
+      const out = await this.runOnce(input.subarray(from * stride, (from + n) * stride), n);
+      scores.set(out.scores, from);
+      if (contributions && out.contributions) contributions.set(out.contributions, from * width);
+    }
+    return { scores, contributions };
+  }
+
+  private async runOnce(input: Float32Array, batch: number): Promise<ModelOutput> {
     const { window, features } = this.meta;
     const tensor = new ort.Tensor('float32', input, [batch, window, features.length]);
     const fetches = this.hasContributions ? [OUTPUT_NAME, CONTRIBUTIONS_OUTPUT_NAME] : [OUTPUT_NAME];
@@ -95,6 +118,9 @@ export class LoadedModel {
       throw new ModelContractError(`output "${OUTPUT_NAME}" has ${scores.length} values for a batch of ${batch}`);
     }
     const contributions = this.hasContributions ? (out[CONTRIBUTIONS_OUTPUT_NAME]!.data as Float32Array) : null;
+    if (contributions && contributions.length !== batch * features.length) {
+      throw new ModelContractError(`output "${CONTRIBUTIONS_OUTPUT_NAME}" has ${contributions.length} values for a batch of ${batch} × ${features.length} features`);
+    }
     return { scores, contributions };
   }
 

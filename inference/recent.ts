@@ -1,11 +1,14 @@
 import type { PredictionRow, Reading } from '../buffer/types.js';
+import { ValueHistory } from './history.js';
 
 /**
  * The last few committed readings of each pump, in memory, for validating a new model on real
- * field data before it goes live. Fed from the ingest pipeline's commit listener.
+ * field data before it goes live. Fed from the ingest pipeline's commit listener. Kept as numbers
+ * (ValueHistory), so the committed readings' objects are not held: values that were null or
+ * missing come back missing, which a model's window treats the same way.
  */
 export class RecentReadings {
-  private readonly rings = new Map<string, { items: Reading[]; head: number }>();
+  private readonly rings = new Map<string, ValueHistory>();
 
   constructor(private readonly perPump = 128) {}
 
@@ -13,15 +16,10 @@ export class RecentReadings {
     for (const r of rows) {
       let ring = this.rings.get(r.pumpId);
       if (!ring) {
-        ring = { items: [], head: 0 };
+        ring = new ValueHistory(this.perPump, true);
         this.rings.set(r.pumpId, ring);
       }
-      const reading: Reading = { pumpId: r.pumpId, ts: r.ts, values: r.values };
-      if (ring.items.length < this.perPump) ring.items.push(reading);
-      else {
-        ring.items[ring.head] = reading;
-        ring.head = (ring.head + 1) % this.perPump;
-      }
+      ring.push(r.values, r.ts);
     }
   }
 
@@ -33,6 +31,8 @@ export class RecentReadings {
   of(pumpId: string): Reading[] {
     const ring = this.rings.get(pumpId);
     if (!ring) return [];
-    return [...ring.items.slice(ring.head), ...ring.items.slice(0, ring.head)];
+    const out: Reading[] = [];
+    for (let age = ring.size - 1; age >= 0; age--) out.push({ pumpId, ts: ring.tsAt(age), values: ring.valuesAt(age) });
+    return out;
   }
 }

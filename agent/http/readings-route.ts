@@ -1,7 +1,9 @@
+import type { IncomingMessage } from 'node:http';
 import type { IngestPipeline } from '../ingest/pipeline.js';
 import { readBody } from './body.js';
+import { ByteBudget } from './byte-budget.js';
 import { HttpError } from './errors.js';
-import type { StatusServer } from './server.js';
+import type { Reply, StatusServer } from './server.js';
 
 /** At most this many rejection reasons are listed in one answer (`rejectedTotal` has the count). */
 const MAX_LISTED = 1000;
@@ -51,7 +53,22 @@ export function registerReadingsRoute(
   server: StatusServer,
   deps: { pipeline: IngestPipeline; maxBodyBytes: () => number; maxReadings: () => number; clock?: () => number },
 ): void {
+  // Bodies held at once: one of the largest allowed, or many small ones (bench/ingest posts 1 000
+  // readings, 130 kB, 4 at a time: never waits). A body of unknown length counts as the largest.
+  const budget = new ByteBudget(deps.maxBodyBytes);
   server.route('POST', '/readings', async ({ req }) => {
+    const limit = deps.maxBodyBytes();
+    const declared = Number(req.headers['content-length']);
+    // A body declared over the limit is refused before it is read (readBody: 413): it needs no share.
+    const release = await budget.acquire(!Number.isFinite(declared) ? limit : declared > limit ? 0 : declared);
+    try {
+      return await handle(req);
+    } finally {
+      release();
+    }
+  });
+
+  async function handle(req: IncomingMessage): Promise<Reply> {
     const body = await readBody(req, deps.maxBodyBytes());
     const now = (deps.clock ?? Date.now)();
     let parsed: ParsedBody;
@@ -85,5 +102,5 @@ export function registerReadingsRoute(
       };
     }
     return { status: 202, json: answer };
-  });
+  }
 }

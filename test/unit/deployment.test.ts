@@ -10,6 +10,7 @@ import { CONFIG_KEYS, loadConfig } from '../../agent/config.js';
 import { ALERTS_OUTPUT } from '../../agent/edge/alerts.js';
 import { SECTION_NAMES, SETTING_SECTIONS, parseModels, parseSection } from '../../agent/edge/desired.js';
 import { READINGS_INPUT } from '../../agent/edge/inputs.js';
+import { AGENT_ENV, AGENT_NODE_FLAGS } from '../../agent/node-flags.js';
 import { packageRoot } from '../../agent/paths.js';
 
 const root = packageRoot();
@@ -87,8 +88,20 @@ describe('Dockerfile', () => {
     expect(argsOf('HEALTHCHECK')[0]).toMatch(/CMD .*\/healthz/);
     const entry = JSON.parse(argsOf('ENTRYPOINT')[0]!) as string[];
     const bin = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).bin['pumpwatch-agent'];
-    expect(entry).toEqual(['node', bin]);
+    expect(entry).toEqual(['node', ...AGENT_NODE_FLAGS, bin]);
     expect(argsOf('STOPSIGNAL')).toEqual(['SIGTERM']);
+  });
+
+  it('starts the agent with its node flags and environment from the Dockerfile and the bin, its flags from npm start', () => {
+    expect(AGENT_NODE_FLAGS.length).toBeGreaterThan(0);
+    const entry = JSON.parse(argsOf('ENTRYPOINT')[0]!) as string[];
+    expect(entry.slice(1, -1)).toEqual([...AGENT_NODE_FLAGS]);
+    for (const [name, value] of Object.entries(AGENT_ENV)) expect(env[name], name).toBe(value);
+    const shebang = readFileSync(join(root, 'agent', 'cli.ts'), 'utf8').split('\n')[0];
+    const assignments = Object.entries(AGENT_ENV).map(([name, value]) => `${name}=${value} `).join('');
+    expect(shebang).toBe(`#!/usr/bin/env -S ${assignments}node ${AGENT_NODE_FLAGS.join(' ')}`);
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { bin: Record<string, string>; scripts: Record<string, string> };
+    expect(pkg.scripts.start).toBe(`node ${AGENT_NODE_FLAGS.join(' ')} ${pkg.bin['pumpwatch-agent']}`);
   });
 
   it('copies only files that exist, and the context leaves out node_modules, data and .git', () => {

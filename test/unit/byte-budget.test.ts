@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { ByteBudget } from '../../agent/http/byte-budget.js';
+
+const settle = () => new Promise((r) => setImmediate(r));
+
+describe('ByteBudget (request bodies held at once)', () => {
+  it('grants shares in arrival order and never more than the budget at once', async () => {
+    const budget = new ByteBudget(() => 100);
+    const granted: string[] = [];
+    const a = await budget.acquire(60);
+    const b = budget.acquire(60).then((release) => (granted.push('b'), release));
+    const c = budget.acquire(10).then((release) => (granted.push('c'), release));
+    await settle();
+    // c would fit, but b came first: no request is overtaken (a large one would wait for ever)
+    expect(granted).toEqual([]);
+    expect(budget.status()).toEqual({ used: 60, waiting: 2 });
+    a();
+    const releaseB = await b;
+    const releaseC = await c;
+    expect(granted).toEqual(['b', 'c']);
+    expect(budget.status()).toEqual({ used: 70, waiting: 0 });
+    releaseB();
+    releaseB(); // giving back twice changes nothing
+    releaseC();
+    expect(budget.status()).toEqual({ used: 0, waiting: 0 });
+  });
+
+  it('counts a share larger than the budget as the whole budget, and lets a zero share through', async () => {
+    const budget = new ByteBudget(() => 100);
+    const all = await budget.acquire(1_000);
+    expect(budget.status().used).toBe(100);
+    const none = await budget.acquire(0);
+    none();
+    all();
+    expect(budget.status()).toEqual({ used: 0, waiting: 0 });
+  });
+});

@@ -1,0 +1,59 @@
+import { describe, expect, it } from 'vitest';
+import { ValueHistory } from '../../inference/history.js';
+import { RecentReadings } from '../../inference/recent.js';
+
+describe('ValueHistory (a pump\'s raw readings kept as numbers)', () => {
+  it('gives back the finite values of each kept reading, newest at age 0', () => {
+    const h = new ValueHistory(4, true);
+    h.push({ a: 1, b: 2 }, 100);
+    h.push({ a: 3, b: null }, 200);
+    h.push({ b: 5 }, 300);
+    expect(h.size).toBe(3);
+    expect(h.valuesAt(0)).toEqual({ b: 5 });
+    expect(h.valuesAt(1)).toEqual({ a: 3 });
+    expect(h.valuesAt(2)).toEqual({ a: 1, b: 2 });
+    expect([h.tsAt(0), h.tsAt(1), h.tsAt(2)]).toEqual([300, 200, 100]);
+  });
+
+  it('keeps a name first seen later, absent from the readings before it', () => {
+    const h = new ValueHistory(4);
+    h.push({ a: 1 });
+    h.push({ a: 2, c: 7 });
+    h.push({ a: 3 });
+    expect(h.valuesAt(0)).toEqual({ a: 3 });
+    expect(h.valuesAt(1)).toEqual({ a: 2, c: 7 });
+    expect(h.valuesAt(2)).toEqual({ a: 1 });
+  });
+
+  it('keeps only the last `capacity` readings, oldest overwritten first', () => {
+    const h = new ValueHistory(3);
+    for (let i = 1; i <= 7; i++) h.push({ v: i });
+    expect(h.size).toBe(3);
+    expect([0, 1, 2].map((age) => h.valuesAt(age).v)).toEqual([7, 6, 5]);
+    expect(() => h.valuesAt(3)).toThrow(/no reading 3 back \(3 kept\)/);
+  });
+
+  it('holds no reference to the objects it was given', () => {
+    const h = new ValueHistory(2);
+    const values: Record<string, number> = { a: 1 };
+    h.push(values);
+    values.a = 99;
+    expect(h.valuesAt(0)).toEqual({ a: 1 });
+  });
+});
+
+describe('RecentReadings', () => {
+  it('returns the last readings of a pump oldest first, with their timestamps', () => {
+    const recent = new RecentReadings(2);
+    const row = (pumpId: string, ts: number, v: number) => ({
+      pumpId, ts, receivedAt: ts, values: { x: v }, score: null, anomaly: null, modelVersion: null, imputed: false, unscoredReason: null,
+    });
+    recent.record([row('p1', 1, 10), row('p2', 2, 20), row('p1', 3, 30), row('p1', 4, 40)]);
+    expect(recent.pumpIds()).toEqual(['p1', 'p2']);
+    expect(recent.of('p1')).toEqual([
+      { pumpId: 'p1', ts: 3, values: { x: 30 } },
+      { pumpId: 'p1', ts: 4, values: { x: 40 } },
+    ]);
+    expect(recent.of('nope')).toEqual([]);
+  });
+});
