@@ -7,8 +7,12 @@
  * the drain. Figures only: it never fails on time.
  *
  *   node dist/bench/sync.js [--rows N] [--rate READINGS_PER_S] [--batch-bytes B]
+ *
+ * The agent runs in this process, so the bench re-runs itself with the agent's node flags and
+ * environment (agent/node-flags.ts), as the deployed agent runs; the ceiling runs under the same.
  */
 import type { ContainerClient } from '@azure/storage-blob';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +21,7 @@ import { parseArgs, promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import { startAzurite } from '../agent/azurite.js';
 import { loadConfig } from '../agent/config.js';
+import { AGENT_ENV, AGENT_NODE_FLAGS, applyRuntimeV8Flags } from '../agent/node-flags.js';
 import { createLogger } from '../agent/logger.js';
 import { Agent } from '../agent/main.js';
 import { SyncBatches } from '../buffer/batches.js';
@@ -264,6 +269,19 @@ async function main(): Promise<void> {
   }
 }
 
+/** Re-runs this script under the agent's node flags and environment; null when already under them. */
+function asDeployed(): number | null {
+  if (process.env.BENCH_SYNC_AS_DEPLOYED === '1') return null;
+  const r = spawnSync(process.execPath, [...AGENT_NODE_FLAGS, ...process.argv.slice(1)], {
+    stdio: 'inherit',
+    env: { ...process.env, ...AGENT_ENV, BENCH_SYNC_AS_DEPLOYED: '1' },
+  });
+  return r.status ?? 1;
+}
+
+const code = asDeployed();
+if (code !== null) process.exit(code);
+applyRuntimeV8Flags();
 main().catch((err: unknown) => {
   process.stderr.write(`bench/sync: ${(err as Error).stack ?? String(err)}\n`);
   process.exit(1);

@@ -41,6 +41,8 @@ const NO_BOUND = Number.MAX_SAFE_INTEGER;
 export class PlannedRanges {
   /** Per pump: every row with seq ≤ this is planned (or gone). Only ever grows; a stale value costs a step. */
   private readonly through = new Map<string, number>();
+  /** Per pump: every anomaly with seq ≤ this is planned (walks over planned anomaly batches stop here). */
+  private readonly anomaliesPlanned = new Map<string, number>();
   private stmts: ReturnType<typeof prepare> | null = null;
   private stmtsDb: Database.Database | null = null;
 
@@ -52,6 +54,7 @@ export class PlannedRanges {
       this.stmts = prepare(db);
       this.stmtsDb = db;
       this.through.clear();
+      this.anomaliesPlanned.clear();
     }
     return this.stmts;
   }
@@ -89,11 +92,17 @@ export class PlannedRanges {
   /** The newest unplanned anomaly of one pump, with the start of the planned range after it. */
   newestUnplannedAnomaly(pumpId: string): Unplanned | null {
     const q = this.q();
-    const floor = this.through.get(pumpId) ?? -1;
+    const floor = Math.max(this.through.get(pumpId) ?? -1, this.anomaliesPlanned.get(pumpId) ?? -1);
     let below = NO_BOUND;
+    let newest: number | null = null;
     for (;;) {
       const a = q.prevAnomaly.get(pumpId, below) as { seq: number } | undefined;
-      if (a === undefined || a.seq <= floor) return null;
+      if (a === undefined || a.seq <= floor) {
+        // Every anomaly up to the newest one seen is planned, and stays so: later walks stop there.
+        if (newest !== null) this.anomaliesPlanned.set(pumpId, newest);
+        return null;
+      }
+      newest ??= a.seq;
       const range = this.rangeFrom(pumpId, a.seq);
       if (range !== undefined && range.first_seq <= a.seq) {
         below = range.first_seq;

@@ -4,17 +4,20 @@
  * it, and posts the bytes back (transferred, not copied). Nothing here writes to the buffer: the
  * main thread persists the plan, uploads, and marks it.
  */
+import { readlinkSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { fitRows } from '../buffer/batches.js';
 import { BufferReader } from '../buffer/reader.js';
 import type { DbRow } from '../buffer/rows.js';
-import { encodeRawRows } from './encoder.js';
+import { encodeRawRowsSync } from './encoder.js';
 import type { EncodeReply, EncodeRequest } from './encoder-thread.js';
 
 const port = parentPort!;
+lowerPriority();
 const reader = new BufferReader((workerData as { path: string }).path);
 
-async function handle(req: EncodeRequest): Promise<EncodeReply> {
+function handle(req: EncodeRequest): EncodeReply {
   let rows: DbRow[];
   if (req.kind === 'plan') {
     rows = reader.candidates(req.pumpId, req.from, req.bound, req.maxRows);
@@ -25,7 +28,7 @@ async function handle(req: EncodeRequest): Promise<EncodeReply> {
   if (rows.length === 0) return { id: req.id, ok: true, batch: null };
   let valsLength = 0;
   for (const r of rows) valsLength += r.vals.length;
-  const encoded = await encodeRawRows(rows, req.deviceId);
+  const encoded = encodeRawRowsSync(rows, req.deviceId);
   const body = new Uint8Array(encoded.body); // its own ArrayBuffer, safe to transfer
   return {
     id: req.id,
@@ -50,8 +53,24 @@ port.on('message', (req: EncodeRequest | 'stop') => {
     port.close();
     return;
   }
-  handle(req).then(
-    (reply) => port.postMessage(reply, reply.ok && reply.batch ? [reply.batch.body.buffer as ArrayBuffer] : []),
-    (err: unknown) => port.postMessage({ id: req.id, ok: false, error: err instanceof Error ? err.message : String(err) } satisfies EncodeReply),
-  );
+  try {
+    const reply = handle(req);
+    port.postMessage(reply, reply.ok && reply.batch ? [reply.batch.body.buffer as ArrayBuffer] : []);
+  } catch (err) {
+    port.postMessage({ id: req.id, ok: false, error: err instanceof Error ? err.message : String(err) } satisfies EncodeReply);
+  }
 });
+
+/**
+ * Sync is background work: on Linux this thread asks for a lower CPU priority (nice 10; raising
+ * niceness needs no privilege), so on a busy gateway live scoring on the main thread runs first.
+ * Elsewhere, or if refused, it runs at normal priority.
+ */
+function lowerPriority(): void {
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (Number.isInteger(tid) && tid > 0) setPriority(tid, 10);
+  } catch {
+    // not Linux, or not permitted: normal priority
+  }
+}

@@ -5,10 +5,10 @@
  * Encoding yields to the event loop between chunks and compresses and hashes on the libuv thread
  * pool, so a large batch never holds up ingest for long.
  */
-import { webcrypto } from 'node:crypto';
+import { createHash, webcrypto } from 'node:crypto';
 import { setImmediate as yieldNow } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { gunzip, gzip } from 'node:zlib';
+import { gunzip, gzip, gzipSync } from 'node:zlib';
 import type { DbRow } from '../buffer/rows.js';
 import type { StoredRow } from '../buffer/types.js';
 import { SyncError } from './errors.js';
@@ -138,6 +138,21 @@ export async function encodeRawRows(rows: readonly RawRow[], deviceId: string): 
   const body = await gzipAsync(raw, { level: GZIP_LEVEL });
   const [sha256, rawSha256] = await Promise.all([sha256Hex(body), sha256Hex(raw)]);
   return { body, sha256, rawSha256, rawBytes: raw.length, rowCount: rows.length };
+}
+
+/**
+ * encodeRawRows in one synchronous step on the calling thread: for sync's encoder thread, whose
+ * work must stay on that (lower-priority) thread rather than go to the process's libuv pool.
+ * The same bytes and hashes as encodeRawRows.
+ */
+export function encodeRawRowsSync(rows: readonly RawRow[], deviceId: string): EncodedBatch {
+  const deviceIdJson = JSON.stringify(deviceId);
+  let text = '';
+  for (const r of rows) text += `${lineText(r, deviceIdJson)}\n`;
+  const raw = Buffer.from(text, 'utf8');
+  const body = gzipSync(raw, { level: GZIP_LEVEL });
+  const hex = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+  return { body, sha256: hex(body), rawSha256: hex(raw), rawBytes: raw.length, rowCount: rows.length };
 }
 
 /** Rows → the same bytes as encodeRawRows of the stored form. */
