@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { BufferError } from '../buffer/errors.js';
-import { BufferStore } from '../buffer/store.js';
+import { BufferStore, type BufferStats } from '../buffer/store.js';
 import { InferenceEngine } from '../inference/engine.js';
 import { ModelManager } from '../inference/models.js';
 import { ModelStore } from '../inference/model-store.js';
@@ -54,6 +54,7 @@ export class Agent implements AgentParts {
   private readonly parts: Part[] = [];
   private started: Part[] = [];
   private bufferError: string | null = null;
+  private statsCache: { at: number; stats: BufferStats } | null = null;
 
   constructor(private readonly options: AgentOptions) {
     const { config, logger } = options;
@@ -156,11 +157,15 @@ export class Agent implements AgentParts {
     });
   }
 
+  /** One buffer.stats() per /metrics render (its gauges ask within the same millisecond), not one per gauge. */
   private bufferStat(name: 'rows' | 'unsynced' | 'bytes' | 'evicted'): number {
     try {
-      const s = this.buffer.stats();
+      const now = performance.now();
+      if (this.statsCache === null || now - this.statsCache.at > 100) this.statsCache = { at: now, stats: this.buffer.stats() };
+      const s = this.statsCache.stats;
       return name === 'evicted' ? s.evicted.total : s[name];
     } catch {
+      this.statsCache = null;
       return Number.NaN;
     }
   }
