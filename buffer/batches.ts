@@ -173,6 +173,26 @@ export class SyncBatches {
   }
 
   /**
+   * persist(), durable when it resolves, without an fsync on the calling thread: the plan is
+   * committed with synchronous=NORMAL (its WAL frames written, not synced), then the WAL file is
+   * fsynced on libuv's pool, the same sync FULL would have done inside the commit. Nothing acts on
+   * the plan (no upload starts) before it resolves, so a power cut in between loses only a plan
+   * nothing used. Keeps an fsync of ~2 ms per batch off the scoring thread during a drain.
+   */
+  async persistDurably(pick: PlanPick, range: { firstSeq: number; lastSeq: number; rowCount: number }, blobName: string, now: number): Promise<PlannedBatch | null> {
+    const db = this.store.db;
+    db.pragma('synchronous = NORMAL');
+    let batch: PlannedBatch | null;
+    try {
+      batch = this.persist(pick, range, blobName, now);
+    } finally {
+      db.pragma('synchronous = FULL');
+    }
+    if (batch !== null) await this.store.syncWal();
+    return batch;
+  }
+
+  /**
    * First seq of an anomaly's batch: up to `anomalyContextRows` earlier unplanned rows of its pump,
    * no more than fit in one batch together with the anomaly, so the anomaly itself is always in it.
    */

@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { open, type FileHandle } from 'node:fs/promises';
 import { Checkpointer } from './checkpointer.js';
 import { BufferError, classifySqliteError } from './errors.js';
 import { Eviction, type EvictionCounts } from './eviction.js';
@@ -202,6 +203,28 @@ export class BufferStore {
       rejected: this.rejectedCount,
       oldestUnsyncedTs: oldest?.ts ?? null,
     };
+  }
+
+  /**
+   * fsyncs the WAL file on libuv's pool (fsync works on any descriptor of the file): makes commits
+   * made with synchronous=NORMAL durable without blocking this thread. A WAL that is gone was
+   * checkpointed into the database file, which the checkpoint synced.
+   */
+  async syncWal(): Promise<void> {
+    let handle: FileHandle;
+    try {
+      handle = await open(`${this.options.path}-wal`, 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw classifySqliteError(err, this.options.path, 'syncing the write-ahead log');
+    }
+    try {
+      await handle.sync();
+    } catch (err) {
+      throw classifySqliteError(err, this.options.path, 'syncing the write-ahead log');
+    } finally {
+      await handle.close();
+    }
   }
 
   /** The most recent rows of one pump, newest last, optionally from a time on. */

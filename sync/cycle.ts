@@ -137,7 +137,7 @@ async function planOnThread(deps: CycleDeps, encoder: EncoderThread): Promise<Pr
     const rows = await encoder.encode({ kind: 'plan', pumpId: pick.pumpId, from: pick.from, bound: pick.bound, maxRows, maxBytes, deviceId: deps.deviceId });
     if (deps.signal.aborted) return undefined;
     if (rows === null) continue;
-    const batch = deps.batches.persist(pick, rows, namer(deps)(pick.pumpId, rows.firstSeq, rows.lastSeq, rows.firstTs), deps.clock());
+    const batch = await deps.batches.persistDurably(pick, rows, namer(deps)(pick.pumpId, rows.firstSeq, rows.lastSeq, rows.firstTs), deps.clock());
     if (batch === null) continue;
     logPlanned(deps, batch);
     return prepared(deps, batch, rows);
