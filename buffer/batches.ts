@@ -41,19 +41,23 @@ export interface PlanPick {
 const LINE_OVERHEAD = 200;
 
 /**
- * How many of `rows` (in order) one batch takes: rows while their JSON estimate stays within
- * `maxBytes`, and always at least one. The one sizing rule of the planner, wherever rows are read.
+ * How many of `rows` (in order) one batch takes: rows while their JSON estimate (`valuesLength`
+ * plus a line's fixed overhead) stays within `maxBytes`, and always at least one. The one sizing
+ * rule of the planner, wherever rows are read and in whichever direction they are taken.
  */
-export function fitRows(rows: ReadonlyArray<{ vals: string }>, maxBytes: number): number {
+export function fitRows<T>(rows: readonly T[], maxBytes: number, valuesLength: (row: T) => number): number {
   let bytes = 0;
   let count = 0;
   for (const r of rows) {
-    bytes += r.vals.length + LINE_OVERHEAD;
+    bytes += valuesLength(r) + LINE_OVERHEAD;
     if (count > 0 && bytes > maxBytes) break;
     count++;
   }
   return count;
 }
+
+/** The values text length of a stored row, for fitRows. */
+export const storedValuesLength = (row: { vals: string }): number => row.vals.length;
 
 /** Names the blob of a batch (given by sync/layout.ts; the buffer does not know the layout). */
 export type BlobNamer = (pumpId: string, firstSeq: number, lastSeq: number, firstTs: number) => string;
@@ -114,7 +118,7 @@ export class SyncBatches {
     const pick = this.pick(limits);
     if (pick === null) return null;
     const rows = this.store.ranges.candidates(pick.pumpId, pick.from, pick.bound, Math.max(1, limits.maxRows));
-    rows.length = fitRows(rows, limits.maxBytes);
+    rows.length = fitRows(rows, limits.maxBytes, storedValuesLength);
     const first = rows[0]!;
     const last = rows[rows.length - 1]!;
     const batch = this.persist(pick, { firstSeq: first.seq, lastSeq: last.seq, rowCount: rows.length }, namer(pick.pumpId, first.seq, last.seq, first.ts), now);
@@ -180,14 +184,7 @@ export class SyncBatches {
    * nothing used. Keeps an fsync of ~2 ms per batch off the scoring thread during a drain.
    */
   async persistDurably(pick: PlanPick, range: { firstSeq: number; lastSeq: number; rowCount: number }, blobName: string, now: number): Promise<PlannedBatch | null> {
-    const db = this.store.db;
-    db.pragma('synchronous = NORMAL');
-    let batch: PlannedBatch | null;
-    try {
-      batch = this.persist(pick, range, blobName, now);
-    } finally {
-      db.pragma('synchronous = FULL');
-    }
+    const batch = this.withoutFsync(() => this.persist(pick, range, blobName, now));
     if (batch !== null) await this.store.syncWal();
     return batch;
   }
@@ -199,15 +196,9 @@ export class SyncBatches {
   private contextStart(pumpId: string, anomalySeq: number, limits: PlanLimits): number {
     const context = Math.max(0, Math.min(limits.anomalyContextRows, limits.maxRows - 1));
     const ranges = this.store.ranges;
+    // Newest first, the anomaly itself first of all: the batch takes as many as fit, back in time.
     const rows = ranges.contextRows(pumpId, ranges.rangeEndBefore(pumpId, anomalySeq), anomalySeq, context + 1);
-    let start = anomalySeq;
-    let bytes = 0;
-    for (const r of rows) {
-      bytes += r.len + LINE_OVERHEAD;
-      if (r.seq !== anomalySeq && bytes > limits.maxBytes) break;
-      start = r.seq;
-    }
-    return start;
+    return rows[fitRows(rows, limits.maxBytes, (r) => r.len) - 1]?.seq ?? anomalySeq;
   }
 
   /** The rows of a planned batch, in sequence order (the same rows every time it is asked). */
@@ -227,18 +218,14 @@ export class SyncBatches {
     // live commit or checkpoint makes it durable): losing it to a power cut only means the batch is
     // uploaded again under its planned name, which the conditional create counts as done. Plans
     // themselves stay FULL: an upload must never run ahead of a durable plan.
-    db.pragma('synchronous = NORMAL');
-    let changed: number;
-    try {
-      changed = this.write('marking a batch uploaded', () =>
+    const changed = this.withoutFsync(() =>
+      this.write('marking a batch uploaded', () =>
         db.transaction(() => {
           const n = db.prepare("UPDATE sync_batches SET state = 'uploaded', sha256 = ?, uploaded_at = ?, error = NULL WHERE id = ? AND state <> 'uploaded'").run(sha256, now, batch.id).changes;
           return n === 0 ? 0 : this.store.ranges.countRows(batch.pumpId, batch.firstSeq, batch.lastSeq);
         })(),
-      );
-    } finally {
-      db.pragma('synchronous = FULL');
-    }
+      ),
+    );
     this.store.adjustCounts({ unsynced: -changed });
   }
 
@@ -276,6 +263,17 @@ export class SyncBatches {
     );
     this.store.adjustCounts({ rows: -n });
     return n;
+  }
+
+  /** Runs `fn` with synchronous=NORMAL: its commits write the WAL without an fsync of their own; FULL again after. */
+  private withoutFsync<T>(fn: () => T): T {
+    const db = this.store.db;
+    db.pragma('synchronous = NORMAL');
+    try {
+      return fn();
+    } finally {
+      db.pragma('synchronous = FULL');
+    }
   }
 
   /** Runs one write; a SQLite failure becomes a BufferError naming what was being done. */
