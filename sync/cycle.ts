@@ -8,7 +8,7 @@ import { setImmediate as yieldNow } from 'node:timers/promises';
 import type { BlobNamer, PlanLimits, PlannedBatch, SyncBatches } from '../buffer/batches.js';
 import type { TokenBucket } from './bandwidth.js';
 import { classifyFailure } from './backoff.js';
-import { batchMetadata, encodeRawRows, type EncodedBatch, type RawRow } from './encoder.js';
+import { batchMetadata, encodeRawRows, rowsExtent, type EncodedBatch, type RawRow } from './encoder.js';
 import { EncoderThreadError, type EncodedRows, type EncoderThread } from './encoder-thread.js';
 import { parseReadingsBlobName, readingsBlobName } from './layout.js';
 import type { BlobUploader, UploadOutcome } from './uploader.js';
@@ -120,7 +120,7 @@ async function planNext(deps: CycleDeps): Promise<Prepared | null | undefined> {
   const { batch, rows } = planned;
   logPlanned(deps, batch);
   await yieldNow(); // planning read the rows: encoding is the next synchronous step, never back to back
-  return prepared(deps, batch, await encodeOnMain(rows, deviceIdOf(deps, batch)));
+  return prepared(deps, batch, await encodeOnMain(rows, deps.deviceId), deps.deviceId);
 }
 
 /**
@@ -140,7 +140,7 @@ async function planOnThread(deps: CycleDeps, encoder: EncoderThread): Promise<Pr
     const batch = await deps.batches.persistDurably(pick, rows, namer(deps)(pick.pumpId, rows.firstSeq, rows.lastSeq, rows.firstTs), deps.clock());
     if (batch === null) continue;
     logPlanned(deps, batch);
-    return prepared(deps, batch, rows);
+    return prepared(deps, batch, rows, deps.deviceId); // the name just planned carries deps.deviceId
   }
   throw new EncoderThreadError('rows were evicted under three plans in a row');
 }
@@ -152,17 +152,17 @@ async function prepare(deps: CycleDeps, batch: PlannedBatch): Promise<Prepared |
   if (deps.encoder !== null) {
     try {
       const rows = await deps.encoder.encode({ kind: 'range', pumpId: batch.pumpId, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, deviceId });
-      return prepared(deps, batch, rows);
+      return prepared(deps, batch, rows, deviceId);
     } catch (err) {
       if (!(err instanceof EncoderThreadError)) throw err;
       onMainThread(deps, err);
     }
   }
-  return prepared(deps, batch, await encodeOnMain(deps.batches.rawRows(batch), deviceId));
+  return prepared(deps, batch, await encodeOnMain(deps.batches.rawRows(batch), deviceId), deviceId);
 }
 
-/** A batch with its encoded rows, ready to upload; a batch whose rows are all gone is marked failed (null). */
-function prepared(deps: CycleDeps, batch: PlannedBatch, rows: EncodedRows | null): Prepared | null {
+/** A batch with its rows encoded for `deviceId`, ready to upload; a batch whose rows are all gone is marked failed (null). */
+function prepared(deps: CycleDeps, batch: PlannedBatch, rows: EncodedRows | null, deviceId: string): Prepared | null {
   if (rows === null) {
     const message = `planned batch ${batch.blobName} has no rows left in the buffer: nothing to upload`;
     deps.batches.markFailed(batch, message);
@@ -173,7 +173,6 @@ function prepared(deps: CycleDeps, batch: PlannedBatch, rows: EncodedRows | null
   if (rows.rowCount !== batch.rowCount) {
     deps.logger.warn({ blob: batch.blobName, planned: batch.rowCount, found: rows.rowCount }, 'a planned batch has fewer rows than planned; uploading those found');
   }
-  const deviceId = deviceIdOf(deps, batch);
   const metadata = batchMetadata(rows.encoded, { agentVersion: deps.agentVersion, deviceId, pumpId: batch.pumpId, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq });
   return { batch, encoded: rows.encoded, metadata };
 }
@@ -181,11 +180,7 @@ function prepared(deps: CycleDeps, batch: PlannedBatch, rows: EncodedRows | null
 /** Encodes rows on the main thread (the fallback when the encoder thread cannot run). */
 async function encodeOnMain(rows: RawRow[], deviceId: string): Promise<EncodedRows | null> {
   if (rows.length === 0) return null;
-  let valsLength = 0;
-  for (const r of rows) valsLength += r.vals.length;
-  const first = rows[0]!;
-  const encoded = await encodeRawRows(rows, deviceId);
-  return { firstSeq: first.seq, lastSeq: rows[rows.length - 1]!.seq, firstTs: first.ts, rowCount: rows.length, valsLength, encoded };
+  return { ...rowsExtent(rows), encoded: await encodeRawRows(rows, deviceId) };
 }
 
 /** The device id in the lines is the one in the planned name, so a retry encodes the same bytes. */

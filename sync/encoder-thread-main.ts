@@ -7,10 +7,10 @@
 import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import { fitRows } from '../buffer/batches.js';
+import { fitRows, storedValuesLength } from '../buffer/batches.js';
 import { BufferReader } from '../buffer/reader.js';
 import type { DbRow } from '../buffer/rows.js';
-import { encodeRawRowsSync } from './encoder.js';
+import { encodeRawRowsSync, rowsExtent } from './encoder.js';
 import type { EncodeReply, EncodeRequest } from './encoder-thread.js';
 
 const port = parentPort!;
@@ -21,24 +21,18 @@ function handle(req: EncodeRequest): EncodeReply {
   let rows: DbRow[];
   if (req.kind === 'plan') {
     rows = reader.candidates(req.pumpId, req.from, req.bound, req.maxRows);
-    rows.length = fitRows(rows, req.maxBytes);
+    rows.length = fitRows(rows, req.maxBytes, storedValuesLength);
   } else {
     rows = reader.range(req.pumpId, req.firstSeq, req.lastSeq);
   }
   if (rows.length === 0) return { id: req.id, ok: true, batch: null };
-  let valsLength = 0;
-  for (const r of rows) valsLength += r.vals.length;
   const encoded = encodeRawRowsSync(rows, req.deviceId);
   const body = new Uint8Array(encoded.body); // its own ArrayBuffer, safe to transfer
   return {
     id: req.id,
     ok: true,
     batch: {
-      firstSeq: rows[0]!.seq,
-      lastSeq: rows[rows.length - 1]!.seq,
-      firstTs: rows[0]!.ts,
-      rowCount: rows.length,
-      valsLength,
+      ...rowsExtent(rows),
       body,
       sha256: encoded.sha256,
       rawSha256: encoded.rawSha256,

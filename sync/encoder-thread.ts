@@ -8,7 +8,7 @@
  * main thread instead: slower, never stuck. The thread is then tried again after `restMs`.
  */
 import { Worker } from 'node:worker_threads';
-import type { EncodedBatch } from './encoder.js';
+import type { EncodedBatch, RowsExtent } from './encoder.js';
 
 export type EncodeRequest =
   | { id: number; kind: 'plan'; pumpId: string; from: number; bound: number | null; maxRows: number; maxBytes: number; deviceId: string }
@@ -17,13 +17,7 @@ export type EncodeRequest =
 /** Distributes Omit over the request union (a plain Omit would merge its members). */
 type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
 
-export interface EncodedRows {
-  firstSeq: number;
-  lastSeq: number;
-  firstTs: number;
-  rowCount: number;
-  /** Total length of the rows' values text (sizes the next plan). */
-  valsLength: number;
+export interface EncodedRows extends RowsExtent {
   encoded: EncodedBatch;
 }
 

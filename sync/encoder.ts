@@ -120,12 +120,16 @@ export async function serializeRawRows(rows: readonly RawRow[], deviceId: string
   const chunks: Buffer[] = [];
   for (let start = 0; start < rows.length; start += CHUNK_ROWS) {
     if (start > 0) await yieldNow();
-    let text = '';
-    const end = Math.min(rows.length, start + CHUNK_ROWS);
-    for (let i = start; i < end; i++) text += `${lineText(rows[i]!, deviceIdJson)}\n`;
-    chunks.push(Buffer.from(text, 'utf8'));
+    chunks.push(linesOf(rows, start, Math.min(rows.length, start + CHUNK_ROWS), deviceIdJson));
   }
   return Buffer.concat(chunks);
+}
+
+/** The JSON lines of rows[start, end), as UTF-8. */
+function linesOf(rows: readonly RawRow[], start: number, end: number, deviceIdJson: string): Buffer {
+  let text = '';
+  for (let i = start; i < end; i++) text += `${lineText(rows[i]!, deviceIdJson)}\n`;
+  return Buffer.from(text, 'utf8');
 }
 
 export async function sha256Hex(bytes: Uint8Array): Promise<string> {
@@ -146,13 +150,27 @@ export async function encodeRawRows(rows: readonly RawRow[], deviceId: string): 
  * The same bytes and hashes as encodeRawRows.
  */
 export function encodeRawRowsSync(rows: readonly RawRow[], deviceId: string): EncodedBatch {
-  const deviceIdJson = JSON.stringify(deviceId);
-  let text = '';
-  for (const r of rows) text += `${lineText(r, deviceIdJson)}\n`;
-  const raw = Buffer.from(text, 'utf8');
+  const raw = linesOf(rows, 0, rows.length, JSON.stringify(deviceId));
   const body = gzipSync(raw, { level: GZIP_LEVEL });
   const hex = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
   return { body, sha256: hex(body), rawSha256: hex(raw), rawBytes: raw.length, rowCount: rows.length };
+}
+
+/** Where a batch's rows start and end, how many, and their values text length (sizes the next plan). */
+export interface RowsExtent {
+  firstSeq: number;
+  lastSeq: number;
+  firstTs: number;
+  rowCount: number;
+  valsLength: number;
+}
+
+/** The extent of rows (at least one), in sequence order. */
+export function rowsExtent(rows: readonly RawRow[]): RowsExtent {
+  let valsLength = 0;
+  for (const r of rows) valsLength += r.vals.length;
+  const first = rows[0]!;
+  return { firstSeq: first.seq, lastSeq: rows[rows.length - 1]!.seq, firstTs: first.ts, rowCount: rows.length, valsLength };
 }
 
 /** Rows → the same bytes as encodeRawRows of the stored form. */
