@@ -73,8 +73,17 @@ function kindOf(err: HttpLikeError): FailureKind {
   return 'rejected';
 }
 
+/** A failure classified where it happened (sync's encoder thread), carried across as data and rethrown as it was. */
+export class ClassifiedFailure extends Error {
+  constructor(readonly failure: SyncFailure) {
+    super(failure.message);
+    this.name = 'ClassifiedFailure';
+  }
+}
+
 /** What kind of failure an error is, with a message safe to log and show. */
 export function classifyFailure(err: unknown, now = Date.now()): SyncFailure {
+  if (err instanceof ClassifiedFailure) return { ...err.failure };
   if (err instanceof SyncError) {
     const kinds: Partial<Record<string, FailureKind>> = {
       PW_SYNC_BLOB_CONFLICT: 'conflict',

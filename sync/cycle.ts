@@ -8,8 +8,8 @@ import { setImmediate as yieldNow } from 'node:timers/promises';
 import type { BlobNamer, PlanLimits, PlannedBatch, SyncBatches } from '../buffer/batches.js';
 import type { TokenBucket } from './bandwidth.js';
 import { classifyFailure } from './backoff.js';
-import { batchMetadata, encodeRawRows, rowsExtent, type EncodedBatch, type RawRow } from './encoder.js';
-import { EncoderThreadError, type EncodedRows, type EncoderThread } from './encoder-thread.js';
+import { batchMetadata, encodeRawRows, rowsExtent, type RawRow } from './encoder.js';
+import { EncoderThreadError, HeldBody, type EncodedRows, type EncodedSummary, type EncoderThread } from './encoder-thread.js';
 import { parseReadingsBlobName, readingsBlobName } from './layout.js';
 import type { BlobUploader, UploadOutcome } from './uploader.js';
 
@@ -54,7 +54,11 @@ export interface CycleDeps {
 
 interface Prepared {
   batch: PlannedBatch;
-  encoded: EncodedBatch;
+  encoded: EncodedSummary;
+  /** The bytes, or where the encoder thread holds them for its own upload. */
+  body: Buffer | HeldBody;
+  /** The device id in the lines (and the planned name). */
+  deviceId: string;
   metadata: Record<string, string>;
 }
 
@@ -96,10 +100,14 @@ export async function runCycle(deps: CycleDeps): Promise<{ rows: number; blobs: 
     const uploading = upload(current);
     const preparing = planNext(deps);
     const [u, p] = await Promise.allSettled([uploading, preparing]);
-    if (u.status === 'rejected') throw u.reason;
+    if (u.status === 'rejected') {
+      if (p.status === 'fulfilled') release(deps, p.value);
+      throw u.reason;
+    }
     if (p.status === 'rejected') throw p.reason;
     current = p.value;
   }
+  release(deps, current);
   return done;
 }
 
@@ -123,6 +131,14 @@ async function planNext(deps: CycleDeps): Promise<Prepared | null | undefined> {
   return prepared(deps, batch, await encodeOnMain(rows, deps.deviceId), deps.deviceId);
 }
 
+/** Whether the encoder thread keeps a batch's bytes and uploads them itself (it can build the same uploader). */
+const holds = (deps: CycleDeps): boolean => deps.uploader.spec !== null;
+
+/** Drops bytes the encoder thread holds for a batch that will not be uploaded in this cycle. */
+function release(deps: CycleDeps, p: Prepared | null | undefined): void {
+  if (p?.body instanceof HeldBody) deps.encoder?.release(p.body);
+}
+
 /**
  * Plans on the encoder thread: the main thread picks where the batch starts (a few index probes),
  * the thread reads, sizes and encodes the rows, and the main thread persists the plan, unless rows
@@ -134,10 +150,16 @@ async function planOnThread(deps: CycleDeps, encoder: EncoderThread): Promise<Pr
     const pick = deps.batches.pick(limits);
     if (pick === null) return undefined;
     const { maxRows, maxBytes } = limits;
-    const rows = await encoder.encode({ kind: 'plan', pumpId: pick.pumpId, from: pick.from, bound: pick.bound, maxRows, maxBytes, deviceId: deps.deviceId });
-    if (deps.signal.aborted) return undefined;
+    const hold = holds(deps);
+    const rows = await encoder.encode({ kind: 'plan', pumpId: pick.pumpId, from: pick.from, bound: pick.bound, maxRows, maxBytes, deviceId: deps.deviceId, hold });
     if (rows === null) continue;
-    const batch = await deps.batches.persistDurably(pick, rows, namer(deps)(pick.pumpId, rows.firstSeq, rows.lastSeq, rows.firstTs), deps.clock());
+    let batch: PlannedBatch | null = null;
+    try {
+      if (!deps.signal.aborted) batch = await deps.batches.persistDurably(pick, rows, namer(deps)(pick.pumpId, rows.firstSeq, rows.lastSeq, rows.firstTs), deps.clock());
+    } finally {
+      if (batch === null && rows.body instanceof HeldBody) encoder.release(rows.body);
+    }
+    if (deps.signal.aborted) return undefined; // a plan persisted just now is uploaded by the next cycle
     if (batch === null) continue;
     logPlanned(deps, batch);
     return prepared(deps, batch, rows, deps.deviceId); // the name just planned carries deps.deviceId
@@ -151,7 +173,7 @@ async function prepare(deps: CycleDeps, batch: PlannedBatch): Promise<Prepared |
   const deviceId = deviceIdOf(deps, batch);
   if (deps.encoder !== null) {
     try {
-      const rows = await deps.encoder.encode({ kind: 'range', pumpId: batch.pumpId, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, deviceId });
+      const rows = await deps.encoder.encode({ kind: 'range', pumpId: batch.pumpId, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, deviceId, hold: holds(deps) });
       return prepared(deps, batch, rows, deviceId);
     } catch (err) {
       if (!(err instanceof EncoderThreadError)) throw err;
@@ -174,13 +196,14 @@ function prepared(deps: CycleDeps, batch: PlannedBatch, rows: EncodedRows | null
     deps.logger.warn({ blob: batch.blobName, planned: batch.rowCount, found: rows.rowCount }, 'a planned batch has fewer rows than planned; uploading those found');
   }
   const metadata = batchMetadata(rows.encoded, { agentVersion: deps.agentVersion, deviceId, pumpId: batch.pumpId, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq });
-  return { batch, encoded: rows.encoded, metadata };
+  return { batch, encoded: rows.encoded, body: rows.body, deviceId, metadata };
 }
 
 /** Encodes rows on the main thread (the fallback when the encoder thread cannot run). */
 async function encodeOnMain(rows: RawRow[], deviceId: string): Promise<EncodedRows | null> {
   if (rows.length === 0) return null;
-  return { ...rowsExtent(rows), encoded: await encodeRawRows(rows, deviceId) };
+  const { body, ...encoded } = await encodeRawRows(rows, deviceId);
+  return { ...rowsExtent(rows), encoded: { ...encoded, bytes: body.length }, body };
 }
 
 /** The device id in the lines is the one in the planned name, so a retry encodes the same bytes. */
@@ -205,11 +228,11 @@ function onMainThread(deps: CycleDeps, err: EncoderThreadError): void {
 /** Uploads one batch and marks it synced; false when it was a conflict (marked failed instead). */
 async function uploadPrepared(deps: CycleDeps, p: Prepared): Promise<boolean> {
   const { batch, encoded } = p;
-  await deps.bucket.take(encoded.body.length, deps.signal);
+  await deps.bucket.take(encoded.bytes, deps.signal);
   const t0 = performance.now();
   let outcome: UploadOutcome;
   try {
-    outcome = await deps.uploader.upload({ blobName: batch.blobName, encoded, metadata: p.metadata }, deps.signal);
+    outcome = await send(deps, p);
   } catch (err) {
     const failure = classifyFailure(err);
     if (failure.kind === 'conflict') {
@@ -221,11 +244,33 @@ async function uploadPrepared(deps: CycleDeps, p: Prepared): Promise<boolean> {
     throw err;
   }
   const seconds = (performance.now() - t0) / 1000;
-  deps.logger.debug({ event: 'sync-batch-uploaded', blob: batch.blobName, outcome, bytes: encoded.body.length }, 'batch uploaded');
+  deps.logger.debug({ event: 'sync-batch-uploaded', blob: batch.blobName, outcome, bytes: encoded.bytes }, 'batch uploaded');
   deps.batches.markUploaded(batch, encoded.sha256, deps.clock());
   deps.logger.debug({ event: 'sync-batch-synced', blob: batch.blobName, rows: batch.rowCount }, 'batch marked synced');
-  deps.onUploaded({ batch, outcome, rows: encoded.rowCount, bytes: encoded.body.length, rawBytes: encoded.rawBytes, seconds });
+  deps.onUploaded({ batch, outcome, rows: encoded.rowCount, bytes: encoded.bytes, rawBytes: encoded.rawBytes, seconds });
   return true;
+}
+
+/**
+ * The upload itself: by the encoder thread when it holds the bytes, else by the main thread's
+ * uploader. If the thread lost them (it failed or was stopped), the batch is encoded again on the
+ * main thread, to the same bytes, and uploaded from here.
+ */
+async function send(deps: CycleDeps, p: Prepared): Promise<UploadOutcome> {
+  const { batch, metadata } = p;
+  let body = p.body;
+  if (body instanceof HeldBody) {
+    try {
+      return await deps.encoder!.upload(body, { blobName: batch.blobName, metadata, spec: deps.uploader.spec! }, deps.signal);
+    } catch (err) {
+      if (!(err instanceof EncoderThreadError)) throw err;
+      onMainThread(deps, err);
+      const again = await encodeOnMain(deps.batches.rawRows(batch), p.deviceId);
+      if (again === null || !(again.body instanceof Buffer)) throw new EncoderThreadError(`the rows of ${batch.blobName} are no longer in the buffer`, { cause: err });
+      body = again.body;
+    }
+  }
+  return deps.uploader.upload({ blobName: batch.blobName, encoded: { ...p.encoded, body }, metadata }, deps.signal);
 }
 
 /** Keeps the batch's last error in SQLite; a buffer failure here must not hide the upload's. */

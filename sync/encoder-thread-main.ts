@@ -1,8 +1,10 @@
 /**
  * Entry of sync's encoder thread (started by sync/encoder-thread.ts): reads a batch's rows on its
  * own read-only connection, sizes a new batch with the planner's rule, serialises and compresses
- * it, and posts the bytes back (transferred, not copied). Nothing here writes to the buffer: the
- * main thread persists the plan, uploads, and marks it.
+ * it, and either posts the bytes back (transferred, not copied) or holds them until the main
+ * thread, having persisted the plan, asks for the upload. Uploads use this thread's own Blob
+ * Storage client; their failures are classified here and sent back as data. Nothing here writes
+ * to the buffer: the main thread persists plans and marks them synced.
  */
 import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
@@ -10,14 +12,26 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { fitRows, storedValuesLength } from '../buffer/batches.js';
 import { BufferReader } from '../buffer/reader.js';
 import type { DbRow } from '../buffer/rows.js';
-import { encodeRawRowsSync, rowsExtent } from './encoder.js';
-import type { EncodeReply, EncodeRequest } from './encoder-thread.js';
+import { classifyFailure } from './backoff.js';
+import { encodeRawRowsSync, rowsExtent, type EncodedBatch } from './encoder.js';
+import type { EncodeReply, EncodeRequest, ThreadMessage, UploadHeldRequest } from './encoder-thread.js';
+import { uploaderFor, type BlobUploader } from './uploader.js';
 
 const port = parentPort!;
 lowerPriority();
 const reader = new BufferReader((workerData as { path: string }).path);
 
-function handle(req: EncodeRequest): EncodeReply {
+/**
+ * Bytes held for uploads to come, by encode request id. The main thread uploads or releases each;
+ * beyond this many (a cycle that ended without releasing) the oldest are dropped, and their
+ * upload, should it come, is answered `lost` (the main thread then encodes that batch itself).
+ */
+const held = new Map<number, EncodedBatch>();
+const MAX_HELD = 4;
+const uploads = new Map<number, AbortController>();
+let uploader: { key: string; client: BlobUploader } | null = null;
+
+function encode(req: EncodeRequest): EncodeReply {
   let rows: DbRow[];
   if (req.kind === 'plan') {
     rows = reader.candidates(req.pumpId, req.from, req.bound, req.maxRows);
@@ -27,31 +41,73 @@ function handle(req: EncodeRequest): EncodeReply {
   }
   if (rows.length === 0) return { id: req.id, ok: true, batch: null };
   const encoded = encodeRawRowsSync(rows, req.deviceId);
-  const body = new Uint8Array(encoded.body); // its own ArrayBuffer, safe to transfer
-  return {
-    id: req.id,
-    ok: true,
-    batch: {
-      ...rowsExtent(rows),
-      body,
-      sha256: encoded.sha256,
-      rawSha256: encoded.rawSha256,
-      rawBytes: encoded.rawBytes,
-    },
-  };
+  const { sha256, rawSha256, rawBytes } = encoded;
+  const summary = { ...rowsExtent(rows), sha256, rawSha256, rawBytes, bytes: encoded.body.length };
+  if (req.hold) {
+    hold(req.id, encoded);
+    return { id: req.id, ok: true, batch: { ...summary, body: null } };
+  }
+  return { id: req.id, ok: true, batch: { ...summary, body: new Uint8Array(encoded.body) } }; // its own ArrayBuffer, safe to transfer
 }
 
-port.on('message', (req: EncodeRequest | 'stop') => {
-  if (req === 'stop') {
-    reader.close();
-    port.close();
-    return;
+function hold(id: number, encoded: EncodedBatch): void {
+  held.set(id, encoded);
+  for (const oldest of held.keys()) {
+    if (held.size <= MAX_HELD) break;
+    held.delete(oldest);
   }
+}
+
+async function upload(req: UploadHeldRequest): Promise<EncodeReply> {
+  const encoded = held.get(req.bodyId);
+  held.delete(req.bodyId);
+  if (encoded === undefined) return { id: req.id, ok: false, lost: true, error: `the encoder thread no longer holds the bytes of ${req.blobName}` };
+  const abort = new AbortController();
+  uploads.set(req.id, abort);
   try {
-    const reply = handle(req);
-    port.postMessage(reply, reply.ok && reply.batch ? [reply.batch.body.buffer as ArrayBuffer] : []);
+    const outcome = await uploaderOf(req).upload({ blobName: req.blobName, encoded, metadata: req.metadata }, abort.signal);
+    return { id: req.id, ok: true, outcome };
   } catch (err) {
-    port.postMessage({ id: req.id, ok: false, error: err instanceof Error ? err.message : String(err) } satisfies EncodeReply);
+    const failure = classifyFailure(err);
+    return { id: req.id, ok: false, error: failure.message, failure };
+  } finally {
+    uploads.delete(req.id);
+  }
+}
+
+/** One client per target, kept while the target stays the same (a twin may change it). */
+function uploaderOf(req: UploadHeldRequest): BlobUploader {
+  const key = JSON.stringify(req.spec);
+  if (uploader?.key !== key) uploader = { key, client: uploaderFor(req.spec) };
+  return uploader.client;
+}
+
+function reply(r: EncodeReply): void {
+  port.postMessage(r, r.ok && 'batch' in r && r.batch?.body ? [r.batch.body.buffer as ArrayBuffer] : []);
+}
+
+port.on('message', (m: ThreadMessage) => {
+  switch (m.kind) {
+    case 'stop':
+      for (const a of uploads.values()) a.abort(new Error('the encoder thread is stopping'));
+      reader.close();
+      process.exit(0); // idle keep-alive sockets of the storage client must not keep the thread alive
+      break;
+    case 'abort':
+      uploads.get(m.id)?.abort(new Error('upload aborted'));
+      break;
+    case 'release':
+      held.delete(m.bodyId);
+      break;
+    case 'upload':
+      void upload(m).then(reply);
+      break;
+    default:
+      try {
+        reply(encode(m));
+      } catch (err) {
+        reply({ id: m.id, ok: false, error: err instanceof Error ? err.message : String(err) });
+      }
   }
 });
 

@@ -1,35 +1,66 @@
 /**
- * Sync's encoder thread: reading a batch's rows and serialising them (a few milliseconds of CPU per
- * batch) run on a worker thread with its own read-only connection, so a drain of a large backlog
- * uses the second core and never holds up live scoring on the main thread (bench/sync measures
- * both). The thread starts on the first batch and ends after `idleMs` without work, so an agent
- * with nothing to upload carries no second V8 isolate. If the thread cannot run (its script
- * missing, out of memory), `encode` rejects with EncoderThreadError and the cycle encodes on the
+ * Sync's encoder thread: reading a batch's rows, serialising them, and uploading the blob run on a
+ * worker thread with its own read-only connection and its own Blob Storage client, so a drain of a
+ * large backlog uses the second core and leaves live scoring on the main thread alone (bench/sync
+ * measures both). The main thread only picks where a batch starts, persists the plan, and marks
+ * it synced: the rows, the compressed bytes, the HTTP requests and their garbage stay here.
+ *
+ * A batch's bytes stay on the thread ("held") between encoding and upload, so the plan can be
+ * persisted first; they are dropped after the upload attempt or on `release`. Upload failures are
+ * classified on the thread and cross as data (codes, status, Retry-After, a safe message).
+ *
+ * The thread starts on the first batch and ends after `idleMs` without work or held bytes, so an
+ * agent with nothing to upload carries no second V8 isolate. If the thread cannot run (its script
+ * missing, out of memory), calls reject with EncoderThreadError and the cycle does the work on the
  * main thread instead: slower, never stuck. The thread is then tried again after `restMs`.
  */
 import { Worker } from 'node:worker_threads';
+import { ClassifiedFailure, type SyncFailure } from './backoff.js';
 import type { EncodedBatch, RowsExtent } from './encoder.js';
+import type { UploaderSpec, UploadOutcome } from './uploader.js';
 
 export type EncodeRequest =
-  | { id: number; kind: 'plan'; pumpId: string; from: number; bound: number | null; maxRows: number; maxBytes: number; deviceId: string }
-  | { id: number; kind: 'range'; pumpId: string; firstSeq: number; lastSeq: number; deviceId: string };
+  | { id: number; kind: 'plan'; pumpId: string; from: number; bound: number | null; maxRows: number; maxBytes: number; deviceId: string; hold: boolean }
+  | { id: number; kind: 'range'; pumpId: string; firstSeq: number; lastSeq: number; deviceId: string; hold: boolean };
+
+export interface UploadHeldRequest {
+  id: number;
+  kind: 'upload';
+  /** The id of the encode request whose bytes the thread holds. */
+  bodyId: number;
+  blobName: string;
+  metadata: Record<string, string>;
+  spec: UploaderSpec;
+}
+
+export type ThreadMessage = EncodeRequest | UploadHeldRequest | { kind: 'abort'; id: number } | { kind: 'release'; bodyId: number } | { kind: 'stop' };
 
 /** Distributes Omit over the request union (a plain Omit would merge its members). */
 type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
 
+/** An encoded batch without its bytes, plus their length. */
+export type EncodedSummary = Omit<EncodedBatch, 'body'> & { bytes: number };
+
+/** A batch's bytes kept on the encoder thread until it uploads them. */
+export class HeldBody {
+  constructor(
+    readonly id: number,
+    readonly bytes: number,
+  ) {}
+}
+
 export interface EncodedRows extends RowsExtent {
-  encoded: EncodedBatch;
+  encoded: EncodedSummary;
+  /** The bytes themselves (encoded on the main thread, or not held), or where the thread keeps them. */
+  body: Buffer | HeldBody;
 }
 
 export type EncodeReply =
-  | {
-      id: number;
-      ok: true;
-      batch: (Omit<EncodedRows, 'encoded'> & { body: Uint8Array; sha256: string; rawSha256: string; rawBytes: number }) | null;
-    }
-  | { id: number; ok: false; error: string };
+  | { id: number; ok: true; batch: (RowsExtent & EncodedSummary & { body: Uint8Array | null }) | null }
+  | { id: number; ok: true; outcome: UploadOutcome }
+  | { id: number; ok: false; error: string; failure?: SyncFailure; lost?: boolean };
 
-/** The thread could not do the work (not a problem of the rows): encode on the main thread instead. */
+/** The thread could not do the work (not a problem of the rows): do it on the main thread instead. */
 export class EncoderThreadError extends Error {
   constructor(
     message: string,
@@ -52,7 +83,7 @@ function entryUrl(): URL {
 const THREAD_LIMITS = { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 128 };
 
 interface Pending {
-  resolve: (rows: EncodedRows | null) => void;
+  resolve: (value: EncodedRows | UploadOutcome | null) => void;
   reject: (err: Error) => void;
 }
 
@@ -60,6 +91,8 @@ export class EncoderThread {
   private worker: Worker | null = null;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
+  /** Ids of the bytes the running thread holds for uploads to come. */
+  private readonly held = new Set<number>();
   private idleTimer: NodeJS.Timeout | null = null;
   /** After a failure the thread rests (no respawn per batch); until then work is refused at once. */
   private failure: { message: string; until: number } | null = null;
@@ -74,28 +107,59 @@ export class EncoderThread {
     return this.worker !== null;
   }
 
-  /** Reads, sizes and encodes rows on the thread; null when the buffer holds no such rows. */
+  /** Reads, sizes and encodes rows on the thread; null when the buffer holds no such rows. With `hold`, the bytes stay there for `upload`. */
   encode(req: WithoutId<EncodeRequest>): Promise<EncodedRows | null> {
-    if (this.failure !== null && Date.now() < this.failure.until) {
-      return Promise.reject(new EncoderThreadError(this.failure.message, undefined, true));
-    }
-    const worker = this.ensure();
-    const id = this.nextId++;
-    this.stopIdleTimer();
-    return new Promise<EncodedRows | null>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      worker.postMessage({ ...req, id } as EncodeRequest);
-    });
+    return this.call<EncodedRows | null>(req).done;
   }
 
-  /** Ends the thread (pending work is rejected). */
+  /** Uploads bytes the thread holds, with an uploader built there from `spec`; failures reject as ClassifiedFailure. */
+  upload(body: HeldBody, req: Omit<UploadHeldRequest, 'id' | 'kind' | 'bodyId'>, signal?: AbortSignal): Promise<UploadOutcome> {
+    if (!this.held.delete(body.id)) {
+      return Promise.reject(new EncoderThreadError(`the bytes of ${req.blobName} were lost with the encoder thread that held them`));
+    }
+    if (signal?.aborted) {
+      this.worker?.postMessage({ kind: 'release', bodyId: body.id } satisfies ThreadMessage);
+      return Promise.reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+    }
+    const { id, done } = this.call<UploadOutcome>({ kind: 'upload', bodyId: body.id, ...req });
+    if (signal === undefined) return done;
+    const onAbort = (): void => {
+      this.worker?.postMessage({ kind: 'abort', id } satisfies ThreadMessage);
+      this.settle({ id, ok: false, error: signal.reason instanceof Error ? signal.reason.message : 'aborted' });
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    return done.finally(() => signal.removeEventListener('abort', onAbort));
+  }
+
+  /** Drops bytes held for an upload that will not happen. */
+  release(body: HeldBody): void {
+    if (!this.held.delete(body.id)) return;
+    this.worker?.postMessage({ kind: 'release', bodyId: body.id } satisfies ThreadMessage);
+    this.idleIfDone();
+  }
+
+  /** Ends the thread (pending work is rejected, held bytes dropped). */
   close(): void {
     const worker = this.worker;
     if (worker === null) return;
     this.worker = null;
     this.stopIdleTimer();
     this.failAll(new EncoderThreadError('the encoder thread was stopped'));
-    worker.postMessage('stop');
+    worker.postMessage({ kind: 'stop' } satisfies ThreadMessage);
+  }
+
+  private call<T extends EncodedRows | UploadOutcome | null>(req: WithoutId<EncodeRequest> | Omit<UploadHeldRequest, 'id'>): { id: number; done: Promise<T> } {
+    const id = this.nextId++;
+    if (this.failure !== null && Date.now() < this.failure.until) {
+      return { id, done: Promise.reject(new EncoderThreadError(this.failure.message, undefined, true)) };
+    }
+    const worker = this.ensure();
+    this.stopIdleTimer();
+    const done = new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as Pending['resolve'], reject });
+      worker.postMessage({ ...req, id } satisfies ThreadMessage);
+    });
+    return { id, done };
   }
 
   private ensure(): Worker {
@@ -113,18 +177,28 @@ export class EncoderThread {
     const p = this.pending.get(reply.id);
     if (p === undefined) return;
     this.pending.delete(reply.id);
-    if (this.pending.size === 0) this.startIdleTimer();
     if (!reply.ok) {
-      p.reject(new Error(reply.error));
+      this.idleIfDone();
+      if (reply.failure) p.reject(new ClassifiedFailure(reply.failure));
+      else p.reject(reply.lost ? new EncoderThreadError(reply.error) : new Error(reply.error));
+      return;
+    }
+    if ('outcome' in reply) {
+      this.idleIfDone();
+      p.resolve(reply.outcome);
       return;
     }
     const b = reply.batch;
     if (b === null) {
+      this.idleIfDone();
       p.resolve(null);
       return;
     }
-    const { body, sha256, rawSha256, rawBytes, ...range } = b;
-    p.resolve({ ...range, encoded: { body: Buffer.from(body.buffer, body.byteOffset, body.byteLength), sha256, rawSha256, rawBytes, rowCount: b.rowCount } });
+    const { body, sha256, rawSha256, rawBytes, bytes, ...extent } = b;
+    if (body === null) this.held.add(reply.id);
+    this.idleIfDone();
+    const encoded: EncodedSummary = { sha256, rawSha256, rawBytes, rowCount: b.rowCount, bytes };
+    p.resolve({ ...extent, encoded, body: body === null ? new HeldBody(reply.id, bytes) : Buffer.from(body.buffer, body.byteOffset, body.byteLength) });
   }
 
   private lost(worker: Worker, err: Error): void {
@@ -139,9 +213,12 @@ export class EncoderThread {
   private failAll(err: Error): void {
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
+    this.held.clear();
   }
 
-  private startIdleTimer(): void {
+  /** Starts the idle countdown once nothing is pending and no bytes are held. */
+  private idleIfDone(): void {
+    if (this.worker === null || this.pending.size > 0 || this.held.size > 0) return;
     this.stopIdleTimer();
     this.idleTimer = setTimeout(() => this.close(), this.options.idleMs ?? 30_000);
     this.idleTimer.unref();

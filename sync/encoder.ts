@@ -224,7 +224,7 @@ function lineProblem(v: unknown): string | null {
 
 /** Blob metadata of a readings batch (names are lowercase: Azure treats them case-insensitively). */
 export function batchMetadata(
-  encoded: EncodedBatch,
+  encoded: Pick<EncodedBatch, 'rowCount' | 'sha256' | 'rawSha256'>,
   info: { agentVersion: string; deviceId: string; pumpId: string; firstSeq: number; lastSeq: number },
 ): Record<string, string> {
   return {

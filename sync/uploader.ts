@@ -8,6 +8,7 @@
 import type { ContainerClient } from '@azure/storage-blob';
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
+import { containerClient, type BlobTarget, type ClientOptions } from './client.js';
 import { sha256Hex, type EncodedBatch } from './encoder.js';
 import { SyncError } from './errors.js';
 
@@ -28,6 +29,20 @@ export interface UploaderOptions {
   createContainer: boolean;
 }
 
+/**
+ * What an uploader is built from, as plain data: sync's encoder thread builds its own uploader
+ * from it (a client cannot cross threads). It holds the credentials: never log it.
+ */
+export interface UploaderSpec extends UploaderOptions {
+  target: BlobTarget;
+  client?: ClientOptions;
+}
+
+/** An uploader for a target; it keeps its spec, so the encoder thread can upload to the same place. */
+export function uploaderFor(spec: UploaderSpec): BlobUploader {
+  return new BlobUploader(containerClient(spec.target, spec.client), { createContainer: spec.createContainer }, spec);
+}
+
 const statusOf = (err: unknown): number | undefined => (err as { statusCode?: number }).statusCode;
 const codeOf = (err: unknown): string | undefined => (err as { code?: string }).code;
 
@@ -35,6 +50,8 @@ export class BlobUploader {
   constructor(
     private readonly container: ContainerClient,
     private readonly options: UploaderOptions,
+    /** How to build the same uploader on another thread; null when built from a client only. */
+    readonly spec: UploaderSpec | null = null,
   ) {}
 
   /** The container itself, for the small uploads that follow the readings (labels). */

@@ -2,11 +2,11 @@ import { join } from 'node:path';
 import { LabelStore } from '../../buffer/labels.js';
 import { uploadPendingLabels } from '../../sync/labels-upload.js';
 import { SyncBatches } from '../../buffer/batches.js';
-import { containerClient, describeTarget, type BlobTarget } from '../../sync/client.js';
+import { describeTarget, type BlobTarget } from '../../sync/client.js';
 import { SyncError } from '../../sync/errors.js';
 import { deleteExpiredSynced } from '../../sync/retention.js';
 import { safeErrorMessage } from '../../sync/redact.js';
-import { BlobUploader } from '../../sync/uploader.js';
+import { uploaderFor } from '../../sync/uploader.js';
 import { SyncWorker, type BlobConnectivity, type SyncSettings } from '../../sync/worker.js';
 import { startAzurite, type AzuriteHandle } from '../azurite.js';
 import type { Config } from '../config.js';
@@ -54,7 +54,7 @@ export function wireSync(agent: Agent): Part[] {
     buffer: agent.buffer,
     uploader: () => {
       if (target === null) throw new SyncError('PW_SYNC_NOT_CONFIGURED', 'no blob target: the local Azurite did not start (see the log)');
-      return new BlobUploader(containerClient(target, { userAgent: `pumpwatch-agent/${agentVersion()}` }), { createContainer: config.syncCreateContainer });
+      return uploaderFor({ target, client: { userAgent: `pumpwatch-agent/${agentVersion()}` }, createContainer: config.syncCreateContainer });
     },
     deviceId: config.resolvedDeviceId,
     agentVersion: agentVersion(),

@@ -1,8 +1,9 @@
 /**
- * Sync's encoder thread on a real SQLite file (and a real Azurite for the fallback): the bytes it
- * produces are the main thread's to the byte (a re-upload after a crash must match), it plans the
- * rows the main-thread planner would, it ends when idle, and a thread that cannot run leaves the
- * sync working on the main thread.
+ * Sync's encoder thread on a real SQLite file and a real Azurite: the bytes it produces are the
+ * main thread's to the byte (a re-upload after a crash must match), it plans the rows the
+ * main-thread planner would, it uploads the bytes it holds and sends failures back classified, it
+ * ends when idle (never while it holds bytes), and a thread that cannot run, or stops in the middle
+ * of a drain, leaves the sync working on the main thread with every row uploaded exactly once.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,10 +13,13 @@ import { createLogger } from '../../agent/logger.js';
 import { SyncBatches, type PlanLimits } from '../../buffer/batches.js';
 import { BufferStore } from '../../buffer/store.js';
 import type { PredictionRow } from '../../buffer/types.js';
-import { containerClient } from '../../sync/client.js';
+import { ClassifiedFailure, classifyFailure } from '../../sync/backoff.js';
+import { containerClient, type BlobTarget } from '../../sync/client.js';
+import type { SyncLogger } from '../../sync/cycle.js';
 import { encodeRawRows } from '../../sync/encoder.js';
-import { EncoderThread, EncoderThreadError } from '../../sync/encoder-thread.js';
-import { BlobUploader } from '../../sync/uploader.js';
+import { EncoderThread, EncoderThreadError, HeldBody } from '../../sync/encoder-thread.js';
+import { BufferReader } from '../../buffer/reader.js';
+import { uploaderFor } from '../../sync/uploader.js';
 import { SyncWorker } from '../../sync/worker.js';
 import { decodeAllBlobs, startTestAzurite, type TestAzurite } from '../support/azurite.js';
 
@@ -65,13 +69,13 @@ describe('sync encoder thread (real SQLite)', () => {
     const t = thread();
     for (let k = 0; k < 4; k++) {
       const pick = batches.pick(LIMITS)!;
-      const onThread = await t.encode({ kind: 'plan', pumpId: pick.pumpId, from: pick.from, bound: pick.bound, maxRows: LIMITS.maxRows, maxBytes: LIMITS.maxBytes, deviceId: 'gw-1' });
+      const onThread = await t.encode({ kind: 'plan', pumpId: pick.pumpId, from: pick.from, bound: pick.bound, maxRows: LIMITS.maxRows, maxBytes: LIMITS.maxBytes, deviceId: 'gw-1', hold: false });
       const planned = batches.planWithRows(LIMITS, namer, T0)!;
       expect(onThread).toMatchObject({ firstSeq: planned.batch.firstSeq, lastSeq: planned.batch.lastSeq, rowCount: planned.batch.rowCount });
       const main = await encodeRawRows(planned.rows, 'gw-1');
       expect(onThread!.encoded.sha256).toBe(main.sha256);
-      expect(Buffer.compare(onThread!.encoded.body, main.body)).toBe(0);
-      const again = await t.encode({ kind: 'range', pumpId: pick.pumpId, firstSeq: planned.batch.firstSeq, lastSeq: planned.batch.lastSeq, deviceId: 'gw-1' });
+      expect(Buffer.compare(onThread!.body as Buffer, main.body)).toBe(0);
+      const again = await t.encode({ kind: 'range', pumpId: pick.pumpId, firstSeq: planned.batch.firstSeq, lastSeq: planned.batch.lastSeq, deviceId: 'gw-1', hold: false });
       expect(again!.encoded.sha256).toBe(main.sha256);
       batches.markUploaded(planned.batch, main.sha256, T0);
     }
@@ -79,21 +83,107 @@ describe('sync encoder thread (real SQLite)', () => {
 
   it('answers null for a range with no rows, and ends after idleMs, starting again on the next batch', async () => {
     const t = thread({ idleMs: 100 });
-    expect(await t.encode({ kind: 'range', pumpId: 'pump-none', firstSeq: 1, lastSeq: 10, deviceId: 'gw-1' })).toBeNull();
+    expect(await t.encode({ kind: 'range', pumpId: 'pump-none', firstSeq: 1, lastSeq: 10, deviceId: 'gw-1', hold: false })).toBeNull();
     expect(t.running).toBe(true);
     await vi.waitFor(() => expect(t.running).toBe(false), { timeout: 5_000 });
-    expect(await t.encode({ kind: 'range', pumpId: 'pump-a', firstSeq: 1, lastSeq: 1, deviceId: 'gw-1' })).toMatchObject({ rowCount: 1 });
+    expect(await t.encode({ kind: 'range', pumpId: 'pump-a', firstSeq: 1, lastSeq: 1, deviceId: 'gw-1', hold: false })).toMatchObject({ rowCount: 1 });
+  });
+
+  it('holds bytes for an upload to come: no idle end while it holds them; released, it ends', async () => {
+    const t = thread({ idleMs: 100 });
+    const rows = await t.encode({ kind: 'range', pumpId: 'pump-a', firstSeq: 1, lastSeq: 99, deviceId: 'gw-1', hold: true });
+    expect(rows!.body).toBeInstanceOf(HeldBody);
+    await new Promise((r) => setTimeout(r, 400));
+    expect(t.running).toBe(true);
+    t.release(rows!.body as HeldBody);
+    await vi.waitFor(() => expect(t.running).toBe(false), { timeout: 5_000 });
   });
 
   it('rejects with EncoderThreadError when the thread cannot run, then rests instead of respawning for every batch', async () => {
     const t = thread({ entry: new URL('file:///nonexistent/encoder-thread-main.js'), restMs: 60_000 });
-    const req = { kind: 'range', pumpId: 'pump-a', firstSeq: 1, lastSeq: 1, deviceId: 'gw-1' } as const;
+    const req = { kind: 'range', pumpId: 'pump-a', firstSeq: 1, lastSeq: 1, deviceId: 'gw-1', hold: false } as const;
     const first = await t.encode(req).catch((e: unknown) => e);
     expect(first).toBeInstanceOf(EncoderThreadError);
     expect(first).toMatchObject({ repeat: false, message: expect.stringContaining('the encoder thread failed') as string });
     const second = t.encode(req).catch((e: unknown) => e);
     expect(t.running).toBe(false); // refused without starting a thread
     expect(await second).toMatchObject({ repeat: true });
+  });
+});
+
+const DEVSTORE_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
+const settings = () => ({ intervalMs: 60_000, maxBytesPerSecond: 0, batchMaxRows: 400, batchMaxBytes: 40_000, anomalyContextRows: 5, backoff: { initialMs: 1000, maxMs: 8000, slowMs: 600_000, jitter: 0 } });
+
+/** A logger that keeps what sync says (for the fallback's warning). */
+function recordingLogger(): SyncLogger & { messages: string[] } {
+  const messages: string[] = [];
+  const log = (_: object, msg: string): void => void messages.push(msg);
+  return { messages, debug: log, info: log, warn: log, error: log };
+}
+
+async function uploadedSeqs(target: BlobTarget): Promise<number[]> {
+  const blobs = await decodeAllBlobs(containerClient(target));
+  return blobs.flatMap((b) => b.lines.map((l) => l.seq)).sort((x, y) => x - y);
+}
+
+describe('sync uploads from its encoder thread (real Azurite)', () => {
+  let az: TestAzurite;
+  beforeAll(async () => {
+    az = await startTestAzurite();
+  });
+  afterAll(async () => {
+    await az?.dispose();
+  });
+
+  it('uploads the bytes it holds (the main thread\'s bytes exactly), and sends a failure back classified, without the key', async () => {
+    const target: BlobTarget = { kind: 'connection-string', connectionString: az.connectionString, container: 'held' };
+    const t = thread();
+    const req = { kind: 'range', pumpId: 'pump-a', firstSeq: 1, lastSeq: 199, deviceId: 'gw-1', hold: true } as const;
+    const rows = await t.encode(req);
+    const held = rows!.body as HeldBody;
+    expect(held).toBeInstanceOf(HeldBody);
+    expect(await t.upload(held, { blobName: 'readings/held-1.jsonl.gz', metadata: { sha256: rows!.encoded.sha256 }, spec: { target, createContainer: true } })).toBe('created');
+    const reader = new BufferReader(store.path);
+    const main = await encodeRawRows(reader.range('pump-a', 1, 199), 'gw-1');
+    reader.close();
+    const blob = await containerClient(target).getBlobClient('readings/held-1.jsonl.gz').downloadToBuffer();
+    expect(Buffer.compare(blob, main.body)).toBe(0);
+    expect(held.bytes).toBe(main.body.length);
+    // Uploaded once, the bytes are gone from the thread: a second upload of them is refused.
+    await expect(t.upload(held, { blobName: 'readings/held-1.jsonl.gz', metadata: {}, spec: { target, createContainer: true } })).rejects.toBeInstanceOf(EncoderThreadError);
+
+    const wrongKey = DEVSTORE_KEY.replace(/^..../, 'AAAA');
+    const wrong: BlobTarget = { ...target, connectionString: az.connectionString.replace(DEVSTORE_KEY, wrongKey) };
+    const again = await t.encode(req);
+    const err = await t.upload(again!.body as HeldBody, { blobName: 'readings/held-2.jsonl.gz', metadata: {}, spec: { target: wrong, createContainer: true } }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ClassifiedFailure);
+    expect(classifyFailure(err)).toMatchObject({ kind: 'unauthorized', heals: false, status: 403 });
+    expect(JSON.stringify(classifyFailure(err))).not.toContain(wrongKey.slice(10, 30));
+  });
+
+  it('a thread stopped in the middle of a drain: the batches it held are encoded again on the main thread, every row uploaded exactly once', async () => {
+    const target: BlobTarget = { kind: 'connection-string', connectionString: az.connectionString, container: 'stopped-midway' };
+    const t = thread();
+    const logger = recordingLogger();
+    let uploads = 0;
+    const w = new SyncWorker({
+      buffer: store,
+      uploader: () => uploaderFor({ target, createContainer: true }),
+      encoderThread: t,
+      deviceId: 'gw-1',
+      agentVersion: '0.0.0-test',
+      settings,
+      logger,
+      onUploaded: () => {
+        if (++uploads === 2) t.close(); // the next batch's bytes, encoded and held already, go with it
+      },
+      random: () => 0.5,
+    });
+    const result = await w.runOnce();
+    expect(result.failure).toBeNull();
+    expect(logger.messages).toContain('sync encodes on the main thread: its encoder thread cannot run');
+    expect(store.stats().unsynced).toBe(0);
+    expect(await uploadedSeqs(target)).toEqual(Array.from({ length: 1500 }, (_, i) => i + 1));
   });
 });
 
@@ -110,19 +200,17 @@ describe('sync without its encoder thread (real Azurite)', () => {
     const target = { kind: 'connection-string' as const, connectionString: az.connectionString, container: 'no-thread' };
     const w = new SyncWorker({
       buffer: store,
-      uploader: () => new BlobUploader(containerClient(target), { createContainer: true }),
+      uploader: () => uploaderFor({ target, createContainer: true }),
       encoderThread: thread({ entry: new URL('file:///nonexistent/encoder-thread-main.js') }),
       deviceId: 'gw-1',
       agentVersion: '0.0.0-test',
-      settings: () => ({ intervalMs: 60_000, maxBytesPerSecond: 0, batchMaxRows: 400, batchMaxBytes: 40_000, anomalyContextRows: 5, backoff: { initialMs: 1000, maxMs: 8000, slowMs: 600_000, jitter: 0 } }),
+      settings,
       logger: createLogger('silent'),
       random: () => 0.5,
     });
     const result = await w.runOnce();
     expect(result.failure).toBeNull();
     expect(store.stats().unsynced).toBe(0);
-    const blobs = await decodeAllBlobs(containerClient(target));
-    const seqs = blobs.flatMap((b) => b.lines.map((l) => l.seq)).sort((x, y) => x - y);
-    expect(seqs).toEqual(Array.from({ length: 1500 }, (_, i) => i + 1));
+    expect(await uploadedSeqs(target)).toEqual(Array.from({ length: 1500 }, (_, i) => i + 1));
   });
 });

@@ -15,7 +15,7 @@ import type { PredictionRow } from '../../buffer/types.js';
 import { containerClient, type BlobTarget } from '../../sync/client.js';
 import { batchMetadata, encodeRows, toLine } from '../../sync/encoder.js';
 import { readingsBlobName } from '../../sync/layout.js';
-import { BlobUploader } from '../../sync/uploader.js';
+import { BlobUploader, uploaderFor } from '../../sync/uploader.js';
 import { SyncWorker, type SyncSettings } from '../../sync/worker.js';
 import type { UploadedEvent } from '../../sync/cycle.js';
 import { decodeAllBlobs, startTestAzurite, type TestAzurite } from '../support/azurite.js';
@@ -58,7 +58,7 @@ function row(pumpId: string, i: number, anomaly = false): PredictionRow {
 function worker(target: BlobTarget, opts: { createContainer?: boolean; settings?: Partial<SyncSettings> } = {}): SyncWorker {
   return new SyncWorker({
     buffer: store,
-    uploader: () => new BlobUploader(containerClient(target), { createContainer: opts.createContainer ?? true }),
+    uploader: () => uploaderFor({ target, createContainer: opts.createContainer ?? true }),
     deviceId: DEVICE,
     agentVersion: '0.0.0-test',
     settings: () => ({ ...SETTINGS, ...opts.settings }),

@@ -12,10 +12,10 @@ import { createLogger } from '../../agent/logger.js';
 import { PRIORITY } from '../../buffer/batches.js';
 import { BufferStore } from '../../buffer/store.js';
 import type { PredictionRow } from '../../buffer/types.js';
-import { containerClient, type BlobTarget } from '../../sync/client.js';
+import type { BlobTarget } from '../../sync/client.js';
 import type { UploadedEvent } from '../../sync/cycle.js';
 import { deleteExpiredSynced } from '../../sync/retention.js';
-import { BlobUploader } from '../../sync/uploader.js';
+import { uploaderFor } from '../../sync/uploader.js';
 import { SyncWorker, type SyncSettings } from '../../sync/worker.js';
 import { decodeAllBlobs, startTestAzurite, type TestAzurite } from '../support/azurite.js';
 
@@ -53,7 +53,7 @@ function worker(target: BlobTarget, settings: Partial<SyncSettings> = {}, kickFl
   return new SyncWorker({
     kickFloorMs,
     buffer: store,
-    uploader: () => new BlobUploader(containerClient(target), { createContainer: true }),
+    uploader: () => uploaderFor({ target, createContainer: true }),
     deviceId: 'gw-order',
     agentVersion: '0.0.0-test',
     settings: () => ({ ...SETTINGS, ...settings }),
