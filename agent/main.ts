@@ -6,6 +6,7 @@ import { ModelManager } from '../inference/models.js';
 import { ModelStore } from '../inference/model-store.js';
 import { safeErrorMessage } from '../sync/redact.js';
 import type { Config } from './config.js';
+import { HousekeepingThread } from './housekeeping.js';
 import { registerCoreRoutes } from './http/core-routes.js';
 import { registerReadingsRoute } from './http/readings-route.js';
 import { StatusServer } from './http/server.js';
@@ -48,6 +49,8 @@ export class Agent implements AgentParts {
   readonly modelStore: ModelStore;
   readonly scheduler: Scheduler;
   readonly system: SystemHealth;
+  /** One helper thread for the buffer's WAL checkpoints and the system samples (agent/housekeeping.ts). */
+  readonly housekeeping: HousekeepingThread;
   readonly status: AgentStatus;
   readonly server: StatusServer;
   private simulator: SimulatedSource | null = null;
@@ -62,7 +65,14 @@ export class Agent implements AgentParts {
     this.config = config;
     this.logger = logger;
     this.metrics = createAgentMetrics(this.registry);
-    this.buffer = new BufferStore({ path: join(config.dataDir, 'buffer.sqlite'), maxBytes: config.bufferMaxBytes });
+    this.housekeeping = new HousekeepingThread({
+      onError: (job, message) => logger.warn({ component: 'housekeeping', job, err: { message } }, 'housekeeping thread: job failed'),
+    });
+    this.buffer = new BufferStore({
+      path: join(config.dataDir, 'buffer.sqlite'),
+      maxBytes: config.bufferMaxBytes,
+      startCheckpoints: this.housekeeping.startCheckpoints,
+    });
     // A faulty model (run error, non-finite scores) is rolled back by the model manager.
     this.engine = new InferenceEngine((fault) => this.models.handleFault(fault));
     this.pipeline = new IngestPipeline({
@@ -84,7 +94,7 @@ export class Agent implements AgentParts {
       log: (level, msg, fields) => logger[level](fields, msg),
     });
     this.scheduler = new Scheduler(logger.child({ component: 'scheduler' }));
-    this.system = new SystemHealth(config.dataDir);
+    this.system = new SystemHealth(config.dataDir, this.housekeeping);
     this.status = new AgentStatus({
       deviceId: config.resolvedDeviceId,
       agentVersion: agentVersion(),
@@ -103,7 +113,17 @@ export class Agent implements AgentParts {
   private compose(): void {
     const { config } = this;
     this.parts.push(
-      { name: 'buffer', start: () => this.openBuffer(), stop: () => this.buffer.close() },
+      {
+        name: 'buffer',
+        start: () => this.openBuffer(),
+        stop: async () => {
+          try {
+            this.buffer.close();
+          } finally {
+            await this.housekeeping.close(); // after the buffer's last checkpoint, which it runs
+          }
+        },
+      },
       {
         name: 'models',
         start: async () => {

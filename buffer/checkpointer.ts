@@ -8,28 +8,67 @@ import { Worker } from 'node:worker_threads';
  * a PASSIVE checkpoint runs every `intervalMs` beside the writer; autocheckpoint on the main
  * connection stays as a distant safety net (BufferStore sets it).
  */
+
+/** What BufferStore needs of whoever runs its checkpoints: started after open, stopped before close. */
+export interface CheckpointRunner {
+  /** Checkpoints once more, then closes the second connection (the thread ends on its own). */
+  stop(): void;
+  /** The last checkpoint failure, if any (the main connection's autocheckpoint still bounds the WAL). */
+  error(): string | null;
+}
+
+/** Starts checkpoints of the SQLite file at `path`; BufferStore's default is a Checkpointer thread of its own. */
+export type StartCheckpoints = (path: string) => CheckpointRunner;
+
+/** Plain data the checkpoint job needs in its thread (structured-cloned). */
+export interface CheckpointJobData {
+  sqlite: string;
+  path: string;
+  intervalMs: number;
+}
+
+export function checkpointJobData(path: string, intervalMs = 500): CheckpointJobData {
+  return { sqlite: createRequire(import.meta.url).resolve('better-sqlite3'), path, intervalMs };
+}
+
+/**
+ * The job itself, as CommonJS source for an eval'd worker: `startCheckpoints(data, report)` opens
+ * the second connection, checkpoints every `data.intervalMs` and returns the function that stops
+ * it; `report(message)` is called once per run of failures. A host thread that runs other jobs
+ * beside it (agent/housekeeping.ts) includes the same source, so there is one checkpoint job.
+ */
+export const CHECKPOINT_JOB_SOURCE = `
+function startCheckpoints(data, report) {
+  const Database = require(data.sqlite);
+  const db = new Database(data.path, { fileMustExist: true });
+  db.pragma('busy_timeout = 1000');
+  db.pragma('cache_size = -256');
+  let failed = false;
+  const checkpoint = () => {
+    try {
+      db.pragma('wal_checkpoint(PASSIVE)');
+      failed = false;
+    } catch (err) {
+      if (!failed) report(String((err && err.message) || err));
+      failed = true;
+    }
+  };
+  const timer = setInterval(checkpoint, data.intervalMs);
+  return () => {
+    clearInterval(timer);
+    checkpoint();
+    db.close();
+  };
+}
+`;
+
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
-const Database = require(workerData.sqlite);
-const db = new Database(workerData.path, { fileMustExist: true });
-db.pragma('busy_timeout = 1000');
-db.pragma('cache_size = -256');
-let failed = false;
-const checkpoint = () => {
-  try {
-    db.pragma('wal_checkpoint(PASSIVE)');
-    failed = false;
-  } catch (err) {
-    if (!failed) parentPort.postMessage({ error: String((err && err.message) || err) });
-    failed = true;
-  }
-};
-const timer = setInterval(checkpoint, workerData.intervalMs);
+${CHECKPOINT_JOB_SOURCE}
+const stop = startCheckpoints(workerData, (error) => parentPort.postMessage({ error }));
 parentPort.on('message', (m) => {
   if (m !== 'stop') return;
-  clearInterval(timer);
-  checkpoint();
-  db.close();
+  stop();
   parentPort.close();
 });
 `;
@@ -37,7 +76,8 @@ parentPort.on('message', (m) => {
 /** V8 heap limits of the checkpoint thread (MB). */
 const THREAD_LIMITS = { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 8 };
 
-export class Checkpointer {
+/** A thread of its own that only checkpoints (BufferStore's default; the agent shares one, see agent/housekeeping.ts). */
+export class Checkpointer implements CheckpointRunner {
   private worker: Worker | null = null;
   private lastError: string | null = null;
 
@@ -48,10 +88,9 @@ export class Checkpointer {
 
   start(): void {
     if (this.worker) return;
-    const sqlite = createRequire(import.meta.url).resolve('better-sqlite3');
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { sqlite, path: this.path, intervalMs: this.intervalMs },
+      workerData: checkpointJobData(this.path, this.intervalMs),
       // The thread only runs a pragma every interval: a small heap (V8 would otherwise let the
       // young generation of every isolate grow to 32 MB). Running out of it ends the thread with
       // an error (kept in error()); the main connection's autocheckpoint still bounds the WAL.
@@ -68,7 +107,6 @@ export class Checkpointer {
     this.worker = worker;
   }
 
-  /** The last checkpoint failure, if any (the main connection's autocheckpoint still bounds the WAL). */
   error(): string | null {
     return this.lastError;
   }
@@ -79,3 +117,10 @@ export class Checkpointer {
     this.worker = null;
   }
 }
+
+/** BufferStore's default: a Checkpointer thread per open buffer. */
+export const ownCheckpointThread: StartCheckpoints = (path) => {
+  const c = new Checkpointer(path);
+  c.start();
+  return c;
+};

@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import { open, type FileHandle } from 'node:fs/promises';
-import { Checkpointer } from './checkpointer.js';
+import { ownCheckpointThread, type CheckpointRunner, type StartCheckpoints } from './checkpointer.js';
 import { BufferError, classifySqliteError } from './errors.js';
 import { Eviction, type EvictionCounts } from './eviction.js';
 import { openDatabase } from './open.js';
@@ -15,6 +15,13 @@ export interface BufferOptions {
   maxBytes: number;
   /** Longest raw text kept for a rejected item; longer ones are truncated with a marker. */
   rejectedRawMaxChars?: number;
+  /**
+   * Who runs the WAL checkpoints off the main thread (buffer/checkpointer.ts): by default a
+   * Checkpointer thread of its own. A host with other periodic work passes a thread that runs the
+   * same checkpoint job beside it, so the process carries one helper isolate instead of two (the
+   * agent's housekeeping thread).
+   */
+  startCheckpoints?: StartCheckpoints;
 }
 
 export interface BufferStats {
@@ -37,7 +44,7 @@ const INSERT_READING = `INSERT INTO readings (pump_id, ts, received_at, vals, sc
  */
 export class BufferStore {
   private dbHandle: Database.Database | null = null;
-  private checkpointer: Checkpointer | null = null;
+  private checkpointer: CheckpointRunner | null = null;
   private insertReading!: Database.Statement;
   private insertRejected!: Database.Statement;
   private eviction!: Eviction;
@@ -79,8 +86,7 @@ export class BufferStore {
       this.recount();
       // Checkpoints run beside the writer (buffer/checkpointer.ts); this is only the safety net.
       db.pragma('wal_autocheckpoint = 16384');
-      this.checkpointer = new Checkpointer(path);
-      this.checkpointer.start();
+      this.checkpointer = (this.options.startCheckpoints ?? ownCheckpointThread)(path);
     } catch (err) {
       this.closeQuietly();
       throw classifySqliteError(err, path, 'opening the buffer');

@@ -1,0 +1,215 @@
+/**
+ * The agent's one helper thread for periodic housekeeping: the buffer's WAL checkpoints and the
+ * systeminformation samples. Both must stay off the main thread (a checkpoint fsyncs the database;
+ * systeminformation runs shell commands with spawnSync/execSync), and each V8 isolate costs the
+ * process several MB of RSS, so they share one thread instead of one each (bench/ingest measures it).
+ *
+ * Each job runs in its own try/catch inside the thread, and the thread reports (instead of dying
+ * on) an exception that escapes a job, so a failing systeminformation call leaves checkpoints
+ * running. If the thread itself ends (out of its heap limits, killed), pending samples get the
+ * error, the next sample starts a new thread, and checkpoints resume on it within `restartMs`.
+ * A long sample delays the next PASSIVE checkpoint by as much, and the other way round: both are
+ * periodic, and the main connection's autocheckpoint still bounds the WAL.
+ */
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+import { CHECKPOINT_JOB_SOURCE, checkpointJobData, type CheckpointJobData, type CheckpointRunner } from '../buffer/checkpointer.js';
+
+/** One systeminformation sample as the thread sends it back (plain data, structured-cloned). */
+export interface RawSample {
+  error?: string;
+  load?: { currentLoad: number; cores: number };
+  mem?: { total: number; available: number };
+  disks?: Array<{ mount: string; size: number; available: number; use: number }>;
+  temp?: { main: number | null; max: number | null };
+}
+
+type ToThread =
+  | { kind: 'checkpoint-start'; data: CheckpointJobData }
+  | { kind: 'checkpoint-stop' }
+  | { kind: 'sample'; id: number }
+  | { kind: 'exit' };
+
+type FromThread =
+  | { kind: 'sample'; id: number; sample: RawSample }
+  | { kind: 'error'; job: 'checkpoint' | 'thread'; error: string };
+
+/** systeminformation is required on the first sample, so an error loading it is that sample's error. */
+const SAMPLE_JOB_SOURCE = `
+let si = null;
+async function sampleSystem(siPath) {
+  si = si || require(siPath);
+  const [load, mem, disks, temp] = await Promise.all([si.currentLoad(), si.mem(), si.fsSize(), si.cpuTemperature()]);
+  return {
+    load: { currentLoad: load.currentLoad, cores: (load.cpus || []).length },
+    mem: { total: mem.total, available: mem.available },
+    disks: disks.map((d) => ({ mount: d.mount, size: d.size, available: d.available, use: d.use })),
+    temp: { main: temp.main, max: temp.max },
+  };
+}
+`;
+
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+${CHECKPOINT_JOB_SOURCE}
+${SAMPLE_JOB_SOURCE}
+const message = (err) => String((err && err.message) || err);
+const report = (job, err) => parentPort.postMessage({ kind: 'error', job, error: message(err) });
+// A stray exception of one job (a callback inside systeminformation) must not end the other's thread.
+process.on('uncaughtException', (err) => report('thread', err));
+process.on('unhandledRejection', (err) => report('thread', err));
+let stopCheckpoints = null;
+const endCheckpoints = () => {
+  if (!stopCheckpoints) return;
+  const stop = stopCheckpoints;
+  stopCheckpoints = null;
+  try { stop(); } catch (err) { report('checkpoint', err); }
+};
+parentPort.on('message', (m) => {
+  if (m.kind === 'checkpoint-start') {
+    endCheckpoints();
+    try { stopCheckpoints = startCheckpoints(m.data, (error) => report('checkpoint', error)); } catch (err) { report('checkpoint', err); }
+  } else if (m.kind === 'checkpoint-stop') {
+    endCheckpoints();
+  } else if (m.kind === 'sample') {
+    sampleSystem(workerData.si).then(
+      (sample) => parentPort.postMessage({ kind: 'sample', id: m.id, sample }),
+      (err) => parentPort.postMessage({ kind: 'sample', id: m.id, sample: { error: message(err) } }),
+    );
+  } else if (m.kind === 'exit') {
+    endCheckpoints();
+    process.exit(0);
+  }
+});
+`;
+
+/**
+ * V8 heap limits of the thread (MB). Without them its isolate's young generation grows like the
+ * main thread's (to 32 MB); systeminformation's samples need the larger of the two former threads'
+ * limits. Running out ends the thread with an error (see restarts above).
+ */
+const THREAD_LIMITS = { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16 };
+
+const SAMPLE_TIMEOUT_MS = 20_000;
+
+export interface HousekeepingOptions {
+  /** Between two PASSIVE checkpoints. */
+  checkpointIntervalMs?: number;
+  /** After the thread ended on its own, checkpoints resume on a new one this much later. */
+  restartMs?: number;
+  /** Module path of systeminformation (resolved from here by default). */
+  systeminformation?: string;
+  /** Told of each failure: a checkpoint, a stray exception in the thread, the thread ending. */
+  onError?: (job: 'checkpoint' | 'thread', message: string) => void;
+}
+
+export class HousekeepingThread {
+  private worker: Worker | null = null;
+  private checkpoints: CheckpointJobData | null = null;
+  private checkpointError: string | null = null;
+  private restartTimer: NodeJS.Timeout | null = null;
+  private nextId = 0;
+  private readonly waiting = new Map<number, (s: RawSample) => void>();
+
+  constructor(private readonly options: HousekeepingOptions = {}) {}
+
+  /** True while a thread is running (for tests). */
+  get running(): boolean {
+    return this.worker !== null;
+  }
+
+  /** BufferStore's `startCheckpoints`: checkpoints of `path` on this thread until the runner is stopped. */
+  readonly startCheckpoints = (path: string): CheckpointRunner => {
+    const data = checkpointJobData(path, this.options.checkpointIntervalMs);
+    const worker = this.ensureWorker();
+    this.checkpoints = data; // after ensureWorker, which starts them itself on a thread it restarts
+    worker.postMessage({ kind: 'checkpoint-start', data } satisfies ToThread);
+    return {
+      stop: () => {
+        if (this.checkpoints !== data) return;
+        this.checkpoints = null;
+        this.worker?.postMessage({ kind: 'checkpoint-stop' } satisfies ToThread);
+      },
+      error: () => this.checkpointError,
+    };
+  };
+
+  /** One systeminformation sample; failures come back as `{ error }`, never as a rejection. */
+  sample(): Promise<RawSample> {
+    const worker = this.ensureWorker();
+    const id = this.nextId++;
+    return new Promise<RawSample>((done) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(id);
+        done({ error: `systeminformation gave no answer in ${SAMPLE_TIMEOUT_MS / 1000} s` });
+      }, SAMPLE_TIMEOUT_MS);
+      timer.unref();
+      this.waiting.set(id, (s) => {
+        clearTimeout(timer);
+        done(s);
+      });
+      worker.postMessage({ kind: 'sample', id } satisfies ToThread);
+    });
+  }
+
+  /** Ends the thread after its last checkpoint (idempotent); a later call to either job starts a new one. */
+  async close(): Promise<void> {
+    this.checkpoints = null;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = null;
+    const w = this.worker;
+    this.worker = null;
+    this.failWaiting('stopped');
+    if (!w) return;
+    const exited = new Promise<void>((done) => w.once('exit', () => done()));
+    w.postMessage({ kind: 'exit' } satisfies ToThread);
+    const late = setTimeout(() => void w.terminate(), 5_000);
+    await exited;
+    clearTimeout(late);
+  }
+
+  private ensureWorker(): Worker {
+    if (this.worker) return this.worker;
+    const si = this.options.systeminformation ?? createRequire(import.meta.url).resolve('systeminformation');
+    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { si }, resourceLimits: THREAD_LIMITS });
+    worker.unref();
+    worker.on('message', (m: FromThread) => this.onMessage(m));
+    worker.on('error', (err) => this.ended(worker, err.message));
+    worker.on('exit', (code) => this.ended(worker, `the housekeeping thread exited with code ${code}`));
+    this.worker = worker;
+    if (this.checkpoints) worker.postMessage({ kind: 'checkpoint-start', data: this.checkpoints } satisfies ToThread);
+    return worker;
+  }
+
+  private onMessage(m: FromThread): void {
+    if (m.kind === 'sample') {
+      const done = this.waiting.get(m.id);
+      this.waiting.delete(m.id);
+      done?.(m.sample);
+      return;
+    }
+    if (m.job === 'checkpoint') this.checkpointError = m.error;
+    this.options.onError?.(m.job, m.error);
+  }
+
+  /** The thread ended without close(): fail its samples, resume checkpoints on a new one later. */
+  private ended(worker: Worker, message: string): void {
+    if (this.worker !== worker) return; // closed on purpose, or already handled ('error' then 'exit')
+    this.worker = null;
+    this.failWaiting(message);
+    if (this.checkpoints) this.checkpointError = message;
+    this.options.onError?.('thread', message);
+    if (this.checkpoints && !this.restartTimer) {
+      this.restartTimer = setTimeout(() => {
+        this.restartTimer = null;
+        if (this.checkpoints) this.ensureWorker();
+      }, this.options.restartMs ?? 10_000);
+      this.restartTimer.unref();
+    }
+  }
+
+  private failWaiting(error: string): void {
+    for (const done of this.waiting.values()) done({ error });
+    this.waiting.clear();
+  }
+}
