@@ -2,11 +2,11 @@ import { join } from 'node:path';
 import { LabelStore } from '../../buffer/labels.js';
 import { uploadPendingLabels } from '../../sync/labels-upload.js';
 import { SyncBatches } from '../../buffer/batches.js';
-import { describeTarget, type BlobTarget } from '../../sync/client.js';
+import type { BlobTarget } from '../../sync/client.js';
 import { SyncError } from '../../sync/errors.js';
 import { deleteExpiredSynced } from '../../sync/retention.js';
 import { safeErrorMessage } from '../../sync/redact.js';
-import { uploaderFor } from '../../sync/uploader.js';
+import type { BlobUploader, UploaderSpec } from '../../sync/uploader.js';
 import { SyncWorker, type BlobConnectivity, type SyncSettings } from '../../sync/worker.js';
 import { startAzurite, type AzuriteHandle } from '../azurite.js';
 import type { Config } from '../config.js';
@@ -36,7 +36,11 @@ function configuredTarget(c: Config): BlobTarget | 'local' | null {
 
 const CONNECTIVITY_STATES: BlobConnectivity[] = ['unknown', 'online', 'offline', 'throttled', 'unauthorized', 'container-missing'];
 
-/** Store-and-forward to Blob Storage (issue 3): the parts it adds to the agent, in start order. */
+/**
+ * Store-and-forward to Blob Storage (issue 3): the parts it adds to the agent, in start order.
+ * The Blob Storage SDK is imported when the sync part starts (sync/client.ts and sync/uploader.ts
+ * are the only modules that load it), so an agent with sync off never carries it.
+ */
 export function wireSync(agent: Agent): Part[] {
   const { config } = agent;
   const logger = agent.logger.child({ component: 'sync' });
@@ -50,10 +54,12 @@ export function wireSync(agent: Agent): Part[] {
   }
   let target: BlobTarget | null = configured === 'local' ? null : configured;
   const labels = new LabelStore(agent.buffer);
+  let uploaderFor: ((spec: UploaderSpec) => BlobUploader) | null = null;
   const worker = new SyncWorker({
     buffer: agent.buffer,
     uploader: () => {
       if (target === null) throw new SyncError('PW_SYNC_NOT_CONFIGURED', 'no blob target: the local Azurite did not start (see the log)');
+      if (uploaderFor === null) throw new SyncError('PW_SYNC_NOT_CONFIGURED', 'the sync part has not started');
       return uploaderFor({ target, client: { userAgent: `pumpwatch-agent/${agentVersion()}` }, createContainer: config.syncCreateContainer });
     },
     deviceId: config.resolvedDeviceId,
@@ -96,7 +102,9 @@ export function wireSync(agent: Agent): Part[] {
   }
   parts.push({
     name: 'sync',
-    start: () => {
+    start: async () => {
+      ({ uploaderFor } = await import('../../sync/uploader.js'));
+      const { describeTarget } = await import('../../sync/client.js');
       if (target) logger.info({ target: describeTarget(target), via: target.kind }, 'sync to Blob Storage');
       worker.start();
     },
