@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { IngestPipeline } from '../agent/ingest/pipeline.js';
-import { freePort } from '../agent/azurite.js';
+import { freePort, startAzurite, type AzuriteHandle } from '../agent/azurite.js';
 import { AGENT_ENV, AGENT_NODE_FLAGS } from '../agent/node-flags.js';
 import { bundledModelPath, packageRoot } from '../agent/paths.js';
 import { MetricsRegistry, createAgentMetrics } from '../agent/metrics.js';
@@ -50,6 +50,8 @@ const dir = mkdtempSync(join(tmpdir(), 'pumpwatch-bench-ingest-'));
 // The agent's bundled default model (fitted on several simulated pumps, so the simulated readings
 // are mostly normal, as in the field); `--algo A` fits one on a single simulated pump instead, which
 // flags far more readings as anomalies (anomaly rows cost more: contributions and their indexes).
+/** --sync: the agent process also uploads to a local Azurite (in memory) while it ingests, as a gateway does. */
+const SYNC = process.argv.includes('--sync');
 const ALGO = process.argv.includes('--algo') ? process.argv[process.argv.indexOf('--algo') + 1] : undefined;
 const modelBytes = ALGO ? benchModel(undefined, ALGO) : readFileSync(bundledModelPath());
 const modelPath = join(dir, 'model.onnx');
@@ -161,10 +163,12 @@ async function pacedLatency(rate: number, seconds: number): Promise<{ p50: numbe
  */
 async function httpThroughput() {
   const port = await freePort();
+  const azurite: AzuriteHandle | null = SYNC ? await startAzurite({ location: join(dir, 'azurite'), inMemory: true }) : null;
+  const sync = azurite ? { PUMPWATCH_SYNC: 'auto', PUMPWATCH_BLOB_CONNECTION_STRING: azurite.connectionString } : { PUMPWATCH_SYNC: 'off' };
   const agent = spawn(process.execPath, [...AGENT_FLAGS, join(packageRoot(), 'dist', 'agent', 'cli.js')], {
     env: {
       PATH: process.env.PATH ?? '', ...AGENT_ENV, ...(process.env.MALLOC_ARENA_MAX ? { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX } : {}), PUMPWATCH_DATA_DIR: join(dir, 'agent'), PUMPWATCH_HTTP_PORT: String(port), PUMPWATCH_SIMULATE: '0',
-      PUMPWATCH_SYNC: 'off', PUMPWATCH_HUB: 'off', PUMPWATCH_LOG_LEVEL: 'warn', PUMPWATCH_DEFAULT_MODEL: modelPath,
+      ...sync, PUMPWATCH_HUB: 'off', PUMPWATCH_LOG_LEVEL: 'warn', PUMPWATCH_DEFAULT_MODEL: modelPath,
       PUMPWATCH_BUFFER_MAX_BYTES: String(8 * 1024 ** 3),
     },
     stdio: 'ignore',
@@ -202,6 +206,7 @@ async function httpThroughput() {
   const mem = await memory.stop();
   agent.kill('SIGTERM');
   await new Promise((r) => agent.once('exit', r));
+  await azurite?.stop();
   latencies.sort((a, b) => a - b);
   return { rate, p50: percentile(latencies, 50), p99: percentile(latencies, 99), idle, ...mem };
 }
@@ -231,7 +236,7 @@ async function main(): Promise<void> {
   console.log(`in-process at 10 000 readings/s: reading-to-commit p50 ${fmt(paced.p50, 2)} ms, p99 ${fmt(paced.p99, 2)} ms, max ${fmt(paced.max, 2)} ms`);
   settle();
   const http = await httpThroughput();
-  console.log(`over HTTP (agent process, POST batches of 1 000, 4 in flight): ${fmt(http.rate)} readings/s; request p50 ${fmt(http.p50, 1)} ms, p99 ${fmt(http.p99, 1)} ms`);
+  console.log(`over HTTP (agent process, POST batches of 1 000, 4 in flight${SYNC ? ', syncing to a local Azurite meanwhile' : ', sync and hub off'}): ${fmt(http.rate)} readings/s; request p50 ${fmt(http.p50, 1)} ms, p99 ${fmt(http.p99, 1)} ms`);
   const arenas = process.env.MALLOC_ARENA_MAX ?? AGENT_ENV.MALLOC_ARENA_MAX;
   console.log(`agent process RSS: peak ${fmt(http.rssPeak)} MB, after the run ${fmt(http.after.rss)} MB (node flags: ${AGENT_FLAGS.join(' ') || 'none'}; MALLOC_ARENA_MAX=${arenas})`);
   console.log(`  idle before the load: ${formatMemory(http.idle)}`);
