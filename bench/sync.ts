@@ -16,7 +16,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance, PerformanceObserver, type IntervalHistogram } from 'node:perf_hooks';
 import { parseArgs, promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import { startAzurite } from '../agent/azurite.js';
@@ -37,7 +37,13 @@ const DEVICE = 'gw-bench';
 const gzipAsync = promisify(gzip);
 
 const { values: args } = parseArgs({
-  options: { rows: { type: 'string', default: '1000000' }, rate: { type: 'string', default: '100' }, 'batch-bytes': { type: 'string' } },
+  options: {
+    rows: { type: 'string', default: '1000000' },
+    rate: { type: 'string', default: '100' },
+    'batch-bytes': { type: 'string' },
+    /** Internal: measure only the raw ceiling of this buffer file (run in a child process by main). */
+    'ceiling-of': { type: 'string' },
+  },
 });
 const ROWS = Number(args.rows);
 const RATE = Number(args.rate);
@@ -177,6 +183,29 @@ const pct = (xs: number[], p: number): number => {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? Number.NaN;
 };
 
+/** Where the agent thread's longest stalls come from: its GC pauses of 10 ms or more, as they happen. */
+function gcPauses(): { stop: () => { count: number; max: number; total: number } } {
+  const pauses: number[] = [];
+  const obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) if (e.duration >= 10) pauses.push(e.duration);
+  });
+  obs.observe({ entryTypes: ['gc'] });
+  return {
+    stop: () => {
+      obs.disconnect();
+      return { count: pauses.length, max: Math.max(0, ...pauses), total: pauses.reduce((a, b) => a + b, 0) };
+    },
+  };
+}
+
+/** Live commits (each with its fsync, synchronous=FULL, on the agent's thread) slower than `le` seconds, from the agent's histogram. */
+function slowCommits(agent: Agent, le: string): number {
+  const text = agent.registry.render();
+  const count = Number(/^pumpwatch_commit_seconds_count (\S+)$/m.exec(text)?.[1] ?? Number.NaN);
+  const within = Number(new RegExp(`^pumpwatch_commit_seconds_bucket\\{le="${le}"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
+  return count - within;
+}
+
 function metric(agent: Agent, name: string): number {
   const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(agent.registry.render());
   return m ? Number(m[1]) : Number.NaN;
@@ -206,10 +235,10 @@ async function main(): Promise<void> {
     process.stdout.write(`sync bench: ${ROWS} rows backlog, ${PUMPS.length} pumps, ${FEATURES.length} values per row, blobs of <= ${config.syncBatchMaxBytes} JSON bytes, gzip level ${GZIP_LEVEL}\n`);
     process.stdout.write(`  backlog written in ${fillBacklog(dbPath, ROWS).toFixed(1)} s\n`);
 
-    let batches: StoredRow[][] | null = ceilingBatches(dbPath, config.syncBatchMaxBytes, config.syncBatchMaxRows);
-    const ceil = await rawCeiling(batches, containerClient({ kind: 'connection-string', connectionString: azurite.connectionString, container: 'ceiling' }));
-    const blobCount = batches.length;
-    batches = null;
+    // The ceiling holds all rows in memory: it runs in a process of its own, so the agent measured
+    // below starts with a clean heap, as on a gateway (its GC pauses would count against it).
+    const ceil = ceilingInChild(dbPath, azurite.connectionString, config.syncBatchMaxBytes, config.syncBatchMaxRows);
+    const blobCount = ceil.blobs;
     const ceilRate = ROWS / ceil.seconds;
 
     const logger = createLogger('warn');
@@ -218,9 +247,12 @@ async function main(): Promise<void> {
     const idleLoad = liveLoad(idleAgent, RATE);
     const idleLoop = monitorEventLoopDelay({ resolution: 1 });
     idleLoop.enable();
+    const idleGc = gcPauses();
     await new Promise((r) => setTimeout(r, 10_000));
     const idle = await idleLoad.stop();
     idleLoop.disable();
+    const idleGcPauses = idleGc.stop();
+    const idleSlow = [slowCommits(idleAgent, '0.025'), slowCommits(idleAgent, '0.1')];
     await idleAgent.stop();
 
     const liveSince = Date.now() - 60_000;
@@ -231,6 +263,7 @@ async function main(): Promise<void> {
     const busyLoad = liveLoad(agent, RATE);
     const busyLoop = monitorEventLoopDelay({ resolution: 1 });
     busyLoop.enable();
+    const busyGc = gcPauses();
     // Drained when no backlog row is left unsynced (live rows are newer than the backlog).
     const backlogDone = (): boolean => {
       const oldest = agent.buffer.stats().oldestUnsyncedTs;
@@ -240,6 +273,8 @@ async function main(): Promise<void> {
     const drainS = (performance.now() - t0) / 1000;
     const busy = await busyLoad.stop();
     busyLoop.disable();
+    const busyGcPauses = busyGc.stop();
+    const busySlow = [slowCommits(agent, '0.025'), slowCommits(agent, '0.1')];
     const uploaded = metric(agent, 'pumpwatch_sync_uploaded_rows_total');
     const gzBytes = metric(agent, 'pumpwatch_sync_uploaded_bytes_total');
     const rawBytes = metric(agent, 'pumpwatch_sync_uploaded_raw_bytes_total');
@@ -263,10 +298,40 @@ async function main(): Promise<void> {
     );
     const loop = (h: IntervalHistogram): string => `p99 ${(h.percentile(99) / 1e6).toFixed(1)} ms, max ${(h.max / 1e6).toFixed(1)} ms`;
     process.stdout.write(`  event-loop delay of the agent's thread: idle ${loop(idleLoop)}; during drain ${loop(busyLoop)}\n`);
+    const gc = (g: { count: number; max: number; total: number }): string => `${g.count} (longest ${g.max.toFixed(0)} ms, ${g.total.toFixed(0)} ms in all)`;
+    process.stdout.write(`  GC pauses >= 10 ms on the agent's thread: idle ${gc(idleGcPauses)}; during drain ${gc(busyGcPauses)}\n`);
+    process.stdout.write(`  live commits (fsync included) slower than 25 / 100 ms: idle ${idleSlow[0]} / ${idleSlow[1]}; during drain ${busySlow[0]} / ${busySlow[1]}\n`);
   } finally {
     await azurite.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+interface Ceiling {
+  seconds: number;
+  raw: number;
+  gz: number;
+  blobs: number;
+}
+
+/** The raw ceiling measured by a child process running this script with --ceiling-of. */
+function ceilingInChild(dbPath: string, connectionString: string, maxBytes: number, maxRows: number): Ceiling {
+  const r = spawnSync(process.execPath, [...process.execArgv, process.argv[1]!, '--ceiling-of', dbPath], {
+    env: { ...process.env, BENCH_SYNC_AS_DEPLOYED: '1', BENCH_CEILING_CONNECTION: connectionString, BENCH_CEILING_LIMITS: `${maxBytes},${maxRows}` },
+    encoding: 'utf8',
+    maxBuffer: 1 << 20,
+  });
+  if (r.status !== 0) throw new Error(`the ceiling's process failed: ${r.stderr}`);
+  return JSON.parse(r.stdout) as Ceiling;
+}
+
+/** In the child: the ceiling of the buffer file at `path`, printed as JSON. */
+async function ceilingMain(path: string): Promise<void> {
+  const [maxBytes, maxRows] = (process.env.BENCH_CEILING_LIMITS ?? '').split(',').map(Number);
+  const batches = ceilingBatches(path, maxBytes!, maxRows!);
+  const target = { kind: 'connection-string' as const, connectionString: process.env.BENCH_CEILING_CONNECTION ?? '', container: 'ceiling' };
+  const ceil = await rawCeiling(batches, containerClient(target));
+  process.stdout.write(JSON.stringify({ ...ceil, blobs: batches.length } satisfies Ceiling));
 }
 
 /** Re-runs this script under the agent's node flags and environment; null when already under them. */
@@ -282,7 +347,7 @@ function asDeployed(): number | null {
 const code = asDeployed();
 if (code !== null) process.exit(code);
 applyRuntimeV8Flags();
-main().catch((err: unknown) => {
+(args['ceiling-of'] ? ceilingMain(args['ceiling-of']) : main()).catch((err: unknown) => {
   process.stderr.write(`bench/sync: ${(err as Error).stack ?? String(err)}\n`);
   process.exit(1);
 });

@@ -185,6 +185,32 @@ describe('sync uploads from its encoder thread (real Azurite)', () => {
     expect(store.stats().unsynced).toBe(0);
     expect(await uploadedSeqs(target)).toEqual(Array.from({ length: 1500 }, (_, i) => i + 1));
   });
+  it('encodes and uploads batches at a large byte cap (4 MiB) on the thread, within its heap limits: no fallback to the main thread', async () => {
+    // Normal rows only: an anomaly's batch would split the bulk into small blobs (alerts first).
+    store.appendBatch(Array.from({ length: 16_000 }, (_, i) => ({ ...row('pump-big', 2000 + i), anomaly: false, contributions: null })));
+    const target: BlobTarget = { kind: 'connection-string', connectionString: az.connectionString, container: 'big-batches' };
+    const logger = recordingLogger();
+    const w = new SyncWorker({
+      buffer: store,
+      uploader: () => uploaderFor({ target, createContainer: true }),
+      deviceId: 'gw-1',
+      agentVersion: '0.0.0-test',
+      settings: () => ({ ...settings(), batchMaxRows: 50_000, batchMaxBytes: 4 * 2 ** 20 }),
+      logger,
+      random: () => 0.5,
+    });
+    try {
+      const result = await w.runOnce();
+      expect(result.failure).toBeNull();
+    } finally {
+      await w.stop();
+    }
+    expect(logger.messages).not.toContain('sync encodes on the main thread: its encoder thread cannot run');
+    expect(store.stats().unsynced).toBe(0);
+    expect((await uploadedSeqs(target)).length).toBe(17_500);
+    const biggest = Math.max(...(await decodeAllBlobs(containerClient(target))).map((b) => b.lines.length));
+    expect(biggest).toBeGreaterThan(8_000); // over 2.5 MB of JSON in one blob
+  });
 });
 
 describe('sync without its encoder thread (real Azurite)', () => {
