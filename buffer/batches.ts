@@ -152,6 +152,13 @@ export class SyncBatches {
     return pick;
   }
 
+  /** True when an anomaly's rows wait unplanned: the next pick would be an alert batch. */
+  hasUnplannedAnomaly(): boolean {
+    const ranges = this.store.ranges;
+    for (const pumpId of ranges.pumpIds()) if (ranges.newestUnplannedAnomaly(pumpId) !== null) return true;
+    return false;
+  }
+
   /**
    * Persists a batch for rows of a pick read and sized elsewhere (e.g. by another thread). Null when
    * the buffer no longer holds exactly `rowCount` rows in that range (evicted since): plan again.
@@ -177,16 +184,20 @@ export class SyncBatches {
   }
 
   /**
-   * persist(), durable when it resolves, without an fsync on the calling thread: the plan is
-   * committed with synchronous=NORMAL (its WAL frames written, not synced), then the WAL file is
-   * fsynced on libuv's pool, the same sync FULL would have done inside the commit. Nothing acts on
-   * the plan (no upload starts) before it resolves, so a power cut in between loses only a plan
-   * nothing used. Keeps an fsync of ~2 ms per batch off the scoring thread during a drain.
+   * persist() without an fsync on the calling thread: the plan is committed with synchronous=NORMAL
+   * (its WAL frames written, not synced) and `durable` resolves once the WAL file is fsynced on
+   * libuv's pool, the same sync FULL would have done inside the commit. The caller must not act on
+   * the plan (start its upload) before `durable` resolves: a power cut in between loses only a plan
+   * nothing used. Meanwhile the next batch can be planned (the commit is visible at once), so the
+   * fsync overlaps the next batch's encoding instead of adding to it. Keeps an fsync of ~2 ms per
+   * batch off the scoring thread during a drain.
    */
-  async persistDurably(pick: PlanPick, range: { firstSeq: number; lastSeq: number; rowCount: number }, blobName: string, now: number): Promise<PlannedBatch | null> {
+  persistPlan(pick: PlanPick, range: { firstSeq: number; lastSeq: number; rowCount: number }, blobName: string, now: number): { batch: PlannedBatch; durable: Promise<void> } | null {
     const batch = this.withoutFsync(() => this.persist(pick, range, blobName, now));
-    if (batch !== null) await this.store.syncWal();
-    return batch;
+    if (batch === null) return null;
+    const durable = this.store.syncWal();
+    durable.catch(() => undefined); // observed by whoever uploads the batch; a plan never uploaded needs no fsync
+    return { batch, durable };
   }
 
   /**

@@ -5,7 +5,7 @@
  * Between batches the cycle yields to the event loop, so ingest keeps its pace during a drain.
  */
 import { setImmediate as yieldNow } from 'node:timers/promises';
-import type { BlobNamer, PlanLimits, PlannedBatch, SyncBatches } from '../buffer/batches.js';
+import { PRIORITY, type BlobNamer, type PlanLimits, type PlannedBatch, type SyncBatches } from '../buffer/batches.js';
 import type { TokenBucket } from './bandwidth.js';
 import { classifyFailure } from './backoff.js';
 import { batchMetadata, encodeRawRows, rowsExtent, type RawRow } from './encoder.js';
@@ -60,6 +60,8 @@ interface Prepared {
   /** The device id in the lines (and the planned name). */
   deviceId: string;
   metadata: Record<string, string>;
+  /** Resolves once the plan is durable: the upload never starts before. */
+  durable: Promise<void>;
 }
 
 /** Planner bytes of a row beyond its values text (buffer/batches.ts counts JSON length + 200). */
@@ -85,9 +87,14 @@ function sized(deps: CycleDeps): PlanLimits {
 export async function runCycle(deps: CycleDeps): Promise<{ rows: number; blobs: number }> {
   const done = { rows: 0, blobs: 0 };
   const upload = async (p: Prepared | null): Promise<void> => {
-    if (p !== null && (await uploadPrepared(deps, p))) {
-      done.rows += p.encoded.rowCount;
-      done.blobs++;
+    if (p === null) return;
+    try {
+      if (await uploadPrepared(deps, p)) {
+        done.rows += p.encoded.rowCount;
+        done.blobs++;
+      }
+    } finally {
+      release(deps, p); // bytes still held when the upload never started (aborted, or its plan's fsync failed)
     }
   };
   for (let batch = deps.batches.pending(); batch !== null && !deps.signal.aborted; batch = deps.batches.pending()) {
@@ -95,20 +102,52 @@ export async function runCycle(deps: CycleDeps): Promise<{ rows: number; blobs: 
     await upload(await prepare(deps, batch));
     await yieldNow();
   }
-  let current = await planNext(deps);
-  while (current !== undefined && !deps.signal.aborted) {
-    const uploading = upload(current);
-    const preparing = planNext(deps);
-    const [u, p] = await Promise.allSettled([uploading, preparing]);
-    if (u.status === 'rejected') {
-      if (p.status === 'fulfilled') release(deps, p.value);
-      throw u.reason;
-    }
-    if (p.status === 'rejected') throw p.reason;
-    current = p.value;
-  }
-  release(deps, current);
+  await uploadPlanned(deps, upload);
   return done;
+}
+
+/**
+ * Batches planned (and encoded) ahead of the upload: while one uploads, up to this many more are
+ * planned, one after the other, so the encoder thread has the next batch to encode the moment it
+ * is free instead of waiting for the upload, its mark and the next pick to go round. An alert
+ * committed meanwhile does not wait behind them: it is planned and uploaded next.
+ */
+const PLANNED_AHEAD = 2;
+
+/** Plans and uploads new batches until the backlog is empty; on a failure, releases what was planned ahead and throws. */
+async function uploadPlanned(deps: CycleDeps, upload: (p: Prepared | null) => Promise<void>): Promise<void> {
+  const ahead: Array<Promise<Prepared | null | undefined>> = [];
+  let chain: Promise<unknown> = Promise.resolve();
+  const plan = (): Promise<Prepared | null | undefined> => {
+    const next = chain.then(() => planNext(deps)); // picks depend on the plans before them: one at a time
+    next.catch(() => undefined); // observed when its turn comes; not an unhandled rejection meanwhile
+    chain = next.catch(() => undefined);
+    return next;
+  };
+  let exhausted = false;
+  let overtaken: Prepared | null = null;
+  for (let i = 0; i < PLANNED_AHEAD; i++) ahead.push(plan());
+  try {
+    while (ahead.length > 0) {
+      const p = await ahead.shift()!;
+      if (p === undefined || deps.signal.aborted) {
+        exhausted = true; // the backlog is empty (or the cycle stops): what is planned already still goes
+        if (deps.signal.aborted) release(deps, p);
+        continue;
+      }
+      if (!exhausted && p !== null && p !== overtaken && p.batch.priority === PRIORITY.bulk && deps.batches.hasUnplannedAnomaly()) {
+        overtaken = p; // an alert arrived after this bulk batch was planned: it goes first
+        ahead.unshift(plan(), Promise.resolve(p));
+        continue;
+      }
+      if (!exhausted && ahead.length < PLANNED_AHEAD) ahead.push(plan());
+      await upload(p);
+    }
+  } finally {
+    // After a failure: bytes the encoder thread holds for batches planned ahead are dropped (the
+    // plans stay in SQLite and are uploaded by the next cycle).
+    for (const r of await Promise.allSettled(ahead)) if (r.status === 'fulfilled') release(deps, r.value);
+  }
 }
 
 /** The next planned and encoded batch; undefined when the backlog is empty (null: nothing to upload in it). */
@@ -153,16 +192,16 @@ async function planOnThread(deps: CycleDeps, encoder: EncoderThread): Promise<Pr
     const hold = holds(deps);
     const rows = await encoder.encode({ kind: 'plan', pumpId: pick.pumpId, from: pick.from, bound: pick.bound, maxRows, maxBytes, deviceId: deps.deviceId, hold });
     if (rows === null) continue;
-    let batch: PlannedBatch | null = null;
+    let planned: { batch: PlannedBatch; durable: Promise<void> } | null = null;
     try {
-      if (!deps.signal.aborted) batch = await deps.batches.persistDurably(pick, rows, namer(deps)(pick.pumpId, rows.firstSeq, rows.lastSeq, rows.firstTs), deps.clock());
+      if (!deps.signal.aborted) planned = deps.batches.persistPlan(pick, rows, namer(deps)(pick.pumpId, rows.firstSeq, rows.lastSeq, rows.firstTs), deps.clock());
     } finally {
-      if (batch === null && rows.body instanceof HeldBody) encoder.release(rows.body);
+      if (planned === null && rows.body instanceof HeldBody) encoder.release(rows.body);
     }
     if (deps.signal.aborted) return undefined; // a plan persisted just now is uploaded by the next cycle
-    if (batch === null) continue;
-    logPlanned(deps, batch);
-    return prepared(deps, batch, rows, deps.deviceId); // the name just planned carries deps.deviceId
+    if (planned === null) continue;
+    logPlanned(deps, planned.batch);
+    return prepared(deps, planned.batch, rows, deps.deviceId, planned.durable); // the name just planned carries deps.deviceId
   }
   throw new EncoderThreadError('rows were evicted under three plans in a row');
 }
@@ -184,7 +223,7 @@ async function prepare(deps: CycleDeps, batch: PlannedBatch): Promise<Prepared |
 }
 
 /** A batch with its rows encoded for `deviceId`, ready to upload; a batch whose rows are all gone is marked failed (null). */
-function prepared(deps: CycleDeps, batch: PlannedBatch, rows: EncodedRows | null, deviceId: string): Prepared | null {
+function prepared(deps: CycleDeps, batch: PlannedBatch, rows: EncodedRows | null, deviceId: string, durable = Promise.resolve()): Prepared | null {
   if (rows === null) {
     const message = `planned batch ${batch.blobName} has no rows left in the buffer: nothing to upload`;
     deps.batches.markFailed(batch, message);
@@ -196,7 +235,7 @@ function prepared(deps: CycleDeps, batch: PlannedBatch, rows: EncodedRows | null
     deps.logger.warn({ blob: batch.blobName, planned: batch.rowCount, found: rows.rowCount }, 'a planned batch has fewer rows than planned; uploading those found');
   }
   const metadata = batchMetadata(rows.encoded, { agentVersion: deps.agentVersion, deviceId, pumpId: batch.pumpId, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq });
-  return { batch, encoded: rows.encoded, body: rows.body, deviceId, metadata };
+  return { batch, encoded: rows.encoded, body: rows.body, deviceId, metadata, durable };
 }
 
 /** Encodes rows on the main thread (the fallback when the encoder thread cannot run). */
@@ -228,6 +267,7 @@ function onMainThread(deps: CycleDeps, err: EncoderThreadError): void {
 /** Uploads one batch and marks it synced; false when it was a conflict (marked failed instead). */
 async function uploadPrepared(deps: CycleDeps, p: Prepared): Promise<boolean> {
   const { batch, encoded } = p;
+  await p.durable;
   await deps.bucket.take(encoded.bytes, deps.signal);
   const t0 = performance.now();
   let outcome: UploadOutcome;

@@ -189,16 +189,18 @@ describe('SyncBatches on a real SQLite file', () => {
     expect(store.stats()).toMatchObject({ rows: 5_000, unsynced: 0 });
   });
 
-  it('persists a plan durably off the calling thread: the same batch as persist(), synchronous=FULL again after it', async () => {
+  it('persists a plan committed at once and durable once its WAL fsync on the pool resolves: synchronous=FULL again after it', async () => {
     append('pump-a', 0, 20);
     const pick = batches.pick(LIMITS)!;
     const rows = store.ranges.candidates(pick.pumpId, pick.from, pick.bound, 10);
-    const batch = await batches.persistDurably(pick, { firstSeq: rows[0]!.seq, lastSeq: rows[7]!.seq, rowCount: 8 }, 'b-1', T0);
+    const planned = batches.persistPlan(pick, { firstSeq: rows[0]!.seq, lastSeq: rows[7]!.seq, rowCount: 8 }, 'b-1', T0)!;
+    const batch = planned.batch;
     expect(batch).toMatchObject({ pumpId: 'pump-a', firstSeq: rows[0]!.seq, lastSeq: rows[7]!.seq, rowCount: 8, state: 'planned' });
     expect(store.db.pragma('synchronous', { simple: true })).toBe(2);
-    expect(batches.pending()).toEqual(batch);
+    expect(batches.pending()).toEqual(batch); // committed: the next plan sees it before the fsync ends
+    await expect(planned.durable).resolves.toBeUndefined();
     // A range that lost rows since it was read is not planned (rows evicted meanwhile).
-    expect(await batches.persistDurably(batches.pick(LIMITS)!, { firstSeq: rows[8]!.seq, lastSeq: rows[9]!.seq, rowCount: 3 }, 'b-2', T0)).toBeNull();
+    expect(batches.persistPlan(batches.pick(LIMITS)!, { firstSeq: rows[8]!.seq, lastSeq: rows[9]!.seq, rowCount: 3 }, 'b-2', T0)).toBeNull();
     store.db.pragma('wal_checkpoint(TRUNCATE)');
     await expect(store.syncWal()).resolves.toBeUndefined();
   });
