@@ -16,7 +16,7 @@ beforeAll(() => {
   env = { PUMPWATCH_DATA_DIR: join(dir, 'data'), PUMPWATCH_DEFAULT_MODEL: model };
 });
 
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }));
 
 /**
  * Posts batches of readings with unique markers, two requests in flight, until `stop()` is called

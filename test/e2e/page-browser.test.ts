@@ -99,7 +99,7 @@ afterAll(async () => {
   await browser?.close();
   await t?.stop();
   await azurite?.dispose();
-  rmSync(dir, { recursive: true, force: true });
+  rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
 });
 
 describe('the technician page', () => {

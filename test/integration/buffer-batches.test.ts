@@ -61,7 +61,7 @@ describe('SyncBatches on a real SQLite file', () => {
   });
   afterEach(() => {
     store.close();
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
   });
 
   it('returns null when there is nothing to upload', () => {

@@ -7,7 +7,7 @@ import type { PredictionRow } from '../../buffer/types.js';
 
 let dir: string | null = null;
 afterEach(() => {
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  if (dir) rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
   dir = null;
 });
 

@@ -50,7 +50,7 @@ describe('Eviction under the disk cap (real SQLite file)', () => {
   });
   afterEach(() => {
     store.close();
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
   });
 
   it('keeps appending under a small cap by evicting the oldest unsynced normal rows, counting each', () => {

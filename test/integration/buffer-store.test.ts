@@ -64,7 +64,7 @@ describe('BufferStore on a real SQLite file', () => {
   });
   afterEach(() => {
     for (const s of open.splice(0)) s.close();
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
   });
 
   it('creates the file and its folder with the newest schema, in WAL mode with synchronous=FULL', () => {

@@ -43,7 +43,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await engine.model('default')?.release();
   buffer.close();
-  rmSync(dir, { recursive: true, force: true });
+  rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
 });
 
 describe('AlertPublisher', () => {

@@ -35,7 +35,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await agent?.stop();
   await server?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
 });
 
 describe('hot-swap under load', () => {

@@ -90,7 +90,7 @@ afterAll(async () => {
   await updater?.stop();
   await agent?.stop();
   await server?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
 });
 
 describe('model hot-swap from the desired models', () => {

@@ -40,7 +40,7 @@ beforeAll(async () => {
 afterAll(async () => {
   buffer?.close();
   await azurite?.dispose();
-  rmSync(dir, { recursive: true, force: true });
+  rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
 });
 
 describe('uploadPendingLabels', () => {

@@ -121,7 +121,7 @@ describe('LabelStore', () => {
   });
   afterAll(() => {
     store?.close();
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
   });
 
   it('upgrades a schema-2 buffer in place and keeps its readings', () => {

@@ -60,7 +60,8 @@ beforeEach(() => {
 afterEach(() => {
   for (const t of threads) t.close();
   store.close();
-  rmSync(dir, { recursive: true, force: true });
+  // The buffer's checkpoint thread closes its connection after store.close() returns: retry while it does.
+  rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
 });
 
 describe('sync encoder thread (real SQLite)', () => {

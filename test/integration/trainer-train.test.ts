@@ -89,7 +89,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await az?.dispose();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  if (dir) rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
 });
 
 describe('pumpwatch-trainer train', () => {

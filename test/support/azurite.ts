@@ -57,7 +57,7 @@ export async function startTestAzurite(): Promise<TestAzurite> {
     dispose: async () => {
       await handle?.stop();
       handle = null;
-      rmSync(dir, { recursive: true, force: true });
+      rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
     },
   };
 }
