@@ -239,7 +239,7 @@ function prepared(deps: CycleDeps, batch: PlannedBatch, rows: EncodedRows | null
 }
 
 /** Encodes rows on the main thread (the fallback when the encoder thread cannot run). */
-async function encodeOnMain(rows: RawRow[], deviceId: string): Promise<EncodedRows | null> {
+async function encodeOnMain(rows: RawRow[], deviceId: string): Promise<(EncodedRows & { body: Buffer }) | null> {
   if (rows.length === 0) return null;
   const { body, ...encoded } = await encodeRawRows(rows, deviceId);
   return { ...rowsExtent(rows), encoded: { ...encoded, bytes: body.length }, body };
@@ -298,19 +298,17 @@ async function uploadPrepared(deps: CycleDeps, p: Prepared): Promise<boolean> {
  */
 async function send(deps: CycleDeps, p: Prepared): Promise<UploadOutcome> {
   const { batch, metadata } = p;
-  let body = p.body;
-  if (body instanceof HeldBody) {
-    try {
-      return await deps.encoder!.upload(body, { blobName: batch.blobName, metadata, spec: deps.uploader.spec! }, deps.signal);
-    } catch (err) {
-      if (!(err instanceof EncoderThreadError)) throw err;
-      onMainThread(deps, err);
-      const again = await encodeOnMain(deps.batches.rawRows(batch), p.deviceId);
-      if (again === null || !(again.body instanceof Buffer)) throw new EncoderThreadError(`the rows of ${batch.blobName} are no longer in the buffer`, { cause: err });
-      body = again.body;
-    }
+  const fromMain = (body: Buffer): Promise<UploadOutcome> => deps.uploader.upload({ blobName: batch.blobName, encoded: { ...p.encoded, body }, metadata }, deps.signal);
+  if (!(p.body instanceof HeldBody)) return fromMain(p.body);
+  try {
+    return await deps.encoder!.upload(p.body, { blobName: batch.blobName, metadata, spec: deps.uploader.spec! }, deps.signal);
+  } catch (err) {
+    if (!(err instanceof EncoderThreadError)) throw err;
+    onMainThread(deps, err);
+    const again = await encodeOnMain(deps.batches.rawRows(batch), p.deviceId);
+    if (again === null) throw new EncoderThreadError(`the rows of ${batch.blobName} are no longer in the buffer`, { cause: err });
+    return fromMain(again.body);
   }
-  return deps.uploader.upload({ blobName: batch.blobName, encoded: { ...p.encoded, body }, metadata }, deps.signal);
 }
 
 /** Keeps the batch's last error in SQLite; a buffer failure here must not hide the upload's. */

@@ -114,13 +114,14 @@ export class EncoderThread {
 
   /** Uploads bytes the thread holds, with an uploader built there from `spec`; failures reject as ClassifiedFailure. */
   upload(body: HeldBody, req: Omit<UploadHeldRequest, 'id' | 'kind' | 'bodyId'>, signal?: AbortSignal): Promise<UploadOutcome> {
-    if (!this.held.delete(body.id)) {
+    if (!this.held.has(body.id)) {
       return Promise.reject(new EncoderThreadError(`the bytes of ${req.blobName} were lost with the encoder thread that held them`));
     }
     if (signal?.aborted) {
-      this.worker?.postMessage({ kind: 'release', bodyId: body.id } satisfies ThreadMessage);
+      this.release(body);
       return Promise.reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
     }
+    this.held.delete(body.id); // the thread drops them after this upload, whatever its outcome
     const { id, done } = this.call<UploadOutcome>({ kind: 'upload', bodyId: body.id, ...req });
     if (signal === undefined) return done;
     const onAbort = (): void => {
@@ -177,26 +178,23 @@ export class EncoderThread {
     const p = this.pending.get(reply.id);
     if (p === undefined) return;
     this.pending.delete(reply.id);
+    const b = reply.ok && 'batch' in reply ? reply.batch : null;
+    if (b?.body === null) this.held.add(reply.id); // before the idle check: held bytes keep the thread
+    this.idleIfDone();
     if (!reply.ok) {
-      this.idleIfDone();
       if (reply.failure) p.reject(new ClassifiedFailure(reply.failure));
       else p.reject(reply.lost ? new EncoderThreadError(reply.error) : new Error(reply.error));
       return;
     }
     if ('outcome' in reply) {
-      this.idleIfDone();
       p.resolve(reply.outcome);
       return;
     }
-    const b = reply.batch;
     if (b === null) {
-      this.idleIfDone();
       p.resolve(null);
       return;
     }
     const { body, sha256, rawSha256, rawBytes, bytes, ...extent } = b;
-    if (body === null) this.held.add(reply.id);
-    this.idleIfDone();
     const encoded: EncodedSummary = { sha256, rawSha256, rawBytes, rowCount: b.rowCount, bytes };
     p.resolve({ ...extent, encoded, body: body === null ? new HeldBody(reply.id, bytes) : Buffer.from(body.buffer, body.byteOffset, body.byteLength) });
   }

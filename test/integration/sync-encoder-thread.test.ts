@@ -122,6 +122,20 @@ function recordingLogger(): SyncLogger & { messages: string[] } {
   return { messages, debug: log, info: log, warn: log, error: log };
 }
 
+/** A sync worker over the test's buffer uploading to `target`; `deps` replaces any of its parts. */
+function syncWorker(target: BlobTarget, deps: Partial<ConstructorParameters<typeof SyncWorker>[0]>): SyncWorker {
+  return new SyncWorker({
+    buffer: store,
+    uploader: () => uploaderFor({ target, createContainer: true }),
+    deviceId: 'gw-1',
+    agentVersion: '0.0.0-test',
+    settings,
+    logger: createLogger('silent'),
+    random: () => 0.5,
+    ...deps,
+  });
+}
+
 async function uploadedSeqs(target: BlobTarget): Promise<number[]> {
   const blobs = await decodeAllBlobs(containerClient(target));
   return blobs.flatMap((b) => b.lines.map((l) => l.seq)).sort((x, y) => x - y);
@@ -167,18 +181,12 @@ describe('sync uploads from its encoder thread (real Azurite)', () => {
     const t = thread();
     const logger = recordingLogger();
     let uploads = 0;
-    const w = new SyncWorker({
-      buffer: store,
-      uploader: () => uploaderFor({ target, createContainer: true }),
+    const w = syncWorker(target, {
       encoderThread: t,
-      deviceId: 'gw-1',
-      agentVersion: '0.0.0-test',
-      settings,
       logger,
       onUploaded: () => {
         if (++uploads === 2) t.close(); // the next batch's bytes, encoded and held already, go with it
       },
-      random: () => 0.5,
     });
     const result = await w.runOnce();
     expect(result.failure).toBeNull();
@@ -191,15 +199,7 @@ describe('sync uploads from its encoder thread (real Azurite)', () => {
     store.appendBatch(Array.from({ length: 16_000 }, (_, i) => ({ ...row('pump-big', 2000 + i), anomaly: false, contributions: null })));
     const target: BlobTarget = { kind: 'connection-string', connectionString: az.connectionString, container: 'big-batches' };
     const logger = recordingLogger();
-    const w = new SyncWorker({
-      buffer: store,
-      uploader: () => uploaderFor({ target, createContainer: true }),
-      deviceId: 'gw-1',
-      agentVersion: '0.0.0-test',
-      settings: () => ({ ...settings(), batchMaxRows: 50_000, batchMaxBytes: 4 * 2 ** 20 }),
-      logger,
-      random: () => 0.5,
-    });
+    const w = syncWorker(target, { settings: () => ({ ...settings(), batchMaxRows: 50_000, batchMaxBytes: 4 * 2 ** 20 }), logger });
     try {
       const result = await w.runOnce();
       expect(result.failure).toBeNull();
@@ -225,16 +225,7 @@ describe('sync without its encoder thread (real Azurite)', () => {
 
   it('uploads every row on the main thread when the thread cannot run', async () => {
     const target = { kind: 'connection-string' as const, connectionString: az.connectionString, container: 'no-thread' };
-    const w = new SyncWorker({
-      buffer: store,
-      uploader: () => uploaderFor({ target, createContainer: true }),
-      encoderThread: thread({ entry: new URL('file:///nonexistent/encoder-thread-main.js') }),
-      deviceId: 'gw-1',
-      agentVersion: '0.0.0-test',
-      settings,
-      logger: createLogger('silent'),
-      random: () => 0.5,
-    });
+    const w = syncWorker(target, { encoderThread: thread({ entry: new URL('file:///nonexistent/encoder-thread-main.js') }) });
     const result = await w.runOnce();
     expect(result.failure).toBeNull();
     expect(store.stats().unsynced).toBe(0);
