@@ -125,12 +125,32 @@ export async function serializeRawRows(rows: readonly RawRow[], deviceId: string
   return Buffer.concat(chunks);
 }
 
-/** The JSON lines of rows[start, end), as UTF-8. */
+/**
+ * The JSON lines of rows[start, end), as UTF-8, each line written straight into one buffer. Joining
+ * the lines into one string first costs three times as much: the joined string must be flattened
+ * before it is encoded (measured 6 → 2 µs a row; serialising is most of a drain's own work).
+ */
 function linesOf(rows: readonly RawRow[], start: number, end: number, deviceIdJson: string): Buffer {
-  let text = '';
-  for (let i = start; i < end; i++) text += `${lineText(rows[i]!, deviceIdJson)}\n`;
-  return Buffer.from(text, 'utf8');
+  let capacity = 0;
+  for (let i = start; i < end; i++) capacity += rows[i]!.vals.length + (rows[i]!.contributions?.length ?? 0) + LINE_BYTES;
+  let buf = Buffer.allocUnsafe(capacity);
+  let at = 0;
+  for (let i = start; i < end; i++) {
+    const line = lineText(rows[i]!, deviceIdJson);
+    const need = at + line.length * 3 + 1; // UTF-8 takes at most 3 bytes per UTF-16 unit
+    if (need > buf.length) {
+      const larger = Buffer.allocUnsafe(Math.max(need, buf.length * 2));
+      buf.copy(larger, 0, 0, at);
+      buf = larger;
+    }
+    at += buf.write(line, at, 'utf8');
+    buf[at++] = 0x0a;
+  }
+  return buf.subarray(0, at);
 }
+
+/** Bytes of a line beyond its values and contributions text, for linesOf's first buffer (it grows if a line is longer). */
+const LINE_BYTES = 320;
 
 export async function sha256Hex(bytes: Uint8Array): Promise<string> {
   return Buffer.from(await webcrypto.subtle.digest('SHA-256', bytes)).toString('hex');

@@ -55,6 +55,20 @@ describe('readings encoder', () => {
     expect((await encodeRows(rows, 'gw-2')).sha256).not.toBe(a.sha256);
   });
 
+  it('writes the lines as UTF-8 byte for byte, also lines far longer than usual and text outside ASCII', async () => {
+    const long = 'ü✓𝄞"\\'.repeat(400); // 2- to 4-byte characters and escapes, longer than a line's usual size
+    const rows = [
+      row(1),
+      row(2, { pumpId: 'Pumpe-Nord-ß', modelVersion: long, unscoredReason: long, score: null, anomaly: null }),
+      ...Array.from({ length: 600 }, (_, i) => row(i + 3, { shadowModelVersion: i % 7 === 0 ? long : null })),
+      row(700, { contributions: Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`sensör ${i}`, i / 3])) }),
+    ];
+    const e = await encodeRows(rows, 'gw-ñ');
+    const expected = rows.map((r) => `${JSON.stringify(toLine(r, 'gw-ñ'))}\n`).join('');
+    expect(gunzipSync(e.body).equals(Buffer.from(expected, 'utf8'))).toBe(true);
+    expect(e.rawBytes).toBe(Buffer.byteLength(expected));
+  });
+
   it('decodes what it encodes, line for line', async () => {
     const rows = [row(1), row(2, { anomaly: true, score: 9 }), row(3, { unscoredReason: 'no value yet for Flow', score: null, anomaly: null })];
     const e = await encodeRows(rows, 'gw');
