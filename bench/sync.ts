@@ -16,7 +16,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { monitorEventLoopDelay, performance, PerformanceObserver, type IntervalHistogram } from 'node:perf_hooks';
+import { constants as perfConstants, monitorEventLoopDelay, performance, PerformanceObserver, type IntervalHistogram } from 'node:perf_hooks';
 import { parseArgs, promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import { startAzurite } from '../agent/azurite.js';
@@ -178,22 +178,42 @@ function timeBookkeeping(): { plan: number; mark: number } {
   return spent;
 }
 
+/** How long scoring is measured with the agent idle (no backlog to sync). */
+const IDLE_SECONDS = 10;
+
 const pct = (xs: number[], p: number): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? Number.NaN;
 };
 
-/** Where the agent thread's longest stalls come from: its GC pauses of 10 ms or more, as they happen. */
-function gcPauses(): { stop: () => { count: number; max: number; total: number } } {
+/** GC on the agent's thread, as it happens: every pause, by kind, and those of 10 ms or more (where its longest stalls come from). */
+interface GcSummary {
+  count: number;
+  max: number;
+  total: number;
+  /** All pauses: scavenges of the young generation, and the rest (mark-compact and its steps). */
+  minor: { count: number; total: number };
+  major: { count: number; total: number };
+}
+
+function gcPauses(): { stop: () => GcSummary } {
   const pauses: number[] = [];
+  const minor = { count: 0, total: 0 };
+  const major = { count: 0, total: 0 };
   const obs = new PerformanceObserver((list) => {
-    for (const e of list.getEntries()) if (e.duration >= 10) pauses.push(e.duration);
+    for (const e of list.getEntries()) {
+      const kind = (e as { detail?: { kind?: number } }).detail?.kind;
+      const k = kind === perfConstants.NODE_PERFORMANCE_GC_MINOR ? minor : major;
+      k.count++;
+      k.total += e.duration;
+      if (e.duration >= 10) pauses.push(e.duration);
+    }
   });
   obs.observe({ entryTypes: ['gc'] });
   return {
     stop: () => {
       obs.disconnect();
-      return { count: pauses.length, max: Math.max(0, ...pauses), total: pauses.reduce((a, b) => a + b, 0) };
+      return { count: pauses.length, max: Math.max(0, ...pauses), total: pauses.reduce((a, b) => a + b, 0), minor, major };
     },
   };
 }
@@ -248,7 +268,7 @@ async function main(): Promise<void> {
     const idleLoop = monitorEventLoopDelay({ resolution: 1 });
     idleLoop.enable();
     const idleGc = gcPauses();
-    await new Promise((r) => setTimeout(r, 10_000));
+    await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
     const idle = await idleLoad.stop();
     idleLoop.disable();
     const idleGcPauses = idleGc.stop();
@@ -298,8 +318,11 @@ async function main(): Promise<void> {
     );
     const loop = (h: IntervalHistogram): string => `p99 ${(h.percentile(99) / 1e6).toFixed(1)} ms, max ${(h.max / 1e6).toFixed(1)} ms`;
     process.stdout.write(`  event-loop delay of the agent's thread: idle ${loop(idleLoop)}; during drain ${loop(busyLoop)}\n`);
-    const gc = (g: { count: number; max: number; total: number }): string => `${g.count} (longest ${g.max.toFixed(0)} ms, ${g.total.toFixed(0)} ms in all)`;
+    const gc = (g: GcSummary): string => `${g.count} (longest ${g.max.toFixed(0)} ms, ${g.total.toFixed(0)} ms in all)`;
     process.stdout.write(`  GC pauses >= 10 ms on the agent's thread: idle ${gc(idleGcPauses)}; during drain ${gc(busyGcPauses)}\n`);
+    const all = (g: GcSummary, seconds: number): string =>
+      `${(g.minor.count / seconds).toFixed(1)} scavenges/s (${((g.minor.total / seconds / 1000) * 100).toFixed(1)} % of the time), ${(g.major.count / seconds).toFixed(1)} other pauses/s (${((g.major.total / seconds / 1000) * 100).toFixed(1)} %)`;
+    process.stdout.write(`  all GC pauses on the agent's thread: idle ${all(idleGcPauses, IDLE_SECONDS)}; during drain ${all(busyGcPauses, drainS)}\n`);
     process.stdout.write(`  live commits (fsync included) slower than 25 / 100 ms: idle ${idleSlow[0]} / ${idleSlow[1]}; during drain ${busySlow[0]} / ${busySlow[1]}\n`);
   } finally {
     await azurite.stop();
