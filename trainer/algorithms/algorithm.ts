@@ -39,6 +39,30 @@ export interface TrainedModel {
   toOnnxGraph(): GraphBuilder;
 }
 
+/**
+ * What every trained model keeps the same way: its fitted parameters (with the features and the
+ * window they were fitted on), its threshold and the figures of its fit. Subclasses score.
+ */
+export abstract class FittedModel<P extends { readonly features: readonly string[]; readonly window: number }> implements TrainedModel {
+  abstract readonly algorithm: string;
+  constructor(
+    readonly params: P,
+    readonly threshold: number,
+    readonly metrics: Record<string, unknown>,
+  ) {}
+
+  get features(): readonly string[] {
+    return this.params.features;
+  }
+
+  get window(): number {
+    return this.params.window;
+  }
+
+  abstract score(batch: WindowBatch): ScoreResult;
+  abstract toOnnxGraph(): GraphBuilder;
+}
+
 export interface Algorithm {
   readonly name: string;
   readonly defaultWindow: number;

@@ -1,5 +1,5 @@
 /** The fitted MSET-like model: in-memory Float64 scoring and its ONNX export (same arithmetic). */
-import type { ScoreResult, TrainedModel, WindowBatch } from './algorithm.js';
+import { FittedModel, type ScoreResult, type WindowBatch } from './algorithm.js';
 import { msetGraph } from './mset-onnx.js';
 import { MSET_ALGORITHM, MSET_CONTRIBUTION_EPSILON, type MsetParams } from './mset-params.js';
 
@@ -38,21 +38,8 @@ export function residuals(p: MsetParams, batch: WindowBatch): Float64Array[] {
   });
 }
 
-export class MsetModel implements TrainedModel {
+export class MsetModel extends FittedModel<MsetParams> {
   readonly algorithm = MSET_ALGORITHM;
-  constructor(
-    readonly params: MsetParams,
-    readonly threshold: number,
-    readonly metrics: Record<string, unknown>,
-  ) {}
-
-  get features(): readonly string[] {
-    return this.params.features;
-  }
-
-  get window(): number {
-    return this.params.window;
-  }
 
   /** score = max |r_f| (horizon standard deviations); contributions = r_f² / Σ r². */
   score(batch: WindowBatch): ScoreResult {

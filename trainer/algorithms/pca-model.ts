@@ -1,5 +1,5 @@
 /** The fitted PCA T²+Q model: in-memory Float64 scoring and its ONNX export (same arithmetic). */
-import type { ScoreResult, TrainedModel, WindowBatch } from './algorithm.js';
+import { FittedModel, type ScoreResult, type WindowBatch } from './algorithm.js';
 import { pcaGraph } from './pca-onnx.js';
 import { CONTRIBUTION_EPSILON, PCA_ALGORITHM, type PcaParams } from './pca-params.js';
 
@@ -36,21 +36,8 @@ function dot(a: Float64Array, b: Float64Array): number {
   return s;
 }
 
-export class PcaModel implements TrainedModel {
+export class PcaModel extends FittedModel<PcaParams> {
   readonly algorithm = PCA_ALGORITHM;
-  constructor(
-    readonly params: PcaParams,
-    readonly threshold: number,
-    readonly metrics: Record<string, unknown>,
-  ) {}
-
-  get features(): readonly string[] {
-    return this.params.features;
-  }
-
-  get window(): number {
-    return this.params.window;
-  }
 
   /** score = T²·t2Scale + Q·qScale; contributions = each feature's share of Q. */
   score(batch: WindowBatch): ScoreResult {
