@@ -292,7 +292,6 @@ async function main(): Promise<void> {
     while (!backlogDone()) await new Promise((r) => setTimeout(r, 100));
     const drainS = (performance.now() - t0) / 1000;
     const busy = await busyLoad.stop();
-    if (process.env.BENCH_DUMP) (await import("node:fs")).writeFileSync(process.env.BENCH_DUMP, JSON.stringify({ idle, busy }));
     busyLoop.disable();
     const busyGcPauses = busyGc.stop();
     const busySlow = [slowCommits(agent, '0.025'), slowCommits(agent, '0.1')];
