@@ -1,0 +1,73 @@
+/**
+ * The simulator's public vocabulary and its input checks: the eight SKAB sensor names it produces,
+ * the fault kinds with their logged events and plans, the options a simulator is built from, the
+ * typed `SimulatorError`, and the validation of those options (shared with the fault schedule).
+ */
+export const SIMULATED_FEATURES: readonly string[] = Object.freeze([
+  'Accelerometer1RMS',
+  'Accelerometer2RMS',
+  'Current',
+  'Pressure',
+  'Temperature',
+  'Thermocouple',
+  'Voltage',
+  'Volume Flow RateRMS',
+]);
+
+export type FaultKind = 'cavitation' | 'bearing-wear' | 'leak' | 'valve';
+export const FAULT_KINDS: readonly FaultKind[] = Object.freeze(['cavitation', 'bearing-wear', 'leak', 'valve']);
+
+/** A fault that began; it covers readings with startTs ≤ ts < endTs. */
+export interface FaultEvent {
+  kind: FaultKind;
+  pumpId: string;
+  startTs: number;
+  endTs: number;
+}
+
+export interface FaultPlan {
+  kind: FaultKind;
+  startTs: number;
+  durationMs: number;
+}
+
+export interface SimulatorOptions {
+  pumpId: string;
+  seed: number;
+  /** Timestamp of the first reading (epoch ms). */
+  startTs: number;
+  /** Time between readings (ms); default 1000. */
+  periodMs?: number;
+  /** `random`: about one fault per `meanFaultIntervalMs` of simulated time. Default `none`. */
+  faults?: 'none' | 'random' | FaultPlan[];
+  /** Mean gap between random faults (ms); default 3 hours. */
+  meanFaultIntervalMs?: number;
+}
+
+export class SimulatorError extends Error {
+  constructor(
+    readonly code: 'PW_SIM_BAD_OPTION' | 'PW_SIM_FAULT_OVERLAP' | 'PW_SIM_TS_NOT_INCREASING',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'SimulatorError';
+  }
+}
+
+export function badOption(message: string): SimulatorError {
+  return new SimulatorError('PW_SIM_BAD_OPTION', message);
+}
+
+export function validateOptions(o: SimulatorOptions): void {
+  if (typeof o.pumpId !== 'string' || o.pumpId === '') throw badOption('simulator pumpId must be a non-empty string');
+  if (!Number.isFinite(o.seed)) throw badOption(`simulator seed must be a finite number, got ${String(o.seed)}`);
+  if (!Number.isFinite(o.startTs)) throw badOption(`simulator startTs must be epoch ms, got ${String(o.startTs)}`);
+  const period = o.periodMs ?? 1000;
+  if (!(Number.isFinite(period) && period > 0)) throw badOption(`simulator periodMs must be > 0, got ${String(period)}`);
+  const mean = o.meanFaultIntervalMs ?? 1;
+  if (!(Number.isFinite(mean) && mean > 0)) throw badOption(`simulator meanFaultIntervalMs must be > 0, got ${String(mean)}`);
+  const faults = o.faults ?? 'none';
+  if (faults !== 'none' && faults !== 'random' && !Array.isArray(faults)) {
+    throw badOption(`simulator faults must be 'none', 'random' or a list of fault plans, got ${String(faults)}`);
+  }
+}

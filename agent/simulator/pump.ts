@@ -1,0 +1,183 @@
+/**
+ * `PumpSimulator`, the simulated pump itself: it owns the two random streams, the fault schedule
+ * and the drifting operating state, turns an active fault into effects on the physics, and steps
+ * hydraulics, electrics, temperatures, vibration and measurement into one SKAB-like reading.
+ */
+import type { Reading } from '../../buffer/types.js';
+import { FaultSchedule } from './faults.js';
+import { SimulatorError, validateOptions, type FaultEvent, type FaultKind, type SimulatorOptions } from './options.js';
+import {
+  ALPHA,
+  DAY_MS,
+  ETA_DROOP,
+  FOULING_TAU_MS,
+  H_STATIC,
+  LINE_OHMS,
+  NO_LOAD,
+  drawParams,
+  lag,
+  ou,
+  quantisePressure,
+  round,
+  rss,
+  type PumpParams,
+} from './physics.js';
+import { Rng } from './rng.js';
+
+/** Fault effects on the physics, from a fault kind and its current severity (0–1). */
+interface Effects {
+  headLoss: number;
+  resistance: number;
+  leak: number;
+  bearing: number;
+  cavitation: number;
+}
+
+const NO_EFFECTS: Effects = { headLoss: 0, resistance: 1, leak: 0, bearing: 0, cavitation: 0 };
+
+export class PumpSimulator {
+  readonly pumpId: string;
+  readonly periodMs: number;
+  private readonly rng: Rng; // base stream: a fixed number of draws per reading
+  private readonly faultRng: Rng; // fault schedule and fault-only noise
+  private readonly params: PumpParams;
+  private readonly schedule: FaultSchedule;
+  private readonly startTs: number;
+  private lastTs: number | null = null;
+  private n: number;
+  private r: number;
+  private supply: number;
+  private pressureDrift: number;
+  private thermoDrift: number;
+  private flowDrift: number;
+  private cavitationPhase = 0;
+  private motorT = Number.NaN;
+  private waterT = Number.NaN;
+  private readonly counts: [number, number, number] = [Number.NaN, Number.NaN, Number.NaN];
+
+  constructor(opts: SimulatorOptions) {
+    validateOptions(opts);
+    this.pumpId = opts.pumpId;
+    this.periodMs = opts.periodMs ?? 1000;
+    this.startTs = opts.startTs;
+    this.rng = new Rng(opts.seed);
+    this.faultRng = new Rng(opts.seed, 0x5eed);
+    this.schedule = new FaultSchedule(opts, this.faultRng);
+    this.params = drawParams(this.rng);
+    this.n = 1 + 0.012 * this.rng.normal();
+    this.r = 1 + 0.015 * this.rng.normal();
+    this.supply = this.params.supply + 2 * this.rng.normal();
+    this.pressureDrift = 0.02 * this.rng.normal();
+    this.thermoDrift = 0.15 * this.rng.normal();
+    this.flowDrift = 0.01 * this.rng.normal();
+  }
+
+  /** Faults that have begun, with their (planned) end; a fault covers startTs ≤ ts < endTs. */
+  get faultLog(): readonly FaultEvent[] {
+    return this.schedule.log;
+  }
+
+  /**
+   * The next reading: at the previous timestamp + periodMs (the first at startTs), or at `atTs`
+   * when given (real-time sources); `atTs` must be later than the previous reading.
+   */
+  next(atTs?: number): { reading: Reading; fault: FaultKind | null } {
+    const ts = atTs ?? (this.lastTs === null ? this.startTs : this.lastTs + this.periodMs);
+    if (!Number.isFinite(ts) || (this.lastTs !== null && !(ts > this.lastTs))) {
+      const msg = `simulator ${this.pumpId}: reading time ${String(ts)} is not after the previous one (${String(this.lastTs)})`;
+      throw new SimulatorError('PW_SIM_TS_NOT_INCREASING', msg);
+    }
+    const dtS = this.lastTs === null ? this.periodMs / 1000 : (ts - this.lastTs) / 1000;
+    this.lastTs = ts;
+    const active = this.schedule.at(ts);
+    const effects = active ? this.effects(active.kind, active.severity, dtS) : NO_EFFECTS;
+    return { reading: { pumpId: this.pumpId, ts, values: this.step(ts, dtS, effects) }, fault: active?.kind ?? null };
+  }
+
+  private effects(kind: FaultKind, severity: number, dtS: number): Effects {
+    switch (kind) {
+      case 'cavitation':
+        // vapour bubbles: head breakdown that flickers, broadband vibration
+        this.cavitationPhase = ou(this.cavitationPhase, 0, 1, 2, dtS, this.faultRng.normal());
+        return {
+          ...NO_EFFECTS,
+          headLoss: Math.min(0.9, Math.max(0, 0.15 * severity * (1 + 0.4 * this.cavitationPhase))),
+          cavitation: severity,
+        };
+      case 'bearing-wear':
+        return { ...NO_EFFECTS, bearing: severity };
+      case 'leak':
+        return { ...NO_EFFECTS, leak: 0.25 * severity };
+      case 'valve':
+        return { ...NO_EFFECTS, resistance: 1 + 2 * severity };
+    }
+  }
+
+  private step(ts: number, dtS: number, fx: Effects): Record<string, number> {
+    const p = this.params;
+    const z = this.rng;
+    this.n = ou(this.n, 1, 0.012, 900, dtS, z.normal());
+    this.r = ou(this.r, 1, 0.015, 1800, dtS, z.normal());
+    this.supply = ou(this.supply, p.supply, 2, 600, dtS, z.normal());
+    this.pressureDrift = ou(this.pressureDrift, 0, 0.02, 86_400, dtS, z.normal());
+    this.thermoDrift = ou(this.thermoDrift, 0, 0.15, 86_400, dtS, z.normal());
+    this.flowDrift = ou(this.flowDrift, 0, 0.01, 3 * 86_400, dtS, z.normal());
+
+    // hydraulics: a leak between pump and flow meter lets a share of the pump's flow escape
+    const fouling = 1 + p.fouling * (1 - Math.exp(-(ts - this.startTs) / FOULING_TAU_MS));
+    const pumpHead = this.n * this.n * (1 + ALPHA) * (1 - fx.headLoss);
+    const resistance = this.r * fouling * fx.resistance * (1 - fx.leak) ** 2;
+    const q2 = Math.max(0, (pumpHead - H_STATIC) / (ALPHA + resistance * (1 - H_STATIC)));
+    const q = Math.sqrt(q2);
+    const h = pumpHead - ALPHA * q2;
+    const offDesign = q / this.n - 1;
+    const eta = Math.max(0.3, 1 - ETA_DROOP * offDesign * offDesign);
+    const shaft = ((q * h) / eta) * (1 + 0.06 * fx.bearing);
+
+    // electrics: constant-power share draws more current on a weak supply
+    const current = p.current * (NO_LOAD + (1 - NO_LOAD) * shaft) * (p.supply / this.supply);
+    const volts = this.supply - LINE_OHMS * current;
+    const iRel = current / p.current;
+
+    // thermal: motor housing follows copper losses (and bearing friction), water follows pump power
+    const ambient = p.ambient + 1.5 * Math.sin(2 * Math.PI * (ts / DAY_MS - 0.375));
+    const motorTarget = ambient + p.motorRise * (0.65 + 0.35 * iRel * iRel) + 8 * fx.bearing;
+    const waterTarget = ambient + p.waterRise * shaft;
+    this.motorT = Number.isNaN(this.motorT) ? motorTarget : lag(this.motorT, motorTarget, 900, dtS);
+    this.waterT = Number.isNaN(this.waterT) ? waterTarget : lag(this.waterT, waterTarget, 7200, dtS);
+
+    // vibration: shaft harmonics ∝ n², blade-pass grows off design, bearing tones, cavitation noise
+    const n2 = this.n * this.n;
+    const bladePass = n2 * (1 + 4 * offDesign * offDesign);
+    const broadband = fx.cavitation > 0 ? fx.cavitation * (1 + 0.6 * Math.abs(this.faultRng.normal())) : 0;
+    const acc1 = p.vib * rss(0.19 * n2, 0.06 * n2, 0.07 * bladePass, 0.25 * fx.bearing, 0.15 * broadband);
+    const acc2 = p.vib * rss(0.2 * n2, 0.14 * n2, 0.12 * bladePass, 0.12 * fx.bearing, 0.18 * broadband);
+
+    // measurement
+    const sampling = z.normal(); // shared by current and voltage: same sampling instant
+    const cavitationFlow = fx.cavitation > 0 ? 3 * fx.cavitation * this.faultRng.normal() : 0;
+    const flowTrue = p.flow * q * (1 - fx.leak) * (1 + this.flowDrift);
+    const values: Record<string, number> = {
+      Accelerometer1RMS: round(acc1 * (1 + 0.005 * z.normal()), 1e6),
+      Accelerometer2RMS: round(acc2 * (1 + 0.005 * z.normal()), 1e6),
+      Current: round(Math.max(0, current * (1 + 0.08 * sampling) + 0.42 * z.normal()), 1e5),
+      Pressure: quantisePressure(h * p.headBar - p.pressureZero + this.pressureDrift + 0.23 * z.normal()),
+      Temperature: round(this.motorT + 0.05 * z.normal(), 1e4),
+      Thermocouple: round(this.waterT + this.thermoDrift + 0.01 * z.normal(), 1e4),
+      Voltage: round(volts * (1 + 0.035 * sampling) + 6 * z.normal(), 1e3),
+      'Volume Flow RateRMS': this.flowReading(flowTrue + 0.3 * z.normal() + cavitationFlow, z.normal()),
+    };
+    return values;
+  }
+
+  /** SKAB's flow channel: an integer counter averaged over the last three samples. */
+  private flowReading(flow: number, jitterZ: number): number {
+    const c = this.counts;
+    const count = Math.max(0, Math.round(flow));
+    c[0] = Number.isNaN(c[1]) ? count : c[1];
+    c[1] = Number.isNaN(c[2]) ? count : c[2];
+    c[2] = count;
+    const mean = (c[0] + c[1] + c[2]) / 3;
+    return c[0] === c[1] && c[1] === c[2] ? mean : round(mean + 0.002 * jitterZ, 1e3);
+  }
+}
