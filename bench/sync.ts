@@ -186,8 +186,9 @@ const pct = (xs: number[], p: number): number => {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? Number.NaN;
 };
 
-/** GC on the agent's thread, as it happens: every pause, by kind, and those of 10 ms or more (where its longest stalls come from). */
+/** GC pauses of the agent's thread over one window. */
 interface GcSummary {
+  /** Pauses of 10 ms or more (where its longest stalls come from): how many, the longest, their sum (ms). */
   count: number;
   max: number;
   total: number;
@@ -196,6 +197,7 @@ interface GcSummary {
   major: { count: number; total: number };
 }
 
+/** GC on the agent's thread, as it happens: every pause, by kind, and those of 10 ms or more. */
 function gcPauses(): { stop: () => GcSummary } {
   const pauses: number[] = [];
   const minor = { count: 0, total: 0 };
