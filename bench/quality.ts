@@ -1,17 +1,20 @@
 /**
  * SKAB quality benchmark (the published outlier-detection protocol, ../shared/data/skab/README.md):
- * for every CSV of valve1, fit a model on the first 400 rows with the trainer's own fit code,
+ * for every labelled CSV, fit a model on the first 400 rows with the trainer's own fit code,
  * export it to ONNX, score every later row in onnxruntime-node as the agent does (windows of the
  * last `window` readings, padded with the first reading), and pool TP/FP/FN/TN. SKAB's
- * anomaly-free recording is the false-alarm check: it is cut into 8 segments as long as a valve1
+ * anomaly-free recording is the false-alarm check: it is cut into segments as long as a valve1
  * experiment, each fit on its first 400 rows, and the share of its later (all normal) rows flagged
  * is its FAR. Prints F1, FAR and MAR per algorithm and split beside the published table.
  *
- *   node dist/bench/quality.js [--algo NAME[,NAME]] [--window W] [--files]
+ *   node dist/bench/quality.js [--skab DIR] [--algo NAME[,NAME]] [--window W] [--files]
  *
- * Splits (fixed before any candidate was scored, trainer/QUALITY.md): development = valve1 files
- * 0, 2, …, 14 and anomaly-free segments 1–4; held out = valve1 files 1, 3, …, 15 and segments 5–8.
- * The SKAB files are GPL-3.0 and never part of this repository: without them it says so and exits 0.
+ * Labelled files are the CSVs of every folder of DIR except `anomaly-free/` (SKAB's layout:
+ * valve1/, valve2/, other/). Splits (fixed before any candidate was scored, trainer/QUALITY.md):
+ * development = valve1 files 0, 2, …, 14 and anomaly-free segments 1–4; held out = valve1 files
+ * 1, 3, …, 15 and segments 5–8; unseen = every labelled folder other than valve1, which no design
+ * choice has looked at. The SKAB files are GPL-3.0 and never part of this repository: without them
+ * it says so and exits 0.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -42,10 +45,16 @@ const PUBLISHED: [string, number, number, number][] = [
   ['Isolation forest', 0.29, 2.56, 82.89],
 ];
 
-type Split = 'development' | 'held out';
+type Split = 'development' | 'held out' | 'unseen';
+const SPLITS: readonly Split[] = ['development', 'held out', 'unseen'];
+/** The one labelled folder the design was developed on (trainer/QUALITY.md); other folders are unseen. */
+const DEVELOPED_ON = 'valve1';
+const ANOMALY_FREE = 'anomaly-free';
 interface Experiment {
   name: string;
-  kind: 'valve1' | 'anomaly-free';
+  /** Folder under the SKAB root. */
+  folder: string;
+  kind: 'labelled' | 'anomaly-free';
   split: Split;
   data: CsvTable;
   labels: boolean[];
@@ -69,29 +78,54 @@ function repoRoot(): string {
 }
 
 /** Parses a SKAB CSV; the label column (when present) is split off the features. */
-function readSkab(path: string): { data: CsvTable; labels: boolean[] } {
+function readSkab(path: string): { data: CsvTable; labels: boolean[]; labelled: boolean } {
   const text = readFileSync(path, 'utf8');
   const header = text.slice(0, text.search(/\r?\n/)).split(/[;,]/);
   const table = parseCsv(text, { exclude: NOT_FEATURES.filter((c) => c !== LABEL && header.includes(c)) });
   const li = table.features.indexOf(LABEL);
-  if (li < 0) return { data: table, labels: table.rows.map(() => false) };
+  if (li < 0) return { data: table, labels: table.rows.map(() => false), labelled: false };
   const keep = table.features.map((_, i) => i).filter((i) => i !== li);
   return {
     data: { ...table, features: keep.map((i) => table.features[i] as string), rows: table.rows.map((r) => Float64Array.from(keep, (i) => r[i] as number)) },
     labels: table.rows.map((r) => (r[li] as number) > 0.5),
+    labelled: true,
   };
+}
+
+/** CSV files of a folder, numbered ones in number order (SKAB's 0.csv … 15.csv), others by name. */
+function csvFiles(dir: string): string[] {
+  const key = (f: string) => (/^\d+\.csv$/.test(f) ? parseInt(f).toString().padStart(12, '0') : f);
+  return readdirSync(dir)
+    .filter((f) => f.toLowerCase().endsWith('.csv'))
+    .sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+}
+
+function labelledSplit(folder: string, file: string): Split {
+  if (folder !== DEVELOPED_ON) return 'unseen';
+  return /^\d+\.csv$/.test(file) && parseInt(file) % 2 === 0 ? 'development' : 'held out';
 }
 
 function experiments(skab: string): Experiment[] {
   const out: Experiment[] = [];
-  const valve = join(skab, 'valve1');
-  const files = readdirSync(valve).filter((f) => /^\d+\.csv$/.test(f)).sort((a, b) => parseInt(a) - parseInt(b));
-  for (const file of files) out.push({ name: `valve1/${file}`, kind: 'valve1', split: parseInt(file) % 2 === 0 ? 'development' : 'held out', ...readSkab(join(valve, file)) });
-  const free = readSkab(join(skab, 'anomaly-free', 'anomaly-free.csv'));
+  const folders = readdirSync(skab, { withFileTypes: true })
+    .filter((d) => d.isDirectory() && d.name !== ANOMALY_FREE)
+    .map((d) => d.name)
+    .sort((a, b) => (a === DEVELOPED_ON ? -1 : b === DEVELOPED_ON ? 1 : a.localeCompare(b)));
+  for (const folder of folders) {
+    for (const file of csvFiles(join(skab, folder))) {
+      const read = readSkab(join(skab, folder, file));
+      if (!read.labelled) throw new Error(`bench/quality: ${folder}/${file} has no "${LABEL}" column; every CSV outside ${ANOMALY_FREE}/ must be labelled`);
+      out.push({ name: `${folder}/${file}`, folder, kind: 'labelled', split: labelledSplit(folder, file), data: read.data, labels: read.labels });
+    }
+  }
+  const freePath = join(skab, ANOMALY_FREE, 'anomaly-free.csv');
+  if (!existsSync(freePath)) return out;
+  const free = readSkab(freePath);
   for (let s = 0; (s + 1) * SEGMENT_ROWS <= free.data.rows.length; s++) {
     const cut = <T>(a: T[]) => a.slice(s * SEGMENT_ROWS, (s + 1) * SEGMENT_ROWS);
     out.push({
       name: `anomaly-free#${s + 1}`,
+      folder: ANOMALY_FREE,
       kind: 'anomaly-free',
       split: s < 4 ? 'development' : 'held out',
       data: { ...free.data, rows: cut(free.data.rows), timestamps: cut(free.data.timestamps) },
@@ -143,41 +177,47 @@ function tableRow(name: string, valve: Counts | null, free: Counts | null, publi
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { algo: { type: 'string' }, window: { type: 'string' }, files: { type: 'boolean' } } });
+  const { values } = parseArgs({ options: { skab: { type: 'string' }, algo: { type: 'string' }, window: { type: 'string' }, files: { type: 'boolean' } } });
   const algos = values.algo === undefined ? ALGORITHM_NAMES : values.algo.split(',');
   const window = values.window === undefined ? undefined : Number(values.window);
-  const skab = resolve(repoRoot(), '../shared/data/skab');
-  if (!existsSync(join(skab, 'valve1')) || !existsSync(join(skab, 'anomaly-free'))) {
-    console.log(`bench/quality: skipped: SKAB data ${skab} is absent (the GPL-3.0 data is never copied into this repository)`);
+  const skab = values.skab === undefined ? resolve(repoRoot(), '../shared/data/skab') : resolve(values.skab);
+  const all = existsSync(skab) ? experiments(skab) : [];
+  if (!all.some((e) => e.kind === 'labelled')) {
+    console.log(`bench/quality: skipped: no labelled SKAB data in ${skab} (the GPL-3.0 data is never copied into this repository)`);
     return;
   }
-  const all = experiments(skab);
+  const folders = [...new Set(all.filter((e) => e.kind === 'labelled').map((e) => e.folder))];
+  const splits = SPLITS.filter((split) => all.some((e) => e.split === split));
   console.log(`SKAB outlier detection: one model per file (per anomaly-free segment of ${SEGMENT_ROWS} rows) fit on its first ${TRAIN_ROWS} rows; every later row scored in onnxruntime-node`);
-  console.log('development = valve1 0,2,…,14 + anomaly-free segments 1-4; held out = valve1 1,3,…,15 + segments 5-8 (trainer/QUALITY.md)\n');
+  console.log(`labelled files: ${folders.map((f) => `${f}/ (${all.filter((e) => e.folder === f).length})`).join(', ')}; anomaly-free segments: ${all.filter((e) => e.kind === 'anomaly-free').length}`);
+  console.log(`development = ${DEVELOPED_ON} 0,2,…,14 + anomaly-free segments 1-4; held out = ${DEVELOPED_ON} 1,3,…,15 + segments 5-8${splits.includes('unseen') ? `; unseen = ${folders.filter((f) => f !== DEVELOPED_ON).join(', ')}` : ''} (trainer/QUALITY.md)\n`);
   const lines: string[] = [];
   for (const algo of algos) {
     const sums = new Map<string, Counts>();
     const times: number[] = [];
     let label = algo;
     for (const e of all) {
-      const r = await runExperiment(e, algo, window);
+      const r = await runExperiment(e, algo, window).catch((err: unknown) => {
+        throw new Error(`bench/quality: ${e.name} with --algo ${algo}: ${err instanceof Error ? err.message : String(err)}`);
+      });
       label = r.label;
       times.push(r.trainMs);
-      for (const key of [`${e.split}|${e.kind}`, `all|${e.kind}`]) sums.set(key, add(sums.get(key) ?? zero(), r.counts));
+      for (const key of [`${e.split}|${e.kind}`, `all|${e.kind}`, `${e.folder}|${e.kind}`]) sums.set(key, add(sums.get(key) ?? zero(), r.counts));
       if (values.files === true) {
         const c = r.counts;
         console.log(`${label.padEnd(26)} ${e.name.padEnd(16)} ${e.split.padEnd(11)} TP ${c.tp} FP ${c.fp} FN ${c.fn} TN ${c.tn}  train ${r.trainMs.toFixed(1)} ms`);
       }
     }
-    for (const split of ['development', 'held out', 'all']) {
-      lines.push(tableRow(`PumpWatch ${label}, ${split}`, sums.get(`${split}|valve1`) ?? null, sums.get(`${split}|anomaly-free`) ?? null));
+    for (const split of [...splits, 'all']) {
+      lines.push(tableRow(`PumpWatch ${label}, ${split}`, sums.get(`${split}|labelled`) ?? null, sums.get(`${split}|anomaly-free`) ?? null));
     }
-    const pooled = sums.get('all|valve1') as Counts;
-    lines.push(`${''.padEnd(50)} valve1 pooled TP ${pooled.tp} FP ${pooled.fp} FN ${pooled.fn} TN ${pooled.tn}; training ${(times.reduce((a, b) => a + b, 0) / times.length).toFixed(1)} ms per file on average, ${Math.max(...times).toFixed(1)} ms at most`);
+    if (folders.length > 1) for (const f of folders) lines.push(tableRow(`PumpWatch ${label}, ${f}/ only`, sums.get(`${f}|labelled`) ?? null, null));
+    const pooled = sums.get('all|labelled') as Counts;
+    lines.push(`${''.padEnd(50)} labelled pooled TP ${pooled.tp} FP ${pooled.fp} FN ${pooled.fn} TN ${pooled.tn}; training ${(times.reduce((a, b) => a + b, 0) / times.length).toFixed(1)} ms per file on average, ${Math.max(...times).toFixed(1)} ms at most`);
   }
   if (values.files === true) console.log('');
   console.log(`${'algorithm'.padEnd(50)} ${'F1'.padStart(6)} ${'FAR %'.padStart(7)} ${'MAR %'.padStart(7)}   ${'AF FAR %'.padStart(9)}`);
-  console.log(`${''.padEnd(50)} ${'(valve1)'.padStart(22)}   (anomaly-free)`);
+  console.log(`${''.padEnd(50)} ${'(labelled files)'.padStart(22)}   (anomaly-free)`);
   for (const l of lines) console.log(l);
   console.log('\npublished (SKAB README, all 34 anomalous files; no anomaly-free figure published):');
   for (const [name, a, b, c] of PUBLISHED) console.log(tableRow(name, null, null, [a, b, c]));
