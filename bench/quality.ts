@@ -77,28 +77,22 @@ function repoRoot(): string {
   return dir;
 }
 
-/** Parses a SKAB CSV; the label column (when present) is split off the features. */
-function readSkab(path: string): { data: CsvTable; labels: boolean[]; labelled: boolean } {
+/** Parses a SKAB CSV; the label column is split off the features (labels null when it has none). */
+function readSkab(path: string): { data: CsvTable; labels: boolean[] | null } {
   const text = readFileSync(path, 'utf8');
   const header = text.slice(0, text.search(/\r?\n/)).split(/[;,]/);
   const table = parseCsv(text, { exclude: NOT_FEATURES.filter((c) => c !== LABEL && header.includes(c)) });
   const li = table.features.indexOf(LABEL);
-  if (li < 0) return { data: table, labels: table.rows.map(() => false), labelled: false };
+  if (li < 0) return { data: table, labels: null };
   const keep = table.features.map((_, i) => i).filter((i) => i !== li);
   return {
     data: { ...table, features: keep.map((i) => table.features[i] as string), rows: table.rows.map((r) => Float64Array.from(keep, (i) => r[i] as number)) },
     labels: table.rows.map((r) => (r[li] as number) > 0.5),
-    labelled: true,
   };
 }
 
-/** CSV files of a folder, numbered ones in number order (SKAB's 0.csv … 15.csv), others by name. */
-function csvFiles(dir: string): string[] {
-  const key = (f: string) => (/^\d+\.csv$/.test(f) ? parseInt(f).toString().padStart(12, '0') : f);
-  return readdirSync(dir)
-    .filter((f) => f.toLowerCase().endsWith('.csv'))
-    .sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
-}
+/** Names in reading order: numbers compared as numbers (SKAB's 0.csv, 1.csv, …, 10.csv). */
+const byName = new Intl.Collator('en', { numeric: true }).compare;
 
 function labelledSplit(folder: string, file: string): Split {
   if (folder !== DEVELOPED_ON) return 'unseen';
@@ -110,17 +104,19 @@ function experiments(skab: string): Experiment[] {
   const folders = readdirSync(skab, { withFileTypes: true })
     .filter((d) => d.isDirectory() && d.name !== ANOMALY_FREE)
     .map((d) => d.name)
-    .sort((a, b) => (a === DEVELOPED_ON ? -1 : b === DEVELOPED_ON ? 1 : a.localeCompare(b)));
+    .sort((a, b) => (a === DEVELOPED_ON ? -1 : b === DEVELOPED_ON ? 1 : byName(a, b)));
   for (const folder of folders) {
-    for (const file of csvFiles(join(skab, folder))) {
-      const read = readSkab(join(skab, folder, file));
-      if (!read.labelled) throw new Error(`bench/quality: ${folder}/${file} has no "${LABEL}" column; every CSV outside ${ANOMALY_FREE}/ must be labelled`);
-      out.push({ name: `${folder}/${file}`, folder, kind: 'labelled', split: labelledSplit(folder, file), data: read.data, labels: read.labels });
+    const files = readdirSync(join(skab, folder)).filter((f) => f.toLowerCase().endsWith('.csv')).sort(byName);
+    for (const file of files) {
+      const { data, labels } = readSkab(join(skab, folder, file));
+      if (!labels) throw new Error(`bench/quality: ${folder}/${file} has no "${LABEL}" column; every CSV outside ${ANOMALY_FREE}/ must be labelled`);
+      out.push({ name: `${folder}/${file}`, folder, kind: 'labelled', split: labelledSplit(folder, file), data, labels });
     }
   }
   const freePath = join(skab, ANOMALY_FREE, 'anomaly-free.csv');
   if (!existsSync(freePath)) return out;
   const free = readSkab(freePath);
+  const normal = free.labels ?? free.data.rows.map(() => false);
   for (let s = 0; (s + 1) * SEGMENT_ROWS <= free.data.rows.length; s++) {
     const cut = <T>(a: T[]) => a.slice(s * SEGMENT_ROWS, (s + 1) * SEGMENT_ROWS);
     out.push({
@@ -129,7 +125,7 @@ function experiments(skab: string): Experiment[] {
       kind: 'anomaly-free',
       split: s < 4 ? 'development' : 'held out',
       data: { ...free.data, rows: cut(free.data.rows), timestamps: cut(free.data.timestamps) },
-      labels: cut(free.labels),
+      labels: cut(normal),
     });
   }
   return out;
