@@ -5,7 +5,9 @@
  * last `window` readings, padded with the first reading), and pool TP/FP/FN/TN. SKAB's
  * anomaly-free recording is the false-alarm check: it is cut into segments as long as a valve1
  * experiment, each fit on its first 400 rows, and the share of its later (all normal) rows flagged
- * is its FAR. Prints F1, FAR and MAR per algorithm and split beside the published table.
+ * is its FAR. Prints F1, FAR and MAR per algorithm and split beside the published table, then
+ * how long a range `train` needs: the false alarms of models fit on spans of the anomaly-free
+ * recording, on their held-out rows and on the rows after them.
  *
  *   node dist/bench/quality.js [--skab DIR] [--algo NAME[,NAME]] [--window W] [--files]
  *
@@ -26,6 +28,7 @@ import { INPUT_NAME, OUTPUT_NAME } from '../inference/contract.js';
 import { ALGORITHM_NAMES } from '../trainer/algorithms/index.js';
 import { parseCsv, type CsvTable } from '../trainer/csv.js';
 import { fitTable } from '../trainer/fit.js';
+import { TRAIN_DEFAULTS } from '../trainer/train/pipeline.js';
 import { slidingWindows, toInputTensor } from '../trainer/windows.js';
 
 const TRAIN_ROWS = 400;
@@ -161,6 +164,42 @@ async function runExperiment(e: Experiment, algorithm: string, window: number | 
   return { counts, trainMs, label: `${fit.metadata.algorithm} (window ${fit.metadata.window})` };
 }
 
+/** Training spans (rows, about 1 Hz) and their starts in the anomaly-free recording for the range study (each needs a segment's rows after it). */
+const SPANS = [600, 1200, 2400, 4800];
+const SPAN_STARTS = [0, 4600];
+
+/**
+ * How long a range `train` needs, on real normal running: each span of the anomaly-free recording
+ * is split as `train` splits a range (the most recent share held out), a model is fit on the rest,
+ * and the share of normal rows it flags is printed for the held-out rows (what `train` sees) and
+ * for every row of the recording after the range (what the field would see next).
+ */
+async function trainingSpans(skab: string, algos: readonly string[], window: number | undefined): Promise<void> {
+  const path = join(skab, ANOMALY_FREE, 'anomaly-free.csv');
+  if (!existsSync(path)) return;
+  const { data } = readSkab(path);
+  const n = data.rows.length;
+  const cases = SPAN_STARTS.flatMap((start) => SPANS.map((span) => ({ start, span }))).filter((c) => c.start + c.span + SEGMENT_ROWS <= n);
+  if (cases.length === 0) return;
+  const minutes = (a: number, b: number) => ((data.timestamps[b] as number) - (data.timestamps[a] as number)) / 60_000;
+  const pct = (scores: Float32Array, threshold: number) => (100 * scores.filter((s) => s > threshold).length) / scores.length;
+  console.log(`\nHow long a range to train on (${ANOMALY_FREE}.csv, ${n} normal rows): a model fit on a span as \`train\` splits it (last ${TRAIN_DEFAULTS.holdoutFraction * 100} % held out)`);
+  console.log(`${'algorithm'.padEnd(26)} ${'span (rows)'.padEnd(18)} ${'minutes'.padStart(7)}  ${'held-out FAR %'.padStart(14)}  ${'FAR % after the range'.padStart(21)}`);
+  for (const algo of algos) {
+    for (const { start, span } of cases) {
+      const trainEnd = start + Math.floor(span * (1 - TRAIN_DEFAULTS.holdoutFraction));
+      const cut = <T>(a: T[]) => a.slice(start, trainEnd);
+      const fit = fitTable({ ...data, rows: cut(data.rows), timestamps: cut(data.timestamps) }, { algorithm: algo, window, source: 'skab' });
+      const scores = await scoreWithOnnx(fit.bytes, data.rows, fit.metadata.window, trainEnd);
+      const held = scores.subarray(0, start + span - trainEnd);
+      const after = scores.subarray(start + span - trainEnd);
+      const label = `${fit.metadata.algorithm} (window ${fit.metadata.window})`;
+      const rows = `${start + 1}-${start + span}`;
+      console.log(`${label.padEnd(26)} ${rows.padEnd(18)} ${num(minutes(start, start + span - 1), 0, 7)}  ${num(pct(held, fit.metadata.threshold), 2, 14)}  ${num(pct(after, fit.metadata.threshold), 2, 14)} of ${String(after.length).padStart(4)}`);
+    }
+  }
+}
+
 const add = (a: Counts, b: Counts) => ({ tp: a.tp + b.tp, fp: a.fp + b.fp, fn: a.fn + b.fn, tn: a.tn + b.tn });
 const f1 = (c: Counts) => c.tp / (c.tp + (c.fn + c.fp) / 2);
 const far = (c: Counts) => (100 * c.fp) / (c.fp + c.tn);
@@ -217,6 +256,7 @@ async function main(): Promise<void> {
   for (const l of lines) console.log(l);
   console.log('\npublished (SKAB README, all 34 anomalous files; no anomaly-free figure published):');
   for (const [name, a, b, c] of PUBLISHED) console.log(tableRow(name, null, null, [a, b, c]));
+  await trainingSpans(skab, algos, window);
 }
 
 await main();

@@ -86,6 +86,15 @@ describe('bench/quality on a SKAB-layout tree', () => {
     expect(c.tp + c.fn).toBe(anomalies);
     // The simulator's faults are strong: a model that saw nothing would not find them.
     expect(c.tp).toBeGreaterThan(c.fn);
+
+    // The range study: spans of the anomaly-free recording followed by at least a segment's rows.
+    expect(out).toContain(`How long a range to train on (anomaly-free.csv, ${2 * ROWS + 100} normal rows)`);
+    const spans = [...out.matchAll(/^mset-horizon \(window 10\)\s+(\d+-\d+)\s+\d+\s+(\d+\.\d\d)\s+(\d+\.\d\d) of\s+(\d+)$/gm)];
+    expect(spans.map((m) => [m[1], Number(m[4])])).toEqual([
+      ['1-600', 2 * ROWS + 100 - 600],
+      ['1-1200', 2 * ROWS + 100 - 1200],
+    ]);
+    for (const m of spans) for (const far of [Number(m[2]), Number(m[3])]) expect(far).toBeLessThanOrEqual(100);
   }, 120_000);
 
   it('says it skipped, and exits 0, when the folder holds no labelled files', async () => {
