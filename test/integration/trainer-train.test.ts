@@ -4,7 +4,7 @@
  * with an ETag, drift-checked and reported, all through the CLI entry point.
  */
 import type { ContainerClient } from '@azure/storage-blob';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -99,6 +99,8 @@ describe('pumpwatch-trainer train', () => {
     expect(res.code, res.err).toBe(0);
     expect(res.out).toMatch(/^pump-a: promoted \d{8}-[0-9a-f]{12} \(mset-horizon, window 10/);
     expect(res.out).toMatch(/no model was promoted for this source yet/);
+    // 1.6 days of trained rows: a whole daily cycle, no warning.
+    expect(res.out).not.toMatch(/warning/);
     const best = await readBest(container, 'pump-a');
     const record = await readModelRecord(container, 'pump-a', best!.pointer.version);
     expect(record.data.readings).toBe(8640);
@@ -227,7 +229,9 @@ describe('pumpwatch-trainer train', () => {
     const b = await readModelRecord(container, 'pump-b', (await readBest(container, 'pump-b'))!.pointer.version);
     // 31 readings lack Current; the first has nothing to carry forward and is dropped.
     expect(b.data.cleaning).toMatchObject({ carriedValues: 30, droppedMissing: 1 });
-    expect(existsSync(join(dir, 'reports', 'pump-b.html'))).toBe(true);
+    // pump-b has 3 000 readings at 20 s (16.7 h); 80 % are trained: less than a day, so train says so.
+    expect(res.out).toMatch(/pump-b: promoted[^]*\n {2}warning {2}the trained rows span 13\.3 h, less than a day/);
+    expect(readFileSync(join(dir, 'reports', 'pump-b.html'), 'utf8')).toMatch(/<b>warning<\/b>: the trained rows span 13\.3 h/);
     const split = await Promise.all([0, 1, 2].map((i) => cli(['train-all', '--shard', `${i}/3`, '--days', '1'], context(new Date(T0 + 2 * DAY)))));
     const counts = split.map((s) => Number(/: (\d+) of 3 sources/.exec(s.out)?.[1]));
     expect(counts.reduce((a, b) => a + b, 0)).toBe(3);

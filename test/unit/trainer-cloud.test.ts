@@ -10,6 +10,7 @@ import { createProgress } from '../../trainer/progress.js';
 import { nextPointer, type BestPointer, type ModelRecord } from '../../trainer/registry/records.js';
 import { labelSpans, renderReport } from '../../trainer/report/report.js';
 import { decide } from '../../trainer/train/decide.js';
+import { FULL_CYCLE_MS, spanWarnings } from '../../trainer/train/pipeline.js';
 import { inShard, shardOf } from '../../trainer/train/sources.js';
 
 const evaluation = (score: number, far = 1, mar = 10): Evaluation => ({
@@ -40,6 +41,18 @@ describe('the promotion decision', () => {
     expect(decide(c, { version: 'v1', evaluation: evaluation(0.895) }, 0.01)).toMatchObject({ promoted: false, reason: expect.stringMatching(/^not better by the margin: synthetic-faults, balanced-accuracy: challenger 0\.9000/) });
     expect(decide(c, null, 0.01, 'it needs Flow').reason).toMatch(/cannot be scored .*needs Flow/);
     expect(decide(c, { version: 'v2', evaluation: evaluation(0.1) }, 0.01)).toMatchObject({ promoted: false, reason: expect.stringMatching(/is the live model itself/) });
+  });
+});
+
+describe('the training span warning', () => {
+  const HOUR = 3_600_000;
+  it('warns when the trained rows span less than a day, measured between the first and last trained row', () => {
+    expect(spanWarnings([0, 10 * HOUR, FULL_CYCLE_MS], [0, 1, 2])).toEqual([]);
+    expect(spanWarnings([0, 10 * HOUR, FULL_CYCLE_MS - 60_000], [0, 1, 2])).toEqual([expect.stringMatching(/^the trained rows span 23\.9 h, less than a day: .*train on a longer range$/)]);
+    // Rows outside the training indices (held out, or labelled faults) do not count.
+    expect(spanWarnings([0, 38 * 60_000, 2 * FULL_CYCLE_MS], [0, 1])).toEqual([expect.stringMatching(/^the trained rows span 38 min, less than a day/)]);
+    expect(spanWarnings([5 * HOUR, 6 * HOUR, 29 * HOUR], [1, 2])).toEqual([expect.stringMatching(/span 23\.0 h/)]);
+    expect(spanWarnings([5 * HOUR, 6 * HOUR, 30 * HOUR], [1, 2])).toEqual([]);
   });
 });
 
@@ -176,7 +189,7 @@ describe('the HTML report', () => {
   });
 
   it('is one self-contained page that escapes what it shows', () => {
-    const html = renderReport({ status: 'skipped', reason: 'no drift <script>', source: 'p&1', record: null, drift: null, view: null });
+    const html = renderReport({ status: 'skipped', reason: 'no drift <script>', source: 'p&1', warnings: [], record: null, drift: null, view: null });
     expect(html).toContain('p&#38;1');
     expect(html).toContain('no drift &#60;script&#62;');
     expect(html).not.toMatch(/<script|<link|src=/);

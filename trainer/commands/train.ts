@@ -127,5 +127,6 @@ export function printOutcome(o: TrainOutcome, io: Io): void {
   io.out(`  cleaning ${sum(c.outliers)} outliers, ${sum(c.stuckValues)} stuck values, ${String(c.carriedValues)} carried forward, ${String(c.droppedMissing)} rows dropped (missing), ${String(c.droppedMaintenance)} (maintenance), ${String(c.gaps)} gaps`);
   io.out(`  compare  ${e.criterion}: challenger ${fmt(e.challenger)}${e.champion ? `; live ${e.championVersion}: ${fmt(e.champion)}` : e.championVersion ? `; live ${e.championVersion}: not scorable` : '; no live model'}`);
   io.out(`  decision ${o.reason}`);
+  for (const w of o.warnings) io.out(`  warning  ${w}`);
   io.out(`  registry ${r.model.blob}${o.status === 'promoted' ? `; best.json → ${r.version}` : ''}`);
 }

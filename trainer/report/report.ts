@@ -60,6 +60,7 @@ export function renderReport(o: TrainOutcome): string {
   return `${head}
 <h1>${escapeHtml(title)}</h1>
 <p class="${o.status}"><b>${o.status}</b>: ${escapeHtml(o.reason)}</p>
+${o.warnings.map((w) => `<p class="kept"><b>warning</b>: ${escapeHtml(w)}</p>`).join('\n')}
 <h2>Comparison on the held-out rows</h2>
 <p>${escapeHtml(r.evaluation.description)}. Each model is scored at its own threshold; the challenger must gain ${r.decision.margin} in ${r.evaluation.challenger.metric}.</p>
 <table><tr><th></th><th>version</th><th>algorithm</th><th>threshold</th><th>${r.evaluation.challenger.metric}</th><th>F1</th><th>FAR</th><th>MAR</th><th>TP/FP/FN/TN</th></tr>

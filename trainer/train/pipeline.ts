@@ -43,6 +43,12 @@ export interface TrainRequest {
 export const TRAIN_DEFAULTS = { holdoutFraction: 0.2, margin: 0.01, seed: 1 };
 export const MIN_TRAIN_ROWS = 100;
 export const MIN_HOLDOUT_ROWS = 20;
+/**
+ * A model trained on less than a day has not seen its pump's daily cycle (ambient temperature,
+ * demand); the normal variation it has not seen raises alarms in the field, and the comparison on
+ * the most recent rows cannot show it (`bench/quality`, "How long a range to train on").
+ */
+export const FULL_CYCLE_MS = 86_400_000;
 
 export interface ScoredModel {
   version: string;
@@ -57,6 +63,8 @@ export interface TrainOutcome {
   status: 'promoted' | 'kept' | 'skipped';
   reason: string;
   source: string;
+  /** What the data scientist should know about the challenger beyond the decision. */
+  warnings: string[];
   record: ModelRecord | null;
   drift: DriftReport | null;
   /** What the report draws; null when nothing was trained. */
@@ -84,7 +92,7 @@ export async function trainSource(container: ContainerClient, req: TrainRequest,
 
   if (req.ifDrifted && champion) {
     const drift = compareWithBaseline(champion.record.baseline, cleaned.series.features, cleaned.series.rows, req.ifDrifted);
-    if (!drift.drifted) return { status: 'skipped', reason: `no drift from the baseline of live model ${champion.record.version}: not retrained`, source: req.source, record: null, drift, view: null };
+    if (!drift.drifted) return { status: 'skipped', reason: `no drift from the baseline of live model ${champion.record.version}: not retrained`, source: req.source, warnings: [], record: null, drift, view: null };
   }
 
   progress.stage(`fitting on ${trainIdx.length} rows`);
@@ -114,6 +122,7 @@ export async function trainSource(container: ContainerClient, req: TrainRequest,
     status: decision.promoted ? 'promoted' : 'kept',
     reason: decision.reason,
     source: req.source,
+    warnings: spanWarnings(cleaned.series.timestamps, trainIdx),
     record,
     drift: compareWithBaseline(champion?.record.baseline ?? record.baseline, cleaned.series.features, held.map((i) => cleaned.series.rows[i] as Float64Array)),
     view: {
@@ -143,6 +152,18 @@ async function scoreModel(bytes: Uint8Array, plan: ReturnType<typeof planEvaluat
   } finally {
     await scorer.release();
   }
+}
+
+/** Warns when the trained rows span less than a day (FULL_CYCLE_MS). */
+export function spanWarnings(timestamps: ArrayLike<number>, trainIdx: readonly number[]): string[] {
+  const span = (timestamps[trainIdx.at(-1) ?? 0] as number) - (timestamps[trainIdx[0] ?? 0] as number);
+  if (span >= FULL_CYCLE_MS) return [];
+  // Rounded down, so that a span just short of a day never reads "24.0 h".
+  const shown = span < 3_600_000 ? `${Math.floor(span / 60_000)} min` : `${(Math.floor(span / 360_000) / 10).toFixed(1)} h`;
+  return [
+    `the trained rows span ${shown}, less than a day: the model has not seen this pump's whole daily cycle, and normal ` +
+      'variation it has not seen raises false alarms that the comparison on the most recent rows cannot show; train on a longer range',
+  ];
 }
 
 function checkEnough(cleaned: Cleaned, train: number, holdout: number): void {
