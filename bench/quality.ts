@@ -80,8 +80,13 @@ function repoRoot(): string {
   return dir;
 }
 
+interface SkabFile {
+  data: CsvTable;
+  labels: boolean[] | null;
+}
+
 /** Parses a SKAB CSV; the label column is split off the features (labels null when it has none). */
-function readSkab(path: string): { data: CsvTable; labels: boolean[] | null } {
+function readSkab(path: string): SkabFile {
   const text = readFileSync(path, 'utf8');
   const header = text.slice(0, text.search(/\r?\n/)).split(/[;,]/);
   const table = parseCsv(text, { exclude: NOT_FEATURES.filter((c) => c !== LABEL && header.includes(c)) });
@@ -102,7 +107,14 @@ function labelledSplit(folder: string, file: string): Split {
   return /^\d+\.csv$/.test(file) && parseInt(file) % 2 === 0 ? 'development' : 'held out';
 }
 
-function experiments(skab: string): Experiment[] {
+/** SKAB's recording of normal running, or null when the folder has none. */
+function readAnomalyFree(skab: string): SkabFile | null {
+  const path = join(skab, ANOMALY_FREE, 'anomaly-free.csv');
+  return existsSync(path) ? readSkab(path) : null;
+}
+
+/** The labelled files, then the anomaly-free recording cut into segments. */
+function experiments(skab: string, free: SkabFile | null): Experiment[] {
   const out: Experiment[] = [];
   const folders = readdirSync(skab, { withFileTypes: true })
     .filter((d) => d.isDirectory() && d.name !== ANOMALY_FREE)
@@ -116,9 +128,7 @@ function experiments(skab: string): Experiment[] {
       out.push({ name: `${folder}/${file}`, folder, kind: 'labelled', split: labelledSplit(folder, file), data, labels });
     }
   }
-  const freePath = join(skab, ANOMALY_FREE, 'anomaly-free.csv');
-  if (!existsSync(freePath)) return out;
-  const free = readSkab(freePath);
+  if (!free) return out;
   const normal = free.labels ?? free.data.rows.map(() => false);
   for (let s = 0; (s + 1) * SEGMENT_ROWS <= free.data.rows.length; s++) {
     const cut = <T>(a: T[]) => a.slice(s * SEGMENT_ROWS, (s + 1) * SEGMENT_ROWS);
@@ -174,10 +184,7 @@ const SPAN_STARTS = [0, 4600];
  * and the share of normal rows it flags is printed for the held-out rows (what `train` sees) and
  * for every row of the recording after the range (what the field would see next).
  */
-async function trainingSpans(skab: string, algos: readonly string[], window: number | undefined): Promise<void> {
-  const path = join(skab, ANOMALY_FREE, 'anomaly-free.csv');
-  if (!existsSync(path)) return;
-  const { data } = readSkab(path);
+async function trainingSpans(data: CsvTable, algos: readonly string[], window: number | undefined): Promise<void> {
   const n = data.rows.length;
   const cases = SPAN_STARTS.flatMap((start) => SPANS.map((span) => ({ start, span }))).filter((c) => c.start + c.span + SEGMENT_ROWS <= n);
   if (cases.length === 0) return;
@@ -216,7 +223,8 @@ async function main(): Promise<void> {
   const algos = values.algo === undefined ? ALGORITHM_NAMES : values.algo.split(',');
   const window = values.window === undefined ? undefined : Number(values.window);
   const skab = values.skab === undefined ? resolve(repoRoot(), '../shared/data/skab') : resolve(values.skab);
-  const all = existsSync(skab) ? experiments(skab) : [];
+  const free = readAnomalyFree(skab);
+  const all = existsSync(skab) ? experiments(skab, free) : [];
   if (!all.some((e) => e.kind === 'labelled')) {
     console.log(`bench/quality: skipped: no labelled SKAB data in ${skab} (the GPL-3.0 data is never copied into this repository)`);
     return;
@@ -256,7 +264,7 @@ async function main(): Promise<void> {
   for (const l of lines) console.log(l);
   console.log('\npublished (SKAB README, all 34 anomalous files; no anomaly-free figure published):');
   for (const [name, a, b, c] of PUBLISHED) console.log(tableRow(name, null, null, [a, b, c]));
-  await trainingSpans(skab, algos, window);
+  if (free) await trainingSpans(free.data, algos, window);
 }
 
 await main();

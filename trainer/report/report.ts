@@ -45,7 +45,7 @@ export function renderReport(o: TrainOutcome): string {
   const title = `PumpWatch training report: ${o.source}`;
   const head = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
 <style>body{font:14px system-ui,sans-serif;margin:24px;max-width:1000px;color:#1c2024}table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:4px 8px;text-align:left}
-.promoted{color:#18794e}.kept,.skipped{color:#ad5700}.legend span{display:inline-block;padding:0 6px;margin-right:8px}code{background:#f3f3f3;padding:0 3px}</style></head><body>`;
+.promoted{color:#18794e}.kept,.skipped,.warning{color:#ad5700}.legend span{display:inline-block;padding:0 6px;margin-right:8px}code{background:#f3f3f3;padding:0 3px}</style></head><body>`;
   if (!r || !v) return `${head}<h1>${escapeHtml(title)}</h1><p class="${o.status}"><b>${o.status}</b>: ${escapeHtml(o.reason)}</p></body></html>\n`;
   const spans = labelSpans(v.timestamps, v.targets);
   const charts = [v.challenger, v.champion]
@@ -60,7 +60,7 @@ export function renderReport(o: TrainOutcome): string {
   return `${head}
 <h1>${escapeHtml(title)}</h1>
 <p class="${o.status}"><b>${o.status}</b>: ${escapeHtml(o.reason)}</p>
-${o.warnings.map((w) => `<p class="kept"><b>warning</b>: ${escapeHtml(w)}</p>`).join('\n')}
+${o.warnings.map((w) => `<p class="warning"><b>warning</b>: ${escapeHtml(w)}</p>`).join('\n')}
 <h2>Comparison on the held-out rows</h2>
 <p>${escapeHtml(r.evaluation.description)}. Each model is scored at its own threshold; the challenger must gain ${r.decision.margin} in ${r.evaluation.challenger.metric}.</p>
 <table><tr><th></th><th>version</th><th>algorithm</th><th>threshold</th><th>${r.evaluation.challenger.metric}</th><th>F1</th><th>FAR</th><th>MAR</th><th>TP/FP/FN/TN</th></tr>
