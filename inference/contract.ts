@@ -130,6 +130,37 @@ export function parseModelMetadata(props: Record<string, string>): ModelMetadata
   };
 }
 
+/**
+ * A model trained on less than a day has not seen its pump's daily cycle (ambient temperature,
+ * demand): normal variation it has not seen raises alarms in the field (`bench/quality`, "How long
+ * a range to train on"). The trainer warns about such a model; the technician's page says so.
+ */
+export const FULL_CYCLE_MS = 86_400_000;
+
+export interface TrainingSpan {
+  /** First and last training timestamps (ISO 8601). */
+  from: string;
+  to: string;
+  spanMs: number;
+  /** Shorter than FULL_CYCLE_MS. */
+  short: boolean;
+}
+
+/**
+ * The time span of the rows a model was trained on, from `metrics.trainFrom` and
+ * `metrics.trainTo` (the trainer's fit writes both). These keys are optional in contract 1: null
+ * when a model lacks them or they are not dates in order.
+ */
+export function trainingSpan(meta: Pick<ModelMetadata, 'metrics'>): TrainingSpan | null {
+  const { trainFrom, trainTo } = meta.metrics;
+  if (typeof trainFrom !== 'string' || typeof trainTo !== 'string') return null;
+  const from = Date.parse(trainFrom);
+  const to = Date.parse(trainTo);
+  if (!Number.isFinite(from) || !Number.isFinite(to) || to < from) return null;
+  const spanMs = to - from;
+  return { from: new Date(from).toISOString(), to: new Date(to).toISOString(), spanMs, short: spanMs < FULL_CYCLE_MS };
+}
+
 // ONNX ModelProto field numbers (onnx/onnx.proto): metadata_props = 14 (StringStringEntryProto key=1 value=2).
 const MODEL_METADATA_PROPS_FIELD = 14;
 

@@ -1,5 +1,6 @@
 import type { BufferStore } from '../../buffer/store.js';
 import type { PredictionRow } from '../../buffer/types.js';
+import { trainingSpan, type TrainingSpan } from '../../inference/contract.js';
 import type { InferenceEngine } from '../../inference/engine.js';
 import type { ModelManager } from '../../inference/models.js';
 
@@ -41,7 +42,16 @@ export interface PumpSummary {
   /** The latest anomalous reading: its score and each feature's contribution (the "why"). */
   lastAlert: { seq: number; ts: string; score: number | null; contributions: Record<string, number> | null } | null;
   lastReading: (Omit<LastRow, 'ts' | 'receivedAt'> & { ts: string; receivedAt: string }) | null;
-  model: { key: string; version: string; threshold: number; features: string[]; window: number; status: string } | null;
+  model: {
+    key: string;
+    version: string;
+    threshold: number;
+    features: string[];
+    window: number;
+    status: string;
+    /** The time span of the rows it was trained on; `short` below a day (null when the model does not say). */
+    training: TrainingSpan | null;
+  } | null;
 }
 
 /**
@@ -146,7 +156,15 @@ export class PumpBoard {
     if (!m) return null;
     const key = engine.model(pumpId) ? pumpId : 'default';
     const meta = m.meta;
-    return { key, version: meta.version, threshold: meta.threshold, features: meta.features, window: meta.window, status: models.status()[key]?.status ?? 'active' };
+    return {
+      key,
+      version: meta.version,
+      threshold: meta.threshold,
+      features: meta.features,
+      window: meta.window,
+      status: models.status()[key]?.status ?? 'active',
+      training: trainingSpan(meta),
+    };
   }
 }
 

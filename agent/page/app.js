@@ -4,7 +4,7 @@ import { pickSensors, scoreChart, sensorCharts } from './charts.js';
 import { fmtTime } from './format.js';
 import { initLabelForm } from './label-form.js';
 import { renderAlerts } from './alerts.js';
-import { pumpWhy, renderGateway, renderPumps, renderValues } from './render.js';
+import { modelTraining, pumpWhy, renderGateway, renderPumps, renderValues } from './render.js';
 
 const $ = (id) => document.getElementById(id);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -114,7 +114,10 @@ function renderDetail() {
   }
   detail.hidden = false;
   $('detail-h').textContent = `Pump ${p.pumpId}`;
-  $('detail-why').textContent = pumpWhy(p) || (p.model ? `Scored by model ${p.model.version}.` : '');
+  $('detail-why').textContent = pumpWhy(p);
+  const training = modelTraining(p.model);
+  $('detail-model').textContent = training.text;
+  $('detail-model').className = training.short ? 'model-line short' : 'model-line';
   const threshold = p.model?.threshold ?? null;
   $('chart-empty').hidden = state.rows.length > 0;
   const last = state.rows.at(-1);

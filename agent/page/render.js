@@ -32,6 +32,22 @@ export function pumpWhy(p) {
   return '';
 }
 
+/**
+ * The selected pump's model and how long a span of readings it was trained on. A span under a day
+ * is said out loud: such a model has not seen the pump's daily cycle. Returns { text, short }.
+ */
+export function modelTraining(model) {
+  if (!model) return { text: '', short: false };
+  const t = model.training;
+  if (!t) return { text: `Scored by model ${model.version}; its training range is not recorded.`, short: false };
+  const span = `${fmtDuration(t.spanMs / 1000)} of readings (${fmtTime(t.from)} to ${fmtTime(t.to)})`;
+  if (!t.short) return { text: `Scored by model ${model.version}, trained on ${span}.`, short: false };
+  return {
+    text: `Scored by model ${model.version}, trained on only ${span}, less than a day: it has not seen this pump's daily cycle, so normal changes over the day may raise false alarms.`,
+    short: true,
+  };
+}
+
 export function sortPumps(pumps) {
   return [...pumps].sort((a, b) => (ORDER[a.state] ?? 9) - (ORDER[b.state] ?? 9) || a.pumpId.localeCompare(b.pumpId));
 }

@@ -118,6 +118,9 @@ describe('the technician page', () => {
     await page.locator('#score-chart canvas').waitFor();
     expect(await page.locator('#detail-h').textContent()).toBe('Pump pump-2');
     expect(await page.locator('#detail-why').textContent()).toMatch(/^Anomaly since .*main contributors: /);
+    // The agent's model was fitted on ten minutes of readings: the page says it has not seen a day.
+    expect(await page.locator('#detail-model').textContent()).toMatch(/^Scored by model test-1, trained on only 9 min of readings \(.+ to .+\), less than a day: /);
+    expect(await page.locator('#detail-model').getAttribute('class')).toBe('model-line short');
     expect(await page.locator('#gateway').textContent()).toContain('gw-test');
     expect(w.offHost).toEqual([]);
     expect(w.urls.length).toBeGreaterThan(5);

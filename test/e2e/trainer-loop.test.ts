@@ -106,6 +106,14 @@ describe('readings → agent → blobs → train → registry → twin → agent
 
     // 3. The agent downloads it, checks it, swaps it in and reports it active.
     await until(() => expect(reported().models?.[PUMP]).toMatchObject({ version: best.version, status: 'active' }));
+    // The technician's page is told the range the model was trained on, as the registry records it,
+    // and that it is short of a day (8.3 h of readings, 80 % of them trained): `train` warned too.
+    const { pumps } = (await (await fetch(`${agent.url}/pumps`)).json()) as { pumps: Array<{ pumpId: string; model: { version: string; training: unknown } | null }> };
+    expect(pumps.find((p) => p.pumpId === PUMP)?.model).toMatchObject({
+      version: best.version,
+      training: { from: record.data.trainFrom, to: record.data.trainTo, spanMs: Date.parse(record.data.trainTo) - Date.parse(record.data.trainFrom), short: true },
+    });
+    expect(res.out).toMatch(/warning +the trained rows span 6\.\d h, less than a day/);
 
     // 4. The pump's next readings are scored by the new model; a broken one is flagged.
     const after = START + READINGS * STEP;

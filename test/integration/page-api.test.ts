@@ -66,6 +66,8 @@ describe('GET /pumps', () => {
     expect(byId['pa-2'].lastReading.contributions).toHaveProperty('Pressure');
     expect(byId['pa-2'].lastAlert).toMatchObject({ ts: new Date(t0 + 2000).toISOString(), contributions: { Pressure: expect.any(Number) } });
     expect(typeof byId['pa-2'].model.threshold).toBe('number');
+    // The test model was fitted on ten minutes of readings: the page is told it is short.
+    expect(byId['pa-1'].model.training).toEqual({ from: '2026-01-01T00:00:00.000Z', to: '2026-01-01T00:09:59.000Z', spanMs: 599_000, short: true });
   });
 
   it('keeps a pump in anomaly through a single normal reading and clears it after five in a row', async () => {

@@ -10,7 +10,9 @@ import { createProgress } from '../../trainer/progress.js';
 import { nextPointer, type BestPointer, type ModelRecord } from '../../trainer/registry/records.js';
 import { labelSpans, renderReport } from '../../trainer/report/report.js';
 import { decide } from '../../trainer/train/decide.js';
-import { FULL_CYCLE_MS, spanWarnings } from '../../trainer/train/pipeline.js';
+import { FULL_CYCLE_MS, readModelMetadata, trainingSpan } from '../../inference/contract.js';
+import { makeModel } from '../support/models.js';
+import { spanWarnings } from '../../trainer/train/pipeline.js';
 import { inShard, shardOf } from '../../trainer/train/sources.js';
 
 const evaluation = (score: number, far = 1, mar = 10): Evaluation => ({
@@ -53,6 +55,24 @@ describe('the training span warning', () => {
     expect(spanWarnings([0, 38 * 60_000, 2 * FULL_CYCLE_MS], [0, 1])).toEqual([expect.stringMatching(/^the trained rows span 38 min, less than a day/)]);
     expect(spanWarnings([5 * HOUR, 6 * HOUR, 29 * HOUR], [1, 2])).toEqual([expect.stringMatching(/span 23\.0 h/)]);
     expect(spanWarnings([5 * HOUR, 6 * HOUR, 30 * HOUR], [1, 2])).toEqual([]);
+  });
+});
+
+describe('the training span a model carries', () => {
+  it('is read from the metrics the trainer wrote into the model, and is short below a day', () => {
+    // makeModel fits 600 readings one second apart from 2026-01-01T00:00:00Z.
+    expect(trainingSpan(readModelMetadata(makeModel()))).toEqual({ from: '2026-01-01T00:00:00.000Z', to: '2026-01-01T00:09:59.000Z', spanMs: 599_000, short: true });
+    const span = (trainFrom: unknown, trainTo: unknown) => trainingSpan({ metrics: { trainFrom, trainTo } });
+    expect(span('2026-01-01T00:00:00Z', '2026-01-02T00:00:00Z')).toMatchObject({ spanMs: FULL_CYCLE_MS, short: false });
+    expect(span('2026-01-01T00:00:01Z', '2026-01-02T00:00:00Z')).toMatchObject({ short: true });
+  });
+
+  it('is null when a model does not say, or says something that is not a range', () => {
+    expect(trainingSpan({ metrics: {} })).toBeNull();
+    expect(trainingSpan({ metrics: { trainFrom: '2026-01-01T00:00:00Z' } })).toBeNull();
+    expect(trainingSpan({ metrics: { trainFrom: 'yesterday', trainTo: '2026-01-01T00:00:00Z' } })).toBeNull();
+    expect(trainingSpan({ metrics: { trainFrom: 0, trainTo: 86_400_000 } })).toBeNull();
+    expect(trainingSpan({ metrics: { trainFrom: '2026-01-02T00:00:00Z', trainTo: '2026-01-01T00:00:00Z' } })).toBeNull();
   });
 });
 

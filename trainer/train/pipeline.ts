@@ -6,6 +6,7 @@
  * Reproducible: the same data, options and seed give the same model bytes and the same decision.
  */
 import type { ContainerClient } from '@azure/storage-blob';
+import { FULL_CYCLE_MS } from '../../inference/contract.js';
 import type { LabelRecord } from '../../sync/labels-upload.js';
 import { modelBlobName } from '../../sync/layout.js';
 import { CLEAN_DEFAULTS, type Cleaned, type Target } from '../data/clean.js';
@@ -43,12 +44,6 @@ export interface TrainRequest {
 export const TRAIN_DEFAULTS = { holdoutFraction: 0.2, margin: 0.01, seed: 1 };
 export const MIN_TRAIN_ROWS = 100;
 export const MIN_HOLDOUT_ROWS = 20;
-/**
- * A model trained on less than a day has not seen its pump's daily cycle (ambient temperature,
- * demand); the normal variation it has not seen raises alarms in the field, and the comparison on
- * the most recent rows cannot show it (`bench/quality`, "How long a range to train on").
- */
-export const FULL_CYCLE_MS = 86_400_000;
 
 export interface ScoredModel {
   version: string;
