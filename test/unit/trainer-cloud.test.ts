@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { FULL_CYCLE_MS, readModelMetadata, trainingSpan } from '../../inference/contract.js';
 import { parseOptions, timeRange } from '../../trainer/commands/command.js';
 import { parseShard } from '../../trainer/commands/train-all.js';
 import { TRAIN_OPTIONS, trainRequest } from '../../trainer/commands/train.js';
@@ -10,10 +11,9 @@ import { createProgress } from '../../trainer/progress.js';
 import { nextPointer, type BestPointer, type ModelRecord } from '../../trainer/registry/records.js';
 import { labelSpans, renderReport } from '../../trainer/report/report.js';
 import { decide } from '../../trainer/train/decide.js';
-import { FULL_CYCLE_MS, readModelMetadata, trainingSpan } from '../../inference/contract.js';
-import { makeModel } from '../support/models.js';
 import { spanWarnings } from '../../trainer/train/pipeline.js';
 import { inShard, shardOf } from '../../trainer/train/sources.js';
+import { makeModel } from '../support/models.js';
 
 const evaluation = (score: number, far = 1, mar = 10): Evaluation => ({
   criterion: 'synthetic-faults',
