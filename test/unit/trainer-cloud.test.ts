@@ -47,14 +47,20 @@ describe('the promotion decision', () => {
 });
 
 describe('the training span warning', () => {
-  const HOUR = 3_600_000;
-  it('warns when the trained rows span less than a day, measured between the first and last trained row', () => {
-    expect(spanWarnings([0, 10 * HOUR, FULL_CYCLE_MS], [0, 1, 2])).toEqual([]);
-    expect(spanWarnings([0, 10 * HOUR, FULL_CYCLE_MS - 60_000], [0, 1, 2])).toEqual([expect.stringMatching(/^the trained rows span 23\.9 h, less than a day: .*train on a longer range$/)]);
-    // Rows outside the training indices (held out, or labelled faults) do not count.
-    expect(spanWarnings([0, 38 * 60_000, 2 * FULL_CYCLE_MS], [0, 1])).toEqual([expect.stringMatching(/^the trained rows span 38 min, less than a day/)]);
-    expect(spanWarnings([5 * HOUR, 6 * HOUR, 29 * HOUR], [1, 2])).toEqual([expect.stringMatching(/span 23\.0 h/)]);
-    expect(spanWarnings([5 * HOUR, 6 * HOUR, 30 * HOUR], [1, 2])).toEqual([]);
+  const span = (trainFrom: string, trainTo: string) => spanWarnings({ metrics: { trainFrom, trainTo } });
+  it('warns when the model was trained on less than a day, read from its metadata as the page reads it', () => {
+    expect(span('2026-01-01T00:00:00Z', '2026-01-02T00:00:00Z')).toEqual([]);
+    expect(span('2026-01-01T00:00:00Z', '2026-01-01T23:59:00Z')).toEqual([expect.stringMatching(/^the trained rows span 23\.9 h, less than a day: .*train on a longer range$/)]);
+    expect(span('2026-01-01T00:00:00Z', '2026-01-01T00:38:30Z')).toEqual([expect.stringMatching(/^the trained rows span 38 min, less than a day/)]);
+    expect(span('2026-01-01T05:00:00Z', '2026-01-02T04:00:00Z')).toEqual([expect.stringMatching(/span 23\.0 h/)]);
+    // The same model, the same verdict: the warning fires exactly when the page's line is highlighted.
+    const model = readModelMetadata(makeModel());
+    expect(trainingSpan(model)?.short).toBe(true);
+    expect(spanWarnings(model)).toEqual([expect.stringMatching(/^the trained rows span 9 min, less than a day/)]);
+  });
+
+  it('says so when a model carries no readable training span', () => {
+    expect(spanWarnings({ metrics: {} })).toEqual([expect.stringMatching(/^the model carries no training span .*unknown$/)]);
   });
 });
 
