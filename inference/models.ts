@@ -55,7 +55,7 @@ export class ModelManager {
   async loadBundledDefault(path: string): Promise<void> {
     this.bundledPath = path;
     if (this.deps.engine.model(DEFAULT_MODEL_KEY)) return;
-    const model = await LoadedModel.fromBytes(await readFile(path), 'bundled');
+    const model = await LoadedModel.fromBytes(await readFile(path), path);
     await this.swap(DEFAULT_MODEL_KEY, model);
   }
 
@@ -328,7 +328,7 @@ export class ModelManager {
         this.log('error', 'previous model unusable', { model: key, version: prev.version, err: (err as Error).message });
       }
     }
-    if (key === DEFAULT_MODEL_KEY && this.bundledPath) return { model: await LoadedModel.fromBytes(await readFile(this.bundledPath), 'bundled'), ref: null };
+    if (key === DEFAULT_MODEL_KEY && this.bundledPath) return { model: await LoadedModel.fromBytes(await readFile(this.bundledPath), this.bundledPath), ref: null };
     return { model: null, ref: null };
   }
 

@@ -182,6 +182,8 @@ describe('status endpoints', () => {
     expect((await fetch(`${t.url}/readyz`)).status).toBe(200);
     const status = (await (await fetch(`${t.url}/status`)).json()) as any;
     expect(status.models.default).toMatchObject({ version: 'test-1', status: 'active', features: ['Pressure', 'Flow', 'Current'], window: 1 });
+    // The start-up model file says where it was read from (PUMPWATCH_DEFAULT_MODEL, or the bundled one).
+    expect(status.models.default.origin).toBe(join(t.dir, 'default-model.onnx'));
     expect(status.buffer.rows).toBe(count('SELECT count(*) n FROM readings'));
     expect(status.buffer).toHaveProperty('unsynced');
     expect(status.buffer).toHaveProperty('evicted');
