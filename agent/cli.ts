@@ -16,7 +16,7 @@ Usage:
 
 Configuration (environment variables):
 ${configReference()
-  .map((k) => `  ${k.env.padEnd(42)} ${k.description} [${k.unit}; default ${k.default}${k.live ? '; live' : ''}]`)
+  .map((k) => `  ${k.env.padEnd(42)} ${k.description} [${k.unit}; default ${k.default}${k.twin ? `; live: twin ${k.twin}` : ''}]`)
   .join('\n')}
 `;
 

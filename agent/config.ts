@@ -3,14 +3,13 @@ import { z } from 'zod';
 
 /**
  * The agent's configuration: one declared schema. Every key has an environment variable, a default,
- * a unit and a description; `live` keys may change at run time (module twin), the others need a
- * restart. A bad value is refused with a message naming the variable and the value.
+ * a unit and a description; the keys in TWIN_SETTINGS may change at run time (module twin), the
+ * others need a restart. A bad value is refused with a message naming the variable and the value.
  */
 interface KeySpec<T extends z.ZodType> {
   env: string;
   schema: T;
   unit: string;
-  live: boolean;
   description: string;
   /** Secrets are never echoed back in errors or logs. */
   secret?: boolean;
@@ -25,45 +24,74 @@ function key<T extends z.ZodType>(spec: KeySpec<T>): KeySpec<T> {
 }
 
 export const CONFIG_KEYS = {
-  dataDir: key({ env: 'PUMPWATCH_DATA_DIR', schema: z.string().min(1).default('./data'), unit: 'path', live: false, description: 'SQLite buffer and model store' }),
-  httpHost: key({ env: 'PUMPWATCH_HTTP_HOST', schema: z.string().min(1).default('127.0.0.1'), unit: 'address', live: false, description: 'status endpoint address (0.0.0.0 in the container)' }),
-  httpPort: key({ env: 'PUMPWATCH_HTTP_PORT', schema: int(0, 65535).default(8080), unit: 'port', live: false, description: 'status endpoint port (0 = any free port)' }),
-  statusToken: key({ env: 'PUMPWATCH_STATUS_TOKEN', schema: optionalText, unit: 'text', live: false, secret: true, description: 'bearer token for everything but /healthz and /readyz; unset: data endpoints answer loopback only' }),
-  blobConnectionString: key({ env: 'PUMPWATCH_BLOB_CONNECTION_STRING', schema: optionalText, unit: 'text', live: false, secret: true, description: 'Blob Storage connection string (sync target)' }),
-  blobSasUrl: key({ env: 'PUMPWATCH_BLOB_SAS_URL', schema: z.string().url().optional(), unit: 'URL', live: false, secret: true, description: 'container SAS URL (alternative to the connection string)' }),
-  blobContainer: key({ env: 'PUMPWATCH_BLOB_CONTAINER', schema: z.string().regex(/^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$/, 'a container name: 3-63 lowercase letters, digits, dashes').default('pumpwatch'), unit: 'name', live: false, description: 'Blob container' }),
-  deviceId: key({ env: 'PUMPWATCH_DEVICE_ID', schema: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'letters, digits, . _ : - (at most 128)').optional(), unit: 'id', live: false, description: 'device id in blob names; default: IOTEDGE_DEVICEID, else the host name' }),
-  simulate: key({ env: 'PUMPWATCH_SIMULATE', schema: int(0, 1000).optional(), unit: 'pumps', live: false, description: 'simulated pumps; default 3 standalone, 0 otherwise' }),
-  sync: key({ env: 'PUMPWATCH_SYNC', schema: z.enum(['auto', 'off']).default('auto'), unit: 'auto/off', live: false, description: 'off: never upload (the buffer still fills and evicts); auto: sync to the configured target, or to a local Azurite when standalone' }),
-  hub: key({ env: 'PUMPWATCH_HUB', schema: z.enum(['auto', 'off']).default('auto'), unit: 'auto/off', live: false, description: 'off: no IoT Edge client; auto: IoT Edge when configured, a local hub when standalone' }),
-  simulateRateHz: key({ env: 'PUMPWATCH_SIMULATE_RATE_HZ', schema: z.coerce.number().positive().max(1000).default(1), unit: 'Hz', live: false, description: 'readings per second of each simulated pump' }),
-  bufferMaxBytes: key({ env: 'PUMPWATCH_BUFFER_MAX_BYTES', schema: int(1 << 20, Number.MAX_SAFE_INTEGER).default(1073741824), unit: 'bytes', live: true, description: 'disk cap of the buffer' }),
-  syncIntervalSeconds: key({ env: 'PUMPWATCH_SYNC_INTERVAL_SECONDS', schema: int(1, 86400).default(30), unit: 's', live: true, description: 'sync attempts when idle' }),
-  syncMaxBytesPerSecond: key({ env: 'PUMPWATCH_SYNC_MAX_BYTES_PER_SECOND', schema: int(0, Number.MAX_SAFE_INTEGER).default(0), unit: 'B/s', live: true, description: 'upload bandwidth cap for metered links (0 = none)' }),
-  syncBatchMaxRows: key({ env: 'PUMPWATCH_SYNC_BATCH_MAX_ROWS', schema: int(1, 1_000_000).default(50_000), unit: 'rows', live: true, description: 'rows per uploaded blob at most' }),
-  retentionHours: key({ env: 'PUMPWATCH_RETENTION_HOURS', schema: z.coerce.number().min(0).default(72), unit: 'h', live: true, description: 'how long synced rows stay for the technician page' }),
-  alertsMinIntervalSeconds: key({ env: 'PUMPWATCH_ALERTS_MIN_INTERVAL_SECONDS', schema: int(0, 86400).default(60), unit: 's', live: true, description: 'at most one alert per pump in this interval' }),
-  logLevel: key({ env: 'PUMPWATCH_LOG_LEVEL', schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), unit: 'level', live: true, description: 'pino log level' }),
-  allowInsecureModelUrls: key({ env: 'PUMPWATCH_ALLOW_INSECURE_MODEL_URLS', schema: bool.default(false), unit: '0/1', live: false, description: 'let model downloads use plain http:// (development and tests only)' }),
-  maxBodyBytes: key({ env: 'PUMPWATCH_MAX_BODY_BYTES', schema: int(1024, 1 << 30).default(16 * 1024 * 1024), unit: 'bytes', live: false, description: 'largest POST /readings body (413 above)' }),
-  maxReadingsPerRequest: key({ env: 'PUMPWATCH_MAX_READINGS_PER_REQUEST', schema: int(1, 1_000_000).default(50_000), unit: 'readings', live: false, description: 'most readings in one request (413 above)' }),
-  maxFutureSeconds: key({ env: 'PUMPWATCH_MAX_FUTURE_SECONDS', schema: int(0, 10 * 365 * 86400).default(86400), unit: 's', live: true, description: 'readings further ahead of the gateway clock are refused' }),
-  maxPastSeconds: key({ env: 'PUMPWATCH_MAX_PAST_SECONDS', schema: int(0, 100 * 365 * 86400).default(365 * 86400), unit: 's', live: true, description: 'readings further behind the gateway clock are refused' }),
-  batchMaxReadings: key({ env: 'PUMPWATCH_BATCH_MAX_READINGS', schema: int(1, 100_000).default(8192), unit: 'readings', live: false, description: 'micro-batch size cap (one session.run and one transaction each)' }),
-  defaultModel: key({ env: 'PUMPWATCH_DEFAULT_MODEL', schema: z.string().min(1).optional(), unit: 'path', live: false, description: 'model file loaded as `default` when no default is active; default: the one bundled with the agent' }),
-  modelMaxBytes: key({ env: 'PUMPWATCH_MODEL_MAX_BYTES', schema: int(1024, 1 << 30).default(64 * 1024 * 1024), unit: 'bytes', live: true, description: 'largest model download' }),
-  modelDownloadTimeoutSeconds: key({ env: 'PUMPWATCH_MODEL_DOWNLOAD_TIMEOUT_SECONDS', schema: int(1, 3600).default(120), unit: 's', live: true, description: 'model download timeout' }),
-  moduleConnectionString: key({ env: 'PUMPWATCH_MODULE_CONNECTION_STRING', schema: optionalText, unit: 'text', live: false, secret: true, description: 'module connection string (outside IoT Edge; GatewayHostName=host:port reaches a gateway or a local hub)' }),
-  moduleCaFile: key({ env: 'EdgeModuleCACertificateFile', schema: optionalText, unit: 'path', live: false, description: 'CA certificate (PEM) the module client trusts; set by IoT Edge, or for a module connection string' }),
-  moduleId: key({ env: 'IOTEDGE_MODULEID', schema: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'letters, digits, . _ - (at most 128)').default('pumpwatch'), unit: 'id', live: false, description: 'module id (set by IoT Edge; the local hub uses it standalone)' }),
-  syncBatchMaxBytes: key({ env: 'PUMPWATCH_SYNC_BATCH_MAX_BYTES', schema: int(4096, 1 << 30).default(512 * 1024), unit: 'bytes', live: true, description: 'uncompressed JSON bytes per uploaded blob at most (approximate; smaller blobs keep ingest latency low during a drain, see bench/sync)' }),
-  syncAnomalyContextRows: key({ env: 'PUMPWATCH_SYNC_ANOMALY_CONTEXT_ROWS', schema: int(0, 100_000).default(60), unit: 'rows', live: true, description: 'earlier rows of a pump uploaded with its anomaly, ahead of the backlog' }),
-  syncCreateContainer: key({ env: 'PUMPWATCH_SYNC_CREATE_CONTAINER', schema: bool.default(true), unit: '0/1', live: false, description: 'create the blob container when it is missing (needs account rights)' }),
-  syncBackoffMaxSeconds: key({ env: 'PUMPWATCH_SYNC_BACKOFF_MAX_SECONDS', schema: int(1, 86400).default(300), unit: 's', live: true, description: 'cap of the exponential backoff after network or server errors' }),
-  syncSlowRetrySeconds: key({ env: 'PUMPWATCH_SYNC_SLOW_RETRY_SECONDS', schema: int(1, 86400).default(900), unit: 's', live: true, description: 'retry pace after errors that need a person (credentials, missing container)' }),
+  dataDir: key({ env: 'PUMPWATCH_DATA_DIR', schema: z.string().min(1).default('./data'), unit: 'path', description: 'SQLite buffer and model store' }),
+  httpHost: key({ env: 'PUMPWATCH_HTTP_HOST', schema: z.string().min(1).default('127.0.0.1'), unit: 'address', description: 'status endpoint address (0.0.0.0 in the container)' }),
+  httpPort: key({ env: 'PUMPWATCH_HTTP_PORT', schema: int(0, 65535).default(8080), unit: 'port', description: 'status endpoint port (0 = any free port)' }),
+  statusToken: key({ env: 'PUMPWATCH_STATUS_TOKEN', schema: optionalText, unit: 'text', secret: true, description: 'bearer token for everything but /healthz and /readyz; unset: data endpoints answer loopback only' }),
+  blobConnectionString: key({ env: 'PUMPWATCH_BLOB_CONNECTION_STRING', schema: optionalText, unit: 'text', secret: true, description: 'Blob Storage connection string (sync target)' }),
+  blobSasUrl: key({ env: 'PUMPWATCH_BLOB_SAS_URL', schema: z.string().url().optional(), unit: 'URL', secret: true, description: 'container SAS URL (alternative to the connection string)' }),
+  blobContainer: key({ env: 'PUMPWATCH_BLOB_CONTAINER', schema: z.string().regex(/^(?=.{3,63}$)[a-z0-9]+(?:-[a-z0-9]+)*$/, 'a container name: 3-63 lowercase letters, digits and single dashes, starting and ending with a letter or digit').default('pumpwatch'), unit: 'name', description: 'Blob container' }),
+  deviceId: key({ env: 'PUMPWATCH_DEVICE_ID', schema: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'letters, digits, . _ : - (at most 128)').optional(), unit: 'id', description: 'device id in blob names; default: IOTEDGE_DEVICEID, else the host name' }),
+  simulate: key({ env: 'PUMPWATCH_SIMULATE', schema: int(0, 1000).optional(), unit: 'pumps', description: 'simulated pumps; default 3 standalone, 0 otherwise' }),
+  sync: key({ env: 'PUMPWATCH_SYNC', schema: z.enum(['auto', 'off']).default('auto'), unit: 'auto/off', description: 'off: never upload (the buffer still fills and evicts); auto: sync to the configured target, or to a local Azurite when standalone' }),
+  hub: key({ env: 'PUMPWATCH_HUB', schema: z.enum(['auto', 'off']).default('auto'), unit: 'auto/off', description: 'off: no IoT Edge client; auto: IoT Edge when configured, a local hub when standalone' }),
+  simulateRateHz: key({ env: 'PUMPWATCH_SIMULATE_RATE_HZ', schema: z.coerce.number().positive().max(1000).default(1), unit: 'Hz', description: 'readings per second of each simulated pump' }),
+  bufferMaxBytes: key({ env: 'PUMPWATCH_BUFFER_MAX_BYTES', schema: int(1 << 20, Number.MAX_SAFE_INTEGER).default(1073741824), unit: 'bytes', description: 'disk cap of the buffer' }),
+  syncIntervalSeconds: key({ env: 'PUMPWATCH_SYNC_INTERVAL_SECONDS', schema: int(1, 86400).default(30), unit: 's', description: 'sync attempts when idle' }),
+  syncMaxBytesPerSecond: key({ env: 'PUMPWATCH_SYNC_MAX_BYTES_PER_SECOND', schema: int(0, Number.MAX_SAFE_INTEGER).default(0), unit: 'B/s', description: 'upload bandwidth cap for metered links (0 = none)' }),
+  syncBatchMaxRows: key({ env: 'PUMPWATCH_SYNC_BATCH_MAX_ROWS', schema: int(1, 1_000_000).default(50_000), unit: 'rows', description: 'rows per uploaded blob at most' }),
+  retentionHours: key({ env: 'PUMPWATCH_RETENTION_HOURS', schema: z.coerce.number().min(0).default(72), unit: 'h', description: 'how long synced rows stay for the technician page' }),
+  alertsMinIntervalSeconds: key({ env: 'PUMPWATCH_ALERTS_MIN_INTERVAL_SECONDS', schema: int(0, 86400).default(60), unit: 's', description: 'at most one alert per pump in this interval' }),
+  logLevel: key({ env: 'PUMPWATCH_LOG_LEVEL', schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), unit: 'level', description: 'pino log level' }),
+  allowInsecureModelUrls: key({ env: 'PUMPWATCH_ALLOW_INSECURE_MODEL_URLS', schema: bool.default(false), unit: '0/1', description: 'let model downloads use plain http:// (development and tests only)' }),
+  maxBodyBytes: key({ env: 'PUMPWATCH_MAX_BODY_BYTES', schema: int(1024, 1 << 30).default(16 * 1024 * 1024), unit: 'bytes', description: 'largest POST /readings body (413 above)' }),
+  maxReadingsPerRequest: key({ env: 'PUMPWATCH_MAX_READINGS_PER_REQUEST', schema: int(1, 1_000_000).default(50_000), unit: 'readings', description: 'most readings in one request (413 above)' }),
+  maxFutureSeconds: key({ env: 'PUMPWATCH_MAX_FUTURE_SECONDS', schema: int(0, 10 * 365 * 86400).default(86400), unit: 's', description: 'readings further ahead of the gateway clock are refused' }),
+  maxPastSeconds: key({ env: 'PUMPWATCH_MAX_PAST_SECONDS', schema: int(0, 100 * 365 * 86400).default(365 * 86400), unit: 's', description: 'readings further behind the gateway clock are refused' }),
+  batchMaxReadings: key({ env: 'PUMPWATCH_BATCH_MAX_READINGS', schema: int(1, 100_000).default(8192), unit: 'readings', description: 'micro-batch size cap (one session.run and one transaction each)' }),
+  defaultModel: key({ env: 'PUMPWATCH_DEFAULT_MODEL', schema: z.string().min(1).optional(), unit: 'path', description: 'model file loaded as `default` when no default is active; default: the one bundled with the agent' }),
+  modelMaxBytes: key({ env: 'PUMPWATCH_MODEL_MAX_BYTES', schema: int(1024, 1 << 30).default(64 * 1024 * 1024), unit: 'bytes', description: 'largest model download' }),
+  modelDownloadTimeoutSeconds: key({ env: 'PUMPWATCH_MODEL_DOWNLOAD_TIMEOUT_SECONDS', schema: int(1, 3600).default(120), unit: 's', description: 'model download timeout' }),
+  moduleConnectionString: key({ env: 'PUMPWATCH_MODULE_CONNECTION_STRING', schema: optionalText, unit: 'text', secret: true, description: 'module connection string (outside IoT Edge; GatewayHostName=host:port reaches a gateway or a local hub)' }),
+  moduleCaFile: key({ env: 'EdgeModuleCACertificateFile', schema: optionalText, unit: 'path', description: 'CA certificate (PEM) the module client trusts; set by IoT Edge, or for a module connection string' }),
+  moduleId: key({ env: 'IOTEDGE_MODULEID', schema: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'letters, digits, . _ - (at most 128)').default('pumpwatch'), unit: 'id', description: 'module id (set by IoT Edge; the local hub uses it standalone)' }),
+  syncBatchMaxBytes: key({ env: 'PUMPWATCH_SYNC_BATCH_MAX_BYTES', schema: int(4096, 1 << 30).default(512 * 1024), unit: 'bytes', description: 'uncompressed JSON bytes per uploaded blob at most (approximate; smaller blobs keep ingest latency low during a drain, see bench/sync)' }),
+  syncAnomalyContextRows: key({ env: 'PUMPWATCH_SYNC_ANOMALY_CONTEXT_ROWS', schema: int(0, 100_000).default(60), unit: 'rows', description: 'earlier rows of a pump uploaded with its anomaly, ahead of the backlog' }),
+  syncCreateContainer: key({ env: 'PUMPWATCH_SYNC_CREATE_CONTAINER', schema: bool.default(true), unit: '0/1', description: 'create the blob container when it is missing (needs account rights)' }),
+  syncBackoffMaxSeconds: key({ env: 'PUMPWATCH_SYNC_BACKOFF_MAX_SECONDS', schema: int(1, 86400).default(300), unit: 's', description: 'cap of the exponential backoff after network or server errors' }),
+  syncSlowRetrySeconds: key({ env: 'PUMPWATCH_SYNC_SLOW_RETRY_SECONDS', schema: int(1, 86400).default(900), unit: 's', description: 'retry pace after errors that need a person (credentials, missing container)' }),
 } as const;
 
 export type ConfigKey = keyof typeof CONFIG_KEYS;
+
+/**
+ * The keys that change at run time: the module twin's desired setting sections (DESIGN.md "Module
+ * twin") and the key behind each field. This is the one list of live keys: the twin accepts these
+ * fields and no others, and the configuration reference marks these keys and no others. Each is
+ * read from the configuration in force where it is used (every sync cycle, every request, every
+ * download, every alert), so a new value applies without a restart. Every other key needs one
+ * (the log level too: pino's child loggers take their level when they are made).
+ */
+export const TWIN_SETTINGS = {
+  sync: {
+    intervalSeconds: 'syncIntervalSeconds',
+    maxBytesPerSecond: 'syncMaxBytesPerSecond',
+    batchMaxRows: 'syncBatchMaxRows',
+    batchMaxBytes: 'syncBatchMaxBytes',
+    anomalyContextRows: 'syncAnomalyContextRows',
+    backoffMaxSeconds: 'syncBackoffMaxSeconds',
+    slowRetrySeconds: 'syncSlowRetrySeconds',
+  },
+  buffer: { maxBytes: 'bufferMaxBytes', retentionHours: 'retentionHours' },
+  alerts: { minIntervalSeconds: 'alertsMinIntervalSeconds' },
+  ingest: { maxFutureSeconds: 'maxFutureSeconds', maxPastSeconds: 'maxPastSeconds' },
+  modelDownloads: { maxBytes: 'modelMaxBytes', timeoutSeconds: 'modelDownloadTimeoutSeconds' },
+} as const satisfies Record<string, Record<string, ConfigKey>>;
+
+/** The twin field (`section.field`) of each live key. */
+const TWIN_FIELD_OF: ReadonlyMap<ConfigKey, string> = new Map(
+  Object.entries(TWIN_SETTINGS).flatMap(([section, fields]) => Object.entries(fields).map(([field, key]) => [key as ConfigKey, `${section}.${field}`] as const)),
+);
 export type Config = { [K in ConfigKey]: z.output<(typeof CONFIG_KEYS)[K]['schema']> } & {
   /** True when neither a blob target nor IoT Edge is configured: simulated pumps, local Azurite and hub. */
   standalone: boolean;
@@ -117,15 +145,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   };
 }
 
-/** The configuration reference as rows (README table, `pumpwatch-agent --help`). */
-export function configReference(): Array<{ env: string; default: string; unit: string; live: boolean; description: string }> {
-  return (Object.values(CONFIG_KEYS) as Array<KeySpec<z.ZodType>>).map((spec) => {
+/**
+ * The configuration reference as rows (README table, `pumpwatch-agent --help`); `twin` is the
+ * desired-property field that changes the key at run time, null when it needs a restart.
+ */
+export function configReference(): Array<{ env: string; default: string; unit: string; twin: string | null; description: string }> {
+  return (Object.entries(CONFIG_KEYS) as Array<[ConfigKey, KeySpec<z.ZodType>]>).map(([k, spec]) => {
     const d = spec.schema.safeParse(undefined);
     return {
       env: spec.env,
       default: d.success && d.data !== undefined ? String(d.data) : '—',
       unit: spec.unit,
-      live: spec.live,
+      twin: TWIN_FIELD_OF.get(k) ?? null,
       description: spec.description,
     };
   });

@@ -1,20 +1,17 @@
 /**
  * The module twin's desired properties (DESIGN.md "Module twin"), validated section by section:
  * - `models`: `{ "<pumpId>|default": { version, url, sha256, size, shadow? } }`, each entry on its own;
- * - `sync`, `buffer`, `alerts`: live settings, each value checked by the agent's config schema.
+ * - `sync`, `buffer`, `alerts`, `ingest`, `modelDownloads`: live settings (TWIN_SETTINGS of the
+ *   config), each value checked by the agent's config schema.
  * An invalid section (or model entry) is refused with a reason; the others still apply.
  */
 import { z } from 'zod';
 import type { DesiredModel } from '../../inference/updater.js';
-import { CONFIG_KEYS, type Config, type ConfigKey } from '../config.js';
+import { CONFIG_KEYS, TWIN_SETTINGS, type Config, type ConfigKey } from '../config.js';
 import { PUMP_ID_PATTERN } from '../ingest/validate.js';
 
-/** Desired setting sections and the config key behind each field. */
-export const SETTING_SECTIONS = {
-  sync: { intervalSeconds: 'syncIntervalSeconds', maxBytesPerSecond: 'syncMaxBytesPerSecond', batchMaxRows: 'syncBatchMaxRows' },
-  buffer: { maxBytes: 'bufferMaxBytes', retentionHours: 'retentionHours' },
-  alerts: { minIntervalSeconds: 'alertsMinIntervalSeconds' },
-} as const satisfies Record<string, Record<string, ConfigKey>>;
+/** Desired setting sections and the config key behind each field (defined with the config). */
+export const SETTING_SECTIONS = TWIN_SETTINGS;
 
 export type SectionName = keyof typeof SETTING_SECTIONS;
 export const SECTION_NAMES = Object.keys(SETTING_SECTIONS) as SectionName[];
@@ -65,7 +62,6 @@ export function parseSection(name: SectionName, raw: unknown): { values: Partial
     const key = fields[field];
     if (!key) return { error: `${name}.${field}: unknown setting (known: ${Object.keys(fields).join(', ')})` };
     const spec = CONFIG_KEYS[key];
-    if (!spec.live) return { error: `${name}.${field}: needs a restart, cannot be changed through the twin` };
     const parsed = spec.schema.safeParse(value);
     if (!parsed.success || parsed.data === undefined) {
       return { error: `${name}.${field}=${JSON.stringify(value)}: ${parsed.success ? 'required' : (parsed.error.issues[0]?.message ?? 'invalid')}` };

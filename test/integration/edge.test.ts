@@ -83,6 +83,20 @@ describe('the agent as an IoT Edge module on the local hub', () => {
     expect(t.agent.config.retentionHours).toBe(12);
   });
 
+  it('changes a limit of the ingest section at run time, and a deleted section brings back the start-up value', async () => {
+    const twoHoursAgo = { pumpId: 'edge-3', ts: new Date(Date.now() - 2 * 3_600_000).toISOString(), values: normalValues(random, tick++) };
+    const tighter = hub.updateDesired(DEVICE, MODULE, { ingest: { maxPastSeconds: 3600 } });
+    await until(() => expect(reported().ingest).toEqual({ value: { maxPastSeconds: 3600 }, ac: 200, av: tighter, ad: 'applied' }));
+    const refused = await postJson(`${t.url}/readings`, [twoHoursAgo]);
+    expect(refused.status).toBe(400);
+    expect(refused.json.rejected[0].error).toMatch(/^ts: .* is more than 3600 s behind the gateway clock/);
+
+    const reset = hub.updateDesired(DEVICE, MODULE, { ingest: null });
+    await until(() => expect(reported().ingest).toMatchObject({ ac: 200, av: reset, ad: 'reset to start-up values' }));
+    expect(t.agent.config.maxPastSeconds).toBe(365 * 86_400);
+    expect((await postJson(`${t.url}/readings`, [twoHoursAgo])).json).toMatchObject({ accepted: 1 });
+  });
+
   it('commits readings from input "readings" before acknowledging the message', async () => {
     const committedWhenAcked = new Promise<number>((resolve) => {
       hub.once('inputCompleted', () => resolve(count("SELECT count(*) n FROM readings WHERE pump_id = 'edge-1'")));

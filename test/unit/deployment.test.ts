@@ -155,6 +155,17 @@ describe('IoT Edge deployment manifest', () => {
     expect(Object.keys(SETTING_SECTIONS).sort()).toEqual(Object.keys(desired).filter((k) => k !== 'models').sort());
   });
 
+  it('maps every twin setting field to its own config key, and refuses a field it does not know', () => {
+    const keys = SECTION_NAMES.flatMap((name) => Object.values(SETTING_SECTIONS[name]) as string[]);
+    expect(new Set(keys).size).toBe(keys.length);
+    for (const key of keys) expect(Object.keys(CONFIG_KEYS)).toContain(key);
+    expect(parseSection('ingest', { maxPastSeconds: 3600 })).toEqual({ values: { maxPastSeconds: 3600 } });
+    expect(parseSection('modelDownloads', { timeoutSeconds: 30 })).toEqual({ values: { modelDownloadTimeoutSeconds: 30 } });
+    expect(parseSection('sync', { backoffMaxSeconds: 10 })).toEqual({ values: { syncBackoffMaxSeconds: 10 } });
+    expect(parseSection('ingest', { maxPastSeconds: -1 })).toEqual({ error: expect.stringMatching(/^ingest\.maxPastSeconds=-1: /) });
+    expect(parseSection('sync', { logLevel: 'debug' })).toEqual({ error: expect.stringMatching(/^sync\.logLevel: unknown setting \(known: intervalSeconds, .*slowRetrySeconds\)$/) });
+  });
+
   it('holds no secret: credentials and tokens are placeholders', () => {
     const text = JSON.stringify(manifest);
     expect(text).not.toMatch(/SharedAccessKey=|sig=/);

@@ -12,6 +12,8 @@ describe('README', () => {
       const row = readme.split('\n').find((line) => line.startsWith(`| \`${key.env}\` |`));
       expect(row, `${key.env} is missing from the README's configuration table`).toBeDefined();
       if (key.default !== '—') expect(row, key.env).toContain(`\`${key.default}\``);
+      // The live column names the twin field that changes the key at run time, or says restart.
+      expect(row?.split(' | ')[3], key.env).toBe(key.twin ? `\`${key.twin}\`` : 'restart');
     }
   });
 
