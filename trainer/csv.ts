@@ -7,6 +7,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { CsvError } from './errors.js';
+import { readProblem } from './files.js';
 
 export interface CsvTable {
   features: string[];
@@ -39,7 +40,7 @@ export async function loadCsv(path: string, options: CsvOptions = {}): Promise<C
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    throw new CsvError(`cannot read CSV "${path}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new CsvError(`cannot read CSV "${path}": ${await readProblem(path, err)}`);
   }
   return parseCsv(text, options);
 }

@@ -5,7 +5,7 @@
  * the options.
  */
 import { createHash } from 'node:crypto';
-import { CONTRACT_VERSION, metadataToProps, type ModelMetadata } from '../inference/contract.js';
+import { CONTRACT_VERSION, metadataToProps, trainingSpan, type ModelMetadata } from '../inference/contract.js';
 import type { TrainedModel } from './algorithms/algorithm.js';
 import { ALGORITHM_NAMES, DEFAULT_ALGORITHM, findAlgorithm } from './algorithms/index.js';
 import type { CsvTable } from './csv.js';
@@ -68,6 +68,25 @@ export function fitTable(table: CsvTable, options: FitOptions = {}): FitResult {
     docString: `PumpWatch ${model.algorithm} anomaly model for source "${source}"`,
   });
   return { bytes, metadata, model };
+}
+
+/**
+ * Warns when the model was trained on less than a day of readings (`fit` and `train` both say so).
+ * The span is read from the model's own metadata with `trainingSpan`, as the technician's page
+ * reads it, so the trainer and the page cannot disagree about which models are short.
+ * `blindSpot` names a check that cannot show the resulting false alarms (`train`'s comparison).
+ */
+export function spanWarnings(meta: Pick<ModelMetadata, 'metrics'>, blindSpot?: string): string[] {
+  const span = trainingSpan(meta);
+  if (!span) return ['the model carries no training span (metrics.trainFrom/trainTo): whether it has seen a whole day of readings is unknown'];
+  if (!span.short) return [];
+  // Rounded down, so that a span just short of a day never reads "24.0 h".
+  const ms = span.spanMs;
+  const shown = ms < 3_600_000 ? `${Math.floor(ms / 60_000)} min` : `${(Math.floor(ms / 360_000) / 10).toFixed(1)} h`;
+  return [
+    `the trained rows span ${shown}, less than a day: the model has not seen this pump's whole daily cycle, and normal ` +
+      `variation it has not seen raises false alarms${blindSpot ? ` that ${blindSpot} cannot show` : ''}; train on a longer range`,
+  ];
 }
 
 /** `YYYYMMDD-<12 hex>`: sorts by training date, differs whenever the data or options differ. */

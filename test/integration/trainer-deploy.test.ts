@@ -138,6 +138,7 @@ describe('pumpwatch-trainer deploy and rollback', () => {
     expect(missing.out).toMatch(/FAILED gw-404\/pumpwatch: .*gw-404\/pumpwatch failed/);
     const bad = await cli(['deploy', '--source', 'pump-9', '--device', 'gw-1', '--query', 'SELECT * FROM devices.modules']);
     expect(bad.code).toBe(2);
+    expect(bad.err).toBe('pumpwatch-trainer deploy: give --device or --query, not both');
   });
 
   it('refuses to sign URLs without an account key', async () => {

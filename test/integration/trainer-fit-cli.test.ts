@@ -1,23 +1,32 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import ort from 'onnxruntime-node';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { packageRoot } from '../../agent/paths.js';
 import { readModelMetadata } from '../../inference/contract.js';
 import { runCli } from '../../trainer/commands/index.js';
+import { writeAtomically } from '../../trainer/files.js';
 
 let dir: string;
 let out: string[];
 let err: string[];
 const io = { out: (t: string) => out.push(t), err: (t: string) => err.push(t) };
 
-/** A SKAB-like CSV: ';' separated, CRLF and LF mixed, labels in the last column. */
-function skabLikeCsv(rows: number): string {
+const run = promisify(execFile);
+const TRAINER = join(packageRoot(), 'dist', 'trainer', 'cli.js');
+/** Root ignores file permissions, so the permission cases only mean something for other users. */
+const ROOT = process.getuid?.() === 0;
+
+/** A SKAB-like CSV: ';' separated, CRLF and LF mixed, labels in the last column; `stepS` seconds apart. */
+function skabLikeCsv(rows: number, stepS = 1): string {
   const lines = ['datetime;Current;Pressure;Volume Flow RateRMS;anomaly'];
   for (let i = 0; i < rows; i++) {
     const load = Math.sin(i / 7) + 0.3 * Math.cos(i / 3);
     const noise = 0.05 * Math.sin(i * 12.9898);
-    const ts = new Date(Date.UTC(2020, 2, 9, 10, 0, i)).toISOString().replace('T', ' ').slice(0, 19);
+    const ts = new Date(Date.UTC(2020, 2, 9, 10, 0, i * stepS)).toISOString().replace('T', ' ').slice(0, 19);
     lines.push(`${ts};${(1.3 + 0.4 * load).toFixed(5)};${(0.3 + 0.1 * Math.sin(i / 5)).toFixed(5)};${(32 + 3 * load + noise).toFixed(4)};${i > rows - 5 ? 1 : 0}`);
   }
   return lines.map((l, i) => l + (i % 3 === 0 ? '\r\n' : '\n')).join('');
@@ -39,7 +48,7 @@ describe('pumpwatch-trainer fit', () => {
     await writeFile(csv, skabLikeCsv(300));
     const model = join(dir, 'models', 'pump-17.onnx');
     const code = await runCli(['fit', '--csv', csv, '--out', model, '--train-rows', '200', '--source', 'pump-17', '--exclude', 'anomaly', '--window', '3'], io);
-    expect(err).toEqual([]);
+    expect(err).toEqual([expect.stringMatching(/^warning: the trained rows span 3 min, less than a day/)]);
     expect(code).toBe(0);
     expect(out.join('\n')).toMatch(/wrote .*pump-17\.onnx .*source "pump-17"/);
     const bytes = await readFile(model);
@@ -67,7 +76,7 @@ describe('pumpwatch-trainer fit', () => {
     expect(await runCli(args('a.onnx'), io)).toBe(0);
     expect(await runCli(args('b.onnx'), io)).toBe(0);
     expect((await readFile(join(dir, 'a.onnx'))).equals(await readFile(join(dir, 'b.onnx')))).toBe(true);
-    expect(err).toEqual([]);
+    expect(err.filter((line) => !line.startsWith('warning: the trained rows span'))).toEqual([]);
     expect(await runCli([...args('c.onnx'), '--version', 'v7'], io)).toBe(0);
     expect(readModelMetadata(await readFile(join(dir, 'c.onnx'))).version).toBe('v7');
   });
@@ -77,6 +86,22 @@ describe('pumpwatch-trainer fit', () => {
     await writeFile(csv, skabLikeCsv(60));
     expect(await runCli(['fit', '--csv', csv, '--out', join(dir, 'm.onnx')], io)).toBe(0);
     expect(err.join('\n')).toMatch(/columns used as features look like labels: anomaly; pass --exclude anomaly if they are/);
+  });
+
+  it('warns on stderr, after writing the model, when the trained rows span less than a day, as train does', async () => {
+    const csv = join(dir, 'pump.csv');
+    await writeFile(csv, skabLikeCsv(120));
+    expect(await runCli(['fit', '--csv', csv, '--out', join(dir, 'short.onnx'), '--exclude', 'anomaly'], io)).toBe(0);
+    expect(out).toEqual([expect.stringMatching(/^wrote .*short\.onnx/)]);
+    expect(err).toEqual([
+      "warning: the trained rows span 1 min, less than a day: the model has not seen this pump's whole daily cycle, and normal " +
+        'variation it has not seen raises false alarms; train on a longer range',
+    ]);
+    // 60 rows 30 min apart span 29.5 h: a whole day, no warning.
+    await writeFile(csv, skabLikeCsv(60, 1800));
+    err = [];
+    expect(await runCli(['fit', '--csv', csv, '--out', join(dir, 'long.onnx'), '--exclude', 'anomaly'], io)).toBe(0);
+    expect(err).toEqual([]);
   });
 
   it('prints help for the command and for the program', async () => {
@@ -105,13 +130,97 @@ describe('pumpwatch-trainer fit', () => {
       [['fit', '--csv', csv, '--out', join(dir, 'm.onnx'), '--algo', 'magic'], /unknown algorithm "magic" \(known: mset, pca/],
       [['fit', '--csv', csv, '--out', join(dir, 'm.onnx'), '--train-rows', '500'], /500 training rows asked for, but the data has only 50 rows/],
       [['fit', '--csv', csv, '--out', join(dir, 'm.onnx'), '--train-rows', '4'], /at least 10 training rows, got 4/],
-      [['fit', '--csv', join(dir, 'missing.csv'), '--out', join(dir, 'm.onnx')], /cannot read CSV .*missing\.csv.*ENOENT/],
       [['frobnicate'], /unknown command "frobnicate"/],
     ];
     for (const [args, message] of cases) {
       err = [];
       expect(await runCli(args, io), args.join(' ')).toBe(2);
       expect(err.join('\n')).toMatch(message);
+      expect(err.join('\n'), 'the command is named once').not.toMatch(/fit: fit:/);
     }
+    err = [];
+    await runCli(['fit', '--csv', csv], io);
+    expect(err).toEqual(['pumpwatch-trainer fit: --out is required (see "pumpwatch-trainer fit --help")']);
+  });
+
+  it('exits 2 saying in plain words why the CSV cannot be read', async () => {
+    await writeFile(join(dir, 'file.csv'), 'not a folder');
+    const cases: [string, string][] = [
+      [join(dir, 'missing.csv'), 'no such file'],
+      [dir, 'it is a folder, not a file'],
+      [join(dir, 'file.csv', 'pump.csv'), `"${join(dir, 'file.csv')}" is a file, not a folder`],
+    ];
+    if (!ROOT) {
+      await writeFile(join(dir, 'secret.csv'), skabLikeCsv(50));
+      await chmod(join(dir, 'secret.csv'), 0o000);
+      cases.push([join(dir, 'secret.csv'), 'permission denied']);
+    }
+    for (const [csv, why] of cases) {
+      err = [];
+      expect(await runCli(['fit', '--csv', csv, '--out', join(dir, 'm.onnx')], io), csv).toBe(2);
+      expect(err).toEqual([`pumpwatch-trainer fit: cannot read CSV "${csv}": ${why}`]);
+    }
+  });
+
+  it('exits 2 naming the path and the reason when the model cannot be written there, and creates nothing', async () => {
+    const csv = join(dir, 'pump.csv');
+    await writeFile(csv, skabLikeCsv(50));
+    await writeFile(join(dir, 'file.csv'), 'not a folder');
+    const cases: [string, string][] = [
+      [join(dir, 'file.csv', 'm.onnx'), `"${join(dir, 'file.csv')}" is a file, not a folder`],
+      [join(dir, 'file.csv', 'models', 'm.onnx'), `"${join(dir, 'file.csv')}" is a file, not a folder`],
+      [dir, 'it is a folder, not a file'],
+    ];
+    if (!ROOT) {
+      await mkdir(join(dir, 'locked'), { mode: 0o555 });
+      cases.push([join(dir, 'locked', 'm.onnx'), `no permission to write in "${join(dir, 'locked')}"`]);
+    }
+    const before = await readdir(dir);
+    for (const [model, why] of cases) {
+      err = [];
+      expect(await runCli(['fit', '--csv', csv, '--out', model], io), model).toBe(2);
+      expect(err).toEqual([`pumpwatch-trainer fit: cannot write the model to "${model}": ${why}`]);
+    }
+    expect(await readdir(dir)).toEqual(before);
+  });
+});
+
+describe('writing an output file', () => {
+  it('says what stands in the way when the write itself fails, and leaves no temporary file', async () => {
+    await writeFile(join(dir, 'file.csv'), 'not a folder');
+    await expect(writeAtomically(join(dir, 'file.csv', 'r.html'), '<p>', 'the report')).rejects.toThrow(
+      `cannot write the report to "${join(dir, 'file.csv', 'r.html')}": "${join(dir, 'file.csv')}" is a file, not a folder`,
+    );
+    const folder = join(dir, 'reports');
+    await mkdir(folder);
+    await expect(writeAtomically(folder, '<p>', 'the report')).rejects.toMatchObject({ code: 'PW_TRAINER_USAGE', message: `cannot write the report to "${folder}": it is a folder, not a file` });
+    expect((await readdir(dir)).sort()).toEqual(['file.csv', 'reports']);
+  });
+});
+
+describe('pumpwatch-trainer as a process', () => {
+  it('exits 2 with one line on stderr, no stack trace, for an unwritable --out and a missing option', async () => {
+    const csv = join(dir, 'pump.csv');
+    await writeFile(csv, skabLikeCsv(50));
+    await writeFile(join(dir, 'file.csv'), 'not a folder');
+    const model = join(dir, 'file.csv', 'm.onnx');
+    await expect(run(process.execPath, [TRAINER, 'fit', '--csv', csv, '--out', model])).rejects.toMatchObject({
+      code: 2,
+      stdout: '',
+      stderr: `pumpwatch-trainer fit: cannot write the model to "${model}": "${join(dir, 'file.csv')}" is a file, not a folder\n`,
+    });
+    await expect(run(process.execPath, [TRAINER, 'fit', '--csv', csv])).rejects.toMatchObject({
+      code: 2,
+      stderr: 'pumpwatch-trainer fit: --out is required (see "pumpwatch-trainer fit --help")\n',
+    });
+  });
+
+  it('writes the model, its summary on stdout and the short-span warning on stderr', async () => {
+    const csv = join(dir, 'pump.csv');
+    await writeFile(csv, skabLikeCsv(400));
+    const { stdout, stderr } = await run(process.execPath, [TRAINER, 'fit', '--csv', csv, '--exclude', 'anomaly', '--out', join(dir, 'm.onnx')]);
+    expect(stdout).toMatch(/^wrote .*m\.onnx .*trained on 400 rows/);
+    expect(stderr).toMatch(/^warning: the trained rows span 6 min, less than a day: .*; train on a longer range\n$/);
+    expect(readModelMetadata(await readFile(join(dir, 'm.onnx'))).metrics.trainRows).toBe(400);
   });
 });

@@ -205,13 +205,25 @@ describe('pumpwatch-trainer train', () => {
     const empty = await cli(['train', '--source', 'pump-a', '--from', '2025-01-01', '--to', '2025-01-02']);
     expect(empty.code).toBe(1);
     expect(empty.err).toMatch(/PW_TRAINER_NO_DATA: not enough usable rows: 0 to train/);
+    const file = join(dir, 'not-a-folder.txt');
+    writeFileSync(file, 'x');
+    // An unwritable report stops the run before any training: the empty range would otherwise fail with PW_TRAINER_NO_DATA.
+    const noData = ['--source', 'pump-a', '--from', '2025-01-01', '--to', '2025-01-02'];
     for (const [args, msg] of [
-      [['train', '--source', 'pump-a'], /--from \(or --days\) is required/],
-      [['train', '--source', 'pump-a', '--from', '2026-01-02', '--to', '2026-01-01'], /--to must be after --from/],
-      [['train', '--source', 'pump-a', '--days', '3', '--from', '2026-01-01'], /either --days or --from\/--to/],
-      [['train', '--source', 'a/b', '--days', '1'], /is not a pump id/],
-      [['train', '--source', 'pump-a', '--days', '1', '--holdout', '0.9'], /--holdout must be a number from 0.05 to 0.5/],
-      [['train-all', '--shard', '2/2', '--days', '1'], /--shard must be I\/N with 0 <= I < N/],
+      [['train', '--source', 'pump-a'], /^pumpwatch-trainer train: --from \(or --days\) is required \(see "pumpwatch-trainer train --help"\)$/],
+      [['train', '--source', 'pump-a', '--from', '2026-01-02', '--to', '2026-01-01'], /^pumpwatch-trainer train: --to must be after --from$/],
+      [['train', '--source', 'pump-a', '--days', '3', '--from', '2026-01-01'], /^pumpwatch-trainer train: give either --days or --from\/--to/],
+      [['train', '--source', 'a/b', '--days', '1'], /^pumpwatch-trainer train: --source "a\/b" is not a pump id/],
+      [['train', '--source', 'pump-a', '--days', '1', '--holdout', '0.9'], /^pumpwatch-trainer train: --holdout must be a number from 0.05 to 0.5/],
+      [['train', '--source', 'pump-a', '--days', '1', '--deploy', '--device', 'gw-1', '--query', 'SELECT *'], /^pumpwatch-trainer train: give --device or --query, not both$/],
+      [['train', ...noData, '--report', join(file, 'r.html')], /^pumpwatch-trainer train: cannot write the report to ".*r\.html": ".*not-a-folder\.txt" is a file, not a folder$/],
+      [['train-all', '--shard', '2/2', '--days', '1'], /^pumpwatch-trainer train-all: --shard must be I\/N with 0 <= I < N/],
+      [['train-all', '--days', 'x'], /^pumpwatch-trainer train-all: --days must be an integer >= 1, got "x"$/],
+      [['train-all', '--from', '2025-01-01', '--to', '2025-01-02', '--report-dir', file], /^pumpwatch-trainer train-all: cannot write the reports to ".*not-a-folder\.txt": it is a file, not a folder$/],
+      [['drift', '--source', 'pump-a', '--days', '1', '--psi', '200'], /^pumpwatch-trainer drift: --psi must be a number from 0 to 100, got "200"$/],
+      [['evaluate', '--source', 'pump-a', '--from', '2026-01-01'], /^pumpwatch-trainer evaluate: --to \(or --days\) is required/],
+      [['evaluate', '--source', 'pump-a', '--days', '1', '--model', join(dir, 'nope.onnx')], /^pumpwatch-trainer evaluate: cannot read the model ".*nope\.onnx": no such file$/],
+      [['rollback', '--source', 'pump-a', '--bogus'], /^pumpwatch-trainer rollback: Unknown option '--bogus' \(see "pumpwatch-trainer rollback --help"\)$/],
     ] as const) {
       const r = await cli([...args]);
       expect(r.code, args.join(' ')).toBe(2);

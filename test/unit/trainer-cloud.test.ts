@@ -7,11 +7,11 @@ import { TRAIN_OPTIONS, trainRequest } from '../../trainer/commands/train.js';
 import type { Cleaned } from '../../trainer/data/clean.js';
 import { defaultQuery } from '../../trainer/deploy/twin.js';
 import { FAULT_SIZES, planEvaluation, rates, type Evaluation } from '../../trainer/eval/criterion.js';
+import { spanWarnings } from '../../trainer/fit.js';
 import { createProgress } from '../../trainer/progress.js';
 import { nextPointer, type BestPointer, type ModelRecord } from '../../trainer/registry/records.js';
 import { labelSpans, renderReport } from '../../trainer/report/report.js';
 import { decide } from '../../trainer/train/decide.js';
-import { spanWarnings } from '../../trainer/train/pipeline.js';
 import { inShard, shardOf } from '../../trainer/train/sources.js';
 import { makeModel } from '../support/models.js';
 
@@ -57,6 +57,14 @@ describe('the training span warning', () => {
     const model = readModelMetadata(makeModel());
     expect(trainingSpan(model)?.short).toBe(true);
     expect(spanWarnings(model)).toEqual([expect.stringMatching(/^the trained rows span 9 min, less than a day/)]);
+  });
+
+  it("names the check that cannot show the false alarms when the caller has one (train's comparison), and none for fit", () => {
+    const meta = { metrics: { trainFrom: '2026-01-01T00:00:00Z', trainTo: '2026-01-01T00:06:00Z' } };
+    expect(spanWarnings(meta)).toEqual([expect.stringMatching(/raises false alarms; train on a longer range$/)]);
+    expect(spanWarnings(meta, 'the comparison on the most recent rows')).toEqual([
+      expect.stringMatching(/raises false alarms that the comparison on the most recent rows cannot show; train on a longer range$/),
+    ]);
   });
 
   it('says so when a model carries no readable training span', () => {

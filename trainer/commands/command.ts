@@ -29,19 +29,19 @@ export function parseOptions<O extends Options>(command: string, args: string[],
   try {
     return parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false }).values;
   } catch (err) {
-    throw new UsageError(`${command}: ${(err as Error).message} (see "pumpwatch-trainer ${command} --help")`);
+    throw new UsageError(`${(err as Error).message} (see "pumpwatch-trainer ${command} --help")`);
   }
 }
 
 export function requireString(command: string, value: unknown, flag: string): string {
-  if (typeof value !== 'string' || value === '') throw new UsageError(`${command}: ${flag} is required (see "pumpwatch-trainer ${command} --help")`);
+  if (typeof value !== 'string' || value === '') throw new UsageError(`${flag} is required (see "pumpwatch-trainer ${command} --help")`);
   return value;
 }
 
-export function optionalInteger(command: string, value: unknown, flag: string, min: number): number | undefined {
+export function optionalInteger(value: unknown, flag: string, min: number): number | undefined {
   if (value === undefined) return undefined;
   const n = typeof value === 'string' && /^\d+$/.test(value.trim()) ? Number(value) : NaN;
-  if (!Number.isSafeInteger(n) || n < min) throw new UsageError(`${command}: ${flag} must be an integer >= ${min}, got "${String(value)}"`);
+  if (!Number.isSafeInteger(n) || n < min) throw new UsageError(`${flag} must be an integer >= ${min}, got "${String(value)}"`);
   return n;
 }
 
@@ -53,10 +53,10 @@ export function optionalList(value: unknown): string[] {
     .filter((s) => s !== '');
 }
 
-export function optionalNumber(command: string, value: unknown, flag: string, min: number, max: number): number | undefined {
+export function optionalNumber(value: unknown, flag: string, min: number, max: number): number | undefined {
   if (value === undefined) return undefined;
   const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
-  if (!Number.isFinite(n) || n < min || n > max) throw new UsageError(`${command}: ${flag} must be a number from ${min} to ${max}, got "${String(value)}"`);
+  if (!Number.isFinite(n) || n < min || n > max) throw new UsageError(`${flag} must be a number from ${min} to ${max}, got "${String(value)}"`);
   return n;
 }
 
@@ -64,7 +64,7 @@ export function optionalNumber(command: string, value: unknown, flag: string, mi
 export function requireSource(command: string, value: unknown): string {
   const source = requireString(command, value, '--source');
   if (source.length > 128 || source.includes('/') || source.trim() !== source) {
-    throw new UsageError(`${command}: --source "${source}" is not a pump id (1-128 characters, no "/" or surrounding spaces)`);
+    throw new UsageError(`--source "${source}" is not a pump id (1-128 characters, no "/" or surrounding spaces)`);
   }
   return source;
 }
@@ -72,10 +72,10 @@ export function requireSource(command: string, value: unknown): string {
 const DAY_MS = 86_400_000;
 
 /** `YYYY-MM-DD` (00:00 UTC) or an ISO 8601 date-time; epoch ms. */
-export function parseDate(command: string, flag: string, value: string): number {
+export function parseDate(flag: string, value: string): number {
   const text = value.trim();
   const ms = /^\d{4}-\d{2}-\d{2}$/.test(text) ? Date.parse(`${text}T00:00:00Z`) : /^\d{4}-\d{2}-\d{2}T/.test(text) ? Date.parse(text) : NaN;
-  if (!Number.isFinite(ms)) throw new UsageError(`${command}: ${flag} "${value}" is not a date (YYYY-MM-DD, or ISO 8601 like 2026-11-23T10:00:00Z)`);
+  if (!Number.isFinite(ms)) throw new UsageError(`${flag} "${value}" is not a date (YYYY-MM-DD, or ISO 8601 like 2026-11-23T10:00:00Z)`);
   return ms;
 }
 
@@ -85,13 +85,13 @@ export function parseDate(command: string, flag: string, value: string): number 
  */
 export function timeRange(command: string, v: { from?: unknown; to?: unknown; days?: unknown }, now: Date): { from: number; to: number } {
   if (v.days !== undefined) {
-    if (v.from !== undefined || v.to !== undefined) throw new UsageError(`${command}: give either --days or --from/--to, not both`);
-    const days = optionalInteger(command, v.days, '--days', 1) as number;
+    if (v.from !== undefined || v.to !== undefined) throw new UsageError('give either --days or --from/--to, not both');
+    const days = optionalInteger(v.days, '--days', 1) as number;
     const to = Math.floor(now.getTime() / DAY_MS) * DAY_MS;
     return { from: to - days * DAY_MS, to };
   }
-  const from = parseDate(command, '--from', requireString(command, v.from, '--from (or --days)'));
-  const to = parseDate(command, '--to', requireString(command, v.to, '--to (or --days)'));
-  if (to <= from) throw new UsageError(`${command}: --to must be after --from`);
+  const from = parseDate('--from', requireString(command, v.from, '--from (or --days)'));
+  const to = parseDate('--to', requireString(command, v.to, '--to (or --days)'));
+  if (to <= from) throw new UsageError('--to must be after --from');
   return { from, to };
 }

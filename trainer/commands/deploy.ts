@@ -40,11 +40,11 @@ Exit codes: 0 every module updated, 1 a module failed or none matched, 2 bad usa
 
 type DeployValues = { device?: unknown; module?: unknown; query?: unknown };
 
-export function targetOf(command: string, v: DeployValues): DeployRequest['target'] {
+export function targetOf(v: DeployValues): DeployRequest['target'] {
   const moduleId = typeof v.module === 'string' && v.module !== '' ? v.module : DEFAULT_MODULE;
-  if (typeof v.device === 'string' && typeof v.query === 'string') throw new UsageError(`${command}: give --device or --query, not both`);
+  if (typeof v.device === 'string' && typeof v.query === 'string') throw new UsageError('give --device or --query, not both');
   if (typeof v.query === 'string') {
-    if (!/^\s*select\s/i.test(v.query)) throw new UsageError(`${command}: --query must be an IoT Hub twin query (SELECT * FROM devices.modules WHERE ...)`);
+    if (!/^\s*select\s/i.test(v.query)) throw new UsageError('--query must be an IoT Hub twin query (SELECT * FROM devices.modules WHERE ...)');
     return { query: v.query };
   }
   if (typeof v.device === 'string' && v.device !== '') return { module: { deviceId: v.device, moduleId } };
@@ -87,9 +87,9 @@ export const deployCommand: Command = {
     const source = requireSource('deploy', v.source);
     const result = await runDeploy(ctx, {
       source,
-      target: targetOf('deploy', v),
+      target: targetOf(v),
       shadow: v.shadow === true,
-      hours: optionalNumber('deploy', v['expires-hours'], '--expires-hours', 1, 24 * 365) ?? DEFAULT_SAS_HOURS,
+      hours: optionalNumber(v['expires-hours'], '--expires-hours', 1, 24 * 365) ?? DEFAULT_SAS_HOURS,
       version: typeof v.version === 'string' ? v.version : undefined,
     });
     return printDeploy(result, io);

@@ -33,7 +33,7 @@ export const driftCommand: Command = {
     }
     const source = requireSource('drift', v.source);
     const { from, to } = timeRange('drift', v, ctx.now());
-    const thresholds = { psi: optionalNumber('drift', v.psi, '--psi', 0, 100) ?? DRIFT_DEFAULTS.psi, ks: optionalNumber('drift', v.ks, '--ks', 0, 1) ?? DRIFT_DEFAULTS.ks };
+    const thresholds = { psi: optionalNumber(v.psi, '--psi', 0, 100) ?? DRIFT_DEFAULTS.psi, ks: optionalNumber(v.ks, '--ks', 0, 1) ?? DRIFT_DEFAULTS.ks };
     const container = ctx.container();
     const best = await readBest(container, source);
     if (!best) throw new TrainerError('PW_TRAINER_NO_MODEL', `no model was promoted for "${source}": no baseline to compare with`);

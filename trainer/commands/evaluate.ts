@@ -1,9 +1,10 @@
 /** `pumpwatch-trainer evaluate`: score one model on a source's range with the train comparison's metric. */
 import { readFile } from 'node:fs/promises';
 import { columnMeans, columnStds } from '../linalg/stats.js';
-import { TrainerError } from '../errors.js';
+import { TrainerError, UsageError } from '../errors.js';
 import { evaluate, planEvaluation } from '../eval/criterion.js';
 import { OnnxScorer } from '../eval/score.js';
+import { readProblem } from '../files.js';
 import { createProgress } from '../progress.js';
 import { readBest, readModelBytes, readModelRecord } from '../registry/registry.js';
 import { prepareData } from '../train/prepare.js';
@@ -45,7 +46,7 @@ export const evaluateCommand: Command = {
     const { from, to } = timeRange('evaluate', v, ctx.now());
     const container = ctx.container();
     let bytes: Uint8Array;
-    if (typeof v.model === 'string') bytes = await readFile(v.model);
+    if (typeof v.model === 'string') bytes = await readModelFile(v.model);
     else {
       const version = typeof v.version === 'string' ? v.version : (await readBest(container, source))?.pointer.version;
       if (version === undefined) throw new TrainerError('PW_TRAINER_NO_MODEL', `no model was promoted for "${source}"; pass --version or --model`);
@@ -58,7 +59,7 @@ export const evaluateCommand: Command = {
     const scorer = await OnnxScorer.load(bytes);
     try {
       const std = columnStds(cleaned.series.rows, columnMeans(cleaned.series.rows));
-      const plan = planEvaluation(cleaned, 0, std, optionalInteger('evaluate', v.seed, '--seed', 0) ?? 1);
+      const plan = planEvaluation(cleaned, 0, std, optionalInteger(v.seed, '--seed', 0) ?? 1);
       const e = await evaluate(scorer, plan);
       const m = scorer.metadata;
       io.out(`${source}: model ${m.version} (${m.algorithm}, window ${m.window}, threshold ${m.threshold}) on ${cleaned.series.rows.length} rows`);
@@ -70,3 +71,11 @@ export const evaluateCommand: Command = {
     return 0;
   },
 };
+
+async function readModelFile(path: string): Promise<Uint8Array> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    throw new UsageError(`cannot read the model "${path}": ${await readProblem(path, err)}`);
+  }
+}

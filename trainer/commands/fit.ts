@@ -1,9 +1,8 @@
 /** `pumpwatch-trainer fit`: train on a local CSV and write a contract-1 ONNX model. */
-import { mkdir, rename, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { ALGORITHM_NAMES, DEFAULT_ALGORITHM } from '../algorithms/index.js';
 import { loadCsv } from '../csv.js';
-import { DEFAULT_SOURCE, fitTable } from '../fit.js';
+import { checkWritable, writeAtomically } from '../files.js';
+import { DEFAULT_SOURCE, fitTable, spanWarnings } from '../fit.js';
 import { optionalInteger, optionalList, parseOptions, requireString, type Command } from './command.js';
 
 const HELP = `Usage: pumpwatch-trainer fit --csv FILE --out MODEL.onnx [options]
@@ -49,21 +48,23 @@ export const fitCommand: Command = {
     }
     const csv = requireString('fit', v.csv, '--csv');
     const out = requireString('fit', v.out, '--out');
+    await checkWritable(out, 'the model');
     const table = await loadCsv(csv, { exclude: optionalList(v.exclude) });
     const result = fitTable(table, {
-      trainRows: optionalInteger('fit', v['train-rows'], '--train-rows', 1),
+      trainRows: optionalInteger(v['train-rows'], '--train-rows', 1),
       source: typeof v.source === 'string' ? v.source : undefined,
       algorithm: typeof v.algo === 'string' ? v.algo : undefined,
-      window: optionalInteger('fit', v.window, '--window', 1),
+      window: optionalInteger(v.window, '--window', 1),
       version: typeof v.version === 'string' ? v.version : undefined,
     });
-    await writeAtomically(out, result.bytes);
+    await writeAtomically(out, result.bytes, 'the model');
     const m = result.metadata;
     io.out(
       `wrote ${out} (${result.bytes.length} bytes): source "${m.source}", version ${m.version}, ${m.algorithm}, ` +
         `${m.features.length} features, window ${m.window}, threshold ${m.threshold}, ` +
         `trained on ${String(m.metrics.trainRows)} rows up to ${m.trainedAt}`,
     );
+    for (const w of spanWarnings(m)) io.err(`warning: ${w}`);
     const labelLike = m.features.filter((f) => LABEL_LIKE.includes(f.toLowerCase()));
     if (labelLike.length > 0) io.err(`note: columns used as features look like labels: ${labelLike.join(', ')}; pass --exclude ${labelLike.join(',')} if they are`);
     if (table.ignoredColumns.length > 0) io.err(`note: non-numeric columns left out: ${table.ignoredColumns.join(', ')}`);
@@ -72,10 +73,3 @@ export const fitCommand: Command = {
     return 0;
   },
 };
-
-async function writeAtomically(path: string, bytes: Uint8Array): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, bytes);
-  await rename(tmp, path);
-}

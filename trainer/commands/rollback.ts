@@ -27,7 +27,7 @@ export const rollbackCommand: Command = {
       return 0;
     }
     const source = requireSource('rollback', v.source);
-    const target = targetOf('rollback', v);
+    const target = targetOf(v);
     const { from, to } = await rollbackBest(ctx.container(), source, ctx.now());
     io.out(`${source}: best.json ${from} → ${to.version} (rollback)`);
     if (v['no-deploy'] === true) return 0;
@@ -35,7 +35,7 @@ export const rollbackCommand: Command = {
       source,
       target,
       shadow: v.shadow === true,
-      hours: optionalNumber('rollback', v['expires-hours'], '--expires-hours', 1, 24 * 365) ?? DEFAULT_SAS_HOURS,
+      hours: optionalNumber(v['expires-hours'], '--expires-hours', 1, 24 * 365) ?? DEFAULT_SAS_HOURS,
       version: to.version,
     });
     return printDeploy(result, io);

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { readLabels } from '../../sync/labels-upload.js';
 import { DEFAULT_SAS_HOURS } from '../deploy/sas.js';
 import { EXIT, safeMessage, UsageError } from '../errors.js';
+import { checkWritable } from '../files.js';
 import { createProgress } from '../progress.js';
 import { writeReport } from '../report/report.js';
 import { trainSource } from '../train/pipeline.js';
@@ -31,7 +32,7 @@ export function parseShard(text: string | undefined, env: Readonly<Record<string
   const index = Number(indexText);
   const shards = Number(m?.[2]);
   if (!m || !Number.isInteger(index) || !Number.isInteger(shards) || shards < 1 || index < 0 || index >= shards) {
-    throw new UsageError(`train-all: --shard must be I/N with 0 <= I < N (or index/N with JOB_COMPLETION_INDEX set), got "${text}"${m?.[1] === 'index' ? ` (JOB_COMPLETION_INDEX="${env.JOB_COMPLETION_INDEX ?? ''}")` : ''}`);
+    throw new UsageError(`--shard must be I/N with 0 <= I < N (or index/N with JOB_COMPLETION_INDEX set), got "${text}"${m?.[1] === 'index' ? ` (JOB_COMPLETION_INDEX="${env.JOB_COMPLETION_INDEX ?? ''}")` : ''}`);
   }
   return { index, shards };
 }
@@ -48,9 +49,10 @@ export const trainAllCommand: Command = {
       return 0;
     }
     const { index, shards } = parseShard(v.shard, ctx.env);
-    const concurrency = optionalInteger('train-all', v.concurrency, '--concurrency', 1) ?? 1;
+    const concurrency = optionalInteger(v.concurrency, '--concurrency', 1) ?? 1;
     trainRequest('train-all', v, 'check', ctx.now());
-    const target = v.deploy === true ? targetOf('train-all', v) : null;
+    const target = v.deploy === true ? targetOf(v) : null;
+    if (typeof v['report-dir'] === 'string') await checkWritable(v['report-dir'], 'the reports', 'folder');
     const container = ctx.container();
     const all = await listSources(container);
     const mine = inShard(all, index, shards);
@@ -63,7 +65,7 @@ export const trainAllCommand: Command = {
         printOutcome(outcome, io);
         if (typeof v['report-dir'] === 'string' && outcome.record) await writeReport(join(v['report-dir'], `${encodeURIComponent(source)}.html`), outcome);
         if (target && outcome.status === 'promoted') {
-          const hours = optionalNumber('train-all', v['expires-hours'], '--expires-hours', 1, 24 * 365) ?? DEFAULT_SAS_HOURS;
+          const hours = optionalNumber(v['expires-hours'], '--expires-hours', 1, 24 * 365) ?? DEFAULT_SAS_HOURS;
           if (printDeploy(await runDeploy(ctx, { source, target, shadow: v.shadow === true, hours }), io) !== 0) return 'failed';
         }
         return outcome.status;

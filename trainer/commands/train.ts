@@ -2,6 +2,7 @@
 import { ALGORITHM_NAMES, DEFAULT_ALGORITHM } from '../algorithms/index.js';
 import { DEFAULT_SAS_HOURS } from '../deploy/sas.js';
 import { DRIFT_DEFAULTS } from '../drift/compare.js';
+import { checkWritable } from '../files.js';
 import { createProgress } from '../progress.js';
 import { writeReport } from '../report/report.js';
 import { TRAIN_DEFAULTS, trainSource, type TrainOutcome, type TrainRequest } from '../train/pipeline.js';
@@ -67,15 +68,15 @@ export function trainRequest(command: string, v: TrainValues, source: string, no
     source,
     from,
     to,
-    holdoutFraction: optionalNumber(command, v.holdout, '--holdout', 0.05, 0.5) ?? TRAIN_DEFAULTS.holdoutFraction,
-    margin: optionalNumber(command, v.margin, '--margin', 0, 1) ?? TRAIN_DEFAULTS.margin,
-    seed: optionalInteger(command, v.seed, '--seed', 0) ?? TRAIN_DEFAULTS.seed,
+    holdoutFraction: optionalNumber(v.holdout, '--holdout', 0.05, 0.5) ?? TRAIN_DEFAULTS.holdoutFraction,
+    margin: optionalNumber(v.margin, '--margin', 0, 1) ?? TRAIN_DEFAULTS.margin,
+    seed: optionalInteger(v.seed, '--seed', 0) ?? TRAIN_DEFAULTS.seed,
     algorithm: typeof v.algo === 'string' ? v.algo : undefined,
-    window: optionalInteger(command, v.window, '--window', 1),
+    window: optionalInteger(v.window, '--window', 1),
     version: typeof v.version === 'string' ? v.version : undefined,
     ifDrifted:
       v['if-drifted'] === true
-        ? { psi: optionalNumber(command, v.psi, '--psi', 0, 100) ?? DRIFT_DEFAULTS.psi, ks: optionalNumber(command, v.ks, '--ks', 0, 1) ?? DRIFT_DEFAULTS.ks }
+        ? { psi: optionalNumber(v.psi, '--psi', 0, 100) ?? DRIFT_DEFAULTS.psi, ks: optionalNumber(v.ks, '--ks', 0, 1) ?? DRIFT_DEFAULTS.ks }
         : undefined,
   };
 }
@@ -92,7 +93,8 @@ export const trainCommand: Command = {
     }
     const source = requireSource('train', v.source);
     const req = trainRequest('train', v, source, ctx.now());
-    const target = v.deploy === true ? targetOf('train', v) : null;
+    const target = v.deploy === true ? targetOf(v) : null;
+    if (typeof v.report === 'string') await checkWritable(v.report, 'the report');
     const progress = createProgress({ raw: io.raw, line: io.err }, ctx.isTTY, `train ${source}`);
     const outcome = await trainSource(ctx.container(), req, progress, () => ctx.now());
     printOutcome(outcome, io);
@@ -106,7 +108,7 @@ export const trainCommand: Command = {
 };
 
 async function deployAfter(ctx: CommandContext, io: Io, source: string, target: ReturnType<typeof targetOf>, v: TrainValues): Promise<number> {
-  const result = await runDeploy(ctx, { source, target, shadow: v.shadow === true, hours: optionalNumber('train', v['expires-hours'], '--expires-hours', 1, 24 * 365) ?? DEFAULT_SAS_HOURS });
+  const result = await runDeploy(ctx, { source, target, shadow: v.shadow === true, hours: optionalNumber(v['expires-hours'], '--expires-hours', 1, 24 * 365) ?? DEFAULT_SAS_HOURS });
   return printDeploy(result, io);
 }
 

@@ -4,18 +4,14 @@
  * time with their thresholds and the technicians' labels, their metrics side by side, the drift
  * of the held-out data from the baseline, and what the data and the cleaning were.
  */
-import { mkdir, rename, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import type { Target } from '../data/clean.js';
 import type { Evaluation } from '../eval/criterion.js';
+import { writeAtomically } from '../files.js';
 import type { ScoredModel, TrainOutcome } from '../train/pipeline.js';
 import { barChart, escapeHtml, scoreChart, type Span } from './svg.js';
 
 export async function writeReport(path: string, outcome: TrainOutcome): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, renderReport(outcome));
-  await rename(tmp, path);
+  await writeAtomically(path, renderReport(outcome), 'the report');
 }
 
 export function labelSpans(timestamps: readonly number[], targets: readonly Target[]): Span[] {

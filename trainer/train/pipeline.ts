@@ -6,7 +6,6 @@
  * Reproducible: the same data, options and seed give the same model bytes and the same decision.
  */
 import type { ContainerClient } from '@azure/storage-blob';
-import { type ModelMetadata, trainingSpan } from '../../inference/contract.js';
 import type { LabelRecord } from '../../sync/labels-upload.js';
 import { modelBlobName } from '../../sync/layout.js';
 import { CLEAN_DEFAULTS, type Cleaned, type Target } from '../data/clean.js';
@@ -17,7 +16,7 @@ import { TrainerError } from '../errors.js';
 import { columnMeans, columnStds } from '../linalg/stats.js';
 import { evaluate, planEvaluation, type Evaluation } from '../eval/criterion.js';
 import { OnnxScorer, rowsOf } from '../eval/score.js';
-import { fitTable, TRAINER_VERSION } from '../fit.js';
+import { fitTable, spanWarnings, TRAINER_VERSION } from '../fit.js';
 import type { Progress } from '../progress.js';
 import { nextPointer, RECORD_SCHEMA, type ModelRecord } from '../registry/records.js';
 import { readBest, readModelBytes, readModelRecord, registerVersion, sha256, writeBest, type BestState } from '../registry/registry.js';
@@ -117,7 +116,7 @@ export async function trainSource(container: ContainerClient, req: TrainRequest,
     status: decision.promoted ? 'promoted' : 'kept',
     reason: decision.reason,
     source: req.source,
-    warnings: spanWarnings(fit.metadata),
+    warnings: spanWarnings(fit.metadata, 'the comparison on the most recent rows'),
     record,
     drift: compareWithBaseline(champion?.record.baseline ?? record.baseline, cleaned.series.features, held.map((i) => cleaned.series.rows[i] as Float64Array)),
     view: {
@@ -147,24 +146,6 @@ async function scoreModel(bytes: Uint8Array, plan: ReturnType<typeof planEvaluat
   } finally {
     await scorer.release();
   }
-}
-
-/**
- * Warns when the model was trained on less than a day of readings. The span is read from the
- * model's own metadata with `trainingSpan`, as the technician's page reads it, so the trainer and
- * the page cannot disagree about which models are short.
- */
-export function spanWarnings(meta: Pick<ModelMetadata, 'metrics'>): string[] {
-  const span = trainingSpan(meta);
-  if (!span) return ['the model carries no training span (metrics.trainFrom/trainTo): whether it has seen a whole day of readings is unknown'];
-  if (!span.short) return [];
-  // Rounded down, so that a span just short of a day never reads "24.0 h".
-  const ms = span.spanMs;
-  const shown = ms < 3_600_000 ? `${Math.floor(ms / 60_000)} min` : `${(Math.floor(ms / 360_000) / 10).toFixed(1)} h`;
-  return [
-    `the trained rows span ${shown}, less than a day: the model has not seen this pump's whole daily cycle, and normal ` +
-      'variation it has not seen raises false alarms that the comparison on the most recent rows cannot show; train on a longer range',
-  ];
 }
 
 function checkEnough(cleaned: Cleaned, train: number, holdout: number): void {
