@@ -22,6 +22,10 @@ RUN npm run build
 
 FROM node:${NODE_VERSION}-trixie AS deps
 WORKDIR /src
+# onnxruntime-node's install script would download CUDA files where nvcc exists; the CPU binaries
+# are in the package. .npmrc says so to npm (which warns that it will stop passing unknown keys),
+# this variable says so to the script itself.
+ENV ONNXRUNTIME_NODE_INSTALL=skip
 COPY package.json package-lock.json .npmrc ./
 # --ignore-scripts skips `prepare` (tsc is a dev dependency); the native modules are built next.
 RUN npm ci --omit=dev --ignore-scripts \

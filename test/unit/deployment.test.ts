@@ -65,6 +65,9 @@ describe('Dockerfile', () => {
   it('installs production dependencies only with npm ci --omit=dev', () => {
     expect(argsOf('RUN', instructions).some((r) => /npm ci --omit=dev/.test(r))).toBe(true);
     expect(argsOf('COPY').some((c) => /--from=deps .*node_modules/.test(c))).toBe(true);
+    // The native modules are rebuilt in that stage: onnxruntime-node's script must download nothing.
+    const depsStage = instructions.find((i) => i.op === 'RUN' && /npm ci --omit=dev/.test(i.args))!.stage;
+    expect(argsOf('ENV', instructions.filter((i) => i.stage === depsStage))).toContain('ONNXRUNTIME_NODE_INSTALL=skip');
   });
 
   it('runs as a user that is not root', () => {
