@@ -6,8 +6,18 @@
 #   deployment/render.sh > deployment.json
 set -euo pipefail
 vars=(REGISTRY_ADDRESS REGISTRY_USERNAME REGISTRY_PASSWORD PUMPWATCH_VERSION SENSOR_IMAGE PUMPWATCH_BLOB_SAS_URL PUMPWATCH_STATUS_TOKEN)
+if ! command -v envsubst >/dev/null 2>&1; then
+  echo "render.sh: envsubst is missing (Debian/Ubuntu: apt-get install gettext-base; macOS: brew install gettext)" >&2
+  exit 2
+fi
 for v in "${vars[@]}"; do
   if [ -z "${!v:-}" ]; then echo "render.sh: $v is not set" >&2; exit 2; fi
+  # Values are pasted into JSON strings: a quote, a backslash or a control character would break
+  # the manifest (the value itself is never printed: some are secrets).
+  if [[ "${!v}" == *'"'* || "${!v}" == *\\* || "${!v}" =~ [[:cntrl:]] ]]; then
+    echo "render.sh: $v contains a \", a backslash or a control character, which a JSON string cannot hold as is" >&2
+    exit 2
+  fi
 done
 list=$(printf '${%s} ' "${vars[@]}")
 envsubst "$list" < "$(dirname "$0")/pumpwatch.deployment.template.json"

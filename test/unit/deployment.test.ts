@@ -3,6 +3,7 @@
  * container not running as root, and ports, volumes and settings consistent with the agent's
  * config defaults and with the input/output names the code uses.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -156,6 +157,8 @@ describe('IoT Edge deployment manifest', () => {
       }
     }
     expect(Object.keys(SETTING_SECTIONS).sort()).toEqual(Object.keys(desired).filter((k) => k !== 'models').sort());
+    // Every field, so that an operator sees in the manifest all that the twin can change.
+    for (const name of SECTION_NAMES) expect(Object.keys(desired[name]).sort(), name).toEqual(Object.keys(SETTING_SECTIONS[name]).sort());
   });
 
   it('maps every twin setting field to its own config key, and refuses a field it does not know', () => {
@@ -175,6 +178,44 @@ describe('IoT Edge deployment manifest', () => {
     for (const v of Object.values(pumpwatch.env) as Array<{ value: string }>) {
       const secret = Object.values(CONFIG_KEYS).some((k) => 'secret' in k && k.secret && pumpwatch.env[k.env] === v);
       if (secret) expect(v.value).toMatch(/^\$\{[A-Z_]+\}$/);
+    }
+  });
+});
+
+describe('deployment/render.sh', () => {
+  const vars = {
+    REGISTRY_ADDRESS: 'myacr.azurecr.io',
+    REGISTRY_USERNAME: 'myacr',
+    REGISTRY_PASSWORD: 'pw-0123',
+    PUMPWATCH_VERSION: '0.1.0',
+    SENSOR_IMAGE: 'myacr.azurecr.io/pumpsensor:1.0',
+    PUMPWATCH_BLOB_SAS_URL: 'https://account.blob.core.windows.net/pumpwatch?sv=2025&sig=abc%2B',
+    PUMPWATCH_STATUS_TOKEN: 'tok-456',
+  };
+  const render = (env: Record<string, string>) =>
+    spawnSync('bash', [join(root, 'deployment', 'render.sh')], { env: { PATH: process.env.PATH ?? '', ...env }, encoding: 'utf8' });
+
+  it('fills in the variables and leaves IoT Edge\'s own $-names alone', () => {
+    const r = render(vars);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const m = JSON.parse(r.stdout);
+    const agent = m.modulesContent.$edgeAgent['properties.desired'];
+    expect(agent.modules.pumpwatch.env.PUMPWATCH_BLOB_SAS_URL.value).toBe(vars.PUMPWATCH_BLOB_SAS_URL);
+    expect(agent.modules.pumpwatch.settings.image).toBe('myacr.azurecr.io/pumpwatch:0.1.0');
+    expect(JSON.stringify(m.modulesContent.$edgeHub['properties.desired'].routes)).toContain('INTO $upstream');
+    expect(r.stdout).not.toMatch(/\$\{[A-Z_]+\}/);
+  });
+
+  it('refuses a missing value, and a value a JSON string cannot hold, without printing it', () => {
+    const { PUMPWATCH_STATUS_TOKEN: _token, ...missing } = vars;
+    expect(render(missing)).toMatchObject({ status: 2, stdout: '', stderr: 'render.sh: PUMPWATCH_STATUS_TOKEN is not set\n' });
+    for (const bad of ['se"cret', 'se\\cret', 'se\ncret']) {
+      const r = render({ ...vars, REGISTRY_PASSWORD: bad });
+      expect(r.status, JSON.stringify(bad)).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toMatch(/^render\.sh: REGISTRY_PASSWORD contains a ", a backslash or a control character/);
+      expect(r.stderr).not.toContain('cret');
     }
   });
 });
