@@ -10,6 +10,8 @@ export interface SyncStatus {
   lastError: string | null;
   uploadedRows: number;
   uploadedBlobs: number;
+  /** Where the sync uploads: account/container at host (never a key or a SAS token). */
+  target?: string | null;
   pendingBatches?: number;
   failedBatches?: number;
 }

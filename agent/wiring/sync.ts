@@ -1,3 +1,4 @@
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LabelStore } from '../../buffer/labels.js';
 import { uploadPendingLabels } from '../../sync/labels-upload.js';
@@ -13,6 +14,9 @@ import type { Config } from '../config.js';
 import { LATENCY_BUCKETS, type MetricsRegistry } from '../metrics.js';
 import { agentVersion } from '../paths.js';
 import type { AgentParts as Agent, Part } from './part.js';
+
+/** The file in the standalone Azurite's folder that holds its connection string. */
+export const LOCAL_CONNECTION_STRING_FILE = 'connection-string';
 
 /** Live sync settings, read from the configuration in force at every cycle. */
 export function syncSettings(c: Config): SyncSettings {
@@ -74,7 +78,8 @@ export function wireSync(agent: Agent): Part[] {
     },
   });
   registerGauges(agent.registry, worker);
-  agent.status.setSyncStatus(() => worker.status());
+  let targetText: string | null = null;
+  agent.status.setSyncStatus(() => ({ ...worker.status(), target: targetText }));
   agent.status.setConnectivity('blob', () => worker.blobConnectivity());
   agent.status.addHealthCheck({ name: 'sync', check: () => worker.health() });
   // Alerts first: a committed anomaly starts a cycle now instead of at the next interval.
@@ -90,7 +95,11 @@ export function wireSync(agent: Agent): Part[] {
         try {
           azurite = await startAzurite({ location: join(config.dataDir, 'azurite') });
           target = { kind: 'connection-string', connectionString: azurite.connectionString, container: config.blobContainer };
-          logger.info({ port: azurite.port, location: azurite.location }, 'local Azurite started (the standalone sync target)');
+          // For the trainer to read what this agent uploaded (README, "The trainer"): the key is
+          // Azurite's published development key, and the port changes with every start.
+          const file = join(azurite.location, LOCAL_CONNECTION_STRING_FILE);
+          await writeFile(file, `${azurite.connectionString}\n`, { mode: 0o600 });
+          logger.info({ port: azurite.port, location: azurite.location, connectionStringFile: file }, 'local Azurite started (the standalone sync target)');
         } catch (err) {
           logger.error({ err: { message: safeErrorMessage(err) } }, 'local Azurite did not start: readings stay in the buffer');
         }
@@ -105,7 +114,8 @@ export function wireSync(agent: Agent): Part[] {
     start: async () => {
       ({ uploaderFor } = await import('../../sync/uploader.js'));
       const { describeTarget } = await import('../../sync/client.js');
-      if (target) logger.info({ target: describeTarget(target), via: target.kind }, 'sync to Blob Storage');
+      targetText = target ? describeTarget(target) : null;
+      if (target) logger.info({ target: targetText, via: target.kind }, 'sync to Blob Storage');
       worker.start();
     },
     stop: () => worker.stop(),
