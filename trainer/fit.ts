@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { CONTRACT_VERSION, metadataToProps, trainingSpan, type ModelMetadata } from '../inference/contract.js';
-import type { TrainedModel } from './algorithms/algorithm.js';
+import type { Algorithm, TrainedModel } from './algorithms/algorithm.js';
 import { ALGORITHM_NAMES, DEFAULT_ALGORITHM, findAlgorithm } from './algorithms/index.js';
 import type { CsvTable } from './csv.js';
 import { FitError, UsageError } from './errors.js';
@@ -34,10 +34,16 @@ export interface FitResult {
   model: TrainedModel;
 }
 
+/** The algorithm `--algo` names; a usage error for a name that is none. */
+export function algorithmNamed(name: string): Algorithm {
+  const algorithm = findAlgorithm(name);
+  if (algorithm === undefined) throw new UsageError(`unknown algorithm "${name}" (known: ${ALGORITHM_NAMES.join(', ')})`);
+  return algorithm;
+}
+
 export function fitTable(table: CsvTable, options: FitOptions = {}): FitResult {
   const algoName = options.algorithm ?? DEFAULT_ALGORITHM;
-  const algorithm = findAlgorithm(algoName);
-  if (algorithm === undefined) throw new UsageError(`unknown algorithm "${algoName}" (known: ${ALGORITHM_NAMES.join(', ')})`);
+  const algorithm = algorithmNamed(algoName);
   const window = options.window ?? algorithm.defaultWindow;
   if (!Number.isInteger(window) || window < 1) throw new UsageError(`window must be an integer >= 1, got ${window}`);
   const trainRows = options.trainRows ?? table.rows.length;

@@ -7,7 +7,7 @@ import { ContainerClient } from '@azure/storage-blob';
 import iothub from 'azure-iothub';
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CommandContext, TwinRegistry } from '../../trainer/cloud/context.js';
+import { registryFromEnv, type CommandContext, type TwinRegistry } from '../../trainer/cloud/context.js';
 import { runCli } from '../../trainer/commands/index.js';
 import { fitTable } from '../../trainer/fit.js';
 import { nextPointer, RECORD_SCHEMA, type ModelRecord } from '../../trainer/registry/records.js';
@@ -52,10 +52,10 @@ function context(): CommandContext {
   return { env: {}, container: () => container, registry: () => registry, now: () => NOW, isTTY: false };
 }
 
-async function cli(args: string[]) {
+async function cli(args: string[], ctx = context()) {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await runCli(args, { out: (t) => out.push(t), err: (t) => err.push(t) }, context());
+  const code = await runCli(args, { out: (t) => out.push(t), err: (t) => err.push(t) }, ctx);
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
 
@@ -123,6 +123,33 @@ describe('pumpwatch-trainer deploy and rollback', () => {
     expect((await readBest(container, 'pump-7'))!.pointer.version).toBe('v1');
     expect(desiredModels('gw-1')['pump-7'].version).toBe('v1');
     expect(desiredModels('gw-2')['pump-7'].version).toBe('v1');
+  });
+
+  it('moves nothing when the rollback could not be deployed: no IoT Hub, an unusable one, a bad --expires-hours, no key to sign URLs', async () => {
+    await promote('pump-r', 'v1', 4);
+    await promote('pump-r', 'v2', 5);
+    const before = (await readBest(container, 'pump-r'))!.pointer;
+    expect(before).toMatchObject({ version: 'v2', history: [{ version: 'v1' }] });
+    const hubFrom = (env: Record<string, string>): CommandContext => ({ ...context(), registry: () => registryFromEnv(env) });
+    const sasOnly: CommandContext = { ...context(), container: () => new ContainerClient(az.containerSasUrl('deploy-it')) };
+    for (const [args, ctx, code, msg] of [
+      [[], hubFrom({}), 1, /^pumpwatch-trainer rollback: PW_TRAINER_NOT_CONFIGURED: IoT Hub is not configured: set PUMPWATCH_IOTHUB_CONNECTION_STRING/],
+      [[], hubFrom({ PUMPWATCH_IOTHUB_CONNECTION_STRING: 'HostName=hub.example.net' }), 1, /^pumpwatch-trainer rollback: PW_TRAINER_NOT_CONFIGURED: PUMPWATCH_IOTHUB_CONNECTION_STRING is not usable: .*missing the property/],
+      [['--expires-hours', 'abc'], context(), 2, /^pumpwatch-trainer rollback: --expires-hours must be a number from 1 to 8760, got "abc"$/],
+      [['--device', 'gw-1', '--query', 'SELECT * FROM devices.modules'], context(), 2, /^pumpwatch-trainer rollback: give --device or --query, not both$/],
+      [[], sasOnly, 1, /^pumpwatch-trainer rollback: PW_TRAINER_NOT_CONFIGURED: deploy signs model URLs with the storage account key/],
+    ] as const) {
+      const res = await cli(['rollback', '--source', 'pump-r', ...args], ctx);
+      expect(res.code, args.join(' ')).toBe(code);
+      expect(res.err).toMatch(msg);
+      expect(res.out).toBe('');
+      expect((await readBest(container, 'pump-r'))!.pointer, args.join(' ')).toEqual(before);
+    }
+    // --no-deploy needs no IoT Hub.
+    const only = await cli(['rollback', '--source', 'pump-r', '--no-deploy'], hubFrom({}));
+    expect(only.code, only.err).toBe(0);
+    expect(only.out).toBe('pump-r: best.json v2 → v1 (rollback)');
+    expect((await readBest(container, 'pump-r'))!.pointer).toMatchObject({ version: 'v1', history: [] });
   });
 
   it('fails clearly when nothing can be deployed', async () => {

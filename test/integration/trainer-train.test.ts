@@ -3,7 +3,7 @@
  * (gzip JSON lines under the DESIGN.md names), trained, compared, promoted through best.json
  * with an ETag, drift-checked and reported, all through the CLI entry point.
  */
-import type { ContainerClient } from '@azure/storage-blob';
+import { ContainerClient } from '@azure/storage-blob';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,9 +13,10 @@ import { readModelMetadata } from '../../inference/contract.js';
 import { batchMetadata, encodeRows } from '../../sync/encoder.js';
 import { toLabelRecord, labelBlobName } from '../../sync/labels-upload.js';
 import { readingsBlobName } from '../../sync/layout.js';
-import type { CommandContext, TwinRegistry } from '../../trainer/cloud/context.js';
+import { registryFromEnv, type CommandContext, type TwinRegistry } from '../../trainer/cloud/context.js';
 import { runCli } from '../../trainer/commands/index.js';
 import { readBest, readModelRecord, writeBest } from '../../trainer/registry/registry.js';
+import { shardOf } from '../../trainer/train/sources.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { rng } from '../support/models.js';
 
@@ -85,7 +86,19 @@ beforeAll(async () => {
   // pump-b: short, and with gaps in the values.
   const rb = rng(12);
   await seed('pump-b', 'gw-2', T0, 3000, (i) => (i % 97 === 0 ? { ...values(rb, i, 20), Current: null } : values(rb, i, 20)));
+  // pump-few: readings on day 1, far too few to train on.
+  const rf = rng(14);
+  await seed('pump-few', 'gw-4', T0, 50, (i) => values(rf, i, 30));
 });
+
+/** The error message, after the progress lines. */
+const lastLine = (text: string) => text.split('\n').at(-1);
+
+async function modelBlobs(source: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const blob of container.listBlobsFlat({ prefix: `models/${source}/` })) names.push(blob.name);
+  return names;
+}
 
 afterAll(async () => {
   await az?.dispose();
@@ -135,7 +148,9 @@ describe('pumpwatch-trainer train', () => {
     const res = await cli(['evaluate', '--source', 'pump-a', '--from', '2026-01-02', '--to', '2026-01-03']);
     expect(res.code, res.err).toBe(0);
     expect(res.out).toMatch(new RegExp(`^pump-a: model ${best} \\(mset-horizon, window 10, threshold [\\d.]+\\) on 4320 rows`));
-    expect(res.out).toMatch(/balanced-accuracy \d\.\d{4}: F1 [\d.]+, FAR [\d.]+ %, MAR [\d.]+ % \(TP \d+, FP \d+, FN \d+, TN 4320\)/);
+    expect(res.out).toMatch(/^ {2}no fault labels in the rows of the range: the 4320 rows of the range are negatives; positives are 9 copies of blocks of 300 rows of the range, one per varying feature and fault size, each with that feature shifted by that size: 2, 4 or 8 standard deviations of the range$/m);
+    expect(res.out).toMatch(/^ {2}balanced accuracy \d\.\d{4} \(F1 \d\.\d{4}, FAR [\d.]+ %, MAR [\d.]+ %; TP \d+, FP \d+, FN \d+, TN 4320\)$/m);
+    expect(res.out).not.toMatch(/held-out/);
     const file = join(dir, 'local.onnx');
     writeFileSync(file, await container.getBlockBlobClient(`models/pump-a/${best}/model.onnx`).downloadToBuffer());
     const local = await cli(['evaluate', '--source', 'pump-a', '--days', '1', '--model', file], context(new Date(T0 + 2 * DAY + 3_600_000)));
@@ -161,7 +176,8 @@ describe('pumpwatch-trainer train', () => {
     const res = await cli(['train', '--source', 'pump-a', '--from', '2026-01-03', '--to', '2026-01-05', '--if-drifted']);
     expect(res.code, res.err).toBe(0);
     expect(res.out).toMatch(/pump-a: promoted/);
-    expect(res.out).toMatch(new RegExp(`live ${first}: balanced-accuracy`));
+    expect(res.out).toMatch(new RegExp(`live ${first}: balanced accuracy \\d\\.\\d{4} \\(F1 `));
+    expect(res.out).toMatch(/better on the held-out rows: synthetic-faults: challenger balanced accuracy \d\.\d{4} \(F1 [^)]*\) vs live balanced accuracy/);
     const best = (await readBest(container, 'pump-a'))!.pointer;
     expect(best.version).not.toBe(first);
     expect(best.history[0]!.version).toBe(first);
@@ -199,12 +215,41 @@ describe('pumpwatch-trainer train', () => {
     expect(record.evaluation.criterion).toBe('labels');
     expect(record.evaluation.challenger.counts.tp + record.evaluation.challenger.counts.fn).toBe(300);
     expect(record.evaluation.challenger.mar).toBeLessThan(10);
+    expect(res.out).toMatch(/compare {2}labels: challenger F1 \d\.\d{4} \(FAR [\d.]+ %, MAR [\d.]+ %\); no live model/);
+    expect(record.evaluation.description).toBe('300 held-out rows inside confirmed-fault labels are positives, the other 420 negatives');
+    // evaluate scores every row of the range, and prints F1 by its name once.
+    const ev = await cli(['evaluate', '--source', 'pump-c', '--from', '2026-01-11', '--to', '2026-01-12']);
+    expect(ev.code, ev.err).toBe(0);
+    expect(ev.out).toMatch(/^ {2}300 rows of the range inside confirmed-fault labels are positives, the other 3300 negatives$/m);
+    expect(ev.out).toMatch(/^ {2}F1 \d\.\d{4} \(FAR [\d.]+ %, MAR [\d.]+ %; TP \d+, FP \d+, FN \d+, TN \d+\)$/m);
   });
 
-  it('fails with PW_TRAINER_NO_DATA on a range without readings, and exits 2 on bad usage', async () => {
-    const empty = await cli(['train', '--source', 'pump-a', '--from', '2025-01-01', '--to', '2025-01-02']);
-    expect(empty.code).toBe(1);
-    expect(empty.err).toMatch(/PW_TRAINER_NO_DATA: not enough usable rows: 0 to train/);
+  it('names the range when it fails with PW_TRAINER_NO_DATA, and says when the newest readings are after it', async () => {
+    const after = '; its newest readings (blobs dated 2026-01-04, UTC) are after the range';
+    for (const command of ['train', 'evaluate', 'drift']) {
+      const empty = await cli([command, '--source', 'pump-a', '--from', '2025-01-01', '--to', '2025-01-02']);
+      expect(empty.code, command).toBe(1);
+      expect(lastLine(empty.err)).toBe(`pumpwatch-trainer ${command}: PW_TRAINER_NO_DATA: no readings of "pump-a" between 2025-01-01T00:00:00.000Z and 2025-01-02T00:00:00.000Z${after}`);
+    }
+    // --days 1 is yesterday (whole UTC days before today): empty for a pump whose readings all came today.
+    const today = context(new Date(T0 + 10 * DAY + 12 * 3_600_000));
+    const started = await cli(['train', '--source', 'pump-c', '--days', '1'], today);
+    expect(started.code).toBe(1);
+    expect(lastLine(started.err)).toBe(
+      'pumpwatch-trainer train: PW_TRAINER_NO_DATA: no readings of "pump-c" between 2026-01-10T00:00:00.000Z and 2026-01-11T00:00:00.000Z; its newest readings (blobs dated 2026-01-11, UTC) are after the range',
+    );
+    // Readings before the range only: no note.
+    const later = await cli(['train', '--source', 'pump-b', '--from', '2026-02-01', '--to', '2026-02-02']);
+    expect(lastLine(later.err)).toBe('pumpwatch-trainer train: PW_TRAINER_NO_DATA: no readings of "pump-b" between 2026-02-01T00:00:00.000Z and 2026-02-02T00:00:00.000Z');
+    const few = await cli(['train', '--source', 'pump-few', '--from', '2026-01-01', '--to', '2026-01-02']);
+    expect(few.code).toBe(1);
+    expect(lastLine(few.err)).toBe(
+      'pumpwatch-trainer train: PW_TRAINER_NO_DATA: not enough usable rows of "pump-few" between 2026-01-01T00:00:00.000Z and 2026-01-02T00:00:00.000Z: ' +
+        '40 to train (need 100) and 10 held out (need 20) from 50 readings (0 dropped for missing values, 0 in maintenance)',
+    );
+  });
+
+  it('exits 2 on bad usage, before reading any data', async () => {
     const file = join(dir, 'not-a-folder.txt');
     writeFileSync(file, 'x');
     // An unwritable report stops the run before any training: the empty range would otherwise fail with PW_TRAINER_NO_DATA.
@@ -215,6 +260,8 @@ describe('pumpwatch-trainer train', () => {
       [['train', '--source', 'pump-a', '--days', '3', '--from', '2026-01-01'], /^pumpwatch-trainer train: give either --days or --from\/--to/],
       [['train', '--source', 'a/b', '--days', '1'], /^pumpwatch-trainer train: --source "a\/b" is not a pump id/],
       [['train', '--source', 'pump-a', '--days', '1', '--holdout', '0.9'], /^pumpwatch-trainer train: --holdout must be a number from 0.05 to 0.5/],
+      [['train', ...noData, '--algo', 'forest'], /^pumpwatch-trainer train: unknown algorithm "forest" \(known: mset, pca\)$/],
+      [['train-all', '--from', '2025-01-01', '--to', '2025-01-02', '--algo', 'forest'], /^pumpwatch-trainer train-all: unknown algorithm "forest"/],
       [['train', '--source', 'pump-a', '--days', '1', '--deploy', '--device', 'gw-1', '--query', 'SELECT *'], /^pumpwatch-trainer train: give --device or --query, not both$/],
       [['train', ...noData, '--report', join(file, 'r.html')], /^pumpwatch-trainer train: cannot write the report to ".*r\.html": ".*not-a-folder\.txt" is a file, not a folder$/],
       [['train-all', '--shard', '2/2', '--days', '1'], /^pumpwatch-trainer train-all: --shard must be I\/N with 0 <= I < N/],
@@ -222,6 +269,7 @@ describe('pumpwatch-trainer train', () => {
       [['train-all', '--from', '2025-01-01', '--to', '2025-01-02', '--report-dir', file], /^pumpwatch-trainer train-all: cannot write the reports to ".*not-a-folder\.txt": it is a file, not a folder$/],
       [['drift', '--source', 'pump-a', '--days', '1', '--psi', '200'], /^pumpwatch-trainer drift: --psi must be a number from 0 to 100, got "200"$/],
       [['evaluate', '--source', 'pump-a', '--from', '2026-01-01'], /^pumpwatch-trainer evaluate: --to \(or --days\) is required/],
+      [['evaluate', ...noData, '--seed', 'x'], /^pumpwatch-trainer evaluate: --seed must be an integer >= 0, got "x"$/],
       [['evaluate', '--source', 'pump-a', '--days', '1', '--model', join(dir, 'nope.onnx')], /^pumpwatch-trainer evaluate: cannot read the model ".*nope\.onnx": no such file$/],
       [['rollback', '--source', 'pump-a', '--bogus'], /^pumpwatch-trainer rollback: Unknown option '--bogus' \(see "pumpwatch-trainer rollback --help"\)$/],
     ] as const) {
@@ -231,13 +279,48 @@ describe('pumpwatch-trainer train', () => {
     }
   });
 
-  it('trains every source of a shard with train-all, carrying missing values forward', async () => {
+  it('checks what --deploy needs before it trains: without an IoT Hub, a key to sign URLs or a valid --expires-hours nothing is trained', async () => {
+    const range = ['--from', '2026-01-01', '--to', '2026-01-02'];
+    const noHub: CommandContext = { ...context(), registry: () => registryFromEnv({}) };
+    const badHub: CommandContext = { ...context(), registry: () => registryFromEnv({ PUMPWATCH_IOTHUB_CONNECTION_STRING: 'HostName=hub.example.net' }) };
+    const sasOnly: CommandContext = {
+      ...context(),
+      registry: () => registryFromEnv({ PUMPWATCH_IOTHUB_CONNECTION_STRING: 'HostName=hub.example.net;SharedAccessKeyName=service;SharedAccessKey=c2VjcmV0' }),
+      container: () => new ContainerClient(az.containerSasUrl('trainer-it')),
+    };
+    const notConfigured = /PW_TRAINER_NOT_CONFIGURED: IoT Hub is not configured: set PUMPWATCH_IOTHUB_CONNECTION_STRING/;
+    for (const [args, ctx, code, msg] of [
+      [['train', '--source', 'pump-b', ...range, '--deploy'], noHub, 1, notConfigured],
+      [['train', '--source', 'pump-b', ...range, '--deploy'], badHub, 1, /PW_TRAINER_NOT_CONFIGURED: PUMPWATCH_IOTHUB_CONNECTION_STRING is not usable: .*missing the property/],
+      [['train', '--source', 'pump-b', ...range, '--deploy'], sasOnly, 1, /PW_TRAINER_NOT_CONFIGURED: deploy signs model URLs with the storage account key/],
+      [['train', '--source', 'pump-b', ...range, '--deploy', '--expires-hours', 'abc'], noHub, 2, /^pumpwatch-trainer train: --expires-hours must be a number from 1 to 8760, got "abc"$/],
+      [['train-all', ...range, '--deploy'], noHub, 1, notConfigured],
+      [['train-all', ...range, '--deploy', '--expires-hours', '0'], noHub, 2, /^pumpwatch-trainer train-all: --expires-hours must be a number from 1 to 8760, got "0"$/],
+    ] as const) {
+      const res = await cli([...args], ctx);
+      expect(res.code, args.join(' ')).toBe(code);
+      expect(res.err).toMatch(msg);
+      expect(res.out, args.join(' ')).toBe('');
+      expect(await modelBlobs('pump-b'), args.join(' ')).toEqual([]);
+    }
+  });
+
+  it('trains every source of a shard with train-all, skipping sources without readings in the range, carrying missing values forward', async () => {
     const res = await cli(['train-all', '--shard', '0/1', '--concurrency', '2', '--from', '2026-01-01', '--to', '2026-01-02', '--report-dir', join(dir, 'reports')]);
-    expect(res.out).toMatch(/train-all: shard 0\/1: 3 of 3 sources, 2 at a time/);
+    expect(res.out).toMatch(/train-all: shard 0\/1: 4 of 4 sources, 2 at a time/);
     expect(res.out).toMatch(/pump-b: promoted/);
-    expect(res.err).toMatch(/pump-c: FAILED PW_TRAINER_NO_DATA/);
-    expect(res.out).toMatch(/1 promoted, 1 kept, 0 skipped, 1 failed/);
+    // pump-c has readings, but none in the range: skipped, not failed.
+    expect(res.out).toMatch(/^pump-c: skipped: no readings between 2026-01-01T00:00:00\.000Z and 2026-01-02T00:00:00\.000Z; its newest readings \(blobs dated 2026-01-11, UTC\) are after the range$/m);
+    // pump-few has readings in the range, too few to train on: that needs a person.
+    expect(res.err).toMatch(/^pump-few: FAILED PW_TRAINER_NO_DATA: not enough usable rows of "pump-few" between 2026-01-01T00:00:00\.000Z and 2026-01-02T00:00:00\.000Z: 40 to train/m);
+    expect(res.out).toMatch(/train-all: shard 0\/1: 1 promoted, 1 kept, 1 skipped, 1 failed$/);
     expect(res.code).toBe(1);
+    // A shard whose only trouble is a source without readings succeeds.
+    const shards = Array.from({ length: 30 }, (_, i) => i + 2).find((n) => shardOf('pump-c', n) !== shardOf('pump-few', n))!;
+    const quiet = await cli(['train-all', '--shard', `${shardOf('pump-c', shards)}/${shards}`, '--from', '2026-01-01', '--to', '2026-01-02']);
+    expect(quiet.out).toMatch(/^pump-c: skipped: no readings between/m);
+    expect(quiet.out).toMatch(/, \d+ skipped, 0 failed$/);
+    expect(quiet.code, quiet.err).toBe(0);
     const b = await readModelRecord(container, 'pump-b', (await readBest(container, 'pump-b'))!.pointer.version);
     // 31 readings lack Current; the first has nothing to carry forward and is dropped.
     expect(b.data.cleaning).toMatchObject({ carriedValues: 30, droppedMissing: 1 });
@@ -245,7 +328,18 @@ describe('pumpwatch-trainer train', () => {
     expect(res.out).toMatch(/pump-b: promoted[^]*\n {2}warning {2}the trained rows span 13\.3 h, less than a day/);
     expect(readFileSync(join(dir, 'reports', 'pump-b.html'), 'utf8')).toMatch(/<b>warning<\/b>: the trained rows span 13\.3 h/);
     const split = await Promise.all([0, 1, 2].map((i) => cli(['train-all', '--shard', `${i}/3`, '--days', '1'], context(new Date(T0 + 2 * DAY)))));
-    const counts = split.map((s) => Number(/: (\d+) of 3 sources/.exec(s.out)?.[1]));
-    expect(counts.reduce((a, b) => a + b, 0)).toBe(3);
+    const counts = split.map((s) => Number(/: (\d+) of 4 sources/.exec(s.out)?.[1]));
+    expect(counts.reduce((a, b) => a + b, 0)).toBe(4);
+  });
+
+  // Seeded last: the train-all tests above count the sources.
+  it('reports rows no model can be fitted on as a data problem of the range (exit 1), not as bad usage', async () => {
+    await seed('pump-flat', 'gw-5', T0 + 20 * DAY, 300, () => ({ Current: 0.5, Flow: 30, Pressure: 2 }));
+    const res = await cli(['train', '--source', 'pump-flat', '--from', '2026-01-21', '--to', '2026-01-22']);
+    expect(res.code).toBe(1);
+    expect(lastLine(res.err)).toBe(
+      'pumpwatch-trainer train: PW_TRAINER_NO_DATA: cannot fit a model on the rows of "pump-flat" between 2026-01-21T00:00:00.000Z and 2026-01-22T00:00:00.000Z: no feature varies in the training rows',
+    );
+    expect(await modelBlobs('pump-flat')).toEqual([]);
   });
 });

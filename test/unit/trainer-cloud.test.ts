@@ -1,12 +1,14 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { FULL_CYCLE_MS, readModelMetadata, trainingSpan } from '../../inference/contract.js';
 import { parseOptions, timeRange } from '../../trainer/commands/command.js';
-import { parseShard } from '../../trainer/commands/train-all.js';
+import { parseShard, trainAllCommand } from '../../trainer/commands/train-all.js';
 import { TRAIN_OPTIONS, trainRequest } from '../../trainer/commands/train.js';
 import type { Cleaned } from '../../trainer/data/clean.js';
 import { defaultQuery } from '../../trainer/deploy/twin.js';
-import { FAULT_SIZES, planEvaluation, rates, type Evaluation } from '../../trainer/eval/criterion.js';
+import { runCli } from '../../trainer/commands/index.js';
+import { FAULT_SIZES, formatEvaluation, HELD_OUT_ROWS, planEvaluation, RANGE_ROWS, rates, type Evaluation } from '../../trainer/eval/criterion.js';
 import { spanWarnings } from '../../trainer/fit.js';
 import { createProgress } from '../../trainer/progress.js';
 import { nextPointer, type BestPointer, type ModelRecord } from '../../trainer/registry/records.js';
@@ -40,7 +42,12 @@ describe('the promotion decision', () => {
     const c = { version: 'v2', evaluation: evaluation(0.9) };
     expect(decide(c, null, 0.01)).toMatchObject({ promoted: true, reason: 'no model was promoted for this source yet' });
     expect(decide(c, { version: 'v1', evaluation: evaluation(0.88) }, 0.01).promoted).toBe(true);
-    expect(decide(c, { version: 'v1', evaluation: evaluation(0.895) }, 0.01)).toMatchObject({ promoted: false, reason: expect.stringMatching(/^not better by the margin: synthetic-faults, balanced-accuracy: challenger 0\.9000/) });
+    expect(decide(c, { version: 'v1', evaluation: evaluation(0.895) }, 0.01)).toMatchObject({
+      promoted: false,
+      reason:
+        'not better by the margin: synthetic-faults: challenger balanced accuracy 0.9000 (F1 0.9000, FAR 1.00 %, MAR 10.00 %) ' +
+        'vs live balanced accuracy 0.8950 (F1 0.8950, FAR 1.00 %, MAR 10.00 %), margin 0.01',
+    });
     expect(decide(c, null, 0.01, 'it needs Flow').reason).toMatch(/cannot be scored .*needs Flow/);
     expect(decide(c, { version: 'v2', evaluation: evaluation(0.1) }, 0.01)).toMatchObject({ promoted: false, reason: expect.stringMatching(/is the live model itself/) });
   });
@@ -94,7 +101,7 @@ describe('the comparison plan', () => {
   it('uses fault labels in the held-out rows as positives when there are some', () => {
     const targets: Cleaned['targets'] = [];
     for (let i = 90; i < 95; i++) targets[i] = 'anomaly';
-    const plan = planEvaluation(cleaned(100, targets), 80, Float64Array.of(1, 1), 1);
+    const plan = planEvaluation(cleaned(100, targets), 80, Float64Array.of(1, 1), 1, HELD_OUT_ROWS);
     expect(plan.criterion).toBe('labels');
     expect(plan.parts.map((p) => [p.positive, p.indices.length])).toEqual([
       [true, 5],
@@ -103,7 +110,7 @@ describe('the comparison plan', () => {
   });
 
   it('otherwise injects one shifted block per varying feature and fault size, the same for the same seed', () => {
-    const plan = planEvaluation(cleaned(1000), 600, Float64Array.of(2, 0), 7);
+    const plan = planEvaluation(cleaned(1000), 600, Float64Array.of(2, 0), 7, HELD_OUT_ROWS);
     expect(plan.criterion).toBe('synthetic-faults');
     expect(plan.parts).toHaveLength(1 + FAULT_SIZES.length);
     const [negatives, ...faults] = plan.parts;
@@ -117,8 +124,34 @@ describe('the comparison plan', () => {
       expect(sign).toBeDefined();
       expect(part.data.rows.every((r) => r[1] === 1)).toBe(true);
     });
-    const again = planEvaluation(cleaned(1000), 600, Float64Array.of(2, 0), 7);
+    const again = planEvaluation(cleaned(1000), 600, Float64Array.of(2, 0), 7, HELD_OUT_ROWS);
     expect(again.parts.map((p) => p.data.rows[0]![0])).toEqual(plan.parts.map((p) => p.data.rows[0]![0]));
+  });
+
+  it("names the rows it scores: train's held-out rows, or every row of evaluate's range", () => {
+    const targets: Cleaned['targets'] = [];
+    for (let i = 90; i < 95; i++) targets[i] = 'anomaly';
+    expect(planEvaluation(cleaned(100, targets), 80, Float64Array.of(1, 1), 1, HELD_OUT_ROWS).description).toBe(
+      '5 held-out rows inside confirmed-fault labels are positives, the other 15 negatives',
+    );
+    expect(planEvaluation(cleaned(100, targets), 0, Float64Array.of(1, 1), 1, RANGE_ROWS).description).toBe(
+      '5 rows of the range inside confirmed-fault labels are positives, the other 95 negatives',
+    );
+    expect(planEvaluation(cleaned(1000), 600, Float64Array.of(2, 0), 7, HELD_OUT_ROWS).description).toBe(
+      'no fault labels in the held-out rows: the 400 held-out rows are negatives; positives are 3 copies of blocks of 200 held-out rows, ' +
+        'one per varying feature and fault size, each with that feature shifted by that size: 2, 4 or 8 training standard deviations',
+    );
+    expect(planEvaluation(cleaned(1000), 0, Float64Array.of(2, 1), 7, RANGE_ROWS).description).toBe(
+      'no fault labels in the rows of the range: the 1000 rows of the range are negatives; positives are 6 copies of blocks of 300 rows of the range, ' +
+        'one per varying feature and fault size, each with that feature shifted by that size: 2, 4 or 8 standard deviations of the range',
+    );
+  });
+
+  it('prints the decision metric by one name, then the other figures', () => {
+    expect(formatEvaluation(evaluation(0.9))).toBe('balanced accuracy 0.9000 (F1 0.9000, FAR 1.00 %, MAR 10.00 %)');
+    const f1: Evaluation = { ...evaluation(0.8), criterion: 'labels', metric: 'f1', f1: 0.8 };
+    expect(formatEvaluation(f1)).toBe('F1 0.8000 (FAR 1.00 %, MAR 10.00 %)');
+    expect(formatEvaluation(f1, true)).toBe('F1 0.8000 (FAR 1.00 %, MAR 10.00 %; TP 9, FP 1, FN 1, TN 99)');
   });
 
   it('computes F1, FAR and MAR as the SKAB README defines them', () => {
@@ -171,6 +204,48 @@ describe('shards', () => {
     expect(req).toMatchObject({ from: Date.UTC(2026, 10, 16), to: Date.UTC(2026, 10, 23), ifDrifted: { psi: 0.25, ks: 0.3 } });
   });
 });
+
+describe('the trainer documentation', () => {
+  const read = (path: string) => readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8');
+  const trainerReadme = read('trainer/README.md');
+  const readme = read('README.md');
+  const readmeTrainer = readme.slice(readme.indexOf('\n## The trainer\n'), readme.indexOf('\n## ', readme.indexOf('\n## The trainer\n') + 1));
+  const flat = (text: string) => text.replace(/^\s*#\s?/gm, '').replace(/\s+/g, ' ');
+
+  it('states the shard rule the code uses, with an example the code agrees with', () => {
+    const places = { 'trainer/README.md': trainerReadme, 'train-all --help': trainAllCommand.help, 'trainer-indexed-job.yaml': read('deployment/k8s/trainer-indexed-job.yaml') };
+    for (const [where, text] of Object.entries(places)) {
+      expect(flat(text), where).not.toMatch(/sha256\([^)]*\) mod N/);
+      expect(flat(text), where).toMatch(/the first 4 bytes of sha256\([^)]*\) read as a big-endian uint32, mod N/);
+    }
+    const [, pump, hex, uint, n, shard] = /`(pump-\d+)`: sha256 starts with `([0-9a-f]{8})`, (\d+) mod (\d+) = (\d+)/.exec(flat(trainerReadme))!;
+    expect(createHash('sha256').update(pump!).digest('hex').slice(0, 8)).toBe(hex);
+    expect(Number.parseInt(hex!, 16)).toBe(Number(uint));
+    expect(shardOf(pump!, Number(n))).toBe(Number(shard));
+  });
+
+  it('defines --days as the whole UTC days before today, today excluded', () => {
+    for (const [where, text] of Object.entries({ 'trainer/README.md': trainerReadme, 'README.md "The trainer"': readmeTrainer })) {
+      expect(flat(text), where).toMatch(/`--days N`[^.]* the N whole UTC days before today \(today excluded/);
+    }
+  });
+
+  it('gives the exit codes in the --help of every command', async () => {
+    const names = /Commands:\n((?: {2}\S+ .*\n)+)/.exec((await help([])).out + '\n')![1]!.trim().split('\n').map((l) => l.trim().split(' ')[0]!);
+    expect(names).toContain('rollback');
+    for (const name of names) {
+      const { code, out } = await help([name, '--help']);
+      expect(code, name).toBe(0);
+      expect(flat(out), name).toMatch(/Exit codes?: .*\b0 .*\b2 (bad usage|on bad usage)/);
+    }
+  });
+});
+
+async function help(argv: string[]): Promise<{ code: number; out: string }> {
+  const out: string[] = [];
+  const code = await runCli(argv, { out: (t) => out.push(t), err: (t) => out.push(t) });
+  return { code, out: out.join('\n') };
+}
 
 describe('command arguments', () => {
   it('takes whole UTC days for --days and exact instants for --from/--to', () => {

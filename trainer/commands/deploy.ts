@@ -1,6 +1,7 @@
 /** `pumpwatch-trainer deploy`: push a registered model to gateways through their module twins. */
+import type { TwinRegistry } from '../cloud/context.js';
 import { deployModel, type DeployRequest, type DeployResult } from '../deploy/deploy.js';
-import { DEFAULT_SAS_HOURS } from '../deploy/sas.js';
+import { checkCanSign, DEFAULT_SAS_HOURS } from '../deploy/sas.js';
 import { DEFAULT_MODULE, defaultQuery } from '../deploy/twin.js';
 import { UsageError } from '../errors.js';
 import { optionalNumber, parseOptions, requireSource, type Command, type CommandContext, type Io } from './command.js';
@@ -36,9 +37,10 @@ ${DEPLOY_OPTION_HELP}
 
 Environment: PUMPWATCH_BLOB_CONNECTION_STRING with an account key (to sign the URL),
 PUMPWATCH_BLOB_CONTAINER, PUMPWATCH_IOTHUB_CONNECTION_STRING (service connection string).
-Exit codes: 0 every module updated, 1 a module failed or none matched, 2 bad usage.`;
+Exit codes: 0 every module updated, 1 a module failed or none matched, or a failure before
+any update (a PW_TRAINER_* code says which), 2 bad usage.`;
 
-type DeployValues = { device?: unknown; module?: unknown; query?: unknown };
+type DeployValues = { device?: unknown; module?: unknown; query?: unknown; shadow?: unknown; 'expires-hours'?: unknown };
 
 export function targetOf(v: DeployValues): DeployRequest['target'] {
   const moduleId = typeof v.module === 'string' && v.module !== '' ? v.module : DEFAULT_MODULE;
@@ -51,16 +53,36 @@ export function targetOf(v: DeployValues): DeployRequest['target'] {
   return { moduleId };
 }
 
-export async function runDeploy(
-  ctx: CommandContext,
-  o: { source: string; target: DeployRequest['target']; shadow: boolean; hours: number; version?: string },
-): Promise<DeployResult> {
-  return deployModel(ctx.container(), ctx.registry(), {
-    source: o.source,
-    version: o.version,
-    target: o.target,
-    shadow: o.shadow,
-    expiresOn: new Date(ctx.now().getTime() + o.hours * 3_600_000),
+/** A deploy whose prerequisites were all checked: options parsed, IoT Hub client made, a key to sign URLs. */
+export interface DeployPlan {
+  target: DeployRequest['target'];
+  shadow: boolean;
+  hours: number;
+  registry: TwinRegistry;
+}
+
+/**
+ * Checks everything a deploy needs before the command changes anything, so that `rollback` and
+ * `--deploy` never move best.json and then fail to deploy: usage errors (exit 2) first, then
+ * PW_TRAINER_NOT_CONFIGURED for a missing or unusable IoT Hub connection string or a container
+ * that cannot sign model URLs.
+ */
+export function prepareDeploy(ctx: CommandContext, v: DeployValues): DeployPlan {
+  const target = targetOf(v);
+  const hours = optionalNumber(v['expires-hours'], '--expires-hours', 1, 24 * 365) ?? DEFAULT_SAS_HOURS;
+  const registry = ctx.registry();
+  checkCanSign(ctx.container());
+  return { target, shadow: v.shadow === true, hours, registry };
+}
+
+/** Deploys `version` (default: the best one) of `source` as planned. */
+export async function runDeploy(ctx: CommandContext, plan: DeployPlan, source: string, version?: string): Promise<DeployResult> {
+  return deployModel(ctx.container(), plan.registry, {
+    source,
+    version,
+    target: plan.target,
+    shadow: plan.shadow,
+    expiresOn: new Date(ctx.now().getTime() + plan.hours * 3_600_000),
   });
 }
 
@@ -85,13 +107,7 @@ export const deployCommand: Command = {
       return 0;
     }
     const source = requireSource('deploy', v.source);
-    const result = await runDeploy(ctx, {
-      source,
-      target: targetOf(v),
-      shadow: v.shadow === true,
-      hours: optionalNumber(v['expires-hours'], '--expires-hours', 1, 24 * 365) ?? DEFAULT_SAS_HOURS,
-      version: typeof v.version === 'string' ? v.version : undefined,
-    });
-    return printDeploy(result, io);
+    const plan = prepareDeploy(ctx, v);
+    return printDeploy(await runDeploy(ctx, plan, source, typeof v.version === 'string' ? v.version : undefined), io);
   },
 };

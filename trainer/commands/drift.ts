@@ -3,7 +3,7 @@ import { compareWithBaseline, DRIFT_DEFAULTS, type DriftReport } from '../drift/
 import { EXIT, TrainerError } from '../errors.js';
 import { createProgress } from '../progress.js';
 import { readBest, readModelRecord } from '../registry/registry.js';
-import { prepareData } from '../train/prepare.js';
+import { noUsableRows, prepareData } from '../train/prepare.js';
 import { optionalNumber, parseOptions, requireSource, timeRange, type Command, type Io } from './command.js';
 
 const HELP = `Usage: pumpwatch-trainer drift --source ID (--from DATE --to DATE | --days N) [--psi X] [--ks X]
@@ -19,7 +19,8 @@ Options:
   --ks X              KS distance above which a feature drifted (default ${DRIFT_DEFAULTS.ks})
   -h, --help          this help
 
-Exit codes: 0 no drift, ${EXIT.drifted} drift above a threshold, 1 failure, 2 bad usage.`;
+Exit codes: 0 no drift, ${EXIT.drifted} drift above a threshold, 1 failure (a PW_TRAINER_* code says
+which; PW_TRAINER_NO_DATA: no usable reading in the range), 2 bad usage.`;
 
 export const driftCommand: Command = {
   name: 'drift',
@@ -39,9 +40,9 @@ export const driftCommand: Command = {
     if (!best) throw new TrainerError('PW_TRAINER_NO_MODEL', `no model was promoted for "${source}": no baseline to compare with`);
     const record = await readModelRecord(container, source, best.pointer.version);
     const progress = createProgress({ raw: io.raw, line: io.err }, ctx.isTTY, `drift ${source}`);
-    const { cleaned } = await prepareData(container, { source, from, to }, progress);
+    const { loaded, cleaned } = await prepareData(container, { source, from, to }, progress);
     progress.finish();
-    if (cleaned.series.rows.length === 0) throw new TrainerError('PW_TRAINER_NO_DATA', `no usable readings of "${source}" between ${new Date(from).toISOString()} and ${new Date(to).toISOString()}`);
+    if (cleaned.series.rows.length === 0) throw await noUsableRows(container, { source, from, to }, loaded.readings);
     const report = compareWithBaseline(record.baseline, cleaned.series.features, cleaned.series.rows, thresholds);
     printDrift(io, source, record.version, cleaned.series.rows.length, report);
     return report.drifted ? EXIT.drifted : EXIT.ok;

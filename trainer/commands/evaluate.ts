@@ -2,19 +2,20 @@
 import { readFile } from 'node:fs/promises';
 import { columnMeans, columnStds } from '../linalg/stats.js';
 import { TrainerError, UsageError } from '../errors.js';
-import { evaluate, planEvaluation } from '../eval/criterion.js';
+import { evaluate, formatEvaluation, planEvaluation, RANGE_ROWS } from '../eval/criterion.js';
 import { OnnxScorer } from '../eval/score.js';
 import { readProblem } from '../files.js';
 import { createProgress } from '../progress.js';
 import { readBest, readModelBytes, readModelRecord } from '../registry/registry.js';
-import { prepareData } from '../train/prepare.js';
+import { noUsableRows, prepareData } from '../train/prepare.js';
 import { optionalInteger, parseOptions, requireSource, timeRange, type Command } from './command.js';
 
 const HELP = `Usage: pumpwatch-trainer evaluate --source ID (--from DATE --to DATE | --days N) [--version V | --model FILE] [--seed N]
 
-Scores a model on every cleaned reading of the source in the range, as "train" scores the
-challenger and the live model on its held-out rows: technicians' fault labels when the range
-has some, else synthetic sensor faults. Prints F1, FAR, MAR and the decision score.
+Scores a model on every cleaned reading of the source in the range (none held out), as "train"
+scores the challenger and the live model on its held-out rows: technicians' fault labels when
+the range has some, else synthetic sensor faults. Prints the decision metric (F1 with labels,
+balanced accuracy with synthetic faults), F1, FAR, MAR and the counts.
 
 Options:
   --source ID         data source (pump) id (required)
@@ -22,7 +23,10 @@ Options:
   --version V         a registered version (default: the best one)
   --model FILE        a local ONNX model instead (e.g. written by "fit")
   --seed N            seed of the synthetic faults (default 1)
-  -h, --help          this help`;
+  -h, --help          this help
+
+Exit codes: 0 scored, 1 failure (a PW_TRAINER_* code says which; PW_TRAINER_NO_DATA: no usable
+reading in the range), 2 bad usage.`;
 
 export const evaluateCommand: Command = {
   name: 'evaluate',
@@ -44,6 +48,7 @@ export const evaluateCommand: Command = {
     }
     const source = requireSource('evaluate', v.source);
     const { from, to } = timeRange('evaluate', v, ctx.now());
+    const seed = optionalInteger(v.seed, '--seed', 0) ?? 1;
     const container = ctx.container();
     let bytes: Uint8Array;
     if (typeof v.model === 'string') bytes = await readModelFile(v.model);
@@ -53,18 +58,18 @@ export const evaluateCommand: Command = {
       bytes = await readModelBytes(container, await readModelRecord(container, source, version));
     }
     const progress = createProgress({ raw: io.raw, line: io.err }, ctx.isTTY, `evaluate ${source}`);
-    const { cleaned } = await prepareData(container, { source, from, to }, progress);
+    const { loaded, cleaned } = await prepareData(container, { source, from, to }, progress);
     progress.finish();
-    if (cleaned.series.rows.length === 0) throw new TrainerError('PW_TRAINER_NO_DATA', `no usable readings of "${source}" in the range`);
+    if (cleaned.series.rows.length === 0) throw await noUsableRows(container, { source, from, to }, loaded.readings);
     const scorer = await OnnxScorer.load(bytes);
     try {
       const std = columnStds(cleaned.series.rows, columnMeans(cleaned.series.rows));
-      const plan = planEvaluation(cleaned, 0, std, optionalInteger(v.seed, '--seed', 0) ?? 1);
+      const plan = planEvaluation(cleaned, 0, std, seed, RANGE_ROWS);
       const e = await evaluate(scorer, plan);
       const m = scorer.metadata;
       io.out(`${source}: model ${m.version} (${m.algorithm}, window ${m.window}, threshold ${m.threshold}) on ${cleaned.series.rows.length} rows`);
       io.out(`  ${plan.description}`);
-      io.out(`  ${e.metric} ${e.score.toFixed(4)}: F1 ${e.f1.toFixed(4)}, FAR ${e.far.toFixed(2)} %, MAR ${e.mar.toFixed(2)} % (TP ${e.counts.tp}, FP ${e.counts.fp}, FN ${e.counts.fn}, TN ${e.counts.tn})`);
+      io.out(`  ${formatEvaluation(e, true)}`);
     } finally {
       await scorer.release();
     }

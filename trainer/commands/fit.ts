@@ -22,7 +22,9 @@ Options:
   --version V         model version (default: training date + hash of data and options)
   -h, --help          this help
 
-The same CSV and options always give the same model bytes. Exit code 2 on bad usage or bad data.`;
+The same CSV and options always give the same model bytes.
+Exit codes: 0 model written, 1 unexpected failure, 2 bad usage, including a CSV it cannot
+read, use or train on.`;
 
 /** Column names that usually hold labels, not sensor values (SKAB: anomaly, changepoint). */
 const LABEL_LIKE = ['anomaly', 'changepoint', 'label', 'labels', 'is_anomaly'];

@@ -1,21 +1,23 @@
 /** `pumpwatch-trainer train-all`: train every source of one shard, k at a time. */
 import { join } from 'node:path';
 import { readLabels } from '../../sync/labels-upload.js';
-import { DEFAULT_SAS_HOURS } from '../deploy/sas.js';
 import { EXIT, safeMessage, UsageError } from '../errors.js';
 import { checkWritable } from '../files.js';
 import { createProgress } from '../progress.js';
 import { writeReport } from '../report/report.js';
 import { trainSource } from '../train/pipeline.js';
 import { inShard, listSources, mapLimited } from '../train/sources.js';
-import { optionalInteger, optionalNumber, parseOptions, type Command } from './command.js';
-import { printDeploy, runDeploy, targetOf } from './deploy.js';
+import { optionalInteger, parseOptions, type Command } from './command.js';
+import { prepareDeploy, printDeploy, runDeploy } from './deploy.js';
 import { printOutcome, TRAIN_OPTIONS, trainRequest } from './train.js';
 
 const HELP = `Usage: pumpwatch-trainer train-all --shard I/N [--concurrency K] (--from DATE --to DATE | --days N) [train options]
 
-Lists the sources with readings in Blob Storage, keeps those of shard I of N (a source belongs
-to shard sha256(source) mod N: stable as pumps are added) and runs "train" on each, K at a time.
+Lists the sources with readings in Blob Storage (readings/<source>/), keeps those of shard I of
+N (a source belongs to shard: the first 4 bytes of sha256(source) read as a big-endian uint32,
+mod N; stable as pumps are added) and runs "train" on each, K at a time. A source with no reading
+in the range (a quiet or retired pump) is skipped, not failed; one with too few usable readings
+fails. With --deploy, the IoT Hub settings and deploy options are checked before any training.
 In a Kubernetes Indexed Job pass --shard index/N: I is then read from JOB_COMPLETION_INDEX.
 
 Options:
@@ -24,7 +26,9 @@ Options:
   --report-dir DIR    write DIR/<source>.html for each source
   (and every option of "train" but --source and --report; see "train --help")
 
-Exit codes: 0 every source done (promoted, kept or skipped), 1 a source failed, 2 bad usage.`;
+Prints one line per source and a count: "2 promoted, 5 kept, 1 skipped, 0 failed".
+Exit codes: 0 every source done (promoted, kept or skipped), 1 a source failed (or a
+PW_TRAINER_* failure before any source), 2 bad usage.`;
 
 export function parseShard(text: string | undefined, env: Readonly<Record<string, string | undefined>>): { index: number; shards: number } {
   const m = /^(\d+|index)\/(\d+)$/.exec(text ?? '0/1');
@@ -51,7 +55,8 @@ export const trainAllCommand: Command = {
     const { index, shards } = parseShard(v.shard, ctx.env);
     const concurrency = optionalInteger(v.concurrency, '--concurrency', 1) ?? 1;
     trainRequest('train-all', v, 'check', ctx.now());
-    const target = v.deploy === true ? targetOf(v) : null;
+    // Checked before training: a promotion that cannot be deployed must not happen at all.
+    const deploy = v.deploy === true ? prepareDeploy(ctx, v) : null;
     if (typeof v['report-dir'] === 'string') await checkWritable(v['report-dir'], 'the reports', 'folder');
     const container = ctx.container();
     const all = await listSources(container);
@@ -61,13 +66,11 @@ export const trainAllCommand: Command = {
     const results = await mapLimited(mine, concurrency, async (source) => {
       const progress = createProgress({ raw: io.raw, line: io.err }, ctx.isTTY && concurrency === 1, `train ${source}`);
       try {
-        const outcome = await trainSource(container, trainRequest('train-all', v, source, ctx.now()), progress, () => ctx.now(), labels);
+        // A source without readings in the range (a quiet or retired pump) is skipped, not failed.
+        const outcome = await trainSource(container, { ...trainRequest('train-all', v, source, ctx.now()), skipWithoutReadings: true }, progress, () => ctx.now(), labels);
         printOutcome(outcome, io);
         if (typeof v['report-dir'] === 'string' && outcome.record) await writeReport(join(v['report-dir'], `${encodeURIComponent(source)}.html`), outcome);
-        if (target && outcome.status === 'promoted') {
-          const hours = optionalNumber(v['expires-hours'], '--expires-hours', 1, 24 * 365) ?? DEFAULT_SAS_HOURS;
-          if (printDeploy(await runDeploy(ctx, { source, target, shadow: v.shadow === true, hours }), io) !== 0) return 'failed';
-        }
+        if (deploy && outcome.status === 'promoted' && printDeploy(await runDeploy(ctx, deploy, source), io) !== 0) return 'failed';
         return outcome.status;
       } catch (err) {
         progress.finish();

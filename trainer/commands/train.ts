@@ -1,13 +1,14 @@
 /** `pumpwatch-trainer train`: the cloud job for one source (train/pipeline.ts). */
 import { ALGORITHM_NAMES, DEFAULT_ALGORITHM } from '../algorithms/index.js';
-import { DEFAULT_SAS_HOURS } from '../deploy/sas.js';
 import { DRIFT_DEFAULTS } from '../drift/compare.js';
+import { formatEvaluation } from '../eval/criterion.js';
 import { checkWritable } from '../files.js';
+import { algorithmNamed } from '../fit.js';
 import { createProgress } from '../progress.js';
 import { writeReport } from '../report/report.js';
 import { TRAIN_DEFAULTS, trainSource, type TrainOutcome, type TrainRequest } from '../train/pipeline.js';
-import { optionalInteger, optionalNumber, parseOptions, requireSource, timeRange, type Command, type CommandContext, type Io } from './command.js';
-import { deployOptions, DEPLOY_OPTION_HELP, printDeploy, runDeploy, targetOf } from './deploy.js';
+import { optionalInteger, optionalNumber, parseOptions, requireSource, timeRange, type Command, type Io } from './command.js';
+import { deployOptions, DEPLOY_OPTION_HELP, prepareDeploy, printDeploy, runDeploy } from './deploy.js';
 
 const HELP = `Usage: pumpwatch-trainer train --source ID (--from DATE --to DATE | --days N) [options]
 
@@ -23,6 +24,7 @@ Options:
   --from DATE         first day (YYYY-MM-DD, UTC) or ISO date-time, inclusive
   --to DATE           end, exclusive
   --days N            instead of --from/--to: the N whole UTC days before today
+                      (today excluded)
   --algo NAME         ${ALGORITHM_NAMES.join(' | ')} (default: ${DEFAULT_ALGORITHM})
   --window W          readings per window (default: the algorithm's)
   --holdout SHARE     share of the most recent rows held out (default ${TRAIN_DEFAULTS.holdoutFraction})
@@ -32,13 +34,15 @@ Options:
   --if-drifted        train only when the range drifted from the live model's baseline
   --psi X, --ks X     drift thresholds for --if-drifted (default ${DRIFT_DEFAULTS.psi}, ${DRIFT_DEFAULTS.ks})
   --report FILE       write a self-contained HTML report (scores, thresholds, labels, drift)
-  --deploy            after a promotion, deploy the new best model (options below)
+  --deploy            after a promotion, deploy the new best model (options below; the
+                      IoT Hub settings and these options are checked before training)
 ${DEPLOY_OPTION_HELP}
   -h, --help          this help
 
 Environment: PUMPWATCH_BLOB_CONNECTION_STRING (+ PUMPWATCH_BLOB_CONTAINER) or
 PUMPWATCH_BLOB_SAS_URL; PUMPWATCH_IOTHUB_CONNECTION_STRING for --deploy.
-Exit codes: 0 done (promoted, kept or skipped), 1 failure, 2 bad usage.`;
+Exit codes: 0 done (promoted, kept or skipped), 1 failure (a PW_TRAINER_* code says which;
+PW_TRAINER_NO_DATA: too little data in the range), 2 bad usage.`;
 
 export const TRAIN_OPTIONS = {
   source: { type: 'string' },
@@ -64,6 +68,8 @@ type TrainValues = ReturnType<typeof parseOptions<typeof TRAIN_OPTIONS>>;
 /** The request of a `train` (or `train-all`, with the source filled in per source) invocation. */
 export function trainRequest(command: string, v: TrainValues, source: string, now: Date): TrainRequest {
   const { from, to } = timeRange(command, v, now);
+  // Checked with the other options, not only once the range has been read.
+  if (typeof v.algo === 'string') algorithmNamed(v.algo);
   return {
     source,
     from,
@@ -93,7 +99,8 @@ export const trainCommand: Command = {
     }
     const source = requireSource('train', v.source);
     const req = trainRequest('train', v, source, ctx.now());
-    const target = v.deploy === true ? targetOf(v) : null;
+    // Checked before training: a promotion that cannot be deployed must not happen at all.
+    const deploy = v.deploy === true ? prepareDeploy(ctx, v) : null;
     if (typeof v.report === 'string') await checkWritable(v.report, 'the report');
     const progress = createProgress({ raw: io.raw, line: io.err }, ctx.isTTY, `train ${source}`);
     const outcome = await trainSource(ctx.container(), req, progress, () => ctx.now());
@@ -102,15 +109,10 @@ export const trainCommand: Command = {
       await writeReport(v.report, outcome);
       io.out(`  report   ${v.report}`);
     }
-    if (target && outcome.status === 'promoted') return deployAfter(ctx, io, source, target, v);
+    if (deploy && outcome.status === 'promoted') return printDeploy(await runDeploy(ctx, deploy, source), io);
     return 0;
   },
 };
-
-async function deployAfter(ctx: CommandContext, io: Io, source: string, target: ReturnType<typeof targetOf>, v: TrainValues): Promise<number> {
-  const result = await runDeploy(ctx, { source, target, shadow: v.shadow === true, hours: optionalNumber(v['expires-hours'], '--expires-hours', 1, 24 * 365) ?? DEFAULT_SAS_HOURS });
-  return printDeploy(result, io);
-}
 
 export function printOutcome(o: TrainOutcome, io: Io): void {
   const r = o.record;
@@ -122,12 +124,10 @@ export function printOutcome(o: TrainOutcome, io: Io): void {
   const c = d.cleaning as Record<string, unknown>;
   const sum = (x: unknown) => Object.values((x ?? {}) as Record<string, number>).reduce((a, b) => a + b, 0);
   const e = r.evaluation;
-  const fmt = (x: { metric: string; score: number; f1: number; far: number; mar: number }) =>
-    `${x.metric} ${x.score.toFixed(4)} (F1 ${x.f1.toFixed(4)}, FAR ${x.far.toFixed(2)} %, MAR ${x.mar.toFixed(2)} %)`;
   io.out(`${o.source}: ${o.status} ${r.version} (${r.algorithm}, window ${r.window}, threshold ${r.threshold})`);
   io.out(`  data     ${d.from} → ${d.to}: ${d.readings} readings from ${d.devices.join(', ') || 'no device'}; ${d.trainRows} rows trained, ${d.holdoutRows} held out from ${d.holdoutFrom}`);
   io.out(`  cleaning ${sum(c.outliers)} outliers, ${sum(c.stuckValues)} stuck values, ${String(c.carriedValues)} carried forward, ${String(c.droppedMissing)} rows dropped (missing), ${String(c.droppedMaintenance)} (maintenance), ${String(c.gaps)} gaps`);
-  io.out(`  compare  ${e.criterion}: challenger ${fmt(e.challenger)}${e.champion ? `; live ${e.championVersion}: ${fmt(e.champion)}` : e.championVersion ? `; live ${e.championVersion}: not scorable` : '; no live model'}`);
+  io.out(`  compare  ${e.criterion}: challenger ${formatEvaluation(e.challenger)}${e.champion ? `; live ${e.championVersion}: ${formatEvaluation(e.champion)}` : e.championVersion ? `; live ${e.championVersion}: not scorable` : '; no live model'}`);
   io.out(`  decision ${o.reason}`);
   for (const w of o.warnings) io.out(`  warning  ${w}`);
   io.out(`  registry ${r.model.blob}${o.status === 'promoted' ? `; best.json → ${r.version}` : ''}`);

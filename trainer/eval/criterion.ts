@@ -7,10 +7,13 @@
  *   maintenance rows were dropped by cleaning).
  * - `synthetic-faults` (no fault labels): the held-out rows are the negatives, and for every
  *   feature that varies in training and every fault size (2, 4 and 8 training standard
- *   deviations: small, medium, large) a copy of a block of up to 300 held-out rows with that
- *   feature shifted by that much, up or down, gives the positives: sustained single-sensor
- *   faults. Blocks and signs come from a PRNG with the run's seed, so the comparison is
- *   reproducible; both models see exactly the same rows.
+ *   deviations: small, medium, large) a copy of a block of min(300, ⌊held-out rows / 2⌋)
+ *   held-out rows with that feature shifted by that much, up or down, gives the positives:
+ *   sustained single-sensor faults. Blocks and signs come from a PRNG with the run's seed, so
+ *   the comparison is reproducible; both models see exactly the same rows.
+ *
+ * `evaluate` plans the same way on every row of its range (faults sized in the range's own
+ * standard deviations); the caller names the rows, so the description says which they are.
  *
  * The decision score: F1 with labels (the SKAB convention). With synthetic faults the share of
  * positives is our choice, and F1 would reward a model that flags everything; the score is then
@@ -58,7 +61,19 @@ export interface EvaluationPlan {
 export const FAULT_SIZES = [2, 4, 8];
 const FAULT_ROWS = 300;
 
-export function planEvaluation(cleaned: Cleaned, holdoutStart: number, trainStd: Float64Array, seed: number): EvaluationPlan {
+/** How a plan's description names the rows it scores and the spread the faults are sized in. */
+export interface ScoredRows {
+  rows: string;
+  spread: string;
+}
+
+/** `train`: the held-out rows, faults sized in standard deviations of the trained rows. */
+export const HELD_OUT_ROWS: ScoredRows = { rows: 'held-out rows', spread: 'training standard deviations' };
+/** `evaluate`: every row of the range, faults sized in its own standard deviations. */
+export const RANGE_ROWS: ScoredRows = { rows: 'rows of the range', spread: 'standard deviations of the range' };
+
+/** Rows from `holdoutStart` on are scored; `named` says what they are (and what `std` is) in the description. */
+export function planEvaluation(cleaned: Cleaned, holdoutStart: number, std: Float64Array, seed: number, named: ScoredRows): EvaluationPlan {
   const base: Rows = { features: cleaned.series.features, rows: cleaned.series.rows, segmentStarts: cleaned.segmentStarts };
   const held = range(holdoutStart, cleaned.series.rows.length);
   const positives = held.filter((i) => cleaned.targets[i] === 'anomaly');
@@ -69,23 +84,25 @@ export function planEvaluation(cleaned: Cleaned, holdoutStart: number, trainStd:
         { data: base, indices: positives, positive: true },
         { data: base, indices: held.filter((i) => cleaned.targets[i] !== 'anomaly'), positive: false },
       ],
-      description: `${positives.length} held-out rows inside confirmed-fault labels are positives, the other ${held.length - positives.length} negatives`,
+      description: `${positives.length} ${named.rows} inside confirmed-fault labels are positives, the other ${held.length - positives.length} negatives`,
     };
   }
   const rand = mulberry32(seed);
   const block = Math.min(FAULT_ROWS, Math.max(1, Math.floor(held.length / 2)));
   const parts: Part[] = [{ data: base, indices: held, positive: false }];
-  trainStd.forEach((sd, f) => {
+  std.forEach((sd, f) => {
     if (sd > 0) for (const size of FAULT_SIZES) parts.push(faultBlock(cleaned, f, (rand() < 0.5 ? -1 : 1) * size * sd, holdoutStart + Math.floor(rand() * (held.length - block + 1)), block));
   });
   return {
     criterion: 'synthetic-faults',
     parts,
-    description: `no fault labels in the held-out rows: ${held.length} held-out rows are negatives; positives are ${parts.length - 1} blocks of ${block} held-out rows, each with one feature shifted by ${FAULT_SIZES.join(', ')} training standard deviations (one block per size)`,
+    description:
+      `no fault labels in the ${named.rows}: the ${held.length} ${named.rows} are negatives; positives are ${parts.length - 1} copies of blocks of ${block} ${named.rows}, ` +
+      `one per varying feature and fault size, each with that feature shifted by that size: ${FAULT_SIZES.slice(0, -1).join(', ')} or ${FAULT_SIZES.at(-1)} ${named.spread}`,
   };
 }
 
-/** A shifted copy of `block` held-out rows from `start`, scored on its own (windows start inside it). */
+/** A shifted copy of `block` scored rows from `start`, scored on its own (windows start inside it). */
 function faultBlock(cleaned: Cleaned, f: number, shift: number, start: number, block: number): Part {
   const rows = cleaned.series.rows.slice(start, start + block).map((row) => {
     const copy = Float64Array.from(row);
@@ -110,6 +127,23 @@ export async function evaluate(scorer: OnnxScorer, plan: EvaluationPlan): Promis
   const metric = plan.criterion === 'labels' ? 'f1' : 'balanced-accuracy';
   const score = metric === 'f1' ? r.f1 : round(1 - (r.far + r.mar) / 200);
   return { criterion: plan.criterion, metric, score, ...r, counts, threshold };
+}
+
+const METRIC_NAMES: Record<Evaluation['metric'], string> = { f1: 'F1', 'balanced-accuracy': 'balanced accuracy' };
+
+/** The decision metric as printed: `F1` or `balanced accuracy`. */
+export function metricName(metric: Evaluation['metric']): string {
+  return METRIC_NAMES[metric];
+}
+
+/**
+ * An evaluation as every command prints it: the decision metric by name and its score, then the
+ * other figures (F1 only when it is not the metric itself), with the counts when asked.
+ */
+export function formatEvaluation(e: Pick<Evaluation, 'metric' | 'score' | 'f1' | 'far' | 'mar' | 'counts'>, withCounts = false): string {
+  const figures = [...(e.metric === 'f1' ? [] : [`F1 ${e.f1.toFixed(4)}`]), `FAR ${e.far.toFixed(2)} %`, `MAR ${e.mar.toFixed(2)} %`].join(', ');
+  const counts = withCounts ? `; TP ${e.counts.tp}, FP ${e.counts.fp}, FN ${e.counts.fn}, TN ${e.counts.tn}` : '';
+  return `${metricName(e.metric)} ${e.score.toFixed(4)} (${figures}${counts})`;
 }
 
 export function rates(c: Counts): { f1: number; far: number; mar: number } {

@@ -5,7 +5,7 @@
  * of the held-out data from the baseline, and what the data and the cleaning were.
  */
 import type { Target } from '../data/clean.js';
-import type { Evaluation } from '../eval/criterion.js';
+import { metricName, type Evaluation } from '../eval/criterion.js';
 import { writeAtomically } from '../files.js';
 import type { ScoredModel, TrainOutcome } from '../train/pipeline.js';
 import { barChart, escapeHtml, scoreChart, type Span } from './svg.js';
@@ -58,8 +58,8 @@ export function renderReport(o: TrainOutcome): string {
 <p class="${o.status}"><b>${o.status}</b>: ${escapeHtml(o.reason)}</p>
 ${o.warnings.map((w) => `<p class="warning"><b>warning</b>: ${escapeHtml(w)}</p>`).join('\n')}
 <h2>Comparison on the held-out rows</h2>
-<p>${escapeHtml(r.evaluation.description)}. Each model is scored at its own threshold; the challenger must gain ${r.decision.margin} in ${r.evaluation.challenger.metric}.</p>
-<table><tr><th></th><th>version</th><th>algorithm</th><th>threshold</th><th>${r.evaluation.challenger.metric}</th><th>F1</th><th>FAR</th><th>MAR</th><th>TP/FP/FN/TN</th></tr>
+<p>${escapeHtml(r.evaluation.description)}. Each model is scored at its own threshold; the challenger must gain ${r.decision.margin} in ${metricName(r.evaluation.challenger.metric)}.</p>
+<table><tr><th></th><th>version</th><th>algorithm</th><th>threshold</th><th>${metricName(r.evaluation.challenger.metric)}</th><th>F1</th><th>FAR</th><th>MAR</th><th>TP/FP/FN/TN</th></tr>
 ${metricRow('challenger', v.challenger)}${metricRow('live model', v.champion)}</table>
 <h2>Scores over time (held-out rows, ${escapeHtml(d.holdoutFrom)} → ${escapeHtml(d.holdoutTo)})</h2>
 <p class="legend"><span style="background:#e5484d33">confirmed fault</span><span style="background:#30a46c26">false alarm (normal)</span><span style="background:#8b8d9833">maintenance</span>

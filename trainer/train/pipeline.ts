@@ -12,16 +12,16 @@ import { CLEAN_DEFAULTS, type Cleaned, type Target } from '../data/clean.js';
 import type { LoadResult } from '../data/load.js';
 import { baselineOf } from '../drift/baseline.js';
 import { compareWithBaseline, type DriftReport, type DriftThresholds } from '../drift/compare.js';
-import { TrainerError } from '../errors.js';
+import { FitError, TrainerError } from '../errors.js';
 import { columnMeans, columnStds } from '../linalg/stats.js';
-import { evaluate, planEvaluation, type Evaluation } from '../eval/criterion.js';
+import { evaluate, HELD_OUT_ROWS, planEvaluation, type Evaluation } from '../eval/criterion.js';
 import { OnnxScorer, rowsOf } from '../eval/score.js';
 import { fitTable, spanWarnings, TRAINER_VERSION } from '../fit.js';
 import type { Progress } from '../progress.js';
 import { nextPointer, RECORD_SCHEMA, type ModelRecord } from '../registry/records.js';
 import { readBest, readModelBytes, readModelRecord, registerVersion, sha256, writeBest, type BestState } from '../registry/registry.js';
 import { decide, type Decision } from './decide.js';
-import { prepareData } from './prepare.js';
+import { between, newerReadingsNote, prepareData } from './prepare.js';
 
 export interface TrainRequest {
   source: string;
@@ -38,6 +38,11 @@ export interface TrainRequest {
   version?: string;
   /** Train only when the range drifted from the live model's baseline. */
   ifDrifted?: DriftThresholds;
+  /**
+   * A range without a single reading gives status `skipped` instead of PW_TRAINER_NO_DATA
+   * (train-all: a quiet or retired pump is not a failure; too few usable readings still is).
+   */
+  skipWithoutReadings?: boolean;
 }
 
 export const TRAIN_DEFAULTS = { holdoutFraction: 0.2, margin: 0.01, seed: 1 };
@@ -80,9 +85,15 @@ export async function trainSource(container: ContainerClient, req: TrainRequest,
   const champion = await loadChampion(container, req.source);
   const best = champion?.state ?? null;
   const { loaded, cleaned } = await prepareData(container, req, progress, labels);
+  if (loaded.readings === 0) {
+    progress.finish();
+    const where = `${between(req)}${await newerReadingsNote(container, req)}`;
+    if (req.skipWithoutReadings) return { status: 'skipped', reason: `no readings ${where}`, source: req.source, warnings: [], record: null, drift: null, view: null };
+    throw new TrainerError('PW_TRAINER_NO_DATA', `no readings of "${req.source}" ${where}`);
+  }
   const holdoutStart = Math.floor(cleaned.series.rows.length * (1 - req.holdoutFraction));
   const trainIdx = range(0, holdoutStart).filter((i) => cleaned.targets[i] !== 'anomaly');
-  checkEnough(cleaned, trainIdx.length, cleaned.series.rows.length - holdoutStart);
+  await checkEnough(container, req, cleaned, trainIdx.length, cleaned.series.rows.length - holdoutStart);
 
   if (req.ifDrifted && champion) {
     const drift = compareWithBaseline(champion.record.baseline, cleaned.series.features, cleaned.series.rows, req.ifDrifted);
@@ -91,12 +102,9 @@ export async function trainSource(container: ContainerClient, req: TrainRequest,
 
   progress.stage(`fitting on ${trainIdx.length} rows`);
   const trainRows = trainIdx.map((i) => cleaned.series.rows[i] as Float64Array);
-  const fit = fitTable(
-    { features: cleaned.series.features, timestamps: trainIdx.map((i) => cleaned.series.timestamps[i] as number), rows: trainRows, timestampColumn: 'ts', ignoredColumns: [] },
-    { source: req.source, algorithm: req.algorithm, window: req.window, version: req.version },
-  );
+  const fit = fitRange(req, { features: cleaned.series.features, timestamps: trainIdx.map((i) => cleaned.series.timestamps[i] as number), rows: trainRows, timestampColumn: 'ts', ignoredColumns: [] });
   progress.stage('comparing with the live model');
-  const plan = planEvaluation(cleaned, holdoutStart, columnStds(trainRows, columnMeans(trainRows)), req.seed);
+  const plan = planEvaluation(cleaned, holdoutStart, columnStds(trainRows, columnMeans(trainRows)), req.seed, HELD_OUT_ROWS);
   const held = range(holdoutStart, cleaned.series.rows.length);
   const challenger = await scoreModel(fit.bytes, plan, cleaned, held);
   const defender = champion ? await scoreModel(champion.bytes, plan, cleaned, held) : null;
@@ -148,14 +156,24 @@ async function scoreModel(bytes: Uint8Array, plan: ReturnType<typeof planEvaluat
   }
 }
 
-function checkEnough(cleaned: Cleaned, train: number, holdout: number): void {
+async function checkEnough(container: ContainerClient, req: TrainRequest, cleaned: Cleaned, train: number, holdout: number): Promise<void> {
   if (train >= MIN_TRAIN_ROWS && holdout >= MIN_HOLDOUT_ROWS) return;
   const s = cleaned.stats;
   throw new TrainerError(
     'PW_TRAINER_NO_DATA',
-    `not enough usable rows: ${train} to train (need ${MIN_TRAIN_ROWS}) and ${holdout} held out (need ${MIN_HOLDOUT_ROWS}) ` +
-      `from ${s.inputRows} readings (${s.droppedMissing} dropped for missing values, ${s.droppedMaintenance} in maintenance)`,
+    `not enough usable rows of "${req.source}" ${between(req)}: ${train} to train (need ${MIN_TRAIN_ROWS}) and ${holdout} held out (need ${MIN_HOLDOUT_ROWS}) ` +
+      `from ${s.inputRows} readings (${s.droppedMissing} dropped for missing values, ${s.droppedMaintenance} in maintenance)${await newerReadingsNote(container, req)}`,
   );
+}
+
+/** The challenger; rows no model can be fitted on (no feature varies) are a data problem of the range, like too few rows. */
+function fitRange(req: TrainRequest, table: Parameters<typeof fitTable>[0]): ReturnType<typeof fitTable> {
+  try {
+    return fitTable(table, { source: req.source, algorithm: req.algorithm, window: req.window, version: req.version });
+  } catch (err) {
+    if (err instanceof FitError) throw new TrainerError('PW_TRAINER_NO_DATA', `cannot fit a model on the rows of "${req.source}" ${between(req)}: ${err.message}`, { cause: err });
+    throw err;
+  }
 }
 
 function buildRecord(

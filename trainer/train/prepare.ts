@@ -3,7 +3,9 @@ import type { ContainerClient } from '@azure/storage-blob';
 import { labelTargetAt, readLabels, type LabelRecord } from '../../sync/labels-upload.js';
 import { cleanSeries, type Cleaned } from '../data/clean.js';
 import { loadReadings, type LoadResult } from '../data/load.js';
+import { TrainerError } from '../errors.js';
 import type { Progress } from '../progress.js';
+import { newestReadingsDay } from './sources.js';
 
 export interface Prepared {
   loaded: LoadResult;
@@ -26,4 +28,26 @@ export async function prepareData(
   const targets = loaded.series.timestamps.map((ts) => labelTargetAt(labels, range.source, ts));
   progress.stage('cleaning');
   return { loaded, cleaned: cleanSeries(loaded.series, targets), labels: labels.length };
+}
+
+/** A range as messages name it: `between <from> and <to>` (ISO 8601, UTC; `to` excluded). */
+export function between(range: { from: number; to: number }): string {
+  return `between ${new Date(range.from).toISOString()} and ${new Date(range.to).toISOString()}`;
+}
+
+/**
+ * For a message about a range with too little data: `; its newest readings (blobs dated
+ * YYYY-MM-DD, UTC) are after the range` when the source's newest blobs are dated on or after the
+ * end of the range (a blob is dated by the UTC day of its first reading, so that reading is after
+ * the range); '' otherwise. Costs three small listings, on the failure path only.
+ */
+export async function newerReadingsNote(container: ContainerClient, range: { source: string; to: number }): Promise<string> {
+  const day = await newestReadingsDay(container, range.source);
+  return day !== null && day >= range.to ? `; its newest readings (blobs dated ${new Date(day).toISOString().slice(0, 10)}, UTC) are after the range` : '';
+}
+
+/** PW_TRAINER_NO_DATA for a range that left no usable row (drift, evaluate). */
+export async function noUsableRows(container: ContainerClient, range: { source: string; from: number; to: number }, readings: number): Promise<TrainerError> {
+  const what = readings === 0 ? 'no readings' : `no usable readings (${readings} read, none left after cleaning)`;
+  return new TrainerError('PW_TRAINER_NO_DATA', `${what} of "${range.source}" ${between(range)}${await newerReadingsNote(container, range)}`);
 }

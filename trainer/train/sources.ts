@@ -1,11 +1,12 @@
 /**
  * The sources (pumps) that have readings in Blob Storage, and the share of them one shard
- * trains. A source belongs to shard hash(source) mod n, so adding a pump never moves the others
- * between shards, and every pod of an Indexed Job computes the same split without coordination.
+ * trains. A source belongs to shard (the first 4 bytes of sha256(source), read as a big-endian
+ * uint32) mod n, so adding a pump never moves the others between shards, and every pod of an
+ * Indexed Job computes the same split without coordination.
  */
 import type { ContainerClient } from '@azure/storage-blob';
 import { createHash } from 'node:crypto';
-import { READINGS_ROOT } from '../../sync/layout.js';
+import { READINGS_ROOT, segment } from '../../sync/layout.js';
 
 export async function listSources(container: ContainerClient): Promise<string[]> {
   const out: string[] = [];
@@ -13,6 +14,27 @@ export async function listSources(container: ContainerClient): Promise<string[]>
     if (item.kind === 'prefix') out.push(decodeURIComponent(item.name.slice(READINGS_ROOT.length).replace(/\/$/, '')));
   }
   return out.sort();
+}
+
+/**
+ * 00:00 UTC of the newest day folder of the source's readings (`readings/{pump}/{yyyy}/{mm}/{dd}/`,
+ * the day of each blob's first reading); null when it has none. Three small listings.
+ */
+export async function newestReadingsDay(container: ContainerClient, source: string): Promise<number | null> {
+  let prefix = `${READINGS_ROOT}${segment(source)}/`;
+  const parts: number[] = [];
+  for (const digits of [4, 2, 2]) {
+    let newest: string | undefined;
+    for await (const item of container.listBlobsByHierarchy('/', { prefix })) {
+      const name = item.name.slice(prefix.length, -1);
+      if (item.kind === 'prefix' && name.length === digits && /^\d+$/.test(name) && (newest === undefined || name > newest)) newest = name;
+    }
+    if (newest === undefined) return null;
+    parts.push(Number(newest));
+    prefix = `${prefix}${newest}/`;
+  }
+  const [year, month, day] = parts as [number, number, number];
+  return Date.UTC(year, month - 1, day);
 }
 
 export function shardOf(source: string, shards: number): number {
