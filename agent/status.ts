@@ -89,6 +89,7 @@ export class AgentStatus {
         rows: b.rows,
         unsynced: b.unsynced,
         bytes: b.bytes,
+        walBytes: b.walBytes,
         maxBytes: b.maxBytes,
         evicted: b.evicted.total,
         evictedByKind: { synced: b.evicted.synced, unsynced: b.evicted.unsynced, anomalies: b.evicted.anomalies, rejected: b.evicted.rejected },

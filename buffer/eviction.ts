@@ -38,9 +38,31 @@ const STEPS: ReadonlyArray<{ kind: keyof EvictionCounts; sql: string }> = [
   },
 ];
 
+const KIB = 1024;
+const MIB = 1024 * KIB;
+/** The WAL index (`-shm`) of a WAL within its budget: 32 KiB. */
+const SHM_BYTES = 32 * KIB;
+
 /**
- * Keeps the buffer under its byte cap. Used bytes are the database's pages in use (freed pages are
- * reused by SQLite, so the file stops growing at the cap). Evicts in chunks down to 95 % of the cap.
+ * The write-ahead log's share of the cap: an eighth, from 64 KiB to 64 MiB (the default 1 GiB cap
+ * gets 64 MiB, what the buffer used before the WAL was counted). SQLite truncates the WAL to it
+ * whenever it starts the log over (`journal_size_limit`), and a commit checkpoints by itself when
+ * the log grows past it (`wal_autocheckpoint`), so the WAL stays near this share between the
+ * checkpoint thread's passes (every 500 ms).
+ */
+export function walBudget(maxBytes: number): number {
+  return Math.min(64 * MIB, Math.max(64 * KIB, Math.floor(maxBytes / 8)));
+}
+
+/** What the database file's pages in use may take: the cap less the WAL's share and its index. */
+export function databaseBudget(maxBytes: number): number {
+  return Math.max(0, maxBytes - walBudget(maxBytes) - SHM_BYTES);
+}
+
+/**
+ * Keeps the buffer's files under its byte cap: the database file's pages in use (freed pages are
+ * reused by SQLite, so the file stops growing) within `databaseBudget`, evicted in chunks down to
+ * 95 % of it, and the WAL with its index within the rest (`walBudget`).
  */
 export class Eviction {
   private readonly totals: EvictionCounts;
@@ -56,6 +78,7 @@ export class Eviction {
     this.pageCount = db.prepare('PRAGMA page_count').pluck();
     this.freelistCount = db.prepare('PRAGMA freelist_count').pluck();
     this.totals = { synced: 0, unsynced: 0, anomalies: 0, rejected: 0 };
+    this.limitWal();
     const rows = db.prepare('SELECT name, value FROM counters WHERE name LIKE ?').all('evicted_%') as Array<{ name: string; value: number }>;
     for (const [kind, name] of Object.entries(COUNTER) as Array<[keyof EvictionCounts, string]>) {
       this.totals[kind] = rows.find((r) => r.name === name)?.value ?? 0;
@@ -73,14 +96,22 @@ export class Eviction {
     return { ...this.totals };
   }
 
-  /** Changes the cap (a live setting); the next `enforce()` applies it. */
+  /** Changes the cap (a live setting): the WAL's limits now, the database's at the next `enforce()`. */
   setMaxBytes(maxBytes: number): void {
     this.maxBytes = maxBytes;
+    this.limitWal();
   }
 
   /** Returns what was evicted now, or null when the buffer is under its cap. */
   enforce(): EvictionCounts | null {
-    return this.evictDownTo(this.maxBytes, STEPS);
+    return this.evictDownTo(databaseBudget(this.maxBytes), STEPS);
+  }
+
+  /** The WAL's limits on this connection, the one that writes and so starts the log over. */
+  private limitWal(): void {
+    const budget = walBudget(this.maxBytes);
+    this.db.pragma(`journal_size_limit = ${budget}`);
+    this.db.pragma(`wal_autocheckpoint = ${Math.max(1, Math.floor(budget / this.pageSize))}`);
   }
 
   /**

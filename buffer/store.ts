@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { statSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { ownCheckpointThread, type CheckpointRunner, type StartCheckpoints } from './checkpointer.js';
 import { BufferError, classifySqliteError } from './errors.js';
@@ -27,7 +28,10 @@ export interface BufferOptions {
 export interface BufferStats {
   rows: number;
   unsynced: number;
+  /** Pages in use in the database file (kept within the cap less the WAL's share). */
   bytes: number;
+  /** The write-ahead log and its index on disk now (kept near the WAL's share of the cap). */
+  walBytes: number;
   maxBytes: number;
   evicted: EvictionCounts & { total: number };
   rejected: number;
@@ -84,8 +88,8 @@ export class BufferStore {
       );
       this.eviction = new Eviction(db, this.maxBytes);
       this.recount();
-      // Checkpoints run beside the writer (buffer/checkpointer.ts); this is only the safety net.
-      db.pragma('wal_autocheckpoint = 16384');
+      // Checkpoints run beside the writer (buffer/checkpointer.ts); the autocheckpoint Eviction sets
+      // with the WAL's share of the cap is only the safety net.
       this.checkpointer = (this.options.startCheckpoints ?? ownCheckpointThread)(path);
     } catch (err) {
       this.closeQuietly();
@@ -204,6 +208,7 @@ export class BufferStore {
       rows: this.rowCount,
       unsynced: this.unsyncedCount,
       bytes: this.usedBytes(),
+      walBytes: fileSize(`${this.options.path}-wal`) + fileSize(`${this.options.path}-shm`),
       maxBytes: this.maxBytes,
       evicted: { ...evicted, total: evicted.synced + evicted.unsynced + evicted.anomalies + evicted.rejected },
       rejected: this.rejectedCount,
@@ -318,5 +323,13 @@ export class BufferStore {
     } catch {
       // already failing: the original error is the one to report
     }
+  }
+}
+
+function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0; // not there (yet, or any more)
   }
 }

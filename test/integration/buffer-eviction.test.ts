@@ -1,8 +1,9 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SyncBatches, type PlanLimits } from '../../buffer/batches.js';
+import { databaseBudget, walBudget } from '../../buffer/eviction.js';
 import { BufferStore } from '../../buffer/store.js';
 import type { PredictionRow } from '../../buffer/types.js';
 
@@ -51,6 +52,25 @@ describe('Eviction under the disk cap (real SQLite file)', () => {
   afterEach(() => {
     store.close();
     rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+  });
+
+  it('keeps the database file, the WAL and its index within the cap together', () => {
+    const cap = 1 << 20; // the smallest the configuration accepts
+    store.setMaxBytes(cap);
+    let largest = 0;
+    for (let k = 0; k < 60; k++) {
+      append('pump-a', k * 200, 200);
+      const files = ['', '-wal', '-shm'].map((suffix) => fileSize(path + suffix));
+      largest = Math.max(largest, files[1]! + files[2]!);
+      // Each file may pass its share by what one commit writes (200 rows, or an eviction chunk of
+      // 256 rows with its index pages: up to about 140 KiB here): eviction and the automatic
+      // checkpoint run after a commit, not inside it. Before the WAL was counted it reached 12 MB.
+      expect(files[0]! + files[1]! + files[2]!, `after ${(k + 1) * 200} rows: ${files.join(' + ')}`).toBeLessThanOrEqual(cap * 1.3);
+      expect(store.stats().walBytes).toBe(files[1]! + files[2]!);
+    }
+    expect(store.stats().evicted.unsynced).toBeGreaterThan(0);
+    expect(largest).toBeLessThanOrEqual((cap - databaseBudget(cap)) * 2);
+    expect(walBudget(1 << 30)).toBe(64 << 20); // the default cap keeps the WAL limit it always had
   });
 
   it('keeps appending under a small cap by evicting the oldest unsynced normal rows, counting each', () => {
@@ -141,9 +161,24 @@ describe('Eviction under the disk cap (real SQLite file)', () => {
   it('drops an anomaly only when no normal unsynced row is left, even if the anomaly is older', () => {
     const old = append('pump-b', 0, 50, true);
     append('pump-a', 0, 400);
-    store.setMaxBytes(Math.floor(store.stats().bytes * 0.6));
+    store.setMaxBytes(capFor(Math.floor(store.stats().bytes * 0.6)));
     expect(store.stats().evicted).toMatchObject({ anomalies: 0, synced: 0, rejected: 0 });
     expect(store.stats().evicted.unsynced).toBeGreaterThan(0);
     expect(seqsOf(store, 'anomaly = 1')).toEqual(old);
   });
 });
+
+/** The smallest cap whose database budget holds `dbBytes` (the cap also holds the WAL's share). */
+function capFor(dbBytes: number): number {
+  let cap = dbBytes;
+  while (databaseBudget(cap) < dbBytes) cap += 1024;
+  return cap;
+}
+
+function fileSize(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
