@@ -128,11 +128,17 @@ export interface BackoffOptions {
   /** Pace of retries after a failure that needs a person (credentials, container). */
   slowMs: number;
   factor?: number;
-  /** Share of each delay taken off at random (0–1), so a fleet of gateways does not retry in step. */
+  /**
+   * Share of each exponential delay taken off at random (0–1), so a fleet of gateways does not
+   * retry in step. The slow pace is never shortened: it only gets up to SLOW_SPREAD added (0 when this is 0).
+   */
   jitter?: number;
   /** A Retry-After beyond this is not trusted further. */
   maxRetryAfterMs?: number;
 }
+
+/** Most that is added at random to the slow pace (10 %), so a fleet blocked together does not retry in step. */
+const SLOW_SPREAD = 0.1;
 
 /** When to try again: call `next()` after each failure, `reset()` after a success. */
 export class Backoff {
@@ -156,8 +162,10 @@ export class Backoff {
   next(failure: Pick<SyncFailure, 'heals' | 'retryAfterMs'>): number {
     const { initialMs, maxMs, slowMs, factor = 2, jitter = 0.5, maxRetryAfterMs = 3_600_000 } = this.options;
     this.failures++;
-    const base = failure.heals ? Math.min(maxMs, initialMs * factor ** Math.min(this.failures - 1, 60)) : Math.max(slowMs, initialMs);
-    const delay = base * (1 - Math.min(1, Math.max(0, jitter)) * this.random());
+    const share = Math.min(1, Math.max(0, jitter));
+    const delay = failure.heals
+      ? Math.min(maxMs, initialMs * factor ** Math.min(this.failures - 1, 60)) * (1 - share * this.random())
+      : Math.max(slowMs, initialMs) * (1 + Math.min(SLOW_SPREAD, share) * this.random()); // never sooner than the slow pace
     const retryAfter = Math.min(failure.retryAfterMs ?? 0, maxRetryAfterMs);
     return Math.round(Math.max(delay, retryAfter));
   }

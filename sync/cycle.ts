@@ -48,8 +48,11 @@ export interface CycleDeps {
   signal: AbortSignal;
   logger: SyncLogger;
   onUploaded: (e: UploadedEvent) => void;
-  /** A batch that can never upload (its name taken by a different blob): marked failed, the cycle goes on. */
-  onBatchFailed: (batch: PlannedBatch, message: string) => void;
+  /**
+   * A batch that can never upload, marked failed; the cycle goes on. `answered`: the service said so
+   * (its name taken by a different blob); false when its rows were gone from the buffer (no request made).
+   */
+  onBatchFailed: (batch: PlannedBatch, message: string, answered: boolean) => void;
 }
 
 interface Prepared {
@@ -227,7 +230,7 @@ function prepared(deps: CycleDeps, batch: PlannedBatch, rows: EncodedRows | null
   if (rows === null) {
     const message = `planned batch ${batch.blobName} has no rows left in the buffer: nothing to upload`;
     deps.batches.markFailed(batch, message);
-    deps.onBatchFailed(batch, message);
+    deps.onBatchFailed(batch, message, false);
     return null;
   }
   deps.rowBytes.estimate = rows.valsLength / rows.rowCount + ROW_OVERHEAD;
@@ -277,7 +280,7 @@ async function uploadPrepared(deps: CycleDeps, p: Prepared): Promise<boolean> {
     const failure = classifyFailure(err);
     if (failure.kind === 'conflict') {
       deps.batches.markFailed(batch, failure.message);
-      deps.onBatchFailed(batch, failure.message);
+      deps.onBatchFailed(batch, failure.message, true);
       return false;
     }
     if (!deps.signal.aborted) noteQuietly(deps, batch, failure.message);

@@ -37,8 +37,11 @@ export interface SyncWorkerDeps {
   logger: SyncLogger;
   onUploaded?: (e: UploadedEvent) => void;
   onFailure?: (f: SyncFailure) => void;
-  /** Smaller uploads that ride on each successful cycle, after the readings (technicians' labels). */
-  afterReadings?: (uploader: BlobUploader) => Promise<void>;
+  /**
+   * Smaller uploads that ride on each successful cycle, after the readings (technicians' labels).
+   * It counts as contact with the target only when it returns `{ contacted: true }` (it sent a request).
+   */
+  afterReadings?: (uploader: BlobUploader) => Promise<{ contacted: boolean } | void>;
   /** Reads and encodes batches off the main thread (default: one on the buffer's file; null: the main thread does it). */
   encoderThread?: EncoderThread | null;
   /** Shortest time between the start of a cycle and one started by a kick (default 5 s). */
@@ -93,6 +96,8 @@ export class SyncWorker {
   private state: SyncState = 'stopped';
   private connectivity: BlobConnectivity = 'unknown';
   private failure: SyncFailure | null = null;
+  /** Whether the cycle running sent a request the service answered (a blob uploaded or found taken). */
+  private contacted = false;
   private lastConflict: string | null = null;
   private lastError: string | null = null;
   private counts = { rows: 0, blobs: 0, bytes: 0 };
@@ -167,6 +172,7 @@ export class SyncWorker {
     this.backoff.configure(settings.backoff);
     this.times.attempt = this.clock();
     this.state = 'uploading';
+    this.contacted = false;
     try {
       const done = await runCycle({
         batches: this.batches,
@@ -181,11 +187,12 @@ export class SyncWorker {
         signal: this.abort.signal,
         logger: this.deps.logger,
         onUploaded: (e) => this.uploaded(e),
-        onBatchFailed: (b, m) => this.batchFailed(b, m),
+        onBatchFailed: (b, m, answered) => this.batchFailed(b, m, answered),
       });
       if (this.abort.signal.aborted) return { ...done, failure: null, nextDelayMs: 0 };
-      await this.deps.afterReadings?.(this.uploader());
-      this.succeeded();
+      if ((await this.deps.afterReadings?.(this.uploader()))?.contacted === true) this.contacted = true;
+      if (this.contacted) this.succeeded();
+      else this.state = 'idle'; // nothing was sent: no news of the target, a failure known stays
       return { ...done, failure: null, nextDelayMs: settings.intervalMs };
     } catch (err) {
       if (this.abort.signal.aborted) return { rows: 0, blobs: 0, failure: null, nextDelayMs: 0 };
@@ -204,26 +211,32 @@ export class SyncWorker {
     this.counts.rows += e.rows;
     this.counts.blobs++;
     this.counts.bytes += e.bytes;
+    this.contacted = true;
     this.times.success = this.clock();
     this.setConnectivity('online');
     this.deps.onUploaded?.(e);
   }
 
-  private batchFailed(batch: PlannedBatch, message: string): void {
+  private batchFailed(batch: PlannedBatch, message: string, answered: boolean): void {
     this.lastConflict = message;
     this.lastError = message;
     this.times.error = this.clock();
-    this.setConnectivity('online');
+    if (answered) {
+      this.contacted = true;
+      this.setConnectivity('online');
+    }
     this.deps.logger.error({ blob: batch.blobName, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, err: { message } }, 'a batch cannot be uploaded: reported, not overwritten');
     this.deps.onFailure?.({ kind: 'conflict', heals: false, message });
   }
 
+  /** The cycle ended after the service answered: the target works (a failure known is over). */
   private succeeded(): void {
     this.backoff.reset();
     if (this.failure) this.deps.logger.info({ connectivity: this.connectivity }, 'sync works again');
     this.failure = null;
     this.state = 'idle';
     this.times.success = this.clock();
+    this.setConnectivity('online');
   }
 
   /** Records a failure and returns the delay before the next cycle. */

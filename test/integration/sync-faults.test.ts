@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DEVSTORE_KEY } from '../../agent/azurite.js';
 import { createLogger } from '../../agent/logger.js';
 import { BufferStore } from '../../buffer/store.js';
@@ -16,7 +16,7 @@ import { containerClient, type BlobTarget } from '../../sync/client.js';
 import { batchMetadata, encodeRows, toLine } from '../../sync/encoder.js';
 import { readingsBlobName } from '../../sync/layout.js';
 import { BlobUploader, uploaderFor } from '../../sync/uploader.js';
-import { SyncWorker, type SyncSettings } from '../../sync/worker.js';
+import { SyncWorker, type SyncSettings, type SyncWorkerDeps } from '../../sync/worker.js';
 import type { UploadedEvent } from '../../sync/cycle.js';
 import { decodeAllBlobs, startTestAzurite, type TestAzurite } from '../support/azurite.js';
 
@@ -55,8 +55,17 @@ function row(pumpId: string, i: number, anomaly = false): PredictionRow {
   };
 }
 
-function worker(target: BlobTarget, opts: { createContainer?: boolean; settings?: Partial<SyncSettings> } = {}): SyncWorker {
+interface WorkerOptions {
+  createContainer?: boolean;
+  settings?: Partial<SyncSettings>;
+  afterReadings?: SyncWorkerDeps['afterReadings'];
+  kickFloorMs?: number;
+}
+
+function worker(target: BlobTarget, opts: WorkerOptions = {}): SyncWorker {
   return new SyncWorker({
+    afterReadings: opts.afterReadings,
+    kickFloorMs: opts.kickFloorMs,
     buffer: store,
     uploader: () => uploaderFor({ target, createContainer: opts.createContainer ?? true }),
     deviceId: DEVICE,
@@ -74,6 +83,8 @@ function worker(target: BlobTarget, opts: { createContainer?: boolean; settings?
 }
 
 const target = (name = container): BlobTarget => ({ kind: 'connection-string', connectionString: az.connectionString, container: name });
+const WRONG_KEY = DEVSTORE_KEY.replace(/^..../, 'AAAA');
+const wrongCredentials = (): BlobTarget => ({ kind: 'connection-string', connectionString: az.connectionString.replace(DEVSTORE_KEY, WRONG_KEY), container });
 const allRows = () => store.rowsBySeq(0, Number.MAX_SAFE_INTEGER);
 
 /** Every buffered row is in exactly one blob, as its JSON line. */
@@ -172,8 +183,7 @@ describe('sync worker faults (real Azurite)', () => {
 
   it('reports wrong credentials clearly, never with the key, and retries them slowly', async () => {
     store.appendBatch([row('pump-a', 1)]);
-    const wrongKey = DEVSTORE_KEY.replace(/^..../, 'AAAA');
-    const w = worker({ kind: 'connection-string', connectionString: az.connectionString.replace(DEVSTORE_KEY, wrongKey), container });
+    const w = worker(wrongCredentials());
     const result = await w.runOnce();
     expect(result.failure).toMatchObject({ kind: 'unauthorized', heals: false, status: 403 });
     expect(result.nextDelayMs).toBe(SLOW_MS);
@@ -182,9 +192,67 @@ describe('sync worker faults (real Azurite)', () => {
     expect(w.health().ok).toBe(false);
     const everything = JSON.stringify(w.status()) + logs.join('');
     expect(logs.join('')).toMatch(/refused the credentials/);
-    expect(everything).not.toContain(wrongKey);
-    expect(everything).not.toContain(wrongKey.slice(10, 30));
+    expect(everything).not.toContain(WRONG_KEY);
+    expect(everything).not.toContain(WRONG_KEY.slice(10, 30));
     expect(store.stats().unsynced).toBe(1);
+  });
+
+  it('records no success and no connectivity from a cycle with nothing to upload, and none after wrong credentials', async () => {
+    const w = worker(wrongCredentials());
+    expect(await w.runOnce()).toMatchObject({ rows: 0, failure: null, nextDelayMs: SETTINGS.intervalMs });
+    expect(w.status()).toMatchObject({ state: 'idle', connectivity: 'unknown', lastSuccessAt: null });
+
+    store.appendBatch([row('pump-a', 1)]);
+    expect((await w.runOnce()).failure).toMatchObject({ kind: 'unauthorized', heals: false });
+    expect(w.status()).toMatchObject({ state: 'blocked', connectivity: 'unauthorized', lastSuccessAt: null });
+    expect(w.health().ok).toBe(false);
+  });
+
+  it('keeps a failure that needs a person when the next cycle has nothing to send, and still runs kicked cycles', async () => {
+    let calls = 0;
+    // Labels-like uploads after the readings: the first sends a real request (refused), later ones have nothing to send.
+    const afterReadings = async (uploader: BlobUploader): Promise<{ contacted: boolean }> => {
+      if (++calls === 1) await uploader.containerClient.getBlockBlobClient('labels/x.json').upload('{}', 2);
+      return { contacted: false };
+    };
+    const w = worker(wrongCredentials(), { afterReadings, kickFloorMs: 0 });
+    w.start(); // the first cycle runs at once
+    await vi.waitFor(() => expect(w.status().state).toBe('blocked'), { timeout: 10_000 });
+    const failedAt = w.status().lastErrorAt;
+
+    expect(await w.runOnce()).toMatchObject({ failure: null, nextDelayMs: SETTINGS.intervalMs });
+    expect(calls).toBe(2);
+    expect(w.status()).toMatchObject({ state: 'idle', connectivity: 'unauthorized', lastSuccessAt: null, lastErrorAt: failedAt });
+    expect(w.status().lastError).toMatch(/refused the credentials/);
+    expect(w.health()).toMatchObject({ ok: false, error: expect.stringMatching(/refused the credentials/) });
+    expect(logs.join('')).not.toContain('sync works again');
+
+    // idle, not backing off: an anomaly's kick starts a cycle at once (not after the slow pace), which sends and fails again
+    store.appendBatch([row('pump-a', 1, true)]);
+    w.kick();
+    await vi.waitFor(() => expect(w.status().state).toBe('blocked'), { timeout: 10_000 });
+    await w.stop();
+    expect(w.status()).toMatchObject({ lastSuccessAt: null, connectivity: 'unauthorized' });
+    expect(calls).toBe(2);
+    expect(store.stats().unsynced).toBe(1);
+  });
+
+  it('counts the uploads after the readings as contact only when they sent a request', async () => {
+    await az.container(container).createIfNotExists();
+    let send = false;
+    const afterReadings = async (uploader: BlobUploader): Promise<{ contacted: boolean }> => {
+      if (!send) return { contacted: false };
+      await uploader.containerClient.getBlockBlobClient('labels/gw-faults/x.json').upload('{}', 2);
+      return { contacted: true };
+    };
+    const w = worker(target(), { afterReadings });
+    await w.runOnce();
+    expect(w.status()).toMatchObject({ connectivity: 'unknown', lastSuccessAt: null });
+    send = true;
+    await w.runOnce();
+    expect(w.status()).toMatchObject({ state: 'idle', connectivity: 'online', uploadedBlobs: 0 });
+    expect(w.status().lastSuccessAt).not.toBeNull();
+    expect(await az.container(container).getBlockBlobClient('labels/gw-faults/x.json').exists()).toBe(true);
   });
 
   it('creates a missing container when the credentials allow it', async () => {

@@ -54,9 +54,18 @@ describe('sync backoff policy', () => {
     expect(b.next(heals)).toBe(1000);
   });
 
-  it('takes up to the jitter share off at random, never adds', () => {
+  it('takes up to the jitter share off the exponential delays at random, never adds', () => {
     expect(new Backoff({ initialMs: 1000, maxMs: 10_000, slowMs: 1, jitter: 0.5 }, () => 0).next(heals)).toBe(1000);
     expect(new Backoff({ initialMs: 1000, maxMs: 10_000, slowMs: 1, jitter: 0.5 }, () => 0.999999).next(heals)).toBe(500);
+  });
+
+  it('never retries a failure that needs a person sooner than the slow pace, whatever the jitter', () => {
+    const slow = (jitter: number, random: number) => new Backoff({ initialMs: 1000, maxMs: 10_000, slowMs: 60_000, jitter }, () => random).next({ heals: false });
+    expect(slow(0.5, 0)).toBe(60_000);
+    expect(slow(0.5, 0.999999)).toBe(66_000); // at most 10 % added, so a fleet blocked together spreads out
+    expect(slow(1, 0.5)).toBe(63_000);
+    expect(slow(0.05, 0.999999)).toBe(63_000); // a smaller jitter adds less
+    expect(slow(0, 0.999999)).toBe(60_000);
   });
 
   it('waits at least Retry-After, within a sane bound', () => {
