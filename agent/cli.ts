@@ -64,9 +64,11 @@ async function runAgent(): Promise<number> {
   try {
     await agent.start();
   } catch (err) {
-    logger.fatal({ err }, 'agent failed to start');
+    // A configuration error found at start-up (a model file that cannot be used) is told like the others.
+    if (err instanceof ConfigError) process.stderr.write(`pumpwatch-agent: ${err.message}\n`);
+    else logger.fatal({ err }, 'agent failed to start');
     await agent.stop();
-    return 1;
+    return err instanceof ConfigError ? 2 : 1;
   }
   const addr = agent.httpAddress();
   const host = addr && (addr.host === '0.0.0.0' || addr.host === '::') ? '127.0.0.1' : addr?.host;

@@ -2,10 +2,11 @@ import { join } from 'node:path';
 import { BufferError } from '../buffer/errors.js';
 import { BufferStore, type BufferStats } from '../buffer/store.js';
 import { InferenceEngine } from '../inference/engine.js';
-import { ModelManager } from '../inference/models.js';
+import { ModelFileError, ModelManager } from '../inference/models.js';
 import { ModelStore } from '../inference/model-store.js';
 import { safeErrorMessage } from '../sync/redact.js';
-import type { Config } from './config.js';
+import { CONFIG_KEYS, ConfigError, type Config } from './config.js';
+import { EvictionWatch } from './eviction-watch.js';
 import { HousekeepingThread } from './housekeeping.js';
 import { registerCoreRoutes } from './http/core-routes.js';
 import { registerReadingsRoute } from './http/readings-route.js';
@@ -14,6 +15,7 @@ import { IngestPipeline } from './ingest/pipeline.js';
 import type { Logger } from './logger.js';
 import { MetricsRegistry, createAgentMetrics, type AgentMetrics } from './metrics.js';
 import { agentVersion, bundledModelPath } from './paths.js';
+import { RepeatLog } from './repeat-log.js';
 import { Scheduler } from './scheduler.js';
 import { SimulatedSource } from './simulated-source.js';
 import { AgentStatus } from './status.js';
@@ -53,10 +55,16 @@ export class Agent implements AgentParts {
   readonly housekeeping: HousekeepingThread;
   readonly status: AgentStatus;
   readonly server: StatusServer;
+  /** Warns when unsynced readings were evicted under the disk cap (polled by the scheduler). */
+  readonly evictionWatch: EvictionWatch;
+  /** Failed micro-batches: logged once, then at most once a minute, and when commits work again. */
+  private readonly ingestLog: RepeatLog;
   private simulator: SimulatedSource | null = null;
   private readonly parts: Part[] = [];
   private started: Part[] = [];
   private bufferError: string | null = null;
+  /** Attempts to open the buffer since it was last open. */
+  private bufferAttempts = 0;
   private statsCache: { at: number; stats: BufferStats } | null = null;
 
   constructor(private readonly options: AgentOptions) {
@@ -82,7 +90,20 @@ export class Agent implements AgentParts {
       clock,
       maxBatch: config.batchMaxReadings,
       limits: () => ({ maxFutureMs: this.config.maxFutureSeconds * 1000, maxPastMs: this.config.maxPastSeconds * 1000, maxValues: 256 }),
-      onError: (err) => logger.error({ component: 'ingest', err }, 'micro-batch failed; its readings were not acknowledged'),
+      onError: (err) => this.ingestLog.failed({ err }),
+    });
+    this.ingestLog = new RepeatLog({
+      failure: (fields, msg) => logger.error({ component: 'ingest', ...fields }, msg),
+      recovery: (fields, msg) => logger.info({ component: 'ingest', ...fields }, msg),
+      message: 'micro-batch failed; its readings were not acknowledged',
+      recovered: 'micro-batches commit again',
+      clock,
+    });
+    this.evictionWatch = new EvictionWatch({
+      counts: () => this.buffer.stats().evicted,
+      maxBytes: () => this.config.bufferMaxBytes,
+      logger: logger.child({ component: 'buffer' }),
+      clock,
     });
     this.modelStore = new ModelStore(join(config.dataDir, 'models'));
     this.models = new ModelManager({
@@ -115,7 +136,9 @@ export class Agent implements AgentParts {
     this.parts.push(
       {
         name: 'buffer',
-        start: () => this.openBuffer(),
+        start: () => {
+          this.openBuffer();
+        },
         stop: async () => {
           try {
             this.buffer.close();
@@ -127,13 +150,16 @@ export class Agent implements AgentParts {
       {
         name: 'models',
         start: async () => {
-          await this.models.restore(); // the models persisted by the last run, before the bundled default
-          await this.models.loadBundledDefault(this.options.defaultModelPath ?? config.defaultModel ?? bundledModelPath());
+          // The models persisted by the last run, before the bundled default; they live in the buffer.
+          if (this.bufferError === null) await this.models.restore();
+          else this.logger.warn({ component: 'models' }, 'buffer not open: the persisted models will be restored when it opens; starting on the default model');
+          await this.loadDefaultModel();
         },
         stop: () => this.models.releaseAll(),
       },
       { name: 'ingest', start: () => undefined, stop: () => this.pipeline.idle() },
     );
+    this.pipeline.onCommit(() => this.ingestLog.succeeded());
     // Each feature wires its own parts and routes (sync → edge client → page), then the rest starts.
     this.parts.push(...wireSync(this), ...wireEdge(this), ...wirePage(this));
     this.parts.push(
@@ -169,7 +195,7 @@ export class Agent implements AgentParts {
     this.registry.gauge('pumpwatch_buffer_unsynced_rows', 'Rows not yet uploaded', () => this.bufferStat('unsynced'));
     this.registry.gauge('pumpwatch_buffer_bytes', 'Bytes used by the buffer', () => this.bufferStat('bytes'));
     this.registry.gauge('pumpwatch_buffer_max_bytes', 'Disk cap of the buffer', () => this.config.bufferMaxBytes);
-    this.registry.gauge('pumpwatch_buffer_evicted_total', 'Rows evicted to stay under the disk cap', () => this.bufferStat('evicted'));
+    this.registry.counterFrom('pumpwatch_buffer_evicted_total', 'Rows evicted to stay under the disk cap', () => this.bufferStat('evicted'));
     this.registry.gauge('pumpwatch_process_memory_bytes', 'Memory of the agent process by kind (process.memoryUsage of the main thread)', () => {
       const m = process.memoryUsage();
       const kinds = { rss: m.rss, heap_total: m.heapTotal, heap_used: m.heapUsed, external: m.external, array_buffers: m.arrayBuffers };
@@ -191,14 +217,36 @@ export class Agent implements AgentParts {
   }
 
   /** A buffer that cannot open (read-only, full, corrupt) leaves the agent up and unhealthy, not crash-looping. */
-  private openBuffer(): void {
+  private openBuffer(): boolean {
+    this.bufferAttempts++;
     try {
       this.buffer.open();
-      this.bufferError = null;
     } catch (err) {
       if (!(err instanceof BufferError)) throw err;
       this.bufferError = `${err.code}: ${err.message}`;
       this.logger.error({ component: 'buffer', err }, 'buffer unavailable; readings are refused until it opens (retried every 30 s)');
+      return false;
+    }
+    if (this.bufferError !== null) this.logger.info({ component: 'buffer', attempts: this.bufferAttempts }, `buffer opened after ${this.bufferAttempts} attempts`);
+    this.bufferError = null;
+    this.bufferAttempts = 0;
+    return true;
+  }
+
+  /** The scheduler's retry of a buffer that could not open; once it opens, the persisted models come back. */
+  async reopenBuffer(): Promise<void> {
+    if (this.bufferError === null || !this.openBuffer()) return;
+    await this.models.restore();
+  }
+
+  /** The `default` model file: a configured one that cannot be used is a configuration error (exit 2). */
+  private async loadDefaultModel(): Promise<void> {
+    const configured = this.options.defaultModelPath === undefined ? this.config.defaultModel : undefined;
+    try {
+      await this.models.loadBundledDefault(this.options.defaultModelPath ?? configured ?? bundledModelPath());
+    } catch (err) {
+      if (!(err instanceof ModelFileError) || configured === undefined) throw err;
+      throw new ConfigError([`${CONFIG_KEYS.defaultModel.env}=${JSON.stringify(configured)}: ${err.reason}`]);
     }
   }
 
@@ -206,9 +254,8 @@ export class Agent implements AgentParts {
     this.scheduler.every('system-health', '*/10 * * * * *', async () => {
       await this.system.sample();
     });
-    this.scheduler.every('buffer-reopen', '*/30 * * * * *', () => {
-      if (this.bufferError) this.openBuffer();
-    });
+    this.scheduler.every('buffer-reopen', '*/30 * * * * *', () => this.reopenBuffer());
+    this.scheduler.every('eviction-watch', '*/10 * * * * *', () => this.evictionWatch.check());
     this.scheduler.start();
     void this.system.sample();
   }

@@ -1,5 +1,5 @@
 /**
- * A small Prometheus registry: counters, gauges read at scrape time, and histograms.
+ * A small Prometheus registry: counters, gauges and counters read at scrape time, and histograms.
  * Text exposition format 0.0.4 (`GET /metrics`).
  */
 type Labels = Record<string, string>;
@@ -32,11 +32,19 @@ export class Counter {
   }
 }
 
-export class Gauge {
-  constructor(readonly name: string, readonly help: string, private readonly read: () => number | Array<{ labels: Labels; value: number }>) {}
+type Read = () => number | Array<{ labels: Labels; value: number }>;
+
+/** A value read at scrape time: a gauge, or a counter that another part keeps (in SQLite, in its own state). */
+export class Sampled {
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly type: 'gauge' | 'counter',
+    private readonly read: Read,
+  ) {}
 
   render(): string {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} gauge`];
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} ${this.type}`];
     const v = this.read();
     if (typeof v === 'number') lines.push(`${this.name} ${v}`);
     else for (const { labels, value } of v) lines.push(`${this.name}${labelText(labels)} ${value}`);
@@ -67,21 +75,26 @@ export class Histogram {
 }
 
 export class MetricsRegistry {
-  private readonly metrics: Array<Counter | Gauge | Histogram> = [];
+  private readonly metrics: Array<Counter | Sampled | Histogram> = [];
 
   counter(name: string, help: string): Counter {
     return this.add(new Counter(name, help));
   }
 
-  gauge(name: string, help: string, read: () => number | Array<{ labels: Labels; value: number }>): Gauge {
-    return this.add(new Gauge(name, help, read));
+  gauge(name: string, help: string, read: Read): Sampled {
+    return this.add(new Sampled(name, help, 'gauge', read));
+  }
+
+  /** A monotonic count kept elsewhere (e.g. rows evicted, persisted in SQLite), read at scrape time. */
+  counterFrom(name: string, help: string, read: Read): Sampled {
+    return this.add(new Sampled(name, help, 'counter', read));
   }
 
   histogram(name: string, help: string, buckets: readonly number[]): Histogram {
     return this.add(new Histogram(name, help, buckets));
   }
 
-  private add<T extends Counter | Gauge | Histogram>(m: T): T {
+  private add<T extends Counter | Sampled | Histogram>(m: T): T {
     this.metrics.push(m);
     return m;
   }

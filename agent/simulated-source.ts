@@ -4,6 +4,7 @@
  * overlap: while the sink is still busy with the previous array, a tick is skipped (and counted).
  */
 import type { Reading } from '../buffer/types.js';
+import { RepeatLog } from './repeat-log.js';
 import { PumpSimulator, SimulatorError, type FaultEvent } from './simulator.js';
 
 export interface SimulatedSourceOptions {
@@ -16,7 +17,8 @@ export interface SimulatedSourceOptions {
   /** Receives one array per tick; the next tick waits for it to settle. */
   sink: (readings: Reading[]) => Promise<unknown>;
   clock?: () => number;
-  logger?: { warn(obj: object, msg: string): void };
+  /** Sink failures are logged once, then at most once a minute with a count (agent/repeat-log.ts). */
+  logger?: { warn(obj: object, msg: string): void; info?(obj: object, msg: string): void };
 }
 
 export interface SimulatedSourceStats {
@@ -35,6 +37,7 @@ export class SimulatedSource {
   private inFlight: Promise<void> | null = null;
   private lastTs = Number.NEGATIVE_INFINITY;
   private readonly counters: SimulatedSourceStats = { ticks: 0, skippedTicks: 0, readings: 0, sinkErrors: 0 };
+  private readonly sinkLog: RepeatLog;
 
   constructor(opts: SimulatedSourceOptions) {
     const rate = opts.ratePerPumpHz ?? 1;
@@ -47,6 +50,14 @@ export class SimulatedSource {
     this.opts = opts;
     this.clock = opts.clock ?? Date.now;
     this.intervalMs = 1000 / rate;
+    const logger = opts.logger;
+    this.sinkLog = new RepeatLog({
+      failure: (fields, msg) => logger?.warn(fields, msg),
+      recovery: (fields, msg) => logger?.info?.(fields, msg),
+      message: 'simulated readings were not accepted by the sink',
+      recovered: 'simulated readings are accepted again',
+      clock: this.clock,
+    });
   }
 
   /** Faults of all simulated pumps so far, oldest onset first. */
@@ -111,9 +122,10 @@ export class SimulatedSource {
     try {
       await this.opts.sink(readings);
       this.counters.readings += readings.length;
+      this.sinkLog.succeeded();
     } catch (err) {
       this.counters.sinkErrors++;
-      this.opts.logger?.warn({ err, readings: readings.length }, 'simulated readings were not accepted by the sink');
+      this.sinkLog.failed({ err, readings: readings.length });
     }
   }
 }

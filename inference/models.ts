@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { ModelContractError } from './contract.js';
 import { DEFAULT_MODEL_KEY, type InferenceEngine, type ModelFault } from './engine.js';
 import { LoadedModel } from './model.js';
 import { emptyState, loadState, saveState, type KeyValueStore, type PersistedModels, type PreviousModel } from './model-state.js';
@@ -12,6 +13,18 @@ export type { ModelStatus, ModelStatusName } from './model-status.js';
 export interface ModelRef {
   version: string;
   sha256: string;
+}
+
+/** A model file given by path (the bundled one, or PUMPWATCH_DEFAULT_MODEL) that cannot be used; `reason` in plain words. */
+export class ModelFileError extends Error {
+  readonly code = 'PW_MODEL_FILE';
+  constructor(
+    readonly path: string,
+    readonly reason: string,
+  ) {
+    super(`model file ${path}: ${reason}`);
+    this.name = 'ModelFileError';
+  }
 }
 
 type Log = (level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown>) => void;
@@ -51,44 +64,62 @@ export class ModelManager {
     this.listeners.push(listener);
   }
 
-  /** Loads the model file bundled with the agent as `default` unless a default is active already. */
+  /**
+   * Loads the model file bundled with the agent (or configured) as `default` unless a default is
+   * active already. The file is checked either way (it is the fallback of a rollback): one that
+   * cannot be used throws a ModelFileError saying why.
+   */
   async loadBundledDefault(path: string): Promise<void> {
     this.bundledPath = path;
-    if (this.deps.engine.model(DEFAULT_MODEL_KEY)) return;
-    const model = await LoadedModel.fromBytes(await readFile(path), path);
-    await this.swap(DEFAULT_MODEL_KEY, model);
+    const model = await loadModelFile(path);
+    if (this.deps.engine.model(DEFAULT_MODEL_KEY)) await model.release();
+    else await this.swap(DEFAULT_MODEL_KEY, model);
   }
 
-  /** Loads the persisted active (and shadow) models from the store; a key that fails falls back. */
-  async restore(): Promise<void> {
-    const { kv, store } = this.deps;
-    if (!kv || !store) return;
-    try {
-      this.persisted = loadState(kv);
-    } catch (err) {
-      this.log('warn', 'persisted model state unreadable; starting on the bundled model', { err: (err as Error).message });
-      return;
-    }
-    for (const [key, rec] of Object.entries(this.persisted.live)) {
+  /**
+   * Loads the persisted active (and shadow) models from the store; a key that fails falls back.
+   * Runs at start-up, or when the buffer opens late: a key changed meanwhile (by the twin, in
+   * memory only while nothing could be persisted) keeps that change.
+   */
+  restore(): Promise<void> {
+    return this.serial.run(async () => {
+      const { kv, store } = this.deps;
+      if (!kv || !store) return;
+      let saved: PersistedModels;
       try {
-        const model = await this.loadStored(key, rec);
-        await this.swap(key, model, rec.version);
+        saved = loadState(kv);
       } catch (err) {
-        this.log('error', 'stored model could not be restored', { model: key, version: rec.version, err: (err as Error).message });
-        delete this.persisted.live[key];
+        this.log('warn', 'persisted model state unreadable; the models running now stay', { err: (err as Error).message });
+        return;
       }
-    }
-    for (const [key, rec] of Object.entries(this.persisted.shadow)) {
-      try {
-        const model = await this.loadStored(key, rec);
-        this.deps.engine.setShadow(key, model);
-        this.setShadowStatus(key, model, rec.version);
-      } catch (err) {
-        this.log('warn', 'stored shadow model could not be restored', { model: key, version: rec.version, err: (err as Error).message });
-        delete this.persisted.shadow[key];
+      const p = this.persisted;
+      const changed = new Set([...Object.keys(p.live), ...Object.keys(p.shadow), ...Object.keys(p.refused)]);
+      for (const [key, rec] of Object.entries(saved.refused)) if (!changed.has(key)) p.refused[key] = rec;
+      for (const [key, rec] of Object.entries(saved.live)) {
+        if (changed.has(key)) continue;
+        p.live[key] = rec;
+        try {
+          const model = await this.loadStored(key, rec);
+          await this.swap(key, model, rec.version);
+        } catch (err) {
+          this.log('error', 'stored model could not be restored', { model: key, version: rec.version, err: (err as Error).message });
+          delete p.live[key];
+        }
       }
-    }
-    this.persist();
+      for (const [key, rec] of Object.entries(saved.shadow)) {
+        if (changed.has(key)) continue;
+        p.shadow[key] = rec;
+        try {
+          const model = await this.loadStored(key, rec);
+          this.deps.engine.setShadow(key, model);
+          this.setShadowStatus(key, model, rec.version);
+        } catch (err) {
+          this.log('warn', 'stored shadow model could not be restored', { model: key, version: rec.version, err: (err as Error).message });
+          delete p.shadow[key];
+        }
+      }
+      this.persist();
+    });
   }
 
   /** Makes `model` the live model of `key` and releases the one it replaces once no batch uses it. */
@@ -328,7 +359,7 @@ export class ModelManager {
         this.log('error', 'previous model unusable', { model: key, version: prev.version, err: (err as Error).message });
       }
     }
-    if (key === DEFAULT_MODEL_KEY && this.bundledPath) return { model: await LoadedModel.fromBytes(await readFile(this.bundledPath), this.bundledPath), ref: null };
+    if (key === DEFAULT_MODEL_KEY && this.bundledPath) return { model: await loadModelFile(this.bundledPath), ref: null };
     return { model: null, ref: null };
   }
 
@@ -367,4 +398,46 @@ export class ModelManager {
   private log(level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown>): void {
     this.deps.log?.(level, msg, { component: 'models', ...fields });
   }
+}
+
+/** Loads a contract-1 model from a file; a ModelFileError says in plain words why one cannot be used. */
+async function loadModelFile(path: string): Promise<LoadedModel> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(path);
+  } catch (err) {
+    throw new ModelFileError(path, fileProblem(err as NodeJS.ErrnoException));
+  }
+  try {
+    return await LoadedModel.fromBytes(bytes, path);
+  } catch (err) {
+    if (err instanceof ModelContractError) throw new ModelFileError(path, contractProblem(err.message));
+    throw err;
+  }
+}
+
+function fileProblem(err: NodeJS.ErrnoException): string {
+  switch (err.code) {
+    case 'ENOENT':
+      return 'no such file';
+    case 'ENOTDIR':
+      return 'no such file (a folder on its path is a file)';
+    case 'EISDIR':
+      return 'is a folder, not a model file';
+    case 'EACCES':
+    case 'EPERM':
+      return 'not readable (permission denied)';
+    default:
+      return `cannot be read (${err.message})`;
+  }
+}
+
+/** The contract check's message, sorted into "not ONNX at all" and "ONNX, but not our contract". */
+function contractProblem(message: string): string {
+  const notOnnx = /^not an ONNX model \((.*)\)$/s.exec(message);
+  if (notOnnx) return `not an ONNX model: ${notOnnx[1]}`;
+  if (message === 'model file is empty') return 'not an ONNX model: the file is empty';
+  const refused = /^onnxruntime refused the model: (.*)$/s.exec(message);
+  if (refused) return `not an ONNX model onnxruntime can load: ${refused[1]}`;
+  return `not a PumpWatch contract-1 model: ${message}`;
 }

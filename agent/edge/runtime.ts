@@ -89,8 +89,8 @@ export class EdgeRuntime {
       logger: this.log,
       messages: agent.registry.counter('pumpwatch_edge_input_messages_total', 'Input messages handled, by result'),
     });
-    agent.registry.gauge('pumpwatch_alerts_sent_total', 'Alerts handed to edgeHub', () => this.alerts.status().sent);
-    agent.registry.gauge('pumpwatch_alerts_suppressed_total', 'Anomalies not alerted (rate limit per pump)', () => this.alerts.status().suppressed);
+    agent.registry.counterFrom('pumpwatch_alerts_sent_total', 'Alerts handed to edgeHub', () => this.alerts.status().sent);
+    agent.registry.counterFrom('pumpwatch_alerts_suppressed_total', 'Anomalies not alerted (rate limit per pump)', () => this.alerts.status().suppressed);
     agent.registry.gauge('pumpwatch_alerts_pending', 'Alerts waiting for the hub connection', () => this.alerts.status().pending);
   }
 

@@ -73,8 +73,10 @@ export function wireSync(agent: Agent): Part[] {
     ...syncMetrics(agent.registry),
     // Technicians' verdicts go to labels/ for the trainer, idempotently, after each cycle's readings.
     afterReadings: async (uploader) => {
-      const { uploaded } = await uploadPendingLabels(uploader.containerClient, labels, config.resolvedDeviceId);
+      const { uploaded, alreadyPresent } = await uploadPendingLabels(uploader.containerClient, labels, config.resolvedDeviceId);
       if (uploaded > 0) logger.info({ uploaded }, 'labels uploaded');
+      // A label the service took (or already had) is news of the target, as an uploaded batch is.
+      return { contacted: uploaded + alreadyPresent > 0 };
     },
   });
   registerGauges(agent.registry, worker);

@@ -145,6 +145,12 @@ describe('the agent as an IoT Edge module on the local hub', () => {
     // the alerted reading itself is marked in SQLite; the suppressed ones are not
     const marks = t.agent.buffer.db.prepare("SELECT seq, alerted_at FROM readings WHERE pump_id = 'pump-9' ORDER BY seq").all() as Array<{ seq: number; alerted_at: number | null }>;
     expect(marks.filter((m) => m.alerted_at !== null).map((m) => m.seq)).toEqual([alert.seq]);
+    // sent and suppressed only ever grow: Prometheus counters, not gauges
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    expect(metrics).toContain('# TYPE pumpwatch_alerts_sent_total counter');
+    expect(metrics).toContain('# TYPE pumpwatch_alerts_suppressed_total counter');
+    expect(metrics).toMatch(/^pumpwatch_alerts_sent_total [1-9]\d*$/m);
+    expect(metrics).toContain('# TYPE pumpwatch_alerts_pending gauge');
   });
 
   it('reports a model it refuses with the reason, keeping the current one', async () => {

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent } from '../../agent/main.js';
-import { loadConfig } from '../../agent/config.js';
+import { loadConfig, type Config } from '../../agent/config.js';
 import { createLogger } from '../../agent/logger.js';
 import { makeModel } from './models.js';
 
@@ -17,12 +17,10 @@ export interface TestAgent {
   stop: () => Promise<void>;
 }
 
-export async function startTestAgent(env: Record<string, string> = {}, opts: { model?: Uint8Array; clock?: () => number } = {}): Promise<TestAgent> {
-  const dir = mkdtempSync(join(tmpdir(), 'pumpwatch-test-'));
-  const modelPath = join(dir, 'default-model.onnx');
-  writeFileSync(modelPath, opts.model ?? makeModel());
-  const config = loadConfig({
-    PUMPWATCH_DATA_DIR: join(dir, 'data'),
+/** A test agent's configuration: `dataDir`, any free port, no simulator, sync or hub, no log; `env` overrides. */
+export function testAgentConfig(dataDir: string, env: Record<string, string> = {}): Config {
+  return loadConfig({
+    PUMPWATCH_DATA_DIR: dataDir,
     PUMPWATCH_HTTP_PORT: '0',
     PUMPWATCH_SIMULATE: '0',
     PUMPWATCH_SYNC: 'off',
@@ -30,6 +28,13 @@ export async function startTestAgent(env: Record<string, string> = {}, opts: { m
     PUMPWATCH_LOG_LEVEL: 'silent',
     ...env,
   });
+}
+
+export async function startTestAgent(env: Record<string, string> = {}, opts: { model?: Uint8Array; clock?: () => number } = {}): Promise<TestAgent> {
+  const dir = mkdtempSync(join(tmpdir(), 'pumpwatch-test-'));
+  const modelPath = join(dir, 'default-model.onnx');
+  writeFileSync(modelPath, opts.model ?? makeModel());
+  const config = testAgentConfig(join(dir, 'data'), env);
   const agent = new Agent({ config, logger: createLogger(config.logLevel), defaultModelPath: modelPath, clock: opts.clock });
   await agent.start();
   const addr = agent.httpAddress()!;

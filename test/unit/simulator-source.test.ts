@@ -83,6 +83,34 @@ describe('SimulatedSource', () => {
     expect(warnings).toEqual(['simulated readings were not accepted by the sink']);
   });
 
+  it('logs a failing sink once, then at most once a minute with the count, and once when it accepts again', async () => {
+    const lines: Array<{ level: string; msg: string; fields: Record<string, unknown> }> = [];
+    let failing = true;
+    const source = new SimulatedSource({
+      pumps: 2,
+      sink: async () => {
+        if (failing) throw new Error('the buffer is not open');
+      },
+      logger: {
+        warn: (fields, msg) => lines.push({ level: 'warn', msg, fields: fields as Record<string, unknown> }),
+        info: (fields, msg) => lines.push({ level: 'info', msg, fields: fields as Record<string, unknown> }),
+      },
+    });
+    source.start();
+    await vi.advanceTimersByTimeAsync(150_000); // 150 failing ticks
+    failing = false;
+    await vi.advanceTimersByTimeAsync(10_000);
+    await source.stop();
+    expect(source.stats).toMatchObject({ sinkErrors: 150, readings: 20 });
+    expect(lines.map((l) => [l.level, l.msg])).toEqual([
+      ['warn', 'simulated readings were not accepted by the sink'],
+      ['warn', 'simulated readings were not accepted by the sink (60 more in the last 60 s)'],
+      ['warn', 'simulated readings were not accepted by the sink (60 more in the last 60 s)'],
+      ['info', 'simulated readings are accepted again after 150 failures'],
+    ]);
+    expect(lines[1]!.fields).toMatchObject({ repeats: 60, failures: 61, readings: 2 });
+  });
+
   it('records random faults of all pumps in its fault log', async () => {
     const source = new SimulatedSource({ pumps: 2, ratePerPumpHz: 0.1, faults: 'random', sink: async () => undefined });
     source.start();
