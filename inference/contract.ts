@@ -38,9 +38,20 @@ export interface ModelMetadata {
   metrics: Record<string, unknown>;
 }
 
+/**
+ * What a model failed on: `not-onnx` (not ONNX bytes at all), `runtime` (ONNX that onnxruntime
+ * refuses), `contract` (ONNX, but not PumpWatch contract 1).
+ */
+export type ModelContractProblem = 'not-onnx' | 'runtime' | 'contract';
+
 export class ModelContractError extends Error {
   readonly code = 'PW_MODEL_CONTRACT';
-  constructor(message: string) {
+  /** `detail`: the cause alone, without the message's framing (for callers that word it their own way). */
+  constructor(
+    message: string,
+    readonly problem: ModelContractProblem = 'contract',
+    readonly detail: string = message,
+  ) {
     super(message);
     this.name = 'ModelContractError';
   }
@@ -193,13 +204,14 @@ export function readMetadataProps(bytes: Uint8Array): Record<string, string> {
       }
     }
   } catch (err) {
-    throw new ModelContractError(`not an ONNX model (protobuf parse failed: ${(err as Error).message})`);
+    const detail = `protobuf parse failed: ${(err as Error).message}`;
+    throw new ModelContractError(`not an ONNX model (${detail})`, 'not-onnx', detail);
   }
   return props;
 }
 
 /** Reads and checks the contract-1 metadata of serialised ONNX bytes. */
 export function readModelMetadata(bytes: Uint8Array): ModelMetadata {
-  if (bytes.length === 0) throw new ModelContractError('model file is empty');
+  if (bytes.length === 0) throw new ModelContractError('model file is empty', 'not-onnx', 'the file is empty');
   return parseModelMetadata(readMetadataProps(bytes));
 }

@@ -57,7 +57,7 @@ export class LoadedModel {
     try {
       session = await ort.InferenceSession.create(bytes, SESSION_OPTIONS);
     } catch (err) {
-      throw new ModelContractError(`onnxruntime refused the model: ${(err as Error).message}`);
+      throw new ModelContractError(`onnxruntime refused the model: ${(err as Error).message}`, 'runtime', (err as Error).message);
     }
     try {
       const hasContributions = LoadedModel.checkSignature(session, meta);

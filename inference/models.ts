@@ -411,7 +411,7 @@ async function loadModelFile(path: string): Promise<LoadedModel> {
   try {
     return await LoadedModel.fromBytes(bytes, path);
   } catch (err) {
-    if (err instanceof ModelContractError) throw new ModelFileError(path, contractProblem(err.message));
+    if (err instanceof ModelContractError) throw new ModelFileError(path, contractProblem(err));
     throw err;
   }
 }
@@ -432,12 +432,14 @@ function fileProblem(err: NodeJS.ErrnoException): string {
   }
 }
 
-/** The contract check's message, sorted into "not ONNX at all" and "ONNX, but not our contract". */
-function contractProblem(message: string): string {
-  const notOnnx = /^not an ONNX model \((.*)\)$/s.exec(message);
-  if (notOnnx) return `not an ONNX model: ${notOnnx[1]}`;
-  if (message === 'model file is empty') return 'not an ONNX model: the file is empty';
-  const refused = /^onnxruntime refused the model: (.*)$/s.exec(message);
-  if (refused) return `not an ONNX model onnxruntime can load: ${refused[1]}`;
-  return `not a PumpWatch contract-1 model: ${message}`;
+/** The contract check's failure, said as "not ONNX at all", "ONNX onnxruntime refuses" or "ONNX, but not our contract". */
+function contractProblem(err: ModelContractError): string {
+  switch (err.problem) {
+    case 'not-onnx':
+      return `not an ONNX model: ${err.detail}`;
+    case 'runtime':
+      return `not an ONNX model onnxruntime can load: ${err.detail}`;
+    case 'contract':
+      return `not a PumpWatch contract-1 model: ${err.message}`;
+  }
 }
