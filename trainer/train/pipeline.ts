@@ -21,7 +21,7 @@ import type { Progress } from '../progress.js';
 import { nextPointer, RECORD_SCHEMA, type ModelRecord } from '../registry/records.js';
 import { readBest, readModelBytes, readModelRecord, registerVersion, sha256, writeBest, type BestState } from '../registry/registry.js';
 import { decide, type Decision } from './decide.js';
-import { between, newerReadingsNote, prepareData } from './prepare.js';
+import { between, newerReadingsNote, noUsableRows, prepareData } from './prepare.js';
 
 export interface TrainRequest {
   source: string;
@@ -87,9 +87,8 @@ export async function trainSource(container: ContainerClient, req: TrainRequest,
   const { loaded, cleaned } = await prepareData(container, req, progress, labels);
   if (loaded.readings === 0) {
     progress.finish();
-    const where = `${between(req)}${await newerReadingsNote(container, req)}`;
-    if (req.skipWithoutReadings) return { status: 'skipped', reason: `no readings ${where}`, source: req.source, warnings: [], record: null, drift: null, view: null };
-    throw new TrainerError('PW_TRAINER_NO_DATA', `no readings of "${req.source}" ${where}`);
+    if (!req.skipWithoutReadings) throw await noUsableRows(container, req, 0);
+    return { status: 'skipped', reason: `no readings ${between(req)}${await newerReadingsNote(container, req)}`, source: req.source, warnings: [], record: null, drift: null, view: null };
   }
   const holdoutStart = Math.floor(cleaned.series.rows.length * (1 - req.holdoutFraction));
   const trainIdx = range(0, holdoutStart).filter((i) => cleaned.targets[i] !== 'anomaly');

@@ -8,12 +8,17 @@ import type { ContainerClient } from '@azure/storage-blob';
 import { createHash } from 'node:crypto';
 import { READINGS_ROOT, segment } from '../../sync/layout.js';
 
-export async function listSources(container: ContainerClient): Promise<string[]> {
+/** The names of the folders right under `prefix` (which ends in "/"), as stored. */
+async function childFolders(container: ContainerClient, prefix: string): Promise<string[]> {
   const out: string[] = [];
-  for await (const item of container.listBlobsByHierarchy('/', { prefix: READINGS_ROOT })) {
-    if (item.kind === 'prefix') out.push(decodeURIComponent(item.name.slice(READINGS_ROOT.length).replace(/\/$/, '')));
+  for await (const item of container.listBlobsByHierarchy('/', { prefix })) {
+    if (item.kind === 'prefix') out.push(item.name.slice(prefix.length).replace(/\/$/, ''));
   }
-  return out.sort();
+  return out;
+}
+
+export async function listSources(container: ContainerClient): Promise<string[]> {
+  return (await childFolders(container, READINGS_ROOT)).map((name) => decodeURIComponent(name)).sort();
 }
 
 /**
@@ -25,9 +30,8 @@ export async function newestReadingsDay(container: ContainerClient, source: stri
   const parts: number[] = [];
   for (const digits of [4, 2, 2]) {
     let newest: string | undefined;
-    for await (const item of container.listBlobsByHierarchy('/', { prefix })) {
-      const name = item.name.slice(prefix.length, -1);
-      if (item.kind === 'prefix' && name.length === digits && /^\d+$/.test(name) && (newest === undefined || name > newest)) newest = name;
+    for (const name of await childFolders(container, prefix)) {
+      if (name.length === digits && /^\d+$/.test(name) && (newest === undefined || name > newest)) newest = name;
     }
     if (newest === undefined) return null;
     parts.push(Number(newest));
