@@ -46,15 +46,18 @@ function installSignalHandlers(stop: () => Promise<void>): void {
   process.on('SIGINT', onSignal);
 }
 
+/** A bad setting: one line on stderr naming it (never a secret's value), exit code 2. */
+function configError(err: ConfigError): number {
+  process.stderr.write(`pumpwatch-agent: ${err.message}\n`);
+  return 2;
+}
+
 async function runAgent(): Promise<number> {
   let config;
   try {
     config = loadConfig();
   } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`pumpwatch-agent: ${err.message}\n`);
-      return 2;
-    }
+    if (err instanceof ConfigError) return configError(err);
     throw err;
   }
   applyRuntimeV8Flags();
@@ -64,11 +67,10 @@ async function runAgent(): Promise<number> {
   try {
     await agent.start();
   } catch (err) {
-    // A configuration error found at start-up (a model file that cannot be used) is told like the others.
-    if (err instanceof ConfigError) process.stderr.write(`pumpwatch-agent: ${err.message}\n`);
-    else logger.fatal({ err }, 'agent failed to start');
+    if (!(err instanceof ConfigError)) logger.fatal({ err }, 'agent failed to start');
     await agent.stop();
-    return err instanceof ConfigError ? 2 : 1;
+    // A configuration error found at start-up (a model file that cannot be used) is told like the others.
+    return err instanceof ConfigError ? configError(err) : 1;
   }
   const addr = agent.httpAddress();
   const host = addr && (addr.host === '0.0.0.0' || addr.host === '::') ? '127.0.0.1' : addr?.host;

@@ -10,11 +10,9 @@ import type { DesiredModel } from '../../inference/updater.js';
 import { CONFIG_KEYS, TWIN_SETTINGS, type Config, type ConfigKey } from '../config.js';
 import { PUMP_ID_PATTERN } from '../ingest/validate.js';
 
-/** Desired setting sections and the config key behind each field (defined with the config). */
-export const SETTING_SECTIONS = TWIN_SETTINGS;
-
-export type SectionName = keyof typeof SETTING_SECTIONS;
-export const SECTION_NAMES = Object.keys(SETTING_SECTIONS) as SectionName[];
+/** The desired setting sections (TWIN_SETTINGS of the config: each field and its config key). */
+export type SectionName = keyof typeof TWIN_SETTINGS;
+export const SECTION_NAMES = Object.keys(TWIN_SETTINGS) as SectionName[];
 
 const VERSION = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
@@ -55,7 +53,7 @@ export function parseModels(raw: unknown): ParsedModels | { error: string } {
 export function parseSection(name: SectionName, raw: unknown): { values: Partial<Config> } | { error: string } {
   if (raw === undefined || raw === null) return { values: {} };
   if (typeof raw !== 'object' || Array.isArray(raw)) return { error: `${name}: expected an object` };
-  const fields = SETTING_SECTIONS[name] as Record<string, ConfigKey>;
+  const fields = TWIN_SETTINGS[name] as Record<string, ConfigKey>;
   const values: Partial<Record<ConfigKey, unknown>> = {};
   for (const [field, value] of Object.entries(raw as Record<string, unknown>)) {
     if (field.startsWith('$')) continue;

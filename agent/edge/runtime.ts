@@ -3,13 +3,12 @@
  * (settings and models), reported properties, and alerts. Built by agent/wiring/edge.ts.
  */
 import device from 'azure-iot-device';
-import type { Config } from '../config.js';
+import { TWIN_SETTINGS, type Config } from '../config.js';
 import type { AgentParts as Agent } from '../wiring/part.js';
 import type { Logger } from '../logger.js';
 import { AlertPublisher, ALERTS_OUTPUT, type Alert } from './alerts.js';
 import { configuredSource, createModuleClient, startLocalHub, type ClientSource, type LocalHubHandle } from './client.js';
 import { EdgeConnection, type ModuleClient } from './connection.js';
-import { SETTING_SECTIONS } from './desired.js';
 import { InputHandler } from './inputs.js';
 import { createModelUpdater, type ModelUpdateOptions } from './model-updates.js';
 import { Reporter, type ReportedTwin } from './reported.js';
@@ -193,6 +192,6 @@ export class EdgeRuntime {
 
 function snapshotSettings(config: Config): Partial<Config> {
   const out: Record<string, unknown> = {};
-  for (const section of Object.values(SETTING_SECTIONS)) for (const key of Object.values(section)) out[key] = config[key];
+  for (const section of Object.values(TWIN_SETTINGS)) for (const key of Object.values(section)) out[key] = config[key];
   return out as Partial<Config>;
 }

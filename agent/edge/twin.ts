@@ -7,9 +7,9 @@
  */
 import type { ModelManager } from '../../inference/models.js';
 import type { DesiredModel, ModelUpdater } from '../../inference/updater.js';
-import type { Config } from '../config.js';
+import { TWIN_SETTINGS, type Config } from '../config.js';
 import type { Logger } from '../logger.js';
-import { SECTION_NAMES, SETTING_SECTIONS, parseModels, parseSection, type SectionName } from './desired.js';
+import { SECTION_NAMES, parseModels, parseSection, type SectionName } from './desired.js';
 
 /** An IoT Plug and Play acknowledgement of a writable property. */
 export interface Ack {
@@ -96,7 +96,7 @@ export class TwinSync {
   private settings(): Partial<Config> {
     const out: Partial<Config> = {};
     for (const name of SECTION_NAMES) {
-      for (const key of Object.values(SETTING_SECTIONS[name])) (out as Record<string, unknown>)[key] = this.deps.startupSettings[key];
+      for (const key of Object.values(TWIN_SETTINGS[name])) (out as Record<string, unknown>)[key] = this.deps.startupSettings[key];
       Object.assign(out, this.sectionValues.get(name) ?? {});
     }
     return out;

@@ -7,9 +7,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CONFIG_KEYS, loadConfig } from '../../agent/config.js';
+import { CONFIG_KEYS, loadConfig, TWIN_SETTINGS } from '../../agent/config.js';
 import { ALERTS_OUTPUT } from '../../agent/edge/alerts.js';
-import { SECTION_NAMES, SETTING_SECTIONS, parseModels, parseSection } from '../../agent/edge/desired.js';
+import { SECTION_NAMES, parseModels, parseSection } from '../../agent/edge/desired.js';
 import { READINGS_INPUT } from '../../agent/edge/inputs.js';
 import { AGENT_ENV, AGENT_NODE_FLAGS } from '../../agent/node-flags.js';
 import { packageRoot } from '../../agent/paths.js';
@@ -156,13 +156,13 @@ describe('IoT Edge deployment manifest', () => {
         expect(value, `${name} → ${key}`).toEqual(defaults[key as keyof typeof defaults]);
       }
     }
-    expect(Object.keys(SETTING_SECTIONS).sort()).toEqual(Object.keys(desired).filter((k) => k !== 'models').sort());
+    expect(Object.keys(TWIN_SETTINGS).sort()).toEqual(Object.keys(desired).filter((k) => k !== 'models').sort());
     // Every field, so that an operator sees in the manifest all that the twin can change.
-    for (const name of SECTION_NAMES) expect(Object.keys(desired[name]).sort(), name).toEqual(Object.keys(SETTING_SECTIONS[name]).sort());
+    for (const name of SECTION_NAMES) expect(Object.keys(desired[name]).sort(), name).toEqual(Object.keys(TWIN_SETTINGS[name]).sort());
   });
 
   it('maps every twin setting field to its own config key, and refuses a field it does not know', () => {
-    const keys = SECTION_NAMES.flatMap((name) => Object.values(SETTING_SECTIONS[name]) as string[]);
+    const keys = SECTION_NAMES.flatMap((name) => Object.values(TWIN_SETTINGS[name]) as string[]);
     expect(new Set(keys).size).toBe(keys.length);
     for (const key of keys) expect(Object.keys(CONFIG_KEYS)).toContain(key);
     expect(parseSection('ingest', { maxPastSeconds: 3600 })).toEqual({ values: { maxPastSeconds: 3600 } });
