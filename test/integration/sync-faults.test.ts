@@ -175,7 +175,11 @@ describe('sync worker faults (real Azurite)', () => {
       store.open();
     }
     expect(store.stats().unsynced).toBeGreaterThan(0);
-    const result = await worker(target(), { settings: { batchMaxRows: 25 } }).runOnce();
+    // The drain retries a failure that heals, as the running worker does: on a loaded machine a
+    // kept-alive socket that Azurite closes as it is reused answers "socket hang up" once in a while.
+    const drain = worker(target(), { settings: { batchMaxRows: 25 } });
+    let result = await drain.runOnce();
+    for (let retry = 0; result.failure?.heals === true && retry < 3; retry++) result = await drain.runOnce();
     expect(result.failure).toBeNull();
     expect(store.stats().unsynced).toBe(0);
     await expectEveryRowOnce();
