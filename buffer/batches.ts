@@ -40,17 +40,24 @@ export interface PlanPick {
 /** Fixed per-row overhead of a JSON line beyond the values text, for byte estimates. */
 const LINE_OVERHEAD = 200;
 
+/** Milliseconds of a UTC day: a batch never spans two (see fitRows). */
+const DAY_MS = 86_400_000;
+
 /**
- * How many of `rows` (in order) one batch takes: rows while their JSON estimate (`valuesLength`
- * plus a line's fixed overhead) stays within `maxBytes`, and always at least one. The one sizing
- * rule of the planner, wherever rows are read and in whichever direction they are taken.
+ * How many of `rows` (in order) one batch takes: rows on the UTC day of the first one, while their
+ * JSON estimate (`valuesLength` plus a line's fixed overhead) stays within `maxBytes`, and always
+ * at least one. A blob lies in the day folder of its first row and the trainer lists a date range
+ * by day folders, so a batch that ran on past midnight (a pump that reports every few minutes, a
+ * replayed old reading among live ones) would hide its later rows from a reader of those days.
+ * The one sizing rule of the planner, wherever rows are read and in whichever direction they are taken.
  */
-export function fitRows<T>(rows: readonly T[], maxBytes: number, valuesLength: (row: T) => number): number {
+export function fitRows<T extends { ts: number }>(rows: readonly T[], maxBytes: number, valuesLength: (row: T) => number): number {
   let bytes = 0;
   let count = 0;
+  const day = rows.length > 0 ? Math.floor(rows[0]!.ts / DAY_MS) : 0;
   for (const r of rows) {
     bytes += valuesLength(r) + LINE_OVERHEAD;
-    if (count > 0 && bytes > maxBytes) break;
+    if (count > 0 && (bytes > maxBytes || Math.floor(r.ts / DAY_MS) !== day)) break;
     count++;
   }
   return count;
@@ -201,8 +208,9 @@ export class SyncBatches {
   }
 
   /**
-   * First seq of an anomaly's batch: up to `anomalyContextRows` earlier unplanned rows of its pump,
-   * no more than fit in one batch together with the anomaly, so the anomaly itself is always in it.
+   * First seq of an anomaly's batch: up to `anomalyContextRows` earlier unplanned rows of its pump
+   * on the anomaly's UTC day, no more than fit in one batch together with the anomaly, so the
+   * anomaly itself is always in it.
    */
   private contextStart(pumpId: string, anomalySeq: number, limits: PlanLimits): number {
     const context = Math.max(0, Math.min(limits.anomalyContextRows, limits.maxRows - 1));

@@ -124,8 +124,8 @@ export class PlannedRanges {
   }
 
   /** Unplanned rows of `pumpId` from `after` (exclusive) up to `upTo`, newest first: an anomaly's context. */
-  contextRows(pumpId: string, after: number, upTo: number, limit: number): Array<{ seq: number; len: number }> {
-    return this.q().context.all(pumpId, after, upTo, limit) as Array<{ seq: number; len: number }>;
+  contextRows(pumpId: string, after: number, upTo: number, limit: number): Array<{ seq: number; ts: number; len: number }> {
+    return this.q().context.all(pumpId, after, upTo, limit) as Array<{ seq: number; ts: number; len: number }>;
   }
 
   /** Rows currently stored in a range (a planned range loses rows only to retention or eviction once synced). */
@@ -163,7 +163,7 @@ function prepare(db: Database.Database) {
     rangeBefore: db.prepare('SELECT last_seq FROM sync_batches WHERE pump_id = ? AND last_seq < ? ORDER BY last_seq DESC LIMIT 1'),
     candidates: db.prepare(CANDIDATES_SQL),
     context: db.prepare(
-      'SELECT seq, length(vals) AS len FROM readings WHERE pump_id = ? AND seq > ? AND seq <= ? ORDER BY seq DESC LIMIT ?',
+      'SELECT seq, ts, length(vals) AS len FROM readings WHERE pump_id = ? AND seq > ? AND seq <= ? ORDER BY seq DESC LIMIT ?',
     ),
     count: db.prepare('SELECT count(*) AS n FROM readings WHERE pump_id = ? AND seq BETWEEN ? AND ?'),
     oldestPending: db.prepare("SELECT min(first_seq) AS s FROM sync_batches WHERE state <> 'uploaded'"),

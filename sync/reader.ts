@@ -3,9 +3,10 @@
  * for a time range, downloads and checks them (sha256 from the blob metadata), decodes the lines
  * and yields each reading once per (deviceId, seq), in time order.
  *
- * Order: readings are yielded day by day, sorted by `ts` within what has been read so far; a blob
- * is dated by its first reading, so the day before `from` is listed too. A reading whose `ts` lies
- * before a day already yielded (a clock jump on the gateway) comes with the next day's readings.
+ * Order: readings are yielded day by day, sorted by `ts` within what has been read so far. A blob
+ * is dated by its first reading, and the agent ends a batch at midnight UTC, so its readings lie in
+ * its day; blobs of agents before that rule could run into the next day, so the day before `from`
+ * is listed too. A reading whose `ts` lies before a day already yielded comes with the next day's.
  */
 import type { ContainerClient } from '@azure/storage-blob';
 import { decodeBatch, sha256Hex, type ReadingLine } from './encoder.js';

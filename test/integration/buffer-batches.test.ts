@@ -108,6 +108,19 @@ describe('SyncBatches on a real SQLite file', () => {
     expect(batches.rows(older)[0]!.ts).toBe(T0 + 2_000); // three rows before the anomaly at index 5
   });
 
+  it('takes an anomaly\'s context from its own UTC day only, and plans the rows before midnight on their own', () => {
+    const midnight = Date.UTC(2026, 10, 24);
+    const rows = Array.from({ length: 10 }, (_, k) => ({ ...reading('pump-a', k, k === 7), ts: midnight + (k - 5) * 1000 }));
+    const seqs = store.appendBatch(rows); // rows 0–4 before midnight, 5–9 after it; the anomaly is row 7
+    const alert = batches.next({ ...LIMITS, anomalyContextRows: 5 }, namer, T0)!;
+    expect(batches.rows(alert).map((r) => r.seq)).toEqual(seqs.slice(5));
+    expect(alert.blobName).toContain('2026-11-24');
+    batches.markUploaded(alert, SHA, T0);
+    const before = batches.next(LIMITS, namer, T0)!;
+    expect(batches.rows(before).map((r) => r.seq)).toEqual(seqs.slice(0, 5));
+    expect(before.blobName).toContain('2026-11-23');
+  });
+
   it('keeps the anomaly in its batch when the wanted context is larger than a batch', () => {
     const a = append('pump-a', 0, 100, [80]);
     const batch = batches.next({ ...LIMITS, maxRows: 10, anomalyContextRows: 50 }, namer, T0)!;

@@ -14,7 +14,8 @@ import { BufferStore } from '../../buffer/store.js';
 import type { PredictionRow } from '../../buffer/types.js';
 import { containerClient, type BlobTarget } from '../../sync/client.js';
 import { batchMetadata, encodeRows, toLine } from '../../sync/encoder.js';
-import { readingsBlobName } from '../../sync/layout.js';
+import { parseReadingsBlobName, readingsBlobName } from '../../sync/layout.js';
+import { readAllReadings } from '../../sync/reader.js';
 import { BlobUploader, uploaderFor } from '../../sync/uploader.js';
 import { SyncWorker, type SyncSettings, type SyncWorkerDeps } from '../../sync/worker.js';
 import type { UploadedEvent } from '../../sync/cycle.js';
@@ -150,6 +151,33 @@ describe('sync worker faults (real Azurite)', () => {
     expect(events.map((e) => e.outcome)).toEqual(['already-present']);
     expect(store.stats().unsynced).toBe(0);
     await expectEveryRowOnce();
+  });
+
+  it('ends every blob at midnight UTC, so the trainer finds a sparse pump and a replayed old reading by their day', async () => {
+    const DAY = 86_400_000;
+    const day0 = Date.UTC(2026, 10, 17);
+    const at = (ts: number, i: number): PredictionRow => ({ ...row('pump-a', i), ts, receivedAt: ts });
+    // A pump that reports every 5 minutes for three days (one 1 MiB batch would hold all of it),
+    // then a reading replayed from five days before, between two live ones.
+    const sparse = Array.from({ length: 3 * 288 }, (_, i) => at(day0 + i * 300_000, i));
+    store.appendBatch(sparse);
+    store.appendBatch([at(day0 + 3 * DAY, 1), at(day0 - 5 * DAY + 42_000, 2), at(day0 + 3 * DAY + 1000, 3)]);
+    expect((await worker(target(), { settings: { batchMaxRows: 5000 } }).runOnce()).failure).toBeNull();
+    expect(store.stats().unsynced).toBe(0);
+
+    const blobs = await decodeAllBlobs(az.container(container));
+    for (const blob of blobs) {
+      const day = parseReadingsBlobName(blob.name)!.day;
+      for (const line of blob.lines) expect(Math.floor(Date.parse(line.ts) / DAY) * DAY, blob.name).toBe(day);
+    }
+    expect(blobs).toHaveLength(6); // three days; the fourth day, cut by the replayed reading's day between its two rows
+    const all = allRows();
+    for (const day of [day0 - 5 * DAY, day0, day0 + DAY, day0 + 2 * DAY, day0 + 3 * DAY]) {
+      const got = await readAllReadings(az.container(container), { pumpId: 'pump-a', from: day, to: day + DAY });
+      const want = all.filter((r) => r.ts >= day && r.ts < day + DAY).map((r) => r.seq);
+      expect(want.length).toBeGreaterThan(0);
+      expect(got.map((l) => l.seq).sort((a, b) => a - b)).toEqual(want);
+    }
   });
 
   it('drains completely and exactly once after being stopped at each step of a cycle, again and again', async () => {
