@@ -106,7 +106,12 @@ export class StatusServer {
       pathMatched = true;
       if (route.method !== method && !(method === 'HEAD' && route.method === 'GET')) continue;
       const params: Record<string, string> = {};
-      route.names.forEach((n, i) => (params[n] = decodeURIComponent(m[i + 1]!)));
+      for (const [i, n] of route.names.entries()) {
+        const decoded = decodePathSegment(m[i + 1]!);
+        // A malformed escape (`%E0%A4`) names no pump and no endpoint: a client error, answered before the token check.
+        if (decoded === null) throw new HttpError(404, 'PW_NOT_FOUND', `no such endpoint: ${pathname} (malformed %-escape)`);
+        params[n] = decoded;
+      }
       return { route, params };
     }
     if (pathMatched) throw new HttpError(405, 'PW_METHOD_NOT_ALLOWED', `${method} is not allowed on ${pathname}`);
@@ -139,5 +144,13 @@ export class StatusServer {
     const { wwwAuthenticate: _w, ...extra } = e.extra;
     res.end(JSON.stringify({ code: e.code, error: e.message, ...extra }));
     if (e.status === 413) res.once('finish', () => req.destroy());
+  }
+}
+
+function decodePathSegment(segment: string): string | null {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return null;
   }
 }

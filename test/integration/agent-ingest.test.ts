@@ -213,6 +213,10 @@ describe('status endpoints', () => {
       expect(none.status).toBe(401);
       expect(none.headers.get('www-authenticate')).toMatch(/Bearer/);
       expect((await fetch(`${secured.url}/status`, { headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
+      // A malformed %-escape in the path is a client's error (not a 500 and an error log line), with or without a token.
+      const malformed = await fetch(`${secured.url}/pumps/%E0%A4/predictions`);
+      expect(malformed.status).toBe(404);
+      expect(((await malformed.json()) as any).code).toBe('PW_NOT_FOUND');
       expect((await fetch(`${secured.url}/status`, { headers: { authorization: 'Bearer s3cret-token' } })).status).toBe(200);
       const post = await postJson(`${secured.url}/readings`, reading('p', { Pressure: 1 }));
       expect(post.status).toBe(401);
