@@ -14,6 +14,7 @@ import { createModelUpdater, type ModelUpdateOptions } from './model-updates.js'
 import { Reporter, type ReportedTwin } from './reported.js';
 import { AckGate, commitAckTransport } from './transport.js';
 import { TwinSync } from './twin.js';
+import { safeErrorMessage } from '../../sync/redact.js';
 import type { BackoffPolicy } from '../../inference/backoff.js';
 
 type Twin = Awaited<ReturnType<ModuleClient['getTwin']>>;
@@ -126,16 +127,27 @@ export class EdgeRuntime {
     this.every(30_000, () => this.alerts.flush());
   }
 
+  /** Stops in reverse order; each step in its own try/catch, so one that throws never keeps the client open. */
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
-    await this.inputs.stop();
-    await this.updater.stop();
+    await this.step('inputs', () => this.inputs.stop());
+    await this.step('model updates', () => this.updater.stop());
     // A last report when connected, bounded: a stop must finish within IoT Edge's grace period.
-    if (this.connection?.current()) await Promise.race([this.reporter.flush(), new Promise((r) => setTimeout(r, 2_000).unref())]);
-    this.reporter.stop();
-    await this.connection?.stop();
-    await this.localHub?.stop();
+    await this.step('last report', async () => {
+      if (this.connection?.current()) await Promise.race([this.reporter.flush(), new Promise((r) => setTimeout(r, 2_000).unref())]);
+    });
+    await this.step('reporter', () => this.reporter.stop());
+    await this.step('connection', () => this.connection?.stop());
+    await this.step('local hub', () => this.localHub?.stop());
+  }
+
+  private async step(name: string, run: () => unknown): Promise<void> {
+    try {
+      await run();
+    } catch (err) {
+      this.log.error({ step: name, err: { message: safeErrorMessage(err) } }, 'edge stop step failed');
+    }
   }
 
   private async connected(client: ModuleClient): Promise<void> {
