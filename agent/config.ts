@@ -48,6 +48,7 @@ export const CONFIG_KEYS = {
   maxReadingsPerRequest: key({ env: 'PUMPWATCH_MAX_READINGS_PER_REQUEST', schema: int(1, 1_000_000).default(50_000), unit: 'readings', description: 'most readings in one request (413 above)' }),
   maxFutureSeconds: key({ env: 'PUMPWATCH_MAX_FUTURE_SECONDS', schema: int(0, 10 * 365 * 86400).default(86400), unit: 's', description: 'readings further ahead of the gateway clock are refused' }),
   maxPastSeconds: key({ env: 'PUMPWATCH_MAX_PAST_SECONDS', schema: int(0, 100 * 365 * 86400).default(365 * 86400), unit: 's', description: 'readings further behind the gateway clock are refused' }),
+  maxPumps: key({ env: 'PUMPWATCH_MAX_PUMPS', schema: int(1, 10_000).default(100), unit: 'pumps', description: 'readings of more pumps than this are refused (each pump holds memory until a restart)' }),
   batchMaxReadings: key({ env: 'PUMPWATCH_BATCH_MAX_READINGS', schema: int(1, 100_000).default(8192), unit: 'readings', description: 'micro-batch size cap (one session.run and one transaction each)' }),
   defaultModel: key({ env: 'PUMPWATCH_DEFAULT_MODEL', schema: z.string().min(1).optional(), unit: 'path', description: 'model file loaded as `default` when no default is active; default: the one bundled with the agent' }),
   modelMaxBytes: key({ env: 'PUMPWATCH_MODEL_MAX_BYTES', schema: int(1024, 1 << 30).default(64 * 1024 * 1024), unit: 'bytes', description: 'largest model download' }),

@@ -11,6 +11,7 @@ import { HousekeepingThread } from './housekeeping.js';
 import { registerCoreRoutes } from './http/core-routes.js';
 import { registerReadingsRoute } from './http/readings-route.js';
 import { StatusServer } from './http/server.js';
+import { PumpRoster } from './ingest/pump-roster.js';
 import { IngestPipeline } from './ingest/pipeline.js';
 import type { Logger } from './logger.js';
 import { MetricsRegistry, createAgentMetrics, type AgentMetrics } from './metrics.js';
@@ -90,6 +91,7 @@ export class Agent implements AgentParts {
       clock,
       maxBatch: config.batchMaxReadings,
       limits: () => ({ maxFutureMs: this.config.maxFutureSeconds * 1000, maxPastMs: this.config.maxPastSeconds * 1000, maxValues: 256 }),
+      pumps: new PumpRoster(() => this.config.maxPumps, () => this.buffer.pumpIds()),
       onError: (err) => this.ingestLog.failed({ err }),
     });
     this.ingestLog = new RepeatLog({

@@ -8,6 +8,14 @@
  */
 import { SyncError } from './errors.js';
 
+/**
+ * A pump (data source) id, the one rule for the agent's ingest and the trainer's `--source`: it is
+ * a blob path segment and a module twin key (`models.<pumpId>`), and IoT Hub refuses `.`, `$` and
+ * spaces in twin keys, so a pump id with a dot could never be given a model of its own.
+ */
+export const PUMP_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_:-]{0,127}$/;
+export const PUMP_ID_RULE = '1-128 characters: letters, digits, _ : - (starting with a letter or digit; no ".", which IoT Hub refuses in the twin key models.<pumpId>)';
+
 /** Digits of a zero-padded sequence number (10^12 rows: decades at a thousand rows a second). */
 export const SEQ_DIGITS = 12;
 export const READINGS_ROOT = 'readings/';

@@ -13,6 +13,7 @@ import type { Logger } from '../logger.js';
 import type { Counter } from '../metrics.js';
 import type { ModuleClient } from './connection.js';
 import type { AckGate } from './transport.js';
+import type { Reading } from '../../buffer/types.js';
 
 export const READINGS_INPUT = 'readings';
 const SOURCE = 'edge';
@@ -41,6 +42,10 @@ export function parseBody(text: string): { items: unknown[] } | { error: string 
   if (parsed !== null && typeof parsed === 'object') return { items: [parsed] };
   return { error: 'body is neither a reading object nor an array of readings' };
 }
+
+type Outcome = 'accepted' | 'partly-rejected' | 'rejected';
+/** A message parsed and validated: refused whole, or its good readings and how many were refused. */
+type Screened = { outcome: 'rejected' } | { readings: Reading[]; rejected: number };
 
 export class InputHandler {
   private readonly stopping = new AbortController();
@@ -73,11 +78,19 @@ export class InputHandler {
     this.deps.messages.inc(1, { result });
   }
 
-  /** Commits the readings (or stores the refusal); retries while the buffer fails. Null when stopped first. */
-  private async store(inputName: string, text: string): Promise<'accepted' | 'partly-rejected' | 'rejected' | null> {
+  /**
+   * Commits the readings (or stores the refusal); retries while the buffer fails. Refusals are
+   * stored once: a retry commits the good readings again, not the refused ones. Null when stopped first.
+   */
+  private async store(inputName: string, text: string): Promise<Outcome | null> {
+    let screened: Screened | null = null;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.storeOnce(inputName, text);
+        screened ??= this.screen(inputName, text);
+        if ('outcome' in screened) return screened.outcome;
+        if (screened.readings.length > 0) await this.deps.pipeline.submit(screened.readings);
+        if (screened.readings.length === 0) return 'rejected';
+        return screened.rejected > 0 ? 'partly-rejected' : 'accepted';
       } catch (err) {
         if (this.stopping.signal.aborted) return null;
         const delay = backoffDelay(this.deps.backoff ?? { baseMs: 500, capMs: 30_000 }, attempt);
@@ -91,23 +104,23 @@ export class InputHandler {
     }
   }
 
-  private async storeOnce(inputName: string, text: string): Promise<'accepted' | 'partly-rejected' | 'rejected'> {
+  /** Parses and validates a message once, storing what is refused; throws (nothing stored) when the buffer fails. */
+  private screen(inputName: string, text: string): Screened {
     const { pipeline } = this.deps;
     const now = (this.deps.clock ?? Date.now)();
-    const refuse = (reason: string): 'rejected' => {
+    const refuse = (reason: string): Screened => {
       pipeline.reject([{ source: SOURCE, raw: text, reason, receivedAt: now }]);
       this.deps.logger.warn({ input: inputName, reason }, 'input message rejected');
-      return 'rejected';
+      return { outcome: 'rejected' };
     };
     if (inputName !== READINGS_INPUT) return refuse(`unknown input "${inputName}" (this module reads "${READINGS_INPUT}")`);
     const body = parseBody(text);
     if ('error' in body) return refuse(body.error);
     const items = body.items;
-    const res = await pipeline.ingest(items, SOURCE, (i) => JSON.stringify(items[i]) ?? String(items[i]));
+    const res = pipeline.screen(items, SOURCE, (i) => JSON.stringify(items[i]) ?? String(items[i]));
     if (res.rejected.length > 0) {
       this.deps.logger.warn({ input: inputName, rejected: res.rejected.length, first: res.rejected[0]?.error }, 'readings in an input message rejected');
     }
-    if (res.accepted === 0 && res.rejected.length > 0) return 'rejected';
-    return res.rejected.length > 0 ? 'partly-rejected' : 'accepted';
+    return { readings: res.readings, rejected: res.rejected.length };
   }
 }

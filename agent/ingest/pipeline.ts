@@ -2,6 +2,7 @@ import type { BufferStore } from '../../buffer/store.js';
 import type { PredictionRow, Reading, RejectedItem } from '../../buffer/types.js';
 import type { InferenceEngine } from '../../inference/engine.js';
 import type { AgentMetrics } from '../metrics.js';
+import type { PumpRoster } from './pump-roster.js';
 import { DEFAULT_LIMITS, validateReading, type ValidationLimits } from './validate.js';
 
 export interface IngestResult {
@@ -28,7 +29,15 @@ export interface PipelineDeps {
   clock?: () => number;
   maxBatch?: number;
   limits?: () => ValidationLimits;
+  /** The pumps readings are taken of (at most PUMPWATCH_MAX_PUMPS); default: any number. */
+  pumps?: PumpRoster;
   onError?: (err: unknown) => void;
+}
+
+/** Raw items sorted: the good readings (not yet queued) and the refused items (already stored). */
+export interface Screened {
+  readings: Reading[];
+  rejected: IngestResult['rejected'];
 }
 
 /**
@@ -60,18 +69,29 @@ export class IngestPipeline {
    * reason and counted. Resolves after the commit; rejects (nothing committed) when the buffer fails.
    */
   async ingest(items: readonly unknown[], source: string, rawOf: (i: number) => string = (i) => safeJson(items[i])): Promise<IngestResult> {
+    const { readings, rejected } = this.screen(items, source, rawOf);
+    const seqs = readings.length > 0 ? await this.submit(readings) : [];
+    return { accepted: readings.length, rejected, seqs };
+  }
+
+  /**
+   * Validates raw items and stores the refused ones with their reason, once; the good readings are
+   * returned for `submit`. A caller that retries a failed commit retries `submit` only, so a
+   * refusal is never stored twice. Throws (nothing stored) when the refusals cannot be stored.
+   */
+  screen(items: readonly unknown[], source: string, rawOf: (i: number) => string = (i) => safeJson(items[i])): Screened {
     const now = this.clock();
     const limits = this.deps.limits?.() ?? DEFAULT_LIMITS;
     const readings: Reading[] = [];
     const rejected: IngestResult['rejected'] = [];
     for (let i = 0; i < items.length; i++) {
       const v = validateReading(items[i], now, limits);
-      if (v.ok) readings.push(v.reading);
-      else rejected.push({ index: i, error: v.error });
+      const refusal = v.ok ? (this.deps.pumps?.admit(v.reading.pumpId) ?? null) : v.error;
+      if (refusal !== null) rejected.push({ index: i, error: refusal });
+      else if (v.ok) readings.push(v.reading);
     }
     if (rejected.length > 0) this.reject(rejected.map((r) => ({ source, raw: rawOf(r.index), reason: r.error, receivedAt: now })));
-    const seqs = readings.length > 0 ? await this.submit(readings) : [];
-    return { accepted: readings.length, rejected, seqs };
+    return { readings, rejected };
   }
 
   /** Stores refused items (with their reason) and counts them. */

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { Reading } from '../../buffer/types.js';
+import { PUMP_ID_PATTERN, PUMP_ID_RULE } from '../../sync/layout.js';
 
 export interface ValidationLimits {
   /** Readings more than this far ahead of the gateway clock are refused (ms). */
@@ -15,8 +16,7 @@ export const DEFAULT_LIMITS: ValidationLimits = {
   maxValues: 256,
 };
 
-/** Pump ids end up in blob names, so they are restricted to characters safe in a path segment. */
-export const PUMP_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+export { PUMP_ID_PATTERN } from '../../sync/layout.js';
 const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/;
 
 const valueSchema = z.union([z.number(), z.null()], {
@@ -27,7 +27,7 @@ const readingSchema = z.strictObject(
   {
     pumpId: z
       .string({ error: (iss) => (iss.input === undefined ? 'is required' : `expected a string, got ${describe(iss.input)}`) })
-      .regex(PUMP_ID_PATTERN, 'must be 1-128 characters: letters, digits, . _ : - (starting with a letter or digit)'),
+      .regex(PUMP_ID_PATTERN, `must be ${PUMP_ID_RULE}`),
     ts: z.union([z.string(), z.number()], {
       error: (iss) => (iss.input === undefined ? 'is required' : `expected an ISO 8601 string or epoch milliseconds, got ${describe(iss.input)}`),
     }),

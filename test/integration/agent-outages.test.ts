@@ -155,6 +155,36 @@ describe('evictions of unsynced readings', () => {
   });
 });
 
+describe('the pump limit (PUMPWATCH_MAX_PUMPS)', () => {
+  it('refuses readings of a pump beyond the limit with the reason, keeps them, and counts the buffer\'s pumps after a restart', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'pumpwatch-pumps-'));
+    writeFileSync(join(dir, 'default-model.onnx'), makeModel());
+    const first = makeAgent({ PUMPWATCH_MAX_PUMPS: '2' });
+    await first.agent.start();
+    const t0 = first.clock.now;
+    const res = await first.agent.pipeline.ingest([reading('pump-a', t0), reading('pump-b', t0), reading('pump-c', t0), reading('pump-a', t0 + 1000)], 'test');
+    expect(res.accepted).toBe(3);
+    expect(res.rejected).toEqual([
+      { index: 2, error: 'pumpId: "pump-c" would be a new pump, and this gateway already takes readings of 2 pumps, the most PUMPWATCH_MAX_PUMPS (2) allows' },
+    ]);
+    expect(first.agent.buffer.stats().rejected).toBe(1);
+    await first.agent.stop();
+    agents.splice(0);
+
+    // After a restart the pumps of the buffer's rows count: pump-c is still one too many, pump-b is known.
+    const second = makeAgent({ PUMPWATCH_MAX_PUMPS: '2' });
+    await second.agent.start();
+    const again = await second.agent.pipeline.ingest([reading('pump-c', t0 + 2000), reading('pump-b', t0 + 2000)], 'test');
+    expect(again).toMatchObject({ accepted: 1, rejected: [{ index: 0, error: expect.stringMatching(/^pumpId: "pump-c" would be a new pump/) }] });
+    await second.agent.stop();
+    agents.splice(0);
+
+    const raised = makeAgent({ PUMPWATCH_MAX_PUMPS: '3' });
+    await raised.agent.start();
+    expect(await raised.agent.pipeline.ingest([reading('pump-c', t0 + 3000)], 'test')).toMatchObject({ accepted: 1, rejected: [] });
+  });
+});
+
 describe('the default model file', () => {
   it('refuses a broken bundled model naming the file (not a configuration error: exit 1)', async () => {
     dir = mkdtempSync(join(tmpdir(), 'pumpwatch-bundled-'));

@@ -126,6 +126,25 @@ describe('the agent as an IoT Edge module on the local hub', () => {
     expect(count("SELECT count(*) n FROM readings WHERE pump_id = 'edge-2'")).toBe(1);
   });
 
+  it('stores the refused readings of a message once when its good readings commit only on a retry', async () => {
+    // A real SQLite failure: a trigger makes every insert into readings abort until it is dropped.
+    const writer = new Database(join(t.dir, 'data', 'buffer.sqlite'));
+    writer.exec("CREATE TRIGGER fail_readings BEFORE INSERT ON readings BEGIN SELECT RAISE(ABORT, 'simulated disk failure'); END");
+    const refusedRaw = { pumpId: 'edge-4', ts: 'not-a-time-retry', values: { Pressure: 1 } };
+    const id = await hub.deliverToInput(DEVICE, MODULE, 'readings', JSON.stringify([reading('edge-4'), refusedRaw]));
+    try {
+      await until(() => expect(count("SELECT count(*) n FROM rejected WHERE raw LIKE '%not-a-time-retry%'")).toBe(1));
+      await new Promise((r) => setTimeout(r, 1500)); // at least one retry of the commit fails meanwhile
+      expect(hub.isCompleted(id)).toBe(false);
+    } finally {
+      writer.exec('DROP TRIGGER fail_readings');
+      writer.close();
+    }
+    await hub.completed(id);
+    expect(count("SELECT count(*) n FROM readings WHERE pump_id = 'edge-4'")).toBe(1);
+    expect(count("SELECT count(*) n FROM rejected WHERE raw LIKE '%not-a-time-retry%'")).toBe(1);
+  });
+
   it('sends one alert per pump and interval on output "alerts", with score, threshold, model and top features', async () => {
     const spike = { Pressure: 4, Flow: 30, Current: 1.4 };
     const r = await postJson(`${t.url}/readings`, [reading('pump-9', spike), reading('pump-9', spike), reading('pump-9', spike)]);

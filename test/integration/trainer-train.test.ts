@@ -259,6 +259,7 @@ describe('pumpwatch-trainer train', () => {
       [['train', '--source', 'pump-a', '--from', '2026-01-02', '--to', '2026-01-01'], /^pumpwatch-trainer train: --to must be after --from$/],
       [['train', '--source', 'pump-a', '--days', '3', '--from', '2026-01-01'], /^pumpwatch-trainer train: give either --days or --from\/--to/],
       [['train', '--source', 'a/b', '--days', '1'], /^pumpwatch-trainer train: --source "a\/b" is not a pump id/],
+      [['train', '--source', 'site1.pump3', '--days', '1'], /^pumpwatch-trainer train: --source "site1\.pump3" is not a pump id .*no "\."/],
       [['train', '--source', 'pump-a', '--days', '1', '--holdout', '0.9'], /^pumpwatch-trainer train: --holdout must be a number from 0.05 to 0.5/],
       [['train', ...noData, '--algo', 'forest'], /^pumpwatch-trainer train: unknown algorithm "forest" \(known: mset, pca\)$/],
       [['train-all', '--from', '2025-01-01', '--to', '2025-01-02', '--algo', 'forest'], /^pumpwatch-trainer train-all: unknown algorithm "forest"/],

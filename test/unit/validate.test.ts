@@ -19,6 +19,7 @@ const CORPUS: unknown[] = [
   { ...ok, pumpId: '' },
   { ...ok, pumpId: 'a/b' },
   { ...ok, pumpId: '-x' },
+  { ...ok, pumpId: 'site1.pump3' }, // IoT Hub refuses "." in the twin key models.<pumpId>
   { ...ok, pumpId: 'p'.repeat(128) },
   { ...ok, pumpId: 'p'.repeat(129) },
   { ...ok, pumpId: 7 },
@@ -64,6 +65,7 @@ describe('reading validation', () => {
   it('names the field and the problem of a refused reading', () => {
     expect(validateReading({ ...ok, values: { Pressure: 'NaN' } }, NOW)).toEqual({ ok: false, error: 'values.Pressure: expected a finite number or null, got string "NaN"' });
     expect(validateReading({ ...ok, extra: 1 }, NOW)).toEqual({ ok: false, error: 'unknown field "extra"' });
+    expect(validateReading({ ...ok, pumpId: 'site1.pump3' }, NOW)).toMatchObject({ ok: false, error: expect.stringMatching(/^pumpId: must be .*no "\.", which IoT Hub refuses in the twin key models\.<pumpId>/) });
     expect(validateReading({ ...ok, ts: NOW + 0.5 }, NOW)).toMatchObject({ ok: false, error: expect.stringMatching(/^ts: epoch milliseconds must be an integer/) });
   });
 });

@@ -1,6 +1,7 @@
 /** What a trainer CLI command is, and the argument parsing they share. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { CommandContext } from '../cloud/context.js';
+import { PUMP_ID_PATTERN, PUMP_ID_RULE } from '../../sync/layout.js';
 import { UsageError } from '../errors.js';
 
 export type { CommandContext } from '../cloud/context.js';
@@ -60,12 +61,10 @@ export function optionalNumber(value: unknown, flag: string, min: number, max: n
   return n;
 }
 
-/** A source (pump) id as used in blob names: 1-128 characters, no "/". */
+/** A source (pump) id: the agent's pump id rule (sync/layout.ts), as it names blob folders and twin keys. */
 export function requireSource(command: string, value: unknown): string {
   const source = requireString(command, value, '--source');
-  if (source.length > 128 || source.includes('/') || source.trim() !== source) {
-    throw new UsageError(`--source "${source}" is not a pump id (1-128 characters, no "/" or surrounding spaces)`);
-  }
+  if (!PUMP_ID_PATTERN.test(source)) throw new UsageError(`--source "${source}" is not a pump id (${PUMP_ID_RULE})`);
   return source;
 }
 
