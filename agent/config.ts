@@ -137,6 +137,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const values = parseKeys(raw, (k) => CONFIG_KEYS[k].env) as Omit<Config, 'standalone' | 'resolvedDeviceId' | 'resolvedSimulate' | 'edge'>;
   const edge = Boolean(env.IOTEDGE_WORKLOADURI || env.EdgeHubConnectionString || env.PUMPWATCH_MODULE_CONNECTION_STRING);
   const standalone = !edge && !values.blobConnectionString && !values.blobSasUrl;
+  if (values.simulate !== undefined && values.simulate > values.maxPumps) {
+    throw new ConfigError([`PUMPWATCH_SIMULATE=${values.simulate}: more simulated pumps than PUMPWATCH_MAX_PUMPS (${values.maxPumps}) allows; raise it or simulate fewer`]);
+  }
   return {
     ...values,
     edge,

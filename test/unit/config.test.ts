@@ -27,6 +27,11 @@ describe('the agent configuration', () => {
     }
   });
 
+  it('refuses more simulated pumps than the pump limit takes', () => {
+    expect(problems({ PUMPWATCH_SIMULATE: '150' })).toEqual(['PUMPWATCH_SIMULATE=150: more simulated pumps than PUMPWATCH_MAX_PUMPS (100) allows; raise it or simulate fewer']);
+    expect(problems({ PUMPWATCH_SIMULATE: '150', PUMPWATCH_MAX_PUMPS: '150' })).toEqual([]);
+  });
+
   it('names the twin field of every key that changes at run time, and of no other', () => {
     const live = Object.fromEntries(configReference().filter((k) => k.twin).map((k) => [k.env, k.twin]));
     expect(live).toMatchObject({ PUMPWATCH_SYNC_INTERVAL_SECONDS: 'sync.intervalSeconds', PUMPWATCH_MAX_PAST_SECONDS: 'ingest.maxPastSeconds', PUMPWATCH_MODEL_MAX_BYTES: 'modelDownloads.maxBytes' });
