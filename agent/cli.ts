@@ -6,6 +6,7 @@ import { ConfigError, configReference, loadConfig } from './config.js';
 import { createLogger } from './logger.js';
 import { applyRuntimeV8Flags } from './node-flags.js';
 import { runSimulateCli } from './simulate-cli.js';
+import { safeErrorMessage, safeStackFrames } from '../sync/redact.js';
 
 const HELP = `pumpwatch-agent: the PumpWatch edge agent (an Azure IoT Edge module).
 
@@ -37,7 +38,7 @@ function installSignalHandlers(stop: () => Promise<void>): void {
     stop().then(
       () => process.exit(0),
       (err: unknown) => {
-        process.stderr.write(`stop failed: ${(err as Error).message}\n`);
+        process.stderr.write(`stop failed: ${safeErrorMessage(err)}\n`);
         process.exit(1);
       },
     );
@@ -99,7 +100,18 @@ async function main(argv: string[]): Promise<void> {
   if (code >= 0) process.exit(code);
 }
 
-main(process.argv.slice(2)).catch((err: unknown) => {
-  process.stderr.write(`pumpwatch-agent: ${(err as Error).stack ?? String(err)}\n`);
+/**
+ * A failure nothing else caught: its message with secrets removed and its call frames, exit code 1.
+ * Never the raw stack, which repeats the message (for an SDK error, a response body that may echo a signature).
+ */
+function crash(what: string, err: unknown): never {
+  const name = err instanceof Error ? `${err.name}: ` : '';
+  process.stderr.write(`pumpwatch-agent: ${what}${name}${safeErrorMessage(err)}${safeStackFrames(err)}\n`);
   process.exit(1);
-});
+}
+
+// Node's own report of these would print the raw stack; the agent exits as Node would, with code 1.
+process.on('unhandledRejection', (reason: unknown) => crash('unhandled rejection: ', reason));
+process.on('uncaughtException', (err: unknown) => crash('uncaught exception: ', err));
+
+main(process.argv.slice(2)).catch((err: unknown) => crash('', err));

@@ -1,4 +1,5 @@
 import type { BufferStore } from '../buffer/store.js';
+import { redactSecrets, safeErrorMessage } from '../sync/redact.js';
 import type { ModelManager } from '../inference/models.js';
 import type { AgentMetrics } from './metrics.js';
 import type { SystemHealth } from './system-health.js';
@@ -25,6 +26,9 @@ export interface HealthCheck {
   name: string;
   check: () => { ok: boolean; error?: string };
 }
+
+/** Longest text of one check in /healthz. */
+const MAX_CHECK_TEXT = 500;
 
 /** Everything `/status`, `/healthz` and `/readyz` report, gathered from the parts that own it. */
 export class AgentStatus {
@@ -63,6 +67,10 @@ export class AgentStatus {
     return { hub: this.connectivity.hub(), blob: this.connectivity.blob() };
   }
 
+  /**
+   * What each part says of its health. Public (/healthz answers without a token), so each text is
+   * passed through the redactor and cut short, whatever the part put in it.
+   */
   health(): { ok: boolean; checks: Record<string, string>; failing: string[] } {
     const checks: Record<string, string> = {};
     const failing: string[] = [];
@@ -71,12 +79,17 @@ export class AgentStatus {
       try {
         r = c.check();
       } catch (err) {
-        r = { ok: false, error: (err as Error).message };
+        r = { ok: false, error: safeErrorMessage(err) };
       }
-      checks[c.name] = r.ok ? 'ok' : (r.error ?? 'failing');
+      checks[c.name] = r.ok ? 'ok' : redactSecrets(r.error ?? 'failing').slice(0, MAX_CHECK_TEXT);
       if (!r.ok) failing.push(c.name);
     }
     return { ok: failing.length === 0, checks, failing };
+  }
+
+  private sync(): SyncStatus {
+    const sync = this.syncStatus() ?? { state: 'not configured', lastSuccessAt: null, lastAttemptAt: null, lastError: null, uploadedRows: 0, uploadedBlobs: 0 };
+    return sync.lastError === null ? sync : { ...sync, lastError: redactSecrets(sync.lastError) };
   }
 
   snapshot(): Record<string, unknown> {
@@ -97,7 +110,7 @@ export class AgentStatus {
         oldestUnsyncedTs: b.oldestUnsyncedTs === null ? null : new Date(b.oldestUnsyncedTs).toISOString(),
       };
     } catch (err) {
-      bufferStatus = { error: (err as Error).message };
+      bufferStatus = { error: safeErrorMessage(err) };
     }
     return {
       device: this.deps.deviceId,
@@ -115,7 +128,7 @@ export class AgentStatus {
         anomalies: m.anomalies.get(),
         imputed: m.imputed.get(),
       },
-      sync: this.syncStatus() ?? { state: 'not configured', lastSuccessAt: null, lastAttemptAt: null, lastError: null, uploadedRows: 0, uploadedBlobs: 0 },
+      sync: this.sync(),
       connectivity: this.connectivityNow(),
       system: this.deps.system.latest(),
       health: this.health(),

@@ -104,13 +104,24 @@ export function classifyFailure(err: unknown, now = Date.now()): SyncFailure {
   return failure;
 }
 
+/** A service error code fit to repeat (AuthorizationFailure, ECONNREFUSED); anything else is left out. */
+function plainCode(code: string | undefined): string | undefined {
+  return code !== undefined && /^[A-Za-z0-9_.-]{1,64}$/.test(code) ? code : undefined;
+}
+
+/**
+ * The message of a failure. A refusal (401/403, another 4xx) is told by its status and code alone:
+ * its body may come from a proxy that echoes the request, signature included, in a form no pattern
+ * foresees, and it ends up in the log, /status, the public /healthz and the buffer's batch record.
+ */
 function describe(kind: FailureKind, e: HttpLikeError): string {
-  // Service messages end with RequestId/Time lines: keep the first line, which says what is wrong.
-  const detail = safeErrorMessage(e.message ?? '').split('\n')[0] ?? '';
-  const what = `${e.statusCode ?? e.code ?? 'error'}${e.statusCode !== undefined && e.code ? ` ${e.code}` : ''}`;
+  const code = plainCode(e.code);
+  const what = `${e.statusCode ?? code ?? 'error'}${e.statusCode !== undefined && code ? ` ${code}` : ''}`;
+  if (kind === 'unauthorized') return `Blob Storage refused the credentials (${what}): check the connection string or SAS URL (key, expiry, permissions racwl).`;
+  if (kind === 'rejected') return `Blob Storage refused the request (${what}).`;
+  // Service messages end with RequestId/Time lines: keep the first line, which says what is wrong (a page of HTML is cut short).
+  const detail = (safeErrorMessage(e.message ?? '').split('\n')[0] ?? '').slice(0, 300);
   switch (kind) {
-    case 'unauthorized':
-      return `Blob Storage refused the credentials (${what}): check the connection string or SAS URL (key, expiry, permissions racwl). ${detail}`;
     case 'container-missing':
       return `the blob container does not exist (${what}) and cannot be created with these settings. ${detail}`;
     case 'offline':

@@ -1,4 +1,5 @@
 /** Typed trainer errors; `code` is stable, messages say what is wrong and where. */
+import { safeErrorMessage } from '../sync/redact.js';
 
 export class UsageError extends Error {
   readonly code = 'PW_TRAINER_USAGE';
@@ -48,7 +49,9 @@ export type TrainerErrorCode =
   /** A registry blob is missing or not what the trainer wrote. */
   | 'PW_TRAINER_REGISTRY_INVALID'
   /** The IoT Hub twin update or query failed. */
-  | 'PW_TRAINER_DEPLOY';
+  | 'PW_TRAINER_DEPLOY'
+  /** Blob Storage refused or failed a read of readings, labels or the list of sources. */
+  | 'PW_TRAINER_STORAGE';
 
 /** A failure of the cloud side (storage, registry, hub) with a stable code; never holds secrets. */
 export class TrainerError extends Error {
@@ -62,15 +65,29 @@ export class TrainerError extends Error {
   }
 }
 
-/** Removes keys, signatures and tokens from text meant for a message or a log line. */
-export function redact(text: string): string {
-  return text
-    .replace(/(AccountKey|SharedAccessKey|SharedAccessSignature|SharedAccessKeyName)=([^;&\s"']+)/gi, '$1=[redacted]')
-    .replace(/([?&](?:sig|se|sv|sp|spr|st|skoid|sktid|skt|ske|sks|skv)=)[^&\s"']+/gi, '$1[redacted]')
-    .replace(/SharedAccessSignature sr=[^\s"']+/g, 'SharedAccessSignature [redacted]');
+/**
+ * An error of the Blob Storage SDK (a RestError: an HTTP answer or no answer) as a TrainerError;
+ * other errors (the trainer's own, a corrupt blob) are returned as they are. Told by status and
+ * service code, and except for a refusal (4xx) by the first line of the message with secrets
+ * removed: the SDK's message is the response body, which a proxy may fill with the request (its
+ * signature, its SharedKey authorization), over several lines.
+ */
+export function storageError(what: string, err: unknown): unknown {
+  const e = (typeof err === 'object' && err !== null ? err : {}) as { name?: unknown; statusCode?: unknown; code?: unknown };
+  const status = typeof e.statusCode === 'number' ? e.statusCode : undefined;
+  if (e.name !== 'RestError' && status === undefined) return err;
+  const code = typeof e.code === 'string' && /^[A-Za-z0-9_.-]{1,64}$/.test(e.code) ? e.code : undefined;
+  const detail = status !== undefined && status >= 400 && status < 500 ? '' : (safeErrorMessage(err).split('\n')[0] ?? '').slice(0, 300);
+  const answer = status === undefined ? (code ?? '') : `Blob Storage answered ${status}${code ? ` ${code}` : ''}`;
+  const text = [answer, detail].filter((t) => t !== '').join(': ');
+  return new TrainerError('PW_TRAINER_STORAGE', `${what} failed: ${text || 'no detail'}`, { cause: err });
 }
 
-/** An error's message without secrets. */
-export function safeMessage(err: unknown): string {
-  return redact(err instanceof Error ? err.message : String(err));
+/** Runs a read of Blob Storage; an SDK error comes out as a PW_TRAINER_STORAGE TrainerError (storageError). */
+export async function fromStorage<T>(what: string, read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (err) {
+    throw storageError(what, err);
+  }
 }

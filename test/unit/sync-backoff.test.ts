@@ -28,10 +28,16 @@ describe('sync failure classifier', () => {
   });
 
   it('keeps the first line of the service message, with secrets removed', () => {
-    const f = classifyFailure(new RestError('denied for https://a.blob.core.windows.net/c?sv=1&sig=SECRET123\nRequestId:1', { statusCode: 403, code: 'AuthorizationFailure' }));
-    expect(f.message).toMatch(/^Blob Storage refused the credentials \(403 AuthorizationFailure\)/);
-    expect(f.message).not.toContain('SECRET123');
-    expect(f.message).not.toContain('RequestId');
+    const f = classifyFailure(new RestError('busy for https://a.blob.core.windows.net/c?sv=1&amp;sig=SECRET123\nRequestId:1', { statusCode: 500, code: 'InternalError' }));
+    expect(f.message).toBe('Blob Storage answered 500 InternalError. busy for https://a.blob.core.windows.net/c?sv=[redacted]&amp;sig=[redacted]');
+  });
+
+  it('tells a refusal (401/403, another 4xx) by status and code only, never by the body a proxy may fill with the request', () => {
+    const body = 'denied for https://a.blob.core.windows.net/c?sv=1&sig=SECRET123\nRequestId:1';
+    const denied = classifyFailure(new RestError(body, { statusCode: 403, code: 'AuthorizationFailure' }));
+    expect(denied.message).toBe('Blob Storage refused the credentials (403 AuthorizationFailure): check the connection string or SAS URL (key, expiry, permissions racwl).');
+    const rejected = classifyFailure(new RestError(body, { statusCode: 400, code: '<b>sig=SECRET123</b>' }));
+    expect(rejected.message).toBe('Blob Storage refused the request (400).');
   });
 
   it('reads Retry-After as seconds or an HTTP date, and x-ms-retry-after-ms', () => {

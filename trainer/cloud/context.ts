@@ -9,7 +9,8 @@
  */
 import { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import iothub from 'azure-iothub';
-import { TrainerError, safeMessage } from '../errors.js';
+import { safeErrorMessage } from '../../sync/redact.js';
+import { TrainerError } from '../errors.js';
 
 export const DEFAULT_CONTAINER = 'pumpwatch';
 
@@ -43,7 +44,7 @@ export function containerFromEnv(env: CommandContext['env']): ContainerClient {
     if (conn) return BlobServiceClient.fromConnectionString(conn).getContainerClient(env.PUMPWATCH_BLOB_CONTAINER || DEFAULT_CONTAINER);
     if (sas) return new ContainerClient(sas);
   } catch (err) {
-    throw new TrainerError('PW_TRAINER_NOT_CONFIGURED', `the Blob Storage settings are not usable: ${safeMessage(err).split('\n')[0]}`, { cause: err });
+    throw new TrainerError('PW_TRAINER_NOT_CONFIGURED', `the Blob Storage settings are not usable: ${safeErrorMessage(err).split('\n')[0]}`, { cause: err });
   }
   throw new TrainerError('PW_TRAINER_NOT_CONFIGURED', 'Blob Storage is not configured: set PUMPWATCH_BLOB_CONNECTION_STRING (and PUMPWATCH_BLOB_CONTAINER) or PUMPWATCH_BLOB_SAS_URL');
 }
@@ -54,7 +55,7 @@ export function registryFromEnv(env: CommandContext['env']): TwinRegistry {
   try {
     return iothub.Registry.fromConnectionString(conn) as unknown as TwinRegistry;
   } catch (err) {
-    throw new TrainerError('PW_TRAINER_NOT_CONFIGURED', `PUMPWATCH_IOTHUB_CONNECTION_STRING is not usable: ${safeMessage(err)}`, { cause: err });
+    throw new TrainerError('PW_TRAINER_NOT_CONFIGURED', `PUMPWATCH_IOTHUB_CONNECTION_STRING is not usable: ${safeErrorMessage(err)}`, { cause: err });
   }
 }
 

@@ -3,7 +3,8 @@
  * train-all): write `commands/<name>.ts` exporting a `Command` and list it in COMMANDS.
  */
 import { defaultContext, type CommandContext } from '../cloud/context.js';
-import { EXIT, isInputError, safeMessage, TrainerError } from '../errors.js';
+import { safeErrorMessage, safeStackFrames } from '../../sync/redact.js';
+import { EXIT, isInputError, storageError, TrainerError } from '../errors.js';
 import type { Command, Io } from './command.js';
 import { deployCommand } from './deploy.js';
 import { driftCommand } from './drift.js';
@@ -48,16 +49,18 @@ export async function runCli(argv: readonly string[], io: Io, ctx: CommandContex
   }
   try {
     return await command.run(args, io, ctx);
-  } catch (err) {
-    if (isInputError(err)) {
-      io.err(`pumpwatch-trainer ${name}: ${err.message}`);
+  } catch (thrown) {
+    if (isInputError(thrown)) {
+      io.err(`pumpwatch-trainer ${name}: ${thrown.message}`);
       return EXIT_USAGE;
     }
+    // A Blob Storage SDK error no command wrapped is told like those it did: status and code, no response body.
+    const err = storageError('a Blob Storage request', thrown);
     if (err instanceof TrainerError) {
-      io.err(`pumpwatch-trainer ${name}: ${err.code}: ${safeMessage(err)}`);
+      io.err(`pumpwatch-trainer ${name}: ${err.code}: ${safeErrorMessage(err)}`);
       return EXIT_FAILURE;
     }
-    io.err(`pumpwatch-trainer ${name}: unexpected failure: ${safeMessage(err)}\n${((err as Error).stack ?? '').split('\n').slice(1).join('\n')}`);
+    io.err(`pumpwatch-trainer ${name}: unexpected failure: ${safeErrorMessage(err)}${safeStackFrames(err)}`);
     return EXIT_FAILURE;
   }
 }

@@ -1,7 +1,8 @@
 /** `pumpwatch-trainer train-all`: train every source of one shard, k at a time. */
 import { join } from 'node:path';
 import { readLabels } from '../../sync/labels-upload.js';
-import { EXIT, safeMessage, UsageError } from '../errors.js';
+import { safeErrorMessage } from '../../sync/redact.js';
+import { EXIT, fromStorage, UsageError } from '../errors.js';
 import { checkWritable } from '../files.js';
 import { createProgress } from '../progress.js';
 import { writeReport } from '../report/report.js';
@@ -59,9 +60,9 @@ export const trainAllCommand: Command = {
     const deploy = v.deploy === true ? prepareDeploy(ctx, v) : null;
     if (typeof v['report-dir'] === 'string') await checkWritable(v['report-dir'], 'the reports', 'folder');
     const container = ctx.container();
-    const all = await listSources(container);
+    const all = await fromStorage('listing the sources in readings/', () => listSources(container));
     const mine = inShard(all, index, shards);
-    const labels = mine.length > 0 ? await readLabels(container) : [];
+    const labels = mine.length > 0 ? await fromStorage('reading the labels', () => readLabels(container)) : [];
     io.out(`train-all: shard ${index}/${shards}: ${mine.length} of ${all.length} sources, ${concurrency} at a time`);
     const results = await mapLimited(mine, concurrency, async (source) => {
       const progress = createProgress({ raw: io.raw, line: io.err }, ctx.isTTY && concurrency === 1, `train ${source}`);
@@ -74,7 +75,7 @@ export const trainAllCommand: Command = {
         return outcome.status;
       } catch (err) {
         progress.finish();
-        io.err(`${source}: FAILED ${(err as { code?: string }).code ?? 'error'}: ${safeMessage(err)}`);
+        io.err(`${source}: FAILED ${(err as { code?: string }).code ?? 'error'}: ${safeErrorMessage(err)}`);
         return 'failed';
       }
     });

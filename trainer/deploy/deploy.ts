@@ -4,7 +4,8 @@
  */
 import type { ContainerClient } from '@azure/storage-blob';
 import type { TwinRegistry } from '../cloud/context.js';
-import { TrainerError, safeMessage } from '../errors.js';
+import { safeErrorMessage } from '../../sync/redact.js';
+import { TrainerError } from '../errors.js';
 import { readBest, readModelRecord } from '../registry/registry.js';
 import { readOnlyUrl } from './sas.js';
 import { defaultQuery, findModules, setDesiredModel, type ModuleRef } from './twin.js';
@@ -38,7 +39,7 @@ export async function deployModel(container: ContainerClient, registry: TwinRegi
       const desiredVersion = await setDesiredModel(registry, module, req.source, entry);
       targets.push({ ...module, ok: true, detail: `desired models.${req.source} = ${version}${req.shadow ? ' (shadow)' : ''}${desiredVersion !== null ? `, $version ${desiredVersion}` : ''}` });
     } catch (err) {
-      targets.push({ ...module, ok: false, detail: safeMessage(err) });
+      targets.push({ ...module, ok: false, detail: safeErrorMessage(err) });
     }
   }
   return { version, blob: record.model.blob, targets };

@@ -4,7 +4,8 @@
  * (messages show the blob name only).
  */
 import { BlobSASPermissions, StorageSharedKeyCredential, type ContainerClient } from '@azure/storage-blob';
-import { TrainerError, safeMessage } from '../errors.js';
+import { safeErrorMessage } from '../../sync/redact.js';
+import { TrainerError } from '../errors.js';
 
 export const DEFAULT_SAS_HOURS = 24 * 7;
 
@@ -23,6 +24,6 @@ export async function readOnlyUrl(container: ContainerClient, blobName: string, 
   try {
     return await container.getBlobClient(blobName).generateSasUrl({ permissions: BlobSASPermissions.parse('r'), expiresOn });
   } catch (err) {
-    throw new TrainerError('PW_TRAINER_NOT_CONFIGURED', `cannot sign a URL for ${blobName}: ${safeMessage(err)}`, { cause: err });
+    throw new TrainerError('PW_TRAINER_NOT_CONFIGURED', `cannot sign a URL for ${blobName}: ${safeErrorMessage(err)}`, { cause: err });
   }
 }

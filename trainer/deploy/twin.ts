@@ -6,7 +6,8 @@
  * (null deletes a key), so a live deploy after a shadow one sends `shadow: null`.
  */
 import type { TwinDocument, TwinRegistry } from '../cloud/context.js';
-import { TrainerError, safeMessage } from '../errors.js';
+import { safeErrorMessage } from '../../sync/redact.js';
+import { TrainerError } from '../errors.js';
 
 export interface DesiredModelEntry {
   version: string;
@@ -57,7 +58,7 @@ export async function findModules(registry: TwinRegistry, sql: string): Promise<
       for (const twin of result) if (twin.moduleId) found.push({ deviceId: twin.deviceId, moduleId: twin.moduleId });
     }
   } catch (err) {
-    throw new TrainerError('PW_TRAINER_DEPLOY', `twin query failed: ${safeMessage(err)}`, { cause: err });
+    throw new TrainerError('PW_TRAINER_DEPLOY', `twin query failed: ${safeErrorMessage(err)}`, { cause: err });
   }
   return found.sort((a, b) => `${a.deviceId}/${a.moduleId}`.localeCompare(`${b.deviceId}/${b.moduleId}`));
 }
@@ -75,7 +76,7 @@ export async function setDesiredModel(registry: TwinRegistry, target: ModuleRef,
     } catch (err) {
       const name = (err as { name?: string }).name;
       if ((name === 'InvalidEtagError' || name === 'PreconditionFailedError') && attempt < ATTEMPTS) continue;
-      throw new TrainerError('PW_TRAINER_DEPLOY', `updating the twin of ${target.deviceId}/${target.moduleId} failed: ${safeMessage(err)}`, { cause: err });
+      throw new TrainerError('PW_TRAINER_DEPLOY', `updating the twin of ${target.deviceId}/${target.moduleId} failed: ${safeErrorMessage(err)}`, { cause: err });
     }
   }
 }

@@ -6,7 +6,8 @@
 import type { ContainerClient } from '@azure/storage-blob';
 import { createHash } from 'node:crypto';
 import { bestModelBlobName, modelBlobName } from '../../sync/layout.js';
-import { TrainerError, safeMessage } from '../errors.js';
+import { safeErrorMessage } from '../../sync/redact.js';
+import { TrainerError } from '../errors.js';
 import { BestPointerSchema, ModelRecordSchema, type BestPointer, type ModelRecord } from './records.js';
 
 export interface BestState {
@@ -25,7 +26,7 @@ export async function readBest(container: ContainerClient, source: string): Prom
   } catch (err) {
     if (statusOf(err) === 404) return null;
     if (err instanceof TrainerError) throw err;
-    throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `cannot read ${bestModelBlobName(source)}: ${safeMessage(err)}`, { cause: err });
+    throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `cannot read ${bestModelBlobName(source)}: ${safeErrorMessage(err)}`, { cause: err });
   }
 }
 
@@ -72,7 +73,7 @@ export async function writeBest(container: ContainerClient, pointer: BestPointer
     if (status === 412 || status === 409) {
       throw new TrainerError('PW_TRAINER_REGISTRY_CONFLICT', `${name} changed while this run was deciding (another trainer promoted a model); nothing was promoted, run again`, { cause: err });
     }
-    throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `cannot write ${name}: ${safeMessage(err)}`, { cause: err });
+    throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `cannot write ${name}: ${safeErrorMessage(err)}`, { cause: err });
   }
 }
 
@@ -88,7 +89,7 @@ async function createOnce(container: ContainerClient, name: string, body: Uint8A
   } catch (err) {
     const status = statusOf(err);
     if (status === 409 || status === 412) return false;
-    throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `cannot write ${name}: ${safeMessage(err)}`, { cause: err });
+    throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `cannot write ${name}: ${safeErrorMessage(err)}`, { cause: err });
   }
 }
 
@@ -97,7 +98,7 @@ async function download(container: ContainerClient, name: string): Promise<Buffe
     return await container.getBlockBlobClient(name).downloadToBuffer();
   } catch (err) {
     if (statusOf(err) === 404) throw new TrainerError('PW_TRAINER_NO_MODEL', `${name} does not exist`, { cause: err });
-    throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `cannot read ${name}: ${safeMessage(err)}`, { cause: err });
+    throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `cannot read ${name}: ${safeErrorMessage(err)}`, { cause: err });
   }
 }
 

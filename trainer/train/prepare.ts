@@ -3,7 +3,7 @@ import type { ContainerClient } from '@azure/storage-blob';
 import { labelTargetAt, readLabels, type LabelRecord } from '../../sync/labels-upload.js';
 import { cleanSeries, type Cleaned } from '../data/clean.js';
 import { loadReadings, type LoadResult } from '../data/load.js';
-import { TrainerError } from '../errors.js';
+import { fromStorage, TrainerError } from '../errors.js';
 import type { Progress } from '../progress.js';
 import { newestReadingsDay } from './sources.js';
 
@@ -22,9 +22,11 @@ export async function prepareData(
   allLabels?: readonly LabelRecord[],
 ): Promise<Prepared> {
   progress.stage('reading blobs');
-  const loaded = await loadReadings(container, { pumpId: range.source, from: range.from, to: range.to }, (n) => progress.update(n));
+  const loaded = await fromStorage(`reading the readings of "${range.source}"`, () =>
+    loadReadings(container, { pumpId: range.source, from: range.from, to: range.to }, (n) => progress.update(n)),
+  );
   progress.stage('reading labels');
-  const labels = (allLabels ?? (await readLabels(container))).filter((l) => l.pumpId === range.source);
+  const labels = (allLabels ?? (await fromStorage('reading the labels', () => readLabels(container)))).filter((l) => l.pumpId === range.source);
   const targets = loaded.series.timestamps.map((ts) => labelTargetAt(labels, range.source, ts));
   progress.stage('cleaning');
   return { loaded, cleaned: cleanSeries(loaded.series, targets), labels: labels.length };
