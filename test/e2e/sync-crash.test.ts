@@ -167,8 +167,13 @@ describe('sync survives SIGKILL at any step of a cycle (agent as a process)', ()
           killedAt.push(`${step}#${nth}`);
         }
       });
-      const fallback = setTimeout(() => agent.child.kill('SIGKILL'), 5000);
-      const poster = (await agent.ready) ? postLoop(agent.port, next, acked) : null;
+      // The fallback kill (the step was not reached) counts from the agent being ready, not from its
+      // spawn: on a loaded machine the start-up alone can take seconds, which are not the sync's.
+      const startup = setTimeout(() => agent.child.kill('SIGKILL'), 30_000);
+      const ready = await agent.ready;
+      clearTimeout(startup);
+      const fallback = setTimeout(() => agent.child.kill('SIGKILL'), 8000);
+      const poster = ready ? postLoop(agent.port, next, acked) : null;
       expect(await agent.exited).toBeNull(); // killed, never exited on its own
       clearTimeout(fallback);
       await poster?.stop();
@@ -210,5 +215,5 @@ describe('sync survives SIGKILL at any step of a cycle (agent as a process)', ()
     } finally {
       db.close();
     }
-  }, 110_000);
+  }, 240_000);
 });
