@@ -48,6 +48,8 @@ export class ModelDownloadError extends Error {
     message: string,
     /** Worth retrying later (network, timeout, 5xx, 408, 429). */
     readonly transient = false,
+    /** Refused because of this agent's own settings (size limit, plain http not allowed): may pass once they change. */
+    readonly local = false,
   ) {
     super(message);
     this.name = 'ModelDownloadError';
@@ -73,8 +75,9 @@ export function checkModelUrl(url: string, allowInsecure: boolean): URL {
   }
   if (u.protocol === 'https:') return u;
   if (u.protocol === 'http:' && allowInsecure) return u;
-  const why = u.protocol === 'http:' ? ' (plain http:// needs PUMPWATCH_ALLOW_INSECURE_MODEL_URLS=1)' : '';
-  throw new ModelDownloadError('PW_MODEL_URL_INVALID', `model url ${safeUrl(url)} must use https://${why}`);
+  const insecure = u.protocol === 'http:';
+  const why = insecure ? ' (plain http:// needs PUMPWATCH_ALLOW_INSECURE_MODEL_URLS=1)' : '';
+  throw new ModelDownloadError('PW_MODEL_URL_INVALID', `model url ${safeUrl(url)} must use https://${why}`, false, insecure);
 }
 
 interface Progress {
@@ -87,7 +90,7 @@ interface Progress {
 export async function downloadModel(req: DownloadRequest, opts: DownloadOptions): Promise<Uint8Array> {
   const url = checkModelUrl(req.url, opts.allowInsecure);
   if (req.size > opts.maxBytes) {
-    throw new ModelDownloadError('PW_MODEL_TOO_LARGE', `model is ${req.size} bytes, over the limit of ${opts.maxBytes} bytes`);
+    throw new ModelDownloadError('PW_MODEL_TOO_LARGE', `model is ${req.size} bytes, over the limit of ${opts.maxBytes} bytes`, false, true);
   }
   const attempts = opts.attempts ?? 4;
   const progress: Progress = { chunks: [], received: 0, hash: createHash('sha256') };
@@ -178,7 +181,7 @@ async function handleResponse(res: IncomingMessage, url: URL, req: DownloadReque
 
 function tooLarge(seen: number, declared: number, maxBytes: number): ModelDownloadError {
   return seen > maxBytes
-    ? new ModelDownloadError('PW_MODEL_TOO_LARGE', `download exceeds the limit of ${maxBytes} bytes`)
+    ? new ModelDownloadError('PW_MODEL_TOO_LARGE', `download exceeds the limit of ${maxBytes} bytes`, false, true)
     : new ModelDownloadError('PW_MODEL_SIZE_MISMATCH', `download is larger than the ${declared} bytes the desired entry states`);
 }
 

@@ -77,6 +77,15 @@ export class InferenceEngine {
     return this.live.get(pumpId) ?? this.live.get(DEFAULT_MODEL_KEY);
   }
 
+  /**
+   * The shadow that scores this pump beside its live model: its own, else the default's, and the
+   * default's only while the default model is the one scoring it (a shadow is compared with the
+   * live model it would replace).
+   */
+  shadowFor(pumpId: string): LoadedModel | undefined {
+    return this.shadows.get(pumpId) ?? (this.live.has(pumpId) ? undefined : this.shadows.get(DEFAULT_MODEL_KEY));
+  }
+
   keys(): string[] {
     return [...this.live.keys()];
   }
@@ -110,7 +119,7 @@ export class InferenceEngine {
         if (pushed.ready) this.add(groups, model, state.live.win, i, sizes.get(model) ?? 1, false);
         else row.unscoredReason = `no value known yet for feature "${pushed.missing}"`;
       }
-      const shadow = this.shadows.get(r.pumpId) ?? this.shadows.get(DEFAULT_MODEL_KEY);
+      const shadow = this.shadowFor(r.pumpId);
       if (shadow) {
         state.shadow = this.windowFor(state, state.shadow, shadow);
         row.shadowModelVersion = shadow.version;

@@ -29,6 +29,8 @@ export interface RefusedRecord {
   sha256: string;
   status: 'rejected' | 'rolled-back';
   reason: string;
+  /** Set when the agent's own download settings caused the refusal: it holds only while they stay these. */
+  limits?: string;
 }
 
 export interface PersistedModels {

@@ -56,11 +56,19 @@ export class ModelStatusBoard {
     return [...this.shadows.keys()];
   }
 
-  /** Per key: the live status with its shadow; a key with only a shadow shows as `shadow`. */
+  /** Every key with a live or shadow status. */
+  keys(): string[] {
+    return [...new Set([...this.live.keys(), ...this.shadows.keys()])];
+  }
+
+  /**
+   * Per key: the live status with its shadow. A key with only a shadow (a pump scored by `default`)
+   * shows the shadow's own state: `shadow` when it runs, else `downloading` or `rejected`.
+   */
   all(): Record<string, ModelStatus> {
     const out: Record<string, ModelStatus> = {};
     for (const [key, s] of this.live) out[key] = { ...s, shadow: this.shadows.get(key) ?? null };
-    for (const [key, s] of this.shadows) out[key] ??= { ...s, status: 'shadow', activeVersion: null, shadow: s };
+    for (const [key, s] of this.shadows) out[key] ??= { ...s, activeVersion: null, shadow: s };
     return out;
   }
 }

@@ -155,16 +155,20 @@ export class ModelManager {
   /** Runs `model` beside the live model of `key` (or stops the shadow with null). */
   setShadow(key: string, model: LoadedModel | null, ref?: ModelRef): Promise<void> {
     return this.serial.run(async () => {
-      if (!model) return this.dropShadowNow(key);
+      if (!model) {
+        if (!this.hasShadow(key) && !this.persisted.shadow[key]) return;
+        await this.dropShadowNow(key);
+        this.persist();
+        this.changed(key);
+        return;
+      }
       const old = this.deps.engine.shadow(key);
       this.deps.engine.setShadow(key, model);
       if (ref) this.persisted.shadow[key] = ref;
       delete this.persisted.refused[key];
       this.persist();
       this.setShadowStatus(key, model, ref?.version);
-      // The key's entry is this shadow now: an old refusal of a live entry no longer applies to it.
-      const live = this.deps.engine.model(key);
-      if (live && this.board.get(key)?.status !== 'active') this.setStatus(key, live, 'active', null, this.activeVersion(key) ?? undefined);
+      this.entryIsShadow(key);
       if (old && old !== model) {
         await this.deps.afterCurrentBatch();
         await old.release();
@@ -220,18 +224,24 @@ export class ModelManager {
       .finally(() => this.rollingBack.delete(fault.key));
   }
 
-  /** Removes a pump's own model (it falls back to `default`) and its shadow. `default` keeps its model. */
-  remove(key: string): Promise<void> {
+  /**
+   * The key's desired entry is gone. A pump loses its own model, shadow, refusal and status (it
+   * falls back to `default` and leaves /status); `default` goes back to the start-up model (bundled,
+   * or PUMPWATCH_DEFAULT_MODEL), as it runs when the twin never named one. Resolves true when
+   * something changed, false when there was nothing to remove.
+   */
+  remove(key: string): Promise<boolean> {
     return this.serial.run(async () => {
+      if (key === DEFAULT_MODEL_KEY) return this.backToStartupDefault();
+      if (!this.keysInUse().includes(key)) return false;
       await this.dropShadowNow(key);
       delete this.persisted.refused[key];
-      if (key !== DEFAULT_MODEL_KEY) {
-        delete this.persisted.live[key];
-        await this.dropLive(key);
-        this.board.delete(key);
-      }
+      delete this.persisted.live[key];
+      await this.dropLive(key);
+      this.board.delete(key);
       this.persist();
       this.changed(key);
+      return true;
     });
   }
 
@@ -246,22 +256,55 @@ export class ModelManager {
     return rec?.version === ref.version && rec.sha256 === ref.sha256 && this.deps.engine.shadow(key) !== undefined;
   }
 
-  /** This model was refused or rolled back already (not tried again until the cloud asks for another). */
-  refusal(key: string, ref: ModelRef): { status: 'rejected' | 'rolled-back'; reason: string } | null {
+  /**
+   * This model was refused or rolled back already (not tried again until the cloud asks for
+   * another). A refusal caused by the agent's own download settings holds only while `limits`
+   * (those settings now) are the ones it was refused under.
+   */
+  refusal(key: string, ref: ModelRef, limits?: string): { status: 'rejected' | 'rolled-back'; reason: string } | null {
     const r = this.persisted.refused[key];
-    return r && r.version === ref.version && r.sha256 === ref.sha256 ? { status: r.status, reason: r.reason } : null;
+    if (!r || r.version !== ref.version || r.sha256 !== ref.sha256) return null;
+    if (r.limits !== undefined && r.limits !== limits) return null;
+    return { status: r.status, reason: r.reason };
   }
 
+  /** A shadow runs for `key`, or its status is shown (refused, downloading). */
   hasShadow(key: string): boolean {
-    return this.deps.engine.shadow(key) !== undefined;
+    return this.deps.engine.shadow(key) !== undefined || this.board.get(key, true) !== undefined;
+  }
+
+  /**
+   * The desired entry is the model `key` runs (or shadows) already, e.g. the cloud went back to it
+   * after a refused one: the refusal is forgotten and the status says so again.
+   */
+  confirm(key: string, ref: ModelRef, shadow: boolean): void {
+    const refused = this.persisted.refused[key] !== undefined;
+    if (refused) {
+      delete this.persisted.refused[key];
+      this.persist();
+    }
+    const want: ModelStatusName = shadow ? 'shadow' : 'active';
+    const current = this.board.get(key, shadow);
+    if (current?.status === want && current.version === ref.version && current.error === null) {
+      if (refused) this.changed(key);
+      return;
+    }
+    if (shadow) {
+      this.setShadowStatus(key, null, ref.version);
+      this.entryIsShadow(key);
+    } else this.setStatus(key, this.deps.engine.model(key) ?? null, 'active', null, ref.version);
+    this.log('info', shadow ? 'desired shadow model is the one running' : 'desired model is the one running', { model: key, version: ref.version });
+    this.changed(key);
   }
 
   /** Shows a persisted refusal again (after a restart) unless the status already says so. */
   showRefusal(key: string, ref: ModelRef, refusal: { status: 'rejected' | 'rolled-back'; reason: string }, shadow = false): void {
     const current = this.board.get(key, shadow);
     if (current?.status === refusal.status && current.version === ref.version) return;
-    if (shadow) this.setShadowStatus(key, null, ref.version, refusal.status, refusal.reason);
-    else this.setStatus(key, this.deps.engine.model(key) ?? null, refusal.status, refusal.reason, ref.version);
+    if (shadow) {
+      this.setShadowStatus(key, null, ref.version, refusal.status, refusal.reason);
+      this.entryIsShadow(key);
+    } else this.setStatus(key, this.deps.engine.model(key) ?? null, refusal.status, refusal.reason, ref.version);
     this.changed(key);
   }
 
@@ -272,23 +315,31 @@ export class ModelManager {
     return keep.filter((v): v is string => v !== undefined);
   }
 
-  /** Keys with persisted or live models (pumps and `default`). */
+  /** Keys the agent knows anything of (pumps and `default`): a live, shadow or persisted model, a refusal, a status. */
   keysInUse(): string[] {
-    return [...new Set([...this.deps.engine.keys(), ...Object.keys(this.persisted.live), ...Object.keys(this.persisted.shadow)])];
+    const p = this.persisted;
+    return [...new Set([...this.deps.engine.keys(), ...Object.keys(p.live), ...Object.keys(p.shadow), ...Object.keys(p.refused), ...this.board.keys()])];
   }
 
   markDownloading(key: string, version: string, error: string | null = null, shadow = false): void {
-    if (shadow) this.setShadowStatus(key, null, version, 'downloading', error);
-    else this.setStatus(key, this.deps.engine.model(key) ?? null, 'downloading', error, version);
+    if (shadow) {
+      this.setShadowStatus(key, null, version, 'downloading', error);
+      this.entryIsShadow(key);
+    } else this.setStatus(key, this.deps.engine.model(key) ?? null, 'downloading', error, version);
     this.changed(key);
   }
 
-  /** Records a refused model (the current one keeps running) and persists the refusal. */
-  markRejected(key: string, ref: ModelRef, reason: string, shadow = false): void {
-    this.persisted.refused[key] = { ...ref, status: 'rejected', reason };
+  /**
+   * Records a refused model (the current one keeps running) and persists the refusal; `limits`:
+   * the agent's own download settings that caused it (see refusal()).
+   */
+  markRejected(key: string, ref: ModelRef, reason: string, shadow = false, limits?: string): void {
+    this.persisted.refused[key] = { ...ref, status: 'rejected', reason, ...(limits !== undefined ? { limits } : {}) };
     this.persist();
-    if (shadow) this.setShadowStatus(key, null, ref.version, 'rejected', reason);
-    else this.setStatus(key, this.deps.engine.model(key) ?? null, 'rejected', reason, ref.version);
+    if (shadow) {
+      this.setShadowStatus(key, null, ref.version, 'rejected', reason);
+      this.entryIsShadow(key);
+    } else this.setStatus(key, this.deps.engine.model(key) ?? null, 'rejected', reason, ref.version);
     this.changed(key);
   }
 
@@ -342,6 +393,49 @@ export class ModelManager {
   private setShadowStatus(key: string, model: LoadedModel | null, version?: string, status: ModelStatusName = 'shadow', error: string | null = null): void {
     const running = this.deps.engine.shadow(key);
     this.board.set(key, true, model ?? running ?? null, status, error, version, running ? (this.persisted.shadow[key]?.version ?? running.version) : null);
+  }
+
+  /**
+   * The key's desired entry is a shadow now: what an earlier live entry left on the live status
+   * (a refusal, a download) no longer applies. A pump with a model of its own shows it active; one
+   * without shows only its shadow.
+   */
+  private entryIsShadow(key: string): void {
+    const live = this.deps.engine.model(key);
+    const status = this.board.get(key);
+    if (!status || (status.status === 'active' && status.error === null)) return;
+    if (live) this.setStatus(key, live, 'active', null, this.activeVersion(key) ?? undefined);
+    else this.board.delete(key);
+  }
+
+  /** remove() of `default`: back to the start-up model, with no refusal, shadow or stale status left. */
+  private async backToStartupDefault(): Promise<boolean> {
+    const key = DEFAULT_MODEL_KEY;
+    const p = this.persisted;
+    const status = this.board.get(key);
+    const downloaded = p.live[key];
+    const stale = downloaded || p.refused[key] || p.shadow[key] || this.hasShadow(key) || status?.status !== 'active' || status.error !== null;
+    if (!stale) return false;
+    await this.dropShadowNow(key);
+    delete p.refused[key];
+    if (downloaded && this.bundledPath) {
+      try {
+        const model = await loadModelFile(this.bundledPath);
+        delete p.live[key];
+        this.persist();
+        await this.swap(key, model);
+        this.log('info', 'default model entry removed: back to the start-up model', { model: key, version: model.version, removedVersion: downloaded.version });
+      } catch (err) {
+        this.log('error', 'default model entry removed, but the start-up model cannot be loaded; the downloaded one keeps scoring', { model: key, version: downloaded.version, err: (err as Error).message });
+      }
+    } else {
+      const live = this.deps.engine.model(key);
+      if (live) this.setStatus(key, live, 'active', null, this.activeVersion(key) ?? undefined);
+      else this.board.delete(key);
+    }
+    this.persist();
+    this.changed(key);
+    return true;
   }
 
   private async loadStored(key: string, ref: ModelRef): Promise<LoadedModel> {

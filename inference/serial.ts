@@ -26,3 +26,46 @@ export class SerialQueue {
     await this.tail;
   }
 }
+
+/**
+ * Runs at most `size` async jobs at once (model downloads); the others wait their turn in call
+ * order. A job whose signal aborts while it waits leaves the line with the signal's reason.
+ */
+export class ConcurrencyLimit {
+  private active = 0;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(readonly size: number) {}
+
+  async run<T>(job: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    await this.acquire(signal);
+    try {
+      return await job();
+    } finally {
+      this.active--;
+      this.waiting.shift()?.();
+    }
+  }
+
+  private acquire(signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return Promise.reject(signal.reason as Error);
+    if (this.active < this.size) {
+      this.active++;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      const turn = (): void => {
+        signal?.removeEventListener('abort', onAbort);
+        this.active++;
+        resolve();
+      };
+      const onAbort = (): void => {
+        const i = this.waiting.indexOf(turn);
+        if (i >= 0) this.waiting.splice(i, 1);
+        reject(signal!.reason as Error);
+      };
+      this.waiting.push(turn);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+}

@@ -1,10 +1,13 @@
 /**
- * Brings the models in line with the desired `models` map, one key at a time and one change at a
- * time: for each changed entry download (or reuse the stored file), verify, store atomically,
- * check the contract, load a session, validate it on recent readings, and only then switch the
- * pump between two micro-batches. The latest desired map always wins: a download for an entry
- * that changed meanwhile is cancelled, and a model that became stale is never switched in.
- * A transient download failure is retried later with backoff without holding up other keys.
+ * Brings the models in line with the desired `models` map. Each key (pump or `default`) has its
+ * own job, so one slow or hanging download never holds up another key: downloads run side by side
+ * (a few at once), while loading, validating and switching a model into service run one at a time.
+ * For each changed entry: download (or reuse the stored file), verify, store atomically, check the
+ * contract and that the file is the version the entry names, load a session, validate it on recent
+ * readings, and only then switch the pump between two micro-batches. The latest desired map always
+ * wins: a download for an entry that changed or was deleted meanwhile is cancelled, and a model
+ * that became stale is never switched in. A deleted entry takes the key's model, refusal and status
+ * with it. A transient download failure is retried later with backoff.
  */
 import type { BackoffPolicy } from './backoff.js';
 import { backoffDelay } from './backoff.js';
@@ -12,7 +15,8 @@ import { ModelDownloadError, safeUrl } from './download.js';
 import { LoadedModel } from './model.js';
 import type { ModelStore } from './model-store.js';
 import type { ModelManager, ModelRef } from './models.js';
-import { validateModel, type RecentByPump } from './validate.js';
+import { ConcurrencyLimit, SerialQueue } from './serial.js';
+import { checkVersion, validateModel, type RecentByPump } from './validate.js';
 
 export interface DesiredModel {
   version: string;
@@ -26,33 +30,52 @@ export interface DesiredModel {
 export interface UpdaterDeps {
   manager: ModelManager;
   store: ModelStore;
-  download: (entry: DesiredModel, signal: AbortSignal) => Promise<Uint8Array>;
+  download: (entry: DesiredModel, signal: AbortSignal, key: string) => Promise<Uint8Array>;
   /** Recent readings of the pumps `key` would score. */
   recent: (key: string) => RecentByPump;
+  /**
+   * The agent's own download settings a refusal can depend on (size limit, plain http allowed),
+   * as one string: a model refused because of them is tried again once they change.
+   */
+  limits?: () => string;
+  /** Downloads running at once, over all keys (default 4). */
+  parallelDownloads?: number;
   /** When to try a transient failure again (default 30 s doubling to 15 min). */
   retry?: BackoffPolicy;
   clock?: () => number;
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown>) => void;
 }
 
+/** One key's reconciliation: `again` when the desired map changed while it ran. */
+interface KeyJob {
+  again: boolean;
+  /** The entry being installed now and how to cancel it. */
+  entry: DesiredModel | null;
+  abort: AbortController | null;
+  done: Promise<void>;
+}
+
 const yieldToBatches = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-function sameEntry(a: DesiredModel | undefined, b: DesiredModel | undefined): boolean {
+function sameEntry(a: DesiredModel | undefined | null, b: DesiredModel | undefined | null): boolean {
   return !!a && !!b && a.version === b.version && a.sha256.toLowerCase() === b.sha256.toLowerCase() && a.url === b.url && a.size === b.size && !!a.shadow === !!b.shadow;
 }
 
 export class ModelUpdater {
   private desired = new Map<string, DesiredModel>();
   private hold = new Set<string>();
-  private running: Promise<void> | null = null;
-  private dirty = false;
   private stopped = false;
-  private current: { key: string; entry: DesiredModel; abort: AbortController } | null = null;
+  private readonly jobs = new Map<string, KeyJob>();
+  private readonly downloads: ConcurrencyLimit;
+  /** Loading, validation and the switch: one model at a time (CPU and memory of the gateway). */
+  private readonly installs = new SerialQueue();
   /** How long the steps of the last successful install took (ms), for benchmarks and logs. */
   lastTimings: { obtainMs: number; loadMs: number; validateMs: number; switchMs: number } | null = null;
   private readonly retries = new Map<string, { attempt: number; at: number; timer: NodeJS.Timeout }>();
 
-  constructor(private readonly deps: UpdaterDeps) {}
+  constructor(private readonly deps: UpdaterDeps) {
+    this.downloads = new ConcurrencyLimit(deps.parallelDownloads ?? 4);
+  }
 
   /**
    * Replaces the desired map (keys absent from it lose their own model); keys in `hold` (their
@@ -68,63 +91,77 @@ export class ModelUpdater {
       }
     }
     this.desired = next;
-    if (this.current && !sameEntry(next.get(this.current.key), this.current.entry)) this.current.abort.abort();
+    for (const [key, job] of this.jobs) if (job.entry && !sameEntry(next.get(key), job.entry)) job.abort?.abort();
     this.kick();
   }
 
-  /** Resolves when no reconciliation is running (tests, clean stop). */
+  /** Resolves when no key is being reconciled (tests, clean stop). */
   async idle(): Promise<void> {
-    while (this.running) await this.running;
+    while (this.jobs.size > 0) await Promise.all([...this.jobs.values()].map((j) => j.done));
     await this.deps.manager.idle();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.current?.abort.abort();
+    for (const job of this.jobs.values()) job.abort?.abort();
     for (const r of this.retries.values()) clearTimeout(r.timer);
     this.retries.clear();
     await this.idle();
   }
 
+  /** Starts (or re-runs) the job of every key that is desired, or known to the agent and no longer desired. */
   private kick(): void {
     if (this.stopped) return;
-    this.dirty = true;
-    this.running ??= this.loop();
+    const keys = new Set([...this.desired.keys(), ...this.deps.manager.keysInUse(), ...this.jobs.keys()]);
+    for (const key of keys) if (this.desired.has(key) || !this.hold.has(key)) this.startJob(key);
   }
 
-  private async loop(): Promise<void> {
+  private startJob(key: string): void {
+    const running = this.jobs.get(key);
+    if (running) {
+      running.again = true;
+      return;
+    }
+    const job: KeyJob = { again: true, entry: null, abort: null, done: Promise.resolve() };
+    this.jobs.set(key, job);
+    job.done = this.runJob(key, job);
+  }
+
+  private async runJob(key: string, job: KeyJob): Promise<void> {
     try {
-      while (this.dirty && !this.stopped) {
-        this.dirty = false;
-        await this.reconcileAll();
+      while (job.again && !this.stopped) {
+        job.again = false;
+        const entry = this.desired.get(key);
+        if (entry) await this.reconcileKey(key, entry, job);
+        else if (!this.hold.has(key)) await this.removeKey(key);
       }
     } catch (err) {
-      this.log('error', 'model reconciliation failed', { err: (err as Error).message });
+      this.log('error', 'model reconciliation failed', { model: key, err: (err as Error).message });
     } finally {
-      this.running = null;
+      // No await between the last look at `again` and here: a change made meanwhile starts a new job.
+      this.jobs.delete(key);
     }
   }
 
-  private async reconcileAll(): Promise<void> {
-    const desired = this.desired;
-    const { manager } = this.deps;
-    for (const key of manager.keysInUse()) if (!desired.has(key) && !this.hold.has(key)) await manager.remove(key);
-    for (const [key, entry] of desired) {
-      if (this.dirty || this.stopped) return;
-      await this.reconcileKey(key, entry);
-    }
+  private async removeKey(key: string): Promise<void> {
+    if (await this.deps.manager.remove(key)) await this.deps.store.prune(key, this.deps.manager.keepVersions(key)).catch(() => undefined);
   }
 
-  private async reconcileKey(key: string, entry: DesiredModel): Promise<void> {
+  private async reconcileKey(key: string, entry: DesiredModel, job: KeyJob): Promise<void> {
     const { manager } = this.deps;
     const ref: ModelRef = { version: entry.version, sha256: entry.sha256.toLowerCase() };
     const shadow = entry.shadow === true;
+    const current = (): boolean => !this.stopped && sameEntry(this.desired.get(key), entry);
+    if (!shadow && manager.hasShadow(key) && !manager.isShadow(key, ref)) await manager.setShadow(key, null);
+    if (!current()) return; // changed meanwhile: the job runs again
     if (shadow ? manager.isShadow(key, ref) : manager.isActive(key, ref)) {
-      if (shadow === false && manager.isShadow(key, ref)) await manager.setShadow(key, null);
+      if (!shadow && manager.isShadow(key, ref)) await manager.setShadow(key, null);
+      // The cloud came back to the model running now (after a refused one, say): that is the status again.
+      if (current()) manager.confirm(key, ref, shadow);
+      this.clearRetry(key);
       return;
     }
-    if (!shadow && manager.hasShadow(key) && !manager.isShadow(key, ref)) await manager.setShadow(key, null);
-    const refused = manager.refusal(key, ref);
+    const refused = manager.refusal(key, ref, this.limits());
     if (refused) {
       manager.showRefusal(key, ref, refused, shadow);
       return;
@@ -132,38 +169,50 @@ export class ModelUpdater {
     const retry = this.retries.get(key);
     if (retry && retry.at > this.now()) return;
     const abort = new AbortController();
-    this.current = { key, entry, abort };
+    job.entry = entry;
+    job.abort = abort;
     try {
       manager.markDownloading(key, entry.version, null, shadow);
       const t0 = performance.now();
-      const bytes = await this.obtain(key, entry, ref, abort.signal);
-      // Each step below runs on the event loop; yielding between them lets micro-batches run in between.
-      await yieldToBatches();
-      const t1 = performance.now();
-      const model = await LoadedModel.fromBytes(bytes, safeUrl(entry.url));
-      const t2 = performance.now();
-      try {
-        await yieldToBatches();
-        const t3 = performance.now();
-        const report = await validateModel(model, this.deps.recent(key));
-        const t4 = performance.now();
-        await yieldToBatches();
-        if (abort.signal.aborted || !sameEntry(this.desired.get(key), entry)) throw abort.signal.reason ?? new Error('superseded');
-        const t5 = performance.now();
-        if (shadow) await manager.setShadow(key, model, ref);
-        else await manager.activate(key, model, ref);
-        this.lastTimings = { obtainMs: t1 - t0, loadMs: t2 - t1, validateMs: t4 - t3, switchMs: performance.now() - t5 };
-        this.log('info', shadow ? 'shadow model started' : 'model activated', { model: key, version: entry.version, validatedWindows: report.windows, timings: this.lastTimings });
-      } catch (err) {
-        await model.release();
-        throw err;
-      }
+      const bytes = await this.downloads.run(() => this.obtain(key, entry, ref, abort.signal), abort.signal);
+      await this.installs.run(() => this.install(key, entry, ref, bytes, abort.signal, performance.now() - t0));
       this.clearRetry(key);
     } catch (err) {
       this.failed(key, entry, ref, shadow, err, abort.signal.aborted);
     } finally {
-      this.current = null;
+      job.entry = null;
+      job.abort = null;
       await this.deps.store.prune(key, manager.keepVersions(key)).catch(() => undefined);
+    }
+  }
+
+  /** Loads, checks and validates verified bytes, then switches them into service unless the entry changed meanwhile. */
+  private async install(key: string, entry: DesiredModel, ref: ModelRef, bytes: Uint8Array, signal: AbortSignal, obtainMs: number): Promise<void> {
+    const { manager } = this.deps;
+    const shadow = entry.shadow === true;
+    const stale = (): boolean => signal.aborted || !sameEntry(this.desired.get(key), entry);
+    if (stale()) throw (signal.reason as Error | undefined) ?? new Error('superseded');
+    // Each step below runs on the event loop; yielding between them lets micro-batches run in between.
+    await yieldToBatches();
+    const t1 = performance.now();
+    const model = await LoadedModel.fromBytes(bytes, safeUrl(entry.url));
+    const t2 = performance.now();
+    try {
+      checkVersion(model, entry.version);
+      await yieldToBatches();
+      const t3 = performance.now();
+      const report = await validateModel(model, this.deps.recent(key));
+      const t4 = performance.now();
+      await yieldToBatches();
+      if (stale()) throw (signal.reason as Error | undefined) ?? new Error('superseded');
+      const t5 = performance.now();
+      if (shadow) await manager.setShadow(key, model, ref);
+      else await manager.activate(key, model, ref);
+      this.lastTimings = { obtainMs, loadMs: t2 - t1, validateMs: t4 - t3, switchMs: performance.now() - t5 };
+      this.log('info', shadow ? 'shadow model started' : 'model activated', { model: key, version: entry.version, validatedWindows: report.windows, timings: this.lastTimings });
+    } catch (err) {
+      await model.release();
+      throw err;
     }
   }
 
@@ -177,13 +226,14 @@ export class ModelUpdater {
         // a stale or damaged copy: download again
       }
     }
-    const bytes = await this.deps.download(entry, signal);
+    const bytes = await this.deps.download(entry, signal, key);
+    if (signal.aborted) throw signal.reason as Error;
     await store.write(key, entry.version, bytes);
     return bytes;
   }
 
   private failed(key: string, entry: DesiredModel, ref: ModelRef, shadow: boolean, err: unknown, aborted: boolean): void {
-    if (aborted) return; // superseded by a newer desired entry: the loop runs again with it
+    if (aborted) return; // superseded or deleted: the key's job runs again with the desired map as it is now
     const reason = (err as Error).message;
     if (err instanceof ModelDownloadError && err.transient) {
       const attempt = (this.retries.get(key)?.attempt ?? 0) + 1;
@@ -196,7 +246,9 @@ export class ModelUpdater {
       return;
     }
     this.clearRetry(key);
-    this.deps.manager.markRejected(key, ref, reason, shadow);
+    // A refusal caused by this agent's own settings holds only while they stay as they are.
+    const limits = err instanceof ModelDownloadError && err.local ? this.limits() : undefined;
+    this.deps.manager.markRejected(key, ref, reason, shadow, limits);
     this.log('warn', 'model rejected', { model: key, version: entry.version, code: (err as { code?: string }).code, reason });
   }
 
@@ -204,6 +256,10 @@ export class ModelUpdater {
     const r = this.retries.get(key);
     if (r) clearTimeout(r.timer);
     this.retries.delete(key);
+  }
+
+  private limits(): string {
+    return this.deps.limits?.() ?? '';
   }
 
   private now(): number {

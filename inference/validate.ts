@@ -10,7 +10,7 @@ import { FeatureWindow } from './window.js';
 
 export class ModelValidationError extends Error {
   constructor(
-    readonly code: 'PW_MODEL_FEATURES_MISSING' | 'PW_MODEL_RUN_FAILED' | 'PW_MODEL_NON_FINITE',
+    readonly code: 'PW_MODEL_FEATURES_MISSING' | 'PW_MODEL_RUN_FAILED' | 'PW_MODEL_NON_FINITE' | 'PW_MODEL_VERSION_MISMATCH',
     message: string,
   ) {
     super(message);
@@ -29,6 +29,20 @@ export interface ValidationReport {
 
 /** Recent readings, oldest first, per pump that the model would score. */
 export type RecentByPump = ReadonlyMap<string, readonly Reading[]>;
+
+/**
+ * The file is the version its desired entry names: /status and the twin show the entry's version,
+ * the rows and the page the file's (`pumpwatch.version`). The trainer's deploy writes the same
+ * version into both; a difference means the twin points at another file than it says.
+ */
+export function checkVersion(model: LoadedModel, version: string): void {
+  if (model.meta.version !== version) {
+    throw new ModelValidationError(
+      'PW_MODEL_VERSION_MISMATCH',
+      `the model file is version "${model.meta.version}" (its pumpwatch.version metadata), the desired entry says "${version}"`,
+    );
+  }
+}
 
 export async function validateModel(model: LoadedModel, recent: RecentByPump): Promise<ValidationReport> {
   checkFeatures(model, recent);

@@ -38,7 +38,7 @@ export function createModelUpdater(agent: Agent, opts: ModelUpdateOptions = {}):
   const updater = new ModelUpdater({
     manager: agent.models,
     store: agent.modelStore,
-    download: (entry: DesiredModel, signal: AbortSignal) =>
+    download: (entry: DesiredModel, signal: AbortSignal, key: string) =>
       downloadModel(entry, {
         maxBytes: agent.config.modelMaxBytes,
         timeoutMs: agent.config.modelDownloadTimeoutSeconds * 1000,
@@ -47,8 +47,10 @@ export function createModelUpdater(agent: Agent, opts: ModelUpdateOptions = {}):
         signal,
         attempts: opts.downloadAttempts,
         backoff: opts.downloadBackoff,
-        onRetry: (attempt, err, delayMs) => log.warn({ version: entry.version, attempt, code: err.code, reason: err.message, retryInMs: delayMs }, 'model download attempt failed'),
+        onRetry: (attempt, err, delayMs) => log.warn({ model: key, version: entry.version, attempt, code: err.code, reason: err.message, retryInMs: delayMs }, 'model download attempt failed'),
       }),
+    // A model refused over these (too large, plain http) is tried again once they change.
+    limits: () => JSON.stringify({ maxBytes: agent.config.modelMaxBytes, allowInsecure: agent.config.allowInsecureModelUrls }),
     recent: (key) => {
       // A pump's own model is checked on that pump; `default` on every pump that has no model of its own.
       const pumps = key === DEFAULT_MODEL_KEY ? recent.pumpIds().filter((p) => !agent.engine.model(p)) : [key];

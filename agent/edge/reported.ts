@@ -16,12 +16,19 @@ export interface ReportedTwin {
 
 const AC: Record<ModelStatus['status'], number> = { active: 200, shadow: 200, downloading: 202, rejected: 400, 'rolled-back': 500 };
 
+/**
+ * One key's reported entry. The acknowledgement is about the desired entry: a shadow entry that is
+ * still downloading or was refused is acknowledged as such, even while the pump's live model runs.
+ * Without a desired entry, ac/av/ad are null: a reported patch merges, so an old
+ * acknowledgement would otherwise stay.
+ */
 function modelReport(s: ModelStatus, av: number | null): Record<string, unknown> {
   const shadow = s.shadow ? { version: s.shadow.version, status: s.shadow.status, error: s.shadow.error, since: s.shadow.since } : null;
   const base: Record<string, unknown> = { version: s.version, status: s.status, error: s.error, since: s.since, activeVersion: s.activeVersion ?? null, shadow };
-  if (av === null) return base;
-  const ad = s.status === 'active' || s.status === 'shadow' ? s.status : s.error ? `${s.status}: ${s.error}` : s.status;
-  return { ...base, ac: AC[s.status], av, ad };
+  if (av === null) return { ...base, ac: null, av: null, ad: null };
+  const entry = s.shadow && s.shadow.status !== 'shadow' ? s.shadow : s;
+  const ad = entry.status === 'active' || entry.status === 'shadow' ? entry.status : entry.error ? `${entry.status}: ${entry.error}` : entry.status;
+  return { ...base, ac: AC[entry.status], av, ad };
 }
 
 export class Reporter {

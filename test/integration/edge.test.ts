@@ -20,6 +20,7 @@ let server: ModelServer;
 let t: TestAgent;
 let db: Database.Database;
 let caDir: string;
+let v2: { version: string; url: string; sha256: string; size: number };
 const random = rng(9);
 let tick = 0;
 
@@ -27,14 +28,16 @@ const reported = () => hub.reported(DEVICE, MODULE) as Record<string, any>;
 const until = <T>(fn: () => T) => vi.waitFor(fn, { timeout: 30_000, interval: 50 });
 const count = (sql: string, ...args: unknown[]) => (db.prepare(sql).get(...args) as { n: number }).n;
 const reading = (pumpId: string, values?: Record<string, number>) => ({ pumpId, ts: new Date().toISOString(), values: values ?? normalValues(random, tick++) });
+const statusModels = async () => ((await (await fetch(`${t.url}/status`)).json()) as { models: Record<string, Record<string, unknown>> }).models;
 const hubState = async () => ((await (await fetch(`${t.url}/status`)).json()) as { connectivity: { hub: string } }).connectivity.hub;
 
 beforeAll(async () => {
   hub = await LocalHub.start();
   server = await ModelServer.start();
   const connectionString = hub.addModule(DEVICE, MODULE);
+  v2 = server.add('v2.onnx', makeModel({ version: 'v2', seed: 2 }), 'v2');
   hub.updateDesired(DEVICE, MODULE, {
-    models: { default: server.add('v2.onnx', makeModel({ version: 'v2', seed: 2 }), 'v2') },
+    models: { default: v2 },
     sync: { intervalSeconds: 45 },
     alerts: { minIntervalSeconds: 3600 },
   });
@@ -178,6 +181,13 @@ describe('the agent as an IoT Edge module on the local hub', () => {
     expect(reported().models.default.ad).toMatch(/^rejected: .*answered HTTP 404/);
   });
 
+  it('reports the running model as active again when the cloud goes back to it after a refused one', async () => {
+    const v = hub.updateDesired(DEVICE, MODULE, { models: { default: v2 } });
+    await until(() => expect(reported().models.default).toMatchObject({ version: 'v2', status: 'active', ac: 200, av: v, ad: 'active', activeVersion: 'v2' }));
+    expect(reported().models.default.error ?? null).toBeNull(); // a null in a reported patch deletes the property
+    expect((await statusModels()).default).toMatchObject({ version: 'v2', status: 'active', error: null });
+  });
+
   it('refuses a malformed model entry with the field at fault, and keeps the last good entry in force', async () => {
     const v = hub.updateDesired(DEVICE, MODULE, { models: { default: { version: 'v5', url: 'https://example.invalid/m.onnx', sha256: 'not-hex', size: 10 } } });
     await until(() => expect(reported().models.default).toMatchObject({ version: 'v5', status: 'rejected', ac: 400, av: v }));
@@ -198,5 +208,39 @@ describe('the agent as an IoT Edge module on the local hub', () => {
     expect(t.agent.config.syncIntervalSeconds).toBe(20);
     await until(() => expect(hub.outputs(DEVICE, MODULE, 'alerts').map((m) => JSON.parse(m.body.toString()).pumpId)).toContain('pump-10'));
     expect(await hubState()).toBe('connected');
+  });
+
+  it('acknowledges a refused shadow entry of a pump without a model of its own as refused, not as a running shadow', async () => {
+    const entry = { ...server.add('s1.onnx', makeModel({ version: 's1' }), 's1'), url: `${server.baseUrl}/models/gone-s1.onnx`, shadow: true };
+    const v = hub.updateDesired(DEVICE, MODULE, { models: { 'pump-s': entry } });
+    await until(() => expect(reported().models['pump-s']).toMatchObject({ version: 's1', status: 'rejected', ac: 400, av: v, shadow: { version: 's1', status: 'rejected' } }));
+    expect(reported().models['pump-s'].ad).toMatch(/^rejected: .*answered HTTP 404/);
+  });
+
+  it('deletes a pump from the reported models once its desired entry is deleted', async () => {
+    hub.updateDesired(DEVICE, MODULE, { models: { 'pump-s': null } });
+    await until(() => expect(reported().models['pump-s']).toBeUndefined());
+    expect((await statusModels())['pump-s']).toBeUndefined();
+  });
+
+  it('goes back to the start-up model when models.default is deleted, and clears its acknowledgement', async () => {
+    expect(reported().models.default).toMatchObject({ version: 'v4', status: 'active', ac: 200 });
+    hub.updateDesired(DEVICE, MODULE, { models: { default: null } });
+    await until(() => expect(reported().models.default).toMatchObject({ version: 'test-1', status: 'active', activeVersion: 'test-1' }));
+    expect(reported().models.default).not.toHaveProperty('ac');
+    expect(reported().models.default).not.toHaveProperty('av');
+    expect(reported().models.default).not.toHaveProperty('ad');
+    expect(t.agent.engine.model('default')?.version).toBe('test-1');
+  });
+
+  it('tries a model refused over modelDownloads.maxBytes again once the limit is raised', async () => {
+    const entry = server.add('m1.onnx', makeModel({ version: 'm1', seed: 6 }), 'm1');
+    const tight = hub.updateDesired(DEVICE, MODULE, { modelDownloads: { maxBytes: 1024 }, models: { 'pump-m': entry } });
+    await until(() => expect(reported().models['pump-m']).toMatchObject({ version: 'm1', status: 'rejected', ac: 400, av: tight }));
+    expect(reported().models['pump-m'].ad).toMatch(/over the limit of 1024 bytes/);
+
+    hub.updateDesired(DEVICE, MODULE, { modelDownloads: null });
+    await until(() => expect(reported().models['pump-m']).toMatchObject({ version: 'm1', status: 'active', ac: 200, ad: 'active' }));
+    expect(t.agent.engine.model('pump-m')?.version).toBe('m1');
   });
 });

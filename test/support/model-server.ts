@@ -2,7 +2,7 @@
  * A real model download server on 127.0.0.1 (port 0) for hot-swap tests: plain HTTP, or HTTPS
  * with a self-signed CA made at start-up. Serves registered files with Range support, and can
  * misbehave on purpose: answer a status, send fewer bytes than promised, cut the connection
- * half-way once, or stream more than it announced.
+ * half-way once, stream more than it announced, or hang half-way.
  */
 import { createHash } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
@@ -18,7 +18,9 @@ export type Behaviour =
   /** The first request sends `bytes` bytes of a full-length response, then cuts the connection. */
   | { kind: 'drop-once'; bytes: number }
   /** Streams the file then `extra` more bytes, without Content-Length. */
-  | { kind: 'overflow'; extra: number };
+  | { kind: 'overflow'; extra: number }
+  /** Sends the headers and the first 10 bytes, then nothing more until the client gives up. */
+  | { kind: 'hang' };
 
 interface Entry {
   bytes: Uint8Array;
@@ -29,6 +31,7 @@ interface Entry {
 export class ModelServer {
   private readonly files = new Map<string, Entry>();
   readonly requests: Array<{ path: string; range: string | null }> = [];
+  private readonly hangs = new Set<ServerResponse>();
 
   private constructor(
     private readonly server: http.Server | https.Server,
@@ -61,6 +64,11 @@ export class ModelServer {
     return { version, url: `${this.baseUrl}/models/${name}?sv=2024&sig=secret`, sha256: sha256(bytes), size: bytes.length };
   }
 
+  /** Hanging responses whose client has not closed the connection yet. */
+  get hanging(): number {
+    return this.hangs.size;
+  }
+
   async stop(): Promise<void> {
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -78,7 +86,12 @@ export class ModelServer {
     const body = Buffer.from(entry.bytes);
     if (b.kind === 'status') res.writeHead(b.status).end();
     else if (b.kind === 'truncate') res.writeHead(200, { 'content-length': b.bytes }).end(body.subarray(0, b.bytes));
-    else if (b.kind === 'overflow') {
+    else if (b.kind === 'hang') {
+      this.hangs.add(res);
+      res.on('close', () => this.hangs.delete(res));
+      res.writeHead(200, { 'content-length': body.length });
+      res.write(body.subarray(0, 10));
+    } else if (b.kind === 'overflow') {
       res.writeHead(200);
       res.write(body);
       res.end(Buffer.alloc(b.extra, 1));
