@@ -37,6 +37,11 @@ export interface PumpSummary {
   state: PumpState;
   /** Why: the unscored reason, the model that is missing, or how long the data has been silent. */
   detail: string | null;
+  /**
+   * For a stale pump, the state it was in when its readings stopped (an anomaly stays an anomaly
+   * until readings say otherwise: silence does not clear an alarm); null otherwise.
+   */
+  lastState: Exclude<PumpState, 'stale'> | null;
   anomalySince: string | null;
   lastAlertAt: string | null;
   /** The latest anomalous reading: its score and each feature's contribution (the "why"). */
@@ -121,27 +126,34 @@ export class PumpBoard {
     const staleAfter = this.deps.staleAfterMs ?? STALE_AFTER_MS;
     let state: PumpState;
     let detail: string | null = null;
+    let lastState: PumpSummary['lastState'] = null;
     if (last === null) {
       state = 'stale';
       detail = 'no readings received yet';
-    } else if (now - last.receivedAt > staleAfter) {
-      state = 'stale';
-      detail = `no reading for ${Math.round((now - last.receivedAt) / 60_000)} min`;
-    } else if (t?.anomalySince != null) {
-      state = 'anomaly';
-    } else if (model === null) {
-      state = 'no-model';
-      detail = 'no model is active for this pump yet: readings are stored but not scored';
-    } else if (last.score === null) {
-      state = 'not-scored';
-      detail = last.unscoredReason;
     } else {
-      state = 'normal';
+      if (t?.anomalySince != null) {
+        state = 'anomaly';
+      } else if (model === null) {
+        state = 'no-model';
+        detail = 'no model is active for this pump yet: readings are stored but not scored';
+      } else if (last.score === null) {
+        state = 'not-scored';
+        detail = last.unscoredReason;
+      } else {
+        state = 'normal';
+      }
+      if (now - last.receivedAt > staleAfter) {
+        // Silence does not clear an alarm: the pump is stale, and says what it was doing last.
+        lastState = state;
+        state = 'stale';
+        detail = `no reading for ${Math.round((now - last.receivedAt) / 60_000)} min`;
+      }
     }
     return {
       pumpId,
       state,
       detail,
+      lastState,
       anomalySince: iso(t?.anomalySince ?? null),
       lastAlertAt: iso(t?.lastAlert?.ts ?? null),
       lastAlert: t?.lastAlert ? { ...t.lastAlert, ts: new Date(t.lastAlert.ts).toISOString() } : null,

@@ -46,6 +46,7 @@ export function renderAlerts(list, empty, alerts, onLabel) {
     ...episodes.map((ep) => {
       const li = el('li', `alert${ep.label ? ' labelled' : ''}`);
       li.dataset.seq = String(ep.peak.seq);
+      li.dataset.first = String(ep.first.seq); // stable while the episode grows: the label dialog finds its button again by it
       li.dataset.pump = ep.pumpId;
       const head = el('div', 'alert-head');
       head.append(el('strong', '', ep.pumpId), el('span', '', when(ep)));

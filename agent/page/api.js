@@ -36,8 +36,11 @@ function headers(extra = {}) {
   return h;
 }
 
-const UNREACHABLE =
-  'Cannot reach the PumpWatch agent. Check that this device is on the gateway’s network and that the agent is running. Retrying…';
+export const UNREACHABLE = 'Cannot reach the PumpWatch agent. Check that this device is on the gateway’s network and that the agent is running.';
+/** A GET that has not answered by then counts as a failure (a dropped network can hang a request for minutes). */
+const GET_TIMEOUT_MS = 8000;
+/** The agent sends a `: ping` every 15 s: a stream silent for longer than this is dead. */
+const STREAM_SILENCE_MS = 35_000;
 
 /** Turns an HTTP answer into a message a technician understands. */
 async function errorOf(res) {
@@ -76,6 +79,8 @@ export async function api(path, { method = 'GET', body } = {}) {
       headers: headers(body === undefined ? {} : { 'content-type': 'application/json' }),
       body: body === undefined ? undefined : JSON.stringify(body),
       cache: 'no-store',
+      // a POST is not cut short: the page could not tell whether it was stored
+      signal: method === 'GET' && typeof AbortSignal.timeout === 'function' ? AbortSignal.timeout(GET_TIMEOUT_MS) : undefined,
     });
   } catch {
     throw new ApiError('unreachable', UNREACHABLE);
@@ -103,9 +108,25 @@ export async function stream(onEvent, onOpen, signal) {
   onOpen();
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
   let buf = '';
+  let silent = null;
+  const watch = () => {
+    clearTimeout(silent);
+    silent = setTimeout(() => void reader.cancel().catch(() => {}), STREAM_SILENCE_MS);
+  };
   for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
+    watch();
+    let chunk;
+    try {
+      chunk = await reader.read();
+    } catch {
+      clearTimeout(silent);
+      throw new ApiError('unreachable', UNREACHABLE);
+    }
+    const { value, done } = chunk;
+    if (done) {
+      clearTimeout(silent);
+      return;
+    }
     buf += value;
     let cut;
     while ((cut = buf.indexOf('\n\n')) >= 0) {

@@ -1,10 +1,10 @@
 // The technician's page: state, refresh loop (live stream, polling as fallback) and sign-in.
-import { ApiError, api, getToken, setToken, stream } from './api.js';
+import { ApiError, UNREACHABLE, api, getToken, setToken, stream } from './api.js';
 import { pickSensors, scoreChart, sensorCharts } from './charts.js';
-import { fmtTime } from './format.js';
+import { fmtClock, fmtNum, timeZoneText } from './format.js';
 import { initLabelForm } from './label-form.js';
 import { renderAlerts } from './alerts.js';
-import { modelTraining, pumpWhy, renderGateway, renderPumps, renderValues } from './render.js';
+import { alarming, cloudSummary, modelScope, modelTraining, pumpWhy, renderGateway, renderPumps, renderValues, sortPumps } from './render.js';
 
 const $ = (id) => document.getElementById(id);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -25,23 +25,71 @@ const state = {
   streamLive: false,
   lastOk: 0,
   lastFull: 0,
+  /**
+   * What the header says: connecting | ok | down (the agent cannot be reached, or fails: the data
+   * shown is not live) | auth (sign-in needed) | forbidden (not from this device).
+   */
+  conn: 'connecting',
+  /** Why it is down: the failure's kind (unreachable | server). */
+  downKind: null,
+  downSince: 0,
+  signedOut: false,
+  /** The token the agent last accepted: when that very token fails, the gateway's token has changed. */
+  goodToken: null,
+  /** A token that worked, then stopped working. */
+  changedToken: null,
   blocked: null, // 'auth' | 'forbidden' while the page cannot read data
   streamAbort: null,
   refreshing: null,
 };
 
-const labelForm = initLabelForm({ onSaved: () => void refreshAll() });
+const labelForm = initLabelForm({
+  onSaved: async () => {
+    await state.refreshing; // one started before the label was stored would not show it
+    await refreshAll();
+  },
+});
 
 function setLive() {
   const live = $('live');
-  const down = Date.now() - state.lastOk > 3 * POLL_MS && state.lastOk > 0;
-  live.className = `live ${down || state.lastOk === 0 ? 'down' : 'ok'}`;
+  // a request that neither answers nor fails (a dropped network) still means the data is old
+  const quietFor = Date.now() - state.lastOk;
+  if (state.conn === 'ok' && quietFor > (state.streamLive ? FULL_MS : 0) + 3 * POLL_MS) markDown(new ApiError('unreachable', UNREACHABLE));
   let text;
-  if (state.lastOk === 0) text = 'Connecting…';
-  else if (down) text = `Agent unreachable · last update ${fmtTime(new Date(state.lastOk).toISOString())}`;
-  else text = state.streamLive ? 'Live' : `Updating every ${POLL_MS / 1000} s`;
+  let cls;
+  switch (state.conn) {
+    case 'connecting':
+      text = 'Connecting…';
+      cls = 'pending';
+      break;
+    case 'auth':
+      text = state.signedOut ? 'Signed out · sign-in needed' : 'Sign-in needed';
+      cls = 'pending';
+      break;
+    case 'forbidden':
+      text = 'No access from this device';
+      cls = 'down';
+      break;
+    case 'down': {
+      const what = state.downKind === 'server' ? 'Agent reporting a problem' : 'Agent unreachable';
+      text = state.lastOk > 0 ? `${what} · not live, data as of ${fmtClock(new Date(state.lastOk).toISOString())}` : what;
+      cls = 'down';
+      break;
+    }
+    default:
+      text = state.streamLive ? 'Live' : `Updating every ${POLL_MS / 1000} s`;
+      cls = 'ok';
+  }
+  live.className = `live ${cls}`;
   // a live region: only real changes are announced
   if (live.textContent !== text) live.textContent = text;
+  const down = state.conn === 'down' && state.lastOk > 0;
+  document.body.classList.toggle('is-down', down);
+  const asOf = down ? `as of ${fmtClock(new Date(state.lastOk).toISOString())}, not live` : '';
+  for (const e of document.querySelectorAll('.as-of')) {
+    e.hidden = !down;
+    if (e.textContent !== asOf) e.textContent = asOf;
+  }
 }
 
 function showError(err) {
@@ -50,18 +98,43 @@ function showError(err) {
     banner.hidden = true;
     return;
   }
-  const text = err instanceof ApiError ? err.message : 'Something went wrong on this page; reload it to try again.';
+  let text = err instanceof ApiError ? err.message : 'Something went wrong on this page; reload it to try again.';
+  if (state.conn === 'down' && state.lastOk > 0) {
+    text += ` What you see is the state as of ${fmtClock(new Date(state.lastOk).toISOString())}, not live; the page reconnects by itself.`;
+  }
   if (banner.textContent !== text || banner.hidden) banner.textContent = text;
   banner.hidden = false;
 }
 
-function showLogin(err) {
+/** The first failed poll or stream error: the data on screen is no longer live. */
+function markDown(err) {
+  if (state.conn !== 'down') state.downSince = Date.now();
+  state.conn = 'down';
+  state.downKind = err?.kind === 'server' ? 'server' : 'unreachable';
+  if (err?.message) showError(err);
+  setLive();
+}
+
+/** Sign-in needed: no token yet, a wrong one, one the gateway no longer takes, or signed out. */
+function showLogin(err, { signedOut = false } = {}) {
+  const token = getToken();
+  if (token && token === state.goodToken) state.changedToken = token;
+  state.goodToken = null;
+  let message = '';
+  if (!signedOut && token) {
+    message = token === state.changedToken ? 'The gateway’s status token has changed. Enter the new token to continue.' : (err?.message ?? '');
+  }
   state.blocked = 'auth';
+  state.conn = 'auth';
+  state.signedOut = signedOut || (state.signedOut && !token);
   $('app').hidden = true;
+  $('cloud').hidden = true;
+  if (signedOut) $('device').textContent = '';
   $('login').hidden = false;
-  $('login-error').textContent = getToken() ? err.message : '';
+  $('login-error').textContent = message;
   $('sign-out').hidden = true;
   showError(null);
+  setLive();
   $('token').focus();
 }
 
@@ -69,10 +142,15 @@ function handleFailure(err) {
   if (err instanceof ApiError && err.kind === 'auth') return showLogin(err);
   if (err instanceof ApiError && err.kind === 'forbidden') {
     state.blocked = 'forbidden';
+    state.conn = 'forbidden';
     $('login').hidden = true;
+    showError(err);
+    return setLive();
   }
-  showError(err);
-  setLive();
+  if (err instanceof ApiError && err.kind === 'bad-request') return showError(err);
+  markDown(err);
+  // relative times ("3 min ago") keep counting while the data is old
+  renderTimes();
 }
 
 function noModelNotice(status) {
@@ -80,6 +158,13 @@ function noModelNotice(status) {
   const notice = $('notice');
   notice.hidden = active;
   notice.textContent = active ? '' : 'No model yet: readings are stored on the gateway, but no pump is scored until a model arrives from the cloud.';
+}
+
+function renderCloud(status) {
+  const { text, problem } = cloudSummary(status);
+  $('cloud').hidden = false;
+  $('cloud').className = `cloud${problem ? ' problem' : ''}`;
+  if ($('cloud-text').textContent !== text) $('cloud-text').textContent = text;
 }
 
 function onSelect(pumpId) {
@@ -105,6 +190,20 @@ function destroyCharts() {
   state.sensorNames = '';
 }
 
+function renderModel(model) {
+  const scope = modelScope(model);
+  $('detail-model-box').hidden = !scope;
+  if (!scope) return;
+  $('detail-model-box').className = `model-box ${scope.generic ? 'generic' : 'own'}`;
+  $('detail-model-kind').textContent = scope.badge;
+  $('detail-model-kind').className = `badge ${scope.generic ? 'model-generic' : 'model-own'}`;
+  $('detail-model-warning').hidden = !scope.warning;
+  $('detail-model-warning').textContent = scope.warning;
+  const training = modelTraining(model);
+  $('detail-model').textContent = training.text;
+  $('detail-model').className = training.short ? 'model-line short' : 'model-line';
+}
+
 function renderDetail() {
   const p = state.pumps.find((x) => x.pumpId === state.selected);
   const detail = $('detail');
@@ -115,15 +214,15 @@ function renderDetail() {
   detail.hidden = false;
   $('detail-h').textContent = `Pump ${p.pumpId}`;
   $('detail-why').textContent = pumpWhy(p);
-  const training = modelTraining(p.model);
-  $('detail-model').textContent = training.text;
-  $('detail-model').className = training.short ? 'model-line short' : 'model-line';
+  renderModel(p.model);
   const threshold = p.model?.threshold ?? null;
   $('chart-empty').hidden = state.rows.length > 0;
   const last = state.rows.at(-1);
   $('score-chart').setAttribute(
     'aria-label',
-    last ? `Anomaly score of the last ${state.rows.length} readings; latest ${last.score ?? 'not scored'}, threshold ${threshold ?? 'none'}` : 'No readings yet',
+    last
+      ? `Anomaly score of the last ${state.rows.length} readings; latest ${last.score === null ? 'not scored' : fmtNum(last.score)}, threshold ${threshold === null ? 'none' : fmtNum(threshold)}`
+      : 'No readings yet',
   );
   if (state.score) state.score.update(state.rows, threshold);
   else if (state.rows.length > 0) state.score = scoreChart($('score-chart'), state.rows, threshold);
@@ -134,6 +233,14 @@ function renderDetail() {
     state.sensorNames = names.join('|');
   } else state.sensors?.update(state.rows);
   renderValues($('values-body'), last);
+}
+
+/** Texts with relative times, redrawn from what the page has (used while the agent is down). */
+function renderTimes() {
+  if (state.pumps.length === 0) return;
+  renderPumps($('pumps'), state.pumps, state.selected, onSelect);
+  const p = state.pumps.find((x) => x.pumpId === state.selected);
+  if (p) $('detail-why').textContent = pumpWhy(p);
 }
 
 function mergeRows(rows) {
@@ -156,30 +263,44 @@ async function loadSelected(full) {
 }
 
 async function refreshAll() {
+  if (state.blocked === 'auth') return undefined; // until the technician signs in
   if (state.refreshing) return state.refreshing;
   state.refreshing = (async () => {
+    const token = getToken();
     try {
       const [status, pumps, alerts] = await Promise.all([api('/status'), api('/pumps'), api('/alerts?limit=300')]);
+      if (getToken() !== token) return; // signed out (or in with another token) meanwhile
       Object.assign(state, { status, pumps: pumps.pumps, alerts: alerts.alerts, lastOk: Date.now(), lastFull: Date.now(), blocked: null });
+      state.conn = 'ok';
+      state.downKind = null;
+      state.signedOut = false;
+      state.goodToken = token;
+      state.changedToken = null;
       $('login').hidden = true;
       $('app').hidden = false;
       $('sign-out').hidden = !getToken();
       $('device').textContent = `· gateway ${status.device}`;
       showError(null);
       noModelNotice(status);
+      renderCloud(status);
       if (!state.selected && state.pumps.length > 0) {
-        state.selected = (state.pumps.find((p) => p.state === 'anomaly') ?? state.pumps[0]).pumpId;
+        state.selected = (sortPumps(state.pumps).find(alarming) ?? state.pumps[0]).pumpId;
         await loadSelected(true);
       }
       renderPumps($('pumps'), state.pumps, state.selected, onSelect);
       $('pumps-empty').hidden = state.pumps.length > 0;
       renderAlerts($('alerts'), $('alerts-empty'), state.alerts, (ep) =>
-        labelForm.open({ pumpId: ep.pumpId, alert: ep.peak, range: { from: ep.first.ts, to: ep.last.ts }, count: ep.alerts.length, label: ep.label }),);
+        labelForm.open(
+          { pumpId: ep.pumpId, alert: ep.peak, range: { from: ep.first.ts, to: ep.last.ts }, count: ep.alerts.length, label: ep.label },
+          // the list is redrawn on every refresh: find the episode's button again by its first alert
+          () => document.querySelector(`#alerts li[data-first="${ep.first.seq}"] button`) ?? $('alerts-h'),
+        ),
+      );
       renderGateway($('gateway'), status);
       renderDetail();
       setLive();
     } catch (err) {
-      handleFailure(err);
+      if (getToken() === token) handleFailure(err);
     } finally {
       state.refreshing = null;
     }
@@ -205,7 +326,7 @@ async function streamLoop() {
       await sleep(POLL_MS);
       continue;
     }
-    state.streamAbort = new AbortController();
+    const abort = (state.streamAbort = new AbortController());
     try {
       await stream(
         (name, data) => (name === 'rows' ? onRows(data) : undefined),
@@ -213,12 +334,18 @@ async function streamLoop() {
           state.streamLive = true;
           setLive();
         },
-        state.streamAbort.signal,
+        abort.signal,
       );
-    } catch {
-      // unreachable or refused: polling carries on; the stream is retried below
+    } catch (err) {
+      // an agent that cannot be reached is said at once; polling carries on, the stream is retried below
+      if (!abort.signal.aborted && err instanceof ApiError) {
+        if (err.kind === 'unreachable') handleFailure(err);
+        else if (err.kind === 'auth') showLogin(err);
+      }
     }
     state.streamLive = false;
+    // the stream ended (an agent stopping ends it cleanly): check at once rather than at the next poll
+    if (!abort.signal.aborted && !state.blocked) void refreshAll();
     setLive();
     await sleep(3000);
   }
@@ -230,7 +357,7 @@ async function pollLoop() {
       const due = !state.streamLive || Date.now() - state.lastFull >= FULL_MS;
       if (due) {
         await refreshAll();
-        if (!state.streamLive) await loadSelected(false);
+        if (!state.streamLive && state.conn === 'ok') await loadSelected(false);
       }
     }
     setLive();
@@ -256,12 +383,13 @@ $('login-form').addEventListener('submit', (ev) => {
 $('sign-out').addEventListener('click', () => {
   setToken(null);
   state.streamAbort?.abort();
-  showLogin(new ApiError('auth', ''));
+  showLogin(null, { signedOut: true });
 });
 
 $('record-maintenance').addEventListener('click', () => {
-  if (state.selected) labelForm.open({ pumpId: state.selected, kind: 'maintenance' });
+  if (state.selected) labelForm.open({ pumpId: state.selected, kind: 'maintenance' }, () => $('record-maintenance'));
 });
 
+$('tz').textContent = timeZoneText();
 void pollLoop();
 void streamLoop();

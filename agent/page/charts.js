@@ -51,7 +51,8 @@ export function scoreChart(el, rows, threshold) {
     height: 200,
     data,
     cursor: { sync: { key: 'pump' }, drag: { x: false, y: false } },
-    legend: { show: true, live: true },
+    // on a phone the live legend (time and values under the cursor) only crowds the chart: a key
+    legend: { show: true, live: !globalThis.matchMedia?.('(max-width: 40rem)').matches },
     scales: { x: { time: true }, y: { distr: 4, asinh: linear } },
     axes: [axis(), axis({ size: 56, filter: decades, grid: { stroke: GRID, width: 1, filter: decades }, ticks: { stroke: GRID, filter: decades } })],
     series: [

@@ -2,13 +2,40 @@
 
 const sameDay = (a, b) => a.toDateString() === b.toDateString();
 const clock = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+const short = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
 const dated = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit' });
+const datedYear = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short', year: 'numeric', hour: '2-digit', minute: '2-digit' });
 
-export function fmtTime(iso) {
+/** A time of today with seconds, an earlier day's with its date, another year's with the year too. */
+export function fmtTime(iso, now = new Date()) {
   if (!iso) return '–';
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return '–';
-  return sameDay(d, new Date()) ? clock.format(d) : dated.format(d);
+  if (sameDay(d, now)) return clock.format(d);
+  return d.getFullYear() === now.getFullYear() ? dated.format(d) : datedYear.format(d);
+}
+
+/** "as of" times: hours and minutes only (with the date when not today). */
+export function fmtClock(iso, now = new Date()) {
+  if (!iso) return '–';
+  const d = new Date(iso);
+  return sameDay(d, now) ? short.format(d) : fmtTime(iso, now);
+}
+
+/** The browser's time zone, said once in the header: "Times in Europe/Paris (UTC+01:00)". */
+export function timeZoneText(date = new Date()) {
+  const min = -date.getTimezoneOffset();
+  const sign = min < 0 ? '−' : '+';
+  const abs = Math.abs(min);
+  const offset = min === 0 ? 'UTC' : `UTC${sign}${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`;
+  let zone = '';
+  try {
+    zone = Intl.DateTimeFormat().resolvedOptions().timeZone ?? '';
+  } catch {
+    // no zone name: the offset says enough
+  }
+  if (!zone || zone === 'UTC' || zone === 'Etc/UTC') return `Times in ${offset}`;
+  return `Times in ${zone.replace(/_/g, ' ')} (${offset})`;
 }
 
 export function fmtDuration(seconds) {

@@ -1,7 +1,7 @@
 // The label dialog: a technician's verdict on an alert (confirmed fault with its type, false
 // alarm) or a maintenance window during which a pump's readings are not normal operation.
-import { api } from './api.js';
-import { fmtNum, fmtTime } from './format.js';
+import { ApiError, api } from './api.js';
+import { KIND_TEXT, fmtNum, fmtTime } from './format.js';
 
 const AUTHOR_KEY = 'pumpwatch.author';
 const $ = (id) => document.getElementById(id);
@@ -28,11 +28,40 @@ function remember(author) {
   }
 }
 
+/** What the technician is told after a save: the verdict, the pump, and that it is stored. */
+function savedText(label) {
+  const what = label.kind === 'confirmed-fault' ? `${KIND_TEXT[label.kind]} (${label.faultType})` : KIND_TEXT[label.kind];
+  return `Label saved: ${what} on ${label.pumpId}.`;
+}
+
+/** onSaved(label) may return a promise (the page's refresh): focus goes back once it is done. */
 export function initLabelForm({ onSaved }) {
   const dialog = $('label-dialog');
   const form = $('label-form');
   const error = $('label-error');
+  const status = $('label-status');
   let ctx = null;
+  /** () => the element to give focus back to (the page redraws the button that opened the dialog). */
+  let opener = null;
+  /** 'validation' errors go away as soon as the technician changes something; a failed save stays. */
+  let errorKind = null;
+  let statusTimer = null;
+
+  function setError(text, kind) {
+    error.textContent = text;
+    errorKind = text ? kind : null;
+  }
+
+  function focusOpener() {
+    const target = opener?.();
+    if (target?.isConnected) target.focus();
+  }
+
+  function announce(text) {
+    clearTimeout(statusTimer);
+    status.textContent = text;
+    statusTimer = setTimeout(() => (status.textContent = ''), 10_000);
+  }
 
   function kind() {
     return form.elements.kind.value;
@@ -60,8 +89,9 @@ export function initLabelForm({ onSaved }) {
   function body() {
     const k = kind();
     const b = { pumpId: ctx.pumpId, kind: k, author: $('author').value.trim(), note: $('note').value.trim() || null };
+    // a verdict on an alert names it (and the whole episode's range); maintenance has its own range
     if (ctx.alert) b.alertSeq = ctx.alert.seq;
-    if (ctx.range) Object.assign(b, ctx.range); // a verdict on the whole episode
+    if (ctx.alert && ctx.range) Object.assign(b, ctx.range);
     if (k === 'confirmed-fault') b.faultType = $('fault-type').value;
     if (k === 'maintenance') {
       b.from = new Date($('range-from').value).toISOString();
@@ -70,37 +100,66 @@ export function initLabelForm({ onSaved }) {
     return b;
   }
 
-  form.addEventListener('change', showFields);
+  const clearStale = () => {
+    if (errorKind === 'validation') setError('', null);
+  };
+  form.addEventListener('change', () => {
+    showFields();
+    clearStale();
+  });
+  form.addEventListener('input', clearStale);
   $('label-cancel').addEventListener('click', () => dialog.close());
+  // Esc or Cancel: focus goes back to the button that opened the dialog, even if it was redrawn meanwhile
+  dialog.addEventListener('close', () =>
+    setTimeout(() => {
+      if (!dialog.open && (document.activeElement === document.body || !document.activeElement)) focusOpener();
+    }),
+  );
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const problem = validate();
     if (problem) {
-      error.textContent = problem[0];
+      setError(problem[0], 'validation');
       problem[1].focus();
       return;
     }
-    error.textContent = '';
+    setError('', null);
     const save = $('label-save');
     save.disabled = true;
+    let label;
     try {
-      const { label } = await api('/labels', { method: 'POST', body: body() });
-      remember(label.author);
-      dialog.close();
-      onSaved(label);
+      ({ label } = await api('/labels', { method: 'POST', body: body() }));
     } catch (err) {
-      error.textContent = `The label was not saved. ${err.message}`;
+      const why =
+        err instanceof ApiError && err.kind === 'unreachable'
+          ? 'the agent cannot be reached. Check this device’s connection to the gateway, then press “Save label” again.'
+          : (err?.message ?? 'unknown error');
+      setError(`The label was NOT saved: ${why}`, 'save');
+      return;
     } finally {
       save.disabled = false;
+    }
+    remember(label.author);
+    dialog.close();
+    announce(savedText(label));
+    try {
+      await onSaved(label);
+    } finally {
+      focusOpener();
     }
   });
 
   return {
-    /** ctx: { pumpId, alert?: { seq, ts, score } (the episode's peak), range?: { from, to }, count?, label? (the current one), kind? } */
-    open(next) {
+    /**
+     * ctx: { pumpId, alert?: { seq, ts, score } (the episode's peak), range?: { from, to }, count?, label? (the current one), kind? };
+     * focusBack: () => the element that gets focus when the dialog closes.
+     * Without an alert the dialog records maintenance only: a verdict needs an alert.
+     */
+    open(next, focusBack = null) {
       ctx = next;
+      opener = focusBack;
       form.reset();
-      error.textContent = '';
+      setError('', null);
       $('author').value = rememberedAuthor();
       $('label-h').textContent = ctx.alert ? 'Label alert' : 'Record maintenance';
       $('label-context').textContent = ctx.alert
@@ -109,7 +168,10 @@ export function initLabelForm({ onSaved }) {
       const at = ctx.range ? Date.parse(ctx.range.from) : ctx.alert ? Date.parse(ctx.alert.ts) : Date.now() - 3_600_000;
       $('range-from').value = localInput(at);
       $('range-to').value = localInput(Math.max(Date.now(), at));
-      const kindNow = ctx.kind ?? ctx.label?.kind;
+      const maintenanceOnly = !ctx.alert;
+      $('verdicts').hidden = maintenanceOnly;
+      for (const input of form.querySelectorAll('input[name=kind]')) input.disabled = maintenanceOnly && input.value !== 'maintenance';
+      const kindNow = maintenanceOnly ? 'maintenance' : (ctx.kind ?? ctx.label?.kind);
       if (kindNow) form.querySelector(`input[name=kind][value="${kindNow}"]`).checked = true;
       if (ctx.label) {
         $('fault-type').value = ctx.label.faultType ?? '';
@@ -117,7 +179,7 @@ export function initLabelForm({ onSaved }) {
       }
       showFields();
       dialog.showModal();
-      (kindNow ? form.querySelector('input[name=kind]:checked') : form.elements.kind[0]).focus();
+      (maintenanceOnly ? $('range-from') : kindNow ? form.querySelector('input[name=kind]:checked') : form.elements.kind[0]).focus();
     },
   };
 }

@@ -3,6 +3,11 @@ import { STATE_TEXT, fmtAgo, fmtBytes, fmtDuration, fmtNum, fmtPercent, fmtTime,
 
 const ORDER = { anomaly: 0, stale: 1, 'not-scored': 2, 'no-model': 3, normal: 4 };
 
+/** A pump in anomaly, or one that went silent while in anomaly (silence does not clear an alarm). */
+export const alarming = (p) => p.state === 'anomaly' || (p.state === 'stale' && p.lastState === 'anomaly');
+/** Live alarms first, then silent ones still alarming, then the rest by state. */
+const rank = (p) => (p.state === 'stale' && p.lastState === 'anomaly' ? 0.5 : (ORDER[p.state] ?? 9));
+
 export function el(tag, cls, text) {
   const e = document.createElement(tag);
   if (cls) e.className = cls;
@@ -14,6 +19,10 @@ export function badge(state) {
   return el('span', `badge s-${state}`, STATE_TEXT[state] ?? state);
 }
 
+function pumpBadge(p) {
+  return p.state === 'stale' && p.lastState === 'anomaly' ? el('span', 'badge s-anomaly', 'Anomaly · no data') : badge(p.state);
+}
+
 export function topShares(contributions, n = 3) {
   return shares(contributions)
     .slice(0, n)
@@ -21,15 +30,44 @@ export function topShares(contributions, n = 3) {
     .join(', ');
 }
 
+const capital = (t) => `${t.charAt(0).toUpperCase()}${t.slice(1)}`;
+
+function anomalyText(p) {
+  const top = topShares(p.lastAlert?.contributions);
+  return `Anomaly since ${fmtTime(p.anomalySince)} (${fmtAgo(p.anomalySince)})${top ? `; main contributors: ${top}` : ''}`;
+}
+
 /** Why a pump is in its state, in one sentence. */
 export function pumpWhy(p) {
-  if (p.state === 'anomaly') {
-    const top = topShares(p.lastAlert?.contributions);
-    return `Anomaly since ${fmtTime(p.anomalySince)} (${fmtAgo(p.anomalySince)})${top ? `; main contributors: ${top}` : ''}.`;
+  if (p.state === 'anomaly') return `${anomalyText(p)}.`;
+  if (p.state === 'stale' && p.lastState) {
+    const silent = capital(p.detail ?? 'no recent reading');
+    return p.lastState === 'anomaly'
+      ? `${silent} — last state: ${anomalyText(p)}.`
+      : `${silent} — last state: ${STATE_TEXT[p.lastState] ?? p.lastState}.`;
   }
-  if (p.detail) return `${p.detail.charAt(0).toUpperCase()}${p.detail.slice(1)}.`;
+  if (p.detail) return `${capital(p.detail)}.`;
   if (p.state === 'normal') return p.lastAlertAt ? `Normal; last alert ${fmtTime(p.lastAlertAt)}.` : 'Normal; no alert in recent readings.';
   return '';
+}
+
+/** The gateway's generic default model scores every pump that has no model of its own yet. */
+export const isGeneric = (model) => model?.key === 'default';
+
+/**
+ * Whose model scores the pump: { badge, warning } (warning only for the generic default model,
+ * which misses many faults of a pump it was not trained on); null without a model.
+ */
+export function modelScope(model) {
+  if (!model) return null;
+  if (isGeneric(model)) {
+    return {
+      generic: true,
+      badge: 'Generic default model — not trained on this pump',
+      warning: 'Many faults of this pump will not raise an alarm until a model trained on its own readings is deployed.',
+    };
+  }
+  return { generic: false, badge: 'Trained for this pump', warning: '' };
 }
 
 /**
@@ -38,28 +76,43 @@ export function pumpWhy(p) {
  */
 export function modelTraining(model) {
   if (!model) return { text: '', short: false };
+  const which = isGeneric(model) ? `the generic default model ${model.version}` : `model ${model.version}`;
   const t = model.training;
-  if (!t) return { text: `Scored by model ${model.version}; its training range is not recorded.`, short: false };
+  if (!t) return { text: `Scored by ${which}; its training range is not recorded.`, short: false };
   const span = `${fmtDuration(t.spanMs / 1000)} of readings (${fmtTime(t.from)} to ${fmtTime(t.to)})`;
-  if (!t.short) return { text: `Scored by model ${model.version}, trained on ${span}.`, short: false };
+  if (!t.short) return { text: `Scored by ${which}, trained on ${span}.`, short: false };
   return {
-    text: `Scored by model ${model.version}, trained on only ${span}, less than a day: it has not seen this pump's daily cycle, so normal changes over the day may raise false alarms.`,
+    text: `Scored by ${which}, trained on only ${span}, less than a day: it has not seen this pump's daily cycle, so normal changes over the day may raise false alarms.`,
     short: true,
   };
 }
 
 export function sortPumps(pumps) {
-  return [...pumps].sort((a, b) => (ORDER[a.state] ?? 9) - (ORDER[b.state] ?? 9) || a.pumpId.localeCompare(b.pumpId));
+  return [...pumps].sort((a, b) => rank(a) - rank(b) || a.pumpId.localeCompare(b.pumpId));
+}
+
+function modelLine(model) {
+  if (!model) return 'No model';
+  const which = isGeneric(model) ? `Generic default model (${model.version})` : `This pump's model ${model.version}`;
+  return `${which} · threshold ${fmtNum(model.threshold)}`;
 }
 
 function fillPump(button, p, selected) {
-  button.className = `pump s-${p.state}`;
+  const silentAlarm = p.state === 'stale' && p.lastState === 'anomaly';
+  button.className = `pump s-${p.state}${silentAlarm ? ' silent-alarm' : ''}`;
   button.dataset.state = p.state;
+  if (p.lastState) button.dataset.lastState = p.lastState;
+  else delete button.dataset.lastState;
+  button.dataset.model = isGeneric(p.model) ? 'generic' : p.model ? 'pump' : 'none';
   button.setAttribute('aria-pressed', String(selected));
   const last = p.lastReading;
-  const model = p.model ? `Model ${p.model.version} · threshold ${fmtNum(p.model.threshold)}` : 'No model';
   const reading = last ? `Last reading ${fmtTime(last.ts)} · score ${fmtNum(last.score)}` : 'No readings yet';
-  button.replaceChildren(el('span', 'pump-name', p.pumpId), badge(p.state), el('span', 'pump-line', model), el('span', 'pump-line', reading));
+  button.replaceChildren(
+    el('span', 'pump-name', p.pumpId),
+    pumpBadge(p),
+    el('span', `pump-line${isGeneric(p.model) ? ' generic' : ''}`, modelLine(p.model)),
+    el('span', 'pump-line', reading),
+  );
   const why = pumpWhy(p);
   if (why && p.state !== 'normal') button.append(el('span', 'pump-line why', why));
 }
@@ -118,6 +171,67 @@ function facts(s) {
     ['Temperature', typeof temp === 'number' ? `${Math.round(temp)} °C` : 'no sensor'],
     ['Health', s.health?.ok ? 'all parts healthy' : `failing: ${(s.health?.failing ?? []).join(', ')}`],
   ];
+}
+
+const BLOB_PROBLEM = {
+  offline: 'no connection to the cloud',
+  throttled: 'the cloud asks the gateway to slow down',
+  unauthorized: 'the cloud refused the gateway’s credentials',
+  'container-missing': 'the cloud storage container does not exist',
+};
+
+/**
+ * One line on the state of uploads to the cloud, in plain words: { text, problem }.
+ * "Cloud: uploading · 84 readings waiting"; problems (no connection, refused, stopped) are flagged.
+ */
+export function cloudSummary(s) {
+  const sync = s.sync ?? {};
+  const b = s.buffer ?? {};
+  const blobProblem = BLOB_PROBLEM[s.connectivity?.blob] ?? null;
+  const n = typeof b.unsynced === 'number' ? b.unsynced : null;
+  let what;
+  let problem = false;
+  switch (sync.state) {
+    case 'off':
+      what = 'uploads are turned off on this gateway';
+      break;
+    case 'not configured':
+      what = 'no cloud storage configured, readings stay on the gateway';
+      break;
+    case 'uploading':
+      what = 'uploading';
+      break;
+    case 'retrying':
+      what = `upload failed, retrying${blobProblem ? ` (${blobProblem})` : ''}`;
+      problem = true;
+      break;
+    case 'blocked':
+      what = `uploads stopped: ${blobProblem ?? 'the cloud refuses them'}`;
+      problem = true;
+      break;
+    case 'stopped':
+      what = 'uploads are not running';
+      problem = true;
+      break;
+    case 'idle':
+      if (blobProblem) {
+        what = blobProblem;
+        problem = true;
+      } else what = n === 0 ? 'up to date' : 'waiting for the next upload';
+      break;
+    default:
+      what = sync.state ?? 'state unknown';
+  }
+  const parts = [`Cloud: ${what}`];
+  if (b.error) {
+    parts.push('buffer unavailable');
+    problem = true;
+  } else if (n !== null && n > 0) parts.push(`${n.toLocaleString('en-US')} reading${n === 1 ? '' : 's'} waiting`);
+  else if (n === 0 && what !== 'up to date') parts.push('nothing waiting');
+  if (problem && sync.state !== 'off' && sync.state !== 'not configured') {
+    parts.push(sync.lastSuccessAt ? `last upload ${fmtAgo(sync.lastSuccessAt)}` : 'nothing uploaded yet');
+  }
+  return { text: parts.join(' · '), problem };
 }
 
 export function renderGateway(dl, status) {

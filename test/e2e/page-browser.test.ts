@@ -9,10 +9,11 @@ import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LabelStore } from '../../buffer/labels.js';
+import { LoadedModel } from '../../inference/model.js';
 import { packageRoot } from '../../agent/paths.js';
 import { readLabels, uploadPendingLabels } from '../../sync/labels-upload.js';
 import { postJson, startTestAgent, type TestAgent } from '../support/agent.js';
-import { normalValues, rng } from '../support/models.js';
+import { makeModel, normalValues, rng } from '../support/models.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { accessibilityProblems, contrastProblems } from './page-a11y.js';
 
@@ -61,8 +62,8 @@ interface Watched {
 }
 
 /** A page whose every request is checked: anything not for the agent on 127.0.0.1 is recorded and aborted. */
-async function openPage(url: string, viewport = { width: 1280, height: 900 }): Promise<Watched> {
-  const page = await browser.newPage({ viewport });
+async function openPage(url: string, viewport = { width: 1280, height: 900 }, options: { timezoneId?: string } = {}): Promise<Watched> {
+  const page = await browser.newPage({ viewport, ...options });
   const w: Watched = { page, offHost: [], errors: [], urls: [], authHeaders: [] };
   const origin = new URL(url).origin;
   await page.route('**', async (route) => {
@@ -119,7 +120,7 @@ describe('the technician page', () => {
     expect(await page.locator('#detail-h').textContent()).toBe('Pump pump-2');
     expect(await page.locator('#detail-why').textContent()).toMatch(/^Anomaly since .*main contributors: /);
     // The agent's model was fitted on ten minutes of readings: the page says it has not seen a day.
-    expect(await page.locator('#detail-model').textContent()).toMatch(/^Scored by model test-1, trained on only 9 min of readings \(.+ to .+\), less than a day: /);
+    expect(await page.locator('#detail-model').textContent()).toMatch(/^Scored by the generic default model test-1, trained on only 9 min of readings \(.+ to .+\), less than a day: /);
     expect(await page.locator('#detail-model').getAttribute('class')).toBe('model-line short');
     expect(await page.locator('#gateway').textContent()).toContain('gw-test');
     expect(w.offHost).toEqual([]);
@@ -240,6 +241,226 @@ describe('messages a technician understands', () => {
       await page.close();
     } finally {
       if (!stopped) await lone.stop();
+    }
+  });
+});
+
+describe('what the UX audit found', () => {
+  const FAULT = { Pressure: 0.2, Flow: 45, Current: 0.6 };
+  const text = (page: Page, selector: string) => page.locator(selector).first().textContent();
+
+  it('says when a pump is scored by the generic default model, not one trained on it, and that faults may go unalarmed', async () => {
+    // pump-3 gets a model of its own; the others are scored by the agent's default model
+    t.agent.engine.setModel('pump-3', await LoadedModel.fromBytes(makeModel({ version: 'pump-3-v2', source: 'pump-3' }), 'test'));
+    const { page } = await openPage(t.url);
+    await page.locator('#score-chart canvas').waitFor();
+    expect(await page.locator('button[data-pump="pump-2"]').getAttribute('data-model')).toBe('generic');
+    expect(await text(page, 'button[data-pump="pump-2"]')).toContain('Generic default model (test-1)');
+    expect(await text(page, '#detail-model-kind')).toBe('Generic default model — not trained on this pump');
+    expect(await page.locator('#detail-model-warning').isVisible()).toBe(true);
+    expect(await text(page, '#detail-model-warning')).toMatch(/^Many faults of this pump will not raise an alarm until a model trained on its own readings is deployed/);
+    // A model of pump-3's own: the page says so, without the warning.
+    try {
+      await page.locator('button[data-pump="pump-3"]').click();
+      await expect.poll(() => text(page, '#detail-model-kind')).toBe('Trained for this pump');
+      expect(await page.locator('#detail-model-warning').isVisible()).toBe(false);
+      expect(await text(page, '#detail-model')).toMatch(/^Scored by model pump-3-v2, trained on/);
+      expect(await page.locator('button[data-pump="pump-3"]').getAttribute('data-model')).toBe('pump');
+    } finally {
+      t.agent.engine.setModel('pump-3', null);
+    }
+    await page.close();
+  });
+
+  it('keeps the alarm of a pump that went silent while in anomaly, and lists it with the alarms', async () => {
+    const r = rng(21);
+    const end = Date.now() - 10 * 60_000;
+    skewMs = -10 * 60_000;
+    try {
+      const rows = Array.from({ length: 20 }, (_, i) => ({ pumpId: 'pump-6', ts: end - (19 - i) * 1000, values: i >= 15 ? FAULT : normalValues(r, i) }));
+      expect((await postJson(`${t.url}/readings`, rows)).status).toBe(202);
+    } finally {
+      skewMs = 0;
+    }
+    const { page } = await openPage(t.url);
+    const card = page.locator('button[data-pump="pump-6"]');
+    await card.waitFor();
+    expect(await card.getAttribute('data-state')).toBe('stale');
+    expect(await card.getAttribute('data-last-state')).toBe('anomaly');
+    expect(await card.locator('.badge').textContent()).toBe('Anomaly · no data');
+    expect(await card.locator('.why').textContent()).toMatch(/^No reading for 10 min — last state: Anomaly since .+ \(10 min ago\)/);
+    const order = await page.locator('#pumps button').evaluateAll((bs) => bs.map((b) => b.getAttribute('data-pump')));
+    expect(order.indexOf('pump-6')).toBe(order.indexOf('pump-2') + 1); // after the live alarm, before the silent normal pump
+    expect(order.indexOf('pump-6')).toBeLessThan(order.indexOf('pump-4'));
+    await page.close();
+  });
+
+  it('puts the cloud upload state in one plain line under the header, problems in red', async () => {
+    const { page } = await openPage(t.url);
+    await expect.poll(() => text(page, '#cloud-text')).toMatch(/^Cloud: uploads are turned off on this gateway · [\d,]+ readings waiting$/);
+    const cloud = (await page.locator('#cloud').boundingBox())!;
+    expect(cloud.y).toBeLessThan((await page.locator('#pumps-h').boundingBox())!.y);
+    // the page's own module, imported in the page (a string: the test runner rewrites import() in functions)
+    const lines = await page.evaluate(`(async () => {
+      const { cloudSummary } = await import('/page/render.js');
+      const at = new Date(Date.now() - 120000).toISOString();
+      const s = (state, blob, unsynced = 84) => cloudSummary({ sync: { state, lastSuccessAt: at }, connectivity: { blob }, buffer: { unsynced } });
+      return [s('uploading', 'online'), s('idle', 'online', 0), s('idle', 'online'), s('idle', 'offline'), s('retrying', 'throttled'), s('blocked', 'container-missing'), s('blocked', 'unauthorized')];
+    })()`);
+    expect(lines).toEqual([
+      { text: 'Cloud: uploading · 84 readings waiting', problem: false },
+      { text: 'Cloud: up to date', problem: false },
+      { text: 'Cloud: waiting for the next upload · 84 readings waiting', problem: false },
+      { text: 'Cloud: no connection to the cloud · 84 readings waiting · last upload 2 min ago', problem: true },
+      { text: 'Cloud: upload failed, retrying (the cloud asks the gateway to slow down) · 84 readings waiting · last upload 2 min ago', problem: true },
+      { text: 'Cloud: uploads stopped: the cloud storage container does not exist · 84 readings waiting · last upload 2 min ago', problem: true },
+      { text: 'Cloud: uploads stopped: the cloud refused the gateway’s credentials · 84 readings waiting · last upload 2 min ago', problem: true },
+    ]);
+    await page.close();
+  });
+
+  it('offers only the maintenance verdict when recording maintenance, and saves it', async () => {
+    const { page } = await openPage(t.url);
+    await page.locator('button[data-pump="pump-1"]').click();
+    await expect.poll(() => text(page, '#detail-h')).toBe('Pump pump-1');
+    await page.locator('#record-maintenance').click();
+    await expect.poll(() => page.locator('#label-dialog').evaluate((d) => (d as any).open)).toBe(true);
+    expect(await page.locator('input[value="confirmed-fault"]').isVisible()).toBe(false);
+    expect(await page.locator('input[value="false-alarm"]').isVisible()).toBe(false);
+    expect(await page.locator('input[value="maintenance"]').isChecked()).toBe(true);
+    expect(await page.evaluate(() => (globalThis as any).document.activeElement?.id)).toBe('range-from');
+    await page.locator('#author').fill('Ana Tech');
+    await page.locator('#label-save').click();
+    await expect.poll(() => page.locator('#label-dialog').evaluate((d) => (d as any).open)).toBe(false);
+    expect(await text(page, '#label-status')).toBe('Label saved: Maintenance on pump-1.');
+    expect(await page.evaluate(() => (globalThis as any).document.activeElement?.id)).toBe('record-maintenance');
+    const stored = new LabelStore(t.agent.buffer).list({ pumpId: 'pump-1', limit: 10 }).find((l) => l.kind === 'maintenance');
+    expect(stored).toMatchObject({ kind: 'maintenance', author: 'Ana Tech', alertSeq: null });
+    await page.close();
+  });
+
+  it('says "Label saved" and gives focus back to the alert, clears a stale validation error, and says NOT saved when the agent is unreachable', async () => {
+    const { page } = await openPage(t.url);
+    const item = page.locator('#alerts li').filter({ hasText: 'pump-6' }).first();
+    await item.waitFor();
+    const first = await item.getAttribute('data-first');
+    await item.getByRole('button').click();
+    await expect.poll(() => page.locator('#label-dialog').evaluate((d) => (d as any).open)).toBe(true);
+    await page.locator('#author').fill('Ben');
+    await page.locator('#label-save').click();
+    expect(await text(page, '#label-error')).toMatch(/^Choose a verdict/);
+    await page.locator('input[value="false-alarm"]').check();
+    expect(await text(page, '#label-error')).toBe('');
+    // the network drops: the page says the label was not saved, and does not pretend to retry
+    await page.route('**/labels', (route) => route.abort('connectionrefused'));
+    await page.locator('#label-save').click();
+    await expect.poll(() => text(page, '#label-error')).toMatch(/^The label was NOT saved: the agent cannot be reached/);
+    expect(await text(page, '#label-error')).not.toMatch(/Retrying/);
+    await page.unroute('**/labels');
+    await page.locator('#label-save').click();
+    await expect.poll(() => page.locator('#label-dialog').evaluate((d) => (d as any).open)).toBe(false);
+    await expect.poll(() => text(page, '#label-status')).toBe('Label saved: False alarm on pump-6.');
+    expect(await page.locator('#label-status').getAttribute('aria-live')).toBe('polite');
+    await expect.poll(() => page.locator(`#alerts li[data-first="${first}"] .label-text`).textContent()).toMatch(/^False alarm, by Ben/);
+    await expect
+      .poll(() => page.evaluate(() => [(globalThis as any).document.activeElement?.closest('li')?.dataset.first, (globalThis as any).document.activeElement?.textContent]))
+      .toEqual([first, 'Change label']);
+    await page.close();
+  });
+
+  it('says the time zone once, gives dates of another year their year, and rounds the chart label; no live legend on a phone', async () => {
+    const { page } = await openPage(t.url, { width: 390, height: 844 }, { timezoneId: 'Europe/Paris' });
+    await page.locator('#score-chart canvas').waitFor();
+    expect(await text(page, '#tz')).toMatch(/^Times in Europe\/Paris \(UTC\+0[12]:00\)$/);
+    const [thisYear, lastYear] = (await page.evaluate(`(async () => {
+      const { fmtTime } = await import('/page/format.js');
+      const y = new Date().getFullYear();
+      return [fmtTime(y + '-01-02T10:00:00Z', new Date(y + '-06-01T00:00:00Z')), fmtTime((y - 1) + '-01-02T10:00:00Z')];
+    })()`)) as string[];
+    expect(thisYear).not.toMatch(/\b20\d\d\b/);
+    expect(lastYear).toContain(String(new Date().getFullYear() - 1));
+    const label = (await page.locator('#score-chart').getAttribute('aria-label'))!;
+    const [, latest, threshold] = /; latest ([\d.e+-]+), threshold ([\d.e+-]+)$/.exec(label) ?? [];
+    for (const v of [latest, threshold].map(Number)) expect(v).toBe(Math.abs(v) >= 1000 ? Math.round(v) : Number(v.toPrecision(3))); // as the page writes numbers
+    expect(await page.locator('#score-chart .u-legend.u-live').count()).toBe(0);
+    await page.close();
+    const laptop = await openPage(t.url);
+    await laptop.page.locator('#score-chart canvas').waitFor();
+    expect(await laptop.page.locator('#score-chart .u-legend.u-live').count()).toBe(1);
+    await laptop.page.close();
+  });
+
+  it('marks the page down at the first failed poll: header, sticky banner, greyed pumps and "as of" time', async () => {
+    let lone = await startTestAgent();
+    let stopped = false;
+    try {
+      const r = rng(3);
+      await postJson(`${lone.url}/readings`, [0, 1, 2].map((i) => ({ pumpId: 'pump-0', ts: Date.now() - 3000 + i * 1000, values: normalValues(r, i) })));
+      const { page } = await openPage(lone.url, { width: 390, height: 844 });
+      await page.locator('#score-chart canvas').waitFor();
+      await expect.poll(() => page.locator('#live').getAttribute('class')).toBe('live ok');
+      expect(await page.evaluate(() => (globalThis as any).document.body.classList.contains('is-down'))).toBe(false);
+      await lone.stop();
+      stopped = true;
+      const t0 = Date.now();
+      await expect.poll(() => text(page, '#live'), { timeout: 3500, interval: 100 }).toMatch(/^Agent unreachable · not live, data as of \d/);
+      expect(Date.now() - t0).toBeLessThan(3500);
+      expect(await page.locator('#live').getAttribute('class')).toBe('live down');
+      expect(await page.evaluate(() => (globalThis as any).document.body.classList.contains('is-down'))).toBe(true);
+      expect(await page.locator('#pumps').evaluate((e) => (globalThis as any).getComputedStyle(e).filter)).toContain('grayscale');
+      expect(await text(page, '#pumps-h .as-of')).toMatch(/^as of \d.*, not live$/);
+      expect(await page.locator('#detail .as-of').isVisible()).toBe(true);
+      await expect.poll(() => text(page, '#banner')).toMatch(/^Cannot reach the PumpWatch agent\..* not live; the page reconnects by itself\.$/);
+      // the banner stays in view when the technician scrolls down to the charts
+      await page.evaluate(() => (globalThis as any).scrollTo(0, 900));
+      expect(await page.locator('#banner').evaluate((e) => (globalThis as any).getComputedStyle(e).position)).toBe('sticky');
+      expect(Math.round((await page.locator('#banner').boundingBox())!.y)).toBe(0);
+      // the agent is back: live again, in colour, without a reload
+      lone = await startTestAgent({ PUMPWATCH_HTTP_PORT: new URL(lone.url).port });
+      stopped = false;
+      await expect.poll(() => page.locator('#live').getAttribute('class'), { timeout: 10_000 }).toBe('live ok');
+      expect(await page.evaluate(() => (globalThis as any).document.body.classList.contains('is-down'))).toBe(false);
+      expect(await page.locator('#banner').isVisible()).toBe(false);
+      expect(await page.locator('.as-of').first().isVisible()).toBe(false);
+      await page.close();
+    } finally {
+      if (!stopped) await lone.stop();
+    }
+  });
+
+  it('says "Sign-in needed" (not "unreachable"), that the gateway token changed, and "Signed out" after signing out', async () => {
+    let secured = await startTestAgent({ PUMPWATCH_STATUS_TOKEN: 'token-one' });
+    try {
+      await postJson(`${secured.url}/readings`, { pumpId: 'pump-9', ts: Date.now(), values: { Pressure: 1.4, Flow: 30, Current: 1.4 } }, { authorization: 'Bearer token-one' });
+      const { page } = await openPage(secured.url);
+      await page.getByLabel('Status token').waitFor();
+      await expect.poll(() => text(page, '#live')).toBe('Sign-in needed');
+      await page.getByLabel('Status token').fill('not-it');
+      await page.keyboard.press('Enter');
+      await expect.poll(() => text(page, '#login-error')).toMatch(/^That status token is wrong/);
+      await page.waitForTimeout(7000); // longer than the old "unreachable" delay
+      expect(await text(page, '#live')).toBe('Sign-in needed');
+      await page.getByLabel('Status token').fill('token-one');
+      await page.keyboard.press('Enter');
+      await page.locator('button[data-pump="pump-9"]').waitFor();
+      // the gateway restarts with another token
+      const port = new URL(secured.url).port;
+      await secured.stop();
+      secured = await startTestAgent({ PUMPWATCH_STATUS_TOKEN: 'token-two', PUMPWATCH_HTTP_PORT: port });
+      await expect.poll(() => text(page, '#login-error'), { timeout: 15_000 }).toBe('The gateway’s status token has changed. Enter the new token to continue.');
+      expect(await text(page, '#live')).toBe('Sign-in needed');
+      await page.getByLabel('Status token').fill('token-two');
+      await page.keyboard.press('Enter');
+      await page.locator('#sign-out').waitFor();
+      await expect.poll(() => page.locator('#live').getAttribute('class')).toBe('live ok');
+      await page.locator('#sign-out').click();
+      await page.waitForTimeout(2500);
+      expect(await text(page, '#live')).toBe('Signed out · sign-in needed');
+      expect(await page.locator('#live').getAttribute('class')).not.toContain('ok');
+      expect(await page.locator('#app').isVisible()).toBe(false);
+      await page.close();
+    } finally {
+      await secured.stop();
     }
   });
 });

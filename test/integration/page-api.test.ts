@@ -87,6 +87,24 @@ describe('GET /pumps', () => {
     const pump = (await getJson('/pumps')).json.pumps.find((p: any) => p.pumpId === 'pa-4');
     expect(pump.state).toBe('stale');
     expect(pump.detail).toBe('no reading for 6 min');
+    expect(pump.lastState).toBe('normal');
+  });
+
+  it('keeps the alarm of a pump that goes silent while in anomaly: stale, last state anomaly, since its first anomalous reading', async () => {
+    const t0 = Date.now() - 10_000;
+    await postJson(`${t.url}/readings`, [reading('pa-6', NORMAL, t0), reading('pa-6', FAULT, t0 + 1000), reading('pa-6', FAULT, t0 + 2000)]);
+    const fresh = (await getJson('/pumps')).json.pumps.find((p: any) => p.pumpId === 'pa-6');
+    expect(fresh).toMatchObject({ state: 'anomaly', lastState: null });
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(Date.now() + 7 * 60_000);
+    const pump = (await getJson('/pumps')).json.pumps.find((p: any) => p.pumpId === 'pa-6');
+    expect(pump).toMatchObject({
+      state: 'stale',
+      lastState: 'anomaly',
+      detail: 'no reading for 7 min',
+      anomalySince: new Date(t0 + 1000).toISOString(),
+      lastAlertAt: new Date(t0 + 2000).toISOString(),
+    });
   });
 
   it('shows "no model" for readings that arrive while no model is active', async () => {
