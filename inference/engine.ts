@@ -117,7 +117,7 @@ export class InferenceEngine {
         const pushed = state.live.win.push(r.values);
         row.imputed = pushed.imputed;
         if (pushed.ready) this.add(groups, model, state.live.win, i, sizes.get(model) ?? 1, false);
-        else row.unscoredReason = `no value known yet for feature "${pushed.missing}"`;
+        else row.unscoredReason = pushed.missing !== null ? `no value known yet for feature "${pushed.missing}"` : `window filling: ${pushed.filled} of ${model.meta.window} readings`;
       }
       const shadow = this.shadowFor(r.pumpId);
       if (shadow) {

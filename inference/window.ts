@@ -3,12 +3,18 @@
  * features by name, with missing values carried forward from the last known one.
  */
 export interface PushResult {
-  /** True when the reading completed the window (every feature has a value, known or carried). */
+  /**
+   * True when the window can be scored: every feature has a value (known or carried) and the
+   * window holds `window` readings. A window padded with its first reading would be scored as if
+   * it averaged `window` readings, and one noisy reading would then raise an alarm.
+   */
   ready: boolean;
   /** At least one value was carried forward. */
   imputed: boolean;
-  /** The first feature that has never had a value, when not ready. */
+  /** The first feature that has never had a value, when not ready for that reason. */
   missing: string | null;
+  /** Readings the window holds now (it is ready at `window`). */
+  filled: number;
 }
 
 export class FeatureWindow {
@@ -41,28 +47,23 @@ export class FeatureWindow {
         imputed = true;
       }
     }
-    if (missing !== null) return { ready: false, imputed, missing };
+    if (missing !== null) return { ready: false, imputed, missing, filled: this.count };
     const at = this.head * this.width;
     for (let f = 0; f < this.width; f++) this.ring[at + f] = this.lastKnown[f]!;
     this.head = (this.head + 1) % this.window;
     if (this.count < this.window) this.count++;
-    return { ready: true, imputed, missing: null };
+    return { ready: this.count === this.window, imputed, missing: null, filled: this.count };
   }
 
-  /**
-   * Writes the window, oldest first, into `target` at `offset` (window × n_features floats).
-   * Until `window` readings were seen, the oldest slots repeat the first reading.
-   */
+  /** Writes the full window, oldest first, into `target` at `offset` (window × n_features floats). */
   writeTo(target: Float32Array, offset: number): void {
     const w = this.window;
+    if (this.count < w) throw new Error(`the window holds ${this.count} of ${w} readings: only a full window is scored`);
     const width = this.width;
-    const pad = w - this.count;
-    const oldest = this.count < w ? 0 : this.head;
     const ring = this.ring;
     for (let i = 0; i < w; i++) {
-      const slot = i < pad ? oldest : (oldest + (i - pad)) % w;
       // A plain loop: subarray() would allocate a view per slot on the hot path.
-      const from = slot * width;
+      const from = ((this.head + i) % w) * width;
       const to = offset + i * width;
       for (let f = 0; f < width; f++) target[to + f] = ring[from + f]!;
     }

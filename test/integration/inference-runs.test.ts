@@ -67,3 +67,27 @@ describe('window rebuilt from history after a swap', () => {
     }
   });
 });
+
+describe('a window that is not full yet', () => {
+  it('leaves a pump\'s first window-1 readings unscored with the reason, so one noisy first reading cannot raise an alarm', async () => {
+    const model = await LoadedModel.fromBytes(makeModel({ version: 'w4', window: 4 }), 'w4');
+    try {
+      const r = rng(3);
+      const engine = new InferenceEngine();
+      engine.setModel('default', model);
+      // The first reading is far off (a sensor's start-up spike): padded into a whole window it scored as four of it.
+      const spike = { ...normalValues(r, 0), Pressure: 40 };
+      const readings: Reading[] = [spike, ...Array.from({ length: 6 }, (_, i) => normalValues(r, i + 1))].map((values, i) => ({ pumpId: 'p1', ts: 1_000 + i, values }));
+      const rows = await engine.score(readings, 0);
+      expect(rows.slice(0, 3).map((row) => [row.score, row.anomaly, row.unscoredReason])).toEqual([
+        [null, null, 'window filling: 1 of 4 readings'],
+        [null, null, 'window filling: 2 of 4 readings'],
+        [null, null, 'window filling: 3 of 4 readings'],
+      ]);
+      expect(rows.slice(3).every((row) => typeof row.score === 'number' && row.unscoredReason === null)).toBe(true);
+      expect(rows.slice(4).every((row) => row.anomaly === false)).toBe(true); // the spike has left the window
+    } finally {
+      await model.release();
+    }
+  });
+});
