@@ -131,6 +131,23 @@ export class InferenceEngine {
     return rows;
   }
 
+  /**
+   * Forgets readings scored by the last `score` call whose commit failed: they leave each pump's
+   * history, and its windows are rebuilt from the history before them at its next reading. A retry
+   * of the same readings then scores them as if they had been sent once.
+   */
+  forget(readings: readonly Reading[]): void {
+    const perPump = new Map<string, number>();
+    for (const r of readings) perPump.set(r.pumpId, (perPump.get(r.pumpId) ?? 0) + 1);
+    for (const [pumpId, n] of perPump) {
+      const state = this.pumps.get(pumpId);
+      if (!state) continue;
+      state.history.dropNewest(n);
+      state.live = null;
+      state.shadow = null;
+    }
+  }
+
   private countPerModel(readings: readonly Reading[]): Map<LoadedModel, number> {
     const sizes = new Map<LoadedModel, number>();
     for (const r of readings) {

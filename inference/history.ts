@@ -45,6 +45,13 @@ export class ValueHistory {
     if (this.count < this.capacity) this.count++;
   }
 
+  /** Forgets the newest `n` readings (a batch whose commit failed); the oldest they overwrote stay lost. */
+  dropNewest(n: number): void {
+    const k = Math.min(Math.max(0, n), this.count);
+    this.head = (this.head - k + this.capacity) % this.capacity;
+    this.count -= k;
+  }
+
   /** The values of the reading `age` readings before the newest (0 = the newest), finite ones only. */
   valuesAt(age: number): Record<string, number> {
     const slot = this.slot(age);

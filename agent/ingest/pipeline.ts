@@ -148,11 +148,14 @@ export class IngestPipeline {
   private async runBatch(batch: Pending[]): Promise<void> {
     const { engine, buffer, metrics } = this.deps;
     const readings = batch.length === 1 ? batch[0]!.readings : batch.flatMap((p) => p.readings);
+    let uncommitted = false; // scored, and the commit has not succeeded
     try {
       const t0 = performance.now();
       const rows = await engine.score(readings, this.clock());
+      uncommitted = true;
       const t1 = performance.now();
       const seqs = buffer.appendBatch(rows);
+      uncommitted = false;
       const t2 = performance.now();
       this.count(rows, (t1 - t0) / 1000, (t2 - t1) / 1000);
       let offset = 0;
@@ -164,6 +167,8 @@ export class IngestPipeline {
       }
       for (const l of this.listeners) this.notify(l, rows, seqs);
     } catch (err) {
+      // Nothing was committed: the windows forget these readings, so a retry does not count them twice.
+      if (uncommitted) engine.forget(readings);
       for (const p of batch) p.reject(err);
       this.deps.onError?.(err);
     }
