@@ -1,7 +1,6 @@
-import { readFile } from 'node:fs/promises';
-import { ModelContractError } from './contract.js';
 import { DEFAULT_MODEL_KEY, type InferenceEngine, type ModelFault } from './engine.js';
 import { LoadedModel } from './model.js';
+import { loadModelFile } from './model-file.js';
 import { emptyState, loadState, saveState, type KeyValueStore, type PersistedModels, type PreviousModel } from './model-state.js';
 import type { ModelStore } from './model-store.js';
 import { SerialQueue } from './serial.js';
@@ -13,18 +12,6 @@ export type { ModelStatus, ModelStatusName } from './model-status.js';
 export interface ModelRef {
   version: string;
   sha256: string;
-}
-
-/** A model file given by path (the bundled one, or PUMPWATCH_DEFAULT_MODEL) that cannot be used; `reason` in plain words. */
-export class ModelFileError extends Error {
-  readonly code = 'PW_MODEL_FILE';
-  constructor(
-    readonly path: string,
-    readonly reason: string,
-  ) {
-    super(`model file ${path}: ${reason}`);
-    this.name = 'ModelFileError';
-  }
 }
 
 type Log = (level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown>) => void;
@@ -491,49 +478,5 @@ export class ModelManager {
 
   private log(level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown>): void {
     this.deps.log?.(level, msg, { component: 'models', ...fields });
-  }
-}
-
-/** Loads a contract-1 model from a file; a ModelFileError says in plain words why one cannot be used. */
-async function loadModelFile(path: string): Promise<LoadedModel> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(path);
-  } catch (err) {
-    throw new ModelFileError(path, fileProblem(err as NodeJS.ErrnoException));
-  }
-  try {
-    return await LoadedModel.fromBytes(bytes, path);
-  } catch (err) {
-    if (err instanceof ModelContractError) throw new ModelFileError(path, contractProblem(err));
-    throw err;
-  }
-}
-
-function fileProblem(err: NodeJS.ErrnoException): string {
-  switch (err.code) {
-    case 'ENOENT':
-      return 'no such file';
-    case 'ENOTDIR':
-      return 'no such file (a folder on its path is a file)';
-    case 'EISDIR':
-      return 'is a folder, not a model file';
-    case 'EACCES':
-    case 'EPERM':
-      return 'not readable (permission denied)';
-    default:
-      return `cannot be read (${err.message})`;
-  }
-}
-
-/** The contract check's failure, said as "not ONNX at all", "ONNX onnxruntime refuses" or "ONNX, but not our contract". */
-function contractProblem(err: ModelContractError): string {
-  switch (err.problem) {
-    case 'not-onnx':
-      return `not an ONNX model: ${err.detail}`;
-    case 'runtime':
-      return `not an ONNX model onnxruntime can load: ${err.detail}`;
-    case 'contract':
-      return `not a PumpWatch contract-1 model: ${err.message}`;
   }
 }

@@ -14,7 +14,7 @@ import { InferenceEngine } from '../../inference/engine.js';
 import { LoadedModel } from '../../inference/model.js';
 import { saveState } from '../../inference/model-state.js';
 import { ModelStore, sha256Hex } from '../../inference/model-store.js';
-import { ModelFileError } from '../../inference/models.js';
+import { ModelFileError } from '../../inference/model-file.js';
 import { testAgentConfig } from '../support/agent.js';
 import { makeModel, normalValues, rng } from '../support/models.js';
 
