@@ -142,6 +142,15 @@ export function parseModelMetadata(props: Record<string, string>): ModelMetadata
 }
 
 /**
+ * A pause in a pump's readings longer than GAP_FACTOR × its typical interval (and at least
+ * GAP_MIN_MS) ends its windows: the trainer starts a new segment there and the agent a new window,
+ * so no window reaches back across a pause, in training or in service (a pump back after a day of
+ * maintenance is not scored on readings from before it).
+ */
+export const GAP_FACTOR = 10;
+export const GAP_MIN_MS = 60_000;
+
+/**
  * A model trained on less than a day has not seen its pump's daily cycle (ambient temperature,
  * demand): normal variation it has not seen raises alarms in the field (`bench/quality`, "How long
  * a range to train on"). The trainer warns about such a model; the technician's page says so.

@@ -1,4 +1,5 @@
 import type { PredictionRow, Reading } from '../buffer/types.js';
+import { GAP_FACTOR, GAP_MIN_MS } from './contract.js';
 import { ValueHistory } from './history.js';
 import type { LoadedModel } from './model.js';
 import { FeatureWindow } from './window.js';
@@ -104,7 +105,8 @@ export class InferenceEngine {
     for (let i = 0; i < readings.length; i++) {
       const r = readings[i]!;
       const state = this.state(r.pumpId);
-      state.history.push(r.values);
+      if (pausedBefore(state.history, r.ts)) this.restart(state);
+      state.history.push(r.values, r.ts);
       const model = this.modelFor(r.pumpId);
       const row: PredictionRow = {
         pumpId: r.pumpId, ts: r.ts, receivedAt, values: r.values,
@@ -217,10 +219,17 @@ export class InferenceEngine {
   private state(pumpId: string): PumpState {
     let s = this.pumps.get(pumpId);
     if (!s) {
-      s = { history: new ValueHistory(HISTORY), live: null, shadow: null };
+      s = { history: new ValueHistory(HISTORY, true), live: null, shadow: null };
       this.pumps.set(pumpId, s);
     }
     return s;
+  }
+
+  /** After a pause (see GAP_FACTOR), a pump's windows start again from its next reading. */
+  private restart(state: PumpState): void {
+    state.history.dropNewest(state.history.size);
+    state.live = null;
+    state.shadow = null;
   }
 
   /** The pump's window for `model`, rebuilt from raw history when the model changed. */
@@ -232,6 +241,27 @@ export class InferenceEngine {
     for (let age = take; age >= 1; age--) win.push(state.history.valuesAt(age));
     return { model, win };
   }
+}
+
+/** Intervals looked at for a pump's typical interval (the median of its most recent ones). */
+const GAP_INTERVALS = 31;
+
+/**
+ * True when `ts` comes after a pause in the pump's readings: longer than GAP_FACTOR × the median
+ * of its recent intervals and than GAP_MIN_MS (the trainer's segment rule). Only a step longer
+ * than GAP_MIN_MS needs the median, so a pump reporting every second costs one subtraction.
+ */
+function pausedBefore(history: ValueHistory, ts: number): boolean {
+  if (history.size === 0) return false;
+  const step = ts - history.tsAt(0);
+  if (step <= GAP_MIN_MS) return false;
+  const n = Math.min(history.size - 1, GAP_INTERVALS);
+  if (n === 0) return false; // one earlier reading: no interval to judge by yet
+  const intervals = new Float64Array(n);
+  for (let age = 0; age < n; age++) intervals[age] = history.tsAt(age) - history.tsAt(age + 1);
+  intervals.sort();
+  const median = n % 2 === 1 ? intervals[(n - 1) / 2]! : (intervals[n / 2 - 1]! + intervals[n / 2]!) / 2;
+  return step > Math.max(GAP_MIN_MS, GAP_FACTOR * median);
 }
 
 function contributionsOf(all: Float32Array, k: number, features: readonly string[]): Record<string, number> {

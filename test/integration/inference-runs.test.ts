@@ -91,3 +91,26 @@ describe('a window that is not full yet', () => {
     }
   });
 });
+
+describe('a pause in a pump\'s readings', () => {
+  it('starts its window again after a pause longer than ten typical intervals (the trainer\'s segment rule), and not for a slow but steady pump', async () => {
+    const model = await LoadedModel.fromBytes(makeModel({ version: 'w3', window: 3 }), 'w3');
+    try {
+      const r = rng(4);
+      const engine = new InferenceEngine();
+      engine.setModel('default', model);
+      const at = (pumpId: string, ts: number): Reading => ({ pumpId, ts, values: normalValues(r, ts / 1000) });
+      // Every 10 s for a minute, then back after 3 h of maintenance: not scored on readings from before it.
+      const before = Array.from({ length: 6 }, (_, i) => at('p1', i * 10_000));
+      const after = Array.from({ length: 4 }, (_, i) => at('p1', 3 * 3_600_000 + i * 10_000));
+      const rows = await engine.score([...before, ...after], 0);
+      expect(rows.slice(2, 6).every((row) => typeof row.score === 'number')).toBe(true);
+      expect(rows.slice(6).map((row) => row.unscoredReason)).toEqual(['window filling: 1 of 3 readings', 'window filling: 2 of 3 readings', null, null]);
+      // A pump that reports every 5 minutes is scored from its third reading on: its pauses are its rhythm.
+      const slow = await engine.score(Array.from({ length: 6 }, (_, i) => at('p2', i * 300_000)), 0);
+      expect(slow.map((row) => row.score === null)).toEqual([true, true, false, false, false, false]);
+    } finally {
+      await model.release();
+    }
+  });
+});
