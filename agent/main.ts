@@ -41,6 +41,9 @@ export interface AgentOptions {
  * (store → models → inference → sync → edge client → status server) and stops them in reverse,
  * each step on its own, the SQLite store closed last. Constructors only assign; start() does I/O.
  */
+/** Readings per pump read back into its scoring history at start-up (a window of up to 48 is full at once). */
+const SEED_READINGS = 64;
+
 export class Agent implements AgentParts {
   readonly config: Config;
   readonly logger: Logger;
@@ -160,7 +163,7 @@ export class Agent implements AgentParts {
         },
         stop: () => this.models.releaseAll(),
       },
-      { name: 'ingest', start: () => undefined, stop: () => this.pipeline.idle() },
+      { name: 'ingest', start: () => this.seedWindows(), stop: () => this.pipeline.idle() },
     );
     this.pipeline.onCommit(() => this.ingestLog.succeeded());
     // Each feature wires its own parts and routes (sync → edge client → page), then the rest starts.
@@ -240,6 +243,20 @@ export class Agent implements AgentParts {
   async reopenBuffer(): Promise<void> {
     if (this.bufferError === null || !this.openBuffer()) return;
     await this.models.restore();
+    this.seedWindows();
+  }
+
+  /**
+   * Each pump's last readings from the buffer go back into its scoring history, so after a restart
+   * its window is full at its first reading (unless that reading comes after a pause: see GAP_FACTOR).
+   */
+  private seedWindows(): void {
+    if (this.bufferError !== null) return;
+    try {
+      for (const pumpId of this.buffer.pumpIds()) this.engine.seed(pumpId, this.buffer.predictions(pumpId, { limit: SEED_READINGS }));
+    } catch (err) {
+      this.logger.warn({ component: 'ingest', err }, 'could not read the last readings back: windows fill again from the next readings');
+    }
   }
 
   /** The `default` model file: a configured one that cannot be used is a configuration error (exit 2). */

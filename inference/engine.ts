@@ -134,6 +134,20 @@ export class InferenceEngine {
   }
 
   /**
+   * Gives a pump the readings it had before the agent started (oldest first, from the buffer), so
+   * its window is full at its first reading instead of filling again. The pause rule still holds:
+   * a first reading long after these starts the window again. A pump already scored is left alone.
+   */
+  seed(pumpId: string, readings: ReadonlyArray<{ ts: number; values: Reading['values'] }>): void {
+    const state = this.state(pumpId);
+    if (state.history.size > 0) return;
+    for (const r of readings) {
+      if (pausedBefore(state.history, r.ts)) this.restart(state);
+      state.history.push(r.values, r.ts);
+    }
+  }
+
+  /**
    * Forgets readings scored by the last `score` call whose commit failed: they leave each pump's
    * history, and its windows are rebuilt from the history before them at its next reading. A retry
    * of the same readings then scores them as if they had been sent once.

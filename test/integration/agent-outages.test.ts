@@ -196,6 +196,40 @@ describe('a micro-batch whose commit fails', () => {
   });
 });
 
+describe('scoring windows across a restart', () => {
+  it('are full at the first reading after a quick restart, and fill again when that reading comes after a pause', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'pumpwatch-restart-'));
+    const model = makeModel({ version: 'w4', window: 4 });
+    writeFileSync(join(dir, 'default-model.onnx'), model);
+    const first = makeAgent();
+    await first.agent.start();
+    const t0 = first.clock.now;
+    const before = Array.from({ length: 6 }, (_, i) => reading('pump-r', t0 + i * 1000));
+    await first.agent.pipeline.ingest(before, 'test');
+    await first.agent.stop();
+    agents.splice(0);
+
+    const second = makeAgent();
+    await second.agent.start();
+    const next = reading('pump-r', t0 + 6000);
+    await second.agent.pipeline.ingest([next], 'test');
+    const late = reading('pump-r', t0 + 6000 + 3 * 3_600_000); // back after 3 h: a pause
+    await second.agent.pipeline.ingest([late], 'test');
+    const rows = second.agent.buffer.predictions('pump-r', { limit: 2 });
+
+    const reference = new InferenceEngine();
+    const loaded = await LoadedModel.fromBytes(model, 'reference');
+    try {
+      reference.setModel('default', loaded);
+      const expected = await reference.score([...before, next], 0);
+      expect(rows[0]!.score).toBeCloseTo(expected[6]!.score!, 5); // as if the agent had never stopped
+    } finally {
+      await loaded.release();
+    }
+    expect(rows[1]).toMatchObject({ score: null, unscoredReason: 'window filling: 1 of 4 readings' });
+  });
+});
+
 describe('the pump limit (PUMPWATCH_MAX_PUMPS)', () => {
   it('refuses readings of a pump beyond the limit with the reason, keeps them, and counts the buffer\'s pumps after a restart', async () => {
     dir = mkdtempSync(join(tmpdir(), 'pumpwatch-pumps-'));
