@@ -105,8 +105,7 @@ export class InferenceEngine {
     for (let i = 0; i < readings.length; i++) {
       const r = readings[i]!;
       const state = this.state(r.pumpId);
-      if (pausedBefore(state.history, r.ts)) this.restart(state);
-      state.history.push(r.values, r.ts);
+      this.record(state, r);
       const model = this.modelFor(r.pumpId);
       const row: PredictionRow = {
         pumpId: r.pumpId, ts: r.ts, receivedAt, values: r.values,
@@ -141,10 +140,7 @@ export class InferenceEngine {
   seed(pumpId: string, readings: ReadonlyArray<{ ts: number; values: Reading['values'] }>): void {
     const state = this.state(pumpId);
     if (state.history.size > 0) return;
-    for (const r of readings) {
-      if (pausedBefore(state.history, r.ts)) this.restart(state);
-      state.history.push(r.values, r.ts);
-    }
+    for (const r of readings) this.record(state, r);
   }
 
   /**
@@ -157,10 +153,7 @@ export class InferenceEngine {
     for (const r of readings) perPump.set(r.pumpId, (perPump.get(r.pumpId) ?? 0) + 1);
     for (const [pumpId, n] of perPump) {
       const state = this.pumps.get(pumpId);
-      if (!state) continue;
-      state.history.dropNewest(n);
-      state.live = null;
-      state.shadow = null;
+      if (state) this.rewind(state, n);
     }
   }
 
@@ -239,9 +232,15 @@ export class InferenceEngine {
     return s;
   }
 
-  /** After a pause (see GAP_FACTOR), a pump's windows start again from its next reading. */
-  private restart(state: PumpState): void {
-    state.history.dropNewest(state.history.size);
+  /** Adds a reading to the pump's history; after a pause (see GAP_FACTOR) its windows start again from it. */
+  private record(state: PumpState, r: { ts: number; values: Reading['values'] }): void {
+    if (pausedBefore(state.history, r.ts)) this.rewind(state, state.history.size);
+    state.history.push(r.values, r.ts);
+  }
+
+  /** Drops the pump's newest `n` readings from its history; its windows are rebuilt from the rest when next needed. */
+  private rewind(state: PumpState, n: number): void {
+    state.history.dropNewest(n);
     state.live = null;
     state.shadow = null;
   }
