@@ -276,10 +276,7 @@ export class ModelManager {
       if (refused) this.changed(key);
       return;
     }
-    if (shadow) {
-      this.setShadowStatus(key, null, ref.version);
-      this.entryIsShadow(key);
-    } else this.setStatus(key, this.deps.engine.model(key) ?? null, 'active', null, ref.version);
+    this.showEntry(key, shadow, ref.version, want, null);
     this.log('info', shadow ? 'desired shadow model is the one running' : 'desired model is the one running', { model: key, version: ref.version });
     this.changed(key);
   }
@@ -288,10 +285,7 @@ export class ModelManager {
   showRefusal(key: string, ref: ModelRef, refusal: { status: 'rejected' | 'rolled-back'; reason: string }, shadow = false): void {
     const current = this.board.get(key, shadow);
     if (current?.status === refusal.status && current.version === ref.version) return;
-    if (shadow) {
-      this.setShadowStatus(key, null, ref.version, refusal.status, refusal.reason);
-      this.entryIsShadow(key);
-    } else this.setStatus(key, this.deps.engine.model(key) ?? null, refusal.status, refusal.reason, ref.version);
+    this.showEntry(key, shadow, ref.version, refusal.status, refusal.reason);
     this.changed(key);
   }
 
@@ -309,10 +303,7 @@ export class ModelManager {
   }
 
   markDownloading(key: string, version: string, error: string | null = null, shadow = false): void {
-    if (shadow) {
-      this.setShadowStatus(key, null, version, 'downloading', error);
-      this.entryIsShadow(key);
-    } else this.setStatus(key, this.deps.engine.model(key) ?? null, 'downloading', error, version);
+    this.showEntry(key, shadow, version, 'downloading', error);
     this.changed(key);
   }
 
@@ -323,10 +314,7 @@ export class ModelManager {
   markRejected(key: string, ref: ModelRef, reason: string, shadow = false, limits?: string): void {
     this.persisted.refused[key] = { ...ref, status: 'rejected', reason, ...(limits !== undefined ? { limits } : {}) };
     this.persist();
-    if (shadow) {
-      this.setShadowStatus(key, null, ref.version, 'rejected', reason);
-      this.entryIsShadow(key);
-    } else this.setStatus(key, this.deps.engine.model(key) ?? null, 'rejected', reason, ref.version);
+    this.showEntry(key, shadow, ref.version, 'rejected', reason);
     this.changed(key);
   }
 
@@ -388,9 +376,22 @@ export class ModelManager {
    * without shows only its shadow.
    */
   private entryIsShadow(key: string): void {
-    const live = this.deps.engine.model(key);
     const status = this.board.get(key);
     if (!status || (status.status === 'active' && status.error === null)) return;
+    this.showLiveOnly(key);
+  }
+
+  /** The status of the key's desired entry (live or shadow), beside the model it runs now. */
+  private showEntry(key: string, shadow: boolean, version: string, status: ModelStatusName, error: string | null): void {
+    if (shadow) {
+      this.setShadowStatus(key, null, version, status, error);
+      this.entryIsShadow(key);
+    } else this.setStatus(key, this.deps.engine.model(key) ?? null, status, error, version);
+  }
+
+  /** The live status shows the running model as active, or goes when the key runs none. */
+  private showLiveOnly(key: string): void {
+    const live = this.deps.engine.model(key);
     if (live) this.setStatus(key, live, 'active', null, this.activeVersion(key) ?? undefined);
     else this.board.delete(key);
   }
@@ -415,11 +416,7 @@ export class ModelManager {
       } catch (err) {
         this.log('error', 'default model entry removed, but the start-up model cannot be loaded; the downloaded one keeps scoring', { model: key, version: downloaded.version, err: (err as Error).message });
       }
-    } else {
-      const live = this.deps.engine.model(key);
-      if (live) this.setStatus(key, live, 'active', null, this.activeVersion(key) ?? undefined);
-      else this.board.delete(key);
-    }
+    } else this.showLiveOnly(key);
     this.persist();
     this.changed(key);
     return true;
