@@ -5,7 +5,7 @@
  * cap for the first kind, a slow fixed pace for the second, and never sooner than Retry-After.
  */
 import { SyncError } from './errors.js';
-import { safeErrorMessage } from './redact.js';
+import { plainCode, safeErrorMessage, safeFirstLine } from './redact.js';
 
 export type FailureKind =
   | 'offline' // no answer: refused, reset, timed out, name not resolved
@@ -104,11 +104,6 @@ export function classifyFailure(err: unknown, now = Date.now()): SyncFailure {
   return failure;
 }
 
-/** A service error code fit to repeat (AuthorizationFailure, ECONNREFUSED); anything else is left out. */
-function plainCode(code: string | undefined): string | undefined {
-  return code !== undefined && /^[A-Za-z0-9_.-]{1,64}$/.test(code) ? code : undefined;
-}
-
 /**
  * The message of a failure. A refusal (401/403, another 4xx) is told by its status and code alone:
  * its body may come from a proxy that echoes the request, signature included, in a form no pattern
@@ -119,8 +114,7 @@ function describe(kind: FailureKind, e: HttpLikeError): string {
   const what = `${e.statusCode ?? code ?? 'error'}${e.statusCode !== undefined && code ? ` ${code}` : ''}`;
   if (kind === 'unauthorized') return `Blob Storage refused the credentials (${what}): check the connection string or SAS URL (key, expiry, permissions racwl).`;
   if (kind === 'rejected') return `Blob Storage refused the request (${what}).`;
-  // Service messages end with RequestId/Time lines: keep the first line, which says what is wrong (a page of HTML is cut short).
-  const detail = (safeErrorMessage(e.message ?? '').split('\n')[0] ?? '').slice(0, 300);
+  const detail = safeFirstLine(e.message ?? '');
   switch (kind) {
     case 'container-missing':
       return `the blob container does not exist (${what}) and cannot be created with these settings. ${detail}`;

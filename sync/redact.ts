@@ -60,6 +60,19 @@ export function safeErrorMessage(err: unknown): string {
   return redactSecrets(msg);
 }
 
+/** A service error code fit to repeat (AuthorizationFailure, ECONNREFUSED); anything else is left out. */
+export function plainCode(code: unknown): string | undefined {
+  return typeof code === 'string' && /^[A-Za-z0-9_.-]{1,64}$/.test(code) ? code : undefined;
+}
+
+/**
+ * The first line of an error's message with secrets removed, at most 300 characters: a service's
+ * message ends with RequestId/Time lines (the first says what is wrong), and a page of HTML is cut short.
+ */
+export function safeFirstLine(err: unknown): string {
+  return (safeErrorMessage(err).split('\n')[0] ?? '').slice(0, 300);
+}
+
 /**
  * An error's call frames (its stack's `    at …` lines), each after a newline; '' when it has none.
  * Never the stack's first lines: they repeat the message, which for an SDK error is the response

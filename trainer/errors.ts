@@ -1,5 +1,5 @@
 /** Typed trainer errors; `code` is stable, messages say what is wrong and where. */
-import { safeErrorMessage } from '../sync/redact.js';
+import { plainCode, safeFirstLine } from '../sync/redact.js';
 
 export class UsageError extends Error {
   readonly code = 'PW_TRAINER_USAGE';
@@ -76,8 +76,8 @@ export function storageError(what: string, err: unknown): unknown {
   const e = (typeof err === 'object' && err !== null ? err : {}) as { name?: unknown; statusCode?: unknown; code?: unknown };
   const status = typeof e.statusCode === 'number' ? e.statusCode : undefined;
   if (e.name !== 'RestError' && status === undefined) return err;
-  const code = typeof e.code === 'string' && /^[A-Za-z0-9_.-]{1,64}$/.test(e.code) ? e.code : undefined;
-  const detail = status !== undefined && status >= 400 && status < 500 ? '' : (safeErrorMessage(err).split('\n')[0] ?? '').slice(0, 300);
+  const code = plainCode(e.code);
+  const detail = status !== undefined && status >= 400 && status < 500 ? '' : safeFirstLine(err);
   const answer = status === undefined ? (code ?? '') : `Blob Storage answered ${status}${code ? ` ${code}` : ''}`;
   const text = [answer, detail].filter((t) => t !== '').join(': ');
   return new TrainerError('PW_TRAINER_STORAGE', `${what} failed: ${text || 'no detail'}`, { cause: err });
