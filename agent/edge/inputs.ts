@@ -88,9 +88,10 @@ export class InputHandler {
       try {
         screened ??= this.screen(inputName, text);
         if ('outcome' in screened) return screened.outcome;
-        if (screened.readings.length > 0) await this.deps.pipeline.submit(screened.readings);
-        if (screened.readings.length === 0) return 'rejected';
-        return screened.rejected > 0 ? 'partly-rejected' : 'accepted';
+        const { readings, rejected } = screened;
+        if (readings.length > 0) await this.deps.pipeline.submit(readings);
+        if (rejected === 0) return 'accepted';
+        return readings.length > 0 ? 'partly-rejected' : 'rejected';
       } catch (err) {
         if (this.stopping.signal.aborted) return null;
         const delay = backoffDelay(this.deps.backoff ?? { baseMs: 500, capMs: 30_000 }, attempt);
