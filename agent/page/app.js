@@ -50,6 +50,9 @@ const labelForm = initLabelForm({
   },
 });
 
+/** The time of the last data the agent sent, as a clock time (what the page shows while the agent is down). */
+const lastOkClock = () => fmtClock(new Date(state.lastOk).toISOString());
+
 function setLive() {
   const live = $('live');
   // a request that neither answers nor fails (a dropped network) still means the data is old
@@ -72,7 +75,7 @@ function setLive() {
       break;
     case 'down': {
       const what = state.downKind === 'server' ? 'Agent reporting a problem' : 'Agent unreachable';
-      text = state.lastOk > 0 ? `${what} · not live, data as of ${fmtClock(new Date(state.lastOk).toISOString())}` : what;
+      text = state.lastOk > 0 ? `${what} · not live, data as of ${lastOkClock()}` : what;
       cls = 'down';
       break;
     }
@@ -85,7 +88,7 @@ function setLive() {
   if (live.textContent !== text) live.textContent = text;
   const down = state.conn === 'down' && state.lastOk > 0;
   document.body.classList.toggle('is-down', down);
-  const asOf = down ? `as of ${fmtClock(new Date(state.lastOk).toISOString())}, not live` : '';
+  const asOf = down ? `as of ${lastOkClock()}, not live` : '';
   for (const e of document.querySelectorAll('.as-of')) {
     e.hidden = !down;
     if (e.textContent !== asOf) e.textContent = asOf;
@@ -100,7 +103,7 @@ function showError(err) {
   }
   let text = err instanceof ApiError ? err.message : 'Something went wrong on this page; reload it to try again.';
   if (state.conn === 'down' && state.lastOk > 0) {
-    text += ` What you see is the state as of ${fmtClock(new Date(state.lastOk).toISOString())}, not live; the page reconnects by itself.`;
+    text += ` What you see is the state as of ${lastOkClock()}, not live; the page reconnects by itself.`;
   }
   if (banner.textContent !== text || banner.hidden) banner.textContent = text;
   banner.hidden = false;
