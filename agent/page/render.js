@@ -3,10 +3,12 @@ import { STATE_TEXT, fmtAgo, fmtBytes, fmtDuration, fmtNum, fmtPercent, fmtTime,
 
 const ORDER = { anomaly: 0, stale: 1, 'not-scored': 2, 'no-model': 3, normal: 4 };
 
-/** A pump in anomaly, or one that went silent while in anomaly (silence does not clear an alarm). */
-export const alarming = (p) => p.state === 'anomaly' || (p.state === 'stale' && p.lastState === 'anomaly');
+/** A pump that went silent while in anomaly: silence does not clear an alarm. */
+const silentAlarm = (p) => p.state === 'stale' && p.lastState === 'anomaly';
+/** A pump in anomaly, or one that went silent while in anomaly. */
+export const alarming = (p) => p.state === 'anomaly' || silentAlarm(p);
 /** Live alarms first, then silent ones still alarming, then the rest by state. */
-const rank = (p) => (p.state === 'stale' && p.lastState === 'anomaly' ? 0.5 : (ORDER[p.state] ?? 9));
+const rank = (p) => (silentAlarm(p) ? 0.5 : (ORDER[p.state] ?? 9));
 
 export function el(tag, cls, text) {
   const e = document.createElement(tag);
@@ -20,7 +22,7 @@ export function badge(state) {
 }
 
 function pumpBadge(p) {
-  return p.state === 'stale' && p.lastState === 'anomaly' ? el('span', 'badge s-anomaly', 'Anomaly · no data') : badge(p.state);
+  return silentAlarm(p) ? el('span', 'badge s-anomaly', 'Anomaly · no data') : badge(p.state);
 }
 
 export function topShares(contributions, n = 3) {
@@ -98,8 +100,7 @@ function modelLine(model) {
 }
 
 function fillPump(button, p, selected) {
-  const silentAlarm = p.state === 'stale' && p.lastState === 'anomaly';
-  button.className = `pump s-${p.state}${silentAlarm ? ' silent-alarm' : ''}`;
+  button.className = `pump s-${p.state}${silentAlarm(p) ? ' silent-alarm' : ''}`;
   button.dataset.state = p.state;
   if (p.lastState) button.dataset.lastState = p.lastState;
   else delete button.dataset.lastState;
