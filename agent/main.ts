@@ -24,7 +24,7 @@ import { AgentStatus } from './status.js';
 import { SystemHealth } from './system-health.js';
 import { wireEdge } from './wiring/edge.js';
 import { wirePage } from './wiring/page.js';
-import type { AgentParts, Part } from './wiring/part.js';
+import { stopEach, type AgentParts, type Part } from './wiring/part.js';
 import { wireSync } from './wiring/sync.js';
 
 export interface AgentOptions {
@@ -304,13 +304,7 @@ export class Agent implements AgentParts {
   async stop(): Promise<void> {
     const parts = this.started.reverse();
     this.started = [];
-    for (const part of parts) {
-      try {
-        await part.stop();
-      } catch (err) {
-        this.logger.error({ component: part.name, err: { message: safeErrorMessage(err) } }, 'stop step failed');
-      }
-    }
+    await stopEach(parts, (name, err) => this.logger.error({ component: name, err: { message: safeErrorMessage(err) } }, 'stop step failed'));
   }
 
   httpAddress(): { host: string; port: number } | null {

@@ -4,7 +4,7 @@
  */
 import device from 'azure-iot-device';
 import { TWIN_SETTINGS, type Config } from '../config.js';
-import type { AgentParts as Agent } from '../wiring/part.js';
+import { stopEach, type AgentParts as Agent } from '../wiring/part.js';
 import type { Logger } from '../logger.js';
 import { AlertPublisher, ALERTS_OUTPUT, type Alert } from './alerts.js';
 import { configuredSource, createModuleClient, startLocalHub, type ClientSource, type LocalHubHandle } from './client.js';
@@ -131,23 +131,23 @@ export class EdgeRuntime {
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
-    await this.step('inputs', () => this.inputs.stop());
-    await this.step('model updates', () => this.updater.stop());
-    // A last report when connected, bounded: a stop must finish within IoT Edge's grace period.
-    await this.step('last report', async () => {
-      if (this.connection?.current()) await Promise.race([this.reporter.flush(), new Promise((r) => setTimeout(r, 2_000).unref())]);
-    });
-    await this.step('reporter', () => this.reporter.stop());
-    await this.step('connection', () => this.connection?.stop());
-    await this.step('local hub', () => this.localHub?.stop());
-  }
-
-  private async step(name: string, run: () => unknown): Promise<void> {
-    try {
-      await run();
-    } catch (err) {
-      this.log.error({ step: name, err: { message: safeErrorMessage(err) } }, 'edge stop step failed');
-    }
+    await stopEach(
+      [
+        { name: 'inputs', stop: () => this.inputs.stop() },
+        { name: 'model updates', stop: () => this.updater.stop() },
+        // A last report when connected, bounded: a stop must finish within IoT Edge's grace period.
+        {
+          name: 'last report',
+          stop: async () => {
+            if (this.connection?.current()) await Promise.race([this.reporter.flush(), new Promise((r) => setTimeout(r, 2_000).unref())]);
+          },
+        },
+        { name: 'reporter', stop: () => this.reporter.stop() },
+        { name: 'connection', stop: () => this.connection?.stop() },
+        { name: 'local hub', stop: () => this.localHub?.stop() },
+      ],
+      (name, err) => this.log.error({ step: name, err: { message: safeErrorMessage(err) } }, 'edge stop step failed'),
+    );
   }
 
   private async connected(client: ModuleClient): Promise<void> {

@@ -17,6 +17,17 @@ export interface Part {
   stop: () => Promise<void> | void;
 }
 
+/** Stops each step in turn, each in its own try/catch: one that throws never keeps the next from stopping. */
+export async function stopEach(steps: ReadonlyArray<Pick<Part, 'name' | 'stop'>>, failed: (name: string, err: unknown) => void): Promise<void> {
+  for (const step of steps) {
+    try {
+      await step.stop();
+    } catch (err) {
+      failed(step.name, err);
+    }
+  }
+}
+
 /**
  * What a feature's wiring may use of the agent: the parts the composition root built. The Agent
  * class satisfies it; wiring depends on this interface, not on main.ts (no import cycle).
