@@ -79,7 +79,9 @@ describe('buffer failures become BufferErrors with stable codes', () => {
   afterEach(() => {
     for (const s of stores.splice(0)) s.close();
     chmodSync(root, 0o755);
-    rmSync(root, { recursive: true, force: true });
+    // close() leaves the checkpoint thread to close its own connection, which may still be opening
+    // (creating -wal/-shm) while the folder is removed: retry as the other buffer tests do.
+    rmSync(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
   });
 
   it('reports a full disk as PW_BUFFER_DISK_FULL, stores nothing of the batch and keeps working', () => {
