@@ -26,6 +26,13 @@ export interface PlanLimits {
   maxBytes: number;
   /** Rows of the same pump taken before an anomaly, so it is uploaded with its context. */
   anomalyContextRows: number;
+  /**
+   * The newest seq a plan may take (default: none). A sync cycle takes the backlog as it stood when
+   * it began: rows committed while it runs wait for the next cycle. Otherwise a cycle never ends
+   * while readings arrive, and chases the live head one pump at a time, each blob holding only the
+   * few rows that pump committed since its last one (bench/soak: 2 rows per blob at 500 readings/s).
+   */
+  horizon?: number;
 }
 
 /** Where a new batch starts (see SyncBatches.pick). */
@@ -39,6 +46,9 @@ export interface PlanPick {
 
 /** Fixed per-row overhead of a JSON line beyond the values text, for byte estimates. */
 const LINE_OVERHEAD = 200;
+
+/** No horizon: every committed row may be planned. */
+const NO_HORIZON = Number.MAX_SAFE_INTEGER;
 
 /** Milliseconds of a UTC day: a batch never spans two (see fitRows). */
 const DAY_MS = 86_400_000;
@@ -138,32 +148,51 @@ export class SyncBatches {
    */
   pick(limits: PlanLimits): PlanPick | null {
     const ranges = this.store.ranges;
+    const horizon = limits.horizon ?? NO_HORIZON;
+    // A batch stops before the pump's next planned range and after the horizon.
+    const bound = (b: number | null): number | null => (horizon === NO_HORIZON ? b : Math.min(b ?? NO_HORIZON, horizon + 1));
     const firsts = new Map<string, Unplanned>();
     for (const pumpId of ranges.pumpIds()) {
       const u = ranges.firstUnplanned(pumpId);
-      if (u !== null) firsts.set(pumpId, u);
+      if (u !== null && u.seq <= horizon) firsts.set(pumpId, u);
     }
     let pick: PlanPick | null = null;
     let newest = -1;
     for (const pumpId of firsts.keys()) {
-      const a = ranges.newestUnplannedAnomaly(pumpId);
+      const a = ranges.newestUnplannedAnomaly(pumpId, horizon);
       if (a !== null && a.seq > newest) {
         newest = a.seq;
-        pick = { pumpId, from: this.contextStart(pumpId, a.seq, limits), bound: a.bound, priority: PRIORITY.anomalies };
+        pick = { pumpId, from: this.contextStart(pumpId, a.seq, limits), bound: bound(a.bound), priority: PRIORITY.anomalies };
       }
     }
     if (pick !== null) return pick;
     for (const [pumpId, u] of firsts) {
-      if (pick === null || u.seq < pick.from) pick = { pumpId, from: u.seq, bound: u.bound, priority: PRIORITY.bulk };
+      if (pick === null || u.seq < pick.from) pick = { pumpId, from: u.seq, bound: bound(u.bound), priority: PRIORITY.bulk };
     }
     return pick;
   }
 
-  /** True when an anomaly's rows wait unplanned: the next pick would be an alert batch. */
-  hasUnplannedAnomaly(): boolean {
+  /** The seq of the newest unplanned anomaly at or before `horizon` (default: any), or null. */
+  newestUnplannedAnomaly(horizon = NO_HORIZON): number | null {
     const ranges = this.store.ranges;
-    for (const pumpId of ranges.pumpIds()) if (ranges.newestUnplannedAnomaly(pumpId) !== null) return true;
+    let newest: number | null = null;
+    for (const pumpId of ranges.pumpIds()) {
+      const a = ranges.newestUnplannedAnomaly(pumpId, horizon);
+      if (a !== null && (newest === null || a.seq > newest)) newest = a.seq;
+    }
+    return newest;
+  }
+
+  /** True when an anomaly's rows (at or before `horizon`) wait unplanned: the next pick would be an alert batch. */
+  hasUnplannedAnomaly(horizon = NO_HORIZON): boolean {
+    const ranges = this.store.ranges;
+    for (const pumpId of ranges.pumpIds()) if (ranges.newestUnplannedAnomaly(pumpId, horizon) !== null) return true;
     return false;
+  }
+
+  /** The newest seq committed (-1 when the buffer holds no reading): a cycle's horizon. */
+  lastSeq(): number {
+    return (this.store.db.prepare('SELECT max(seq) AS s FROM readings').get() as { s: number | null }).s ?? -1;
   }
 
   /**

@@ -89,11 +89,15 @@ export class PlannedRanges {
     }
   }
 
-  /** The newest unplanned anomaly of one pump, with the start of the planned range after it. */
-  newestUnplannedAnomaly(pumpId: string): Unplanned | null {
+  /**
+   * The newest unplanned anomaly of one pump at or before `upTo` (default: any), with the start of
+   * the planned range after it.
+   */
+  newestUnplannedAnomaly(pumpId: string, upTo = NO_BOUND): Unplanned | null {
     const q = this.q();
     const floor = Math.max(this.through.get(pumpId) ?? -1, this.anomaliesPlanned.get(pumpId) ?? -1);
-    let below = NO_BOUND;
+    // Walks down from the horizon; on null, every anomaly up to the newest one seen (≤ upTo) is planned.
+    let below = upTo === NO_BOUND ? NO_BOUND : upTo + 1;
     let newest: number | null = null;
     for (;;) {
       const a = q.prevAnomaly.get(pumpId, below) as { seq: number } | undefined;

@@ -1,6 +1,6 @@
 /**
  * One sync cycle: upload every batch planned before (after a crash or a failure), then plan and
- * upload new batches until the backlog is empty. The next batch is read and encoded while the
+ * upload new batches until the backlog as it stood when the cycle began is empty (see Horizon). The next batch is read and encoded while the
  * current one uploads; a batch is marked synced only after the service confirmed its blob.
  * Between batches the cycle yields to the event loop, so ingest keeps its pace during a drain.
  */
@@ -53,6 +53,30 @@ export interface CycleDeps {
    * (its name taken by a different blob); false when its rows were gone from the buffer (no request made).
    */
   onBatchFailed: (batch: PlannedBatch, message: string, answered: boolean) => void;
+  /** Shortest time between two moves of a cycle's horizon for anomalies committed while it runs (see Horizon). */
+  anomalyFloorMs: number;
+}
+
+/**
+ * The part of the backlog a cycle takes: rows up to `seq`, the newest committed when the cycle
+ * began (PlanLimits.horizon says why). An anomaly committed while the cycle runs moves the horizon
+ * to the newest row, no sooner than `anomalyFloorMs` after it was last set: during a long drain a
+ * new alert's rows still go within a blob or two, and a pump stuck in an anomaly adds a blob per
+ * floor, not one per reading.
+ */
+interface Horizon {
+  seq: number;
+  /** When `seq` was set. */
+  at: number;
+  /** When the buffer was last asked for anomalies beyond it. */
+  checkedAt: number;
+}
+
+/** What a cycle did; `anomalyDueAt`: an anomaly committed too late for it waits, and its cycle is due then (else null). */
+export interface CycleDone {
+  rows: number;
+  blobs: number;
+  anomalyDueAt: number | null;
 }
 
 interface Prepared {
@@ -79,15 +103,27 @@ export function planLimits(maxRows: number, maxBytes: number, anomalyContextRows
  * The limits of the next plan: its row cap sized from the rows of the last batch, so the planner
  * reads about as many candidate rows as the byte cap will take (not up to the row cap).
  */
-function sized(deps: CycleDeps): PlanLimits {
+function sized(deps: CycleDeps, horizon: Horizon): PlanLimits {
   const per = deps.rowBytes.estimate;
-  if (per === null) return deps.limits;
+  if (per === null) return { ...deps.limits, horizon: horizon.seq };
   const rows = Math.ceil((deps.limits.maxBytes / per) * 1.05) + 1;
-  return { ...deps.limits, maxRows: Math.max(1, Math.min(deps.limits.maxRows, rows)) };
+  return { ...deps.limits, maxRows: Math.max(1, Math.min(deps.limits.maxRows, rows)), horizon: horizon.seq };
+}
+
+/** Moves the horizon to the newest row when an anomaly waits beyond it and the floor has passed since it was set. */
+function advance(deps: CycleDeps, horizon: Horizon): void {
+  const now = deps.clock();
+  if (now - horizon.at < deps.anomalyFloorMs || now - horizon.checkedAt < deps.anomalyFloorMs) return;
+  horizon.checkedAt = now;
+  if ((deps.batches.newestUnplannedAnomaly() ?? -1) <= horizon.seq) return;
+  horizon.seq = deps.batches.lastSeq();
+  horizon.at = now;
 }
 
 /** Runs one cycle; resolves with the rows uploaded, throws the first failure that stops it. */
-export async function runCycle(deps: CycleDeps): Promise<{ rows: number; blobs: number }> {
+export async function runCycle(deps: CycleDeps): Promise<CycleDone> {
+  const started = deps.clock();
+  const horizon: Horizon = { seq: deps.batches.lastSeq(), at: started, checkedAt: started };
   const done = { rows: 0, blobs: 0 };
   const upload = async (p: Prepared | null): Promise<void> => {
     if (p === null) return;
@@ -105,8 +141,9 @@ export async function runCycle(deps: CycleDeps): Promise<{ rows: number; blobs: 
     await upload(await prepare(deps, batch));
     await yieldNow();
   }
-  await uploadPlanned(deps, upload);
-  return done;
+  await uploadPlanned(deps, horizon, upload);
+  const waiting = deps.batches.newestUnplannedAnomaly();
+  return { ...done, anomalyDueAt: waiting !== null && waiting > horizon.seq ? horizon.at + deps.anomalyFloorMs : null };
 }
 
 /**
@@ -118,11 +155,11 @@ export async function runCycle(deps: CycleDeps): Promise<{ rows: number; blobs: 
 const PLANNED_AHEAD = 2;
 
 /** Plans and uploads new batches until the backlog is empty; on a failure, releases what was planned ahead and throws. */
-async function uploadPlanned(deps: CycleDeps, upload: (p: Prepared | null) => Promise<void>): Promise<void> {
+async function uploadPlanned(deps: CycleDeps, horizon: Horizon, upload: (p: Prepared | null) => Promise<void>): Promise<void> {
   const ahead: Array<Promise<Prepared | null | undefined>> = [];
   let chain: Promise<unknown> = Promise.resolve();
   const plan = (): Promise<Prepared | null | undefined> => {
-    const next = chain.then(() => planNext(deps)); // picks depend on the plans before them: one at a time
+    const next = chain.then(() => planNext(deps, horizon)); // picks depend on the plans before them: one at a time
     next.catch(() => undefined); // observed when its turn comes; not an unhandled rejection meanwhile
     chain = next.catch(() => undefined);
     return next;
@@ -138,7 +175,7 @@ async function uploadPlanned(deps: CycleDeps, upload: (p: Prepared | null) => Pr
         if (deps.signal.aborted) release(deps, p);
         continue;
       }
-      if (!exhausted && p !== null && p !== overtaken && p.batch.priority === PRIORITY.bulk && deps.batches.hasUnplannedAnomaly()) {
+      if (!exhausted && p !== null && p !== overtaken && p.batch.priority === PRIORITY.bulk && overtakes(deps, horizon)) {
         overtaken = p; // an alert arrived after this bulk batch was planned: it goes first
         ahead.unshift(plan(), Promise.resolve(p));
         continue;
@@ -153,19 +190,26 @@ async function uploadPlanned(deps: CycleDeps, upload: (p: Prepared | null) => Pr
   }
 }
 
-/** The next planned and encoded batch; undefined when the backlog is empty (null: nothing to upload in it). */
-async function planNext(deps: CycleDeps): Promise<Prepared | null | undefined> {
+/** True when an anomaly within the horizon (moved first, if due) waits unplanned: it goes before a bulk batch. */
+function overtakes(deps: CycleDeps, horizon: Horizon): boolean {
+  advance(deps, horizon);
+  return deps.batches.hasUnplannedAnomaly(horizon.seq);
+}
+
+/** The next planned and encoded batch; undefined when the backlog (up to the horizon) is empty (null: nothing to upload in it). */
+async function planNext(deps: CycleDeps, horizon: Horizon): Promise<Prepared | null | undefined> {
   await yieldNow(); // let the current upload's request go out first
   if (deps.signal.aborted) return undefined;
+  advance(deps, horizon);
   if (deps.encoder !== null) {
     try {
-      return await planOnThread(deps, deps.encoder);
+      return await planOnThread(deps, deps.encoder, sized(deps, horizon));
     } catch (err) {
       if (!(err instanceof EncoderThreadError)) throw err;
       onMainThread(deps, err);
     }
   }
-  const planned = deps.batches.planWithRows(sized(deps), namer(deps), deps.clock());
+  const planned = deps.batches.planWithRows(sized(deps, horizon), namer(deps), deps.clock());
   if (planned === null) return undefined;
   const { batch, rows } = planned;
   logPlanned(deps, batch);
@@ -186,8 +230,7 @@ function release(deps: CycleDeps, p: Prepared | null | undefined): void {
  * the thread reads, sizes and encodes the rows, and the main thread persists the plan, unless rows
  * of that range were evicted meanwhile (then it plans again).
  */
-async function planOnThread(deps: CycleDeps, encoder: EncoderThread): Promise<Prepared | null | undefined> {
-  const limits = sized(deps);
+async function planOnThread(deps: CycleDeps, encoder: EncoderThread, limits: PlanLimits): Promise<Prepared | null | undefined> {
   for (let attempt = 0; attempt < 3; attempt++) {
     const pick = deps.batches.pick(limits);
     if (pick === null) return undefined;

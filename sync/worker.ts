@@ -24,6 +24,9 @@ export interface SyncSettings {
   backoff: BackoffOptions;
 }
 
+/** Default shortest time between the start of a cycle and one an anomaly brings forward. */
+const KICK_FLOOR_MS = 5000;
+
 export type SyncState = 'stopped' | 'idle' | 'uploading' | 'retrying' | 'blocked';
 export type BlobConnectivity = 'unknown' | 'online' | 'offline' | 'throttled' | 'unauthorized' | 'container-missing';
 
@@ -141,7 +144,7 @@ export class SyncWorker {
   kick(): void {
     if (!this.started || this.running !== null || this.state !== 'idle') return;
     const now = this.clock();
-    const due = Math.max(now, (this.times.attempt ?? 0) + (this.deps.kickFloorMs ?? 5000));
+    const due = Math.max(now, (this.times.attempt ?? 0) + (this.deps.kickFloorMs ?? KICK_FLOOR_MS));
     if (this.times.next === null || due < this.times.next) this.schedule(due - now);
   }
 
@@ -188,12 +191,15 @@ export class SyncWorker {
         logger: this.deps.logger,
         onUploaded: (e) => this.uploaded(e),
         onBatchFailed: (b, m, answered) => this.batchFailed(b, m, answered),
+        anomalyFloorMs: this.deps.kickFloorMs ?? KICK_FLOOR_MS,
       });
       if (this.abort.signal.aborted) return { ...done, failure: null, nextDelayMs: 0 };
       if ((await this.deps.afterReadings?.(this.uploader()))?.contacted === true) this.contacted = true;
       if (this.contacted) this.succeeded();
       else this.state = 'idle'; // nothing was sent: no news of the target, a failure known stays
-      return { ...done, failure: null, nextDelayMs: settings.intervalMs };
+      // Rows committed during the cycle wait for the next one; an anomaly among them makes it due sooner.
+      const nextDelayMs = done.anomalyDueAt === null ? settings.intervalMs : Math.min(settings.intervalMs, Math.max(0, done.anomalyDueAt - this.clock()));
+      return { rows: done.rows, blobs: done.blobs, failure: null, nextDelayMs };
     } catch (err) {
       if (this.abort.signal.aborted) return { rows: 0, blobs: 0, failure: null, nextDelayMs: 0 };
       const failure = classifyFailure(err, this.clock());

@@ -115,6 +115,42 @@ describe('sync worker order and loop (real Azurite)', () => {
     expect(events.length).toBe(3000 / 50 + 1);
   });
 
+  it('takes the backlog as it stood when the cycle began: rows committed meanwhile go in the next cycle, one blob per pump', async () => {
+    const pumps = ['pump-a', 'pump-b', 'pump-c', 'pump-d'];
+    for (const p of pumps) store.appendBatch(Array.from({ length: 50 }, (_, i) => row(p, i)));
+    // Live readings while the cycle uploads: three per pump after each blob.
+    let live = true;
+    let n = 100;
+    onUploaded = () => {
+      if (!live) return;
+      for (const p of pumps) store.appendBatch(Array.from({ length: 3 }, () => row(p, n++)));
+    };
+    const w = worker(azurite());
+    expect(await w.runOnce()).toMatchObject({ rows: 200, blobs: 4 });
+    live = false;
+    expect(store.stats().unsynced).toBe(4 * 4 * 3);
+    expect(await w.runOnce()).toMatchObject({ rows: 48, blobs: 4 });
+    expect(events.slice(4).map((e) => e.rows)).toEqual([12, 12, 12, 12]);
+    expect(store.stats().unsynced).toBe(0);
+  });
+
+  it('leaves an anomaly committed during a cycle for a cycle due the kick floor after this one began, not the interval', async () => {
+    for (const p of ['pump-a', 'pump-b']) store.appendBatch(Array.from({ length: 50 }, (_, i) => row(p, i)));
+    let alert = -1;
+    onUploaded = () => {
+      if (alert < 0) alert = store.appendBatch([row('pump-z', 500, true)])[0]!;
+    };
+    const w = worker(azurite(), {}, 20_000);
+    w.start();
+    await vi.waitFor(() => expect(w.status()).toMatchObject({ uploadedRows: 100, state: 'idle' }), { timeout: 10_000 });
+    const s = w.status();
+    const wait = Date.parse(s.nextAttemptAt!) - Date.parse(s.lastAttemptAt!);
+    expect(wait).toBeGreaterThanOrEqual(20_000); // from when the cycle took its horizon, a moment after it began
+    expect(wait).toBeLessThan(21_000);
+    expect(events.some((e) => e.batch.firstSeq <= alert && e.batch.lastSeq >= alert)).toBe(false);
+    await w.stop();
+  });
+
   it('waits for the interval after a cycle that emptied the backlog, and runs at once when kicked', async () => {
     const w = worker(azurite());
     store.appendBatch([row('pump-a', 1)]);
