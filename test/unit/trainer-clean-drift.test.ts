@@ -25,6 +25,17 @@ describe('SeriesBuilder', () => {
     expect(Array.from(s.rows[6]!)).toEqual([2, 6]);
     expect(Number.isNaN(s.rows[5]![0])).toBe(true);
   });
+
+  it('leaves out a feature the most recent readings no longer have (a sensor removed), and says so', () => {
+    const b = new SeriesBuilder();
+    // Vibration in the first 70 % of the readings, none after: a model needing it could not score the pump now.
+    for (let i = 0; i < 1000; i++) b.add(i * 1000, i < 700 ? { Flow: i, Vibration: 1 + (i % 3) } : { Flow: i });
+    const { series: s, dropped, stale } = b.build();
+    expect(s.features).toEqual(['Flow']);
+    expect(stale).toEqual(['Vibration']);
+    expect(dropped).toEqual([]);
+    expect(s.rows).toHaveLength(1000);
+  });
 });
 
 describe('cleanSeries', () => {
@@ -62,6 +73,40 @@ describe('cleanSeries', () => {
     expect(c.stats.droppedMaintenance).toBe(20);
     expect(c.series.rows).toHaveLength(280);
     expect(c.targets[50]).toBe('anomaly');
+  });
+
+  it('keeps a state that holds much of the range (a pump stopped, then running) while still removing gross glitches', () => {
+    const rand = mulberry32(3);
+    // Stopped (flow near 0, noisy) for 70 % of the rows, then running at about 30: the MAD is that of the stopped rows.
+    const values = Array.from({ length: 2000 }, (_, i) => [i < 1400 ? 0.02 * Math.abs(gaussian(rand)) : 30 + gaussian(rand)]);
+    values[1700]![0] = 1e9;
+    values[300]![0] = -999;
+    const c = cleanSeries(series(values), targets(2000));
+    expect(c.stats.outliers).toEqual({ f0: 2 });
+    expect(c.series.rows).toHaveLength(2000);
+    expect(c.series.rows.slice(1400).every((r) => r[0]! > 20 && r[0]! < 40)).toBe(true);
+  });
+
+  it('does not take a set point that changed once, an on/off status or a slow transmitter polled fast for a stuck sensor', () => {
+    const rand = mulberry32(4);
+    const values = Array.from({ length: 4000 }, (_, i) => [
+      i < 2000 ? 1450 : 1480, // set point, changed once
+      Math.floor(i / 700) % 2, // valve open/closed, runs of 700
+      45 + Math.floor(i / 900) / 10, // a transmitter that updates every 900 readings
+      10 + rand(), // an analog sensor, for contrast
+    ]);
+    const c = cleanSeries(series(values), targets(4000));
+    expect(c.stats.stuckValues).toEqual({ f0: 0, f1: 0, f2: 0, f3: 0 });
+    expect(c.stats.droppedMissing).toBe(0);
+    expect(c.series.rows).toHaveLength(4000);
+  });
+
+  it('counts, per feature, the rows dropped for lacking it', () => {
+    const values = Array.from({ length: 300 }, (_, i) => [i % 7, i >= 100 && i < 250 ? NaN : i % 5, i < 10 ? NaN : i % 3]);
+    const c = cleanSeries(series(values), targets(300));
+    // f1: 150 missing, 60 carried forward, 90 dropped; f2: nothing to carry at the start, 10 dropped.
+    expect(c.stats.droppedMissing).toBe(100);
+    expect(c.stats.missingByFeature).toEqual({ f0: 0, f1: 90, f2: 10 });
   });
 
   it('starts a new segment after a gap longer than ten median intervals', () => {

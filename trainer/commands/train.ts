@@ -123,10 +123,21 @@ export function printOutcome(o: TrainOutcome, io: Io): void {
   const d = r.data;
   const c = d.cleaning as Record<string, unknown>;
   const sum = (x: unknown) => Object.values((x ?? {}) as Record<string, number>).reduce((a, b) => a + b, 0);
+  // The features with a count, as `Flow 20, Pressure 6` ('' when none): `26 outliers (Flow 20, Pressure 6)`.
+  const perFeature = (x: unknown) =>
+    Object.entries((x ?? {}) as Record<string, number>)
+      .filter(([, v]) => v > 0)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
+  const inBrackets = (x: unknown) => (perFeature(x) ? ` (${perFeature(x)})` : '');
+  const lacking = perFeature(c.missingByFeature);
   const e = r.evaluation;
   io.out(`${o.source}: ${o.status} ${r.version} (${r.algorithm}, window ${r.window}, threshold ${r.threshold})`);
-  io.out(`  data     ${d.from} → ${d.to}: ${d.readings} readings from ${d.devices.join(', ') || 'no device'}; ${d.trainRows} rows trained, ${d.holdoutRows} held out from ${d.holdoutFrom}`);
-  io.out(`  cleaning ${sum(c.outliers)} outliers, ${sum(c.stuckValues)} stuck values, ${String(c.carriedValues)} carried forward, ${String(c.droppedMissing)} rows dropped (missing), ${String(c.droppedMaintenance)} (maintenance), ${String(c.gaps)} gaps`);
+  io.out(`  data     ${d.from} → ${d.to}: ${d.readings} readings from ${d.devices.join(', ') || 'no device'}; ${d.trainRows} rows trained${d.faultRowsLeftOut ? ` (${d.faultRowsLeftOut} inside confirmed faults left out)` : ''}, ${d.holdoutRows} held out from ${d.holdoutFrom}`);
+  io.out(
+    `  cleaning ${sum(c.outliers)} outliers${inBrackets(c.outliers)}, ${sum(c.stuckValues)} stuck values${inBrackets(c.stuckValues)}, ${String(c.carriedValues)} carried forward, ` +
+      `${String(c.droppedMissing)} rows dropped (missing${lacking ? `: ${lacking}` : ''}), ${String(c.droppedMaintenance)} (maintenance), ${String(c.gaps)} gaps`,
+  );
   io.out(`  compare  ${e.criterion}: challenger ${formatEvaluation(e.challenger)}${e.champion ? `; live ${e.championVersion}: ${formatEvaluation(e.champion)}` : e.championVersion ? `; live ${e.championVersion}: not scorable` : '; no live model'}`);
   io.out(`  decision ${o.reason}`);
   for (const w of o.warnings) io.out(`  warning  ${w}`);

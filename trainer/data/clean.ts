@@ -1,9 +1,16 @@
 /**
  * Cleaning before training and comparison, in this order, per feature unless stated:
- * 1. outliers: a value further than `outlierSpreads` robust spreads (1.4826·MAD, or the standard
- *    deviation when the MAD is 0) from the median is a glitch: it becomes missing;
- * 2. stuck sensors: a run of at least `stuckRows` identical readings of a feature that varies
- *    elsewhere: the run becomes missing (a frozen transmitter repeats its last value);
+ * 1. outliers: a value further than `outlierSpreads` robust spreads from the median is a glitch:
+ *    it becomes missing. The spread is the larger of 1.4826·MAD and the range of the central 98 %
+ *    of the values / 4.6527 (both equal the standard deviation of normal data; the standard
+ *    deviation when both are 0). The second keeps every state that holds more than 1 % of the
+ *    readings: a pump stopped for most of the range and then running has a MAD of its stopped
+ *    readings, and its running readings are not glitches;
+ * 2. stuck sensors: a run of at least `stuckRows` identical readings of a feature that changes
+ *    between most consecutive readings elsewhere (at least half of them, outside such runs):
+ *    the run becomes missing (a frozen transmitter repeats its last value). A feature that holds
+ *    its value by nature (a set point, an on/off status, a slow transmitter polled fast) is left
+ *    alone;
  * 3. missing values: carried forward from the last good reading for up to `maxCarryRows` rows,
  *    as the agent does live; a row still missing a value is dropped;
  * 4. maintenance: rows the technicians' labels mark as maintenance are dropped;
@@ -34,6 +41,8 @@ export interface CleanStats {
   stuckValues: Record<string, number>;
   carriedValues: number;
   droppedMissing: number;
+  /** Of the rows dropped for missing values, how many lacked each feature (a row may lack several). */
+  missingByFeature: Record<string, number>;
   droppedMaintenance: number;
   gaps: number;
   longestGapSeconds: number;
@@ -61,10 +70,15 @@ export function cleanSeries(input: Series, targets: readonly Target[], options: 
   const keep: number[] = [];
   let droppedMissing = 0;
   let droppedMaintenance = 0;
+  const missingByFeature: Record<string, number> = Object.fromEntries(input.features.map((name) => [name, 0]));
   rows.forEach((row, i) => {
     if (targets[i] === 'exclude') droppedMaintenance++;
-    else if (row.some(Number.isNaN)) droppedMissing++;
-    else keep.push(i);
+    else if (row.some(Number.isNaN)) {
+      droppedMissing++;
+      input.features.forEach((name, f) => {
+        if (Number.isNaN(row[f])) missingByFeature[name] = (missingByFeature[name] as number) + 1;
+      });
+    } else keep.push(i);
   });
   const timestamps = keep.map((i) => input.timestamps[i] as number);
   const { starts, gaps, longest } = segments(timestamps, options);
@@ -79,6 +93,7 @@ export function cleanSeries(input: Series, targets: readonly Target[], options: 
       stuckValues,
       carriedValues,
       droppedMissing,
+      missingByFeature,
       droppedMaintenance,
       gaps,
       longestGapSeconds: Math.round(longest / 1000),
@@ -107,8 +122,9 @@ function removeOutliers(rows: Float64Array[], f: number, spreads: number, keep: 
   const values = presentValues(rows, f);
   if (values.length < 3) return 0;
   const centre = median(values);
-  let spread = 1.4826 * median(values.map((v) => Math.abs(v - centre)));
-  // `values` is sorted now; the mean and deviation below do not depend on order.
+  // `values` is sorted now (median sorts in place); the mean and deviation below do not depend on order.
+  const central = (quantileOfSorted(values, 1 - CENTRAL_TAIL) - quantileOfSorted(values, CENTRAL_TAIL)) / CENTRAL_RANGE_SD;
+  let spread = Math.max(1.4826 * median(values.map((v) => Math.abs(v - centre))), central);
   if (!(spread > 0)) {
     const mean = values.reduce((a, b) => a + b, 0) / values.length;
     spread = Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / values.length);
@@ -124,32 +140,52 @@ function removeOutliers(rows: Float64Array[], f: number, spreads: number, keep: 
   return removed;
 }
 
-function removeStuckRuns(rows: Float64Array[], f: number, minRun: number, keep: (i: number) => boolean): number {
-  let first = NaN;
-  let varies = false;
-  for (const r of rows) {
-    const v = r[f] as number;
-    if (Number.isNaN(v)) continue;
-    if (Number.isNaN(first)) first = v;
-    else if (v !== first) {
-      varies = true;
-      break;
-    }
-  }
-  if (!varies) return 0;
-  let removed = 0;
+/** Share of each tail left out of the central range of the outlier spread (1 %: the central 98 %). */
+const CENTRAL_TAIL = 0.01;
+/** Width of the central 98 % of a normal distribution in standard deviations: 2·Φ⁻¹(0.99). */
+const CENTRAL_RANGE_SD = 4.6527;
+/** A feature's value must change between at least this share of its consecutive readings (outside long runs) for a long run to be a stuck sensor. */
+const MIN_CHANGE_SHARE = 0.5;
+
+function quantileOfSorted(sorted: Float64Array, q: number): number {
+  const pos = (sorted.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.min(sorted.length - 1, lo + 1);
+  return (sorted[lo] as number) + (pos - lo) * ((sorted[hi] as number) - (sorted[lo] as number));
+}
+
+/** Calls `each(start, end)` for every run [start, end) of identical present values of feature f (no array of runs: a million rows). */
+function forEachRun(rows: readonly Float64Array[], f: number, each: (start: number, end: number) => void): void {
   let start = 0;
   for (let i = 1; i <= rows.length; i++) {
     const same = i < rows.length && rows[i]?.[f] === rows[start]?.[f] && !Number.isNaN(rows[i]?.[f]);
     if (same) continue;
-    if (i - start >= minRun && !Number.isNaN(rows[start]?.[f])) {
-      for (let k = start; k < i; k++) {
-        if (keep(k)) continue;
-        (rows[k] as Float64Array)[f] = NaN;
-        removed++;
-      }
-    }
+    if (!Number.isNaN(rows[start]?.[f])) each(start, i);
     start = i;
+  }
+}
+
+function removeStuckRuns(rows: Float64Array[], f: number, minRun: number, keep: (i: number) => boolean): number {
+  const long: Array<[number, number]> = [];
+  // Outside the long runs, does the value change between consecutive readings most of the time?
+  // A run of length L holds L - 1 unchanged steps; a change ends each run.
+  let changes = 0;
+  let steps = 0;
+  forEachRun(rows, f, (a, b) => {
+    if (b - a >= minRun) long.push([a, b]);
+    else {
+      changes++;
+      steps += b - a;
+    }
+  });
+  if (long.length === 0 || steps === 0 || changes / steps < MIN_CHANGE_SHARE) return 0;
+  let removed = 0;
+  for (const [a, b] of long) {
+    for (let k = a; k < b; k++) {
+      if (keep(k)) continue;
+      (rows[k] as Float64Array)[f] = NaN;
+      removed++;
+    }
   }
   return removed;
 }

@@ -22,6 +22,8 @@ export interface LoadResult {
   devices: string[];
   /** Features seen in fewer than half of the readings, left out. */
   droppedFeatures: string[];
+  /** Features seen in at least half of the readings but in none of the most recent 10 %, left out (the pump no longer sends them). */
+  staleFeatures: string[];
 }
 
 export async function loadReadings(container: ContainerClient, range: LoadRange, onProgress?: (readings: number) => void): Promise<LoadResult> {
@@ -39,9 +41,9 @@ export async function loadReadings(container: ContainerClient, range: LoadRange,
   }
   const readings = builder.length;
   onProgress?.(readings);
-  const { series, dropped } = builder.build();
+  const { series, dropped, stale } = builder.build();
   if (!sorted) sortByTime(series);
-  return { series, readings, devices: [...devices].sort(), droppedFeatures: dropped };
+  return { series, readings, devices: [...devices].sort(), droppedFeatures: dropped, staleFeatures: stale };
 }
 
 /** Stable sort by timestamp (the reader yields a clock jump's readings a day late). */

@@ -8,6 +8,16 @@ export interface Series {
   rows: Float64Array[];
 }
 
+/** The most recent share of the readings in which a feature must appear to be kept (see build). */
+export const RECENT_SHARE = 0.1;
+
+/** The timestamp from which the most recent `share` of the readings lie. */
+function recentCutoff(timestamps: readonly number[], share: number): number {
+  if (timestamps.length === 0) return Infinity;
+  const sorted = Float64Array.from(timestamps).sort();
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * (1 - share)))] as number;
+}
+
 /** Columns that grow as readings arrive; a feature first seen late is NaN before. */
 export class SeriesBuilder {
   private readonly index = new Map<string, number>();
@@ -37,28 +47,40 @@ export class SeriesBuilder {
   }
 
   /**
-   * Rows with the features present in at least `minCoverage` of them, in name order (stable
-   * across runs whatever order the readings came in). Rows are views on one buffer.
+   * Rows with the features present in at least `minCoverage` of them and in at least one of the
+   * most recent `recentShare` of them (by timestamp), in name order (stable across runs whatever
+   * order the readings came in). Rows are views on one buffer. `dropped`: features too sparse;
+   * `stale`: features common enough but absent from the most recent readings (a sensor removed or
+   * renamed, or dead): the pump no longer sends them, so a model that needs one could not score it.
    */
-  build(minCoverage = 0.5): { series: Series; dropped: string[] } {
+  build(minCoverage = 0.5, recentShare = RECENT_SHARE): { series: Series; dropped: string[]; stale: string[] } {
     const n = this.timestamps.length;
     const names = [...this.index.keys()].sort();
+    const column = (name: string) => this.columns[this.index.get(name) as number] as Float64Array;
     const coverage = (name: string) => {
-      const col = this.columns[this.index.get(name) as number] as Float64Array;
+      const col = column(name);
       let present = 0;
       for (let i = 0; i < n; i++) if (!Number.isNaN(col[i])) present++;
       return n === 0 ? 0 : present / n;
     };
-    const kept = names.filter((name) => coverage(name) >= minCoverage);
-    const dropped = names.filter((name) => !kept.includes(name));
+    const recentFrom = recentCutoff(this.timestamps, recentShare);
+    const recent = (name: string) => {
+      const col = column(name);
+      for (let i = 0; i < n; i++) if ((this.timestamps[i] as number) >= recentFrom && !Number.isNaN(col[i])) return true;
+      return false;
+    };
+    const common = names.filter((name) => coverage(name) >= minCoverage);
+    const kept = common.filter(recent);
+    const dropped = names.filter((name) => !common.includes(name));
+    const stale = common.filter((name) => !kept.includes(name));
     const buffer = new Float64Array(n * kept.length);
     kept.forEach((name, f) => {
-      const col = this.columns[this.index.get(name) as number] as Float64Array;
+      const col = column(name);
       for (let i = 0; i < n; i++) buffer[i * kept.length + f] = col[i] as number;
     });
     this.columns = [];
     const rows = Array.from({ length: n }, (_, i) => buffer.subarray(i * kept.length, (i + 1) * kept.length));
-    return { series: { features: kept, timestamps: [...this.timestamps], rows }, dropped };
+    return { series: { features: kept, timestamps: [...this.timestamps], rows }, dropped, stale };
   }
 
   private grow(): void {

@@ -47,8 +47,12 @@ export const ModelRecordSchema = z.object({
     readings: z.number().int(),
     devices: z.array(z.string()),
     droppedFeatures: z.array(z.string()),
+    /** Features in most readings but none of the most recent ones (absent from records written before it was added). */
+    staleFeatures: z.array(z.string()).optional(),
     cleaning: z.record(z.string(), z.unknown()),
     trainRows: z.number().int(),
+    /** Rows of the training part left out as confirmed faults: trainRows + this + holdoutRows = the cleaned rows. */
+    faultRowsLeftOut: z.number().int().optional(),
     trainFrom: z.string(),
     trainTo: z.string(),
     holdoutRows: z.number().int(),

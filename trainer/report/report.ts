@@ -74,7 +74,7 @@ ${drift ? barChart(`PSI per feature (dashed: ${drift.thresholds.psi})`, drift.fe
 <tr><th>readings</th><td>${d.readings} from ${escapeHtml(d.devices.join(', '))}</td></tr>
 <tr><th>trained on</th><td>${d.trainRows} rows, ${escapeHtml(d.trainFrom)} → ${escapeHtml(d.trainTo)}</td></tr>
 <tr><th>held out</th><td>${d.holdoutRows} rows</td></tr>
-<tr><th>features</th><td>${escapeHtml(r.features.join(', '))}${d.droppedFeatures.length ? ` (left out, too sparse: ${escapeHtml(d.droppedFeatures.join(', '))})` : ''}</td></tr>
+<tr><th>features</th><td>${escapeHtml(r.features.join(', '))}${d.droppedFeatures.length ? ` (left out, too sparse: ${escapeHtml(d.droppedFeatures.join(', '))})` : ''}${d.staleFeatures?.length ? ` (left out, not in the most recent readings: ${escapeHtml(d.staleFeatures.join(', '))})` : ''}</td></tr>
 <tr><th>cleaning</th><td><code>${escapeHtml(JSON.stringify(d.cleaning))}</code></td></tr>
 <tr><th>trainer</th><td>${escapeHtml(r.trainer.version)}, seed ${r.trainer.seed}, ${escapeHtml(r.createdAt)}</td></tr>
 </table>

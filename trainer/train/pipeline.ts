@@ -22,6 +22,7 @@ import { nextPointer, RECORD_SCHEMA, type ModelRecord } from '../registry/record
 import { readBest, readModelBytes, readModelRecord, registerVersion, sha256, writeBest, type BestState } from '../registry/registry.js';
 import { decide, type Decision } from './decide.js';
 import { between, newerReadingsNote, noUsableRows, prepareData } from './prepare.js';
+import { dataWarnings, evaluationWarnings } from './warnings.js';
 
 export interface TrainRequest {
   source: string;
@@ -92,7 +93,7 @@ export async function trainSource(container: ContainerClient, req: TrainRequest,
   }
   const holdoutStart = Math.floor(cleaned.series.rows.length * (1 - req.holdoutFraction));
   const trainIdx = range(0, holdoutStart).filter((i) => cleaned.targets[i] !== 'anomaly');
-  await checkEnough(container, req, cleaned, trainIdx.length, cleaned.series.rows.length - holdoutStart);
+  await checkEnough(container, req, cleaned, trainIdx.length, cleaned.series.rows.length - holdoutStart, holdoutStart - trainIdx.length);
 
   if (req.ifDrifted && champion) {
     const drift = compareWithBaseline(champion.record.baseline, cleaned.series.features, cleaned.series.rows, req.ifDrifted);
@@ -123,7 +124,11 @@ export async function trainSource(container: ContainerClient, req: TrainRequest,
     status: decision.promoted ? 'promoted' : 'kept',
     reason: decision.reason,
     source: req.source,
-    warnings: spanWarnings(fit.metadata, 'the comparison on the most recent rows'),
+    warnings: [
+      ...spanWarnings(fit.metadata, 'the comparison on the most recent rows'),
+      ...evaluationWarnings(challenger.evaluation as Evaluation),
+      ...dataWarnings(loaded, cleaned.stats, constantFeaturesOf(fit.model.metrics)),
+    ],
     record,
     drift: compareWithBaseline(champion?.record.baseline ?? record.baseline, cleaned.series.features, held.map((i) => cleaned.series.rows[i] as Float64Array)),
     view: {
@@ -155,14 +160,29 @@ async function scoreModel(bytes: Uint8Array, plan: ReturnType<typeof planEvaluat
   }
 }
 
-async function checkEnough(container: ContainerClient, req: TrainRequest, cleaned: Cleaned, train: number, holdout: number): Promise<void> {
+/** `faultRows`: rows of the training part left out as confirmed faults. */
+async function checkEnough(container: ContainerClient, req: TrainRequest, cleaned: Cleaned, train: number, holdout: number, faultRows: number): Promise<void> {
   if (train >= MIN_TRAIN_ROWS && holdout >= MIN_HOLDOUT_ROWS) return;
   const s = cleaned.stats;
   throw new TrainerError(
     'PW_TRAINER_NO_DATA',
     `not enough usable rows of "${req.source}" ${between(req)}: ${train} to train (need ${MIN_TRAIN_ROWS}) and ${holdout} held out (need ${MIN_HOLDOUT_ROWS}) ` +
-      `from ${s.inputRows} readings (${s.droppedMissing} dropped for missing values, ${s.droppedMaintenance} in maintenance)${await newerReadingsNote(container, req)}`,
+      `from ${s.inputRows} readings (${s.droppedMissing} dropped for missing values${missingDetail(s.missingByFeature)}, ${s.droppedMaintenance} in maintenance` +
+      `${faultRows > 0 ? `, ${faultRows} inside confirmed-fault labels, never trained on` : ''})${await newerReadingsNote(container, req)}`,
   );
+}
+
+/** `: Flow missing in 120, Pressure in 40` (most first), or '' when no row was dropped for a missing value. */
+function missingDetail(byFeature: Record<string, number>): string {
+  const parts = Object.entries(byFeature)
+    .filter(([, rows]) => rows > 0)
+    .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+  return parts.length === 0 ? '' : `: ${parts.map(([name, rows], i) => `${name}${i === 0 ? ' missing' : ''} in ${rows}`).join(', ')}`;
+}
+
+function constantFeaturesOf(metrics: Record<string, unknown>): string[] {
+  const c = metrics.constantFeatures;
+  return Array.isArray(c) ? c.filter((x): x is string => typeof x === 'string') : [];
 }
 
 /** The challenger; rows no model can be fitted on (no feature varies) are a data problem of the range, like too few rows. */
@@ -207,8 +227,10 @@ function buildRecord(
       readings: loaded.readings,
       devices: loaded.devices,
       droppedFeatures: loaded.droppedFeatures,
+      staleFeatures: loaded.staleFeatures,
       cleaning: { ...cleaned.stats, options: CLEAN_DEFAULTS },
       trainRows: split.trainIdx.length,
+      faultRowsLeftOut: split.holdoutStart - split.trainIdx.length,
       trainFrom: iso(split.trainIdx[0]),
       trainTo: iso(split.trainIdx.at(-1)),
       holdoutRows: ts.length - split.holdoutStart,

@@ -1,0 +1,230 @@
+/**
+ * `train` on field data as it really comes: a pump stopped for most of the range, a set point
+ * that changed once, a sensor taken out mid-range, confirmed faults covering what is trained on.
+ * Readings are uploaded to a real Azurite as the agent's sync writes them, `train` runs through
+ * the CLI entry point, and the registered model is scored in onnxruntime-node as the agent
+ * scores it (FeatureWindow: features by name, full windows only).
+ */
+import { ContainerClient } from '@azure/storage-blob';
+import ort from 'onnxruntime-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { StoredRow } from '../../buffer/types.js';
+import { INPUT_NAME, OUTPUT_NAME, readModelMetadata } from '../../inference/contract.js';
+import { FeatureWindow } from '../../inference/window.js';
+import { batchMetadata, encodeRows } from '../../sync/encoder.js';
+import { labelBlobName, toLabelRecord } from '../../sync/labels-upload.js';
+import { readingsBlobName } from '../../sync/layout.js';
+import type { CommandContext, TwinRegistry } from '../../trainer/cloud/context.js';
+import { runCli } from '../../trainer/commands/index.js';
+import { readBest, readModelRecord } from '../../trainer/registry/registry.js';
+import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
+import { rng } from '../support/models.js';
+
+const DAY = 86_400_000;
+const T0 = Date.UTC(2026, 2, 1);
+const STEP = 20_000;
+const PER_DAY = DAY / STEP;
+
+let az: TestAzurite;
+let container: ContainerClient;
+
+type Values = Record<string, number | null>;
+
+function gaussian(r: () => number): number {
+  return Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
+}
+
+/** A pump with a daily demand cycle; near zero (with transmitter noise) while stopped. */
+function pumpValues(r: () => number, ts: number, running: boolean): Values {
+  const h = ((ts % DAY) / DAY) * 2 * Math.PI;
+  const flow = running ? 30 + 6 * Math.sin(h) + 0.3 * gaussian(r) : 0.02 * Math.abs(gaussian(r));
+  return {
+    Flow: flow,
+    Pressure: running ? 4.2 - 0.03 * flow + 0.02 * gaussian(r) : 0.05 + 0.01 * gaussian(r),
+    Current: running ? 8 + 0.25 * flow + 0.1 * gaussian(r) : 0.05 * Math.abs(gaussian(r)),
+    Vibration: running ? 1.2 + 0.15 * Math.abs(gaussian(r)) : 0.02 * Math.abs(gaussian(r)),
+  };
+}
+
+/** Uploads readings every STEP from `from` as the agent's sync does: batches cut at midnight UTC. */
+async function seed(pumpId: string, from: number, count: number, fn: (ts: number, i: number) => Values, seq0 = 1): Promise<void> {
+  let batch: StoredRow[] = [];
+  const flush = async () => {
+    if (batch.length === 0) return;
+    const enc = await encodeRows(batch, 'gw-1');
+    const first = batch[0]!;
+    const last = batch.at(-1)!;
+    await container
+      .getBlockBlobClient(readingsBlobName(pumpId, 'gw-1', first.seq, last.seq, first.ts))
+      .upload(enc.body, enc.body.length, { metadata: batchMetadata(enc, { agentVersion: 'test', deviceId: 'gw-1', pumpId, firstSeq: first.seq, lastSeq: last.seq }) });
+    batch = [];
+  };
+  for (let k = 0; k < count; k++) {
+    const ts = from + k * STEP;
+    if (batch.length > 0 && Math.floor(ts / DAY) !== Math.floor(batch[0]!.ts / DAY)) await flush();
+    batch.push({ seq: seq0 + k, pumpId, ts, receivedAt: ts, values: fn(ts, k), score: null, anomaly: null, modelVersion: null, imputed: false, unscoredReason: null });
+  }
+  await flush();
+}
+
+function context(): CommandContext {
+  return {
+    env: {},
+    container: () => container,
+    registry: () => {
+      throw new Error('no registry in this test');
+    },
+    now: () => new Date(T0 + 30 * DAY),
+    isTTY: false,
+  } satisfies CommandContext & { registry: () => TwinRegistry };
+}
+
+async function cli(args: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await runCli(args, { out: (t) => out.push(t), err: (t) => err.push(t) }, context());
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+async function bestModel(source: string) {
+  const record = await readModelRecord(container, source, (await readBest(container, source))!.pointer.version);
+  return { record, bytes: await container.getBlockBlobClient(record.model.blob).downloadToBuffer() };
+}
+
+/** Share of readings the model flags, scored one window at a time as the agent scores them. */
+async function flaggedShare(bytes: Uint8Array, readings: readonly Values[]): Promise<number> {
+  const meta = readModelMetadata(bytes);
+  const session = await ort.InferenceSession.create(bytes);
+  try {
+    const win = new FeatureWindow(meta.features, meta.window);
+    let scored = 0;
+    let flagged = 0;
+    for (const values of readings) {
+      if (!win.push(values).ready) continue;
+      const input = new Float32Array(meta.window * meta.features.length);
+      win.writeTo(input, 0);
+      const result = await session.run({ [INPUT_NAME]: new ort.Tensor('float32', input, [1, meta.window, meta.features.length]) });
+      scored++;
+      if ((result[OUTPUT_NAME]!.data as Float32Array)[0]! > meta.threshold) flagged++;
+    }
+    expect(scored).toBeGreaterThan(0);
+    return flagged / scored;
+  } finally {
+    await session.release();
+  }
+}
+
+const lastLine = (text: string) => text.split('\n').at(-1);
+
+beforeAll(async () => {
+  az = await startTestAzurite();
+  container = az.container('trainer-messy');
+  await container.create();
+});
+
+afterAll(async () => {
+  await az?.dispose();
+});
+
+describe('pumpwatch-trainer train on messy field data', () => {
+  it('learns a pump that stood still for most of the range and then ran: its running readings are not outliers', async () => {
+    const r = rng(1);
+    const count = 3 * PER_DAY;
+    await seed('pump-idle', T0, count, (ts, i) => pumpValues(r, ts, i >= 0.7 * count));
+    const res = await cli(['train', '--source', 'pump-idle', '--from', '2026-03-01', '--to', '2026-03-04']);
+    expect(res.code, res.err).toBe(0);
+    expect(res.out).toMatch(/^ {2}cleaning 0 outliers, /m);
+    const { record, bytes } = await bestModel('pump-idle');
+    expect(record.data.trainRows + record.data.holdoutRows).toBe(count);
+    // The next day, running normally: before, every running reading had been cleaned away as an
+    // outlier and the model flagged all of them.
+    const next = rng(2);
+    const day = Array.from({ length: PER_DAY }, (_, i) => pumpValues(next, T0 + 3 * DAY + i * STEP, true));
+    expect(await flaggedShare(bytes, day)).toBeLessThan(0.01);
+  });
+
+  it('does not take a set point that changed once for a stuck sensor (it used to drop every row)', async () => {
+    const r = rng(3);
+    const count = 3 * PER_DAY;
+    await seed('pump-setpoint', T0, count, (ts, i) => ({ ...pumpValues(r, ts, true), SpeedSetpoint: i < count / 2 ? 1450 : 1480 }));
+    const res = await cli(['train', '--source', 'pump-setpoint', '--from', '2026-03-01', '--to', '2026-03-04']);
+    expect(res.code, res.err).toBe(0);
+    expect(res.out).toMatch(/^ {2}cleaning 0 outliers, 0 stuck values, 0 carried forward, 0 rows dropped \(missing\)/m);
+    const { record } = await bestModel('pump-setpoint');
+    expect(record.features).toContain('SpeedSetpoint');
+    expect(record.data.trainRows + record.data.holdoutRows).toBe(count);
+  });
+
+  it('leaves out a sensor the pump stopped sending mid-range, so the model scores what the agent now receives', async () => {
+    const r = rng(4);
+    const count = 3 * PER_DAY;
+    await seed('pump-removed', T0, count, (ts, i) => {
+      const v = pumpValues(r, ts, true);
+      if (i >= 0.7 * count) delete v.Vibration;
+      return v;
+    });
+    const res = await cli(['train', '--source', 'pump-removed', '--from', '2026-03-01', '--to', '2026-03-04']);
+    expect(res.code, res.err).toBe(0);
+    expect(res.out).toMatch(/^ {2}warning {2}left out Vibration: present in most readings but in none of the most recent 10 %; the pump no longer sends it$/m);
+    const { record, bytes } = await bestModel('pump-removed');
+    expect(record.features).toEqual(['Current', 'Flow', 'Pressure']);
+    expect(record.data.staleFeatures).toEqual(['Vibration']);
+    // All rows are used, and the held-out part is the most recent one (it used to end where Vibration did).
+    expect(record.data.trainRows + record.data.holdoutRows).toBe(count);
+    expect(record.data.holdoutTo).toBe(new Date(T0 + (count - 1) * STEP).toISOString());
+    // An agent started after the change scores the pump (before: "no value known yet for feature Vibration").
+    const after = rng(5);
+    const day = Array.from({ length: 200 }, (_, i) => {
+      const v = pumpValues(after, T0 + 3 * DAY + i * STEP, true);
+      delete v.Vibration;
+      return v;
+    });
+    expect(await flaggedShare(bytes, day)).toBeLessThan(0.05);
+  });
+
+  it('warns when the challenger flags none of the confirmed faults, and counts the fault rows it left out', async () => {
+    const r = rng(6);
+    const count = 2 * PER_DAY;
+    const faultFrom = T0 + 1.5 * DAY;
+    // A small pressure offset through the last quarter, confirmed by a technician.
+    await seed('pump-faulty', T0, count, (ts) => {
+      const v = pumpValues(r, ts, true);
+      return ts >= faultFrom ? { ...v, Pressure: (v.Pressure as number) + 0.05 } : v;
+    });
+    const label = { id: 'lab-m1', pumpId: 'pump-faulty', kind: 'confirmed-fault' as const, faultType: null, note: 'small leak', alertSeq: null, fromTs: faultFrom, toTs: T0 + 2 * DAY, author: 'tech', createdAt: T0 + 2 * DAY, synced: false };
+    const body = JSON.stringify(toLabelRecord('gw-1', label as never));
+    await container.getBlockBlobClient(labelBlobName('gw-1', label as never)).upload(body, body.length);
+    const res = await cli(['train', '--source', 'pump-faulty', '--from', '2026-03-01', '--to', '2026-03-03']);
+    expect(res.code, res.err).toBe(0);
+    const { record } = await bestModel('pump-faulty');
+    expect(record.evaluation.criterion).toBe('labels');
+    expect(record.evaluation.challenger.mar).toBe(100);
+    const faultRows = PER_DAY / 2;
+    const held = record.data.holdoutRows;
+    expect(record.data.faultRowsLeftOut).toBe(faultRows - held);
+    expect(record.data.trainRows + record.data.faultRowsLeftOut! + held).toBe(count);
+    expect(res.out).toContain(`${record.data.trainRows} rows trained (${faultRows - held} inside confirmed faults left out), ${held} held out`);
+    expect(res.out).toMatch(new RegExp(`^ {2}warning {2}the challenger flags none of the ${held} held-out rows inside confirmed faults \\(MAR 100 %\\)`, 'm'));
+    expect(res.out).toMatch(/^ {2}warning {2}every held-out row lies inside a confirmed fault: there is no normal row to count false alarms on/m);
+  });
+
+  it('names the rows left out as confirmed faults, and the feature missing from dropped rows, when too few rows are left', async () => {
+    const r = rng(7);
+    // Every reading inside a confirmed fault.
+    await seed('pump-all-fault', T0 + 10 * DAY, 600, (ts) => pumpValues(r, ts, true));
+    const label = { id: 'lab-all', pumpId: 'pump-all-fault', kind: 'confirmed-fault' as const, faultType: null, note: null, alertSeq: null, fromTs: T0 + 10 * DAY, toTs: T0 + 11 * DAY, author: 'tech', createdAt: T0 + 11 * DAY, synced: false };
+    const body = JSON.stringify(toLabelRecord('gw-1', label as never));
+    await container.getBlockBlobClient(labelBlobName('gw-1', label as never)).upload(body, body.length);
+    const all = await cli(['train', '--source', 'pump-all-fault', '--from', '2026-03-11', '--to', '2026-03-12']);
+    expect(all.code).toBe(1);
+    expect(lastLine(all.err)).toBe(
+      'pumpwatch-trainer train: PW_TRAINER_NO_DATA: not enough usable rows of "pump-all-fault" between 2026-03-11T00:00:00.000Z and 2026-03-12T00:00:00.000Z: ' +
+        '0 to train (need 100) and 120 held out (need 20) from 600 readings (0 dropped for missing values, 0 in maintenance, 480 inside confirmed-fault labels, never trained on)',
+    );
+    // Temperature null for 64 readings in a row: 60 carried forward, 4 rows dropped, too few left.
+    await seed('pump-gap', T0 + 12 * DAY, 128, (ts, i) => ({ ...pumpValues(r, ts, true), Temperature: i >= 40 && i < 104 ? null : 40 + (i % 5) / 10 }));
+    const gap = await cli(['train', '--source', 'pump-gap', '--from', '2026-03-13', '--to', '2026-03-14']);
+    expect(gap.code).toBe(1);
+    expect(lastLine(gap.err)).toMatch(/: 99 to train \(need 100\) and 25 held out \(need 20\) from 128 readings \(4 dropped for missing values: Temperature missing in 4, 0 in maintenance\)$/);
+  });
+});

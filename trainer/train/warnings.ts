@@ -1,0 +1,63 @@
+/**
+ * What `train` tells the data scientist about the data and the challenger beyond the decision:
+ * cleaning that removed much of a feature (the model then never saw those values, and the agent,
+ * which scores every reading as it comes, will flag them), rows dropped for one feature, features
+ * left out or ignored, and a challenger that flags no positive at all. Printed under the
+ * decision and in the report; none of them blocks a promotion.
+ */
+import type { CleanStats } from '../data/clean.js';
+import type { LoadResult } from '../data/load.js';
+import type { Evaluation } from '../eval/criterion.js';
+
+/** Share of a feature's readings that cleaning may remove before `train` warns. */
+export const CLEANED_SHARE_WARNING = 0.05;
+
+const pct = (part: number, whole: number) => `${((100 * part) / Math.max(1, whole)).toFixed(part * 1000 < whole ? 1 : 0)} %`;
+const list = (names: readonly string[]) => names.join(', ');
+
+export function dataWarnings(loaded: Pick<LoadResult, 'readings' | 'droppedFeatures' | 'staleFeatures'>, stats: CleanStats, constantFeatures: readonly string[]): string[] {
+  const out: string[] = [];
+  const n = stats.inputRows;
+  for (const [name, removed] of Object.entries(stats.stuckValues)) {
+    if (removed > CLEANED_SHARE_WARNING * n) {
+      out.push(
+        `${name}: ${removed} of ${n} readings (${pct(removed, n)}) were long runs of one repeated value and were removed as a stuck sensor; ` +
+          'if the pump stood still (or the sensor really held that value) then, the model has not seen that state and the agent will flag it',
+      );
+    }
+  }
+  for (const [name, removed] of Object.entries(stats.outliers)) {
+    if (removed > CLEANED_SHARE_WARNING * n) {
+      out.push(`${name}: ${removed} of ${n} readings (${pct(removed, n)}) were removed as outliers; the model has not seen those values and the agent will flag them`);
+    }
+  }
+  const missing = Object.entries(stats.missingByFeature).filter(([, rows]) => rows > CLEANED_SHARE_WARNING * n);
+  if (missing.length > 0) {
+    out.push(
+      `${stats.droppedMissing} of ${n} rows (${pct(stats.droppedMissing, n)}) were dropped for missing values: ` +
+        `${missing.map(([name, rows]) => `${name} missing in ${rows}`).join(', ')} (removed as above, or not sent in part of the range: a sensor added, renamed or out of service)`,
+    );
+  }
+  if (loaded.staleFeatures.length > 0) {
+    out.push(`left out ${list(loaded.staleFeatures)}: present in most readings but in none of the most recent 10 %; the pump no longer sends ${loaded.staleFeatures.length > 1 ? 'them' : 'it'}`);
+  }
+  if (loaded.droppedFeatures.length > 0) out.push(`left out ${list(loaded.droppedFeatures)}: present in fewer than half of the readings`);
+  if (constantFeatures.length > 0) {
+    out.push(`${list(constantFeatures)} did not vary in the trained rows: the model ignores ${constantFeatures.length > 1 ? 'them' : 'it'}, but the agent still needs ${constantFeatures.length > 1 ? 'them' : 'it'} in every pump reading`);
+  }
+  return out;
+}
+
+/** A challenger that flags none of the positives, or a labelled comparison without a single negative row. */
+export function evaluationWarnings(e: Evaluation): string[] {
+  const out: string[] = [];
+  const positives = e.counts.tp + e.counts.fn;
+  if (positives > 0 && e.counts.tp === 0) {
+    const what = e.criterion === 'labels' ? 'held-out rows inside confirmed faults' : 'synthetic faults';
+    out.push(`the challenger flags none of the ${positives} ${what} (MAR 100 %): at its threshold it would raise no alarm on them`);
+  }
+  if (e.criterion === 'labels' && e.counts.fp + e.counts.tn === 0) {
+    out.push('every held-out row lies inside a confirmed fault: there is no normal row to count false alarms on, and F1 rewards a model that flags everything');
+  }
+  return out;
+}
