@@ -1,4 +1,6 @@
 /** Shared helpers of the benchmarks: timing, percentiles, RSS sampling, simulated data, a model. */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { PumpSimulator, SIMULATED_FEATURES } from '../agent/simulator.js';
 import type { Reading } from '../buffer/types.js';
 import type { CsvTable } from '../trainer/csv.js';
@@ -41,4 +43,15 @@ export function benchModel(window?: number, algorithm?: string): Uint8Array {
     table.timestamps.push(r.ts);
   }
   return fitTable(table, { source: 'default', version: 'bench', window, algorithm }).bytes;
+}
+
+/** Serves model files by path on a loopback port (the download side of a twin change). */
+export async function serveFiles(files: ReadonlyMap<string, Uint8Array>): Promise<{ url: string; close: () => Promise<void> }> {
+  const server = http.createServer((req, res) => {
+    const body = files.get(req.url ?? '');
+    if (!body) res.writeHead(404).end();
+    else res.writeHead(200, { 'content-length': body.length }).end(Buffer.from(body));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => new Promise<void>((r) => server.close(() => r())) };
 }

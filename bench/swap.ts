@@ -11,8 +11,6 @@
  */
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -24,6 +22,7 @@ import { Agent } from '../agent/main.js';
 import { LoadedModel } from '../inference/model.js';
 import type { CsvTable } from '../trainer/csv.js';
 import { fitTable } from '../trainer/fit.js';
+import { serveFiles } from './support.js';
 
 const FEATURES = ['Pressure', 'Flow', 'Current'];
 
@@ -42,19 +41,6 @@ function model(version: string, seed: number): Uint8Array {
   return fitTable(table, { version, window: 8, algorithm: 'pca' }).bytes;
 }
 
-async function serve(files: Map<string, Uint8Array>): Promise<{ url: string; close: () => Promise<void> }> {
-  const server = http.createServer((req, res) => {
-    const body = files.get(req.url ?? '');
-    if (!body) res.writeHead(404).end();
-    else res.writeHead(200, { 'content-length': body.length }).end(Buffer.from(body));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () => new Promise<void>((r) => server.close(() => r())),
-  };
-}
-
 const pct = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? Number.NaN;
 const ms = (x: number): string => `${x.toFixed(2)} ms`;
 
@@ -68,7 +54,7 @@ async function main(): Promise<void> {
   const versions = Array.from({ length: swaps }, (_, i) => `v${i + 1}`);
   versions.forEach((v, i) => files.set(`/${v}.onnx`, model(v, i + 1)));
   writeFileSync(join(dir, 'bundled.onnx'), model('v0', 0));
-  const server = await serve(files);
+  const server = await serveFiles(files);
   const config = loadConfig({
     PUMPWATCH_DATA_DIR: join(dir, 'data'), PUMPWATCH_HTTP_PORT: '0', PUMPWATCH_SIMULATE: '0', PUMPWATCH_SYNC: 'off',
     PUMPWATCH_HUB: 'off', PUMPWATCH_LOG_LEVEL: 'silent', PUMPWATCH_ALLOW_INSECURE_MODEL_URLS: '1',
