@@ -151,6 +151,14 @@ export const GAP_FACTOR = 10;
 export const GAP_MIN_MS = 60_000;
 
 /**
+ * A value missing from a pump's readings is carried forward from the last known one for at most
+ * this many readings in a row. The trainer drops rows still missing a value after that; the agent
+ * leaves such a reading unscored and starts the pump's window again, so neither side scores a
+ * pump on a value from long ago (a sensor removed, dead or renamed).
+ */
+export const MAX_CARRY_READINGS = 60;
+
+/**
  * A model trained on less than a day has not seen its pump's daily cycle (ambient temperature,
  * demand): normal variation it has not seen raises alarms in the field (`bench/quality`, "How long
  * a range to train on"). The trainer warns about such a model; the technician's page says so.

@@ -1,8 +1,8 @@
 import type { PredictionRow, Reading } from '../buffer/types.js';
-import { GAP_FACTOR, GAP_MIN_MS } from './contract.js';
+import { GAP_FACTOR, GAP_MIN_MS, MAX_CARRY_READINGS } from './contract.js';
 import { ValueHistory } from './history.js';
 import type { LoadedModel } from './model.js';
-import { FeatureWindow } from './window.js';
+import { FeatureWindow, type PushResult } from './window.js';
 
 /** The model key every pump without a model of its own falls back to. */
 export const DEFAULT_MODEL_KEY = 'default';
@@ -118,7 +118,7 @@ export class InferenceEngine {
         const pushed = state.live.win.push(r.values);
         row.imputed = pushed.imputed;
         if (pushed.ready) this.add(groups, model, state.live.win, i, sizes.get(model) ?? 1, false);
-        else row.unscoredReason = pushed.missing !== null ? `no value known yet for feature "${pushed.missing}"` : `window filling: ${pushed.filled} of ${model.meta.window} readings`;
+        else row.unscoredReason = unscoredReason(pushed, model.meta.window);
       }
       const shadow = this.shadowFor(r.pumpId);
       if (shadow) {
@@ -282,4 +282,13 @@ function contributionsOf(all: Float32Array, k: number, features: readonly string
   const f = features.length;
   for (let j = 0; j < f; j++) out[features[j]!] = all[k * f + j]!;
   return out;
+}
+
+/** Why a reading the window could not score stays unscored. */
+function unscoredReason(pushed: PushResult, window: number): string {
+  if (pushed.missing !== null) return `no value known yet for feature "${pushed.missing}"`;
+  if (pushed.stale !== null) {
+    return `no value for feature "${pushed.stale.feature}" in the last ${pushed.stale.readings} readings (a missing value is carried forward for at most ${MAX_CARRY_READINGS})`;
+  }
+  return `window filling: ${pushed.filled} of ${window} readings`;
 }

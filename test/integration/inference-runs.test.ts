@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Reading } from '../../buffer/types.js';
+import { MAX_CARRY_READINGS } from '../../inference/contract.js';
 import { InferenceEngine } from '../../inference/engine.js';
 import { LoadedModel, RUN_WINDOWS } from '../../inference/model.js';
 import { makeModel, normalValues, rng } from '../support/models.js';
@@ -109,6 +110,40 @@ describe('a pause in a pump\'s readings', () => {
       // A pump that reports every 5 minutes is scored from its third reading on: its pauses are its rhythm.
       const slow = await engine.score(Array.from({ length: 6 }, (_, i) => at('p2', i * 300_000)), 0);
       expect(slow.map((row) => row.score === null)).toEqual([true, true, false, false, false, false]);
+    } finally {
+      await model.release();
+    }
+  });
+});
+
+describe('a value missing for longer than the carry limit', () => {
+  it('is carried for MAX_CARRY_READINGS readings, then leaves readings unscored with the reason, and the window fills again once it is back', async () => {
+    const model = await LoadedModel.fromBytes(makeModel({ window: 4 }), 'test');
+    try {
+      const engine = new InferenceEngine();
+      engine.setModel('default', model);
+      const r = rng(12);
+      const gone = MAX_CARRY_READINGS + 5; // readings without Flow
+      const readings: Reading[] = Array.from({ length: 10 + gone + 10 }, (_, i) => {
+        const values: Record<string, number | null> = normalValues(r, i);
+        if (i >= 10 && i < 10 + gone) delete values.Flow;
+        return { pumpId: 'p', ts: 1_000 + i * 1000, values };
+      });
+      const rows = await engine.score(readings, 0);
+      const carried = rows.slice(10, 10 + MAX_CARRY_READINGS);
+      expect(carried.every((row) => row.score !== null && row.imputed)).toBe(true);
+      const stale = rows.slice(10 + MAX_CARRY_READINGS, 10 + gone);
+      expect(stale.map((row) => row.unscoredReason)).toEqual(
+        Array.from({ length: 5 }, (_, k) => `no value for feature "Flow" in the last ${MAX_CARRY_READINGS + 1 + k} readings (a missing value is carried forward for at most ${MAX_CARRY_READINGS})`),
+      );
+      expect(stale.every((row) => row.score === null)).toBe(true);
+      // Flow is back: the window starts again from the first reading that has it.
+      const back = rows.slice(10 + gone);
+      expect(back.map((row) => row.unscoredReason)).toEqual([
+        'window filling: 1 of 4 readings', 'window filling: 2 of 4 readings', 'window filling: 3 of 4 readings',
+        ...Array.from({ length: 7 }, () => null),
+      ]);
+      expect(back.slice(3).every((row) => row.score !== null && !row.imputed)).toBe(true);
     } finally {
       await model.release();
     }

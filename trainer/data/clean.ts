@@ -19,7 +19,7 @@
  * Rows labelled as confirmed faults are never altered by 1–2 (they are the evidence).
  * The input rows are cleaned in place (no copy of a million rows); the result keeps views on them.
  */
-import { GAP_FACTOR, GAP_MIN_MS } from '../../inference/contract.js';
+import { GAP_FACTOR, GAP_MIN_MS, MAX_CARRY_READINGS } from '../../inference/contract.js';
 import type { Series } from './series.js';
 
 export type Target = 'anomaly' | 'normal' | 'exclude' | null;
@@ -32,7 +32,7 @@ export interface CleanOptions {
   minGapMs: number;
 }
 
-export const CLEAN_DEFAULTS: CleanOptions = { outlierSpreads: 10, stuckRows: 600, maxCarryRows: 60, gapFactor: GAP_FACTOR, minGapMs: GAP_MIN_MS };
+export const CLEAN_DEFAULTS: CleanOptions = { outlierSpreads: 10, stuckRows: 600, maxCarryRows: MAX_CARRY_READINGS, gapFactor: GAP_FACTOR, minGapMs: GAP_MIN_MS };
 
 export interface CleanStats {
   inputRows: number;
