@@ -143,6 +143,21 @@ describe('pumpwatch-trainer train on messy field data', () => {
     expect(await flaggedShare(bytes, day)).toBeLessThan(0.01);
   });
 
+  it('trains once on a day a sensor module re-sent after a crash (the agent stored it again under new sequence numbers)', async () => {
+    const r = rng(7);
+    const count = 3 * PER_DAY;
+    const days: Values[] = Array.from({ length: count }, (_, i) => pumpValues(r, T0 + i * STEP, true));
+    await seed('pump-resent', T0, count, (_ts, i) => days[i]!);
+    // The second day again, as the module re-sent it: same timestamps and values, new seqs.
+    await seed('pump-resent', T0 + DAY, PER_DAY, (_ts, i) => days[PER_DAY + i]!, count + 1);
+    const res = await cli(['train', '--source', 'pump-resent', '--from', '2026-03-01', '--to', '2026-03-04']);
+    expect(res.code, res.err).toBe(0);
+    expect(res.out).toContain(`${count} readings (${PER_DAY} repeats of earlier ones dropped) from gw-1`);
+    const { record } = await bestModel('pump-resent');
+    expect(record.data).toMatchObject({ readings: count, repeatedReadings: PER_DAY });
+    expect(record.data.trainRows + record.data.holdoutRows).toBe(count);
+  });
+
   it('does not take a set point that changed once for a stuck sensor (it used to drop every row)', async () => {
     const r = rng(3);
     const count = 3 * PER_DAY;

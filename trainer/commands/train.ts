@@ -133,7 +133,7 @@ export function printOutcome(o: TrainOutcome, io: Io): void {
   const lacking = perFeature(c.missingByFeature);
   const e = r.evaluation;
   io.out(`${o.source}: ${o.status} ${r.version} (${r.algorithm}, window ${r.window}, threshold ${r.threshold})`);
-  io.out(`  data     ${d.from} → ${d.to}: ${d.readings} readings from ${d.devices.join(', ') || 'no device'}; ${d.trainRows} rows trained${d.faultRowsLeftOut ? ` (${d.faultRowsLeftOut} inside confirmed faults left out)` : ''}, ${d.holdoutRows} held out from ${d.holdoutFrom}`);
+  io.out(`  data     ${d.from} → ${d.to}: ${d.readings} readings${d.repeatedReadings ? ` (${d.repeatedReadings} repeats of earlier ones dropped)` : ''} from ${d.devices.join(', ') || 'no device'}; ${d.trainRows} rows trained${d.faultRowsLeftOut ? ` (${d.faultRowsLeftOut} inside confirmed faults left out)` : ''}, ${d.holdoutRows} held out from ${d.holdoutFrom}`);
   io.out(
     `  cleaning ${sum(c.outliers)} outliers${inBrackets(c.outliers)}, ${sum(c.stuckValues)} stuck values${inBrackets(c.stuckValues)}, ${String(c.carriedValues)} carried forward, ` +
       `${String(c.droppedMissing)} rows dropped (missing${lacking ? `: ${lacking}` : ''}), ${String(c.droppedMaintenance)} (maintenance), ${String(c.gaps)} gaps`,

@@ -17,8 +17,15 @@ export interface LoadRange {
 
 export interface LoadResult {
   series: Series;
-  /** Readings read (after de-duplication). */
+  /** Readings read (after de-duplication, both kinds). */
   readings: number;
+  /**
+   * Readings dropped because an earlier one of the pump had the same timestamp and the same values:
+   * a sensor module that re-sent them after a crash, ingested again under new sequence numbers (the
+   * reader's (device, seq) de-duplication cannot see those). Trained twice, such a stretch would
+   * weigh double and its windows would span half the time.
+   */
+  repeatedReadings: number;
   devices: string[];
   /** Features seen in fewer than half of the readings, left out. */
   droppedFeatures: string[];
@@ -39,11 +46,30 @@ export async function loadReadings(container: ContainerClient, range: LoadRange,
     devices.add(line.deviceId);
     if (onProgress && builder.length % 10_000 === 0) onProgress(builder.length);
   }
-  const readings = builder.length;
-  onProgress?.(readings);
+  onProgress?.(builder.length);
   const { series, dropped, stale } = builder.build();
   if (!sorted) sortByTime(series);
-  return { series, readings, devices: [...devices].sort(), droppedFeatures: dropped, staleFeatures: stale };
+  const repeatedReadings = dropRepeats(series);
+  return { series, readings: series.rows.length, repeatedReadings, devices: [...devices].sort(), droppedFeatures: dropped, staleFeatures: stale };
+}
+
+/** Drops, from a series in time order, each row whose timestamp and values (NaN as a value) equal an earlier row's; returns how many. */
+export function dropRepeats(series: Series): number {
+  const { timestamps, rows } = series;
+  const same = (a: Float64Array, b: Float64Array) => a.every((v, f) => v === b[f] || (Number.isNaN(v) && Number.isNaN(b[f] as number)));
+  const keep: number[] = [];
+  let runStart = 0; // first kept row of the current timestamp, in `keep`
+  for (let i = 0; i < rows.length; i++) {
+    const ts = timestamps[i] as number;
+    if (keep.length === 0 || timestamps[keep[keep.length - 1] as number] !== ts) runStart = keep.length;
+    let repeated = false;
+    for (let k = runStart; k < keep.length && !repeated; k++) repeated = same(rows[keep[k] as number] as Float64Array, rows[i] as Float64Array);
+    if (!repeated) keep.push(i);
+  }
+  if (keep.length === rows.length) return 0;
+  series.timestamps = keep.map((i) => timestamps[i] as number);
+  series.rows = keep.map((i) => rows[i] as Float64Array);
+  return rows.length - keep.length;
 }
 
 /** Stable sort by timestamp (the reader yields a clock jump's readings a day late). */

@@ -45,6 +45,8 @@ export const ModelRecordSchema = z.object({
     from: z.string(),
     to: z.string(),
     readings: z.number().int(),
+    /** Readings dropped as repeats (same timestamp and values) re-sent under new sequence numbers (absent from records written before it was added). */
+    repeatedReadings: z.number().int().optional(),
     devices: z.array(z.string()),
     droppedFeatures: z.array(z.string()),
     /** Features in most readings but none of the most recent ones (absent from records written before it was added). */

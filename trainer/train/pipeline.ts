@@ -225,6 +225,7 @@ function buildRecord(
       from: new Date(req.from).toISOString(),
       to: new Date(req.to).toISOString(),
       readings: loaded.readings,
+      repeatedReadings: loaded.repeatedReadings,
       devices: loaded.devices,
       droppedFeatures: loaded.droppedFeatures,
       staleFeatures: loaded.staleFeatures,
