@@ -96,6 +96,8 @@ export class SyncWorker {
   private timer: NodeJS.Timeout | null = null;
   private abort = new AbortController();
   private started = false;
+  /** An anomaly was committed while a cycle ran (see kick). */
+  private kickedWhileRunning = false;
   private state: SyncState = 'stopped';
   private connectivity: BlobConnectivity = 'unknown';
   private failure: SyncFailure | null = null;
@@ -142,10 +144,20 @@ export class SyncWorker {
    * blob. No effect while backing off.
    */
   kick(): void {
-    if (!this.started || this.running !== null || this.state !== 'idle') return;
-    const now = this.clock();
-    const due = Math.max(now, (this.times.attempt ?? 0) + (this.deps.kickFloorMs ?? KICK_FLOOR_MS));
-    if (this.times.next === null || due < this.times.next) this.schedule(due - now);
+    if (!this.started) return;
+    if (this.running !== null) {
+      // The anomaly may have come after the cycle's last plan: the next cycle is due at the floor.
+      this.kickedWhileRunning = true;
+      return;
+    }
+    if (this.state !== 'idle') return;
+    const delay = this.kickDelay();
+    if (this.times.next === null || this.clock() + delay < this.times.next) this.schedule(delay);
+  }
+
+  /** Time until a kicked cycle may start: `kickFloorMs` after the last one began. */
+  private kickDelay(): number {
+    return Math.max(0, (this.times.attempt ?? 0) + (this.deps.kickFloorMs ?? KICK_FLOOR_MS) - this.clock());
   }
 
   /** Runs one cycle now, or joins the one running: cycles never overlap. */
@@ -163,7 +175,9 @@ export class SyncWorker {
       this.timer = null;
       this.runOnce().then(
         (r) => {
-          if (this.started) this.schedule(r.nextDelayMs);
+          const kicked = this.kickedWhileRunning;
+          this.kickedWhileRunning = false;
+          if (this.started) this.schedule(kicked && r.failure === null ? Math.min(r.nextDelayMs, this.kickDelay()) : r.nextDelayMs);
         },
         (err: unknown) => this.deps.logger.error({ err: { message: classifyFailure(err).message } }, 'sync cycle crashed; the loop stops'),
       );
@@ -171,6 +185,7 @@ export class SyncWorker {
   }
 
   private async cycle(): Promise<CycleResult> {
+    this.kickedWhileRunning = false; // anomalies committed before the cycle takes its horizon go in it
     const settings = this.deps.settings();
     this.backoff.configure(settings.backoff);
     this.times.attempt = this.clock();

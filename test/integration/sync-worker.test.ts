@@ -138,7 +138,9 @@ describe('sync worker order and loop (real Azurite)', () => {
     for (const p of ['pump-a', 'pump-b']) store.appendBatch(Array.from({ length: 50 }, (_, i) => row(p, i)));
     let alert = -1;
     onUploaded = () => {
-      if (alert < 0) alert = store.appendBatch([row('pump-z', 500, true)])[0]!;
+      if (alert >= 0) return;
+      alert = store.appendBatch([row('pump-z', 500, true)])[0]!;
+      w.kick(); // as the agent does on every anomaly it commits: ignored while the cycle runs, remembered
     };
     const w = worker(azurite(), {}, 20_000);
     w.start();
