@@ -24,8 +24,17 @@ const COUNTER = {
  * batch not yet uploaded are never touched: a retry must upload the same rows. Synced rows go
  * batch by batch in plan order; unsent rows are those in no planned range (buffer/ranges.ts).
  */
-const STEPS: ReadonlyArray<{ kind: keyof EvictionCounts; sql: string }> = [
-  { kind: 'synced', sql: `DELETE FROM readings WHERE seq IN (SELECT r.seq FROM ${SYNCED_ROWS_SQL} ORDER BY b.id, r.seq LIMIT ?)` },
+const STEPS: ReadonlyArray<{ kind: keyof EvictionCounts; sql: string; then?: string }> = [
+  {
+    kind: 'synced',
+    sql: `DELETE FROM readings WHERE seq IN (SELECT r.seq FROM ${SYNCED_ROWS_SQL} ORDER BY b.id, r.seq LIMIT ?)`,
+    // The uploaded batches before the first that still has rows are empty now: forget them, as
+    // retention does. Kept, they filled the cap they were evicted under (a blob's record is about
+    // 260 bytes; at 500 readings/s a 64 MB buffer held 10,837 of them after 40 minutes, and
+    // retention would keep them 72 h), and every later eviction walked past them all.
+    then: `DELETE FROM sync_batches WHERE state = 'uploaded' AND id < coalesce(
+             (SELECT b.id FROM ${SYNCED_ROWS_SQL} ORDER BY b.id, r.seq LIMIT 1), (SELECT max(id) + 1 FROM sync_batches))`,
+  },
   { kind: 'rejected', sql: 'DELETE FROM rejected WHERE id IN (SELECT id FROM rejected ORDER BY id LIMIT ?)' },
   {
     kind: 'unsynced',
@@ -132,11 +141,15 @@ export class Eviction {
     );
     for (const step of steps) {
       const del = this.db.prepare(step.sql);
+      const then = step.then === undefined ? null : this.db.prepare(step.then);
       while (this.usedBytes() > target) {
         const chunk = Math.max(256, Math.ceil(this.rowEstimate() * 0.02));
         const n = this.db.transaction(() => {
           const changes = del.run(chunk).changes;
-          if (changes > 0) bump.run(COUNTER[step.kind], changes);
+          if (changes > 0) {
+            bump.run(COUNTER[step.kind], changes);
+            then?.run();
+          }
           return changes;
         })();
         if (n === 0) break;

@@ -147,6 +147,31 @@ describe('Eviction under the disk cap (real SQLite file)', () => {
     expect(store.health().ok).toBe(true);
   });
 
+  it('forgets the uploaded batches whose rows it evicted, so their records neither fill the cap nor slow later evictions', () => {
+    // Rows uploaded in small blobs, as a busy gateway's sync makes them; then the cap falls so that
+    // about half of them must go.
+    append('pump-a', 0, 2000);
+    for (let b = batches.next(bulk(10), namer, T0); b !== null; b = batches.next(bulk(10), namer, T0)) batches.markUploaded(b, SHA, T0);
+    const batchCount = () => count(store, "SELECT count(*) AS n FROM sync_batches WHERE state = 'uploaded'");
+    expect(batchCount()).toBe(200);
+    store.setMaxBytes(Math.floor(store.stats().bytes * 0.6));
+    const evicted = store.stats().evicted.synced;
+    expect(evicted).toBeGreaterThan(0);
+    // Every batch left still holds a row; the first ones, evicted whole, are gone (a batch evicted
+    // in part stays).
+    const empty = count(
+      store,
+      `SELECT count(*) AS n FROM sync_batches b WHERE NOT EXISTS (SELECT 1 FROM readings r WHERE r.pump_id = b.pump_id AND r.seq BETWEEN b.first_seq AND b.last_seq)`,
+    );
+    expect(empty).toBe(0);
+    expect(batchCount()).toBe(200 - Math.floor(evicted / 10));
+    // The rows left are still synced, and new rows plan and upload as before.
+    expect(store.stats().unsynced).toBe(0);
+    append('pump-a', 5000, 5);
+    const next = batches.next(bulk(10), namer, T0)!;
+    expect(next.rowCount).toBe(5);
+  });
+
   it('keeps the eviction counts across a reopen', () => {
     append('pump-a', 0, 600);
     store.setMaxBytes(Math.floor(store.stats().bytes / 2));
