@@ -256,7 +256,7 @@ async function main(): Promise<void> {
   const what = from === capped + 2 ? 'from two samples after the buffer first evicted at its cap' : 'over the second half';
   console.log(`\n${what} (minutes ${fmt(late[0]!.minute, 1)}–${fmt(last.minute, 1)}), least-squares growth per hour:`);
   console.log(`  RSS ${fmt(perHour((s) => s.mem.rss), 1)} MB/h, anonymous ${fmt(perHour((s) => s.mem.anon), 1)} MB/h, V8 heap used ${fmt(perHour((s) => s.mem.heapUsed), 1)} MB/h, external ${fmt(perHour((s) => s.mem.external), 1)} MB/h, file descriptors ${fmt(perHour((s) => s.fds), 1)}/h, threads ${fmt(perHour((s) => s.threads), 1)}/h`);
-  console.log(`  RSS range in that half: ${fmt(Math.min(...late.map((s) => s.mem.rss)))}–${fmt(Math.max(...late.map((s) => s.mem.rss)))} MB; kernel peak (VmHWM) over the run ${fmt(mem.rssPeak)} MB`);
+  console.log(`  RSS range in that window: ${fmt(Math.min(...late.map((s) => s.mem.rss)))}–${fmt(Math.max(...late.map((s) => s.mem.rss)))} MB; kernel peak (VmHWM) over the run ${fmt(mem.rssPeak)} MB`);
   const r = last.status.readings;
   console.log(`readings: ${fmt(r.accepted)} accepted, ${fmt(r.rejected)} rejected, ${fmt(r.scored)} scored, ${fmt(r.unscored)} unscored, ${fmt(r.anomalies)} anomalies; ${fmt(last.status.sync.uploadedRows ?? 0)} uploaded in ${fmt(last.status.sync.uploadedBlobs ?? 0)} blobs; offered ${fmt(PUMPS * RATE * MINUTES * 60)}`);
   console.log(`twin changes: ${swaps}; the page: ${fmt(pageCounts.events)} events streamed, ${fmt(pageCounts.polls)} polls answered, ${pageCounts.failures} failed`);
