@@ -20,6 +20,7 @@
  * The input rows are cleaned in place (no copy of a million rows); the result keeps views on them.
  */
 import { GAP_FACTOR, GAP_MIN_MS, MAX_CARRY_READINGS } from '../../inference/contract.js';
+import { quantileSorted } from '../linalg/stats.js';
 import type { Series } from './series.js';
 
 export type Target = 'anomaly' | 'normal' | 'exclude' | null;
@@ -123,7 +124,7 @@ function removeOutliers(rows: Float64Array[], f: number, spreads: number, keep: 
   if (values.length < 3) return 0;
   const centre = median(values);
   // `values` is sorted now (median sorts in place); the mean and deviation below do not depend on order.
-  const central = (quantileOfSorted(values, 1 - CENTRAL_TAIL) - quantileOfSorted(values, CENTRAL_TAIL)) / CENTRAL_RANGE_SD;
+  const central = (quantileSorted(values, 1 - CENTRAL_TAIL) - quantileSorted(values, CENTRAL_TAIL)) / CENTRAL_RANGE_SD;
   let spread = Math.max(1.4826 * median(values.map((v) => Math.abs(v - centre))), central);
   if (!(spread > 0)) {
     const mean = values.reduce((a, b) => a + b, 0) / values.length;
@@ -146,13 +147,6 @@ const CENTRAL_TAIL = 0.01;
 const CENTRAL_RANGE_SD = 4.6527;
 /** A feature's value must change between at least this share of its consecutive readings (outside long runs) for a long run to be a stuck sensor. */
 const MIN_CHANGE_SHARE = 0.5;
-
-function quantileOfSorted(sorted: Float64Array, q: number): number {
-  const pos = (sorted.length - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.min(sorted.length - 1, lo + 1);
-  return (sorted[lo] as number) + (pos - lo) * ((sorted[hi] as number) - (sorted[lo] as number));
-}
 
 /** Calls `each(start, end)` for every run [start, end) of identical present values of feature f (no array of runs: a million rows). */
 function forEachRun(rows: readonly Float64Array[], f: number, each: (start: number, end: number) => void): void {

@@ -4,6 +4,7 @@
  * standard deviation, range, the decile edges with the share of training values in each bin
  * (for PSI) and the 101 percentiles (for the Kolmogorov–Smirnov distance).
  */
+import { quantileSorted } from '../linalg/stats.js';
 
 export interface FeatureBaseline {
   count: number;
@@ -59,14 +60,6 @@ export function binShares(sorted: Float64Array, edges: readonly number[]): numbe
     counts[bin] = (counts[bin] as number) + 1;
   }
   return counts.map((c) => c / Math.max(1, sorted.length));
-}
-
-export function quantileSorted(sorted: Float64Array, q: number): number {
-  if (sorted.length === 0) return NaN;
-  const pos = (sorted.length - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.min(sorted.length - 1, lo + 1);
-  return (sorted[lo] as number) + (pos - lo) * ((sorted[hi] as number) - (sorted[lo] as number));
 }
 
 function round(x: number): number {

@@ -41,8 +41,13 @@ export function covariance(centred: readonly Float64Array[]): Float64Array[] {
 /** The q-quantile (0..1) with linear interpolation between order statistics (numpy's default). */
 export function quantile(values: ArrayLike<number>, q: number): number {
   if (values.length === 0) throw new Error('quantile of no values');
-  const sorted = Float64Array.from(values).sort();
-  const pos = (sorted.length - 1) * Math.min(1, Math.max(0, q));
+  return quantileSorted(Float64Array.from(values).sort(), Math.min(1, Math.max(0, q)));
+}
+
+/** The q-quantile (0..1) of values already sorted, interpolated as `quantile` does; NaN when there are none. */
+export function quantileSorted(sorted: Float64Array, q: number): number {
+  if (sorted.length === 0) return NaN;
+  const pos = (sorted.length - 1) * q;
   const lo = Math.floor(pos);
   const hi = Math.min(sorted.length - 1, lo + 1);
   return (sorted[lo] as number) + (pos - lo) * ((sorted[hi] as number) - (sorted[lo] as number));
