@@ -185,9 +185,7 @@ export class SyncBatches {
 
   /** True when an anomaly's rows (at or before `horizon`) wait unplanned: the next pick would be an alert batch. */
   hasUnplannedAnomaly(horizon = NO_HORIZON): boolean {
-    const ranges = this.store.ranges;
-    for (const pumpId of ranges.pumpIds()) if (ranges.newestUnplannedAnomaly(pumpId, horizon) !== null) return true;
-    return false;
+    return this.newestUnplannedAnomaly(horizon) !== null;
   }
 
   /** The newest seq committed (-1 when the buffer holds no reading): a cycle's horizon. */

@@ -1,8 +1,9 @@
 /**
  * One sync cycle: upload every batch planned before (after a crash or a failure), then plan and
- * upload new batches until the backlog as it stood when the cycle began is empty (see Horizon). The next batch is read and encoded while the
- * current one uploads; a batch is marked synced only after the service confirmed its blob.
- * Between batches the cycle yields to the event loop, so ingest keeps its pace during a drain.
+ * upload new batches until the backlog as it stood when the cycle began is empty (see Horizon).
+ * The next batch is read and encoded while the current one uploads; a batch is marked synced
+ * only after the service confirmed its blob. Between batches the cycle yields to the event loop,
+ * so ingest keeps its pace during a drain.
  */
 import { setImmediate as yieldNow } from 'node:timers/promises';
 import { PRIORITY, type BlobNamer, type PlanLimits, type PlannedBatch, type SyncBatches } from '../buffer/batches.js';
@@ -60,23 +61,15 @@ export interface CycleDeps {
 /**
  * The part of the backlog a cycle takes: rows up to `seq`, the newest committed when the cycle
  * began (PlanLimits.horizon says why). An anomaly committed while the cycle runs moves the horizon
- * to the newest row, no sooner than `anomalyFloorMs` after it was last set: during a long drain a
- * new alert's rows still go within a blob or two, and a pump stuck in an anomaly adds a blob per
- * floor, not one per reading.
+ * to the newest row, no sooner than `anomalyFloorMs` after the buffer was last asked: during a long
+ * drain a new alert's rows still go within a blob or two, and a pump stuck in an anomaly adds a
+ * blob per floor, not one per reading. One committed after the cycle's last plan waits for the
+ * next cycle, which its kick brings forward (SyncWorker.kick).
  */
 interface Horizon {
   seq: number;
-  /** When `seq` was set. */
-  at: number;
-  /** When the buffer was last asked for anomalies beyond it. */
+  /** When the buffer was last asked for anomalies beyond `seq` (or `seq` was set). */
   checkedAt: number;
-}
-
-/** What a cycle did; `anomalyDueAt`: an anomaly committed too late for it waits, and its cycle is due then (else null). */
-export interface CycleDone {
-  rows: number;
-  blobs: number;
-  anomalyDueAt: number | null;
 }
 
 interface Prepared {
@@ -110,20 +103,17 @@ function sized(deps: CycleDeps, horizon: Horizon): PlanLimits {
   return { ...deps.limits, maxRows: Math.max(1, Math.min(deps.limits.maxRows, rows)), horizon: horizon.seq };
 }
 
-/** Moves the horizon to the newest row when an anomaly waits beyond it and the floor has passed since it was set. */
+/** Moves the horizon to the newest row when an anomaly waits beyond it, asking at most once per floor. */
 function advance(deps: CycleDeps, horizon: Horizon): void {
   const now = deps.clock();
-  if (now - horizon.at < deps.anomalyFloorMs || now - horizon.checkedAt < deps.anomalyFloorMs) return;
+  if (now - horizon.checkedAt < deps.anomalyFloorMs) return;
   horizon.checkedAt = now;
-  if ((deps.batches.newestUnplannedAnomaly() ?? -1) <= horizon.seq) return;
-  horizon.seq = deps.batches.lastSeq();
-  horizon.at = now;
+  if ((deps.batches.newestUnplannedAnomaly() ?? -1) > horizon.seq) horizon.seq = deps.batches.lastSeq();
 }
 
 /** Runs one cycle; resolves with the rows uploaded, throws the first failure that stops it. */
-export async function runCycle(deps: CycleDeps): Promise<CycleDone> {
-  const started = deps.clock();
-  const horizon: Horizon = { seq: deps.batches.lastSeq(), at: started, checkedAt: started };
+export async function runCycle(deps: CycleDeps): Promise<{ rows: number; blobs: number }> {
+  const horizon: Horizon = { seq: deps.batches.lastSeq(), checkedAt: deps.clock() };
   const done = { rows: 0, blobs: 0 };
   const upload = async (p: Prepared | null): Promise<void> => {
     if (p === null) return;
@@ -142,8 +132,7 @@ export async function runCycle(deps: CycleDeps): Promise<CycleDone> {
     await yieldNow();
   }
   await uploadPlanned(deps, horizon, upload);
-  const waiting = deps.batches.newestUnplannedAnomaly();
-  return { ...done, anomalyDueAt: waiting !== null && waiting > horizon.seq ? horizon.at + deps.anomalyFloorMs : null };
+  return done;
 }
 
 /**

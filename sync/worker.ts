@@ -212,9 +212,8 @@ export class SyncWorker {
       if ((await this.deps.afterReadings?.(this.uploader()))?.contacted === true) this.contacted = true;
       if (this.contacted) this.succeeded();
       else this.state = 'idle'; // nothing was sent: no news of the target, a failure known stays
-      // Rows committed during the cycle wait for the next one; an anomaly among them makes it due sooner.
-      const nextDelayMs = done.anomalyDueAt === null ? settings.intervalMs : Math.min(settings.intervalMs, Math.max(0, done.anomalyDueAt - this.clock()));
-      return { rows: done.rows, blobs: done.blobs, failure: null, nextDelayMs };
+      // Rows committed during the cycle wait for the next one; an anomaly's kick meanwhile makes it due sooner.
+      return { ...done, failure: null, nextDelayMs: settings.intervalMs };
     } catch (err) {
       if (this.abort.signal.aborted) return { rows: 0, blobs: 0, failure: null, nextDelayMs: 0 };
       const failure = classifyFailure(err, this.clock());
