@@ -23,11 +23,9 @@ import { parseArgs } from 'node:util';
 import { freePort, startAzurite } from '../agent/azurite.js';
 import { AGENT_ENV, AGENT_NODE_FLAGS } from '../agent/node-flags.js';
 import { packageRoot } from '../agent/paths.js';
-import { PumpSimulator, SIMULATED_FEATURES } from '../agent/simulator.js';
-import type { CsvTable } from '../trainer/csv.js';
-import { fitTable } from '../trainer/fit.js';
+import { PumpSimulator } from '../agent/simulator.js';
 import { agentMemorySampler, type MemorySample } from './memory.js';
-import { fmt, serveFiles } from './support.js';
+import { fitSimulated, fmt, serveFiles } from './support.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -47,26 +45,13 @@ const SAMPLES = 40;
 const DEVICE = 'soak-gw';
 const MODULE = 'pumpwatch';
 
-/** A contract-1 model of the simulated pump's 8 sensors, fitted by the trainer on fault-free rows of the given simulators. */
-function fit(sims: PumpSimulator[], rows: number, version: string, algorithm: string): Uint8Array {
-  const table: CsvTable = { features: [...SIMULATED_FEATURES], rows: [], timestamps: [], timestampColumn: 'datetime', ignoredColumns: [] };
-  for (const sim of sims) {
-    for (let i = 0; i < rows; i++) {
-      const r = sim.next().reading;
-      table.rows.push(Float64Array.from(SIMULATED_FEATURES.map((f) => r.values[f] ?? 0)));
-      table.timestamps.push(r.ts);
-    }
-  }
-  return fitTable(table, { source: 'soak', version, window: 10, algorithm }).bytes;
-}
-
 /** A generic default as agent/assets/make-default-model.sh makes it (pca on six other pumps), under its own version. */
 const defaultModel = (version: string, n: number): Uint8Array =>
-  fit(Array.from({ length: 6 }, (_, i) => new PumpSimulator({ pumpId: `train-${i + 1}`, seed: 9001 + i + 100 * n, startTs: Date.UTC(2026, 0, 1 + i), faults: 'none' })), 4000, version, 'pca');
+  fitSimulated(Array.from({ length: 6 }, (_, i) => new PumpSimulator({ pumpId: `train-${i + 1}`, seed: 9001 + i + 100 * n, startTs: Date.UTC(2026, 0, 1 + i), faults: 'none' })), 4000, { source: 'soak', version, window: 10, algorithm: 'pca' });
 
 /** A per-pump model as the trainer makes it (its default algorithm), on fault-free rows of the agent's own simulated pump `index` (1-based). */
 const pumpModel = (version: string, index: number): Uint8Array =>
-  fit([new PumpSimulator({ pumpId: `sim-pump-${index}`, seed: (1_000_003 + (index - 1) * 7919) | 0, startTs: Date.UTC(2026, 0, 1), periodMs: 1000 / RATE, faults: 'none' })], 15_000, version, 'mset');
+  fitSimulated([new PumpSimulator({ pumpId: `sim-pump-${index}`, seed: (1_000_003 + (index - 1) * 7919) | 0, startTs: Date.UTC(2026, 0, 1), periodMs: 1000 / RATE, faults: 'none' })], 15_000, { source: 'soak', version, window: 10, algorithm: 'mset' });
 
 interface Sample {
   minute: number;

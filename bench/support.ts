@@ -36,13 +36,20 @@ export function simulatedReadings(n: number, pumps: number, seed = 1): Reading[]
 /** A contract-1 model fitted by the project's trainer on normal simulated data (like the bundled default). */
 export function benchModel(window?: number, algorithm?: string): Uint8Array {
   const sim = new PumpSimulator({ pumpId: 'train', seed: 99, startTs: Date.UTC(2026, 0, 1), faults: 'none' });
+  return fitSimulated([sim], 5000, { source: 'default', version: 'bench', window, algorithm });
+}
+
+/** A model of the simulated pump's 8 sensors, fitted by the trainer on the next `rows` readings of each simulator, one after the other. */
+export function fitSimulated(sims: readonly PumpSimulator[], rows: number, options: Parameters<typeof fitTable>[1]): Uint8Array {
   const table: CsvTable = { features: [...SIMULATED_FEATURES], rows: [], timestamps: [], timestampColumn: 'datetime', ignoredColumns: [] };
-  for (let i = 0; i < 5000; i++) {
-    const r = sim.next().reading;
-    table.rows.push(Float64Array.from(SIMULATED_FEATURES.map((f) => r.values[f] ?? 0)));
-    table.timestamps.push(r.ts);
+  for (const sim of sims) {
+    for (let i = 0; i < rows; i++) {
+      const r = sim.next().reading;
+      table.rows.push(Float64Array.from(SIMULATED_FEATURES.map((f) => r.values[f] ?? 0)));
+      table.timestamps.push(r.ts);
+    }
   }
-  return fitTable(table, { source: 'default', version: 'bench', window, algorithm }).bytes;
+  return fitTable(table, options).bytes;
 }
 
 /** Serves model files by path on a loopback port (the download side of a twin change). */
