@@ -91,16 +91,19 @@ async function bestModel(source: string) {
   return { record, bytes: await container.getBlockBlobClient(record.model.blob).downloadToBuffer() };
 }
 
-/** Share of readings the model flags, scored one window at a time as the agent scores them. */
-async function flaggedShare(bytes: Uint8Array, readings: readonly Values[]): Promise<number> {
+/**
+ * Share of readings the model flags, scored one window at a time as the agent scores them; the
+ * first `warmUp` readings only fill the window.
+ */
+async function flaggedShare(bytes: Uint8Array, readings: readonly Values[], warmUp = 0): Promise<number> {
   const meta = readModelMetadata(bytes);
   const session = await ort.InferenceSession.create(bytes);
   try {
     const win = new FeatureWindow(meta.features, meta.window);
     let scored = 0;
     let flagged = 0;
-    for (const values of readings) {
-      if (!win.push(values).ready) continue;
+    for (const [i, values] of readings.entries()) {
+      if (!win.push(values).ready || i < warmUp) continue;
       const input = new Float32Array(meta.window * meta.features.length);
       win.writeTo(input, 0);
       const result = await session.run({ [INPUT_NAME]: new ort.Tensor('float32', input, [1, meta.window, meta.features.length]) });
@@ -141,6 +144,49 @@ describe('pumpwatch-trainer train on messy field data', () => {
     const next = rng(2);
     const day = Array.from({ length: PER_DAY }, (_, i) => pumpValues(next, T0 + 3 * DAY + i * STEP, true));
     expect(await flaggedShare(bytes, day)).toBeLessThan(0.01);
+  });
+
+  it('says how often the agent would flag the raw held-out readings of a pump that stops every night, which cleaning removed as stuck', async () => {
+    const r = rng(8);
+    // 22:00-04:00 UTC stopped, flow and current at exactly 0 (a run of 1 080 readings: "stuck").
+    const stopped = (ts: number) => {
+      const hour = (ts % DAY) / 3_600_000;
+      return hour >= 22 || hour < 4;
+    };
+    const values = (ts: number): Values => (stopped(ts) ? { ...pumpValues(r, ts, false), Flow: 0, Current: 0 } : pumpValues(r, ts, true));
+    const count = 3 * PER_DAY + PER_DAY / 4; // to 06:00 of the fourth day: the last night is held out whole
+    const readings = Array.from({ length: count }, (_, i) => values(T0 + i * STEP));
+    await seed('pump-nightly', T0, count, (_ts, i) => readings[i]!);
+    const res = await cli(['train', '--source', 'pump-nightly', '--from', '2026-03-01', '--to', '2026-03-04T06:00:00Z']);
+    expect(res.code, res.err).toBe(0);
+    const { record, bytes } = await bestModel('pump-nightly');
+    const e = record.evaluation;
+    const raw = e.asAgent!;
+    const from = (Date.parse(raw.from) - T0) / STEP;
+    // Every raw reading from the first held-out row on, the night's stop included, each scored.
+    expect(raw.challenger.readings).toBe(count - from);
+    expect(raw.challenger).toMatchObject({ unscored: 0, maintenance: 0, faults: 0, mar: null, normal: count - from });
+    const night = readings.slice(from).filter((_, k) => stopped(T0 + (from + k) * STEP)).length;
+    expect(night).toBe(PER_DAY / 4);
+    // The stop is flagged in the field, while the cleaned held-out rows (no stop) raise few alarms.
+    expect(raw.challenger.flaggedNormal).toBeGreaterThanOrEqual(night);
+    expect(e.challenger.far).toBeLessThan(2);
+    // The same figure from one window at a time (FeatureWindow and a plain session, not the engine).
+    const meta = readModelMetadata(bytes);
+    const oneByOne = await flaggedShare(bytes, readings.slice(from - meta.window + 1), meta.window - 1);
+    expect(Math.abs(100 * oneByOne - raw.challenger.far)).toBeLessThan(0.5);
+    expect(res.out).toMatch(new RegExp(`^ {2}as agent raw held-out readings from ${raw.from}, ${count - from} of them: challenger flags ${raw.challenger.far.toFixed(2)} % of ${count - from} normal readings$`, 'm'));
+    expect(res.out).toMatch(
+      new RegExp(`^ {2}warning {2}on the raw held-out readings, scored as the agent scores them, the challenger flags ${raw.challenger.far.toFixed(2)} % of ${count - from} normal readings, against ${e.challenger.far.toFixed(2)} % of the cleaned held-out rows`, 'm'),
+    );
+    expect(res.out).toMatch(/^ {2}warning {2}Flow: \d+ of \d+ readings \(\d+ %\) were long runs of one repeated value/m);
+
+    // The next range, with the model above live: both are scored on the raw readings.
+    const again = await cli(['train', '--source', 'pump-nightly', '--from', '2026-03-01', '--to', '2026-03-04T06:00:00Z', '--seed', '2', '--version', 'again']);
+    expect(again.code, again.err).toBe(0);
+    const second = await readModelRecord(container, 'pump-nightly', 'again');
+    expect(second.evaluation.asAgent!.champion).toEqual(raw.challenger);
+    expect(again.out).toContain(`; live: flags ${raw.challenger.far.toFixed(2)} % of ${count - from} normal readings`);
   });
 
   it('trains once on a day a sensor module re-sent after a crash (the agent stored it again under new sequence numbers)', async () => {

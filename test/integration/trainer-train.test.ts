@@ -121,6 +121,12 @@ describe('pumpwatch-trainer train', () => {
     expect(record.data.holdoutRows).toBe(1728);
     expect(record.evaluation.criterion).toBe('synthetic-faults');
     expect(record.evaluation.champion).toBeNull();
+    // Clean data: the raw held-out readings are the held-out rows, and the agent's engine flags as many of them.
+    const asAgent = record.evaluation.asAgent!;
+    expect(asAgent).toMatchObject({ from: record.data.holdoutFrom, champion: null });
+    expect(asAgent.challenger).toMatchObject({ readings: 1728, unscored: 0, normal: 1728, faults: 0, mar: null });
+    expect(asAgent.challenger.flaggedNormal).toBe(record.evaluation.challenger.counts.fp);
+    expect(res.out).toContain(`  as agent raw held-out readings from ${asAgent.from}, 1728 of them: challenger flags ${asAgent.challenger.far.toFixed(2)} % of 1728 normal readings\n`);
     expect(record.decision).toMatchObject({ promoted: true, margin: 0.01 });
     expect(Object.keys(record.baseline)).toEqual(['Current', 'Flow', 'Pressure']);
     expect(record.trainer.seed).toBe(1);
@@ -129,6 +135,7 @@ describe('pumpwatch-trainer train', () => {
     const html = readFileSync(join(dir, 'first.html'), 'utf8');
     expect(html).toMatch(/<svg/);
     expect(html).toContain(record.version);
+    expect(html).toContain(`As the agent would see them: the raw readings from ${asAgent.from}`);
     expect(html).not.toMatch(/<script|https?:\/\//);
   });
 
@@ -217,6 +224,10 @@ describe('pumpwatch-trainer train', () => {
     expect(record.evaluation.challenger.mar).toBeLessThan(10);
     expect(res.out).toMatch(/compare {2}labels: challenger F1 \d\.\d{4} \(FAR [\d.]+ %, MAR [\d.]+ %\); no live model/);
     expect(record.evaluation.description).toBe('300 held-out rows inside confirmed-fault labels are positives, the other 420 negatives');
+    // The same labels on the raw readings: the agent's engine flags and misses as many.
+    const c = record.evaluation.challenger.counts;
+    expect(record.evaluation.asAgent!.challenger).toMatchObject({ readings: 720, unscored: 0, faults: 300, missedFaults: c.fn, normal: 420, flaggedNormal: c.fp });
+    expect(res.out).toMatch(/^ {2}as agent .*: challenger flags [\d.]+ % of 420 normal readings, misses [\d.]+ % of 300 in confirmed faults$/m);
     // evaluate scores every row of the range, and prints F1 by its name once.
     const ev = await cli(['evaluate', '--source', 'pump-c', '--from', '2026-01-11', '--to', '2026-01-12']);
     expect(ev.code, ev.err).toBe(0);

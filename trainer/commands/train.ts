@@ -1,6 +1,7 @@
 /** `pumpwatch-trainer train`: the cloud job for one source (train/pipeline.ts). */
 import { ALGORITHM_NAMES, DEFAULT_ALGORITHM } from '../algorithms/index.js';
 import { DRIFT_DEFAULTS } from '../drift/compare.js';
+import { formatAgentView } from '../eval/as-agent.js';
 import { formatEvaluation } from '../eval/criterion.js';
 import { checkWritable } from '../files.js';
 import { algorithmNamed } from '../fit.js';
@@ -139,6 +140,10 @@ export function printOutcome(o: TrainOutcome, io: Io): void {
       `${String(c.droppedMissing)} rows dropped (missing${lacking ? `: ${lacking}` : ''}), ${String(c.droppedMaintenance)} (maintenance), ${String(c.gaps)} gaps`,
   );
   io.out(`  compare  ${e.criterion}: challenger ${formatEvaluation(e.challenger)}${e.champion ? `; live ${e.championVersion}: ${formatEvaluation(e.champion)}` : e.championVersion ? `; live ${e.championVersion}: not scorable` : '; no live model'}`);
+  if (e.asAgent) {
+    const live = e.asAgent.champion ? `; live: ${formatAgentView(e.asAgent.champion)}` : '';
+    io.out(`  as agent raw held-out readings from ${e.asAgent.from}, ${e.asAgent.challenger.readings} of them: challenger ${formatAgentView(e.asAgent.challenger)}${live}`);
+  }
   io.out(`  decision ${o.reason}`);
   for (const w of o.warnings) io.out(`  warning  ${w}`);
   io.out(`  registry ${r.model.blob}${o.status === 'promoted' ? `; best.json → ${r.version}` : ''}`);

@@ -21,6 +21,18 @@ const evaluation = z.object({
   threshold: z.number(),
 });
 
+const agentView = z.object({
+  readings: z.number(),
+  unscored: z.number(),
+  maintenance: z.number(),
+  normal: z.number(),
+  flaggedNormal: z.number(),
+  far: z.number(),
+  faults: z.number(),
+  missedFaults: z.number(),
+  mar: z.number().nullable(),
+});
+
 const featureBaseline = z.object({
   count: z.number(),
   mean: z.number(),
@@ -67,6 +79,14 @@ export const ModelRecordSchema = z.object({
     challenger: evaluation,
     champion: evaluation.nullable(),
     championVersion: z.string().nullable(),
+    /** The raw held-out readings scored as the agent would (eval/as-agent.ts); absent from records written before it. */
+    asAgent: z
+      .object({
+        from: z.string(),
+        challenger: agentView,
+        champion: agentView.nullable(),
+      })
+      .optional(),
   }),
   decision: z.object({ promoted: z.boolean(), reason: z.string(), margin: z.number() }),
   baseline: z.record(z.string(), featureBaseline),

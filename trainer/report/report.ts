@@ -1,10 +1,12 @@
 /**
  * `--report report.html`: one self-contained page (inline SVG, no script, no external file) that
  * shows a data scientist why a model won: the held-out scores of challenger and live model over
- * time with their thresholds and the technicians' labels, their metrics side by side, the drift
+ * time with their thresholds and the technicians' labels, their metrics side by side, what they
+ * flag among the raw held-out readings as the agent would score them, the drift
  * of the held-out data from the baseline, and what the data and the cleaning were.
  */
 import type { Target } from '../data/clean.js';
+import type { AgentView } from '../eval/as-agent.js';
 import { metricName, type Evaluation } from '../eval/criterion.js';
 import { writeAtomically } from '../files.js';
 import type { ScoredModel, TrainOutcome } from '../train/pipeline.js';
@@ -35,6 +37,20 @@ function metricRow(name: string, m: ScoredModel | null): string {
   }</tr>`;
 }
 
+/** The raw held-out readings as the agent would score them (records written before it have none). */
+function asAgentSection(r: NonNullable<TrainOutcome['record']>): string {
+  const a = r.evaluation.asAgent;
+  if (!a) return '';
+  const row = (name: string, m: AgentView | null) =>
+    m
+      ? `<tr><th>${name}</th><td>${m.readings}</td><td>${m.unscored}</td><td>${m.far.toFixed(2)} % of ${m.normal}</td><td>${m.mar === null ? 'none' : `${m.mar.toFixed(2)} % of ${m.faults}`}</td></tr>`
+      : `<tr><th>${name}</th><td colspan="4">none</td></tr>`;
+  return `<h3>As the agent would see them: the raw readings from ${escapeHtml(a.from)}</h3>
+<p>Before cleaning (stuck runs, outliers, rows with a missing value and maintenance included), scored in time order by the agent's own engine: what the field would get.</p>
+<table><tr><th></th><th>readings</th><th>unscored</th><th>normal readings flagged</th><th>confirmed-fault readings missed</th></tr>
+${row('challenger', a.challenger)}${row('live model', a.champion)}</table>`;
+}
+
 export function renderReport(o: TrainOutcome): string {
   const r = o.record;
   const v = o.view;
@@ -61,6 +77,7 @@ ${o.warnings.map((w) => `<p class="warning"><b>warning</b>: ${escapeHtml(w)}</p>
 <p>${escapeHtml(r.evaluation.description)}. Each model is scored at its own threshold; the challenger must gain ${r.decision.margin} in ${metricName(r.evaluation.challenger.metric)}.</p>
 <table><tr><th></th><th>version</th><th>algorithm</th><th>threshold</th><th>${metricName(r.evaluation.challenger.metric)}</th><th>F1</th><th>FAR</th><th>MAR</th><th>TP/FP/FN/TN</th></tr>
 ${metricRow('challenger', v.challenger)}${metricRow('live model', v.champion)}</table>
+${asAgentSection(r)}
 <h2>Scores over time (held-out rows, ${escapeHtml(d.holdoutFrom)} → ${escapeHtml(d.holdoutTo)})</h2>
 <p class="legend"><span style="background:#e5484d33">confirmed fault</span><span style="background:#30a46c26">false alarm (normal)</span><span style="background:#8b8d9833">maintenance</span>
 dashed red line: threshold; red dots: flagged windows (the highest score of each pixel is drawn).</p>

@@ -14,6 +14,7 @@ import { baselineOf } from '../drift/baseline.js';
 import { compareWithBaseline, type DriftReport, type DriftThresholds } from '../drift/compare.js';
 import { FitError, TrainerError } from '../errors.js';
 import { columnMeans, columnStds } from '../linalg/stats.js';
+import { firstAtOrAfter, scoreAsAgent, type AgentView, type RawReadings } from '../eval/as-agent.js';
 import { evaluate, HELD_OUT_ROWS, planEvaluation, type Evaluation } from '../eval/criterion.js';
 import { OnnxScorer, rowsOf } from '../eval/score.js';
 import { fitTable, spanWarnings, TRAINER_VERSION } from '../fit.js';
@@ -22,7 +23,7 @@ import { nextPointer, RECORD_SCHEMA, type ModelRecord } from '../registry/record
 import { readBest, readModelBytes, readModelRecord, registerVersion, sha256, writeBest, type BestState } from '../registry/registry.js';
 import { decide, type Decision } from './decide.js';
 import { between, newerReadingsNote, noUsableRows, prepareData } from './prepare.js';
-import { dataWarnings, evaluationWarnings } from './warnings.js';
+import { dataWarnings, evaluationWarnings, rawReadingWarnings } from './warnings.js';
 
 export interface TrainRequest {
   source: string;
@@ -85,7 +86,7 @@ interface Champion {
 export async function trainSource(container: ContainerClient, req: TrainRequest, progress: Progress, now: () => Date, labels?: readonly LabelRecord[]): Promise<TrainOutcome> {
   const champion = await loadChampion(container, req.source);
   const best = champion?.state ?? null;
-  const { loaded, cleaned } = await prepareData(container, req, progress, labels);
+  const { loaded, cleaned, raw } = await prepareData(container, req, progress, labels, true);
   if (loaded.readings === 0) {
     progress.finish();
     if (!req.skipWithoutReadings) throw await noUsableRows(container, req, 0);
@@ -114,9 +115,11 @@ export async function trainSource(container: ContainerClient, req: TrainRequest,
     req.margin,
     defender && !defender.evaluation ? defender.problem : undefined,
   );
+  progress.stage('scoring as the agent would');
+  const asAgent = await asTheAgentWould(req.source, raw as RawReadings, cleaned.series.timestamps[holdoutStart] as number, fit.bytes, defender?.evaluation ? champion!.bytes : null);
 
   progress.stage('writing the registry');
-  const record = buildRecord(req, loaded, cleaned, { trainIdx, holdoutStart }, fit, plan.criterion, plan.description, challenger.evaluation as Evaluation, defender, champion, decision, now());
+  const record = buildRecord(req, loaded, cleaned, { trainIdx, holdoutStart }, fit, plan.criterion, plan.description, challenger.evaluation as Evaluation, defender, champion, decision, asAgent, now());
   await registerVersion(container, record, fit.bytes);
   if (decision.promoted) await writeBest(container, nextPointer(record, best?.pointer ?? null, record.createdAt, decision.reason), best?.etag ?? null);
   progress.finish();
@@ -128,6 +131,7 @@ export async function trainSource(container: ContainerClient, req: TrainRequest,
       ...spanWarnings(fit.metadata, 'the comparison on the most recent rows'),
       ...evaluationWarnings(challenger.evaluation as Evaluation),
       ...dataWarnings(loaded, cleaned.stats, constantFeaturesOf(fit.model.metrics)),
+      ...rawReadingWarnings(challenger.evaluation as Evaluation, asAgent.challenger),
     ],
     record,
     drift: compareWithBaseline(champion?.record.baseline ?? record.baseline, cleaned.series.features, held.map((i) => cleaned.series.rows[i] as Float64Array)),
@@ -158,6 +162,22 @@ async function scoreModel(bytes: Uint8Array, plan: ReturnType<typeof planEvaluat
   } finally {
     await scorer.release();
   }
+}
+
+/** The raw readings from the first held-out row's time on, scored by the challenger and (when it can be scored) the live model. */
+async function asTheAgentWould(source: string, raw: RawReadings, fromTs: number, challenger: Uint8Array, champion: Uint8Array | null): Promise<AsAgent> {
+  const from = firstAtOrAfter(raw, fromTs);
+  return {
+    from: new Date(fromTs).toISOString(),
+    challenger: await scoreAsAgent(challenger, source, raw, from),
+    champion: champion ? await scoreAsAgent(champion, source, raw, from) : null,
+  };
+}
+
+interface AsAgent {
+  from: string;
+  challenger: AgentView;
+  champion: AgentView | null;
 }
 
 /** `faultRows`: rows of the training part left out as confirmed faults. */
@@ -207,6 +227,7 @@ function buildRecord(
   defender: { evaluation: Evaluation | null } | null,
   champion: Champion | null,
   decision: Decision,
+  asAgent: AsAgent,
   createdAt: Date,
 ): ModelRecord {
   const ts = cleaned.series.timestamps;
@@ -238,7 +259,7 @@ function buildRecord(
       holdoutFrom: iso(split.holdoutStart),
       holdoutTo: iso(ts.length - 1),
     },
-    evaluation: { criterion, description, challenger, champion: defender?.evaluation ?? null, championVersion: champion?.record.version ?? null },
+    evaluation: { criterion, description, challenger, champion: defender?.evaluation ?? null, championVersion: champion?.record.version ?? null, asAgent },
     decision,
     baseline: baselineOf(
       cleaned.series.features,

@@ -2,6 +2,7 @@
 import type { ContainerClient } from '@azure/storage-blob';
 import { labelTargetAt, readLabels, type LabelRecord } from '../../sync/labels-upload.js';
 import { cleanSeries, type Cleaned } from '../data/clean.js';
+import { keepRaw, type RawReadings } from '../eval/as-agent.js';
 import { loadReadings, type LoadResult } from '../data/load.js';
 import { fromStorage, TrainerError } from '../errors.js';
 import type { Progress } from '../progress.js';
@@ -12,14 +13,20 @@ export interface Prepared {
   cleaned: Cleaned;
   /** Labels of this source found in Blob Storage. */
   labels: number;
+  /** The readings as loaded, before cleaning (only when asked for: a copy of every value). */
+  raw: RawReadings | null;
 }
 
-/** `allLabels`: labels already read (train-all reads them once for every source). */
+/**
+ * `allLabels`: labels already read (train-all reads them once for every source). `withRaw`: keep a
+ * copy of the readings before cleaning, to score them as the agent would (train).
+ */
 export async function prepareData(
   container: ContainerClient,
   range: { source: string; from: number; to: number },
   progress: Progress,
   allLabels?: readonly LabelRecord[],
+  withRaw = false,
 ): Promise<Prepared> {
   progress.stage('reading blobs');
   const loaded = await fromStorage(`reading the readings of "${range.source}"`, () =>
@@ -28,8 +35,9 @@ export async function prepareData(
   progress.stage('reading labels');
   const labels = (allLabels ?? (await fromStorage('reading the labels', () => readLabels(container)))).filter((l) => l.pumpId === range.source);
   const targets = loaded.series.timestamps.map((ts) => labelTargetAt(labels, range.source, ts));
+  const raw = withRaw ? keepRaw(loaded.series, targets) : null;
   progress.stage('cleaning');
-  return { loaded, cleaned: cleanSeries(loaded.series, targets), labels: labels.length };
+  return { loaded, cleaned: cleanSeries(loaded.series, targets), labels: labels.length, raw };
 }
 
 /** A range as messages name it: `between <from> and <to>` (ISO 8601, UTC; `to` excluded). */

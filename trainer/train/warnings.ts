@@ -2,15 +2,22 @@
  * What `train` tells the data scientist about the data and the challenger beyond the decision:
  * cleaning that removed much of a feature (the model then never saw those values, and the agent,
  * which scores every reading as it comes, will flag them), rows dropped for one feature, features
- * left out or ignored, and a challenger that flags no positive at all. Printed under the
+ * left out or ignored, a challenger that flags no positive at all, and one that flags many more raw
+ * held-out readings (as the agent scores them) than cleaned ones. Printed under the
  * decision and in the report; none of them blocks a promotion.
  */
 import type { CleanStats } from '../data/clean.js';
 import type { LoadResult } from '../data/load.js';
+import type { AgentView } from '../eval/as-agent.js';
 import type { Evaluation } from '../eval/criterion.js';
 
 /** Share of a feature's readings that cleaning may remove before `train` warns. */
 export const CLEANED_SHARE_WARNING = 0.05;
+/**
+ * Percentage points by which the challenger's false-alarm rate on the raw held-out readings (as
+ * the agent scores them) may exceed its rate on the cleaned held-out rows before `train` warns.
+ */
+export const RAW_FAR_WARNING_POINTS = 2;
 
 const pct = (part: number, whole: number) => `${((100 * part) / Math.max(1, whole)).toFixed(part * 1000 < whole ? 1 : 0)} %`;
 const list = (names: readonly string[]) => names.join(', ');
@@ -60,4 +67,18 @@ export function evaluationWarnings(e: Evaluation): string[] {
     out.push('every held-out row lies inside a confirmed fault: there is no normal row to count false alarms on, and F1 rewards a model that flags everything');
   }
   return out;
+}
+
+/**
+ * A challenger that raises many more alarms on the raw held-out readings, scored as the agent
+ * scores them (eval/as-agent.ts), than on the cleaned held-out rows the decision compared.
+ */
+export function rawReadingWarnings(e: Evaluation, raw: AgentView): string[] {
+  if (raw.normal === 0 || raw.far <= e.far + RAW_FAR_WARNING_POINTS) return [];
+  return [
+    `on the raw held-out readings, scored as the agent scores them, the challenger flags ${raw.far.toFixed(2)} % of ${raw.normal} normal readings, ` +
+      `against ${e.far.toFixed(2)} % of the cleaned held-out rows the decision compared: it flags readings that cleaning removed or altered ` +
+      '(stuck runs, outliers, rows with a missing value: see the cleaning line and the warnings above); if they are real states of the pump ' +
+      '(a stop, a set point held for hours), the agent will raise alarms on them in the field',
+  ];
 }
