@@ -88,6 +88,16 @@ describe('pumpwatch-trainer fit', () => {
     expect(err.join('\n')).toMatch(/columns used as features look like labels: anomaly; pass --exclude anomaly if they are/);
   });
 
+  it('notes a feature that only grows in the trained rows (a counter), which train leaves out by itself', async () => {
+    const csv = join(dir, 'pump.csv');
+    const lines = skabLikeCsv(120).split(/\r?\n/).filter((l) => l !== '');
+    await writeFile(csv, lines.map((l, i) => `${l};${i === 0 ? 'RunningHours' : (5000 + i / 7).toFixed(2)}`).join('\n'));
+    expect(await runCli(['fit', '--csv', csv, '--out', join(dir, 'm.onnx'), '--exclude', 'anomaly'], io)).toBe(0);
+    expect(err).toContain(
+      'note: features that only grow in the trained rows look like counters (running hours, totals): RunningHours; a model of their level flags every reading once they pass the trained values: pass --exclude RunningHours if they are',
+    );
+  });
+
   it('warns on stderr, after writing the model, when the trained rows span less than a day, as train does', async () => {
     const csv = join(dir, 'pump.csv');
     await writeFile(csv, skabLikeCsv(120));

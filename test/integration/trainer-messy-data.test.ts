@@ -189,6 +189,42 @@ describe('pumpwatch-trainer train on messy field data', () => {
     expect(again.out).toContain(`; live: flags ${raw.challenger.far.toFixed(2)} % of ${count - from} normal readings`);
   });
 
+  it('leaves out a counter that only grows (running hours): a model of its level flagged every reading a week later', async () => {
+    const r = rng(9);
+    const count = 3 * PER_DAY;
+    // Running hours in hundredths, as a PLC reports them.
+    const hours = (ts: number) => Math.round(((ts - T0) / 3_600_000 + 18_250) * 100) / 100;
+    await seed('pump-counter', T0, count, (ts) => ({ ...pumpValues(r, ts, true), RunningHours: hours(ts) }));
+    const res = await cli(['train', '--source', 'pump-counter', '--from', '2026-03-01', '--to', '2026-03-04']);
+    expect(res.code, res.err).toBe(0);
+    expect(res.out).toMatch(/^ {2}warning {2}left out RunningHours: it only grows over the range \(a counter: 0 decreases in \d+ changes\)/m);
+    const { record, bytes } = await bestModel('pump-counter');
+    expect(record.features).toEqual(['Current', 'Flow', 'Pressure', 'Vibration']);
+    expect(record.data.counterFeatures).toEqual(['RunningHours']);
+    // A week after the range, running normally, the counter higher than ever: not flagged
+    // (with the counter in, mset flagged 100 % of this day, and 0 % of the day after the range).
+    const next = rng(10);
+    const day = Array.from({ length: PER_DAY }, (_, i) => {
+      const ts = T0 + 10 * DAY + i * STEP;
+      return { ...pumpValues(next, ts, true), RunningHours: hours(ts) };
+    });
+    expect(await flaggedShare(bytes, day)).toBeLessThan(0.01);
+  });
+
+  it('leaves out what --exclude names, and names an --exclude the pump never sent (a typo would leave the feature in)', async () => {
+    const r = rng(11);
+    const count = 3 * PER_DAY;
+    await seed('pump-exclude', T0, count, (ts) => ({ ...pumpValues(r, ts, true), AmbientTemp: 15 + 5 * Math.sin(((ts % DAY) / DAY) * 2 * Math.PI) + 0.2 * gaussian(r) }));
+    const res = await cli(['train', '--source', 'pump-exclude', '--from', '2026-03-01', '--to', '2026-03-04', '--exclude', 'AmbientTemp, Vibrtion']);
+    expect(res.code, res.err).toBe(0);
+    expect(res.out).toContain(`${count} readings from gw-1 (AmbientTemp left out by --exclude);`);
+    expect(res.out).toMatch(/^ {2}warning {2}--exclude names Vibrtion, which no reading of the range had$/m);
+    const { record } = await bestModel('pump-exclude');
+    expect(record.features).toEqual(['Current', 'Flow', 'Pressure', 'Vibration']);
+    expect(record.data).toMatchObject({ excludedFeatures: ['AmbientTemp'], counterFeatures: [] });
+    expect(Object.keys(record.baseline)).not.toContain('AmbientTemp');
+  });
+
   it('trains once on a day a sensor module re-sent after a crash (the agent stored it again under new sequence numbers)', async () => {
     const r = rng(7);
     const count = 3 * PER_DAY;

@@ -1,6 +1,7 @@
 /** `pumpwatch-trainer fit`: train on a local CSV and write a contract-1 ONNX model. */
 import { ALGORITHM_NAMES, DEFAULT_ALGORITHM } from '../algorithms/index.js';
 import { loadCsv } from '../csv.js';
+import { findCounters } from '../data/counters.js';
 import { checkWritable, writeAtomically } from '../files.js';
 import { DEFAULT_SOURCE, fitTable, spanWarnings } from '../fit.js';
 import { optionalInteger, optionalList, parseOptions, requireString, type Command } from './command.js';
@@ -69,6 +70,8 @@ export const fitCommand: Command = {
     for (const w of spanWarnings(m)) io.err(`warning: ${w}`);
     const labelLike = m.features.filter((f) => LABEL_LIKE.includes(f.toLowerCase()));
     if (labelLike.length > 0) io.err(`note: columns used as features look like labels: ${labelLike.join(', ')}; pass --exclude ${labelLike.join(',')} if they are`);
+    const counters = findCounters({ ...table, rows: table.rows.slice(0, Number(m.metrics.trainRows)) }).map((c) => c.name);
+    if (counters.length > 0) io.err(`note: features that only grow in the trained rows look like counters (running hours, totals): ${counters.join(', ')}; a model of their level flags every reading once they pass the trained values: pass --exclude ${counters.join(',')} if they are`);
     if (table.ignoredColumns.length > 0) io.err(`note: non-numeric columns left out: ${table.ignoredColumns.join(', ')}`);
     const constant = m.metrics.constantFeatures;
     if (Array.isArray(constant) && constant.length > 0) io.err(`note: features that never vary in training are ignored by the model: ${constant.join(', ')}`);

@@ -8,7 +8,7 @@ import { algorithmNamed } from '../fit.js';
 import { createProgress } from '../progress.js';
 import { writeReport } from '../report/report.js';
 import { TRAIN_DEFAULTS, trainSource, type TrainOutcome, type TrainRequest } from '../train/pipeline.js';
-import { optionalInteger, optionalNumber, parseOptions, requireSource, timeRange, type Command, type Io } from './command.js';
+import { optionalInteger, optionalList, optionalNumber, parseOptions, requireSource, timeRange, type Command, type Io } from './command.js';
 import { deployOptions, DEPLOY_OPTION_HELP, prepareDeploy, printDeploy, runDeploy } from './deploy.js';
 
 const HELP = `Usage: pumpwatch-trainer train --source ID (--from DATE --to DATE | --days N) [options]
@@ -28,6 +28,8 @@ Options:
                       (today excluded)
   --algo NAME         ${ALGORITHM_NAMES.join(' | ')} (default: ${DEFAULT_ALGORITHM})
   --window W          readings per window (default: the algorithm's)
+  --exclude a,b       value names never used as features (features that only grow,
+                      such as running hours, are left out without it)
   --holdout SHARE     share of the most recent rows held out (default ${TRAIN_DEFAULTS.holdoutFraction})
   --margin X          score the challenger must gain over the live model (default ${TRAIN_DEFAULTS.margin})
   --seed N            seed of the synthetic faults (default ${TRAIN_DEFAULTS.seed})
@@ -56,6 +58,7 @@ export const TRAIN_OPTIONS = {
   margin: { type: 'string' },
   seed: { type: 'string' },
   version: { type: 'string' },
+  exclude: { type: 'string' },
   'if-drifted': { type: 'boolean' },
   psi: { type: 'string' },
   ks: { type: 'string' },
@@ -81,6 +84,7 @@ export function trainRequest(command: string, v: TrainValues, source: string, no
     algorithm: typeof v.algo === 'string' ? v.algo : undefined,
     window: optionalInteger(v.window, '--window', 1),
     version: typeof v.version === 'string' ? v.version : undefined,
+    exclude: optionalList(v.exclude),
     ifDrifted:
       v['if-drifted'] === true
         ? { psi: optionalNumber(v.psi, '--psi', 0, 100) ?? DRIFT_DEFAULTS.psi, ks: optionalNumber(v.ks, '--ks', 0, 1) ?? DRIFT_DEFAULTS.ks }
@@ -134,7 +138,7 @@ export function printOutcome(o: TrainOutcome, io: Io): void {
   const lacking = perFeature(c.missingByFeature);
   const e = r.evaluation;
   io.out(`${o.source}: ${o.status} ${r.version} (${r.algorithm}, window ${r.window}, threshold ${r.threshold})`);
-  io.out(`  data     ${d.from} → ${d.to}: ${d.readings} readings${d.repeatedReadings ? ` (${d.repeatedReadings} repeats of earlier ones dropped)` : ''} from ${d.devices.join(', ') || 'no device'}; ${d.trainRows} rows trained${d.faultRowsLeftOut ? ` (${d.faultRowsLeftOut} inside confirmed faults left out)` : ''}, ${d.holdoutRows} held out from ${d.holdoutFrom}`);
+  io.out(`  data     ${d.from} → ${d.to}: ${d.readings} readings${d.repeatedReadings ? ` (${d.repeatedReadings} repeats of earlier ones dropped)` : ''} from ${d.devices.join(', ') || 'no device'}${d.excludedFeatures?.length ? ` (${d.excludedFeatures.join(', ')} left out by --exclude)` : ''}; ${d.trainRows} rows trained${d.faultRowsLeftOut ? ` (${d.faultRowsLeftOut} inside confirmed faults left out)` : ''}, ${d.holdoutRows} held out from ${d.holdoutFrom}`);
   io.out(
     `  cleaning ${sum(c.outliers)} outliers${inBrackets(c.outliers)}, ${sum(c.stuckValues)} stuck values${inBrackets(c.stuckValues)}, ${String(c.carriedValues)} carried forward, ` +
       `${String(c.droppedMissing)} rows dropped (missing${lacking ? `: ${lacking}` : ''}), ${String(c.droppedMaintenance)} (maintenance), ${String(c.gaps)} gaps`,

@@ -5,6 +5,7 @@
  */
 import type { ContainerClient } from '@azure/storage-blob';
 import { readReadings } from '../../sync/reader.js';
+import { findCounters, withoutFeatures } from './counters.js';
 import { SeriesBuilder, type Series } from './series.js';
 
 export interface LoadRange {
@@ -13,6 +14,13 @@ export interface LoadRange {
   from: number;
   /** Exclusive, epoch ms. */
   to: number;
+}
+
+export interface LoadOptions {
+  /** Value names never read as features (`train --exclude`). */
+  exclude?: readonly string[];
+  /** Leave out features that only grow (data/counters.ts): `train` does; `evaluate` and `drift` read what a model needs. */
+  leaveOutCounters?: boolean;
 }
 
 export interface LoadResult {
@@ -31,10 +39,14 @@ export interface LoadResult {
   droppedFeatures: string[];
   /** Features seen in at least half of the readings but in none of the most recent 10 %, left out (the pump no longer sends them). */
   staleFeatures: string[];
+  /** Of the names `exclude` gave, those the pump sent in the range (left out). */
+  excludedFeatures: string[];
+  /** Features left out as counters, with their rises and falls (only with `leaveOutCounters`). */
+  counterFeatures: Array<{ name: string; rises: number; falls: number }>;
 }
 
-export async function loadReadings(container: ContainerClient, range: LoadRange, onProgress?: (readings: number) => void): Promise<LoadResult> {
-  const builder = new SeriesBuilder();
+export async function loadReadings(container: ContainerClient, range: LoadRange, onProgress?: (readings: number) => void, options: LoadOptions = {}): Promise<LoadResult> {
+  const builder = new SeriesBuilder(options.exclude);
   const devices = new Set<string>();
   let lastTs = -Infinity;
   let sorted = true;
@@ -47,10 +59,22 @@ export async function loadReadings(container: ContainerClient, range: LoadRange,
     if (onProgress && builder.length % 10_000 === 0) onProgress(builder.length);
   }
   onProgress?.(builder.length);
-  const { series, dropped, stale } = builder.build();
+  const built = builder.build();
+  let series = built.series;
   if (!sorted) sortByTime(series);
   const repeatedReadings = dropRepeats(series);
-  return { series, readings: series.rows.length, repeatedReadings, devices: [...devices].sort(), droppedFeatures: dropped, staleFeatures: stale };
+  const counterFeatures = options.leaveOutCounters ? findCounters(series) : [];
+  series = withoutFeatures(series, counterFeatures.map((c) => c.name));
+  return {
+    series,
+    readings: series.rows.length,
+    repeatedReadings,
+    devices: [...devices].sort(),
+    droppedFeatures: built.dropped,
+    staleFeatures: built.stale,
+    excludedFeatures: builder.excludedSeen(),
+    counterFeatures,
+  };
 }
 
 /** Drops, from a series in time order, each row whose timestamp and values (NaN as a value) equal an earlier row's; returns how many. */

@@ -24,6 +24,13 @@ export class SeriesBuilder {
   private columns: Float64Array[] = [];
   private readonly timestamps: number[] = [];
   private capacity = 1024;
+  private readonly exclude: ReadonlySet<string>;
+  private readonly excluded = new Set<string>();
+
+  /** `exclude`: value names never read as features. */
+  constructor(exclude: readonly string[] = []) {
+    this.exclude = new Set(exclude);
+  }
 
   get length(): number {
     return this.timestamps.length;
@@ -34,6 +41,10 @@ export class SeriesBuilder {
     if (i === this.capacity) this.grow();
     for (const col of this.columns) col[i] = NaN;
     for (const [name, v] of Object.entries(values)) {
+      if (this.exclude.has(name)) {
+        this.excluded.add(name);
+        continue;
+      }
       if (typeof v !== 'number' || !Number.isFinite(v)) continue;
       let f = this.index.get(name);
       if (f === undefined) {
@@ -81,6 +92,11 @@ export class SeriesBuilder {
     this.columns = [];
     const rows = Array.from({ length: n }, (_, i) => buffer.subarray(i * kept.length, (i + 1) * kept.length));
     return { series: { features: kept, timestamps: [...this.timestamps], rows }, dropped, stale };
+  }
+
+  /** The excluded names that some reading had, in name order. */
+  excludedSeen(): string[] {
+    return [...this.excluded].sort();
   }
 
   private grow(): void {

@@ -63,6 +63,8 @@ export const ModelRecordSchema = z.object({
     droppedFeatures: z.array(z.string()),
     /** Features in most readings but none of the most recent ones (absent from records written before it was added). */
     staleFeatures: z.array(z.string()).optional(),
+    excludedFeatures: z.array(z.string()).optional(),
+    counterFeatures: z.array(z.string()).optional(),
     cleaning: z.record(z.string(), z.unknown()),
     trainRows: z.number().int(),
     /** Rows of the training part left out as confirmed faults: trainRows + this + holdoutRows = the cleaned rows. */

@@ -38,6 +38,8 @@ export interface TrainRequest {
   algorithm?: string;
   window?: number;
   version?: string;
+  /** Value names never used as features (`--exclude`). */
+  exclude?: readonly string[];
   /** Train only when the range drifted from the live model's baseline. */
   ifDrifted?: DriftThresholds;
   /**
@@ -86,7 +88,7 @@ interface Champion {
 export async function trainSource(container: ContainerClient, req: TrainRequest, progress: Progress, now: () => Date, labels?: readonly LabelRecord[]): Promise<TrainOutcome> {
   const champion = await loadChampion(container, req.source);
   const best = champion?.state ?? null;
-  const { loaded, cleaned, raw } = await prepareData(container, req, progress, labels, true);
+  const { loaded, cleaned, raw } = await prepareData(container, req, progress, { labels, raw: true, load: { exclude: req.exclude, leaveOutCounters: true } });
   if (loaded.readings === 0) {
     progress.finish();
     if (!req.skipWithoutReadings) throw await noUsableRows(container, req, 0);
@@ -130,7 +132,7 @@ export async function trainSource(container: ContainerClient, req: TrainRequest,
     warnings: [
       ...spanWarnings(fit.metadata, 'the comparison on the most recent rows'),
       ...evaluationWarnings(challenger.evaluation as Evaluation),
-      ...dataWarnings(loaded, cleaned.stats, constantFeaturesOf(fit.model.metrics)),
+      ...dataWarnings(loaded, cleaned.stats, constantFeaturesOf(fit.model.metrics), req.exclude ?? []),
       ...rawReadingWarnings(challenger.evaluation as Evaluation, asAgent.challenger),
     ],
     record,
@@ -250,6 +252,8 @@ function buildRecord(
       devices: loaded.devices,
       droppedFeatures: loaded.droppedFeatures,
       staleFeatures: loaded.staleFeatures,
+      excludedFeatures: loaded.excludedFeatures,
+      counterFeatures: loaded.counterFeatures.map((c) => c.name),
       cleaning: { ...cleaned.stats, options: CLEAN_DEFAULTS },
       trainRows: split.trainIdx.length,
       faultRowsLeftOut: split.holdoutStart - split.trainIdx.length,

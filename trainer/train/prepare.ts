@@ -3,7 +3,7 @@ import type { ContainerClient } from '@azure/storage-blob';
 import { labelTargetAt, readLabels, type LabelRecord } from '../../sync/labels-upload.js';
 import { cleanSeries, type Cleaned } from '../data/clean.js';
 import { keepRaw, type RawReadings } from '../eval/as-agent.js';
-import { loadReadings, type LoadResult } from '../data/load.js';
+import { loadReadings, type LoadOptions, type LoadResult } from '../data/load.js';
 import { fromStorage, TrainerError } from '../errors.js';
 import type { Progress } from '../progress.js';
 import { newestReadingsDay } from './sources.js';
@@ -17,25 +17,29 @@ export interface Prepared {
   raw: RawReadings | null;
 }
 
-/**
- * `allLabels`: labels already read (train-all reads them once for every source). `withRaw`: keep a
- * copy of the readings before cleaning, to score them as the agent would (train).
- */
+export interface PrepareOptions {
+  /** Labels already read (train-all reads them once for every source). */
+  labels?: readonly LabelRecord[];
+  /** Keep a copy of the readings before cleaning, to score them as the agent would (train). */
+  raw?: boolean;
+  /** What `train` leaves out of the features (--exclude, counters). */
+  load?: LoadOptions;
+}
+
 export async function prepareData(
   container: ContainerClient,
   range: { source: string; from: number; to: number },
   progress: Progress,
-  allLabels?: readonly LabelRecord[],
-  withRaw = false,
+  options: PrepareOptions = {},
 ): Promise<Prepared> {
   progress.stage('reading blobs');
   const loaded = await fromStorage(`reading the readings of "${range.source}"`, () =>
-    loadReadings(container, { pumpId: range.source, from: range.from, to: range.to }, (n) => progress.update(n)),
+    loadReadings(container, { pumpId: range.source, from: range.from, to: range.to }, (n) => progress.update(n), options.load),
   );
   progress.stage('reading labels');
-  const labels = (allLabels ?? (await fromStorage('reading the labels', () => readLabels(container)))).filter((l) => l.pumpId === range.source);
+  const labels = (options.labels ?? (await fromStorage('reading the labels', () => readLabels(container)))).filter((l) => l.pumpId === range.source);
   const targets = loaded.series.timestamps.map((ts) => labelTargetAt(labels, range.source, ts));
-  const raw = withRaw ? keepRaw(loaded.series, targets) : null;
+  const raw = options.raw ? keepRaw(loaded.series, targets) : null;
   progress.stage('cleaning');
   return { loaded, cleaned: cleanSeries(loaded.series, targets), labels: labels.length, raw };
 }

@@ -22,8 +22,22 @@ export const RAW_FAR_WARNING_POINTS = 2;
 const pct = (part: number, whole: number) => `${((100 * part) / Math.max(1, whole)).toFixed(part * 1000 < whole ? 1 : 0)} %`;
 const list = (names: readonly string[]) => names.join(', ');
 
-export function dataWarnings(loaded: Pick<LoadResult, 'readings' | 'droppedFeatures' | 'staleFeatures'>, stats: CleanStats, constantFeatures: readonly string[]): string[] {
+/** `exclude`: the names `--exclude` gave (one the pump never sent is named: a typo would leave the feature in). */
+export function dataWarnings(
+  loaded: Pick<LoadResult, 'readings' | 'droppedFeatures' | 'staleFeatures' | 'excludedFeatures' | 'counterFeatures'>,
+  stats: CleanStats,
+  constantFeatures: readonly string[],
+  exclude: readonly string[] = [],
+): string[] {
   const out: string[] = [];
+  for (const c of loaded.counterFeatures) {
+    out.push(
+      `left out ${c.name}: it only grows over the range (a counter: ${c.falls} decrease${c.falls === 1 ? '' : 's'} in ${c.rises + c.falls} changes); ` +
+        'a model of its level would flag every reading once it passes the trained values',
+    );
+  }
+  const unseen = exclude.filter((name) => !loaded.excludedFeatures.includes(name));
+  if (unseen.length > 0) out.push(`--exclude names ${list(unseen)}, which no reading of the range had`);
   const n = stats.inputRows;
   for (const [name, removed] of Object.entries(stats.stuckValues)) {
     if (removed > CLEANED_SHARE_WARNING * n) {
