@@ -179,6 +179,8 @@ describe('pumpwatch-trainer train on messy field data', () => {
     expect(res.out).toMatch(
       new RegExp(`^ {2}warning {2}on the raw held-out readings, scored as the agent scores them, the challenger flags ${raw.challenger.far.toFixed(2)} % of ${count - from} normal readings, against ${e.challenger.far.toFixed(2)} % of the cleaned held-out rows`, 'm'),
     );
+    // The three nights' stops, dropped, are the only gaps: the readings themselves have none.
+    expect(res.out).toMatch(/, 3 gaps \(3 left by dropped rows\)$/m);
     expect(res.out).toMatch(/^ {2}warning {2}Flow: \d+ of \d+ readings \(\d+ %\) were long runs of one repeated value/m);
 
     // The next range, with the model above live: both are scored on the raw readings.

@@ -115,7 +115,17 @@ describe('cleanSeries', () => {
     s.timestamps = s.timestamps.map((t, i) => (i >= 40 ? t + 3_600_000 : t));
     const c = cleanSeries(s, targets(100));
     expect(c.segmentStarts).toEqual([0, 40]);
-    expect(c.stats).toMatchObject({ gaps: 1, longestGapSeconds: 3601 });
+    expect(c.stats).toMatchObject({ gaps: 1, gapsByCleaning: 0, longestGapSeconds: 3601 });
+  });
+
+  it('tells a pause in the readings from a hole that rows dropped for a missing value left', () => {
+    // One reading a second; f1 missing for 200 readings from 300 (60 carried, 140 dropped: a 141 s hole); a 1 h pause at 700.
+    const values = Array.from({ length: 1000 }, (_, i) => [i % 7, i >= 300 && i < 500 ? NaN : i % 5]);
+    const s = series(values);
+    s.timestamps = s.timestamps.map((t, i) => (i >= 700 ? t + 3_600_000 : t));
+    const c = cleanSeries(s, targets(1000));
+    expect(c.stats).toMatchObject({ droppedMissing: 140, gaps: 2, gapsByCleaning: 1 });
+    expect(c.segmentStarts).toEqual([0, 360, 560]);
   });
 });
 

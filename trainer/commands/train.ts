@@ -141,7 +141,7 @@ export function printOutcome(o: TrainOutcome, io: Io): void {
   io.out(`  data     ${d.from} → ${d.to}: ${d.readings} readings${d.repeatedReadings ? ` (${d.repeatedReadings} repeats of earlier ones dropped)` : ''} from ${d.devices.join(', ') || 'no device'}${d.excludedFeatures?.length ? ` (${d.excludedFeatures.join(', ')} left out by --exclude)` : ''}; ${d.trainRows} rows trained${d.faultRowsLeftOut ? ` (${d.faultRowsLeftOut} inside confirmed faults left out)` : ''}, ${d.holdoutRows} held out from ${d.holdoutFrom}`);
   io.out(
     `  cleaning ${sum(c.outliers)} outliers${inBrackets(c.outliers)}, ${sum(c.stuckValues)} stuck values${inBrackets(c.stuckValues)}, ${String(c.carriedValues)} carried forward, ` +
-      `${String(c.droppedMissing)} rows dropped (missing${lacking ? `: ${lacking}` : ''}), ${String(c.droppedMaintenance)} (maintenance), ${String(c.gaps)} gaps`,
+      `${String(c.droppedMissing)} rows dropped (missing${lacking ? `: ${lacking}` : ''}), ${String(c.droppedMaintenance)} (maintenance), ${String(c.gaps)} gaps${c.gapsByCleaning ? ` (${String(c.gapsByCleaning)} left by dropped rows)` : ''}`,
   );
   io.out(`  compare  ${e.criterion}: challenger ${formatEvaluation(e.challenger)}${e.champion ? `; live ${e.championVersion}: ${formatEvaluation(e.champion)}` : e.championVersion ? `; live ${e.championVersion}: not scorable` : '; no live model'}`);
   if (e.asAgent) {

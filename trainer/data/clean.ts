@@ -15,7 +15,8 @@
  *    as the agent does live; a row still missing a value is dropped;
  * 4. maintenance: rows the technicians' labels mark as maintenance are dropped;
  * 5. gaps: a pause longer than `gapFactor` × the median interval (at least `minGapMs`) starts a
- *    new segment: windows never reach back across it.
+ *    new segment: windows never reach back across it. Rows dropped by 3–4 leave such pauses too
+ *    (counted apart as `gapsByCleaning`: the readings themselves had none there).
  * Rows labelled as confirmed faults are never altered by 1–2 (they are the evidence).
  * The input rows are cleaned in place (no copy of a million rows); the result keeps views on them.
  */
@@ -45,7 +46,10 @@ export interface CleanStats {
   /** Of the rows dropped for missing values, how many lacked each feature (a row may lack several). */
   missingByFeature: Record<string, number>;
   droppedMaintenance: number;
+  /** Segment starts: pauses in the readings, or holes that dropped rows left (`gapsByCleaning` of them). */
   gaps: number;
+  /** Gaps with no pause in the readings themselves: made only by rows dropped above (missing values, maintenance). */
+  gapsByCleaning: number;
   longestGapSeconds: number;
 }
 
@@ -82,7 +86,8 @@ export function cleanSeries(input: Series, targets: readonly Target[], options: 
     } else keep.push(i);
   });
   const timestamps = keep.map((i) => input.timestamps[i] as number);
-  const { starts, gaps, longest } = segments(timestamps, options);
+  const { starts, gaps, longest, limit } = segments(timestamps, options);
+  const gapsByCleaning = starts.slice(1).filter((k) => !pausedBetween(input.timestamps, keep[k - 1] as number, keep[k] as number, limit)).length;
   return {
     series: { features: [...input.features], timestamps, rows: keep.map((i) => rows[i] as Float64Array) },
     targets: keep.map((i) => targets[i] ?? null),
@@ -97,6 +102,7 @@ export function cleanSeries(input: Series, targets: readonly Target[], options: 
       missingByFeature,
       droppedMaintenance,
       gaps,
+      gapsByCleaning,
       longestGapSeconds: Math.round(longest / 1000),
     },
   };
@@ -204,8 +210,14 @@ function carryForward(rows: Float64Array[], maxCarry: number): number {
   return carried;
 }
 
-function segments(timestamps: readonly number[], options: CleanOptions): { starts: number[]; gaps: number; longest: number } {
-  if (timestamps.length === 0) return { starts: [], gaps: 0, longest: 0 };
+/** True when the readings from index `from` to `to` (raw, in time order) hold a step longer than `limit`. */
+function pausedBetween(timestamps: readonly number[], from: number, to: number, limit: number): boolean {
+  for (let i = from + 1; i <= to; i++) if ((timestamps[i] as number) - (timestamps[i - 1] as number) > limit) return true;
+  return false;
+}
+
+function segments(timestamps: readonly number[], options: CleanOptions): { starts: number[]; gaps: number; longest: number; limit: number } {
+  if (timestamps.length === 0) return { starts: [], gaps: 0, longest: 0, limit: 0 };
   const steps = Float64Array.from(timestamps.slice(1), (t, i) => t - (timestamps[i] as number));
   const limit = Math.max(options.minGapMs, options.gapFactor * (steps.length > 0 ? median(Float64Array.from(steps)) : 0));
   const starts = [0];
@@ -214,5 +226,5 @@ function segments(timestamps: readonly number[], options: CleanOptions): { start
     longest = Math.max(longest, s);
     if (s > limit) starts.push(i + 1);
   });
-  return { starts, gaps: starts.length - 1, longest };
+  return { starts, gaps: starts.length - 1, longest, limit };
 }
