@@ -71,6 +71,20 @@ describe.each(ALGORITHM_NAMES)('exported %s model in onnxruntime-node', (algorit
     }
   }
 
+  it('gives the in-memory scores and contributions for windows far outside the training range (a dead sensor)', async () => {
+    const table = pumpTable(300, 7);
+    const { bytes, model } = fitTable(table, { trainRows: 200, window: 4, algorithm });
+    const dead = (f: number, v: number) => table.rows.slice(250, 262).map((r) => Float64Array.from(Float32Array.from(r.map((x, j) => (j === f ? v : x)))));
+    const batch = [...slidingWindows(dead(4, 0), 4), ...slidingWindows(dead(3, 1000), 4), ...slidingWindows(dead(0, -5), 4)];
+    const expected = model.score(batch);
+    const got = await runOnnx(bytes, batch, 4, table.features.length);
+    batch.forEach((_, b) => {
+      expectClose(got.scores[b]!, expected.scores[b]!);
+      expect(got.scores[b]!).toBeGreaterThan(model.threshold);
+      expected.contributions[b]!.forEach((c, f) => expectClose(got.contributions[b * table.features.length + f]!, c));
+    });
+  });
+
   it('flags the same windows as the in-memory scorer at the model threshold', async () => {
     const table = pumpTable(400, 99);
     const { bytes, model } = fitTable(table, { trainRows: 250, window: 3, algorithm });

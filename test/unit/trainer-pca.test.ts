@@ -91,9 +91,28 @@ describe('PCA T²+Q', () => {
     expect(allowance[1]!).toBeGreaterThan(100);
     const m = fitPca({ features: ['noise', 'temperature'], rows, window: 1 }, PCA_DEFAULTS);
     expect((m.metrics.driftAllowance as Record<string, number>).temperature).toBeGreaterThan(100);
-    // The trade-off: a feature that only ramped in training weighs little, so far along its ramp
-    // (ten training ranges) it does not raise an alarm on its own.
-    expect(m.score([[Float64Array.of(0, 20 + 40)]]).scores[0]!).toBeLessThan(m.threshold);
+    // The trade-off: a feature that only ramped in training (20 to 24) weighs little, so half an
+    // envelope width further along its ramp it does not raise an alarm on its own ...
+    expect(m.score([[Float64Array.of(0, 24 + 2)]]).scores[0]!).toBeLessThan(m.threshold);
+    // ... but the envelope guard does, ten training ranges along (it used to stay quiet there),
+    // and the contributions name the feature outside its envelope.
+    const far = m.score([[Float64Array.of(0, 20 + 40)]]);
+    expect(far.scores[0]!).toBeGreaterThan(m.threshold);
+    expect(far.contributions[0]![1]!).toBeCloseTo(1, 6);
+  });
+
+  it('reaches the threshold through the envelope guard exactly one envelope width outside the training window means', () => {
+    const rand = rng(4);
+    const rows = Array.from({ length: 400 }, (_, i) => Float64Array.of(gaussian(rand), 20 + i * 0.01 + 0.01 * gaussian(rand)));
+    const m = fitPca({ features: ['noise', 'temperature'], rows, window: 1 }, PCA_DEFAULTS);
+    const temps = rows.map((r) => r[1]!);
+    const lo = Math.min(...temps);
+    const hi = Math.max(...temps);
+    const score = (t: number) => m.score([[Float64Array.of(0, t)]]).scores[0]!;
+    expect(score(hi + 1.01 * (hi - lo))).toBeGreaterThan(m.threshold);
+    expect(score(lo - 1.01 * (hi - lo))).toBeGreaterThan(m.threshold);
+    expect(score(hi + 0.99 * (hi - lo))).toBeLessThan(m.threshold);
+    expect(m.metrics.envelopeMargin).toBe(1);
   });
 
   it('averages the standardised readings over the window, so one spike in a long window scores lower', () => {

@@ -9,6 +9,8 @@ export interface Statistics {
   /** ‖zbar · (I - P·Pᵀ)‖², per window. */
   q: Float64Array;
   residuals: Float64Array[];
+  /** Per window and feature: how far the window mean lies outside the training envelope, in envelope widths (0 inside). */
+  outside: Float64Array[];
 }
 
 /** zbar = mean over the window of the standardised readings, then T² and Q of zbar. */
@@ -16,18 +18,27 @@ export function statistics(p: PcaParams, batch: WindowBatch): Statistics {
   const n = p.features.length;
   const t2 = new Float64Array(batch.length);
   const q = new Float64Array(batch.length);
+  const outside: Float64Array[] = [];
   const residuals = batch.map((win, b) => {
     const zbar = new Float64Array(n);
+    const m = new Float64Array(n);
     for (const row of win) {
-      for (let f = 0; f < n; f++) zbar[f] = (zbar[f] as number) + ((row[f] as number) - (p.mean[f] as number)) * (p.invStd[f] as number);
+      for (let f = 0; f < n; f++) {
+        zbar[f] = (zbar[f] as number) + ((row[f] as number) - (p.mean[f] as number)) * (p.invStd[f] as number);
+        m[f] = (m[f] as number) + (row[f] as number);
+      }
     }
-    for (let f = 0; f < n; f++) zbar[f] = (zbar[f] as number) / win.length;
+    for (let f = 0; f < n; f++) {
+      zbar[f] = (zbar[f] as number) / win.length;
+      m[f] = (m[f] as number) / win.length;
+    }
+    outside.push(m.map((v, f) => Math.max(0, (p.envelopeLo[f] as number) - v, v - (p.envelopeHi[f] as number)) * (p.envelopeInvWidth[f] as number)));
     t2[b] = p.whiten.reduce((s, w) => s + dot(zbar, w) ** 2, 0);
     const r = Float64Array.from({ length: n }, (_, f) => p.residual.reduce((s, row, g) => s + (zbar[g] as number) * (row[f] as number), 0));
     q[b] = r.reduce((s, v) => s + v * v, 0);
     return r;
   });
-  return { t2, q, residuals };
+  return { t2, q, residuals, outside };
 }
 
 function dot(a: Float64Array, b: Float64Array): number {
@@ -39,11 +50,24 @@ function dot(a: Float64Array, b: Float64Array): number {
 export class PcaModel extends FittedModel<PcaParams> {
   readonly algorithm = PCA_ALGORITHM;
 
-  /** score = T²·t2Scale + Q·qScale; contributions = each feature's share of Q. */
+  /**
+   * score = max(T²·t2Scale + Q·qScale, guard); contributions = each feature's share of Q, or,
+   * when the guard decides the score, each feature's share of the distance outside the envelope.
+   */
   score(batch: WindowBatch): ScoreResult {
-    const { t2, q, residuals } = statistics(this.params, batch);
-    const scores = t2.map((t, b) => t * this.params.t2Scale + (q[b] as number) * this.params.qScale);
-    const contributions = residuals.map((r, b) => r.map((v) => (v * v) / ((q[b] as number) + CONTRIBUTION_EPSILON)));
+    const p = this.params;
+    const { t2, q, residuals, outside } = statistics(p, batch);
+    const pca = t2.map((t, b) => t * p.t2Scale + (q[b] as number) * p.qScale);
+    const guard = outside.map((o) => o.reduce((a, v) => Math.max(a, v), 0) * p.guardScale);
+    const scores = pca.map((s, b) => Math.max(s, guard[b] as number));
+    const contributions = residuals.map((r, b) => {
+      if ((guard[b] as number) > (pca[b] as number)) {
+        const o = outside[b] as Float64Array;
+        const total = o.reduce((a, v) => a + v, 0);
+        return o.map((v) => v / (total + CONTRIBUTION_EPSILON));
+      }
+      return r.map((v) => (v * v) / ((q[b] as number) + CONTRIBUTION_EPSILON));
+    });
     return { scores, contributions };
   }
 

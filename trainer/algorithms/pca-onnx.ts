@@ -4,8 +4,12 @@
  *   zbar     = ReduceMean(z, axis 1)                             [batch, n]
  *   T²       = ReduceSum((zbar · whiten)², axis 1)               [batch]
  *   r        = zbar · (I - P·Pᵀ);  Q = ReduceSum(r², axis 1)      [batch]
- *   score    = T² · t2Scale + Q · qScale                         [batch]
- *   contributions = r² / (Q + ε)                                 [batch, n]
+ *   pca      = T² · t2Scale + Q · qScale                         [batch]
+ *   m        = ReduceMean(features, axis 1)                      [batch, n]
+ *   o        = Relu(Max(lo - m, m - hi)) · invWidth              [batch, n]
+ *   guard    = ReduceMax(o, axis 1) · guardScale                 [batch]
+ *   score    = Max(pca, guard)                                   [batch]
+ *   contributions = guard > pca ? o / (ΣO + ε) : r² / (Q + ε)   [batch, n]
  */
 import { CONTRIBUTIONS_OUTPUT_NAME, INPUT_NAME, OUTPUT_NAME } from '../../inference/contract.js';
 import { GraphBuilder, int, ints } from '../onnx/graph.js';
@@ -33,8 +37,20 @@ export function pcaGraph(p: PcaParams): GraphBuilder {
   const r2 = g.op('Mul', [r, r], {}, 'residual_sq');
   const qKeep = g.op('ReduceSum', [r2, axis1], { keepdims: int(1) }, 'q_keep');
   const q = g.op('Squeeze', [qKeep, axis1], {}, 'q');
-  g.node('Add', [g.op('Mul', [t2, t2Scale]), g.op('Mul', [q, qScale])], [OUTPUT_NAME]);
-  g.node('Div', [r2, g.op('Add', [qKeep, eps])], [CONTRIBUTIONS_OUTPUT_NAME]);
+  const pca = g.op('Add', [g.op('Mul', [t2, t2Scale]), g.op('Mul', [q, qScale])], {}, 'pca_score');
+  const lo = g.floatConst('envelope_lo', [n], p.envelopeLo);
+  const hi = g.floatConst('envelope_hi', [n], p.envelopeHi);
+  const invWidth = g.floatConst('envelope_inv_width', [n], p.envelopeInvWidth);
+  const guardScale = g.floatConst('guard_scale', [], [p.guardScale]);
+  const m = g.op('ReduceMean', [x], { axes: ints([1]), keepdims: int(0) }, 'raw_window_mean');
+  const beyond = g.op('Relu', [g.op('Max', [g.op('Sub', [lo, m]), g.op('Sub', [m, hi])])], {}, 'beyond_envelope');
+  const o = g.op('Mul', [beyond, invWidth], {}, 'outside_widths');
+  const guard = g.op('Mul', [g.op('ReduceMax', [o], { axes: ints([1]), keepdims: int(0) }), guardScale], {}, 'guard');
+  g.node('Max', [pca, guard], [OUTPUT_NAME]);
+  const fromQ = g.op('Div', [r2, g.op('Add', [qKeep, eps])], {}, 'q_shares');
+  const fromGuard = g.op('Div', [o, g.op('Add', [g.op('ReduceSum', [o, axis1], { keepdims: int(1) }), eps])], {}, 'guard_shares');
+  const guardWins = g.op('Unsqueeze', [g.op('Greater', [guard, pca]), axis1], {}, 'guard_decides');
+  g.node('Where', [guardWins, fromGuard, fromQ], [CONTRIBUTIONS_OUTPUT_NAME]);
   g.output(OUTPUT_NAME, ['batch']);
   g.output(CONTRIBUTIONS_OUTPUT_NAME, ['batch', n]);
   return g;

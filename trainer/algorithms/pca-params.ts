@@ -14,6 +14,15 @@ export interface PcaParams {
   /** score = T²·t2Scale + Q·qScale (qScale 0 when every component is kept). */
   t2Scale: number;
   qScale: number;
+  /**
+   * The envelope guard (see pca.ts): lowest and highest training window mean per feature, and
+   * 1 / (highest - lowest), 0 for features that do not vary. score = max(T²·t2Scale + Q·qScale,
+   * guardScale · the largest distance of a window mean outside its envelope, in envelope widths).
+   */
+  envelopeLo: Float64Array;
+  envelopeHi: Float64Array;
+  envelopeInvWidth: Float64Array;
+  guardScale: number;
 }
 
 /** Added to Q before dividing, so a zero residual gives zero contributions. */

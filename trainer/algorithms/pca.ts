@@ -22,7 +22,18 @@
  *    (r ≈ 1) are unchanged;
  * 6. score = raw score / its `quantile` over the training windows, so 1 is the level that 1 % of
  *    normal training windows reach; the threshold is `thresholdFactor` (2.5): a safety margin for
- *    in-sample optimism and for the variation that a short training period does not show.
+ *    in-sample optimism and for the variation that a short training period does not show;
+ * 7. envelope guard: the drift allowance of step 5 grows as readings get denser (a temperature
+ *    read every second hardly changes between readings), up to 1 000, and a feature with such an
+ *    allowance weighs almost nothing: measured (bench/field), the agent's bundled default model
+ *    (allowances 417 for flow, 465 and 1 000 for the temperatures, 74–76 for vibration) did not
+ *    flag a flow meter, a thermocouple or an accelerometer reading 50 training standard
+ *    deviations off. So the score is also at least `thresholdFactor` × the distance, in envelope
+ *    widths, by which a window mean lies outside the range of the training window means of its
+ *    feature (the envelope), divided by ENVELOPE_MARGIN (1): a window mean one whole envelope
+ *    width below the lowest or above the highest training window mean reaches the threshold,
+ *    whatever the allowance. Inside the envelope it adds nothing. The contributions then name the
+ *    features outside it.
  */
 import type { Algorithm, TrainedModel, TrainingSet } from './algorithm.js';
 import { FitError } from '../errors.js';
@@ -45,6 +56,8 @@ export const PCA_DEFAULT_WINDOW = 10;
 const MIN_ROWS = 10;
 /** Floor of σ² (standardised units): exactly dependent features must not turn rounding into alarms. */
 const MIN_RESIDUAL_VARIANCE = 1e-6;
+/** Envelope widths outside the training envelope at which the guard reaches the threshold (step 7). */
+export const ENVELOPE_MARGIN = 1;
 /** Largest drift allowance: bounds the weight loss of a feature that hardly changes between readings. */
 const MAX_DRIFT_ALLOWANCE = 1e3;
 
@@ -86,6 +99,8 @@ export function fitPca(set: TrainingSet, options: PcaOptions): TrainedModel {
     residual: residualProjector(kept, n).map((row) => row.map(Math.fround)),
     t2Scale: 1,
     qScale: discarded.length > 0 ? Math.fround(1 / sigma2) : 0,
+    ...envelopeOf(means, n),
+    guardScale: Math.fround(options.thresholdFactor / ENVELOPE_MARGIN),
   };
   const raw = statistics(params, windows);
   const limit = quantile(raw.t2.map((t, i) => t * params.t2Scale + (raw.q[i] as number) * params.qScale), options.quantile);
@@ -103,8 +118,25 @@ export function fitPca(set: TrainingSet, options: PcaOptions): TrainedModel {
     thresholdFactor: options.thresholdFactor,
     constantFeatures: constant,
     driftAllowance: Object.fromEntries(set.features.map((f, j) => [f, round(allowance[j] as number)])),
+    envelopeMargin: ENVELOPE_MARGIN,
   };
   return new PcaModel(params, options.thresholdFactor, metrics);
+}
+
+/** Lowest and highest training window mean per feature, and 1 / their distance (0 when equal), as float32. */
+function envelopeOf(means: readonly Float64Array[], n: number): Pick<PcaParams, 'envelopeLo' | 'envelopeHi' | 'envelopeInvWidth'> {
+  const lo = new Float64Array(n).fill(Infinity);
+  const hi = new Float64Array(n).fill(-Infinity);
+  for (const m of means) {
+    for (let f = 0; f < n; f++) {
+      lo[f] = Math.min(lo[f] as number, m[f] as number);
+      hi[f] = Math.max(hi[f] as number, m[f] as number);
+    }
+  }
+  const envelopeLo = lo.map(Math.fround);
+  const envelopeHi = hi.map(Math.fround);
+  const envelopeInvWidth = envelopeLo.map((l, f) => ((envelopeHi[f] as number) > l ? Math.fround(1 / ((envelopeHi[f] as number) - l)) : 0));
+  return { envelopeLo, envelopeHi, envelopeInvWidth };
 }
 
 /** 1 / min(1, von Neumann ratio) per feature, from the training rows in time order. */
