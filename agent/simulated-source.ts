@@ -88,7 +88,7 @@ export class SimulatedSource {
     return Array.from({ length: this.opts.pumps }, (_, i) =>
       new PumpSimulator({
         pumpId: `sim-pump-${i + 1}`,
-        seed: (Math.trunc(base) * 1_000_003 + i * 7919) | 0,
+        seed: simulatedPumpSeed(base, i),
         startTs,
         periodMs: this.intervalMs,
         faults: this.opts.faults ?? 'none',
@@ -128,4 +128,9 @@ export class SimulatedSource {
       this.sinkLog.failed({ err, readings: readings.length });
     }
   }
+}
+
+/** The seed of simulated pump `index` (0-based: sim-pump-1 is 0) for a base seed (PUMPWATCH_SIMULATE's pumps use base 1). */
+export function simulatedPumpSeed(base: number, index: number): number {
+  return (Math.trunc(base) * 1_000_003 + index * 7919) | 0;
 }
