@@ -5,10 +5,10 @@
 # operating points between pumps and over a day. Deterministic: same code -> same bytes.
 # PCA T2+Q (with its envelope guard), not the trainer's default (mset). Measured by
 # `node dist/bench/field.js --fleet` on the three standalone pumps (none of them in the training
-# data), 7 days with 4 planned faults a day: PCA flags 0.01 % of normal readings (about 3.5 false
-# alarms a day per pump) and finds 21/21 cavitation, 21/21 bearing-wear, 14/21 leak and 21/21
+# data), 7 days with 4 planned faults a day: PCA flags 0.01 % of normal readings (about 3.8 false
+# alarms a day per pump) and finds 21/21 cavitation, 21/21 bearing-wear, 15/21 leak and 21/21
 # valve faults, and every sensor reading 50 standard deviations off; mset fitted the same way
-# raises no false alarm but finds no leak and 8/84 sensors reading 2 standard deviations off.
+# raises 0.43 false alarms a day but finds no leak and 8/84 sensors reading 2 deviations off.
 # The model of 2026-11 (PCA on 4 000 readings of each pump, no guard) found 3/21 bearing-wear
 # faults and did not notice a flow meter, thermocouple or accelerometer 50 deviations off.
 # Per-pump models from the trainer are still the real answer.

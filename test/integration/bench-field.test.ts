@@ -14,11 +14,11 @@ import { packageRoot } from '../../agent/paths.js';
 const run = promisify(execFile);
 const BENCH = join(packageRoot(), 'dist', 'bench', 'field.js');
 
-async function bench(args: string[], models = ['mset', 'pca']): Promise<Map<string, string[]>> {
+async function bench(args: string[], models = ['mset', 'mset-rel', 'pca']): Promise<Map<string, string[]>> {
   const { stdout } = await run(process.execPath, [BENCH, '--pumps', '1', ...args], { timeout: 120_000 });
   const rows = new Map<string, string[]>();
   for (const line of stdout.split('\n')) {
-    const m = /^([\w-]+) +([\d.]+) +([\d.]+) +(\d.*)$/.exec(line);
+    const m = /^([\w-]+) +([\d.]+) +([\d.]+) \([\d.]+\) +(\d.*)$/.exec(line);
     if (m) rows.set(m[1]!, [m[2]!, m[3]!, ...m[4]!.split('|').map((c) => c.trim())]);
   }
   expect([...rows.keys()]).toEqual(models);

@@ -137,7 +137,7 @@ describe('pumpwatch-trainer fit', () => {
       [['fit', '--csv', csv, '--out', join(dir, 'm.onnx'), '--bogus'], /Unknown option '--bogus'/],
       [['fit', '--csv', csv, '--out', join(dir, 'm.onnx'), '--train-rows', '0'], /--train-rows must be an integer >= 1, got "0"/],
       [['fit', '--csv', csv, '--out', join(dir, 'm.onnx'), '--window', '2.5'], /--window must be an integer >= 1/],
-      [['fit', '--csv', csv, '--out', join(dir, 'm.onnx'), '--algo', 'magic'], /unknown algorithm "magic" \(known: mset, pca/],
+      [['fit', '--csv', csv, '--out', join(dir, 'm.onnx'), '--algo', 'magic'], /unknown algorithm "magic" \(known: mset, mset-rel, pca/],
       [['fit', '--csv', csv, '--out', join(dir, 'm.onnx'), '--train-rows', '500'], /500 training rows asked for, but the data has only 50 rows/],
       [['fit', '--csv', csv, '--out', join(dir, 'm.onnx'), '--train-rows', '4'], /at least 10 training rows, got 4/],
       [['frobnicate'], /unknown command "frobnicate"/],

@@ -227,6 +227,27 @@ describe('pumpwatch-trainer train on messy field data', () => {
     expect(Object.keys(record.baseline)).not.toContain('AmbientTemp');
   });
 
+  it('still compares with a live model that uses a feature --exclude now leaves out (it used to be "not scorable" and replaced unseen)', async () => {
+    const r = rng(12);
+    const count = 3 * PER_DAY;
+    await seed('pump-exclude-live', T0, count, (ts) => ({ ...pumpValues(r, ts, true), AmbientTemp: 15 + 5 * Math.sin(((ts % DAY) / DAY) * 2 * Math.PI) + 0.2 * gaussian(r) }));
+    const range = ['--source', 'pump-exclude-live', '--from', '2026-03-01', '--to', '2026-03-04'];
+    const first = await cli(['train', ...range, '--version', 'with-ambient']);
+    expect(first.code, first.err).toBe(0);
+    expect((await readModelRecord(container, 'pump-exclude-live', 'with-ambient')).features).toContain('AmbientTemp');
+    const res = await cli(['train', ...range, '--exclude', 'AmbientTemp', '--version', 'without-ambient']);
+    expect(res.code, res.err).toBe(0);
+    expect(res.out).not.toMatch(/not scorable|cannot be scored/);
+    expect(res.out).toMatch(/^ {2}compare {2}synthetic-faults: challenger .*; live with-ambient: balanced accuracy/m);
+    expect(res.out).toMatch(/^ {2}as agent .*; live: flags /m);
+    const record = await readModelRecord(container, 'pump-exclude-live', 'without-ambient');
+    expect(record.features).toEqual(['Current', 'Flow', 'Pressure', 'Vibration']);
+    expect(record.data.excludedFeatures).toEqual(['AmbientTemp']);
+    expect(Object.keys(record.baseline)).toEqual(['Current', 'Flow', 'Pressure', 'Vibration']);
+    expect(record.evaluation.champion).not.toBeNull();
+    expect(record.decision.reason).toMatch(/^(better on the held-out rows|not better by the margin): /);
+  });
+
   it('trains once on a day a sensor module re-sent after a crash (the agent stored it again under new sequence numbers)', async () => {
     const r = rng(7);
     const count = 3 * PER_DAY;

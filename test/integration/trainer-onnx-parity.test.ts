@@ -85,6 +85,24 @@ describe.each(ALGORITHM_NAMES)('exported %s model in onnxruntime-node', (algorit
     });
   });
 
+  it('gives the in-memory scores and contributions where a slowly drifting feature leaves its training range', async () => {
+    // Feature 3 ramps slowly through training: pca's drift allowance weighs it down, so beyond its
+    // range only the envelope guard raises the score (its contributions then name feature 3 alone).
+    const rand = rng(17);
+    const rows = Array.from({ length: 400 }, (_, i) => Float64Array.of(0.03 + 0.002 * rand(), 1.3 + 0.05 * rand(), 230 + 5 * rand(), 80 + i * 0.01 + 0.01 * rand(), 32 + 0.3 * rand()));
+    const table: CsvTable = { features: ['Accelerometer1RMS', 'Current', 'Voltage', 'Temperature', 'Volume Flow RateRMS'], timestamps: rows.map((_, i) => i * 1000), rows, timestampColumn: 'datetime', ignoredColumns: [] };
+    const { bytes, model } = fitTable(table, { trainRows: 300, window: 4, algorithm });
+    const live = rows.slice(300).map((r, i) => Float64Array.from(Float32Array.from(r.map((x, j) => (j === 3 ? 80 + 3 * 2.4 + i * 0.1 : x)))));
+    const batch = slidingWindows(live, 4).slice(3);
+    const expected = model.score(batch);
+    const got = await runOnnx(bytes, batch, 4, table.features.length);
+    if (algorithm === 'pca') expect(expected.contributions.filter((c) => c[3]! > 0.999).length).toBeGreaterThan(batch.length / 2);
+    batch.forEach((_, b) => {
+      expectClose(got.scores[b]!, expected.scores[b]!);
+      expected.contributions[b]!.forEach((c, f) => expectClose(got.contributions[b * table.features.length + f]!, c));
+    });
+  });
+
   it('flags the same windows as the in-memory scorer at the model threshold', async () => {
     const table = pumpTable(400, 99);
     const { bytes, model } = fitTable(table, { trainRows: 250, window: 3, algorithm });

@@ -272,7 +272,7 @@ describe('pumpwatch-trainer train', () => {
       [['train', '--source', 'a/b', '--days', '1'], /^pumpwatch-trainer train: --source "a\/b" is not a pump id/],
       [['train', '--source', 'site1.pump3', '--days', '1'], /^pumpwatch-trainer train: --source "site1\.pump3" is not a pump id .*no "\."/],
       [['train', '--source', 'pump-a', '--days', '1', '--holdout', '0.9'], /^pumpwatch-trainer train: --holdout must be a number from 0.05 to 0.5/],
-      [['train', ...noData, '--algo', 'forest'], /^pumpwatch-trainer train: unknown algorithm "forest" \(known: mset, pca\)$/],
+      [['train', ...noData, '--algo', 'forest'], /^pumpwatch-trainer train: unknown algorithm "forest" \(known: mset, mset-rel, pca\)$/],
       [['train-all', '--from', '2025-01-01', '--to', '2025-01-02', '--algo', 'forest'], /^pumpwatch-trainer train-all: unknown algorithm "forest"/],
       [['train', '--source', 'pump-a', '--days', '1', '--deploy', '--device', 'gw-1', '--query', 'SELECT *'], /^pumpwatch-trainer train: give --device or --query, not both$/],
       [['train', ...noData, '--report', join(file, 'r.html')], /^pumpwatch-trainer train: cannot write the report to ".*r\.html": ".*not-a-folder\.txt" is a file, not a folder$/],

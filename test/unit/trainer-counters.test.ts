@@ -1,7 +1,7 @@
 /** Counters (trainer/data/counters.ts): features that only grow are told from sensors that drift. */
 import { describe, expect, it } from 'vitest';
 import { changesOf, findCounters, isCounter, withoutFeatures } from '../../trainer/data/counters.js';
-import type { Series } from '../../trainer/data/series.js';
+import { SeriesBuilder, type Series } from '../../trainer/data/series.js';
 import { rng } from '../support/models.js';
 
 function series(columns: Record<string, number[]>): Series {
@@ -46,5 +46,16 @@ describe('counters', () => {
     expect(out.rows.map((row) => [...row])).toEqual([[1, 9], [2, 8], [3, 7]]);
     expect(out.timestamps).toBe(s.timestamps);
     expect(withoutFeatures(s, ['Other'])).toBe(s);
+  });
+
+  it('compacts the rows SeriesBuilder made in their own buffer, with the same values as a copy', () => {
+    const b = new SeriesBuilder();
+    for (let i = 0; i < 500; i++) b.add(i * 1000, { A: i, Hours: 1000 + i, B: -i, C: i % 7 });
+    const { series: s } = b.build();
+    const buffer = s.rows[0]!.buffer;
+    const out = withoutFeatures(s, ['Hours', 'C']);
+    expect(out.features).toEqual(['A', 'B']);
+    expect(out.rows[0]!.buffer).toBe(buffer);
+    out.rows.forEach((row, i) => expect([...row]).toEqual([i, -i]));
   });
 });

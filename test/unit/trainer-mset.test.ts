@@ -147,3 +147,46 @@ describe('MSET-like model', () => {
     expect(() => algo.fit({ features: ['a', 'b'], rows: flat, window: 1 })).toThrow(/no feature varies/);
   });
 });
+
+describe('mset-rel: the relations channel', () => {
+  /** A pump-like set: demand wanders over the range (a random walk); flow follows it, current and pressure follow flow, with noise. */
+  function coupled(n: number, seed: number, flowOffset = 0): Float64Array[] {
+    const rand = rng(seed);
+    let demand = 0;
+    return Array.from({ length: n }, () => {
+      demand += 0.05 * gaussian(rand);
+      const flow = 100 + 10 * Math.tanh(demand) + 0.3 * gaussian(rand);
+      return Float64Array.of(flow + flowOffset, 2 + 0.02 * flow + 0.01 * gaussian(rand), 5 - 0.01 * flow + 0.01 * gaussian(rand));
+    });
+  }
+  const features = ['Flow', 'Current', 'Pressure'];
+  const set = { features, rows: coupled(6000, 11), window: 10 };
+  const plain = fitMset(set, MSET_DEFAULTS);
+  const rel = msetAlgorithm({ relations: true }).fit(set);
+
+  it('is named mset-relations, counts both channels in its Bonferroni threshold and reports the relation scales', () => {
+    expect(rel.algorithm).toBe('mset-relations');
+    expect(plain.algorithm).toBe('mset-horizon');
+    expect(rel.threshold).toBeCloseTo(normalQuantile(1 - 0.01 / (2 * 6)), 5);
+    expect(Object.keys(rel.metrics.relationsScale as object)).toEqual(features);
+    expect(rel.metrics.ridgeLambda).toBe(1);
+  });
+
+  it('flags a flow meter reading off by less than the flow normally moves, which the state estimate alone lets pass', () => {
+    // 1.5 units off, while flow wanders over about 20 units in training; current and pressure still say where flow is.
+    const drifted = slidingWindows(coupled(600, 12, 1.5), 10).slice(9);
+    const flaggedShare = (m: typeof rel) => m.score(drifted).scores.filter((s) => s > m.threshold).length / drifted.length;
+    expect(flaggedShare(plain)).toBeLessThan(0.05);
+    expect(flaggedShare(rel)).toBeGreaterThan(0.9);
+    // The contributions of a flagged window point at the relations of the flow (flow, and the features it predicts).
+    const flagged = rel.score(drifted.slice(0, 50));
+    const c = flagged.contributions[flagged.scores.findIndex((s) => s > rel.threshold)]!;
+    expect(c.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 6);
+  });
+
+  it('raises few alarms on normal readings of the same pump it was not trained on', () => {
+    const later = slidingWindows(coupled(3000, 13), 10).slice(9);
+    const scores = rel.score(later).scores;
+    expect(scores.filter((s) => s > rel.threshold).length / scores.length).toBeLessThan(0.02);
+  });
+});

@@ -5,6 +5,7 @@ import { pcaAlgorithm } from './pca.js';
 
 const ALGORITHMS: Record<string, () => Algorithm> = {
   mset: () => msetAlgorithm(),
+  'mset-rel': () => msetAlgorithm({ relations: true }),
   pca: () => pcaAlgorithm(),
 };
 

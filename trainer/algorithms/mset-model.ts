@@ -1,7 +1,8 @@
 /** The fitted MSET-like model: in-memory Float64 scoring and its ONNX export (same arithmetic). */
 import { FittedModel, type ScoreResult, type WindowBatch } from './algorithm.js';
 import { msetGraph } from './mset-onnx.js';
-import { MSET_ALGORITHM, MSET_CONTRIBUTION_EPSILON, type MsetParams } from './mset-params.js';
+import { MSET_ALGORITHM, MSET_CONTRIBUTION_EPSILON, MSET_RELATIONS_ALGORITHM, type MsetParams } from './mset-params.js';
+import { scaledRelationResiduals } from './relations.js';
 
 /** zbar = mean over the window of (reading - mean) · invScale. */
 export function scaledWindowMean(p: MsetParams, win: readonly ArrayLike<number>[]): Float64Array {
@@ -38,17 +39,28 @@ export function residuals(p: MsetParams, batch: WindowBatch): Float64Array[] {
   });
 }
 
-export class MsetModel extends FittedModel<MsetParams> {
-  readonly algorithm = MSET_ALGORITHM;
+const largestAbs = (r: Float64Array) => r.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+const shares = (r: Float64Array) => {
+  const total = r.reduce((s, v) => s + v * v, 0);
+  return r.map((v) => (v * v) / (total + MSET_CONTRIBUTION_EPSILON));
+};
 
-  /** score = max |r_f| (horizon standard deviations); contributions = r_f² / Σ r². */
+export class MsetModel extends FittedModel<MsetParams> {
+  get algorithm(): string {
+    return this.params.relations ? MSET_RELATIONS_ALGORITHM : MSET_ALGORITHM;
+  }
+
+  /**
+   * score = max |r_f| (horizon standard deviations), or with relations the larger of that and
+   * max |e_f| (the relation residuals in their horizon scales); contributions = the deciding
+   * channel's squared residuals, as shares.
+   */
   score(batch: WindowBatch): ScoreResult {
-    const res = residuals(this.params, batch);
-    const scores = Float64Array.from(res, (r) => r.reduce((m, v) => Math.max(m, Math.abs(v)), 0));
-    const contributions = res.map((r) => {
-      const total = r.reduce((s, v) => s + v * v, 0);
-      return r.map((v) => (v * v) / (total + MSET_CONTRIBUTION_EPSILON));
-    });
+    const p = this.params;
+    const res = residuals(p, batch);
+    const rel = p.relations ? batch.map((win) => scaledRelationResiduals(p.relations as NonNullable<MsetParams['relations']>, scaledWindowMean(p, win))) : null;
+    const scores = Float64Array.from(res, (r, b) => Math.max(largestAbs(r), rel ? largestAbs(rel[b] as Float64Array) : 0));
+    const contributions = res.map((r, b) => (rel && largestAbs(rel[b] as Float64Array) > largestAbs(r) ? shares(rel[b] as Float64Array) : shares(r)));
     return { scores, contributions };
   }
 

@@ -19,13 +19,17 @@
  *    threshold = the two-sided normal quantile with Bonferroni correction over the n varying
  *    features at family error α = 0.01: Φ⁻¹(1 - α / 2n) (3.23 for 8 features). The threshold
  *    depends on no in-sample score: in-sample scores of a short training period are optimistic.
+ * 6. `mset-rel` (options.relations) adds the relations channel (relations.ts): each feature
+ *    against what the others imply, in the horizon scale of that residual; the score is the larger
+ *    of the two channels, and the Bonferroni correction counts both (2n tests: 3.42 for 8).
  */
 import { FitError } from '../errors.js';
 import { normalQuantile } from '../linalg/normal.js';
 import type { Algorithm, TrainedModel, TrainingSet } from './algorithm.js';
 import { columnMeans, horizonScale, rowOf, windowMeans, type Flat } from './horizon.js';
 import { MsetModel } from './mset-model.js';
-import { MSET_ALGORITHM, type MsetParams } from './mset-params.js';
+import { MSET_ALGORITHM, MSET_RELATIONS_ALGORITHM, type MsetParams } from './mset-params.js';
+import { fitRelations, RIDGE_LAMBDA } from './relations.js';
 
 export interface MsetOptions {
   /** Family false-alarm probability per window across all features. */
@@ -34,9 +38,11 @@ export interface MsetOptions {
   memoryStates: number;
   /** Horizon in training spans (1: the model is retrained after one more span of data). */
   horizonSpans: number;
+  /** Add the relations channel (relations.ts): `--algo mset-rel`. */
+  relations: boolean;
 }
 
-export const MSET_DEFAULTS: MsetOptions = { alpha: 0.01, memoryStates: 64, horizonSpans: 1 };
+export const MSET_DEFAULTS: MsetOptions = { alpha: 0.01, memoryStates: 64, horizonSpans: 1, relations: false };
 /** Ten readings (10 s at 1 Hz): averages out sensor noise, short next to the minutes a fault lasts. */
 export const MSET_DEFAULT_WINDOW = 10;
 
@@ -45,7 +51,7 @@ const MIN_ROWS = 10;
 const MIN_BANDWIDTH_SQ = 1e-6;
 
 export const msetAlgorithm = (options: Partial<MsetOptions> = {}): Algorithm => ({
-  name: MSET_ALGORITHM,
+  name: options.relations ? MSET_RELATIONS_ALGORITHM : MSET_ALGORITHM,
   defaultWindow: MSET_DEFAULT_WINDOW,
   fit: (set) => fitMset(set, { ...MSET_DEFAULTS, ...options }),
 });
@@ -67,8 +73,17 @@ export function fitMset(set: TrainingSet, options: MsetOptions): TrainedModel {
   for (let i = 0; i < means.data.length; i++) means.data[i] = ((means.data[i] as number) - (mean[i % n] as number)) * (invScale[i % n] as number);
   const memory = selectMemory(means, options.memoryStates).map((d) => d.map(Math.fround));
   const bandwidthSq = Math.max(MIN_BANDWIDTH_SQ, medianNearestSq(memory));
-  const params: MsetParams = { features: set.features, window: set.window, mean, invScale, memory, kernelGain: Math.fround(1 / (2 * bandwidthSq)) };
-  const threshold = round(normalQuantile(1 - options.alpha / (2 * varying)));
+  // The relations are fitted on the scaled window means, which they overwrite (the memory is chosen).
+  const rel = options.relations
+    ? fitRelations(means, set.features.map((_, f) => varies(f)), { window: set.window, trainRows: set.rows.length, horizon: options.horizonSpans * set.rows.length })
+    : null;
+  const relations = rel
+    ? { matrix: rel.params.matrix.map((r) => r.map(Math.fround)), offset: rel.params.offset.map(Math.fround), invScale: rel.params.invScale.map(Math.fround) }
+    : null;
+  const params: MsetParams = { features: set.features, window: set.window, mean, invScale, memory, kernelGain: Math.fround(1 / (2 * bandwidthSq)), relations };
+  // Bonferroni over every test a window gets: one per varying feature, per channel.
+  const tests = varying * (relations ? 2 : 1);
+  const threshold = round(normalQuantile(1 - options.alpha / (2 * tests)));
   const metrics = {
     trainRows: set.rows.length,
     trainWindows: means.rows,
@@ -79,6 +94,13 @@ export function fitMset(set: TrainingSet, options: MsetOptions): TrainedModel {
     scoreUnit: 'largest residual in horizon standard deviations',
     horizonScale: Object.fromEntries(set.features.map((f, j) => [f, round(horizon.scale[j] as number)])),
     constantFeatures: constant,
+    ...(rel
+      ? {
+          scoreUnit: 'largest residual in horizon standard deviations, of the state estimate or of the relations to the other features',
+          ridgeLambda: RIDGE_LAMBDA,
+          relationsScale: Object.fromEntries(set.features.map((f, j) => [f, round(rel.scale[j] as number)])),
+        }
+      : {}),
   };
   return new MsetModel(params, threshold, metrics);
 }

@@ -51,16 +51,32 @@ export function findCounters(series: Series): Array<{ name: string } & CounterCh
   });
 }
 
-/** The series without the features named (values copied into one narrower buffer); the same series when none is in it. */
+/**
+ * The series without the features named; the same series when none is in it. Rows that are
+ * consecutive views of one buffer (as SeriesBuilder builds them) are compacted in that buffer,
+ * with no second copy of a million rows; other rows are copied.
+ */
 export function withoutFeatures(series: Series, names: readonly string[]): Series {
   const keep = series.features.map((_, f) => f).filter((f) => !names.includes(series.features[f] as string));
   if (keep.length === series.features.length) return series;
   const width = keep.length;
-  const buffer = new Float64Array(series.rows.length * width);
-  const rows = series.rows.map((row, i) => {
-    const out = buffer.subarray(i * width, (i + 1) * width);
-    keep.forEach((f, k) => (out[k] = row[f] as number));
-    return out;
-  });
-  return { features: keep.map((f) => series.features[f] as string), timestamps: series.timestamps, rows };
+  const features = keep.map((f) => series.features[f] as string);
+  const rows = contiguous(series.rows, series.features.length) ? compact(series.rows, keep) : series.rows.map((row) => Float64Array.from(keep, (f) => row[f] as number));
+  return { features, timestamps: series.timestamps, rows: rows.map((r) => r.subarray(0, width)) };
+}
+
+/** True when row i is the view [i·width, (i + 1)·width) of one buffer. */
+function contiguous(rows: readonly Float64Array[], width: number): boolean {
+  const first = rows[0];
+  if (!first) return false;
+  return rows.every((r, i) => r.buffer === first.buffer && r.byteOffset === first.byteOffset + i * width * 8 && r.length === width);
+}
+
+/** Moves each row's kept values to the front of the buffer, row after row (a value only ever moves towards the start). */
+function compact(rows: readonly Float64Array[], keep: readonly number[]): Float64Array[] {
+  const first = rows[0] as Float64Array;
+  const data = new Float64Array(first.buffer, first.byteOffset, rows.length * first.length);
+  const width = keep.length;
+  rows.forEach((row, i) => keep.forEach((f, k) => (data[i * width + k] = row[f] as number)));
+  return rows.map((_, i) => data.subarray(i * width, (i + 1) * width));
 }

@@ -21,6 +21,12 @@ export interface LoadOptions {
   exclude?: readonly string[];
   /** Leave out features that only grow (data/counters.ts): `train` does; `evaluate` and `drift` read what a model needs. */
   leaveOutCounters?: boolean;
+  /**
+   * Features kept in the series even when excluded or counters (the live model's: it is scored
+   * on the same rows as the challenger); they are still listed in `leftOut`, and the challenger
+   * is not fitted on them.
+   */
+  keep?: readonly string[];
 }
 
 export interface LoadResult {
@@ -39,14 +45,17 @@ export interface LoadResult {
   droppedFeatures: string[];
   /** Features seen in at least half of the readings but in none of the most recent 10 %, left out (the pump no longer sends them). */
   staleFeatures: string[];
-  /** Of the names `exclude` gave, those the pump sent in the range (left out). */
+  /** Of the names `exclude` gave, those the pump sent in the range (left out of the challenger). */
   excludedFeatures: string[];
-  /** Features left out as counters, with their rises and falls (only with `leaveOutCounters`). */
+  /** Features left out of the challenger as counters, with their rises and falls (only with `leaveOutCounters`). */
   counterFeatures: Array<{ name: string; rises: number; falls: number }>;
+  /** Excluded features and counters that `keep` held in the series: not for the challenger. */
+  leftOutButKept: string[];
 }
 
 export async function loadReadings(container: ContainerClient, range: LoadRange, onProgress?: (readings: number) => void, options: LoadOptions = {}): Promise<LoadResult> {
-  const builder = new SeriesBuilder(options.exclude);
+  const keep = new Set(options.keep ?? []);
+  const builder = new SeriesBuilder((options.exclude ?? []).filter((name) => !keep.has(name)));
   const devices = new Set<string>();
   let lastTs = -Infinity;
   let sorted = true;
@@ -64,7 +73,9 @@ export async function loadReadings(container: ContainerClient, range: LoadRange,
   if (!sorted) sortByTime(series);
   const repeatedReadings = dropRepeats(series);
   const counterFeatures = options.leaveOutCounters ? findCounters(series) : [];
-  series = withoutFeatures(series, counterFeatures.map((c) => c.name));
+  series = withoutFeatures(series, counterFeatures.map((c) => c.name).filter((name) => !keep.has(name)));
+  const keptExcluded = (options.exclude ?? []).filter((name) => keep.has(name) && series.features.includes(name));
+  const leftOutButKept = [...new Set([...keptExcluded, ...counterFeatures.map((c) => c.name).filter((name) => keep.has(name))])].sort();
   return {
     series,
     readings: series.rows.length,
@@ -72,8 +83,9 @@ export async function loadReadings(container: ContainerClient, range: LoadRange,
     devices: [...devices].sort(),
     droppedFeatures: built.dropped,
     staleFeatures: built.stale,
-    excludedFeatures: builder.excludedSeen(),
+    excludedFeatures: [...new Set([...builder.excludedSeen(), ...keptExcluded])].sort(),
     counterFeatures,
+    leftOutButKept,
   };
 }
 

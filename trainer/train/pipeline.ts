@@ -9,6 +9,7 @@ import type { ContainerClient } from '@azure/storage-blob';
 import type { LabelRecord } from '../../sync/labels-upload.js';
 import { modelBlobName } from '../../sync/layout.js';
 import { CLEAN_DEFAULTS, type Cleaned, type Target } from '../data/clean.js';
+import { withoutFeatures } from '../data/counters.js';
 import type { LoadResult } from '../data/load.js';
 import { baselineOf } from '../drift/baseline.js';
 import { compareWithBaseline, type DriftReport, type DriftThresholds } from '../drift/compare.js';
@@ -88,7 +89,9 @@ interface Champion {
 export async function trainSource(container: ContainerClient, req: TrainRequest, progress: Progress, now: () => Date, labels?: readonly LabelRecord[]): Promise<TrainOutcome> {
   const champion = await loadChampion(container, req.source);
   const best = champion?.state ?? null;
-  const { loaded, cleaned, raw } = await prepareData(container, req, progress, { labels, raw: true, load: { exclude: req.exclude, leaveOutCounters: true } });
+  // The live model's features stay in the data even when excluded or counters: it is scored on the same rows.
+  const load = { exclude: req.exclude, leaveOutCounters: true, keep: champion?.record.features ?? [] };
+  const { loaded, cleaned, raw } = await prepareData(container, req, progress, { labels, raw: true, load });
   if (loaded.readings === 0) {
     progress.finish();
     if (!req.skipWithoutReadings) throw await noUsableRows(container, req, 0);
@@ -105,9 +108,12 @@ export async function trainSource(container: ContainerClient, req: TrainRequest,
 
   progress.stage(`fitting on ${trainIdx.length} rows`);
   const trainRows = trainIdx.map((i) => cleaned.series.rows[i] as Float64Array);
-  const fit = fitRange(req, { features: cleaned.series.features, timestamps: trainIdx.map((i) => cleaned.series.timestamps[i] as number), rows: trainRows, timestampColumn: 'ts', ignoredColumns: [] });
+  const trainSet = withoutFeatures({ features: cleaned.series.features, timestamps: trainIdx.map((i) => cleaned.series.timestamps[i] as number), rows: trainRows }, loaded.leftOutButKept);
+  const fit = fitRange(req, { ...trainSet, timestampColumn: 'ts', ignoredColumns: [] });
   progress.stage('comparing with the live model');
-  const plan = planEvaluation(cleaned, holdoutStart, columnStds(trainRows, columnMeans(trainRows)), req.seed, HELD_OUT_ROWS);
+  // Synthetic faults only in the features the challenger may use: the others were left out on purpose.
+  const std = columnStds(trainRows, columnMeans(trainRows)).map((sd, f) => (loaded.leftOutButKept.includes(cleaned.series.features[f] as string) ? 0 : sd));
+  const plan = planEvaluation(cleaned, holdoutStart, std, req.seed, HELD_OUT_ROWS);
   const held = range(holdoutStart, cleaned.series.rows.length);
   const challenger = await scoreModel(fit.bytes, plan, cleaned, held);
   const defender = champion ? await scoreModel(champion.bytes, plan, cleaned, held) : null;
@@ -121,7 +127,7 @@ export async function trainSource(container: ContainerClient, req: TrainRequest,
   const asAgent = await asTheAgentWould(req.source, raw as RawReadings, cleaned.series.timestamps[holdoutStart] as number, fit.bytes, defender?.evaluation ? champion!.bytes : null);
 
   progress.stage('writing the registry');
-  const record = buildRecord(req, loaded, cleaned, { trainIdx, holdoutStart }, fit, plan.criterion, plan.description, challenger.evaluation as Evaluation, defender, champion, decision, asAgent, now());
+  const record = buildRecord(req, loaded, cleaned, { trainIdx, holdoutStart, trainSet }, fit, plan.criterion, plan.description, challenger.evaluation as Evaluation, defender, champion, decision, asAgent, now());
   await registerVersion(container, record, fit.bytes);
   if (decision.promoted) await writeBest(container, nextPointer(record, best?.pointer ?? null, record.createdAt, decision.reason), best?.etag ?? null);
   progress.finish();
@@ -221,7 +227,7 @@ function buildRecord(
   req: TrainRequest,
   loaded: LoadResult,
   cleaned: Cleaned,
-  split: { trainIdx: number[]; holdoutStart: number },
+  split: { trainIdx: number[]; holdoutStart: number; trainSet: { features: string[]; rows: Float64Array[] } },
   fit: ReturnType<typeof fitTable>,
   criterion: Evaluation['criterion'],
   description: string,
@@ -265,10 +271,7 @@ function buildRecord(
     },
     evaluation: { criterion, description, challenger, champion: defender?.evaluation ?? null, championVersion: champion?.record.version ?? null, asAgent },
     decision,
-    baseline: baselineOf(
-      cleaned.series.features,
-      split.trainIdx.map((i) => cleaned.series.rows[i] as Float64Array),
-    ),
+    baseline: baselineOf(split.trainSet.features, split.trainSet.rows),
     trainer: { version: TRAINER_VERSION, seed: req.seed },
     createdAt: createdAt.toISOString(),
   };
