@@ -178,10 +178,26 @@ describe('mset-rel: the relations channel', () => {
     const flaggedShare = (m: typeof rel) => m.score(drifted).scores.filter((s) => s > m.threshold).length / drifted.length;
     expect(flaggedShare(plain)).toBeLessThan(0.05);
     expect(flaggedShare(rel)).toBeGreaterThan(0.9);
-    // The contributions of a flagged window point at the relations of the flow (flow, and the features it predicts).
-    const flagged = rel.score(drifted.slice(0, 50));
-    const c = flagged.contributions[flagged.scores.findIndex((s) => s > rel.threshold)]!;
-    expect(c.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 6);
+  });
+
+  it('names the drifted sensor first in the contributions of every window it flags', () => {
+    const cases: Array<[number, number[]]> = [[0, [1.5, 0, 0]], [1, [0, 0.05, 0]], [2, [0, 0, -0.05]]];
+    for (const [feature, offset] of cases) {
+      const rand = rng(14);
+      let demand = 0;
+      const rows = Array.from({ length: 400 }, () => {
+        demand += 0.05 * gaussian(rand);
+        const flow = 100 + 10 * Math.tanh(demand) + 0.3 * gaussian(rand);
+        return Float64Array.of(flow + offset[0]!, 2 + 0.02 * flow + 0.01 * gaussian(rand) + offset[1]!, 5 - 0.01 * flow + 0.01 * gaussian(rand) + offset[2]!);
+      });
+      const result = rel.score(slidingWindows(rows, 10).slice(9));
+      const flagged = result.contributions.filter((_, i) => result.scores[i]! > rel.threshold);
+      expect(flagged.length, features[feature]).toBeGreaterThan(300);
+      for (const c of flagged) {
+        expect(c.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 6);
+        expect(c.indexOf(Math.max(...c)), features[feature]).toBe(feature);
+      }
+    }
   });
 
   it('raises few alarms on normal readings of the same pump it was not trained on', () => {
