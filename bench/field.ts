@@ -95,7 +95,7 @@ interface Bias {
 }
 
 /** Four faults a day after the training days, kinds in turn, each early in its six-hour slot, and a sensor bias late in each slot. */
-function faultPlan(seed: number, sd: Readonly<Record<string, number>>): { plans: FaultPlan[]; biases: Bias[] } {
+function faultPlan(seed: number, sd: Readonly<Record<string, number>>, pump: number): { plans: FaultPlan[]; biases: Bias[] } {
   const r = mulberry32(seed);
   const plans: FaultPlan[] = [];
   const biases: Bias[] = [];
@@ -108,10 +108,11 @@ function faultPlan(seed: number, sd: Readonly<Record<string, number>>): { plans:
     const durationMs = DURATION_MIN[kind] * 60_000;
     const slotTs = from + slot * SLOT_MS;
     plans.push({ kind, startTs: slotTs + Math.floor(r() * (3.5 * 3_600_000 - durationMs)), durationMs });
-    const feature = SIMULATED_FEATURES[(slot + day) % SIMULATED_FEATURES.length] as string;
-    // Each sensor up, then down, then up, … at its successive half-hours.
+    // Offset by the pump too: 28 slots do not divide among 8 sensors, and each pump starts the turn elsewhere.
+    const feature = SIMULATED_FEATURES[(slot + day + pump) % SIMULATED_FEATURES.length] as string;
+    // Each sensor up, then down, then up, … at its successive half-hours (starting down on every other pump).
     const nth = (biasesOf[feature] = (biasesOf[feature] ?? 0) + 1);
-    biases.push({ startTs: slotTs + 4 * 3_600_000 + Math.floor(r() * (2 * 3_600_000 - BIAS_MS - 600_000)), durationMs: BIAS_MS, feature, offset: (nth % 2 === 1 ? 1 : -1) * BIAS_SD * (sd[feature] as number) });
+    biases.push({ startTs: slotTs + 4 * 3_600_000 + Math.floor(r() * (2 * 3_600_000 - BIAS_MS - 600_000)), durationMs: BIAS_MS, feature, offset: ((nth + pump) % 2 === 0 ? 1 : -1) * BIAS_SD * (sd[feature] as number) });
   }
   return { plans, biases };
 }
@@ -153,7 +154,7 @@ async function runPump(index: number, tallies: Map<string, Tally>, fitMs: Map<st
   // --fleet scores the standalone agent's own pumps (sim-pump-1, …); per-pump models, pumps of their own.
   const seed = FLEET ? simulatedPumpSeed(1, index - 1) : 5000 + index;
   // The training days are fault-free whatever the plan (its faults come after them): their spread is known first.
-  const { plans, biases } = faultPlan(seed, trainingSpread(seed));
+  const { plans, biases } = faultPlan(seed, trainingSpread(seed), index);
   const plan: PlannedEvent[] = [...plans, ...biases.map((b) => ({ kind: BIAS, startTs: b.startTs, durationMs: b.durationMs, feature: b.feature }))];
   const pumpId = FLEET ? `sim-pump-${index}` : `field-${index}`;
   const sim = new PumpSimulator({ pumpId, seed, startTs: T0, periodMs: PERIOD_MS, faults: plans });

@@ -8,7 +8,7 @@
 # data), 7 days with 4 planned faults a day: PCA flags 0.01 % of normal readings (about 3.8 false
 # alarms a day per pump) and finds 21/21 cavitation, 21/21 bearing-wear, 15/21 leak and 21/21
 # valve faults, and every sensor reading 50 standard deviations off; mset fitted the same way
-# raises 0.43 false alarms a day but finds no leak and 8/84 sensors reading 2 deviations off.
+# raises 0.43 false alarms a day but finds no leak and 9/84 sensors reading 2 deviations off.
 # The model of 2026-11 (PCA on 4 000 readings of each pump, no guard) found 3/21 bearing-wear
 # faults and did not notice a flow meter, thermocouple or accelerometer 50 deviations off.
 # Per-pump models from the trainer are still the real answer.

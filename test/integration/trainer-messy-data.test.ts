@@ -230,7 +230,8 @@ describe('pumpwatch-trainer train on messy field data', () => {
   it('still compares with a live model that uses a feature --exclude now leaves out (it used to be "not scorable" and replaced unseen)', async () => {
     const r = rng(12);
     const count = 3 * PER_DAY;
-    await seed('pump-exclude-live', T0, count, (ts) => ({ ...pumpValues(r, ts, true), AmbientTemp: 15 + 5 * Math.sin(((ts % DAY) / DAY) * 2 * Math.PI) + 0.2 * gaussian(r) }));
+    // The ambient transmitter froze for the last 20 % of the range: the reason to exclude it.
+    await seed('pump-exclude-live', T0, count, (ts, i) => ({ ...pumpValues(r, ts, true), AmbientTemp: i >= 0.8 * count ? 17.25 : 15 + 5 * Math.sin(((ts % DAY) / DAY) * 2 * Math.PI) + 0.2 * gaussian(r) }));
     const range = ['--source', 'pump-exclude-live', '--from', '2026-03-01', '--to', '2026-03-04'];
     const first = await cli(['train', ...range, '--version', 'with-ambient']);
     expect(first.code, first.err).toBe(0);
@@ -246,6 +247,23 @@ describe('pumpwatch-trainer train on messy field data', () => {
     expect(Object.keys(record.baseline)).toEqual(['Current', 'Flow', 'Pressure', 'Vibration']);
     expect(record.evaluation.champion).not.toBeNull();
     expect(record.decision.reason).toMatch(/^(better on the held-out rows|not better by the margin): /);
+    // The frozen, excluded sensor takes no row from the challenger, and no warning is about it.
+    expect(record.data.trainRows + record.data.holdoutRows).toBe(count);
+    expect(res.out).not.toMatch(/warning {2}AmbientTemp|--exclude names/);
+  });
+
+  it('does not say an --exclude name was never sent when the live model used it and the pump stopped sending it', async () => {
+    const r = rng(13);
+    const count = 3 * PER_DAY;
+    // AmbientTemp is sent for two days only: a model of those days uses it; over all three it is stale.
+    await seed('pump-exclude-stale', T0, count, (ts, i) => ({ ...pumpValues(r, ts, true), ...(i < 2 * PER_DAY ? { AmbientTemp: 15 + 5 * Math.sin(((ts % DAY) / DAY) * 2 * Math.PI) + 0.2 * gaussian(r) } : {}) }));
+    const first = await cli(['train', '--source', 'pump-exclude-stale', '--from', '2026-03-01', '--to', '2026-03-03', '--version', 'two-days']);
+    expect(first.code, first.err).toBe(0);
+    expect((await readModelRecord(container, 'pump-exclude-stale', 'two-days')).features).toContain('AmbientTemp');
+    const res = await cli(['train', '--source', 'pump-exclude-stale', '--from', '2026-03-01', '--to', '2026-03-04', '--exclude', 'AmbientTemp', '--version', 'three-days']);
+    expect(res.code, res.err).toBe(0);
+    expect(res.out).not.toMatch(/--exclude names/);
+    expect((await readModelRecord(container, 'pump-exclude-stale', 'three-days')).data.excludedFeatures).toEqual(['AmbientTemp']);
   });
 
   it('trains once on a day a sensor module re-sent after a crash (the agent stored it again under new sequence numbers)', async () => {

@@ -53,9 +53,14 @@ describe('counters', () => {
     for (let i = 0; i < 500; i++) b.add(i * 1000, { A: i, Hours: 1000 + i, B: -i, C: i % 7 });
     const { series: s } = b.build();
     const buffer = s.rows[0]!.buffer;
-    const out = withoutFeatures(s, ['Hours', 'C']);
+    // By default a copy: the caller's rows keep their values (train still reads them afterwards).
+    const copy = withoutFeatures(s, ['Hours', 'C']);
+    expect(copy.rows[0]!.buffer).not.toBe(buffer);
+    s.rows.forEach((row, i) => expect([...row]).toEqual([i, -i, i % 7, 1000 + i]));
+    const out = withoutFeatures(s, ['Hours', 'C'], true);
     expect(out.features).toEqual(['A', 'B']);
     expect(out.rows[0]!.buffer).toBe(buffer);
     out.rows.forEach((row, i) => expect([...row]).toEqual([i, -i]));
+    expect(copy.rows.map((r) => [...r])).toEqual(out.rows.map((r) => [...r]));
   });
 });

@@ -169,7 +169,7 @@ describe('mset-rel: the relations channel', () => {
     expect(plain.algorithm).toBe('mset-horizon');
     expect(rel.threshold).toBeCloseTo(normalQuantile(1 - 0.01 / (2 * 6)), 5);
     expect(Object.keys(rel.metrics.relationsScale as object)).toEqual(features);
-    expect(rel.metrics.ridgeLambda).toBe(1);
+    expect(rel.metrics.ridgeLambda).toBeCloseTo(0.001 * (rel.metrics.trainWindows as number), 3);
   });
 
   it('flags a flow meter reading off by less than the flow normally moves, which the state estimate alone lets pass', () => {

@@ -6,8 +6,10 @@
  * says that sensor is wrong: measured on simulated pumps trained on three days (bench/field), it
  * found 27 of 140 half-hours in which one sensor read 2 standard deviations off. Here, on the same
  * scaled training window means z, without labels:
- * 1. each varying feature j is regressed on the other varying features (ridge, λ = RIDGE_LAMBDA,
- *    intercept not penalised): e_j = z_j − β_j0 − Σ_{k≠j} β_jk z_k, one linear map e = z·M + c;
+ * 1. each varying feature j is regressed on the other varying features (ridge, λ = RIDGE_PER_ROW
+ *    × the training rows: a fixed share of the Gram matrix's own scale, so the shrinkage does not
+ *    fade as training grows and two copies of one sensor stay a stable system; intercept not
+ *    penalised): e_j = z_j − β_j0 − Σ_{k≠j} β_jk z_k, one linear map e = z·M + c;
  * 2. each residual is measured in its own horizon scale (horizon.ts on the training residuals):
  *    how far it normally moves over one more training span, so a relation that holds only
  *    loosely, or wanders, weighs less;
@@ -19,7 +21,8 @@
 import { solveSpd } from '../linalg/cholesky.js';
 import { horizonScale, type Flat } from './horizon.js';
 
-export const RIDGE_LAMBDA = 1;
+/** Ridge penalty per training window (the scaled features have a spread of about 1). */
+export const RIDGE_PER_ROW = 1e-3;
 
 export interface RelationParams {
   /** e = z · matrix + offset; matrix[k][j] = 1 when k = j, −β_jk otherwise (0 for features that do not vary). */
@@ -48,11 +51,12 @@ export function fitRelations(z: Flat, varies: readonly boolean[], opts: { window
   for (let a = 0; a <= n; a++) for (let b = 0; b < a; b++) (gram[a] as Float64Array)[b] = (gram[b] as Float64Array)[a] as number;
   const matrix = Array.from({ length: n }, (_, k) => Float64Array.from({ length: n }, (_, j) => (k === j && varies[j] ? 1 : 0)));
   const offset = new Float64Array(n);
+  const lambda = RIDGE_PER_ROW * Math.max(1, z.rows);
   for (let j = 0; j < n; j++) {
     if (!varies[j]) continue;
     const predictors = [...Array(n).keys()].filter((k) => k !== j && varies[k]);
     const idx = [...predictors, n];
-    const a = idx.map((p, r) => Float64Array.from(idx, (q, c) => ((gram[p] as Float64Array)[q] as number) + (r === c && p !== n ? RIDGE_LAMBDA : 0)));
+    const a = idx.map((p, r) => Float64Array.from(idx, (q, c) => ((gram[p] as Float64Array)[q] as number) + (r === c && p !== n ? lambda : 0)));
     const beta = solveSpd(a, Float64Array.from(idx, (p) => (gram[p] as Float64Array)[j] as number));
     predictors.forEach((k, r) => ((matrix[k] as Float64Array)[j] = -(beta[r] as number)));
     offset[j] = -(beta[predictors.length] as number);

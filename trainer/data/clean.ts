@@ -62,12 +62,20 @@ export interface Cleaned {
   stats: CleanStats;
 }
 
-export function cleanSeries(input: Series, targets: readonly Target[], options: CleanOptions = CLEAN_DEFAULTS): Cleaned {
+/**
+ * `passive`: features kept in the data only for another model (the live one, when `train` leaves
+ * them out of the challenger): they are carried forward like the others but never cleaned of
+ * outliers or stuck runs, and a row is never dropped because one of them is missing, so they cannot
+ * take rows from the challenger.
+ */
+export function cleanSeries(input: Series, targets: readonly Target[], options: CleanOptions = CLEAN_DEFAULTS, passive: readonly string[] = []): Cleaned {
   const rows = input.rows;
   const protectedRow = (i: number) => targets[i] === 'anomaly';
   const outliers: Record<string, number> = {};
   const stuckValues: Record<string, number> = {};
+  const active = input.features.map((name) => !passive.includes(name));
   input.features.forEach((name, f) => {
+    if (!active[f]) return;
     outliers[name] = removeOutliers(rows, f, options.outlierSpreads, protectedRow);
     stuckValues[name] = removeStuckRuns(rows, f, options.stuckRows, protectedRow);
   });
@@ -75,13 +83,13 @@ export function cleanSeries(input: Series, targets: readonly Target[], options: 
   const keep: number[] = [];
   let droppedMissing = 0;
   let droppedMaintenance = 0;
-  const missingByFeature: Record<string, number> = Object.fromEntries(input.features.map((name) => [name, 0]));
+  const missingByFeature: Record<string, number> = Object.fromEntries(input.features.filter((_, f) => active[f]).map((name) => [name, 0]));
   rows.forEach((row, i) => {
     if (targets[i] === 'exclude') droppedMaintenance++;
-    else if (row.some(Number.isNaN)) {
+    else if (row.some((v, f) => active[f] && Number.isNaN(v))) {
       droppedMissing++;
       input.features.forEach((name, f) => {
-        if (Number.isNaN(row[f])) missingByFeature[name] = (missingByFeature[name] as number) + 1;
+        if (active[f] && Number.isNaN(row[f])) missingByFeature[name] = (missingByFeature[name] as number) + 1;
       });
     } else keep.push(i);
   });

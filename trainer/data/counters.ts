@@ -52,16 +52,17 @@ export function findCounters(series: Series): Array<{ name: string } & CounterCh
 }
 
 /**
- * The series without the features named; the same series when none is in it. Rows that are
- * consecutive views of one buffer (as SeriesBuilder builds them) are compacted in that buffer,
- * with no second copy of a million rows; other rows are copied.
+ * The series without the features named; the same series when none is in it. The rows are
+ * copied, unless `inPlace` and they are consecutive views of one buffer (as SeriesBuilder builds
+ * them): then they are compacted in that buffer, with no second copy of a million rows, and every
+ * other view on it (the caller's rows) holds shifted values afterwards.
  */
-export function withoutFeatures(series: Series, names: readonly string[]): Series {
+export function withoutFeatures(series: Series, names: readonly string[], inPlace = false): Series {
   const keep = series.features.map((_, f) => f).filter((f) => !names.includes(series.features[f] as string));
   if (keep.length === series.features.length) return series;
   const width = keep.length;
   const features = keep.map((f) => series.features[f] as string);
-  const rows = contiguous(series.rows, series.features.length) ? compact(series.rows, keep) : series.rows.map((row) => Float64Array.from(keep, (f) => row[f] as number));
+  const rows = inPlace && contiguous(series.rows, series.features.length) ? compact(series.rows, keep) : series.rows.map((row) => Float64Array.from(keep, (f) => row[f] as number));
   return { features, timestamps: series.timestamps, rows: rows.map((r) => r.subarray(0, width)) };
 }
 

@@ -73,7 +73,8 @@ export async function loadReadings(container: ContainerClient, range: LoadRange,
   if (!sorted) sortByTime(series);
   const repeatedReadings = dropRepeats(series);
   const counterFeatures = options.leaveOutCounters ? findCounters(series) : [];
-  series = withoutFeatures(series, counterFeatures.map((c) => c.name).filter((name) => !keep.has(name)));
+  // In place: nothing else holds the builder's rows yet.
+  series = withoutFeatures(series, counterFeatures.map((c) => c.name).filter((name) => !keep.has(name)), true);
   const keptExcluded = (options.exclude ?? []).filter((name) => keep.has(name) && series.features.includes(name));
   const leftOutButKept = [...new Set([...keptExcluded, ...counterFeatures.map((c) => c.name).filter((name) => keep.has(name))])].sort();
   return {
@@ -83,7 +84,8 @@ export async function loadReadings(container: ContainerClient, range: LoadRange,
     devices: [...devices].sort(),
     droppedFeatures: built.dropped,
     staleFeatures: built.stale,
-    excludedFeatures: [...new Set([...builder.excludedSeen(), ...keptExcluded])].sort(),
+    // Every excluded name some reading had, kept for the live model or not, in the series or dropped as sparse or stale.
+    excludedFeatures: (options.exclude ?? []).filter((name) => builder.hasSeen(name)).sort(),
     counterFeatures,
     leftOutButKept,
   };

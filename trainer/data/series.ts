@@ -99,6 +99,11 @@ export class SeriesBuilder {
     return [...this.excluded].sort();
   }
 
+  /** True when some reading had a value (or a null) under `name`, excluded or not. */
+  hasSeen(name: string): boolean {
+    return this.index.has(name) || this.excluded.has(name);
+  }
+
   private grow(): void {
     this.capacity *= 2;
     this.columns = this.columns.map((col) => {

@@ -108,6 +108,7 @@ export async function trainSource(container: ContainerClient, req: TrainRequest,
 
   progress.stage(`fitting on ${trainIdx.length} rows`);
   const trainRows = trainIdx.map((i) => cleaned.series.rows[i] as Float64Array);
+  // A copy when the live model keeps features the challenger leaves out (never in place: these rows are the cleaned data's).
   const trainSet = withoutFeatures({ features: cleaned.series.features, timestamps: trainIdx.map((i) => cleaned.series.timestamps[i] as number), rows: trainRows }, loaded.leftOutButKept);
   const fit = fitRange(req, { ...trainSet, timestampColumn: 'ts', ignoredColumns: [] });
   progress.stage('comparing with the live model');

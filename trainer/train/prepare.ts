@@ -41,7 +41,7 @@ export async function prepareData(
   const targets = loaded.series.timestamps.map((ts) => labelTargetAt(labels, range.source, ts));
   const raw = options.raw ? keepRaw(loaded.series, targets) : null;
   progress.stage('cleaning');
-  return { loaded, cleaned: cleanSeries(loaded.series, targets), labels: labels.length, raw };
+  return { loaded, cleaned: cleanSeries(loaded.series, targets, undefined, loaded.leftOutButKept), labels: labels.length, raw };
 }
 
 /** A range as messages name it: `between <from> and <to>` (ISO 8601, UTC; `to` excluded). */
