@@ -118,6 +118,24 @@ describe('cleanSeries', () => {
     expect(c.stats).toMatchObject({ gaps: 1, gapsByCleaning: 0, longestGapSeconds: 3601 });
   });
 
+  it('leaves a passive feature (kept only for the live model) as received: frozen or wild values take no row, a missing one still does', () => {
+    // f1 frozen for 700 readings, with one wild value; f2 a noisy sensor the challenger uses.
+    const values = Array.from({ length: 1000 }, (_, i) => [i % 7, i >= 300 ? 5 : i % 5, (i * 37) % 11]);
+    values[100]![1] = 1e9;
+    const passive = cleanSeries(series(values.map((v) => [...v])), targets(1000), CLEAN_DEFAULTS, ['f1']);
+    expect(passive.stats).toMatchObject({ outputRows: 1000, droppedMissing: 0 });
+    expect(passive.stats.stuckValues).not.toHaveProperty('f1');
+    expect(passive.series.rows[100]![1]).toBe(1e9);
+    // Cleaned like the others, the same feature would have lost the frozen run and the wild value.
+    const active = cleanSeries(series(values.map((v) => [...v])), targets(1000));
+    expect(active.stats.stuckValues.f1).toBe(700);
+    expect(active.stats.outputRows).toBeLessThan(400);
+    // Missing beyond the carry limit: the live model could not score the row, so it goes.
+    const gap = values.map((v, i) => (i >= 500 && i < 600 ? [v[0]!, NaN, v[2]!] : [...v]));
+    const missing = cleanSeries(series(gap), targets(1000), CLEAN_DEFAULTS, ['f1']);
+    expect(missing.stats).toMatchObject({ droppedMissing: 40, missingByFeature: { f0: 0, f1: 40, f2: 0 } });
+  });
+
   it('tells a pause in the readings from a hole that rows dropped for a missing value left', () => {
     // One reading a second; f1 missing for 200 readings from 300 (60 carried, 140 dropped: a 141 s hole); a 1 h pause at 700.
     const values = Array.from({ length: 1000 }, (_, i) => [i % 7, i >= 300 && i < 500 ? NaN : i % 5]);

@@ -29,7 +29,7 @@ import type { Algorithm, TrainedModel, TrainingSet } from './algorithm.js';
 import { columnMeans, horizonScale, rowOf, windowMeans, type Flat } from './horizon.js';
 import { MsetModel } from './mset-model.js';
 import { MSET_ALGORITHM, MSET_RELATIONS_ALGORITHM, type MsetParams } from './mset-params.js';
-import { fitRelations, RIDGE_PER_ROW } from './relations.js';
+import { fitRelations } from './relations.js';
 
 export interface MsetOptions {
   /** Family false-alarm probability per window across all features. */
@@ -97,7 +97,7 @@ export function fitMset(set: TrainingSet, options: MsetOptions): TrainedModel {
     ...(rel
       ? {
           scoreUnit: 'largest residual in horizon standard deviations, of the state estimate or of the relations to the other features',
-          ridgeLambda: round(RIDGE_PER_ROW * Math.max(1, means.rows)),
+          ridgeLambda: round(rel.lambda),
           relationsScale: Object.fromEntries(set.features.map((f, j) => [f, round(rel.scale[j] as number)])),
         }
       : {}),

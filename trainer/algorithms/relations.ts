@@ -4,10 +4,10 @@
  * The MSET-like model measures every sensor against how far it normally moves (its horizon
  * scale), so it cannot see a sensor drifting by less than its normal range, even when the physics
  * says that sensor is wrong: measured on simulated pumps trained on three days (bench/field), it
- * found 27 of 140 half-hours in which one sensor read 2 standard deviations off. Here, on the same
+ * found 34 of 140 half-hours in which one sensor read 2 standard deviations off. Here, on the same
  * scaled training window means z, without labels:
  * 1. each varying feature j is regressed on the other varying features (ridge, λ = RIDGE_PER_ROW
- *    × the training rows: a fixed share of the Gram matrix's own scale, so the shrinkage does not
+ *    × the training windows: a fixed share of the Gram matrix's own scale, so the shrinkage does not
  *    fade as training grows and two copies of one sensor stay a stable system; intercept not
  *    penalised): e_j = z_j − β_j0 − Σ_{k≠j} β_jk z_k, one linear map e = z·M + c;
  * 2. each residual is measured in its own horizon scale (horizon.ts on the training residuals):
@@ -36,7 +36,7 @@ export interface RelationParams {
  * Fits the channel on `z` (scaled training window means in time order, rows × n), which it
  * overwrites with the residuals. `varies[f]`: the feature varies in training.
  */
-export function fitRelations(z: Flat, varies: readonly boolean[], opts: { window: number; trainRows: number; horizon: number }): { params: RelationParams; scale: Float64Array } {
+export function fitRelations(z: Flat, varies: readonly boolean[], opts: { window: number; trainRows: number; horizon: number }): { params: RelationParams; scale: Float64Array; lambda: number } {
   const n = z.cols;
   const gram = Array.from({ length: n + 1 }, () => new Float64Array(n + 1));
   const row = new Float64Array(n + 1);
@@ -73,7 +73,7 @@ export function fitRelations(z: Flat, varies: readonly boolean[], opts: { window
   }
   const scale = horizonScale(z, opts).scale;
   const invScale = scale.map((s, j) => (varies[j] && s > 0 ? 1 / s : 0));
-  return { params: { matrix, offset, invScale }, scale };
+  return { params: { matrix, offset, invScale }, scale, lambda };
 }
 
 /** The channel's residuals of one scaled window mean, each in its horizon scale. */

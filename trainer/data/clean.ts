@@ -64,9 +64,10 @@ export interface Cleaned {
 
 /**
  * `passive`: features kept in the data only for another model (the live one, when `train` leaves
- * them out of the challenger): they are carried forward like the others but never cleaned of
- * outliers or stuck runs, and a row is never dropped because one of them is missing, so they cannot
- * take rows from the challenger.
+ * them out of the challenger). They are left as the agent receives them: never cleaned of
+ * outliers or stuck runs (a frozen sensor excluded for that reason takes no row from the
+ * challenger), but carried forward like the others, and a row still missing one is dropped, as
+ * the live model could not score it.
  */
 export function cleanSeries(input: Series, targets: readonly Target[], options: CleanOptions = CLEAN_DEFAULTS, passive: readonly string[] = []): Cleaned {
   const rows = input.rows;
@@ -83,13 +84,13 @@ export function cleanSeries(input: Series, targets: readonly Target[], options: 
   const keep: number[] = [];
   let droppedMissing = 0;
   let droppedMaintenance = 0;
-  const missingByFeature: Record<string, number> = Object.fromEntries(input.features.filter((_, f) => active[f]).map((name) => [name, 0]));
+  const missingByFeature: Record<string, number> = Object.fromEntries(input.features.map((name) => [name, 0]));
   rows.forEach((row, i) => {
     if (targets[i] === 'exclude') droppedMaintenance++;
-    else if (row.some((v, f) => active[f] && Number.isNaN(v))) {
+    else if (row.some(Number.isNaN)) {
       droppedMissing++;
       input.features.forEach((name, f) => {
-        if (active[f] && Number.isNaN(row[f])) missingByFeature[name] = (missingByFeature[name] as number) + 1;
+        if (Number.isNaN(row[f])) missingByFeature[name] = (missingByFeature[name] as number) + 1;
       });
     } else keep.push(i);
   });

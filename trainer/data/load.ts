@@ -55,7 +55,7 @@ export interface LoadResult {
 
 export async function loadReadings(container: ContainerClient, range: LoadRange, onProgress?: (readings: number) => void, options: LoadOptions = {}): Promise<LoadResult> {
   const keep = new Set(options.keep ?? []);
-  const builder = new SeriesBuilder((options.exclude ?? []).filter((name) => !keep.has(name)));
+  const builder = new SeriesBuilder((options.exclude ?? []).filter((name) => !keep.has(name)), options.exclude ?? []);
   const devices = new Set<string>();
   let lastTs = -Infinity;
   let sorted = true;
@@ -85,7 +85,7 @@ export async function loadReadings(container: ContainerClient, range: LoadRange,
     droppedFeatures: built.dropped,
     staleFeatures: built.stale,
     // Every excluded name some reading had, kept for the live model or not, in the series or dropped as sparse or stale.
-    excludedFeatures: (options.exclude ?? []).filter((name) => builder.hasSeen(name)).sort(),
+    excludedFeatures: [...new Set(options.exclude ?? [])].filter((name) => builder.hasSeen(name)).sort(),
     counterFeatures,
     leftOutButKept,
   };

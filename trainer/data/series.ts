@@ -26,10 +26,13 @@ export class SeriesBuilder {
   private capacity = 1024;
   private readonly exclude: ReadonlySet<string>;
   private readonly excluded = new Set<string>();
+  private readonly watch: ReadonlySet<string>;
+  private readonly watched = new Set<string>();
 
-  /** `exclude`: value names never read as features. */
-  constructor(exclude: readonly string[] = []) {
+  /** `exclude`: value names never read as features; `watch`: names whose presence `hasSeen` reports (a value or a null). */
+  constructor(exclude: readonly string[] = [], watch: readonly string[] = exclude) {
     this.exclude = new Set(exclude);
+    this.watch = new Set(watch);
   }
 
   get length(): number {
@@ -41,6 +44,7 @@ export class SeriesBuilder {
     if (i === this.capacity) this.grow();
     for (const col of this.columns) col[i] = NaN;
     for (const [name, v] of Object.entries(values)) {
+      if (this.watch.has(name)) this.watched.add(name);
       if (this.exclude.has(name)) {
         this.excluded.add(name);
         continue;
@@ -99,9 +103,9 @@ export class SeriesBuilder {
     return [...this.excluded].sort();
   }
 
-  /** True when some reading had a value (or a null) under `name`, excluded or not. */
+  /** True when some reading had a value or a null under `name`, one of the `watch` names. */
   hasSeen(name: string): boolean {
-    return this.index.has(name) || this.excluded.has(name);
+    return this.watched.has(name);
   }
 
   private grow(): void {
