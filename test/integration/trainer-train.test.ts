@@ -158,6 +158,8 @@ describe('pumpwatch-trainer train', () => {
     expect(res.out).toMatch(/^ {2}no fault labels in the rows of the range: the 4320 rows of the range are negatives; positives are 9 copies of blocks of 300 rows of the range, one per varying feature and fault size, each with that feature shifted by that size: 2, 4 or 8 standard deviations of the range$/m);
     expect(res.out).toMatch(/^ {2}balanced accuracy \d\.\d{4} \(F1 \d\.\d{4}, FAR [\d.]+ %, MAR [\d.]+ %; TP \d+, FP \d+, FN \d+, TN 4320\)$/m);
     expect(res.out).not.toMatch(/held-out/);
+    // Every raw reading, as the agent scores it from an empty window: the first 9 only fill it.
+    expect(res.out).toMatch(/^ {2}as agent every raw reading of the range, 4320 of them: flags [\d.]+ % of 4311 normal readings, 9 unscored$/m);
     const file = join(dir, 'local.onnx');
     writeFileSync(file, await container.getBlockBlobClient(`models/pump-a/${best}/model.onnx`).downloadToBuffer());
     const local = await cli(['evaluate', '--source', 'pump-a', '--days', '1', '--model', file], context(new Date(T0 + 2 * DAY + 3_600_000)));

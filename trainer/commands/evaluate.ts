@@ -2,6 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { columnMeans, columnStds } from '../linalg/stats.js';
 import { TrainerError, UsageError } from '../errors.js';
+import { formatAgentView, scoreAsAgent, type RawReadings } from '../eval/as-agent.js';
 import { evaluate, formatEvaluation, planEvaluation, RANGE_ROWS } from '../eval/criterion.js';
 import { OnnxScorer } from '../eval/score.js';
 import { readProblem } from '../files.js';
@@ -15,7 +16,9 @@ const HELP = `Usage: pumpwatch-trainer evaluate --source ID (--from DATE --to DA
 Scores a model on every cleaned reading of the source in the range (none held out), as "train"
 scores the challenger and the live model on its held-out rows: technicians' fault labels when
 the range has some, else synthetic sensor faults. Prints the decision metric (F1 with labels,
-balanced accuracy with synthetic faults), F1, FAR, MAR and the counts.
+balanced accuracy with synthetic faults), F1, FAR, MAR and the counts; then what the field got:
+every raw reading of the range (before cleaning) scored as the agent scores it, and the share of
+normal readings it flags.
 
 Options:
   --source ID         data source (pump) id (required)
@@ -58,7 +61,7 @@ export const evaluateCommand: Command = {
       bytes = await readModelBytes(container, await readModelRecord(container, source, version));
     }
     const progress = createProgress({ raw: io.raw, line: io.err }, ctx.isTTY, `evaluate ${source}`);
-    const { loaded, cleaned } = await prepareData(container, { source, from, to }, progress);
+    const { loaded, cleaned, raw } = await prepareData(container, { source, from, to }, progress, { raw: true });
     progress.finish();
     if (cleaned.series.rows.length === 0) throw await noUsableRows(container, { source, from, to }, loaded.readings);
     const scorer = await OnnxScorer.load(bytes);
@@ -73,6 +76,9 @@ export const evaluateCommand: Command = {
     } finally {
       await scorer.release();
     }
+    // What the field would have got: every raw reading of the range, scored as the agent scores it.
+    const view = await scoreAsAgent(bytes, source, raw as RawReadings, 0);
+    io.out(`  as agent every raw reading of the range, ${view.readings} of them: ${formatAgentView(view)}`);
     return 0;
   },
 };
