@@ -33,6 +33,7 @@ import { DEFAULT_MODEL_KEY, InferenceEngine } from '../inference/engine.js';
 import { LoadedModel } from '../inference/model.js';
 import type { CsvTable } from '../trainer/csv.js';
 import { mulberry32 } from '../trainer/eval/criterion.js';
+import { lowerBound } from '../trainer/linalg/stats.js';
 import { fitTable } from '../trainer/fit.js';
 import { fitSimulated, fmt } from './support.js';
 
@@ -228,13 +229,14 @@ function tally(t: Tally, scored: ReadonlyArray<{ reading: Reading; fault: Kind |
     }
     inEpisode = flags[i] === true;
   });
+  const times = scored.map((s) => s.reading.ts);
   for (const f of plan) {
     const k = t.kinds[f.kind];
     k.events++;
     // Detected: a flag while the fault lasts, or in the windows that still hold its readings.
     const end = f.startTs + f.durationMs + (window - 1) * PERIOD_MS;
     let first = -1;
-    for (let i = lowerBound(scored, f.startTs); i < scored.length && (scored[i] as { reading: Reading }).reading.ts < end; i++) {
+    for (let i = lowerBound(times, f.startTs); i < times.length && (times[i] as number) < end; i++) {
       if (flags[i]) {
         first = i;
         break;
@@ -249,18 +251,6 @@ function tally(t: Tally, scored: ReadonlyArray<{ reading: Reading; fault: Kind |
       k.delaysMin.push(((scored[first] as { reading: Reading }).reading.ts - f.startTs) / 60_000);
     }
   }
-}
-
-/** The first scored reading at or after `ts` (readings are in time order). */
-function lowerBound(scored: ReadonlyArray<{ reading: Reading }>, ts: number): number {
-  let lo = 0;
-  let hi = scored.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if ((scored[mid] as { reading: Reading }).reading.ts < ts) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }
 
 function median(values: readonly number[]): number {

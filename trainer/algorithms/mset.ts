@@ -25,6 +25,7 @@
  */
 import { FitError } from '../errors.js';
 import { normalQuantile } from '../linalg/normal.js';
+import { lowerBound } from '../linalg/stats.js';
 import type { Algorithm, TrainedModel, TrainingSet } from './algorithm.js';
 import { columnMeans, horizonScale, rowOf, windowMeans, type Flat } from './horizon.js';
 import { MsetModel } from './mset-model.js';
@@ -162,17 +163,6 @@ function evenlyByNorm(states: Flat, skip: ReadonlySet<number>, take: number): nu
     }
   }
   return out;
-}
-
-function lowerBound(sorted: Float64Array, value: number): number {
-  let lo = 0;
-  let hi = sorted.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if ((sorted[mid] as number) < value) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }
 
 /** Median over memory states of the squared distance to the nearest other state (1 for a single state). */

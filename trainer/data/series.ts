@@ -25,7 +25,6 @@ export class SeriesBuilder {
   private readonly timestamps: number[] = [];
   private capacity = 1024;
   private readonly exclude: ReadonlySet<string>;
-  private readonly excluded = new Set<string>();
   private readonly watch: ReadonlySet<string>;
   private readonly watched = new Set<string>();
 
@@ -45,10 +44,7 @@ export class SeriesBuilder {
     for (const col of this.columns) col[i] = NaN;
     for (const [name, v] of Object.entries(values)) {
       if (this.watch.has(name)) this.watched.add(name);
-      if (this.exclude.has(name)) {
-        this.excluded.add(name);
-        continue;
-      }
+      if (this.exclude.has(name)) continue;
       if (typeof v !== 'number' || !Number.isFinite(v)) continue;
       let f = this.index.get(name);
       if (f === undefined) {
@@ -96,11 +92,6 @@ export class SeriesBuilder {
     this.columns = [];
     const rows = Array.from({ length: n }, (_, i) => buffer.subarray(i * kept.length, (i + 1) * kept.length));
     return { series: { features: kept, timestamps: [...this.timestamps], rows }, dropped, stale };
-  }
-
-  /** The excluded names that some reading had, in name order. */
-  excludedSeen(): string[] {
-    return [...this.excluded].sort();
   }
 
   /** True when some reading had a value or a null under `name`, one of the `watch` names. */

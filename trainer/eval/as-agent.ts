@@ -56,18 +56,6 @@ export function keepRaw(series: { features: string[]; timestamps: number[]; rows
   return { features: series.features, timestamps: series.timestamps, values, targets };
 }
 
-/** The first raw reading at or after `ts` (readings are in time order). */
-export function firstAtOrAfter(raw: RawReadings, ts: number): number {
-  let lo = 0;
-  let hi = raw.timestamps.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if ((raw.timestamps[mid] as number) < ts) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
 /**
  * Scores the raw readings from index `from` on with the model in `bytes` as the agent would for
  * pump `source`, after giving the engine the readings just before (as the agent seeds a pump's

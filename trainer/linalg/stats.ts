@@ -52,3 +52,15 @@ export function quantileSorted(sorted: Float64Array, q: number): number {
   const hi = Math.min(sorted.length - 1, lo + 1);
   return (sorted[lo] as number) + (pos - lo) * ((sorted[hi] as number) - (sorted[lo] as number));
 }
+
+/** The first index whose value is not below `value`, in values sorted ascending (their length when every one is). */
+export function lowerBound(sorted: ArrayLike<number>, value: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((sorted[mid] as number) < value) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}

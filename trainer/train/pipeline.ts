@@ -14,8 +14,8 @@ import type { LoadResult } from '../data/load.js';
 import { baselineOf } from '../drift/baseline.js';
 import { compareWithBaseline, type DriftReport, type DriftThresholds } from '../drift/compare.js';
 import { FitError, TrainerError } from '../errors.js';
-import { columnMeans, columnStds } from '../linalg/stats.js';
-import { firstAtOrAfter, scoreAsAgent, type AgentView, type RawReadings } from '../eval/as-agent.js';
+import { columnMeans, columnStds, lowerBound } from '../linalg/stats.js';
+import { scoreAsAgent, type AgentView, type RawReadings } from '../eval/as-agent.js';
 import { evaluate, HELD_OUT_ROWS, planEvaluation, type Evaluation } from '../eval/criterion.js';
 import { OnnxScorer, rowsOf } from '../eval/score.js';
 import { fitTable, spanWarnings, TRAINER_VERSION } from '../fit.js';
@@ -175,7 +175,8 @@ async function scoreModel(bytes: Uint8Array, plan: ReturnType<typeof planEvaluat
 
 /** The raw readings from the first held-out row's time on, scored by the challenger and (when it can be scored) the live model. */
 async function asTheAgentWould(source: string, raw: RawReadings, fromTs: number, challenger: Uint8Array, champion: Uint8Array | null): Promise<AsAgent> {
-  const from = firstAtOrAfter(raw, fromTs);
+  // The first raw reading at or after the first held-out row (readings are in time order).
+  const from = lowerBound(raw.timestamps, fromTs);
   return {
     from: new Date(fromTs).toISOString(),
     challenger: await scoreAsAgent(challenger, source, raw, from),
