@@ -19,6 +19,15 @@ const HISTORY = 256;
 const KEPT_INPUTS = 8;
 const KEPT_INPUT_FLOATS = 2 * 1024 * 1024;
 
+/**
+ * A reading with a value beyond ±EXTREME_VALUE is an error code (1e20, 9.9e37, 3.4e38 are common
+ * ones), not a measurement. A window holding one may overflow a model's float32 arithmetic (a
+ * squared deviation passes 3.4e38 once it is 1.8e19 feature scales away); its non-finite score is
+ * the reading's fault, not the model's, and must not roll a working model back. Below this bound
+ * a non-finite score is the model's fault (a stopped pump's zeros must be scorable).
+ */
+export const EXTREME_VALUE = 1e15;
+
 export interface ModelFault {
   key: string;
   model: LoadedModel;
@@ -52,6 +61,8 @@ export class InferenceEngine {
   private readonly inputs: Float32Array[] = [];
   /** Groups created in the batch being scored (score calls do not overlap). */
   private groupsInBatch = 0;
+  /** Readings the last `score` call added to each pump's history (see `forgetLastScore`). */
+  private recordedInLastScore = new Map<string, number>();
 
   constructor(private readonly onFault: (fault: ModelFault) => void = () => {}) {}
 
@@ -102,10 +113,10 @@ export class InferenceEngine {
     const shadowGroups = new Map<LoadedModel, Group>();
     const sizes = this.countPerModel(readings);
     this.groupsInBatch = 0;
+    this.recordedInLastScore = new Map();
     for (let i = 0; i < readings.length; i++) {
       const r = readings[i]!;
       const state = this.state(r.pumpId);
-      this.record(state, r);
       const model = this.modelFor(r.pumpId);
       const row: PredictionRow = {
         pumpId: r.pumpId, ts: r.ts, receivedAt, values: r.values,
@@ -113,6 +124,15 @@ export class InferenceEngine {
         unscoredReason: model ? null : 'no model assigned to this pump and no default model',
       };
       rows[i] = row;
+      const late = lateReason(state.history, r.ts);
+      if (late !== null) {
+        // Stored, never scored: its window would be made of newer readings, and the pump's own
+        // window would see a pause where there was none.
+        row.unscoredReason = late;
+        continue;
+      }
+      this.record(state, r);
+      this.recordedInLastScore.set(r.pumpId, (this.recordedInLastScore.get(r.pumpId) ?? 0) + 1);
       if (model) {
         state.live = this.windowFor(state, state.live, model);
         const pushed = state.live.win.push(r.values);
@@ -144,17 +164,16 @@ export class InferenceEngine {
   }
 
   /**
-   * Forgets readings scored by the last `score` call whose commit failed: they leave each pump's
-   * history, and its windows are rebuilt from the history before them at its next reading. A retry
-   * of the same readings then scores them as if they had been sent once.
+   * Forgets the readings the last `score` call added, after their commit failed: they leave each
+   * pump's history, and its windows are rebuilt from the history before them at its next reading.
+   * A retry of the same readings then scores them as if they had been sent once.
    */
-  forget(readings: readonly Reading[]): void {
-    const perPump = new Map<string, number>();
-    for (const r of readings) perPump.set(r.pumpId, (perPump.get(r.pumpId) ?? 0) + 1);
-    for (const [pumpId, n] of perPump) {
+  forgetLastScore(): void {
+    for (const [pumpId, n] of this.recordedInLastScore) {
       const state = this.pumps.get(pumpId);
       if (state) this.rewind(state, n);
     }
+    this.recordedInLastScore = new Map();
   }
 
   private countPerModel(readings: readonly Reading[]): Map<LoadedModel, number> {
@@ -202,12 +221,17 @@ export class InferenceEngine {
     for (let k = 0; k < n; k++) {
       const row = rows[g.rows[k]!]!;
       const s = out.scores[k]!;
+      const extreme = Number.isFinite(s) ? null : extremeValue(g.input, k * stride, stride, features);
+      if (!Number.isFinite(s) && extreme === null) nonFinite++;
       if (g.shadow) {
         row.shadowScore = Number.isFinite(s) ? s : null;
         continue;
       }
+      if (extreme !== null) {
+        row.unscoredReason = `not scored: its window holds ${extreme}, beyond ±${EXTREME_VALUE.toExponential()} (an error code, not a measurement), and model ${g.model.version}'s score overflowed`;
+        continue;
+      }
       if (!Number.isFinite(s)) {
-        nonFinite++;
         row.unscoredReason = `model ${g.model.version} produced a non-finite score`;
         continue;
       }
@@ -275,6 +299,23 @@ function pausedBefore(history: ValueHistory, ts: number): boolean {
   intervals.sort();
   const median = n % 2 === 1 ? intervals[(n - 1) / 2]! : (intervals[n / 2 - 1]! + intervals[n / 2]!) / 2;
   return step > Math.max(GAP_MIN_MS, GAP_FACTOR * median);
+}
+
+/** Why a reading older than the pump's newest one is not scored, or null when it is in time order. */
+function lateReason(history: ValueHistory, ts: number): string | null {
+  if (history.size === 0) return null;
+  const newest = history.tsAt(0);
+  if (ts >= newest) return null;
+  return `not scored: older than this pump's newest reading (${new Date(newest).toISOString()}); windows are scored in time order`;
+}
+
+/** `"Flow" = 1e+20` for the first value beyond ±EXTREME_VALUE in one packed window, else null. */
+function extremeValue(input: Float32Array, from: number, stride: number, features: readonly string[]): string | null {
+  for (let j = 0; j < stride; j++) {
+    const v = input[from + j]!;
+    if (Math.abs(v) > EXTREME_VALUE) return `"${features[j % features.length]!}" = ${v.toPrecision(3)}`;
+  }
+  return null;
 }
 
 function contributionsOf(all: Float32Array, k: number, features: readonly string[]): Record<string, number> {

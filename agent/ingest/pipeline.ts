@@ -168,7 +168,7 @@ export class IngestPipeline {
       for (const l of this.listeners) this.notify(l, rows, seqs);
     } catch (err) {
       // Nothing was committed: the windows forget these readings, so a retry does not count them twice.
-      if (uncommitted) engine.forget(readings);
+      if (uncommitted) engine.forgetLastScore();
       for (const p of batch) p.reject(err);
       this.deps.onError?.(err);
     }

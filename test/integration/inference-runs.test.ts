@@ -6,8 +6,9 @@
 import { describe, expect, it } from 'vitest';
 import type { Reading } from '../../buffer/types.js';
 import { MAX_CARRY_READINGS } from '../../inference/contract.js';
-import { InferenceEngine } from '../../inference/engine.js';
+import { EXTREME_VALUE, InferenceEngine, type ModelFault } from '../../inference/engine.js';
 import { LoadedModel, RUN_WINDOWS } from '../../inference/model.js';
+import { nanBelowModel } from '../support/broken-models.js';
 import { makeModel, normalValues, rng } from '../support/models.js';
 
 describe('LoadedModel.run in runs of RUN_WINDOWS', () => {
@@ -144,6 +145,90 @@ describe('a value missing for longer than the carry limit', () => {
         ...Array.from({ length: 7 }, () => null),
       ]);
       expect(back.slice(3).every((row) => row.score !== null && !row.imputed)).toBe(true);
+    } finally {
+      await model.release();
+    }
+  });
+});
+
+describe('a value beyond ±EXTREME_VALUE (a sensor\'s error code)', () => {
+  it('leaves the windows holding it unscored with the value named, and is no fault of a working model; a NaN on plausible values still is', async () => {
+    const model = await LoadedModel.fromBytes(makeModel({ version: 'x3', window: 3 }), 'x3');
+    const nanOnZeros = await LoadedModel.fromBytes(nanBelowModel('nan-0'), 'nan-0');
+    try {
+      const faults: ModelFault[] = [];
+      const engine = new InferenceEngine((f) => faults.push(f));
+      engine.setModel('default', model);
+      const r = rng(21);
+      const readings: Reading[] = Array.from({ length: 10 }, (_, i) => {
+        const values: Record<string, number | null> = normalValues(r, i);
+        if (i === 4) values.Flow = 1e30; // finite in float32, its square is not
+        return { pumpId: 'p', ts: 1_000 + i * 1000, values };
+      });
+      const rows = await engine.score(readings, 0);
+      expect(1e30).toBeGreaterThan(EXTREME_VALUE);
+      for (const row of rows.slice(4, 7)) {
+        expect(row.score).toBeNull();
+        expect(row.unscoredReason).toMatch(/^not scored: its window holds "Flow" = 1\.00e\+30, beyond ±1e\+15 \(an error code, not a measurement\), and model x3's score overflowed$/);
+      }
+      expect(rows.slice(7).every((row) => typeof row.score === 'number' && row.unscoredReason === null)).toBe(true);
+      expect(faults).toEqual([]);
+
+      // A stopped pump's zeros are measurements: a model that gives NaN on them is at fault.
+      engine.setModel('default', nanOnZeros);
+      const zeros = await engine.score([{ pumpId: 'q', ts: 1_000, values: { Pressure: 0, Flow: 0, Current: 0 } }], 0);
+      expect(zeros[0]!.unscoredReason).toBe('model nan-0 produced a non-finite score');
+      expect(faults.map((f) => f.reason)).toEqual(['1 of 1 scores were not finite']);
+    } finally {
+      await model.release();
+      await nanOnZeros.release();
+    }
+  });
+});
+
+describe('a reading older than its pump\'s newest one', () => {
+  it('is stored unscored with the reason, and the pump\'s window goes on as if it had not come', async () => {
+    const model = await LoadedModel.fromBytes(makeModel({ version: 'o3', window: 3 }), 'o3');
+    try {
+      const r = rng(22);
+      const at = (ts: number): Reading => ({ pumpId: 'p', ts, values: normalValues(r, ts / 10_000) });
+      const live = Array.from({ length: 8 }, (_, i) => at(7_200_000 + i * 10_000));
+      const replayed = at(0); // two hours older, e.g. a sender's backlog
+      const withLate = new InferenceEngine();
+      withLate.setModel('default', model);
+      const rows = await withLate.score([...live.slice(0, 5), replayed, ...live.slice(5)], 0);
+      expect(rows[5]!.score).toBeNull();
+      expect(rows[5]!.unscoredReason).toBe(`not scored: older than this pump's newest reading (${new Date(live[4]!.ts).toISOString()}); windows are scored in time order`);
+
+      const reference = new InferenceEngine();
+      reference.setModel('default', model);
+      const want = await reference.score(live, 0);
+      expect([...rows.slice(0, 5), ...rows.slice(6)].map((row) => [row.score, row.unscoredReason])).toEqual(want.map((row) => [row.score, row.unscoredReason]));
+    } finally {
+      await model.release();
+    }
+  });
+
+  it('is not counted when a failed commit makes the engine forget the last score call', async () => {
+    const model = await LoadedModel.fromBytes(makeModel({ version: 'f3', window: 3 }), 'f3');
+    try {
+      const r = rng(23);
+      const at = (ts: number): Reading => ({ pumpId: 'p', ts, values: normalValues(r, ts / 1000) });
+      const first = Array.from({ length: 6 }, (_, i) => at(100_000 + i * 1000));
+      const batch = [at(106_000), at(50_000), at(107_000), at(108_000)]; // the second is late
+      const retried = new InferenceEngine();
+      retried.setModel('default', model);
+      await retried.score(first, 0);
+      await retried.score(batch, 0);
+      retried.forgetLastScore(); // the commit failed
+      const again = await retried.score(batch, 0);
+
+      const once = new InferenceEngine();
+      once.setModel('default', model);
+      await once.score(first, 0);
+      const want = await once.score(batch, 0);
+      expect(again.map((row) => [row.score, row.unscoredReason])).toEqual(want.map((row) => [row.score, row.unscoredReason]));
+      expect(again[1]!.unscoredReason).toMatch(/^not scored: older than this pump's newest reading/);
     } finally {
       await model.release();
     }
