@@ -58,6 +58,8 @@ export class BufferStore {
   private maxBytes: number;
   /** Why the last eviction failed (rows were committed, but the cap could not be enforced). */
   private evictionError: BufferError | null = null;
+  /** Why the last commit stored nothing (disk full, read-only, …); null once one succeeds. */
+  private commitError: BufferError | null = null;
   /** Sync state as sequence ranges (planned, uploaded); shared by the batch planner and the stats. */
   readonly ranges = new PlannedRanges(() => this.db);
 
@@ -146,13 +148,20 @@ export class BufferStore {
       this.db.transaction(write)();
     } catch (err) {
       const error = classifySqliteError(err, this.options.path, action);
-      if (error.code !== 'PW_BUFFER_DISK_FULL' || !this.evict(() => this.eviction.makeRoom())) throw error;
+      if (error.code !== 'PW_BUFFER_DISK_FULL' || !this.evict(() => this.eviction.makeRoom())) throw this.failed(error);
       try {
         this.db.transaction(write)();
       } catch (retryErr) {
-        throw classifySqliteError(retryErr, this.options.path, action);
+        throw this.failed(classifySqliteError(retryErr, this.options.path, action));
       }
     }
+    this.commitError = null;
+  }
+
+  /** Keeps a commit's failure for `health()` (a buffer that stores nothing is not healthy) and returns it. */
+  private failed(error: BufferError): BufferError {
+    this.commitError = error;
+    return error;
   }
 
   /**
@@ -288,10 +297,15 @@ export class BufferStore {
     }
   }
 
-  /** Liveness of the buffer: a trivial read on the open database, and the cap being enforceable. */
+  /**
+   * Liveness of the buffer: a trivial read on the open database, the last commit having stored its
+   * rows (a full disk or a read-only volume fails here until a commit succeeds again), and the cap
+   * being enforceable.
+   */
   health(): { ok: boolean; error?: string } {
     try {
       this.db.prepare('SELECT 1').get();
+      if (this.commitError !== null) return { ok: false, error: `${this.commitError.code}: ${this.commitError.message}` };
       if (this.evictionError !== null) return { ok: false, error: this.evictionError.message };
       return { ok: true };
     } catch (err) {

@@ -90,6 +90,8 @@ describe('buffer failures become BufferErrors with stable codes', () => {
     const pages = Number(store.db.pragma('page_count', { simple: true }));
     store.db.pragma(`max_page_count = ${pages + 4}`);
     expectBufferError(() => store.appendBatch(batch(10, 5_000)), 'PW_BUFFER_DISK_FULL', path);
+    // A buffer that stores nothing is not healthy (/healthz fails) until a commit succeeds again.
+    expect(store.health()).toEqual({ ok: false, error: expect.stringMatching(/^PW_BUFFER_DISK_FULL: committing readings: the disk holding .* is full/) });
     expect(count(store)).toBe(10);
     expect(store.stats()).toMatchObject({ rows: 10, unsynced: 10 });
     const flood = Array.from({ length: 500 }, (_, k) => ({ source: 'http', raw: 'y'.repeat(5_000), reason: `bad ${k}`, receivedAt: T0 }));
@@ -144,6 +146,10 @@ describe('buffer failures become BufferErrors with stable codes', () => {
     expectBufferError(() => store.setMeta('k', 'v'), 'PW_BUFFER_READONLY', 'saving k');
     expectBufferError(() => new SyncBatches(store).next({ maxRows: 10, maxBytes: 1 << 20, anomalyContextRows: 0 }, () => 'b', T0), 'PW_BUFFER_READONLY', 'planning');
     expect(store.stats()).toMatchObject({ rows: 3, unsynced: 3 });
+    expect(store.health()).toEqual({ ok: false, error: expect.stringMatching(/^PW_BUFFER_READONLY: /) });
+    store.db.pragma('query_only = OFF'); // the volume is writable again
+    store.appendBatch(batch(3, 1));
+    expect(store.health()).toEqual({ ok: true });
   });
 
   it('refuses a path whose folder is a regular file with PW_BUFFER_CANNOT_OPEN', () => {
