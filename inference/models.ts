@@ -59,8 +59,14 @@ export class ModelManager {
   async loadBundledDefault(path: string): Promise<void> {
     this.bundledPath = path;
     const model = await loadModelFile(path);
-    if (this.deps.engine.model(DEFAULT_MODEL_KEY)) await model.release();
-    else await this.swap(DEFAULT_MODEL_KEY, model);
+    if (this.deps.engine.model(DEFAULT_MODEL_KEY)) {
+      await model.release();
+      return;
+    }
+    const unrestored = this.board.get(DEFAULT_MODEL_KEY);
+    await this.swap(DEFAULT_MODEL_KEY, model);
+    // A stored default that failed to load (restore) stays on /status, now running the start-up model.
+    if (unrestored?.status === 'rejected') this.setStatus(DEFAULT_MODEL_KEY, model, 'rejected', unrestored.error, unrestored.version ?? undefined);
   }
 
   /**
@@ -91,6 +97,9 @@ export class ModelManager {
         } catch (err) {
           this.log('error', 'stored model could not be restored', { model: key, version: rec.version, err: (err as Error).message });
           delete p.live[key];
+          // Shown on /status (not kept as refused: the next twin read downloads the entry again).
+          const reason = `the stored copy could not be loaded (${(err as Error).message}); it is downloaded again at the next module twin read, and ${key === DEFAULT_MODEL_KEY ? 'the start-up default model' : 'the default model'} scores meanwhile`;
+          this.setStatus(key, null, 'rejected', reason, rec.version);
         }
       }
       for (const [key, rec] of Object.entries(saved.shadow)) {

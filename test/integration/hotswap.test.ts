@@ -4,7 +4,7 @@
  * the outcome, the status and reason the twin would report, and that no reading was lost or failed.
  */
 import Database from 'better-sqlite3';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -242,5 +242,20 @@ describe('model hot-swap from the desired models', () => {
     expect(existsSync(join(dir, 'data', 'models', 'default', 'v18.onnx'))).toBe(true);
     const seqs = await ingest(readings('pump-a', 1));
     expect(agent.buffer.rowsBySeq(seqs[0]!, seqs[0]!)[0]!.modelVersion).toBe('v18');
+  });
+
+  it('shows a stored model that no longer loads at a restart on /status, with the reason, and scores with the start-up model', async () => {
+    await updater.stop();
+    await agent.stop();
+    const file = join(dir, 'data', 'models', 'default', 'v18.onnx');
+    truncateSync(file, 100); // a damaged card, a half-written copy
+    agent = makeAgent();
+    await agent.start();
+    updater = createModelUpdater(agent).updater;
+
+    expect(status()).toMatchObject({ version: 'v18', status: 'rejected', activeVersion: 'bundled-1' });
+    expect(status().error).toMatch(/^the stored copy could not be loaded \(.+\); it is downloaded again at the next module twin read, and the start-up default model scores meanwhile$/);
+    const seqs = await ingest(readings('pump-a', 1));
+    expect(agent.buffer.rowsBySeq(seqs[0]!, seqs[0]!)[0]!.modelVersion).toBe('bundled-1');
   });
 });
