@@ -23,6 +23,10 @@ function key<T extends z.ZodType>(spec: KeySpec<T>): KeySpec<T> {
   return spec;
 }
 
+/** A device id as it goes into blob names: PUMPWATCH_DEVICE_ID, or the IoT Edge id or host name it defaults to. */
+const DEVICE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const DEVICE_ID_RULE = 'letters, digits, . _ : - (at most 128)';
+
 export const CONFIG_KEYS = {
   dataDir: key({ env: 'PUMPWATCH_DATA_DIR', schema: z.string().min(1).default('./data'), unit: 'path', description: 'SQLite buffer and model store' }),
   httpHost: key({ env: 'PUMPWATCH_HTTP_HOST', schema: z.string().min(1).default('127.0.0.1'), unit: 'address', description: 'status endpoint address (0.0.0.0 in the container)' }),
@@ -31,7 +35,7 @@ export const CONFIG_KEYS = {
   blobConnectionString: key({ env: 'PUMPWATCH_BLOB_CONNECTION_STRING', schema: optionalText, unit: 'text', secret: true, description: 'Blob Storage connection string (sync target)' }),
   blobSasUrl: key({ env: 'PUMPWATCH_BLOB_SAS_URL', schema: z.string().url().optional(), unit: 'URL', secret: true, description: 'container SAS URL (alternative to the connection string)' }),
   blobContainer: key({ env: 'PUMPWATCH_BLOB_CONTAINER', schema: z.string().regex(/^(?=.{3,63}$)[a-z0-9]+(?:-[a-z0-9]+)*$/, 'a container name: 3-63 lowercase letters, digits and single dashes, starting and ending with a letter or digit').default('pumpwatch'), unit: 'name', description: 'Blob container' }),
-  deviceId: key({ env: 'PUMPWATCH_DEVICE_ID', schema: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'letters, digits, . _ : - (at most 128)').optional(), unit: 'id', description: 'device id in blob names; default: IOTEDGE_DEVICEID, else the host name' }),
+  deviceId: key({ env: 'PUMPWATCH_DEVICE_ID', schema: z.string().regex(DEVICE_ID, DEVICE_ID_RULE).optional(), unit: 'id', description: 'device id in blob names; default: IOTEDGE_DEVICEID, else the host name' }),
   simulate: key({ env: 'PUMPWATCH_SIMULATE', schema: int(0, 1000).optional(), unit: 'pumps', description: 'simulated pumps; default 3 standalone, 0 otherwise' }),
   sync: key({ env: 'PUMPWATCH_SYNC', schema: z.enum(['auto', 'off']).default('auto'), unit: 'auto/off', description: 'off: never upload (the buffer still fills and evicts); auto: sync to the configured target, or to a local Azurite when standalone' }),
   hub: key({ env: 'PUMPWATCH_HUB', schema: z.enum(['auto', 'off']).default('auto'), unit: 'auto/off', description: 'off: no IoT Edge client; auto: IoT Edge when configured, a local hub when standalone' }),
@@ -140,11 +144,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (values.simulate !== undefined && values.simulate > values.maxPumps) {
     throw new ConfigError([`PUMPWATCH_SIMULATE=${values.simulate}: more simulated pumps than PUMPWATCH_MAX_PUMPS (${values.maxPumps}) allows; raise it or simulate fewer`]);
   }
+  const resolvedDeviceId = values.deviceId ?? env.IOTEDGE_DEVICEID ?? hostname();
+  if (!DEVICE_ID.test(resolvedDeviceId)) {
+    const from = env.IOTEDGE_DEVICEID !== undefined ? 'IOTEDGE_DEVICEID' : 'the host name';
+    throw new ConfigError([`${from} "${resolvedDeviceId}" cannot name the gateway's blobs (${DEVICE_ID_RULE}); set PUMPWATCH_DEVICE_ID to an id that can`]);
+  }
   return {
     ...values,
     edge,
     standalone,
-    resolvedDeviceId: values.deviceId ?? env.IOTEDGE_DEVICEID ?? hostname(),
+    resolvedDeviceId,
     resolvedSimulate: values.simulate ?? (standalone ? 3 : 0),
   };
 }

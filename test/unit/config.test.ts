@@ -27,6 +27,15 @@ describe('the agent configuration', () => {
     }
   });
 
+  it('checks the device id it falls back to (IoT Edge\'s) by the rule PUMPWATCH_DEVICE_ID follows, and names the way out', () => {
+    expect(loadConfig({ IOTEDGE_DEVICEID: 'gw-1.north' }).resolvedDeviceId).toBe('gw-1.north');
+    expect(problems({ IOTEDGE_DEVICEID: 'gw#1 (north)' })).toEqual([
+      'IOTEDGE_DEVICEID "gw#1 (north)" cannot name the gateway\'s blobs (letters, digits, . _ : - (at most 128)); set PUMPWATCH_DEVICE_ID to an id that can',
+    ]);
+    expect(loadConfig({ IOTEDGE_DEVICEID: 'gw#1 (north)', PUMPWATCH_DEVICE_ID: 'gw-1-north' }).resolvedDeviceId).toBe('gw-1-north');
+    expect(problems({ PUMPWATCH_DEVICE_ID: 'gw#1' })).toEqual([expect.stringMatching(/^PUMPWATCH_DEVICE_ID="gw#1": letters, digits/)]);
+  });
+
   it('refuses more simulated pumps than the pump limit takes', () => {
     expect(problems({ PUMPWATCH_SIMULATE: '150' })).toEqual(['PUMPWATCH_SIMULATE=150: more simulated pumps than PUMPWATCH_MAX_PUMPS (100) allows; raise it or simulate fewer']);
     expect(problems({ PUMPWATCH_SIMULATE: '150', PUMPWATCH_MAX_PUMPS: '150' })).toEqual([]);
