@@ -1,8 +1,9 @@
 import type { IncomingMessage } from 'node:http';
+import { BufferError } from '../../buffer/errors.js';
 import type { IngestPipeline } from '../ingest/pipeline.js';
 import { readBody } from './body.js';
 import { ByteBudget } from './byte-budget.js';
-import { HttpError } from './errors.js';
+import { HttpError, toHttpError } from './errors.js';
 import type { Reply, StatusServer } from './server.js';
 
 /** At most this many rejection reasons are listed in one answer (`rejectedTotal` has the count). */
@@ -16,32 +17,45 @@ interface ParsedBody {
   lineErrors: Array<{ index: number; error: string; raw: string }>;
 }
 
-function parseNdjson(text: string): ParsedBody {
+/** `index` counts the readings (non-blank lines); a line number counts every line, blank ones too. */
+function parseNdjson(lines: readonly string[]): ParsedBody {
   const out: ParsedBody = { items: [], lineErrors: [] };
   let index = 0;
-  for (const line of text.split(/\r?\n/)) {
+  for (const [i, line] of lines.entries()) {
     if (line.trim() === '') continue;
     try {
       out.items.push({ index, value: JSON.parse(line), raw: line });
     } catch (err) {
-      out.lineErrors.push({ index, error: `line ${index + 1} is not valid JSON: ${(err as Error).message}`, raw: line });
+      out.lineErrors.push({ index, error: `line ${i + 1} is not valid JSON: ${(err as Error).message}`, raw: line });
     }
     index++;
   }
   return out;
 }
 
+/**
+ * A body that is not one JSON text is NDJSON when it has several non-blank lines and each starts
+ * with `{`: NDJSON with a bad or cut-off line still is (its good lines are kept, the bad one is
+ * refused by its line number), while a pretty-printed object with a typo is not (its inner lines
+ * start with `"` or `}`) and gets the one JSON error.
+ */
+function isNdjson(lines: readonly string[]): boolean {
+  const filled = lines.filter((l) => l.trim() !== '');
+  return filled.length > 1 && filled.every((l) => l.trimStart().startsWith('{'));
+}
+
 /** Accepts one reading, a JSON array of readings, or NDJSON (by content type, or detected). */
 export function parseReadingsBody(body: Buffer, contentType: string): ParsedBody {
-  const text = body.toString('utf8');
+  let text = body.toString('utf8');
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // a UTF-8 byte order mark (Windows editors, PowerShell)
   if (text.trim() === '') throw new HttpError(400, 'PW_EMPTY_BODY', 'the body is empty: send one reading, a JSON array of readings, or NDJSON');
-  if (/ndjson|jsonlines|x-json-stream/i.test(contentType)) return parseNdjson(text);
+  if (/ndjson|jsonlines|x-json-stream/i.test(contentType)) return parseNdjson(text.split(/\r?\n/));
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (err) {
-    const lines = text.trim().split(/\r?\n/);
-    if (lines.length > 1 && lines[0]!.trim().startsWith('{')) return parseNdjson(text);
+    const lines = text.split(/\r?\n/);
+    if (isNdjson(lines)) return parseNdjson(lines);
     throw new HttpError(400, 'PW_BAD_JSON', `the body is not valid JSON: ${(err as Error).message}`);
   }
   if (Array.isArray(value)) return { items: value.map((v, index) => ({ index, value: v, raw: '' })), lineErrors: [] };
@@ -63,6 +77,9 @@ export function registerReadingsRoute(
     const release = await budget.acquire(!Number.isFinite(declared) ? limit : declared > limit ? 0 : declared);
     try {
       return await handle(req);
+    } catch (err) {
+      // Worded here for a write; the server maps other errors without knowing the method.
+      throw err instanceof BufferError ? toHttpError(err, 'POST') : err;
     } finally {
       release();
     }

@@ -17,7 +17,9 @@ export const DEFAULT_LIMITS: ValidationLimits = {
 };
 
 export { PUMP_ID_PATTERN } from '../../sync/layout.js';
-const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/;
+const ISO_8601 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|([+-])(\d{2}):?(\d{2}))$/;
+/** The largest finite float32: the models take float32 inputs, so a larger magnitude becomes Infinity. */
+export const FLOAT32_MAX = 3.4028234663852886e38;
 
 const valueSchema = z.union([z.number(), z.null()], {
   error: (iss) => `expected a finite number or null, got ${describe(iss.input)}`,
@@ -53,10 +55,26 @@ function parseTs(ts: string | number): number | string {
     if (!Number.isInteger(ts)) return `ts: epoch milliseconds must be an integer, got ${ts}`;
     return ts;
   }
-  if (!ISO_8601.test(ts)) return `ts: ${describe(ts)} is not an ISO 8601 date-time with a time zone (e.g. 2026-11-23T10:00:00.000Z)`;
+  return parseIso(ts);
+}
+
+/**
+ * Epoch ms of an ISO 8601 date-time, or why it is refused. Date.parse rolls an impossible date
+ * over (02-30 → 03-02, T24:00 → the next day), so the parsed instant, read back in the text's own
+ * offset, must show the text's date and time.
+ */
+function parseIso(ts: string): number | string {
+  const m = ISO_8601.exec(ts);
+  if (m === null) return `ts: ${describe(ts)} is not an ISO 8601 date-time with a time zone (e.g. 2026-11-23T10:00:00.000Z)`;
   const ms = Date.parse(ts);
   if (Number.isNaN(ms)) return `ts: ${describe(ts)} is not a valid date`;
-  return ms;
+  const offsetMin = m[7] === undefined ? 0 : (m[7] === '-' ? -1 : 1) * (Number(m[8]) * 60 + Number(m[9]));
+  const local = new Date(ms + offsetMin * 60_000);
+  const parsed = [local.getUTCFullYear(), local.getUTCMonth() + 1, local.getUTCDate(), local.getUTCHours(), local.getUTCMinutes(), local.getUTCSeconds()];
+  const text = [m[1], m[2], m[3], m[4], m[5], m[6] ?? '0'].map(Number);
+  if (parsed.every((v, i) => v === text[i])) return ms;
+  const why = text[3] === 24 ? 'hour 24 is not accepted (write 00:00 of the next day)' : `${m[1]}-${m[2]} has no day ${m[3]}`;
+  return `ts: ${describe(ts)} is not a real date-time: ${why}`;
 }
 
 const READING_KEYS = new Set(['pumpId', 'ts', 'values']);
@@ -82,9 +100,10 @@ export function fastPath(input: unknown, now: number, limits: ValidationLimits):
   if (typeof ts === 'number') {
     if (!Number.isInteger(ts)) return null;
     ms = ts;
-  } else if (typeof ts === 'string' && ISO_8601.test(ts)) {
-    ms = Date.parse(ts);
-    if (Number.isNaN(ms)) return null;
+  } else if (typeof ts === 'string') {
+    const parsed = parseIso(ts);
+    if (typeof parsed === 'string') return null;
+    ms = parsed;
   } else return null;
   if (ms > now + limits.maxFutureMs || ms < now - limits.maxPastMs) return null;
   if (typeof values !== 'object' || values === null || Object.getPrototypeOf(values) !== Object.prototype) return null;
@@ -92,7 +111,7 @@ export function fastPath(input: unknown, now: number, limits: ValidationLimits):
   for (const name in values) {
     if (!Object.hasOwn(values, name) || name.length === 0 || name.length > 128 || name === '__proto__') return null;
     const v = (values as Record<string, unknown>)[name];
-    if (v !== null && (typeof v !== 'number' || !Number.isFinite(v))) return null;
+    if (v !== null && (typeof v !== 'number' || !Number.isFinite(v) || Math.abs(v) > FLOAT32_MAX)) return null;
     n++;
   }
   if (n === 0 || n > limits.maxValues) return null;
@@ -128,6 +147,9 @@ export function validateBySchema(input: unknown, now: number, limits: Validation
   for (const name of names) {
     const v = r.values[name];
     if (typeof v === 'number' && !Number.isFinite(v)) return { ok: false, error: `values.${name}: ${v} is not a finite number` };
+    if (typeof v === 'number' && Math.abs(v) > FLOAT32_MAX) {
+      return { ok: false, error: `values.${name}: ${v} (pump "${r.pumpId}") is beyond the float32 range the models take (magnitude at most ${FLOAT32_MAX})` };
+    }
   }
   return { ok: true, reading: { pumpId: r.pumpId, ts, values: r.values } };
 }

@@ -111,6 +111,63 @@ describe('POST /readings', () => {
     expect(json.rejected).toEqual([{ index: 1, error: expect.stringMatching(/line 2 is not valid JSON/) }]);
   });
 
+  it('answers a pretty-printed object with one typo with one PW_BAD_JSON and keeps it as one rejected item', async () => {
+    const before = count('SELECT count(*) n FROM rejected');
+    const body = `{\n  "pumpId": "pump-i"\n  "ts": ${Date.now()},\n  "values": {"Pressure": 1.4}\n}\n`;
+    const r = await postJson(`${t.url}/readings`, body);
+    expect(r.status).toBe(400);
+    expect(r.json).toEqual({ code: 'PW_BAD_JSON', error: expect.stringMatching(/^the body is not valid JSON: /) });
+    expect(count('SELECT count(*) n FROM rejected')).toBe(before + 1);
+    expect(db.prepare('SELECT raw FROM rejected ORDER BY id DESC LIMIT 1').get()).toEqual({ raw: body });
+  });
+
+  it('reads NDJSON sent as JSON, keeps its good lines and names a bad line by its number, blank lines counted', async () => {
+    const good = JSON.stringify(reading('pump-j', { Pressure: 1.4, Flow: 30, Current: 1.4 }));
+    const r = await postJson(`${t.url}/readings`, `${good}\n\n{"pumpId":"pump-j", bad}\n${good}\n`);
+    expect(r.status).toBe(202);
+    expect(r.json).toMatchObject({ accepted: 2, rejected: [{ index: 1, error: expect.stringMatching(/^line 3 is not valid JSON: /) }], rejectedTotal: 1 });
+    expect(count("SELECT count(*) n FROM readings WHERE pump_id = 'pump-j'")).toBe(2);
+    expect(db.prepare('SELECT raw FROM rejected ORDER BY id DESC LIMIT 1').get()).toEqual({ raw: '{"pumpId":"pump-j", bad}' });
+  });
+
+  it('accepts a body that starts with a UTF-8 byte order mark', async () => {
+    const r = await postJson(`${t.url}/readings`, `\uFEFF${JSON.stringify(reading('pump-k', { Pressure: 1.4, Flow: 30, Current: 1.4 }))}`);
+    expect(r.status).toBe(202);
+    expect(r.json.accepted).toBe(1);
+    expect(count("SELECT count(*) n FROM readings WHERE pump_id = 'pump-k'")).toBe(1);
+  });
+
+  it('refuses an impossible date or hour and a value beyond float32, and keeps each with its reason', async () => {
+    // The day after the last day of the latest past month shorter than 31 days (Date.parse moves it to the 1st).
+    const end = new Date();
+    do end.setUTCDate(0);
+    while (end.getUTCDate() === 31);
+    const noSuchDay = `${end.toISOString().slice(0, 7)}-${end.getUTCDate() + 1}T10:00:00Z`;
+    const hour24 = `${new Date(Date.now() - 86_400_000).toISOString().slice(0, 10)}T24:00:00Z`;
+    const values = { Pressure: 1.4, Flow: 30, Current: 1.4 };
+    const before = count('SELECT count(*) n FROM rejected');
+    const r = await postJson(`${t.url}/readings`, [
+      reading('pump-l', values, noSuchDay),
+      reading('pump-l', values, hour24),
+      reading('pump-l', { ...values, Flow: 3.4028235e38 }),
+      reading('pump-l', { ...values, Current: -1e39 }),
+    ]);
+    expect(r.status).toBe(400);
+    expect(r.json.code).toBe('PW_NO_VALID_READINGS');
+    const reasons = [
+      `ts: string "${noSuchDay}" is not a real date-time: ${noSuchDay.slice(0, 7)} has no day ${end.getUTCDate() + 1}`,
+      `ts: string "${hour24}" is not a real date-time: hour 24 is not accepted (write 00:00 of the next day)`,
+      'values.Flow: 3.4028235e+38 (pump "pump-l") is beyond the float32 range the models take (magnitude at most 3.4028234663852886e+38)',
+      'values.Current: -1e+39 (pump "pump-l") is beyond the float32 range the models take (magnitude at most 3.4028234663852886e+38)',
+    ];
+    expect(r.json.rejected).toEqual(reasons.map((error, index) => ({ index, error })));
+    expect(count("SELECT count(*) n FROM readings WHERE pump_id = 'pump-l'")).toBe(0);
+    expect(count('SELECT count(*) n FROM rejected')).toBe(before + 4);
+    const kept = (db.prepare('SELECT raw, reason FROM rejected ORDER BY id DESC LIMIT 4').all() as Array<{ raw: string; reason: string }>).reverse();
+    expect(kept.map((k) => k.reason)).toEqual(reasons);
+    expect(kept[2]!.raw).toContain('3.4028235e+38');
+  });
+
   it('answers a body over the size limit with 413 and stores nothing from it', async () => {
     const rowsBefore = count('SELECT count(*) n FROM readings');
     const huge = JSON.stringify(Array.from({ length: 50_000 }, () => reading('pump-e', { Pressure: 1.4, Flow: 30, Current: 1.4 })));

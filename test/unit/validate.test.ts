@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_LIMITS, fastPath, validateBySchema, validateReading } from '../../agent/ingest/validate.js';
+import { DEFAULT_LIMITS, FLOAT32_MAX, fastPath, validateBySchema, validateReading } from '../../agent/ingest/validate.js';
 
 const NOW = Date.UTC(2026, 10, 23, 12);
 const ok = { pumpId: 'pump-1', ts: NOW, values: { Pressure: 1.5, Flow: null } };
@@ -12,6 +12,9 @@ const CORPUS: unknown[] = [
   { ...ok, ts: '2026-11-23T12:00Z' },
   { ...ok, ts: '2026-11-23 12:00:00' },
   { ...ok, ts: '2026-02-30T12:00:00Z' },
+  { ...ok, ts: '2026-04-31T12:00+01:00' },
+  { ...ok, ts: '2026-11-22T24:00:00.000+0100' },
+  { ...ok, ts: '2026-11-22T23:00:00.000-0100' },
   { ...ok, ts: NOW + 0.5 },
   { ...ok, ts: NOW + 2 * 86_400_000 },
   { ...ok, ts: NOW - 2 * 365 * 86_400_000 },
@@ -31,6 +34,9 @@ const CORPUS: unknown[] = [
   { ...ok, values: { a: 'NaN' } },
   { ...ok, values: { a: Number.NaN } },
   { ...ok, values: { a: Number.POSITIVE_INFINITY } },
+  { ...ok, values: { a: FLOAT32_MAX, b: -FLOAT32_MAX } },
+  { ...ok, values: { a: 3.4028235e38 } },
+  { ...ok, values: { a: -1e39 } },
   { ...ok, values: { a: true } },
   { ...ok, values: { a: {} } },
   { ...ok, values: Object.fromEntries(Array.from({ length: 257 }, (_, i) => [`v${i}`, i])) },
@@ -67,5 +73,48 @@ describe('reading validation', () => {
     expect(validateReading({ ...ok, extra: 1 }, NOW)).toEqual({ ok: false, error: 'unknown field "extra"' });
     expect(validateReading({ ...ok, pumpId: 'site1.pump3' }, NOW)).toMatchObject({ ok: false, error: expect.stringMatching(/^pumpId: must be .*no "\.", which IoT Hub refuses in the twin key models\.<pumpId>/) });
     expect(validateReading({ ...ok, ts: NOW + 0.5 }, NOW)).toMatchObject({ ok: false, error: expect.stringMatching(/^ts: epoch milliseconds must be an integer/) });
+  });
+
+  it('refuses an impossible calendar date or hour in every accepted form instead of moving it to another day', () => {
+    const wide = { ...DEFAULT_LIMITS, maxPastMs: 5 * 365 * 86_400_000 };
+    const refused: Array<[string, string]> = [
+      ['2026-02-30T10:00:00Z', '2026-02 has no day 30'],
+      ['2026-02-29T10:00:00.000Z', '2026-02 has no day 29'],
+      ['2026-04-31T10:00Z', '2026-04 has no day 31'],
+      ['2026-06-31T10:00:00.123456+02:00', '2026-06 has no day 31'],
+      ['2026-09-31T10:00:00-0530', '2026-09 has no day 31'],
+      ['2026-11-22T24:00:00Z', 'hour 24 is not accepted (write 00:00 of the next day)'],
+      ['2026-11-22T24:00+01:00', 'hour 24 is not accepted (write 00:00 of the next day)'],
+    ];
+    for (const [ts, why] of refused) {
+      expect(fastPath({ ...ok, ts }, NOW, wide), ts).toBeNull();
+      expect(validateReading({ ...ok, ts }, NOW, wide)).toEqual({ ok: false, error: `ts: string "${ts}" is not a real date-time: ${why}` });
+    }
+    // The same forms on real days and hours: read as that instant, on the fast path and by the schema.
+    const accepted: Array<[string, number]> = [
+      ['2024-02-29T10:00:00Z', Date.UTC(2024, 1, 29, 10)],
+      ['2026-02-28T23:59:59.999Z', Date.UTC(2026, 1, 28, 23, 59, 59, 999)],
+      ['2026-04-30T10:00Z', Date.UTC(2026, 3, 30, 10)],
+      ['2026-06-30T23:30:00.123456+02:00', Date.UTC(2026, 5, 30, 21, 30, 0, 123)],
+      ['2026-09-30T23:00:00-0530', Date.UTC(2026, 9, 1, 4, 30)],
+      ['2026-11-23T00:00+01:00', Date.UTC(2026, 10, 22, 23)],
+    ];
+    for (const [ts, ms] of accepted) {
+      expect(fastPath({ ...ok, ts }, NOW, wide)?.ts, ts).toBe(ms);
+      expect(validateBySchema({ ...ok, ts }, NOW, wide), ts).toMatchObject({ ok: true, reading: { ts: ms } });
+    }
+  });
+
+  it('refuses a value beyond the float32 range the models take, naming the feature, the pump and the value', () => {
+    for (const v of [3.4028235e38, 1e39, -1e39]) {
+      const input = { ...ok, values: { Pressure: 1.5, Flow: v } };
+      expect(fastPath(input, NOW, DEFAULT_LIMITS)).toBeNull();
+      expect(validateReading(input, NOW)).toEqual({
+        ok: false,
+        error: `values.Flow: ${v} (pump "pump-1") is beyond the float32 range the models take (magnitude at most 3.4028234663852886e+38)`,
+      });
+    }
+    // The largest float32 itself, and large values it holds (an overflow inside a model is another matter).
+    for (const v of [FLOAT32_MAX, -FLOAT32_MAX, 1e20]) expect(validateReading({ ...ok, values: { Flow: v } }, NOW).ok).toBe(true);
   });
 });
