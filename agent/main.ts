@@ -236,7 +236,19 @@ export class Agent implements AgentParts {
     if (this.bufferError !== null) this.logger.info({ component: 'buffer', attempts: this.bufferAttempts }, `buffer opened after ${this.bufferAttempts} attempts`);
     this.bufferError = null;
     this.bufferAttempts = 0;
+    this.checkDiskRoom();
     return true;
+  }
+
+  /** Says once per open when the disk cannot hold the buffer's cap: it then fills before the cap rules. */
+  private checkDiskRoom(): void {
+    const room = this.buffer.diskCapacityBytes();
+    const cap = this.buffer.maxBytesSetting;
+    if (room === null || room >= cap) return;
+    this.logger.warn(
+      { component: 'buffer', maxBytes: cap, diskRoomBytes: room },
+      `the disk can hold ${formatMiB(room)} of buffer, less than its cap of ${formatMiB(cap)} (PUMPWATCH_BUFFER_MAX_BYTES): when the disk is full the oldest unsent normal readings are evicted as under the cap; lower the cap to keep room for the rest of the gateway`,
+    );
   }
 
   /** The scheduler's retry of a buffer that could not open; once it opens, the persisted models come back. */
@@ -311,4 +323,8 @@ export class Agent implements AgentParts {
     const a = this.server.address();
     return a ? { host: a.address, port: a.port } : null;
   }
+}
+
+function formatMiB(bytes: number): string {
+  return `${(bytes / 1048576).toFixed(0)} MiB`;
 }

@@ -124,12 +124,14 @@ export class Eviction {
   }
 
   /**
-   * Frees about a tenth of the used space when the disk is full below the cap, taking only what
-   * loses nothing unsent: synced rows, then rejected items. Returns what was evicted.
+   * Frees about a tenth of the used space when the disk is full below the cap: synced rows, then
+   * rejected items, and, with `unsent`, the cap's next steps too (the oldest unsent normal
+   * readings, then anomalies): a full disk then keeps the newest readings, as the cap does,
+   * instead of refusing them all. Returns what was evicted.
    */
-  makeRoom(): EvictionCounts {
+  makeRoom(unsent: boolean): EvictionCounts {
     const none = { synced: 0, unsynced: 0, anomalies: 0, rejected: 0 };
-    return this.evictDownTo(this.usedBytes() * 0.9, STEPS.slice(0, 2)) ?? none;
+    return this.evictDownTo(this.usedBytes() * 0.9, unsent ? STEPS : STEPS.slice(0, 2)) ?? none;
   }
 
   private evictDownTo(limitBytes: number, steps: typeof STEPS): EvictionCounts | null {

@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
-import { statSync } from 'node:fs';
+import { statSync, statfsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { open, type FileHandle } from 'node:fs/promises';
 import { ownCheckpointThread, type CheckpointRunner, type StartCheckpoints } from './checkpointer.js';
 import { BufferError, classifySqliteError } from './errors.js';
@@ -58,6 +59,8 @@ export class BufferStore {
   private maxBytes: number;
   /** Why the last eviction failed (rows were committed, but the cap could not be enforced). */
   private evictionError: BufferError | null = null;
+  /** Why the last open() failed, carried by the PW_BUFFER_CLOSED errors until one succeeds. */
+  private openError: BufferError | null = null;
   /** Why the last commit stored nothing (disk full, read-only, …); null once one succeeds. */
   private commitError: BufferError | null = null;
   /** Sync state as sequence ranges (planned, uploaded); shared by the batch planner and the stats. */
@@ -73,13 +76,23 @@ export class BufferStore {
 
   /** The open database, for the buffer's own modules (batches, labels). */
   get db(): Database.Database {
-    if (this.dbHandle === null) throw new BufferError('PW_BUFFER_CLOSED', 'the buffer is not open');
+    if (this.dbHandle === null) throw this.closedError();
     return this.dbHandle;
   }
 
   /** Opens (creates, migrates) the file; a second call while open does nothing. */
   open(): void {
     if (this.dbHandle !== null) return;
+    try {
+      this.openOnce();
+      this.openError = null;
+    } catch (err) {
+      this.openError = err instanceof BufferError ? err : classifySqliteError(err, this.options.path, 'opening the buffer');
+      throw this.openError;
+    }
+  }
+
+  private openOnce(): void {
     const path = this.options.path;
     const db = openDatabase(path);
     this.dbHandle = db;
@@ -113,11 +126,15 @@ export class BufferStore {
   appendBatch(rows: readonly PredictionRow[]): number[] {
     if (rows.length === 0) return [];
     const seqs = new Array<number>(rows.length);
-    this.commit('committing readings', () => {
-      for (let i = 0; i < rows.length; i++) {
-        seqs[i] = Number(insertRow(this.insertReading, rows[i]!).lastInsertRowid);
-      }
-    });
+    this.commit(
+      'committing readings',
+      () => {
+        for (let i = 0; i < rows.length; i++) {
+          seqs[i] = Number(insertRow(this.insertReading, rows[i]!).lastInsertRowid);
+        }
+      },
+      rows.length,
+    );
     this.rowCount += rows.length;
     this.unsyncedCount += rows.length;
     this.enforceCap();
@@ -139,16 +156,18 @@ export class BufferStore {
   }
 
   /**
-   * Runs `write` in one transaction. When the disk is full below the cap, evicts synced rows and
-   * rejected items (never unsent readings) to make room and tries once more; else throws a
-   * BufferError, with nothing committed.
+   * Runs `write` in one transaction. When the disk is full below the cap, evicts to make room
+   * (Eviction.makeRoom) and tries once more; else throws a BufferError, with nothing committed.
+   * Unsent readings are evicted for `readings` new ones only when these take at most a tenth of
+   * the buffer (what makeRoom frees): a batch the disk could not hold anyway costs nothing unsent.
    */
-  private commit(action: string, write: () => void): void {
+  private commit(action: string, write: () => void, readings = 0): void {
     try {
       this.db.transaction(write)();
     } catch (err) {
       const error = classifySqliteError(err, this.options.path, action);
-      if (error.code !== 'PW_BUFFER_DISK_FULL' || !this.evict(() => this.eviction.makeRoom())) throw this.failed(error);
+      const unsent = readings > 0 && this.rowCount > 0 && readings <= this.rowCount / 10;
+      if (error.code !== 'PW_BUFFER_DISK_FULL' || !this.evict(() => this.eviction.makeRoom(unsent))) throw this.failed(error);
       try {
         this.db.transaction(write)();
       } catch (retryErr) {
@@ -203,8 +222,31 @@ export class BufferStore {
     this.unsyncedCount += delta.unsynced ?? 0;
   }
 
+  /** The error of a use while closed; after a failed open() its cause is that failure. */
+  private closedError(): BufferError {
+    return new BufferError('PW_BUFFER_CLOSED', 'the buffer is not open', this.openError === null ? undefined : { cause: this.openError });
+  }
+
+  /**
+   * What the buffer's files could take on their filesystem now: their size plus the space left
+   * for this process (statfs); null when the filesystem cannot say.
+   */
+  diskCapacityBytes(): number | null {
+    const path = this.options.path;
+    try {
+      const fs = statfsSync(dirname(path));
+      return fileSize(path) + fileSize(`${path}-wal`) + fileSize(`${path}-shm`) + fs.bavail * fs.bsize;
+    } catch {
+      return null;
+    }
+  }
+
+  get maxBytesSetting(): number {
+    return this.maxBytes;
+  }
+
   usedBytes(): number {
-    if (this.dbHandle === null) throw new BufferError('PW_BUFFER_CLOSED', 'the buffer is not open');
+    if (this.dbHandle === null) throw this.closedError();
     return this.eviction.usedBytes();
   }
 

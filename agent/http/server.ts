@@ -130,7 +130,7 @@ export class StatusServer {
   }
 
   private sendError(req: IncomingMessage, res: ServerResponse, err: unknown): void {
-    const e = toHttpError(err);
+    const e = toHttpError(err, req.method);
     if (e.status >= 500) this.options.logger.error({ err, path: req.url?.split('?')[0] }, 'request failed');
     if (res.headersSent) {
       res.destroy();

@@ -124,6 +124,27 @@ describe('buffer failures become BufferErrors with stable codes', () => {
     expect(Number(store.db.pragma('page_count', { simple: true }))).toBeLessThanOrEqual(Number(store.db.pragma('max_page_count', { simple: true })));
   });
 
+  it('keeps the newest readings when the disk fills with unsent ones below the cap: the oldest normal readings go first, anomalies stay', () => {
+    const store = openStore();
+    const first = batch(0, 2_000).map((r, i) => (i % 100 === 0 ? { ...r, anomaly: true, score: 9 } : r));
+    store.appendBatch(first);
+    store.db.pragma(`max_page_count = ${Number(store.db.pragma('page_count', { simple: true }))}`);
+    let appended = 0;
+    while (store.stats().evicted.unsynced === 0 && appended < 4_000) {
+      expect(store.appendBatch(batch(2_000 + appended, 50))).toHaveLength(50);
+      appended += 50;
+    }
+    const stats = store.stats();
+    expect(stats.evicted.unsynced).toBeGreaterThan(0);
+    expect(stats.evicted).toMatchObject({ synced: 0, anomalies: 0 });
+    expect(stats).toMatchObject({ rows: count(store), unsynced: count(store) });
+    const seqs = (store.db.prepare('SELECT seq FROM readings ORDER BY seq').pluck().all() as number[]);
+    expect(seqs.at(-1)).toBe(2_000 + appended); // the newest is kept
+    expect(seqs[0]).toBe(1); // the first anomaly (seq 1) outlives the normal readings after it
+    expect(seqs[1]).toBeGreaterThan(2);
+    expect(store.health()).toEqual({ ok: true });
+  });
+
   it('refuses a read-only file in a read-only folder with PW_BUFFER_READONLY', () => {
     openStore().close();
     chmodSync(path, 0o444);

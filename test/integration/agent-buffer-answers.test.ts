@@ -1,0 +1,52 @@
+/**
+ * What the HTTP routes answer while the buffer cannot be used: a real agent in this process on a
+ * real (corrupt) SQLite file, its status server on a free port.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Agent } from '../../agent/main.js';
+import { createLogger } from '../../agent/logger.js';
+import { testAgentConfig } from '../support/agent.js';
+import { makeModel } from '../support/models.js';
+
+let dir: string;
+let agent: Agent | null = null;
+
+afterEach(async () => {
+  await agent?.stop();
+  agent = null;
+  rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+});
+
+describe('a corrupt buffer file', () => {
+  it('is answered to POST /readings and GET predictions with a 503 that says what was not done and where the reason is', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'pumpwatch-answers-'));
+    writeFileSync(join(dir, 'default-model.onnx'), makeModel());
+    mkdirSync(join(dir, 'data'));
+    writeFileSync(join(dir, 'data', 'buffer.sqlite'), 'not a database, but a text file of the same name\n'.repeat(100));
+    const config = testAgentConfig(join(dir, 'data'));
+    agent = new Agent({ config, logger: createLogger(config.logLevel), defaultModelPath: join(dir, 'default-model.onnx') });
+    await agent.start();
+    const url = `http://127.0.0.1:${agent.httpAddress()!.port}`;
+
+    const health = (await (await fetch(`${url}/healthz`)).json()) as { checks: Record<string, string> };
+    expect(health.checks.buffer).toMatch(/^PW_BUFFER_CORRUPT: .* is not a valid database/);
+    // The answer names the open error (the store hands it on as the cause of PW_BUFFER_CLOSED).
+    const reason = /^the buffer is not open: .* is not a valid database \(file is not a database\) \[SQLITE_NOTADB\]; this needs an operator \(it does not clear by itself\): restore the file or move it aside/;
+    const body = JSON.stringify({ pumpId: 'pump-1', ts: Date.now(), values: { Pressure: 1.4 } });
+    const post = await fetch(`${url}/readings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    const posted = (await post.json()) as { code: string; error: string };
+    expect(post.status).toBe(503);
+    expect(posted.code).toBe('PW_BUFFER_CORRUPT');
+    expect(posted.error).toMatch(reason);
+    expect(posted.error).toMatch(/; nothing was stored, retry once it is fixed$/);
+    const get = await fetch(`${url}/pumps/pump-1/predictions`);
+    const got = (await get.json()) as { code: string; error: string };
+    expect(get.status).toBe(503);
+    expect(got.code).toBe(posted.code);
+    expect(got.error).toMatch(reason);
+    expect(got.error).toMatch(/; nothing could be read, retry once it is fixed$/);
+  });
+});
