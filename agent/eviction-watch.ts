@@ -5,6 +5,7 @@
  * Polled on a scheduler tick; at most one line a minute, with the count since the last line.
  */
 import type { EvictionCounts } from '../buffer/eviction.js';
+import { monotonicNow } from '../sync/clock.js';
 
 type LostKinds = Pick<EvictionCounts, 'unsynced' | 'anomalies'>;
 
@@ -13,7 +14,8 @@ export interface EvictionWatchOptions {
   counts: () => EvictionCounts;
   maxBytes: () => number;
   logger: { warn(obj: object, msg: string): void };
-  clock?: () => number;
+  /** Monotonic ms for the interval (default performance.now()). */
+  monotonic?: () => number;
   /** Default 60 s. */
   intervalMs?: number;
 }
@@ -39,7 +41,7 @@ export class EvictionWatch {
     this.unlogged.unsynced += Math.max(0, now.unsynced - seen.unsynced);
     this.unlogged.anomalies += Math.max(0, now.anomalies - seen.anomalies);
     const lost = this.unlogged.unsynced + this.unlogged.anomalies;
-    const at = (this.options.clock ?? Date.now)();
+    const at = (this.options.monotonic ?? monotonicNow)();
     if (lost === 0 || at - this.lastLineAt < (this.options.intervalMs ?? 60_000)) return;
     this.options.logger.warn(
       { evicted: lost, evictedByKind: this.unlogged, evictedUnsyncedTotal: now.unsynced + now.anomalies, maxBytes: this.options.maxBytes() },

@@ -103,13 +103,11 @@ export class Agent implements AgentParts {
       recovery: (fields, msg) => logger.info({ component: 'ingest', ...fields }, msg),
       message: 'micro-batch failed; its readings were not acknowledged',
       recovered: 'micro-batches commit again',
-      clock,
     });
     this.evictionWatch = new EvictionWatch({
       counts: () => this.buffer.stats().evicted,
       maxBytes: () => this.config.bufferMaxBytes,
       logger: logger.child({ component: 'buffer' }),
-      clock,
     });
     this.modelStore = new ModelStore(join(config.dataDir, 'models'));
     this.models = new ModelManager({
@@ -131,7 +129,6 @@ export class Agent implements AgentParts {
       models: this.models,
       metrics: this.metrics,
       system: this.system,
-      clock,
     });
     this.server = new StatusServer({ token: config.statusToken, logger: logger.child({ component: 'http' }) });
     this.compose();

@@ -4,6 +4,8 @@
  * not logged since, and one line when it works again. A failure every tick of every pump would
  * otherwise write a line or two per second for as long as the outage lasts.
  */
+import { monotonicNow } from '../sync/clock.js';
+
 type Write = (fields: object, msg: string) => void;
 
 export interface RepeatLogOptions {
@@ -17,7 +19,8 @@ export interface RepeatLogOptions {
   recovered: string;
   /** Default 60 s. */
   intervalMs?: number;
-  clock?: () => number;
+  /** Monotonic ms for the interval (default performance.now()). */
+  monotonic?: () => number;
 }
 
 export class RepeatLog {
@@ -27,16 +30,16 @@ export class RepeatLog {
   private unlogged = 0;
   private lastLineAt = 0;
   private readonly intervalMs: number;
-  private readonly clock: () => number;
+  private readonly monotonic: () => number;
 
   constructor(private readonly options: RepeatLogOptions) {
     this.intervalMs = options.intervalMs ?? 60_000;
-    this.clock = options.clock ?? Date.now;
+    this.monotonic = options.monotonic ?? monotonicNow;
   }
 
   failed(fields: object): void {
     this.failures++;
-    const now = this.clock();
+    const now = this.monotonic();
     if (this.failures === 1) {
       this.lastLineAt = now;
       this.options.failure(fields, this.options.message);

@@ -1,15 +1,44 @@
 import cron, { type ScheduledTask } from 'node-cron';
+import { monotonicNow } from '../sync/clock.js';
 import type { Logger } from './logger.js';
+
+/** How often the wall clock is checked against the monotonic one, and the step that counts. */
+const CLOCK_CHECK_MS = 5_000;
+const CLOCK_STEP_MS = 2_000;
+
+export interface SchedulerOptions {
+  /** Wall and monotonic clocks, for tests; default Date.now and performance.now. */
+  wall?: () => number;
+  monotonic?: () => number;
+  clockCheckMs?: number;
+}
 
 /**
  * Periodic jobs (node-cron, six-field patterns with seconds). A job never overlaps itself;
  * its failures are logged, never thrown into the event loop. `stop()` waits for running jobs.
+ *
+ * node-cron plans each next run on the wall clock. When NTP steps it back (a gateway that booted
+ * with its clock ahead) every job waits until the wall clock reaches its old next run, hours at
+ * worst; stepped forward, it reports each skipped run on stdout. The scheduler notices a step
+ * (the wall clock moved more, or less, than the monotonic one) and restarts the jobs from the new
+ * time, with one log line; skipped runs are counted in that line, not printed one by one.
  */
 export class Scheduler {
   private readonly tasks = new Map<string, { task: ScheduledTask; running: Promise<void> | null }>();
   private started = false;
+  private readonly wall: () => number;
+  private readonly monotonic: () => number;
+  private clockTimer: NodeJS.Timeout | null = null;
+  private lastCheck: { wall: number; monotonic: number } | null = null;
+  private missed = 0;
 
-  constructor(private readonly logger: Logger) {}
+  constructor(
+    private readonly logger: Logger,
+    private readonly options: SchedulerOptions = {},
+  ) {
+    this.wall = options.wall ?? Date.now;
+    this.monotonic = options.monotonic ?? monotonicNow;
+  }
 
   /** Adds (or replaces, for a live configuration change) a job; started now if the scheduler runs. */
   every(name: string, pattern: string, job: () => Promise<void> | void): void {
@@ -29,6 +58,10 @@ export class Scheduler {
       },
       { name, noOverlap: true },
     );
+    // A listener keeps node-cron from printing each missed run on stdout (outside the log).
+    entry.task.on('execution:missed', () => {
+      this.missed++;
+    });
     const old = this.tasks.get(name);
     if (old) void Promise.resolve(old.task.destroy());
     this.tasks.set(name, entry);
@@ -38,12 +71,43 @@ export class Scheduler {
   start(): void {
     this.started = true;
     for (const { task } of this.tasks.values()) void Promise.resolve(task.start());
+    this.lastCheck = { wall: this.wall(), monotonic: this.monotonic() };
+    this.clockTimer ??= setInterval(() => this.checkClock(), this.options.clockCheckMs ?? CLOCK_CHECK_MS);
+    this.clockTimer.unref();
   }
 
   async stop(): Promise<void> {
     this.started = false;
+    if (this.clockTimer) clearInterval(this.clockTimer);
+    this.clockTimer = null;
     for (const { task } of this.tasks.values()) await task.destroy();
     await Promise.all([...this.tasks.values()].map((e) => e.running ?? Promise.resolve()));
     this.tasks.clear();
   }
+
+  /** Restarts every job from the current wall time when the wall clock stepped since the last check. */
+  private checkClock(): void {
+    const now = { wall: this.wall(), monotonic: this.monotonic() };
+    const last = this.lastCheck;
+    this.lastCheck = now;
+    if (last === null || !this.started) return;
+    const step = now.wall - last.wall - (now.monotonic - last.monotonic);
+    if (Math.abs(step) < CLOCK_STEP_MS) return;
+    for (const { task } of this.tasks.values()) {
+      void Promise.resolve(task.stop()).then(() => (this.started ? task.start() : undefined));
+    }
+    const missed = this.missed;
+    this.missed = 0;
+    this.logger.warn(
+      { stepSeconds: Math.round(step / 1000), jobs: this.tasks.size, missedRuns: missed },
+      `the system clock stepped ${step > 0 ? 'forward' : 'back'} by ${formatStep(Math.abs(step))}; scheduled jobs restarted from the new time`,
+    );
+  }
+}
+
+function formatStep(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 120) return `${s} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  return `${(s / 3600).toFixed(1)} h`;
 }

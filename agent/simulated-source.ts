@@ -56,7 +56,6 @@ export class SimulatedSource {
       recovery: (fields, msg) => logger?.info?.(fields, msg),
       message: 'simulated readings were not accepted by the sink',
       recovered: 'simulated readings are accepted again',
-      clock: this.clock,
     });
   }
 

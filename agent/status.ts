@@ -34,6 +34,7 @@ const MAX_CHECK_TEXT = 500;
 export class AgentStatus {
   private readonly checks: HealthCheck[] = [];
   private syncStatus: () => SyncStatus | null = () => null;
+  private readonly startedMono = performance.now();
   private readonly connectivity: Record<keyof Connectivity, () => string> = { hub: () => 'not configured', blob: () => 'not configured' };
 
   constructor(
@@ -46,7 +47,6 @@ export class AgentStatus {
       models: ModelManager;
       metrics: AgentMetrics;
       system: SystemHealth;
-      clock?: () => number;
     },
   ) {}
 
@@ -94,7 +94,6 @@ export class AgentStatus {
 
   snapshot(): Record<string, unknown> {
     const { metrics: m, buffer } = this.deps;
-    const now = (this.deps.clock ?? Date.now)();
     let bufferStatus: Record<string, unknown>;
     try {
       const b = buffer.stats();
@@ -117,7 +116,7 @@ export class AgentStatus {
       agentVersion: this.deps.agentVersion,
       standalone: this.deps.standalone,
       startedAt: new Date(this.deps.startedAt).toISOString(),
-      uptimeSeconds: Math.round((now - this.deps.startedAt) / 1000),
+      uptimeSeconds: Math.round((performance.now() - this.startedMono) / 1000), // not on the wall clock, which NTP steps
       models: this.deps.models.status(),
       buffer: bufferStatus,
       readings: {

@@ -42,7 +42,8 @@ export interface UpdaterDeps {
   parallelDownloads?: number;
   /** When to try a transient failure again (default 30 s doubling to 15 min). */
   retry?: BackoffPolicy;
-  clock?: () => number;
+  /** Monotonic ms for retry times (default performance.now()): NTP steps the wall clock, by hours on a gateway that booted wrong. */
+  monotonic?: () => number;
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown>) => void;
 }
 
@@ -263,7 +264,7 @@ export class ModelUpdater {
   }
 
   private now(): number {
-    return (this.deps.clock ?? Date.now)();
+    return (this.deps.monotonic ?? (() => performance.now()))();
   }
 
   private log(level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown>): void {

@@ -3,6 +3,8 @@
  * second holding at most one second's worth. A blob larger than the bucket is let through and
  * paid back by waiting, so the average stays at the cap whatever the blob size.
  */
+import { monotonicNow } from './clock.js';
+
 export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>;
 
 /** A cancellable sleep on the global timers (so tests can drive it with fake timers). */
@@ -31,7 +33,8 @@ export class TokenBucket {
   constructor(
     /** Bytes per second; 0 or less: no cap. Read at every call (a live setting). */
     private readonly rate: () => number,
-    private readonly clock: () => number = Date.now,
+    /** Monotonic ms; a clock that steps back adds no bytes (and takes none away). */
+    private readonly clock: () => number = monotonicNow,
     private readonly wait: Sleep = sleep,
   ) {
     this.last = clock();
@@ -51,7 +54,7 @@ export class TokenBucket {
       this.tokens = rate;
       this.lastRate = rate;
     } else {
-      this.tokens = Math.min(rate, this.tokens + ((now - this.last) * rate) / 1000);
+      this.tokens = Math.min(rate, this.tokens + (Math.max(0, now - this.last) * rate) / 1000);
     }
     this.last = now;
     this.tokens -= bytes;

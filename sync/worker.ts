@@ -7,6 +7,7 @@
 import { SyncBatches, type PlannedBatch } from '../buffer/batches.js';
 import type { BufferStore } from '../buffer/store.js';
 import { TokenBucket } from './bandwidth.js';
+import { monotonicNow } from './clock.js';
 import { Backoff, classifyFailure, type BackoffOptions, type FailureKind, type SyncFailure } from './backoff.js';
 import { planLimits, runCycle, type SyncLogger, type UploadedEvent } from './cycle.js';
 import { EncoderThread } from './encoder-thread.js';
@@ -49,7 +50,10 @@ export interface SyncWorkerDeps {
   encoderThread?: EncoderThread | null;
   /** Shortest time between the start of a cycle and one started by a kick (default 5 s). */
   kickFloorMs?: number;
+  /** Wall clock: the times in status() and in the batches. */
   clock?: () => number;
+  /** Monotonic ms for the kick floor, the next cycle and the upload cap (default performance.now()). */
+  monotonic?: () => number;
   random?: () => number;
 }
 
@@ -88,6 +92,7 @@ const iso = (ms: number | null): string | null => (ms === null ? null : new Date
 export class SyncWorker {
   readonly batches: SyncBatches;
   private readonly clock: () => number;
+  private readonly monotonic: () => number;
   private readonly backoff: Backoff;
   private readonly bucket: TokenBucket;
   private readonly encoder: EncoderThread | null;
@@ -107,14 +112,18 @@ export class SyncWorker {
   private lastError: string | null = null;
   private counts = { rows: 0, blobs: 0, bytes: 0 };
   private readonly rowBytes: { estimate: number | null } = { estimate: null };
+  /** Wall-clock times, for status(). */
   private times = { success: null as number | null, attempt: null as number | null, error: null as number | null, next: null as number | null };
+  /** When the last cycle began and when the next is due, on the monotonic clock (the wall clock steps). */
+  private due = { attempt: null as number | null, next: null as number | null };
 
   constructor(private readonly deps: SyncWorkerDeps) {
     this.clock = deps.clock ?? Date.now;
+    this.monotonic = deps.monotonic ?? monotonicNow;
     this.batches = new SyncBatches(deps.buffer);
     this.encoder = deps.encoderThread === undefined ? new EncoderThread(deps.buffer.path) : deps.encoderThread;
     this.backoff = new Backoff(deps.settings().backoff, deps.random);
-    this.bucket = new TokenBucket(() => this.deps.settings().maxBytesPerSecond, this.clock);
+    this.bucket = new TokenBucket(() => this.deps.settings().maxBytesPerSecond, this.monotonic);
   }
 
   /** Starts the loop: a cycle now, then one per interval (or per backoff delay). */
@@ -132,6 +141,7 @@ export class SyncWorker {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.times.next = null;
+    this.due.next = null;
     this.abort.abort(new Error('sync stopping'));
     await this.running;
     this.encoder?.close();
@@ -152,12 +162,13 @@ export class SyncWorker {
     }
     if (this.state !== 'idle') return;
     const delay = this.kickDelay();
-    if (this.times.next === null || this.clock() + delay < this.times.next) this.schedule(delay);
+    if (this.due.next === null || this.monotonic() + delay < this.due.next) this.schedule(delay);
   }
 
-  /** Time until a kicked cycle may start: `kickFloorMs` after the last one began. */
+  /** Time until a kicked cycle may start: `kickFloorMs` after the last one began (whole ms, never sooner). */
   private kickDelay(): number {
-    return Math.max(0, (this.times.attempt ?? 0) + (this.deps.kickFloorMs ?? KICK_FLOOR_MS) - this.clock());
+    if (this.due.attempt === null) return 0;
+    return Math.max(0, Math.ceil(this.due.attempt + (this.deps.kickFloorMs ?? KICK_FLOOR_MS) - this.monotonic()));
   }
 
   /** Runs one cycle now, or joins the one running: cycles never overlap. */
@@ -171,6 +182,7 @@ export class SyncWorker {
   private schedule(ms: number): void {
     if (this.timer) clearTimeout(this.timer);
     this.times.next = this.clock() + ms;
+    this.due.next = this.monotonic() + ms;
     this.timer = setTimeout(() => {
       this.timer = null;
       this.runOnce().then(
@@ -189,6 +201,7 @@ export class SyncWorker {
     const settings = this.deps.settings();
     this.backoff.configure(settings.backoff);
     this.times.attempt = this.clock();
+    this.due.attempt = this.monotonic();
     this.state = 'uploading';
     this.contacted = false;
     try {

@@ -9,6 +9,7 @@
 import type { PredictionRow } from '../../buffer/types.js';
 import type { InferenceEngine } from '../../inference/engine.js';
 import type { KeyValueStore } from '../../inference/model-state.js';
+import { monotonicNow } from '../../sync/clock.js';
 import { safeErrorMessage } from '../../sync/redact.js';
 import type { Logger } from '../logger.js';
 
@@ -37,7 +38,10 @@ export interface AlertDeps {
   send: (alert: Alert) => Promise<void>;
   minIntervalMs: () => number;
   logger: Logger;
+  /** Wall clock: the times stored with alerts. */
   clock?: () => number;
+  /** Monotonic ms for the rate limit (default performance.now()); NTP steps the wall clock. */
+  monotonic?: () => number;
   /** Marks the alerted reading in the buffer once edgeHub took the alert. */
   markAlerted?: (seq: number, at: number) => void;
   /** Alerts kept while offline at most (the oldest are dropped first, and counted). */
@@ -54,8 +58,9 @@ export function topFeatures(contributions: Record<string, number> | null | undef
 }
 
 export class AlertPublisher {
-  /** Alerts not yet handed to edgeHub, with the gateway time each was decided (the rate limit's clock). */
+  /** Alerts not yet handed to edgeHub, with the gateway time each was decided. */
   private pending: Array<{ alert: Alert; at: number }> = [];
+  /** Monotonic time of each pump's last alert. */
   private readonly lastAt = new Map<string, number>();
   private readonly suppressed = new Map<string, number>();
   private sending: Promise<void> | null = null;
@@ -64,14 +69,18 @@ export class AlertPublisher {
 
   constructor(private readonly deps: AlertDeps) {}
 
-  /** Loads alerts left unsent by the previous run. */
+  /** Loads alerts left unsent by the previous run, and the time of each pump's last alert. */
   restore(): void {
     try {
       const text = this.deps.kv.getMeta(PENDING_KEY);
       if (text) this.pending = JSON.parse(text) as Array<{ alert: Alert; at: number }>;
       const sent = JSON.parse(this.deps.kv.getMeta(SENT_KEY) ?? '{}') as Record<string, { at: number }>;
-      for (const [pumpId, s] of Object.entries(sent)) this.lastAt.set(pumpId, s.at);
-      for (const p of this.pending) this.lastAt.set(p.alert.pumpId, Math.max(p.at, this.lastAt.get(p.alert.pumpId) ?? 0));
+      const lastAt = new Map<string, number>(Object.entries(sent).map(([pumpId, s]) => [pumpId, s.at]));
+      for (const p of this.pending) lastAt.set(p.alert.pumpId, Math.max(p.at, lastAt.get(p.alert.pumpId) ?? 0));
+      // Stored on the wall clock: a time later than now (the clock was stepped back since) has expired.
+      const now = this.now();
+      const mono = this.monotonic();
+      for (const [pumpId, at] of lastAt) if (at <= now) this.lastAt.set(pumpId, mono - (now - at));
     } catch (err) {
       this.deps.logger.warn({ err: { message: safeErrorMessage(err) } }, 'unsent alerts could not be restored');
     }
@@ -80,17 +89,18 @@ export class AlertPublisher {
   /** Commit listener: decides which anomalies become alerts. */
   onCommit(rows: readonly PredictionRow[], seqs: readonly number[]): void {
     const now = this.now();
+    const mono = this.monotonic();
     let added = 0;
     for (let i = 0; i < rows.length; i++) {
       const row = rows[i]!;
       if (row.anomaly !== true || row.score === null) continue;
       const last = this.lastAt.get(row.pumpId);
-      if (last !== undefined && now - last < this.deps.minIntervalMs()) {
+      if (last !== undefined && mono - last < this.deps.minIntervalMs()) {
         this.suppressed.set(row.pumpId, (this.suppressed.get(row.pumpId) ?? 0) + 1);
         this.counts.suppressed++;
         continue;
       }
-      this.lastAt.set(row.pumpId, now);
+      this.lastAt.set(row.pumpId, mono);
       this.pending.push({ alert: this.alertOf(row, seqs[i]!), at: now });
       this.suppressed.delete(row.pumpId);
       added++;
@@ -169,5 +179,9 @@ export class AlertPublisher {
 
   private now(): number {
     return (this.deps.clock ?? Date.now)();
+  }
+
+  private monotonic(): number {
+    return (this.deps.monotonic ?? monotonicNow)();
   }
 }

@@ -34,7 +34,7 @@ export interface InputDeps {
 export function parseBody(text: string): { items: unknown[] } | { error: string } {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    parsed = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text); // a byte order mark, as POST /readings accepts it
   } catch (err) {
     return { error: `body is not valid JSON: ${(err as Error).message}` };
   }

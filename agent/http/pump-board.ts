@@ -3,6 +3,7 @@ import type { PredictionRow } from '../../buffer/types.js';
 import { trainingSpan, type TrainingSpan } from '../../inference/contract.js';
 import type { InferenceEngine } from '../../inference/engine.js';
 import type { ModelManager } from '../../inference/models.js';
+import { monotonicNow } from '../../sync/clock.js';
 
 /** A pump whose last reading arrived longer ago than this is shown as "stale data". */
 export const STALE_AFTER_MS = 5 * 60_000;
@@ -26,6 +27,8 @@ interface LastRow {
 
 interface Track {
   last: LastRow | null;
+  /** When the last reading arrived, on the monotonic clock ("stale" is measured on it, not on receivedAt). */
+  arrivedAt: number;
   /** Time of the first anomalous reading of the current streak; null when the pump is not in an anomaly. */
   anomalySince: number | null;
   normalsInRow: number;
@@ -68,13 +71,23 @@ export class PumpBoard {
   private seeded = false;
 
   constructor(
-    private readonly deps: { buffer: BufferStore; engine: InferenceEngine; models: ModelManager; clock?: () => number; staleAfterMs?: number },
+    private readonly deps: {
+      buffer: BufferStore;
+      engine: InferenceEngine;
+      models: ModelManager;
+      /** Wall clock: how long ago a reading was received, when the board learns of it. */
+      clock?: () => number;
+      /** Monotonic ms (default performance.now()); NTP steps the wall clock. */
+      monotonic?: () => number;
+      staleAfterMs?: number;
+    },
   ) {}
 
   /** Commit listener: follows each pump's last reading and anomaly streak. */
   record(rows: readonly PredictionRow[], seqs: readonly number[]): void {
     if (!this.seeded) return; // the seed will read these rows from the buffer
-    rows.forEach((row, i) => this.apply(row, seqs[i]!));
+    const arrival = this.arrival();
+    rows.forEach((row, i) => this.apply(row, seqs[i]!, arrival(row.receivedAt)));
   }
 
   summaries(): PumpSummary[] {
@@ -87,16 +100,18 @@ export class PumpBoard {
   private seed(): void {
     if (this.seeded) return;
     const { buffer } = this.deps;
+    const arrival = this.arrival();
     for (const id of buffer.pumpIds()) {
       this.tracks.delete(id);
-      for (const row of buffer.predictions(id, { limit: SEED_ROWS })) this.apply(row, row.seq);
+      for (const row of buffer.predictions(id, { limit: SEED_ROWS })) this.apply(row, row.seq, arrival(row.receivedAt));
     }
     this.seeded = true;
   }
 
-  private apply(row: PredictionRow, seq: number): void {
+  private apply(row: PredictionRow, seq: number, arrivedAt: number): void {
     let t = this.tracks.get(row.pumpId);
-    if (!t) this.tracks.set(row.pumpId, (t = { last: null, anomalySince: null, normalsInRow: 0, lastAlert: null }));
+    if (!t) this.tracks.set(row.pumpId, (t = { last: null, arrivedAt, anomalySince: null, normalsInRow: 0, lastAlert: null }));
+    t.arrivedAt = arrivedAt;
     t.last = {
       seq,
       ts: row.ts,
@@ -122,7 +137,7 @@ export class PumpBoard {
     const t = this.tracks.get(pumpId);
     const last = t?.last ?? null;
     const model = this.modelOf(pumpId);
-    const now = (this.deps.clock ?? Date.now)();
+    const silentMs = t ? this.monotonic() - t.arrivedAt : 0;
     const staleAfter = this.deps.staleAfterMs ?? STALE_AFTER_MS;
     let state: PumpState;
     let detail: string | null = null;
@@ -142,11 +157,11 @@ export class PumpBoard {
       } else {
         state = 'normal';
       }
-      if (now - last.receivedAt > staleAfter) {
+      if (silentMs > staleAfter) {
         // Silence does not clear an alarm: the pump is stale, and says what it was doing last.
         lastState = state;
         state = 'stale';
-        detail = `no reading for ${Math.round((now - last.receivedAt) / 60_000)} min`;
+        detail = `no reading for ${Math.round(silentMs / 60_000)} min`;
       }
     }
     return {
@@ -160,6 +175,20 @@ export class PumpBoard {
       lastReading: last && { ...last, ts: new Date(last.ts).toISOString(), receivedAt: new Date(last.receivedAt).toISOString() },
       model,
     };
+  }
+
+  private monotonic(): number {
+    return (this.deps.monotonic ?? monotonicNow)();
+  }
+
+  /**
+   * Maps a receive time (wall clock) to the monotonic clock, as of now. A receive time later than
+   * now (the clock was stepped back since) counts as now.
+   */
+  private arrival(): (receivedAt: number) => number {
+    const now = (this.deps.clock ?? Date.now)();
+    const mono = this.monotonic();
+    return (receivedAt) => mono - Math.max(0, now - receivedAt);
   }
 
   private modelOf(pumpId: string): PumpSummary['model'] {

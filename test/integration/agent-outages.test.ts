@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { BufferStore } from '../../buffer/store.js';
 import { Agent } from '../../agent/main.js';
 import { ConfigError } from '../../agent/config.js';
@@ -28,11 +28,15 @@ let dir: string;
 const agents: Agent[] = [];
 
 afterEach(async () => {
+  vi.useRealTimers();
   for (const a of agents.splice(0)) await a.stop();
   rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
 });
 
-/** An agent on `<dir>/data` with a manual clock and its log lines collected. */
+/**
+ * An agent on `<dir>/data` with a manual clock and its log lines collected. Its rate-limited log
+ * lines measure intervals on performance.now(): a test that counts on them fakes it (see `advance`).
+ */
 function makeAgent(env: Record<string, string> = {}, defaultModelPath = join(dir, 'default-model.onnx')) {
   const lines: LogLine[] = [];
   const clock = { now: Date.now() };
@@ -50,6 +54,11 @@ const reading = (pumpId: string, ts: number, extra = 0) => {
   return { pumpId, ts, values };
 };
 const withMsg = (lines: LogLine[], pattern: RegExp): LogLine[] => lines.filter((l) => pattern.test(l.msg));
+/** Moves the agent's manual wall clock and the faked performance.now() together. */
+const advance = (clock: { now: number }, ms: number): void => {
+  clock.now += ms;
+  vi.advanceTimersByTime(ms);
+};
 
 describe('a buffer that cannot open at start-up', () => {
   it('says the models will be restored when it opens, logs the failed micro-batches once a minute, and restores the models once it opens', async () => {
@@ -67,6 +76,7 @@ describe('a buffer that cannot open at start-up', () => {
     const bufferPath = join(dir, 'data', 'buffer.sqlite');
     mkdirSync(bufferPath);
 
+    vi.useFakeTimers({ toFake: ['performance'] });
     const { agent, lines, clock } = makeAgent();
     await agent.start();
     expect(withMsg(lines, /^buffer unavailable/)).toHaveLength(1);
@@ -79,10 +89,10 @@ describe('a buffer that cannot open at start-up', () => {
     // Every micro-batch fails meanwhile: one line, then a summary with the count once a minute.
     for (let i = 0; i < 5; i++) {
       await expect(agent.pipeline.ingest([reading('pump-7', clock.now)], 'test')).rejects.toThrow();
-      clock.now += 1000;
+      advance(clock, 1000);
     }
     expect(withMsg(lines, /^micro-batch failed/)).toMatchObject([{ level: 50, component: 'ingest', msg: 'micro-batch failed; its readings were not acknowledged' }]);
-    clock.now += 60_000;
+    advance(clock, 60_000);
     await expect(agent.pipeline.ingest([reading('pump-7', clock.now)], 'test')).rejects.toThrow();
     expect(withMsg(lines, /^micro-batch failed/)).toHaveLength(2);
     expect(withMsg(lines, /^micro-batch failed/)[1]).toMatchObject({
@@ -112,6 +122,7 @@ describe('evictions of unsynced readings', () => {
   it('are logged as a warning at most once a minute with the count since the last line, and exported as a counter', async () => {
     dir = mkdtempSync(join(tmpdir(), 'pumpwatch-evict-'));
     writeFileSync(join(dir, 'default-model.onnx'), makeModel());
+    vi.useFakeTimers({ toFake: ['performance'] });
     const { agent, lines, clock } = makeAgent({ PUMPWATCH_BUFFER_MAX_BYTES: '1048576' });
     await agent.start();
     // The test runs the checks itself: the scheduler's own check every 10 real seconds would log
@@ -144,17 +155,17 @@ describe('evictions of unsynced readings', () => {
     // More evictions within the minute: no new line until the minute is over, then their count.
     const before = lost();
     await fill(4);
-    clock.now += 10_000;
+    advance(clock, 10_000);
     agent.evictionWatch.check();
     expect(warnings()).toHaveLength(1);
-    clock.now += 60_000;
+    advance(clock, 60_000);
     agent.evictionWatch.check();
     expect(lost()).toBeGreaterThan(before);
     expect(warnings()).toHaveLength(2);
     const second = warnings()[1]!;
     expect(second.evicted).toBe((second.evictedUnsyncedTotal as number) - (first.evictedUnsyncedTotal as number));
     expect(second.evictedUnsyncedTotal).toBeLessThanOrEqual(lost());
-    clock.now += 60_000;
+    advance(clock, 60_000);
     agent.evictionWatch.check(); // nothing new: nothing said
     expect(warnings()).toHaveLength(2);
 

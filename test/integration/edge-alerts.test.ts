@@ -1,7 +1,8 @@
 /**
  * Alert decisions against a real SQLite buffer (meta) and a real onnxruntime model, with the
- * gateway clock injected: one alert per pump and interval, suppressed anomalies counted, alerts
- * kept through an offline period and a restart. The edgeHub side is the `send` function here
+ * gateway clock and the monotonic clock injected: one alert per pump and interval, suppressed
+ * anomalies counted, alerts kept through an offline period and a restart, the interval kept when
+ * NTP steps the gateway clock. The edgeHub side is the `send` function here
  * (edge.test.ts covers it with the real client and the local hub).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -19,15 +20,21 @@ import { makeModel } from '../support/models.js';
 let dir: string;
 let buffer: BufferStore;
 let engine: InferenceEngine;
+/** The gateway (wall) clock, which NTP may step, and the monotonic clock, which only advances. */
 let now = Date.UTC(2026, 10, 23, 10);
+let mono = 0;
+const tick = (ms: number): void => {
+  now += ms;
+  mono += ms;
+};
 
 function publisher(send: (a: Alert) => Promise<void>): AlertPublisher {
-  return new AlertPublisher({ engine, kv: buffer, deviceId: 'gw-a', send, minIntervalMs: () => 60_000, logger: createLogger('silent'), clock: () => now });
+  return new AlertPublisher({ engine, kv: buffer, deviceId: 'gw-a', send, minIntervalMs: () => 60_000, logger: createLogger('silent'), clock: () => now, monotonic: () => mono });
 }
 
 /** Scores and commits one spike reading of `pumpId` (an anomaly for the test model). */
-async function spike(pumpId: string): Promise<{ rows: PredictionRow[]; seqs: number[] }> {
-  const rows = await engine.score([{ pumpId, ts: now, values: { Pressure: 4, Flow: 30, Current: 1.4 } }], now);
+async function spike(pumpId: string, ts = now): Promise<{ rows: PredictionRow[]; seqs: number[] }> {
+  const rows = await engine.score([{ pumpId, ts, values: { Pressure: 4, Flow: 30, Current: 1.4 } }], now);
   expect(rows[0]!.anomaly).toBe(true);
   return { rows, seqs: buffer.appendBatch(rows) };
 }
@@ -53,11 +60,11 @@ describe('AlertPublisher', () => {
     for (let i = 0; i < 3; i++) {
       const { rows, seqs } = await spike('pump-1');
       p.onCommit(rows, seqs);
-      now += 10_000;
+      tick(10_000);
     }
     const other = await spike('pump-2');
     p.onCommit(other.rows, other.seqs);
-    now += 40_000; // 70 s after pump-1's first alert
+    tick(40_000); // 70 s after pump-1's first alert
     const again = await spike('pump-1');
     p.onCommit(again.rows, again.seqs);
     await p.idle();
@@ -69,7 +76,7 @@ describe('AlertPublisher', () => {
   });
 
   it('keeps alerts through an offline period and a restart, and sends them afterwards in order', async () => {
-    now += 3_600_000;
+    tick(3_600_000);
     const offline = publisher(() => Promise.reject(new Error('not connected to the hub')));
     offline.restore();
     for (const pump of ['pump-3', 'pump-4']) {
@@ -90,5 +97,46 @@ describe('AlertPublisher', () => {
     const { rows, seqs } = await spike('pump-3'); // still inside pump-3's interval after the restart
     restarted.onCommit(rows, seqs);
     expect(restarted.status().suppressed).toBe(1);
+  });
+
+  it('keeps alerting once per interval after NTP steps the gateway clock back a day', async () => {
+    tick(3_600_000);
+    const sent: Alert[] = [];
+    const p = publisher(async (a) => void sent.push(a));
+    let ts = now; // the sensor's own time goes on
+    const first = await spike('pump-5', ts);
+    p.onCommit(first.rows, first.seqs);
+    now -= 86_400_000; // the gateway booted a day ahead; NTP corrects it
+    for (let m = 0; m < 3; m++) {
+      tick(60_000);
+      ts += 60_000;
+      const { rows, seqs } = await spike('pump-5', ts);
+      p.onCommit(rows, seqs);
+    }
+    await p.idle();
+
+    expect(sent.map((a) => a.pumpId)).toEqual(['pump-5', 'pump-5', 'pump-5', 'pump-5']);
+    expect(p.status()).toMatchObject({ sent: 4, suppressed: 0 });
+  });
+
+  it('after a restart, counts a last alert recorded later than the gateway clock as expired', async () => {
+    tick(3_600_000);
+    const sent: Alert[] = [];
+    const before = publisher(async (a) => void sent.push(a));
+    before.restore();
+    const ts = now;
+    const first = await spike('pump-6', ts);
+    before.onCommit(first.rows, first.seqs);
+    await before.idle();
+    now -= 86_400_000; // stepped back a day, then the agent restarts
+    tick(10_000);
+    const after = publisher(async (a) => void sent.push(a));
+    after.restore();
+    const again = await spike('pump-6', ts + 10_000);
+    after.onCommit(again.rows, again.seqs);
+    await after.idle();
+
+    expect(sent.map((a) => a.pumpId)).toEqual(['pump-6', 'pump-6']);
+    expect(after.status().suppressed).toBe(0);
   });
 });

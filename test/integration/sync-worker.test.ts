@@ -49,9 +49,10 @@ const row = (pumpId: string, i: number, anomaly = false, receivedAt = T0 + i * 1
   unscoredReason: null,
 });
 
-function worker(target: BlobTarget, settings: Partial<SyncSettings> = {}, kickFloorMs = 0): SyncWorker {
+function worker(target: BlobTarget, settings: Partial<SyncSettings> = {}, kickFloorMs = 0, clock?: () => number): SyncWorker {
   return new SyncWorker({
     kickFloorMs,
+    clock,
     buffer: store,
     uploader: () => uploaderFor({ target, createContainer: true }),
     deviceId: 'gw-order',
@@ -175,7 +176,27 @@ describe('sync worker order and loop (real Azurite)', () => {
     await vi.waitFor(() => expect(w.status()).toMatchObject({ uploadedRows: 1, state: 'idle' }), { timeout: 10_000 });
     w.kick();
     const s = w.status();
-    expect(Date.parse(s.nextAttemptAt!) - Date.parse(s.lastAttemptAt!)).toBe(30_000);
+    const wait = Date.parse(s.nextAttemptAt!) - Date.parse(s.lastAttemptAt!);
+    expect(wait).toBeGreaterThanOrEqual(30_000); // kept on the monotonic clock, shown on the wall clock: a millisecond may part them
+    expect(wait).toBeLessThan(31_000);
+    await w.stop();
+  });
+
+  it.each([
+    ['back', -3_600_000],
+    ['forward', 3_600_000],
+  ])('lets a kick start a cycle within the floor after NTP steps the gateway clock an hour %s', async (_, step) => {
+    let offset = 0;
+    const clock = (): number => Date.now() + offset;
+    const w = worker(azurite(), {}, 1000, clock);
+    store.appendBatch([row('pump-a', 1)]);
+    w.start();
+    await vi.waitFor(() => expect(w.status()).toMatchObject({ uploadedRows: 1, state: 'idle' }), { timeout: 10_000 });
+    offset = step;
+    store.appendBatch([row('pump-a', 2, true)]);
+    w.kick();
+    expect(Date.parse(w.status().nextAttemptAt!) - clock()).toBeLessThanOrEqual(1000);
+    await vi.waitFor(() => expect(w.status().uploadedRows).toBe(2), { timeout: 10_000 });
     await w.stop();
   });
 

@@ -42,6 +42,24 @@ describe('upload bandwidth cap (token bucket)', () => {
     expect(await passTimes(bucket, [100, 100])).toEqual([0, 1000]);
   });
 
+  it('does not make a blob wait for the size of a backward step of the wall clock', async () => {
+    const bucket = new TokenBucket(() => 100_000);
+    expect(await passTimes(bucket, [50_000])).toEqual([0]);
+    vi.setSystemTime(Date.now() - 2 * 3_600_000); // NTP steps Date back; timers and performance.now() go on
+    expect(await passTimes(bucket, [50_000, 100_000])).toEqual([0, 1000]);
+  });
+
+  it('neither adds nor takes away bytes when a clock it is given steps back', async () => {
+    let wall = Date.UTC(2026, 10, 23, 12);
+    const waits: number[] = [];
+    const bucket = new TokenBucket(() => 100_000, () => wall, async (ms) => void waits.push(ms));
+    await bucket.take(50_000);
+    wall -= 2 * 3_600_000;
+    await bucket.take(50_000);
+    await bucket.take(50_000);
+    expect(waits).toEqual([500]);
+  });
+
   it('stops waiting when aborted', async () => {
     const bucket = new TokenBucket(() => 10);
     const ac = new AbortController();

@@ -1,0 +1,63 @@
+/**
+ * The scheduler when the gateway's wall clock steps (NTP correcting a clock that booted wrong):
+ * node-cron plans on the wall clock, so the jobs must be restarted from the new time. Date is
+ * stepped with vitest's fake Date that keeps advancing with real time; timers stay real, as on a
+ * gateway, where a clock step does not move setTimeout.
+ */
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createLogger } from '../../agent/logger.js';
+import { Scheduler } from '../../agent/scheduler.js';
+
+function setup(): { scheduler: Scheduler; runs: () => number; logs: string[] } {
+  const logs: string[] = [];
+  const scheduler = new Scheduler(createLogger('debug', { write: (line: string) => logs.push(line) }), { clockCheckMs: 100 });
+  let n = 0;
+  scheduler.every('tick', '* * * * * *', () => {
+    n++;
+  });
+  return { scheduler, runs: () => n, logs };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+describe('Scheduler and a stepping wall clock', () => {
+  let scheduler: Scheduler | null = null;
+  afterEach(async () => {
+    await scheduler?.stop();
+    scheduler = null;
+    vi.useRealTimers();
+    vi.restoreAllMocks();
+  });
+
+  it('keeps running its jobs after the clock steps back an hour, and says so once', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], shouldAdvanceTime: true });
+    const s = setup();
+    scheduler = s.scheduler;
+    scheduler.start();
+    await vi.waitFor(() => expect(s.runs()).toBeGreaterThanOrEqual(1), { timeout: 3_000 });
+    vi.setSystemTime(Date.now() - 3_600_000);
+    const before = s.runs();
+    await sleep(3_500);
+    expect(s.runs() - before).toBeGreaterThanOrEqual(2); // node-cron alone: none for an hour
+    const steps = s.logs.map((l) => JSON.parse(l) as { msg: string; stepSeconds?: number }).filter((l) => l.msg.includes('the system clock stepped'));
+    expect(steps).toHaveLength(1);
+    expect(steps[0]).toMatchObject({ msg: 'the system clock stepped back by 60 min; scheduled jobs restarted from the new time', stepSeconds: -3600 });
+  });
+
+  it('counts the runs a forward step skipped in its one log line instead of printing each on stdout', async () => {
+    const printed = vi.spyOn(console, 'warn').mockImplementation(() => undefined);
+    vi.useFakeTimers({ toFake: ['Date'], shouldAdvanceTime: true });
+    const s = setup();
+    scheduler = s.scheduler;
+    scheduler.start();
+    await vi.waitFor(() => expect(s.runs()).toBeGreaterThanOrEqual(1), { timeout: 3_000 });
+    vi.setSystemTime(Date.now() + 600_000);
+    const before = s.runs();
+    await sleep(2_500);
+    expect(s.runs() - before).toBeGreaterThanOrEqual(1);
+    expect(printed).not.toHaveBeenCalled();
+    const step = s.logs.map((l) => JSON.parse(l) as { msg: string; missedRuns?: number }).find((l) => l.msg.includes('the system clock stepped'));
+    expect(step?.msg).toBe('the system clock stepped forward by 10 min; scheduled jobs restarted from the new time');
+    expect(step?.missedRuns).toEqual(expect.any(Number)); // runs node-cron saw skipped before the restart (none if the check came first)
+  });
+});
