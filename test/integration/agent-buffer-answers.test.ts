@@ -1,8 +1,9 @@
 /**
- * What the HTTP routes answer while the buffer cannot be used: a real agent in this process on a
- * real (corrupt) SQLite file, its status server on a free port.
+ * The agent and a buffer it cannot use as configured: what the HTTP routes answer while the file
+ * is corrupt, and the warning at open when the disk cannot hold the cap (the filesystem's own
+ * statfs figures). A real agent in this process, real SQLite files, its status server on a free port.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -48,5 +49,33 @@ describe('a corrupt buffer file', () => {
     expect(got.code).toBe(posted.code);
     expect(got.error).toMatch(reason);
     expect(got.error).toMatch(/; nothing could be read, retry once it is fixed$/);
+  });
+});
+
+async function start(maxBytes: number): Promise<Array<{ msg: string; maxBytes?: number; diskRoomBytes?: number }>> {
+  dir = mkdtempSync(join(tmpdir(), 'pumpwatch-disk-room-'));
+  writeFileSync(join(dir, 'model.onnx'), makeModel());
+  const lines: Array<{ msg: string }> = [];
+  const config = testAgentConfig(join(dir, 'data'), { PUMPWATCH_LOG_LEVEL: 'info', PUMPWATCH_BUFFER_MAX_BYTES: String(maxBytes) });
+  agent = new Agent({ config, logger: createLogger('info', { write: (s: string) => void lines.push(JSON.parse(s) as { msg: string }) }), defaultModelPath: join(dir, 'model.onnx') });
+  await agent.start();
+  return lines.filter((l) => l.msg.startsWith('the disk can hold'));
+}
+
+describe('a buffer cap the disk cannot hold', () => {
+  it('is named when the buffer opens, with the room the disk has', async () => {
+    const fs = statfsSync(tmpdir());
+    const free = fs.bavail * fs.bsize;
+    const cap = Math.min(Number.MAX_SAFE_INTEGER, Math.max(free * 4, 2 ** 50));
+    const warned = await start(cap);
+    expect(warned).toHaveLength(1);
+    expect(warned[0]!.msg).toMatch(/^the disk can hold \d+ MiB of buffer, less than its cap of \d+ MiB \(PUMPWATCH_BUFFER_MAX_BYTES\): when the disk is full the oldest unsent normal readings are evicted as under the cap/);
+    expect(warned[0]!.maxBytes).toBe(cap);
+    expect(warned[0]!.diskRoomBytes).toBeLessThan(cap);
+    expect(warned[0]!.diskRoomBytes).toBeGreaterThan(free / 2);
+  });
+
+  it('is not mentioned when the cap fits', async () => {
+    expect(await start(64 * 1024 * 1024)).toEqual([]);
   });
 });
