@@ -67,10 +67,26 @@ export class IngestPipeline {
   /**
    * Validates raw items and commits the good ones; bad ones are stored in `rejected` with their
    * reason and counted. Resolves after the commit; rejects (nothing committed) when the buffer fails.
+   * The refusals are stored after the good readings commit: when that fails the caller is told
+   * nothing was stored and sends the request again, which then stores its refusals once.
    */
   async ingest(items: readonly unknown[], source: string, rawOf: (i: number) => string = (i) => safeJson(items[i])): Promise<IngestResult> {
-    const { readings, rejected } = this.screen(items, source, rawOf);
-    const seqs = readings.length > 0 ? await this.submit(readings) : [];
+    const now = this.clock();
+    const { readings, rejected } = this.validate(items, now);
+    const refusals = rejected.map((r) => ({ source, raw: rawOf(r.index), reason: r.error, receivedAt: now }));
+    if (readings.length === 0) {
+      this.reject(refusals);
+      return { accepted: 0, rejected, seqs: [] };
+    }
+    const seqs = await this.submit(readings);
+    try {
+      this.reject(refusals);
+    } catch (err) {
+      // The good readings are committed, and the answer lists every refusal: failing it now would
+      // have the sender send them again.
+      this.deps.metrics.rejected.inc(refusals.length);
+      this.deps.onError?.(err);
+    }
     return { accepted: readings.length, rejected, seqs };
   }
 
@@ -81,6 +97,14 @@ export class IngestPipeline {
    */
   screen(items: readonly unknown[], source: string, rawOf: (i: number) => string = (i) => safeJson(items[i])): Screened {
     const now = this.clock();
+    const screened = this.validate(items, now);
+    const { rejected } = screened;
+    if (rejected.length > 0) this.reject(rejected.map((r) => ({ source, raw: rawOf(r.index), reason: r.error, receivedAt: now })));
+    return screened;
+  }
+
+  /** The good readings of raw items, and the index and reason of each refused one. */
+  private validate(items: readonly unknown[], now: number): Screened {
     const limits = this.deps.limits?.() ?? DEFAULT_LIMITS;
     const readings: Reading[] = [];
     const rejected: IngestResult['rejected'] = [];
@@ -90,7 +114,6 @@ export class IngestPipeline {
       if (refusal !== null) rejected.push({ index: i, error: refusal });
       else if (v.ok) readings.push(v.reading);
     }
-    if (rejected.length > 0) this.reject(rejected.map((r) => ({ source, raw: rawOf(r.index), reason: r.error, receivedAt: now })));
     return { readings, rejected };
   }
 

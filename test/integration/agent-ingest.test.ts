@@ -94,6 +94,27 @@ describe('POST /readings', () => {
     expect(count("SELECT count(*) n FROM readings WHERE pump_id = 'pump-c'")).toBe(1);
   });
 
+  it('stores a request\'s refusals once when it is sent again after its good readings could not be committed', async () => {
+    const full = await startTestAgent();
+    try {
+      const store = full.agent.buffer;
+      const rejected = () => store.stats().rejected + store.stats().evicted.rejected; // stored ever (making room evicts refusals)
+      store.db.pragma(`max_page_count = ${Number(store.db.pragma('page_count', { simple: true })) + 16}`); // room for a refusal, not for 3 000 readings
+      const body = [...Array.from({ length: 3_000 }, (_, i) => reading('pump-f', normalValues(rng(i), i))), { pumpId: 'pump-f', values: {} }];
+      const first = await postJson(`${full.url}/readings`, body);
+      expect(first.status).toBe(507);
+      expect(first.json.error).toMatch(/nothing was stored/);
+      expect(rejected()).toBe(0); // the answer says nothing was stored: the refusal is not either
+      store.db.pragma('max_page_count = 1073741823'); // room again: the sender retries
+      const again = await postJson(`${full.url}/readings`, body);
+      expect(again.status).toBe(202);
+      expect(again.json).toMatchObject({ accepted: 3_000, rejectedTotal: 1 });
+      expect(rejected()).toBe(1);
+    } finally {
+      await full.stop();
+    }
+  });
+
   it('answers 400 PW_NO_VALID_READINGS with every reason when no reading is acceptable', async () => {
     const r = await postJson(`${t.url}/readings`, [{ pumpId: 'x' }, { values: {} }]);
     expect(r.status).toBe(400);
