@@ -292,21 +292,32 @@ function pausedBefore(history: ValueHistory, ts: number): boolean {
   if (history.size === 0) return false;
   const step = ts - history.tsAt(0);
   if (step <= GAP_MIN_MS) return false;
+  if (history.size < 2) return false; // one earlier reading: no interval to judge by yet
+  return step > gapMs(history);
+}
+
+/** The pause rule's threshold for this pump: GAP_FACTOR × the median of its recent intervals, at least GAP_MIN_MS. */
+function gapMs(history: ValueHistory): number {
   const n = Math.min(history.size - 1, GAP_INTERVALS);
-  if (n === 0) return false; // one earlier reading: no interval to judge by yet
+  if (n <= 0) return GAP_MIN_MS;
   const intervals = new Float64Array(n);
   for (let age = 0; age < n; age++) intervals[age] = history.tsAt(age) - history.tsAt(age + 1);
   intervals.sort();
   const median = n % 2 === 1 ? intervals[(n - 1) / 2]! : (intervals[n / 2 - 1]! + intervals[n / 2]!) / 2;
-  return step > Math.max(GAP_MIN_MS, GAP_FACTOR * median);
+  return Math.max(GAP_MIN_MS, GAP_FACTOR * median);
 }
 
-/** Why a reading older than the pump's newest one is not scored, or null when it is in time order. */
+/**
+ * Why a reading from before a pause (by the pause rule) behind the pump's newest one is not
+ * scored, or null. A little disorder (two senders, clock jitter) is scored in arrival order, as
+ * it always was; a replayed backlog would make the next live reading look like it came after a
+ * pause, so it is stored unscored and the pump's window is left as it was.
+ */
 function lateReason(history: ValueHistory, ts: number): string | null {
   if (history.size === 0) return null;
   const newest = history.tsAt(0);
-  if (ts >= newest) return null;
-  return `not scored: older than this pump's newest reading (${new Date(newest).toISOString()}); windows are scored in time order`;
+  if (newest - ts <= GAP_MIN_MS || newest - ts <= gapMs(history)) return null;
+  return `not scored: older than this pump's newest reading (${new Date(newest).toISOString()}) by more than a pause; windows are scored in time order`;
 }
 
 /** `"Flow" = 1e+20` for the first value beyond ±EXTREME_VALUE in one packed window, else null. */

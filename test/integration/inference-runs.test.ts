@@ -186,7 +186,21 @@ describe('a value beyond ±EXTREME_VALUE (a sensor\'s error code)', () => {
   });
 });
 
-describe('a reading older than its pump\'s newest one', () => {
+describe('a reading older than its pump\'s newest one by more than a pause', () => {
+  it('is scored in arrival order when it is only a little older (two senders, clock jitter)', async () => {
+    const model = await LoadedModel.fromBytes(makeModel({ version: 'j3', window: 3 }), 'j3');
+    try {
+      const r = rng(24);
+      const engine = new InferenceEngine();
+      engine.setModel('default', model);
+      const ts = [0, 1_000, 2_000, 3_000, 2_990, 4_000, 5_000].map((t) => 1_000_000 + t);
+      const rows = await engine.score(ts.map((t, i) => ({ pumpId: 'p', ts: t, values: normalValues(r, i) })), 0);
+      expect(rows.slice(2).every((row) => typeof row.score === 'number' && row.unscoredReason === null)).toBe(true);
+    } finally {
+      await model.release();
+    }
+  });
+
   it('is stored unscored with the reason, and the pump\'s window goes on as if it had not come', async () => {
     const model = await LoadedModel.fromBytes(makeModel({ version: 'o3', window: 3 }), 'o3');
     try {
@@ -198,7 +212,7 @@ describe('a reading older than its pump\'s newest one', () => {
       withLate.setModel('default', model);
       const rows = await withLate.score([...live.slice(0, 5), replayed, ...live.slice(5)], 0);
       expect(rows[5]!.score).toBeNull();
-      expect(rows[5]!.unscoredReason).toBe(`not scored: older than this pump's newest reading (${new Date(live[4]!.ts).toISOString()}); windows are scored in time order`);
+      expect(rows[5]!.unscoredReason).toBe(`not scored: older than this pump's newest reading (${new Date(live[4]!.ts).toISOString()}) by more than a pause; windows are scored in time order`);
 
       const reference = new InferenceEngine();
       reference.setModel('default', model);
@@ -215,7 +229,7 @@ describe('a reading older than its pump\'s newest one', () => {
       const r = rng(23);
       const at = (ts: number): Reading => ({ pumpId: 'p', ts, values: normalValues(r, ts / 1000) });
       const first = Array.from({ length: 6 }, (_, i) => at(100_000 + i * 1000));
-      const batch = [at(106_000), at(50_000), at(107_000), at(108_000)]; // the second is late
+      const batch = [at(106_000), at(10_000), at(107_000), at(108_000)]; // the second is late by more than a pause (60 s)
       const retried = new InferenceEngine();
       retried.setModel('default', model);
       await retried.score(first, 0);
