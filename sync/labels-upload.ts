@@ -16,21 +16,28 @@ import { safeErrorMessage } from './redact.js';
 export const LABEL_SCHEMA_VERSION = 1;
 const BATCH = 100;
 
-/** One label as stored in Blob Storage (times as ISO 8601). */
-export const LabelRecordSchema = z.object({
-  schema: z.literal(LABEL_SCHEMA_VERSION),
-  id: z.string().min(1),
-  deviceId: z.string().min(1),
-  pumpId: z.string().min(1),
-  kind: z.enum(LABEL_KINDS),
-  faultType: z.enum(FAULT_TYPES).nullable(),
-  note: z.string().nullable(),
-  alertSeq: z.number().int().nullable(),
-  from: z.iso.datetime(),
-  to: z.iso.datetime(),
-  author: z.string().min(1),
-  createdAt: z.iso.datetime(),
-});
+/**
+ * One label as stored in Blob Storage (times as ISO 8601; the agent writes UTC with `Z`, and an
+ * offset such as `+00:00` or `+02:00` is read too). A label whose `to` is before its `from` is
+ * refused, as the agent refuses it when a technician creates it (agent/http/labels-routes.ts,
+ * "to is before from"): it would cover no reading.
+ */
+export const LabelRecordSchema = z
+  .object({
+    schema: z.literal(LABEL_SCHEMA_VERSION),
+    id: z.string().min(1),
+    deviceId: z.string().min(1),
+    pumpId: z.string().min(1),
+    kind: z.enum(LABEL_KINDS),
+    faultType: z.enum(FAULT_TYPES).nullable(),
+    note: z.string().nullable(),
+    alertSeq: z.number().int().nullable(),
+    from: z.iso.datetime({ offset: true }),
+    to: z.iso.datetime({ offset: true }),
+    author: z.string().min(1),
+    createdAt: z.iso.datetime({ offset: true }),
+  })
+  .refine((l) => Date.parse(l.to) >= Date.parse(l.from), { path: ['to'], message: 'to is before from' });
 export type LabelRecord = z.infer<typeof LabelRecordSchema>;
 
 export class LabelUploadError extends Error {
@@ -100,7 +107,8 @@ export async function uploadPendingLabels(
 
 /**
  * Reads the labels in Blob Storage (all devices, or one), oldest first. A blob that is not a
- * valid label record is skipped and reported through `onInvalid` (it never stops a training run).
+ * valid label record is skipped and reported through `onInvalid` (it never stops a training run);
+ * one that cannot be downloaded throws (the storage failed, not the label).
  */
 export async function readLabels(
   container: ContainerClient,
@@ -111,16 +119,22 @@ export async function readLabels(
   const out: LabelRecord[] = [];
   for await (const blob of container.listBlobsFlat({ prefix })) {
     if (!blob.name.endsWith('.json')) continue;
+    // A download that fails is a storage failure, thrown as such: a run without a confirmed fault
+    // it could not read would judge its models on the wrong rows.
+    const buf = await container.getBlobClient(blob.name).downloadToBuffer();
+    let value: unknown;
     try {
-      const buf = await container.getBlobClient(blob.name).downloadToBuffer();
-      const parsed = LabelRecordSchema.safeParse(JSON.parse(buf.toString('utf8')));
-      if (parsed.success) out.push(parsed.data);
-      else opts.onInvalid?.(blob.name, parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+      value = JSON.parse(buf.toString('utf8'));
     } catch (err) {
-      opts.onInvalid?.(blob.name, safeErrorMessage(err));
+      opts.onInvalid?.(blob.name, `not JSON: ${safeErrorMessage(err).split('\n')[0]}`);
+      continue;
     }
+    const parsed = LabelRecordSchema.safeParse(value);
+    if (parsed.success) out.push(parsed.data);
+    else opts.onInvalid?.(blob.name, parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
   }
-  return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+  // By time, not by text: with offsets the text order is not the time order.
+  return out.sort((a, b) => Date.parse(a.createdAt) - Date.parse(b.createdAt) || a.id.localeCompare(b.id));
 }
 
 export type LabelTarget = 'anomaly' | 'normal' | 'exclude';
@@ -136,7 +150,7 @@ export function labelTargetAt(labels: readonly LabelRecord[], pumpId: string, ts
   let best: LabelRecord | null = null;
   for (const l of labels) {
     if (l.pumpId !== pumpId || ts < Date.parse(l.from) || ts > Date.parse(l.to)) continue;
-    if (best === null || l.createdAt >= best.createdAt) best = l;
+    if (best === null || Date.parse(l.createdAt) >= Date.parse(best.createdAt)) best = l;
   }
   return best === null ? null : TARGET[best.kind];
 }

@@ -140,6 +140,8 @@ describe('pumpwatch-trainer fit', () => {
       [['fit', '--csv', csv, '--out', join(dir, 'm.onnx'), '--algo', 'magic'], /unknown algorithm "magic" \(known: mset, mset-rel, pca/],
       [['fit', '--csv', csv, '--out', join(dir, 'm.onnx'), '--train-rows', '500'], /500 training rows asked for, but the data has only 50 rows/],
       [['fit', '--csv', csv, '--out', join(dir, 'm.onnx'), '--train-rows', '4'], /at least 10 training rows, got 4/],
+      [['fit', '--csv', csv, '--out', join(dir, 'm.onnx'), '--source', 'pump.7'], /--source "pump\.7" is not a pump id/],
+      [['fit', '--csv', csv, '--out', join(dir, 'm.onnx'), '--version', '..'], /--version "\.\." is not a model version/],
       [['frobnicate'], /unknown command "frobnicate"/],
     ];
     for (const [args, message] of cases) {

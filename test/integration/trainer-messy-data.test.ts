@@ -236,6 +236,7 @@ describe('pumpwatch-trainer train on messy field data', () => {
     const first = await cli(['train', ...range, '--version', 'with-ambient']);
     expect(first.code, first.err).toBe(0);
     expect((await readModelRecord(container, 'pump-exclude-live', 'with-ambient')).features).toContain('AmbientTemp');
+    // The same range with other options: compared as usual (only a range that ends earlier than the live model's never replaces it).
     const res = await cli(['train', ...range, '--exclude', 'AmbientTemp', '--version', 'without-ambient']);
     expect(res.code, res.err).toBe(0);
     expect(res.out).not.toMatch(/not scorable|cannot be scored/);

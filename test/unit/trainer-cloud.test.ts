@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { FULL_CYCLE_MS, readModelMetadata, trainingSpan } from '../../inference/contract.js';
-import { parseOptions, timeRange } from '../../trainer/commands/command.js';
+import { parseDate, parseOptions, timeRange } from '../../trainer/commands/command.js';
 import { parseShard, trainAllCommand } from '../../trainer/commands/train-all.js';
 import { TRAIN_OPTIONS, trainRequest } from '../../trainer/commands/train.js';
 import type { Cleaned } from '../../trainer/data/clean.js';
@@ -50,6 +50,20 @@ describe('the promotion decision', () => {
     });
     expect(decide(c, null, 0.01, 'it needs Flow').reason).toMatch(/cannot be scored .*needs Flow/);
     expect(decide(c, { version: 'v2', evaluation: evaluation(0.1) }, 0.01)).toMatchObject({ promoted: false, reason: expect.stringMatching(/is the live model itself/) });
+  });
+
+  it('never promotes a challenger of an older range than the live model, even a better one, and keeps the figures in the reason', () => {
+    const c = { version: 'v2', evaluation: evaluation(0.9) };
+    const older = { newest: '2026-01-02T23:59:50.000Z', liveVersion: 'v1', liveNewest: '2026-01-04T23:59:50.000Z' };
+    expect(decide(c, { version: 'v1', evaluation: evaluation(0.5) }, 0.01, undefined, older)).toEqual({
+      promoted: false,
+      reason:
+        "older data: its newest reading (2026-01-02T23:59:50.000Z) is older than the newest of live model v1's data (2026-01-04T23:59:50.000Z); older data never replaces a newer model (--allow-older to compare as usual); " +
+        'on the held-out rows: synthetic-faults: challenger balanced accuracy 0.9000 (F1 0.9000, FAR 1.00 %, MAR 10.00 %) vs live balanced accuracy 0.5000 (F1 0.5000, FAR 1.00 %, MAR 10.00 %), margin 0.01',
+      margin: 0.01,
+    });
+    expect(decide(c, null, 0.01, 'it needs Flow', older)).toMatchObject({ promoted: false, reason: expect.stringMatching(/^older data: .*; the live model cannot be scored on them \(it needs Flow\)$/) });
+    expect(decide(c, { version: 'v2', evaluation: evaluation(0.9) }, 0.01, undefined, older).reason).toMatch(/is the live model itself/);
   });
 });
 
@@ -188,6 +202,13 @@ describe('shards', () => {
     expect(() => parseShard('3/3', {})).toThrow(/0 <= I < N/);
   });
 
+  it('takes only digits from JOB_COMPLETION_INDEX: blank, hex or exponent is not shard 0 or 2', () => {
+    for (const index of ['', '  ', '0x2', '1e0', '+1', '1.0', ' 1', '-0']) {
+      expect(() => parseShard('index/4', { JOB_COMPLETION_INDEX: index }), JSON.stringify(index)).toThrow(`(JOB_COMPLETION_INDEX="${index}")`);
+    }
+    expect(parseShard('index/4', { JOB_COMPLETION_INDEX: '03' })).toEqual({ index: 3, shards: 4 });
+  });
+
   it('accepts the arguments of the Kubernetes Indexed Job manifest, with as many shards as completions', () => {
     const yaml = readFileSync(new URL('../../deployment/k8s/trainer-indexed-job.yaml', import.meta.url), 'utf8');
     const argsBlock = /args:\n((?:\s+- .*\n|\s+#.*\n)+)/.exec(yaml)![1]!;
@@ -253,6 +274,38 @@ describe('command arguments', () => {
     expect(timeRange('t', { days: '2' }, now)).toEqual({ from: Date.UTC(2026, 10, 21), to: Date.UTC(2026, 10, 23) });
     expect(timeRange('t', { from: '2026-01-01', to: '2026-01-02T12:00:00Z' }, now)).toEqual({ from: Date.UTC(2026, 0, 1), to: Date.UTC(2026, 0, 2, 12) });
     expect(() => timeRange('t', { from: '01/02/2026', to: '2026-01-03' }, now)).toThrow(/--from "01\/02\/2026" is not a date/);
+  });
+
+  it('reads a date-time without an offset as UTC, whatever the time zone, and honours an offset', () => {
+    const tz = process.env.TZ;
+    process.env.TZ = 'America/New_York';
+    try {
+      expect(new Date(2026, 0, 1).getTimezoneOffset()).toBe(300);
+      expect(parseDate('--from', '2026-01-01T00:00')).toBe(Date.UTC(2026, 0, 1));
+      expect(parseDate('--from', '2026-01-01T06:30:15')).toBe(Date.UTC(2026, 0, 1, 6, 30, 15));
+      expect(parseDate('--from', '2026-01-01T06:30:15.250Z')).toBe(Date.UTC(2026, 0, 1, 6, 30, 15, 250));
+      expect(parseDate('--from', '2026-01-01T02:00:00+02:00')).toBe(Date.UTC(2026, 0, 1));
+      expect(parseDate('--from', '2025-12-31T19:00:00-05:00')).toBe(Date.UTC(2026, 0, 1));
+      expect(parseDate('--from', '2028-02-29')).toBe(Date.UTC(2028, 1, 29));
+    } finally {
+      if (tz === undefined) delete process.env.TZ;
+      else process.env.TZ = tz;
+    }
+  });
+
+  it('refuses a date or time that does not exist instead of rolling it over, naming the option and the value', () => {
+    for (const value of ['2026-02-30', '2026-02-29', '2026-13-01', '2026-00-10', '2026-04-31T10:00:00Z', '2026-01-01T24:00', '2026-01-01T10:61', '2026-01-01T10:00:60Z']) {
+      expect(() => timeRange('t', { from: value, to: '2027-01-01' }, new Date()), value).toThrow(`--from "${value}" is not a date that exists`);
+      expect(() => timeRange('t', { from: '2025-01-01', to: value }, new Date()), value).toThrow(`--to "${value}" is not a date that exists`);
+    }
+    expect(() => parseDate('--to', '2026-01-01T00:00:00+25:00')).toThrow('--to "2026-01-01T00:00:00+25:00" has an offset that does not exist');
+  });
+
+  it('refuses a --version that is not a model version before any work', () => {
+    const v = parseOptions('train', ['--source', 'p', '--from', '2026-01-01', '--to', '2026-01-02', '--version', '.'], TRAIN_OPTIONS);
+    expect(() => trainRequest('train', v, 'p', new Date())).toThrow('--version "." is not a model version');
+    const ok = parseOptions('train', ['--source', 'p', '--from', '2026-01-01', '--to', '2026-01-02', '--version', 'v1.2_rc:3-a'], TRAIN_OPTIONS);
+    expect(trainRequest('train', ok, 'p', new Date()).version).toBe('v1.2_rc:3-a');
   });
 
   it('targets by default the modules that report the pump or run where its readings come from', () => {

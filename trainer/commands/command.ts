@@ -3,6 +3,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { CommandContext } from '../cloud/context.js';
 import { PUMP_ID_PATTERN, PUMP_ID_RULE } from '../../sync/layout.js';
 import { UsageError } from '../errors.js';
+import { MODEL_VERSION_PATTERN, MODEL_VERSION_RULE } from '../registry/records.js';
 
 export type { CommandContext } from '../cloud/context.js';
 
@@ -68,14 +69,41 @@ export function requireSource(command: string, value: unknown): string {
   return source;
 }
 
+/** A model version (`--version`): the registry's rule (registry/records.ts), checked before any work. */
+export function requireVersion(command: string, value: unknown): string {
+  const version = requireString(command, value, '--version');
+  if (!MODEL_VERSION_PATTERN.test(version)) throw new UsageError(`--version "${version}" is not a model version (${MODEL_VERSION_RULE})`);
+  return version;
+}
+
 const DAY_MS = 86_400_000;
 
-/** `YYYY-MM-DD` (00:00 UTC) or an ISO 8601 date-time; epoch ms. */
+const DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})?)?$/i;
+
+/**
+ * `YYYY-MM-DD` (00:00 UTC) or an ISO 8601 date-time, `YYYY-MM-DDTHH:MM[:SS[.fff]]` with `Z` or an
+ * offset (`+02:00`); without one it is UTC, like a date alone (never the machine's time zone).
+ * A date or time that does not exist (2026-02-30, 24:00, 10:61) is refused, not rolled over.
+ * Epoch ms.
+ */
 export function parseDate(flag: string, value: string): number {
   const text = value.trim();
-  const ms = /^\d{4}-\d{2}-\d{2}$/.test(text) ? Date.parse(`${text}T00:00:00Z`) : /^\d{4}-\d{2}-\d{2}T/.test(text) ? Date.parse(text) : NaN;
-  if (!Number.isFinite(ms)) throw new UsageError(`${flag} "${value}" is not a date (YYYY-MM-DD, or ISO 8601 like 2026-11-23T10:00:00Z)`);
-  return ms;
+  const bad = (why: string) => new UsageError(`${flag} "${value}" ${why} (YYYY-MM-DD, or ISO 8601 like 2026-11-23T10:00:00Z; a date-time without an offset is UTC)`);
+  const m = DATE_TIME.exec(text);
+  if (!m) throw bad('is not a date');
+  const [y, mo, d, h = 0, mi = 0, sec = 0] = m.slice(1, 7).map((x) => (x === undefined ? undefined : Number(x))) as number[];
+  const fraction = m[7] === undefined ? 0 : Math.floor(Number(`0.${m[7]}`) * 1000);
+  const local = Date.UTC(y as number, (mo as number) - 1, d, h, mi, sec, fraction);
+  const back = new Date(local);
+  // Date.UTC rolls 2026-02-30 over to 2026-03-02: a value that does not come back is not a date.
+  if (back.getUTCFullYear() !== y || back.getUTCMonth() + 1 !== mo || back.getUTCDate() !== d || back.getUTCHours() !== h || back.getUTCMinutes() !== mi || back.getUTCSeconds() !== sec) {
+    throw bad('is not a date that exists');
+  }
+  const zone = m[8];
+  if (zone === undefined || zone.toUpperCase() === 'Z') return local;
+  const [, sign, oh, om] = /^([+-])(\d{2}):?(\d{2})$/.exec(zone) as unknown as [string, string, string, string];
+  if (Number(oh) > 23 || Number(om) > 59) throw bad('has an offset that does not exist');
+  return local - (sign === '-' ? -1 : 1) * (Number(oh) * 60 + Number(om)) * 60_000;
 }
 
 /**

@@ -2,8 +2,8 @@
 import { compareWithBaseline, DRIFT_DEFAULTS, type DriftReport } from '../drift/compare.js';
 import { EXIT, TrainerError } from '../errors.js';
 import { createProgress } from '../progress.js';
-import { readBest, readModelRecord } from '../registry/registry.js';
-import { noUsableRows, prepareData } from '../train/prepare.js';
+import { readBestRecord } from '../registry/registry.js';
+import { noUsableRows, prepareData, skippedLabelWarning } from '../train/prepare.js';
 import { optionalNumber, parseOptions, requireSource, timeRange, type Command, type Io } from './command.js';
 
 const HELP = `Usage: pumpwatch-trainer drift --source ID (--from DATE --to DATE | --days N) [--psi X] [--ks X]
@@ -36,12 +36,13 @@ export const driftCommand: Command = {
     const { from, to } = timeRange('drift', v, ctx.now());
     const thresholds = { psi: optionalNumber(v.psi, '--psi', 0, 100) ?? DRIFT_DEFAULTS.psi, ks: optionalNumber(v.ks, '--ks', 0, 1) ?? DRIFT_DEFAULTS.ks };
     const container = ctx.container();
-    const best = await readBest(container, source);
+    const best = await readBestRecord(container, source);
     if (!best) throw new TrainerError('PW_TRAINER_NO_MODEL', `no model was promoted for "${source}": no baseline to compare with`);
-    const record = await readModelRecord(container, source, best.pointer.version);
+    const { record } = best;
     const progress = createProgress({ raw: io.raw, line: io.err }, ctx.isTTY, `drift ${source}`);
-    const { loaded, cleaned } = await prepareData(container, { source, from, to }, progress);
+    const { loaded, cleaned, skippedLabels } = await prepareData(container, { source, from, to }, progress);
     progress.finish();
+    for (const s of skippedLabels) io.err(`warning: ${skippedLabelWarning(s)}`);
     if (cleaned.series.rows.length === 0) throw await noUsableRows(container, { source, from, to }, loaded.readings);
     const report = compareWithBaseline(record.baseline, cleaned.series.features, cleaned.series.rows, thresholds);
     printDrift(io, source, record.version, cleaned.series.rows.length, report);

@@ -7,9 +7,9 @@ import { evaluate, formatEvaluation, planEvaluation, RANGE_ROWS } from '../eval/
 import { OnnxScorer } from '../eval/score.js';
 import { readProblem } from '../files.js';
 import { createProgress } from '../progress.js';
-import { readBest, readModelBytes, readModelRecord } from '../registry/registry.js';
-import { noUsableRows, prepareData } from '../train/prepare.js';
-import { optionalInteger, parseOptions, requireSource, timeRange, type Command } from './command.js';
+import { readBestRecord, readModelBytes, readModelRecord } from '../registry/registry.js';
+import { noUsableRows, prepareData, skippedLabelWarning } from '../train/prepare.js';
+import { optionalInteger, parseOptions, requireSource, requireVersion, timeRange, type Command } from './command.js';
 
 const HELP = `Usage: pumpwatch-trainer evaluate --source ID (--from DATE --to DATE | --days N) [--version V | --model FILE] [--seed N]
 
@@ -52,17 +52,19 @@ export const evaluateCommand: Command = {
     const source = requireSource('evaluate', v.source);
     const { from, to } = timeRange('evaluate', v, ctx.now());
     const seed = optionalInteger(v.seed, '--seed', 0) ?? 1;
+    if (v.version !== undefined) requireVersion('evaluate', v.version);
     const container = ctx.container();
     let bytes: Uint8Array;
     if (typeof v.model === 'string') bytes = await readModelFile(v.model);
     else {
-      const version = typeof v.version === 'string' ? v.version : (await readBest(container, source))?.pointer.version;
-      if (version === undefined) throw new TrainerError('PW_TRAINER_NO_MODEL', `no model was promoted for "${source}"; pass --version or --model`);
-      bytes = await readModelBytes(container, await readModelRecord(container, source, version));
+      const record = typeof v.version === 'string' ? await readModelRecord(container, source, v.version) : (await readBestRecord(container, source))?.record;
+      if (record === undefined) throw new TrainerError('PW_TRAINER_NO_MODEL', `no model was promoted for "${source}"; pass --version or --model`);
+      bytes = await readModelBytes(container, record);
     }
     const progress = createProgress({ raw: io.raw, line: io.err }, ctx.isTTY, `evaluate ${source}`);
-    const { loaded, cleaned, raw } = await prepareData(container, { source, from, to }, progress, { raw: true });
+    const { loaded, cleaned, raw, skippedLabels } = await prepareData(container, { source, from, to }, progress, { raw: true });
     progress.finish();
+    for (const s of skippedLabels) io.err(`warning: ${skippedLabelWarning(s)}`);
     if (cleaned.series.rows.length === 0) throw await noUsableRows(container, { source, from, to }, loaded.readings);
     const scorer = await OnnxScorer.load(bytes);
     try {

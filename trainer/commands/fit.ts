@@ -4,7 +4,7 @@ import { loadCsv } from '../csv.js';
 import { findCounters } from '../data/counters.js';
 import { checkWritable, writeAtomically } from '../files.js';
 import { DEFAULT_SOURCE, fitTable, spanWarnings } from '../fit.js';
-import { optionalInteger, optionalList, parseOptions, requireString, type Command } from './command.js';
+import { optionalInteger, optionalList, parseOptions, requireSource, requireString, requireVersion, type Command } from './command.js';
 
 const HELP = `Usage: pumpwatch-trainer fit --csv FILE --out MODEL.onnx [options]
 
@@ -51,14 +51,17 @@ export const fitCommand: Command = {
     }
     const csv = requireString('fit', v.csv, '--csv');
     const out = requireString('fit', v.out, '--out');
+    // The cloud commands' rules: a model fitted here may be registered and deployed under them.
+    const source = v.source === undefined ? undefined : requireSource('fit', v.source);
+    const version = v.version === undefined ? undefined : requireVersion('fit', v.version);
     await checkWritable(out, 'the model');
     const table = await loadCsv(csv, { exclude: optionalList(v.exclude) });
     const result = fitTable(table, {
       trainRows: optionalInteger(v['train-rows'], '--train-rows', 1),
-      source: typeof v.source === 'string' ? v.source : undefined,
+      source,
       algorithm: typeof v.algo === 'string' ? v.algo : undefined,
       window: optionalInteger(v.window, '--window', 1),
-      version: typeof v.version === 'string' ? v.version : undefined,
+      version,
     });
     await writeAtomically(out, result.bytes, 'the model');
     const m = result.metadata;

@@ -1,14 +1,20 @@
 /** `pumpwatch-trainer rollback`: the previous best model becomes best again and is re-deployed. */
-import { rollbackBest } from '../registry/rollback.js';
+import { safeErrorMessage } from '../../sync/redact.js';
+import { TrainerError } from '../errors.js';
+import { commitRollback, planRollback } from '../registry/rollback.js';
 import { parseOptions, requireSource, type Command } from './command.js';
-import { deployOptions, DEPLOY_OPTION_HELP, prepareDeploy, printDeploy, runDeploy } from './deploy.js';
+import { deployAfterMove, deployOptions, DEPLOY_OPTION_HELP, noModuleMessage, prepareDeploy, resolvePlanned } from './deploy.js';
 
 const HELP = `Usage: pumpwatch-trainer rollback --source ID [--no-deploy] [deploy options]
 
 Points models/<source>/best.json back at the version promoted before the current one
 (conditional write: fails if another trainer moved it meanwhile), then deploys that version
-to the same gateways a deploy would reach. The deploy options and the IoT Hub settings are
-checked first: when they are not usable, best.json is not moved.
+to the same gateways a deploy would reach. Checked first, and best.json is not moved when one
+fails: the deploy options and the IoT Hub settings; that the previous version's model.onnx is
+there with the size and sha256 its model.json records; and the modules the deploy would write
+(none matched, or the twin of --device D cannot be read: exit 1, nothing moved). A twin update that fails after the move is reported
+with the "deploy" command that pushes the version best.json now names (run that, not another
+rollback, which would move best.json once more).
 
 Options:
   --source ID         data source (pump) id (required)
@@ -32,9 +38,24 @@ export const rollbackCommand: Command = {
     const source = requireSource('rollback', v.source);
     // Checked before best.json moves: a rollback that cannot be deployed must not happen at all.
     const plan = v['no-deploy'] === true ? null : prepareDeploy(ctx, v);
-    const { from, to } = await rollbackBest(ctx.container(), source, ctx.now());
-    io.out(`${source}: best.json ${from} → ${to.version} (rollback)`);
-    if (plan === null) return 0;
-    return printDeploy(await runDeploy(ctx, plan, source, to.version), io);
+    const container = ctx.container();
+    const rollback = await planRollback(container, source, ctx.now());
+    const resolved = plan === null ? null : await resolvePlanned(ctx, plan, source, rollback.to.version, rollback.record);
+    if (resolved !== null && resolved.modules.length === 0) {
+      throw new TrainerError('PW_TRAINER_DEPLOY', `${noModuleMessage(resolved)}; best.json was not moved (still ${rollback.from})`);
+    }
+    // A module named by --device is not looked up by a query: read its twin, so a typo moves nothing either.
+    if (plan !== null && 'module' in plan.target) {
+      const { deviceId, moduleId } = plan.target.module;
+      try {
+        await plan.registry.getModuleTwin(deviceId, moduleId);
+      } catch (err) {
+        throw new TrainerError('PW_TRAINER_DEPLOY', `cannot read the twin of ${deviceId}/${moduleId}: ${safeErrorMessage(err)}; best.json was not moved (still ${rollback.from})`, { cause: err });
+      }
+    }
+    await commitRollback(container, rollback);
+    io.out(`${source}: best.json ${rollback.from} → ${rollback.to.version} (rollback)`);
+    if (plan === null || resolved === null) return 0;
+    return deployAfterMove(ctx, plan, source, rollback.to.version, io, resolved);
   },
 };

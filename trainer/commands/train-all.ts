@@ -1,15 +1,15 @@
 /** `pumpwatch-trainer train-all`: train every source of one shard, k at a time. */
 import { join } from 'node:path';
-import { readLabels } from '../../sync/labels-upload.js';
 import { safeErrorMessage } from '../../sync/redact.js';
 import { EXIT, fromStorage, UsageError } from '../errors.js';
 import { checkWritable } from '../files.js';
 import { createProgress } from '../progress.js';
 import { writeReport } from '../report/report.js';
 import { trainSource } from '../train/pipeline.js';
+import { readLabelSet, skippedLabelWarning } from '../train/prepare.js';
 import { inShard, listSources, mapLimited } from '../train/sources.js';
 import { optionalInteger, parseOptions, type Command } from './command.js';
-import { prepareDeploy, printDeploy, runDeploy } from './deploy.js';
+import { deployAfterMove, prepareDeploy } from './deploy.js';
 import { printOutcome, TRAIN_OPTIONS, trainRequest } from './train.js';
 
 const HELP = `Usage: pumpwatch-trainer train-all --shard I/N [--concurrency K] (--from DATE --to DATE | --days N) [train options]
@@ -19,7 +19,9 @@ N (a source belongs to shard: the first 4 bytes of sha256(source) read as a big-
 mod N; stable as pumps are added) and runs "train" on each, K at a time. A source with no reading
 in the range (a quiet or retired pump) is skipped, not failed; one with too few usable readings
 fails. With --deploy, the IoT Hub settings and deploy options are checked before any training.
-In a Kubernetes Indexed Job pass --shard index/N: I is then read from JOB_COMPLETION_INDEX.
+In a Kubernetes Indexed Job pass --shard index/N: I is then read from JOB_COMPLETION_INDEX
+(digits only). The labels are read once; each label blob that is not a valid label is named
+in a warning before the sources are trained.
 
 Options:
   --shard I/N         this shard (0 <= I < N; default 0/1: every source)
@@ -34,7 +36,8 @@ PW_TRAINER_* failure before any source), 2 bad usage.`;
 export function parseShard(text: string | undefined, env: Readonly<Record<string, string | undefined>>): { index: number; shards: number } {
   const m = /^(\d+|index)\/(\d+)$/.exec(text ?? '0/1');
   const indexText = m?.[1] === 'index' ? env.JOB_COMPLETION_INDEX : m?.[1];
-  const index = Number(indexText);
+  // Digits only: Number('') is 0 and Number('0x2') is 2, and an unset or mangled index must not become a shard.
+  const index = indexText !== undefined && /^\d+$/.test(indexText) ? Number(indexText) : NaN;
   const shards = Number(m?.[2]);
   if (!m || !Number.isInteger(index) || !Number.isInteger(shards) || shards < 1 || index < 0 || index >= shards) {
     throw new UsageError(`--shard must be I/N with 0 <= I < N (or index/N with JOB_COMPLETION_INDEX set), got "${text}"${m?.[1] === 'index' ? ` (JOB_COMPLETION_INDEX="${env.JOB_COMPLETION_INDEX ?? ''}")` : ''}`);
@@ -62,8 +65,9 @@ export const trainAllCommand: Command = {
     const container = ctx.container();
     const all = await fromStorage('listing the sources in readings/', () => listSources(container));
     const mine = inShard(all, index, shards);
-    const labels = mine.length > 0 ? await fromStorage('reading the labels', () => readLabels(container)) : [];
+    const labels = mine.length > 0 ? await readLabelSet(container) : { labels: [], skipped: [] };
     io.out(`train-all: shard ${index}/${shards}: ${mine.length} of ${all.length} sources, ${concurrency} at a time`);
+    for (const s of labels.skipped) io.out(`  warning  ${skippedLabelWarning(s)}`);
     const results = await mapLimited(mine, concurrency, async (source) => {
       const progress = createProgress({ raw: io.raw, line: io.err }, ctx.isTTY && concurrency === 1, `train ${source}`);
       try {
@@ -71,7 +75,7 @@ export const trainAllCommand: Command = {
         const outcome = await trainSource(container, { ...trainRequest('train-all', v, source, ctx.now()), skipWithoutReadings: true }, progress, () => ctx.now(), labels);
         printOutcome(outcome, io);
         if (typeof v['report-dir'] === 'string' && outcome.record) await writeReport(join(v['report-dir'], `${encodeURIComponent(source)}.html`), outcome);
-        if (deploy && outcome.status === 'promoted' && printDeploy(await runDeploy(ctx, deploy, source), io) !== 0) return 'failed';
+        if (deploy && outcome.status === 'promoted' && outcome.record && (await deployAfterMove(ctx, deploy, source, outcome.record.version, io)) !== 0) return 'failed';
         return outcome.status;
       } catch (err) {
         progress.finish();

@@ -8,8 +8,8 @@ import { algorithmNamed } from '../fit.js';
 import { createProgress } from '../progress.js';
 import { writeReport } from '../report/report.js';
 import { TRAIN_DEFAULTS, trainSource, type TrainOutcome, type TrainRequest } from '../train/pipeline.js';
-import { optionalInteger, optionalList, optionalNumber, parseOptions, requireSource, timeRange, type Command, type Io } from './command.js';
-import { deployOptions, DEPLOY_OPTION_HELP, prepareDeploy, printDeploy, runDeploy } from './deploy.js';
+import { optionalInteger, optionalList, optionalNumber, parseOptions, requireSource, requireVersion, timeRange, type Command, type Io } from './command.js';
+import { deployAfterMove, deployOptions, DEPLOY_OPTION_HELP, prepareDeploy } from './deploy.js';
 
 const HELP = `Usage: pumpwatch-trainer train --source ID (--from DATE --to DATE | --days N) [options]
 
@@ -17,12 +17,15 @@ Reads the source's readings of the range from Blob Storage (each reading once), 
 holds out the most recent part, fits a challenger on the rest, scores it and the live model on
 the same held-out rows (technicians' fault labels when there are some in that part, else
 synthetic sensor faults), and promotes the challenger only when it is better by the margin
-(F1 on labels; balanced accuracy 1 - (FAR + MAR)/2 on synthetic faults).
+(F1 on labels; balanced accuracy 1 - (FAR + MAR)/2 on synthetic faults). A range whose newest
+reading is older than the live model's newest is compared but never promoted (--allow-older).
 Writes models/<source>/<version>/model.onnx and model.json; moves best.json only on promotion.
+A label blob that is not a valid label is skipped with a warning that names it.
 
 Options:
   --source ID         data source (pump) id (required)
   --from DATE         first day (YYYY-MM-DD, UTC) or ISO date-time, inclusive
+                      (2026-11-23T10:00:00+02:00; without an offset it is UTC)
   --to DATE           end, exclusive
   --days N            instead of --from/--to: the N whole UTC days before today
                       (today excluded)
@@ -33,12 +36,18 @@ Options:
   --holdout SHARE     share of the most recent rows held out (default ${TRAIN_DEFAULTS.holdoutFraction})
   --margin X          score the challenger must gain over the live model (default ${TRAIN_DEFAULTS.margin})
   --seed N            seed of the synthetic faults (default ${TRAIN_DEFAULTS.seed})
-  --version V         model version (default: training date + hash of data and options)
+  --version V         model version (default: training date + hash of data and options);
+                      1-128 letters, digits, . _ : - starting with a letter or digit
+  --allow-older       promote by the comparison even when the range's newest reading is
+                      older than the live model's newest (default: never promote then)
   --if-drifted        train only when the range drifted from the live model's baseline
   --psi X, --ks X     drift thresholds for --if-drifted (default ${DRIFT_DEFAULTS.psi}, ${DRIFT_DEFAULTS.ks})
   --report FILE       write a self-contained HTML report (scores, thresholds, labels, drift)
   --deploy            after a promotion, deploy the new best model (options below; the
-                      IoT Hub settings and these options are checked before training)
+                      IoT Hub settings and these options are checked before training).
+                      A run that keeps the live model deploys nothing. When the deploy
+                      fails after the promotion, the exact "deploy" command to push the
+                      new best model is printed (a re-run would keep it, deploy nothing)
 ${DEPLOY_OPTION_HELP}
   -h, --help          this help
 
@@ -60,6 +69,7 @@ export const TRAIN_OPTIONS = {
   version: { type: 'string' },
   exclude: { type: 'string' },
   'if-drifted': { type: 'boolean' },
+  'allow-older': { type: 'boolean' },
   psi: { type: 'string' },
   ks: { type: 'string' },
   report: { type: 'string' },
@@ -83,7 +93,8 @@ export function trainRequest(command: string, v: TrainValues, source: string, no
     seed: optionalInteger(v.seed, '--seed', 0) ?? TRAIN_DEFAULTS.seed,
     algorithm: typeof v.algo === 'string' ? v.algo : undefined,
     window: optionalInteger(v.window, '--window', 1),
-    version: typeof v.version === 'string' ? v.version : undefined,
+    version: v.version === undefined ? undefined : requireVersion('train', v.version),
+    allowOlder: v['allow-older'] === true,
     exclude: optionalList(v.exclude),
     ifDrifted:
       v['if-drifted'] === true
@@ -114,7 +125,7 @@ export const trainCommand: Command = {
       await writeReport(v.report, outcome);
       io.out(`  report   ${v.report}`);
     }
-    if (deploy && outcome.status === 'promoted') return printDeploy(await runDeploy(ctx, deploy, source), io);
+    if (deploy && outcome.status === 'promoted' && outcome.record) return deployAfterMove(ctx, deploy, source, outcome.record.version, io);
     return 0;
   },
 };

@@ -1,12 +1,18 @@
 /**
  * `deploy`: a registered version (the best by default) → read-only expiring URL → the module
  * twins of the chosen gateways. Every target is tried; the result lists each one.
+ *
+ * In two steps, so that `rollback` can know everything a deploy needs before it moves best.json:
+ * `resolveDeploy` reads the version's record, checks that its model blob is there with the
+ * recorded size, and finds the target modules (changes nothing); `pushDeploy` signs the URL and
+ * writes the twins.
  */
 import type { ContainerClient } from '@azure/storage-blob';
 import type { TwinRegistry } from '../cloud/context.js';
 import { safeErrorMessage } from '../../sync/redact.js';
 import { TrainerError } from '../errors.js';
-import { readBest, readModelRecord } from '../registry/registry.js';
+import type { ModelRecord } from '../registry/records.js';
+import { checkModelBlob, readBestRecord, readModelRecord } from '../registry/registry.js';
 import { readOnlyUrl } from './sas.js';
 import { defaultQuery, findModules, setDesiredModel, type ModuleRef } from './twin.js';
 
@@ -14,27 +20,65 @@ export interface DeployRequest {
   source: string;
   /** A registered version; default: the one best.json points at. */
   version?: string;
-  /** One module, or a query, or (neither) the modules that serve the source (twin.ts defaultQuery). */
-  target: { module: ModuleRef } | { query: string } | { moduleId: string };
+  /**
+   * One module, or a query (its results filtered to `moduleId` when given: `--query … --module M`),
+   * or (neither) the modules that serve the source (twin.ts defaultQuery).
+   */
+  target: { module: ModuleRef } | { query: string; moduleId?: string } | { moduleId: string };
   shadow: boolean;
   expiresOn: Date;
+}
+
+/** A deploy whose version, model blob and target modules are known; nothing written yet. */
+export interface ResolvedDeploy {
+  version: string;
+  record: ModelRecord;
+  modules: ModuleRef[];
+  /** Modules the query found that are not `--module` (left out). */
+  skipped: number;
+  moduleFilter: string | null;
 }
 
 export interface DeployResult {
   version: string;
   blob: string;
   targets: Array<ModuleRef & { ok: boolean; detail: string }>;
+  skipped: number;
+  moduleFilter: string | null;
 }
 
-export async function deployModel(container: ContainerClient, registry: TwinRegistry, req: DeployRequest): Promise<DeployResult> {
-  const version = req.version ?? (await readBest(container, req.source))?.pointer.version;
-  if (version === undefined) throw new TrainerError('PW_TRAINER_NO_MODEL', `no model was promoted for "${req.source}" (models/${req.source}/best.json is absent); train one or pass --version`);
-  const record = await readModelRecord(container, req.source, version);
+/**
+ * The record of the version (given, else best.json's, cross-checked with its model.json), its
+ * model blob checked (exists, recorded size), and the target modules. `record`: already read
+ * and checked by the caller (rollback).
+ */
+export async function resolveDeploy(container: ContainerClient, registry: TwinRegistry, req: Pick<DeployRequest, 'source' | 'version' | 'target'>, record?: ModelRecord): Promise<ResolvedDeploy> {
+  if (!record) {
+    if (req.version !== undefined) record = await readModelRecord(container, req.source, req.version);
+    else {
+      const best = await readBestRecord(container, req.source);
+      if (!best) throw new TrainerError('PW_TRAINER_NO_MODEL', `no model was promoted for "${req.source}" (models/${req.source}/best.json is absent); train one or pass --version`);
+      record = best.record;
+    }
+  }
+  await checkModelBlob(container, record);
+  const t = req.target;
+  if ('module' in t) return { version: record.version, record, modules: [t.module], skipped: 0, moduleFilter: null };
+  const found = await findModules(registry, 'query' in t ? t.query : defaultQuery(req.source, t.moduleId, record.data.devices));
+  const filter = 'query' in t ? (t.moduleId ?? null) : null;
+  const modules = filter === null ? found : found.filter((m) => m.moduleId === filter);
+  return { version: record.version, record, modules, skipped: found.length - modules.length, moduleFilter: filter };
+}
+
+/** Signs a read-only URL for the model blob and sets it in the twin of every resolved module. */
+export async function pushDeploy(container: ContainerClient, registry: TwinRegistry, resolved: ResolvedDeploy, req: Pick<DeployRequest, 'source' | 'shadow' | 'expiresOn'>): Promise<DeployResult> {
+  const { version, record } = resolved;
+  const base = { version, blob: record.model.blob, skipped: resolved.skipped, moduleFilter: resolved.moduleFilter };
+  if (resolved.modules.length === 0) return { ...base, targets: [] };
   const url = await readOnlyUrl(container, record.model.blob, req.expiresOn);
-  const modules = 'module' in req.target ? [req.target.module] : await findModules(registry, 'query' in req.target ? req.target.query : defaultQuery(req.source, req.target.moduleId, record.data.devices));
   const entry = { version, url, sha256: record.model.sha256, size: record.model.size, shadow: req.shadow ? true : null };
   const targets: DeployResult['targets'] = [];
-  for (const module of modules) {
+  for (const module of resolved.modules) {
     try {
       const desiredVersion = await setDesiredModel(registry, module, req.source, entry);
       targets.push({ ...module, ok: true, detail: `desired models.${req.source} = ${version}${req.shadow ? ' (shadow)' : ''}${desiredVersion !== null ? `, $version ${desiredVersion}` : ''}` });
@@ -42,5 +86,9 @@ export async function deployModel(container: ContainerClient, registry: TwinRegi
       targets.push({ ...module, ok: false, detail: safeErrorMessage(err) });
     }
   }
-  return { version, blob: record.model.blob, targets };
+  return { ...base, targets };
+}
+
+export async function deployModel(container: ContainerClient, registry: TwinRegistry, req: DeployRequest): Promise<DeployResult> {
+  return pushDeploy(container, registry, await resolveDeploy(container, registry, req), req);
 }

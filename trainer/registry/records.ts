@@ -10,6 +10,15 @@ import { z } from 'zod';
 
 export const RECORD_SCHEMA = 1;
 
+/**
+ * A model version: a blob path segment (models/<source>/<version>/) and the `version` the agent
+ * accepts in a desired model entry (agent/edge/desired.ts, the same rule): 1-128 letters, digits,
+ * `.`, `_`, `:`, `-`, starting with a letter or digit (so never `.` or `..`).
+ */
+export const MODEL_VERSION_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+export const MODEL_VERSION_RULE = '1-128 characters: letters, digits, . _ : - (starting with a letter or digit)';
+const modelVersion = z.string().regex(MODEL_VERSION_PATTERN, `not a model version (${MODEL_VERSION_RULE})`);
+
 const evaluation = z.object({
   criterion: z.enum(['labels', 'synthetic-faults']),
   metric: z.enum(['f1', 'balanced-accuracy']),
@@ -47,7 +56,7 @@ const featureBaseline = z.object({
 export const ModelRecordSchema = z.object({
   schema: z.literal(RECORD_SCHEMA),
   source: z.string(),
-  version: z.string(),
+  version: modelVersion,
   algorithm: z.string(),
   features: z.array(z.string()),
   window: z.number().int(),
@@ -61,6 +70,8 @@ export const ModelRecordSchema = z.object({
     repeatedReadings: z.number().int().optional(),
     devices: z.array(z.string()),
     droppedFeatures: z.array(z.string()),
+    /** Label blobs skipped because they are not valid label records (absent from records written before it was added). */
+    skippedLabels: z.number().int().optional(),
     /** Features in most readings but none of the most recent ones (absent from records written before it was added). */
     staleFeatures: z.array(z.string()).optional(),
     excludedFeatures: z.array(z.string()).optional(),
@@ -100,13 +111,16 @@ export type ModelRecord = z.infer<typeof ModelRecordSchema>;
 export const BestPointerSchema = z.object({
   schema: z.literal(RECORD_SCHEMA),
   source: z.string(),
-  version: z.string(),
+  version: modelVersion,
   algorithm: z.string(),
   sha256: z.string(),
   size: z.number().int(),
   promotedAt: z.string(),
   reason: z.string(),
-  /** Versions that were best before, newest first. */
+  /**
+   * Versions that were best before, newest first. Not held to the version rule: a registry from
+   * before it may hold any text here, and rollback reads and checks the record it picks.
+   */
   history: z.array(z.object({ version: z.string(), promotedAt: z.string() })),
 });
 export type BestPointer = z.infer<typeof BestPointerSchema>;

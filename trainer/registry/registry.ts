@@ -18,46 +18,124 @@ export interface BestState {
 const statusOf = (err: unknown): number | undefined => (err as { statusCode?: number }).statusCode;
 
 export async function readBest(container: ContainerClient, source: string): Promise<BestState | null> {
-  const blob = container.getBlockBlobClient(bestModelBlobName(source));
+  const name = bestModelBlobName(source);
+  const blob = container.getBlockBlobClient(name);
+  let state: BestState;
   try {
     const res = await blob.download();
     const text = (await streamToBuffer(res.readableStreamBody)).toString('utf8');
-    return { pointer: parse(BestPointerSchema, text, bestModelBlobName(source)), etag: res.etag ?? '' };
+    state = { pointer: parse(BestPointerSchema, text, name), etag: res.etag ?? '' };
   } catch (err) {
     if (statusOf(err) === 404) return null;
     if (err instanceof TrainerError) throw err;
-    throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `cannot read ${bestModelBlobName(source)}: ${safeErrorMessage(err)}`, { cause: err });
+    throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `cannot read ${name}: ${safeErrorMessage(err)}`, { cause: err });
   }
+  if (state.pointer.source !== source) throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `${name} names source "${state.pointer.source}", not "${source}"`);
+  return state;
+}
+
+/**
+ * best.json and the model.json of the version it names, checked against each other (a
+ * hand-edited or half-copied pointer is refused, not deployed or defended): same source and
+ * version, same sha256 and size of model.onnx. Null when no model was promoted.
+ */
+export async function readBestRecord(container: ContainerClient, source: string): Promise<{ state: BestState; record: ModelRecord } | null> {
+  const state = await readBest(container, source);
+  if (!state) return null;
+  const { pointer } = state;
+  const record = await readModelRecord(container, source, pointer.version);
+  const name = bestModelBlobName(source);
+  if (pointer.sha256 !== record.model.sha256 || pointer.size !== record.model.size) {
+    throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `${name} does not match ${modelBlobName(source, pointer.version, 'model.json')}: sha256/size ${pointer.sha256.slice(0, 12)}…/${pointer.size} in best.json, ${record.model.sha256.slice(0, 12)}…/${record.model.size} in model.json`);
+  }
+  return { state, record };
 }
 
 export async function readModelRecord(container: ContainerClient, source: string, version: string): Promise<ModelRecord> {
   const name = modelBlobName(source, version, 'model.json');
-  const buf = await download(container, name);
-  return parse(ModelRecordSchema, buf.toString('utf8'), name);
+  const record = parse(ModelRecordSchema, (await download(container, name)).toString('utf8'), name);
+  checkRecordNames(record, source, version, name);
+  return record;
 }
 
-/** The model bytes, checked against the sha256 of its record. */
+/** A model.json must describe the version it is stored as (a copied one would deploy another blob). */
+function checkRecordNames(record: ModelRecord, source: string, version: string, name: string): void {
+  const blob = modelBlobName(source, version, 'model.onnx');
+  if (record.source !== source || record.version !== version || record.model.blob !== blob) {
+    throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `${name} describes ${record.source} ${record.version} (${record.model.blob}), not ${source} ${version} (${blob})`);
+  }
+}
+
+/** The model bytes, checked against the size and sha256 of its record. */
 export async function readModelBytes(container: ContainerClient, record: Pick<ModelRecord, 'model'>): Promise<Uint8Array> {
   const buf = await download(container, record.model.blob);
+  if (buf.length !== record.model.size) throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `${record.model.blob} has ${buf.length} bytes, its model.json says ${record.model.size}`);
   if (sha256(buf) !== record.model.sha256) throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `${record.model.blob} does not match the sha256 of its model.json`);
   return new Uint8Array(buf);
 }
 
 /**
- * Writes a new version. Idempotent: a re-run that produced the same bytes finds them there; a
- * model.json already written is kept (the first evaluation of a version is its record).
+ * The model blob exists with the size its record says (one HEAD request; deploy checks this
+ * before it signs a URL and writes twins, so no gateway is sent to a blob that is not there).
  */
-export async function registerVersion(container: ContainerClient, record: ModelRecord, bytes: Uint8Array): Promise<{ created: boolean }> {
-  const onnx = await createOnce(container, record.model.blob, bytes, 'application/octet-stream');
+export async function checkModelBlob(container: ContainerClient, record: Pick<ModelRecord, 'model'>): Promise<void> {
+  let size: number | undefined;
+  try {
+    size = (await container.getBlockBlobClient(record.model.blob).getProperties()).contentLength;
+  } catch (err) {
+    if (statusOf(err) === 404) throw new TrainerError('PW_TRAINER_NO_MODEL', `${record.model.blob} does not exist (its model.json does)`, { cause: err });
+    throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `cannot read ${record.model.blob}: ${safeErrorMessage(err)}`, { cause: err });
+  }
+  if (size !== record.model.size) throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `${record.model.blob} has ${String(size)} bytes, its model.json says ${record.model.size}`);
+}
+
+/** What registerVersion found or wrote: the model.json of the version and its ETag. */
+export interface Registered {
+  created: boolean;
+  /** ETag of model.json as this call wrote or read it (for a conditional rewrite). */
+  etag: string;
+  /** The model.json an earlier run had written (kept), or null when this call wrote it. */
+  existing: ModelRecord | null;
+}
+
+/**
+ * Writes a new version. Idempotent: a re-run that produced the same bytes finds them there; a
+ * model.json already written is kept (the first evaluation of a version is its record), except
+ * that its decision is settled by `settleRecord` once best.json has (or has not) moved.
+ */
+export async function registerVersion(container: ContainerClient, record: ModelRecord, bytes: Uint8Array): Promise<Registered> {
+  const onnx = (await createOnce(container, record.model.blob, bytes, 'application/octet-stream')) !== null;
   if (!onnx) {
     const existing = await download(container, record.model.blob);
     if (sha256(existing) !== record.model.sha256) {
       throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `version ${record.version} of "${record.source}" exists with different model bytes; choose another --version`);
     }
   }
-  const json = await createOnce(container, modelBlobName(record.source, record.version, 'model.json'), Buffer.from(`${JSON.stringify(record, null, 2)}\n`), 'application/json');
-  return { created: onnx || json };
+  const name = modelBlobName(record.source, record.version, 'model.json');
+  const etag = await createOnce(container, name, recordBody(record), 'application/json');
+  if (etag !== null) return { created: true, etag, existing: null };
+  const res = await fromRegistry(name, () => container.getBlockBlobClient(name).download());
+  const existing = parse(ModelRecordSchema, (await streamToBuffer(res.readableStreamBody)).toString('utf8'), name);
+  return { created: onnx, etag: res.etag ?? '', existing };
 }
+
+/**
+ * Rewrites model.json as `record` if it is still at `etag` (the version's own model.json, as
+ * registerVersion left it). False when it changed meanwhile: another run settled it.
+ */
+export async function rewriteRecord(container: ContainerClient, record: ModelRecord, etag: string): Promise<boolean> {
+  const name = modelBlobName(record.source, record.version, 'model.json');
+  const body = recordBody(record);
+  try {
+    await container.getBlockBlobClient(name).upload(body, body.length, { conditions: { ifMatch: etag }, blobHTTPHeaders: { blobContentType: 'application/json' } });
+    return true;
+  } catch (err) {
+    if (statusOf(err) === 412 || statusOf(err) === 409) return false;
+    throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `cannot write ${name}: ${safeErrorMessage(err)}`, { cause: err });
+  }
+}
+
+const recordBody = (record: ModelRecord) => Buffer.from(`${JSON.stringify(record, null, 2)}\n`);
 
 /** Moves best.json to `pointer` if it is still at `etag` (null: if there is none yet). */
 export async function writeBest(container: ContainerClient, pointer: BestPointer, etag: string | null): Promise<void> {
@@ -81,15 +159,24 @@ export function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-/** Creates a blob unless it exists; true when this call created it. */
-async function createOnce(container: ContainerClient, name: string, body: Uint8Array, contentType: string): Promise<boolean> {
+/** Creates a blob unless it exists; the new blob's ETag when this call created it, else null. */
+async function createOnce(container: ContainerClient, name: string, body: Uint8Array, contentType: string): Promise<string | null> {
   try {
-    await container.getBlockBlobClient(name).upload(body, body.length, { conditions: { ifNoneMatch: '*' }, blobHTTPHeaders: { blobContentType: contentType } });
-    return true;
+    const res = await container.getBlockBlobClient(name).upload(body, body.length, { conditions: { ifNoneMatch: '*' }, blobHTTPHeaders: { blobContentType: contentType } });
+    return res.etag ?? '';
   } catch (err) {
     const status = statusOf(err);
-    if (status === 409 || status === 412) return false;
+    if (status === 409 || status === 412) return null;
     throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `cannot write ${name}: ${safeErrorMessage(err)}`, { cause: err });
+  }
+}
+
+async function fromRegistry<T>(name: string, read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (err) {
+    if (statusOf(err) === 404) throw new TrainerError('PW_TRAINER_NO_MODEL', `${name} does not exist`, { cause: err });
+    throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `cannot read ${name}: ${safeErrorMessage(err)}`, { cause: err });
   }
 }
 

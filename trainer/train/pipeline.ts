@@ -6,8 +6,7 @@
  * Reproducible: the same data, options and seed give the same model bytes and the same decision.
  */
 import type { ContainerClient } from '@azure/storage-blob';
-import type { LabelRecord } from '../../sync/labels-upload.js';
-import { modelBlobName } from '../../sync/layout.js';
+import { bestModelBlobName, modelBlobName } from '../../sync/layout.js';
 import { CLEAN_DEFAULTS, type Cleaned, type Target } from '../data/clean.js';
 import { withoutFeatures } from '../data/counters.js';
 import type { LoadResult } from '../data/load.js';
@@ -21,9 +20,9 @@ import { OnnxScorer, rowsOf } from '../eval/score.js';
 import { fitTable, spanWarnings, TRAINER_VERSION } from '../fit.js';
 import type { Progress } from '../progress.js';
 import { nextPointer, RECORD_SCHEMA, type ModelRecord } from '../registry/records.js';
-import { readBest, readModelBytes, readModelRecord, registerVersion, sha256, writeBest, type BestState } from '../registry/registry.js';
+import { readBest, readBestRecord, readModelBytes, registerVersion, rewriteRecord, sha256, writeBest, type BestState, type Registered } from '../registry/registry.js';
 import { decide, type Decision } from './decide.js';
-import { between, newerReadingsNote, noUsableRows, prepareData } from './prepare.js';
+import { between, newerReadingsNote, noUsableRows, prepareData, skippedLabelWarning, type LabelSet } from './prepare.js';
 import { dataWarnings, evaluationWarnings, rawReadingWarnings } from './warnings.js';
 
 export interface TrainRequest {
@@ -43,6 +42,11 @@ export interface TrainRequest {
   exclude?: readonly string[];
   /** Train only when the range drifted from the live model's baseline. */
   ifDrifted?: DriftThresholds;
+  /**
+   * Compare and promote as usual even when the range ends at or before the end of the live
+   * model's data (`--allow-older`); without it such a challenger is never promoted.
+   */
+  allowOlder?: boolean;
   /**
    * A range without a single reading gives status `skipped` instead of PW_TRAINER_NO_DATA
    * (train-all: a quiet or retired pump is not a failure; too few usable readings still is).
@@ -86,16 +90,21 @@ interface Champion {
   bytes: Uint8Array;
 }
 
-export async function trainSource(container: ContainerClient, req: TrainRequest, progress: Progress, now: () => Date, labels?: readonly LabelRecord[]): Promise<TrainOutcome> {
+/**
+ * `labels`: the labels already read (train-all reads them once, and warns about the skipped
+ * blobs once); without them they are read here and each skipped blob is a warning of the outcome.
+ */
+export async function trainSource(container: ContainerClient, req: TrainRequest, progress: Progress, now: () => Date, labels?: LabelSet): Promise<TrainOutcome> {
   const champion = await loadChampion(container, req.source);
   const best = champion?.state ?? null;
   // The live model's features stay in the data even when excluded or counters: it is scored on the same rows.
   const load = { exclude: req.exclude, leaveOutCounters: true, keep: champion?.record.features ?? [] };
-  const { loaded, cleaned, raw } = await prepareData(container, req, progress, { labels, raw: true, load });
+  const { loaded, cleaned, raw, skippedLabels } = await prepareData(container, req, progress, { labels, raw: true, load });
+  const labelWarnings = labels === undefined ? skippedLabels.map(skippedLabelWarning) : [];
   if (loaded.readings === 0) {
     progress.finish();
     if (!req.skipWithoutReadings) throw await noUsableRows(container, req, 0);
-    return { status: 'skipped', reason: `no readings ${between(req)}${await newerReadingsNote(container, req)}`, source: req.source, warnings: [], record: null, drift: null, view: null };
+    return { status: 'skipped', reason: `no readings ${between(req)}${await newerReadingsNote(container, req)}`, source: req.source, warnings: labelWarnings, record: null, drift: null, view: null };
   }
   const holdoutStart = Math.floor(cleaned.series.rows.length * (1 - req.holdoutFraction));
   const trainIdx = range(0, holdoutStart).filter((i) => cleaned.targets[i] !== 'anomaly');
@@ -103,7 +112,7 @@ export async function trainSource(container: ContainerClient, req: TrainRequest,
 
   if (req.ifDrifted && champion) {
     const drift = compareWithBaseline(champion.record.baseline, cleaned.series.features, cleaned.series.rows, req.ifDrifted);
-    if (!drift.drifted) return { status: 'skipped', reason: `no drift from the baseline of live model ${champion.record.version}: not retrained`, source: req.source, warnings: [], record: null, drift, view: null };
+    if (!drift.drifted) return { status: 'skipped', reason: `no drift from the baseline of live model ${champion.record.version}: not retrained`, source: req.source, warnings: labelWarnings, record: null, drift, view: null };
   }
 
   progress.stage(`fitting on ${trainIdx.length} rows`);
@@ -118,20 +127,26 @@ export async function trainSource(container: ContainerClient, req: TrainRequest,
   const held = range(holdoutStart, cleaned.series.rows.length);
   const challenger = await scoreModel(fit.bytes, plan, cleaned, held);
   const defender = champion ? await scoreModel(champion.bytes, plan, cleaned, held) : null;
+  // The newest reading of the live model's data; a record without one (hand-made) is not compared by it.
+  const liveNewest = champion ? Date.parse(champion.record.data.holdoutTo) : NaN;
+  const newest = cleaned.series.timestamps[cleaned.series.timestamps.length - 1] as number;
   const decision = decide(
     { version: fit.metadata.version, evaluation: challenger.evaluation as Evaluation },
     defender?.evaluation ? { version: champion!.record.version, evaluation: defender.evaluation } : null,
     req.margin,
     defender && !defender.evaluation ? defender.problem : undefined,
+    champion && !req.allowOlder && Number.isFinite(liveNewest) && newest < liveNewest
+      ? { newest: new Date(newest).toISOString(), liveVersion: champion.record.version, liveNewest: new Date(liveNewest).toISOString() }
+      : undefined,
   );
   progress.stage('scoring as the agent would');
   const asAgent = await asTheAgentWould(req.source, raw as RawReadings, cleaned.series.timestamps[holdoutStart] as number, fit.bytes, defender?.evaluation ? champion!.bytes : null);
 
   progress.stage('writing the registry');
-  const record = buildRecord(req, loaded, cleaned, { trainIdx, holdoutStart, trainSet }, fit, plan.criterion, plan.description, challenger.evaluation as Evaluation, defender, champion, decision, asAgent, now());
-  await registerVersion(container, record, fit.bytes);
-  if (decision.promoted) await writeBest(container, nextPointer(record, best?.pointer ?? null, record.createdAt, decision.reason), best?.etag ?? null);
+  const record = buildRecord(req, loaded, cleaned, { trainIdx, holdoutStart, trainSet }, fit, plan.criterion, plan.description, challenger.evaluation as Evaluation, defender, champion, decision, asAgent, now(), skippedLabels.length);
+  const registered = await registerVersion(container, record, fit.bytes);
   progress.finish();
+  if (decision.promoted) await promote(container, record, best, registered);
   return {
     status: decision.promoted ? 'promoted' : 'kept',
     reason: decision.reason,
@@ -141,6 +156,7 @@ export async function trainSource(container: ContainerClient, req: TrainRequest,
       ...evaluationWarnings(challenger.evaluation as Evaluation),
       ...dataWarnings(loaded, cleaned.stats, constantFeaturesOf(fit.model.metrics), req.exclude ?? []),
       ...rawReadingWarnings(challenger.evaluation as Evaluation, asAgent.challenger),
+      ...labelWarnings,
     ],
     record,
     drift: compareWithBaseline(champion?.record.baseline ?? record.baseline, cleaned.series.features, held.map((i) => cleaned.series.rows[i] as Float64Array)),
@@ -153,11 +169,53 @@ export async function trainSource(container: ContainerClient, req: TrainRequest,
   };
 }
 
+/**
+ * Moves best.json to `record` (conditional on the ETag read before the decision) and keeps the
+ * version's model.json truthful about it.
+ *
+ * model.json is written first, by registerVersion, with this run's decision: best.json must
+ * never name a version without a record. Then:
+ * - the move fails (another run promoted first): model.json is rewritten, conditional on its
+ *   own ETag, as not promoted, "another run promoted X first", and the conflict error names
+ *   this version as registered but not best (a record an earlier run wrote, when this version
+ *   was best once, is left as it is). Unless X is this very version (two runs of the same data):
+ *   it is best, the record is true as it stands, and the run succeeded;
+ * - the move succeeds on a version whose model.json an earlier run had written as not promoted
+ *   (it lost such a race, or kept the live model): model.json is rewritten with this run's record.
+ * A conditional rewrite that finds model.json changed leaves it: another run settled it since.
+ * The one state this cannot exclude: a process killed between the model.json write and the move
+ * leaves `promoted: true` on a version best.json never named; a later run of that version that
+ * promotes it or loses the race rewrites it. No lock, no second document: best.json alone says
+ * which version is live, model.json says what became of its run.
+ */
+async function promote(container: ContainerClient, record: ModelRecord, best: BestState | null, registered: Registered): Promise<void> {
+  try {
+    await writeBest(container, nextPointer(record, best?.pointer ?? null, record.createdAt, record.decision.reason), best?.etag ?? null);
+  } catch (err) {
+    if (!(err instanceof TrainerError) || err.code !== 'PW_TRAINER_REGISTRY_CONFLICT') throw err;
+    const winner = await readBest(container, record.source).then(
+      (s) => s?.pointer.version ?? null,
+      () => null,
+    );
+    // Two runs of the same data: the other one promoted this very version, which is best.
+    if (winner === record.version) return;
+    const json = modelBlobName(record.source, record.version, 'model.json');
+    const reason = winner === null ? 'best.json changed while this run was deciding (another run moved it)' : `another run promoted ${winner} first`;
+    // Only the record this run wrote: an earlier run's (this version was best once) stays as it was.
+    if (registered.existing === null) await rewriteRecord(container, { ...record, decision: { ...record.decision, promoted: false, reason } }, registered.etag);
+    throw new TrainerError(
+      'PW_TRAINER_REGISTRY_CONFLICT',
+      `${bestModelBlobName(record.source)} changed while this run was deciding: ${reason}; ${record.version} is registered (${json}${registered.existing === null ? ', not promoted' : ''}) but is not best; run again to compare it with the live model`,
+      { cause: err },
+    );
+  }
+  if (registered.existing !== null && !registered.existing.decision.promoted) await rewriteRecord(container, record, registered.etag);
+}
+
 async function loadChampion(container: ContainerClient, source: string): Promise<Champion | null> {
-  const state = await readBest(container, source);
-  if (!state) return null;
-  const record = await readModelRecord(container, source, state.pointer.version);
-  return { state, record, bytes: await readModelBytes(container, record) };
+  const best = await readBestRecord(container, source);
+  if (!best) return null;
+  return { state: best.state, record: best.record, bytes: await readModelBytes(container, best.record) };
 }
 
 async function scoreModel(bytes: Uint8Array, plan: ReturnType<typeof planEvaluation>, cleaned: Cleaned, held: number[]) {
@@ -239,6 +297,7 @@ function buildRecord(
   decision: Decision,
   asAgent: AsAgent,
   createdAt: Date,
+  skippedLabels: number,
 ): ModelRecord {
   const ts = cleaned.series.timestamps;
   const iso = (i: number | undefined) => new Date(ts[i ?? 0] as number).toISOString();
@@ -257,6 +316,7 @@ function buildRecord(
       to: new Date(req.to).toISOString(),
       readings: loaded.readings,
       repeatedReadings: loaded.repeatedReadings,
+      skippedLabels,
       devices: loaded.devices,
       droppedFeatures: loaded.droppedFeatures,
       staleFeatures: loaded.staleFeatures,

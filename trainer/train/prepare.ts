@@ -8,18 +8,44 @@ import { fromStorage, TrainerError } from '../errors.js';
 import type { Progress } from '../progress.js';
 import { newestReadingsDay } from './sources.js';
 
+/** A label blob that is not a valid label record: skipped, named in a warning, counted in model.json. */
+export interface SkippedLabel {
+  blob: string;
+  reason: string;
+}
+
+/** Every label in Blob Storage, and the blobs skipped as invalid. */
+export interface LabelSet {
+  labels: readonly LabelRecord[];
+  skipped: readonly SkippedLabel[];
+}
+
+/** Reads every label once (readLabels), collecting the blobs it skips instead of dropping them unseen. */
+export async function readLabelSet(container: ContainerClient): Promise<LabelSet> {
+  const skipped: SkippedLabel[] = [];
+  const labels = await fromStorage('reading the labels', () => readLabels(container, undefined, { onInvalid: (blob, reason) => skipped.push({ blob, reason }) }));
+  return { labels, skipped };
+}
+
+/** The warning for a skipped label blob. */
+export function skippedLabelWarning(s: SkippedLabel): string {
+  return `label blob ${s.blob} skipped: not a valid label (${s.reason})`;
+}
+
 export interface Prepared {
   loaded: LoadResult;
   cleaned: Cleaned;
   /** Labels of this source found in Blob Storage. */
   labels: number;
+  /** Label blobs (of any source: an invalid one cannot say whose it is) skipped as invalid. */
+  skippedLabels: readonly SkippedLabel[];
   /** The readings as loaded, before cleaning (only when asked for: a copy of every value). */
   raw: RawReadings | null;
 }
 
 export interface PrepareOptions {
   /** Labels already read (train-all reads them once for every source). */
-  labels?: readonly LabelRecord[];
+  labels?: LabelSet;
   /** Keep a copy of the readings before cleaning, to score them as the agent would (train). */
   raw?: boolean;
   /** What `train` leaves out of the features (--exclude, counters). */
@@ -37,11 +63,12 @@ export async function prepareData(
     loadReadings(container, { pumpId: range.source, from: range.from, to: range.to }, (n) => progress.update(n), options.load),
   );
   progress.stage('reading labels');
-  const labels = (options.labels ?? (await fromStorage('reading the labels', () => readLabels(container)))).filter((l) => l.pumpId === range.source);
+  const set = options.labels ?? (await readLabelSet(container));
+  const labels = set.labels.filter((l) => l.pumpId === range.source);
   const targets = loaded.series.timestamps.map((ts) => labelTargetAt(labels, range.source, ts));
   const raw = options.raw ? keepRaw(loaded.series, targets) : null;
   progress.stage('cleaning');
-  return { loaded, cleaned: cleanSeries(loaded.series, targets, undefined, loaded.leftOutButKept), labels: labels.length, raw };
+  return { loaded, cleaned: cleanSeries(loaded.series, targets, undefined, loaded.leftOutButKept), labels: labels.length, skippedLabels: set.skipped, raw };
 }
 
 /** A range as messages name it: `between <from> and <to>` (ISO 8601, UTC; `to` excluded). */

@@ -1,0 +1,423 @@
+/**
+ * The registry and deploy safety of the cloud trainer, against the real services (Azurite for
+ * the registry and readings, the local hub through the real azure-iothub Registry): a rollback
+ * or a --deploy that cannot reach a module, a model blob that is gone, an older range, a
+ * concurrent promotion, hand-edited registry documents, invalid labels.
+ */
+import type { ContainerClient } from '@azure/storage-blob';
+import iothub from 'azure-iothub';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { StoredRow } from '../../buffer/types.js';
+import { batchMetadata, encodeRows } from '../../sync/encoder.js';
+import { labelBlobName, toLabelRecord } from '../../sync/labels-upload.js';
+import { readingsBlobName } from '../../sync/layout.js';
+import type { CommandContext, TwinRegistry } from '../../trainer/cloud/context.js';
+import { runCli } from '../../trainer/commands/index.js';
+import { fitTable } from '../../trainer/fit.js';
+import { nextPointer, RECORD_SCHEMA, type ModelRecord } from '../../trainer/registry/records.js';
+import { readBest, readModelRecord, registerVersion, sha256, writeBest } from '../../trainer/registry/registry.js';
+import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
+import { LocalHub } from '../support/local-hub.js';
+import { rng, trainingTable } from '../support/models.js';
+
+const DAY = 86_400_000;
+const T0 = Date.UTC(2026, 0, 1);
+const STEP = 20_000;
+/** Azurite checks SAS expiry against the wall clock, so the trainer's clock is the real one. */
+const NOW = new Date(Math.floor(Date.now() / 1000) * 1000);
+
+let az: TestAzurite;
+let container: ContainerClient;
+let hub: LocalHub;
+let registry: TwinRegistry;
+
+function context(c: ContainerClient = container): CommandContext {
+  return { env: {}, container: () => c, registry: () => registry, now: () => NOW, isTTY: false };
+}
+
+async function cli(args: string[], ctx = context()) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await runCli(args, { out: (t) => out.push(t), err: (t) => err.push(t) }, ctx);
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+const lastLine = (text: string) => text.split('\n').at(-1);
+const desiredModels = (device: string, module = 'pumpwatch') => (hub.desired(device, module) as { models?: Record<string, { version: string; url: string }> }).models ?? {};
+const bestOf = async (source: string, c = container) => (await readBest(c, source))!.pointer;
+
+/** Registers a model made by the trainer as `version` of `source` and promotes it. */
+async function promote(source: string, version: string, seed: number): Promise<ModelRecord> {
+  const { bytes, metadata } = fitTable(trainingTable(300, seed), { source, version });
+  const record = {
+    schema: RECORD_SCHEMA,
+    source,
+    version,
+    algorithm: metadata.algorithm,
+    features: metadata.features,
+    window: metadata.window,
+    threshold: metadata.threshold,
+    model: { blob: `models/${source}/${version}/model.onnx`, sha256: sha256(bytes), size: bytes.length },
+    data: { from: '', to: '', readings: 300, devices: [], droppedFeatures: [], cleaning: {}, trainRows: 300, trainFrom: '', trainTo: '', holdoutRows: 0, holdoutFrom: '', holdoutTo: '' },
+    evaluation: { criterion: 'synthetic-faults', description: '', challenger: { criterion: 'synthetic-faults', metric: 'balanced-accuracy', score: 1, f1: 1, far: 0, mar: 0, counts: { tp: 1, fp: 0, fn: 0, tn: 1 }, threshold: metadata.threshold }, champion: null, championVersion: null },
+    decision: { promoted: true, reason: 'test', margin: 0.01 },
+    baseline: {},
+    trainer: { version: 'test', seed: 1 },
+    createdAt: NOW.toISOString(),
+  } satisfies ModelRecord;
+  await registerVersion(container, record, bytes);
+  const best = await readBest(container, source);
+  await writeBest(container, nextPointer(record, best?.pointer ?? null, NOW.toISOString(), 'test'), best?.etag ?? null);
+  return record;
+}
+
+function values(r: () => number, i: number, level: number, shift = 0): Record<string, number> {
+  const flow = level + 3 * Math.sin(i / 40) + (r() - 0.5) * 0.4;
+  return { Current: 0.5 + 0.03 * flow + (r() - 0.5) * 0.02, Flow: flow, Pressure: 2 - 0.02 * flow + (r() - 0.5) * 0.02 + shift };
+}
+
+/** Uploads readings as the agent's sync does, in batches of 400 rows. */
+async function seed(c: ContainerClient, pumpId: string, deviceId: string, from: number, count: number, fn: (i: number) => Record<string, number>, seq0 = 1): Promise<void> {
+  for (let start = 0; start < count; start += 400) {
+    const rows: StoredRow[] = [];
+    for (let k = start; k < Math.min(count, start + 400); k++) {
+      const ts = from + k * STEP;
+      rows.push({ seq: seq0 + k, pumpId, ts, receivedAt: ts, values: fn(k), score: null, anomaly: null, modelVersion: null, imputed: false, unscoredReason: null });
+    }
+    const enc = await encodeRows(rows, deviceId);
+    const first = rows[0]!;
+    const last = rows.at(-1)!;
+    await c
+      .getBlockBlobClient(readingsBlobName(pumpId, deviceId, first.seq, last.seq, first.ts))
+      .upload(enc.body, enc.body.length, { metadata: batchMetadata(enc, { agentVersion: 'test', deviceId, pumpId, firstSeq: first.seq, lastSeq: last.seq }) });
+  }
+}
+
+/** Two days at flow 30 from Jan 1, two at flow 45 from Jan 3. */
+async function seedTwoLevels(c: ContainerClient, pumpId: string, deviceId: string, seedNo: number): Promise<void> {
+  const r = rng(seedNo);
+  await seed(c, pumpId, deviceId, T0, 8640, (i) => values(r, i, 30));
+  await seed(c, pumpId, deviceId, T0 + 2 * DAY, 8640, (i) => values(r, i, 45), 8641);
+}
+
+beforeAll(async () => {
+  az = await startTestAzurite();
+  container = az.container('safety-it');
+  await container.create();
+  hub = await LocalHub.start();
+  registry = hub.attachRegistry(iothub.Registry.fromConnectionString(hub.serviceConnectionString())) as unknown as TwinRegistry;
+  for (const device of ['gw-1', 'gw-2']) hub.addModule(device, 'pumpwatch');
+  hub.addModule('gw-1', 'opcpublisher');
+  await seedTwoLevels(container, 'pump-old', 'gw-5', 21);
+  await seedTwoLevels(container, 'pump-race', 'gw-6', 22);
+  await seed(container, 'pump-dep', 'gw-7', T0, 8640, (i) => values(rng(23), i, 30));
+  await seed(container, 'pump-twin', 'gw-9', T0, 8640, (i) => values(rng(25), i, 30));
+});
+
+afterAll(async () => {
+  await hub?.stop();
+  await az?.dispose();
+});
+
+/** The container, with another run let in (`meanwhile`) just before the first write of a best.json. */
+function racingContainer(meanwhile: () => Promise<void>): ContainerClient {
+  let raced = false;
+  return new Proxy(container, {
+    get(target, prop) {
+      if (prop === 'getBlockBlobClient') {
+        return (name: string) => {
+          const blob = target.getBlockBlobClient(name);
+          if (!name.endsWith('best.json')) return blob;
+          return new Proxy(blob, {
+            get(b, p) {
+              if (p === 'upload' && !raced) {
+                return async (...a: Parameters<typeof blob.upload>) => {
+                  raced = true;
+                  await meanwhile();
+                  return b.upload(...a);
+                };
+              }
+              const v = Reflect.get(b, p) as unknown;
+              return typeof v === 'function' ? (v as (...x: unknown[]) => unknown).bind(b) : v;
+            },
+          });
+        };
+      }
+      const v = Reflect.get(target, prop) as unknown;
+      return typeof v === 'function' ? (v as (...x: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
+
+describe('rollback checks what it needs before it moves best.json', () => {
+  it('moves nothing when the deploy matches no module, so the retry rolls back once (v3 → v2, not v1)', async () => {
+    for (const [v, s] of [['v1', 1], ['v2', 2], ['v3', 3]] as const) await promote('pump-rb', v, s);
+    const typo = await cli(['rollback', '--source', 'pump-rb', '--query', "SELECT * FROM devices.modules WHERE deviceId = 'gw-typo'"]);
+    expect(typo.code).toBe(1);
+    expect(typo.out).toBe('');
+    expect(typo.err).toBe('pumpwatch-trainer rollback: PW_TRAINER_DEPLOY: no module matched; v2 was not deployed; best.json was not moved (still v3)');
+    expect((await bestOf('pump-rb')).version).toBe('v3');
+    const retry = await cli(['rollback', '--source', 'pump-rb', '--device', 'gw-1']);
+    expect(retry.code, retry.err).toBe(0);
+    expect(retry.out).toMatch(/^pump-rb: best\.json v3 → v2 \(rollback\)\ndeploy models\/pump-rb\/v2\/model\.onnx → 1 module\(s\)/);
+    expect((await bestOf('pump-rb')).version).toBe('v2');
+    expect(desiredModels('gw-1')['pump-rb']!.version).toBe('v2');
+  });
+
+  it('moves nothing when the twin of --device cannot be read (a typo)', async () => {
+    const res = await cli(['rollback', '--source', 'pump-rb', '--device', 'gw-404']);
+    expect(res.code).toBe(1);
+    expect(res.out).toBe('');
+    expect(res.err).toMatch(/^pumpwatch-trainer rollback: PW_TRAINER_DEPLOY: cannot read the twin of gw-404\/pumpwatch: .*; best\.json was not moved \(still v2\)$/);
+    expect((await bestOf('pump-rb')).version).toBe('v2');
+  });
+
+  it('when a twin update fails after the move, says what best.json names and prints the deploy command that pushes it', async () => {
+    // pump-rb: best v2, history [v1]. The hub refuses the update of gw-2's twin (after the twin was read).
+    const refusing: TwinRegistry = {
+      getModuleTwin: (d, m) => registry.getModuleTwin(d, m),
+      createQuery: (sql, size) => registry.createQuery(sql, size),
+      updateModuleTwin: () => Promise.reject(Object.assign(new Error('the hub refused the update'), { name: 'ForbiddenError' })),
+    };
+    const res = await cli(['rollback', '--source', 'pump-rb', '--device', 'gw-2', '--expires-hours', '2'], { ...context(), registry: () => refusing });
+    expect(res.code).toBe(1);
+    expect(res.out).toMatch(/^pump-rb: best\.json v2 → v1 \(rollback\)\n.*\n {2}FAILED gw-2\/pumpwatch: /);
+    expect(lastLine(res.err)).toBe('pump-rb: best.json now names v1, which was not deployed to every module; to push it: pumpwatch-trainer deploy --source pump-rb --version v1 --device gw-2 --expires-hours 2');
+    expect((await bestOf('pump-rb')).version).toBe('v1');
+    expect(desiredModels('gw-2')['pump-rb']).toBeUndefined();
+  });
+
+  it('refuses to roll back to a version whose model.onnx is gone or is not the recorded one, and deploy refuses to send gateways to it', async () => {
+    await promote('pump-gone', 'v1', 4);
+    const v2 = await promote('pump-gone', 'v2', 5);
+    await container.getBlockBlobClient('models/pump-gone/v1/model.onnx').delete();
+    const before = await bestOf('pump-gone');
+    for (const args of [['--device', 'gw-1'], ['--no-deploy']]) {
+      const res = await cli(['rollback', '--source', 'pump-gone', ...args]);
+      expect(res.code, args.join(' ')).toBe(1);
+      expect(res.err).toBe('pumpwatch-trainer rollback: PW_TRAINER_NO_MODEL: models/pump-gone/v1/model.onnx does not exist');
+      expect(await bestOf('pump-gone')).toEqual(before);
+    }
+    const dep = await cli(['deploy', '--source', 'pump-gone', '--version', 'v1', '--device', 'gw-2']);
+    expect(dep.code).toBe(1);
+    expect(dep.err).toBe('pumpwatch-trainer deploy: PW_TRAINER_NO_MODEL: models/pump-gone/v1/model.onnx does not exist (its model.json does)');
+    expect(desiredModels('gw-2')['pump-gone']).toBeUndefined();
+    // Other bytes of the same size: rollback reads and hashes them.
+    const other = Buffer.alloc(v2.model.size, 7);
+    await container.getBlockBlobClient('models/pump-gone/v1/model.onnx').upload(other, other.length);
+    const hashed = await cli(['rollback', '--source', 'pump-gone', '--no-deploy']);
+    expect(hashed.code).toBe(1);
+    expect(hashed.err).toMatch(/PW_TRAINER_REGISTRY_INVALID: models\/pump-gone\/v1\/model\.onnx (does not match the sha256|has \d+ bytes)/);
+    // Another size: deploy checks it before writing twins.
+    const short = Buffer.alloc(10, 1);
+    await container.getBlockBlobClient('models/pump-gone/v2/model.onnx').upload(short, short.length);
+    const sized = await cli(['deploy', '--source', 'pump-gone', '--device', 'gw-2']);
+    expect(sized.code).toBe(1);
+    expect(sized.err).toBe(`pumpwatch-trainer deploy: PW_TRAINER_REGISTRY_INVALID: models/pump-gone/v2/model.onnx has 10 bytes, its model.json says ${v2.model.size}`);
+    expect(desiredModels('gw-2')['pump-gone']).toBeUndefined();
+    expect(await bestOf('pump-gone')).toEqual(before);
+  });
+});
+
+describe('deploy --query … --module M', () => {
+  it('writes only the modules of that id among those the query finds, and counts the others', async () => {
+    await promote('pump-q', 'v1', 6);
+    const res = await cli(['deploy', '--source', 'pump-q', '--query', "SELECT * FROM devices.modules WHERE deviceId = 'gw-1'", '--module', 'pumpwatch']);
+    expect(res.code, res.err).toBe(0);
+    expect(res.out).toMatch(/^deploy models\/pump-q\/v1\/model\.onnx → 1 module\(s\); 1 module\(s\) the query found skipped: not module "pumpwatch" \(--module\)\n {2}ok {5}gw-1\/pumpwatch: desired models\.pump-q = v1\b[^\n]*$/);
+    expect(desiredModels('gw-1')['pump-q']!.version).toBe('v1');
+    expect(desiredModels('gw-1', 'opcpublisher')).toEqual({});
+    const none = await cli(['deploy', '--source', 'pump-q', '--query', "SELECT * FROM devices.modules WHERE deviceId = 'gw-1'", '--module', 'nope']);
+    expect(none.code).toBe(1);
+    expect(none.err).toBe('deploy: no module matched; 2 module(s) the query found skipped: not module "nope" (--module); v1 was not deployed');
+  });
+});
+
+describe('hand-edited best.json', () => {
+  it('is refused with PW_TRAINER_REGISTRY_INVALID by train, deploy, drift and rollback: a bad version, another source, another sha256', async () => {
+    const good = await promote('pump-edit', 'v1', 7);
+    await promote('pump-edit', 'v2', 8);
+    const name = 'models/pump-edit/best.json';
+    const original = (await container.getBlockBlobClient(name).downloadToBuffer()).toString();
+    const pointer = JSON.parse(original) as Record<string, unknown>;
+    const put = async (doc: unknown) => {
+      const text = JSON.stringify(doc);
+      await container.getBlockBlobClient(name).upload(text, Buffer.byteLength(text));
+    };
+    const commands = [
+      ['train', '--source', 'pump-edit', '--from', '2026-01-01', '--to', '2026-01-02'],
+      ['deploy', '--source', 'pump-edit', '--device', 'gw-2'],
+      ['drift', '--source', 'pump-edit', '--from', '2026-01-01', '--to', '2026-01-02'],
+      ['rollback', '--source', 'pump-edit', '--no-deploy'],
+    ];
+    for (const [doc, message] of [
+      [{ ...pointer, version: '..' }, /PW_TRAINER_REGISTRY_INVALID: models\/pump-edit\/best\.json is not a registry document of this trainer: version: not a model version/],
+      [{ ...pointer, source: 'pump-zzz' }, /PW_TRAINER_REGISTRY_INVALID: models\/pump-edit\/best\.json names source "pump-zzz", not "pump-edit"/],
+      [{ ...pointer, sha256: good.model.sha256 }, /PW_TRAINER_REGISTRY_INVALID: models\/pump-edit\/best\.json does not match .*model\.json/],
+    ] as const) {
+      await put(doc);
+      for (const args of commands) {
+        const res = await cli(args);
+        expect(res.code, `${args[0]} ${JSON.stringify(doc)}`).toBe(1);
+        expect(lastLine(res.err), args[0]).toMatch(message);
+        expect(res.err).not.toMatch(/unexpected failure/);
+      }
+    }
+    expect(desiredModels('gw-2')['pump-edit']).toBeUndefined();
+    // A history entry equal to the current version is skipped: the rollback goes to v1.
+    await put({ ...pointer, history: [{ version: 'v2', promotedAt: NOW.toISOString() }, ...(pointer.history as unknown[])] });
+    const back = await cli(['rollback', '--source', 'pump-edit', '--no-deploy']);
+    expect(back.code, back.err).toBe(0);
+    expect(back.out).toBe('pump-edit: best.json v2 → v1 (rollback)');
+    expect((await bestOf('pump-edit')).history).toEqual([]);
+  });
+
+  it('refuses a bad --version before any work (exit 2)', async () => {
+    for (const command of [
+      ['train', '--source', 'pump-dep', '--from', '2026-01-01', '--to', '2026-01-03'],
+      ['deploy', '--source', 'pump-dep', '--device', 'gw-1'],
+      ['evaluate', '--source', 'pump-dep', '--from', '2026-01-01', '--to', '2026-01-03'],
+    ]) {
+      for (const version of ['.', '..', 'a/b', 'x y']) {
+        const res = await cli([...command, '--version', version]);
+        expect(res.code, `${command[0]} ${version}`).toBe(2);
+        expect(res.err).toBe(`pumpwatch-trainer ${command[0]}: --version "${version}" is not a model version (1-128 characters: letters, digits, . _ : - (starting with a letter or digit))`);
+      }
+    }
+    const blobs: string[] = [];
+    for await (const b of container.listBlobsFlat({ prefix: 'models/pump-dep/' })) blobs.push(b.name);
+    expect(blobs).toEqual([]);
+  });
+});
+
+describe('train', () => {
+  it('does not let an older range replace a newer live model unless --allow-older, and still prints the comparison', async () => {
+    const newer = await cli(['train', '--source', 'pump-old', '--from', '2026-01-03', '--to', '2026-01-05']);
+    expect(newer.code, newer.err).toBe(0);
+    const live = await bestOf('pump-old');
+    const older = await cli(['train', '--source', 'pump-old', '--from', '2026-01-01', '--to', '2026-01-03']);
+    expect(older.code, older.err).toBe(0);
+    expect(older.out).toMatch(/^pump-old: kept /);
+    expect(older.out).toMatch(new RegExp(`^ {2}compare {2}synthetic-faults: challenger balanced accuracy [\\d.]+ .*; live ${live.version}: balanced accuracy`, 'm'));
+    expect(older.out).toMatch(
+      new RegExp(
+        `^ {2}decision older data: its newest reading \\(2026-01-02T23:\\S+\\) is older than the newest of live model ${live.version}'s data \\(2026-01-04T23:\\S+\\); older data never replaces a newer model \\(--allow-older to compare as usual\\); on the held-out rows: synthetic-faults: challenger balanced accuracy`,
+        'm',
+      ),
+    );
+    expect(await bestOf('pump-old')).toEqual(live);
+    const challenger = (/^pump-old: kept (\S+)/m.exec(older.out) ?? [])[1]!;
+    expect((await readModelRecord(container, 'pump-old', challenger)).decision).toMatchObject({ promoted: false, reason: expect.stringMatching(/^older data/) });
+    const allowed = await cli(['train', '--source', 'pump-old', '--from', '2026-01-01', '--to', '2026-01-03', '--allow-older', '--seed', '2']);
+    expect(allowed.code, allowed.err).toBe(0);
+    expect(allowed.out).not.toMatch(/older data/);
+    expect(allowed.out).toMatch(/decision (better on the held-out rows|not better by the margin)/);
+  });
+
+  it('judges by readings, not by the requested range: a live model trained with a --to in the future does not block the data after its own', async () => {
+    const r = rng(24);
+    await seed(container, 'pump-future', 'gw-8', T0, 8640, (i) => values(r, i, 30)); // Jan 1-3 arrived
+    const generous = await cli(['train', '--source', 'pump-future', '--from', '2026-01-01', '--to', '2026-02-01']);
+    expect(generous.code, generous.err).toBe(0);
+    await seed(container, 'pump-future', 'gw-8', T0 + 2 * DAY, 8640, (i) => values(r, i, 45), 8641); // Jan 3-5 arrive later
+    const next = await cli(['train', '--source', 'pump-future', '--from', '2026-01-03', '--to', '2026-01-05']);
+    expect(next.code, next.err).toBe(0);
+    expect(next.out).not.toMatch(/older (data|range)/);
+    expect(next.out).toMatch(/decision (better on the held-out rows|not better by the margin)/);
+  });
+
+  it('leaves the loser of a concurrent promotion with a model.json that says it was not promoted, and names it', async () => {
+    const first = await cli(['train', '--source', 'pump-race', '--from', '2026-01-01', '--to', '2026-01-03']);
+    expect(first.code, first.err).toBe(0);
+    // The loser has read best.json; the winner promotes while the loser is writing it.
+    let winner: Awaited<ReturnType<typeof cli>> | null = null;
+    const racing = racingContainer(async () => {
+      winner = await cli(['train', '--source', 'pump-race', '--from', '2026-01-03T12:00:00Z', '--to', '2026-01-05']);
+    });
+    const loser = await cli(['train', '--source', 'pump-race', '--from', '2026-01-03', '--to', '2026-01-05'], context(racing));
+    expect(winner!.code, winner!.err).toBe(0);
+    expect(winner!.out).toMatch(/^pump-race: promoted/);
+    const best = await bestOf('pump-race');
+    expect(loser.code).toBe(1);
+    const orphan = (/ (\S+) is registered \(models\/pump-race\/\S+\/model\.json, not promoted\) but is not best/.exec(loser.err) ?? [])[1];
+    expect(lastLine(loser.err)).toBe(
+      `pumpwatch-trainer train: PW_TRAINER_REGISTRY_CONFLICT: models/pump-race/best.json changed while this run was deciding: another run promoted ${best.version} first; ${orphan} is registered (models/pump-race/${orphan}/model.json, not promoted) but is not best; run again to compare it with the live model`,
+    );
+    expect(orphan).not.toBe(best.version);
+    expect((await readModelRecord(container, 'pump-race', orphan!)).decision).toMatchObject({ promoted: false, reason: `another run promoted ${best.version} first` });
+    // Every model.json that says promoted is best now or was before.
+    for await (const b of container.listBlobsFlat({ prefix: 'models/pump-race/' })) {
+      if (!b.name.endsWith('model.json')) continue;
+      const rec = await readModelRecord(container, 'pump-race', b.name.split('/')[2]!);
+      expect(rec.decision.promoted, rec.version).toBe([best.version, ...best.history.map((h) => h.version)].includes(rec.version));
+    }
+  });
+
+  it('succeeds when the run that promoted first trained the very same version (the same data, twice at once)', async () => {
+    const range = ['train', '--source', 'pump-twin', '--from', '2026-01-01', '--to', '2026-01-03'];
+    let inner: Awaited<ReturnType<typeof cli>> | null = null;
+    const outer = await cli(range, context(racingContainer(async () => {
+      inner = await cli(range);
+    })));
+    expect(inner!.code, inner!.err).toBe(0);
+    const version = (/^pump-twin: promoted (\S+)/m.exec(inner!.out) ?? [])[1];
+    expect(outer.code, outer.err).toBe(0);
+    expect(outer.out).toMatch(new RegExp(`^pump-twin: promoted ${version} `, 'm'));
+    expect((await bestOf('pump-twin')).version).toBe(version);
+    expect((await readModelRecord(container, 'pump-twin', version!)).decision.promoted).toBe(true);
+  });
+
+  it('rolls back away from a version whose model.json is broken', async () => {
+    for (const [v, seedNo] of [['c1', 1], ['c2', 2]] as const) await promote('pump-cor', v, seedNo);
+    await container.getBlockBlobClient('models/pump-cor/c2/model.json').upload('{}', 2);
+    const res = await cli(['rollback', '--source', 'pump-cor', '--no-deploy']);
+    expect(res.code, res.err).toBe(0);
+    expect((await bestOf('pump-cor')).version).toBe('c1');
+  });
+
+  it('train --deploy whose deploy fails says the version is best but not deployed, with the deploy command that pushes it', async () => {
+    const query = "SELECT * FROM devices.modules WHERE deviceId = 'gw-typo'";
+    const res = await cli(['train', '--source', 'pump-dep', '--from', '2026-01-01', '--to', '2026-01-03', '--deploy', '--query', query]);
+    expect(res.code).toBe(1);
+    const best = await bestOf('pump-dep');
+    expect(res.out).toMatch(new RegExp(`^pump-dep: promoted ${best.version} `));
+    expect(res.err.split('\n').slice(-2)).toEqual([
+      `deploy: no module matched; ${best.version} was not deployed`,
+      `pump-dep: best.json now names ${best.version}, which was not deployed to every module; to push it: pumpwatch-trainer deploy --source pump-dep --version ${best.version} --query 'SELECT * FROM devices.modules WHERE deviceId = '\\''gw-typo'\\'''`,
+    ]);
+    const push = await cli(['deploy', '--source', 'pump-dep', '--version', best.version, '--device', 'gw-2']);
+    expect(push.code, push.err).toBe(0);
+    expect(desiredModels('gw-2')['pump-dep']!.version).toBe(best.version);
+  });
+});
+
+describe('labels that are not valid', () => {
+  it('are named in a warning and counted in model.json; a label with a +00:00 offset is read, one whose to is before its from is refused', async () => {
+    const c = az.container('labels-safety-it');
+    await c.create();
+    const start = T0 + 10 * DAY;
+    const r = rng(24);
+    await seed(c, 'pump-lb', 'gw-4', start, 3600, (i) => values(r, i, 25, i >= 3000 && i < 3300 ? 1.5 : 0));
+    const faultFrom = start + 3000 * STEP;
+    const base = { id: 'lab-1', pumpId: 'pump-lb', kind: 'confirmed-fault' as const, faultType: null, note: 'pressure', alertSeq: null, fromTs: faultFrom, toTs: faultFrom + 299 * STEP, author: 'tech', createdAt: start + DAY, synced: false };
+    const put = async (name: string, body: string) => void (await c.getBlockBlobClient(name).upload(body, Buffer.byteLength(body)));
+    const rec = toLabelRecord('gw-4', base);
+    await put(labelBlobName('gw-4', base), JSON.stringify({ ...rec, from: rec.from.replace('Z', '+00:00'), to: rec.to.replace('.000Z', '+00:00') }));
+    await put('labels/gw-4/2026/01/12/lab-2.json', '{"schema":1,"id":"lab-2"');
+    const backwards = toLabelRecord('gw-4', { ...base, id: 'lab-3', kind: 'maintenance', fromTs: faultFrom, toTs: faultFrom - 3_600_000 });
+    await put(labelBlobName('gw-4', { id: 'lab-3', createdAt: base.createdAt }), JSON.stringify(backwards));
+    const res = await cli(['train', '--source', 'pump-lb', '--from', '2026-01-11', '--to', '2026-01-12'], context(c));
+    expect(res.code, res.err).toBe(0);
+    expect(res.out).toMatch(/^ {2}compare {2}labels: /m);
+    expect(res.out).toContain('  warning  label blob labels/gw-4/2026/01/12/lab-2.json skipped: not a valid label (');
+    expect(res.out).toContain('  warning  label blob labels/gw-4/2026/01/12/lab-3.json skipped: not a valid label (to: to is before from)');
+    const record = await readModelRecord(c, 'pump-lb', (await bestOf('pump-lb', c)).version);
+    expect(record.data.skippedLabels).toBe(2);
+    const all = await cli(['train-all', '--from', '2026-01-11', '--to', '2026-01-12', '--seed', '3'], context(c));
+    expect(all.code, all.err).toBe(0);
+    expect(all.out.split('\n').filter((l) => l.includes('label blob'))).toEqual([
+      expect.stringMatching(/^ {2}warning {2}label blob labels\/gw-4\/2026\/01\/12\/lab-2\.json skipped: not a valid label \(/),
+      '  warning  label blob labels/gw-4/2026/01/12/lab-3.json skipped: not a valid label (to: to is before from)',
+    ]);
+  });
+});
