@@ -69,6 +69,8 @@ function kindOf(err: HttpLikeError): FailureKind {
   if (status === 401 || status === 403) return 'unauthorized';
   if (status === 404 && err.code === 'ContainerNotFound') return 'container-missing';
   if (status === 429 || status === 503) return 'throttled';
+  // A container deleted a moment ago cannot be created again for a while: it passes by itself.
+  if (status === 409 && (err.code === 'ContainerBeingDeleted' || err.code === 'ContainerBeingDisabled')) return 'throttled';
   if (status === 408 || status >= 500) return 'server';
   return 'rejected';
 }

@@ -11,7 +11,7 @@ import type { TokenBucket } from './bandwidth.js';
 import { classifyFailure } from './backoff.js';
 import { batchMetadata, encodeRawRows, rowsExtent, type RawRow } from './encoder.js';
 import { EncoderThreadError, HeldBody, type EncodedRows, type EncodedSummary, type EncoderThread } from './encoder-thread.js';
-import { parseReadingsBlobName, readingsBlobName } from './layout.js';
+import { besideName, parseReadingsBlobName, readingsBlobName } from './layout.js';
 import type { BlobUploader, UploadOutcome } from './uploader.js';
 
 export interface LogFn {
@@ -320,6 +320,12 @@ async function uploadPrepared(deps: CycleDeps, p: Prepared): Promise<boolean> {
   }
   const seconds = (performance.now() - t0) / 1000;
   deps.logger.debug({ event: 'sync-batch-uploaded', blob: batch.blobName, outcome, bytes: encoded.bytes }, 'batch uploaded');
+  if (outcome === 'created-beside') {
+    deps.logger.warn(
+      { blob: batch.blobName, uploadedAs: besideName(batch.blobName, encoded.sha256) },
+      'a blob of other content had this batch\'s name (this device id was used by a buffer that started again at sequence 1?): uploaded beside it, nothing overwritten',
+    );
+  }
   deps.batches.markUploaded(batch, encoded.sha256, deps.clock());
   deps.logger.debug({ event: 'sync-batch-synced', blob: batch.blobName, rows: batch.rowCount }, 'batch marked synced');
   deps.onUploaded({ batch, outcome, rows: encoded.rowCount, bytes: encoded.bytes, rawBytes: encoded.rawBytes, seconds });

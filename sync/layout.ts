@@ -4,7 +4,9 @@
  *   models/{source}/{version}/model.onnx | model.json,  models/{source}/best.json
  *   labels/{deviceId}/…
  * The date is the UTC day of the batch's first reading; sequence numbers are zero-padded so that
- * names sort in sequence order within a device's folder.
+ * names sort in sequence order within a device's folder. A batch whose name is taken by a blob of
+ * other content (a device whose buffer started again at sequence 1, e.g. a replaced data volume)
+ * is uploaded beside it as `{firstSeq}-{lastSeq}~{sha256 prefix}.jsonl.gz` (`besideName`).
  */
 import { SyncError } from './errors.js';
 
@@ -61,7 +63,16 @@ export interface ReadingsBlobRef {
   lastSeq: number;
 }
 
-const NAME_RE = /^readings\/([^/]+)\/(\d{4})\/(\d{2})\/(\d{2})\/([^/]+)\/(\d+)-(\d+)\.jsonl\.gz$/;
+const NAME_RE = /^readings\/([^/]+)\/(\d{4})\/(\d{2})\/(\d{2})\/([^/]+)\/(\d+)-(\d+)(?:~[0-9a-f]{12})?\.jsonl\.gz$/;
+
+/**
+ * The name a batch is uploaded under when its own is taken by a blob of other content: the same
+ * name with the first 12 hex digits of the blob's sha256, so a retry of the same batch finds it.
+ */
+export function besideName(blobName: string, sha256: string): string {
+  if (!blobName.endsWith('.jsonl.gz') || !/^[0-9a-f]{12}/.test(sha256)) throw new SyncError('PW_SYNC_BAD_BLOB_NAME', `no name beside ${blobName}`);
+  return `${blobName.slice(0, -'.jsonl.gz'.length)}~${sha256.slice(0, 12)}.jsonl.gz`;
+}
 
 /** Parses a readings blob name; null when the name is not one. */
 export function parseReadingsBlobName(name: string): ReadingsBlobRef | null {

@@ -1,7 +1,7 @@
 /**
  * The other side of the sync (used by the trainer): lists one pump's reading blobs by day prefix
  * for a time range, downloads and checks them (sha256 from the blob metadata), decodes the lines
- * and yields each reading once per (deviceId, seq), in time order.
+ * and yields each reading once per (deviceId, seq, time), in time order.
  *
  * Order: readings are yielded day by day, sorted by `ts` within what has been read so far. A blob
  * is dated by its first reading, and the agent ends a batch at midnight UTC, so its readings lie in
@@ -80,12 +80,12 @@ async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T
   return results;
 }
 
-/** Yields the pump's readings in [from, to), each (deviceId, seq) once, in time order (see above). */
+/** Yields the pump's readings in [from, to), each (deviceId, seq, time) once, in time order (see above). */
 export async function* readReadings(container: ContainerClient, range: ReadRange, options: ReadOptions = {}): AsyncGenerator<ReadingLine> {
   const from = toMs(range.from, 'from');
   const to = toMs(range.to, 'to');
   if (to <= from) return;
-  const seen = new Map<string, Set<number>>();
+  const seen: Seen = new Map();
   let pool: Array<{ line: ReadingLine; ts: number }> = [];
   for (let day = dayStart(from) - DAY_MS; day < to; day += DAY_MS) {
     const blobs = await listDay(container, range.pumpId, day, range.deviceId);
@@ -112,14 +112,29 @@ export async function readAllReadings(container: ContainerClient, range: ReadRan
   return out;
 }
 
-function firstTime(seen: Map<string, Set<number>>, line: ReadingLine): boolean {
-  let seqs = seen.get(line.deviceId);
-  if (!seqs) {
-    seqs = new Set();
-    seen.set(line.deviceId, seqs);
+/**
+ * Per device, the time of each sequence number read (an array for the rare number read with two
+ * times). A reading is the same when its device, sequence number and time are: a blob uploaded
+ * twice holds the same ones, while a device whose buffer started again at sequence 1 (a replaced
+ * data volume) reuses the numbers for other readings, at other times, which are kept.
+ */
+type Seen = Map<string, Map<number, number | number[]>>;
+
+function firstTime(seen: Seen, line: ReadingLine): boolean {
+  let bySeq = seen.get(line.deviceId);
+  if (!bySeq) {
+    bySeq = new Map();
+    seen.set(line.deviceId, bySeq);
   }
-  if (seqs.has(line.seq)) return false;
-  seqs.add(line.seq);
+  const ts = Date.parse(line.ts);
+  const known = bySeq.get(line.seq);
+  if (known === undefined) {
+    bySeq.set(line.seq, ts);
+    return true;
+  }
+  const times = typeof known === 'number' ? [known] : known;
+  if (times.includes(ts)) return false;
+  bySeq.set(line.seq, [...times, ts]);
   return true;
 }
 

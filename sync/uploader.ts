@@ -11,12 +11,14 @@ import { gunzip } from 'node:zlib';
 import { containerClient, type BlobTarget, type ClientOptions } from './client.js';
 import { sha256Hex, type EncodedBatch } from './encoder.js';
 import { SyncError } from './errors.js';
+import { besideName } from './layout.js';
 
 const gunzipAsync = promisify(gunzip);
 /** An existing blob larger than this is not downloaded to compare: it cannot be one of ours. */
 const MAX_COMPARE_BYTES = 256 * 1024 * 1024;
 
-export type UploadOutcome = 'created' | 'already-present';
+/** `created-beside`: the planned name held other content, and the batch went to `besideName` (layout.ts). */
+export type UploadOutcome = 'created' | 'already-present' | 'created-beside';
 
 export interface UploadRequest {
   blobName: string;
@@ -73,7 +75,7 @@ export class BlobUploader {
     }
   }
 
-  private async createOrVerify(req: UploadRequest, signal?: AbortSignal): Promise<UploadOutcome> {
+  private async createOrVerify(req: UploadRequest, signal?: AbortSignal, beside = false): Promise<UploadOutcome> {
     try {
       await this.container.getBlockBlobClient(req.blobName).upload(req.encoded.body, req.encoded.body.length, {
         conditions: { ifNoneMatch: '*' },
@@ -81,16 +83,21 @@ export class BlobUploader {
         blobHTTPHeaders: { blobContentType: 'application/gzip' },
         abortSignal: signal,
       });
-      return 'created';
+      return beside ? 'created-beside' : 'created';
     } catch (err) {
       const status = statusOf(err);
-      if (status === 409 || status === 412) return this.verifyExisting(req, signal);
+      if (status === 409 || status === 412) return this.verifyExisting(req, signal, beside);
       throw err;
     }
   }
 
-  /** The blob exists: done when it holds the same rows, a conflict otherwise. */
-  private async verifyExisting(req: UploadRequest, signal?: AbortSignal): Promise<UploadOutcome> {
+  /**
+   * The blob exists: done when it holds the same rows. Other content under the planned name (a
+   * device id reused by a buffer that started again at sequence 1) is never overwritten: the batch
+   * goes beside it (`besideName`), where a retry finds it again. Only other content there too is a
+   * conflict.
+   */
+  private async verifyExisting(req: UploadRequest, signal: AbortSignal | undefined, beside: boolean): Promise<UploadOutcome> {
     const blob = this.container.getBlockBlobClient(req.blobName);
     const props = await blob.getProperties({ abortSignal: signal });
     const ours = req.encoded;
@@ -102,11 +109,12 @@ export class BlobUploader {
       const raw = await gunzipAsync(content).catch(() => null);
       if (raw !== null && (await sha256Hex(raw)) === ours.rawSha256) return 'already-present';
     }
+    if (!beside) return this.createOrVerify({ ...req, blobName: besideName(req.blobName, ours.sha256) }, signal, true);
     throw new SyncError(
       'PW_SYNC_BLOB_CONFLICT',
       `blob ${req.blobName} in container ${this.container.containerName} already exists with different content ` +
         `(${size} bytes, sha256 ${props.metadata?.sha256?.slice(0, 12) ?? 'unknown'}…; ours ${ours.body.length} bytes, ` +
-        `sha256 ${ours.sha256.slice(0, 12)}…): it is not overwritten; move it away to let this batch upload`,
+        `sha256 ${ours.sha256.slice(0, 12)}…), and so does the batch's planned name: neither is overwritten; move this one away to let the batch upload`,
     );
   }
 

@@ -13,8 +13,8 @@ import { createLogger } from '../../agent/logger.js';
 import { BufferStore } from '../../buffer/store.js';
 import type { PredictionRow } from '../../buffer/types.js';
 import { containerClient, type BlobTarget } from '../../sync/client.js';
-import { batchMetadata, encodeRows, toLine } from '../../sync/encoder.js';
-import { parseReadingsBlobName, readingsBlobName } from '../../sync/layout.js';
+import { batchMetadata, decodeBatch, encodeRows, toLine } from '../../sync/encoder.js';
+import { besideName, parseReadingsBlobName, readingsBlobName } from '../../sync/layout.js';
 import { readAllReadings } from '../../sync/reader.js';
 import { BlobUploader, uploaderFor } from '../../sync/uploader.js';
 import { SyncWorker, type SyncSettings, type SyncWorkerDeps } from '../../sync/worker.js';
@@ -24,6 +24,7 @@ import { decodeAllBlobs, startTestAzurite, type TestAzurite } from '../support/a
 const DEVICE = 'gw-faults';
 const T0 = Date.UTC(2026, 10, 20, 8);
 const SLOW_MS = 600_000;
+const DAY = 86_400_000;
 const SETTINGS: SyncSettings = {
   intervalMs: 60_000,
   maxBytesPerSecond: 0,
@@ -117,7 +118,7 @@ afterEach(() => {
 });
 
 describe('sync worker faults (real Azurite)', () => {
-  it('reports a blob of other content under a planned name as a conflict, never overwrites it, and uploads the rest', async () => {
+  it('uploads a batch whose name holds other content beside it, never overwriting that blob, and says so', async () => {
     const seqs = store.appendBatch(Array.from({ length: 50 }, (_, i) => row('pump-a', i)));
     store.appendBatch(Array.from({ length: 30 }, (_, i) => row('pump-b', i)));
     const name = readingsBlobName('pump-a', DEVICE, seqs[0]!, seqs.at(-1)!, T0);
@@ -126,15 +127,57 @@ describe('sync worker faults (real Azurite)', () => {
 
     const w = worker(target());
     const result = await w.runOnce();
-    expect(result.failure).toBeNull();
-    expect(result.rows).toBe(30);
+    expect(result).toMatchObject({ failure: null, rows: 80 });
     expect((await az.container(container).getBlockBlobClient(name).downloadToBuffer()).toString()).toBe('someone else');
-    expect(w.status()).toMatchObject({ failedBatches: 1, uploadedRows: 30 });
-    expect(w.status().lastError).toMatch(new RegExp(`${name}.*already exists with different content`));
+    expect(w.status()).toMatchObject({ failedBatches: 0, uploadedRows: 80 });
+    expect(w.health()).toEqual({ ok: true });
+    expect(store.stats().unsynced).toBe(0);
+    const warned = logs.map((l) => JSON.parse(l) as { msg: string; blob?: string; uploadedAs?: string }).filter((l) => l.msg.startsWith('a blob of other content had this batch'));
+    expect(warned).toHaveLength(1);
+    expect(warned[0]!.blob).toBe(name);
+    expect(warned[0]!.uploadedAs).toMatch(new RegExp(`^${name.replace('.jsonl.gz', '')}~[0-9a-f]{12}\\.jsonl\\.gz$`));
+    expect(parseReadingsBlobName(warned[0]!.uploadedAs!)).toMatchObject({ pumpId: 'pump-a', deviceId: DEVICE, firstSeq: seqs[0], lastSeq: seqs.at(-1) });
+    const beside = await az.container(container).getBlockBlobClient(warned[0]!.uploadedAs!).downloadToBuffer();
+    expect((await decodeBatch(beside, warned[0]!.uploadedAs!)).map((l) => l.seq)).toEqual(seqs);
+  });
+
+  it('reports a batch as a conflict only when the name beside its own holds other content too, and never overwrites either', async () => {
+    store.appendBatch(Array.from({ length: 40 }, (_, i) => row('pump-a', i)));
+    const w = worker(target());
+    const batch = w.batches.next({ maxRows: 100, maxBytes: 1 << 20, anomalyContextRows: 0 }, (p, a, b, ts) => readingsBlobName(p, DEVICE, a, b, ts), T0)!;
+    const encoded = await encodeRows(w.batches.rows(batch), DEVICE);
+    const beside = besideName(batch.blobName, encoded.sha256);
+    await az.container(container).createIfNotExists();
+    for (const taken of [batch.blobName, beside]) await az.container(container).getBlockBlobClient(taken).upload('someone else', 12);
+
+    const result = await w.runOnce();
+    expect(result.failure).toBeNull();
+    expect(w.status()).toMatchObject({ failedBatches: 1 });
+    expect(w.status().lastError).toMatch(new RegExp(`${beside.replace(/[.~]/g, '\\$&')}.*already exists with different content.*neither is overwritten`));
     expect(w.health()).toMatchObject({ ok: false });
-    expect(w.health().error).toContain(name);
-    expect(w.batches.failed()).toHaveLength(1);
-    expect(store.stats().unsynced).toBe(50);
+    for (const taken of [batch.blobName, beside]) expect((await az.container(container).getBlockBlobClient(taken).downloadToBuffer()).toString()).toBe('someone else');
+    expect(store.stats().unsynced).toBe(40);
+  });
+
+  it('keeps every reading of a device whose buffer started again at sequence 1 (a replaced data volume), on another day or the same', async () => {
+    const w1 = worker(target());
+    const firstLife = store.appendBatch(Array.from({ length: 60 }, (_, i) => row('pump-a', i)));
+    expect((await w1.runOnce()).failure).toBeNull();
+    // The volume is replaced: a new buffer file under the same device id numbers its rows from 1 again.
+    store.close();
+    rmSync(join(dir, 'buffer.sqlite'), { force: true });
+    for (const suffix of ['-wal', '-shm']) rmSync(join(dir, `buffer.sqlite${suffix}`), { force: true });
+    store = new BufferStore({ path: join(dir, 'buffer.sqlite'), maxBytes: 2 ** 30 });
+    store.open();
+    const sameDay = store.appendBatch(Array.from({ length: 60 }, (_, i) => row('pump-a', 1_000 + i)));
+    store.appendBatch(Array.from({ length: 60 }, (_, i) => row('pump-a', DAY / 1000 + i)));
+    expect(sameDay[0]).toBe(firstLife[0]); // the numbers are reused
+    const w2 = worker(target());
+    expect((await w2.runOnce()).failure).toBeNull();
+    expect(store.stats().unsynced).toBe(0);
+    const read = await readAllReadings(az.container(container), { pumpId: 'pump-a', from: T0 - DAY, to: T0 + 3 * DAY });
+    expect(read).toHaveLength(180);
+    expect(read.map((l) => Date.parse(l.ts))).toEqual([...Array.from({ length: 60 }, (_, i) => T0 + i * 1000), ...Array.from({ length: 60 }, (_, i) => T0 + (1_000 + i) * 1000), ...Array.from({ length: 60 }, (_, i) => T0 + DAY + i * 1000)]);
   });
 
   it('counts a blob that already holds the same rows as uploaded (a crash after the upload) and adds nothing', async () => {
@@ -154,7 +197,6 @@ describe('sync worker faults (real Azurite)', () => {
   });
 
   it('ends every blob at midnight UTC, so the trainer finds a sparse pump and a replayed old reading by their day', async () => {
-    const DAY = 86_400_000;
     const day0 = Date.UTC(2026, 10, 17);
     const at = (ts: number, i: number): PredictionRow => ({ ...row('pump-a', i), ts, receivedAt: ts });
     // A pump that reports every 5 minutes for three days (one 1 MiB batch would hold all of it),

@@ -20,6 +20,8 @@ describe('sync failure classifier', () => {
       [httpError(401), 'unauthorized', false],
       [httpError(404, 'ContainerNotFound'), 'container-missing', false],
       [httpError(400, 'InvalidHeaderValue'), 'rejected', false],
+      [httpError(409, 'ContainerBeingDeleted'), 'throttled', true], // recreated right after a delete
+      [httpError(409, 'BlobAlreadyExists'), 'rejected', false],
       [new SyncError('PW_SYNC_BLOB_CONFLICT', 'x'), 'conflict', false],
       [new SyncError('PW_SYNC_BAD_TARGET', 'x'), 'misconfigured', false],
       [new BufferError('PW_BUFFER_DISK_FULL', 'x'), 'local', true],
