@@ -287,6 +287,17 @@ export class SyncBatches {
     this.write('noting a batch error', () => this.store.db.prepare('UPDATE sync_batches SET error = ? WHERE id = ?').run(error, batch.id));
   }
 
+  /**
+   * Plans every failed batch again (its rows and name unchanged), once per start of the sync: a
+   * batch refused because a blob of other content held its names uploads once someone moved that
+   * blob away. Returns how many.
+   */
+  retryFailed(): number {
+    return this.write('planning failed batches again', () =>
+      this.store.db.prepare("UPDATE sync_batches SET state = 'planned', error = NULL WHERE state = 'failed'").run().changes,
+    );
+  }
+
   failed(): PlannedBatch[] {
     return (this.store.db.prepare("SELECT * FROM sync_batches WHERE state = 'failed' ORDER BY id").all() as BatchRow[]).map(toBatch);
   }

@@ -114,7 +114,7 @@ export class BlobUploader {
       'PW_SYNC_BLOB_CONFLICT',
       `blob ${req.blobName} in container ${this.container.containerName} already exists with different content ` +
         `(${size} bytes, sha256 ${props.metadata?.sha256?.slice(0, 12) ?? 'unknown'}…; ours ${ours.body.length} bytes, ` +
-        `sha256 ${ours.sha256.slice(0, 12)}…), and so does the batch's planned name: neither is overwritten; move this one away to let the batch upload`,
+        `sha256 ${ours.sha256.slice(0, 12)}…), and so does the batch's planned name: neither is overwritten; move this one away, and the batch is tried again at the agent's next start`,
     );
   }
 

@@ -132,7 +132,18 @@ export class SyncWorker {
     this.started = true;
     this.abort = new AbortController();
     this.state = 'idle';
+    this.retryFailedBatches();
     this.schedule(0);
+  }
+
+  /** Failed batches are tried again at each start (the agent's, or the sync's after a stop). */
+  private retryFailedBatches(): void {
+    try {
+      const n = this.batches.retryFailed();
+      if (n > 0) this.deps.logger.info({ batches: n }, `${n} batch(es) that could not be uploaded before are tried again`);
+    } catch (err) {
+      this.deps.logger.warn({ err: { message: classifyFailure(err).message } }, 'failed batches could not be planned again');
+    }
   }
 
   /** Stops the loop, aborts an upload in flight (its batch stays planned) and waits for the cycle to end. */

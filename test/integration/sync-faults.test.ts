@@ -157,6 +157,17 @@ describe('sync worker faults (real Azurite)', () => {
     expect(w.health()).toMatchObject({ ok: false });
     for (const taken of [batch.blobName, beside]) expect((await az.container(container).getBlockBlobClient(taken).downloadToBuffer()).toString()).toBe('someone else');
     expect(store.stats().unsynced).toBe(40);
+
+    // Someone moves the blob away, as the message says; the agent's next start tries the batch again.
+    await az.container(container).getBlockBlobClient(beside).delete();
+    const restarted = worker(target());
+    restarted.start();
+    await vi.waitFor(() => expect(store.stats().unsynced).toBe(0), { timeout: 10_000 });
+    await restarted.stop();
+    expect(restarted.health()).toEqual({ ok: true });
+    expect(logs.join('')).toContain('1 batch(es) that could not be uploaded before are tried again');
+    const uploaded = await az.container(container).getBlockBlobClient(beside).downloadToBuffer();
+    expect((await decodeBatch(uploaded, beside)).map((l) => l.seq)).toEqual(w.batches.rows(batch).map((r) => r.seq));
   });
 
   it('keeps every reading of a device whose buffer started again at sequence 1 (a replaced data volume), on another day or the same', async () => {
