@@ -289,13 +289,18 @@ export class BufferStore {
     }
   }
 
-  /** The most recent rows of one pump, newest last, optionally from a time on. */
-  predictions(pumpId: string, opts: { sinceTs?: number; limit: number }): StoredRow[] {
+  /**
+   * The most recent rows of one pump, newest last, optionally from a time on and after a sequence
+   * number. `afterSeq` is a range of the (pump_id, seq) index: a poll for new rows reads only them.
+   * `sinceTs` alone walks back through the pump's rows until `limit` match (no index on time: one
+   * would cost every commit), so a poll must not rely on it.
+   */
+  predictions(pumpId: string, opts: { sinceTs?: number; afterSeq?: number; limit: number }): StoredRow[] {
     const stmt = this.db.prepare(
-      `SELECT ${ROW_COLUMNS} FROM (SELECT ${ROW_COLUMNS} FROM readings WHERE pump_id = ? AND ts >= ?
+      `SELECT ${ROW_COLUMNS} FROM (SELECT ${ROW_COLUMNS} FROM readings WHERE pump_id = ? AND seq > ? AND ts >= ?
        ORDER BY seq DESC LIMIT ?) ORDER BY seq`,
     );
-    return readRows(stmt, pumpId, opts.sinceTs ?? 0, opts.limit).map(fromDbRow);
+    return readRows(stmt, pumpId, opts.afterSeq ?? 0, opts.sinceTs ?? 0, opts.limit).map(fromDbRow);
   }
 
   /** Rows by sequence range (inclusive), in order: for tests, sync and model validation. */

@@ -2,7 +2,7 @@ import type { BufferStore } from '../../buffer/store.js';
 import type { ModelManager } from '../../inference/models.js';
 import type { MetricsRegistry } from '../metrics.js';
 import type { AgentStatus } from '../status.js';
-import { parseLimit, parseSince } from './query.js';
+import { parseLimit, parseSeq, parseSince } from './query.js';
 import type { StatusServer } from './server.js';
 
 /** Health, readiness, status, metrics and per-pump predictions. */
@@ -32,8 +32,9 @@ export function registerCoreRoutes(
   server.route('GET', '/metrics', () => ({ status: 200, body: deps.registry.render(), contentType: 'text/plain; version=0.0.4; charset=utf-8' }));
   server.route('GET', '/pumps/:pumpId/predictions', ({ url, params }) => {
     const sinceTs = parseSince(url.searchParams.get('since'));
+    const afterSeq = parseSeq(url.searchParams.get('afterSeq'), 'afterSeq');
     const limit = parseLimit(url.searchParams.get('limit'), 500, 10_000);
-    const rows = deps.buffer.predictions(params.pumpId!, { sinceTs, limit });
+    const rows = deps.buffer.predictions(params.pumpId!, { sinceTs, afterSeq, limit });
     return {
       status: 200,
       json: {

@@ -8,6 +8,14 @@ export function parseSince(text: string | null, name = 'since'): number | undefi
   return n;
 }
 
+/** A sequence number query parameter (`afterSeq`): a non-negative integer, undefined when absent. */
+export function parseSeq(text: string | null, name: string): number | undefined {
+  if (text === null || text === '') return undefined;
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n)) throw new HttpError(400, 'PW_BAD_QUERY', `${name}: "${text}" must be a sequence number (a non-negative integer)`);
+  return n;
+}
+
 /** A `limit` query parameter: an integer from 1 to `max`, `def` when absent. */
 export function parseLimit(text: string | null, def: number, max: number): number {
   if (text === null || text === '') return def;

@@ -283,6 +283,21 @@ describe('status endpoints', () => {
     expect(((await nf.json()) as any).code).toBe('PW_NOT_FOUND');
   });
 
+  it('gives the rows of a pump after a sequence number (what a poll for new rows asks), and refuses a bad one', async () => {
+    const seqs = (await postJson(`${t.url}/readings`, Array.from({ length: 5 }, (_, i) => reading('pump-seq', { Pressure: 1.4, Flow: 30 + i, Current: 1.4 })))).json;
+    expect(seqs.accepted).toBe(5);
+    const all = ((await (await fetch(`${t.url}/pumps/pump-seq/predictions`)).json()) as any).predictions as Array<{ seq: number }>;
+    expect(all).toHaveLength(5);
+    const after = ((await (await fetch(`${t.url}/pumps/pump-seq/predictions?afterSeq=${all[2]!.seq}`)).json()) as any).predictions as Array<{ seq: number }>;
+    expect(after.map((r) => r.seq)).toEqual(all.slice(3).map((r) => r.seq));
+    expect(((await (await fetch(`${t.url}/pumps/pump-seq/predictions?afterSeq=${all[4]!.seq}`)).json()) as any).count).toBe(0);
+    for (const bad of ['-1', '1.5', 'x']) {
+      const res = await fetch(`${t.url}/pumps/pump-seq/predictions?afterSeq=${bad}`);
+      expect(res.status, bad).toBe(400);
+      expect(((await res.json()) as any).error).toBe(`afterSeq: "${bad}" must be a sequence number (a non-negative integer)`);
+    }
+  });
+
   it('requires the bearer token when one is set, except for /healthz and /readyz', async () => {
     const secured = await startTestAgent({ PUMPWATCH_STATUS_TOKEN: 's3cret-token' });
     try {
