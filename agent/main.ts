@@ -234,7 +234,23 @@ export class Agent implements AgentParts {
     this.bufferError = null;
     this.bufferAttempts = 0;
     this.checkDiskRoom();
+    this.checkClockAgainstBuffer();
     return true;
+  }
+
+  /**
+   * Says when the gateway clock reads earlier than the newest reading the buffer received: it was
+   * stepped back since, or is wrong now (a gateway without a clock battery boots in the past), and
+   * readings are judged against it (`PUMPWATCH_MAX_FUTURE_SECONDS`) until NTP sets it.
+   */
+  private checkClockAgainstBuffer(): void {
+    const newest = this.buffer.newestReceivedAt();
+    const now = (this.options.clock ?? Date.now)();
+    if (newest === null || newest - now < CLOCK_BEHIND_WARN_MS) return;
+    this.logger.warn(
+      { component: 'buffer', now: new Date(now).toISOString(), newestReceivedAt: new Date(newest).toISOString() },
+      `the gateway clock reads ${new Date(now).toISOString()}, ${formatHours(newest - now)} earlier than the newest reading this buffer received (${new Date(newest).toISOString()}): it is wrong now or was before; readings are judged against it (PUMPWATCH_MAX_FUTURE_SECONDS) until it is set`,
+    );
   }
 
   /** Says once per open when the disk cannot hold the buffer's cap: it then fills before the cap rules. */
@@ -324,4 +340,11 @@ export class Agent implements AgentParts {
 
 function formatMiB(bytes: number): string {
   return `${(bytes / 1048576).toFixed(0)} MiB`;
+}
+
+/** A gateway clock this far behind the buffer's newest reading is worth a warning at open. */
+const CLOCK_BEHIND_WARN_MS = 5 * 60_000;
+
+function formatHours(ms: number): string {
+  return ms < 2 * 3_600_000 ? `${Math.round(ms / 60_000)} min` : `${(ms / 3_600_000).toFixed(1)} h`;
 }

@@ -303,6 +303,12 @@ export class BufferStore {
     return readRows(stmt, pumpId, opts.afterSeq ?? 0, opts.sinceTs ?? 0, opts.limit).map(fromDbRow);
   }
 
+  /** When the newest row was received (the gateway clock then), or null when the buffer is empty. */
+  newestReceivedAt(): number | null {
+    const row = this.db.prepare('SELECT received_at FROM readings ORDER BY seq DESC LIMIT 1').get() as { received_at: number } | undefined;
+    return row?.received_at ?? null;
+  }
+
   /** Rows by sequence range (inclusive), in order: for tests, sync and model validation. */
   rowsBySeq(fromSeq: number, toSeq: number): StoredRow[] {
     return readRows(this.db.prepare(`SELECT ${ROW_COLUMNS} FROM readings WHERE seq BETWEEN ? AND ? ORDER BY seq`), fromSeq, toSeq).map(fromDbRow);

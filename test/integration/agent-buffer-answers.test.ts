@@ -1,7 +1,7 @@
 /**
  * The agent and a buffer it cannot use as configured: what the HTTP routes answer while the file
- * is corrupt, and the warning at open when the disk cannot hold the cap (the filesystem's own
- * statfs figures). A real agent in this process, real SQLite files, its status server on a free port.
+ * is corrupt, and the warnings at open when the disk cannot hold the cap (the filesystem's own
+ * statfs figures) and when the gateway clock reads earlier than the buffer's newest reading. A real agent in this process, real SQLite files, its status server on a free port.
  */
 import { mkdirSync, mkdtempSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -77,5 +77,29 @@ describe('a buffer cap the disk cannot hold', () => {
 
   it('is not mentioned when the cap fits', async () => {
     expect(await start(64 * 1024 * 1024)).toEqual([]);
+  });
+});
+
+describe('a gateway clock behind the buffer', () => {
+  it('is named when the buffer opens: a restart on a clock a day behind the newest reading received', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'pumpwatch-clock-behind-'));
+    writeFileSync(join(dir, 'model.onnx'), makeModel());
+    const config = testAgentConfig(join(dir, 'data'), { PUMPWATCH_LOG_LEVEL: 'info' });
+    const run = async (clock: () => number): Promise<Array<{ msg: string; newestReceivedAt?: string }>> => {
+      const lines: Array<{ msg: string }> = [];
+      agent = new Agent({ config, logger: createLogger('info', { write: (s: string) => void lines.push(JSON.parse(s) as { msg: string }) }), defaultModelPath: join(dir, 'model.onnx'), clock });
+      await agent.start();
+      return lines.filter((l) => l.msg.startsWith('the gateway clock reads'));
+    };
+    const now = Date.now();
+    expect(await run(() => now)).toEqual([]);
+    await agent!.pipeline.ingest([{ pumpId: 'pump-1', ts: now, values: { Pressure: 1.4, Flow: 30, Current: 1.4 } }], 'test');
+    await agent!.stop();
+    const behind = now - 86_400_000;
+    const warned = await run(() => behind);
+    expect(warned).toHaveLength(1);
+    expect(warned[0]!.msg).toBe(
+      `the gateway clock reads ${new Date(behind).toISOString()}, 24.0 h earlier than the newest reading this buffer received (${new Date(now).toISOString()}): it is wrong now or was before; readings are judged against it (PUMPWATCH_MAX_FUTURE_SECONDS) until it is set`,
+    );
   });
 });
