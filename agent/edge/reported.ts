@@ -3,12 +3,23 @@
  * desired entry, the acknowledgements of the setting sections, and a summary of buffer and sync.
  * Changes are coalesced (one update at most every `debounceMs`); the whole document is sent
  * again after every reconnect, so nothing reported while offline is lost.
+ * IoT Hub refuses an update that would make the reported document larger than 32 KB (and then
+ * every later acknowledgement would be lost too), so the document is measured before it is sent:
+ * when the pumps do not all fit, `pumps` lists the most recently active ones that do, with
+ * `pumpsTotal` and `pumpsTruncated: true`.
  */
 import type { ModelManager, ModelStatus } from '../../inference/models.js';
 import { safeErrorMessage } from '../../sync/redact.js';
 import type { Logger } from '../logger.js';
 import type { AgentStatus } from '../status.js';
 import type { TwinSync } from './twin.js';
+import { REPORTED_LIMIT_BYTES, arrayItemSize, reportedSize } from './twin-size.js';
+
+/**
+ * What the agent lets its own document use of the 32 KB: the rest is left for what it does not
+ * control (keys an earlier version reported, the timestamps and counters growing).
+ */
+export const REPORTED_BUDGET_BYTES = REPORTED_LIMIT_BYTES - 2 * 1024;
 
 export interface ReportedTwin {
   properties: { reported: { update: (patch: object, done: (err?: Error) => void) => void; [key: string]: unknown } };
@@ -38,6 +49,7 @@ export class Reporter {
   private again = false;
   private reportedKeys = new Set<string>();
   private lastError: string | null = null;
+  private truncated = false;
 
   constructor(
     private readonly deps: {
@@ -45,9 +57,10 @@ export class Reporter {
       twinSync: TwinSync;
       status: AgentStatus;
       logger: Logger;
-      /** The pumps this gateway serves (the trainer's deploy finds gateways by them). */
+      /** The pumps this gateway serves, the most recently active first (the trainer's deploy finds gateways by them). */
       pumps?: () => string[];
       debounceMs?: number;
+      budgetBytes?: number;
     },
   ) {}
 
@@ -91,10 +104,12 @@ export class Reporter {
     for (const [key, s] of Object.entries(status)) models[key] = modelReport(s, this.deps.twinSync.modelVersionOf(key));
     for (const key of this.reportedKeys) if (!(key in models)) models[key] = null;
     const snap = this.deps.status.snapshot() as Record<string, any>;
-    return {
+    const doc: Record<string, unknown> = {
       ...this.deps.twinSync.sectionAcks(),
       models,
-      pumps: this.deps.pumps?.() ?? [],
+      pumps: [],
+      pumpsTotal: null,
+      pumpsTruncated: null,
       state: {
         agentVersion: snap.agentVersion,
         updatedAt: new Date().toISOString(),
@@ -103,6 +118,48 @@ export class Reporter {
         readings: snap.readings,
       },
     };
+    this.fitPumps(doc, this.deps.pumps?.() ?? []);
+    return doc;
+  }
+
+  /**
+   * Lists every pump when the document stays within the budget; else the most recently active
+   * that fit, with `pumpsTotal` and `pumpsTruncated: true` (null deletes both once all fit again).
+   */
+  private fitPumps(doc: Record<string, unknown>, recentFirst: string[]): void {
+    const budget = this.deps.budgetBytes ?? REPORTED_BUDGET_BYTES;
+    const all = recentFirst.reduce((sum, id) => sum + arrayItemSize(id), 0);
+    const rest = reportedSize(doc);
+    if (rest + all <= budget) {
+      doc.pumps = [...recentFirst].sort();
+      this.setTruncated(false, recentFirst.length, recentFirst.length, rest + all, budget);
+      return;
+    }
+    doc.pumpsTotal = recentFirst.length;
+    doc.pumpsTruncated = true;
+    let size = reportedSize(doc);
+    const listed: string[] = [];
+    for (const id of recentFirst) {
+      const more = arrayItemSize(id);
+      if (size + more > budget) break;
+      size += more;
+      listed.push(id);
+    }
+    doc.pumps = listed.sort();
+    this.setTruncated(true, recentFirst.length, listed.length, rest + all, budget);
+  }
+
+  /** One warning when the pumps stop fitting (again after they fit once more). */
+  private setTruncated(truncated: boolean, total: number, listed: number, wouldBe: number, budget: number): void {
+    if (truncated && !this.truncated) {
+      this.deps.logger.warn(
+        { code: 'PW_EDGE_REPORTED_PUMPS_TRUNCATED', pumpsTotal: total, pumpsReported: listed, bytesWithAllPumps: wouldBe, budgetBytes: budget, limitBytes: REPORTED_LIMIT_BYTES },
+        "reported properties would exceed IoT Hub's 32 KB limit: only the most recently active pumps are listed in 'pumps'",
+      );
+    } else if (!truncated && this.truncated) {
+      this.deps.logger.info({ pumpsTotal: total }, "every pump fits in the reported 'pumps' again");
+    }
+    this.truncated = truncated;
   }
 
   private schedule(ms: number): void {

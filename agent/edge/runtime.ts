@@ -11,6 +11,7 @@ import { configuredSource, createModuleClient, startLocalHub, type ClientSource,
 import { EdgeConnection, type ModuleClient } from './connection.js';
 import { InputHandler } from './inputs.js';
 import { createModelUpdater, type ModelUpdateOptions } from './model-updates.js';
+import { PumpActivity } from './pump-activity.js';
 import { Reporter, type ReportedTwin } from './reported.js';
 import { AckGate, commitAckTransport } from './transport.js';
 import { TwinSync } from './twin.js';
@@ -25,6 +26,8 @@ export interface EdgeRuntimeOptions extends ModelUpdateOptions {
   /** How often the buffer/sync summary is reported (default 60 s). */
   stateReportMs?: number;
   sendTimeoutMs?: number;
+  /** A pump without readings for this long is no longer reported in `pumps` (default 30 days). */
+  pumpsForgetAfterMs?: number;
 }
 
 export class EdgeRuntime {
@@ -34,9 +37,12 @@ export class EdgeRuntime {
   readonly reporter: Reporter;
   readonly alerts: AlertPublisher;
   readonly inputs: InputHandler;
+  readonly pumpActivity: PumpActivity;
   connection: EdgeConnection | null = null;
   private localHub: LocalHubHandle | null = null;
   private twin: Twin | null = null;
+  /** Full twin reads the transport completed (see connected()). */
+  private twinReads = 0;
   private timers: NodeJS.Timeout[] = [];
   private readonly log: Logger;
 
@@ -61,16 +67,12 @@ export class EdgeRuntime {
       twinSync: this.twinSync,
       status: agent.status,
       logger: this.log,
-      pumps: () => agent.engine.pumpIds().sort(),
+      pumps: () => this.pumpActivity.recent(),
     });
-    // A pump seen for the first time changes what the gateway serves: report it.
-    let knownPumps = 0;
-    agent.pipeline.onCommit(() => {
-      const n = agent.engine.pumpIds().length;
-      if (n !== knownPumps) {
-        knownPumps = n;
-        this.reporter.changed();
-      }
+    this.pumpActivity = new PumpActivity({ known: () => agent.engine.pumpIds(), forgetAfterMs: opts.pumpsForgetAfterMs });
+    // A pump seen for the first time (or again after being forgotten) changes what the gateway serves: report it.
+    agent.pipeline.onCommit((rows) => {
+      if (this.pumpActivity.active(rows.map((r) => r.pumpId))) this.reporter.changed();
     });
     agent.models.onChange(() => this.reporter.changed());
     this.alerts = new AlertPublisher({
@@ -112,7 +114,14 @@ export class EdgeRuntime {
     }
     this.alerts.restore();
     if (!source) return;
-    const transport = commitAckTransport({ gate: this.gate, onTransportDisconnect: (err) => this.connection?.transportLost(err) });
+    const transport = commitAckTransport({
+      gate: this.gate,
+      onTransportDisconnect: (err) => this.connection?.transportLost(err),
+      onTwinRead: (desired) => {
+        this.twinReads++;
+        this.twinSync.readCompleted(desired);
+      },
+    });
     const clientSource = source;
     this.connection = new EdgeConnection({
       create: () => createModuleClient(clientSource, transport),
@@ -150,15 +159,34 @@ export class EdgeRuntime {
     );
   }
 
+  /**
+   * After every (re)connect: read the whole twin. Its desired document reaches TwinSync from the
+   * transport as the hub sent it; patches that land meanwhile wait in TwinSync for it. The SDK
+   * emits 'properties.desired' with its whole cache after a read (and to a new listener), and
+   * with the delta itself for a patch: only the deltas go to TwinSync.
+   */
   private async connected(client: ModuleClient): Promise<void> {
-    const twin = await client.getTwin();
+    const readsBefore = this.twinReads;
+    this.twinSync.beginRead();
+    let twin: Twin;
+    try {
+      twin = await client.getTwin();
+    } catch (err) {
+      this.twinSync.readFailed();
+      throw err;
+    }
+    if (this.twinReads === readsBefore) {
+      // The transport hook did not see the read (an SDK whose Twin bypasses it): take the SDK's cache.
+      this.twinSync.readCompleted(twin.properties.desired);
+    }
     if (twin !== this.twin) {
       this.twin = twin;
       // The SDK emits 'error' on the twin when it cannot subscribe to desired patches; unhandled, it would crash.
       twin.on('error', (err: Error) => this.log.warn({ err: { message: err.message } }, 'module twin error'));
-      twin.on('properties.desired', () => this.twinSync.apply(twin.properties.desired));
+      twin.on('properties.desired', (delta: Record<string, unknown>) => {
+        if (delta !== twin.properties.desired) this.twinSync.patch(delta);
+      });
     }
-    this.twinSync.apply(twin.properties.desired);
     this.reporter.attach(twin as unknown as ReportedTwin);
     this.alerts.flush();
   }

@@ -13,6 +13,8 @@
  */
 import { Mqtt } from 'azure-iot-device-mqtt';
 
+type TwinProperties = Parameters<Parameters<Mqtt['getTwin']>[0]>[1];
+
 interface MqttJsPacket {
   topic?: string;
   qos?: number;
@@ -71,6 +73,11 @@ export interface TransportHooks {
   gate: AckGate;
   /** The transport lost its connection (the SDK may still reconnect on its own). */
   onTransportDisconnect?: (err: unknown) => void;
+  /**
+   * A full twin read completed, with the desired document exactly as the hub sent it (the SDK's
+   * Twin merges it into a cache that patches landing during the read have already changed).
+   */
+  onTwinRead?: (desired: Record<string, unknown>) => void;
 }
 
 export type TransportCtor = new (authenticationProvider: any) => Mqtt;
@@ -88,6 +95,19 @@ export function commitAckTransport(hooks: TransportHooks): TransportCtor & { ack
         installed = true;
       }
       this.on('disconnect', (err: unknown) => hooks.onTransportDisconnect?.(err));
+    }
+
+    override getTwin(callback: (err?: Error, twin?: TwinProperties) => void): void {
+      super.getTwin((err, twin) => {
+        if (!err && twin?.desired) {
+          try {
+            hooks.onTwinRead?.(twin.desired as Record<string, unknown>);
+          } catch {
+            // the hook's own failure must not fail the SDK's read
+          }
+        }
+        callback(err, twin);
+      });
     }
   }
   return Object.assign(CommitAckMqtt, { ackAfterCommit: () => installed });

@@ -1,9 +1,13 @@
 /**
- * Applies the module twin's desired properties. The SDK keeps the merged desired document
- * (`twin.properties.desired`), so every event (the whole twin after a (re)connect, or a patch)
- * is handled the same way: the whole document is reconciled, which makes a change made while
- * offline apply exactly like a live one. Each changed section is acknowledged (ac/av/ad); an
- * invalid one is refused with its reason and the last good settings stay.
+ * Applies the module twin's desired properties. TwinSync keeps its own desired document: a
+ * completed full read (on every (re)connect) replaces it, and a patch is merged into it (JSON merge
+ * patch: null deletes) only when its `$version` is newer than the held one. Patches that arrive
+ * while a read is in flight wait and are replayed on top of the read's result (those the read
+ * already holds are dropped). The SDK's own cache (`twin.properties.desired`) is not used: its
+ * Twin.get() empties it before asking, so a patch landing meanwhile would look like a whole
+ * twin with everything else deleted. After every change the whole held document is reconciled,
+ * so a change made while offline applies exactly like a live one. Each changed section is
+ * acknowledged (ac/av/ad); an invalid one is refused with its reason and the last good settings stay.
  */
 import type { ModelManager } from '../../inference/models.js';
 import type { DesiredModel, ModelUpdater } from '../../inference/updater.js';
@@ -35,6 +39,8 @@ export interface TwinSyncDeps {
 
 const json = (v: unknown): string => JSON.stringify(v ?? null);
 
+type Doc = Record<string, unknown>;
+
 export class TwinSync {
   private readonly sectionRaw = new Map<SectionName, string>();
   private readonly sectionValues = new Map<SectionName, Partial<Config>>();
@@ -42,6 +48,12 @@ export class TwinSync {
   /** Per model key: the entry last seen and the desired $version that set it. */
   private readonly modelSeen = new Map<string, { raw: string; av: number }>();
   private desiredVersion = 0;
+  /** The desired document in force (null until a first full read completes). */
+  private held: Doc | null = null;
+  /** Full reads in flight. */
+  private reads = 0;
+  /** Patches received while a read was in flight (or before the first read). */
+  private queued: Doc[] = [];
 
   constructor(private readonly deps: TwinSyncDeps) {}
 
@@ -63,10 +75,71 @@ export class TwinSync {
     return this.modelSeen.get(key)?.av ?? null;
   }
 
-  /** Reconciles the whole desired document. */
-  apply(desired: Record<string, unknown>): void {
-    const version = typeof desired.$version === 'number' ? desired.$version : this.desiredVersion;
+  /** A full read of the twin starts: patches wait for its result. */
+  beginRead(): void {
+    this.reads++;
+  }
+
+  /**
+   * A full read completed with this desired document (as the hub sent it). It replaces the held
+   * one unless it is older; the patches that arrived meanwhile and are newer apply on top.
+   */
+  readCompleted(desired: Doc): void {
+    this.reads = Math.max(0, this.reads - 1);
+    const version = versionOfDoc(desired);
+    if (this.held && version !== null && version < this.desiredVersion) {
+      this.deps.logger.warn({ readVersion: version, heldVersion: this.desiredVersion }, 'module twin read is older than the desired properties in force; ignored');
+    } else {
+      this.held = structuredClone(desired);
+      if (version !== null) this.desiredVersion = version;
+    }
+    this.replay();
+  }
+
+  /** A full read failed: the patches that waited for it apply to the document in force. */
+  readFailed(): void {
+    this.reads = Math.max(0, this.reads - 1);
+    this.replay();
+  }
+
+  /** A desired patch (the delta the hub sent, with its `$version`). */
+  patch(delta: Doc): void {
+    const version = versionOfDoc(delta);
+    if (version === null) {
+      this.deps.logger.warn('desired patch without a $version ignored (its order cannot be known)');
+      return;
+    }
+    if (this.reads > 0 || !this.held) {
+      this.queued.push(structuredClone(delta));
+      return;
+    }
+    if (!this.merge(delta, version)) return;
+    this.reconcile(this.held);
+  }
+
+  private replay(): void {
+    if (!this.held) return; // no read yet: the patches wait for one
+    const queued = [...this.queued].sort((a, b) => versionOfDoc(a)! - versionOfDoc(b)!);
+    if (this.reads === 0) this.queued = [];
+    for (const delta of queued) this.merge(delta, versionOfDoc(delta)!);
+    this.reconcile(this.held);
+  }
+
+  /** Merges a patch newer than the held document into it; false when it is not newer. */
+  private merge(delta: Doc, version: number): boolean {
+    if (!this.held || version <= this.desiredVersion) {
+      this.deps.logger.debug({ patchVersion: version, heldVersion: this.desiredVersion }, 'desired patch already applied; ignored');
+      return false;
+    }
+    mergePatch(this.held, structuredClone(delta));
+    this.held.$version = version;
     this.desiredVersion = version;
+    return true;
+  }
+
+  /** Reconciles the whole desired document in force. */
+  private reconcile(desired: Doc): void {
+    const version = this.desiredVersion;
     let settingsChanged = false;
     for (const name of SECTION_NAMES) settingsChanged = this.applySection(name, desired[name], version) || settingsChanged;
     if (settingsChanged) this.deps.applySettings(this.settings());
@@ -87,7 +160,7 @@ export class TwinSync {
       return false;
     }
     this.sectionValues.set(name, parsed.values);
-    // A copy: the SDK merges later patches into the same desired objects.
+    // A copy: later patches merge into the held document's objects.
     this.acks.set(name, { value: JSON.parse(text) as unknown, ac: 200, av: version, ad: raw == null ? 'reset to start-up values' : 'applied' });
     this.deps.logger.info({ section: name, values: parsed.values }, 'desired settings applied');
     return true;
@@ -129,4 +202,24 @@ export class TwinSync {
 function versionOf(raw: unknown): string | null {
   const v = (raw as { version?: unknown } | null)?.version;
   return typeof v === 'string' ? v : null;
+}
+
+function versionOfDoc(doc: Doc): number | null {
+  return typeof doc.$version === 'number' ? doc.$version : null;
+}
+
+/** JSON merge patch as twins apply it: objects merge recursively, null deletes, anything else replaces. */
+function mergePatch(target: Doc, patch: Doc): void {
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === null) delete target[key];
+    else if (isObject(value)) {
+      const child = isObject(target[key]) ? (target[key] as Doc) : {};
+      mergePatch(child, value);
+      target[key] = child;
+    } else target[key] = value;
+  }
+}
+
+function isObject(value: unknown): value is Doc {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

@@ -9,6 +9,7 @@ import type { OutputLog, OutputMessage } from './messages.js';
 import { verifySas } from './sas.js';
 import { parseEventTopic, parseTwinRequest, twinResponseTopic } from './topics.js';
 import type { JsonObject } from './json.js';
+import type { TwinReadHold } from './read-hold.js';
 import type { TwinStore } from './twin-store.js';
 
 export const TWIN_RESPONSE_FILTER = '$iothub/twin/res/#';
@@ -21,6 +22,8 @@ export interface DeviceProtocolContext {
   broker(): HubBroker;
   onOutput(message: OutputMessage): void;
   onReported(identity: ModuleIdentity, patch: JsonObject, version: number): void;
+  /** A test hook holding this module's twin reads, if any (LocalHub.holdTwinReads). */
+  readHold(identity: ModuleIdentity): TwinReadHold | undefined;
 }
 
 /** Checks clientId `d/m`, username `{host}/{d}/{m}/?api-version=…` and the module's SAS password. */
@@ -55,7 +58,11 @@ export function handleModulePublish(ctx: DeviceProtocolContext, id: ModuleIdenti
   const clientId = `${id.deviceId}/${id.moduleId}`;
   const request = parseTwinRequest(topic);
   if (request?.kind === 'get') {
-    ctx.broker().sendDirect(clientId, TWIN_RESPONSE_FILTER, twinResponseTopic(200, request.rid), JSON.stringify(ctx.store.deviceView(record)));
+    const send = (body: string) => ctx.broker().sendDirect(clientId, TWIN_RESPONSE_FILTER, twinResponseTopic(200, request.rid), body);
+    const view = () => JSON.stringify(ctx.store.deviceView(record));
+    const hold = ctx.readHold(id);
+    if (hold) hold.hold(send, view);
+    else send(view());
     return;
   }
   if (request?.kind === 'reported') {

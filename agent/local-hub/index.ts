@@ -6,3 +6,4 @@ export type { OutputMessage } from './messages.js';
 export type { ModuleTwinDocument } from './twin-store.js';
 export type { Json, JsonObject } from './json.js';
 export type { ModuleIdentity } from './broker.js';
+export type { TwinReadHold, AnswerAt } from './read-hold.js';

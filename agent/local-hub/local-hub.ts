@@ -14,6 +14,7 @@ import { assertInputName } from './errors.js';
 import { deepCopy, type JsonObject } from './json.js';
 import { DeliveryTracker, OutputLog, type OutputMessage } from './messages.js';
 import { HubRestServer } from './rest-server.js';
+import { TwinReadHold, type AnswerAt } from './read-hold.js';
 import { attachRegistry } from './registry.js';
 import { randomKey } from './sas.js';
 import { desiredPatchTopic, inputMessageId, inputTopic } from './topics.js';
@@ -50,6 +51,7 @@ export class LocalHub extends EventEmitter<LocalHubEvents> {
   private readonly broker: HubBroker;
   private readonly rest: HubRestServer;
   private ports = { mqtt: 0, https: 0 };
+  private readonly readHolds = new Map<string, TwinReadHold>();
 
   private constructor(tlsMaterial: TlsMaterial, hostName: string) {
     super();
@@ -62,6 +64,7 @@ export class LocalHub extends EventEmitter<LocalHubEvents> {
       broker: () => this.broker,
       onOutput: (message) => this.emit('output', message),
       onReported: (id, patch, version) => this.emit('reported', { ...id, patch, version }),
+      readHold: (id) => this.readHolds.get(`${id.deviceId}/${id.moduleId}`),
     };
     this.broker = new HubBroker(tlsMaterial, {
       authenticate: (clientId, username, password) => authenticateModule(ctx, clientId, username, password),
@@ -167,6 +170,22 @@ export class LocalHub extends EventEmitter<LocalHubEvents> {
     const version = this.store.patchReported(record, patch);
     this.emit('reported', { deviceId, moduleId, patch: patch as JsonObject, version });
     return version;
+  }
+
+  /**
+   * Test hook: holds the answers to this module's twin reads (`$iothub/twin/GET`) until the
+   * returned hold is released, as a slow hub would; patches and reported updates go on meanwhile.
+   * `answerAt` 'request' (default) answers with the twin as it was when asked, 'release' as it is then.
+   */
+  holdTwinReads(deviceId: string, moduleId: string, opts: { answerAt?: AnswerAt } = {}): TwinReadHold {
+    this.store.get(deviceId, moduleId);
+    const id = `${deviceId}/${moduleId}`;
+    this.readHolds.get(id)?.release();
+    const hold = new TwinReadHold(opts.answerAt ?? 'request', () => {
+      if (this.readHolds.get(id) === hold) this.readHolds.delete(id);
+    });
+    this.readHolds.set(id, hold);
+    return hold;
   }
 
   /** The module twin document, as the service API returns it. */

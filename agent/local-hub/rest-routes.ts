@@ -66,7 +66,7 @@ export function route(req: RestRequest, deps: RestDeps): RestResponse {
     }
     return errorResponse(404, 'NotFound', `${req.method} ${url.pathname} is not implemented by the local hub`);
   } catch (err) {
-    if (err instanceof LocalHubError && (err.code === 'PW_LOCALHUB_BAD_PATCH' || err.code === 'PW_LOCALHUB_BAD_QUERY')) {
+    if (err instanceof LocalHubError && (err.code === 'PW_LOCALHUB_BAD_PATCH' || err.code === 'PW_LOCALHUB_TWIN_TOO_LARGE' || err.code === 'PW_LOCALHUB_BAD_QUERY')) {
       return errorResponse(400, err.code === 'PW_LOCALHUB_BAD_QUERY' ? 'SqlQueryInvalid' : 'ArgumentInvalid', err.message);
     }
     throw err;

@@ -1,6 +1,6 @@
 /** Module identities and their twins, in memory: the state a LocalHub keeps across broker restarts. */
 import { LocalHubError, assertId } from './errors.js';
-import { deepCopy, mergePatch, validatePatch, type JsonObject } from './json.js';
+import { TWIN_SECTION_LIMITS, deepCopy, mergePatchWithin, validatePatch, type JsonObject } from './json.js';
 
 export interface ModuleRecord {
   readonly deviceId: string;
@@ -76,24 +76,24 @@ export class TwinStore {
     return [...this.modules.values()];
   }
 
-  /** Merges a desired patch (null deletes) and returns the new desired `$version`. */
+  /** Merges a desired patch (null deletes) and returns the new desired `$version`; over 32 KB: PW_LOCALHUB_TWIN_TOO_LARGE. */
   patchDesired(record: ModuleRecord, patch: unknown): number {
-    mergePatch(record.desired, validatePatch(patch, 'properties.desired'));
+    mergePatchWithin(record.desired, validatePatch(patch, 'properties.desired'), TWIN_SECTION_LIMITS.desired, 'properties.desired');
     record.desiredVersion += 1;
     record.version += 1;
     return record.desiredVersion;
   }
 
-  /** Merges a reported patch (null deletes) and returns the new reported `$version`. */
+  /** Merges a reported patch (null deletes) and returns the new reported `$version`; over 32 KB: PW_LOCALHUB_TWIN_TOO_LARGE. */
   patchReported(record: ModuleRecord, patch: unknown): number {
-    mergePatch(record.reported, validatePatch(patch, 'properties.reported'));
+    mergePatchWithin(record.reported, validatePatch(patch, 'properties.reported'), TWIN_SECTION_LIMITS.reported, 'properties.reported');
     record.reportedVersion += 1;
     record.version += 1;
     return record.reportedVersion;
   }
 
   patchTags(record: ModuleRecord, patch: unknown): void {
-    mergePatch(record.tags, validatePatch(patch, 'tags'));
+    mergePatchWithin(record.tags, validatePatch(patch, 'tags'), TWIN_SECTION_LIMITS.tags, 'tags');
     record.version += 1;
   }
 
