@@ -16,10 +16,10 @@ export function parseSeq(text: string | null, name: string): number | undefined 
   return n;
 }
 
-/** A `limit` query parameter: an integer from 1 to `max`, `def` when absent. */
-export function parseLimit(text: string | null, def: number, max: number): number {
+/** A `limit` query parameter (or another count, `name`): an integer from 1 to `max`, `def` when absent. */
+export function parseLimit(text: string | null, def: number, max: number, name = 'limit'): number {
   if (text === null || text === '') return def;
   const n = Number(text);
-  if (!Number.isInteger(n) || n < 1 || n > max) throw new HttpError(400, 'PW_BAD_QUERY', `limit: "${text}" must be an integer from 1 to ${max}`);
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new HttpError(400, 'PW_BAD_QUERY', `${name}: "${text}" must be an integer from 1 to ${max}`);
   return n;
 }

@@ -6,6 +6,26 @@ import { el, topShares } from './render.js';
 const EPISODE_GAP_MS = 60_000;
 export const MAX_EPISODES = 15;
 
+/**
+ * The episodes the list shows, newest first: the newest of every pump, then the newest of the rest
+ * up to MAX_EPISODES (more when more pumps have alerts): a pump raising and clearing alerts over and
+ * over cannot push another pump's episode out of the list.
+ */
+function shown(episodes) {
+  const pumps = new Set();
+  const keep = new Set();
+  for (const ep of episodes) {
+    if (pumps.has(ep.pumpId)) continue;
+    pumps.add(ep.pumpId);
+    keep.add(ep);
+  }
+  for (const ep of episodes) {
+    if (keep.size >= MAX_EPISODES) break;
+    keep.add(ep);
+  }
+  return episodes.filter((ep) => keep.has(ep));
+}
+
 /** alerts: newest first (GET /alerts) → episodes, newest first, each with its alerts newest first. */
 export function groupAlerts(alerts) {
   const open = new Map();
@@ -25,7 +45,7 @@ export function groupAlerts(alerts) {
   for (const ep of episodes) {
     ep.label = ep.alerts.map((a) => a.label).filter(Boolean).sort((x, y) => y.createdAt.localeCompare(x.createdAt))[0] ?? null;
   }
-  return episodes.slice(0, MAX_EPISODES);
+  return shown(episodes);
 }
 
 function labelText(label) {

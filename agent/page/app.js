@@ -12,6 +12,11 @@ const POLL_MS = 2000;
 /** Full refresh (status, pump states, alerts) even while the stream is live. */
 const FULL_MS = 10_000;
 const KEEP_ROWS = 300;
+/**
+ * The newest alerts of each pump (GET /alerts?perPump=): a pump stuck in anomaly at 1 Hz cannot push
+ * the other pumps' alerts out of the list, as the newest N across all pumps did.
+ */
+const ALERTS_PER_PUMP = 100;
 
 const state = {
   status: null,
@@ -271,7 +276,7 @@ async function refreshAll() {
   state.refreshing = (async () => {
     const token = getToken();
     try {
-      const [status, pumps, alerts] = await Promise.all([api('/status'), api('/pumps'), api('/alerts?limit=300')]);
+      const [status, pumps, alerts] = await Promise.all([api('/status'), api('/pumps'), api(`/alerts?perPump=${ALERTS_PER_PUMP}`)]);
       if (getToken() !== token) return; // signed out (or in with another token) meanwhile
       Object.assign(state, { status, pumps: pumps.pumps, alerts: alerts.alerts, lastOk: Date.now(), lastFull: Date.now(), blocked: null });
       state.conn = 'ok';

@@ -6,10 +6,20 @@ import { KIND_TEXT, fmtNum, fmtTime } from './format.js';
 const AUTHOR_KEY = 'pumpwatch.author';
 const $ = (id) => document.getElementById(id);
 
-/** `yyyy-mm-ddThh:mm` in local time, as a datetime-local input wants it. */
+/** `yyyy-mm-ddThh:mm` in local time, as a datetime-local input wants it (the range inputs are to the minute). */
 function localInput(ms) {
   const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60_000);
   return d.toISOString().slice(0, 16);
+}
+
+/**
+ * A range input's value (local time) as epoch ms. A time to the minute means its whole minute: a
+ * start is the start of that minute, an end the end of it ("until 10:15" takes in 10:15:59.999), so
+ * "until now" leaves none of the last minute's maintenance readings to be trained on as normal.
+ */
+function rangeTime(value, { end = false } = {}) {
+  const ms = Date.parse(value);
+  return end && /T\d\d:\d\d$/.test(value) ? ms + 59_999 : ms;
 }
 
 function rememberedAuthor() {
@@ -77,8 +87,8 @@ export function initLabelForm({ onSaved }) {
     if (!k) return ['Choose a verdict: confirmed fault, false alarm or maintenance.', form.elements.kind[0]];
     if (k === 'confirmed-fault' && !$('fault-type').value) return ['Choose the fault type.', $('fault-type')];
     if (k === 'maintenance') {
-      const from = Date.parse($('range-from').value);
-      const to = Date.parse($('range-to').value);
+      const from = rangeTime($('range-from').value);
+      const to = rangeTime($('range-to').value, { end: true });
       if (!Number.isFinite(from) || !Number.isFinite(to)) return ['Enter when the maintenance started and ended.', $('range-from')];
       if (to < from) return ['The maintenance end is before its start.', $('range-to')];
     }
@@ -94,8 +104,8 @@ export function initLabelForm({ onSaved }) {
     if (ctx.alert && ctx.range) Object.assign(b, ctx.range);
     if (k === 'confirmed-fault') b.faultType = $('fault-type').value;
     if (k === 'maintenance') {
-      b.from = new Date($('range-from').value).toISOString();
-      b.to = new Date($('range-to').value).toISOString();
+      b.from = new Date(rangeTime($('range-from').value)).toISOString();
+      b.to = new Date(rangeTime($('range-to').value, { end: true })).toISOString();
     }
     return b;
   }

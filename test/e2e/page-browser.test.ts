@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LabelStore } from '../../buffer/labels.js';
 import { LoadedModel } from '../../inference/model.js';
 import { packageRoot } from '../../agent/paths.js';
-import { readLabels, uploadPendingLabels } from '../../sync/labels-upload.js';
+import { labelTargetAt, readLabels, toLabelRecord, uploadPendingLabels } from '../../sync/labels-upload.js';
 import { postJson, startTestAgent, type TestAgent } from '../support/agent.js';
 import { makeModel, normalValues, rng } from '../support/models.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
@@ -462,5 +462,104 @@ describe('what the UX audit found', () => {
     } finally {
       await secured.stop();
     }
+  });
+});
+
+describe('what the field review found', () => {
+  const FAULT = { Pressure: 0.2, Flow: 45, Current: 0.6 };
+  const dialogOpen = (page: Page) => page.locator('#label-dialog').evaluate((d) => (d as any).open);
+
+  it('keeps the alert of a quiet pump visible and labellable while another pump floods the list at 1 Hz', async () => {
+    const own = await startTestAgent();
+    try {
+      const r = rng(31);
+      const t0 = Date.now() - 15 * 60_000;
+      // pump-other: normal, then two anomalous readings (it stays in anomaly: five normal readings clear it)
+      const other = Array.from({ length: 12 }, (_, i) => ({ pumpId: 'pump-other', ts: t0 + i * 1000, values: i >= 10 ? FAULT : normalValues(r, i) }));
+      expect((await postJson(`${own.url}/readings`, other)).status).toBe(202);
+      // then pump-flood is stuck in anomaly, one reading a second: more alerts than the old list's 300
+      const flood = Array.from({ length: 420 }, (_, i) => ({ pumpId: 'pump-flood', ts: t0 + 60_000 + i * 1000, values: FAULT }));
+      for (let i = 0; i < flood.length; i += 140) expect((await postJson(`${own.url}/readings`, flood.slice(i, i + 140))).status).toBe(202);
+
+      const { page, errors } = await openPage(own.url);
+      await expect.poll(() => page.locator('button[data-pump="pump-other"]').getAttribute('data-state')).toBe('anomaly');
+      await page.locator('#alerts li[data-pump="pump-flood"]').first().waitFor();
+      const item = page.locator('#alerts li[data-pump="pump-other"]');
+      await item.waitFor();
+      expect(await item.locator('.alert-head').textContent()).toMatch(/^pump-other.*\(2 readings\)$/);
+      const first = await item.getAttribute('data-first');
+      await item.getByRole('button', { name: /^Label alert of pump-other/ }).click();
+      await expect.poll(() => dialogOpen(page)).toBe(true);
+      expect(await page.locator('#label-context').textContent()).toMatch(/^Pump pump-other, alert from /);
+      await page.locator('input[value="false-alarm"]').check();
+      await page.locator('#author').fill('Ana Tech');
+      await page.locator('#label-save').click();
+      await expect.poll(() => dialogOpen(page)).toBe(false);
+      await expect.poll(() => page.locator(`#alerts li[data-first="${first}"] .label-text`).textContent()).toMatch(/^False alarm, by Ana Tech/);
+      const stored = new LabelStore(own.agent.buffer).list({ pumpId: 'pump-other', limit: 10 });
+      expect(stored).toHaveLength(1);
+      expect(stored[0]).toMatchObject({ kind: 'false-alarm', author: 'Ana Tech', fromTs: t0 + 10_000, toTs: t0 + 11_000 });
+      // the flooding pump is still listed too
+      expect(await page.locator('#alerts li[data-pump="pump-flood"]').count()).toBeGreaterThan(0);
+      expect(errors).toEqual([]);
+      await page.close();
+    } finally {
+      await own.stop();
+    }
+  });
+
+  it('keeps a flapping pump from pushing another pump’s alert out of the list', async () => {
+    // the page's own grouping, imported in the page: 20 short episodes of one pump, then one of another
+    const { page } = await openPage(t.url);
+    const shown = (await page.evaluate(`(async () => {
+      const { groupAlerts, MAX_EPISODES } = await import('/page/alerts.js');
+      const at = (ms) => new Date(Date.UTC(2026, 0, 1) + ms).toISOString();
+      const alerts = [];
+      for (let i = 40; i > 0; i--) alerts.push({ seq: 100 + i, pumpId: 'p-flap', ts: at(i * 120000), score: 2, label: null });
+      alerts.push({ seq: 1, pumpId: 'p-quiet', ts: at(0), score: 3, label: null });
+      const eps = groupAlerts(alerts);
+      return { max: MAX_EPISODES, pumps: eps.map((e) => e.pumpId), firsts: eps.map((e) => e.first.seq) };
+    })()`)) as { max: number; pumps: string[]; firsts: number[] };
+    expect(shown.pumps).toHaveLength(shown.max);
+    expect(shown.pumps.at(-1)).toBe('p-quiet');
+    expect(shown.pumps.filter((p) => p === 'p-flap')).toHaveLength(shown.max - 1);
+    expect(shown.firsts.slice(0, 3)).toEqual([140, 139, 138]); // newest first
+    await page.close();
+  });
+
+  it('records maintenance until the end of the minute the technician gives, from the start of the minute', async () => {
+    const { page } = await openPage(t.url, undefined, { timezoneId: 'Europe/Paris' });
+    await page.locator('button[data-pump="pump-3"]').click();
+    await expect.poll(() => page.locator('#detail-h').textContent()).toBe('Pump pump-3');
+    const labels = new LabelStore(t.agent.buffer);
+    const maintenance = () => labels.list({ pumpId: 'pump-3', limit: 10 }).filter((l) => l.kind === 'maintenance');
+    // typed by hand: from 09:30 to 10:15 Paris time (UTC+1 in March)
+    await page.locator('#record-maintenance').click();
+    await expect.poll(() => dialogOpen(page)).toBe(true);
+    expect(await page.locator('#range-to').getAttribute('aria-describedby')).toBe('range-to-hint');
+    expect(await page.locator('#range-to-hint').textContent()).toBe('Up to the end of that minute: until 10:15 includes 10:15:59.');
+    await page.locator('#range-from').fill('2026-03-02T09:30');
+    await page.locator('#range-to').fill('2026-03-02T10:15');
+    await page.locator('#author').fill('Ana Tech');
+    await page.locator('#label-save').click();
+    await expect.poll(() => dialogOpen(page)).toBe(false);
+    expect(maintenance()).toHaveLength(1);
+    expect(new Date(maintenance()[0]!.fromTs).toISOString()).toBe('2026-03-02T08:30:00.000Z');
+    expect(new Date(maintenance()[0]!.toTs).toISOString()).toBe('2026-03-02T09:15:59.999Z');
+    // "until now" as offered: the reading that just arrived is inside the window, not left to training
+    const r = rng(41);
+    const last = { pumpId: 'pump-3', ts: Date.now(), values: normalValues(r, 0) };
+    expect((await postJson(`${t.url}/readings`, [last])).status).toBe(202);
+    await page.locator('#record-maintenance').click();
+    await expect.poll(() => dialogOpen(page)).toBe(true);
+    await page.locator('#label-save').click();
+    await expect.poll(() => dialogOpen(page)).toBe(false);
+    const [latest] = maintenance(); // newest first
+    expect(maintenance()).toHaveLength(2);
+    expect(latest!.toTs).toBeGreaterThanOrEqual(last.ts);
+    expect(latest!.toTs % 60_000).toBe(59_999);
+    expect(latest!.fromTs % 60_000).toBe(0);
+    expect(labelTargetAt([toLabelRecord('gw-test', latest!)], 'pump-3', last.ts)).toBe('exclude'); // what the trainer reads
+    await page.close();
   });
 });

@@ -140,12 +140,59 @@ describe('GET /alerts', () => {
     expect((await getJson('/alerts?limit=1')).json.count).toBe(1);
   });
 
+  it('with perPump, answers the newest alerts of every pump: one pump in anomaly at 1 Hz does not push the others out', async () => {
+    const t0 = Date.now() - 120_000;
+    await postJson(`${t.url}/readings`, [reading('pp-other', NORMAL, t0), reading('pp-other', FAULT, t0 + 1000)]);
+    await postJson(`${t.url}/readings`, Array.from({ length: 60 }, (_, i) => reading('pp-flood', FAULT, t0 + 2000 + i * 1000)));
+    // the newest alerts across all pumps are the flood's only (what the page asked for before)
+    expect(new Set((await getJson('/alerts?limit=50')).json.alerts.map((a: any) => a.pumpId))).toEqual(new Set(['pp-flood']));
+
+    const { status, json } = await getJson('/alerts?perPump=3');
+    expect(status).toBe(200);
+    const seqs = json.alerts.map((a: any) => a.seq);
+    expect(seqs).toEqual([...seqs].sort((a, b) => b - a));
+    const flood = json.alerts.filter((a: any) => a.pumpId === 'pp-flood');
+    expect(flood.map((a: any) => a.ts)).toEqual([59, 58, 57].map((i) => new Date(t0 + 2000 + i * 1000).toISOString()));
+    const other = json.alerts.filter((a: any) => a.pumpId === 'pp-other');
+    expect(other).toHaveLength(1);
+    expect(other[0]).toMatchObject({ ts: new Date(t0 + 1000).toISOString(), values: FAULT, label: null });
+    // every pump with an alert in the buffer is there, none with more than perPump
+    const all = (await getJson('/alerts?limit=1000')).json.alerts;
+    const counts = new Map<string, number>();
+    for (const a of json.alerts) counts.set(a.pumpId, (counts.get(a.pumpId) ?? 0) + 1);
+    expect(new Set(counts.keys())).toEqual(new Set(all.map((a: any) => a.pumpId)));
+    expect(Math.max(...counts.values())).toBe(3);
+    expect(json.count).toBe(json.alerts.length);
+
+    // the alert of the quiet pump can be labelled, and the label shows on it
+    const labelled = await postJson(`${t.url}/labels`, { pumpId: 'pp-other', kind: 'false-alarm', alertSeq: other[0].seq, author: 'Ana' });
+    expect(labelled.status).toBe(201);
+    const again = (await getJson('/alerts?perPump=3')).json.alerts.find((a: any) => a.pumpId === 'pp-other');
+    expect(again.label).toMatchObject({ kind: 'false-alarm', alertSeq: other[0].seq, author: 'Ana' });
+    // with pumpId and since, as without perPump
+    expect((await getJson('/alerts?perPump=2&pumpId=pp-flood')).json.alerts.map((a: any) => a.pumpId)).toEqual(['pp-flood', 'pp-flood']);
+    const since = encodeURIComponent(new Date(t0 + 1500).toISOString());
+    expect((await getJson(`/alerts?perPump=5&since=${since}&pumpId=pp-other`)).json.count).toBe(0);
+    const recent = (await getJson(`/alerts?perPump=5&since=${since}`)).json.alerts;
+    expect(recent.filter((a: any) => a.pumpId === 'pp-flood')).toHaveLength(5);
+    expect(recent.some((a: any) => a.pumpId === 'pp-other' || Date.parse(a.ts) < t0 + 1500)).toBe(false);
+  });
+
   it('answers a bad query with 400 PW_BAD_QUERY naming the parameter', async () => {
     const r = await getJson('/alerts?limit=0');
     expect(r.status).toBe(400);
     expect(r.json).toMatchObject({ code: 'PW_BAD_QUERY' });
     expect(r.json.error).toMatch(/^limit/);
     expect((await getJson('/alerts?since=yesterday')).json.error).toMatch(/^since/);
+    for (const q of ['perPump=0', 'perPump=1001', 'perPump=2.5', 'perPump=all']) {
+      const bad = await getJson(`/alerts?${q}`);
+      expect(bad.status, q).toBe(400);
+      expect(bad.json.error, q).toMatch(/^perPump: .* must be an integer from 1 to 1000/);
+    }
+    const both = await getJson('/alerts?perPump=5&limit=10');
+    expect(both.status).toBe(400);
+    expect(both.json).toMatchObject({ code: 'PW_BAD_QUERY' });
+    expect(both.json.error).toMatch(/^perPump and limit/);
   });
 });
 
