@@ -262,8 +262,10 @@ function mergeRows(rows) {
 async function loadSelected(full) {
   const id = state.selected;
   if (!id) return;
-  const since = !full && state.rows.length > 0 ? `&since=${encodeURIComponent(state.rows.at(-1).ts)}` : '';
-  const res = await api(`/pumps/${encodeURIComponent(id)}/predictions?limit=${KEEP_ROWS}${since}`).catch(handleFailure);
+  // New rows are those after the newest sequence number held: an index range for the agent (a
+  // poll by time walked back through all of the pump's rows).
+  const after = !full && state.rows.length > 0 ? `&afterSeq=${state.rows.at(-1).seq}` : '';
+  const res = await api(`/pumps/${encodeURIComponent(id)}/predictions?limit=${KEEP_ROWS}${after}`).catch(handleFailure);
   if (!res || id !== state.selected) return;
   if (full) state.rows = res.predictions;
   else mergeRows(res.predictions);

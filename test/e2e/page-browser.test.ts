@@ -62,8 +62,9 @@ interface Watched {
 }
 
 /** A page whose every request is checked: anything not for the agent on 127.0.0.1 is recorded and aborted. */
-async function openPage(url: string, viewport = { width: 1280, height: 900 }, options: { timezoneId?: string } = {}): Promise<Watched> {
-  const page = await browser.newPage({ viewport, ...options });
+async function openPage(url: string, viewport = { width: 1280, height: 900 }, options: { timezoneId?: string; blockEvents?: boolean } = {}): Promise<Watched> {
+  const { blockEvents, ...pageOptions } = options;
+  const page = await browser.newPage({ viewport, ...pageOptions });
   const w: Watched = { page, offHost: [], errors: [], urls: [], authHeaders: [] };
   const origin = new URL(url).origin;
   await page.route('**', async (route) => {
@@ -75,6 +76,7 @@ async function openPage(url: string, viewport = { width: 1280, height: 900 }, op
       w.offHost.push(req.url());
       return route.abort();
     }
+    if (blockEvents === true && new URL(req.url()).pathname === '/events') return route.abort(); // a proxy that buffers the stream
     return route.continue();
   });
   page.on('console', (m) => {
@@ -126,6 +128,21 @@ describe('the technician page', () => {
     expect(w.offHost).toEqual([]);
     expect(w.urls.length).toBeGreaterThan(5);
     expect(w.errors).toEqual([]);
+    await page.close();
+  });
+
+  it('polls for new rows by sequence number when the live stream cannot get through', async () => {
+    const w = await openPage(t.url, undefined, { blockEvents: true });
+    const { page } = w;
+    await page.locator('button[data-pump="pump-3"]').click();
+    await page.locator('#score-chart canvas').waitFor();
+    const before = Number(await page.locator('#score-chart').getAttribute('data-points'));
+    const r = rng(6);
+    const now = Date.now();
+    await postJson(`${t.url}/readings`, [0, 1].map((i) => ({ pumpId: 'pump-3', ts: now + i, values: normalValues(r, i) })));
+    await expect.poll(async () => Number(await page.locator('#score-chart').getAttribute('data-points')), { timeout: 15_000 }).toBe(before + 2);
+    expect(w.urls.some((u) => /\/pumps\/pump-3\/predictions\?limit=\d+&afterSeq=\d+$/.test(u))).toBe(true);
+    expect(w.urls.some((u) => u.includes('since='))).toBe(false);
     await page.close();
   });
 
