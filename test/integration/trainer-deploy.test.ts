@@ -9,12 +9,11 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registryFromEnv, type CommandContext, type TwinRegistry } from '../../trainer/cloud/context.js';
 import { runCli } from '../../trainer/commands/index.js';
-import { fitTable } from '../../trainer/fit.js';
-import { nextPointer, RECORD_SCHEMA, type ModelRecord } from '../../trainer/registry/records.js';
-import { readBest, registerVersion, sha256, writeBest } from '../../trainer/registry/registry.js';
+import type { ModelRecord } from '../../trainer/registry/records.js';
+import { readBest } from '../../trainer/registry/registry.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { LocalHub } from '../support/local-hub.js';
-import { trainingTable } from '../support/models.js';
+import { promoteFittedModel } from '../support/registry.js';
 
 let az: TestAzurite;
 let container: ContainerClient;
@@ -24,29 +23,7 @@ let registry: TwinRegistry;
 const NOW = new Date(Math.floor(Date.now() / 1000) * 1000);
 
 /** Registers a model made by the trainer as `version` of `source` and promotes it. */
-async function promote(source: string, version: string, seed: number): Promise<ModelRecord> {
-  const { bytes, metadata } = fitTable(trainingTable(300, seed), { source, version });
-  const record = {
-    schema: RECORD_SCHEMA,
-    source,
-    version,
-    algorithm: metadata.algorithm,
-    features: metadata.features,
-    window: metadata.window,
-    threshold: metadata.threshold,
-    model: { blob: `models/${source}/${version}/model.onnx`, sha256: sha256(bytes), size: bytes.length },
-    data: { from: '', to: '', readings: 300, devices: [], droppedFeatures: [], cleaning: {}, trainRows: 300, trainFrom: '', trainTo: '', holdoutRows: 0, holdoutFrom: '', holdoutTo: '' },
-    evaluation: { criterion: 'synthetic-faults', description: '', challenger: { criterion: 'synthetic-faults', metric: 'balanced-accuracy', score: 1, f1: 1, far: 0, mar: 0, counts: { tp: 1, fp: 0, fn: 0, tn: 1 }, threshold: metadata.threshold }, champion: null, championVersion: null },
-    decision: { promoted: true, reason: 'test', margin: 0.01 },
-    baseline: {},
-    trainer: { version: 'test', seed: 1 },
-    createdAt: NOW.toISOString(),
-  } satisfies ModelRecord;
-  await registerVersion(container, record, bytes);
-  const best = await readBest(container, source);
-  await writeBest(container, nextPointer(record, best?.pointer ?? null, NOW.toISOString(), 'test'), best?.etag ?? null);
-  return record;
-}
+const promote = (source: string, version: string, seed: number): Promise<ModelRecord> => promoteFittedModel(container, source, version, seed, NOW);
 
 function context(): CommandContext {
   return { env: {}, container: () => container, registry: () => registry, now: () => NOW, isTTY: false };

@@ -13,12 +13,12 @@ import { labelBlobName, toLabelRecord } from '../../sync/labels-upload.js';
 import { readingsBlobName } from '../../sync/layout.js';
 import type { CommandContext, TwinRegistry } from '../../trainer/cloud/context.js';
 import { runCli } from '../../trainer/commands/index.js';
-import { fitTable } from '../../trainer/fit.js';
-import { nextPointer, RECORD_SCHEMA, type ModelRecord } from '../../trainer/registry/records.js';
-import { readBest, readModelRecord, registerVersion, sha256, writeBest } from '../../trainer/registry/registry.js';
+import type { ModelRecord } from '../../trainer/registry/records.js';
+import { readBest, readModelRecord } from '../../trainer/registry/registry.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { LocalHub } from '../support/local-hub.js';
-import { rng, trainingTable } from '../support/models.js';
+import { promoteFittedModel } from '../support/registry.js';
+import { rng } from '../support/models.js';
 
 const DAY = 86_400_000;
 const T0 = Date.UTC(2026, 0, 1);
@@ -47,29 +47,7 @@ const desiredModels = (device: string, module = 'pumpwatch') => (hub.desired(dev
 const bestOf = async (source: string, c = container) => (await readBest(c, source))!.pointer;
 
 /** Registers a model made by the trainer as `version` of `source` and promotes it. */
-async function promote(source: string, version: string, seed: number): Promise<ModelRecord> {
-  const { bytes, metadata } = fitTable(trainingTable(300, seed), { source, version });
-  const record = {
-    schema: RECORD_SCHEMA,
-    source,
-    version,
-    algorithm: metadata.algorithm,
-    features: metadata.features,
-    window: metadata.window,
-    threshold: metadata.threshold,
-    model: { blob: `models/${source}/${version}/model.onnx`, sha256: sha256(bytes), size: bytes.length },
-    data: { from: '', to: '', readings: 300, devices: [], droppedFeatures: [], cleaning: {}, trainRows: 300, trainFrom: '', trainTo: '', holdoutRows: 0, holdoutFrom: '', holdoutTo: '' },
-    evaluation: { criterion: 'synthetic-faults', description: '', challenger: { criterion: 'synthetic-faults', metric: 'balanced-accuracy', score: 1, f1: 1, far: 0, mar: 0, counts: { tp: 1, fp: 0, fn: 0, tn: 1 }, threshold: metadata.threshold }, champion: null, championVersion: null },
-    decision: { promoted: true, reason: 'test', margin: 0.01 },
-    baseline: {},
-    trainer: { version: 'test', seed: 1 },
-    createdAt: NOW.toISOString(),
-  } satisfies ModelRecord;
-  await registerVersion(container, record, bytes);
-  const best = await readBest(container, source);
-  await writeBest(container, nextPointer(record, best?.pointer ?? null, NOW.toISOString(), 'test'), best?.etag ?? null);
-  return record;
-}
+const promote = (source: string, version: string, seed: number): Promise<ModelRecord> => promoteFittedModel(container, source, version, seed, NOW);
 
 function values(r: () => number, i: number, level: number, shift = 0): Record<string, number> {
   const flow = level + 3 * Math.sin(i / 40) + (r() - 0.5) * 0.4;
