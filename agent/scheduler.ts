@@ -21,7 +21,8 @@ export interface SchedulerOptions {
  * with its clock ahead) every job waits until the wall clock reaches its old next run, hours at
  * worst; stepped forward, it reports each skipped run on stdout. The scheduler notices a step
  * (the wall clock moved more, or less, than the monotonic one) and restarts the jobs from the new
- * time, with one log line; skipped runs are counted in that line, not printed one by one.
+ * time, with one log line; skipped runs are counted in that line, not printed one by one. Runs
+ * missed without a step (the event loop held up) are counted in one warning per check.
  */
 export class Scheduler {
   private readonly tasks = new Map<string, { task: ScheduledTask; running: Promise<void> | null }>();
@@ -92,7 +93,12 @@ export class Scheduler {
     this.lastCheck = now;
     if (last === null || !this.started) return;
     const step = now.wall - last.wall - (now.monotonic - last.monotonic);
-    if (Math.abs(step) < CLOCK_STEP_MS) return;
+    if (Math.abs(step) < CLOCK_STEP_MS) {
+      // Runs missed without a clock step: the event loop was held up (at most one line per check).
+      if (this.missed > 0) this.logger.warn({ missedRuns: this.missed }, `${this.missed} scheduled run(s) missed: the event loop was held up (a long commit, a slow disk, CPU)`);
+      this.missed = 0;
+      return;
+    }
     for (const { task } of this.tasks.values()) {
       void Promise.resolve(task.stop()).then(() => (this.started ? task.start() : undefined));
     }

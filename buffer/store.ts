@@ -61,7 +61,7 @@ export class BufferStore {
   private evictionError: BufferError | null = null;
   /** Why the last open() failed, carried by the PW_BUFFER_CLOSED errors until one succeeds. */
   private openError: BufferError | null = null;
-  /** Why the last commit stored nothing (disk full, read-only, …); null once one succeeds. */
+  /** Why the last commit stored nothing (disk full, read-only, …); null once readings commit again. */
   private commitError: BufferError | null = null;
   /** Sync state as sequence ranges (planned, uploaded); shared by the batch planner and the stats. */
   readonly ranges = new PlannedRanges(() => this.db);
@@ -135,6 +135,7 @@ export class BufferStore {
       },
       rows.length,
     );
+    this.commitError = null; // readings commit again (a stored refusal alone does not say so)
     this.rowCount += rows.length;
     this.unsyncedCount += rows.length;
     this.enforceCap();
@@ -174,7 +175,6 @@ export class BufferStore {
         throw this.failed(classifySqliteError(retryErr, this.options.path, action));
       }
     }
-    this.commitError = null;
   }
 
   /** Keeps a commit's failure for `health()` (a buffer that stores nothing is not healthy) and returns it. */

@@ -37,6 +37,8 @@ export interface ModelFault {
 interface PumpState {
   /** As numbers, not the readings' objects (see ValueHistory). */
   history: ValueHistory;
+  /** Readings in a row left out as late (see `admit`). */
+  lateRun: number;
   live: { model: LoadedModel; win: FeatureWindow } | null;
   shadow: { model: LoadedModel; win: FeatureWindow } | null;
 }
@@ -124,7 +126,7 @@ export class InferenceEngine {
         unscoredReason: model ? null : 'no model assigned to this pump and no default model',
       };
       rows[i] = row;
-      const late = lateReason(state.history, r.ts);
+      const late = this.admit(state, r.ts);
       if (late !== null) {
         // Stored, never scored: its window would be made of newer readings, and the pump's own
         // window would see a pause where there was none.
@@ -160,7 +162,27 @@ export class InferenceEngine {
   seed(pumpId: string, readings: ReadonlyArray<{ ts: number; values: Reading['values'] }>): void {
     const state = this.state(pumpId);
     if (state.history.size > 0) return;
-    for (const r of readings) this.record(state, r);
+    for (const r of readings) if (this.admit(state, r.ts) === null) this.record(state, r);
+    state.lateRun = 0;
+  }
+
+  /**
+   * Null when a reading at `ts` goes into the pump's history (and windows); else why it is left out
+   * (lateReason). Only a few readings in a row are left out: LATE_RUN_RESTART of them say that the
+   * pump's newest reading was the odd one (a sensor clock far ahead, then corrected), or that its
+   * clock moved back, and the pump's windows start again from the last of them; one wrong
+   * timestamp must not leave a pump unscored, without alarms, until its clock catches up.
+   */
+  private admit(state: PumpState, ts: number): string | null {
+    const late = lateReason(state.history, ts);
+    if (late === null) {
+      state.lateRun = 0;
+      return null;
+    }
+    if (++state.lateRun < LATE_RUN_RESTART) return late;
+    this.rewind(state, state.history.size);
+    state.lateRun = 0;
+    return null;
   }
 
   /**
@@ -173,6 +195,7 @@ export class InferenceEngine {
       const state = this.pumps.get(pumpId);
       if (state) this.rewind(state, n);
     }
+    for (const state of this.pumps.values()) state.lateRun = 0;
     this.recordedInLastScore = new Map();
   }
 
@@ -250,7 +273,7 @@ export class InferenceEngine {
   private state(pumpId: string): PumpState {
     let s = this.pumps.get(pumpId);
     if (!s) {
-      s = { history: new ValueHistory(HISTORY, true), live: null, shadow: null };
+      s = { history: new ValueHistory(HISTORY, true), lateRun: 0, live: null, shadow: null };
       this.pumps.set(pumpId, s);
     }
     return s;
@@ -279,6 +302,9 @@ export class InferenceEngine {
     return { model, win };
   }
 }
+
+/** Late readings in a row after which a pump's windows start again from them (see `admit`). */
+export const LATE_RUN_RESTART = 3;
 
 /** Intervals looked at for a pump's typical interval (the median of its most recent ones). */
 const GAP_INTERVALS = 31;

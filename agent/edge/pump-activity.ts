@@ -2,7 +2,8 @@
  * When each pump this gateway serves was last active, for the reported `pumps` (the trainer's
  * deploy finds gateways by them): the most recently active first, and a pump inactive for
  * `forgetAfterMs` no longer listed. A pump the engine knows but that has not committed readings
- * since start-up (seeded from the buffer) counts as active when first noticed.
+ * since start-up (seeded from the buffer) counts as active when its newest reading was received
+ * (`lastReceived`), else when first noticed.
  */
 export const DEFAULT_FORGET_AFTER_MS = 30 * 86_400_000;
 
@@ -13,6 +14,8 @@ export class PumpActivity {
     private readonly opts: {
       /** The pumps the engine knows (readings taken since start, or in the buffer). */
       known: () => string[];
+      /** When a pump's newest stored reading was received (the buffer), for pumps seen before start-up. */
+      lastReceived?: (pumpId: string) => number | null;
       forgetAfterMs?: number;
       clock?: () => number;
     },
@@ -35,7 +38,7 @@ export class PumpActivity {
   recent(): string[] {
     const now = this.now();
     const known = new Set(this.opts.known());
-    for (const id of known) if (!this.lastActive.has(id)) this.lastActive.set(id, now);
+    for (const id of known) if (!this.lastActive.has(id)) this.lastActive.set(id, Math.min(now, this.opts.lastReceived?.(id) ?? now));
     for (const id of this.lastActive.keys()) if (!known.has(id)) this.lastActive.delete(id);
     const cutoff = now - this.forgetAfterMs();
     return [...this.lastActive]

@@ -69,7 +69,17 @@ export class EdgeRuntime {
       logger: this.log,
       pumps: () => this.pumpActivity.recent(),
     });
-    this.pumpActivity = new PumpActivity({ known: () => agent.engine.pumpIds(), forgetAfterMs: opts.pumpsForgetAfterMs });
+    this.pumpActivity = new PumpActivity({
+      known: () => agent.engine.pumpIds(),
+      lastReceived: (pumpId) => {
+        try {
+          return agent.buffer.predictions(pumpId, { limit: 1 })[0]?.receivedAt ?? null;
+        } catch {
+          return null; // the buffer is not open: counted from now
+        }
+      },
+      forgetAfterMs: opts.pumpsForgetAfterMs,
+    });
     // A pump seen for the first time (or again after being forgotten) changes what the gateway serves: report it.
     agent.pipeline.onCommit((rows) => {
       if (this.pumpActivity.active(rows.map((r) => r.pumpId))) this.reporter.changed();

@@ -92,11 +92,13 @@ describe('buffer failures become BufferErrors with stable codes', () => {
     expectBufferError(() => store.appendBatch(batch(10, 5_000)), 'PW_BUFFER_DISK_FULL', path);
     // A buffer that stores nothing is not healthy (/healthz fails) until a commit succeeds again.
     expect(store.health()).toEqual({ ok: false, error: expect.stringMatching(/^PW_BUFFER_DISK_FULL: committing readings: the disk holding .* is full/) });
+    store.appendRejected([{ source: 'http', raw: '{}', reason: 'a small refusal still fits', receivedAt: T0 }]);
+    expect(store.health().ok).toBe(false); // stored refusals do not say readings commit again
     expect(count(store)).toBe(10);
     expect(store.stats()).toMatchObject({ rows: 10, unsynced: 10 });
     const flood = Array.from({ length: 500 }, (_, k) => ({ source: 'http', raw: 'y'.repeat(5_000), reason: `bad ${k}`, receivedAt: T0 }));
     expectBufferError(() => store.appendRejected(flood), 'PW_BUFFER_DISK_FULL', 'full');
-    expect(store.stats().rejected).toBe(0);
+    expect(store.stats().rejected + store.stats().evicted.rejected).toBe(1); // none of the flood (making room may evict the small one)
     expect(store.appendBatch(batch(10, 1))).toEqual([11]); // a small batch still fits
     expect(store.health().ok).toBe(true);
   });

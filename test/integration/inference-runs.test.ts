@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Reading } from '../../buffer/types.js';
 import { MAX_CARRY_READINGS } from '../../inference/contract.js';
-import { EXTREME_VALUE, InferenceEngine, type ModelFault } from '../../inference/engine.js';
+import { EXTREME_VALUE, InferenceEngine, LATE_RUN_RESTART, type ModelFault } from '../../inference/engine.js';
 import { LoadedModel, RUN_WINDOWS } from '../../inference/model.js';
 import { nanBelowModel } from '../support/broken-models.js';
 import { makeModel, normalValues, rng } from '../support/models.js';
@@ -179,6 +179,14 @@ describe('a value beyond ±EXTREME_VALUE (a sensor\'s error code)', () => {
       const zeros = await engine.score([{ pumpId: 'q', ts: 1_000, values: { Pressure: 0, Flow: 0, Current: 0 } }], 0);
       expect(zeros[0]!.unscoredReason).toBe('model nan-0 produced a non-finite score');
       expect(faults.map((f) => f.reason)).toEqual(['1 of 1 scores were not finite']);
+
+      // A shadow that gives NaN on plausible values is reported the same way (the manager drops it).
+      faults.length = 0;
+      engine.setModel('default', model);
+      engine.setShadow('default', nanOnZeros);
+      const shadowed = await engine.score([{ pumpId: 'q', ts: 2_000, values: { Pressure: 0, Flow: 0, Current: 0 } }], 0);
+      expect(shadowed[0]!.shadowScore).toBeNull();
+      expect(faults.map((f) => [f.model.version, f.reason])).toEqual([['nan-0', '1 of 1 scores were not finite']]);
     } finally {
       await model.release();
       await nanOnZeros.release();
@@ -218,6 +226,45 @@ describe('a reading older than its pump\'s newest one by more than a pause', () 
       reference.setModel('default', model);
       const want = await reference.score(live, 0);
       expect([...rows.slice(0, 5), ...rows.slice(6)].map((row) => [row.score, row.unscoredReason])).toEqual(want.map((row) => [row.score, row.unscoredReason]));
+    } finally {
+      await model.release();
+    }
+  });
+
+  it('never leaves a pump unscored for long after one reading dated hours ahead: its windows start again after a few', async () => {
+    const model = await LoadedModel.fromBytes(makeModel({ version: 'f3', window: 3 }), 'f3');
+    try {
+      const r = rng(25);
+      const at = (ts: number): Reading => ({ pumpId: 'p', ts, values: normalValues(r, ts / 1000) });
+      const engine = new InferenceEngine();
+      engine.setModel('default', model);
+      const T = 10_000_000;
+      const before = Array.from({ length: 10 }, (_, i) => at(T + i * 1000));
+      const wrong = at(T + 10_000 + 2 * 3_600_000); // a sender's clock two hours ahead, once
+      const after = Array.from({ length: 10 }, (_, i) => at(T + 11_000 + i * 1000));
+      const rows = await engine.score([...before, wrong, ...after], 0);
+      const tail = rows.slice(11).map((row) => row.unscoredReason);
+      expect(LATE_RUN_RESTART).toBe(3);
+      expect(tail.slice(0, 2).every((reason) => /^not scored: older than this pump's newest reading/.test(reason ?? ''))).toBe(true);
+      expect(tail.slice(2, 4)).toEqual(['window filling: 1 of 3 readings', 'window filling: 2 of 3 readings']);
+      expect(tail.slice(4)).toEqual(Array.from({ length: 6 }, () => null)); // scored again
+    } finally {
+      await model.release();
+    }
+  });
+
+  it('is left out of a pump\'s history when the agent starts again, so the first live reading is not taken for one after a pause', async () => {
+    const model = await LoadedModel.fromBytes(makeModel({ version: 's3', window: 3 }), 's3');
+    try {
+      const r = rng(26);
+      const at = (ts: number): Reading => ({ pumpId: 'p', ts, values: normalValues(r, ts / 1000) });
+      const T = 10_000_000;
+      const stored = [...Array.from({ length: 20 }, (_, i) => at(T + i * 1000)), at(T - 3_600_000)]; // the buffer's last row is a replayed one
+      const engine = new InferenceEngine();
+      engine.setModel('default', model);
+      engine.seed('p', stored);
+      const rows = await engine.score([at(T + 21_000), at(T + 22_000)], 0);
+      expect(rows.map((row) => [typeof row.score, row.unscoredReason])).toEqual([['number', null], ['number', null]]);
     } finally {
       await model.release();
     }

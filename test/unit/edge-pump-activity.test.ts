@@ -20,6 +20,13 @@ describe('PumpActivity', () => {
     expect(activity.recent()).toEqual(['a']);
   });
 
+  it('counts a pump known only from the buffer from when its newest reading was received, so a restart does not list an idle pump again', () => {
+    const now = 100 * DAY;
+    const received: Record<string, number> = { idle: now - 40 * DAY, recent: now - DAY };
+    const activity = new PumpActivity({ known: () => ['idle', 'recent', 'unknown'], lastReceived: (id) => received[id] ?? null, forgetAfterMs: 30 * DAY, clock: () => now });
+    expect(activity.recent()).toEqual(['unknown', 'recent']); // 'unknown': no reading found, noticed now
+  });
+
   it('drops a pump the engine no longer knows', () => {
     const known = ['a', 'b'];
     const activity = new PumpActivity({ known: () => known, clock: () => 0 });

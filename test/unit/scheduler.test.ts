@@ -44,6 +44,22 @@ describe('Scheduler and a stepping wall clock', () => {
     expect(steps[0]).toMatchObject({ msg: 'the system clock stepped back by 60 min; scheduled jobs restarted from the new time', stepSeconds: -3600 });
   });
 
+  it('says in one warning that runs were missed when the event loop was held up, without a clock step', async () => {
+    const printed = vi.spyOn(console, 'warn').mockImplementation(() => undefined);
+    const s = setup();
+    scheduler = s.scheduler;
+    scheduler.start();
+    await vi.waitFor(() => expect(s.runs()).toBeGreaterThanOrEqual(1), { timeout: 3_000 });
+    const until = Date.now() + 3_500;
+    while (Date.now() < until); // a long synchronous stall
+    await vi.waitFor(() => expect(s.logs.some((l) => l.includes('scheduled run(s) missed'))).toBe(true), { timeout: 3_000 });
+    const line = s.logs.map((l) => JSON.parse(l) as { msg: string; missedRuns?: number }).find((l) => l.msg.includes('scheduled run(s) missed'))!;
+    expect(line.msg).toMatch(/^\d+ scheduled run\(s\) missed: the event loop was held up/);
+    expect(line.missedRuns).toBeGreaterThan(0);
+    expect(s.logs.some((l) => l.includes('the system clock stepped'))).toBe(false);
+    expect(printed).not.toHaveBeenCalled();
+  });
+
   it('counts the runs a forward step skipped in its one log line instead of printing each on stdout', async () => {
     const printed = vi.spyOn(console, 'warn').mockImplementation(() => undefined);
     vi.useFakeTimers({ toFake: ['Date'], shouldAdvanceTime: true });
