@@ -36,6 +36,29 @@ export function containerClient(target: BlobTarget, opts: ClientOptions = {}): C
 }
 
 /** `account/container at host` with no key or signature: for logs and /status. */
+/**
+ * When a SAS credential of the target expires (its `se`: a container SAS URL, or a connection
+ * string with SharedAccessSignature=…), epoch ms; null for an account key or an unreadable `se`.
+ * The expiry is not a secret; the signature is never read here.
+ */
+export function sasExpiry(target: BlobTarget): number | null {
+  let query: string | null = null;
+  if (target.kind === 'sas-url') {
+    try {
+      query = new URL(target.sasUrl).search;
+    } catch {
+      return null;
+    }
+  } else {
+    const part = target.connectionString.split(';').find((p) => /^SharedAccessSignature=/i.test(p.trim()));
+    if (part !== undefined) query = part.trim().slice('SharedAccessSignature='.length);
+  }
+  if (query === null) return null;
+  const se = new URLSearchParams(query.replace(/^\?/, '')).get('se');
+  const at = se === null ? NaN : Date.parse(se);
+  return Number.isFinite(at) ? at : null;
+}
+
 export function describeTarget(target: BlobTarget): string {
   try {
     const client = containerClient(target);

@@ -11,6 +11,7 @@ import type { BlobUploader, UploaderSpec } from '../../sync/uploader.js';
 import { SyncWorker, type BlobConnectivity, type SyncSettings } from '../../sync/worker.js';
 import { startAzurite, type AzuriteHandle } from '../azurite.js';
 import type { Config } from '../config.js';
+import type { Logger } from '../logger.js';
 import { LATENCY_BUCKETS, type MetricsRegistry } from '../metrics.js';
 import { agentVersion } from '../paths.js';
 import type { AgentParts as Agent, Part } from './part.js';
@@ -81,7 +82,8 @@ export function wireSync(agent: Agent): Part[] {
   });
   registerGauges(agent.registry, worker);
   let targetText: string | null = null;
-  agent.status.setSyncStatus(() => ({ ...worker.status(), target: targetText }));
+  let expiresAt: number | null = null;
+  agent.status.setSyncStatus(() => ({ ...worker.status(), target: targetText, targetExpiresAt: expiresAt === null ? null : new Date(expiresAt).toISOString() }));
   agent.status.setConnectivity('blob', () => worker.blobConnectivity());
   agent.status.addHealthCheck({ name: 'sync', check: () => worker.health() });
   // Alerts first: a committed anomaly starts a cycle now instead of at the next interval.
@@ -115,14 +117,45 @@ export function wireSync(agent: Agent): Part[] {
     name: 'sync',
     start: async () => {
       ({ uploaderFor } = await import('../../sync/uploader.js'));
-      const { describeTarget } = await import('../../sync/client.js');
+      const { describeTarget, sasExpiry } = await import('../../sync/client.js');
       targetText = target ? describeTarget(target) : null;
+      expiresAt = target ? sasExpiry(target) : null;
       if (target) logger.info({ target: targetText, via: target.kind }, 'sync to Blob Storage');
+      if (expiresAt !== null) {
+        const warnExpiry = expiryWarner(logger, expiresAt);
+        warnExpiry(Date.now());
+        agent.scheduler.every('sas-expiry', '0 0 * * * *', () => warnExpiry(Date.now()));
+      }
       worker.start();
     },
     stop: () => worker.stop(),
   });
   return parts;
+}
+
+/** A SAS credential's expiry is said ahead, this long before. */
+const SAS_EXPIRY_WARN_MS = 7 * 86_400_000;
+
+/**
+ * Says when the target's SAS credential expires within SAS_EXPIRY_WARN_MS (once a day), and once
+ * when it has expired: uploads are refused from then on, and the credential is a restart-only
+ * setting, so an operator must replace it before.
+ */
+function expiryWarner(logger: Logger, expiresAt: number): (now: number) => void {
+  let lastWarned = -Infinity;
+  let expiredSaid = false;
+  return (now) => {
+    const at = new Date(expiresAt).toISOString();
+    if (now >= expiresAt) {
+      if (!expiredSaid) logger.error({ expiresAt: at }, `the SAS credential of the sync target expired at ${at}: uploads are refused until it is replaced (a restart-only setting); readings stay in the buffer`);
+      expiredSaid = true;
+      return;
+    }
+    if (expiresAt - now > SAS_EXPIRY_WARN_MS || now - lastWarned < 86_400_000) return;
+    lastWarned = now;
+    const days = (expiresAt - now) / 86_400_000;
+    logger.warn({ expiresAt: at }, `the SAS credential of the sync target expires at ${at} (in ${days < 1 ? `${Math.round(days * 24)} h` : `${days.toFixed(1)} days`}): replace it before (a restart-only setting)`);
+  };
 }
 
 /** Deletes synced rows past the retention time, every 10 minutes (node-cron); the disk cap still rules. */

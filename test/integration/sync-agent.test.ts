@@ -5,14 +5,19 @@
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { createLogger } from '../../agent/logger.js';
+import { Agent } from '../../agent/main.js';
 import { agentVersion } from '../../agent/paths.js';
 import { toLine } from '../../sync/encoder.js';
 import { parseReadingsBlobName } from '../../sync/layout.js';
 import { readAllReadings } from '../../sync/reader.js';
-import { postJson, startTestAgent, type TestAgent } from '../support/agent.js';
+import { postJson, startTestAgent, testAgentConfig, type TestAgent } from '../support/agent.js';
 import { decodeAllBlobs, startTestAzurite, type TestAzurite } from '../support/azurite.js';
-import { normalValues, rng } from '../support/models.js';
+import { makeModel, normalValues, rng } from '../support/models.js';
 
 const DEVICE = 'gw-sync-it';
 const CONTAINER = 'it-agent';
@@ -143,5 +148,49 @@ describe('sync of the agent to Blob Storage (Azurite)', () => {
     const rows = t.agent.buffer.rowsBySeq(0, Number.MAX_SAFE_INTEGER);
     const bySeq = new Map(lines.map((l) => [l.seq, l]));
     for (const row of rows) expect(bySeq.get(row.seq)).toEqual(toLine(row, DEVICE));
+  });
+});
+
+describe('a sync target whose SAS credential expires', () => {
+  it('is said ahead (within 7 days) and once expired, with the time, and shown in /status', async () => {
+    const start = async (expiresOn: Date): Promise<{ lines: Array<{ msg: string; level: number }>; status: any; stop: () => Promise<void> }> => {
+      const dir = mkdtempSync(join(tmpdir(), 'pumpwatch-sas-expiry-'));
+      writeFileSync(join(dir, 'model.onnx'), makeModel());
+      const lines: Array<{ msg: string; level: number }> = [];
+      const config = testAgentConfig(join(dir, 'data'), { PUMPWATCH_SYNC: 'auto', PUMPWATCH_LOG_LEVEL: 'info', PUMPWATCH_BLOB_SAS_URL: az.containerSasUrl(CONTAINER, 'racwl', expiresOn) });
+      const agent = new Agent({ config, logger: createLogger('info', { write: (line: string) => void lines.push(JSON.parse(line) as { msg: string; level: number }) }), defaultModelPath: join(dir, 'model.onnx') });
+      await agent.start();
+      const status = (await (await fetch(`http://127.0.0.1:${agent.httpAddress()!.port}/status`)).json()) as any;
+      return {
+        lines: lines.filter((l) => /SAS credential/.test(l.msg)),
+        status,
+        stop: async () => {
+          await agent.stop();
+          rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+        },
+      };
+    };
+    const soon = new Date(Math.floor(Date.now() / 1000) * 1000 + 2 * 86_400_000);
+    const a = await start(soon);
+    try {
+      expect(a.status.sync.targetExpiresAt).toBe(soon.toISOString());
+      expect(a.lines.map((l) => [l.level, l.msg])).toEqual([[40, expect.stringMatching(new RegExp(`^the SAS credential of the sync target expires at ${soon.toISOString()} \\(in 2\\.0 days\\): replace it before`))]]);
+      expect(JSON.stringify(a.lines)).not.toContain('sig=');
+    } finally {
+      await a.stop();
+    }
+    const past = new Date(Math.floor(Date.now() / 1000) * 1000 - 60_000);
+    const b = await start(past);
+    try {
+      expect(b.lines.map((l) => [l.level, l.msg])).toEqual([[50, `the SAS credential of the sync target expired at ${past.toISOString()}: uploads are refused until it is replaced (a restart-only setting); readings stay in the buffer`]]);
+    } finally {
+      await b.stop();
+    }
+    const later = await start(new Date(Date.now() + 30 * 86_400_000));
+    try {
+      expect(later.lines).toEqual([]);
+    } finally {
+      await later.stop();
+    }
   });
 });

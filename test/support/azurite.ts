@@ -21,7 +21,7 @@ export interface TestAzurite {
   readonly dir: string;
   container(name?: string): ContainerClient;
   /** A container SAS URL (default permissions racwl: no container creation). */
-  containerSasUrl(name: string, permissions?: string): string;
+  containerSasUrl(name: string, permissions?: string, expiresOn?: Date): string;
   /** Stops the process (data kept): the sync target is offline. */
   stop(): Promise<void>;
   /** Starts it again on the same port and data. */
@@ -40,9 +40,9 @@ export async function startTestAzurite(): Promise<TestAzurite> {
     connectionString,
     dir,
     container: (name = 'pumpwatch') => service.getContainerClient(name),
-    containerSasUrl: (name, permissions = 'racwl') => {
+    containerSasUrl: (name, permissions = 'racwl', expiresOn = new Date(Date.now() + 3_600_000)) => {
       const sas = generateBlobSASQueryParameters(
-        { containerName: name, permissions: ContainerSASPermissions.parse(permissions), expiresOn: new Date(Date.now() + 3_600_000) },
+        { containerName: name, permissions: ContainerSASPermissions.parse(permissions), expiresOn },
         new StorageSharedKeyCredential(DEVSTORE_ACCOUNT, DEVSTORE_KEY),
       ).toString();
       return `http://127.0.0.1:${port}/${DEVSTORE_ACCOUNT}/${name}?${sas}`;
