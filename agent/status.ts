@@ -107,6 +107,7 @@ export class AgentStatus {
         evictedByKind: { synced: b.evicted.synced, unsynced: b.evicted.unsynced, anomalies: b.evicted.anomalies, rejected: b.evicted.rejected },
         rejectedStored: b.rejected,
         oldestUnsyncedTs: b.oldestUnsyncedTs === null ? null : new Date(b.oldestUnsyncedTs).toISOString(),
+        checkpointError: b.checkpointError === null ? null : safeErrorMessage(b.checkpointError),
       };
     } catch (err) {
       bufferStatus = { error: safeErrorMessage(err) };

@@ -37,6 +37,8 @@ export interface BufferStats {
   evicted: EvictionCounts & { total: number };
   rejected: number;
   oldestUnsyncedTs: number | null;
+  /** The checkpoint thread's last failure (the main connection's autocheckpoint still bounds the WAL), else null. */
+  checkpointError: string | null;
 }
 
 const INSERT_READING = `INSERT INTO readings (pump_id, ts, received_at, vals, score, anomaly, model_version, imputed,
@@ -264,6 +266,7 @@ export class BufferStore {
       evicted: { ...evicted, total: evicted.synced + evicted.unsynced + evicted.anomalies + evicted.rejected },
       rejected: this.rejectedCount,
       oldestUnsyncedTs: oldest?.ts ?? null,
+      checkpointError: this.checkpointer?.error() ?? null,
     };
   }
 

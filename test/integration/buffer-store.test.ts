@@ -81,6 +81,16 @@ describe('BufferStore on a real SQLite file', () => {
     expect(store.stats()).toMatchObject({ rows: 0, unsynced: 0, rejected: 0, oldestUnsyncedTs: null, maxBytes: BIG });
   });
 
+  it('shows the checkpoint thread\'s last failure in its stats (nothing else would say it)', () => {
+    let failure: string | null = null;
+    const store = new BufferStore({ path, maxBytes: BIG, startCheckpoints: () => ({ stop: () => {}, error: () => failure }) });
+    store.open();
+    open.push(store);
+    expect(store.stats().checkpointError).toBeNull();
+    failure = 'ERR_WORKER_OUT_OF_MEMORY: the checkpoint thread ran out of its heap';
+    expect(store.stats().checkpointError).toBe(failure);
+  });
+
   it('migrates an existing empty file', () => {
     openStore().close();
     rmSync(path);
