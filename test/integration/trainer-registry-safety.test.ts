@@ -397,5 +397,30 @@ describe('labels that are not valid', () => {
       expect.stringMatching(/^ {2}warning {2}label blob labels\/gw-4\/2026\/01\/12\/lab-2\.json skipped: not a valid label \(/),
       '  warning  label blob labels/gw-4/2026/01/12/lab-3.json skipped: not a valid label (to: to is before from)',
     ]);
+
+    // A label the storage cannot give (a 503 on its download) fails the run: it is not an invalid label.
+    const failing = new Proxy(c, {
+      get(target, prop) {
+        if (prop === 'getBlobClient') {
+          return (name: string) => {
+            const blob = target.getBlobClient(name);
+            if (!name.endsWith('lab-1.json')) return blob;
+            return new Proxy(blob, {
+              get(b, p) {
+                if (p === 'downloadToBuffer') return () => Promise.reject(Object.assign(new Error('Service Unavailable'), { statusCode: 503, code: 'ServerBusy' }));
+                const v = Reflect.get(b, p) as unknown;
+                return typeof v === 'function' ? (v as (...x: unknown[]) => unknown).bind(b) : v;
+              },
+            });
+          };
+        }
+        const v = Reflect.get(target, prop) as unknown;
+        return typeof v === 'function' ? (v as (...x: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const unread = await cli(['train', '--source', 'pump-lb', '--from', '2026-01-11', '--to', '2026-01-12', '--seed', '4'], context(failing));
+    expect(unread.code).not.toBe(0);
+    expect(lastLine(unread.err)).toMatch(/reading the labels/);
+    expect(unread.out).not.toMatch(/lab-1\.json skipped/);
   });
 });
