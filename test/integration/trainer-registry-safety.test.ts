@@ -97,8 +97,8 @@ afterAll(async () => {
   await az?.dispose();
 });
 
-/** The container, with another run let in (`meanwhile`) just before the first write of a best.json. */
-function racingContainer(meanwhile: () => Promise<void>): ContainerClient {
+/** The container, with another run let in (`meanwhile`) just before (or after) the first write of a best.json. */
+function racingContainer(meanwhile: () => Promise<void>, when: 'before' | 'after' = 'before'): ContainerClient {
   let raced = false;
   return new Proxy(container, {
     get(target, prop) {
@@ -111,8 +111,10 @@ function racingContainer(meanwhile: () => Promise<void>): ContainerClient {
               if (p === 'upload' && !raced) {
                 return async (...a: Parameters<typeof blob.upload>) => {
                   raced = true;
-                  await meanwhile();
-                  return b.upload(...a);
+                  if (when === 'before') await meanwhile();
+                  const done = await b.upload(...a);
+                  if (when === 'after') await meanwhile();
+                  return done;
                 };
               }
               const v = Reflect.get(b, p) as unknown;
@@ -343,6 +345,19 @@ describe('train', () => {
     expect(outer.out).toMatch(new RegExp(`^pump-twin: promoted ${version} `, 'm'));
     expect((await bestOf('pump-twin')).version).toBe(version);
     expect((await readModelRecord(container, 'pump-twin', version!)).decision.promoted).toBe(true);
+  });
+
+  it('does not deploy a version another run replaced as best after this run promoted it, and says how to push the best', async () => {
+    await seed(container, 'pump-after', 'gw-10', T0, 8640, (i) => values(rng(27), i, 30));
+    const racing = racingContainer(async () => {
+      await promote('pump-after', 'newer', 9);
+    }, 'after');
+    const res = await cli(['train', '--source', 'pump-after', '--from', '2026-01-01', '--to', '2026-01-03', '--deploy', '--device', 'gw-1'], context(racing));
+    expect(res.code, res.err).toBe(0);
+    expect(res.out).toMatch(/^pump-after: promoted (\S+)/m);
+    const promoted = (/^pump-after: promoted (\S+)/m.exec(res.out) ?? [])[1]!;
+    expect(lastLine(res.err)).toBe(`pump-after: ${promoted} was not deployed: best.json names newer now (another run changed it after this one promoted); to push the best: pumpwatch-trainer deploy --source pump-after --version newer --device gw-1`);
+    expect(desiredModels('gw-1')['pump-after']).toBeUndefined();
   });
 
   it('rolls back away from a version whose model.json is broken', async () => {

@@ -6,6 +6,7 @@ import { checkCanSign, DEFAULT_SAS_HOURS } from '../deploy/sas.js';
 import { DEFAULT_MODULE, defaultQuery } from '../deploy/twin.js';
 import { TrainerError, UsageError } from '../errors.js';
 import type { ModelRecord } from '../registry/records.js';
+import { readBest } from '../registry/registry.js';
 import { optionalNumber, parseOptions, requireSource, requireVersion, type Command, type CommandContext, type Io } from './command.js';
 
 export const deployOptions = {
@@ -148,6 +149,20 @@ export async function deployAfterMove(ctx: CommandContext, plan: DeployPlan, sou
   }
   if (code !== 0) io.err(`${source}: best.json now names ${version}, which was not deployed to every module; to push it: ${deployCommandLine(source, version, plan)}`);
   return code;
+}
+
+/**
+ * `--deploy` after a promotion: pushes `version` only while best.json still names it. Another run
+ * may have promoted a newer version in the seconds since; pushing this one would overwrite it on
+ * the gateways, so it is not deployed, and the command that deploys the best is printed.
+ */
+export async function deployIfStillBest(ctx: CommandContext, plan: DeployPlan, source: string, version: string, io: Io): Promise<number> {
+  const best = (await readBest(ctx.container(), source))?.pointer.version ?? null;
+  if (best !== version) {
+    io.err(`${source}: ${version} was not deployed: best.json names ${best ?? 'no version'} now (another run changed it after this one promoted)${best === null ? '' : `; to push the best: ${deployCommandLine(source, best, plan)}`}`);
+    return 0;
+  }
+  return deployAfterMove(ctx, plan, source, version, io);
 }
 
 export const deployCommand: Command = {

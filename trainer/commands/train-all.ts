@@ -9,7 +9,7 @@ import { trainSource } from '../train/pipeline.js';
 import { readLabelSet, skippedLabelWarning } from '../train/prepare.js';
 import { inShard, listSources, mapLimited } from '../train/sources.js';
 import { optionalInteger, parseOptions, type Command } from './command.js';
-import { deployAfterMove, prepareDeploy } from './deploy.js';
+import { deployIfStillBest, prepareDeploy } from './deploy.js';
 import { printOutcome, TRAIN_OPTIONS, trainRequest } from './train.js';
 
 const HELP = `Usage: pumpwatch-trainer train-all --shard I/N [--concurrency K] (--from DATE --to DATE | --days N) [train options]
@@ -75,7 +75,7 @@ export const trainAllCommand: Command = {
         const outcome = await trainSource(container, { ...trainRequest('train-all', v, source, ctx.now()), skipWithoutReadings: true }, progress, () => ctx.now(), labels);
         printOutcome(outcome, io);
         if (typeof v['report-dir'] === 'string' && outcome.record) await writeReport(join(v['report-dir'], `${encodeURIComponent(source)}.html`), outcome);
-        if (deploy && outcome.status === 'promoted' && outcome.record && (await deployAfterMove(ctx, deploy, source, outcome.record.version, io)) !== 0) return 'failed';
+        if (deploy && outcome.status === 'promoted' && outcome.record && (await deployIfStillBest(ctx, deploy, source, outcome.record.version, io)) !== 0) return 'failed';
         return outcome.status;
       } catch (err) {
         progress.finish();

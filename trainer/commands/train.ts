@@ -9,7 +9,7 @@ import { createProgress } from '../progress.js';
 import { writeReport } from '../report/report.js';
 import { TRAIN_DEFAULTS, trainSource, type TrainOutcome, type TrainRequest } from '../train/pipeline.js';
 import { optionalInteger, optionalList, optionalNumber, parseOptions, requireSource, requireVersion, timeRange, type Command, type Io } from './command.js';
-import { deployAfterMove, deployOptions, DEPLOY_OPTION_HELP, prepareDeploy } from './deploy.js';
+import { deployIfStillBest, deployOptions, DEPLOY_OPTION_HELP, prepareDeploy } from './deploy.js';
 
 const HELP = `Usage: pumpwatch-trainer train --source ID (--from DATE --to DATE | --days N) [options]
 
@@ -125,7 +125,7 @@ export const trainCommand: Command = {
       await writeReport(v.report, outcome);
       io.out(`  report   ${v.report}`);
     }
-    if (deploy && outcome.status === 'promoted' && outcome.record) return deployAfterMove(ctx, deploy, source, outcome.record.version, io);
+    if (deploy && outcome.status === 'promoted' && outcome.record) return deployIfStillBest(ctx, deploy, source, outcome.record.version, io);
     return 0;
   },
 };
