@@ -8,9 +8,6 @@
  */
 import type { ContainerClient } from '@azure/storage-blob';
 import iothub from 'azure-iothub';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { CommandContext, TwinRegistry } from '../../trainer/cloud/context.js';
 import { runCli } from '../../trainer/commands/index.js';
@@ -35,7 +32,6 @@ let hub: LocalHub;
 let agent: TestAgent;
 let container: ContainerClient;
 let registry: TwinRegistry;
-let caDir: string;
 const random = rng(21);
 
 const until = <T>(fn: () => T | Promise<T>, timeout = 60_000) => vi.waitFor(fn, { timeout, interval: 100 });
@@ -56,12 +52,9 @@ beforeAll(async () => {
   hub = await LocalHub.start();
   registry = hub.attachRegistry(iothub.Registry.fromConnectionString(hub.serviceConnectionString())) as unknown as TwinRegistry;
   const moduleConnection = hub.addModule(DEVICE, MODULE);
-  caDir = mkdtempSync(join(tmpdir(), 'pw-loop-ca-'));
-  writeFileSync(join(caDir, 'hub-ca.pem'), hub.ca);
   agent = await startTestAgent({
     PUMPWATCH_HUB: 'auto',
     PUMPWATCH_MODULE_CONNECTION_STRING: moduleConnection,
-    EdgeModuleCACertificateFile: join(caDir, 'hub-ca.pem'),
     PUMPWATCH_DEVICE_ID: DEVICE,
     PUMPWATCH_SYNC: 'auto',
     PUMPWATCH_BLOB_CONNECTION_STRING: az.connectionString,
@@ -69,14 +62,13 @@ beforeAll(async () => {
     PUMPWATCH_SYNC_INTERVAL_SECONDS: '1',
     PUMPWATCH_SYNC_BATCH_MAX_ROWS: '500',
     PUMPWATCH_ALLOW_INSECURE_MODEL_URLS: '1',
-  });
+  }, { hubCa: hub.ca });
 });
 
 afterAll(async () => {
   await agent?.stop();
   await hub?.stop();
   await az?.dispose();
-  if (caDir) rmSync(caDir, { recursive: true, force: true });
 });
 
 describe('readings → agent → blobs → train → registry → twin → agent hot-swap', () => {

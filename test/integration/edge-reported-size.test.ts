@@ -4,9 +4,6 @@
  * a gateway serving 1800 pumps lists the most recently active ones that fit, and its
  * acknowledgements keep arriving.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi, type MockInstance } from 'vitest';
 import { twinSize } from '../../agent/local-hub/json.js';
 import { edgeRuntimeOf } from '../../agent/wiring/edge.js';
@@ -20,7 +17,6 @@ const MODULE = 'pumpwatch';
 const PUMPS = 1800; // 1800 ids of 19 characters: over 32 KB even as IoT Hub counts (no quotes or commas)
 let hub: LocalHub;
 let t: TestAgent;
-let caDir: string;
 let warn: MockInstance;
 const random = rng(5);
 let tick = 0;
@@ -34,15 +30,12 @@ const truncationWarnings = () => warn.mock.calls.filter(([fields]) => (fields as
 beforeAll(async () => {
   hub = await LocalHub.start();
   const connectionString = hub.addModule(DEVICE, MODULE);
-  caDir = mkdtempSync(join(tmpdir(), 'pumpwatch-edge-size-'));
-  writeFileSync(join(caDir, 'hub-ca.pem'), hub.ca);
   t = await startTestAgent({
     PUMPWATCH_HUB: 'auto',
     PUMPWATCH_MODULE_CONNECTION_STRING: connectionString,
-    EdgeModuleCACertificateFile: join(caDir, 'hub-ca.pem'),
     PUMPWATCH_DEVICE_ID: DEVICE,
     PUMPWATCH_MAX_PUMPS: '2000',
-  });
+  }, { hubCa: hub.ca });
   const runtime = edgeRuntimeOf(t.agent)!;
   warn = vi.spyOn((runtime as unknown as { log: Logger }).log, 'warn');
   await until(() => expect(reported().models?.default).toMatchObject({ status: 'active' }));
@@ -51,7 +44,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await t?.stop();
   await hub?.stop();
-  if (caDir) rmSync(caDir, { recursive: true, force: true });
 });
 
 describe('reported properties of a gateway serving many pumps', () => {

@@ -5,9 +5,6 @@
  * then apply the patch on top of the read's result, never going back to start-up values meanwhile.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { startTestAgent, type TestAgent } from '../support/agent.js';
 import { LocalHub, type TwinReadHold } from '../support/local-hub.js';
 import { ModelServer } from '../support/model-server.js';
@@ -18,7 +15,6 @@ const MODULE = 'pumpwatch';
 let hub: LocalHub;
 let server: ModelServer;
 let t: TestAgent;
-let caDir: string;
 let startupAlertsInterval: number;
 
 const reported = () => hub.reported(DEVICE, MODULE) as Record<string, any>;
@@ -72,15 +68,12 @@ beforeAll(async () => {
   const connectionString = hub.addModule(DEVICE, MODULE);
   const v2 = server.add('v2.onnx', makeModel({ version: 'v2', seed: 2 }), 'v2');
   hub.updateDesired(DEVICE, MODULE, { models: { default: v2 }, sync: { intervalSeconds: 45 }, alerts: { minIntervalSeconds: 3600 } });
-  caDir = mkdtempSync(join(tmpdir(), 'pumpwatch-edge-read-'));
-  writeFileSync(join(caDir, 'hub-ca.pem'), hub.ca);
   t = await startTestAgent({
     PUMPWATCH_HUB: 'auto',
     PUMPWATCH_MODULE_CONNECTION_STRING: connectionString,
-    EdgeModuleCACertificateFile: join(caDir, 'hub-ca.pem'),
     PUMPWATCH_DEVICE_ID: DEVICE,
     PUMPWATCH_ALLOW_INSECURE_MODEL_URLS: '1',
-  });
+  }, { hubCa: hub.ca });
   startupAlertsInterval = (await import('../../agent/config.js')).loadConfig({}).alertsMinIntervalSeconds;
   const v = desiredVersion();
   await until(() => expect(reported().models?.default).toMatchObject({ version: 'v2', status: 'active', ac: 200, av: v }));
@@ -91,7 +84,6 @@ afterAll(async () => {
   await t?.stop();
   await hub?.stop();
   await server?.stop();
-  if (caDir) rmSync(caDir, { recursive: true, force: true });
 });
 
 describe('a desired patch during the twin read after a reconnect', () => {

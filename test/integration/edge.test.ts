@@ -4,8 +4,6 @@
  * committed before they are acknowledged, alerts on output `alerts`, and a broker outage.
  */
 import Database from 'better-sqlite3';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { postJson, startTestAgent, type TestAgent } from '../support/agent.js';
@@ -19,7 +17,6 @@ let hub: LocalHub;
 let server: ModelServer;
 let t: TestAgent;
 let db: Database.Database;
-let caDir: string;
 let v2: { version: string; url: string; sha256: string; size: number };
 const random = rng(9);
 let tick = 0;
@@ -41,16 +38,12 @@ beforeAll(async () => {
     sync: { intervalSeconds: 45 },
     alerts: { minIntervalSeconds: 3600 },
   });
-  caDir = mkdtempSync(join(tmpdir(), 'pumpwatch-edge-ca-'));
-  const caFile = join(caDir, 'hub-ca.pem');
-  writeFileSync(caFile, hub.ca);
   t = await startTestAgent({
     PUMPWATCH_HUB: 'auto',
     PUMPWATCH_MODULE_CONNECTION_STRING: connectionString,
-    EdgeModuleCACertificateFile: caFile,
     PUMPWATCH_DEVICE_ID: DEVICE,
     PUMPWATCH_ALLOW_INSECURE_MODEL_URLS: '1',
-  });
+  }, { hubCa: hub.ca });
   db = new Database(join(t.dir, 'data', 'buffer.sqlite'), { readonly: true });
 });
 
@@ -59,7 +52,6 @@ afterAll(async () => {
   await t?.stop(); // the module client closes before the broker, or the process hangs
   await hub?.stop();
   await server?.stop();
-  rmSync(caDir, { recursive: true, force: true });
 });
 
 describe('the agent as an IoT Edge module on the local hub', () => {

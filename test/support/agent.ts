@@ -30,10 +30,18 @@ export function testAgentConfig(dataDir: string, env: Record<string, string> = {
   });
 }
 
-export async function startTestAgent(env: Record<string, string> = {}, opts: { model?: Uint8Array; clock?: () => number } = {}): Promise<TestAgent> {
+/**
+ * `hubCa`: the local hub's CA certificate (`hub.ca`), written into the agent's folder and given to
+ * its IoT Edge client as EdgeModuleCACertificateFile (the hub's TLS is self-signed).
+ */
+export async function startTestAgent(env: Record<string, string> = {}, opts: { model?: Uint8Array; clock?: () => number; hubCa?: string } = {}): Promise<TestAgent> {
   const dir = mkdtempSync(join(tmpdir(), 'pumpwatch-test-'));
   const modelPath = join(dir, 'default-model.onnx');
   writeFileSync(modelPath, opts.model ?? makeModel());
+  if (opts.hubCa !== undefined) {
+    writeFileSync(join(dir, 'hub-ca.pem'), opts.hubCa);
+    env = { EdgeModuleCACertificateFile: join(dir, 'hub-ca.pem'), ...env };
+  }
   const config = testAgentConfig(join(dir, 'data'), env);
   const agent = new Agent({ config, logger: createLogger(config.logLevel), defaultModelPath: modelPath, clock: opts.clock });
   await agent.start();
