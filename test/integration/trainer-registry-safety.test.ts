@@ -100,31 +100,31 @@ afterAll(async () => {
 /** The container, with another run let in (`meanwhile`) just before (or after) the first write of a best.json. */
 function racingContainer(meanwhile: () => Promise<void>, when: 'before' | 'after' = 'before'): ContainerClient {
   let raced = false;
-  return new Proxy(container, {
-    get(target, prop) {
-      if (prop === 'getBlockBlobClient') {
-        return (name: string) => {
-          const blob = target.getBlockBlobClient(name);
-          if (!name.endsWith('best.json')) return blob;
-          return new Proxy(blob, {
-            get(b, p) {
-              if (p === 'upload' && !raced) {
-                return async (...a: Parameters<typeof blob.upload>) => {
-                  raced = true;
-                  if (when === 'before') await meanwhile();
-                  const done = await b.upload(...a);
-                  if (when === 'after') await meanwhile();
-                  return done;
-                };
-              }
-              const v = Reflect.get(b, p) as unknown;
-              return typeof v === 'function' ? (v as (...x: unknown[]) => unknown).bind(b) : v;
-            },
-          });
-        };
-      }
-      const v = Reflect.get(target, prop) as unknown;
-      return typeof v === 'function' ? (v as (...x: unknown[]) => unknown).bind(target) : v;
+  return overriding(container, {
+    getBlockBlobClient: (name: string) => {
+      const blob = container.getBlockBlobClient(name);
+      if (!name.endsWith('best.json')) return blob;
+      return overriding(blob, {
+        upload: async (...a: Parameters<typeof blob.upload>) => {
+          if (raced) return blob.upload(...a);
+          raced = true;
+          if (when === 'before') await meanwhile();
+          const done = await blob.upload(...a);
+          if (when === 'after') await meanwhile();
+          return done;
+        },
+      });
+    },
+  });
+}
+
+/** `target` with some members replaced (the rest read from it, methods bound to it): a storage client that misbehaves on cue. */
+function overriding<T extends object>(target: T, members: Record<string, unknown>): T {
+  return new Proxy(target, {
+    get(t, prop) {
+      if (typeof prop === 'string' && Object.hasOwn(members, prop)) return members[prop];
+      const v = Reflect.get(t, prop) as unknown;
+      return typeof v === 'function' ? (v as (...x: unknown[]) => unknown).bind(t) : v;
     },
   });
 }
@@ -414,23 +414,11 @@ describe('labels that are not valid', () => {
     ]);
 
     // A label the storage cannot give (a 503 on its download) fails the run: it is not an invalid label.
-    const failing = new Proxy(c, {
-      get(target, prop) {
-        if (prop === 'getBlobClient') {
-          return (name: string) => {
-            const blob = target.getBlobClient(name);
-            if (!name.endsWith('lab-1.json')) return blob;
-            return new Proxy(blob, {
-              get(b, p) {
-                if (p === 'downloadToBuffer') return () => Promise.reject(Object.assign(new Error('Service Unavailable'), { statusCode: 503, code: 'ServerBusy' }));
-                const v = Reflect.get(b, p) as unknown;
-                return typeof v === 'function' ? (v as (...x: unknown[]) => unknown).bind(b) : v;
-              },
-            });
-          };
-        }
-        const v = Reflect.get(target, prop) as unknown;
-        return typeof v === 'function' ? (v as (...x: unknown[]) => unknown).bind(target) : v;
+    const failing = overriding(c, {
+      getBlobClient: (name: string) => {
+        const blob = c.getBlobClient(name);
+        if (!name.endsWith('lab-1.json')) return blob;
+        return overriding(blob, { downloadToBuffer: () => Promise.reject(Object.assign(new Error('Service Unavailable'), { statusCode: 503, code: 'ServerBusy' })) });
       },
     });
     const unread = await cli(['train', '--source', 'pump-lb', '--from', '2026-01-11', '--to', '2026-01-12', '--seed', '4'], context(failing));
