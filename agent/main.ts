@@ -18,7 +18,7 @@ import type { Logger } from './logger.js';
 import { MetricsRegistry, createAgentMetrics, type AgentMetrics } from './metrics.js';
 import { agentVersion, bundledModelPath } from './paths.js';
 import { RepeatLog } from './repeat-log.js';
-import { Scheduler } from './scheduler.js';
+import { formatDuration, Scheduler } from './scheduler.js';
 import { SimulatedSource } from './simulated-source.js';
 import { AgentStatus } from './status.js';
 import { SystemHealth } from './system-health.js';
@@ -249,7 +249,7 @@ export class Agent implements AgentParts {
     if (newest === null || newest - now < CLOCK_BEHIND_WARN_MS) return;
     this.logger.warn(
       { component: 'buffer', now: new Date(now).toISOString(), newestReceivedAt: new Date(newest).toISOString() },
-      `the gateway clock reads ${new Date(now).toISOString()}, ${formatHours(newest - now)} earlier than the newest reading this buffer received (${new Date(newest).toISOString()}): it is wrong now or was before; readings are judged against it (PUMPWATCH_MAX_FUTURE_SECONDS) until it is set`,
+      `the gateway clock reads ${new Date(now).toISOString()}, ${formatDuration(newest - now)} earlier than the newest reading this buffer received (${new Date(newest).toISOString()}): it is wrong now or was before; readings are judged against it (PUMPWATCH_MAX_FUTURE_SECONDS) until it is set`,
     );
   }
 
@@ -344,7 +344,3 @@ function formatMiB(bytes: number): string {
 
 /** A gateway clock this far behind the buffer's newest reading is worth a warning at open. */
 const CLOCK_BEHIND_WARN_MS = 5 * 60_000;
-
-function formatHours(ms: number): string {
-  return ms < 2 * 3_600_000 ? `${Math.round(ms / 60_000)} min` : `${(ms / 3_600_000).toFixed(1)} h`;
-}

@@ -106,12 +106,13 @@ export class Scheduler {
     this.missed = 0;
     this.logger.warn(
       { stepSeconds: Math.round(step / 1000), jobs: this.tasks.size, missedRuns: missed },
-      `the system clock stepped ${step > 0 ? 'forward' : 'back'} by ${formatStep(Math.abs(step))}; scheduled jobs restarted from the new time`,
+      `the system clock stepped ${step > 0 ? 'forward' : 'back'} by ${formatDuration(Math.abs(step))}; scheduled jobs restarted from the new time`,
     );
   }
 }
 
-function formatStep(ms: number): string {
+/** A clock step or a lag in log lines: `45 s` below 2 minutes, `60 min` below 2 hours, else `24.0 h`. */
+export function formatDuration(ms: number): string {
   const s = Math.round(ms / 1000);
   if (s < 120) return `${s} s`;
   if (s < 7200) return `${Math.round(s / 60)} min`;
