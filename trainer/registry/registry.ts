@@ -101,7 +101,8 @@ export interface Registered {
 /**
  * Writes a new version. Idempotent: a re-run that produced the same bytes finds them there; a
  * model.json already written is kept (the first evaluation of a version is its record), except
- * that its decision is settled by `settleRecord` once best.json has (or has not) moved.
+ * that the promotion (train/pipeline.ts) rewrites its decision with `rewriteRecord` once best.json
+ * has (or has not) moved.
  */
 export async function registerVersion(container: ContainerClient, record: ModelRecord, bytes: Uint8Array): Promise<Registered> {
   const onnx = (await createOnce(container, record.model.blob, bytes, 'application/octet-stream')) !== null;
@@ -171,6 +172,7 @@ async function createOnce(container: ContainerClient, name: string, body: Uint8A
   }
 }
 
+/** A registry read: a missing blob is PW_TRAINER_NO_MODEL, any other failure PW_TRAINER_REGISTRY_INVALID. */
 async function fromRegistry<T>(name: string, read: () => Promise<T>): Promise<T> {
   try {
     return await read();
@@ -181,12 +183,7 @@ async function fromRegistry<T>(name: string, read: () => Promise<T>): Promise<T>
 }
 
 async function download(container: ContainerClient, name: string): Promise<Buffer> {
-  try {
-    return await container.getBlockBlobClient(name).downloadToBuffer();
-  } catch (err) {
-    if (statusOf(err) === 404) throw new TrainerError('PW_TRAINER_NO_MODEL', `${name} does not exist`, { cause: err });
-    throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `cannot read ${name}: ${safeErrorMessage(err)}`, { cause: err });
-  }
+  return fromRegistry(name, () => container.getBlockBlobClient(name).downloadToBuffer());
 }
 
 function parse<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: { path: PropertyKey[]; message: string }[] } } }, text: string, name: string): T {
