@@ -88,7 +88,3 @@ export async function pushDeploy(container: ContainerClient, registry: TwinRegis
   }
   return { ...base, targets };
 }
-
-export async function deployModel(container: ContainerClient, registry: TwinRegistry, req: DeployRequest): Promise<DeployResult> {
-  return pushDeploy(container, registry, await resolveDeploy(container, registry, req), req);
-}
