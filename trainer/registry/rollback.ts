@@ -63,9 +63,3 @@ export async function planRollback(container: ContainerClient, source: string, n
 export async function commitRollback(container: ContainerClient, plan: RollbackPlan): Promise<void> {
   await writeBest(container, plan.to, plan.etag);
 }
-
-export async function rollbackBest(container: ContainerClient, source: string, now: Date): Promise<{ from: string; to: BestPointer }> {
-  const plan = await planRollback(container, source, now);
-  await commitRollback(container, plan);
-  return { from: plan.from, to: plan.to };
-}
