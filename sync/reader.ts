@@ -93,7 +93,7 @@ export async function* readReadings(container: ContainerClient, range: ReadRange
     for (const lines of decoded) {
       for (const line of lines) {
         const ts = Date.parse(line.ts);
-        if (ts < from || ts >= to || !firstTime(seen, line)) continue;
+        if (ts < from || ts >= to || !firstTime(seen, line, ts)) continue;
         pool.push({ line, ts });
       }
     }
@@ -120,13 +120,12 @@ export async function readAllReadings(container: ContainerClient, range: ReadRan
  */
 type Seen = Map<string, Map<number, number | number[]>>;
 
-function firstTime(seen: Seen, line: ReadingLine): boolean {
+function firstTime(seen: Seen, line: ReadingLine, ts: number): boolean {
   let bySeq = seen.get(line.deviceId);
   if (!bySeq) {
     bySeq = new Map();
     seen.set(line.deviceId, bySeq);
   }
-  const ts = Date.parse(line.ts);
   const known = bySeq.get(line.seq);
   if (known === undefined) {
     bySeq.set(line.seq, ts);
