@@ -73,7 +73,7 @@ export class IngestPipeline {
   async ingest(items: readonly unknown[], source: string, rawOf: (i: number) => string = (i) => safeJson(items[i])): Promise<IngestResult> {
     const now = this.clock();
     const { readings, rejected } = this.validate(items, now);
-    const refusals = rejected.map((r) => ({ source, raw: rawOf(r.index), reason: r.error, receivedAt: now }));
+    const refusals = refusalsOf(rejected, source, rawOf, now);
     if (readings.length === 0) {
       this.reject(refusals);
       return { accepted: 0, rejected, seqs: [] };
@@ -99,7 +99,7 @@ export class IngestPipeline {
     const now = this.clock();
     const screened = this.validate(items, now);
     const { rejected } = screened;
-    if (rejected.length > 0) this.reject(rejected.map((r) => ({ source, raw: rawOf(r.index), reason: r.error, receivedAt: now })));
+    this.reject(refusalsOf(rejected, source, rawOf, now));
     return screened;
   }
 
@@ -232,4 +232,9 @@ function safeJson(v: unknown): string {
   } catch {
     return String(v);
   }
+}
+
+/** The refused items as the buffer keeps them: their raw text and reason. */
+function refusalsOf(rejected: IngestResult['rejected'], source: string, rawOf: (i: number) => string, receivedAt: number): RejectedItem[] {
+  return rejected.map((r) => ({ source, raw: rawOf(r.index), reason: r.error, receivedAt }));
 }
