@@ -237,10 +237,15 @@ export class BufferStore {
     const path = this.options.path;
     try {
       const fs = statfsSync(dirname(path));
-      return fileSize(path) + fileSize(`${path}-wal`) + fileSize(`${path}-shm`) + fs.bavail * fs.bsize;
+      return fileSize(path) + this.walFilesBytes() + fs.bavail * fs.bsize;
     } catch {
       return null;
     }
+  }
+
+  /** The write-ahead log and its index on disk now. */
+  private walFilesBytes(): number {
+    return fileSize(`${this.options.path}-wal`) + fileSize(`${this.options.path}-shm`);
   }
 
   get maxBytesSetting(): number {
@@ -261,7 +266,7 @@ export class BufferStore {
       rows: this.rowCount,
       unsynced: this.unsyncedCount,
       bytes: this.usedBytes(),
-      walBytes: fileSize(`${this.options.path}-wal`) + fileSize(`${this.options.path}-shm`),
+      walBytes: this.walFilesBytes(),
       maxBytes: this.maxBytes,
       evicted: { ...evicted, total: evicted.synced + evicted.unsynced + evicted.anomalies + evicted.rejected },
       rejected: this.rejectedCount,
