@@ -7,9 +7,7 @@ const CLOCK_CHECK_MS = 5_000;
 const CLOCK_STEP_MS = 2_000;
 
 export interface SchedulerOptions {
-  /** Wall and monotonic clocks, for tests; default Date.now and performance.now. */
-  wall?: () => number;
-  monotonic?: () => number;
+  /** How often the clocks are compared (default CLOCK_CHECK_MS). The wall clock is Date's, the one node-cron plans on. */
   clockCheckMs?: number;
 }
 
@@ -27,8 +25,6 @@ export interface SchedulerOptions {
 export class Scheduler {
   private readonly tasks = new Map<string, { task: ScheduledTask; running: Promise<void> | null }>();
   private started = false;
-  private readonly wall: () => number;
-  private readonly monotonic: () => number;
   private clockTimer: NodeJS.Timeout | null = null;
   private lastCheck: { wall: number; monotonic: number } | null = null;
   private missed = 0;
@@ -36,10 +32,7 @@ export class Scheduler {
   constructor(
     private readonly logger: Logger,
     private readonly options: SchedulerOptions = {},
-  ) {
-    this.wall = options.wall ?? Date.now;
-    this.monotonic = options.monotonic ?? monotonicNow;
-  }
+  ) {}
 
   /** Adds (or replaces, for a live configuration change) a job; started now if the scheduler runs. */
   every(name: string, pattern: string, job: () => Promise<void> | void): void {
@@ -72,7 +65,7 @@ export class Scheduler {
   start(): void {
     this.started = true;
     for (const { task } of this.tasks.values()) void Promise.resolve(task.start());
-    this.lastCheck = { wall: this.wall(), monotonic: this.monotonic() };
+    this.lastCheck = { wall: Date.now(), monotonic: monotonicNow() };
     this.clockTimer ??= setInterval(() => this.checkClock(), this.options.clockCheckMs ?? CLOCK_CHECK_MS);
     this.clockTimer.unref();
   }
@@ -88,7 +81,7 @@ export class Scheduler {
 
   /** Restarts every job from the current wall time when the wall clock stepped since the last check. */
   private checkClock(): void {
-    const now = { wall: this.wall(), monotonic: this.monotonic() };
+    const now = { wall: Date.now(), monotonic: monotonicNow() };
     const last = this.lastCheck;
     this.lastCheck = now;
     if (last === null || !this.started) return;
