@@ -3,7 +3,9 @@
  * JSON. They take the same path as HTTP readings (validate → micro-batch → score → commit) and
  * are acknowledged only after that commit. Bad content is kept in the `rejected` table with its
  * reason and then acknowledged; nothing that arrived is lost. While the buffer cannot commit, the
- * message is retried with backoff and not acknowledged (edgeHub keeps it).
+ * message is retried with backoff and not acknowledged (edgeHub keeps it). Messages are stored one
+ * after the other in arrival order, so their readings commit, and their PUBACKs go out (MQTT asks
+ * for them in order), in the order edgeHub sent them; twin traffic meanwhile goes on (transport.ts).
  */
 import type device from 'azure-iot-device';
 import { backoffDelay, sleep, type BackoffPolicy } from '../../inference/backoff.js';
@@ -49,27 +51,29 @@ type Screened = { outcome: 'rejected' } | { readings: Reading[]; rejected: numbe
 
 export class InputHandler {
   private readonly stopping = new AbortController();
-  private inFlight = new Set<Promise<void>>();
+  /** The last message queued: each one is handled after the one before it. */
+  private tail: Promise<void> = Promise.resolve();
 
   constructor(private readonly deps: InputDeps) {}
 
   attach(client: ModuleClient): void {
     client.on('inputMessage', (inputName: string, msg: Message) => {
-      const p = this.handle(client, inputName, msg).catch((err: unknown) => {
-        this.deps.logger.error({ err: { message: safeErrorMessage(err) } }, 'input message left unacknowledged');
-      });
-      this.inFlight.add(p);
-      void p.finally(() => this.inFlight.delete(p));
+      this.tail = this.tail.then(() =>
+        this.handle(client, inputName, msg).catch((err: unknown) => {
+          this.deps.logger.error({ err: { message: safeErrorMessage(err) } }, 'input message left unacknowledged');
+        }),
+      );
     });
   }
 
   /** Stops retrying; messages not committed stay unacknowledged (edgeHub redelivers them). */
   async stop(): Promise<void> {
     this.stopping.abort();
-    await Promise.allSettled([...this.inFlight]);
+    await this.tail;
   }
 
   private async handle(client: ModuleClient, inputName: string, msg: Message): Promise<void> {
+    if (this.stopping.signal.aborted) return; // queued behind a message that was still failing: edgeHub keeps it
     const text = msg.getBytes().toString('utf8');
     const result = await this.store(inputName, text);
     if (result === null) return; // stopping: not acknowledged

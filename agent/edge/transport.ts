@@ -5,11 +5,17 @@
  * edgeHub keeps the message, so a crash never loses it (at-least-once).
  *
  * How: the SDK creates its mqtt.js client through `MqttBase.mqttProvider.connect`; we wrap that
- * call and override the client's `handleMessage(packet, callback)` hook (mqtt.js sends the PUBACK
- * when the callback runs). mqtt.js handles incoming packets one at a time, so while an input is
- * held the next packets wait: at most one input message is in flight per connection.
- * If the SDK's internals ever change shape, the transport falls back to the SDK's own behaviour
- * (acknowledged on receipt) and reports it through `ackAfterCommit: false`.
+ * call and override the client's `handleMessage(packet, callback)` hook. mqtt.js reads incoming
+ * packets one at a time and sends the PUBACK from that callback, so holding the callback would
+ * hold every packet behind the input too: twin responses and desired patches included, for as
+ * long as the buffer cannot commit. Instead the hook lets the packet loop go on at once without a
+ * PUBACK (mqtt.js moves to the next packet when the callback gets an error, and sends nothing),
+ * and the agent's release sends the PUBACK itself later, on the same connection. Up to
+ * MAX_HELD_INPUTS inputs wait that way; with more, the packet loop waits for a release (the old
+ * backpressure, which edgeHub's own in-flight window of 16 keeps from being reached).
+ * If the SDK's internals ever change shape, the transport falls back to holding the callback
+ * (packet loop waits), or to the SDK's own behaviour (acknowledged on receipt), reported through
+ * `ackAfterCommit: false`.
  */
 import { Mqtt } from 'azure-iot-device-mqtt';
 
@@ -18,18 +24,32 @@ type TwinProperties = Parameters<Parameters<Mqtt['getTwin']>[0]>[1];
 interface MqttJsPacket {
   topic?: string;
   qos?: number;
+  messageId?: number;
 }
 interface MqttJsClient {
   handleMessage: (packet: MqttJsPacket, callback: (err?: Error) => void) => void;
+  /** mqtt.js's own packet writer (queues while disconnected; a new connection is a new client). */
+  _sendPacket?: (packet: { cmd: 'puback'; messageId: number }, cb?: (err?: Error) => void) => void;
 }
 interface MqttProvider {
   connect: (uri: string, options: unknown) => MqttJsClient;
 }
 
+/**
+ * How many input messages may wait for their commit while the packet loop goes on. edgeHub sends
+ * at most 16 unacknowledged messages per session (its MaxInflightMessages default), so with
+ * edgeHub the loop never waits; a broker without such a window gets backpressure after these.
+ */
+export const MAX_HELD_INPUTS = 16;
+
 /** Acknowledgements held until the agent releases them, per message id. */
 export class AckGate {
   private readonly held = new Map<string, () => void>();
   private readonly anonymous: Array<() => void> = [];
+  /** Packet loops waiting for room (at most one per connection). */
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(private readonly limit = MAX_HELD_INPUTS) {}
 
   hold(topic: string, release: () => void): void {
     const mid = messageIdOf(topic);
@@ -37,11 +57,21 @@ export class AckGate {
     else this.anonymous.push(release);
   }
 
-  /** Sends the PUBACK of this message (by `$.mid`; the oldest anonymous one without). */
+  /** Runs `resume` now while fewer than the limit are held, otherwise once a release makes room. */
+  whenRoom(resume: () => void): void {
+    if (this.size < this.limit) resume();
+    else this.waiting.push(resume);
+  }
+
+  /**
+   * Sends the PUBACK of this message (by `$.mid`; the oldest anonymous one without). An id not
+   * held (its connection is gone) sends nothing: never another message's acknowledgement.
+   */
   release(messageId: string | undefined): void {
-    const release = (messageId && this.held.get(messageId)) || this.anonymous.shift();
+    const release = messageId ? this.held.get(messageId) : this.anonymous.shift();
     if (messageId) this.held.delete(messageId);
     release?.();
+    while (this.waiting.length > 0 && this.size < this.limit) this.waiting.shift()?.();
   }
 
   get size(): number {
@@ -52,6 +82,7 @@ export class AckGate {
   clear(): void {
     this.held.clear();
     this.anonymous.length = 0;
+    this.waiting.length = 0;
   }
 }
 
@@ -113,12 +144,22 @@ export function commitAckTransport(hooks: TransportHooks): TransportCtor & { ack
   return Object.assign(CommitAckMqtt, { ackAfterCommit: () => installed });
 }
 
+/** Moves mqtt.js to its next packet without a PUBACK (its publish handler sends none on an error). */
+const HELD = new Error('input message held until its readings commit');
+
 function wrap(client: MqttJsClient, gate: AckGate): MqttJsClient {
   gate.clear();
   const original = client.handleMessage.bind(client);
+  const send = typeof client._sendPacket === 'function' ? client._sendPacket.bind(client) : null;
   client.handleMessage = (packet, callback) => {
     if ((packet.qos ?? 0) > 0 && typeof packet.topic === 'string' && packet.topic.includes('/inputs/')) {
-      gate.hold(packet.topic, () => original(packet, callback));
+      const messageId = packet.messageId;
+      if (send && typeof messageId === 'number') {
+        gate.hold(packet.topic, () => send({ cmd: 'puback', messageId }));
+        gate.whenRoom(() => callback(HELD));
+      } else {
+        gate.hold(packet.topic, () => original(packet, callback));
+      }
       return;
     }
     original(packet, callback);

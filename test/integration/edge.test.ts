@@ -140,6 +140,35 @@ describe('the agent as an IoT Edge module on the local hub', () => {
     expect(count("SELECT count(*) n FROM rejected WHERE raw LIKE '%not-a-time-retry%'")).toBe(1);
   });
 
+  it('goes on reading twin patches while input messages wait for a buffer that cannot commit, then commits and acknowledges them in arrival order', async () => {
+    const writer = new Database(join(t.dir, 'data', 'buffer.sqlite'));
+    writer.exec("CREATE TRIGGER fail_readings BEFORE INSERT ON readings BEGIN SELECT RAISE(ABORT, 'simulated disk failure'); END");
+    const completedOrder: string[] = [];
+    const onCompleted = ({ messageId }: { messageId: string }) => completedOrder.push(messageId);
+    hub.on('inputCompleted', onCompleted);
+    const base = Date.now() - 60_000;
+    const message = (i: number) => JSON.stringify({ pumpId: 'edge-5', ts: new Date(base + i * 1000).toISOString(), values: normalValues(random, i) });
+    const ids: string[] = [];
+    try {
+      for (let i = 0; i < 3; i++) ids.push(await hub.deliverToInput(DEVICE, MODULE, 'readings', message(i)));
+      const patch = hub.updateDesired(DEVICE, MODULE, { buffer: { retentionHours: 13 } });
+      // More messages than the agent keeps waiting (16): the packet loop then waits, and nothing is lost.
+      for (let i = 3; i < 20; i++) ids.push(await hub.deliverToInput(DEVICE, MODULE, 'readings', message(i)));
+      await until(() => expect(reported().buffer).toMatchObject({ ac: 200, av: patch }));
+      expect(t.agent.config.retentionHours).toBe(13);
+      expect(ids.filter((id) => hub.isCompleted(id))).toEqual([]);
+    } finally {
+      writer.exec('DROP TRIGGER fail_readings');
+      writer.close();
+    }
+    await Promise.all(ids.map((id) => hub.completed(id)));
+    hub.off('inputCompleted', onCompleted);
+    expect(completedOrder).toEqual(ids);
+    const stored = db.prepare("SELECT ts FROM readings WHERE pump_id = 'edge-5' ORDER BY seq").all() as Array<{ ts: number }>;
+    expect(stored.map((r) => r.ts)).toEqual(ids.map((_, i) => base + i * 1000));
+    hub.updateDesired(DEVICE, MODULE, { buffer: { retentionHours: 12 } });
+  });
+
   it('sends one alert per pump and interval on output "alerts", with score, threshold, model and top features', async () => {
     const spike = { Pressure: 4, Flow: 30, Current: 1.4 };
     const r = await postJson(`${t.url}/readings`, [reading('pump-9', spike), reading('pump-9', spike), reading('pump-9', spike)]);

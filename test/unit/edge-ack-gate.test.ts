@@ -1,0 +1,50 @@
+/** The input acknowledgements the agent holds until a commit, and the room it leaves the packet loop. */
+import { describe, expect, it } from 'vitest';
+import { AckGate, messageIdOf } from '../../agent/edge/transport.js';
+
+const topic = (mid: string) => `devices/gw/modules/m/inputs/readings/%24.mid=${mid}&source=a`;
+
+describe('AckGate', () => {
+  it('lets the packet loop go on while fewer than its limit are held, and resumes it when a release makes room', () => {
+    const gate = new AckGate(2);
+    const sent: string[] = [];
+    const resumed: string[] = [];
+    const arrive = (mid: string) => {
+      gate.hold(topic(mid), () => sent.push(mid));
+      gate.whenRoom(() => resumed.push(mid));
+    };
+    arrive('a');
+    arrive('b');
+    expect(resumed).toEqual(['a']); // two are held: the loop waits after b
+    gate.release('a');
+    expect(sent).toEqual(['a']);
+    expect(resumed).toEqual(['a', 'b']);
+    arrive('c');
+    expect(resumed).toEqual(['a', 'b']);
+    gate.release('b');
+    expect(resumed).toEqual(['a', 'b', 'c']);
+    expect(gate.size).toBe(1);
+  });
+
+  it('sends each acknowledgement once, never another message\'s for an id it does not hold, the oldest anonymous one for a message without an id, and forgets a lost connection\'s', () => {
+    const gate = new AckGate();
+    const sent: string[] = [];
+    gate.hold('devices/gw/modules/m/inputs/readings/', () => sent.push('anon-1'));
+    gate.hold('devices/gw/modules/m/inputs/readings/', () => sent.push('anon-2'));
+    gate.hold(topic('x'), () => sent.push('x'));
+    gate.release('x');
+    gate.release('x'); // already sent; an id not held never acknowledges another message
+    expect(sent).toEqual(['x']);
+    gate.release(undefined);
+    expect(sent).toEqual(['x', 'anon-1']);
+    gate.clear();
+    gate.release(undefined);
+    expect(sent).toEqual(['x', 'anon-1']);
+    expect(gate.size).toBe(0);
+  });
+
+  it('reads $.mid from the property bag, percent-encoded', () => {
+    expect(messageIdOf(topic('4f%2Fb'))).toBe('4f/b');
+    expect(messageIdOf('devices/gw/modules/m/inputs/readings/source=a')).toBeNull();
+  });
+});
