@@ -9,6 +9,7 @@ import { setImmediate as yieldNow } from 'node:timers/promises';
 import { PRIORITY, type BlobNamer, type PlanLimits, type PlannedBatch, type SyncBatches } from '../buffer/batches.js';
 import type { TokenBucket } from './bandwidth.js';
 import { classifyFailure } from './backoff.js';
+import { monotonicNow } from './clock.js';
 import { batchMetadata, encodeRawRows, rowsExtent, type RawRow } from './encoder.js';
 import { EncoderThreadError, HeldBody, type EncodedRows, type EncodedSummary, type EncoderThread } from './encoder-thread.js';
 import { besideName, parseReadingsBlobName, readingsBlobName } from './layout.js';
@@ -105,7 +106,7 @@ function sized(deps: CycleDeps, horizon: Horizon): PlanLimits {
 
 /** Moves the horizon to the newest row when an anomaly waits beyond it, asking at most once per floor. */
 function advance(deps: CycleDeps, horizon: Horizon): void {
-  const now = deps.clock();
+  const now = monotonicNow(); // an interval: the wall clock may be stepped during a long drain
   if (now - horizon.checkedAt < deps.anomalyFloorMs) return;
   horizon.checkedAt = now;
   if ((deps.batches.newestUnplannedAnomaly() ?? -1) > horizon.seq) horizon.seq = deps.batches.lastSeq();
@@ -113,7 +114,7 @@ function advance(deps: CycleDeps, horizon: Horizon): void {
 
 /** Runs one cycle; resolves with the rows uploaded, throws the first failure that stops it. */
 export async function runCycle(deps: CycleDeps): Promise<{ rows: number; blobs: number }> {
-  const horizon: Horizon = { seq: deps.batches.lastSeq(), checkedAt: deps.clock() };
+  const horizon: Horizon = { seq: deps.batches.lastSeq(), checkedAt: monotonicNow() };
   const done = { rows: 0, blobs: 0 };
   const upload = async (p: Prepared | null): Promise<void> => {
     if (p === null) return;

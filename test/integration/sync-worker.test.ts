@@ -99,17 +99,22 @@ describe('sync worker order and loop (real Azurite)', () => {
     expect(store.stats().unsynced).toBe(0);
   });
 
-  it('sends an alert committed during a long drain within the next two blobs', async () => {
+  it.each([
+    ['', 0],
+    [' after NTP steps the gateway clock an hour back', -3_600_000],
+  ])('sends an alert committed during a long drain within the next two blobs%s', async (_, step) => {
     store.appendBatch(Array.from({ length: 3000 }, (_, i) => row('pump-a', i)));
     let alertSeq = -1;
     let alertAfter = -1;
+    let offset = 0;
     onUploaded = () => {
       if (events.length === 5) {
+        offset = step;
         alertSeq = store.appendBatch([row('pump-z', 9000, true)])[0]!;
         alertAfter = events.length;
       }
     };
-    await worker(azurite()).runOnce();
+    await worker(azurite(), {}, 0, () => Date.now() + offset).runOnce();
     const alertBlob = events.findIndex((e) => e.batch.firstSeq <= alertSeq && e.batch.lastSeq >= alertSeq);
     expect(alertBlob).toBeGreaterThanOrEqual(alertAfter);
     expect(alertBlob - alertAfter).toBeLessThanOrEqual(1);
