@@ -3,7 +3,10 @@
  * from the header); CRLF, LF or mixed line endings; a `timestamp` or `datetime` column (ISO 8601,
  * or `YYYY-MM-DD hh:mm:ss` read as UTC); every other numeric column is a feature unless excluded.
  * A column with no numeric cell at all (e.g. a text tag) is ignored; a feature column with one
- * non-numeric cell is an error that names the line and the column. Blank lines are skipped.
+ * non-numeric cell is an error that names the line and the column, and so is a number with a
+ * decimal comma (`1,5`), a number beyond the float32 range the models take, a quote left open and
+ * a timestamp earlier than the row before it (windows and `--train-rows` follow the file's
+ * order). Blank lines are skipped, and so is a separator that ends every line.
  */
 import { readFile } from 'node:fs/promises';
 import { CsvError } from './errors.js';
@@ -32,6 +35,10 @@ interface Line {
 
 const TIMESTAMP_NAMES = ['timestamp', 'datetime'];
 const NUMBER = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+/** A number written with a decimal comma (`1,5`, `-0,25`), as some locales export `;` files. */
+const DECIMAL_COMMA = /^[+-]?\d*,\d+(?:[eE][+-]?\d+)?$/;
+/** The largest magnitude of a float32, the models' input type (the agent refuses larger values too). */
+const FLOAT32_MAX = 3.4028234663852886e38;
 const DATE_TIME =
   /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(\.\d{1,9})?)?)?\s*(Z|[+-]\d{2}(?::?\d{2})?)?$/i;
 
@@ -50,10 +57,11 @@ export function parseCsv(text: string, options: CsvOptions = {}): CsvTable {
   const nonBlank = physical.map((raw, i) => ({ raw, number: i + 1 })).filter((l) => l.raw.trim() !== '');
   const headerLine = nonBlank[0];
   if (headerLine === undefined) throw new CsvError('CSV has no header row (the file is empty)');
-  const separator = detectSeparator(headerLine.raw);
-  const header = splitCells(headerLine.raw, separator).map((h) => h.trim());
+  const separator = detectSeparator(headerLine.raw, headerLine.number);
+  const header = splitCells(headerLine.raw, separator, headerLine.number).map((h) => h.trim());
+  const lines: Line[] = nonBlank.slice(1).map((l) => ({ number: l.number, cells: splitCells(l.raw, separator, l.number) }));
+  dropTrailingSeparator(header, lines);
   checkHeader(header, headerLine.number);
-  const lines: Line[] = nonBlank.slice(1).map((l) => ({ number: l.number, cells: splitCells(l.raw, separator) }));
   if (lines.length === 0) throw new CsvError(`CSV has a header but no data rows (line ${headerLine.number})`);
   for (const line of lines) {
     if (line.cells.length !== header.length) {
@@ -72,26 +80,30 @@ export function parseCsv(text: string, options: CsvOptions = {}): CsvTable {
     if (!header.includes(name)) throw new CsvError(`--exclude names "${name}", which is not a column of the CSV`);
   }
   const candidates = header.map((_, i) => i).filter((i) => i !== tsIndex && !exclude.has(header[i] as string));
+  // Before telling numeric columns from text ones: a column of decimal commas holds no "number".
+  for (const i of candidates) checkDecimalPoint(lines, i, header[i] as string);
   const numeric = candidates.filter((i) => lines.some((l) => NUMBER.test((l.cells[i] as string).trim())));
   const ignoredColumns = candidates.filter((i) => !numeric.includes(i)).map((i) => header[i] as string);
   if (numeric.length === 0) throw new CsvError('CSV has no numeric column to use as a feature', headerLine.number);
   const timestampColumn = header[tsIndex] as string;
+  const timestamps = lines.map((l) => parseTimestamp(l.cells[tsIndex] as string, l.number, timestampColumn));
+  checkTimeOrder(lines, timestamps, tsIndex, timestampColumn);
   return {
     features: numeric.map((i) => header[i] as string),
-    timestamps: lines.map((l) => parseTimestamp(l.cells[tsIndex] as string, l.number, timestampColumn)),
+    timestamps,
     rows: lines.map((l) => Float64Array.from(numeric, (i) => parseNumber(l.cells[i] as string, l.number, header[i] as string))),
     timestampColumn,
     ignoredColumns,
   };
 }
 
-function detectSeparator(header: string): ',' | ';' {
-  const count = (sep: string) => splitCells(header, sep).length;
+function detectSeparator(header: string, lineNumber: number): ',' | ';' {
+  const count = (sep: string) => splitCells(header, sep, lineNumber).length;
   return count(';') > count(',') ? ';' : ',';
 }
 
-/** Splits one line; a cell may be double-quoted ("" inside quotes is a quote). */
-function splitCells(line: string, separator: string): string[] {
+/** Splits one line; a cell may be double-quoted ("" inside quotes is a quote; the quote must close on its line). */
+function splitCells(line: string, separator: string, lineNumber: number): string[] {
   const cells: string[] = [];
   let cell = '';
   let quoted = false;
@@ -111,8 +123,45 @@ function splitCells(line: string, separator: string): string[] {
       cell = '';
     } else cell += c;
   }
+  if (quoted) throw new CsvError(`line ${lineNumber}: a quoted cell is not closed (a line break inside quotes is not supported)`, lineNumber);
   cells.push(cell);
   return cells;
+}
+
+/** A decimal comma (or thousands separator) is refused by name: read as text, its column would silently not be a feature. */
+function checkDecimalPoint(lines: readonly Line[], index: number, column: string): void {
+  for (const line of lines) {
+    const cell = line.cells[index] as string;
+    if (cell.includes(',') && DECIMAL_COMMA.test(cell.trim())) {
+      throw new CsvError(`line ${line.number}, column "${column}": "${cell}" is written with a comma; write numbers with a decimal point and no thousands separator (1.5, not 1,5)`, line.number, column);
+    }
+  }
+}
+
+/** Rows in time order (equal timestamps allowed): fit's windows and `--train-rows` take the file's order. */
+function checkTimeOrder(lines: readonly Line[], timestamps: readonly number[], tsIndex: number, column: string): void {
+  for (let i = 1; i < lines.length; i++) {
+    if ((timestamps[i] as number) >= (timestamps[i - 1] as number)) continue;
+    const line = lines[i] as Line;
+    const before = lines[i - 1] as Line;
+    throw new CsvError(
+      `line ${line.number}, column "${column}": "${line.cells[tsIndex] as string}" is earlier than "${before.cells[tsIndex] as string}" on line ${before.number}; ` +
+        'sort the rows by time (windows and --train-rows follow the order of the file)',
+      line.number,
+      column,
+    );
+  }
+}
+
+/**
+ * A separator at the end of every line (some exporters write one) makes a last column with no
+ * name and no value: it is dropped. A named or filled last column is kept (and checked as usual).
+ */
+function dropTrailingSeparator(header: string[], lines: readonly Line[]): void {
+  const last = header.length - 1;
+  if (last < 1 || header[last] !== '' || !lines.every((l) => l.cells.length === header.length && (l.cells[last] as string).trim() === '')) return;
+  header.pop();
+  for (const l of lines) l.cells.pop();
 }
 
 function checkHeader(header: string[], line: number): void {
@@ -127,7 +176,11 @@ function checkHeader(header: string[], line: number): void {
 function parseNumber(cell: string, line: number, column: string): number {
   const text = cell.trim();
   if (!NUMBER.test(text)) throw new CsvError(`line ${line}, column "${column}": "${cell}" is not a number`, line, column);
-  return Number(text);
+  const value = Number(text);
+  if (!(Math.abs(value) <= FLOAT32_MAX)) {
+    throw new CsvError(`line ${line}, column "${column}": "${cell}" is beyond the float32 range the models take (magnitude at most ${FLOAT32_MAX})`, line, column);
+  }
+  return value;
 }
 
 /** ISO 8601 or `YYYY-MM-DD hh:mm:ss[.fff]`; without a zone the time is UTC. */
@@ -136,6 +189,7 @@ export function parseTimestamp(cell: string, line: number, column: string): numb
   const fail = () => new CsvError(`line ${line}, column "${column}": "${cell}" is not a date-time (ISO 8601 or YYYY-MM-DD hh:mm:ss)`, line, column);
   if (m === null) throw fail();
   const [, y, mo, d, h = '0', mi = '0', s = '0', frac = '', zone = 'Z'] = m;
+  if (!validZone(zone)) throw fail();
   const ms = Math.round(Number(`0${frac}`) * 1000);
   const utc = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s), ms);
   const check = new Date(utc);
@@ -143,6 +197,13 @@ export function parseTimestamp(cell: string, line: number, column: string): numb
     throw fail();
   }
   return utc - zoneOffsetMinutes(zone) * 60_000;
+}
+
+/** `Z`, or an offset of at most 23 hours and 59 minutes. */
+function validZone(zone: string): boolean {
+  if (zone.toUpperCase() === 'Z') return true;
+  const digits = zone.slice(1).replace(':', '');
+  return Number(digits.slice(0, 2)) <= 23 && Number(digits.slice(2) || '0') <= 59;
 }
 
 function zoneOffsetMinutes(zone: string): number {

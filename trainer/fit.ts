@@ -52,6 +52,9 @@ export function fitTable(table: CsvTable, options: FitOptions = {}): FitResult {
   const rows = table.rows.slice(0, trainRows);
   const timestamps = table.timestamps.slice(0, trainRows);
   const model = algorithm.fit({ features: table.features, rows, window });
+  // Checked after the algorithm's own minimum of rows. A longer window: every training window was
+  // padded with the first row, and the agent would score nothing until that many readings came.
+  if (window > trainRows) throw new FitError(`window ${window} is longer than the ${trainRows} training rows: no training row has a whole window of readings`);
   const source = options.source ?? DEFAULT_SOURCE;
   const first = timestamps.reduce((a, b) => Math.min(a, b));
   const last = timestamps.reduce((a, b) => Math.max(a, b));

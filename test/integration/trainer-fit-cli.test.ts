@@ -140,6 +140,9 @@ describe('pumpwatch-trainer fit', () => {
       [['fit', '--csv', csv, '--out', join(dir, 'm.onnx'), '--algo', 'magic'], /unknown algorithm "magic" \(known: mset, mset-rel, pca/],
       [['fit', '--csv', csv, '--out', join(dir, 'm.onnx'), '--train-rows', '500'], /500 training rows asked for, but the data has only 50 rows/],
       [['fit', '--csv', csv, '--out', join(dir, 'm.onnx'), '--train-rows', '4'], /at least 10 training rows, got 4/],
+      // It used to write a model whose every training window was padded, which the agent could not use before 1000 readings.
+      [['fit', '--csv', csv, '--out', join(dir, 'm.onnx'), '--window', '1000'], /^pumpwatch-trainer fit: window 1000 is longer than the 50 training rows: no training row has a whole window of readings$/],
+      [['fit', '--csv', csv, '--out', join(dir, 'm.onnx'), '--train-rows', '20', '--window', '21'], /window 21 is longer than the 20 training rows/],
       [['fit', '--csv', csv, '--out', join(dir, 'm.onnx'), '--source', 'pump.7'], /--source "pump\.7" is not a pump id/],
       [['fit', '--csv', csv, '--out', join(dir, 'm.onnx'), '--version', '..'], /--version "\.\." is not a model version/],
       [['frobnicate'], /unknown command "frobnicate"/],

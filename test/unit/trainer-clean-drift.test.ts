@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { cleanSeries, CLEAN_DEFAULTS, type Target } from '../../trainer/data/clean.js';
 import { SeriesBuilder } from '../../trainer/data/series.js';
 import { baselineOf, binShares, featureBaseline } from '../../trainer/drift/baseline.js';
+import { printDrift } from '../../trainer/commands/drift.js';
 import { baselineCdf, compareWithBaseline, ksDistance, psiOf } from '../../trainer/drift/compare.js';
 import { mulberry32 } from '../../trainer/eval/criterion.js';
 
@@ -191,5 +192,47 @@ describe('drift against a baseline', () => {
     // one percentile step of resolution).
     const steps = Float64Array.from({ length: 1000 }, (_, i) => Math.floor(i / 250));
     expect(ksDistance(steps, featureBaseline(steps).percentiles)).toBeLessThanOrEqual(0.0100001);
+  });
+
+  it('finds no drift in the very readings the baseline was made of, whatever their digits (a constant float32 reading, a two-level status)', () => {
+    // The baseline went through model.json: edges and percentiles rounded to 8 digits made 230.10000610351562 read 230.10001, KS 1.
+    const stored = (b: ReturnType<typeof baselineOf>) => JSON.parse(JSON.stringify(b)) as ReturnType<typeof baselineOf>;
+    const constant = Array.from({ length: 200 }, () => Float64Array.of(Math.fround(230.1), 0.123456789, 5.000000001));
+    const r = compareWithBaseline(stored(baselineOf(['V', 'k', 's'], constant)), ['V', 'k', 's'], constant);
+    expect(r.features.map((f) => [f.feature, f.psi, f.ks, f.drifted])).toEqual([
+      ['V', 0, 0, false],
+      ['k', 0, 0, false],
+      ['s', 0, 0, false],
+    ]);
+    const status = Array.from({ length: 1000 }, (_, i) => Float64Array.of(i % 2 === 0 ? 0.123456789 : 0.223456789));
+    const st = compareWithBaseline(stored(baselineOf(['st'], status)), ['st'], status).features[0]!;
+    expect(st).toMatchObject({ psi: 0, drifted: false });
+    expect(st.ks).toBeLessThanOrEqual(0.0100001); // one percentile step, as for any point mass
+    // A constant that moved still drifts.
+    expect(compareWithBaseline(stored(baselineOf(['V'], constant.map((r) => r.subarray(0, 1)))), ['V'], [Float64Array.of(230.2)]).features[0]).toMatchObject({ ks: 1, drifted: true });
+  });
+});
+
+describe('drift table', () => {
+  it('lines up every column when a feature name is longer than 24 characters', () => {
+    const rand = mulberry32(9);
+    const rows = Array.from({ length: 500 }, () => Float64Array.of(rand(), 230 + rand(), rand()));
+    const names = ['Flow', 'Motor_Bearing_Temperature_DriveEnd', 'Pressure'];
+    const base = baselineOf(names, rows);
+    const report = compareWithBaseline(base, ['Flow', 'Motor_Bearing_Temperature_DriveEnd'], rows.map((r) => Float64Array.of(r[0]! + 1, r[1]!)));
+    const lines: string[] = [];
+    printDrift({ out: (t: string) => lines.push(t), err: () => {} }, 'pump-1', 'v1', 500, report);
+    const table = lines.slice(1, -1);
+    expect(table).toHaveLength(4); // header, two features, one missing
+    // PSI and KS end in the same column on every row.
+    const psiEnd = table[0]!.indexOf('PSI') + 3;
+    const ksEnd = table[0]!.indexOf('KS') + 2;
+    for (const line of table.slice(1, 3)) {
+      expect(line.slice(psiEnd - 5, psiEnd)).toMatch(/^\d+\.\d{3}$/);
+      expect(line.slice(ksEnd - 5, ksEnd)).toMatch(/^\d\.\d{3}$/);
+    }
+    expect(table[3]!.slice(psiEnd - 1, psiEnd)).toBe('-');
+    expect(table[1]).toMatch(/^ {2}Flow +\d/);
+    expect(lines.at(-1)).toBe('  drift: Flow, Pressure');
   });
 });

@@ -27,10 +27,10 @@ describe('parseCsv', () => {
   });
 
   it('reads "," separated files with an ISO timestamp column, zones and a BOM', () => {
-    const text = '\uFEFFtimestamp,a,b\n2026-11-23T10:00:00.250Z,1,-2.5e-3\n2026-11-23T12:00:00+02:00,3,.5\n';
+    const text = '\uFEFFtimestamp,a,b\n2026-11-23T10:00:00.250Z,1,-2.5e-3\n2026-11-23T12:00:00.500+02:00,3,.5\n';
     const t = parseCsv(text);
     expect(t.features).toEqual(['a', 'b']);
-    expect(t.timestamps).toEqual([Date.parse('2026-11-23T10:00:00.250Z'), Date.parse('2026-11-23T10:00:00Z')]);
+    expect(t.timestamps).toEqual([Date.parse('2026-11-23T10:00:00.250Z'), Date.parse('2026-11-23T10:00:00.500Z')]);
     expect(Array.from(t.rows[0]!)).toEqual([1, -0.0025]);
   });
 
@@ -106,5 +106,59 @@ describe('parseCsv', () => {
     expect(csvError('timestamp,a,a\n2026-01-01T00:00:00Z,1,2\n').message).toBe('line 1: header names column "a" twice');
     expect(csvError('timestamp,,a\n2026-01-01T00:00:00Z,1,2\n').message).toBe('line 1: header column 2 has no name');
     expect(csvError('timestamp,a,b\n2026-01-01T00:00:00Z,1,2\n', ['c']).message).toMatch(/--exclude names "c", which is not a column/);
+  });
+
+  it('refuses a number beyond the float32 range of the model input instead of training on Infinity', () => {
+    // Number("1e999") is Infinity: it used to reach the fit, which wrote a model of NaN parameters (exit 0).
+    expect(csvError('timestamp,a\n2026-01-01T00:00:00Z,1\n2026-01-01T00:00:01Z,1e999\n').message).toBe(
+      'line 3, column "a": "1e999" is beyond the float32 range the models take (magnitude at most 3.4028234663852886e+38)',
+    );
+    expect(csvError('timestamp,a\n2026-01-01T00:00:00Z,-4e38\n').message).toMatch(/^line 2, column "a": "-4e38" is beyond the float32 range/);
+    expect(Array.from(parseCsv('timestamp,a\n2026-01-01T00:00:00Z,1e30\n').rows[0]!)).toEqual([1e30]);
+  });
+
+  it('refuses numbers with a decimal comma by name instead of leaving their column out as text', () => {
+    // A ';' file exported with decimal commas: "Current" used to be left out as a text column (a note), the model trained on Flow alone.
+    const err = csvError('datetime;Current;Flow\n2020-01-01 00:00:00;1,25;32\n2020-01-01 00:00:01;1,31;33\n');
+    expect(err.message).toBe('line 2, column "Current": "1,25" is written with a comma; write numbers with a decimal point and no thousands separator (1.5, not 1,5)');
+    expect(err.column).toBe('Current');
+    expect(csvError('datetime;a\n2020-01-01 00:00:00;-0,5\n').message).toMatch(/^line 2, column "a": "-0,5" is written with a comma/);
+    // Excluded columns and text are not numbers to read.
+    expect(parseCsv('datetime;a;note\n2020-01-01 00:00:00;1.5;ok, 2\n').features).toEqual(['a']);
+    expect(parseCsv('datetime;a;b\n2020-01-01 00:00:00;1.5;1,5\n', { exclude: ['b'] }).features).toEqual(['a']);
+  });
+
+  it('refuses rows out of time order, naming both lines, and accepts equal timestamps', () => {
+    // Shuffled rows made window means of unrelated readings: on SKAB anomaly-free.csv a model fit on 400 shuffled rows flagged 730 of the next 750 normal rows (115 when sorted).
+    const err = csvError('timestamp,a\n2026-01-01T00:00:00Z,1\n2026-01-01T00:00:02Z,2\n\n2026-01-01T01:00:01+02:00,3\n');
+    expect(err.message).toBe(
+      'line 5, column "timestamp": "2026-01-01T01:00:01+02:00" is earlier than "2026-01-01T00:00:02Z" on line 3; sort the rows by time (windows and --train-rows follow the order of the file)',
+    );
+    expect(err.line).toBe(5);
+    expect(parseCsv('timestamp,a\n2026-01-01T00:00:00Z,1\n2026-01-01T00:00:00Z,2\n2026-01-01T02:00:01+02:00,3\n').timestamps).toEqual([
+      Date.UTC(2026, 0, 1),
+      Date.UTC(2026, 0, 1),
+      Date.UTC(2026, 0, 1, 0, 0, 1),
+    ]);
+  });
+
+  it('refuses a quote that does not close on its line', () => {
+    expect(csvError('timestamp,a\n2026-01-01T00:00:00Z,"1\n2026-01-01T00:00:01Z,2"\n').message).toBe('line 2: a quoted cell is not closed (a line break inside quotes is not supported)');
+    expect(csvError('timestamp,"a\n2026-01-01T00:00:00Z,1\n').message).toMatch(/^line 1: a quoted cell is not closed/);
+  });
+
+  it('refuses a zone offset beyond 23:59', () => {
+    expect(csvError('timestamp,a\n2026-01-01T05:00:00+25:00,1\n').message).toMatch(/^line 2, column "timestamp": "2026-01-01T05:00:00\+25:00" is not a date-time/);
+    expect(csvError('timestamp,a\n2026-01-01T05:00:00-05:99,1\n').message).toMatch(/^line 2, column "timestamp"/);
+    expect(parseCsv('timestamp,a\n2026-01-01T05:30:00+0530,1\n').timestamps).toEqual([Date.UTC(2026, 0, 1)]);
+  });
+
+  it('drops the empty last column a separator at the end of every line makes', () => {
+    const t = parseCsv('datetime;a;b;\r\n2020-01-01 00:00:00;1;2;\r\n2020-01-01 00:00:01;3;4; \r\n\r\n');
+    expect(t.features).toEqual(['a', 'b']);
+    expect(Array.from(t.rows[1]!)).toEqual([3, 4]);
+    // A last column with a value somewhere, or a name, is a column: checked as usual.
+    expect(csvError('timestamp,a,\n2026-01-01T00:00:00Z,1,\n2026-01-01T00:00:01Z,1,7\n').message).toBe('line 1: header column 3 has no name');
+    expect(parseCsv('timestamp,a,b\n2026-01-01T00:00:00Z,1,\n').ignoredColumns).toEqual(['b']);
   });
 });

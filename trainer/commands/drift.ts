@@ -52,11 +52,13 @@ export const driftCommand: Command = {
 
 export function printDrift(io: Io, source: string, version: string, rows: number, report: DriftReport): void {
   io.out(`${source}: ${rows} recent rows against the baseline of ${version} (PSI > ${report.thresholds.psi} or KS > ${report.thresholds.ks} = drift)`);
-  io.out(`  ${'feature'.padEnd(24)} ${'PSI'.padStart(8)} ${'KS'.padStart(7)} ${'baseline mean'.padStart(14)} ${'recent mean'.padStart(12)}  status`);
+  // The feature column as wide as the longest name (at least 24), so that every row lines up.
+  const width = Math.max(24, ...report.features.map((f) => f.feature.length), ...report.missing.map((m) => m.length));
+  io.out(`  ${'feature'.padEnd(width)} ${'PSI'.padStart(8)} ${'KS'.padStart(7)} ${'baseline mean'.padStart(14)} ${'recent mean'.padStart(12)}  status`);
   for (const f of report.features) {
-    io.out(`  ${f.feature.padEnd(24)} ${f.psi.toFixed(3).padStart(8)} ${f.ks.toFixed(3).padStart(7)} ${fmt(f.baselineMean).padStart(14)} ${fmt(f.recentMean).padStart(12)}  ${f.drifted ? 'DRIFT' : 'ok'}`);
+    io.out(`  ${f.feature.padEnd(width)} ${f.psi.toFixed(3).padStart(8)} ${f.ks.toFixed(3).padStart(7)} ${fmt(f.baselineMean).padStart(14)} ${fmt(f.recentMean).padStart(12)}  ${f.drifted ? 'DRIFT' : 'ok'}`);
   }
-  for (const m of report.missing) io.out(`  ${m.padEnd(24)} ${'-'.padStart(8)} ${'-'.padStart(7)} ${''.padStart(14)} ${''.padStart(12)}  MISSING (not in the recent data)`);
+  for (const m of report.missing) io.out(`  ${m.padEnd(width)} ${'-'.padStart(8)} ${'-'.padStart(7)} ${''.padStart(14)} ${''.padStart(12)}  MISSING (not in the recent data)`);
   io.out(report.drifted ? `  drift: ${[...report.features.filter((f) => f.drifted).map((f) => f.feature), ...report.missing].join(', ')}` : '  no drift');
 }
 

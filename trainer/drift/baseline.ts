@@ -39,15 +39,19 @@ export function featureBaseline(sorted: Float64Array): FeatureBaseline {
   const mean = sorted.reduce((a, b) => a + b, 0) / Math.max(1, n);
   const std = Math.sqrt(sorted.reduce((a, v) => a + (v - mean) ** 2, 0) / Math.max(1, n - 1));
   const edges = Array.from({ length: 9 }, (_, k) => quantileSorted(sorted, (k + 1) / 10));
+  // Edges and percentiles at full precision: recent values are binned and compared against them,
+  // and a value the training data held (a set point, a status level) must fall where it fell then.
+  // Rounded to 8 digits, 230.10000610351562 (a float32 reading) became 230.10001: the same constant
+  // reading later lay below every percentile, KS 1, drift.
   return {
     count: n,
     mean: round(mean),
     std: round(std),
     min: n > 0 ? (sorted[0] as number) : NaN,
     max: n > 0 ? (sorted[n - 1] as number) : NaN,
-    edges: edges.map(round),
+    edges,
     shares: binShares(sorted, edges).map(round),
-    percentiles: Array.from({ length: 101 }, (_, k) => round(quantileSorted(sorted, k / 100))),
+    percentiles: Array.from({ length: 101 }, (_, k) => quantileSorted(sorted, k / 100)),
   };
 }
 
