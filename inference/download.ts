@@ -2,7 +2,8 @@
  * Model download: HTTPS (plain HTTP only when allowed, for development and tests), a size limit
  * checked before and while reading, a timeout per attempt, sha256 computed while the bytes arrive,
  * and retries with backoff that resume with a Range request when the server supports it.
- * Permanent failures (a 4xx, too large, wrong size or hash) are never retried.
+ * Permanent failures (a 4xx, too large, wrong size or hash) are never retried; a server's
+ * Retry-After is waited for, or handed to the caller when it is longer than the backoff cap.
  * Messages name the URL without its query string (it may hold a SAS token).
  */
 import { createHash, type Hash } from 'node:crypto';
@@ -50,6 +51,8 @@ export class ModelDownloadError extends Error {
     readonly transient = false,
     /** Refused because of this agent's own settings (size limit, plain http not allowed): may pass once they change. */
     readonly local = false,
+    /** The server's Retry-After (ms): no new attempt before it. */
+    readonly retryAfterMs: number | null = null,
   ) {
     super(message);
     this.name = 'ModelDownloadError';
@@ -101,7 +104,10 @@ export async function downloadModel(req: DownloadRequest, opts: DownloadOptions)
     } catch (err) {
       const e = toDownloadError(err, url.href);
       if (!e.transient || attempt >= attempts || opts.signal?.aborted) throw e;
-      const delay = backoffDelay(opts.backoff ?? DEFAULT_BACKOFF, attempt);
+      const policy = opts.backoff ?? DEFAULT_BACKOFF;
+      // Waiting longer than the backoff cap here would hold a download slot: the caller retries later.
+      if (e.retryAfterMs !== null && e.retryAfterMs > policy.capMs) throw e;
+      const delay = Math.max(backoffDelay(policy, attempt), e.retryAfterMs ?? 0);
       opts.onRetry?.(attempt, e, delay);
       await sleep(delay, opts.signal).catch(() => {
         throw new ModelDownloadError('PW_MODEL_DOWNLOAD_ABORTED', 'download cancelled (a newer desired model replaced it)');
@@ -159,7 +165,8 @@ async function handleResponse(res: IncomingMessage, url: URL, req: DownloadReque
   } else {
     res.resume();
     const transient = status >= 500 || status === 408 || status === 429;
-    throw new ModelDownloadError('PW_MODEL_HTTP_STATUS', `${safeUrl(url.href)} answered HTTP ${status}`, transient);
+    const retryAfterMs = transient ? parseRetryAfter(res.headers['retry-after']) : null;
+    throw new ModelDownloadError('PW_MODEL_HTTP_STATUS', `${safeUrl(url.href)} answered HTTP ${status}`, transient, false, retryAfterMs);
   }
   const limit = Math.min(opts.maxBytes, req.size);
   const length = Number(res.headers['content-length'] ?? Number.NaN);
@@ -185,6 +192,15 @@ function tooLarge(seen: number, declared: number, maxBytes: number): ModelDownlo
     : new ModelDownloadError('PW_MODEL_SIZE_MISMATCH', `download is larger than the ${declared} bytes the desired entry states`);
 }
 
+/** Milliseconds from a Retry-After header (seconds or an HTTP date), or null. */
+export function parseRetryAfter(value: string | undefined, now = Date.now()): number | null {
+  const v = value?.trim();
+  if (!v) return null;
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? null : Math.max(0, at - now);
+}
+
 function contentRangeStart(res: IncomingMessage): number {
   const m = /^bytes (\d+)-/.exec(String(res.headers['content-range'] ?? ''));
   return m ? Number(m[1]) : -1;
@@ -194,7 +210,17 @@ function toDownloadError(err: unknown, href: string): ModelDownloadError {
   if (err instanceof ModelDownloadError) return err;
   const e = err as NodeJS.ErrnoException;
   if (e.name === 'AbortError') return new ModelDownloadError('PW_MODEL_DOWNLOAD_ABORTED', 'download cancelled (a newer desired model replaced it)');
-  // A certificate the agent does not trust will not fix itself: refused, not retried.
-  const tls = /CERT|TLS|SSL|SELF_SIGNED|VERIFY|ISSUER/i.test(String(e.code ?? ''));
-  return new ModelDownloadError(tls ? 'PW_MODEL_TLS' : 'PW_MODEL_NETWORK', `cannot download ${safeUrl(href)}: ${e.code ?? e.message}`, !tls);
+  const code = String(e.code ?? '');
+  const tls = /CERT|TLS|SSL|SELF_SIGNED|VERIFY|ISSUER/i.test(code);
+  // A certificate the agent does not trust will not fix itself: refused, not retried. One outside its
+  // validity dates by the gateway's clock may: a clock set by NTP after a wrong boot, a certificate renewed.
+  const dates = CERT_DATES[code];
+  const detail = dates ? `${code} (${dates})` : (e.code ?? e.message);
+  return new ModelDownloadError(tls ? 'PW_MODEL_TLS' : 'PW_MODEL_NETWORK', `cannot download ${safeUrl(href)}: ${detail}`, !tls || dates !== undefined);
 }
+
+/** TLS errors about a certificate's validity dates, as the gateway's clock sees them. */
+const CERT_DATES: Record<string, string> = {
+  CERT_NOT_YET_VALID: "the server's certificate is not valid yet by this gateway's clock",
+  CERT_HAS_EXPIRED: "the server's certificate has expired by this gateway's clock",
+};

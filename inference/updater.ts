@@ -13,7 +13,7 @@ import type { BackoffPolicy } from './backoff.js';
 import { backoffDelay } from './backoff.js';
 import { ModelDownloadError, safeUrl } from './download.js';
 import { LoadedModel } from './model.js';
-import type { ModelStore } from './model-store.js';
+import { ModelStoreError, type ModelStore } from './model-store.js';
 import type { ModelManager, ModelRef } from './models.js';
 import { ConcurrencyLimit, SerialQueue } from './serial.js';
 import { checkVersion, validateModel, type RecentByPump } from './validate.js';
@@ -55,6 +55,9 @@ interface KeyJob {
   abort: AbortController | null;
   done: Promise<void>;
 }
+
+/** A server's Retry-After beyond this is not trusted further. */
+const MAX_RETRY_AFTER_MS = 3_600_000;
 
 const yieldToBatches = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
@@ -236,14 +239,23 @@ export class ModelUpdater {
   private failed(key: string, entry: DesiredModel, ref: ModelRef, shadow: boolean, err: unknown, aborted: boolean): void {
     if (aborted) return; // superseded or deleted: the key's job runs again with the desired map as it is now
     const reason = (err as Error).message;
-    if (err instanceof ModelDownloadError && err.transient) {
+    // A download that may work later, or verified bytes this agent could not store (disk full): tried again, never refused.
+    if ((err instanceof ModelDownloadError && err.transient) || (err instanceof ModelStoreError && err.code === 'PW_MODEL_STORE_IO')) {
       const attempt = (this.retries.get(key)?.attempt ?? 0) + 1;
-      const delay = backoffDelay(this.deps.retry ?? { baseMs: 30_000, capMs: 15 * 60_000 }, attempt);
-      const timer = setTimeout(() => this.kick(), delay);
+      // Never sooner than the server's Retry-After (trusted up to an hour).
+      const retryAfter = err instanceof ModelDownloadError ? Math.min(err.retryAfterMs ?? 0, MAX_RETRY_AFTER_MS) : 0;
+      const delay = Math.max(backoffDelay(this.deps.retry ?? { baseMs: 30_000, capMs: 15 * 60_000 }, attempt), retryAfter);
+      const timer = setTimeout(() => {
+        // The timer decides that the retry is due: Node counts whole milliseconds of its own clock,
+        // so it may fire up to 1 ms before the monotonic clock reaches `at`, and the retry must not be skipped then.
+        const r = this.retries.get(key);
+        if (r?.timer === timer) r.at = Number.NEGATIVE_INFINITY;
+        this.kick();
+      }, delay);
       timer.unref();
       this.retries.set(key, { attempt, at: this.now() + delay, timer });
       this.deps.manager.markDownloading(key, entry.version, `${reason}; next attempt in ${Math.ceil(delay / 1000)} s`, shadow);
-      this.log('warn', 'model download failed; will retry', { model: key, version: entry.version, reason, retryInMs: delay });
+      this.log('warn', err instanceof ModelStoreError ? 'model could not be stored; will retry' : 'model download failed; will retry', { model: key, version: entry.version, reason, retryInMs: delay });
       return;
     }
     this.clearRetry(key);

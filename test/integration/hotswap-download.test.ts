@@ -44,6 +44,24 @@ describe('downloadModel', () => {
     expect(https.requests.length).toBe(before);
   });
 
+  it('tries a server certificate not valid yet by the gateway clock again later, as a transient failure, and downloads once it is valid', async () => {
+    // A gateway that booted with its clock behind (or a certificate renewed early) sees this until NTP
+    // sets the clock; a refusal would hold until the cloud sent another model.
+    const early = await ModelServer.start({ certValidFrom: new Date(Date.now() + 24 * 3600 * 1000) });
+    try {
+      const entry = early.add('m.onnx', bytes, 'dl-1');
+      const err = await failure(downloadModel(entry, { ...base, ca: early.ca!, attempts: 1 }));
+      expect(err).toMatchObject({ code: 'PW_MODEL_TLS', transient: true });
+      expect(err.message).toBe(`cannot download ${early.baseUrl}/models/m.onnx: CERT_NOT_YET_VALID (the server's certificate is not valid yet by this gateway's clock)`);
+
+      await early.useValidCertificate();
+      const got = await downloadModel(entry, { ...base, ca: early.ca! });
+      expect(Buffer.compare(Buffer.from(got), Buffer.from(bytes))).toBe(0);
+    } finally {
+      await early.stop();
+    }
+  });
+
   it('refuses plain http:// unless insecure URLs are allowed', async () => {
     const entry = http.add('m.onnx', bytes, 'dl-1');
     const err = await failure(downloadModel(entry, base));
@@ -59,6 +77,25 @@ describe('downloadModel', () => {
     expect(err).toMatchObject({ code: 'PW_MODEL_HTTP_STATUS', transient: true });
     expect(retries).toEqual([1, 2]);
     expect(http.requests.filter((r) => r.path === '/models/busy.onnx')).toHaveLength(3);
+  });
+
+  it('waits at least the Retry-After of a throttling server before it tries again', async () => {
+    const entry = http.add('throttled.onnx', bytes, 'dl-1', { kind: 'status', status: 429, retryAfter: '1', times: 1 });
+    const delays: number[] = [];
+    const backoff = { baseMs: 5, capMs: 60_000 }; // the first retry would come after 3 to 5 ms
+    const got = await downloadModel(entry, { ...base, allowInsecure: true, backoff, onRetry: (_n, _e, ms) => delays.push(ms) });
+
+    expect(got).toHaveLength(bytes.length);
+    expect(delays).toHaveLength(1);
+    expect(delays[0]).toBeGreaterThanOrEqual(1000);
+  });
+
+  it('leaves a Retry-After longer than its backoff cap to its caller, at once, instead of holding a download slot', async () => {
+    const entry = http.add('busy-long.onnx', bytes, 'dl-1', { kind: 'status', status: 503, retryAfter: '120' });
+    const err = await failure(downloadModel(entry, { ...base, allowInsecure: true }));
+
+    expect(err).toMatchObject({ code: 'PW_MODEL_HTTP_STATUS', transient: true, retryAfterMs: 120_000 });
+    expect(http.requests.filter((r) => r.path === '/models/busy-long.onnx')).toHaveLength(1);
   });
 
   it('does not retry a 403, and keeps the SAS token out of the message', async () => {

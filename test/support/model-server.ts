@@ -1,6 +1,7 @@
 /**
  * A real model download server on 127.0.0.1 (port 0) for hot-swap tests: plain HTTP, or HTTPS
- * with a self-signed CA made at start-up. Serves registered files with Range support, and can
+ * with a self-signed CA made at start-up (optionally with a server certificate not valid yet, as a
+ * gateway whose clock is behind sees it, replaced by a valid one on demand). Serves registered files with Range support, and can
  * misbehave on purpose: answer a status, send fewer bytes than promised, cut the connection
  * half-way once, stream more than it announced, or hang half-way.
  */
@@ -8,11 +9,13 @@ import { createHash } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { generate } from 'selfsigned';
 import { makeTlsMaterial } from '../../agent/local-hub/certs.js';
 
 export type Behaviour =
   | { kind: 'ok' }
-  | { kind: 'status'; status: number }
+  /** Answers `status` (with `retryAfter` as its Retry-After header), to the first `times` requests only when given. */
+  | { kind: 'status'; status: number; retryAfter?: string; times?: number }
   /** Sends only the first `bytes` bytes, with a matching Content-Length. */
   | { kind: 'truncate'; bytes: number }
   /** The first request sends `bytes` bytes of a full-length response, then cuts the connection. */
@@ -26,6 +29,8 @@ interface Entry {
   bytes: Uint8Array;
   behaviour: Behaviour;
   dropped: boolean;
+  /** Requests answered so far. */
+  served: number;
 }
 
 export class ModelServer {
@@ -40,27 +45,42 @@ export class ModelServer {
     readonly ca: string | null,
   ) {}
 
-  static async start(opts: { https?: boolean } = {}): Promise<ModelServer> {
+  /** With `certValidFrom`: https whose server certificate is valid only from that date (see `useValidCertificate`). */
+  static async start(opts: { https?: boolean; certValidFrom?: Date } = {}): Promise<ModelServer> {
     let ca: string | null = null;
+    let issue: ModelServer['issue'] = null;
     let server: http.Server | https.Server;
-    let holder: ModelServer | null = null;
-    const handler = (req: IncomingMessage, res: ServerResponse): void => holder!.handle(req, res);
-    if (opts.https) {
+    if (opts.certValidFrom) {
+      const authority = await makeAuthority();
+      ca = authority.ca;
+      issue = authority.issue;
+      server = https.createServer(await issue(opts.certValidFrom));
+    } else if (opts.https) {
       const tls = await makeTlsMaterial();
       ca = tls.ca;
-      server = https.createServer({ key: tls.key, cert: tls.cert }, handler);
+      server = https.createServer({ key: tls.key, cert: tls.cert });
     } else {
-      server = http.createServer(handler);
+      server = http.createServer();
     }
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const port = (server.address() as AddressInfo).port;
-    holder = new ModelServer(server, `${opts.https ? 'https' : 'http'}://127.0.0.1:${port}`, ca);
+    const holder = new ModelServer(server, `${ca === null ? 'http' : 'https'}://127.0.0.1:${port}`, ca);
+    holder.issue = issue;
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => holder.handle(req, res));
     return holder;
+  }
+
+  private issue: ((validFrom: Date) => Promise<{ key: string; cert: string }>) | null = null;
+
+  /** A server started with `certValidFrom` gets a certificate valid from now on (new connections use it). */
+  async useValidCertificate(): Promise<void> {
+    if (!this.issue) throw new Error('useValidCertificate needs a server started with certValidFrom');
+    (this.server as https.Server).setSecureContext(await this.issue(new Date(Date.now() - 60_000)));
   }
 
   /** Serves `bytes` at `/models/<name>`; returns the desired entry that points at it. */
   add(name: string, bytes: Uint8Array, version: string, behaviour: Behaviour = { kind: 'ok' }): { version: string; url: string; sha256: string; size: number } {
-    this.files.set(`/models/${name}`, { bytes, behaviour, dropped: false });
+    this.files.set(`/models/${name}`, { bytes, behaviour, dropped: false, served: 0 });
     return { version, url: `${this.baseUrl}/models/${name}?sv=2024&sig=secret`, sha256: sha256(bytes), size: bytes.length };
   }
 
@@ -84,7 +104,9 @@ export class ModelServer {
     }
     const b = entry.behaviour;
     const body = Buffer.from(entry.bytes);
-    if (b.kind === 'status') res.writeHead(b.status).end();
+    const answered = entry.served++;
+    if (b.kind === 'status' && (b.times === undefined || answered < b.times)) res.writeHead(b.status, b.retryAfter ? { 'retry-after': b.retryAfter } : {}).end();
+    else if (b.kind === 'status') this.serveRange(req, res, body);
     else if (b.kind === 'truncate') res.writeHead(200, { 'content-length': b.bytes }).end(body.subarray(0, b.bytes));
     else if (b.kind === 'hang') {
       this.hangs.add(res);
@@ -116,4 +138,36 @@ export class ModelServer {
 
 export function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** A throw-away CA that issues loopback server certificates valid from a given date, for a week after it. */
+async function makeAuthority(): Promise<{ ca: string; issue: (validFrom: Date) => Promise<{ key: string; cert: string }> }> {
+  const week = 7 * 24 * 3600 * 1000;
+  const root = await generate([{ name: 'commonName', value: 'PumpWatch model server test CA' }], {
+    keyType: 'ec',
+    algorithm: 'sha256',
+    notBeforeDate: new Date(Date.now() - week),
+    notAfterDate: new Date(Date.now() + 4 * week),
+    extensions: [
+      { name: 'basicConstraints', cA: true, critical: true },
+      { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
+    ],
+  });
+  const issue = async (validFrom: Date): Promise<{ key: string; cert: string }> => {
+    const leaf = await generate([{ name: 'commonName', value: 'localhost' }], {
+      keyType: 'ec',
+      algorithm: 'sha256',
+      notBeforeDate: validFrom,
+      notAfterDate: new Date(validFrom.getTime() + week),
+      ca: { key: root.private, cert: root.cert },
+      extensions: [
+        { name: 'basicConstraints', cA: false },
+        { name: 'keyUsage', digitalSignature: true, keyEncipherment: true },
+        { name: 'extKeyUsage', serverAuth: true },
+        { name: 'subjectAltName', altNames: [{ type: 7 as const, ip: '127.0.0.1' }, { type: 2 as const, value: 'localhost' }] },
+      ],
+    });
+    return { key: leaf.private, cert: leaf.cert };
+  };
+  return { ca: root.cert, issue };
 }
