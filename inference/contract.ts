@@ -26,6 +26,13 @@ export const META_KEYS = {
   metrics: 'pumpwatch.metrics',
 } as const;
 
+/**
+ * The longest window a model may ask for. The agent keeps a window of readings per pump and builds
+ * batches of windows to validate and score; a model claiming millions would have it allocate
+ * gigabytes. 1 000 readings is over 16 minutes at 1 Hz (the trainer's algorithms use 10).
+ */
+export const MAX_WINDOW = 1000;
+
 export interface ModelMetadata {
   contract: 1;
   features: string[];
@@ -103,8 +110,8 @@ export function parseModelMetadata(props: Record<string, string>): ModelMetadata
   }
   const windowText = get(META_KEYS.window);
   const window = Number(windowText);
-  if (!Number.isInteger(window) || window < 1) {
-    throw new ModelContractError(`model metadata "${META_KEYS.window}" must be an integer >= 1, got "${windowText}"`);
+  if (!Number.isInteger(window) || window < 1 || window > MAX_WINDOW) {
+    throw new ModelContractError(`model metadata "${META_KEYS.window}" must be an integer from 1 to ${MAX_WINDOW}, got "${windowText}"`);
   }
   const thresholdText = get(META_KEYS.threshold);
   const threshold = Number(thresholdText);

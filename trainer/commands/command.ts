@@ -40,10 +40,11 @@ export function requireString(command: string, value: unknown, flag: string): st
   return value;
 }
 
-export function optionalInteger(value: unknown, flag: string, min: number): number | undefined {
+export function optionalInteger(value: unknown, flag: string, min: number, max?: number): number | undefined {
   if (value === undefined) return undefined;
   const n = typeof value === 'string' && /^\d+$/.test(value.trim()) ? Number(value) : NaN;
-  if (!Number.isSafeInteger(n) || n < min) throw new UsageError(`${flag} must be an integer >= ${min}, got "${String(value)}"`);
+  const range = max === undefined ? `>= ${min}` : `from ${min} to ${max}`;
+  if (!Number.isSafeInteger(n) || n < min || (max !== undefined && n > max)) throw new UsageError(`${flag} must be an integer ${range}, got "${String(value)}"`);
   return n;
 }
 

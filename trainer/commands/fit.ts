@@ -1,4 +1,5 @@
 /** `pumpwatch-trainer fit`: train on a local CSV and write a contract-1 ONNX model. */
+import { MAX_WINDOW } from '../../inference/contract.js';
 import { ALGORITHM_NAMES, DEFAULT_ALGORITHM } from '../algorithms/index.js';
 import { loadCsv } from '../csv.js';
 import { findCounters } from '../data/counters.js';
@@ -60,7 +61,7 @@ export const fitCommand: Command = {
       trainRows: optionalInteger(v['train-rows'], '--train-rows', 1),
       source,
       algorithm: typeof v.algo === 'string' ? v.algo : undefined,
-      window: optionalInteger(v.window, '--window', 1),
+      window: optionalInteger(v.window, '--window', 1, MAX_WINDOW),
       version,
     });
     await writeAtomically(out, result.bytes, 'the model');

@@ -1,4 +1,5 @@
 /** `pumpwatch-trainer train`: the cloud job for one source (train/pipeline.ts). */
+import { MAX_WINDOW } from '../../inference/contract.js';
 import { ALGORITHM_NAMES, DEFAULT_ALGORITHM } from '../algorithms/index.js';
 import { DRIFT_DEFAULTS } from '../drift/compare.js';
 import { formatAgentView } from '../eval/as-agent.js';
@@ -92,7 +93,7 @@ export function trainRequest(command: string, v: TrainValues, source: string, no
     margin: optionalNumber(v.margin, '--margin', 0, 1) ?? TRAIN_DEFAULTS.margin,
     seed: optionalInteger(v.seed, '--seed', 0) ?? TRAIN_DEFAULTS.seed,
     algorithm: typeof v.algo === 'string' ? v.algo : undefined,
-    window: optionalInteger(v.window, '--window', 1),
+    window: optionalInteger(v.window, '--window', 1, MAX_WINDOW),
     version: v.version === undefined ? undefined : requireVersion('train', v.version),
     allowOlder: v['allow-older'] === true,
     exclude: optionalList(v.exclude),
