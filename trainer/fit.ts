@@ -11,6 +11,7 @@ import { ALGORITHM_NAMES, DEFAULT_ALGORITHM, findAlgorithm } from './algorithms/
 import type { CsvTable } from './csv.js';
 import { FitError, UsageError } from './errors.js';
 import { encodeModel } from './onnx/model.js';
+import { segmentBounds } from './windows.js';
 
 export const TRAINER_VERSION = '0.1.0';
 export const DEFAULT_SOURCE = 'default';
@@ -41,7 +42,11 @@ export function algorithmNamed(name: string): Algorithm {
   return algorithm;
 }
 
-export function fitTable(table: CsvTable, options: FitOptions = {}): FitResult {
+/**
+ * Fits on the first `trainRows` rows of a table. `segmentStarts` (from `train`'s cleaning: pauses
+ * and rows left out) keeps windows from spanning a gap; a CSV given to `fit` is one run.
+ */
+export function fitTable(table: CsvTable & { segmentStarts?: readonly number[] }, options: FitOptions = {}): FitResult {
   const algoName = options.algorithm ?? DEFAULT_ALGORITHM;
   const algorithm = algorithmNamed(algoName);
   const window = options.window ?? algorithm.defaultWindow;
@@ -51,7 +56,8 @@ export function fitTable(table: CsvTable, options: FitOptions = {}): FitResult {
   if (trainRows > table.rows.length) throw new FitError(`${trainRows} training rows asked for, but the data has only ${table.rows.length} rows`);
   const rows = table.rows.slice(0, trainRows);
   const timestamps = table.timestamps.slice(0, trainRows);
-  const model = algorithm.fit({ features: table.features, rows, window });
+  const segmentStarts = segmentBounds(table.segmentStarts, trainRows).map(([from]) => from);
+  const model = algorithm.fit({ features: table.features, rows, window, segmentStarts });
   // Checked after the algorithm's own minimum of rows. A longer window: every training window was
   // padded with the first row, and the agent would score nothing until that many readings came.
   if (window > trainRows) throw new FitError(`window ${window} is longer than the ${trainRows} training rows: no training row has a whole window of readings`);
@@ -59,7 +65,7 @@ export function fitTable(table: CsvTable, options: FitOptions = {}): FitResult {
   const first = timestamps.reduce((a, b) => Math.min(a, b));
   const last = timestamps.reduce((a, b) => Math.max(a, b));
   const trainedAt = new Date(last).toISOString();
-  const version = options.version ?? defaultVersion(trainedAt, dataHash(table.features, rows, timestamps, { algoName, window, source }));
+  const version = options.version ?? defaultVersion(trainedAt, dataHash(table.features, rows, timestamps, { algoName, window, source, ...(segmentStarts.length > 1 ? { segmentStarts } : {}) }));
   const metadata: ModelMetadata = {
     contract: CONTRACT_VERSION,
     features: [...model.features],

@@ -12,6 +12,12 @@ export interface TrainingSet {
   rows: readonly Float64Array[];
   /** Readings per window (>= 1); the score is for the last reading of each window. */
   window: number;
+  /**
+   * Rows that start a new run (a pause in the readings, or rows left out before it), ascending;
+   * absent or `[0]`: one run. No window spans a start, as the agent never scores a window that
+   * reaches back across a pause.
+   */
+  segmentStarts?: readonly number[];
 }
 
 /**

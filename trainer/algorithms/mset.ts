@@ -27,7 +27,8 @@ import { FitError } from '../errors.js';
 import { normalQuantile } from '../linalg/normal.js';
 import { lowerBound } from '../linalg/stats.js';
 import type { Algorithm, TrainedModel, TrainingSet } from './algorithm.js';
-import { columnMeans, horizonScale, rowOf, windowMeans, type Flat } from './horizon.js';
+import { segmentBounds } from '../windows.js';
+import { columnMeans, horizonScale, rowOf, segmentWindowMeans, type Flat } from './horizon.js';
 import { MsetModel } from './mset-model.js';
 import { MSET_ALGORITHM, MSET_RELATIONS_ALGORITHM, type MsetParams } from './mset-params.js';
 import { fitRelations } from './relations.js';
@@ -60,8 +61,8 @@ export const msetAlgorithm = (options: Partial<MsetOptions> = {}): Algorithm => 
 export function fitMset(set: TrainingSet, options: MsetOptions): TrainedModel {
   const n = set.features.length;
   if (set.rows.length < MIN_ROWS) throw new FitError(`MSET needs at least ${MIN_ROWS} training rows, got ${set.rows.length}`);
-  const fullCount = set.rows.length - (set.window - 1);
-  const means = windowMeans(set.rows, set.window, fullCount >= Math.max(MIN_ROWS, 2 * n) ? set.window - 1 : 0);
+  const fullCount = segmentBounds(set.segmentStarts, set.rows.length).reduce((a, [from, to]) => a + Math.max(0, to - from - (set.window - 1)), 0);
+  const means = segmentWindowMeans(set.rows, set.window, set.segmentStarts, fullCount >= Math.max(MIN_ROWS, 2 * n));
   const centre = columnMeans(means);
   const horizon = horizonScale(means, { window: set.window, trainRows: set.rows.length, horizon: options.horizonSpans * set.rows.length });
   const varies = (f: number) => (horizon.scale[f] as number) > 1e-12 * Math.max(1, Math.abs(centre[f] as number));

@@ -39,7 +39,7 @@ import type { Algorithm, TrainedModel, TrainingSet } from './algorithm.js';
 import { FitError } from '../errors.js';
 import { symmetricEigen } from '../linalg/jacobi.js';
 import { columnMeans, columnStds, covariance, quantile } from '../linalg/stats.js';
-import { slidingWindows } from '../windows.js';
+import { segmentBounds, segmentWindows } from '../windows.js';
 import { PcaModel, statistics } from './pca-model.js';
 import { PCA_ALGORITHM, type PcaParams } from './pca-params.js';
 
@@ -70,9 +70,8 @@ export const pcaAlgorithm = (options: Partial<PcaOptions> = {}): Algorithm => ({
 export function fitPca(set: TrainingSet, options: PcaOptions): TrainedModel {
   const n = set.features.length;
   if (set.rows.length < MIN_ROWS) throw new FitError(`PCA needs at least ${MIN_ROWS} training rows, got ${set.rows.length}`);
-  const all = slidingWindows(set.rows, set.window);
-  const full = all.slice(set.window - 1);
-  const windows = full.length >= Math.max(MIN_ROWS, 2 * n) ? full : all;
+  const full = segmentWindows(set.rows, set.window, set.segmentStarts, true);
+  const windows = full.length >= Math.max(MIN_ROWS, 2 * n) ? full : segmentWindows(set.rows, set.window, set.segmentStarts, false);
   const means = windows.map((w) => columnMeans(w));
   const mean = columnMeans(means);
   const std = columnStds(means, mean);
@@ -87,7 +86,7 @@ export function fitPca(set: TrainingSet, options: PcaOptions): TrainedModel {
   const discarded = eigen.values.slice(k);
   const sigma2 = Math.max(MIN_RESIDUAL_VARIANCE, discarded.reduce((a, b) => a + Math.max(0, b), 0) / Math.max(1, discarded.length));
   const kept = eigen.vectors.slice(0, k);
-  const allowance = driftAllowance(set.rows);
+  const allowance = driftAllowance(set.rows, set.segmentStarts);
   // Parameters are rounded to float32 now, as the ONNX graph stores them, so that the in-memory
   // scorer (and the limit) use exactly the exported model.
   const params: PcaParams = {
@@ -140,9 +139,12 @@ function envelopeOf(means: readonly Float64Array[], n: number): Pick<PcaParams, 
 }
 
 /** 1 / min(1, von Neumann ratio) per feature, from the training rows in time order. */
-export function driftAllowance(rows: readonly Float64Array[]): Float64Array {
+export function driftAllowance(rows: readonly Float64Array[], starts?: readonly number[]): Float64Array {
   const n = rows[0]?.length ?? 0;
-  const diffs = rows.slice(1).map((row, i) => row.map((v, j) => v - ((rows[i] as Float64Array)[j] as number)));
+  // Steps within a run only: the step across a pause is not the reading-to-reading change.
+  const diffs = segmentBounds(starts, rows.length).flatMap(([from, to]) =>
+    rows.slice(from + 1, to).map((row, i) => row.map((v, j) => v - ((rows[from + i] as Float64Array)[j] as number))),
+  );
   if (diffs.length < 2) return new Float64Array(n).fill(1);
   const level = columnStds(rows, columnMeans(rows));
   const step = columnStds(diffs, columnMeans(diffs));

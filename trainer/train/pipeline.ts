@@ -119,7 +119,7 @@ export async function trainSource(container: ContainerClient, req: TrainRequest,
   const trainRows = trainIdx.map((i) => cleaned.series.rows[i] as Float64Array);
   // A copy when the live model keeps features the challenger leaves out (never in place: these rows are the cleaned data's).
   const trainSet = withoutFeatures({ features: cleaned.series.features, timestamps: trainIdx.map((i) => cleaned.series.timestamps[i] as number), rows: trainRows }, loaded.leftOutButKept);
-  const fit = fitRange(req, { ...trainSet, timestampColumn: 'ts', ignoredColumns: [] });
+  const fit = fitRange(req, { ...trainSet, timestampColumn: 'ts', ignoredColumns: [], segmentStarts: trainSegmentStarts(trainIdx, cleaned.segmentStarts) });
   progress.stage('comparing with the live model');
   // Synthetic faults only in the features the challenger may use: the others were left out on purpose.
   const std = columnStds(trainRows, columnMeans(trainRows)).map((sd, f) => (loaded.leftOutButKept.includes(cleaned.series.features[f] as string) ? 0 : sd));
@@ -274,6 +274,15 @@ function constantFeaturesOf(metrics: Record<string, unknown>): string[] {
 }
 
 /** The challenger; rows no model can be fitted on (no feature varies) are a data problem of the range, like too few rows. */
+/**
+ * Where the training rows start a new run: at a pause or a hole the cleaning left (its segment
+ * starts), and where labelled fault rows were left out between two training rows.
+ */
+export function trainSegmentStarts(trainIdx: readonly number[], cleanedStarts: readonly number[]): number[] {
+  const startsRun = new Set(cleanedStarts);
+  return trainIdx.flatMap((row, k) => (k === 0 || startsRun.has(row) || row !== (trainIdx[k - 1] as number) + 1 ? [k] : []));
+}
+
 function fitRange(req: TrainRequest, table: Parameters<typeof fitTable>[0]): ReturnType<typeof fitTable> {
   try {
     return fitTable(table, { source: req.source, algorithm: req.algorithm, window: req.window, version: req.version });
