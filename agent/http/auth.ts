@@ -1,12 +1,56 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { isIP } from 'node:net';
 import { HttpError } from './errors.js';
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
+/** Methods a cross-site page can send without a preflight, and that change nothing here. */
+const SAFE_METHODS = new Set(['GET', 'HEAD']);
 
 export function isLoopback(req: IncomingMessage): boolean {
   const addr = req.socket.remoteAddress ?? '';
   return LOOPBACK.has(addr) || addr.startsWith('127.') || addr.startsWith('::ffff:127.');
+}
+
+/** The host name of a Host header (`gw:8080` → `gw`, `[::1]:8080` → `::1`), lower case; null when unreadable. */
+function hostName(host: string): string | null {
+  try {
+    return new URL(`http://${host}`).hostname.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A name a DNS-rebinding page cannot own: `localhost` or an IP address. Without a token the data
+ * answers loopback clients only, and a browser on the gateway is one: a page of another site whose
+ * name was re-pointed at 127.0.0.1 would otherwise read and write it as its own origin.
+ */
+function isLocalName(req: IncomingMessage): boolean {
+  const host = req.headers.host;
+  if (host === undefined) return true; // HTTP/1.0 without Host: not a browser
+  const name = hostName(host);
+  return name !== null && (name === 'localhost' || isIP(name) !== 0);
+}
+
+/**
+ * Refuses a request that changes something (POST) sent by a page of another origin: a browser
+ * sends such a "simple" request (text/plain body, no preflight) to any address, even with no token
+ * configured, where it would otherwise be trusted as a loopback client. Clients that are not
+ * browsers (sensor modules, curl) send no Origin and are not affected.
+ */
+export function checkOrigin(req: IncomingMessage): void {
+  const origin = req.headers.origin;
+  if (origin === undefined || SAFE_METHODS.has(req.method ?? 'GET')) return;
+  let sameHost = false;
+  try {
+    sameHost = origin !== 'null' && new URL(origin).host.toLowerCase() === (req.headers.host ?? '').toLowerCase();
+  } catch {
+    // not a URL: not this origin
+  }
+  if (!sameHost) {
+    throw new HttpError(403, 'PW_CROSS_ORIGIN', `${req.method} from a page of another origin (${origin.slice(0, 200)}) is refused: only the gateway's own page may change data`);
+  }
 }
 
 /** Constant-time comparison of two secrets (hashing first makes the lengths equal). */
@@ -18,12 +62,21 @@ export function secretsEqual(a: string, b: string): boolean {
 
 /**
  * With a token configured, every protected route needs `Authorization: Bearer <token>`.
- * Without one, protected routes answer loopback clients only.
+ * Without one, protected routes answer loopback clients only, addressed by `localhost` or an IP.
  */
 export function authorize(req: IncomingMessage, token: string | undefined): void {
   if (token === undefined) {
-    if (isLoopback(req)) return;
-    throw new HttpError(403, 'PW_FORBIDDEN', 'no status token is configured, so data endpoints answer only on the gateway itself (loopback); set PUMPWATCH_STATUS_TOKEN to allow remote access');
+    if (!isLoopback(req)) {
+      throw new HttpError(403, 'PW_FORBIDDEN', 'no status token is configured, so data endpoints answer only on the gateway itself (loopback); set PUMPWATCH_STATUS_TOKEN to allow remote access');
+    }
+    if (!isLocalName(req)) {
+      throw new HttpError(
+        403,
+        'PW_FORBIDDEN',
+        `no status token is configured, so data endpoints answer only when the gateway is addressed as localhost or by IP address, not as ${(req.headers.host ?? '').slice(0, 200)} (a protection against DNS rebinding); open http://127.0.0.1:<port>/ or set PUMPWATCH_STATUS_TOKEN`,
+      );
+    }
+    return;
   }
   const header = req.headers.authorization ?? '';
   const match = /^Bearer\s+(.+)$/i.exec(header);

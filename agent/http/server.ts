@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../logger.js';
-import { authorize } from './auth.js';
+import { authorize, checkOrigin } from './auth.js';
 import { HttpError, toHttpError } from './errors.js';
 
 export interface RouteContext {
@@ -89,6 +89,7 @@ export class StatusServer {
     try {
       const url = new URL(req.url ?? '/', 'http://localhost');
       const { route, params } = this.match(req.method ?? 'GET', url.pathname);
+      checkOrigin(req);
       if (!route.public) authorize(req, this.options.token);
       const reply = await route.handler({ req, res, url, params });
       if ('stream' in reply) return;
@@ -138,13 +139,20 @@ export class StatusServer {
     }
     const headers: Record<string, string> = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' };
     if (e.extra.wwwAuthenticate) headers['www-authenticate'] = 'Bearer realm="pumpwatch"';
-    // A body over the limit was not read to its end: close the connection rather than drain it.
-    if (e.status === 413) headers.connection = 'close';
+    // A body not read to its end (over the limit, stalled, or refused before reading: 401, 403,
+    // 404): close the connection rather than drain it, or a client could stream for minutes.
+    const unread = !req.complete && hasBody(req);
+    if (unread) headers.connection = 'close';
     res.writeHead(e.status, headers);
     const { wwwAuthenticate: _w, ...extra } = e.extra;
     res.end(JSON.stringify({ code: e.code, error: e.message, ...extra }));
-    if (e.status === 413) res.once('finish', () => req.destroy());
+    if (unread) res.once('finish', () => req.destroy());
   }
+}
+
+/** Whether the request announced a body (a request without one is complete once its headers are). */
+function hasBody(req: IncomingMessage): boolean {
+  return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
 }
 
 function decodePathSegment(segment: string): string | null {

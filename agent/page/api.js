@@ -56,10 +56,19 @@ async function errorOf(res) {
       ? new ApiError('auth', 'That status token is wrong. Enter the token configured on this gateway.', code)
       : new ApiError('auth', 'This gateway needs its status token. Enter it to continue.', code);
   }
+  if (res.status === 403 && code === 'PW_CROSS_ORIGIN') {
+    return new ApiError('forbidden', `The gateway refused a change sent from another page: ${body?.error ?? 'HTTP 403'}`, code);
+  }
   if (res.status === 403) {
+    // Without a token the agent answers only on the gateway itself, opened by localhost or an IP
+    // address (a name could be a DNS-rebinding site's): say which of the two stood in the way.
+    const host = location.hostname.replace(/^\[|\]$/g, '');
+    const localName = host === 'localhost' || /^[\d.]+$/.test(host) || host.includes(':');
     return new ApiError(
       'forbidden',
-      'This gateway has no status token set, so it only answers on the gateway itself. Ask an administrator to set PUMPWATCH_STATUS_TOKEN, then sign in with it.',
+      localName
+        ? 'This gateway has no status token set, so it only answers on the gateway itself. Ask an administrator to set PUMPWATCH_STATUS_TOKEN, then sign in with it.'
+        : `This gateway has no status token set, so it answers only when this page is opened on the gateway itself as http://127.0.0.1:${location.port || '80'}/ or http://localhost:${location.port || '80'}/, not by the name ${host}. Open it that way, or ask an administrator to set PUMPWATCH_STATUS_TOKEN and sign in with it.`,
       code,
     );
   }
