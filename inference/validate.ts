@@ -10,13 +10,20 @@ import { FeatureWindow } from './window.js';
 
 export class ModelValidationError extends Error {
   constructor(
-    readonly code: 'PW_MODEL_FEATURES_MISSING' | 'PW_MODEL_RUN_FAILED' | 'PW_MODEL_NON_FINITE' | 'PW_MODEL_VERSION_MISMATCH',
+    readonly code: 'PW_MODEL_FEATURES_MISSING' | 'PW_MODEL_RUN_FAILED' | 'PW_MODEL_NON_FINITE' | 'PW_MODEL_VERSION_MISMATCH' | 'PW_MODEL_TOO_SLOW',
     message: string,
   ) {
     super(message);
     this.name = 'ModelValidationError';
   }
 }
+
+/**
+ * The longest a model may take to score one window. onnxruntime-node runs a session on the agent's
+ * main thread, so a slow graph holds HTTP, sync and alerts while it runs: at 20 ms a window, 50
+ * readings a second would take the whole thread. The trainer's models take about 0.01 ms.
+ */
+export const MAX_MS_PER_WINDOW = 20;
 
 /** Windows scored per pump during validation (the most recent ones), and pumps at most: one small batch. */
 const WINDOWS_PER_PUMP = 8;
@@ -90,15 +97,40 @@ function buildWindows(model: LoadedModel, recent: RecentByPump): { input: Float3
 }
 
 async function runChecked(model: LoadedModel, input: Float32Array, batch: number, requireFinite: boolean): Promise<void> {
-  let scores: Float32Array;
-  try {
-    ({ scores } = await model.run(input, batch));
-  } catch (err) {
-    throw new ModelValidationError('PW_MODEL_RUN_FAILED', `model failed on a test batch of ${batch}: ${(err as Error).message}`);
+  const { scores } = await timedRun(model, input, batch);
+  if (requireFinite) {
+    const bad = scores.reduce((n, s) => (Number.isFinite(s) ? n : n + 1), 0);
+    if (bad > 0) {
+      throw new ModelValidationError('PW_MODEL_NON_FINITE', `model gave ${bad} non-finite scores on ${batch} windows of recent readings`);
+    }
   }
-  if (!requireFinite) return;
-  const bad = scores.reduce((n, s) => (Number.isFinite(s) ? n : n + 1), 0);
-  if (bad > 0) {
-    throw new ModelValidationError('PW_MODEL_NON_FINITE', `model gave ${bad} non-finite scores on ${batch} windows of recent readings`);
+  // One window alone too: under light traffic a micro-batch holds one reading, and a graph's cost
+  // per run (not per window) is what the main thread waits for then.
+  if (batch > 1) await timedRun(model, input.subarray(0, input.length / batch), 1);
+}
+
+/**
+ * Runs a batch within the speed budget, up to three times while over it (the first run may pay
+ * for warming up, and a busy gateway may take the CPU away once): the fastest counts. Scores of the first run.
+ */
+async function timedRun(model: LoadedModel, input: Float32Array, batch: number): Promise<{ scores: Float32Array }> {
+  let first: { scores: Float32Array } | null = null;
+  let fastest = Number.POSITIVE_INFINITY;
+  for (let attempt = 0; attempt < 3 && fastest > MAX_MS_PER_WINDOW * batch; attempt++) {
+    const started = performance.now();
+    try {
+      const result = await model.run(input, batch);
+      first ??= result;
+    } catch (err) {
+      throw new ModelValidationError('PW_MODEL_RUN_FAILED', `model failed on a test batch of ${batch}: ${(err as Error).message}`);
+    }
+    fastest = Math.min(fastest, performance.now() - started);
   }
+  if (fastest > MAX_MS_PER_WINDOW * batch) {
+    throw new ModelValidationError(
+      'PW_MODEL_TOO_SLOW',
+      `model took ${(fastest / batch).toFixed(1)} ms per window on a test batch of ${batch} (at most ${MAX_MS_PER_WINDOW} ms: the agent scores on its main thread, which a slower model would hold from HTTP, sync and alerts)`,
+    );
+  }
+  return first as { scores: Float32Array };
 }

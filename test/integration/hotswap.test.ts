@@ -13,7 +13,7 @@ import { createModelUpdater } from '../../agent/edge/model-updates.js';
 import { createLogger } from '../../agent/logger.js';
 import { Agent } from '../../agent/main.js';
 import type { ModelUpdater } from '../../inference/updater.js';
-import { alwaysNanModel, extraFeatureModel, modelWithoutMetadata, nanBelowModel, wrongInputShapeModel } from '../support/broken-models.js';
+import { alwaysNanModel, extraFeatureModel, modelWithoutMetadata, nanBelowModel, slowModel, wrongInputShapeModel } from '../support/broken-models.js';
 import { ModelServer, sha256 } from '../support/model-server.js';
 import { makeModel, normalValues, rng } from '../support/models.js';
 
@@ -119,6 +119,7 @@ describe('model hot-swap from the desired models', () => {
     ['a model with the wrong input shape', () => server.add('v7.onnx', wrongInputShapeModel('v7'), 'v7'), /input "features" dimension 2 is 5, the metadata says 3/],
     ['a model that outputs NaN on recent readings', () => server.add('v8.onnx', alwaysNanModel('v8'), 'v8'), /non-finite scores on \d+ windows of recent readings/],
     ['a model needing a feature the pumps do not send', () => server.add('v9.onnx', extraFeatureModel('v9'), 'v9'), /needs "Vibration", which pump-[ab] does not send/],
+    ['a model too slow to score on the main thread', () => server.add('slow.onnx', slowModel('slow-1'), 'slow-1'), /^model took \d+\.\d ms per window on a test batch of \d+ \(at most 20 ms: the agent scores on its main thread/],
     ['a 404', () => ({ ...server.add('v10.onnx', makeModel({ version: 'v10' }), 'v10'), url: `${server.baseUrl}/models/missing.onnx` }), /answered HTTP 404/],
     ['a file over the size limit', () => server.add('v11.onnx', Buffer.alloc(MAX_BYTES + 1, 7), 'v11'), /is \d+ bytes, over the limit of 65536 bytes/],
     ['a download longer than its entry says', () => { const bytes = makeModel({ version: 'v12' }); return server.add('v12.onnx', bytes, 'v12', { kind: 'overflow', extra: 10 }); }, /larger than the \d+ bytes the desired entry states/],

@@ -64,3 +64,20 @@ export function extraFeatureModel(version: string): Uint8Array {
   const features = [...TEST_FEATURES, 'Vibration'];
   return encodeModel(sqrtGraph(features.length, 1, 0), { metadata: metadataToProps(meta(version, { features })), producerVersion: 'test' });
 }
+
+/**
+ * A model that scores 0 but multiplies two size × size matrices per run, built from the input so
+ * that onnxruntime cannot fold it away at load: a graph that takes a long time per run.
+ */
+export function slowModel(version: string, size = 2000): Uint8Array {
+  const g = new GraphBuilder('pumpwatch_test_slow');
+  const x = g.input(INPUT_NAME, ['batch', 1, TEST_FEATURES.length]);
+  const level = g.op('ReduceMean', [x], { axes: ints([0, 1, 2]), keepdims: int(0) }, 'level');
+  const big = g.op('Expand', [level, g.int64Const('big_shape', [2], [size, size])], {}, 'big');
+  const total = g.op('ReduceSum', [g.op('MatMul', [big, big], {}, 'product')], { keepdims: int(0) }, 'total');
+  const perWindow = g.op('ReduceMean', [x], { axes: ints([1, 2]), keepdims: int(0) }, 'per_window');
+  const zero = g.floatConst('zero', [], [0]);
+  g.node('Add', [g.op('Mul', [perWindow, zero], {}, 'zeros'), g.op('Mul', [total, zero], {}, 'nothing')], [OUTPUT_NAME]);
+  g.output(OUTPUT_NAME, ['batch']);
+  return encodeModel(g, { metadata: metadataToProps(meta(version)), producerVersion: 'test' });
+}
