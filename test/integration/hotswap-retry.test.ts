@@ -4,18 +4,17 @@
  * fires, and a model the agent could not store (disk full), or whose server certificate is not
  * valid yet by the gateway's clock, is tried again instead of refused.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { loadConfig } from '../../agent/config.js';
-import { createLogger } from '../../agent/logger.js';
-import { Agent } from '../../agent/main.js';
+import type { Agent } from '../../agent/main.js';
 import { downloadModel } from '../../inference/download.js';
 import { ModelUpdater, type DesiredModel } from '../../inference/updater.js';
+import { startTestAgent, type TestAgent } from '../support/agent.js';
 import { ModelServer } from '../support/model-server.js';
 import { makeModel, normalValues, rng } from '../support/models.js';
 
+let t: TestAgent;
 let dir: string;
 let server: ModelServer;
 let agent: Agent;
@@ -39,15 +38,10 @@ function makeUpdater(monotonic?: () => number, ca?: string): ModelUpdater {
 }
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'pumpwatch-retry-'));
-  writeFileSync(join(dir, 'bundled.onnx'), makeModel({ version: 'bundled-1' }));
   server = await ModelServer.start();
-  const config = loadConfig({
-    PUMPWATCH_DATA_DIR: join(dir, 'data'), PUMPWATCH_HTTP_PORT: '0', PUMPWATCH_SIMULATE: '0', PUMPWATCH_SYNC: 'off',
-    PUMPWATCH_HUB: 'off', PUMPWATCH_ALLOW_INSECURE_MODEL_URLS: '1',
-  });
-  agent = new Agent({ config, logger: createLogger('silent'), defaultModelPath: join(dir, 'bundled.onnx') });
-  await agent.start();
+  t = await startTestAgent({ PUMPWATCH_ALLOW_INSECURE_MODEL_URLS: '1' }, { model: makeModel({ version: 'bundled-1' }) });
+  agent = t.agent;
+  dir = t.dir;
 });
 
 afterEach(async () => {
@@ -56,9 +50,8 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  await agent?.stop();
+  await t?.stop();
   await server?.stop();
-  rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
 });
 
 async function scoredBy(pumpId: string): Promise<string | null> {
