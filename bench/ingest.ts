@@ -26,7 +26,7 @@ import type { Reading } from '../buffer/types.js';
 import { InferenceEngine } from '../inference/engine.js';
 import { LoadedModel } from '../inference/model.js';
 import { agentMemorySampler, formatMemory } from './memory.js';
-import { benchModel, fmt, percentile, rssSampler, simulatedReadings } from './support.js';
+import { benchModel, fmt, pacedLatencies, percentile, rssSampler, simulatedReadings } from './support.js';
 
 if (process.argv.includes('--help')) {
   console.log(`bench/ingest: readings/s, latency and the agent's memory (see the header of bench/ingest.ts).
@@ -88,7 +88,14 @@ async function rawCeiling(): Promise<number> {
       for (let k = 0; k < n; k++) {
         const r = readings[off + k]!;
         const s = out.scores[k]!;
-        insertRow(insert, { pumpId: r.pumpId, ts: r.ts, receivedAt: r.ts, values: r.values, score: s, anomaly: s > model.meta.threshold, modelVersion: 'bench', imputed: false, unscoredReason: null });
+        const anomaly = s > model.meta.threshold;
+        // An anomaly row carries its per-feature contributions, as the agent stores it (same work).
+        let contributions: Record<string, number> | null = null;
+        if (anomaly && out.contributions) {
+          contributions = {};
+          for (let f = 0; f < features.length; f++) contributions[features[f]!] = out.contributions[k * features.length + f]!;
+        }
+        insertRow(insert, { pumpId: r.pumpId, ts: r.ts, receivedAt: r.ts, values: r.values, score: s, anomaly, modelVersion: 'bench', imputed: false, unscoredReason: null, contributions });
       }
     })();
   }
@@ -132,25 +139,19 @@ async function inProcessThroughput(): Promise<{ rate: number; p50: number; p99: 
   return { rate, p50: percentile(latencies, 50), p99: percentile(latencies, 99), anomalyShare: anomalies / TOTAL };
 }
 
-/** Paced at `rate` readings/s (a tick every 10 ms): latency from ingest call to commit, per reading. */
+/**
+ * Paced at `rate` readings/s (a tick every 10 ms): latency per reading from when its tick was due
+ * to its commit (bench/support.ts `pacedLatencies`: a tick delayed by a blocked event loop counts
+ * its wait).
+ */
 async function pacedLatency(rate: number, seconds: number): Promise<{ p50: number; p99: number; max: number }> {
   const { buffer, engine, pipeline } = pipelineParts(`paced-${rate}`);
   engine.setModel('default', await LoadedModel.fromBytes(modelBytes, 'bench'));
   const perTick = Math.max(1, Math.round(rate / 100));
-  const latencies: number[] = [];
-  const pending: Promise<void>[] = [];
-  let off = 0;
-  const start = performance.now();
-  for (let tick = 0; tick < seconds * 100; tick++) {
-    const due = start + tick * 10;
-    const wait = due - performance.now();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    const chunk = readings.slice(off % (TOTAL - perTick), (off % (TOTAL - perTick)) + perTick).map((r) => ({ ...asJson(r), ts: Date.now() }));
-    off += perTick;
-    const s = performance.now();
-    pending.push(pipeline.ingest(chunk, 'bench').then(() => void latencies.push(performance.now() - s)));
-  }
-  await Promise.all(pending);
+  const latencies = await pacedLatencies(seconds * 100, 10, (tick) => {
+    const off = (tick * perTick) % (TOTAL - perTick);
+    return pipeline.ingest(readings.slice(off, off + perTick).map((r) => ({ ...asJson(r), ts: Date.now() })), 'bench');
+  });
   buffer.close();
   latencies.sort((a, b) => a - b);
   return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies[latencies.length - 1]! };
@@ -174,41 +175,46 @@ async function httpThroughput() {
     stdio: 'ignore',
   });
   const base = `http://127.0.0.1:${port}`;
-  for (let i = 0; ; i++) {
-    try {
-      if ((await fetch(`${base}/readyz`)).status === 200) break;
-    } catch {
-      // not listening yet
+  // Whatever happens below, the agent (a child process: it would outlive this one) and Azurite stop.
+  const exited = new Promise((r) => agent.once('exit', r));
+  try {
+    for (let i = 0; ; i++) {
+      try {
+        if ((await fetch(`${base}/readyz`)).status === 200) break;
+      } catch {
+        // not listening yet
+      }
+      if (i > 300) throw new Error('agent did not become ready');
+      await new Promise((r) => setTimeout(r, 100));
     }
-    if (i > 300) throw new Error('agent did not become ready');
-    await new Promise((r) => setTimeout(r, 100));
+    const total = Math.min(TOTAL, 300_000);
+    const bodies: string[] = [];
+    for (let off = 0; off < total; off += 1000) bodies.push(JSON.stringify(readings.slice(off, off + 1000).map(asJson)));
+    const memory = agentMemorySampler(agent.pid!, base);
+    const idle = await memory.sample();
+    const latencies: number[] = [];
+    let next = 0;
+    const t0 = performance.now();
+    const worker = async () => {
+      while (next < bodies.length) {
+        const body = bodies[next++]!;
+        const s = performance.now();
+        const res = await fetch(`${base}/readings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+        if (res.status !== 202) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
+        await res.arrayBuffer();
+        latencies.push(performance.now() - s);
+      }
+    };
+    await Promise.all(Array.from({ length: 4 }, worker));
+    const rate = total / ((performance.now() - t0) / 1000);
+    const mem = await memory.stop();
+    latencies.sort((a, b) => a - b);
+    return { rate, p50: percentile(latencies, 50), p99: percentile(latencies, 99), idle, ...mem };
+  } finally {
+    if (agent.exitCode === null && agent.signalCode === null) agent.kill('SIGTERM');
+    await exited;
+    await azurite?.stop();
   }
-  const total = Math.min(TOTAL, 300_000);
-  const bodies: string[] = [];
-  for (let off = 0; off < total; off += 1000) bodies.push(JSON.stringify(readings.slice(off, off + 1000).map(asJson)));
-  const memory = agentMemorySampler(agent.pid!, base);
-  const idle = await memory.sample();
-  const latencies: number[] = [];
-  let next = 0;
-  const t0 = performance.now();
-  const worker = async () => {
-    while (next < bodies.length) {
-      const body = bodies[next++]!;
-      const s = performance.now();
-      const res = await fetch(`${base}/readings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
-      if (res.status !== 202) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
-      await res.arrayBuffer();
-      latencies.push(performance.now() - s);
-    }
-  };
-  await Promise.all(Array.from({ length: 4 }, worker));
-  const rate = total / ((performance.now() - t0) / 1000);
-  const mem = await memory.stop();
-  agent.kill('SIGTERM');
-  await new Promise((r) => agent.once('exit', r));
-  await azurite?.stop();
-  latencies.sort((a, b) => a - b);
-  return { rate, p50: percentile(latencies, 50), p99: percentile(latencies, 99), idle, ...mem };
 }
 
 /**
@@ -221,6 +227,14 @@ function settle(): void {
 }
 
 async function main(): Promise<void> {
+  try {
+    await phases();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function phases(): Promise<void> {
   const rss = rssSampler();
   console.log(`bench/ingest: ${fmt(TOTAL)} simulated readings, ${PUMPS} pumps, 8 features, micro-batches up to ${BATCH}, synchronous=FULL, onnxruntime ${ort.env.versions.common} (1 intra-op thread), model ${ALGO ? `${ALGO} fitted on one simulated pump` : 'the bundled default'}`);
   // Best of two runs: the first one also pays for JIT warm-up and a cold file system.
@@ -245,7 +259,6 @@ async function main(): Promise<void> {
   console.log('  (the V8 heap counts committed pages, some never touched, so "other native" can read low; worker threads\' heaps are in it)');
   rss.stop();
   console.log(`(peak RSS of the bench process itself, with ${fmt(TOTAL)} readings in memory and the in-process runs: ${fmt(rss.peak())} MB)`);
-  rmSync(dir, { recursive: true, force: true });
 }
 
 await main();

@@ -1,4 +1,5 @@
 /** Shared helpers of the benchmarks: timing, percentiles, RSS sampling, simulated data, a model. */
+import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PumpSimulator, SIMULATED_FEATURES } from '../agent/simulator.js';
@@ -16,12 +17,63 @@ export function fmt(n: number, digits = 0): string {
   return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 }
 
-/** Samples this process's RSS every 50 ms; `peak()` gives the highest value seen (MB). */
+/** The kernel's peak RSS of this process (VmHWM, Linux) in MB, or NaN where /proc is not there. */
+function kernelPeakMb(): number {
+  try {
+    const kb = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
+    return kb === undefined ? Number.NaN : Number(kb) / 1024;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/**
+ * This process's peak RSS from now on (MB). On Linux the kernel's peak (VmHWM) is reset here and
+ * read at `peak()`, so a peak reached while the event loop is blocked (a synchronous fit, a big
+ * transaction) counts; sampling every 50 ms misses those. Elsewhere, the sampled peak.
+ */
 export function rssSampler(): { peak: () => number; stop: () => void } {
+  let kernel = false;
+  try {
+    writeFileSync('/proc/self/clear_refs', '5'); // 5: reset the peak RSS to the current RSS
+    kernel = Number.isFinite(kernelPeakMb());
+  } catch {
+    kernel = false;
+  }
   let peak = process.memoryUsage.rss();
   const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 50);
   timer.unref();
-  return { peak: () => Math.max(peak, process.memoryUsage.rss()) / 1024 / 1024, stop: () => clearInterval(timer) };
+  let stopped: number | null = null;
+  const now = (): number => Math.max(peak / 1024 / 1024, process.memoryUsage.rss() / 1024 / 1024, kernel ? kernelPeakMb() : 0);
+  return {
+    peak: () => stopped ?? now(),
+    stop: () => {
+      clearInterval(timer);
+      stopped = now();
+    },
+  };
+}
+
+/**
+ * Paced submissions: tick `i` is due `i * tickMs` after the start; `submit(i)` resolves when tick
+ * i's readings are committed. Latency counts from when the tick was due, not from when the event
+ * loop got round to submitting it: a loop blocked by the previous commit delays the readings that
+ * arrive meanwhile, and that wait is part of their reading-to-commit time (no coordinated omission).
+ * A timer that fires a little early counts from the submission.
+ */
+export async function pacedLatencies(ticks: number, tickMs: number, submit: (tick: number) => Promise<unknown>): Promise<number[]> {
+  const latencies: number[] = [];
+  const pending: Promise<void>[] = [];
+  const start = performance.now();
+  for (let tick = 0; tick < ticks; tick++) {
+    const due = start + tick * tickMs;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const from = Math.min(due, performance.now());
+    pending.push(submit(tick).then(() => void latencies.push(performance.now() - from)));
+  }
+  await Promise.all(pending);
+  return latencies;
 }
 
 /** `n` simulated readings from `pumps` pumps, interleaved, with timestamps near now. */
