@@ -19,7 +19,7 @@ Options:
   --seed S                       integer seed; the same seed gives the same file (default 1)
   --pump ID                      pump id (default sim-pump-1)
   --faults none|random           inject random faults (default random)
-  --mean-fault-interval-min M    mean minutes between random faults (default 180)
+  --mean-fault-interval-min M    mean minutes from the end of a random fault to the next (default 180)
   --start ISO                    time of the first reading (default 2026-01-01T00:00:00Z)
   --period-ms MS                 time between readings (default 1000)
   --help                         show this help

@@ -38,9 +38,14 @@ export interface SimulatorOptions {
   startTs: number;
   /** Time between readings (ms); default 1000. */
   periodMs?: number;
-  /** `random`: about one fault per `meanFaultIntervalMs` of simulated time. Default `none`. */
+  /**
+   * `random`: a fault starts 10 min (or `meanFaultIntervalMs`, when shorter) plus on average
+   * `meanFaultIntervalMs` after the previous one ended: one fault per that interval plus 10 min
+   * plus a fault's length, on average.
+   * Default `none`.
+   */
   faults?: 'none' | 'random' | FaultPlan[];
-  /** Mean gap between random faults (ms); default 3 hours. */
+  /** Mean gap from the end of one random fault to the start of the next (ms); default 3 hours. */
   meanFaultIntervalMs?: number;
 }
 
