@@ -43,6 +43,8 @@ export class EdgeRuntime {
   private twin: Twin | null = null;
   /** Full twin reads the transport completed (see connected()). */
   private twinReads = 0;
+  /** Whether the transport could hold acknowledgements; asked at the first connection. */
+  private transportHooked: (() => boolean) | null = null;
   private timers: NodeJS.Timeout[] = [];
   private readonly log: Logger;
 
@@ -141,7 +143,9 @@ export class EdgeRuntime {
       backoff: this.opts.connectBackoff,
     });
     this.connection.start();
-    if (!transport.ackAfterCommit()) this.log.warn('the SDK transport could not be hooked: input messages are acknowledged on receipt, not after commit');
+    // Known once a client exists: under IoT Edge the SDK builds it (and its transport) only after the
+    // trust bundle came back from the workload socket, after start() returned.
+    this.transportHooked = () => transport.ackAfterCommit();
     this.every(this.opts.stateReportMs ?? 60_000, () => this.reporter.changed());
     this.every(30_000, () => this.alerts.flush());
   }
@@ -176,6 +180,10 @@ export class EdgeRuntime {
    * with the delta itself for a patch: only the deltas go to TwinSync.
    */
   private async connected(client: ModuleClient): Promise<void> {
+    if (this.transportHooked && !this.transportHooked()) {
+      this.log.warn('the SDK transport could not be hooked: input messages are acknowledged on receipt, not after commit');
+    }
+    this.transportHooked = null; // said once, at the first connection
     const readsBefore = this.twinReads;
     this.twinSync.beginRead();
     let twin: Twin;

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent } from '../../agent/main.js';
 import { loadConfig, type Config } from '../../agent/config.js';
-import { createLogger } from '../../agent/logger.js';
+import { createLogger, type Logger } from '../../agent/logger.js';
 import { makeModel } from './models.js';
 
 export interface TestAgent {
@@ -31,10 +31,11 @@ export function testAgentConfig(dataDir: string, env: Record<string, string> = {
 }
 
 /**
+ * `logger`: where the agent logs (default: its configured level, none in tests).
  * `hubCa`: the local hub's CA certificate (`hub.ca`), written into the agent's folder and given to
  * its IoT Edge client as EdgeModuleCACertificateFile (the hub's TLS is self-signed).
  */
-export async function startTestAgent(env: Record<string, string> = {}, opts: { model?: Uint8Array; clock?: () => number; hubCa?: string } = {}): Promise<TestAgent> {
+export async function startTestAgent(env: Record<string, string> = {}, opts: { model?: Uint8Array; clock?: () => number; hubCa?: string; logger?: Logger } = {}): Promise<TestAgent> {
   const dir = mkdtempSync(join(tmpdir(), 'pumpwatch-test-'));
   const modelPath = join(dir, 'default-model.onnx');
   writeFileSync(modelPath, opts.model ?? makeModel());
@@ -43,7 +44,7 @@ export async function startTestAgent(env: Record<string, string> = {}, opts: { m
     env = { EdgeModuleCACertificateFile: join(dir, 'hub-ca.pem'), ...env };
   }
   const config = testAgentConfig(join(dir, 'data'), env);
-  const agent = new Agent({ config, logger: createLogger(config.logLevel), defaultModelPath: modelPath, clock: opts.clock });
+  const agent = new Agent({ config, logger: opts.logger ?? createLogger(config.logLevel), defaultModelPath: modelPath, clock: opts.clock });
   await agent.start();
   const addr = agent.httpAddress()!;
   return {
