@@ -31,6 +31,21 @@ COPY package.json package-lock.json .npmrc ./
 RUN npm ci --omit=dev --ignore-scripts \
  && npm rebuild better-sqlite3 onnxruntime-node \
  && npm cache clean --force
+# Only what runs on this platform goes to the image: onnxruntime-node ships its binaries for every
+# OS and CPU (about 220 MB for macOS, Windows and the other Linux CPU), better-sqlite3's build
+# leaves the SQLite sources and object files next to its addon (about 25 MB). (/bin/sh: POSIX only;
+# test/unit/deployment.test.ts runs this line on a mock tree.)
+RUN keep="$(node -p 'process.platform + "/" + process.arch')" \
+ && for d in node_modules/onnxruntime-node/bin/napi-v*/*/*; do case "$d" in */"$keep") ;; *) rm -rf "$d" ;; esac; done \
+ && find node_modules/onnxruntime-node/bin -mindepth 1 -type d -empty -delete \
+ && sq=node_modules/better-sqlite3 \
+ && mv "$sq/build/Release/better_sqlite3.node" "$sq/better_sqlite3.node.keep" \
+ && rm -rf "$sq/build" "$sq/deps" "$sq/src" \
+ && mkdir -p "$sq/build/Release" \
+ && mv "$sq/better_sqlite3.node.keep" "$sq/build/Release/better_sqlite3.node"
+# A native module that does not load fails the build here, not the gateway (the runtime stage is
+# the same Debian, slim).
+RUN node -e "const D = require('better-sqlite3'); new D(':memory:').close(); require('onnxruntime-node')"
 
 FROM node:${NODE_VERSION}-trixie-slim
 # MALLOC_ARENA_MAX and the node flag of the ENTRYPOINT are the agent's (agent/node-flags.ts: less RSS).

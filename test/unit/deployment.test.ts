@@ -4,8 +4,10 @@
  * config defaults and with the input/output names the code uses.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CONFIG_KEYS, loadConfig, TWIN_SETTINGS } from '../../agent/config.js';
 import { ALERTS_OUTPUT } from '../../agent/edge/alerts.js';
@@ -13,6 +15,8 @@ import { SECTION_NAMES, parseModels, parseSection } from '../../agent/edge/desir
 import { READINGS_INPUT } from '../../agent/edge/inputs.js';
 import { AGENT_ENV, AGENT_NODE_FLAGS } from '../../agent/node-flags.js';
 import { packageRoot } from '../../agent/paths.js';
+import { parseShard, trainAllCommand } from '../../trainer/commands/train-all.js';
+import { EXIT } from '../../trainer/errors.js';
 
 const root = packageRoot();
 
@@ -71,6 +75,54 @@ describe('Dockerfile', () => {
     expect(argsOf('ENV', instructions.filter((i) => i.stage === depsStage))).toContain('ONNXRUNTIME_NODE_INSTALL=skip');
   });
 
+  it('keeps only the native binaries of the image\'s platform (the deps stage\'s prune, run on a mock tree)', () => {
+    const depsStage = instructions.find((i) => i.op === 'RUN' && /npm ci --omit=dev/.test(i.args))!.stage;
+    const prune = instructions.find((i) => i.stage === depsStage && i.op === 'RUN' && i.args.includes('onnxruntime-node/bin'));
+    expect(prune, 'a RUN in the deps stage that prunes node_modules/onnxruntime-node/bin').toBeDefined();
+    const here = `${process.platform}/${process.arch}`;
+    const platforms = [...new Set(['linux/x64', 'linux/arm64', 'darwin/x64', 'darwin/arm64', 'win32/x64', 'win32/arm64', here])];
+    const files = [
+      ...platforms.map((p) => `onnxruntime-node/bin/napi-v6/${p}/onnxruntime_binding.node`),
+      'onnxruntime-node/dist/index.js',
+      'better-sqlite3/package.json',
+      'better-sqlite3/lib/index.js',
+      'better-sqlite3/src/better_sqlite3.cpp',
+      'better-sqlite3/deps/sqlite3/sqlite3.c',
+      'better-sqlite3/build/Release/better_sqlite3.node',
+      'better-sqlite3/build/Release/test_extension.node',
+      'better-sqlite3/build/Release/obj.target/better_sqlite3/src/better_sqlite3.o',
+      'better-sqlite3/build/deps/sqlite3.a',
+    ];
+    const dir = mkdtempSync(join(tmpdir(), 'pw-prune-'));
+    try {
+      for (const f of files) {
+        mkdirSync(dirname(join(dir, 'node_modules', f)), { recursive: true });
+        writeFileSync(join(dir, 'node_modules', f), f);
+      }
+      // Docker runs a shell-form RUN with /bin/sh -c (dash on Debian).
+      const r = spawnSync('/bin/sh', ['-c', prune!.args], { cwd: dir, encoding: 'utf8' });
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      const walk = (d: string): string[] =>
+        readdirSync(d).flatMap((f) => (statSync(join(d, f)).isDirectory() ? (readdirSync(join(d, f)).length ? walk(join(d, f)) : [`${relative(join(dir, 'node_modules'), join(d, f))}/`]) : [relative(join(dir, 'node_modules'), join(d, f))]));
+      expect(walk(join(dir, 'node_modules')).sort()).toEqual(
+        [
+          `onnxruntime-node/bin/napi-v6/${here}/onnxruntime_binding.node`,
+          'onnxruntime-node/dist/index.js',
+          'better-sqlite3/package.json',
+          'better-sqlite3/lib/index.js',
+          'better-sqlite3/build/Release/better_sqlite3.node',
+        ].sort(),
+      );
+      expect(readFileSync(join(dir, 'node_modules', 'better-sqlite3/build/Release/better_sqlite3.node'), 'utf8')).toBe('better-sqlite3/build/Release/better_sqlite3.node');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // After the prune, the build stops unless both native modules load on the image itself.
+    const check = instructions.findIndex((i) => i.stage === depsStage && i.op === 'RUN' && /require\('better-sqlite3'\)/.test(i.args) && /require\('onnxruntime-node'\)/.test(i.args));
+    expect(check).toBeGreaterThan(instructions.indexOf(prune!));
+  });
+
   it('runs as a user that is not root', () => {
     const user = argsOf('USER').at(-1);
     expect(user).toBeDefined();
@@ -114,6 +166,34 @@ describe('Dockerfile', () => {
     }
     const ignored = readFileSync(join(root, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim());
     expect(ignored).toEqual(expect.arrayContaining(['node_modules', 'data', '.git', 'dist']));
+  });
+});
+
+describe('.dockerignore', () => {
+  /** Docker's matching, for the patterns used here: anchored at the context root, `*` within a name, `**` any depth. */
+  const patterns = readFileSync(join(root, '.dockerignore'), 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
+  const toRegExp = (p: string) => {
+    const body = p
+      .split('/')
+      .map((seg) => (seg === '**' ? '\0' : seg.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*')))
+      .join('/')
+      .replace(/\0\//g, '(?:.*/)?')
+      .replace(/\0/g, '.*');
+    return new RegExp(`^${body}(?:/.*)?$`);
+  };
+  const ignored = (path: string) => patterns.some((p) => toRegExp(p).test(path));
+
+  it('sends the page files the status endpoint serves, and not its README or screenshot', () => {
+    expect(ignored('README.md')).toBe(true);
+    expect(ignored('node_modules/x/index.js')).toBe(true);
+    expect(ignored('agent/page/app.js')).toBe(false);
+    const sent = readdirSync(join(root, 'agent', 'page')).filter((f) => !ignored(`agent/page/${f}`));
+    // agent/http/page-routes.ts: index.html, and /page/<name>.(js|css|svg).
+    for (const f of sent) expect(f, f).toMatch(/^(index\.html|[a-z0-9][a-z0-9-]*\.(js|css|svg))$/);
+    expect(sent).toEqual(expect.arrayContaining(['index.html', 'app.js', 'style.css', 'icon.svg']));
   });
 });
 
@@ -172,6 +252,17 @@ describe('IoT Edge deployment manifest', () => {
     expect(parseSection('sync', { logLevel: 'debug' })).toEqual({ error: expect.stringMatching(/^sync\.logLevel: unknown setting \(known: intervalSeconds, .*slowRetrySeconds\)$/) });
   });
 
+  it('sets only environment variables the agent reads, and createOptions within IoT Edge\'s 4 KB per field', () => {
+    const known = Object.values(CONFIG_KEYS).map((k) => k.env);
+    for (const name of Object.keys(pumpwatch.env)) expect(known, name).toContain(name);
+    const modules = { ...agentDesired.systemModules, ...agentDesired.modules } as Record<string, { settings: { createOptions: string } }>;
+    for (const [name, m] of Object.entries(modules)) {
+      // Longer options must be split into createOptions01, 02, …; these are not.
+      expect(m.settings.createOptions.length, name).toBeLessThanOrEqual(4096);
+      expect(() => JSON.parse(m.settings.createOptions), name).not.toThrow();
+    }
+  });
+
   it('holds no secret: credentials and tokens are placeholders', () => {
     const text = JSON.stringify(manifest);
     expect(text).not.toMatch(/SharedAccessKey=|sig=/);
@@ -179,6 +270,89 @@ describe('IoT Edge deployment manifest', () => {
       const secret = Object.values(CONFIG_KEYS).some((k) => 'secret' in k && k.secret && pumpwatch.env[k.env] === v);
       if (secret) expect(v.value).toMatch(/^\$\{[A-Z_]+\}$/);
     }
+  });
+});
+
+describe('Kubernetes trainer jobs (deployment/k8s)', () => {
+  // js-yaml (a devDependency) has no types of its own.
+  const yaml = createRequire(import.meta.url)('js-yaml') as { load: (text: string) => any };
+  const job = yaml.load(readFileSync(join(root, 'deployment', 'k8s', 'trainer-indexed-job.yaml'), 'utf8'));
+  const cron = yaml.load(readFileSync(join(root, 'deployment', 'k8s', 'trainer-cronjob.yaml'), 'utf8'));
+  const spec = job.spec;
+  const pod = spec.template.spec;
+  const container = pod.containers[0];
+  const args = container.args as string[];
+  const shardArg = args[args.indexOf('--shard') + 1]!;
+
+  it('is an Indexed Job with as many completions as shards, each pod its own shard', () => {
+    expect(job).toMatchObject({ apiVersion: 'batch/v1', kind: 'Job' });
+    expect(spec.completionMode).toBe('Indexed');
+    expect(shardArg).toMatch(/^index\/\d+$/);
+    const shards = Number(shardArg.split('/')[1]);
+    expect(spec.completions).toBe(shards);
+    expect(spec.parallelism).toBeGreaterThan(0);
+    expect(spec.parallelism).toBeLessThanOrEqual(spec.completions);
+    for (let i = 0; i < spec.completions; i++) expect(parseShard(shardArg, { JOB_COMPLETION_INDEX: String(i) })).toEqual({ index: i, shards });
+  });
+
+  it('runs the trainer\'s train-all from the image with options it accepts', async () => {
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { bin: Record<string, string> };
+    expect(container.command).toEqual(['node', pkg.bin['pumpwatch-trainer']]);
+    expect(args[0]).toBe(trainAllCommand.name);
+    // Parsed as the pod would: past the options, --deploy first asks for the IoT Hub registry.
+    const reached = new Error('options parsed: the registry was asked for');
+    const ctx = {
+      env: { JOB_COMPLETION_INDEX: '0' },
+      container: () => {
+        throw reached;
+      },
+      registry: () => {
+        throw reached;
+      },
+      now: () => new Date('2026-12-05T02:00:00Z'),
+      isTTY: false,
+    };
+    await expect(trainAllCommand.run(args.slice(1), { out: () => {}, err: () => {} }, ctx as never)).rejects.toBe(reached);
+  });
+
+  it('retries a failed shard on its own, never a usage error, and does not count evictions', () => {
+    expect(pod.restartPolicy).toBe('Never');
+    expect(spec.backoffLimitPerIndex).toBeGreaterThan(0);
+    expect(spec.maxFailedIndexes).toBeLessThan(spec.completions);
+    const rules = spec.podFailurePolicy.rules as Array<Record<string, any>>;
+    expect(rules).toContainEqual({ action: 'FailIndex', onExitCodes: { containerName: container.name, operator: 'In', values: [EXIT.usage] } });
+    expect(rules).toContainEqual({ action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] });
+    expect(spec.activeDeadlineSeconds).toBeGreaterThan(0);
+  });
+
+  it('takes every credential from a Secret, under the names the trainer reads', () => {
+    const context = readFileSync(join(root, 'trainer', 'cloud', 'context.ts'), 'utf8');
+    for (const e of container.env as Array<{ name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } }>) {
+      if (e.name === 'NODE_OPTIONS') continue;
+      expect(context, e.name).toContain(`env.${e.name}`);
+      if (/CONNECTION_STRING|SAS|KEY|TOKEN/.test(e.name)) {
+        expect(e.value, e.name).toBeUndefined();
+        expect(e.valueFrom?.secretKeyRef, e.name).toMatchObject({ name: expect.any(String), key: expect.any(String) });
+      }
+    }
+  });
+
+  it('runs as the image\'s unprivileged user on a read-only root, with /tmp writable and memory for the heap it allows', () => {
+    expect(argsOf('USER')).toEqual(['node']); // uid 1000 in the official Node images
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000 });
+    expect(container.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
+    const tmp = container.volumeMounts.find((m: { mountPath: string }) => m.mountPath === '/tmp');
+    expect(pod.volumes.find((v: { name: string }) => v.name === tmp.name)).toHaveProperty('emptyDir');
+    const heapMi = Number(/--max-old-space-size=(\d+)/.exec(container.env.find((e: { name: string }) => e.name === 'NODE_OPTIONS').value)![1]);
+    const mi = (q: string) => Number(/^(\d+)(Mi|Gi)$/.exec(q)![1]) * (q.endsWith('Gi') ? 1024 : 1);
+    expect(mi(container.resources.requests.memory)).toBeGreaterThanOrEqual(heapMi);
+    expect(mi(container.resources.limits.memory)).toBeGreaterThan(heapMi);
+  });
+
+  it('runs the same Job every night, never two at once', () => {
+    expect(cron).toMatchObject({ apiVersion: 'batch/v1', kind: 'CronJob', spec: { concurrencyPolicy: 'Forbid' } });
+    const { ttlSecondsAfterFinished: _ttl, ...jobSpec } = spec;
+    expect(cron.spec.jobTemplate.spec).toEqual(jobSpec);
   });
 });
 
