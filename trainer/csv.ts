@@ -6,7 +6,9 @@
  * non-numeric cell is an error that names the line and the column, and so is a number with a
  * decimal comma (`1,5`), a number beyond the float32 range the models take, a quote left open and
  * a timestamp earlier than the row before it (windows and `--train-rows` follow the file's
- * order). Blank lines are skipped, and so is a separator that ends every line.
+ * order; local times without a zone may step back once by at most an hour, a clock set back at
+ * the end of daylight saving time). Blank lines are skipped, and so is a separator that ends every
+ * line.
  */
 import { readFile } from 'node:fs/promises';
 import { CsvError } from './errors.js';
@@ -39,6 +41,9 @@ const NUMBER = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 const DECIMAL_COMMA = /^[+-]?\d*,\d+(?:[eE][+-]?\d+)?$/;
 /** The largest magnitude of a float32, the models' input type (the agent refuses larger values too). */
 const FLOAT32_MAX = 3.4028234663852886e38;
+/** The largest step back of local times at the end of daylight saving time, and the least time between two. */
+const CLOCK_SET_BACK_MS = 3_600_000;
+const DAY_MS = 86_400_000;
 const DATE_TIME =
   /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(\.\d{1,9})?)?)?\s*(Z|[+-]\d{2}(?::?\d{2})?)?$/i;
 
@@ -98,7 +103,16 @@ export function parseCsv(text: string, options: CsvOptions = {}): CsvTable {
 }
 
 function detectSeparator(header: string, lineNumber: number): ',' | ';' {
-  const count = (sep: string) => splitCells(header, sep, lineNumber).length;
+  // Where a cell starts depends on the separator, and so whether a quote opens one: a header whose
+  // quote is left open when split at one separator counts as one cell for it, not as an error
+  // (splitting at the separator chosen still refuses a quote left open).
+  const count = (sep: string) => {
+    try {
+      return splitCells(header, sep, lineNumber).length;
+    } catch {
+      return 1;
+    }
+  };
   return count(';') > count(',') ? ';' : ',';
 }
 
@@ -128,8 +142,15 @@ function splitCells(line: string, separator: string, lineNumber: number): string
   return cells;
 }
 
-/** A decimal comma (or thousands separator) is refused by name: read as text, its column would silently not be a feature. */
+/**
+ * A decimal comma (or thousands separator) is refused by name: read as text, its column would
+ * silently not be a feature. A text column (a cell that is no number either way, and no number
+ * with a decimal point) is text that may hold a `1,5`: it is ignored as before.
+ */
 function checkDecimalPoint(lines: readonly Line[], index: number, column: string): void {
+  const text = (cell: string) => cell.trim() !== '' && !NUMBER.test(cell.trim()) && !DECIMAL_COMMA.test(cell.trim());
+  const numbers = lines.some((l) => NUMBER.test((l.cells[index] as string).trim()));
+  if (!numbers && lines.some((l) => text(l.cells[index] as string))) return;
   for (const line of lines) {
     const cell = line.cells[index] as string;
     if (cell.includes(',') && DECIMAL_COMMA.test(cell.trim())) {
@@ -138,12 +159,24 @@ function checkDecimalPoint(lines: readonly Line[], index: number, column: string
   }
 }
 
-/** Rows in time order (equal timestamps allowed): fit's windows and `--train-rows` take the file's order. */
+/**
+ * Rows in time order (equal timestamps allowed): fit's windows and `--train-rows` take the file's
+ * order. Local times without a zone step back at the end of daylight saving time (02:59 then
+ * 02:00): one step back of at most an hour is the clock set back, not rows out of order, unless
+ * another came less than a day before it (a file sorted newest first steps back at every row).
+ */
 function checkTimeOrder(lines: readonly Line[], timestamps: readonly number[], tsIndex: number, column: string): void {
+  let setBackAt = -Infinity;
   for (let i = 1; i < lines.length; i++) {
-    if ((timestamps[i] as number) >= (timestamps[i - 1] as number)) continue;
+    const step = (timestamps[i] as number) - (timestamps[i - 1] as number);
+    if (step >= 0) continue;
     const line = lines[i] as Line;
     const before = lines[i - 1] as Line;
+    const local = !hasZone(line.cells[tsIndex] as string) && !hasZone(before.cells[tsIndex] as string);
+    if (local && step >= -CLOCK_SET_BACK_MS && (timestamps[i - 1] as number) - setBackAt >= DAY_MS) {
+      setBackAt = timestamps[i - 1] as number;
+      continue;
+    }
     throw new CsvError(
       `line ${line.number}, column "${column}": "${line.cells[tsIndex] as string}" is earlier than "${before.cells[tsIndex] as string}" on line ${before.number}; ` +
         'sort the rows by time (windows and --train-rows follow the order of the file)',
@@ -197,6 +230,11 @@ export function parseTimestamp(cell: string, line: number, column: string): numb
     throw fail();
   }
   return utc - zoneOffsetMinutes(zone) * 60_000;
+}
+
+/** Whether a timestamp cell (already parsed) names its zone. */
+function hasZone(cell: string): boolean {
+  return DATE_TIME.exec(cell.trim())?.[8] !== undefined;
 }
 
 /** `Z`, or an offset of at most 23 hours and 59 minutes. */

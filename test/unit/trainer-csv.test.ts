@@ -142,9 +142,34 @@ describe('parseCsv', () => {
     ]);
   });
 
+  it('still ignores a text column in which a cell reads like a number with a decimal comma', () => {
+    // A note or a position ("1,5") among words is text, as it was before decimal commas were refused.
+    const t = parseCsv('timestamp,a,note\n2026-01-01T00:00:00Z,1,ok\n2026-01-01T00:00:01Z,2,"1,5"\n2026-01-01T00:00:02Z,3,valve shut\n');
+    expect(t.features).toEqual(['a']);
+    expect(t.ignoredColumns).toEqual(['note']);
+    expect(parseCsv('datetime;a;pos\n2020-01-01 00:00:00;1;1,5\n2020-01-01 00:00:01;2;bay 2\n').ignoredColumns).toEqual(['pos']);
+    // A column of numbers, some with a decimal comma (or a gap), is still refused by name.
+    expect(csvError('datetime;a;b\n2020-01-01 00:00:00;1;1,5\n2020-01-01 00:00:01;2;\n').message).toMatch(/^line 2, column "b": "1,5" is written with a comma/);
+    expect(csvError('datetime;a;b\n2020-01-01 00:00:00;1;2\n2020-01-01 00:00:01;2;1,5\n').message).toMatch(/^line 3, column "b": "1,5" is written with a comma/);
+  });
+
+  it('accepts local times without a zone that step back once at the end of daylight saving time', () => {
+    // Recorded in local time across the night the clocks went back: in the order of recording, not to be sorted.
+    const dst = 'timestamp,a\n2024-10-27 02:30:00,1\n2024-10-27 02:59:00,2\n2024-10-27 02:00:00,3\n2024-10-27 02:30:00,4\n2024-10-27 03:00:00,5\n';
+    expect(parseCsv(dst).rows.map((r) => r[0])).toEqual([1, 2, 3, 4, 5]);
+    // A year later, again.
+    expect(parseCsv(`${dst}2025-10-26 02:59:00,6\n2025-10-26 02:00:00,7\n`).rows).toHaveLength(7);
+    // Rows newest first step back at every row; more than an hour back, or with a zone, is out of order.
+    expect(csvError('timestamp,a\n2024-10-27 02:00:02,1\n2024-10-27 02:00:01,2\n2024-10-27 02:00:00,3\n').message).toMatch(/^line 4, column "timestamp": "2024-10-27 02:00:00" is earlier than "2024-10-27 02:00:01" on line 3/);
+    expect(csvError('timestamp,a\n2024-10-27 03:00:01,1\n2024-10-27 02:00:00,2\n').message).toMatch(/^line 3, column "timestamp"/);
+    expect(csvError('timestamp,a\n2024-10-27T02:59:00+01:00,1\n2024-10-27T02:00:00+01:00,2\n').message).toMatch(/^line 3, column "timestamp"/);
+  });
+
   it('refuses a quote that does not close on its line', () => {
     expect(csvError('timestamp,a\n2026-01-01T00:00:00Z,"1\n2026-01-01T00:00:01Z,2"\n').message).toBe('line 2: a quoted cell is not closed (a line break inside quotes is not supported)');
     expect(csvError('timestamp,"a\n2026-01-01T00:00:00Z,1\n').message).toMatch(/^line 1: a quoted cell is not closed/);
+    // Split at "," (the separator it is not), this ";" header has a quote left open; split at ";", none.
+    expect(parseCsv('datetime;Length, "inch;Temp\n2020-01-01 00:00:00;1;2\n').features).toEqual(['Length, "inch', 'Temp']);
   });
 
   it('refuses a zone offset beyond 23:59', () => {

@@ -8,6 +8,8 @@ import { fitMset, MSET_DEFAULTS } from '../../trainer/algorithms/mset.js';
 import type { MsetModel } from '../../trainer/algorithms/mset-model.js';
 import { driftAllowance } from '../../trainer/algorithms/pca.js';
 import { mulberry32 as rng } from '../../trainer/eval/criterion.js';
+import { FitError } from '../../trainer/errors.js';
+import { fitTable } from '../../trainer/fit.js';
 import { trainSegmentStarts } from '../../trainer/train/pipeline.js';
 import { segmentBounds, segmentWindows } from '../../trainer/windows.js';
 
@@ -59,6 +61,18 @@ describe('runs of training rows', () => {
     expect(withRuns[1]!).toBeCloseTo(driftAllowance(rows)[1]!, 1); // the steady feature: the same either way
     expect(withRuns[0]!).toBeGreaterThan(noiseOnly[0]!); // the level changed between runs: allowed for, from steps within runs
     expect(withRuns[0]!).toBeGreaterThan(driftAllowance(rows)[0]!); // the one jump counted as a step shrank it
+  });
+
+  it('refuses a window longer than every run, as it refuses one longer than the training rows', () => {
+    // 40 runs of 5 readings and a window of 10: every training window was padded, and the agent never scores a run that short.
+    const rows = twoRuns().slice(0, 200);
+    const table = { features: ['flow', 'temp'], rows, timestamps: rows.map((_, i) => i * 1000), timestampColumn: 'ts', ignoredColumns: [] };
+    const starts = rows.map((_, i) => i).filter((i) => i % 5 === 0);
+    expect(() => fitTable({ ...table, segmentStarts: starts }, { window: 10 })).toThrow(
+      new FitError('window 10 is longer than the longest run of the training rows (5 rows between pauses or left-out rows): no training row has a whole window of readings'),
+    );
+    // One run as long as the window is enough.
+    expect(fitTable({ ...table, segmentStarts: [...starts.filter((s) => s < 100), 110, 120] }, { window: 10 }).metadata.window).toBe(10);
   });
 
   it('starts a run of training rows at each pause the cleaning found and where labelled fault rows were left out', () => {
