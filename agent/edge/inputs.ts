@@ -58,8 +58,10 @@ export class InputHandler {
 
   attach(client: ModuleClient): void {
     client.on('inputMessage', (inputName: string, msg: Message) => {
+      // Emitted as the packet arrives, before the transport holds its PUBACK: the connection it came on.
+      const connection = this.deps.gate.connection;
       this.tail = this.tail.then(() =>
-        this.handle(client, inputName, msg).catch((err: unknown) => {
+        this.handle(client, inputName, msg, connection).catch((err: unknown) => {
           this.deps.logger.error({ err: { message: safeErrorMessage(err) } }, 'input message left unacknowledged');
         }),
       );
@@ -72,12 +74,12 @@ export class InputHandler {
     await this.tail;
   }
 
-  private async handle(client: ModuleClient, inputName: string, msg: Message): Promise<void> {
+  private async handle(client: ModuleClient, inputName: string, msg: Message, connection: number): Promise<void> {
     if (this.stopping.signal.aborted) return; // queued behind a message that was still failing: edgeHub keeps it
     const text = msg.getBytes().toString('utf8');
     const result = await this.store(inputName, text);
     if (result === null) return; // stopping: not acknowledged
-    this.deps.gate.release(msg.messageId);
+    this.deps.gate.release(msg.messageId, connection);
     await client.complete(msg).catch(() => undefined);
     this.deps.messages.inc(1, { result });
   }

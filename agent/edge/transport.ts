@@ -12,7 +12,8 @@
  * PUBACK (mqtt.js moves to the next packet when the callback gets an error, and sends nothing),
  * and the agent's release sends the PUBACK itself later, on the same connection. Up to
  * MAX_HELD_INPUTS inputs wait that way; with more, the packet loop waits for a release (the old
- * backpressure, which edgeHub's own in-flight window of 16 keeps from being reached).
+ * backpressure, which edgeHub's own in-flight window of 16 keeps from being reached). A release
+ * that comes after a reconnection sends nothing: the message is delivered again on the new one.
  * If the SDK's internals ever change shape, the transport falls back to holding the callback
  * (packet loop waits), or to the SDK's own behaviour (acknowledged on receipt), reported through
  * `ackAfterCommit: false`.
@@ -36,46 +37,73 @@ interface MqttProvider {
 }
 
 /**
- * How many input messages may wait for their commit while the packet loop goes on. edgeHub sends
- * at most 16 unacknowledged messages per session (its MaxInflightMessages default), so with
- * edgeHub the loop never waits; a broker without such a window gets backpressure after these.
+ * How many input messages may wait for their commit while the packet loop goes on (one more makes
+ * the loop wait for a release). edgeHub sends at most 16 unacknowledged messages per session (its
+ * MaxInflightMessages default), so with edgeHub the loop never waits; a broker without such a
+ * window gets backpressure after these.
  */
 export const MAX_HELD_INPUTS = 16;
 
-/** Acknowledgements held until the agent releases them, per message id. */
+/**
+ * Acknowledgements held until the agent releases them, per message id, oldest first (a sender's
+ * retry carries the same `$.mid`), for the current connection only.
+ */
 export class AckGate {
-  private readonly held = new Map<string, () => void>();
+  private readonly held = new Map<string, Array<() => void>>();
   private readonly anonymous: Array<() => void> = [];
   /** Packet loops waiting for room (at most one per connection). */
   private readonly waiting: Array<() => void> = [];
+  private heldCount = 0;
+  private generation = 0;
 
   constructor(private readonly limit = MAX_HELD_INPUTS) {}
 
-  hold(topic: string, release: () => void): void {
-    const mid = messageIdOf(topic);
-    if (mid) this.held.set(mid, release);
-    else this.anonymous.push(release);
+  /** Which connection messages arriving now belong to (see release). */
+  get connection(): number {
+    return this.generation;
   }
 
-  /** Runs `resume` now while fewer than the limit are held, otherwise once a release makes room. */
+  hold(topic: string, release: () => void): void {
+    const mid = messageIdOf(topic);
+    if (mid) {
+      const same = this.held.get(mid);
+      if (same) same.push(release);
+      else this.held.set(mid, [release]);
+    } else {
+      this.anonymous.push(release);
+    }
+    this.heldCount++;
+  }
+
+  /** Runs `resume` now while at most the limit are held, otherwise once a release makes room. */
   whenRoom(resume: () => void): void {
-    if (this.size < this.limit) resume();
+    if (this.size <= this.limit) resume();
     else this.waiting.push(resume);
   }
 
   /**
-   * Sends the PUBACK of this message (by `$.mid`; the oldest anonymous one without). An id not
-   * held (its connection is gone) sends nothing: never another message's acknowledgement.
+   * Sends the PUBACK of this message (the oldest held with its `$.mid`; the oldest anonymous one
+   * without). Sends nothing for an id not held, nor for a message of an earlier `connection`
+   * (gone; the broker delivers it again): never another message's acknowledgement.
    */
-  release(messageId: string | undefined): void {
-    const release = messageId ? this.held.get(messageId) : this.anonymous.shift();
-    if (messageId) this.held.delete(messageId);
-    release?.();
-    while (this.waiting.length > 0 && this.size < this.limit) this.waiting.shift()?.();
+  release(messageId: string | undefined, connection = this.generation): void {
+    if (connection !== this.generation) return;
+    let release: (() => void) | undefined;
+    if (messageId) {
+      const same = this.held.get(messageId);
+      release = same?.shift();
+      if (same && same.length === 0) this.held.delete(messageId);
+    } else {
+      release = this.anonymous.shift();
+    }
+    if (!release) return;
+    this.heldCount--;
+    release();
+    while (this.waiting.length > 0 && this.size <= this.limit) this.waiting.shift()?.();
   }
 
   get size(): number {
-    return this.held.size + this.anonymous.length;
+    return this.heldCount;
   }
 
   /** Forgets everything held (the connection it belonged to is gone; the broker redelivers). */
@@ -83,6 +111,8 @@ export class AckGate {
     this.held.clear();
     this.anonymous.length = 0;
     this.waiting.length = 0;
+    this.heldCount = 0;
+    this.generation++;
   }
 }
 
@@ -152,13 +182,21 @@ function wrap(client: MqttJsClient, gate: AckGate): MqttJsClient {
   const original = client.handleMessage.bind(client);
   const send = typeof client._sendPacket === 'function' ? client._sendPacket.bind(client) : null;
   client.handleMessage = (packet, callback) => {
-    if ((packet.qos ?? 0) > 0 && typeof packet.topic === 'string' && packet.topic.includes('/inputs/')) {
+    const input = typeof packet.topic === 'string' && packet.topic.includes('/inputs/');
+    if (input && (packet.qos ?? 0) === 0) {
+      // Nothing to acknowledge, but its handler releases it like any other: an entry of its own, or
+      // that release would send the PUBACK of the next message without a `$.mid`, not yet committed.
+      gate.hold(packet.topic as string, () => undefined);
+      original(packet, callback);
+      return;
+    }
+    if (input) {
       const messageId = packet.messageId;
       if (send && typeof messageId === 'number') {
-        gate.hold(packet.topic, () => send({ cmd: 'puback', messageId }));
+        gate.hold(packet.topic as string, () => send({ cmd: 'puback', messageId }));
         gate.whenRoom(() => callback(HELD));
       } else {
-        gate.hold(packet.topic, () => original(packet, callback));
+        gate.hold(packet.topic as string, () => original(packet, callback));
       }
       return;
     }

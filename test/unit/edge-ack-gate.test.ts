@@ -5,7 +5,7 @@ import { AckGate, messageIdOf } from '../../agent/edge/transport.js';
 const topic = (mid: string) => `devices/gw/modules/m/inputs/readings/%24.mid=${mid}&source=a`;
 
 describe('AckGate', () => {
-  it('lets the packet loop go on while fewer than its limit are held, and resumes it when a release makes room', () => {
+  it('lets the packet loop go on while at most its limit are held, and resumes it when a release makes room', () => {
     const gate = new AckGate(2);
     const sent: string[] = [];
     const resumed: string[] = [];
@@ -15,15 +15,48 @@ describe('AckGate', () => {
     };
     arrive('a');
     arrive('b');
-    expect(resumed).toEqual(['a']); // two are held: the loop waits after b
+    expect(resumed).toEqual(['a', 'b']); // two are held: the loop goes on (edgeHub's window is the limit)
+    arrive('c');
+    expect(resumed).toEqual(['a', 'b']); // one more: the loop waits after c
     gate.release('a');
     expect(sent).toEqual(['a']);
-    expect(resumed).toEqual(['a', 'b']);
-    arrive('c');
-    expect(resumed).toEqual(['a', 'b']);
-    gate.release('b');
     expect(resumed).toEqual(['a', 'b', 'c']);
-    expect(gate.size).toBe(1);
+    arrive('d');
+    expect(resumed).toEqual(['a', 'b', 'c']);
+    gate.release('b');
+    expect(resumed).toEqual(['a', 'b', 'c', 'd']);
+    expect(gate.size).toBe(2);
+  });
+
+  it('acknowledges messages with the same $.mid one each, oldest first', () => {
+    const gate = new AckGate();
+    const sent: string[] = [];
+    gate.hold(topic('x'), () => sent.push('x-1'));
+    gate.hold(topic('x'), () => sent.push('x-2'));
+    expect(gate.size).toBe(2);
+    gate.release('x');
+    expect(sent).toEqual(['x-1']);
+    gate.release('x');
+    expect(sent).toEqual(['x-1', 'x-2']);
+    gate.release('x');
+    expect(sent).toEqual(['x-1', 'x-2']);
+    expect(gate.size).toBe(0);
+  });
+
+  it('sends nothing on a new connection for a message of the connection before', () => {
+    const gate = new AckGate();
+    const sent: string[] = [];
+    const before = gate.connection;
+    gate.hold('devices/gw/modules/m/inputs/readings/', () => sent.push('old'));
+    gate.clear(); // reconnected
+    gate.hold('devices/gw/modules/m/inputs/readings/', () => sent.push('new-1'));
+    gate.hold(topic('y'), () => sent.push('y'));
+    gate.release(undefined, before);
+    gate.release('y', before);
+    expect(sent).toEqual([]);
+    gate.release(undefined, gate.connection);
+    gate.release('y', gate.connection);
+    expect(sent).toEqual(['new-1', 'y']);
   });
 
   it('sends each acknowledgement once, never another message\'s for an id it does not hold, the oldest anonymous one for a message without an id, and forgets a lost connection\'s', () => {
