@@ -76,8 +76,11 @@ export class InputHandler {
 
   private async handle(client: ModuleClient, inputName: string, msg: Message, connection: number): Promise<void> {
     if (this.stopping.signal.aborted) return; // queued behind a message that was still failing: edgeHub keeps it
+    const stale = () => this.deps.gate.stale(msg.data);
+    if (stale()) return this.skipStale(); // queued behind a failing one while the connection changed
     const text = msg.getBytes().toString('utf8');
-    const result = await this.store(inputName, text);
+    const result = await this.store(inputName, text, stale);
+    if (result === 'stale') return this.skipStale();
     if (result === null) return; // stopping: not acknowledged
     this.deps.gate.release(msg.messageId, connection);
     await client.complete(msg).catch(() => undefined);
@@ -88,9 +91,19 @@ export class InputHandler {
    * Commits the readings (or stores the refusal); retries while the buffer fails. Refusals are
    * stored once: a retry commits the good readings again, not the refused ones. Null when stopped first.
    */
-  private async store(inputName: string, text: string): Promise<Outcome | null> {
+  /**
+   * A message of a connection that is gone, not yet committed: edgeHub delivers it again on the new
+   * one, which stores it (once, where this copy would have made two; and the queue stays bounded
+   * however often the connection drops while the buffer cannot commit).
+   */
+  private skipStale(): void {
+    this.deps.messages.inc(1, { result: 'redelivered' });
+  }
+
+  private async store(inputName: string, text: string, stale: () => boolean = () => false): Promise<Outcome | 'stale' | null> {
     let screened: Screened | null = null;
     for (let attempt = 1; ; attempt++) {
+      if (attempt > 1 && stale()) return 'stale'; // the connection changed while this one waited
       try {
         screened ??= this.screen(inputName, text);
         if ('outcome' in screened) return screened.outcome;

@@ -29,6 +29,7 @@ interface MqttJsPacket {
 }
 interface MqttJsClient {
   handleMessage: (packet: MqttJsPacket, callback: (err?: Error) => void) => void;
+  on?: (event: 'message', listener: (topic: string, payload: Buffer, packet: MqttJsPacket) => void) => unknown;
   /** mqtt.js's own packet writer (queues while disconnected; a new connection is a new client). */
   _sendPacket?: (packet: { cmd: 'puback'; messageId: number }, cb?: (err?: Error) => void) => void;
 }
@@ -55,6 +56,8 @@ export class AckGate {
   private readonly waiting: Array<() => void> = [];
   private heldCount = 0;
   private generation = 0;
+  /** Per input payload (the Buffer the SDK's Message keeps as `data`): its QoS and connection. */
+  private readonly arrivals = new WeakMap<object, { qos: number; connection: number }>();
 
   constructor(private readonly limit = MAX_HELD_INPUTS) {}
 
@@ -104,6 +107,21 @@ export class AckGate {
 
   get size(): number {
     return this.heldCount;
+  }
+
+  /** Notes an input message as it arrives, before the SDK makes it a Message around `payload`. */
+  noteArrival(payload: object, qos: number): void {
+    this.arrivals.set(payload, { qos, connection: this.generation });
+  }
+
+  /**
+   * True for a message acknowledged with QoS 1 on a connection that is gone: the broker keeps it
+   * and delivers it again on the new one, so storing this copy too would only store it twice.
+   * False when unknown (a payload not noted: the transport hook is not installed).
+   */
+  stale(payload: unknown): boolean {
+    const arrival = typeof payload === 'object' && payload !== null ? this.arrivals.get(payload) : undefined;
+    return arrival !== undefined && arrival.qos > 0 && arrival.connection !== this.generation;
   }
 
   /** Forgets everything held (the connection it belonged to is gone; the broker redelivers). */
@@ -181,6 +199,10 @@ function wrap(client: MqttJsClient, gate: AckGate): MqttJsClient {
   gate.clear();
   const original = client.handleMessage.bind(client);
   const send = typeof client._sendPacket === 'function' ? client._sendPacket.bind(client) : null;
+  // Registered before the SDK's own listener (it adds it once this returns), so noted first.
+  client.on?.('message', (topic, payload, packet) => {
+    if (typeof topic === 'string' && topic.includes('/inputs/') && typeof payload === 'object') gate.noteArrival(payload, packet?.qos ?? 0);
+  });
   client.handleMessage = (packet, callback) => {
     const input = typeof packet.topic === 'string' && packet.topic.includes('/inputs/');
     if (input && (packet.qos ?? 0) === 0) {
