@@ -58,8 +58,9 @@ export class InputHandler {
 
   attach(client: ModuleClient): void {
     client.on('inputMessage', (inputName: string, msg: Message) => {
-      // Emitted as the packet arrives, before the transport holds its PUBACK: the connection it came on.
-      const connection = this.deps.gate.connection;
+      // The connection it came on, as noted when the packet arrived (the SDK emits this a tick later,
+      // when it may already have made a new client): a release must never name a newer one.
+      const connection = this.deps.gate.connectionOf(msg.data) ?? this.deps.gate.connection;
       this.tail = this.tail.then(() =>
         this.handle(client, inputName, msg, connection).catch((err: unknown) => {
           this.deps.logger.error({ err: { message: safeErrorMessage(err) } }, 'input message left unacknowledged');
@@ -76,7 +77,7 @@ export class InputHandler {
 
   private async handle(client: ModuleClient, inputName: string, msg: Message, connection: number): Promise<void> {
     if (this.stopping.signal.aborted) return; // queued behind a message that was still failing: edgeHub keeps it
-    const stale = () => this.deps.gate.stale(msg.data);
+    const stale = () => this.deps.gate.stale(msg.data, msg.messageId);
     if (stale()) return this.skipStale(); // queued behind a failing one while the connection changed
     const text = msg.getBytes().toString('utf8');
     const result = await this.store(inputName, text, stale);
@@ -92,9 +93,9 @@ export class InputHandler {
    * stored once: a retry commits the good readings again, not the refused ones. Null when stopped first.
    */
   /**
-   * A message of a connection that is gone, not yet committed: edgeHub delivers it again on the new
-   * one, which stores it (once, where this copy would have made two; and the queue stays bounded
-   * however often the connection drops while the buffer cannot commit).
+   * A copy of a connection that is gone, not yet committed, whose redelivered copy is already held
+   * on the current connection (AckGate.stale): that one is stored, once, where this copy would
+   * have made two, and the queue does not grow with every reconnection.
    */
   private skipStale(): void {
     this.deps.messages.inc(1, { result: 'redelivered' });

@@ -26,6 +26,7 @@ interface MqttJsPacket {
   topic?: string;
   qos?: number;
   messageId?: number;
+  payload?: Buffer;
 }
 interface MqttJsClient {
   handleMessage: (packet: MqttJsPacket, callback: (err?: Error) => void) => void;
@@ -50,7 +51,8 @@ export const MAX_HELD_INPUTS = 16;
  * retry carries the same `$.mid`), for the current connection only.
  */
 export class AckGate {
-  private readonly held = new Map<string, Array<() => void>>();
+  /** Held acknowledgements by `$.mid`, oldest first, with the payload each came with. */
+  private readonly held = new Map<string, Array<{ release: () => void; payload: Buffer | null }>>();
   private readonly anonymous: Array<() => void> = [];
   /** Packet loops waiting for room (at most one per connection). */
   private readonly waiting: Array<() => void> = [];
@@ -66,12 +68,12 @@ export class AckGate {
     return this.generation;
   }
 
-  hold(topic: string, release: () => void): void {
+  hold(topic: string, release: () => void, payload: Buffer | null = null): void {
     const mid = messageIdOf(topic);
     if (mid) {
       const same = this.held.get(mid);
-      if (same) same.push(release);
-      else this.held.set(mid, [release]);
+      if (same) same.push({ release, payload });
+      else this.held.set(mid, [{ release, payload }]);
     } else {
       this.anonymous.push(release);
     }
@@ -94,7 +96,7 @@ export class AckGate {
     let release: (() => void) | undefined;
     if (messageId) {
       const same = this.held.get(messageId);
-      release = same?.shift();
+      release = same?.shift()?.release;
       if (same && same.length === 0) this.held.delete(messageId);
     } else {
       release = this.anonymous.shift();
@@ -109,28 +111,36 @@ export class AckGate {
     return this.heldCount;
   }
 
-  /** Notes an input message as it arrives, before the SDK makes it a Message around `payload`. */
-  noteArrival(payload: object, qos: number): void {
-    this.arrivals.set(payload, { qos, connection: this.generation });
+  /** Notes an input message as it arrives on `connection`, before the SDK makes it a Message around `payload`. */
+  noteArrival(payload: object, qos: number, connection = this.generation): void {
+    this.arrivals.set(payload, { qos, connection });
+  }
+
+  /** The connection an input payload arrived on, when noted (what its release must name). */
+  connectionOf(payload: unknown): number | undefined {
+    return typeof payload === 'object' && payload !== null ? this.arrivals.get(payload)?.connection : undefined;
   }
 
   /**
-   * True for a message acknowledged with QoS 1 on a connection that is gone: the broker keeps it
-   * and delivers it again on the new one, so storing this copy too would only store it twice.
-   * False when unknown (a payload not noted: the transport hook is not installed).
+   * True for a copy that need not be stored: it came at QoS 1 on a connection that is gone, and the
+   * broker has already delivered it again on the current one (held now: the same `$.mid` and the
+   * same bytes), so that copy is in hand and will be stored. Never true otherwise: a broker whose
+   * session was lost delivers nothing again, and a message without `$.mid` cannot be matched;
+   * those are stored, at worst twice (a duplicate, never a loss).
    */
-  stale(payload: unknown): boolean {
+  stale(payload: unknown, messageId: string | undefined): boolean {
     const arrival = typeof payload === 'object' && payload !== null ? this.arrivals.get(payload) : undefined;
-    return arrival !== undefined && arrival.qos > 0 && arrival.connection !== this.generation;
+    if (arrival === undefined || arrival.qos === 0 || arrival.connection === this.generation || !messageId) return false;
+    return (this.held.get(messageId) ?? []).some((e) => e.payload !== null && Buffer.isBuffer(payload) && e.payload.equals(payload));
   }
 
-  /** Forgets everything held (the connection it belonged to is gone; the broker redelivers). */
-  clear(): void {
+  /** Forgets everything held (the connection it belonged to is gone; the broker redelivers). Returns the new connection's number. */
+  clear(): number {
     this.held.clear();
     this.anonymous.length = 0;
     this.waiting.length = 0;
     this.heldCount = 0;
-    this.generation++;
+    return ++this.generation;
   }
 }
 
@@ -196,33 +206,40 @@ export function commitAckTransport(hooks: TransportHooks): TransportCtor & { ack
 const HELD = new Error('input message held until its readings commit');
 
 function wrap(client: MqttJsClient, gate: AckGate): MqttJsClient {
-  gate.clear();
+  const mine = gate.clear();
   const original = client.handleMessage.bind(client);
   const send = typeof client._sendPacket === 'function' ? client._sendPacket.bind(client) : null;
   // Registered before the SDK's own listener (it adds it once this returns), so noted first.
   client.on?.('message', (topic, payload, packet) => {
-    if (typeof topic === 'string' && topic.includes('/inputs/') && typeof payload === 'object') gate.noteArrival(payload, packet?.qos ?? 0);
+    if (typeof topic === 'string' && topic.includes('/inputs/') && typeof payload === 'object') gate.noteArrival(payload, packet?.qos ?? 0, mine);
   });
   client.handleMessage = (packet, callback) => {
     const input = typeof packet.topic === 'string' && packet.topic.includes('/inputs/');
-    if (input && (packet.qos ?? 0) === 0) {
+    if (!input || (packet.qos ?? 0) === 2) {
+      original(packet, callback); // QoS 2 is not what the SDK subscribes with: the SDK's own handling
+      return;
+    }
+    if (gate.connection !== mine) {
+      // A client the SDK has replaced, still reading: never an entry among the new connection's, and
+      // no PUBACK (the broker delivers it again on the new one).
+      if ((packet.qos ?? 0) === 0) original(packet, callback);
+      else callback(HELD);
+      return;
+    }
+    if ((packet.qos ?? 0) === 0) {
       // Nothing to acknowledge, but its handler releases it like any other: an entry of its own, or
       // that release would send the PUBACK of the next message without a `$.mid`, not yet committed.
       gate.hold(packet.topic as string, () => undefined);
       original(packet, callback);
       return;
     }
-    if (input) {
-      const messageId = packet.messageId;
-      if (send && typeof messageId === 'number') {
-        gate.hold(packet.topic as string, () => send({ cmd: 'puback', messageId }));
-        gate.whenRoom(() => callback(HELD));
-      } else {
-        gate.hold(packet.topic as string, () => original(packet, callback));
-      }
-      return;
+    const messageId = packet.messageId;
+    if (send && typeof messageId === 'number') {
+      gate.hold(packet.topic as string, () => send({ cmd: 'puback', messageId }), packet.payload ?? null);
+      gate.whenRoom(() => callback(HELD));
+    } else {
+      gate.hold(packet.topic as string, () => original(packet, callback), packet.payload ?? null);
     }
-    original(packet, callback);
   };
   return client;
 }

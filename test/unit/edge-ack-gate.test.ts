@@ -80,4 +80,23 @@ describe('AckGate', () => {
     expect(messageIdOf(topic('4f%2Fb'))).toBe('4f/b');
     expect(messageIdOf('devices/gw/modules/m/inputs/readings/source=a')).toBeNull();
   });
+
+  it('calls a copy of an earlier connection stale only when the same $.mid and bytes are held again on the current one', () => {
+    const gate = new AckGate();
+    const first = gate.clear();
+    const payload = Buffer.from('{"pumpId":"p"}');
+    gate.noteArrival(payload, 1, first);
+    gate.hold(topic('m1'), () => undefined, payload);
+    expect(gate.stale(payload, 'm1')).toBe(false); // its own connection
+    gate.clear();
+    expect(gate.stale(payload, 'm1')).toBe(false); // not delivered again (yet, or the broker lost it)
+    gate.hold(topic('m1'), () => undefined, Buffer.from('{"pumpId":"other"}'));
+    expect(gate.stale(payload, 'm1')).toBe(false); // another message reusing the id
+    gate.hold(topic('m1'), () => undefined, Buffer.from(payload));
+    expect(gate.stale(payload, 'm1')).toBe(true);
+    expect(gate.stale(payload, undefined)).toBe(false); // without $.mid nothing can be matched
+    const qos0 = Buffer.from('x');
+    gate.noteArrival(qos0, 0, first);
+    expect(gate.stale(qos0, 'm1')).toBe(false);
+  });
 });
