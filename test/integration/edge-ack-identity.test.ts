@@ -47,6 +47,22 @@ const failOnly = (...pumps: string[]) => {
   writer.exec(`CREATE TRIGGER fail_some BEFORE INSERT ON readings WHEN NEW.pump_id IN (${list}) BEGIN SELECT RAISE(ABORT, 'simulated disk failure'); END`);
 };
 
+/** Restarts the hub's broker (the module reconnects); `loseSession`: with a fresh session store. */
+async function reconnectBroker(loseSession = false): Promise<void> {
+  await hub.stopBroker();
+  // A fresh session store: a persistent session that expired, or edgeHub restarted without its store.
+  if (loseSession) (broker() as unknown as { persistence: unknown }).persistence = undefined;
+  await hub.startBroker();
+  watchAcks();
+  await until(() => expect(hub.isConnected(DEVICE, MODULE)).toBe(true));
+}
+
+/** `pending` stays unacknowledged (its readings are failing) after the others were handled. */
+async function expectNotAcked(pending: string): Promise<void> {
+  await new Promise((r) => setTimeout(r, 500));
+  expect(acked).not.toContain(pending); // its readings are not committed
+}
+
 beforeAll(async () => {
   hub = await LocalHub.start();
   const connectionString = hub.addModule(DEVICE, MODULE);
@@ -96,8 +112,7 @@ describe('input acknowledgements on the local hub', () => {
       failOnly('dup-b');
       await until(() => expect(count('dup-a')).toBe(1));
       await until(() => expect(acked).toContain(a), 5_000);
-      await new Promise((r) => setTimeout(r, 500));
-      expect(acked).not.toContain(b); // its readings are not committed
+      await expectNotAcked(b);
     } finally {
       failOnly();
     }
@@ -126,8 +141,7 @@ describe('input acknowledgements on the local hub', () => {
       await until(() => expect(held()).toBeGreaterThanOrEqual(2));
       failOnly('q1-after');
       await until(() => expect(count('q0-then')).toBe(1));
-      await new Promise((r) => setTimeout(r, 500));
-      expect(acked).not.toContain(q1); // its readings are not committed
+      await expectNotAcked(q1);
     } finally {
       failOnly();
     }
@@ -141,10 +155,7 @@ describe('input acknowledgements on the local hub', () => {
     try {
       for (const b of bodies) await publish(b, { '$.mid': randomUUID() });
       await until(() => expect(held()).toBe(3));
-      await hub.stopBroker();
-      await hub.startBroker();
-      watchAcks();
-      await until(() => expect(hub.isConnected(DEVICE, MODULE)).toBe(true));
+      await reconnectBroker();
       await until(() => expect(held()).toBe(3)); // delivered again on the new connection
     } finally {
       failOnly();
@@ -162,12 +173,7 @@ describe('input acknowledgements on the local hub', () => {
     try {
       await publish(lost, { '$.mid': randomUUID() });
       await until(() => expect(held()).toBe(1));
-      await hub.stopBroker();
-      // A fresh session store: a persistent session that expired, or edgeHub restarted without its store.
-      (broker() as unknown as { persistence: unknown }).persistence = undefined;
-      await hub.startBroker();
-      watchAcks();
-      await until(() => expect(hub.isConnected(DEVICE, MODULE)).toBe(true));
+      await reconnectBroker(true);
       await new Promise((r) => setTimeout(r, 1500)); // the waiting copy retries on the new connection
     } finally {
       failOnly();
@@ -182,18 +188,14 @@ describe('input acknowledgements on the local hub', () => {
     try {
       await publish(a, { source: 'a' });
       await until(() => expect(held()).toBe(1));
-      await hub.stopBroker();
-      await hub.startBroker();
-      watchAcks();
-      await until(() => expect(hub.isConnected(DEVICE, MODULE)).toBe(true));
+      await reconnectBroker();
       await until(() => expect(held()).toBe(1)); // a, delivered again on the new connection
       await publish(b, { source: 'b' });
       await until(() => expect(held()).toBe(2));
       failOnly('anon-b');
       await until(() => expect(count('anon-a')).toBeGreaterThanOrEqual(2)); // both deliveries: without $.mid the copies cannot be matched
       await until(() => expect(acked).toContain(a), 5_000);
-      await new Promise((r) => setTimeout(r, 500));
-      expect(acked).not.toContain(b); // its readings are not committed
+      await expectNotAcked(b);
     } finally {
       failOnly();
     }
