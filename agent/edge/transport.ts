@@ -13,7 +13,9 @@
  * and the agent's release sends the PUBACK itself later, on the same connection. Up to
  * MAX_HELD_INPUTS inputs wait that way; with more, the packet loop waits for a release (the old
  * backpressure, which edgeHub's own in-flight window of 16 keeps from being reached). A release
- * that comes after a reconnection sends nothing: the message is delivered again on the new one.
+ * that comes after a reconnection sends nothing (a PUBACK belongs to its connection); a broker that
+ * kept the session delivers the message again, and AckGate.stale says when that copy makes the
+ * waiting one unnecessary. QoS 0 inputs get an entry without a PUBACK, QoS 2 the SDK's own path.
  * If the SDK's internals ever change shape, the transport falls back to holding the callback
  * (packet loop waits), or to the SDK's own behaviour (acknowledged on receipt), reported through
  * `ackAfterCommit: false`.
