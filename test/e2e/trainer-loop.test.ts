@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { CommandContext, TwinRegistry } from '../../trainer/cloud/context.js';
 import { runCli } from '../../trainer/commands/index.js';
 import { readBest, readModelRecord } from '../../trainer/registry/registry.js';
-import { postJson, startTestAgent, type TestAgent } from '../support/agent.js';
+import { postJson, startHubAgent, type TestAgent } from '../support/agent.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { LocalHub } from '../support/local-hub.js';
 import { normalValues, rng } from '../support/models.js';
@@ -52,17 +52,14 @@ beforeAll(async () => {
   hub = await LocalHub.start();
   registry = hub.attachRegistry(iothub.Registry.fromConnectionString(hub.serviceConnectionString())) as unknown as TwinRegistry;
   const moduleConnection = hub.addModule(DEVICE, MODULE);
-  agent = await startTestAgent({
-    PUMPWATCH_HUB: 'auto',
-    PUMPWATCH_MODULE_CONNECTION_STRING: moduleConnection,
-    PUMPWATCH_DEVICE_ID: DEVICE,
+  agent = await startHubAgent(hub, moduleConnection, DEVICE, {
     PUMPWATCH_SYNC: 'auto',
     PUMPWATCH_BLOB_CONNECTION_STRING: az.connectionString,
     PUMPWATCH_BLOB_CONTAINER: CONTAINER,
     PUMPWATCH_SYNC_INTERVAL_SECONDS: '1',
     PUMPWATCH_SYNC_BATCH_MAX_ROWS: '500',
     PUMPWATCH_ALLOW_INSECURE_MODEL_URLS: '1',
-  }, { hubCa: hub.ca });
+  });
 });
 
 afterAll(async () => {

@@ -8,7 +8,7 @@ import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { startTestAgent, type TestAgent } from '../support/agent.js';
+import { startHubAgent, type TestAgent } from '../support/agent.js';
 import { LocalHub } from '../support/local-hub.js';
 import { normalValues, rng } from '../support/models.js';
 import { edgeRuntimeOf } from '../../agent/wiring/edge.js';
@@ -66,7 +66,7 @@ async function expectNotAcked(pending: string): Promise<void> {
 beforeAll(async () => {
   hub = await LocalHub.start();
   const connectionString = hub.addModule(DEVICE, MODULE);
-  t = await startTestAgent({ PUMPWATCH_HUB: 'auto', PUMPWATCH_MODULE_CONNECTION_STRING: connectionString, PUMPWATCH_DEVICE_ID: DEVICE }, { hubCa: hub.ca });
+  t = await startHubAgent(hub, connectionString, DEVICE);
   db = new Database(join(t.dir, 'data', 'buffer.sqlite'), { readonly: true });
   writer = new Database(join(t.dir, 'data', 'buffer.sqlite'));
   // Inputs, and desired patches (a patch sent before the agent subscribes is not delivered to it).

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it, vi, type MockInstance } from
 import { twinSize } from '../../agent/local-hub/json.js';
 import { edgeRuntimeOf } from '../../agent/wiring/edge.js';
 import type { Logger } from '../../agent/logger.js';
-import { postJson, startTestAgent, type TestAgent } from '../support/agent.js';
+import { postJson, startHubAgent, type TestAgent } from '../support/agent.js';
 import { LocalHub, type JsonObject } from '../support/local-hub.js';
 import { normalValues, rng } from '../support/models.js';
 
@@ -30,12 +30,7 @@ const truncationWarnings = () => warn.mock.calls.filter(([fields]) => (fields as
 beforeAll(async () => {
   hub = await LocalHub.start();
   const connectionString = hub.addModule(DEVICE, MODULE);
-  t = await startTestAgent({
-    PUMPWATCH_HUB: 'auto',
-    PUMPWATCH_MODULE_CONNECTION_STRING: connectionString,
-    PUMPWATCH_DEVICE_ID: DEVICE,
-    PUMPWATCH_MAX_PUMPS: '2000',
-  }, { hubCa: hub.ca });
+  t = await startHubAgent(hub, connectionString, DEVICE, { PUMPWATCH_MAX_PUMPS: '2000' });
   const runtime = edgeRuntimeOf(t.agent)!;
   warn = vi.spyOn((runtime as unknown as { log: Logger }).log, 'warn');
   await until(() => expect(reported().models?.default).toMatchObject({ status: 'active' }));

@@ -5,7 +5,7 @@
  * then apply the patch on top of the read's result, never going back to start-up values meanwhile.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { startTestAgent, type TestAgent } from '../support/agent.js';
+import { startHubAgent, type TestAgent } from '../support/agent.js';
 import { LocalHub, type TwinReadHold } from '../support/local-hub.js';
 import { ModelServer } from '../support/model-server.js';
 import { makeModel } from '../support/models.js';
@@ -68,12 +68,7 @@ beforeAll(async () => {
   const connectionString = hub.addModule(DEVICE, MODULE);
   const v2 = server.add('v2.onnx', makeModel({ version: 'v2', seed: 2 }), 'v2');
   hub.updateDesired(DEVICE, MODULE, { models: { default: v2 }, sync: { intervalSeconds: 45 }, alerts: { minIntervalSeconds: 3600 } });
-  t = await startTestAgent({
-    PUMPWATCH_HUB: 'auto',
-    PUMPWATCH_MODULE_CONNECTION_STRING: connectionString,
-    PUMPWATCH_DEVICE_ID: DEVICE,
-    PUMPWATCH_ALLOW_INSECURE_MODEL_URLS: '1',
-  }, { hubCa: hub.ca });
+  t = await startHubAgent(hub, connectionString, DEVICE, { PUMPWATCH_ALLOW_INSECURE_MODEL_URLS: '1' });
   startupAlertsInterval = (await import('../../agent/config.js')).loadConfig({}).alertsMinIntervalSeconds;
   const v = desiredVersion();
   await until(() => expect(reported().models?.default).toMatchObject({ version: 'v2', status: 'active', ac: 200, av: v }));

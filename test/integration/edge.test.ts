@@ -6,7 +6,7 @@
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { postJson, startTestAgent, type TestAgent } from '../support/agent.js';
+import { postJson, startHubAgent, type TestAgent } from '../support/agent.js';
 import { LocalHub } from '../support/local-hub.js';
 import { ModelServer } from '../support/model-server.js';
 import { makeModel, normalValues, rng } from '../support/models.js';
@@ -38,12 +38,7 @@ beforeAll(async () => {
     sync: { intervalSeconds: 45 },
     alerts: { minIntervalSeconds: 3600 },
   });
-  t = await startTestAgent({
-    PUMPWATCH_HUB: 'auto',
-    PUMPWATCH_MODULE_CONNECTION_STRING: connectionString,
-    PUMPWATCH_DEVICE_ID: DEVICE,
-    PUMPWATCH_ALLOW_INSECURE_MODEL_URLS: '1',
-  }, { hubCa: hub.ca });
+  t = await startHubAgent(hub, connectionString, DEVICE, { PUMPWATCH_ALLOW_INSECURE_MODEL_URLS: '1' });
   db = new Database(join(t.dir, 'data', 'buffer.sqlite'), { readonly: true });
 });
 
