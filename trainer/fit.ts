@@ -59,13 +59,13 @@ export function fitTable(table: CsvTable & { segmentStarts?: readonly number[] }
   const runs = segmentBounds(table.segmentStarts, trainRows);
   const segmentStarts = runs.map(([from]) => from);
   const model = algorithm.fit({ features: table.features, rows, window, segmentStarts });
-  // Checked after the algorithm's own minimum of rows. A longer window: every training window was
-  // padded with the first row, and the agent would score nothing until that many readings came.
-  if (window > trainRows) throw new FitError(`window ${window} is longer than the ${trainRows} training rows: no training row has a whole window of readings`);
-  // The same for every run (windows start again after a pause, in training as in the agent).
+  // Checked after the algorithm's own minimum of rows. A window longer than every run (windows start
+  // again after a pause, in training as in the agent): every training window was padded with its
+  // run's first row, and the agent would score nothing until that many readings came.
   const longest = runs.reduce((a, [from, to]) => Math.max(a, to - from), 0);
   if (window > longest) {
-    throw new FitError(`window ${window} is longer than the longest run of the training rows (${longest} rows between pauses or left-out rows): no training row has a whole window of readings`);
+    const what = runs.length === 1 ? `the ${trainRows} training rows` : `the longest run of the training rows (${longest} rows between pauses or left-out rows)`;
+    throw new FitError(`window ${window} is longer than ${what}: no training row has a whole window of readings`);
   }
   const source = options.source ?? DEFAULT_SOURCE;
   const first = timestamps.reduce((a, b) => Math.min(a, b));
