@@ -42,8 +42,6 @@ export interface UpdaterDeps {
   parallelDownloads?: number;
   /** When to try a transient failure again (default 30 s doubling to 15 min). */
   retry?: BackoffPolicy;
-  /** Monotonic ms for retry times (default performance.now()): NTP steps the wall clock, by hours on a gateway that booted wrong. */
-  monotonic?: () => number;
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown>) => void;
 }
 
@@ -75,7 +73,8 @@ export class ModelUpdater {
   private readonly installs = new SerialQueue();
   /** How long the steps of the last successful install took (ms), for benchmarks and logs. */
   lastTimings: { obtainMs: number; loadMs: number; validateMs: number; switchMs: number } | null = null;
-  private readonly retries = new Map<string, { attempt: number; at: number; timer: NodeJS.Timeout }>();
+  /** Transient failures waiting for their retry timer; `due` once it fired (a timer never follows the wall clock's steps). */
+  private readonly retries = new Map<string, { attempt: number; due: boolean; timer: NodeJS.Timeout }>();
 
   constructor(private readonly deps: UpdaterDeps) {
     this.downloads = new ConcurrencyLimit(deps.parallelDownloads ?? 4);
@@ -171,7 +170,7 @@ export class ModelUpdater {
       return;
     }
     const retry = this.retries.get(key);
-    if (retry && retry.at > this.now()) return;
+    if (retry && !retry.due) return;
     const abort = new AbortController();
     job.entry = entry;
     job.abort = abort;
@@ -245,15 +244,15 @@ export class ModelUpdater {
       // Never sooner than the server's Retry-After (trusted up to an hour).
       const retryAfter = err instanceof ModelDownloadError ? Math.min(err.retryAfterMs ?? 0, MAX_RETRY_AFTER_MS) : 0;
       const delay = Math.max(backoffDelay(this.deps.retry ?? { baseMs: 30_000, capMs: 15 * 60_000 }, attempt), retryAfter);
+      // The timer alone says when the retry is due. A time compared with a clock of ours disagreed
+      // with it: Node's timers may fire up to 1 ms before performance.now() reaches their delay.
       const timer = setTimeout(() => {
-        // The timer decides that the retry is due: Node counts whole milliseconds of its own clock,
-        // so it may fire up to 1 ms before the monotonic clock reaches `at`, and the retry must not be skipped then.
         const r = this.retries.get(key);
-        if (r?.timer === timer) r.at = Number.NEGATIVE_INFINITY;
+        if (r?.timer === timer) r.due = true;
         this.kick();
       }, delay);
       timer.unref();
-      this.retries.set(key, { attempt, at: this.now() + delay, timer });
+      this.retries.set(key, { attempt, due: false, timer });
       this.deps.manager.markDownloading(key, entry.version, `${reason}; next attempt in ${Math.ceil(delay / 1000)} s`, shadow);
       this.log('warn', err instanceof ModelStoreError ? 'model could not be stored; will retry' : 'model download failed; will retry', { model: key, version: entry.version, reason, retryInMs: delay });
       return;
@@ -273,10 +272,6 @@ export class ModelUpdater {
 
   private limits(): string {
     return this.deps.limits?.() ?? '';
-  }
-
-  private now(): number {
-    return (this.deps.monotonic ?? (() => performance.now()))();
   }
 
   private log(level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown>): void {
