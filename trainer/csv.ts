@@ -85,9 +85,9 @@ export function parseCsv(text: string, options: CsvOptions = {}): CsvTable {
     if (!header.includes(name)) throw new CsvError(`--exclude names "${name}", which is not a column of the CSV`);
   }
   const candidates = header.map((_, i) => i).filter((i) => i !== tsIndex && !exclude.has(header[i] as string));
-  // Before telling numeric columns from text ones: a column of decimal commas holds no "number".
-  for (const i of candidates) checkDecimalPoint(lines, i, header[i] as string);
   const numeric = candidates.filter((i) => lines.some((l) => NUMBER.test((l.cells[i] as string).trim())));
+  // A column of decimal commas holds no "number": checked before it is left out as text.
+  for (const i of candidates) checkDecimalPoint(lines, i, header[i] as string, numeric.includes(i));
   const ignoredColumns = candidates.filter((i) => !numeric.includes(i)).map((i) => header[i] as string);
   if (numeric.length === 0) throw new CsvError('CSV has no numeric column to use as a feature', headerLine.number);
   const timestampColumn = header[tsIndex] as string;
@@ -147,10 +147,9 @@ function splitCells(line: string, separator: string, lineNumber: number): string
  * silently not be a feature. A text column (a cell that is no number either way, and no number
  * with a decimal point) is text that may hold a `1,5`: it is ignored as before.
  */
-function checkDecimalPoint(lines: readonly Line[], index: number, column: string): void {
+function checkDecimalPoint(lines: readonly Line[], index: number, column: string, hasNumbers: boolean): void {
   const text = (cell: string) => cell.trim() !== '' && !NUMBER.test(cell.trim()) && !DECIMAL_COMMA.test(cell.trim());
-  const numbers = lines.some((l) => NUMBER.test((l.cells[index] as string).trim()));
-  if (!numbers && lines.some((l) => text(l.cells[index] as string))) return;
+  if (!hasNumbers && lines.some((l) => text(l.cells[index] as string))) return;
   for (const line of lines) {
     const cell = line.cells[index] as string;
     if (cell.includes(',') && DECIMAL_COMMA.test(cell.trim())) {
