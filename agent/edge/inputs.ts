@@ -89,10 +89,6 @@ export class InputHandler {
   }
 
   /**
-   * Commits the readings (or stores the refusal); retries while the buffer fails. Refusals are
-   * stored once: a retry commits the good readings again, not the refused ones. Null when stopped first.
-   */
-  /**
    * A copy of a connection that is gone, not yet committed, whose redelivered copy is already held
    * on the current connection (AckGate.stale): that one is stored, once, where this copy would
    * have made two, and the queue does not grow with every reconnection.
@@ -101,6 +97,11 @@ export class InputHandler {
     this.deps.messages.inc(1, { result: 'redelivered' });
   }
 
+  /**
+   * Commits the readings (or stores the refusal); retries while the buffer fails. Refusals are
+   * stored once: a retry commits the good readings again, not the refused ones. Null when stopped
+   * first; 'stale' when the connection changed and the message's new copy is in hand.
+   */
   private async store(inputName: string, text: string, stale: () => boolean = () => false): Promise<Outcome | 'stale' | null> {
     let screened: Screened | null = null;
     for (let attempt = 1; ; attempt++) {
