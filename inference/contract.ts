@@ -26,6 +26,9 @@ export const META_KEYS = {
   metrics: 'pumpwatch.metrics',
 } as const;
 
+/** The largest finite float32: model inputs are float32, so a larger magnitude becomes Infinity. */
+export const FLOAT32_MAX = 3.4028234663852886e38;
+
 /**
  * The longest window a model may ask for. The agent keeps a window of readings per pump and builds
  * batches of windows to validate and score; a model claiming millions would have it allocate

@@ -11,6 +11,7 @@
  * line.
  */
 import { readFile } from 'node:fs/promises';
+import { FLOAT32_MAX } from '../inference/contract.js';
 import { CsvError } from './errors.js';
 import { readProblem } from './files.js';
 
@@ -39,8 +40,6 @@ const TIMESTAMP_NAMES = ['timestamp', 'datetime'];
 const NUMBER = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 /** A number written with a decimal comma (`1,5`, `-0,25`), as some locales export `;` files. */
 const DECIMAL_COMMA = /^[+-]?\d*,\d+(?:[eE][+-]?\d+)?$/;
-/** The largest magnitude of a float32, the models' input type (the agent refuses larger values too). */
-const FLOAT32_MAX = 3.4028234663852886e38;
 /** The largest step back of local times at the end of daylight saving time, and the least time between two. */
 const CLOCK_SET_BACK_MS = 3_600_000;
 const DAY_MS = 86_400_000;

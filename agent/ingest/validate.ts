@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { Reading } from '../../buffer/types.js';
+import { FLOAT32_MAX } from '../../inference/contract.js';
 import { PUMP_ID_PATTERN, PUMP_ID_RULE } from '../../sync/layout.js';
 
 export interface ValidationLimits {
@@ -18,8 +19,7 @@ export const DEFAULT_LIMITS: ValidationLimits = {
 
 export { PUMP_ID_PATTERN } from '../../sync/layout.js';
 const ISO_8601 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|([+-])(\d{2}):?(\d{2}))$/;
-/** The largest finite float32: the models take float32 inputs, so a larger magnitude becomes Infinity. */
-export const FLOAT32_MAX = 3.4028234663852886e38;
+export { FLOAT32_MAX };
 
 const valueSchema = z.union([z.number(), z.null()], {
   error: (iss) => `expected a finite number or null, got ${describe(iss.input)}`,
