@@ -8,7 +8,16 @@ import { HttpError } from './errors.js';
  */
 export const BODY_IDLE_MS = 15_000;
 
-/** Reads a request body up to `limit` bytes; answers 413 past it (without reading the rest), 408 when it stalls. */
+/**
+ * And a body must keep coming at this average pace (after the first BODY_IDLE_MS, the body has
+ * one more second for every this many bytes, as Apache's mod_reqtimeout MinRate): a client dripping
+ * a byte every few seconds would otherwise never stall long enough for BODY_IDLE_MS, and hold its
+ * share of the budget until the request timeout. 500 B/s is far below any link that can send a
+ * useful batch of readings within the request timeout.
+ */
+export const BODY_MIN_BYTES_PER_SECOND = 500;
+
+/** Reads a request body up to `limit` bytes; answers 413 past it (without reading the rest), 408 when it stalls or crawls. */
 export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
@@ -22,15 +31,34 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<Buf
       req.pause();
       reject(err);
     };
-    const timer = setTimeout(
-      () => fail(new HttpError(408, 'PW_BODY_TIMEOUT', `no byte of the body arrived for ${BODY_IDLE_MS / 1000} s after ${size} bytes; send the body without pausing`)),
-      BODY_IDLE_MS,
-    );
+    const started = performance.now();
+    let lastByte = started;
+    // Due at whichever comes first: BODY_IDLE_MS without a byte, or the pace falling under the minimum.
+    const schedule = (): NodeJS.Timeout => {
+      const idleAt = lastByte + BODY_IDLE_MS;
+      const paceAt = started + BODY_IDLE_MS + (size / BODY_MIN_BYTES_PER_SECOND) * 1000;
+      const idle = idleAt <= paceAt;
+      return setTimeout(() => {
+        const got = `${size} bytes in ${((performance.now() - started) / 1000).toFixed(1)} s`;
+        fail(
+          new HttpError(
+            408,
+            'PW_BODY_TIMEOUT',
+            idle
+              ? `no byte of the body arrived for ${BODY_IDLE_MS / 1000} s (${got}); send the body without pausing`
+              : `the body came too slowly (${got}, under ${BODY_MIN_BYTES_PER_SECOND} bytes/s); send it without pausing`,
+          ),
+        );
+      }, Math.max(0, Math.min(idleAt, paceAt) - performance.now()));
+    };
+    let timer = schedule();
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
       if (size > limit) return fail(new HttpError(413, 'PW_BODY_TOO_LARGE', `body is over the limit of ${limit} bytes`));
       chunks.push(chunk);
-      timer.refresh();
+      lastByte = performance.now();
+      clearTimeout(timer);
+      timer = schedule();
     };
     const onEnd = (): void => {
       done();

@@ -146,4 +146,31 @@ describe('a client that stalls in the middle of its body', () => {
     expect(text).toContain('PW_BODY_TIMEOUT');
     expect(await pumpIds(t.url)).toContain('after-stall-1');
   });
+
+  it('is cut off with 408 when it drips a byte every few seconds, never pausing 15 s', async () => {
+    // Without a pace rule the idle timer restarts at every byte, and the drip holds the whole
+    // budget (chunked: unknown length) until the two-minute request timeout.
+    const dripping = connect(port, '127.0.0.1');
+    const answer = new Promise<string>((resolve) => {
+      let text = '';
+      dripping.on('data', (d) => (text += String(d)));
+      dripping.on('close', () => resolve(text));
+    });
+    dripping.on('error', () => {});
+    dripping.write(`POST /readings HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n1\r\n[\r\n`);
+    const drip = setInterval(() => dripping.destroyed || dripping.write('1\r\n \r\n'), 3000);
+    try {
+      const started = Date.now();
+      const res = await fetch(`${t.url}/readings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: reading('after-drip-1') });
+      expect(res.status).toBe(202);
+      const text = await answer;
+      expect(text).toMatch(/^HTTP\/1\.1 408 /);
+      expect(text).toContain('PW_BODY_TIMEOUT');
+      expect(text).toContain('too slowly');
+      expect(Date.now() - started).toBeLessThan(30_000);
+      expect(await pumpIds(t.url)).toContain('after-drip-1');
+    } finally {
+      clearInterval(drip);
+    }
+  }, 60_000);
 });
