@@ -41,9 +41,6 @@ export interface AgentOptions {
  * (store → models → inference → sync → edge client → status server) and stops them in reverse,
  * each step on its own, the SQLite store closed last. Constructors only assign; start() does I/O.
  */
-/** Readings per pump read back into its scoring history at start-up (a window of up to 48 is full at once). */
-const SEED_READINGS = 64;
-
 export class Agent implements AgentParts {
   readonly config: Config;
   readonly logger: Logger;
@@ -273,12 +270,14 @@ export class Agent implements AgentParts {
 
   /**
    * Each pump's last readings from the buffer go back into its scoring history, so after a restart
-   * its window is full at its first reading (unless that reading comes after a pause: see GAP_FACTOR).
+   * its window is full at its first reading (unless that reading comes after a pause: see GAP_FACTOR):
+   * as many as the models loaded need (the engine's historyNeeded: the longest window and the
+   * readings a missing value may be carried over; 256 at least).
    */
   private seedWindows(): void {
     if (this.bufferError !== null) return;
     try {
-      for (const pumpId of this.buffer.pumpIds()) this.engine.seed(pumpId, this.buffer.predictions(pumpId, { limit: SEED_READINGS }));
+      for (const pumpId of this.buffer.pumpIds()) this.engine.seed(pumpId, this.buffer.predictions(pumpId, { limit: this.engine.historyNeeded() }));
     } catch (err) {
       this.logger.warn({ component: 'ingest', err }, 'could not read the last readings back: windows fill again from the next readings');
     }

@@ -7,7 +7,11 @@ import { FeatureWindow, type PushResult } from './window.js';
 /** The model key every pump without a model of its own falls back to. */
 export const DEFAULT_MODEL_KEY = 'default';
 
-/** Raw readings kept per pump so a new model's window starts from real history, not padding. */
+/**
+ * Raw readings kept per pump so a new model's window starts from real history, not padding: at
+ * least this many, and more for a pump scored by a model whose window needs more (see
+ * `historyNeeded`): a window and the readings a missing value may be carried over.
+ */
 const HISTORY = 256;
 
 /**
@@ -35,12 +39,27 @@ export interface ModelFault {
 }
 
 interface PumpState {
+  id: string;
   /** As numbers, not the readings' objects (see ValueHistory). */
   history: ValueHistory;
-  /** Readings in a row left out as late (see `admit`). */
-  lateRun: number;
+  /**
+   * The newest timestamp in the history (not the last to arrive: after a little disorder the last
+   * is older); the pause and late rules measure from it. -Infinity when the history is empty.
+   */
+  newest: number;
+  /** When (monotonic ms) the last reading went into the history. */
+  admittedAt: number;
+  /** Late readings in a row, in time order (see `admit`): the last LATE_RUN_RESTART of them. */
+  lateRun: LateReading[];
+  /** The first of that run (older ones than the kept ones included) and when it arrived. */
+  lateRunFirst: { ts: number; arrival: number; count: number } | null;
   live: { model: LoadedModel; win: FeatureWindow } | null;
   shadow: { model: LoadedModel; win: FeatureWindow } | null;
+}
+
+interface LateReading {
+  ts: number;
+  values: Reading['values'];
 }
 
 /** One micro-batch's readings for one model: their row indexes and the packed windows. */
@@ -66,16 +85,42 @@ export class InferenceEngine {
   /** Readings the last `score` call added to each pump's history (see `forgetLastScore`). */
   private recordedInLastScore = new Map<string, number>();
 
-  constructor(private readonly onFault: (fault: ModelFault) => void = () => {}) {}
+  /**
+   * `now`: a monotonic clock (ms), for when readings arrive; the late rule tells a sender's
+   * replayed backlog from a clock that moved back by how fast late readings come.
+   */
+  constructor(
+    private readonly onFault: (fault: ModelFault) => void = () => {},
+    private readonly now: () => number = () => performance.now(),
+  ) {}
 
   setModel(key: string, model: LoadedModel | null): void {
     if (model) this.live.set(key, model);
     else this.live.delete(key);
+    this.growHistories();
   }
 
   setShadow(key: string, model: LoadedModel | null): void {
     if (model) this.shadows.set(key, model);
     else this.shadows.delete(key);
+    this.growHistories();
+  }
+
+  /**
+   * Readings of history a pump needs so that a swap to any model in use, or a restart seeded with
+   * this many readings, finds its window full: the longest window, and the readings over which a
+   * missing value may have been carried into it. Never less than HISTORY.
+   */
+  historyNeeded(): number {
+    let window = 0;
+    for (const m of this.live.values()) window = Math.max(window, m.meta.window);
+    for (const m of this.shadows.values()) window = Math.max(window, m.meta.window);
+    return Math.max(HISTORY, window + MAX_CARRY_READINGS);
+  }
+
+  private growHistories(): void {
+    const needed = this.historyNeeded();
+    for (const state of this.pumps.values()) state.history.grow(needed);
   }
 
   model(key: string): LoadedModel | undefined {
@@ -111,6 +156,7 @@ export class InferenceEngine {
   /** Scores readings in arrival order; returns one row per reading, scored or with the reason it is not. */
   async score(readings: readonly Reading[], receivedAt: number): Promise<PredictionRow[]> {
     const rows: PredictionRow[] = new Array(readings.length);
+    const arrival = this.now();
     const groups = new Map<LoadedModel, Group>();
     const shadowGroups = new Map<LoadedModel, Group>();
     const sizes = this.countPerModel(readings);
@@ -126,15 +172,20 @@ export class InferenceEngine {
         unscoredReason: model ? null : 'no model assigned to this pump and no default model',
       };
       rows[i] = row;
-      const late = this.admit(state, r.ts);
+      if (r.ts <= state.newest && repeats(state.history, r)) {
+        // A resend (an HTTP retry after a lost answer, an MQTT redelivery): stored, as everything
+        // is, but a window holding one reading twice is one the model was never trained on.
+        row.unscoredReason = `not scored again: repeats a reading of this pump already scored (same time, same values)`;
+        continue;
+      }
+      const late = this.admit(state, r, arrival);
       if (late !== null) {
         // Stored, never scored: its window would be made of newer readings, and the pump's own
         // window would see a pause where there was none.
         row.unscoredReason = late;
         continue;
       }
-      this.record(state, r);
-      this.recordedInLastScore.set(r.pumpId, (this.recordedInLastScore.get(r.pumpId) ?? 0) + 1);
+      this.record(state, r, arrival);
       if (model) {
         state.live = this.windowFor(state, state.live, model);
         const pushed = state.live.win.push(r.values);
@@ -162,27 +213,58 @@ export class InferenceEngine {
   seed(pumpId: string, readings: ReadonlyArray<{ ts: number; values: Reading['values'] }>): void {
     const state = this.state(pumpId);
     if (state.history.size > 0) return;
-    for (const r of readings) if (this.admit(state, r.ts) === null) this.record(state, r);
-    state.lateRun = 0;
+    const arrival = this.now();
+    for (const r of readings) {
+      if (r.ts <= state.newest && repeats(state.history, r)) continue;
+      if (this.admit(state, r, arrival) === null) this.record(state, r, arrival);
+    }
+    this.endLateRun(state);
   }
 
   /**
-   * Null when a reading at `ts` goes into the pump's history (and windows); else why it is left out
-   * (lateReason). Only a few readings in a row are left out: LATE_RUN_RESTART of them say that the
-   * pump's newest reading was the odd one (a sensor clock far ahead, then corrected), or that its
-   * clock moved back, and the pump's windows start again from the last of them; one wrong
-   * timestamp must not leave a pump unscored, without alarms, until its clock catches up.
+   * Null when the reading goes into the pump's history (and windows); else why it is left out
+   * (lateReason): a reading from before a pause behind the pump's newest one. Late readings are a
+   * sender's replayed backlog, to be stored and left out, unless they are the pump's live stream
+   * now: its clock moved back, or its newest reading was the odd one (a sensor clock hours ahead,
+   * once). One wrong timestamp must not leave a pump unscored, without alarms, until its clock
+   * catches up. The stream has moved when late readings
+   * - come in time order, LATE_RUN_RESTART or more in a row, at the pace of their own timestamps
+   *   (at least half as slowly as those advance; a backlog is sent faster than it was recorded,
+   *   and in between the live readings the run starts again), or
+   * - keep coming while no reading near the newest has for a pause (the pause rule, on the
+   *   monotonic clock).
+   * Its history and windows then start again from the late run (the readings before it are kept
+   * for the window, so a window of up to LATE_RUN_RESTART readings is scored at once).
    */
-  private admit(state: PumpState, ts: number): string | null {
-    const late = lateReason(state.history, ts);
+  private admit(state: PumpState, r: LateReading, arrival: number): string | null {
+    const late = lateReason(state, r.ts);
     if (late === null) {
-      state.lateRun = 0;
+      this.endLateRun(state);
       return null;
     }
-    if (++state.lateRun < LATE_RUN_RESTART) return late;
+    const run = state.lateRun;
+    if (state.lateRunFirst === null || r.ts <= run[run.length - 1]!.ts) {
+      run.length = 0;
+      state.lateRunFirst = { ts: r.ts, arrival, count: 0 };
+    }
+    run.push(r);
+    if (run.length > LATE_RUN_RESTART) run.shift();
+    const first = state.lateRunFirst;
+    first.count++;
+    const atPace = first.count >= LATE_RUN_RESTART && arrival - first.arrival >= (r.ts - first.ts) / 2;
+    const liveGone = arrival - state.admittedAt > gapMs(state.history);
+    if (!atPace && !liveGone) return late;
     this.rewind(state, state.history.size);
-    state.lateRun = 0;
+    const earlier = run.slice(0, -1);
+    this.endLateRun(state);
+    for (const e of earlier) this.record(state, e, arrival);
     return null;
+  }
+
+  private endLateRun(state: PumpState): void {
+    if (state.lateRunFirst === null) return;
+    state.lateRun.length = 0;
+    state.lateRunFirst = null;
   }
 
   /**
@@ -195,7 +277,7 @@ export class InferenceEngine {
       const state = this.pumps.get(pumpId);
       if (state) this.rewind(state, n);
     }
-    for (const state of this.pumps.values()) state.lateRun = 0;
+    for (const state of this.pumps.values()) this.endLateRun(state);
     this.recordedInLastScore = new Map();
   }
 
@@ -273,21 +355,27 @@ export class InferenceEngine {
   private state(pumpId: string): PumpState {
     let s = this.pumps.get(pumpId);
     if (!s) {
-      s = { history: new ValueHistory(HISTORY, true), lateRun: 0, live: null, shadow: null };
+      s = { id: pumpId, history: new ValueHistory(this.historyNeeded(), true), newest: -Infinity, admittedAt: this.now(), lateRun: [], lateRunFirst: null, live: null, shadow: null };
       this.pumps.set(pumpId, s);
     }
     return s;
   }
 
   /** Adds a reading to the pump's history; after a pause (see GAP_FACTOR) its windows start again from it. */
-  private record(state: PumpState, r: { ts: number; values: Reading['values'] }): void {
-    if (pausedBefore(state.history, r.ts)) this.rewind(state, state.history.size);
+  private record(state: PumpState, r: LateReading, arrival: number): void {
+    if (pausedBefore(state, r.ts)) this.rewind(state, state.history.size);
     state.history.push(r.values, r.ts);
+    if (r.ts > state.newest) state.newest = r.ts;
+    state.admittedAt = arrival;
+    this.recordedInLastScore.set(state.id, (this.recordedInLastScore.get(state.id) ?? 0) + 1);
   }
 
   /** Drops the pump's newest `n` readings from its history; its windows are rebuilt from the rest when next needed. */
   private rewind(state: PumpState, n: number): void {
     state.history.dropNewest(n);
+    let newest = -Infinity;
+    for (let age = 0; age < state.history.size; age++) newest = Math.max(newest, state.history.tsAt(age));
+    state.newest = newest;
     state.live = null;
     state.shadow = null;
   }
@@ -297,7 +385,8 @@ export class InferenceEngine {
     if (current && current.model === model) return current;
     const win = new FeatureWindow(model.meta.features, model.meta.window);
     // Replay history up to (not including) the reading being scored now, oldest first.
-    const take = Math.min(state.history.size - 1, model.meta.window - 1 + 16);
+    // A value missing from the newest readings is carried from up to MAX_CARRY_READINGS before.
+    const take = Math.min(state.history.size - 1, model.meta.window - 1 + MAX_CARRY_READINGS);
     for (let age = take; age >= 1; age--) win.push(state.history.valuesAt(age));
     return { model, win };
   }
@@ -314,12 +403,12 @@ const GAP_INTERVALS = 31;
  * of its recent intervals and than GAP_MIN_MS (the trainer's segment rule). Only a step longer
  * than GAP_MIN_MS needs the median, so a pump reporting every second costs one subtraction.
  */
-function pausedBefore(history: ValueHistory, ts: number): boolean {
-  if (history.size === 0) return false;
-  const step = ts - history.tsAt(0);
+function pausedBefore(state: PumpState, ts: number): boolean {
+  if (state.history.size === 0) return false;
+  const step = ts - state.newest;
   if (step <= GAP_MIN_MS) return false;
-  if (history.size < 2) return false; // one earlier reading: no interval to judge by yet
-  return step > gapMs(history);
+  if (state.history.size < 2) return false; // one earlier reading: no interval to judge by yet
+  return step > gapMs(state.history);
 }
 
 /** The pause rule's threshold for this pump: GAP_FACTOR × the median of its recent intervals, at least GAP_MIN_MS. */
@@ -339,12 +428,18 @@ function gapMs(history: ValueHistory): number {
  * it always was; a replayed backlog would make the next live reading look like it came after a
  * pause, so it is stored unscored and the pump's window is left as it was.
  */
-function lateReason(history: ValueHistory, ts: number): string | null {
-  if (history.size === 0) return null;
-  const newest = history.tsAt(0);
-  if (newest - ts <= GAP_MIN_MS || newest - ts <= gapMs(history)) return null;
+function lateReason(state: PumpState, ts: number): string | null {
+  if (state.history.size === 0) return null;
+  const newest = state.newest;
+  if (newest - ts <= GAP_MIN_MS || newest - ts <= gapMs(state.history)) return null;
   return `not scored: older than this pump's newest reading (${new Date(newest).toISOString()}) by more than a pause; windows are scored in time order`;
 }
+
+/** True when the history holds a reading with this reading's time and values (only asked when it is not the pump's newest). */
+function repeats(history: ValueHistory, r: LateReading): boolean {
+  return history.holds(r.ts, r.values);
+}
+
 
 /** `"Flow" = 1e+20` for the first value beyond ±EXTREME_VALUE in one packed window, else null. */
 function extremeValue(input: Float32Array, from: number, stride: number, features: readonly string[]): string | null {

@@ -15,20 +15,38 @@ const MAX_COLUMNS = 256;
 export class ValueHistory {
   private readonly names: string[] = [];
   private readonly index = new Map<string, number>();
-  private readonly columns: Float64Array[] = [];
-  private readonly times: Float64Array | null;
+  private columns: Float64Array[] = [];
+  private times: Float64Array | null;
   private head = 0; // the slot the next reading goes to
   private count = 0;
 
   constructor(
-    readonly capacity: number,
+    private cap: number,
     withTimestamps = false,
   ) {
-    this.times = withTimestamps ? new Float64Array(capacity) : null;
+    this.times = withTimestamps ? new Float64Array(cap) : null;
   }
 
   get size(): number {
     return this.count;
+  }
+
+  get capacity(): number {
+    return this.cap;
+  }
+
+  /** Keeps up to `capacity` readings from now on (never fewer than now); the readings kept stay. */
+  grow(capacity: number): void {
+    if (capacity <= this.cap) return;
+    const move = (old: Float64Array, fill: number): Float64Array => {
+      const fresh = new Float64Array(capacity).fill(fill);
+      for (let age = this.count - 1, to = 0; age >= 0; age--, to++) fresh[to] = old[this.slot(age)]!;
+      return fresh;
+    };
+    this.columns = this.columns.map((c) => move(c, Number.NaN));
+    if (this.times) this.times = move(this.times, 0);
+    this.head = this.count;
+    this.cap = capacity;
   }
 
   push(values: Values, ts = 0): void {
@@ -41,14 +59,14 @@ export class ValueHistory {
     }
     if (hasMoreKeysThan(values, known)) this.addColumns(values, at); // a name not seen before
     if (this.times) this.times[at] = ts;
-    this.head = (at + 1) % this.capacity;
-    if (this.count < this.capacity) this.count++;
+    this.head = (at + 1) % this.cap;
+    if (this.count < this.cap) this.count++;
   }
 
   /** Forgets the newest `n` readings (a batch whose commit failed); the oldest they overwrote stay lost. */
   dropNewest(n: number): void {
     const k = Math.min(Math.max(0, n), this.count);
-    this.head = (this.head - k + this.capacity) % this.capacity;
+    this.head = (this.head - k + this.cap) % this.cap;
     this.count -= k;
   }
 
@@ -63,6 +81,34 @@ export class ValueHistory {
     return out;
   }
 
+  /**
+   * True when the reading `age` readings before the newest had exactly these values: the same
+   * number for every name kept, and no value where it had none (nulls and missing names alike).
+   */
+  sameValuesAt(age: number, values: Values): boolean {
+    const slot = this.slot(age);
+    let known = 0;
+    for (let c = 0; c < this.names.length; c++) {
+      const v = values[this.names[c]!];
+      if (v !== undefined) known++;
+      const kept = this.columns[c]![slot]!;
+      if (typeof v === 'number' && !Number.isNaN(v) ? kept !== v : !Number.isNaN(kept)) return false;
+    }
+    // A name this history never kept (a column over MAX_COLUMNS aside) is a value the other lacked.
+    return !hasMoreKeysThan(values, known) || this.names.length >= MAX_COLUMNS;
+  }
+
+  /** True when a kept reading has this timestamp and these values (sameValuesAt); a plain scan of the timestamps. */
+  holds(ts: number, values: Values): boolean {
+    const times = this.times;
+    if (!times) return false;
+    for (let i = 0; i < this.count; i++) {
+      const slot = (this.head - 1 - i + this.cap) % this.cap;
+      if (times[slot] === ts && this.sameValuesAt(i, values)) return true;
+    }
+    return false;
+  }
+
   /** The timestamp of the reading `age` readings before the newest (0 when none were kept). */
   tsAt(age: number): number {
     return this.times ? this.times[this.slot(age)]! : 0;
@@ -70,7 +116,7 @@ export class ValueHistory {
 
   private slot(age: number): number {
     if (!Number.isInteger(age) || age < 0 || age >= this.count) throw new RangeError(`no reading ${age} back (${this.count} kept)`);
-    return (this.head - 1 - age + this.capacity * 2) % this.capacity;
+    return (this.head - 1 - age + this.cap * 2) % this.cap;
   }
 
   private addColumns(values: Values, at: number): void {
@@ -78,7 +124,7 @@ export class ValueHistory {
       if (this.index.has(name) || this.names.length >= MAX_COLUMNS) continue;
       const v = values[name];
       if (v === undefined) continue;
-      const column = new Float64Array(this.capacity).fill(Number.NaN);
+      const column = new Float64Array(this.cap).fill(Number.NaN);
       column[at] = typeof v === 'number' ? v : Number.NaN;
       this.index.set(name, this.names.length);
       this.names.push(name);

@@ -238,11 +238,12 @@ describe('inference on the committed rows', () => {
   });
 
   it('carries a missing value forward and marks the prediction imputed; stores a reading unscored when a value was never known', async () => {
+    const t0 = Date.now() - 10_000; // a time of its own for each (the same time and values again would be a resend)
     const r = await postJson(`${t.url}/readings`, [
-      reading('pump-h', { Pressure: 1.4, Flow: 30 }),
-      reading('pump-h', { Pressure: 1.4, Flow: 30, Current: 1.4 }),
-      reading('pump-h', { Pressure: 1.4, Flow: null, Current: 1.4 }),
-      reading('pump-h', { Pressure: 1.4, Current: 1.4 }),
+      reading('pump-h', { Pressure: 1.4, Flow: 30 }, t0),
+      reading('pump-h', { Pressure: 1.4, Flow: 30, Current: 1.4 }, t0 + 1000),
+      reading('pump-h', { Pressure: 1.4, Flow: null, Current: 1.4 }, t0 + 2000),
+      reading('pump-h', { Pressure: 1.4, Current: 1.4 }, t0 + 3000),
     ]);
     expect(r.status).toBe(202);
     const rows = db.prepare("SELECT score, imputed, unscored_reason FROM readings WHERE pump_id = 'pump-h' ORDER BY seq").all() as Array<{ score: number | null; imputed: number; unscored_reason: string | null }>;

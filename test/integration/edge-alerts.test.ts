@@ -94,6 +94,7 @@ describe('AlertPublisher', () => {
 
     expect(sent.map((a) => a.pumpId)).toEqual(['pump-3', 'pump-4']);
     expect(JSON.parse(buffer.getMeta('alerts.pending')!)).toEqual([]);
+    tick(1_000); // a new reading (the same time and values again would be a resend, not scored again)
     const { rows, seqs } = await spike('pump-3'); // still inside pump-3's interval after the restart
     restarted.onCommit(rows, seqs);
     expect(restarted.status().suppressed).toBe(1);

@@ -42,8 +42,10 @@ function makeAgent(): Agent {
   return new Agent({ config, logger: createLogger('silent'), defaultModelPath: join(dir, 'bundled.onnx') });
 }
 
+let lastTs = 0;
 function readings(pumpId: string, n: number, values?: Record<string, number>): Array<{ pumpId: string; ts: number; values: Record<string, number> }> {
-  return Array.from({ length: n }, () => ({ pumpId, ts: Date.now(), values: values ?? normalValues(random, t++) }));
+  // Each reading a time of its own: two with the same time and values are one resent, not scored again.
+  return Array.from({ length: n }, () => ({ pumpId, ts: (lastTs = Math.max(Date.now(), lastTs + 1)), values: values ?? normalValues(random, t++) }));
 }
 
 async function ingest(items: unknown[]): Promise<number[]> {

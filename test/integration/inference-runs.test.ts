@@ -70,6 +70,75 @@ describe('window rebuilt from history after a swap', () => {
   });
 });
 
+describe('a restart or a swap leaves no window to fill again', () => {
+  it('seeds a window of 100 from the buffer\'s last readings (as many as the engine needs), so the first reading after a restart is scored as without it', async () => {
+    const model = await LoadedModel.fromBytes(makeModel({ version: 'w100', window: 100 }), 'w100');
+    try {
+      const r = rng(31);
+      const readings = Array.from({ length: 601 }, (_, i): Reading => ({ pumpId: 'p', ts: 1_000_000 + i * 1000, values: normalValues(r, i) }));
+      const running = new InferenceEngine();
+      running.setModel('default', model);
+      const want = await running.score(readings, 0);
+      const restarted = new InferenceEngine();
+      restarted.setModel('default', model);
+      expect(restarted.historyNeeded()).toBe(256); // 100 + MAX_CARRY_READINGS is less
+      restarted.seed('p', readings.slice(600 - restarted.historyNeeded(), 600)); // the buffer's last rows, as the agent reads them back
+      const first = await restarted.score([readings[600]!], 0);
+      expect(first[0]!.unscoredReason).toBeNull();
+      expect(first[0]!.score).toBeCloseTo(want[600]!.score!, 5); // one window against a batch of 501: float32 sums in another order
+    } finally {
+      await model.release();
+    }
+  });
+
+  it('rebuilds a new model\'s window over a sensor that reports every 30th reading, carried between its reports', async () => {
+    const first = await LoadedModel.fromBytes(makeModel({ version: 's-a', window: 10 }), 's-a');
+    const second = await LoadedModel.fromBytes(makeModel({ version: 's-b', window: 10, seed: 12 }), 's-b');
+    try {
+      const r = rng(32);
+      const readings = Array.from({ length: 148 }, (_, i): Reading => {
+        const values: Record<string, number> = normalValues(r, i);
+        if (i % 30 !== 0) delete values.Current; // polled slowly: last reported at reading 120
+        return { pumpId: 'p', ts: 1_000_000 + i * 1000, values };
+      });
+      const swapped = new InferenceEngine();
+      swapped.setModel('default', first);
+      await swapped.score(readings.slice(0, 147), 0);
+      swapped.setModel('default', second); // 27 readings after Current's last report
+      const after = await swapped.score([readings[147]!], 0);
+      const reference = new InferenceEngine();
+      reference.setModel('default', second);
+      const want = await reference.score(readings, 0);
+      expect(after[0]!.unscoredReason).toBeNull();
+      expect(after[0]!.score).toBeCloseTo(want[147]!.score!, 5);
+    } finally {
+      await first.release();
+      await second.release();
+    }
+  });
+
+  it('keeps as much history as the longest window in use needs, from the moment such a model is set', async () => {
+    const long = await LoadedModel.fromBytes(makeModel({ version: 'w300', window: 300 }), 'w300');
+    const short = await LoadedModel.fromBytes(makeModel({ version: 'w3', window: 3 }), 'w3');
+    try {
+      const r = rng(33);
+      const readings = Array.from({ length: 701 }, (_, i): Reading => ({ pumpId: 'p', ts: 1_000_000 + i * 1000, values: normalValues(r, i) }));
+      const engine = new InferenceEngine();
+      engine.setModel('default', short);
+      engine.setShadow('default', long); // a 300-reading model in use: every pump keeps 360
+      expect(engine.historyNeeded()).toBe(300 + MAX_CARRY_READINGS);
+      await engine.score(readings.slice(0, 700), 0);
+      engine.setShadow('default', null);
+      engine.setModel('default', long); // promoted: its window is rebuilt whole
+      const after = await engine.score([readings[700]!], 0);
+      expect(typeof after[0]!.score).toBe('number');
+    } finally {
+      await long.release();
+      await short.release();
+    }
+  });
+});
+
 describe('a window that is not full yet', () => {
   it('leaves a pump\'s first window-1 readings unscored with the reason, so one noisy first reading cannot raise an alarm', async () => {
     const model = await LoadedModel.fromBytes(makeModel({ version: 'w4', window: 4 }), 'w4');
@@ -231,23 +300,121 @@ describe('a reading older than its pump\'s newest one by more than a pause', () 
     }
   });
 
-  it('never leaves a pump unscored for long after one reading dated hours ahead: its windows start again after a few', async () => {
+  /** An engine on a clock the test moves: readings arrive when the test says (monotonic ms). */
+  function clocked(model: LoadedModel): { engine: InferenceEngine; arrive: (readings: Reading[], atMs: number) => Promise<Awaited<ReturnType<InferenceEngine['score']>>> } {
+    let clock = 0;
+    const engine = new InferenceEngine(() => {}, () => clock);
+    engine.setModel('default', model);
+    return { engine, arrive: (readings, atMs) => ((clock = atMs), engine.score(readings, 0)) };
+  }
+
+  it('never leaves a pump unscored for long after one reading dated hours ahead: the live readings after it, arriving at their pace, are its stream again from the third', async () => {
     const model = await LoadedModel.fromBytes(makeModel({ version: 'f3', window: 3 }), 'f3');
     try {
       const r = rng(25);
       const at = (ts: number): Reading => ({ pumpId: 'p', ts, values: normalValues(r, ts / 1000) });
-      const engine = new InferenceEngine();
-      engine.setModel('default', model);
+      const { arrive } = clocked(model);
       const T = 10_000_000;
-      const before = Array.from({ length: 10 }, (_, i) => at(T + i * 1000));
-      const wrong = at(T + 10_000 + 2 * 3_600_000); // a sender's clock two hours ahead, once
-      const after = Array.from({ length: 10 }, (_, i) => at(T + 11_000 + i * 1000));
-      const rows = await engine.score([...before, wrong, ...after], 0);
-      const tail = rows.slice(11).map((row) => row.unscoredReason);
+      await arrive(Array.from({ length: 10 }, (_, i) => at(T + i * 1000)), 0);
+      const wrong = await arrive([at(T + 10_000 + 2 * 3_600_000)], 1_000); // a sender's clock two hours ahead, once
+      expect(wrong[0]!.unscoredReason).toBe('window filling: 1 of 3 readings'); // it looks like a reading after a pause
+      const tail: Array<string | null> = [];
+      for (let i = 0; i < 10; i++) tail.push((await arrive([at(T + 11_000 + i * 1000)], 2_000 + i * 1000))[0]!.unscoredReason);
       expect(LATE_RUN_RESTART).toBe(3);
       expect(tail.slice(0, 2).every((reason) => /^not scored: older than this pump's newest reading/.test(reason ?? ''))).toBe(true);
-      expect(tail.slice(2, 4)).toEqual(['window filling: 1 of 3 readings', 'window filling: 2 of 3 readings']);
-      expect(tail.slice(4)).toEqual(Array.from({ length: 6 }, () => null)); // scored again
+      expect(tail.slice(2)).toEqual(Array.from({ length: 8 }, () => null)); // scored again: the window holds the three
+    } finally {
+      await model.release();
+    }
+  });
+
+  it('starts the windows again from the late readings when the pump\'s clock moved back, whether they come one by one or in batches', async () => {
+    const model = await LoadedModel.fromBytes(makeModel({ version: 'b3', window: 3 }), 'b3');
+    try {
+      const r = rng(27);
+      const at = (ts: number): Reading => ({ pumpId: 'p', ts, values: normalValues(r, ts / 1000) });
+      const T = 10_000_000;
+      // One by one at 1 Hz: the third late reading restarts, and is scored on the three.
+      const single = clocked(model);
+      await single.arrive(Array.from({ length: 20 }, (_, i) => at(T + i * 1000)), 0);
+      const back = T + 20_000 - 3_600_000;
+      const reasons: Array<string | null> = [];
+      for (let i = 0; i < 6; i++) reasons.push((await single.arrive([at(back + i * 1000)], 1_000 + i * 1000))[0]!.unscoredReason);
+      expect(reasons.slice(0, 2).every((reason) => /^not scored: older/.test(reason ?? ''))).toBe(true);
+      expect(reasons.slice(2)).toEqual([null, null, null, null]);
+      // A sender that posts a minute of readings at once: no reading near the newest for a pause
+      // (60 s on the monotonic clock) while late ones keep coming, and its windows start again.
+      const batched = clocked(model);
+      await batched.arrive(Array.from({ length: 60 }, (_, i) => at(T + i * 1000)), 0);
+      const minute = (m: number): Reading[] => Array.from({ length: 60 }, (_, i) => at(back + m * 60_000 + i * 1000));
+      const first = await batched.arrive(minute(0), 60_000);
+      expect(first.every((row) => /^not scored: older/.test(row.unscoredReason ?? ''))).toBe(true);
+      const second = await batched.arrive(minute(1), 120_001);
+      expect(second.slice(2).every((row) => typeof row.score === 'number')).toBe(true);
+    } finally {
+      await model.release();
+    }
+  });
+
+  it('leaves the live readings scored while a replayed backlog comes in between them, at once or in chunks', async () => {
+    const model = await LoadedModel.fromBytes(makeModel({ version: 'k3', window: 3 }), 'k3');
+    try {
+      const r = rng(28);
+      const at = (ts: number): Reading => ({ pumpId: 'p', ts, values: normalValues(r, ts / 1000) });
+      const T = 10_000_000;
+      const backlog = Array.from({ length: 100 }, (_, i) => at(T - 7_200_000 + i * 1000)); // two hours old
+      const { arrive } = clocked(model);
+      for (let i = 0; i < 100; i++) await arrive([at(T + i * 1000)], i * 1000); // live, one a second
+      const rows = await arrive(backlog.slice(0, 30), 99_500); // 30 at once
+      expect(rows.every((row) => row.score === null && /^not scored: older/.test(row.unscoredReason ?? ''))).toBe(true);
+      const live: Array<number | null> = [];
+      for (let i = 0; i < 70; i++) {
+        live.push((await arrive([at(T + 100_000 + i * 1000)], 100_000 + i * 1000))[0]!.score);
+        if (i % 10 === 5) await arrive(backlog.slice(30 + i, 37 + i), 100_500 + i * 1000); // chunks between live readings
+      }
+      expect(live.every((score) => typeof score === 'number')).toBe(true);
+    } finally {
+      await model.release();
+    }
+  });
+
+  it('measures the pause rule from the pump\'s newest reading, so a reading a little late does not restart the window of the next', async () => {
+    const model = await LoadedModel.fromBytes(makeModel({ version: 'l3', window: 3 }), 'l3');
+    try {
+      const r = rng(29);
+      const at = (ts: number): Reading => ({ pumpId: 'p', ts, values: normalValues(r, ts / 1000) });
+      const T = 10_000_000;
+      const { arrive } = clocked(model);
+      await arrive(Array.from({ length: 100 }, (_, i) => at(T + i * 1000)), 0);
+      const late = await arrive([at(T + 99_000 - 59_500)], 100); // 59.5 s late: under a pause, scored in arrival order
+      expect(typeof late[0]!.score).toBe('number');
+      const next = await arrive(Array.from({ length: 10 }, (_, i) => at(T + 100_000 + i * 1000)), 1_000);
+      expect(next.map((row) => row.unscoredReason)).toEqual(Array.from({ length: 10 }, () => null));
+      // And a second reading 110 s behind the newest is late, though only 50 s behind the one before it.
+      const later = await arrive([at(T + 109_000 - 110_000)], 2_000);
+      expect(later[0]!.unscoredReason).toMatch(/^not scored: older/);
+    } finally {
+      await model.release();
+    }
+  });
+
+  it('scores a resent reading (same time, same values) once: the copy is stored unscored and the window goes on as if it had not come', async () => {
+    const model = await LoadedModel.fromBytes(makeModel({ version: 'd3', window: 3 }), 'd3');
+    try {
+      const r = rng(30);
+      const readings = Array.from({ length: 40 }, (_, i): Reading => ({ pumpId: 'p', ts: 1_000_000 + i * 1000, values: normalValues(r, i) }));
+      const once = new InferenceEngine();
+      once.setModel('default', model);
+      const want = await once.score(readings, 0);
+      const twice = new InferenceEngine();
+      twice.setModel('default', model);
+      const rows = await twice.score([...readings.slice(0, 21), { ...readings[20]!, values: { ...readings[20]!.values } }, ...readings.slice(21)], 0);
+      expect(rows[21]!.score).toBeNull();
+      expect(rows[21]!.unscoredReason).toMatch(/^not scored again: repeats a reading/);
+      expect([...rows.slice(0, 21), ...rows.slice(22)].map((row) => [row.score, row.unscoredReason])).toEqual(want.map((row) => [row.score, row.unscoredReason]));
+      // The same time with other values is another reading (two senders), scored in arrival order.
+      const other = await twice.score([{ pumpId: 'p', ts: readings[39]!.ts, values: normalValues(r, 99) }], 0);
+      expect(typeof other[0]!.score).toBe('number');
     } finally {
       await model.release();
     }

@@ -25,6 +25,32 @@ describe('ValueHistory (a pump\'s raw readings kept as numbers)', () => {
     expect(h.valuesAt(2)).toEqual({ a: 1 });
   });
 
+  it('grows without losing or reordering what it kept, and keeps more from then on', () => {
+    const h = new ValueHistory(3, true);
+    for (let i = 1; i <= 5; i++) h.push({ v: i }, i * 10); // wrapped: holds 3, 4, 5
+    h.grow(5);
+    expect(h.capacity).toBe(5);
+    expect([0, 1, 2].map((age) => [h.valuesAt(age).v, h.tsAt(age)])).toEqual([[5, 50], [4, 40], [3, 30]]);
+    h.push({ v: 6, w: 1 }, 60);
+    h.push({ v: 7 }, 70);
+    h.push({ v: 8 }, 80);
+    expect(h.size).toBe(5);
+    expect([0, 1, 2, 3, 4].map((age) => h.valuesAt(age).v)).toEqual([8, 7, 6, 5, 4]);
+    expect(h.valuesAt(2)).toEqual({ v: 6, w: 1 });
+    h.grow(4); // never shrinks
+    expect(h.capacity).toBe(5);
+  });
+
+  it('tells a reading with the same values (nulls and missing names alike) from one with others', () => {
+    const h = new ValueHistory(4, true);
+    h.push({ a: 1, b: null }, 100);
+    expect(h.sameValuesAt(0, { a: 1, b: null })).toBe(true);
+    expect(h.sameValuesAt(0, { a: 1 })).toBe(true);
+    expect(h.sameValuesAt(0, { a: 1, b: 2 })).toBe(false);
+    expect(h.sameValuesAt(0, { a: 1.5, b: null })).toBe(false);
+    expect(h.sameValuesAt(0, { a: 1, c: 3 })).toBe(false);
+  });
+
   it('keeps only the last `capacity` readings, oldest overwritten first', () => {
     const h = new ValueHistory(3);
     for (let i = 1; i <= 7; i++) h.push({ v: i });
