@@ -22,6 +22,13 @@ export interface Connectivity {
   blob: string;
 }
 
+/** Per-pump refused readings (from the page's board), so a pump whose readings are all refused is told apart from a silent one. */
+export interface PumpRefusalsStatus {
+  byPump: Record<string, { recent: number; total: number; lastAt: string; lastReason: string; overLimit: boolean }>;
+  /** Refused readings of pumps beyond those followed (a flood of made-up ids is counted, not kept). */
+  untrackedReadings: number;
+}
+
 export interface HealthCheck {
   name: string;
   check: () => { ok: boolean; error?: string };
@@ -34,6 +41,7 @@ const MAX_CHECK_TEXT = 500;
 export class AgentStatus {
   private readonly checks: HealthCheck[] = [];
   private syncStatus: () => SyncStatus | null = () => null;
+  private pumpRefusals: () => PumpRefusalsStatus | null = () => null;
   private readonly startedMono = performance.now();
   private readonly connectivity: Record<keyof Connectivity, () => string> = { hub: () => 'not configured', blob: () => 'not configured' };
 
@@ -56,6 +64,11 @@ export class AgentStatus {
 
   setSyncStatus(fn: () => SyncStatus | null): void {
     this.syncStatus = fn;
+  }
+
+  /** Per-pump refusals, reported by the part that follows them (the page's board). */
+  setPumpRefusals(fn: () => PumpRefusalsStatus | null): void {
+    this.pumpRefusals = fn;
   }
 
   /** Each link (IoT hub, Blob Storage) is reported by the part that owns it. */
@@ -112,6 +125,7 @@ export class AgentStatus {
     } catch (err) {
       bufferStatus = { error: safeErrorMessage(err) };
     }
+    const refusals = this.pumpRefusals();
     return {
       device: this.deps.deviceId,
       agentVersion: this.deps.agentVersion,
@@ -127,6 +141,8 @@ export class AgentStatus {
         unscored: m.unscored.get(),
         anomalies: m.anomalies.get(),
         imputed: m.imputed.get(),
+        refusedByPump: refusals?.byPump ?? {},
+        refusedUntracked: refusals?.untrackedReadings ?? 0,
       },
       sync: this.sync(),
       connectivity: this.connectivityNow(),

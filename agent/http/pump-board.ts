@@ -4,14 +4,21 @@ import { trainingSpan, type TrainingSpan } from '../../inference/contract.js';
 import type { InferenceEngine } from '../../inference/engine.js';
 import type { ModelManager } from '../../inference/models.js';
 import { monotonicNow } from '../../sync/clock.js';
+import type { RefusedReading } from '../ingest/pipeline.js';
+import { PumpRefusals, REFUSAL_WINDOW_MS, type PumpRefusalView } from '../ingest/pump-refusals.js';
 
 /** A pump whose last reading arrived longer ago than this is shown as "stale data". */
 export const STALE_AFTER_MS = 5 * 60_000;
 /** An anomaly streak ends after this many normal readings in a row (one normal reading amid a fault does not clear it). */
 export const CLEAR_AFTER_NORMALS = 5;
+/**
+ * A pump whose readings have all been refused for this long (or for longer than STALE_AFTER_MS
+ * since its last accepted one) is shown as "readings refused", not with its last good reading.
+ */
+export const REFUSED_AFTER_MS = 60_000;
 const SEED_ROWS = 200;
 
-export type PumpState = 'normal' | 'anomaly' | 'no-model' | 'not-scored' | 'stale';
+export type PumpState = 'normal' | 'anomaly' | 'no-model' | 'not-scored' | 'stale' | 'refused';
 
 interface LastRow {
   seq: number;
@@ -38,13 +45,22 @@ interface Track {
 export interface PumpSummary {
   pumpId: string;
   state: PumpState;
-  /** Why: the unscored reason, the model that is missing, or how long the data has been silent. */
+  /**
+   * Why: the unscored reason, the model that is missing, how long the data has been silent, or
+   * how many readings were refused and why.
+   */
   detail: string | null;
   /**
-   * For a stale pump, the state it was in when its readings stopped (an anomaly stays an anomaly
-   * until readings say otherwise: silence does not clear an alarm); null otherwise.
+   * For a stale pump, or one whose readings are refused, the state of its last accepted reading
+   * (an anomaly stays an anomaly until readings say otherwise: silence does not clear an alarm,
+   * nor do refused readings); null otherwise.
    */
-  lastState: Exclude<PumpState, 'stale'> | null;
+  lastState: Exclude<PumpState, 'stale' | 'refused'> | null;
+  /**
+   * The pump's refused readings (null when none was refused since the agent started): shown as the
+   * state `refused` while only refused readings arrive, else as a warning next to the state.
+   */
+  refused: PumpRefusalView | null;
   anomalySince: string | null;
   lastAlertAt: string | null;
   /** The latest anomalous reading: its score and each feature's contribution (the "why"). */
@@ -69,6 +85,7 @@ export interface PumpSummary {
 export class PumpBoard {
   private readonly tracks = new Map<string, Track>();
   private seeded = false;
+  private readonly refusals = new PumpRefusals((pumpId) => this.tracks.has(pumpId));
 
   constructor(
     private readonly deps: {
@@ -90,10 +107,21 @@ export class PumpBoard {
     rows.forEach((row, i) => this.apply(row, seqs[i]!, arrival(row.receivedAt)));
   }
 
+  /** Refusal listener: counts each pump's refused readings (a pump over the pump limit gets a card). */
+  refused(refused: readonly RefusedReading[]): void {
+    this.refusals.record(refused, this.monotonic());
+  }
+
+  /** For /status: each pump's refused readings, and those of pumps beyond what is followed. */
+  refusalStatus(): { byPump: Record<string, PumpRefusalView>; untrackedReadings: number } {
+    return this.refusals.snapshot(this.monotonic());
+  }
+
   summaries(): PumpSummary[] {
     this.seed();
     const ids = new Set(this.tracks.keys());
     for (const key of Object.keys(this.deps.models.status())) if (key !== 'default') ids.add(key);
+    for (const id of this.refusals.refusedOnlyPumps(this.monotonic())) ids.add(id);
     return [...ids].sort().map((id) => this.summary(id));
   }
 
@@ -112,6 +140,7 @@ export class PumpBoard {
     let t = this.tracks.get(row.pumpId);
     if (!t) this.tracks.set(row.pumpId, (t = { last: null, arrivedAt, anomalySince: null, normalsInRow: 0, lastAlert: null }));
     t.arrivedAt = arrivedAt;
+    this.refusals.accepted(row.pumpId, arrivedAt);
     t.last = {
       seq,
       ts: row.ts,
@@ -137,14 +166,18 @@ export class PumpBoard {
     const t = this.tracks.get(pumpId);
     const last = t?.last ?? null;
     const model = this.modelOf(pumpId);
-    const silentMs = t ? this.monotonic() - t.arrivedAt : 0;
+    const now = this.monotonic();
+    const silentMs = t ? now - t.arrivedAt : 0;
     const staleAfter = this.deps.staleAfterMs ?? STALE_AFTER_MS;
+    const refused = this.refusals.view(pumpId, now);
+    const refusingFor = this.refusals.refusingFor(pumpId, now);
     let state: PumpState;
     let detail: string | null = null;
     let lastState: PumpSummary['lastState'] = null;
     if (last === null) {
       state = 'stale';
-      detail = 'no readings received yet';
+      const ago = this.refusals.sinceLast(pumpId, now);
+      detail = ago === null ? 'no readings received yet' : `no reading accepted yet; the last refused one came ${Math.round(ago / 60_000)} min ago`;
     } else {
       if (t?.anomalySince != null) {
         state = 'anomaly';
@@ -164,11 +197,18 @@ export class PumpBoard {
         detail = `no reading for ${Math.round(silentMs / 60_000)} min`;
       }
     }
+    // Readings arrive, all refused: say so, rather than show the last good reading or "no reading".
+    if (refused !== null && refusingFor !== null && (last === null || silentMs > staleAfter || refusingFor >= REFUSED_AFTER_MS)) {
+      if (last !== null) lastState = state === 'stale' ? lastState : (state as Exclude<PumpState, 'stale' | 'refused'>);
+      state = 'refused';
+      detail = refusedDetail(refused);
+    }
     return {
       pumpId,
       state,
       detail,
       lastState,
+      refused,
       anomalySince: iso(t?.anomalySince ?? null),
       lastAlertAt: iso(t?.lastAlert?.ts ?? null),
       lastAlert: t?.lastAlert ? { ...t.lastAlert, ts: new Date(t.lastAlert.ts).toISOString() } : null,
@@ -207,6 +247,14 @@ export class PumpBoard {
       training: trainingSpan(meta),
     };
   }
+}
+
+/** "12 readings refused in the last 5 min; last: values.Pressure: expected a finite number…". */
+export function refusedDetail(r: PumpRefusalView): string {
+  const n = `${r.recent} reading${r.recent === 1 ? '' : 's'} refused in the last ${REFUSAL_WINDOW_MS / 60_000} min`;
+  return r.overLimit
+    ? `${n}: this gateway already takes readings of as many pumps as PUMPWATCH_MAX_PUMPS allows; last: ${r.lastReason}`
+    : `${n}; last: ${r.lastReason}`;
 }
 
 const iso = (ts: number | null): string | null => (ts === null ? null : new Date(ts).toISOString());

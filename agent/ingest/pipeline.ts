@@ -3,7 +3,7 @@ import type { PredictionRow, Reading, RejectedItem } from '../../buffer/types.js
 import type { InferenceEngine } from '../../inference/engine.js';
 import type { AgentMetrics } from '../metrics.js';
 import type { PumpRoster } from './pump-roster.js';
-import { DEFAULT_LIMITS, validateReading, type ValidationLimits } from './validate.js';
+import { DEFAULT_LIMITS, PUMP_ID_PATTERN, validateReading, type ValidationLimits } from './validate.js';
 
 export interface IngestResult {
   accepted: number;
@@ -14,6 +14,23 @@ export interface IngestResult {
 
 /** Called after a micro-batch is committed, with its rows and their sequence numbers (alerts, page). */
 export type CommitListener = (rows: readonly PredictionRow[], seqs: readonly number[]) => void;
+
+/** A refused item whose pumpId could be read (a string that passes the pump-id rule). */
+export interface RefusedReading {
+  pumpId: string;
+  reason: string;
+  receivedAt: number;
+  /** Refused because the gateway is at PUMPWATCH_MAX_PUMPS, not for its content. */
+  overLimit: boolean;
+  /** The pump is one whose readings are taken (counted against PUMPWATCH_MAX_PUMPS); false when unknown or over the limit. */
+  knownPump: boolean;
+}
+
+/**
+ * Called after refused items are stored, with those whose pump could be read: a pump whose every
+ * reading is refused (a firmware update sends values as strings) must not look silent on the page.
+ */
+export type RefusalListener = (refused: readonly RefusedReading[]) => void;
 
 interface Pending {
   readings: Reading[];
@@ -50,6 +67,7 @@ export class IngestPipeline {
   private queue: Pending[] = [];
   private running: Promise<void> | null = null;
   private readonly listeners: CommitListener[] = [];
+  private readonly refusalListeners: RefusalListener[] = [];
   private readonly clock: () => number;
   private readonly maxBatch: number;
   /** The micro-batch being scored and committed now, if any. */
@@ -64,6 +82,10 @@ export class IngestPipeline {
     this.listeners.push(listener);
   }
 
+  onRefuse(listener: RefusalListener): void {
+    this.refusalListeners.push(listener);
+  }
+
   /**
    * Validates raw items and commits the good ones; bad ones are stored in `rejected` with their
    * reason and counted. Resolves after the commit; rejects (nothing committed) when the buffer fails.
@@ -72,10 +94,11 @@ export class IngestPipeline {
    */
   async ingest(items: readonly unknown[], source: string, rawOf: (i: number) => string = (i) => safeJson(items[i])): Promise<IngestResult> {
     const now = this.clock();
-    const { readings, rejected } = this.validate(items, now);
+    const { readings, rejected, refused } = this.validate(items, now);
     const refusals = refusalsOf(rejected, source, rawOf, now);
     if (readings.length === 0) {
       this.reject(refusals);
+      this.tellRefused(refused);
       return { accepted: 0, rejected, seqs: [] };
     }
     const seqs = await this.submit(readings);
@@ -87,6 +110,7 @@ export class IngestPipeline {
       this.deps.metrics.rejected.inc(refusals.length);
       this.deps.onError?.(err);
     }
+    this.tellRefused(refused);
     return { accepted: readings.length, rejected, seqs };
   }
 
@@ -97,24 +121,50 @@ export class IngestPipeline {
    */
   screen(items: readonly unknown[], source: string, rawOf: (i: number) => string = (i) => safeJson(items[i])): Screened {
     const now = this.clock();
-    const screened = this.validate(items, now);
-    const { rejected } = screened;
+    const { readings, rejected, refused } = this.validate(items, now);
     this.reject(refusalsOf(rejected, source, rawOf, now));
-    return screened;
+    this.tellRefused(refused);
+    return { readings, rejected };
   }
 
-  /** The good readings of raw items, and the index and reason of each refused one. */
-  private validate(items: readonly unknown[], now: number): Screened {
+  /**
+   * The good readings of raw items, the index and reason of each refused one, and the refused
+   * ones whose pump can be read (for the page).
+   */
+  private validate(items: readonly unknown[], now: number): Screened & { refused: RefusedReading[] } {
     const limits = this.deps.limits?.() ?? DEFAULT_LIMITS;
     const readings: Reading[] = [];
     const rejected: IngestResult['rejected'] = [];
+    const refused: RefusedReading[] = [];
     for (let i = 0; i < items.length; i++) {
       const v = validateReading(items[i], now, limits);
-      const refusal = v.ok ? (this.deps.pumps?.admit(v.reading.pumpId) ?? null) : v.error;
-      if (refusal !== null) rejected.push({ index: i, error: refusal });
-      else if (v.ok) readings.push(v.reading);
+      if (v.ok) {
+        const overLimit = this.deps.pumps?.admit(v.reading.pumpId) ?? null;
+        if (overLimit === null) {
+          readings.push(v.reading);
+          continue;
+        }
+        rejected.push({ index: i, error: overLimit });
+        refused.push({ pumpId: v.reading.pumpId, reason: overLimit, receivedAt: now, overLimit: true, knownPump: false });
+      } else {
+        rejected.push({ index: i, error: v.error });
+        const pumpId = readablePumpId(items[i]);
+        if (pumpId !== null) refused.push({ pumpId, reason: v.error, receivedAt: now, overLimit: false, knownPump: this.deps.pumps?.has(pumpId) ?? false });
+      }
     }
-    return { readings, rejected };
+    return { readings, rejected, refused };
+  }
+
+  /** Tells the refusal listeners (the page's board) of stored refusals; a listener's fault is logged, never thrown. */
+  private tellRefused(refused: readonly RefusedReading[]): void {
+    if (refused.length === 0) return;
+    for (const l of this.refusalListeners) {
+      try {
+        l(refused);
+      } catch (err) {
+        this.deps.onError?.(err);
+      }
+    }
   }
 
   /** Stores refused items (with their reason) and counts them. */
@@ -232,6 +282,13 @@ function safeJson(v: unknown): string {
   } catch {
     return String(v);
   }
+}
+
+/** The pumpId of a refused item when it is a string that passes the pump-id rule, else null (garbage makes no card). */
+function readablePumpId(item: unknown): string | null {
+  if (typeof item !== 'object' || item === null) return null;
+  const id = (item as { pumpId?: unknown }).pumpId;
+  return typeof id === 'string' && PUMP_ID_PATTERN.test(id) ? id : null;
 }
 
 /** The refused items as the buffer keeps them: their raw text and reason. */

@@ -34,6 +34,12 @@ export class PumpRoster {
     return null;
   }
 
+  /** Whether readings of `pumpId` are taken: it counts against the limit. */
+  has(pumpId: string): boolean {
+    if (!this.seeded) this.seed();
+    return this.known.has(pumpId);
+  }
+
   private seed(): void {
     let stored: readonly string[];
     try {

@@ -4,7 +4,7 @@ import { pickSensors, scoreChart, sensorCharts } from './charts.js';
 import { fmtClock, fmtNum, timeZoneText } from './format.js';
 import { initLabelForm } from './label-form.js';
 import { renderAlerts } from './alerts.js';
-import { alarming, cloudSummary, modelScope, modelTraining, pumpWhy, renderGateway, renderPumps, renderValues, sortPumps } from './render.js';
+import { alarming, cloudSummary, modelScope, modelTraining, pumpWhy, refusalNote, renderGateway, renderPumps, renderValues, sortPumps } from './render.js';
 
 const $ = (id) => document.getElementById(id);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -212,6 +212,9 @@ function renderModel(model) {
   $('detail-model').className = training.short ? 'model-line short' : 'model-line';
 }
 
+/** The selected pump's state in words, with the warning about refused readings when there is one. */
+const detailWhy = (p) => [pumpWhy(p), refusalNote(p)].filter(Boolean).join(' ');
+
 function renderDetail() {
   const p = state.pumps.find((x) => x.pumpId === state.selected);
   const detail = $('detail');
@@ -221,7 +224,7 @@ function renderDetail() {
   }
   detail.hidden = false;
   $('detail-h').textContent = `Pump ${p.pumpId}`;
-  $('detail-why').textContent = pumpWhy(p);
+  $('detail-why').textContent = detailWhy(p);
   renderModel(p.model);
   const threshold = p.model?.threshold ?? null;
   $('chart-empty').hidden = state.rows.length > 0;
@@ -248,7 +251,7 @@ function renderTimes() {
   if (state.pumps.length === 0) return;
   renderPumps($('pumps'), state.pumps, state.selected, onSelect);
   const p = state.pumps.find((x) => x.pumpId === state.selected);
-  if (p) $('detail-why').textContent = pumpWhy(p);
+  if (p) $('detail-why').textContent = detailWhy(p);
 }
 
 function mergeRows(rows) {

@@ -88,6 +88,7 @@ export const STATE_TEXT = {
   'no-model': 'No model',
   'not-scored': 'Not scored',
   stale: 'Stale data',
+  refused: 'Readings refused',
 };
 
 export const KIND_TEXT = {

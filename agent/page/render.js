@@ -1,10 +1,13 @@
 // Rendering the pumps, alerts and gateway facts. Text goes in with textContent only.
 import { STATE_TEXT, fmtAgo, fmtBytes, fmtDuration, fmtNum, fmtPercent, fmtTime, shares } from './format.js';
 
-const ORDER = { anomaly: 0, stale: 1, 'not-scored': 2, 'no-model': 3, normal: 4 };
+const ORDER = { anomaly: 0, refused: 1, stale: 1, 'not-scored': 2, 'no-model': 3, normal: 4 };
 
-/** A pump that went silent while in anomaly: silence does not clear an alarm. */
-const silentAlarm = (p) => p.state === 'stale' && p.lastState === 'anomaly';
+/**
+ * A pump that went silent, or whose readings are all refused, while in anomaly: neither clears an
+ * alarm.
+ */
+const silentAlarm = (p) => (p.state === 'stale' || p.state === 'refused') && p.lastState === 'anomaly';
 /** A pump in anomaly, or one that went silent while in anomaly. */
 export const alarming = (p) => p.state === 'anomaly' || silentAlarm(p);
 /** Live alarms first, then silent ones still alarming, then the rest by state. */
@@ -22,7 +25,8 @@ export function badge(state) {
 }
 
 function pumpBadge(p) {
-  return silentAlarm(p) ? el('span', 'badge s-anomaly', 'Anomaly · no data') : badge(p.state);
+  if (!silentAlarm(p)) return badge(p.state);
+  return el('span', 'badge s-anomaly', p.state === 'refused' ? 'Anomaly · readings refused' : 'Anomaly · no data');
 }
 
 export function topShares(contributions, n = 3) {
@@ -42,7 +46,7 @@ function anomalyText(p) {
 /** Why a pump is in its state, in one sentence. */
 export function pumpWhy(p) {
   if (p.state === 'anomaly') return `${anomalyText(p)}.`;
-  if (p.state === 'stale' && p.lastState) {
+  if ((p.state === 'stale' || p.state === 'refused') && p.lastState) {
     const silent = capital(p.detail ?? 'no recent reading');
     return p.lastState === 'anomaly'
       ? `${silent} — last state: ${anomalyText(p)}.`
@@ -51,6 +55,16 @@ export function pumpWhy(p) {
   if (p.detail) return `${capital(p.detail)}.`;
   if (p.state === 'normal') return p.lastAlertAt ? `Normal; last alert ${fmtTime(p.lastAlertAt)}.` : 'Normal; no alert in recent readings.';
   return '';
+}
+
+/**
+ * A pump whose readings are taken, some of them refused lately: "Warning: 3 readings refused in the
+ * last 5 min; last: …". Empty when none was (or when the state itself says they are refused).
+ */
+export function refusalNote(p) {
+  const r = p.refused;
+  if (!r || p.state === 'refused' || !(r.recent > 0)) return '';
+  return `Warning: ${r.recent} reading${r.recent === 1 ? '' : 's'} refused in the last 5 min; last: ${r.lastReason}`;
 }
 
 /** The gateway's generic default model scores every pump that has no model of its own yet. */
@@ -107,7 +121,7 @@ function fillPump(button, p, selected) {
   button.dataset.model = isGeneric(p.model) ? 'generic' : p.model ? 'pump' : 'none';
   button.setAttribute('aria-pressed', String(selected));
   const last = p.lastReading;
-  const reading = last ? `Last reading ${fmtTime(last.ts)} · score ${fmtNum(last.score)}` : 'No readings yet';
+  const reading = last ? `Last reading ${fmtTime(last.ts)} · score ${fmtNum(last.score)}` : p.refused ? 'No reading accepted yet' : 'No readings yet';
   button.replaceChildren(
     el('span', 'pump-name', p.pumpId),
     pumpBadge(p),
@@ -116,6 +130,8 @@ function fillPump(button, p, selected) {
   );
   const why = pumpWhy(p);
   if (why && p.state !== 'normal') button.append(el('span', 'pump-line why', why));
+  const note = refusalNote(p);
+  if (note) button.append(el('span', 'pump-line refused-note', note));
 }
 
 /** Updates the pump list in place (keyed by pump), so keyboard focus stays where it was. */

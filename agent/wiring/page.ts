@@ -19,6 +19,9 @@ export function wirePage(agent: Agent): Part[] {
     board.record(rows, seqs);
     events.record(rows, seqs);
   });
+  // Refused readings of a readable pump: the card says they are refused, rather than silent.
+  agent.pipeline.onRefuse((refused) => board.refused(refused));
+  agent.status.setPumpRefusals(() => board.refusalStatus());
   registerPageRoutes(agent.server, { board, events });
   registerAlertsRoutes(agent.server, { labels, engine: agent.engine, models: agent.models });
   registerLabelsRoutes(agent.server, { labels });

@@ -580,3 +580,51 @@ describe('what the field review found', () => {
     await page.close();
   });
 });
+
+describe('pumps whose readings are refused', () => {
+  it('says a pump’s readings are refused, with the reason as text (not as HTML), rather than stale; warns beside a pump that also sends good ones', async () => {
+    const r = rng(51);
+    const stringy = (pumpId: string) => ({ pumpId, ts: Date.now(), values: { ...normalValues(r, 0), Pressure: '0.382638' } });
+    // pump-7: good readings received ten minutes ago, then a firmware update sends Pressure as a string
+    skewMs = -10 * 60_000;
+    try {
+      const good = Array.from({ length: 20 }, (_, i) => ({ pumpId: 'pump-7', ts: Date.now() - 10 * 60_000 - (19 - i) * 1000, values: normalValues(r, i) }));
+      expect((await postJson(`${t.url}/readings`, good)).status).toBe(202);
+    } finally {
+      skewMs = 0;
+    }
+    for (let i = 0; i < 3; i++) expect((await postJson(`${t.url}/readings`, stringy('pump-7'))).status).toBe(400);
+    // pump-8: never a good reading, and a value name that is HTML
+    expect((await postJson(`${t.url}/readings`, { pumpId: 'pump-8', ts: Date.now(), values: { '<img src=x onerror=alert(1)>': 'on' } })).status).toBe(400);
+    // pump-9: good readings with a refused one beside each
+    for (let i = 0; i < 2; i++) expect((await postJson(`${t.url}/readings`, [{ pumpId: 'pump-9', ts: Date.now() - 1000 + i, values: normalValues(r, i) }, stringy('pump-9')])).status).toBe(202);
+
+    const w = await openPage(t.url);
+    const { page } = w;
+    const card = (id: string) => page.locator(`button[data-pump="${id}"]`);
+    await card('pump-9').waitFor();
+    expect(await card('pump-7').getAttribute('data-state')).toBe('refused');
+    expect(await card('pump-7').getAttribute('data-last-state')).toBe('normal');
+    expect(await card('pump-7').locator('.badge').textContent()).toBe('Readings refused');
+    expect(await card('pump-7').locator('.why').textContent()).toBe(
+      '3 readings refused in the last 5 min; last: values.Pressure: expected a finite number or null, got string "0.382638" — last state: Normal.',
+    );
+    expect(await card('pump-8').getAttribute('data-state')).toBe('refused');
+    expect(await card('pump-8').textContent()).toContain('No reading accepted yet');
+    expect(await card('pump-8').locator('.why').textContent()).toBe('1 reading refused in the last 5 min; last: values.<img src=x onerror=alert(1)>: expected a finite number or null, got string "on".');
+    expect(await page.locator('#pumps img').count()).toBe(0);
+    expect(await card('pump-9').getAttribute('data-state')).not.toBe('refused');
+    expect(await card('pump-9').locator('.refused-note').textContent()).toBe(
+      'Warning: 2 readings refused in the last 5 min; last: values.Pressure: expected a finite number or null, got string "0.382638"',
+    );
+    await card('pump-7').click();
+    await expect.poll(() => page.locator('#detail-why').textContent()).toMatch(/^3 readings refused in the last 5 min; last: values\.Pressure: /);
+    await card('pump-9').click();
+    await expect.poll(() => page.locator('#detail-why').textContent()).toMatch(/Warning: 2 readings refused in the last 5 min; last: values\.Pressure: /);
+    expect(await page.evaluate(accessibilityProblems)).toEqual([]);
+    expect(await page.evaluate(contrastProblems)).toEqual([]);
+    await page.screenshot({ path: join(ARTIFACTS, 'page-refused.png') });
+    expect(w.errors).toEqual([]);
+    await page.close();
+  });
+});

@@ -108,6 +108,37 @@ describe('GET /pumps', () => {
     });
   });
 
+  it('shows a pump whose readings all come refused as "refused" with the reason, not as stale, in /pumps and /status', async () => {
+    vi.useFakeTimers({ toFake: ['Date', 'performance'] });
+    expect((await postJson(`${t.url}/readings`, [reading('pa-7', NORMAL, Date.now() - 1000), reading('pa-7', NORMAL)])).status).toBe(202);
+    // a firmware update: Pressure comes as a string, every 30 s for 6 min
+    for (let i = 0; i < 12; i++) {
+      vi.advanceTimersByTime(30_000);
+      const res = await postJson(`${t.url}/readings`, { pumpId: 'pa-7', ts: Date.now(), values: { ...NORMAL, Pressure: '0.38' } });
+      expect(res.status).toBe(400);
+    }
+    const pump = (await getJson('/pumps')).json.pumps.find((p: any) => p.pumpId === 'pa-7');
+    expect(pump).toMatchObject({ state: 'refused', lastState: 'normal', refused: { total: 12, overLimit: false } });
+    expect(pump.detail).toMatch(/^(9|10|11) readings refused in the last 5 min; last: values\.Pressure: expected a finite number or null, got string "0\.38"$/);
+    const status = (await getJson('/status')).json;
+    expect(status.readings.refusedByPump['pa-7']).toMatchObject({ total: 12, lastReason: 'values.Pressure: expected a finite number or null, got string "0.38"' });
+    expect(status.readings.refusedUntracked).toBe(0);
+  });
+
+  it('gives a pump refused for PUMPWATCH_MAX_PUMPS a card that says so', async () => {
+    const own = await startTestAgent({ PUMPWATCH_MAX_PUMPS: '1' });
+    try {
+      expect((await postJson(`${own.url}/readings`, [reading('lim-1', NORMAL)])).status).toBe(202);
+      expect((await postJson(`${own.url}/readings`, [reading('lim-2', NORMAL)])).status).toBe(400);
+      const pumps = ((await (await fetch(`${own.url}/pumps`)).json()) as any).pumps;
+      const card = pumps.find((p: any) => p.pumpId === 'lim-2');
+      expect(card).toMatchObject({ state: 'refused', lastReading: null, refused: { total: 1, overLimit: true } });
+      expect(card.detail).toMatch(/PUMPWATCH_MAX_PUMPS/);
+    } finally {
+      await own.stop();
+    }
+  });
+
   it('shows "no model" for readings that arrive while no model is active', async () => {
     const model = t.agent.engine.model(DEFAULT_MODEL_KEY)!;
     t.agent.engine.setModel(DEFAULT_MODEL_KEY, null);

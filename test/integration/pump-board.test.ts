@@ -8,6 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PumpBoard, type PumpSummary } from '../../agent/http/pump-board.js';
+import { IngestPipeline } from '../../agent/ingest/pipeline.js';
+import { MAX_REASON_CHARS, MAX_REFUSED_ONLY_PUMPS } from '../../agent/ingest/pump-refusals.js';
+import { PumpRoster } from '../../agent/ingest/pump-roster.js';
+import { createAgentMetrics, MetricsRegistry } from '../../agent/metrics.js';
 import { BufferStore } from '../../buffer/store.js';
 import type { PredictionRow } from '../../buffer/types.js';
 import { InferenceEngine } from '../../inference/engine.js';
@@ -83,5 +87,122 @@ describe('PumpBoard when NTP steps the gateway clock', () => {
     expect(pump(b, 'pump-seeded')).toMatchObject({ state: 'normal' });
     tick(6 * 60_000);
     expect(pump(b, 'pump-seeded')).toMatchObject({ state: 'stale', lastState: 'normal', detail: 'no reading for 6 min' });
+  });
+});
+
+describe('PumpBoard with refused readings (the real pipeline and SQLite)', () => {
+  /** A pipeline wired to a board as agent/wiring/page.ts wires them, taking readings of at most `maxPumps` pumps. */
+  const wired = (maxPumps = 100, openPage = true) => {
+    const b = board();
+    const pipeline = new IngestPipeline({
+      engine,
+      buffer,
+      metrics: createAgentMetrics(new MetricsRegistry()),
+      clock: () => wall,
+      pumps: new PumpRoster(() => maxPumps, () => buffer.pumpIds()),
+    });
+    pipeline.onCommit((rows, seqs) => b.record(rows, seqs));
+    pipeline.onRefuse((refused) => b.refused(refused));
+    if (openPage) b.summaries();
+    return { b, pipeline };
+  };
+  const good = (pumpId: string) => ({ pumpId, ts: wall, values: { Pressure: 1.4, Flow: 30, Current: 1.4 } });
+  /** A reading after a firmware update: Pressure as a string. */
+  const stringy = (pumpId: string) => ({ pumpId, ts: wall, values: { Pressure: '0.382638', Flow: 30, Current: 1.4 } });
+
+  it('shows a pump whose readings are all refused as "refused" with the count and reason, not as stale', async () => {
+    const { b, pipeline } = wired();
+    for (let i = 0; i < 12; i++) {
+      expect((await pipeline.ingest([good('pump-fw')], 'http')).accepted).toBe(1);
+      tick(1000);
+    }
+    expect(pump(b, 'pump-fw')).toMatchObject({ state: 'normal', refused: null });
+    for (let i = 0; i < 6 * 60; i++) {
+      expect((await pipeline.ingest([stringy('pump-fw')], 'http')).accepted).toBe(0);
+      tick(1000);
+    }
+    const p = pump(b, 'pump-fw');
+    expect(p.state).toBe('refused');
+    expect(p.lastState).toBe('normal');
+    expect(p.detail).toMatch(/^\d+ readings refused in the last 5 min; last: values\.Pressure: expected a finite number or null, got string "0\.382638"$/);
+    expect(p.refused).toMatchObject({ total: 360, overLimit: false, lastReason: 'values.Pressure: expected a finite number or null, got string "0.382638"' });
+    expect(p.refused!.recent).toBeGreaterThanOrEqual(270);
+    expect(p.refused!.recent).toBeLessThanOrEqual(300);
+    expect(p.detail).not.toMatch(/no reading/);
+    expect(b.refusalStatus().byPump['pump-fw']).toMatchObject({ total: 360, lastReason: p.refused!.lastReason });
+    // Once the refusals stop too, the pump is silent: stale, as before.
+    tick(6 * 60_000);
+    expect(pump(b, 'pump-fw')).toMatchObject({ state: 'stale', lastState: 'normal', detail: 'no reading for 12 min' });
+  });
+
+  it('says "refused" after a minute of refused readings, and keeps a pump that also sends good readings in its state with the refusals as a warning', async () => {
+    const { b, pipeline } = wired();
+    await pipeline.ingest([good('pump-mix'), good('pump-soon')], 'http');
+    for (let i = 0; i < 30; i++) {
+      await pipeline.ingest([good('pump-mix'), stringy('pump-mix'), stringy('pump-soon')], 'http');
+      tick(1000);
+    }
+    // pump-soon: 30 s of refused readings only, its last good reading is 30 s old: still normal, with the warning
+    expect(pump(b, 'pump-soon')).toMatchObject({ state: 'normal', refused: { recent: 30 } });
+    tick(31_000);
+    await pipeline.ingest([good('pump-mix'), stringy('pump-mix'), stringy('pump-soon')], 'http');
+    expect(pump(b, 'pump-soon')).toMatchObject({ state: 'refused', lastState: 'normal' });
+    // pump-mix: a good reading with every refused one: not stale, not refused, the refusals shown beside
+    expect(pump(b, 'pump-mix')).toMatchObject({ state: 'normal', lastState: null, refused: { recent: 31, total: 31, overLimit: false } });
+  });
+
+  it('gives a pump over PUMPWATCH_MAX_PUMPS a card that says its readings are refused for the limit', async () => {
+    const known = buffer.pumpIds().length;
+    const { b, pipeline } = wired(known + 1);
+    expect((await pipeline.ingest([good('pump-in')], 'http')).accepted).toBe(1);
+    const res = await pipeline.ingest([good('pump-over'), good('pump-over')], 'http');
+    expect(res.accepted).toBe(0);
+    const p = pump(b, 'pump-over');
+    expect(p).toMatchObject({ state: 'refused', lastState: null, lastReading: null, model: expect.anything(), refused: { total: 2, recent: 2, overLimit: true } });
+    expect(p.detail).toMatch(/^2 readings refused in the last 5 min: this gateway already takes readings of as many pumps as PUMPWATCH_MAX_PUMPS allows; last: pumpId: "pump-over" would be a new pump/);
+    expect(b.refusalStatus().byPump['pump-over']).toMatchObject({ overLimit: true, total: 2 });
+  });
+
+  it('makes no card of a garbage pumpId, and keeps at most 32 pumps known only from refusals however many ids flood in', async () => {
+    const { b, pipeline } = wired();
+    const before = b.summaries().length;
+    await pipeline.ingest([{ pumpId: '../../etc', ts: wall, values: { Pressure: 'x' } }, { pumpId: 42, ts: wall, values: {} }, { pumpId: 'a'.repeat(200), ts: wall, values: { P: 'x' } }], 'http');
+    expect(b.summaries().length).toBe(before);
+    const flood = Array.from({ length: 10_000 }, (_, i) => ({ pumpId: `rnd-${i.toString(36)}-${(i * 7919).toString(36)}`, ts: wall, values: { Pressure: 'x' } }));
+    for (let i = 0; i < flood.length; i += 1000) expect((await pipeline.ingest(flood.slice(i, i + 1000), 'http')).accepted).toBe(0);
+    const refusedOnly = b.summaries().filter((p) => p.pumpId.startsWith('rnd-'));
+    expect(refusedOnly).toHaveLength(MAX_REFUSED_ONLY_PUMPS);
+    expect(refusedOnly.every((p) => p.state === 'refused' && p.lastReading === null)).toBe(true);
+    const status = b.refusalStatus();
+    expect(Object.keys(status.byPump).filter((id) => id.startsWith('rnd-'))).toHaveLength(MAX_REFUSED_ONLY_PUMPS);
+    expect(status.untrackedReadings).toBe(10_000 - MAX_REFUSED_ONLY_PUMPS);
+    // Five minutes on, a pump refused now takes the place of one no longer refused; after an hour the rest are forgotten.
+    tick(6 * 60_000);
+    await pipeline.ingest([stringy('pump-late')], 'http');
+    expect(pump(b, 'pump-late')).toMatchObject({ state: 'refused', refused: { total: 1 } });
+    expect(b.summaries().filter((p) => p.pumpId.startsWith('rnd-'))).toHaveLength(MAX_REFUSED_ONLY_PUMPS - 1);
+    tick(61 * 60_000);
+    expect(b.summaries().some((p) => p.pumpId.startsWith('rnd-') || p.pumpId === 'pump-late')).toBe(false);
+  });
+
+  it('follows the refusals of every pump whose readings are taken, beyond the cap on refused-only pumps, before the page was ever opened', async () => {
+    const ids = Array.from({ length: 40 }, (_, i) => `pump-known-${i}`);
+    await wired(1000).pipeline.ingest(ids.map(good), 'http');
+    const { b, pipeline } = wired(1000, false); // a restart: the board has not read the buffer yet
+    await pipeline.ingest(ids.map(stringy), 'http');
+    const status = b.refusalStatus();
+    expect(ids.every((id) => status.byPump[id]?.total === 1)).toBe(true);
+    expect(status.untrackedReadings).toBe(0);
+    expect(pump(b, 'pump-known-39').refused).toMatchObject({ total: 1, recent: 1 });
+  });
+
+  it('cuts a long reason short', async () => {
+    const { b, pipeline } = wired();
+    const keys = Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`extra_field_number_${i}`, 1]));
+    await pipeline.ingest([{ pumpId: 'pump-long', ts: wall, values: { Pressure: 1 }, ...keys }], 'http');
+    const p = pump(b, 'pump-long');
+    expect(p.state).toBe('refused');
+    expect(p.refused!.lastReason.length).toBeLessThanOrEqual(MAX_REASON_CHARS);
+    expect(p.refused!.lastReason).toMatch(/^unknown field "extra_field_number_0".*…$/);
   });
 });
