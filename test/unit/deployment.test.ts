@@ -157,7 +157,8 @@ describe('Dockerfile', () => {
     const assignments = Object.entries(AGENT_ENV).map(([name, value]) => `${name}=${value} `).join('');
     expect(shebang).toBe(`#!/usr/bin/env -S ${assignments}node ${AGENT_NODE_FLAGS.join(' ')}`);
     const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { bin: Record<string, string>; scripts: Record<string, string> };
-    expect(pkg.scripts.start).toBe(`node ${AGENT_NODE_FLAGS.join(' ')} ${pkg.bin['pumpwatch-agent']}`);
+    // exec: npm sends SIGTERM to the script's process, which must be the agent, not a shell (npm-start.test.ts).
+    expect(pkg.scripts.start).toBe(`exec node ${AGENT_NODE_FLAGS.join(' ')} ${pkg.bin['pumpwatch-agent']}`);
   });
 
   it('copies only files that exist, and the context leaves out node_modules, data and .git', () => {

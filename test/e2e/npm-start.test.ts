@@ -1,0 +1,45 @@
+/**
+ * `npm start` as the README gives it: SIGTERM to npm stops the agent cleanly (exit 0, port freed).
+ * npm forwards the signal only to the script's own process; a script that ran node under a shell
+ * left the agent running, orphaned, holding its port and buffer, while npm exited 143.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { packageRoot } from '../../agent/paths.js';
+import { freePort } from '../support/process.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'pumpwatch-npm-start-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }));
+
+describe('npm start', () => {
+  it('stops the agent and exits 0 on SIGTERM, leaving no agent behind', async () => {
+    const port = await freePort();
+    const npm = spawn('npm', ['start', '--silent'], {
+      cwd: packageRoot(),
+      env: { ...process.env, PUMPWATCH_DATA_DIR: dir, PUMPWATCH_HTTP_PORT: String(port), PUMPWATCH_SIMULATE: '0', PUMPWATCH_SYNC: 'off', PUMPWATCH_HUB: 'off', PUMPWATCH_LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    npm.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    npm.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | string>((resolve) => npm.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
+    const url = `http://127.0.0.1:${port}/healthz`;
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      if (npm.exitCode !== null) throw new Error(`npm start exited early:\n${out}`);
+      if (Date.now() > deadline) throw new Error(`the agent never answered:\n${out}`);
+      try {
+        if ((await fetch(url)).status === 200) break;
+      } catch {
+        // not listening yet
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    npm.kill('SIGTERM');
+    expect(await exited, out).toBe(0);
+    await expect(fetch(url)).rejects.toThrow(); // nothing listens any more: the agent stopped too
+  }, 60_000);
+});
