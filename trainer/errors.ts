@@ -46,11 +46,11 @@ export type TrainerErrorCode =
   | 'PW_TRAINER_NO_MODEL'
   /** best.json changed under us (another trainer promoted meanwhile). */
   | 'PW_TRAINER_REGISTRY_CONFLICT'
-  /** A registry blob is missing or not what the trainer wrote. */
+  /** A registry blob is not what the trainer wrote (does not parse, or does not match its pointer or record). */
   | 'PW_TRAINER_REGISTRY_INVALID'
   /** The IoT Hub twin update or query failed. */
   | 'PW_TRAINER_DEPLOY'
-  /** Blob Storage refused or failed a read of readings, labels or the list of sources. */
+  /** Blob Storage refused or failed a read of readings, labels or the list of sources, or a read or write of the registry. */
   | 'PW_TRAINER_STORAGE';
 
 /** A failure of the cloud side (storage, registry, hub) with a stable code; never holds secrets. */

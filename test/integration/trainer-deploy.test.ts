@@ -97,7 +97,10 @@ describe('pumpwatch-trainer deploy and rollback', () => {
     const res = await cli(['rollback', '--source', 'pump-7']);
     expect(res.code, res.err).toBe(0);
     expect(res.out).toMatch(/pump-7: best\.json v2 → v1 \(rollback\)/);
-    expect((await readBest(container, 'pump-7'))!.pointer.version).toBe('v1');
+    // best.json moved with the deploy marked pending; every module updated, the mark is gone.
+    expect(res.out).toMatch(/\npump-7: best\.json v1: deployed, no longer pending$/);
+    expect((await readBest(container, 'pump-7'))!.pointer).toMatchObject({ version: 'v1' });
+    expect((await readBest(container, 'pump-7'))!.pointer).not.toHaveProperty('deployPending');
     expect(desiredModels('gw-1')['pump-7'].version).toBe('v1');
     expect(desiredModels('gw-2')['pump-7'].version).toBe('v1');
   });

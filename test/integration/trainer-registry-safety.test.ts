@@ -11,10 +11,10 @@ import type { StoredRow } from '../../buffer/types.js';
 import { batchMetadata, encodeRows } from '../../sync/encoder.js';
 import { labelBlobName, toLabelRecord } from '../../sync/labels-upload.js';
 import { readingsBlobName } from '../../sync/layout.js';
-import type { CommandContext, TwinRegistry } from '../../trainer/cloud/context.js';
+import { registryFromEnv, type CommandContext, type TwinRegistry } from '../../trainer/cloud/context.js';
 import { runCli } from '../../trainer/commands/index.js';
 import type { ModelRecord } from '../../trainer/registry/records.js';
-import { readBest, readModelRecord } from '../../trainer/registry/registry.js';
+import { readBest, readModelRecord, setDeployPending } from '../../trainer/registry/registry.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { LocalHub } from '../support/local-hub.js';
 import { promoteFittedModel } from '../support/registry.js';
@@ -162,9 +162,17 @@ describe('rollback checks what it needs before it moves best.json', () => {
     const res = await cli(['rollback', '--source', 'pump-rb', '--device', 'gw-2', '--expires-hours', '2'], { ...context(), registry: () => refusing });
     expect(res.code).toBe(1);
     expect(res.out).toMatch(/^pump-rb: best\.json v2 → v1 \(rollback\)\n.*\n {2}FAILED gw-2\/pumpwatch: /);
-    expect(lastLine(res.err)).toBe('pump-rb: best.json now names v1, which was not deployed to every module; to push it: pumpwatch-trainer deploy --source pump-rb --version v1 --device gw-2 --expires-hours 2');
-    expect((await bestOf('pump-rb')).version).toBe('v1');
+    expect(lastLine(res.err)).toBe(
+      'pump-rb: best.json now names v1, which was not deployed to every module; its deploy stays pending in best.json, and the next train or train-all with --deploy pushes it; to push it now: pumpwatch-trainer deploy --source pump-rb --version v1 --device gw-2 --expires-hours 2',
+    );
+    expect(await bestOf('pump-rb')).toMatchObject({ version: 'v1', deployPending: true });
     expect(desiredModels('gw-2')['pump-rb']).toBeUndefined();
+    // The printed command pushes it and clears the mark.
+    const push = await cli(['deploy', '--source', 'pump-rb', '--version', 'v1', '--device', 'gw-2', '--expires-hours', '2']);
+    expect(push.code, push.err).toBe(0);
+    expect(push.out).toMatch(/\npump-rb: best\.json v1: deployed, no longer pending$/);
+    expect(desiredModels('gw-2')['pump-rb']!.version).toBe('v1');
+    expect(await bestOf('pump-rb')).not.toHaveProperty('deployPending');
   });
 
   it('refuses to roll back to a version whose model.onnx is gone or is not the recorded one, and deploy refuses to send gateways to it', async () => {
@@ -376,11 +384,13 @@ describe('train', () => {
     expect(res.out).toMatch(new RegExp(`^pump-dep: promoted ${best.version} `));
     expect(res.err.split('\n').slice(-2)).toEqual([
       `deploy: no module matched; ${best.version} was not deployed`,
-      `pump-dep: best.json now names ${best.version}, which was not deployed to every module; to push it: pumpwatch-trainer deploy --source pump-dep --version ${best.version} --query 'SELECT * FROM devices.modules WHERE deviceId = '\\''gw-typo'\\'''`,
+      `pump-dep: best.json now names ${best.version}, which was not deployed to every module; its deploy stays pending in best.json, and the next train or train-all with --deploy pushes it; to push it now: pumpwatch-trainer deploy --source pump-dep --version ${best.version} --query 'SELECT * FROM devices.modules WHERE deviceId = '\\''gw-typo'\\'''`,
     ]);
+    expect(best.deployPending).toBe(true);
     const push = await cli(['deploy', '--source', 'pump-dep', '--version', best.version, '--device', 'gw-2']);
     expect(push.code, push.err).toBe(0);
     expect(desiredModels('gw-2')['pump-dep']!.version).toBe(best.version);
+    expect(await bestOf('pump-dep')).toEqual({ ...best, deployPending: undefined });
   });
 });
 
@@ -425,5 +435,115 @@ describe('labels that are not valid', () => {
     expect(unread.code).not.toBe(0);
     expect(lastLine(unread.err)).toMatch(/reading the labels/);
     expect(unread.out).not.toMatch(/lab-1\.json skipped/);
+  });
+});
+
+describe('a deploy left pending', () => {
+  /** A well-formed hub connection string whose host does not resolve (a DNS failure, a hub outage): every twin query and update fails. */
+  const deadHub = () => registryFromEnv({ PUMPWATCH_IOTHUB_CONNECTION_STRING: `HostName=hub.invalid;SharedAccessKeyName=service;SharedAccessKey=${Buffer.from('k'.repeat(32)).toString('base64')}` });
+  /** Marks the deploy of the current best of `source` pending, as a run with --deploy promotes. */
+  const markPending = async (source: string) => expect(await setDeployPending(container, (await readBest(container, source))!, true)).toBe(true);
+  /** The hub, letting another run in (`meanwhile`) just before the first twin update. */
+  const racingHub = (meanwhile: () => Promise<void>): TwinRegistry => {
+    let raced = false;
+    return {
+      getModuleTwin: (d, m) => registry.getModuleTwin(d, m),
+      createQuery: (sql, size) => registry.createQuery(sql, size),
+      updateModuleTwin: async (d, m, patch, etag) => {
+        if (!raced) {
+          raced = true;
+          await meanwhile();
+        }
+        return registry.updateModuleTwin(d, m, patch, etag);
+      },
+    };
+  };
+
+  it('is pushed by the same train-all --deploy run again (the Job retrying the shard), which then clears best.json\'s mark', async () => {
+    const c = az.container('converge-it');
+    await c.create();
+    await seed(c, 'pump-42', 'gw-1', T0, 8640, (i) => values(rng(31), i, 30));
+    // The CronJob's arguments; gw-1 uploads pump-42's readings, so the default query finds its module.
+    const args = ['train-all', '--shard', '0/1', '--concurrency', '2', '--from', '2026-01-01', '--to', '2026-01-03', '--if-drifted', '--deploy'];
+    const first = await cli(args, { ...context(c), registry: deadHub });
+    expect(first.code).toBe(1);
+    const promoted = (/^pump-42: promoted (\S+)/m.exec(first.out) ?? [])[1]!;
+    expect(first.err.split('\n').slice(-2)).toEqual([
+      'deploy: PW_TRAINER_DEPLOY: twin query failed: getaddrinfo ENOTFOUND hub.invalid',
+      `pump-42: best.json now names ${promoted}, which was not deployed to every module; its deploy stays pending in best.json, and the next train or train-all with --deploy pushes it; to push it now: pumpwatch-trainer deploy --source pump-42 --version ${promoted}`,
+    ]);
+    expect(await bestOf('pump-42', c)).toMatchObject({ version: promoted, deployPending: true });
+    expect(desiredModels('gw-1')['pump-42']).toBeUndefined();
+
+    // The retry, the hub reachable again: the model is live, so nothing is retrained, but it is deployed.
+    const retry = await cli(args, context(c));
+    expect(retry.code, retry.err).toBe(0);
+    expect(retry.out).toMatch(/^pump-42: (skipped|kept)\b/m);
+    expect(retry.out).toContain(`pump-42: best.json names ${promoted}, whose deploy is pending (a run that promoted it did not reach every module): deploying it`);
+    expect(retry.out).toMatch(new RegExp(`^ {2}ok {5}gw-1/pumpwatch: desired models\\.pump-42 = ${promoted}\\b`, 'm'));
+    expect(retry.out).toContain(`pump-42: best.json ${promoted}: deployed, no longer pending`);
+    expect(desiredModels('gw-1')['pump-42']!.version).toBe(promoted);
+    expect(await bestOf('pump-42', c)).not.toHaveProperty('deployPending');
+
+    // Nothing is pending now: the next night deploys nothing, even with the hub down.
+    const next = await cli(args, { ...context(c), registry: deadHub });
+    expect(next.code, next.err).toBe(0);
+    expect(next.out).not.toMatch(/deploy/);
+  });
+
+  it('train --deploy pushes a pending best whatever it decides, and without --deploy nothing is pushed', async () => {
+    // pump-dep2: promoted by a run whose deploy failed (the mark set, no module has it).
+    await seed(container, 'pump-dep2', 'gw-2', T0, 8640, (i) => values(rng(32), i, 30));
+    const range = ['--from', '2026-01-01', '--to', '2026-01-03'];
+    const first = await cli(['train', '--source', 'pump-dep2', ...range, '--deploy'], { ...context(), registry: deadHub });
+    expect(first.code).toBe(1);
+    const best = await bestOf('pump-dep2');
+    expect(best.deployPending).toBe(true);
+    const plain = await cli(['train', '--source', 'pump-dep2', ...range]);
+    expect(plain.code, plain.err).toBe(0);
+    expect(desiredModels('gw-2')['pump-dep2']).toBeUndefined();
+    const again = await cli(['train', '--source', 'pump-dep2', ...range, '--deploy']);
+    expect(again.code, again.err).toBe(0);
+    expect(again.out).toMatch(new RegExp(`^pump-dep2: kept ${best.version} [^]*\npump-dep2: best\\.json names ${best.version}, whose deploy is pending`));
+    expect(desiredModels('gw-2')['pump-dep2']!.version).toBe(best.version);
+    expect(await bestOf('pump-dep2')).toEqual({ ...best, deployPending: undefined });
+  });
+
+  it('is not cleared by the deploy of another version, nor by a deploy during which a newer version was promoted', async () => {
+    await promote('pump-pend', 'v1', 11);
+    await promote('pump-pend', 'v2', 12);
+    await markPending('pump-pend');
+    // A hand deploy of an older version leaves the mark of the best one.
+    const older = await cli(['deploy', '--source', 'pump-pend', '--version', 'v1', '--device', 'gw-1']);
+    expect(older.code, older.err).toBe(0);
+    expect(older.out).not.toMatch(/pending/);
+    expect(await bestOf('pump-pend')).toMatchObject({ version: 'v2', deployPending: true });
+
+    // While v2 is being deployed, another run promotes v3 with --deploy: v3's mark stays, and the run fails.
+    const during = await cli(['deploy', '--source', 'pump-pend', '--device', 'gw-1'], {
+      ...context(),
+      registry: () =>
+        racingHub(async () => {
+          await promote('pump-pend', 'v3', 13);
+          await markPending('pump-pend');
+        }),
+    });
+    expect(during.code).toBe(1);
+    expect(lastLine(during.err)).toBe(
+      'pump-pend: best.json moved to v3 while v2 was being deployed, so the modules may hold v2; the deploy of v3 is pending in best.json, and the next train or train-all with --deploy pushes it; to push it now: pumpwatch-trainer deploy --source pump-pend --version v3 --device gw-1',
+    );
+    expect(desiredModels('gw-1')['pump-pend']!.version).toBe('v2');
+    expect(await bestOf('pump-pend')).toMatchObject({ version: 'v3', deployPending: true, history: [{ version: 'v2' }, { version: 'v1' }] });
+
+    // v4 promoted (and deployed, its mark gone) while v3 is being deployed: v3 may have landed over
+    // v4 on the gateways, so v4's deploy is marked pending again; the next deploy pushes v4.
+    const over = await cli(['deploy', '--source', 'pump-pend', '--device', 'gw-1'], { ...context(), registry: () => racingHub(async () => void (await promote('pump-pend', 'v4', 14))) });
+    expect(over.code).toBe(1);
+    expect(lastLine(over.err)).toMatch(/^pump-pend: best\.json moved to v4 while v3 was being deployed, so the modules may hold v3; the deploy of v4 is pending in best\.json/);
+    expect(await bestOf('pump-pend')).toMatchObject({ version: 'v4', deployPending: true });
+    const last = await cli(['deploy', '--source', 'pump-pend', '--device', 'gw-1']);
+    expect(last.code, last.err).toBe(0);
+    expect(desiredModels('gw-1')['pump-pend']!.version).toBe('v4');
+    expect(await bestOf('pump-pend')).not.toHaveProperty('deployPending');
   });
 });

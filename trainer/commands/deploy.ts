@@ -6,7 +6,7 @@ import { checkCanSign, DEFAULT_SAS_HOURS } from '../deploy/sas.js';
 import { DEFAULT_MODULE, defaultQuery } from '../deploy/twin.js';
 import { TrainerError, UsageError } from '../errors.js';
 import type { ModelRecord } from '../registry/records.js';
-import { readBest } from '../registry/registry.js';
+import { readBest, readBestRecord, setDeployPending, type BestState } from '../registry/registry.js';
 import { optionalNumber, parseOptions, requireSource, requireVersion, type Command, type CommandContext, type Io } from './command.js';
 
 export const deployOptions = {
@@ -34,7 +34,10 @@ Makes a read-only, expiring SAS URL for the model blob and sets models.<source> 
 url, sha256, size } in the desired properties of the module twin of one gateway, or of every
 gateway that serves the source. The agent downloads, checks and swaps the model. Checked first:
 model.onnx exists with the size its model.json records, and (for the best version) best.json
-agrees with that model.json; nothing is written otherwise.
+agrees with that model.json; nothing is written otherwise. A deploy of the best version (with
+or without --version) that updates every module clears best.json's pending mark
+(deployPending, set by a promotion with --deploy or a rollback whose deploy did not finish),
+conditional on best.json not having changed since it was read.
 
 Options:
   --source ID         data source (pump) id, or "default" (required)
@@ -44,7 +47,8 @@ ${DEPLOY_OPTION_HELP}
 
 Environment: PUMPWATCH_BLOB_CONNECTION_STRING with an account key (to sign the URL),
 PUMPWATCH_BLOB_CONTAINER, PUMPWATCH_IOTHUB_CONNECTION_STRING (service connection string).
-Exit codes: 0 every module updated, 1 a module failed or none matched, or a failure before
+Exit codes: 0 every module updated, 1 a module failed or none matched, best.json moved to
+another version during the deploy (that version's deploy is then pending), or a failure before
 any update (a PW_TRAINER_* code says which), 2 bad usage.`;
 
 type DeployValues = { device?: unknown; module?: unknown; query?: unknown; shadow?: unknown; 'expires-hours'?: unknown };
@@ -97,11 +101,6 @@ export async function pushPlanned(ctx: CommandContext, plan: DeployPlan, source:
   return pushDeploy(ctx.container(), plan.registry, resolved, { source, shadow: plan.shadow, expiresOn: new Date(ctx.now().getTime() + plan.hours * 3_600_000) });
 }
 
-/** Deploys `version` (default: the best one) of `source` as planned. */
-export async function runDeploy(ctx: CommandContext, plan: DeployPlan, source: string, version?: string): Promise<DeployResult> {
-  return pushPlanned(ctx, plan, source, await resolvePlanned(ctx, plan, source, version));
-}
-
 /** `, 2 skipped: not module "M" (--module)` when a --module filter left modules of the query out. */
 function skippedNote(r: { skipped: number; moduleFilter: string | null }): string {
   return r.skipped > 0 ? `; ${r.skipped} module(s) the query found skipped: not module "${r.moduleFilter ?? ''}" (--module)` : '';
@@ -132,37 +131,99 @@ export function deployCommandLine(source: string, version: string, plan: DeployP
   return ['pumpwatch-trainer', 'deploy', '--source', source, '--version', version, ...plan.argv].map(shellWord).join(' ');
 }
 
+/** best.json as read before a deploy, and the model.json of the version it names. */
+export interface BestRead {
+  state: BestState;
+  record: ModelRecord;
+}
+
 /**
- * The deploy after best.json moved to `version` (rollback, train --deploy): a failure after the
- * move cannot be undone by running the command again (a rollback would move best.json once more,
- * a re-run of train would keep the model and deploy nothing), so it says that best.json now names
- * `version` and prints the exact `deploy` command that pushes it. Returns the exit code.
+ * Deploys the version best.json names (`best`, read before the deploy), then settles its pending
+ * mark. A failure after best.json moved cannot be undone by running the command again (a
+ * rollback would move best.json once more): with the mark it says that the deploy stays pending,
+ * which the next `train`/`train-all --deploy` pushes; either way it prints the exact `deploy`
+ * command that pushes it now. Returns the exit code: 0 only when every module was updated and
+ * nothing is left pending.
  */
-export async function deployAfterMove(ctx: CommandContext, plan: DeployPlan, source: string, version: string, io: Io, resolved?: ResolvedDeploy): Promise<number> {
+export async function deployBest(ctx: CommandContext, plan: DeployPlan, source: string, best: BestRead, io: Io, resolved?: ResolvedDeploy): Promise<number> {
+  const { version, deployPending } = best.state.pointer;
   let code: number;
   try {
-    code = printDeploy(await pushPlanned(ctx, plan, source, resolved ?? (await resolvePlanned(ctx, plan, source, version))), io);
+    code = printDeploy(await pushPlanned(ctx, plan, source, resolved ?? (await resolvePlanned(ctx, plan, source, version, best.record))), io);
   } catch (err) {
     if (!(err instanceof TrainerError)) throw err;
     io.err(`deploy: ${err.code}: ${safeErrorMessage(err)}`);
     code = 1;
   }
-  if (code !== 0) io.err(`${source}: best.json now names ${version}, which was not deployed to every module; to push it: ${deployCommandLine(source, version, plan)}`);
-  return code;
+  if (code !== 0) {
+    const pending = deployPending === true ? '; its deploy stays pending in best.json, and the next train or train-all with --deploy pushes it' : '';
+    io.err(`${source}: best.json now names ${version}, which was not deployed to every module${pending}; to push it${pending ? ' now' : ''}: ${deployCommandLine(source, version, plan)}`);
+    return code;
+  }
+  return deployPending === true ? settlePending(ctx, plan, source, best.state, io) : 0;
 }
 
 /**
- * `--deploy` after a promotion: pushes `version` only while best.json still names it. Another run
- * may have promoted a newer version in the seconds since; pushing this one would overwrite it on
- * the gateways, so it is not deployed, and the command that deploys the best is printed.
+ * After a deploy of `state`'s version reached every module: clears best.json's pending mark,
+ * conditional on the ETag read before the deploy. When best.json changed meanwhile, the mark
+ * there is left alone: a newer promotion keeps its own. But the modules were just given
+ * `state`'s version, perhaps over the newer one its own run had already pushed, so the newer
+ * best is marked pending (conditionally again) and the run fails: its retry, or the next run
+ * with --deploy, pushes the best.
  */
-export async function deployIfStillBest(ctx: CommandContext, plan: DeployPlan, source: string, version: string, io: Io): Promise<number> {
-  const best = (await readBest(ctx.container(), source))?.pointer.version ?? null;
-  if (best !== version) {
-    io.err(`${source}: ${version} was not deployed: best.json names ${best ?? 'no version'} now (another run changed it after this one promoted)${best === null ? '' : `; to push the best: ${deployCommandLine(source, best, plan)}`}`);
+async function settlePending(ctx: CommandContext, plan: DeployPlan, source: string, state: BestState, io: Io): Promise<number> {
+  const container = ctx.container();
+  const version = state.pointer.version;
+  if (await setDeployPending(container, state, false)) {
+    io.out(`${source}: best.json ${version}: deployed, no longer pending`);
     return 0;
   }
-  return deployAfterMove(ctx, plan, source, version, io);
+  const now = await readBest(container, source);
+  // Another run deployed this same version and settled the mark: nothing is left to do.
+  if (now?.pointer.version === version) return 0;
+  if (now === null) {
+    io.err(`${source}: best.json was removed while ${version} was being deployed`);
+    return 1;
+  }
+  const marked = now.pointer.deployPending === true || (await setDeployPending(container, now, true));
+  io.err(
+    `${source}: best.json moved to ${now.pointer.version} while ${version} was being deployed, so the modules may hold ${version}; ` +
+      `${marked ? `the deploy of ${now.pointer.version} is pending in best.json, and the next train or train-all with --deploy pushes it` : 'best.json changed again'}; to push it now: ${deployCommandLine(source, now.pointer.version, plan)}`,
+  );
+  return 1;
+}
+
+/**
+ * `train --deploy` and `train-all --deploy`, whatever the train outcome: deploys best.json's
+ * version when this run promoted it (`promoted`) or when its deploy is pending (an earlier run
+ * promoted it and its deploy failed: a pod retried by Kubernetes, a failed night), so deploys
+ * converge. A version this run promoted that another run has replaced as best since is not
+ * deployed (it would put an older model on the gateways); the command that pushes the best is
+ * printed. Returns the exit code (0: nothing is left pending).
+ */
+export async function deployPendingBest(ctx: CommandContext, plan: DeployPlan, source: string, promoted: string | null, io: Io): Promise<number> {
+  const best = await readBestRecord(ctx.container(), source);
+  const version = best?.state.pointer.version ?? null;
+  const pending = best?.state.pointer.deployPending === true;
+  if (promoted !== null && promoted !== version) {
+    const then = pending ? `, and its deploy is pending: deploying ${version ?? ''}` : version === null ? '' : `; to push the best: ${deployCommandLine(source, version, plan)}`;
+    io.err(`${source}: ${promoted} was not deployed: best.json names ${version ?? 'no version'} now (another run changed it after this one promoted)${then}`);
+  } else if (promoted === null && pending) {
+    io.out(`${source}: best.json names ${version ?? ''}, whose deploy is pending (a run that promoted it did not reach every module): deploying it`);
+  }
+  if (!best || (!pending && promoted !== version)) return 0;
+  return deployBest(ctx, plan, source, best, io);
+}
+
+/** best.json for `deploy --version V` (V may be best, with a pending mark to clear); null when it is not valid: a deploy of a given version does not need it. */
+async function readBestIfValid(ctx: CommandContext, source: string): Promise<{ state: BestState } | null> {
+  try {
+    const state = await readBest(ctx.container(), source);
+    return state && { state };
+  } catch (err) {
+    if (err instanceof TrainerError && err.code === 'PW_TRAINER_REGISTRY_INVALID') return null;
+    throw err;
+  }
 }
 
 export const deployCommand: Command = {
@@ -178,6 +239,13 @@ export const deployCommand: Command = {
     const source = requireSource('deploy', v.source);
     const version = v.version === undefined ? undefined : requireVersion('deploy', v.version);
     const plan = prepareDeploy(ctx, v);
-    return printDeploy(await runDeploy(ctx, plan, source, version), io);
+    const container = ctx.container();
+    // best.json as read before the deploy: its pending mark is cleared only if it is still this one after it.
+    const bestRead = version === undefined ? await readBestRecord(container, source) : null;
+    const best = version === undefined ? bestRead : await readBestIfValid(ctx, source);
+    const resolved = await resolvePlanned(ctx, plan, source, version ?? bestRead?.state.pointer.version, bestRead?.record);
+    const code = printDeploy(await pushPlanned(ctx, plan, source, resolved), io);
+    if (code !== 0 || best?.state.pointer.version !== resolved.version || best.state.pointer.deployPending !== true) return code;
+    return settlePending(ctx, plan, source, best.state, io);
   },
 };

@@ -1,22 +1,25 @@
 /** `pumpwatch-trainer drift`: recent data against the live model's baseline statistics. */
-import { compareWithBaseline, DRIFT_DEFAULTS, type DriftReport } from '../drift/compare.js';
+import { compareWithBaseline, DRIFT_CONFIDENCE, DRIFT_DEFAULTS, KS_CRITICAL, MIN_ROWS_PER_BIN, type DriftReport } from '../drift/compare.js';
 import { EXIT, TrainerError } from '../errors.js';
 import { createProgress } from '../progress.js';
 import { readBestRecord } from '../registry/registry.js';
-import { noUsableRows, prepareData, skippedLabelWarning } from '../train/prepare.js';
+import { noUsableRows, prepareData, skippedLabelWarning, type Prepared } from '../train/prepare.js';
 import { optionalNumber, parseOptions, requireSource, timeRange, type Command, type Io } from './command.js';
 
 const HELP = `Usage: pumpwatch-trainer drift --source ID (--from DATE --to DATE | --days N) [--psi X] [--ks X]
 
 Compares the source's cleaned readings of the range with the baseline statistics stored with
 its best model (model.json): per feature the population stability index over the baseline's
-deciles and the Kolmogorov-Smirnov distance. Prints a table.
+deciles and the Kolmogorov-Smirnov distance. Prints a table. On few rows both are noisy: a
+threshold is raised to what unchanged data of that many rows stays below 99.9 % of the time (KS
+1.95/sqrt(n); PSI chi-square(9 df, 0.999)/n = 27.88/n for deciles), and PSI is not judged below
+50 rows (5 per decile); the table shows n and the thresholds used.
 
 Options:
   --source ID         data source (pump) id (required)
   --from DATE, --to DATE, --days N   the range (as for train)
-  --psi X             PSI above which a feature drifted (default ${DRIFT_DEFAULTS.psi})
-  --ks X              KS distance above which a feature drifted (default ${DRIFT_DEFAULTS.ks})
+  --psi X             PSI above which a feature drifted (default ${DRIFT_DEFAULTS.psi}; raised on few rows)
+  --ks X              KS distance above which a feature drifted (default ${DRIFT_DEFAULTS.ks}; raised on few rows)
   -h, --help          this help
 
 Exit codes: 0 no drift, ${EXIT.drifted} drift above a threshold, 1 failure (a PW_TRAINER_* code says
@@ -40,8 +43,14 @@ export const driftCommand: Command = {
     if (!best) throw new TrainerError('PW_TRAINER_NO_MODEL', `no model was promoted for "${source}": no baseline to compare with`);
     const { record } = best;
     const progress = createProgress({ raw: io.raw, line: io.err }, ctx.isTTY, `drift ${source}`);
-    const { loaded, cleaned, skippedLabels } = await prepareData(container, { source, from, to }, progress);
-    progress.finish();
+    let prepared: Prepared;
+    try {
+      prepared = await prepareData(container, { source, from, to }, progress);
+    } finally {
+      // On a failure too: the error message must not be glued to the bar.
+      progress.finish();
+    }
+    const { loaded, cleaned, skippedLabels } = prepared;
     for (const s of skippedLabels) io.err(`warning: ${skippedLabelWarning(s)}`);
     if (cleaned.series.rows.length === 0) throw await noUsableRows(container, { source, from, to }, loaded.readings);
     const report = compareWithBaseline(record.baseline, cleaned.series.features, cleaned.series.rows, thresholds);
@@ -52,13 +61,26 @@ export const driftCommand: Command = {
 
 export function printDrift(io: Io, source: string, version: string, rows: number, report: DriftReport): void {
   io.out(`${source}: ${rows} recent rows against the baseline of ${version} (PSI > ${report.thresholds.psi} or KS > ${report.thresholds.ks} = drift)`);
+  const raised = report.features.filter((f) => f.effective.psi !== report.thresholds.psi || f.effective.ks !== report.thresholds.ks);
+  if (raised.length > 0) {
+    const bins = Math.max(...raised.map((f) => f.bins));
+    io.out(
+      `  with ${rows} rows the thresholds are raised to what unchanged data stays below ${DRIFT_CONFIDENCE * 100} % of the time ` +
+        `(KS ${KS_CRITICAL}/√n; PSI χ²(${bins - 1}, ${DRIFT_CONFIDENCE})/n, and only judged from ${MIN_ROWS_PER_BIN * bins} rows, ${MIN_ROWS_PER_BIN} per baseline bin): columns "PSI >" and "KS >"`,
+    );
+  }
   // The feature column as wide as the longest name (at least 24), so that every row lines up.
   const width = Math.max(24, ...report.features.map((f) => f.feature.length), ...report.missing.map((m) => m.length));
-  io.out(`  ${'feature'.padEnd(width)} ${'PSI'.padStart(8)} ${'KS'.padStart(7)} ${'baseline mean'.padStart(14)} ${'recent mean'.padStart(12)}  status`);
+  io.out(`  ${'feature'.padEnd(width)} ${'PSI'.padStart(8)} ${'KS'.padStart(7)} ${'baseline mean'.padStart(14)} ${'recent mean'.padStart(12)} ${'n'.padStart(7)} ${'PSI >'.padStart(7)} ${'KS >'.padStart(6)}  status`);
   for (const f of report.features) {
-    io.out(`  ${f.feature.padEnd(width)} ${f.psi.toFixed(3).padStart(8)} ${f.ks.toFixed(3).padStart(7)} ${fmt(f.baselineMean).padStart(14)} ${fmt(f.recentMean).padStart(12)}  ${f.drifted ? 'DRIFT' : 'ok'}`);
+    const psiLimit = f.effective.psi === null ? '-' : f.effective.psi.toFixed(3);
+    const status = `${f.drifted ? 'DRIFT' : 'ok'}${f.effective.psi === null ? ` (PSI not judged: too few rows, ${MIN_ROWS_PER_BIN * f.bins} needed)` : ''}`;
+    io.out(
+      `  ${f.feature.padEnd(width)} ${f.psi.toFixed(3).padStart(8)} ${f.ks.toFixed(3).padStart(7)} ${fmt(f.baselineMean).padStart(14)} ${fmt(f.recentMean).padStart(12)} ` +
+        `${String(f.recentCount).padStart(7)} ${psiLimit.padStart(7)} ${f.effective.ks.toFixed(3).padStart(6)}  ${status}`,
+    );
   }
-  for (const m of report.missing) io.out(`  ${m.padEnd(width)} ${'-'.padStart(8)} ${'-'.padStart(7)} ${''.padStart(14)} ${''.padStart(12)}  MISSING (not in the recent data)`);
+  for (const m of report.missing) io.out(`  ${m.padEnd(width)} ${'-'.padStart(8)} ${'-'.padStart(7)} ${''.padStart(14)} ${''.padStart(12)} ${'0'.padStart(7)} ${''.padStart(7)} ${''.padStart(6)}  MISSING (not in the recent data)`);
   io.out(report.drifted ? `  drift: ${[...report.features.filter((f) => f.drifted).map((f) => f.feature), ...report.missing].join(', ')}` : '  no drift');
 }
 

@@ -62,8 +62,13 @@ export const evaluateCommand: Command = {
       bytes = await readModelBytes(container, record);
     }
     const progress = createProgress({ raw: io.raw, line: io.err }, ctx.isTTY, `evaluate ${source}`);
-    const { loaded, cleaned, raw, skippedLabels } = await prepareData(container, { source, from, to }, progress, { raw: true });
-    progress.finish();
+    let prepared;
+    try {
+      prepared = await prepareData(container, { source, from, to }, progress, { raw: true });
+    } finally {
+      progress.finish(); // an error's message must not be glued to the bar on a terminal
+    }
+    const { loaded, cleaned, raw, skippedLabels } = prepared;
     for (const s of skippedLabels) io.err(`warning: ${skippedLabelWarning(s)}`);
     if (cleaned.series.rows.length === 0) throw await noUsableRows(container, { source, from, to }, loaded.readings);
     const scorer = await OnnxScorer.load(bytes);

@@ -3,7 +3,7 @@ import { safeErrorMessage } from '../../sync/redact.js';
 import { TrainerError } from '../errors.js';
 import { commitRollback, planRollback } from '../registry/rollback.js';
 import { parseOptions, requireSource, type Command } from './command.js';
-import { deployAfterMove, deployOptions, DEPLOY_OPTION_HELP, noModuleMessage, prepareDeploy, resolvePlanned } from './deploy.js';
+import { deployBest, deployOptions, DEPLOY_OPTION_HELP, noModuleMessage, prepareDeploy, resolvePlanned } from './deploy.js';
 
 const HELP = `Usage: pumpwatch-trainer rollback --source ID [--no-deploy] [deploy options]
 
@@ -12,9 +12,11 @@ Points models/<source>/best.json back at the version promoted before the current
 to the same gateways a deploy would reach. Checked first, and best.json is not moved when one
 fails: the deploy options and the IoT Hub settings; that the previous version's model.onnx is
 there with the size and sha256 its model.json records; and the modules the deploy would write
-(none matched, or the twin of --device D cannot be read: exit 1, nothing moved). A twin update that fails after the move is reported
-with the "deploy" command that pushes the version best.json now names (run that, not another
-rollback, which would move best.json once more).
+(none matched, or the twin of --device D cannot be read: exit 1, nothing moved). best.json is
+moved with the deploy marked pending, and the mark is cleared once every module has the version.
+A twin update that fails after the move is reported with the "deploy" command that pushes the
+version best.json now names (run that, not another rollback, which would move best.json once
+more); the next train or train-all with --deploy also pushes it.
 
 Options:
   --source ID         data source (pump) id (required)
@@ -39,7 +41,7 @@ export const rollbackCommand: Command = {
     // Checked before best.json moves: a rollback that cannot be deployed must not happen at all.
     const plan = v['no-deploy'] === true ? null : prepareDeploy(ctx, v);
     const container = ctx.container();
-    const rollback = await planRollback(container, source, ctx.now());
+    const rollback = await planRollback(container, source, ctx.now(), plan !== null);
     const resolved = plan === null ? null : await resolvePlanned(ctx, plan, source, rollback.to.version, rollback.record);
     if (resolved !== null && resolved.modules.length === 0) {
       throw new TrainerError('PW_TRAINER_DEPLOY', `${noModuleMessage(resolved)}; best.json was not moved (still ${rollback.from})`);
@@ -53,9 +55,9 @@ export const rollbackCommand: Command = {
         throw new TrainerError('PW_TRAINER_DEPLOY', `cannot read the twin of ${deviceId}/${moduleId}: ${safeErrorMessage(err)}; best.json was not moved (still ${rollback.from})`, { cause: err });
       }
     }
-    await commitRollback(container, rollback);
+    const moved = await commitRollback(container, rollback);
     io.out(`${source}: best.json ${rollback.from} → ${rollback.to.version} (rollback)`);
     if (plan === null || resolved === null) return 0;
-    return deployAfterMove(ctx, plan, source, rollback.to.version, io, resolved);
+    return deployBest(ctx, plan, source, { state: moved, record: rollback.record }, io, resolved);
   },
 };

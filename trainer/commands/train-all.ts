@@ -5,11 +5,11 @@ import { EXIT, fromStorage, UsageError } from '../errors.js';
 import { checkWritable } from '../files.js';
 import { createProgress } from '../progress.js';
 import { writeReport } from '../report/report.js';
-import { trainSource } from '../train/pipeline.js';
+import { trainSource, type TrainOutcome } from '../train/pipeline.js';
 import { readLabelSet, skippedLabelWarning } from '../train/prepare.js';
 import { inShard, listSources, mapLimited } from '../train/sources.js';
 import { optionalInteger, parseOptions, type Command } from './command.js';
-import { deployIfStillBest, prepareDeploy } from './deploy.js';
+import { deployPendingBest, prepareDeploy } from './deploy.js';
 import { printOutcome, TRAIN_OPTIONS, trainRequest } from './train.js';
 
 const HELP = `Usage: pumpwatch-trainer train-all --shard I/N [--concurrency K] (--from DATE --to DATE | --days N) [train options]
@@ -18,7 +18,12 @@ Lists the sources with readings in Blob Storage (readings/<source>/), keeps thos
 N (a source belongs to shard: the first 4 bytes of sha256(source) read as a big-endian uint32,
 mod N; stable as pumps are added) and runs "train" on each, K at a time. A source with no reading
 in the range (a quiet or retired pump) is skipped, not failed; one with too few usable readings
-fails. With --deploy, the IoT Hub settings and deploy options are checked before any training.
+fails. With --days, the range is resolved once when the run starts (printed on the first line).
+With --deploy, the IoT Hub settings and deploy options are checked before any training, and
+after each source, whatever its outcome, the best version is deployed when this run promoted
+it or when its deploy is pending (best.json's deployPending: a run that promoted it did not
+reach every module; see "train --help"). A folder under readings/ whose name is not a
+percent-encoded pump id is named in a warning and skipped.
 In a Kubernetes Indexed Job pass --shard index/N: I is then read from JOB_COMPLETION_INDEX
 (digits only). The labels are read once; each label blob that is not a valid label is named
 in a warning before the sources are trained.
@@ -30,8 +35,9 @@ Options:
   (and every option of "train" but --source and --report; see "train --help")
 
 Prints one line per source and a count: "2 promoted, 5 kept, 1 skipped, 0 failed".
-Exit codes: 0 every source done (promoted, kept or skipped), 1 a source failed (or a
-PW_TRAINER_* failure before any source), 2 bad usage.`;
+Exit codes: 0 every source done (promoted, kept or skipped; with --deploy, no deploy left
+pending), 1 a source failed or its deploy is still pending (or a PW_TRAINER_* failure before
+any source), 2 bad usage.`;
 
 export function parseShard(text: string | undefined, env: Readonly<Record<string, string | undefined>>): { index: number; shards: number } {
   const m = /^(\d+|index)\/(\d+)$/.exec(text ?? '0/1');
@@ -58,28 +64,42 @@ export const trainAllCommand: Command = {
     }
     const { index, shards } = parseShard(v.shard, ctx.env);
     const concurrency = optionalInteger(v.concurrency, '--concurrency', 1) ?? 1;
-    trainRequest('train-all', v, 'check', ctx.now());
+    // The range is resolved once: with --days, a run that crosses 00:00 UTC still trains every source on the same days.
+    const req = trainRequest('train-all', v, 'check', ctx.now());
     // Checked before training: a promotion that cannot be deployed must not happen at all.
     const deploy = v.deploy === true ? prepareDeploy(ctx, v) : null;
     if (typeof v['report-dir'] === 'string') await checkWritable(v['report-dir'], 'the reports', 'folder');
     const container = ctx.container();
-    const all = await fromStorage('listing the sources in readings/', () => listSources(container));
+    const { sources: all, unreadable } = await fromStorage('listing the sources in readings/', () => listSources(container));
     const mine = inShard(all, index, shards);
     const labels = mine.length > 0 ? await readLabelSet(container) : { labels: [], skipped: [] };
-    io.out(`train-all: shard ${index}/${shards}: ${mine.length} of ${all.length} sources, ${concurrency} at a time`);
+    io.out(`train-all: shard ${index}/${shards}: ${mine.length} of ${all.length} sources, ${concurrency} at a time, readings ${new Date(req.from).toISOString()} → ${new Date(req.to).toISOString()}`);
+    for (const folder of unreadable) io.out(`  warning  ${folder}: not a source folder (its name is not a pump id as the agent writes it), skipped`);
     for (const s of labels.skipped) io.out(`  warning  ${skippedLabelWarning(s)}`);
     const results = await mapLimited(mine, concurrency, async (source) => {
       const progress = createProgress({ raw: io.raw, line: io.err }, ctx.isTTY && concurrency === 1, `train ${source}`);
+      const failed = (err: unknown) => io.err(`${source}: FAILED ${(err as { code?: string }).code ?? 'error'}: ${safeErrorMessage(err)}`);
+      let status: TrainOutcome['status'] | 'failed';
+      let promoted: string | null = null;
       try {
         // A source without readings in the range (a quiet or retired pump) is skipped, not failed.
-        const outcome = await trainSource(container, { ...trainRequest('train-all', v, source, ctx.now()), skipWithoutReadings: true }, progress, () => ctx.now(), labels);
+        const outcome = await trainSource(container, { ...req, source, skipWithoutReadings: true }, progress, () => ctx.now(), labels);
         printOutcome(outcome, io);
+        if (outcome.status === 'promoted' && outcome.record) promoted = outcome.record.version;
         if (typeof v['report-dir'] === 'string' && outcome.record) await writeReport(join(v['report-dir'], `${encodeURIComponent(source)}.html`), outcome);
-        if (deploy && outcome.status === 'promoted' && outcome.record && (await deployIfStillBest(ctx, deploy, source, outcome.record.version, io)) !== 0) return 'failed';
-        return outcome.status;
+        status = outcome.status;
       } catch (err) {
         progress.finish();
-        io.err(`${source}: FAILED ${(err as { code?: string }).code ?? 'error'}: ${safeErrorMessage(err)}`);
+        failed(err);
+        status = 'failed';
+      }
+      if (!deploy) return status;
+      // Whatever the outcome, failed included: a best version whose deploy an earlier run left
+      // pending (a pod Kubernetes retries, an earlier night) reaches the gateways now.
+      try {
+        return (await deployPendingBest(ctx, deploy, source, promoted, io)) === 0 ? status : 'failed';
+      } catch (err) {
+        failed(err);
         return 'failed';
       }
     });

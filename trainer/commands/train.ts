@@ -10,7 +10,7 @@ import { createProgress } from '../progress.js';
 import { writeReport } from '../report/report.js';
 import { TRAIN_DEFAULTS, trainSource, type TrainOutcome, type TrainRequest } from '../train/pipeline.js';
 import { optionalInteger, optionalList, optionalNumber, parseOptions, requireSource, requireVersion, timeRange, type Command, type Io } from './command.js';
-import { deployIfStillBest, deployOptions, DEPLOY_OPTION_HELP, prepareDeploy } from './deploy.js';
+import { deployOptions, deployPendingBest, DEPLOY_OPTION_HELP, prepareDeploy } from './deploy.js';
 
 const HELP = `Usage: pumpwatch-trainer train --source ID (--from DATE --to DATE | --days N) [options]
 
@@ -42,19 +42,23 @@ Options:
   --allow-older       promote by the comparison even when the range's newest reading is
                       older than the live model's newest (default: never promote then)
   --if-drifted        train only when the range drifted from the live model's baseline
-  --psi X, --ks X     drift thresholds for --if-drifted (default ${DRIFT_DEFAULTS.psi}, ${DRIFT_DEFAULTS.ks})
+  --psi X, --ks X     drift thresholds for --if-drifted (default ${DRIFT_DEFAULTS.psi}, ${DRIFT_DEFAULTS.ks};
+                      raised on few rows, as for drift)
   --report FILE       write a self-contained HTML report (scores, thresholds, labels, drift)
   --deploy            after a promotion, deploy the new best model (options below; the
                       IoT Hub settings and these options are checked before training).
-                      A run that keeps the live model deploys nothing. When the deploy
-                      fails after the promotion, the exact "deploy" command to push the
-                      new best model is printed (a re-run would keep it, deploy nothing)
+                      The promotion marks its deploy pending in best.json until every
+                      module has it, and every run with --deploy, whatever it decides,
+                      also pushes a best model whose deploy is pending: a re-run after
+                      a failed deploy deploys it. Exit 1 while the deploy stays pending,
+                      with the exact "deploy" command that pushes it
 ${DEPLOY_OPTION_HELP}
   -h, --help          this help
 
 Environment: PUMPWATCH_BLOB_CONNECTION_STRING (+ PUMPWATCH_BLOB_CONTAINER) or
 PUMPWATCH_BLOB_SAS_URL; PUMPWATCH_IOTHUB_CONNECTION_STRING for --deploy.
-Exit codes: 0 done (promoted, kept or skipped), 1 failure (a PW_TRAINER_* code says which;
+Exit codes: 0 done (promoted, kept or skipped; with --deploy, no deploy left pending),
+1 failure (a PW_TRAINER_* code says which;
 PW_TRAINER_NO_DATA: too little data in the range), 2 bad usage.`;
 
 export const TRAIN_OPTIONS = {
@@ -96,6 +100,7 @@ export function trainRequest(command: string, v: TrainValues, source: string, no
     window: optionalInteger(v.window, '--window', 1, MAX_WINDOW),
     version: v.version === undefined ? undefined : requireVersion('train', v.version),
     allowOlder: v['allow-older'] === true,
+    deployPending: v.deploy === true,
     exclude: optionalList(v.exclude),
     ifDrifted:
       v['if-drifted'] === true
@@ -126,7 +131,8 @@ export const trainCommand: Command = {
       await writeReport(v.report, outcome);
       io.out(`  report   ${v.report}`);
     }
-    if (deploy && outcome.status === 'promoted' && outcome.record) return deployIfStillBest(ctx, deploy, source, outcome.record.version, io);
+    // Whatever the outcome: a best version whose deploy an earlier run left pending is pushed too.
+    if (deploy) return deployPendingBest(ctx, deploy, source, outcome.status === 'promoted' && outcome.record ? outcome.record.version : null, io);
     return 0;
   },
 };

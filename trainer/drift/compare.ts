@@ -1,13 +1,29 @@
 /**
  * Drift of recent data against a model's baseline, per feature:
- * - PSI (population stability index) over the baseline's decile bins:
- *   Σ (recent − base)·ln(recent / base), shares floored at 1e-4 so an empty bin stays finite.
- *   Rule of thumb: < 0.1 stable, 0.1–0.25 moderate, > 0.25 a major shift;
+ * - PSI (population stability index) over the baseline's B bins (deciles: B = 10):
+ *   Σ (recent − base)·ln(recent / base). Rule of thumb: < 0.1 stable, 0.1–0.25 moderate,
+ *   > 0.25 a major shift. Baseline shares are floored at 1e-4 so an empty bin stays finite; a bin
+ *   that the n recent rows leave empty counts as half a row (0.5/n), or as its baseline share when
+ *   that is smaller (n rows cannot tell a share below about 1/n from none), and at least 1e-4.
+ *   With the 1e-4 floor alone every empty decile added 0.69 whatever n, and 50 rows of unchanged
+ *   data leave one decile empty 5 % of the time; from 5 000 rows on both floors are the same;
  * - KS: the largest distance between the recent empirical CDF and the baseline CDF (linear
  *   between the stored percentiles).
- * A feature drifts when its PSI or its KS distance exceeds the threshold given.
+ *
+ * When a value counts as drift. Both measures are noisy on few rows, so the configured
+ * thresholds (--psi, --ks) are raised to what n rows of unchanged data stay below 99.9 % of the
+ * time, never lowered:
+ * - KS drifts above max(--ks, 1.95/√n): 1.95 is the 0.999 point of the Kolmogorov distribution
+ *   (√n·KS of n rows against a fixed CDF). Below 4 rows that is above 1: KS cannot call drift.
+ * - PSI is the symmetric Kullback–Leibler divergence; under no drift n·PSI is about Pearson's χ²,
+ *   χ² with B − 1 degrees of freedom, so PSI drifts above max(--psi, χ²_{B−1}(0.999)/n)
+ *   (27.88/n for deciles; chi-square.ts). That approximation needs about 5 rows expected per bin:
+ *   with fewer than 5·B rows (50) PSI is not judged at all, and KS alone decides.
+ * With the defaults (0.25, 0.3) the configured thresholds are the ones used from 112 rows on
+ * (PSI; KS from 43). A baseline feature missing from the recent data counts as drift.
  */
 import { binShares, type Baseline } from './baseline.js';
+import { chiSquareQuantile } from './chi-square.js';
 
 export interface DriftThresholds {
   psi: number;
@@ -16,6 +32,19 @@ export interface DriftThresholds {
 
 export const DRIFT_DEFAULTS: DriftThresholds = { psi: 0.25, ks: 0.3 };
 const SHARE_FLOOR = 1e-4;
+/** The share of unchanged data that stays below the effective thresholds. */
+export const DRIFT_CONFIDENCE = 0.999;
+/** The Kolmogorov distribution's DRIFT_CONFIDENCE point: P(√n·KS > 1.95) = 0.001 under no drift. */
+export const KS_CRITICAL = 1.95;
+/** Rows expected per bin below which PSI's χ² law does not hold, and PSI is not judged. */
+export const MIN_ROWS_PER_BIN = 5;
+
+/** The thresholds a feature was judged by: the configured ones, raised for few rows. */
+export interface EffectiveThresholds {
+  /** PSI above which it drifted; null when PSI was not judged (fewer than 5 rows per bin). */
+  psi: number | null;
+  ks: number;
+}
 
 export interface FeatureDrift {
   feature: string;
@@ -23,30 +52,55 @@ export interface FeatureDrift {
   ks: number;
   baselineMean: number;
   recentMean: number;
+  /** n: the recent rows compared. */
   recentCount: number;
   drifted: boolean;
+  /** B: the baseline's bins (PSI's χ² has B − 1 degrees of freedom). */
+  bins: number;
+  effective: EffectiveThresholds;
 }
 
 export interface DriftReport {
   features: FeatureDrift[];
   drifted: boolean;
+  /** As configured; each feature's `effective` says what it was judged by. */
   thresholds: DriftThresholds;
   /** Baseline features absent from the recent data (counted as drift). */
   missing: string[];
+  /** n: the recent rows compared. */
+  rows: number;
+}
+
+const chiSquare999 = new Map<number, number>();
+
+/** The thresholds n recent rows are judged by, for a baseline of `bins` bins (see the header). */
+export function effectiveThresholds(configured: DriftThresholds, n: number, bins: number): EffectiveThresholds {
+  const df = Math.max(1, bins - 1);
+  let chi = chiSquare999.get(df);
+  if (chi === undefined) {
+    chi = chiSquareQuantile(DRIFT_CONFIDENCE, df);
+    chiSquare999.set(df, chi);
+  }
+  const rows = Math.max(1, n);
+  return {
+    psi: n >= MIN_ROWS_PER_BIN * bins ? Math.max(configured.psi, chi / rows) : null,
+    ks: Math.max(configured.ks, KS_CRITICAL / Math.sqrt(rows)),
+  };
 }
 
 export function compareWithBaseline(baseline: Baseline, features: readonly string[], rows: readonly ArrayLike<number>[], thresholds = DRIFT_DEFAULTS): DriftReport {
   const missing = Object.keys(baseline).filter((f) => !features.includes(f));
   const result = Object.entries(baseline)
     .filter(([name]) => features.includes(name))
-    .map(([name, base]) => {
+    .map(([name, base]): FeatureDrift => {
       const f = features.indexOf(name);
       const sorted = new Float64Array(rows.length);
       for (let i = 0; i < rows.length; i++) sorted[i] = (rows[i] as ArrayLike<number>)[f] as number;
       sorted.sort();
-      const psi = psiOf(base.shares, binShares(sorted, base.edges));
+      const psi = psiOf(base.shares, binShares(sorted, base.edges), sorted.length);
       const ks = ksDistance(sorted, base.percentiles);
       const recentMean = sorted.reduce((a, b) => a + b, 0) / Math.max(1, sorted.length);
+      const effective = effectiveThresholds(thresholds, sorted.length, base.shares.length);
       return {
         feature: name,
         psi: round(psi),
@@ -54,15 +108,23 @@ export function compareWithBaseline(baseline: Baseline, features: readonly strin
         baselineMean: base.mean,
         recentMean: round(recentMean),
         recentCount: sorted.length,
-        drifted: psi > thresholds.psi || ks > thresholds.ks,
+        drifted: (effective.psi !== null && psi > effective.psi) || ks > effective.ks,
+        bins: base.shares.length,
+        effective,
       };
     });
-  return { features: result, drifted: missing.length > 0 || result.some((r) => r.drifted), thresholds, missing };
+  return { features: result, drifted: missing.length > 0 || result.some((r) => r.drifted), thresholds, missing, rows: rows.length };
 }
 
-export function psiOf(base: readonly number[], recent: readonly number[]): number {
+/**
+ * PSI of recent shares against baseline shares. `n`, the recent rows behind the shares: a bin
+ * they leave empty counts as half a row, or as its baseline share when that is smaller (see the
+ * header); without it, as 1e-4.
+ */
+export function psiOf(base: readonly number[], recent: readonly number[], n?: number): number {
   return base.reduce((sum, b, k) => {
-    const p = Math.max(SHARE_FLOOR, recent[k] ?? 0);
+    const empty = n !== undefined && n > 0 ? Math.min(0.5 / n, b) : 0;
+    const p = Math.max(SHARE_FLOOR, recent[k] ?? 0, empty);
     const q = Math.max(SHARE_FLOOR, b);
     return sum + (p - q) * Math.log(p / q);
   }, 0);

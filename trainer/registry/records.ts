@@ -122,13 +122,24 @@ export const BestPointerSchema = z.object({
    * before it may hold any text here, and rollback reads and checks the record it picks.
    */
   history: z.array(z.object({ version: z.string(), promotedAt: z.string() })),
+  /**
+   * true: this version was made best by a run that was to deploy it (`--deploy`, `rollback`), and
+   * no deploy of it has reached every target module yet; every `train`/`train-all --deploy` then
+   * pushes it, and the deploy that updates every module clears it (registry.ts setDeployPending).
+   * Absent (older trainers never write it, and ignore it when reading) means nothing is pending.
+   */
+  deployPending: z.boolean().optional(),
 });
 export type BestPointer = z.infer<typeof BestPointerSchema>;
 
 export const HISTORY_LIMIT = 20;
 
-/** The pointer after promoting `record`: the old best goes to the front of the history. */
-export function nextPointer(record: ModelRecord, previous: BestPointer | null, promotedAt: string, reason: string): BestPointer {
+/**
+ * The pointer after promoting `record`: the old best goes to the front of the history.
+ * `deployPending`: the promoting run is to deploy it (marked in the same write as the promotion,
+ * so that no crash or failed deploy can leave a best version undeployed without a trace).
+ */
+export function nextPointer(record: ModelRecord, previous: BestPointer | null, promotedAt: string, reason: string, deployPending = false): BestPointer {
   const history = previous ? [{ version: previous.version, promotedAt: previous.promotedAt }, ...previous.history] : [];
   return {
     schema: RECORD_SCHEMA,
@@ -140,5 +151,6 @@ export function nextPointer(record: ModelRecord, previous: BestPointer | null, p
     promotedAt,
     reason,
     history: history.filter((h) => h.version !== record.version).slice(0, HISTORY_LIMIT),
+    ...(deployPending ? { deployPending: true } : {}),
   };
 }

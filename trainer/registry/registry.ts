@@ -7,7 +7,7 @@ import type { ContainerClient } from '@azure/storage-blob';
 import { createHash } from 'node:crypto';
 import { bestModelBlobName, modelBlobName } from '../../sync/layout.js';
 import { safeErrorMessage } from '../../sync/redact.js';
-import { TrainerError } from '../errors.js';
+import { storageError, TrainerError } from '../errors.js';
 import { BestPointerSchema, ModelRecordSchema, type BestPointer, type ModelRecord } from './records.js';
 
 export interface BestState {
@@ -28,7 +28,7 @@ export async function readBest(container: ContainerClient, source: string): Prom
   } catch (err) {
     if (statusOf(err) === 404) return null;
     if (err instanceof TrainerError) throw err;
-    throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `cannot read ${name}: ${safeErrorMessage(err)}`, { cause: err });
+    throw registryError(`reading ${name}`, err);
   }
   if (state.pointer.source !== source) throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `${name} names source "${state.pointer.source}", not "${source}"`);
   return state;
@@ -84,7 +84,7 @@ export async function checkModelBlob(container: ContainerClient, record: Pick<Mo
     size = (await container.getBlockBlobClient(record.model.blob).getProperties()).contentLength;
   } catch (err) {
     if (statusOf(err) === 404) throw new TrainerError('PW_TRAINER_NO_MODEL', `${record.model.blob} does not exist (its model.json does)`, { cause: err });
-    throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `cannot read ${record.model.blob}: ${safeErrorMessage(err)}`, { cause: err });
+    throw registryError(`reading ${record.model.blob}`, err);
   }
   if (size !== record.model.size) throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `${record.model.blob} has ${String(size)} bytes, its model.json says ${record.model.size}`);
 }
@@ -132,7 +132,7 @@ export async function rewriteRecord(container: ContainerClient, record: ModelRec
     return true;
   } catch (err) {
     if (statusOf(err) === 412 || statusOf(err) === 409) return false;
-    throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `cannot write ${name}: ${safeErrorMessage(err)}`, { cause: err });
+    throw registryError(`writing ${name}`, err);
   }
 }
 
@@ -140,19 +140,43 @@ const recordBody = (record: ModelRecord) => Buffer.from(`${JSON.stringify(record
 
 /** Moves best.json to `pointer` if it is still at `etag` (null: if there is none yet). */
 export async function writeBest(container: ContainerClient, pointer: BestPointer, etag: string | null): Promise<void> {
+  await putBest(container, pointer, etag);
+}
+
+/** writeBest, returning best.json as written (its new ETag: the next conditional write of this run starts from it). */
+export async function putBest(container: ContainerClient, pointer: BestPointer, etag: string | null): Promise<BestState> {
   const name = bestModelBlobName(pointer.source);
   const body = Buffer.from(`${JSON.stringify(pointer, null, 2)}\n`);
   try {
-    await container.getBlockBlobClient(name).upload(body, body.length, {
+    const res = await container.getBlockBlobClient(name).upload(body, body.length, {
       conditions: etag === null ? { ifNoneMatch: '*' } : { ifMatch: etag },
       blobHTTPHeaders: { blobContentType: 'application/json' },
     });
+    return { pointer, etag: res.etag ?? '' };
   } catch (err) {
     const status = statusOf(err);
     if (status === 412 || status === 409) {
       throw new TrainerError('PW_TRAINER_REGISTRY_CONFLICT', `${name} changed while this run was deciding (another trainer promoted a model); nothing was promoted, run again`, { cause: err });
     }
-    throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `cannot write ${name}: ${safeErrorMessage(err)}`, { cause: err });
+    throw registryError(`writing ${name}`, err);
+  }
+}
+
+/**
+ * Sets (or clears) the pending-deploy mark of best.json, if best.json is still as `state` was read
+ * (conditional on its ETag, like every write of best.json). False when it changed meanwhile: a
+ * newer promotion, whose own mark must neither be cleared nor overwritten, or another run that
+ * settled it. The caller reads best.json before it deploys, so a clear never covers a version
+ * made best during the deploy. A cleared pointer has no `deployPending` field at all.
+ */
+export async function setDeployPending(container: ContainerClient, state: BestState, pending: boolean): Promise<boolean> {
+  const { deployPending: _old, ...pointer } = state.pointer;
+  try {
+    await writeBest(container, pending ? { ...pointer, deployPending: true } : pointer, state.etag);
+    return true;
+  } catch (err) {
+    if (err instanceof TrainerError && err.code === 'PW_TRAINER_REGISTRY_CONFLICT') return false;
+    throw err;
   }
 }
 
@@ -168,18 +192,30 @@ async function createOnce(container: ContainerClient, name: string, body: Uint8A
   } catch (err) {
     const status = statusOf(err);
     if (status === 409 || status === 412) return null;
-    throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `cannot write ${name}: ${safeErrorMessage(err)}`, { cause: err });
+    throw registryError(`writing ${name}`, err);
   }
 }
 
-/** A registry read: a missing blob is PW_TRAINER_NO_MODEL, any other failure PW_TRAINER_REGISTRY_INVALID. */
+/** A registry read: a missing blob is PW_TRAINER_NO_MODEL, any other failure as registryError says. */
 async function fromRegistry<T>(name: string, read: () => Promise<T>): Promise<T> {
   try {
     return await read();
   } catch (err) {
     if (statusOf(err) === 404) throw new TrainerError('PW_TRAINER_NO_MODEL', `${name} does not exist`, { cause: err });
-    throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `cannot read ${name}: ${safeErrorMessage(err)}`, { cause: err });
+    throw registryError(`reading ${name}`, err);
   }
+}
+
+/**
+ * A failed registry read or write. Blob Storage refusing or failing it (a SAS without the
+ * permission, an expired one, an outage: an SDK error) is PW_TRAINER_STORAGE, told by status and
+ * service code like every other storage error, so that nobody "repairs" a registry that is fine
+ * when a credential needs renewing; anything else is PW_TRAINER_REGISTRY_INVALID.
+ */
+function registryError(what: string, err: unknown): TrainerError {
+  const storage = storageError(what, err);
+  if (storage instanceof TrainerError) return storage;
+  return new TrainerError('PW_TRAINER_REGISTRY_INVALID', `${what} failed: ${safeErrorMessage(err)}`, { cause: err });
 }
 
 async function download(container: ContainerClient, name: string): Promise<Buffer> {

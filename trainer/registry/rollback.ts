@@ -2,12 +2,13 @@
  * Rollback: best.json goes back to the version promoted before the current one. In two steps so
  * that the command can check everything else (the deploy's modules) before anything moves:
  * `planRollback` reads and checks, `commitRollback` moves best.json (conditional on its ETag).
+ * A rollback that deploys moves best.json with its deploy pending (records.ts deployPending).
  */
 import type { ContainerClient } from '@azure/storage-blob';
 import { bestModelBlobName } from '../../sync/layout.js';
 import { TrainerError } from '../errors.js';
 import { RECORD_SCHEMA, type BestPointer, type ModelRecord } from './records.js';
-import { readBest, readModelBytes, readModelRecord, writeBest } from './registry.js';
+import { putBest, readBest, readModelBytes, readModelRecord, type BestState } from './registry.js';
 
 export interface RollbackPlan {
   /** The current best version. */
@@ -25,7 +26,7 @@ export interface RollbackPlan {
  * and checks that version's model.json and model.onnx (present, recorded size and sha256): a
  * rollback never points best.json at a model that cannot be deployed. Changes nothing.
  */
-export async function planRollback(container: ContainerClient, source: string, now: Date): Promise<RollbackPlan> {
+export async function planRollback(container: ContainerClient, source: string, now: Date, deployPending = false): Promise<RollbackPlan> {
   const best = await readBest(container, source);
   if (!best) throw new TrainerError('PW_TRAINER_NO_MODEL', `no model was promoted for "${source}": nothing to roll back`);
   const current = best.pointer;
@@ -55,11 +56,13 @@ export async function planRollback(container: ContainerClient, source: string, n
       promotedAt: now.toISOString(),
       reason: `rollback from ${current.version}`,
       history: older,
+      // A rollback that deploys marks it in the move itself (records.ts deployPending), cleared once every module has it.
+      ...(deployPending ? { deployPending: true } : {}),
     },
   };
 }
 
-/** Moves best.json as planned (PW_TRAINER_REGISTRY_CONFLICT when it changed since it was read). */
-export async function commitRollback(container: ContainerClient, plan: RollbackPlan): Promise<void> {
-  await writeBest(container, plan.to, plan.etag);
+/** Moves best.json as planned (PW_TRAINER_REGISTRY_CONFLICT when it changed since it was read); best.json as written. */
+export async function commitRollback(container: ContainerClient, plan: RollbackPlan): Promise<BestState> {
+  return putBest(container, plan.to, plan.etag);
 }

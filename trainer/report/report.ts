@@ -7,6 +7,7 @@
  */
 import type { Target } from '../data/clean.js';
 import type { AgentView } from '../eval/as-agent.js';
+import { DRIFT_CONFIDENCE, KS_CRITICAL, MIN_ROWS_PER_BIN, type DriftReport } from '../drift/compare.js';
 import { metricName, type Evaluation } from '../eval/criterion.js';
 import { writeAtomically } from '../files.js';
 import type { ScoredModel, TrainOutcome } from '../train/pipeline.js';
@@ -51,6 +52,33 @@ function asAgentSection(r: NonNullable<TrainOutcome['record']>): string {
 ${row('challenger', a.challenger)}${row('live model', a.champion)}</table>`;
 }
 
+/**
+ * The drift table: per feature PSI and KS with the thresholds it was judged by (raised on few
+ * rows, drift/compare.ts), and a row for each feature of the baseline that the data no longer has.
+ */
+function driftSection(drift: DriftReport, heading: string, recentLabel: string): string {
+  const judged = drift.features.filter((f) => f.effective.psi !== null);
+  // One dashed line: the features share n and the decile bins, so their PSI threshold too.
+  const line = Math.max(...judged.map((f) => f.effective.psi as number));
+  const chart = judged.length > 0 ? barChart(`PSI per feature (dashed: ${line.toFixed(3)})`, drift.features.map((f) => ({ label: f.feature, value: f.psi, bad: f.drifted })), line) : '';
+  const raised = drift.features.some((f) => f.effective.psi !== drift.thresholds.psi || f.effective.ks !== drift.thresholds.ks);
+  const note = raised
+    ? `<p>With ${drift.rows} rows the thresholds (PSI ${drift.thresholds.psi}, KS ${drift.thresholds.ks}) are raised to what unchanged data of that many rows stays below ${DRIFT_CONFIDENCE * 100} % of the time (KS ${KS_CRITICAL}/√n, PSI χ²(B − 1, ${DRIFT_CONFIDENCE})/n over B bins), and PSI is not judged below ${MIN_ROWS_PER_BIN} rows per bin (${MIN_ROWS_PER_BIN}·B rows: ${MIN_ROWS_PER_BIN * 10} for deciles).</p>`
+    : `<p>${drift.rows} rows; drift: PSI &gt; ${drift.thresholds.psi} or KS &gt; ${drift.thresholds.ks}.</p>`;
+  const rows = drift.features
+    .map((f) => {
+      const psiLimit = f.effective.psi === null ? 'not judged: too few rows' : f.effective.psi.toFixed(3);
+      const status = f.drifted ? '<b>drift</b>' : 'ok';
+      return `<tr><td>${escapeHtml(f.feature)}</td><td>${f.psi.toFixed(3)}</td><td>${f.ks.toFixed(3)}</td><td>${f.baselineMean}</td><td>${f.recentMean}</td><td>${f.recentCount}</td><td>${psiLimit}</td><td>${f.effective.ks.toFixed(3)}</td><td>${status}</td></tr>`;
+    })
+    .join('');
+  const missing = drift.missing.map((m) => `<tr><td>${escapeHtml(m)}</td><td colspan="7">not in the data: the model needs it</td><td><b>MISSING</b></td></tr>`).join('');
+  return `<h2>${escapeHtml(heading)}</h2>
+${chart}${note}
+<table><tr><th>feature</th><th>PSI</th><th>KS</th><th>baseline mean</th><th>${escapeHtml(recentLabel)}</th><th>n</th><th>PSI drift above</th><th>KS drift above</th><th></th></tr>${rows}${missing}</table>
+`;
+}
+
 export function renderReport(o: TrainOutcome): string {
   const r = o.record;
   const v = o.view;
@@ -58,16 +86,16 @@ export function renderReport(o: TrainOutcome): string {
   const head = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
 <style>body{font:14px system-ui,sans-serif;margin:24px;max-width:1000px;color:#1c2024}table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:4px 8px;text-align:left}
 .promoted{color:#18794e}.kept,.skipped,.warning{color:#ad5700}.legend span{display:inline-block;padding:0 6px;margin-right:8px}code{background:#f3f3f3;padding:0 3px}</style></head><body>`;
-  if (!r || !v) return `${head}<h1>${escapeHtml(title)}</h1><p class="${o.status}"><b>${o.status}</b>: ${escapeHtml(o.reason)}</p></body></html>\n`;
+  if (!r || !v) {
+    // A run skipped by --if-drifted still shows the drift figures that decided it.
+    const drift = o.drift ? driftSection(o.drift, 'Drift of the range from the live model\'s baseline', 'recent mean') : '';
+    return `${head}<h1>${escapeHtml(title)}</h1><p class="${o.status}"><b>${o.status}</b>: ${escapeHtml(o.reason)}</p>\n${drift}</body></html>\n`;
+  }
   const spans = labelSpans(v.timestamps, v.targets);
   const charts = [v.challenger, v.champion]
     .filter((m): m is ScoredModel => m !== null && m.scores !== null)
     .map((m, i) => scoreChart({ title: `${i === 0 ? 'challenger' : 'live model'} ${m.version} (${m.algorithm}): held-out scores, threshold ${m.threshold}`, timestamps: v.timestamps, scores: m.scores as Float32Array, threshold: m.threshold, spans }))
     .join('\n');
-  const drift = o.drift;
-  const driftRows = drift
-    ? drift.features.map((f) => `<tr><td>${escapeHtml(f.feature)}</td><td>${f.psi.toFixed(3)}</td><td>${f.ks.toFixed(3)}</td><td>${f.baselineMean}</td><td>${f.recentMean}</td><td>${f.drifted ? '<b>drift</b>' : 'ok'}</td></tr>`).join('')
-    : '';
   const d = r.data;
   return `${head}
 <h1>${escapeHtml(title)}</h1>
@@ -82,10 +110,7 @@ ${asAgentSection(r)}
 <p class="legend"><span style="background:#e5484d33">confirmed fault</span><span style="background:#30a46c26">false alarm (normal)</span><span style="background:#8b8d9833">maintenance</span>
 dashed red line: threshold; red dots: flagged windows (the highest score of each pixel is drawn).</p>
 ${charts}
-<h2>Drift of the held-out rows from the ${o.record && v.champion ? 'live model' : 'challenger'}'s baseline</h2>
-${drift ? barChart(`PSI per feature (dashed: ${drift.thresholds.psi})`, drift.features.map((f) => ({ label: f.feature, value: f.psi, bad: f.drifted })), drift.thresholds.psi) : ''}
-<table><tr><th>feature</th><th>PSI</th><th>KS</th><th>baseline mean</th><th>held-out mean</th><th></th></tr>${driftRows}</table>
-<h2>Data</h2>
+${o.drift ? driftSection(o.drift, `Drift of the held-out rows from the ${v.champion ? 'live model' : 'challenger'}'s baseline`, 'held-out mean') : ''}<h2>Data</h2>
 <table>
 <tr><th>range</th><td>${escapeHtml(d.from)} → ${escapeHtml(d.to)}</td></tr>
 <tr><th>readings</th><td>${d.readings} from ${escapeHtml(d.devices.join(', '))}</td></tr>

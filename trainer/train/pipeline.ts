@@ -52,6 +52,8 @@ export interface TrainRequest {
    * (train-all: a quiet or retired pump is not a failure; too few usable readings still is).
    */
   skipWithoutReadings?: boolean;
+  /** `--deploy`: a promotion writes best.json with its deploy pending (registry/records.ts deployPending). */
+  deployPending?: boolean;
 }
 
 export const TRAIN_DEFAULTS = { holdoutFraction: 0.2, margin: 0.01, seed: 1 };
@@ -95,6 +97,15 @@ interface Champion {
  * blobs once); without them they are read here and each skipped blob is a warning of the outcome.
  */
 export async function trainSource(container: ContainerClient, req: TrainRequest, progress: Progress, now: () => Date, labels?: LabelSet): Promise<TrainOutcome> {
+  try {
+    return await trainRange(container, req, progress, now, labels);
+  } finally {
+    // On every way out (an error, a skip): what is printed next must not be glued to the bar.
+    progress.finish();
+  }
+}
+
+async function trainRange(container: ContainerClient, req: TrainRequest, progress: Progress, now: () => Date, labels?: LabelSet): Promise<TrainOutcome> {
   const champion = await loadChampion(container, req.source);
   const best = champion?.state ?? null;
   // The live model's features stay in the data even when excluded or counters: it is scored on the same rows.
@@ -102,7 +113,6 @@ export async function trainSource(container: ContainerClient, req: TrainRequest,
   const { loaded, cleaned, raw, skippedLabels } = await prepareData(container, req, progress, { labels, raw: true, load });
   const labelWarnings = labels === undefined ? skippedLabels.map(skippedLabelWarning) : [];
   if (loaded.readings === 0) {
-    progress.finish();
     if (!req.skipWithoutReadings) throw await noUsableRows(container, req, 0);
     return { status: 'skipped', reason: `no readings ${between(req)}${await newerReadingsNote(container, req)}`, source: req.source, warnings: labelWarnings, record: null, drift: null, view: null };
   }
@@ -146,7 +156,7 @@ export async function trainSource(container: ContainerClient, req: TrainRequest,
   const record = buildRecord(req, loaded, cleaned, { trainIdx, holdoutStart, trainSet }, fit, plan.criterion, plan.description, challenger.evaluation as Evaluation, defender, champion, decision, asAgent, now(), skippedLabels.length);
   const registered = await registerVersion(container, record, fit.bytes);
   progress.finish();
-  if (decision.promoted) await promote(container, record, best, registered);
+  if (decision.promoted) await promote(container, record, best, registered, req.deployPending === true);
   return {
     status: decision.promoted ? 'promoted' : 'kept',
     reason: decision.reason,
@@ -188,9 +198,9 @@ export async function trainSource(container: ContainerClient, req: TrainRequest,
  * promotes it or loses the race rewrites it. No lock, no second document: best.json alone says
  * which version is live, model.json says what became of its run.
  */
-async function promote(container: ContainerClient, record: ModelRecord, best: BestState | null, registered: Registered): Promise<void> {
+async function promote(container: ContainerClient, record: ModelRecord, best: BestState | null, registered: Registered, deployPending: boolean): Promise<void> {
   try {
-    await writeBest(container, nextPointer(record, best?.pointer ?? null, record.createdAt, record.decision.reason), best?.etag ?? null);
+    await writeBest(container, nextPointer(record, best?.pointer ?? null, record.createdAt, record.decision.reason, deployPending), best?.etag ?? null);
   } catch (err) {
     if (!(err instanceof TrainerError) || err.code !== 'PW_TRAINER_REGISTRY_CONFLICT') throw err;
     const winner = await readBest(container, record.source).then(

@@ -17,8 +17,33 @@ async function childFolders(container: ContainerClient, prefix: string): Promise
   return out;
 }
 
-export async function listSources(container: ContainerClient): Promise<string[]> {
-  return (await childFolders(container, READINGS_ROOT)).map((name) => decodeURIComponent(name)).sort();
+/**
+ * The sources with a folder under readings/, and the folders that cannot be one (`unreadable`,
+ * as `readings/<name>/`): a name that is not valid percent-encoding (`tmp%`), or that the agent
+ * would not have written for the id it decodes to (`segment` of it is another name, so its
+ * readings would be looked for elsewhere). Such a folder, dropped there by hand or by a tool,
+ * is left out rather than failing every shard.
+ */
+export async function listSources(container: ContainerClient): Promise<{ sources: string[]; unreadable: string[] }> {
+  const sources: string[] = [];
+  const unreadable: string[] = [];
+  for (const name of await childFolders(container, READINGS_ROOT)) {
+    const source = sourceOf(name);
+    if (source === null) unreadable.push(`${READINGS_ROOT}${name}/`);
+    else sources.push(source);
+  }
+  return { sources: sources.sort(), unreadable: unreadable.sort() };
+}
+
+/** The source id a readings folder stands for, or null when the agent cannot have written it. */
+function sourceOf(name: string): string | null {
+  try {
+    const source = decodeURIComponent(name);
+    return segment(source) === name ? source : null;
+  } catch {
+    // URIError (not percent-encoding) or SyncError (".", "..", empty): not a source folder.
+    return null;
+  }
 }
 
 /**

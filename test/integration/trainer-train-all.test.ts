@@ -1,0 +1,144 @@
+/**
+ * train-all and the registry reads against a real Azurite, through the CLI entry point: the
+ * range of a run that crosses 00:00 UTC, a folder under readings/ that cannot be a pump, and
+ * Blob Storage refusing the registry reads (a SAS without read permission).
+ */
+import { ContainerClient } from '@azure/storage-blob';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { StoredRow } from '../../buffer/types.js';
+import { batchMetadata, encodeRows } from '../../sync/encoder.js';
+import { readingsBlobName } from '../../sync/layout.js';
+import type { CommandContext } from '../../trainer/cloud/context.js';
+import { runCli } from '../../trainer/commands/index.js';
+import { readBest, readModelRecord } from '../../trainer/registry/registry.js';
+import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
+import { rng } from '../support/models.js';
+import { promoteFittedModel } from '../support/registry.js';
+
+const DAY = 86_400_000;
+const T0 = Date.UTC(2026, 0, 1);
+const STEP = 20_000;
+
+let az: TestAzurite;
+
+function values(r: () => number, i: number): Record<string, number> {
+  const flow = 30 + 3 * Math.sin(i / 40) + (r() - 0.5) * 0.4;
+  return { Current: 0.5 + 0.03 * flow + (r() - 0.5) * 0.02, Flow: flow, Pressure: 2 - 0.02 * flow + (r() - 0.5) * 0.02 };
+}
+
+/** Uploads `count` readings from `from` as the agent's sync does, in batches of 400 rows. */
+async function seed(c: ContainerClient, pumpId: string, from: number, count: number, seq0 = 1): Promise<void> {
+  const r = rng(seq0 + pumpId.length);
+  for (let start = 0; start < count; start += 400) {
+    const rows: StoredRow[] = [];
+    for (let k = start; k < Math.min(count, start + 400); k++) {
+      const ts = from + k * STEP;
+      rows.push({ seq: seq0 + k, pumpId, ts, receivedAt: ts, values: values(r, k), score: null, anomaly: null, modelVersion: null, imputed: false, unscoredReason: null });
+    }
+    const enc = await encodeRows(rows, 'gw-1');
+    const first = rows[0]!;
+    const last = rows.at(-1)!;
+    await c
+      .getBlockBlobClient(readingsBlobName(pumpId, 'gw-1', first.seq, last.seq, first.ts))
+      .upload(enc.body, enc.body.length, { metadata: batchMetadata(enc, { agentVersion: 'test', deviceId: 'gw-1', pumpId, firstSeq: first.seq, lastSeq: last.seq }) });
+  }
+}
+
+function context(c: ContainerClient, now: () => Date = () => new Date(T0 + 30 * DAY)): CommandContext {
+  return {
+    env: {},
+    container: () => c,
+    registry: () => {
+      throw new Error('no registry in this test');
+    },
+    now,
+    isTTY: false,
+  };
+}
+
+async function cli(args: string[], ctx: CommandContext) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await runCli(args, { out: (t) => out.push(t), err: (t) => err.push(t) }, ctx);
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+async function newContainer(name: string): Promise<ContainerClient> {
+  const c = az.container(name);
+  await c.create();
+  return c;
+}
+
+beforeAll(async () => {
+  az = await startTestAzurite();
+});
+
+afterAll(async () => {
+  await az?.dispose();
+});
+
+describe('train-all --days', () => {
+  it('trains every source on the range resolved when the run started, even when the clock passes 00:00 UTC during the run, and prints it', async () => {
+    const c = await newContainer('midnight-it');
+    for (const pump of ['pump-a', 'pump-b']) {
+      await seed(c, pump, T0 + DAY, 4320); // Jan 2
+      await seed(c, pump, T0 + 2 * DAY, 4320, 4321); // Jan 3
+    }
+    // The run starts two seconds before 00:00 UTC of Jan 4; every look at the clock takes a second.
+    let tick = T0 + 3 * DAY - 2000;
+    const clock = () => {
+      const t = new Date(tick);
+      tick += 1000;
+      return t;
+    };
+    const res = await cli(['train-all', '--days', '1', '--concurrency', '1'], context(c, clock));
+    expect(res.code, res.err).toBe(0);
+    expect(res.out).toMatch(/^train-all: shard 0\/1: 2 of 2 sources, 1 at a time, readings 2026-01-02T00:00:00\.000Z → 2026-01-03T00:00:00\.000Z$/m);
+    const records = [];
+    for (const pump of ['pump-a', 'pump-b']) {
+      expect(res.out).toMatch(new RegExp(`^${pump}: promoted `, 'm'));
+      records.push(await readModelRecord(c, pump, (await readBest(c, pump))!.pointer.version));
+    }
+    // The second source was done after midnight, and was still trained on the range of the start.
+    expect(records[1]!.createdAt >= '2026-01-04T00:00:00.000Z', records[1]!.createdAt).toBe(true);
+    for (const record of records) expect(record.data, record.source).toMatchObject({ from: '2026-01-02T00:00:00.000Z', to: '2026-01-03T00:00:00.000Z' });
+  });
+});
+
+describe('train-all and a folder under readings/ that is not a pump', () => {
+  it('names it in a warning, skips it and trains the other sources (a name that is not percent-encoding does not stop every shard)', async () => {
+    const c = await newContainer('stray-it');
+    await seed(c, 'pump-ok', T0, 4320);
+    await c.getBlockBlobClient('readings/tmp%/x').upload('notes', 5);
+    for (const shard of ['0/1', '0/2', '1/2']) {
+      const res = await cli(['train-all', '--shard', shard, '--from', '2026-01-01', '--to', '2026-01-02'], context(c));
+      expect(res.code, `${shard}: ${res.err}`).toBe(0);
+      expect(res.out).toContain('  warning  readings/tmp%/: not a source folder (its name is not a pump id as the agent writes it), skipped');
+      expect(res.err).not.toMatch(/URI malformed/);
+    }
+    expect((await readBest(c, 'pump-ok'))!.pointer.version).toMatch(/^20260101-/);
+  });
+});
+
+describe('Blob Storage refusing a registry read', () => {
+  it('is PW_TRAINER_STORAGE with the status and service code, not PW_TRAINER_REGISTRY_INVALID with the raw service message', async () => {
+    const c = await newContainer('nosread-it');
+    await seed(c, 'pump-1', T0, 4320);
+    await promoteFittedModel(c, 'pump-1', 'v1', 1, new Date());
+    // List and write, no read: the reading of best.json (train, drift, train-all) and of model.json (evaluate) is refused.
+    const noRead = context(new ContainerClient(az.containerSasUrl('nosread-it', 'lw')));
+    const range = ['--from', '2026-01-01', '--to', '2026-01-02'];
+    for (const [args, message] of [
+      [['train', '--source', 'pump-1', ...range], /^pumpwatch-trainer train: PW_TRAINER_STORAGE: reading models\/pump-1\/best\.json failed: Blob Storage answered 403 AuthorizationPermissionMismatch$/],
+      [['drift', '--source', 'pump-1', ...range], /^pumpwatch-trainer drift: PW_TRAINER_STORAGE: reading models\/pump-1\/best\.json failed: Blob Storage answered 403 AuthorizationPermissionMismatch$/],
+      // (downloadToBuffer asks for the properties first: the answer to a HEAD request has no body, so no service code.)
+      [['evaluate', '--source', 'pump-1', '--version', 'v1', ...range], /^pumpwatch-trainer evaluate: PW_TRAINER_STORAGE: reading models\/pump-1\/v1\/model\.json failed: Blob Storage answered 403( AuthorizationPermissionMismatch)?$/],
+      [['train-all', ...range], /^pump-1: FAILED PW_TRAINER_STORAGE: reading models\/pump-1\/best\.json failed: Blob Storage answered 403 AuthorizationPermissionMismatch$/m],
+    ] as const) {
+      const res = await cli([...args], noRead);
+      expect(res.code, args[0]).toBe(1);
+      expect(res.err, args[0]).toMatch(message);
+      expect(res.err, args[0]).not.toMatch(/RequestId|REGISTRY_INVALID|sig=/);
+    }
+  });
+});

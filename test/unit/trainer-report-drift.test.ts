@@ -1,0 +1,113 @@
+/**
+ * The report's drift section: the features the live model needs that the data no longer has,
+ * the drift table of a run `--if-drifted` skipped, and the row count and thresholds behind each
+ * verdict.
+ */
+import { describe, expect, it } from 'vitest';
+import { baselineOf } from '../../trainer/drift/baseline.js';
+import { compareWithBaseline, type DriftReport } from '../../trainer/drift/compare.js';
+import type { Evaluation } from '../../trainer/eval/criterion.js';
+import { mulberry32 } from '../../trainer/eval/criterion.js';
+import type { ModelRecord } from '../../trainer/registry/records.js';
+import { renderReport } from '../../trainer/report/report.js';
+import type { TrainOutcome } from '../../trainer/train/pipeline.js';
+
+const rand = mulberry32(5);
+const rows = (n: number) => Array.from({ length: n }, () => Float64Array.of(50 + rand(), 3 + rand() / 10, 7 + rand()));
+/** The live model was trained on Flow, P and Old; the data no longer has Old. */
+const liveBaseline = baselineOf(['Flow', 'P', 'Old'], rows(2000));
+const drift = (n: number): DriftReport =>
+  compareWithBaseline(
+    liveBaseline,
+    ['Flow', 'P'],
+    rows(n).map((r) => r.subarray(0, 2)),
+  );
+
+const evaluation: Evaluation = { criterion: 'synthetic-faults', metric: 'balanced-accuracy', score: 0.9, f1: 0.8, far: 1, mar: 19, counts: { tp: 81, fp: 1, fn: 19, tn: 99 }, threshold: 1 };
+
+function trained(d: DriftReport): TrainOutcome {
+  const record: ModelRecord = {
+    schema: 1,
+    source: 'pump-m',
+    version: 'v2',
+    algorithm: 'mset-horizon',
+    features: ['Flow', 'P'],
+    window: 10,
+    threshold: 1,
+    model: { blob: 'models/pump-m/v2/model.onnx', sha256: '0'.repeat(64), size: 1 },
+    data: {
+      from: '2026-01-01T00:00:00.000Z',
+      to: '2026-01-02T00:00:00.000Z',
+      readings: 1000,
+      devices: ['gw-1'],
+      droppedFeatures: [],
+      cleaning: {},
+      trainRows: 800,
+      trainFrom: '2026-01-01T00:00:00.000Z',
+      trainTo: '2026-01-01T18:00:00.000Z',
+      holdoutRows: 200,
+      holdoutFrom: '2026-01-01T18:00:00.000Z',
+      holdoutTo: '2026-01-01T23:59:00.000Z',
+    },
+    evaluation: { criterion: 'synthetic-faults', description: 'synthetic faults', challenger: evaluation, champion: null, championVersion: 'v1' },
+    decision: { promoted: true, reason: 'the live model v1 cannot score these rows (it needs Old, absent from the data)', margin: 0.01 },
+    baseline: baselineOf(['Flow', 'P'], rows(100)),
+    trainer: { version: 'test', seed: 1 },
+    createdAt: '2026-01-02T00:00:00.000Z',
+  };
+  return {
+    status: 'promoted',
+    reason: record.decision.reason,
+    source: 'pump-m',
+    warnings: [],
+    record,
+    drift: d,
+    view: {
+      timestamps: [1, 2],
+      targets: [null, null],
+      challenger: { version: 'v2', algorithm: 'mset-horizon', threshold: 1, evaluation, scores: Float32Array.of(0.5, 0.6) },
+      champion: { version: 'v1', algorithm: 'mset-horizon', threshold: 1, evaluation: null, scores: null },
+    },
+  };
+}
+
+/** The drift table's rows as [feature, …cells] (tags stripped). */
+function driftRows(html: string): string[][] {
+  const section = html.slice(html.indexOf('<h2>Drift'));
+  const table = section.slice(section.indexOf('<table>'), section.indexOf('</table>'));
+  return [...table.matchAll(/<tr>(.*?)<\/tr>/g)].slice(1).map((m) => [...(m[1] as string).matchAll(/<td[^>]*>(.*?)<\/td>/g)].map((c) => (c[1] as string).replace(/<[^>]+>/g, '')));
+}
+
+describe('the report drift section', () => {
+  it('has a MISSING row for a feature the live model needs that the data no longer has', () => {
+    const rowsOf = driftRows(renderReport(trained(drift(200))));
+    expect(rowsOf.map((r) => r[0])).toEqual(['Flow', 'P', 'Old']);
+    expect(rowsOf[2]).toEqual(['Old', 'not in the data: the model needs it', 'MISSING']);
+    // n and the thresholds each feature was judged by.
+    expect(rowsOf[0]!.slice(5, 8)).toEqual(['200', '0.250', '0.300']);
+  });
+
+  it('shows the drift table of a run skipped by --if-drifted', () => {
+    const d = compareWithBaseline(liveBaseline, ['Flow', 'P', 'Old'], rows(500));
+    const html = renderReport({ status: 'skipped', reason: 'no drift from the baseline of live model v1: not retrained', source: 'pump-1', warnings: [], record: null, drift: d, view: null });
+    expect(html).toContain('<h2>Drift of the range from the live model&#39;s baseline</h2>');
+    const table = driftRows(html);
+    expect(table.map((r) => [r[0], r[5], r.at(-1)])).toEqual([
+      ['Flow', '500', 'ok'],
+      ['P', '500', 'ok'],
+      ['Old', '500', 'ok'],
+    ]);
+    expect(html).toContain('<svg');
+    // Nothing computed, nothing shown.
+    expect(renderReport({ status: 'skipped', reason: 'no readings', source: 'p', warnings: [], record: null, drift: null, view: null })).not.toContain('<h2>Drift');
+  });
+
+  it('says why a value on few rows was not called drift', () => {
+    const html = renderReport(trained(drift(26)));
+    expect(html).toContain('With 26 rows the thresholds (PSI 0.25, KS 0.3) are raised to what unchanged data of that many rows stays below 99.9 % of the time');
+    const table = driftRows(html);
+    expect(table[0]!.slice(5, 8)).toEqual(['26', 'not judged: too few rows', (1.95 / Math.sqrt(26)).toFixed(3)]);
+    // No PSI bar chart when PSI was not judged.
+    expect(html.slice(html.indexOf('<h2>Drift'))).not.toMatch(/<svg[^>]*aria-label="PSI/);
+  });
+});
