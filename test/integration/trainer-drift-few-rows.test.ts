@@ -140,4 +140,11 @@ describe('the progress bar on a terminal', () => {
     expect(code).toBe(1);
     expect(rawBefore(log, /not valid gzip/)).toBe(CLEAR);
   });
+
+  it('names a blob that is not gzip by its error code, without a stack trace', async () => {
+    const res = await cli(['drift', '--source', 'pump-1', '--from', '2026-01-09', '--to', '2026-01-10']);
+    expect(res.code).toBe(1);
+    expect(res.err).toMatch(/^pumpwatch-trainer drift: PW_SYNC_BLOB_CORRUPT: .*not valid gzip/m);
+    expect(res.err).not.toMatch(/unexpected failure|\n\s+at /);
+  });
 });

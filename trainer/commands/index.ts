@@ -3,6 +3,7 @@
  * train-all): write `commands/<name>.ts` exporting a `Command` and list it in COMMANDS.
  */
 import { defaultContext, type CommandContext } from '../cloud/context.js';
+import { SyncError } from '../../sync/errors.js';
 import { safeErrorMessage, safeStackFrames } from '../../sync/redact.js';
 import { EXIT, isInputError, storageError, TrainerError } from '../errors.js';
 import type { Command, Io } from './command.js';
@@ -56,7 +57,8 @@ export async function runCli(argv: readonly string[], io: Io, ctx: CommandContex
     }
     // A Blob Storage SDK error no command wrapped is told like those it did: status and code, no response body.
     const err = storageError('a Blob Storage request', thrown);
-    if (err instanceof TrainerError) {
+    // A blob the sync reader refuses (not gzip, a sha256 mismatch) is named by its code, not a stack trace.
+    if (err instanceof TrainerError || err instanceof SyncError) {
       io.err(`pumpwatch-trainer ${name}: ${err.code}: ${safeErrorMessage(err)}`);
       return EXIT_FAILURE;
     }
