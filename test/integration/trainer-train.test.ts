@@ -341,6 +341,7 @@ describe('pumpwatch-trainer train', () => {
     // pump-b has 3 000 readings at 20 s (16.7 h); 80 % are trained: less than a day, so train says so.
     expect(res.out).toMatch(/pump-b: promoted[^]*\n {2}warning {2}the trained rows span 13\.3 h, less than a day/);
     expect(readFileSync(join(dir, 'reports', 'pump-b.html'), 'utf8')).toMatch(/<b>warning<\/b>: the trained rows span 13\.3 h/);
+    expect(readFileSync(join(dir, 'reports', 'pump-c.html'), 'utf8')).toMatch(/<b>skipped<\/b>: no readings between/); // a page for every outcome, as train --report
     const split = await Promise.all([0, 1, 2].map((i) => cli(['train-all', '--shard', `${i}/3`, '--days', '1'], context(new Date(T0 + 2 * DAY)))));
     const counts = split.map((s) => Number(/: (\d+) of 4 sources/.exec(s.out)?.[1]));
     expect(counts.reduce((a, b) => a + b, 0)).toBe(4);

@@ -31,7 +31,7 @@ in a warning before the sources are trained.
 Options:
   --shard I/N         this shard (0 <= I < N; default 0/1: every source)
   --concurrency K     sources trained at once (default 1)
-  --report-dir DIR    write DIR/<source>.html for each source
+  --report-dir DIR    write DIR/<source>.html for each source trained, kept or skipped
   (and every option of "train" but --source and --report; see "train --help")
 
 Prints one line per source and a count: "2 promoted, 5 kept, 1 skipped, 0 failed".
@@ -86,7 +86,9 @@ export const trainAllCommand: Command = {
         const outcome = await trainSource(container, { ...req, source, skipWithoutReadings: true }, progress, () => ctx.now(), labels);
         printOutcome(outcome, io);
         if (outcome.status === 'promoted' && outcome.record) promoted = outcome.record.version;
-        if (typeof v['report-dir'] === 'string' && outcome.record) await writeReport(join(v['report-dir'], `${encodeURIComponent(source)}.html`), outcome);
+        // Every outcome gets its page, as with train --report: a skipped one says why (and, under
+        // --if-drifted, shows the drift figures that decided it).
+        if (typeof v['report-dir'] === 'string') await writeReport(join(v['report-dir'], `${encodeURIComponent(source)}.html`), outcome);
         status = outcome.status;
       } catch (err) {
         progress.finish();
