@@ -1,6 +1,6 @@
 // Recent alerts, grouped into episodes: consecutive anomalies of one pump (less than a minute
 // apart) are one event for the technician, labelled once with the episode's time range.
-import { KIND_TEXT, fmtNum, fmtTime } from './format.js';
+import { KIND_TEXT, fmtScorePair, fmtTime } from './format.js';
 import { el, topShares } from './render.js';
 
 const EPISODE_GAP_MS = 60_000;
@@ -70,7 +70,8 @@ export function renderAlerts(list, empty, alerts, onLabel) {
       li.dataset.pump = ep.pumpId;
       const head = el('div', 'alert-head');
       head.append(el('strong', '', ep.pumpId), el('span', '', when(ep)));
-      li.append(head, el('p', '', `Peak score ${fmtNum(ep.peak.score)} (threshold ${fmtNum(ep.peak.threshold)})`));
+      const [peak, threshold] = fmtScorePair(ep.peak.score, ep.peak.threshold);
+      li.append(head, el('p', '', `Peak score ${peak} (threshold ${threshold})`));
       const top = topShares(ep.peak.contributions);
       if (top) li.append(el('p', '', `Main contributors: ${top}`));
       li.append(el('p', 'muted', `Model ${ep.peak.modelVersion ?? '–'}`));

@@ -1,7 +1,7 @@
 // The technician's page: state, refresh loop (live stream, polling as fallback) and sign-in.
 import { ApiError, UNREACHABLE, api, getToken, setToken, stream } from './api.js';
 import { pickSensors, scoreChart, sensorCharts } from './charts.js';
-import { fmtClock, fmtNum, timeZoneText } from './format.js';
+import { fmtClock, fmtScorePair, timeZoneText } from './format.js';
 import { initLabelForm } from './label-form.js';
 import { renderAlerts } from './alerts.js';
 import { alarming, cloudSummary, modelScope, modelTraining, pumpWhy, refusalNote, renderGateway, renderPumps, renderValues, sortPumps } from './render.js';
@@ -232,7 +232,7 @@ function renderDetail() {
   $('score-chart').setAttribute(
     'aria-label',
     last
-      ? `Anomaly score of the last ${state.rows.length} readings; latest ${last.score === null ? 'not scored' : fmtNum(last.score)}, threshold ${threshold === null ? 'none' : fmtNum(threshold)}`
+      ? `Anomaly score of the last ${state.rows.length} readings; latest ${last.score === null ? 'not scored' : fmtScorePair(last.score, threshold)[0]}, threshold ${threshold === null ? 'none' : fmtScorePair(last.score, threshold)[1]}`
       : 'No readings yet',
   );
   if (state.score) state.score.update(state.rows, threshold);

@@ -69,6 +69,23 @@ export function fmtNum(v, digits = 3) {
   return Math.abs(v) >= 1000 ? v.toFixed(0) : Number(v.toPrecision(digits)).toString();
 }
 
+/**
+ * A score and its model's threshold as text, with as many significant digits (3 to 9) as it takes
+ * for the texts to compare as the numbers do: with 3, a normal 3.226 and an anomalous 3.228 both
+ * read "3.23" beside "threshold 3.23".
+ */
+export function fmtScorePair(score, threshold) {
+  const finite = (v) => typeof v === 'number' && Number.isFinite(v);
+  if (!finite(score) || !finite(threshold)) return [fmtNum(score), fmtNum(threshold)];
+  const at = (v, d) => Number(v.toPrecision(d));
+  for (let d = 3; d < 9; d++) {
+    if (Math.sign(at(score, d) - at(threshold, d)) === Math.sign(score - threshold)) {
+      return d === 3 ? [fmtNum(score), fmtNum(threshold)] : [String(at(score, d)), String(at(threshold, d))];
+    }
+  }
+  return [String(at(score, 9)), String(at(threshold, 9))];
+}
+
 export function fmtPercent(v) {
   return typeof v === 'number' && Number.isFinite(v) ? `${Math.round(v)} %` : '–';
 }

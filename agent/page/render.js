@@ -1,5 +1,5 @@
 // Rendering the pumps, alerts and gateway facts. Text goes in with textContent only.
-import { STATE_TEXT, fmtAgo, fmtBytes, fmtDuration, fmtNum, fmtPercent, fmtTime, shares } from './format.js';
+import { STATE_TEXT, fmtAgo, fmtBytes, fmtDuration, fmtNum, fmtPercent, fmtScorePair, fmtTime, shares } from './format.js';
 
 const ORDER = { anomaly: 0, refused: 1, stale: 1, 'not-scored': 2, 'no-model': 3, normal: 4 };
 
@@ -107,10 +107,10 @@ export function sortPumps(pumps) {
   return [...pumps].sort((a, b) => rank(a) - rank(b) || a.pumpId.localeCompare(b.pumpId));
 }
 
-function modelLine(model) {
+function modelLine(model, thresholdText) {
   if (!model) return 'No model';
   const which = isGeneric(model) ? `Generic default model (${model.version})` : `This pump's model ${model.version}`;
-  return `${which} · threshold ${fmtNum(model.threshold)}`;
+  return `${which} · threshold ${thresholdText}`;
 }
 
 function fillPump(button, p, selected) {
@@ -121,11 +121,13 @@ function fillPump(button, p, selected) {
   button.dataset.model = isGeneric(p.model) ? 'generic' : p.model ? 'pump' : 'none';
   button.setAttribute('aria-pressed', String(selected));
   const last = p.lastReading;
-  const reading = last ? `Last reading ${fmtTime(last.ts)} · score ${fmtNum(last.score)}` : p.refused ? 'No reading accepted yet' : 'No readings yet';
+  // Shown beside each other: as many digits as it takes for them to compare as the numbers do.
+  const [scoreText, thresholdText] = fmtScorePair(last?.score, p.model?.threshold);
+  const reading = last ? `Last reading ${fmtTime(last.ts)} · score ${scoreText}` : p.refused ? 'No reading accepted yet' : 'No readings yet';
   button.replaceChildren(
     el('span', 'pump-name', p.pumpId),
     pumpBadge(p),
-    el('span', `pump-line${isGeneric(p.model) ? ' generic' : ''}`, modelLine(p.model)),
+    el('span', `pump-line${isGeneric(p.model) ? ' generic' : ''}`, modelLine(p.model, thresholdText)),
     el('span', 'pump-line', reading),
   );
   const why = pumpWhy(p);

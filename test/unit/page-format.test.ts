@@ -1,0 +1,25 @@
+/**
+ * The page's number formatting (agent/page/format.js, plain ES module run by the browser; imported
+ * here as Node runs it): a score and its threshold shown side by side compare as the numbers do.
+ */
+import { describe, expect, it } from 'vitest';
+// @ts-expect-error: the page's modules are plain JavaScript without type declarations
+import { fmtScorePair } from '../../agent/page/format.js';
+
+const pair = fmtScorePair as (score: unknown, threshold: unknown) => [string, string];
+
+describe('a score beside its threshold', () => {
+  it('keeps three digits when they tell the two apart, and adds digits until they do', () => {
+    expect(pair(0.9057, 3.22722)).toEqual(['0.906', '3.23']);
+    expect(pair(3.228, 3.22722)).toEqual(['3.228', '3.227']); // an anomaly: three digits read 3.23 beside 3.23
+    expect(pair(3.226, 3.22722)).toEqual(['3.226', '3.227']); // normal
+    expect(pair(3.2272201, 3.22722)).toEqual(['3.2272201', '3.22722']);
+    expect(pair(3.22722000001, 3.22722)).toEqual(['3.22722', '3.22722']); // beyond 9 digits (float32 scores have 7): shown equal
+    expect(pair(2.5, 2.5)).toEqual(['2.5', '2.5']); // exactly the threshold: not an anomaly (score > threshold)
+  });
+
+  it('shows a missing score or threshold as a dash', () => {
+    expect(pair(null, 3.2)).toEqual(['–', '3.2']);
+    expect(pair(1.5, undefined)).toEqual(['1.5', '–']);
+  });
+});
