@@ -12,6 +12,7 @@ import { readingsBlobName } from '../../sync/layout.js';
 import type { CommandContext } from '../../trainer/cloud/context.js';
 import { runCli } from '../../trainer/commands/index.js';
 import { mulberry32 } from '../../trainer/eval/criterion.js';
+import { readBestRecord } from '../../trainer/registry/registry.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 
 const MINUTE = 60_000;
@@ -95,15 +96,18 @@ describe('drift on few rows', () => {
     const res = await cli(['drift', '--source', 'pump-1', '--from', '2026-01-07', '--to', '2026-01-08']);
     expect(res.code, res.out).toBe(0);
     expect(res.out).toMatch(/^pump-1: 20 recent rows against the baseline of /);
-    expect(res.out).toMatch(/with 20 rows the thresholds are raised/);
-    for (const feature of ['Current', 'Flow', 'Pressure']) expect(res.out).toMatch(new RegExp(`^ {2}${feature} .* 20 +- +0\\.436 {2}ok \\(PSI not judged: too few rows, 50 needed\\)$`, 'm'));
+    // N: the rows the live model was trained on, its baseline's count; KS is judged by n_eff = n·N/(n + N).
+    const N = Number((/with 20 rows against a baseline of (\d+) rows \(N\) the thresholds are raised/.exec(res.out) ?? [])[1]);
+    expect(N).toBe(Object.values((await readBestRecord(container, 'pump-1'))!.record.baseline)[0]!.count);
+    const ks = (1.95 / Math.sqrt((20 * N) / (20 + N))).toFixed(3).replace('.', '\\.');
+    for (const feature of ['Current', 'Flow', 'Pressure']) expect(res.out).toMatch(new RegExp(`^ {2}${feature} .* 20 +- +${ks} {2}ok \\(PSI not judged: too few rows, 50 needed\\)$`, 'm'));
     expect(res.out).toMatch(/no drift$/);
   });
 
   it('still finds drift in 20 readings of a sensor that moved', async () => {
     const res = await cli(['drift', '--source', 'pump-1', '--from', '2026-01-08', '--to', '2026-01-09']);
     expect(res.code, res.out).toBe(3);
-    expect(res.out).toMatch(/^ {2}Flow +\d+\.\d{3} +0\.9\d\d .* 20 +- +0\.436 {2}DRIFT/m);
+    expect(res.out).toMatch(/^ {2}Flow +\d+\.\d{3} +0\.9\d\d .* 20 +- +0\.4\d\d {2}DRIFT/m);
     expect(res.out).toMatch(/drift: Flow$/);
   });
 });

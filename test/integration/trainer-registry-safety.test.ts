@@ -14,7 +14,8 @@ import { readingsBlobName } from '../../sync/layout.js';
 import { registryFromEnv, type CommandContext, type TwinRegistry } from '../../trainer/cloud/context.js';
 import { runCli } from '../../trainer/commands/index.js';
 import type { ModelRecord } from '../../trainer/registry/records.js';
-import { readBest, readModelRecord, setDeployPending } from '../../trainer/registry/registry.js';
+import { deployBest, deployPendingBest, prepareDeploy } from '../../trainer/commands/deploy.js';
+import { readBest, readBestRecord, readModelRecord, setDeployPending } from '../../trainer/registry/registry.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { LocalHub } from '../support/local-hub.js';
 import { promoteFittedModel } from '../support/registry.js';
@@ -443,6 +444,22 @@ describe('a deploy left pending', () => {
   const deadHub = () => registryFromEnv({ PUMPWATCH_IOTHUB_CONNECTION_STRING: `HostName=hub.invalid;SharedAccessKeyName=service;SharedAccessKey=${Buffer.from('k'.repeat(32)).toString('base64')}` });
   /** Marks the deploy of the current best of `source` pending, as a run with --deploy promotes. */
   const markPending = async (source: string) => expect(await setDeployPending(container, (await readBest(container, source))!, true)).toBe(true);
+  /** The hub, letting another run in (`meanwhile`) just after the first twin update has landed. */
+  const afterFirstUpdate = (meanwhile: () => Promise<void>): TwinRegistry => {
+    let raced = false;
+    return {
+      getModuleTwin: (d, m) => registry.getModuleTwin(d, m),
+      createQuery: (sql, size) => registry.createQuery(sql, size),
+      updateModuleTwin: async (d, m, patch, etag) => {
+        const done = await registry.updateModuleTwin(d, m, patch, etag);
+        if (!raced) {
+          raced = true;
+          await meanwhile();
+        }
+        return done;
+      },
+    };
+  };
   /** The hub, letting another run in (`meanwhile`) just before the first twin update. */
   const racingHub = (meanwhile: () => Promise<void>): TwinRegistry => {
     let raced = false;
@@ -488,7 +505,8 @@ describe('a deploy left pending', () => {
     // Nothing is pending now: the next night deploys nothing, even with the hub down.
     const next = await cli(args, { ...context(c), registry: deadHub });
     expect(next.code, next.err).toBe(0);
-    expect(next.out).not.toMatch(/deploy/);
+    expect(lastLine(next.out)).toMatch(/^train-all: shard 0\/1: 0 promoted, 0 kept, 1 skipped, 0 failed, 0 deploy pending$/);
+    expect(next.out.split('\n').filter((l) => /deploy/.test(l) && !l.startsWith('train-all: shard'))).toEqual([]);
   });
 
   it('train --deploy pushes a pending best whatever it decides, and without --deploy nothing is pushed', async () => {
@@ -507,6 +525,101 @@ describe('a deploy left pending', () => {
     expect(again.out).toMatch(new RegExp(`^pump-dep2: kept ${best.version} [^]*\npump-dep2: best\\.json names ${best.version}, whose deploy is pending`));
     expect(desiredModels('gw-2')['pump-dep2']!.version).toBe(best.version);
     expect(await bestOf('pump-dep2')).toEqual({ ...best, deployPending: undefined });
+  });
+
+  it('is set and pushed by a --deploy run whose challenger is the live model a hand train without --deploy promoted (the same data: the same version)', async () => {
+    await seed(container, 'pump-hand', 'gw-2', T0, 8640, (i) => values(rng(33), i, 30));
+    const range = ['train', '--source', 'pump-hand', '--from', '2026-01-01', '--to', '2026-01-03'];
+    const hand = await cli(range);
+    expect(hand.code, hand.err).toBe(0);
+    const version = (/^pump-hand: promoted (\S+)/m.exec(hand.out) ?? [])[1]!;
+    expect(await bestOf('pump-hand')).not.toHaveProperty('deployPending');
+    // The nightly run of the same range, the hub down: kept (the challenger is that very version), yet
+    // deployed as its own promotion would be: marked pending first, so its failure is not lost.
+    const nightly = await cli([...range, '--deploy'], { ...context(), registry: deadHub });
+    expect(nightly.code).toBe(1);
+    expect(nightly.out).toMatch(new RegExp(`^pump-hand: kept ${version} `, 'm'));
+    expect(nightly.out).toContain(`  decision the challenger is the live model itself (version ${version})`);
+    expect(nightly.out).toContain(`pump-hand: ${version} is best and is this run's challenger (the same data and options gave the same model): deploying it, as a promotion with --deploy would`);
+    expect(lastLine(nightly.err)).toBe(
+      `pump-hand: best.json now names ${version}, which was not deployed to every module; its deploy stays pending in best.json, and the next train or train-all with --deploy pushes it; to push it now: pumpwatch-trainer deploy --source pump-hand --version ${version}`,
+    );
+    expect(await bestOf('pump-hand')).toMatchObject({ version, deployPending: true });
+    expect(desiredModels('gw-2')['pump-hand']).toBeUndefined();
+    // Its retry, the hub back: the twin gets the version, and the mark is cleared.
+    const retry = await cli([...range, '--deploy']);
+    expect(retry.code, retry.err).toBe(0);
+    expect(desiredModels('gw-2')['pump-hand']!.version).toBe(version);
+    expect(await bestOf('pump-hand')).not.toHaveProperty('deployPending');
+    // Once more with the hub up: the same version, pushed again (the same twin entry), exit 0.
+    const again = await cli([...range, '--deploy']);
+    expect(again.code, again.err).toBe(0);
+    expect(again.out).toContain(`pump-hand: best.json ${version}: deployed, no longer pending`);
+  });
+
+  it('is set and pushed by a --deploy run that lost the promotion of the very same version to a run without --deploy', async () => {
+    await seed(container, 'pump-twin2', 'gw-2', T0, 8640, (i) => values(rng(34), i, 30));
+    const range = ['train', '--source', 'pump-twin2', '--from', '2026-01-01', '--to', '2026-01-03'];
+    let hand: Awaited<ReturnType<typeof cli>> | null = null;
+    // The hand run's best.json write lands just before the --deploy run's; the hub is down.
+    const nightly = await cli([...range, '--deploy'], {
+      ...context(racingContainer(async () => {
+        hand = await cli(range);
+      })),
+      registry: deadHub,
+    });
+    expect(hand!.code, hand!.err).toBe(0);
+    const version = (/^pump-twin2: promoted (\S+)/m.exec(hand!.out) ?? [])[1]!;
+    expect(nightly.out).toMatch(new RegExp(`^pump-twin2: promoted ${version} `, 'm'));
+    expect(nightly.code).toBe(1);
+    expect(lastLine(nightly.err)).toMatch(new RegExp(`^pump-twin2: best\\.json now names ${version}, which was not deployed to every module; its deploy stays pending in best\\.json`));
+    expect(await bestOf('pump-twin2')).toMatchObject({ version, deployPending: true });
+    const retry = await cli([...range, '--deploy']);
+    expect(retry.code, retry.err).toBe(0);
+    expect(desiredModels('gw-2')['pump-twin2']!.version).toBe(version);
+    expect(await bestOf('pump-twin2')).not.toHaveProperty('deployPending');
+  });
+
+  it('stays pending for the newer version when an older deploy lands over it and settles first: the newer run cannot clear it', async () => {
+    const source = 'pump-over';
+    const io = () => {
+      const out: string[] = [];
+      const err: string[] = [];
+      return { out, err, io: { out: (t: string) => out.push(t), err: (t: string) => err.push(t) } };
+    };
+    // A: a run deploying x, whose deploy is pending (a Kubernetes retry, a hand deploy), reads best.json.
+    await promote(source, 'x', 17);
+    await markPending(source);
+    const a = (await readBestRecord(container, source))!;
+    // B: a train --deploy promotes y, marked pending in the same write, and reads best.json.
+    await promote(source, 'y', 18);
+    await markPending(source);
+    const b = (await readBestRecord(container, source))!;
+    // B's twin update lands first; A's deploy (its twin update and its settling) runs right after
+    // it, before B settles: the order of the reviewer's deploy-race.mjs.
+    const ioA = io();
+    let codeA: number | null = null;
+    const planA = prepareDeploy(context(), { device: 'gw-1' });
+    const ctxB: CommandContext = { ...context(), registry: () => afterFirstUpdate(async () => void (codeA = await deployBest(context(), planA, source, a, ioA.io))) };
+    const ioB = io();
+    const codeB = await deployBest(ctxB, prepareDeploy(ctxB, { device: 'gw-1' }), source, b, ioB.io);
+    expect(codeA).toBe(1);
+    expect(ioA.err.at(-1)).toBe(
+      'pump-over: best.json moved to y while x was being deployed, so the modules may hold x; the deploy of y is pending in best.json, and the next train or train-all with --deploy pushes it; to push it now: pumpwatch-trainer deploy --source pump-over --version y --device gw-1',
+    );
+    expect(desiredModels('gw-1')[source]!.version).toBe('x');
+    // B's clear, conditional on the ETag B read, fails: A rewrote the mark. B says the deploy is pending.
+    expect(codeB).toBe(1);
+    expect(ioB.out).not.toContain('pump-over: best.json y: deployed, no longer pending');
+    expect(ioB.err.at(-1)).toBe(
+      'pump-over: best.json marks the deploy of y pending again: another run deployed while this one did, so the modules may hold its version; the next train or train-all with --deploy pushes y; to push it now: pumpwatch-trainer deploy --source pump-over --version y --device gw-1',
+    );
+    expect(await bestOf(source)).toMatchObject({ version: 'y', deployPending: true });
+    // The next run with --deploy, whatever it decides, pushes y and clears the mark.
+    const next = io();
+    expect(await deployPendingBest(context(), prepareDeploy(context(), { device: 'gw-1' }), source, null, next.io)).toBe(0);
+    expect(desiredModels('gw-1')[source]!.version).toBe('y');
+    expect(await bestOf(source)).not.toHaveProperty('deployPending');
   });
 
   it('is not cleared by the deploy of another version, nor by a deploy during which a newer version was promoted', async () => {

@@ -1,14 +1,15 @@
 /**
  * train-all and the registry reads against a real Azurite, through the CLI entry point: the
- * range of a run that crosses 00:00 UTC, a folder under readings/ that cannot be a pump, and
- * Blob Storage refusing the registry reads (a SAS without read permission).
+ * range of a run that crosses 00:00 UTC, a folder under readings/ that cannot be a pump, what
+ * --deploy prints and counts when a source fails and a deploy is left pending, and Blob Storage
+ * refusing the registry reads (a SAS without read permission).
  */
 import { ContainerClient } from '@azure/storage-blob';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StoredRow } from '../../buffer/types.js';
 import { batchMetadata, encodeRows } from '../../sync/encoder.js';
 import { readingsBlobName } from '../../sync/layout.js';
-import type { CommandContext } from '../../trainer/cloud/context.js';
+import { registryFromEnv, type CommandContext } from '../../trainer/cloud/context.js';
 import { runCli } from '../../trainer/commands/index.js';
 import { readBest, readModelRecord } from '../../trainer/registry/registry.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
@@ -117,6 +118,25 @@ describe('train-all and a folder under readings/ that is not a pump', () => {
       expect(res.err).not.toMatch(/URI malformed/);
     }
     expect((await readBest(c, 'pump-ok'))!.pointer.version).toMatch(/^20260101-/);
+  });
+});
+
+describe('train-all --deploy', () => {
+  it('prints one FAILED line for a source whose best.json is not JSON, and counts a promotion whose deploy is left pending as promoted', async () => {
+    const c = await newContainer('deploy-count-it');
+    await seed(c, 'pump-1', T0, 4320);
+    await seed(c, 'pump-2', T0, 4320);
+    const body = '{"schema":1, truncated';
+    await c.getBlockBlobClient('models/pump-1/best.json').upload(body, body.length);
+    // A well-formed hub connection string whose host does not resolve: every twin query fails.
+    const deadHub = () => registryFromEnv({ PUMPWATCH_IOTHUB_CONNECTION_STRING: `HostName=hub.invalid;SharedAccessKeyName=service;SharedAccessKey=${Buffer.from('k'.repeat(32)).toString('base64')}` });
+    const res = await cli(['train-all', '--from', '2026-01-01', '--to', '2026-01-02', '--deploy'], { ...context(c), registry: deadHub });
+    expect(res.code).toBe(1);
+    // The deploy step, run after the failed training too, failed on the same best.json: one line.
+    expect(res.err.split('\n').filter((l) => l.startsWith('pump-1:'))).toEqual(['pump-1: FAILED PW_TRAINER_REGISTRY_INVALID: models/pump-1/best.json is not JSON']);
+    const promoted = (/^pump-2: promoted (\S+)/m.exec(res.out) ?? [])[1]!;
+    expect(res.err).toContain(`pump-2: best.json now names ${promoted}, which was not deployed to every module; its deploy stays pending in best.json`);
+    expect(res.out.split('\n').at(-1)).toBe('train-all: shard 0/1: 1 promoted, 0 kept, 0 skipped, 1 failed, 1 deploy pending');
   });
 });
 

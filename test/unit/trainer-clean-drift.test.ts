@@ -208,11 +208,12 @@ describe('drift against a baseline', () => {
     const st = compareWithBaseline(stored(baselineOf(['st'], status)), ['st'], status).features[0]!;
     expect(st).toMatchObject({ psi: 0, drifted: false });
     expect(st.ks).toBeLessThanOrEqual(0.0100001); // one percentile step, as for any point mass
-    // A constant that moved still drifts, from 4 rows on: KS 1 is above 1.95/√n, what unchanged
-    // data stays below 99.9 % of the time; one row cannot say it (1.95/√1 > 1).
+    // A constant that moved still drifts, from 4 rows on: KS 1 is above 1.95/√n_eff (n_eff =
+    // n·N/(n + N), N = 200 baseline rows), what unchanged data stays below 99.9 % of the time; one
+    // row cannot say it (1.95/√(200/201) > 1).
     const moved = stored(baselineOf(['V'], constant.map((r) => r.subarray(0, 1))));
     expect(compareWithBaseline(moved, ['V'], Array.from({ length: 4 }, () => Float64Array.of(230.2))).features[0]).toMatchObject({ ks: 1, drifted: true });
-    expect(compareWithBaseline(moved, ['V'], [Float64Array.of(230.2)]).features[0]).toMatchObject({ ks: 1, drifted: false, effective: { psi: null, ks: 1.95 } });
+    expect(compareWithBaseline(moved, ['V'], [Float64Array.of(230.2)]).features[0]).toMatchObject({ ks: 1, drifted: false, effective: { psi: null, ks: 1.95 / Math.sqrt(200 / 201) } });
   });
 });
 

@@ -1,7 +1,9 @@
 /**
- * Drift on few recent rows: the thresholds are raised to what unchanged data stays below 99.9 %
- * of the time (KS 1.95/√n; PSI χ²_{B−1}(0.999)/n, and only from 5 rows per bin), so a short
- * range of the training distribution is not called drift, while real shifts still are.
+ * Drift on few rows, recent (n) or in the baseline (N): the thresholds are raised to what
+ * unchanged data stays below 99.9 % of the time with n_eff = n·N/(n + N) (KS 1.95/√n_eff;
+ * PSI χ²_{B−1}(0.999)/n_eff, and only from 5 rows per bin on both sides), so a short range of the
+ * training distribution, or any range against a live model trained on few rows, is not called
+ * drift, while real shifts still are.
  */
 import { describe, expect, it } from 'vitest';
 import { printDrift } from '../../trainer/commands/drift.js';
@@ -55,9 +57,35 @@ describe('drift thresholds on few rows', () => {
     expect(effectiveThresholds(DRIFT_DEFAULTS, 20, 4).psi).toBeCloseTo(chiSquareQuantile(0.999, 3) / 20, 9);
   });
 
+  it("counts the baseline's own rows: n_eff = n·N/(n + N), and PSI only from 5 rows per bin on both sides", () => {
+    const nEff = (112 * 100) / 212;
+    // KS: 1.95/√52.8 = 0.268, below the configured 0.3.
+    expect(effectiveThresholds(DRIFT_DEFAULTS, 112, 10, 100)).toEqual({ psi: chiSquareQuantile(0.999, 9) / nEff, ks: 0.3 });
+    expect(effectiveThresholds(DRIFT_DEFAULTS, 50, 10, 100).ks).toBeCloseTo(1.95 / Math.sqrt((50 * 100) / 150), 9);
+    // Against a large baseline, nearly n alone; the configured thresholds from 126 rows on against 1000.
+    expect(effectiveThresholds(DRIFT_DEFAULTS, 20, 10, 1e6).ks).toBeCloseTo(1.95 / Math.sqrt(20), 4);
+    expect(effectiveThresholds(DRIFT_DEFAULTS, 125, 10, 1000).psi).toBeGreaterThan(0.25);
+    expect(effectiveThresholds(DRIFT_DEFAULTS, 126, 10, 1000)).toEqual(DRIFT_DEFAULTS);
+    // A baseline of 40 rows has 4 per decile: PSI is not judged, whatever n.
+    expect(effectiveThresholds(DRIFT_DEFAULTS, 5000, 10, 40).psi).toBeNull();
+    // A baseline without a usable count: n alone.
+    for (const N of [undefined, 0, Number.NaN]) expect(effectiveThresholds(DRIFT_DEFAULTS, 20, 10, N)).toEqual({ psi: null, ks: 1.95 / Math.sqrt(20) });
+  });
+
   it('calls at most about 1 % of samples of the training distribution drift, at 10 to 1000 rows', () => {
     // Before: 100 % at 10 rows, 87 % at 20, 69 % at 30, 29 % at 50 (each empty decile added 0.69 to PSI).
     for (const n of [10, 20, 30, 50, 100, 1000]) expect(flaggedShare(n, 400), `n = ${n}`).toBeLessThanOrEqual(0.01);
+  });
+
+  it('calls at most about 1.5 % of unchanged ranges drift against a live model trained on 100 rows (three features), at 50, 112 and 200 rows', () => {
+    // Counting n alone: 14 %, 52 % and 21 % (the baseline's deciles and percentiles are estimates from 100 rows too).
+    const features = ['a', 'b', 'c'];
+    const sample = (n: number) => Array.from({ length: n }, () => Float64Array.of(gaussian(rand), gaussian(rand), gaussian(rand)));
+    for (const n of [50, 112, 200]) {
+      let flagged = 0;
+      for (let d = 0; d < 400; d++) if (compareWithBaseline(baselineOf(features, sample(100)), features, sample(n)).drifted) flagged++;
+      expect(flagged / 400, `n = ${n}`).toBeLessThanOrEqual(0.015);
+    }
   });
 
   it('still flags a shift of one standard deviation from 100 rows on', () => {
@@ -92,7 +120,7 @@ describe('drift thresholds on few rows', () => {
     const r = compareWithBaseline(base, ['x'], draw(20));
     expect(r.rows).toBe(20);
     expect(r.thresholds).toEqual(DRIFT_DEFAULTS);
-    expect(r.features[0]).toMatchObject({ recentCount: 20, bins: 10, effective: { psi: null, ks: 1.95 / Math.sqrt(20) }, drifted: false });
+    expect(r.features[0]).toMatchObject({ recentCount: 20, baselineCount: 5000, bins: 10, effective: { psi: null, ks: 1.95 / Math.sqrt((20 * 5000) / 5020) }, drifted: false });
   });
 });
 
@@ -101,9 +129,11 @@ describe('drift table on few rows', () => {
     const report = compareWithBaseline(base, ['x'], draw(20));
     const lines: string[] = [];
     printDrift({ out: (t: string) => lines.push(t), err: () => {} }, 'pump-1', 'v1', 20, report);
-    expect(lines[1]).toMatch(/^ {2}with 20 rows the thresholds are raised to what unchanged data stays below 99\.9 % of the time \(KS 1\.95\/√n; PSI χ²\(9, 0\.999\)\/n, and only judged from 50 rows, 5 per baseline bin\)/);
+    expect(lines[1]).toMatch(
+      /^ {2}with 20 rows against a baseline of 5000 rows \(N\) the thresholds are raised to what unchanged data stays below 99\.9 % of the time \(KS 1\.95\/√n_eff; PSI χ²\(9, 0\.999\)\/n_eff, n_eff = n·N\/\(n\+N\), and only judged from 50 rows on each side, 5 per baseline bin\)/,
+    );
     expect(lines[2]).toMatch(/ n +PSI > +KS > +status$/);
-    expect(lines[3]).toMatch(/^ {2}x +\d+\.\d{3} +\d\.\d{3} .* 20 +- +0\.436 {2}ok \(PSI not judged: too few rows, 50 needed\)$/);
+    expect(lines[3]).toMatch(/^ {2}x +\d+\.\d{3} +\d\.\d{3} .* 20 +- +0\.437 {2}ok \(PSI not judged: too few rows, 50 needed\)$/);
     expect(lines.at(-1)).toBe('  no drift');
     const many = compareWithBaseline(base, ['x'], draw(200));
     const out: string[] = [];

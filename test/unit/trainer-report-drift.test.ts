@@ -104,9 +104,10 @@ describe('the report drift section', () => {
 
   it('says why a value on few rows was not called drift', () => {
     const html = renderReport(trained(drift(26)));
-    expect(html).toContain('With 26 rows the thresholds (PSI 0.25, KS 0.3) are raised to what unchanged data of that many rows stays below 99.9 % of the time');
+    expect(html).toContain('With 26 rows against a baseline of 2000 rows (N) the thresholds (PSI 0.25, KS 0.3) are raised to what unchanged data of that many rows stays below 99.9 % of the time');
+    expect(html).toContain('n_eff = n·N/(n + N)');
     const table = driftRows(html);
-    expect(table[0]!.slice(5, 8)).toEqual(['26', 'not judged: too few rows', (1.95 / Math.sqrt(26)).toFixed(3)]);
+    expect(table[0]!.slice(5, 8)).toEqual(['26', 'not judged: too few rows', (1.95 / Math.sqrt((26 * 2000) / 2026)).toFixed(3)]);
     // No PSI bar chart when PSI was not judged.
     expect(html.slice(html.indexOf('<h2>Drift'))).not.toMatch(/<svg[^>]*aria-label="PSI/);
   });

@@ -6,7 +6,7 @@ import { checkCanSign, DEFAULT_SAS_HOURS } from '../deploy/sas.js';
 import { DEFAULT_MODULE, defaultQuery } from '../deploy/twin.js';
 import { TrainerError, UsageError } from '../errors.js';
 import type { ModelRecord } from '../registry/records.js';
-import { readBest, readBestRecord, setDeployPending, type BestState } from '../registry/registry.js';
+import { readBest, readBestRecord, rewriteDeployPending, setDeployPending, type BestState } from '../registry/registry.js';
 import { optionalNumber, parseOptions, requireSource, requireVersion, type Command, type CommandContext, type Io } from './command.js';
 
 export const deployOptions = {
@@ -37,7 +37,9 @@ model.onnx exists with the size its model.json records, and (for the best versio
 agrees with that model.json; nothing is written otherwise. A deploy of the best version (with
 or without --version) that updates every module clears best.json's pending mark
 (deployPending, set by a promotion with --deploy or a rollback whose deploy did not finish),
-conditional on best.json not having changed since it was read.
+conditional on best.json not having changed since it was read. When best.json names another
+version after a deploy of the best one (promoted meanwhile: this deploy may have landed over
+it), that version's deploy is marked pending, rewritten so that its own run cannot clear it.
 
 Options:
   --source ID         data source (pump) id, or "default" (required)
@@ -139,80 +141,154 @@ export interface BestRead {
 
 /**
  * Deploys the version best.json names (`best`, read before the deploy), then settles its pending
- * mark. A failure after best.json moved cannot be undone by running the command again (a
- * rollback would move best.json once more): with the mark it says that the deploy stays pending,
- * which the next `train`/`train-all --deploy` pushes; either way it prints the exact `deploy`
- * command that pushes it now. Returns the exit code: 0 only when every module was updated and
- * nothing is left pending.
+ * mark (settleDeploy). A failure after best.json moved cannot be undone by running the command
+ * again (a rollback would move best.json once more): with the mark it says that the deploy stays
+ * pending, which the next `train`/`train-all --deploy` pushes; either way it prints the exact
+ * `deploy` command that pushes it now. Returns the exit code: 0 only when every module was
+ * updated and nothing is left pending.
  */
 export async function deployBest(ctx: CommandContext, plan: DeployPlan, source: string, best: BestRead, io: Io, resolved?: ResolvedDeploy): Promise<number> {
   const { version, deployPending } = best.state.pointer;
   let code: number;
+  let wrote = false;
   try {
-    code = printDeploy(await pushPlanned(ctx, plan, source, resolved ?? (await resolvePlanned(ctx, plan, source, version, best.record))), io);
+    const result = await pushPlanned(ctx, plan, source, resolved ?? (await resolvePlanned(ctx, plan, source, version, best.record)));
+    wrote = result.targets.length > 0;
+    code = printDeploy(result, io);
   } catch (err) {
     if (!(err instanceof TrainerError)) throw err;
     io.err(`deploy: ${err.code}: ${safeErrorMessage(err)}`);
     code = 1;
   }
+  const settled = await settleDeploy(ctx, plan, source, best.state, code, wrote, io);
+  if (settled !== null) return settled;
   if (code !== 0) {
     const pending = deployPending === true ? '; its deploy stays pending in best.json, and the next train or train-all with --deploy pushes it' : '';
     io.err(`${source}: best.json now names ${version}, which was not deployed to every module${pending}; to push it${pending ? ' now' : ''}: ${deployCommandLine(source, version, plan)}`);
-    return code;
   }
-  return deployPending === true ? settlePending(ctx, plan, source, best.state, io) : 0;
+  return code;
+}
+
+/** Conditional writes of best.json tried before a run gives up on one that keeps changing. */
+const BEST_WRITE_ATTEMPTS = 5;
+
+/**
+ * After a deploy (exit `code`; `wrote`: a twin update was tried) of the version best.json named
+ * when read before it (`state`):
+ * - every module updated and the deploy was pending: the mark is cleared, conditional on the
+ *   ETag read before the deploy. When best.json changed meanwhile, markMovedBest says what is
+ *   left to do;
+ * - best.json names another version now: the deploy may have landed over that newer version's
+ *   own deploy, so markMovedBest marks it pending again.
+ * null when there is nothing to settle (`code` stands).
+ */
+async function settleDeploy(ctx: CommandContext, plan: DeployPlan, source: string, state: BestState, code: number, wrote: boolean, io: Io): Promise<number | null> {
+  const container = ctx.container();
+  const version = state.pointer.version;
+  if (code === 0 && state.pointer.deployPending === true) {
+    if (await setDeployPending(container, state, false)) {
+      io.out(`${source}: best.json ${version}: deployed, no longer pending`);
+      return 0;
+    }
+    return markMovedBest(ctx, plan, source, version, code, io);
+  }
+  if (!wrote) return null;
+  // best.json unreadable now: nothing is known to have moved, and the deploy's own outcome stands.
+  const now = await readBest(container, source).catch((err: unknown) => {
+    if (err instanceof TrainerError) return state;
+    throw err;
+  });
+  return now?.pointer.version === version ? null : markMovedBest(ctx, plan, source, version, code, io);
 }
 
 /**
- * After a deploy of `state`'s version reached every module: clears best.json's pending mark,
- * conditional on the ETag read before the deploy. When best.json changed meanwhile, the mark
- * there is left alone: a newer promotion keeps its own. But the modules were just given
- * `state`'s version, perhaps over the newer one its own run had already pushed, so the newer
- * best is marked pending (conditionally again) and the run fails: its retry, or the next run
- * with --deploy, pushes the best.
+ * After a deploy of `version` (exit `code`) when best.json is no longer as read before it.
+ * - It names `version` still: without the mark, another run deployed it and settled the mark,
+ *   nothing is left to do; with it, another run marked it again (below: a deploy of another
+ *   version may have landed over this one), and the deploy stays pending.
+ * - It names another version (a newer promotion, or a rollback): the modules were just given
+ *   `version`, perhaps over the newer one its own run had already pushed, so the newer best is
+ *   marked pending and the run fails: its retry, or the next run with --deploy, pushes the best.
+ *   The mark is rewritten even when it is there: its new ETag makes the clear of the newer
+ *   version's own run (conditional on the ETag it read before its deploy) fail, and that run
+ *   then reports its deploy as still pending instead of clearing a mark this deploy made true again.
  */
-async function settlePending(ctx: CommandContext, plan: DeployPlan, source: string, state: BestState, io: Io): Promise<number> {
+async function markMovedBest(ctx: CommandContext, plan: DeployPlan, source: string, version: string, code: number, io: Io): Promise<number> {
   const container = ctx.container();
-  const version = state.pointer.version;
-  if (await setDeployPending(container, state, false)) {
-    io.out(`${source}: best.json ${version}: deployed, no longer pending`);
-    return 0;
+  for (let attempt = 1; attempt <= BEST_WRITE_ATTEMPTS; attempt++) {
+    const now = await readBest(container, source);
+    if (now === null) {
+      io.err(`${source}: best.json was removed while ${version} was being deployed`);
+      return 1;
+    }
+    const best = now.pointer.version;
+    if (best === version) {
+      if (now.pointer.deployPending !== true) return code;
+      io.err(
+        `${source}: best.json marks the deploy of ${version} pending again: another run deployed while this one did, so the modules may hold its version; ` +
+          `the next train or train-all with --deploy pushes ${version}; to push it now: ${deployCommandLine(source, version, plan)}`,
+      );
+      return 1;
+    }
+    if (await setDeployPending(container, now, true)) {
+      io.err(
+        `${source}: best.json moved to ${best} while ${version} was being deployed, so the modules may hold ${version}; ` +
+          `the deploy of ${best} is pending in best.json, and the next train or train-all with --deploy pushes it; to push it now: ${deployCommandLine(source, best, plan)}`,
+      );
+      return 1;
+    }
   }
-  const now = await readBest(container, source);
-  // Another run deployed this same version and settled the mark: nothing is left to do.
-  if (now?.pointer.version === version) return 0;
-  if (now === null) {
-    io.err(`${source}: best.json was removed while ${version} was being deployed`);
-    return 1;
-  }
-  const marked = now.pointer.deployPending === true || (await setDeployPending(container, now, true));
-  io.err(
-    `${source}: best.json moved to ${now.pointer.version} while ${version} was being deployed, so the modules may hold ${version}; ` +
-      `${marked ? `the deploy of ${now.pointer.version} is pending in best.json, and the next train or train-all with --deploy pushes it` : 'best.json changed again'}; to push it now: ${deployCommandLine(source, now.pointer.version, plan)}`,
-  );
+  io.err(`${source}: best.json kept changing while ${version} was being deployed, so the modules may hold ${version}; to push the best: ${['pumpwatch-trainer', 'deploy', '--source', source, ...plan.argv].map(shellWord).join(' ')}`);
   return 1;
 }
 
 /**
+ * What a `--deploy` run made of the source's best version (train.ts runVersionOf): `promoted`,
+ * this run promoted it; `live`, its challenger is the live model itself (the same data and
+ * options gave the same version, for example after a hand `train` without --deploy promoted it).
+ */
+export interface RunVersion {
+  version: string;
+  how: 'promoted' | 'live';
+}
+
+/**
  * `train --deploy` and `train-all --deploy`, whatever the train outcome: deploys best.json's
- * version when this run promoted it (`promoted`) or when its deploy is pending (an earlier run
- * promoted it and its deploy failed: a pod retried by Kubernetes, a failed night), so deploys
- * converge. A version this run promoted that another run has replaced as best since is not
+ * version when it is this run's (`own`: promoted by it, or its challenger is the live model
+ * itself) or when its deploy is pending (an earlier run promoted it and its deploy failed: a pod
+ * retried by Kubernetes, a failed night), so deploys converge. This run's version without the
+ * mark (another run of the same data, without --deploy, promoted it first or before) is marked
+ * pending first, as this run's own promotion would have done, so that a failed deploy or a crash
+ * leaves it pending. A version of this run that another run has replaced as best since is not
  * deployed (it would put an older model on the gateways); the command that pushes the best is
  * printed. Returns the exit code (0: nothing is left pending).
  */
-export async function deployPendingBest(ctx: CommandContext, plan: DeployPlan, source: string, promoted: string | null, io: Io): Promise<number> {
-  const best = await readBestRecord(ctx.container(), source);
-  const version = best?.state.pointer.version ?? null;
-  const pending = best?.state.pointer.deployPending === true;
-  if (promoted !== null && promoted !== version) {
-    const then = pending ? `, and its deploy is pending: deploying ${version ?? ''}` : version === null ? '' : `; to push the best: ${deployCommandLine(source, version, plan)}`;
-    io.err(`${source}: ${promoted} was not deployed: best.json names ${version ?? 'no version'} now (another run changed it after this one promoted)${then}`);
-  } else if (promoted === null && pending) {
-    io.out(`${source}: best.json names ${version ?? ''}, whose deploy is pending (a run that promoted it did not reach every module): deploying it`);
+export async function deployPendingBest(ctx: CommandContext, plan: DeployPlan, source: string, own: RunVersion | null, io: Io): Promise<number> {
+  const container = ctx.container();
+  for (let attempt = 1; ; attempt++) {
+    const best = await readBestRecord(container, source);
+    const version = best?.state.pointer.version ?? null;
+    const pending = best?.state.pointer.deployPending === true;
+    if (best && own !== null && own.version === version && !pending) {
+      const marked = await rewriteDeployPending(container, best.state, true);
+      if (marked === null) {
+        // best.json changed between the read and the mark: read it again and decide on what it says now.
+        if (attempt < BEST_WRITE_ATTEMPTS) continue;
+        throw new TrainerError('PW_TRAINER_REGISTRY_CONFLICT', `models/${source}/best.json kept changing while this run marked the deploy of ${own.version} pending; to push it: ${deployCommandLine(source, own.version, plan)}`);
+      }
+      if (own.how === 'live') io.out(`${source}: ${own.version} is best and is this run's challenger (the same data and options gave the same model): deploying it, as a promotion with --deploy would`);
+      return deployBest(ctx, plan, source, { state: marked, record: best.record }, io);
+    }
+    if (own !== null && own.version !== version) {
+      const then = pending ? `, and its deploy is pending: deploying ${version ?? ''}` : version === null ? '' : `; to push the best: ${deployCommandLine(source, version, plan)}`;
+      const changed = own.how === 'promoted' ? 'after this one promoted' : 'after this one read it';
+      io.err(`${source}: ${own.version} was not deployed: best.json names ${version ?? 'no version'} now (another run changed it ${changed})${then}`);
+    } else if (pending && own?.how !== 'promoted') {
+      io.out(`${source}: best.json names ${version ?? ''}, whose deploy is pending (a run that promoted it did not reach every module): deploying it`);
+    }
+    if (!best || !pending) return 0;
+    return deployBest(ctx, plan, source, best, io);
   }
-  if (!best || (!pending && promoted !== version)) return 0;
-  return deployBest(ctx, plan, source, best, io);
 }
 
 /** best.json for `deploy --version V` (V may be best, with a pending mark to clear); null when it is not valid: a deploy of a given version does not need it. */
@@ -244,8 +320,10 @@ export const deployCommand: Command = {
     const bestRead = version === undefined ? await readBestRecord(container, source) : null;
     const best = version === undefined ? bestRead : await readBestIfValid(ctx, source);
     const resolved = await resolvePlanned(ctx, plan, source, version ?? bestRead?.state.pointer.version, bestRead?.record);
-    const code = printDeploy(await pushPlanned(ctx, plan, source, resolved), io);
-    if (code !== 0 || best?.state.pointer.version !== resolved.version || best.state.pointer.deployPending !== true) return code;
-    return settlePending(ctx, plan, source, best.state, io);
+    const result = await pushPlanned(ctx, plan, source, resolved);
+    const code = printDeploy(result, io);
+    // A deploy of the best version (as read before it): its mark is settled, and a newer best it may have overwritten is marked pending.
+    if (best?.state.pointer.version !== resolved.version) return code;
+    return (await settleDeploy(ctx, plan, source, best.state, code, result.targets.length > 0, io)) ?? code;
   },
 };

@@ -1,5 +1,5 @@
 /** `pumpwatch-trainer drift`: recent data against the live model's baseline statistics. */
-import { compareWithBaseline, DRIFT_CONFIDENCE, DRIFT_DEFAULTS, KS_CRITICAL, MIN_ROWS_PER_BIN, type DriftReport } from '../drift/compare.js';
+import { baselineRowsOf, compareWithBaseline, DRIFT_CONFIDENCE, DRIFT_DEFAULTS, KS_CRITICAL, MIN_ROWS_PER_BIN, psiNotJudged, type DriftReport } from '../drift/compare.js';
 import { EXIT, TrainerError } from '../errors.js';
 import { createProgress } from '../progress.js';
 import { readBestRecord } from '../registry/registry.js';
@@ -10,10 +10,11 @@ const HELP = `Usage: pumpwatch-trainer drift --source ID (--from DATE --to DATE 
 
 Compares the source's cleaned readings of the range with the baseline statistics stored with
 its best model (model.json): per feature the population stability index over the baseline's
-deciles and the Kolmogorov-Smirnov distance. Prints a table. On few rows both are noisy: a
-threshold is raised to what unchanged data of that many rows stays below 99.9 % of the time (KS
-1.95/sqrt(n); PSI chi-square(9 df, 0.999)/n = 27.88/n for deciles), and PSI is not judged below
-50 rows (5 per decile); the table shows n and the thresholds used.
+deciles and the Kolmogorov-Smirnov distance. Prints a table. On few rows both are noisy,
+the recent n and the N training rows the baseline was made of: a threshold is raised to what
+unchanged data stays below 99.9 % of the time with n_eff = n*N/(n+N) (KS 1.95/sqrt(n_eff); PSI
+chi-square(9 df, 0.999)/n_eff = 27.88/n_eff for deciles), and PSI is not judged below 50 rows
+(5 per decile) on either side; the table shows n and the thresholds used, and says N.
 
 Options:
   --source ID         data source (pump) id (required)
@@ -65,8 +66,8 @@ export function printDrift(io: Io, source: string, version: string, rows: number
   if (raised.length > 0) {
     const bins = Math.max(...raised.map((f) => f.bins));
     io.out(
-      `  with ${rows} rows the thresholds are raised to what unchanged data stays below ${DRIFT_CONFIDENCE * 100} % of the time ` +
-        `(KS ${KS_CRITICAL}/√n; PSI χ²(${bins - 1}, ${DRIFT_CONFIDENCE})/n, and only judged from ${MIN_ROWS_PER_BIN * bins} rows, ${MIN_ROWS_PER_BIN} per baseline bin): columns "PSI >" and "KS >"`,
+      `  with ${rows} rows against ${baselineRowsOf(raised)} the thresholds are raised to what unchanged data stays below ${DRIFT_CONFIDENCE * 100} % of the time ` +
+        `(KS ${KS_CRITICAL}/√n_eff; PSI χ²(${bins - 1}, ${DRIFT_CONFIDENCE})/n_eff, n_eff = n·N/(n+N), and only judged from ${MIN_ROWS_PER_BIN * bins} rows on each side, ${MIN_ROWS_PER_BIN} per baseline bin): columns "PSI >" and "KS >"`,
     );
   }
   // The feature column as wide as the longest name (at least 24), so that every row lines up.
@@ -74,7 +75,7 @@ export function printDrift(io: Io, source: string, version: string, rows: number
   io.out(`  ${'feature'.padEnd(width)} ${'PSI'.padStart(8)} ${'KS'.padStart(7)} ${'baseline mean'.padStart(14)} ${'recent mean'.padStart(12)} ${'n'.padStart(7)} ${'PSI >'.padStart(7)} ${'KS >'.padStart(6)}  status`);
   for (const f of report.features) {
     const psiLimit = f.effective.psi === null ? '-' : f.effective.psi.toFixed(3);
-    const status = `${f.drifted ? 'DRIFT' : 'ok'}${f.effective.psi === null ? ` (PSI not judged: too few rows, ${MIN_ROWS_PER_BIN * f.bins} needed)` : ''}`;
+    const status = `${f.drifted ? 'DRIFT' : 'ok'}${f.effective.psi === null ? ` (PSI not judged: ${psiNotJudged(f)}, ${MIN_ROWS_PER_BIN * f.bins} needed)` : ''}`;
     io.out(
       `  ${f.feature.padEnd(width)} ${f.psi.toFixed(3).padStart(8)} ${f.ks.toFixed(3).padStart(7)} ${fmt(f.baselineMean).padStart(14)} ${fmt(f.recentMean).padStart(12)} ` +
         `${String(f.recentCount).padStart(7)} ${psiLimit.padStart(7)} ${f.effective.ks.toFixed(3).padStart(6)}  ${status}`,

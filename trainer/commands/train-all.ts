@@ -9,8 +9,8 @@ import { trainSource, type TrainOutcome } from '../train/pipeline.js';
 import { readLabelSet, skippedLabelWarning } from '../train/prepare.js';
 import { inShard, listSources, mapLimited } from '../train/sources.js';
 import { optionalInteger, parseOptions, type Command } from './command.js';
-import { deployPendingBest, prepareDeploy } from './deploy.js';
-import { printOutcome, TRAIN_OPTIONS, trainRequest } from './train.js';
+import { deployPendingBest, prepareDeploy, type RunVersion } from './deploy.js';
+import { printOutcome, runVersionOf, TRAIN_OPTIONS, trainRequest } from './train.js';
 
 const HELP = `Usage: pumpwatch-trainer train-all --shard I/N [--concurrency K] (--from DATE --to DATE | --days N) [train options]
 
@@ -21,8 +21,9 @@ in the range (a quiet or retired pump) is skipped, not failed; one with too few 
 fails. With --days, the range is resolved once when the run starts (printed on the first line).
 With --deploy, the IoT Hub settings and deploy options are checked before any training, and
 after each source, whatever its outcome, the best version is deployed when this run promoted
-it or when its deploy is pending (best.json's deployPending: a run that promoted it did not
-reach every module; see "train --help"). A folder under readings/ whose name is not a
+it (or trained that very version: the challenger is the live model itself) or when its deploy
+is pending (best.json's deployPending: a run that promoted it did not reach every module; see
+"train --help"). A folder under readings/ whose name is not a
 percent-encoded pump id is named in a warning and skipped.
 In a Kubernetes Indexed Job pass --shard index/N: I is then read from JOB_COMPLETION_INDEX
 (digits only). The labels are read once; each label blob that is not a valid label is named
@@ -34,10 +35,18 @@ Options:
   --report-dir DIR    write DIR/<source>.html for each source trained, kept or skipped
   (and every option of "train" but --source and --report; see "train --help")
 
-Prints one line per source and a count: "2 promoted, 5 kept, 1 skipped, 0 failed".
+Prints one line per source and a count: "2 promoted, 5 kept, 1 skipped, 0 failed", with
+--deploy also the sources whose deploy is left pending (", 1 deploy pending"; a source promoted
+whose deploy failed counts as promoted and as deploy pending).
 Exit codes: 0 every source done (promoted, kept or skipped; with --deploy, no deploy left
 pending), 1 a source failed or its deploy is still pending (or a PW_TRAINER_* failure before
 any source), 2 bad usage.`;
+
+/** A source's training outcome, and (with --deploy) whether its deploy is left pending: counted apart. */
+interface SourceResult {
+  status: TrainOutcome['status'] | 'failed';
+  deployPending: boolean;
+}
 
 export function parseShard(text: string | undefined, env: Readonly<Record<string, string | undefined>>): { index: number; shards: number } {
   const m = /^(\d+|index)\/(\d+)$/.exec(text ?? '0/1');
@@ -76,16 +85,22 @@ export const trainAllCommand: Command = {
     io.out(`train-all: shard ${index}/${shards}: ${mine.length} of ${all.length} sources, ${concurrency} at a time, readings ${new Date(req.from).toISOString()} → ${new Date(req.to).toISOString()}`);
     for (const folder of unreadable) io.out(`  warning  ${folder}: not a source folder (its name is not a pump id as the agent writes it), skipped`);
     for (const s of labels.skipped) io.out(`  warning  ${skippedLabelWarning(s)}`);
-    const results = await mapLimited(mine, concurrency, async (source) => {
+    const results = await mapLimited(mine, concurrency, async (source): Promise<SourceResult> => {
       const progress = createProgress({ raw: io.raw, line: io.err }, ctx.isTTY && concurrency === 1, `train ${source}`);
-      const failed = (err: unknown) => io.err(`${source}: FAILED ${(err as { code?: string }).code ?? 'error'}: ${safeErrorMessage(err)}`);
-      let status: TrainOutcome['status'] | 'failed';
-      let promoted: string | null = null;
+      const printed = new Set<string>();
+      // One line per failure: the deploy step, run after a failed training too, fails the same way on the same best.json.
+      const failed = (err: unknown) => {
+        const line = `${source}: FAILED ${(err as { code?: string }).code ?? 'error'}: ${safeErrorMessage(err)}`;
+        if (!printed.has(line)) io.err(line);
+        printed.add(line);
+      };
+      let status: SourceResult['status'];
+      let own: RunVersion | null = null;
       try {
         // A source without readings in the range (a quiet or retired pump) is skipped, not failed.
         const outcome = await trainSource(container, { ...req, source, skipWithoutReadings: true }, progress, () => ctx.now(), labels);
         printOutcome(outcome, io);
-        if (outcome.status === 'promoted' && outcome.record) promoted = outcome.record.version;
+        own = runVersionOf(outcome);
         // Every outcome gets its page, as with train --report: a skipped one says why (and, under
         // --if-drifted, shows the drift figures that decided it).
         if (typeof v['report-dir'] === 'string') await writeReport(join(v['report-dir'], `${encodeURIComponent(source)}.html`), outcome);
@@ -95,18 +110,20 @@ export const trainAllCommand: Command = {
         failed(err);
         status = 'failed';
       }
-      if (!deploy) return status;
+      if (!deploy) return { status, deployPending: false };
       // Whatever the outcome, failed included: a best version whose deploy an earlier run left
-      // pending (a pod Kubernetes retries, an earlier night) reaches the gateways now.
+      // pending (a pod Kubernetes retries, an earlier night) reaches the gateways now. Counted
+      // apart from the outcome: a source promoted whose deploy is left pending was promoted.
       try {
-        return (await deployPendingBest(ctx, deploy, source, promoted, io)) === 0 ? status : 'failed';
+        return { status, deployPending: (await deployPendingBest(ctx, deploy, source, own, io)) !== 0 };
       } catch (err) {
         failed(err);
-        return 'failed';
+        return { status: 'failed', deployPending: false };
       }
     });
-    const count = (s: string) => results.filter((r) => r === s).length;
-    io.out(`train-all: shard ${index}/${shards}: ${count('promoted')} promoted, ${count('kept')} kept, ${count('skipped')} skipped, ${count('failed')} failed`);
-    return count('failed') > 0 ? EXIT.failure : EXIT.ok;
+    const count = (s: SourceResult['status']) => results.filter((r) => r.status === s).length;
+    const pending = results.filter((r) => r.deployPending).length;
+    io.out(`train-all: shard ${index}/${shards}: ${count('promoted')} promoted, ${count('kept')} kept, ${count('skipped')} skipped, ${count('failed')} failed${deploy ? `, ${pending} deploy pending` : ''}`);
+    return count('failed') > 0 || pending > 0 ? EXIT.failure : EXIT.ok;
   },
 };

@@ -10,7 +10,7 @@ import { createProgress } from '../progress.js';
 import { writeReport } from '../report/report.js';
 import { TRAIN_DEFAULTS, trainSource, type TrainOutcome, type TrainRequest } from '../train/pipeline.js';
 import { optionalInteger, optionalList, optionalNumber, parseOptions, requireSource, requireVersion, timeRange, type Command, type Io } from './command.js';
-import { deployOptions, deployPendingBest, DEPLOY_OPTION_HELP, prepareDeploy } from './deploy.js';
+import { deployOptions, deployPendingBest, DEPLOY_OPTION_HELP, prepareDeploy, type RunVersion } from './deploy.js';
 
 const HELP = `Usage: pumpwatch-trainer train --source ID (--from DATE --to DATE | --days N) [options]
 
@@ -50,8 +50,11 @@ Options:
                       The promotion marks its deploy pending in best.json until every
                       module has it, and every run with --deploy, whatever it decides,
                       also pushes a best model whose deploy is pending: a re-run after
-                      a failed deploy deploys it. Exit 1 while the deploy stays pending,
-                      with the exact "deploy" command that pushes it
+                      a failed deploy deploys it. A challenger that is the live model
+                      itself (the same data and options: the same version, which a run
+                      without --deploy may have promoted) is marked and deployed as a
+                      promotion is. Exit 1 while the deploy stays pending, with the
+                      exact "deploy" command that pushes it
 ${DEPLOY_OPTION_HELP}
   -h, --help          this help
 
@@ -132,10 +135,23 @@ export const trainCommand: Command = {
       io.out(`  report   ${v.report}`);
     }
     // Whatever the outcome: a best version whose deploy an earlier run left pending is pushed too.
-    if (deploy) return deployPendingBest(ctx, deploy, source, outcome.status === 'promoted' && outcome.record ? outcome.record.version : null, io);
+    if (deploy) return deployPendingBest(ctx, deploy, source, runVersionOf(outcome), io);
     return 0;
   },
 };
+
+/**
+ * The version a `--deploy` run deploys as its own: the one it promoted, or its challenger when
+ * that is the live model itself (kept: the same data and options gave the same version). The
+ * latter is deployed as its promotion would have been: a hand `train` without --deploy may have
+ * promoted it a moment before, and nothing else would ever deploy it.
+ */
+export function runVersionOf(outcome: TrainOutcome): RunVersion | null {
+  const r = outcome.record;
+  if (!r) return null;
+  if (outcome.status === 'promoted') return { version: r.version, how: 'promoted' };
+  return r.evaluation.championVersion === r.version ? { version: r.version, how: 'live' } : null;
+}
 
 export function printOutcome(o: TrainOutcome, io: Io): void {
   const r = o.record;

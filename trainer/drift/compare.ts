@@ -10,17 +10,26 @@
  * - KS: the largest distance between the recent empirical CDF and the baseline CDF (linear
  *   between the stored percentiles).
  *
- * When a value counts as drift. Both measures are noisy on few rows, so the configured
- * thresholds (--psi, --ks) are raised to what n rows of unchanged data stay below 99.9 % of the
- * time, never lowered:
- * - KS drifts above max(--ks, 1.95/√n): 1.95 is the 0.999 point of the Kolmogorov distribution
- *   (√n·KS of n rows against a fixed CDF). Below 4 rows that is above 1: KS cannot call drift.
- * - PSI is the symmetric Kullback–Leibler divergence; under no drift n·PSI is about Pearson's χ²,
- *   χ² with B − 1 degrees of freedom, so PSI drifts above max(--psi, χ²_{B−1}(0.999)/n)
- *   (27.88/n for deciles; chi-square.ts). That approximation needs about 5 rows expected per bin:
- *   with fewer than 5·B rows (50) PSI is not judged at all, and KS alone decides.
- * With the defaults (0.25, 0.3) the configured thresholds are the ones used from 112 rows on
- * (PSI; KS from 43). A baseline feature missing from the recent data counts as drift.
+ * When a value counts as drift. Both measures are noisy on few rows, on either side: the n recent
+ * rows, and the N training rows the baseline's deciles and percentiles were estimated from (N is
+ * the baseline's `count`). Under no drift the two-sample laws hold with the effective row count
+ * n_eff = n·N/(n + N) (n when N is far larger; n/2 when N = n). So the configured thresholds
+ * (--psi, --ks) are raised to what unchanged data stays below 99.9 % of the time, never lowered:
+ * - KS drifts above max(--ks, 1.95/√n_eff): 1.95 is the 0.999 point of the Kolmogorov
+ *   distribution (√n_eff·KS of two samples of the same law). Below 4 rows that is above 1: KS
+ *   cannot call drift.
+ * - PSI is the symmetric Kullback–Leibler divergence; under no drift n_eff·PSI is about Pearson's
+ *   χ² with B − 1 degrees of freedom, so PSI drifts above max(--psi, χ²_{B−1}(0.999)/n_eff)
+ *   (27.88/n_eff for deciles; chi-square.ts). That approximation needs about 5 rows expected per
+ *   bin on both sides: with fewer than 5·B rows (50) in the recent data or in the baseline, PSI
+ *   is not judged at all, and KS alone decides.
+ * Counting n alone, as before, a live model trained on about 100 rows called unchanged data drift
+ * in 14–52 % of runs. A baseline without a usable count (a hand-made record: the trainer has
+ * always stored it) is judged by n alone. With the defaults (0.25, 0.3) and a large baseline the
+ * configured thresholds are the ones used from 112 rows on (PSI; KS from 43); against a baseline
+ * of 1000 rows from 126 (KS 45), and of 200 rows from 253 (KS 54); against one of fewer than 112
+ * rows the PSI threshold stays above 0.25 at any n. A baseline feature missing from the recent
+ * data counts as drift.
  */
 import { binShares, type Baseline } from './baseline.js';
 import { chiSquareQuantile } from './chi-square.js';
@@ -54,6 +63,8 @@ export interface FeatureDrift {
   recentMean: number;
   /** n: the recent rows compared. */
   recentCount: number;
+  /** N: the training rows the baseline was made of; null when the baseline has no usable count (judged by n alone). */
+  baselineCount: number | null;
   drifted: boolean;
   /** B: the baseline's bins (PSI's χ² has B − 1 degrees of freedom). */
   bins: number;
@@ -73,8 +84,12 @@ export interface DriftReport {
 
 const chiSquare999 = new Map<number, number>();
 
-/** The thresholds n recent rows are judged by, for a baseline of `bins` bins (see the header). */
-export function effectiveThresholds(configured: DriftThresholds, n: number, bins: number): EffectiveThresholds {
+/**
+ * The thresholds n recent rows are judged by, against a baseline of `bins` bins made of
+ * `baselineRows` rows (N; see the header). Without N (undefined, or not a positive count), by n
+ * alone, as against an exact baseline.
+ */
+export function effectiveThresholds(configured: DriftThresholds, n: number, bins: number, baselineRows?: number): EffectiveThresholds {
   const df = Math.max(1, bins - 1);
   let chi = chiSquare999.get(df);
   if (chi === undefined) {
@@ -82,10 +97,18 @@ export function effectiveThresholds(configured: DriftThresholds, n: number, bins
     chiSquare999.set(df, chi);
   }
   const rows = Math.max(1, n);
+  const N = usableCount(baselineRows);
+  const nEff = N === null ? rows : (rows * N) / (rows + N);
+  const needed = MIN_ROWS_PER_BIN * bins;
   return {
-    psi: n >= MIN_ROWS_PER_BIN * bins ? Math.max(configured.psi, chi / rows) : null,
-    ks: Math.max(configured.ks, KS_CRITICAL / Math.sqrt(rows)),
+    psi: n >= needed && (N === null || N >= needed) ? Math.max(configured.psi, chi / nEff) : null,
+    ks: Math.max(configured.ks, KS_CRITICAL / Math.sqrt(nEff)),
   };
+}
+
+/** A baseline's row count as a number of rows, or null when it is none (absent, zero, not finite). */
+function usableCount(count: number | undefined): number | null {
+  return count !== undefined && Number.isFinite(count) && count >= 1 ? count : null;
 }
 
 export function compareWithBaseline(baseline: Baseline, features: readonly string[], rows: readonly ArrayLike<number>[], thresholds = DRIFT_DEFAULTS): DriftReport {
@@ -100,7 +123,8 @@ export function compareWithBaseline(baseline: Baseline, features: readonly strin
       const psi = psiOf(base.shares, binShares(sorted, base.edges), sorted.length);
       const ks = ksDistance(sorted, base.percentiles);
       const recentMean = sorted.reduce((a, b) => a + b, 0) / Math.max(1, sorted.length);
-      const effective = effectiveThresholds(thresholds, sorted.length, base.shares.length);
+      const baselineCount = usableCount(base.count);
+      const effective = effectiveThresholds(thresholds, sorted.length, base.shares.length, baselineCount ?? undefined);
       return {
         feature: name,
         psi: round(psi),
@@ -108,12 +132,25 @@ export function compareWithBaseline(baseline: Baseline, features: readonly strin
         baselineMean: base.mean,
         recentMean: round(recentMean),
         recentCount: sorted.length,
+        baselineCount,
         drifted: (effective.psi !== null && psi > effective.psi) || ks > effective.ks,
         bins: base.shares.length,
         effective,
       };
     });
   return { features: result, drifted: missing.length > 0 || result.some((r) => r.drifted), thresholds, missing, rows: rows.length };
+}
+
+/** "a baseline of N rows" (N, the training rows the baseline was made of: the features share it), or what stands in for N when it is not recorded. */
+export function baselineRowsOf(features: readonly FeatureDrift[]): string {
+  const counts = [...new Set(features.map((f) => f.baselineCount))];
+  if (counts.includes(null)) return 'a baseline that records no row count (N: judged by n alone)';
+  return `a baseline of ${counts.map(String).join('/')} rows (N)`;
+}
+
+/** Why PSI was not judged (fewer than 5 rows per bin): too few recent rows, or too few in the baseline. */
+export function psiNotJudged(f: FeatureDrift): string {
+  return f.recentCount < MIN_ROWS_PER_BIN * f.bins ? 'too few rows' : `the baseline was made of ${f.baselineCount ?? '?'} rows`;
 }
 
 /**

@@ -170,12 +170,20 @@ export async function putBest(container: ContainerClient, pointer: BestPointer, 
  * made best during the deploy. A cleared pointer has no `deployPending` field at all.
  */
 export async function setDeployPending(container: ContainerClient, state: BestState, pending: boolean): Promise<boolean> {
+  return (await rewriteDeployPending(container, state, pending)) !== null;
+}
+
+/**
+ * setDeployPending, returning best.json as written (its new ETag), or null when it changed
+ * meanwhile. It always writes, even a mark that is already there: the new ETag is what makes a
+ * clear conditional on the ETag read before (by a run that is deploying) fail.
+ */
+export async function rewriteDeployPending(container: ContainerClient, state: BestState, pending: boolean): Promise<BestState | null> {
   const { deployPending: _old, ...pointer } = state.pointer;
   try {
-    await writeBest(container, pending ? { ...pointer, deployPending: true } : pointer, state.etag);
-    return true;
+    return await putBest(container, pending ? { ...pointer, deployPending: true } : pointer, state.etag);
   } catch (err) {
-    if (err instanceof TrainerError && err.code === 'PW_TRAINER_REGISTRY_CONFLICT') return false;
+    if (err instanceof TrainerError && err.code === 'PW_TRAINER_REGISTRY_CONFLICT') return null;
     throw err;
   }
 }
