@@ -35,6 +35,8 @@ export interface AgentOptions {
   clock?: () => number;
 }
 
+/** Rows read back per pump at start-up, in multiples of the history it needs (see seedWindows). */
+const SEED_ROWS_FACTOR = 4;
 
 /**
  * The composition root: builds every part with its dependencies, starts them in order
@@ -272,12 +274,14 @@ export class Agent implements AgentParts {
    * Each pump's last readings from the buffer go back into its scoring history, so after a restart
    * its window is full at its first reading (unless that reading comes after a pause: see GAP_FACTOR):
    * as many as the models loaded need (the engine's historyNeeded: the longest window and the
-   * readings a missing value may be carried over; 256 at least).
+   * readings a missing value may be carried over; 256 at least). Read SEED_ROWS_FACTOR times that
+   * many rows: rows left out of the history when they came (a replayed backlog, resends) are
+   * left out again, and must not crowd out the live ones.
    */
   private seedWindows(): void {
     if (this.bufferError !== null) return;
     try {
-      for (const pumpId of this.buffer.pumpIds()) this.engine.seed(pumpId, this.buffer.predictions(pumpId, { limit: this.engine.historyNeeded() }));
+      for (const pumpId of this.buffer.pumpIds()) this.engine.seed(pumpId, this.buffer.predictions(pumpId, { limit: SEED_ROWS_FACTOR * this.engine.historyNeeded() }));
     } catch (err) {
       this.logger.warn({ component: 'ingest', err }, 'could not read the last readings back: windows fill again from the next readings');
     }

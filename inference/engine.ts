@@ -175,7 +175,7 @@ export class InferenceEngine {
       if (r.ts <= state.newest && repeats(state.history, r)) {
         // A resend (an HTTP retry after a lost answer, an MQTT redelivery): stored, as everything
         // is, but a window holding one reading twice is one the model was never trained on.
-        row.unscoredReason = `not scored again: repeats a reading of this pump already scored (same time, same values)`;
+        row.unscoredReason = `${REPEAT_REASON} (same time, same values)`;
         continue;
       }
       const late = this.admit(state, r, arrival);
@@ -206,17 +206,26 @@ export class InferenceEngine {
   }
 
   /**
-   * Gives a pump the readings it had before the agent started (oldest first, from the buffer), so
-   * its window is full at its first reading instead of filling again. The pause rule still holds:
-   * a first reading long after these starts the window again. A pump already scored is left alone.
+   * Gives a pump the readings it had before the agent started (in arrival order, from the buffer),
+   * so its window is full at its first reading instead of filling again. The pause rule still
+   * holds: a first reading long after these starts the window again. A pump already scored is
+   * left alone. The rows' `unscoredReason` replays what was decided when they came, as the arrival
+   * times the late rules need are gone: a row left out then (late, a resend) stays out, and a row
+   * taken in although late was where the pump's stream moved, so the history starts again there.
+   * Rows without a reason given go through the late rule as they are.
    */
-  seed(pumpId: string, readings: ReadonlyArray<{ ts: number; values: Reading['values'] }>): void {
+  seed(pumpId: string, readings: ReadonlyArray<{ ts: number; values: Reading['values']; unscoredReason?: string | null }>): void {
     const state = this.state(pumpId);
     if (state.history.size > 0) return;
     const arrival = this.now();
     for (const r of readings) {
+      if (leftOutOfHistory(r.unscoredReason)) continue;
       if (r.ts <= state.newest && repeats(state.history, r)) continue;
-      if (this.admit(state, r, arrival) === null) this.record(state, r, arrival);
+      if (lateReason(state, r.ts) !== null) {
+        if (r.unscoredReason === undefined) continue;
+        this.rewind(state, state.history.size);
+      }
+      this.record(state, r, arrival);
     }
     this.endLateRun(state);
   }
@@ -231,8 +240,8 @@ export class InferenceEngine {
    * - come in time order, LATE_RUN_RESTART or more in a row, at the pace of their own timestamps
    *   (at least half as slowly as those advance; a backlog is sent faster than it was recorded,
    *   and in between the live readings the run starts again), or
-   * - keep coming while no reading near the newest has for a pause (the pause rule, on the
-   *   monotonic clock).
+   * - keep coming, LATE_RUN_RESTART or more, for longer than a pause (the pause rule, on the
+   *   monotonic clock) with no reading near the newest in between.
    * Its history and windows then start again from the late run (the readings before it are kept
    * for the window, so a window of up to LATE_RUN_RESTART readings is scored at once).
    */
@@ -252,7 +261,10 @@ export class InferenceEngine {
     const first = state.lateRunFirst;
     first.count++;
     const atPace = first.count >= LATE_RUN_RESTART && arrival - first.arrival >= (r.ts - first.ts) / 2;
-    const liveGone = arrival - state.admittedAt > gapMs(state.history);
+    // Kept coming (from the first of the run, with no live reading since) for longer than a pause:
+    // a sender that posts a minute of readings at once after its clock moved back. One upload of
+    // a backlog after a quiet minute is not that: the next upload brings live readings again.
+    const liveGone = first.count >= LATE_RUN_RESTART && arrival - first.arrival > gapMs(state.history);
     if (!atPace && !liveGone) return late;
     this.rewind(state, state.history.size);
     const earlier = run.slice(0, -1);
@@ -395,6 +407,14 @@ export class InferenceEngine {
 /** Late readings in a row after which a pump's windows start again from them (see `admit`). */
 export const LATE_RUN_RESTART = 3;
 
+const LATE_REASON = "not scored: older than this pump's newest reading";
+const REPEAT_REASON = 'not scored again: repeats a reading of this pump already scored';
+
+/** True for a stored row's reason that says it was left out of the pump's history (late, a resend). */
+export function leftOutOfHistory(reason: string | null | undefined): boolean {
+  return typeof reason === 'string' && (reason.startsWith(LATE_REASON) || reason.startsWith(REPEAT_REASON));
+}
+
 /** Intervals looked at for a pump's typical interval (the median of its most recent ones). */
 const GAP_INTERVALS = 31;
 
@@ -432,7 +452,7 @@ function lateReason(state: PumpState, ts: number): string | null {
   if (state.history.size === 0) return null;
   const newest = state.newest;
   if (newest - ts <= GAP_MIN_MS || newest - ts <= gapMs(state.history)) return null;
-  return `not scored: older than this pump's newest reading (${new Date(newest).toISOString()}) by more than a pause; windows are scored in time order`;
+  return `${LATE_REASON} (${new Date(newest).toISOString()}) by more than a pause; windows are scored in time order`;
 }
 
 /** True when the history holds a reading with this reading's time and values (only asked when it is not the pump's newest). */

@@ -356,6 +356,27 @@ describe('a reading older than its pump\'s newest one by more than a pause', () 
     }
   });
 
+  it('leaves the window alone when a sender that uploads every 90 s sends an old reading or chunk between two uploads', async () => {
+    const model = await LoadedModel.fromBytes(makeModel({ version: 'u3', window: 3 }), 'u3');
+    try {
+      const r = rng(34);
+      const at = (ts: number): Reading => ({ pumpId: 'p', ts, values: normalValues(r, ts / 1000) });
+      const T = 10_000_000;
+      for (const backlog of [1, 30]) {
+        const { arrive } = clocked(model);
+        const upload = (k: number): Reading[] => Array.from({ length: 90 }, (_, i) => at(T + k * 90_000 + i * 1000));
+        await arrive(upload(0), 90_000);
+        await arrive(upload(1), 180_000);
+        const old = await arrive(Array.from({ length: backlog }, (_, i) => at(T - 7_200_000 + i * 1000)), 255_000); // 75 s after the last upload
+        expect(old.every((row) => /^not scored: older/.test(row.unscoredReason ?? '')), `backlog of ${backlog}`).toBe(true);
+        const next = await arrive(upload(2), 270_000);
+        expect(next.map((row) => row.unscoredReason), `backlog of ${backlog}`).toEqual(next.map(() => null));
+      }
+    } finally {
+      await model.release();
+    }
+  });
+
   it('leaves the live readings scored while a replayed backlog comes in between them, at once or in chunks', async () => {
     const model = await LoadedModel.fromBytes(makeModel({ version: 'k3', window: 3 }), 'k3');
     try {
@@ -432,6 +453,43 @@ describe('a reading older than its pump\'s newest one by more than a pause', () 
       engine.seed('p', stored);
       const rows = await engine.score([at(T + 21_000), at(T + 22_000)], 0);
       expect(rows.map((row) => [typeof row.score, row.unscoredReason])).toEqual([['number', null], ['number', null]]);
+    } finally {
+      await model.release();
+    }
+  });
+
+  it('is left out again when the agent starts again, however many of the buffer\'s last rows it fills, and a restart of the stream is replayed where it happened', async () => {
+    const model = await LoadedModel.fromBytes(makeModel({ version: 'r3', window: 3 }), 'r3');
+    try {
+      const r = rng(35);
+      const at = (ts: number): Reading => ({ pumpId: 'p', ts, values: normalValues(r, ts / 1000) });
+      const T = 10_000_000;
+      // The rows as the buffer holds them: what a running engine stored, reasons included.
+      const { arrive } = clocked(model);
+      const stored = [];
+      for (let i = 0; i < 20; i++) stored.push(...(await arrive([at(T + i * 1000)], i * 1000)));
+      stored.push(...(await arrive(Array.from({ length: 300 }, (_, i) => at(T - 7_200_000 + i * 1000)), 20_500))); // a backlog, last in the buffer
+      const next = at(T + 21_000);
+      const restarted = new InferenceEngine();
+      restarted.setModel('default', model);
+      restarted.seed('p', stored);
+      const rows = await restarted.score([next], 0);
+      expect(rows[0]!.unscoredReason).toBeNull();
+
+      // A sensor clock three hours ahead once, then the live readings: the stream moved back.
+      const moved = clocked(model);
+      const seen = [];
+      for (let i = 0; i < 10; i++) seen.push(...(await moved.arrive([at(T + i * 1000)], i * 1000)));
+      seen.push(...(await moved.arrive([at(T + 10_000 + 3 * 3_600_000)], 10_000)));
+      for (let i = 0; i < 8; i++) seen.push(...(await moved.arrive([at(T + 11_000 + i * 1000)], 11_000 + i * 1000)));
+      expect(seen.at(-1)!.unscoredReason).toBeNull();
+      const last = at(T + 19_000);
+      const want = await moved.engine.score([last], 0);
+      const again = new InferenceEngine();
+      again.setModel('default', model);
+      again.seed('p', seen);
+      const got = await again.score([last], 0);
+      expect([got[0]!.unscoredReason, got[0]!.score]).toEqual([null, want[0]!.score]);
     } finally {
       await model.release();
     }
