@@ -1,3 +1,4 @@
+import { BlobServiceClient } from '@azure/storage-blob';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 
@@ -16,8 +17,50 @@ interface KeySpec<T extends z.ZodType> {
 }
 
 const bool = z.enum(['0', '1', 'true', 'false']).transform((v) => v === '1' || v === 'true');
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+/** A decimal number as text: what an environment variable (or a twin string) may hold for a number. */
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+/**
+ * A number key: a JSON number (module twin), or a decimal string (environment; trimmed). Never
+ * Number()'s coercion, which makes `""`, `" "`, `false` and `[]` 0 and `true` 1: an emptied twin
+ * field or a blank variable would then be taken (and acknowledged) as 0 or 1.
+ */
+const numeric = <T extends z.ZodNumber>(schema: T) =>
+  z.preprocess((v) => (typeof v === 'string' && DECIMAL.test(v.trim()) ? Number(v.trim()) : v), schema);
+// Only the type check's message; the bounds (.int(), .min(), .max()) keep zod's own.
+const num = () => z.number({ error: (issue) => (issue.code === 'invalid_type' && issue.expected === 'number' ? `expected a number, got ${describeInput(issue.input)}` : undefined) });
+const int = (min: number, max: number) => numeric(num().int().min(min).max(max));
+
+function describeInput(input: unknown): string {
+  if (typeof input === 'number') return `${input}, not a finite number`;
+  if (typeof input === 'string') return input.trim() === '' ? 'an empty or blank string' : 'text that is not a decimal number';
+  if (Array.isArray(input)) return 'an array';
+  if (input === null) return 'null';
+  return typeof input === 'object' ? 'an object' : `a ${typeof input}`;
+}
+
+/**
+ * The slowest simulated rate: setInterval takes at most 2^31-1 ms and runs anything longer every
+ * 1 ms, so a rate below about 4.7e-7 Hz would give 1000 readings a second instead of none.
+ */
+export const MIN_SIMULATE_RATE_HZ = 0.001;
 const optionalText = z.string().min(1).optional();
+
+/**
+ * A Blob Storage connection string, checked at start-up by the SDK's own parser (no request is
+ * made): a malformed one would otherwise start the agent, fail every sync and retry it every
+ * 15 minutes with a value that can never work. The SDK's reason names the part that is wrong,
+ * never the value.
+ */
+const blobConnectionString = optionalText.superRefine((value, ctx) => {
+  if (value === undefined) return;
+  try {
+    BlobServiceClient.fromConnectionString(value);
+  } catch (err) {
+    const reason = err instanceof Error && err.message.length <= 200 && !err.message.includes(value) ? `: ${err.message}` : '';
+    ctx.addIssue({ code: 'custom', message: `not a Blob Storage connection string${reason} (expected DefaultEndpointsProtocol=…;AccountName=…;AccountKey=…, BlobEndpoint=…;SharedAccessSignature=…, or UseDevelopmentStorage=true)` });
+  }
+});
 
 function key<T extends z.ZodType>(spec: KeySpec<T>): KeySpec<T> {
   return spec;
@@ -32,19 +75,19 @@ export const CONFIG_KEYS = {
   httpHost: key({ env: 'PUMPWATCH_HTTP_HOST', schema: z.string().min(1).default('127.0.0.1'), unit: 'address', description: 'status endpoint address (0.0.0.0 in the container)' }),
   httpPort: key({ env: 'PUMPWATCH_HTTP_PORT', schema: int(0, 65535).default(8080), unit: 'port', description: 'status endpoint port (0 = any free port)' }),
   statusToken: key({ env: 'PUMPWATCH_STATUS_TOKEN', schema: optionalText, unit: 'text', secret: true, description: 'bearer token for every route but /healthz, /readyz and the page\'s own files; unset: those routes answer loopback only' }),
-  blobConnectionString: key({ env: 'PUMPWATCH_BLOB_CONNECTION_STRING', schema: optionalText, unit: 'text', secret: true, description: 'Blob Storage connection string (sync target)' }),
+  blobConnectionString: key({ env: 'PUMPWATCH_BLOB_CONNECTION_STRING', schema: blobConnectionString, unit: 'text', secret: true, description: 'Blob Storage connection string (sync target)' }),
   blobSasUrl: key({ env: 'PUMPWATCH_BLOB_SAS_URL', schema: z.string().url().optional(), unit: 'URL', secret: true, description: 'container SAS URL (alternative to the connection string)' }),
   blobContainer: key({ env: 'PUMPWATCH_BLOB_CONTAINER', schema: z.string().regex(/^(?=.{3,63}$)[a-z0-9]+(?:-[a-z0-9]+)*$/, 'a container name: 3-63 lowercase letters, digits and single dashes, starting and ending with a letter or digit').default('pumpwatch'), unit: 'name', description: 'Blob container' }),
   deviceId: key({ env: 'PUMPWATCH_DEVICE_ID', schema: z.string().regex(DEVICE_ID, DEVICE_ID_RULE).optional(), unit: 'id', description: 'device id in blob names; default: IOTEDGE_DEVICEID, else the host name' }),
   simulate: key({ env: 'PUMPWATCH_SIMULATE', schema: int(0, 1000).optional(), unit: 'pumps', description: 'simulated pumps; default 3 standalone, 0 otherwise' }),
   sync: key({ env: 'PUMPWATCH_SYNC', schema: z.enum(['auto', 'off']).default('auto'), unit: 'auto/off', description: 'off: never upload (the buffer still fills and evicts); auto: sync to the configured target, or to a local Azurite when standalone' }),
   hub: key({ env: 'PUMPWATCH_HUB', schema: z.enum(['auto', 'off']).default('auto'), unit: 'auto/off', description: 'off: no IoT Edge client; auto: IoT Edge when configured, a local hub when standalone' }),
-  simulateRateHz: key({ env: 'PUMPWATCH_SIMULATE_RATE_HZ', schema: z.coerce.number().positive().max(1000).default(1), unit: 'Hz', description: 'readings per second of each simulated pump' }),
+  simulateRateHz: key({ env: 'PUMPWATCH_SIMULATE_RATE_HZ', schema: numeric(num().min(MIN_SIMULATE_RATE_HZ, `at least ${MIN_SIMULATE_RATE_HZ} Hz (one reading every ${1 / MIN_SIMULATE_RATE_HZ} s)`).max(1000)).default(1), unit: 'Hz', description: 'readings per second of each simulated pump' }),
   bufferMaxBytes: key({ env: 'PUMPWATCH_BUFFER_MAX_BYTES', schema: int(1 << 20, Number.MAX_SAFE_INTEGER).default(1073741824), unit: 'bytes', description: 'disk cap of the buffer' }),
   syncIntervalSeconds: key({ env: 'PUMPWATCH_SYNC_INTERVAL_SECONDS', schema: int(1, 86400).default(30), unit: 's', description: 'sync attempts when idle' }),
   syncMaxBytesPerSecond: key({ env: 'PUMPWATCH_SYNC_MAX_BYTES_PER_SECOND', schema: int(0, Number.MAX_SAFE_INTEGER).default(0), unit: 'B/s', description: 'upload bandwidth cap for metered links (0 = none)' }),
   syncBatchMaxRows: key({ env: 'PUMPWATCH_SYNC_BATCH_MAX_ROWS', schema: int(1, 1_000_000).default(50_000), unit: 'rows', description: 'rows per uploaded blob at most' }),
-  retentionHours: key({ env: 'PUMPWATCH_RETENTION_HOURS', schema: z.coerce.number().min(0).default(72), unit: 'h', description: 'synced rows received longer ago than this are deleted (the technician page\'s history)' }),
+  retentionHours: key({ env: 'PUMPWATCH_RETENTION_HOURS', schema: numeric(num().min(0)).default(72), unit: 'h', description: 'synced rows received longer ago than this are deleted (the technician page\'s history)' }),
   alertsMinIntervalSeconds: key({ env: 'PUMPWATCH_ALERTS_MIN_INTERVAL_SECONDS', schema: int(0, 86400).default(60), unit: 's', description: 'at most one alert per pump in this interval' }),
   logLevel: key({ env: 'PUMPWATCH_LOG_LEVEL', schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), unit: 'level', description: 'pino log level' }),
   allowInsecureModelUrls: key({ env: 'PUMPWATCH_ALLOW_INSECURE_MODEL_URLS', schema: bool.default(false), unit: '0/1', description: 'let model downloads use plain http:// (development and tests only)' }),

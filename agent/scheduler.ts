@@ -6,14 +6,24 @@ import type { Logger } from './logger.js';
 const CLOCK_CHECK_MS = 5_000;
 const CLOCK_STEP_MS = 2_000;
 
+/**
+ * How long stop() waits for jobs still running. A job stuck on the OS (a system sample behind a
+ * hung mount) is abandoned after it: the rest of the stop (SQLite closed last) must fit in IoT
+ * Edge's and Docker's 10 s grace period.
+ */
+const STOP_WAIT_MS = 1_000;
+
 export interface SchedulerOptions {
   /** How often the clocks are compared (default CLOCK_CHECK_MS). The wall clock is Date's, the one node-cron plans on. */
   clockCheckMs?: number;
+  /** How long stop() waits for running jobs (default STOP_WAIT_MS). */
+  stopWaitMs?: number;
 }
 
 /**
- * Periodic jobs (node-cron, six-field patterns with seconds). A job never overlaps itself;
- * its failures are logged, never thrown into the event loop. `stop()` waits for running jobs.
+ * Periodic jobs (node-cron, six-field patterns with seconds). A job never overlaps itself (a run
+ * due while the last one still runs is skipped); its failures are logged, never thrown into the
+ * event loop. `stop()` waits for running jobs, for a bounded time.
  *
  * node-cron plans each next run on the wall clock. When NTP steps it back (a gateway that booted
  * with its clock ahead) every job waits until the wall clock reaches its old next run, hours at
@@ -50,7 +60,9 @@ export class Scheduler {
           });
         await entry.running;
       },
-      { name, noOverlap: true },
+      // Our own guard above skips overlapping runs; node-cron's noOverlap would also print a warning
+      // per skipped run on stderr (colour codes, outside the JSON log). Anything node-cron says goes to our log.
+      { name, logger: this.cronLogger },
     );
     // A listener keeps node-cron from printing each missed run on stdout (outside the log).
     entry.task.on('execution:missed', () => {
@@ -70,14 +82,39 @@ export class Scheduler {
     this.clockTimer.unref();
   }
 
+  /** Stops every job; waits for those running at most `stopWaitMs`, then abandons them (named in a warning). */
   async stop(): Promise<void> {
     this.started = false;
     if (this.clockTimer) clearInterval(this.clockTimer);
     this.clockTimer = null;
     for (const { task } of this.tasks.values()) await task.destroy();
-    await Promise.all([...this.tasks.values()].map((e) => e.running ?? Promise.resolve()));
+    const running = [...this.tasks.entries()].filter(([, e]) => e.running !== null);
     this.tasks.clear();
+    if (running.length === 0) return;
+    const waitMs = this.options.stopWaitMs ?? STOP_WAIT_MS;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), waitMs);
+    });
+    const settled = running.map(([name, e]) => e.running!.then(() => name));
+    const done = new Set<string>();
+    for (const p of settled) void p.then((name) => done.add(name));
+    try {
+      if ((await Promise.race([Promise.all(settled), late])) !== 'late') return;
+    } finally {
+      clearTimeout(timer);
+    }
+    const abandoned = running.map(([name]) => name).filter((name) => !done.has(name));
+    this.logger.warn({ jobs: abandoned, waitedMs: waitMs }, `stopped without waiting any longer for ${abandoned.join(', ')} (still running after ${waitMs} ms)`);
   }
+
+  /** node-cron's own messages (a failed start, say), as log lines of ours instead of coloured text on stderr. */
+  private readonly cronLogger = {
+    info: (message: string) => this.logger.debug({ from: 'node-cron' }, message),
+    warn: (message: string) => this.logger.warn({ from: 'node-cron' }, message),
+    error: (message: string | Error, err?: Error) => this.logger.error({ from: 'node-cron', err: err ?? (message instanceof Error ? message : undefined) }, String(message instanceof Error ? message.message : message)),
+    debug: (message: string | Error) => this.logger.debug({ from: 'node-cron' }, String(message instanceof Error ? message.message : message)),
+  };
 
   /** Restarts every job from the current wall time when the wall clock stepped since the last check. */
   private checkClock(): void {

@@ -4,6 +4,7 @@
  * overlap: while the sink is still busy with the previous array, a tick is skipped (and counted).
  */
 import type { Reading } from '../buffer/types.js';
+import { MIN_SIMULATE_RATE_HZ } from './config.js';
 import { RepeatLog } from './repeat-log.js';
 import { PumpSimulator, SimulatorError, type FaultEvent } from './simulator.js';
 
@@ -44,8 +45,9 @@ export class SimulatedSource {
     if (!Number.isInteger(opts.pumps) || opts.pumps < 0) {
       throw new SimulatorError('PW_SIM_BAD_OPTION', `simulated pumps must be a whole number ≥ 0, got ${String(opts.pumps)}`);
     }
-    if (!(Number.isFinite(rate) && rate > 0 && rate <= 1000)) {
-      throw new SimulatorError('PW_SIM_BAD_OPTION', `simulated ratePerPumpHz must be in (0, 1000], got ${String(rate)}`);
+    // Slower than the minimum, 1000 / rate overflows setInterval, which then fires every millisecond.
+    if (!(Number.isFinite(rate) && rate >= MIN_SIMULATE_RATE_HZ && rate <= 1000)) {
+      throw new SimulatorError('PW_SIM_BAD_OPTION', `simulated ratePerPumpHz must be in [${MIN_SIMULATE_RATE_HZ}, 1000], got ${String(rate)}`);
     }
     this.opts = opts;
     this.clock = opts.clock ?? Date.now;

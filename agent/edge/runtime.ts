@@ -178,12 +178,38 @@ export class EdgeRuntime {
    * transport as the hub sent it; patches that land meanwhile wait in TwinSync for it. The SDK
    * emits 'properties.desired' with its whole cache after a read (and to a new listener), and
    * with the delta itself for a patch: only the deltas go to TwinSync.
+   *
+   * A new client's Twin subscribes to desired patches only when the listener is added, after its
+   * first read, and MQTT keeps nothing for a topic nobody subscribed to: a patch published between
+   * the hub's answer and the subscription would reach neither. So once subscribed, the twin is read
+   * once more; TwinSync keeps the newer `$version` and drops what it already holds.
    */
   private async connected(client: ModuleClient): Promise<void> {
     if (this.transportHooked && !this.transportHooked()) {
       this.log.warn('the SDK transport could not be hooked: input messages are acknowledged on receipt, not after commit');
     }
     this.transportHooked = null; // said once, at the first connection
+    const twin = await this.readTwin(client);
+    const fresh = twin !== this.twin;
+    if (fresh) {
+      this.twin = twin;
+      // The SDK emits 'error' on the twin when it cannot subscribe to desired patches; unhandled, it would crash.
+      twin.on('error', (err: Error) => this.log.warn({ err: { message: err.message } }, 'module twin error'));
+      twin.on('properties.desired', (delta: Record<string, unknown>) => {
+        if (delta !== twin.properties.desired) this.twinSync.patch(delta);
+      });
+    }
+    this.reporter.attach(twin as unknown as ReportedTwin);
+    this.alerts.flush();
+    if (fresh) {
+      // The listener started the subscription; this waits for that one (the SDK's topic state machine defers a second call).
+      await new Promise<void>((resolve, reject) => twin.enableTwinDesiredPropertiesUpdates((err) => (err ? reject(err) : resolve())));
+      await this.readTwin(client);
+    }
+  }
+
+  /** One full twin read, its desired document handed to TwinSync (patches arriving meanwhile wait for it). */
+  private async readTwin(client: ModuleClient): Promise<Twin> {
     const readsBefore = this.twinReads;
     this.twinSync.beginRead();
     let twin: Twin;
@@ -197,16 +223,7 @@ export class EdgeRuntime {
       // The transport hook did not see the read (an SDK whose Twin bypasses it): take the SDK's cache.
       this.twinSync.readCompleted(twin.properties.desired);
     }
-    if (twin !== this.twin) {
-      this.twin = twin;
-      // The SDK emits 'error' on the twin when it cannot subscribe to desired patches; unhandled, it would crash.
-      twin.on('error', (err: Error) => this.log.warn({ err: { message: err.message } }, 'module twin error'));
-      twin.on('properties.desired', (delta: Record<string, unknown>) => {
-        if (delta !== twin.properties.desired) this.twinSync.patch(delta);
-      });
-    }
-    this.reporter.attach(twin as unknown as ReportedTwin);
-    this.alerts.flush();
+    return twin;
   }
 
   private async sendAlert(alert: Alert): Promise<void> {

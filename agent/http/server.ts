@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../logger.js';
+import { RepeatLog } from '../repeat-log.js';
 import { authorize, checkOrigin } from './auth.js';
 import { HttpError, toHttpError } from './errors.js';
 
@@ -21,6 +22,7 @@ export type Handler = (ctx: RouteContext) => Promise<Reply> | Reply;
 
 interface Route {
   method: string;
+  path: string;
   pattern: RegExp;
   names: string[];
   /** Public routes need no token (health probes, the page shell and its static assets). */
@@ -35,6 +37,12 @@ interface Route {
 export class StatusServer {
   private readonly routes: Route[] = [];
   private server: Server | null = null;
+  /**
+   * Server-side failures per route and error code. An outage answers every request the same way
+   * (the buffer full: each POST /readings gets 507, ten a second from one sensor client): one
+   * line, then a count a minute, so the lines that explain the outage are not rotated away.
+   */
+  private readonly failures = new Map<Route, Map<string, RepeatLog>>();
 
   constructor(
     private readonly options: { token: string | undefined; logger: Logger },
@@ -48,7 +56,7 @@ export class StatusServer {
         return '([^/]+)';
       })}$`,
     );
-    this.routes.push({ method, pattern, names, public: opts.public ?? false, handler });
+    this.routes.push({ method, path, pattern, names, public: opts.public ?? false, handler });
   }
 
   async start(host: string, port: number): Promise<AddressInfo> {
@@ -86,16 +94,19 @@ export class StatusServer {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let route: Route | undefined;
     try {
       const url = new URL(req.url ?? '/', 'http://localhost');
-      const { route, params } = this.match(req.method ?? 'GET', url.pathname);
+      const matched = this.match(req.method ?? 'GET', url.pathname);
+      route = matched.route;
       checkOrigin(req);
       if (!route.public) authorize(req, this.options.token);
-      const reply = await route.handler({ req, res, url, params });
+      const reply = await route.handler({ req, res, url, params: matched.params });
       if ('stream' in reply) return;
       this.send(res, reply);
+      if (reply.status < 500) for (const log of this.failures.get(route)?.values() ?? []) log.succeeded();
     } catch (err) {
-      this.sendError(req, res, err);
+      this.sendError(req, res, err, route);
     }
   }
 
@@ -119,6 +130,12 @@ export class StatusServer {
     throw new HttpError(404, 'PW_NOT_FOUND', `no such endpoint: ${pathname}`);
   }
 
+  private logFailure(e: HttpError, err: unknown, req: IncomingMessage, route: Route | undefined): void {
+    const fields = { err, code: e.code, path: req.url?.split('?')[0] };
+    if (e.code === 'PW_INTERNAL' || route === undefined) this.options.logger.error(fields, 'request failed');
+    else failureLog(this.failures, route, e.code, this.options.logger).failed(fields);
+  }
+
   private send(res: ServerResponse, reply: Exclude<Reply, { stream: true }>): void {
     const headers: Record<string, string> = { 'cache-control': 'no-store', ...reply.headers };
     if ('json' in reply) {
@@ -130,9 +147,9 @@ export class StatusServer {
     }
   }
 
-  private sendError(req: IncomingMessage, res: ServerResponse, err: unknown): void {
+  private sendError(req: IncomingMessage, res: ServerResponse, err: unknown, route: Route | undefined): void {
     const e = toHttpError(err, req.method);
-    if (e.status >= 500) this.options.logger.error({ err, path: req.url?.split('?')[0] }, 'request failed');
+    if (e.status >= 500) this.logFailure(e, err, req, route);
     if (res.headersSent) {
       res.destroy();
       return;
@@ -148,6 +165,26 @@ export class StatusServer {
     res.end(JSON.stringify({ code: e.code, error: e.message, ...extra }));
     if (unread) res.once('finish', () => req.destroy());
   }
+}
+
+/**
+ * An internal error (a bug) is logged every time; the answers of an outage (503, 507: the buffer
+ * down or full) go through the route's RepeatLog for their code.
+ */
+function failureLog(failures: Map<Route, Map<string, RepeatLog>>, route: Route, code: string, logger: Logger): RepeatLog {
+  let byCode = failures.get(route);
+  if (!byCode) failures.set(route, (byCode = new Map()));
+  let log = byCode.get(code);
+  if (!log) {
+    log = new RepeatLog({
+      failure: (fields, msg) => logger.error(fields, msg),
+      recovery: (fields, msg) => logger.info(fields, msg),
+      message: `request failed: ${code}`,
+      recovered: `${route.method} ${route.path} answers again`,
+    });
+    byCode.set(code, log);
+  }
+  return log;
 }
 
 /** Whether the request announced a body (a request without one is complete once its headers are). */

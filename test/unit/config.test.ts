@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, configReference, loadConfig } from '../../agent/config.js';
+import { parseSection } from '../../agent/edge/desired.js';
 
 function problems(env: Record<string, string>): string[] {
   try {
@@ -18,6 +19,19 @@ describe('the agent configuration', () => {
     const found = problems({ PUMPWATCH_BLOB_SAS_URL: secret, PUMPWATCH_SYNC: 'sometimes' });
     expect(found).toEqual(['PUMPWATCH_BLOB_SAS_URL=(value hidden): Invalid URL', expect.stringMatching(/^PUMPWATCH_SYNC="sometimes": /)]);
     expect(found.join(' ')).not.toContain('c2VjcmV0');
+  });
+
+  it('refuses a malformed Blob Storage connection string at start-up, without echoing it, and takes the forms the SDK takes', () => {
+    for (const bad of ['garbage', 'AccountName=x;AccountKey=c2VjcmV0', 'BlobEndpoint=https://x.blob.core.windows.net;AccountName=x;AccountKey=not base64!! c2VjcmV0']) {
+      const found = problems({ PUMPWATCH_BLOB_CONNECTION_STRING: bad });
+      expect(found, bad).toEqual([expect.stringMatching(/^PUMPWATCH_BLOB_CONNECTION_STRING=\(value hidden\): not a Blob Storage connection string/)]);
+      expect(found.join(' ')).not.toContain('c2VjcmV0');
+    }
+    for (const ok of [
+      'DefaultEndpointsProtocol=https;AccountName=x;AccountKey=c2VjcmV0;EndpointSuffix=core.windows.net',
+      'BlobEndpoint=https://x.blob.core.windows.net;SharedAccessSignature=sv=2024-01-01&sig=abc',
+      'UseDevelopmentStorage=true',
+    ]) expect(problems({ PUMPWATCH_BLOB_CONNECTION_STRING: ok }), ok).toEqual([]);
   });
 
   it('takes only container names Blob Storage accepts', () => {
@@ -46,5 +60,33 @@ describe('the agent configuration', () => {
     expect(live).toMatchObject({ PUMPWATCH_SYNC_INTERVAL_SECONDS: 'sync.intervalSeconds', PUMPWATCH_MAX_PAST_SECONDS: 'ingest.maxPastSeconds', PUMPWATCH_MODEL_MAX_BYTES: 'modelDownloads.maxBytes' });
     // Read once at start-up: a twin field would promise what the agent does not do.
     for (const env of ['PUMPWATCH_LOG_LEVEL', 'PUMPWATCH_HTTP_PORT', 'PUMPWATCH_MAX_BODY_BYTES', 'PUMPWATCH_BATCH_MAX_READINGS']) expect(live[env], env).toBeUndefined();
+  });
+  it('refuses a blank number instead of taking it as 0, and takes a decimal with spaces around it', () => {
+    expect(problems({ PUMPWATCH_HTTP_PORT: ' ' })).toEqual(['PUMPWATCH_HTTP_PORT=" ": expected a number, got an empty or blank string']);
+    expect(problems({ PUMPWATCH_RETENTION_HOURS: '\t' })).toEqual([expect.stringMatching(/^PUMPWATCH_RETENTION_HOURS=.*: expected a number/)]);
+    expect(problems({ PUMPWATCH_MAX_PAST_SECONDS: '0x10' })).toEqual([expect.stringMatching(/^PUMPWATCH_MAX_PAST_SECONDS="0x10": expected a number/)]);
+    expect(loadConfig({ PUMPWATCH_HTTP_PORT: ' 8081 ', PUMPWATCH_RETENTION_HOURS: '1.5e1' })).toMatchObject({ httpPort: 8081, retentionHours: 15 });
+    expect(loadConfig({ PUMPWATCH_HTTP_PORT: '' }).httpPort).toBe(8080); // set but empty: the default, as unset
+  });
+
+  it('refuses a simulated rate so slow that its timer would overflow into one reading a millisecond', () => {
+    expect(problems({ PUMPWATCH_SIMULATE_RATE_HZ: '1e-7' })).toEqual(['PUMPWATCH_SIMULATE_RATE_HZ="1e-7": at least 0.001 Hz (one reading every 1000 s)']);
+    expect(loadConfig({ PUMPWATCH_SIMULATE_RATE_HZ: '0.001' }).simulateRateHz).toBe(0.001);
+  });
+});
+
+describe('a live setting from the module twin', () => {
+  it('is refused with its reason when empty, blank, a boolean, an array or an object, never taken as 0 or 1', () => {
+    for (const bad of ['', ' ', false, true, [], [5], {}]) {
+      expect(parseSection('ingest', { maxPastSeconds: bad }), JSON.stringify(bad)).toEqual({ error: expect.stringMatching(/^ingest\.maxPastSeconds=.*: expected a number, got /) });
+      expect(parseSection('buffer', { retentionHours: bad }), JSON.stringify(bad)).toEqual({ error: expect.stringMatching(/^buffer\.retentionHours=.*: expected a number, got /) });
+    }
+    expect(parseSection('sync', { intervalSeconds: true })).toEqual({ error: 'sync.intervalSeconds=true: expected a number, got a boolean' });
+  });
+
+  it('takes a JSON number, or a decimal string as the environment would', () => {
+    expect(parseSection('buffer', { retentionHours: 0 })).toEqual({ values: { retentionHours: 0 } });
+    expect(parseSection('ingest', { maxPastSeconds: 3600 })).toEqual({ values: { maxPastSeconds: 3600 } });
+    expect(parseSection('ingest', { maxPastSeconds: ' 3600 ' })).toEqual({ values: { maxPastSeconds: 3600 } });
   });
 });

@@ -77,3 +77,46 @@ describe('Scheduler and a stepping wall clock', () => {
     expect(step?.missedRuns).toEqual(expect.any(Number)); // runs node-cron saw skipped before the restart (none if the check came first)
   });
 });
+
+describe('Scheduler and a job that does not finish', () => {
+  let scheduler: Scheduler | null = null;
+  afterEach(async () => {
+    await scheduler?.stop();
+    scheduler = null;
+    vi.restoreAllMocks();
+  });
+
+  it('skips the runs due while a job still runs, writing nothing on stdout or stderr', async () => {
+    const printed = [vi.spyOn(console, 'warn'), vi.spyOn(console, 'info'), vi.spyOn(console, 'error'), vi.spyOn(console, 'log')].map((s) => s.mockImplementation(() => undefined));
+    const logs: string[] = [];
+    scheduler = new Scheduler(createLogger('info', { write: (line: string) => logs.push(line) }));
+    let started = 0;
+    let release = (): void => undefined;
+    scheduler.every('slow', '* * * * * *', () => {
+      started++;
+      return new Promise<void>((r) => (release = r));
+    });
+    scheduler.start();
+    await sleep(3_500); // three runs due, the first still running
+    release();
+    expect(started).toBe(1);
+    for (const p of printed) expect(p).not.toHaveBeenCalled();
+    expect(logs).toEqual([]);
+  });
+
+  it('stops without waiting any longer than its bound for a job that hangs, and names the job', async () => {
+    const logs: string[] = [];
+    const s = new Scheduler(createLogger('info', { write: (line: string) => logs.push(line) }), { stopWaitMs: 200 });
+    let running = false;
+    s.every('system-health', '* * * * * *', () => {
+      running = true;
+      return new Promise<void>(() => undefined); // a sample stuck on the OS: never settles
+    });
+    s.every('quick', '* * * * * *', () => undefined);
+    s.start();
+    await vi.waitFor(() => expect(running).toBe(true), { timeout: 3_000 });
+    await s.stop(); // before: waited for the job forever (the test timed out)
+    const line = logs.map((l) => JSON.parse(l) as { msg: string; jobs?: string[] }).find((l) => l.msg.startsWith('stopped without waiting'));
+    expect(line).toMatchObject({ jobs: ['system-health'], msg: 'stopped without waiting any longer for system-health (still running after 200 ms)' });
+  });
+});

@@ -121,4 +121,8 @@ describe('SimulatedSource', () => {
     expect(new Set(log.map((e) => e.pumpId)).size).toBe(2);
     expect(log.map((e) => e.startTs)).toEqual([...log.map((e) => e.startTs)].sort((a, b) => a - b));
   });
+  it('refuses a rate so slow that its interval would not fit a timer (which would then fire every millisecond)', () => {
+    expect(() => new SimulatedSource({ pumps: 1, ratePerPumpHz: 1e-7, sink: async () => undefined })).toThrow(/must be in \[0\.001, 1000\], got 1e-7/);
+    expect(() => new SimulatedSource({ pumps: 1, ratePerPumpHz: 0.001, sink: async () => undefined })).not.toThrow();
+  });
 });
