@@ -3,6 +3,10 @@
  * uploads lag, e.g. offline for days): that data is lost for good. The buffer counts evictions
  * (/status `buffer.evictedByKind`, /metrics) but a person reading the log should hear of it too.
  * Polled on a scheduler tick; at most one line a minute, with the count since the last line.
+ * The baseline is taken when the buffer opens (`opened`), not at the first tick up to 10 s later:
+ * the first seconds are when edgeHub replays its backlog and a cap lowered at restart evicts, and
+ * evictions before that tick went into the baseline and were never told. What the rate limit still
+ * holds at a stop is told then (`flush`).
  */
 import type { EvictionCounts } from '../buffer/eviction.js';
 import { monotonicNow } from '../sync/clock.js';
@@ -28,7 +32,17 @@ export class EvictionWatch {
 
   constructor(private readonly options: EvictionWatchOptions) {}
 
-  check(): void {
+  /** The buffer opened: its counts now are the baseline (kept if one was taken before a reopen: the counts persist). */
+  opened(): void {
+    if (this.seen === null) this.check();
+  }
+
+  /** Tells what is not told yet, whatever the rate limit (the agent stops). */
+  flush(): void {
+    this.check(true);
+  }
+
+  check(force = false): void {
     let now: EvictionCounts;
     try {
       now = this.options.counts();
@@ -42,7 +56,7 @@ export class EvictionWatch {
     this.unlogged.anomalies += Math.max(0, now.anomalies - seen.anomalies);
     const lost = this.unlogged.unsynced + this.unlogged.anomalies;
     const at = (this.options.monotonic ?? monotonicNow)();
-    if (lost === 0 || at - this.lastLineAt < (this.options.intervalMs ?? 60_000)) return;
+    if (lost === 0 || (!force && at - this.lastLineAt < (this.options.intervalMs ?? 60_000))) return;
     this.options.logger.warn(
       { evicted: lost, evictedByKind: this.unlogged, evictedUnsyncedTotal: now.unsynced + now.anomalies, maxBytes: this.options.maxBytes() },
       `${lost} readings were evicted before they were uploaded, to keep the buffer under its disk cap; they are lost`,

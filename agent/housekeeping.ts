@@ -13,14 +13,18 @@
  */
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
-import { CHECKPOINT_JOB_SOURCE, checkpointJobData, type CheckpointJobData, type CheckpointRunner } from '../buffer/checkpointer.js';
+import { CHECKPOINT_JOB_SOURCE, checkpointJobData, type CheckpointJobData, type CheckpointRunner, type ShrinkTarget } from '../buffer/checkpointer.js';
 
-/** One systeminformation sample as the thread sends it back (plain data, structured-cloned). */
+/**
+ * One systeminformation sample as the thread sends it back (plain data, structured-cloned): the
+ * figures that came, and `errors` naming those that did not; `error` when the sample as a whole failed.
+ * (The data dir's disk is read by SystemHealth with statfs: no `df` child that a hung mount holds.)
+ */
 export interface RawSample {
   error?: string;
+  errors?: string[];
   load?: { currentLoad: number; cores: number };
   mem?: { total: number; available: number };
-  disks?: Array<{ mount: string; size: number; available: number; use: number }>;
   temp?: { main: number | null; max: number | null };
 }
 
@@ -32,20 +36,50 @@ type ToThread =
 
 type FromThread =
   | { kind: 'sample'; id: number; sample: RawSample }
+  | { kind: 'checkpoint-stopped' }
   | { kind: 'error'; job: 'checkpoint' | 'thread'; error: string };
 
-/** systeminformation is required on the first sample, so an error loading it is that sample's error. */
+/** How long a sample waits for each figure; one that hangs leaves the others their answer. */
+const FIGURE_TIMEOUT_MS = 5_000;
+
+/**
+ * systeminformation is required on the first sample, so an error loading it is that sample's error.
+ * Each figure is asked on its own, and never twice at once: a call that has not returned (a
+ * command stuck on the OS) is waited for again by the next sample instead of being started beside
+ * it, so a hang costs one call, not one more every sample.
+ */
 const SAMPLE_JOB_SOURCE = `
 let si = null;
+const inFlight = {};
+function figure(name, call) {
+  if (!inFlight[name]) {
+    const started = Promise.resolve().then(call);
+    inFlight[name] = started;
+    const done = () => { if (inFlight[name] === started) inFlight[name] = null; };
+    started.then(done, done);
+  }
+  const running = inFlight[name];
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(name + ': no answer in ${FIGURE_TIMEOUT_MS / 1000} s')), ${FIGURE_TIMEOUT_MS});
+    running.then(
+      (v) => { clearTimeout(timer); resolve(v); },
+      (err) => { clearTimeout(timer); reject(new Error(name + ': ' + message(err))); },
+    );
+  });
+}
 async function sampleSystem(siPath) {
   si = si || require(siPath);
-  const [load, mem, disks, temp] = await Promise.all([si.currentLoad(), si.mem(), si.fsSize(), si.cpuTemperature()]);
-  return {
-    load: { currentLoad: load.currentLoad, cores: (load.cpus || []).length },
-    mem: { total: mem.total, available: mem.available },
-    disks: disks.map((d) => ({ mount: d.mount, size: d.size, available: d.available, use: d.use })),
-    temp: { main: temp.main, max: temp.max },
-  };
+  const [load, mem, temp] = await Promise.allSettled([
+    figure('cpu', () => si.currentLoad()),
+    figure('memory', () => si.mem()),
+    figure('temperature', () => si.cpuTemperature()),
+  ]);
+  const out = { errors: [] };
+  for (const r of [load, mem, temp]) if (r.status === 'rejected') out.errors.push(message(r.reason));
+  if (load.status === 'fulfilled') out.load = { currentLoad: load.value.currentLoad, cores: (load.value.cpus || []).length };
+  if (mem.status === 'fulfilled') out.mem = { total: mem.value.total, available: mem.value.available };
+  if (temp.status === 'fulfilled') out.temp = { main: temp.value.main, max: temp.value.max };
+  return out;
 }
 `;
 
@@ -71,6 +105,8 @@ parentPort.on('message', (m) => {
     try { stopCheckpoints = startCheckpoints(m.data, (error) => report('checkpoint', error)); } catch (err) { report('checkpoint', err); }
   } else if (m.kind === 'checkpoint-stop') {
     endCheckpoints();
+    // Also when no job ran (its start failed): the main side waits for this before a new file goes at the path.
+    parentPort.postMessage({ kind: 'checkpoint-stopped' });
   } else if (m.kind === 'sample') {
     sampleSystem(workerData.si).then(
       (sample) => parentPort.postMessage({ kind: 'sample', id: m.id, sample }),
@@ -107,9 +143,12 @@ export class HousekeepingThread {
   private worker: Worker | null = null;
   private checkpoints: CheckpointJobData | null = null;
   private checkpointError: string | null = null;
+  /** Checkpoint jobs stopped whose connection the thread has not yet said is closed. */
+  private closing = 0;
   private restartTimer: NodeJS.Timeout | null = null;
   private nextId = 0;
   private readonly waiting = new Map<number, (s: RawSample) => void>();
+  private pendingSample: Promise<RawSample> | null = null;
 
   constructor(private readonly options: HousekeepingOptions = {}) {}
 
@@ -119,23 +158,39 @@ export class HousekeepingThread {
   }
 
   /** BufferStore's `startCheckpoints`: checkpoints of `path` on this thread until the runner is stopped. */
-  readonly startCheckpoints = (path: string): CheckpointRunner => {
-    const data = checkpointJobData(path, this.options.checkpointIntervalMs);
+  readonly startCheckpoints = (path: string, shrink?: ShrinkTarget): CheckpointRunner => {
+    const data = checkpointJobData(path, this.options.checkpointIntervalMs, shrink);
     const worker = this.ensureWorker();
     this.checkpoints = data; // after ensureWorker, which starts them itself on a thread it restarts
     worker.postMessage({ kind: 'checkpoint-start', data } satisfies ToThread);
+    let stopped = false;
     return {
       stop: () => {
         if (this.checkpoints !== data) return;
         this.checkpoints = null;
-        this.worker?.postMessage({ kind: 'checkpoint-stop' } satisfies ToThread);
+        stopped = true;
+        if (this.worker === null) return;
+        this.closing++;
+        this.worker.postMessage({ kind: 'checkpoint-stop' } satisfies ToThread);
       },
       error: () => this.checkpointError,
+      // A thread that ended has no connection left; else it says so after each stop, in order.
+      closed: () => stopped && this.closing === 0,
     };
   };
 
-  /** One systeminformation sample; failures come back as `{ error }`, never as a rejection. */
+  /**
+   * One systeminformation sample; failures come back as `{ error }`, never as a rejection. While a
+   * sample is pending, callers share it: a thread held up never gets a queue of them.
+   */
   sample(): Promise<RawSample> {
+    this.pendingSample ??= this.requestSample().finally(() => {
+      this.pendingSample = null;
+    });
+    return this.pendingSample;
+  }
+
+  private requestSample(): Promise<RawSample> {
     const worker = this.ensureWorker();
     const id = this.nextId++;
     return new Promise<RawSample>((done) => {
@@ -159,6 +214,7 @@ export class HousekeepingThread {
     this.restartTimer = null;
     const w = this.worker;
     this.worker = null;
+    this.closing = 0;
     this.failWaiting('stopped');
     if (!w) return;
     const exited = new Promise<void>((done) => w.once('exit', () => done()));
@@ -182,6 +238,10 @@ export class HousekeepingThread {
   }
 
   private onMessage(m: FromThread): void {
+    if (m.kind === 'checkpoint-stopped') {
+      this.closing = Math.max(0, this.closing - 1);
+      return;
+    }
     if (m.kind === 'sample') {
       const done = this.waiting.get(m.id);
       this.waiting.delete(m.id);
@@ -196,6 +256,7 @@ export class HousekeepingThread {
   private ended(worker: Worker, message: string): void {
     if (this.worker !== worker) return; // closed on purpose, or already handled ('error' then 'exit')
     this.worker = null;
+    this.closing = 0;
     this.failWaiting(message);
     if (this.checkpoints) this.checkpointError = message;
     this.options.onError?.('thread', message);

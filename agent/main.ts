@@ -84,6 +84,8 @@ export class Agent implements AgentParts {
       path: join(config.dataDir, 'buffer.sqlite'),
       maxBytes: config.bufferMaxBytes,
       startCheckpoints: this.housekeeping.startCheckpoints,
+      // The buffer file deleted or replaced under the agent, and what was done about it.
+      onFileEvent: (message) => this.logger.error({ component: 'buffer' }, message),
     });
     // A faulty model (run error, non-finite scores) is rolled back by the model manager.
     this.engine = new InferenceEngine((fault) => this.models.handleFault(fault));
@@ -143,6 +145,7 @@ export class Agent implements AgentParts {
         },
         stop: async () => {
           try {
+            this.evictionWatch.flush(); // evictions the once-a-minute limit still held
             this.buffer.close();
           } finally {
             await this.housekeeping.close(); // after the buffer's last checkpoint, which it runs
@@ -232,6 +235,7 @@ export class Agent implements AgentParts {
     if (this.bufferError !== null) this.logger.info({ component: 'buffer', attempts: this.bufferAttempts }, `buffer opened after ${this.bufferAttempts} attempts`);
     this.bufferError = null;
     this.bufferAttempts = 0;
+    this.evictionWatch.opened(); // the baseline now, before the first commit can evict
     this.checkDiskRoom();
     this.checkClockAgainstBuffer();
     return true;

@@ -1,5 +1,9 @@
+import { statfs } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { HousekeepingThread } from './housekeeping.js';
+
+/** How long a sample waits for the data dir's statfs. */
+const DISK_TIMEOUT_MS = 5_000;
 
 export interface SystemSnapshot {
   sampledAt: string | null;
@@ -12,14 +16,17 @@ export interface SystemSnapshot {
 }
 
 /**
- * The gateway's health from systeminformation, sampled by a scheduled job and served from the last
- * sample, so /status never waits on the OS. systeminformation runs shell commands synchronously
- * (spawnSync/execSync) for CPU and disk figures: on the event loop that would stall scoring and
- * HTTP for tens of milliseconds, so it runs on the housekeeping thread (agent/housekeeping.ts).
+ * The gateway's health, sampled by a scheduled job and served from the last sample, so /status
+ * never waits on the OS. CPU, memory and temperature come from systeminformation, which runs shell
+ * commands synchronously (spawnSync/execSync): on the event loop that would stall scoring and HTTP
+ * for tens of milliseconds, so it runs on the housekeeping thread (agent/housekeeping.ts). The disk
+ * is the data dir's own file system, from statfs (see sampleDisk).
  */
 export class SystemHealth {
   private snapshot: SystemSnapshot;
   private readonly thread: HousekeepingThread;
+  /** A statfs of the data dir has not returned yet. */
+  private diskPending = false;
   /** True when this instance started the thread itself (it then ends it in close()). */
   private readonly ownsThread: boolean;
 
@@ -47,38 +54,69 @@ export class SystemHealth {
     return { ...this.snapshot, processRssBytes: process.memoryUsage.rss() };
   }
 
+  /**
+   * Samples every figure; those that come are kept, those that do not are null and named in
+   * `error` (a hung `df`-like call on one figure must not blank the others).
+   */
   async sample(): Promise<SystemSnapshot> {
-    const raw = await this.thread.sample();
-    if (raw.error !== undefined || !raw.load || !raw.mem || !raw.disks || !raw.temp) {
-      this.snapshot = { ...this.snapshot, error: raw.error ?? 'incomplete sample' };
-      return this.snapshot;
-    }
-    const disk = pickDisk(raw.disks, resolve(this.dataDir));
-    const { total, available } = raw.mem;
+    const [raw, disk] = await Promise.all([this.thread.sample(), this.sampleDisk()]);
+    const problems = [...(raw.error !== undefined ? [raw.error] : []), ...(raw.errors ?? []), ...('error' in disk ? [disk.error] : [])];
+    const any = raw.load !== undefined || raw.mem !== undefined || raw.temp !== undefined || !('error' in disk);
+    const mem = raw.mem;
     this.snapshot = {
-      sampledAt: new Date().toISOString(),
-      cpu: { loadPercent: round(raw.load.currentLoad), cores: raw.load.cores || null },
-      memory: { totalBytes: total, availableBytes: available, usedPercent: round(((total - available) / total) * 100) },
-      disk: { path: this.dataDir, totalBytes: disk?.size ?? null, freeBytes: disk?.available ?? null, usedPercent: disk ? round(disk.use) : null },
-      temperature: { mainCelsius: finiteOrNull(raw.temp.main), maxCelsius: finiteOrNull(raw.temp.max) },
+      sampledAt: any ? new Date().toISOString() : this.snapshot.sampledAt,
+      cpu: { loadPercent: raw.load ? round(raw.load.currentLoad) : null, cores: raw.load?.cores || null },
+      memory: {
+        totalBytes: mem?.total ?? null,
+        availableBytes: mem?.available ?? null,
+        usedPercent: mem ? round(((mem.total - mem.available) / mem.total) * 100) : null,
+      },
+      disk: 'error' in disk ? { path: this.dataDir, totalBytes: null, freeBytes: null, usedPercent: null } : { path: this.dataDir, ...disk },
+      temperature: { mainCelsius: finiteOrNull(raw.temp?.main), maxCelsius: finiteOrNull(raw.temp?.max) },
       processRssBytes: process.memoryUsage.rss(),
+      ...(problems.length > 0 ? { error: problems.join('; ') } : {}),
     };
     return this.snapshot;
+  }
+
+  /**
+   * The data dir's own file system, from statfs (the figures `df` shows for it): no child process,
+   * and no mount table to match the path against. Never two at once: while one is stuck (a hung
+   * network mount) the next sample says so instead of starting another.
+   */
+  private async sampleDisk(): Promise<{ totalBytes: number; freeBytes: number; usedPercent: number | null } | { error: string }> {
+    if (this.diskPending) return { error: 'disk: the previous statfs of the data directory has not returned' };
+    const pending = statfs(resolve(this.dataDir));
+    this.diskPending = true;
+    const settle = () => {
+      this.diskPending = false;
+    };
+    pending.then(settle, settle);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((done) => {
+      timer = setTimeout(() => done('late'), DISK_TIMEOUT_MS);
+    });
+    try {
+      const s = await Promise.race([pending, late]);
+      if (s === 'late') return { error: `disk: statfs of the data directory gave no answer in ${DISK_TIMEOUT_MS / 1000} s` };
+      const used = s.blocks - s.bfree;
+      return {
+        totalBytes: s.blocks * s.bsize,
+        freeBytes: s.bavail * s.bsize,
+        // As df's Use%: of the blocks an unprivileged process may use (root's reserve left out).
+        usedPercent: used + s.bavail > 0 ? round((used / (used + s.bavail)) * 100) : null,
+      };
+    } catch (err) {
+      return { error: `disk: ${(err as Error).message}` };
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Ends its own sampling thread (idempotent); a shared thread is ended by its owner (agent/main.ts). */
   async close(): Promise<void> {
     if (this.ownsThread) await this.thread.close();
   }
-}
-
-/** The mounted file system that holds `dir` (longest mount point prefix). */
-function pickDisk<T extends { mount: string }>(disks: T[], dir: string): T | undefined {
-  let best: T | undefined;
-  for (const d of disks) {
-    if (dir.startsWith(d.mount) && (!best || d.mount.length > best.mount.length)) best = d;
-  }
-  return best ?? disks[0];
 }
 
 const round = (v: number): number | null => (Number.isFinite(v) ? Math.round(v * 10) / 10 : null);

@@ -15,20 +15,42 @@ export interface CheckpointRunner {
   stop(): void;
   /** The last checkpoint failure, if any (the main connection's autocheckpoint still bounds the WAL). */
   error(): string | null;
+  /**
+   * True once the thread's connection is closed after stop() (a runner without a connection of its
+   * own may leave it out). SQLite deletes the `-wal` by its name when the last connection to a file
+   * closes, so a new file must not be put at the path before then (BufferStore's restore).
+   */
+  closed?(): boolean;
+}
+
+/**
+ * Where BufferStore tells the checkpoint job how far to shrink the database file, live (a
+ * SharedArrayBuffer, so a lowered cap needs no message): `[SHRINK_TO_PAGES]` is the most pages the
+ * file should have (0: leave it), `[SHRINK_STEP_PAGES]` the most pages one step may move, and
+ * `[SHRINK_SLACK_PAGES]` how far past SHRINK_TO_PAGES the file may be before shrinking starts.
+ */
+export type ShrinkTarget = Int32Array;
+export const SHRINK_TO_PAGES = 0;
+export const SHRINK_STEP_PAGES = 1;
+export const SHRINK_SLACK_PAGES = 2;
+
+export function newShrinkTarget(): ShrinkTarget {
+  return new Int32Array(new SharedArrayBuffer(3 * Int32Array.BYTES_PER_ELEMENT));
 }
 
 /** Starts checkpoints of the SQLite file at `path`; BufferStore's default is a Checkpointer thread of its own. */
-export type StartCheckpoints = (path: string) => CheckpointRunner;
+export type StartCheckpoints = (path: string, shrink?: ShrinkTarget) => CheckpointRunner;
 
-/** Plain data the checkpoint job needs in its thread (structured-cloned). */
+/** Plain data the checkpoint job needs in its thread (structured-cloned; `shrink` is shared). */
 export interface CheckpointJobData {
   sqlite: string;
   path: string;
   intervalMs: number;
+  shrink?: ShrinkTarget;
 }
 
-export function checkpointJobData(path: string, intervalMs = 500): CheckpointJobData {
-  return { sqlite: createRequire(import.meta.url).resolve('better-sqlite3'), path, intervalMs };
+export function checkpointJobData(path: string, intervalMs = 500, shrink?: ShrinkTarget): CheckpointJobData {
+  return { sqlite: createRequire(import.meta.url).resolve('better-sqlite3'), path, intervalMs, shrink };
 }
 
 /**
@@ -44,8 +66,39 @@ function startCheckpoints(data, report) {
   db.pragma('busy_timeout = 1000');
   db.pragma('cache_size = -256');
   let failed = false;
+  // A file made with auto_vacuum = INCREMENTAL (2) gives its free pages back to the file system:
+  // a bounded pass per tick moves pages from its end into free ones, and the checkpoint that copies
+  // the pass truncates the file. Here, not on the writer: an idle agent shrinks too. A file still
+  // without it (made before 2026-12-05) is converted by BufferStore with one VACUUM.
+  // Steps of at most SHRINK_STEP_PAGES, each checkpointed so the next reuses the WAL from its start,
+  // up to 8 MiB of 4 KiB pages or 100 ms a tick: the file shrinks by up to 16 MiB/s, and a commit
+  // waits for one step at most (the write lock is released between steps).
+  // Shrinking starts past the target by the slack (at a steady cap the file passes its share by
+  // about one commit before eviction: pages the next commits reuse, not worth moving) and goes
+  // down to the target.
+  let shrinking = false;
+  const shrink = () => {
+    const target = data.shrink ? Atomics.load(data.shrink, 0) : 0;
+    if (target <= 0 || db.pragma('auto_vacuum', { simple: true }) !== 2) return;
+    if (!shrinking && db.pragma('page_count', { simple: true }) - target <= Atomics.load(data.shrink, 2)) return;
+    shrinking = true;
+    const start = Date.now();
+    for (let moved = 0; moved < 2048 && Date.now() - start < 100; ) {
+      const over = db.pragma('page_count', { simple: true }) - target;
+      const free = db.pragma('freelist_count', { simple: true });
+      const pages = Math.min(over, free, Atomics.load(data.shrink, 1));
+      if (pages <= 0) {
+        shrinking = false;
+        return;
+      }
+      db.pragma('incremental_vacuum(' + pages + ')');
+      db.pragma('wal_checkpoint(PASSIVE)');
+      moved += pages;
+    }
+  };
   const checkpoint = () => {
     try {
+      shrink();
       db.pragma('wal_checkpoint(PASSIVE)');
       failed = false;
     } catch (err) {
@@ -68,8 +121,7 @@ ${CHECKPOINT_JOB_SOURCE}
 const stop = startCheckpoints(workerData, (error) => parentPort.postMessage({ error }));
 parentPort.on('message', (m) => {
   if (m !== 'stop') return;
-  stop();
-  parentPort.close();
+  try { stop(); } finally { parentPort.close(); }
 });
 `;
 
@@ -80,17 +132,19 @@ const THREAD_LIMITS = { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 8 }
 export class Checkpointer implements CheckpointRunner {
   private worker: Worker | null = null;
   private lastError: string | null = null;
+  private ended = false;
 
   constructor(
     private readonly path: string,
     private readonly intervalMs = 500,
+    private readonly shrink?: ShrinkTarget,
   ) {}
 
   start(): void {
     if (this.worker) return;
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: checkpointJobData(this.path, this.intervalMs),
+      workerData: checkpointJobData(this.path, this.intervalMs, this.shrink),
       // The thread only runs a pragma every interval: a small heap (V8 would otherwise let the
       // young generation of every isolate grow to 32 MB). Running out of it ends the thread with
       // an error (kept in error()); the main connection's autocheckpoint still bounds the WAL.
@@ -104,11 +158,18 @@ export class Checkpointer implements CheckpointRunner {
       this.lastError = err.message;
       this.worker = null;
     });
+    worker.on('exit', () => {
+      this.ended = true;
+    });
     this.worker = worker;
   }
 
   error(): string | null {
     return this.lastError;
+  }
+
+  closed(): boolean {
+    return this.ended;
   }
 
   /** Asks the thread to checkpoint once more and close its connection; it ends on its own. */
@@ -119,8 +180,8 @@ export class Checkpointer implements CheckpointRunner {
 }
 
 /** BufferStore's default: a Checkpointer thread per open buffer. */
-export const ownCheckpointThread: StartCheckpoints = (path) => {
-  const c = new Checkpointer(path);
+export const ownCheckpointThread: StartCheckpoints = (path, shrink) => {
+  const c = new Checkpointer(path, 500, shrink);
   c.start();
   return c;
 };

@@ -69,9 +69,19 @@ export function databaseBudget(maxBytes: number): number {
 }
 
 /**
- * Keeps the buffer's files under its byte cap: the database file's pages in use (freed pages are
- * reused by SQLite, so the file stops growing) within `databaseBudget`, evicted in chunks down to
- * 95 % of it, and the WAL with its index within the rest (`walBudget`).
+ * The pages one step of the checkpoint thread's incremental vacuum moves: half the WAL's share
+ * (16 to 2048 pages), each step checkpointed before the next, so the WAL stays within its share
+ * while the file shrinks (see CHECKPOINT_JOB_SOURCE for how many steps a tick takes).
+ */
+const SHRINK_STEP_MIN_PAGES = 16;
+const SHRINK_STEP_MAX_PAGES = 2048;
+
+/**
+ * Keeps the buffer's files under its byte cap: the database file's pages in use within
+ * `databaseBudget`, evicted in chunks down to 95 % of it, and the WAL with its index within the
+ * rest (`walBudget`). Freed pages are reused by SQLite, so at a fixed cap the file stops growing;
+ * after the cap is lowered the checkpoint thread gives the free pages past the budget back
+ * (`shrinkTarget`, incremental vacuum), so the file itself comes under the cap too.
  */
 export class Eviction {
   private readonly totals: EvictionCounts;
@@ -99,6 +109,30 @@ export class Eviction {
     const pages = Number(this.pageCount.get());
     const free = Number(this.freelistCount.get());
     return (pages - free) * this.pageSize;
+  }
+
+  /** The database file as SQLite sees it (pages in use and free), which the checkpoint truncates the file to. */
+  fileBytes(): number {
+    return Number(this.pageCount.get()) * this.pageSize;
+  }
+
+  /**
+   * How far the checkpoint thread shrinks the file (pages), once past it by `slackPages`: the database's share of the cap
+   * `setting`, not of a lower cap the full disk imposes (there the file keeps its blocks, so
+   * commits reuse its free pages instead of needing room the disk no longer has); and the most
+   * pages one pass moves (SHRINK_STEP_*): the WAL takes them beside its share until the checkpoint.
+   */
+  shrinkTarget(setting: number): { pages: number; stepPages: number; slackPages: number } {
+    const step = Math.floor(walBudget(this.maxBytes) / this.pageSize / 2);
+    const pages = Math.max(1, Math.floor(databaseBudget(setting) / this.pageSize));
+    return {
+      pages,
+      // An eighth of the share (64 pages at least): at a steady cap the file passes the share by
+      // about one commit before eviction, and pages the next commits reuse are not worth moving
+      // back and forth (each step also competes with the writer for the write lock).
+      slackPages: Math.max(64, Math.floor(pages / 8)),
+      stepPages: Math.max(SHRINK_STEP_MIN_PAGES, Math.min(SHRINK_STEP_MAX_PAGES, step)),
+    };
   }
 
   counts(): EvictionCounts {

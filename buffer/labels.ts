@@ -85,6 +85,23 @@ interface LabelRow {
 
 const COLUMNS = 'id, pump_id, kind, fault_type, note, alert_seq, from_ts, to_ts, author, created_at, synced';
 
+/** Largest epoch ms a JavaScript Date holds (year 275760): a time beyond it has no ISO form. */
+export const MAX_DATE_MS = 8_640_000_000_000_000;
+
+/**
+ * SQL true when a label's stored times are all dates. A row that is not (stored before the route
+ * bounded `from` and `to`: a client sending epoch microseconds) is never read as a label: one such
+ * row made every GET /labels fail and stopped every later label's upload. setAsideInvalid moves it
+ * to the rejected table.
+ */
+const VALID_TIMES_SQL = `abs(from_ts) <= ${MAX_DATE_MS} AND abs(to_ts) <= ${MAX_DATE_MS} AND abs(created_at) <= ${MAX_DATE_MS}`;
+
+/** A label kept out of the labels (times that are not dates), with why. */
+export interface SetAsideLabel {
+  id: string;
+  reason: string;
+}
+
 function fromRow(r: LabelRow): Label {
   return {
     id: r.id,
@@ -123,7 +140,7 @@ export class LabelStore {
 
   /** Labels newest first, optionally of one pump and created from a time on. */
   list(opts: { pumpId?: string; sinceTs?: number; limit: number }): Label[] {
-    const where: string[] = ['created_at >= ?'];
+    const where: string[] = ['created_at >= ?', VALID_TIMES_SQL];
     const args: unknown[] = [opts.sinceTs ?? 0];
     if (opts.pumpId !== undefined) {
       where.push('pump_id = ?');
@@ -135,8 +152,38 @@ export class LabelStore {
 
   /** Labels not uploaded yet, oldest first. */
   unsynced(limit: number): Label[] {
-    const sql = `SELECT ${COLUMNS} FROM labels WHERE synced = 0 ORDER BY created_at, rowid LIMIT ?`;
+    const sql = `SELECT ${COLUMNS} FROM labels WHERE synced = 0 AND ${VALID_TIMES_SQL} ORDER BY created_at, rowid LIMIT ?`;
     return (this.buffer.db.prepare(sql).all(limit) as LabelRow[]).map(fromRow);
+  }
+
+  /**
+   * Moves labels whose stored times are not dates to the rejected table (source `label`, the row
+   * as JSON, the reason), as refused readings are kept: such a label can be neither shown nor
+   * uploaded, and must not stop the others. Returns what was moved. Two steps (the rejected row is
+   * committed first), so a crash in between keeps the label twice, never loses it.
+   */
+  setAsideInvalid(now: number): SetAsideLabel[] {
+    const db = this.buffer.db;
+    const rows = db.prepare(`SELECT ${COLUMNS} FROM labels WHERE NOT (${VALID_TIMES_SQL}) ORDER BY rowid`).all() as LabelRow[];
+    if (rows.length === 0) return [];
+    const out = rows.map((r) => ({ id: r.id, reason: invalidTimes(r) }));
+    this.buffer.appendRejected(
+      rows.map((r, i) => ({
+        source: 'label',
+        raw: JSON.stringify(r),
+        reason: out[i]!.reason,
+        receivedAt: Math.abs(r.created_at) <= MAX_DATE_MS ? r.created_at : now,
+      })),
+    );
+    const remove = db.prepare('DELETE FROM labels WHERE id = ?');
+    try {
+      db.transaction(() => {
+        for (const r of rows) remove.run(r.id);
+      })();
+    } catch (err) {
+      throw classifySqliteError(err, this.buffer.path, 'moving labels with impossible times to the rejected table');
+    }
+    return out;
   }
 
   markSynced(ids: readonly string[]): void {
@@ -190,9 +237,9 @@ export class LabelStore {
     const out = new Map<number, Label>();
     if (alerts.length === 0) return out;
     const db = this.buffer.db;
-    const own = db.prepare(`SELECT ${COLUMNS} FROM labels WHERE alert_seq = ? ORDER BY created_at DESC, rowid DESC LIMIT 1`);
+    const own = db.prepare(`SELECT ${COLUMNS} FROM labels WHERE alert_seq = ? AND ${VALID_TIMES_SQL} ORDER BY created_at DESC, rowid DESC LIMIT 1`);
     const covering = db.prepare(
-      `SELECT ${COLUMNS} FROM labels WHERE pump_id = ? AND from_ts <= ? AND to_ts >= ?
+      `SELECT ${COLUMNS} FROM labels WHERE pump_id = ? AND from_ts <= ? AND to_ts >= ? AND ${VALID_TIMES_SQL}
        ORDER BY created_at DESC, rowid DESC LIMIT 1`,
     );
     for (const a of alerts) {
@@ -201,4 +248,11 @@ export class LabelStore {
     }
     return out;
   }
+}
+
+/** Which stored times of a label are not dates, for the rejected table. */
+function invalidTimes(r: LabelRow): string {
+  const bad = (['from_ts', 'to_ts', 'created_at'] as const).filter((k) => !(Math.abs(r[k]) <= MAX_DATE_MS)).map((k) => `${k} ${r[k]}`);
+  const what = bad.length > 1 ? 'are not times' : 'is not a time';
+  return `label ${r.id}: ${bad.join(' and ')} ${what} (epoch ms beyond ±${MAX_DATE_MS}, the year 275760): it can be neither shown nor uploaded`;
 }

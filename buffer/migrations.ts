@@ -99,8 +99,8 @@ export const MIGRATIONS: readonly string[] = [
   // its first and last seq; planning and uploading write one sync_batches row instead of every
   // reading (bench/sync: those per-row updates took 40 % of a drain). The per-row columns batch_id
   // and synced stay in the table unused (dropping them would rewrite the whole file on upgrade);
-  // their indexes go, which also makes every insert cheaper. Ranges equal the per-row state they
-  // replace: a batch marked exactly the unplanned rows of its pump between its bounds.
+  // their indexes go, which also makes every insert cheaper. Before this SQL runs, rangesFromRows
+  // rewrites the schema-5 batches so that each range holds exactly the rows its batch carried.
   // readings_sync_state shows the per-row view for people and tests.
   `
   DROP INDEX readings_unplanned_anomalies;
@@ -112,6 +112,79 @@ export const MIGRATIONS: readonly string[] = [
     FROM readings r LEFT JOIN sync_batches b ON b.pump_id = r.pump_id AND r.seq BETWEEN b.first_seq AND b.last_seq;
   `,
 ];
+
+/**
+ * Schema 5 marked each row with its batch, and a batch took only the *unplanned* rows of its pump
+ * between its bounds: a bulk batch planned after an anomaly's batch (with readings arriving in
+ * between) spans it, e.g. bulk 1..200 around the anomaly's 40..100. As ranges those overlap, and
+ * ranges.ts relies on a pump's ranges never overlapping: the rows 40..100 counted synced twice
+ * (negative `unsynced`), rows of the bulk batch read as unplanned (planned and uploaded again, or
+ * evicted as unsent), and its retry re-encoded rows it never carried.
+ *
+ * So each batch becomes the runs of consecutive rows of its pump (in seq order) that carry its
+ * batch_id, which never overlap. A batch with one run keeps its id and name, its bounds narrowed to
+ * the run (rows at its edges may have been evicted since). Of a batch with several runs:
+ * - uploaded: one uploaded range per run, named after the batch with `#firstSeq` (the name of an
+ *   uploaded range is only a record: nothing is uploaded under it again);
+ * - planned or failed: the plan is dropped and its rows are planned again by the next sync cycle
+ *   under new names (a range cannot leave out the other batch's rows, and its planned name says
+ *   first-last of rows it would no longer hold). Should schema 5 have uploaded it without marking
+ *   it, those rows are in Blob Storage twice, under two names; the trainer reads each
+ *   (device, seq, time) once.
+ * A batch none of whose rows is left (evicted, or removed by retention) is forgotten.
+ */
+function rangesFromRows(db: Database): void {
+  interface V5Batch { id: number; pump_id: string; blob_name: string; state: string }
+  const batches = db.prepare('SELECT id, pump_id, blob_name, state FROM sync_batches ORDER BY id').all() as V5Batch[];
+  const own = db.prepare('SELECT count(*) AS n, min(seq) AS lo, max(seq) AS hi FROM readings WHERE batch_id = ?');
+  const inRange = db.prepare('SELECT count(*) AS n FROM readings WHERE pump_id = ? AND seq BETWEEN ? AND ?');
+  const rowsOf = db.prepare('SELECT seq, batch_id FROM readings WHERE pump_id = ? AND seq BETWEEN ? AND ? ORDER BY seq');
+  const narrow = db.prepare('UPDATE sync_batches SET first_seq = ?, last_seq = ?, row_count = ? WHERE id = ?');
+  const forget = db.prepare('DELETE FROM sync_batches WHERE id = ?');
+  const addRun = db.prepare(
+    `INSERT INTO sync_batches (kind, pump_id, first_seq, last_seq, row_count, blob_name, priority, state, sha256, created_at, uploaded_at, error)
+     SELECT kind, pump_id, ?, ?, ?, blob_name || '#' || ?, priority, state, sha256, created_at, uploaded_at, error FROM sync_batches WHERE id = ?`,
+  );
+  for (const b of batches) {
+    const mine = own.get(b.id) as { n: number; lo: number | null; hi: number | null };
+    if (mine.n === 0 || mine.lo === null || mine.hi === null) {
+      forget.run(b.id);
+      continue;
+    }
+    if ((inRange.get(b.pump_id, mine.lo, mine.hi) as { n: number }).n === mine.n) {
+      narrow.run(mine.lo, mine.hi, mine.n, b.id); // one run: the range holds exactly its rows
+      continue;
+    }
+    if (b.state !== 'uploaded') {
+      forget.run(b.id);
+      continue;
+    }
+    const runs: Array<{ first: number; last: number; n: number }> = [];
+    let run: { first: number; last: number; n: number } | null = null;
+    for (const r of rowsOf.all(b.pump_id, mine.lo, mine.hi) as Array<{ seq: number; batch_id: number | null }>) {
+      if (r.batch_id !== b.id) run = null;
+      else if (run === null) runs.push((run = { first: r.seq, last: r.seq, n: 1 }));
+      else {
+        run.last = r.seq;
+        run.n++;
+      }
+    }
+    for (const r of runs.slice(1)) addRun.run(r.first, r.last, r.n, r.first, b.id);
+    narrow.run(runs[0]!.first, runs[0]!.last, runs[0]!.n, b.id);
+  }
+  const overlaps = db
+    .prepare(
+      `SELECT count(*) AS n FROM (SELECT first_seq, lag(last_seq) OVER (PARTITION BY pump_id ORDER BY first_seq, last_seq) AS prev
+       FROM sync_batches) WHERE first_seq <= prev`,
+    )
+    .get() as { n: number };
+  if (overlaps.n > 0) {
+    throw new BufferError('PW_BUFFER_CORRUPT', `${overlaps.n} sync batch ranges overlap after turning schema-5 batches into ranges: the file was left at schema 5`);
+  }
+}
+
+/** Data rewrites that run, in the same transaction, before the SQL of a step (by its number). */
+const BEFORE_STEP: Partial<Record<number, (db: Database) => void>> = { 6: rangesFromRows };
 
 export function migrate(db: Database): number {
   db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
@@ -128,6 +201,7 @@ export function migrate(db: Database): number {
   for (; version < MIGRATIONS.length; version++) {
     const step = MIGRATIONS[version]!;
     db.transaction(() => {
+      BEFORE_STEP[version + 1]?.(db);
       db.exec(step);
       db.prepare('UPDATE schema_version SET version = ?').run(version + 1);
     })();

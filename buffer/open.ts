@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { accessSync, constants, mkdirSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { BufferError, classifySqliteError } from './errors.js';
 import { migrate } from './migrations.js';
 
@@ -34,7 +34,36 @@ export function openDatabase(path: string): Database.Database {
     if (err instanceof BufferError) {
       throw new BufferError(err.code, `opening the buffer ${path}: ${err.message}`, { cause: err });
     }
-    throw classifySqliteError(err, path, 'opening the buffer');
+    const error = classifySqliteError(err, path, 'opening the buffer');
+    throw error.code === 'PW_BUFFER_CANNOT_OPEN' ? (folderProblem(path, error) ?? error) : error;
+  }
+}
+
+/**
+ * Why SQLite could not open a file (SQLITE_CANTOPEN), told by its folder. On a read-only volume a
+ * buffer closed cleanly (no -wal, no -shm left) fails at `journal_mode = WAL` with CANTOPEN, as
+ * SQLite cannot create the -shm beside it: that was reported as PW_BUFFER_CANNOT_OPEN ("fix the
+ * path or its permissions"), though it is the volume, and the buffer opens by itself once the volume
+ * is writable again (the agent retries every 30 s). Null when the folder says nothing more.
+ */
+function folderProblem(path: string, error: BufferError): BufferError | null {
+  const dir = dirname(path);
+  try {
+    accessSync(dir, constants.W_OK);
+    return null;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const options = { cause: error.cause };
+    if (code === 'EROFS') {
+      return new BufferError('PW_BUFFER_READONLY', `opening the buffer: the volume holding ${dir} is read-only, so SQLite cannot create ${basename(path)}-wal and -shm beside ${path} (${error.message})`, options);
+    }
+    if (code === 'EACCES' || code === 'EPERM') {
+      return new BufferError('PW_BUFFER_CANNOT_OPEN', `opening the buffer: this process may not write in ${dir}, where SQLite keeps ${basename(path)}-wal and -shm (${error.message})`, options);
+    }
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      return new BufferError('PW_BUFFER_CANNOT_OPEN', `opening the buffer: the folder ${dir} does not exist (${error.message})`, options);
+    }
+    return null;
   }
 }
 

@@ -1,10 +1,10 @@
 import type Database from 'better-sqlite3';
-import { statSync, statfsSync } from 'node:fs';
+import { existsSync, linkSync, renameSync, rmSync, statSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { open, type FileHandle } from 'node:fs/promises';
-import { ownCheckpointThread, type CheckpointRunner, type StartCheckpoints } from './checkpointer.js';
+import { newShrinkTarget, ownCheckpointThread, SHRINK_SLACK_PAGES, SHRINK_STEP_PAGES, SHRINK_TO_PAGES, type CheckpointRunner, type StartCheckpoints } from './checkpointer.js';
 import { BufferError, classifySqliteError } from './errors.js';
-import { Eviction, type EvictionCounts } from './eviction.js';
+import { databaseBudget, Eviction, type EvictionCounts } from './eviction.js';
 import { openDatabase } from './open.js';
 import { PlannedRanges } from './ranges.js';
 import { ROW_COLUMNS, fromDbRow, insertRow, readRows } from './rows.js';
@@ -24,6 +24,11 @@ export interface BufferOptions {
    * agent's housekeeping thread).
    */
   startCheckpoints?: StartCheckpoints;
+  /**
+   * Told when the file was found deleted or replaced while open, and again when that was dealt
+   * with (the agent logs both as errors: readings may have been written into a file about to vanish).
+   */
+  onFileEvent?: (message: string) => void;
 }
 
 export interface BufferStats {
@@ -31,14 +36,55 @@ export interface BufferStats {
   unsynced: number;
   /** Pages in use in the database file (kept within the cap less the WAL's share). */
   bytes: number;
+  /**
+   * The database file on disk now: pages in use plus free ones. Above `bytes` by at most a few
+   * percent at a steady cap; after the cap is lowered it comes down to the new share within
+   * seconds (the checkpoint thread's incremental vacuum, see README "The buffer").
+   */
+  fileBytes: number;
   /** The write-ahead log and its index on disk now (kept near the WAL's share of the cap). */
   walBytes: number;
   maxBytes: number;
+  /**
+   * The cap in force when the disk cannot hold `maxBytes`: what the buffer's files plus the free
+   * space on their volume can take, less a reserve (checked every second); null when the disk is
+   * not the limit.
+   */
+  diskLimitBytes: number | null;
   evicted: EvictionCounts & { total: number };
   rejected: number;
   oldestUnsyncedTs: number | null;
   /** The checkpoint thread's last failure (the main connection's autocheckpoint still bounds the WAL), else null. */
   checkpointError: string | null;
+  /** The last time the file was deleted or replaced while open, and what was done (null: never since start). */
+  fileEvent: string | null;
+}
+
+const KIB = 1024;
+const MIB = 1024 * KIB;
+/** How often commits look at the free disk space (statfs) and the file's identity (stat). */
+const DISK_CHECK_MS = 1000;
+const FILE_CHECK_MS = 250;
+/** A copy of a deleted buffer that failed (a full disk) is tried again this much later. */
+const RESTORE_RETRY_MS = 10_000;
+/** A file up to this size without incremental vacuum is converted (one VACUUM) at open. */
+const CONVERT_AT_OPEN_MAX_BYTES = 64 * MIB;
+/** After the file was deleted or replaced while open, /healthz says so this long (even once dealt with). */
+const FILE_EVENT_HEALTH_MS = 5 * 60_000;
+
+/**
+ * Room kept free on the buffer's volume: a commit and the WAL's growth between two checkpoints
+ * must still fit when the disk is at its limit, and a DELETE needs room in the WAL too (evicting
+ * on a disk that is already full fails). A sixteenth of what the buffer could take, 1 to 64 MiB.
+ */
+export function diskReserve(capacityBytes: number): number {
+  return Math.min(64 * MIB, Math.max(MIB, Math.floor(capacityBytes / 16)));
+}
+
+/** A file's identity: its device and inode (a file put at the path later has other ones). */
+function identity(path: string): string | null {
+  const st = statSync(path, { throwIfNoEntry: false });
+  return st === undefined ? null : `${st.dev}:${st.ino}`;
 }
 
 const INSERT_READING = `INSERT INTO readings (pump_id, ts, received_at, vals, score, anomaly, model_version, imputed,
@@ -65,8 +111,27 @@ export class BufferStore {
   private openError: BufferError | null = null;
   /** Why the last commit stored nothing (disk full, read-only, …); null once readings commit again. */
   private commitError: BufferError | null = null;
+  /** Failures of this file met by other parts (sync's reads on its own connection), by part: see reportFailure. */
+  private readonly reportedFailures = new Map<string, BufferError>();
   /** Sync state as sequence ranges (planned, uploaded); shared by the batch planner and the stats. */
   readonly ranges = new PlannedRanges(() => this.db);
+  /** The cap the free disk space allows (Infinity: the disk is not the limit), re-read every DISK_CHECK_MS. */
+  private diskLimit = Number.POSITIVE_INFINITY;
+  private diskCheckedAt = Number.NEGATIVE_INFINITY;
+  /** Shared with the checkpoint thread: how far to shrink the file. */
+  private readonly shrink = newShrinkTarget();
+  /** Identities of the database file and its WAL as this connection opened them. */
+  private fileIds: { db: string | null; wal: string | null } = { db: null, wal: null };
+  private fileCheckedAt = Number.NEGATIVE_INFINITY;
+  /** Set while the file at the path is not the open one: what is being done about it. */
+  private moved: MovedFile | null = null;
+  /** The checkpoint runner last stopped, until its connection is closed (handleMoved waits for it). */
+  private checkpointerClosing: CheckpointRunner | null = null;
+  private fileEvent: string | null = null;
+  private fileEventAt = Number.NEGATIVE_INFINITY;
+  private finishTimer: NodeJS.Timeout | null = null;
+  /** Set while the file put at the path after a move could not be opened: when to try again. */
+  private reopenAt: number | null = null;
 
   constructor(private readonly options: BufferOptions) {
     this.maxBytes = options.maxBytes;
@@ -84,6 +149,10 @@ export class BufferStore {
 
   /** Opens (creates, migrates) the file; a second call while open does nothing. */
   open(): void {
+    if (this.moved !== null) {
+      this.handleMoved();
+      return;
+    }
     if (this.dbHandle !== null) return;
     try {
       this.openOnce();
@@ -96,6 +165,15 @@ export class BufferStore {
 
   private openOnce(): void {
     const path = this.options.path;
+    // A restore (handleMoved) the process did not live to finish: its copy is complete (it only
+    // gets this name once VACUUM INTO finished), and nothing has been put at the path since.
+    if (!existsSync(path) && existsSync(`${path}.restoring`)) {
+      rmSync(`${path}-wal`, { force: true });
+      rmSync(`${path}-shm`, { force: true });
+      renameSync(`${path}.restoring`, path);
+      this.fileEvent = `${path} had been deleted while open and was restored from ${path}.restoring at this start`;
+      this.fileEventAt = performance.now();
+    }
     const db = openDatabase(path);
     this.dbHandle = db;
     try {
@@ -103,11 +181,17 @@ export class BufferStore {
       this.insertRejected = db.prepare(
         'INSERT INTO rejected (source, raw, reason, received_at) VALUES (?, ?, ?, ?)',
       );
+      this.fileIds = { db: identity(path), wal: identity(`${path}-wal`) };
+      this.fileCheckedAt = performance.now();
       this.eviction = new Eviction(db, this.maxBytes);
+      this.diskCheckedAt = Number.NEGATIVE_INFINITY;
+      this.refreshDiskLimit();
+      this.applyCap();
+      this.convertToIncremental(CONVERT_AT_OPEN_MAX_BYTES);
       this.recount();
       // Checkpoints run beside the writer (buffer/checkpointer.ts); the autocheckpoint Eviction sets
       // with the WAL's share of the cap is only the safety net.
-      this.checkpointer = (this.options.startCheckpoints ?? ownCheckpointThread)(path);
+      this.checkpointer = (this.options.startCheckpoints ?? ownCheckpointThread)(path, this.shrink);
     } catch (err) {
       this.closeQuietly();
       throw classifySqliteError(err, path, 'opening the buffer');
@@ -165,18 +249,39 @@ export class BufferStore {
    * the buffer (what makeRoom frees): a batch the disk could not hold anyway costs nothing unsent.
    */
   private commit(action: string, write: () => void, readings = 0): void {
+    this.checkFileSoon();
     try {
       this.db.transaction(write)();
     } catch (err) {
       const error = classifySqliteError(err, this.options.path, action);
       const unsent = readings > 0 && this.rowCount > 0 && readings <= this.rowCount / 10;
-      if (error.code !== 'PW_BUFFER_DISK_FULL' || !this.evict(() => this.eviction.makeRoom(unsent))) throw this.failed(error);
+      if (error.code !== 'PW_BUFFER_DISK_FULL' || !this.makeRoom(unsent)) throw this.failed(error);
       try {
         this.db.transaction(write)();
       } catch (retryErr) {
         throw this.failed(classifySqliteError(retryErr, this.options.path, action));
       }
     }
+  }
+
+  /**
+   * The disk filled below the cap: the free space is read again now (lowering the cap in force,
+   * which evicts as the cap does), and if that frees nothing, about a tenth of the rows go.
+   */
+  private makeRoom(unsent: boolean): boolean {
+    this.diskCheckedAt = Number.NEGATIVE_INFINITY;
+    this.refreshDiskLimit();
+    if (unsent && this.evict(() => this.eviction.enforce())) return true;
+    if (this.evict(() => this.eviction.makeRoom(unsent))) return true;
+    // Evicting failed too: its DELETEs need room in the WAL. Copying the WAL into the database
+    // file (whose pages it rewrites in place) and truncating it gives back the WAL's blocks.
+    try {
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch {
+      return false;
+    }
+    if (unsent && this.evict(() => this.eviction.enforce())) return true;
+    return this.evict(() => this.eviction.makeRoom(unsent));
   }
 
   /** Keeps a commit's failure for `health()` (a buffer that stores nothing is not healthy) and returns it. */
@@ -190,15 +295,74 @@ export class BufferStore {
    * after a commit, so a failure here is recorded and reported by `health()` instead.
    */
   enforceCap(): void {
+    this.refreshDiskLimit();
     this.evict(() => this.eviction.enforce());
   }
 
-  /** Changes the disk cap (a live setting) and enforces it now. */
+  /**
+   * Changes the disk cap (a live setting) and enforces it now. A file over the new cap shrinks on
+   * the checkpoint thread; one made before incremental vacuum is converted first (one VACUUM,
+   * which blocks commits while it copies the pages in use, and only when the disk has room for it).
+   */
   setMaxBytes(maxBytes: number): void {
     this.maxBytes = maxBytes;
     if (this.dbHandle === null) return; // applied by open()
-    this.eviction.setMaxBytes(maxBytes);
+    this.applyCap();
     this.enforceCap();
+    this.convertToIncremental(0);
+  }
+
+  /** The cap in force: the setting, or less when the disk cannot hold it. */
+  private effectiveCap(): number {
+    return Math.min(this.maxBytes, this.diskLimit);
+  }
+
+  private applyCap(): void {
+    const cap = this.effectiveCap();
+    this.eviction.setMaxBytes(cap);
+    const target = this.eviction.shrinkTarget(this.maxBytes);
+    Atomics.store(this.shrink, SHRINK_STEP_PAGES, target.stepPages);
+    Atomics.store(this.shrink, SHRINK_SLACK_PAGES, target.slackPages);
+    Atomics.store(this.shrink, SHRINK_TO_PAGES, target.pages);
+  }
+
+  /**
+   * Every DISK_CHECK_MS (one statfs): what the buffer's files plus the free space of their volume
+   * can take, less a reserve, becomes the cap in force when it is below the setting. So a disk
+   * filling below the cap evicts as the cap does, before SQLite runs out of room (on a full disk
+   * even the DELETEs of an eviction fail: they need room in the WAL).
+   */
+  private refreshDiskLimit(): void {
+    const now = performance.now();
+    if (now - this.diskCheckedAt < DISK_CHECK_MS) return;
+    this.diskCheckedAt = now;
+    const capacity = this.diskCapacityBytes();
+    const limit = capacity === null ? Number.POSITIVE_INFINITY : Math.max(0, capacity - diskReserve(capacity));
+    const before = this.effectiveCap();
+    this.diskLimit = limit;
+    if (this.effectiveCap() !== before) this.applyCap();
+  }
+
+  /**
+   * A file made before 2026-12-05 has no incremental vacuum, so it could never shrink: one VACUUM
+   * converts it (and compacts it). Done at open for files up to `smallBytes` (quick), else only
+   * when the file is over the cap in force; only with room on the disk for the copy VACUUM writes
+   * (the pages in use go through the WAL); a failure leaves the file as it was.
+   */
+  private convertToIncremental(smallBytes: number): void {
+    const db = this.db;
+    if (Number(db.pragma('auto_vacuum', { simple: true })) !== 0) return;
+    const file = this.eviction.fileBytes();
+    if (file > smallBytes && file <= databaseBudget(this.effectiveCap())) return;
+    try {
+      const fs = statfsSync(dirname(this.options.path));
+      if (fs.bavail * fs.bsize < this.eviction.usedBytes() * 2 + diskReserve(file)) return;
+      db.pragma('auto_vacuum = INCREMENTAL');
+      db.exec('VACUUM');
+    } catch {
+      // stays without incremental vacuum (a full disk, another connection reading): tried again at
+      // the next open or cap change
+    }
   }
 
   /** Runs one eviction and keeps the counts in step; true when something was evicted. */
@@ -222,6 +386,146 @@ export class BufferStore {
   adjustCounts(delta: { rows?: number; unsynced?: number }): void {
     this.rowCount += delta.rows ?? 0;
     this.unsyncedCount += delta.unsynced ?? 0;
+  }
+
+  /**
+   * Checks that the file at the path is still the one open (rate-limited for commits: one stat
+   * every FILE_CHECK_MS). SQLite goes on writing into a file that was deleted or replaced, and all
+   * of that is lost at the next start. Returns false, and starts `handleMoved`, when it is not.
+   */
+  checkFile(): boolean {
+    if (this.moved !== null) return false;
+    if (this.dbHandle === null) return true;
+    this.fileCheckedAt = performance.now();
+    const path = this.options.path;
+    const db = identity(path);
+    const wal = identity(`${path}-wal`);
+    if (db === this.fileIds.db && wal === this.fileIds.wal) return true;
+    const replaced = db !== null && db !== this.fileIds.db;
+    const what = db === null ? 'was deleted' : replaced ? 'was replaced by another file' : 'lost its write-ahead log (-wal deleted or replaced)';
+    this.moved = { replaced, what, at: Date.now(), copy: null, copyTriedAt: Number.NEGATIVE_INFINITY, error: null };
+    this.options.onFileEvent?.(`${path} ${what} while the agent had it open; readings are refused (PW_BUFFER_MOVED) until its rows are copied out and a file at the path is open again`);
+    return false;
+  }
+
+  private checkFileSoon(): void {
+    if (this.dbHandle === null && this.reopenAt !== null && performance.now() >= this.reopenAt) {
+      this.reopenAt = performance.now() + RESTORE_RETRY_MS;
+      this.open();
+      this.reopenAt = null;
+    }
+    if (this.moved !== null || performance.now() - this.fileCheckedAt >= FILE_CHECK_MS) {
+      if (!this.checkFile()) this.handleMoved();
+    }
+  }
+
+  /**
+   * The file at the path is not the open one. Everything committed is still readable through the
+   * open connection, so it is copied out first (VACUUM INTO: a consistent snapshot, sequence
+   * numbers, sync state, models and counters included):
+   * - deleted (or its WAL lost): the copy becomes the file at the path, and the buffer goes on with
+   *   every row it had; nothing acknowledged is lost;
+   * - replaced by another file: that file is someone's on purpose (a restored backup, a swapped
+   *   volume) and is opened as it is; merging rows into it would clash on sequence numbers, so the
+   *   copy is kept aside as `<file>.replaced-<time>` for an operator.
+   * Until that is done, uses fail with PW_BUFFER_MOVED (503; /healthz names it) and nothing is
+   * written. Then the old connections are closed, and the new file is opened only once they are:
+   * SQLite deletes `<file>-wal` by its name when the last one closes. Throws while not done.
+   */
+  private handleMoved(): void {
+    const m = this.moved;
+    if (m === null) return;
+    const path = this.options.path;
+    if (this.dbHandle === null && m.copy === null) {
+      // closed meanwhile (the agent stopping) before anything could be copied: open what is there
+      this.moved = null;
+      this.open();
+      return;
+    }
+    if (this.dbHandle !== null) {
+      if (m.copy === null) {
+        if (performance.now() - m.copyTriedAt < RESTORE_RETRY_MS && m.error !== null) throw m.error;
+        m.copyTriedAt = performance.now();
+        const copy = m.replaced ? `${path}.replaced-${new Date(m.at).toISOString().replace(/[:.]/g, '-')}` : `${path}.restoring`;
+        try {
+          // Into a temporary name first: only a finished copy carries the name open() restores from.
+          rmSync(`${copy}-partial`, { force: true });
+          this.dbHandle.prepare('VACUUM INTO ?').run(`${copy}-partial`);
+          renameSync(`${copy}-partial`, copy);
+          m.copy = copy;
+        } catch (err) {
+          const cause = classifySqliteError(err, path, 'copying the open buffer');
+          m.error = this.movedError(m, `copying its rows out of the open file failed (${cause.message}); nothing is stored until that works (tried every ${RESTORE_RETRY_MS / 1000} s)`, cause);
+          throw m.error;
+        }
+      }
+      // A WAL of the replacement would be deleted by name when the old connections close: keep a link.
+      const foreignWal = m.replaced && identity(`${path}-wal`) !== null && identity(`${path}-wal`) !== this.fileIds.wal;
+      if (foreignWal) {
+        rmSync(`${path}-wal.keep`, { force: true });
+        linkSync(`${path}-wal`, `${path}-wal.keep`);
+      }
+      m.keptWal = foreignWal;
+      this.close();
+      this.openError = this.movedError(m, 'its rows were copied out; the buffer is being reopened', null);
+    }
+    if (this.checkpointerClosing !== null && this.checkpointerClosing.closed?.() === false) {
+      this.finishSoon();
+      throw this.movedError(m, 'its rows were copied out; waiting for the checkpoint connection to close before reopening', null);
+    }
+    this.checkpointerClosing = null;
+    if (m.replaced) {
+      if (m.keptWal === true) {
+        if (!existsSync(`${path}-wal`)) renameSync(`${path}-wal.keep`, `${path}-wal`);
+        else rmSync(`${path}-wal.keep`, { force: true });
+      } else if (identity(`${path}-wal`) === this.fileIds.wal) {
+        // the old file's log, left if its last close could not delete it: never replayed onto the new file
+        rmSync(`${path}-wal`, { force: true });
+        rmSync(`${path}-shm`, { force: true });
+      }
+    } else {
+      rmSync(`${path}-wal`, { force: true }); // the old file's, or left by nobody: never replayed onto the copy
+      rmSync(`${path}-shm`, { force: true });
+      renameSync(m.copy!, path);
+    }
+    this.moved = null;
+    this.fileEvent = `${new Date(m.at).toISOString()}: ${path} ${m.what} while open; ${
+      m.replaced ? `the rows the agent had were kept in ${m.copy} and the new file is used` : 'the buffer was restored at the path with every row it had'
+    }`;
+    this.fileEventAt = performance.now();
+    this.options.onFileEvent?.(this.fileEvent);
+    // The agent's reopen tick only retries opens it started: a file at the path that cannot be
+    // opened (a corrupt replacement) is retried by the next use, every RESTORE_RETRY_MS.
+    this.reopenAt = performance.now() + RESTORE_RETRY_MS;
+    this.open();
+    this.reopenAt = null;
+  }
+
+  /** Finishes handleMoved as soon as the checkpoint connection is closed, without waiting for a use. */
+  private finishSoon(): void {
+    if (this.finishTimer !== null) return;
+    this.finishTimer = setInterval(() => {
+      if (this.moved === null || this.dbHandle !== null) {
+        this.stopFinishing();
+      } else if (this.checkpointerClosing?.closed?.() !== false) {
+        this.stopFinishing();
+        try {
+          this.handleMoved();
+        } catch {
+          // kept for the next use (commit, /healthz), which tries again
+        }
+      }
+    }, 20);
+    this.finishTimer.unref();
+  }
+
+  private stopFinishing(): void {
+    if (this.finishTimer !== null) clearInterval(this.finishTimer);
+    this.finishTimer = null;
+  }
+
+  private movedError(m: MovedFile, detail: string, cause: BufferError | null): BufferError {
+    return new BufferError('PW_BUFFER_MOVED', `${this.options.path} ${m.what} while the agent had it open: ${detail}`, cause === null ? undefined : { cause });
   }
 
   /** The error of a use while closed; after a failed open() its cause is that failure. */
@@ -266,12 +570,15 @@ export class BufferStore {
       rows: this.rowCount,
       unsynced: this.unsyncedCount,
       bytes: this.usedBytes(),
+      fileBytes: fileSize(this.options.path),
       walBytes: this.walFilesBytes(),
       maxBytes: this.maxBytes,
+      diskLimitBytes: this.diskLimit < this.maxBytes ? this.diskLimit : null,
       evicted: { ...evicted, total: evicted.synced + evicted.unsynced + evicted.anomalies + evicted.rejected },
       rejected: this.rejectedCount,
       oldestUnsyncedTs: oldest?.ts ?? null,
       checkpointError: this.checkpointer?.error() ?? null,
+      fileEvent: this.fileEvent,
     };
   }
 
@@ -359,26 +666,44 @@ export class BufferStore {
   }
 
   /**
+   * A part that reads or writes this file on its own (the sync: a corrupt page, a lock) says what it
+   * met, and health() reports it until that part reports null (it got past the buffer again).
+   */
+  reportFailure(part: string, error: BufferError | null): void {
+    if (error === null) this.reportedFailures.delete(part);
+    else this.reportedFailures.set(part, error);
+  }
+
+  /**
    * Liveness of the buffer: a trivial read on the open database, the last commit having stored its
-   * rows (a full disk or a read-only volume fails here until a commit succeeds again), and the cap
-   * being enforceable.
+   * rows (a full disk or a read-only volume fails here until a commit succeeds again), the cap
+   * being enforceable, and no failure reported by another part (reportFailure).
    */
   health(): { ok: boolean; error?: string } {
     try {
+      this.checkFileSoon();
+      if (!this.checkFile()) this.handleMoved();
       this.db.prepare('SELECT 1').get();
       if (this.commitError !== null) return { ok: false, error: `${this.commitError.code}: ${this.commitError.message}` };
       if (this.evictionError !== null) return { ok: false, error: this.evictionError.message };
+      const [reported] = this.reportedFailures;
+      if (reported !== undefined) return { ok: false, error: `${reported[1].code} (met by the ${reported[0]}): ${reported[1].message}` };
+      if (this.fileEvent !== null && performance.now() - this.fileEventAt < FILE_EVENT_HEALTH_MS) {
+        return { ok: false, error: `PW_BUFFER_MOVED: ${this.fileEvent}` };
+      }
       return { ok: true };
     } catch (err) {
-      return { ok: false, error: (err as Error).message };
+      return { ok: false, error: err instanceof BufferError ? `${err.code}: ${err.message}` : (err as Error).message };
     }
   }
 
   close(): void {
+    this.stopFinishing();
     const db = this.dbHandle;
     if (db === null) return;
     this.dbHandle = null;
     this.checkpointer?.stop();
+    this.checkpointerClosing = this.checkpointer;
     this.checkpointer = null;
     db.close();
   }
@@ -399,6 +724,17 @@ export class BufferStore {
       // already failing: the original error is the one to report
     }
   }
+}
+
+interface MovedFile {
+  replaced: boolean;
+  what: string;
+  at: number;
+  /** Where the open file's rows were copied (VACUUM INTO), once done. */
+  copy: string | null;
+  copyTriedAt: number;
+  error: BufferError | null;
+  keptWal?: boolean;
 }
 
 function fileSize(path: string): number {

@@ -4,6 +4,7 @@
  * the service refuses); a policy says *when* to try again: exponential backoff with jitter and a
  * cap for the first kind, a slow fixed pace for the second, and never sooner than Retry-After.
  */
+import { BufferError } from '../buffer/errors.js';
 import { SyncError } from './errors.js';
 import { plainCode, safeErrorMessage, safeFirstLine } from './redact.js';
 
@@ -16,7 +17,8 @@ export type FailureKind =
   | 'conflict' // a different blob already has a planned batch's name
   | 'rejected' // another 4xx: the request itself is refused
   | 'misconfigured' // the target cannot be used as configured (malformed connection string or URL)
-  | 'local'; // a failure on the gateway (buffer, encoding)
+  | 'buffer' // the buffer could not be read or written (a corrupt page, locked, I/O): not the network
+  | 'local'; // another failure on the gateway (encoding)
 
 export interface SyncFailure {
   kind: FailureKind;
@@ -28,6 +30,8 @@ export interface SyncFailure {
   retryAfterMs?: number;
   /** What went wrong, secrets removed. */
   message: string;
+  /** A buffer failure's own words (message without the sync's wording), for the buffer's health check. */
+  detail?: string;
 }
 
 const HEALS: Record<FailureKind, boolean> = {
@@ -39,8 +43,28 @@ const HEALS: Record<FailureKind, boolean> = {
   conflict: false,
   rejected: false,
   misconfigured: false,
+  buffer: true, // by its code: see BUFFER_STAYS
   local: true,
 };
+
+/** Buffer failures that stay until someone acts (the file itself is wrong); the others pass (a lock, a full disk). */
+const BUFFER_STAYS = new Set(['PW_BUFFER_CORRUPT', 'PW_BUFFER_SCHEMA_NEWER', 'PW_BUFFER_INVALID_ROW', 'PW_BUFFER_CANNOT_OPEN']);
+
+/**
+ * A failure of the buffer met by the sync (its reads on the encoder thread or the main thread, its
+ * plans and marks). It once read "Blob Storage is unreachable … database disk image is malformed"
+ * and left connectivity and /healthz saying all was well while one bad page stopped every upload.
+ */
+function bufferFailure(code: string, message: string): SyncFailure {
+  const detail = safeFirstLine(message);
+  return { kind: 'buffer', heals: !BUFFER_STAYS.has(code), code, message: `the buffer failed (${code}): ${detail}`, detail };
+}
+
+/** A SQLite error not yet classified by the buffer (better-sqlite3's SqliteError, code SQLITE_…). */
+export function isSqliteError(err: unknown): err is Error & { code: string } {
+  const code = err instanceof Error ? (err as Error & { code?: unknown }).code : undefined;
+  return typeof code === 'string' && code.startsWith('SQLITE_');
+}
 
 interface HttpLikeError {
   name?: string;
@@ -65,7 +89,7 @@ export function parseRetryAfter(err: unknown, now = Date.now()): number | undefi
 
 function kindOf(err: HttpLikeError): FailureKind {
   const status = err.statusCode;
-  if (status === undefined) return err.name === 'BufferError' || err.name === 'SyncError' ? 'local' : 'offline';
+  if (status === undefined) return err.name === 'SyncError' ? 'local' : 'offline';
   if (status === 401 || status === 403) return 'unauthorized';
   if (status === 404 && err.code === 'ContainerNotFound') return 'container-missing';
   if (status === 429 || status === 503) return 'throttled';
@@ -86,6 +110,14 @@ export class ClassifiedFailure extends Error {
 /** What kind of failure an error is, with a message safe to log and show. */
 export function classifyFailure(err: unknown, now = Date.now()): SyncFailure {
   if (err instanceof ClassifiedFailure) return { ...err.failure };
+  // By name too: the same class loaded twice (sources and dist/ side by side) is still the buffer's.
+  if (err instanceof BufferError || (err instanceof Error && err.name === 'BufferError')) return bufferFailure((err as BufferError).code, err.message);
+  if (isSqliteError(err)) return bufferFailure(err.code, err.message);
+  // A label upload wraps the service's error: its kind is the service's (a 403 is not an outage).
+  if (err instanceof Error && err.name === 'LabelUploadError' && err.cause !== undefined) {
+    const inner = classifyFailure(err.cause, now);
+    return { ...inner, message: `${safeFirstLine((err as Error & { summary?: string }).summary ?? 'uploading labels failed')}: ${inner.message}` };
+  }
   if (err instanceof SyncError) {
     const kinds: Partial<Record<string, FailureKind>> = {
       PW_SYNC_BLOB_CONFLICT: 'conflict',
@@ -122,6 +154,8 @@ function describe(kind: FailureKind, e: HttpLikeError): string {
       return `the blob container does not exist (${what}) and cannot be created with these settings. ${detail}`;
     case 'offline':
       return `Blob Storage is unreachable (${what}). ${detail}`;
+    case 'local':
+      return `a failure on the gateway (${what}): ${detail}`;
     default:
       return `Blob Storage answered ${what}. ${detail}`;
   }

@@ -12,8 +12,9 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { fitRows, storedValuesLength } from '../buffer/batches.js';
 import { BufferReader } from '../buffer/reader.js';
 import type { DbRow } from '../buffer/rows.js';
-import { classifyFailure } from './backoff.js';
+import { classifyFailure, type SyncFailure } from './backoff.js';
 import { encodeRawRowsSync, rowsExtent, type EncodedBatch } from './encoder.js';
+import { safeFirstLine } from './redact.js';
 import type { EncodeReply, EncodeRequest, ThreadMessage, UploadHeldRequest } from './encoder-thread.js';
 import { uploaderFor, type BlobUploader } from './uploader.js';
 
@@ -106,10 +107,22 @@ port.on('message', (m: ThreadMessage) => {
       try {
         reply(encode(m));
       } catch (err) {
-        reply({ id: m.id, ok: false, error: err instanceof Error ? err.message : String(err) });
+        const failure = encodeFailure(err);
+        reply({ id: m.id, ok: false, error: failure.message, failure });
       }
   }
 });
+
+/**
+ * A failure to read or encode a batch, classified here: a read failure is the buffer's (a corrupt
+ * page, a lock, I/O: BufferReader words it as a BufferError) and crosses with its code, so the main
+ * thread reports the buffer, not an unreachable Blob Storage; anything else is the gateway's.
+ */
+function encodeFailure(err: unknown): SyncFailure {
+  const failure = classifyFailure(err);
+  if (failure.kind === 'buffer') return failure;
+  return { kind: 'local', heals: true, message: `encoding a batch failed: ${safeFirstLine(err)}` };
+}
 
 /**
  * Sync is background work: on Linux this thread asks for a lower CPU priority (nice 10; raising

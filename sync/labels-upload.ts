@@ -9,7 +9,7 @@
  */
 import type { ContainerClient } from '@azure/storage-blob';
 import { z } from 'zod';
-import { FAULT_TYPES, LABEL_KINDS, labelFields, type Label, type LabelStore } from '../buffer/labels.js';
+import { FAULT_TYPES, LABEL_KINDS, labelFields, type Label, type LabelStore, type SetAsideLabel } from '../buffer/labels.js';
 import { dayPath, labelsPrefix } from './layout.js';
 import { safeErrorMessage } from './redact.js';
 
@@ -40,10 +40,17 @@ export const LabelRecordSchema = z
   .refine((l) => Date.parse(l.to) >= Date.parse(l.from), { path: ['to'], message: 'to is before from' });
 export type LabelRecord = z.infer<typeof LabelRecordSchema>;
 
+/**
+ * A label upload that failed: `summary` says how far it got, `cause` is the service's (or the
+ * network's) error, which sync/backoff.ts classifies (a 403 is not an outage).
+ */
 export class LabelUploadError extends Error {
   readonly code = 'PW_LABEL_UPLOAD_FAILED';
-  constructor(message: string) {
-    super(message);
+  constructor(
+    readonly summary: string,
+    options?: { cause?: unknown },
+  ) {
+    super(options?.cause === undefined ? summary : `${summary}: ${safeErrorMessage(options.cause)}`, options);
     this.name = 'LabelUploadError';
   }
 }
@@ -66,15 +73,21 @@ function isAlreadyThere(err: unknown): boolean {
  * Uploads every label not yet uploaded and marks it synced. Idempotent: names are fixed by the
  * label's id and the upload is conditional (If-None-Match: *), so a label uploaded before a crash
  * (but not marked) is found already there and simply marked. Labels uploaded before a failure stay
- * marked; the failure is thrown as a LabelUploadError (no secrets in its message).
+ * marked; the failure is thrown as a LabelUploadError (no secrets in its message). A stored label
+ * whose times are not dates is first moved to the rejected table (LabelStore.setAsideInvalid) and
+ * passed to `onSetAside`, for the caller to log: it can never be uploaded, and must not hold up
+ * the labels after it.
  */
 export async function uploadPendingLabels(
   container: ContainerClient,
   labels: LabelStore,
   deviceId: string,
+  opts: { onSetAside?: (labels: SetAsideLabel[]) => void; now?: number } = {},
 ): Promise<{ uploaded: number; alreadyPresent: number }> {
   let uploaded = 0;
   let alreadyPresent = 0;
+  const setAside = labels.setAsideInvalid(opts.now ?? Date.now());
+  if (setAside.length > 0) opts.onSetAside?.(setAside);
   for (;;) {
     const pending = labels.unsynced(BATCH);
     if (pending.length === 0) break;
@@ -96,7 +109,7 @@ export async function uploadPendingLabels(
         done.push(label.id);
       }
     } catch (err) {
-      throw new LabelUploadError(`uploading labels failed after ${uploaded + alreadyPresent} of them: ${safeErrorMessage(err)}`);
+      throw new LabelUploadError(`uploading labels failed after ${uploaded + alreadyPresent} of them`, { cause: err });
     } finally {
       labels.markSynced(done);
     }

@@ -5,10 +5,11 @@
  * It keeps what /status, /healthz and /metrics report: state, connectivity, last error, counts.
  */
 import { SyncBatches, type PlannedBatch } from '../buffer/batches.js';
+import { BufferError, classifySqliteError } from '../buffer/errors.js';
 import type { BufferStore } from '../buffer/store.js';
 import { TokenBucket } from './bandwidth.js';
 import { monotonicNow } from './clock.js';
-import { Backoff, classifyFailure, type BackoffOptions, type FailureKind, type SyncFailure } from './backoff.js';
+import { Backoff, classifyFailure, isSqliteError, type BackoffOptions, type FailureKind, type SyncFailure } from './backoff.js';
 import { planLimits, runCycle, type SyncLogger, type UploadedEvent } from './cycle.js';
 import { EncoderThread } from './encoder-thread.js';
 import type { BlobUploader } from './uploader.js';
@@ -234,13 +235,16 @@ export class SyncWorker {
       });
       if (this.abort.signal.aborted) return { ...done, failure: null, nextDelayMs: 0 };
       if ((await this.deps.afterReadings?.(this.uploader()))?.contacted === true) this.contacted = true;
+      this.reportToBuffer(null);
       if (this.contacted) this.succeeded();
+      else if (this.failure?.kind === 'buffer') this.bufferWorksAgain(); // the target was not asked: no news of it
       else this.state = 'idle'; // nothing was sent: no news of the target, a failure known stays
       // Rows committed during the cycle wait for the next one; an anomaly's kick meanwhile makes it due sooner.
       return { ...done, failure: null, nextDelayMs: settings.intervalMs };
     } catch (err) {
       if (this.abort.signal.aborted) return { rows: 0, blobs: 0, failure: null, nextDelayMs: 0 };
-      const failure = classifyFailure(err, this.clock());
+      // A SQLite error the buffer did not word yet gets its code (PW_BUFFER_CORRUPT, …) and the file's name.
+      const failure = classifyFailure(isSqliteError(err) ? classifySqliteError(err, this.deps.buffer.path, 'syncing') : err, this.clock());
       const nextDelayMs = this.failed(failure);
       return { rows: 0, blobs: 0, failure, nextDelayMs };
     }
@@ -273,6 +277,28 @@ export class SyncWorker {
     this.deps.onFailure?.({ kind: 'conflict', heals: false, message });
   }
 
+  /**
+   * Tells the buffer what the sync met of it, so its /healthz check names a corrupt page or a lock
+   * the sync's reads hit (the store's own use may never touch those pages): set on a buffer failure,
+   * cleared once a cycle gets past the buffer (it ends, or fails on something else).
+   */
+  private reportToBuffer(failure: SyncFailure | null): void {
+    const error = failure?.kind === 'buffer' ? new BufferError(failure.code ?? 'PW_BUFFER_IO', failure.detail ?? failure.message) : null;
+    try {
+      this.deps.buffer.reportFailure('sync', error);
+    } catch {
+      // the sync's own status still says it
+    }
+  }
+
+  /** A cycle got through the buffer after a buffer failure, without asking the target: connectivity stays as it was. */
+  private bufferWorksAgain(): void {
+    this.backoff.reset();
+    this.deps.logger.info({ connectivity: this.connectivity }, 'sync reads the buffer again');
+    this.failure = null;
+    this.state = 'idle';
+  }
+
   /** The cycle ended after the service answered: the target works (a failure known is over). */
   private succeeded(): void {
     this.backoff.reset();
@@ -295,6 +321,8 @@ export class SyncWorker {
     this.lastError = failure.message;
     this.times.error = this.clock();
     this.state = failure.heals ? 'retrying' : 'blocked';
+    this.reportToBuffer(failure);
+    // Connectivity is news of the target only: a buffer failure says nothing of it ('buffer' has no entry).
     const connectivity = CONNECTIVITY[failure.kind];
     if (connectivity) this.setConnectivity(connectivity);
     this.deps.onFailure?.(failure);
@@ -327,9 +355,12 @@ export class SyncWorker {
     };
   }
 
-  /** Unhealthy when a person must act: credentials, container, or a batch that can never upload. */
+  /**
+   * Unhealthy when a person must act: credentials, container, or a batch that can never upload. A
+   * buffer failure is the buffer's check's to name (reportToBuffer), not the sync's.
+   */
   health(): { ok: boolean; error?: string } {
-    if (this.failure && !this.failure.heals) return { ok: false, error: this.failure.message };
+    if (this.failure && !this.failure.heals && this.failure.kind !== 'buffer') return { ok: false, error: this.failure.message };
     const failed = this.failedBatches();
     if (failed > 0) return { ok: false, error: `${failed} batch(es) cannot be uploaded; last: ${this.lastConflict ?? 'see the sync_batches table'}` };
     return { ok: true };

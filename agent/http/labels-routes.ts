@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { FAULT_TYPES, LABEL_KINDS, type LabelStore, type NewLabel } from '../../buffer/labels.js';
+import { FAULT_TYPES, LABEL_KINDS, MAX_DATE_MS, type LabelStore, type NewLabel } from '../../buffer/labels.js';
+import { DEFAULT_LIMITS, type ValidationLimits } from '../ingest/validate.js';
 import { labelJson } from './alerts-routes.js';
 import { parseLimit, parseSince } from './query.js';
 import { readBody } from './body.js';
@@ -36,8 +37,37 @@ function bad(message: string): HttpError {
   return new HttpError(400, 'PW_BAD_LABEL', message);
 }
 
-/** Applies the rules that tie fields together and resolves the time range (from the alert when not given). */
-export function toNewLabel(body: LabelBody, labels: LabelStore): NewLabel {
+/** How far from the gateway clock a label's `from` and `to` may lie: the bounds of a reading's `ts`. */
+export type LabelTimeLimits = Pick<ValidationLimits, 'maxFutureMs' | 'maxPastMs'>;
+
+/** An epoch-ms time as ISO 8601 when it has one (a Date ends in the year 275760), else the number. */
+function showTime(ms: number): string {
+  return Math.abs(ms) <= MAX_DATE_MS ? new Date(ms).toISOString() : String(ms);
+}
+
+/**
+ * A time a technician gave (`from` or `to`) within the bounds a reading's `ts` has, as
+ * agent/ingest/validate.ts words them. Before, any non-negative integer was stored: one beyond the
+ * year 275760 (epoch microseconds sent as milliseconds) got a 500 after it was stored, and from
+ * then on broke GET /labels and the upload of every later label.
+ */
+function checkTime(field: 'from' | 'to', ms: number, now: number, limits: LabelTimeLimits): void {
+  const hint = ms > 1e14 ? ' (epoch milliseconds are expected: is it in microseconds?)' : '';
+  if (ms > now + limits.maxFutureMs) {
+    throw bad(`${field}: ${showTime(ms)} is more than ${limits.maxFutureMs / 1000} s ahead of the gateway clock (${showTime(now)})${hint}`);
+  }
+  if (ms < now - limits.maxPastMs) {
+    const seconds = ms < 1e11 && ms > 0 ? ' (epoch milliseconds are expected: is it in seconds?)' : '';
+    throw bad(`${field}: ${showTime(ms)} is more than ${limits.maxPastMs / 1000} s behind the gateway clock (${showTime(now)})${seconds}`);
+  }
+}
+
+/**
+ * Applies the rules that tie fields together and resolves the time range (from the alert when not
+ * given). Times given are bounded around `now` as a reading's are; an alert's own time passed
+ * those bounds when the reading came in.
+ */
+export function toNewLabel(body: LabelBody, labels: LabelStore, now = Date.now(), limits: LabelTimeLimits = DEFAULT_LIMITS): NewLabel {
   if (body.kind === 'confirmed-fault' && !body.faultType) throw bad('faultType is required for a confirmed fault');
   if (body.kind !== 'confirmed-fault' && body.faultType) throw bad(`faultType applies only to a confirmed fault, not to ${body.kind}`);
   let fromTs = body.from ?? null;
@@ -56,6 +86,8 @@ export function toNewLabel(body: LabelBody, labels: LabelStore): NewLabel {
   }
   if (toTs < fromTs) throw bad('to is before from');
   if (toTs - fromTs > MAX_RANGE_MS) throw bad('the time range is longer than a year');
+  if (body.from != null) checkTime('from', fromTs, now, limits);
+  if (body.to != null) checkTime('to', toTs, now, limits);
   return {
     pumpId: body.pumpId,
     kind: body.kind,
@@ -68,8 +100,12 @@ export function toNewLabel(body: LabelBody, labels: LabelStore): NewLabel {
   };
 }
 
-/** `POST /labels` (a technician's verdict) and `GET /labels?pumpId=&since=&limit=`. */
-export function registerLabelsRoutes(server: StatusServer, deps: { labels: LabelStore; clock?: () => number }): void {
+/**
+ * `POST /labels` (a technician's verdict) and `GET /labels?pumpId=&since=&limit=`. `limits`: the
+ * readings' time bounds in force (PUMPWATCH_MAX_FUTURE_SECONDS, PUMPWATCH_MAX_PAST_SECONDS; default
+ * their defaults).
+ */
+export function registerLabelsRoutes(server: StatusServer, deps: { labels: LabelStore; clock?: () => number; limits?: () => LabelTimeLimits }): void {
   server.route('POST', '/labels', async ({ req }) => {
     const raw = (await readBody(req, MAX_BODY)).toString('utf8');
     let json: unknown;
@@ -80,7 +116,8 @@ export function registerLabelsRoutes(server: StatusServer, deps: { labels: Label
     }
     const parsed = LabelBodySchema.safeParse(json);
     if (!parsed.success) throw bad(describe(parsed.error));
-    const label = deps.labels.add(toNewLabel(parsed.data, deps.labels), (deps.clock ?? Date.now)());
+    const now = (deps.clock ?? Date.now)();
+    const label = deps.labels.add(toNewLabel(parsed.data, deps.labels, now, deps.limits?.() ?? DEFAULT_LIMITS), now);
     return { status: 201, json: { label: labelJson(label) } };
   });
   server.route('GET', '/labels', ({ url }) => {

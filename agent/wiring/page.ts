@@ -24,6 +24,7 @@ export function wirePage(agent: Agent): Part[] {
   agent.status.setPumpRefusals(() => board.refusalStatus());
   registerPageRoutes(agent.server, { board, events });
   registerAlertsRoutes(agent.server, { labels, engine: agent.engine, models: agent.models });
-  registerLabelsRoutes(agent.server, { labels });
+  // A label's from/to are bounded as a reading's ts is, by the settings in force.
+  registerLabelsRoutes(agent.server, { labels, limits: () => ({ maxFutureMs: agent.config.maxFutureSeconds * 1000, maxPastMs: agent.config.maxPastSeconds * 1000 }) });
   return [{ name: 'page-events', start: () => events.start(), stop: () => events.stop() }];
 }

@@ -74,7 +74,9 @@ export function wireSync(agent: Agent): Part[] {
     ...syncMetrics(agent.registry),
     // Technicians' verdicts go to labels/ for the trainer, idempotently, after each cycle's readings.
     afterReadings: async (uploader) => {
-      const { uploaded, alreadyPresent } = await uploadPendingLabels(uploader.containerClient, labels, config.resolvedDeviceId);
+      const { uploaded, alreadyPresent } = await uploadPendingLabels(uploader.containerClient, labels, config.resolvedDeviceId, {
+        onSetAside: (bad) => logger.warn({ labels: bad }, `${bad.length} stored label(s) have times that are not dates: moved to the rejected table, not uploaded`),
+      });
       if (uploaded > 0) logger.info({ uploaded }, 'labels uploaded');
       // A label the service took (or already had) is news of the target, as an uploaded batch is.
       return { contacted: uploaded + alreadyPresent > 0 };

@@ -69,7 +69,9 @@ describe('Eviction under the disk cap (real SQLite file)', () => {
       expect(store.stats().walBytes).toBe(files[1]! + files[2]!);
     }
     expect(store.stats().evicted.unsynced).toBeGreaterThan(0);
-    expect(largest).toBeLessThanOrEqual((cap - databaseBudget(cap)) * 2);
+    // The WAL's share, and what one commit and one eviction chunk add before the checkpoint: with
+    // incremental vacuum (2026-12-05) each also rewrites pointer-map pages (about 90 KiB more here).
+    expect(largest).toBeLessThanOrEqual((cap - databaseBudget(cap)) * 2 + 128 * 1024);
     expect(walBudget(1 << 30)).toBe(64 << 20); // the default cap keeps the WAL limit it always had
   });
 

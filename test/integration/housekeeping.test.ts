@@ -78,7 +78,9 @@ describe('the housekeeping thread (WAL checkpoints and system samples in one wor
     const health = new SystemHealth('.', thread);
     const first = await health.sample();
     expect(first.error).toMatch(/Cannot find module/);
-    expect(first.sampledAt).toBeNull();
+    expect(first.cpu.loadPercent).toBeNull();
+    expect(first.memory.totalBytes).toBeNull();
+    expect(first.disk.totalBytes).toBeGreaterThan(0); // statfs, not systeminformation
 
     const { path } = bufferOn(thread);
     expect(await checkpointed(path)).toBeGreaterThan(2 * 1024 * 1024);
@@ -98,7 +100,7 @@ describe('the housekeeping thread (WAL checkpoints and system samples in one wor
     const thread = new HousekeepingThread({ checkpointIntervalMs: 100, systeminformation: broken, onError: (job, message) => errors.push(`${job}: ${message}`) });
     cleanups.push(() => thread.close());
     const health = new SystemHealth('.', thread);
-    expect((await health.sample()).error).toBe('no figures');
+    expect((await health.sample()).error).toBe('cpu: no figures; memory: no figures; temperature: no figures');
     for (let i = 0; i < 50 && errors.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
     expect(errors).toContain('thread: callback failed');
     expect(thread.running).toBe(true);

@@ -29,4 +29,24 @@ describe('eviction warnings', () => {
     }
     expect(counts).toEqual([500, 6000, 6000]);
   });
+
+  it('takes its baseline when the buffer opens, so evictions before the first tick are told', () => {
+    let evicted = 0;
+    const told: number[] = [];
+    const watch = new EvictionWatch({
+      counts: () => ({ synced: 0, unsynced: evicted, anomalies: 0, rejected: 0 }),
+      maxBytes: () => 1e9,
+      logger: { warn: (fields) => void told.push((fields as { evicted: number }).evicted) },
+      monotonic: () => 0,
+    });
+    evicted = 300; // evicted by an earlier run: not news
+    watch.opened();
+    evicted += 4000; // the first commits after the open
+    watch.check(); // the first tick
+    expect(told).toEqual([4000]);
+    watch.opened(); // a reopen keeps the count going (the counters persist)
+    evicted += 50;
+    watch.flush(); // at a stop, whatever the rate limit
+    expect(told).toEqual([4000, 50]);
+  });
 });

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { BufferError } from '../../buffer/errors.js';
 import { Backoff, classifyFailure, parseRetryAfter } from '../../sync/backoff.js';
 import { SyncError } from '../../sync/errors.js';
+import { LabelUploadError } from '../../sync/labels-upload.js';
 
 const headers = (h: Record<string, string>) => ({ get: (name: string) => h[name.toLowerCase()] });
 const httpError = (statusCode: number, code?: string, h: Record<string, string> = {}) =>
@@ -24,9 +25,31 @@ describe('sync failure classifier', () => {
       [httpError(409, 'BlobAlreadyExists'), 'rejected', false],
       [new SyncError('PW_SYNC_BLOB_CONFLICT', 'x'), 'conflict', false],
       [new SyncError('PW_SYNC_BAD_TARGET', 'x'), 'misconfigured', false],
-      [new BufferError('PW_BUFFER_DISK_FULL', 'x'), 'local', true],
+      [new BufferError('PW_BUFFER_DISK_FULL', 'x'), 'buffer', true],
+      [new BufferError('PW_BUFFER_IO', 'planning a sync batch: database is locked'), 'buffer', true],
+      [new BufferError('PW_BUFFER_CORRUPT', 'x'), 'buffer', false],
     ];
     for (const [err, kind, heals] of cases) expect(classifyFailure(err), kind).toMatchObject({ kind, heals });
+  });
+
+  it('names the buffer, not Blob Storage, for a failure of the buffer (classified or a raw SQLite error)', () => {
+    const corrupt = new BufferError('PW_BUFFER_CORRUPT', 'reading rows to plan a batch: /data/buffer.sqlite is not a valid database (database disk image is malformed)');
+    expect(classifyFailure(corrupt)).toEqual({
+      kind: 'buffer',
+      heals: false,
+      code: 'PW_BUFFER_CORRUPT',
+      message: 'the buffer failed (PW_BUFFER_CORRUPT): reading rows to plan a batch: /data/buffer.sqlite is not a valid database (database disk image is malformed)',
+      detail: 'reading rows to plan a batch: /data/buffer.sqlite is not a valid database (database disk image is malformed)',
+    });
+    const raw = Object.assign(new Error('database is locked'), { name: 'SqliteError', code: 'SQLITE_BUSY' });
+    expect(classifyFailure(raw)).toMatchObject({ kind: 'buffer', heals: true, code: 'SQLITE_BUSY', message: 'the buffer failed (SQLITE_BUSY): database is locked' });
+  });
+
+  it('classifies a failed label upload by the service error it wraps', () => {
+    const err = new LabelUploadError('uploading labels failed after 2 of them', { cause: httpError(403, 'AuthorizationFailure') });
+    expect(classifyFailure(err)).toMatchObject({ kind: 'unauthorized', heals: false, message: expect.stringMatching(/^uploading labels failed after 2 of them: Blob Storage refused the credentials \(403/) });
+    const missing = new LabelUploadError('uploading labels failed after 0 of them', { cause: httpError(404, 'ContainerNotFound') });
+    expect(classifyFailure(missing).kind).toBe('container-missing');
   });
 
   it('keeps the first line of the service message, with secrets removed', () => {

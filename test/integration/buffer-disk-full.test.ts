@@ -1,0 +1,99 @@
+/**
+ * A real full disk below the cap: a tmpfs of 6 MiB mounted in a user and mount namespace
+ * (`unshare -rm`), holding a buffer whose cap is 64 MiB. `PRAGMA max_page_count` (the other tests'
+ * full disk) caps only the database file and leaves the WAL free to grow; on a real full disk even
+ * the DELETEs of an eviction fail (they need room in the WAL), which stopped the buffer for good.
+ * The buffer runs from dist/ (compiled by the test run's global setup; PUMPWATCH_TEST_DIST points
+ * at another build) in a process inside that namespace. Skipped where user namespaces are not allowed.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const DIST = process.env.PUMPWATCH_TEST_DIST ?? join(ROOT, 'dist');
+const STORE = pathToFileURL(join(DIST, 'buffer', 'store.js')).href;
+const mnt = mkdtempSync(join(tmpdir(), 'pw-full-disk-'));
+/** A tmpfs can be mounted here (root, or user namespaces allowed): else the test is skipped, saying why. */
+const canMount = spawnSync('unshare', ['-rm', 'sh', '-c', `mount -t tmpfs -o size=1m tmpfs ${mnt}`]).status === 0;
+if (!canMount) console.warn(`buffer-disk-full: skipped: cannot mount a tmpfs in a user and mount namespace (unshare -rm) here`);
+const scripts = mkdtempSync(join(tmpdir(), 'pw-full-disk-scripts-'));
+
+afterAll(() => {
+  rmSync(mnt, { recursive: true, force: true });
+  rmSync(scripts, { recursive: true, force: true });
+});
+
+/**
+ * Appends 300 batches of 200 readings (~30 MB of rows, five times the disk), then fills what is
+ * left of the disk with another file, as a log or another container would, and appends 50 more.
+ * Prints one JSON line: each phase's outcomes by code, the buffer's stats and health.
+ */
+const SCRIPT = `
+import { BufferStore } from ${JSON.stringify(STORE)};
+import { readdirSync, statSync, writeFileSync } from 'node:fs';
+const dir = process.argv[2];
+const store = new BufferStore({ path: dir + '/buffer.sqlite', maxBytes: 64 << 20 });
+store.open();
+let i = 0;
+const reading = () => {
+  const values = {};
+  for (let k = 0; k < 20; k++) values['Sensor_' + k] = ((i * 7919 + k * 104729) % 100000) / 1000;
+  i++;
+  return { pumpId: 'p', ts: 1795392000000 + i * 1000, receivedAt: 1795392000000 + i * 1000, values, score: 0.2, anomaly: false, modelVersion: 'v1', imputed: false, unscoredReason: null };
+};
+const outcomes = { fill: {}, full: {} };
+const run = (n, phase) => {
+  for (let b = 0; b < n; b++) {
+    let code = 'ok';
+    try { store.appendBatch(Array.from({ length: 200 }, reading)); } catch (err) { code = err.code; }
+    outcomes[phase][code] = (outcomes[phase][code] ?? 0) + 1;
+  }
+};
+run(300, 'fill');
+const evictedWhileFilling = store.stats().evicted.unsynced;
+let k = 0;
+try { for (;;) writeFileSync(dir + '/other-' + k++, Buffer.alloc(16 << 10)); } catch {}
+try { writeFileSync(dir + '/other-last', Buffer.alloc(4096)); } catch {}
+const filesBytes = () => ['buffer.sqlite', 'buffer.sqlite-wal', 'buffer.sqlite-shm'].reduce((n, f) => { try { return n + statSync(dir + '/' + f).size; } catch { return n; } }, 0);
+const buffered = filesBytes();
+const t = Date.now();
+while (Date.now() - t < 1100); // the buffer reads the free space at most once a second
+run(50, 'full');
+const s = store.stats();
+console.log(JSON.stringify({ outcomes, evictedWhileFilling, stats: s, health: store.health(), bufferFiles: buffered }));
+store.close();
+`;
+
+describe.skipIf(!canMount)('a buffer on a real full disk below its cap (a tmpfs in unshare -rm; skipped where it cannot be mounted)', () => {
+  it('evicts the oldest unsent readings as under the cap, and keeps committing when another file takes the rest of the disk', () => {
+    const script = join(scripts, 'full.mjs');
+    writeFileSync(script, SCRIPT);
+    const run = spawnSync('unshare', ['-rm', 'sh', '-c', `set -e; mount -t tmpfs -o size=6m tmpfs ${mnt}; '${process.execPath}' '${script}' ${mnt}`], {
+      encoding: 'utf8',
+    });
+    expect(run.stderr).toBe('');
+    const out = JSON.parse(run.stdout.trim()) as {
+      outcomes: { fill: Record<string, number>; full: Record<string, number> };
+      evictedWhileFilling: number;
+      stats: { rows: number; unsynced: number; evicted: { unsynced: number; total: number }; diskLimitBytes: number | null; maxBytes: number };
+      health: { ok: boolean };
+      bufferFiles: number;
+    };
+    // Every batch committed: the disk's limit became the cap in force before SQLite ran out of room.
+    expect(out.outcomes.fill).toEqual({ ok: 300 });
+    expect(out.evictedWhileFilling).toBeGreaterThan(0);
+    // The disk then full to the last block by another file: eviction still makes room.
+    expect(out.outcomes.full).toEqual({ ok: 50 });
+    expect(out.health).toEqual({ ok: true });
+    // Counted as the cap's evictions are: every reading is either kept or counted as evicted.
+    expect(out.stats.rows + out.stats.evicted.unsynced).toBe(350 * 200);
+    expect(out.stats.evicted.total).toBe(out.stats.evicted.unsynced);
+    expect(out.stats.diskLimitBytes).not.toBeNull();
+    expect(out.stats.diskLimitBytes!).toBeLessThan(6 << 20);
+    expect(out.bufferFiles).toBeLessThan(6 << 20);
+  });
+});
