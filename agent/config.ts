@@ -1,4 +1,4 @@
-import { BlobServiceClient } from '@azure/storage-blob';
+import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 
@@ -55,6 +55,9 @@ const optionalText = z.string().min(1).optional();
 const blobConnectionString = optionalText.superRefine((value, ctx) => {
   if (value === undefined) return;
   try {
+    // Loaded only when a connection string is set (the sync then loads it anyway): about 10 MB of
+    // heap an agent with sync off or a SAS URL does not need.
+    const { BlobServiceClient } = createRequire(import.meta.url)('@azure/storage-blob') as typeof import('@azure/storage-blob');
     BlobServiceClient.fromConnectionString(value);
   } catch (err) {
     const reason = err instanceof Error && err.message.length <= 200 && !err.message.includes(value) ? `: ${err.message}` : '';
