@@ -21,15 +21,23 @@ ${configReference()
   .join('\n')}
 `;
 
-/** Stops cleanly on SIGTERM/SIGINT (IoT Edge sends SIGTERM, then SIGKILL after a grace period). */
+/**
+ * A signal this soon after the first is the same request delivered twice, not a second one: under
+ * `npm start`, Ctrl-C (or a SIGTERM to the process group) reaches the agent from the terminal and
+ * again from npm, which forwards it to its child a moment later.
+ */
+const DUPLICATE_SIGNAL_MS = 1_000;
+
+/** Stops cleanly on SIGTERM/SIGINT (IoT Edge sends SIGTERM, then SIGKILL after a grace period); a second signal, a second later or more, exits at once. */
 function installSignalHandlers(stop: () => Promise<void>): void {
-  let stopping = false;
+  let stoppingSince: number | null = null;
   const onSignal = (signal: NodeJS.Signals): void => {
-    if (stopping) {
+    if (stoppingSince !== null) {
+      if (performance.now() - stoppingSince < DUPLICATE_SIGNAL_MS) return;
       process.stderr.write(`second ${signal}: exiting now\n`);
       process.exit(1);
     }
-    stopping = true;
+    stoppingSince = performance.now();
     const force = setTimeout(() => {
       process.stderr.write('clean stop took longer than 10 s: exiting\n');
       process.exit(1);

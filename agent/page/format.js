@@ -77,13 +77,12 @@ export function fmtNum(v, digits = 3) {
 export function fmtScorePair(score, threshold) {
   const finite = (v) => typeof v === 'number' && Number.isFinite(v);
   if (!finite(score) || !finite(threshold)) return [fmtNum(score), fmtNum(threshold)];
-  const at = (v, d) => Number(v.toPrecision(d));
-  for (let d = 3; d < 9; d++) {
-    if (Math.sign(at(score, d) - at(threshold, d)) === Math.sign(score - threshold)) {
-      return d === 3 ? [fmtNum(score), fmtNum(threshold)] : [String(at(score, d)), String(at(threshold, d))];
-    }
+  const at = (v, d) => String(Number(v.toPrecision(d)));
+  // fmtNum first (it shows 1000 and more as whole numbers), then more significant digits.
+  for (let d = 3; d <= 9; d++) {
+    const texts = d === 3 ? [fmtNum(score), fmtNum(threshold)] : [at(score, d), at(threshold, d)];
+    if (Math.sign(Number(texts[0]) - Number(texts[1])) === Math.sign(score - threshold) || d === 9) return texts;
   }
-  return [String(at(score, 9)), String(at(threshold, 9))];
 }
 
 export function fmtPercent(v) {

@@ -16,6 +16,8 @@ describe('a score beside its threshold', () => {
     expect(pair(3.2272201, 3.22722)).toEqual(['3.2272201', '3.22722']);
     expect(pair(3.22722000001, 3.22722)).toEqual(['3.22722', '3.22722']); // beyond 9 digits (float32 scores have 7): shown equal
     expect(pair(2.5, 2.5)).toEqual(['2.5', '2.5']); // exactly the threshold: not an anomaly (score > threshold)
+    expect(pair(1235.4, 1234.6)).toEqual(['1235.4', '1234.6']); // whole numbers would read 1235 beside 1235
+    expect(pair(5120, 1234.6)).toEqual(['5120', '1235']);
   });
 
   it('shows a missing score or threshold as a dash', () => {
