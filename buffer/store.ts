@@ -443,6 +443,13 @@ export class BufferStore {
       return;
     }
     if (this.dbHandle !== null) {
+      if (m.copy === null && !m.replaced && identity(path) === this.fileIds.db && this.checkpointWholly()) {
+        // Only the write-ahead log went: the rows committed since the last checkpoint were only
+        // in it. One checkpoint through the open connection moved them into the file at the path,
+        // in milliseconds; a copy of the whole buffer first took seconds, and a kill meanwhile
+        // lost them. That file is the buffer: nothing to copy or put back.
+        m.copy = path;
+      }
       if (m.copy === null) {
         if (performance.now() - m.copyTriedAt < RESTORE_RETRY_MS && m.error !== null) throw m.error;
         m.copyTriedAt = performance.now();
@@ -486,7 +493,7 @@ export class BufferStore {
     } else {
       rmSync(`${path}-wal`, { force: true }); // the old file's, or left by nobody: never replayed onto the copy
       rmSync(`${path}-shm`, { force: true });
-      renameSync(m.copy!, path);
+      if (m.copy !== path) renameSync(m.copy!, path);
     }
     this.moved = null;
     this.fileEvent = `${new Date(m.at).toISOString()}: ${path} ${m.what} while open; ${
@@ -499,6 +506,16 @@ export class BufferStore {
     this.reopenAt = performance.now() + RESTORE_RETRY_MS;
     this.open();
     this.reopenAt = null;
+  }
+
+  /** A TRUNCATE checkpoint through the open connection; true when every frame of the log reached the file. */
+  private checkpointWholly(): boolean {
+    try {
+      const [r] = this.dbHandle!.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number; log: number; checkpointed: number }>;
+      return r !== undefined && r.busy === 0 && r.checkpointed === r.log;
+    } catch {
+      return false; // the copy below is the way then
+    }
   }
 
   /** Finishes handleMoved as soon as the checkpoint connection is closed, without waiting for a use. */

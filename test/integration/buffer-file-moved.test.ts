@@ -133,6 +133,20 @@ describe('the buffer file deleted or replaced while open', () => {
     expect(countRows(path)).toBe(25);
   });
 
+  it('saves the rows only the deleted log held with one checkpoint, without copying the buffer (a kill during a copy lost them)', async () => {
+    store.appendBatch(rows(0, 20));
+    rmSync(`${path}-wal`);
+    rmSync(`${path}-shm`);
+    // A copy could not be made at all: the restore must not need one.
+    mkdirSync(`${path}.restoring-partial/x`, { recursive: true });
+    expect(store.health().error).toMatch(/lost its write-ahead log|PW_BUFFER_MOVED/);
+    await appendUntilTaken(store, rows(20, 5));
+    expect(events.at(-1)).toMatch(/the buffer was restored at the path with every row it had/);
+    store.close();
+    expect(countRows(path)).toBe(25);
+    expect(existsSync(`${path}.restoring`)).toBe(false);
+  });
+
   it('opens a file put in its place as it is, and keeps the rows it had in a copy beside it', async () => {
     store.appendBatch(rows(0, 20));
     // Another buffer (a restored backup) moved into place over the open one.
