@@ -454,16 +454,30 @@ export class BufferStore {
         if (performance.now() - m.copyTriedAt < RESTORE_RETRY_MS && m.error !== null) throw m.error;
         m.copyTriedAt = performance.now();
         const copy = m.replaced ? `${path}.replaced-${new Date(m.at).toISOString().replace(/[:.]/g, '-')}` : `${path}.restoring`;
-        try {
-          // Into a temporary name first: only a finished copy carries the name open() restores from.
-          rmSync(`${copy}-partial`, { force: true });
-          this.dbHandle.prepare('VACUUM INTO ?').run(`${copy}-partial`);
-          renameSync(`${copy}-partial`, copy);
-          m.copy = copy;
-        } catch (err) {
-          const cause = classifySqliteError(err, path, 'copying the open buffer');
-          m.error = this.movedError(m, `copying its rows out of the open file failed (${cause.message}); nothing is stored until that works (tried every ${RESTORE_RETRY_MS / 1000} s)`, cause);
-          throw m.error;
+        for (let round = 0; ; round++) {
+          try {
+            // Into a temporary name first: only a finished copy carries the name open() restores from.
+            rmSync(`${copy}-partial`, { force: true });
+            this.dbHandle.prepare('VACUUM INTO ?').run(`${copy}-partial`);
+            renameSync(`${copy}-partial`, copy);
+            m.copy = copy;
+            break;
+          } catch (err) {
+            try {
+              rmSync(`${copy}-partial`, { force: true }); // its blocks, for the next round or anyone else
+            } catch {
+              // not a file we can remove (the copy failed on it): reported below
+            }
+            const cause = classifySqliteError(err, path, 'copying the open buffer');
+            // The deleted file keeps its blocks while open, and the buffer may have filled the
+            // volume up to its reserve (the free-space cap): the copy then never fits. Evicting
+            // as a full disk does (synced rows first, about a tenth a round) and truncating the
+            // open file gives the volume room, round by round, where waiting lost every row at
+            // the next stop.
+            if (cause.code === 'PW_BUFFER_DISK_FULL' && !m.replaced && round < COPY_ROOM_ROUNDS && this.shrinkOpenFile(m)) continue;
+            m.error = this.movedError(m, `copying its rows out of the open file failed (${cause.message}); nothing is stored until that works (tried every ${RESTORE_RETRY_MS / 1000} s)`, cause);
+            throw m.error;
+          }
         }
       }
       // A WAL of the replacement would be deleted by name when the old connections close: keep a link.
@@ -497,7 +511,11 @@ export class BufferStore {
     }
     this.moved = null;
     this.fileEvent = `${new Date(m.at).toISOString()}: ${path} ${m.what} while open; ${
-      m.replaced ? `the rows the agent had were kept in ${m.copy} and the new file is used` : 'the buffer was restored at the path with every row it had'
+      m.replaced
+        ? `the rows the agent had were kept in ${m.copy} and the new file is used`
+        : m.evictedForCopy
+          ? `the buffer was restored at the path; its volume had no room for the copy, so ${m.evictedForCopy} rows were evicted first, as on a full disk (synced rows first, then the oldest unsent)`
+          : 'the buffer was restored at the path with every row it had'
     }`;
     this.fileEventAt = performance.now();
     this.options.onFileEvent?.(this.fileEvent);
@@ -506,6 +524,31 @@ export class BufferStore {
     this.reopenAt = performance.now() + RESTORE_RETRY_MS;
     this.open();
     this.reopenAt = null;
+  }
+
+  /**
+   * Frees room on the volume from the open (deleted) file: its log checkpointed and truncated,
+   * about a tenth of its rows evicted as on a full disk, its free pages given back. True when rows
+   * were evicted (the file can shrink further, so another round may help).
+   */
+  private shrinkOpenFile(m: MovedFile): boolean {
+    const db = this.dbHandle!;
+    const total = (c: EvictionCounts): number => c.synced + c.unsynced + c.anomalies + c.rejected;
+    const before = total(this.eviction.counts());
+    try {
+      db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch {
+      // the eviction below needs log room; it may still find some
+    }
+    const evicted = this.evict(() => this.eviction.makeRoom(true));
+    m.evictedForCopy = (m.evictedForCopy ?? 0) + total(this.eviction.counts()) - before;
+    try {
+      db.pragma('incremental_vacuum');
+      db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch {
+      // a file never converted to incremental vacuum keeps its size: the freed pages still hold the copy smaller
+    }
+    return evicted;
   }
 
   /** A TRUNCATE checkpoint through the open connection; true when every frame of the log reached the file. */
@@ -715,6 +758,7 @@ export class BufferStore {
   }
 
   close(): void {
+    this.copyOutBeforeClose();
     this.stopFinishing();
     const db = this.dbHandle;
     if (db === null) return;
@@ -723,6 +767,24 @@ export class BufferStore {
     this.checkpointerClosing = this.checkpointer;
     this.checkpointer = null;
     db.close();
+  }
+
+  /**
+   * The file checks run every FILE_CHECK_MS of commits: a file deleted (or replaced) just before
+   * a stop, or whose copy has not worked yet, is copied out now (handleMoved, retried at once),
+   * as closing the connection gives up the only way to its rows. A copy that fails is reported.
+   */
+  private copyOutBeforeClose(): void {
+    if (this.dbHandle === null) return;
+    if (this.moved === null && this.checkFile()) return;
+    const m = this.moved;
+    if (m === null || m.copy !== null) return;
+    m.copyTriedAt = Number.NEGATIVE_INFINITY;
+    try {
+      this.handleMoved();
+    } catch (err) {
+      this.options.onFileEvent?.(`closing with ${this.options.path} ${m.what}: ${(err as Error).message}`);
+    }
   }
 
   /** Re-reads the counts after a partial failure (some eviction chunks may have committed). */
@@ -743,6 +805,9 @@ export class BufferStore {
   }
 }
 
+/** Rounds of evicting and copying again when the copy of a deleted buffer does not fit on its volume. */
+const COPY_ROOM_ROUNDS = 10;
+
 interface MovedFile {
   replaced: boolean;
   what: string;
@@ -752,6 +817,8 @@ interface MovedFile {
   copyTriedAt: number;
   error: BufferError | null;
   keptWal?: boolean;
+  /** Rows evicted to make room on the volume for the copy (shrinkOpenFile). */
+  evictedForCopy?: number;
 }
 
 function fileSize(path: string): number {

@@ -68,7 +68,65 @@ console.log(JSON.stringify({ outcomes, evictedWhileFilling, stats: s, health: st
 store.close();
 `;
 
+/**
+ * Fills the disk as above, deletes the buffer's files while it is open (its blocks stay taken
+ * while open), then appends until the buffer takes readings again; reopens the file at the path.
+ */
+const DELETED = `
+import { BufferStore } from ${JSON.stringify(STORE)};
+import { readdirSync, rmSync } from 'node:fs';
+const dir = process.argv[2];
+const path = dir + '/buffer.sqlite';
+const store = new BufferStore({ path, maxBytes: 64 << 20 });
+store.open();
+let i = 0;
+const reading = () => {
+  const values = {};
+  for (let k = 0; k < 20; k++) values['Sensor_' + k] = ((i * 7919 + k * 104729) % 100000) / 1000;
+  i++;
+  return { pumpId: 'p', ts: 1795392000000 + i * 1000, receivedAt: 1795392000000 + i * 1000, values, score: 0.2, anomaly: false, modelVersion: 'v1', imputed: false, unscoredReason: null };
+};
+for (let b = 0; b < 300; b++) store.appendBatch(Array.from({ length: 200 }, reading));
+for (const f of readdirSync(dir)) if (f.startsWith('buffer.sqlite')) rmSync(dir + '/' + f);
+const noticed = store.health().ok === false; // checked at every health call (commits: every 250 ms)
+let taken = 0, refused = 0, lastError = null;
+const t = Date.now();
+while (taken === 0 && Date.now() - t < 20000) {
+  try { store.appendBatch(Array.from({ length: 200 }, reading)); taken++; } catch (err) { refused++; lastError = err.code; await new Promise((r) => setTimeout(r, 50)); }
+}
+const fileEvent = store.stats().fileEvent;
+const evicted = store.stats().evicted.total;
+// Deleted again just before a stop, before any commit could notice: the stop copies the rows out.
+for (let b = 0; b < 5; b++) store.appendBatch(Array.from({ length: 200 }, reading));
+const beforeStop = store.stats();
+for (const f of readdirSync(dir)) if (f.startsWith('buffer.sqlite')) rmSync(dir + '/' + f);
+store.close();
+const again = new BufferStore({ path, maxBytes: 64 << 20 });
+again.open();
+const after = again.stats();
+console.log(JSON.stringify({ noticed, taken, refused, lastError, fileEvent, appended: i - refused * 200, rows: after.rows, evicted, evictedAfter: after.evicted.total, rowsBeforeStop: beforeStop.rows, evictedBeforeStop: beforeStop.evicted.total }));
+again.close();
+`;
+
 describe.skipIf(!canMount)('a buffer on a real full disk below its cap (a tmpfs in unshare -rm; skipped where it cannot be mounted)', () => {
+  it('restores a buffer deleted while open although the copy does not fit on its full volume: it evicts as on a full disk until it does', () => {
+    const script = join(scripts, 'deleted.mjs');
+    writeFileSync(script, DELETED);
+    const run = spawnSync('unshare', ['-rm', 'sh', '-c', `set -e; mount -t tmpfs -o size=6m tmpfs ${mnt}; '${process.execPath}' '${script}' ${mnt}`], {
+      encoding: 'utf8',
+    });
+    expect(run.stderr).toBe('');
+    const out = JSON.parse(run.stdout.trim()) as Record<string, number> & { fileEvent: string | null };
+    expect(out.noticed, JSON.stringify(out)).toBe(true);
+    expect(out.taken, JSON.stringify(out)).toBe(1); // taken again, not refused for good
+    expect(out.fileEvent).toMatch(/was deleted while open; the buffer was restored at the path; its volume had no room for the copy, so \d+ rows were evicted first/);
+    // Deleted again just before the stop: the rows are in the file at the path after it, or counted as evicted.
+    expect(out.rows).toBeGreaterThan(0);
+    expect(out.rows + out.evictedAfter).toBe(out.appended);
+    expect(out.rows + (out.evictedAfter - out.evictedBeforeStop)).toBe(out.rowsBeforeStop);
+  });
+
+
   it('evicts the oldest unsent readings as under the cap, and keeps committing when another file takes the rest of the disk', () => {
     const script = join(scripts, 'full.mjs');
     writeFileSync(script, SCRIPT);
