@@ -173,6 +173,16 @@ export class BufferStore {
       renameSync(`${path}.restoring`, path);
       this.fileEvent = `${path} had been deleted while open and was restored from ${path}.restoring at this start`;
       this.fileEventAt = performance.now();
+      this.options.onFileEvent?.(this.fileEvent);
+    }
+    // A copy the process did not live to finish is incomplete by its name: only its blocks remain.
+    rmSync(`${path}.restoring-partial`, { force: true, recursive: true });
+    if (existsSync(`${path}.restoring`)) {
+      // A finished copy beside a file at the path (someone put one there first): kept, never
+      // merged, and said, since it takes room on the buffer's volume.
+      // In /status and the log; /healthz stays ok (nothing is wrong with the buffer itself).
+      this.fileEvent = `${path}.restoring, a copy of a buffer deleted while open, is beside the file at the path; kept for an operator (remove it once not needed)`;
+      this.options.onFileEvent?.(this.fileEvent);
     }
     const db = openDatabase(path);
     this.dbHandle = db;

@@ -116,7 +116,9 @@ describe.skipIf(!canMount)('a buffer on a real full disk below its cap (a tmpfs 
       encoding: 'utf8',
     });
     expect(run.stderr).toBe('');
-    const out = JSON.parse(run.stdout.trim()) as Record<string, number> & { fileEvent: string | null };
+    const out = JSON.parse(run.stdout.trim()) as {
+      noticed: boolean; taken: number; appended: number; rows: number; evictedAfter: number; rowsBeforeStop: number; evictedBeforeStop: number; fileEvent: string | null;
+    };
     expect(out.noticed, JSON.stringify(out)).toBe(true);
     expect(out.taken, JSON.stringify(out)).toBe(1); // taken again, not refused for good
     expect(out.fileEvent).toMatch(/was deleted while open; the buffer was restored at the path; its volume had no room for the copy, so \d+ rows were evicted first/);

@@ -4,7 +4,7 @@
  * unlinked file, so before the fix every reading acknowledged since was lost at the next start,
  * and nothing said so. Real SQLite files in a temp dir, the store's own checkpoint thread.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -179,6 +179,23 @@ describe('the buffer file deleted or replaced while open', () => {
     again.open();
     expect(again.stats().rows).toBe(20);
     expect(again.stats().fileEvent).toMatch(/restored from .*buffer\.sqlite\.restoring at this start/);
+    again.close();
+  });
+
+  it('removes an unfinished copy at the next open, and names a finished one left beside the file without failing health', () => {
+    store.appendBatch(rows(0, 20));
+    store.close();
+    writeFileSync(`${path}.restoring-partial`, Buffer.alloc(1 << 20)); // a kill during the copy
+    writeFileSync(`${path}.restoring`, Buffer.alloc(1 << 10)); // a finished copy, and a file put at the path first
+    const said: string[] = [];
+    const again = new BufferStore({ path, maxBytes: BIG, onFileEvent: (m) => said.push(m) });
+    again.open();
+    expect(existsSync(`${path}.restoring-partial`)).toBe(false);
+    expect(existsSync(`${path}.restoring`)).toBe(true);
+    expect(again.stats().rows).toBe(20);
+    expect(again.stats().fileEvent).toMatch(/buffer\.sqlite\.restoring, a copy of a buffer deleted while open, is beside the file at the path; kept for an operator/);
+    expect(said).toHaveLength(1);
+    expect(again.health().ok).toBe(true);
     again.close();
   });
 
