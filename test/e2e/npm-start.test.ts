@@ -57,30 +57,9 @@ describe('npm start', () => {
   }, 90_000);
 
   it('stops the agent and exits 0 on SIGTERM, leaving no agent behind', async () => {
-    const port = await freePort();
-    const npm = spawn('npm', ['start', '--silent'], {
-      cwd: packageRoot(),
-      env: { ...process.env, PUMPWATCH_DATA_DIR: dir, PUMPWATCH_HTTP_PORT: String(port), PUMPWATCH_SIMULATE: '0', PUMPWATCH_SYNC: 'off', PUMPWATCH_HUB: 'off', PUMPWATCH_LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    npm.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    npm.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = new Promise<number | string>((resolve) => npm.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
-    const url = `http://127.0.0.1:${port}/healthz`;
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      if (npm.exitCode !== null) throw new Error(`npm start exited early:\n${out}`);
-      if (Date.now() > deadline) throw new Error(`the agent never answered:\n${out}`);
-      try {
-        if ((await fetch(url)).status === 200) break;
-      } catch {
-        // not listening yet
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    npm.kill('SIGTERM');
-    expect(await exited, out).toBe(0);
+    const { npm, url, output, exited } = await startNpm(dir);
+    npm.kill('SIGTERM'); // npm alone, as a service manager signals it
+    expect(await exited, output()).toBe(0);
     await expect(fetch(url)).rejects.toThrow(); // nothing listens any more: the agent stopped too
   }, 60_000);
 });

@@ -27,16 +27,13 @@ afterAll(() => {
   rmSync(scripts, { recursive: true, force: true });
 });
 
-/**
- * Appends 300 batches of 200 readings (~30 MB of rows, five times the disk), then fills what is
- * left of the disk with another file, as a log or another container would, and appends 50 more.
- * Prints one JSON line: each phase's outcomes by code, the buffer's stats and health.
- */
-const SCRIPT = `
+/** Both scripts' start: the buffer at DIR/buffer.sqlite (cap 64 MiB) open, and `reading()` making rows of 20 values. */
+const PRELUDE = `
 import { BufferStore } from ${JSON.stringify(STORE)};
-import { readdirSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 const dir = process.argv[2];
-const store = new BufferStore({ path: dir + '/buffer.sqlite', maxBytes: 64 << 20 });
+const path = dir + '/buffer.sqlite';
+const store = new BufferStore({ path, maxBytes: 64 << 20 });
 store.open();
 let i = 0;
 const reading = () => {
@@ -45,6 +42,25 @@ const reading = () => {
   i++;
   return { pumpId: 'p', ts: 1795392000000 + i * 1000, receivedAt: 1795392000000 + i * 1000, values, score: 0.2, anomaly: false, modelVersion: 'v1', imputed: false, unscoredReason: null };
 };
+`;
+
+/** Runs a script (PRELUDE + `body`) in a fresh 6 MiB tmpfs mounted in its own namespace; its stdout's JSON line. */
+function runOnTmpfs<T>(name: string, body: string): T {
+  const script = join(scripts, name);
+  writeFileSync(script, PRELUDE + body);
+  const run = spawnSync('unshare', ['-rm', 'sh', '-c', `set -e; mount -t tmpfs -o size=6m tmpfs ${mnt}; '${process.execPath}' '${script}' ${mnt}`], {
+    encoding: 'utf8',
+  });
+  expect(run.stderr).toBe('');
+  return JSON.parse(run.stdout.trim()) as T;
+}
+
+/**
+ * Appends 300 batches of 200 readings (~30 MB of rows, five times the disk), then fills what is
+ * left of the disk with another file, as a log or another container would, and appends 50 more.
+ * Prints one JSON line: each phase's outcomes by code, the buffer's stats and health.
+ */
+const SCRIPT = `
 const outcomes = { fill: {}, full: {} };
 const run = (n, phase) => {
   for (let b = 0; b < n; b++) {
@@ -73,19 +89,6 @@ store.close();
  * while open), then appends until the buffer takes readings again; reopens the file at the path.
  */
 const DELETED = `
-import { BufferStore } from ${JSON.stringify(STORE)};
-import { readdirSync, rmSync } from 'node:fs';
-const dir = process.argv[2];
-const path = dir + '/buffer.sqlite';
-const store = new BufferStore({ path, maxBytes: 64 << 20 });
-store.open();
-let i = 0;
-const reading = () => {
-  const values = {};
-  for (let k = 0; k < 20; k++) values['Sensor_' + k] = ((i * 7919 + k * 104729) % 100000) / 1000;
-  i++;
-  return { pumpId: 'p', ts: 1795392000000 + i * 1000, receivedAt: 1795392000000 + i * 1000, values, score: 0.2, anomaly: false, modelVersion: 'v1', imputed: false, unscoredReason: null };
-};
 for (let b = 0; b < 300; b++) store.appendBatch(Array.from({ length: 200 }, reading));
 for (const f of readdirSync(dir)) if (f.startsWith('buffer.sqlite')) rmSync(dir + '/' + f);
 const noticed = store.health().ok === false; // checked at every health call (commits: every 250 ms)
@@ -110,15 +113,9 @@ again.close();
 
 describe.skipIf(!canMount)('a buffer on a real full disk below its cap (a tmpfs in unshare -rm; skipped where it cannot be mounted)', () => {
   it('restores a buffer deleted while open although the copy does not fit on its full volume: it evicts as on a full disk until it does', () => {
-    const script = join(scripts, 'deleted.mjs');
-    writeFileSync(script, DELETED);
-    const run = spawnSync('unshare', ['-rm', 'sh', '-c', `set -e; mount -t tmpfs -o size=6m tmpfs ${mnt}; '${process.execPath}' '${script}' ${mnt}`], {
-      encoding: 'utf8',
-    });
-    expect(run.stderr).toBe('');
-    const out = JSON.parse(run.stdout.trim()) as {
+    const out = runOnTmpfs<{
       noticed: boolean; taken: number; appended: number; rows: number; evictedAfter: number; rowsBeforeStop: number; evictedBeforeStop: number; fileEvent: string | null;
-    };
+    }>('deleted.mjs', DELETED);
     expect(out.noticed, JSON.stringify(out)).toBe(true);
     expect(out.taken, JSON.stringify(out)).toBe(1); // taken again, not refused for good
     expect(out.fileEvent).toMatch(/was deleted while open; the buffer was restored at the path; its volume had no room for the copy, so \d+ rows were evicted first/);
@@ -128,21 +125,14 @@ describe.skipIf(!canMount)('a buffer on a real full disk below its cap (a tmpfs 
     expect(out.rows + (out.evictedAfter - out.evictedBeforeStop)).toBe(out.rowsBeforeStop);
   });
 
-
   it('evicts the oldest unsent readings as under the cap, and keeps committing when another file takes the rest of the disk', () => {
-    const script = join(scripts, 'full.mjs');
-    writeFileSync(script, SCRIPT);
-    const run = spawnSync('unshare', ['-rm', 'sh', '-c', `set -e; mount -t tmpfs -o size=6m tmpfs ${mnt}; '${process.execPath}' '${script}' ${mnt}`], {
-      encoding: 'utf8',
-    });
-    expect(run.stderr).toBe('');
-    const out = JSON.parse(run.stdout.trim()) as {
+    const out = runOnTmpfs<{
       outcomes: { fill: Record<string, number>; full: Record<string, number> };
       evictedWhileFilling: number;
       stats: { rows: number; unsynced: number; evicted: { unsynced: number; total: number }; diskLimitBytes: number | null; maxBytes: number };
       health: { ok: boolean };
       bufferFiles: number;
-    };
+    }>('full.mjs', SCRIPT);
     // Every batch committed: the disk's limit became the cap in force before SQLite ran out of room.
     expect(out.outcomes.fill).toEqual({ ok: 300 });
     expect(out.evictedWhileFilling).toBeGreaterThan(0);
