@@ -47,8 +47,6 @@ interface PumpState {
    * is older); the pause and late rules measure from it. -Infinity when the history is empty.
    */
   newest: number;
-  /** When (monotonic ms) the last reading went into the history. */
-  admittedAt: number;
   /** Late readings in a row, in time order (see `admit`): the last LATE_RUN_RESTART of them. */
   lateRun: LateReading[];
   /** The first of that run (older ones than the kept ones included) and when it arrived. */
@@ -172,7 +170,7 @@ export class InferenceEngine {
         unscoredReason: model ? null : 'no model assigned to this pump and no default model',
       };
       rows[i] = row;
-      if (r.ts <= state.newest && repeats(state.history, r)) {
+      if (repeats(state, r)) {
         // A resend (an HTTP retry after a lost answer, an MQTT redelivery): stored, as everything
         // is, but a window holding one reading twice is one the model was never trained on.
         row.unscoredReason = `${REPEAT_REASON} (same time, same values)`;
@@ -185,7 +183,7 @@ export class InferenceEngine {
         row.unscoredReason = late;
         continue;
       }
-      this.record(state, r, arrival);
+      this.record(state, r);
       if (model) {
         state.live = this.windowFor(state, state.live, model);
         const pushed = state.live.win.push(r.values);
@@ -217,15 +215,14 @@ export class InferenceEngine {
   seed(pumpId: string, readings: ReadonlyArray<{ ts: number; values: Reading['values']; unscoredReason?: string | null }>): void {
     const state = this.state(pumpId);
     if (state.history.size > 0) return;
-    const arrival = this.now();
     for (const r of readings) {
       if (leftOutOfHistory(r.unscoredReason)) continue;
-      if (r.ts <= state.newest && repeats(state.history, r)) continue;
+      if (repeats(state, r)) continue;
       if (lateReason(state, r.ts) !== null) {
         if (r.unscoredReason === undefined) continue;
         this.rewind(state, state.history.size);
       }
-      this.record(state, r, arrival);
+      this.record(state, r);
     }
     this.endLateRun(state);
   }
@@ -269,7 +266,7 @@ export class InferenceEngine {
     this.rewind(state, state.history.size);
     const earlier = run.slice(0, -1);
     this.endLateRun(state);
-    for (const e of earlier) this.record(state, e, arrival);
+    for (const e of earlier) this.record(state, e);
     return null;
   }
 
@@ -367,18 +364,17 @@ export class InferenceEngine {
   private state(pumpId: string): PumpState {
     let s = this.pumps.get(pumpId);
     if (!s) {
-      s = { id: pumpId, history: new ValueHistory(this.historyNeeded(), true), newest: -Infinity, admittedAt: this.now(), lateRun: [], lateRunFirst: null, live: null, shadow: null };
+      s = { id: pumpId, history: new ValueHistory(this.historyNeeded(), true), newest: -Infinity, lateRun: [], lateRunFirst: null, live: null, shadow: null };
       this.pumps.set(pumpId, s);
     }
     return s;
   }
 
   /** Adds a reading to the pump's history; after a pause (see GAP_FACTOR) its windows start again from it. */
-  private record(state: PumpState, r: LateReading, arrival: number): void {
+  private record(state: PumpState, r: LateReading): void {
     if (pausedBefore(state, r.ts)) this.rewind(state, state.history.size);
     state.history.push(r.values, r.ts);
     if (r.ts > state.newest) state.newest = r.ts;
-    state.admittedAt = arrival;
     this.recordedInLastScore.set(state.id, (this.recordedInLastScore.get(state.id) ?? 0) + 1);
   }
 
@@ -455,9 +451,9 @@ function lateReason(state: PumpState, ts: number): string | null {
   return `${LATE_REASON} (${new Date(newest).toISOString()}) by more than a pause; windows are scored in time order`;
 }
 
-/** True when the history holds a reading with this reading's time and values (only asked when it is not the pump's newest). */
-function repeats(history: ValueHistory, r: LateReading): boolean {
-  return history.holds(r.ts, r.values);
+/** True when the pump's history holds a reading with this reading's time and values (searched only when it is not newer than all of them). */
+function repeats(state: PumpState, r: LateReading): boolean {
+  return r.ts <= state.newest && state.history.holds(r.ts, r.values);
 }
 
 

@@ -103,7 +103,7 @@ export class ValueHistory {
     const times = this.times;
     if (!times) return false;
     for (let i = 0; i < this.count; i++) {
-      const slot = (this.head - 1 - i + this.cap) % this.cap;
+      const slot = (this.head - 1 - i + this.cap) % this.cap; // slot(i) without its argument checks: runs per kept reading
       if (times[slot] === ts && this.sameValuesAt(i, values)) return true;
     }
     return false;
