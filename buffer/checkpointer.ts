@@ -78,15 +78,15 @@ function startCheckpoints(data, report) {
   // down to the target.
   let shrinking = false;
   const shrink = () => {
-    const target = data.shrink ? Atomics.load(data.shrink, 0) : 0;
+    const target = data.shrink ? Atomics.load(data.shrink, ${SHRINK_TO_PAGES}) : 0;
     if (target <= 0 || db.pragma('auto_vacuum', { simple: true }) !== 2) return;
-    if (!shrinking && db.pragma('page_count', { simple: true }) - target <= Atomics.load(data.shrink, 2)) return;
+    if (!shrinking && db.pragma('page_count', { simple: true }) - target <= Atomics.load(data.shrink, ${SHRINK_SLACK_PAGES})) return;
     shrinking = true;
     const start = Date.now();
     for (let moved = 0; moved < 2048 && Date.now() - start < 100; ) {
       const over = db.pragma('page_count', { simple: true }) - target;
       const free = db.pragma('freelist_count', { simple: true });
-      const pages = Math.min(over, free, Atomics.load(data.shrink, 1));
+      const pages = Math.min(over, free, Atomics.load(data.shrink, ${SHRINK_STEP_PAGES}));
       if (pages <= 0) {
         shrinking = false;
         return;

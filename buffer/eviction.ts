@@ -12,6 +12,11 @@ export interface EvictionCounts {
   rejected: number;
 }
 
+/** Rows and rejected items of all kinds in these counts. */
+export function evictedTotal(c: EvictionCounts): number {
+  return c.synced + c.unsynced + c.anomalies + c.rejected;
+}
+
 const COUNTER = {
   synced: 'evicted_synced',
   unsynced: 'evicted_unsynced',

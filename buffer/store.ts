@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import { open, type FileHandle } from 'node:fs/promises';
 import { newShrinkTarget, ownCheckpointThread, SHRINK_SLACK_PAGES, SHRINK_STEP_PAGES, SHRINK_TO_PAGES, type CheckpointRunner, type StartCheckpoints } from './checkpointer.js';
 import { BufferError, classifySqliteError } from './errors.js';
-import { databaseBudget, Eviction, type EvictionCounts } from './eviction.js';
+import { databaseBudget, evictedTotal, Eviction, type EvictionCounts } from './eviction.js';
 import { openDatabase } from './open.js';
 import { PlannedRanges } from './ranges.js';
 import { ROW_COLUMNS, fromDbRow, insertRow, readRows } from './rows.js';
@@ -281,8 +281,8 @@ export class BufferStore {
   private makeRoom(unsent: boolean): boolean {
     this.diskCheckedAt = Number.NEGATIVE_INFINITY;
     this.refreshDiskLimit();
-    if (unsent && this.evict(() => this.eviction.enforce())) return true;
-    if (this.evict(() => this.eviction.makeRoom(unsent))) return true;
+    const evictSome = (): boolean => (unsent && this.evict(() => this.eviction.enforce())) || this.evict(() => this.eviction.makeRoom(unsent));
+    if (evictSome()) return true;
     // Evicting failed too: its DELETEs need room in the WAL. Copying the WAL into the database
     // file (whose pages it rewrites in place) and truncating it gives back the WAL's blocks.
     try {
@@ -290,8 +290,7 @@ export class BufferStore {
     } catch {
       return false;
     }
-    if (unsent && this.evict(() => this.eviction.enforce())) return true;
-    return this.evict(() => this.eviction.makeRoom(unsent));
+    return evictSome();
   }
 
   /** Keeps a commit's failure for `health()` (a buffer that stores nothing is not healthy) and returns it. */
@@ -384,7 +383,7 @@ export class BufferStore {
       this.rowCount -= freed.synced + freed.unsynced + freed.anomalies;
       this.unsyncedCount -= freed.unsynced + freed.anomalies;
       this.rejectedCount -= freed.rejected;
-      return freed.synced + freed.unsynced + freed.anomalies + freed.rejected > 0;
+      return evictedTotal(freed) > 0;
     } catch (err) {
       this.evictionError = classifySqliteError(err, this.options.path, 'evicting rows to stay under the cap');
       this.recountQuietly();
@@ -491,7 +490,8 @@ export class BufferStore {
         }
       }
       // A WAL of the replacement would be deleted by name when the old connections close: keep a link.
-      const foreignWal = m.replaced && identity(`${path}-wal`) !== null && identity(`${path}-wal`) !== this.fileIds.wal;
+      const walNow = identity(`${path}-wal`);
+      const foreignWal = m.replaced && walNow !== null && walNow !== this.fileIds.wal;
       if (foreignWal) {
         rmSync(`${path}-wal.keep`, { force: true });
         linkSync(`${path}-wal`, `${path}-wal.keep`);
@@ -543,15 +543,14 @@ export class BufferStore {
    */
   private shrinkOpenFile(m: MovedFile): boolean {
     const db = this.dbHandle!;
-    const total = (c: EvictionCounts): number => c.synced + c.unsynced + c.anomalies + c.rejected;
-    const before = total(this.eviction.counts());
+    const before = evictedTotal(this.eviction.counts());
     try {
       db.pragma('wal_checkpoint(TRUNCATE)');
     } catch {
       // the eviction below needs log room; it may still find some
     }
     const evicted = this.evict(() => this.eviction.makeRoom(true));
-    m.evictedForCopy = (m.evictedForCopy ?? 0) + total(this.eviction.counts()) - before;
+    m.evictedForCopy = (m.evictedForCopy ?? 0) + evictedTotal(this.eviction.counts()) - before;
     try {
       db.pragma('incremental_vacuum');
       db.pragma('wal_checkpoint(TRUNCATE)');
@@ -644,7 +643,7 @@ export class BufferStore {
       walBytes: this.walFilesBytes(),
       maxBytes: this.maxBytes,
       diskLimitBytes: this.diskLimit < this.maxBytes ? this.diskLimit : null,
-      evicted: { ...evicted, total: evicted.synced + evicted.unsynced + evicted.anomalies + evicted.rejected },
+      evicted: { ...evicted, total: evictedTotal(evicted) },
       rejected: this.rejectedCount,
       oldestUnsyncedTs: oldest?.ts ?? null,
       checkpointError: this.checkpointer?.error() ?? null,
@@ -786,7 +785,7 @@ export class BufferStore {
    */
   private copyOutBeforeClose(): void {
     if (this.dbHandle === null) return;
-    if (this.moved === null && this.checkFile()) return;
+    if (this.checkFile()) return; // false too while a move is being handled
     const m = this.moved;
     if (m === null || m.copy !== null) return;
     m.copyTriedAt = Number.NEGATIVE_INFINITY;
