@@ -15,6 +15,18 @@ export interface Progress {
   finish(): void;
 }
 
+/**
+ * Runs `work` and clears the bar on every way out (an error, a skip, the result): what is printed
+ * next on a terminal must not be glued to the bar.
+ */
+export async function finishing<T>(progress: Progress, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } finally {
+    progress.finish();
+  }
+}
+
 export interface ProgressSink {
   /** Writes raw text to the terminal (no newline added). */
   raw?(text: string): void;

@@ -128,9 +128,9 @@ function shellWord(text: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
 }
 
-/** The `deploy` command that pushes `version` of `source` to the targets of `plan`. */
-export function deployCommandLine(source: string, version: string, plan: DeployPlan): string {
-  return ['pumpwatch-trainer', 'deploy', '--source', source, '--version', version, ...plan.argv].map(shellWord).join(' ');
+/** The `deploy` command that pushes `version` of `source` (without one: the best) to the targets of `plan`. */
+export function deployCommandLine(source: string, version: string | undefined, plan: DeployPlan): string {
+  return ['pumpwatch-trainer', 'deploy', '--source', source, ...(version === undefined ? [] : ['--version', version]), ...plan.argv].map(shellWord).join(' ');
 }
 
 /** best.json as read before a deploy, and the model.json of the version it names. */
@@ -238,7 +238,7 @@ async function markMovedBest(ctx: CommandContext, plan: DeployPlan, source: stri
       return 1;
     }
   }
-  io.err(`${source}: best.json kept changing while ${version} was being deployed, so the modules may hold ${version}; to push the best: ${['pumpwatch-trainer', 'deploy', '--source', source, ...plan.argv].map(shellWord).join(' ')}`);
+  io.err(`${source}: best.json kept changing while ${version} was being deployed, so the modules may hold ${version}; to push the best: ${deployCommandLine(source, undefined, plan)}`);
   return 1;
 }
 

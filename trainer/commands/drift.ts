@@ -1,9 +1,9 @@
 /** `pumpwatch-trainer drift`: recent data against the live model's baseline statistics. */
-import { baselineRowsOf, compareWithBaseline, DRIFT_CONFIDENCE, DRIFT_DEFAULTS, KS_CRITICAL, MIN_ROWS_PER_BIN, psiNotJudged, type DriftReport } from '../drift/compare.js';
+import { baselineRowsOf, compareWithBaseline, DRIFT_CONFIDENCE, DRIFT_DEFAULTS, KS_CRITICAL, MIN_ROWS_PER_BIN, psiNotJudged, thresholdsRaised, type DriftReport } from '../drift/compare.js';
 import { EXIT, TrainerError } from '../errors.js';
-import { createProgress } from '../progress.js';
+import { createProgress, finishing } from '../progress.js';
 import { readBestRecord } from '../registry/registry.js';
-import { noUsableRows, prepareData, skippedLabelWarning, type Prepared } from '../train/prepare.js';
+import { noUsableRows, prepareData, skippedLabelWarning} from '../train/prepare.js';
 import { optionalNumber, parseOptions, requireSource, timeRange, type Command, type Io } from './command.js';
 
 const HELP = `Usage: pumpwatch-trainer drift --source ID (--from DATE --to DATE | --days N) [--psi X] [--ks X]
@@ -44,14 +44,7 @@ export const driftCommand: Command = {
     if (!best) throw new TrainerError('PW_TRAINER_NO_MODEL', `no model was promoted for "${source}": no baseline to compare with`);
     const { record } = best;
     const progress = createProgress({ raw: io.raw, line: io.err }, ctx.isTTY, `drift ${source}`);
-    let prepared: Prepared;
-    try {
-      prepared = await prepareData(container, { source, from, to }, progress);
-    } finally {
-      // On a failure too: the error message must not be glued to the bar.
-      progress.finish();
-    }
-    const { loaded, cleaned, skippedLabels } = prepared;
+    const { loaded, cleaned, skippedLabels } = await finishing(progress, () => prepareData(container, { source, from, to }, progress));
     for (const s of skippedLabels) io.err(`warning: ${skippedLabelWarning(s)}`);
     if (cleaned.series.rows.length === 0) throw await noUsableRows(container, { source, from, to }, loaded.readings);
     const report = compareWithBaseline(record.baseline, cleaned.series.features, cleaned.series.rows, thresholds);
@@ -62,7 +55,7 @@ export const driftCommand: Command = {
 
 export function printDrift(io: Io, source: string, version: string, rows: number, report: DriftReport): void {
   io.out(`${source}: ${rows} recent rows against the baseline of ${version} (PSI > ${report.thresholds.psi} or KS > ${report.thresholds.ks} = drift)`);
-  const raised = report.features.filter((f) => f.effective.psi !== report.thresholds.psi || f.effective.ks !== report.thresholds.ks);
+  const raised = report.features.filter((f) => thresholdsRaised(f, report.thresholds));
   if (raised.length > 0) {
     const bins = Math.max(...raised.map((f) => f.bins));
     io.out(

@@ -6,7 +6,7 @@ import { formatAgentView, scoreAsAgent, type RawReadings } from '../eval/as-agen
 import { evaluate, formatEvaluation, planEvaluation, RANGE_ROWS } from '../eval/criterion.js';
 import { OnnxScorer } from '../eval/score.js';
 import { readProblem } from '../files.js';
-import { createProgress } from '../progress.js';
+import { createProgress, finishing } from '../progress.js';
 import { readBestRecord, readModelBytes, readModelRecord } from '../registry/registry.js';
 import { noUsableRows, prepareData, skippedLabelWarning } from '../train/prepare.js';
 import { optionalInteger, parseOptions, requireSource, requireVersion, timeRange, type Command } from './command.js';
@@ -62,13 +62,7 @@ export const evaluateCommand: Command = {
       bytes = await readModelBytes(container, record);
     }
     const progress = createProgress({ raw: io.raw, line: io.err }, ctx.isTTY, `evaluate ${source}`);
-    let prepared;
-    try {
-      prepared = await prepareData(container, { source, from, to }, progress, { raw: true });
-    } finally {
-      progress.finish(); // an error's message must not be glued to the bar on a terminal
-    }
-    const { loaded, cleaned, raw, skippedLabels } = prepared;
+    const { loaded, cleaned, raw, skippedLabels } = await finishing(progress, () => prepareData(container, { source, from, to }, progress, { raw: true }));
     for (const s of skippedLabels) io.err(`warning: ${skippedLabelWarning(s)}`);
     if (cleaned.series.rows.length === 0) throw await noUsableRows(container, { source, from, to }, loaded.readings);
     const scorer = await OnnxScorer.load(bytes);

@@ -106,8 +106,7 @@ export const trainAllCommand: Command = {
         if (typeof v['report-dir'] === 'string') await writeReport(join(v['report-dir'], `${encodeURIComponent(source)}.html`), outcome);
         status = outcome.status;
       } catch (err) {
-        progress.finish();
-        failed(err);
+        failed(err); // the bar was cleared by trainSource on its way out
         status = 'failed';
       }
       if (!deploy) return { status, deployPending: false };

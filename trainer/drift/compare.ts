@@ -141,6 +141,11 @@ export function compareWithBaseline(baseline: Baseline, features: readonly strin
   return { features: result, drifted: missing.length > 0 || result.some((r) => r.drifted), thresholds, missing, rows: rows.length };
 }
 
+/** True when a feature was judged by thresholds raised above the configured ones (few rows), or PSI not judged at all. */
+export function thresholdsRaised(f: FeatureDrift, configured: DriftThresholds): boolean {
+  return f.effective.psi !== configured.psi || f.effective.ks !== configured.ks;
+}
+
 /** "a baseline of N rows" (N, the training rows the baseline was made of: the features share it), or what stands in for N when it is not recorded. */
 export function baselineRowsOf(features: readonly FeatureDrift[]): string {
   const counts = [...new Set(features.map((f) => f.baselineCount))];

@@ -7,7 +7,7 @@
  */
 import type { Target } from '../data/clean.js';
 import type { AgentView } from '../eval/as-agent.js';
-import { baselineRowsOf, DRIFT_CONFIDENCE, KS_CRITICAL, MIN_ROWS_PER_BIN, psiNotJudged, type DriftReport } from '../drift/compare.js';
+import { baselineRowsOf, DRIFT_CONFIDENCE, KS_CRITICAL, MIN_ROWS_PER_BIN, psiNotJudged, thresholdsRaised, type DriftReport } from '../drift/compare.js';
 import { metricName, type Evaluation } from '../eval/criterion.js';
 import { writeAtomically } from '../files.js';
 import type { ScoredModel, TrainOutcome } from '../train/pipeline.js';
@@ -61,7 +61,7 @@ function driftSection(drift: DriftReport, heading: string, recentLabel: string):
   // One dashed line: the features share n and the decile bins, so their PSI threshold too.
   const line = Math.max(...judged.map((f) => f.effective.psi as number));
   const chart = judged.length > 0 ? barChart(`PSI per feature (dashed: ${line.toFixed(3)})`, drift.features.map((f) => ({ label: f.feature, value: f.psi, bad: f.drifted })), line) : '';
-  const raised = drift.features.some((f) => f.effective.psi !== drift.thresholds.psi || f.effective.ks !== drift.thresholds.ks);
+  const raised = drift.features.some((f) => thresholdsRaised(f, drift.thresholds));
   const note = raised
     ? `<p>With ${drift.rows} rows against ${escapeHtml(baselineRowsOf(drift.features))} the thresholds (PSI ${drift.thresholds.psi}, KS ${drift.thresholds.ks}) are raised to what unchanged data of that many rows stays below ${DRIFT_CONFIDENCE * 100} % of the time (KS ${KS_CRITICAL}/√n_eff, PSI χ²(B − 1, ${DRIFT_CONFIDENCE})/n_eff over B bins, n_eff = n·N/(n + N): both the recent rows and the baseline's are samples), and PSI is not judged below ${MIN_ROWS_PER_BIN} rows per bin on either side (${MIN_ROWS_PER_BIN}·B rows: ${MIN_ROWS_PER_BIN * 10} for deciles).</p>`
     : `<p>${drift.rows} rows; drift: PSI &gt; ${drift.thresholds.psi} or KS &gt; ${drift.thresholds.ks}.</p>`;

@@ -18,7 +18,7 @@ import { scoreAsAgent, type AgentView, type RawReadings } from '../eval/as-agent
 import { evaluate, HELD_OUT_ROWS, planEvaluation, type Evaluation } from '../eval/criterion.js';
 import { OnnxScorer, rowsOf } from '../eval/score.js';
 import { fitTable, spanWarnings, TRAINER_VERSION } from '../fit.js';
-import type { Progress } from '../progress.js';
+import { finishing, type Progress } from '../progress.js';
 import { nextPointer, RECORD_SCHEMA, type ModelRecord } from '../registry/records.js';
 import { readBest, readBestRecord, readModelBytes, registerVersion, rewriteRecord, sha256, writeBest, type BestState, type Registered } from '../registry/registry.js';
 import { decide, type Decision } from './decide.js';
@@ -97,12 +97,7 @@ interface Champion {
  * blobs once); without them they are read here and each skipped blob is a warning of the outcome.
  */
 export async function trainSource(container: ContainerClient, req: TrainRequest, progress: Progress, now: () => Date, labels?: LabelSet): Promise<TrainOutcome> {
-  try {
-    return await trainRange(container, req, progress, now, labels);
-  } finally {
-    // On every way out (an error, a skip): what is printed next must not be glued to the bar.
-    progress.finish();
-  }
+  return finishing(progress, () => trainRange(container, req, progress, now, labels));
 }
 
 async function trainRange(container: ContainerClient, req: TrainRequest, progress: Progress, now: () => Date, labels?: LabelSet): Promise<TrainOutcome> {
