@@ -96,15 +96,13 @@ export class Scheduler {
     const late = new Promise<'late'>((resolve) => {
       timer = setTimeout(() => resolve('late'), waitMs);
     });
-    const settled = running.map(([name, e]) => e.running!.then(() => name));
-    const done = new Set<string>();
-    for (const p of settled) void p.then((name) => done.add(name));
     try {
-      if ((await Promise.race([Promise.all(settled), late])) !== 'late') return;
+      if ((await Promise.race([Promise.all(running.map(([, e]) => e.running!)), late])) !== 'late') return;
     } finally {
       clearTimeout(timer);
     }
-    const abandoned = running.map(([name]) => name).filter((name) => !done.has(name));
+    // A job's entry goes back to null as its run settles (see every()): those still set are running.
+    const abandoned = running.filter(([, e]) => e.running !== null).map(([name]) => name);
     this.logger.warn({ jobs: abandoned, waitedMs: waitMs }, `stopped without waiting any longer for ${abandoned.join(', ')} (still running after ${waitMs} ms)`);
   }
 

@@ -3,6 +3,7 @@ import { redactSecrets, safeErrorMessage } from '../sync/redact.js';
 import type { ModelManager } from '../inference/models.js';
 import type { AgentMetrics } from './metrics.js';
 import type { SystemHealth } from './system-health.js';
+import type { PumpRefusalsStatus } from './ingest/pump-refusals.js';
 
 export interface SyncStatus {
   state: string;
@@ -22,12 +23,6 @@ export interface Connectivity {
   blob: string;
 }
 
-/** Per-pump refused readings (from the page's board), so a pump whose readings are all refused is told apart from a silent one. */
-export interface PumpRefusalsStatus {
-  byPump: Record<string, { recent: number; total: number; lastAt: string; lastReason: string; overLimit: boolean }>;
-  /** Refused readings of pumps beyond those followed (a flood of made-up ids is counted, not kept). */
-  untrackedReadings: number;
-}
 
 export interface HealthCheck {
   name: string;

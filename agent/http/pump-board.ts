@@ -5,7 +5,7 @@ import type { InferenceEngine } from '../../inference/engine.js';
 import type { ModelManager } from '../../inference/models.js';
 import { monotonicNow } from '../../sync/clock.js';
 import type { RefusedReading } from '../ingest/pipeline.js';
-import { PumpRefusals, REFUSAL_WINDOW_MS, type PumpRefusalView } from '../ingest/pump-refusals.js';
+import { PumpRefusals, REFUSAL_WINDOW_MS, type PumpRefusalsStatus, type PumpRefusalView } from '../ingest/pump-refusals.js';
 
 /** A pump whose last reading arrived longer ago than this is shown as "stale data". */
 export const STALE_AFTER_MS = 5 * 60_000;
@@ -113,7 +113,7 @@ export class PumpBoard {
   }
 
   /** For /status: each pump's refused readings, and those of pumps beyond what is followed. */
-  refusalStatus(): { byPump: Record<string, PumpRefusalView>; untrackedReadings: number } {
+  refusalStatus(): PumpRefusalsStatus {
     return this.refusals.snapshot(this.monotonic());
   }
 

@@ -158,13 +158,7 @@ export class IngestPipeline {
   /** Tells the refusal listeners (the page's board) of stored refusals; a listener's fault is logged, never thrown. */
   private tellRefused(refused: readonly RefusedReading[]): void {
     if (refused.length === 0) return;
-    for (const l of this.refusalListeners) {
-      try {
-        l(refused);
-      } catch (err) {
-        this.deps.onError?.(err);
-      }
-    }
+    for (const l of this.refusalListeners) this.notify(l, refused);
   }
 
   /** Stores refused items (with their reason) and counts them. */
@@ -247,9 +241,10 @@ export class IngestPipeline {
     }
   }
 
-  private notify(listener: CommitListener, rows: readonly PredictionRow[], seqs: readonly number[]): void {
+  /** Calls a listener (of commits, of refusals); its fault is reported, never thrown into the pipeline. */
+  private notify<A extends unknown[]>(listener: (...args: A) => void, ...args: A): void {
     try {
-      listener(rows, seqs);
+      listener(...args);
     } catch (err) {
       this.deps.onError?.(err);
     }

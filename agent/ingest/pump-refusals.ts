@@ -48,6 +48,13 @@ export interface PumpRefusalView {
   overLimit: boolean;
 }
 
+/** Per-pump refused readings, so a pump whose readings are all refused is told apart from a silent one (/status, the page). */
+export interface PumpRefusalsStatus {
+  byPump: Record<string, PumpRefusalView>;
+  /** Refused readings of pumps beyond those followed (a flood of made-up ids is counted, not kept). */
+  untrackedReadings: number;
+}
+
 /**
  * Per-pump refused readings, for the technician's page: a pump whose every reading is refused is
  * not silent, and must not look it. Bounded: pumps with accepted readings (at most
@@ -129,7 +136,7 @@ export class PumpRefusals {
   }
 
   /** For /status: every followed pump's refusals, and the readings of pumps not followed. */
-  snapshot(now: number): { byPump: Record<string, PumpRefusalView>; untrackedReadings: number } {
+  snapshot(now: number): PumpRefusalsStatus {
     const byPump: Record<string, PumpRefusalView> = {};
     for (const [id, e] of [...this.entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) byPump[id] = this.toView(e, now);
     return { byPump, untrackedReadings: this.untrackedReadings };

@@ -229,10 +229,11 @@ function renderDetail() {
   const threshold = p.model?.threshold ?? null;
   $('chart-empty').hidden = state.rows.length > 0;
   const last = state.rows.at(-1);
+  const [scoreText, thresholdText] = fmtScorePair(last?.score, threshold); // side by side: digits enough to compare
   $('score-chart').setAttribute(
     'aria-label',
     last
-      ? `Anomaly score of the last ${state.rows.length} readings; latest ${last.score === null ? 'not scored' : fmtScorePair(last.score, threshold)[0]}, threshold ${threshold === null ? 'none' : fmtScorePair(last.score, threshold)[1]}`
+      ? `Anomaly score of the last ${state.rows.length} readings; latest ${last.score === null ? 'not scored' : scoreText}, threshold ${threshold === null ? 'none' : thresholdText}`
       : 'No readings yet',
   );
   if (state.score) state.score.update(state.rows, threshold);
