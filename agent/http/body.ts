@@ -33,32 +33,38 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<Buf
     };
     const started = performance.now();
     let lastByte = started;
-    // Due at whichever comes first: BODY_IDLE_MS without a byte, or the pace falling under the minimum.
-    const schedule = (): NodeJS.Timeout => {
+    // Due at whichever comes first: BODY_IDLE_MS without a byte, or the pace falling under the
+    // minimum. Both only move later as bytes come, so one timer armed for the deadline it saw is
+    // armed again, when it fires early, for the deadline then: not a new timer at every chunk.
+    const deadline = (): { at: number; idle: boolean } => {
       const idleAt = lastByte + BODY_IDLE_MS;
       const paceAt = started + BODY_IDLE_MS + (size / BODY_MIN_BYTES_PER_SECOND) * 1000;
-      const idle = idleAt <= paceAt;
-      return setTimeout(() => {
-        const got = `${size} bytes in ${((performance.now() - started) / 1000).toFixed(1)} s`;
-        fail(
-          new HttpError(
-            408,
-            'PW_BODY_TIMEOUT',
-            idle
-              ? `no byte of the body arrived for ${BODY_IDLE_MS / 1000} s (${got}); send the body without pausing`
-              : `the body came too slowly (${got}, under ${BODY_MIN_BYTES_PER_SECOND} bytes/s); send it without pausing`,
-          ),
-        );
-      }, Math.max(0, Math.min(idleAt, paceAt) - performance.now()));
+      return { at: Math.min(idleAt, paceAt), idle: idleAt <= paceAt };
     };
-    let timer = schedule();
+    const arm = (): NodeJS.Timeout => setTimeout(check, Math.max(0, deadline().at - performance.now()));
+    function check(): void {
+      const { at, idle } = deadline();
+      if (at > performance.now()) {
+        timer = arm();
+        return;
+      }
+      const got = `${size} bytes in ${((performance.now() - started) / 1000).toFixed(1)} s`;
+      fail(
+        new HttpError(
+          408,
+          'PW_BODY_TIMEOUT',
+          idle
+            ? `no byte of the body arrived for ${BODY_IDLE_MS / 1000} s (${got}); send the body without pausing`
+            : `the body came too slowly (${got}, under ${BODY_MIN_BYTES_PER_SECOND} bytes/s); send it without pausing`,
+        ),
+      );
+    }
+    let timer = arm();
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
       if (size > limit) return fail(new HttpError(413, 'PW_BODY_TOO_LARGE', `body is over the limit of ${limit} bytes`));
       chunks.push(chunk);
       lastByte = performance.now();
-      clearTimeout(timer);
-      timer = schedule();
     };
     const onEnd = (): void => {
       done();
