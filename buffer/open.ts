@@ -1,8 +1,14 @@
 import Database from 'better-sqlite3';
-import { accessSync, constants, mkdirSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { BufferError, classifySqliteError } from './errors.js';
 import { migrate } from './migrations.js';
+
+/** A file's identity: its device and inode (a file put at the path later has other ones); null when none is there. */
+export function fileIdentity(path: string): string | null {
+  const st = statSync(path, { throwIfNoEntry: false });
+  return st === undefined ? null : `${st.dev}:${st.ino}`;
+}
 
 /** Page cache of a buffer connection, in KiB. */
 export const PAGE_CACHE_KIB = 2000;

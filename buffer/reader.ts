@@ -1,47 +1,71 @@
 import Database from 'better-sqlite3';
 import { classifySqliteError } from './errors.js';
+import { fileIdentity } from './open.js';
 import { CANDIDATES_SQL, RANGE_SQL } from './ranges.js';
 import { readRows, type DbRow } from './rows.js';
+
+interface Connection {
+  db: Database.Database;
+  candidates: Database.Statement;
+  range: Database.Statement;
+  /** The file this connection reads (fileIdentity). */
+  file: string | null;
+}
 
 /**
  * A read-only connection to the buffer file for another thread (sync's encoder thread). In WAL mode
  * readers never block the writer nor wait for it, so rows are read and serialised beside live
  * ingest instead of between its commits. Only the queries a planned batch needs.
+ *
+ * It follows the path, not the file: when the store puts another file there (its restore of a
+ * buffer deleted or replaced while open, buffer/store.ts), the next read opens that one. A
+ * connection keeps reading the file it opened even once unlinked, so without this every later
+ * batch would be planned from rows that are no longer the buffer's.
  */
 export class BufferReader {
-  private readonly db: Database.Database;
-  private readonly candidatesStmt: Database.Statement;
-  private readonly rangeStmt: Database.Statement;
+  private conn: Connection;
 
   constructor(readonly path: string) {
-    try {
-      this.db = new Database(path, { readonly: true, fileMustExist: true });
-      this.db.pragma('busy_timeout = 5000');
-      this.db.pragma('cache_size = -512');
-      this.candidatesStmt = this.db.prepare(CANDIDATES_SQL);
-      this.rangeStmt = this.db.prepare(RANGE_SQL);
-    } catch (err) {
-      throw classifySqliteError(err, path, 'opening the buffer for reading');
-    }
+    this.conn = this.connect();
   }
 
   /** Rows of `pumpId` with from ≤ seq < bound (null: no bound), in order, at most `limit`. */
   candidates(pumpId: string, from: number, bound: number | null, limit: number): DbRow[] {
-    return this.read('reading rows to plan a batch', () => readRows(this.candidatesStmt, pumpId, from, bound ?? Number.MAX_SAFE_INTEGER, limit));
+    return this.read('reading rows to plan a batch', (c) => readRows(c.candidates, pumpId, from, bound ?? Number.MAX_SAFE_INTEGER, limit));
   }
 
   /** The rows of a planned range, in order. */
   range(pumpId: string, firstSeq: number, lastSeq: number): DbRow[] {
-    return this.read('reading the rows of a planned batch', () => readRows(this.rangeStmt, pumpId, firstSeq, lastSeq));
+    return this.read('reading the rows of a planned batch', (c) => readRows(c.range, pumpId, firstSeq, lastSeq));
   }
 
   close(): void {
-    this.db.close();
+    this.conn.db.close();
   }
 
-  private read<T>(action: string, fn: () => T): T {
+  private connect(): Connection {
+    // The identity first: a file put at the path between the two is then seen at the next read.
+    const file = fileIdentity(this.path);
     try {
-      return fn();
+      const db = new Database(this.path, { readonly: true, fileMustExist: true });
+      db.pragma('busy_timeout = 5000');
+      db.pragma('cache_size = -512');
+      return { db, candidates: db.prepare(CANDIDATES_SQL), range: db.prepare(RANGE_SQL), file };
+    } catch (err) {
+      throw classifySqliteError(err, this.path, 'opening the buffer for reading');
+    }
+  }
+
+  private read<T>(action: string, fn: (c: Connection) => T): T {
+    const now = fileIdentity(this.path);
+    // No file at the path (deleted, not yet restored): the open one is the only copy of the rows.
+    if (now !== null && now !== this.conn.file) {
+      const fresh = this.connect();
+      this.conn.db.close();
+      this.conn = fresh;
+    }
+    try {
+      return fn(this.conn);
     } catch (err) {
       throw classifySqliteError(err, this.path, action);
     }

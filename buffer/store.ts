@@ -5,7 +5,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { newShrinkTarget, ownCheckpointThread, SHRINK_SLACK_PAGES, SHRINK_STEP_PAGES, SHRINK_TO_PAGES, type CheckpointRunner, type StartCheckpoints } from './checkpointer.js';
 import { BufferError, classifySqliteError } from './errors.js';
 import { databaseBudget, evictedTotal, Eviction, type EvictionCounts } from './eviction.js';
-import { openDatabase } from './open.js';
+import { fileIdentity, openDatabase } from './open.js';
 import { PlannedRanges } from './ranges.js';
 import { ROW_COLUMNS, fromDbRow, insertRow, readRows } from './rows.js';
 import type { PredictionRow, RejectedItem, StoredRow } from './types.js';
@@ -79,12 +79,6 @@ const FILE_EVENT_HEALTH_MS = 5 * 60_000;
  */
 export function diskReserve(capacityBytes: number): number {
   return Math.min(64 * MIB, Math.max(MIB, Math.floor(capacityBytes / 16)));
-}
-
-/** A file's identity: its device and inode (a file put at the path later has other ones). */
-function identity(path: string): string | null {
-  const st = statSync(path, { throwIfNoEntry: false });
-  return st === undefined ? null : `${st.dev}:${st.ino}`;
 }
 
 const INSERT_READING = `INSERT INTO readings (pump_id, ts, received_at, vals, score, anomaly, model_version, imputed,
@@ -191,7 +185,7 @@ export class BufferStore {
       this.insertRejected = db.prepare(
         'INSERT INTO rejected (source, raw, reason, received_at) VALUES (?, ?, ?, ?)',
       );
-      this.fileIds = { db: identity(path), wal: identity(`${path}-wal`) };
+      this.fileIds = { db: fileIdentity(path), wal: fileIdentity(`${path}-wal`) };
       this.fileCheckedAt = performance.now();
       this.eviction = new Eviction(db, this.maxBytes);
       this.diskCheckedAt = Number.NEGATIVE_INFINITY;
@@ -407,8 +401,8 @@ export class BufferStore {
     if (this.dbHandle === null) return true;
     this.fileCheckedAt = performance.now();
     const path = this.options.path;
-    const db = identity(path);
-    const wal = identity(`${path}-wal`);
+    const db = fileIdentity(path);
+    const wal = fileIdentity(`${path}-wal`);
     if (db === this.fileIds.db && wal === this.fileIds.wal) return true;
     const replaced = db !== null && db !== this.fileIds.db;
     const what = db === null ? 'was deleted' : replaced ? 'was replaced by another file' : 'lost its write-ahead log (-wal deleted or replaced)';
@@ -452,7 +446,7 @@ export class BufferStore {
       return;
     }
     if (this.dbHandle !== null) {
-      if (m.copy === null && !m.replaced && identity(path) === this.fileIds.db && this.checkpointWholly()) {
+      if (m.copy === null && !m.replaced && fileIdentity(path) === this.fileIds.db && this.checkpointWholly()) {
         // Only the write-ahead log went: the rows committed since the last checkpoint were only
         // in it. One checkpoint through the open connection moved them into the file at the path,
         // in milliseconds; a copy of the whole buffer first took seconds, and a kill meanwhile
@@ -490,7 +484,7 @@ export class BufferStore {
         }
       }
       // A WAL of the replacement would be deleted by name when the old connections close: keep a link.
-      const walNow = identity(`${path}-wal`);
+      const walNow = fileIdentity(`${path}-wal`);
       const foreignWal = m.replaced && walNow !== null && walNow !== this.fileIds.wal;
       if (foreignWal) {
         rmSync(`${path}-wal.keep`, { force: true });
@@ -509,7 +503,7 @@ export class BufferStore {
       if (m.keptWal === true) {
         if (!existsSync(`${path}-wal`)) renameSync(`${path}-wal.keep`, `${path}-wal`);
         else rmSync(`${path}-wal.keep`, { force: true });
-      } else if (identity(`${path}-wal`) === this.fileIds.wal) {
+      } else if (fileIdentity(`${path}-wal`) === this.fileIds.wal) {
         // the old file's log, left if its last close could not delete it: never replayed onto the new file
         rmSync(`${path}-wal`, { force: true });
         rmSync(`${path}-shm`, { force: true });

@@ -11,6 +11,7 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HousekeepingThread } from '../../agent/housekeeping.js';
 import { BufferError } from '../../buffer/errors.js';
+import { BufferReader } from '../../buffer/reader.js';
 import { BufferStore } from '../../buffer/store.js';
 import type { PredictionRow } from '../../buffer/types.js';
 
@@ -96,6 +97,25 @@ describe('the buffer file deleted or replaced while open', () => {
     expect(again.stats().rows).toBe(36);
     expect(again.rowsBySeq(1, 36).map((r) => r.values.a)).toEqual(Array.from({ length: 36 }, (_, i) => i));
     again.close();
+  });
+
+  it("sync's reader (the encoder thread's connection) reads the restored file from its next batch, not the deleted one it had open", async () => {
+    store.appendBatch(rows(0, 20));
+    const reader = new BufferReader(path);
+    try {
+      expect(reader.range('pump-1', 1, 20)).toHaveLength(20);
+      for (const f of readdirSync(join(dir, 'data'))) rmSync(join(dir, 'data', f));
+      // Deleted, not yet restored: the file it has open is the only copy, and it goes on reading it.
+      expect(reader.range('pump-1', 1, 20)).toHaveLength(20);
+      await sleep(300);
+      await appendUntilTaken(store, rows(20, 5));
+      expect(events.at(-1)).toMatch(/restored at the path/);
+      // Rows committed since the restore are only in the new file (before: none found, for good).
+      expect(reader.range('pump-1', 21, 25).map((r) => r.seq)).toEqual([21, 22, 23, 24, 25]);
+      expect(reader.candidates('pump-1', 1, null, 100)).toHaveLength(25);
+    } finally {
+      reader.close();
+    }
   });
 
   it('restores with the housekeeping thread of the agent running the checkpoints, once its connection is closed', async () => {
