@@ -12,7 +12,8 @@ import type { ModelManager, ModelStatus } from '../../inference/models.js';
 import { safeErrorMessage } from '../../sync/redact.js';
 import type { Logger } from '../logger.js';
 import type { AgentStatus } from '../status.js';
-import type { TwinSync } from './twin.js';
+import { SECTION_NAMES } from './desired.js';
+import type { Ack, TwinSync } from './twin.js';
 import { REPORTED_LIMIT_BYTES, arrayItemSize, reportedSize } from './twin-size.js';
 
 /**
@@ -48,6 +49,8 @@ export class Reporter {
   private sending: Promise<void> | null = null;
   private again = false;
   private reportedKeys = new Set<string>();
+  /** Per setting section, the fields of the `value` last reported (an object), to delete those gone since. */
+  private reportedFields = new Map<string, Set<string>>();
   private lastError: string | null = null;
   private truncated = false;
 
@@ -71,6 +74,7 @@ export class Reporter {
       // Keys reported by an earlier run that no longer exist are deleted (set to null) next time.
       const models = twin.properties.reported['models'];
       this.reportedKeys = new Set(models && typeof models === 'object' ? Object.keys(models).filter((k) => !k.startsWith('$')) : []);
+      this.reportedFields = sectionFields(twin.properties.reported);
       this.schedule(0);
     }
   }
@@ -105,7 +109,7 @@ export class Reporter {
     for (const key of this.reportedKeys) if (!(key in models)) models[key] = null;
     const snap = this.deps.status.snapshot() as Record<string, any>;
     const doc: Record<string, unknown> = {
-      ...this.deps.twinSync.sectionAcks(),
+      ...this.withDeletedFields(this.deps.twinSync.sectionAcks()),
       models,
       pumps: [],
       pumpsTotal: null,
@@ -120,6 +124,26 @@ export class Reporter {
     };
     this.fitPumps(doc, this.deps.pumps?.() ?? []);
     return doc;
+  }
+
+  /**
+   * A reported patch merges into the reported document, so a setting deleted from a section (its
+   * desired field set to null) would stay in the reported `value`, shown as in force when it no
+   * longer is: fields reported before and gone now are sent as null, which deletes them.
+   */
+  private withDeletedFields(acks: Record<string, Ack | null>): Record<string, Ack | null> {
+    const out: Record<string, Ack | null> = {};
+    for (const [name, ack] of Object.entries(acks)) {
+      const before = this.reportedFields.get(name);
+      const value = ack?.value;
+      if (!ack || !before || !isPlainObject(value)) {
+        out[name] = ack;
+        continue;
+      }
+      const gone = [...before].filter((f) => !(f in value));
+      out[name] = gone.length === 0 ? ack : { ...ack, value: { ...value, ...Object.fromEntries(gone.map((f) => [f, null])) } };
+    }
+    return out;
   }
 
   /**
@@ -193,6 +217,7 @@ export class Reporter {
     try {
       await new Promise<void>((resolve, reject) => twin.properties.reported.update(doc, (err) => (err ? reject(err) : resolve())));
       this.reportedKeys = new Set(Object.entries(doc.models as object).filter(([, v]) => v !== null).map(([k]) => k));
+      this.reportedFields = sectionFields(doc);
       this.lastError = null;
     } catch (err) {
       this.lastError = safeErrorMessage(err);
@@ -200,6 +225,18 @@ export class Reporter {
     }
   }
 }
+
+/** Per setting section of a reported document, the fields of its `value` that are set (not null). */
+function sectionFields(reported: Record<string, unknown>): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  for (const name of SECTION_NAMES) {
+    const value = (reported[name] as { value?: unknown } | null | undefined)?.value;
+    if (isPlainObject(value)) out.set(name, new Set(Object.entries(value).filter(([, v]) => v !== null).map(([k]) => k)));
+  }
+  return out;
+}
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function pick(obj: unknown, keys: string[]): Record<string, unknown> | null {
   if (!obj || typeof obj !== 'object') return null;

@@ -87,6 +87,19 @@ describe('the agent as an IoT Edge module on the local hub', () => {
     expect((await postJson(`${t.url}/readings`, [twoHoursAgo])).json).toMatchObject({ accepted: 1 });
   });
 
+  it('a setting deleted from a section (set to null) leaves the reported value too, and goes back to its start-up value', async () => {
+    const startupMaxBytes = t.agent.config.bufferMaxBytes;
+    const both = hub.updateDesired(DEVICE, MODULE, { alerts: { minIntervalSeconds: 120 }, buffer: { retentionHours: 6, maxBytes: 2 ** 28 } });
+    await until(() => expect(reported().buffer).toEqual({ value: { retentionHours: 6, maxBytes: 2 ** 28 }, ac: 200, av: both, ad: 'applied' }));
+    expect(t.agent.config.bufferMaxBytes).toBe(2 ** 28);
+    const one = hub.updateDesired(DEVICE, MODULE, { buffer: { maxBytes: null } });
+    // Before: the reported patch merged, and `maxBytes` stayed in the reported value as if in force.
+    await until(() => expect(reported().buffer).toEqual({ value: { retentionHours: 6 }, ac: 200, av: one, ad: 'applied' }));
+    expect(t.agent.config.bufferMaxBytes).toBe(startupMaxBytes);
+    expect(t.agent.config.retentionHours).toBe(6);
+    expect(reported().alerts).toEqual({ value: { minIntervalSeconds: 120 }, ac: 200, av: both, ad: 'applied' });
+  });
+
   it('commits readings from input "readings" before acknowledging the message', async () => {
     const committedWhenAcked = new Promise<number>((resolve) => {
       hub.once('inputCompleted', () => resolve(count("SELECT count(*) n FROM readings WHERE pump_id = 'edge-1'")));
