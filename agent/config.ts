@@ -29,7 +29,9 @@ const numeric = <T extends z.ZodNumber>(schema: T) =>
   z.preprocess((v) => (typeof v === 'string' && DECIMAL.test(v.trim()) ? Number(v.trim()) : v), schema);
 // Only the type check's message; the bounds (.int(), .min(), .max()) keep zod's own.
 const num = () => z.number({ error: (issue) => (issue.code === 'invalid_type' && issue.expected === 'number' ? `expected a number, got ${describeInput(issue.input)}` : undefined) });
-const int = (min: number, max: number) => numeric(num().int().min(min).max(max));
+// The key's bounds before .int(): the first issue is the one shown, and .int() of a number past
+// 2^53 would name JavaScript's safe-integer limit (9007199254740991) instead of the key's maximum.
+const int = (min: number, max: number) => numeric(num().min(min).max(max).int());
 
 function describeInput(input: unknown): string {
   if (typeof input === 'number') return `${input}, not a finite number`;

@@ -69,6 +69,13 @@ describe('the agent configuration', () => {
     expect(loadConfig({ PUMPWATCH_HTTP_PORT: '' }).httpPort).toBe(8080); // set but empty: the default, as unset
   });
 
+  it("names the key's own maximum for a huge integer, not JavaScript's safe-integer limit", () => {
+    expect(problems({ PUMPWATCH_HTTP_PORT: '1e20' })).toEqual(['PUMPWATCH_HTTP_PORT="1e20": Too big: expected number to be <=65535']);
+    expect(parseSection('ingest', { maxPastSeconds: 2 ** 60 })).toEqual({ error: expect.stringMatching(/^ingest\.maxPastSeconds=1152921504606847000: Too big: expected number to be <=\d+$/) });
+    expect(parseSection('ingest', { maxPastSeconds: 2 ** 60 })).not.toEqual({ error: expect.stringContaining('9007199254740991') });
+    expect(problems({ PUMPWATCH_HTTP_PORT: '80.5' })).toEqual(['PUMPWATCH_HTTP_PORT="80.5": Invalid input: expected int, received number']);
+  });
+
   it('refuses a simulated rate so slow that its timer would overflow into one reading a millisecond', () => {
     expect(problems({ PUMPWATCH_SIMULATE_RATE_HZ: '1e-7' })).toEqual(['PUMPWATCH_SIMULATE_RATE_HZ="1e-7": at least 0.001 Hz (one reading every 1000 s)']);
     expect(loadConfig({ PUMPWATCH_SIMULATE_RATE_HZ: '0.001' }).simulateRateHz).toBe(0.001);
