@@ -50,6 +50,8 @@ export type TrainerErrorCode =
   | 'PW_TRAINER_REGISTRY_INVALID'
   /** The IoT Hub twin update or query failed. */
   | 'PW_TRAINER_DEPLOY'
+  /** A twin update would grow the module twin's desired properties past IoT Hub's 32 KB; nothing was written. */
+  | 'PW_TRAINER_TWIN_FULL'
   /** Blob Storage refused or failed a read of readings, labels or the list of sources, or a read or write of the registry. */
   | 'PW_TRAINER_STORAGE';
 

@@ -15,7 +15,9 @@ import { SECTION_NAMES, parseModels, parseSection } from '../../agent/edge/desir
 import { READINGS_INPUT } from '../../agent/edge/inputs.js';
 import { AGENT_ENV, AGENT_NODE_FLAGS } from '../../agent/node-flags.js';
 import { packageRoot } from '../../agent/paths.js';
+import { DEFAULT_WITHIN_HOURS, refreshUrlsCommand } from '../../trainer/commands/refresh-urls.js';
 import { parseShard, trainAllCommand } from '../../trainer/commands/train-all.js';
+import { DEFAULT_SAS_HOURS } from '../../trainer/deploy/sas.js';
 import { EXIT } from '../../trainer/errors.js';
 
 const root = packageRoot();
@@ -354,6 +356,47 @@ describe('Kubernetes trainer jobs (deployment/k8s)', () => {
     expect(cron).toMatchObject({ apiVersion: 'batch/v1', kind: 'CronJob', spec: { concurrencyPolicy: 'Forbid' } });
     const { ttlSecondsAfterFinished: _ttl, ...jobSpec } = spec;
     expect(cron.spec.jobTemplate.spec).toEqual(jobSpec);
+  });
+
+  describe('the daily refresh of model URLs (trainer-refresh-urls-cronjob.yaml)', () => {
+    const refresh = yaml.load(readFileSync(join(root, 'deployment', 'k8s', 'trainer-refresh-urls-cronjob.yaml'), 'utf8'));
+    const rPod = refresh.spec.jobTemplate.spec.template.spec;
+    const rContainer = rPod.containers[0];
+    const rArgs = rContainer.args as string[];
+    const hoursOf = (flag: string) => (rArgs.includes(flag) ? Number(rArgs[rArgs.indexOf(flag) + 1]) : undefined);
+
+    it('runs refresh-urls every day, never two at once, with options it accepts', async () => {
+      expect(refresh).toMatchObject({ apiVersion: 'batch/v1', kind: 'CronJob', spec: { concurrencyPolicy: 'Forbid', timeZone: 'Etc/UTC' } });
+      expect(refresh.spec.schedule).toMatch(/^\d+ \d+ \* \* \*$/);
+      expect(rContainer.command).toEqual(container.command);
+      expect(rArgs[0]).toBe(refreshUrlsCommand.name);
+      const reached = new Error('options parsed: the registry was asked for');
+      const ctx = { env: {}, container: () => { throw reached; }, registry: () => { throw reached; }, now: () => new Date('2026-12-05T01:00:00Z'), isTTY: false };
+      await expect(refreshUrlsCommand.run(rArgs.slice(1), { out: () => {}, err: () => {} }, ctx as never)).rejects.toBe(reached);
+    });
+
+    it('refreshes every URL at least a day before it expires, however long a gateway is offline', () => {
+      const within = hoursOf('--within-hours') ?? DEFAULT_WITHIN_HOURS;
+      const sas = hoursOf('--sas-hours') ?? DEFAULT_SAS_HOURS;
+      // Runs 24 h apart: a URL is signed again while it still has more than (within - 24) h.
+      expect(within - 24).toBeGreaterThanOrEqual(24);
+      expect(sas).toBeGreaterThan(within);
+    });
+
+    it('runs as the nightly training does: same image, Secret, user and read-only root; a usage error is not retried', () => {
+      expect(rContainer.image).toBe(container.image);
+      expect(rContainer.env.filter((e: { valueFrom?: unknown }) => e.valueFrom)).toEqual(container.env.filter((e: { valueFrom?: unknown }) => e.valueFrom));
+      expect(rPod.securityContext).toEqual(pod.securityContext);
+      expect(rContainer.securityContext).toEqual(container.securityContext);
+      expect(rPod.automountServiceAccountToken).toBe(false);
+      const tmp = rContainer.volumeMounts.find((m: { mountPath: string }) => m.mountPath === '/tmp');
+      expect(rPod.volumes.find((v: { name: string }) => v.name === tmp.name)).toHaveProperty('emptyDir');
+      const heapMi = Number(/--max-old-space-size=(\d+)/.exec(rContainer.env.find((e: { name: string }) => e.name === 'NODE_OPTIONS').value)![1]);
+      const mi = (q: string) => Number(/^(\d+)(Mi|Gi)$/.exec(q)![1]) * (q.endsWith('Gi') ? 1024 : 1);
+      expect(mi(rContainer.resources.limits.memory)).toBeGreaterThan(heapMi);
+      const rules = refresh.spec.jobTemplate.spec.podFailurePolicy.rules as Array<Record<string, any>>;
+      expect(rules).toContainEqual({ action: 'FailJob', onExitCodes: { containerName: rContainer.name, operator: 'In', values: [EXIT.usage] } });
+    });
   });
 });
 

@@ -26,7 +26,8 @@ export const DEPLOY_OPTION_HELP = `  --device D          deploy to this gateway'
                       run on a device whose uploads carry its readings, e.g.
                       ${defaultQuery('pump-17', DEFAULT_MODULE, ['gw-1'])})
   --shadow            deploy as a shadow model: scored beside the live one, never alerted
-  --expires-hours H   lifetime of the read-only model URL (default ${DEFAULT_SAS_HOURS})`;
+  --expires-hours H   lifetime of the read-only model URL (default ${DEFAULT_SAS_HOURS});
+                      "pumpwatch-trainer refresh-urls" signs it again before it expires`;
 
 const HELP = `Usage: pumpwatch-trainer deploy --source ID [--version V] [--device D [--module M] | --query "SQL"] [options]
 

@@ -1,6 +1,6 @@
 /**
  * The trainer CLI's command table and dispatch. To add a command (train, evaluate, drift, deploy,
- * train-all): write `commands/<name>.ts` exporting a `Command` and list it in COMMANDS.
+ * train-all, refresh-urls, undeploy): write `commands/<name>.ts` exporting a `Command` and list it in COMMANDS.
  */
 import { defaultContext, type CommandContext } from '../cloud/context.js';
 import { SyncError } from '../../sync/errors.js';
@@ -11,11 +11,13 @@ import { deployCommand } from './deploy.js';
 import { driftCommand } from './drift.js';
 import { evaluateCommand } from './evaluate.js';
 import { fitCommand } from './fit.js';
+import { refreshUrlsCommand } from './refresh-urls.js';
 import { rollbackCommand } from './rollback.js';
 import { trainAllCommand } from './train-all.js';
 import { trainCommand } from './train.js';
+import { undeployCommand } from './undeploy.js';
 
-const COMMANDS: readonly Command[] = [fitCommand, trainCommand, evaluateCommand, driftCommand, deployCommand, rollbackCommand, trainAllCommand];
+const COMMANDS: readonly Command[] = [fitCommand, trainCommand, evaluateCommand, driftCommand, deployCommand, rollbackCommand, trainAllCommand, refreshUrlsCommand, undeployCommand];
 
 export const EXIT_OK = EXIT.ok;
 export const EXIT_FAILURE = EXIT.failure;

@@ -8,6 +8,7 @@
 import type { TwinDocument, TwinRegistry } from '../cloud/context.js';
 import { safeErrorMessage } from '../../sync/redact.js';
 import { TrainerError } from '../errors.js';
+import { DESIRED_LIMIT_BYTES, merged, twinSize } from './twin-size.js';
 
 export interface DesiredModelEntry {
   version: string;
@@ -49,6 +50,11 @@ export function defaultQuery(source: string, moduleId = DEFAULT_MODULE, devices:
   return `SELECT * FROM devices.modules WHERE ${mod} AND (${clauses.join(' OR ')})`;
 }
 
+/** Every module of `moduleId` whose desired properties hold `models` (refresh-urls). */
+export function modelsQuery(moduleId = DEFAULT_MODULE): string {
+  return `SELECT * FROM devices.modules WHERE moduleId = ${quote(moduleId)} AND IS_DEFINED(properties.desired.models)`;
+}
+
 export async function findModules(registry: TwinRegistry, sql: string): Promise<ModuleRef[]> {
   const found: ModuleRef[] = [];
   try {
@@ -63,20 +69,78 @@ export async function findModules(registry: TwinRegistry, sql: string): Promise<
   return found.sort((a, b) => `${a.deviceId}/${a.moduleId}`.localeCompare(`${b.deviceId}/${b.moduleId}`));
 }
 
-/** Sets `models.<key>` on one module twin; returns the desired `$version` after the update. */
-export async function setDesiredModel(registry: TwinRegistry, target: ModuleRef, key: string, entry: DesiredModelEntry): Promise<number | null> {
-  const patch = { properties: { desired: { models: { [key]: entry } } } };
+/** A twin's desired `models` section ({} when it has none). */
+export function desiredModels(twin: TwinDocument): Record<string, unknown> {
+  const models = twin.properties?.desired?.['models'];
+  return typeof models === 'object' && models !== null && !Array.isArray(models) ? (models as Record<string, unknown>) : {};
+}
+
+const isEntry = (value: unknown): boolean => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/**
+ * Refuses, before anything is written, a patch that would grow the desired properties of `target`
+ * past IoT Hub's 32 KB (the hub would refuse it too, with an error that names neither the cause
+ * nor the way out). As the hub, a patch that does not grow an oversized section is let through.
+ */
+function checkDesiredSize(twin: TwinDocument, target: ModuleRef, patch: Record<string, unknown>): void {
+  const desired = twin.properties?.desired ?? {};
+  const after = merged(desired, { models: patch });
+  const size = twinSize(after);
+  if (size <= DESIRED_LIMIT_BYTES || size <= twinSize(desired)) return;
+  const entries = Object.values(desiredModels(twin)).filter(isEntry).length;
+  const keys = Object.keys(patch).map((k) => `models.${k}`).join(', ');
+  throw new TrainerError(
+    'PW_TRAINER_TWIN_FULL',
+    `${keys} was not written to ${target.deviceId}/${target.moduleId}: its desired properties would be ${size} bytes, over IoT Hub's limit of ${DESIRED_LIMIT_BYTES} bytes; ` +
+      `${entries} model entries take ${twinSize({ models: desiredModels(twin) })} bytes of them. Remove the entries of pumps the gateway no longer serves: ` +
+      `pumpwatch-trainer undeploy --source <pump> --device ${target.deviceId} --module ${target.moduleId}`,
+  );
+}
+
+/**
+ * One conditional update of the desired `models` of a module twin: `plan` makes the patch from
+ * the twin as read (null: nothing to write), the size is checked, and the update is conditional
+ * on that read's ETag; when the twin changed in between, it is read again and planned again.
+ * `first`: the twin as a query already returned it (saves a read). Returns the desired
+ * `$version` after the update, or `unchanged` when `plan` found nothing to write.
+ */
+export async function patchDesiredModels(
+  registry: TwinRegistry,
+  target: ModuleRef,
+  plan: (models: Record<string, unknown>) => Record<string, unknown> | null,
+  first?: TwinDocument,
+): Promise<number | null | 'unchanged'> {
+  const name = `${target.deviceId}/${target.moduleId}`;
   for (let attempt = 1; ; attempt++) {
     let twin: TwinDocument;
     try {
-      twin = (await registry.getModuleTwin(target.deviceId, target.moduleId)).responseBody;
-      const updated = (await registry.updateModuleTwin(target.deviceId, target.moduleId, patch, twin.etag)).responseBody;
+      twin = attempt === 1 && first ? first : (await registry.getModuleTwin(target.deviceId, target.moduleId)).responseBody;
+    } catch (err) {
+      throw new TrainerError('PW_TRAINER_DEPLOY', `updating the twin of ${name} failed: ${safeErrorMessage(err)}`, { cause: err });
+    }
+    const patch = plan(desiredModels(twin));
+    if (patch === null) return 'unchanged';
+    checkDesiredSize(twin, target, patch);
+    try {
+      const updated = (await registry.updateModuleTwin(target.deviceId, target.moduleId, { properties: { desired: { models: patch } } }, twin.etag)).responseBody;
       const version = updated.properties?.desired?.['$version'];
       return typeof version === 'number' ? version : null;
     } catch (err) {
-      const name = (err as { name?: string }).name;
-      if ((name === 'InvalidEtagError' || name === 'PreconditionFailedError') && attempt < ATTEMPTS) continue;
-      throw new TrainerError('PW_TRAINER_DEPLOY', `updating the twin of ${target.deviceId}/${target.moduleId} failed: ${safeErrorMessage(err)}`, { cause: err });
+      const errName = (err as { name?: string }).name;
+      if ((errName === 'InvalidEtagError' || errName === 'PreconditionFailedError') && attempt < ATTEMPTS) continue;
+      throw new TrainerError('PW_TRAINER_DEPLOY', `updating the twin of ${name} failed: ${safeErrorMessage(err)}`, { cause: err });
     }
   }
+}
+
+/** Sets `models.<key>` on one module twin; returns the desired `$version` after the update. */
+export async function setDesiredModel(registry: TwinRegistry, target: ModuleRef, key: string, entry: DesiredModelEntry): Promise<number | null> {
+  const version = await patchDesiredModels(registry, target, () => ({ [key]: entry }));
+  return version === 'unchanged' ? null : version;
+}
+
+/** Deletes `models.<key>` from one module twin (merge patch null); `absent` when the twin has no such entry. */
+export async function removeDesiredModel(registry: TwinRegistry, target: ModuleRef, key: string): Promise<number | null | 'absent'> {
+  const version = await patchDesiredModels(registry, target, (models) => (models[key] === undefined || models[key] === null ? null : { [key]: null }));
+  return version === 'unchanged' ? 'absent' : version;
 }

@@ -1,0 +1,248 @@
+/**
+ * Keeping gateways' desired `models` usable over time, against the real services (the registry in
+ * Azurite, module twins in the local hub through the real azure-iothub Registry):
+ * - `refresh-urls` signs again the model URLs that expire soon, so a gateway offline longer than
+ *   a URL's lifetime comes back to one that downloads;
+ * - `deploy` refuses, before writing, a patch that would grow desired past IoT Hub's 32 KB, and
+ *   says how to make room; `undeploy` makes it.
+ */
+import { ContainerClient } from '@azure/storage-blob';
+import iothub from 'azure-iothub';
+import { createHash } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseModels } from '../../agent/edge/desired.js';
+import { twinSize } from '../../agent/local-hub/json.js';
+import type { CommandContext, TwinRegistry } from '../../trainer/cloud/context.js';
+import { runCli } from '../../trainer/commands/index.js';
+import type { ModelRecord } from '../../trainer/registry/records.js';
+import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
+import { LocalHub } from '../support/local-hub.js';
+import { promoteFittedModel } from '../support/registry.js';
+
+let az: TestAzurite;
+let container: ContainerClient;
+let hub: LocalHub;
+let registry: TwinRegistry;
+/** Twin updates the trainer sent (to tell a refused patch from one never sent). */
+let updates = 0;
+/** Runs once just before the next twin update is sent: another writer gets there first. */
+let beforeNextUpdate: (() => void) | null = null;
+/** Azurite checks SAS expiry against the wall clock, so the trainer's clock is the real one. */
+const NOW = new Date(Math.floor(Date.now() / 1000) * 1000);
+const HOUR = 3_600_000;
+
+const context = (now = NOW): CommandContext => ({ env: {}, container: () => container, registry: () => registry, now: () => now, isTTY: false });
+
+async function cli(args: string[], ctx = context()) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await runCli(args, { out: (t) => out.push(t), err: (t) => err.push(t) }, ctx);
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+const models = (device: string, module = 'pumpwatch') => ((hub.desired(device, module) as { models?: Record<string, any> }).models ?? {}) as Record<string, any>;
+const expiry = (url: string) => new Date(new URL(url).searchParams.get('se')!).getTime();
+const sha = async (url: string) => {
+  const res = await fetch(url);
+  return { status: res.status, sha256: createHash('sha256').update(Buffer.from(await res.arrayBuffer())).digest('hex') };
+};
+
+beforeAll(async () => {
+  az = await startTestAzurite();
+  container = az.container('upkeep');
+  await container.create();
+  hub = await LocalHub.start();
+  const real = hub.attachRegistry(iothub.Registry.fromConnectionString(hub.serviceConnectionString())) as unknown as TwinRegistry;
+  registry = {
+    getModuleTwin: (d, m) => real.getModuleTwin(d, m),
+    createQuery: (sql, size) => real.createQuery(sql, size),
+    updateModuleTwin: (d, m, patch, etag) => {
+      updates++;
+      const hook = beforeNextUpdate;
+      beforeNextUpdate = null;
+      hook?.();
+      return real.updateModuleTwin(d, m, patch, etag);
+    },
+  };
+  for (const device of ['gw-r1', 'gw-r2', 'gw-full']) hub.addModule(device, 'pumpwatch');
+  hub.addModule('gw-r3', 'pumpwatch-b');
+});
+
+afterAll(async () => {
+  await hub?.stop();
+  await az?.dispose();
+});
+
+describe('pumpwatch-trainer refresh-urls', () => {
+  const records: Record<string, ModelRecord> = {};
+
+  beforeAll(async () => {
+    for (const [i, pump] of ['pump-soon', 'pump-later', 'pump-gone-by'].entries()) records[pump] = await promoteFittedModel(container, pump, 'v1', i + 1, NOW);
+    hub.updateDesired('gw-r1', 'pumpwatch', { sync: { intervalSeconds: 60 } });
+    // Expires in 2 h (within the default 72 h), on two gateways; another in 7 days (the default).
+    for (const device of ['gw-r1', 'gw-r2']) expect((await cli(['deploy', '--source', 'pump-soon', '--device', device, '--expires-hours', '2'])).code).toBe(0);
+    expect((await cli(['deploy', '--source', 'pump-later', '--device', 'gw-r1'])).code).toBe(0);
+    // Signed 10 days ago for 7 days: expired, as a gateway offline since then finds it.
+    const tenDaysAgo = new Date(NOW.getTime() - 240 * HOUR);
+    expect((await cli(['deploy', '--source', 'pump-gone-by', '--device', 'gw-r1'], context(tenDaysAgo))).code).toBe(0);
+    // A URL of another storage account, expiring soon: not this trainer's to sign.
+    const soon = new Date(NOW.getTime() + HOUR).toISOString().replace(/\.\d+Z$/, 'Z');
+    hub.updateDesired('gw-r1', 'pumpwatch', {
+      models: {
+        'pump-foreign': { version: 'v1', url: `https://otheraccount.blob.core.windows.net/pumpwatch/models/pump-foreign/v1/model.onnx?sv=2025-05-05&se=${soon}&sr=b&sp=r&sig=SECRETSIGNATURE`, sha256: 'a'.repeat(64), size: 100 },
+      },
+    });
+  });
+
+  it('signs again only the URLs that expire within the window, patching only their url', async () => {
+    const before = { r1: models('gw-r1'), r2: models('gw-r2') };
+    expect((await sha(before.r1['pump-gone-by'].url)).status).toBe(403);
+    const res = await cli(['refresh-urls']);
+    expect(res.code, res.err).toBe(0);
+    const lines = res.out.split('\n');
+    expect(lines.filter((l) => l.startsWith('refreshed')).map((l) => l.split(':')[0])).toEqual([
+      'refreshed gw-r1/pumpwatch models.pump-gone-by',
+      'refreshed gw-r1/pumpwatch models.pump-soon',
+      'refreshed gw-r2/pumpwatch models.pump-soon',
+    ]);
+    expect(res.out).toMatch(/^refreshed gw-r1\/pumpwatch models\.pump-gone-by: models\/pump-gone-by\/v1\/model\.onnx: URL valid until .* \(it expired /m);
+    expect(res.out).toMatch(
+      /^skipped {3}gw-r1\/pumpwatch models\.pump-foreign: https:\/\/otheraccount\.blob\.core\.windows\.net\/pumpwatch\/models\/pump-foreign\/v1\/model\.onnx \(expires .*\) is not in this trainer's container .*; left as it is$/m,
+    );
+    expect(lines.at(-1)).toBe('refresh-urls: 2 module(s); 3 URL(s) refreshed, 1 skipped, 0 failed; 1 valid beyond 72 h left as they are');
+    // No URL query (the SAS) is printed.
+    expect(res.out).not.toMatch(/sig=|se=|SECRETSIGNATURE|\?/);
+
+    const after = { r1: models('gw-r1'), r2: models('gw-r2') };
+    for (const [device, key] of [['r1', 'pump-soon'], ['r2', 'pump-soon'], ['r1', 'pump-gone-by']] as const) {
+      const [was, now] = [before[device][key], after[device][key]];
+      expect(now.url).not.toBe(was.url);
+      // Only the url changed: the agent's entry is the same model, and it still parses as one.
+      expect({ ...now, url: '' }).toEqual({ ...was, url: '' });
+      expect(expiry(now.url)).toBe(NOW.getTime() + 168 * HOUR);
+      expect(await sha(now.url)).toEqual({ status: 200, sha256: records[key]!.model.sha256 });
+    }
+    expect(after.r1['pump-later']).toEqual(before.r1['pump-later']);
+    expect(after.r1['pump-foreign']).toEqual(before.r1['pump-foreign']);
+    expect(parseModels(after.r1)).toMatchObject({ invalid: {} });
+    expect(Object.keys((parseModels(after.r1) as { entries: object }).entries).sort()).toEqual(['pump-foreign', 'pump-gone-by', 'pump-later', 'pump-soon']);
+    expect(hub.desired('gw-r1', 'pumpwatch')).toMatchObject({ sync: { intervalSeconds: 60 } });
+
+    // Nothing is left to do: a second run writes nothing.
+    const sent = updates;
+    const again = await cli(['refresh-urls']);
+    expect(again.code, again.err).toBe(0);
+    expect(again.out.split('\n').at(-1)).toBe('refresh-urls: 2 module(s); 0 URL(s) refreshed, 1 skipped, 0 failed; 4 valid beyond 72 h left as they are');
+    expect(updates).toBe(sent);
+  });
+
+  it('leaves an entry a deploy changed while its URL was being signed, and refreshes the others of that twin', async () => {
+    for (const pump of ['pump-soon', 'pump-later']) expect((await cli(['deploy', '--source', pump, '--device', 'gw-r2', '--expires-hours', '1'])).code).toBe(0);
+    const before = models('gw-r2');
+    const deployed = { ...before['pump-later'], url: before['pump-later'].url.replace('sp=r', 'sp=r&x=1') };
+    // Between the query and the conditional update, a deploy writes pump-later: the update is refused (ETag), the twin read again.
+    beforeNextUpdate = () => hub.updateDesired('gw-r2', 'pumpwatch', { models: { 'pump-later': deployed } });
+    const sent = updates;
+    const res = await cli(['refresh-urls', '--device', 'gw-r2']);
+    expect(res.code, res.err).toBe(0);
+    expect(updates - sent).toBe(2);
+    expect(res.out).toMatch(/^skipped {3}gw-r2\/pumpwatch models\.pump-later: the entry changed while its URL was being signed \(a deploy meanwhile\); left as it is$/m);
+    expect(res.out).toMatch(/^refreshed gw-r2\/pumpwatch models\.pump-soon: /m);
+    expect(models('gw-r2')['pump-later']).toEqual(deployed);
+    expect(expiry(models('gw-r2')['pump-soon'].url)).toBe(NOW.getTime() + 168 * HOUR);
+  });
+
+  it('widens the window with --within-hours, and fails (exit 1) on an entry whose model blob is gone', async () => {
+    const wide = await cli(['refresh-urls', '--device', 'gw-r1', '--within-hours', '200', '--sas-hours', '400']);
+    expect(wide.code, wide.err).toBe(0);
+    expect(wide.out.split('\n').at(-1)).toBe('refresh-urls: 1 module(s); 3 URL(s) refreshed, 1 skipped, 0 failed; 0 valid beyond 200 h left as they are');
+    expect(expiry(models('gw-r1')['pump-later'].url)).toBe(NOW.getTime() + 400 * HOUR);
+
+    const deleted = await promoteFittedModel(container, 'pump-deleted', 'v1', 9, NOW);
+    expect((await cli(['deploy', '--source', 'pump-deleted', '--device', 'gw-r3', '--module', 'pumpwatch-b', '--expires-hours', '1'])).code).toBe(0);
+    await container.getBlobClient(deleted.model.blob).delete();
+    const gone = await cli(['refresh-urls', '--device', 'gw-r3', '--module', 'pumpwatch-b']);
+    expect(gone.code).toBe(1);
+    expect(gone.out).toMatch(/^FAILED {4}gw-r3\/pumpwatch-b models\.pump-deleted: models\/pump-deleted\/v1\/model\.onnx \(expires .*\) is no longer in the registry: deploy another version of pump-deleted$/m);
+    // The default query looks at modules named "pumpwatch" only.
+    expect((await cli(['refresh-urls'])).out).not.toMatch(/gw-r3/);
+
+    const bad = await cli(['refresh-urls', '--within-hours', '72', '--sas-hours', '48']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toBe('pumpwatch-trainer refresh-urls: --sas-hours (48) must be longer than --within-hours (72)');
+  });
+});
+
+describe('the 32 KB desired limit: deploy refuses before writing, undeploy makes room', () => {
+  const id = (i: number) => `station-north-${String(i).padStart(5, '0')}`;
+
+  it('fails the target with the size, the limit, the entries and the way out, writes nothing, and deploys once undeploy made room', async () => {
+    await promoteFittedModel(container, id(1), '20261205-33db560843eb', 1, NOW);
+    expect((await cli(['deploy', '--source', id(1), '--device', 'gw-full'])).code).toBe(0);
+    const real = models('gw-full')[id(1)];
+    // Earlier deploys of pumps 2…n: as many entries of the same shape as 32 KB holds.
+    const filled: Record<string, unknown> = { [id(1)]: real };
+    let n = 1;
+    while (twinSize({ models: { ...filled, [id(n + 1)]: real } }) <= 32 * 1024) {
+      n++;
+      filled[id(n)] = { ...real, url: real.url.replace(id(1), id(n)) };
+    }
+    hub.updateDesired('gw-full', 'pumpwatch', { models: filled });
+    const before = hub.desired('gw-full', 'pumpwatch');
+
+    await promoteFittedModel(container, id(n + 1), '20261205-44aa', 2, NOW);
+    const sent = updates;
+    const full = await cli(['deploy', '--source', id(n + 1), '--device', 'gw-full']);
+    expect(full.code).toBe(1);
+    const detail = new RegExp(
+      `FAILED gw-full/pumpwatch: models\\.${id(n + 1)} was not written to gw-full/pumpwatch: its desired properties would be (\\d+) bytes, over IoT Hub's limit of 32768 bytes; ` +
+        `${n} model entries take (\\d+) bytes of them\\. Remove the entries of pumps the gateway no longer serves: pumpwatch-trainer undeploy --source <pump> --device gw-full --module pumpwatch$`,
+      'm',
+    );
+    expect(full.out).toMatch(detail);
+    expect(full.out).not.toMatch(/updating the twin|the patch would make it/); // the hub's own refusal, as before
+    expect(updates).toBe(sent); // refused before any update was sent
+    expect(hub.desired('gw-full', 'pumpwatch')).toEqual(before);
+
+    const un = await cli(['undeploy', '--source', id(2), '--device', 'gw-full']);
+    expect(un.code, un.err).toBe(0);
+    expect(un.out).toMatch(new RegExp(`^undeploy models\\.${id(2)} → 1 module\\(s\\)\\n  removed gw-full/pumpwatch: desired models\\.${id(2)} deleted, \\$version \\d+$`));
+    expect(models('gw-full')).not.toHaveProperty(id(2));
+    const now = await cli(['deploy', '--source', id(n + 1), '--device', 'gw-full']);
+    expect(now.code, now.out + now.err).toBe(0);
+    expect(models('gw-full')[id(n + 1)]).toMatchObject({ version: '20261205-44aa' });
+  });
+});
+
+describe('pumpwatch-trainer undeploy', () => {
+  it('removes models.<source> from the modules of a query, says where it had none, and needs a target', async () => {
+    await promoteFittedModel(container, 'pump-retired', 'v1', 7, NOW);
+    expect((await cli(['deploy', '--source', 'pump-retired', '--device', 'gw-r1'])).code).toBe(0);
+    const others = Object.keys(models('gw-r1')).filter((k) => k !== 'pump-retired');
+    const res = await cli(['undeploy', '--source', 'pump-retired', '--query', "SELECT * FROM devices.modules WHERE deviceId = 'gw-r1' OR deviceId = 'gw-r2' OR deviceId = 'gw-r3'", '--module', 'pumpwatch']);
+    expect(res.code, res.err).toBe(0);
+    expect(res.out.split('\n')).toEqual([
+      'undeploy models.pump-retired → 2 module(s); 1 module(s) the query found skipped: not module "pumpwatch" (--module)',
+      expect.stringMatching(/^ {2}removed gw-r1\/pumpwatch: desired models\.pump-retired deleted, \$version \d+$/),
+      '  absent  gw-r2/pumpwatch: no models.pump-retired in its desired properties, nothing to remove',
+    ]);
+    expect(Object.keys(models('gw-r1'))).toEqual(others);
+    expect(hub.desired('gw-r1', 'pumpwatch')).toMatchObject({ sync: { intervalSeconds: 60 } });
+
+    hub.updateDesired('gw-r2', 'pumpwatch', { models: { default: models('gw-r2')['pump-soon'] } });
+    const def = await cli(['undeploy', '--source', 'default', '--device', 'gw-r2']);
+    expect(def.code, def.err).toBe(0);
+    expect(models('gw-r2')).not.toHaveProperty('default');
+    expect(models('gw-r2')).toHaveProperty('pump-soon');
+
+    const none = await cli(['undeploy', '--source', 'pump-retired']);
+    expect(none.code).toBe(2);
+    expect(none.err).toBe('pumpwatch-trainer undeploy: give --device D or --query "SQL" (see "pumpwatch-trainer undeploy --help")');
+    const nobody = await cli(['undeploy', '--source', 'pump-retired', '--query', "SELECT * FROM devices.modules WHERE deviceId = 'gw-404'"]);
+    expect(nobody.code).toBe(1);
+    expect(nobody.err).toBe('undeploy: no module matched; models.pump-retired was not removed anywhere');
+    const missing = await cli(['undeploy', '--source', 'pump-retired', '--device', 'gw-404']);
+    expect(missing.code).toBe(1);
+    expect(missing.out).toMatch(/^ {2}FAILED {2}gw-404\/pumpwatch: updating the twin of gw-404\/pumpwatch failed: /m);
+  });
+});

@@ -1,0 +1,192 @@
+/**
+ * `refresh-urls`: new read-only URLs for the desired model entries whose SAS expires soon or has
+ * expired. `deploy` signs each URL for a limited time (sas.ts) and its pending mark is cleared
+ * once the twin is written, so without this a gateway offline longer than that lifetime comes
+ * back to a URL that answers 403, and nothing ever signs it again.
+ *
+ * Only the `url` of an entry is patched (version, sha256, size and shadow stay), conditional on
+ * the twin's ETag, and only for a URL of this trainer's own account and container that names the
+ * registry's model blob of that entry (models/<key>/<version>/model.onnx): signing whatever blob a
+ * twin names would hand out read access to any blob of the container to whoever can write twins.
+ * A URL is a secret: results name the blob, or a foreign URL without its query, never a query.
+ */
+import type { ContainerClient } from '@azure/storage-blob';
+import type { TwinDocument, TwinRegistry } from '../cloud/context.js';
+import { modelBlobName } from '../../sync/layout.js';
+import { safeErrorMessage } from '../../sync/redact.js';
+import { TrainerError } from '../errors.js';
+import { readOnlyUrl } from './sas.js';
+import { desiredModels, patchDesiredModels, type ModuleRef } from './twin.js';
+
+export interface RefreshOptions {
+  now: Date;
+  /** Entries whose URL expires within this many ms from `now` (or has expired) are refreshed. */
+  withinMs: number;
+  /** Expiry of the new URLs. */
+  expiresOn: Date;
+}
+
+export interface RefreshResult extends ModuleRef {
+  key: string;
+  outcome: 'refreshed' | 'skipped' | 'failed';
+  detail: string;
+}
+
+export interface RefreshSummary {
+  modules: number;
+  results: RefreshResult[];
+  /** Entries whose URL is valid beyond the window, or has no SAS expiry: left as they are. */
+  notExpiring: number;
+}
+
+/** A URL without its query and fragment: safe to print. */
+const withoutQuery = (url: URL): string => `${url.origin}${url.pathname}`;
+
+type Plan = { kind: 'current' } | { kind: 'skip'; detail: string } | { kind: 'refresh'; url: string; blob: string; expires: string };
+
+/** What to do with one desired entry: leave it (not expiring), skip it (and say why), or refresh its URL. */
+function planEntry(container: ContainerClient, key: string, value: unknown, opts: RefreshOptions): Plan {
+  if (typeof value !== 'object' || value === null) return { kind: 'current' };
+  const entry = value as { url?: unknown; version?: unknown };
+  if (typeof entry.url !== 'string') return { kind: 'current' };
+  let url: URL;
+  try {
+    url = new URL(entry.url);
+  } catch {
+    return { kind: 'skip', detail: 'its url is not a URL; left as it is' };
+  }
+  const se = url.searchParams.get('se');
+  if (se === null) return { kind: 'current' };
+  const expiresAt = Date.parse(se);
+  if (Number.isNaN(expiresAt)) return { kind: 'skip', detail: `${withoutQuery(url)}: its SAS expiry (se) is not a date; left as it is` };
+  if (expiresAt - opts.now.getTime() > opts.withinMs) return { kind: 'current' };
+  const expires = new Date(expiresAt).toISOString();
+  const when = expiresAt <= opts.now.getTime() ? `expired ${expires}` : `expires ${expires}`;
+  const own = new URL(container.url);
+  const prefix = `${own.pathname.replace(/\/$/, '')}/`;
+  if (url.origin !== own.origin || !url.pathname.startsWith(prefix)) {
+    return { kind: 'skip', detail: `${withoutQuery(url)} (${when}) is not in this trainer's container ${withoutQuery(own)}: it cannot sign it; left as it is` };
+  }
+  let blob: string;
+  try {
+    blob = decodeURIComponent(url.pathname.slice(prefix.length));
+  } catch {
+    return { kind: 'skip', detail: `${withoutQuery(url)} (${when}): its path is not a blob name; left as it is` };
+  }
+  const registryBlob = typeof entry.version === 'string' ? modelBlobName(key, entry.version, 'model.onnx') : null;
+  if (blob !== registryBlob) {
+    return { kind: 'skip', detail: `${blob} (${when}) is not the registry's model of this entry (${registryBlob ?? 'no version'}): only those are signed again; deploy the model instead` };
+  }
+  return { kind: 'refresh', url: entry.url, blob, expires: when };
+}
+
+/**
+ * Refreshes the expiring URLs of one module twin (as a query or a read returned it): signs a new
+ * URL per entry, then patches them in one update, conditional on the twin's ETag. When the twin
+ * changed meanwhile it is read again, and an entry whose URL changed since is left as it is.
+ */
+export async function refreshModule(container: ContainerClient, registry: TwinRegistry, twin: TwinDocument, opts: RefreshOptions): Promise<{ results: RefreshResult[]; notExpiring: number }> {
+  const target: ModuleRef = { deviceId: twin.deviceId, moduleId: twin.moduleId ?? '' };
+  const results: RefreshResult[] = [];
+  const result = (key: string, outcome: RefreshResult['outcome'], detail: string) => results.push({ ...target, key, outcome, detail });
+  let notExpiring = 0;
+  const signed = new Map<string, { old: string; url: string; detail: string }>();
+  const models = desiredModels(twin);
+  for (const key of Object.keys(models).sort()) {
+    if (key.startsWith('$')) continue;
+    const plan = planEntry(container, key, models[key], opts);
+    if (plan.kind === 'current') notExpiring++;
+    else if (plan.kind === 'skip') result(key, 'skipped', plan.detail);
+    else {
+      try {
+        if (!(await container.getBlobClient(plan.blob).exists())) {
+          result(key, 'failed', `${plan.blob} (${plan.expires}) is no longer in the registry: deploy another version of ${key}`);
+          continue;
+        }
+        const url = await readOnlyUrl(container, plan.blob, opts.expiresOn);
+        signed.set(key, { old: plan.url, url, detail: `${plan.blob}: URL valid until ${opts.expiresOn.toISOString()} (it ${plan.expires})` });
+      } catch (err) {
+        result(key, 'failed', `${plan.blob}: ${safeErrorMessage(err)}`);
+      }
+    }
+  }
+  if (signed.size === 0) return { results, notExpiring };
+  // Patched: the entries whose URL is still the one signed anew (a deploy meanwhile wins).
+  let patched = new Set<string>();
+  try {
+    const version = await patchDesiredModels(
+      registry,
+      target,
+      (now) => {
+        patched = new Set([...signed].filter(([key, s]) => (now[key] as { url?: unknown } | null | undefined)?.url === s.old).map(([key]) => key));
+        return patched.size === 0 ? null : Object.fromEntries([...patched].map((key) => [key, { url: signed.get(key)!.url }]));
+      },
+      twin,
+    );
+    for (const [key, s] of signed) {
+      if (patched.has(key)) result(key, 'refreshed', `${s.detail}${typeof version === 'number' ? `, $version ${version}` : ''}`);
+      else result(key, 'skipped', 'the entry changed while its URL was being signed (a deploy meanwhile); left as it is');
+    }
+  } catch (err) {
+    for (const key of signed.keys()) result(key, 'failed', safeErrorMessage(err));
+  }
+  results.sort((a, b) => a.key.localeCompare(b.key));
+  return { results, notExpiring };
+}
+
+/** The twins of a query, page by page (a fleet's twins are never all held at once). */
+async function* queryTwins(registry: TwinRegistry, sql: string): AsyncGenerator<TwinDocument> {
+  let query;
+  try {
+    query = registry.createQuery(sql, 100);
+  } catch (err) {
+    throw new TrainerError('PW_TRAINER_DEPLOY', `twin query failed: ${safeErrorMessage(err)}`, { cause: err });
+  }
+  while (query.hasMoreResults) {
+    let page: TwinDocument[];
+    try {
+      page = (await query.nextAsTwin()).result;
+    } catch (err) {
+      throw new TrainerError('PW_TRAINER_DEPLOY', `twin query failed: ${safeErrorMessage(err)}`, { cause: err });
+    }
+    yield* page;
+  }
+}
+
+/**
+ * Refreshes the expiring URLs of one module (`module`), or of the modules one twin query finds
+ * (`query`, its results filtered to `moduleId` when given). Calls `each` with the results of
+ * every module as it is done.
+ */
+export async function refreshUrls(
+  container: ContainerClient,
+  registry: TwinRegistry,
+  target: { module: ModuleRef } | { query: string; moduleId?: string },
+  opts: RefreshOptions,
+  each: (results: RefreshResult[]) => void,
+): Promise<RefreshSummary> {
+  const summary: RefreshSummary = { modules: 0, results: [], notExpiring: 0 };
+  const one = async (twin: TwinDocument) => {
+    const { results, notExpiring } = await refreshModule(container, registry, twin, opts);
+    summary.modules++;
+    summary.notExpiring += notExpiring;
+    summary.results.push(...results);
+    each(results);
+  };
+  if ('module' in target) {
+    const { deviceId, moduleId } = target.module;
+    let twin: TwinDocument;
+    try {
+      twin = (await registry.getModuleTwin(deviceId, moduleId)).responseBody;
+    } catch (err) {
+      throw new TrainerError('PW_TRAINER_DEPLOY', `cannot read the twin of ${deviceId}/${moduleId}: ${safeErrorMessage(err)}`, { cause: err });
+    }
+    await one({ ...twin, deviceId, moduleId });
+    return summary;
+  }
+  for await (const twin of queryTwins(registry, target.query)) {
+    if (!twin.moduleId || (target.moduleId !== undefined && twin.moduleId !== target.moduleId)) continue;
+    await one(twin);
+  }
+  return summary;
+}
