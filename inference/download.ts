@@ -4,7 +4,8 @@
  * and retries with backoff that resume with a Range request when the server supports it.
  * Permanent failures (a 4xx, too large, wrong size or hash) are never retried; a server's
  * Retry-After is waited for, or handed to the caller when it is longer than the backoff cap.
- * Messages name the URL without its query string (it may hold a SAS token).
+ * Messages name the URL without its query string (it may hold a SAS token), Blob Storage's error
+ * code (`x-ms-error-code`), and, for a refused signature, when the URL's SAS expires (`se`).
  */
 import { createHash, type Hash } from 'node:crypto';
 import http, { type IncomingMessage } from 'node:http';
@@ -36,6 +37,7 @@ export type DownloadErrorCode =
   | 'PW_MODEL_URL_INVALID'
   | 'PW_MODEL_TOO_LARGE'
   | 'PW_MODEL_HTTP_STATUS'
+  | 'PW_MODEL_URL_EXPIRED'
   | 'PW_MODEL_SIZE_MISMATCH'
   | 'PW_MODEL_SHA256_MISMATCH'
   | 'PW_MODEL_NETWORK'
@@ -163,10 +165,9 @@ async function handleResponse(res: IncomingMessage, url: URL, req: DownloadReque
     progress.received = 0;
     progress.hash = createHash('sha256');
   } else {
+    // The body is not read: a proxy may fill it with the request URL, SAS token included.
     res.resume();
-    const transient = status >= 500 || status === 408 || status === 429;
-    const retryAfterMs = transient ? parseRetryAfter(res.headers['retry-after']) : null;
-    throw new ModelDownloadError('PW_MODEL_HTTP_STATUS', `${safeUrl(url.href)} answered HTTP ${status}`, transient, false, retryAfterMs);
+    throw statusError(res, url);
   }
   const limit = Math.min(opts.maxBytes, req.size);
   const length = Number(res.headers['content-length'] ?? Number.NaN);
@@ -184,6 +185,49 @@ async function handleResponse(res: IncomingMessage, url: URL, req: DownloadReque
     progress.hash.update(chunk);
   }
   if (!res.complete) throw new ModelDownloadError('PW_MODEL_NETWORK', `connection to ${safeUrl(url.href)} closed after ${progress.received} bytes`, true);
+}
+
+/**
+ * A refusal by status. A 401/403 of a URL whose SAS expired by the gateway's clock gets a code of its
+ * own: Blob Storage calls it only `AuthenticationFailed`, like a wrong signature, yet the fix is a
+ * freshly signed URL (a gateway offline longer than the 7 days a trainer's URL lasts sees it). It is
+ * as permanent as any 4xx: the same URL never works again, a new desired entry is tried.
+ */
+function statusError(res: IncomingMessage, url: URL): ModelDownloadError {
+  const status = res.statusCode ?? 0;
+  const transient = status >= 500 || status === 408 || status === 429;
+  const retryAfterMs = transient ? parseRetryAfter(res.headers['retry-after']) : null;
+  const code = serviceCode(res.headers['x-ms-error-code']);
+  const answered = `${safeUrl(url.href)} answered HTTP ${status}${code ? ` (${code})` : ''}`;
+  const expiry = status === 401 || status === 403 ? sasExpiry(url) : null;
+  if (expiry !== null && expiry <= Date.now()) {
+    // What happened and what to do come first: the twin's reported `error` keeps only the start of a reason.
+    return new ModelDownloadError('PW_MODEL_URL_EXPIRED', `the model URL's signature expired at ${isoSeconds(expiry)} (its "se"); ${FRESH_URL_ADVICE}: ${answered}`);
+  }
+  const valid = expiry !== null ? `; its signature is valid until ${isoSeconds(expiry)} (its "se"), so it has not expired` : '';
+  return new ModelDownloadError('PW_MODEL_HTTP_STATUS', `${answered}${valid}`, transient, false, retryAfterMs);
+}
+
+/** The advice in a PW_MODEL_URL_EXPIRED message; a caller that knows the desired key adds the command to it. */
+export const FRESH_URL_ADVICE = 'deploy the model again for a fresh URL';
+
+/** Blob Storage's error code (`AuthenticationFailed`, `BlobNotFound`…); anything else a server sends there is left out. */
+function serviceCode(header: string | string[] | undefined): string | null {
+  const v = (Array.isArray(header) ? header[0] : header)?.trim();
+  return v && /^[A-Za-z0-9._-]{1,64}$/.test(v) ? v : null;
+}
+
+/** The signed expiry (`se`) of a SAS URL in ms, or null. Only `se` is read: the rest of the query holds the signature. */
+function sasExpiry(url: URL): number | null {
+  const se = url.searchParams.get('se');
+  // The ISO 8601 forms Azure accepts (a date, or a time with its zone); Date.parse alone takes "1" for 2001.
+  if (!se || !/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/.test(se)) return null;
+  const at = Date.parse(se);
+  return Number.isNaN(at) ? null : at;
+}
+
+function isoSeconds(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.000Z$/, 'Z');
 }
 
 function tooLarge(seen: number, declared: number, maxBytes: number): ModelDownloadError {

@@ -7,11 +7,13 @@
  * readings, and only then switch the pump between two micro-batches. The latest desired map always
  * wins: a download for an entry that changed or was deleted meanwhile is cancelled, and a model
  * that became stale is never switched in. A deleted entry takes the key's model, refusal and status
- * with it. A transient download failure is retried later with backoff.
+ * with it. A transient download failure is retried later with backoff. A download refused for what
+ * its URL answered (403, 404, wrong bytes) is tried again when the entry names another URL.
  */
+import { createHash } from 'node:crypto';
 import type { BackoffPolicy } from './backoff.js';
 import { backoffDelay } from './backoff.js';
-import { ModelDownloadError, safeUrl } from './download.js';
+import { FRESH_URL_ADVICE, ModelDownloadError, safeUrl } from './download.js';
 import { LoadedModel } from './model.js';
 import { ModelStoreError, type ModelStore } from './model-store.js';
 import type { ModelManager, ModelRef } from './models.js';
@@ -35,7 +37,7 @@ export interface UpdaterDeps {
   recent: (key: string) => RecentByPump;
   /**
    * The agent's own download settings a refusal can depend on (size limit, plain http allowed),
-   * as one string: a model refused because of them is tried again once they change.
+   * as one string: a refused download is tried again once they change (see downloadScope).
    */
   limits?: () => string;
   /** Downloads running at once, over all keys (default 4). */
@@ -164,7 +166,7 @@ export class ModelUpdater {
       this.clearRetry(key);
       return;
     }
-    const refused = manager.refusal(key, ref, this.limits());
+    const refused = manager.refusal(key, ref, this.downloadScope(entry));
     if (refused) {
       manager.showRefusal(key, ref, refused, shadow);
       return;
@@ -258,10 +260,13 @@ export class ModelUpdater {
       return;
     }
     this.clearRetry(key);
-    // A refusal caused by this agent's own settings holds only while they stay as they are.
-    const limits = err instanceof ModelDownloadError && err.local ? this.limits() : undefined;
-    this.deps.manager.markRejected(key, ref, reason, shadow, limits);
-    this.log('warn', 'model rejected', { model: key, version: entry.version, code: (err as { code?: string }).code, reason });
+    // A refused download holds only while this agent's settings and the URL stay as they are (see downloadScope).
+    const scope = err instanceof ModelDownloadError ? this.downloadScope(entry) : undefined;
+    // The desired key is the trainer's source (it writes models.<source>), so the command can be named in full here.
+    const command = `pumpwatch-trainer deploy --source ${key} --version ${entry.version}${shadow ? ' --shadow' : ''}`;
+    const refusal = err instanceof ModelDownloadError && err.code === 'PW_MODEL_URL_EXPIRED' ? reason.replace(FRESH_URL_ADVICE, `${FRESH_URL_ADVICE} (${command})`) : reason;
+    this.deps.manager.markRejected(key, ref, refusal, shadow, scope);
+    this.log('warn', 'model rejected', { model: key, version: entry.version, code: (err as { code?: string }).code, reason: refusal });
   }
 
   private clearRetry(key: string): void {
@@ -270,8 +275,16 @@ export class ModelUpdater {
     this.retries.delete(key);
   }
 
-  private limits(): string {
-    return this.deps.limits?.() ?? '';
+  /**
+   * What a refused download depends on: this agent's download settings (a model over the size
+   * limit passes once it is raised) and the URL. What one URL answered says nothing of another: the
+   * trainer's `deploy` signs a new URL for the same version (an expired SAS, a blob that moved), and
+   * the version and sha256 the refusal is recorded under stay the same. The URL is kept as a hash:
+   * it holds a SAS token, and this is persisted.
+   */
+  private downloadScope(entry: DesiredModel): string {
+    const url = createHash('sha256').update(entry.url).digest('hex').slice(0, 32);
+    return `${this.deps.limits?.() ?? ''} url:${url}`;
   }
 
   private log(level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown>): void {

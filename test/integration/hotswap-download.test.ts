@@ -106,6 +106,32 @@ describe('downloadModel', () => {
     expect(http.requests.filter((r) => r.path === '/models/denied.onnx')).toHaveLength(1);
   });
 
+  it("tells a 403 of a URL whose SAS expired by the gateway's clock apart, with the expiry and Blob Storage's code, as permanent, without the query", async () => {
+    const entry = http.add('expired.onnx', bytes, 'dl-1', { kind: 'sas' });
+    const err = await failure(downloadModel({ ...entry, url: `${entry.url}&se=2020-11-28T10%3A00%3A00Z` }, { ...base, allowInsecure: true }));
+    expect(err).toMatchObject({ code: 'PW_MODEL_URL_EXPIRED', transient: false, local: false });
+    expect(err.message).toBe(
+      `the model URL's signature expired at 2020-11-28T10:00:00Z (its "se"); deploy the model again for a fresh URL: ${http.baseUrl}/models/expired.onnx answered HTTP 403 (AuthenticationFailed)`,
+    );
+    expect(http.requests.filter((r) => r.path === '/models/expired.onnx')).toHaveLength(1);
+
+    // A date alone is a valid `se` too (midnight UTC).
+    const dateOnly = await failure(downloadModel({ ...entry, url: `${entry.url}&se=2020-11-28` }, { ...base, allowInsecure: true }));
+    expect(dateOnly.message).toMatch(/^the model URL's signature expired at 2020-11-28T00:00:00Z \(its "se"\);/);
+  });
+
+  it("names Blob Storage's code for a refusal that is not an expiry, and does not take a malformed se for a date", async () => {
+    const missing = http.add('gone.onnx', bytes, 'dl-1', { kind: 'status', status: 404, errorCode: 'BlobNotFound' });
+    const gone = await failure(downloadModel({ ...missing, url: `${missing.url}&se=2020-01-01T00%3A00%3A00Z` }, { ...base, allowInsecure: true }));
+    expect(gone).toMatchObject({ code: 'PW_MODEL_HTTP_STATUS', transient: false });
+    expect(gone.message).toBe(`${http.baseUrl}/models/gone.onnx answered HTTP 404 (BlobNotFound)`);
+
+    const denied = http.add('denied-sas.onnx', bytes, 'dl-1', { kind: 'status', status: 403, errorCode: 'AuthenticationFailed' });
+    const odd = await failure(downloadModel({ ...denied, url: `${denied.url}&se=1` }, { ...base, allowInsecure: true }));
+    expect(odd).toMatchObject({ code: 'PW_MODEL_HTTP_STATUS', transient: false });
+    expect(odd.message).toBe(`${http.baseUrl}/models/denied-sas.onnx answered HTTP 403 (AuthenticationFailed)`);
+  });
+
   it('stops when cancelled by a newer desired model', async () => {
     const entry = { ...http.add('slow.onnx', bytes, 'dl-1', { kind: 'status', status: 503 }) };
     const abort = new AbortController();

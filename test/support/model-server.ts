@@ -2,7 +2,8 @@
  * A real model download server on 127.0.0.1 (port 0) for hot-swap tests: plain HTTP, or HTTPS
  * with a self-signed CA made at start-up (optionally with a server certificate not valid yet, as a
  * gateway whose clock is behind sees it, replaced by a valid one on demand). Serves registered files with Range support, and can
- * misbehave on purpose: answer a status, send fewer bytes than promised, cut the connection
+ * misbehave on purpose: answer a status (with Blob Storage's error code and body), refuse a SAS URL
+ * whose `se` has passed as Blob Storage does, send fewer bytes than promised, cut the connection
  * half-way once, stream more than it announced, or hang half-way.
  */
 import { createHash } from 'node:crypto';
@@ -14,8 +15,13 @@ import { makeTlsMaterial } from '../../agent/local-hub/certs.js';
 
 export type Behaviour =
   | { kind: 'ok' }
-  /** Answers `status` (with `retryAfter` as its Retry-After header), to the first `times` requests only when given. */
-  | { kind: 'status'; status: number; retryAfter?: string; times?: number }
+  /**
+   * Answers `status` (with `retryAfter` as its Retry-After header, `errorCode` as Blob Storage's
+   * x-ms-error-code and XML body), to the first `times` requests only when given.
+   */
+  | { kind: 'status'; status: number; retryAfter?: string; times?: number; errorCode?: string }
+  /** Blob Storage with a SAS URL: 403 AuthenticationFailed once the query's `se` has passed (by this machine's clock), else the file. */
+  | { kind: 'sas' }
   /** Sends only the first `bytes` bytes, with a matching Content-Length. */
   | { kind: 'truncate'; bytes: number }
   /** The first request sends `bytes` bytes of a full-length response, then cuts the connection. */
@@ -96,6 +102,7 @@ export class ModelServer {
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '/').split('?')[0]!;
+    const se = new URL(req.url ?? '/', 'http://localhost').searchParams.get('se');
     this.requests.push({ path, range: req.headers.range ?? null });
     const entry = this.files.get(path);
     if (!entry) {
@@ -105,8 +112,15 @@ export class ModelServer {
     const b = entry.behaviour;
     const body = Buffer.from(entry.bytes);
     const answered = entry.served++;
-    if (b.kind === 'status' && (b.times === undefined || answered < b.times)) res.writeHead(b.status, b.retryAfter ? { 'retry-after': b.retryAfter } : {}).end();
-    else if (b.kind === 'status') this.serveRange(req, res, body);
+    if (b.kind === 'status' && (b.times === undefined || answered < b.times)) {
+      if (b.errorCode) blobError(res, b.status, b.errorCode, 'The request failed.');
+      else res.writeHead(b.status, b.retryAfter ? { 'retry-after': b.retryAfter } : {}).end();
+    } else if (b.kind === 'status') this.serveRange(req, res, body);
+    else if (b.kind === 'sas' && (se === null || !(Date.parse(se) > Date.now()))) {
+      // What Azure answers (its detail names the times, never the signature).
+      const detail = `Signed expiry time [${se === null ? 'none' : new Date(Date.parse(se)).toUTCString()}] must be after signed start time [${new Date().toUTCString()}]`;
+      blobError(res, 403, 'AuthenticationFailed', 'Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.', detail);
+    } else if (b.kind === 'sas') this.serveRange(req, res, body);
     else if (b.kind === 'truncate') res.writeHead(200, { 'content-length': b.bytes }).end(body.subarray(0, b.bytes));
     else if (b.kind === 'hang') {
       this.hangs.add(res);
@@ -134,6 +148,13 @@ export class ModelServer {
     }
     res.writeHead(200, { 'content-length': body.length, 'accept-ranges': 'bytes' }).end(body);
   }
+}
+
+/** An error answer as Blob Storage sends it: x-ms-error-code and an XML body. */
+function blobError(res: ServerResponse, status: number, code: string, message: string, detail?: string): void {
+  const extra = detail ? `<AuthenticationErrorDetail>${detail}</AuthenticationErrorDetail>` : '';
+  const body = `<?xml version="1.0" encoding="utf-8"?><Error><Code>${code}</Code><Message>${message}\nRequestId:00000000-0000-0000-0000-000000000000\nTime:${new Date().toISOString()}</Message>${extra}</Error>`;
+  res.writeHead(status, { 'content-type': 'application/xml', 'x-ms-error-code': code, 'x-ms-request-id': '00000000-0000-0000-0000-000000000000' }).end(body);
 }
 
 export function sha256(bytes: Uint8Array): string {
