@@ -29,7 +29,10 @@ export interface RefusedRecord {
   sha256: string;
   status: 'rejected' | 'rolled-back';
   reason: string;
-  /** Set when the agent's own download settings caused the refusal: it holds only while they stay these. */
+  /**
+   * Set for a refused download: the agent's download settings and a hash of the URL it was refused
+   * under (the name is older than the URL's part); the refusal holds only while both stay these.
+   */
   limits?: string;
 }
 

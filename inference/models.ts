@@ -254,13 +254,13 @@ export class ModelManager {
 
   /**
    * This model was refused or rolled back already (not tried again until the cloud asks for
-   * another). A refusal caused by the agent's own download settings holds only while `limits`
-   * (those settings now) are the ones it was refused under.
+   * another). A refused download holds only while `scope` (the agent's download settings and the
+   * entry's URL now, inference/updater.ts downloadScope) is the one it was refused under.
    */
-  refusal(key: string, ref: ModelRef, limits?: string): { status: 'rejected' | 'rolled-back'; reason: string } | null {
+  refusal(key: string, ref: ModelRef, scope?: string): { status: 'rejected' | 'rolled-back'; reason: string } | null {
     const r = this.persisted.refused[key];
     if (!r || r.version !== ref.version || r.sha256 !== ref.sha256) return null;
-    if (r.limits !== undefined && r.limits !== limits) return null;
+    if (r.limits !== undefined && r.limits !== scope) return null;
     return { status: r.status, reason: r.reason };
   }
 
@@ -317,11 +317,11 @@ export class ModelManager {
   }
 
   /**
-   * Records a refused model (the current one keeps running) and persists the refusal; `limits`:
-   * the agent's own download settings that caused it (see refusal()).
+   * Records a refused model (the current one keeps running) and persists the refusal; `scope`: for
+   * a refused download, the settings and URL it was refused under (see refusal()).
    */
-  markRejected(key: string, ref: ModelRef, reason: string, shadow = false, limits?: string): void {
-    this.persisted.refused[key] = { ...ref, status: 'rejected', reason, ...(limits !== undefined ? { limits } : {}) };
+  markRejected(key: string, ref: ModelRef, reason: string, shadow = false, scope?: string): void {
+    this.persisted.refused[key] = { ...ref, status: 'rejected', reason, ...(scope !== undefined ? { limits: scope } : {}) };
     this.persist();
     this.showEntry(key, shadow, ref.version, 'rejected', reason);
     this.changed(key);
