@@ -54,7 +54,7 @@ export class ValueHistory {
     let known = 0;
     for (let c = 0; c < this.names.length; c++) {
       const v = values[this.names[c]!];
-      if (v !== undefined) known++;
+      if (carried(v)) known++;
       this.columns[c]![at] = typeof v === 'number' ? v : Number.NaN;
     }
     if (hasMoreKeysThan(values, known)) this.addColumns(values, at); // a name not seen before
@@ -90,7 +90,7 @@ export class ValueHistory {
     let known = 0;
     for (let c = 0; c < this.names.length; c++) {
       const v = values[this.names[c]!];
-      if (v !== undefined) known++;
+      if (carried(v)) known++;
       const kept = this.columns[c]![slot]!;
       if (typeof v === 'number' && !Number.isNaN(v) ? kept !== v : !Number.isNaN(kept)) return false;
     }
@@ -123,7 +123,7 @@ export class ValueHistory {
     for (const name in values) {
       if (this.index.has(name) || this.names.length >= MAX_COLUMNS) continue;
       const v = values[name];
-      if (v === undefined) continue;
+      if (!carried(v)) continue;
       const column = new Float64Array(this.cap).fill(Number.NaN);
       column[at] = typeof v === 'number' ? v : Number.NaN;
       this.index.set(name, this.names.length);
@@ -135,6 +135,16 @@ export class ValueHistory {
 
 function hasMoreKeysThan(values: Values, n: number): boolean {
   let keys = 0;
-  for (const name in values) if (values[name] !== undefined && ++keys > n) return true;
+  for (const name in values) if (carried(values[name]) && ++keys > n) return true;
   return false;
+}
+
+/**
+ * The reading carries this name (a number, or null for "no value"). Not `!== undefined`: a name
+ * every object inherits (`constructor`, `toString`) looked up in a reading without it gives a
+ * function, which counted as a value the reading had, so a new name in that reading was not kept
+ * and a resend check could match a reading that differed.
+ */
+function carried(v: unknown): boolean {
+  return typeof v === 'number' || v === null;
 }

@@ -25,6 +25,18 @@ describe('ValueHistory (a pump\'s raw readings kept as numbers)', () => {
     expect(h.valuesAt(2)).toEqual({ a: 1 });
   });
 
+  it("is not fooled by names every object inherits (constructor, toString) when a reading lacks them", () => {
+    const h = new ValueHistory(4, true);
+    h.push({ a: 1, constructor: 5, toString: 6 }, 100);
+    h.push({ a: 2, b: 3 }, 200); // b is new; constructor and toString are absent, not values
+    expect(h.valuesAt(0)).toEqual({ a: 2, b: 3 });
+    h.push({ a: 1 }, 300);
+    expect(h.holds(300, { a: 1, b: 9 })).toBe(false); // another reading than the one kept at 300
+    expect(h.holds(300, { a: 1 })).toBe(true);
+    expect(h.holds(100, { a: 1, constructor: 5, toString: 6 })).toBe(true);
+    expect(h.holds(100, { a: 1, constructor: 5 })).toBe(false);
+  });
+
   it('grows without losing or reordering what it kept, and keeps more from then on', () => {
     const h = new ValueHistory(3, true);
     for (let i = 1; i <= 5; i++) h.push({ v: i }, i * 10); // wrapped: holds 3, 4, 5
