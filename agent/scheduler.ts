@@ -74,6 +74,11 @@ export class Scheduler {
     if (this.started) void Promise.resolve(entry.task.start());
   }
 
+  /** False once stop() began: a job in steps (retention) checks it between them. */
+  get running(): boolean {
+    return this.started;
+  }
+
   start(): void {
     this.started = true;
     for (const { task } of this.tasks.values()) void Promise.resolve(task.start());

@@ -3,9 +3,22 @@
  * after they were received, then go. Unsynced rows are never touched here (the buffer's disk cap
  * decides about those).
  */
-import type { SyncBatches } from '../buffer/batches.js';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { RETENTION_STEP_ROWS, type SyncBatches } from '../buffer/batches.js';
 
-export function deleteExpiredSynced(batches: SyncBatches, retentionHours: number, now: number): { deleted: number; cutoff: number } {
+/**
+ * Deletes in steps of RETENTION_STEP_ROWS, each its own transaction, and lets the event loop run
+ * between them (setImmediate comes after pending I/O): scoring and HTTP wait one step, not the
+ * whole backlog. `stopped`: checked between steps (the agent stopping closes the buffer).
+ */
+export async function deleteExpiredSynced(batches: SyncBatches, retentionHours: number, now: number, stopped: () => boolean = () => false): Promise<{ deleted: number; cutoff: number }> {
   const cutoff = now - Math.max(0, retentionHours) * 3_600_000;
-  return { deleted: batches.deleteSyncedBefore(cutoff), cutoff };
+  let deleted = 0;
+  for (;;) {
+    const n = batches.deleteSyncedBefore(cutoff);
+    deleted += n;
+    if (n < RETENTION_STEP_ROWS) return { deleted, cutoff };
+    await nextTurn();
+    if (stopped()) return { deleted, cutoff };
+  }
 }

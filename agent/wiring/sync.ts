@@ -163,8 +163,8 @@ function expiryWarner(logger: Logger, expiresAt: number): (now: number) => void 
 /** Deletes synced rows past the retention time, every 10 minutes (node-cron); the disk cap still rules. */
 function scheduleRetention(agent: Agent): void {
   const batches = new SyncBatches(agent.buffer);
-  agent.scheduler.every('sync-retention', '0 */10 * * * *', () => {
-    const { deleted, cutoff } = deleteExpiredSynced(batches, agent.config.retentionHours, Date.now());
+  agent.scheduler.every('sync-retention', '0 */10 * * * *', async () => {
+    const { deleted, cutoff } = await deleteExpiredSynced(batches, agent.config.retentionHours, Date.now(), () => !agent.scheduler.running);
     if (deleted > 0) agent.logger.info({ component: 'sync', deleted, receivedBefore: new Date(cutoff).toISOString() }, 'retention: synced rows deleted');
   });
 }

@@ -2,9 +2,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { PRIORITY, SyncBatches, type PlanLimits } from '../../buffer/batches.js';
+import { PRIORITY, RETENTION_STEP_ROWS, SyncBatches, type PlanLimits } from '../../buffer/batches.js';
 import { BufferStore } from '../../buffer/store.js';
 import type { PredictionRow } from '../../buffer/types.js';
+import { deleteExpiredSynced } from '../../sync/retention.js';
 
 const T0 = Date.UTC(2026, 10, 23, 10);
 const SHA = 'c'.repeat(64);
@@ -253,6 +254,23 @@ describe('SyncBatches on a real SQLite file', () => {
     expect(store.rowsBySeq(1, 100).map((r) => r.ts)).toEqual(Array.from({ length: 5 }, (_, k) => T0 + (k + 5) * 1000));
     expect(store.stats()).toMatchObject({ rows: 5, unsynced: 2 });
     expect(batches.deleteSyncedBefore(Number.MAX_SAFE_INTEGER)).toBe(3); // never the unsynced ones
+    expectCountsMatchFile(store);
+  });
+
+  it('deletes a large retention backlog in short steps, with the event loop running between them (one statement held every request)', async () => {
+    append('pump-a', 0, 9_000);
+    for (let b = batches.next(LIMITS, namer, T0); b !== null; b = batches.next(LIMITS, namer, T0)) batches.markUploaded(b, SHA, T0);
+    append('pump-a', 9_000, 10); // unsynced: never retention's
+    expect(batches.deleteSyncedBefore(Number.MAX_SAFE_INTEGER)).toBe(RETENTION_STEP_ROWS); // one step at most
+    let rowsSeenBetween = -1;
+    setImmediate(() => (rowsSeenBetween = store.stats().rows));
+    const { deleted } = await deleteExpiredSynced(batches, 0, T0 + 86_400_000);
+    expect(deleted).toBe(9_000 - RETENTION_STEP_ROWS);
+    // Something else ran while retention was under way: after its first step, before its last.
+    expect(rowsSeenBetween).toBeLessThan(9_010 - RETENTION_STEP_ROWS);
+    expect(rowsSeenBetween).toBeGreaterThan(10);
+    expect(store.stats()).toMatchObject({ rows: 10, unsynced: 10 });
+    expect(count(store, "SELECT count(*) AS n FROM sync_batches WHERE state = 'uploaded'")).toBe(0); // forgotten at the last step
     expectCountsMatchFile(store);
   });
 

@@ -228,9 +228,9 @@ describe('sync worker order and loop (real Azurite)', () => {
     const w = worker(azurite());
     await w.runOnce();
     store.appendBatch(Array.from({ length: 5 }, (_, i) => row('pump-a', 100 + i, false, T0 - 86_400_000)));
-    const early = deleteExpiredSynced(w.batches, 72, T0 + 3_600_000);
+    const early = await deleteExpiredSynced(w.batches, 72, T0 + 3_600_000);
     expect(early.deleted).toBe(0);
-    const { deleted } = deleteExpiredSynced(w.batches, 72, T0 + 73 * 3_600_000);
+    const { deleted } = await deleteExpiredSynced(w.batches, 72, T0 + 73 * 3_600_000);
     expect(deleted).toBe(20);
     expect(store.stats()).toMatchObject({ rows: 5, unsynced: 5 });
     expect((await decodeAllBlobs(az.container(container))).flatMap((b) => b.lines)).toHaveLength(20);
