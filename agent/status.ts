@@ -21,7 +21,15 @@ export interface SyncStatus {
 export interface Connectivity {
   hub: string;
   blob: string;
+  /**
+   * Why the agent's reported properties are not reaching the hub (refused, or the connection
+   * failed), since when and how many attempts; null when the last update went through. A hub that
+   * refuses them while `hub` says connected leaves the cloud's view of this gateway as it was.
+   */
+  hubReportedError: string | null;
 }
+
+type Link = 'hub' | 'blob';
 
 
 export interface HealthCheck {
@@ -38,7 +46,8 @@ export class AgentStatus {
   private syncStatus: () => SyncStatus | null = () => null;
   private pumpRefusals: () => PumpRefusalsStatus | null = () => null;
   private readonly startedMono = performance.now();
-  private readonly connectivity: Record<keyof Connectivity, () => string> = { hub: () => 'not configured', blob: () => 'not configured' };
+  private readonly connectivity: Record<Link, () => string> = { hub: () => 'not configured', blob: () => 'not configured' };
+  private hubReportedError: () => string | null = () => null;
 
   constructor(
     private readonly deps: {
@@ -67,12 +76,18 @@ export class AgentStatus {
   }
 
   /** Each link (IoT hub, Blob Storage) is reported by the part that owns it. */
-  setConnectivity(link: keyof Connectivity, fn: () => string): void {
+  setConnectivity(link: Link, fn: () => string): void {
     this.connectivity[link] = fn;
   }
 
+  /** Reported by the part that sends the reported properties. */
+  setHubReportedError(fn: () => string | null): void {
+    this.hubReportedError = fn;
+  }
+
   connectivityNow(): Connectivity {
-    return { hub: this.connectivity.hub(), blob: this.connectivity.blob() };
+    const reported = this.hubReportedError();
+    return { hub: this.connectivity.hub(), blob: this.connectivity.blob(), hubReportedError: reported === null ? null : redactSecrets(reported) };
   }
 
   /**

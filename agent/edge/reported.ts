@@ -5,12 +5,16 @@
  * again after every reconnect, so nothing reported while offline is lost.
  * IoT Hub refuses an update that would make the reported document larger than 32 KB (and then
  * every later acknowledgement would be lost too), so the document is measured before it is sent:
- * when the pumps do not all fit, `pumps` lists the most recently active ones that do, with
- * `pumpsTotal` and `pumpsTruncated: true`.
+ * when it does not fit, `pumps` gives way first (the most recently active pumps that fit, with
+ * `pumpsTotal` and `pumpsTruncated: true`), then the details of the `models` entries
+ * (`modelsTruncated: true`); every key keeps its version, status and acknowledgement.
+ * An update that does not go through (refused, or the connection failed) is sent again on the next
+ * change and by the runtime's periodic state report; `failure()` says so in /status meanwhile.
  */
 import type { ModelManager, ModelStatus } from '../../inference/models.js';
 import { safeErrorMessage } from '../../sync/redact.js';
 import type { Logger } from '../logger.js';
+import { RepeatLog } from '../repeat-log.js';
 import type { AgentStatus } from '../status.js';
 import { SECTION_NAMES } from './desired.js';
 import type { Ack, TwinSync } from './twin.js';
@@ -28,6 +32,22 @@ export interface ReportedTwin {
 
 const AC: Record<ModelStatus['status'], number> = { active: 200, shadow: 200, downloading: 202, rejected: 400, 'rolled-back': 500 };
 
+/** Longest `error` in a reported entry: a reason may carry a long URL or a model's whole feature list; /status keeps it whole. */
+const REPORTED_ERROR_CHARS = 200;
+/** Longest reason in `ad`, which repeats the entry's status for the cloud's twin queries. */
+const REPORTED_AD_REASON_CHARS = 80;
+
+/** `text` cut to `max` characters (code points, never half of one), the cut shown by an ellipsis. */
+function cut(text: string, max: number): string {
+  const chars = Array.from(text);
+  return chars.length <= max ? text : `${chars.slice(0, max - 1).join('')}…`;
+}
+
+/** The cloud has the URL in the desired entry, and a download reason starts with it: `ad` says `<url>` instead. */
+const URL_IN_TEXT = /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]+/gi;
+
+const reportedError = (error: string | null): string | null => (error === null ? null : cut(error, REPORTED_ERROR_CHARS));
+
 /**
  * One key's reported entry. The acknowledgement is about the desired entry: a shadow entry that is
  * still downloading or was refused is acknowledged as such, even while the pump's live model runs.
@@ -35,12 +55,46 @@ const AC: Record<ModelStatus['status'], number> = { active: 200, shadow: 200, do
  * acknowledgement would otherwise stay.
  */
 function modelReport(s: ModelStatus, av: number | null): Record<string, unknown> {
-  const shadow = s.shadow ? { version: s.shadow.version, status: s.shadow.status, error: s.shadow.error, since: s.shadow.since } : null;
-  const base: Record<string, unknown> = { version: s.version, status: s.status, error: s.error, since: s.since, activeVersion: s.activeVersion ?? null, shadow };
+  const shadow = s.shadow ? { version: s.shadow.version, status: s.shadow.status, error: reportedError(s.shadow.error), since: s.shadow.since } : null;
+  const base: Record<string, unknown> = { version: s.version, status: s.status, error: reportedError(s.error), since: s.since, activeVersion: s.activeVersion ?? null, shadow };
   if (av === null) return { ...base, ac: null, av: null, ad: null };
   const entry = s.shadow && s.shadow.status !== 'shadow' ? s.shadow : s;
-  const ad = entry.status === 'active' || entry.status === 'shadow' ? entry.status : entry.error ? `${entry.status}: ${entry.error}` : entry.status;
+  const ad =
+    entry.status === 'active' || entry.status === 'shadow' || !entry.error
+      ? entry.status
+      : `${entry.status}: ${cut(entry.error.replace(URL_IN_TEXT, '<url>'), REPORTED_AD_REASON_CHARS)}`;
   return { ...base, ac: AC[entry.status], av, ad };
+}
+
+/**
+ * What is taken out of every `models` entry, one step more each time, while the document does not
+ * fit once `pumps` is empty: the reasons first (/status keeps them), then the times, the active
+ * version and the shadow's details, then the description. Version, status and the acknowledgement
+ * (`ac`, `av`) of every key always stay. Fields go as null: a reported patch merges, so a field
+ * left out would stay on the hub as it was.
+ */
+const MODEL_SHRINK_STEPS: ReadonlyArray<(entry: Record<string, unknown>) => Record<string, unknown>> = [
+  (e) => ({ ...e, error: null, shadow: e.shadow ? { ...(e.shadow as object), error: null } : null }),
+  (e) => ({ ...e, since: null, activeVersion: null, shadow: null }),
+  (e) => ({ ...e, ad: null }),
+];
+
+/** The size of what the hub keeps of the document once merged (see twin-size.ts): null members delete, so they take no room. */
+const storedSize = (doc: Record<string, unknown>): number => reportedSize(withoutNulls(doc));
+
+function withoutNulls(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutNulls);
+  if (!isPlainObject(value)) return value;
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== null).map(([k, v]) => [k, withoutNulls(v)]));
+}
+
+/** Why the last reported update did not go through, since when, and how many attempts in a row. */
+export interface ReportedFailure {
+  error: string;
+  since: string;
+  attempts: number;
+  /** Whether one failed on the twin attached now (the connection in use), not only on one before a reconnect. */
+  onCurrentTwin: boolean;
 }
 
 export class Reporter {
@@ -51,8 +105,13 @@ export class Reporter {
   private reportedKeys = new Set<string>();
   /** Per setting section, the fields of the `value` last reported (an object), to delete those gone since. */
   private reportedFields = new Map<string, Set<string>>();
-  private lastError: string | null = null;
+  private failed: ReportedFailure | null = null;
   private truncated = false;
+  /** How many shrink steps the `models` entries needed in the last document (0: none). */
+  private modelSteps = 0;
+  /** The last document did not fit even with every `models` entry at its least. */
+  private tooLarge = false;
+  private readonly failures: RepeatLog;
 
   constructor(
     private readonly deps: {
@@ -65,11 +124,20 @@ export class Reporter {
       debounceMs?: number;
       budgetBytes?: number;
     },
-  ) {}
+  ) {
+    this.failures = new RepeatLog({
+      failure: (fields, msg) => deps.logger.warn(fields, msg),
+      recovery: (fields, msg) => deps.logger.info(fields, msg),
+      message: 'reported properties not sent: acknowledgements and model statuses do not reach the cloud; they are sent again on the next change and by the periodic state report',
+      recovered: 'reported properties sent again',
+      intervalMs: 10 * 60_000,
+    });
+  }
 
   /** A (re)connected twin: report everything to it. */
   attach(twin: ReportedTwin | null): void {
     this.twin = twin;
+    if (this.failed) this.failed.onCurrentTwin = false;
     if (twin) {
       // Keys reported by an earlier run that no longer exist are deleted (set to null) next time.
       const models = twin.properties.reported['models'];
@@ -84,8 +152,14 @@ export class Reporter {
     this.schedule(this.deps.debounceMs ?? 200);
   }
 
+  /** The error of the last update, if it did not go through; null once one did. */
   error(): string | null {
-    return this.lastError;
+    return this.failed?.error ?? null;
+  }
+
+  /** Why reported updates are not going through, since when and how many attempts; null when the last one did. */
+  failure(): ReportedFailure | null {
+    return this.failed ? { ...this.failed } : null;
   }
 
   /** Sends now and resolves when the hub has it (tests, stop). */
@@ -114,6 +188,7 @@ export class Reporter {
       pumps: [],
       pumpsTotal: null,
       pumpsTruncated: null,
+      modelsTruncated: null,
       state: {
         agentVersion: snap.agentVersion,
         updatedAt: new Date().toISOString(),
@@ -122,7 +197,7 @@ export class Reporter {
         readings: snap.readings,
       },
     };
-    this.fitPumps(doc, this.deps.pumps?.() ?? []);
+    this.fit(doc, this.deps.pumps?.() ?? []);
     return doc;
   }
 
@@ -147,21 +222,35 @@ export class Reporter {
   }
 
   /**
-   * Lists every pump when the document stays within the budget; else the most recently active
-   * that fit, with `pumpsTotal` and `pumpsTruncated: true` (null deletes both once all fit again).
+   * Lists every pump when the document stays within the budget. Else `pumps` gives way first: with
+   * `pumpsTotal` and `pumpsTruncated: true`, it lists the most recently active pumps that fit once
+   * the rest does. When the rest does not fit with no pump listed, the `models` entries shrink step
+   * by step (MODEL_SHRINK_STEPS), with `modelsTruncated: true`. The flags are null (deleted on the
+   * hub) when not needed.
    */
-  private fitPumps(doc: Record<string, unknown>, recentFirst: string[]): void {
+  private fit(doc: Record<string, unknown>, recentFirst: string[]): void {
     const budget = this.deps.budgetBytes ?? REPORTED_BUDGET_BYTES;
     const all = recentFirst.reduce((sum, id) => sum + arrayItemSize(id), 0);
-    const rest = reportedSize(doc);
+    const rest = storedSize(doc);
     if (rest + all <= budget) {
       doc.pumps = [...recentFirst].sort();
       this.setTruncated(false, recentFirst.length, recentFirst.length, rest + all, budget);
+      this.setModelsShrunk(0, rest, budget);
       return;
     }
-    doc.pumpsTotal = recentFirst.length;
-    doc.pumpsTruncated = true;
-    let size = reportedSize(doc);
+    if (recentFirst.length > 0) {
+      doc.pumpsTotal = recentFirst.length;
+      doc.pumpsTruncated = true;
+    }
+    let size = storedSize(doc);
+    const before = size;
+    let steps = 0;
+    if (size > budget) doc.modelsTruncated = true;
+    while (size > budget && steps < MODEL_SHRINK_STEPS.length) {
+      const step = MODEL_SHRINK_STEPS[steps++]!;
+      doc.models = Object.fromEntries(Object.entries(doc.models as Record<string, Record<string, unknown> | null>).map(([k, e]) => [k, e && step(e)]));
+      size = storedSize(doc);
+    }
     const listed: string[] = [];
     for (const id of recentFirst) {
       const more = arrayItemSize(id);
@@ -170,7 +259,13 @@ export class Reporter {
       listed.push(id);
     }
     doc.pumps = listed.sort();
-    this.setTruncated(true, recentFirst.length, listed.length, rest + all, budget);
+    if (listed.length === recentFirst.length) {
+      // the models' details made the room: every pump is listed after all
+      doc.pumpsTotal = null;
+      doc.pumpsTruncated = null;
+    }
+    this.setTruncated(listed.length < recentFirst.length, recentFirst.length, listed.length, rest + all, budget);
+    this.setModelsShrunk(steps, before, budget, size);
   }
 
   /** One warning when the pumps stop fitting (again after they fit once more). */
@@ -184,6 +279,31 @@ export class Reporter {
       this.deps.logger.info({ pumpsTotal: total }, "every pump fits in the reported 'pumps' again");
     }
     this.truncated = truncated;
+  }
+
+  /**
+   * One warning when the `models` entries start to be shrunk, and one error when even their least
+   * does not fit. That takes several hundred keys: the desired section, which names them, has the
+   * same 32 KB limit and bigger entries, so this is not expected.
+   */
+  private setModelsShrunk(steps: number, wouldBe: number, budget: number, size = wouldBe): void {
+    const tooLarge = size > budget;
+    if (tooLarge && !this.tooLarge) {
+      this.deps.logger.error(
+        { code: 'PW_EDGE_REPORTED_TOO_LARGE', bytes: size, budgetBytes: budget, limitBytes: REPORTED_LIMIT_BYTES },
+        "reported properties exceed the agent's budget even with every 'models' entry cut to version, status and acknowledgement: IoT Hub may refuse them, and then no acknowledgement reaches the cloud; delete the desired 'models' entries this gateway no longer needs",
+      );
+    }
+    if (steps > 0 && this.modelSteps === 0) {
+      this.deps.logger.warn(
+        { code: 'PW_EDGE_REPORTED_MODELS_TRUNCATED', shrinkSteps: steps, bytesWithFullEntries: wouldBe, budgetBytes: budget, limitBytes: REPORTED_LIMIT_BYTES },
+        "reported properties would exceed IoT Hub's 32 KB limit: the 'models' entries leave out their details (reasons, times, shadow), keeping each key's version, status and acknowledgement; /status has them whole",
+      );
+    } else if (steps === 0 && this.modelSteps > 0) {
+      this.deps.logger.info("the 'models' entries fit whole in the reported properties again");
+    }
+    this.modelSteps = steps;
+    this.tooLarge = tooLarge;
   }
 
   private schedule(ms: number): void {
@@ -218,10 +338,13 @@ export class Reporter {
       await new Promise<void>((resolve, reject) => twin.properties.reported.update(doc, (err) => (err ? reject(err) : resolve())));
       this.reportedKeys = new Set(Object.entries(doc.models as object).filter(([, v]) => v !== null).map(([k]) => k));
       this.reportedFields = sectionFields(doc);
-      this.lastError = null;
+      this.failed = null;
+      this.failures.succeeded();
     } catch (err) {
-      this.lastError = safeErrorMessage(err);
-      this.deps.logger.warn({ err: { message: this.lastError } }, 'reported properties not sent; they are sent again after reconnecting');
+      const error = safeErrorMessage(err);
+      const attempts = (this.failed?.attempts ?? 0) + 1;
+      this.failed = { error, since: this.failed?.since ?? new Date().toISOString(), attempts, onCurrentTwin: this.failed?.onCurrentTwin === true || twin === this.twin };
+      this.failures.failed({ err: { message: error }, attempts });
     }
   }
 }

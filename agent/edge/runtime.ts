@@ -71,6 +71,8 @@ export class EdgeRuntime {
       logger: this.log,
       pumps: () => this.pumpActivity.recent(),
     });
+    agent.status.setHubReportedError(() => this.reportedFailure());
+    agent.status.addHealthCheck({ name: 'hub-reported', check: () => this.reportedHealth() });
     this.pumpActivity = new PumpActivity({
       known: () => agent.engine.pumpIds(),
       lastReceived: (pumpId) => {
@@ -115,6 +117,27 @@ export class EdgeRuntime {
     const local = this.localHub ? ` (local hub on port ${this.localHub.port})` : '';
     const detail = s.lastError && s.state !== 'connected' ? `: ${s.lastError}` : '';
     return `${s.state}${local}${detail}`;
+  }
+
+  /** `connectivity.hubReportedError` in /status. */
+  reportedFailure(): string | null {
+    const f = this.reporter.failure();
+    if (!f) return null;
+    return `not sent since ${f.since} (${f.attempts} attempt${f.attempts === 1 ? '' : 's'}): ${f.error}`;
+  }
+
+  /**
+   * The `hub-reported` check of /healthz: failing while the hub, connected, refuses the reported
+   * properties. The cloud's view of the gateway is then frozen (model statuses, acknowledgements,
+   * the `pumps` by which the trainer's deploy finds it), and that needs a person. Being offline is
+   * not a failure (the update waits for the connection), nor is a refusal seen only on a connection
+   * before the current one: the whole document is sent again at every reconnect.
+   */
+  private reportedHealth(): { ok: boolean; error?: string } {
+    const f = this.reporter.failure();
+    if (!f || !f.onCurrentTwin || this.connection?.status().state !== 'connected') return { ok: true };
+    const attempts = `${f.attempts} attempt${f.attempts === 1 ? '' : 's'} since ${f.since}`;
+    return { ok: false, error: `the connected hub does not take the reported properties (${attempts}): ${f.error}; acknowledgements, model statuses and the pumps list do not reach the cloud` };
   }
 
   async start(): Promise<void> {

@@ -51,6 +51,11 @@ describe('reported properties of a gateway serving many pumps', () => {
   });
 
   it('keeps the document under 32 KB with the most recently active pumps, and acknowledgements still arrive', async () => {
+    // How many pumps each cut document the hub received listed: the first may come before the sync acknowledgement, with room for more.
+    const listedByHub: number[] = [];
+    hub.on('reported', (e: { deviceId: string; patch: Record<string, unknown> }) => {
+      if (e.deviceId === DEVICE && e.patch.pumpsTruncated === true) listedByHub.push((e.patch.pumps as string[]).length);
+    });
     const all = Array.from({ length: PUMPS }, (_, i) => reading(pumpId(i + 1)));
     expect((await postJson(`${t.url}/readings`, all)).status).toBe(202);
     await new Promise((r) => setTimeout(r, 20));
@@ -70,6 +75,6 @@ describe('reported properties of a gateway serving many pumps', () => {
 
     expect(edgeRuntimeOf(t.agent)!.reporter.error()).toBeNull();
     expect(truncationWarnings()).toHaveLength(1);
-    expect(truncationWarnings()[0]![0]).toMatchObject({ pumpsTotal: PUMPS, pumpsReported: pumps.length });
+    expect(truncationWarnings()[0]![0]).toMatchObject({ pumpsTotal: PUMPS, pumpsReported: listedByHub[0] });
   });
 });
