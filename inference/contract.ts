@@ -36,6 +36,36 @@ export const FLOAT32_MAX = 3.4028234663852886e38;
  */
 export const MAX_WINDOW = 1000;
 
+/**
+ * The names a reading's values and a model's features may take, one rule for both sides: a model
+ * is matched to readings by name, so a model needing more values than a reading may carry, or a
+ * value name no reading can carry, would be activated and never score. The agent's ingest refuses
+ * readings against them, the trainer refuses such feature columns, and a model whose features
+ * break them is refused as not contract 1.
+ * - at most MAX_FEATURES values per reading (features per model);
+ * - a name of 1 to MAX_NAME_LENGTH characters (UTF-16 code units, as JavaScript counts them);
+ * - not `__proto__`: the name of JavaScript's prototype accessor. JSON.parse keeps it as a key, but
+ *   a copy of the values by assignment (zod's record does one) drops it. Other names of
+ *   Object.prototype (`constructor`, `toString`) are plain keys of a parsed reading and are read
+ *   as values (a lookup of one that a reading lacks gives a function, not a number).
+ */
+export const MAX_FEATURES = 256;
+export const MAX_NAME_LENGTH = 128;
+export const RESERVED_NAMES: readonly string[] = ['__proto__'];
+
+/** Why `name` cannot name a value or a feature (`is empty`, …: said of the name), or null when it can. */
+export function nameProblem(name: string): string | null {
+  if (name.length === 0) return 'is empty';
+  if (name.length > MAX_NAME_LENGTH) return `is ${name.length} characters long, at most ${MAX_NAME_LENGTH} allowed`;
+  if (RESERVED_NAMES.includes(name)) return 'is reserved: a JavaScript object cannot hold a value by that name';
+  return null;
+}
+
+/** A name as messages quote it: JSON-quoted, cut after 40 characters (a name too long is said so, not printed whole). */
+export function quoteName(name: string): string {
+  return JSON.stringify(name.length > 40 ? `${name.slice(0, 40)}…` : name);
+}
+
 export interface ModelMetadata {
   contract: 1;
   features: string[];
@@ -110,6 +140,18 @@ export function parseModelMetadata(props: Record<string, string>): ModelMetadata
     throw new ModelContractError(
       `model metadata "${META_KEYS.features}" must be a non-empty JSON array of distinct names`,
     );
+  }
+  // A model from elsewhere (not written by this trainer) may break the reading's limits: activated, it would never score.
+  if (features.length > MAX_FEATURES) {
+    throw new ModelContractError(
+      `model metadata "${META_KEYS.features}" names ${features.length} features, at most ${MAX_FEATURES} allowed (a reading carries at most ${MAX_FEATURES} values)`,
+    );
+  }
+  for (const name of features as string[]) {
+    const problem = nameProblem(name);
+    if (problem !== null) {
+      throw new ModelContractError(`model metadata "${META_KEYS.features}": the feature name ${quoteName(name)} ${problem} (no reading can carry a value by that name)`);
+    }
   }
   const windowText = get(META_KEYS.window);
   const window = Number(windowText);

@@ -4,11 +4,11 @@
  * or `YYYY-MM-DD hh:mm:ss` read as UTC); every other numeric column is a feature unless excluded.
  * A column with no numeric cell at all (e.g. a text tag) is ignored; a feature column with one
  * non-numeric cell is an error that names the line and the column, and so is a number with a
- * decimal comma (`1,5`), a number beyond the float32 range the models take, a quote left open and
- * a timestamp earlier than the row before it (windows and `--train-rows` follow the file's
- * order; local times without a zone may step back once by at most an hour, a clock set back at
- * the end of daylight saving time). Blank lines are skipped, and so is a separator that ends every
- * line.
+ * decimal comma (`1,5`) or a thousands separator (`1,234.5`, `1.234,5`), a number beyond the
+ * float32 range the models take, a quote left open and a timestamp earlier than the row before it
+ * (windows and `--train-rows` follow the file's order; local times without a zone may step back
+ * once by at most an hour, a clock set back at the end of daylight saving time). Blank lines are
+ * skipped, and so is a separator that ends every line.
  */
 import { readFile } from 'node:fs/promises';
 import { FLOAT32_MAX } from '../inference/contract.js';
@@ -40,6 +40,12 @@ const TIMESTAMP_NAMES = ['timestamp', 'datetime'];
 const NUMBER = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 /** A number written with a decimal comma (`1,5`, `-0,25`), as some locales export `;` files. */
 const DECIMAL_COMMA = /^[+-]?\d*,\d+(?:[eE][+-]?\d+)?$/;
+/**
+ * A number in groups of three digits, as spreadsheets export them: `1,234.5`, `1.234,5`,
+ * `1.234.567`, `1 234,5`, `1'234.5` (also with a no-break or thin space, or `’`). Tested only on
+ * cells NUMBER does not take: `1.234` is a number with a decimal point.
+ */
+const GROUPED = /^[+-]?\d{1,3}(?:(?:,\d{3})+(?:\.\d+)?|(?:\.\d{3})+(?:,\d+)?|([ '\u2019\u00A0\u202F])\d{3}(?:\1\d{3})*(?:[.,]\d+)?)$/;
 /** The largest step back of local times at the end of daylight saving time, and the least time between two. */
 const CLOCK_SET_BACK_MS = 3_600_000;
 const DAY_MS = 86_400_000;
@@ -142,17 +148,25 @@ function splitCells(line: string, separator: string, lineNumber: number): string
 }
 
 /**
- * A decimal comma (or thousands separator) is refused by name: read as text, its column would
- * silently not be a feature. A text column (a cell that is no number either way, and no number
- * with a decimal point) is text that may hold a `1,5`: it is ignored as before.
+ * A decimal comma or a thousands separator is refused by name: read as text, its column would
+ * silently not be a feature. A text column (a cell that is no number in any of these ways) is
+ * text that may hold a `1,5`: it is ignored as before.
  */
 function checkDecimalPoint(lines: readonly Line[], index: number, column: string, hasNumbers: boolean): void {
-  const text = (cell: string) => cell.trim() !== '' && !NUMBER.test(cell.trim()) && !DECIMAL_COMMA.test(cell.trim());
+  const grouped = (t: string) => !NUMBER.test(t) && GROUPED.test(t);
+  const text = (cell: string) => cell.trim() !== '' && !NUMBER.test(cell.trim()) && !DECIMAL_COMMA.test(cell.trim()) && !grouped(cell.trim());
   if (!hasNumbers && lines.some((l) => text(l.cells[index] as string))) return;
   for (const line of lines) {
     const cell = line.cells[index] as string;
     if (cell.includes(',') && DECIMAL_COMMA.test(cell.trim())) {
       throw new CsvError(`line ${line.number}, column "${column}": "${cell}" is written with a comma; write numbers with a decimal point and no thousands separator (1.5, not 1,5)`, line.number, column);
+    }
+    if (grouped(cell.trim())) {
+      throw new CsvError(
+        `line ${line.number}, column "${column}": "${cell}" is written with a thousands separator; write numbers with a decimal point and no thousands separator (1234.5, not 1,234.5 or 1.234,5)`,
+        line.number,
+        column,
+      );
     }
   }
 }

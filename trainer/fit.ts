@@ -5,7 +5,7 @@
  * the options.
  */
 import { createHash } from 'node:crypto';
-import { CONTRACT_VERSION, metadataToProps, trainingSpan, type ModelMetadata } from '../inference/contract.js';
+import { CONTRACT_VERSION, MAX_FEATURES, metadataToProps, nameProblem, quoteName, trainingSpan, type ModelMetadata } from '../inference/contract.js';
 import type { Algorithm, TrainedModel } from './algorithms/algorithm.js';
 import { ALGORITHM_NAMES, DEFAULT_ALGORITHM, findAlgorithm } from './algorithms/index.js';
 import type { CsvTable } from './csv.js';
@@ -47,6 +47,7 @@ export function algorithmNamed(name: string): Algorithm {
  * and rows left out) keeps windows from spanning a gap; a CSV given to `fit` is one run.
  */
 export function fitTable(table: CsvTable & { segmentStarts?: readonly number[] }, options: FitOptions = {}): FitResult {
+  checkFeatures(table.features);
   const algoName = options.algorithm ?? DEFAULT_ALGORITHM;
   const algorithm = algorithmNamed(algoName);
   const window = options.window ?? algorithm.defaultWindow;
@@ -89,6 +90,26 @@ export function fitTable(table: CsvTable & { segmentStarts?: readonly number[] }
     docString: `PumpWatch ${model.algorithm} anomaly model for source "${source}"`,
   });
   return { bytes, metadata, model };
+}
+
+/**
+ * The agent matches a model's features to a reading's values by name, within the reading's limits
+ * (inference/contract.ts): a model with more features, or a feature no reading can carry, would be
+ * activated and never score, and the agent refuses it. Refused before fitting, with the way out.
+ */
+export function checkFeatures(features: readonly string[]): void {
+  const bad = features.flatMap((name) => {
+    const problem = nameProblem(name);
+    return problem === null ? [] : [`${quoteName(name)} ${problem}`];
+  });
+  if (bad.length > 0) {
+    throw new UsageError(`feature names the agent cannot take: ${bad.join('; ')}; rename them or leave them out with --exclude`);
+  }
+  if (features.length > MAX_FEATURES) {
+    throw new UsageError(
+      `${features.length} features, but a model takes at most ${MAX_FEATURES} (a reading carries at most ${MAX_FEATURES} values): leave ${features.length - MAX_FEATURES} or more out with --exclude`,
+    );
+  }
 }
 
 /**

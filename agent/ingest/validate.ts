@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Reading } from '../../buffer/types.js';
-import { FLOAT32_MAX } from '../../inference/contract.js';
+import { FLOAT32_MAX, MAX_FEATURES, nameProblem, quoteName } from '../../inference/contract.js';
 import { PUMP_ID_PATTERN, PUMP_ID_RULE } from '../../sync/layout.js';
 
 export interface ValidationLimits {
@@ -14,7 +14,7 @@ export interface ValidationLimits {
 export const DEFAULT_LIMITS: ValidationLimits = {
   maxFutureMs: 86_400_000,
   maxPastMs: 365 * 86_400_000,
-  maxValues: 256,
+  maxValues: MAX_FEATURES,
 };
 
 export { PUMP_ID_PATTERN } from '../../sync/layout.js';
@@ -33,7 +33,8 @@ const readingSchema = z.strictObject(
     ts: z.union([z.string(), z.number()], {
       error: (iss) => (iss.input === undefined ? 'is required' : `expected an ISO 8601 string or epoch milliseconds, got ${describe(iss.input)}`),
     }),
-    values: z.record(z.string().min(1, 'a value name is empty').max(128, 'a value name is longer than 128 characters'), valueSchema, {
+    // Value names are checked after the schema, on the input's own keys: a record skips a `__proto__` key without an issue.
+    values: z.record(z.string(), valueSchema, {
       error: (iss) => (iss.input === undefined ? 'is required' : `expected an object of named values, got ${describe(iss.input)}`),
     }),
   },
@@ -109,7 +110,7 @@ export function fastPath(input: unknown, now: number, limits: ValidationLimits):
   if (typeof values !== 'object' || values === null || Object.getPrototypeOf(values) !== Object.prototype) return null;
   let n = 0;
   for (const name in values) {
-    if (!Object.hasOwn(values, name) || name.length === 0 || name.length > 128 || name === '__proto__') return null;
+    if (!Object.hasOwn(values, name) || nameProblem(name) !== null) return null;
     const v = (values as Record<string, unknown>)[name];
     if (v !== null && (typeof v !== 'number' || !Number.isFinite(v) || Math.abs(v) > FLOAT32_MAX)) return null;
     n++;
@@ -141,9 +142,14 @@ export function validateBySchema(input: unknown, now: number, limits: Validation
   if (ts < now - limits.maxPastMs) {
     return { ok: false, error: `ts: ${new Date(ts).toISOString()} is more than ${limits.maxPastMs / 1000} s behind the gateway clock (${new Date(now).toISOString()})` };
   }
-  const names = Object.keys(r.values);
+  // The input's names, not the parsed copy's: the copy has lost a `__proto__` value, which must be refused, not dropped.
+  const names = Object.keys((input as { values: object }).values);
   if (names.length === 0) return { ok: false, error: 'values: no values (at least one is needed)' };
   if (names.length > limits.maxValues) return { ok: false, error: `values: ${names.length} values, at most ${limits.maxValues} allowed` };
+  for (const name of names) {
+    const problem = nameProblem(name);
+    if (problem !== null) return { ok: false, error: `values: the value name ${quoteName(name)} ${problem}` };
+  }
   for (const name of names) {
     const v = r.values[name];
     if (typeof v === 'number' && !Number.isFinite(v)) return { ok: false, error: `values.${name}: ${v} is not a finite number` };

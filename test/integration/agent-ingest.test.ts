@@ -189,6 +189,34 @@ describe('POST /readings', () => {
     expect(kept[2]!.raw).toContain('3.4028235e+38');
   });
 
+  it('refuses a value named __proto__ with its reason and keeps the reading in rejected, instead of storing it without that value', async () => {
+    // JSON.parse keeps "__proto__" as a key; the validator's copy of the values used to drop it: 202, and the value was gone.
+    const reason = 'values: the value name "__proto__" is reserved: a JavaScript object cannot hold a value by that name';
+    const one = `{"pumpId":"pump-p","ts":"${now()}","values":{"Pressure":1.4,"Flow":30,"Current":1.4,"__proto__":7.5}}`;
+    const before = count('SELECT count(*) n FROM rejected');
+    const alone = await postJson(`${t.url}/readings`, one);
+    expect(alone.status).toBe(400);
+    expect(alone.json.code).toBe('PW_NO_VALID_READINGS');
+    expect(alone.json.rejected).toEqual([{ index: 0, error: reason }]);
+    // Beside a good reading of the same request, and a name too long said to be one.
+    const long = 'L'.repeat(130);
+    const good = JSON.stringify(reading('pump-p', { Pressure: 1.4, Flow: 30, Current: 1.4 }));
+    const mixed = await postJson(`${t.url}/readings`, `[${good},${one},${JSON.stringify(reading('pump-p', { Pressure: 1.4, [long]: 1 }))}]`);
+    expect(mixed.status).toBe(202);
+    expect(mixed.json.accepted).toBe(1);
+    expect(mixed.json.rejected).toEqual([
+      { index: 1, error: reason },
+      { index: 2, error: `values: the value name "${'L'.repeat(40)}…" is 130 characters long, at most 128 allowed` },
+    ]);
+    expect(count('SELECT count(*) n FROM rejected')).toBe(before + 3);
+    const kept = (db.prepare('SELECT raw, reason FROM rejected ORDER BY id DESC LIMIT 3').all() as Array<{ raw: string; reason: string }>).reverse();
+    expect(kept.map((k) => k.reason)).toEqual([reason, reason, mixed.json.rejected[1].error]);
+    expect(kept[0]!.raw).toContain('"__proto__":7.5');
+    // Only the good reading is stored, with all its values.
+    const stored = db.prepare("SELECT vals FROM readings WHERE pump_id = 'pump-p'").all() as Array<{ vals: string }>;
+    expect(stored.map((row) => JSON.parse(row.vals) as unknown)).toEqual([{ Pressure: 1.4, Flow: 30, Current: 1.4 }]);
+  });
+
   it('answers a body over the size limit with 413 and stores nothing from it', async () => {
     const rowsBefore = count('SELECT count(*) n FROM readings');
     const huge = JSON.stringify(Array.from({ length: 50_000 }, () => reading('pump-e', { Pressure: 1.4, Flow: 30, Current: 1.4 })));

@@ -128,6 +128,35 @@ describe('pumpwatch-trainer fit', () => {
     expect(err.join('\n')).toBe('pumpwatch-trainer fit: line 3, column "Pressure": "abc" is not a number');
   });
 
+  it('exits 2 naming the feature columns no reading can carry to the agent, and fits once --exclude leaves them out', async () => {
+    // Models with these features were written, and the agent activated them but could never score a reading.
+    const csvWith = (names: string[]) =>
+      [['datetime', ...names].join(',')].concat(Array.from({ length: 40 }, (_, i) => [new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString(), ...names.map((_, f) => Math.sin(i * (f + 1)).toFixed(4))].join(','))).join('\n');
+    const long = 'L'.repeat(130);
+    const wide = Array.from({ length: 300 }, (_, f) => `s${f}`);
+    const cases: Array<[string, string[], string, string[]]> = [
+      [
+        'names.csv',
+        ['Flow', '__proto__', long, 'constructor'],
+        `pumpwatch-trainer fit: feature names the agent cannot take: "__proto__" is reserved: a JavaScript object cannot hold a value by that name; "${'L'.repeat(40)}…" is 130 characters long, at most 128 allowed; rename them or leave them out with --exclude`,
+        ['__proto__', long],
+      ],
+      ['wide.csv', wide, 'pumpwatch-trainer fit: 300 features, but a model takes at most 256 (a reading carries at most 256 values): leave 44 or more out with --exclude', wide.slice(256)],
+    ];
+    for (const [name, columns, message, exclude] of cases) {
+      const csv = join(dir, name);
+      await writeFile(csv, csvWith(columns));
+      err = [];
+      expect(await runCli(['fit', '--csv', csv, '--out', join(dir, 'm.onnx'), '--algo', 'pca', '--window', '1'], io), name).toBe(2);
+      expect(err.join('\n'), name).toBe(message);
+      expect(await readdir(dir), name).not.toContain('m.onnx');
+      err = [];
+      expect(await runCli(['fit', '--csv', csv, '--out', join(dir, 'm.onnx'), '--algo', 'pca', '--window', '1', '--exclude', exclude.join(',')], io), name).toBe(0);
+      expect(readModelMetadata(await readFile(join(dir, 'm.onnx'))).features, name).toEqual(columns.filter((c) => !exclude.includes(c)));
+      await rm(join(dir, 'm.onnx'));
+    }
+  });
+
   it('exits 2 on bad usage: missing options, unknown options, bad numbers, unknown algorithm or command', async () => {
     const csv = join(dir, 'pump.csv');
     await writeFile(csv, skabLikeCsv(50));

@@ -1,6 +1,9 @@
 /** Model contract 1's metadata as the agent reads it from a model file. */
 import { describe, expect, it } from 'vitest';
-import { MAX_WINDOW, metadataToProps, parseModelMetadata, type ModelMetadata } from '../../inference/contract.js';
+import { MAX_FEATURES, MAX_NAME_LENGTH, MAX_WINDOW, metadataToProps, parseModelMetadata, readModelMetadata, type ModelMetadata } from '../../inference/contract.js';
+import { findAlgorithm } from '../../trainer/algorithms/index.js';
+import { encodeModel } from '../../trainer/onnx/model.js';
+import { rng } from '../support/models.js';
 
 const meta: ModelMetadata = {
   contract: 1,
@@ -25,5 +28,37 @@ describe('model contract 1 metadata', () => {
 
   it('takes the longest window allowed', () => {
     expect(parseModelMetadata(metadataToProps({ ...meta, window: MAX_WINDOW })).window).toBe(MAX_WINDOW);
+  });
+
+  it('refuses a model whose features no reading can carry: more than MAX_FEATURES, a name over MAX_NAME_LENGTH, __proto__', () => {
+    const many = (n: number) => Array.from({ length: n }, (_, i) => `v${i}`);
+    expect(MAX_FEATURES).toBe(256);
+    expect(MAX_NAME_LENGTH).toBe(128);
+    expect(() => parseModelMetadata(metadataToProps({ ...meta, features: many(257) }))).toThrow(
+      'model metadata "pumpwatch.features" names 257 features, at most 256 allowed (a reading carries at most 256 values)',
+    );
+    expect(() => parseModelMetadata(metadataToProps({ ...meta, features: ['Flow', 'L'.repeat(129)] }))).toThrow(
+      `model metadata "pumpwatch.features": the feature name "${'L'.repeat(40)}…" is 129 characters long, at most 128 allowed (no reading can carry a value by that name)`,
+    );
+    expect(() => parseModelMetadata(metadataToProps({ ...meta, features: ['Flow', '__proto__'] }))).toThrow(
+      'model metadata "pumpwatch.features": the feature name "__proto__" is reserved: a JavaScript object cannot hold a value by that name (no reading can carry a value by that name)',
+    );
+    // The limits themselves, and names of Object.prototype that a reading does carry as values.
+    for (const features of [many(256), ['L'.repeat(128)], ['constructor', 'toString', 'prototype']]) {
+      expect(parseModelMetadata(metadataToProps({ ...meta, features })).features).toEqual(features);
+    }
+  });
+
+  it('refuses a real 257-feature ONNX model from elsewhere with a ModelContractError', () => {
+    // Made the way the trainer makes one, without its check: the agent must not activate it (it would never score).
+    const r = rng(7);
+    const features = Array.from({ length: 257 }, (_, i) => `s${i}`);
+    const rows = Array.from({ length: 300 }, () => Float64Array.from(features, () => r()));
+    const model = findAlgorithm('pca')!.fit({ features, rows, window: 1 });
+    const bytes = encodeModel(model.toOnnxGraph(), {
+      metadata: metadataToProps({ ...meta, features: [...model.features], window: model.window, threshold: model.threshold, algorithm: model.algorithm }),
+      producerVersion: 'elsewhere',
+    });
+    expect(() => readModelMetadata(bytes)).toThrow(expect.objectContaining({ name: 'ModelContractError', code: 'PW_MODEL_CONTRACT', problem: 'contract', message: expect.stringContaining('names 257 features, at most 256 allowed') }));
   });
 });

@@ -128,6 +128,30 @@ describe('parseCsv', () => {
     expect(parseCsv('datetime;a;b\n2020-01-01 00:00:00;1.5;1,5\n', { exclude: ['b'] }).features).toEqual(['a']);
   });
 
+  it('refuses numbers with a thousands separator by name instead of leaving their column out as text', () => {
+    // An Excel export of an energy column: every cell grouped ("1,001.5"), so none read as a number and the column was left out with a note.
+    const err = csvError('datetime,A,Energy\n2020-01-01 00:00:00,1,"1,001.5"\n2020-01-01 00:00:01,2,"1,002.5"\n');
+    expect(err.message).toBe(
+      'line 2, column "Energy": "1,001.5" is written with a thousands separator; write numbers with a decimal point and no thousands separator (1234.5, not 1,234.5 or 1.234,5)',
+    );
+    expect(err.line).toBe(2);
+    expect(err.column).toBe('Energy');
+    // European ';' files, other groupings, and one grouped cell among plain numbers.
+    const refused: Array<[string, string]> = [
+      ['datetime;A;Power_W\n2020-01-01 00:00:00;1;3.202,5\n2020-01-01 00:00:01;2;1.203,5\n', 'line 2, column "Power_W": "3.202,5"'],
+      ['datetime;A;P\n2020-01-01 00:00:00;1;1.234.567\n', 'line 2, column "P": "1.234.567"'],
+      ['datetime;A;P\n2020-01-01 00:00:00;1;-1 234,5\n', 'line 2, column "P": "-1 234,5"'],
+      ["datetime,A,P\n2020-01-01 00:00:00,1,1'234.5\n", 'line 2, column "P": "1\'234.5"'],
+      ['datetime,A,P\n2020-01-01 00:00:00,1,12\u00A0345\n', 'line 2, column "P": "12\u00A0345"'],
+      ['datetime,A,P\n2020-01-01 00:00:00,1,999.5\n2020-01-01 00:00:01,2,"1,005.5"\n', 'line 3, column "P": "1,005.5"'],
+    ];
+    for (const [text, where] of refused) expect(csvError(text).message, text).toBe(`${where} is written with a thousands separator; write numbers with a decimal point and no thousands separator (1234.5, not 1,234.5 or 1.234,5)`);
+    // A decimal point with three decimals is a number; text holding a grouped number, or an excluded column, is not read.
+    expect(parseCsv('datetime,A\n2020-01-01 00:00:00,1.234\n').rows[0]![0]).toBeCloseTo(1.234, 6);
+    expect(parseCsv('datetime,A,note\n2020-01-01 00:00:00,1,"1,234.5 kWh"\n2020-01-01 00:00:01,2,"1,234.5"\n2020-01-01 00:00:02,3,valve shut\n').ignoredColumns).toEqual(['note']);
+    expect(parseCsv('datetime,A,P\n2020-01-01 00:00:00,1,"1,234.5"\n', { exclude: ['P'] }).features).toEqual(['A']);
+  });
+
   it('refuses rows out of time order, naming both lines, and accepts equal timestamps', () => {
     // Shuffled rows made window means of unrelated readings: on SKAB anomaly-free.csv a model fit on 400 shuffled rows flagged 730 of the next 750 normal rows (115 when sorted).
     const err = csvError('timestamp,a\n2026-01-01T00:00:00Z,1\n2026-01-01T00:00:02Z,2\n\n2026-01-01T01:00:01+02:00,3\n');

@@ -42,6 +42,9 @@ const CORPUS: unknown[] = [
   { ...ok, values: Object.fromEntries(Array.from({ length: 257 }, (_, i) => [`v${i}`, i])) },
   { ...ok, values: Object.fromEntries(Array.from({ length: 256 }, (_, i) => [`v${i}`, i])) },
   JSON.parse('{"pumpId":"p","ts":1795435200000,"values":{"__proto__":1}}'),
+  JSON.parse('{"pumpId":"p","ts":1795435200000,"values":{"__proto__":1,"a":2}}'),
+  { ...ok, values: { ['k'.repeat(128)]: 1 } },
+  { ...ok, values: { constructor: 1, toString: 2 } },
   { ...ok, extra: 1 },
   { pumpId: 'p', ts: NOW },
   [ok],
@@ -73,6 +76,27 @@ describe('reading validation', () => {
     expect(validateReading({ ...ok, extra: 1 }, NOW)).toEqual({ ok: false, error: 'unknown field "extra"' });
     expect(validateReading({ ...ok, pumpId: 'site1.pump3' }, NOW)).toMatchObject({ ok: false, error: expect.stringMatching(/^pumpId: must be .*no "\.", which IoT Hub refuses in the twin key models\.<pumpId>/) });
     expect(validateReading({ ...ok, ts: NOW + 0.5 }, NOW)).toMatchObject({ ok: false, error: expect.stringMatching(/^ts: epoch milliseconds must be an integer/) });
+  });
+
+  it('refuses a value named __proto__ with its reason instead of accepting the reading without it', () => {
+    // JSON.parse keeps the key; the schema's copy of the values dropped it, and the reading was stored without that value.
+    for (const text of ['{"Pressure":1.5,"__proto__":2}', '{"__proto__":null}', '{"Pressure":1.5,"__proto__":{"Flow":3}}']) {
+      const input = { pumpId: 'pump-1', ts: NOW, values: JSON.parse(text) as unknown };
+      expect(fastPath(input, NOW, DEFAULT_LIMITS), text).toBeNull();
+      expect(validateReading(input, NOW), text).toEqual({ ok: false, error: 'values: the value name "__proto__" is reserved: a JavaScript object cannot hold a value by that name' });
+    }
+  });
+
+  it('says a value name is too long or empty, rather than that the values are no object', () => {
+    const long = 'L'.repeat(130);
+    expect(validateReading({ ...ok, values: { Pressure: 1, [long]: 2 } }, NOW)).toEqual({
+      ok: false,
+      error: `values: the value name "${'L'.repeat(40)}…" is 130 characters long, at most 128 allowed`,
+    });
+    expect(validateReading({ ...ok, values: { '': 2 } }, NOW)).toEqual({ ok: false, error: 'values: the value name "" is empty' });
+    // The longest name, and names of Object.prototype, are values like any other.
+    expect(validateReading({ ...ok, values: { ['L'.repeat(128)]: 1 } }, NOW)).toMatchObject({ ok: true, reading: { values: { ['L'.repeat(128)]: 1 } } });
+    expect(validateBySchema({ ...ok, values: { constructor: 1, toString: 2 } }, NOW)).toEqual({ ok: true, reading: { pumpId: 'pump-1', ts: NOW, values: { constructor: 1, toString: 2 } } });
   });
 
   it('refuses an impossible calendar date or hour in every accepted form instead of moving it to another day', () => {
