@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { BufferError } from '../buffer/errors.js';
 import { BufferStore, type BufferStats } from '../buffer/store.js';
+import { MAX_FEATURES } from '../inference/contract.js';
 import { InferenceEngine } from '../inference/engine.js';
 import { ModelFileError } from '../inference/model-file.js';
 import { ModelManager } from '../inference/models.js';
@@ -95,7 +96,7 @@ export class Agent implements AgentParts {
       metrics: this.metrics,
       clock,
       maxBatch: config.batchMaxReadings,
-      limits: () => ({ maxFutureMs: this.config.maxFutureSeconds * 1000, maxPastMs: this.config.maxPastSeconds * 1000, maxValues: 256 }),
+      limits: () => ({ maxFutureMs: this.config.maxFutureSeconds * 1000, maxPastMs: this.config.maxPastSeconds * 1000, maxValues: MAX_FEATURES }),
       pumps: new PumpRoster(() => this.config.maxPumps, () => this.buffer.pumpIds()),
       onError: (err) => this.ingestLog.failed({ err }),
     });
