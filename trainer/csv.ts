@@ -101,7 +101,9 @@ export function parseCsv(text: string, options: CsvOptions = {}): CsvTable {
   return {
     features: numeric.map((i) => header[i] as string),
     timestamps,
-    rows: lines.map((l) => Float64Array.from(numeric, (i) => parseNumber(l.cells[i] as string, l.number, header[i] as string))),
+    // Rounded to float32, as the agent's window holds readings: the fit sees exactly what the model
+    // will score (a feature at 1e12 varying by 1000 is constant in float32, not 34 scales off).
+    rows: lines.map((l) => Float64Array.from(numeric, (i) => Math.fround(parseNumber(l.cells[i] as string, l.number, header[i] as string)))),
     timestampColumn,
     ignoredColumns,
   };

@@ -8,7 +8,7 @@ import type { Reading } from '../../buffer/types.js';
 import { MAX_CARRY_READINGS } from '../../inference/contract.js';
 import { EXTREME_VALUE, InferenceEngine, LATE_RUN_RESTART, type ModelFault } from '../../inference/engine.js';
 import { LoadedModel, RUN_WINDOWS } from '../../inference/model.js';
-import { nanBelowModel } from '../support/broken-models.js';
+import { nanBelowModel, overflowModel } from '../support/broken-models.js';
 import { makeModel, normalValues, rng } from '../support/models.js';
 
 describe('LoadedModel.run in runs of RUN_WINDOWS', () => {
@@ -222,7 +222,8 @@ describe('a value missing for longer than the carry limit', () => {
 
 describe('a value beyond ±EXTREME_VALUE (a sensor\'s error code)', () => {
   it('leaves the windows holding it unscored with the value named, and is no fault of a working model; a NaN on plausible values still is', async () => {
-    const model = await LoadedModel.fromBytes(makeModel({ version: 'x3', window: 3 }), 'x3');
+    // Not a trainer model: those saturate (trainer/algorithms/saturation.ts) and score an error code.
+    const model = await LoadedModel.fromBytes(overflowModel('x3', 3), 'x3');
     const nanOnZeros = await LoadedModel.fromBytes(nanBelowModel('nan-0'), 'nan-0');
     try {
       const faults: ModelFault[] = [];

@@ -1,9 +1,12 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
+import { packageRoot } from '../../agent/paths.js';
 import { CONTRIBUTIONS_OUTPUT_NAME, INPUT_NAME, OUTPUT_NAME, readModelMetadata } from '../../inference/contract.js';
 import type { WindowBatch } from '../../trainer/algorithms/algorithm.js';
 import { ALGORITHM_NAMES } from '../../trainer/algorithms/index.js';
-import type { CsvTable } from '../../trainer/csv.js';
+import { parseCsv, type CsvTable } from '../../trainer/csv.js';
 import { fitTable } from '../../trainer/fit.js';
 import { slidingWindows, toInputTensor } from '../../trainer/windows.js';
 import { mulberry32 as rng } from '../../trainer/eval/criterion.js';
@@ -103,6 +106,48 @@ describe.each(ALGORITHM_NAMES)('exported %s model in onnxruntime-node', (algorit
     });
   });
 
+  it('gives a finite score above the threshold, as the in-memory scorer, for one reading far off on a feature of small scale', async () => {
+    // Vib = 0.002 ± 1e-7 (scale about 4e-8): a reading of 1e14, below the agent's error-code bound
+    // (EXTREME_VALUE, 1e15), is 2.5e21 scales off; squared, it overflowed float32 and the score was
+    // NaN (Infinity for pca), which the agent holds against the model and rolls it back for.
+    const rand = rng(9);
+    const rows = Array.from({ length: 400 }, () => {
+      const load = rand();
+      return Float64Array.of(1.3 + 0.5 * load + 0.05 * rand(), 230 + 5 * rand(), 0.002 + 1e-7 * (rand() + rand() + rand() - 1.5));
+    });
+    const table: CsvTable = { features: ['Current', 'Voltage', 'Vib'], timestamps: rows.map((_, i) => i * 1000), rows, timestampColumn: 'datetime', ignoredColumns: [] };
+    const { bytes, model } = fitTable(table, { trainRows: 300, window: 10, algorithm });
+    // Error codes beyond the bound (1e30, ±float32 max) saturate too: finite, above the threshold.
+    const batch = [1e14, -1e14, 9.9e14, 1e10, 1e30, 3.4e38, -3.4e38].map((v) => rows.slice(300, 310).map((r, t) => Float64Array.from(Float32Array.from(t === 9 ? [r[0]!, r[1]!, v] : r))));
+    const expected = model.score(batch);
+    const got = await runOnnx(bytes, batch, 10, 3);
+    batch.forEach((_, b) => {
+      expect(Number.isFinite(got.scores[b]!)).toBe(true);
+      expect(got.scores[b]!).toBeGreaterThan(model.threshold);
+      expectClose(got.scores[b]!, expected.scores[b]!);
+      expected.contributions[b]!.forEach((c, f) => expectClose(got.contributions[b * 3 + f]!, c));
+    });
+  });
+
+  it('gives the in-memory scores where the envelope guard decides on a feature far from zero', async () => {
+    // Feature 2 sits near 5 000 (float32 spacing 4.9e-4) and drifts slowly: pca weighs it down, so
+    // beyond its range only the guard raises the score. Averaged as raw float32 readings, the
+    // guard's window mean was off by a few spacings, times 1 / the envelope width.
+    const rand = rng(23);
+    const rows = Array.from({ length: 400 }, (_, i) => Float64Array.of(0.03 + 0.002 * rand(), 1.3 + 0.05 * rand(), 5000 + i * 0.001 + 0.002 * rand(), 32 + 0.3 * rand()));
+    const table: CsvTable = { features: ['Accelerometer1RMS', 'Current', 'Level', 'Volume Flow RateRMS'], timestamps: rows.map((_, i) => i * 1000), rows, timestampColumn: 'datetime', ignoredColumns: [] };
+    const { bytes, model } = fitTable(table, { trainRows: 300, window: 4, algorithm });
+    const live = rows.slice(300).map((r, i) => Float64Array.from(Float32Array.from(r.map((x, j) => (j === 2 ? 5000.3 + i * 0.01 : x)))));
+    const batch = slidingWindows(live, 4).slice(3);
+    const expected = model.score(batch);
+    const got = await runOnnx(bytes, batch, 4, table.features.length);
+    if (algorithm === 'pca') expect(expected.contributions.filter((c) => c[2]! > 0.999).length).toBeGreaterThan(batch.length / 2);
+    batch.forEach((_, b) => {
+      expectClose(got.scores[b]!, expected.scores[b]!);
+      expected.contributions[b]!.forEach((c, f) => expectClose(got.contributions[b * table.features.length + f]!, c));
+    });
+  });
+
   it('flags the same windows as the in-memory scorer at the model threshold', async () => {
     const table = pumpTable(400, 99);
     const { bytes, model } = fitTable(table, { trainRows: 250, window: 3, algorithm });
@@ -140,5 +185,24 @@ describe('exported model metadata and bytes', () => {
     const d = fitTable(pumpTable(150, 9), { window: 3 });
     expect(new Set([a.metadata.version, c.metadata.version, d.metadata.version]).size).toBe(3);
     expect(a.metadata.version).toMatch(/^20260101-[0-9a-f]{12}$/);
+  });
+});
+
+/** SKAB (GPL-3.0) is read in place from ../shared/data/skab, never copied into this repository. */
+const SKAB_FILE = join(packageRoot(), '..', 'shared', 'data', 'skab', 'valve1', '12.csv');
+
+const hasSkab = existsSync(SKAB_FILE);
+
+describe.skipIf(!hasSkab)(`exported models on SKAB valve1/12.csv${hasSkab ? '' : ` (skipped: ${SKAB_FILE} not found; the SKAB files are not part of this repository)`}`, () => {
+  it.each(ALGORITHM_NAMES)('%s gives the in-memory scores on every window after 400 training rows', async (algorithm) => {
+    // pca's envelope guard once averaged the raw float32 readings (Voltage about 233, spacing
+    // 1.5e-5) and drifted up to 9e-5 from the in-memory scores here.
+    const table = parseCsv(readFileSync(SKAB_FILE, 'utf8'), { exclude: ['anomaly', 'changepoint'] });
+    const { bytes, model } = fitTable(table, { trainRows: 400, algorithm });
+    const batch = slidingWindows(table.rows, model.window);
+    const expected = model.score(batch);
+    const got = await runOnnx(bytes, batch, model.window, table.features.length);
+    const worst = batch.reduce((w, _, b) => Math.max(w, Math.abs(got.scores[b]! - expected.scores[b]!) / Math.max(1, Math.abs(expected.scores[b]!))), 0);
+    expect(worst).toBeLessThanOrEqual(1e-5);
   });
 });

@@ -41,6 +41,19 @@ export function nanBelowModel(version: string, floor = 5): Uint8Array {
   return encodeModel(sqrtGraph(TEST_FEATURES.length, 1, floor), { metadata: metadataToProps(meta(version)), producerVersion: 'test' });
 }
 
+/**
+ * score = Σ features² over the window: finite on readings, Infinity once a value passes 1.8e19 (a
+ * sensor's error code such as 1e30), as a model without the trainer's saturation overflows
+ * (trainer/algorithms/saturation.ts; the bundled default model of 2026-12 is one).
+ */
+export function overflowModel(version: string, window = 1): Uint8Array {
+  const g = new GraphBuilder('pumpwatch_test_square_sum');
+  const x = g.input(INPUT_NAME, ['batch', window, TEST_FEATURES.length]);
+  g.node('ReduceSum', [g.op('Mul', [x, x], {}, 'squared'), g.int64Const('axes', [2], [1, 2])], [OUTPUT_NAME], { keepdims: int(0) });
+  g.output(OUTPUT_NAME, ['batch']);
+  return encodeModel(g, { metadata: metadataToProps(meta(version, { window })), producerVersion: 'test' });
+}
+
 /** A model that gives NaN on every reading (mean is never above 1e9). */
 export function alwaysNanModel(version: string): Uint8Array {
   return nanBelowModel(version, 1e9);

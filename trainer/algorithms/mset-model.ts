@@ -3,12 +3,13 @@ import { FittedModel, type ScoreResult, type WindowBatch } from './algorithm.js'
 import { msetGraph } from './mset-onnx.js';
 import { MSET_ALGORITHM, MSET_CONTRIBUTION_EPSILON, MSET_RELATIONS_ALGORITHM, type MsetParams } from './mset-params.js';
 import { scaledRelationResiduals } from './relations.js';
+import { clipScaled } from './saturation.js';
 
-/** zbar = mean over the window of (reading - mean) · invScale. */
+/** zbar = mean over the window of (reading - mean) · invScale, each clipped to ±SCALED_LIMIT. */
 export function scaledWindowMean(p: MsetParams, win: readonly ArrayLike<number>[]): Float64Array {
   const n = p.features.length;
   const z = new Float64Array(n);
-  for (const row of win) for (let f = 0; f < n; f++) z[f] = (z[f] as number) + ((row[f] as number) - (p.mean[f] as number)) * (p.invScale[f] as number);
+  for (const row of win) for (let f = 0; f < n; f++) z[f] = (z[f] as number) + clipScaled(((row[f] as number) - (p.mean[f] as number)) * (p.invScale[f] as number));
   return z.map((v) => v / win.length);
 }
 

@@ -2,6 +2,7 @@
 import { FittedModel, type ScoreResult, type WindowBatch } from './algorithm.js';
 import { pcaGraph } from './pca-onnx.js';
 import { CONTRIBUTION_EPSILON, PCA_ALGORITHM, type PcaParams } from './pca-params.js';
+import { clipScaled, SCALED_LIMIT } from './saturation.js';
 
 export interface Statistics {
   /** Σ (zbar · whiten_k)², per window. */
@@ -9,11 +10,14 @@ export interface Statistics {
   /** ‖zbar · (I - P·Pᵀ)‖², per window. */
   q: Float64Array;
   residuals: Float64Array[];
-  /** Per window and feature: how far the window mean lies outside the training envelope, in envelope widths (0 inside). */
+  /** Per window and feature: how far the window mean lies outside the training envelope, in envelope widths (0 inside, at most SCALED_LIMIT). */
   outside: Float64Array[];
 }
 
-/** zbar = mean over the window of the standardised readings, then T² and Q of zbar. */
+/**
+ * zbar = mean over the window of the standardised readings (each clipped to ±SCALED_LIMIT), then
+ * T² and Q of zbar; the guard's window mean is of the centred readings, as the envelope is.
+ */
 export function statistics(p: PcaParams, batch: WindowBatch): Statistics {
   const n = p.features.length;
   const t2 = new Float64Array(batch.length);
@@ -24,15 +28,16 @@ export function statistics(p: PcaParams, batch: WindowBatch): Statistics {
     const m = new Float64Array(n);
     for (const row of win) {
       for (let f = 0; f < n; f++) {
-        zbar[f] = (zbar[f] as number) + ((row[f] as number) - (p.mean[f] as number)) * (p.invStd[f] as number);
-        m[f] = (m[f] as number) + (row[f] as number);
+        const centred = (row[f] as number) - (p.mean[f] as number);
+        zbar[f] = (zbar[f] as number) + clipScaled(centred * (p.invStd[f] as number));
+        m[f] = (m[f] as number) + centred;
       }
     }
     for (let f = 0; f < n; f++) {
       zbar[f] = (zbar[f] as number) / win.length;
       m[f] = (m[f] as number) / win.length;
     }
-    outside.push(m.map((v, f) => Math.max(0, (p.envelopeLo[f] as number) - v, v - (p.envelopeHi[f] as number)) * (p.envelopeInvWidth[f] as number)));
+    outside.push(m.map((v, f) => Math.min(SCALED_LIMIT, Math.max(0, (p.envelopeLo[f] as number) - v, v - (p.envelopeHi[f] as number)) * (p.envelopeInvWidth[f] as number))));
     t2[b] = p.whiten.reduce((s, w) => s + dot(zbar, w) ** 2, 0);
     const r = Float64Array.from({ length: n }, (_, f) => p.residual.reduce((s, row, g) => s + (zbar[g] as number) * (row[f] as number), 0));
     q[b] = r.reduce((s, v) => s + v * v, 0);

@@ -1,19 +1,25 @@
 /**
  * The PCA T²+Q scorer as an ONNX graph (opset 17), the same arithmetic as the in-memory scorer:
- *   z        = (features - mean) * invStd                       [batch, window, n]
+ *   c        = features - mean                                  [batch, window, n]
+ *   z        = Clip(c * invStd, ±L)                              [batch, window, n]
  *   zbar     = ReduceMean(z, axis 1)                             [batch, n]
  *   T²       = ReduceSum((zbar · whiten)², axis 1)               [batch]
  *   r        = zbar · (I - P·Pᵀ);  Q = ReduceSum(r², axis 1)      [batch]
  *   pca      = T² · t2Scale + Q · qScale                         [batch]
- *   m        = ReduceMean(features, axis 1)                      [batch, n]
- *   o        = Relu(Max(lo - m, m - hi)) · invWidth              [batch, n]
+ *   m        = ReduceMean(c, axis 1)                             [batch, n]
+ *   o        = Min(Relu(Max(lo - m, m - hi)) · invWidth, L)      [batch, n]
  *   guard    = ReduceMax(o, axis 1) · guardScale                 [batch]
  *   score    = Max(pca, guard)                                   [batch]
  *   contributions = guard > pca ? o / (ΣO + ε) : r² / (Q + ε)   [batch, n]
+ * L = SCALED_LIMIT (saturation.ts): a reading far off saturates the score instead of overflowing.
+ * The envelope (lo, hi) is relative to `mean`, and the guard averages the centred readings: a
+ * float32 mean of raw readings (a voltage of 233: spacing 1.5e-5) times a large 1 / width drifted
+ * up to 9e-5 from the in-memory score on SKAB; centred values are small, their mean exact enough.
  */
 import { CONTRIBUTIONS_OUTPUT_NAME, INPUT_NAME, OUTPUT_NAME } from '../../inference/contract.js';
 import { GraphBuilder, int, ints } from '../onnx/graph.js';
 import { CONTRIBUTION_EPSILON, type PcaParams } from './pca-params.js';
+import { SCALED_LIMIT } from './saturation.js';
 
 export function pcaGraph(p: PcaParams): GraphBuilder {
   const n = p.features.length;
@@ -28,8 +34,11 @@ export function pcaGraph(p: PcaParams): GraphBuilder {
   const t2Scale = g.floatConst('t2_scale', [], [p.t2Scale]);
   const qScale = g.floatConst('q_scale', [], [p.qScale]);
   const eps = g.floatConst('epsilon', [], [CONTRIBUTION_EPSILON]);
+  const limitLo = g.floatConst('scaled_min', [], [-SCALED_LIMIT]);
+  const limitHi = g.floatConst('scaled_max', [], [SCALED_LIMIT]);
 
-  const z = g.op('Mul', [g.op('Sub', [x, mean], {}, 'centred'), invStd], {}, 'standardised');
+  const centred = g.op('Sub', [x, mean], {}, 'centred');
+  const z = g.op('Clip', [g.op('Mul', [centred, invStd], {}, 'standardised'), limitLo, limitHi], {}, 'standardised_clipped');
   const zbar = g.op('ReduceMean', [z], { axes: ints([1]), keepdims: int(0) }, 'window_mean');
   const t = g.op('MatMul', [zbar, whiten], {}, 'scores_whitened');
   const t2 = g.op('ReduceSum', [g.op('Mul', [t, t]), axis1], { keepdims: int(0) }, 't2');
@@ -42,9 +51,9 @@ export function pcaGraph(p: PcaParams): GraphBuilder {
   const hi = g.floatConst('envelope_hi', [n], p.envelopeHi);
   const invWidth = g.floatConst('envelope_inv_width', [n], p.envelopeInvWidth);
   const guardScale = g.floatConst('guard_scale', [], [p.guardScale]);
-  const m = g.op('ReduceMean', [x], { axes: ints([1]), keepdims: int(0) }, 'raw_window_mean');
+  const m = g.op('ReduceMean', [centred], { axes: ints([1]), keepdims: int(0) }, 'centred_window_mean');
   const beyond = g.op('Relu', [g.op('Max', [g.op('Sub', [lo, m]), g.op('Sub', [m, hi])])], {}, 'beyond_envelope');
-  const o = g.op('Mul', [beyond, invWidth], {}, 'outside_widths');
+  const o = g.op('Min', [g.op('Mul', [beyond, invWidth]), limitHi], {}, 'outside_widths');
   const guard = g.op('Mul', [g.op('ReduceMax', [o], { axes: ints([1]), keepdims: int(0) }), guardScale], {}, 'guard');
   g.node('Max', [pca, guard], [OUTPUT_NAME]);
   const fromQ = g.op('Div', [r2, g.op('Add', [qKeep, eps])], {}, 'q_shares');

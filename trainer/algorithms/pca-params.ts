@@ -15,8 +15,9 @@ export interface PcaParams {
   t2Scale: number;
   qScale: number;
   /**
-   * The envelope guard (see pca.ts): lowest and highest training window mean per feature, and
-   * 1 / (highest - lowest), 0 for features that do not vary. score = max(T²·t2Scale + Q·qScale,
+   * The envelope guard (see pca.ts): lowest and highest training window mean per feature, minus
+   * `mean` (the guard averages centred readings), and 1 / (highest - lowest), 0 for features whose
+   * window means are all equal. score = max(T²·t2Scale + Q·qScale,
    * guardScale · the largest distance of a window mean outside its envelope, in envelope widths).
    */
   envelopeLo: Float64Array;

@@ -98,7 +98,7 @@ export function fitPca(set: TrainingSet, options: PcaOptions): TrainedModel {
     residual: residualProjector(kept, n).map((row) => row.map(Math.fround)),
     t2Scale: 1,
     qScale: discarded.length > 0 ? Math.fround(1 / sigma2) : 0,
-    ...envelopeOf(means, n),
+    ...envelopeOf(means, n, mean),
     guardScale: Math.fround(options.thresholdFactor / ENVELOPE_MARGIN),
   };
   const raw = statistics(params, windows);
@@ -122,8 +122,12 @@ export function fitPca(set: TrainingSet, options: PcaOptions): TrainedModel {
   return new PcaModel(params, options.thresholdFactor, metrics);
 }
 
-/** Lowest and highest training window mean per feature, and 1 / their distance (0 when equal), as float32. */
-function envelopeOf(means: readonly Float64Array[], n: number): Pick<PcaParams, 'envelopeLo' | 'envelopeHi' | 'envelopeInvWidth'> {
+/**
+ * Lowest and highest training window mean per feature relative to the float32 `mean` the graph
+ * subtracts (the guard averages centred readings: see pca-onnx.ts), and 1 / their distance (0 when
+ * equal), as float32.
+ */
+function envelopeOf(means: readonly Float64Array[], n: number, mean: Float64Array): Pick<PcaParams, 'envelopeLo' | 'envelopeHi' | 'envelopeInvWidth'> {
   const lo = new Float64Array(n).fill(Infinity);
   const hi = new Float64Array(n).fill(-Infinity);
   for (const m of means) {
@@ -132,8 +136,9 @@ function envelopeOf(means: readonly Float64Array[], n: number): Pick<PcaParams, 
       hi[f] = Math.max(hi[f] as number, m[f] as number);
     }
   }
-  const envelopeLo = lo.map(Math.fround);
-  const envelopeHi = hi.map(Math.fround);
+  const centre = mean.map(Math.fround);
+  const envelopeLo = lo.map((v, f) => Math.fround(v - (centre[f] as number)));
+  const envelopeHi = hi.map((v, f) => Math.fround(v - (centre[f] as number)));
   const envelopeInvWidth = envelopeLo.map((l, f) => ((envelopeHi[f] as number) > l ? Math.fround(1 / ((envelopeHi[f] as number) - l)) : 0));
   return { envelopeLo, envelopeHi, envelopeInvWidth };
 }

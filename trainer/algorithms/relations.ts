@@ -20,6 +20,7 @@
  */
 import { solveSpd } from '../linalg/cholesky.js';
 import { horizonScale, type Flat } from './horizon.js';
+import { clipScaled } from './saturation.js';
 
 /** Ridge penalty per training window (the scaled features have a spread of about 1). */
 export const RIDGE_PER_ROW = 1e-3;
@@ -76,14 +77,14 @@ export function fitRelations(z: Flat, varies: readonly boolean[], opts: { window
   return { params: { matrix, offset, invScale }, scale, lambda };
 }
 
-/** The channel's residuals of one scaled window mean, each in its horizon scale. */
+/** The channel's residuals of one scaled window mean, each in its horizon scale, clipped to ±SCALED_LIMIT (as the graph). */
 export function scaledRelationResiduals(p: RelationParams, z: Float64Array): Float64Array {
   const n = z.length;
   const out = new Float64Array(n);
   for (let j = 0; j < n; j++) {
     let s = p.offset[j] as number;
     for (let k = 0; k < n; k++) s += (z[k] as number) * ((p.matrix[k] as Float64Array)[j] as number);
-    out[j] = s * (p.invScale[j] as number);
+    out[j] = clipScaled(s * (p.invScale[j] as number));
   }
   return out;
 }

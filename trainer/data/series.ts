@@ -4,7 +4,7 @@ export interface Series {
   features: string[];
   /** Epoch milliseconds, ascending. */
   timestamps: number[];
-  /** Values in `features` order; NaN = missing. */
+  /** Values in `features` order, rounded to float32 as the agent holds them; NaN = missing. */
   rows: Float64Array[];
 }
 
@@ -52,7 +52,9 @@ export class SeriesBuilder {
         this.index.set(name, f);
         this.columns.push(new Float64Array(this.capacity).fill(NaN));
       }
-      (this.columns[f] as Float64Array)[i] = v;
+      // Rounded to float32, as the agent's window holds readings: a model is fitted (and checked)
+      // on exactly the values it will score (a feature at 1e12 varying by 1000 is constant in float32).
+      (this.columns[f] as Float64Array)[i] = Math.fround(v);
     }
     this.timestamps.push(ts);
   }
