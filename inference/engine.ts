@@ -27,8 +27,12 @@ const KEPT_INPUT_FLOATS = 2 * 1024 * 1024;
  * A reading with a value beyond ±EXTREME_VALUE is an error code (1e20, 9.9e37, 3.4e38 are common
  * ones), not a measurement. A window holding one may overflow a model's float32 arithmetic (a
  * squared deviation passes 3.4e38 once it is 1.8e19 feature scales away); its non-finite score is
- * the reading's fault, not the model's, and must not roll a working model back. Below this bound
- * a non-finite score is the model's fault (a stopped pump's zeros must be scorable).
+ * the reading's fault, not the model's, and must not roll a working model back. A model that
+ * saturates instead (the trainer's clip scaled values) scores it finite and far above its
+ * threshold: that is no anomaly of the pump either, so such a window is left unscored with the
+ * value named whatever the model made of it (no alert for a sensor's error code). Below this bound
+ * a non-finite score is the model's fault (a stopped pump's zeros must be scorable), and a value
+ * far off is a measurement: a saturated score is an anomaly.
  */
 export const EXTREME_VALUE = 1e15;
 
@@ -335,14 +339,16 @@ export class InferenceEngine {
     for (let k = 0; k < n; k++) {
       const row = rows[g.rows[k]!]!;
       const s = out.scores[k]!;
-      const extreme = Number.isFinite(s) ? null : extremeValue(g.input, k * stride, stride, features);
+      // Only windows that would not be scored as normal are looked through (a few dozen floats each).
+      const extreme = Number.isFinite(s) && s <= threshold ? null : extremeValue(g.input, k * stride, stride, features);
       if (!Number.isFinite(s) && extreme === null) nonFinite++;
       if (g.shadow) {
         row.shadowScore = Number.isFinite(s) ? s : null;
         continue;
       }
       if (extreme !== null) {
-        row.unscoredReason = `not scored: its window holds ${extreme}, beyond ±${EXTREME_VALUE.toExponential()} (an error code, not a measurement), and model ${g.model.version}'s score overflowed`;
+        const made = Number.isFinite(s) ? ` scored it ${s.toPrecision(3)}, an error code's score, not the pump's` : "'s score overflowed";
+        row.unscoredReason = `not scored: its window holds ${extreme}, beyond ±${EXTREME_VALUE.toExponential()} (an error code, not a measurement), and model ${g.model.version}${made}`;
         continue;
       }
       if (!Number.isFinite(s)) {

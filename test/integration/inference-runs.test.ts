@@ -262,6 +262,30 @@ describe('a value beyond ±EXTREME_VALUE (a sensor\'s error code)', () => {
       await nanOnZeros.release();
     }
   });
+
+  it("leaves a window with an error code unscored, not an anomaly, when a trainer model saturates on it; a value far off below the bound is an anomaly", async () => {
+    const model = await LoadedModel.fromBytes(makeModel({ version: 't3', window: 3 }), 't3');
+    try {
+      const faults: ModelFault[] = [];
+      const engine = new InferenceEngine((f) => faults.push(f));
+      engine.setModel('default', model);
+      const r = rng(22);
+      const values = (i: number, flow?: number): Record<string, number | null> => ({ ...normalValues(r, i), ...(flow === undefined ? {} : { Flow: flow }) });
+      const errorCode = await engine.score(Array.from({ length: 8 }, (_, i) => ({ pumpId: 'e', ts: 1_000 + i * 1000, values: values(i, i === 3 ? 9.9e37 : undefined) })), 0);
+      for (const row of errorCode.slice(3, 6)) {
+        // Before: the saturated score made each an anomaly (an alert for a sensor's error code).
+        expect(row.anomaly).toBeNull();
+        expect(row.unscoredReason).toMatch(/^not scored: its window holds "Flow" = 9\.90e\+37, beyond ±1e\+15 \(an error code, not a measurement\), and model t3 scored it [\d.e+]+, an error code's score, not the pump's$/);
+      }
+      expect(errorCode.slice(6).every((row) => row.anomaly === false)).toBe(true);
+      const farOff = await engine.score(Array.from({ length: 5 }, (_, i) => ({ pumpId: 'f', ts: 1_000 + i * 1000, values: values(i, i === 3 ? 1e9 : undefined) })), 0);
+      expect(farOff[3]).toMatchObject({ anomaly: true, unscoredReason: null });
+      expect(Object.entries(farOff[3]!.contributions ?? {}).sort((a, b) => b[1] - a[1])[0]![0]).toBe('Flow');
+      expect(faults).toEqual([]);
+    } finally {
+      await model.release();
+    }
+  });
 });
 
 describe('a reading older than its pump\'s newest one by more than a pause', () => {
