@@ -3,6 +3,7 @@ import type { PredictionRow } from '../../buffer/types.js';
 import { trainingSpan, type TrainingSpan } from '../../inference/contract.js';
 import type { InferenceEngine } from '../../inference/engine.js';
 import type { ModelManager } from '../../inference/models.js';
+import type { ModelStatus } from '../../inference/model-status.js';
 import { monotonicNow } from '../../sync/clock.js';
 import type { RefusedReading } from '../ingest/pipeline.js';
 import { PumpRefusals, REFUSAL_WINDOW_MS, type PumpRefusalsStatus, type PumpRefusalView } from '../ingest/pump-refusals.js';
@@ -17,6 +18,18 @@ export const CLEAR_AFTER_NORMALS = 5;
  */
 export const REFUSED_AFTER_MS = 60_000;
 const SEED_ROWS = 200;
+/**
+ * A pump whose seeded rows begin inside an anomaly streak is seeded again from up to this many of
+ * its newest rows (83 min at 1 Hz), so "Anomaly since" says when the streak began, not the time of
+ * its 200th-newest reading; a streak older than that is shown as "since at least".
+ */
+export const SEED_LOOKBACK_ROWS = 5000;
+/**
+ * At most this many rows are read back over all pumps (about 0.7 s of a seed with 8 features: a
+ * row is parsed whole), so a gateway with many pumps in long alarms is not held up; the pumps
+ * beyond it say "since at least" from their seeded rows.
+ */
+export const SEED_LOOKBACK_BUDGET = 50_000;
 
 export type PumpState = 'normal' | 'anomaly' | 'no-model' | 'not-scored' | 'stale' | 'refused';
 
@@ -38,6 +51,8 @@ interface Track {
   arrivedAt: number;
   /** Time of the first anomalous reading of the current streak; null when the pump is not in an anomaly. */
   anomalySince: number | null;
+  /** The streak began before the oldest row the seed read: anomalySince is a lower bound. */
+  anomalySinceAtLeast: boolean;
   normalsInRow: number;
   lastAlert: { seq: number; ts: number; score: number | null; contributions: Record<string, number> | null } | null;
 }
@@ -62,6 +77,11 @@ export interface PumpSummary {
    */
   refused: PumpRefusalView | null;
   anomalySince: string | null;
+  /**
+   * The anomaly streak began before the oldest reading the agent read back at start-up (it reads up
+   * to SEED_LOOKBACK_ROWS of a pump's newest readings): it has lasted at least since anomalySince.
+   */
+  anomalySinceAtLeast: boolean;
   lastAlertAt: string | null;
   /** The latest anomalous reading: its score and each feature's contribution (the "why"). */
   lastAlert: { seq: number; ts: string; score: number | null; contributions: Record<string, number> | null } | null;
@@ -76,6 +96,22 @@ export interface PumpSummary {
     /** The time span of the rows it was trained on; `short` below a day (null when the model does not say). */
     training: TrainingSpan | null;
   } | null;
+  /**
+   * The model deployed for this pump itself (its desired entry), whatever scores it now: `active`
+   * once it scores the pump; `downloading`, `rejected` (refused, with the reason) or `rolled-back`
+   * while `model` is still the generic default or an older model of the pump's own. null when no
+   * model of its own was deployed (or only a shadow).
+   */
+  deployment: Deployment | null;
+  /** A shadow model deployed for the pump: `shadow` while it scores beside the live one (never alerting), or its download or refusal. */
+  shadow: Deployment | null;
+}
+
+export interface Deployment {
+  version: string | null;
+  status: ModelStatus['status'];
+  error: string | null;
+  since: string;
 }
 
 /**
@@ -129,16 +165,31 @@ export class PumpBoard {
     if (this.seeded) return;
     const { buffer } = this.deps;
     const arrival = this.arrival();
+    let budget = SEED_LOOKBACK_BUDGET;
     for (const id of buffer.pumpIds()) {
       this.tracks.delete(id);
-      for (const row of buffer.predictions(id, { limit: SEED_ROWS })) this.apply(row, row.seq, arrival(row.receivedAt));
+      let rows = buffer.predictions(id, { limit: SEED_ROWS });
+      // Older rows matter when the seeded ones begin inside an anomaly streak: read back further, once.
+      let atLeast = false;
+      if (rows.length === SEED_ROWS && startsInStreak(rows)) {
+        const limit = Math.min(SEED_LOOKBACK_ROWS, budget);
+        if (limit > SEED_ROWS) {
+          rows = buffer.predictions(id, { limit });
+          budget -= rows.length;
+        }
+        atLeast = rows.length === Math.max(limit, SEED_ROWS) && startsInStreak(rows);
+      }
+      for (const row of rows) this.apply(row, row.seq, arrival(row.receivedAt));
+      const t = this.tracks.get(id);
+      // the streak that was running at the oldest row read is still running: it began before it
+      if (t && atLeast && t.anomalySince === firstAnomalyTs(rows)) t.anomalySinceAtLeast = true;
     }
     this.seeded = true;
   }
 
   private apply(row: PredictionRow, seq: number, arrivedAt: number): void {
     let t = this.tracks.get(row.pumpId);
-    if (!t) this.tracks.set(row.pumpId, (t = { last: null, arrivedAt, anomalySince: null, normalsInRow: 0, lastAlert: null }));
+    if (!t) this.tracks.set(row.pumpId, (t = { last: null, arrivedAt, anomalySince: null, anomalySinceAtLeast: false, normalsInRow: 0, lastAlert: null }));
     t.arrivedAt = arrivedAt;
     this.refusals.accepted(row.pumpId, arrivedAt);
     t.last = {
@@ -158,6 +209,7 @@ export class PumpBoard {
       t.normalsInRow = 0;
     } else if (row.anomaly === false && t.anomalySince !== null && ++t.normalsInRow >= CLEAR_AFTER_NORMALS) {
       t.anomalySince = null;
+      t.anomalySinceAtLeast = false;
       t.normalsInRow = 0;
     }
   }
@@ -210,10 +262,12 @@ export class PumpBoard {
       lastState,
       refused,
       anomalySince: iso(t?.anomalySince ?? null),
+      anomalySinceAtLeast: t?.anomalySince != null && t.anomalySinceAtLeast,
       lastAlertAt: iso(t?.lastAlert?.ts ?? null),
       lastAlert: t?.lastAlert ? { ...t.lastAlert, ts: new Date(t.lastAlert.ts).toISOString() } : null,
       lastReading: last && { ...last, ts: new Date(last.ts).toISOString(), receivedAt: new Date(last.receivedAt).toISOString() },
       model,
+      ...this.deploymentOf(pumpId),
     };
   }
 
@@ -247,7 +301,39 @@ export class PumpBoard {
       training: trainingSpan(meta),
     };
   }
+
+  /**
+   * The pump's own desired entry and its shadow's, from the model manager's status: a model refused
+   * or stuck downloading leaves the pump scored by the default model, which alone does not say that
+   * one was deployed.
+   */
+  private deploymentOf(pumpId: string): Pick<PumpSummary, 'deployment' | 'shadow'> {
+    const entry = this.deps.models.status()[pumpId];
+    if (!entry) return { deployment: null, shadow: null };
+    const shadow = entry.shadow ?? null;
+    // A pump with only a shadow is listed with the shadow's own status as its entry (ModelStatusBoard.all()).
+    const onlyShadow = shadow !== null && entry.activeVersion === null && entry.status === shadow.status && entry.version === shadow.version && entry.since === shadow.since;
+    return { deployment: onlyShadow ? null : deployment(entry), shadow: shadow && deployment(shadow) };
+  }
 }
+
+const deployment = (s: ModelStatus): Deployment => ({ version: s.version, status: s.status, error: s.error, since: s.since });
+
+/**
+ * The rows (oldest first) begin inside an anomaly streak, as far as they show: an anomaly comes
+ * before CLEAR_AFTER_NORMALS normal readings in a row. The rows before them then decide when the
+ * streak began.
+ */
+function startsInStreak(rows: readonly PredictionRow[]): boolean {
+  let normals = 0;
+  for (const row of rows) {
+    if (row.anomaly === true) return true;
+    if (row.anomaly === false && ++normals >= CLEAR_AFTER_NORMALS) return false;
+  }
+  return false;
+}
+
+const firstAnomalyTs = (rows: readonly PredictionRow[]): number | null => rows.find((r) => r.anomaly === true)?.ts ?? null;
 
 /** "12 readings refused in the last 5 min; last: values.Pressure: expected a finite number…". */
 export function refusedDetail(r: PumpRefusalView): string {

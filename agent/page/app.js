@@ -1,16 +1,29 @@
 // The technician's page: state, refresh loop (live stream, polling as fallback) and sign-in.
 import { ApiError, UNREACHABLE, api, getToken, setToken, stream } from './api.js';
 import { pickSensors, scoreChart, sensorCharts } from './charts.js';
-import { fmtClock, fmtScorePair, timeZoneText } from './format.js';
+import { SKEW_NOTICE_MS, clockSkewMs, noteGatewayTime } from './clock.js';
+import { fmtClock, fmtDuration, fmtScorePair, timeZoneText } from './format.js';
 import { initLabelForm } from './label-form.js';
 import { renderAlerts } from './alerts.js';
-import { alarming, cloudSummary, modelScope, modelTraining, pumpWhy, refusalNote, renderGateway, renderPumps, renderValues, sortPumps } from './render.js';
+import { alarming, cloudSummary, deploymentNote, modelScope, modelTraining, pumpWhy, refusalNote, renderGateway, renderPumps, renderValues, sortPumps } from './render.js';
 
 const $ = (id) => document.getElementById(id);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const POLL_MS = 2000;
-/** Full refresh (status, pump states, alerts) even while the stream is live. */
+/** Full refresh (status, pump states) even while the stream is live. */
 const FULL_MS = 10_000;
+/**
+ * Pump states follow the live rows at most this often: a pump reading at 1 Hz must not make the
+ * page reload every second.
+ */
+const PUMPS_MS = 5000;
+/**
+ * The alert list (the heaviest answer: megabytes with many pumps in alarm) is reloaded this often,
+ * and soon after a pump raises an alarm the page does not show yet, or a label is saved.
+ */
+const ALERTS_MS = 30_000;
+/** At least this long between two alert lists asked for by new alarms (a flapping pump). */
+const ALERTS_MIN_MS = 3000;
 const KEEP_ROWS = 300;
 /**
  * The newest alerts of each pump (GET /alerts?perPump=): a pump stuck in anomaly at 1 Hz cannot push
@@ -30,6 +43,11 @@ const state = {
   streamLive: false,
   lastOk: 0,
   lastFull: 0,
+  /** When the pump states and the alert list were last received (this device's clock, for pacing). */
+  pumpsAt: 0,
+  alertsAt: 0,
+  /** A new alarm (or a saved label) is not in the alert list yet: the next refresh gets it. */
+  alertsWanted: true,
   /**
    * What the header says: connecting | ok | down (the agent cannot be reached, or fails: the data
    * shown is not live) | auth (sign-in needed) | forbidden (not from this device).
@@ -51,12 +69,25 @@ const state = {
 const labelForm = initLabelForm({
   onSaved: async () => {
     await state.refreshing; // one started before the label was stored would not show it
-    await refreshAll();
+    await refreshAll({ alerts: true });
   },
 });
 
-/** The time of the last data the agent sent, as a clock time (what the page shows while the agent is down). */
-const lastOkClock = () => fmtClock(new Date(state.lastOk).toISOString());
+/**
+ * The time of the last data the agent sent, as a clock time on the gateway's clock (what the page
+ * shows while the agent is down, beside the readings' gateway times).
+ */
+const lastOkClock = () => fmtClock(new Date(state.lastOk + clockSkewMs()).toISOString());
+
+/** The header's time zone line, with a word when this device's clock is off from the gateway's. */
+function renderClockNote() {
+  const skew = clockSkewMs();
+  let text = timeZoneText();
+  if (Math.abs(skew) > SKEW_NOTICE_MS) {
+    text += ` · This device’s clock is ${fmtDuration(Math.abs(skew) / 1000)} ${skew < 0 ? 'ahead of' : 'behind'} the gateway’s: times and ages shown are the gateway’s.`;
+  }
+  if ($('tz').textContent !== text) $('tz').textContent = text;
+}
 
 function setLive() {
   const live = $('live');
@@ -198,7 +229,12 @@ function destroyCharts() {
   state.sensorNames = '';
 }
 
-function renderModel(model) {
+function renderModel(p) {
+  const model = p.model;
+  const deployed = deploymentNote(p);
+  $('detail-deployment').hidden = !deployed;
+  $('detail-deployment').textContent = deployed?.text ?? '';
+  $('detail-deployment').className = `deploy-note${deployed?.problem ? ' problem' : ''}`;
   const scope = modelScope(model);
   $('detail-model-box').hidden = !scope;
   if (!scope) return;
@@ -225,7 +261,7 @@ function renderDetail() {
   detail.hidden = false;
   $('detail-h').textContent = `Pump ${p.pumpId}`;
   $('detail-why').textContent = detailWhy(p);
-  renderModel(p.model);
+  renderModel(p);
   const threshold = p.model?.threshold ?? null;
   $('chart-empty').hidden = state.rows.length > 0;
   const last = state.rows.at(-1);
@@ -255,9 +291,16 @@ function renderTimes() {
   if (p) $('detail-why').textContent = detailWhy(p);
 }
 
+/**
+ * Adds new rows to those held. 'reset' when they cannot follow them: a sequence number held with
+ * another time, or one below the newest held. The agent's buffer was reset (its sequence numbers
+ * start again at 1): the held rows are another buffer's, and the pump is loaded again.
+ */
 function mergeRows(rows) {
-  const seen = new Set(state.rows.map((r) => r.seq));
-  const fresh = rows.filter((r) => !seen.has(r.seq));
+  const held = new Map(state.rows.map((r) => [r.seq, r.ts]));
+  const newest = state.rows.at(-1)?.seq ?? 0;
+  if (rows.some((r) => (held.has(r.seq) ? held.get(r.seq) !== r.ts : r.seq < newest))) return 'reset';
+  const fresh = rows.filter((r) => !held.has(r.seq));
   if (fresh.length === 0) return false;
   state.rows = [...state.rows, ...fresh].sort((a, b) => a.seq - b.seq).slice(-KEEP_ROWS);
   return true;
@@ -272,19 +315,70 @@ async function loadSelected(full) {
   const res = await api(`/pumps/${encodeURIComponent(id)}/predictions?limit=${KEEP_ROWS}${after}`).catch(handleFailure);
   if (!res || id !== state.selected) return;
   if (full) state.rows = res.predictions;
-  else mergeRows(res.predictions);
+  else if (mergeRows(res.predictions) === 'reset') return loadSelected(true);
   renderDetail();
 }
 
-async function refreshAll() {
+/** GET /pumps, noting the gateway's clock from its `at` (ages and "now" on the page are the gateway's). */
+async function getPumps() {
+  const sent = Date.now();
+  const res = await api('/pumps');
+  noteGatewayTime(res.at, sent, Date.now());
+  state.pumpsAt = Date.now();
+  return res;
+}
+
+/** A pump alarming now that was not (or with another streak) in what the page shows: its alert is not listed yet. */
+function newAlarm(before, after) {
+  const old = new Map(before.map((p) => [p.pumpId, p]));
+  return after.some((p) => alarming(p) && (!old.get(p.pumpId) || !alarming(old.get(p.pumpId)) || old.get(p.pumpId).anomalySince !== p.anomalySince));
+}
+
+/** The pump states only (what live rows change): cheap, unlike the alert list. */
+async function refreshPumps() {
+  if (state.blocked || state.refreshing) return;
+  const token = getToken();
+  try {
+    const pumps = await getPumps();
+    if (getToken() !== token || state.blocked || state.refreshing) return;
+    if (newAlarm(state.pumps, pumps.pumps)) state.alertsWanted = true;
+    state.pumps = pumps.pumps;
+    state.lastOk = Date.now();
+    renderClockNote();
+    renderPumps($('pumps'), state.pumps, state.selected, onSelect);
+    $('pumps-empty').hidden = state.pumps.length > 0;
+    renderDetail();
+    if (state.alertsWanted) void refreshAll();
+  } catch (err) {
+    if (getToken() === token) handleFailure(err);
+  }
+}
+
+const getAlerts = () => api(`/alerts?perPump=${ALERTS_PER_PUMP}`);
+
+/**
+ * Status and pump states, and the alert list when it is due (ALERTS_MS), asked for (`alerts`, a
+ * new alarm) or shows an alarm it does not list yet.
+ */
+async function refreshAll({ alerts: wantAlerts = false } = {}) {
   if (state.blocked === 'auth') return undefined; // until the technician signs in
+  if (wantAlerts) state.alertsWanted = true;
   if (state.refreshing) return state.refreshing;
   state.refreshing = (async () => {
     const token = getToken();
     try {
-      const [status, pumps, alerts] = await Promise.all([api('/status'), api('/pumps'), api(`/alerts?perPump=${ALERTS_PER_PUMP}`)]);
+      // after an outage the list is loaded again at once
+      const due = state.alertsWanted || state.conn !== 'ok' || Date.now() - state.alertsAt >= ALERTS_MS;
+      if (due) state.alertsWanted = false; // a new alarm seen while this refresh runs asks again
+      const [status, pumps, listed] = await Promise.all([api('/status'), getPumps(), due ? getAlerts() : null]);
+      let alerts = listed;
+      if (!alerts && newAlarm(state.pumps, pumps.pumps)) alerts = await getAlerts();
       if (getToken() !== token) return; // signed out (or in with another token) meanwhile
-      Object.assign(state, { status, pumps: pumps.pumps, alerts: alerts.alerts, lastOk: Date.now(), lastFull: Date.now(), blocked: null });
+      const before = state.status;
+      // Another start of the agent (its buffer may have been reset): the rows held may be another buffer's.
+      const restarted = before !== null && (before.startedAt !== status.startedAt || status.uptimeSeconds < before.uptimeSeconds);
+      if (alerts) state.alertsAt = Date.now();
+      Object.assign(state, { status, pumps: pumps.pumps, alerts: alerts ? alerts.alerts : state.alerts, lastOk: Date.now(), lastFull: Date.now(), blocked: null });
       state.conn = 'ok';
       state.downKind = null;
       state.signedOut = false;
@@ -297,10 +391,11 @@ async function refreshAll() {
       showError(null);
       noModelNotice(status);
       renderCloud(status);
+      renderClockNote();
       if (!state.selected && state.pumps.length > 0) {
         state.selected = (sortPumps(state.pumps).find(alarming) ?? state.pumps[0]).pumpId;
         await loadSelected(true);
-      }
+      } else if (restarted && state.selected) await loadSelected(true);
       renderPumps($('pumps'), state.pumps, state.selected, onSelect);
       $('pumps-empty').hidden = state.pumps.length > 0;
       renderAlerts($('alerts'), $('alerts-empty'), state.alerts, (ep) =>
@@ -323,15 +418,35 @@ async function refreshAll() {
 }
 
 let followUp = null;
-/** A live `rows` event: new points on the chart now, pump states and alerts shortly after. */
+let followUpAt = 0;
+/** Runs `fn` in `ms`, unless a follow-up is due sooner already. */
+function followUpIn(ms, fn) {
+  if (followUp && followUpAt <= Date.now() + ms) return;
+  clearTimeout(followUp);
+  followUpAt = Date.now() + ms;
+  followUp = setTimeout(() => {
+    followUp = null;
+    fn();
+  }, ms);
+}
+
+/**
+ * A live `rows` event: new points on the chart now; pump states at most every PUMPS_MS; the alert
+ * list soon only when a pump raises an alarm the page does not show (one that stays in anomaly
+ * does not: its alerts come with the list's own refresh).
+ */
 function onRows(data) {
   state.lastOk = Date.now();
   const mine = data.pumps?.[state.selected];
-  if (mine && mergeRows(mine)) renderDetail();
-  followUp ??= setTimeout(() => {
-    followUp = null;
-    void refreshAll();
-  }, 1000);
+  const merged = mine ? mergeRows(mine) : false;
+  if (merged === 'reset') void loadSelected(true);
+  else if (merged) renderDetail();
+  const shown = new Map(state.pumps.map((p) => [p.pumpId, p]));
+  const alarm = Object.entries(data.pumps ?? {}).some(([id, rows]) => rows.some((r) => r.anomaly === true) && !(shown.has(id) && alarming(shown.get(id))));
+  if (alarm) {
+    state.alertsWanted = true;
+    followUpIn(Math.max(1000, state.alertsAt + ALERTS_MIN_MS - Date.now()), () => void refreshAll());
+  } else followUpIn(Math.max(1000, state.pumpsAt + PUMPS_MS - Date.now()), () => void refreshPumps());
 }
 
 async function streamLoop() {
@@ -391,7 +506,7 @@ $('login-form').addEventListener('submit', (ev) => {
   $('login-error').textContent = 'Checking…';
   state.blocked = null;
   state.streamAbort?.abort();
-  void refreshAll();
+  void refreshAll({ alerts: true });
 });
 
 $('sign-out').addEventListener('click', () => {
@@ -404,6 +519,6 @@ $('record-maintenance').addEventListener('click', () => {
   if (state.selected) labelForm.open({ pumpId: state.selected, kind: 'maintenance' }, () => $('record-maintenance'));
 });
 
-$('tz').textContent = timeZoneText();
+renderClockNote();
 void pollLoop();
 void streamLoop();

@@ -1,4 +1,6 @@
-// Small formatters: times in the technician's local time, durations, sizes, numbers.
+// Small formatters: times in the technician's local time, durations, sizes, numbers. "Now" is the
+// gateway's clock (clock.js): the times shown are the gateway's, the phone's clock may be off.
+import { gatewayNow } from './clock.js';
 
 const sameDay = (a, b) => a.toDateString() === b.toDateString();
 const clock = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
@@ -7,7 +9,7 @@ const dated = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short
 const datedYear = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short', year: 'numeric', hour: '2-digit', minute: '2-digit' });
 
 /** A time of today with seconds, an earlier day's with its date, another year's with the year too. */
-export function fmtTime(iso, now = new Date()) {
+export function fmtTime(iso, now = new Date(gatewayNow())) {
   if (!iso) return '–';
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return '–';
@@ -16,7 +18,7 @@ export function fmtTime(iso, now = new Date()) {
 }
 
 /** "as of" times: hours and minutes only (with the date when not today). */
-export function fmtClock(iso, now = new Date()) {
+export function fmtClock(iso, now = new Date(gatewayNow())) {
   if (!iso) return '–';
   const d = new Date(iso);
   return sameDay(d, now) ? short.format(d) : fmtTime(iso, now);
@@ -47,7 +49,8 @@ export function fmtDuration(seconds) {
   return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
 }
 
-export function fmtAgo(iso, now = Date.now()) {
+/** How long ago a gateway time was, on the gateway's clock. */
+export function fmtAgo(iso, now = gatewayNow()) {
   if (!iso) return '';
   return `${fmtDuration((now - Date.parse(iso)) / 1000)} ago`;
 }

@@ -1,9 +1,15 @@
 // The label dialog: a technician's verdict on an alert (confirmed fault with its type, false
 // alarm) or a maintenance window during which a pump's readings are not normal operation.
 import { ApiError, api } from './api.js';
-import { KIND_TEXT, fmtNum, fmtTime } from './format.js';
+import { SKEW_NOTICE_MS, clockSkewMs, gatewayNow } from './clock.js';
+import { KIND_TEXT, fmtDuration, fmtNum, fmtTime } from './format.js';
 
 const AUTHOR_KEY = 'pumpwatch.author';
+/**
+ * A maintenance that starts later than this after the gateway's now is refused here: it is a
+ * device clock or a typo hours off, and would leave the real maintenance readings in training.
+ */
+const FUTURE_START_MS = 5 * 60_000;
 const $ = (id) => document.getElementById(id);
 
 /** `yyyy-mm-ddThh:mm` in local time, as a datetime-local input wants it (the range inputs are to the minute). */
@@ -42,6 +48,13 @@ function remember(author) {
 function savedText(label) {
   const what = label.kind === 'confirmed-fault' ? `${KIND_TEXT[label.kind]} (${label.faultType})` : KIND_TEXT[label.kind];
   return `Label saved: ${what} on ${label.pumpId}.`;
+}
+
+/** "Gateway time now: 16:02:10", and how far this device's clock is off when it is. */
+function gatewayTimeText(now) {
+  const skew = clockSkewMs();
+  const off = Math.abs(skew) > SKEW_NOTICE_MS ? ` (this device’s clock is ${fmtDuration(Math.abs(skew) / 1000)} ${skew < 0 ? 'ahead' : 'behind'}; the times offered are the gateway’s)` : '';
+  return `Gateway time now: ${fmtTime(new Date(now).toISOString())}${off}.`;
 }
 
 /** onSaved(label) may return a promise (the page's refresh): focus goes back once it is done. */
@@ -91,6 +104,9 @@ export function initLabelForm({ onSaved }) {
       const to = rangeTime($('range-to').value, { end: true });
       if (!Number.isFinite(from) || !Number.isFinite(to)) return ['Enter when the maintenance started and ended.', $('range-from')];
       if (to < from) return ['The maintenance end is before its start.', $('range-to')];
+      if (from > gatewayNow() + FUTURE_START_MS) {
+        return [`The maintenance starts at ${fmtTime(new Date(from).toISOString())}, after the gateway’s time now (${fmtTime(new Date(gatewayNow()).toISOString())}): record it once it has started, with the gateway’s times.`, $('range-from')];
+      }
     }
     if (!$('author').value.trim()) return ['Enter your name, so the label says who made it.', $('author')];
     return null;
@@ -175,9 +191,12 @@ export function initLabelForm({ onSaved }) {
       $('label-context').textContent = ctx.alert
         ? `Pump ${ctx.pumpId}, alert ${ctx.count > 1 ? `from ${fmtTime(ctx.range.from)} to ${fmtTime(ctx.range.to)} (${ctx.count} readings)` : `at ${fmtTime(ctx.alert.ts)}`}, peak score ${fmtNum(ctx.alert.score)}`
         : `Pump ${ctx.pumpId}: a time range during which its readings are not normal operation.`;
-      const at = ctx.range ? Date.parse(ctx.range.from) : ctx.alert ? Date.parse(ctx.alert.ts) : Date.now() - 3_600_000;
+      // "the last hour until now" on the gateway's clock: the readings' times are the gateway's
+      const now = gatewayNow();
+      const at = ctx.range ? Date.parse(ctx.range.from) : ctx.alert ? Date.parse(ctx.alert.ts) : now - 3_600_000;
       $('range-from').value = localInput(at);
-      $('range-to').value = localInput(Math.max(Date.now(), at));
+      $('range-to').value = localInput(Math.max(now, at));
+      $('range-now').textContent = gatewayTimeText(now);
       const maintenanceOnly = !ctx.alert;
       $('verdicts').hidden = maintenanceOnly;
       for (const input of form.querySelectorAll('input[name=kind]')) input.disabled = maintenanceOnly && input.value !== 'maintenance';

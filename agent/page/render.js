@@ -40,7 +40,9 @@ const capital = (t) => `${t.charAt(0).toUpperCase()}${t.slice(1)}`;
 
 function anomalyText(p) {
   const top = topShares(p.lastAlert?.contributions);
-  return `Anomaly since ${fmtTime(p.anomalySince)} (${fmtAgo(p.anomalySince)})${top ? `; main contributors: ${top}` : ''}`;
+  // a streak that began before the oldest reading the agent read back at start-up: a lower bound
+  const since = p.anomalySinceAtLeast ? 'since at least' : 'since';
+  return `Anomaly ${since} ${fmtTime(p.anomalySince)} (${fmtAgo(p.anomalySince)})${top ? `; main contributors: ${top}` : ''}`;
 }
 
 /** Why a pump is in its state, in one sentence. */
@@ -103,6 +105,42 @@ export function modelTraining(model) {
   };
 }
 
+const whoScores = (model) => (!model ? 'no model scores it yet' : isGeneric(model) ? 'scored by the generic default model' : `still scored by model ${model.version}`);
+
+/**
+ * The model deployed for the pump itself when it does not score the pump (refused, downloading,
+ * rolled back), and a shadow model, in words: { text, problem } or null. Without it a pump whose
+ * own model was refused reads exactly as one never given a model.
+ */
+export function deploymentNote(p) {
+  const d = p.deployment;
+  const parts = [];
+  let problem = false;
+  if (d && !(d.status === 'active' && p.model?.key === p.pumpId && p.model.version === d.version)) {
+    const own = `Own model ${d.version ?? '(no version)'}`;
+    if (d.status === 'rejected') {
+      parts.push(`${own} refused: ${d.error ?? 'no reason given'} — ${whoScores(p.model)}.`);
+      problem = true;
+    } else if (d.status === 'rolled-back') {
+      parts.push(`${own} rolled back: ${d.error ?? 'no reason given'} — ${whoScores(p.model)}.`);
+      problem = true;
+    } else if (d.status === 'downloading') {
+      parts.push(`${own} downloading since ${fmtTime(d.since)} (${fmtAgo(d.since)})${d.error ? `; last attempt: ${d.error}` : ''} — ${whoScores(p.model)} until it is ready.`);
+    }
+  }
+  const sh = p.shadow;
+  if (sh) {
+    const name = `Shadow model ${sh.version ?? '(no version)'}`;
+    if (sh.status === 'shadow') parts.push(`${name} scores beside it (its scores are stored, it raises no alarm).`);
+    else if (sh.status === 'downloading') parts.push(`${name} downloading since ${fmtTime(sh.since)} (${fmtAgo(sh.since)}).`);
+    else if (sh.status === 'rejected' || sh.status === 'rolled-back') {
+      parts.push(`${name} refused: ${sh.error ?? 'no reason given'}.`);
+      problem = true;
+    }
+  }
+  return parts.length > 0 ? { text: parts.join(' '), problem } : null;
+}
+
 export function sortPumps(pumps) {
   return [...pumps].sort((a, b) => rank(a) - rank(b) || a.pumpId.localeCompare(b.pumpId));
 }
@@ -134,6 +172,8 @@ function fillPump(button, p, selected) {
   if (why && p.state !== 'normal') button.append(el('span', 'pump-line why', why));
   const note = refusalNote(p);
   if (note) button.append(el('span', 'pump-line refused-note', note));
+  const deployed = deploymentNote(p);
+  if (deployed) button.append(el('span', `pump-line deploy-note${deployed.problem ? ' problem' : ''}`, deployed.text));
 }
 
 /** Updates the pump list in place (keyed by pump), so keyboard focus stays where it was. */

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PumpBoard, type PumpSummary } from '../../agent/http/pump-board.js';
+import { PumpBoard, SEED_LOOKBACK_ROWS, type PumpSummary } from '../../agent/http/pump-board.js';
 import { IngestPipeline } from '../../agent/ingest/pipeline.js';
 import { MAX_REASON_CHARS, MAX_REFUSED_ONLY_PUMPS } from '../../agent/ingest/pump-refusals.js';
 import { PumpRoster } from '../../agent/ingest/pump-roster.js';
@@ -204,5 +204,64 @@ describe('PumpBoard with refused readings (the real pipeline and SQLite)', () =>
     expect(p.state).toBe('refused');
     expect(p.refused!.lastReason.length).toBeLessThanOrEqual(MAX_REASON_CHARS);
     expect(p.refused!.lastReason).toMatch(/^unknown field "extra_field_number_0".*…$/);
+  });
+});
+
+describe('PumpBoard after a restart, for a pump in a long anomaly streak', () => {
+  const reading = (pumpId: string, ts: number, anomaly: boolean): PredictionRow => ({ ...normal(pumpId, ts), score: anomaly ? 9 : 0.3, anomaly });
+  /** `normals` normal readings, then `anomalies` anomalous ones, one a second, ending now. */
+  const history = (pumpId: string, normals: number, anomalies: number): number => {
+    const n = normals + anomalies;
+    const t0 = wall - n * 1000;
+    const rows = Array.from({ length: n }, (_, i) => reading(pumpId, t0 + i * 1000, i >= normals));
+    for (let i = 0; i < rows.length; i += 5000) buffer.appendBatch(rows.slice(i, i + 5000));
+    return t0 + normals * 1000; // the first anomalous reading
+  };
+
+  it('says the streak began at its first anomalous reading, not at the 200th-newest one', () => {
+    const since = history('long-B', 15, 600);
+    const b = board(); // a fresh board: as after a restart, seeded from the buffer
+    expect(pump(b, 'long-B')).toMatchObject({ state: 'anomaly', anomalySince: new Date(since).toISOString(), anomalySinceAtLeast: false });
+  });
+
+  it('keeps a streak cleared by five normal readings cleared, and says "at least" for a streak older than it reads back', () => {
+    const cleared = history('long-C', 0, 400);
+    buffer.appendBatch(Array.from({ length: 5 }, (_, i) => reading('long-C', wall + i, false)));
+    expect(cleared).toBeLessThan(wall);
+    expect(pump(board(), 'long-C')).toMatchObject({ state: 'normal', anomalySince: null, anomalySinceAtLeast: false });
+
+    history('long-D', 5, SEED_LOOKBACK_ROWS + 100);
+    const b = board();
+    const p = pump(b, 'long-D');
+    expect(p).toMatchObject({ state: 'anomaly', anomalySinceAtLeast: true });
+    const oldestRead = buffer.predictions('long-D', { limit: SEED_LOOKBACK_ROWS })[0]!.ts;
+    expect(p.anomalySince).toBe(new Date(oldestRead).toISOString());
+  });
+});
+
+describe('PumpBoard with models deployed for pumps', () => {
+  const ref = (version: string) => ({ version, sha256: 'a'.repeat(64) });
+
+  it('carries a pump’s own refused or downloading model, and a shadow, while the default model scores it', async () => {
+    const b = board();
+    for (const id of ['pump-bad', 'pump-hang', 'pump-shadow', 'pump-plain']) b.record([normal(id)], buffer.appendBatch([normal(id)]));
+    models.markRejected('pump-bad', ref('own-1'), 'sha256 of the download is 4b23…, the desired entry says 0000…');
+    models.markDownloading('pump-hang', 'own-1');
+    await models.setShadow('pump-shadow', await LoadedModel.fromBytes(makeModel({ version: 'shadow-1', source: 'pump-shadow' }), 'test'), ref('shadow-1'));
+    try {
+      expect(pump(b, 'pump-bad')).toMatchObject({
+        model: { key: 'default', version: 'b-1' },
+        deployment: { version: 'own-1', status: 'rejected', error: 'sha256 of the download is 4b23…, the desired entry says 0000…' },
+        shadow: null,
+      });
+      expect(pump(b, 'pump-hang')).toMatchObject({ model: { key: 'default' }, deployment: { version: 'own-1', status: 'downloading', error: null }, shadow: null });
+      expect(pump(b, 'pump-shadow')).toMatchObject({ model: { key: 'default' }, deployment: null, shadow: { version: 'shadow-1', status: 'shadow', error: null } });
+      expect(pump(b, 'pump-plain')).toMatchObject({ model: { key: 'default' }, deployment: null, shadow: null });
+      expect(typeof pump(b, 'pump-hang').deployment!.since).toBe('string');
+    } finally {
+      await models.setShadow('pump-shadow', null);
+      await models.remove('pump-bad');
+      await models.remove('pump-hang');
+    }
   });
 });
