@@ -9,10 +9,10 @@ import { SyncError } from './errors.js';
 import { plainCode, safeErrorMessage, safeFirstLine } from './redact.js';
 
 export type FailureKind =
-  | 'offline' // no answer: refused, reset, timed out, name not resolved
+  | 'offline' // no answer: refused, reset, timed out, name not resolved, a request that stalled
   | 'throttled' // 429 / 503: the service asks us to slow down
   | 'server' // 408, other 5xx
-  | 'unauthorized' // 401 / 403: credentials or SAS wrong, expired or lacking a permission
+  | 'unauthorized' // 401 / 403: credentials or SAS wrong, expired or lacking a permission (or the gateway clock far off: that one heals)
   | 'container-missing' // 404 ContainerNotFound, and we may not (or could not) create it
   | 'conflict' // a different blob already has a planned batch's name
   | 'rejected' // another 4xx: the request itself is refused
@@ -124,6 +124,7 @@ export function classifyFailure(err: unknown, now = Date.now()): SyncFailure {
       PW_SYNC_CONTAINER_MISSING: 'container-missing',
       PW_SYNC_BAD_TARGET: 'misconfigured',
       PW_SYNC_NOT_CONFIGURED: 'misconfigured',
+      PW_SYNC_NO_ANSWER: 'offline', // sync/deadline.ts gave up a request that stalled
     };
     const kind = kinds[err.code] ?? 'local';
     return { kind, heals: HEALS[kind], code: err.code, message: safeErrorMessage(err) };
@@ -131,6 +132,12 @@ export function classifyFailure(err: unknown, now = Date.now()): SyncFailure {
   const e = (typeof err === 'object' && err !== null ? err : { message: String(err) }) as HttpLikeError;
   const kind = kindOf(e);
   const failure: SyncFailure = { kind, heals: HEALS[kind], message: describe(kind, e) };
+  const skew = kind === 'unauthorized' ? clockSkew(e, now) : null;
+  if (skew !== null) {
+    // Not the credentials' fault: NTP usually sets the clock within minutes, so retry at the normal pace.
+    failure.heals = true;
+    failure.message = `Blob Storage refused the request (${statusAndCode(e)}): ${skew}: fix the clock (NTP); the credentials may be fine.`;
+  }
   if (e.statusCode !== undefined) failure.status = e.statusCode;
   if (e.code !== undefined) failure.code = e.code;
   const retryAfterMs = parseRetryAfter(err, now);
@@ -139,14 +146,51 @@ export function classifyFailure(err: unknown, now = Date.now()): SyncFailure {
 }
 
 /**
+ * Azure refuses a request signed with the account key whose x-ms-date is more than 15 minutes off
+ * its own time (403 AuthenticationFailed, "Request date header too old"), and a SAS whose start or
+ * expiry the gateway computed from a wrong clock: both read as wrong credentials, and an operator
+ * rotated a key that was fine. The answer's Date header is the service's own time (no secret).
+ */
+export const CLOCK_SKEW_MS = 10 * 60_000;
+
+function clockSkew(e: HttpLikeError, now: number): string | null {
+  const headers = e.response?.headers;
+  const value = headers && typeof headers.get === 'function' ? headers.get('date') : undefined;
+  const theirs = value === undefined ? NaN : Date.parse(value);
+  if (!Number.isFinite(theirs) || Math.abs(now - theirs) <= CLOCK_SKEW_MS) return null;
+  const gap = Math.abs(now - theirs) / 60_000;
+  const apart = gap < 120 ? `${Math.round(gap)} min` : `${(gap / 60).toFixed(1)} h`;
+  const at = (ms: number): string => `${new Date(ms).toISOString().slice(0, 16)}Z`;
+  return `the gateway clock reads ${at(now)}, Blob Storage's ${at(theirs)} (${apart} apart)`;
+}
+
+/**
+ * A refusal of a SAS credential whose known expiry (`se`) has passed says so, so the failure itself
+ * names the cause instead of the hourly expiry check. A refusal put down to the clock stays as it is.
+ */
+export function explainExpiry(failure: SyncFailure, expiresAt: number | null, now: number): SyncFailure {
+  if (failure.kind !== 'unauthorized' || failure.heals || expiresAt === null || now < expiresAt) return failure;
+  const what = [failure.status, plainCode(failure.code)].filter((v) => v !== undefined).join(' ');
+  return {
+    ...failure,
+    message: `Blob Storage refused the credentials (${what || 'unauthorized'}): the SAS expired at ${new Date(expiresAt).toISOString()}; replace it (a restart-only setting).`,
+  };
+}
+
+function statusAndCode(e: HttpLikeError): string {
+  const code = plainCode(e.code);
+  return `${e.statusCode ?? code ?? 'error'}${e.statusCode !== undefined && code ? ` ${code}` : ''}`;
+}
+
+/**
  * The message of a failure. A refusal (401/403, another 4xx) is told by its status and code alone:
  * its body may come from a proxy that echoes the request, signature included, in a form no pattern
  * foresees, and it ends up in the log, /status, the public /healthz and the buffer's batch record.
  */
 function describe(kind: FailureKind, e: HttpLikeError): string {
-  const code = plainCode(e.code);
-  const what = `${e.statusCode ?? code ?? 'error'}${e.statusCode !== undefined && code ? ` ${code}` : ''}`;
-  if (kind === 'unauthorized') return `Blob Storage refused the credentials (${what}): check the connection string or SAS URL (key, expiry, permissions racwl).`;
+  const what = statusAndCode(e);
+  // The agent reads, creates and writes blobs, never lists (README, "Credentials"): a container SAS needs sp=rcw.
+  if (kind === 'unauthorized') return `Blob Storage refused the credentials (${what}): check the connection string or SAS URL (key, expiry; a container SAS needs permissions rcw).`;
   if (kind === 'rejected') return `Blob Storage refused the request (${what}).`;
   const detail = safeFirstLine(e.message ?? '');
   switch (kind) {

@@ -12,8 +12,13 @@ export type BlobTarget =
   | { kind: 'sas-url'; sasUrl: string };
 
 export interface ClientOptions {
-  /** Longest single request (an upload on a slow link included). */
+  /**
+   * Azure's server-side `?timeout=` (the SDK's tryTimeoutInMs): how long the service works on one
+   * request. It ends nothing on the gateway: sync/deadline.ts does (idleTimeoutMs).
+   */
   requestTimeoutMs?: number;
+  /** A request with no byte moving for this long is given up (sync/deadline.ts; default 60 s). */
+  idleTimeoutMs?: number;
   userAgent?: string;
 }
 

@@ -7,7 +7,8 @@ export type SyncErrorCode =
   | 'PW_SYNC_BAD_LINE'
   | 'PW_SYNC_BAD_BLOB_NAME'
   | 'PW_SYNC_BAD_RANGE'
-  | 'PW_SYNC_CONTAINER_MISSING';
+  | 'PW_SYNC_CONTAINER_MISSING'
+  | 'PW_SYNC_NO_ANSWER';
 
 export class SyncError extends Error {
   constructor(

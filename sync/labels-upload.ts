@@ -10,6 +10,7 @@
 import type { ContainerClient } from '@azure/storage-blob';
 import { z } from 'zod';
 import { FAULT_TYPES, LABEL_KINDS, labelFields, type Label, type LabelStore, type SetAsideLabel } from '../buffer/labels.js';
+import { watched } from './deadline.js';
 import { dayPath, labelsPrefix } from './layout.js';
 import { safeErrorMessage } from './redact.js';
 
@@ -76,13 +77,14 @@ function isAlreadyThere(err: unknown): boolean {
  * marked; the failure is thrown as a LabelUploadError (no secrets in its message). A stored label
  * whose times are not dates is first moved to the rejected table (LabelStore.setAsideInvalid) and
  * passed to `onSetAside`, for the caller to log: it can never be uploaded, and must not hold up
- * the labels after it.
+ * the labels after it. Each upload runs under sync/deadline.ts's limits (`idleMs`, default 60 s),
+ * so a stalled connection ends the cycle as an outage instead of holding it.
  */
 export async function uploadPendingLabels(
   container: ContainerClient,
   labels: LabelStore,
   deviceId: string,
-  opts: { onSetAside?: (labels: SetAsideLabel[]) => void; now?: number } = {},
+  opts: { onSetAside?: (labels: SetAsideLabel[]) => void; now?: number; idleMs?: number; signal?: AbortSignal } = {},
 ): Promise<{ uploaded: number; alreadyPresent: number }> {
   let uploaded = 0;
   let alreadyPresent = 0;
@@ -95,12 +97,18 @@ export async function uploadPendingLabels(
     try {
       for (const label of pending) {
         const body = JSON.stringify(toLabelRecord(deviceId, label));
+        const name = labelBlobName(deviceId, label);
+        const bytes = Buffer.byteLength(body);
         try {
-          await container.getBlockBlobClient(labelBlobName(deviceId, label)).upload(body, Buffer.byteLength(body), {
-            conditions: { ifNoneMatch: '*' },
-            blobHTTPHeaders: { blobContentType: 'application/json' },
-            metadata: { schema: String(LABEL_SCHEMA_VERSION), pumpid: encodeURIComponent(label.pumpId), kind: label.kind },
-          });
+          await watched(`uploading ${name}`, { idleMs: opts.idleMs, bytes, parent: opts.signal }, (w) =>
+            container.getBlockBlobClient(name).upload(body, bytes, {
+              conditions: { ifNoneMatch: '*' },
+              blobHTTPHeaders: { blobContentType: 'application/json' },
+              metadata: { schema: String(LABEL_SCHEMA_VERSION), pumpid: encodeURIComponent(label.pumpId), kind: label.kind },
+              abortSignal: w.signal,
+              onProgress: w.onProgress,
+            }),
+          );
           uploaded++;
         } catch (err) {
           if (!isAlreadyThere(err)) throw err;

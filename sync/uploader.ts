@@ -3,12 +3,14 @@
  * when it already exists (a retry after a crash, or anything else), its content decides: the same
  * bytes (sha256) or the same rows (sha256 of the uncompressed lines) count as done, different
  * content is a conflict that is reported and never overwritten. A missing container is created
- * when allowed.
+ * when allowed. Every request runs under sync/deadline.ts's limits: one that stalls is given up.
  */
 import type { ContainerClient } from '@azure/storage-blob';
+import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
 import { containerClient, type BlobTarget, type ClientOptions } from './client.js';
+import { DEFAULT_IDLE_MS, watched } from './deadline.js';
 import { sha256Hex, type EncodedBatch } from './encoder.js';
 import { SyncError } from './errors.js';
 import { besideName } from './layout.js';
@@ -29,6 +31,8 @@ export interface UploadRequest {
 export interface UploaderOptions {
   /** Create the container when it is missing (needs account-level rights). */
   createContainer: boolean;
+  /** Overrides the spec's ClientOptions.idleTimeoutMs (an uploader built from a client only). */
+  idleTimeoutMs?: number;
 }
 
 /**
@@ -43,6 +47,16 @@ export interface UploaderSpec extends UploaderOptions {
 /** An uploader for a target; it keeps its spec, so the encoder thread can upload to the same place. */
 export function uploaderFor(spec: UploaderSpec): BlobUploader {
   return new BlobUploader(containerClient(spec.target, spec.client), { createContainer: spec.createContainer }, spec);
+}
+
+/**
+ * A body handed to the socket in pieces of this size, so upload progress follows the bytes the
+ * connection takes (a Buffer given whole counts as sent at once, and a slow link would look stalled).
+ */
+const PIECE = 16 * 1024;
+
+function* pieces(body: Buffer): Generator<Buffer> {
+  for (let at = 0; at < body.length; at += PIECE) yield body.subarray(at, at + PIECE);
 }
 
 const statusOf = (err: unknown): number | undefined => (err as { statusCode?: number }).statusCode;
@@ -65,6 +79,11 @@ export class BlobUploader {
     return this.container.containerName;
   }
 
+  /** How long a request may go without a byte moving (ClientOptions.idleTimeoutMs), for other requests to the same target. */
+  get idleTimeoutMs(): number {
+    return this.options.idleTimeoutMs ?? this.spec?.client?.idleTimeoutMs ?? DEFAULT_IDLE_MS;
+  }
+
   async upload(req: UploadRequest, signal?: AbortSignal): Promise<UploadOutcome> {
     try {
       return await this.createOrVerify(req, signal);
@@ -76,13 +95,17 @@ export class BlobUploader {
   }
 
   private async createOrVerify(req: UploadRequest, signal?: AbortSignal, beside = false): Promise<UploadOutcome> {
+    const body = req.encoded.body;
     try {
-      await this.container.getBlockBlobClient(req.blobName).upload(req.encoded.body, req.encoded.body.length, {
-        conditions: { ifNoneMatch: '*' },
-        metadata: req.metadata,
-        blobHTTPHeaders: { blobContentType: 'application/gzip' },
-        abortSignal: signal,
-      });
+      await watched(`uploading ${req.blobName}`, { idleMs: this.idleTimeoutMs, bytes: body.length, parent: signal }, (w) =>
+        this.container.getBlockBlobClient(req.blobName).upload(() => Readable.from(pieces(body)), body.length, {
+          conditions: { ifNoneMatch: '*' },
+          metadata: req.metadata,
+          blobHTTPHeaders: { blobContentType: 'application/gzip' },
+          abortSignal: w.signal,
+          onProgress: w.onProgress,
+        }),
+      );
       return beside ? 'created-beside' : 'created';
     } catch (err) {
       const status = statusOf(err);
@@ -99,12 +122,16 @@ export class BlobUploader {
    */
   private async verifyExisting(req: UploadRequest, signal: AbortSignal | undefined, beside: boolean): Promise<UploadOutcome> {
     const blob = this.container.getBlockBlobClient(req.blobName);
-    const props = await blob.getProperties({ abortSignal: signal });
+    const idleMs = this.idleTimeoutMs;
+    const props = await watched(`reading the properties of ${req.blobName}`, { idleMs, parent: signal }, (w) => blob.getProperties({ abortSignal: w.signal }));
     const ours = req.encoded;
     if (props.metadata?.sha256 === ours.sha256 && props.contentLength === ours.body.length) return 'already-present';
     const size = props.contentLength ?? 0;
     if (size <= MAX_COMPARE_BYTES) {
-      const content = await blob.downloadToBuffer(0, undefined, { abortSignal: signal });
+      // Its size counts as bytes to move: the cap grows with it as an upload's does.
+      const content = await watched(`downloading ${req.blobName} to compare`, { idleMs, bytes: size, parent: signal }, (w) =>
+        blob.downloadToBuffer(0, undefined, { abortSignal: w.signal, onProgress: w.onProgress }),
+      );
       if ((await sha256Hex(content)) === ours.sha256) return 'already-present';
       const raw = await gunzipAsync(content).catch(() => null);
       if (raw !== null && (await sha256Hex(raw)) === ours.rawSha256) return 'already-present';
@@ -124,7 +151,7 @@ export class BlobUploader {
       throw new SyncError('PW_SYNC_CONTAINER_MISSING', `blob container "${name}" does not exist (creating it is disabled: PUMPWATCH_SYNC_CREATE_CONTAINER=0)`);
     }
     try {
-      await this.container.createIfNotExists({ abortSignal: signal });
+      await watched(`creating container ${name}`, { idleMs: this.idleTimeoutMs, parent: signal }, (w) => this.container.createIfNotExists({ abortSignal: w.signal }));
     } catch (err) {
       const status = statusOf(err);
       if (status === 401 || status === 403 || status === 404) {

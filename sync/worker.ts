@@ -9,7 +9,8 @@ import { BufferError, classifySqliteError } from '../buffer/errors.js';
 import type { BufferStore } from '../buffer/store.js';
 import { TokenBucket } from './bandwidth.js';
 import { monotonicNow } from './clock.js';
-import { Backoff, classifyFailure, isSqliteError, type BackoffOptions, type FailureKind, type SyncFailure } from './backoff.js';
+import { Backoff, classifyFailure, explainExpiry, isSqliteError, type BackoffOptions, type FailureKind, type SyncFailure } from './backoff.js';
+import { DEFAULT_IDLE_MS, requestCapMs } from './deadline.js';
 import { planLimits, runCycle, type SyncLogger, type UploadedEvent } from './cycle.js';
 import { EncoderThread } from './encoder-thread.js';
 import type { BlobUploader } from './uploader.js';
@@ -46,11 +47,13 @@ export interface SyncWorkerDeps {
    * Smaller uploads that ride on each successful cycle, after the readings (technicians' labels).
    * It counts as contact with the target only when it returns `{ contacted: true }` (it sent a request).
    */
-  afterReadings?: (uploader: BlobUploader) => Promise<{ contacted: boolean } | void>;
+  afterReadings?: (uploader: BlobUploader, signal: AbortSignal) => Promise<{ contacted: boolean } | void>;
   /** Reads and encodes batches off the main thread (default: one on the buffer's file; null: the main thread does it). */
   encoderThread?: EncoderThread | null;
   /** Shortest time between the start of a cycle and one started by a kick (default 5 s). */
   kickFloorMs?: number;
+  /** When the target's SAS credential expires (epoch ms; null: an account key, or unknown), so a refusal after it says so. */
+  credentialExpiresAt?: () => number | null;
   /** Wall clock: the times in status() and in the batches. */
   clock?: () => number;
   /** Monotonic ms for the kick floor, the next cycle and the upload cap (default performance.now()). */
@@ -63,6 +66,10 @@ export interface SyncWorkerStatus {
   connectivity: BlobConnectivity;
   lastSuccessAt: string | null;
   lastAttemptAt: string | null;
+  /** When the cycle running began (null: none runs). */
+  uploadingSince: string | null;
+  /** When the cycle running last moved: began, or uploaded (or gave up) a batch (null: none runs). */
+  lastProgressAt: string | null;
   lastError: string | null;
   lastErrorAt: string | null;
   nextAttemptAt: string | null;
@@ -117,6 +124,8 @@ export class SyncWorker {
   private times = { success: null as number | null, attempt: null as number | null, error: null as number | null, next: null as number | null };
   /** When the last cycle began and when the next is due, on the monotonic clock (the wall clock steps). */
   private due = { attempt: null as number | null, next: null as number | null };
+  /** When the cycle running last moved, wall and monotonic (null: none runs): health() sees a cycle that stopped moving. */
+  private progress: { at: number; mono: number } | null = null;
 
   constructor(private readonly deps: SyncWorkerDeps) {
     this.clock = deps.clock ?? Date.now;
@@ -216,6 +225,7 @@ export class SyncWorker {
     this.due.attempt = this.monotonic();
     this.state = 'uploading';
     this.contacted = false;
+    this.moved();
     try {
       const done = await runCycle({
         batches: this.batches,
@@ -234,7 +244,7 @@ export class SyncWorker {
         anomalyFloorMs: this.deps.kickFloorMs ?? KICK_FLOOR_MS,
       });
       if (this.abort.signal.aborted) return { ...done, failure: null, nextDelayMs: 0 };
-      if ((await this.deps.afterReadings?.(this.uploader()))?.contacted === true) this.contacted = true;
+      if ((await this.deps.afterReadings?.(this.uploader(), this.abort.signal))?.contacted === true) this.contacted = true;
       this.reportToBuffer(null);
       if (this.contacted) this.succeeded();
       else if (this.failure?.kind === 'buffer') this.bufferWorksAgain(); // the target was not asked: no news of it
@@ -244,10 +254,29 @@ export class SyncWorker {
     } catch (err) {
       if (this.abort.signal.aborted) return { rows: 0, blobs: 0, failure: null, nextDelayMs: 0 };
       // A SQLite error the buffer did not word yet gets its code (PW_BUFFER_CORRUPT, …) and the file's name.
-      const failure = classifyFailure(isSqliteError(err) ? classifySqliteError(err, this.deps.buffer.path, 'syncing') : err, this.clock());
+      const classified = classifyFailure(isSqliteError(err) ? classifySqliteError(err, this.deps.buffer.path, 'syncing') : err, this.clock());
+      const failure = explainExpiry(classified, this.deps.credentialExpiresAt?.() ?? null, this.clock());
       const nextDelayMs = this.failed(failure);
       return { rows: 0, blobs: 0, failure, nextDelayMs };
+    } finally {
+      this.progress = null;
     }
+  }
+
+  private moved(): void {
+    this.progress = { at: this.clock(), mono: this.monotonic() };
+  }
+
+  /**
+   * How long a cycle may go without a batch done before health() calls it stuck: the limit of one
+   * request carrying the largest batch (sync/deadline.ts; its uncompressed size, above any blob's)
+   * plus the bandwidth cap's wait for it. Each request is given up well before; this catches a
+   * hang anywhere else.
+   */
+  private stallLimitMs(): number {
+    const { batchMaxBytes, maxBytesPerSecond } = this.deps.settings();
+    const wait = maxBytesPerSecond > 0 ? Math.ceil((batchMaxBytes * 1000) / maxBytesPerSecond) : 0;
+    return requestCapMs(batchMaxBytes, this.uploaderInstance?.idleTimeoutMs ?? DEFAULT_IDLE_MS) + wait;
   }
 
   private uploader(): BlobUploader {
@@ -260,12 +289,14 @@ export class SyncWorker {
     this.counts.blobs++;
     this.counts.bytes += e.bytes;
     this.contacted = true;
+    this.moved();
     this.times.success = this.clock();
     this.setConnectivity('online');
     this.deps.onUploaded?.(e);
   }
 
   private batchFailed(batch: PlannedBatch, message: string, answered: boolean): void {
+    this.moved();
     this.lastConflict = message;
     this.lastError = message;
     this.times.error = this.clock();
@@ -345,6 +376,8 @@ export class SyncWorker {
       connectivity: this.connectivity,
       lastSuccessAt: iso(this.times.success),
       lastAttemptAt: iso(this.times.attempt),
+      uploadingSince: this.progress === null ? null : iso(this.times.attempt),
+      lastProgressAt: this.progress === null ? null : iso(this.progress.at),
       lastError: this.lastError,
       lastErrorAt: iso(this.times.error),
       nextAttemptAt: this.timer ? iso(this.times.next) : null,
@@ -356,14 +389,29 @@ export class SyncWorker {
   }
 
   /**
-   * Unhealthy when a person must act: credentials, container, or a batch that can never upload. A
-   * buffer failure is the buffer's check's to name (reportToBuffer), not the sync's.
+   * Unhealthy when a person must act: credentials (or a gateway clock the service refuses),
+   * container, or a batch that can never upload; and when a cycle has stopped moving (stallLimitMs):
+   * it looked healthy while one request hung for hours. A buffer failure is the buffer's check's to
+   * name (reportToBuffer), not the sync's.
    */
   health(): { ok: boolean; error?: string } {
-    if (this.failure && !this.failure.heals && this.failure.kind !== 'buffer') return { ok: false, error: this.failure.message };
+    const stuck = this.stuck();
+    if (stuck !== null) return { ok: false, error: stuck };
+    if (this.failure && (!this.failure.heals || this.failure.kind === 'unauthorized') && this.failure.kind !== 'buffer') return { ok: false, error: this.failure.message };
     const failed = this.failedBatches();
     if (failed > 0) return { ok: false, error: `${failed} batch(es) cannot be uploaded; last: ${this.lastConflict ?? 'see the sync_batches table'}` };
     return { ok: true };
+  }
+
+  private stuck(): string | null {
+    if (this.progress === null) return null;
+    const still = this.monotonic() - this.progress.mono;
+    const limit = this.stallLimitMs();
+    if (still <= limit) return null;
+    return (
+      `the sync cycle that began at ${iso(this.times.attempt)} has not moved for ${Math.round(still / 60_000)} min ` +
+      `(since ${iso(this.progress.at)}; the limit is ${Math.round(limit / 60_000)} min): it is stuck`
+    );
   }
 
   private failedBatches(): number {

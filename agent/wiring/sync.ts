@@ -60,6 +60,8 @@ export function wireSync(agent: Agent): Part[] {
   let target: BlobTarget | null = configured === 'local' ? null : configured;
   const labels = new LabelStore(agent.buffer);
   let uploaderFor: ((spec: UploaderSpec) => BlobUploader) | null = null;
+  let targetText: string | null = null;
+  let expiresAt: number | null = null;
   const worker = new SyncWorker({
     buffer: agent.buffer,
     uploader: () => {
@@ -70,11 +72,15 @@ export function wireSync(agent: Agent): Part[] {
     deviceId: config.resolvedDeviceId,
     agentVersion: agentVersion(),
     settings: () => syncSettings(agent.config),
+    // A refusal after the SAS credential's expiry says so at once, not at the hourly check.
+    credentialExpiresAt: () => expiresAt,
     logger,
     ...syncMetrics(agent.registry),
     // Technicians' verdicts go to labels/ for the trainer, idempotently, after each cycle's readings.
-    afterReadings: async (uploader) => {
+    afterReadings: async (uploader, signal) => {
       const { uploaded, alreadyPresent } = await uploadPendingLabels(uploader.containerClient, labels, config.resolvedDeviceId, {
+        idleMs: uploader.idleTimeoutMs,
+        signal,
         onSetAside: (bad) => logger.warn({ labels: bad }, `${bad.length} stored label(s) have times that are not dates: moved to the rejected table, not uploaded`),
       });
       if (uploaded > 0) logger.info({ uploaded }, 'labels uploaded');
@@ -83,8 +89,6 @@ export function wireSync(agent: Agent): Part[] {
     },
   });
   registerGauges(agent.registry, worker);
-  let targetText: string | null = null;
-  let expiresAt: number | null = null;
   agent.status.setSyncStatus(() => ({ ...worker.status(), target: targetText, targetExpiresAt: expiresAt === null ? null : new Date(expiresAt).toISOString() }));
   agent.status.setConnectivity('blob', () => worker.blobConnectivity());
   agent.status.addHealthCheck({ name: 'sync', check: () => worker.health() });

@@ -95,7 +95,7 @@ describe('sync worker behind a proxy that echoes the SAS URL', () => {
       const everything = [logs.join(''), JSON.stringify(worker.status()), JSON.stringify(worker.health()), JSON.stringify(records), JSON.stringify(result.failure)].join('\n');
       expectNoSignature(everything);
       if (heals) expect(worker.status().lastError).toContain('Access denied by proxy'); // the page still says what happened
-      else expect(worker.health()).toEqual({ ok: false, error: 'Blob Storage refused the credentials (403): check the connection string or SAS URL (key, expiry, permissions racwl).' });
+      else expect(worker.health()).toEqual({ ok: false, error: 'Blob Storage refused the credentials (403): check the connection string or SAS URL (key, expiry; a container SAS needs permissions rcw).' });
     } finally {
       await worker.stop();
     }

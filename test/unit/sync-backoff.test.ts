@@ -60,7 +60,7 @@ describe('sync failure classifier', () => {
   it('tells a refusal (401/403, another 4xx) by status and code only, never by the body a proxy may fill with the request', () => {
     const body = 'denied for https://a.blob.core.windows.net/c?sv=1&sig=SECRET123\nRequestId:1';
     const denied = classifyFailure(new RestError(body, { statusCode: 403, code: 'AuthorizationFailure' }));
-    expect(denied.message).toBe('Blob Storage refused the credentials (403 AuthorizationFailure): check the connection string or SAS URL (key, expiry, permissions racwl).');
+    expect(denied.message).toBe('Blob Storage refused the credentials (403 AuthorizationFailure): check the connection string or SAS URL (key, expiry; a container SAS needs permissions rcw).');
     const rejected = classifyFailure(new RestError(body, { statusCode: 400, code: '<b>sig=SECRET123</b>' }));
     expect(rejected.message).toBe('Blob Storage refused the request (400).');
   });
