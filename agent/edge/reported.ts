@@ -75,7 +75,8 @@ function modelReport(s: ModelStatus, av: number | null): Record<string, unknown>
  */
 const MODEL_SHRINK_STEPS: ReadonlyArray<(entry: Record<string, unknown>) => Record<string, unknown>> = [
   (e) => ({ ...e, error: null, shadow: e.shadow ? { ...(e.shadow as object), error: null } : null }),
-  (e) => ({ ...e, since: null, activeVersion: null, shadow: null }),
+  // A shadow keeps its version and status: the acknowledgement may be about it (a refused shadow).
+  (e) => ({ ...e, since: null, activeVersion: null, shadow: e.shadow ? { ...(e.shadow as object), error: null, since: null } : null }),
   (e) => ({ ...e, ad: null }),
 ];
 

@@ -129,6 +129,27 @@ describe('reported models of a gateway whose model downloads are refused', () =>
     await until(() => expect(Object.keys(reported().models)).toEqual(['default']));
     expect(reported()).not.toHaveProperty('modelsTruncated');
   });
+
+  it("keeps a shadow's version and status when entries shrink: the acknowledgement may be about it", async () => {
+    const live = server.add('s1.onnx', makeModel({ version: 'v1', source: 'pump-s', seed: 3 }), 'v1');
+    hub.updateDesired(DEVICE, MODULE, { models: { 'pump-s': live } });
+    await until(() => expect(reported().models?.['pump-s']).toMatchObject({ status: 'active', version: 'v1' }));
+    const shadow = server.add('s2.onnx', makeModel({ version: 's2', source: 'pump-s', seed: 4 }), 's2', { kind: 'status', status: 404 });
+    const v = hub.updateDesired(DEVICE, MODULE, { models: { 'pump-s': { ...shadow, shadow: true } } });
+    await until(() => expect(reported().models?.['pump-s']).toMatchObject({ av: v, ac: 400 }));
+    const runtime = edgeRuntimeOf(t.agent)!;
+    let shrunkPastErrors = 0;
+    for (const budgetBytes of [700, 500, 420, 300]) {
+      const doc = new Reporter({ models: t.agent.models, twinSync: runtime.twinSync, status: t.agent.status, logger: createLogger('silent'), budgetBytes }).document();
+      const entry = (doc.models as Record<string, Record<string, unknown>>)['pump-s']!;
+      if (entry.since === null) shrunkPastErrors++;
+      // Before: the second step set shadow to null, leaving {version: v1, status: active, ac: 400}.
+      expect(entry, `budget ${budgetBytes}`).toMatchObject({ version: 'v1', status: 'active', ac: 400, av: v, shadow: { version: 's2', status: 'rejected' } });
+    }
+    expect(shrunkPastErrors).toBeGreaterThan(0);
+    hub.updateDesired(DEVICE, MODULE, { models: { 'pump-s': null } });
+    await until(() => expect(Object.keys(reported().models)).toEqual(['default']));
+  });
 });
 
 describe('reported properties the hub refuses', () => {
