@@ -22,6 +22,9 @@ type Log = (level: 'info' | 'warn' | 'error', msg: string, fields: Record<string
  * Changes (activate, rollback, shadow, removal) run one at a time; the active model of each key
  * is persisted so a restart without network comes back on the same models.
  */
+/** How a download refused by HTTP status was worded (`<url> answered HTTP 403`) by every version of the agent. */
+const LEGACY_URL_REFUSAL = / answered HTTP \d{3}/;
+
 export class ModelManager {
   private readonly board: ModelStatusBoard;
   private persisted: PersistedModels = emptyState();
@@ -261,6 +264,9 @@ export class ModelManager {
     const r = this.persisted.refused[key];
     if (!r || r.version !== ref.version || r.sha256 !== ref.sha256) return null;
     if (r.limits !== undefined && r.limits !== scope) return null;
+    // A refusal of what a URL answered, recorded before refusals carried their URL: tried once more
+    // (its next refusal records the URL), or an expired URL would hold the version for good.
+    if (r.limits === undefined && r.status === 'rejected' && LEGACY_URL_REFUSAL.test(r.reason) && scope !== undefined) return null;
     return { status: r.status, reason: r.reason };
   }
 

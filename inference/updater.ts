@@ -260,8 +260,7 @@ export class ModelUpdater {
       return;
     }
     this.clearRetry(key);
-    // A refused download holds only while this agent's settings and the URL stay as they are (see downloadScope).
-    const scope = err instanceof ModelDownloadError ? this.downloadScope(entry) : undefined;
+    const scope = this.refusalScope(err, entry);
     // The desired key is the trainer's source (it writes models.<source>), so the command can be named in full here.
     const command = `pumpwatch-trainer deploy --source ${key} --version ${entry.version}${shadow ? ' --shadow' : ''}`;
     const refusal = err instanceof ModelDownloadError && err.code === 'PW_MODEL_URL_EXPIRED' ? reason.replace(FRESH_URL_ADVICE, `${FRESH_URL_ADVICE} (${command})`) : reason;
@@ -282,6 +281,20 @@ export class ModelUpdater {
    * the version and sha256 the refusal is recorded under stay the same. The URL is kept as a hash:
    * it holds a SAS token, and this is persisted.
    */
+  /**
+   * What a refusal holds under (see ModelManager.refusal): a refused download, while this agent's
+   * settings and the URL stay as they are (downloadScope); bytes that are not the entry's (their
+   * size or sha256), for good, as a model refused for its content: another URL of the same blob
+   * gives the same bytes, and refresh-urls signs one every few days, so each would be downloaded
+   * in full and refused again. Only a limit of this agent's own makes those worth another try.
+   */
+  private refusalScope(err: unknown, entry: DesiredModel): string | undefined {
+    if (!(err instanceof ModelDownloadError)) return undefined;
+    const bytes = err.code === 'PW_MODEL_SIZE_MISMATCH' || err.code === 'PW_MODEL_SHA256_MISMATCH' || (err.code === 'PW_MODEL_TOO_LARGE' && !err.local);
+    if (bytes) return undefined;
+    return this.downloadScope(entry);
+  }
+
   private downloadScope(entry: DesiredModel): string {
     const url = createHash('sha256').update(entry.url).digest('hex').slice(0, 32);
     return `${this.deps.limits?.() ?? ''} url:${url}`;

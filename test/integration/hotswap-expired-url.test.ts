@@ -128,6 +128,38 @@ describe('a desired model whose URL Blob Storage refuses', () => {
     expect(status('pump-y')).toMatchObject({ version: 'py-1', status: 'active', error: null });
   });
 
+  it('does not download again, for a fresh URL of the same blob, a model refused for its bytes (refresh-urls signs one every few days)', async () => {
+    const entry = server.add('pw-1.onnx', makeModel({ version: 'pw-1', source: 'pump-w', seed: 65 }), 'pw-1');
+    const wrong = { ...entry, sha256: 'ab'.repeat(32) }; // the entry names other bytes than the blob holds
+    await desire({ 'pump-w': signedUntil(wrong, iso(Date.now() + 3 * DAY)) });
+    expect(status('pump-w')).toMatchObject({ version: 'pw-1', status: 'rejected' });
+    expect(status('pump-w')!.error).toMatch(/^sha256 of the download is /);
+    // Before: every new URL of the same blob was downloaded in full and refused again.
+    await desire({ 'pump-w': signedUntil(wrong, iso(Date.now() + 7 * DAY)) });
+    expect(requests('pw-1.onnx')).toBe(1);
+    expect(status('pump-w')).toMatchObject({ status: 'rejected' });
+  });
+
+  it('tries once more a refusal by HTTP status recorded by an agent before refusals carried their URL (an expired URL would hold the version for good)', async () => {
+    const entry = server.add('pv-1.onnx', makeModel({ version: 'pv-1', source: 'pump-v', seed: 66 }), 'pv-1', { kind: 'status', status: 403, errorCode: 'AuthenticationFailed', times: 1 });
+    const old = signedUntil(entry, iso(Date.now() - DAY));
+    await desire({ 'pump-v': old });
+    expect(status('pump-v')).toMatchObject({ status: 'rejected' });
+    // What an older agent kept: the refusal without the scope it held under.
+    const state = JSON.parse(persisted()) as { refused: Record<string, Record<string, unknown>> };
+    expect(state.refused['pump-v']!.limits).toEqual(expect.any(String));
+    delete state.refused['pump-v']!.limits;
+    state.refused['pump-v']!.reason = `${server.baseUrl}/models/pv-1.onnx answered HTTP 403`;
+    agent.buffer.setMeta('models.state', JSON.stringify(state));
+    await updater.stop();
+    await agent.stop();
+    await startAgent();
+    // refresh-urls (or a deploy) writes a fresh URL for the same version: tried, and switched in.
+    await desire({ 'pump-v': signedUntil(entry, iso(Date.now() + 7 * DAY)) });
+    expect(requests('pv-1.onnx')).toBe(2);
+    expect(status('pump-v')).toMatchObject({ version: 'pv-1', status: 'active', error: null });
+  });
+
   it('ends in the same clear refusal when a stored model no longer loads at a restart and its URL expired meanwhile, and installs it from a fresh URL', async () => {
     const entry = server.add('pz-1.onnx', makeModel({ version: 'pz-1', source: 'pump-z', seed: 64 }), 'pz-1', { kind: 'sas' });
     const expiresAt = Math.ceil((Date.now() + 2000) / 1000) * 1000;
