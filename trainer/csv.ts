@@ -149,6 +149,9 @@ function splitCells(line: string, separator: string, lineNumber: number): string
   return cells;
 }
 
+/** A thousands separator and a decimal mark both (`1,234.5`, `1.234,5`, `1 234,5`): a number, nothing else. */
+const twoMarks = (t: string): boolean => (t.includes(',') && t.includes('.')) || (/[ '\u2019\u00A0\u202F]/.test(t) && /[.,]/.test(t));
+
 /**
  * A decimal comma or a thousands separator is refused by name: read as text, its column would
  * silently not be a feature. A text column (a cell that is no number in any of these ways) is
@@ -163,7 +166,9 @@ function checkDecimalPoint(lines: readonly Line[], index: number, column: string
     if (cell.includes(',') && DECIMAL_COMMA.test(cell.trim())) {
       throw new CsvError(`line ${line.number}, column "${column}": "${cell}" is written with a comma; write numbers with a decimal point and no thousands separator (1.5, not 1,5)`, line.number, column);
     }
-    if (grouped(cell.trim())) {
+    // Without a decimal mark besides its groups (`1.234.567`, `192.168.1.10`, `+41 800 123 456`),
+    // a grouped cell may as well be an address or a phone number: refused only among numbers.
+    if (grouped(cell.trim()) && (hasNumbers || twoMarks(cell.trim()))) {
       throw new CsvError(
         `line ${line.number}, column "${column}": "${cell}" is written with a thousands separator; write numbers with a decimal point and no thousands separator (1234.5, not 1,234.5 or 1.234,5)`,
         line.number,

@@ -139,13 +139,15 @@ describe('parseCsv', () => {
     // European ';' files, other groupings, and one grouped cell among plain numbers.
     const refused: Array<[string, string]> = [
       ['datetime;A;Power_W\n2020-01-01 00:00:00;1;3.202,5\n2020-01-01 00:00:01;2;1.203,5\n', 'line 2, column "Power_W": "3.202,5"'],
-      ['datetime;A;P\n2020-01-01 00:00:00;1;1.234.567\n', 'line 2, column "P": "1.234.567"'],
+      ['datetime;A;P\n2020-01-01 00:00:00;1;5\n2020-01-01 00:00:01;1;1.234.567\n', 'line 3, column "P": "1.234.567"'],
       ['datetime;A;P\n2020-01-01 00:00:00;1;-1 234,5\n', 'line 2, column "P": "-1 234,5"'],
       ["datetime,A,P\n2020-01-01 00:00:00,1,1'234.5\n", 'line 2, column "P": "1\'234.5"'],
-      ['datetime,A,P\n2020-01-01 00:00:00,1,12\u00A0345\n', 'line 2, column "P": "12\u00A0345"'],
+      ['datetime,A,P\n2020-01-01 00:00:00,1,7\n2020-01-01 00:00:01,1,12\u00A0345\n', 'line 3, column "P": "12\u00A0345"'],
       ['datetime,A,P\n2020-01-01 00:00:00,1,999.5\n2020-01-01 00:00:01,2,"1,005.5"\n', 'line 3, column "P": "1,005.5"'],
     ];
     for (const [text, where] of refused) expect(csvError(text).message, text).toBe(`${where} is written with a thousands separator; write numbers with a decimal point and no thousands separator (1234.5, not 1,234.5 or 1.234,5)`);
+    // Grouped cells without a decimal mark and no number beside them may be addresses or phone numbers: text, left out as before.
+    expect(parseCsv('datetime,A,ip,phone\n2020-01-01 00:00:00,1,192.168.178.100,+41 800 123 456\n2020-01-01 00:00:01,2,192.168.178.101,+41 800 123 457\n').ignoredColumns).toEqual(['ip', 'phone']);
     // A decimal point with three decimals is a number; text holding a grouped number, or an excluded column, is not read.
     expect(parseCsv('datetime,A\n2020-01-01 00:00:00,1.234\n').rows[0]![0]).toBeCloseTo(1.234, 6);
     expect(parseCsv('datetime,A,note\n2020-01-01 00:00:00,1,"1,234.5 kWh"\n2020-01-01 00:00:01,2,"1,234.5"\n2020-01-01 00:00:02,3,valve shut\n').ignoredColumns).toEqual(['note']);
