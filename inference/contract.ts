@@ -56,7 +56,12 @@ export const RESERVED_NAMES: readonly string[] = ['__proto__'];
 /** Why `name` cannot name a value or a feature (`is empty`, …: said of the name), or null when it can. */
 export function nameProblem(name: string): string | null {
   if (name.length === 0) return 'is empty';
-  if (name.length > MAX_NAME_LENGTH) return `is ${name.length} characters long, at most ${MAX_NAME_LENGTH} allowed`;
+  if (name.length > MAX_NAME_LENGTH) {
+    // The limit counts UTF-16 code units (as JavaScript does); said so when that is not the characters a person counts.
+    const chars = [...name].length;
+    const long = chars === name.length ? `${chars} characters` : `${name.length} UTF-16 code units (${chars} characters)`;
+    return `is ${long} long, at most ${MAX_NAME_LENGTH} allowed`;
+  }
   if (RESERVED_NAMES.includes(name)) return 'is reserved: a JavaScript object cannot hold a value by that name';
   return null;
 }

@@ -94,6 +94,9 @@ describe('reading validation', () => {
       error: `values: the value name "${'L'.repeat(40)}…" is 130 characters long, at most 128 allowed`,
     });
     expect(validateReading({ ...ok, values: { '': 2 } }, NOW)).toEqual({ ok: false, error: 'values: the value name "" is empty' });
+    // 65 emoji are 130 UTF-16 code units, the unit of the limit: said as such, not as 130 characters.
+    const emoji = '\u{1F6B0}'.repeat(65);
+    expect(validateReading({ ...ok, values: { [emoji]: 2 } }, NOW)).toMatchObject({ ok: false, error: expect.stringMatching(/ is 130 UTF-16 code units \(65 characters\) long, at most 128 allowed$/) });
     // The longest name, and names of Object.prototype, are values like any other.
     expect(validateReading({ ...ok, values: { ['L'.repeat(128)]: 1 } }, NOW)).toMatchObject({ ok: true, reading: { values: { ['L'.repeat(128)]: 1 } } });
     expect(validateBySchema({ ...ok, values: { constructor: 1, toString: 2 } }, NOW)).toEqual({ ok: true, reading: { pumpId: 'pump-1', ts: NOW, values: { constructor: 1, toString: 2 } } });
