@@ -206,3 +206,20 @@ describe.skipIf(!hasSkab)(`exported models on SKAB valve1/12.csv${hasSkab ? '' :
     expect(worst).toBeLessThanOrEqual(1e-5);
   });
 });
+
+const SKAB_NORMAL = join(packageRoot(), '..', 'shared', 'data', 'skab', 'anomaly-free', 'anomaly-free.csv');
+const hasNormal = existsSync(SKAB_NORMAL);
+
+describe.skipIf(!hasNormal)(`a sensor stuck far off, on SKAB anomaly-free.csv${hasNormal ? '' : ` (skipped: ${SKAB_NORMAL} not found; the SKAB files are not part of this repository)`}`, () => {
+  it('mset-rel names the stuck sensor first (with scaled values clipped at 1e6, several relation residuals tied at the bound and a healthy sensor came first)', async () => {
+    const table = parseCsv(readFileSync(SKAB_NORMAL, 'utf8'));
+    const { bytes, model } = fitTable(table, { trainRows: 3000, algorithm: 'mset-rel' });
+    const f = table.features.indexOf('Accelerometer2RMS');
+    const stuck = table.rows.slice(3500, 3500 + model.window).map((r) => Float64Array.from(Float32Array.from(Array.from(r).map((v, j) => (j === f ? 1e4 : v)))));
+    const got = await runOnnx(bytes, [stuck], model.window, table.features.length);
+    const c = Array.from(got.contributions.subarray(0, table.features.length));
+    expect(got.scores[0]!).toBeGreaterThan(model.threshold);
+    expect(table.features[c.indexOf(Math.max(...c))]).toBe('Accelerometer2RMS');
+    expect(c.filter((v) => v === Math.max(...c))).toHaveLength(1);
+  });
+});
