@@ -760,6 +760,11 @@ export class BufferStore {
     }
   }
 
+  /** True once the checkpoint thread of a closed store has closed its connection (its files may still change until then). */
+  checkpointsEnded(): boolean {
+    return this.checkpointer === null && this.checkpointerClosing?.closed?.() !== false;
+  }
+
   close(): void {
     this.copyOutBeforeClose();
     this.stopFinishing();

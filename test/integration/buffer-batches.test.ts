@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { PRIORITY, RETENTION_STEP_ROWS, SyncBatches, type PlanLimits } from '../../buffer/batches.js';
 import { BufferStore } from '../../buffer/store.js';
 import type { PredictionRow } from '../../buffer/types.js';
@@ -60,8 +60,10 @@ describe('SyncBatches on a real SQLite file', () => {
     store.open();
     batches = new SyncBatches(store);
   });
-  afterEach(() => {
+  afterEach(async () => {
     store.close();
+    // The checkpoint thread closes its connection after close() returns (SQLite then deletes -wal and -shm): on a busy machine, after rmSync's retries.
+    await vi.waitFor(() => expect(store.checkpointsEnded()).toBe(true), { timeout: 10_000, interval: 20 });
     rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
   });
 
