@@ -113,6 +113,11 @@ const toBatch = (r: BatchRow): PlannedBatch => ({
 export class SyncBatches {
   constructor(private readonly store: BufferStore) {}
 
+  /** The buffer files the store has open (BufferStore.openFile), for a reader on another thread. */
+  bufferFile(): string | null {
+    return this.store.openFile();
+  }
+
   /** The next batch to upload: an unfinished planned one first, else a newly planned one, else null. */
   next(limits: PlanLimits, namer: BlobNamer, now: number): PlannedBatch | null {
     return this.pending() ?? this.plan(limits, namer, now);

@@ -10,6 +10,11 @@ export function fileIdentity(path: string): string | null {
   return st === undefined ? null : `${st.dev}:${st.ino}`;
 }
 
+/** A buffer's database file and its write-ahead log, as one identity (either replaced gives another). */
+export function openFileIdentity(path: string): string {
+  return `${fileIdentity(path)}|${fileIdentity(`${path}-wal`)}`;
+}
+
 /** Page cache of a buffer connection, in KiB. */
 export const PAGE_CACHE_KIB = 2000;
 

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { classifySqliteError } from './errors.js';
-import { fileIdentity } from './open.js';
+import { openFileIdentity } from './open.js';
 import { CANDIDATES_SQL, RANGE_SQL } from './ranges.js';
 import { readRows, type DbRow } from './rows.js';
 
@@ -8,7 +8,7 @@ interface Connection {
   db: Database.Database;
   candidates: Database.Statement;
   range: Database.Statement;
-  /** The file this connection reads (fileIdentity). */
+  /** The files this connection reads (openFileIdentity). */
   file: string | null;
 }
 
@@ -17,16 +17,27 @@ interface Connection {
  * readers never block the writer nor wait for it, so rows are read and serialised beside live
  * ingest instead of between its commits. Only the queries a planned batch needs.
  *
- * It follows the path, not the file: when the store puts another file there (its restore of a
- * buffer deleted or replaced while open, buffer/store.ts), the next read opens that one. A
- * connection keeps reading the file it opened even once unlinked, so without this every later
- * batch would be planned from rows that are no longer the buffer's.
+ * It follows the store, not the path: `follow(file)` with the store's open file (BufferStore
+ * openFile: the database's and its log's identities) opens the file at the path again when the
+ * store has moved to another one (its restore of a buffer deleted or replaced while open, or of a
+ * deleted `-wal`, buffer/store.ts). A connection keeps reading the file it opened even once
+ * unlinked, so without this every later batch was planned from rows that are no longer the
+ * buffer's, or failed with a disk I/O error on a log that is gone. Following the path instead
+ * would switch before the store has noticed, and read a batch the store planned in another file.
  */
 export class BufferReader {
   private conn: Connection;
 
   constructor(readonly path: string) {
     this.conn = this.connect();
+  }
+
+  /** Opens the file at the path again when `file` (the store's open file) is not the one this connection reads. */
+  follow(file: string | null): void {
+    if (file === null || file === this.conn.file) return;
+    const fresh = this.connect();
+    this.conn.db.close();
+    this.conn = fresh;
   }
 
   /** Rows of `pumpId` with from ≤ seq < bound (null: no bound), in order, at most `limit`. */
@@ -44,8 +55,8 @@ export class BufferReader {
   }
 
   private connect(): Connection {
-    // The identity first: a file put at the path between the two is then seen at the next read.
-    const file = fileIdentity(this.path);
+    // The identities first: a file put at the path between the two is then seen at the next follow.
+    const file = openFileIdentity(this.path);
     try {
       const db = new Database(this.path, { readonly: true, fileMustExist: true });
       db.pragma('busy_timeout = 5000');
@@ -57,13 +68,6 @@ export class BufferReader {
   }
 
   private read<T>(action: string, fn: (c: Connection) => T): T {
-    const now = fileIdentity(this.path);
-    // No file at the path (deleted, not yet restored): the open one is the only copy of the rows.
-    if (now !== null && now !== this.conn.file) {
-      const fresh = this.connect();
-      this.conn.db.close();
-      this.conn = fresh;
-    }
     try {
       return fn(this.conn);
     } catch (err) {

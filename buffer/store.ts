@@ -760,6 +760,14 @@ export class BufferStore {
     }
   }
 
+  /**
+   * The files the store has open (the database's and its log's identities, as openFileIdentity
+   * gives them), null while closed: sync's reader on another thread follows it (buffer/reader.ts).
+   */
+  openFile(): string | null {
+    return this.dbHandle === null ? null : `${this.fileIds.db}|${this.fileIds.wal}`;
+  }
+
   /** True once the checkpoint thread of a closed store has closed its connection (its files may still change until then). */
   checkpointsEnded(): boolean {
     return this.checkpointer === null && this.checkpointerClosing?.closed?.() !== false;

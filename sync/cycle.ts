@@ -226,7 +226,7 @@ async function planOnThread(deps: CycleDeps, encoder: EncoderThread, limits: Pla
     if (pick === null) return undefined;
     const { maxRows, maxBytes } = limits;
     const hold = holds(deps);
-    const rows = await encoder.encode({ kind: 'plan', pumpId: pick.pumpId, from: pick.from, bound: pick.bound, maxRows, maxBytes, deviceId: deps.deviceId, hold });
+    const rows = await encoder.encode({ kind: 'plan', pumpId: pick.pumpId, from: pick.from, bound: pick.bound, maxRows, maxBytes, deviceId: deps.deviceId, hold, file: deps.batches.bufferFile() });
     if (rows === null) continue;
     let planned: { batch: PlannedBatch; durable: Promise<void> } | null = null;
     try {
@@ -248,7 +248,7 @@ async function prepare(deps: CycleDeps, batch: PlannedBatch): Promise<Prepared |
   const deviceId = deviceIdOf(deps, batch);
   if (deps.encoder !== null) {
     try {
-      const rows = await deps.encoder.encode({ kind: 'range', pumpId: batch.pumpId, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, deviceId, hold: holds(deps) });
+      const rows = await deps.encoder.encode({ kind: 'range', pumpId: batch.pumpId, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, deviceId, hold: holds(deps), file: deps.batches.bufferFile() });
       return prepared(deps, batch, rows, deviceId);
     } catch (err) {
       if (!(err instanceof EncoderThreadError)) throw err;

@@ -33,6 +33,8 @@ const uploads = new Map<number, AbortController>();
 let uploader: { key: string; client: BlobUploader } | null = null;
 
 function encode(req: EncodeRequest): EncodeReply {
+  // The store's open files, from the main thread: a restored or replaced buffer is read from here on.
+  if (req.file !== undefined) reader.follow(req.file);
   let rows: DbRow[];
   if (req.kind === 'plan') {
     rows = reader.candidates(req.pumpId, req.from, req.bound, req.maxRows);

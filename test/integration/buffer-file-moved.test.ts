@@ -99,20 +99,41 @@ describe('the buffer file deleted or replaced while open', () => {
     again.close();
   });
 
-  it("sync's reader (the encoder thread's connection) reads the restored file from its next batch, not the deleted one it had open", async () => {
+  it("sync's reader (the encoder thread's connection) follows the store to the restored file, not the deleted one it had open, and not before the store", async () => {
     store.appendBatch(rows(0, 20));
     const reader = new BufferReader(path);
     try {
+      reader.follow(store.openFile());
       expect(reader.range('pump-1', 1, 20)).toHaveLength(20);
       for (const f of readdirSync(join(dir, 'data'))) rmSync(join(dir, 'data', f));
       // Deleted, not yet restored: the file it has open is the only copy, and it goes on reading it.
+      reader.follow(store.openFile());
       expect(reader.range('pump-1', 1, 20)).toHaveLength(20);
       await sleep(300);
       await appendUntilTaken(store, rows(20, 5));
       expect(events.at(-1)).toMatch(/restored at the path/);
       // Rows committed since the restore are only in the new file (before: none found, for good).
+      reader.follow(store.openFile());
       expect(reader.range('pump-1', 21, 25).map((r) => r.seq)).toEqual([21, 22, 23, 24, 25]);
       expect(reader.candidates('pump-1', 1, null, 100)).toHaveLength(25);
+    } finally {
+      reader.close();
+    }
+  });
+
+  it("sync's reader follows the store after only the write-ahead log was deleted (it failed with a disk I/O error on the log that was gone)", async () => {
+    store.appendBatch(rows(0, 20));
+    const reader = new BufferReader(path);
+    try {
+      expect(reader.range('pump-1', 1, 20)).toHaveLength(20);
+      rmSync(`${path}-wal`);
+      await sleep(300);
+      await appendUntilTaken(store, rows(20, 5));
+      reader.follow(store.openFile());
+      expect(reader.range('pump-1', 1, 25).map((r) => r.seq)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
+      store.appendBatch(rows(25, 5));
+      reader.follow(store.openFile());
+      expect(reader.candidates('pump-1', 1, null, 100)).toHaveLength(30);
     } finally {
       reader.close();
     }
