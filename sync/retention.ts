@@ -13,9 +13,19 @@ import { RETENTION_STEP_ROWS, type SyncBatches } from '../buffer/batches.js';
  */
 export async function deleteExpiredSynced(batches: SyncBatches, retentionHours: number, now: number, stopped: () => boolean = () => false): Promise<{ deleted: number; cutoff: number }> {
   const cutoff = now - Math.max(0, retentionHours) * 3_600_000;
+  // Where the search may stop (the first row received at or after the cutoff), found in steps too.
+  let below = Number.MAX_SAFE_INTEGER;
+  for (let after = 0; ; ) {
+    const { bound, last } = batches.retentionBoundStep(cutoff, after);
+    if (bound !== null) below = bound;
+    if (bound !== null || last === null) break;
+    after = last;
+    await nextTurn();
+    if (stopped()) return { deleted: 0, cutoff };
+  }
   let deleted = 0;
   for (;;) {
-    const n = batches.deleteSyncedBefore(cutoff);
+    const n = batches.deleteSyncedBefore(cutoff, RETENTION_STEP_ROWS, below);
     deleted += n;
     if (n < RETENTION_STEP_ROWS) return { deleted, cutoff };
     await nextTurn();
