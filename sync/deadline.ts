@@ -63,7 +63,12 @@ export async function watched<T>(
   };
   const cap = setTimeout(() => fire(`Blob Storage took longer than ${seconds(capMs)} (${what}, ${bytes} bytes; the limit is ${seconds(2 * idleMs)} plus 1 s per ${FLOOR_BYTES_PER_SECOND} bytes): the request was given up`), capMs);
   arm(idleMs);
-  const signal = limits.parent === undefined ? own.signal : AbortSignal.any([limits.parent, own.signal]);
+  // The caller's abort (a stop) aborts this request too. By hand: AbortSignal.any needs Node 20.3, and the package runs on any Node 20.
+  const parent = limits.parent;
+  const followParent = (): void => own.abort(parent!.reason);
+  if (parent?.aborted) followParent();
+  else parent?.addEventListener('abort', followParent, { once: true });
+  const signal = own.signal;
   // Settles on an abort even if the request itself never did (the SDK rejects, but the cycle must end whatever it does).
   let onAbort: (() => void) | null = null;
   const aborted = new Promise<never>((_, reject) => {
@@ -85,5 +90,6 @@ export async function watched<T>(
     if (idle !== null) clearTimeout(idle);
     clearTimeout(cap);
     if (onAbort !== null) signal.removeEventListener('abort', onAbort);
+    parent?.removeEventListener('abort', followParent);
   }
 }
