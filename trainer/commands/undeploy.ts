@@ -4,7 +4,7 @@
  * entries of retired pumps, so without it a gateway's section only grows until deploys fail.
  */
 import { safeErrorMessage } from '../../sync/redact.js';
-import { DEFAULT_MODULE, findModules, removeDesiredModel, type ModuleRef } from '../deploy/twin.js';
+import { DEFAULT_MODULE, removeDesiredModel, targetModules } from '../deploy/twin.js';
 import { UsageError } from '../errors.js';
 import { parseOptions, requireSource, type Command } from './command.js';
 import { targetOf } from './deploy.js';
@@ -47,15 +47,8 @@ export const undeployCommand: Command = {
     // No default target: removing a model is done only where it is asked for.
     if (!('module' in target) && !('query' in target)) throw new UsageError('give --device D or --query "SQL" (see "pumpwatch-trainer undeploy --help")');
     const registry = ctx.registry();
-    let modules: ModuleRef[];
-    let skippedNote = '';
-    if ('module' in target) modules = [target.module];
-    else {
-      const found = await findModules(registry, target.query);
-      modules = target.moduleId === undefined ? found : found.filter((m) => m.moduleId === target.moduleId);
-      const skipped = found.length - modules.length;
-      if (skipped > 0) skippedNote = `; ${skipped} module(s) the query found skipped: not module "${target.moduleId ?? ''}" (--module)`;
-    }
+    const { modules, skipped, moduleFilter } = await targetModules(registry, target);
+    const skippedNote = skipped > 0 ? `; ${skipped} module(s) the query found skipped: not module "${moduleFilter ?? ''}" (--module)` : '';
     if (modules.length === 0) {
       io.err(`undeploy: no module matched${skippedNote}; models.${source} was not removed anywhere`);
       return 1;

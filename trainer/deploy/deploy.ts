@@ -14,7 +14,7 @@ import { TrainerError } from '../errors.js';
 import type { ModelRecord } from '../registry/records.js';
 import { checkModelBlob, readBestRecord, readModelRecord } from '../registry/registry.js';
 import { readOnlyUrl } from './sas.js';
-import { defaultQuery, findModules, setDesiredModel, type ModuleRef } from './twin.js';
+import { defaultQuery, setDesiredModel, targetModules, type ModuleRef, type ModuleTarget } from './twin.js';
 
 export interface DeployRequest {
   source: string;
@@ -24,7 +24,7 @@ export interface DeployRequest {
    * One module, or a query (its results filtered to `moduleId` when given: `--query … --module M`),
    * or (neither) the modules that serve the source (twin.ts defaultQuery).
    */
-  target: { module: ModuleRef } | { query: string; moduleId?: string } | { moduleId: string };
+  target: ModuleTarget | { moduleId: string };
   shadow: boolean;
   expiresOn: Date;
 }
@@ -63,11 +63,9 @@ export async function resolveDeploy(container: ContainerClient, registry: TwinRe
   }
   await checkModelBlob(container, record);
   const t = req.target;
-  if ('module' in t) return { version: record.version, record, modules: [t.module], skipped: 0, moduleFilter: null };
-  const found = await findModules(registry, 'query' in t ? t.query : defaultQuery(req.source, t.moduleId, record.data.devices));
-  const filter = 'query' in t ? (t.moduleId ?? null) : null;
-  const modules = filter === null ? found : found.filter((m) => m.moduleId === filter);
-  return { version: record.version, record, modules, skipped: found.length - modules.length, moduleFilter: filter };
+  // Neither a module nor a query: the default query, which already names the module.
+  const target = 'module' in t || 'query' in t ? t : { query: defaultQuery(req.source, t.moduleId, record.data.devices) };
+  return { version: record.version, record, ...(await targetModules(registry, target)) };
 }
 
 /** Signs a read-only URL for the model blob and sets it in the twin of every resolved module. */

@@ -16,7 +16,7 @@ import { modelBlobName } from '../../sync/layout.js';
 import { safeErrorMessage } from '../../sync/redact.js';
 import { TrainerError } from '../errors.js';
 import { readOnlyUrl } from './sas.js';
-import { desiredModels, patchDesiredModels, type ModuleRef } from './twin.js';
+import { desiredModels, patchDesiredModels, queryTwins, type ModuleRef, type ModuleTarget } from './twin.js';
 
 export interface RefreshOptions {
   now: Date;
@@ -134,25 +134,6 @@ export async function refreshModule(container: ContainerClient, registry: TwinRe
   return { results, notExpiring };
 }
 
-/** The twins of a query, page by page (a fleet's twins are never all held at once). */
-async function* queryTwins(registry: TwinRegistry, sql: string): AsyncGenerator<TwinDocument> {
-  let query;
-  try {
-    query = registry.createQuery(sql, 100);
-  } catch (err) {
-    throw new TrainerError('PW_TRAINER_DEPLOY', `twin query failed: ${safeErrorMessage(err)}`, { cause: err });
-  }
-  while (query.hasMoreResults) {
-    let page: TwinDocument[];
-    try {
-      page = (await query.nextAsTwin()).result;
-    } catch (err) {
-      throw new TrainerError('PW_TRAINER_DEPLOY', `twin query failed: ${safeErrorMessage(err)}`, { cause: err });
-    }
-    yield* page;
-  }
-}
-
 /**
  * Refreshes the expiring URLs of one module (`module`), or of the modules one twin query finds
  * (`query`, its results filtered to `moduleId` when given). Calls `each` with the results of
@@ -161,7 +142,7 @@ async function* queryTwins(registry: TwinRegistry, sql: string): AsyncGenerator<
 export async function refreshUrls(
   container: ContainerClient,
   registry: TwinRegistry,
-  target: { module: ModuleRef } | { query: string; moduleId?: string },
+  target: ModuleTarget,
   opts: RefreshOptions,
   each: (results: RefreshResult[]) => void,
 ): Promise<RefreshSummary> {

@@ -55,18 +55,44 @@ export function modelsQuery(moduleId = DEFAULT_MODULE): string {
   return `SELECT * FROM devices.modules WHERE moduleId = ${quote(moduleId)} AND IS_DEFINED(properties.desired.models)`;
 }
 
-export async function findModules(registry: TwinRegistry, sql: string): Promise<ModuleRef[]> {
-  const found: ModuleRef[] = [];
+/** The twins a query finds, page by page (a fleet's twins are never all held at once). */
+export async function* queryTwins(registry: TwinRegistry, sql: string): AsyncGenerator<TwinDocument> {
+  let query;
   try {
-    const query = registry.createQuery(sql, 100);
-    while (query.hasMoreResults) {
-      const { result } = await query.nextAsTwin();
-      for (const twin of result) if (twin.moduleId) found.push({ deviceId: twin.deviceId, moduleId: twin.moduleId });
-    }
+    query = registry.createQuery(sql, 100);
   } catch (err) {
     throw new TrainerError('PW_TRAINER_DEPLOY', `twin query failed: ${safeErrorMessage(err)}`, { cause: err });
   }
+  while (query.hasMoreResults) {
+    let page: TwinDocument[];
+    try {
+      page = (await query.nextAsTwin()).result;
+    } catch (err) {
+      throw new TrainerError('PW_TRAINER_DEPLOY', `twin query failed: ${safeErrorMessage(err)}`, { cause: err });
+    }
+    yield* page;
+  }
+}
+
+export async function findModules(registry: TwinRegistry, sql: string): Promise<ModuleRef[]> {
+  const found: ModuleRef[] = [];
+  for await (const twin of queryTwins(registry, sql)) if (twin.moduleId) found.push({ deviceId: twin.deviceId, moduleId: twin.moduleId });
   return found.sort((a, b) => `${a.deviceId}/${a.moduleId}`.localeCompare(`${b.deviceId}/${b.moduleId}`));
+}
+
+/** The modules a command acts on: the one named, or those a query finds. */
+export type ModuleTarget = { module: ModuleRef } | { query: string; moduleId?: string };
+
+/**
+ * The modules of a target: the one named, or those the query finds, filtered to `moduleId` when
+ * given (`--query … --module M`); `skipped` counts the modules the query found that are not it.
+ */
+export async function targetModules(registry: TwinRegistry, target: ModuleTarget): Promise<{ modules: ModuleRef[]; skipped: number; moduleFilter: string | null }> {
+  if ('module' in target) return { modules: [target.module], skipped: 0, moduleFilter: null };
+  const found = await findModules(registry, target.query);
+  const filter = target.moduleId ?? null;
+  const modules = filter === null ? found : found.filter((m) => m.moduleId === filter);
+  return { modules, skipped: found.length - modules.length, moduleFilter: filter };
 }
 
 /** A twin's desired `models` section ({} when it has none). */
