@@ -17,7 +17,7 @@ import type { Logger } from '../logger.js';
 import { RepeatLog } from '../repeat-log.js';
 import type { AgentStatus } from '../status.js';
 import { SECTION_NAMES } from './desired.js';
-import type { Ack, TwinSync } from './twin.js';
+import { isObject, type Ack, type TwinSync } from './twin.js';
 import { REPORTED_LIMIT_BYTES, arrayItemSize, reportedSize } from './twin-size.js';
 
 /**
@@ -85,7 +85,7 @@ const storedSize = (doc: Record<string, unknown>): number => reportedSize(withou
 
 function withoutNulls(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(withoutNulls);
-  if (!isPlainObject(value)) return value;
+  if (!isObject(value)) return value;
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== null).map(([k, v]) => [k, withoutNulls(v)]));
 }
 
@@ -212,7 +212,7 @@ export class Reporter {
     for (const [name, ack] of Object.entries(acks)) {
       const before = this.reportedFields.get(name);
       const value = ack?.value;
-      if (!ack || !before || !isPlainObject(value)) {
+      if (!ack || !before || !isObject(value)) {
         out[name] = ack;
         continue;
       }
@@ -355,12 +355,11 @@ function sectionFields(reported: Record<string, unknown>): Map<string, Set<strin
   const out = new Map<string, Set<string>>();
   for (const name of SECTION_NAMES) {
     const value = (reported[name] as { value?: unknown } | null | undefined)?.value;
-    if (isPlainObject(value)) out.set(name, new Set(Object.entries(value).filter(([, v]) => v !== null).map(([k]) => k)));
+    if (isObject(value)) out.set(name, new Set(Object.entries(value).filter(([, v]) => v !== null).map(([k]) => k)));
   }
   return out;
 }
 
-const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function pick(obj: unknown, keys: string[]): Record<string, unknown> | null {
   if (!obj || typeof obj !== 'object') return null;

@@ -220,6 +220,7 @@ function mergePatch(target: Doc, patch: Doc): void {
   }
 }
 
-function isObject(value: unknown): value is Doc {
+/** A JSON object (not null, not an array): a twin section or entry. */
+export function isObject(value: unknown): value is Doc {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

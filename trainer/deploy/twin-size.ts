@@ -23,7 +23,8 @@ export function twinSize(value: unknown): number {
   return sum;
 }
 
-const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+/** A JSON object (not null, not an array). */
+export const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** `target` with a twin patch applied as IoT Hub merges it (null deletes a key, objects merge); neither argument is changed. */
 export function merged(target: Record<string, unknown>, patch: Record<string, unknown>): Record<string, unknown> {

@@ -8,7 +8,7 @@
 import type { TwinDocument, TwinRegistry } from '../cloud/context.js';
 import { safeErrorMessage } from '../../sync/redact.js';
 import { TrainerError } from '../errors.js';
-import { DESIRED_LIMIT_BYTES, merged, twinSize } from './twin-size.js';
+import { DESIRED_LIMIT_BYTES, isObject, merged, twinSize } from './twin-size.js';
 
 export interface DesiredModelEntry {
   version: string;
@@ -98,10 +98,8 @@ export async function targetModules(registry: TwinRegistry, target: ModuleTarget
 /** A twin's desired `models` section ({} when it has none). */
 export function desiredModels(twin: TwinDocument): Record<string, unknown> {
   const models = twin.properties?.desired?.['models'];
-  return typeof models === 'object' && models !== null && !Array.isArray(models) ? (models as Record<string, unknown>) : {};
+  return isObject(models) ? models : {};
 }
-
-const isEntry = (value: unknown): boolean => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /**
  * Refuses, before anything is written, a patch that would grow the desired properties of `target`
@@ -113,7 +111,7 @@ function checkDesiredSize(twin: TwinDocument, target: ModuleRef, patch: Record<s
   const after = merged(desired, { models: patch });
   const size = twinSize(after);
   if (size <= DESIRED_LIMIT_BYTES || size <= twinSize(desired)) return;
-  const entries = Object.values(desiredModels(twin)).filter(isEntry).length;
+  const entries = Object.values(desiredModels(twin)).filter(isObject).length;
   const keys = Object.keys(patch).map((k) => `models.${k}`).join(', ');
   throw new TrainerError(
     'PW_TRAINER_TWIN_FULL',
