@@ -34,7 +34,10 @@ export async function startTestAzurite(): Promise<TestAzurite> {
   const dir = mkdtempSync(join(tmpdir(), 'pw-azurite-'));
   let handle: AzuriteHandle | null = await startAzurite({ location: dir });
   const { port, connectionString } = handle;
-  const service = BlobServiceClient.fromConnectionString(connectionString, { retryOptions: { maxTries: 1 } });
+  // The tests' own reads and seeds (never the agent's or the trainer's clients, which bring their
+  // own): a request on a keep-alive socket Azurite closed at that moment fails with "socket hang
+  // up" (a sync-faults test failed on it in a CI run), so these few are tried again, quickly.
+  const service = BlobServiceClient.fromConnectionString(connectionString, { retryOptions: { maxTries: 3, retryDelayInMs: 50, maxRetryDelayInMs: 200 } });
   return {
     port,
     connectionString,
