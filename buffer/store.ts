@@ -681,6 +681,24 @@ export class BufferStore {
     return readRows(stmt, pumpId, opts.afterSeq ?? 0, opts.sinceTs ?? 0, opts.limit).map(fromDbRow);
   }
 
+  /**
+   * Only the time and verdict of up to `limit` rows of one pump before `beforeSeq`, oldest first:
+   * what finding where an anomaly streak began needs, without parsing each row's values (about
+   * 40 times cheaper per row than predictions()).
+   */
+  anomalyMarks(pumpId: string, beforeSeq: number, limit: number): Array<{ ts: number; anomaly: boolean | null }> {
+    const rows = this.db
+      .prepare('SELECT ts, anomaly FROM readings WHERE pump_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?')
+      .raw()
+      .all(pumpId, beforeSeq, limit) as Array<[number, number | null]>;
+    const out = new Array<{ ts: number; anomaly: boolean | null }>(rows.length);
+    for (let i = 0; i < rows.length; i++) {
+      const [ts, a] = rows[rows.length - 1 - i]!;
+      out[i] = { ts, anomaly: a === null ? null : a === 1 };
+    }
+    return out;
+  }
+
   /** When the newest row was received (the gateway clock then), or null when the buffer is empty. */
   newestReceivedAt(): number | null {
     const row = this.db.prepare('SELECT received_at FROM readings ORDER BY seq DESC LIMIT 1').get() as { received_at: number } | undefined;

@@ -19,17 +19,17 @@ export const CLEAR_AFTER_NORMALS = 5;
 export const REFUSED_AFTER_MS = 60_000;
 const SEED_ROWS = 200;
 /**
- * A pump whose seeded rows begin inside an anomaly streak is seeded again from up to this many of
- * its newest rows (83 min at 1 Hz), so "Anomaly since" says when the streak began, not the time of
- * its 200th-newest reading; a streak older than that is shown as "since at least".
+ * A pump whose seeded rows begin inside an anomaly streak has the verdicts of up to this many of
+ * its earlier rows read back (5.5 h at 1 Hz), so "Anomaly since" says when the streak began, not
+ * the time of its 200th-newest reading; a streak older than that is shown as "since at least".
  */
-export const SEED_LOOKBACK_ROWS = 5000;
+export const SEED_LOOKBACK_ROWS = 20_000;
 /**
- * At most this many rows are read back over all pumps (about 0.7 s of a seed with 8 features: a
- * row is parsed whole), so a gateway with many pumps in long alarms is not held up; the pumps
- * beyond it say "since at least" from their seeded rows.
+ * At most this many verdicts are read back over all pumps (about 0.2 s on a quiet gateway: only a
+ * row's time and verdict are read, not its values), so a gateway with many pumps in long alarms is
+ * not held up at its first /pumps; the pumps beyond it say "since at least" from their seeded rows.
  */
-export const SEED_LOOKBACK_BUDGET = 50_000;
+export const SEED_LOOKBACK_BUDGET = 100_000;
 
 export type PumpState = 'normal' | 'anomaly' | 'no-model' | 'not-scored' | 'stale' | 'refused';
 
@@ -78,8 +78,8 @@ export interface PumpSummary {
   refused: PumpRefusalView | null;
   anomalySince: string | null;
   /**
-   * The anomaly streak began before the oldest reading the agent read back at start-up (it reads up
-   * to SEED_LOOKBACK_ROWS of a pump's newest readings): it has lasted at least since anomalySince.
+   * The anomaly streak began before the oldest reading the agent read back at start-up (it reads back
+   * the verdicts of up to SEED_LOOKBACK_ROWS readings before a pump's 200 newest): it has lasted at least since anomalySince.
    */
   anomalySinceAtLeast: boolean;
   lastAlertAt: string | null;
@@ -168,28 +168,35 @@ export class PumpBoard {
     let budget = SEED_LOOKBACK_BUDGET;
     for (const id of buffer.pumpIds()) {
       this.tracks.delete(id);
-      let rows = buffer.predictions(id, { limit: SEED_ROWS });
-      // Older rows matter when the seeded ones begin inside an anomaly streak: read back further, once.
+      const rows = buffer.predictions(id, { limit: SEED_ROWS });
+      // Seeded rows that begin inside an anomaly streak: read back, verdicts only, to where it began.
+      let earlier: Array<{ ts: number; anomaly: boolean | null }> = [];
       let atLeast = false;
       if (rows.length === SEED_ROWS && startsInStreak(rows)) {
         const limit = Math.min(SEED_LOOKBACK_ROWS, budget);
-        if (limit > SEED_ROWS) {
-          rows = buffer.predictions(id, { limit });
-          budget -= rows.length;
+        if (limit > 0) {
+          earlier = buffer.anomalyMarks(id, rows[0]!.seq, limit);
+          budget -= earlier.length;
         }
-        atLeast = rows.length === Math.max(limit, SEED_ROWS) && startsInStreak(rows);
+        atLeast = earlier.length === limit && startsInStreak(earlier.length > 0 ? earlier : rows);
       }
-      for (const row of rows) this.apply(row, row.seq, arrival(row.receivedAt));
+      const streak = { anomalySince: null as number | null, normalsInRow: 0 };
+      for (const mark of earlier) advanceStreak(streak, mark.anomaly, mark.ts);
+      for (const row of rows) this.apply(row, row.seq, arrival(row.receivedAt), streak);
       const t = this.tracks.get(id);
       // the streak that was running at the oldest row read is still running: it began before it
-      if (t && atLeast && t.anomalySince === firstAnomalyTs(rows)) t.anomalySinceAtLeast = true;
+      if (t && atLeast && t.anomalySince === firstAnomalyTs(earlier.length > 0 ? earlier : rows)) t.anomalySinceAtLeast = true;
     }
     this.seeded = true;
   }
 
-  private apply(row: PredictionRow, seq: number, arrivedAt: number): void {
+  /** `streak`: where a new track's anomaly streak stands (the seed's read-back), else none. */
+  private apply(row: PredictionRow, seq: number, arrivedAt: number, streak?: { anomalySince: number | null; normalsInRow: number }): void {
     let t = this.tracks.get(row.pumpId);
-    if (!t) this.tracks.set(row.pumpId, (t = { last: null, arrivedAt, anomalySince: null, anomalySinceAtLeast: false, normalsInRow: 0, lastAlert: null }));
+    if (!t) {
+      const { anomalySince, normalsInRow } = streak ?? { anomalySince: null, normalsInRow: 0 };
+      this.tracks.set(row.pumpId, (t = { last: null, arrivedAt, anomalySince, anomalySinceAtLeast: false, normalsInRow, lastAlert: null }));
+    }
     t.arrivedAt = arrivedAt;
     this.refusals.accepted(row.pumpId, arrivedAt);
     t.last = {
@@ -203,15 +210,8 @@ export class PumpBoard {
       unscoredReason: row.unscoredReason,
       contributions: row.contributions ?? null,
     };
-    if (row.anomaly === true) {
-      t.anomalySince ??= row.ts;
-      t.lastAlert = { seq, ts: row.ts, score: row.score, contributions: row.contributions ?? null };
-      t.normalsInRow = 0;
-    } else if (row.anomaly === false && t.anomalySince !== null && ++t.normalsInRow >= CLEAR_AFTER_NORMALS) {
-      t.anomalySince = null;
-      t.anomalySinceAtLeast = false;
-      t.normalsInRow = 0;
-    }
+    if (row.anomaly === true) t.lastAlert = { seq, ts: row.ts, score: row.score, contributions: row.contributions ?? null };
+    if (!advanceStreak(t, row.anomaly, row.ts)) t.anomalySinceAtLeast = false;
   }
 
   private summary(pumpId: string): PumpSummary {
@@ -324,7 +324,22 @@ const deployment = (s: ModelStatus): Deployment => ({ version: s.version, status
  * before CLEAR_AFTER_NORMALS normal readings in a row. The rows before them then decide when the
  * streak began.
  */
-function startsInStreak(rows: readonly PredictionRow[]): boolean {
+/**
+ * One reading's verdict applied to a streak: an anomaly starts it (or continues it), CLEAR_AFTER_NORMALS
+ * normal readings in a row end it. Returns whether a streak is running afterwards.
+ */
+function advanceStreak(s: { anomalySince: number | null; normalsInRow: number }, anomaly: boolean | null, ts: number): boolean {
+  if (anomaly === true) {
+    s.anomalySince ??= ts;
+    s.normalsInRow = 0;
+  } else if (anomaly === false && s.anomalySince !== null && ++s.normalsInRow >= CLEAR_AFTER_NORMALS) {
+    s.anomalySince = null;
+    s.normalsInRow = 0;
+  }
+  return s.anomalySince !== null;
+}
+
+function startsInStreak(rows: ReadonlyArray<{ anomaly: boolean | null }>): boolean {
   let normals = 0;
   for (const row of rows) {
     if (row.anomaly === true) return true;
@@ -333,7 +348,7 @@ function startsInStreak(rows: readonly PredictionRow[]): boolean {
   return false;
 }
 
-const firstAnomalyTs = (rows: readonly PredictionRow[]): number | null => rows.find((r) => r.anomaly === true)?.ts ?? null;
+const firstAnomalyTs = (rows: ReadonlyArray<{ ts: number; anomaly: boolean | null }>): number | null => rows.find((r) => r.anomaly === true)?.ts ?? null;
 
 /** "12 readings refused in the last 5 min; last: values.Pressure: expected a finite number…". */
 export function refusedDetail(r: PumpRefusalView): string {

@@ -224,17 +224,26 @@ describe('PumpBoard after a restart, for a pump in a long anomaly streak', () =>
     expect(pump(b, 'long-B')).toMatchObject({ state: 'anomaly', anomalySince: new Date(since).toISOString(), anomalySinceAtLeast: false });
   });
 
+  it('finds the start of a streak thousands of readings back, after an earlier streak that cleared', () => {
+    const n = 1000 + 5 + 12_000;
+    const t0 = wall - n * 1000;
+    const verdict = (i: number): boolean => i < 1000 || i >= 1005; // a streak, five normal readings, a longer streak
+    const rows = Array.from({ length: n }, (_, i) => reading('long-E', t0 + i * 1000, verdict(i)));
+    for (let i = 0; i < rows.length; i += 5000) buffer.appendBatch(rows.slice(i, i + 5000));
+    expect(pump(board(), 'long-E')).toMatchObject({ state: 'anomaly', anomalySince: new Date(t0 + 1005 * 1000).toISOString(), anomalySinceAtLeast: false });
+  });
+
   it('keeps a streak cleared by five normal readings cleared, and says "at least" for a streak older than it reads back', () => {
     const cleared = history('long-C', 0, 400);
     buffer.appendBatch(Array.from({ length: 5 }, (_, i) => reading('long-C', wall + i, false)));
     expect(cleared).toBeLessThan(wall);
     expect(pump(board(), 'long-C')).toMatchObject({ state: 'normal', anomalySince: null, anomalySinceAtLeast: false });
 
-    history('long-D', 5, SEED_LOOKBACK_ROWS + 100);
+    history('long-D', 5, SEED_LOOKBACK_ROWS + 300); // longer than the 200 seeded rows and the verdicts read back before them
     const b = board();
     const p = pump(b, 'long-D');
     expect(p).toMatchObject({ state: 'anomaly', anomalySinceAtLeast: true });
-    const oldestRead = buffer.predictions('long-D', { limit: SEED_LOOKBACK_ROWS })[0]!.ts;
+    const oldestRead = buffer.predictions('long-D', { limit: SEED_LOOKBACK_ROWS + 200 })[0]!.ts; // 200 seeded rows and the verdicts before them
     expect(p.anomalySince).toBe(new Date(oldestRead).toISOString());
   });
 });
