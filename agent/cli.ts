@@ -17,7 +17,7 @@ Usage:
 
 Configuration (environment variables):
 ${configReference()
-  .map((k) => `  ${k.env.padEnd(42)} ${k.description} [${k.unit}; default ${k.default}${k.twin ? `; live: twin ${k.twin}` : ''}]`)
+  .map((k) => `  ${k.env.padEnd(42)} ${k.description} [${k.unit}; default ${k.default}${k.accepts === '—' ? '' : `; accepts ${k.accepts}`}${k.twin ? `; live: twin ${k.twin}` : ''}]`)
   .join('\n')}
 `;
 

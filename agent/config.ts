@@ -14,6 +14,13 @@ interface KeySpec<T extends z.ZodType> {
   description: string;
   /** Secrets are never echoed back in errors or logs. */
   secret?: boolean;
+  /**
+   * What a text key accepts, for the reference: the same constant as its schema's message. Number,
+   * enum and flag keys need none: their range and choices are read from the schema itself.
+   */
+  accepts?: string;
+  /** A rule against another key, checked by loadConfig (said in the reference after the range). */
+  alsoRule?: string;
 }
 
 const bool = z.enum(['0', '1', 'true', 'false']).transform((v) => v === '1' || v === 'true');
@@ -74,6 +81,8 @@ function key<T extends z.ZodType>(spec: KeySpec<T>): KeySpec<T> {
 /** A device id as it goes into blob names: PUMPWATCH_DEVICE_ID, or the IoT Edge id or host name it defaults to. */
 const DEVICE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const DEVICE_ID_RULE = 'letters, digits, . _ : - (at most 128)';
+const CONTAINER_RULE = '3-63 lowercase letters, digits and single dashes, starting and ending with a letter or digit';
+const MODULE_ID_RULE = 'letters, digits, . _ - (at most 128)';
 
 export const CONFIG_KEYS = {
   dataDir: key({ env: 'PUMPWATCH_DATA_DIR', schema: z.string().min(1).default('./data'), unit: 'path', description: 'SQLite buffer and model store' }),
@@ -82,11 +91,11 @@ export const CONFIG_KEYS = {
   statusToken: key({ env: 'PUMPWATCH_STATUS_TOKEN', schema: optionalText, unit: 'text', secret: true, description: 'bearer token for every route but /healthz, /readyz and the page\'s own files; unset: those routes answer loopback only' }),
   blobConnectionString: key({ env: 'PUMPWATCH_BLOB_CONNECTION_STRING', schema: blobConnectionString, unit: 'text', secret: true, description: 'Blob Storage connection string (sync target)' }),
   blobSasUrl: key({ env: 'PUMPWATCH_BLOB_SAS_URL', schema: z.string().url().optional(), unit: 'URL', secret: true, description: 'container SAS URL (alternative to the connection string)' }),
-  blobContainer: key({ env: 'PUMPWATCH_BLOB_CONTAINER', schema: z.string().regex(/^(?=.{3,63}$)[a-z0-9]+(?:-[a-z0-9]+)*$/, 'a container name: 3-63 lowercase letters, digits and single dashes, starting and ending with a letter or digit').default('pumpwatch'), unit: 'name', description: 'Blob container' }),
-  deviceId: key({ env: 'PUMPWATCH_DEVICE_ID', schema: z.string().regex(DEVICE_ID, DEVICE_ID_RULE).optional(), unit: 'id', description: 'device id in blob names; default: IOTEDGE_DEVICEID, else the host name' }),
-  simulate: key({ env: 'PUMPWATCH_SIMULATE', schema: int(0, 1000).optional(), unit: 'pumps', description: 'simulated pumps; default 3 standalone, 0 otherwise' }),
-  sync: key({ env: 'PUMPWATCH_SYNC', schema: z.enum(['auto', 'off']).default('auto'), unit: 'auto/off', description: 'off: never upload (the buffer still fills and evicts); auto: sync to the configured target, or to a local Azurite when standalone' }),
-  hub: key({ env: 'PUMPWATCH_HUB', schema: z.enum(['auto', 'off']).default('auto'), unit: 'auto/off', description: 'off: no IoT Edge client; auto: IoT Edge when configured, a local hub when standalone' }),
+  blobContainer: key({ env: 'PUMPWATCH_BLOB_CONTAINER', schema: z.string().regex(/^(?=.{3,63}$)[a-z0-9]+(?:-[a-z0-9]+)*$/, `a container name: ${CONTAINER_RULE}`).default('pumpwatch'), unit: 'name', accepts: CONTAINER_RULE, description: 'Blob container' }),
+  deviceId: key({ env: 'PUMPWATCH_DEVICE_ID', schema: z.string().regex(DEVICE_ID, DEVICE_ID_RULE).optional(), unit: 'id', accepts: DEVICE_ID_RULE, description: 'device id in blob names; default: IOTEDGE_DEVICEID, else the host name' }),
+  simulate: key({ env: 'PUMPWATCH_SIMULATE', schema: int(0, 1000).optional(), unit: 'pumps', alsoRule: 'at most PUMPWATCH_MAX_PUMPS', description: 'simulated pumps; default 3 standalone, 0 otherwise' }),
+  sync: key({ env: 'PUMPWATCH_SYNC', schema: z.enum(['auto', 'off']).default('auto'), unit: 'mode', description: 'off: never upload (the buffer still fills and evicts); auto: sync to the configured target, or to a local Azurite when standalone (a development dependency: where it is not installed, as in the container image, sync is off with a warning)' }),
+  hub: key({ env: 'PUMPWATCH_HUB', schema: z.enum(['auto', 'off']).default('auto'), unit: 'mode', description: 'off: no IoT Edge client; auto: IoT Edge when configured, a local hub when standalone' }),
   simulateRateHz: key({ env: 'PUMPWATCH_SIMULATE_RATE_HZ', schema: numeric(num().min(MIN_SIMULATE_RATE_HZ, `at least ${MIN_SIMULATE_RATE_HZ} Hz (one reading every ${1 / MIN_SIMULATE_RATE_HZ} s)`).max(1000)).default(1), unit: 'Hz', description: 'readings per second of each simulated pump' }),
   bufferMaxBytes: key({ env: 'PUMPWATCH_BUFFER_MAX_BYTES', schema: int(1 << 20, Number.MAX_SAFE_INTEGER).default(1073741824), unit: 'bytes', description: 'disk cap of the buffer' }),
   syncIntervalSeconds: key({ env: 'PUMPWATCH_SYNC_INTERVAL_SECONDS', schema: int(1, 86400).default(30), unit: 's', description: 'sync attempts when idle' }),
@@ -95,7 +104,7 @@ export const CONFIG_KEYS = {
   retentionHours: key({ env: 'PUMPWATCH_RETENTION_HOURS', schema: numeric(num().min(0)).default(72), unit: 'h', description: 'synced rows received longer ago than this are deleted (the technician page\'s history)' }),
   alertsMinIntervalSeconds: key({ env: 'PUMPWATCH_ALERTS_MIN_INTERVAL_SECONDS', schema: int(0, 86400).default(60), unit: 's', description: 'at most one alert per pump in this interval' }),
   logLevel: key({ env: 'PUMPWATCH_LOG_LEVEL', schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), unit: 'level', description: 'pino log level' }),
-  allowInsecureModelUrls: key({ env: 'PUMPWATCH_ALLOW_INSECURE_MODEL_URLS', schema: bool.default(false), unit: '0/1', description: 'let model downloads use plain http:// (development and tests only)' }),
+  allowInsecureModelUrls: key({ env: 'PUMPWATCH_ALLOW_INSECURE_MODEL_URLS', schema: bool.default(false), unit: 'flag', description: 'let model downloads use plain http:// (development and tests only)' }),
   maxBodyBytes: key({ env: 'PUMPWATCH_MAX_BODY_BYTES', schema: int(1024, 1 << 30).default(16 * 1024 * 1024), unit: 'bytes', description: 'largest POST /readings body (413 above)' }),
   maxReadingsPerRequest: key({ env: 'PUMPWATCH_MAX_READINGS_PER_REQUEST', schema: int(1, 1_000_000).default(50_000), unit: 'readings', description: 'most readings in one request (413 above)' }),
   maxFutureSeconds: key({ env: 'PUMPWATCH_MAX_FUTURE_SECONDS', schema: int(0, 10 * 365 * 86400).default(86400), unit: 's', description: 'readings further ahead of the gateway clock are refused' }),
@@ -107,10 +116,10 @@ export const CONFIG_KEYS = {
   modelDownloadTimeoutSeconds: key({ env: 'PUMPWATCH_MODEL_DOWNLOAD_TIMEOUT_SECONDS', schema: int(1, 3600).default(120), unit: 's', description: 'model download timeout' }),
   moduleConnectionString: key({ env: 'PUMPWATCH_MODULE_CONNECTION_STRING', schema: optionalText, unit: 'text', secret: true, description: 'module connection string (outside IoT Edge; GatewayHostName=host:port reaches a gateway or a local hub)' }),
   moduleCaFile: key({ env: 'EdgeModuleCACertificateFile', schema: optionalText, unit: 'path', description: 'CA certificate (PEM) the module client trusts; set by IoT Edge, or for a module connection string' }),
-  moduleId: key({ env: 'IOTEDGE_MODULEID', schema: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'letters, digits, . _ - (at most 128)').default('pumpwatch'), unit: 'id', description: 'module id (set by IoT Edge; the local hub uses it standalone)' }),
+  moduleId: key({ env: 'IOTEDGE_MODULEID', schema: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, MODULE_ID_RULE).default('pumpwatch'), unit: 'id', accepts: MODULE_ID_RULE, description: 'module id (set by IoT Edge; the local hub uses it standalone)' }),
   syncBatchMaxBytes: key({ env: 'PUMPWATCH_SYNC_BATCH_MAX_BYTES', schema: int(4096, 1 << 30).default(512 * 1024), unit: 'bytes', description: 'uncompressed JSON bytes per uploaded blob at most (approximate; smaller blobs keep ingest latency low during a drain, see bench/sync)' }),
   syncAnomalyContextRows: key({ env: 'PUMPWATCH_SYNC_ANOMALY_CONTEXT_ROWS', schema: int(0, 100_000).default(60), unit: 'rows', description: 'earlier rows of a pump uploaded with its anomaly, ahead of the backlog' }),
-  syncCreateContainer: key({ env: 'PUMPWATCH_SYNC_CREATE_CONTAINER', schema: bool.default(true), unit: '0/1', description: 'create the blob container when it is missing (needs account rights)' }),
+  syncCreateContainer: key({ env: 'PUMPWATCH_SYNC_CREATE_CONTAINER', schema: bool.default(true), unit: 'flag', description: 'create the blob container when it is missing (needs account rights)' }),
   syncBackoffMaxSeconds: key({ env: 'PUMPWATCH_SYNC_BACKOFF_MAX_SECONDS', schema: int(1, 86400).default(300), unit: 's', description: 'cap of the exponential backoff after network or server errors' }),
   syncSlowRetrySeconds: key({ env: 'PUMPWATCH_SYNC_SLOW_RETRY_SECONDS', schema: int(1, 86400).default(900), unit: 's', description: 'retry pace after errors that need a person (credentials, missing container)' }),
 } as const;
@@ -189,6 +198,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const values = parseKeys(raw, (k) => CONFIG_KEYS[k].env) as Omit<Config, 'standalone' | 'resolvedDeviceId' | 'resolvedSimulate' | 'edge'>;
   const edge = Boolean(env.IOTEDGE_WORKLOADURI || env.EdgeHubConnectionString || env.PUMPWATCH_MODULE_CONNECTION_STRING);
   const standalone = !edge && !values.blobConnectionString && !values.blobSasUrl;
+  // CONFIG_KEYS.simulate.alsoRule says this rule in the reference.
   if (values.simulate !== undefined && values.simulate > values.maxPumps) {
     throw new ConfigError([`PUMPWATCH_SIMULATE=${values.simulate}: more simulated pumps than PUMPWATCH_MAX_PUMPS (${values.maxPumps}) allows; raise it or simulate fewer`]);
   }
@@ -208,17 +218,45 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
 /**
  * The configuration reference as rows (README table, `pumpwatch-agent --help`); `twin` is the
- * desired-property field that changes the key at run time, null when it needs a restart.
+ * desired-property field that changes the key at run time, null when it needs a restart;
+ * `accepts` is what a value must be, read from the schema that enforces it (for the environment
+ * and the module twin alike), so the reference cannot drift from the check.
  */
-export function configReference(): Array<{ env: string; default: string; unit: string; twin: string | null; description: string }> {
+export function configReference(): Array<{ env: string; default: string; unit: string; accepts: string; twin: string | null; description: string }> {
   return (Object.entries(CONFIG_KEYS) as Array<[ConfigKey, KeySpec<z.ZodType>]>).map(([k, spec]) => {
     const d = spec.schema.safeParse(undefined);
+    const accepts = spec.accepts ?? describeAccepted(spec.schema);
     return {
       env: spec.env,
       default: d.success && d.data !== undefined ? String(d.data) : '—',
       unit: spec.unit,
+      accepts: spec.alsoRule ? `${accepts}, ${spec.alsoRule}` : accepts,
       twin: TWIN_FIELD_OF.get(k) ?? null,
       description: spec.description,
     };
   });
+}
+
+/** The schema a key's value is checked by, under its default, optional and parsing wrappers. */
+function checkedSchema(schema: z.ZodType): z.ZodType {
+  for (;;) {
+    if (schema instanceof z.ZodDefault || schema instanceof z.ZodOptional) schema = schema.unwrap() as z.ZodType;
+    // numeric(): text to number, then the number's checks; bool: the enum, then to a boolean.
+    else if (schema instanceof z.ZodPipe) schema = (schema.out instanceof z.ZodTransform ? schema.in : schema.out) as z.ZodType;
+    else return schema;
+  }
+}
+
+/** A number key's range (`integer 1–86400`, `number ≥ 0`), an enum's choices, or `—` for free text. */
+function describeAccepted(schema: z.ZodType): string {
+  const checked = checkedSchema(schema);
+  if (checked instanceof z.ZodEnum) return (checked.options as string[]).join(', ');
+  if (!(checked instanceof z.ZodNumber)) return '—';
+  const kind = checked.isInt ? 'integer' : 'number';
+  const min = checked.minValue;
+  // Number.MAX_SAFE_INTEGER (the schema's "no limit" for a byte count) is not a bound to tell.
+  const max = checked.maxValue !== null && checked.maxValue < Number.MAX_SAFE_INTEGER ? checked.maxValue : null;
+  if (min !== null && max !== null) return `${kind} ${min}–${max}`;
+  if (min !== null) return `${kind} ≥ ${min}`;
+  return max !== null ? `${kind} ≤ ${max}` : kind;
 }

@@ -7,6 +7,8 @@ import type { PumpRefusalsStatus } from './ingest/pump-refusals.js';
 
 export interface SyncStatus {
   state: string;
+  /** Why the sync is off when the configuration did not ask for it (standalone without Azurite), else absent or null. */
+  reason?: string | null;
   lastSuccessAt: string | null;
   lastAttemptAt: string | null;
   lastError: string | null;

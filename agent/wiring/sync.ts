@@ -9,7 +9,7 @@ import { deleteExpiredSynced } from '../../sync/retention.js';
 import { safeErrorMessage } from '../../sync/redact.js';
 import type { BlobUploader, UploaderSpec } from '../../sync/uploader.js';
 import { SyncWorker, type BlobConnectivity, type SyncSettings } from '../../sync/worker.js';
-import { startAzurite, type AzuriteHandle } from '../azurite.js';
+import { AzuriteError, azuriteBlobMain, startAzurite, type AzuriteHandle } from '../azurite.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import { LATENCY_BUCKETS, type MetricsRegistry } from '../metrics.js';
@@ -39,6 +39,24 @@ function configuredTarget(c: Config): BlobTarget | 'local' | null {
   return c.standalone ? 'local' : null;
 }
 
+/**
+ * Why a standalone agent has no sync target, or null when the local Azurite can be started.
+ * Azurite is a development dependency: the container image (`npm ci --omit=dev`) has none, and
+ * run there with nothing configured (to look at the page before deploying, say) the agent has
+ * nowhere to upload and nothing a retry would change. That is sync off, said once, not a health
+ * failure: the container's HEALTHCHECK would mark it unhealthy forever. A gateway under IoT Edge
+ * is never standalone, so a missing target there is not hidden by this.
+ */
+function localAzuriteMissing(): string | null {
+  try {
+    azuriteBlobMain();
+    return null;
+  } catch (err) {
+    if (!(err instanceof AzuriteError)) throw err;
+    return 'sync is off: no blob target is configured and the local Azurite of the standalone mode (a development dependency) is not installed, as in the container image; readings stay in the buffer (oldest evicted first under PUMPWATCH_BUFFER_MAX_BYTES). To upload, set PUMPWATCH_BLOB_CONNECTION_STRING or PUMPWATCH_BLOB_SAS_URL; PUMPWATCH_SYNC=off says the same without this warning';
+  }
+}
+
 const CONNECTIVITY_STATES: BlobConnectivity[] = ['unknown', 'online', 'offline', 'throttled', 'unauthorized', 'container-missing'];
 
 /**
@@ -51,9 +69,11 @@ export function wireSync(agent: Agent): Part[] {
   const logger = agent.logger.child({ component: 'sync' });
   scheduleRetention(agent);
   const configured = config.sync === 'off' ? 'off' : configuredTarget(config);
-  if (configured === 'off' || configured === null) {
-    const state = configured === 'off' ? 'off' : 'not configured';
-    agent.status.setSyncStatus(() => ({ state, lastSuccessAt: null, lastAttemptAt: null, lastError: null, uploadedRows: 0, uploadedBlobs: 0 }));
+  const noLocalTarget = configured === 'local' ? localAzuriteMissing() : null;
+  if (configured === 'off' || configured === null || noLocalTarget !== null) {
+    const state = configured === null ? 'not configured' : 'off';
+    if (noLocalTarget !== null) logger.warn({ code: 'PW_AZURITE_MISSING' }, noLocalTarget);
+    agent.status.setSyncStatus(() => ({ state, reason: noLocalTarget, lastSuccessAt: null, lastAttemptAt: null, lastError: null, uploadedRows: 0, uploadedBlobs: 0 }));
     agent.status.setConnectivity('blob', () => state);
     return [];
   }

@@ -81,11 +81,16 @@ describe('pumpwatch-trainer fit', () => {
     expect(readModelMetadata(await readFile(join(dir, 'c.onnx'))).version).toBe('v7');
   });
 
-  it('warns when a column that looks like a label is used as a feature', async () => {
+  it("leaves SKAB's label column out by itself, and warns when another column that looks like a label is used as a feature", async () => {
     const csv = join(dir, 'pump.csv');
     await writeFile(csv, skabLikeCsv(60));
     expect(await runCli(['fit', '--csv', csv, '--out', join(dir, 'm.onnx')], io)).toBe(0);
-    expect(err.join('\n')).toMatch(/columns used as features look like labels: anomaly; pass --exclude anomaly if they are/);
+    expect(readModelMetadata(await readFile(join(dir, 'm.onnx'))).features).toEqual(['Current', 'Pressure', 'Volume Flow RateRMS']);
+    expect(err).toContain("note: label columns left out of the features (SKAB's labels, never model inputs): anomaly; pass --keep-labels if they are sensors");
+    err = [];
+    await writeFile(csv, skabLikeCsv(60).replace(';anomaly', ';label'));
+    expect(await runCli(['fit', '--csv', csv, '--out', join(dir, 'm.onnx')], io)).toBe(0);
+    expect(err.join('\n')).toMatch(/columns used as features look like labels: label; pass --exclude label if they are/);
   });
 
   it('notes a feature that only grows in the trained rows (a counter), which train leaves out by itself', async () => {

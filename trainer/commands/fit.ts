@@ -1,7 +1,8 @@
 /** `pumpwatch-trainer fit`: train on a local CSV and write a contract-1 ONNX model. */
 import { MAX_WINDOW } from '../../inference/contract.js';
 import { ALGORITHM_NAMES, DEFAULT_ALGORITHM } from '../algorithms/index.js';
-import { loadCsv } from '../csv.js';
+import { loadCsv, type CsvTable } from '../csv.js';
+import { CsvError } from '../errors.js';
 import { findCounters } from '../data/counters.js';
 import { checkWritable, writeAtomically } from '../files.js';
 import { DEFAULT_SOURCE, fitTable, spanWarnings } from '../fit.js';
@@ -11,14 +12,17 @@ const HELP = `Usage: pumpwatch-trainer fit --csv FILE --out MODEL.onnx [options]
 
 Trains an anomaly model on a local CSV and writes a contract-1 ONNX model with its threshold.
 The CSV has a header row, ',' or ';' separators, and a "timestamp" or "datetime" column
-(ISO 8601 or YYYY-MM-DD hh:mm:ss, read as UTC); every other numeric column is a feature.
+(ISO 8601 or YYYY-MM-DD hh:mm:ss, read as UTC); every other numeric column is a feature, except
+SKAB's label columns "anomaly" and "changepoint" (which "pumpwatch-agent simulate" writes too):
+labels are never model inputs, so they are left out unless --keep-labels is given.
 
 Options:
   --csv FILE          training data (required)
   --out MODEL.onnx    where to write the model (required; parent folders are created)
   --train-rows N      train on the first N data rows (default: all)
   --source ID         data source (pump) id in the metadata (default: "${DEFAULT_SOURCE}")
-  --exclude a,b       columns that are not features (e.g. labels: --exclude anomaly,changepoint)
+  --exclude a,b       columns that are not features (e.g. labels other than SKAB's)
+  --keep-labels       use columns named "anomaly" and "changepoint" as features (sensors so named)
   --algo NAME         ${ALGORITHM_NAMES.join(' | ')} (default: ${DEFAULT_ALGORITHM})
   --window W          readings per window (default: the algorithm's)
   --version V         model version (default: training date + hash of data and options)
@@ -28,8 +32,21 @@ The same CSV and options always give the same model bytes.
 Exit codes: 0 model written, 1 unexpected failure, 2 bad usage, including a CSV it cannot
 read, use or train on.`;
 
-/** Column names that usually hold labels, not sensor values (SKAB: anomaly, changepoint). */
-const LABEL_LIKE = ['anomaly', 'changepoint', 'label', 'labels', 'is_anomaly'];
+/**
+ * SKAB's label columns (its README: "anomaly" and "changepoint" are labels, not inputs), also in
+ * `pumpwatch-agent simulate`'s CSV. Left out by default: as features they would make every field
+ * reading unscorable (no sensor sends them), and a fault inside the training rows would make a
+ * label a real input.
+ */
+const SKAB_LABELS = ['anomaly', 'changepoint'];
+/** Column names that usually hold labels, not sensor values. */
+const LABEL_LIKE = [...SKAB_LABELS, 'label', 'labels', 'is_anomaly'];
+
+/** The table without the named feature columns. */
+function withoutFeatures(table: CsvTable, names: readonly string[]): CsvTable {
+  const keep = table.features.map((_, i) => i).filter((i) => !names.includes(table.features[i] as string));
+  return { ...table, features: keep.map((i) => table.features[i] as string), rows: table.rows.map((r) => Float64Array.from(keep, (i) => r[i] as number)) };
+}
 
 export const fitCommand: Command = {
   name: 'fit',
@@ -45,6 +62,7 @@ export const fitCommand: Command = {
       algo: { type: 'string' },
       window: { type: 'string' },
       version: { type: 'string' },
+      'keep-labels': { type: 'boolean' },
     });
     if (v.help === true) {
       io.out(HELP);
@@ -56,7 +74,11 @@ export const fitCommand: Command = {
     const source = v.source === undefined ? undefined : requireSource('fit', v.source);
     const version = v.version === undefined ? undefined : requireVersion('fit', v.version);
     await checkWritable(out, 'the model');
-    const table = await loadCsv(csv, { exclude: optionalList(v.exclude) });
+    const keepLabels = v['keep-labels'] === true;
+    const loaded = await loadCsv(csv, { exclude: optionalList(v.exclude) });
+    const labels = keepLabels ? [] : loaded.features.filter((f) => SKAB_LABELS.includes(f));
+    const table = labels.length > 0 ? withoutFeatures(loaded, labels) : loaded;
+    if (table.features.length === 0) throw new CsvError(`CSV has no numeric column to use as a feature besides the label columns ${labels.join(', ')} (pass --keep-labels if they are sensors)`);
     const result = fitTable(table, {
       trainRows: optionalInteger(v['train-rows'], '--train-rows', 1),
       source,
@@ -72,13 +94,19 @@ export const fitCommand: Command = {
         `trained on ${String(m.metrics.trainRows)} rows up to ${m.trainedAt}`,
     );
     for (const w of spanWarnings(m)) io.err(`warning: ${w}`);
-    const labelLike = m.features.filter((f) => LABEL_LIKE.includes(f.toLowerCase()));
+    if (labels.length > 0) io.err(`note: label columns left out of the features (SKAB's labels, never model inputs): ${labels.join(', ')}; pass --keep-labels if they are sensors`);
+    // Kept on purpose with --keep-labels: not said again.
+    const labelLike = m.features.filter((f) => LABEL_LIKE.includes(f.toLowerCase()) && !(keepLabels && SKAB_LABELS.includes(f)));
     if (labelLike.length > 0) io.err(`note: columns used as features look like labels: ${labelLike.join(', ')}; pass --exclude ${labelLike.join(',')} if they are`);
     const counters = findCounters({ ...table, rows: table.rows.slice(0, Number(m.metrics.trainRows)) }).map((c) => c.name);
     if (counters.length > 0) io.err(`note: features that only grow in the trained rows look like counters (running hours, totals): ${counters.join(', ')}; a model of their level flags every reading once they pass the trained values: pass --exclude ${counters.join(',')} if they are`);
     if (table.ignoredColumns.length > 0) io.err(`note: non-numeric columns left out: ${table.ignoredColumns.join(', ')}`);
     const constant = m.metrics.constantFeatures;
-    if (Array.isArray(constant) && constant.length > 0) io.err(`note: features that never vary in training are ignored by the model: ${constant.join(', ')}`);
+    // The model gives them no weight, but they are still among its inputs: the agent scores a
+    // reading only when it has a value for every feature (trainer/train/warnings.ts says the same).
+    if (Array.isArray(constant) && constant.length > 0) {
+      io.err(`note: features that never vary in the trained rows get no weight in the model, but the agent still needs them in every reading of the pump: ${constant.join(', ')}; pass --exclude ${constant.join(',')} to leave them out`);
+    }
     return 0;
   },
 };

@@ -12,7 +12,7 @@ import { optionalInteger, parseOptions, type Command } from './command.js';
 import { deployPendingBest, prepareDeploy, type RunVersion } from './deploy.js';
 import { printOutcome, runVersionOf, TRAIN_OPTIONS, trainRequest } from './train.js';
 
-const HELP = `Usage: pumpwatch-trainer train-all --shard I/N [--concurrency K] (--from DATE --to DATE | --days N) [train options]
+const HELP = `Usage: pumpwatch-trainer train-all [--shard I/N] [--concurrency K] (--from DATE --to DATE | --days N) [train options]
 
 Lists the sources with readings in Blob Storage (readings/<source>/), keeps those of shard I of
 N (a source belongs to shard: the first 4 bytes of sha256(source) read as a big-endian uint32,
