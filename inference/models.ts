@@ -31,6 +31,8 @@ export class ModelManager {
   private bundledPath: string | null = null;
   private readonly serial = new SerialQueue();
   private readonly rollingBack = new Set<string>();
+  /** The persisted models are loaded: until then the store holds files of models this process knows nothing of, and nothing is pruned. */
+  private stateLoaded = false;
   private readonly listeners: Array<(key: string) => void> = [];
 
   constructor(
@@ -75,12 +77,17 @@ export class ModelManager {
   /**
    * Loads the persisted active (and shadow) models from the store; a key that fails falls back.
    * Runs at start-up, or when the buffer opens late: a key changed meanwhile (by the twin, in
-   * memory only while nothing could be persisted) keeps that change.
+   * memory only while nothing could be persisted) keeps that change. Then prunes the store: what
+   * a crash left (temp files, a version stored but never switched in, one whose prune it cut
+   * short) and the folders of keys the agent no longer knows go.
    */
   restore(): Promise<void> {
     return this.serial.run(async () => {
       const { kv, store } = this.deps;
-      if (!kv || !store) return;
+      if (!kv || !store) {
+        this.stateLoaded = true; // nothing persisted: what runs is all there is
+        return;
+      }
       let saved: PersistedModels;
       try {
         saved = loadState(kv);
@@ -118,6 +125,8 @@ export class ModelManager {
         }
       }
       this.persist();
+      this.stateLoaded = true;
+      for (const key of await store.keys()) await this.pruneStore(key);
     });
   }
 
@@ -191,6 +200,8 @@ export class ModelManager {
       this.setStatus(key, back.model ?? null, 'rolled-back', reason, rec.version);
       this.log('warn', 'model rolled back', { model: key, version: rec.version, reason, activeVersion: this.activeVersion(key) });
       this.changed(key);
+      // The rolled-back model's file: nothing refers to it any more (the refusal holds no file).
+      await this.pruneStore(key);
       return true;
     });
   }
@@ -304,11 +315,16 @@ export class ModelManager {
     this.changed(key);
   }
 
-  /** Versions the store must keep for `key`: the live one, its fallback, the shadow. */
-  keepVersions(key: string): string[] {
+  /**
+   * Models (version and sha256) the store must keep for `key`: the live one, its fallback, the
+   * shadow; null while the persisted models are not loaded (the buffer did not open yet), when any
+   * stored file may be one of them and none may be pruned.
+   */
+  keepVersions(key: string): ModelRef[] | null {
+    if (!this.stateLoaded) return null;
     const rec = this.persisted.live[key];
-    const keep = [rec?.version, rec?.previous.kind === 'store' ? rec.previous.version : undefined, this.persisted.shadow[key]?.version];
-    return keep.filter((v): v is string => v !== undefined);
+    const keep = [rec, rec?.previous.kind === 'store' ? rec.previous : undefined, this.persisted.shadow[key]];
+    return keep.filter((m): m is ModelRef => m !== undefined).map((m) => ({ version: m.version, sha256: m.sha256 }));
   }
 
   /** Keys the agent knows anything of (pumps and `default`): a live, shadow or persisted model, a refusal, a status. */
@@ -440,7 +456,19 @@ export class ModelManager {
   private async loadStored(key: string, ref: ModelRef): Promise<LoadedModel> {
     const store = this.deps.store;
     if (!store) throw new Error('no model store configured');
-    return LoadedModel.fromBytes(await store.read(key, ref.version, ref.sha256), store.pathOf(key, ref.version));
+    const { bytes, path } = await store.load(key, ref);
+    return LoadedModel.fromBytes(bytes, path);
+  }
+
+  /** Deletes the key's files nothing refers to; a failure is logged (the files stay until the next prune). */
+  private async pruneStore(key: string): Promise<void> {
+    const keep = this.keepVersions(key);
+    if (!keep) return;
+    try {
+      await this.deps.store?.prune(key, keep);
+    } catch (err) {
+      this.log('warn', 'model store could not be pruned', { model: key, err: (err as Error).message });
+    }
   }
 
   /** The fallback model, loaded; for `default` the bundled one when the stored one is unusable. */

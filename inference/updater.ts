@@ -44,6 +44,7 @@ export interface UpdaterDeps {
   parallelDownloads?: number;
   /** When to try a transient failure again (default 30 s doubling to 15 min). */
   retry?: BackoffPolicy;
+  /** The caller names the component (agent/edge/model-updates.ts: a child logger), as for its own lines. */
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown>) => void;
 }
 
@@ -149,10 +150,24 @@ export class ModelUpdater {
   }
 
   private async removeKey(key: string): Promise<void> {
-    if (await this.deps.manager.remove(key)) await this.deps.store.prune(key, this.deps.manager.keepVersions(key)).catch(() => undefined);
+    await this.deps.manager.remove(key);
+    await this.prune(key);
   }
 
+  /**
+   * Brings `key` to its desired entry, then prunes its files whatever the way out: a restart or a
+   * rollback leaves files nothing refers to while the entry stays the same, and a reconcile that
+   * finds the model running already would never get rid of them (one readdir).
+   */
   private async reconcileKey(key: string, entry: DesiredModel, job: KeyJob): Promise<void> {
+    try {
+      await this.reconcileEntry(key, entry, job);
+    } finally {
+      await this.prune(key);
+    }
+  }
+
+  private async reconcileEntry(key: string, entry: DesiredModel, job: KeyJob): Promise<void> {
     const { manager } = this.deps;
     const ref: ModelRef = { version: entry.version, sha256: entry.sha256.toLowerCase() };
     const shadow = entry.shadow === true;
@@ -176,8 +191,11 @@ export class ModelUpdater {
     const abort = new AbortController();
     job.entry = entry;
     job.abort = abort;
+    let release = (): void => undefined;
     try {
       manager.markDownloading(key, entry.version, null, shadow);
+      // Its file is not the key's live model or shadow until the switch: a prune meanwhile (a rollback, a late restore) leaves it.
+      release = this.deps.store.hold(key, ref);
       const t0 = performance.now();
       const bytes = await this.downloads.run(() => this.obtain(key, entry, ref, abort.signal), abort.signal);
       await this.installs.run(() => this.install(key, entry, ref, bytes, abort.signal, performance.now() - t0));
@@ -185,10 +203,15 @@ export class ModelUpdater {
     } catch (err) {
       this.failed(key, entry, ref, shadow, err, abort.signal.aborted);
     } finally {
+      release();
       job.entry = null;
       job.abort = null;
-      await this.deps.store.prune(key, manager.keepVersions(key)).catch(() => undefined);
     }
+  }
+
+  private async prune(key: string): Promise<void> {
+    const keep = this.deps.manager.keepVersions(key);
+    if (keep) await this.deps.store.prune(key, keep).catch(() => undefined);
   }
 
   /** Loads, checks and validates verified bytes, then switches them into service unless the entry changed meanwhile. */
@@ -224,16 +247,17 @@ export class ModelUpdater {
   /** The verified bytes: from the store when a good copy is there (restart, promotion), else downloaded and stored. */
   private async obtain(key: string, entry: DesiredModel, ref: ModelRef, signal: AbortSignal): Promise<Uint8Array> {
     const { store } = this.deps;
-    if (await store.has(key, entry.version)) {
+    if (await store.has(key, ref)) {
       try {
-        return await store.read(key, entry.version, ref.sha256);
+        return await store.read(key, ref);
       } catch {
-        // a stale or damaged copy: download again
+        // a damaged copy, or other bytes under the version's pre-upgrade name: download again
       }
     }
     const bytes = await this.deps.download(entry, signal, key);
     if (signal.aborted) throw signal.reason as Error;
-    await store.write(key, entry.version, bytes);
+    // Under its own name (version and sha256): bytes not loaded yet never replace the file of the model running.
+    await store.write(key, ref, bytes);
     return bytes;
   }
 
@@ -301,6 +325,6 @@ export class ModelUpdater {
   }
 
   private log(level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown>): void {
-    this.deps.log?.(level, msg, { component: 'model-updater', ...fields });
+    this.deps.log?.(level, msg, fields);
   }
 }

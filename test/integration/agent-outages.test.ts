@@ -66,7 +66,7 @@ describe('a buffer that cannot open at start-up', () => {
     writeFileSync(join(dir, 'default-model.onnx'), makeModel());
     // The previous run left pump-7 on its own model: the file in the model store, the choice in the buffer.
     const pumpModel = makeModel({ version: 'pump-7-v2', seed: 11 });
-    await new ModelStore(join(dir, 'data', 'models')).write('pump-7', 'v2', pumpModel);
+    await new ModelStore(join(dir, 'data', 'models')).write('pump-7', { version: 'v2', sha256: sha256Hex(pumpModel) }, pumpModel);
     const kept = join(dir, 'kept.sqlite');
     const earlier = new BufferStore({ path: kept, maxBytes: 1 << 30 });
     earlier.open();

@@ -169,7 +169,7 @@ describe('a desired model whose URL Blob Storage refuses', () => {
 
     await updater.stop();
     await agent.stop();
-    truncateSync(join(dir, 'data', 'models', 'pump-z', 'pz-1.onnx'), 100); // a damaged card
+    truncateSync(agent.modelStore.pathOf('pump-z', deployed), 100); // a damaged card
     // The gateway stays off until the URL has expired (seconds here, days in the field).
     await vi.waitFor(() => expect(Date.now()).toBeGreaterThan(expiresAt + 100), { timeout: 5000, interval: 50 });
     await startAgent();

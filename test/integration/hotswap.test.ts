@@ -74,6 +74,8 @@ async function desire(models: Record<string, object>): Promise<void> {
 
 const status = (key = 'default') => agent.models.status()[key]!;
 const versionsOnDisk = (key = 'default') => agent.modelStore.versions(key);
+/** The persisted live model of `key` (its file in the store is named by version and sha256). */
+const liveModel = (key = 'default') => (JSON.parse(agent.buffer.getMeta('models.state')!) as { live: Record<string, { version: string; sha256: string }> }).live[key]!;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'pumpwatch-hotswap-'));
@@ -242,15 +244,15 @@ describe('model hot-swap from the desired models', () => {
 
     expect(status()).toMatchObject({ version: 'v18', status: 'active' });
     expect(agent.engine.model('default')?.version).toBe('v18');
-    expect(existsSync(join(dir, 'data', 'models', 'default', 'v18.onnx'))).toBe(true);
+    expect(existsSync(agent.modelStore.pathOf('default', liveModel()))).toBe(true);
     const seqs = await ingest(readings('pump-a', 1));
     expect(agent.buffer.rowsBySeq(seqs[0]!, seqs[0]!)[0]!.modelVersion).toBe('v18');
   });
 
   it('shows a stored model that no longer loads at a restart on /status, with the reason, and scores with the start-up model', async () => {
+    const file = agent.modelStore.pathOf('default', liveModel());
     await updater.stop();
     await agent.stop();
-    const file = join(dir, 'data', 'models', 'default', 'v18.onnx');
     truncateSync(file, 100); // a damaged card, a half-written copy
     agent = makeAgent();
     await agent.start();

@@ -1,0 +1,273 @@
+/**
+ * The model store on disk under model updates, restarts and rollbacks, with real model files over
+ * a real HTTP server, real onnxruntime sessions and a real SQLite buffer: a desired entry that
+ * names the running version with other bytes never costs the running model or its rollback target;
+ * a data dir written before files carried their sha256 still restores its models without a
+ * download; files nothing refers to (a crash's temp file, an old version, the folder of a removed
+ * pump) go at start-up and at every reconcile; and the updater's log lines name their component once.
+ */
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../agent/config.js';
+import { createModelUpdater } from '../../agent/edge/model-updates.js';
+import { createLogger } from '../../agent/logger.js';
+import { Agent } from '../../agent/main.js';
+import { BufferStore } from '../../buffer/store.js';
+import { saveState, type PersistedModels } from '../../inference/model-state.js';
+import { ModelStore } from '../../inference/model-store.js';
+import type { DesiredModel, ModelUpdater } from '../../inference/updater.js';
+import { nanBelowModel } from '../support/broken-models.js';
+import { ModelServer, sha256 } from '../support/model-server.js';
+import { makeModel, normalValues, rng } from '../support/models.js';
+
+let server: ModelServer;
+const random = rng(29);
+let t = 0;
+let lastTs = 0;
+const dirs: string[] = [];
+let running: { agent: Agent; updater: ModelUpdater } | null = null;
+
+/** A gateway's folder: the start-up model, and `data/` as PUMPWATCH_DATA_DIR. */
+function gateway(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'pumpwatch-store-'));
+  dirs.push(dir);
+  writeFileSync(join(dir, 'bundled.onnx'), makeModel({ version: 'bundled-1' }));
+  return dir;
+}
+
+/** Starts the agent on the gateway's data dir with its model updater (as the edge client builds it); `raw` gets every log line as written. */
+async function start(dir: string, raw: string[] = []): Promise<{ agent: Agent; updater: ModelUpdater }> {
+  const config = loadConfig({
+    PUMPWATCH_DATA_DIR: join(dir, 'data'), PUMPWATCH_HTTP_PORT: '0', PUMPWATCH_SIMULATE: '0', PUMPWATCH_SYNC: 'off',
+    PUMPWATCH_HUB: 'off', PUMPWATCH_ALLOW_INSECURE_MODEL_URLS: '1',
+  });
+  const logger = createLogger('info', { write: (line: string) => void raw.push(line) });
+  const agent = new Agent({ config, logger, defaultModelPath: join(dir, 'bundled.onnx') });
+  await agent.start();
+  const updater = createModelUpdater(agent, { downloadBackoff: { baseMs: 5, capMs: 20 }, downloadAttempts: 2, retryBackoff: { baseMs: 3_600_000, capMs: 3_600_000 } }).updater;
+  running = { agent, updater };
+  return running;
+}
+
+/** A restart: the agent stops cleanly (a kill loses nothing more: the store and the state are written before the switch). */
+async function stop(): Promise<void> {
+  await running?.updater.stop();
+  await running?.agent.stop();
+  running = null;
+}
+
+async function desire(updater: ModelUpdater, models: Record<string, DesiredModel>): Promise<void> {
+  updater.setDesired(models);
+  await updater.idle();
+}
+
+function readings(pumpId: string, n: number, values?: Record<string, number>): Array<{ pumpId: string; ts: number; values: Record<string, number> }> {
+  return Array.from({ length: n }, () => ({ pumpId, ts: (lastTs = Math.max(Date.now(), lastTs + 1)), values: values ?? normalValues(random, t++) }));
+}
+
+/** The model version that scored each of the readings, and whether each score is a finite number. */
+async function scoredBy(agent: Agent, items: ReturnType<typeof readings>): Promise<Array<[string | null, boolean]>> {
+  const seqs = (await agent.pipeline.ingest(items, 'test')).seqs;
+  return agent.buffer.rowsBySeq(seqs[0]!, seqs.at(-1)!).map((r) => [r.modelVersion, typeof r.score === 'number' && Number.isFinite(r.score)]);
+}
+
+const files = (dir: string, key = 'default'): string[] => (existsSync(join(dir, 'data', 'models', key)) ? readdirSync(join(dir, 'data', 'models', key)).sort() : []);
+const named = (version: string, bytes: Uint8Array): string => `${version}.${sha256(bytes).slice(0, 16)}.onnx`;
+const requestsFor = (entry: DesiredModel): number => server.requests.filter((r) => entry.url.includes(r.path)).length;
+const persisted = (agent: Agent): PersistedModels => JSON.parse(agent.buffer.getMeta('models.state') ?? '{}') as PersistedModels;
+
+/** What an agent before the sha256 in file names left: `<key>/<version>.onnx` files, and the state in the buffer. */
+function oldDataDir(dir: string, models: Record<string, Uint8Array>, state: PersistedModels): void {
+  mkdirSync(join(dir, 'data', 'models', 'default'), { recursive: true });
+  for (const [name, bytes] of Object.entries(models)) writeFileSync(join(dir, 'data', 'models', 'default', name), bytes);
+  const buffer = new BufferStore({ path: join(dir, 'data', 'buffer.sqlite'), maxBytes: 1 << 30 });
+  buffer.open();
+  saveState(buffer, state);
+  buffer.close();
+}
+
+beforeAll(async () => {
+  server = await ModelServer.start();
+});
+
+afterEach(async () => {
+  await stop();
+});
+
+afterAll(async () => {
+  await server?.stop();
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+});
+
+describe('a desired entry that names the running version with other bytes', () => {
+  it("refuses bytes that do not load without touching the running model's file, which a restart restores", async () => {
+    const dir = gateway();
+    const A = makeModel({ version: 'v1', seed: 31 });
+    const eA = server.add('same-i-a.onnx', A, 'v1');
+    let { agent, updater } = await start(dir);
+    await agent.pipeline.ingest(readings('p1', 10), 'test');
+    await desire(updater, { default: eA });
+    expect(agent.models.status()['default']).toMatchObject({ version: 'v1', status: 'active', activeVersion: 'v1' });
+
+    // A hand-written entry, or a broken blob, under the running version: its sha256 is stated, so the download verifies.
+    const garbage = Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 31) % 253));
+    const eG = server.add('same-i-garbage.onnx', garbage, 'v1');
+    await desire(updater, { default: eG });
+    expect(agent.models.status()['default']).toMatchObject({ version: 'v1', status: 'rejected', activeVersion: 'v1' });
+    // The store still holds A, and nothing of the refused bytes.
+    expect(files(dir).map((f) => sha256(readFileSync(join(dir, 'data', 'models', 'default', f))))).toEqual([eA.sha256]);
+    expect(files(dir)).toEqual([named('v1', A)]);
+
+    await stop(); // a module update, a power cut
+    ({ agent, updater } = await start(dir));
+    expect(agent.models.status()['default']).toMatchObject({ version: 'v1', status: 'active', error: null, activeVersion: 'v1' });
+    await desire(updater, { default: eG }); // the twin read after the restart: still refused, A keeps scoring
+    expect(agent.models.status()['default']).toMatchObject({ version: 'v1', status: 'rejected', activeVersion: 'v1' });
+    expect(await scoredBy(agent, readings('p1', 2))).toEqual([['v1', true], ['v1', true]]);
+    expect(requestsFor(eA)).toBe(1);
+  });
+
+  it('rolls back to the bytes that ran before when the new ones fault on live data', async () => {
+    const dir = gateway();
+    const A = makeModel({ version: 'v1', seed: 32 });
+    const B = nanBelowModel('v1'); // loads and validates on normal readings, NaN on readings near 0
+    const eA = server.add('same-ii-a.onnx', A, 'v1');
+    const eB = server.add('same-ii-b.onnx', B, 'v1');
+    const raw: string[] = [];
+    const { agent, updater } = await start(dir, raw);
+    await agent.pipeline.ingest(readings('p1', 10), 'test');
+    await desire(updater, { default: eA });
+    await desire(updater, { default: eB });
+    expect(agent.models.status()['default']).toMatchObject({ version: 'v1', status: 'active' });
+    expect(persisted(agent).live['default']).toMatchObject({ sha256: eB.sha256, previous: { kind: 'store', version: 'v1', sha256: eA.sha256 } });
+
+    await agent.pipeline.ingest(readings('p1', 2, { Pressure: 0, Flow: 0, Current: 0 }), 'test');
+    await agent.models.idle();
+    expect(agent.models.status()['default']).toMatchObject({ version: 'v1', status: 'rolled-back', activeVersion: 'v1' });
+    expect(persisted(agent).live['default']).toMatchObject({ version: 'v1', sha256: eA.sha256 });
+    expect(raw.filter((l) => l.includes('previous model unusable'))).toEqual([]);
+    // A scores again (B would give NaN on these), and B's file went with the rollback.
+    expect(await scoredBy(agent, readings('p1', 2, { Pressure: 0, Flow: 0, Current: 0 }))).toEqual([['v1', true], ['v1', true]]);
+    expect(files(dir)).toEqual([named('v1', A)]);
+  });
+});
+
+describe('a data dir written before files carried their sha256', () => {
+  it('restores the live model without a download, keeps its rollback target, and rolls back to it', async () => {
+    const dir = gateway();
+    const v1 = makeModel({ version: 'v1', seed: 33 });
+    const v2 = nanBelowModel('v2');
+    oldDataDir(dir, { 'v1.onnx': v1, 'v2.onnx': v2 }, {
+      live: { default: { version: 'v2', sha256: sha256(v2), previous: { kind: 'store', version: 'v1', sha256: sha256(v1) } } },
+      shadow: {},
+      refused: {},
+    });
+    const e2 = server.add('legacy-v2.onnx', v2, 'v2');
+    const { agent, updater } = await start(dir);
+    expect(agent.models.status()['default']).toMatchObject({ version: 'v2', status: 'active', error: null, activeVersion: 'v2' });
+    await desire(updater, { default: e2 });
+    expect(agent.models.status()['default']).toMatchObject({ version: 'v2', status: 'active', activeVersion: 'v2' });
+    expect(requestsFor(e2)).toBe(0);
+    // The live model's file was renamed on its read; the rollback target keeps its old name until it is read.
+    expect(files(dir)).toEqual(['v1.onnx', named('v2', v2)].sort());
+
+    await agent.pipeline.ingest(readings('p1', 2, { Pressure: 0, Flow: 0, Current: 0 }), 'test');
+    await agent.models.idle();
+    expect(agent.models.status()['default']).toMatchObject({ version: 'v2', status: 'rolled-back', activeVersion: 'v1' });
+    expect(await scoredBy(agent, readings('p1', 2))).toEqual([['v1', true], ['v1', true]]);
+    expect(files(dir)).toEqual([named('v1', v1)]);
+  });
+});
+
+describe('pruning the model store', () => {
+  it('deletes at start-up what a crash left, and at every reconcile, never the live model or its rollback target', async () => {
+    const dir = gateway();
+    const v1 = makeModel({ version: 'v1', seed: 34 });
+    const v2 = makeModel({ version: 'v2', seed: 35 });
+    const models = join(dir, 'data', 'models');
+    // Old file names for the kept models: both the agent before this layout and this one read them.
+    oldDataDir(dir, { 'v1.onnx': v1, 'v2.onnx': v2, 'v0.onnx': makeModel({ version: 'v0', seed: 36 }), 'v3.onnx.4027.1796496004855.partial': Buffer.alloc(1024, 7) }, {
+      live: { default: { version: 'v2', sha256: sha256(v2), previous: { kind: 'store', version: 'v1', sha256: sha256(v1) } } },
+      shadow: {},
+      refused: {},
+    });
+    mkdirSync(join(models, 'pump-gone'));
+    writeFileSync(join(models, 'pump-gone', 'pg-1.onnx'), makeModel({ version: 'pg-1', seed: 37 }));
+    const e2 = server.add('prune-v2.onnx', v2, 'v2');
+
+    const { agent, updater } = await start(dir);
+    const kept = async (): Promise<string[]> => (await agent.modelStore.versions('default')).sort();
+    expect(await kept()).toEqual(['v1', 'v2']);
+    expect(files(dir).filter((f) => f.endsWith('.partial'))).toEqual([]);
+    expect(existsSync(join(models, 'pump-gone'))).toBe(false);
+    expect(agent.models.status()['default']).toMatchObject({ version: 'v2', status: 'active' });
+
+    // The same files while it runs (another process's crash, a copy by hand): the next twin read, naming the running model, prunes them.
+    writeFileSync(join(models, 'default', `${named('v3', v2)}.1.2.partial`), Buffer.alloc(10));
+    writeFileSync(join(models, 'default', named('old', v1)), v1);
+    await desire(updater, { default: e2 });
+    expect(agent.models.status()['default']).toMatchObject({ version: 'v2', status: 'active' });
+    expect(await kept()).toEqual(['v1', 'v2']);
+    expect(files(dir).filter((f) => f.endsWith('.partial'))).toEqual([]);
+    expect(requestsFor(e2)).toBe(0);
+  });
+
+  it("leaves no folder behind for a pump whose entry was removed", async () => {
+    const dir = gateway();
+    const { agent, updater } = await start(dir);
+    await agent.pipeline.ingest(readings('pump-x', 5), 'test');
+    const entry = server.add('px-1.onnx', makeModel({ version: 'px-1', source: 'pump-x', seed: 38 }), 'px-1');
+    await desire(updater, { 'pump-x': entry });
+    expect(agent.models.status()['pump-x']).toMatchObject({ version: 'px-1', status: 'active' });
+    expect(files(dir, 'pump-x')).toHaveLength(1);
+
+    await desire(updater, {});
+    expect(agent.models.status()['pump-x']).toBeUndefined();
+    expect(existsSync(join(dir, 'data', 'models', 'pump-x'))).toBe(false);
+  });
+
+  it('deletes nothing while the persisted models are unknown (the buffer did not open)', async () => {
+    const dir = gateway();
+    // The last run left pump-k on pk-2; the buffer that says so is out of reach (a folder stands where its file should be).
+    const pk2 = makeModel({ version: 'pk-2', source: 'pump-k', seed: 42 });
+    mkdirSync(join(dir, 'data', 'models', 'pump-k'), { recursive: true });
+    writeFileSync(join(dir, 'data', 'models', 'pump-k', named('pk-2', pk2)), pk2);
+    mkdirSync(join(dir, 'data', 'buffer.sqlite'));
+    const { agent, updater } = await start(dir);
+    const refused = { ...server.add('pk-3.onnx', makeModel({ version: 'pk-3', source: 'pump-k', seed: 43 }), 'pk-3'), url: `${server.baseUrl}/models/missing-pk-3.onnx` };
+    await desire(updater, { 'pump-k': refused });
+    expect(agent.models.status()['pump-k']).toMatchObject({ version: 'pk-3', status: 'rejected' });
+    expect(files(dir, 'pump-k')).toEqual([named('pk-2', pk2)]);
+  });
+
+  it('never deletes the file of a model an install holds', async () => {
+    const dir = gateway();
+    const store = new ModelStore(join(dir, 'data', 'models'));
+    const bytes = makeModel({ version: 'h1', seed: 39 });
+    const ref = { version: 'h1', sha256: sha256(bytes) };
+    const release = store.hold('pump-h', ref);
+    await store.write('pump-h', ref, bytes);
+    await store.prune('pump-h', []);
+    expect(files(dir, 'pump-h')).toEqual([named('h1', bytes)]);
+    release();
+    await store.prune('pump-h', []);
+    expect(existsSync(join(dir, 'data', 'models', 'pump-h'))).toBe(false);
+  });
+});
+
+describe("the model updater's log lines", () => {
+  it('name their component once', async () => {
+    const dir = gateway();
+    const raw: string[] = [];
+    const { agent, updater } = await start(dir, raw);
+    await agent.pipeline.ingest(readings('p1', 5), 'test');
+    await desire(updater, { default: server.add('log-1.onnx', makeModel({ version: 'log-1', seed: 40 }), 'log-1') });
+    await desire(updater, { default: server.add('log-2.onnx', makeModel({ version: 'log-2', seed: 41 }), 'log-2', { kind: 'status', status: 503 }) });
+
+    const lines = raw.filter((l) => l.includes('"model-updater"'));
+    expect(lines.map((l) => (JSON.parse(l) as { msg: string }).msg)).toEqual(expect.arrayContaining(['model activated', 'model download attempt failed', 'model download failed; will retry']));
+    for (const line of lines) expect(line.match(/"component":/g), line).toHaveLength(1);
+  });
+});
