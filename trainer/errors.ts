@@ -44,9 +44,12 @@ export type TrainerErrorCode =
   | 'PW_TRAINER_NO_DATA'
   /** No model registered for the source (drift, deploy, rollback need one). */
   | 'PW_TRAINER_NO_MODEL'
-  /** best.json changed under us (another trainer promoted meanwhile). */
+  /** best.json changed under us (another run promoted or rolled back meanwhile). */
   | 'PW_TRAINER_REGISTRY_CONFLICT'
-  /** A registry blob is not what the trainer wrote (does not parse, or does not match its pointer or record). */
+  /**
+   * A registry blob is not what the trainer wrote (does not parse, does not match its pointer or
+   * record: a model.onnx of other bytes), or best.json is missing while versions are registered.
+   */
   | 'PW_TRAINER_REGISTRY_INVALID'
   /** The IoT Hub twin update or query failed. */
   | 'PW_TRAINER_DEPLOY'

@@ -34,8 +34,9 @@ const HELP = `Usage: pumpwatch-trainer deploy --source ID [--version V] [--devic
 Makes a read-only, expiring SAS URL for the model blob and sets models.<source> = { version,
 url, sha256, size } in the desired properties of the module twin of one gateway, or of every
 gateway that serves the source. The agent downloads, checks and swaps the model. Checked first:
-model.onnx exists with the size its model.json records, and (for the best version) best.json
-agrees with that model.json; nothing is written otherwise. A deploy of the best version (with
+model.onnx exists with the size and sha256 its model.json records (the bytes are read and
+hashed: every agent refuses a model whose sha256 is not the twin entry's), and (for the best
+version) best.json agrees with that model.json; nothing is written otherwise. A deploy of the best version (with
 or without --version) that updates every module clears best.json's pending mark
 (deployPending, set by a promotion with --deploy or a rollback whose deploy did not finish),
 conditional on best.json not having changed since it was read. When best.json names another

@@ -15,6 +15,10 @@ the recent n and the N training rows the baseline was made of: a threshold is ra
 unchanged data stays below 99.9 % of the time with n_eff = n*N/(n+N) (KS 1.95/sqrt(n_eff); PSI
 chi-square(9 df, 0.999)/n_eff = 27.88/n_eff for deciles), and PSI is not judged below 50 rows
 (5 per decile) on either side; the table shows n and the thresholds used, and says N.
+A feature of the model missing from the data (MISSING) and a feature of the data that the
+model lacks (NEW: a sensor added or renamed, one that a retrain would use: in at least half
+of the readings and in the recent ones, not a counter, not left out by the model's --exclude)
+count as drift: the model cannot score, or cannot watch, what the pump now reports.
 
 Options:
   --source ID         data source (pump) id (required)
@@ -23,7 +27,7 @@ Options:
   --ks X              KS distance above which a feature drifted (default ${DRIFT_DEFAULTS.ks}; raised on few rows)
   -h, --help          this help
 
-Exit codes: 0 no drift, ${EXIT.drifted} drift above a threshold, 1 failure (a PW_TRAINER_* code says
+Exit codes: 0 no drift, ${EXIT.drifted} drift above a threshold or a MISSING or NEW feature, 1 failure (a PW_TRAINER_* code says
 which; PW_TRAINER_NO_DATA: no usable reading in the range), 2 bad usage.`;
 
 export const driftCommand: Command = {
@@ -44,10 +48,12 @@ export const driftCommand: Command = {
     if (!best) throw new TrainerError('PW_TRAINER_NO_MODEL', `no model was promoted for "${source}": no baseline to compare with`);
     const { record } = best;
     const progress = createProgress({ raw: io.raw, line: io.err }, ctx.isTTY, `drift ${source}`);
-    const { loaded, cleaned, skippedLabels } = await finishing(progress, () => prepareData(container, { source, from, to }, progress));
+    // Read as train reads it (counters and the model's --exclude left out, the model's features kept), so that a NEW feature is one a retrain would use.
+    const load = { exclude: record.data.excludedFeatures ?? [], leaveOutCounters: true, keep: Object.keys(record.baseline) };
+    const { loaded, cleaned, skippedLabels } = await finishing(progress, () => prepareData(container, { source, from, to }, progress, { load }));
     for (const s of skippedLabels) io.err(`warning: ${skippedLabelWarning(s)}`);
     if (cleaned.series.rows.length === 0) throw await noUsableRows(container, { source, from, to }, loaded.readings);
-    const report = compareWithBaseline(record.baseline, cleaned.series.features, cleaned.series.rows, thresholds);
+    const report = compareWithBaseline(record.baseline, cleaned.series.features, cleaned.series.rows, thresholds, loaded.leftOutButKept);
     printDrift(io, source, record.version, cleaned.series.rows.length, report);
     return report.drifted ? EXIT.drifted : EXIT.ok;
   },
@@ -64,7 +70,8 @@ export function printDrift(io: Io, source: string, version: string, rows: number
     );
   }
   // The feature column as wide as the longest name (at least 24), so that every row lines up.
-  const width = Math.max(24, ...report.features.map((f) => f.feature.length), ...report.missing.map((m) => m.length));
+  const added = report.added;
+  const width = Math.max(24, ...report.features.map((f) => f.feature.length), ...report.missing.map((m) => m.length), ...added.map((a) => a.length));
   io.out(`  ${'feature'.padEnd(width)} ${'PSI'.padStart(8)} ${'KS'.padStart(7)} ${'baseline mean'.padStart(14)} ${'recent mean'.padStart(12)} ${'n'.padStart(7)} ${'PSI >'.padStart(7)} ${'KS >'.padStart(6)}  status`);
   for (const f of report.features) {
     const psiLimit = f.effective.psi === null ? '-' : f.effective.psi.toFixed(3);
@@ -75,7 +82,8 @@ export function printDrift(io: Io, source: string, version: string, rows: number
     );
   }
   for (const m of report.missing) io.out(`  ${m.padEnd(width)} ${'-'.padStart(8)} ${'-'.padStart(7)} ${''.padStart(14)} ${''.padStart(12)} ${'0'.padStart(7)} ${''.padStart(7)} ${''.padStart(6)}  MISSING (not in the recent data)`);
-  io.out(report.drifted ? `  drift: ${[...report.features.filter((f) => f.drifted).map((f) => f.feature), ...report.missing].join(', ')}` : '  no drift');
+  for (const a of added) io.out(`  ${a.padEnd(width)} ${'-'.padStart(8)} ${'-'.padStart(7)} ${''.padStart(14)} ${''.padStart(12)} ${''.padStart(7)} ${''.padStart(7)} ${''.padStart(6)}  NEW (in the data, not in the model: a retrain would use it)`);
+  io.out(report.drifted ? `  drift: ${[...report.features.filter((f) => f.drifted).map((f) => f.feature), ...report.missing, ...added.map((a) => `${a} (new)`)].join(', ')}` : '  no drift');
 }
 
 function fmt(x: number): string {

@@ -2,10 +2,10 @@
 import { safeErrorMessage } from '../../sync/redact.js';
 import { TrainerError } from '../errors.js';
 import { commitRollback, planRollback } from '../registry/rollback.js';
-import { parseOptions, requireSource, type Command } from './command.js';
+import { parseOptions, requireSource, requireVersion, type Command } from './command.js';
 import { deployBest, deployOptions, DEPLOY_OPTION_HELP, noModuleMessage, prepareDeploy, resolvePlanned } from './deploy.js';
 
-const HELP = `Usage: pumpwatch-trainer rollback --source ID [--no-deploy] [deploy options]
+const HELP = `Usage: pumpwatch-trainer rollback --source ID [--version V] [--no-deploy] [deploy options]
 
 Points models/<source>/best.json back at the version promoted before the current one
 (conditional write: fails if another trainer moved it meanwhile), then deploys that version
@@ -17,9 +17,18 @@ moved with the deploy marked pending, and the mark is cleared once every module 
 A twin update that fails after the move is reported with the "deploy" command that pushes the
 version best.json now names (run that, not another rollback, which would move best.json once
 more); the next train or train-all with --deploy also pushes it.
+When another rollback or a promotion moved best.json first, nothing is moved and the error
+says what best.json names now: read it before rolling back again.
+The version rolled back from is recorded in best.json ("rolledBack"): train does not promote
+it again (a rerun of its range gives the same version) unless --version makes it best.
+With --version V: V instead of the previous version (an earlier best: back that far; any
+other registered version, such as one rolled back from: made best as a promotion would).
+When best.json is missing but versions are registered, train, drift and deploy refuse, and
+rollback --version V writes a new best.json naming V (the repair).
 
 Options:
   --source ID         data source (pump) id (required)
+  --version V         make V best instead of the previous version (see above)
   --no-deploy         only move best.json (no IoT Hub needed)
 ${DEPLOY_OPTION_HELP}
   -h, --help          this help
@@ -32,19 +41,21 @@ export const rollbackCommand: Command = {
   summary: 're-promote and re-deploy the previous best model of a source',
   help: HELP,
   async run(args, io, ctx) {
-    const v = parseOptions('rollback', args, { source: { type: 'string' }, 'no-deploy': { type: 'boolean' }, ...deployOptions });
+    const v = parseOptions('rollback', args, { source: { type: 'string' }, version: { type: 'string' }, 'no-deploy': { type: 'boolean' }, ...deployOptions });
     if (v.help === true) {
       io.out(HELP);
       return 0;
     }
     const source = requireSource('rollback', v.source);
+    const version = v.version === undefined ? undefined : requireVersion('rollback', v.version);
     // Checked before best.json moves: a rollback that cannot be deployed must not happen at all.
     const plan = v['no-deploy'] === true ? null : prepareDeploy(ctx, v);
     const container = ctx.container();
-    const rollback = await planRollback(container, source, ctx.now(), plan !== null);
+    const rollback = await planRollback(container, source, ctx.now(), plan !== null, version);
+    const still = rollback.from ?? 'missing';
     const resolved = plan === null ? null : await resolvePlanned(ctx, plan, source, rollback.to.version, rollback.record);
     if (resolved !== null && resolved.modules.length === 0) {
-      throw new TrainerError('PW_TRAINER_DEPLOY', `${noModuleMessage(resolved)}; best.json was not moved (still ${rollback.from})`);
+      throw new TrainerError('PW_TRAINER_DEPLOY', `${noModuleMessage(resolved)}; best.json was not moved (still ${still})`);
     }
     // A module named by --device is not looked up by a query: read its twin, so a typo moves nothing either.
     if (plan !== null && 'module' in plan.target) {
@@ -52,11 +63,11 @@ export const rollbackCommand: Command = {
       try {
         await plan.registry.getModuleTwin(deviceId, moduleId);
       } catch (err) {
-        throw new TrainerError('PW_TRAINER_DEPLOY', `cannot read the twin of ${deviceId}/${moduleId}: ${safeErrorMessage(err)}; best.json was not moved (still ${rollback.from})`, { cause: err });
+        throw new TrainerError('PW_TRAINER_DEPLOY', `cannot read the twin of ${deviceId}/${moduleId}: ${safeErrorMessage(err)}; best.json was not moved (still ${still})`, { cause: err });
       }
     }
     const moved = await commitRollback(container, rollback);
-    io.out(`${source}: best.json ${rollback.from} → ${rollback.to.version} (rollback)`);
+    io.out(`${source}: best.json ${rollback.from ?? '(missing)'} → ${rollback.to.version} (rollback)`);
     if (plan === null || resolved === null) return 0;
     return deployBest(ctx, plan, source, { state: moved, record: rollback.record }, io, resolved);
   },

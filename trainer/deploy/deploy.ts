@@ -4,7 +4,7 @@
  *
  * In two steps, so that `rollback` can know everything a deploy needs before it moves best.json:
  * `resolveDeploy` reads the version's record, checks that its model blob is there with the
- * recorded size, and finds the target modules (changes nothing); `pushDeploy` signs the URL and
+ * recorded size and sha256 (read and hashed), and finds the target modules (changes nothing); `pushDeploy` signs the URL and
  * writes the twins.
  */
 import type { ContainerClient } from '@azure/storage-blob';
@@ -49,7 +49,8 @@ export interface DeployResult {
 
 /**
  * The record of the version (given, else best.json's, cross-checked with its model.json), its
- * model blob checked (exists, recorded size), and the target modules. `record`: already read
+ * model blob checked (exists, recorded size and sha256: a blob of other bytes would be refused by
+ * every gateway), and the target modules. `record`: already read
  * and checked by the caller (rollback).
  */
 export async function resolveDeploy(container: ContainerClient, registry: TwinRegistry, req: Pick<DeployRequest, 'source' | 'version' | 'target'>, record?: ModelRecord): Promise<ResolvedDeploy> {

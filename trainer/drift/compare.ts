@@ -29,7 +29,10 @@
  * configured thresholds are the ones used from 112 rows on (PSI; KS from 43); against a baseline
  * of 1000 rows from 126 (KS 45), and of 200 rows from 253 (KS 54); against one of fewer than 112
  * rows the PSI threshold stays above 0.25 at any n. A baseline feature missing from the recent
- * data counts as drift.
+ * data counts as drift, and so does a feature of the recent data that the baseline lacks (a sensor
+ * fitted since, or renamed): the live model cannot watch it, and a retrain would use it, so
+ * `train --if-drifted` must not call that range unchanged. The caller passes the features a
+ * retrain would take (train's loader has left out the sparse, stale, excluded and counter ones).
  */
 import { binShares, type Baseline } from './baseline.js';
 import { chiSquareQuantile } from './chi-square.js';
@@ -78,6 +81,8 @@ export interface DriftReport {
   thresholds: DriftThresholds;
   /** Baseline features absent from the recent data (counted as drift). */
   missing: string[];
+  /** Features of the recent data that the baseline lacks (a sensor added or renamed; counted as drift). */
+  added: string[];
   /** n: the recent rows compared. */
   rows: number;
 }
@@ -111,8 +116,10 @@ function usableCount(count: number | undefined): number | null {
   return count !== undefined && Number.isFinite(count) && count >= 1 ? count : null;
 }
 
-export function compareWithBaseline(baseline: Baseline, features: readonly string[], rows: readonly ArrayLike<number>[], thresholds = DRIFT_DEFAULTS): DriftReport {
+/** `leftOut`: features in the rows only to score a model that has them (loader's leftOutButKept), never new. */
+export function compareWithBaseline(baseline: Baseline, features: readonly string[], rows: readonly ArrayLike<number>[], thresholds = DRIFT_DEFAULTS, leftOut: readonly string[] = []): DriftReport {
   const missing = Object.keys(baseline).filter((f) => !features.includes(f));
+  const added = features.filter((f) => !Object.hasOwn(baseline, f) && !leftOut.includes(f));
   const result = Object.entries(baseline)
     .filter(([name]) => features.includes(name))
     .map(([name, base]): FeatureDrift => {
@@ -138,7 +145,7 @@ export function compareWithBaseline(baseline: Baseline, features: readonly strin
         effective,
       };
     });
-  return { features: result, drifted: missing.length > 0 || result.some((r) => r.drifted), thresholds, missing, rows: rows.length };
+  return { features: result, drifted: missing.length > 0 || added.length > 0 || result.some((r) => r.drifted), thresholds, missing, added, rows: rows.length };
 }
 
 /** True when a feature was judged by thresholds raised above the configured ones (few rows), or PSI not judged at all. */

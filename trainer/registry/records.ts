@@ -129,6 +129,13 @@ export const BestPointerSchema = z.object({
    * Absent (older trainers never write it, and ignore it when reading) means nothing is pending.
    */
   deployPending: z.boolean().optional(),
+  /**
+   * Versions a `rollback` moved best.json away from (newest first, at most HISTORY_LIMIT): `train`
+   * does not promote one of them again (the same range and options give the same version, and a
+   * rerun would undo the rollback unseen); `rollback --version V` makes one best on purpose and
+   * takes it off the list. Optional like deployPending: older trainers ignore it (and drop it).
+   */
+  rolledBack: z.array(z.object({ version: z.string(), at: z.string(), to: z.string() })).optional(),
 });
 export type BestPointer = z.infer<typeof BestPointerSchema>;
 
@@ -152,5 +159,22 @@ export function nextPointer(record: ModelRecord, previous: BestPointer | null, p
     reason,
     history: history.filter((h) => h.version !== record.version).slice(0, HISTORY_LIMIT),
     ...(deployPending ? { deployPending: true } : {}),
+    ...(previous?.rolledBack?.length ? { rolledBack: previous.rolledBack } : {}),
   };
+}
+
+/** The rollback entry of `version` in `pointer` (it was rolled back from), if any. */
+export function rolledBackEntry(pointer: BestPointer | null | undefined, version: string): { version: string; at: string; to: string } | undefined {
+  return pointer?.rolledBack?.find((r) => r.version === version);
+}
+
+/**
+ * What moved best.json to `pointer`, for messages: `a rollback (from X) moved it to V` or
+ * `another run promoted V` (a rollback writes its reason as `rollback from X`, see rollback.ts).
+ */
+export function describeMove(pointer: BestPointer): string {
+  const from = /^rollback from (\S+)/.exec(pointer.reason)?.[1];
+  if (from !== undefined) return `a rollback moved it from ${from} to ${pointer.version}`;
+  if (pointer.reason.startsWith('best.json restored by rollback')) return `a rollback --version wrote it, naming ${pointer.version}`;
+  return `another run promoted ${pointer.version}`;
 }

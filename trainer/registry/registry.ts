@@ -41,7 +41,10 @@ export async function readBest(container: ContainerClient, source: string): Prom
  */
 export async function readBestRecord(container: ContainerClient, source: string): Promise<{ state: BestState; record: ModelRecord } | null> {
   const state = await readBest(container, source);
-  if (!state) return null;
+  if (!state) {
+    await refuseMissingBest(container, source);
+    return null;
+  }
   const { pointer } = state;
   const record = await readModelRecord(container, source, pointer.version);
   const name = bestModelBlobName(source);
@@ -49,6 +52,60 @@ export async function readBestRecord(container: ContainerClient, source: string)
     throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `${name} does not match ${modelBlobName(source, pointer.version, 'model.json')}: sha256/size ${pointer.sha256.slice(0, 12)}…/${pointer.size} in best.json, ${record.model.sha256.slice(0, 12)}…/${record.model.size} in model.json`);
   }
   return { state, record };
+}
+
+/**
+ * The versions of a source that have a model.json (one listing of models/<source>/), sorted by
+ * name. A model.onnx without its model.json (a run killed between the two writes) is not counted:
+ * the next run of that version writes the record.
+ */
+export async function listVersions(container: ContainerClient, source: string): Promise<string[]> {
+  const prefix = bestModelBlobName(source).replace(/best\.json$/, '');
+  const versions: string[] = [];
+  try {
+    for await (const item of container.listBlobsFlat({ prefix })) {
+      const rest = item.name.slice(prefix.length).split('/');
+      if (rest.length === 2 && rest[1] === 'model.json' && rest[0]) versions.push(decodeSegment(rest[0]));
+    }
+  } catch (err) {
+    throw registryError(`listing ${prefix}`, err);
+  }
+  return versions.sort();
+}
+
+/**
+ * best.json is absent: fine when no version is registered (a new source), refused when a
+ * registered version was trained against a live model (its model.json names a `championVersion`):
+ * then best.json existed, and was deleted or lost (by hand, a lifecycle rule, a half-done copy).
+ * Going on as if nothing was ever promoted would drop the older-data guard, the comparison with
+ * the live model and the rollback history, and promote whatever this run trains. Versions that
+ * were all trained with no live model are the state of a source's first promotion: one in flight
+ * (its model.json is written before best.json; a second run starting meanwhile must not fail), or
+ * one killed between the two writes; the run goes on as a first one, and its best.json write
+ * (If-None-Match: *) settles any race. Not rebuilt from the model.json files: `promoted: true`
+ * says a version was best once, not that it still was (a later promotion or a rollback moved
+ * best.json on), so the message suggests the newest promoted one and leaves the choice to a person.
+ */
+export async function refuseMissingBest(container: ContainerClient, source: string): Promise<void> {
+  const versions = await listVersions(container, source);
+  if (versions.length === 0) return;
+  const records: ModelRecord[] = [];
+  for (const version of versions) {
+    // A model.json that cannot be read says nothing either way: the others decide.
+    const record = await readModelRecord(container, source, version).catch(() => null);
+    if (record) records.push(record);
+  }
+  if (!records.some((r) => r.evaluation.championVersion !== null)) return;
+  const name = bestModelBlobName(source);
+  const promoted = records.filter((r) => r.decision.promoted).sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : 0));
+  const suggest = (promoted.at(-1) ?? records.at(-1) as ModelRecord).version;
+  const shown = versions.length > 5 ? `${versions.slice(-5).join(', ')} and ${versions.length - 5} older` : versions.join(', ');
+  throw new TrainerError(
+    'PW_TRAINER_REGISTRY_INVALID',
+    `${name} is missing but ${versions.length} version(s) of "${source}" are registered (${shown}): nothing is compared or promoted without it. ` +
+      `Restore it (undelete it, or copy it back), or make the version that should be live best again with: ` +
+      `pumpwatch-trainer rollback --source ${source} --version ${suggest} --no-deploy (it checks that version's model.onnx; ${suggest} is the newest whose model.json says promoted: pick the one that was live)`,
+  );
 }
 
 export async function readModelRecord(container: ContainerClient, source: string, version: string): Promise<ModelRecord> {
@@ -70,23 +127,55 @@ function checkRecordNames(record: ModelRecord, source: string, version: string, 
 export async function readModelBytes(container: ContainerClient, record: Pick<ModelRecord, 'model'>): Promise<Uint8Array> {
   const buf = await download(container, record.model.blob);
   if (buf.length !== record.model.size) throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `${record.model.blob} has ${buf.length} bytes, its model.json says ${record.model.size}`);
-  if (sha256(buf) !== record.model.sha256) throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `${record.model.blob} does not match the sha256 of its model.json`);
+  const hash = sha256(buf);
+  if (hash !== record.model.sha256) throw shaMismatch(record, hash);
   return new Uint8Array(buf);
 }
 
+/** A model blob whose bytes hash to `actual`, not to the sha256 its model.json records. */
+function shaMismatch(record: Pick<ModelRecord, 'model'>, actual: string): TrainerError {
+  return new TrainerError('PW_TRAINER_REGISTRY_INVALID', `${record.model.blob} does not match the sha256 of its model.json: its bytes hash to ${actual}, model.json records ${record.model.sha256}`);
+}
+
 /**
- * The model blob exists with the size its record says (one HEAD request; deploy checks this
- * before it signs a URL and writes twins, so no gateway is sent to a blob that is not there).
+ * The model blob exists with the size and the sha256 its record says. deploy checks this before it
+ * signs a URL and writes twins: every agent checks the sha256 of what it downloads against the
+ * twin entry (which is model.json's), so a blob of the right size but other bytes (a copy into
+ * the wrong folder, bytes flipped) would be refused by the whole fleet while deploy said "ok".
+ * The size and the MD5 of the blob's properties cannot tell (same size; MD5 is not the sha256,
+ * and a copied blob brings its own), so the bytes are streamed and hashed (models are at most a
+ * few MiB; nothing is held in memory but the hash).
  */
 export async function checkModelBlob(container: ContainerClient, record: Pick<ModelRecord, 'model'>): Promise<void> {
-  let size: number | undefined;
+  const name = record.model.blob;
+  let res: Awaited<ReturnType<ReturnType<ContainerClient['getBlockBlobClient']>['download']>>;
   try {
-    size = (await container.getBlockBlobClient(record.model.blob).getProperties()).contentLength;
+    res = await container.getBlockBlobClient(name).download();
   } catch (err) {
-    if (statusOf(err) === 404) throw new TrainerError('PW_TRAINER_NO_MODEL', `${record.model.blob} does not exist (its model.json does)`, { cause: err });
-    throw registryError(`reading ${record.model.blob}`, err);
+    if (statusOf(err) === 404) throw new TrainerError('PW_TRAINER_NO_MODEL', `${name} does not exist (its model.json does)`, { cause: err });
+    throw registryError(`reading ${name}`, err);
   }
-  if (size !== record.model.size) throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `${record.model.blob} has ${String(size)} bytes, its model.json says ${record.model.size}`);
+  const body = res.readableStreamBody;
+  if (res.contentLength !== record.model.size) {
+    (body as { destroy?: () => void } | undefined)?.destroy?.();
+    throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `${name} has ${String(res.contentLength)} bytes, its model.json says ${record.model.size}`);
+  }
+  const hash = createHash('sha256');
+  let size = 0;
+  try {
+    if (body) {
+      for await (const chunk of body) {
+        const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
+        size += bytes.length;
+        hash.update(bytes);
+      }
+    }
+  } catch (err) {
+    throw registryError(`reading ${name}`, err);
+  }
+  if (size !== record.model.size) throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `${name} has ${size} bytes, its model.json says ${record.model.size}`);
+  const actual = hash.digest('hex');
+  if (actual !== record.model.sha256) throw shaMismatch(record, actual);
 }
 
 /** What registerVersion found or wrote: the model.json of the version and its ETag. */
@@ -106,18 +195,73 @@ export interface Registered {
  */
 export async function registerVersion(container: ContainerClient, record: ModelRecord, bytes: Uint8Array): Promise<Registered> {
   const onnx = (await createOnce(container, record.model.blob, bytes, 'application/octet-stream')) !== null;
-  if (!onnx) {
-    const existing = await download(container, record.model.blob);
-    if (sha256(existing) !== record.model.sha256) {
-      throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `version ${record.version} of "${record.source}" exists with different model bytes; choose another --version`);
-    }
-  }
+  if (!onnx) await settleExistingModel(container, record, bytes);
   const name = modelBlobName(record.source, record.version, 'model.json');
   const etag = await createOnce(container, name, recordBody(record), 'application/json');
   if (etag !== null) return { created: true, etag, existing: null };
   const res = await fromRegistry(name, () => container.getBlockBlobClient(name).download());
   const existing = parse(ModelRecordSchema, (await streamToBuffer(res.readableStreamBody)).toString('utf8'), name);
   return { created: onnx, etag: res.etag ?? '', existing };
+}
+
+/**
+ * The version's model.onnx was there already. The same bytes: a rerun, nothing to do. Other bytes:
+ * - its model.json records this run's sha256 and size: the stored model.onnx is damaged
+ *   (overwritten, truncated), and this run made the very model the record describes (the same data
+ *   and options give the same bytes). It is replaced, conditional on the ETag it was read with, so
+ *   the version is whole again and a rerun of the range is not refused forever (train-all has no
+ *   --version to go around it). When it changed meanwhile (another run repaired it), it is checked again;
+ * - its model.json records the stored bytes: a consistent version of another model under this
+ *   name (other data, options or trainer, or a reused --version): never overwritten, refused;
+ * - its model.json records neither, or there is none (a run killed between the two writes, or one
+ *   writing its model.json right now): not replaced (it may be what best.json or another run's
+ *   record names), refused, naming the blob and how to clear it.
+ */
+async function settleExistingModel(container: ContainerClient, record: ModelRecord, bytes: Uint8Array): Promise<void> {
+  const name = record.model.blob;
+  const json = modelBlobName(record.source, record.version, 'model.json');
+  const folder = name.replace(/model\.onnx$/, '');
+  for (let attempt = 1; ; attempt++) {
+    const res = await fromRegistry(name, () => container.getBlockBlobClient(name).download());
+    const stored = sha256(await streamToBuffer(res.readableStreamBody));
+    if (stored === record.model.sha256) return;
+    const recorded = await readModelRecord(container, record.source, record.version).catch((err: unknown) => {
+      if (err instanceof TrainerError && err.code === 'PW_TRAINER_NO_MODEL') return null;
+      throw err;
+    });
+    if (recorded && recorded.model.sha256 === record.model.sha256 && recorded.model.size === record.model.size) {
+      if (await replaceIfUnchanged(container, name, bytes, res.etag ?? '')) return;
+      if (attempt >= 3) throw new TrainerError('PW_TRAINER_REGISTRY_CONFLICT', `${name} is damaged (its bytes hash to ${stored}, ${json} records ${record.model.sha256}) and kept changing while this run replaced it with this run's bytes; run again`);
+      continue;
+    }
+    const ours = `this run's model hashes to ${record.model.sha256}`;
+    if (recorded === null) {
+      throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `${name} exists without its ${json} and holds other bytes (sha256 ${stored}; ${ours}): left by an interrupted run of other data or options; delete that model.onnx to register this version`);
+    }
+    if (recorded.model.sha256 === stored) {
+      throw new TrainerError(
+        'PW_TRAINER_REGISTRY_INVALID',
+        `version ${record.version} of "${record.source}" is registered as another model (${name} hashes to ${stored}, as ${json} records; ${ours}): other data, options or trainer gave the same version name; ` +
+          `it is never overwritten: delete ${folder} to register this run's model under that name (roll back first if best.json names it), or train it under another --version`,
+      );
+    }
+    throw new TrainerError(
+      'PW_TRAINER_REGISTRY_INVALID',
+      `${name} is damaged: its bytes hash to ${stored}, not to the sha256 ${json} records (${recorded.model.sha256}), and ${ours}, not that one either: ` +
+        `delete ${folder} (model.onnx and model.json) to retrain that version (roll back first if best.json names it)`,
+    );
+  }
+}
+
+/** Overwrites a blob if it still has `etag`; false when it changed meanwhile. */
+async function replaceIfUnchanged(container: ContainerClient, name: string, body: Uint8Array, etag: string): Promise<boolean> {
+  try {
+    await container.getBlockBlobClient(name).upload(body, body.length, { conditions: { ifMatch: etag }, blobHTTPHeaders: { blobContentType: 'application/octet-stream' } });
+    return true;
+  } catch (err) {
+    if (statusOf(err) === 412 || statusOf(err) === 409 || statusOf(err) === 404) return false;
+    throw registryError(`writing ${name}`, err);
+  }
 }
 
 /**
@@ -155,8 +299,9 @@ export async function putBest(container: ContainerClient, pointer: BestPointer, 
     return { pointer, etag: res.etag ?? '' };
   } catch (err) {
     const status = statusOf(err);
+    // Neutral: every caller that can lose this race (a promotion, a rollback) says what happened in its own words.
     if (status === 412 || status === 409) {
-      throw new TrainerError('PW_TRAINER_REGISTRY_CONFLICT', `${name} changed while this run was deciding (another trainer promoted a model); nothing was promoted, run again`, { cause: err });
+      throw new TrainerError('PW_TRAINER_REGISTRY_CONFLICT', `${name} changed since this run read it (another run moved it); this run did not write it`, { cause: err });
     }
     throw registryError(`writing ${name}`, err);
   }
@@ -243,6 +388,14 @@ function parse<T>(schema: { safeParse(v: unknown): { success: true; data: T } | 
     throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `${name} is not a registry document of this trainer: ${issue ? `${issue.path.map(String).join('.')}: ${issue.message}` : 'invalid'}`);
   }
   return parsed.data;
+}
+
+function decodeSegment(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }
 
 async function streamToBuffer(stream: NodeJS.ReadableStream | undefined): Promise<Buffer> {

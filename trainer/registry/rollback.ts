@@ -3,18 +3,20 @@
  * that the command can check everything else (the deploy's modules) before anything moves:
  * `planRollback` reads and checks, `commitRollback` moves best.json (conditional on its ETag).
  * A rollback that deploys moves best.json with its deploy pending (records.ts deployPending).
+ * The version rolled back from is recorded in best.json's `rolledBack`, so that a rerun of its
+ * range (the same version) does not promote it again unseen (train/pipeline.ts).
  */
 import type { ContainerClient } from '@azure/storage-blob';
 import { bestModelBlobName } from '../../sync/layout.js';
-import { TrainerError } from '../errors.js';
-import { RECORD_SCHEMA, type BestPointer, type ModelRecord } from './records.js';
-import { putBest, readBest, readModelBytes, readModelRecord, type BestState } from './registry.js';
+import { TrainerError, UsageError } from '../errors.js';
+import { describeMove, HISTORY_LIMIT, RECORD_SCHEMA, type BestPointer, type ModelRecord } from './records.js';
+import { putBest, readBest, readModelBytes, readModelRecord, refuseMissingBest, type BestState } from './registry.js';
 
 export interface RollbackPlan {
-  /** The current best version. */
-  from: string;
-  /** best.json's ETag as read: the move is conditional on it. */
-  etag: string;
+  /** The current best version; null when best.json is missing (`--version` restores it). */
+  from: string | null;
+  /** best.json's ETag as read: the move is conditional on it (null: only if there is still none). */
+  etag: string | null;
   /** The version rolled back to, its model.onnx read and checked (size, sha256). */
   record: ModelRecord;
   to: BestPointer;
@@ -25,10 +27,24 @@ export interface RollbackPlan {
  * there), picks the previous version (history entries equal to the current version are skipped),
  * and checks that version's model.json and model.onnx (present, recorded size and sha256): a
  * rollback never points best.json at a model that cannot be deployed. Changes nothing.
+ *
+ * `version`: the version to make best instead of the previous one (`rollback --version V`), a
+ * choice made by hand. An earlier best (in the history) is a rollback to it, as far back as that;
+ * any other registered version (a newer one rolled back from, one never promoted) is made best as
+ * a promotion would, the current best going to the front of the history. It is taken off
+ * `rolledBack`. With best.json missing (registry.ts refuseMissingBest) it writes a new best.json
+ * naming `version`, with no history: the repair path.
  */
-export async function planRollback(container: ContainerClient, source: string, now: Date, deployPending = false): Promise<RollbackPlan> {
+export async function planRollback(container: ContainerClient, source: string, now: Date, deployPending = false, version?: string): Promise<RollbackPlan> {
   const best = await readBest(container, source);
-  if (!best) throw new TrainerError('PW_TRAINER_NO_MODEL', `no model was promoted for "${source}": nothing to roll back`);
+  if (!best) {
+    if (version === undefined) {
+      await refuseMissingBest(container, source);
+      throw new TrainerError('PW_TRAINER_NO_MODEL', `no model was promoted for "${source}": nothing to roll back`);
+    }
+    const record = await checkedTarget(container, source, version);
+    return { from: null, etag: null, record, to: pointerTo(record, now, `best.json restored by rollback --version ${version} (it was missing)`, [], undefined, deployPending) };
+  }
   const current = best.pointer;
   const currentRecord = await readModelRecord(container, source, current.version).catch((err: unknown) => {
     // Rolling back away from a version whose model.json is gone or broken is what a rollback is for.
@@ -38,31 +54,71 @@ export async function planRollback(container: ContainerClient, source: string, n
   if (currentRecord && (currentRecord.model.sha256 !== current.sha256 || currentRecord.model.size !== current.size)) {
     throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `${bestModelBlobName(source)} does not match the model.json of ${current.version} (sha256 or size differ): fix best.json before rolling back`);
   }
-  const [previous, ...older] = current.history.filter((h) => h.version !== current.version);
-  if (!previous) throw new TrainerError('PW_TRAINER_NO_MODEL', `"${source}" has no earlier best model than ${current.version}: nothing to roll back to`);
-  const record = await readModelRecord(container, source, previous.version);
+  const history = current.history.filter((h) => h.version !== current.version);
+  if (version === current.version) throw new UsageError(`--version ${version} is the best version of "${source}" already: nothing to roll back`);
+  const target = version ?? history[0]?.version;
+  if (target === undefined) throw new TrainerError('PW_TRAINER_NO_MODEL', `"${source}" has no earlier best model than ${current.version}: nothing to roll back to`);
+  const record = version === undefined ? await readModelRecord(container, source, target) : await checkedTarget(container, source, target);
+  if (version === undefined) await readModelBytes(container, record);
+  const back = history.findIndex((h) => h.version === target);
+  const reason = `rollback from ${current.version}${version === undefined ? '' : ` (--version ${version})`}`;
+  if (back < 0) {
+    // Not an earlier best: made best by hand as a promotion would, the current best kept in the history.
+    const ahead = [{ version: current.version, promotedAt: current.promotedAt }, ...history].slice(0, HISTORY_LIMIT);
+    return { from: current.version, etag: best.etag, record, to: pointerTo(record, now, reason, ahead, rolledBackWithout(current.rolledBack, target), deployPending) };
+  }
+  const rolledBack = [{ version: current.version, at: now.toISOString(), to: target }, ...(rolledBackWithout(current.rolledBack, target) ?? []).filter((r) => r.version !== current.version)].slice(0, HISTORY_LIMIT);
+  return { from: current.version, etag: best.etag, record, to: pointerTo(record, now, reason, history.slice(back + 1), rolledBack, deployPending) };
+}
+
+/** The record of a version named by hand, its model.onnx read and checked. */
+async function checkedTarget(container: ContainerClient, source: string, version: string): Promise<ModelRecord> {
+  const record = await readModelRecord(container, source, version);
   await readModelBytes(container, record);
+  return record;
+}
+
+function rolledBackWithout(list: BestPointer['rolledBack'], version: string): BestPointer['rolledBack'] {
+  return list?.filter((r) => r.version !== version);
+}
+
+function pointerTo(record: ModelRecord, now: Date, reason: string, history: BestPointer['history'], rolledBack: BestPointer['rolledBack'], deployPending: boolean): BestPointer {
   return {
-    from: current.version,
-    etag: best.etag,
-    record,
-    to: {
-      schema: RECORD_SCHEMA,
-      source,
-      version: record.version,
-      algorithm: record.algorithm,
-      sha256: record.model.sha256,
-      size: record.model.size,
-      promotedAt: now.toISOString(),
-      reason: `rollback from ${current.version}`,
-      history: older,
-      // A rollback that deploys marks it in the move itself (records.ts deployPending), cleared once every module has it.
-      ...(deployPending ? { deployPending: true } : {}),
-    },
+    schema: RECORD_SCHEMA,
+    source: record.source,
+    version: record.version,
+    algorithm: record.algorithm,
+    sha256: record.model.sha256,
+    size: record.model.size,
+    promotedAt: now.toISOString(),
+    reason,
+    history,
+    // A rollback that deploys marks it in the move itself (records.ts deployPending), cleared once every module has it.
+    ...(deployPending ? { deployPending: true } : {}),
+    ...(rolledBack?.length ? { rolledBack } : {}),
   };
 }
 
-/** Moves best.json as planned (PW_TRAINER_REGISTRY_CONFLICT when it changed since it was read); best.json as written. */
+/**
+ * Moves best.json as planned; best.json as written. When it changed since it was read (another
+ * rollback, a promotion), nothing moves, and the error says what best.json names now and does
+ * not say "run again": a second rollback would move best.json one more version back, which is
+ * what the operator who ran this one did not ask for.
+ */
 export async function commitRollback(container: ContainerClient, plan: RollbackPlan): Promise<BestState> {
-  return putBest(container, plan.to, plan.etag);
+  try {
+    return await putBest(container, plan.to, plan.etag);
+  } catch (err) {
+    if (!(err instanceof TrainerError) || err.code !== 'PW_TRAINER_REGISTRY_CONFLICT') throw err;
+    const source = plan.to.source;
+    const name = bestModelBlobName(source);
+    const now = await readBest(container, source).catch(() => null);
+    const what = now === null ? 'it cannot be read now' : `${describeMove(now.pointer)} (${now.pointer.promotedAt}); it now names ${now.pointer.version}`;
+    throw new TrainerError(
+      'PW_TRAINER_REGISTRY_CONFLICT',
+      `${name} changed while this rollback was being prepared: ${what}; nothing was rolled back by this run (it was to move ${plan.from ?? 'a missing best.json'} → ${plan.to.version}). ` +
+        `Read ${name} before rolling back again: another rollback would move it one more version back`,
+      { cause: err },
+    );
+  }
 }

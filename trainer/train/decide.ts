@@ -52,3 +52,20 @@ export function decide(challenger: Contender, champion: Contender | null, margin
   const better = challenger.evaluation.score >= champion.evaluation.score + margin;
   return { promoted: better, reason: better ? `better on the held-out rows: ${detail}` : `not better by the margin: ${detail}`, margin };
 }
+
+/**
+ * A version a `rollback` moved best.json away from (best.json `rolledBack`) is not promoted again
+ * by `train`: the same range and options give the same version, so a rerun of the range (a Job
+ * retried on a fixed --from/--to, the nightly run) would undo the rollback unseen and put the
+ * model someone took off the gateways back on them. `rollback --version V` makes it best on purpose.
+ */
+export function unlessRolledBack(decision: Decision, source: string, version: string, rolledBack: { at: string; to: string } | undefined): Decision {
+  if (!decision.promoted || rolledBack === undefined) return decision;
+  return {
+    promoted: false,
+    reason:
+      `${version} was rolled back from at ${rolledBack.at} (best.json went to ${rolledBack.to}), and a version rolled back from is not promoted again by train ` +
+      `(to make it best on purpose: pumpwatch-trainer rollback --source ${source} --version ${version}); without that: ${decision.reason}`,
+    margin: decision.margin,
+  };
+}

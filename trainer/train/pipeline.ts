@@ -19,9 +19,9 @@ import { evaluate, HELD_OUT_ROWS, planEvaluation, type Evaluation } from '../eva
 import { OnnxScorer, rowsOf } from '../eval/score.js';
 import { fitTable, spanWarnings, TRAINER_VERSION } from '../fit.js';
 import { finishing, type Progress } from '../progress.js';
-import { nextPointer, RECORD_SCHEMA, type ModelRecord } from '../registry/records.js';
+import { describeMove, nextPointer, RECORD_SCHEMA, rolledBackEntry, type ModelRecord } from '../registry/records.js';
 import { readBest, readBestRecord, readModelBytes, registerVersion, rewriteRecord, sha256, writeBest, type BestState, type Registered } from '../registry/registry.js';
-import { decide, type Decision } from './decide.js';
+import { decide, unlessRolledBack, type Decision } from './decide.js';
 import { between, newerReadingsNote, noUsableRows, prepareData, skippedLabelWarning, type LabelSet } from './prepare.js';
 import { dataWarnings, evaluationWarnings, rawReadingWarnings } from './warnings.js';
 
@@ -116,7 +116,7 @@ async function trainRange(container: ContainerClient, req: TrainRequest, progres
   await checkEnough(container, req, cleaned, trainIdx.length, cleaned.series.rows.length - holdoutStart, holdoutStart - trainIdx.length);
 
   if (req.ifDrifted && champion) {
-    const drift = compareWithBaseline(champion.record.baseline, cleaned.series.features, cleaned.series.rows, req.ifDrifted);
+    const drift = compareWithBaseline(champion.record.baseline, cleaned.series.features, cleaned.series.rows, req.ifDrifted, loaded.leftOutButKept);
     if (!drift.drifted) return { status: 'skipped', reason: `no drift from the baseline of live model ${champion.record.version}: not retrained`, source: req.source, warnings: labelWarnings, record: null, drift, view: null };
   }
 
@@ -135,7 +135,7 @@ async function trainRange(container: ContainerClient, req: TrainRequest, progres
   // The newest reading of the live model's data; a record without one (hand-made) is not compared by it.
   const liveNewest = champion ? Date.parse(champion.record.data.holdoutTo) : NaN;
   const newest = cleaned.series.timestamps[cleaned.series.timestamps.length - 1] as number;
-  const decision = decide(
+  const decided = decide(
     { version: fit.metadata.version, evaluation: challenger.evaluation as Evaluation },
     defender?.evaluation ? { version: champion!.record.version, evaluation: defender.evaluation } : null,
     req.margin,
@@ -144,6 +144,7 @@ async function trainRange(container: ContainerClient, req: TrainRequest, progres
       ? { newest: new Date(newest).toISOString(), liveVersion: champion.record.version, liveNewest: new Date(liveNewest).toISOString() }
       : undefined,
   );
+  const decision = unlessRolledBack(decided, req.source, fit.metadata.version, rolledBackEntry(best?.pointer, fit.metadata.version));
   progress.stage('scoring as the agent would');
   const asAgent = await asTheAgentWould(req.source, raw as RawReadings, cleaned.series.timestamps[holdoutStart] as number, fit.bytes, defender?.evaluation ? champion!.bytes : null);
 
@@ -164,7 +165,7 @@ async function trainRange(container: ContainerClient, req: TrainRequest, progres
       ...labelWarnings,
     ],
     record,
-    drift: compareWithBaseline(champion?.record.baseline ?? record.baseline, cleaned.series.features, held.map((i) => cleaned.series.rows[i] as Float64Array)),
+    drift: compareWithBaseline(champion?.record.baseline ?? record.baseline, cleaned.series.features, held.map((i) => cleaned.series.rows[i] as Float64Array), undefined, loaded.leftOutButKept),
     view: {
       timestamps: held.map((i) => cleaned.series.timestamps[i] as number),
       targets: held.map((i) => cleaned.targets[i] ?? null),
@@ -198,14 +199,16 @@ async function promote(container: ContainerClient, record: ModelRecord, best: Be
     await writeBest(container, nextPointer(record, best?.pointer ?? null, record.createdAt, record.decision.reason, deployPending), best?.etag ?? null);
   } catch (err) {
     if (!(err instanceof TrainerError) || err.code !== 'PW_TRAINER_REGISTRY_CONFLICT') throw err;
-    const winner = await readBest(container, record.source).then(
-      (s) => s?.pointer.version ?? null,
+    const now = await readBest(container, record.source).then(
+      (s) => s?.pointer ?? null,
       () => null,
     );
+    const winner = now?.version ?? null;
     // Two runs of the same data: the other one promoted this very version, which is best.
     if (winner === record.version) return;
     const json = modelBlobName(record.source, record.version, 'model.json');
-    const reason = winner === null ? 'best.json changed while this run was deciding (another run moved it)' : `another run promoted ${winner} first`;
+    // A rollback is named as one: "promoted" would hide that someone took a model off the gateways meanwhile.
+    const reason = now === null ? 'best.json changed while this run was deciding (another run moved it)' : `${describeMove(now)} first`;
     // Only the record this run wrote: an earlier run's (this version was best once) stays as it was.
     if (registered.existing === null) await rewriteRecord(container, { ...record, decision: { ...record.decision, promoted: false, reason } }, registered.etag);
     throw new TrainerError(
