@@ -87,6 +87,13 @@ describe('the report drift section', () => {
     expect(rowsOf[0]!.slice(5, 8)).toEqual(['200', '0.250', '0.300']);
   });
 
+  it('has a NEW row for a feature of the data that the live model lacks (a sensor added)', () => {
+    const withNew = compareWithBaseline(baselineOf(['Flow', 'P'], rows(2000)), ['Flow', 'P', 'Vibration'], rows(200));
+    const rowsOf = driftRows(renderReport(trained(withNew)));
+    expect(rowsOf.map((r) => r[0])).toEqual(['Flow', 'P', 'Vibration']);
+    expect(rowsOf[2]).toEqual(['Vibration', 'in the data, not in the model: a retrain would use it', 'NEW']);
+  });
+
   it('shows the drift table of a run skipped by --if-drifted', () => {
     const d = compareWithBaseline(liveBaseline, ['Flow', 'P', 'Old'], rows(500));
     const html = renderReport({ status: 'skipped', reason: 'no drift from the baseline of live model v1: not retrained', source: 'pump-1', warnings: [], record: null, drift: d, view: null });

@@ -54,7 +54,8 @@ ${row('challenger', a.challenger)}${row('live model', a.champion)}</table>`;
 
 /**
  * The drift table: per feature PSI and KS with the thresholds it was judged by (raised on few
- * rows, drift/compare.ts), and a row for each feature of the baseline that the data no longer has.
+ * rows, drift/compare.ts), a row for each feature of the baseline that the data no longer has, and
+ * one for each feature of the data that the model lacks (a sensor added).
  */
 function driftSection(drift: DriftReport, heading: string, recentLabel: string): string {
   const judged = drift.features.filter((f) => f.effective.psi !== null);
@@ -73,9 +74,10 @@ function driftSection(drift: DriftReport, heading: string, recentLabel: string):
     })
     .join('');
   const missing = drift.missing.map((m) => `<tr><td>${escapeHtml(m)}</td><td colspan="7">not in the data: the model needs it</td><td><b>MISSING</b></td></tr>`).join('');
+  const added = drift.added.map((a) => `<tr><td>${escapeHtml(a)}</td><td colspan="7">in the data, not in the model: a retrain would use it</td><td><b>NEW</b></td></tr>`).join('');
   return `<h2>${escapeHtml(heading)}</h2>
 ${chart}${note}
-<table><tr><th>feature</th><th>PSI</th><th>KS</th><th>baseline mean</th><th>${escapeHtml(recentLabel)}</th><th>n</th><th>PSI drift above</th><th>KS drift above</th><th></th></tr>${rows}${missing}</table>
+<table><tr><th>feature</th><th>PSI</th><th>KS</th><th>baseline mean</th><th>${escapeHtml(recentLabel)}</th><th>n</th><th>PSI drift above</th><th>KS drift above</th><th></th></tr>${rows}${missing}${added}</table>
 `;
 }
 
