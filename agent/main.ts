@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { SyncBatches } from '../buffer/batches.js';
 import { BufferError } from '../buffer/errors.js';
 import { BufferStore, type BufferStats } from '../buffer/store.js';
 import { MAX_FEATURES } from '../inference/contract.js';
@@ -309,6 +310,17 @@ export class Agent implements AgentParts {
     });
     this.scheduler.every('buffer-reopen', '*/30 * * * * *', () => this.reopenBuffer());
     this.scheduler.every('eviction-watch', '*/10 * * * * *', () => this.evictionWatch.check());
+    // Retention measures a row's age from its receive time: rows received before a forward step
+    // are on a clock that was behind (buffer/batches.ts recordClockStep).
+    const clockSteps = new SyncBatches(this.buffer);
+    this.scheduler.onClockStep((stepMs, now) => {
+      if (this.bufferError !== null) return;
+      try {
+        clockSteps.recordClockStep(stepMs, now);
+      } catch (err) {
+        this.logger.warn({ component: 'buffer', err }, 'could not record the clock step: retention may delete synced rows received before it early');
+      }
+    });
     this.scheduler.start();
     void this.system.sample();
   }

@@ -5,6 +5,11 @@ import type { Logger } from './logger.js';
 /** How often the wall clock is checked against the monotonic one, and the step that counts. */
 const CLOCK_CHECK_MS = 5_000;
 const CLOCK_STEP_MS = 2_000;
+/**
+ * The longest a job's timer waits before the wall clock is read again: after a backward step an
+ * hourly job re-plans within this, instead of waiting for the wall clock to reach its old slot.
+ */
+const REPLAN_MS = 60_000;
 
 /**
  * How long stop() waits for jobs still running. A job stuck on the OS (a system sample behind a
@@ -14,30 +19,55 @@ const CLOCK_STEP_MS = 2_000;
 const STOP_WAIT_MS = 1_000;
 
 export interface SchedulerOptions {
-  /** How often the clocks are compared (default CLOCK_CHECK_MS). The wall clock is Date's, the one node-cron plans on. */
+  /** How often the clocks are compared (default CLOCK_CHECK_MS). */
   clockCheckMs?: number;
   /** How long stop() waits for running jobs (default STOP_WAIT_MS). */
   stopWaitMs?: number;
+  /** The longest wait before a job's next run is planned again from the wall clock (default REPLAN_MS). */
+  replanMs?: number;
+}
+
+interface Job {
+  name: string;
+  /** node-cron's task for the pattern: never started, only asked for the next matching time. */
+  task: ScheduledTask;
+  job: () => Promise<void> | void;
+  timer: NodeJS.Timeout | null;
+  /** The slot (wall ms) the timer waits for, and whether the timer ends at it or only re-plans (capped). */
+  slot: number;
+  capped: boolean;
+  /** When the slot is due on the monotonic clock; how late the run comes tells runs missed with the event loop held. */
+  slotMonotonic: number;
+  /** The gap to the slot after it (ms), to count the slots a late run covers. */
+  periodMs: number;
+  /** The last slot run: never run twice, should the wall clock read a little behind the monotonic one. */
+  lastSlot: number | null;
 }
 
 /**
- * Periodic jobs (node-cron, six-field patterns with seconds). A job never overlaps itself (a run
- * due while the last one still runs is skipped); its failures are logged, never thrown into the
- * event loop. `stop()` waits for running jobs, for a bounded time.
+ * Periodic jobs on six-field cron patterns (with seconds). A job never overlaps itself (a run due
+ * while the last one still runs is skipped); its failures are logged, never thrown into the event
+ * loop. `stop()` waits for running jobs, for a bounded time.
  *
- * node-cron plans each next run on the wall clock. When NTP steps it back (a gateway that booted
- * with its clock ahead) every job waits until the wall clock reaches its old next run, hours at
- * worst; stepped forward, it reports each skipped run on stdout. The scheduler notices a step
- * (the wall clock moved more, or less, than the monotonic one) and restarts the jobs from the new
- * time, with one log line; skipped runs are counted in that line, not printed one by one. Runs
- * missed without a step (the event loop held up) are counted in one warning per check.
+ * node-cron validates the patterns and says when each next matches the wall clock, but its own
+ * heartbeat is never started: after a forward step of the wall clock (a gateway booted at 1970
+ * that NTP sets right) node-cron 4 walks every slot it skipped, synchronously (7 million a year for
+ * a 10-s job), holding the event loop for minutes and growing memory. Each job waits on its own
+ * timer instead, which runs on the monotonic clock, for the next match but at most `replanMs`
+ * before reading the wall clock again: a step either way costs one re-plan. The scheduler also
+ * compares the two clocks every `clockCheckMs`; after a step it re-plans every job from the new
+ * time at once and logs one line. A step skips no run (the jobs keep their pace in real time);
+ * runs missed because the event loop was held up are counted in one warning per check.
  */
 export class Scheduler {
-  private readonly tasks = new Map<string, { task: ScheduledTask; running: Promise<void> | null }>();
+  private readonly jobs = new Map<string, Job>();
+  /** A job's run in progress, by name: a replaced job's new version waits for it too, and stop() does. */
+  private readonly runs = new Map<string, Promise<void>>();
   private started = false;
   private clockTimer: NodeJS.Timeout | null = null;
   private lastCheck: { wall: number; monotonic: number } | null = null;
   private missed = 0;
+  private readonly stepListeners: Array<(stepMs: number, wallNow: number) => void> = [];
 
   constructor(
     private readonly logger: Logger,
@@ -47,31 +77,21 @@ export class Scheduler {
   /** Adds (or replaces, for a live configuration change) a job; started now if the scheduler runs. */
   every(name: string, pattern: string, job: () => Promise<void> | void): void {
     if (!cron.validate(pattern)) throw new Error(`job ${name}: invalid cron pattern "${pattern}"`);
-    const entry: { task: ScheduledTask; running: Promise<void> | null } = { task: null as unknown as ScheduledTask, running: null };
-    entry.task = cron.createTask(
-      pattern,
-      async () => {
-        if (entry.running) return;
-        entry.running = Promise.resolve()
-          .then(job)
-          .catch((err: unknown) => this.logger.warn({ err, job: name }, 'scheduled job failed'))
-          .finally(() => {
-            entry.running = null;
-          });
-        await entry.running;
-      },
-      // Our own guard above skips overlapping runs; node-cron's noOverlap would also print a warning
-      // per skipped run on stderr (colour codes, outside the JSON log). Anything node-cron says goes to our log.
-      { name, logger: this.cronLogger },
-    );
-    // A listener keeps node-cron from printing each missed run on stdout (outside the log).
-    entry.task.on('execution:missed', () => {
-      this.missed++;
-    });
-    const old = this.tasks.get(name);
-    if (old) void Promise.resolve(old.task.destroy());
-    this.tasks.set(name, entry);
-    if (this.started) void Promise.resolve(entry.task.start());
+    // Anything node-cron says goes to our log, not as coloured text on stderr.
+    const task = cron.createTask(pattern, () => undefined, { name, logger: this.cronLogger });
+    const entry: Job = { name, task, job, timer: null, slot: 0, capped: false, slotMonotonic: 0, periodMs: 0, lastSlot: null };
+    const old = this.jobs.get(name);
+    if (old) this.drop(old);
+    this.jobs.set(name, entry);
+    if (this.started) this.plan(entry);
+  }
+
+  /**
+   * Called after each clock step the scheduler notices, with the step (ms, positive forward) and
+   * the wall clock then; a listener's failure is logged.
+   */
+  onClockStep(listener: (stepMs: number, wallNow: number) => void): void {
+    this.stepListeners.push(listener);
   }
 
   /** False once stop() began: a job in steps (retention) checks it between them. */
@@ -80,8 +100,9 @@ export class Scheduler {
   }
 
   start(): void {
+    if (this.started) return;
     this.started = true;
-    for (const { task } of this.tasks.values()) void Promise.resolve(task.start());
+    for (const entry of this.jobs.values()) this.plan(entry);
     this.lastCheck = { wall: Date.now(), monotonic: monotonicNow() };
     this.clockTimer ??= setInterval(() => this.checkClock(), this.options.clockCheckMs ?? CLOCK_CHECK_MS);
     this.clockTimer.unref();
@@ -92,9 +113,9 @@ export class Scheduler {
     this.started = false;
     if (this.clockTimer) clearInterval(this.clockTimer);
     this.clockTimer = null;
-    for (const { task } of this.tasks.values()) await task.destroy();
-    const running = [...this.tasks.entries()].filter(([, e]) => e.running !== null);
-    this.tasks.clear();
+    for (const entry of this.jobs.values()) this.drop(entry);
+    this.jobs.clear();
+    const running = [...this.runs.entries()];
     if (running.length === 0) return;
     const waitMs = this.options.stopWaitMs ?? STOP_WAIT_MS;
     let timer: NodeJS.Timeout | undefined;
@@ -102,16 +123,16 @@ export class Scheduler {
       timer = setTimeout(() => resolve('late'), waitMs);
     });
     try {
-      if ((await Promise.race([Promise.all(running.map(([, e]) => e.running!)), late])) !== 'late') return;
+      if ((await Promise.race([Promise.all(running.map(([, p]) => p)), late])) !== 'late') return;
     } finally {
       clearTimeout(timer);
     }
-    // A job's entry goes back to null as its run settles (see every()): those still set are running.
-    const abandoned = running.filter(([, e]) => e.running !== null).map(([name]) => name);
+    // A run leaves `runs` as it settles (see run()): those still there are running.
+    const abandoned = running.filter(([name]) => this.runs.has(name)).map(([name]) => name);
     this.logger.warn({ jobs: abandoned, waitedMs: waitMs }, `stopped without waiting any longer for ${abandoned.join(', ')} (still running after ${waitMs} ms)`);
   }
 
-  /** node-cron's own messages (a failed start, say), as log lines of ours instead of coloured text on stderr. */
+  /** node-cron's own messages (a bad pattern, say), as log lines of ours instead of coloured text on stderr. */
   private readonly cronLogger = {
     info: (message: string) => this.logger.debug({ from: 'node-cron' }, message),
     warn: (message: string) => this.logger.warn({ from: 'node-cron' }, message),
@@ -119,28 +140,85 @@ export class Scheduler {
     debug: (message: string | Error) => this.logger.debug({ from: 'node-cron' }, String(message instanceof Error ? message.message : message)),
   };
 
-  /** Restarts every job from the current wall time when the wall clock stepped since the last check. */
+  /** Clears a job's timer and forgets its node-cron task (which leaves node-cron's registry). */
+  private drop(entry: Job): void {
+    if (entry.timer !== null) clearTimeout(entry.timer);
+    entry.timer = null;
+    void Promise.resolve(entry.task.destroy());
+  }
+
+  /** Sets the job's timer for its next slot on the wall clock as it reads now (at most `replanMs` ahead). */
+  private plan(entry: Job): void {
+    if (entry.timer !== null) clearTimeout(entry.timer);
+    const now = Date.now();
+    // Two matches, both found forward from now (node-cron never walks the slots in between).
+    const [first, second] = entry.task.getNextRuns(2).map((d) => d.getTime()) as [number, number];
+    const slot = first === entry.lastSlot ? second : first;
+    entry.periodMs = slot === first ? second - first : entry.task.getNextRuns(3)[2]!.getTime() - second;
+    const delay = Math.max(0, slot - now);
+    const cap = this.options.replanMs ?? REPLAN_MS;
+    entry.slot = slot;
+    entry.capped = delay > cap;
+    entry.slotMonotonic = monotonicNow() + delay;
+    entry.timer = setTimeout(() => this.fire(entry), Math.min(delay, cap));
+  }
+
+  private fire(entry: Job): void {
+    entry.timer = null;
+    if (!this.started || this.jobs.get(entry.name) !== entry) return;
+    const late = monotonicNow() - entry.slotMonotonic;
+    if (entry.capped && late < 0) {
+      // Only the cap elapsed: read the wall clock again (it may have stepped either way).
+      this.plan(entry);
+      return;
+    }
+    // The wait for the slot elapsed on the monotonic clock: the slot is due, whatever the wall clock
+    // did meanwhile. Coming this late means the event loop was held: count the slots it covered.
+    if (entry.periodMs > 0 && late >= entry.periodMs) this.missed += Math.floor(late / entry.periodMs);
+    entry.lastSlot = entry.slot;
+    this.run(entry);
+    this.plan(entry);
+  }
+
+  /** Runs the job unless its last run still runs; failures become a log line. */
+  private run(entry: Job): void {
+    if (this.runs.has(entry.name)) return;
+    const run: Promise<void> = Promise.resolve()
+      .then(entry.job)
+      .catch((err: unknown) => this.logger.warn({ err, job: entry.name }, 'scheduled job failed'))
+      .finally(() => {
+        if (this.runs.get(entry.name) === run) this.runs.delete(entry.name);
+      });
+    this.runs.set(entry.name, run);
+  }
+
+  /** Re-plans every job from the current wall time when the wall clock stepped since the last check. */
   private checkClock(): void {
     const now = { wall: Date.now(), monotonic: monotonicNow() };
     const last = this.lastCheck;
     this.lastCheck = now;
     if (last === null || !this.started) return;
     const step = now.wall - last.wall - (now.monotonic - last.monotonic);
-    if (Math.abs(step) < CLOCK_STEP_MS) {
-      // Runs missed without a clock step: the event loop was held up (at most one line per check).
-      if (this.missed > 0) this.logger.warn({ missedRuns: this.missed }, `${this.missed} scheduled run(s) missed: the event loop was held up (a long commit, a slow disk, CPU)`);
-      this.missed = 0;
-      return;
-    }
-    for (const { task } of this.tasks.values()) {
-      void Promise.resolve(task.stop()).then(() => (this.started ? task.start() : undefined));
-    }
     const missed = this.missed;
     this.missed = 0;
+    if (Math.abs(step) < CLOCK_STEP_MS) {
+      // Runs missed without a clock step: the event loop was held up (at most one line per check).
+      if (missed > 0) this.logger.warn({ missedRuns: missed }, `${missed} scheduled run(s) missed: the event loop was held up (a long commit, a slow disk, CPU)`);
+      return;
+    }
+    // Each job's next slot as the new time reads (a job whose timer was about to end waits for it).
+    for (const entry of this.jobs.values()) this.plan(entry);
     this.logger.warn(
-      { stepSeconds: Math.round(step / 1000), jobs: this.tasks.size, missedRuns: missed },
+      { stepSeconds: Math.round(step / 1000), jobs: this.jobs.size, missedRuns: missed },
       `the system clock stepped ${step > 0 ? 'forward' : 'back'} by ${formatDuration(Math.abs(step))}; scheduled jobs restarted from the new time`,
     );
+    for (const listener of this.stepListeners) {
+      try {
+        listener(step, now.wall);
+      } catch (err) {
+        this.logger.warn({ err }, 'a clock step listener failed');
+      }
+    }
   }
 }
 

@@ -6,6 +6,7 @@
 import type { Reading } from '../buffer/types.js';
 import { MIN_SIMULATE_RATE_HZ } from './config.js';
 import { RepeatLog } from './repeat-log.js';
+import { formatDuration } from './scheduler.js';
 import { PumpSimulator, SimulatorError, type FaultEvent } from './simulator.js';
 
 export interface SimulatedSourceOptions {
@@ -37,6 +38,8 @@ export class SimulatedSource {
   private timer: ReturnType<typeof setInterval> | null = null;
   private inFlight: Promise<void> | null = null;
   private lastTs = Number.NEGATIVE_INFINITY;
+  /** The faults of series ended by a step back of the clock (faultLog keeps them). */
+  private readonly retiredFaults: FaultEvent[] = [];
   private readonly counters: SimulatedSourceStats = { ticks: 0, skippedTicks: 0, readings: 0, sinkErrors: 0 };
   private readonly sinkLog: RepeatLog;
 
@@ -63,7 +66,7 @@ export class SimulatedSource {
 
   /** Faults of all simulated pumps so far, oldest onset first. */
   get faultLog(): FaultEvent[] {
-    return this.pumps.flatMap((p) => p.faultLog).sort((a, b) => a.startTs - b.startTs);
+    return [...this.retiredFaults, ...this.pumps.flatMap((p) => p.faultLog)].sort((a, b) => a.startTs - b.startTs);
   }
 
   get stats(): SimulatedSourceStats {
@@ -107,9 +110,14 @@ export class SimulatedSource {
       return;
     }
     const ts = this.clock();
-    if (!(ts > this.lastTs)) {
-      this.opts.logger?.warn({ ts, lastTs: this.lastTs }, 'simulated tick skipped: the clock did not advance');
-      return;
+    if (!(ts > this.lastTs) && !(ts < this.lastTs)) return; // two ticks within a millisecond (1000 Hz): the next one stamps later
+    if (ts < this.lastTs) {
+      // NTP stepped the clock back. Readings are stamped with the clock, and a pump's series only
+      // goes forward: the pumps start a new series from the new time (said once), rather than stay
+      // silent until the clock is back where it was, hours maybe.
+      this.retiredFaults.push(...this.pumps.flatMap((p) => p.faultLog));
+      this.pumps = this.createPumps(ts);
+      this.opts.logger?.warn({ ts, lastTs: this.lastTs }, `the clock stepped back by ${formatDuration(this.lastTs - ts)}: the simulated pumps start a new series from the new time`);
     }
     this.lastTs = ts;
     this.counters.ticks++;

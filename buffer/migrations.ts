@@ -111,6 +111,13 @@ export const MIGRATIONS: readonly string[] = [
     SELECT r.seq AS seq, r.pump_id AS pump_id, b.id AS batch_id, coalesce(b.state = 'uploaded', 0) AS synced
     FROM readings r LEFT JOIN sync_batches b ON b.pump_id = r.pump_id AND r.seq BETWEEN b.first_seq AND b.last_seq;
   `,
+  // 7: steps of the wall clock (NTP setting a clock that booted at 1970 or years behind): the rows
+  // up to after_seq were received on a clock that read delta_ms less than today's (more, for a
+  // step back), so retention measures their age with it (SyncBatches.recordClockStep), not from
+  // the old clock's receive time, which made every such synced row years old and deleted it at once.
+  `
+  CREATE TABLE clock_steps (after_seq INTEGER NOT NULL, delta_ms INTEGER NOT NULL, recorded_at INTEGER NOT NULL);
+  `,
 ];
 
 /**

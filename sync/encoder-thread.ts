@@ -16,6 +16,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { ClassifiedFailure, type SyncFailure } from './backoff.js';
+import { monotonicNow } from './clock.js';
 import type { EncodedBatch, RowsExtent } from './encoder.js';
 import type { UploaderSpec, UploadOutcome } from './uploader.js';
 
@@ -94,7 +95,10 @@ export class EncoderThread {
   /** Ids of the bytes the running thread holds for uploads to come. */
   private readonly held = new Set<number>();
   private idleTimer: NodeJS.Timeout | null = null;
-  /** After a failure the thread rests (no respawn per batch); until then work is refused at once. */
+  /**
+   * After a failure the thread rests (no respawn per batch); until then (monotonic ms: a clock
+   * stepped back by NTP must not stretch the rest by hours) work is refused at once.
+   */
   private failure: { message: string; until: number } | null = null;
 
   constructor(
@@ -151,7 +155,7 @@ export class EncoderThread {
 
   private call<T extends EncodedRows | UploadOutcome | null>(req: WithoutId<EncodeRequest> | Omit<UploadHeldRequest, 'id'>): { id: number; done: Promise<T> } {
     const id = this.nextId++;
-    if (this.failure !== null && Date.now() < this.failure.until) {
+    if (this.failure !== null && monotonicNow() < this.failure.until) {
       return { id, done: Promise.reject(new EncoderThreadError(this.failure.message, undefined, true)) };
     }
     const worker = this.ensure();
@@ -204,7 +208,7 @@ export class EncoderThread {
     this.worker = null;
     this.stopIdleTimer();
     const message = `the encoder thread failed: ${err.message}`;
-    this.failure = { message, until: Date.now() + (this.options.restMs ?? 600_000) };
+    this.failure = { message, until: monotonicNow() + (this.options.restMs ?? 600_000) };
     this.failAll(new EncoderThreadError(message, { cause: err }));
   }
 

@@ -121,6 +121,12 @@ export interface Deployment {
 export class PumpBoard {
   private readonly tracks = new Map<string, Track>();
   private seeded = false;
+  /**
+   * Before the seed: per pump, the seqs and monotonic times of the first and last rows committed
+   * since the start. The seed reads those rows back from the buffer, but their receive times are
+   * on the wall clock, which may have stepped since (NTP): their arrival is taken from here.
+   */
+  private readonly liveBeforeSeed = new Map<string, { firstSeq: number; firstAt: number; lastSeq: number; lastAt: number }>();
   private readonly refusals = new PumpRefusals((pumpId) => this.tracks.has(pumpId));
 
   constructor(
@@ -128,7 +134,7 @@ export class PumpBoard {
       buffer: BufferStore;
       engine: InferenceEngine;
       models: ModelManager;
-      /** Wall clock: how long ago a reading was received, when the board learns of it. */
+      /** Wall clock: how long ago a reading received before the start was received, when the seed reads it. */
       clock?: () => number;
       /** Monotonic ms (default performance.now()); NTP steps the wall clock. */
       monotonic?: () => number;
@@ -138,9 +144,19 @@ export class PumpBoard {
 
   /** Commit listener: follows each pump's last reading and anomaly streak. */
   record(rows: readonly PredictionRow[], seqs: readonly number[]): void {
-    if (!this.seeded) return; // the seed will read these rows from the buffer
-    const arrival = this.arrival();
-    rows.forEach((row, i) => this.apply(row, seqs[i]!, arrival(row.receivedAt)));
+    // Committed just now: they arrived now on the monotonic clock, whatever the wall clock says.
+    const now = this.monotonic();
+    if (!this.seeded) {
+      // the seed will read these rows from the buffer; it takes their arrival from here
+      rows.forEach((row, i) => {
+        const seq = seqs[i]!;
+        const live = this.liveBeforeSeed.get(row.pumpId);
+        if (live) Object.assign(live, { lastSeq: seq, lastAt: now });
+        else this.liveBeforeSeed.set(row.pumpId, { firstSeq: seq, firstAt: now, lastSeq: seq, lastAt: now });
+      });
+      return;
+    }
+    rows.forEach((row, i) => this.apply(row, seqs[i]!, now));
   }
 
   /** Refusal listener: counts each pump's refused readings (a pump over the pump limit gets a card). */
@@ -182,12 +198,14 @@ export class PumpBoard {
       }
       const streak = { anomalySince: null as number | null, normalsInRow: 0 };
       for (const mark of earlier) advanceStreak(streak, mark.anomaly, mark.ts);
-      for (const row of rows) this.apply(row, row.seq, arrival(row.receivedAt), streak);
+      const live = this.liveBeforeSeed.get(id);
+      for (const row of rows) this.apply(row, row.seq, live ? liveArrival(live, row.seq, arrival(row.receivedAt)) : arrival(row.receivedAt), streak);
       const t = this.tracks.get(id);
       // the streak that was running at the oldest row read is still running: it began before it
       if (t && atLeast && t.anomalySince === firstAnomalyTs(earlier.length > 0 ? earlier : rows)) t.anomalySinceAtLeast = true;
     }
     this.seeded = true;
+    this.liveBeforeSeed.clear();
   }
 
   /** `streak`: where a new track's anomaly streak stands (the seed's read-back), else none. */
@@ -276,8 +294,9 @@ export class PumpBoard {
   }
 
   /**
-   * Maps a receive time (wall clock) to the monotonic clock, as of now. A receive time later than
-   * now (the clock was stepped back since) counts as now.
+   * Maps a receive time (wall clock) to the monotonic clock, as of now, for rows received before
+   * the agent started (those since are timed by record()). A receive time later than now (the clock
+   * was stepped back since) counts as now.
    */
   private arrival(): (receivedAt: number) => number {
     const now = (this.deps.clock ?? Date.now)();
@@ -315,6 +334,17 @@ export class PumpBoard {
     const onlyShadow = shadow !== null && entry.activeVersion === null && entry.status === shadow.status && entry.version === shadow.version && entry.since === shadow.since;
     return { deployment: onlyShadow ? null : deployment(entry), shadow: shadow && deployment(shadow) };
   }
+}
+
+/**
+ * The arrival of a seeded row (`mapped`: its receive time through today's wall clock) when rows of
+ * its pump were committed since the start: the last of them arrived at `lastAt`, those between the
+ * first and the last between `firstAt` and `lastAt`, whatever the wall clock did since.
+ */
+function liveArrival(live: { firstSeq: number; firstAt: number; lastSeq: number; lastAt: number }, seq: number, mapped: number): number {
+  if (seq === live.lastSeq) return live.lastAt;
+  if (seq < live.firstSeq || seq > live.lastSeq) return mapped;
+  return Math.min(live.lastAt, Math.max(live.firstAt, mapped));
 }
 
 const deployment = (s: ModelStatus): Deployment => ({ version: s.version, status: s.status, error: s.error, since: s.since });

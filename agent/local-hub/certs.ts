@@ -15,12 +15,25 @@ export interface TlsMaterial {
 
 const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '::1'];
 
+/**
+ * The validity of the CA and the server certificate: fixed dates, not the boot clock. A gateway
+ * often boots with a wrong clock (1970 without a battery-backed clock, or years behind) that NTP
+ * sets right later; a certificate dated from the boot clock (it was "now + 7 days") has expired by
+ * then, and OpenSSL, checking on the corrected clock, refuses every reconnect of the agent to its
+ * own hub until a restart (and after 7 days of uptime even without a step). This is a local,
+ * throw-away development CA (made at each start, trusted only by this process's clients, never
+ * written to disk), so a wide window costs nothing: from 2000 to the end of 2049 (the last year an
+ * X.509 UTCTime can say, which every TLS stack reads).
+ */
+const NOT_BEFORE = new Date(Date.UTC(2000, 0, 1));
+const NOT_AFTER = new Date(Date.UTC(2049, 11, 31, 23, 59, 59));
+
 export async function makeTlsMaterial(extraHostNames: string[] = []): Promise<TlsMaterial> {
-  const notAfterDate = new Date(Date.now() + 7 * 24 * 3600 * 1000);
+  const validity = { notBeforeDate: NOT_BEFORE, notAfterDate: NOT_AFTER };
   const ca = await generate([{ name: 'commonName', value: 'PumpWatch local hub CA' }], {
     keyType: 'ec',
     algorithm: 'sha256',
-    notAfterDate,
+    ...validity,
     extensions: [
       { name: 'basicConstraints', cA: true, critical: true },
       { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
@@ -30,7 +43,7 @@ export async function makeTlsMaterial(extraHostNames: string[] = []): Promise<Tl
   const server = await generate([{ name: 'commonName', value: 'localhost' }], {
     keyType: 'ec',
     algorithm: 'sha256',
-    notAfterDate,
+    ...validity,
     ca: { key: ca.private, cert: ca.cert },
     extensions: [
       { name: 'basicConstraints', cA: false },

@@ -296,6 +296,37 @@ describe('SyncBatches on a real SQLite file', () => {
     expect(store.stats().rows).toBe(1_500);
   });
 
+  it('keeps synced rows received before NTP stepped the clock 3 years forward for the retention hours since they arrived, not since the old clock\'s time', async () => {
+    const YEARS = 3 * 365 * 86_400_000;
+    const at = (pumpId: string, i: number, receivedAt: number): PredictionRow => ({ ...reading(pumpId, i), ts: receivedAt, receivedAt });
+    // Received on a clock 3 years behind (a gateway that booted with an old clock), then the step at T0,
+    // then rows received on the new clock before the scheduler noticed it (5 s later).
+    store.appendBatch(Array.from({ length: 20 }, (_, k) => at('pump-a', k, T0 - YEARS - 60_000 + k * 1000)));
+    store.appendBatch(Array.from({ length: 5 }, (_, k) => at('pump-a', 20 + k, T0 + k * 1000)));
+    for (let b = batches.next(LIMITS, namer, T0); b !== null; b = batches.next(LIMITS, namer, T0)) batches.markUploaded(b, SHA, T0 + 5_000);
+    expect(batches.recordClockStep(YEARS, T0 + 5_000)).toBe(20); // the last row on the old clock
+    expect(batches.recordClockStep(30_000, T0 + 5_000)).toBeNull(); // a small step changes nothing worth a record
+    // Before: all 20 deleted at the first run (3 years "old"), a minute after they arrived.
+    expect((await deleteExpiredSynced(batches, 72, T0 + 60_000)).deleted).toBe(0);
+    expect(store.stats().rows).toBe(25);
+    // 72 h after they arrived (on the new clock) they go, the rows since the step 5 s later.
+    expect((await deleteExpiredSynced(batches, 72, T0 + 72 * 3_600_000)).deleted).toBe(20);
+    expect((await deleteExpiredSynced(batches, 72, T0 + 72 * 3_600_000 + 10_000)).deleted).toBe(5);
+    expect(count(store, 'SELECT count(*) AS n FROM clock_steps')).toBe(0); // forgotten with the rows it corrected
+    expectCountsMatchFile(store);
+  });
+
+  it('ages rows received on a clock 2 h ahead by their arrival once NTP stepped it back, not 2 h younger', async () => {
+    const HOURS2 = 2 * 3_600_000;
+    const at = (pumpId: string, i: number, receivedAt: number): PredictionRow => ({ ...reading(pumpId, i), ts: receivedAt, receivedAt });
+    store.appendBatch(Array.from({ length: 10 }, (_, k) => at('pump-a', k, T0 + HOURS2 - 60_000 + k * 1000))); // the clock 2 h ahead
+    store.appendBatch(Array.from({ length: 3 }, (_, k) => at('pump-a', 10 + k, T0 + k * 1000))); // since the step, at T0
+    for (let b = batches.next(LIMITS, namer, T0); b !== null; b = batches.next(LIMITS, namer, T0)) batches.markUploaded(b, SHA, T0 + 5_000);
+    expect(batches.recordClockStep(-HOURS2, T0 + 5_000)).toBe(10);
+    expect((await deleteExpiredSynced(batches, 72, T0 + 72 * 3_600_000)).deleted).toBe(10); // without the record: 0, kept 2 h more
+    expect(store.stats().rows).toBe(3);
+  });
+
   it('forgets uploaded batches whose rows are all gone, and keeps planned ones, so the batch table stays bounded', () => {
     append('pump-a', 0, 30);
     for (let k = 0; k < 2; k++) batches.markUploaded(batches.next({ ...LIMITS, maxRows: 10 }, namer, T0)!, SHA, T0 + k);

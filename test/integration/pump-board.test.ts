@@ -81,6 +81,17 @@ describe('PumpBoard when NTP steps the gateway clock', () => {
     expect(pump(b, 'pump-forward')).toMatchObject({ state: 'normal', detail: null });
   });
 
+  it('keeps a pump that reported 20 s ago normal when the clock stepped 74 h forward before the page was first opened', () => {
+    const b = board(); // the page not opened yet: the board is seeded at its first view
+    const row = normal('pump-jump');
+    b.record([row], buffer.appendBatch([row]));
+    tick(20_000);
+    wall += 74 * 3_600_000;
+    expect(pump(b, 'pump-jump')).toMatchObject({ state: 'normal', detail: null }); // before: stale, "no reading for 4440 min"
+    tick(6 * 60_000);
+    expect(pump(b, 'pump-jump')).toMatchObject({ state: 'stale', lastState: 'normal', detail: 'no reading for 6 min' });
+  });
+
   it('after a restart, counts a stored receive time ahead of the clock as now, and shows the pump stale five minutes on', () => {
     buffer.appendBatch([normal('pump-seeded', wall + 3_600_000)]); // received before the clock was stepped back an hour
     const b = board();

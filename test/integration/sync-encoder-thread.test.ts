@@ -110,6 +110,21 @@ describe('sync encoder thread (real SQLite)', () => {
     expect(t.running).toBe(false); // refused without starting a thread
     expect(await second).toMatchObject({ repeat: true });
   });
+
+  it('tries the thread again once its rest is over, though NTP stepped the wall clock back 2 h meanwhile', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], shouldAdvanceTime: true });
+    try {
+      const t = thread({ entry: new URL('file:///nonexistent/encoder-thread-main.js'), restMs: 300 });
+      const req = { kind: 'range', pumpId: 'pump-a', firstSeq: 1, lastSeq: 1, deviceId: 'gw-1', hold: false } as const;
+      expect(await t.encode(req).catch((e: unknown) => e)).toMatchObject({ repeat: false });
+      vi.setSystemTime(Date.now() - 2 * 3_600_000);
+      await new Promise((r) => setTimeout(r, 600)); // twice the rest, on the monotonic clock
+      // A new attempt (which fails again: the script is missing), not a refusal while resting: before, it rested 2 h more.
+      expect(await t.encode(req).catch((e: unknown) => e)).toMatchObject({ repeat: false, message: expect.stringContaining('the encoder thread failed') as string });
+    } finally {
+      vi.useRealTimers();
+    }
+  });
 });
 
 const DEVSTORE_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';

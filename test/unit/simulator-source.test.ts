@@ -121,6 +121,23 @@ describe('SimulatedSource', () => {
     expect(new Set(log.map((e) => e.pumpId)).size).toBe(2);
     expect(log.map((e) => e.startTs)).toEqual([...log.map((e) => e.startTs)].sort((a, b) => a - b));
   });
+  it('carries on with a new series from the new time after NTP steps the clock back 2 h, saying so once', async () => {
+    const lines: string[] = [];
+    const batches: Reading[][] = [];
+    const source = new SimulatedSource({ pumps: 2, sink: async (r) => batches.push(r), logger: { warn: (_f, msg) => lines.push(msg) } });
+    source.start();
+    await vi.advanceTimersByTimeAsync(3000);
+    const stepAt = Date.now();
+    vi.setSystemTime(stepAt - 2 * 3_600_000);
+    await vi.advanceTimersByTimeAsync(5000);
+    await source.stop();
+    // before: no reading for the length of the step, and a warning every second
+    expect(batches).toHaveLength(8);
+    expect(batches.slice(3).map((b) => b[0]!.ts)).toEqual([1, 2, 3, 4, 5].map((i) => stepAt - 2 * 3_600_000 + i * 1000));
+    for (const b of batches.slice(3)) for (const r of b) expect(Object.values(r.values).every(Number.isFinite)).toBe(true);
+    expect(lines).toEqual(['the clock stepped back by 120 min: the simulated pumps start a new series from the new time']);
+  });
+
   it('refuses a rate so slow that its interval would not fit a timer (which would then fire every millisecond)', () => {
     expect(() => new SimulatedSource({ pumps: 1, ratePerPumpHz: 1e-7, sink: async () => undefined })).toThrow(/must be in \[0\.001, 1000\], got 1e-7/);
     expect(() => new SimulatedSource({ pumps: 1, ratePerPumpHz: 0.001, sink: async () => undefined })).not.toThrow();
