@@ -25,9 +25,11 @@ const SEED_ROWS = 200;
  */
 export const SEED_LOOKBACK_ROWS = 20_000;
 /**
- * At most this many verdicts are read back over all pumps (about 0.2 s on a quiet gateway: only a
- * row's time and verdict are read, not its values), so a gateway with many pumps in long alarms is
- * not held up at its first /pumps; the pumps beyond it say "since at least" from their seeded rows.
+ * At most this many verdicts are read back over all pumps, so a gateway with many pumps in long
+ * alarms is not held up at its first /pumps: only a row's time and verdict are read, not its
+ * values, 4-8 times cheaper per row than a whole row (measured on a busy machine: 100 000 verdicts
+ * in 0.9-1.2 s, 100 000 whole rows in 4.7-5.6 s; the earlier budget was 50 000 whole rows). The
+ * pumps beyond it say "since at least" from their seeded rows.
  */
 export const SEED_LOOKBACK_BUDGET = 100_000;
 

@@ -184,7 +184,7 @@ function expiryWarner(logger: Logger, expiresAt: number): (now: number) => void 
   };
 }
 
-/** Deletes synced rows past the retention time, every 10 minutes (node-cron); the disk cap still rules. */
+/** Deletes synced rows past the retention time, every 10 minutes (the scheduler); the disk cap still rules. */
 function scheduleRetention(agent: Agent): void {
   const batches = new SyncBatches(agent.buffer);
   agent.scheduler.every('sync-retention', '0 */10 * * * *', async () => {
