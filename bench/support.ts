@@ -1,7 +1,8 @@
 /** Shared helpers of the benchmarks: timing, percentiles, RSS sampling, simulated data, a model. */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, fsyncSync, ftruncateSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { PumpSimulator, SIMULATED_FEATURES } from '../agent/simulator.js';
 import type { Reading } from '../buffer/types.js';
 import type { CsvTable } from '../trainer/csv.js';
@@ -62,7 +63,7 @@ export function rssSampler(): { peak: () => number; stop: () => void } {
  * A timer that fires a little early counts from the submission.
  */
 export async function pacedLatencies(ticks: number, tickMs: number, submit: (tick: number) => Promise<unknown>): Promise<number[]> {
-  const latencies: number[] = [];
+  const latencies = new Array<number>(ticks);
   const pending: Promise<void>[] = [];
   const start = performance.now();
   for (let tick = 0; tick < ticks; tick++) {
@@ -70,10 +71,58 @@ export async function pacedLatencies(ticks: number, tickMs: number, submit: (tic
     const wait = due - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     const from = Math.min(due, performance.now());
-    pending.push(submit(tick).then(() => void latencies.push(performance.now() - from)));
+    pending.push(submit(tick).then(() => void (latencies[tick] = performance.now() - from)));
   }
   await Promise.all(pending);
-  return latencies;
+  return latencies; // in tick order (stallsOf needs it)
+}
+
+/**
+ * Stalls in paced latencies (in tick order): runs of consecutive ticks slower than `overMs`. One
+ * blocked commit of X ms makes about X / tick ticks late in a row (the ticks due meanwhile queue
+ * behind it, each 10 ms less late than the one before), so the runs count the events, the ticks
+ * how much of the p99 they make: with 100 ticks a second, 1 % of a 60 s run is 60 ticks.
+ */
+export function stallsOf(latencies: readonly number[], overMs: number): { events: number; ticks: number } {
+  let events = 0;
+  let ticks = 0;
+  for (let i = 0; i < latencies.length; i++) {
+    if (latencies[i]! <= overMs) continue;
+    ticks++;
+    if (i === 0 || latencies[i - 1]! <= overMs) events++;
+  }
+  return { events, ticks };
+}
+
+/**
+ * The disk's own fsync latency in `dir`, without SQLite or the agent: `bytes` appended and fsynced
+ * every `everyMs` for `seconds` (the paced run's commits do as much to the WAL), on this thread.
+ * Sorted, in ms. The file is cut back to nothing every 4 MiB, as a WAL is reused after a checkpoint.
+ */
+export async function fsyncProbe(dir: string, bytes: number, everyMs: number, seconds: number): Promise<number[]> {
+  const path = join(dir, 'fsync-probe');
+  const fd = openSync(path, 'w');
+  const chunk = Buffer.alloc(bytes, 7);
+  const out: number[] = [];
+  try {
+    let written = 0;
+    for (let i = 0; i < (seconds * 1000) / everyMs; i++) {
+      if (written + bytes > 4 * 1024 * 1024) {
+        ftruncateSync(fd, 0);
+        written = 0;
+      }
+      writeSync(fd, chunk, 0, bytes, written);
+      written += bytes;
+      const t = performance.now();
+      fsyncSync(fd);
+      out.push(performance.now() - t);
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+  } finally {
+    closeSync(fd);
+    rmSync(path, { force: true });
+  }
+  return out.sort((a, b) => a - b);
 }
 
 /** `n` simulated readings from `pumps` pumps, interleaved, with timestamps near now. */

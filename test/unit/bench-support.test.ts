@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
-import { pacedLatencies, rssSampler } from '../../bench/support.js';
+import { pacedLatencies, rssSampler, stallsOf } from '../../bench/support.js';
 
 /** Blocks the event loop for `ms`. */
 function busy(ms: number): void {
@@ -23,6 +23,15 @@ describe('bench support', () => {
     const sorted = [...latencies].sort((a, b) => a - b);
     // Tick 1 waited ≥ 50 ms behind tick 0, tick 2 ≥ 40 ms, …: measured from the submission, each read ~0 ms.
     expect(sorted[sorted.length - 2]).toBeGreaterThanOrEqual(35);
+    // In tick order: the ticks queued behind tick 0 come right after it, one stall.
+    expect(latencies[1]).toBeGreaterThanOrEqual(35);
+    expect(stallsOf(latencies, 20)).toMatchObject({ events: 1 });
+  });
+
+  it('counts a run of slow ticks as one stall and every slow tick', () => {
+    expect(stallsOf([1, 55, 45, 35, 25, 15, 2, 30, 3], 20)).toEqual({ events: 2, ticks: 5 });
+    expect(stallsOf([21], 20)).toEqual({ events: 1, ticks: 1 });
+    expect(stallsOf([], 20)).toEqual({ events: 0, ticks: 0 });
   });
 
   it.runIf(existsSync('/proc/self/clear_refs'))('rssSampler catches a peak reached and released while the event loop was blocked', () => {
