@@ -48,14 +48,15 @@ export type TrainerErrorCode =
   | 'PW_TRAINER_REGISTRY_CONFLICT'
   /**
    * A registry blob is not what the trainer wrote (does not parse, does not match its pointer or
-   * record: a model.onnx of other bytes), or best.json is missing while versions are registered.
+   * record: a model.onnx read whole with other bytes), or best.json is missing while versions are
+   * registered and one of them shows that it existed (registry.ts refuseMissingBest).
    */
   | 'PW_TRAINER_REGISTRY_INVALID'
   /** The IoT Hub twin update or query failed. */
   | 'PW_TRAINER_DEPLOY'
   /** A twin update would grow the module twin's desired properties past IoT Hub's 32 KB; nothing was written. */
   | 'PW_TRAINER_TWIN_FULL'
-  /** Blob Storage refused or failed a read of readings, labels or the list of sources, or a read or write of the registry. */
+  /** Blob Storage refused or failed a read of readings, labels or the list of sources, or a read or write of the registry (a download cut mid-transfer, too). */
   | 'PW_TRAINER_STORAGE';
 
 /** A failure of the cloud side (storage, registry, hub) with a stable code; never holds secrets. */

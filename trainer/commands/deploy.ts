@@ -268,7 +268,7 @@ export interface RunVersion {
 export async function deployPendingBest(ctx: CommandContext, plan: DeployPlan, source: string, own: RunVersion | null, io: Io): Promise<number> {
   const container = ctx.container();
   for (let attempt = 1; ; attempt++) {
-    const best = await readBestRecord(container, source);
+    const best = await readBestRecord(container, source, ctx.now());
     const version = best?.state.pointer.version ?? null;
     const pending = best?.state.pointer.deployPending === true;
     if (best && own !== null && own.version === version && !pending) {
@@ -319,7 +319,7 @@ export const deployCommand: Command = {
     const plan = prepareDeploy(ctx, v);
     const container = ctx.container();
     // best.json as read before the deploy: its pending mark is cleared only if it is still this one after it.
-    const bestRead = version === undefined ? await readBestRecord(container, source) : null;
+    const bestRead = version === undefined ? await readBestRecord(container, source, ctx.now()) : null;
     const best = version === undefined ? bestRead : await readBestIfValid(ctx, source);
     const resolved = await resolvePlanned(ctx, plan, source, version ?? bestRead?.state.pointer.version, bestRead?.record);
     const result = await pushPlanned(ctx, plan, source, resolved);

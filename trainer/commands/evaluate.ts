@@ -57,7 +57,7 @@ export const evaluateCommand: Command = {
     let bytes: Uint8Array;
     if (typeof v.model === 'string') bytes = await readModelFile(v.model);
     else {
-      const record = typeof v.version === 'string' ? await readModelRecord(container, source, v.version) : (await readBestRecord(container, source))?.record;
+      const record = typeof v.version === 'string' ? await readModelRecord(container, source, v.version) : (await readBestRecord(container, source, ctx.now()))?.record;
       if (record === undefined) throw new TrainerError('PW_TRAINER_NO_MODEL', `no model was promoted for "${source}"; pass --version or --model`);
       bytes = await readModelBytes(container, record);
     }

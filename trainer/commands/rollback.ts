@@ -19,12 +19,14 @@ version best.json now names (run that, not another rollback, which would move be
 more); the next train or train-all with --deploy also pushes it.
 When another rollback or a promotion moved best.json first, nothing is moved and the error
 says what best.json names now: read it before rolling back again.
-The version rolled back from is recorded in best.json ("rolledBack"): train does not promote
-it again (a rerun of its range gives the same version) unless --version makes it best.
+The version rolled back from (every best moved back past, with --version) is recorded in
+best.json ("rolledBack") and in its model.json: train does not promote it again (a rerun of
+its range gives the same version) unless --version makes it best.
 With --version V: V instead of the previous version (an earlier best: back that far; any
 other registered version, such as one rolled back from: made best as a promotion would).
 When best.json is missing but versions are registered, train, drift and deploy refuse, and
-rollback --version V writes a new best.json naming V (the repair).
+rollback --version V writes a new best.json naming V (the repair), with the versions rolled
+back from that their model.json records; the history of earlier bests is lost with best.json.
 
 Options:
   --source ID         data source (pump) id (required)
@@ -68,6 +70,9 @@ export const rollbackCommand: Command = {
     }
     const moved = await commitRollback(container, rollback);
     io.out(`${source}: best.json ${rollback.from ?? '(missing)'} → ${rollback.to.version} (rollback)`);
+    if (moved.unmarked.length > 0) {
+      io.err(`warning: ${source}: the rollback is done, but not recorded in the model.json of ${moved.unmarked.join(', ')}: only best.json records it (a lost best.json would lose it)`);
+    }
     if (plan === null || resolved === null) return 0;
     return deployBest(ctx, plan, source, { state: moved, record: rollback.record }, io, resolved);
   },

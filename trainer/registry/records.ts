@@ -105,6 +105,15 @@ export const ModelRecordSchema = z.object({
   baseline: z.record(z.string(), featureBaseline),
   trainer: z.object({ version: z.string(), seed: z.number().int() }),
   createdAt: z.string(),
+  /**
+   * Set by a `rollback` that moved best.json away from this version (rollback.ts), and cleared by a
+   * `rollback --version` that makes it best again: best.json's `rolledBack` says the same, but a
+   * lost best.json loses it, and the repair (a rollback --version with best.json missing) rebuilds
+   * that list from these. Absent from records written before it, or by older trainers.
+   */
+  rolledBack: z.object({ at: z.string(), to: z.string() }).optional(),
+  /** When a `rollback` last made this version best (a train promotion is `decision.promoted` at `createdAt`). */
+  restoredAt: z.string().optional(),
 });
 export type ModelRecord = z.infer<typeof ModelRecordSchema>;
 

@@ -22,9 +22,7 @@ export async function readBest(container: ContainerClient, source: string): Prom
   const blob = container.getBlockBlobClient(name);
   let state: BestState;
   try {
-    const res = await blob.download();
-    const text = (await streamToBuffer(res.readableStreamBody)).toString('utf8');
-    state = { pointer: parse(BestPointerSchema, text, name), etag: res.etag ?? '' };
+    state = await readBody(name, () => blob.download(), async (res) => ({ pointer: parse(BestPointerSchema, (await streamToBuffer(res.readableStreamBody)).toString('utf8'), name), etag: res.etag ?? '' }));
   } catch (err) {
     if (statusOf(err) === 404) return null;
     if (err instanceof TrainerError) throw err;
@@ -39,14 +37,24 @@ export async function readBest(container: ContainerClient, source: string): Prom
  * hand-edited or half-copied pointer is refused, not deployed or defended): same source and
  * version, same sha256 and size of model.onnx. Null when no model was promoted.
  */
-export async function readBestRecord(container: ContainerClient, source: string): Promise<{ state: BestState; record: ModelRecord } | null> {
+export async function readBestRecord(container: ContainerClient, source: string, now: Date = new Date()): Promise<{ state: BestState; record: ModelRecord } | null> {
   const state = await readBest(container, source);
   if (!state) {
-    await refuseMissingBest(container, source);
+    await refuseMissingBest(container, source, now);
     return null;
   }
   const { pointer } = state;
-  const record = await readModelRecord(container, source, pointer.version);
+  const record = await readModelRecord(container, source, pointer.version).catch((err: unknown) => {
+    // A damaged model.json of the live version: every train, drift and deploy stops here; rollback does not need it.
+    if (err instanceof TrainerError && err.code === 'PW_TRAINER_REGISTRY_INVALID') {
+      throw new TrainerError(
+        'PW_TRAINER_REGISTRY_INVALID',
+        `${err.message}; best.json names ${pointer.version}: restore that model.json, or roll back away from it (pumpwatch-trainer rollback --source ${source}, which does not need it), then delete ${versionFolder(source, pointer.version)} to retrain that version`,
+        { cause: err },
+      );
+    }
+    throw err;
+  });
   const name = bestModelBlobName(source);
   if (pointer.sha256 !== record.model.sha256 || pointer.size !== record.model.size) {
     throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `${name} does not match ${modelBlobName(source, pointer.version, 'model.json')}: sha256/size ${pointer.sha256.slice(0, 12)}…/${pointer.size} in best.json, ${record.model.sha256.slice(0, 12)}…/${record.model.size} in model.json`);
@@ -74,38 +82,109 @@ export async function listVersions(container: ContainerClient, source: string): 
 }
 
 /**
- * best.json is absent: fine when no version is registered (a new source), refused when a
- * registered version was trained against a live model (its model.json names a `championVersion`):
- * then best.json existed, and was deleted or lost (by hand, a lifecycle rule, a half-done copy).
- * Going on as if nothing was ever promoted would drop the older-data guard, the comparison with
- * the live model and the rollback history, and promote whatever this run trains. Versions that
- * were all trained with no live model are the state of a source's first promotion: one in flight
- * (its model.json is written before best.json; a second run starting meanwhile must not fail), or
- * one killed between the two writes; the run goes on as a first one, and its best.json write
- * (If-None-Match: *) settles any race. Not rebuilt from the model.json files: `promoted: true`
- * says a version was best once, not that it still was (a later promotion or a rollback moved
- * best.json on), so the message suggests the newest promoted one and leaves the choice to a person.
+ * How long a first promotion may be in flight: from its model.json (written with `promoted: true`
+ * and `createdAt` just before) to its best.json write, a few blob writes. Generous, for clock skew
+ * between pods.
  */
-export async function refuseMissingBest(container: ContainerClient, source: string): Promise<void> {
-  const versions = await listVersions(container, source);
+export const FIRST_PROMOTION_IN_FLIGHT_MS = 10 * 60_000;
+
+/**
+ * best.json is absent: fine when no version is registered (a new source), refused when a
+ * registered model.json shows that best.json existed, and was deleted or lost (by hand, a
+ * lifecycle rule, a half-done copy): one trained against a live model (it names a
+ * `championVersion`), one a rollback marked (`rolledBack`, `restoredAt`), or one promoted
+ * (`promoted: true`) longer than FIRST_PROMOTION_IN_FLIGHT_MS ago. Going on as if nothing was
+ * ever promoted would drop the older-data guard, the comparison with the live model and the
+ * rollback history, and promote whatever this run trains. Left to go on as a first run: versions
+ * none of which was promoted (every first run so far lost or failed), and a first promotion in
+ * flight (its model.json is written before best.json; a second run starting meanwhile must not
+ * fail): its best.json write (If-None-Match: *) settles any race. A first run killed between the
+ * two writes is refused once its time is up, with the same repair.
+ */
+export async function refuseMissingBest(container: ContainerClient, source: string, now: Date = new Date()): Promise<void> {
+  const { versions, records } = await readRegisteredRecords(container, source);
   if (versions.length === 0) return;
-  const records: ModelRecord[] = [];
-  for (const version of versions) {
-    // A model.json that cannot be read says nothing either way: the others decide.
-    const record = await readModelRecord(container, source, version).catch(() => null);
-    if (record) records.push(record);
-  }
-  if (!records.some((r) => r.evaluation.championVersion !== null)) return;
+  const inFlight = (r: ModelRecord) => now.getTime() - timeOf(r.createdAt) < FIRST_PROMOTION_IN_FLIGHT_MS;
+  const existed = records.some((r) => r.evaluation.championVersion !== null || r.rolledBack !== undefined || r.restoredAt !== undefined || (r.decision.promoted && !inFlight(r)));
+  if (!existed) return;
   const name = bestModelBlobName(source);
-  const promoted = records.filter((r) => r.decision.promoted).sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : 0));
-  const suggest = (promoted.at(-1) ?? records.at(-1) as ModelRecord).version;
   const shown = versions.length > 5 ? `${versions.slice(-5).join(', ')} and ${versions.length - 5} older` : versions.join(', ');
+  const live = lastMadeBest(records);
+  const rolledBack = records.filter((r) => r.rolledBack !== undefined).map((r) => r.version);
+  const lost = `; the restored best.json has no history of earlier bests (a plain rollback then has nowhere to go: use --version)${
+    rolledBack.length > 0 ? `, and takes the versions rolled back from (${rolledBack.join(', ')}) from their model.json` : ''
+  }`;
+  const repair =
+    live === null
+      ? `pumpwatch-trainer rollback --source ${source} --version V --no-deploy, V the version that was live (no readable model.json says it was made best by a train or a rollback and not rolled back from since${lost})`
+      : `pumpwatch-trainer rollback --source ${source} --version ${live.version} --no-deploy (it checks that version's model.onnx; ${live.version} is the version the model.json records show made best last, ${live.how}, and not rolled back from since: ` +
+        `check that it was the live one when records written by older trainers, which do not record rollbacks, are involved${lost})`;
   throw new TrainerError(
     'PW_TRAINER_REGISTRY_INVALID',
     `${name} is missing but ${versions.length} version(s) of "${source}" are registered (${shown}): nothing is compared or promoted without it. ` +
-      `Restore it (undelete it, or copy it back), or make the version that should be live best again with: ` +
-      `pumpwatch-trainer rollback --source ${source} --version ${suggest} --no-deploy (it checks that version's model.onnx; ${suggest} is the newest whose model.json says promoted: pick the one that was live)`,
+      `Restore it (undelete it, or copy it back), or make the version that should be live best again with: ${repair}`,
   );
+}
+
+/** The versions with a model.json, and those of their records that can be read (a damaged one says nothing either way). */
+export async function readRegisteredRecords(container: ContainerClient, source: string): Promise<{ versions: string[]; records: ModelRecord[] }> {
+  const versions = await listVersions(container, source);
+  const records: ModelRecord[] = [];
+  for (const version of versions) {
+    const record = await readModelRecord(container, source, version).catch((err: unknown) => {
+      if (err instanceof TrainerError && (err.code === 'PW_TRAINER_REGISTRY_INVALID' || err.code === 'PW_TRAINER_NO_MODEL')) return null;
+      throw err;
+    });
+    if (record) records.push(record);
+  }
+  return { versions, records };
+}
+
+/**
+ * The version the records show was made best last: by a train (`promoted: true`, at its
+ * `createdAt`, which is best.json's `promotedAt`) or by a rollback (`restoredAt`), unless a
+ * rollback moved best.json away from it since. Every move of best.json is one of these, so
+ * when every record is from a trainer that marks rollbacks, this is the version best.json named.
+ */
+export function lastMadeBest(records: readonly ModelRecord[]): { version: string; how: string } | null {
+  let found: { version: string; how: string; at: number } | null = null;
+  for (const r of records) {
+    const promoted = r.decision.promoted ? timeOf(r.createdAt) : -Infinity;
+    const restored = r.restoredAt !== undefined ? timeOf(r.restoredAt) : -Infinity;
+    const at = Math.max(promoted, restored);
+    if (at === -Infinity || (r.rolledBack !== undefined && timeOf(r.rolledBack.at) >= at)) continue;
+    if (found === null || at > found.at || (at === found.at && r.version > found.version)) {
+      found = { version: r.version, at, how: restored >= promoted ? `by a rollback at ${r.restoredAt as string}` : `promoted by train at ${r.createdAt}` };
+    }
+  }
+  return found === null ? null : { version: found.version, how: found.how };
+}
+
+/** Epoch ms of an ISO time; -Infinity for none (a hand-made record): never "in flight", never newest. */
+function timeOf(iso: string): number {
+  const t = Date.parse(iso);
+  return Number.isFinite(t) ? t : -Infinity;
+}
+
+/** `models/<source>/<version>/`: what to delete to retrain a version. */
+function versionFolder(source: string, version: string): string {
+  return modelBlobName(source, version, 'model.json').replace(/model\.json$/, '');
+}
+
+/**
+ * Rewrites a version's model.json through `change`, conditional on the ETag it was read with, a
+ * few times when it changed meanwhile. For the rollback marks (rollback.ts): the caller says what
+ * it could not record.
+ */
+export async function updateRecord(container: ContainerClient, source: string, version: string, change: (record: ModelRecord) => ModelRecord): Promise<void> {
+  const name = modelBlobName(source, version, 'model.json');
+  for (let attempt = 1; ; attempt++) {
+    const { text, etag } = await downloadText(container, name);
+    const record = parse(ModelRecordSchema, text, name);
+    checkRecordNames(record, source, version, name);
+    if (await rewriteRecord(container, change(record), etag)) return;
+    if (attempt >= 3) throw new TrainerError('PW_TRAINER_REGISTRY_CONFLICT', `${name} kept changing while this run rewrote it`);
+  }
 }
 
 export async function readModelRecord(container: ContainerClient, source: string, version: string): Promise<ModelRecord> {
@@ -148,21 +227,22 @@ function shaMismatch(record: Pick<ModelRecord, 'model'>, actual: string): Traine
  */
 export async function checkModelBlob(container: ContainerClient, record: Pick<ModelRecord, 'model'>): Promise<void> {
   const name = record.model.blob;
-  let res: Awaited<ReturnType<ReturnType<ContainerClient['getBlockBlobClient']>['download']>>;
-  try {
-    res = await container.getBlockBlobClient(name).download();
-  } catch (err) {
-    if (statusOf(err) === 404) throw new TrainerError('PW_TRAINER_NO_MODEL', `${name} does not exist (its model.json does)`, { cause: err });
-    throw registryError(`reading ${name}`, err);
-  }
-  const body = res.readableStreamBody;
-  if (res.contentLength !== record.model.size) {
-    (body as { destroy?: () => void } | undefined)?.destroy?.();
-    throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `${name} has ${String(res.contentLength)} bytes, its model.json says ${record.model.size}`);
-  }
-  const hash = createHash('sha256');
-  let size = 0;
-  try {
+  const open = () =>
+    container
+      .getBlockBlobClient(name)
+      .download()
+      .catch((err: unknown) => {
+        if (statusOf(err) === 404) throw new TrainerError('PW_TRAINER_NO_MODEL', `${name} does not exist (its model.json does)`, { cause: err });
+        throw registryError(`reading ${name}`, err);
+      });
+  const actual = await readBody(name, open, async (res) => {
+    const body = res.readableStreamBody;
+    if (res.contentLength !== record.model.size) {
+      (body as { destroy?: () => void } | undefined)?.destroy?.();
+      throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `${name} has ${String(res.contentLength)} bytes, its model.json says ${record.model.size}`);
+    }
+    const hash = createHash('sha256');
+    let size = 0;
     if (body) {
       for await (const chunk of body) {
         const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
@@ -170,11 +250,10 @@ export async function checkModelBlob(container: ContainerClient, record: Pick<Mo
         hash.update(bytes);
       }
     }
-  } catch (err) {
-    throw registryError(`reading ${name}`, err);
-  }
-  if (size !== record.model.size) throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `${name} has ${size} bytes, its model.json says ${record.model.size}`);
-  const actual = hash.digest('hex');
+    // The blob's length was the recorded one (checked above): a shorter body is a transfer that stopped, not a damaged blob.
+    if (size !== record.model.size) throw new Error(`the download ended after ${size} of its ${record.model.size} bytes`);
+    return hash.digest('hex');
+  });
   if (actual !== record.model.sha256) throw shaMismatch(record, actual);
 }
 
@@ -199,9 +278,39 @@ export async function registerVersion(container: ContainerClient, record: ModelR
   const name = modelBlobName(record.source, record.version, 'model.json');
   const etag = await createOnce(container, name, recordBody(record), 'application/json');
   if (etag !== null) return { created: true, etag, existing: null };
-  const res = await fromRegistry(name, () => container.getBlockBlobClient(name).download());
-  const existing = parse(ModelRecordSchema, (await streamToBuffer(res.readableStreamBody)).toString('utf8'), name);
-  return { created: onnx, etag: res.etag ?? '', existing };
+  const { text, etag: existingEtag } = await downloadText(container, name);
+  let existing: ModelRecord;
+  try {
+    existing = parse(ModelRecordSchema, text, name);
+    checkRecordNames(existing, record.source, record.version, name);
+  } catch (err) {
+    throw await damagedRecordError(container, record, err);
+  }
+  return { created: onnx, etag: existingEtag, existing };
+}
+
+/**
+ * The version's model.json cannot be read (not JSON, not a record of this trainer, or one of
+ * another version): a rerun of its range would stop here every time (train-all has no --version
+ * to go around it). Not rewritten with this run's record: it was the version's own evaluation and
+ * decision (and its rollback marks), which this run cannot know. Names what to delete, and
+ * whether best.json names the version (then it is rolled back from first).
+ */
+async function damagedRecordError(container: ContainerClient, record: ModelRecord, err: unknown): Promise<unknown> {
+  if (!(err instanceof TrainerError) || err.code !== 'PW_TRAINER_REGISTRY_INVALID') return err;
+  const folder = versionFolder(record.source, record.version);
+  const best = await readBest(container, record.source).catch(() => null);
+  const named =
+    best === null
+      ? '(check first that best.json does not name it: a rollback away from it comes before)'
+      : best.pointer.version === record.version
+        ? `after rolling back away from it (best.json names it): pumpwatch-trainer rollback --source ${record.source}`
+        : `(best.json names ${best.pointer.version}, not this version)`;
+  return new TrainerError(
+    'PW_TRAINER_REGISTRY_INVALID',
+    `${err.message}: version ${record.version} of "${record.source}" cannot be registered again over it; delete ${folder} (model.onnx and model.json) to retrain that version ${named}`,
+    { cause: err },
+  );
 }
 
 /**
@@ -222,12 +331,12 @@ async function settleExistingModel(container: ContainerClient, record: ModelReco
   const json = modelBlobName(record.source, record.version, 'model.json');
   const folder = name.replace(/model\.onnx$/, '');
   for (let attempt = 1; ; attempt++) {
-    const res = await fromRegistry(name, () => container.getBlockBlobClient(name).download());
-    const stored = sha256(await streamToBuffer(res.readableStreamBody));
+    const res = await readBody(name, () => fromRegistry(name, () => container.getBlockBlobClient(name).download()), async (r) => ({ etag: r.etag, bytes: await streamToBuffer(r.readableStreamBody) }));
+    const stored = sha256(res.bytes);
     if (stored === record.model.sha256) return;
-    const recorded = await readModelRecord(container, record.source, record.version).catch((err: unknown) => {
+    const recorded = await readModelRecord(container, record.source, record.version).catch(async (err: unknown) => {
       if (err instanceof TrainerError && err.code === 'PW_TRAINER_NO_MODEL') return null;
-      throw err;
+      throw await damagedRecordError(container, record, err);
     });
     if (recorded && recorded.model.sha256 === record.model.sha256 && recorded.model.size === record.model.size) {
       if (await replaceIfUnchanged(container, name, bytes, res.etag ?? '')) return;
@@ -360,19 +469,52 @@ async function fromRegistry<T>(name: string, read: () => Promise<T>): Promise<T>
 }
 
 /**
- * A failed registry read or write. Blob Storage refusing or failing it (a SAS without the
- * permission, an expired one, an outage: an SDK error) is PW_TRAINER_STORAGE, told by status and
- * service code like every other storage error, so that nobody "repairs" a registry that is fine
- * when a credential needs renewing; anything else is PW_TRAINER_REGISTRY_INVALID.
+ * A failed registry read or write: PW_TRAINER_STORAGE. Blob Storage refusing or failing it (a SAS
+ * without the permission, an expired one, an outage: an SDK error) is told by status and service
+ * code like every other storage error; a transfer that broke off (a connection reset or aborted
+ * mid-body: no status, not a RestError) by its message. Never PW_TRAINER_REGISTRY_INVALID, which
+ * says a document or a blob that was read whole is wrong: nobody should "repair" (delete) a
+ * version that is fine when a credential needs renewing or a proxy cut a download.
  */
 function registryError(what: string, err: unknown): TrainerError {
+  if (err instanceof TrainerError) return err;
   const storage = storageError(what, err);
   if (storage instanceof TrainerError) return storage;
-  return new TrainerError('PW_TRAINER_REGISTRY_INVALID', `${what} failed: ${safeErrorMessage(err)}`, { cause: err });
+  return new TrainerError('PW_TRAINER_STORAGE', `${what} failed: ${safeErrorMessage(err)}`, { cause: err });
+}
+
+/** Attempts at a download whose body is cut mid-transfer (readBody). */
+const BODY_ATTEMPTS = 3;
+
+type Download = Awaited<ReturnType<ReturnType<ContainerClient['getBlockBlobClient']>['download']>>;
+
+/**
+ * `open` (a download) and `consume` (the reading of its body); a body cut mid-transfer (a
+ * connection reset or aborted: the SDK's own stream retry gives up at once on an abort, and is off
+ * by default) is downloaded again from the start, BODY_ATTEMPTS times in all, then is
+ * PW_TRAINER_STORAGE. Each attempt is one whole GET, so what is consumed is one version of the
+ * blob. `open`'s own failure, and a TrainerError of `consume` (a document that does not parse, a
+ * length that is not the recorded one), are not retried.
+ */
+async function readBody<T>(name: string, open: () => Promise<Download>, consume: (res: Download) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const res = await open();
+    try {
+      return await consume(res);
+    } catch (err) {
+      if (err instanceof TrainerError) throw err;
+      if (attempt >= BODY_ATTEMPTS) throw registryError(`reading ${name}`, err);
+    }
+  }
+}
+
+/** A small registry document as text, with its ETag (for a conditional rewrite). */
+async function downloadText(container: ContainerClient, name: string): Promise<{ text: string; etag: string }> {
+  return readBody(name, () => fromRegistry(name, () => container.getBlockBlobClient(name).download()), async (res) => ({ text: (await streamToBuffer(res.readableStreamBody)).toString('utf8'), etag: res.etag ?? '' }));
 }
 
 async function download(container: ContainerClient, name: string): Promise<Buffer> {
-  return fromRegistry(name, () => container.getBlockBlobClient(name).downloadToBuffer());
+  return readBody(name, () => fromRegistry(name, () => container.getBlockBlobClient(name).download()), (res) => streamToBuffer(res.readableStreamBody));
 }
 
 function parse<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: { path: PropertyKey[]; message: string }[] } } }, text: string, name: string): T {

@@ -4,13 +4,19 @@
  * `planRollback` reads and checks, `commitRollback` moves best.json (conditional on its ETag).
  * A rollback that deploys moves best.json with its deploy pending (records.ts deployPending).
  * The version rolled back from is recorded in best.json's `rolledBack`, so that a rerun of its
- * range (the same version) does not promote it again unseen (train/pipeline.ts).
+ * range (the same version) does not promote it again unseen (train/pipeline.ts); a rollback past
+ * several bests records each of them, as the same number of plain rollbacks would. Once best.json
+ * has moved, each of those versions' model.json is marked too (`rolledBack`), and the target's
+ * (`restoredAt`): best.json alone holds these, and a lost best.json would lose them
+ * (registry.ts refuseMissingBest reads the marks to name the version to restore, and a restore
+ * takes the list back from them).
  */
 import type { ContainerClient } from '@azure/storage-blob';
 import { bestModelBlobName } from '../../sync/layout.js';
+import { safeErrorMessage } from '../../sync/redact.js';
 import { TrainerError, UsageError } from '../errors.js';
 import { describeMove, HISTORY_LIMIT, RECORD_SCHEMA, type BestPointer, type ModelRecord } from './records.js';
-import { putBest, readBest, readModelBytes, readModelRecord, refuseMissingBest, type BestState } from './registry.js';
+import { putBest, readBest, readModelBytes, readModelRecord, readRegisteredRecords, refuseMissingBest, updateRecord, type BestState } from './registry.js';
 
 export interface RollbackPlan {
   /** The current best version; null when best.json is missing (`--version` restores it). */
@@ -20,6 +26,8 @@ export interface RollbackPlan {
   /** The version rolled back to, its model.onnx read and checked (size, sha256). */
   record: ModelRecord;
   to: BestPointer;
+  /** The versions this move rolls back from (each gets a `rolledBack` entry): marked in their model.json once it is done. */
+  movedPast: string[];
 }
 
 /**
@@ -39,11 +47,17 @@ export async function planRollback(container: ContainerClient, source: string, n
   const best = await readBest(container, source);
   if (!best) {
     if (version === undefined) {
-      await refuseMissingBest(container, source);
+      await refuseMissingBest(container, source, now);
       throw new TrainerError('PW_TRAINER_NO_MODEL', `no model was promoted for "${source}": nothing to roll back`);
     }
     const record = await checkedTarget(container, source, version);
-    return { from: null, etag: null, record, to: pointerTo(record, now, `best.json restored by rollback --version ${version} (it was missing)`, [], undefined, deployPending) };
+    // The versions rolled back from, as their model.json records them (the history of earlier bests is not recorded there: lost with best.json).
+    const marked = (await readRegisteredRecords(container, source)).records
+      .filter((r) => r.rolledBack !== undefined && r.version !== version)
+      .map((r) => ({ version: r.version, at: r.rolledBack!.at, to: r.rolledBack!.to }))
+      .sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0))
+      .slice(0, HISTORY_LIMIT);
+    return { from: null, etag: null, record, to: pointerTo(record, now, `best.json restored by rollback --version ${version} (it was missing)`, [], marked, deployPending), movedPast: [] };
   }
   const current = best.pointer;
   const currentRecord = await readModelRecord(container, source, current.version).catch((err: unknown) => {
@@ -65,10 +79,16 @@ export async function planRollback(container: ContainerClient, source: string, n
   if (back < 0) {
     // Not an earlier best: made best by hand as a promotion would, the current best kept in the history.
     const ahead = [{ version: current.version, promotedAt: current.promotedAt }, ...history].slice(0, HISTORY_LIMIT);
-    return { from: current.version, etag: best.etag, record, to: pointerTo(record, now, reason, ahead, rolledBackWithout(current.rolledBack, target), deployPending) };
+    return { from: current.version, etag: best.etag, record, to: pointerTo(record, now, reason, ahead, rolledBackWithout(current.rolledBack, target), deployPending), movedPast: [] };
   }
-  const rolledBack = [{ version: current.version, at: now.toISOString(), to: target }, ...(rolledBackWithout(current.rolledBack, target) ?? []).filter((r) => r.version !== current.version)].slice(0, HISTORY_LIMIT);
-  return { from: current.version, etag: best.etag, record, to: pointerTo(record, now, reason, history.slice(back + 1), rolledBack, deployPending) };
+  // The current best and every best between it and the target (newest first): each is rolled back from.
+  const movedPast = [...new Set([current.version, ...history.slice(0, back).map((h) => h.version)])].filter((v) => v !== target);
+  const at = now.toISOString();
+  const rolledBack = [
+    ...movedPast.map((v) => ({ version: v, at, to: target })),
+    ...(rolledBackWithout(current.rolledBack, target) ?? []).filter((r) => !movedPast.includes(r.version)),
+  ].slice(0, HISTORY_LIMIT);
+  return { from: current.version, etag: best.etag, record, to: pointerTo(record, now, reason, history.slice(back + 1), rolledBack, deployPending), movedPast };
 }
 
 /** The record of a version named by hand, its model.onnx read and checked. */
@@ -105,9 +125,10 @@ function pointerTo(record: ModelRecord, now: Date, reason: string, history: Best
  * not say "run again": a second rollback would move best.json one more version back, which is
  * what the operator who ran this one did not ask for.
  */
-export async function commitRollback(container: ContainerClient, plan: RollbackPlan): Promise<BestState> {
+export async function commitRollback(container: ContainerClient, plan: RollbackPlan): Promise<BestState & { unmarked: string[] }> {
+  let moved: BestState;
   try {
-    return await putBest(container, plan.to, plan.etag);
+    moved = await putBest(container, plan.to, plan.etag);
   } catch (err) {
     if (!(err instanceof TrainerError) || err.code !== 'PW_TRAINER_REGISTRY_CONFLICT') throw err;
     const source = plan.to.source;
@@ -121,4 +142,30 @@ export async function commitRollback(container: ContainerClient, plan: RollbackP
       { cause: err },
     );
   }
+  return { ...moved, unmarked: await markRecords(container, plan) };
+}
+
+/**
+ * After the move: the versions rolled back from get `rolledBack` in their model.json, the target
+ * `restoredAt` (and loses its own `rolledBack`). best.json has moved whatever happens here, so a
+ * failure is not the rollback's: what could not be marked is returned for a warning (it matters
+ * only if best.json is lost later). A model.json that cannot be read (a rollback away from a
+ * broken one) is skipped the same way.
+ */
+async function markRecords(container: ContainerClient, plan: RollbackPlan): Promise<string[]> {
+  const at = plan.to.promotedAt;
+  const source = plan.to.source;
+  const marks: Array<[string, (r: ModelRecord) => ModelRecord]> = [
+    ...plan.movedPast.map((v): [string, (r: ModelRecord) => ModelRecord] => [v, (r) => ({ ...r, rolledBack: { at, to: plan.to.version } })]),
+    [plan.to.version, ({ rolledBack: _cleared, ...r }) => ({ ...r, restoredAt: at })],
+  ];
+  const unmarked: string[] = [];
+  for (const [version, change] of marks) {
+    try {
+      await updateRecord(container, source, version, change);
+    } catch (err) {
+      unmarked.push(`${version} (${safeErrorMessage(err)})`);
+    }
+  }
+  return unmarked;
 }

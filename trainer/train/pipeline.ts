@@ -101,7 +101,7 @@ export async function trainSource(container: ContainerClient, req: TrainRequest,
 }
 
 async function trainRange(container: ContainerClient, req: TrainRequest, progress: Progress, now: () => Date, labels?: LabelSet): Promise<TrainOutcome> {
-  const champion = await loadChampion(container, req.source);
+  const champion = await loadChampion(container, req.source, now());
   const best = champion?.state ?? null;
   // The live model's features stay in the data even when excluded or counters: it is scored on the same rows.
   const load = { exclude: req.exclude, leaveOutCounters: true, keep: champion?.record.features ?? [] };
@@ -115,8 +115,10 @@ async function trainRange(container: ContainerClient, req: TrainRequest, progres
   const trainIdx = range(0, holdoutStart).filter((i) => cleaned.targets[i] !== 'anomaly');
   await checkEnough(container, req, cleaned, trainIdx.length, cleaned.series.rows.length - holdoutStart, holdoutStart - trainIdx.length);
 
+  // Never NEW: what the loader left out of the challenger, and what the live model left out by its own --exclude (as drift reads it).
+  const notNew = [...loaded.leftOutButKept, ...(champion?.record.data.excludedFeatures ?? [])];
   if (req.ifDrifted && champion) {
-    const drift = compareWithBaseline(champion.record.baseline, cleaned.series.features, cleaned.series.rows, req.ifDrifted, loaded.leftOutButKept);
+    const drift = compareWithBaseline(champion.record.baseline, cleaned.series.features, cleaned.series.rows, req.ifDrifted, notNew);
     if (!drift.drifted) return { status: 'skipped', reason: `no drift from the baseline of live model ${champion.record.version}: not retrained`, source: req.source, warnings: labelWarnings, record: null, drift, view: null };
   }
 
@@ -165,7 +167,7 @@ async function trainRange(container: ContainerClient, req: TrainRequest, progres
       ...labelWarnings,
     ],
     record,
-    drift: compareWithBaseline(champion?.record.baseline ?? record.baseline, cleaned.series.features, held.map((i) => cleaned.series.rows[i] as Float64Array), undefined, loaded.leftOutButKept),
+    drift: compareWithBaseline(champion?.record.baseline ?? record.baseline, cleaned.series.features, held.map((i) => cleaned.series.rows[i] as Float64Array), undefined, notNew),
     view: {
       timestamps: held.map((i) => cleaned.series.timestamps[i] as number),
       targets: held.map((i) => cleaned.targets[i] ?? null),
@@ -220,8 +222,8 @@ async function promote(container: ContainerClient, record: ModelRecord, best: Be
   if (registered.existing !== null && !registered.existing.decision.promoted) await rewriteRecord(container, record, registered.etag);
 }
 
-async function loadChampion(container: ContainerClient, source: string): Promise<Champion | null> {
-  const best = await readBestRecord(container, source);
+async function loadChampion(container: ContainerClient, source: string, now: Date): Promise<Champion | null> {
+  const best = await readBestRecord(container, source, now);
   if (!best) return null;
   return { state: best.state, record: best.record, bytes: await readModelBytes(container, best.record) };
 }
