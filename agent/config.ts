@@ -254,8 +254,8 @@ function describeAccepted(schema: z.ZodType): string {
   if (!(checked instanceof z.ZodNumber)) return '—';
   const kind = checked.isInt ? 'integer' : 'number';
   const min = checked.minValue;
-  // Number.MAX_SAFE_INTEGER (the schema's "no limit" for a byte count) is not a bound to tell.
-  const max = checked.maxValue !== null && checked.maxValue < Number.MAX_SAFE_INTEGER ? checked.maxValue : null;
+  // Number.MAX_SAFE_INTEGER too (a byte count's "no limit"): the twin refuses a value past it, naming it.
+  const max = checked.maxValue !== null && Number.isFinite(checked.maxValue) ? checked.maxValue : null;
   if (min !== null && max !== null) return `${kind} ${min}–${max}`;
   if (min !== null) return `${kind} ≥ ${min}`;
   return max !== null ? `${kind} ≤ ${max}` : kind;

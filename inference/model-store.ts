@@ -6,7 +6,9 @@
  * back to, before they were even loaded. A file is written to a temp name in the same folder,
  * flushed, then renamed over the final name, so a crash leaves either the whole file or none,
  * never half of one. The caller prunes by naming the models to keep (the active one, the one
- * before it, the shadow); files being written, or held by an install in progress, are never pruned.
+ * before it, the shadow, the desired one); files being written, or held by an install in progress,
+ * are never pruned. At start-up, before the desired models are known, only temp files and empty
+ * folders go (pruneLeftovers).
  *
  * Agents before this layout stored `<key>/<version>.onnx`. Such a file is still read for a model
  * whose own file is missing, when its sha256 is the model's (it is then renamed to the new name),
@@ -220,6 +222,29 @@ export class ModelStore {
     }
     // A pump whose entry went leaves no empty folder; a write starting meanwhile makes the folder again.
     if (left === 0 && ![...this.pinned.keys()].some((p) => p.startsWith(`${key}/`))) await rmdir(dir).catch(() => undefined);
+  }
+
+  /**
+   * Deletes what can never be used, in every key's folder: the temp files of writes a crash cut
+   * short (not those of a write in progress), and a folder left with nothing in it. Complete model
+   * files stay whatever their version: only the caller knows which to keep (prune).
+   */
+  async pruneLeftovers(): Promise<void> {
+    for (const key of await this.keys()) {
+      const dir = join(this.root, key);
+      let files: string[];
+      try {
+        files = await readdir(dir);
+      } catch {
+        continue;
+      }
+      let left = 0;
+      for (const f of files) {
+        if (f.endsWith(TEMP_SUFFIX) && !this.pinned.has(`${key}/${f}`)) await rm(join(dir, f), { force: true });
+        else left++;
+      }
+      if (left === 0 && ![...this.pinned.keys()].some((p) => p.startsWith(`${key}/`))) await rmdir(dir).catch(() => undefined);
+    }
   }
 
   private async readIfThere(key: string, model: StoredModel, path: string): Promise<Uint8Array | null> {

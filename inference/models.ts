@@ -34,6 +34,9 @@ export class ModelManager {
   /** The persisted models are loaded: until then the store holds files of models this process knows nothing of, and nothing is pruned. */
   private stateLoaded = false;
   private readonly listeners: Array<(key: string) => void> = [];
+  private readonly restoredListeners: Array<() => void> = [];
+  /** The model each key's desired entry names (see setWanted); null when no updater is wired (no twin). */
+  private wanted: ((key: string) => ModelRef | null | undefined) | null = null;
 
   constructor(
     private readonly deps: {
@@ -76,10 +79,16 @@ export class ModelManager {
 
   /**
    * Loads the persisted active (and shadow) models from the store; a key that fails falls back.
-   * Runs at start-up, or when the buffer opens late: a key changed meanwhile (by the twin, in
-   * memory only while nothing could be persisted) keeps that change. Then prunes the store: what
-   * a crash left (temp files, a version stored but never switched in, one whose prune it cut
-   * short) and the folders of keys the agent no longer knows go.
+   * Runs at start-up, or when the buffer opens late. What the twin changed meanwhile (in memory
+   * only, while nothing could be persisted) stays: a model it activated replaces the saved live
+   * one (and its shadow: the entry is a live one now), a shadow it started replaces the saved
+   * shadow. A refusal does not: a refused entry leaves the model running, as it does when the
+   * buffer is open, so the saved model comes back with the refusal shown beside it. A removal
+   * meanwhile records nothing (the key was not known yet): the listeners of onRestored (the model
+   * updater) run every key against the desired models again, which removes it then.
+   * Only what can never be used is pruned here (temp files of writes a crash cut short, empty
+   * folders): a complete file may be the one the desired entry names, stored but not switched in
+   * when the agent stopped, and is taken from the store at the first reconcile, which prunes the rest.
    */
   restore(): Promise<void> {
     return this.serial.run(async () => {
@@ -96,14 +105,21 @@ export class ModelManager {
         return;
       }
       const p = this.persisted;
-      const changed = new Set([...Object.keys(p.live), ...Object.keys(p.shadow), ...Object.keys(p.refused)]);
-      for (const [key, rec] of Object.entries(saved.refused)) if (!changed.has(key)) p.refused[key] = rec;
+      const activated = new Set(Object.keys(p.live));
+      const shadowChanged = new Set([...activated, ...Object.keys(p.shadow)]);
+      // A refusal made meanwhile is about the entry the twin names now: it wins over the saved one.
+      for (const [key, rec] of Object.entries(saved.refused)) if (!shadowChanged.has(key) && !p.refused[key]) p.refused[key] = rec;
+      const restored = new Set<string>();
       for (const [key, rec] of Object.entries(saved.live)) {
-        if (changed.has(key)) continue;
+        if (activated.has(key)) continue;
         p.live[key] = rec;
+        restored.add(key);
+        const shown = this.board.get(key);
         try {
           const model = await this.loadStored(key, rec);
           await this.swap(key, model, rec.version);
+          // The desired entry's status shown meanwhile (refused, downloading) stays, beside the model restored.
+          if (shown && shown.status !== 'active') this.setStatus(key, model, shown.status, shown.error, shown.version ?? undefined);
         } catch (err) {
           this.log('error', 'stored model could not be restored', { model: key, version: rec.version, err: (err as Error).message });
           delete p.live[key];
@@ -113,12 +129,15 @@ export class ModelManager {
         }
       }
       for (const [key, rec] of Object.entries(saved.shadow)) {
-        if (changed.has(key)) continue;
+        if (shadowChanged.has(key)) continue;
         p.shadow[key] = rec;
+        restored.add(key);
+        const shown = this.board.get(key, true);
         try {
           const model = await this.loadStored(key, rec);
           this.deps.engine.setShadow(key, model);
-          this.setShadowStatus(key, model, rec.version);
+          if (shown && shown.status !== 'shadow') this.setShadowStatus(key, model, shown.version ?? undefined, shown.status, shown.error);
+          else this.setShadowStatus(key, model, rec.version);
         } catch (err) {
           this.log('warn', 'stored shadow model could not be restored', { model: key, version: rec.version, err: (err as Error).message });
           delete p.shadow[key];
@@ -126,8 +145,34 @@ export class ModelManager {
       }
       this.persist();
       this.stateLoaded = true;
-      for (const key of await store.keys()) await this.pruneStore(key);
+      // A late restore changes what the hub was told of these keys.
+      for (const key of restored) this.changed(key);
+      try {
+        await store.pruneLeftovers();
+      } catch (err) {
+        this.log('warn', 'model store could not be pruned', { err: (err as Error).message });
+      }
+    }).then(() => {
+      // Outside the queue: the listeners' work (activate, remove) queues behind it.
+      for (const l of this.restoredListeners) l();
     });
+  }
+
+  /**
+   * Called after each restore of the persisted models: the model updater runs every key against
+   * the desired models again (a key removed from them while its model was not known yet goes now).
+   */
+  onRestored(listener: () => void): void {
+    this.restoredListeners.push(listener);
+  }
+
+  /**
+   * The model updater says which model each key's desired entry names and still wants (not
+   * refused): every prune keeps it (a copy stored before the agent stopped is its next install's).
+   * `undefined` while no desired models came: nothing is pruned until they do.
+   */
+  setWanted(wanted: (key: string) => ModelRef | null | undefined): void {
+    this.wanted = wanted;
   }
 
   /** Makes `model` the live model of `key` and releases the one it replaces once no batch uses it. */
@@ -317,13 +362,16 @@ export class ModelManager {
 
   /**
    * Models (version and sha256) the store must keep for `key`: the live one, its fallback, the
-   * shadow; null while the persisted models are not loaded (the buffer did not open yet), when any
-   * stored file may be one of them and none may be pruned.
+   * shadow, the one its desired entry names (setWanted); null while any stored file may be one of
+   * them and none may be pruned: the persisted models are not loaded (the buffer did not open
+   * yet), or the desired models are not known yet (the twin was not read since the start).
    */
   keepVersions(key: string): ModelRef[] | null {
     if (!this.stateLoaded) return null;
+    const wanted = this.wanted ? this.wanted(key) : null;
+    if (wanted === undefined) return null;
     const rec = this.persisted.live[key];
-    const keep = [rec, rec?.previous.kind === 'store' ? rec.previous : undefined, this.persisted.shadow[key]];
+    const keep = [rec, rec?.previous.kind === 'store' ? rec.previous : undefined, this.persisted.shadow[key], wanted ?? undefined];
     return keep.filter((m): m is ModelRef => m !== undefined).map((m) => ({ version: m.version, sha256: m.sha256 }));
   }
 

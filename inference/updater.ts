@@ -69,7 +69,11 @@ function sameEntry(a: DesiredModel | undefined | null, b: DesiredModel | undefin
 export class ModelUpdater {
   private desired = new Map<string, DesiredModel>();
   private hold = new Set<string>();
+  /** A desired map came (setDesired): until then nothing is known to be undesired, and no key is removed or pruned. */
+  private received = false;
   private stopped = false;
+  /** The running look for store folders of keys nobody knows (see sweepStore). */
+  private sweeping: Promise<void> = Promise.resolve();
   private readonly jobs = new Map<string, KeyJob>();
   private readonly downloads: ConcurrencyLimit;
   /** Loading, validation and the switch: one model at a time (CPU and memory of the gateway). */
@@ -81,6 +85,10 @@ export class ModelUpdater {
 
   constructor(private readonly deps: UpdaterDeps) {
     this.downloads = new ConcurrencyLimit(deps.parallelDownloads ?? 4);
+    // Every prune (a rollback's too) keeps what the desired entry names; none runs before the first desired map.
+    deps.manager.setWanted((key) => this.wanted(key));
+    // The persisted models came back after the twin was read (the buffer opened late).
+    deps.manager.onRestored(() => this.resync());
   }
 
   /**
@@ -97,12 +105,23 @@ export class ModelUpdater {
       }
     }
     this.desired = next;
+    this.received = true;
     for (const [key, job] of this.jobs) if (job.entry && !sameEntry(next.get(key), job.entry)) job.abort?.abort();
     this.kick();
   }
 
+  /**
+   * Runs every key against the last desired map again (nothing before the first one came): the
+   * persisted models came back late (the buffer opened after the twin was read), and one of them
+   * may be a key the twin removed meanwhile, or keep files its desired entry no longer needs.
+   */
+  resync(): void {
+    if (this.received) this.kick();
+  }
+
   /** Resolves when no key is being reconciled (tests, clean stop). */
   async idle(): Promise<void> {
+    await this.sweeping;
     while (this.jobs.size > 0) await Promise.all([...this.jobs.values()].map((j) => j.done));
     await this.deps.manager.idle();
   }
@@ -120,6 +139,20 @@ export class ModelUpdater {
     if (this.stopped) return;
     const keys = new Set([...this.desired.keys(), ...this.deps.manager.keysInUse(), ...this.jobs.keys()]);
     for (const key of keys) if (this.desired.has(key) || !this.hold.has(key)) this.startJob(key);
+    this.sweeping = this.sweeping.then(() => this.sweepStore()).catch((err: unknown) => this.log('warn', 'model store folders could not be listed', { err: (err as Error).message }));
+  }
+
+  /**
+   * The store's folders of keys neither desired nor known to the agent (a pump removed while the
+   * agent was down, a removal a crash cut short) get a job too: it has nothing to remove and
+   * prunes the folder. Not at start-up: a folder may hold a model stored but not switched in
+   * when the agent stopped, which its desired entry takes from the store.
+   */
+  private async sweepStore(): Promise<void> {
+    const keys = await this.deps.store.keys();
+    if (this.stopped) return;
+    const known = new Set(this.deps.manager.keysInUse());
+    for (const key of keys) if (!this.desired.has(key) && !this.hold.has(key) && !known.has(key) && !this.jobs.has(key)) this.startJob(key);
   }
 
   private startJob(key: string): void {
@@ -209,9 +242,24 @@ export class ModelUpdater {
     }
   }
 
+  /** Deletes the key's files nothing needs (ModelManager.keepVersions: its models and the desired entry's). */
   private async prune(key: string): Promise<void> {
     const keep = this.deps.manager.keepVersions(key);
     if (keep) await this.deps.store.prune(key, keep).catch(() => undefined);
+  }
+
+  /**
+   * The model the key's desired entry names, unless it was refused: a file stored before the agent
+   * stopped, not switched in yet, is its next install's copy. Undefined while it cannot be told
+   * (before the first desired map, or the key's entry is malformed): any file may be the one it
+   * names. Null for a key with no entry.
+   */
+  private wanted(key: string): ModelRef | null | undefined {
+    if (!this.received || this.hold.has(key)) return undefined;
+    const entry = this.desired.get(key);
+    if (!entry) return null;
+    const ref: ModelRef = { version: entry.version, sha256: entry.sha256.toLowerCase() };
+    return this.deps.manager.refusal(key, ref, this.downloadScope(entry)) ? null : ref;
   }
 
   /** Loads, checks and validates verified bytes, then switches them into service unless the entry changed meanwhile. */

@@ -3,10 +3,13 @@
  * a real HTTP server, real onnxruntime sessions and a real SQLite buffer: a desired entry that
  * names the running version with other bytes never costs the running model or its rollback target;
  * a data dir written before files carried their sha256 still restores its models without a
- * download; files nothing refers to (a crash's temp file, an old version, the folder of a removed
- * pump) go at start-up and at every reconcile; and the updater's log lines name their component once.
+ * download; files nothing refers to (an old version, the folder of a removed pump) go at every
+ * reconcile, while start-up deletes only what can never be used (a crash's temp file), so a model
+ * stored but not switched in when the agent stopped is taken from the store; a buffer that opens
+ * late brings back the models it persisted unless the twin activated or removed another meanwhile;
+ * and the updater's log lines name their component once.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -86,6 +89,29 @@ function oldDataDir(dir: string, models: Record<string, Uint8Array>, state: Pers
   buffer.open();
   saveState(buffer, state);
   buffer.close();
+}
+
+/**
+ * The buffer (with `state` persisted) is out of reach at the next start: a folder stands where its
+ * file should be. Returns what puts it back, as a disk that comes back does.
+ */
+function bufferOutOfReach(dir: string, state: PersistedModels): () => void {
+  oldDataDir(dir, {}, state);
+  const db = join(dir, 'data', 'buffer.sqlite');
+  const aside = join(dir, 'buffer-aside');
+  mkdirSync(aside);
+  for (const f of readdirSync(join(dir, 'data')).filter((n) => n.startsWith('buffer.sqlite'))) renameSync(join(dir, 'data', f), join(aside, f));
+  mkdirSync(db);
+  return () => {
+    rmSync(db, { recursive: true });
+    for (const f of readdirSync(aside)) renameSync(join(aside, f), join(dir, 'data', f));
+  };
+}
+
+/** Writes a model file into the store as the agent names it. */
+function stored(dir: string, key: string, version: string, bytes: Uint8Array): void {
+  mkdirSync(join(dir, 'data', 'models', key), { recursive: true });
+  writeFileSync(join(dir, 'data', 'models', key, named(version, bytes)), bytes);
 }
 
 beforeAll(async () => {
@@ -182,7 +208,7 @@ describe('a data dir written before files carried their sha256', () => {
 });
 
 describe('pruning the model store', () => {
-  it('deletes at start-up what a crash left, and at every reconcile, never the live model or its rollback target', async () => {
+  it('deletes at start-up only what a crash left unusable, and the rest at every reconcile, never the live model or its rollback target', async () => {
     const dir = gateway();
     const v1 = makeModel({ version: 'v1', seed: 34 });
     const v2 = makeModel({ version: 'v2', seed: 35 });
@@ -199,10 +225,15 @@ describe('pruning the model store', () => {
 
     const { agent, updater } = await start(dir);
     const kept = async (): Promise<string[]> => (await agent.modelStore.versions('default')).sort();
-    expect(await kept()).toEqual(['v1', 'v2']);
+    // Start-up, before the twin is read: the temp file goes; a complete file may be what the desired entry names, and stays.
     expect(files(dir).filter((f) => f.endsWith('.partial'))).toEqual([]);
-    expect(existsSync(join(models, 'pump-gone'))).toBe(false);
+    expect(await kept()).toEqual(['v0', 'v1', 'v2']);
+    expect(existsSync(join(models, 'pump-gone', 'pg-1.onnx'))).toBe(true);
     expect(agent.models.status()['default']).toMatchObject({ version: 'v2', status: 'active' });
+    // The first reconcile knows the desired models: v0 and the folder of the pump no entry names go.
+    await desire(updater, { default: e2 });
+    expect(await kept()).toEqual(['v1', 'v2']);
+    expect(existsSync(join(models, 'pump-gone'))).toBe(false);
 
     // The same files while it runs (another process's crash, a copy by hand): the next twin read, naming the running model, prunes them.
     writeFileSync(join(models, 'default', `${named('v3', v2)}.1.2.partial`), Buffer.alloc(10));
@@ -228,18 +259,99 @@ describe('pruning the model store', () => {
     expect(existsSync(join(dir, 'data', 'models', 'pump-x'))).toBe(false);
   });
 
-  it('deletes nothing while the persisted models are unknown (the buffer did not open)', async () => {
+  it('deletes nothing while the persisted models are unknown (the buffer did not open), and a refusal meanwhile leaves the saved model running once it opens', async () => {
     const dir = gateway();
-    // The last run left pump-k on pk-2; the buffer that says so is out of reach (a folder stands where its file should be).
+    // The last run left pump-k on pk-2 (pk-1 before it); the buffer that says so is out of reach.
+    const pk1 = makeModel({ version: 'pk-1', source: 'pump-k', seed: 44 });
     const pk2 = makeModel({ version: 'pk-2', source: 'pump-k', seed: 42 });
-    mkdirSync(join(dir, 'data', 'models', 'pump-k'), { recursive: true });
-    writeFileSync(join(dir, 'data', 'models', 'pump-k', named('pk-2', pk2)), pk2);
-    mkdirSync(join(dir, 'data', 'buffer.sqlite'));
-    const { agent, updater } = await start(dir);
+    stored(dir, 'pump-k', 'pk-1', pk1);
+    stored(dir, 'pump-k', 'pk-2', pk2);
+    const backInReach = bufferOutOfReach(dir, {
+      live: { 'pump-k': { version: 'pk-2', sha256: sha256(pk2), previous: { kind: 'store', version: 'pk-1', sha256: sha256(pk1) } } },
+      shadow: {},
+      refused: {},
+    });
+    let { agent, updater } = await start(dir);
+    // The new entry's URL expired while the gateway was offline.
     const refused = { ...server.add('pk-3.onnx', makeModel({ version: 'pk-3', source: 'pump-k', seed: 43 }), 'pk-3'), url: `${server.baseUrl}/models/missing-pk-3.onnx` };
     await desire(updater, { 'pump-k': refused });
     expect(agent.models.status()['pump-k']).toMatchObject({ version: 'pk-3', status: 'rejected' });
-    expect(files(dir, 'pump-k')).toEqual([named('pk-2', pk2)]);
+    expect(files(dir, 'pump-k')).toEqual([named('pk-1', pk1), named('pk-2', pk2)].sort());
+
+    backInReach();
+    await agent.reopenBuffer();
+    await updater.idle();
+    // pk-2 scores again, the refusal of pk-3 shown beside it; pk-2 and its rollback target stay.
+    expect(agent.models.status()['pump-k']).toMatchObject({ version: 'pk-3', status: 'rejected', activeVersion: 'pk-2' });
+    expect(persisted(agent).live['pump-k']).toMatchObject({ version: 'pk-2', previous: { kind: 'store', version: 'pk-1' } });
+    expect(files(dir, 'pump-k')).toEqual([named('pk-1', pk1), named('pk-2', pk2)].sort());
+    expect(await scoredBy(agent, readings('pump-k', 2))).toEqual([['pk-2', true], ['pk-2', true]]);
+
+    await stop(); // and a restart with the twin unchanged comes back on pk-2
+    ({ agent, updater } = await start(dir));
+    await desire(updater, { 'pump-k': refused });
+    expect(agent.models.status()['pump-k']).toMatchObject({ version: 'pk-3', status: 'rejected', activeVersion: 'pk-2' });
+    expect(files(dir, 'pump-k')).toEqual([named('pk-1', pk1), named('pk-2', pk2)].sort());
+  });
+
+  it('removes the model of a pump whose entry the twin removed while the buffer was closed, once it opens', async () => {
+    const dir = gateway();
+    const pr1 = makeModel({ version: 'pr-1', source: 'pump-r', seed: 45 });
+    stored(dir, 'pump-r', 'pr-1', pr1);
+    const backInReach = bufferOutOfReach(dir, { live: { 'pump-r': { version: 'pr-1', sha256: sha256(pr1), previous: { kind: 'none' } } }, shadow: {}, refused: {} });
+    const { agent, updater } = await start(dir);
+    await desire(updater, {}); // the twin read: pump-r's entry is gone
+    backInReach();
+    await agent.reopenBuffer();
+    await updater.idle();
+    expect(agent.models.status()['pump-r']).toBeUndefined();
+    expect(persisted(agent).live['pump-r']).toBeUndefined();
+    expect(existsSync(join(dir, 'data', 'models', 'pump-r'))).toBe(false);
+    expect(await scoredBy(agent, readings('pump-r', 1))).toEqual([['bundled-1', true]]);
+  });
+
+  it('takes a model stored but not switched in when the agent stopped from the store at the next start', async () => {
+    const dir = gateway();
+    // Killed after the download was stored, before the switch: v3 of default, and the first model of a new pump.
+    const v1 = makeModel({ version: 'v1', seed: 46 });
+    const v3 = makeModel({ version: 'v3', seed: 47 });
+    const pn1 = makeModel({ version: 'pn-1', source: 'pump-n', seed: 48 });
+    oldDataDir(dir, {}, { live: { default: { version: 'v1', sha256: sha256(v1), previous: { kind: 'bundled' } } }, shadow: {}, refused: {} });
+    stored(dir, 'default', 'v1', v1);
+    stored(dir, 'default', 'v3', v3);
+    stored(dir, 'pump-n', 'pn-1', pn1);
+    const e3 = server.add('stored-v3.onnx', v3, 'v3');
+    const en = server.add('stored-pn-1.onnx', pn1, 'pn-1');
+    const { agent, updater } = await start(dir);
+    await agent.pipeline.ingest([...readings('p1', 5), ...readings('pump-n', 5)], 'test');
+    await desire(updater, { default: e3, 'pump-n': en });
+    expect(agent.models.status()['default']).toMatchObject({ version: 'v3', status: 'active' });
+    expect(agent.models.status()['pump-n']).toMatchObject({ version: 'pn-1', status: 'active' });
+    expect(requestsFor(e3)).toBe(0);
+    expect(requestsFor(en)).toBe(0);
+    expect(files(dir)).toEqual([named('v1', v1), named('v3', v3)].sort());
+  });
+
+  it('keeps such a model through a rollback before the twin is read', async () => {
+    const dir = gateway();
+    const v1 = makeModel({ version: 'v1', seed: 49 });
+    const v2 = nanBelowModel('v2');
+    const v3 = makeModel({ version: 'v3', seed: 50 });
+    oldDataDir(dir, {}, { live: { default: { version: 'v2', sha256: sha256(v2), previous: { kind: 'store', version: 'v1', sha256: sha256(v1) } } }, shadow: {}, refused: {} });
+    for (const [version, bytes] of [['v1', v1], ['v2', v2], ['v3', v3]] as const) stored(dir, 'default', version, bytes);
+    const e3 = server.add('kept-v3.onnx', v3, 'v3');
+    const { agent, updater } = await start(dir);
+    // v2 faults on live data before the first twin read: the rollback prunes, but cannot know v3 is wanted.
+    await agent.pipeline.ingest(readings('p1', 2, { Pressure: 0, Flow: 0, Current: 0 }), 'test');
+    await agent.models.idle();
+    expect(agent.models.status()['default']).toMatchObject({ version: 'v2', status: 'rolled-back', activeVersion: 'v1' });
+    expect(files(dir)).toContain(named('v3', v3));
+    await agent.pipeline.ingest(readings('p1', 5), 'test');
+    await desire(updater, { default: e3 });
+    expect(agent.models.status()['default']).toMatchObject({ version: 'v3', status: 'active' });
+    expect(requestsFor(e3)).toBe(0);
+    // Once the desired models are known, the rolled-back v2 goes; v1 stays as v3's fallback.
+    expect(files(dir)).toEqual([named('v1', v1), named('v3', v3)].sort());
   });
 
   it('never deletes the file of a model an install holds', async () => {

@@ -65,6 +65,9 @@ describe('README', () => {
       if (hi !== undefined) {
         expect(accepted(key.env, String(Number(hi))), `${key.env}=${hi}`).toBe(true);
         expect(accepted(key.env, String(Number(hi) + step)), `${key.env}=${Number(hi) + step}`).toBe(false);
+      } else {
+        // No upper bound in the table: none is enforced either (a byte count's 2^53 − 1 is one).
+        expect(accepted(key.env, '1e300'), `${key.env}=1e300 is refused, yet the table gives no upper bound`).toBe(true);
       }
       if (kind === 'integer') expect(accepted(key.env, String(min + 0.5)), `${key.env}=${min + 0.5}`).toBe(false);
     }
