@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { SyncBatches } from '../buffer/batches.js';
+import { MIN_RECORDED_STEP_MS, SyncBatches } from '../buffer/batches.js';
 import { BufferError } from '../buffer/errors.js';
 import { BufferStore, type BufferStats } from '../buffer/store.js';
 import { MAX_FEATURES } from '../inference/contract.js';
@@ -35,6 +35,12 @@ export interface AgentOptions {
   /** The model loaded as `default` when none is active (the bundled one by default). */
   defaultModelPath?: string;
   clock?: () => number;
+  /**
+   * The monotonic clock the page's pump board measures arrivals and staleness on (default
+   * performance.now, via sync/clock.ts): a test moves it with `clock` to stand for readings received
+   * minutes ago.
+   */
+  monotonic?: () => number;
 }
 
 /** Rows read back per pump at start-up, in multiples of the history it needs (see seedWindows). */
@@ -73,8 +79,12 @@ export class Agent implements AgentParts {
   private bufferAttempts = 0;
   private statsCache: { at: number; stats: BufferStats } | null = null;
 
+  /** The pump board's monotonic clock (AgentOptions.monotonic); undefined: performance.now. */
+  readonly monotonic: (() => number) | undefined;
+
   constructor(private readonly options: AgentOptions) {
     const { config, logger } = options;
+    this.monotonic = options.monotonic;
     const clock = options.clock ?? Date.now;
     this.config = config;
     this.logger = logger;
@@ -310,19 +320,40 @@ export class Agent implements AgentParts {
     });
     this.scheduler.every('buffer-reopen', '*/30 * * * * *', () => this.reopenBuffer());
     this.scheduler.every('eviction-watch', '*/10 * * * * *', () => this.evictionWatch.check());
-    // Retention measures a row's age from its receive time: rows received before a forward step
-    // are on a clock that was behind (buffer/batches.ts recordClockStep).
+    // Retention measures a row's age from its receive time: rows received before a step are on a
+    // clock that was behind (ahead), recorded with the step (buffer/batches.ts recordClockStep). The
+    // rows up to the newest at the last check of the clocks surely came before a step the next check
+    // notices: only those since (5 s of readings, however many) are told apart by receive time.
     const clockSteps = new SyncBatches(this.buffer);
-    this.scheduler.onClockStep((stepMs, now) => {
-      if (this.bufferError !== null) return;
-      try {
-        clockSteps.recordClockStep(stepMs, now);
-      } catch (err) {
-        this.logger.warn({ component: 'buffer', err }, 'could not record the clock step: retention may delete synced rows received before it early');
-      }
+    let checkedSeq: number | null = null;
+    this.scheduler.onClockCheck(({ stepMs, wallNow }) => {
+      const before = checkedSeq;
+      checkedSeq = this.bufferError === null ? newestSeq(clockSteps) : null;
+      if (stepMs !== null) this.recordClockStep(clockSteps, stepMs, wallNow, before);
     });
     this.scheduler.start();
     void this.system.sample();
+  }
+
+  /** Records a clock step for retention; one that cannot be recorded is said, never dropped silently. */
+  private recordClockStep(clockSteps: SyncBatches, stepMs: number, now: number, checkedSeq: number | null): void {
+    if (Math.abs(stepMs) < MIN_RECORDED_STEP_MS) return;
+    const unrecorded = (why: string, err?: unknown): void =>
+      this.logger.warn(
+        { component: 'buffer', stepSeconds: Math.round(stepMs / 1000), err },
+        `the clock step of ${formatDuration(Math.abs(stepMs))} could not be recorded (${why}): ${
+          stepMs > 0 ? 'retention may delete synced rows received before it early' : `retention may keep synced rows received before it ${formatDuration(-stepMs)} longer than PUMPWATCH_RETENTION_HOURS`
+        }`,
+      );
+    if (this.bufferError !== null) {
+      unrecorded('the buffer is not open');
+      return;
+    }
+    try {
+      clockSteps.recordClockStep(stepMs, now, checkedSeq);
+    } catch (err) {
+      unrecorded(err instanceof BufferError ? err.code : 'an error', err);
+    }
   }
 
   private startSimulator(): void {
@@ -355,6 +386,15 @@ export class Agent implements AgentParts {
   httpAddress(): { host: string; port: number } | null {
     const a = this.server.address();
     return a ? { host: a.address, port: a.port } : null;
+  }
+}
+
+/** The buffer's newest seq, null when it cannot be read (then a step's rows are all compared by time). */
+function newestSeq(batches: SyncBatches): number | null {
+  try {
+    return batches.lastSeq();
+  } catch {
+    return null;
   }
 }
 

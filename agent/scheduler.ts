@@ -27,6 +27,14 @@ export interface SchedulerOptions {
   replanMs?: number;
 }
 
+/** One comparison of the wall clock with the monotonic one (at start() and every `clockCheckMs`). */
+export interface ClockCheck {
+  /** How far the wall clock stepped since the last check (ms, positive forward); null at start() and below the step that counts. */
+  stepMs: number | null;
+  /** The wall clock at the check. */
+  wallNow: number;
+}
+
 interface Job {
   name: string;
   /** node-cron's task for the pattern: never started, only asked for the next matching time. */
@@ -56,8 +64,10 @@ interface Job {
  * timer instead, which runs on the monotonic clock, for the next match but at most `replanMs`
  * before reading the wall clock again: a step either way costs one re-plan. The scheduler also
  * compares the two clocks every `clockCheckMs`; after a step it re-plans every job from the new
- * time at once and logs one line. A step skips no run (the jobs keep their pace in real time);
- * runs missed because the event loop was held up are counted in one warning per check.
+ * time at once and logs one line. A step either way moves the jobs onto the new time's slots: the
+ * slots a step forward jumps over are not caught up (each job misses at most the one run that was
+ * due), and after a step back a job waits for its next slot on the new time. Runs missed because
+ * the event loop was held up are counted in one warning per check.
  */
 export class Scheduler {
   private readonly jobs = new Map<string, Job>();
@@ -68,6 +78,7 @@ export class Scheduler {
   private lastCheck: { wall: number; monotonic: number } | null = null;
   private missed = 0;
   private readonly stepListeners: Array<(stepMs: number, wallNow: number) => void> = [];
+  private readonly checkListeners: Array<(check: ClockCheck) => void> = [];
 
   constructor(
     private readonly logger: Logger,
@@ -94,6 +105,16 @@ export class Scheduler {
     this.stepListeners.push(listener);
   }
 
+  /**
+   * Called at every comparison of the clocks, in the same turn of the event loop: at start() and
+   * every `clockCheckMs`, with the step noticed, if any. What a listener notes at a check (the
+   * buffer's newest row) surely came before a step the next check notices. A listener's failure is
+   * logged.
+   */
+  onClockCheck(listener: (check: ClockCheck) => void): void {
+    this.checkListeners.push(listener);
+  }
+
   /** False once stop() began: a job in steps (retention) checks it between them. */
   get running(): boolean {
     return this.started;
@@ -104,6 +125,7 @@ export class Scheduler {
     this.started = true;
     for (const entry of this.jobs.values()) this.plan(entry);
     this.lastCheck = { wall: Date.now(), monotonic: monotonicNow() };
+    this.notifyCheck({ stepMs: null, wallNow: this.lastCheck.wall });
     this.clockTimer ??= setInterval(() => this.checkClock(), this.options.clockCheckMs ?? CLOCK_CHECK_MS);
     this.clockTimer.unref();
   }
@@ -204,6 +226,7 @@ export class Scheduler {
     if (Math.abs(step) < CLOCK_STEP_MS) {
       // Runs missed without a clock step: the event loop was held up (at most one line per check).
       if (missed > 0) this.logger.warn({ missedRuns: missed }, `${missed} scheduled run(s) missed: the event loop was held up (a long commit, a slow disk, CPU)`);
+      this.notifyCheck({ stepMs: null, wallNow: now.wall });
       return;
     }
     // Each job's next slot as the new time reads (a job whose timer was about to end waits for it).
@@ -217,6 +240,17 @@ export class Scheduler {
         listener(step, now.wall);
       } catch (err) {
         this.logger.warn({ err }, 'a clock step listener failed');
+      }
+    }
+    this.notifyCheck({ stepMs: step, wallNow: now.wall });
+  }
+
+  private notifyCheck(check: ClockCheck): void {
+    for (const listener of this.checkListeners) {
+      try {
+        listener(check);
+      } catch (err) {
+        this.logger.warn({ err }, 'a clock check listener failed');
       }
     }
   }

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { clockSegments, lastSeqBeforeStep, receiveTimeCorrection } from './clock-steps.js';
 import { classifySqliteError } from './errors.js';
 import { fromDbRow, readRows, type DbRow } from './rows.js';
 import { RANGE_SQL, SYNCED_ROWS_SQL, type Unplanned } from './ranges.js';
@@ -14,12 +15,6 @@ export const RETENTION_STEP_ROWS = 2_000;
  * exceeds the few seconds the scheduler takes to notice it.
  */
 export const MIN_RECORDED_STEP_MS = 60_000;
-
-/** Rows with seq ≤ upTo (and above the previous segment's) were received on a clock `behindMs` behind today's (ahead when negative). */
-interface ClockSegment {
-  upTo: number;
-  behindMs: number;
-}
 /** Priority of a planned batch: lower goes first. */
 export const PRIORITY = { anomalies: 0, bulk: 1 } as const;
 
@@ -341,7 +336,7 @@ export class SyncBatches {
         // clock was behind (or ahead): their receive times are on it. The rows since, as they are.
         let deleted = 0;
         let above = 0;
-        for (const { upTo, behindMs } of [...this.clockSegments(), { upTo: Number.MAX_SAFE_INTEGER, behindMs: 0 }]) {
+        for (const { upTo, behindMs } of [...clockSegments(db), { upTo: Number.MAX_SAFE_INTEGER, behindMs: 0 }]) {
           if (deleted >= limit || above >= belowSeq) break;
           deleted += remove.run(belowSeq, belowSeq, above, upTo, cutoff - behindMs, limit - deleted).changes;
           above = upTo;
@@ -372,11 +367,9 @@ export class SyncBatches {
    */
   retentionBoundStep(cutoff: number, afterSeq: number, limit = RETENTION_STEP_ROWS): { bound: number | null; last: number | null } {
     const rows = this.store.db.prepare('SELECT seq, received_at AS receivedAt FROM readings WHERE seq > ? ORDER BY seq LIMIT ?').all(afterSeq, limit) as Array<{ seq: number; receivedAt: number }>;
-    const segments = this.clockSegments();
-    let i = 0;
+    const corrected = receiveTimeCorrection(clockSegments(this.store.db));
     for (const r of rows) {
-      while (i < segments.length && segments[i]!.upTo < r.seq) i++;
-      if (r.receivedAt + (segments[i]?.behindMs ?? 0) >= cutoff) return { bound: r.seq, last: r.seq };
+      if (corrected(r.seq, r.receivedAt) >= cutoff) return { bound: r.seq, last: r.seq };
     }
     return { bound: null, last: rows.length < limit ? null : rows.at(-1)!.seq };
   }
@@ -387,36 +380,22 @@ export class SyncBatches {
    * ahead, for a step back), and retention measures their age accordingly. Without it, NTP setting
    * a gateway that booted at 1970 (or with the time of its last shutdown) made every synced row
    * received before years (or days) old, and the next retention run deleted minutes-old local
-   * history; a step back kept rows longer than the setting. Steps under MIN_RECORDED_STEP_MS hardly
-   * matter and are not recorded. Returns the seq recorded (the last row received on the old
-   * clock), if any.
+   * history; a step back kept rows longer than the setting. `checkedSeq` is the newest seq when the
+   * clocks were last compared before the step (null when unknown): the rows up to it are surely on
+   * the old clock, and only those since are told apart by receive time (clock-steps.ts
+   * lastSeqBeforeStep). Steps under MIN_RECORDED_STEP_MS hardly matter and are not recorded.
+   * Returns the seq recorded (the last row received on the old clock), null when nothing was
+   * recorded (a small step, or no row before the step left to correct).
    */
-  recordClockStep(deltaMs: number, now: number): number | null {
+  recordClockStep(deltaMs: number, now: number, checkedSeq: number | null): number | null {
     if (!(Math.abs(deltaMs) >= MIN_RECORDED_STEP_MS)) return null;
     const db = this.store.db;
     return this.write('recording a clock step', () => {
-      // Rows since the step (the few seconds before the scheduler noticed it) read later than the
-      // old clock does now, after a step forward; earlier than the old clock did at the step, after
-      // one back. Walked back from the newest row, over a bounded number of rows.
-      const recent = 'SELECT seq, received_at FROM readings ORDER BY seq DESC LIMIT 10000';
-      // After a step back, only a row that reads later than now is surely on the old clock: with none
-      // among the recent rows nothing is recorded, and the rows before the step are kept longer than
-      // the setting by the step (a row since the step counted as before it would go early).
-      const last = db.prepare(`SELECT seq FROM (${recent}) WHERE received_at ${deltaMs > 0 ? '<=' : '>'} ? LIMIT 1`).get(deltaMs > 0 ? now - deltaMs : now) as { seq: number } | undefined;
-      if (last === undefined) return null;
-      db.prepare('INSERT INTO clock_steps (after_seq, delta_ms, recorded_at) VALUES (?, ?, ?)').run(last.seq, Math.round(deltaMs), now);
-      return last.seq;
+      const last = lastSeqBeforeStep(db, deltaMs, now, checkedSeq);
+      if (last === null) return null;
+      db.prepare('INSERT INTO clock_steps (after_seq, delta_ms, recorded_at) VALUES (?, ?, ?)').run(last, Math.round(deltaMs), now);
+      return last;
     });
-  }
-
-  /**
-   * The recorded clock steps as stretches of seqs, lowest first: a row received before several
-   * steps was on a clock behind by all of them.
-   */
-  private clockSegments(): ClockSegment[] {
-    const steps = this.store.db.prepare('SELECT after_seq AS afterSeq, delta_ms AS deltaMs FROM clock_steps ORDER BY after_seq DESC').all() as Array<{ afterSeq: number; deltaMs: number }>;
-    let behindMs = 0;
-    return steps.map((s) => ({ upTo: s.afterSeq, behindMs: (behindMs += s.deltaMs) })).reverse();
   }
 
   /** Runs `fn` with synchronous=NORMAL: its commits write the WAL without an fsync of their own; FULL again after. */

@@ -3,6 +3,7 @@ import { existsSync, linkSync, renameSync, rmSync, statSync, statfsSync } from '
 import { dirname } from 'node:path';
 import { open, type FileHandle } from 'node:fs/promises';
 import { newShrinkTarget, ownCheckpointThread, SHRINK_SLACK_PAGES, SHRINK_STEP_PAGES, SHRINK_TO_PAGES, type CheckpointRunner, type StartCheckpoints } from './checkpointer.js';
+import { clockSegments, receiveTimeCorrection, type ReceiveTimeCorrection } from './clock-steps.js';
 import { BufferError, classifySqliteError } from './errors.js';
 import { databaseBudget, evictedTotal, Eviction, type EvictionCounts } from './eviction.js';
 import { fileIdentity, openDatabase } from './open.js';
@@ -697,6 +698,16 @@ export class BufferStore {
       out[i] = { ts, anomaly: a === null ? null : a === 1 };
     }
     return out;
+  }
+
+  /**
+   * Receive times on today's clock: a row's stored receive time plus the clock steps recorded after
+   * it (buffer/clock-steps.ts, the rule retention ages rows by). The steps are read once, here; the
+   * function then maps any number of rows. For how long ago a row read back arrived (the page after a
+   * restart), when NTP set the clock since.
+   */
+  receiveTimeCorrection(): ReceiveTimeCorrection {
+    return receiveTimeCorrection(clockSegments(this.db));
   }
 
   /** When the newest row was received (the gateway clock then), or null when the buffer is empty. */

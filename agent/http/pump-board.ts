@@ -201,7 +201,10 @@ export class PumpBoard {
       const streak = { anomalySince: null as number | null, normalsInRow: 0 };
       for (const mark of earlier) advanceStreak(streak, mark.anomaly, mark.ts);
       const live = this.liveBeforeSeed.get(id);
-      for (const row of rows) this.apply(row, row.seq, live ? liveArrival(live, row.seq, arrival(row.receivedAt)) : arrival(row.receivedAt), streak);
+      for (const row of rows) {
+        const mapped = arrival(row.seq, row.receivedAt);
+        this.apply(row, row.seq, live ? liveArrival(live, row.seq, mapped) : mapped, streak);
+      }
       const t = this.tracks.get(id);
       // the streak that was running at the oldest row read is still running: it began before it
       if (t && atLeast && t.anomalySince === firstAnomalyTs(earlier.length > 0 ? earlier : rows)) t.anomalySinceAtLeast = true;
@@ -296,14 +299,18 @@ export class PumpBoard {
   }
 
   /**
-   * Maps a receive time (wall clock) to the monotonic clock, as of now, for rows received before
-   * the agent started (those since are timed by record()). A receive time later than now (the clock
-   * was stepped back since) counts as now.
+   * Maps a row's receive time (wall clock) to the monotonic clock, as of now, for rows received
+   * before the agent started (those since are timed by record()). The receive time is first
+   * corrected by the clock steps the buffer recorded after the row, as retention does: a pump that
+   * reported on a clock booted at 1970, minutes before NTP set it and the agent restarted, is not
+   * "silent for 57 years". A receive time later than now (the clock was stepped back since, in a
+   * step not recorded) counts as now.
    */
-  private arrival(): (receivedAt: number) => number {
+  private arrival(): (seq: number, receivedAt: number) => number {
+    const corrected = this.deps.buffer.receiveTimeCorrection();
     const now = (this.deps.clock ?? Date.now)();
     const mono = this.monotonic();
-    return (receivedAt) => mono - Math.max(0, now - receivedAt);
+    return (seq, receivedAt) => mono - Math.max(0, now - corrected(seq, receivedAt));
   }
 
   private modelOf(pumpId: string): PumpSummary['model'] {

@@ -22,10 +22,12 @@ const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '::1'];
  * then, and OpenSSL, checking on the corrected clock, refuses every reconnect of the agent to its
  * own hub until a restart (and after 7 days of uptime even without a step). This is a local,
  * throw-away development CA (made at each start, trusted only by this process's clients, never
- * written to disk), so a wide window costs nothing: from 2000 to the end of 2049 (the last year an
- * X.509 UTCTime can say, which every TLS stack reads).
+ * written to disk), so a wide window costs nothing: from 1970-01-01 (a gateway without a clock
+ * battery boots there, and must reach its own hub before NTP sets the clock, or on a site with no
+ * NTP at all: a start in 2000 was "not yet valid" then) to the end of 2049 (the last year an X.509
+ * UTCTime can say, which every TLS stack reads; it covers 1950-2049).
  */
-const NOT_BEFORE = new Date(Date.UTC(2000, 0, 1));
+const NOT_BEFORE = new Date(0);
 const NOT_AFTER = new Date(Date.UTC(2049, 11, 31, 23, 59, 59));
 
 export async function makeTlsMaterial(extraHostNames: string[] = []): Promise<TlsMaterial> {

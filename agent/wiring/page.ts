@@ -13,7 +13,7 @@ import type { AgentParts as Agent, Part } from './part.js';
  */
 export function wirePage(agent: Agent): Part[] {
   const labels = new LabelStore(agent.buffer);
-  const board = new PumpBoard({ buffer: agent.buffer, engine: agent.engine, models: agent.models });
+  const board = new PumpBoard({ buffer: agent.buffer, engine: agent.engine, models: agent.models, monotonic: agent.monotonic });
   const events = new LiveEvents();
   agent.pipeline.onCommit((rows, seqs) => {
     board.record(rows, seqs);

@@ -35,6 +35,8 @@ export async function stopEach(steps: ReadonlyArray<Pick<Part, 'name' | 'stop'>>
 export interface AgentParts {
   readonly config: Config;
   readonly logger: Logger;
+  /** The monotonic clock the page's pump board uses (tests move it); undefined: performance.now. */
+  readonly monotonic: (() => number) | undefined;
   readonly registry: MetricsRegistry;
   readonly metrics: AgentMetrics;
   readonly buffer: BufferStore;

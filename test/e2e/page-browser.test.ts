@@ -98,7 +98,8 @@ beforeAll(async () => {
   azurite = await startTestAzurite();
   container = azurite.container('pumpwatch');
   await container.create();
-  t = await startTestAgent({ PUMPWATCH_DEVICE_ID: 'gw-test' }, { clock: () => Date.now() + skewMs });
+  // Both clocks move together: readings sent while skewMs is -10 min were received ten minutes ago.
+  t = await startTestAgent({ PUMPWATCH_DEVICE_ID: 'gw-test' }, { clock: () => Date.now() + skewMs, monotonic: () => performance.now() + skewMs });
   await seed(t);
   browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
 });

@@ -304,8 +304,9 @@ describe('SyncBatches on a real SQLite file', () => {
     store.appendBatch(Array.from({ length: 20 }, (_, k) => at('pump-a', k, T0 - YEARS - 60_000 + k * 1000)));
     store.appendBatch(Array.from({ length: 5 }, (_, k) => at('pump-a', 20 + k, T0 + k * 1000)));
     for (let b = batches.next(LIMITS, namer, T0); b !== null; b = batches.next(LIMITS, namer, T0)) batches.markUploaded(b, SHA, T0 + 5_000);
-    expect(batches.recordClockStep(YEARS, T0 + 5_000)).toBe(20); // the last row on the old clock
-    expect(batches.recordClockStep(30_000, T0 + 5_000)).toBeNull(); // a small step changes nothing worth a record
+    // The scheduler's last check of the clocks before the step came after the 15th row.
+    expect(batches.recordClockStep(YEARS, T0 + 5_000, 15)).toBe(20); // the last row on the old clock
+    expect(batches.recordClockStep(30_000, T0 + 5_000, 25)).toBeNull(); // a small step changes nothing worth a record
     // Before: all 20 deleted at the first run (3 years "old"), a minute after they arrived.
     expect((await deleteExpiredSynced(batches, 72, T0 + 60_000)).deleted).toBe(0);
     expect(store.stats().rows).toBe(25);
@@ -316,13 +317,46 @@ describe('SyncBatches on a real SQLite file', () => {
     expectCountsMatchFile(store);
   });
 
+  it('records a step with 12 000 rows on each side of it since the last check of the clocks (a busy gateway), and retention keeps the rows before it', async () => {
+    const YEARS = 3 * 365 * 86_400_000;
+    const at = (i: number, receivedAt: number): PredictionRow => ({ ...reading('pump-a', i), ts: receivedAt, receivedAt });
+    // 20 rows, then the scheduler's check of the clocks (newest seq 20); then 2 400 readings/s for
+    // 5 s on the clock 3 years behind, the step, 5 s more on the new clock, and the next check.
+    store.appendBatch(Array.from({ length: 20 }, (_, k) => at(k, T0 - YEARS - 60_000 + k * 1000)));
+    const checked = batches.lastSeq();
+    for (let b = 0; b < 12; b++) store.appendBatch(Array.from({ length: 1_000 }, (_, k) => at(20 + b * 1_000 + k, T0 - YEARS - 5_000 + Math.floor((b * 1_000 + k) / 2.4))));
+    const lastOld = batches.lastSeq();
+    for (let b = 0; b < 12; b++) store.appendBatch(Array.from({ length: 1_000 }, (_, k) => at(12_020 + b * 1_000 + k, T0 + Math.floor((b * 1_000 + k) / 2.4))));
+    for (let b = batches.next(LIMITS, namer, T0); b !== null; b = batches.next(LIMITS, namer, T0)) batches.markUploaded(b, SHA, T0 + 5_000);
+    expect(store.stats()).toMatchObject({ rows: 24_020, unsynced: 0 });
+    // Before: null, with nothing logged (the newest 10 000 rows were all on the new clock)...
+    expect(batches.recordClockStep(YEARS, T0 + 5_000, checked)).toBe(lastOld);
+    // ...and this run deleted all 12 020 rows received before the step, a minute after they arrived.
+    expect((await deleteExpiredSynced(batches, 72, T0 + 60_000)).deleted).toBe(0);
+    expect(store.stats().rows).toBe(24_020);
+    expect((await deleteExpiredSynced(batches, 72, T0 + 72 * 3_600_000)).deleted).toBe(12_020); // 72 h after they arrived
+  });
+
+  it('finds the last row before a step among every row when the newest seq at the last check is unknown, and records nothing on an empty buffer', () => {
+    const YEARS = 3 * 365 * 86_400_000;
+    const at = (i: number, receivedAt: number): PredictionRow => ({ ...reading('pump-a', i), ts: receivedAt, receivedAt });
+    expect(batches.recordClockStep(YEARS, T0, null)).toBeNull();
+    expect(batches.recordClockStep(YEARS, T0, -1)).toBeNull();
+    store.appendBatch(Array.from({ length: 20 }, (_, k) => at(k, T0 - YEARS - 60_000 + k * 1000)));
+    store.appendBatch(Array.from({ length: 11_000 }, (_, k) => at(20 + k, T0 + Math.floor(k / 3))));
+    expect(batches.recordClockStep(YEARS, T0 + 5_000, null)).toBe(20);
+    // A check newer than every row (a buffer file put back from before): the newest row, never a seq not used yet.
+    expect(batches.recordClockStep(-YEARS, T0 + 5_000, 50_000)).toBe(11_020);
+    expect(store.db.prepare('SELECT after_seq AS afterSeq FROM clock_steps ORDER BY rowid').all()).toEqual([{ afterSeq: 20 }, { afterSeq: 11_020 }]);
+  });
+
   it('ages rows received on a clock 2 h ahead by their arrival once NTP stepped it back, not 2 h younger', async () => {
     const HOURS2 = 2 * 3_600_000;
     const at = (pumpId: string, i: number, receivedAt: number): PredictionRow => ({ ...reading(pumpId, i), ts: receivedAt, receivedAt });
     store.appendBatch(Array.from({ length: 10 }, (_, k) => at('pump-a', k, T0 + HOURS2 - 60_000 + k * 1000))); // the clock 2 h ahead
     store.appendBatch(Array.from({ length: 3 }, (_, k) => at('pump-a', 10 + k, T0 + k * 1000))); // since the step, at T0
     for (let b = batches.next(LIMITS, namer, T0); b !== null; b = batches.next(LIMITS, namer, T0)) batches.markUploaded(b, SHA, T0 + 5_000);
-    expect(batches.recordClockStep(-HOURS2, T0 + 5_000)).toBe(10);
+    expect(batches.recordClockStep(-HOURS2, T0 + 5_000, 8)).toBe(10);
     expect((await deleteExpiredSynced(batches, 72, T0 + 72 * 3_600_000)).deleted).toBe(10); // without the record: 0, kept 2 h more
     expect(store.stats().rows).toBe(3);
   });

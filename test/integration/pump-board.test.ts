@@ -12,6 +12,7 @@ import { IngestPipeline } from '../../agent/ingest/pipeline.js';
 import { MAX_REASON_CHARS, MAX_REFUSED_ONLY_PUMPS } from '../../agent/ingest/pump-refusals.js';
 import { PumpRoster } from '../../agent/ingest/pump-roster.js';
 import { createAgentMetrics, MetricsRegistry } from '../../agent/metrics.js';
+import { SyncBatches } from '../../buffer/batches.js';
 import { BufferStore } from '../../buffer/store.js';
 import type { PredictionRow } from '../../buffer/types.js';
 import { InferenceEngine } from '../../inference/engine.js';
@@ -98,6 +99,26 @@ describe('PumpBoard when NTP steps the gateway clock', () => {
     expect(pump(b, 'pump-seeded')).toMatchObject({ state: 'normal' });
     tick(6 * 60_000);
     expect(pump(b, 'pump-seeded')).toMatchObject({ state: 'stale', lastState: 'normal', detail: 'no reading for 6 min' });
+  });
+
+  it('after a restart that followed a recorded step from 1970, times a pump\'s last reading by the corrected receive time: normal, stale only minutes on', () => {
+    // A buffer of its own: the step recorded here corrects every row before it.
+    const own = new BufferStore({ path: join(dir, 'stepped.sqlite'), maxBytes: 1 << 30 });
+    own.open();
+    try {
+      const boot = Date.UTC(1970, 0, 1, 0, 30); // a gateway without a clock battery
+      const [seq] = own.appendBatch([normal('pump-1970', boot)]);
+      // NTP sets the clock 2 s later; the scheduler notices the step 3 s after that, at `wall`.
+      const stepMs = wall - 3_000 - (boot + 2_000);
+      expect(new SyncBatches(own).recordClockStep(stepMs, wall, seq!)).toBe(seq);
+      tick(20_000); // the module restarts
+      const b = new PumpBoard({ buffer: own, engine, models, clock: () => wall, monotonic: () => mono });
+      expect(pump(b, 'pump-1970')).toMatchObject({ state: 'normal', detail: null }); // before: stale, "no reading for 29941627 min"
+      tick(6 * 60_000); // 6 min 25 s since it reported
+      expect(pump(b, 'pump-1970')).toMatchObject({ state: 'stale', lastState: 'normal', detail: 'no reading for 6 min' });
+    } finally {
+      own.close();
+    }
   });
 });
 

@@ -35,7 +35,7 @@ export function testAgentConfig(dataDir: string, env: Record<string, string> = {
  * `hubCa`: the local hub's CA certificate (`hub.ca`), written into the agent's folder and given to
  * its IoT Edge client as EdgeModuleCACertificateFile (the hub's TLS is self-signed).
  */
-export async function startTestAgent(env: Record<string, string> = {}, opts: { model?: Uint8Array; clock?: () => number; hubCa?: string; logger?: Logger } = {}): Promise<TestAgent> {
+export async function startTestAgent(env: Record<string, string> = {}, opts: { model?: Uint8Array; clock?: () => number; monotonic?: () => number; hubCa?: string; logger?: Logger } = {}): Promise<TestAgent> {
   const dir = mkdtempSync(join(tmpdir(), 'pumpwatch-test-'));
   const modelPath = join(dir, 'default-model.onnx');
   writeFileSync(modelPath, opts.model ?? makeModel());
@@ -44,7 +44,7 @@ export async function startTestAgent(env: Record<string, string> = {}, opts: { m
     env = { EdgeModuleCACertificateFile: join(dir, 'hub-ca.pem'), ...env };
   }
   const config = testAgentConfig(join(dir, 'data'), env);
-  const agent = new Agent({ config, logger: opts.logger ?? createLogger(config.logLevel), defaultModelPath: modelPath, clock: opts.clock });
+  const agent = new Agent({ config, logger: opts.logger ?? createLogger(config.logLevel), defaultModelPath: modelPath, clock: opts.clock, monotonic: opts.monotonic });
   await agent.start();
   const addr = agent.httpAddress()!;
   return {

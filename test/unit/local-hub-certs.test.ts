@@ -48,4 +48,20 @@ describe('local hub certificates and a wrong boot clock', () => {
       expect(new Date(cert.validTo).getTime()).toBeGreaterThan(Date.now() + 20 * 365 * 86_400_000);
     }
   });
+
+  it('makes material valid at a 1970 boot clock itself, before NTP sets it (or on a site without NTP)', async () => {
+    const boot = Date.UTC(1970, 0, 1, 0, 5);
+    vi.useFakeTimers({ toFake: ['Date'], now: boot });
+    const m = await makeTlsMaterial();
+    vi.useRealTimers();
+    // OpenSSL on the gateway checks the chain on the clock it reads: both certificates must be valid
+    // at that clock already (before: "certificate is not yet valid" until 2000-01-01).
+    for (const pem of [m.ca, m.cert]) {
+      const cert = new X509Certificate(pem);
+      expect(new Date(cert.validFrom).getTime()).toBeLessThanOrEqual(boot);
+      expect(new Date(cert.validTo).getTime()).toBeGreaterThan(boot);
+      expect(new Date(cert.validFrom).toISOString()).toBe('1970-01-01T00:00:00.000Z');
+    }
+    expect(await handshake(m)).toEqual({ authorized: true, error: null }); // and today, after NTP
+  });
 });

@@ -95,6 +95,24 @@ describe('Scheduler and a wall clock stepped by days or years', () => {
     await vi.waitFor(() => expect(s.steps()).toEqual([expect.objectContaining({ msg: 'the system clock stepped back by 120 min; scheduled jobs restarted from the new time' })]), { timeout: 6_000 });
   });
 
+  it('tells each comparison of the clocks (at start, then each check) with the step it noticed, so a listener can note what came before a step', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], shouldAdvanceTime: true });
+    scheduler = new Scheduler(createLogger('debug', { write: () => undefined }), { clockCheckMs: 300 });
+    const checks: Array<number | null> = [];
+    scheduler.onClockCheck(({ stepMs, wallNow }) => {
+      expect(Math.abs(wallNow - Date.now())).toBeLessThan(50); // the wall clock of the check, read in its turn
+      checks.push(stepMs);
+    });
+    scheduler.start();
+    expect(checks).toEqual([null]);
+    await vi.waitFor(() => expect(checks.length).toBeGreaterThanOrEqual(2), { timeout: 3_000, interval: 20 });
+    vi.setSystemTime(Date.now() + DAY);
+    await vi.waitFor(() => expect(checks.some((c) => c !== null)).toBe(true), { timeout: 3_000, interval: 20 });
+    await sleep(400);
+    expect(checks.filter((c) => c !== null)).toEqual([expect.closeTo(DAY, -3) as number]);
+    expect(checks.at(-1)).toBeNull(); // the checks after it: no step
+  });
+
   it('runs an hourly job at the new time\'s hour within the re-plan bound after a step back, without waiting for the clock check', async () => {
     vi.useFakeTimers({ toFake: ['Date'], shouldAdvanceTime: true, now: new Date('2026-12-05T13:00:01Z') });
     scheduler = new Scheduler(createLogger('debug', { write: () => undefined }), { clockCheckMs: 60_000, replanMs: 300 });

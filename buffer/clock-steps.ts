@@ -1,0 +1,69 @@
+import type Database from 'better-sqlite3';
+
+/**
+ * Steps of the wall clock recorded in the buffer (`clock_steps`, schema 7): NTP setting a gateway
+ * that booted at 1970 or years behind. A row's stored receive time is on the clock of its time; the
+ * steps recorded after it say how far that clock was off from today's. The one rule for retention
+ * (how old a synced row is) and the technician page (how long ago a pump last reported, after a
+ * restart): both read it from here.
+ */
+
+/** Rows with seq ≤ upTo (and above the previous segment's) were received on a clock `behindMs` behind today's (ahead when negative). */
+export interface ClockSegment {
+  upTo: number;
+  behindMs: number;
+}
+
+/** A row's receive time on today's clock, from its seq and its stored receive time. */
+export type ReceiveTimeCorrection = (seq: number, receivedAt: number) => number;
+
+/**
+ * The recorded clock steps as stretches of seqs, lowest first: a row received before several
+ * steps was on a clock behind by all of them.
+ */
+export function clockSegments(db: Database.Database): ClockSegment[] {
+  const steps = db.prepare('SELECT after_seq AS afterSeq, delta_ms AS deltaMs FROM clock_steps ORDER BY after_seq DESC').all() as Array<{ afterSeq: number; deltaMs: number }>;
+  let behindMs = 0;
+  return steps.map((s) => ({ upTo: s.afterSeq, behindMs: (behindMs += s.deltaMs) })).reverse();
+}
+
+/** How far behind today's clock the clock that received row `seq` was (0 for rows after the last step). */
+export function behindMsAt(segments: readonly ClockSegment[], seq: number): number {
+  // The first segment reaching up to seq (segments are few: one per step still covering a row).
+  let lo = 0;
+  let hi = segments.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (segments[mid]!.upTo < seq) lo = mid + 1;
+    else hi = mid;
+  }
+  return segments[lo]?.behindMs ?? 0;
+}
+
+/** Receive times corrected by `segments`: the stored time plus the steps recorded after the row. */
+export function receiveTimeCorrection(segments: readonly ClockSegment[]): ReceiveTimeCorrection {
+  return (seq, receivedAt) => receivedAt + behindMsAt(segments, seq);
+}
+
+/**
+ * The seq of the last row received on the clock before a step of `deltaMs` noticed at `now` (the
+ * new clock), given `checkedSeq`: the newest seq when the clocks were last compared, before the
+ * step (null when unknown: then every row may be looked at). Rows up to it were received before the
+ * step; only those since (a few seconds of readings) are told apart by receive time: after a step
+ * forward, a row before it reads no later than the old clock can have read at `now`, `now -
+ * deltaMs`; after a step back, a row before it reads later than `now` (the old clock was ahead by
+ * more than the seconds since). Walked back from the newest row down to `checkedSeq`, so the search
+ * is bounded by the rows since that check, however many: a busy gateway (thousands of readings a
+ * second) is no exception (a window of the newest 10 000 rows missed the step there). Null when no
+ * row left in the buffer was received before the step (nothing to correct).
+ */
+export function lastSeqBeforeStep(db: Database.Database, deltaMs: number, now: number, checkedSeq: number | null): number | null {
+  const floor = checkedSeq ?? -1;
+  const since = db
+    .prepare(`SELECT seq FROM readings WHERE seq > ? AND received_at ${deltaMs > 0 ? '<=' : '>'} ? ORDER BY seq DESC LIMIT 1`)
+    .get(floor, deltaMs > 0 ? now - deltaMs : now) as { seq: number } | undefined;
+  if (since !== undefined) return since.seq;
+  // The newest row at the check (a row that is still there: never a seq the buffer has not used yet).
+  const checked = db.prepare('SELECT seq FROM readings WHERE seq <= ? ORDER BY seq DESC LIMIT 1').get(floor) as { seq: number } | undefined;
+  return checked?.seq ?? null;
+}
