@@ -157,6 +157,17 @@ export const HISTORY_LIMIT = 20;
  */
 export function nextPointer(record: ModelRecord, previous: BestPointer | null, promotedAt: string, reason: string, deployPending = false): BestPointer {
   const history = previous ? [{ version: previous.version, promotedAt: previous.promotedAt }, ...previous.history] : [];
+  return pointerTo(record, { promotedAt, reason, history: history.filter((h) => h.version !== record.version).slice(0, HISTORY_LIMIT), rolledBack: previous?.rolledBack, deployPending });
+}
+
+/**
+ * best.json naming `record`, with the history, rollback list and deploy mark given (a promotion's
+ * from nextPointer, a rollback's from rollback.ts); the optional fields only when they say something.
+ */
+export function pointerTo(
+  record: ModelRecord,
+  p: { promotedAt: string; reason: string; history: BestPointer['history']; rolledBack: BestPointer['rolledBack']; deployPending: boolean },
+): BestPointer {
   return {
     schema: RECORD_SCHEMA,
     source: record.source,
@@ -164,11 +175,12 @@ export function nextPointer(record: ModelRecord, previous: BestPointer | null, p
     algorithm: record.algorithm,
     sha256: record.model.sha256,
     size: record.model.size,
-    promotedAt,
-    reason,
-    history: history.filter((h) => h.version !== record.version).slice(0, HISTORY_LIMIT),
-    ...(deployPending ? { deployPending: true } : {}),
-    ...(previous?.rolledBack?.length ? { rolledBack: previous.rolledBack } : {}),
+    promotedAt: p.promotedAt,
+    reason: p.reason,
+    history: p.history,
+    // A rollback or promotion that deploys marks it in the move itself, cleared once every module has it.
+    ...(p.deployPending ? { deployPending: true } : {}),
+    ...(p.rolledBack?.length ? { rolledBack: p.rolledBack } : {}),
   };
 }
 

@@ -15,7 +15,7 @@ import type { ContainerClient } from '@azure/storage-blob';
 import { bestModelBlobName } from '../../sync/layout.js';
 import { safeErrorMessage } from '../../sync/redact.js';
 import { TrainerError, UsageError } from '../errors.js';
-import { describeMove, HISTORY_LIMIT, RECORD_SCHEMA, type BestPointer, type ModelRecord } from './records.js';
+import { describeMove, HISTORY_LIMIT, pointerTo, type BestPointer, type ModelRecord } from './records.js';
 import { putBest, readBest, readModelBytes, readModelRecord, readRegisteredRecords, refuseMissingBest, updateRecord, type BestState } from './registry.js';
 
 export interface RollbackPlan {
@@ -57,7 +57,7 @@ export async function planRollback(container: ContainerClient, source: string, n
       .map((r) => ({ version: r.version, at: r.rolledBack!.at, to: r.rolledBack!.to }))
       .sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0))
       .slice(0, HISTORY_LIMIT);
-    return { from: null, etag: null, record, to: pointerTo(record, now, `best.json restored by rollback --version ${version} (it was missing)`, [], marked, deployPending), movedPast: [] };
+    return { from: null, etag: null, record, to: pointerTo(record, { promotedAt: now.toISOString(), reason: `best.json restored by rollback --version ${version} (it was missing)`, history: [], rolledBack: marked, deployPending }), movedPast: [] };
   }
   const current = best.pointer;
   const currentRecord = await readModelRecord(container, source, current.version).catch((err: unknown) => {
@@ -79,7 +79,7 @@ export async function planRollback(container: ContainerClient, source: string, n
   if (back < 0) {
     // Not an earlier best: made best by hand as a promotion would, the current best kept in the history.
     const ahead = [{ version: current.version, promotedAt: current.promotedAt }, ...history].slice(0, HISTORY_LIMIT);
-    return { from: current.version, etag: best.etag, record, to: pointerTo(record, now, reason, ahead, rolledBackWithout(current.rolledBack, target), deployPending), movedPast: [] };
+    return { from: current.version, etag: best.etag, record, to: pointerTo(record, { promotedAt: now.toISOString(), reason, history: ahead, rolledBack: rolledBackWithout(current.rolledBack, target), deployPending }), movedPast: [] };
   }
   // The current best and every best between it and the target (newest first): each is rolled back from.
   const movedPast = [...new Set([current.version, ...history.slice(0, back).map((h) => h.version)])].filter((v) => v !== target);
@@ -88,7 +88,7 @@ export async function planRollback(container: ContainerClient, source: string, n
     ...movedPast.map((v) => ({ version: v, at, to: target })),
     ...(rolledBackWithout(current.rolledBack, target) ?? []).filter((r) => !movedPast.includes(r.version)),
   ].slice(0, HISTORY_LIMIT);
-  return { from: current.version, etag: best.etag, record, to: pointerTo(record, now, reason, history.slice(back + 1), rolledBack, deployPending), movedPast };
+  return { from: current.version, etag: best.etag, record, to: pointerTo(record, { promotedAt: now.toISOString(), reason, history: history.slice(back + 1), rolledBack, deployPending }), movedPast };
 }
 
 /** The record of a version named by hand, its model.onnx read and checked. */
@@ -100,23 +100,6 @@ async function checkedTarget(container: ContainerClient, source: string, version
 
 function rolledBackWithout(list: BestPointer['rolledBack'], version: string): BestPointer['rolledBack'] {
   return list?.filter((r) => r.version !== version);
-}
-
-function pointerTo(record: ModelRecord, now: Date, reason: string, history: BestPointer['history'], rolledBack: BestPointer['rolledBack'], deployPending: boolean): BestPointer {
-  return {
-    schema: RECORD_SCHEMA,
-    source: record.source,
-    version: record.version,
-    algorithm: record.algorithm,
-    sha256: record.model.sha256,
-    size: record.model.size,
-    promotedAt: now.toISOString(),
-    reason,
-    history,
-    // A rollback that deploys marks it in the move itself (records.ts deployPending), cleared once every module has it.
-    ...(deployPending ? { deployPending: true } : {}),
-    ...(rolledBack?.length ? { rolledBack } : {}),
-  };
 }
 
 /**
