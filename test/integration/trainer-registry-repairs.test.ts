@@ -13,13 +13,12 @@ import { batchMetadata, encodeRows } from '../../sync/encoder.js';
 import { readingsBlobName } from '../../sync/layout.js';
 import type { CommandContext, TwinRegistry } from '../../trainer/cloud/context.js';
 import { runCli } from '../../trainer/commands/index.js';
-import { fitTable } from '../../trainer/fit.js';
-import { nextPointer, RECORD_SCHEMA, type ModelRecord } from '../../trainer/registry/records.js';
-import { readBest, readModelRecord, registerVersion, sha256, writeBest } from '../../trainer/registry/registry.js';
+import type { ModelRecord } from '../../trainer/registry/records.js';
+import { readBest, readModelRecord, sha256 } from '../../trainer/registry/registry.js';
 import { commitRollback, planRollback } from '../../trainer/registry/rollback.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { LocalHub } from '../support/local-hub.js';
-import { rng, trainingTable } from '../support/models.js';
+import { rng } from '../support/models.js';
 import { promoteFittedModel } from '../support/registry.js';
 
 const DAY = 86_400_000;
@@ -78,26 +77,7 @@ async function seedDays(c: ContainerClient, pumpId: string, from: number, seq0: 
  * cannot be scored on the held-out rows, and the next train promotes its challenger for sure.
  */
 async function promoteUnscorable(c: ContainerClient, source: string, version: string): Promise<void> {
-  const { bytes, metadata } = fitTable(trainingTable(300, 3, ['Pressure', 'Flow', 'Vibration']), { source, version });
-  const record = {
-    schema: RECORD_SCHEMA,
-    source,
-    version,
-    algorithm: metadata.algorithm,
-    features: metadata.features,
-    window: metadata.window,
-    threshold: metadata.threshold,
-    model: { blob: `models/${source}/${version}/model.onnx`, sha256: sha256(bytes), size: bytes.length },
-    data: { from: '', to: '', readings: 300, devices: [], droppedFeatures: [], cleaning: {}, trainRows: 300, trainFrom: '', trainTo: '', holdoutRows: 0, holdoutFrom: '', holdoutTo: '' },
-    evaluation: { criterion: 'synthetic-faults', description: '', challenger: { criterion: 'synthetic-faults', metric: 'balanced-accuracy', score: 1, f1: 1, far: 0, mar: 0, counts: { tp: 1, fp: 0, fn: 0, tn: 1 }, threshold: metadata.threshold }, champion: null, championVersion: null },
-    decision: { promoted: true, reason: 'test', margin: 0.01 },
-    baseline: {},
-    trainer: { version: 'test', seed: 1 },
-    createdAt: NOW.toISOString(),
-  } satisfies ModelRecord;
-  await registerVersion(c, record, bytes);
-  const best = await readBest(c, source);
-  await writeBest(c, nextPointer(record, best?.pointer ?? null, NOW.toISOString(), 'test'), best?.etag ?? null);
+  await promoteFittedModel(c, source, version, 3, NOW, ['Pressure', 'Flow', 'Vibration']);
 }
 
 /** The bytes of a blob with one byte in the middle changed: the same size, another sha256. */

@@ -15,13 +15,11 @@ import { batchMetadata, encodeRows } from '../../sync/encoder.js';
 import { readingsBlobName } from '../../sync/layout.js';
 import type { CommandContext, TwinRegistry } from '../../trainer/cloud/context.js';
 import { runCli } from '../../trainer/commands/index.js';
-import { fitTable } from '../../trainer/fit.js';
-import { nextPointer, RECORD_SCHEMA, type ModelRecord } from '../../trainer/registry/records.js';
-import { checkModelBlob, readBest, readModelRecord, registerVersion, sha256, writeBest } from '../../trainer/registry/registry.js';
+import { checkModelBlob, readBest, readModelRecord } from '../../trainer/registry/registry.js';
 import { commitRollback, planRollback } from '../../trainer/registry/rollback.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { LocalHub } from '../support/local-hub.js';
-import { rng, trainingTable } from '../support/models.js';
+import { rng } from '../support/models.js';
 import { promoteFittedModel } from '../support/registry.js';
 
 const DAY = 86_400_000;
@@ -82,26 +80,7 @@ async function seedDays(c: ContainerClient, pumpId: string, from: number, seq0: 
  * cannot be scored on the held-out rows, and the next train promotes its challenger for sure.
  */
 async function promoteUnscorable(c: ContainerClient, source: string, version: string, at = NOW): Promise<void> {
-  const { bytes, metadata } = fitTable(trainingTable(300, 3, ['Pressure', 'Flow', 'Vibration']), { source, version });
-  const record = {
-    schema: RECORD_SCHEMA,
-    source,
-    version,
-    algorithm: metadata.algorithm,
-    features: metadata.features,
-    window: metadata.window,
-    threshold: metadata.threshold,
-    model: { blob: `models/${source}/${version}/model.onnx`, sha256: sha256(bytes), size: bytes.length },
-    data: { from: '', to: '', readings: 300, devices: [], droppedFeatures: [], cleaning: {}, trainRows: 300, trainFrom: '', trainTo: '', holdoutRows: 0, holdoutFrom: '', holdoutTo: '' },
-    evaluation: { criterion: 'synthetic-faults', description: '', challenger: { criterion: 'synthetic-faults', metric: 'balanced-accuracy', score: 1, f1: 1, far: 0, mar: 0, counts: { tp: 1, fp: 0, fn: 0, tn: 1 }, threshold: metadata.threshold }, champion: null, championVersion: null },
-    decision: { promoted: true, reason: 'test', margin: 0.01 },
-    baseline: {},
-    trainer: { version: 'test', seed: 1 },
-    createdAt: at.toISOString(),
-  } satisfies ModelRecord;
-  await registerVersion(c, record, bytes);
-  const best = await readBest(c, source);
-  await writeBest(c, nextPointer(record, best?.pointer ?? null, at.toISOString(), 'test'), best?.etag ?? null);
+  await promoteFittedModel(c, source, version, 3, at, ['Pressure', 'Flow', 'Vibration']);
 }
 
 /**

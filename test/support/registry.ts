@@ -9,8 +9,9 @@ import { nextPointer, RECORD_SCHEMA, type ModelRecord } from '../../trainer/regi
 import { readBest, registerVersion, sha256, writeBest } from '../../trainer/registry/registry.js';
 import { trainingTable } from './models.js';
 
-export async function promoteFittedModel(container: ContainerClient, source: string, version: string, seed: number, now: Date): Promise<ModelRecord> {
-  const { bytes, metadata } = fitTable(trainingTable(300, seed), { source, version });
+/** `features`: the table's sensors (default the test set); one the readings lack makes a live model that cannot be scored. */
+export async function promoteFittedModel(container: ContainerClient, source: string, version: string, seed: number, now: Date, features?: readonly string[]): Promise<ModelRecord> {
+  const { bytes, metadata } = fitTable(trainingTable(300, seed, features), { source, version });
   const record = {
     schema: RECORD_SCHEMA,
     source,
