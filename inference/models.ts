@@ -81,7 +81,7 @@ export class ModelManager {
    * Loads the persisted active (and shadow) models from the store; a key that fails falls back.
    * Runs at start-up, or when the buffer opens late. What the twin changed meanwhile (in memory
    * only, while nothing could be persisted) stays: a model it activated replaces the saved live
-   * one (and its shadow: the entry is a live one now), a shadow it started replaces the saved
+   * one, which becomes its fallback (and its shadow: the entry is a live one now), a shadow it started replaces the saved
    * shadow. A refusal does not: a refused entry leaves the model running, as it does when the
    * buffer is open, so the saved model comes back with the refusal shown beside it. A removal
    * meanwhile records nothing (the key was not known yet): the listeners of onRestored (the model
@@ -111,7 +111,15 @@ export class ModelManager {
       for (const [key, rec] of Object.entries(saved.refused)) if (!shadowChanged.has(key) && !p.refused[key]) p.refused[key] = rec;
       const restored = new Set<string>();
       for (const [key, rec] of Object.entries(saved.live)) {
-        if (activated.has(key)) continue;
+        if (activated.has(key)) {
+          // Activated while the saved state was unknown, its fallback could not be the saved live
+          // model: it is now (the same model again keeps the saved fallback), so a fault of the new
+          // one rolls back to the model that ran before, and the prune keeps that model's file.
+          const now = p.live[key]!;
+          if (now.version === rec.version && now.sha256 === rec.sha256) p.live[key] = { ...now, previous: rec.previous };
+          else if (now.previous.kind !== 'store') p.live[key] = { ...now, previous: { kind: 'store', version: rec.version, sha256: rec.sha256 } };
+          continue;
+        }
         p.live[key] = rec;
         restored.add(key);
         const shown = this.board.get(key);

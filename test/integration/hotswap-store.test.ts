@@ -294,6 +294,35 @@ describe('pruning the model store', () => {
     expect(files(dir, 'pump-k')).toEqual([named('pk-1', pk1), named('pk-2', pk2)].sort());
   });
 
+  it('makes the saved live model the fallback of one the twin activated while the buffer was closed, and rolls back to it', async () => {
+    const dir = gateway();
+    const d1 = makeModel({ version: 'd-1', seed: 44 });
+    const d2 = makeModel({ version: 'd-2', seed: 42 });
+    stored(dir, 'default', 'd-1', d1);
+    stored(dir, 'default', 'd-2', d2);
+    const backInReach = bufferOutOfReach(dir, {
+      live: { default: { version: 'd-2', sha256: sha256(d2), previous: { kind: 'store', version: 'd-1', sha256: sha256(d1) } } },
+      shadow: {},
+      refused: {},
+    });
+    const { agent, updater } = await start(dir);
+    // d-3 is deployed while the buffer is out of reach: it goes live, its fallback unknown then.
+    const d3 = server.add('late-d3.onnx', nanBelowModel('d-3'), 'd-3'); // NaN on readings near 0
+    await desire(updater, { default: d3 });
+    expect(agent.models.status()['default']).toMatchObject({ status: 'active', activeVersion: 'd-3' });
+
+    backInReach();
+    await agent.reopenBuffer();
+    await updater.idle();
+    expect(persisted(agent).live['default']).toMatchObject({ version: 'd-3', previous: { kind: 'store', version: 'd-2' } });
+    expect(files(dir)).toContain(named('d-2', d2));
+    // d-3 faults on live data: the gateway goes back to d-2, not to the start-up model.
+    await agent.pipeline.ingest(readings('p1', 2, { Pressure: 0, Flow: 0, Current: 0 }), 'test');
+    await agent.models.idle();
+    expect(agent.models.status()['default']).toMatchObject({ status: 'rolled-back', activeVersion: 'd-2' });
+    expect(await scoredBy(agent, readings('p1', 2))).toEqual([['d-2', true], ['d-2', true]]);
+  });
+
   it('removes the model of a pump whose entry the twin removed while the buffer was closed, once it opens', async () => {
     const dir = gateway();
     const pr1 = makeModel({ version: 'pr-1', source: 'pump-r', seed: 45 });
