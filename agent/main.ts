@@ -7,6 +7,7 @@ import { InferenceEngine } from '../inference/engine.js';
 import { ModelFileError } from '../inference/model-file.js';
 import { ModelManager } from '../inference/models.js';
 import { ModelStore } from '../inference/model-store.js';
+import { monotonicNow } from '../sync/clock.js';
 import { safeErrorMessage } from '../sync/redact.js';
 import { CONFIG_KEYS, ConfigError, type Config } from './config.js';
 import { EvictionWatch } from './eviction-watch.js';
@@ -233,6 +234,9 @@ export class Agent implements AgentParts {
     }
   }
 
+  /** The clocks and the buffer's newest seq when it opened before the scheduler started; see scheduleJobs. */
+  private clockAtOpen: { wall: number; monotonic: number; seq: number | null; file: string | null } | null = null;
+
   /** A buffer that cannot open (read-only, full, corrupt) leaves the agent up and unhealthy, not crash-looping. */
   private openBuffer(): boolean {
     this.bufferAttempts++;
@@ -256,16 +260,32 @@ export class Agent implements AgentParts {
   /**
    * Says when the gateway clock reads earlier than the newest reading the buffer received: it was
    * stepped back since, or is wrong now (a gateway without a clock battery boots in the past), and
-   * readings are judged against it (`PUMPWATCH_MAX_FUTURE_SECONDS`) until NTP sets it.
+   * readings are judged against it (`PUMPWATCH_MAX_FUTURE_SECONDS`) until NTP sets it. That step
+   * back is recorded for retention and the page (buffer/batches.ts recordClockBehindBuffer): the
+   * step NTP makes later is recorded at the last row on the wrong clock, and without it applied to
+   * the rows from before the reboot as well, which then read decades in the future.
    */
   private checkClockAgainstBuffer(): void {
     const newest = this.buffer.newestReceivedAt();
     const now = (this.options.clock ?? Date.now)();
-    if (newest === null || newest - now < CLOCK_BEHIND_WARN_MS) return;
-    this.logger.warn(
-      { component: 'buffer', now: new Date(now).toISOString(), newestReceivedAt: new Date(newest).toISOString() },
-      `the gateway clock reads ${new Date(now).toISOString()}, ${formatDuration(newest - now)} earlier than the newest reading this buffer received (${new Date(newest).toISOString()}): it is wrong now or was before; readings are judged against it (PUMPWATCH_MAX_FUTURE_SECONDS) until it is set`,
-    );
+    // The clocks at this open, before the scheduler's first comparison of them: a step NTP makes in
+    // between (the models loading, the hub connecting) is measured from here (scheduleJobs).
+    if (!this.scheduler.running) this.clockAtOpen = { wall: Date.now(), monotonic: monotonicNow(), seq: newestSeq(new SyncBatches(this.buffer)), file: this.buffer.openFile() };
+    if (newest === null) return;
+    if (newest - now >= CLOCK_BEHIND_WARN_MS) {
+      this.logger.warn(
+        { component: 'buffer', now: new Date(now).toISOString(), newestReceivedAt: new Date(newest).toISOString() },
+        `the gateway clock reads ${new Date(now).toISOString()}, ${formatDuration(newest - now)} earlier than the newest reading this buffer received (${new Date(newest).toISOString()}): it is wrong now or was before; readings are judged against it (PUMPWATCH_MAX_FUTURE_SECONDS) until it is set`,
+      );
+    }
+    try {
+      new SyncBatches(this.buffer).recordClockBehindBuffer(now);
+    } catch (err) {
+      this.logger.warn(
+        { component: 'buffer', err },
+        `the gateway clock reading earlier than the newest reading could not be recorded as a step back (${err instanceof BufferError ? err.code : 'an error'}): once NTP sets the clock, retention may keep the synced rows received before this start until then, longer than PUMPWATCH_RETENTION_HOURS, and the page may time their pumps' last readings by then`,
+      );
+    }
   }
 
   /** Says once per open when the disk cannot hold the buffer's cap: it then fills before the cap rules. */
@@ -323,13 +343,22 @@ export class Agent implements AgentParts {
     // Retention measures a row's age from its receive time: rows received before a step are on a
     // clock that was behind (ahead), recorded with the step (buffer/batches.ts recordClockStep). The
     // rows up to the newest at the last check of the clocks surely came before a step the next check
-    // notices: only those since (5 s of readings, however many) are told apart by receive time.
+    // notices: only those since (5 s of readings, however many) are told apart by receive time. The
+    // seq belongs to the file open then: after a restored backup or a reset (seqs start lower), it
+    // says nothing of the rows of the file open now, and every row is told apart by receive time.
     const clockSteps = new SyncBatches(this.buffer);
-    let checkedSeq: number | null = null;
+    let checked: { seq: number | null; file: string | null } = { seq: null, file: null };
     this.scheduler.onClockCheck(({ stepMs, wallNow }) => {
-      const before = checkedSeq;
-      checkedSeq = this.bufferError === null ? newestSeq(clockSteps) : null;
-      if (stepMs !== null) this.recordClockStep(clockSteps, stepMs, wallNow, before);
+      // At the first comparison (stepMs null), the step since the buffer opened, if any: without it, a
+      // gateway set by NTP during start-up kept the step back recorded at the open, and the rows
+      // from before its reboot came out decades old.
+      const opened = this.clockAtOpen;
+      this.clockAtOpen = null;
+      const before = opened ?? checked;
+      const file = this.bufferError === null ? this.buffer.openFile() : null;
+      checked = { seq: file === null ? null : newestSeq(clockSteps), file };
+      const step = stepMs ?? (opened === null ? null : wallNow - opened.wall - (monotonicNow() - opened.monotonic));
+      if (step !== null) this.recordClockStep(clockSteps, step, wallNow, before.file !== null && before.file === file ? before.seq : null);
     });
     this.scheduler.start();
     void this.system.sample();

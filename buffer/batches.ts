@@ -15,6 +15,12 @@ export const RETENTION_STEP_ROWS = 2_000;
  * exceeds the few seconds the scheduler takes to notice it.
  */
 export const MIN_RECORDED_STEP_MS = 60_000;
+/**
+ * A step back at least this large, recorded at an open, is a clock that booted wrong (no clock
+ * battery: 1970, or the time of the last shutdown long ago), not an NTP correction of a clock that
+ * ran a little ahead: its later correction may happen while the agent is stopped.
+ */
+export const WRONG_BOOT_CLOCK_MS = 86_400_000;
 /** Priority of a planned batch: lower goes first. */
 export const PRIORITY = { anomalies: 0, bulk: 1 } as const;
 
@@ -333,12 +339,14 @@ export class SyncBatches {
           `DELETE FROM readings WHERE seq IN (SELECT r.seq FROM ${SYNCED_ROWS_SQL} AND b.first_seq < ? AND r.seq < ? AND r.seq > ? AND r.seq <= ? AND r.received_at < ? LIMIT ?)`,
         );
         // Each stretch of rows received before a clock step against the cutoff moved by how far that
-        // clock was behind (or ahead): their receive times are on it. The rows since, as they are.
+        // clock was behind (or ahead): their receive times are on it; all of it once the step was
+        // noticed before the cutoff (the cap of clock-steps.ts). The rows since, as they are.
         let deleted = 0;
         let above = 0;
-        for (const { upTo, behindMs } of [...clockSegments(db), { upTo: Number.MAX_SAFE_INTEGER, behindMs: 0 }]) {
+        for (const { upTo, behindMs, latest } of [...clockSegments(db), { upTo: Number.MAX_SAFE_INTEGER, behindMs: 0, latest: Number.POSITIVE_INFINITY }]) {
           if (deleted >= limit || above >= belowSeq) break;
-          deleted += remove.run(belowSeq, belowSeq, above, upTo, cutoff - behindMs, limit - deleted).changes;
+          const before = latest < cutoff ? Number.MAX_SAFE_INTEGER : cutoff - behindMs;
+          deleted += remove.run(belowSeq, belowSeq, above, upTo, before, limit - deleted).changes;
           above = upTo;
         }
         if (deleted < limit) {
@@ -396,6 +404,39 @@ export class SyncBatches {
       db.prepare('INSERT INTO clock_steps (after_seq, delta_ms, recorded_at) VALUES (?, ?, ?)').run(last, Math.round(deltaMs), now);
       return last;
     });
+  }
+
+  /**
+   * Records, at the buffer's open, the clock reading `now` earlier than the newest row's receive
+   * time (on today's clock, by the steps already recorded) as a step back at that row, by the
+   * difference. A gateway without a clock battery boots at 1970 after running on the right clock;
+   * the step NTP then makes is recorded at the last 1970 row and applies to every row below it,
+   * the rows from before the reboot too: this step cancels it for them. They come out later than
+   * they arrived by the downtime at most (kept that much longer, never deleted early). When the
+   * latest step recorded is such a step back (a day or more) and the clock now reads ahead of the
+   * newest row, NTP set it while the agent was stopped: that is recorded as the step forward, by
+   * the difference (the downtime counted as none: kept longer, never deleted early). Returns the
+   * step recorded, or null.
+   */
+  recordClockBehindBuffer(now: number): { afterSeq: number; deltaMs: number } | null {
+    const db = this.store.db;
+    return this.write('recording a clock step', () =>
+      db.transaction(() => {
+        const newest = db.prepare('SELECT seq, received_at AS receivedAt FROM readings ORDER BY seq DESC LIMIT 1').get() as { seq: number; receivedAt: number } | undefined;
+        if (newest === undefined) return null;
+        const deltaMs = Math.round(now - receiveTimeCorrection(clockSegments(db))(newest.seq, newest.receivedAt));
+        // Ahead of the newest row is a shutdown, as a rule, and records nothing: except after a
+        // wrong boot clock (a step back of a day or more, the latest step recorded), whose
+        // correction NTP made while the agent was stopped. Left alone, that step back would make
+        // the rows from before the reboot decades old, and retention would delete them at once.
+        if (deltaMs >= MIN_RECORDED_STEP_MS) {
+          const latest = db.prepare('SELECT delta_ms AS deltaMs FROM clock_steps ORDER BY rowid DESC LIMIT 1').get() as { deltaMs: number } | undefined;
+          if (latest === undefined || latest.deltaMs > -WRONG_BOOT_CLOCK_MS) return null;
+        } else if (!(deltaMs <= -MIN_RECORDED_STEP_MS)) return null;
+        db.prepare('INSERT INTO clock_steps (after_seq, delta_ms, recorded_at) VALUES (?, ?, ?)').run(newest.seq, deltaMs, now);
+        return { afterSeq: newest.seq, deltaMs };
+      })(),
+    );
   }
 
   /** Runs `fn` with synchronous=NORMAL: its commits write the WAL without an fsync of their own; FULL again after. */

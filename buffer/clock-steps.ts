@@ -8,10 +8,15 @@ import type Database from 'better-sqlite3';
  * restart): both read it from here.
  */
 
-/** Rows with seq ≤ upTo (and above the previous segment's) were received on a clock `behindMs` behind today's (ahead when negative). */
+/**
+ * Rows with seq ≤ upTo (and above the previous segment's) were received on a clock `behindMs` behind
+ * today's (ahead when negative), and no later than `latest` on today's clock: before the steps after
+ * them were noticed (their `recorded_at`, on today's clock).
+ */
 export interface ClockSegment {
   upTo: number;
   behindMs: number;
+  latest: number;
 }
 
 /** A row's receive time on today's clock, from its seq and its stored receive time. */
@@ -19,16 +24,30 @@ export type ReceiveTimeCorrection = (seq: number, receivedAt: number) => number;
 
 /**
  * The recorded clock steps as stretches of seqs, lowest first: a row received before several
- * steps was on a clock behind by all of them.
+ * steps was on a clock behind by all of them. A row before a step came before the step was noticed,
+ * so its corrected time is capped there: a step misapplied to rows that were not on the clock it
+ * corrects (the rows from before a reboot at 1970, when the reboot's step back was not recorded)
+ * then keeps them at most until that time, never decades in the future (retention stopped at them,
+ * and the page showed a long-silent pump as fresh).
  */
 export function clockSegments(db: Database.Database): ClockSegment[] {
-  const steps = db.prepare('SELECT after_seq AS afterSeq, delta_ms AS deltaMs FROM clock_steps ORDER BY after_seq DESC').all() as Array<{ afterSeq: number; deltaMs: number }>;
+  const steps = db
+    .prepare('SELECT after_seq AS afterSeq, delta_ms AS deltaMs, recorded_at AS recordedAt FROM clock_steps ORDER BY after_seq DESC, rowid DESC')
+    .all() as Array<{ afterSeq: number; deltaMs: number; recordedAt: number }>;
   let behindMs = 0;
-  return steps.map((s) => ({ upTo: s.afterSeq, behindMs: (behindMs += s.deltaMs) })).reverse();
+  let latest = Number.POSITIVE_INFINITY;
+  const out: ClockSegment[] = [];
+  for (const s of steps) {
+    // recorded_at is on the clock after this step: behind today's by the steps after it (behindMs so far).
+    latest = Math.min(latest, s.recordedAt + behindMs);
+    behindMs += s.deltaMs;
+    out.push({ upTo: s.afterSeq, behindMs, latest });
+  }
+  return out.reverse();
 }
 
-/** How far behind today's clock the clock that received row `seq` was (0 for rows after the last step). */
-export function behindMsAt(segments: readonly ClockSegment[], seq: number): number {
+/** The segment of row `seq`: how far behind today's clock its clock was, and the latest it can have come (none after the last step). */
+export function segmentAt(segments: readonly ClockSegment[], seq: number): ClockSegment | undefined {
   // The first segment reaching up to seq (segments are few: one per step still covering a row).
   let lo = 0;
   let hi = segments.length;
@@ -37,12 +56,15 @@ export function behindMsAt(segments: readonly ClockSegment[], seq: number): numb
     if (segments[mid]!.upTo < seq) lo = mid + 1;
     else hi = mid;
   }
-  return segments[lo]?.behindMs ?? 0;
+  return segments[lo];
 }
 
-/** Receive times corrected by `segments`: the stored time plus the steps recorded after the row. */
+/** Receive times corrected by `segments`: the stored time plus the steps recorded after the row, no later than the first of them was noticed. */
 export function receiveTimeCorrection(segments: readonly ClockSegment[]): ReceiveTimeCorrection {
-  return (seq, receivedAt) => receivedAt + behindMsAt(segments, seq);
+  return (seq, receivedAt) => {
+    const s = segmentAt(segments, seq);
+    return s === undefined ? receivedAt : Math.min(receivedAt + s.behindMs, s.latest);
+  };
 }
 
 /**

@@ -8,13 +8,14 @@
  * A real agent; Date is vitest's fake Date (it advances with real time), timers stay real, as on a
  * gateway where a clock step does not move setTimeout.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../agent/logger.js';
 import { Agent } from '../../agent/main.js';
 import { SyncBatches } from '../../buffer/batches.js';
+import { BufferStore } from '../../buffer/store.js';
 import { deleteExpiredSynced } from '../../sync/retention.js';
 import { testAgentConfig } from '../support/agent.js';
 import { makeModel, normalValues, rng } from '../support/models.js';
@@ -38,7 +39,7 @@ afterEach(async () => {
 });
 
 /** A started agent on a fresh folder (`prepare` may put things in it first); `nextCheck` resolves at the scheduler's next check of the clocks. */
-async function started(prepare: (dataDir: string) => void = () => undefined): Promise<{ agent: Agent; lines: LogLine[]; nextCheck: () => Promise<void> }> {
+async function started(prepare: (dataDir: string) => void = () => undefined, atSchedulerStart?: () => void): Promise<{ agent: Agent; lines: LogLine[]; nextCheck: () => Promise<void> }> {
   dir = mkdtempSync(join(tmpdir(), 'pumpwatch-clock-steps-'));
   prepare(join(dir, 'data'));
   writeFileSync(join(dir, 'default-model.onnx'), makeModel());
@@ -46,6 +47,13 @@ async function started(prepare: (dataDir: string) => void = () => undefined): Pr
   const config = testAgentConfig(join(dir, 'data'), { PUMPWATCH_LOG_LEVEL: 'info' });
   const a = new Agent({ config, logger: createLogger('info', { write: (s: string) => void lines.push(JSON.parse(s) as LogLine) }), defaultModelPath: join(dir, 'default-model.onnx') });
   agent = a;
+  if (atSchedulerStart !== undefined) {
+    const start = a.scheduler.start.bind(a.scheduler);
+    a.scheduler.start = () => {
+      atSchedulerStart();
+      start();
+    };
+  }
   await a.start();
   let waiting: Array<() => void> = [];
   a.scheduler.onClockCheck(() => {
@@ -84,6 +92,58 @@ describe('clock steps on a busy gateway', () => {
     expect(a.buffer.stats()).toMatchObject({ rows: 24_020, unsynced: 0 });
     expect((await deleteExpiredSynced(batches, 72, Date.now())).deleted).toBe(0); // before: 12 020
   }, 60_000);
+
+  it('records the step back of a reboot at 1970 when the buffer opens, and NTP\'s step during start-up, so the rows from before the reboot keep their age', async () => {
+    const real = Date.now();
+    const before = (dataDir: string): void => {
+      // Ten rows on the right clock, up to a second ago: then a reboot without a clock battery.
+      const store = new BufferStore({ path: join(dataDir, 'buffer.sqlite'), maxBytes: 1 << 30 });
+      store.open();
+      store.appendBatch(Array.from({ length: 10 }, (_, k) => ({ pumpId: 'pump-1', ts: real - 10_000 + k * 1000, receivedAt: real - 10_000 + k * 1000, values: normalValues(r, k), score: 0.1, anomaly: false, modelVersion: 'v', imputed: false, unscoredReason: null })));
+      store.close();
+    };
+    const boot = Date.UTC(1970, 0, 1, 0, 5);
+    vi.useFakeTimers({ toFake: ['Date'], shouldAdvanceTime: true, now: boot });
+    // NTP sets the clock while the agent starts, before its scheduler first compares the clocks.
+    const { agent: a } = await started(before, () => vi.setSystemTime(Date.now() - boot + real));
+    const steps = a.buffer.db.prepare('SELECT after_seq AS afterSeq, delta_ms AS deltaMs FROM clock_steps ORDER BY rowid').all() as Array<{ afterSeq: number; deltaMs: number }>;
+    expect(steps.map((s) => s.afterSeq)).toEqual([10, 10]); // before: none
+    expect(steps[0]!.deltaMs).toBeLessThan(-50 * 365 * 86_400_000); // the step back, at the open
+    // The rows from before the reboot come out as late as the start-up took at most, never decades old or ahead.
+    const corrected = a.buffer.receiveTimeCorrection()(10, real - 1000);
+    expect(corrected).toBeGreaterThanOrEqual(real - 1000);
+    expect(corrected).toBeLessThan(Date.now());
+  }, 30_000);
+
+  it('records a step right after the buffer file was replaced (a restored backup, seqs lower) at the last row on the old clock, not at the newest', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], shouldAdvanceTime: true, now: Date.now() - YEARS });
+    const { agent: a, nextCheck } = await started();
+    const path = join(dir, 'data', 'buffer.sqlite');
+    await a.pipeline.ingest(readings(10), 'test');
+    a.buffer.db.prepare('VACUUM INTO ?').run(join(dir, 'backup.sqlite')); // a backup at seq 10
+    await a.pipeline.ingest(readings(50), 'test');
+    await nextCheck(); // the agent notes seq 60, of the file open now
+    // Right after that check: the backup is put back, the agent reopens it (seqs from 11 again)...
+    const replaced = a.buffer.openFile();
+    renameSync(join(dir, 'backup.sqlite'), path);
+    await vi.waitFor(
+      () => {
+        a.buffer.health();
+        expect(a.buffer.openFile()).not.toBeNull();
+        expect(a.buffer.openFile()).not.toBe(replaced);
+      },
+      { timeout: 3_000, interval: 10 },
+    );
+    // ...takes readings, NTP sets the clock, more readings: all before the next check (5 s).
+    await a.pipeline.ingest(readings(4), 'test');
+    const batches = new SyncBatches(a.buffer);
+    const lastOld = batches.lastSeq();
+    expect(lastOld).toBe(14);
+    vi.setSystemTime(Date.now() + YEARS);
+    await a.pipeline.ingest(readings(10), 'test');
+    const steps = (): unknown[] => a.buffer.db.prepare('SELECT after_seq AS afterSeq FROM clock_steps').all();
+    await vi.waitFor(() => expect(steps()).toEqual([{ afterSeq: lastOld }]), { timeout: 8_000, interval: 50 }); // before: 24, a row on the new clock
+  }, 30_000);
 
   it('says when a step cannot be recorded because the buffer is not open, and what retention may do', async () => {
     vi.useFakeTimers({ toFake: ['Date'], shouldAdvanceTime: true, now: Date.now() - YEARS });
