@@ -236,6 +236,8 @@ export class Agent implements AgentParts {
 
   /** The clocks and the buffer's newest seq when it opened before the scheduler started; see scheduleJobs. */
   private clockAtOpen: { wall: number; monotonic: number; seq: number | null; file: string | null } | null = null;
+  /** The newest seq of the buffer file when this run opened it (recordClockStep's fromSeq). */
+  private runStart: { seq: number | null; file: string | null } = { seq: null, file: null };
 
   /** A buffer that cannot open (read-only, full, corrupt) leaves the agent up and unhealthy, not crash-looping. */
   private openBuffer(): boolean {
@@ -260,30 +262,25 @@ export class Agent implements AgentParts {
   /**
    * Says when the gateway clock reads earlier than the newest reading the buffer received: it was
    * stepped back since, or is wrong now (a gateway without a clock battery boots in the past), and
-   * readings are judged against it (`PUMPWATCH_MAX_FUTURE_SECONDS`) until NTP sets it. That step
-   * back is recorded for retention and the page (buffer/batches.ts recordClockBehindBuffer): the
-   * step NTP makes later is recorded at the last row on the wrong clock, and without it applied to
-   * the rows from before the reboot as well, which then read decades in the future.
+   * readings are judged against it (`PUMPWATCH_MAX_FUTURE_SECONDS`) until NTP sets it. Notes the
+   * newest seq of the file opened (a step this run notices corrects only the rows above it) and
+   * the clocks, for a step made before the scheduler's first comparison.
    */
   private checkClockAgainstBuffer(): void {
     const newest = this.buffer.newestReceivedAt();
     const now = (this.options.clock ?? Date.now)();
     // The clocks at this open, before the scheduler's first comparison of them: a step NTP makes in
     // between (the models loading, the hub connecting) is measured from here (scheduleJobs).
-    if (!this.scheduler.running) this.clockAtOpen = { wall: Date.now(), monotonic: monotonicNow(), seq: newestSeq(new SyncBatches(this.buffer)), file: this.buffer.openFile() };
+    const opened = { wall: Date.now(), monotonic: monotonicNow(), seq: newestSeq(new SyncBatches(this.buffer)), file: this.buffer.openFile() };
+    // The rows this run receives into the file opened now are above its newest seq now: a step
+    // noticed later corrects only them (clock-steps.ts clockSegments).
+    this.runStart = { seq: opened.seq, file: opened.file };
+    if (!this.scheduler.running) this.clockAtOpen = opened;
     if (newest === null) return;
     if (newest - now >= CLOCK_BEHIND_WARN_MS) {
       this.logger.warn(
         { component: 'buffer', now: new Date(now).toISOString(), newestReceivedAt: new Date(newest).toISOString() },
         `the gateway clock reads ${new Date(now).toISOString()}, ${formatDuration(newest - now)} earlier than the newest reading this buffer received (${new Date(newest).toISOString()}): it is wrong now or was before; readings are judged against it (PUMPWATCH_MAX_FUTURE_SECONDS) until it is set`,
-      );
-    }
-    try {
-      new SyncBatches(this.buffer).recordClockBehindBuffer(now);
-    } catch (err) {
-      this.logger.warn(
-        { component: 'buffer', err },
-        `the gateway clock reading earlier than the newest reading could not be recorded as a step back (${err instanceof BufferError ? err.code : 'an error'}): once NTP sets the clock, retention may keep the synced rows received before this start until then, longer than PUMPWATCH_RETENTION_HOURS, and the page may time their pumps' last readings by then`,
       );
     }
   }
@@ -379,7 +376,9 @@ export class Agent implements AgentParts {
       return;
     }
     try {
-      clockSteps.recordClockStep(stepMs, now, checkedSeq);
+      // A file this run did not open (cannot happen: every open notes it) would be corrected whole.
+      const run = this.runStart.file !== null && this.runStart.file === this.buffer.openFile() ? (this.runStart.seq ?? 0) : 0;
+      clockSteps.recordClockStep(stepMs, now, checkedSeq, run);
     } catch (err) {
       unrecorded(err instanceof BufferError ? err.code : 'an error', err);
     }

@@ -15,12 +15,6 @@ export const RETENTION_STEP_ROWS = 2_000;
  * exceeds the few seconds the scheduler takes to notice it.
  */
 export const MIN_RECORDED_STEP_MS = 60_000;
-/**
- * A step back at least this large, recorded at an open, is a clock that booted wrong (no clock
- * battery: 1970, or the time of the last shutdown long ago), not an NTP correction of a clock that
- * ran a little ahead: its later correction may happen while the agent is stopped.
- */
-export const WRONG_BOOT_CLOCK_MS = 86_400_000;
 /** Priority of a planned batch: lower goes first. */
 export const PRIORITY = { anomalies: 0, bulk: 1 } as const;
 
@@ -391,52 +385,22 @@ export class SyncBatches {
    * history; a step back kept rows longer than the setting. `checkedSeq` is the newest seq when the
    * clocks were last compared before the step (null when unknown): the rows up to it are surely on
    * the old clock, and only those since are told apart by receive time (clock-steps.ts
-   * lastSeqBeforeStep). Steps under MIN_RECORDED_STEP_MS hardly matter and are not recorded.
+   * lastSeqBeforeStep). `fromSeq` is the newest seq when this run opened the buffer: the step
+   * corrects only the rows this run received (clock-steps.ts clockSegments says why). Steps under
+   * MIN_RECORDED_STEP_MS hardly matter and are not recorded.
    * Returns the seq recorded (the last row received on the old clock), null when nothing was
    * recorded (a small step, or no row before the step left to correct).
    */
-  recordClockStep(deltaMs: number, now: number, checkedSeq: number | null): number | null {
+  recordClockStep(deltaMs: number, now: number, checkedSeq: number | null, fromSeq = 0): number | null {
     if (!(Math.abs(deltaMs) >= MIN_RECORDED_STEP_MS)) return null;
     const db = this.store.db;
     return this.write('recording a clock step', () => {
-      const last = lastSeqBeforeStep(db, deltaMs, now, checkedSeq);
-      if (last === null) return null;
-      db.prepare('INSERT INTO clock_steps (after_seq, delta_ms, recorded_at) VALUES (?, ?, ?)').run(last, Math.round(deltaMs), now);
+      const last = lastSeqBeforeStep(db, deltaMs, now, Math.max(checkedSeq ?? fromSeq, fromSeq));
+      // Only the rows of this run: rows from before it were on the clock of their own run.
+      if (last === null || last <= fromSeq) return null;
+      db.prepare('INSERT INTO clock_steps (after_seq, delta_ms, recorded_at, from_seq) VALUES (?, ?, ?, ?)').run(last, Math.round(deltaMs), now, fromSeq);
       return last;
     });
-  }
-
-  /**
-   * Records, at the buffer's open, the clock reading `now` earlier than the newest row's receive
-   * time (on today's clock, by the steps already recorded) as a step back at that row, by the
-   * difference. A gateway without a clock battery boots at 1970 after running on the right clock;
-   * the step NTP then makes is recorded at the last 1970 row and applies to every row below it,
-   * the rows from before the reboot too: this step cancels it for them. They come out later than
-   * they arrived by the downtime at most (kept that much longer, never deleted early). When the
-   * latest step recorded is such a step back (a day or more) and the clock now reads ahead of the
-   * newest row, NTP set it while the agent was stopped: that is recorded as the step forward, by
-   * the difference (the downtime counted as none: kept longer, never deleted early). Returns the
-   * step recorded, or null.
-   */
-  recordClockBehindBuffer(now: number): { afterSeq: number; deltaMs: number } | null {
-    const db = this.store.db;
-    return this.write('recording a clock step', () =>
-      db.transaction(() => {
-        const newest = db.prepare('SELECT seq, received_at AS receivedAt FROM readings ORDER BY seq DESC LIMIT 1').get() as { seq: number; receivedAt: number } | undefined;
-        if (newest === undefined) return null;
-        const deltaMs = Math.round(now - receiveTimeCorrection(clockSegments(db))(newest.seq, newest.receivedAt));
-        // Ahead of the newest row is a shutdown, as a rule, and records nothing: except after a
-        // wrong boot clock (a step back of a day or more, the latest step recorded), whose
-        // correction NTP made while the agent was stopped. Left alone, that step back would make
-        // the rows from before the reboot decades old, and retention would delete them at once.
-        if (deltaMs >= MIN_RECORDED_STEP_MS) {
-          const latest = db.prepare('SELECT delta_ms AS deltaMs FROM clock_steps ORDER BY rowid DESC LIMIT 1').get() as { deltaMs: number } | undefined;
-          if (latest === undefined || latest.deltaMs > -WRONG_BOOT_CLOCK_MS) return null;
-        } else if (!(deltaMs <= -MIN_RECORDED_STEP_MS)) return null;
-        db.prepare('INSERT INTO clock_steps (after_seq, delta_ms, recorded_at) VALUES (?, ?, ?)').run(newest.seq, deltaMs, now);
-        return { afterSeq: newest.seq, deltaMs };
-      })(),
-    );
   }
 
   /** Runs `fn` with synchronous=NORMAL: its commits write the WAL without an fsync of their own; FULL again after. */

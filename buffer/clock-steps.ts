@@ -2,7 +2,7 @@ import type Database from 'better-sqlite3';
 
 /**
  * Steps of the wall clock recorded in the buffer (`clock_steps`, schema 7): NTP setting a gateway
- * that booted at 1970 or years behind. A row's stored receive time is on the clock of its time; the
+ * that booted at 1970 or years behind, noticed by the agent's run that received the rows before it. A row's stored receive time is on the clock of its time; the
  * steps recorded after it say how far that clock was off from today's. The one rule for retention
  * (how old a synced row is) and the technician page (how long ago a pump last reported, after a
  * restart): both read it from here.
@@ -23,27 +23,38 @@ export interface ClockSegment {
 export type ReceiveTimeCorrection = (seq: number, receivedAt: number) => number;
 
 /**
- * The recorded clock steps as stretches of seqs, lowest first: a row received before several
- * steps was on a clock behind by all of them. A row before a step came before the step was noticed,
- * so its corrected time is capped there: a step misapplied to rows that were not on the clock it
- * corrects (the rows from before a reboot at 1970, when the reboot's step back was not recorded)
- * then keeps them at most until that time, never decades in the future (retention stopped at them,
- * and the page showed a long-silent pump as fresh).
+ * The recorded clock steps as stretches of seqs, lowest first. A step corrects the rows of the run
+ * that noticed it (above its `from_seq`, the newest row when that run opened the buffer, up to its
+ * `after_seq`): rows of earlier runs were on the clock of their own run, which that step says
+ * nothing of (a gateway without a clock battery that reboots at 1970 after running on the right
+ * clock: NTP's step corrects the 1970 rows, not those before the reboot, which read 56 years in the
+ * future when it did). A row before several steps of its run was on a clock behind by all of them.
+ * Its corrected time is capped at the first of them being noticed: a row came before the step was.
  */
 export function clockSegments(db: Database.Database): ClockSegment[] {
   const steps = db
-    .prepare('SELECT after_seq AS afterSeq, delta_ms AS deltaMs, recorded_at AS recordedAt FROM clock_steps ORDER BY after_seq DESC, rowid DESC')
-    .all() as Array<{ afterSeq: number; deltaMs: number; recordedAt: number }>;
-  let behindMs = 0;
-  let latest = Number.POSITIVE_INFINITY;
+    .prepare('SELECT after_seq AS afterSeq, delta_ms AS deltaMs, recorded_at AS recordedAt, from_seq AS fromSeq FROM clock_steps ORDER BY after_seq DESC, rowid DESC')
+    .all() as Array<{ afterSeq: number; deltaMs: number; recordedAt: number; fromSeq: number }>;
+  if (steps.length === 0) return [];
+  // Every step's range begins and ends on a bound: between two bounds the same steps cover every row.
+  const bounds = [...new Set(steps.flatMap((s) => [s.fromSeq, s.afterSeq]))].sort((a, b) => a - b);
   const out: ClockSegment[] = [];
-  for (const s of steps) {
-    // recorded_at is on the clock after this step: behind today's by the steps after it (behindMs so far).
-    latest = Math.min(latest, s.recordedAt + behindMs);
-    behindMs += s.deltaMs;
-    out.push({ upTo: s.afterSeq, behindMs, latest });
+  for (let k = 1; k < bounds.length; k++) {
+    const lo = bounds[k - 1]!;
+    const hi = bounds[k]!;
+    let behindMs = 0;
+    let latest = Number.POSITIVE_INFINITY;
+    // Latest step first: recorded_at is on the clock after that step, behind today's by the steps after it.
+    for (const s of steps) {
+      if (s.fromSeq > lo || s.afterSeq < hi) continue;
+      latest = Math.min(latest, s.recordedAt + behindMs);
+      behindMs += s.deltaMs;
+    }
+    out.push({ upTo: hi, behindMs, latest });
   }
-  return out.reverse();
+  // Rows at or below the lowest bound: no step covers them (an empty first stretch keeps the search simple).
+  out.unshift({ upTo: bounds[0]!, behindMs: 0, latest: Number.POSITIVE_INFINITY });
+  return out;
 }
 
 /** The segment of row `seq`: how far behind today's clock its clock was, and the latest it can have come (none after the last step). */

@@ -350,59 +350,42 @@ describe('SyncBatches on a real SQLite file', () => {
     expect(store.db.prepare('SELECT after_seq AS afterSeq FROM clock_steps ORDER BY rowid').all()).toEqual([{ afterSeq: 20 }, { afterSeq: 11_020 }]);
   });
 
-  it('deletes the rows from before a reboot at 1970 and the rows at 1970 when they are due once NTP set the clock, with the step back at the reboot recorded', async () => {
+  it('corrects only the rows of the run that noticed a step: a reboot at 1970 after running on the right clock keeps the age of the rows from before it', async () => {
     const YEARS56 = Date.UTC(2026, 0, 1) - Date.UTC(1970, 0, 1);
     const H72 = 72 * 3_600_000;
     const at = (i: number, receivedAt: number): PredictionRow => ({ ...reading('pump-a', i), ts: receivedAt, receivedAt });
     // On the right clock (T0 - 10 s .. T0 - 1 s), then a power cut of 30 s: no clock battery, the
-    // gateway boots at 1970 and the agent opens its buffer there.
+    // gateway boots at 1970 and the agent opens its buffer there, its newest row seq 10.
     store.appendBatch(Array.from({ length: 10 }, (_, k) => at(k, T0 - 10_000 + k * 1000)));
     const boot = T0 + 30_000 - YEARS56;
-    expect(batches.recordClockBehindBuffer(boot)).toEqual({ afterSeq: 10, deltaMs: boot - (T0 - 1000) });
-    expect(batches.recordClockBehindBuffer(boot + 1_000)).toBeNull(); // once: the step is already counted
     // Ten rows at 1970; NTP sets the clock 60 s after the boot, the scheduler notices it 5 s later.
     store.appendBatch(Array.from({ length: 10 }, (_, k) => at(10 + k, boot + k * 1000)));
     store.appendBatch(Array.from({ length: 5 }, (_, k) => at(20 + k, T0 + 90_000 + k * 100)));
-    expect(batches.recordClockStep(T0 + 30_000 - boot, T0 + 95_000, 12)).toBe(20);
+    expect(batches.recordClockStep(T0 + 30_000 - boot, T0 + 95_000, 12, 10)).toBe(20);
     for (let b = batches.next(LIMITS, namer, T0); b !== null; b = batches.next(LIMITS, namer, T0)) batches.markUploaded(b, SHA, T0 + 100_000);
-    // Today's clock: the rows before the reboot come out at most the downtime late (the step back
-    // counts it as none), the rows at 1970 as they came; never years in the future.
+    // Today's clock: every row as it came; the rows from before the reboot untouched by NTP's step.
     const corrected = store.receiveTimeCorrection();
-    expect(store.rowsBySeq(1, 25).map((r) => corrected(r.seq, r.receivedAt) - (r.seq <= 10 ? T0 - 11_000 + r.seq * 1000 : r.seq <= 20 ? T0 + 30_000 + (r.seq - 11) * 1000 : r.receivedAt))).toEqual([
-      ...Array<number>(10).fill(31_000),
-      ...Array<number>(15).fill(0),
-    ]);
-    expect((await deleteExpiredSynced(batches, 72, T0 - 10_000 + H72)).deleted).toBe(0); // nothing early
-    // Before: 0 here and at every later run (retention stopped at the first row, "received" in 2082).
+    expect(store.rowsBySeq(1, 25).map((r) => corrected(r.seq, r.receivedAt) - (r.seq <= 10 ? r.receivedAt : r.seq <= 20 ? T0 + 30_000 + (r.seq - 11) * 1000 : r.receivedAt))).toEqual(Array<number>(25).fill(0));
+    expect((await deleteExpiredSynced(batches, 72, T0 - 10_001 + H72)).deleted).toBe(0); // nothing early
+    // Before the run boundary: 0 here and at every later run (retention stopped at the first row, "received" in 2082).
     expect((await deleteExpiredSynced(batches, 72, T0 + 40_000 + H72)).deleted).toBe(20);
     expect((await deleteExpiredSynced(batches, 72, T0 + 100_000 + H72)).deleted).toBe(5);
     expect(count(store, 'SELECT count(*) AS n FROM clock_steps')).toBe(0);
   });
 
-  it('records the step forward NTP made while the agent was stopped after a boot at 1970, at the next open, and deletes nothing early', async () => {
-    const YEARS56 = Date.UTC(2026, 0, 1) - Date.UTC(1970, 0, 1);
+  it('never deletes a row of an earlier run early for a step back noticed later: a restart on a clock that came up 20 min ahead, and NTP stepping it back', async () => {
+    const AHEAD = 20 * 60_000;
     const H72 = 72 * 3_600_000;
     const at = (i: number, receivedAt: number): PredictionRow => ({ ...reading('pump-a', i), ts: receivedAt, receivedAt });
-    store.appendBatch(Array.from({ length: 10 }, (_, k) => at(k, T0 - 10_000 + k * 1000))); // the right clock
-    const boot = T0 + 30_000 - YEARS56; // no clock battery: the agent opens at 1970
-    expect(batches.recordClockBehindBuffer(boot)).toMatchObject({ afterSeq: 10 });
-    store.appendBatch(Array.from({ length: 10 }, (_, k) => at(10 + k, boot + k * 1000)));
-    // The agent restarts; NTP sets the clock while it is down; it opens again at T0 + 120 s.
-    expect(batches.recordClockBehindBuffer(T0 + 120_000)).toEqual({ afterSeq: 20, deltaMs: T0 + 120_000 - (boot + 9_000) });
-    expect(batches.recordClockBehindBuffer(T0 + 121_000)).toBeNull(); // once
-    for (let b = batches.next(LIMITS, namer, T0); b !== null; b = batches.next(LIMITS, namer, T0)) batches.markUploaded(b, SHA, T0 + 125_000);
-    // Without it, the rows from before the reboot read as 1970 and went at the first run.
-    expect((await deleteExpiredSynced(batches, 72, T0 + 130_000)).deleted).toBe(0);
-    expect((await deleteExpiredSynced(batches, 72, T0 + 121_000 + H72)).deleted).toBe(20); // the downtime counted as none
-  });
-
-  it('records nothing at an open after a plain shutdown, with the clock ahead of the newest row', () => {
-    const at = (i: number, receivedAt: number): PredictionRow => ({ ...reading('pump-a', i), ts: receivedAt, receivedAt });
-    store.appendBatch(Array.from({ length: 10 }, (_, k) => at(k, T0 + k * 1000)));
-    expect(batches.recordClockBehindBuffer(T0 + 3 * 86_400_000)).toBeNull();
-    // A clock 2 h ahead stepped back by NTP, then a shutdown of 3 days: still a shutdown.
-    expect(batches.recordClockStep(-2 * 3_600_000, T0 + 10_000, 5)).not.toBeNull();
-    expect(batches.recordClockBehindBuffer(T0 + 3 * 86_400_000)).toBeNull();
+    // An earlier run on the right clock (T0 - 60 s .. T0 - 51 s); a restart on a clock 20 min ahead; ten rows; NTP.
+    store.appendBatch(Array.from({ length: 10 }, (_, k) => at(k, T0 - 60_000 + k * 1000)));
+    store.appendBatch(Array.from({ length: 10 }, (_, k) => at(10 + k, T0 + AHEAD + k * 1000)));
+    expect(batches.recordClockStep(-AHEAD, T0 + 15_000, 15, 10)).toBe(20);
+    for (let b = batches.next(LIMITS, namer, T0); b !== null; b = batches.next(LIMITS, namer, T0)) batches.markUploaded(b, SHA, T0 + 20_000);
+    // Before the run boundary the step moved the earlier run's rows 20 min back too: all 10 went here, 10 min early.
+    expect((await deleteExpiredSynced(batches, 72, T0 - 51_000 - AHEAD / 2 + H72)).deleted).toBe(0);
+    expect((await deleteExpiredSynced(batches, 72, T0 - 50_000 + H72)).deleted).toBe(10); // when due
+    expect((await deleteExpiredSynced(batches, 72, T0 + 10_000 + H72)).deleted).toBe(10); // this run's, when due on today's clock
   });
 
   it('never corrects a row past the time the step after it was noticed: a step misapplied to rows from before a reboot keeps them only until then', async () => {

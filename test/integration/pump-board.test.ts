@@ -126,18 +126,18 @@ describe('PumpBoard when NTP steps the gateway clock', () => {
     const own = new BufferStore({ path: join(dir, 'rebooted.sqlite'), maxBytes: 1 << 30 });
     own.open();
     try {
-      own.appendBatch([normal('pump-gone')]); // on the right clock; then the pump goes silent
+      const [opened] = own.appendBatch([normal('pump-gone')]); // on the right clock; then the pump goes silent
       const rebootAt = wall + 30_000; // a power cut of 30 s; no clock battery: the agent opens at 1970
       const boot = Date.UTC(1970, 0, 1, 0, 5);
       const batches = new SyncBatches(own);
-      expect(batches.recordClockBehindBuffer(boot)).not.toBeNull();
       const [seq] = own.appendBatch([normal('pump-1970', boot + 10_000)]);
-      // NTP sets the clock 60 s after the boot; the scheduler notices it 5 s later.
+      // NTP sets the clock 60 s after the boot; the scheduler notices it 5 s later. The run that
+      // noticed it opened the buffer with `opened` its newest row: the step corrects only the rows after it.
       tick(30_000 + 65_000);
-      expect(batches.recordClockStep(rebootAt + 60_000 - (boot + 60_000), wall, null)).toBe(seq);
+      expect(batches.recordClockStep(rebootAt + 60_000 - (boot + 60_000), wall, null, opened)).toBe(seq);
       tick(4 * 60_000 + 30_000); // the page is first opened 6 min after pump-gone's last reading
       const b = new PumpBoard({ buffer: own, engine, models, clock: () => wall, monotonic: () => mono });
-      // Timed from the reboot (the downtime counts as none): 5.6 min (before: normal, "received" in 2082, counted as now).
+      // Timed as it came, 6 min ago (before: normal, "received" in 2082, counted as now).
       expect(pump(b, 'pump-gone')).toMatchObject({ state: 'stale', lastState: 'normal', detail: 'no reading for 6 min' });
       expect(pump(b, 'pump-1970')).toMatchObject({ state: 'stale', detail: 'no reading for 5 min' }); // 5.4 min ago, on today's clock
     } finally {
