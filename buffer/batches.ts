@@ -15,6 +15,11 @@ export const RETENTION_STEP_ROWS = 2_000;
  * exceeds the few seconds the scheduler takes to notice it.
  */
 export const MIN_RECORDED_STEP_MS = 60_000;
+/**
+ * A forward step at least this large is a clock that booted in another era (1970, or years behind
+ * with a flat clock battery): rows of earlier runs on such a clock are corrected with it.
+ */
+export const WRONG_ERA_STEP_MS = 365 * 86_400_000;
 /** Priority of a planned batch: lower goes first. */
 export const PRIORITY = { anomalies: 0, bulk: 1 } as const;
 
@@ -396,9 +401,20 @@ export class SyncBatches {
     const db = this.store.db;
     return this.write('recording a clock step', () => {
       const last = lastSeqBeforeStep(db, deltaMs, now, Math.max(checkedSeq ?? fromSeq, fromSeq));
-      // Only the rows of this run: rows from before it were on the clock of their own run.
+      // Only the rows of this run: rows from before it were on the clock of their own run...
       if (last === null || last <= fromSeq) return null;
-      db.prepare('INSERT INTO clock_steps (after_seq, delta_ms, recorded_at, from_seq) VALUES (?, ?, ?, ?)').run(last, Math.round(deltaMs), now, fromSeq);
+      // ...unless that was as wrong: a step of years (a clock that booted at 1970) also corrects the
+      // rows just before this run that read more than half of it behind now, back to the first that
+      // does not (the rows of an earlier boot at 1970, which retention deleted at once after a
+      // downtime longer than the retention time, and not those from before it, on the right clock).
+      // They come out as young as this run's clock says, never older than they are: kept longer.
+      let from = fromSeq;
+      if (deltaMs >= WRONG_ERA_STEP_MS && fromSeq > 0) {
+        // Walked back from this run's first row: it stops at the first row on the right clock.
+        const right = db.prepare('SELECT seq FROM readings WHERE seq <= ? AND received_at >= ? ORDER BY seq DESC LIMIT 1').get(fromSeq, now - deltaMs / 2) as { seq: number } | undefined;
+        from = right?.seq ?? 0;
+      }
+      db.prepare('INSERT INTO clock_steps (after_seq, delta_ms, recorded_at, from_seq) VALUES (?, ?, ?, ?)').run(last, Math.round(deltaMs), now, from);
       return last;
     });
   }

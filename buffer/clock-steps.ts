@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 
 /**
- * Steps of the wall clock recorded in the buffer (`clock_steps`, schema 7): NTP setting a gateway
+ * Steps of the wall clock recorded in the buffer (`clock_steps`, schemas 7 and 8): NTP setting a gateway
  * that booted at 1970 or years behind, noticed by the agent's run that received the rows before it. A row's stored receive time is on the clock of its time; the
  * steps recorded after it say how far that clock was off from today's. The one rule for retention
  * (how old a synced row is) and the technician page (how long ago a pump last reported, after a

@@ -112,13 +112,18 @@ export const MIGRATIONS: readonly string[] = [
     FROM readings r LEFT JOIN sync_batches b ON b.pump_id = r.pump_id AND r.seq BETWEEN b.first_seq AND b.last_seq;
   `,
   // 7: steps of the wall clock (NTP setting a clock that booted at 1970 or years behind): the rows
-  // above from_seq (the newest when the agent opened the buffer: a step is noticed by the run that
-  // received them) up to after_seq were received on a clock that read delta_ms less than today's
-  // (more, for a step back), so retention measures their age with it (SyncBatches.recordClockStep),
-  // not from the old clock's receive time, which made every such synced row years old and deleted
-  // it at once.
+  // up to after_seq were received on a clock that read delta_ms less than today's (more, for a
+  // step back), so retention measures their age with it (SyncBatches.recordClockStep), not from
+  // the old clock's receive time, which made every such synced row years old and deleted it at once.
   `
-  CREATE TABLE clock_steps (after_seq INTEGER NOT NULL, delta_ms INTEGER NOT NULL, recorded_at INTEGER NOT NULL, from_seq INTEGER NOT NULL DEFAULT 0);
+  CREATE TABLE clock_steps (after_seq INTEGER NOT NULL, delta_ms INTEGER NOT NULL, recorded_at INTEGER NOT NULL);
+  `,
+  // 8: only the rows above from_seq (the newest when the run that noticed the step opened the
+  // buffer) are corrected: the rows of earlier runs were on the clock of their own run (a reboot at
+  // 1970 after running on the right clock made them read 56 years in the future). 0 for steps
+  // recorded before: every row below after_seq, as then.
+  `
+  ALTER TABLE clock_steps ADD COLUMN from_seq INTEGER NOT NULL DEFAULT 0;
   `,
 ];
 

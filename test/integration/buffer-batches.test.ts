@@ -373,6 +373,24 @@ describe('SyncBatches on a real SQLite file', () => {
     expect(count(store, 'SELECT count(*) AS n FROM clock_steps')).toBe(0);
   });
 
+  it('corrects the rows of an earlier boot at 1970 too when NTP steps the clock by years, and not those from before it on the right clock', async () => {
+    const H24 = 24 * 3_600_000;
+    const at = (i: number, receivedAt: number): PredictionRow => ({ ...reading('pump-a', i), ts: receivedAt, receivedAt });
+    // 10 rows on the right clock, 50 h ago; off for 50 h; boot 1 at 1970 (10 rows), boot 2 at 1970 (10 rows, from seq 20), NTP.
+    store.appendBatch(Array.from({ length: 10 }, (_, k) => at(k, T0 - 50 * 3_600_000 + k * 1000)));
+    const boot = Date.UTC(1970, 0, 1);
+    store.appendBatch(Array.from({ length: 10 }, (_, k) => at(10 + k, boot + k * 1000)));
+    store.appendBatch(Array.from({ length: 10 }, (_, k) => at(20 + k, boot + k * 1000)));
+    expect(batches.recordClockStep(T0 - (boot + 20_000), T0, 25, 20)).toBe(30);
+    expect(store.db.prepare('SELECT from_seq AS fromSeq FROM clock_steps').get()).toEqual({ fromSeq: 10 });
+    for (let b = batches.next(LIMITS, namer, T0); b !== null; b = batches.next(LIMITS, namer, T0)) batches.markUploaded(b, SHA, T0 + 1_000);
+    // Retention of 24 h: the rows on the right clock are due (50 h old); boot 1's, minutes old, are not
+    // (with the step for boot 2's rows only, they read 1970 and went here too).
+    expect((await deleteExpiredSynced(batches, 24, T0 + 60_000)).deleted).toBe(10);
+    expect(store.stats().rows).toBe(20);
+    expect((await deleteExpiredSynced(batches, 24, T0 + H24)).deleted).toBe(20); // a day on, all due
+  });
+
   it('never deletes a row of an earlier run early for a step back noticed later: a restart on a clock that came up 20 min ahead, and NTP stepping it back', async () => {
     const AHEAD = 20 * 60_000;
     const H72 = 72 * 3_600_000;
