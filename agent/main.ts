@@ -234,10 +234,12 @@ export class Agent implements AgentParts {
     }
   }
 
-  /** The clocks and the buffer's newest seq when it opened before the scheduler started; see scheduleJobs. */
-  private clockAtOpen: { wall: number; monotonic: number; seq: number | null; file: string | null } | null = null;
-  /** The newest seq of the buffer file when this run opened it (recordClockStep's fromSeq). */
-  private runStart: { seq: number | null; file: string | null } = { seq: null, file: null };
+  /**
+   * The clocks, the buffer file and its newest seq at the buffer's last open: the rows this run
+   * receives into that file are above the seq (recordClockStep's fromSeq), and a step made before
+   * the scheduler's first comparison of the clocks is measured from the clocks (scheduleJobs).
+   */
+  private lastOpen: { wall: number; monotonic: number; seq: number | null; file: string | null } | null = null;
 
   /** A buffer that cannot open (read-only, full, corrupt) leaves the agent up and unhealthy, not crash-looping. */
   private openBuffer(): boolean {
@@ -269,13 +271,7 @@ export class Agent implements AgentParts {
   private checkClockAgainstBuffer(): void {
     const newest = this.buffer.newestReceivedAt();
     const now = (this.options.clock ?? Date.now)();
-    // The clocks at this open, before the scheduler's first comparison of them: a step NTP makes in
-    // between (the models loading, the hub connecting) is measured from here (scheduleJobs).
-    const opened = { wall: Date.now(), monotonic: monotonicNow(), seq: newestSeq(new SyncBatches(this.buffer)), file: this.buffer.openFile() };
-    // The rows this run receives into the file opened now are above its newest seq now: a step
-    // noticed later corrects only them (clock-steps.ts clockSegments).
-    this.runStart = { seq: opened.seq, file: opened.file };
-    if (!this.scheduler.running) this.clockAtOpen = opened;
+    this.lastOpen = { wall: Date.now(), monotonic: monotonicNow(), seq: newestSeq(new SyncBatches(this.buffer)), file: this.buffer.openFile() };
     if (newest === null) return;
     if (newest - now >= CLOCK_BEHIND_WARN_MS) {
       this.logger.warn(
@@ -345,12 +341,13 @@ export class Agent implements AgentParts {
     // says nothing of the rows of the file open now, and every row is told apart by receive time.
     const clockSteps = new SyncBatches(this.buffer);
     let checked: { seq: number | null; file: string | null } = { seq: null, file: null };
+    let first = true;
     this.scheduler.onClockCheck(({ stepMs, wallNow }) => {
-      // At the first comparison (stepMs null), the step since the buffer opened, if any: without it, a
-      // gateway set by NTP during start-up kept the step back recorded at the open, and the rows
-      // from before its reboot came out decades old.
-      const opened = this.clockAtOpen;
-      this.clockAtOpen = null;
+      // At the first comparison (stepMs null), the step since the buffer opened at start-up, if any:
+      // without it, NTP setting the clock while the agent starts went unseen, and the rows received
+      // on the old clock kept its times.
+      const opened = first ? this.lastOpen : null;
+      first = false;
       const before = opened ?? checked;
       const file = this.bufferError === null ? this.buffer.openFile() : null;
       checked = { seq: file === null ? null : newestSeq(clockSteps), file };
@@ -377,7 +374,8 @@ export class Agent implements AgentParts {
     }
     try {
       // A file this run did not open (cannot happen: every open notes it) would be corrected whole.
-      const run = this.runStart.file !== null && this.runStart.file === this.buffer.openFile() ? (this.runStart.seq ?? 0) : 0;
+      const open = this.lastOpen;
+      const run = open !== null && open.file !== null && open.file === this.buffer.openFile() ? (open.seq ?? 0) : 0;
       clockSteps.recordClockStep(stepMs, now, checkedSeq, run);
     } catch (err) {
       unrecorded(err instanceof BufferError ? err.code : 'an error', err);
