@@ -58,7 +58,7 @@ export function clockSegments(db: Database.Database): ClockSegment[] {
 }
 
 /** The segment of row `seq`: how far behind today's clock its clock was, and the latest it can have come (none after the last step). */
-export function segmentAt(segments: readonly ClockSegment[], seq: number): ClockSegment | undefined {
+function segmentAt(segments: readonly ClockSegment[], seq: number): ClockSegment | undefined {
   // The first segment reaching up to seq (segments are few: one per step still covering a row).
   let lo = 0;
   let hi = segments.length;
