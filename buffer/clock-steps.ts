@@ -28,7 +28,9 @@ export type ReceiveTimeCorrection = (seq: number, receivedAt: number) => number;
  * `after_seq`): rows of earlier runs were on the clock of their own run, which that step says
  * nothing of (a gateway without a clock battery that reboots at 1970 after running on the right
  * clock: NTP's step corrects the 1970 rows, not those before the reboot, which read 56 years in the
- * future when it did). A row before several steps of its run was on a clock behind by all of them.
+ * future when it did; `from_seq` reaches further down only for a step of years, over an earlier
+ * boot in that era: batches.ts recordClockStep). A row before several steps of its run was on a
+ * clock behind by all of them.
  * Its corrected time is capped at the first of them being noticed: a row came before the step was.
  */
 export function clockSegments(db: Database.Database): ClockSegment[] {
