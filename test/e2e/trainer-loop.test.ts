@@ -11,7 +11,7 @@ import iothub from 'azure-iothub';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { CommandContext, TwinRegistry } from '../../trainer/cloud/context.js';
 import { runCli } from '../../trainer/commands/index.js';
-import { readBest, readModelRecord } from '../../trainer/registry/registry.js';
+import { readBest, readModelRecord } from '../../trainer/registry/read.js';
 import { postJson, startHubAgent, type TestAgent } from '../support/agent.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { LocalHub } from '../support/local-hub.js';

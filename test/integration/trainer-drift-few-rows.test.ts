@@ -12,7 +12,7 @@ import { readingsBlobName } from '../../sync/layout.js';
 import type { CommandContext } from '../../trainer/cloud/context.js';
 import { runCli } from '../../trainer/commands/index.js';
 import { mulberry32 } from '../../trainer/eval/criterion.js';
-import { readBestRecord } from '../../trainer/registry/registry.js';
+import { readBestRecord } from '../../trainer/registry/best-record.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 
 const MINUTE = 60_000;

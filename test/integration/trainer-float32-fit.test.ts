@@ -18,7 +18,7 @@ import type { CommandContext } from '../../trainer/cloud/context.js';
 import { runCli } from '../../trainer/commands/index.js';
 import { parseCsv } from '../../trainer/csv.js';
 import { fitTable } from '../../trainer/fit.js';
-import { readBest, readModelRecord } from '../../trainer/registry/registry.js';
+import { readBest, readModelRecord } from '../../trainer/registry/read.js';
 import { slidingWindows, toInputTensor } from '../../trainer/windows.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { rng } from '../support/models.js';

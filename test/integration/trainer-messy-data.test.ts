@@ -16,7 +16,7 @@ import { labelBlobName, toLabelRecord } from '../../sync/labels-upload.js';
 import { readingsBlobName } from '../../sync/layout.js';
 import type { CommandContext, TwinRegistry } from '../../trainer/cloud/context.js';
 import { runCli } from '../../trainer/commands/index.js';
-import { readBest, readModelRecord } from '../../trainer/registry/registry.js';
+import { readBest, readModelRecord } from '../../trainer/registry/read.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { rng } from '../support/models.js';
 

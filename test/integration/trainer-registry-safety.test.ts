@@ -15,7 +15,9 @@ import { registryFromEnv, type CommandContext, type TwinRegistry } from '../../t
 import { runCli } from '../../trainer/commands/index.js';
 import type { ModelRecord } from '../../trainer/registry/records.js';
 import { deployBest, deployPendingBest, prepareDeploy } from '../../trainer/commands/deploy.js';
-import { readBest, readBestRecord, readModelRecord, setDeployPending } from '../../trainer/registry/registry.js';
+import { readBestRecord } from '../../trainer/registry/best-record.js';
+import { readBest, readModelRecord } from '../../trainer/registry/read.js';
+import { setDeployPending } from '../../trainer/registry/write.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { LocalHub } from '../support/local-hub.js';
 import { promoteFittedModel } from '../support/registry.js';

@@ -11,7 +11,7 @@ import { batchMetadata, encodeRows } from '../../sync/encoder.js';
 import { readingsBlobName } from '../../sync/layout.js';
 import { registryFromEnv, type CommandContext } from '../../trainer/cloud/context.js';
 import { runCli } from '../../trainer/commands/index.js';
-import { readBest, readModelRecord } from '../../trainer/registry/registry.js';
+import { readBest, readModelRecord } from '../../trainer/registry/read.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { rng } from '../support/models.js';
 import { promoteFittedModel } from '../support/registry.js';

@@ -6,7 +6,10 @@
 import type { ContainerClient } from '@azure/storage-blob';
 import { fitTable } from '../../trainer/fit.js';
 import { nextPointer, RECORD_SCHEMA, type ModelRecord } from '../../trainer/registry/records.js';
-import { readBest, registerVersion, sha256, writeBest } from '../../trainer/registry/registry.js';
+import { sha256 } from '../../trainer/registry/model-blob.js';
+import { readBest } from '../../trainer/registry/read.js';
+import { registerVersion } from '../../trainer/registry/register.js';
+import { writeBest } from '../../trainer/registry/write.js';
 import { trainingTable } from './models.js';
 
 /** `features`: the table's sensors (default the test set); one the readings lack makes a live model that cannot be scored. */

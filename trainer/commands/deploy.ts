@@ -6,7 +6,9 @@ import { checkCanSign, DEFAULT_SAS_HOURS } from '../deploy/sas.js';
 import { DEFAULT_MODULE, defaultQuery } from '../deploy/twin.js';
 import { TrainerError, UsageError } from '../errors.js';
 import type { ModelRecord } from '../registry/records.js';
-import { readBest, readBestRecord, rewriteDeployPending, setDeployPending, type BestState } from '../registry/registry.js';
+import { readBestRecord } from '../registry/best-record.js';
+import { readBest, type BestState } from '../registry/read.js';
+import { rewriteDeployPending, setDeployPending } from '../registry/write.js';
 import { optionalNumber, parseOptions, requireSource, requireVersion, type Command, type CommandContext, type Io } from './command.js';
 
 export const deployOptions = {

@@ -2,7 +2,7 @@
 import { baselineRowsOf, compareWithBaseline, DRIFT_CONFIDENCE, DRIFT_DEFAULTS, KS_CRITICAL, MIN_ROWS_PER_BIN, psiNotJudged, thresholdsRaised, type DriftReport } from '../drift/compare.js';
 import { EXIT, TrainerError } from '../errors.js';
 import { createProgress, finishing } from '../progress.js';
-import { readBestRecord } from '../registry/registry.js';
+import { readBestRecord } from '../registry/best-record.js';
 import { noUsableRows, prepareData, skippedLabelWarning} from '../train/prepare.js';
 import { optionalNumber, parseOptions, requireSource, timeRange, type Command, type Io } from './command.js';
 

@@ -7,7 +7,9 @@ import { evaluate, formatEvaluation, planEvaluation, RANGE_ROWS } from '../eval/
 import { OnnxScorer } from '../eval/score.js';
 import { readProblem } from '../files.js';
 import { createProgress, finishing } from '../progress.js';
-import { readBestRecord, readModelBytes, readModelRecord } from '../registry/registry.js';
+import { readBestRecord } from '../registry/best-record.js';
+import { readModelBytes } from '../registry/model-blob.js';
+import { readModelRecord } from '../registry/read.js';
 import { noUsableRows, prepareData, skippedLabelWarning } from '../train/prepare.js';
 import { optionalInteger, parseOptions, requireSource, requireVersion, timeRange, type Command } from './command.js';
 

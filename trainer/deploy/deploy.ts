@@ -12,7 +12,9 @@ import type { TwinRegistry } from '../cloud/context.js';
 import { safeErrorMessage } from '../../sync/redact.js';
 import { TrainerError } from '../errors.js';
 import type { ModelRecord } from '../registry/records.js';
-import { checkModelBlob, readBestRecord, readModelRecord } from '../registry/registry.js';
+import { readBestRecord } from '../registry/best-record.js';
+import { checkModelBlob } from '../registry/model-blob.js';
+import { readModelRecord } from '../registry/read.js';
 import { readOnlyUrl } from './sas.js';
 import { defaultQuery, setDesiredModel, targetModules, type ModuleRef, type ModuleTarget } from './twin.js';
 

@@ -134,7 +134,7 @@ export const BestPointerSchema = z.object({
   /**
    * true: this version was made best by a run that was to deploy it (`--deploy`, `rollback`), and
    * no deploy of it has reached every target module yet; every `train`/`train-all --deploy` then
-   * pushes it, and the deploy that updates every module clears it (registry.ts setDeployPending).
+   * pushes it, and the deploy that updates every module clears it (write.ts setDeployPending).
    * Absent (older trainers never write it, and ignore it when reading) means nothing is pending.
    */
   deployPending: z.boolean().optional(),

@@ -8,7 +8,7 @@
  * several bests records each of them, as the same number of plain rollbacks would. Once best.json
  * has moved, each of those versions' model.json is marked too (`rolledBack`), and the target's
  * (`restoredAt`): best.json alone holds these, and a lost best.json would lose them
- * (registry.ts refuseMissingBest reads the marks to name the version to restore, and a restore
+ * (best-record.ts refuseMissingBest reads the marks to name the version to restore, and a restore
  * takes the list back from them).
  */
 import type { ContainerClient } from '@azure/storage-blob';
@@ -16,7 +16,10 @@ import { bestModelBlobName } from '../../sync/layout.js';
 import { safeErrorMessage } from '../../sync/redact.js';
 import { TrainerError, UsageError } from '../errors.js';
 import { describeMove, HISTORY_LIMIT, pointerTo, type BestPointer, type ModelRecord } from './records.js';
-import { putBest, readBest, readModelBytes, readModelRecord, readRegisteredRecords, refuseMissingBest, updateRecord, type BestState } from './registry.js';
+import { refuseMissingBest } from './best-record.js';
+import { readModelBytes } from './model-blob.js';
+import { readBest, readModelRecord, readRegisteredRecords, type BestState } from './read.js';
+import { putBest, updateRecord } from './write.js';
 
 export interface RollbackPlan {
   /** The current best version; null when best.json is missing (`--version` restores it). */
@@ -40,7 +43,7 @@ export interface RollbackPlan {
  * choice made by hand. An earlier best (in the history) is a rollback to it, as far back as that;
  * any other registered version (a newer one rolled back from, one never promoted) is made best as
  * a promotion would, the current best going to the front of the history. It is taken off
- * `rolledBack`. With best.json missing (registry.ts refuseMissingBest) it writes a new best.json
+ * `rolledBack`. With best.json missing (best-record.ts refuseMissingBest) it writes a new best.json
  * naming `version`, with no history: the repair path.
  */
 export async function planRollback(container: ContainerClient, source: string, now: Date, deployPending = false, version?: string): Promise<RollbackPlan> {

@@ -1,0 +1,112 @@
+/**
+ * best.json as the commands that train, evaluate, watch drift or deploy rely on it: checked against
+ * the model.json of the version it names, and refused when it is missing although registered
+ * versions show that it existed (a lost best.json would drop every guard of a promotion), with
+ * the repair to run: a `rollback --version` of the version the records show was live last.
+ */
+import type { ContainerClient } from '@azure/storage-blob';
+import { bestModelBlobName, modelBlobName } from '../../sync/layout.js';
+import { TrainerError } from '../errors.js';
+import type { ModelRecord } from './records.js';
+import { readBest, readModelRecord, readRegisteredRecords, versionFolder, type BestState } from './read.js';
+
+/**
+ * best.json and the model.json of the version it names, checked against each other (a
+ * hand-edited or half-copied pointer is refused, not deployed or defended): same source and
+ * version, same sha256 and size of model.onnx. Null when no model was promoted.
+ */
+export async function readBestRecord(container: ContainerClient, source: string, now: Date = new Date()): Promise<{ state: BestState; record: ModelRecord } | null> {
+  const state = await readBest(container, source);
+  if (!state) {
+    await refuseMissingBest(container, source, now);
+    return null;
+  }
+  const { pointer } = state;
+  const record = await readModelRecord(container, source, pointer.version).catch((err: unknown) => {
+    // A damaged model.json of the live version: every train, drift and deploy stops here; rollback does not need it.
+    if (err instanceof TrainerError && err.code === 'PW_TRAINER_REGISTRY_INVALID') {
+      throw new TrainerError(
+        'PW_TRAINER_REGISTRY_INVALID',
+        `${err.message}; best.json names ${pointer.version}: restore that model.json, or roll back away from it (pumpwatch-trainer rollback --source ${source}, which does not need it), then delete ${versionFolder(source, pointer.version)} to retrain that version`,
+        { cause: err },
+      );
+    }
+    throw err;
+  });
+  const name = bestModelBlobName(source);
+  if (pointer.sha256 !== record.model.sha256 || pointer.size !== record.model.size) {
+    throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `${name} does not match ${modelBlobName(source, pointer.version, 'model.json')}: sha256/size ${pointer.sha256.slice(0, 12)}…/${pointer.size} in best.json, ${record.model.sha256.slice(0, 12)}…/${record.model.size} in model.json`);
+  }
+  return { state, record };
+}
+
+/**
+ * How long a first promotion may be in flight: from its model.json (written with `promoted: true`
+ * and `createdAt` just before) to its best.json write, a few blob writes. Generous, for clock skew
+ * between pods.
+ */
+export const FIRST_PROMOTION_IN_FLIGHT_MS = 10 * 60_000;
+
+/**
+ * best.json is absent: fine when no version is registered (a new source), refused when a
+ * registered model.json shows that best.json existed, and was deleted or lost (by hand, a
+ * lifecycle rule, a half-done copy): one trained against a live model (it names a
+ * `championVersion`), one a rollback marked (`rolledBack`, `restoredAt`), or one promoted
+ * (`promoted: true`) longer than FIRST_PROMOTION_IN_FLIGHT_MS ago. Going on as if nothing was
+ * ever promoted would drop the older-data guard, the comparison with the live model and the
+ * rollback history, and promote whatever this run trains. Left to go on as a first run: versions
+ * none of which was promoted (every first run so far lost or failed), and a first promotion in
+ * flight (its model.json is written before best.json; a second run starting meanwhile must not
+ * fail): its best.json write (If-None-Match: *) settles any race. A first run killed between the
+ * two writes is refused once its time is up, with the same repair.
+ */
+export async function refuseMissingBest(container: ContainerClient, source: string, now: Date = new Date()): Promise<void> {
+  const { versions, records } = await readRegisteredRecords(container, source);
+  if (versions.length === 0) return;
+  const inFlight = (r: ModelRecord) => now.getTime() - timeOf(r.createdAt) < FIRST_PROMOTION_IN_FLIGHT_MS;
+  const existed = records.some((r) => r.evaluation.championVersion !== null || r.rolledBack !== undefined || r.restoredAt !== undefined || (r.decision.promoted && !inFlight(r)));
+  if (!existed) return;
+  const name = bestModelBlobName(source);
+  const shown = versions.length > 5 ? `${versions.slice(-5).join(', ')} and ${versions.length - 5} older` : versions.join(', ');
+  const live = lastMadeBest(records);
+  const rolledBack = records.filter((r) => r.rolledBack !== undefined).map((r) => r.version);
+  const lost = `; the restored best.json has no history of earlier bests (a plain rollback then has nowhere to go: use --version)${
+    rolledBack.length > 0 ? `, and takes the versions rolled back from (${rolledBack.join(', ')}) from their model.json` : ''
+  }`;
+  const repair =
+    live === null
+      ? `pumpwatch-trainer rollback --source ${source} --version V --no-deploy, V the version that was live (no readable model.json says it was made best by a train or a rollback and not rolled back from since${lost})`
+      : `pumpwatch-trainer rollback --source ${source} --version ${live.version} --no-deploy (it checks that version's model.onnx; ${live.version} is the version the model.json records show made best last, ${live.how}, and not rolled back from since: ` +
+        `check that it was the live one when records written by older trainers, which do not record rollbacks, are involved${lost})`;
+  throw new TrainerError(
+    'PW_TRAINER_REGISTRY_INVALID',
+    `${name} is missing but ${versions.length} version(s) of "${source}" are registered (${shown}): nothing is compared or promoted without it. ` +
+      `Restore it (undelete it, or copy it back), or make the version that should be live best again with: ${repair}`,
+  );
+}
+
+/**
+ * The version the records show was made best last: by a train (`promoted: true`, at its
+ * `createdAt`, which is best.json's `promotedAt`) or by a rollback (`restoredAt`), unless a
+ * rollback moved best.json away from it since. Every move of best.json is one of these, so
+ * when every record is from a trainer that marks rollbacks, this is the version best.json named.
+ */
+export function lastMadeBest(records: readonly ModelRecord[]): { version: string; how: string } | null {
+  let found: { version: string; how: string; at: number } | null = null;
+  for (const r of records) {
+    const promoted = r.decision.promoted ? timeOf(r.createdAt) : -Infinity;
+    const restored = r.restoredAt !== undefined ? timeOf(r.restoredAt) : -Infinity;
+    const at = Math.max(promoted, restored);
+    if (at === -Infinity || (r.rolledBack !== undefined && timeOf(r.rolledBack.at) >= at)) continue;
+    if (found === null || at > found.at || (at === found.at && r.version > found.version)) {
+      found = { version: r.version, at, how: restored >= promoted ? `by a rollback at ${r.restoredAt as string}` : `promoted by train at ${r.createdAt}` };
+    }
+  }
+  return found === null ? null : { version: found.version, how: found.how };
+}
+
+/** Epoch ms of an ISO time; -Infinity for none (a hand-made record): never "in flight", never newest. */
+function timeOf(iso: string): number {
+  const t = Date.parse(iso);
+  return Number.isFinite(t) ? t : -Infinity;
+}

@@ -1,0 +1,92 @@
+/**
+ * Reads of the model registry in Blob Storage (DESIGN.md "Blob layout"): best.json as stored (with
+ * its ETag, for a conditional move), the versions of a source, and a version's model.json, checked
+ * to describe the version it is stored as. best.json checked against its model.json, and refused
+ * when it is missing but should not be, is best-record.ts; the model bytes, model-blob.ts.
+ */
+import type { ContainerClient } from '@azure/storage-blob';
+import { bestModelBlobName, modelBlobName } from '../../sync/layout.js';
+import { TrainerError } from '../errors.js';
+import { BestPointerSchema, ModelRecordSchema, type BestPointer, type ModelRecord } from './records.js';
+import { download, parse, readBody, registryError, statusOf, streamToBuffer } from './storage.js';
+
+export interface BestState {
+  pointer: BestPointer;
+  etag: string;
+}
+
+export async function readBest(container: ContainerClient, source: string): Promise<BestState | null> {
+  const name = bestModelBlobName(source);
+  const blob = container.getBlockBlobClient(name);
+  let state: BestState;
+  try {
+    state = await readBody(name, () => blob.download(), async (res) => ({ pointer: parse(BestPointerSchema, (await streamToBuffer(res.readableStreamBody)).toString('utf8'), name), etag: res.etag ?? '' }));
+  } catch (err) {
+    if (statusOf(err) === 404) return null;
+    if (err instanceof TrainerError) throw err;
+    throw registryError(`reading ${name}`, err);
+  }
+  if (state.pointer.source !== source) throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `${name} names source "${state.pointer.source}", not "${source}"`);
+  return state;
+}
+
+/**
+ * The versions of a source that have a model.json (one listing of models/<source>/), sorted by
+ * name. A model.onnx without its model.json (a run killed between the two writes) is not counted:
+ * the next run of that version writes the record.
+ */
+export async function listVersions(container: ContainerClient, source: string): Promise<string[]> {
+  const prefix = bestModelBlobName(source).replace(/best\.json$/, '');
+  const versions: string[] = [];
+  try {
+    for await (const item of container.listBlobsFlat({ prefix })) {
+      const rest = item.name.slice(prefix.length).split('/');
+      if (rest.length === 2 && rest[1] === 'model.json' && rest[0]) versions.push(decodeSegment(rest[0]));
+    }
+  } catch (err) {
+    throw registryError(`listing ${prefix}`, err);
+  }
+  return versions.sort();
+}
+
+/** The versions with a model.json, and those of their records that can be read (a damaged one says nothing either way). */
+export async function readRegisteredRecords(container: ContainerClient, source: string): Promise<{ versions: string[]; records: ModelRecord[] }> {
+  const versions = await listVersions(container, source);
+  const records: ModelRecord[] = [];
+  for (const version of versions) {
+    const record = await readModelRecord(container, source, version).catch((err: unknown) => {
+      if (err instanceof TrainerError && (err.code === 'PW_TRAINER_REGISTRY_INVALID' || err.code === 'PW_TRAINER_NO_MODEL')) return null;
+      throw err;
+    });
+    if (record) records.push(record);
+  }
+  return { versions, records };
+}
+
+export async function readModelRecord(container: ContainerClient, source: string, version: string): Promise<ModelRecord> {
+  const name = modelBlobName(source, version, 'model.json');
+  const record = parse(ModelRecordSchema, (await download(container, name)).toString('utf8'), name);
+  checkRecordNames(record, source, version, name);
+  return record;
+}
+
+/** A model.json must describe the version it is stored as (a copied one would deploy another blob). */
+export function checkRecordNames(record: ModelRecord, source: string, version: string, name: string): void {
+  const blob = modelBlobName(source, version, 'model.onnx');
+  if (record.source !== source || record.version !== version || record.model.blob !== blob) {
+    throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `${name} describes ${record.source} ${record.version} (${record.model.blob}), not ${source} ${version} (${blob})`);
+  }
+}
+
+/** `models/<source>/<version>/`: what to delete to retrain a version. */
+export function versionFolder(source: string, version: string): string {
+  return modelBlobName(source, version, 'model.json').replace(/model\.json$/, '');
+}
+
+function decodeSegment(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}

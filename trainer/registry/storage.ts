@@ -1,0 +1,93 @@
+/**
+ * How the registry reads and writes its blobs: a download whose body is cut mid-transfer is
+ * downloaded again from the start (readBody), a missing blob is PW_TRAINER_NO_MODEL
+ * (fromRegistry), every other failure of Blob Storage is PW_TRAINER_STORAGE (registryError), and a
+ * registry document is parsed through its zod schema (parse). No registry semantics here: the
+ * reads (read.ts), writes (write.ts, register.ts) and model checks (model-blob.ts) build on it.
+ */
+import type { ContainerClient } from '@azure/storage-blob';
+import { safeErrorMessage } from '../../sync/redact.js';
+import { storageError, TrainerError } from '../errors.js';
+
+export const statusOf = (err: unknown): number | undefined => (err as { statusCode?: number }).statusCode;
+
+/** A registry read: a missing blob is PW_TRAINER_NO_MODEL, any other failure as registryError says. */
+export async function fromRegistry<T>(name: string, read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (err) {
+    if (statusOf(err) === 404) throw new TrainerError('PW_TRAINER_NO_MODEL', `${name} does not exist`, { cause: err });
+    throw registryError(`reading ${name}`, err);
+  }
+}
+
+/**
+ * A failed registry read or write: PW_TRAINER_STORAGE. Blob Storage refusing or failing it (a SAS
+ * without the permission, an expired one, an outage: an SDK error) is told by status and service
+ * code like every other storage error; a transfer that broke off (a connection reset or aborted
+ * mid-body: no status, not a RestError) by its message. Never PW_TRAINER_REGISTRY_INVALID, which
+ * says a document or a blob that was read whole is wrong: nobody should "repair" (delete) a
+ * version that is fine when a credential needs renewing or a proxy cut a download.
+ */
+export function registryError(what: string, err: unknown): TrainerError {
+  if (err instanceof TrainerError) return err;
+  const storage = storageError(what, err);
+  if (storage instanceof TrainerError) return storage;
+  return new TrainerError('PW_TRAINER_STORAGE', `${what} failed: ${safeErrorMessage(err)}`, { cause: err });
+}
+
+/** Attempts at a download whose body is cut mid-transfer (readBody). */
+const BODY_ATTEMPTS = 3;
+
+export type Download = Awaited<ReturnType<ReturnType<ContainerClient['getBlockBlobClient']>['download']>>;
+
+/**
+ * `open` (a download) and `consume` (the reading of its body); a body cut mid-transfer (a
+ * connection reset or aborted: the SDK's own stream retry gives up at once on an abort, and is off
+ * by default) is downloaded again from the start, BODY_ATTEMPTS times in all, then is
+ * PW_TRAINER_STORAGE. Each attempt is one whole GET, so what is consumed is one version of the
+ * blob. `open`'s own failure, and a TrainerError of `consume` (a document that does not parse, a
+ * length that is not the recorded one), are not retried.
+ */
+export async function readBody<T>(name: string, open: () => Promise<Download>, consume: (res: Download) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const res = await open();
+    try {
+      return await consume(res);
+    } catch (err) {
+      if (err instanceof TrainerError) throw err;
+      if (attempt >= BODY_ATTEMPTS) throw registryError(`reading ${name}`, err);
+    }
+  }
+}
+
+/** A small registry document as text, with its ETag (for a conditional rewrite). */
+export async function downloadText(container: ContainerClient, name: string): Promise<{ text: string; etag: string }> {
+  return readBody(name, () => fromRegistry(name, () => container.getBlockBlobClient(name).download()), async (res) => ({ text: (await streamToBuffer(res.readableStreamBody)).toString('utf8'), etag: res.etag ?? '' }));
+}
+
+export async function download(container: ContainerClient, name: string): Promise<Buffer> {
+  return readBody(name, () => fromRegistry(name, () => container.getBlockBlobClient(name).download()), (res) => streamToBuffer(res.readableStreamBody));
+}
+
+export function parse<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: { path: PropertyKey[]; message: string }[] } } }, text: string, name: string): T {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `${name} is not JSON`);
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `${name} is not a registry document of this trainer: ${issue ? `${issue.path.map(String).join('.')}: ${issue.message}` : 'invalid'}`);
+  }
+  return parsed.data;
+}
+
+export async function streamToBuffer(stream: NodeJS.ReadableStream | undefined): Promise<Buffer> {
+  if (!stream) return Buffer.alloc(0);
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string));
+  return Buffer.concat(chunks);
+}
