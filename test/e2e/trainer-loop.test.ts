@@ -7,15 +7,14 @@
  * reports it active, and scores the next readings of that pump with it.
  */
 import type { ContainerClient } from '@azure/storage-blob';
-import iothub from 'azure-iothub';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { CommandContext, TwinRegistry } from '../../trainer/cloud/context.js';
-import { runCli } from '../../trainer/commands/index.js';
+import type { TwinRegistry } from '../../trainer/cloud/context.js';
 import { readBest, readModelRecord } from '../../trainer/registry/read.js';
 import { postJson, startHubAgent, type TestAgent } from '../support/agent.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { LocalHub } from '../support/local-hub.js';
 import { normalValues, rng } from '../support/models.js';
+import { hubRegistry, runTrainer, trainerContext } from '../support/trainer.js';
 
 const DEVICE = 'gw-loop';
 const MODULE = 'pumpwatch';
@@ -37,20 +36,14 @@ const random = rng(21);
 const until = <T>(fn: () => T | Promise<T>, timeout = 60_000) => vi.waitFor(fn, { timeout, interval: 100 });
 const reported = () => hub.reported(DEVICE, MODULE) as { models?: Record<string, { version: string; status: string }> };
 
-async function cli(args: string[]) {
-  const ctx: CommandContext = { env: {}, container: () => container, registry: () => registry, now: () => new Date(), isTTY: false };
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli(args, { out: (t) => out.push(t), err: (t) => err.push(t) }, ctx);
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
+const cli = (args: string[]) => runTrainer(args, trainerContext(container, { now: () => new Date(), registry }));
 
 beforeAll(async () => {
   az = await startTestAzurite();
   container = az.container(CONTAINER);
   await container.create();
   hub = await LocalHub.start();
-  registry = hub.attachRegistry(iothub.Registry.fromConnectionString(hub.serviceConnectionString())) as unknown as TwinRegistry;
+  registry = hubRegistry(hub);
   const moduleConnection = hub.addModule(DEVICE, MODULE);
   agent = await startHubAgent(hub, moduleConnection, DEVICE, {
     PUMPWATCH_SYNC: 'auto',

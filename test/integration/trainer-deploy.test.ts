@@ -4,7 +4,6 @@
  * The SAS URL put in the twin really downloads the model, and only read access is granted.
  */
 import { ContainerClient } from '@azure/storage-blob';
-import iothub from 'azure-iothub';
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registryFromEnv, type CommandContext, type TwinRegistry } from '../../trainer/cloud/context.js';
@@ -14,6 +13,7 @@ import { readBest } from '../../trainer/registry/read.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { LocalHub } from '../support/local-hub.js';
 import { promoteFittedModel } from '../support/registry.js';
+import { hubRegistry, runTrainer, trainerContext } from '../support/trainer.js';
 
 let az: TestAzurite;
 let container: ContainerClient;
@@ -25,16 +25,8 @@ const NOW = new Date(Math.floor(Date.now() / 1000) * 1000);
 /** Registers a model made by the trainer as `version` of `source` and promotes it. */
 const promote = (source: string, version: string, seed: number): Promise<ModelRecord> => promoteFittedModel(container, source, version, seed, NOW);
 
-function context(): CommandContext {
-  return { env: {}, container: () => container, registry: () => registry, now: () => NOW, isTTY: false };
-}
-
-async function cli(args: string[], ctx = context()) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli(args, { out: (t) => out.push(t), err: (t) => err.push(t) }, ctx);
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
+const context = (): CommandContext => trainerContext(container, { now: NOW, registry });
+const cli = (args: string[], ctx = context()) => runTrainer(args, ctx);
 
 const desiredModels = (device: string) => (hub.desired(device, 'pumpwatch') as { models?: Record<string, any> }).models ?? {};
 
@@ -43,7 +35,7 @@ beforeAll(async () => {
   container = az.container('deploy-it');
   await container.create();
   hub = await LocalHub.start();
-  registry = hub.attachRegistry(iothub.Registry.fromConnectionString(hub.serviceConnectionString())) as unknown as TwinRegistry;
+  registry = hubRegistry(hub);
   for (const device of ['gw-1', 'gw-2', 'gw-3']) hub.addModule(device, 'pumpwatch');
   hub.updateReported('gw-1', 'pumpwatch', { models: { 'pump-7': { version: 'old', status: 'active' } } });
   hub.updateReported('gw-2', 'pumpwatch', { pumps: ['pump-7', 'pump-8'] });

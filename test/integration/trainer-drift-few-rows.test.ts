@@ -6,14 +6,12 @@
  */
 import { ContainerClient } from '@azure/storage-blob';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { StoredRow } from '../../buffer/types.js';
-import { batchMetadata, encodeRows } from '../../sync/encoder.js';
 import { readingsBlobName } from '../../sync/layout.js';
-import type { CommandContext } from '../../trainer/cloud/context.js';
 import { runCli } from '../../trainer/commands/index.js';
 import { mulberry32 } from '../../trainer/eval/criterion.js';
 import { readBestRecord } from '../../trainer/registry/best-record.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
+import { runTrainer, seedReadings, trainerContext } from '../support/trainer.js';
 
 const MINUTE = 60_000;
 const JAN = (day: number) => Date.UTC(2026, 0, day);
@@ -33,31 +31,11 @@ function reading(rand: () => number, flowShift = 0): Record<string, number> {
 
 /** Uploads one batch of readings, one a minute from `from`, as the agent's sync does. */
 async function seed(pumpId: string, from: number, count: number, seq0: number, fn: () => Record<string, number>): Promise<void> {
-  const rows: StoredRow[] = Array.from({ length: count }, (_, k) => ({ seq: seq0 + k, pumpId, ts: from + k * MINUTE, receivedAt: from + k * MINUTE, values: fn(), score: null, anomaly: null, modelVersion: null, imputed: false, unscoredReason: null }));
-  const enc = await encodeRows(rows, 'gw-1');
-  await container
-    .getBlockBlobClient(readingsBlobName(pumpId, 'gw-1', seq0, seq0 + count - 1, from))
-    .upload(enc.body, enc.body.length, { metadata: batchMetadata(enc, { agentVersion: 'test', deviceId: 'gw-1', pumpId, firstSeq: seq0, lastSeq: seq0 + count - 1 }) });
+  await seedReadings(container, pumpId, 'gw-1', from, count, fn, { seq0, step: MINUTE, batch: count });
 }
 
-function context(isTTY = false): CommandContext {
-  return {
-    env: {},
-    container: () => container,
-    registry: () => {
-      throw new Error('no registry in this test');
-    },
-    now: () => new Date(JAN(20)),
-    isTTY,
-  };
-}
-
-async function cli(args: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli(args, { out: (t) => out.push(t), err: (t) => err.push(t) }, context());
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
+const context = (isTTY = false) => trainerContext(container, { now: new Date(JAN(20)), isTTY });
+const cli = (args: string[]) => runTrainer(args, context());
 
 /** Runs the CLI as on a terminal: every write (raw bar, stderr line, stdout line) in the order made. */
 async function onTerminal(args: string[]) {

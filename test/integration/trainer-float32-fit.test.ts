@@ -9,19 +9,15 @@
 import { ContainerClient } from '@azure/storage-blob';
 import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { StoredRow } from '../../buffer/types.js';
 import { INPUT_NAME, OUTPUT_NAME, readModelMetadata } from '../../inference/contract.js';
-import { batchMetadata, encodeRows } from '../../sync/encoder.js';
-import { readingsBlobName } from '../../sync/layout.js';
 import { ALGORITHM_NAMES } from '../../trainer/algorithms/index.js';
-import type { CommandContext } from '../../trainer/cloud/context.js';
-import { runCli } from '../../trainer/commands/index.js';
 import { parseCsv } from '../../trainer/csv.js';
 import { fitTable } from '../../trainer/fit.js';
 import { readBest, readModelRecord } from '../../trainer/registry/read.js';
 import { slidingWindows, toInputTensor } from '../../trainer/windows.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { rng } from '../support/models.js';
+import { runTrainer, seedReadings, trainerContext } from '../support/trainer.js';
 
 const FEATURES = ['Current', 'Voltage', 'Temp', 'Flow', 'Big'];
 
@@ -82,18 +78,7 @@ describe('train on readings with a feature far from zero that varies less than i
     container = az.container('trainer-float32');
     await container.create();
     const all = readingsOf();
-    for (let from = 0; from < COUNT; from += 1000) {
-      const rows: StoredRow[] = all.slice(from, from + 1000).map((v, k) => {
-        const ts = T0 + (from + k) * STEP;
-        return { seq: from + k + 1, pumpId: 'pump-big', ts, receivedAt: ts, values: Object.fromEntries(FEATURES.map((f, j) => [f, v[j]!])), score: null, anomaly: null, modelVersion: null, imputed: false, unscoredReason: null };
-      });
-      const enc = await encodeRows(rows, 'gw-1');
-      const first = rows[0]!;
-      const last = rows.at(-1)!;
-      await container
-        .getBlockBlobClient(readingsBlobName('pump-big', 'gw-1', first.seq, last.seq, first.ts))
-        .upload(enc.body, enc.body.length, { metadata: batchMetadata(enc, { agentVersion: 'test', deviceId: 'gw-1', pumpId: 'pump-big', firstSeq: first.seq, lastSeq: last.seq }) });
-    }
+    await seedReadings(container, 'pump-big', 'gw-1', T0, COUNT, (i) => Object.fromEntries(FEATURES.map((f, j) => [f, all[i]![j]!])), { step: STEP, batch: 1000 });
   }, 60_000);
 
   afterAll(async () => {
@@ -101,19 +86,8 @@ describe('train on readings with a feature far from zero that varies less than i
   });
 
   it('fits on the float32 values: the feature is noted as not varying, and the model flags at most 1 % of the readings', async () => {
-    const out: string[] = [];
-    const err: string[] = [];
-    const ctx = {
-      env: {},
-      container: () => container,
-      registry: () => {
-        throw new Error('no registry in this test');
-      },
-      now: () => new Date(T0 + 30 * 86_400_000),
-      isTTY: false,
-    } satisfies CommandContext;
-    const code = await runCli(['train', '--source', 'pump-big', '--from', '2026-01-01', '--to', '2026-01-03'], { out: (t) => out.push(t), err: (t) => err.push(t) }, ctx);
-    expect(code, err.join('\n')).toBe(0);
+    const { code, out, err } = await runTrainer(['train', '--source', 'pump-big', '--from', '2026-01-01', '--to', '2026-01-03'], trainerContext(container, { now: new Date(T0 + 30 * 86_400_000) }));
+    expect(code, err).toBe(0);
     const best = await readBest(container, 'pump-big');
     const record = await readModelRecord(container, 'pump-big', best!.pointer.version);
     // The raw held-out readings through the agent's own engine (float32 windows), in percent.
@@ -123,6 +97,6 @@ describe('train on readings with a feature far from zero that varies less than i
     const order = [...FEATURES].sort().map((f) => FEATURES.indexOf(f));
     expect(await flaggedShare(bytes, readingsOf().map((v) => Float64Array.from(order, (j) => v[j]!)))).toBeLessThanOrEqual(0.01);
     expect(readModelMetadata(bytes).metrics).toMatchObject({ constantFeatures: ['Big'] });
-    expect(out.join('\n')).toMatch(/Big did not vary in the trained rows/);
+    expect(out).toMatch(/Big did not vary in the trained rows/);
   }, 120_000);
 });

@@ -11,14 +11,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StoredRow } from '../../buffer/types.js';
 import { INPUT_NAME, OUTPUT_NAME, readModelMetadata } from '../../inference/contract.js';
 import { FeatureWindow } from '../../inference/window.js';
-import { batchMetadata, encodeRows } from '../../sync/encoder.js';
 import { labelBlobName, toLabelRecord } from '../../sync/labels-upload.js';
-import { readingsBlobName } from '../../sync/layout.js';
-import type { CommandContext, TwinRegistry } from '../../trainer/cloud/context.js';
-import { runCli } from '../../trainer/commands/index.js';
 import { readBest, readModelRecord } from '../../trainer/registry/read.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { rng } from '../support/models.js';
+import { lastLine, runTrainer, trainerContext, unscoredRow, uploadBatch } from '../support/trainer.js';
 
 const DAY = 86_400_000;
 const T0 = Date.UTC(2026, 2, 1);
@@ -51,40 +48,18 @@ async function seed(pumpId: string, from: number, count: number, fn: (ts: number
   let batch: StoredRow[] = [];
   const flush = async () => {
     if (batch.length === 0) return;
-    const enc = await encodeRows(batch, 'gw-1');
-    const first = batch[0]!;
-    const last = batch.at(-1)!;
-    await container
-      .getBlockBlobClient(readingsBlobName(pumpId, 'gw-1', first.seq, last.seq, first.ts))
-      .upload(enc.body, enc.body.length, { metadata: batchMetadata(enc, { agentVersion: 'test', deviceId: 'gw-1', pumpId, firstSeq: first.seq, lastSeq: last.seq }) });
+    await uploadBatch(container, 'gw-1', batch);
     batch = [];
   };
   for (let k = 0; k < count; k++) {
     const ts = from + k * STEP;
     if (batch.length > 0 && Math.floor(ts / DAY) !== Math.floor(batch[0]!.ts / DAY)) await flush();
-    batch.push({ seq: seq0 + k, pumpId, ts, receivedAt: ts, values: fn(ts, k), score: null, anomaly: null, modelVersion: null, imputed: false, unscoredReason: null });
+    batch.push(unscoredRow(pumpId, seq0 + k, ts, fn(ts, k)));
   }
   await flush();
 }
 
-function context(): CommandContext {
-  return {
-    env: {},
-    container: () => container,
-    registry: () => {
-      throw new Error('no registry in this test');
-    },
-    now: () => new Date(T0 + 30 * DAY),
-    isTTY: false,
-  } satisfies CommandContext & { registry: () => TwinRegistry };
-}
-
-async function cli(args: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli(args, { out: (t) => out.push(t), err: (t) => err.push(t) }, context());
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
+const cli = (args: string[]) => runTrainer(args, trainerContext(container, { now: new Date(T0 + 30 * DAY) }));
 
 async function bestModel(source: string) {
   const record = await readModelRecord(container, source, (await readBest(container, source))!.pointer.version);
@@ -116,8 +91,6 @@ async function flaggedShare(bytes: Uint8Array, readings: readonly Values[], warm
     await session.release();
   }
 }
-
-const lastLine = (text: string) => text.split('\n').at(-1);
 
 beforeAll(async () => {
   az = await startTestAzurite();

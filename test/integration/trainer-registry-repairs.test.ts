@@ -6,25 +6,19 @@
  * version trained again.
  */
 import type { ContainerClient } from '@azure/storage-blob';
-import iothub from 'azure-iothub';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { StoredRow } from '../../buffer/types.js';
-import { batchMetadata, encodeRows } from '../../sync/encoder.js';
-import { readingsBlobName } from '../../sync/layout.js';
 import type { CommandContext, TwinRegistry } from '../../trainer/cloud/context.js';
-import { runCli } from '../../trainer/commands/index.js';
 import type { ModelRecord } from '../../trainer/registry/records.js';
 import { sha256 } from '../../trainer/registry/model-blob.js';
 import { readBest, readModelRecord } from '../../trainer/registry/read.js';
 import { commitRollback, planRollback } from '../../trainer/registry/rollback.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { LocalHub } from '../support/local-hub.js';
-import { rng } from '../support/models.js';
 import { promoteFittedModel } from '../support/registry.js';
+import { hubRegistry, lastLine, runTrainer, seedDays, trainerContext } from '../support/trainer.js';
 
 const DAY = 86_400_000;
 const T0 = Date.UTC(2026, 0, 1);
-const STEP = 20_000;
 /** Azurite checks SAS expiry against the wall clock, so the trainer's clock is the real one. */
 const NOW = new Date(Math.floor(Date.now() / 1000) * 1000);
 
@@ -33,45 +27,11 @@ let container: ContainerClient;
 let hub: LocalHub;
 let registry: TwinRegistry;
 
-function context(c: ContainerClient = container): CommandContext {
-  return { env: {}, container: () => c, registry: () => registry, now: () => NOW, isTTY: false };
-}
+const context = (c: ContainerClient = container): CommandContext => trainerContext(c, { now: NOW, registry });
+const cli = (args: string[], ctx = context()) => runTrainer(args, ctx);
 
-async function cli(args: string[], ctx = context()) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli(args, { out: (t) => out.push(t), err: (t) => err.push(t) }, ctx);
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
-
-const lastLine = (text: string) => text.split('\n').at(-1);
 const desiredModels = (device: string) => (hub.desired(device, 'pumpwatch') as { models?: Record<string, { version: string }> }).models ?? {};
 const bestOf = async (source: string, c = container) => (await readBest(c, source))?.pointer;
-
-function values(r: () => number, i: number, level: number, vibration: boolean): Record<string, number> {
-  const flow = level + 3 * Math.sin(i / 40) + (r() - 0.5) * 0.4;
-  const v: Record<string, number> = { Current: 0.5 + 0.03 * flow + (r() - 0.5) * 0.02, Flow: flow, Pressure: 2 - 0.02 * flow + (r() - 0.5) * 0.02 };
-  if (vibration) v.Vibration = 1.2 + 0.01 * flow + (r() - 0.5) * 0.05;
-  return v;
-}
-
-/** Uploads two days of readings (8640 at 20 s) from `from` as the agent's sync does, in batches of 400 rows. */
-async function seedDays(c: ContainerClient, pumpId: string, from: number, seq0: number, level: number, vibration = false): Promise<void> {
-  const r = rng(seq0 + pumpId.length);
-  for (let start = 0; start < 8640; start += 400) {
-    const rows: StoredRow[] = [];
-    for (let k = start; k < Math.min(8640, start + 400); k++) {
-      const ts = from + k * STEP;
-      rows.push({ seq: seq0 + k, pumpId, ts, receivedAt: ts, values: values(r, k, level, vibration), score: null, anomaly: null, modelVersion: null, imputed: false, unscoredReason: null });
-    }
-    const enc = await encodeRows(rows, 'gw-1');
-    const first = rows[0]!;
-    const last = rows.at(-1)!;
-    await c
-      .getBlockBlobClient(readingsBlobName(pumpId, 'gw-1', first.seq, last.seq, first.ts))
-      .upload(enc.body, enc.body.length, { metadata: batchMetadata(enc, { agentVersion: 'test', deviceId: 'gw-1', pumpId, firstSeq: first.seq, lastSeq: last.seq }) });
-  }
-}
 
 /**
  * Promotes a model fitted on a sensor the readings do not have (Vibration): the live model then
@@ -125,7 +85,7 @@ beforeAll(async () => {
   container = az.container('repairs-it');
   await container.create();
   hub = await LocalHub.start();
-  registry = hub.attachRegistry(iothub.Registry.fromConnectionString(hub.serviceConnectionString())) as unknown as TwinRegistry;
+  registry = hubRegistry(hub);
   hub.addModule('gw-1', 'pumpwatch');
 });
 
@@ -242,7 +202,7 @@ describe('best.json missing while versions are registered', () => {
 describe('drift', () => {
   it('reports a sensor added since the live model as NEW and as drift, so train --if-drifted retrains to use it', async () => {
     await seedDays(container, 'pump-fa', T0, 1, 30);
-    await seedDays(container, 'pump-fa', T0 + 2 * DAY, 8641, 30, true);
+    await seedDays(container, 'pump-fa', T0 + 2 * DAY, 8641, 30, { vibration: true });
     const first = await cli(['train', '--source', 'pump-fa', '--from', '2026-01-01', '--to', '2026-01-03']);
     expect(first.code, first.err).toBe(0);
     const live = (await bestOf('pump-fa'))!.version;

@@ -7,26 +7,20 @@
  * model.json names what to delete.
  */
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
-import iothub from 'azure-iothub';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { StoredRow } from '../../buffer/types.js';
-import { batchMetadata, encodeRows } from '../../sync/encoder.js';
-import { readingsBlobName } from '../../sync/layout.js';
 import type { CommandContext, TwinRegistry } from '../../trainer/cloud/context.js';
-import { runCli } from '../../trainer/commands/index.js';
 import { checkModelBlob } from '../../trainer/registry/model-blob.js';
 import { readBest, readModelRecord } from '../../trainer/registry/read.js';
 import { commitRollback, planRollback } from '../../trainer/registry/rollback.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { LocalHub } from '../support/local-hub.js';
-import { rng } from '../support/models.js';
 import { promoteFittedModel } from '../support/registry.js';
+import { hubRegistry, lastLine, runTrainer, seedDays, trainerContext } from '../support/trainer.js';
 
 const DAY = 86_400_000;
 const HOUR = 3_600_000;
 const T0 = Date.UTC(2026, 0, 1);
-const STEP = 20_000;
 /** Azurite checks SAS expiry against the wall clock, so the trainer's clock is the real one. */
 const NOW = new Date(Math.floor(Date.now() / 1000) * 1000);
 const ago = (ms: number) => new Date(NOW.getTime() - ms);
@@ -36,45 +30,11 @@ let container: ContainerClient;
 let hub: LocalHub;
 let registry: TwinRegistry;
 
-function context(c: ContainerClient = container, now = NOW): CommandContext {
-  return { env: {}, container: () => c, registry: () => registry, now: () => now, isTTY: false };
-}
+const context = (c: ContainerClient = container, now = NOW): CommandContext => trainerContext(c, { now, registry });
+const cli = (args: string[], ctx = context()) => runTrainer(args, ctx);
 
-async function cli(args: string[], ctx = context()) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli(args, { out: (t) => out.push(t), err: (t) => err.push(t) }, ctx);
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
-
-const lastLine = (text: string) => text.split('\n').at(-1);
 const bestOf = async (source: string, c = container) => (await readBest(c, source))?.pointer;
 const desiredModels = (device: string) => (hub.desired(device, 'pumpwatch') as { models?: Record<string, { version: string }> }).models ?? {};
-
-function values(r: () => number, i: number, level: number, vibration: boolean): Record<string, number> {
-  const flow = level + 3 * Math.sin(i / 40) + (r() - 0.5) * 0.4;
-  const v: Record<string, number> = { Current: 0.5 + 0.03 * flow + (r() - 0.5) * 0.02, Flow: flow, Pressure: 2 - 0.02 * flow + (r() - 0.5) * 0.02 };
-  if (vibration) v.Vibration = 1.2 + 0.01 * flow + (r() - 0.5) * 0.05;
-  return v;
-}
-
-/** Uploads two days of readings (8640 at 20 s) from `from` as the agent's sync does, in batches of 400 rows. */
-async function seedDays(c: ContainerClient, pumpId: string, from: number, seq0: number, level: number, vibration = false): Promise<void> {
-  const r = rng(seq0 + pumpId.length);
-  for (let start = 0; start < 8640; start += 400) {
-    const rows: StoredRow[] = [];
-    for (let k = start; k < Math.min(8640, start + 400); k++) {
-      const ts = from + k * STEP;
-      rows.push({ seq: seq0 + k, pumpId, ts, receivedAt: ts, values: values(r, k, level, vibration), score: null, anomaly: null, modelVersion: null, imputed: false, unscoredReason: null });
-    }
-    const enc = await encodeRows(rows, 'gw-1');
-    const first = rows[0]!;
-    const last = rows.at(-1)!;
-    await c
-      .getBlockBlobClient(readingsBlobName(pumpId, 'gw-1', first.seq, last.seq, first.ts))
-      .upload(enc.body, enc.body.length, { metadata: batchMetadata(enc, { agentVersion: 'test', deviceId: 'gw-1', pumpId, firstSeq: first.seq, lastSeq: last.seq }) });
-  }
-}
 
 /**
  * Promotes a model fitted on a sensor the readings do not have (Vibration): the live model then
@@ -142,7 +102,7 @@ beforeAll(async () => {
   container = az.container('repairs2-it');
   await container.create();
   hub = await LocalHub.start();
-  registry = hub.attachRegistry(iothub.Registry.fromConnectionString(hub.serviceConnectionString())) as unknown as TwinRegistry;
+  registry = hubRegistry(hub);
   hub.addModule('gw-1', 'pumpwatch');
 });
 
@@ -155,8 +115,8 @@ describe('train --if-drifted', () => {
   it('does not count a sensor the live model left out with --exclude as NEW (train and train-all), as drift does not', async () => {
     const c = az.container('repairs2-exclude');
     await c.create();
-    await seedDays(c, 'pump-ex', T0, 1, 30, true);
-    await seedDays(c, 'pump-ex', T0 + 2 * DAY, 8641, 30, true);
+    await seedDays(c, 'pump-ex', T0, 1, 30, { vibration: true });
+    await seedDays(c, 'pump-ex', T0 + 2 * DAY, 8641, 30, { vibration: true });
     const first = await cli(['train', '--source', 'pump-ex', '--from', '2026-01-01', '--to', '2026-01-03', '--exclude', 'Vibration'], context(c));
     expect(first.code, first.err).toBe(0);
     const live = (await bestOf('pump-ex', c))!.version;

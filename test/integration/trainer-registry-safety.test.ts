@@ -5,14 +5,9 @@
  * concurrent promotion, hand-edited registry documents, invalid labels.
  */
 import type { ContainerClient } from '@azure/storage-blob';
-import iothub from 'azure-iothub';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { StoredRow } from '../../buffer/types.js';
-import { batchMetadata, encodeRows } from '../../sync/encoder.js';
 import { labelBlobName, toLabelRecord } from '../../sync/labels-upload.js';
-import { readingsBlobName } from '../../sync/layout.js';
 import { registryFromEnv, type CommandContext, type TwinRegistry } from '../../trainer/cloud/context.js';
-import { runCli } from '../../trainer/commands/index.js';
 import type { ModelRecord } from '../../trainer/registry/records.js';
 import { deployBest, deployPendingBest, prepareDeploy } from '../../trainer/commands/deploy.js';
 import { readBestRecord } from '../../trainer/registry/best-record.js';
@@ -22,6 +17,7 @@ import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { LocalHub } from '../support/local-hub.js';
 import { promoteFittedModel } from '../support/registry.js';
 import { rng } from '../support/models.js';
+import { hubRegistry, lastLine, pumpValues, runTrainer, seedReadings, trainerContext } from '../support/trainer.js';
 
 const DAY = 86_400_000;
 const T0 = Date.UTC(2026, 0, 1);
@@ -34,51 +30,20 @@ let container: ContainerClient;
 let hub: LocalHub;
 let registry: TwinRegistry;
 
-function context(c: ContainerClient = container): CommandContext {
-  return { env: {}, container: () => c, registry: () => registry, now: () => NOW, isTTY: false };
-}
+const context = (c: ContainerClient = container): CommandContext => trainerContext(c, { now: NOW, registry });
+const cli = (args: string[], ctx = context()) => runTrainer(args, ctx);
 
-async function cli(args: string[], ctx = context()) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli(args, { out: (t) => out.push(t), err: (t) => err.push(t) }, ctx);
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
-
-const lastLine = (text: string) => text.split('\n').at(-1);
 const desiredModels = (device: string, module = 'pumpwatch') => (hub.desired(device, module) as { models?: Record<string, { version: string; url: string }> }).models ?? {};
 const bestOf = async (source: string, c = container) => (await readBest(c, source))!.pointer;
 
 /** Registers a model made by the trainer as `version` of `source` and promotes it. */
 const promote = (source: string, version: string, seed: number): Promise<ModelRecord> => promoteFittedModel(container, source, version, seed, NOW);
 
-function values(r: () => number, i: number, level: number, shift = 0): Record<string, number> {
-  const flow = level + 3 * Math.sin(i / 40) + (r() - 0.5) * 0.4;
-  return { Current: 0.5 + 0.03 * flow + (r() - 0.5) * 0.02, Flow: flow, Pressure: 2 - 0.02 * flow + (r() - 0.5) * 0.02 + shift };
-}
-
-/** Uploads readings as the agent's sync does, in batches of 400 rows. */
-async function seed(c: ContainerClient, pumpId: string, deviceId: string, from: number, count: number, fn: (i: number) => Record<string, number>, seq0 = 1): Promise<void> {
-  for (let start = 0; start < count; start += 400) {
-    const rows: StoredRow[] = [];
-    for (let k = start; k < Math.min(count, start + 400); k++) {
-      const ts = from + k * STEP;
-      rows.push({ seq: seq0 + k, pumpId, ts, receivedAt: ts, values: fn(k), score: null, anomaly: null, modelVersion: null, imputed: false, unscoredReason: null });
-    }
-    const enc = await encodeRows(rows, deviceId);
-    const first = rows[0]!;
-    const last = rows.at(-1)!;
-    await c
-      .getBlockBlobClient(readingsBlobName(pumpId, deviceId, first.seq, last.seq, first.ts))
-      .upload(enc.body, enc.body.length, { metadata: batchMetadata(enc, { agentVersion: 'test', deviceId, pumpId, firstSeq: first.seq, lastSeq: last.seq }) });
-  }
-}
-
 /** Two days at flow 30 from Jan 1, two at flow 45 from Jan 3. */
 async function seedTwoLevels(c: ContainerClient, pumpId: string, deviceId: string, seedNo: number): Promise<void> {
   const r = rng(seedNo);
-  await seed(c, pumpId, deviceId, T0, 8640, (i) => values(r, i, 30));
-  await seed(c, pumpId, deviceId, T0 + 2 * DAY, 8640, (i) => values(r, i, 45), 8641);
+  await seedReadings(c, pumpId, deviceId, T0, 8640, (i) => pumpValues(r, i, 30));
+  await seedReadings(c, pumpId, deviceId, T0 + 2 * DAY, 8640, (i) => pumpValues(r, i, 45), { seq0: 8641 });
 }
 
 beforeAll(async () => {
@@ -86,13 +51,13 @@ beforeAll(async () => {
   container = az.container('safety-it');
   await container.create();
   hub = await LocalHub.start();
-  registry = hub.attachRegistry(iothub.Registry.fromConnectionString(hub.serviceConnectionString())) as unknown as TwinRegistry;
+  registry = hubRegistry(hub);
   for (const device of ['gw-1', 'gw-2']) hub.addModule(device, 'pumpwatch');
   hub.addModule('gw-1', 'opcpublisher');
   await seedTwoLevels(container, 'pump-old', 'gw-5', 21);
   await seedTwoLevels(container, 'pump-race', 'gw-6', 22);
-  await seed(container, 'pump-dep', 'gw-7', T0, 8640, (i) => values(rng(23), i, 30));
-  await seed(container, 'pump-twin', 'gw-9', T0, 8640, (i) => values(rng(25), i, 30));
+  await seedReadings(container, 'pump-dep', 'gw-7', T0, 8640, (i) => pumpValues(rng(23), i, 30));
+  await seedReadings(container, 'pump-twin', 'gw-9', T0, 8640, (i) => pumpValues(rng(25), i, 30));
 });
 
 afterAll(async () => {
@@ -307,10 +272,10 @@ describe('train', () => {
 
   it('judges by readings, not by the requested range: a live model trained with a --to in the future does not block the data after its own', async () => {
     const r = rng(24);
-    await seed(container, 'pump-future', 'gw-8', T0, 8640, (i) => values(r, i, 30)); // Jan 1-3 arrived
+    await seedReadings(container, 'pump-future', 'gw-8', T0, 8640, (i) => pumpValues(r, i, 30)); // Jan 1-3 arrived
     const generous = await cli(['train', '--source', 'pump-future', '--from', '2026-01-01', '--to', '2026-02-01']);
     expect(generous.code, generous.err).toBe(0);
-    await seed(container, 'pump-future', 'gw-8', T0 + 2 * DAY, 8640, (i) => values(r, i, 45), 8641); // Jan 3-5 arrive later
+    await seedReadings(container, 'pump-future', 'gw-8', T0 + 2 * DAY, 8640, (i) => pumpValues(r, i, 45), { seq0: 8641 }); // Jan 3-5 arrive later
     const next = await cli(['train', '--source', 'pump-future', '--from', '2026-01-03', '--to', '2026-01-05']);
     expect(next.code, next.err).toBe(0);
     expect(next.out).not.toMatch(/older (data|range)/);
@@ -359,7 +324,7 @@ describe('train', () => {
   });
 
   it('does not deploy a version another run replaced as best after this run promoted it, and says how to push the best', async () => {
-    await seed(container, 'pump-after', 'gw-10', T0, 8640, (i) => values(rng(27), i, 30));
+    await seedReadings(container, 'pump-after', 'gw-10', T0, 8640, (i) => pumpValues(rng(27), i, 30));
     const racing = racingContainer(async () => {
       await promote('pump-after', 'newer', 9);
     }, 'after');
@@ -403,7 +368,7 @@ describe('labels that are not valid', () => {
     await c.create();
     const start = T0 + 10 * DAY;
     const r = rng(24);
-    await seed(c, 'pump-lb', 'gw-4', start, 3600, (i) => values(r, i, 25, i >= 3000 && i < 3300 ? 1.5 : 0));
+    await seedReadings(c, 'pump-lb', 'gw-4', start, 3600, (i) => pumpValues(r, i, 25, { shift: i >= 3000 && i < 3300 ? 1.5 : 0 }));
     const faultFrom = start + 3000 * STEP;
     const base = { id: 'lab-1', pumpId: 'pump-lb', kind: 'confirmed-fault' as const, faultType: null, note: 'pressure', alertSeq: null, fromTs: faultFrom, toTs: faultFrom + 299 * STEP, author: 'tech', createdAt: start + DAY, synced: false };
     const put = async (name: string, body: string) => void (await c.getBlockBlobClient(name).upload(body, Buffer.byteLength(body)));
@@ -481,7 +446,7 @@ describe('a deploy left pending', () => {
   it('is pushed by the same train-all --deploy run again (the Job retrying the shard), which then clears best.json\'s mark', async () => {
     const c = az.container('converge-it');
     await c.create();
-    await seed(c, 'pump-42', 'gw-1', T0, 8640, (i) => values(rng(31), i, 30));
+    await seedReadings(c, 'pump-42', 'gw-1', T0, 8640, (i) => pumpValues(rng(31), i, 30));
     // The CronJob's arguments; gw-1 uploads pump-42's readings, so the default query finds its module.
     const args = ['train-all', '--shard', '0/1', '--concurrency', '2', '--from', '2026-01-01', '--to', '2026-01-03', '--if-drifted', '--deploy'];
     const first = await cli(args, { ...context(c), registry: deadHub });
@@ -513,7 +478,7 @@ describe('a deploy left pending', () => {
 
   it('train --deploy pushes a pending best whatever it decides, and without --deploy nothing is pushed', async () => {
     // pump-dep2: promoted by a run whose deploy failed (the mark set, no module has it).
-    await seed(container, 'pump-dep2', 'gw-2', T0, 8640, (i) => values(rng(32), i, 30));
+    await seedReadings(container, 'pump-dep2', 'gw-2', T0, 8640, (i) => pumpValues(rng(32), i, 30));
     const range = ['--from', '2026-01-01', '--to', '2026-01-03'];
     const first = await cli(['train', '--source', 'pump-dep2', ...range, '--deploy'], { ...context(), registry: deadHub });
     expect(first.code).toBe(1);
@@ -530,7 +495,7 @@ describe('a deploy left pending', () => {
   });
 
   it('is set and pushed by a --deploy run whose challenger is the live model a hand train without --deploy promoted (the same data: the same version)', async () => {
-    await seed(container, 'pump-hand', 'gw-2', T0, 8640, (i) => values(rng(33), i, 30));
+    await seedReadings(container, 'pump-hand', 'gw-2', T0, 8640, (i) => pumpValues(rng(33), i, 30));
     const range = ['train', '--source', 'pump-hand', '--from', '2026-01-01', '--to', '2026-01-03'];
     const hand = await cli(range);
     expect(hand.code, hand.err).toBe(0);
@@ -560,7 +525,7 @@ describe('a deploy left pending', () => {
   });
 
   it('is set and pushed by a --deploy run that lost the promotion of the very same version to a run without --deploy', async () => {
-    await seed(container, 'pump-twin2', 'gw-2', T0, 8640, (i) => values(rng(34), i, 30));
+    await seedReadings(container, 'pump-twin2', 'gw-2', T0, 8640, (i) => pumpValues(rng(34), i, 30));
     const range = ['train', '--source', 'pump-twin2', '--from', '2026-01-01', '--to', '2026-01-03'];
     let hand: Awaited<ReturnType<typeof cli>> | null = null;
     // The hand run's best.json write lands just before the --deploy run's; the hub is down.

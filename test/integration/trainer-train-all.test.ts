@@ -6,63 +6,19 @@
  */
 import { ContainerClient } from '@azure/storage-blob';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { StoredRow } from '../../buffer/types.js';
-import { batchMetadata, encodeRows } from '../../sync/encoder.js';
-import { readingsBlobName } from '../../sync/layout.js';
 import { registryFromEnv, type CommandContext } from '../../trainer/cloud/context.js';
-import { runCli } from '../../trainer/commands/index.js';
 import { readBest, readModelRecord } from '../../trainer/registry/read.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
-import { rng } from '../support/models.js';
 import { promoteFittedModel } from '../support/registry.js';
+import { runTrainer, seedDays, trainerContext } from '../support/trainer.js';
 
 const DAY = 86_400_000;
 const T0 = Date.UTC(2026, 0, 1);
-const STEP = 20_000;
 
 let az: TestAzurite;
 
-function values(r: () => number, i: number): Record<string, number> {
-  const flow = 30 + 3 * Math.sin(i / 40) + (r() - 0.5) * 0.4;
-  return { Current: 0.5 + 0.03 * flow + (r() - 0.5) * 0.02, Flow: flow, Pressure: 2 - 0.02 * flow + (r() - 0.5) * 0.02 };
-}
-
-/** Uploads `count` readings from `from` as the agent's sync does, in batches of 400 rows. */
-async function seed(c: ContainerClient, pumpId: string, from: number, count: number, seq0 = 1): Promise<void> {
-  const r = rng(seq0 + pumpId.length);
-  for (let start = 0; start < count; start += 400) {
-    const rows: StoredRow[] = [];
-    for (let k = start; k < Math.min(count, start + 400); k++) {
-      const ts = from + k * STEP;
-      rows.push({ seq: seq0 + k, pumpId, ts, receivedAt: ts, values: values(r, k), score: null, anomaly: null, modelVersion: null, imputed: false, unscoredReason: null });
-    }
-    const enc = await encodeRows(rows, 'gw-1');
-    const first = rows[0]!;
-    const last = rows.at(-1)!;
-    await c
-      .getBlockBlobClient(readingsBlobName(pumpId, 'gw-1', first.seq, last.seq, first.ts))
-      .upload(enc.body, enc.body.length, { metadata: batchMetadata(enc, { agentVersion: 'test', deviceId: 'gw-1', pumpId, firstSeq: first.seq, lastSeq: last.seq }) });
-  }
-}
-
-function context(c: ContainerClient, now: () => Date = () => new Date(T0 + 30 * DAY)): CommandContext {
-  return {
-    env: {},
-    container: () => c,
-    registry: () => {
-      throw new Error('no registry in this test');
-    },
-    now,
-    isTTY: false,
-  };
-}
-
-async function cli(args: string[], ctx: CommandContext) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli(args, { out: (t) => out.push(t), err: (t) => err.push(t) }, ctx);
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
+const context = (c: ContainerClient, now: () => Date = () => new Date(T0 + 30 * DAY)): CommandContext => trainerContext(c, { now });
+const cli = (args: string[], ctx: CommandContext) => runTrainer(args, ctx);
 
 async function newContainer(name: string): Promise<ContainerClient> {
   const c = az.container(name);
@@ -82,8 +38,8 @@ describe('train-all --days', () => {
   it('trains every source on the range resolved when the run started, even when the clock passes 00:00 UTC during the run, and prints it', async () => {
     const c = await newContainer('midnight-it');
     for (const pump of ['pump-a', 'pump-b']) {
-      await seed(c, pump, T0 + DAY, 4320); // Jan 2
-      await seed(c, pump, T0 + 2 * DAY, 4320, 4321); // Jan 3
+      await seedDays(c, pump, T0 + DAY, 1, 30, { count: 4320 }); // Jan 2
+      await seedDays(c, pump, T0 + 2 * DAY, 4321, 30, { count: 4320 }); // Jan 3
     }
     // The run starts two seconds before 00:00 UTC of Jan 4; every look at the clock takes a second.
     let tick = T0 + 3 * DAY - 2000;
@@ -109,7 +65,7 @@ describe('train-all --days', () => {
 describe('train-all and a folder under readings/ that is not a pump', () => {
   it('names it in a warning, skips it and trains the other sources (a name that is not percent-encoding does not stop every shard)', async () => {
     const c = await newContainer('stray-it');
-    await seed(c, 'pump-ok', T0, 4320);
+    await seedDays(c, 'pump-ok', T0, 1, 30, { count: 4320 });
     await c.getBlockBlobClient('readings/tmp%/x').upload('notes', 5);
     for (const shard of ['0/1', '0/2', '1/2']) {
       const res = await cli(['train-all', '--shard', shard, '--from', '2026-01-01', '--to', '2026-01-02'], context(c));
@@ -124,8 +80,8 @@ describe('train-all and a folder under readings/ that is not a pump', () => {
 describe('train-all --deploy', () => {
   it('prints one FAILED line for a source whose best.json is not JSON, and counts a promotion whose deploy is left pending as promoted', async () => {
     const c = await newContainer('deploy-count-it');
-    await seed(c, 'pump-1', T0, 4320);
-    await seed(c, 'pump-2', T0, 4320);
+    await seedDays(c, 'pump-1', T0, 1, 30, { count: 4320 });
+    await seedDays(c, 'pump-2', T0, 1, 30, { count: 4320 });
     const body = '{"schema":1, truncated';
     await c.getBlockBlobClient('models/pump-1/best.json').upload(body, body.length);
     // A well-formed hub connection string whose host does not resolve: every twin query fails.
@@ -143,7 +99,7 @@ describe('train-all --deploy', () => {
 describe('Blob Storage refusing a registry read', () => {
   it('is PW_TRAINER_STORAGE with the status and service code, not PW_TRAINER_REGISTRY_INVALID with the raw service message', async () => {
     const c = await newContainer('nosread-it');
-    await seed(c, 'pump-1', T0, 4320);
+    await seedDays(c, 'pump-1', T0, 1, 30, { count: 4320 });
     await promoteFittedModel(c, 'pump-1', 'v1', 1, new Date());
     // List and write, no read: the reading of best.json (train, drift, train-all) and of model.json (evaluate) is refused.
     const noRead = context(new ContainerClient(az.containerSasUrl('nosread-it', 'lw')));

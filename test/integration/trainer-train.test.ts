@@ -8,18 +8,15 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { StoredRow } from '../../buffer/types.js';
 import { readModelMetadata } from '../../inference/contract.js';
-import { batchMetadata, encodeRows } from '../../sync/encoder.js';
 import { toLabelRecord, labelBlobName } from '../../sync/labels-upload.js';
-import { readingsBlobName } from '../../sync/layout.js';
-import { registryFromEnv, type CommandContext, type TwinRegistry } from '../../trainer/cloud/context.js';
-import { runCli } from '../../trainer/commands/index.js';
+import { registryFromEnv, type CommandContext } from '../../trainer/cloud/context.js';
 import { readBest, readModelRecord } from '../../trainer/registry/read.js';
 import { writeBest } from '../../trainer/registry/write.js';
 import { shardOf } from '../../trainer/train/sources.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { rng } from '../support/models.js';
+import { lastLine, pumpValues, runTrainer, seedReadings, trainerContext } from '../support/trainer.js';
 
 const DAY = 86_400_000;
 const T0 = Date.UTC(2026, 0, 1);
@@ -29,49 +26,8 @@ let az: TestAzurite;
 let container: ContainerClient;
 let dir: string;
 
-/** Flow drives pressure and current; `level` moves the operating point; `shift` breaks a sensor. */
-function values(r: () => number, i: number, level: number, shift = 0): Record<string, number> {
-  const flow = level + 3 * Math.sin(i / 40) + (r() - 0.5) * 0.4;
-  return { Current: 0.5 + 0.03 * flow + (r() - 0.5) * 0.02, Flow: flow, Pressure: 2 - 0.02 * flow + (r() - 0.5) * 0.02 + shift };
-}
-
-/** Uploads readings as the agent's sync does, in batches of `batch` rows. */
-async function seed(pumpId: string, deviceId: string, from: number, count: number, fn: (i: number) => Record<string, number | null>, opts: { seq0?: number; batch?: number } = {}): Promise<void> {
-  const batch = opts.batch ?? 400;
-  const seq0 = opts.seq0 ?? 1;
-  for (let start = 0; start < count; start += batch) {
-    const rows: StoredRow[] = [];
-    for (let k = start; k < Math.min(count, start + batch); k++) {
-      const ts = from + k * STEP;
-      rows.push({ seq: seq0 + k, pumpId, ts, receivedAt: ts, values: fn(k), score: null, anomaly: null, modelVersion: null, imputed: false, unscoredReason: null });
-    }
-    const enc = await encodeRows(rows, deviceId);
-    const first = rows[0]!;
-    const last = rows.at(-1)!;
-    await container
-      .getBlockBlobClient(readingsBlobName(pumpId, deviceId, first.seq, last.seq, first.ts))
-      .upload(enc.body, enc.body.length, { metadata: batchMetadata(enc, { agentVersion: 'test', deviceId, pumpId, firstSeq: first.seq, lastSeq: last.seq }) });
-  }
-}
-
-function context(now = new Date(T0 + 30 * DAY)): CommandContext {
-  return {
-    env: {},
-    container: () => container,
-    registry: () => {
-      throw new Error('no registry in this test');
-    },
-    now: () => now,
-    isTTY: false,
-  } satisfies CommandContext & { registry: () => TwinRegistry };
-}
-
-async function cli(args: string[], ctx = context()) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli(args, { out: (t) => out.push(t), err: (t) => err.push(t) }, ctx);
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
+const context = (now = new Date(T0 + 30 * DAY)): CommandContext => trainerContext(container, { now });
+const cli = (args: string[], ctx = context()) => runTrainer(args, ctx);
 
 beforeAll(async () => {
   az = await startTestAzurite();
@@ -80,20 +36,17 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'pw-trainer-it-'));
   const r = rng(11);
   // pump-a: days 1-2 at flow 30 (4 320 readings per day at 20 s), day 3 onwards at flow 45.
-  await seed('pump-a', 'gw-1', T0, 8640, (i) => values(r, i, 30));
-  await seed('pump-a', 'gw-1', T0 + 2 * DAY, 8640, (i) => values(r, i, 45), { seq0: 8641 });
+  await seedReadings(container, 'pump-a', 'gw-1', T0, 8640, (i) => pumpValues(r, i, 30));
+  await seedReadings(container, 'pump-a', 'gw-1', T0 + 2 * DAY, 8640, (i) => pumpValues(r, i, 45), { seq0: 8641 });
   // The same readings uploaded again under another batch cut (a retry after a crash): no duplicates.
-  await seed('pump-a', 'gw-1', T0, 1000, (i) => values(rng(11), i, 30), { batch: 250 });
+  await seedReadings(container, 'pump-a', 'gw-1', T0, 1000, (i) => pumpValues(rng(11), i, 30), { batch: 250 });
   // pump-b: short, and with gaps in the values.
   const rb = rng(12);
-  await seed('pump-b', 'gw-2', T0, 3000, (i) => (i % 97 === 0 ? { ...values(rb, i, 20), Current: null } : values(rb, i, 20)));
+  await seedReadings(container, 'pump-b', 'gw-2', T0, 3000, (i) => (i % 97 === 0 ? { ...pumpValues(rb, i, 20), Current: null } : pumpValues(rb, i, 20)));
   // pump-few: readings on day 1, far too few to train on.
   const rf = rng(14);
-  await seed('pump-few', 'gw-4', T0, 50, (i) => values(rf, i, 30));
+  await seedReadings(container, 'pump-few', 'gw-4', T0, 50, (i) => pumpValues(rf, i, 30));
 });
-
-/** The error message, after the progress lines. */
-const lastLine = (text: string) => text.split('\n').at(-1);
 
 async function modelBlobs(source: string): Promise<string[]> {
   const names: string[] = [];
@@ -215,7 +168,7 @@ describe('pumpwatch-trainer train', () => {
   it('compares on technicians’ fault labels when the held-out rows have some', async () => {
     const rc = rng(13);
     const faultFrom = T0 + 10 * DAY + 3000 * STEP;
-    await seed('pump-c', 'gw-3', T0 + 10 * DAY, 3600, (i) => values(rc, i, 25, i >= 3000 && i < 3300 ? 1.5 : 0));
+    await seedReadings(container, 'pump-c', 'gw-3', T0 + 10 * DAY, 3600, (i) => pumpValues(rc, i, 25, { shift: i >= 3000 && i < 3300 ? 1.5 : 0 }));
     const label = { id: 'lab-1', pumpId: 'pump-c', kind: 'confirmed-fault' as const, faultType: null, note: 'pressure sensor', alertSeq: null, fromTs: faultFrom, toTs: faultFrom + 299 * STEP, author: 'tech', createdAt: T0 + 11 * DAY, synced: false };
     const body = JSON.stringify(toLabelRecord('gw-3', label as never));
     await container.getBlockBlobClient(labelBlobName('gw-3', label as never)).upload(body, body.length);
@@ -350,7 +303,7 @@ describe('pumpwatch-trainer train', () => {
 
   // Seeded last: the train-all tests above count the sources.
   it('reports rows no model can be fitted on as a data problem of the range (exit 1), not as bad usage', async () => {
-    await seed('pump-flat', 'gw-5', T0 + 20 * DAY, 300, () => ({ Current: 0.5, Flow: 30, Pressure: 2 }));
+    await seedReadings(container, 'pump-flat', 'gw-5', T0 + 20 * DAY, 300, () => ({ Current: 0.5, Flow: 30, Pressure: 2 }));
     const res = await cli(['train', '--source', 'pump-flat', '--from', '2026-01-21', '--to', '2026-01-22']);
     expect(res.code).toBe(1);
     expect(lastLine(res.err)).toBe(

@@ -7,17 +7,16 @@
  *   says how to make room; `undeploy` makes it.
  */
 import { ContainerClient } from '@azure/storage-blob';
-import iothub from 'azure-iothub';
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseModels } from '../../agent/edge/desired.js';
 import { twinSize } from '../../agent/local-hub/json.js';
 import type { CommandContext, TwinRegistry } from '../../trainer/cloud/context.js';
-import { runCli } from '../../trainer/commands/index.js';
 import type { ModelRecord } from '../../trainer/registry/records.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { LocalHub } from '../support/local-hub.js';
 import { promoteFittedModel } from '../support/registry.js';
+import { hubRegistry, runTrainer, trainerContext } from '../support/trainer.js';
 
 let az: TestAzurite;
 let container: ContainerClient;
@@ -31,14 +30,8 @@ let beforeNextUpdate: (() => void) | null = null;
 const NOW = new Date(Math.floor(Date.now() / 1000) * 1000);
 const HOUR = 3_600_000;
 
-const context = (now = NOW): CommandContext => ({ env: {}, container: () => container, registry: () => registry, now: () => now, isTTY: false });
-
-async function cli(args: string[], ctx = context()) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli(args, { out: (t) => out.push(t), err: (t) => err.push(t) }, ctx);
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
+const context = (now = NOW): CommandContext => trainerContext(container, { now, registry });
+const cli = (args: string[], ctx = context()) => runTrainer(args, ctx);
 
 const models = (device: string, module = 'pumpwatch') => ((hub.desired(device, module) as { models?: Record<string, any> }).models ?? {}) as Record<string, any>;
 const expiry = (url: string) => new Date(new URL(url).searchParams.get('se')!).getTime();
@@ -52,7 +45,7 @@ beforeAll(async () => {
   container = az.container('upkeep');
   await container.create();
   hub = await LocalHub.start();
-  const real = hub.attachRegistry(iothub.Registry.fromConnectionString(hub.serviceConnectionString())) as unknown as TwinRegistry;
+  const real = hubRegistry(hub);
   registry = {
     getModuleTwin: (d, m) => real.getModuleTwin(d, m),
     createQuery: (sql, size) => real.createQuery(sql, size),

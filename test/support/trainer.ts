@@ -1,0 +1,117 @@
+/**
+ * What the trainer's tests share: a command run through the CLI's entry point (runCli) with what
+ * it prints collected, the context it runs in (an Azurite container, a clock, the local hub's
+ * twins), and readings uploaded to Azurite as the agent's sync uploads them (gzip JSON-lines
+ * batches, named and tagged by sync/layout.ts and sync/encoder.ts), so that `train` reads what it
+ * reads in the field.
+ */
+import type { ContainerClient } from '@azure/storage-blob';
+import iothub from 'azure-iothub';
+import type { LocalHub } from '../../agent/local-hub/index.js';
+import type { StoredRow } from '../../buffer/types.js';
+import { batchMetadata, encodeRows } from '../../sync/encoder.js';
+import { readingsBlobName } from '../../sync/layout.js';
+import type { CommandContext, TwinRegistry } from '../../trainer/cloud/context.js';
+import { runCli } from '../../trainer/commands/index.js';
+import { rng } from './models.js';
+
+export interface TrainerRun {
+  code: number;
+  /** stdout, one line per line printed. */
+  out: string;
+  err: string;
+}
+
+/** Runs `pumpwatch-trainer <args>` in this process (runCli, the CLI's entry point), collecting what it prints. */
+export async function runTrainer(args: string[], ctx: CommandContext): Promise<TrainerRun> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await runCli(args, { out: (t) => out.push(t), err: (t) => err.push(t) }, ctx);
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+/**
+ * A command's context: `container` for the registry and readings, the clock `now` (a fixed time,
+ * or a function), and the twin registry (without one, a command that reaches IoT Hub fails: the
+ * test never deploys).
+ */
+export function trainerContext(container: ContainerClient, opts: { now: Date | (() => Date); registry?: TwinRegistry; isTTY?: boolean }): CommandContext {
+  const { now, registry } = opts;
+  return {
+    env: {},
+    container: () => container,
+    registry: () => {
+      if (registry === undefined) throw new Error('no registry in this test');
+      return registry;
+    },
+    now: typeof now === 'function' ? now : () => new Date(now.getTime()),
+    isTTY: opts.isTTY ?? false,
+  };
+}
+
+/** The local hub's module twins as the trainer reaches them: the real azure-iothub Registry (HTTPS REST, ETags, queries). */
+export function hubRegistry(hub: LocalHub): TwinRegistry {
+  return hub.attachRegistry(iothub.Registry.fromConnectionString(hub.serviceConnectionString())) as unknown as TwinRegistry;
+}
+
+/** The last line printed: a command's error message, after its progress lines. */
+export const lastLine = (text: string): string | undefined => text.split('\n').at(-1);
+
+/** A reading as the agent buffers it before a model scores it, received when it was measured. */
+export function unscoredRow(pumpId: string, seq: number, ts: number, values: Record<string, number | null>): StoredRow {
+  return { seq, pumpId, ts, receivedAt: ts, values, score: null, anomaly: null, modelVersion: null, imputed: false, unscoredReason: null };
+}
+
+/** Uploads the rows of one pump from one gateway as one batch, named and tagged as the agent's sync does. */
+export async function uploadBatch(container: ContainerClient, deviceId: string, rows: readonly StoredRow[]): Promise<void> {
+  const enc = await encodeRows(rows, deviceId);
+  const first = rows[0]!;
+  const last = rows.at(-1)!;
+  const pumpId = first.pumpId;
+  await container
+    .getBlockBlobClient(readingsBlobName(pumpId, deviceId, first.seq, last.seq, first.ts))
+    .upload(enc.body, enc.body.length, { metadata: batchMetadata(enc, { agentVersion: 'test', deviceId, pumpId, firstSeq: first.seq, lastSeq: last.seq }) });
+}
+
+/**
+ * Uploads `count` readings of one pump, one every `step` ms (default 20 s) from `from`, with
+ * sequence numbers from `seq0` (default 1), in batches of `batch` rows (default 400).
+ * `values(i)` is called once per reading, in order.
+ */
+export async function seedReadings(
+  container: ContainerClient,
+  pumpId: string,
+  deviceId: string,
+  from: number,
+  count: number,
+  values: (i: number) => Record<string, number | null>,
+  opts: { seq0?: number; batch?: number; step?: number } = {},
+): Promise<void> {
+  const { seq0 = 1, batch = 400, step = 20_000 } = opts;
+  for (let start = 0; start < count; start += batch) {
+    const rows: StoredRow[] = [];
+    for (let k = start; k < Math.min(count, start + batch); k++) rows.push(unscoredRow(pumpId, seq0 + k, from + k * step, values(k)));
+    await uploadBatch(container, deviceId, rows);
+  }
+}
+
+/**
+ * A pump at operating point `level`: flow drives pressure and current, with a little noise.
+ * `shift` moves the pressure sensor (a broken one); `vibration` adds a fourth sensor.
+ */
+export function pumpValues(r: () => number, i: number, level: number, opts: { shift?: number; vibration?: boolean } = {}): Record<string, number> {
+  const flow = level + 3 * Math.sin(i / 40) + (r() - 0.5) * 0.4;
+  const v: Record<string, number> = { Current: 0.5 + 0.03 * flow + (r() - 0.5) * 0.02, Flow: flow, Pressure: 2 - 0.02 * flow + (r() - 0.5) * 0.02 + (opts.shift ?? 0) };
+  if (opts.vibration === true) v.Vibration = 1.2 + 0.01 * flow + (r() - 0.5) * 0.05;
+  return v;
+}
+
+/**
+ * Two days of readings (8640 at 20 s; `count` for another number) of a pump at `level` from
+ * `from`, on gateway gw-1, sequence numbers from `seq0`; the noise is seeded by `seq0` and the
+ * pump id, so the same call uploads the same readings.
+ */
+export async function seedDays(container: ContainerClient, pumpId: string, from: number, seq0: number, level: number, opts: { vibration?: boolean; count?: number } = {}): Promise<void> {
+  const r = rng(seq0 + pumpId.length);
+  await seedReadings(container, pumpId, 'gw-1', from, opts.count ?? 8640, (i) => pumpValues(r, i, level, { vibration: opts.vibration }), { seq0 });
+}
