@@ -164,6 +164,50 @@ describe('pumpwatch-trainer refresh-urls', () => {
     expect(bad.code).toBe(2);
     expect(bad.err).toBe('pumpwatch-trainer refresh-urls: --sas-hours (48) must be longer than --within-hours (72)');
   });
+
+  it('fails (exit 1) an entry whose model blob no longer hashes to its sha256 or has another size, naming the pump and version and not the SAS, skips one without a sha256, and refreshes the others', async () => {
+    hub.addModule('gw-r4', 'pumpwatch');
+    const whole = await promoteFittedModel(container, 'pump-whole', 'v1', 11, NOW);
+    const flipped = await promoteFittedModel(container, 'pump-flipped', 'v1', 12, NOW);
+    const cut = await promoteFittedModel(container, 'pump-cut', 'v1', 13, NOW);
+    for (const pump of ['pump-whole', 'pump-flipped', 'pump-cut']) expect((await cli(['deploy', '--source', pump, '--device', 'gw-r4', '--expires-hours', '1'])).code).toBe(0);
+    // Overwritten since the deploy: one byte changed (the same size, another sha256), and one cut short.
+    const bytes = await container.getBlockBlobClient(flipped.model.blob).downloadToBuffer();
+    bytes[bytes.length >> 1] = bytes[bytes.length >> 1]! ^ 0xff;
+    await container.getBlockBlobClient(flipped.model.blob).upload(bytes, bytes.length);
+    const actual = createHash('sha256').update(bytes).digest('hex');
+    const short = (await container.getBlockBlobClient(cut.model.blob).downloadToBuffer()).subarray(0, 100);
+    await container.getBlockBlobClient(cut.model.blob).upload(short, short.length);
+    // An entry without the sha256 and size every gateway needs (written by hand): nothing to check its model against.
+    const bare = { version: 'v1', url: models('gw-r4')['pump-whole'].url.replace('/pump-whole/', '/pump-bare/') };
+    hub.updateDesired('gw-r4', 'pumpwatch', { models: { 'pump-bare': bare } });
+    const before = models('gw-r4');
+
+    const res = await cli(['refresh-urls', '--device', 'gw-r4']);
+    expect(res.code).toBe(1);
+    const refused = (key: string, what: string) =>
+      new RegExp(
+        `^FAILED {4}gw-r4/pumpwatch models\\.${key}: models/${key}/v1/model\\.onnx \\(expires [^)]+\\): version v1 of ${key} is not the model of this entry: ${what} ` +
+          `\\(the blob was overwritten since the deploy, or the entry edited\\); every gateway would refuse it, so its URL is not signed again: deploy another version of ${key}$`,
+        'm',
+      );
+    expect(res.out).toMatch(refused('pump-flipped', `its bytes hash to ${actual}, the entry's sha256 is ${flipped.model.sha256}`));
+    expect(res.out).toMatch(refused('pump-cut', `it has 100 bytes, the entry says ${cut.model.size}`));
+    expect(res.out).toMatch(
+      /^skipped {3}gw-r4\/pumpwatch models\.pump-bare: models\/pump-bare\/v1\/model\.onnx \(expires [^)]+\): the entry has no sha256 \(64 hex digits\) and size \(bytes\) a gateway accepts, so its model cannot be checked; left as it is: deploy the model instead$/m,
+    );
+    expect(res.out).toMatch(/^refreshed gw-r4\/pumpwatch models\.pump-whole: models\/pump-whole\/v1\/model\.onnx: URL valid until /m);
+    expect(res.out.split('\n').at(-1)).toBe('refresh-urls: 1 module(s); 1 URL(s) refreshed, 1 skipped, 2 failed; 0 valid beyond 72 h left as they are');
+    expect(res.out).not.toMatch(/sig=|se=|\?/);
+
+    // The refused entries are left as they were; the whole one downloads from its new URL.
+    const after = models('gw-r4');
+    expect(after['pump-flipped']).toEqual(before['pump-flipped']);
+    expect(after['pump-cut']).toEqual(before['pump-cut']);
+    expect(after['pump-bare']).toEqual(bare);
+    expect(expiry(after['pump-whole'].url)).toBe(NOW.getTime() + 168 * HOUR);
+    expect(await sha(after['pump-whole'].url)).toEqual({ status: 200, sha256: whole.model.sha256 });
+  });
 });
 
 describe('the 32 KB desired limit: deploy refuses before writing, undeploy makes room', () => {

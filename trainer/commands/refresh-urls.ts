@@ -16,8 +16,11 @@ that entry's url (version, sha256, size and shadow stay), conditional on the twi
 gateway that was offline longer than a URL's lifetime then comes back to a URL that works; run
 it daily (deployment/k8s/trainer-refresh-urls-cronjob.yaml). Only URLs of this trainer's
 storage account and container that name the registry's model of their entry
-(models/<key>/<version>/model.onnx) are signed again; others are skipped and named. One line
-per entry refreshed, skipped or failed, then a summary; URLs are never printed with their query.
+(models/<key>/<version>/model.onnx) are signed again; others are skipped and named. Before it
+signs, the blob is read and hashed (once per run) against the entry's size and sha256: one that
+changed since the deploy fails that entry (every gateway would refuse it) and keeps its URL.
+One line per entry refreshed, skipped or failed, then a summary; URLs are never printed with
+their query.
 
 Options:
   --within-hours H    refresh URLs that expire within H hours (default ${DEFAULT_WITHIN_HOURS})
@@ -32,8 +35,9 @@ Options:
 
 Environment: PUMPWATCH_BLOB_CONNECTION_STRING with an account key (to sign the URLs),
 PUMPWATCH_BLOB_CONTAINER, PUMPWATCH_IOTHUB_CONNECTION_STRING (service connection string).
-Exit codes: 0 nothing failed (entries skipped included), 1 an entry failed, or the query or a
-twin read failed (a PW_TRAINER_* code says which), 2 bad usage.`;
+Exit codes: 0 nothing failed (entries skipped included), 1 an entry failed (its blob gone or
+changed, a twin update refused), or the query or a twin read failed (a PW_TRAINER_* code says
+which), 2 bad usage.`;
 
 const OUTCOME = { refreshed: 'refreshed', skipped: 'skipped  ', failed: 'FAILED   ' } as const;
 

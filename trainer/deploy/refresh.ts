@@ -8,6 +8,10 @@
  * the twin's ETag, and only for a URL of this trainer's own account and container that names the
  * registry's model blob of that entry (models/<key>/<version>/model.onnx): signing whatever blob a
  * twin names would hand out read access to any blob of the container to whoever can write twins.
+ * And only when that blob still holds the model the entry names: its bytes are streamed and hashed
+ * as `deploy` does (registry/model-blob.ts hashModelBlob), against the entry's size and sha256,
+ * which every gateway checks its download against. A blob overwritten since the deploy would be
+ * downloaded by every gateway and refused; its entry fails instead, its URL left as it is.
  * A URL is a secret: results name the blob, or a foreign URL without its query, never a query.
  */
 import type { ContainerClient } from '@azure/storage-blob';
@@ -15,6 +19,7 @@ import type { TwinDocument, TwinRegistry } from '../cloud/context.js';
 import { modelBlobName } from '../../sync/layout.js';
 import { safeErrorMessage } from '../../sync/redact.js';
 import { TrainerError } from '../errors.js';
+import { hashModelBlob, type ModelBlobContent } from '../registry/model-blob.js';
 import { readOnlyUrl } from './sas.js';
 import { desiredModels, patchDesiredModels, queryTwins, type ModuleRef, type ModuleTarget } from './twin.js';
 
@@ -42,12 +47,15 @@ export interface RefreshSummary {
 /** A URL without its query and fragment: safe to print. */
 const withoutQuery = (url: URL): string => `${url.origin}${url.pathname}`;
 
-type Plan = { kind: 'current' } | { kind: 'skip'; detail: string } | { kind: 'refresh'; url: string; blob: string; expires: string };
+type Plan = { kind: 'current' } | { kind: 'skip'; detail: string } | { kind: 'refresh'; url: string; blob: string; expires: string; version: string; sha256: string; size: number };
+
+/** Model blobs hashed in this run, by size expected and name: a model deployed to a whole fleet is read once, not once per gateway. */
+type Hashes = Map<string, Promise<ModelBlobContent>>;
 
 /** What to do with one desired entry: leave it (not expiring), skip it (and say why), or refresh its URL. */
 function planEntry(container: ContainerClient, key: string, value: unknown, opts: RefreshOptions): Plan {
   if (typeof value !== 'object' || value === null) return { kind: 'current' };
-  const entry = value as { url?: unknown; version?: unknown };
+  const entry = value as { url?: unknown; version?: unknown; sha256?: unknown; size?: unknown };
   if (typeof entry.url !== 'string') return { kind: 'current' };
   let url: URL;
   try {
@@ -74,18 +82,49 @@ function planEntry(container: ContainerClient, key: string, value: unknown, opts
     return { kind: 'skip', detail: `${withoutQuery(url)} (${when}): its path is not a blob name; left as it is` };
   }
   const registryBlob = typeof entry.version === 'string' ? modelBlobName(key, entry.version, 'model.onnx') : null;
-  if (blob !== registryBlob) {
+  if (blob !== registryBlob || typeof entry.version !== 'string') {
     return { kind: 'skip', detail: `${blob} (${when}) is not the registry's model of this entry (${registryBlob ?? 'no version'}): only those are signed again; deploy the model instead` };
   }
-  return { kind: 'refresh', url: entry.url, blob, expires: when };
+  // The agent's rule for an entry (agent/edge/desired.ts): without these, no gateway takes it, and its model cannot be checked.
+  const { sha256, size } = entry;
+  if (typeof sha256 !== 'string' || !/^[0-9a-fA-F]{64}$/.test(sha256) || typeof size !== 'number' || !Number.isInteger(size) || size <= 0) {
+    return { kind: 'skip', detail: `${blob} (${when}): the entry has no sha256 (64 hex digits) and size (bytes) a gateway accepts, so its model cannot be checked; left as it is: deploy the model instead` };
+  }
+  return { kind: 'refresh', url: entry.url, blob, expires: when, version: entry.version, sha256: sha256.toLowerCase(), size };
 }
 
 /**
- * Refreshes the expiring URLs of one module twin (as a query or a read returned it): signs a new
- * URL per entry, then patches them in one update, conditional on the twin's ETag. When the twin
- * changed meanwhile it is read again, and an entry whose URL changed since is left as it is.
+ * Why the entry's model blob is not the model the entry names (as a failed result's detail), or
+ * null when it is: it exists with the entry's size, and its bytes hash to the entry's sha256.
  */
-export async function refreshModule(container: ContainerClient, registry: TwinRegistry, twin: TwinDocument, opts: RefreshOptions): Promise<{ results: RefreshResult[]; notExpiring: number }> {
+async function refusal(container: ContainerClient, key: string, plan: Extract<Plan, { kind: 'refresh' }>, hashes: Hashes): Promise<string | null> {
+  const id = `${plan.size} ${plan.blob}`;
+  let hashing = hashes.get(id);
+  if (hashing === undefined) hashes.set(id, (hashing = hashModelBlob(container, plan.blob, plan.size)));
+  const content = await hashing;
+  if (content.kind === 'missing') return `${plan.blob} (${plan.expires}) is no longer in the registry: deploy another version of ${key}`;
+  const wrong =
+    content.kind === 'length' ? `it has ${String(content.length)} bytes, the entry says ${plan.size}` : content.sha256 !== plan.sha256 ? `its bytes hash to ${content.sha256}, the entry's sha256 is ${plan.sha256}` : null;
+  if (wrong === null) return null;
+  return (
+    `${plan.blob} (${plan.expires}): version ${plan.version} of ${key} is not the model of this entry: ${wrong} (the blob was overwritten since the deploy, or the entry edited); ` +
+    `every gateway would refuse it, so its URL is not signed again: deploy another version of ${key}`
+  );
+}
+
+/**
+ * Refreshes the expiring URLs of one module twin (as a query or a read returned it): checks each
+ * entry's model blob (refusal) and signs a new URL for it, then patches them in one update,
+ * conditional on the twin's ETag. When the twin changed meanwhile it is read again, and an entry
+ * whose URL changed since is left as it is. `hashes`: the blobs already hashed in this run.
+ */
+export async function refreshModule(
+  container: ContainerClient,
+  registry: TwinRegistry,
+  twin: TwinDocument,
+  opts: RefreshOptions,
+  hashes: Hashes = new Map(),
+): Promise<{ results: RefreshResult[]; notExpiring: number }> {
   const target: ModuleRef = { deviceId: twin.deviceId, moduleId: twin.moduleId ?? '' };
   const results: RefreshResult[] = [];
   const result = (key: string, outcome: RefreshResult['outcome'], detail: string) => results.push({ ...target, key, outcome, detail });
@@ -99,8 +138,9 @@ export async function refreshModule(container: ContainerClient, registry: TwinRe
     else if (plan.kind === 'skip') result(key, 'skipped', plan.detail);
     else {
       try {
-        if (!(await container.getBlobClient(plan.blob).exists())) {
-          result(key, 'failed', `${plan.blob} (${plan.expires}) is no longer in the registry: deploy another version of ${key}`);
+        const refused = await refusal(container, key, plan, hashes);
+        if (refused !== null) {
+          result(key, 'failed', refused);
           continue;
         }
         const url = await readOnlyUrl(container, plan.blob, opts.expiresOn);
@@ -147,8 +187,9 @@ export async function refreshUrls(
   each: (results: RefreshResult[]) => void,
 ): Promise<RefreshSummary> {
   const summary: RefreshSummary = { modules: 0, results: [], notExpiring: 0 };
+  const hashes: Hashes = new Map();
   const one = async (twin: TwinDocument) => {
-    const { results, notExpiring } = await refreshModule(container, registry, twin, opts);
+    const { results, notExpiring } = await refreshModule(container, registry, twin, opts, hashes);
     summary.modules++;
     summary.notExpiring += notExpiring;
     summary.results.push(...results);

@@ -1,14 +1,14 @@
 /**
  * A version's model.onnx against the size and sha256 its model.json records: read whole
  * (readModelBytes, for a model that is then used), or streamed and hashed without keeping the bytes
- * (checkModelBlob, for a model that is only handed to gateways, which check the sha256 of what they
- * download).
+ * (hashModelBlob, for a model that is only handed to gateways, which check the sha256 of what they
+ * download: checkModelBlob for `deploy`, and deploy/refresh.ts against a twin entry for `refresh-urls`).
  */
 import type { ContainerClient } from '@azure/storage-blob';
 import { createHash } from 'node:crypto';
 import { TrainerError } from '../errors.js';
 import type { ModelRecord } from './records.js';
-import { download, readBody, registryError, statusOf } from './storage.js';
+import { download, fromRegistry, readBody } from './storage.js';
 
 /** The model bytes, checked against the size and sha256 of its record. */
 export async function readModelBytes(container: ContainerClient, record: Pick<ModelRecord, 'model'>): Promise<Uint8Array> {
@@ -35,34 +35,51 @@ function shaMismatch(record: Pick<ModelRecord, 'model'>, actual: string): Traine
  */
 export async function checkModelBlob(container: ContainerClient, record: Pick<ModelRecord, 'model'>): Promise<void> {
   const name = record.model.blob;
-  const open = () =>
-    container
-      .getBlockBlobClient(name)
-      .download()
-      .catch((err: unknown) => {
-        if (statusOf(err) === 404) throw new TrainerError('PW_TRAINER_NO_MODEL', `${name} does not exist (its model.json does)`, { cause: err });
-        throw registryError(`reading ${name}`, err);
-      });
-  const actual = await readBody(name, open, async (res) => {
-    const body = res.readableStreamBody;
-    if (res.contentLength !== record.model.size) {
-      (body as { destroy?: () => void } | undefined)?.destroy?.();
-      throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `${name} has ${String(res.contentLength)} bytes, its model.json says ${record.model.size}`);
-    }
-    const hash = createHash('sha256');
-    let size = 0;
-    if (body) {
-      for await (const chunk of body) {
-        const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
-        size += bytes.length;
-        hash.update(bytes);
+  const content = await hashModelBlob(container, name, record.model.size);
+  if (content.kind === 'missing') throw new TrainerError('PW_TRAINER_NO_MODEL', `${name} does not exist (its model.json does)`, { cause: content.cause });
+  if (content.kind === 'length') throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `${name} has ${String(content.length)} bytes, its model.json says ${record.model.size}`);
+  if (content.sha256 !== record.model.sha256) throw shaMismatch(record, content.sha256);
+}
+
+/** What a model blob holds, read against the size expected of it. */
+export type ModelBlobContent =
+  | { kind: 'missing'; cause: unknown }
+  /** Another length than expected: the bytes were not read. */
+  | { kind: 'length'; length: number | undefined }
+  | { kind: 'bytes'; sha256: string };
+
+/**
+ * The sha256 of a model blob's bytes when its length is `size` (else its length, the bytes not
+ * read), streamed and hashed: the one reading of a model blob before a gateway is sent to it,
+ * for `deploy` (checkModelBlob) and `refresh-urls` (deploy/refresh.ts). A body cut mid-transfer
+ * is downloaded again (readBody), then is PW_TRAINER_STORAGE, as is any failure of Blob Storage
+ * but a missing blob.
+ */
+export async function hashModelBlob(container: ContainerClient, name: string, size: number): Promise<ModelBlobContent> {
+  try {
+    return await readBody(name, () => fromRegistry(name, () => container.getBlockBlobClient(name).download()), async (res): Promise<ModelBlobContent> => {
+      const body = res.readableStreamBody;
+      if (res.contentLength !== size) {
+        (body as { destroy?: () => void } | undefined)?.destroy?.();
+        return { kind: 'length', length: res.contentLength };
       }
-    }
-    // The blob's length was the recorded one (checked above): a shorter body is a transfer that stopped, not a damaged blob.
-    if (size !== record.model.size) throw new Error(`the download ended after ${size} of its ${record.model.size} bytes`);
-    return hash.digest('hex');
-  });
-  if (actual !== record.model.sha256) throw shaMismatch(record, actual);
+      const hash = createHash('sha256');
+      let received = 0;
+      if (body) {
+        for await (const chunk of body) {
+          const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
+          received += bytes.length;
+          hash.update(bytes);
+        }
+      }
+      // The blob's length was the expected one (checked above): a shorter body is a transfer that stopped, not a damaged blob.
+      if (received !== size) throw new Error(`the download ended after ${received} of its ${size} bytes`);
+      return { kind: 'bytes', sha256: hash.digest('hex') };
+    });
+  } catch (err) {
+    if (err instanceof TrainerError && err.code === 'PW_TRAINER_NO_MODEL') return { kind: 'missing', cause: err.cause };
+    throw err;
+  }
 }
 
 export function sha256(bytes: Uint8Array): string {
