@@ -57,7 +57,16 @@ export interface CycleDeps {
   onBatchFailed: (batch: PlannedBatch, message: string, answered: boolean) => void;
   /** Shortest time between two moves of a cycle's horizon for anomalies committed while it runs (see Horizon). */
   anomalyFloorMs: number;
+  /**
+   * A batch's rows were read and encoded: on the encoder thread, or on the main thread (no thread,
+   * or it could not do this batch). Counted in /metrics, so work the thread exists to keep off the
+   * scoring thread is seen when it lands there.
+   */
+  onEncoded?: (on: EncodedOn) => void;
 }
+
+/** Where a batch was read and encoded. */
+export type EncodedOn = 'thread' | 'main';
 
 /**
  * The part of the backlog a cycle takes: rows up to `seq`, the newest committed when the cycle
@@ -204,6 +213,7 @@ async function planNext(deps: CycleDeps, horizon: Horizon): Promise<Prepared | n
   const { batch, rows } = planned;
   logPlanned(deps, batch);
   await yieldNow(); // planning read the rows: encoding is the next synchronous step, never back to back
+  deps.onEncoded?.('main');
   return prepared(deps, batch, await encodeOnMain(rows, deps.deviceId), deps.deviceId);
 }
 
@@ -237,6 +247,7 @@ async function planOnThread(deps: CycleDeps, encoder: EncoderThread, limits: Pla
     if (deps.signal.aborted) return undefined; // a plan persisted just now is uploaded by the next cycle
     if (planned === null) continue;
     logPlanned(deps, planned.batch);
+    deps.onEncoded?.('thread');
     return prepared(deps, planned.batch, rows, deps.deviceId, planned.durable); // the name just planned carries deps.deviceId
   }
   throw new EncoderThreadError('rows were evicted under three plans in a row');
@@ -249,13 +260,16 @@ async function prepare(deps: CycleDeps, batch: PlannedBatch): Promise<Prepared |
   if (deps.encoder !== null) {
     try {
       const rows = await deps.encoder.encode({ kind: 'range', pumpId: batch.pumpId, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, deviceId, hold: holds(deps), file: deps.batches.bufferFile() });
+      if (rows !== null) deps.onEncoded?.('thread');
       return prepared(deps, batch, rows, deviceId);
     } catch (err) {
       if (!(err instanceof EncoderThreadError)) throw err;
       onMainThread(deps, err);
     }
   }
-  return prepared(deps, batch, await encodeOnMain(deps.batches.rawRows(batch), deviceId), deviceId);
+  const rows = await encodeOnMain(deps.batches.rawRows(batch), deviceId);
+  if (rows !== null) deps.onEncoded?.('main');
+  return prepared(deps, batch, rows, deviceId);
 }
 
 /** A batch with its rows encoded for `deviceId`, ready to upload; a batch whose rows are all gone is marked failed (null). */
@@ -349,6 +363,7 @@ async function send(deps: CycleDeps, p: Prepared): Promise<UploadOutcome> {
     onMainThread(deps, err);
     const again = await encodeOnMain(deps.batches.rawRows(batch), p.deviceId);
     if (again === null) throw new EncoderThreadError(`the rows of ${batch.blobName} are no longer in the buffer`, { cause: err });
+    deps.onEncoded?.('main');
     return fromMain(again.body);
   }
 }

@@ -11,7 +11,7 @@ import { TokenBucket } from './bandwidth.js';
 import { monotonicNow } from './clock.js';
 import { Backoff, classifyFailure, explainExpiry, isSqliteError, type BackoffOptions, type FailureKind, type SyncFailure } from './backoff.js';
 import { DEFAULT_IDLE_MS, requestCapMs } from './deadline.js';
-import { planLimits, runCycle, type SyncLogger, type UploadedEvent } from './cycle.js';
+import { planLimits, runCycle, type EncodedOn, type SyncLogger, type UploadedEvent } from './cycle.js';
 import { EncoderThread } from './encoder-thread.js';
 import type { BlobUploader } from './uploader.js';
 
@@ -43,6 +43,8 @@ export interface SyncWorkerDeps {
   logger: SyncLogger;
   onUploaded?: (e: UploadedEvent) => void;
   onFailure?: (f: SyncFailure) => void;
+  /** A batch was read and encoded on the encoder thread or on the main thread (cycle.ts CycleDeps.onEncoded). */
+  onEncoded?: (on: EncodedOn) => void;
   /**
    * Smaller uploads that ride on each successful cycle, after the readings (technicians' labels).
    * It counts as contact with the target only when it returns `{ contacted: true }` (it sent a request).
@@ -242,6 +244,7 @@ export class SyncWorker {
         onUploaded: (e) => this.uploaded(e),
         onBatchFailed: (b, m, answered) => this.batchFailed(b, m, answered),
         anomalyFloorMs: this.deps.kickFloorMs ?? KICK_FLOOR_MS,
+        onEncoded: this.deps.onEncoded,
       });
       if (this.abort.signal.aborted) return { ...done, failure: null, nextDelayMs: 0 };
       if ((await this.deps.afterReadings?.(this.uploader(), this.abort.signal))?.contacted === true) this.contacted = true;

@@ -193,13 +193,14 @@ function scheduleRetention(agent: Agent): void {
   });
 }
 
-function syncMetrics(registry: MetricsRegistry): Pick<ConstructorParameters<typeof SyncWorker>[0], 'onUploaded' | 'onFailure'> {
+function syncMetrics(registry: MetricsRegistry): Pick<ConstructorParameters<typeof SyncWorker>[0], 'onUploaded' | 'onFailure' | 'onEncoded'> {
   const rows = registry.counter('pumpwatch_sync_uploaded_rows_total', 'Rows uploaded to Blob Storage');
   const blobs = registry.counter('pumpwatch_sync_uploaded_blobs_total', 'Blobs uploaded (outcome: created, or already-present after a retry)');
   const bytes = registry.counter('pumpwatch_sync_uploaded_bytes_total', 'Compressed bytes uploaded');
   const raw = registry.counter('pumpwatch_sync_uploaded_raw_bytes_total', 'Uncompressed JSON bytes uploaded');
   const seconds = registry.histogram('pumpwatch_sync_upload_seconds', 'Duration of one blob upload', LATENCY_BUCKETS);
   const failures = registry.counter('pumpwatch_sync_failures_total', 'Failed sync cycles and batches, by kind');
+  const encoded = registry.counter('pumpwatch_sync_encoded_batches_total', 'Batches read and encoded, by where (on: thread, the encoder thread; main, the scoring thread)');
   return {
     onUploaded: (e) => {
       rows.inc(e.rows);
@@ -209,6 +210,7 @@ function syncMetrics(registry: MetricsRegistry): Pick<ConstructorParameters<type
       seconds.observe(e.seconds);
     },
     onFailure: (f) => failures.inc(1, { kind: f.kind }),
+    onEncoded: (on) => encoded.inc(1, { on }),
   };
 }
 
