@@ -17,27 +17,48 @@ interface Connection {
  * readers never block the writer nor wait for it, so rows are read and serialised beside live
  * ingest instead of between its commits. Only the queries a planned batch needs.
  *
- * It follows the store, not the path: `follow(file)` with the store's open file (BufferStore
+ * It reads the store's file, not the path's: `follow(file)` with the store's open file (BufferStore
  * openFile: the database's and its log's identities) opens the file at the path again when the
  * store has moved to another one (its restore of a buffer deleted or replaced while open, or of a
- * deleted `-wal`, buffer/store.ts). A connection keeps reading the file it opened even once
- * unlinked, so without this every later batch was planned from rows that are no longer the
- * buffer's, or failed with a disk I/O error on a log that is gone. Following the path instead
- * would switch before the store has noticed, and read a batch the store planned in another file.
+ * deleted `-wal`, buffer/store.ts), and says false while the file at the path is not the store's
+ * (deleted or replaced, and the store has not noticed yet): the caller then reads through the
+ * store. A connection keeps reading the file it opened even once unlinked, so without this every
+ * later batch was planned from rows that are no longer the buffer's, or failed with a disk I/O
+ * error on a log that is gone. Opening whatever is at the path (as a new connection did) read an
+ * operator's replacement file for batches the store planned in its own: the blobs held the other
+ * file's rows, and the store marked its own synced. The connection opens at the first use, so a
+ * thread started while no file is at the path does not fail.
  */
 export class BufferReader {
-  private conn: Connection;
+  private conn: Connection | null = null;
 
-  constructor(readonly path: string) {
-    this.conn = this.connect();
-  }
+  constructor(readonly path: string) {}
 
-  /** Opens the file at the path again when `file` (the store's open file) is not the one this connection reads. */
-  follow(file: string | null): void {
-    if (file === null || file === this.conn.file) return;
-    const fresh = this.connect();
-    this.conn.db.close();
+  /**
+   * Reads `file` (the store's open file) from here on; false when the file at the path is not it,
+   * and this reader cannot read the store's rows. Null or undefined (not told): the file at the path.
+   */
+  follow(file: string | null | undefined): boolean {
+    if (file === null || file === undefined) {
+      this.connection();
+      return true;
+    }
+    if (this.conn?.file === file) return true;
+    // The identities first: a file put at the path after this check is seen at the next follow.
+    if (openFileIdentity(this.path) !== file) return false;
+    let fresh: Connection;
+    try {
+      fresh = this.connect();
+    } catch {
+      return false; // gone from the path as it opened, or not readable from here: the store still reads it
+    }
+    if (fresh.file !== file || openFileIdentity(this.path) !== file) {
+      fresh.db.close(); // replaced while it opened
+      return false;
+    }
+    this.conn?.db.close();
     this.conn = fresh;
+    return true;
   }
 
   /** Rows of `pumpId` with from ≤ seq < bound (null: no bound), in order, at most `limit`. */
@@ -51,7 +72,13 @@ export class BufferReader {
   }
 
   close(): void {
-    this.conn.db.close();
+    this.conn?.db.close();
+    this.conn = null;
+  }
+
+  private connection(): Connection {
+    this.conn ??= this.connect();
+    return this.conn;
   }
 
   private connect(): Connection {
@@ -69,7 +96,7 @@ export class BufferReader {
 
   private read<T>(action: string, fn: (c: Connection) => T): T {
     try {
-      return fn(this.conn);
+      return fn(this.connection());
     } catch (err) {
       throw classifySqliteError(err, this.path, action);
     }

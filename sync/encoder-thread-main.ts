@@ -20,7 +20,7 @@ import { uploaderFor, type BlobUploader } from './uploader.js';
 
 const port = parentPort!;
 lowerPriority();
-const reader = new BufferReader((workerData as { path: string }).path);
+const reader = new BufferReader((workerData as { path: string }).path); // opens at its first use
 
 /**
  * Bytes held for uploads to come, by encode request id. The main thread uploads or releases each;
@@ -33,8 +33,11 @@ const uploads = new Map<number, AbortController>();
 let uploader: { key: string; client: BlobUploader } | null = null;
 
 function encode(req: EncodeRequest): EncodeReply {
-  // The store's open files, from the main thread: a restored or replaced buffer is read from here on.
-  if (req.file !== undefined) reader.follow(req.file);
+  // The store's open files, from the main thread: a restored or replaced buffer is read from here on,
+  // and a file at the path the store has not moved to yet is never read (the main thread reads this batch).
+  if (!reader.follow(req.file)) {
+    return { id: req.id, ok: false, elsewhere: true, error: `the file at ${reader.path} is not the buffer file the store has open (deleted or replaced, not yet dealt with): this batch is read on the main thread` };
+  }
   let rows: DbRow[];
   if (req.kind === 'plan') {
     rows = reader.candidates(req.pumpId, req.from, req.bound, req.maxRows);

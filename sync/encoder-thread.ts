@@ -59,14 +59,17 @@ export interface EncodedRows extends RowsExtent {
 export type EncodeReply =
   | { id: number; ok: true; batch: (RowsExtent & EncodedSummary & { body: Uint8Array | null }) | null }
   | { id: number; ok: true; outcome: UploadOutcome }
-  | { id: number; ok: false; error: string; failure?: SyncFailure; lost?: boolean };
+  | { id: number; ok: false; error: string; failure?: SyncFailure; lost?: boolean; elsewhere?: boolean };
 
 /** The thread could not do the work (not a problem of the rows): do it on the main thread instead. */
 export class EncoderThreadError extends Error {
   constructor(
     message: string,
     options?: { cause?: unknown },
-    /** True when this repeats an earlier failure (the thread is resting): worth no new warning. */
+    /**
+     * True when worth no new warning: it repeats an earlier failure (the thread is resting), or the
+     * buffer file at the path is not the store's for a moment (the store reports that event itself).
+     */
     readonly repeat = false,
   ) {
     super(message, options);
@@ -187,7 +190,9 @@ export class EncoderThread {
     this.idleIfDone();
     if (!reply.ok) {
       if (reply.failure) p.reject(new ClassifiedFailure(reply.failure));
-      else p.reject(reply.lost ? new EncoderThreadError(reply.error) : new Error(reply.error));
+      // `elsewhere`: the file at the path is not the store's yet (the store says so itself): this batch only, quietly.
+      else if (reply.lost || reply.elsewhere) p.reject(new EncoderThreadError(reply.error, undefined, reply.elsewhere === true));
+      else p.reject(new Error(reply.error));
       return;
     }
     if ('outcome' in reply) {
