@@ -214,6 +214,8 @@ export class Agent implements AgentParts {
     this.registry.gauge('pumpwatch_buffer_bytes', 'Bytes used by the buffer', () => this.bufferStat('bytes'));
     this.registry.gauge('pumpwatch_buffer_max_bytes', 'Disk cap of the buffer', () => this.config.bufferMaxBytes);
     this.registry.counterFrom('pumpwatch_buffer_evicted_total', 'Rows evicted to stay under the disk cap', () => this.bufferStat('evicted'));
+    this.registry.gauge('pumpwatch_buffer_unreadable_rows', 'Rows a damaged page of the buffer file keeps from being read, set aside by the sync (never uploaded)', () => this.bufferStat('unreadableRows'));
+    this.registry.gauge('pumpwatch_buffer_unreadable_ranges', 'Seq ranges of such rows', () => this.bufferStat('unreadableRanges'));
     this.registry.gauge('pumpwatch_process_memory_bytes', 'Memory of the agent process by kind (process.memoryUsage of the main thread)', () => {
       const m = process.memoryUsage();
       const kinds = { rss: m.rss, heap_total: m.heapTotal, heap_used: m.heapUsed, external: m.external, array_buffers: m.arrayBuffers };
@@ -222,12 +224,15 @@ export class Agent implements AgentParts {
   }
 
   /** One buffer.stats() per /metrics render (its gauges ask within the same millisecond), not one per gauge. */
-  private bufferStat(name: 'rows' | 'unsynced' | 'bytes' | 'evicted'): number {
+  private bufferStat(name: 'rows' | 'unsynced' | 'bytes' | 'evicted' | 'unreadableRows' | 'unreadableRanges'): number {
     try {
       const now = performance.now();
       if (this.statsCache === null || now - this.statsCache.at > 100) this.statsCache = { at: now, stats: this.buffer.stats() };
       const s = this.statsCache.stats;
-      return name === 'evicted' ? s.evicted.total : s[name];
+      if (name === 'evicted') return s.evicted.total;
+      if (name === 'unreadableRows') return s.unreadable.rows;
+      if (name === 'unreadableRanges') return s.unreadable.ranges;
+      return s[name];
     } catch {
       this.statsCache = null;
       return Number.NaN;

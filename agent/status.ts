@@ -36,7 +36,8 @@ type Link = 'hub' | 'blob';
 
 export interface HealthCheck {
   name: string;
-  check: () => { ok: boolean; error?: string };
+  /** `degraded`: the part works, but something is lost or off that a person should know (ok stays true). */
+  check: () => { ok: boolean; error?: string; degraded?: string };
 }
 
 /** Longest text of one check in /healthz. */
@@ -96,20 +97,23 @@ export class AgentStatus {
    * What each part says of its health. Public (/healthz answers without a token), so each text is
    * passed through the redactor and cut short, whatever the part put in it.
    */
-  health(): { ok: boolean; checks: Record<string, string>; failing: string[] } {
+  health(): { ok: boolean; checks: Record<string, string>; failing: string[]; degraded: string[] } {
     const checks: Record<string, string> = {};
     const failing: string[] = [];
+    const degraded: string[] = [];
     for (const c of this.checks) {
-      let r: { ok: boolean; error?: string };
+      let r: { ok: boolean; error?: string; degraded?: string };
       try {
         r = c.check();
       } catch (err) {
         r = { ok: false, error: safeErrorMessage(err) };
       }
-      checks[c.name] = r.ok ? 'ok' : redactSecrets(r.error ?? 'failing').slice(0, MAX_CHECK_TEXT);
+      const text = r.ok ? (r.degraded ?? 'ok') : (r.error ?? 'failing');
+      checks[c.name] = text === 'ok' ? text : redactSecrets(text).slice(0, MAX_CHECK_TEXT);
       if (!r.ok) failing.push(c.name);
+      else if (r.degraded !== undefined) degraded.push(c.name);
     }
-    return { ok: failing.length === 0, checks, failing };
+    return { ok: failing.length === 0, checks, failing, degraded };
   }
 
   private sync(): SyncStatus {
@@ -136,6 +140,11 @@ export class AgentStatus {
         rejectedStored: b.rejected,
         oldestUnsyncedTs: b.oldestUnsyncedTs === null ? null : new Date(b.oldestUnsyncedTs).toISOString(),
         checkpointError: b.checkpointError === null ? null : safeErrorMessage(b.checkpointError),
+        unreadable: {
+          rows: b.unreadable.rows,
+          ranges: b.unreadable.ranges,
+          recent: b.unreadable.recent.map((r) => ({ ...r, foundAt: new Date(r.foundAt).toISOString(), error: safeErrorMessage(r.error) })),
+        },
       };
     } catch (err) {
       bufferStatus = { error: safeErrorMessage(err) };

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { clockSegments, lastSeqBeforeStep, receiveTimeCorrection } from './clock-steps.js';
 import { classifySqliteError } from './errors.js';
-import { fromDbRow, readRows, type DbRow } from './rows.js';
-import { RANGE_SQL, SYNCED_ROWS_SQL, type Unplanned } from './ranges.js';
+import { fromDbRow, type DbRow } from './rows.js';
+import { SYNCED_ROWS_SQL, type Unplanned } from './ranges.js';
+import { isCorruptPage, type UnreadableRun } from './unreadable.js';
 import type { BufferStore } from './store.js';
 import type { StoredRow } from './types.js';
 
@@ -137,7 +138,7 @@ export class SyncBatches {
 
   pending(): PlannedBatch | null {
     const row = this.store.db
-      .prepare("SELECT * FROM sync_batches WHERE state = 'planned' ORDER BY priority, id LIMIT 1")
+      .prepare("SELECT * FROM sync_batches WHERE state = 'planned' AND kind = 'readings' ORDER BY priority, id LIMIT 1")
       .get() as BatchRow | undefined;
     return row ? toBatch(row) : null;
   }
@@ -262,8 +263,16 @@ export class SyncBatches {
   private contextStart(pumpId: string, anomalySeq: number, limits: PlanLimits): number {
     const context = Math.max(0, Math.min(limits.anomalyContextRows, limits.maxRows - 1));
     const ranges = this.store.ranges;
-    // Newest first, the anomaly itself first of all: the batch takes as many as fit, back in time.
-    const rows = ranges.contextRows(pumpId, ranges.rangeEndBefore(pumpId, anomalySeq), anomalySeq, context + 1);
+    let rows: Array<{ seq: number; ts: number; len: number }>;
+    try {
+      // Newest first, the anomaly itself first of all: the batch takes as many as fit, back in time.
+      rows = ranges.contextRows(pumpId, ranges.rangeEndBefore(pumpId, anomalySeq), anomalySeq, context + 1);
+    } catch (err) {
+      // A damaged page among them (or the anomaly's own): the batch starts at the anomaly, and the
+      // planner's read finds what can be read (buffer/unreadable.ts).
+      if (isCorruptPage(err)) return anomalySeq;
+      throw err;
+    }
     return rows[fitRows(rows, limits.maxBytes, (r) => r.len) - 1]?.seq ?? anomalySeq;
   }
 
@@ -272,9 +281,31 @@ export class SyncBatches {
     return this.rawRows(batch).map(fromDbRow);
   }
 
-  /** The rows of a planned batch as stored (values still JSON text), for the encoder's fast path. */
+  /**
+   * The rows of a planned batch as stored (values still JSON text), for the encoder's fast path;
+   * RowsUnreadableError when a damaged page keeps any of them from being read (dropPlan).
+   */
   rawRows(batch: PlannedBatch): DbRow[] {
-    return readRows(this.store.db.prepare(RANGE_SQL), batch.pumpId, batch.firstSeq, batch.lastSeq);
+    return this.store.ranges.rangeRows(batch.pumpId, batch.firstSeq, batch.lastSeq);
+  }
+
+  /**
+   * Sets rows that cannot be read aside (buffer/unreadable.ts): never uploaded, never marked
+   * synced, never read again by the planner; counted in stats().unreadable. False when nothing was
+   * recorded (a batch planned meanwhile holds part of them: plan again).
+   */
+  recordUnreadable(run: UnreadableRun, now: number): boolean {
+    return this.write('recording unreadable rows', () => this.store.ranges.recordUnreadable(run, now));
+  }
+
+  /**
+   * Drops a planned batch (not uploaded) whose rows can no longer all be read: its rows are planned
+   * again, the readable ones under new names, the others set aside by the planner. Should the batch
+   * have gone up before (a crash before its mark), those rows are in Blob Storage twice, under two
+   * names; the trainer reads each (device, seq, time) once.
+   */
+  dropPlan(batch: PlannedBatch): void {
+    this.write('dropping a planned batch', () => this.store.db.prepare("DELETE FROM sync_batches WHERE id = ? AND state = 'planned'").run(batch.id));
   }
 
   /** Marks a batch uploaded and its rows synced, in one transaction, after the service confirmed. */
@@ -314,12 +345,12 @@ export class SyncBatches {
    */
   retryFailed(): number {
     return this.write('planning failed batches again', () =>
-      this.store.db.prepare("UPDATE sync_batches SET state = 'planned', error = NULL WHERE state = 'failed'").run().changes,
+      this.store.db.prepare("UPDATE sync_batches SET state = 'planned', error = NULL WHERE state = 'failed' AND kind = 'readings'").run().changes,
     );
   }
 
   failed(): PlannedBatch[] {
-    return (this.store.db.prepare("SELECT * FROM sync_batches WHERE state = 'failed' ORDER BY id").all() as BatchRow[]).map(toBatch);
+    return (this.store.db.prepare("SELECT * FROM sync_batches WHERE state = 'failed' AND kind = 'readings' ORDER BY id").all() as BatchRow[]).map(toBatch);
   }
 
   /**

@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
-import { ROW_COLUMNS, readRows, type DbRow } from './rows.js';
+import type { DbRow } from './rows.js';
+import { prepareRowReads, readCandidates, readRange, type UnreadableRun } from './unreadable.js';
 
 /**
  * Where sync stands, kept as sequence ranges instead of per-row flags (schema 6). A planned batch
@@ -10,6 +11,8 @@ import { ROW_COLUMNS, readRows, type DbRow } from './rows.js';
  *
  * Ranges of one pump never overlap, so "the range holding or following seq" is one index probe on
  * sync_batches (pump_id, last_seq), and skipping a planned range is one step however many rows it has.
+ * Rows a damaged page keeps from being read are a range too (kind `unreadable`, state `failed`:
+ * recordUnreadable), so the planner, the anomaly walk and eviction skip them the same way.
  */
 
 /** SQL true when the reading aliased `r` lies in no planned range (one index probe per row). */
@@ -19,11 +22,6 @@ export const UNPLANNED_SQL = `coalesce((SELECT b.first_seq FROM sync_batches b W
 /** SQL joining each uploaded batch `b` to its rows `r`: batches walked in plan order (NOT INDEXED, CROSS JOIN), rows by seq. */
 export const SYNCED_ROWS_SQL = `sync_batches b NOT INDEXED CROSS JOIN readings r ON r.pump_id = b.pump_id AND r.seq BETWEEN b.first_seq AND b.last_seq
   WHERE b.state = 'uploaded'`;
-
-/** Planning candidates: rows of a pump with from ≤ seq < bound, in order, at most a limit. */
-export const CANDIDATES_SQL = `SELECT ${ROW_COLUMNS} FROM readings WHERE pump_id = ? AND seq >= ? AND seq < ? ORDER BY seq LIMIT ?`;
-/** The rows of a planned range, in order. */
-export const RANGE_SQL = `SELECT ${ROW_COLUMNS} FROM readings WHERE pump_id = ? AND seq BETWEEN ? AND ? ORDER BY seq`;
 
 export interface Unplanned {
   seq: number;
@@ -36,6 +34,36 @@ interface Range {
   last_seq: number;
 }
 
+/** A range of rows set aside as unreadable (PlannedRanges.recordUnreadable). */
+export interface UnreadableRange {
+  pumpId: string;
+  firstSeq: number;
+  lastSeq: number;
+  rows: number;
+  /** When the sync found it (epoch ms). */
+  foundAt: number;
+  error: string;
+}
+
+export interface UnreadableSummary {
+  ranges: number;
+  rows: number;
+  /** The newest ranges, newest first (at most UNREADABLE_LISTED). */
+  recent: UnreadableRange[];
+}
+
+/** Unreadable ranges listed one by one in /status (the totals count them all). */
+const UNREADABLE_LISTED = 10;
+
+interface UnreadableRangeRow {
+  pump_id: string;
+  first_seq: number;
+  last_seq: number;
+  row_count: number;
+  created_at: number;
+  error: string;
+}
+
 const NO_BOUND = Number.MAX_SAFE_INTEGER;
 
 export class PlannedRanges {
@@ -45,6 +73,8 @@ export class PlannedRanges {
   private readonly anomaliesPlanned = new Map<string, number>();
   private stmts: ReturnType<typeof prepare> | null = null;
   private stmtsDb: Database.Database | null = null;
+  /** The unreadable ranges' totals and newest ones, read once per file and kept up to date by recordUnreadable. */
+  private unreadableCache: UnreadableSummary | null = null;
 
   constructor(private readonly db: () => Database.Database) {}
 
@@ -55,6 +85,7 @@ export class PlannedRanges {
       this.stmtsDb = db;
       this.through.clear();
       this.anomaliesPlanned.clear();
+      this.unreadableCache = null;
     }
     return this.stmts;
   }
@@ -122,9 +153,17 @@ export class PlannedRanges {
     return r?.last_seq ?? -1;
   }
 
-  /** Rows of `pumpId` with from ≤ seq < bound, in order, as stored: planning candidates. */
+  /**
+   * Rows of `pumpId` with from ≤ seq < bound, in order, as stored: planning candidates. Those
+   * before a damaged page; RowsUnreadableError when the first cannot be read (buffer/unreadable.ts).
+   */
   candidates(pumpId: string, from: number, bound: number | null, limit: number): DbRow[] {
-    return readRows(this.q().candidates, pumpId, from, bound ?? NO_BOUND, limit);
+    return readCandidates(this.db(), this.q().reads, pumpId, from, bound, limit);
+  }
+
+  /** The rows of a planned range, in order, as stored; RowsUnreadableError when any cannot be read. */
+  rangeRows(pumpId: string, firstSeq: number, lastSeq: number): DbRow[] {
+    return readRange(this.db(), this.q().reads, pumpId, firstSeq, lastSeq);
   }
 
   /** Unplanned rows of `pumpId` from `after` (exclusive) up to `upTo`, newest first: an anomaly's context. */
@@ -135,6 +174,40 @@ export class PlannedRanges {
   /** Rows currently stored in a range (a planned range loses rows only to retention or eviction once synced). */
   countRows(pumpId: string, firstSeq: number, lastSeq: number): number {
     return (this.q().count.get(pumpId, firstSeq, lastSeq) as { n: number }).n;
+  }
+
+  /**
+   * Sets a run of rows that cannot be read aside as a range of its own (kind `unreadable`, state
+   * `failed`, never uploaded, never planned again, never marked synced): the planner, the anomaly
+   * walk and eviction skip it as they skip any planned range, so nothing reads the damaged page
+   * again. False when a range of the pump already holds part of it (planned meanwhile): plan again.
+   */
+  recordUnreadable(run: UnreadableRun, now: number): boolean {
+    const q = this.q();
+    const db = this.db();
+    const recorded = db.transaction(() => {
+      const range = q.rangeFrom.get(run.pumpId, run.firstSeq) as Range | undefined;
+      if (range !== undefined && range.first_seq <= run.lastSeq) return false;
+      q.insertUnreadable.run(run.pumpId, run.firstSeq, run.lastSeq, run.rows, `unreadable/${run.pumpId}/${run.firstSeq}-${run.lastSeq}`, now, run.error);
+      return true;
+    })();
+    if (recorded) this.unreadableCache = null;
+    return recorded;
+  }
+
+  /** Rows set aside as unreadable (recordUnreadable): how many, in how many ranges, and the newest ranges. */
+  unreadable(): UnreadableSummary {
+    const q = this.q();
+    if (this.unreadableCache === null) {
+      const totals = q.unreadableTotals.get() as { ranges: number; rows: number | null };
+      const recent = totals.ranges === 0 ? [] : (q.unreadableRecent.all(UNREADABLE_LISTED) as UnreadableRangeRow[]);
+      this.unreadableCache = {
+        ranges: totals.ranges,
+        rows: totals.rows ?? 0,
+        recent: recent.map((r) => ({ pumpId: r.pump_id, firstSeq: r.first_seq, lastSeq: r.last_seq, rows: r.row_count, foundAt: r.created_at, error: r.error })),
+      };
+    }
+    return this.unreadableCache;
   }
 
   /** Rows in uploaded ranges: the synced rows still kept. */
@@ -165,11 +238,20 @@ function prepare(db: Database.Database) {
     prevAnomaly: db.prepare('SELECT seq FROM readings WHERE pump_id = ? AND anomaly = 1 AND seq < ? ORDER BY seq DESC LIMIT 1'),
     rangeFrom: db.prepare('SELECT first_seq, last_seq FROM sync_batches WHERE pump_id = ? AND last_seq >= ? ORDER BY last_seq LIMIT 1'),
     rangeBefore: db.prepare('SELECT last_seq FROM sync_batches WHERE pump_id = ? AND last_seq < ? ORDER BY last_seq DESC LIMIT 1'),
-    candidates: db.prepare(CANDIDATES_SQL),
+    reads: prepareRowReads(db),
     context: db.prepare(
       'SELECT seq, ts, length(vals) AS len FROM readings WHERE pump_id = ? AND seq > ? AND seq <= ? ORDER BY seq DESC LIMIT ?',
     ),
     count: db.prepare('SELECT count(*) AS n FROM readings WHERE pump_id = ? AND seq BETWEEN ? AND ?'),
-    oldestPending: db.prepare("SELECT min(first_seq) AS s FROM sync_batches WHERE state <> 'uploaded'"),
+    // Unreadable ranges wait for nothing: the oldest row that can still go is after them.
+    oldestPending: db.prepare("SELECT min(first_seq) AS s FROM sync_batches WHERE state <> 'uploaded' AND kind = 'readings'"),
+    insertUnreadable: db.prepare(
+      `INSERT INTO sync_batches (kind, pump_id, first_seq, last_seq, row_count, blob_name, priority, state, created_at, error)
+       VALUES ('unreadable', ?, ?, ?, ?, ?, 1, 'failed', ?, ?)`,
+    ),
+    // A scan of sync_batches (no index on kind: a schema change for it would stop older agents
+    // opening the file): once per file, then kept by recordUnreadable.
+    unreadableTotals: db.prepare("SELECT count(*) AS ranges, sum(row_count) AS rows FROM sync_batches WHERE kind = 'unreadable'"),
+    unreadableRecent: db.prepare("SELECT pump_id, first_seq, last_seq, row_count, created_at, error FROM sync_batches WHERE kind = 'unreadable' ORDER BY id DESC LIMIT ?"),
   };
 }

@@ -1,13 +1,12 @@
 import Database from 'better-sqlite3';
 import { classifySqliteError } from './errors.js';
 import { openFileIdentity } from './open.js';
-import { CANDIDATES_SQL, RANGE_SQL } from './ranges.js';
-import { readRows, type DbRow } from './rows.js';
+import type { DbRow } from './rows.js';
+import { prepareRowReads, readCandidates, readRange, type RowReads } from './unreadable.js';
 
 interface Connection {
   db: Database.Database;
-  candidates: Database.Statement;
-  range: Database.Statement;
+  reads: RowReads;
   /** The files this connection reads (openFileIdentity). */
   file: string | null;
 }
@@ -61,14 +60,17 @@ export class BufferReader {
     return true;
   }
 
-  /** Rows of `pumpId` with from ≤ seq < bound (null: no bound), in order, at most `limit`. */
+  /**
+   * Rows of `pumpId` with from ≤ seq < bound (null: no bound), in order, at most `limit`: those
+   * before a damaged page, RowsUnreadableError when the first cannot be read (buffer/unreadable.ts).
+   */
   candidates(pumpId: string, from: number, bound: number | null, limit: number): DbRow[] {
-    return this.read('reading rows to plan a batch', (c) => readRows(c.candidates, pumpId, from, bound ?? Number.MAX_SAFE_INTEGER, limit));
+    return this.read('reading rows to plan a batch', (c) => readCandidates(c.db, c.reads, pumpId, from, bound, limit));
   }
 
-  /** The rows of a planned range, in order. */
+  /** The rows of a planned range, in order; RowsUnreadableError when any cannot be read. */
   range(pumpId: string, firstSeq: number, lastSeq: number): DbRow[] {
-    return this.read('reading the rows of a planned batch', (c) => readRows(c.range, pumpId, firstSeq, lastSeq));
+    return this.read('reading the rows of a planned batch', (c) => readRange(c.db, c.reads, pumpId, firstSeq, lastSeq));
   }
 
   close(): void {
@@ -88,7 +90,7 @@ export class BufferReader {
       const db = new Database(this.path, { readonly: true, fileMustExist: true });
       db.pragma('busy_timeout = 5000');
       db.pragma('cache_size = -512');
-      return { db, candidates: db.prepare(CANDIDATES_SQL), range: db.prepare(RANGE_SQL), file };
+      return { db, reads: prepareRowReads(db), file };
     } catch (err) {
       throw classifySqliteError(err, this.path, 'opening the buffer for reading');
     }

@@ -5,6 +5,11 @@ import type { PredictionRow, StoredRow } from './types.js';
 export const ROW_COLUMNS =
   'seq, pump_id, ts, received_at, vals, score, anomaly, model_version, imputed, unscored_reason, shadow_score, shadow_model_version, contributions';
 
+/** Planning candidates: rows of a pump with from ≤ seq < bound, in order, at most a limit. */
+export const CANDIDATES_SQL = `SELECT ${ROW_COLUMNS} FROM readings WHERE pump_id = ? AND seq >= ? AND seq < ? ORDER BY seq LIMIT ?`;
+/** The rows of a planned range, in order. */
+export const RANGE_SQL = `SELECT ${ROW_COLUMNS} FROM readings WHERE pump_id = ? AND seq BETWEEN ? AND ? ORDER BY seq`;
+
 export interface DbRow {
   seq: number;
   pump_id: string;

@@ -7,7 +7,8 @@ import { clockSegments, receiveTimeCorrection, type ReceiveTimeCorrection } from
 import { BufferError, classifySqliteError } from './errors.js';
 import { databaseBudget, evictedTotal, Eviction, type EvictionCounts } from './eviction.js';
 import { fileIdentity, openDatabase } from './open.js';
-import { PlannedRanges } from './ranges.js';
+import { PlannedRanges, type UnreadableSummary } from './ranges.js';
+import { runText } from './unreadable.js';
 import { ROW_COLUMNS, fromDbRow, insertRow, readRows } from './rows.js';
 import type { PredictionRow, RejectedItem, StoredRow } from './types.js';
 
@@ -59,6 +60,11 @@ export interface BufferStats {
   checkpointError: string | null;
   /** The last time the file was deleted or replaced while open, and what was done (null: never since start). */
   fileEvent: string | null;
+  /**
+   * Rows a damaged page keeps from being read, set aside by the sync (never uploaded, never marked
+   * synced; still counted in `rows` and `unsynced`): how many, in how many ranges, the newest ranges.
+   */
+  unreadable: UnreadableSummary;
 }
 
 const KIB = 1024;
@@ -643,6 +649,7 @@ export class BufferStore {
       oldestUnsyncedTs: oldest?.ts ?? null,
       checkpointError: this.checkpointer?.error() ?? null,
       fileEvent: this.fileEvent,
+      unreadable: this.ranges.unreadable(),
     };
   }
 
@@ -769,9 +776,11 @@ export class BufferStore {
   /**
    * Liveness of the buffer: a trivial read on the open database, the last commit having stored its
    * rows (a full disk or a read-only volume fails here until a commit succeeds again), the cap
-   * being enforceable, and no failure reported by another part (reportFailure).
+   * being enforceable, and no failure reported by another part (reportFailure). Healthy but
+   * `degraded` while rows a damaged page keeps from being read are set aside: the buffer works,
+   * and those rows are lost (PW_BUFFER_ROWS_UNREADABLE).
    */
-  health(): { ok: boolean; error?: string } {
+  health(): { ok: boolean; error?: string; degraded?: string } {
     try {
       this.checkFileSoon();
       if (!this.checkFile()) this.handleMoved();
@@ -783,6 +792,8 @@ export class BufferStore {
       if (this.fileEvent !== null && performance.now() - this.fileEventAt < FILE_EVENT_HEALTH_MS) {
         return { ok: false, error: `PW_BUFFER_MOVED: ${this.fileEvent}` };
       }
+      const unreadable = this.ranges.unreadable();
+      if (unreadable.ranges > 0) return { ok: true, degraded: unreadableText(unreadable) };
       return { ok: true };
     } catch (err) {
       return { ok: false, error: err instanceof BufferError ? `${err.code}: ${err.message}` : (err as Error).message };
@@ -848,6 +859,13 @@ export class BufferStore {
       // already failing: the original error is the one to report
     }
   }
+}
+
+/** What /healthz says of rows set aside as unreadable: the code, how many, and the newest ranges. */
+function unreadableText(u: UnreadableSummary): string {
+  const shown = u.recent.slice(0, 3).map(runText).join(', ');
+  const more = u.ranges > 3 ? ` and ${u.ranges - 3} more range(s)` : '';
+  return `PW_BUFFER_ROWS_UNREADABLE: ${u.rows} row(s) in ${u.ranges} range(s) cannot be read (a damaged page of the file) and were set aside, never uploaded: ${shown}${more}; every other row is uploaded (see /status buffer.unreadable)`;
 }
 
 /** Rounds of evicting and copying again when the copy of a deleted buffer does not fit on its volume. */

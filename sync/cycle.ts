@@ -7,6 +7,7 @@
  */
 import { setImmediate as yieldNow } from 'node:timers/promises';
 import { PRIORITY, type BlobNamer, type PlanLimits, type PlannedBatch, type SyncBatches } from '../buffer/batches.js';
+import { RowsUnreadableError, runText } from '../buffer/unreadable.js';
 import type { TokenBucket } from './bandwidth.js';
 import { classifyFailure } from './backoff.js';
 import { monotonicNow } from './clock.js';
@@ -195,8 +196,34 @@ function overtakes(deps: CycleDeps, horizon: Horizon): boolean {
   return deps.batches.hasUnplannedAnomaly(horizon.seq);
 }
 
-/** The next planned and encoded batch; undefined when the backlog (up to the horizon) is empty (null: nothing to upload in it). */
+/**
+ * The next planned and encoded batch; undefined when the backlog (up to the horizon) is empty (null:
+ * nothing to upload in it). Rows a damaged page keeps from being read, where a batch would start,
+ * are set aside and the batch planned after them: the rows before and after such a page go up, and
+ * a page read once as damaged is not read again.
+ */
 async function planNext(deps: CycleDeps, horizon: Horizon): Promise<Prepared | null | undefined> {
+  for (;;) {
+    try {
+      return await planOnce(deps, horizon);
+    } catch (err) {
+      if (!(err instanceof RowsUnreadableError)) throw err;
+      setAside(deps, err);
+    }
+  }
+}
+
+/** Records rows that cannot be read (never uploaded, never marked synced) and says so; throws when nothing could be recorded. */
+function setAside(deps: CycleDeps, err: RowsUnreadableError): void {
+  const { run } = err;
+  if (!deps.batches.recordUnreadable(run, deps.clock())) throw err; // a batch planned meanwhile holds part of them: the next cycle plans again
+  deps.logger.warn(
+    { code: err.code, pumpId: run.pumpId, firstSeq: run.firstSeq, lastSeq: run.lastSeq, rows: run.rows, err: { message: run.error } },
+    `${runText(run)} cannot be read from the buffer (a damaged page of the file): they are set aside, never uploaded nor marked synced; the rows before and after them are uploaded`,
+  );
+}
+
+async function planOnce(deps: CycleDeps, horizon: Horizon): Promise<Prepared | null | undefined> {
   await yieldNow(); // let the current upload's request go out first
   if (deps.signal.aborted) return undefined;
   advance(deps, horizon);
@@ -253,8 +280,27 @@ async function planOnThread(deps: CycleDeps, encoder: EncoderThread, limits: Pla
   throw new EncoderThreadError('rows were evicted under three plans in a row');
 }
 
-/** Reads and encodes a batch planned earlier (after a crash or a failed upload); null (and the batch marked failed) when its rows are gone. */
+/**
+ * Reads and encodes a batch planned earlier (after a crash or a failed upload); null (and the batch
+ * marked failed) when its rows are gone. A batch some of whose rows can no longer be read (a page
+ * damaged since it was planned) is dropped: its rows are planned again, the readable ones uploaded
+ * under new names and the others set aside (null).
+ */
 async function prepare(deps: CycleDeps, batch: PlannedBatch): Promise<Prepared | null> {
+  try {
+    return await prepareRows(deps, batch);
+  } catch (err) {
+    if (!(err instanceof RowsUnreadableError)) throw err;
+    deps.batches.dropPlan(batch);
+    deps.logger.warn(
+      { code: err.code, blob: batch.blobName, pumpId: err.run.pumpId, firstSeq: err.run.firstSeq, lastSeq: err.run.lastSeq, rows: err.run.rows, err: { message: err.run.error } },
+      `planned batch ${batch.blobName}: ${runText(err.run)} can no longer be read from the buffer (a damaged page of the file): the plan is dropped, and its rows are planned again (those that cannot be read are set aside)`,
+    );
+    return null;
+  }
+}
+
+async function prepareRows(deps: CycleDeps, batch: PlannedBatch): Promise<Prepared | null> {
   await yieldNow();
   const deviceId = deviceIdOf(deps, batch);
   if (deps.encoder !== null) {

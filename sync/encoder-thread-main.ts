@@ -12,6 +12,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { fitRows, storedValuesLength } from '../buffer/batches.js';
 import { BufferReader } from '../buffer/reader.js';
 import type { DbRow } from '../buffer/rows.js';
+import { RowsUnreadableError } from '../buffer/unreadable.js';
 import { classifyFailure, type SyncFailure } from './backoff.js';
 import { encodeRawRowsSync, rowsExtent, type EncodedBatch } from './encoder.js';
 import { safeFirstLine } from './redact.js';
@@ -112,8 +113,12 @@ port.on('message', (m: ThreadMessage) => {
       try {
         reply(encode(m));
       } catch (err) {
-        const failure = encodeFailure(err);
-        reply({ id: m.id, ok: false, error: failure.message, failure });
+        // Rows a damaged page keeps from being read: the main thread sets them aside (or drops the plan).
+        if (err instanceof RowsUnreadableError) reply({ id: m.id, ok: false, error: err.message, unreadable: err.run });
+        else {
+          const failure = encodeFailure(err);
+          reply({ id: m.id, ok: false, error: failure.message, failure });
+        }
       }
   }
 });

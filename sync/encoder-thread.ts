@@ -15,6 +15,7 @@
  * main thread instead: slower, never stuck. The thread is then tried again after `restMs`.
  */
 import { Worker } from 'node:worker_threads';
+import { RowsUnreadableError, type UnreadableRun } from '../buffer/unreadable.js';
 import { ClassifiedFailure, type SyncFailure } from './backoff.js';
 import { monotonicNow } from './clock.js';
 import type { EncodedBatch, RowsExtent } from './encoder.js';
@@ -59,7 +60,7 @@ export interface EncodedRows extends RowsExtent {
 export type EncodeReply =
   | { id: number; ok: true; batch: (RowsExtent & EncodedSummary & { body: Uint8Array | null }) | null }
   | { id: number; ok: true; outcome: UploadOutcome }
-  | { id: number; ok: false; error: string; failure?: SyncFailure; lost?: boolean; elsewhere?: boolean };
+  | { id: number; ok: false; error: string; failure?: SyncFailure; lost?: boolean; elsewhere?: boolean; unreadable?: UnreadableRun };
 
 /** The thread could not do the work (not a problem of the rows): do it on the main thread instead. */
 export class EncoderThreadError extends Error {
@@ -114,7 +115,11 @@ export class EncoderThread {
     return this.worker !== null;
   }
 
-  /** Reads, sizes and encodes rows on the thread; null when the buffer holds no such rows. With `hold`, the bytes stay there for `upload`. */
+  /**
+   * Reads, sizes and encodes rows on the thread; null when the buffer holds no such rows. With
+   * `hold`, the bytes stay there for `upload`. Rejects with RowsUnreadableError, as the buffer's own
+   * reads do, when a damaged page keeps the first rows (a planned range: any row) from being read.
+   */
   encode(req: WithoutId<EncodeRequest>): Promise<EncodedRows | null> {
     return this.call<EncodedRows | null>(req).done;
   }
@@ -189,7 +194,8 @@ export class EncoderThread {
     if (b?.body === null) this.held.add(reply.id); // before the idle check: held bytes keep the thread
     this.idleIfDone();
     if (!reply.ok) {
-      if (reply.failure) p.reject(new ClassifiedFailure(reply.failure));
+      if (reply.unreadable) p.reject(new RowsUnreadableError(reply.unreadable));
+      else if (reply.failure) p.reject(new ClassifiedFailure(reply.failure));
       // `elsewhere`: the file at the path is not the store's yet (the store says so itself): this batch only, quietly.
       else if (reply.lost || reply.elsewhere) p.reject(new EncoderThreadError(reply.error, undefined, reply.elsewhere === true));
       else p.reject(new Error(reply.error));

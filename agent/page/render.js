@@ -228,7 +228,7 @@ function facts(s) {
     ['Memory', sys.memory ? `${fmtPercent(sys.memory.usedPercent)} used, ${fmtBytes(sys.memory.availableBytes)} free` : '–'],
     ['Disk', sys.disk ? `${fmtBytes(sys.disk.freeBytes)} free (${fmtPercent(sys.disk.usedPercent)} used)` : '–'],
     ['Temperature', typeof temp === 'number' ? `${Math.round(temp)} °C` : 'no sensor'],
-    ['Health', s.health?.ok ? 'all parts healthy' : `failing: ${(s.health?.failing ?? []).join(', ')}`],
+    ['Health', !s.health?.ok ? `failing: ${(s.health?.failing ?? []).join(', ')}` : s.health.degraded?.length ? `running, degraded: ${s.health.degraded.map((p) => s.health.checks?.[p] ?? p).join('; ')}` : 'all parts healthy'],
   ];
 }
 

@@ -1,9 +1,17 @@
 /**
- * A failure of the buffer met by the sync is reported as the buffer's, not as an unreachable Blob
- * Storage: one page of the readings table zeroed (a bad SD-card sector) in a buffer with a backlog,
+ * A damaged page of the buffer file met by the sync (a bad SD-card sector), on real files: rows
+ * written with the real store, the file closed, one page overwritten in the middle of a b-tree,
  * then a real sync to Azurite, on the encoder thread and on the main thread, and the agent's
- * /healthz. Before, the sync said "Blob Storage is unreachable … database disk image is malformed",
- * connectivity went offline, /healthz stayed 200, and it retried the same rows for ever.
+ * /healthz, /status and /metrics.
+ *
+ * A leaf of the readings table: before, the sync failed with PW_BUFFER_CORRUPT on the batch
+ * holding it at every cycle, for ever, and no reading received after it was ever uploaded (3 000
+ * rows: 1 200 uploaded, 1 800 stuck). Now every row that can still be read goes up, and the
+ * unreadable ones are set aside by seq range, counted and said (PW_BUFFER_ROWS_UNREADABLE).
+ * The page of the anomalies index the planner finds alerts by: the buffer cannot be planned from,
+ * and that stays PW_BUFFER_CORRUPT, named as the buffer's failure (before that, "Blob Storage is
+ * unreachable … database disk image is malformed", connectivity offline, /healthz 200). (A damaged
+ * page of the (pump_id, seq) index fails the buffer's open already: SQLite counts rows by it.)
  */
 import Database from 'better-sqlite3';
 import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
@@ -11,16 +19,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../agent/logger.js';
+import { SyncBatches } from '../../buffer/batches.js';
 import { BufferStore } from '../../buffer/store.js';
 import type { PredictionRow } from '../../buffer/types.js';
 import { EncoderThread } from '../../sync/encoder-thread.js';
+import { readingsBlobName } from '../../sync/layout.js';
 import { uploaderFor } from '../../sync/uploader.js';
 import { SyncWorker } from '../../sync/worker.js';
 import { startTestAgent } from '../support/agent.js';
-import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
+import { decodeAllBlobs, startTestAzurite, type TestAzurite } from '../support/azurite.js';
 
 const T0 = Date.now() - 3_600_000;
 const ROWS = 3000;
+const DEVICE = 'gw-corrupt';
 
 let az: TestAzurite;
 let containerNo = 0;
@@ -34,36 +45,92 @@ afterAll(async () => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
 });
 
+const pumpOf = (i: number): string => (i % 3 === 0 ? 'pump-b' : 'pump-a');
+
 const row = (i: number): PredictionRow => ({
-  pumpId: 'pump-a',
+  pumpId: pumpOf(i),
   ts: T0 + i * 1000,
   receivedAt: T0 + i * 1000,
   values: { Pressure: 1 + (i % 7) / 10, Flow: 30 + (i % 11) },
   score: 0.25,
-  anomaly: false,
+  anomaly: i % 500 === 0, // a few, one of them (seq 1501) among the damaged page's rows: planned first, with its context
   modelVersion: 'm-1',
   imputed: false,
   unscoredReason: null,
 });
 
-/** A buffer of ROWS unsent rows in `dataDir`, closed, with one leaf page of the readings table in its middle zeroed. */
-function corruptBuffer(dataDir: string): string {
-  const path = join(dataDir, 'buffer.sqlite');
-  const store = new BufferStore({ path, maxBytes: 2 ** 30 });
-  store.open();
-  store.appendBatch(Array.from({ length: ROWS }, (_, i) => row(i)));
-  store.close();
+type Fill = 'zeros' | 'garbage';
+
+/** A page of bytes that is no b-tree page: zeros, or a fixed pseudo-random pattern. */
+function pageOf(fill: Fill, size: number): Buffer {
+  const page = Buffer.alloc(size);
+  if (fill === 'zeros') return page;
+  let x = 12345;
+  for (let i = 0; i < size; i++) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    page[i] = x >>> 24;
+  }
+  return page;
+}
+
+/** Overwrites the middle leaf page of `btree` (a table or index of the buffer) in the closed file at `path`. */
+function damage(path: string, btree: 'readings' | 'readings_anomalies', fill: Fill): void {
   const db = new Database(path);
   db.pragma('wal_checkpoint(TRUNCATE)');
-  const leaves = db.prepare("SELECT pageno FROM dbstat WHERE name = 'readings' AND pagetype = 'leaf' ORDER BY pageno").all() as Array<{ pageno: number }>;
+  const leaves = db.prepare("SELECT pageno FROM dbstat WHERE name = ? AND pagetype = 'leaf' ORDER BY pageno").all(btree) as Array<{ pageno: number }>;
   const pageSize = db.pragma('page_size', { simple: true }) as number;
   db.close();
   const page = leaves[Math.floor(leaves.length / 2)]!.pageno;
   const fd = openSync(path, 'r+');
-  writeSync(fd, Buffer.alloc(pageSize, 0), 0, pageSize, (page - 1) * pageSize);
+  writeSync(fd, pageOf(fill, pageSize), 0, pageSize, (page - 1) * pageSize);
   closeSync(fd);
+}
+
+/**
+ * A buffer of ROWS unsent rows in `dataDir`, closed, its checkpoint thread's connection too (the
+ * last connection to close checkpoints the log into the file: after the damage, that wrote the
+ * page back); `before` may plan batches in it first.
+ */
+async function writeBuffer(dataDir: string, before?: (store: BufferStore) => void): Promise<string> {
+  const path = join(dataDir, 'buffer.sqlite');
+  const store = new BufferStore({ path, maxBytes: 2 ** 30 });
+  store.open();
+  store.appendBatch(Array.from({ length: ROWS }, (_, i) => row(i)));
+  before?.(store);
+  store.close();
+  while (!store.checkpointsEnded()) await new Promise((r) => setTimeout(r, 10));
   return path;
 }
+
+/** The seqs SQLite can no longer read, by pump, found by reading each row alone (the test's own oracle). */
+function unreadableSeqs(path: string, upTo: number): Map<string, number[]> {
+  const db = new Database(path, { readonly: true });
+  const one = db.prepare('SELECT seq FROM readings WHERE seq = ?');
+  const lost = new Map<string, number[]>();
+  for (let seq = 1; seq <= upTo; seq++) {
+    try {
+      if (one.get(seq) !== undefined) continue;
+    } catch {
+      // unreadable
+    }
+    const pump = pumpOf(seq - 1);
+    lost.set(pump, [...(lost.get(pump) ?? []), seq]);
+  }
+  db.close();
+  return lost;
+}
+
+/** Each pump's ranges set aside hold exactly its unreadable seqs (a range holds only its pump's rows). */
+function expectSetAside(ranges: ReadonlyArray<{ pumpId: string; firstSeq: number; lastSeq: number; rows: number }>, lost: Map<string, number[]>): void {
+  expect(new Set(ranges.map((r) => r.pumpId))).toEqual(new Set(lost.keys()));
+  for (const [pumpId, seqs] of lost) {
+    const mine = ranges.filter((r) => r.pumpId === pumpId);
+    expect(mine.reduce((n, r) => n + r.rows, 0)).toBe(seqs.length);
+    for (const seq of seqs) expect(mine.some((r) => r.firstSeq <= seq && seq <= r.lastSeq), `seq ${seq} of ${pumpId}`).toBe(true);
+  }
+}
+
+const bySeq = (a: { pumpId?: string; firstSeq?: number }, b: { pumpId?: string; firstSeq?: number }): number => (a.firstSeq ?? 0) - (b.firstSeq ?? 0) || String(a.pumpId).localeCompare(String(b.pumpId));
 
 function tempDir(): string {
   const d = mkdtempSync(join(tmpdir(), 'pw-sync-buffer-failure-'));
@@ -71,65 +138,227 @@ function tempDir(): string {
   return d;
 }
 
-describe('sync meeting a corrupt page of the buffer', () => {
+interface LogLine {
+  level: number;
+  code?: string;
+  msg: string;
+  pumpId?: string;
+  firstSeq?: number;
+  lastSeq?: number;
+  rows?: number;
+}
+
+function worker(store: BufferStore, container: string, thread: boolean, logs: LogLine[] = []): SyncWorker {
+  return new SyncWorker({
+    buffer: store,
+    uploader: () => uploaderFor({ target: { kind: 'connection-string', connectionString: az.connectionString, container }, createContainer: true }),
+    deviceId: DEVICE,
+    agentVersion: '0.0.0-test',
+    settings: () => ({ intervalMs: 60_000, maxBytesPerSecond: 0, batchMaxRows: 200, batchMaxBytes: 1 << 20, anomalyContextRows: 10, backoff: { initialMs: 1000, maxMs: 8000, slowMs: 600_000 } }),
+    logger: createLogger('warn', { write: (s: string) => void logs.push(JSON.parse(s) as LogLine) }),
+    encoderThread: thread ? new EncoderThread(store.path) : null,
+  });
+}
+
+/** Every seq in the container's blobs, with how many times it was uploaded. */
+async function uploadedSeqs(container: string): Promise<Map<number, number>> {
+  const seen = new Map<number, number>();
+  for (const blob of await decodeAllBlobs(az.container(container))) for (const line of blob.lines) seen.set(line.seq, (seen.get(line.seq) ?? 0) + 1);
+  return seen;
+}
+
+describe('sync meeting a damaged page of the readings table', () => {
   it.each([
-    ['on the encoder thread', true],
-    ['on the main thread', false],
-  ])('reports PW_BUFFER_CORRUPT as the buffer\'s failure (%s), leaving connectivity and the sync\'s own health alone', async (_, thread) => {
-    const path = corruptBuffer(tempDir());
+    ['on the encoder thread', true, 'garbage'],
+    ['on the main thread', false, 'garbage'],
+    ['on the encoder thread, a zeroed page', true, 'zeros'],
+  ] as const)('uploads every row it can still read, sets the unreadable ones aside by seq range, and goes on (%s)', async (_, thread, fill) => {
+    const path = await writeBuffer(tempDir());
+    damage(path, 'readings', fill);
+    const lost = unreadableSeqs(path, ROWS);
+    const lostCount = [...lost.values()].reduce((n, s) => n + s.length, 0);
+    expect(lostCount).toBeGreaterThan(10); // one leaf's rows
+    expect(lostCount).toBeLessThan(200);
+    expect(lost.get('pump-b')).toContain(1501); // an anomaly among them
     const store = new BufferStore({ path, maxBytes: 2 ** 30 });
     store.open();
-    const container = `corrupt-${++containerNo}`;
-    const worker = new SyncWorker({
-      buffer: store,
-      uploader: () => uploaderFor({ target: { kind: 'connection-string', connectionString: az.connectionString, container }, createContainer: true }),
-      deviceId: 'gw-corrupt',
-      agentVersion: '0.0.0-test',
-      settings: () => ({ intervalMs: 60_000, maxBytesPerSecond: 0, batchMaxRows: 200, batchMaxBytes: 1 << 20, anomalyContextRows: 10, backoff: { initialMs: 1000, maxMs: 8000, slowMs: 600_000 } }),
-      logger: createLogger('silent'),
-      encoderThread: thread ? new EncoderThread(path) : null,
-    });
+    const container = `unreadable-${++containerNo}`;
+    const logs: LogLine[] = [];
+    let sync = worker(store, container, thread, logs);
     try {
-      expect(store.health()).toEqual({ ok: true });
-      const result = await worker.runOnce();
-      expect(result.failure).toMatchObject({ kind: 'buffer', code: 'PW_BUFFER_CORRUPT', heals: false });
-      const status = worker.status();
-      expect(status.lastError).toMatch(/^the buffer failed \(PW_BUFFER_CORRUPT\): .*buffer\.sqlite is not a valid database \(database disk image is malformed\)/);
-      expect(status.lastError).not.toMatch(/Blob Storage/);
-      expect(status.uploadedRows).toBeGreaterThan(0); // the rows before the bad page went up
-      expect(worker.blobConnectivity()).toBe('online'); // what the uploads said of the target, not "offline"
-      const health = store.health();
-      expect(health.ok).toBe(false);
-      expect(health.error).toMatch(/^PW_BUFFER_CORRUPT \(met by the sync\): .*database disk image is malformed/);
-      expect(worker.health()).toEqual({ ok: true }); // named once, by the buffer's check
+      const first = await sync.runOnce();
+      expect(first.failure).toBeNull(); // before: PW_BUFFER_CORRUPT at this cycle and every one after
+      const seqs = await uploadedSeqs(container);
+      const lostSet = new Set([...lost.values()].flat());
+      const readable = Array.from({ length: ROWS }, (_, i) => i + 1).filter((s) => !lostSet.has(s));
+      expect([...seqs.keys()].sort((a, b) => a - b)).toEqual(readable); // the rows before and after the damage
+      expect([...seqs.values()].every((n) => n === 1)).toBe(true);
+
+      // Set aside exactly: the ranges of each pump hold its unreadable seqs, counted, each one said once.
+      const stats = store.stats();
+      const ranges = stats.unreadable.recent;
+      expect(stats.unreadable).toMatchObject({ rows: lostCount, ranges: ranges.length });
+      expectSetAside(ranges, lost);
+      expect(stats.unsynced).toBe(lostCount); // never marked synced
+      const warnings = logs.filter((l) => l.code === 'PW_BUFFER_ROWS_UNREADABLE');
+      expect(warnings.map(({ pumpId, firstSeq, lastSeq, rows, level }) => ({ pumpId, firstSeq, lastSeq, rows, level })).sort(bySeq)).toEqual(
+        ranges.map(({ pumpId, firstSeq, lastSeq, rows }) => ({ pumpId, firstSeq, lastSeq, rows, level: 40 })).sort(bySeq),
+      );
+      expect(warnings[0]!.msg).toMatch(/cannot be read from the buffer \(a damaged page of the file\): they are set aside, never uploaded nor marked synced/);
+      // Running, degraded: /healthz 200 with the code; the sync itself healthy.
+      expect(store.health()).toEqual({ ok: true, degraded: expect.stringMatching(new RegExp(`^PW_BUFFER_ROWS_UNREADABLE: ${lostCount} row\\(s\\) in ${ranges.length} range\\(s\\) cannot be read`)) });
+      expect(sync.health()).toEqual({ ok: true });
+
+      // Readings received after the damage go up, and the damaged page is not read again.
+      store.appendBatch(Array.from({ length: 300 }, (_, i) => row(ROWS + i)));
+      expect(await sync.runOnce()).toMatchObject({ rows: 300, failure: null });
+      expect(logs.filter((l) => l.code === 'PW_BUFFER_ROWS_UNREADABLE')).toHaveLength(ranges.length);
+
+      // After a restart: the ranges stay set aside (in the file), nothing is read or uploaded again.
+      await sync.stop();
+      store.close();
+      store.open();
+      sync = worker(store, container, thread, logs);
+      expect(await sync.runOnce()).toMatchObject({ rows: 0, failure: null });
+      expect(store.stats().unreadable).toMatchObject({ rows: lostCount, ranges: ranges.length });
+      expect((await uploadedSeqs(container)).size).toBe(readable.length + 300);
     } finally {
-      await worker.stop();
+      await sync.stop();
       store.close();
     }
   });
 
-  it('makes the agent\'s /healthz answer 503 naming the buffer, with /status sync.lastError naming it too', async () => {
-    const data = join(tempDir(), 'data');
-    corruptBuffer(data);
-    const t = await startTestAgent({
+  it.each([
+    ['on the encoder thread', true],
+    ['on the main thread', false],
+  ])('drops a batch planned before its page was damaged, uploads its readable rows again and sets the others aside (%s)', async (_, thread) => {
+    const container = `unreadable-planned-${++containerNo}`;
+    // Every row planned in batches of 100 (as by a sync that then lost power before uploading).
+    const path = await writeBuffer(tempDir(), (store) => {
+      const batches = new SyncBatches(store);
+      while (batches.plan({ maxRows: 100, maxBytes: 1 << 20, anomalyContextRows: 0 }, (p, a, b, ts) => readingsBlobName(p, DEVICE, a, b, ts), Date.now()) !== null);
+    });
+    damage(path, 'readings', 'garbage');
+    const lost = unreadableSeqs(path, ROWS);
+    const lostCount = [...lost.values()].reduce((n, s) => n + s.length, 0);
+    const store = new BufferStore({ path, maxBytes: 2 ** 30 });
+    store.open();
+    const logs: LogLine[] = [];
+    const sync = worker(store, container, thread, logs);
+    try {
+      expect((await sync.runOnce()).failure).toBeNull();
+      const seqs = await uploadedSeqs(container);
+      expect(seqs.size).toBe(ROWS - lostCount);
+      expect([...lost.values()].flat().some((s) => seqs.has(s))).toBe(false);
+      expect(store.stats()).toMatchObject({ unsynced: lostCount, unreadable: { rows: lostCount } });
+      expectSetAside(store.stats().unreadable.recent, lost);
+      expect(logs.filter((l) => /the plan is dropped/.test(l.msg)).length).toBeGreaterThan(0);
+      expect(new SyncBatches(store).pending()).toBeNull();
+      expect(await sync.runOnce()).toMatchObject({ rows: 0, failure: null });
+    } finally {
+      await sync.stop();
+      store.close();
+    }
+  });
+});
+
+describe('sync meeting a damaged page of the index it plans by', () => {
+  it.each([
+    ['on the encoder thread', true],
+    ['on the main thread', false],
+  ])('reports PW_BUFFER_CORRUPT as the buffer\'s failure (%s), leaving connectivity and the sync\'s own health alone', async (_, thread) => {
+    const path = await writeBuffer(tempDir());
+    damage(path, 'readings_anomalies', 'zeros'); // the planner finds alerts by it: it cannot plan
+    const store = new BufferStore({ path, maxBytes: 2 ** 30 });
+    store.open();
+    const sync = worker(store, `corrupt-${++containerNo}`, thread);
+    try {
+      expect(store.health()).toEqual({ ok: true });
+      const result = await sync.runOnce();
+      expect(result.failure).toMatchObject({ kind: 'buffer', code: 'PW_BUFFER_CORRUPT', heals: false });
+      const status = sync.status();
+      expect(status.lastError).toMatch(/^the buffer failed \(PW_BUFFER_CORRUPT\): .*buffer\.sqlite is not a valid database \(database disk image is malformed\)/);
+      expect(status.lastError).not.toMatch(/Blob Storage/);
+      expect(sync.blobConnectivity()).not.toBe('offline'); // nothing was asked of the target
+      const health = store.health();
+      expect(health.ok).toBe(false);
+      expect(health.error).toMatch(/^PW_BUFFER_CORRUPT \(met by the sync\): .*database disk image is malformed/);
+      expect(sync.health()).toEqual({ ok: true }); // named once, by the buffer's check
+    } finally {
+      await sync.stop();
+      store.close();
+    }
+  });
+});
+
+describe("the agent's answers", () => {
+  async function agentOn(data: string, container: string) {
+    return startTestAgent({
       PUMPWATCH_DATA_DIR: data,
       PUMPWATCH_SYNC: 'auto',
       PUMPWATCH_BLOB_CONNECTION_STRING: az.connectionString,
-      PUMPWATCH_BLOB_CONTAINER: `corrupt-agent-${++containerNo}`,
+      PUMPWATCH_BLOB_CONTAINER: container,
       PUMPWATCH_SYNC_BATCH_MAX_ROWS: '200',
-      PUMPWATCH_DEVICE_ID: 'gw-corrupt',
+      PUMPWATCH_DEVICE_ID: DEVICE,
     });
+  }
+
+  /** /healthz until `done` says so: the agent's first sync cycle runs at its start (40 s at most on a busy machine). */
+  async function healthUntil(url: string, done: (h: { status: number; json: any }) => boolean): Promise<{ status: number; json: any }> {
+    let health: { status: number; json: any } | null = null;
+    for (let i = 0; i < 400; i++) {
+      const res = await fetch(`${url}/healthz`);
+      health = { status: res.status, json: await res.json() };
+      if (done(health)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return health!;
+  }
+
+  it('/healthz answers 200 degraded naming PW_BUFFER_ROWS_UNREADABLE, /status and /metrics count the rows set aside, and every other row is uploaded', async () => {
+    const data = join(tempDir(), 'data');
+    const path = await writeBuffer(data);
+    damage(path, 'readings', 'garbage');
+    const lost = unreadableSeqs(path, ROWS);
+    const lostCount = [...lost.values()].reduce((n, s) => n + s.length, 0);
+    const container = `unreadable-agent-${++containerNo}`;
+    const t = await agentOn(data, container);
     try {
-      let health: { status: number; json: { checks: Record<string, string>; failing?: string[] } } | null = null;
-      for (let i = 0; i < 400; i++) { // the agent's first sync cycle, at its start: 40 s at most on a busy machine
-        const res = await fetch(`${t.url}/healthz`);
-        health = { status: res.status, json: (await res.json()) as { checks: Record<string, string> } };
-        if (health.status === 503) break;
+      const health = await healthUntil(t.url, (h) => h.json.status === 'degraded');
+      expect(health, JSON.stringify(health)).toMatchObject({ status: 200, json: { status: 'degraded', failing: [], degraded: ['buffer'] } });
+      // Said as soon as they are set aside (the cycle goes on with the rows after them): wait for its end.
+      let status: { buffer: { unreadable: { rows: number; ranges: number; recent: Array<{ pumpId: string; firstSeq: number; lastSeq: number; rows: number; foundAt: string }> } }; sync: { uploadedRows: number } };
+      for (let i = 0; ; i++) {
+        status = (await (await fetch(`${t.url}/status`)).json()) as typeof status;
+        if (status.sync.uploadedRows >= ROWS - lostCount || i === 400) break;
         await new Promise((r) => setTimeout(r, 100));
       }
+      const { unreadable } = status.buffer;
+      expect(unreadable).toMatchObject({ rows: lostCount, ranges: unreadable.recent.length });
+      expectSetAside(unreadable.recent, lost);
+      expect(unreadable.recent.every((r) => !Number.isNaN(Date.parse(r.foundAt)))).toBe(true);
+      const checks = ((await (await fetch(`${t.url}/healthz`)).json()) as { checks: { buffer: string } }).checks;
+      expect(checks.buffer).toMatch(new RegExp(`^PW_BUFFER_ROWS_UNREADABLE: ${lostCount} row\\(s\\) in ${unreadable.ranges} range\\(s\\) cannot be read \\(a damaged page of the file\\)`));
+      const metrics = await (await fetch(`${t.url}/metrics`)).text();
+      expect(metrics).toMatch(new RegExp(`^pumpwatch_buffer_unreadable_rows ${lostCount}$`, 'm'));
+      expect(metrics).toMatch(new RegExp(`^pumpwatch_buffer_unreadable_ranges ${unreadable.ranges}$`, 'm'));
+      const seqs = await uploadedSeqs(container);
+      expect(seqs.size).toBe(ROWS - lostCount);
+      expect([...lost.values()].flat().some((seq) => seqs.has(seq))).toBe(false);
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it('makes the agent\'s /healthz answer 503 naming the buffer when the planner\'s index is damaged, with /status sync.lastError naming it too', async () => {
+    const data = join(tempDir(), 'data');
+    damage(await writeBuffer(data), 'readings_anomalies', 'zeros');
+    const t = await agentOn(data, `corrupt-agent-${++containerNo}`);
+    try {
+      const health = await healthUntil(t.url, (h) => h.status === 503);
       expect(health, JSON.stringify(health)).toMatchObject({ status: 503 });
-      expect(health!.json.checks.buffer).toMatch(/^PW_BUFFER_CORRUPT \(met by the sync\): .*database disk image is malformed/);
-      expect(health!.json.checks.sync).toBe('ok');
+      expect(health.json.checks.buffer).toMatch(/^PW_BUFFER_CORRUPT \(met by the sync\): .*database disk image is malformed/);
+      expect(health.json.checks.sync).toBe('ok');
       const status = (await (await fetch(`${t.url}/status`)).json()) as { sync: { lastError: string }; connectivity: { blob: string } };
       expect(status.sync.lastError).toMatch(/^the buffer failed \(PW_BUFFER_CORRUPT\)/);
       expect(status.connectivity.blob).not.toBe('offline');
