@@ -1,3 +1,5 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BufferError, classifySqliteError } from '../../buffer/errors.js';
 
@@ -21,6 +23,7 @@ describe('classifySqliteError', () => {
     ['SQLITE_CORRUPT_INDEX', 'database disk image is malformed', 'PW_BUFFER_CORRUPT'],
     ['SQLITE_CONSTRAINT_NOTNULL', 'NOT NULL constraint failed: readings.pump_id', 'PW_BUFFER_INVALID_ROW'],
     ['SQLITE_IOERR_WRITE', 'disk I/O error', 'PW_BUFFER_IO'],
+    ['SQLITE_IOERR_SHMSIZE', 'disk I/O error', 'PW_BUFFER_DISK_FULL'],
   ])('maps %s (%s) to %s', (sqliteCode, message, expected) => {
     const err = classifySqliteError(failure(sqliteCode, message), PATH, 'committing readings');
     expect(err).toBeInstanceOf(BufferError);
@@ -29,10 +32,17 @@ describe('classifySqliteError', () => {
     expect((err.cause as Error).message).toBe(message);
   });
 
-  it('names the database file in disk, permission and corruption messages', () => {
-    for (const code of ['SQLITE_FULL', 'SQLITE_READONLY', 'SQLITE_CANTOPEN', 'SQLITE_NOTADB']) {
+  it('names the database file in disk, permission, corruption and I/O messages', () => {
+    for (const code of ['SQLITE_FULL', 'SQLITE_READONLY', 'SQLITE_CANTOPEN', 'SQLITE_NOTADB', 'SQLITE_IOERR_READ', 'SQLITE_IOERR_SHMSIZE']) {
       expect(classifySqliteError(failure(code, 'x'), PATH, 'opening the buffer').message).toContain(PATH);
     }
+  });
+
+  it('says an -shm that could not grow on a volume with room is full for this process (a quota or a file size limit)', () => {
+    // The full volume itself (0 bytes free) is test/e2e/agent-full-volume.test.ts, on a real tmpfs.
+    const err = classifySqliteError(failure('SQLITE_IOERR_SHMSIZE', 'disk I/O error'), join(tmpdir(), 'buffer.sqlite'), 'opening the buffer');
+    expect(err.code).toBe('PW_BUFFER_DISK_FULL');
+    expect(err.message).toMatch(/is full for this process: SQLite could not grow .*buffer\.sqlite-shm \([\d.]+ MiB free on the volume: a disk quota or a file size limit may be what is full; SQLite: disk I\/O error, SQLITE_IOERR_SHMSIZE\)$/);
   });
 
   it('passes a BufferError through unchanged, so its code survives wrapping', () => {
@@ -43,6 +53,6 @@ describe('classifySqliteError', () => {
   it('handles a thrown value that is not an Error', () => {
     const err = classifySqliteError('boom', PATH, 'saving k');
     expect(err.code).toBe('PW_BUFFER_IO');
-    expect(err.message).toBe('saving k: boom');
+    expect(err.message).toBe(`saving k: boom (${PATH})`);
   });
 });

@@ -23,7 +23,7 @@ describe('toHttpError for buffer failures', () => {
 
   it('words an answer for a read, a write, or either when the method is not known', () => {
     const io = classifySqliteError(sqlite('SQLITE_IOERR_READ', 'disk I/O error'), PATH, 'reading rows');
-    expect(toHttpError(io, 'GET').message).toBe('reading rows: disk I/O error [SQLITE_IOERR_READ]; nothing could be read, retry later');
+    expect(toHttpError(io, 'GET').message).toBe(`reading rows: disk I/O error (${PATH}) [SQLITE_IOERR_READ]; nothing could be read, retry later`);
     expect(toHttpError(io, 'HEAD').message).toMatch(/; nothing could be read, retry later$/);
     expect(toHttpError(io, 'POST').message).toMatch(/; nothing was stored, retry later$/);
     expect(toHttpError(io).message).toMatch(/; the request was not carried out, retry later$/);
