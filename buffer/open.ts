@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, statSync, type Stats } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { BufferError, classifySqliteError } from './errors.js';
 import { migrate } from './migrations.js';
@@ -46,8 +46,69 @@ export function openDatabase(path: string): Database.Database {
       throw new BufferError(err.code, `opening the buffer ${path}: ${err.message}`, { cause: err });
     }
     const error = classifySqliteError(err, path, 'opening the buffer');
-    throw error.code === 'PW_BUFFER_CANNOT_OPEN' ? (folderProblem(path, error) ?? error) : error;
+    if (error.code !== 'PW_BUFFER_CANNOT_OPEN' && error.code !== 'PW_BUFFER_READONLY') throw error;
+    throw notWritable(path, error) ?? (error.code === 'PW_BUFFER_CANNOT_OPEN' ? folderProblem(path, error) : null) ?? error;
   }
+}
+
+/**
+ * Why SQLite could not write (SQLITE_READONLY) or create (SQLITE_CANTOPEN) the buffer, when it is
+ * a file, or the folder, this process may not write on a writable volume: most often a buffer
+ * another user made (an agent or `sqlite3` run as root) that the image's uid 1000 then opens.
+ * SQLite says "attempt to write a readonly database", which read as a read-only volume; this names
+ * the owner, the mode, the process's uid and the command that fixes it. Null when every one is
+ * writable, or when the volume itself is read-only (EROFS: folderProblem and the default say so).
+ */
+function notWritable(path: string, error: BufferError): BufferError | null {
+  const dir = dirname(path);
+  const uid = process.geteuid?.();
+  const gid = process.getegid?.();
+  if (uid === undefined || gid === undefined) return null; // Windows: no uids
+  const refused = (file: string): Stats | null => {
+    const st = statSync(file, { throwIfNoEntry: false });
+    return st === undefined || writableBy(file, st, uid, gid) ? null : st;
+  };
+  // SQLite makes the -wal and -shm with the database's mode: one chmod 0444 soon covers all three.
+  const files = [path, `${path}-wal`, `${path}-shm`].flatMap((file) => {
+    const st = refused(file);
+    return st === null ? [] : [{ file, st }];
+  });
+  const folder = files.length === 0 ? refused(dir) : null;
+  const first = files[0] ?? (folder === null ? null : { file: dir, st: folder });
+  if (first === null) return null;
+  const { st } = first;
+  const others = files.slice(1).map((f) => basename(f.file));
+  const what = folder !== null ? `the folder ${dir}, where SQLite keeps ${path} and its -wal and -shm,` : first.file;
+  const nor = others.length > 0 ? ` (nor ${others.join(' nor ')} beside it)` : '';
+  const owned = `owned by uid ${st.uid} (gid ${st.gid}, mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')})`;
+  const fix =
+    folder === null && files.every((f) => f.st.uid === uid)
+      ? `make them writable: chmod u+w ${files.map((f) => f.file).join(' ')}`
+      : `give the buffer's folder to the agent's user: chown -R ${uid}:${gid} ${dir} (the container image runs as uid 1000)`;
+  return new BufferError(
+    error.code,
+    `opening the buffer: ${what} is ${owned} and this agent runs as uid ${uid} (gid ${gid}), which may not write it${nor}; the volume is not read-only: ${fix} (${(error.cause as Error | undefined)?.message ?? error.message})`,
+    { cause: error.cause },
+  );
+}
+
+/**
+ * Whether this process may write `file`: access(2) (ACLs included), and the mode bits for the
+ * effective uid and gid, since access(2) checks the real ones (a process that changed only its
+ * effective uid passes it). A read-only volume (EROFS) counts as writable here: not a permission.
+ */
+function writableBy(file: string, st: Stats, uid: number, gid: number): boolean {
+  try {
+    accessSync(file, constants.W_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM') return false;
+    return true;
+  }
+  if (uid === 0) return true;
+  if (st.uid === uid) return (st.mode & 0o200) !== 0;
+  if (st.gid === gid || (process.getgroups?.() ?? []).includes(st.gid)) return (st.mode & 0o020) !== 0;
+  return (st.mode & 0o002) !== 0;
 }
 
 /**
