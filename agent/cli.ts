@@ -2,7 +2,7 @@
 // The shebang sets AGENT_ENV and passes AGENT_NODE_FLAGS (agent/node-flags.ts: why); `env -S`
 // splits them (GNU coreutils 8.30+, the BSD and macOS env). The Dockerfile sets the same.
 import { Agent } from './main.js';
-import { ConfigError, configReference, loadConfig } from './config.js';
+import { ConfigError, configReference, loadConfig, unknownVariableWarning } from './config.js';
 import { createLogger } from './logger.js';
 import { applyRuntimeV8Flags } from './node-flags.js';
 import { runSimulateCli } from './simulate-cli.js';
@@ -71,6 +71,9 @@ async function runAgent(): Promise<number> {
   }
   applyRuntimeV8Flags();
   const logger = createLogger(config.logLevel);
+  for (const v of config.unknownVariables) {
+    logger.warn({ component: 'config', code: 'PW_CONFIG_UNKNOWN_VARIABLE', variable: v.name, nearest: v.nearest }, unknownVariableWarning(v));
+  }
   const agent = new Agent({ config, logger });
   installSignalHandlers(() => agent.stop());
   try {

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { unknownVariables, type UnknownVariable } from '../sync/env-names.js';
 
 /**
  * The agent's configuration: one declared schema. Every key has an environment variable, a default,
@@ -163,6 +164,8 @@ export type Config = { [K in ConfigKey]: z.output<(typeof CONFIG_KEYS)[K]['schem
   resolvedSimulate: number;
   /** IoT Edge (or a module connection string) is configured. */
   edge: boolean;
+  /** PUMPWATCH_* variables set that no key reads (a misspelling, or a newer image's key), each with the nearest key. */
+  unknownVariables: readonly UnknownVariable[];
 };
 
 export class ConfigError extends Error {
@@ -195,7 +198,7 @@ export function parseKeys(raw: Partial<Record<ConfigKey, string | undefined>>, l
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const raw: Partial<Record<ConfigKey, string | undefined>> = {};
   for (const [k, spec] of Object.entries(CONFIG_KEYS) as Array<[ConfigKey, KeySpec<z.ZodType>]>) raw[k] = env[spec.env];
-  const values = parseKeys(raw, (k) => CONFIG_KEYS[k].env) as Omit<Config, 'standalone' | 'resolvedDeviceId' | 'resolvedSimulate' | 'edge'>;
+  const values = parseKeys(raw, (k) => CONFIG_KEYS[k].env) as Omit<Config, 'standalone' | 'resolvedDeviceId' | 'resolvedSimulate' | 'edge' | 'unknownVariables'>;
   const edge = Boolean(env.IOTEDGE_WORKLOADURI || env.EdgeHubConnectionString || env.PUMPWATCH_MODULE_CONNECTION_STRING);
   const standalone = !edge && !values.blobConnectionString && !values.blobSasUrl;
   // CONFIG_KEYS.simulate.alsoRule says this rule in the reference.
@@ -213,7 +216,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     standalone,
     resolvedDeviceId,
     resolvedSimulate: values.simulate ?? (standalone ? 3 : 0),
+    unknownVariables: unknownVariables(env, Object.values(CONFIG_KEYS).map((spec) => spec.env)),
   };
+}
+
+/**
+ * The start-up warning for a PUMPWATCH_* variable no key reads: a warning, not a refusal (exit 2),
+ * so a manifest written for a newer image (a key this one does not know yet) does not crash-loop
+ * the module on an older one (README, "Configuration"). Names only: a misspelt secret's value is
+ * never echoed.
+ */
+export function unknownVariableWarning(v: UnknownVariable): string {
+  const hint = v.nearest === null ? 'no setting has a similar name (pumpwatch-agent --help lists them)' : `did you mean ${v.nearest}?`;
+  return `${v.name} is not a setting of this agent and is ignored (a misspelling, or a setting of a newer version): ${hint}`;
 }
 
 /**

@@ -10,7 +10,7 @@ import { safeErrorMessage } from '../../sync/redact.js';
 import type { BlobUploader, UploaderSpec } from '../../sync/uploader.js';
 import { SyncWorker, type BlobConnectivity, type SyncSettings } from '../../sync/worker.js';
 import { AzuriteError, azuriteBlobMain, startAzurite, type AzuriteHandle } from '../azurite.js';
-import type { Config } from '../config.js';
+import { CONFIG_KEYS, type Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import { LATENCY_BUCKETS, type MetricsRegistry } from '../metrics.js';
 import { agentVersion } from '../paths.js';
@@ -57,6 +57,19 @@ function localAzuriteMissing(): string | null {
   }
 }
 
+/**
+ * Why a gateway under IoT Edge (or with a module connection string) has no sync target: nothing
+ * it buffers is ever uploaded, which was said nowhere (`sync.state` "not configured", no reason, no
+ * log line, /healthz ok) while the buffer filled and evicted. Said once and in /status, not as a
+ * health failure, as PW_AZURITE_MISSING is; a misspelt blob variable set instead is named.
+ */
+function noBlobTarget(c: Config): string {
+  const targets: string[] = [CONFIG_KEYS.blobSasUrl.env, CONFIG_KEYS.blobConnectionString.env];
+  const misspelt = c.unknownVariables.filter((v) => v.nearest !== null && targets.includes(v.nearest));
+  const hint = misspelt.map((v) => ` (${v.name} is set, but the agent reads ${v.nearest})`).join('');
+  return `sync is not configured: no blob target is set on this IoT Edge gateway${hint}, so readings stay in the buffer and are never uploaded (the oldest are evicted under PUMPWATCH_BUFFER_MAX_BYTES). Set ${targets.join(' or ')} in the module's environment; PUMPWATCH_SYNC=off says this is intended, without this warning`;
+}
+
 const CONNECTIVITY_STATES: BlobConnectivity[] = ['unknown', 'online', 'offline', 'throttled', 'unauthorized', 'container-missing'];
 
 /**
@@ -73,7 +86,10 @@ export function wireSync(agent: Agent): Part[] {
   if (configured === 'off' || configured === null || noLocalTarget !== null) {
     const state = configured === null ? 'not configured' : 'off';
     if (noLocalTarget !== null) logger.warn({ code: 'PW_AZURITE_MISSING' }, noLocalTarget);
-    agent.status.setSyncStatus(() => ({ state, reason: noLocalTarget, lastSuccessAt: null, lastAttemptAt: null, lastError: null, uploadedRows: 0, uploadedBlobs: 0 }));
+    const noTarget = configured === null ? noBlobTarget(config) : null;
+    if (noTarget !== null) logger.warn({ code: 'PW_SYNC_NOT_CONFIGURED' }, noTarget);
+    const reason = noLocalTarget ?? noTarget;
+    agent.status.setSyncStatus(() => ({ state, reason, lastSuccessAt: null, lastAttemptAt: null, lastError: null, uploadedRows: 0, uploadedBlobs: 0 }));
     agent.status.setConnectivity('blob', () => state);
     return [];
   }

@@ -14,6 +14,9 @@ import { TrainerError } from '../errors.js';
 
 export const DEFAULT_CONTAINER = 'pumpwatch';
 
+/** The environment variables the trainer reads (above): a variable set with a name near one of them is warned about. */
+export const TRAINER_ENV = ['PUMPWATCH_BLOB_CONNECTION_STRING', 'PUMPWATCH_BLOB_SAS_URL', 'PUMPWATCH_BLOB_CONTAINER', 'PUMPWATCH_IOTHUB_CONNECTION_STRING'] as const;
+
 /** The part of azure-iothub's Registry the trainer uses (the real Registry satisfies it). */
 export interface TwinRegistry {
   getModuleTwin(deviceId: string, moduleId: string): Promise<{ responseBody: TwinDocument }>;

@@ -2,7 +2,8 @@
  * The trainer CLI's command table and dispatch. To add a command (train, evaluate, drift, deploy,
  * train-all, refresh-urls, undeploy): write `commands/<name>.ts` exporting a `Command` and list it in COMMANDS.
  */
-import { defaultContext, type CommandContext } from '../cloud/context.js';
+import { defaultContext, TRAINER_ENV, type CommandContext } from '../cloud/context.js';
+import { unknownVariables } from '../../sync/env-names.js';
 import { SyncError } from '../../sync/errors.js';
 import { safeErrorMessage, safeStackFrames } from '../../sync/redact.js';
 import { EXIT, isInputError, storageError, TrainerError } from '../errors.js';
@@ -50,6 +51,7 @@ export async function runCli(argv: readonly string[], io: Io, ctx: CommandContex
     io.err(`pumpwatch-trainer: unknown command "${name}"\n\n${overview()}`);
     return EXIT_USAGE;
   }
+  warnMisspeltVariables(ctx.env, io);
   try {
     return await command.run(args, io, ctx);
   } catch (thrown) {
@@ -66,5 +68,17 @@ export async function runCli(argv: readonly string[], io: Io, ctx: CommandContex
     }
     io.err(`pumpwatch-trainer ${name}: unexpected failure: ${safeErrorMessage(err)}${safeStackFrames(err)}`);
     return EXIT_FAILURE;
+  }
+}
+
+/**
+ * Says, on stderr, each PUMPWATCH_* variable set whose name is near one the trainer reads but is
+ * not it (`PUMPWATCH_BLOB_CONTAINR`): ignored, its setting would silently keep its default (the
+ * `pumpwatch` container). Only near misses: the image also sets the agent's variables
+ * (PUMPWATCH_DATA_DIR, …), which the trainer does not read and need no word. Names, never values.
+ */
+function warnMisspeltVariables(env: CommandContext['env'], io: Io): void {
+  for (const v of unknownVariables(env, TRAINER_ENV)) {
+    if (v.nearest !== null) io.err(`pumpwatch-trainer: warning: ${v.name} is not a variable the trainer reads and is ignored: did you mean ${v.nearest}?`);
   }
 }
