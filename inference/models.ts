@@ -297,6 +297,15 @@ export class ModelManager {
     return this.serial.run(async () => {
       if (key === DEFAULT_MODEL_KEY) return this.backToStartupDefault();
       if (!this.keysInUse().includes(key)) return false;
+      // Said at warn: a deployment manifest that names the module's desired properties replaces
+      // them whole, and every pump's entry goes at once (deployment/README.md, "Deploy").
+      const { live, shadow, refused } = this.persisted;
+      this.log('warn', 'model removed: its desired entry is gone; the pump is scored by the default model', {
+        model: key,
+        version: live[key]?.version ?? this.deps.engine.model(key)?.version ?? null,
+        shadowVersion: shadow[key]?.version ?? null,
+        refusedVersion: refused[key]?.version ?? null,
+      });
       await this.dropShadowNow(key);
       delete this.persisted.refused[key];
       delete this.persisted.live[key];

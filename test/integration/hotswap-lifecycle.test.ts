@@ -198,4 +198,19 @@ describe('the life of a desired model entry', () => {
     expect(attempts[0]).toMatchObject({ component: 'model-updater', model: 'pump-b', version: 'pb-2', attempt: 1, code: 'PW_MODEL_HTTP_STATUS' });
     expect(status('pump-b')).toMatchObject({ version: 'pb-2', status: 'downloading', activeVersion: 'pb-1' });
   });
+
+  it('warns for each pump whose model goes with its desired entry, naming the pump and the version (a manifest that replaced the desired properties empties them at once)', async () => {
+    await desire({ 'pump-a': pumpA, 'pump-b': pumpB });
+    expect(status('pump-b')).toMatchObject({ version: 'pb-1', status: 'active' });
+    const before = logLines.length;
+    await desire({});
+
+    const removed = logLines.slice(before).filter((l) => String(l.msg).startsWith('model removed'));
+    expect(removed.map((l) => ({ level: l.level, model: l.model, version: l.version })).sort((a, b) => String(a.model).localeCompare(String(b.model)))).toEqual([
+      { level: 40, model: 'pump-a', version: 'pa-1' },
+      { level: 40, model: 'pump-b', version: 'pb-1' },
+    ]);
+    expect(status('pump-a')).toBeUndefined();
+    expect(status('pump-b')).toBeUndefined();
+  });
 });

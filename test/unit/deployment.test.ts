@@ -11,7 +11,7 @@ import { dirname, join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CONFIG_KEYS, loadConfig, TWIN_SETTINGS } from '../../agent/config.js';
 import { ALERTS_OUTPUT } from '../../agent/edge/alerts.js';
-import { SECTION_NAMES, parseModels, parseSection } from '../../agent/edge/desired.js';
+import { SECTION_NAMES, parseSection } from '../../agent/edge/desired.js';
 import { READINGS_INPUT } from '../../agent/edge/inputs.js';
 import { AGENT_ENV, AGENT_NODE_FLAGS } from '../../agent/node-flags.js';
 import { packageRoot } from '../../agent/paths.js';
@@ -229,9 +229,18 @@ describe('IoT Edge deployment manifest', () => {
     expect(content.$edgeHub['properties.desired'].storeAndForwardConfiguration.timeToLiveSecs).toBeGreaterThanOrEqual(alerts!.timeToLiveSecs);
   });
 
-  it('gives the module desired properties the agent accepts, at the config defaults', () => {
-    const desired = content.pumpwatch['properties.desired'];
-    expect(parseModels(desired.models)).toEqual({ entries: {}, invalid: {} });
+  it('names no desired properties of the pumpwatch module: IoT Hub would replace its whole twin, the trainer\'s models included', () => {
+    // "When the desired properties are specified in the deployment manifest, they overwrite any desired
+    // properties currently in the module twin": every set-modules (an image upgrade) would delete `models`.
+    const named = Object.keys(content.pumpwatch ?? {}).filter((k) => k.startsWith('properties.desired'));
+    expect(named).toEqual([]);
+  });
+
+  it('documents desired properties the agent accepts, at the config defaults, with every setting field (deployment/README.md)', () => {
+    const docs = readFileSync(join(root, 'deployment', 'README.md'), 'utf8');
+    const block = /Desired properties of the `pumpwatch` module:\n\n```json\n([\s\S]*?)\n```/.exec(docs);
+    expect(block, 'the desired properties example in deployment/README.md').not.toBeNull();
+    const desired = JSON.parse(block![1]!);
     for (const name of SECTION_NAMES) {
       const parsed = parseSection(name, desired[name]);
       expect(parsed, name).not.toHaveProperty('error');
@@ -240,7 +249,7 @@ describe('IoT Edge deployment manifest', () => {
       }
     }
     expect(Object.keys(TWIN_SETTINGS).sort()).toEqual(Object.keys(desired).filter((k) => k !== 'models').sort());
-    // Every field, so that an operator sees in the manifest all that the twin can change.
+    // Every field, so that an operator sees all that the twin can change.
     for (const name of SECTION_NAMES) expect(Object.keys(desired[name]).sort(), name).toEqual(Object.keys(TWIN_SETTINGS[name]).sort());
   });
 
