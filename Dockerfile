@@ -49,8 +49,11 @@ RUN node -e "const D = require('better-sqlite3'); new D(':memory:').close(); req
 
 FROM node:${NODE_VERSION}-trixie-slim
 # MALLOC_ARENA_MAX and the node flag of the ENTRYPOINT are the agent's (agent/node-flags.ts: less RSS).
+# ORT_DISABLE_TELEMETRY: onnxruntime sends no usage telemetry, in the trainer's runs of the image too
+# (inference/ort-telemetry.ts sets it as well, for a node started another way).
 ENV NODE_ENV=production \
     MALLOC_ARENA_MAX=2 \
+    ORT_DISABLE_TELEMETRY=1 \
     PUMPWATCH_DATA_DIR=/data \
     PUMPWATCH_HTTP_HOST=0.0.0.0 \
     PUMPWATCH_HTTP_PORT=8080

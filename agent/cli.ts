@@ -1,6 +1,8 @@
 #!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=8
 // The shebang sets AGENT_ENV and passes AGENT_NODE_FLAGS (agent/node-flags.ts: why); `env -S`
 // splits them (GNU coreutils 8.30+, the BSD and macOS env). The Dockerfile sets the same.
+// First, before the imports that load onnxruntime: see there.
+import '../inference/ort-telemetry.js';
 import { Agent } from './main.js';
 import { ConfigError, configReference, loadConfig, unknownVariableWarning } from './config.js';
 import { createLogger } from './logger.js';

@@ -1,3 +1,4 @@
+import './ort-telemetry.js'; // before onnxruntime-node: see there
 import * as ort from 'onnxruntime-node';
 import {
   CONTRIBUTIONS_OUTPUT_NAME,

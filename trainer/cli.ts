@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 /** The `pumpwatch-trainer` executable (dist/trainer/cli.js). Commands live in ./commands/. */
+// First, before the commands load onnxruntime: see there.
+import '../inference/ort-telemetry.js';
 import { runCli } from './commands/index.js';
 
 const io = {

@@ -163,6 +163,10 @@ describe('Dockerfile', () => {
     expect(pkg.scripts.start).toBe(`exec node ${AGENT_NODE_FLAGS.join(' ')} ${pkg.bin['pumpwatch-agent']}`);
   });
 
+  it('turns onnxruntime\'s usage telemetry off in the image, for the agent and the trainer', () => {
+    expect(env.ORT_DISABLE_TELEMETRY).toBe('1');
+  });
+
   it('copies only files that exist, and the context leaves out node_modules, data and .git', () => {
     for (const copy of argsOf('COPY', instructions).filter((c) => !c.startsWith('--from'))) {
       for (const src of copy.split(/\s+/).slice(0, -1)) expect(existsSync(join(root, src)), src).toBe(true);

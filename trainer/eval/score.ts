@@ -4,6 +4,7 @@
  * readings ending at it, padded with the first reading of its segment (windows never reach back
  * across a gap). Batches keep memory flat on long series.
  */
+import '../../inference/ort-telemetry.js'; // before onnxruntime-node: see there
 import ort from 'onnxruntime-node';
 import { INPUT_NAME, OUTPUT_NAME, readModelMetadata, type ModelMetadata } from '../../inference/contract.js';
 import type { Series } from '../data/series.js';
