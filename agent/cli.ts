@@ -1,8 +1,8 @@
 #!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=8
 // The shebang sets AGENT_ENV and passes AGENT_NODE_FLAGS (agent/node-flags.ts: why); `env -S`
 // splits them (GNU coreutils 8.30+, the BSD and macOS env). The Dockerfile sets the same.
-// First, before the imports that load onnxruntime: see there.
-import '../inference/ort-telemetry.js';
+// First, before the imports that load onnxruntime and take a second: see early.ts.
+import { earlySignal, handleSignals, releaseSignals, signalsDelivered } from './early.js';
 import { Agent } from './main.js';
 import { ConfigError, configReference, loadConfig, unknownVariableWarning } from './config.js';
 import { createLogger } from './logger.js';
@@ -30,8 +30,12 @@ ${configReference()
  */
 const DUPLICATE_SIGNAL_MS = 1_000;
 
-/** Stops cleanly on SIGTERM/SIGINT (IoT Edge sends SIGTERM, then SIGKILL after a grace period); a second signal, a second later or more, exits at once. */
-function installSignalHandlers(stop: () => Promise<void>): void {
+/**
+ * Stops cleanly on SIGTERM/SIGINT (IoT Edge sends SIGTERM, then SIGKILL after a grace period); a
+ * second signal, a second later or more, exits at once. Takes over from early.ts's handler: a
+ * signal that came while the agent was being built is acted on now. Returns whether a stop began.
+ */
+function installSignalHandlers(stop: () => Promise<void>): () => boolean {
   let stoppingSince: number | null = null;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stoppingSince !== null) {
@@ -53,8 +57,8 @@ function installSignalHandlers(stop: () => Promise<void>): void {
       },
     );
   };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
+  handleSignals(onSignal);
+  return () => stoppingSince !== null;
 }
 
 /** A bad setting: one line on stderr naming it (never a secret's value), exit code 2. */
@@ -64,6 +68,12 @@ function configError(err: ConfigError): number {
 }
 
 async function runAgent(): Promise<number> {
+  const signal = earlySignal();
+  if (signal !== null) {
+    // Nothing is open yet: nothing to stop.
+    process.stderr.write(`pumpwatch-agent: ${signal} during start-up, before anything was opened: exiting\n`);
+    return 0;
+  }
   let config;
   try {
     config = loadConfig();
@@ -77,7 +87,7 @@ async function runAgent(): Promise<number> {
     logger.warn({ component: 'config', code: 'PW_CONFIG_UNKNOWN_VARIABLE', variable: v.name, nearest: v.nearest }, unknownVariableWarning(v));
   }
   const agent = new Agent({ config, logger });
-  installSignalHandlers(() => agent.stop());
+  const stopping = installSignalHandlers(() => agent.stop());
   try {
     await agent.start();
   } catch (err) {
@@ -86,6 +96,7 @@ async function runAgent(): Promise<number> {
     // A configuration error found at start-up (a model file that cannot be used) is told like the others.
     return err instanceof ConfigError ? configError(err) : 1;
   }
+  if (stopping()) return -1; // a signal came during start-up: the stop it began exits
   const addr = agent.httpAddress();
   const host = addr && (addr.host === '0.0.0.0' || addr.host === '::') ? '127.0.0.1' : addr?.host;
   const where = addr ? `http://${host}:${addr.port}/` : '(no status endpoint)';
@@ -95,7 +106,9 @@ async function runAgent(): Promise<number> {
 }
 
 async function main(argv: string[]): Promise<void> {
+  await signalsDelivered();
   const [command, ...rest] = argv;
+  if (command !== undefined && command !== 'run') releaseSignals(); // no clean stop to wait for
   if (command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(HELP);
     return;

@@ -75,6 +75,9 @@ export class Agent implements AgentParts {
   private simulator: SimulatedSource | null = null;
   private readonly parts: Part[] = [];
   private started: Part[] = [];
+  /** The start() running, if any, and the stop() running, if any (see stop). */
+  private starting: Promise<void> | null = null;
+  private stopping: Promise<void> | null = null;
   private bufferError: string | null = null;
   /** Attempts to open the buffer since it was last open. */
   private bufferAttempts = 0;
@@ -401,14 +404,38 @@ export class Agent implements AgentParts {
   }
 
   async start(): Promise<void> {
+    const starting = this.startParts();
+    this.starting = starting;
+    try {
+      await starting;
+    } finally {
+      if (this.starting === starting) this.starting = null;
+    }
+  }
+
+  /** Starts the parts in order; a stop asked for meanwhile lets the part starting finish, and no other. */
+  private async startParts(): Promise<void> {
     for (const part of this.parts) {
+      if (this.stopping !== null) return;
       await part.start();
       this.started.push(part);
     }
   }
 
-  /** Stops in reverse order; every step runs even when an earlier one fails. */
-  async stop(): Promise<void> {
+  /**
+   * Stops in reverse order; every step runs even when an earlier one fails. A stop during start()
+   * (a SIGTERM while the agent starts) waits for the part starting, then stops what started; a
+   * second call meanwhile waits for the same stop.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= this.stopParts().finally(() => {
+      this.stopping = null;
+    });
+    return this.stopping;
+  }
+
+  private async stopParts(): Promise<void> {
+    await this.starting?.catch(() => undefined); // its failure is start()'s to report
     const parts = this.started.reverse();
     this.started = [];
     await stopEach(parts, (name, err) => this.logger.error({ component: name, err: { message: safeErrorMessage(err) } }, 'stop step failed'));

@@ -17,9 +17,10 @@ export interface AgentProcess {
   waitReady: (timeoutMs?: number) => Promise<void>;
 }
 
-export async function startAgentProcess(env: Record<string, string>, port?: number): Promise<AgentProcess> {
+/** `nodeArgs`: node's own options before the script (a `--require` preload, say). */
+export async function startAgentProcess(env: Record<string, string>, port?: number, opts: { nodeArgs?: string[] } = {}): Promise<AgentProcess> {
   const httpPort = port ?? (await freePort());
-  const proc = spawn(process.execPath, [join(packageRoot(), 'dist', 'agent', 'cli.js')], {
+  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), join(packageRoot(), 'dist', 'agent', 'cli.js')], {
     env: {
       PATH: process.env.PATH ?? '',
       PUMPWATCH_HTTP_PORT: String(httpPort),
