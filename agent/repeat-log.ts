@@ -11,12 +11,15 @@ type Write = (fields: object, msg: string) => void;
 export interface RepeatLogOptions {
   /** Writes the first failure and the summaries (e.g. logger.error or logger.warn). */
   failure: Write;
-  /** Writes the recovery line (e.g. logger.info). */
-  recovery: Write;
+  /**
+   * Writes the recovery line (e.g. logger.info). None for what has no recovery to tell (refused
+   * input, repeating while a sender keeps sending it): succeeded() is then never called.
+   */
+  recovery?: Write;
   /** The message of the failure lines. */
   message: string;
   /** The message of the recovery line, followed by "after N failures". */
-  recovered: string;
+  recovered?: string;
   /** Default 60 s. */
   intervalMs?: number;
   /** Monotonic ms for the interval (default performance.now()). */
@@ -56,7 +59,7 @@ export class RepeatLog {
   succeeded(): void {
     if (this.failures === 0) return;
     const n = this.failures;
-    this.options.recovery({ failures: n }, `${this.options.recovered} after ${n} failure${n === 1 ? '' : 's'}`);
+    this.options.recovery?.({ failures: n }, `${this.options.recovered ?? 'works again'} after ${n} failure${n === 1 ? '' : 's'}`);
     this.failures = 0;
     this.unlogged = 0;
   }

@@ -13,6 +13,7 @@ import { safeErrorMessage } from '../../sync/redact.js';
 import type { IngestPipeline } from '../ingest/pipeline.js';
 import type { Logger } from '../logger.js';
 import type { Counter } from '../metrics.js';
+import { RepeatLog } from '../repeat-log.js';
 import type { ModuleClient } from './connection.js';
 import type { AckGate } from './transport.js';
 import type { Reading } from '../../buffer/types.js';
@@ -30,6 +31,8 @@ export interface InputDeps {
   messages: Counter;
   backoff?: BackoffPolicy;
   clock?: () => number;
+  /** Monotonic ms for the once-a-minute refusal lines (default performance.now). */
+  monotonic?: () => number;
 }
 
 /** The items of a message body, or the reason it cannot hold readings. */
@@ -49,10 +52,26 @@ type Outcome = 'accepted' | 'partly-rejected' | 'rejected';
 /** A message parsed and validated: refused whole, or its good readings and how many were refused. */
 type Screened = { outcome: 'rejected' } | { readings: Reading[]; rejected: number };
 
+/**
+ * What a refusal is about, for its log line (refusalLog): the reading's field its reason starts
+ * with, else the reading as a whole. A handful of keys whatever the senders send; never a value.
+ */
+function readingRefusalKind(reason: string | undefined): string {
+  return /^(pumpId|ts|values)\b/.exec(reason ?? '')?.[1] ?? 'reading';
+}
+
 export class InputHandler {
   private readonly stopping = new AbortController();
   /** The last message queued: each one is handled after the one before it. */
   private tail: Promise<void> = Promise.resolve();
+  /**
+   * Refusals repeat as long as their cause (a sensor module sending a wrong clock's times, ten
+   * messages a second): one line per kind, then at most one a minute with the count, or they would
+   * fill the module's log (10 MB × 3 in the manifest) and rotate the lines that explain an outage
+   * away. Every refusal is still counted (pumpwatch_edge_input_messages_total, the rejected
+   * counter) and stored in `rejected` with its reason.
+   */
+  private readonly refusalLogs = new Map<string, RepeatLog>();
 
   constructor(private readonly deps: InputDeps) {}
 
@@ -130,19 +149,30 @@ export class InputHandler {
   private screen(inputName: string, text: string): Screened {
     const { pipeline } = this.deps;
     const now = (this.deps.clock ?? Date.now)();
-    const refuse = (reason: string): Screened => {
+    const refuse = (kind: string, reason: string): Screened => {
       pipeline.reject([{ source: SOURCE, raw: text, reason, receivedAt: now }]);
-      this.deps.logger.warn({ input: inputName, reason }, 'input message rejected');
+      this.refusalLog(`message:${kind}`, 'input message rejected').failed({ input: inputName, reason });
       return { outcome: 'rejected' };
     };
-    if (inputName !== READINGS_INPUT) return refuse(`unknown input "${inputName}" (this module reads "${READINGS_INPUT}")`);
+    if (inputName !== READINGS_INPUT) return refuse('input', `unknown input "${inputName}" (this module reads "${READINGS_INPUT}")`);
     const body = parseBody(text);
-    if ('error' in body) return refuse(body.error);
+    if ('error' in body) return refuse('body', body.error);
     const items = body.items;
     const res = pipeline.screen(items, SOURCE, (i) => JSON.stringify(items[i]) ?? String(items[i]));
     if (res.rejected.length > 0) {
-      this.deps.logger.warn({ input: inputName, rejected: res.rejected.length, first: res.rejected[0]?.error }, 'readings in an input message rejected');
+      const first = res.rejected[0]?.error;
+      this.refusalLog(`readings:${readingRefusalKind(first)}`, 'readings in an input message rejected').failed({ input: inputName, rejected: res.rejected.length, first });
     }
     return { readings: res.readings, rejected: res.rejected.length };
+  }
+
+  /** The line of one kind of refusal: its first, then one a minute with the count (see refusalLogs). */
+  private refusalLog(kind: string, message: string): RepeatLog {
+    let log = this.refusalLogs.get(kind);
+    if (!log) {
+      log = new RepeatLog({ failure: (fields, msg) => this.deps.logger.warn(fields, msg), message, monotonic: this.deps.monotonic });
+      this.refusalLogs.set(kind, log);
+    }
+    return log;
   }
 }

@@ -104,6 +104,7 @@ export class EdgeRuntime {
       gate: this.gate,
       logger: this.log,
       messages: agent.registry.counter('pumpwatch_edge_input_messages_total', 'Input messages handled, by result'),
+      monotonic: agent.monotonic,
     });
     agent.registry.counterFrom('pumpwatch_alerts_sent_total', 'Alerts handed to edgeHub', () => this.alerts.status().sent);
     agent.registry.counterFrom('pumpwatch_alerts_suppressed_total', 'Anomalies not alerted (rate limit per pump)', () => this.alerts.status().suppressed);

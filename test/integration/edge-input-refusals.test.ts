@@ -1,0 +1,73 @@
+/**
+ * Refused edgeHub input messages, sent through the local hub to a real agent: every refusal is
+ * stored and acknowledged, but the log gets one line per kind, then at most one a minute with the
+ * count (a sensor module with a wrong clock sends ten a second: 240 MB of log a day otherwise).
+ */
+import Database from 'better-sqlite3';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createLogger } from '../../agent/logger.js';
+import { startTestAgent, type TestAgent } from '../support/agent.js';
+import { LocalHub } from '../support/local-hub.js';
+
+const DEVICE = 'gw-refusals';
+const MODULE = 'pumpwatch';
+const DAY = 86_400_000;
+let hub: LocalHub;
+let t: TestAgent;
+let mono = 1_000_000;
+const lines: Array<Record<string, any>> = [];
+
+const until = (fn: () => unknown) => vi.waitFor(fn, { timeout: 30_000, interval: 50 });
+const ahead = (n: number) => JSON.stringify({ pumpId: 'pump-skew', ts: Date.now() + 3 * DAY + n, values: { Pressure: 0.4 } });
+/** Delivers the bodies to input `readings` and waits until the agent acknowledged every one. */
+async function deliver(bodies: string[]): Promise<void> {
+  const ids: string[] = [];
+  for (const body of bodies) ids.push(await hub.deliverToInput(DEVICE, MODULE, 'readings', body));
+  await Promise.all(ids.map((id) => hub.completed(id)));
+}
+const logged = (prefix: string) => lines.filter((l) => String(l.msg).startsWith(prefix));
+
+beforeAll(async () => {
+  hub = await LocalHub.start();
+  const connectionString = hub.addModule(DEVICE, MODULE);
+  const logger = createLogger('warn', { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, any>) });
+  t = await startTestAgent(
+    { PUMPWATCH_HUB: 'auto', PUMPWATCH_MODULE_CONNECTION_STRING: connectionString, PUMPWATCH_DEVICE_ID: DEVICE },
+    { hubCa: hub.ca, logger, monotonic: () => mono },
+  );
+  await until(() => expect(hub.subscriptions(DEVICE, MODULE).some((f) => f.includes('/inputs/'))).toBe(true));
+});
+
+afterAll(async () => {
+  await t?.stop();
+  await hub?.stop();
+});
+
+describe('refused input messages in the log', () => {
+  it('logs the first refusal of each kind, then one line a minute with the count, and stores every one', async () => {
+    await deliver(Array.from({ length: 30 }, (_, i) => ahead(i)));
+    await deliver(Array.from({ length: 5 }, () => '{"pumpId": "pump-skew", '));
+
+    const readings = logged('readings in an input message rejected');
+    expect(readings).toHaveLength(1);
+    expect(readings[0]).toMatchObject({ level: 40, input: 'readings', rejected: 1, first: expect.stringMatching(/^ts: .* ahead of the gateway clock/) });
+    const messages = logged('input message rejected');
+    expect(messages).toHaveLength(1);
+    expect(messages[0]!.reason).toMatch(/^body is not valid JSON/);
+
+    mono += 61_000; // a minute later, the same sensor still sends them
+    await deliver([ahead(30)]);
+    const after = logged('readings in an input message rejected');
+    expect(after).toHaveLength(2);
+    expect(after[1]).toMatchObject({ msg: 'readings in an input message rejected (30 more in the last 61 s)', repeats: 30, failures: 31 });
+    expect(logged('input message rejected')).toHaveLength(1);
+
+    const db = new Database(join(t.dir, 'data', 'buffer.sqlite'), { readonly: true });
+    try {
+      expect((db.prepare("SELECT count(*) n FROM rejected WHERE source = 'edge'").get() as { n: number }).n).toBe(36);
+    } finally {
+      db.close();
+    }
+  });
+});
