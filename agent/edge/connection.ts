@@ -10,6 +10,14 @@ import { safeErrorMessage } from '../../sync/redact.js';
 import type { Logger } from '../logger.js';
 
 export type ModuleClient = InstanceType<typeof device.ModuleClient>;
+
+/**
+ * How long a stop waits for each step that needs the hub (the last report, a connection attempt
+ * under way, the client's close): a hub that accepts the connection and never answers (frozen, a
+ * half-open link, a tarpit) must not hold the stop past IoT Edge's grace period, nor keep the
+ * steps after it (sync, buffer close, final checkpoint) from running.
+ */
+export const STOP_WAIT_MS = 2_000;
 export type HubState = 'connecting' | 'connected' | 'reconnecting' | 'disconnected' | 'stopped';
 
 export interface HubStatus {
@@ -28,6 +36,8 @@ export interface ConnectionOptions {
   attach: (client: ModuleClient) => void;
   /** Runs after every (re)connect: read the whole twin, flush pending messages. */
   onConnected: (client: ModuleClient) => Promise<void>;
+  /** Destroys the connection of a client the stop gives up on (its socket, which close() left open). */
+  abandon?: () => void;
   logger: Logger;
   backoff?: BackoffPolicy;
   clock?: () => number;
@@ -68,13 +78,26 @@ export class EdgeConnection {
     this.setState('reconnecting');
   }
 
+  /**
+   * Stops connecting and closes the client, waiting at most STOP_WAIT_MS for a connection attempt
+   * under way and as long for the close: past that the client is abandoned (our listeners dropped,
+   * its socket destroyed) and the stop goes on.
+   */
   async stop(): Promise<void> {
     this.stopping.abort();
-    await this.loop?.catch(() => undefined);
+    const loop = this.loop;
+    const attemptEnded = loop === null || (await settlesWithin(loop, STOP_WAIT_MS));
     const client = this.client;
     this.client = null;
     this.setState('stopped');
-    if (client) await closeQuietly(client);
+    if (!client) return;
+    if (attemptEnded && (await settlesWithin(closeQuietly(client), STOP_WAIT_MS))) return;
+    detach(client);
+    this.opts.abandon?.();
+    this.opts.logger.warn(
+      { waitedMs: STOP_WAIT_MS },
+      attemptEnded ? 'IoT Edge client did not close in time (the hub does not answer): abandoned' : 'IoT Edge client still connecting (the hub does not answer): abandoned',
+    );
   }
 
   private async connectLoop(): Promise<void> {
@@ -115,7 +138,7 @@ export class EdgeConnection {
         await closeQuietly(client);
       }
       if (this.client === client) this.client = null;
-      this.setState('disconnected');
+      if (!this.stopping.signal.aborted) this.setState('disconnected');
       return false;
     }
   }
@@ -160,6 +183,19 @@ export class EdgeConnection {
 function detach(client: ModuleClient): void {
   client.removeAllListeners();
   client.on('error', () => undefined);
+}
+
+/** Whether `p` settles within `ms` (how, and with what, does not matter here). */
+async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([p.then(() => true, () => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 async function closeQuietly(client: ModuleClient): Promise<void> {

@@ -8,7 +8,7 @@ import { stopEach, type AgentParts as Agent } from '../wiring/part.js';
 import type { Logger } from '../logger.js';
 import { AlertPublisher, ALERTS_OUTPUT, type Alert } from './alerts.js';
 import { configuredSource, createModuleClient, startLocalHub, type ClientSource, type LocalHubHandle } from './client.js';
-import { EdgeConnection, type ModuleClient } from './connection.js';
+import { EdgeConnection, STOP_WAIT_MS, type ModuleClient } from './connection.js';
 import { InputHandler } from './inputs.js';
 import { createModelUpdater, type ModelUpdateOptions } from './model-updates.js';
 import { PumpActivity } from './pump-activity.js';
@@ -163,6 +163,7 @@ export class EdgeRuntime {
       create: () => createModuleClient(clientSource, transport),
       attach: (client) => this.inputs.attach(client),
       onConnected: (client) => this.connected(client),
+      abandon: () => transport.destroyConnection(),
       logger: this.log,
       backoff: this.opts.connectBackoff,
     });
@@ -186,7 +187,7 @@ export class EdgeRuntime {
         {
           name: 'last report',
           stop: async () => {
-            if (this.connection?.current()) await Promise.race([this.reporter.flush(), new Promise((r) => setTimeout(r, 2_000).unref())]);
+            if (this.connection?.current()) await Promise.race([this.reporter.flush(), new Promise((r) => setTimeout(r, STOP_WAIT_MS).unref())]);
           },
         },
         { name: 'reporter', stop: () => this.reporter.stop() },

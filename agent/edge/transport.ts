@@ -35,6 +35,8 @@ interface MqttJsClient {
   on?: (event: 'message', listener: (topic: string, payload: Buffer, packet: MqttJsPacket) => void) => unknown;
   /** mqtt.js's own packet writer (queues while disconnected; a new connection is a new client). */
   _sendPacket?: (packet: { cmd: 'puback'; messageId: number }, cb?: (err?: Error) => void) => void;
+  /** mqtt.js: `end(true)` closes the socket at once, without waiting for the broker. */
+  end?: (force?: boolean) => unknown;
 }
 interface MqttProvider {
   connect: (uri: string, options: unknown) => MqttJsClient;
@@ -173,16 +175,21 @@ export interface TransportHooks {
 
 export type TransportCtor = new (authenticationProvider: any) => Mqtt;
 
-/** A transport class for ModuleClient.fromConnectionString / fromEnvironment, bound to `hooks`. */
-export function commitAckTransport(hooks: TransportHooks): TransportCtor & { ackAfterCommit: () => boolean } {
+/**
+ * A transport class for ModuleClient.fromConnectionString / fromEnvironment, bound to `hooks`.
+ * `destroyConnection()` closes the socket of the newest connection at once (mqtt.js `end(true)`):
+ * for a stop that gives up on a hub that does not answer, where the SDK's close would wait for it.
+ */
+export function commitAckTransport(hooks: TransportHooks): TransportCtor & { ackAfterCommit: () => boolean; destroyConnection: () => void } {
   let installed = false;
+  let newest: MqttJsClient | null = null;
   class CommitAckMqtt extends Mqtt {
     constructor(authenticationProvider: any) {
       super(authenticationProvider);
       const base = (this as unknown as { _mqtt?: { mqttProvider?: MqttProvider } })._mqtt;
       const inner = base?.mqttProvider;
       if (base && inner && typeof inner.connect === 'function') {
-        base.mqttProvider = { connect: (uri, options) => wrap(inner.connect(uri, options), hooks.gate) };
+        base.mqttProvider = { connect: (uri, options) => (newest = wrap(inner.connect(uri, options), hooks.gate)) };
         installed = true;
       }
       this.on('disconnect', (err: unknown) => hooks.onTransportDisconnect?.(err));
@@ -201,7 +208,15 @@ export function commitAckTransport(hooks: TransportHooks): TransportCtor & { ack
       });
     }
   }
-  return Object.assign(CommitAckMqtt, { ackAfterCommit: () => installed });
+  const destroyConnection = (): void => {
+    try {
+      newest?.end?.(true);
+    } catch {
+      // a client already closed: nothing to destroy
+    }
+    newest = null;
+  };
+  return Object.assign(CommitAckMqtt, { ackAfterCommit: () => installed, destroyConnection });
 }
 
 /** Moves mqtt.js to its next packet without a PUBACK (its publish handler sends none on an error). */

@@ -3,7 +3,9 @@
  * start-up, before the agent's own handlers exist (as PID 1 in a container an unhandled SIGTERM is
  * ignored until IoT Edge's SIGKILL), and a hub that accepts the connection and never answers.
  */
+import Database from 'better-sqlite3';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -38,5 +40,52 @@ describe('SIGTERM to the agent process', () => {
     expect(existsSync(join(data, 'buffer.sqlite'))).toBe(false);
     // and onnxruntime was loaded with its telemetry already off (inference/ort-telemetry.ts, imported first)
     expect(JSON.parse(readFileSync(hold.held, 'utf8'))).toEqual({ ORT_DISABLE_TELEMETRY: '1' });
+  });
+
+  it('stops within the grace, the buffer closed, when the hub accepts the connection and never answers', async () => {
+    // A tarpit: up at the TCP level, silent (a frozen broker, a half-open link).
+    const held: Socket[] = [];
+    const tarpit = createServer((socket) => {
+      held.push(socket);
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => tarpit.listen(0, '127.0.0.1', resolve));
+    const port = (tarpit.address() as AddressInfo).port;
+    const data = join(dir, 'data-tarpit');
+    const key = Buffer.alloc(32, 7).toString('base64');
+    try {
+      const agent = await startAgentProcess({
+        PUMPWATCH_DATA_DIR: data,
+        PUMPWATCH_DEFAULT_MODEL: model,
+        PUMPWATCH_HUB: 'auto',
+        PUMPWATCH_DEVICE_ID: 'gw-tarpit',
+        PUMPWATCH_MODULE_CONNECTION_STRING: `HostName=hub.example;DeviceId=gw-tarpit;ModuleId=pumpwatch;SharedAccessKey=${key};GatewayHostName=127.0.0.1:${port}`,
+        PUMPWATCH_LOG_LEVEL: 'info',
+      });
+      await agent.waitReady();
+      const res = await fetch(`${agent.url}/readings`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ pumpId: 'pump-1', ts: Date.now(), values: { Pressure: 0.4 } }),
+      });
+      expect(res.status).toBe(202);
+      await vi.waitFor(() => expect(held.length).toBeGreaterThan(0), { timeout: 30_000, interval: 20 }); // the client is connecting into it
+      agent.proc.kill('SIGTERM');
+
+      expect(await agent.exited).toBe(0);
+      expect(agent.output()).not.toContain('clean stop took longer');
+      expect(agent.output()).toContain('IoT Edge client still connecting (the hub does not answer): abandoned');
+      // The steps after the hub's ran: SQLite closed cleanly (the WAL checkpointed and deleted), the reading in the file.
+      expect(existsSync(join(data, 'buffer.sqlite-wal'))).toBe(false);
+      const db = new Database(join(data, 'buffer.sqlite'), { readonly: true });
+      try {
+        expect((db.prepare("SELECT count(*) n FROM readings WHERE pump_id = 'pump-1'").get() as { n: number }).n).toBe(1);
+      } finally {
+        db.close();
+      }
+    } finally {
+      for (const socket of held) socket.destroy();
+      await new Promise<void>((resolve) => tarpit.close(() => resolve()));
+    }
   });
 });
