@@ -193,9 +193,12 @@ export class Reporter {
       state: {
         agentVersion: snap.agentVersion,
         updatedAt: new Date().toISOString(),
-        buffer: pick(snap.buffer, ['rows', 'unsynced', 'bytes', 'maxBytes', 'evicted', 'oldestUnsyncedTs', 'error']),
-        sync: pick(snap.sync, ['state', 'lastSuccessAt', 'lastError', 'uploadedRows', 'uploadedBlobs']),
-        readings: snap.readings,
+        buffer: fields(snap.buffer, STATE_BUFFER_FIELDS),
+        sync: fields(snap.sync, STATE_SYNC_FIELDS),
+        // Per-pump refusals (/status `readings.refusedByPump`) are not reported: pumps leave that map
+        // and, a patch merging, would stay on the hub; and at up to 132 entries of 300 bytes it
+        // would not fit the 32 KB. null deletes what an earlier version reported.
+        readings: { ...fields(snap.readings, STATE_READINGS_FIELDS), refusedByPump: null },
       },
     };
     this.fit(doc, this.deps.pumps?.() ?? []);
@@ -361,9 +364,17 @@ function sectionFields(reported: Record<string, unknown>): Map<string, Set<strin
 }
 
 
-function pick(obj: unknown, keys: string[]): Record<string, unknown> | null {
-  if (!obj || typeof obj !== 'object') return null;
-  const out: Record<string, unknown> = {};
-  for (const k of keys) if (k in obj) out[k] = (obj as Record<string, unknown>)[k];
-  return out;
+/** The fields of `state` (agentVersion and updatedAt aside), from /status's snapshot. */
+const STATE_BUFFER_FIELDS = ['rows', 'unsynced', 'bytes', 'maxBytes', 'evicted', 'oldestUnsyncedTs', 'error'] as const;
+const STATE_SYNC_FIELDS = ['state', 'lastSuccessAt', 'lastError', 'uploadedRows', 'uploadedBlobs'] as const;
+const STATE_READINGS_FIELDS = ['accepted', 'rejected', 'scored', 'unscored', 'anomalies', 'imputed', 'refusedUntracked'] as const;
+
+/**
+ * Every one of `keys`, null for those `obj` lacks. A reported patch merges into what the hub holds,
+ * so a field left out keeps its old value there: the buffer's error after it opened again, the
+ * last run's counts while it is closed. null deletes it.
+ */
+function fields(obj: unknown, keys: readonly string[]): Record<string, unknown> {
+  const from = obj !== null && typeof obj === 'object' ? (obj as Record<string, unknown>) : {};
+  return Object.fromEntries(keys.map((k) => [k, from[k] ?? null]));
 }
