@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import type { DesiredModel } from '../../inference/updater.js';
 import { CONFIG_KEYS, TWIN_SETTINGS, type Config, type ConfigKey } from '../config.js';
-import { PUMP_ID_PATTERN } from '../ingest/validate.js';
+import { describe, PUMP_ID_PATTERN } from '../ingest/validate.js';
 
 /** The desired setting sections (TWIN_SETTINGS of the config: each field and its config key). */
 export type SectionName = keyof typeof TWIN_SETTINGS;
@@ -16,13 +16,23 @@ export const SECTION_NAMES = Object.keys(TWIN_SETTINGS) as SectionName[];
 
 const VERSION = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
-const modelEntry = z.strictObject({
-  version: z.string({ error: 'version: expected a string' }).regex(VERSION, 'version: 1-128 letters, digits, . _ : - (starting with a letter or digit)'),
-  url: z.string({ error: 'url: expected a string' }).url('url: not a valid URL'),
-  sha256: z.string({ error: 'sha256: expected a string' }).regex(/^[0-9a-fA-F]{64}$/, 'sha256: expected 64 hex digits'),
-  size: z.number({ error: 'size: expected a number of bytes' }).int('size: expected an integer').positive('size: must be > 0'),
-  shadow: z.boolean({ error: 'shadow: expected true or false' }).optional(),
-});
+/**
+ * A field's type error: `is required` when the entry lacks it, else what it must be and what it is
+ * (zod's issue keeps no input, so the message is made here, where the input is known).
+ */
+const typeError = (field: string, expected: string) => (iss: { input?: unknown }) =>
+  iss.input === undefined ? `${field}: is required` : `${field}: expected ${expected}, got ${describe(iss.input)}`;
+
+const modelEntry = z.strictObject(
+  {
+    version: z.string({ error: typeError('version', 'a string') }).regex(VERSION, 'version: 1-128 letters, digits, . _ : - (starting with a letter or digit)'),
+    url: z.string({ error: typeError('url', 'a URL string') }).url('url: not a valid URL'),
+    sha256: z.string({ error: typeError('sha256', 'a string of 64 hex digits') }).regex(/^[0-9a-fA-F]{64}$/, 'sha256: expected 64 hex digits'),
+    size: z.number({ error: typeError('size', 'a number of bytes') }).int('size: expected an integer').positive('size: must be > 0'),
+    shadow: z.boolean({ error: typeError('shadow', 'true or false') }).optional(),
+  },
+  { error: (iss) => (iss.code === 'unrecognized_keys' ? `unknown field ${iss.keys.map((k) => `"${k}"`).join(', ')}` : `expected a model entry { version, url, sha256, size }, got ${describe(iss.input)}`) },
+);
 
 export type ParsedModels = { entries: Record<string, DesiredModel>; invalid: Record<string, string> };
 
@@ -71,8 +81,6 @@ export function parseSection(name: SectionName, raw: unknown): { values: Partial
 
 function describeIssue(issue: z.core.$ZodIssue | undefined): string {
   if (!issue) return 'invalid model entry';
-  if (issue.code === 'unrecognized_keys') return `unknown field ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
   const path = issue.path.map(String).join('.');
-  if (issue.code === 'invalid_type' && issue.input === undefined) return `${path}: is required`;
   return issue.message.includes(':') || !path ? issue.message : `${path}: ${issue.message}`;
 }

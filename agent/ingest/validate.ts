@@ -41,7 +41,8 @@ const readingSchema = z.strictObject(
   { error: (iss) => (iss.code === 'unrecognized_keys' ? `unknown field ${iss.keys.map((k) => `"${k}"`).join(', ')}` : `expected a reading object, got ${describe(iss.input)}`) },
 );
 
-function describe(v: unknown): string {
+/** A value a check refused, for its message: its type, a number itself, a string's first 40 characters. */
+export function describe(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'an array';
   if (typeof v === 'string') return `string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`;

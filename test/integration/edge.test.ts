@@ -222,6 +222,11 @@ describe('the agent as an IoT Edge module on the local hub', () => {
     await until(() => expect(reported().models.default).toMatchObject({ version: 'v5', status: 'rejected', ac: 400, av: v }));
     expect(reported().models.default.ad).toBe('rejected: sha256: expected 64 hex digits');
     expect(t.agent.engine.model('default')?.version).toBe('v2');
+    // A field of the wrong type is told as such, not as missing.
+    const wrongType = hub.updateDesired(DEVICE, MODULE, { models: { default: { version: 'v6', url: 12, sha256: 'ab'.repeat(32), size: 10 } } });
+    await until(() => expect(reported().models.default).toMatchObject({ version: 'v6', status: 'rejected', ac: 400, av: wrongType }));
+    expect(reported().models.default.ad).toBe('rejected: url: expected a URL string, got 12');
+    expect(t.agent.engine.model('default')?.version).toBe('v2');
   });
 
   it('applies twin changes made while the broker was down once it is back, and sends alerts held meanwhile', async () => {
