@@ -57,23 +57,53 @@ export const MIN_SIMULATE_RATE_HZ = 0.001;
 const optionalText = z.string().min(1).optional();
 
 /**
- * A Blob Storage connection string, checked at start-up by the SDK's own parser (no request is
- * made): a malformed one would otherwise start the agent, fail every sync and retry it every
- * 15 minutes with a value that can never work. The SDK's reason names the part that is wrong,
- * never the value.
+ * Why an SDK's own parser refuses a connection string (no request is made), or null when it takes
+ * it: a malformed one would otherwise start the agent and fail every attempt to connect, retried
+ * for ever with a value that can never work. The SDK's reason names the part that is wrong; it is
+ * kept only when short and free of the value, which is a secret.
  */
+function sdkRefusal(value: string, parse: (value: string) => unknown): string | null {
+  try {
+    parse(value);
+    return null;
+  } catch (err) {
+    return err instanceof Error && err.message.length <= 200 && !err.message.includes(value) ? `: ${err.message}` : '';
+  }
+}
+
+/** A Blob Storage connection string, checked at start-up by the Blob SDK's parser (sdkRefusal). */
 const blobConnectionString = optionalText.superRefine((value, ctx) => {
   if (value === undefined) return;
-  try {
-    // Loaded only when a connection string is set (the sync then loads it anyway): about 10 MB of
-    // heap an agent with sync off or a SAS URL does not need.
-    const { BlobServiceClient } = createRequire(import.meta.url)('@azure/storage-blob') as typeof import('@azure/storage-blob');
-    BlobServiceClient.fromConnectionString(value);
-  } catch (err) {
-    const reason = err instanceof Error && err.message.length <= 200 && !err.message.includes(value) ? `: ${err.message}` : '';
+  // Loaded only when a connection string is set (the sync then loads it anyway): about 10 MB of
+  // heap an agent with sync off or a SAS URL does not need.
+  const { BlobServiceClient } = createRequire(import.meta.url)('@azure/storage-blob') as typeof import('@azure/storage-blob');
+  const reason = sdkRefusal(value, (v) => BlobServiceClient.fromConnectionString(v));
+  if (reason !== null) {
     ctx.addIssue({ code: 'custom', message: `not a Blob Storage connection string${reason} (expected DefaultEndpointsProtocol=…;AccountName=…;AccountKey=…, BlobEndpoint=…;SharedAccessSignature=…, or UseDevelopmentStorage=true)` });
   }
 });
+
+/** What the IoT SDK's ModuleClient.fromConnectionString takes (it signs in with a shared access key only). */
+const MODULE_CONNECTION_STRING_RULE = 'HostName=…;DeviceId=…;ModuleId=…;SharedAccessKey=…, optionally ;GatewayHostName=host:port';
+
+/**
+ * Why a module connection string cannot sign in as a module, or null when it can: the IoT SDK's
+ * parser (HostName, DeviceId, one credential), then what ModuleClient needs beyond a device's
+ * string. Without DeviceId the client failed every attempt ("missing the property: DeviceId"), and
+ * without ModuleId it signed in as the device and was refused ("Not authorized"), both for ever.
+ */
+function moduleConnectionStringProblem(value: string): string | null {
+  // The SDK is loaded only here, when the string is the one used: the edge part then loads it anyway.
+  const device = createRequire(import.meta.url)('azure-iot-device') as typeof import('azure-iot-device');
+  let parsed: Record<string, string | undefined> = {};
+  const reason = sdkRefusal(value, (v) => (parsed = device.ConnectionString.parse(v) as unknown as Record<string, string | undefined>));
+  const problem =
+    reason !== null ? `not a module connection string${reason}`
+    : !parsed.ModuleId ? 'not a module connection string: it has no ModuleId: a device\'s connection string? (`az iot hub module-identity connection-string show` gives the module\'s)'
+    : !parsed.SharedAccessKey ? 'not a module connection string the agent can use: it has no SharedAccessKey, and the IoT SDK signs a module in with a shared access key only (not SharedAccessSignature or x509)'
+    : null;
+  return problem === null ? null : `${problem}; expected ${MODULE_CONNECTION_STRING_RULE}`;
+}
 
 function key<T extends z.ZodType>(spec: KeySpec<T>): KeySpec<T> {
   return spec;
@@ -115,7 +145,7 @@ export const CONFIG_KEYS = {
   defaultModel: key({ env: 'PUMPWATCH_DEFAULT_MODEL', schema: z.string().min(1).optional(), unit: 'path', description: 'model file loaded as `default` when no default is active; default: the one bundled with the agent' }),
   modelMaxBytes: key({ env: 'PUMPWATCH_MODEL_MAX_BYTES', schema: int(1024, 1 << 30).default(64 * 1024 * 1024), unit: 'bytes', description: 'largest model download' }),
   modelDownloadTimeoutSeconds: key({ env: 'PUMPWATCH_MODEL_DOWNLOAD_TIMEOUT_SECONDS', schema: int(1, 3600).default(120), unit: 's', description: 'model download timeout' }),
-  moduleConnectionString: key({ env: 'PUMPWATCH_MODULE_CONNECTION_STRING', schema: optionalText, unit: 'text', secret: true, description: 'module connection string (outside IoT Edge; GatewayHostName=host:port reaches a gateway or a local hub)' }),
+  moduleConnectionString: key({ env: 'PUMPWATCH_MODULE_CONNECTION_STRING', schema: optionalText, unit: 'text', secret: true, accepts: MODULE_CONNECTION_STRING_RULE, description: 'module connection string (outside IoT Edge; GatewayHostName=host:port reaches a gateway or a local hub); checked at start-up unless PUMPWATCH_HUB is off' }),
   moduleCaFile: key({ env: 'EdgeModuleCACertificateFile', schema: optionalText, unit: 'path', description: 'CA certificate (PEM) the module client trusts; set by IoT Edge, or for a module connection string' }),
   moduleId: key({ env: 'IOTEDGE_MODULEID', schema: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, MODULE_ID_RULE).default('pumpwatch'), unit: 'id', accepts: MODULE_ID_RULE, description: 'module id (set by IoT Edge; the local hub uses it standalone)' }),
   syncBatchMaxBytes: key({ env: 'PUMPWATCH_SYNC_BATCH_MAX_BYTES', schema: int(4096, 1 << 30).default(512 * 1024), unit: 'bytes', description: 'uncompressed JSON bytes per uploaded blob at most (approximate; smaller blobs keep ingest latency low during a drain, see bench/sync)' }),
@@ -204,6 +234,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // CONFIG_KEYS.simulate.alsoRule says this rule in the reference.
   if (values.simulate !== undefined && values.simulate > values.maxPumps) {
     throw new ConfigError([`PUMPWATCH_SIMULATE=${values.simulate}: more simulated pumps than PUMPWATCH_MAX_PUMPS (${values.maxPumps}) allows; raise it or simulate fewer`]);
+  }
+  // The string configuredSource (agent/edge/client.ts) connects with: IoT Edge's own variables
+  // (IOTEDGE_*, EdgeHubConnectionString) are read by the SDK, and nothing is read with the hub off.
+  if (values.hub !== 'off' && values.moduleConnectionString !== undefined) {
+    const problem = moduleConnectionStringProblem(values.moduleConnectionString);
+    if (problem !== null) throw new ConfigError([`${CONFIG_KEYS.moduleConnectionString.env}=${describeValue(CONFIG_KEYS.moduleConnectionString, values.moduleConnectionString)}: ${problem}`]);
   }
   const resolvedDeviceId = values.deviceId ?? env.IOTEDGE_DEVICEID ?? hostname();
   if (!DEVICE_ID.test(resolvedDeviceId)) {

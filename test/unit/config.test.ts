@@ -34,6 +34,38 @@ describe('the agent configuration', () => {
     ]) expect(problems({ PUMPWATCH_BLOB_CONNECTION_STRING: ok }), ok).toEqual([]);
   });
 
+  it('refuses a module connection string the module client cannot sign in with, naming the missing part, without echoing it', () => {
+    const key = 'c2VjcmV0S2V5';
+    const cases: Array<[string, RegExp]> = [
+      [`HostName=hub.azure-devices.net;SharedAccessKey=${key}`, /: not a module connection string: The connection string is missing the property: DeviceId; expected HostName=…;DeviceId=…;ModuleId=…;SharedAccessKey=…/],
+      [`DeviceId=gw-1;ModuleId=pumpwatch;SharedAccessKey=${key}`, /: not a module connection string: The connection string is missing the property: HostName; /],
+      [`HostName=hub.azure-devices.net;DeviceId=gw-1;SharedAccessKey=${key}`, /: not a module connection string: it has no ModuleId: a device's connection string\? /],
+      [`HostName=hub.azure-devices.net;DeviceId=gw-1;ModuleId=pumpwatch;SharedAccessSignature=SharedAccessSignature sr=x&sig=${key}`, /: not a module connection string the agent can use: it has no SharedAccessKey, /],
+      [`HostName=hub.azure-devices.net;DeviceId=gw-1;ModuleId=pumpwatch`, /: not a module connection string: The connection string must contain either a SharedAccessKey, SharedAccessSignature or x509=true; /],
+    ];
+    for (const [bad, reason] of cases) {
+      const found = problems({ PUMPWATCH_MODULE_CONNECTION_STRING: bad });
+      expect(found, bad).toEqual([expect.stringMatching(/^PUMPWATCH_MODULE_CONNECTION_STRING=\(value hidden\): /)]);
+      expect(found[0], bad).toMatch(reason);
+      expect(found.join(' ')).not.toContain(key);
+    }
+    // The local hub's form (agent/local-hub: with GatewayHostName), and IoT Hub's.
+    for (const ok of [
+      `HostName=localhub;DeviceId=gw-1;ModuleId=pumpwatch;SharedAccessKey=${key};GatewayHostName=localhost:8883`,
+      `HostName=hub.azure-devices.net;DeviceId=gw-1;ModuleId=pumpwatch;SharedAccessKey=${key}`,
+    ]) expect(problems({ PUMPWATCH_MODULE_CONNECTION_STRING: ok }), ok).toEqual([]);
+  });
+
+  it('checks the module connection string only when it is the one the agent connects with', () => {
+    // With the hub off no client is made; IoT Edge's own variables are read by the SDK, not checked here.
+    expect(problems({ PUMPWATCH_HUB: 'off', PUMPWATCH_MODULE_CONNECTION_STRING: 'HostName=hub.azure-devices.net' })).toEqual([]);
+    expect(loadConfig({ IOTEDGE_WORKLOADURI: 'unix:///var/run/iotedge/workload.sock', IOTEDGE_DEVICEID: 'gw-1', IOTEDGE_MODULEID: 'pumpwatch' }).edge).toBe(true);
+    // Set beside IoT Edge's variables, the string is what the agent connects with (agent/edge/client.ts): checked.
+    expect(problems({ IOTEDGE_WORKLOADURI: 'unix:///var/run/iotedge/workload.sock', PUMPWATCH_MODULE_CONNECTION_STRING: 'HostName=hub.azure-devices.net' })).toEqual([
+      expect.stringMatching(/^PUMPWATCH_MODULE_CONNECTION_STRING=\(value hidden\): not a module connection string: The connection string is missing the property: DeviceId; /),
+    ]);
+  });
+
   it('takes only container names Blob Storage accepts', () => {
     for (const ok of ['pumpwatch', 'abc', 'a-b-c', 'x1-2y', 'a'.repeat(63)]) expect(problems({ PUMPWATCH_BLOB_CONTAINER: ok }), ok).toEqual([]);
     for (const bad of ['ab', 'a--b', '-ab', 'ab-', 'Pumps', 'a_b', 'a'.repeat(64)]) {
