@@ -68,9 +68,10 @@ RUN mkdir -p /data && chown node:node /data
 USER node
 VOLUME ["/data"]
 EXPOSE 8080
-# Liveness: /healthz names the failing part. fetch() is built into Node; no curl in the slim image.
+# Liveness: /healthz names the failing part. agent/healthcheck.ts asks it at the agent's own
+# address and port, over HTTPS when PUMPWATCH_HTTP_TLS_CERT_FILE is set (no curl in the slim image).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PUMPWATCH_HTTP_PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+  CMD ["node", "dist/agent/healthcheck.js"]
 # node is PID 1 and handles SIGTERM itself (agent/cli.ts: clean stop, exit 0); IoT Edge sends SIGTERM.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["node", "--max-semi-space-size=8", "dist/agent/cli.js"]

@@ -5,6 +5,7 @@
 import { earlySignal, handleSignals, releaseSignals, signalsDelivered } from './early.js';
 import { Agent } from './main.js';
 import { ConfigError, configReference, loadConfig, unknownVariableWarning } from './config.js';
+import { localUrl } from './http/local-url.js';
 import { createLogger } from './logger.js';
 import { applyRuntimeV8Flags } from './node-flags.js';
 import { runSimulateCli } from './simulate-cli.js';
@@ -98,8 +99,7 @@ async function runAgent(): Promise<number> {
   }
   if (stopping()) return -1; // a signal came during start-up: the stop it began exits
   const addr = agent.httpAddress();
-  const host = addr && (addr.host === '0.0.0.0' || addr.host === '::') ? '127.0.0.1' : addr?.host;
-  const where = addr ? `http://${host}:${addr.port}/` : '(no status endpoint)';
+  const where = addr ? localUrl(addr.host, addr.port, addr.tls) : '(no status endpoint)';
   const sim = config.resolvedSimulate > 0 ? `${config.resolvedSimulate} simulated pumps, ` : '';
   process.stdout.write(`PumpWatch agent running: status page ${where} (${sim}buffer in ${config.dataDir}); Ctrl-C stops it\n`);
   return -1; // keep running until a signal

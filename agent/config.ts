@@ -120,6 +120,8 @@ export const CONFIG_KEYS = {
   httpHost: key({ env: 'PUMPWATCH_HTTP_HOST', schema: z.string().min(1).default('127.0.0.1'), unit: 'address', description: 'status endpoint address (0.0.0.0 in the container)' }),
   httpPort: key({ env: 'PUMPWATCH_HTTP_PORT', schema: int(0, 65535).default(8080), unit: 'port', description: 'status endpoint port (0 = any free port)' }),
   statusToken: key({ env: 'PUMPWATCH_STATUS_TOKEN', schema: optionalText, unit: 'text', secret: true, description: 'bearer token for every route but /healthz, /readyz and the page\'s own files; unset: those routes answer loopback only' }),
+  httpTlsCertFile: key({ env: 'PUMPWATCH_HTTP_TLS_CERT_FILE', schema: optionalText, unit: 'path', accepts: 'a PEM certificate file (the server\'s certificate, then its chain)', alsoRule: 'set with PUMPWATCH_HTTP_TLS_KEY_FILE', description: 'the status endpoint serves HTTPS with this certificate (read at start-up: a restart picks up a new one); unset: plain HTTP, where the status token is only as safe as the LAN' }),
+  httpTlsKeyFile: key({ env: 'PUMPWATCH_HTTP_TLS_KEY_FILE', schema: optionalText, unit: 'path', accepts: 'a PEM private key file without a passphrase', alsoRule: 'set with PUMPWATCH_HTTP_TLS_CERT_FILE', description: 'private key of PUMPWATCH_HTTP_TLS_CERT_FILE' }),
   blobConnectionString: key({ env: 'PUMPWATCH_BLOB_CONNECTION_STRING', schema: blobConnectionString, unit: 'text', secret: true, description: 'Blob Storage connection string (sync target)' }),
   blobSasUrl: key({ env: 'PUMPWATCH_BLOB_SAS_URL', schema: z.string().url().optional(), unit: 'URL', secret: true, description: 'container SAS URL (alternative to the connection string)' }),
   blobContainer: key({ env: 'PUMPWATCH_BLOB_CONTAINER', schema: z.string().regex(/^(?=.{3,63}$)[a-z0-9]+(?:-[a-z0-9]+)*$/, `a container name: ${CONTAINER_RULE}`).default('pumpwatch'), unit: 'name', accepts: CONTAINER_RULE, description: 'Blob container' }),
@@ -234,6 +236,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // CONFIG_KEYS.simulate.alsoRule says this rule in the reference.
   if (values.simulate !== undefined && values.simulate > values.maxPumps) {
     throw new ConfigError([`PUMPWATCH_SIMULATE=${values.simulate}: more simulated pumps than PUMPWATCH_MAX_PUMPS (${values.maxPumps}) allows; raise it or simulate fewer`]);
+  }
+  // CONFIG_KEYS.httpTls*File.alsoRule say this rule in the reference.
+  if ((values.httpTlsCertFile === undefined) !== (values.httpTlsKeyFile === undefined)) {
+    const [set, missing] = values.httpTlsCertFile === undefined ? [CONFIG_KEYS.httpTlsKeyFile, CONFIG_KEYS.httpTlsCertFile] : [CONFIG_KEYS.httpTlsCertFile, CONFIG_KEYS.httpTlsKeyFile];
+    throw new ConfigError([`${missing.env} is not set, but ${set.env} is: set both for HTTPS, or neither for plain HTTP`]);
   }
   // The string configuredSource (agent/edge/client.ts) connects with: IoT Edge's own variables
   // (IOTEDGE_*, EdgeHubConnectionString) are read by the SDK, and nothing is read with the hub off.

@@ -15,6 +15,7 @@ import { HousekeepingThread } from './housekeeping.js';
 import { registerCoreRoutes } from './http/core-routes.js';
 import { registerReadingsRoute } from './http/readings-route.js';
 import { StatusServer } from './http/server.js';
+import { readStatusTls, type StatusTls } from './http/tls.js';
 import { PumpRoster } from './ingest/pump-roster.js';
 import { IngestPipeline } from './ingest/pipeline.js';
 import type { Logger } from './logger.js';
@@ -49,8 +50,9 @@ const SEED_ROWS_FACTOR = 4;
 
 /**
  * The composition root: builds every part with its dependencies, starts them in order
- * (store → models → inference → sync → edge client → status server) and stops them in reverse,
- * each step on its own, the SQLite store closed last. Constructors only assign; start() does I/O.
+ * (the status endpoint's certificate, read first → store → models → inference → sync → edge
+ * client → status server) and stops them in reverse, each step on its own, the SQLite store closed
+ * last. Constructors only assign; start() does I/O.
  */
 export class Agent implements AgentParts {
   readonly config: Config;
@@ -82,6 +84,8 @@ export class Agent implements AgentParts {
   /** Attempts to open the buffer since it was last open. */
   private bufferAttempts = 0;
   private statsCache: { at: number; stats: BufferStats } | null = null;
+  /** The status endpoint's certificate and key (PUMPWATCH_HTTP_TLS_*), read first at start; null: plain HTTP. */
+  private statusTls: StatusTls | null = null;
 
   /** The pump board's monotonic clock (AgentOptions.monotonic); undefined: performance.now. */
   readonly monotonic: (() => number) | undefined;
@@ -154,6 +158,14 @@ export class Agent implements AgentParts {
   private compose(): void {
     const { config } = this;
     this.parts.push(
+      // First: a certificate or key that cannot be used stops the agent before anything else starts.
+      {
+        name: 'http-tls',
+        start: async () => {
+          this.statusTls = await readStatusTls(config);
+        },
+        stop: () => undefined,
+      },
       {
         name: 'buffer',
         start: () => {
@@ -195,8 +207,10 @@ export class Agent implements AgentParts {
       {
         name: 'http',
         start: async () => {
-          const addr = await this.server.start(config.httpHost, config.httpPort);
-          this.logger.info({ component: 'http', host: addr.address, port: addr.port }, 'status endpoint listening');
+          const tls = this.statusTls;
+          const addr = await this.server.start(config.httpHost, config.httpPort, tls ?? undefined);
+          this.logger.info({ component: 'http', host: addr.address, port: addr.port, tls: tls !== null }, tls ? 'status endpoint listening (HTTPS)' : 'status endpoint listening (plain HTTP)');
+          if (tls) this.logCertificate(tls);
         },
         stop: () => this.server.stop(),
       },
@@ -441,9 +455,19 @@ export class Agent implements AgentParts {
     await stopEach(parts, (name, err) => this.logger.error({ component: name, err: { message: safeErrorMessage(err) } }, 'stop step failed'));
   }
 
-  httpAddress(): { host: string; port: number } | null {
+  /** Where the status endpoint listens, and whether it speaks HTTPS. */
+  httpAddress(): { host: string; port: number; tls: boolean } | null {
     const a = this.server.address();
-    return a ? { host: a.address, port: a.port } : null;
+    return a ? { host: a.address, port: a.port, tls: this.statusTls !== null } : null;
+  }
+
+  /** The certificate served, and a warning when browsers will refuse it by the gateway's clock. */
+  private logCertificate(tls: StatusTls): void {
+    const fields = { component: 'http', subject: tls.subject, subjectAltName: tls.subjectAltName, validFrom: tls.validFrom.toISOString(), validTo: tls.validTo.toISOString() };
+    const now = (this.options.clock ?? Date.now)();
+    if (now > tls.validTo.getTime()) this.logger.warn(fields, `the status endpoint's certificate expired at ${fields.validTo}: browsers refuse it; replace ${CONFIG_KEYS.httpTlsCertFile.env} and ${CONFIG_KEYS.httpTlsKeyFile.env} and restart`);
+    else if (now < tls.validFrom.getTime()) this.logger.warn(fields, `the status endpoint's certificate is valid only from ${fields.validFrom} (is the gateway clock behind?): browsers refuse it until then`);
+    else this.logger.info(fields, 'status endpoint certificate');
   }
 }
 

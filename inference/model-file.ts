@@ -24,7 +24,7 @@ export async function loadModelFile(path: string): Promise<LoadedModel> {
   try {
     bytes = await readFile(path);
   } catch (err) {
-    throw new ModelFileError(path, fileProblem(err as NodeJS.ErrnoException));
+    throw new ModelFileError(path, fileProblem(err as NodeJS.ErrnoException, 'a model file'));
   }
   try {
     return await LoadedModel.fromBytes(bytes, path);
@@ -34,14 +34,15 @@ export async function loadModelFile(path: string): Promise<LoadedModel> {
   }
 }
 
-function fileProblem(err: NodeJS.ErrnoException): string {
+/** Why a file given by path cannot be read, in plain words; `kind` is what it should be (`a model file`). */
+export function fileProblem(err: NodeJS.ErrnoException, kind: string): string {
   switch (err.code) {
     case 'ENOENT':
       return 'no such file';
     case 'ENOTDIR':
       return 'no such file (a folder on its path is a file)';
     case 'EISDIR':
-      return 'is a folder, not a model file';
+      return `is a folder, not ${kind}`;
     case 'EACCES':
     case 'EPERM':
       return 'not readable (permission denied)';

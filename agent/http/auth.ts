@@ -73,7 +73,7 @@ export function authorize(req: IncomingMessage, token: string | undefined): void
       throw new HttpError(
         403,
         'PW_FORBIDDEN',
-        `no status token is configured, so data endpoints answer only when the gateway is addressed as localhost or by IP address, not as ${(req.headers.host ?? '').slice(0, 200)} (a protection against DNS rebinding); open http://127.0.0.1:<port>/ or set PUMPWATCH_STATUS_TOKEN`,
+        `no status token is configured, so data endpoints answer only when the gateway is addressed as localhost or by IP address, not as ${(req.headers.host ?? '').slice(0, 200)} (a protection against DNS rebinding); open ${'encrypted' in req.socket ? 'https' : 'http'}://127.0.0.1:<port>/ or set PUMPWATCH_STATUS_TOKEN`,
       );
     }
     return;

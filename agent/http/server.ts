@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../logger.js';
 import { RepeatLog } from '../repeat-log.js';
@@ -31,12 +32,14 @@ interface Route {
 }
 
 /**
- * The status endpoint: a small router on node:http. Routes are added by the parts that own them
- * (core status, readings, page, labels); authentication and error mapping happen here only.
+ * The status endpoint: a small router on node:http, or node:https when given a certificate and key
+ * (PUMPWATCH_HTTP_TLS_*: the token and the page's traffic cross the gateway's LAN). Routes are
+ * added by the parts that own them (core status, readings, page, labels); authentication and error
+ * mapping happen here only.
  */
 export class StatusServer {
   private readonly routes: Route[] = [];
-  private server: Server | null = null;
+  private server: Server | HttpsServer | null = null;
   /**
    * Server-side failures per route and error code. An outage answers every request the same way
    * (the buffer full: each POST /readings gets 507, ten a second from one sensor client): one
@@ -59,10 +62,13 @@ export class StatusServer {
     this.routes.push({ method, path, pattern, names, public: opts.public ?? false, handler });
   }
 
-  async start(host: string, port: number): Promise<AddressInfo> {
-    const server = createServer((req, res) => {
+  /** Listens on `host`:`port`; with `tls` (PEM certificate chain and key), HTTPS only. */
+  async start(host: string, port: number, tls?: { cert: string; key: string }): Promise<AddressInfo> {
+    const handler = (req: IncomingMessage, res: ServerResponse): void => {
       void this.handle(req, res);
-    });
+    };
+    // A client speaking plain HTTP to the HTTPS port fails its handshake and is closed: no answer in clear.
+    const server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key }, handler) : createServer(handler);
     server.keepAliveTimeout = 5_000;
     server.headersTimeout = 10_000;
     server.requestTimeout = 120_000;

@@ -64,11 +64,13 @@ async function errorOf(res) {
     // address (a name could be a DNS-rebinding site's): say which of the two stood in the way.
     const host = location.hostname.replace(/^\[|\]$/g, '');
     const localName = host === 'localhost' || /^[\d.]+$/.test(host) || host.includes(':');
+    // This page's own scheme and port (https when the agent serves TLS).
+    const local = (name) => `${location.protocol}//${name}:${location.port || (location.protocol === 'https:' ? '443' : '80')}/`;
     return new ApiError(
       'forbidden',
       localName
         ? 'This gateway has no status token set, so it only answers on the gateway itself. Ask an administrator to set PUMPWATCH_STATUS_TOKEN, then sign in with it.'
-        : `This gateway has no status token set, so it answers only when this page is opened on the gateway itself as http://127.0.0.1:${location.port || '80'}/ or http://localhost:${location.port || '80'}/, not by the name ${host}. Open it that way, or ask an administrator to set PUMPWATCH_STATUS_TOKEN and sign in with it.`,
+        : `This gateway has no status token set, so it answers only when this page is opened on the gateway itself as ${local('127.0.0.1')} or ${local('localhost')}, not by the name ${host}. Open it that way, or ask an administrator to set PUMPWATCH_STATUS_TOKEN and sign in with it.`,
       code,
     );
   }

@@ -160,6 +160,15 @@ describe('the container image with nothing configured', () => {
     // The local hub is a development tool: the image runs without one.
     expect(output()).toContain('running without a hub');
   }, 60_000);
+
+  it("is healthy by the Dockerfile's HEALTHCHECK command, run in the image layout", () => {
+    const cmd = JSON.parse(/^HEALTHCHECK [^\n]*\\\n\s*CMD (\[.*\])$/m.exec(readFileSync(join(root, 'Dockerfile'), 'utf8'))![1]!) as string[];
+    expect(cmd[0]).toBe('node');
+    // The image's environment: all interfaces, the port the agent listens on.
+    const r = spawnSync(process.execPath, [...NODE_FLAGS, ...cmd.slice(1)], { cwd: app, env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production', PUMPWATCH_HTTP_HOST: '0.0.0.0', PUMPWATCH_HTTP_PORT: new URL(run!.url).port }, encoding: 'utf8', timeout: 30_000 });
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/healthz: 200 /);
+  });
 });
 
 describe('the container image as IoT Edge runs it', () => {

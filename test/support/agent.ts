@@ -50,7 +50,7 @@ export async function startTestAgent(env: Record<string, string> = {}, opts: { m
   return {
     agent,
     dir,
-    url: `http://127.0.0.1:${addr.port}`,
+    url: `${addr.tls ? 'https' : 'http'}://127.0.0.1:${addr.port}`,
     stop: async () => {
       await agent.stop();
       rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });

@@ -4,6 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { packageRoot } from '../../agent/paths.js';
+import { httpsRequest } from './https.js';
 
 export { freePort } from '../../agent/azurite.js';
 import { freePort } from '../../agent/azurite.js';
@@ -17,8 +18,11 @@ export interface AgentProcess {
   waitReady: (timeoutMs?: number) => Promise<void>;
 }
 
-/** `nodeArgs`: node's own options before the script (a `--require` preload, say). */
-export async function startAgentProcess(env: Record<string, string>, port?: number, opts: { nodeArgs?: string[] } = {}): Promise<AgentProcess> {
+/**
+ * `opts.nodeArgs`: node's own options before the script (a `--require` preload, say). `opts.ca`: the
+ * agent serves HTTPS (PUMPWATCH_HTTP_TLS_* in `env`) with a certificate of this CA, which waitReady trusts.
+ */
+export async function startAgentProcess(env: Record<string, string>, port?: number, opts: { nodeArgs?: string[]; ca?: string } = {}): Promise<AgentProcess> {
   const httpPort = port ?? (await freePort());
   const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), join(packageRoot(), 'dist', 'agent', 'cli.js')], {
     env: {
@@ -36,13 +40,15 @@ export async function startAgentProcess(env: Record<string, string>, port?: numb
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | string>((resolve) => proc.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
-  const url = `http://127.0.0.1:${httpPort}`;
+  const { ca } = opts;
+  const url = `${ca === undefined ? 'http' : 'https'}://127.0.0.1:${httpPort}`;
+  const readyStatus = async (): Promise<number> => (ca === undefined ? (await fetch(`${url}/readyz`)).status : (await httpsRequest(`${url}/readyz`, { ca })).status);
   const waitReady = async (timeoutMs = 30_000): Promise<void> => {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       if (proc.exitCode !== null) throw new Error(`agent exited with ${proc.exitCode} before it was ready:\n${out}`);
       try {
-        if ((await fetch(`${url}/readyz`)).status === 200) return;
+        if ((await readyStatus()) === 200) return;
       } catch {
         // not listening yet
       }

@@ -66,6 +66,13 @@ describe('the agent configuration', () => {
     ]);
   });
 
+  it('takes the status endpoint certificate and key together or not at all, naming the one missing', () => {
+    expect(problems({ PUMPWATCH_HTTP_TLS_CERT_FILE: '/tls/cert.pem' })).toEqual(['PUMPWATCH_HTTP_TLS_KEY_FILE is not set, but PUMPWATCH_HTTP_TLS_CERT_FILE is: set both for HTTPS, or neither for plain HTTP']);
+    expect(problems({ PUMPWATCH_HTTP_TLS_KEY_FILE: '/tls/key.pem', PUMPWATCH_HTTP_TLS_CERT_FILE: '' })).toEqual(['PUMPWATCH_HTTP_TLS_CERT_FILE is not set, but PUMPWATCH_HTTP_TLS_KEY_FILE is: set both for HTTPS, or neither for plain HTTP']);
+    expect(loadConfig({ PUMPWATCH_HTTP_TLS_CERT_FILE: '/tls/cert.pem', PUMPWATCH_HTTP_TLS_KEY_FILE: '/tls/key.pem' })).toMatchObject({ httpTlsCertFile: '/tls/cert.pem', httpTlsKeyFile: '/tls/key.pem' });
+    expect(loadConfig({})).toMatchObject({ httpTlsCertFile: undefined, httpTlsKeyFile: undefined });
+  });
+
   it('takes only container names Blob Storage accepts', () => {
     for (const ok of ['pumpwatch', 'abc', 'a-b-c', 'x1-2y', 'a'.repeat(63)]) expect(problems({ PUMPWATCH_BLOB_CONTAINER: ok }), ok).toEqual([]);
     for (const bad of ['ab', 'a--b', '-ab', 'ab-', 'Pumps', 'a_b', 'a'.repeat(64)]) {

@@ -143,7 +143,14 @@ describe('Dockerfile', () => {
   });
 
   it('checks health on /healthz and starts node directly so it receives SIGTERM', () => {
-    expect(argsOf('HEALTHCHECK')[0]).toMatch(/CMD .*\/healthz/);
+    // The probe asks /healthz over HTTPS when the agent serves it (test/e2e/status-https.test.ts, image-standalone.test.ts run it).
+    const check = /^(.*) CMD (\[.*\])$/.exec(argsOf('HEALTHCHECK')[0]!);
+    expect(JSON.parse(check![2]!)).toEqual(['node', 'dist/agent/healthcheck.js']);
+    expect(readFileSync(join(root, 'agent', 'healthcheck.ts'), 'utf8')).toContain('healthz');
+    // The probe's own timeout (agent/healthcheck.ts) is under Docker's, so a hung agent is told as one.
+    const dockerTimeoutS = Number(/--timeout=(\d+)s/.exec(check![1]!)![1]);
+    const probeTimeoutMs = Number(/const TIMEOUT_MS = ([\d_]+);/.exec(readFileSync(join(root, 'agent', 'healthcheck.ts'), 'utf8'))![1]!.replace(/_/g, ''));
+    expect(probeTimeoutMs).toBeLessThan(dockerTimeoutS * 1000);
     const entry = JSON.parse(argsOf('ENTRYPOINT')[0]!) as string[];
     const bin = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).bin['pumpwatch-agent'];
     expect(entry).toEqual(['node', ...AGENT_NODE_FLAGS, bin]);
