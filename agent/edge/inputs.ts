@@ -11,6 +11,7 @@ import type device from 'azure-iot-device';
 import { backoffDelay, sleep, type BackoffPolicy } from '../../inference/backoff.js';
 import { safeErrorMessage } from '../../sync/redact.js';
 import type { IngestPipeline } from '../ingest/pipeline.js';
+import { deepNesting, tooDeepReason } from '../ingest/untrusted-json.js';
 import type { Logger } from '../logger.js';
 import type { Counter } from '../metrics.js';
 import { RepeatLog } from '../repeat-log.js';
@@ -37,9 +38,14 @@ export interface InputDeps {
 
 /** The items of a message body, or the reason it cannot hold readings. */
 export function parseBody(text: string): { items: unknown[] } | { error: string } {
+  const json = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text; // a byte order mark, as POST /readings accepts it
+  // Checked before JSON.parse, as POST /readings does: such a message was parsed, then its refusal
+  // overflowed the stack and the message was retried for ever, never acknowledged.
+  const deep = deepNesting(json);
+  if (deep !== null) return { error: `body has ${tooDeepReason(`line ${deep.line}, column ${deep.column}`)}` };
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text); // a byte order mark, as POST /readings accepts it
+    parsed = JSON.parse(json);
   } catch (err) {
     return { error: `body is not valid JSON: ${(err as Error).message}` };
   }
@@ -157,8 +163,7 @@ export class InputHandler {
     if (inputName !== READINGS_INPUT) return refuse('input', `unknown input "${inputName}" (this module reads "${READINGS_INPUT}")`);
     const body = parseBody(text);
     if ('error' in body) return refuse('body', body.error);
-    const items = body.items;
-    const res = pipeline.screen(items, SOURCE, (i) => JSON.stringify(items[i]) ?? String(items[i]));
+    const res = pipeline.screen(body.items, SOURCE);
     if (res.rejected.length > 0) {
       const first = res.rejected[0]?.error;
       this.refusalLog(`readings:${readingRefusalKind(first)}`, 'readings in an input message rejected').failed({ input: inputName, rejected: res.rejected.length, first });

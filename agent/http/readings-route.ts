@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { BufferError } from '../../buffer/errors.js';
 import type { IngestPipeline } from '../ingest/pipeline.js';
+import { deepNesting, jsonPreview, RAW_PREVIEW_CHARS, tooDeepReason } from '../ingest/untrusted-json.js';
 import { readBody } from './body.js';
 import { ByteBudget } from './byte-budget.js';
 import { HttpError, toHttpError } from './errors.js';
@@ -8,7 +9,6 @@ import type { Reply, StatusServer } from './server.js';
 
 /** At most this many rejection reasons are listed in one answer (`rejectedTotal` has the count). */
 const MAX_LISTED = 1000;
-const RAW_PREVIEW = 4096;
 
 interface ParsedBody {
   /** Items that parsed as JSON, with their position in the request. */
@@ -17,16 +17,24 @@ interface ParsedBody {
   lineErrors: Array<{ index: number; error: string; raw: string }>;
 }
 
-/** `index` counts the readings (non-blank lines); a line number counts every line, blank ones too. */
+/**
+ * `index` counts the readings (non-blank lines); a line number counts every line, blank ones too.
+ * A line nested too deep is refused before it is parsed (untrusted-json.ts).
+ */
 function parseNdjson(lines: readonly string[]): ParsedBody {
   const out: ParsedBody = { items: [], lineErrors: [] };
   let index = 0;
   for (const [i, line] of lines.entries()) {
     if (line.trim() === '') continue;
-    try {
-      out.items.push({ index, value: JSON.parse(line), raw: line });
-    } catch (err) {
-      out.lineErrors.push({ index, error: `line ${i + 1} is not valid JSON: ${(err as Error).message}`, raw: line });
+    const deep = deepNesting(line);
+    if (deep !== null) {
+      out.lineErrors.push({ index, error: `line ${i + 1} has ${tooDeepReason(`column ${deep.column}`)}`, raw: line });
+    } else {
+      try {
+        out.items.push({ index, value: JSON.parse(line), raw: line });
+      } catch (err) {
+        out.lineErrors.push({ index, error: `line ${i + 1} is not valid JSON: ${(err as Error).message}`, raw: line });
+      }
     }
     index++;
   }
@@ -50,6 +58,13 @@ export function parseReadingsBody(body: Buffer, contentType: string): ParsedBody
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // a UTF-8 byte order mark (Windows editors, PowerShell)
   if (text.trim() === '') throw new HttpError(400, 'PW_EMPTY_BODY', 'the body is empty: send one reading, a JSON array of readings, or NDJSON');
   if (/ndjson|jsonlines|x-json-stream/i.test(contentType)) return parseNdjson(text.split(/\r?\n/));
+  // One pass before JSON.parse: a body nested thousands deep blocked the event loop for seconds.
+  const deep = deepNesting(text);
+  if (deep !== null) {
+    const lines = text.split(/\r?\n/);
+    if (isNdjson(lines)) return parseNdjson(lines); // cut-off lines add up; each line is checked on its own
+    throw new HttpError(400, 'PW_JSON_TOO_DEEP', `the body has ${tooDeepReason(`line ${deep.line}, column ${deep.column}`)}`);
+  }
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -93,7 +108,7 @@ export function registerReadingsRoute(
       parsed = parseReadingsBody(body, req.headers['content-type'] ?? '');
     } catch (err) {
       // Keep what could not be parsed, with the reason: nothing that reached the agent disappears.
-      if (err instanceof HttpError) deps.pipeline.reject([{ source: 'http', raw: body.toString('utf8', 0, RAW_PREVIEW), reason: err.message, receivedAt: now }]);
+      if (err instanceof HttpError) deps.pipeline.reject([{ source: 'http', raw: body.toString('utf8', 0, RAW_PREVIEW_CHARS), reason: err.message, receivedAt: now }]);
       throw err;
     }
     const total = parsed.items.length + parsed.lineErrors.length;
@@ -104,7 +119,7 @@ export function registerReadingsRoute(
     const result = await deps.pipeline.ingest(
       parsed.items.map((i) => i.value),
       'http',
-      (k) => parsed.items[k]!.raw || JSON.stringify(parsed.items[k]!.value),
+      (k) => parsed.items[k]!.raw || jsonPreview(parsed.items[k]!.value),
     );
     const rejected = [
       ...parsed.lineErrors.map((e) => ({ index: e.index, error: e.error })),

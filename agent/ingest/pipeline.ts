@@ -3,6 +3,7 @@ import type { PredictionRow, Reading, RejectedItem } from '../../buffer/types.js
 import type { InferenceEngine } from '../../inference/engine.js';
 import type { AgentMetrics } from '../metrics.js';
 import type { PumpRoster } from './pump-roster.js';
+import { jsonPreview } from './untrusted-json.js';
 import { DEFAULT_LIMITS, PUMP_ID_PATTERN, validateReading, type ValidationLimits } from './validate.js';
 
 export interface IngestResult {
@@ -92,7 +93,7 @@ export class IngestPipeline {
    * The refusals are stored after the good readings commit: when that fails the caller is told
    * nothing was stored and sends the request again, which then stores its refusals once.
    */
-  async ingest(items: readonly unknown[], source: string, rawOf: (i: number) => string = (i) => safeJson(items[i])): Promise<IngestResult> {
+  async ingest(items: readonly unknown[], source: string, rawOf: (i: number) => string = (i) => jsonPreview(items[i])): Promise<IngestResult> {
     const now = this.clock();
     const { readings, rejected, refused } = this.validate(items, now);
     const refusals = refusalsOf(rejected, source, rawOf, now);
@@ -119,7 +120,7 @@ export class IngestPipeline {
    * returned for `submit`. A caller that retries a failed commit retries `submit` only, so a
    * refusal is never stored twice. Throws (nothing stored) when the refusals cannot be stored.
    */
-  screen(items: readonly unknown[], source: string, rawOf: (i: number) => string = (i) => safeJson(items[i])): Screened {
+  screen(items: readonly unknown[], source: string, rawOf: (i: number) => string = (i) => jsonPreview(items[i])): Screened {
     const now = this.clock();
     const { readings, rejected, refused } = this.validate(items, now);
     this.reject(refusalsOf(rejected, source, rawOf, now));
@@ -268,14 +269,6 @@ export class IngestPipeline {
     m.inferenceSeconds.observe(inferenceS);
     m.commitSeconds.observe(commitS);
     m.batchSize.observe(rows.length);
-  }
-}
-
-function safeJson(v: unknown): string {
-  try {
-    return JSON.stringify(v) ?? String(v);
-  } catch {
-    return String(v);
   }
 }
 

@@ -151,6 +151,36 @@ describe('POST /readings', () => {
     expect(db.prepare('SELECT raw FROM rejected ORDER BY id DESC LIMIT 1').get()).toEqual({ raw: '{"pumpId":"pump-j", bad}' });
   });
 
+  it('refuses JSON nested deeper than 16 levels with 400 PW_JSON_TOO_DEEP, and keeps and counts it as a refusal', async () => {
+    const rejectedTotal = async () => Number(/^pumpwatch_readings_rejected_total (\d+)$/m.exec(await (await fetch(`${t.url}/metrics`)).text())![1]);
+    const before = count('SELECT count(*) n FROM rejected');
+    const countedBefore = await rejectedTotal();
+    // 10 KB, one array 5 000 deep: its refusal's JSON.stringify overflowed the stack (500 PW_INTERNAL, nothing kept).
+    const nested = `${'['.repeat(5000)}${']'.repeat(5000)}`;
+    // 1.6 MB of readings whose values nest 4 000 deep: JSON.parse of it blocked the event loop for seconds.
+    const deepValues = `{"pumpId":"pump-deep","ts":${Date.now()},"values":${'['.repeat(4000)}${']'.repeat(4000)}}`;
+    const readings = `[${Array.from({ length: 200 }, () => deepValues).join(',')}]`;
+    for (const [body, column] of [[nested, 17], [readings, 66]] as const) {
+      const r = await postJson(`${t.url}/readings`, body);
+      expect(r.status).toBe(400);
+      expect(r.json).toEqual({
+        code: 'PW_JSON_TOO_DEEP',
+        error: `the body has arrays and objects nested deeper than 16 levels (at line 1, column ${column}); a reading nests 3 deep at most`,
+      });
+      const kept = db.prepare('SELECT raw, reason, source FROM rejected ORDER BY id DESC LIMIT 1').get() as Record<string, string>;
+      expect(kept).toEqual({ raw: body.slice(0, 4096), reason: r.json.error, source: 'http' });
+    }
+    expect(count('SELECT count(*) n FROM rejected')).toBe(before + 2);
+    expect(await rejectedTotal()).toBe(countedBefore + 2);
+    // In NDJSON the deep line is refused, the others kept.
+    const good = JSON.stringify(reading('pump-deep', { Pressure: 1.4, Flow: 30, Current: 1.4 }));
+    const nd = await fetch(`${t.url}/readings`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: `${good}\n${deepValues}\n${good}\n` });
+    expect(nd.status).toBe(202);
+    expect(await nd.json()).toEqual({ accepted: 2, rejected: [{ index: 1, error: expect.stringMatching(/^line 2 has arrays and objects nested deeper than 16 levels \(at column 66\)/) }], rejectedTotal: 1 });
+    expect(count("SELECT count(*) n FROM readings WHERE pump_id = 'pump-deep'")).toBe(2);
+    expect(count('SELECT count(*) n FROM rejected')).toBe(before + 3);
+  });
+
   it('accepts a body that starts with a UTF-8 byte order mark', async () => {
     const r = await postJson(`${t.url}/readings`, `\uFEFF${JSON.stringify(reading('pump-k', { Pressure: 1.4, Flow: 30, Current: 1.4 }))}`);
     expect(r.status).toBe(202);

@@ -129,6 +129,18 @@ describe('the agent as an IoT Edge module on the local hub', () => {
     expect(count("SELECT count(*) n FROM readings WHERE pump_id = 'edge-2'")).toBe(1);
   });
 
+  it('refuses and acknowledges a message nested too deep, where its refusal overflowed the stack and the message was retried for ever', async () => {
+    const nested = `${'['.repeat(5000)}${']'.repeat(5000)}`;
+    const deepValues = `[{"pumpId":"edge-deep","ts":${Date.now()},"values":${'['.repeat(5000)}${']'.repeat(5000)}}]`;
+    const ids = [await hub.deliverToInput(DEVICE, MODULE, 'readings', nested), await hub.deliverToInput(DEVICE, MODULE, 'readings', deepValues)];
+    await until(() => expect(ids.map((id) => hub.isCompleted(id))).toEqual([true, true]));
+    const kept = db.prepare("SELECT raw, reason FROM rejected WHERE source = 'edge' ORDER BY id DESC LIMIT 2").all().reverse();
+    expect(kept).toEqual([
+      { raw: nested.slice(0, 4096) + `…[truncated ${nested.length - 4096} chars]`, reason: 'body has arrays and objects nested deeper than 16 levels (at line 1, column 17); a reading nests 3 deep at most' },
+      { raw: deepValues.slice(0, 4096) + `…[truncated ${deepValues.length - 4096} chars]`, reason: 'body has arrays and objects nested deeper than 16 levels (at line 1, column 66); a reading nests 3 deep at most' },
+    ]);
+  });
+
   it('stores the refused readings of a message once when its good readings commit only on a retry', async () => {
     // A real SQLite failure: a trigger makes every insert into readings abort until it is dropped.
     const writer = new Database(join(t.dir, 'data', 'buffer.sqlite'));

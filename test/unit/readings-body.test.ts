@@ -38,4 +38,26 @@ describe('parseReadingsBody', () => {
     expect(parse(`${bom}${line('a')}\n${line('b')}`, 'application/x-ndjson').items.map((i) => i.value)).toEqual([JSON.parse(line('a')), JSON.parse(line('b'))]);
     expect(() => parse(`${bom}  `)).toThrow(expect.objectContaining({ code: 'PW_EMPTY_BODY' }));
   });
+
+  it('refuses a body nested deeper than 16 levels before parsing it, naming the line and column', () => {
+    // A reading nests 3 deep; 16 passes (to be refused item by item), 17 does not.
+    expect(parse(`[${'['.repeat(15)}${']'.repeat(15)}]`).items).toHaveLength(1);
+    const tooDeep = expect.objectContaining({ status: 400, code: 'PW_JSON_TOO_DEEP', message: 'the body has arrays and objects nested deeper than 16 levels (at line 1, column 17); a reading nests 3 deep at most' });
+    expect(() => parse(`${'['.repeat(5000)}${']'.repeat(5000)}`)).toThrow(tooDeep);
+    // brackets inside strings (escaped quotes too) do not count; the line counts lines
+    const stringy = `{"pumpId": "p[[[\\"{{{",\n "values": ${'{"a":'.repeat(16)}1${'}'.repeat(16)}}`;
+    expect(() => parse(stringy)).toThrow(expect.objectContaining({ code: 'PW_JSON_TOO_DEEP', message: expect.stringContaining('(at line 2, column 87)') }));
+  });
+
+  it('refuses an NDJSON line nested too deep as that line, keeping the others', () => {
+    const deep = `{"pumpId":"p","ts":1,"values":${'['.repeat(4000)}${']'.repeat(4000)}}`;
+    for (const contentType of ['application/x-ndjson', JSON_TYPE]) {
+      const parsed = parse([line('a'), deep, line('c')].join('\n'), contentType);
+      expect(parsed.items.map((i) => i.index)).toEqual([0, 2]);
+      expect(parsed.lineErrors).toEqual([{ index: 1, error: 'line 2 has arrays and objects nested deeper than 16 levels (at column 46); a reading nests 3 deep at most', raw: deep }]);
+    }
+    // Cut-off lines leave brackets open: together they pass 16, each alone does not.
+    const cut = Array.from({ length: 20 }, () => '{"pumpId":"p","values":{"a":1').join('\n');
+    expect(parse(cut).lineErrors.map((e) => e.error)).toEqual(Array.from({ length: 20 }, (_, i) => expect.stringMatching(new RegExp(`^line ${i + 1} is not valid JSON`))));
+  });
 });
