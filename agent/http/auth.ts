@@ -53,6 +53,27 @@ export function checkOrigin(req: IncomingMessage): void {
   }
 }
 
+/**
+ * Refuses a request a browser made for a page of another site (`Sec-Fetch-Site: cross-site`) or of
+ * another origin of the same site (`same-site`: another port on 127.0.0.1 or localhost, where other
+ * local tools serve pages, or another host of the same domain), whatever the method. Such a page
+ * cannot read the answers (no CORS here), but its no-cors GETs and <img> loads would still run:
+ * hold every `/events` slot or fire heavy queries, even with no token on a loopback gateway. The
+ * page itself is same-origin; a typed URL or bookmark is `none`; clients that are not browsers,
+ * and browsers that do not send the header (it goes to https and loopback URLs only), send none.
+ * For the routes that need a token or loopback: health probes and the page's static files answer.
+ */
+export function checkFetchSite(req: IncomingMessage): void {
+  const site = req.headers['sec-fetch-site'];
+  if (site !== 'cross-site' && site !== 'same-site') return;
+  const from = site === 'cross-site' ? 'a page of another site' : 'a page of another origin of the same site (another port or host name)';
+  throw new HttpError(
+    403,
+    'PW_CROSS_ORIGIN',
+    `${req.method} ${(req.url ?? '').split('?')[0]!.slice(0, 200)} from ${from} (Sec-Fetch-Site: ${site}) is refused: data endpoints answer the gateway's own page and clients that are not browsers; open the page at http://${(req.headers.host ?? '127.0.0.1:8080').slice(0, 200)}/`,
+  );
+}
+
 /** Constant-time comparison of two secrets (hashing first makes the lengths equal). */
 export function secretsEqual(a: string, b: string): boolean {
   const ha = createHash('sha256').update(a).digest();

@@ -3,7 +3,7 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../logger.js';
 import { RepeatLog } from '../repeat-log.js';
-import { authorize, checkOrigin } from './auth.js';
+import { authorize, checkFetchSite, checkOrigin } from './auth.js';
 import { HttpError, toHttpError } from './errors.js';
 
 export interface RouteContext {
@@ -106,7 +106,10 @@ export class StatusServer {
       const matched = this.match(req.method ?? 'GET', url.pathname);
       route = matched.route;
       checkOrigin(req);
-      if (!route.public) authorize(req, this.options.token);
+      if (!route.public) {
+        checkFetchSite(req);
+        authorize(req, this.options.token);
+      }
       const reply = await route.handler({ req, res, url, params: matched.params });
       if ('stream' in reply) return;
       this.send(res, reply);

@@ -6,7 +6,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { chromium, type Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startTestAgent, type TestAgent } from '../support/agent.js';
 
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
@@ -24,7 +24,21 @@ beforeAll(async () => {
   t = await startTestAgent();
   port = Number(new URL(t.url).port);
   // Another site: a page that posts to the gateway as soon as it is opened.
-  evil = createServer((_req, res) => {
+  evil = createServer((req, res) => {
+    // /heavy?host=…: a page that makes the gateway run its heaviest queries by no-cors GETs and
+    // an image (it cannot read the answers), and opens its live stream.
+    const heavy = /^\/heavy\?host=([\w.]+)$/.exec(req.url ?? '');
+    if (heavy) {
+      const agent = `http://${heavy[1]}:${port}`;
+      res.writeHead(200, { 'content-type': 'text/html' }).end(`<!doctype html><script>
+        const img = new Image();
+        const loaded = new Promise((resolve) => { img.onload = img.onerror = resolve; });
+        img.src = '${agent}/alerts?perPump=1000&since=2100-01-01';
+        const get = (path) => fetch('${agent}' + path, { mode: 'no-cors' });
+        window.done = Promise.allSettled([loaded, get('/alerts?perPump=1000&since=2100-01-01'), get('/pumps/p/predictions?since=2100-01-01'), get('/events')]);
+      </script>`);
+      return;
+    }
     res.writeHead(200, { 'content-type': 'text/html' }).end(`<!doctype html><script>
       const agent = 'http://127.0.0.1:${port}';
       const post = (path, body) => fetch(agent + path, { method: 'POST', mode: 'no-cors', headers: { 'content-type': 'text/plain' }, body: JSON.stringify(body) });
@@ -54,6 +68,34 @@ describe('a page of another site in the technician browser', () => {
     expect(await labelsOf('csrf-1')).toEqual([]);
     expect(await pumpIds()).not.toContain('csrf-1');
     await page.close();
+  });
+
+  it('cannot make the gateway run a query by GETs from another site or another port of 127.0.0.1', async () => {
+    // 127.0.0.1:<other port> is the same site as the gateway's 127.0.0.1 (a site ignores the
+    // port), evil.test another site. Chromium drops the answers (opaque, then blocked as neither
+    // script, style nor image), so the page learns nothing, but before the gateway refused them by
+    // Sec-Fetch-Site each GET ran its query: with many alerts, a stall of ingestion every time.
+    const evilPort = new URL(evilUrl).port;
+    const db = t.agent.buffer.db;
+    const prepare = vi.spyOn(db, 'prepare');
+    const alertQueries = () => prepare.mock.calls.filter(([sql]) => /RECURSIVE pumps|FROM readings WHERE pump_id = \?/.test(sql)).length;
+    try {
+      for (const from of [`http://127.0.0.1:${evilPort}/heavy?host=127.0.0.1`, `http://evil.test:${evilPort}/heavy?host=localhost`]) {
+        const page = await browser.newPage();
+        await page.goto(from);
+        await page.evaluate(() => (globalThis as any).done);
+        await page.close();
+      }
+      expect(alertQueries()).toBe(0);
+      // The gateway's own page asks the same and is answered.
+      const own = await browser.newPage();
+      await own.goto(t.url);
+      expect(await own.evaluate(async () => (await fetch('/alerts?perPump=1000&since=2100-01-01')).status)).toBe(200);
+      await own.close();
+      expect(alertQueries()).toBeGreaterThan(0);
+    } finally {
+      prepare.mockRestore();
+    }
   });
 
   it('cannot read or write the gateway through a host name re-pointed at it (DNS rebinding)', async () => {

@@ -24,6 +24,36 @@ function send(method: string, path: string, headers: Record<string, string>, bod
   });
 }
 
+/** A live-page stream (GET /events) with these headers, held open until `close` (or refused, with its status). */
+function openStream(headers: Record<string, string>): Promise<{ status: number; close: () => void }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path: '/events', headers: { host: `127.0.0.1:${port}`, ...headers } }, (res) => {
+      res.resume();
+      resolve({ status: res.statusCode!, close: () => res.destroy() });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** The status and code of an answer, read as soon as its headers arrive (a live stream never ends); the connection is then closed. */
+function answer(method: string, path: string, headers: Record<string, string>, body?: string): Promise<{ status: number; code: string | undefined; error: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method, path, headers: { host: `127.0.0.1:${port}`, ...headers } }, (res) => {
+      if (!String(res.headers['content-type']).startsWith('application/json') || res.statusCode! < 400) {
+        res.destroy();
+        return resolve({ status: res.statusCode!, code: undefined, error: undefined });
+      }
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode!, ...(JSON.parse(text) as { code: string; error: string }) }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 const reading = (pumpId: string) => JSON.stringify({ pumpId, ts: Date.now(), values: { Pressure: 1.4, Flow: 30, Current: 1.4 } });
 const pumpIds = async (url: string) => ((await (await fetch(`${url}/pumps`)).json()) as any).pumps.map((p: any) => p.pumpId);
 
@@ -69,6 +99,41 @@ describe('without a status token (loopback only)', () => {
     expect(labels).toEqual([]);
   });
 
+  it('refuses what a page of another site, or of another port of 127.0.0.1, asks of a data endpoint, GETs too (Sec-Fetch-Site)', async () => {
+    // A browser's no-cors GET: the page cannot read the answer, but it would hold a live-page slot or run the query.
+    const data: Array<[string, string, string?]> = [
+      ['GET', '/status'],
+      ['GET', '/events'],
+      ['GET', '/alerts?perPump=1000&since=2100-01-01'],
+      ['GET', '/pumps'],
+      ['GET', '/pumps/xsite-3/predictions?since=2100-01-01'],
+      ['GET', '/metrics'],
+      ['GET', '/labels'],
+      ['POST', '/readings', reading('xsite-3')],
+    ];
+    for (const site of ['cross-site', 'same-site']) {
+      for (const [method, path, body] of data) {
+        const res = await answer(method, path, { 'sec-fetch-site': site, 'sec-fetch-mode': 'no-cors', 'content-type': 'text/plain' }, body);
+        expect(res, `${site} ${method} ${path}`).toMatchObject({ status: 403, code: 'PW_CROSS_ORIGIN' });
+        expect(res.error).toContain(`(Sec-Fetch-Site: ${site}) is refused`);
+      }
+    }
+    expect(await pumpIds(t.url)).not.toContain('xsite-3');
+    // Another site's streams hold none of the 20 live-page slots: the page's own 20 still open.
+    const foreign = await Promise.all(Array.from({ length: 20 }, () => openStream({ 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'no-cors' })));
+    const own = await Promise.all(Array.from({ length: 20 }, () => openStream({ 'sec-fetch-site': 'same-origin' })));
+    for (const st of [...foreign, ...own]) st.close();
+    expect(foreign.map((r) => r.status)).toEqual(Array(20).fill(403));
+    expect(own.map((r) => r.status)).toEqual(Array(20).fill(200));
+    // Health probes and the page's static files answer any site; the page's own requests, a typed URL and curl get the data.
+    for (const path of ['/healthz', '/readyz', '/', '/page/app.js', '/favicon.ico']) {
+      expect((await answer('GET', path, { 'sec-fetch-site': 'cross-site' })).status, path).toBe(200);
+    }
+    for (const headers of [{ 'sec-fetch-site': 'same-origin' }, { 'sec-fetch-site': 'none' }, {}] as Array<Record<string, string>>) {
+      expect((await answer('GET', '/status', headers)).status, JSON.stringify(headers)).toBe(200);
+    }
+  });
+
   it('still accepts a POST from the page itself (same origin) and from clients that send no Origin', async () => {
     const own = await send('POST', '/readings', { host: `127.0.0.1:${port}`, origin: `http://127.0.0.1:${port}`, 'content-type': 'application/json' }, reading('own-1'));
     expect(own.status).toBe(202);
@@ -87,7 +152,7 @@ describe('with a status token', () => {
     await remote?.stop();
   });
 
-  it('answers any host name (the token is what protects it) but still refuses a cross-site POST', async () => {
+  it('answers any host name (the token is what protects it) but still refuses a cross-site POST, and GET', async () => {
     const p = Number(new URL(remote.url).port);
     const auth = { authorization: 'Bearer field-token-1' };
     const get = await new Promise<number>((resolve, reject) => {
@@ -102,6 +167,10 @@ describe('with a status token', () => {
     const post = await fetch(`${remote.url}/readings`, { method: 'POST', headers: { ...auth, origin: 'http://evil.example', 'content-type': 'text/plain' }, body: reading('xsite-2') });
     expect(post.status).toBe(403);
     expect(JSON.stringify(await post.json())).not.toContain('field-token-1');
+    // and a GET a page of another site makes, even were it to carry the token
+    const xsiteGet = await fetch(`${remote.url}/status`, { headers: { ...auth, 'sec-fetch-site': 'cross-site' } });
+    expect(xsiteGet.status).toBe(403);
+    expect(((await xsiteGet.json()) as { code: string }).code).toBe('PW_CROSS_ORIGIN');
   });
 
   it('closes the connection of a refused request instead of reading its body to the end', async () => {
