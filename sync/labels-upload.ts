@@ -6,6 +6,8 @@
  * `labelTargetAt(labels, pumpId, ts)` says what a reading at `ts` is: `anomaly` inside a confirmed
  * fault, `normal` at a false alarm, `exclude` inside a maintenance window (readings there are
  * not normal operation and not a fault), `null` when no label covers it. The latest label wins.
+ * `labelTargets(labels, pumpId, timestamps)` answers the same for many readings at once (the
+ * trainer's: a range of readings against every label).
  */
 import type { ContainerClient } from '@azure/storage-blob';
 import { z } from 'zod';
@@ -168,10 +170,72 @@ const TARGET: Record<LabelRecord['kind'], LabelTarget> = {
 
 /** The target the labels give a reading of `pumpId` at `ts` (epoch ms), or null when none covers it. */
 export function labelTargetAt(labels: readonly LabelRecord[], pumpId: string, ts: number): LabelTarget | null {
-  let best: LabelRecord | null = null;
-  for (const l of labels) {
-    if (l.pumpId !== pumpId || ts < Date.parse(l.from) || ts > Date.parse(l.to)) continue;
-    if (best === null || Date.parse(l.createdAt) >= Date.parse(best.createdAt)) best = l;
+  return labelTargets(labels, pumpId, [ts])[0] ?? null;
+}
+
+/**
+ * The target of each reading of `pumpId` at `timestamps` (epoch ms, in any order), as
+ * labelTargetAt gives it: the label created last that covers the reading (`from` ≤ ts ≤ `to`), of
+ * two created at the same time the later in `labels`; null when none covers it.
+ *
+ * Each label's times are parsed once; the labels are taken newest first, and each gives its
+ * target to the readings of its span that no newer label took (two binary searches in the sorted
+ * times, then a "next reading still free" pointer, path-compressed, skips those already taken).
+ * N readings and L labels cost O(N + L log N) after the sort, not N·L label checks: 100,000 readings
+ * against 1,000 labels took 77 s label by label (each check parsed its dates again).
+ */
+export function labelTargets(labels: readonly LabelRecord[], pumpId: string, timestamps: readonly number[]): Array<LabelTarget | null> {
+  const out = new Array<LabelTarget | null>(timestamps.length).fill(null);
+  const own = labels
+    .map((l, k) => ({ target: TARGET[l.kind], k, pumpId: l.pumpId, created: Date.parse(l.createdAt), from: Date.parse(l.from), to: Date.parse(l.to) }))
+    .filter((l) => l.pumpId === pumpId)
+    // Newest first; of two created at the same time, the later in the list first.
+    .sort((a, b) => b.created - a.created || b.k - a.k);
+  if (own.length === 0 || timestamps.length === 0) return out;
+  const order = timestamps.map((_, i) => i).sort((a, b) => (timestamps[a] as number) - (timestamps[b] as number) || a - b);
+  const sorted = order.map((i) => timestamps[i] as number);
+  // free[j]: the first position ≥ j whose reading no label took yet (sorted.length: none).
+  const free = Int32Array.from({ length: sorted.length + 1 }, (_, j) => j);
+  const firstFree = (j: number): number => {
+    let root = j;
+    while (free[root] !== root) root = free[root] as number;
+    while (free[j] !== root) {
+      const next = free[j] as number;
+      free[j] = root;
+      j = next;
+    }
+    return root;
+  };
+  for (const l of own) {
+    const end = firstAbove(sorted, l.to);
+    for (let j = firstFree(firstAtOrAbove(sorted, l.from)); j < end; j = firstFree(j + 1)) {
+      out[order[j] as number] = l.target;
+      free[j] = j + 1;
+    }
   }
-  return best === null ? null : TARGET[best.kind];
+  return out;
+}
+
+/** The first index whose value is ≥ x (sorted ascending; the length when none). */
+function firstAtOrAbove(sorted: readonly number[], x: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if ((sorted[mid] as number) < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** The first index whose value is > x (sorted ascending; the length when none). */
+function firstAbove(sorted: readonly number[], x: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if ((sorted[mid] as number) <= x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }

@@ -7,7 +7,7 @@ import { LabelStore, type NewLabel } from '../../buffer/labels.js';
 import { BufferStore } from '../../buffer/store.js';
 import { DEVSTORE_KEY } from '../../agent/azurite.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
-import { LabelUploadError, labelBlobName, labelTargetAt, readLabels, uploadPendingLabels, type LabelRecord } from '../../sync/labels-upload.js';
+import { LabelUploadError, labelBlobName, labelTargetAt, labelTargets, readLabels, uploadPendingLabels, type LabelRecord } from '../../sync/labels-upload.js';
 
 let dir: string;
 let azurite: TestAzurite;
@@ -136,5 +136,17 @@ describe('labelTargetAt', () => {
     expect(at('2026-01-01T13:00:00Z')).toBe('normal');
     expect(at('2026-01-01T14:00:00Z')).toBeNull();
     expect(at('2026-01-01T10:10:00Z', 'other-pump')).toBeNull();
+  });
+
+  it('answers for many readings at once, in any order, as for each alone (the ends of a label included)', () => {
+    const times = ['2026-01-01T14:00:00Z', '2026-01-01T10:00:00Z', '2026-01-01T13:00:00Z', '2026-01-01T09:59:59Z', '2026-01-01T10:45:00Z', '2026-01-01T12:00:00Z', '2026-01-01T10:30:00Z', '2026-01-01T12:00:00.001Z'];
+    const ts = times.map(Date.parse);
+    expect(labelTargets(labelsList, 'p', ts)).toEqual(ts.map((t) => labelTargetAt(labelsList, 'p', t)));
+    expect(labelTargets(labelsList, 'p', ts)).toEqual([null, 'anomaly', 'normal', null, 'exclude', 'exclude', 'exclude', null]);
+    expect(labelTargets(labelsList, 'other-pump', ts)).toEqual(ts.map(() => null));
+    // Two labels created at the same time: the later in the list wins, as readLabels orders them (by id).
+    const tie = [rec('false-alarm', '2026-01-01T10:00:00Z', '2026-01-01T11:00:00Z', '2026-01-02T00:00:00Z'), rec('maintenance', '2026-01-01T10:30:00Z', '2026-01-01T10:40:00Z', '2026-01-02T00:00:00+00:00')];
+    expect(labelTargets(tie, 'p', [Date.parse('2026-01-01T10:35:00Z'), Date.parse('2026-01-01T10:45:00Z')])).toEqual(['exclude', 'normal']);
+    expect(labelTargets([tie[1]!, tie[0]!], 'p', [Date.parse('2026-01-01T10:35:00Z')])).toEqual(['normal']);
   });
 });

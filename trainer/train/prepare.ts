@@ -1,6 +1,6 @@
 /** Readings of a source and range, with the technicians' labels, cleaned: what train and drift start from. */
 import type { ContainerClient } from '@azure/storage-blob';
-import { labelTargetAt, readLabels, type LabelRecord } from '../../sync/labels-upload.js';
+import { labelTargets, readLabels, type LabelRecord } from '../../sync/labels-upload.js';
 import { cleanSeries, type Cleaned } from '../data/clean.js';
 import { keepRaw, type RawReadings } from '../eval/as-agent.js';
 import { loadReadings, type LoadOptions, type LoadResult } from '../data/load.js';
@@ -65,7 +65,7 @@ export async function prepareData(
   progress.stage('reading labels');
   const set = options.labels ?? (await readLabelSet(container));
   const labels = set.labels.filter((l) => l.pumpId === range.source);
-  const targets = loaded.series.timestamps.map((ts) => labelTargetAt(labels, range.source, ts));
+  const targets = labelTargets(labels, range.source, loaded.series.timestamps);
   const raw = options.raw ? keepRaw(loaded.series, targets) : null;
   progress.stage('cleaning');
   return { loaded, cleaned: cleanSeries(loaded.series, targets, undefined, loaded.leftOutButKept), labels: labels.length, skippedLabels: set.skipped, raw };
