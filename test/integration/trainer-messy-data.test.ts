@@ -309,14 +309,15 @@ describe('pumpwatch-trainer train on messy field data', () => {
     const res = await cli(['train', '--source', 'pump-faulty', '--from', '2026-03-01', '--to', '2026-03-03']);
     expect(res.code, res.err).toBe(0);
     const { record } = await bestModel('pump-faulty');
-    expect(record.evaluation.criterion).toBe('labels');
-    expect(record.evaluation.challenger.mar).toBe(100);
+    // One fault episode is too few to compare on labels alone: the synthetic faults stay, the fault rows are more positives.
+    expect(record.evaluation.criterion).toBe('synthetic-faults');
+    expect(record.evaluation.challenger.labelled).toEqual({ rows: record.data.holdoutRows, missed: record.data.holdoutRows });
     const faultRows = PER_DAY / 2;
     const held = record.data.holdoutRows;
     expect(record.data.faultRowsLeftOut).toBe(faultRows - held);
     expect(record.data.trainRows + record.data.faultRowsLeftOut! + held).toBe(count);
     expect(res.out).toContain(`${record.data.trainRows} rows trained (${faultRows - held} inside confirmed faults left out), ${held} held out`);
-    expect(res.out).toMatch(new RegExp(`^ {2}warning {2}the challenger flags none of the ${held} held-out rows inside confirmed faults \\(MAR 100 %\\)`, 'm'));
+    expect(res.out).toMatch(new RegExp(`^ {2}warning {2}the challenger flags none of the ${held} held-out rows inside confirmed faults: at its threshold it would raise no alarm on them$`, 'm'));
     expect(res.out).toMatch(/^ {2}warning {2}every held-out row lies inside a confirmed fault: there is no normal row to count false alarms on/m);
   });
 

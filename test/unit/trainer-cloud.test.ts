@@ -8,7 +8,7 @@ import { TRAIN_OPTIONS, trainRequest } from '../../trainer/commands/train.js';
 import type { Cleaned } from '../../trainer/data/clean.js';
 import { defaultQuery } from '../../trainer/deploy/twin.js';
 import { runCli } from '../../trainer/commands/index.js';
-import { FAULT_SIZES, formatEvaluation, HELD_OUT_ROWS, planEvaluation, RANGE_ROWS, rates, type Evaluation } from '../../trainer/eval/criterion.js';
+import { FAULT_SIZES, formatEvaluation, HELD_OUT_ROWS, MIN_LABELLED_EPISODES, MIN_LABELLED_ROWS, planEvaluation, RANGE_ROWS, rates, type Evaluation } from '../../trainer/eval/criterion.js';
 import { spanWarnings } from '../../trainer/fit.js';
 import { createProgress } from '../../trainer/progress.js';
 import { nextPointer, type BestPointer, type ModelRecord } from '../../trainer/registry/records.js';
@@ -17,16 +17,17 @@ import { decide } from '../../trainer/train/decide.js';
 import { inShard, shardOf } from '../../trainer/train/sources.js';
 import { makeModel } from '../support/models.js';
 
-const evaluation = (score: number, far = 1, mar = 10): Evaluation => ({
+const evaluation = (score: number, far = 1, mar = 10, tp = 9): Evaluation => ({
   criterion: 'synthetic-faults',
   metric: 'balanced-accuracy',
   score,
   f1: score,
   far,
   mar,
-  counts: { tp: 9, fp: 1, fn: 1, tn: 99 },
+  counts: { tp, fp: 1, fn: 1, tn: 99 },
   threshold: 3,
 });
+const rule = { margin: 0.01, maxFar: 5 };
 
 function cleaned(n: number, targets: Cleaned['targets'] = []): Cleaned {
   return {
@@ -40,30 +41,65 @@ function cleaned(n: number, targets: Cleaned['targets'] = []): Cleaned {
 describe('the promotion decision', () => {
   it('promotes the first model, a better one by the margin, and one facing a live model that cannot score', () => {
     const c = { version: 'v2', evaluation: evaluation(0.9) };
-    expect(decide(c, null, 0.01)).toMatchObject({ promoted: true, reason: 'no model was promoted for this source yet' });
-    expect(decide(c, { version: 'v1', evaluation: evaluation(0.88) }, 0.01).promoted).toBe(true);
-    expect(decide(c, { version: 'v1', evaluation: evaluation(0.895) }, 0.01)).toMatchObject({
+    expect(decide(c, null, rule)).toMatchObject({ promoted: true, reason: 'no model was promoted for this source yet' });
+    expect(decide(c, { version: 'v1', evaluation: evaluation(0.88) }, rule).promoted).toBe(true);
+    expect(decide(c, { version: 'v1', evaluation: evaluation(0.895) }, rule)).toMatchObject({
       promoted: false,
       reason:
         'not better by the margin: synthetic-faults: challenger balanced accuracy 0.9000 (F1 0.9000, FAR 1.00 %, MAR 10.00 %) ' +
-        'vs live balanced accuracy 0.8950 (F1 0.8950, FAR 1.00 %, MAR 10.00 %), margin 0.01',
+        'vs live balanced accuracy 0.8950 (F1 0.8950, FAR 1.00 %, MAR 10.00 %), margin 0.01, false-alarm ceiling 5 %',
+      margin: 0.01,
+      maxFar: 5,
     });
-    expect(decide(c, null, 0.01, 'it needs Flow').reason).toMatch(/cannot be scored .*needs Flow/);
-    expect(decide(c, { version: 'v2', evaluation: evaluation(0.1) }, 0.01)).toMatchObject({ promoted: false, reason: expect.stringMatching(/is the live model itself/) });
+    expect(decide(c, null, rule, 'it needs Flow').reason).toMatch(/cannot be scored .*needs Flow/);
+    expect(decide(c, { version: 'v2', evaluation: evaluation(0.1) }, rule)).toMatchObject({ promoted: false, reason: expect.stringMatching(/is the live model itself/) });
   });
 
   it('never promotes a challenger of an older range than the live model, even a better one, and keeps the figures in the reason', () => {
     const c = { version: 'v2', evaluation: evaluation(0.9) };
     const older = { newest: '2026-01-02T23:59:50.000Z', liveVersion: 'v1', liveNewest: '2026-01-04T23:59:50.000Z' };
-    expect(decide(c, { version: 'v1', evaluation: evaluation(0.5) }, 0.01, undefined, older)).toEqual({
+    expect(decide(c, { version: 'v1', evaluation: evaluation(0.5) }, rule, undefined, older)).toEqual({
       promoted: false,
       reason:
         "older data: its newest reading (2026-01-02T23:59:50.000Z) is older than the newest of live model v1's data (2026-01-04T23:59:50.000Z); older data never replaces a newer model (--allow-older to compare as usual); " +
-        'on the held-out rows: synthetic-faults: challenger balanced accuracy 0.9000 (F1 0.9000, FAR 1.00 %, MAR 10.00 %) vs live balanced accuracy 0.5000 (F1 0.5000, FAR 1.00 %, MAR 10.00 %), margin 0.01',
+        'on the held-out rows: synthetic-faults: challenger balanced accuracy 0.9000 (F1 0.9000, FAR 1.00 %, MAR 10.00 %) vs live balanced accuracy 0.5000 (F1 0.5000, FAR 1.00 %, MAR 10.00 %), margin 0.01, false-alarm ceiling 5 %',
       margin: 0.01,
+      maxFar: 5,
     });
-    expect(decide(c, null, 0.01, 'it needs Flow', older)).toMatchObject({ promoted: false, reason: expect.stringMatching(/^older data: .*; the live model cannot be scored on them \(it needs Flow\)$/) });
-    expect(decide(c, { version: 'v2', evaluation: evaluation(0.9) }, 0.01, undefined, older).reason).toMatch(/is the live model itself/);
+    expect(decide(c, null, rule, 'it needs Flow', older)).toMatchObject({ promoted: false, reason: expect.stringMatching(/^older data: .*; the live model cannot be scored on them \(it needs Flow\)$/) });
+    expect(decide(c, { version: 'v2', evaluation: evaluation(0.9) }, rule, undefined, older).reason).toMatch(/is the live model itself/);
+  });
+
+  it('replaces a live model above the false-alarm ceiling by a challenger within it, whatever their balanced accuracy', () => {
+    // The review's case: the live model, trained at another operating point, flags half of the normal rows.
+    const live = { version: 'v1', evaluation: evaluation(0.7252, 49.7, 5) };
+    const c = { version: 'v2', evaluation: evaluation(0.607, 0, 78.59) };
+    expect(decide(c, live, rule)).toEqual({
+      promoted: true,
+      reason:
+        'the live model flags 49.70 % of the normal held-out rows, above the false-alarm ceiling of 5 % (--max-far), and the challenger 0.00 %, within it: ' +
+        'synthetic-faults: challenger balanced accuracy 0.6070 (F1 0.6070, FAR 0.00 %, MAR 78.59 %) vs live balanced accuracy 0.7252 (F1 0.7252, FAR 49.70 %, MAR 5.00 %), margin 0.01, false-alarm ceiling 5 %',
+      margin: 0.01,
+      maxFar: 5,
+    });
+    // A ceiling above the live model's false alarms: the score decides, and the live model stays.
+    expect(decide(c, live, { margin: 0.01, maxFar: 50 })).toMatchObject({ promoted: false, reason: expect.stringMatching(/^not better by the margin: /), maxFar: 50 });
+    // A challenger that flags no positive at all would silence the pump: compared as usual.
+    expect(decide({ version: 'v2', evaluation: evaluation(0.5, 0, 100, 0) }, live, rule)).toMatchObject({ promoted: false, reason: expect.stringMatching(/^not better by the margin: /) });
+  });
+
+  it('never promotes a challenger above the false-alarm ceiling over a live model within it, and compares by score when both are above', () => {
+    const c = { version: 'v2', evaluation: evaluation(0.95, 8, 2) };
+    expect(decide(c, { version: 'v1', evaluation: evaluation(0.6, 1, 79) }, rule)).toMatchObject({
+      promoted: false,
+      reason: expect.stringMatching(/^the challenger flags 8\.00 % of the normal held-out rows, above the false-alarm ceiling of 5 % \(--max-far\), and the live model 1\.00 %, within it: /),
+    });
+    expect(decide(c, { version: 'v1', evaluation: evaluation(0.6, 30, 50) }, rule)).toMatchObject({
+      promoted: true,
+      reason: expect.stringMatching(/^better on the held-out rows \(both flag more normal rows than the false-alarm ceiling allows\): /),
+    });
+    // At the ceiling is within it.
+    expect(decide({ version: 'v2', evaluation: evaluation(0.6, 5, 79) }, { version: 'v1', evaluation: evaluation(0.9, 5.01, 2) }, rule).promoted).toBe(true);
   });
 });
 
@@ -112,15 +148,33 @@ describe('the training span a model carries', () => {
 });
 
 describe('the comparison plan', () => {
-  it('uses fault labels in the held-out rows as positives when there are some', () => {
+  /** `episodes` runs of `rows` labelled fault rows each, from row `from`, 10 rows apart. */
+  const faults = (from: number, episodes: number, rows: number): Cleaned['targets'] => {
     const targets: Cleaned['targets'] = [];
-    for (let i = 90; i < 95; i++) targets[i] = 'anomaly';
-    const plan = planEvaluation(cleaned(100, targets), 80, Float64Array.of(1, 1), 1, HELD_OUT_ROWS);
+    for (let e = 0; e < episodes; e++) for (let i = 0; i < rows; i++) targets[from + e * (rows + 10) + i] = 'anomaly';
+    return targets;
+  };
+
+  it('compares on fault labels when the held-out rows have enough of them: 50 rows in 5 episodes', () => {
+    expect([MIN_LABELLED_ROWS, MIN_LABELLED_EPISODES]).toEqual([50, 5]);
+    const plan = planEvaluation(cleaned(1000, faults(700, 5, 10)), 600, Float64Array.of(1, 1), 1, HELD_OUT_ROWS);
     expect(plan.criterion).toBe('labels');
     expect(plan.parts.map((p) => [p.positive, p.indices.length])).toEqual([
-      [true, 5],
-      [false, 15],
+      [true, 50],
+      [false, 350],
     ]);
+  });
+
+  it('keeps the synthetic faults, with the labelled rows as more positives, when the labels are too few: one alert, one long fault, or 49 rows', () => {
+    for (const targets of [faults(700, 1, 1), faults(610, 1, 380), faults(700, 7, 7)]) {
+      const labelled = targets.filter((t) => t === 'anomaly').length;
+      const plan = planEvaluation(cleaned(1000, targets), 600, Float64Array.of(2, 0), 7, HELD_OUT_ROWS);
+      expect(plan.criterion).toBe('synthetic-faults');
+      expect(plan.parts.map((p) => [p.positive, p.indices.length])).toEqual([[false, 400 - labelled], ...FAULT_SIZES.map(() => [true, 200]), [true, labelled]]);
+      // The same blocks as without labels: the labels add positives, they do not move the faults.
+      const unlabelled = planEvaluation(cleaned(1000), 600, Float64Array.of(2, 0), 7, HELD_OUT_ROWS);
+      expect(plan.parts.slice(1, -1).map((p) => p.data.rows)).toEqual(unlabelled.parts.slice(1).map((p) => p.data.rows));
+    }
   });
 
   it('otherwise injects one shifted block per varying feature and fault size, the same for the same seed', () => {
@@ -143,13 +197,17 @@ describe('the comparison plan', () => {
   });
 
   it("names the rows it scores: train's held-out rows, or every row of evaluate's range", () => {
-    const targets: Cleaned['targets'] = [];
-    for (let i = 90; i < 95; i++) targets[i] = 'anomaly';
-    expect(planEvaluation(cleaned(100, targets), 80, Float64Array.of(1, 1), 1, HELD_OUT_ROWS).description).toBe(
-      '5 held-out rows inside confirmed-fault labels are positives, the other 15 negatives',
+    const targets = faults(700, 5, 10);
+    expect(planEvaluation(cleaned(1000, targets), 600, Float64Array.of(1, 1), 1, HELD_OUT_ROWS).description).toBe(
+      '50 held-out rows inside confirmed-fault labels (5 episodes) are positives, the other 350 negatives',
     );
-    expect(planEvaluation(cleaned(100, targets), 0, Float64Array.of(1, 1), 1, RANGE_ROWS).description).toBe(
-      '5 rows of the range inside confirmed-fault labels are positives, the other 95 negatives',
+    expect(planEvaluation(cleaned(1000, targets), 0, Float64Array.of(1, 1), 1, RANGE_ROWS).description).toBe(
+      '50 rows of the range inside confirmed-fault labels (5 episodes) are positives, the other 950 negatives',
+    );
+    expect(planEvaluation(cleaned(1000, faults(700, 1, 1)), 600, Float64Array.of(2, 0), 7, HELD_OUT_ROWS).description).toBe(
+      'too few fault labels in the held-out rows to compare on them alone (1 held-out rows inside confirmed-fault labels (1 episode); that needs 50 rows in 5 episodes): ' +
+        'the other 399 held-out rows are negatives; positives are 3 copies of blocks of 200 held-out rows, one per varying feature and fault size, ' +
+        'each with that feature shifted by that size: 2, 4 or 8 training standard deviations; the 1 labelled rows are positives too',
     );
     expect(planEvaluation(cleaned(1000), 600, Float64Array.of(2, 0), 7, HELD_OUT_ROWS).description).toBe(
       'no fault labels in the held-out rows: the 400 held-out rows are negatives; positives are 3 copies of blocks of 200 held-out rows, ' +
@@ -161,7 +219,7 @@ describe('the comparison plan', () => {
     );
   });
 
-  it('prints the decision metric by one name, then the other figures', () => {
+  it('prints the decision metric by one name, then the other figures (F1 first in records written before the labels were scored by balanced accuracy)', () => {
     expect(formatEvaluation(evaluation(0.9))).toBe('balanced accuracy 0.9000 (F1 0.9000, FAR 1.00 %, MAR 10.00 %)');
     const f1: Evaluation = { ...evaluation(0.8), criterion: 'labels', metric: 'f1', f1: 0.8 };
     expect(formatEvaluation(f1)).toBe('F1 0.8000 (FAR 1.00 %, MAR 10.00 %)');

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { columnMeans, columnStds } from '../linalg/stats.js';
 import { TrainerError, UsageError } from '../errors.js';
 import { formatAgentView, scoreAsAgent, type RawReadings } from '../eval/as-agent.js';
-import { evaluate, formatEvaluation, planEvaluation, RANGE_ROWS } from '../eval/criterion.js';
+import { evaluate, formatEvaluation, MIN_LABELLED_EPISODES, MIN_LABELLED_ROWS, planEvaluation, RANGE_ROWS } from '../eval/criterion.js';
 import { OnnxScorer } from '../eval/score.js';
 import { readProblem } from '../files.js';
 import { createProgress, finishing } from '../progress.js';
@@ -17,10 +17,10 @@ const HELP = `Usage: pumpwatch-trainer evaluate --source ID (--from DATE --to DA
 
 Scores a model on every cleaned reading of the source in the range (none held out), as "train"
 scores the challenger and the live model on its held-out rows: technicians' fault labels when
-the range has some, else synthetic sensor faults. Prints the decision metric (F1 with labels,
-balanced accuracy with synthetic faults), F1, FAR, MAR and the counts; then what the field got:
-every raw reading of the range (before cleaning) scored as the agent scores it, and the share of
-normal readings it flags.
+the range has enough of them (${MIN_LABELLED_ROWS} rows in ${MIN_LABELLED_EPISODES} episodes), else synthetic sensor faults, with
+the labelled rows as further positives. Prints the decision metric (balanced accuracy), F1, FAR,
+MAR and the counts; then what the field got: every raw reading of the range (before cleaning)
+scored as the agent scores it, and the share of normal readings it flags.
 
 Options:
   --source ID         data source (pump) id (required)

@@ -3,7 +3,7 @@ import { MAX_WINDOW } from '../../inference/contract.js';
 import { ALGORITHM_NAMES, DEFAULT_ALGORITHM } from '../algorithms/index.js';
 import { DRIFT_DEFAULTS } from '../drift/compare.js';
 import { formatAgentView } from '../eval/as-agent.js';
-import { formatEvaluation } from '../eval/criterion.js';
+import { formatEvaluation, MIN_LABELLED_EPISODES, MIN_LABELLED_ROWS } from '../eval/criterion.js';
 import { checkWritable } from '../files.js';
 import { algorithmNamed } from '../fit.js';
 import { createProgress } from '../progress.js';
@@ -16,9 +16,12 @@ const HELP = `Usage: pumpwatch-trainer train --source ID (--from DATE --to DATE 
 
 Reads the source's readings of the range from Blob Storage (each reading once), cleans them,
 holds out the most recent part, fits a challenger on the rest, scores it and the live model on
-the same held-out rows (technicians' fault labels when there are some in that part, else
-synthetic sensor faults), and promotes the challenger only when it is better by the margin
-(F1 on labels; balanced accuracy 1 - (FAR + MAR)/2 on synthetic faults). A range whose newest
+the same held-out rows (technicians' fault labels when that part has enough of them, at least
+${MIN_LABELLED_ROWS} rows in ${MIN_LABELLED_EPISODES} episodes; else synthetic sensor faults, with the labelled rows as
+further positives), and promotes the challenger only when its balanced accuracy
+1 - (FAR + MAR)/2 is better by the margin, under a false-alarm ceiling: a live model that
+flags more than --max-far % of the normal held-out rows is replaced by a challenger within it,
+and a challenger above it never replaces a live model within it. A range whose newest
 reading is older than the live model's newest is compared but never promoted (--allow-older).
 Writes models/<source>/<version>/model.onnx and model.json; moves best.json only on promotion.
 A label blob that is not a valid label is skipped with a warning that names it.
@@ -36,6 +39,8 @@ Options:
                       such as running hours, are left out without it)
   --holdout SHARE     share of the most recent rows held out (default ${TRAIN_DEFAULTS.holdoutFraction})
   --margin X          score the challenger must gain over the live model (default ${TRAIN_DEFAULTS.margin})
+  --max-far P         false-alarm ceiling: % of the normal held-out rows a model may flag
+                      and still keep or take the place (default ${TRAIN_DEFAULTS.maxFar})
   --seed N            seed of the synthetic faults (default ${TRAIN_DEFAULTS.seed})
   --version V         model version (default: training date + hash of data and options);
                       1-128 letters, digits, . _ : - starting with a letter or digit
@@ -73,6 +78,7 @@ export const TRAIN_OPTIONS = {
   window: { type: 'string' },
   holdout: { type: 'string' },
   margin: { type: 'string' },
+  'max-far': { type: 'string' },
   seed: { type: 'string' },
   version: { type: 'string' },
   exclude: { type: 'string' },
@@ -98,6 +104,7 @@ export function trainRequest(command: string, v: TrainValues, source: string, no
     to,
     holdoutFraction: optionalNumber(v.holdout, '--holdout', 0.05, 0.5) ?? TRAIN_DEFAULTS.holdoutFraction,
     margin: optionalNumber(v.margin, '--margin', 0, 1) ?? TRAIN_DEFAULTS.margin,
+    maxFar: optionalNumber(v['max-far'], '--max-far', 0, 100) ?? TRAIN_DEFAULTS.maxFar,
     seed: optionalInteger(v.seed, '--seed', 0) ?? TRAIN_DEFAULTS.seed,
     algorithm: typeof v.algo === 'string' ? v.algo : undefined,
     window: optionalInteger(v.window, '--window', 1, MAX_WINDOW),

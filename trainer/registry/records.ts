@@ -28,6 +28,8 @@ const evaluation = z.object({
   mar: z.number(),
   counts: z.object({ tp: z.number(), fp: z.number(), fn: z.number(), tn: z.number() }),
   threshold: z.number(),
+  /** Positives inside confirmed-fault labels, and how many the model missed (absent when none, and from records written before it). */
+  labelled: z.object({ rows: z.number(), missed: z.number() }).optional(),
 });
 
 const agentView = z.object({
@@ -101,7 +103,8 @@ export const ModelRecordSchema = z.object({
       })
       .optional(),
   }),
-  decision: z.object({ promoted: z.boolean(), reason: z.string(), margin: z.number() }),
+  /** `maxFar`: the false-alarm ceiling (% of normal held-out rows) of the decision; absent from records written before it. */
+  decision: z.object({ promoted: z.boolean(), reason: z.string(), margin: z.number(), maxFar: z.number().optional() }),
   baseline: z.record(z.string(), featureBaseline),
   trainer: z.object({ version: z.string(), seed: z.number().int() }),
   createdAt: z.string(),

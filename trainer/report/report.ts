@@ -104,7 +104,9 @@ export function renderReport(o: TrainOutcome): string {
 <p class="${o.status}"><b>${o.status}</b>: ${escapeHtml(o.reason)}</p>
 ${o.warnings.map((w) => `<p class="warning"><b>warning</b>: ${escapeHtml(w)}</p>`).join('\n')}
 <h2>Comparison on the held-out rows</h2>
-<p>${escapeHtml(r.evaluation.description)}. Each model is scored at its own threshold; the challenger must gain ${r.decision.margin} in ${metricName(r.evaluation.challenger.metric)}.</p>
+<p>${escapeHtml(r.evaluation.description)}. Each model is scored at its own threshold; the challenger must gain ${r.decision.margin} in ${metricName(r.evaluation.challenger.metric)}${
+  r.decision.maxFar === undefined ? '' : `, and a model that flags more than ${r.decision.maxFar} % of the normal held-out rows (the false-alarm ceiling) neither keeps nor takes the place from one within it`
+}.</p>
 <table><tr><th></th><th>version</th><th>algorithm</th><th>threshold</th><th>${metricName(r.evaluation.challenger.metric)}</th><th>F1</th><th>FAR</th><th>MAR</th><th>TP/FP/FN/TN</th></tr>
 ${metricRow('challenger', v.challenger)}${metricRow('live model', v.champion)}</table>
 ${asAgentSection(r)}

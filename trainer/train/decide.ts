@@ -1,6 +1,16 @@
 /**
- * The promotion rule: the challenger replaces the live model only when its score (F1 with
- * labels, balanced accuracy with synthetic faults: eval/criterion.ts) is better by a margin.
+ * The promotion rule: the challenger replaces the live model only when its score (the balanced
+ * accuracy: eval/criterion.ts) is better by a margin, under a false-alarm ceiling: a model that
+ * flags more than `maxFar` % of the normal held-out rows cannot defend its place against a
+ * challenger within it, and a challenger above it never replaces a live model within it.
+ *
+ * Why a ceiling beside the balanced accuracy: the balanced accuracy weighs a false alarm on a
+ * normal row as much as a missed fault row, so a live model trained at another operating point,
+ * flagging half of the normal readings while catching nearly every synthetic fault, scored 0.72
+ * and was kept against a challenger that flagged none of them (0.61, missing 79 % of the
+ * synthetic faults). In the field every one of those false alarms reaches a technician, reading
+ * after reading; alarms that are mostly false get ignored, the true ones with them. The
+ * ceiling's default and why: trainer/README.md, "Decide".
  */
 import { formatEvaluation, type Evaluation } from '../eval/criterion.js';
 
@@ -8,6 +18,14 @@ export interface Decision {
   promoted: boolean;
   reason: string;
   margin: number;
+  /** The false-alarm ceiling (% of the normal held-out rows) it was decided under; absent from records written before 2026-12-06. */
+  maxFar?: number;
+}
+
+/** `margin`: score the challenger must gain; `maxFar`: the false-alarm ceiling, % of the normal held-out rows (`--max-far`). */
+export interface DecisionRule {
+  margin: number;
+  maxFar: number;
 }
 
 export interface Contender {
@@ -35,23 +53,42 @@ export interface OlderRange {
  * champion could not be scored on the held-out rows (it then cannot defend its place); `older`:
  * the range is older than the live model's, and the challenger is never promoted (the scores are
  * still compared and given in the reason).
+ *
+ * With both scored: a live model above the false-alarm ceiling is replaced by a challenger within
+ * it that finds at least one positive (a challenger that flags nothing at all would silence the
+ * pump's alarms: it is compared as usual); a challenger above the ceiling never replaces a live
+ * model within it; otherwise (both within, or both above) the score decides, by the margin.
  */
-export function decide(challenger: Contender, champion: Contender | null, margin: number, championProblem?: string, older?: OlderRange): Decision {
-  if (champion !== null && champion.version === challenger.version) return { promoted: false, reason: `the challenger is the live model itself (version ${champion.version})`, margin };
-  const detail = champion === null ? null : `${challenger.evaluation.criterion}: challenger ${formatEvaluation(challenger.evaluation)} vs live ${formatEvaluation(champion.evaluation)}, margin ${margin}`;
+export function decide(challenger: Contender, champion: Contender | null, rule: DecisionRule, championProblem?: string, older?: OlderRange): Decision {
+  const { margin, maxFar } = rule;
+  const decided = (promoted: boolean, reason: string): Decision => ({ promoted, reason, margin, maxFar });
+  if (champion !== null && champion.version === challenger.version) return decided(false, `the challenger is the live model itself (version ${champion.version})`);
+  const detail =
+    champion === null ? null : `${challenger.evaluation.criterion}: challenger ${formatEvaluation(challenger.evaluation)} vs live ${formatEvaluation(champion.evaluation)}, margin ${margin}, false-alarm ceiling ${maxFar} %`;
   if (older !== undefined) {
     const figures = detail !== null ? `; on the held-out rows: ${detail}` : championProblem !== undefined ? `; the live model cannot be scored on them (${championProblem})` : '';
-    return {
-      promoted: false,
-      reason: `older data: its newest reading (${older.newest}) is older than the newest of live model ${older.liveVersion}'s data (${older.liveNewest}); older data never replaces a newer model (--allow-older to compare as usual)${figures}`,
-      margin,
-    };
+    return decided(
+      false,
+      `older data: its newest reading (${older.newest}) is older than the newest of live model ${older.liveVersion}'s data (${older.liveNewest}); older data never replaces a newer model (--allow-older to compare as usual)${figures}`,
+    );
   }
-  if (championProblem !== undefined) return { promoted: true, reason: `the live model cannot be scored on the held-out rows (${championProblem})`, margin };
-  if (champion === null) return { promoted: true, reason: 'no model was promoted for this source yet', margin };
-  const better = challenger.evaluation.score >= champion.evaluation.score + margin;
-  return { promoted: better, reason: better ? `better on the held-out rows: ${detail}` : `not better by the margin: ${detail}`, margin };
+  if (championProblem !== undefined) return decided(true, `the live model cannot be scored on the held-out rows (${championProblem})`);
+  if (champion === null) return decided(true, 'no model was promoted for this source yet');
+  const c = challenger.evaluation;
+  const l = champion.evaluation;
+  const over = (e: Evaluation) => e.far > maxFar;
+  if (over(l) && !over(c) && c.counts.tp > 0) {
+    return decided(true, `the live model flags ${pct(l.far)} of the normal held-out rows, above the false-alarm ceiling of ${maxFar} % (--max-far), and the challenger ${pct(c.far)}, within it: ${detail}`);
+  }
+  if (over(c) && !over(l)) {
+    return decided(false, `the challenger flags ${pct(c.far)} of the normal held-out rows, above the false-alarm ceiling of ${maxFar} % (--max-far), and the live model ${pct(l.far)}, within it: ${detail}`);
+  }
+  const better = c.score >= l.score + margin;
+  const both = over(c) && over(l) ? ' (both flag more normal rows than the false-alarm ceiling allows)' : '';
+  return decided(better, better ? `better on the held-out rows${both}: ${detail}` : `not better by the margin${both}: ${detail}`);
 }
+
+const pct = (x: number) => `${x.toFixed(2)} %`;
 
 /**
  * A version a `rollback` moved best.json away from (best.json `rolledBack`) is not promoted again
@@ -62,10 +99,10 @@ export function decide(challenger: Contender, champion: Contender | null, margin
 export function unlessRolledBack(decision: Decision, source: string, version: string, rolledBack: { at: string; to: string } | undefined): Decision {
   if (!decision.promoted || rolledBack === undefined) return decision;
   return {
+    ...decision,
     promoted: false,
     reason:
       `${version} was rolled back from at ${rolledBack.at} (best.json went to ${rolledBack.to}), and a version rolled back from is not promoted again by train ` +
       `(to make it best on purpose: pumpwatch-trainer rollback --source ${source} --version ${version}); without that: ${decision.reason}`,
-    margin: decision.margin,
   };
 }

@@ -36,8 +36,10 @@ export interface TrainRequest {
   to: number;
   /** Share of the most recent cleaned rows held out for the comparison. */
   holdoutFraction: number;
-  /** Score (F1 or balanced accuracy) the challenger must gain over the live model. */
+  /** Score (balanced accuracy) the challenger must gain over the live model. */
   margin: number;
+  /** The false-alarm ceiling, % of the normal held-out rows (`--max-far`; train/decide.ts). */
+  maxFar: number;
   seed: number;
   algorithm?: string;
   window?: number;
@@ -60,7 +62,11 @@ export interface TrainRequest {
   deployPending?: boolean;
 }
 
-export const TRAIN_DEFAULTS = { holdoutFraction: 0.2, margin: 0.01, seed: 1 };
+/**
+ * `maxFar` 5 %: the false-alarm ceiling of the decision (train/decide.ts; why this figure:
+ * trainer/README.md, "Decide").
+ */
+export const TRAIN_DEFAULTS = { holdoutFraction: 0.2, margin: 0.01, seed: 1, maxFar: 5 };
 export const MIN_TRAIN_ROWS = 100;
 export const MIN_HOLDOUT_ROWS = 20;
 
@@ -144,7 +150,7 @@ async function trainRange(container: ContainerClient, req: TrainRequest, progres
   const decided = decide(
     { version: fit.metadata.version, evaluation: challenger.evaluation as Evaluation },
     defender?.evaluation ? { version: champion!.record.version, evaluation: defender.evaluation } : null,
-    req.margin,
+    { margin: req.margin, maxFar: req.maxFar },
     defender && !defender.evaluation ? defender.problem : undefined,
     champion && !req.allowOlder && Number.isFinite(liveNewest) && newest < liveNewest
       ? { newest: new Date(newest).toISOString(), liveVersion: champion.record.version, liveNewest: new Date(liveNewest).toISOString() }
@@ -165,7 +171,7 @@ async function trainRange(container: ContainerClient, req: TrainRequest, progres
     source: req.source,
     warnings: [
       ...spanWarnings(fit.metadata, 'the comparison on the most recent rows'),
-      ...evaluationWarnings(challenger.evaluation as Evaluation),
+      ...evaluationWarnings(challenger.evaluation as Evaluation, req.maxFar),
       ...dataWarnings(loaded, cleaned.stats, constantFeaturesOf(fit.model.metrics), req.exclude ?? []),
       ...rawReadingWarnings(challenger.evaluation as Evaluation, asAgent.challenger),
       ...labelWarnings,

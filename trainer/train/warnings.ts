@@ -69,16 +69,24 @@ export function dataWarnings(
   return out;
 }
 
-/** A challenger that flags none of the positives, or a labelled comparison without a single negative row. */
-export function evaluationWarnings(e: Evaluation): string[] {
+/**
+ * A challenger that flags none of the positives, or none of the labelled fault rows among them; a
+ * comparison without a single normal row; a challenger above the false-alarm ceiling `maxFar`
+ * (promoted all the same when no model is live or the live one cannot score the data).
+ */
+export function evaluationWarnings(e: Evaluation, maxFar?: number): string[] {
   const out: string[] = [];
   const positives = e.counts.tp + e.counts.fn;
   if (positives > 0 && e.counts.tp === 0) {
-    const what = e.criterion === 'labels' ? 'held-out rows inside confirmed faults' : 'synthetic faults';
+    const what = e.criterion === 'labels' ? 'held-out rows inside confirmed faults' : e.labelled ? 'positives (synthetic faults and held-out rows inside confirmed faults)' : 'synthetic faults';
     out.push(`the challenger flags none of the ${positives} ${what} (MAR 100 %): at its threshold it would raise no alarm on them`);
+  } else if (e.labelled && e.labelled.missed === e.labelled.rows) {
+    out.push(`the challenger flags none of the ${e.labelled.rows} held-out rows inside confirmed faults: at its threshold it would raise no alarm on them`);
   }
-  if (e.criterion === 'labels' && e.counts.fp + e.counts.tn === 0) {
-    out.push('every held-out row lies inside a confirmed fault: there is no normal row to count false alarms on, and F1 rewards a model that flags everything');
+  if (e.counts.fp + e.counts.tn === 0) {
+    out.push('every held-out row lies inside a confirmed fault: there is no normal row to count false alarms on (FAR reads 0), and neither the balanced accuracy nor the false-alarm ceiling sees a model that flags everything');
+  } else if (maxFar !== undefined && e.far > maxFar) {
+    out.push(`the challenger flags ${e.far.toFixed(2)} % of the normal held-out rows, above the false-alarm ceiling of ${maxFar} % (--max-far)`);
   }
   return out;
 }
