@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cleanSeries, CLEAN_DEFAULTS, type Target } from '../../trainer/data/clean.js';
+import { cleanSeries, CLEAN_DEFAULTS, rowsWith, type Target } from '../../trainer/data/clean.js';
 import { SeriesBuilder } from '../../trainer/data/series.js';
 import { baselineOf, binShares, featureBaseline } from '../../trainer/drift/baseline.js';
 import { printDrift } from '../../trainer/commands/drift.js';
@@ -119,7 +119,7 @@ describe('cleanSeries', () => {
     expect(c.stats).toMatchObject({ gaps: 1, gapsByCleaning: 0, longestGapSeconds: 3601 });
   });
 
-  it('leaves a passive feature (kept only for the live model) as received: frozen or wild values take no row, a missing one still does', () => {
+  it('leaves a passive feature (kept only for the live model) as received: frozen, wild or missing values take no row', () => {
     // f1 frozen for 700 readings, with one wild value; f2 a noisy sensor the challenger uses.
     const values = Array.from({ length: 1000 }, (_, i) => [i % 7, i >= 300 ? 5 : i % 5, (i * 37) % 11]);
     values[100]![1] = 1e9;
@@ -131,10 +131,21 @@ describe('cleanSeries', () => {
     const active = cleanSeries(series(values.map((v) => [...v])), targets(1000));
     expect(active.stats.stuckValues.f1).toBe(700);
     expect(active.stats.outputRows).toBeLessThan(400);
-    // Missing beyond the carry limit: the live model could not score the row, so it goes.
+    // Missing beyond the carry limit: the row stays for the model trained (the live model cannot
+    // score it: rowsWith leaves it out of the comparison, with the segments cleaning would have made).
     const gap = values.map((v, i) => (i >= 500 && i < 600 ? [v[0]!, NaN, v[2]!] : [...v]));
     const missing = cleanSeries(series(gap), targets(1000), CLEAN_DEFAULTS, ['f1']);
-    expect(missing.stats).toMatchObject({ droppedMissing: 40, missingByFeature: { f0: 0, f1: 40, f2: 0 } });
+    expect(missing.stats).toMatchObject({ outputRows: 1000, droppedMissing: 0, carriedValues: 0, missingByFeature: { f0: 0, f2: 0 } });
+    expect(missing.series.rows.filter((r) => Number.isNaN(r[1])).length).toBe(40);
+    expect(rowsWith(missing, []).index).toBeNull();
+    const scorable = rowsWith(missing, ['f1']);
+    expect(scorable.view.series.rows).toHaveLength(960);
+    expect(scorable.index!.slice(558, 562)).toEqual([558, 559, 600, 601]);
+    // The same rows and segments as cleaning f1 as an active feature after its outliers and stuck runs: dropped then.
+    const dropped = cleanSeries(series(gap.map((v) => [v[0]!, Number.isNaN(v[1]!) ? NaN : 0, v[2]!])), targets(1000));
+    expect(dropped.stats.droppedMissing).toBe(40);
+    expect(scorable.view.series.timestamps).toEqual(dropped.series.timestamps);
+    expect(scorable.view.segmentStarts).toEqual(dropped.segmentStarts);
   });
 
   it('tells a pause in the readings from a hole that rows dropped for a missing value left', () => {

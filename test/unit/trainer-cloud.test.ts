@@ -8,7 +8,7 @@ import { TRAIN_OPTIONS, trainRequest } from '../../trainer/commands/train.js';
 import type { Cleaned } from '../../trainer/data/clean.js';
 import { defaultQuery } from '../../trainer/deploy/twin.js';
 import { runCli } from '../../trainer/commands/index.js';
-import { FAULT_SIZES, formatEvaluation, HELD_OUT_ROWS, MIN_LABELLED_EPISODES, MIN_LABELLED_ROWS, planEvaluation, RANGE_ROWS, rates, type Evaluation } from '../../trainer/eval/criterion.js';
+import { FAULT_SIZES, faultSpreads, formatEvaluation, HELD_OUT_ROWS, MIN_LABELLED_EPISODES, MIN_LABELLED_ROWS, planEvaluation, RANGE_ROWS, rates, type Evaluation } from '../../trainer/eval/criterion.js';
 import { spanWarnings } from '../../trainer/fit.js';
 import { createProgress } from '../../trainer/progress.js';
 import { nextPointer, type BestPointer, type ModelRecord } from '../../trainer/registry/records.js';
@@ -175,6 +175,11 @@ describe('the comparison plan', () => {
       const unlabelled = planEvaluation(cleaned(1000), 600, Float64Array.of(2, 0), 7, HELD_OUT_ROWS);
       expect(plan.parts.slice(1, -1).map((p) => p.data.rows)).toEqual(unlabelled.parts.slice(1).map((p) => p.data.rows));
     }
+  });
+
+  it('puts synthetic faults only in the features the scored model watches', () => {
+    const rows = Array.from({ length: 100 }, (_, i) => Float64Array.of(i % 5, i, NaN, 7));
+    expect([...faultSpreads(rows, ['a', 'RunningHours', 'passive', 'flat'], ['a', 'flat'])]).toEqual([Math.sqrt(200 / 99), 0, 0, 0]);
   });
 
   it('otherwise injects one shifted block per varying feature and fault size, the same for the same seed', () => {

@@ -1,26 +1,28 @@
 /** `pumpwatch-trainer evaluate`: score one model on a source's range with the train comparison's metric. */
 import { readFile } from 'node:fs/promises';
-import { columnMeans, columnStds } from '../linalg/stats.js';
 import { TrainerError, UsageError } from '../errors.js';
 import { formatAgentView, scoreAsAgent, type RawReadings } from '../eval/as-agent.js';
-import { evaluate, formatEvaluation, MIN_LABELLED_EPISODES, MIN_LABELLED_ROWS, planEvaluation, RANGE_ROWS } from '../eval/criterion.js';
+import { readModelMetadata } from '../../inference/contract.js';
+import { evaluate, faultSpreads, formatEvaluation, MIN_LABELLED_EPISODES, MIN_LABELLED_ROWS, planEvaluation, RANGE_ROWS } from '../eval/criterion.js';
 import { OnnxScorer } from '../eval/score.js';
 import { readProblem } from '../files.js';
 import { createProgress, finishing } from '../progress.js';
 import { readBestRecord } from '../registry/best-record.js';
 import { readModelBytes } from '../registry/model-blob.js';
 import { readModelRecord } from '../registry/read.js';
-import { noUsableRows, prepareData, skippedLabelWarning } from '../train/prepare.js';
+import { comparisonLoad, noUsableRows, prepareData, skippedLabelWarning } from '../train/prepare.js';
 import { optionalInteger, parseOptions, requireSource, requireVersion, timeRange, type Command } from './command.js';
 
 const HELP = `Usage: pumpwatch-trainer evaluate --source ID (--from DATE --to DATE | --days N) [--version V | --model FILE] [--seed N]
 
 Scores a model on every cleaned reading of the source in the range (none held out), as "train"
 scores the challenger and the live model on its held-out rows: technicians' fault labels when
-the range has enough of them (${MIN_LABELLED_ROWS} rows in ${MIN_LABELLED_EPISODES} episodes), else synthetic sensor faults, with
-the labelled rows as further positives. Prints the decision metric (balanced accuracy), F1, FAR,
-MAR and the counts; then what the field got: every raw reading of the range (before cleaning)
-scored as the agent scores it, and the share of normal readings it flags.
+the range has enough of them (${MIN_LABELLED_ROWS} rows in ${MIN_LABELLED_EPISODES} episodes), else synthetic sensor faults in the
+features the model watches, with the labelled rows as further positives. The range is read as
+"train" reads it (counters left out unless the model uses them); values the model does not use
+are not cleaned and cost it no row. Prints the decision metric (balanced accuracy), F1, FAR, MAR
+and the counts; then what the field got: every raw reading of the range (before cleaning) scored
+as the agent scores it, and the share of normal readings it flags.
 
 Options:
   --source ID         data source (pump) id (required)
@@ -63,14 +65,16 @@ export const evaluateCommand: Command = {
       if (record === undefined) throw new TrainerError('PW_TRAINER_NO_MODEL', `no model was promoted for "${source}"; pass --version or --model`);
       bytes = await readModelBytes(container, record);
     }
+    const features = readModelMetadata(bytes).features;
     const progress = createProgress({ raw: io.raw, line: io.err }, ctx.isTTY, `evaluate ${source}`);
-    const { loaded, cleaned, raw, skippedLabels } = await finishing(progress, () => prepareData(container, { source, from, to }, progress, { raw: true }));
+    // Read as train reads it; the values the model does not use cost it no row and get no fault.
+    const options = { raw: true, load: comparisonLoad([], features), watched: features };
+    const { loaded, cleaned, raw, skippedLabels } = await finishing(progress, () => prepareData(container, { source, from, to }, progress, options));
     for (const s of skippedLabels) io.err(`warning: ${skippedLabelWarning(s)}`);
     if (cleaned.series.rows.length === 0) throw await noUsableRows(container, { source, from, to }, loaded.readings);
     const scorer = await OnnxScorer.load(bytes);
     try {
-      const std = columnStds(cleaned.series.rows, columnMeans(cleaned.series.rows));
-      const plan = planEvaluation(cleaned, 0, std, seed, RANGE_ROWS);
+      const plan = planEvaluation(cleaned, 0, faultSpreads(cleaned.series.rows, cleaned.series.features, scorer.metadata.features), seed, RANGE_ROWS);
       const e = await evaluate(scorer, plan);
       const m = scorer.metadata;
       io.out(`${source}: model ${m.version} (${m.algorithm}, window ${m.window}, threshold ${m.threshold}) on ${cleaned.series.rows.length} rows`);

@@ -64,10 +64,12 @@ export interface Cleaned {
 
 /**
  * `passive`: features kept in the data only for another model (the live one, when `train` leaves
- * them out of the challenger). They are left as the agent receives them: never cleaned of
- * outliers or stuck runs (a frozen sensor excluded for that reason takes no row from the
- * challenger), but carried forward like the others, and a row still missing one is dropped, as
- * the live model could not score it.
+ * them out of the challenger; those the model `evaluate` scores does not use). They are left as
+ * the agent receives them: never cleaned of outliers or stuck runs, carried forward like the
+ * others, and a row still missing one after that is kept with it missing (NaN): it takes no row
+ * from the model being trained, whose rows are then the same whatever model is live. A model
+ * that needs such a feature cannot score that row: `rowsWith` leaves those rows out of a
+ * comparison.
  */
 export function cleanSeries(input: Series, targets: readonly Target[], options: CleanOptions = CLEAN_DEFAULTS, passive: readonly string[] = []): Cleaned {
   const rows = input.rows;
@@ -80,17 +82,17 @@ export function cleanSeries(input: Series, targets: readonly Target[], options: 
     outliers[name] = removeOutliers(rows, f, options.outlierSpreads, protectedRow);
     stuckValues[name] = removeStuckRuns(rows, f, options.stuckRows, protectedRow);
   });
-  const carriedValues = carryForward(rows, options.maxCarryRows);
+  const carriedValues = carryForward(rows, options.maxCarryRows, active);
   const keep: number[] = [];
   let droppedMissing = 0;
   let droppedMaintenance = 0;
-  const missingByFeature: Record<string, number> = Object.fromEntries(input.features.map((name) => [name, 0]));
+  const missingByFeature: Record<string, number> = Object.fromEntries(input.features.filter((_, f) => active[f]).map((name) => [name, 0]));
   rows.forEach((row, i) => {
     if (targets[i] === 'exclude') droppedMaintenance++;
-    else if (row.some(Number.isNaN)) {
+    else if (row.some((v, f) => active[f] && Number.isNaN(v))) {
       droppedMissing++;
       input.features.forEach((name, f) => {
-        if (Number.isNaN(row[f])) missingByFeature[name] = (missingByFeature[name] as number) + 1;
+        if (active[f] && Number.isNaN(row[f])) missingByFeature[name] = (missingByFeature[name] as number) + 1;
       });
     } else keep.push(i);
   });
@@ -114,6 +116,37 @@ export function cleanSeries(input: Series, targets: readonly Target[], options: 
       gapsByCleaning,
       longestGapSeconds: Math.round(longest / 1000),
     },
+  };
+}
+
+/** The rows of a cleaned series that a comparison scores, and which cleaned row each one is. */
+export interface RowsView {
+  view: Cleaned;
+  /** `index[k]`: the row of the cleaned series that row k of the view is; null when the view is the cleaned series itself. */
+  index: number[] | null;
+}
+
+/**
+ * The cleaned rows that have a value for every one of `features` (passive features, which
+ * cleaning leaves missing rather than dropping their rows), for a model that needs them. Their
+ * segments are found again as cleaning finds them: the hole left-out rows make starts a segment
+ * only when it is a pause by the gap rule, as when cleaning dropped such rows. The cleaned series
+ * itself when no row lacks one.
+ */
+export function rowsWith(cleaned: Cleaned, features: readonly string[], options: CleanOptions = CLEAN_DEFAULTS): RowsView {
+  const columns = features.map((name) => cleaned.series.features.indexOf(name)).filter((f) => f >= 0);
+  const complete = (row: Float64Array) => columns.every((f) => !Number.isNaN(row[f]));
+  if (cleaned.series.rows.every(complete)) return { view: cleaned, index: null };
+  const index = cleaned.series.rows.flatMap((row, i) => (complete(row) ? [i] : []));
+  const timestamps = index.map((i) => cleaned.series.timestamps[i] as number);
+  return {
+    view: {
+      series: { features: cleaned.series.features, timestamps, rows: index.map((i) => cleaned.series.rows[i] as Float64Array) },
+      targets: index.map((i) => cleaned.targets[i] ?? null),
+      segmentStarts: segments(timestamps, options).starts,
+      stats: cleaned.stats,
+    },
+    index,
   };
 }
 
@@ -199,7 +232,8 @@ function removeStuckRuns(rows: Float64Array[], f: number, minRun: number, keep: 
   return removed;
 }
 
-function carryForward(rows: Float64Array[], maxCarry: number): number {
+/** Carries every feature forward; counts the values carried in the `counted` ones (the stats describe the cleaned features, whatever passive ones ride along). */
+function carryForward(rows: Float64Array[], maxCarry: number, counted: readonly boolean[]): number {
   const n = rows[0]?.length ?? 0;
   let carried = 0;
   for (let f = 0; f < n; f++) {
@@ -212,7 +246,7 @@ function carryForward(rows: Float64Array[], maxCarry: number): number {
       } else if (!Number.isNaN(last) && age < maxCarry) {
         r[f] = last;
         age++;
-        carried++;
+        if (counted[f]) carried++;
       }
     }
   }

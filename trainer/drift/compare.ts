@@ -124,8 +124,12 @@ export function compareWithBaseline(baseline: Baseline, features: readonly strin
     .filter(([name]) => features.includes(name))
     .map(([name, base]): FeatureDrift => {
       const f = features.indexOf(name);
-      const sorted = new Float64Array(rows.length);
-      for (let i = 0; i < rows.length; i++) sorted[i] = (rows[i] as ArrayLike<number>)[f] as number;
+      // The rows with a value: a feature kept only for a model that has it (cleaning's passive ones) may be missing (NaN) in some.
+      let present = 0;
+      for (const row of rows) if (!Number.isNaN(row[f])) present++;
+      const sorted = new Float64Array(present);
+      let k = 0;
+      for (const row of rows) if (!Number.isNaN(row[f])) sorted[k++] = row[f] as number;
       sorted.sort();
       const psi = psiOf(base.shares, binShares(sorted, base.edges), sorted.length);
       const ks = ksDistance(sorted, base.percentiles);

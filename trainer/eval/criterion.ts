@@ -8,7 +8,8 @@
  *   labelled rows), those rows are the positives and every other held-out row a negative (no
  *   label = normal operation; maintenance rows were dropped by cleaning).
  * - `synthetic-faults` (fewer labels, or none): the held-out rows outside confirmed faults are
- *   the negatives, and for every feature that varies in training and every fault size (2, 4 and 8 training standard deviations: small,
+ *   the negatives, and for every feature the faults may go in (faultSpreads: the scored model's,
+ *   varying in training) and every fault size (2, 4 and 8 training standard deviations: small,
  *   medium, large) a copy of a block of min(300, ⌊held-out rows / 2⌋) held-out rows with that
  *   feature shifted by that much, up or down, gives the positives: sustained single-sensor faults.
  *   Blocks and signs come from a PRNG with the run's seed, so the comparison is reproducible; both
@@ -32,6 +33,7 @@
  * standard deviations); the caller names the rows, so the description says which they are.
  */
 import type { Cleaned } from '../data/clean.js';
+import { columnMeans, columnStds } from '../linalg/stats.js';
 import type { OnnxScorer, Rows } from './score.js';
 
 export type Criterion = 'labels' | 'synthetic-faults';
@@ -97,6 +99,17 @@ export const RANGE_ROWS: ScoredRows = { rows: 'rows of the range', spread: 'stan
 
 /** What a plan scores: the cleaned rows (or those both models can score), their label targets and segments. */
 export type ScoredData = Pick<Cleaned, 'series' | 'targets' | 'segmentStarts'>;
+
+/**
+ * The size of a synthetic fault per feature: the standard deviation of `rows` for the features in
+ * `watched` (the scored model's), 0 (no fault) for the others. `train` and `evaluate` both: a fault
+ * in a feature the model does not watch (left out by --exclude, a counter, a sensor the live model
+ * alone uses) would count against a model for leaving it out.
+ */
+export function faultSpreads(rows: readonly Float64Array[], features: readonly string[], watched: readonly string[]): Float64Array {
+  const std = columnStds(rows, columnMeans(rows));
+  return std.map((sd, f) => (watched.includes(features[f] as string) && Number.isFinite(sd) ? sd : 0));
+}
 
 /** Rows from `holdoutStart` on are scored; `named` says what they are (and what `std` is) in the description. */
 export function planEvaluation(cleaned: ScoredData, holdoutStart: number, std: Float64Array, seed: number, named: ScoredRows): EvaluationPlan {

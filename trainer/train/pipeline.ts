@@ -7,15 +7,15 @@
  */
 import type { ContainerClient } from '@azure/storage-blob';
 import { bestModelBlobName, modelBlobName } from '../../sync/layout.js';
-import { CLEAN_DEFAULTS, type Cleaned, type Target } from '../data/clean.js';
+import { CLEAN_DEFAULTS, rowsWith, type Cleaned, type Target } from '../data/clean.js';
 import { withoutFeatures } from '../data/counters.js';
 import type { LoadResult } from '../data/load.js';
 import { baselineOf } from '../drift/baseline.js';
 import { compareWithBaseline, type DriftReport, type DriftThresholds } from '../drift/compare.js';
 import { FitError, TrainerError } from '../errors.js';
-import { columnMeans, columnStds, lowerBound } from '../linalg/stats.js';
+import { lowerBound } from '../linalg/stats.js';
 import { scoreAsAgent, type AgentView, type RawReadings } from '../eval/as-agent.js';
-import { evaluate, HELD_OUT_ROWS, planEvaluation, type Evaluation } from '../eval/criterion.js';
+import { evaluate, faultSpreads, HELD_OUT_ROWS, planEvaluation, type Evaluation, type ScoredData } from '../eval/criterion.js';
 import { OnnxScorer, rowsOf } from '../eval/score.js';
 import { fitTable, spanWarnings, TRAINER_VERSION } from '../fit.js';
 import { finishing, type Progress } from '../progress.js';
@@ -26,7 +26,7 @@ import { readBest, type BestState } from '../registry/read.js';
 import { registerVersion, type Registered } from '../registry/register.js';
 import { rewriteRecord, writeBest } from '../registry/write.js';
 import { decide, unlessRolledBack, type Decision } from './decide.js';
-import { between, newerReadingsNote, noUsableRows, prepareData, skippedLabelWarning, type LabelSet } from './prepare.js';
+import { between, comparisonLoad, newerReadingsNote, noUsableRows, prepareData, skippedLabelWarning, type LabelSet } from './prepare.js';
 import { dataWarnings, evaluationWarnings, rawReadingWarnings } from './warnings.js';
 
 export interface TrainRequest {
@@ -114,7 +114,7 @@ async function trainRange(container: ContainerClient, req: TrainRequest, progres
   const champion = await loadChampion(container, req.source, now());
   const best = champion?.state ?? null;
   // The live model's features stay in the data even when excluded or counters: it is scored on the same rows.
-  const load = { exclude: req.exclude, leaveOutCounters: true, keep: champion?.record.features ?? [] };
+  const load = comparisonLoad(req.exclude, champion?.record.features ?? []);
   const { loaded, cleaned, raw, skippedLabels } = await prepareData(container, req, progress, { labels, raw: true, load });
   const labelWarnings = labels === undefined ? skippedLabels.map(skippedLabelWarning) : [];
   if (loaded.readings === 0) {
@@ -125,10 +125,15 @@ async function trainRange(container: ContainerClient, req: TrainRequest, progres
   const trainIdx = range(0, holdoutStart).filter((i) => cleaned.targets[i] !== 'anomaly');
   await checkEnough(container, req, cleaned, trainIdx.length, cleaned.series.rows.length - holdoutStart, holdoutStart - trainIdx.length);
 
+  // What both models are scored on: the cleaned rows that have every feature the live model alone
+  // uses (cleaning kept the others for the challenger's training, whatever model is live).
+  const { view: scored, index } = rowsWith(cleaned, loaded.leftOutButKept);
+  const scoredHoldout = index === null ? holdoutStart : lowerBound(index, holdoutStart);
+
   // Never NEW: what the loader left out of the challenger, and what the live model left out by its own --exclude (as drift reads it).
   const notNew = [...loaded.leftOutButKept, ...(champion?.record.data.excludedFeatures ?? [])];
   if (req.ifDrifted && champion) {
-    const drift = compareWithBaseline(champion.record.baseline, cleaned.series.features, cleaned.series.rows, req.ifDrifted, notNew);
+    const drift = compareWithBaseline(champion.record.baseline, scored.series.features, scored.series.rows, req.ifDrifted, notNew);
     if (!drift.drifted) return { status: 'skipped', reason: `no drift from the baseline of live model ${champion.record.version}: not retrained`, source: req.source, warnings: labelWarnings, record: null, drift, view: null };
   }
 
@@ -138,12 +143,14 @@ async function trainRange(container: ContainerClient, req: TrainRequest, progres
   const trainSet = withoutFeatures({ features: cleaned.series.features, timestamps: trainIdx.map((i) => cleaned.series.timestamps[i] as number), rows: trainRows }, loaded.leftOutButKept);
   const fit = fitRange(req, { ...trainSet, timestampColumn: 'ts', ignoredColumns: [], segmentStarts: trainSegmentStarts(trainIdx, cleaned.segmentStarts) });
   progress.stage('comparing with the live model');
-  // Synthetic faults only in the features the challenger may use: the others were left out on purpose.
-  const std = columnStds(trainRows, columnMeans(trainRows)).map((sd, f) => (loaded.leftOutButKept.includes(cleaned.series.features[f] as string) ? 0 : sd));
-  const plan = planEvaluation(cleaned, holdoutStart, std, req.seed, HELD_OUT_ROWS);
-  const held = range(holdoutStart, cleaned.series.rows.length);
-  const challenger = await scoreModel(fit.bytes, plan, cleaned, held);
-  const defender = champion ? await scoreModel(champion.bytes, plan, cleaned, held) : null;
+  // Synthetic faults only in the features the challenger watches: the others were left out on purpose.
+  const std = faultSpreads(trainRows, cleaned.series.features, fit.metadata.features);
+  const plan = planEvaluation(scored, scoredHoldout, std, req.seed, HELD_OUT_ROWS);
+  const unscored = cleaned.series.rows.length - holdoutStart - (scored.series.rows.length - scoredHoldout);
+  if (unscored > 0) plan.description += `; ${unscored} held-out rows without ${loaded.leftOutButKept.join(', ')} (which only the live model uses) are scored by neither model`;
+  const held = range(scoredHoldout, scored.series.rows.length);
+  const challenger = await scoreModel(fit.bytes, plan, scored, held);
+  const defender = champion ? await scoreModel(champion.bytes, plan, scored, held) : null;
   // The newest reading of the live model's data; a record without one (hand-made) is not compared by it.
   const liveNewest = champion ? Date.parse(champion.record.data.holdoutTo) : NaN;
   const newest = cleaned.series.timestamps[cleaned.series.timestamps.length - 1] as number;
@@ -177,10 +184,10 @@ async function trainRange(container: ContainerClient, req: TrainRequest, progres
       ...labelWarnings,
     ],
     record,
-    drift: compareWithBaseline(champion?.record.baseline ?? record.baseline, cleaned.series.features, held.map((i) => cleaned.series.rows[i] as Float64Array), undefined, notNew),
+    drift: compareWithBaseline(champion?.record.baseline ?? record.baseline, scored.series.features, held.map((i) => scored.series.rows[i] as Float64Array), undefined, notNew),
     view: {
-      timestamps: held.map((i) => cleaned.series.timestamps[i] as number),
-      targets: held.map((i) => cleaned.targets[i] ?? null),
+      timestamps: held.map((i) => scored.series.timestamps[i] as number),
+      targets: held.map((i) => scored.targets[i] ?? null),
       challenger: { version: fit.metadata.version, algorithm: fit.metadata.algorithm, threshold: fit.metadata.threshold, evaluation: challenger.evaluation, scores: challenger.scores },
       champion: champion && defender ? { version: champion.record.version, algorithm: champion.record.algorithm, threshold: champion.record.threshold, evaluation: defender.evaluation, scores: defender.scores } : null,
     },
@@ -238,7 +245,7 @@ async function loadChampion(container: ContainerClient, source: string, now: Dat
   return { state: best.state, record: best.record, bytes: await readModelBytes(container, best.record) };
 }
 
-async function scoreModel(bytes: Uint8Array, plan: ReturnType<typeof planEvaluation>, cleaned: Cleaned, held: number[]) {
+async function scoreModel(bytes: Uint8Array, plan: ReturnType<typeof planEvaluation>, cleaned: ScoredData, held: number[]) {
   const scorer = await OnnxScorer.load(bytes);
   try {
     const missing = scorer.missingFeatures(cleaned.series.features);

@@ -50,6 +50,21 @@ export interface PrepareOptions {
   raw?: boolean;
   /** What `train` leaves out of the features (--exclude, counters). */
   load?: LoadOptions;
+  /**
+   * The features of the one model scored (`evaluate`): the others are passive in cleaning (never
+   * cleaned, and a row missing one is kept). Without it, the features the loader kept only for
+   * the live model (`leftOutButKept`) are.
+   */
+  watched?: readonly string[];
+}
+
+/**
+ * How `train` and `evaluate` load a range for a comparison: counters left out (a model of a
+ * counter's level flags every reading once it passes the trained values), `exclude` left out, and
+ * the features of the models to score (`keep`) kept whatever those rules say.
+ */
+export function comparisonLoad(exclude: readonly string[] | undefined, keep: readonly string[]): LoadOptions {
+  return { exclude, leaveOutCounters: true, keep };
 }
 
 export async function prepareData(
@@ -68,7 +83,9 @@ export async function prepareData(
   const targets = labelTargets(labels, range.source, loaded.series.timestamps);
   const raw = options.raw ? keepRaw(loaded.series, targets) : null;
   progress.stage('cleaning');
-  return { loaded, cleaned: cleanSeries(loaded.series, targets, undefined, loaded.leftOutButKept), labels: labels.length, skippedLabels: set.skipped, raw };
+  const watched = options.watched;
+  const passive = watched === undefined ? loaded.leftOutButKept : loaded.series.features.filter((name) => !watched.includes(name));
+  return { loaded, cleaned: cleanSeries(loaded.series, targets, undefined, passive), labels: labels.length, skippedLabels: set.skipped, raw };
 }
 
 /** A range as messages name it: `between <from> and <to>` (ISO 8601, UTC; `to` excluded). */
