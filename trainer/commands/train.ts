@@ -46,7 +46,9 @@ Options:
                       1-128 letters, digits, . _ : - starting with a letter or digit
   --allow-older       promote by the comparison even when the range's newest reading is
                       older than the live model's newest (default: never promote then)
-  --if-drifted        train only when the range drifted from the live model's baseline
+  --if-drifted        train only when the range, or its most recent part (the held-out rows,
+                      the rows after the live model's data), drifted from the live model's
+                      baseline
   --psi X, --ks X     drift thresholds for --if-drifted (default ${DRIFT_DEFAULTS.psi}, ${DRIFT_DEFAULTS.ks};
                       raised on few rows, as for drift)
   --report FILE       write a self-contained HTML report (scores, thresholds, labels, drift)

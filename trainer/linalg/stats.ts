@@ -64,3 +64,15 @@ export function lowerBound(sorted: ArrayLike<number>, value: number): number {
   }
   return lo;
 }
+
+/** The first index whose value is above `value`, in values sorted ascending (their length when none is). */
+export function upperBound(sorted: ArrayLike<number>, value: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((sorted[mid] as number) <= value) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
