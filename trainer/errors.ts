@@ -34,8 +34,27 @@ export function isInputError(err: unknown): err is UsageError | CsvError | FitEr
   return err instanceof UsageError || err instanceof CsvError || err instanceof FitError;
 }
 
-/** Exit codes of the trainer CLI. */
-export const EXIT = { ok: 0, failure: 1, usage: 2, drifted: 3 } as const;
+/**
+ * Exit codes of the trainer CLI. `dataFailed` (train-all): sources failed, each on its own data or
+ * registry (failsAgain), and nothing else went wrong: a retry of the shard fails the same way, so
+ * a Kubernetes Job fails that index at once (podFailurePolicy FailIndex) instead of retrying it.
+ */
+export const EXIT = { ok: 0, failure: 1, usage: 2, drifted: 3, dataFailed: 4 } as const;
+
+/**
+ * The codes of a source's failure that a rerun of the same range repeats, whatever the storage,
+ * the network or the other runs do: its readings (too few usable rows, a blob that is not what
+ * its metadata says, a line that does not decode) or its registry (a document a person must
+ * repair) need a person. Every other failure (storage, no answer, a conflict, a deploy, one
+ * without a code) may pass on a retry.
+ */
+export const REPEATING_CODES: readonly string[] = ['PW_TRAINER_NO_DATA', 'PW_TRAINER_REGISTRY_INVALID', 'PW_SYNC_BLOB_CORRUPT', 'PW_SYNC_BAD_LINE'];
+
+/** A failure that a retry of the same run repeats (REPEATING_CODES). */
+export function failsAgain(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && REPEATING_CODES.includes(code);
+}
 
 export type TrainerErrorCode =
   /** Blob Storage or IoT Hub is not configured (environment variables). */

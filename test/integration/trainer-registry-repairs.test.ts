@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CommandContext, TwinRegistry } from '../../trainer/cloud/context.js';
 import type { ModelRecord } from '../../trainer/registry/records.js';
 import { sha256 } from '../../trainer/registry/model-blob.js';
+import { EXIT } from '../../trainer/errors.js';
 import { readBest, readModelRecord } from '../../trainer/registry/read.js';
 import { commitRollback, planRollback } from '../../trainer/registry/rollback.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
@@ -256,7 +257,7 @@ describe('a damaged model.onnx of a registered version', () => {
     const edited = JSON.stringify({ ...doc, model: { ...doc.model, sha256: 'a'.repeat(64) } });
     await c.getBlockBlobClient(json).upload(edited, edited.length);
     const rerun = await cli(args, context(c));
-    expect(rerun.code).toBe(1);
+    expect(rerun.code).toBe(EXIT.dataFailed); // a registry to repair by hand: a retry fails on it again
     const line = `${rerun.out}\n${rerun.err}`.split('\n').find((l) => l.startsWith('pump-dm2: FAILED'));
     expect(line).toBe(
       `pump-dm2: FAILED PW_TRAINER_REGISTRY_INVALID: models/pump-dm2/${version}/model.onnx is damaged: its bytes hash to ${stored}, not to the sha256 ${json} records (${'a'.repeat(64)}), ` +

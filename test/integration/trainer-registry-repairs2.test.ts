@@ -11,6 +11,7 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CommandContext, TwinRegistry } from '../../trainer/cloud/context.js';
 import { checkModelBlob } from '../../trainer/registry/model-blob.js';
+import { EXIT } from '../../trainer/errors.js';
 import { readBest, readModelRecord } from '../../trainer/registry/read.js';
 import { commitRollback, planRollback } from '../../trainer/registry/rollback.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
@@ -268,7 +269,7 @@ describe('a damaged model.json of a registered version', () => {
     // The live one damaged: every run stops at it; the way out is a rollback (here there is no earlier best: restore it).
     await c.getBlockBlobClient(json).upload('{"schema":1,', 12);
     const live = await cli(args, context(c));
-    expect(live.code).toBe(1);
+    expect(live.code).toBe(EXIT.dataFailed); // a registry document to repair: a retry fails on it again
     expect(`${live.out}\n${live.err}`.split('\n').find((l) => l.startsWith('pump-dj: FAILED'))).toBe(
       `pump-dj: FAILED PW_TRAINER_REGISTRY_INVALID: ${json} is not JSON; best.json names ${version}: restore that model.json, or roll back away from it (pumpwatch-trainer rollback --source pump-dj, which does not need it), then delete models/pump-dj/${version}/ to retrain that version`,
     );
@@ -280,7 +281,7 @@ describe('a damaged model.json of a registered version', () => {
       `pump-dj: FAILED PW_TRAINER_REGISTRY_INVALID: ${json} is not JSON: version ${version} of "pump-dj" cannot be registered again over it; ` +
       `delete models/pump-dj/${version}/ (model.onnx and model.json) to retrain that version (best.json names x1, not this version)`;
     const rerun = await cli(args, context(c));
-    expect(rerun.code).toBe(1);
+    expect(rerun.code).toBe(EXIT.dataFailed);
     expect(`${rerun.out}\n${rerun.err}`.split('\n').find((l) => l.startsWith('pump-dj: FAILED'))).toBe(expected);
     // model.onnx damaged as well: the same way out.
     const onnx = `models/pump-dj/${version}/model.onnx`;
@@ -289,7 +290,7 @@ describe('a damaged model.json of a registered version', () => {
     bytes[mid] = bytes[mid]! ^ 0xff;
     await c.getBlockBlobClient(onnx).upload(bytes, bytes.length);
     const both = await cli(args, context(c));
-    expect(both.code).toBe(1);
+    expect(both.code).toBe(EXIT.dataFailed);
     expect(`${both.out}\n${both.err}`.split('\n').find((l) => l.startsWith('pump-dj: FAILED'))).toBe(expected);
     // Following it: the folder deleted, the rerun registers the version again.
     for (const name of [json, onnx]) await c.getBlockBlobClient(name).delete();

@@ -1,14 +1,18 @@
 /**
  * train-all and the registry reads against a real Azurite, through the CLI entry point: the
  * range of a run that crosses 00:00 UTC, a folder under readings/ that cannot be a pump, what
- * --deploy prints and counts when a source fails and a deploy is left pending, and Blob Storage
- * refusing the registry reads (a SAS without read permission).
+ * --deploy prints and counts when a source fails and a deploy is left pending, the exit code
+ * that tells a failure a retry repeats (a source's own data) from one that may pass (Blob
+ * Storage answering 503 through a proxy), and Blob Storage refusing the registry reads (a SAS
+ * without read permission).
  */
-import { ContainerClient } from '@azure/storage-blob';
+import { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registryFromEnv, type CommandContext } from '../../trainer/cloud/context.js';
+import { EXIT } from '../../trainer/errors.js';
 import { readBest, readModelRecord } from '../../trainer/registry/read.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
+import { startBlobProxy } from '../support/blob-proxy.js';
 import { promoteFittedModel } from '../support/registry.js';
 import { runTrainer, seedDays, trainerContext } from '../support/trainer.js';
 
@@ -93,6 +97,54 @@ describe('train-all --deploy', () => {
     const promoted = (/^pump-2: promoted (\S+)/m.exec(res.out) ?? [])[1]!;
     expect(res.err).toContain(`pump-2: best.json now names ${promoted}, which was not deployed to every module; its deploy stays pending in best.json`);
     expect(res.out.split('\n').at(-1)).toBe('train-all: shard 0/1: 1 promoted, 0 kept, 0 skipped, 1 failed, 1 deploy pending');
+  });
+});
+
+describe('train-all exit codes', () => {
+  /** Two healthy pumps, a new one with 60 readings, and one whose second blob does not match its sha256 metadata. */
+  async function seedFleet(c: ContainerClient): Promise<void> {
+    await seedDays(c, 'pump-a', T0, 1, 30, { count: 4320 });
+    await seedDays(c, 'pump-b', T0, 1, 31, { count: 4320 });
+    await seedDays(c, 'pump-new', T0, 1, 30, { count: 60 });
+    await seedDays(c, 'pump-bad', T0, 1, 30, { count: 4320 });
+    const blobs = [];
+    for await (const b of c.listBlobsFlat({ prefix: 'readings/pump-bad/', includeMetadata: true })) blobs.push(b);
+    await c.getBlockBlobClient(blobs[1]!.name).setMetadata({ ...blobs[1]!.metadata, sha256: '0'.repeat(64) });
+  }
+
+  it('exits 4 when every failure is a source\'s own data, which a retry repeats, and trains and promotes the other sources', async () => {
+    const c = await newContainer('data-exit-it');
+    await seedFleet(c);
+    const res = await cli(['train-all', '--from', '2026-01-01', '--to', '2026-01-02'], context(c));
+    expect(res.code, res.err).toBe(EXIT.dataFailed);
+    expect(res.err).toMatch(/^pump-new: FAILED PW_TRAINER_NO_DATA: not enough usable rows of "pump-new" between 2026-01-01T00:00:00\.000Z and 2026-01-02T00:00:00\.000Z: 48 to train \(need 100\)/m);
+    expect(res.err).toMatch(/^pump-bad: FAILED PW_SYNC_BLOB_CORRUPT: blob readings\/pump-bad\/\S+: content does not match its sha256 metadata$/m);
+    expect(res.err).toContain(`train-all: shard 0/1: every failure is one of its source's data or registry, which a retry fails on again: exit ${EXIT.dataFailed}`);
+    expect(res.out.split('\n').at(-1)).toBe('train-all: shard 0/1: 2 promoted, 0 kept, 0 skipped, 2 failed');
+    for (const pump of ['pump-a', 'pump-b']) expect((await readBest(c, pump))?.pointer.version, pump).toMatch(/^20260101-/);
+    // The same night again (a retry): the same failures, and the promoted ones are kept.
+    const again = await cli(['train-all', '--from', '2026-01-01', '--to', '2026-01-02'], context(c));
+    expect(again.code, again.err).toBe(EXIT.dataFailed);
+    expect(again.out.split('\n').at(-1)).toBe('train-all: shard 0/1: 0 promoted, 2 kept, 0 skipped, 2 failed');
+  });
+
+  it('exits 1 when a failure may pass on a retry (Blob Storage answering 503 for one source\'s readings), beside failures of data', async () => {
+    const c = await newContainer('busy-exit-it');
+    await seedFleet(c);
+    await seedDays(c, 'pump-busy', T0, 1, 30, { count: 4320 });
+    const proxy = await startBlobProxy(az.port, (req) => (req.method === 'GET' && req.path.includes('/busy-exit-it/readings/pump-busy/') ? 503 : 'forward'));
+    try {
+      // The trainer's client as the CLI makes it, but without the SDK's own retries of a 503 (seconds apart).
+      const busy = BlobServiceClient.fromConnectionString(proxy.connectionString, { retryOptions: { maxTries: 1 } }).getContainerClient('busy-exit-it');
+      const res = await cli(['train-all', '--from', '2026-01-01', '--to', '2026-01-02'], context(busy));
+      expect(res.code, res.err).toBe(EXIT.failure);
+      expect(res.err).toMatch(/^pump-busy: FAILED PW_TRAINER_STORAGE: reading the readings of "pump-busy" failed: Blob Storage answered 503 ServerBusy/m);
+      expect(res.err).toMatch(/^pump-new: FAILED PW_TRAINER_NO_DATA: /m);
+      expect(res.err).not.toContain('exit 4');
+      expect(res.out.split('\n').at(-1)).toBe('train-all: shard 0/1: 2 promoted, 0 kept, 0 skipped, 3 failed');
+    } finally {
+      await proxy.close();
+    }
   });
 });
 

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readModelMetadata } from '../../inference/contract.js';
 import { toLabelRecord, labelBlobName } from '../../sync/labels-upload.js';
 import { registryFromEnv, type CommandContext } from '../../trainer/cloud/context.js';
+import { EXIT } from '../../trainer/errors.js';
 import { readBest, readModelRecord } from '../../trainer/registry/read.js';
 import { writeBest } from '../../trainer/registry/write.js';
 import { shardOf } from '../../trainer/train/sources.js';
@@ -291,7 +292,7 @@ describe('pumpwatch-trainer train', () => {
     // pump-few has readings in the range, too few to train on: that needs a person.
     expect(res.err).toMatch(/^pump-few: FAILED PW_TRAINER_NO_DATA: not enough usable rows of "pump-few" between 2026-01-01T00:00:00\.000Z and 2026-01-02T00:00:00\.000Z: 40 to train/m);
     expect(res.out).toMatch(/train-all: shard 0\/1: 1 promoted, 1 kept, 1 skipped, 1 failed$/);
-    expect(res.code).toBe(1);
+    expect(res.code).toBe(EXIT.dataFailed); // its only failure is of its data: a retry fails the same way
     // A shard whose only trouble is a source without readings succeeds.
     const shards = Array.from({ length: 30 }, (_, i) => i + 2).find((n) => shardOf('pump-c', n) !== shardOf('pump-few', n))!;
     const quiet = await cli(['train-all', '--shard', `${shardOf('pump-c', shards)}/${shards}`, '--from', '2026-01-01', '--to', '2026-01-02']);

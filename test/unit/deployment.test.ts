@@ -341,11 +341,23 @@ describe('Kubernetes trainer jobs (deployment/k8s)', () => {
   it('retries a failed shard on its own, never a usage error, and does not count evictions', () => {
     expect(pod.restartPolicy).toBe('Never');
     expect(spec.backoffLimitPerIndex).toBeGreaterThan(0);
-    expect(spec.maxFailedIndexes).toBeLessThan(spec.completions);
     const rules = spec.podFailurePolicy.rules as Array<Record<string, any>>;
     expect(rules).toContainEqual({ action: 'FailIndex', onExitCodes: { containerName: container.name, operator: 'In', values: [EXIT.usage] } });
     expect(rules).toContainEqual({ action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] });
     expect(spec.activeDeadlineSeconds).toBeGreaterThan(0);
+  });
+
+  it('fails a shard whose every failure is a pump\'s own data at once, retries one that may pass, and runs every shard whatever the others do', () => {
+    const rules = spec.podFailurePolicy.rules as Array<Record<string, any>>;
+    expect(rules).toContainEqual({ action: 'FailIndex', onExitCodes: { containerName: container.name, operator: 'In', values: [EXIT.dataFailed] } });
+    // Exit 1 (storage, no answer, a deploy pending) matches no rule: the index is retried up to backoffLimitPerIndex.
+    const matching = rules.filter((r) => r.onExitCodes?.operator === 'In' && (r.onExitCodes.values as number[]).includes(EXIT.failure));
+    expect(matching).toEqual([]);
+    expect(rules.some((r) => r.onExitCodes?.operator === 'NotIn')).toBe(false);
+    // No maxFailedIndexes: five shards with a new pump of a few readings each must not stop the other eleven.
+    expect(spec).not.toHaveProperty('maxFailedIndexes');
+    // Nor a backoffLimit, a cap on the failures of all shards together (with backoffLimitPerIndex it defaults to none).
+    expect(spec).not.toHaveProperty('backoffLimit');
   });
 
   it('takes every credential from a Secret, under the names the trainer reads', () => {

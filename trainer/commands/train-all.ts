@@ -1,7 +1,7 @@
 /** `pumpwatch-trainer train-all`: train every source of one shard, k at a time. */
 import { join } from 'node:path';
 import { safeErrorMessage } from '../../sync/redact.js';
-import { EXIT, fromStorage, UsageError } from '../errors.js';
+import { EXIT, failsAgain, fromStorage, REPEATING_CODES, UsageError } from '../errors.js';
 import { checkWritable } from '../files.js';
 import { createProgress } from '../progress.js';
 import { writeReport } from '../report/report.js';
@@ -38,14 +38,25 @@ Options:
 Prints one line per source and a count: "2 promoted, 5 kept, 1 skipped, 0 failed", with
 --deploy also the sources whose deploy is left pending (", 1 deploy pending"; a source promoted
 whose deploy failed counts as promoted and as deploy pending).
-Exit codes: 0 every source done (promoted, kept or skipped; with --deploy, no deploy left
-pending), 1 a source failed or its deploy is still pending (or a PW_TRAINER_* failure before
-any source), 2 bad usage.`;
+Exit codes:
+  0  every source done (promoted, kept or skipped; with --deploy, no deploy left pending)
+  4  sources failed, each on its own data or registry, which a retry of the shard fails on
+     again (too few usable readings, a readings blob that is not what it says, a registry
+     document to repair), and no deploy is left pending: a person must look; a Kubernetes
+     Job fails the shard without retrying it. The codes:
+     ${REPEATING_CODES.join(', ')}
+  1  any other failure of a source (Blob Storage refusing or not answering, a conflict, a
+     deploy), a deploy left pending, or a PW_TRAINER_* failure before any source: a retry may pass
+  2  bad usage`;
 
-/** A source's training outcome, and (with --deploy) whether its deploy is left pending: counted apart. */
+/**
+ * A source's training outcome, and (with --deploy) whether its deploy is left pending: counted
+ * apart. `repeats`: every failure of the source is one a retry repeats (failsAgain).
+ */
 interface SourceResult {
   status: TrainOutcome['status'] | 'failed';
   deployPending: boolean;
+  repeats: boolean;
 }
 
 export function parseShard(text: string | undefined, env: Readonly<Record<string, string | undefined>>): { index: number; shards: number } {
@@ -88,8 +99,10 @@ export const trainAllCommand: Command = {
     const results = await mapLimited(mine, concurrency, async (source): Promise<SourceResult> => {
       const progress = createProgress({ raw: io.raw, line: io.err }, ctx.isTTY && concurrency === 1, `train ${source}`);
       const printed = new Set<string>();
+      let repeats = true;
       // One line per failure: the deploy step, run after a failed training too, fails the same way on the same best.json.
       const failed = (err: unknown) => {
+        repeats &&= failsAgain(err);
         const line = `${source}: FAILED ${(err as { code?: string }).code ?? 'error'}: ${safeErrorMessage(err)}`;
         if (!printed.has(line)) io.err(line);
         printed.add(line);
@@ -109,20 +122,23 @@ export const trainAllCommand: Command = {
         failed(err); // the bar was cleared by trainSource on its way out
         status = 'failed';
       }
-      if (!deploy) return { status, deployPending: false };
+      if (!deploy) return { status, deployPending: false, repeats };
       // Whatever the outcome, failed included: a best version whose deploy an earlier run left
       // pending (a pod Kubernetes retries, an earlier night) reaches the gateways now. Counted
       // apart from the outcome: a source promoted whose deploy is left pending was promoted.
       try {
-        return { status, deployPending: (await deployPendingBest(ctx, deploy, source, own, io)) !== 0 };
+        return { status, deployPending: (await deployPendingBest(ctx, deploy, source, own, io)) !== 0, repeats };
       } catch (err) {
         failed(err);
-        return { status: 'failed', deployPending: false };
+        return { status: 'failed', deployPending: false, repeats };
       }
     });
     const count = (s: SourceResult['status']) => results.filter((r) => r.status === s).length;
     const pending = results.filter((r) => r.deployPending).length;
+    const failures = results.filter((r) => r.status === 'failed');
+    const exit = pending > 0 || failures.some((r) => !r.repeats) ? EXIT.failure : failures.length > 0 ? EXIT.dataFailed : EXIT.ok;
+    if (exit === EXIT.dataFailed) io.err(`train-all: shard ${index}/${shards}: every failure is one of its source's data or registry, which a retry fails on again: exit ${EXIT.dataFailed}`);
     io.out(`train-all: shard ${index}/${shards}: ${count('promoted')} promoted, ${count('kept')} kept, ${count('skipped')} skipped, ${count('failed')} failed${deploy ? `, ${pending} deploy pending` : ''}`);
-    return count('failed') > 0 || pending > 0 ? EXIT.failure : EXIT.ok;
+    return exit;
   },
 };
