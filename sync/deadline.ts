@@ -1,5 +1,6 @@
 /**
- * Time limits of each request the sync sends. The SDK's own "timeout" (retryOptions.tryTimeoutInMs)
+ * Time limits of each request the sync sends (and the trainer's reads and writes of Blob Storage:
+ * sync/reader.ts, sync/labels-upload.ts, trainer/registry/storage.ts). The SDK's own "timeout" (retryOptions.tryTimeoutInMs)
  * only adds Azure's server-side `?timeout=` parameter: nothing on the gateway ends a request whose
  * connection stays up while answers stop (a carrier proxy holding it, a half-dead NAT), and one
  * such request held the sync in "uploading" forever, with /healthz saying all was well.
@@ -91,5 +92,27 @@ export async function watched<T>(
     clearTimeout(cap);
     if (onAbort !== null) signal.removeEventListener('abort', onAbort);
     parent?.removeEventListener('abort', followParent);
+  }
+}
+
+/**
+ * The pages of a listing, the request of each page under the limits of `watched` (`what` names
+ * the listing in the failure: "listing readings/pump-1/2026/01/01/"). `list` starts the listing
+ * with the abort signal its every page request gets (the SDK's listBlobsFlat(…).byPage()): the
+ * signal of the page in flight is passed on to it. A listing answer has no progress to follow:
+ * each page gets the idle window, and a cap of two.
+ */
+export async function* watchedPages<P>(what: string, limits: { idleMs?: number; parent?: AbortSignal }, list: (abortSignal: AbortSignal) => AsyncIterator<P>): AsyncGenerator<P> {
+  const listing = new AbortController();
+  const pages = list(listing.signal);
+  for (;;) {
+    const next = await watched(what, limits, (w) => {
+      const follow = (): void => listing.abort(w.signal.reason);
+      if (w.signal.aborted) follow();
+      else w.signal.addEventListener('abort', follow, { once: true });
+      return pages.next().finally(() => w.signal.removeEventListener('abort', follow));
+    });
+    if (next.done === true) return;
+    yield next.value;
   }
 }

@@ -12,7 +12,7 @@
 import type { ContainerClient } from '@azure/storage-blob';
 import { z } from 'zod';
 import { FAULT_TYPES, LABEL_KINDS, labelFields, type Label, type LabelStore, type SetAsideLabel } from '../buffer/labels.js';
-import { watched } from './deadline.js';
+import { watched, watchedPages } from './deadline.js';
 import { dayPath, labelsPrefix } from './layout.js';
 import { safeErrorMessage } from './redact.js';
 
@@ -131,20 +131,25 @@ export async function uploadPendingLabels(
 /**
  * Reads the labels in Blob Storage (all devices, or one), oldest first. A blob that is not a
  * valid label record is skipped and reported through `onInvalid` (it never stops a training run);
- * one that cannot be downloaded throws (the storage failed, not the label).
+ * one that cannot be downloaded throws (the storage failed, not the label), and so does a
+ * listing or download with no byte moving for `idleMs` (sync/deadline.ts, default 60 s).
  */
 export async function readLabels(
   container: ContainerClient,
   deviceId?: string,
-  opts: { onInvalid?: (blobName: string, reason: string) => void } = {},
+  opts: { onInvalid?: (blobName: string, reason: string) => void; idleMs?: number } = {},
 ): Promise<LabelRecord[]> {
   const prefix = deviceId === undefined ? 'labels/' : labelsPrefix(deviceId);
   const out: LabelRecord[] = [];
-  for await (const blob of container.listBlobsFlat({ prefix })) {
+  const blobs = [];
+  for await (const page of watchedPages(`listing ${prefix}`, { idleMs: opts.idleMs }, (abortSignal) => container.listBlobsFlat({ prefix, abortSignal }).byPage())) blobs.push(...page.segment.blobItems);
+  for (const blob of blobs) {
     if (!blob.name.endsWith('.json')) continue;
     // A download that fails is a storage failure, thrown as such: a run without a confirmed fault
     // it could not read would judge its models on the wrong rows.
-    const buf = await container.getBlobClient(blob.name).downloadToBuffer();
+    const buf = await watched(`downloading ${blob.name}`, { idleMs: opts.idleMs, bytes: blob.properties.contentLength ?? 0 }, (w) =>
+      container.getBlobClient(blob.name).downloadToBuffer(0, undefined, { abortSignal: w.signal, onProgress: w.onProgress }),
+    );
     let value: unknown;
     try {
       value = JSON.parse(buf.toString('utf8'));

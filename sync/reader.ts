@@ -9,6 +9,7 @@
  * is listed too. A reading whose `ts` lies before a day already yielded comes with the next day's.
  */
 import type { ContainerClient } from '@azure/storage-blob';
+import { watched, watchedPages } from './deadline.js';
 import { decodeBatch, sha256Hex, type ReadingLine } from './encoder.js';
 import { SyncError } from './errors.js';
 import { parseReadingsBlobName, readingsDayPrefix, type ReadingsBlobRef } from './layout.js';
@@ -30,6 +31,12 @@ export interface ReadOptions {
   verify?: boolean;
   /** Blobs downloaded at once (default 4). */
   concurrency?: number;
+  /**
+   * A listing or download with no byte moving for this long is given up, PW_SYNC_NO_ANSWER
+   * (sync/deadline.ts; default 60 s): a connection that stays up while answers stop (a proxy
+   * or NAT holding it) must not hold the reader, and the run that waits on it, for good.
+   */
+  idleMs?: number;
 }
 
 export interface ListedBlob extends ReadingsBlobRef {
@@ -46,20 +53,28 @@ function toMs(t: number | Date | string, what: string): number {
 
 const dayStart = (ms: number): number => Math.floor(ms / DAY_MS) * DAY_MS;
 
-/** The pump's readings blobs of one UTC day (all devices, or one), in name order. */
-export async function listDay(container: ContainerClient, pumpId: string, day: number, deviceId?: string): Promise<ListedBlob[]> {
+/** The pump's readings blobs of one UTC day (all devices, or one), in name order; each page of the listing under `idleMs` (ReadOptions). */
+export async function listDay(container: ContainerClient, pumpId: string, day: number, deviceId?: string, limits: { idleMs?: number } = {}): Promise<ListedBlob[]> {
   const out: ListedBlob[] = [];
-  for await (const item of container.listBlobsFlat({ prefix: readingsDayPrefix(pumpId, day), includeMetadata: true })) {
-    const ref = parseReadingsBlobName(item.name);
-    if (ref === null || (deviceId !== undefined && ref.deviceId !== deviceId)) continue;
-    out.push({ ...ref, name: item.name, size: item.properties.contentLength ?? 0, sha256: item.metadata?.sha256 ?? null });
+  const prefix = readingsDayPrefix(pumpId, day);
+  for await (const page of watchedPages(`listing ${prefix}`, limits, (abortSignal) => container.listBlobsFlat({ prefix, includeMetadata: true, abortSignal }).byPage())) {
+    for (const item of page.segment.blobItems) {
+      const ref = parseReadingsBlobName(item.name);
+      if (ref === null || (deviceId !== undefined && ref.deviceId !== deviceId)) continue;
+      out.push({ ...ref, name: item.name, size: item.properties.contentLength ?? 0, sha256: item.metadata?.sha256 ?? null });
+    }
   }
   return out;
 }
 
-/** Downloads, checks and decodes one blob. */
-export async function readBlob(container: ContainerClient, blob: Pick<ListedBlob, 'name' | 'sha256'>, verify = true): Promise<ReadingLine[]> {
-  const body = await container.getBlockBlobClient(blob.name).downloadToBuffer();
+/**
+ * Downloads, checks and decodes one blob; the download under `idleMs` (ReadOptions), its cap
+ * grown by the blob's listed size as an upload's is by its body.
+ */
+export async function readBlob(container: ContainerClient, blob: Pick<ListedBlob, 'name' | 'sha256'> & { size?: number }, verify = true, limits: { idleMs?: number } = {}): Promise<ReadingLine[]> {
+  const body = await watched(`downloading ${blob.name}`, { idleMs: limits.idleMs, bytes: blob.size ?? 0 }, (w) =>
+    container.getBlockBlobClient(blob.name).downloadToBuffer(0, undefined, { abortSignal: w.signal, onProgress: w.onProgress }),
+  );
   if (verify && blob.sha256 !== null && (await sha256Hex(body)) !== blob.sha256) {
     throw new SyncError('PW_SYNC_BLOB_CORRUPT', `blob ${blob.name}: content does not match its sha256 metadata`);
   }
@@ -67,7 +82,7 @@ export async function readBlob(container: ContainerClient, blob: Pick<ListedBlob
 }
 
 /** Maps with at most `limit` calls in flight, results in input order. */
-async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+export async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
   const worker = async (): Promise<void> => {
@@ -88,8 +103,9 @@ export async function* readReadings(container: ContainerClient, range: ReadRange
   const seen: Seen = new Map();
   let pool: Array<{ line: ReadingLine; ts: number }> = [];
   for (let day = dayStart(from) - DAY_MS; day < to; day += DAY_MS) {
-    const blobs = await listDay(container, range.pumpId, day, range.deviceId);
-    const decoded = await mapLimited(blobs, options.concurrency ?? 4, (b) => readBlob(container, b, options.verify ?? true));
+    const limits = { idleMs: options.idleMs };
+    const blobs = await listDay(container, range.pumpId, day, range.deviceId, limits);
+    const decoded = await mapLimited(blobs, options.concurrency ?? 4, (b) => readBlob(container, b, options.verify ?? true, limits));
     for (const lines of decoded) {
       for (const line of lines) {
         const ts = Date.parse(line.ts);

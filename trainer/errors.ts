@@ -1,4 +1,5 @@
 /** Typed trainer errors; `code` is stable, messages say what is wrong and where. */
+import { SyncError } from '../sync/errors.js';
 import { plainCode, safeFirstLine } from '../sync/redact.js';
 
 export class UsageError extends Error {
@@ -75,7 +76,11 @@ export type TrainerErrorCode =
   | 'PW_TRAINER_DEPLOY'
   /** A twin update would grow the module twin's desired properties past IoT Hub's 32 KB; nothing was written. */
   | 'PW_TRAINER_TWIN_FULL'
-  /** Blob Storage refused or failed a read of readings, labels or the list of sources, or a read or write of the registry (a download cut mid-transfer, too). */
+  /**
+   * Blob Storage refused or failed a read of readings, labels or the list of sources, or a read or
+   * write of the registry (a download cut mid-transfer, too), or did not answer it: no byte moved
+   * for the idle limit (sync/deadline.ts, 60 s; trainer/cloud/blob-limits.ts).
+   */
   | 'PW_TRAINER_STORAGE';
 
 /** A failure of the cloud side (storage, registry, hub) with a stable code; never holds secrets. */
@@ -91,13 +96,15 @@ export class TrainerError extends Error {
 }
 
 /**
- * An error of the Blob Storage SDK (a RestError: an HTTP answer or no answer) as a TrainerError;
- * other errors (the trainer's own, a corrupt blob) are returned as they are. Told by status and
+ * An error of the Blob Storage SDK (a RestError: an HTTP answer or no answer), or a request given
+ * up for want of an answer (PW_SYNC_NO_ANSWER, sync/deadline.ts), as a PW_TRAINER_STORAGE
+ * TrainerError; other errors (the trainer's own, a corrupt blob) are returned as they are. Told by status and
  * service code, and except for a refusal (4xx) by the first line of the message with secrets
  * removed: the SDK's message is the response body, which a proxy may fill with the request (its
  * signature, its SharedKey authorization), over several lines.
  */
 export function storageError(what: string, err: unknown): unknown {
+  if (err instanceof SyncError && err.code === 'PW_SYNC_NO_ANSWER') return new TrainerError('PW_TRAINER_STORAGE', `${what} failed: ${err.message}`, { cause: err });
   const e = (typeof err === 'object' && err !== null ? err : {}) as { name?: unknown; statusCode?: unknown; code?: unknown };
   const status = typeof e.statusCode === 'number' ? e.statusCode : undefined;
   if (e.name !== 'RestError' && status === undefined) return err;

@@ -11,6 +11,7 @@ import type { LocalHub } from '../../agent/local-hub/index.js';
 import type { StoredRow } from '../../buffer/types.js';
 import { batchMetadata, encodeRows } from '../../sync/encoder.js';
 import { readingsBlobName } from '../../sync/layout.js';
+import { withIdleLimit } from '../../trainer/cloud/blob-limits.js';
 import type { CommandContext, TwinRegistry } from '../../trainer/cloud/context.js';
 import { runCli } from '../../trainer/commands/index.js';
 import { rng } from './models.js';
@@ -33,10 +34,11 @@ export async function runTrainer(args: string[], ctx: CommandContext): Promise<T
 /**
  * A command's context: `container` for the registry and readings, the clock `now` (a fixed time,
  * or a function), and the twin registry (without one, a command that reaches IoT Hub fails: the
- * test never deploys).
+ * test never deploys). `idleMs`: the idle limit of the container's requests (60 s by default).
  */
-export function trainerContext(container: ContainerClient, opts: { now: Date | (() => Date); registry?: TwinRegistry; isTTY?: boolean }): CommandContext {
+export function trainerContext(container: ContainerClient, opts: { now: Date | (() => Date); registry?: TwinRegistry; isTTY?: boolean; idleMs?: number }): CommandContext {
   const { now, registry } = opts;
+  if (opts.idleMs !== undefined) withIdleLimit(container, opts.idleMs);
   return {
     env: {},
     container: () => container,

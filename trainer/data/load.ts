@@ -5,6 +5,7 @@
  */
 import type { ContainerClient } from '@azure/storage-blob';
 import { readReadings } from '../../sync/reader.js';
+import { idleLimitOf } from '../cloud/blob-limits.js';
 import { findCounters, withoutFeatures } from './counters.js';
 import { SeriesBuilder, type Series } from './series.js';
 
@@ -59,7 +60,7 @@ export async function loadReadings(container: ContainerClient, range: LoadRange,
   const devices = new Set<string>();
   let lastTs = -Infinity;
   let sorted = true;
-  for await (const line of readReadings(container, { pumpId: range.pumpId, from: range.from, to: range.to }, { concurrency: 8 })) {
+  for await (const line of readReadings(container, { pumpId: range.pumpId, from: range.from, to: range.to }, { concurrency: 8, idleMs: idleLimitOf(container) })) {
     const ts = Date.parse(line.ts);
     if (ts < lastTs) sorted = false;
     lastTs = Math.max(lastTs, ts);

@@ -12,7 +12,7 @@ import { download, fromRegistry, readBody } from './storage.js';
 
 /** The model bytes, checked against the size and sha256 of its record. */
 export async function readModelBytes(container: ContainerClient, record: Pick<ModelRecord, 'model'>): Promise<Uint8Array> {
-  const buf = await download(container, record.model.blob);
+  const buf = await download(container, record.model.blob, record.model.size);
   if (buf.length !== record.model.size) throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `${record.model.blob} has ${buf.length} bytes, its model.json says ${record.model.size}`);
   const hash = sha256(buf);
   if (hash !== record.model.sha256) throw shaMismatch(record, hash);
@@ -57,7 +57,7 @@ export type ModelBlobContent =
  */
 export async function hashModelBlob(container: ContainerClient, name: string, size: number): Promise<ModelBlobContent> {
   try {
-    return await readBody(name, () => fromRegistry(name, () => container.getBlockBlobClient(name).download()), async (res): Promise<ModelBlobContent> => {
+    return await readBody(container, name, (w) => fromRegistry(name, () => container.getBlockBlobClient(name).download(0, undefined, w)), async (res): Promise<ModelBlobContent> => {
       const body = res.readableStreamBody;
       if (res.contentLength !== size) {
         (body as { destroy?: () => void } | undefined)?.destroy?.();

@@ -8,7 +8,7 @@ import type { ContainerClient } from '@azure/storage-blob';
 import { bestModelBlobName, modelBlobName } from '../../sync/layout.js';
 import { TrainerError } from '../errors.js';
 import { BestPointerSchema, ModelRecordSchema, type BestPointer, type ModelRecord } from './records.js';
-import { download, parse, readBody, registryError, statusOf, streamToBuffer } from './storage.js';
+import { download, listUnder, parse, readBody, registryError, statusOf, streamToBuffer } from './storage.js';
 
 export interface BestState {
   pointer: BestPointer;
@@ -20,7 +20,7 @@ export async function readBest(container: ContainerClient, source: string): Prom
   const blob = container.getBlockBlobClient(name);
   let state: BestState;
   try {
-    state = await readBody(name, () => blob.download(), async (res) => ({ pointer: parse(BestPointerSchema, (await streamToBuffer(res.readableStreamBody)).toString('utf8'), name), etag: res.etag ?? '' }));
+    state = await readBody(container, name, (w) => blob.download(0, undefined, w), async (res) => ({ pointer: parse(BestPointerSchema, (await streamToBuffer(res.readableStreamBody)).toString('utf8'), name), etag: res.etag ?? '' }));
   } catch (err) {
     if (statusOf(err) === 404) return null;
     if (err instanceof TrainerError) throw err;
@@ -39,7 +39,7 @@ export async function listVersions(container: ContainerClient, source: string): 
   const prefix = bestModelBlobName(source).replace(/best\.json$/, '');
   const versions: string[] = [];
   try {
-    for await (const item of container.listBlobsFlat({ prefix })) {
+    for await (const item of listUnder(container, prefix)) {
       const rest = item.name.slice(prefix.length).split('/');
       if (rest.length === 2 && rest[1] === 'model.json' && rest[0]) versions.push(decodeSegment(rest[0]));
     }

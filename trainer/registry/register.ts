@@ -10,7 +10,7 @@ import { TrainerError } from '../errors.js';
 import { sha256 } from './model-blob.js';
 import { ModelRecordSchema, type ModelRecord } from './records.js';
 import { checkRecordNames, readBest, readModelRecord, versionFolder } from './read.js';
-import { downloadText, fromRegistry, parse, readBody, registryError, statusOf, streamToBuffer } from './storage.js';
+import { downloadText, fromRegistry, parse, readBody, registryError, statusOf, streamToBuffer, uploadBlob } from './storage.js';
 import { recordBody } from './write.js';
 
 /** What registerVersion found or wrote: the model.json of the version and its ETag. */
@@ -87,7 +87,7 @@ async function settleExistingModel(container: ContainerClient, record: ModelReco
   const json = modelBlobName(record.source, record.version, 'model.json');
   const folder = name.replace(/model\.onnx$/, '');
   for (let attempt = 1; ; attempt++) {
-    const res = await readBody(name, () => fromRegistry(name, () => container.getBlockBlobClient(name).download()), async (r) => ({ etag: r.etag, bytes: await streamToBuffer(r.readableStreamBody) }));
+    const res = await readBody(container, name, (w) => fromRegistry(name, () => container.getBlockBlobClient(name).download(0, undefined, w)), async (r) => ({ etag: r.etag, bytes: await streamToBuffer(r.readableStreamBody) }));
     const stored = sha256(res.bytes);
     if (stored === record.model.sha256) return;
     const recorded = await readModelRecord(container, record.source, record.version).catch(async (err: unknown) => {
@@ -121,7 +121,7 @@ async function settleExistingModel(container: ContainerClient, record: ModelReco
 /** Overwrites a blob if it still has `etag`; false when it changed meanwhile. */
 async function replaceIfUnchanged(container: ContainerClient, name: string, body: Uint8Array, etag: string): Promise<boolean> {
   try {
-    await container.getBlockBlobClient(name).upload(body, body.length, { conditions: { ifMatch: etag }, blobHTTPHeaders: { blobContentType: 'application/octet-stream' } });
+    await uploadBlob(container, name, body, { conditions: { ifMatch: etag }, blobHTTPHeaders: { blobContentType: 'application/octet-stream' } });
     return true;
   } catch (err) {
     if (statusOf(err) === 412 || statusOf(err) === 409 || statusOf(err) === 404) return false;
@@ -132,7 +132,7 @@ async function replaceIfUnchanged(container: ContainerClient, name: string, body
 /** Creates a blob unless it exists; the new blob's ETag when this call created it, else null. */
 async function createOnce(container: ContainerClient, name: string, body: Uint8Array, contentType: string): Promise<string | null> {
   try {
-    const res = await container.getBlockBlobClient(name).upload(body, body.length, { conditions: { ifNoneMatch: '*' }, blobHTTPHeaders: { blobContentType: contentType } });
+    const res = await uploadBlob(container, name, body, { conditions: { ifNoneMatch: '*' }, blobHTTPHeaders: { blobContentType: contentType } });
     return res.etag ?? '';
   } catch (err) {
     const status = statusOf(err);

@@ -9,7 +9,7 @@ import { bestModelBlobName, modelBlobName } from '../../sync/layout.js';
 import { TrainerError } from '../errors.js';
 import { ModelRecordSchema, type BestPointer, type ModelRecord } from './records.js';
 import { checkRecordNames, type BestState } from './read.js';
-import { downloadText, parse, registryError, statusOf } from './storage.js';
+import { downloadText, parse, registryError, statusOf, uploadBlob } from './storage.js';
 
 /**
  * Rewrites a version's model.json through `change`, conditional on the ETag it was read with, a
@@ -35,7 +35,7 @@ export async function rewriteRecord(container: ContainerClient, record: ModelRec
   const name = modelBlobName(record.source, record.version, 'model.json');
   const body = recordBody(record);
   try {
-    await container.getBlockBlobClient(name).upload(body, body.length, { conditions: { ifMatch: etag }, blobHTTPHeaders: { blobContentType: 'application/json' } });
+    await uploadBlob(container, name, body, { conditions: { ifMatch: etag }, blobHTTPHeaders: { blobContentType: 'application/json' } });
     return true;
   } catch (err) {
     if (statusOf(err) === 412 || statusOf(err) === 409) return false;
@@ -55,7 +55,7 @@ export async function putBest(container: ContainerClient, pointer: BestPointer, 
   const name = bestModelBlobName(pointer.source);
   const body = Buffer.from(`${JSON.stringify(pointer, null, 2)}\n`);
   try {
-    const res = await container.getBlockBlobClient(name).upload(body, body.length, {
+    const res = await uploadBlob(container, name, body, {
       conditions: etag === null ? { ifNoneMatch: '*' } : { ifMatch: etag },
       blobHTTPHeaders: { blobContentType: 'application/json' },
     });

@@ -3,6 +3,7 @@ import type { ContainerClient } from '@azure/storage-blob';
 import { labelTargets, readLabels, type LabelRecord } from '../../sync/labels-upload.js';
 import { cleanSeries, type Cleaned } from '../data/clean.js';
 import { keepRaw, type RawReadings } from '../eval/as-agent.js';
+import { idleLimitOf } from '../cloud/blob-limits.js';
 import { loadReadings, type LoadOptions, type LoadResult } from '../data/load.js';
 import { fromStorage, TrainerError } from '../errors.js';
 import type { Progress } from '../progress.js';
@@ -23,7 +24,7 @@ export interface LabelSet {
 /** Reads every label once (readLabels), collecting the blobs it skips instead of dropping them unseen. */
 export async function readLabelSet(container: ContainerClient): Promise<LabelSet> {
   const skipped: SkippedLabel[] = [];
-  const labels = await fromStorage('reading the labels', () => readLabels(container, undefined, { onInvalid: (blob, reason) => skipped.push({ blob, reason }) }));
+  const labels = await fromStorage('reading the labels', () => readLabels(container, undefined, { onInvalid: (blob, reason) => skipped.push({ blob, reason }), idleMs: idleLimitOf(container) }));
   return { labels, skipped };
 }
 

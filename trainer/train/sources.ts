@@ -6,13 +6,16 @@
  */
 import type { ContainerClient } from '@azure/storage-blob';
 import { createHash } from 'node:crypto';
+import { watchedPages } from '../../sync/deadline.js';
 import { READINGS_ROOT, segment } from '../../sync/layout.js';
+import { idleLimitOf } from '../cloud/blob-limits.js';
 
-/** The names of the folders right under `prefix` (which ends in "/"), as stored. */
+/** The names of the folders right under `prefix` (which ends in "/"), as stored; each page of the listing under the idle limit. */
 async function childFolders(container: ContainerClient, prefix: string): Promise<string[]> {
   const out: string[] = [];
-  for await (const item of container.listBlobsByHierarchy('/', { prefix })) {
-    if (item.kind === 'prefix') out.push(item.name.slice(prefix.length).replace(/\/$/, ''));
+  const pages = watchedPages(`listing ${prefix}`, { idleMs: idleLimitOf(container) }, (abortSignal) => container.listBlobsByHierarchy('/', { prefix, abortSignal }).byPage());
+  for await (const page of pages) {
+    for (const folder of page.segment.blobPrefixes ?? []) out.push(folder.name.slice(prefix.length).replace(/\/$/, ''));
   }
   return out;
 }
