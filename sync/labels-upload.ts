@@ -2,7 +2,8 @@
  * Technicians' labels in Blob Storage: the agent uploads them (one small JSON blob per label,
  * `labels/{deviceId}/{yyyy}/{mm}/{dd}/{id}.json`) and the trainer reads them back as targets.
  *
- * For the trainer: `readLabels(container)` returns every label (or one device's), and
+ * For the trainer: `readLabels(container)` returns every label (or one device's, or those of
+ * some pumps, told by the `pumpid` metadata every agent writes on its label blobs), and
  * `labelTargetAt(labels, pumpId, ts)` says what a reading at `ts` is: `anomaly` inside a confirmed
  * fault, `normal` at a false alarm, `exclude` inside a maintenance window (readings there are
  * not normal operation and not a fault), `null` when no label covers it. The latest label wins.
@@ -14,6 +15,7 @@ import { z } from 'zod';
 import { FAULT_TYPES, LABEL_KINDS, labelFields, type Label, type LabelStore, type SetAsideLabel } from '../buffer/labels.js';
 import { watched, watchedPages } from './deadline.js';
 import { dayPath, labelsPrefix } from './layout.js';
+import { mapLimited } from './reader.js';
 import { safeErrorMessage } from './redact.js';
 
 export const LABEL_SCHEMA_VERSION = 1;
@@ -128,38 +130,80 @@ export async function uploadPendingLabels(
   return { uploaded, alreadyPresent };
 }
 
+export interface ReadLabelsOptions {
+  /** Called for each blob read that is not a valid label record (in name order), which is skipped. */
+  onInvalid?: (blobName: string, reason: string) => void;
+  /**
+   * Only the labels of these pumps: a blob whose `pumpid` metadata names another pump is not
+   * downloaded. One without that metadata (written by another tool, or copied without it) is
+   * read whatever pump it is of: its body says. Default: every pump's.
+   */
+  pumps?: readonly string[];
+  /** Blobs downloaded at once (default 8). */
+  concurrency?: number;
+  /** A listing or download with no byte moving for this long is given up (sync/deadline.ts, default 60 s). */
+  idleMs?: number;
+}
+
 /**
- * Reads the labels in Blob Storage (all devices, or one), oldest first. A blob that is not a
- * valid label record is skipped and reported through `onInvalid` (it never stops a training run);
- * one that cannot be downloaded throws (the storage failed, not the label), and so does a
- * listing or download with no byte moving for `idleMs` (sync/deadline.ts, default 60 s).
+ * The pump a label blob's metadata names (`pumpid`, percent-encoded, as uploadPendingLabels
+ * writes it: every agent since labels were first uploaded), or null when it names none or one
+ * that does not decode. Metadata names are case-insensitive in Blob Storage.
  */
-export async function readLabels(
-  container: ContainerClient,
-  deviceId?: string,
-  opts: { onInvalid?: (blobName: string, reason: string) => void; idleMs?: number } = {},
-): Promise<LabelRecord[]> {
+function metadataPump(metadata: Record<string, string> | undefined): string | null {
+  const key = Object.keys(metadata ?? {}).find((k) => k.toLowerCase() === 'pumpid');
+  const value = key === undefined ? undefined : metadata?.[key];
+  if (value === undefined || value === '') return null;
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Reads the labels in Blob Storage (all devices, or one; all pumps, or some: `pumps`), oldest
+ * first, `concurrency` downloads at once. A blob that is not a valid label record is skipped and
+ * reported through `onInvalid` (it never stops a training run); one that cannot be downloaded
+ * throws (the storage failed, not the label), and so does a listing or download with no byte
+ * moving for `idleMs`.
+ */
+export async function readLabels(container: ContainerClient, deviceId?: string, opts: ReadLabelsOptions = {}): Promise<LabelRecord[]> {
   const prefix = deviceId === undefined ? 'labels/' : labelsPrefix(deviceId);
+  const pumps = opts.pumps === undefined ? null : new Set(opts.pumps);
+  const wanted: Array<{ name: string; size: number }> = [];
+  const pages = watchedPages(`listing ${prefix}`, { idleMs: opts.idleMs }, (abortSignal) => container.listBlobsFlat({ prefix, includeMetadata: true, abortSignal }).byPage());
+  for await (const page of pages) {
+    for (const blob of page.segment.blobItems) {
+      if (!blob.name.endsWith('.json')) continue;
+      const pump = metadataPump(blob.metadata);
+      if (pumps !== null && pump !== null && !pumps.has(pump)) continue;
+      wanted.push({ name: blob.name, size: blob.properties.contentLength ?? 0 });
+    }
+  }
+  // A download that fails is a storage failure, thrown as such: a run without a confirmed fault
+  // it could not read would judge its models on the wrong rows.
+  // One GET each (downloadToBuffer asks for the properties first: two requests per small blob).
+  const bodies = await mapLimited(wanted, opts.concurrency ?? 8, (blob) =>
+    watched(`downloading ${blob.name}`, { idleMs: opts.idleMs, bytes: blob.size }, async (w) => {
+      const res = await container.getBlobClient(blob.name).download(0, undefined, { abortSignal: w.signal, onProgress: w.onProgress });
+      const chunks: Buffer[] = [];
+      for await (const chunk of res.readableStreamBody ?? []) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string));
+      return Buffer.concat(chunks);
+    }),
+  );
   const out: LabelRecord[] = [];
-  const blobs = [];
-  for await (const page of watchedPages(`listing ${prefix}`, { idleMs: opts.idleMs }, (abortSignal) => container.listBlobsFlat({ prefix, abortSignal }).byPage())) blobs.push(...page.segment.blobItems);
-  for (const blob of blobs) {
-    if (!blob.name.endsWith('.json')) continue;
-    // A download that fails is a storage failure, thrown as such: a run without a confirmed fault
-    // it could not read would judge its models on the wrong rows.
-    const buf = await watched(`downloading ${blob.name}`, { idleMs: opts.idleMs, bytes: blob.properties.contentLength ?? 0 }, (w) =>
-      container.getBlobClient(blob.name).downloadToBuffer(0, undefined, { abortSignal: w.signal, onProgress: w.onProgress }),
-    );
+  for (const [i, blob] of wanted.entries()) {
     let value: unknown;
     try {
-      value = JSON.parse(buf.toString('utf8'));
+      value = JSON.parse((bodies[i] as Buffer).toString('utf8'));
     } catch (err) {
       opts.onInvalid?.(blob.name, `not JSON: ${safeErrorMessage(err).split('\n')[0]}`);
       continue;
     }
     const parsed = LabelRecordSchema.safeParse(value);
     if (parsed.success) out.push(parsed.data);
-    else opts.onInvalid?.(blob.name, parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+    else opts.onInvalid?.(blob.name, parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; '));
   }
   // By time, not by text: with offsets the text order is not the time order.
   return out.sort((a, b) => Date.parse(a.createdAt) - Date.parse(b.createdAt) || a.id.localeCompare(b.id));

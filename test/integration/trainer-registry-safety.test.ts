@@ -4,7 +4,7 @@
  * or a --deploy that cannot reach a module, a model blob that is gone, an older range, a
  * concurrent promotion, hand-edited registry documents, invalid labels.
  */
-import type { ContainerClient } from '@azure/storage-blob';
+import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labelBlobName, toLabelRecord } from '../../sync/labels-upload.js';
 import { registryFromEnv, type CommandContext, type TwinRegistry } from '../../trainer/cloud/context.js';
@@ -14,6 +14,7 @@ import { readBestRecord } from '../../trainer/registry/best-record.js';
 import { readBest, readModelRecord } from '../../trainer/registry/read.js';
 import { setDeployPending } from '../../trainer/registry/write.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
+import { startBlobProxy } from '../support/blob-proxy.js';
 import { LocalHub } from '../support/local-hub.js';
 import { promoteFittedModel } from '../support/registry.js';
 import { rng } from '../support/models.js';
@@ -393,17 +394,12 @@ describe('labels that are not valid', () => {
       '  warning  label blob labels/gw-4/2026/01/12/lab-3.json skipped: not a valid label (to: to is before from)',
     ]);
 
-    // A label the storage cannot give (a 503 on its download) fails the run: it is not an invalid label.
-    const failing = overriding(c, {
-      getBlobClient: (name: string) => {
-        const blob = c.getBlobClient(name);
-        if (!name.endsWith('lab-1.json')) return blob;
-        return overriding(blob, { downloadToBuffer: () => Promise.reject(Object.assign(new Error('Service Unavailable'), { statusCode: 503, code: 'ServerBusy' })) });
-      },
-    });
-    const unread = await cli(['train', '--source', 'pump-lb', '--from', '2026-01-11', '--to', '2026-01-12', '--seed', '4'], context(failing));
+    // A label the storage cannot give (Blob Storage answering 503 to its download, through a proxy) fails the run: it is not an invalid label.
+    const proxy = await startBlobProxy(az.port, (req) => (req.method === 'GET' && req.path.endsWith('/lab-1.json') ? 503 : 'forward'));
+    const failing = BlobServiceClient.fromConnectionString(proxy.connectionString, { retryOptions: { maxTries: 1 } }).getContainerClient('labels-safety-it');
+    const unread = await cli(['train', '--source', 'pump-lb', '--from', '2026-01-11', '--to', '2026-01-12', '--seed', '4'], context(failing)).finally(() => proxy.close());
     expect(unread.code).not.toBe(0);
-    expect(lastLine(unread.err)).toMatch(/reading the labels/);
+    expect(lastLine(unread.err)).toMatch(/PW_TRAINER_STORAGE: reading the labels failed: Blob Storage answered 503 ServerBusy/);
     expect(unread.out).not.toMatch(/lab-1\.json skipped/);
   });
 });

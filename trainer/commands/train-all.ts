@@ -26,8 +26,9 @@ is pending (best.json's deployPending: a run that promoted it did not reach ever
 "train --help"). A folder under readings/ whose name is not a
 percent-encoded pump id is named in a warning and skipped.
 In a Kubernetes Indexed Job pass --shard index/N: I is then read from JOB_COMPLETION_INDEX
-(digits only). The labels are read once; each label blob that is not a valid label is named
-in a warning before the sources are trained.
+(digits only). The labels of the shard's sources are read once (a label blob whose metadata
+names another pump is not downloaded); each one that is not a valid label is named in a
+warning before the sources are trained.
 
 Options:
   --shard I/N         this shard (0 <= I < N; default 0/1: every source)
@@ -92,7 +93,8 @@ export const trainAllCommand: Command = {
     const container = ctx.container();
     const { sources: all, unreadable } = await fromStorage('listing the sources in readings/', () => listSources(container));
     const mine = inShard(all, index, shards);
-    const labels = mine.length > 0 ? await readLabelSet(container) : { labels: [], skipped: [] };
+    // The labels of this shard's sources only: a blob whose metadata names another pump is not downloaded.
+    const labels = mine.length > 0 ? await readLabelSet(container, mine) : { labels: [], skipped: [] };
     io.out(`train-all: shard ${index}/${shards}: ${mine.length} of ${all.length} sources, ${concurrency} at a time, readings ${new Date(req.from).toISOString()} → ${new Date(req.to).toISOString()}`);
     for (const folder of unreadable) io.out(`  warning  ${folder}: not a source folder (its name is not a pump id as the agent writes it), skipped`);
     for (const s of labels.skipped) io.out(`  warning  ${skippedLabelWarning(s)}`);

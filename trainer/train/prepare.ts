@@ -15,16 +15,22 @@ export interface SkippedLabel {
   reason: string;
 }
 
-/** Every label in Blob Storage, and the blobs skipped as invalid. */
+/** The labels in Blob Storage of some sources, and the blobs skipped as invalid. */
 export interface LabelSet {
   labels: readonly LabelRecord[];
   skipped: readonly SkippedLabel[];
 }
 
-/** Reads every label once (readLabels), collecting the blobs it skips instead of dropping them unseen. */
-export async function readLabelSet(container: ContainerClient): Promise<LabelSet> {
+/**
+ * Reads the labels of `sources` once (readLabels: a blob whose metadata names another pump is
+ * not downloaded, one that names none is read), collecting the blobs it skips instead of
+ * dropping them unseen.
+ */
+export async function readLabelSet(container: ContainerClient, sources: readonly string[]): Promise<LabelSet> {
   const skipped: SkippedLabel[] = [];
-  const labels = await fromStorage('reading the labels', () => readLabels(container, undefined, { onInvalid: (blob, reason) => skipped.push({ blob, reason }), idleMs: idleLimitOf(container) }));
+  const labels = await fromStorage('reading the labels', () =>
+    readLabels(container, undefined, { pumps: sources, onInvalid: (blob, reason) => skipped.push({ blob, reason }), idleMs: idleLimitOf(container) }),
+  );
   return { labels, skipped };
 }
 
@@ -38,7 +44,7 @@ export interface Prepared {
   cleaned: Cleaned;
   /** Labels of this source found in Blob Storage. */
   labels: number;
-  /** Label blobs (of any source: an invalid one cannot say whose it is) skipped as invalid. */
+  /** Label blobs read (this source's, and those whose metadata names no pump) skipped as invalid. */
   skippedLabels: readonly SkippedLabel[];
   /** The readings as loaded, before cleaning (only when asked for: a copy of every value). */
   raw: RawReadings | null;
@@ -79,7 +85,7 @@ export async function prepareData(
     loadReadings(container, { pumpId: range.source, from: range.from, to: range.to }, (n) => progress.update(n), options.load),
   );
   progress.stage('reading labels');
-  const set = options.labels ?? (await readLabelSet(container));
+  const set = options.labels ?? (await readLabelSet(container, [range.source]));
   const labels = set.labels.filter((l) => l.pumpId === range.source);
   const targets = labelTargets(labels, range.source, loaded.series.timestamps);
   const raw = options.raw ? keepRaw(loaded.series, targets) : null;

@@ -77,16 +77,5 @@ export function inShard(sources: readonly string[], index: number, shards: numbe
   return sources.filter((s) => shardOf(s, shards) === index);
 }
 
-/** Maps with at most `limit` calls in flight; results in input order. */
-export async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  return results;
-}
+/** Maps with at most `limit` calls in flight; results in input order (the sync reader's). */
+export { mapLimited } from '../../sync/reader.js';
