@@ -384,6 +384,20 @@ describe('Kubernetes trainer jobs (deployment/k8s)', () => {
     expect(mi(container.resources.limits.memory)).toBeGreaterThan(heapMi);
   });
 
+  it('sizes a pod for the readings it holds at once, as measured: the manifest\'s run and the README\'s fleet example fit the memory limit at 1 Hz', () => {
+    // Peak RSS measured with train-all on Azurite: about 0.2 GiB + 0.37 GiB per million readings in flight (deployment/README.md section 8).
+    const peakGiB = (concurrency: number, days: number, perSecond = 1) => 0.2 + (0.37 * concurrency * days * 86_400 * perSecond) / 1e6;
+    const limitGiB = Number(/^(\d+)Gi$/.exec(container.resources.limits.memory)![1]);
+    const valueOf = (list: string[], flag: string) => Number(list[list.indexOf(flag) + 1]);
+    expect(peakGiB(valueOf(args, '--concurrency'), valueOf(args, '--days'))).toBeLessThan(limitGiB);
+    const readme = readFileSync(join(root, 'README.md'), 'utf8');
+    const example = /npx pumpwatch-trainer (train-all --shard \S+ .*?)\s+#/.exec(readme)![1]!.split(/\s+/);
+    expect(peakGiB(valueOf(example, '--concurrency'), valueOf(example, '--days')), example.join(' ')).toBeLessThan(limitGiB);
+    for (const doc of [readFileSync(join(root, 'deployment', 'README.md'), 'utf8'), readFileSync(join(root, 'deployment', 'k8s', 'trainer-indexed-job.yaml'), 'utf8')]) {
+      expect(doc.replace(/\s*#?\s+/g, ' ')).toMatch(/0\.2 GiB \+ 0\.37 GiB per million readings in flight/);
+    }
+  });
+
   it('runs the same Job every night, never two at once', () => {
     expect(cron).toMatchObject({ apiVersion: 'batch/v1', kind: 'CronJob', spec: { concurrencyPolicy: 'Forbid' } });
     const { ttlSecondsAfterFinished: _ttl, ...jobSpec } = spec;
