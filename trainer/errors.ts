@@ -69,7 +69,7 @@ export type TrainerErrorCode =
   /**
    * A registry blob is not what the trainer wrote (does not parse, does not match its pointer or
    * record: a model.onnx read whole with other bytes), or best.json is missing while versions are
-   * registered and one of them shows that it existed (registry/best-record.ts refuseMissingBest).
+   * registered and one of them shows that it existed (registry/best-record.ts missingBest).
    */
   | 'PW_TRAINER_REGISTRY_INVALID'
   /** The IoT Hub twin update or query failed. */

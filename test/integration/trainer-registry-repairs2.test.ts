@@ -148,9 +148,12 @@ describe('best.json missing', () => {
     await container.getBlockBlobClient('models/pump-one/best.json').delete();
     const older = await cli(['train', '--source', 'pump-one', '--from', '2026-01-01', '--to', '2026-01-03']);
     expect(older.code, older.out).toBe(1);
-    expect(lastLine(older.err)).toContain(
+    // Only a promotion shows it: best.json may never have been written (a run stopped before it), so "restore" is not the advice.
+    expect(lastLine(older.err)).toBe(
       `pumpwatch-trainer train: PW_TRAINER_REGISTRY_INVALID: models/pump-one/best.json is missing but 1 version(s) of "pump-one" are registered (${live}): nothing is compared or promoted without it. ` +
-        `Restore it (undelete it, or copy it back), or make the version that should be live best again with: pumpwatch-trainer rollback --source pump-one --version ${live} --no-deploy`,
+        `No model.json shows that best.json was ever written (none names a live model it was compared with, none records a rollback): ${live} was promoted by train at ${ago(HOUR).toISOString()}, and that run may have stopped before writing best.json. ` +
+        `To finish it, a train of the range that made it with the options of that run (pumpwatch-trainer train --source pump-one --from 2026-01-01T00:00:00.000Z --to 2026-01-05T00:00:00.000Z: the same data and options give the same version) writes best.json for it, as that run would have; ` +
+        `or make ${live} best with: pumpwatch-trainer rollback --source pump-one --version ${live} --no-deploy (it checks that version's model.onnx and writes best.json)`,
     );
     for (const args of [
       ['drift', '--source', 'pump-one', '--from', '2026-01-01', '--to', '2026-01-03'],
@@ -168,6 +171,40 @@ describe('best.json missing', () => {
     const meanwhile = await cli(['train', '--source', 'pump-fly', '--from', '2026-01-01', '--to', '2026-01-03']);
     expect(meanwhile.code, meanwhile.err).toBe(0);
     expect(meanwhile.out).toMatch(/^pump-fly: promoted /m);
+  });
+
+  it('finishes a first promotion a run left without best.json: the rerun of its range writes it, another range is refused with that rerun to do', async () => {
+    const c = az.container('half-promoted');
+    await c.create();
+    await seedDays(c, 'pump-half', T0, 1, 30);
+    const range = ['--from', '2026-01-01', '--to', '2026-01-03'];
+    // Half an hour ago the source's first promotion; its pod was killed between model.json and best.json: the blobs as that leaves them.
+    const killed = await cli(['train', '--source', 'pump-half', ...range], context(c, ago(HOUR / 2)));
+    expect(killed.code, killed.err).toBe(0);
+    const version = (/^pump-half: promoted (\S+)/m.exec(killed.out) ?? [])[1]!;
+    await c.getBlockBlobClient('models/pump-half/best.json').delete();
+    // Another range (the next night's): refused, naming the rerun that finishes it; nothing to restore, nothing registered.
+    const next = await cli(['train-all', '--from', '2026-01-02', '--to', '2026-01-03'], context(c));
+    expect(next.code, next.err).toBe(EXIT.dataFailed);
+    const refusal = next.err.split('\n').find((l) => l.startsWith('pump-half: FAILED'));
+    expect(refusal).toContain(`pump-half: FAILED PW_TRAINER_REGISTRY_INVALID: models/pump-half/best.json is missing but 1 version(s) of "pump-half" are registered (${version})`);
+    expect(refusal).toContain(`${version} was promoted by train at ${ago(HOUR / 2).toISOString()}, and that run may have stopped before writing best.json`);
+    expect(refusal).toContain('pumpwatch-trainer train --source pump-half --from 2026-01-01T00:00:00.000Z --to 2026-01-03T00:00:00.000Z');
+    expect(refusal).not.toMatch(/[Rr]estore it|undelete/);
+    const versions: string[] = [];
+    for await (const b of c.listBlobsFlat({ prefix: 'models/pump-half/' })) versions.push(b.name);
+    expect(versions.sort()).toEqual([`models/pump-half/${version}/model.json`, `models/pump-half/${version}/model.onnx`]);
+    // The killed run again (the Job's retry, the same range and options): it finishes the promotion.
+    const retry = await cli(['train-all', ...range], context(c));
+    expect(retry.code, retry.err).toBe(0);
+    expect(retry.out).toMatch(new RegExp(`^pump-half: promoted ${version} `, 'm'));
+    expect(retry.out).toContain(`this finishes the promotion of ${version} a run began at ${ago(HOUR / 2).toISOString()} (its model.json says promoted) and that did not write best.json`);
+    expect(await bestOf('pump-half', c)).toMatchObject({ version, history: [] });
+    // Its model.json is the one the first run wrote; the source is whole again: the next range is compared with it.
+    expect(await readModelRecord(c, 'pump-half', version)).toMatchObject({ createdAt: ago(HOUR / 2).toISOString(), decision: { promoted: true } });
+    const after = await cli(['train', '--source', 'pump-half', '--from', '2026-01-02', '--to', '2026-01-03'], context(c));
+    expect(after.code, after.err).toBe(0);
+    expect(after.out).toMatch(new RegExp(`compare  .*; live ${version}: `));
   });
 
   it('after a rollback: names the version rolled back to, not the one rolled back from, and the repair keeps the rollback', async () => {

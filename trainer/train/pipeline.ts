@@ -20,7 +20,7 @@ import { OnnxScorer, rowsOf } from '../eval/score.js';
 import { fitTable, spanWarnings, TRAINER_VERSION } from '../fit.js';
 import { finishing, type Progress } from '../progress.js';
 import { describeMove, nextPointer, RECORD_SCHEMA, rolledBackEntry, type ModelRecord } from '../registry/records.js';
-import { readBestRecord } from '../registry/best-record.js';
+import { readBestOrUnfinished, type UnfinishedPromotion } from '../registry/best-record.js';
 import { readModelBytes, sha256 } from '../registry/model-blob.js';
 import { readBest, type BestState } from '../registry/read.js';
 import { registerVersion, type Registered } from '../registry/register.js';
@@ -111,19 +111,24 @@ export async function trainSource(container: ContainerClient, req: TrainRequest,
 }
 
 async function trainRange(container: ContainerClient, req: TrainRequest, progress: Progress, now: () => Date, labels?: LabelSet): Promise<TrainOutcome> {
-  const champion = await loadChampion(container, req.source, now());
+  const { champion, unfinished } = await loadChampion(container, req.source, now());
   const best = champion?.state ?? null;
+  // A first promotion that did not finish (no best.json): only a challenger of that very version may go on (finishUnfinished).
+  const refused = (err: unknown): unknown => unfinished?.refusal ?? err;
   // The live model's features stay in the data even when excluded or counters: it is scored on the same rows.
   const load = comparisonLoad(req.exclude, champion?.record.features ?? []);
   const { loaded, cleaned, raw, skippedLabels } = await prepareData(container, req, progress, { labels, raw: true, load });
   const labelWarnings = labels === undefined ? skippedLabels.map(skippedLabelWarning) : [];
   if (loaded.readings === 0) {
+    if (unfinished !== null) throw unfinished.refusal;
     if (!req.skipWithoutReadings) throw await noUsableRows(container, req, 0);
     return { status: 'skipped', reason: `no readings ${between(req)}${await newerReadingsNote(container, req)}`, source: req.source, warnings: labelWarnings, record: null, drift: null, view: null };
   }
   const holdoutStart = Math.floor(cleaned.series.rows.length * (1 - req.holdoutFraction));
   const trainIdx = range(0, holdoutStart).filter((i) => cleaned.targets[i] !== 'anomaly');
-  await checkEnough(container, req, cleaned, trainIdx.length, cleaned.series.rows.length - holdoutStart, holdoutStart - trainIdx.length);
+  await checkEnough(container, req, cleaned, trainIdx.length, cleaned.series.rows.length - holdoutStart, holdoutStart - trainIdx.length).catch((err: unknown) => {
+    throw refused(err);
+  });
 
   // What both models are scored on: the cleaned rows that have every feature the live model alone
   // uses (cleaning kept the others for the challenger's training, whatever model is live).
@@ -146,7 +151,13 @@ async function trainRange(container: ContainerClient, req: TrainRequest, progres
   const trainRows = trainIdx.map((i) => cleaned.series.rows[i] as Float64Array);
   // A copy when the live model keeps features the challenger leaves out (never in place: these rows are the cleaned data's).
   const trainSet = withoutFeatures({ features: cleaned.series.features, timestamps: trainIdx.map((i) => cleaned.series.timestamps[i] as number), rows: trainRows }, loaded.leftOutButKept);
-  const fit = fitRange(req, { ...trainSet, timestampColumn: 'ts', ignoredColumns: [], segmentStarts: trainSegmentStarts(trainIdx, cleaned.segmentStarts) });
+  let fit: ReturnType<typeof fitRange>;
+  try {
+    fit = fitRange(req, { ...trainSet, timestampColumn: 'ts', ignoredColumns: [], segmentStarts: trainSegmentStarts(trainIdx, cleaned.segmentStarts) });
+  } catch (err) {
+    throw refused(err);
+  }
+  if (unfinished !== null && fit.metadata.version !== unfinished.record.version) throw unfinished.refusal;
   progress.stage('comparing with the live model');
   // Synthetic faults only in the features the challenger watches: the others were left out on purpose.
   const std = faultSpreads(trainRows, cleaned.series.features, fit.metadata.features);
@@ -166,7 +177,7 @@ async function trainRange(container: ContainerClient, req: TrainRequest, progres
       ? { newest: new Date(newest).toISOString(), liveVersion: champion.record.version, liveNewest: new Date(liveNewest).toISOString() }
       : undefined,
   );
-  const decision = unlessRolledBack(decided, req.source, fit.metadata.version, rolledBackEntry(best?.pointer, fit.metadata.version));
+  const decision = finishUnfinished(unlessRolledBack(decided, req.source, fit.metadata.version, rolledBackEntry(best?.pointer, fit.metadata.version)), unfinished);
   progress.stage('scoring as the agent would');
   const asAgent = await asTheAgentWould(req.source, raw as RawReadings, cleaned.series.timestamps[holdoutStart] as number, fit.bytes, defender?.evaluation ? champion!.bytes : null);
 
@@ -242,10 +253,23 @@ async function promote(container: ContainerClient, record: ModelRecord, best: Be
   if (registered.existing !== null && !registered.existing.decision.promoted) await rewriteRecord(container, record, registered.etag);
 }
 
-async function loadChampion(container: ContainerClient, source: string, now: Date): Promise<Champion | null> {
-  const best = await readBestRecord(container, source, now);
-  if (!best) return null;
-  return { state: best.state, record: best.record, bytes: await readModelBytes(container, best.record) };
+/** The live model, or (no best.json) the first promotion that did not finish, which only its own version may finish. */
+async function loadChampion(container: ContainerClient, source: string, now: Date): Promise<{ champion: Champion | null; unfinished: UnfinishedPromotion | null }> {
+  const { best, unfinished } = await readBestOrUnfinished(container, source, now);
+  if (!best) return { champion: null, unfinished };
+  return { champion: { state: best.state, record: best.record, bytes: await readModelBytes(container, best.record) }, unfinished: null };
+}
+
+/**
+ * The challenger is the version of a first promotion that did not finish (its model.json says
+ * promoted, best.json was never written: a run stopped between the two). It is promoted, as that
+ * run decided with no live model either; registerVersion keeps its model.json, and the
+ * promotion writes best.json (If-None-Match: *) as that run would have.
+ */
+function finishUnfinished(decision: Decision, unfinished: UnfinishedPromotion | null): Decision {
+  if (unfinished === null || !decision.promoted) return decision;
+  const r = unfinished.record;
+  return { ...decision, reason: `${decision.reason}; this finishes the promotion of ${r.version} a run began at ${r.createdAt} (its model.json says promoted) and that did not write best.json` };
 }
 
 async function scoreModel(bytes: Uint8Array, plan: ReturnType<typeof planEvaluation>, cleaned: ScoredData, held: number[]) {
