@@ -8,7 +8,7 @@
  * The agent process gets the node flags and environment it is deployed with (agent/node-flags.ts);
  * BENCH_AGENT_NODE_FLAGS="…" replaces the flags (e.g. "" for none), MALLOC_ARENA_MAX set here wins.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +16,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
 import { IngestPipeline } from '../agent/ingest/pipeline.js';
 import { freePort, startAzurite, type AzuriteHandle } from '../agent/azurite.js';
-import { AGENT_ENV, AGENT_NODE_FLAGS } from '../agent/node-flags.js';
+import { AGENT_ENV, AGENT_NODE_FLAGS, applyRuntimeV8Flags } from '../agent/node-flags.js';
 import { bundledModelPath, packageRoot } from '../agent/paths.js';
 import { MetricsRegistry, createAgentMetrics } from '../agent/metrics.js';
 import { BufferStore } from '../buffer/store.js';
@@ -63,7 +63,13 @@ const dir = mkdtempSync(join(tmpdir(), 'pumpwatch-bench-ingest-'));
 /** --sync: the agent process also uploads to a local Azurite (in memory) while it ingests, as a gateway does. */
 const SYNC = process.argv.includes('--sync');
 const ALGO = process.argv.includes('--algo') ? process.argv[process.argv.indexOf('--algo') + 1] : undefined;
-const modelBytes = ALGO ? benchModel(undefined, ALGO) : readFileSync(bundledModelPath());
+/**
+ * `--paced-child MODEL_FILE`: this process is the paced run's own process (see pacedInOwnProcess),
+ * started with the agent's node flags and environment; it prints its figures as one JSON line.
+ */
+const CHILD_MODEL = process.argv.includes('--paced-child') ? process.argv[process.argv.indexOf('--paced-child') + 1] : undefined;
+if (CHILD_MODEL !== undefined) applyRuntimeV8Flags();
+const modelBytes = CHILD_MODEL !== undefined ? readFileSync(CHILD_MODEL) : ALGO ? benchModel(undefined, ALGO) : readFileSync(bundledModelPath());
 const modelPath = join(dir, 'model.onnx');
 writeFileSync(modelPath, modelBytes);
 const readings = simulatedReadings(TOTAL, PUMPS);
@@ -274,8 +280,31 @@ function settle(): void {
   execFileSync('sync');
 }
 
+/** Readings the paced run's own process cycles through (50 pumps × 400: a few MB, not the bench's 400 000). */
+const PACED_POOL = 20_000;
+
+/**
+ * The paced run in a process of its own, started as the agent is (its node flags, V8 flags and
+ * environment), holding only PACED_POOL readings. Run here, its event loop would share this
+ * process's heap: the 400 000 readings and the earlier phases' garbage make each young-generation
+ * collection scan a large old space (scavenges of 16-27 ms were traced in it), which the agent's
+ * process does not carry.
+ */
+async function pacedInOwnProcess(): Promise<Awaited<ReturnType<typeof pacedLatency>>> {
+  const args = [...AGENT_FLAGS, process.argv[1]!, '--paced-child', modelPath, '--readings', String(PACED_POOL), '--paced-seconds', String(PACED_S)];
+  const env = { PATH: process.env.PATH ?? '', ...AGENT_ENV, ...(process.env.MALLOC_ARENA_MAX ? { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX } : {}) };
+  const stdout = await new Promise<string>((resolve, reject) =>
+    execFile(process.execPath, args, { env, maxBuffer: 1024 * 1024 }, (err, out, errOut) => (err ? reject(new Error(`paced run's process failed: ${errOut || err.message}`)) : resolve(out))),
+  );
+  return JSON.parse(stdout.trim().split('\n').pop()!) as Awaited<ReturnType<typeof pacedLatency>>;
+}
+
 async function main(): Promise<void> {
   try {
+    if (CHILD_MODEL !== undefined) {
+      console.log(JSON.stringify(await pacedLatency(10_000, PACED_S)));
+      return;
+    }
     await phases();
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -303,8 +332,12 @@ async function phases(): Promise<void> {
   const disk = await fsyncProbe(dir, walBytes, 10, probeS);
   console.log(`the disk's own fsync (${fmt(walBytes / 1024)} KiB appended, one paced commit's WAL frames, fsynced 100 times/s for ${probeS} s in the same folder, no SQLite): p50 ${fmt(percentile(disk, 50), 2)} ms, p99 ${fmt(percentile(disk, 99), 2)} ms, max ${fmt(disk[disk.length - 1]!, 2)} ms; over ${STALL_MS} ms: ${disk.filter((x) => x > STALL_MS).length} of ${fmt(disk.length)}`);
   settle();
-  const paced = await pacedLatency(10_000, PACED_S);
-  console.log(`in-process at 10 000 readings/s for ${PACED_S} s (${fmt(PACED_S * 100)} ticks of 100): reading-to-commit p50 ${fmt(paced.p50, 2)} ms, p99 ${fmt(paced.p99, 2)} ms, max ${fmt(paced.max, 2)} ms; ${paced.stalls} stalls (${paced.slowTicks} ticks over ${STALL_MS} ms); longest event-loop block ${fmt(paced.longestBlock, 1)} ms`);
+  const paced = await pacedInOwnProcess();
+  console.log(`in-process at 10 000 readings/s for ${PACED_S} s (${fmt(PACED_S * 100)} ticks of 100; a process of its own started as the agent is, cycling ${fmt(PACED_POOL)} readings): reading-to-commit p50 ${fmt(paced.p50, 2)} ms, p99 ${fmt(paced.p99, 2)} ms, max ${fmt(paced.max, 2)} ms; ${paced.stalls} stalls (${paced.slowTicks} ticks over ${STALL_MS} ms); longest event-loop block ${fmt(paced.longestBlock, 1)} ms`);
+  if (process.env.BENCH_PACED_HERE) {
+    const here = await pacedLatency(10_000, PACED_S);
+    console.log(`  the same run in this process (BENCH_PACED_HERE; ${fmt(TOTAL)} readings on its heap, the bench's node flags): p50 ${fmt(here.p50, 2)} ms, p99 ${fmt(here.p99, 2)} ms, max ${fmt(here.max, 2)} ms; ${here.stalls} stalls (${here.slowTicks} ticks over ${STALL_MS} ms); longest event-loop block ${fmt(here.longestBlock, 1)} ms`);
+  }
   settle();
   const http = await httpThroughput();
   console.log(`over HTTP (agent process, POST batches of 1 000, 4 in flight${SYNC ? ', syncing to a local Azurite meanwhile' : ', sync and hub off'}): ${fmt(http.rate)} readings/s; request p50 ${fmt(http.p50, 1)} ms, p99 ${fmt(http.p99, 1)} ms`);
