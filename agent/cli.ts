@@ -2,7 +2,7 @@
 // The shebang sets AGENT_ENV and passes AGENT_NODE_FLAGS (agent/node-flags.ts: why); `env -S`
 // splits them (GNU coreutils 8.30+, the BSD and macOS env). The Dockerfile sets the same.
 // First, before the imports that load onnxruntime and take a second: see early.ts.
-import { earlySignal, handleSignals, releaseSignals, signalsDelivered } from './early.js';
+import { earlySignal, endBySignal, handleSignals, releaseSignals, signalsDelivered } from './early.js';
 import { Agent } from './main.js';
 import { ConfigError, configReference, loadConfig, unknownVariableWarning } from './config.js';
 import { localUrl } from './http/local-url.js';
@@ -36,25 +36,42 @@ const DUPLICATE_SIGNAL_MS = 1_000;
  * second signal, a second later or more, exits at once. Takes over from early.ts's handler: a
  * signal that came while the agent was being built is acted on now. Returns whether a stop began.
  */
-function installSignalHandlers(stop: () => Promise<void>): () => boolean {
+function installSignalHandlers(stop: () => Promise<void>, heldBy: () => string[], flushLogs: (done: () => void) => void): () => boolean {
   let stoppingSince: number | null = null;
+  // node's exit waits for every thread: one held in a call the OS never answers (agent.exitHeldBy)
+  // would keep it from ever ending, so the process then ends by the signal's default action, once
+  // the log lines written meanwhile are out (at most a second).
+  const exit = (signal: NodeJS.Signals, code: number): void => {
+    const held = heldBy();
+    if (held.length === 0) process.exit(code);
+    process.stderr.write(`pumpwatch-agent: ${held.join('; ')}: node's exit would wait for it forever; ending by ${signal} instead\n`);
+    let ended = false;
+    const end = (): void => {
+      if (ended) return;
+      ended = true;
+      if (!endBySignal(signal)) process.stderr.write('pumpwatch-agent: as PID 1 it cannot end itself by a signal: waiting for SIGKILL\n');
+    };
+    setTimeout(end, 1_000).unref();
+    flushLogs(end);
+  };
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stoppingSince !== null) {
       if (performance.now() - stoppingSince < DUPLICATE_SIGNAL_MS) return;
       process.stderr.write(`second ${signal}: exiting now\n`);
-      process.exit(1);
+      exit(signal, 1);
+      return;
     }
     stoppingSince = performance.now();
     const force = setTimeout(() => {
       process.stderr.write('clean stop took longer than 10 s: exiting\n');
-      process.exit(1);
+      exit(signal, 1);
     }, 10_000);
     force.unref();
     stop().then(
-      () => process.exit(0),
+      () => exit(signal, 0),
       (err: unknown) => {
         process.stderr.write(`stop failed: ${safeErrorMessage(err)}\n`);
-        process.exit(1);
+        exit(signal, 1);
       },
     );
   };
@@ -88,7 +105,11 @@ async function runAgent(): Promise<number> {
     logger.warn({ component: 'config', code: 'PW_CONFIG_UNKNOWN_VARIABLE', variable: v.name, nearest: v.nearest }, unknownVariableWarning(v));
   }
   const agent = new Agent({ config, logger });
-  const stopping = installSignalHandlers(() => agent.stop());
+  const stopping = installSignalHandlers(
+    () => agent.stop(),
+    () => agent.exitHeldBy(),
+    (done) => logger.flush(() => done()),
+  );
   try {
     await agent.start();
   } catch (err) {

@@ -46,6 +46,18 @@ export function releaseSignals(): void {
 }
 
 /**
+ * Ends the process by `signal`'s default action, every handler of it removed first: node's exit
+ * waits for every thread, also one held in a call the kernel never answers, and a signal does not.
+ * As PID 1 (a container without an init) the kernel drops it: the process then waits for IoT Edge's
+ * SIGKILL. Returns whether it may take effect.
+ */
+export function endBySignal(signal: NodeJS.Signals): boolean {
+  process.removeAllListeners(signal);
+  process.kill(process.pid, signal);
+  return process.pid !== 1;
+}
+
+/**
  * Resolves once the event loop has polled since the call: a signal that arrived while the modules
  * were loading (libuv writes it to a pipe, read in the loop's poll phase) has reached onSignal by
  * then. Two turns: the entry point may be evaluated in a poll phase's callback (the ES module

@@ -43,6 +43,13 @@ type FromThread =
 const FIGURE_TIMEOUT_MS = 5_000;
 
 /**
+ * The longest a command systeminformation runs synchronously (execSync: `cat` of the thermal
+ * zones, of /proc/stat) may take before it is killed. Below FIGURE_TIMEOUT_MS: while it runs, the
+ * thread's timers, its other figures and its checkpoints all wait.
+ */
+const COMMAND_TIMEOUT_MS = 3_000;
+
+/**
  * systeminformation is required on the first sample, so an error loading it is that sample's error.
  * Each figure is asked on its own, and never twice at once: a call that has not returned (a
  * command stuck on the OS) is waited for again by the next sample instead of being started beside
@@ -51,6 +58,45 @@ const FIGURE_TIMEOUT_MS = 5_000;
 const SAMPLE_JOB_SOURCE = `
 let si = null;
 const inFlight = {};
+// systeminformation runs commands with execSync and no time limit (each of its files takes
+// child_process.execSync when it is loaded, so this comes before it): a \`cat\` of a /sys file the
+// kernel never answers held the thread for good (no figure, no checkpoint, and node's exit waits
+// for the thread). Its reads of /sys files with fs.readFile run on node's thread pool, where no
+// kill reaches a read the kernel never answers, and node's exit waits for that too: they go
+// through \`cat\` instead. Each command is killed after COMMAND_TIMEOUT_MS, and one killed is not
+// run again: its own children may still be stuck in the kernel, and each run would leave one more.
+const childProcess = require('node:child_process');
+const fs = require('node:fs');
+const execSyncUnbounded = childProcess.execSync;
+const readFileDirect = fs.readFile;
+const hungCommands = new Map();
+function noteHung(key) {
+  const shown = key.length > 80 ? key.slice(0, 79) + '…' : key;
+  hungCommands.set(key, 'a command gave no answer in ${COMMAND_TIMEOUT_MS / 1000} s and was killed; not run again until the agent restarts: ' + shown);
+}
+childProcess.execSync = function execSyncBounded(command, options) {
+  const key = String(command);
+  if (hungCommands.has(key)) throw new Error(hungCommands.get(key));
+  try {
+    return execSyncUnbounded.call(this, command, { ...(options || {}), timeout: ${COMMAND_TIMEOUT_MS}, killSignal: 'SIGKILL' });
+  } catch (err) {
+    if (err && err.code === 'ETIMEDOUT') noteHung(key);
+    throw err;
+  }
+};
+fs.readFile = function readFileBounded(path, ...rest) {
+  const done = rest[rest.length - 1];
+  if (typeof path !== 'string' || !path.startsWith('/sys/') || typeof done !== 'function') return readFileDirect.call(this, path, ...rest);
+  const options = rest.length > 1 ? rest[0] : undefined;
+  const encoding = typeof options === 'string' ? options : options && options.encoding;
+  const key = 'cat ' + path;
+  if (hungCommands.has(key)) return process.nextTick(done, new Error(hungCommands.get(key)));
+  childProcess.execFile('cat', [path], { timeout: ${COMMAND_TIMEOUT_MS}, killSignal: 'SIGKILL', encoding: 'buffer' }, (err, stdout) => {
+    if (err && err.killed) noteHung(key);
+    if (err) done(err);
+    else done(null, encoding ? stdout.toString(encoding) : stdout);
+  });
+};
 function figure(name, call) {
   if (!inFlight[name]) {
     const started = Promise.resolve().then(call);
@@ -76,6 +122,7 @@ async function sampleSystem(siPath) {
   ]);
   const out = { errors: [] };
   for (const r of [load, mem, temp]) if (r.status === 'rejected') out.errors.push(message(r.reason));
+  for (const hung of hungCommands.values()) out.errors.push(hung); // systeminformation swallows their errors
   if (load.status === 'fulfilled') out.load = { currentLoad: load.value.currentLoad, cores: (load.value.cpus || []).length };
   if (mem.status === 'fulfilled') out.mem = { total: mem.value.total, available: mem.value.available };
   if (temp.status === 'fulfilled') out.temp = { main: temp.value.main, max: temp.value.max };
@@ -128,6 +175,28 @@ const THREAD_LIMITS = { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16 
 
 const SAMPLE_TIMEOUT_MS = 20_000;
 
+/**
+ * How long close() waits for the thread to end once asked. One held in a call the OS does not
+ * answer (a read on the thread pool, which no kill reaches) is then abandoned, and `held` says so:
+ * node's exit waits for every thread, so the agent's exit must not (agent/cli.ts).
+ */
+const CLOSE_WAIT_MS = 2_000;
+/** Then, after terminate(), before the thread is abandoned. */
+const TERMINATE_WAIT_MS = 1_000;
+
+/** `done`'s value, or false when it has not settled within `ms`. */
+async function within(done: Promise<true>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([done, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export interface HousekeepingOptions {
   /** Between two PASSIVE checkpoints. */
   checkpointIntervalMs?: number;
@@ -149,6 +218,8 @@ export class HousekeepingThread {
   private nextId = 0;
   private readonly waiting = new Map<number, (s: RawSample) => void>();
   private pendingSample: Promise<RawSample> | null = null;
+  /** Threads close() abandoned that have not ended since (see held). */
+  private readonly abandoned = new Set<Worker>();
 
   constructor(private readonly options: HousekeepingOptions = {}) {}
 
@@ -207,7 +278,21 @@ export class HousekeepingThread {
     });
   }
 
-  /** Ends the thread after its last checkpoint (idempotent); a later call to either job starts a new one. */
+  /**
+   * Why the process cannot end normally: a thread close() abandoned that has still not ended (held
+   * in a call the OS does not answer), else null. Node's exit would wait for it forever.
+   */
+  get held(): string | null {
+    const waited = (CLOSE_WAIT_MS + TERMINATE_WAIT_MS) / 1000;
+    return this.abandoned.size > 0 ? `the housekeeping thread did not end within ${waited} s of being asked (a call the OS does not answer holds it)` : null;
+  }
+
+  /**
+   * Ends the thread after its last checkpoint (idempotent); a later call to either job starts a new
+   * one. Waits CLOSE_WAIT_MS for it, then terminates it and waits TERMINATE_WAIT_MS more: a thread
+   * still held then is abandoned (it ends when the call holding it returns, if ever) and named by
+   * `held`.
+   */
   async close(): Promise<void> {
     this.checkpoints = null;
     if (this.restartTimer) clearTimeout(this.restartTimer);
@@ -217,11 +302,20 @@ export class HousekeepingThread {
     this.closing = 0;
     this.failWaiting('stopped');
     if (!w) return;
-    const exited = new Promise<void>((done) => w.once('exit', () => done()));
+    let hasExited = false;
+    const exited = new Promise<true>((done) =>
+      w.once('exit', () => {
+        hasExited = true;
+        this.abandoned.delete(w);
+        done(true);
+      }),
+    );
     w.postMessage({ kind: 'exit' } satisfies ToThread);
-    const late = setTimeout(() => void w.terminate(), 5_000);
-    await exited;
-    clearTimeout(late);
+    if (await within(exited, CLOSE_WAIT_MS)) return;
+    // Busy in JavaScript or in a call that returns soon (a long checkpoint): terminate ends it.
+    void w.terminate().catch(() => undefined);
+    if (await within(exited, TERMINATE_WAIT_MS)) return;
+    if (!hasExited) this.abandoned.add(w);
   }
 
   private ensureWorker(): Worker {

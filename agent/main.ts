@@ -176,7 +176,10 @@ export class Agent implements AgentParts {
             this.evictionWatch.flush(); // evictions the once-a-minute limit still held
             this.buffer.close();
           } finally {
-            await this.housekeeping.close(); // after the buffer's last checkpoint, which it runs
+            // After the buffer's last checkpoint, which it runs; at most 3 s (see exitHeldBy).
+            await this.housekeeping.close();
+            const held = this.housekeeping.held;
+            if (held !== null) this.logger.warn({ component: 'housekeeping' }, `${held}: abandoned`);
           }
         },
       },
@@ -453,6 +456,14 @@ export class Agent implements AgentParts {
     const parts = this.started.reverse();
     this.started = [];
     await stopEach(parts, (name, err) => this.logger.error({ component: name, err: { message: safeErrorMessage(err) } }, 'stop step failed'));
+  }
+
+  /**
+   * After stop(): calls the OS has not answered that node's exit would wait for forever (a thread
+   * held in the kernel), each named; empty when the process can exit normally (agent/cli.ts).
+   */
+  exitHeldBy(): string[] {
+    return [this.housekeeping.held, this.system.held()].filter((h): h is string => h !== null);
   }
 
   /** Where the status endpoint listens, and whether it speaks HTTPS. */

@@ -27,6 +27,8 @@ export class SystemHealth {
   private readonly thread: HousekeepingThread;
   /** A statfs of the data dir has not returned yet. */
   private diskPending = false;
+  /** ...and it was already late at a sample (see held). */
+  private diskLate = false;
   /** True when this instance started the thread itself (it then ends it in close()). */
   private readonly ownsThread: boolean;
 
@@ -90,6 +92,7 @@ export class SystemHealth {
     this.diskPending = true;
     const settle = () => {
       this.diskPending = false;
+      this.diskLate = false;
     };
     pending.then(settle, settle);
     let timer: NodeJS.Timeout | undefined;
@@ -98,7 +101,10 @@ export class SystemHealth {
     });
     try {
       const s = await Promise.race([pending, late]);
-      if (s === 'late') return { error: `disk: statfs of the data directory gave no answer in ${DISK_TIMEOUT_MS / 1000} s` };
+      if (s === 'late') {
+        this.diskLate = this.diskPending;
+        return { error: `disk: statfs of the data directory gave no answer in ${DISK_TIMEOUT_MS / 1000} s` };
+      }
       const used = s.blocks - s.bfree;
       return {
         totalBytes: s.blocks * s.bsize,
@@ -111,6 +117,14 @@ export class SystemHealth {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /**
+   * What would keep node's exit waiting forever: a statfs of the data dir the OS has not answered
+   * (it holds a thread of node's pool, which node's exit waits for), else null.
+   */
+  held(): string | null {
+    return this.diskLate ? `a statfs of the data directory has not returned (more than ${DISK_TIMEOUT_MS / 1000} s)` : null;
   }
 
   /** Ends its own sampling thread (idempotent); a shared thread is ended by its owner (agent/main.ts). */

@@ -3,11 +3,12 @@
  * mount), and the disk figures of a data dir on its own file system. systeminformation is replaced
  * by a module that hangs on purpose: the only way to make the OS hang on cue.
  */
-import { mkdtempSync, readFileSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, mkdtempSync, openSync, readFileSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { HousekeepingThread } from '../../agent/housekeeping.js';
 import { SystemHealth } from '../../agent/system-health.js';
 
@@ -52,6 +53,114 @@ describe('the system sample while one figure hangs', () => {
     const second = await health.sample();
     expect(second.memory.totalBytes).toBe(8e9);
     expect(readFileSync(calls, 'utf8').split('\n').filter(Boolean)).toEqual(['cpu']); // one hung call, not one per sample
+  }, 20_000);
+});
+
+/**
+ * A FIFO in the test's folder: opening it for reading blocks in the kernel until a writer comes,
+ * as a /sys attribute whose driver never answers does. `release` lets every reader go on.
+ */
+function fifo(dir: string): { path: string; release: () => void } {
+  const path = join(dir, 'never-answers');
+  execFileSync('mkfifo', [path]);
+  return {
+    path,
+    release: () => {
+      // Opens for writing without waiting for a reader; readers blocked in open() then read EOF.
+      try {
+        closeSync(openSync(path, constants.O_WRONLY | constants.O_NONBLOCK));
+      } catch {
+        // ENXIO: no reader left
+      }
+    },
+  };
+}
+
+describe('a call systeminformation makes that the OS never answers', () => {
+  it('kills a command it runs synchronously, keeps the other figures, names it, and never runs it again', async () => {
+    const dir = tempDir();
+    const calls = join(dir, 'calls');
+    const hang = fifo(dir);
+    cleanups.push(hang.release);
+    const command = `echo temperature >> ${calls}; cat ${hang.path} 2>/dev/null`;
+    // As systeminformation's cpuTemperature on Linux: execSync of a \`cat\` of the thermal zones,
+    // taken from child_process when the module loads, with no time limit, its failure swallowed.
+    const stub = join(dir, 'systeminformation-stuck-command.cjs');
+    writeFileSync(stub, `
+      const execSync = require('child_process').execSync;
+      module.exports = {
+        currentLoad: async () => ({ currentLoad: 12, cpus: [{}, {}] }),
+        mem: async () => ({ total: 8e9, available: 6e9 }),
+        cpuTemperature: () => new Promise((resolve) => process.nextTick(() => {
+          try { execSync(${JSON.stringify(command)}, { stdio: ['pipe', 'pipe', 'ignore'] }); } catch {}
+          resolve({ main: null, max: null });
+        })),
+      };
+    `);
+    const thread = new HousekeepingThread({ systeminformation: stub });
+    cleanups.push(() => thread.close());
+    const health = new SystemHealth(dir, thread);
+
+    const first = await health.sample();
+    expect(first.cpu).toEqual({ loadPercent: 12, cores: 2 });
+    expect(first.memory).toEqual({ totalBytes: 8e9, availableBytes: 6e9, usedPercent: 25 });
+    expect(first.temperature).toEqual({ mainCelsius: null, maxCelsius: null });
+    expect(first.error).toBe(`a command gave no answer in 3 s and was killed; not run again until the agent restarts: ${command.slice(0, 79)}…`);
+
+    const second = await health.sample();
+    expect(second.cpu.loadPercent).toBe(12);
+    expect(second.error).toBe(first.error);
+    expect(readFileSync(calls, 'utf8').split('\n').filter(Boolean)).toEqual(['temperature']); // once, not once per sample
+
+    await thread.close();
+    expect(thread.held).toBeNull();
+  }, 40_000);
+
+  it('reads a /sys file through a command it can kill, not on node\'s thread pool', async () => {
+    const dir = tempDir();
+    const stub = join(dir, 'systeminformation-sys-read.cjs');
+    // As cpuTemperature's last resort: fs.readFile of thermal_zone0/temp. /sys/class/thermal itself
+    // cannot be made to hang here, so the stub reads a path under /sys that does not exist: the
+    // error must be cat's (a child process), not the thread pool's ENOENT.
+    writeFileSync(stub, `
+      const fs = require('fs');
+      module.exports = {
+        currentLoad: async () => ({ currentLoad: 12, cpus: [{}] }),
+        mem: async () => ({ total: 8e9, available: 6e9 }),
+        cpuTemperature: () => new Promise((resolve) => fs.readFile('/sys/pumpwatch-test/none', (err, data) => resolve({ main: err ? -1 : Number(data), max: err ? String(err.message) : null }))),
+      };
+    `);
+    const thread = new HousekeepingThread({ systeminformation: stub });
+    cleanups.push(() => thread.close());
+    const raw = await thread.sample();
+    expect(raw.temp?.main).toBe(-1);
+    expect(raw.temp?.max).toMatch(/^Command failed: cat \/sys\/pumpwatch-test\/none/);
+  }, 20_000);
+
+  it('abandons a thread held in a read the OS never answers when asked to close, and says so', async () => {
+    const dir = tempDir();
+    const hang = fifo(dir);
+    const entered = join(dir, 'entered');
+    const stub = join(dir, 'systeminformation-stuck-read.cjs');
+    // A synchronous read on the thread itself that no kill reaches (a path outside /sys, so nothing bounds it).
+    writeFileSync(stub, `
+      const fs = require('fs');
+      module.exports = {
+        currentLoad: async () => { fs.writeFileSync(${JSON.stringify(entered)}, ''); fs.readFileSync(${JSON.stringify(hang.path)}); return { currentLoad: 1, cpus: [{}] }; },
+        mem: async () => ({ total: 8e9, available: 6e9 }),
+        cpuTemperature: async () => ({ main: null, max: null }),
+      };
+    `);
+    const thread = new HousekeepingThread({ systeminformation: stub });
+    cleanups.push(async () => {
+      hang.release(); // the read returns, and the thread, terminated meanwhile, ends
+      await vi.waitFor(() => expect(thread.held).toBeNull(), { timeout: 10_000, interval: 20 });
+    });
+    void thread.sample();
+    await vi.waitFor(() => expect(existsSync(entered)).toBe(true), { timeout: 10_000, interval: 20 }); // held from here on
+    expect(thread.held).toBeNull();
+    await thread.close();
+    expect(thread.held).toBe('the housekeeping thread did not end within 3 s of being asked (a call the OS does not answer holds it)');
   }, 20_000);
 });
 

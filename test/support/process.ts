@@ -21,10 +21,12 @@ export interface AgentProcess {
 /**
  * `opts.nodeArgs`: node's own options before the script (a `--require` preload, say). `opts.ca`: the
  * agent serves HTTPS (PUMPWATCH_HTTP_TLS_* in `env`) with a certificate of this CA, which waitReady trusts.
+ * `opts.prefix`: a command that runs node's command line (it must exec it, so `proc` is the agent).
  */
-export async function startAgentProcess(env: Record<string, string>, port?: number, opts: { nodeArgs?: string[]; ca?: string } = {}): Promise<AgentProcess> {
+export async function startAgentProcess(env: Record<string, string>, port?: number, opts: { nodeArgs?: string[]; ca?: string; prefix?: string[] } = {}): Promise<AgentProcess> {
   const httpPort = port ?? (await freePort());
-  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), join(packageRoot(), 'dist', 'agent', 'cli.js')], {
+  const command = [...(opts.prefix ?? []), process.execPath, ...(opts.nodeArgs ?? []), join(packageRoot(), 'dist', 'agent', 'cli.js')];
+  const proc = spawn(command[0]!, command.slice(1), {
     env: {
       PATH: process.env.PATH ?? '',
       PUMPWATCH_HTTP_PORT: String(httpPort),
