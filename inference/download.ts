@@ -1,7 +1,8 @@
 /**
  * Model download: HTTPS (plain HTTP only when allowed, for development and tests), a size limit
  * checked before and while reading, a timeout per attempt, sha256 computed while the bytes arrive,
- * and retries with backoff that resume with a Range request when the server supports it.
+ * and retries with backoff that resume with a Range request when the server supports it (on the
+ * newest URL of the same bytes, when a SAS URL is signed again meanwhile: see `latestUrl`).
  * Permanent failures (a 4xx, too large, wrong size or hash) are never retried; a server's
  * Retry-After is waited for, or handed to the caller when it is longer than the backoff cap.
  * Messages name the URL without its query string (it may hold a SAS token), Blob Storage's error
@@ -31,6 +32,12 @@ export interface DownloadOptions {
   backoff?: BackoffPolicy;
   signal?: AbortSignal;
   onRetry?: (attempt: number, error: ModelDownloadError, delayMs: number) => void;
+  /**
+   * The URL of the same bytes to use for each new request (a resume, a retry), when it may change
+   * while the download runs (a SAS URL signed again); default: `url` throughout. A request running
+   * goes on with the URL it started with.
+   */
+  latestUrl?: () => string;
 }
 
 export type DownloadErrorCode =
@@ -58,6 +65,20 @@ export class ModelDownloadError extends Error {
   ) {
     super(message);
     this.name = 'ModelDownloadError';
+  }
+
+  #url: string | null = null;
+
+  /**
+   * The URL of the request that failed, when one was made. It holds the query (a SAS token): never
+   * shown, and kept off the error's own properties, so that no logger serializes it.
+   */
+  get url(): string | null {
+    return this.#url;
+  }
+
+  set url(url: string | null) {
+    this.#url = url;
   }
 }
 
@@ -93,19 +114,27 @@ interface Progress {
 
 /** Downloads and verifies one model; resolves with its bytes. */
 export async function downloadModel(req: DownloadRequest, opts: DownloadOptions): Promise<Uint8Array> {
-  const url = checkModelUrl(req.url, opts.allowInsecure);
+  checkModelUrl(req.url, opts.allowInsecure);
   if (req.size > opts.maxBytes) {
     throw new ModelDownloadError('PW_MODEL_TOO_LARGE', `model is ${req.size} bytes, over the limit of ${opts.maxBytes} bytes`, false, true);
   }
   const attempts = opts.attempts ?? 4;
   const progress: Progress = { chunks: [], received: 0, hash: createHash('sha256') };
   for (let attempt = 1; ; attempt++) {
+    const href = opts.latestUrl?.() ?? req.url;
     try {
-      await fetchOnce(url, req, opts, progress);
+      await fetchOnce(checkModelUrl(href, opts.allowInsecure), req, opts, progress);
       break;
     } catch (err) {
-      const e = toDownloadError(err, url.href);
-      if (!e.transient || attempt >= attempts || opts.signal?.aborted) throw e;
+      const e = toDownloadError(err, href);
+      e.url ??= href;
+      if (opts.signal?.aborted) throw e;
+      // A refusal of a URL replaced meanwhile says nothing of the new one: asked at once, from where the bytes stopped.
+      if (!e.transient && isUrlRefusal(e) && (opts.latestUrl?.() ?? href) !== href) {
+        attempt--;
+        continue;
+      }
+      if (!e.transient || attempt >= attempts) throw e;
       const policy = opts.backoff ?? DEFAULT_BACKOFF;
       // Waiting longer than the backoff cap here would hold a download slot: the caller retries later.
       if (e.retryAfterMs !== null && e.retryAfterMs > policy.capMs) throw e;
@@ -243,6 +272,11 @@ export function parseRetryAfter(value: string | undefined, now = Date.now()): nu
   if (/^\d+$/.test(v)) return Number(v) * 1000;
   const at = Date.parse(v);
   return Number.isNaN(at) ? null : Math.max(0, at - now);
+}
+
+/** What a URL answered (a status, an expired signature, an invalid URL), as opposed to what the bytes were. */
+function isUrlRefusal(e: ModelDownloadError): boolean {
+  return e.code === 'PW_MODEL_HTTP_STATUS' || e.code === 'PW_MODEL_URL_EXPIRED' || e.code === 'PW_MODEL_URL_INVALID';
 }
 
 function contentRangeStart(res: IncomingMessage): number {

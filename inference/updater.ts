@@ -6,7 +6,8 @@
  * contract and that the file is the version the entry names, load a session, validate it on recent
  * readings, and only then switch the pump between two micro-batches. The latest desired map always
  * wins: a download for an entry that changed or was deleted meanwhile is cancelled, and a model
- * that became stale is never switched in. A deleted entry takes the key's model, refusal and status
+ * that became stale is never switched in; an entry whose URL alone changed (refresh-urls) is the
+ * same model, whose download goes on and asks the new URL for what it still needs. A deleted entry takes the key's model, refusal and status
  * with it. A transient download failure is retried later with backoff. A download refused for what
  * its URL answered (403, 404, wrong bytes) is tried again when the entry names another URL.
  */
@@ -32,7 +33,11 @@ export interface DesiredModel {
 export interface UpdaterDeps {
   manager: ModelManager;
   store: ModelStore;
-  download: (entry: DesiredModel, signal: AbortSignal, key: string) => Promise<Uint8Array>;
+  /**
+   * `latestUrl`: the URL each new request of the download uses (a resume, a retry): the desired
+   * entry's newest for the same model, which a URL refresh changes while the download runs.
+   */
+  download: (entry: DesiredModel, signal: AbortSignal, key: string, latestUrl: () => string) => Promise<Uint8Array>;
   /** Recent readings of the pumps `key` would score. */
   recent: (key: string) => RecentByPump;
   /**
@@ -63,7 +68,15 @@ const MAX_RETRY_AFTER_MS = 3_600_000;
 const yieldToBatches = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 function sameEntry(a: DesiredModel | undefined | null, b: DesiredModel | undefined | null): boolean {
-  return !!a && !!b && a.version === b.version && a.sha256.toLowerCase() === b.sha256.toLowerCase() && a.url === b.url && a.size === b.size && !!a.shadow === !!b.shadow;
+  return sameModel(a, b) && a!.url === b!.url;
+}
+
+/**
+ * The same model in the same role, wherever its URL points: `refresh-urls` signs a new URL for the
+ * same blob every few days, and a download or an install of the model is not started again for it.
+ */
+function sameModel(a: DesiredModel | undefined | null, b: DesiredModel | undefined | null): boolean {
+  return !!a && !!b && a.version === b.version && a.sha256.toLowerCase() === b.sha256.toLowerCase() && a.size === b.size && !!a.shadow === !!b.shadow;
 }
 
 export class ModelUpdater {
@@ -106,7 +119,8 @@ export class ModelUpdater {
     }
     this.desired = next;
     this.received = true;
-    for (const [key, job] of this.jobs) if (job.entry && !sameEntry(next.get(key), job.entry)) job.abort?.abort();
+    // A new URL alone does not cancel a download: it goes on, and asks the new URL for what it still needs.
+    for (const [key, job] of this.jobs) if (job.entry && !sameModel(next.get(key), job.entry)) job.abort?.abort();
     this.kick();
   }
 
@@ -204,7 +218,7 @@ export class ModelUpdater {
     const { manager } = this.deps;
     const ref: ModelRef = { version: entry.version, sha256: entry.sha256.toLowerCase() };
     const shadow = entry.shadow === true;
-    const current = (): boolean => !this.stopped && sameEntry(this.desired.get(key), entry);
+    const current = (): boolean => !this.stopped && sameModel(this.desired.get(key), entry);
     if (!shadow && manager.hasShadow(key) && !manager.isShadow(key, ref)) await manager.setShadow(key, null);
     if (!current()) return; // changed meanwhile: the job runs again
     if (shadow ? manager.isShadow(key, ref) : manager.isActive(key, ref)) {
@@ -266,7 +280,7 @@ export class ModelUpdater {
   private async install(key: string, entry: DesiredModel, ref: ModelRef, bytes: Uint8Array, signal: AbortSignal, obtainMs: number): Promise<void> {
     const { manager } = this.deps;
     const shadow = entry.shadow === true;
-    const stale = (): boolean => signal.aborted || !sameEntry(this.desired.get(key), entry);
+    const stale = (): boolean => signal.aborted || !sameModel(this.desired.get(key), entry);
     if (stale()) throw (signal.reason as Error | undefined) ?? new Error('superseded');
     // Each step below runs on the event loop; yielding between them lets micro-batches run in between.
     await yieldToBatches();
@@ -302,7 +316,11 @@ export class ModelUpdater {
         // a damaged copy, or other bytes under the version's pre-upgrade name: download again
       }
     }
-    const bytes = await this.deps.download(entry, signal, key);
+    const latestUrl = (): string => {
+      const now = this.desired.get(key);
+      return now && sameModel(now, entry) ? now.url : entry.url;
+    };
+    const bytes = await this.deps.download(entry, signal, key, latestUrl);
     if (signal.aborted) throw signal.reason as Error;
     // Under its own name (version and sha256): bytes not loaded yet never replace the file of the model running.
     await store.write(key, ref, bytes);
@@ -332,7 +350,8 @@ export class ModelUpdater {
       return;
     }
     this.clearRetry(key);
-    const scope = this.refusalScope(err, entry);
+    // Under the URL that was refused: a newer one for the same model (a refresh meanwhile) is tried when the job runs again.
+    const scope = this.refusalScope(err, err instanceof ModelDownloadError && err.url !== null ? { ...entry, url: err.url } : entry);
     // The desired key is the trainer's source (it writes models.<source>), so the command can be named in full here.
     const command = `pumpwatch-trainer deploy --source ${key} --version ${entry.version}${shadow ? ' --shadow' : ''}`;
     const refusal = err instanceof ModelDownloadError && err.code === 'PW_MODEL_URL_EXPIRED' ? reason.replace(FRESH_URL_ADVICE, `${FRESH_URL_ADVICE} (${command})`) : reason;

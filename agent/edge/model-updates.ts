@@ -38,8 +38,9 @@ export function createModelUpdater(agent: Agent, opts: ModelUpdateOptions = {}):
   const updater = new ModelUpdater({
     manager: agent.models,
     store: agent.modelStore,
-    download: (entry: DesiredModel, signal: AbortSignal, key: string) =>
+    download: (entry: DesiredModel, signal: AbortSignal, key: string, latestUrl: () => string) =>
       downloadModel(entry, {
+        latestUrl,
         maxBytes: agent.config.modelMaxBytes,
         timeoutMs: agent.config.modelDownloadTimeoutSeconds * 1000,
         allowInsecure: agent.config.allowInsecureModelUrls,

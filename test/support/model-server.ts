@@ -29,7 +29,13 @@ export type Behaviour =
   /** Streams the file then `extra` more bytes, without Content-Length. */
   | { kind: 'overflow'; extra: number }
   /** Sends the headers and the first 10 bytes, then nothing more until the client gives up. */
-  | { kind: 'hang' };
+  | { kind: 'hang' }
+  /**
+   * The first request gets the headers and the first `bytes` bytes, then waits for `open(name)`:
+   * then it gets the rest (`then: 'send'`) or its connection is cut (`then: 'drop'`). Later
+   * requests are served as usual (with Range).
+   */
+  | { kind: 'gate'; bytes: number; then: 'send' | 'drop' };
 
 interface Entry {
   bytes: Uint8Array;
@@ -41,7 +47,10 @@ interface Entry {
 
 export class ModelServer {
   private readonly files = new Map<string, Entry>();
-  readonly requests: Array<{ path: string; range: string | null }> = [];
+  /** Every request: its path, Range header and `sig` (the signature a SAS URL carries). */
+  readonly requests: Array<{ path: string; range: string | null; sig: string | null }> = [];
+  /** Gated responses holding at their first bytes, by path (see Behaviour 'gate'). */
+  private readonly gates = new Map<string, () => void>();
   private readonly hangs = new Set<ServerResponse>();
 
   private constructor(
@@ -90,6 +99,19 @@ export class ModelServer {
     return { version, url: `${this.baseUrl}/models/${name}?sv=2024&sig=secret`, sha256: sha256(bytes), size: bytes.length };
   }
 
+  /** Whether the gated first response of `/models/<name>` has sent its first bytes and waits. */
+  gated(name: string): boolean {
+    return this.gates.has(`/models/${name}`);
+  }
+
+  /** Lets the gated first response of `/models/<name>` go on (see Behaviour 'gate'). */
+  open(name: string): void {
+    const go = this.gates.get(`/models/${name}`);
+    if (!go) throw new Error(`no gated response of ${name} is waiting`);
+    this.gates.delete(`/models/${name}`);
+    go();
+  }
+
   /** Hanging responses whose client has not closed the connection yet. */
   get hanging(): number {
     return this.hangs.size;
@@ -103,7 +125,7 @@ export class ModelServer {
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '/').split('?')[0]!;
     const se = new URL(req.url ?? '/', 'http://localhost').searchParams.get('se');
-    this.requests.push({ path, range: req.headers.range ?? null });
+    this.requests.push({ path, range: req.headers.range ?? null, sig: new URL(req.url ?? '/', 'http://localhost').searchParams.get('sig') });
     const entry = this.files.get(path);
     if (!entry) {
       res.writeHead(404).end('not found');
@@ -131,6 +153,10 @@ export class ModelServer {
       res.writeHead(200);
       res.write(body);
       res.end(Buffer.alloc(b.extra, 1));
+    } else if (b.kind === 'gate' && answered === 0) {
+      res.writeHead(200, { 'content-length': body.length, 'accept-ranges': 'bytes' });
+      res.write(body.subarray(0, b.bytes));
+      this.gates.set(path, () => (b.then === 'send' ? res.end(body.subarray(b.bytes)) : res.destroy()));
     } else if (b.kind === 'drop-once' && !entry.dropped) {
       entry.dropped = true;
       res.writeHead(200, { 'content-length': body.length, 'accept-ranges': 'bytes' });
