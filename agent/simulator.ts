@@ -27,5 +27,6 @@ export {
   type FaultPlan,
   type SimulatorOptions,
 } from './simulator/options.js';
+export { VALVE_MAX_DROP } from './simulator/physics.js';
 export { Rng } from './simulator/rng.js';
 export { PumpSimulator } from './simulator/pump.js';

@@ -8,12 +8,14 @@
  * `--bias-sd` (2) of its training standard deviations off: a transmitter out of calibration, the
  * pump itself fine (the sensors in turn, each up and down in turn; 2 is the size of `train`'s
  * smallest synthetic fault). Kinds and sensors move on by one slot every day, so each comes at
- * every time of day.
+ * every time of day. Cavitation, bearing wear and leaks come at the simulator's full severity;
+ * valve faults in turn at three sizes, the middles of the thirds of SKAB's valve1 flow drops
+ * (2.5, 6 and 12 % of the flow; SKAB's range 1–23 %), and are also counted by size.
  *
  * SKAB's protocol (bench/quality) trains on 400 rows, about 7 minutes: a model then cannot know
  * the pump's normal range. This is the other regime, the one `train` works in; neither alone says
  * which algorithm is best for the product. Figures only: nothing passes or fails, and nothing here
- * was tuned (the process faults are the simulator's, at severity 1).
+ * was tuned.
  *
  * `--fleet`: the pumps have no model of their own (a gateway before the first `train`): the agent's
  * bundled default model scores the standalone agent's own simulated pumps (sim-pump-1, …, one
@@ -25,7 +27,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { FAULT_KINDS, PumpSimulator, SIMULATED_FEATURES, type FaultKind, type FaultPlan } from '../agent/simulator.js';
+import { FAULT_KINDS, PumpSimulator, SIMULATED_FEATURES, VALVE_MAX_DROP, type FaultKind, type FaultPlan } from '../agent/simulator.js';
 import { packageRoot } from '../agent/paths.js';
 import { simulatedPumpSeed } from '../agent/simulated-source.js';
 import type { Reading } from '../buffer/types.js';
@@ -59,6 +61,9 @@ const BIAS_MS = 30 * 60_000;
 type Kind = FaultKind | typeof BIAS;
 const KINDS: readonly Kind[] = [...FAULT_KINDS, BIAS];
 const AFTERMATH_MS = 2 * 3_600_000;
+/** Valve faults' flow drops, in turn: the middles of the thirds of SKAB's 16 valve1 drops (0.9–3.3, 4.5–8.3, 9.8–23 %). */
+const VALVE_DROPS = [0.025, 0.06, 0.12] as const;
+const dropLabel = (drop: number): string => `${fmt(100 * drop, 1)} %`;
 
 interface KindCounts {
   events: number;
@@ -77,6 +82,8 @@ interface Tally {
   kinds: Record<Kind, KindCounts>;
   /** Sensor-bias events found / events, per sensor. */
   biasBySensor: Map<string, [number, number]>;
+  /** Valve faults found / events, per flow drop. */
+  valveBySize: Map<string, [number, number]>;
 }
 
 interface PlannedEvent {
@@ -85,6 +92,8 @@ interface PlannedEvent {
   durationMs: number;
   /** The sensor that reads off (sensor bias only). */
   feature?: string;
+  /** The flow drop at the fault's peak (valve only), as labelled in the output. */
+  valveSize?: string;
 }
 
 interface Bias {
@@ -108,7 +117,13 @@ function faultPlan(seed: number, sd: Readonly<Record<string, number>>, pump: num
     const kind = FAULT_KINDS[(slot + day) % FAULT_KINDS.length] as FaultKind;
     const durationMs = DURATION_MIN[kind] * 60_000;
     const slotTs = from + slot * SLOT_MS;
-    plans.push({ kind, startTs: slotTs + Math.floor(r() * (3.5 * 3_600_000 - durationMs)), durationMs });
+    const startTs = slotTs + Math.floor(r() * (3.5 * 3_600_000 - durationMs));
+    if (kind === 'valve') {
+      // Sizes in turn, starting elsewhere on each pump.
+      const nthValve = plans.filter((p) => p.kind === 'valve').length;
+      const drop = VALVE_DROPS[(nthValve + pump) % VALVE_DROPS.length] as number;
+      plans.push({ kind, startTs, durationMs, peak: drop / VALVE_MAX_DROP });
+    } else plans.push({ kind, startTs, durationMs });
     // Offset by the pump too: 28 slots do not divide among 8 sensors, and each pump starts the turn elsewhere.
     const feature = SIMULATED_FEATURES[(slot + day + pump) % SIMULATED_FEATURES.length] as string;
     // Each sensor up, then down, then up, … at its successive half-hours (starting down on every other pump).
@@ -135,7 +150,8 @@ function trainingSpread(seed: number): Record<string, number> {
 
 function emptyTally(): Tally {
   const kinds = Object.fromEntries(KINDS.map((k) => [k, { events: 0, detected: 0, delaysMin: [], readings: 0, flagged: 0 }])) as unknown as Record<Kind, KindCounts>;
-  return { normal: 0, falseFlags: 0, falseEpisodes: 0, aftermathEpisodes: 0, kinds, biasBySensor: new Map() };
+  const valveBySize = new Map(VALVE_DROPS.map((d): [string, [number, number]] => [dropLabel(d), [0, 0]]));
+  return { normal: 0, falseFlags: 0, falseEpisodes: 0, aftermathEpisodes: 0, kinds, biasBySensor: new Map(), valveBySize };
 }
 
 /**
@@ -156,7 +172,8 @@ async function runPump(index: number, tallies: Map<string, Tally>, fitMs: Map<st
   const seed = FLEET ? simulatedPumpSeed(1, index - 1) : 5000 + index;
   // The training days are fault-free whatever the plan (its faults come after them): their spread is known first.
   const { plans, biases } = faultPlan(seed, trainingSpread(seed), index);
-  const plan: PlannedEvent[] = [...plans, ...biases.map((b) => ({ kind: BIAS, startTs: b.startTs, durationMs: b.durationMs, feature: b.feature }))];
+  const valves = (p: FaultPlan): Pick<PlannedEvent, 'valveSize'> => (p.kind === 'valve' ? { valveSize: dropLabel((p.peak ?? 1) * VALVE_MAX_DROP) } : {});
+  const plan: PlannedEvent[] = [...plans.map((p) => ({ kind: p.kind, startTs: p.startTs, durationMs: p.durationMs, ...valves(p) })), ...biases.map((b) => ({ kind: BIAS, startTs: b.startTs, durationMs: b.durationMs, feature: b.feature }))];
   const pumpId = FLEET ? `sim-pump-${index}` : `field-${index}`;
   const sim = new PumpSimulator({ pumpId, seed, startTs: T0, periodMs: PERIOD_MS, faults: plans });
   const trainRows = (TRAIN_DAYS * DAY) / PERIOD_MS;
@@ -246,6 +263,10 @@ function tally(t: Tally, scored: ReadonlyArray<{ reading: Reading; fault: Kind |
       const [found, all] = t.biasBySensor.get(f.feature) ?? [0, 0];
       t.biasBySensor.set(f.feature, [found + (first >= 0 ? 1 : 0), all + 1]);
     }
+    if (f.valveSize !== undefined) {
+      const [found, all] = t.valveBySize.get(f.valveSize) ?? [0, 0];
+      t.valveBySize.set(f.valveSize, [found + (first >= 0 ? 1 : 0), all + 1]);
+    }
     if (first >= 0) {
       k.detected++;
       k.delaysMin.push(((scored[first] as { reading: Reading }).reading.ts - f.startTs) / 60_000);
@@ -269,7 +290,8 @@ async function main(): Promise<void> {
     : `each algorithm fitted on ${TRAIN_DAYS} fault-free days of each pump, then`;
   console.log(
     `bench/field: ${PUMPS} simulated pumps, one reading every ${PERIOD_MS / 1000} s; ${fitted} ` +
-      `${SCORE_DAYS} days with 4 planned faults a day (${FAULT_KINDS.map((k) => `${k} ${DURATION_MIN[k]} min`).join(', ')}, in turn) ` +
+      `${SCORE_DAYS} days with 4 planned faults a day (${FAULT_KINDS.map((k) => `${k} ${DURATION_MIN[k]} min`).join(', ')}, in turn; ` +
+      `valve faults cutting the flow by ${VALVE_DROPS.map(dropLabel).join(', ')} in turn, the others at full severity) ` +
       `and 4 half-hours a day with one sensor reading ${BIAS_SD} training standard deviations off ("sensor off": each sensor in turn, up and down in turn), scored by the agent's engine`,
   );
   for (let p = 1; p <= PUMPS; p++) await runPump(p, tallies, fitMs, fleet);
@@ -290,6 +312,10 @@ async function main(): Promise<void> {
   for (const algorithm of ALGORITHMS) {
     const bySensor = [...(tallies.get(algorithm) as Tally).biasBySensor].map(([f, [found, all]]) => `${f} ${found}/${all}`);
     console.log(`${algorithm}: ${BIAS} found, per sensor: ${bySensor.join(', ')}`);
+  }
+  for (const algorithm of ALGORITHMS) {
+    const bySize = [...(tallies.get(algorithm) as Tally).valveBySize].map(([size, [found, all]]) => `${size} ${found}/${all}`);
+    console.log(`${algorithm}: valve found, per flow drop: ${bySize.join(', ')}`);
   }
   if (!FLEET) {
     const fits = ALGORITHMS.map((a) => `${a} ${fmt(median(fitMs.get(a) ?? []), 0)} ms`).join(', ');

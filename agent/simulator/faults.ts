@@ -29,6 +29,10 @@ const RANDOM_DURATION_MIN: Record<FaultKind, readonly [number, number]> = {
   valve: [2, 10],
 };
 const MIN_FAULT_GAP_MS = 10 * 60_000;
+/** A valve fault reaches its peak over this time (SKAB's valve1 flow drops ramp or step over 10–60 s). */
+const VALVE_RAMP_MS = 30_000;
+/** Smallest random valve fault, as a share of the largest: SKAB's smallest flow drop (1 %) of its largest (23 %). */
+const VALVE_MIN_PEAK = 0.01 / 0.23;
 const DEFAULT_FAULT_INTERVAL_MS = 3 * 3_600_000;
 
 function plannedFaults(plans: FaultPlan[]): ScheduledFault[] {
@@ -36,7 +40,9 @@ function plannedFaults(plans: FaultPlan[]): ScheduledFault[] {
     if (!FAULT_KINDS.includes(plan.kind)) throw badOption(`fault plan ${i}: unknown kind ${String(plan.kind)}`);
     if (!Number.isFinite(plan.startTs)) throw badOption(`fault plan ${i}: startTs must be epoch ms`);
     if (!(Number.isFinite(plan.durationMs) && plan.durationMs > 0)) throw badOption(`fault plan ${i}: durationMs must be > 0`);
-    return { kind: plan.kind, startTs: plan.startTs, endTs: plan.startTs + plan.durationMs, peak: 1 };
+    const peak = plan.peak ?? 1;
+    if (!(Number.isFinite(peak) && peak > 0 && peak <= 1)) throw badOption(`fault plan ${i}: peak must be > 0 and ≤ 1, got ${String(plan.peak)}`);
+    return { kind: plan.kind, startTs: plan.startTs, endTs: plan.startTs + plan.durationMs, peak };
   });
   faults.sort((a, b) => a.startTs - b.startTs);
   for (let i = 1; i < faults.length; i++) {
@@ -62,7 +68,7 @@ function severity(f: ScheduledFault, ts: number): number {
     case 'leak':
       return f.peak * Math.min(1, 0.15 + elapsed / (0.3 * duration));
     case 'valve':
-      return f.peak * Math.min(1, 0.5 + elapsed / 4000);
+      return f.peak * Math.min(1, elapsed / VALVE_RAMP_MS);
   }
 }
 
@@ -112,6 +118,9 @@ export class FaultSchedule {
     const kind = FAULT_KINDS[Math.floor(this.rng.uniform() * FAULT_KINDS.length)] ?? 'valve';
     const [lo, hi] = RANDOM_DURATION_MIN[kind];
     const durationMs = Math.round((lo + (hi - lo) * this.rng.uniform()) * 60_000);
-    return { kind, startTs, endTs: startTs + durationMs, peak: 0.6 + 0.4 * this.rng.uniform() };
+    const u = this.rng.uniform();
+    // valve faults span SKAB's sizes, log-uniformly (most are small); the others reach 0.6–1
+    const peak = kind === 'valve' ? VALVE_MIN_PEAK ** (1 - u) : 0.6 + 0.4 * u;
+    return { kind, startTs, endTs: startTs + durationMs, peak };
   }
 }

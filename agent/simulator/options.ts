@@ -29,6 +29,11 @@ export interface FaultPlan {
   kind: FaultKind;
   startTs: number;
   durationMs: number;
+  /**
+   * Severity the fault reaches, in (0, 1]; default 1 (full). A valve fault at peak p cuts the
+   * flow by about p × 23 %, the largest drop of SKAB's valve1 experiments (1–23 %, median 6 %).
+   */
+  peak?: number;
 }
 
 export interface SimulatorOptions {

@@ -16,6 +16,18 @@ const PRESSURE_GRID0 = 0.054711;
 export const DAY_MS = 86_400_000;
 export const FOULING_TAU_MS = 10 * DAY_MS;
 
+/**
+ * Flow drop of a valve fault at full severity: the largest of SKAB's 16 valve1 experiments (their
+ * drops range over 1–23 % of the flow, median 6 %).
+ */
+export const VALVE_MAX_DROP = 0.23;
+
+/** The factor on the system resistance that cuts the flow at the design point by `drop` (0–1). */
+export function valveResistance(drop: number): number {
+  const q = 1 - drop;
+  return ((1 + ALPHA - H_STATIC) / (q * q) - ALPHA) / (1 - H_STATIC);
+}
+
 /** Per-pump constants: pumps of one make differ a little (a few of their own noise sigmas). */
 export interface PumpParams {
   flow: number; // l/min at the design point

@@ -14,12 +14,14 @@ import {
   H_STATIC,
   LINE_OHMS,
   NO_LOAD,
+  VALVE_MAX_DROP,
   drawParams,
   lag,
   ou,
   quantisePressure,
   round,
   rss,
+  valveResistance,
   type PumpParams,
 } from './physics.js';
 import { Rng } from './rng.js';
@@ -109,7 +111,8 @@ export class PumpSimulator {
       case 'leak':
         return { ...NO_EFFECTS, leak: 0.25 * severity };
       case 'valve':
-        return { ...NO_EFFECTS, resistance: 1 + 2 * severity };
+        // a valve closing part way: the system resistance rises until the flow is down by severity × 23 %
+        return { ...NO_EFFECTS, resistance: valveResistance(VALVE_MAX_DROP * severity) };
     }
   }
 

@@ -18,7 +18,9 @@ function run(opts: Partial<SimulatorOptions>, rows: number) {
   return { sim, out };
 }
 
-function column(rows: { reading: { values: Record<string, number | null> } }[], f: string): number[] {
+type Row = { reading: { values: Record<string, number | null> } };
+
+function column(rows: Row[], f: string): number[] {
   return rows.map((r) => r.reading.values[f] as number);
 }
 
@@ -128,6 +130,11 @@ describe('PumpSimulator', () => {
     expect(errorCode(overlap)).toBe('PW_SIM_FAULT_OVERLAP');
     expect(() => new PumpSimulator({ pumpId: 'p', seed: 1, startTs: T0, periodMs: 0 })).toThrow(SimulatorError);
     expect(() => new PumpSimulator({ pumpId: '', seed: 1, startTs: T0 })).toThrow(/pumpId/);
+    for (const peak of [0, -0.5, 1.5, Number.NaN]) {
+      const plan = (): PumpSimulator => new PumpSimulator({ pumpId: 'p', seed: 1, startTs: T0, faults: [{ kind: 'valve', startTs: T0, durationMs: 60_000, peak }] });
+      expect(plan).toThrow(/fault plan 0: peak must be > 0 and ≤ 1/);
+      expect(errorCode(plan)).toBe('PW_SIM_BAD_OPTION');
+    }
     const sim = new PumpSimulator({ pumpId: 'p', seed: 1, startTs: T0 });
     sim.next(T0 + 1000);
     expect(errorCode(() => sim.next(T0 + 1000))).toBe('PW_SIM_TS_NOT_INCREASING');
@@ -192,13 +199,48 @@ describe('injected faults', () => {
     expect(Math.abs(currentChange)).toBeLessThan(0.05);
   });
 
-  it('a valve fault steps flow down, pressure up and current down', () => {
-    const { shift, during, before, out } = withFault('valve', 10);
-    expect(shift(FLOW)).toBeLessThan(-10);
-    expect(shift('Pressure')).toBeGreaterThan(1);
-    expect(mean(column(during, 'Current'))).toBeLessThan(mean(column(before, 'Current')) - 0.05);
-    const flowAt = (i: number): number => out[i]?.reading.values[FLOW] as number;
-    expect(flowAt(3605)).toBeLessThan(mean(column(before, FLOW)) - 10); // sudden, within seconds
+  /** Flow drop (share of the flow) over `rows` against the same pump without the fault. */
+  const flowDrop = (rows: Row[], unfaulted: Row[]): number => 1 - mean(column(rows, FLOW)) / mean(column(unfaulted, FLOW));
+
+  it('a valve fault ramps flow down over tens of seconds, raises pressure and lowers current', () => {
+    const { shift, during, unfaulted } = withFault('valve', 10);
+    // full severity: SKAB's largest valve1 flow drop (23 %), reached over about 30 s, not at once
+    expect(flowDrop(during.slice(0, 5), unfaulted.slice(0, 5))).toBeLessThan(0.08);
+    expect(flowDrop(during.slice(60), unfaulted.slice(60))).toBeGreaterThan(0.2);
+    expect(flowDrop(during.slice(60), unfaulted.slice(60))).toBeLessThan(0.26);
+    expect(shift('Pressure')).toBeGreaterThan(0.5);
+    expect(mean(column(during, 'Current'))).toBeLessThan(mean(column(unfaulted, 'Current')) - 0.05);
+  });
+
+  it.each([
+    [0.1, 0.023],
+    [0.5, 0.115],
+  ])('a planned valve fault of peak %f cuts the flow by about %f', (peak, drop) => {
+    const startTs = T0 + HOUR;
+    const faulty = run({ seed: 4, faults: [{ kind: 'valve', startTs, durationMs: 10 * 60_000, peak }] }, 3600 + 600).out;
+    const plain = run({ seed: 4 }, 3600 + 600).out;
+    expect(flowDrop(faulty.slice(3660), plain.slice(3660))).toBeCloseTo(drop, 2);
+  });
+
+  it('random valve faults span SKAB\'s valve1 sizes (flow drops of 1–23 %, most of them small)', () => {
+    const opts: Partial<SimulatorOptions> = { seed: 21, periodMs: 10_000, faults: 'random', meanFaultIntervalMs: HOUR };
+    const rows = 14 * 8640;
+    const { sim, out } = run(opts, rows);
+    const plain = run({ ...opts, faults: 'none' }, rows).out;
+    const drops = sim.faultLog
+      .filter((e) => e.kind === 'valve')
+      .map((e) => {
+        const i = out.findIndex((r) => r.reading.ts >= e.startTs + 60_000);
+        const j = out.findIndex((r) => r.reading.ts >= e.endTs);
+        return flowDrop(out.slice(i, j), plain.slice(i, j));
+      })
+      .sort((a, b) => a - b);
+    expect(drops.length).toBeGreaterThan(20);
+    expect(drops[0]).toBeGreaterThan(0.003);
+    expect(drops.at(-1)).toBeLessThan(0.25);
+    const median = drops[drops.length >> 1] as number;
+    expect(median).toBeGreaterThan(0.025);
+    expect(median).toBeLessThan(0.1);
   });
 
   it('injects random faults about once per mean interval, never overlapping', () => {
