@@ -1,5 +1,5 @@
 /**
- * `PumpSimulator`, the simulated pump itself: it owns the two random streams, the fault schedule
+ * `PumpSimulator`, the simulated pump itself: it owns the random streams, the fault schedule
  * and the drifting operating state, turns an active fault into effects on the physics, and steps
  * hydraulics, electrics, temperatures, vibration and measurement into one SKAB-like reading.
  */
@@ -41,7 +41,7 @@ export class PumpSimulator {
   readonly pumpId: string;
   readonly periodMs: number;
   private readonly rng: Rng; // base stream: a fixed number of draws per reading
-  private readonly faultRng: Rng; // fault schedule and fault-only noise
+  private readonly faultRng: Rng; // noise while a fault lasts (its draws depend on the readings taken)
   private readonly params: PumpParams;
   private readonly schedule: FaultSchedule;
   private readonly startTs: number;
@@ -63,8 +63,9 @@ export class PumpSimulator {
     this.periodMs = opts.periodMs ?? 1000;
     this.startTs = opts.startTs;
     this.rng = new Rng(opts.seed);
-    this.faultRng = new Rng(opts.seed, 0x5eed);
-    this.schedule = new FaultSchedule(opts, this.faultRng);
+    this.faultRng = new Rng(opts.seed, 0x5eee);
+    // a stream of its own: the schedule is then the seed's alone, whatever the period or skipped ticks
+    this.schedule = new FaultSchedule(opts, new Rng(opts.seed, 0x5eed));
     this.params = drawParams(this.rng);
     this.n = 1 + 0.012 * this.rng.normal();
     this.r = 1 + 0.015 * this.rng.normal();

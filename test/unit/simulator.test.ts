@@ -75,6 +75,19 @@ describe('PumpSimulator', () => {
     expect(a.sim.faultLog.length).toBeGreaterThan(0);
   });
 
+  it('draws the same random fault schedule from a seed at any period and with skipped ticks', () => {
+    const schedule = (periodMs: number, tsOf?: (i: number) => number): string[] => {
+      const sim = new PumpSimulator({ pumpId: 'p', seed: 42, startTs: T0, periodMs, faults: 'random', meanFaultIntervalMs: HOUR / 2 });
+      for (let i = 0; sim.faultLog.length < 12; i++) sim.next(tsOf?.(i));
+      return sim.faultLog.slice(0, 10).map((e) => `${e.kind} ${e.startTs - T0}-${e.endTs - T0}`);
+    };
+    const everySecond = schedule(1000);
+    expect(new Set(everySecond.map((e) => e.split(' ')[0])).size).toBe(4);
+    expect(schedule(2000)).toEqual(everySecond);
+    // a live agent stamps readings with the clock and may skip a tick: here one in 50
+    expect(schedule(1000, (i) => T0 + Math.floor((i * 1000 * 50) / 49))).toEqual(everySecond);
+  });
+
   it('produces different readings for different seeds', () => {
     const a = run({ seed: 1 }, 100);
     const b = run({ seed: 2 }, 100);
