@@ -4,13 +4,15 @@
  * onsets and ends are recorded. Deterministic for a given seed.
  *
  * Model (quantities relative to the design point unless a unit is given):
- * - operating point: speed n and system resistance r drift slowly (Ornstein–Uhlenbeck);
+ * - operating point: speed n (a little) and system resistance r drift slowly (Ornstein–Uhlenbeck);
  *   pipe fouling raises r over days;
  * - hydraulics: pump curve h = n²(1+α) − αq², system curve h = hs + r(1−hs)q², solved for q;
  * - power: shaft ∝ q·h/η(q) → current (no-load share plus load share), supply voltage sags
  *   under current; motor temperature and water temperature follow power with thermal lags;
  * - vibration RMS: √Σ of 1×, 2×, blade-pass (grows off the best efficiency point), bearing and
  *   cavitation components, weighted differently at the two accelerometers;
+ * - each accelerometer and the flow also wander on their own (the accelerometers share a frame and
+ *   part of their 1-s noise), tuned to SKAB's anomaly-free recording;
  * - measurement: white noise per sensor, slow sensor drift, SKAB's 0.33-bar pressure steps and its
  *   integer flow counter averaged over three samples.
  *

@@ -37,11 +37,37 @@ interface Effects {
 
 const NO_EFFECTS: Effects = { headLoss: 0, resistance: 1, leak: 0, bearing: 0, cavitation: 0 };
 
+/**
+ * How far the sensors wander, tuned to SKAB's anomaly-free recording: its swings (sd of minute
+ * means minus their 15-minute moving average, % of the mean) are Acc1 0.54, Acc2 0.23, flow 0.48,
+ * correlated Acc1–Acc2 0.41, Acc1–flow 0.23, pressure–flow −0.05; its 1-s differences Acc1–Acc2
+ * 0.42. The pump's speed moves every sensor at once, so it wanders little; each accelerometer and
+ * the flow wander mostly on their own; the two accelerometers share a frame (a wander over
+ * minutes) and part of their 1-s noise. (Until 2026-12-06 the speed alone moved them: swings
+ * correlated 0.97–1.00.)
+ */
+const SPEED_SD = 0.0022;
+interface Wander {
+  sd: number;
+  tauS: number;
+}
+/** Accelerometer 1, accelerometer 2, flow, and both accelerometers together (the frame they share). */
+const OWN_WANDER: readonly Wander[] = [
+  { sd: 0.018, tauS: 1800 },
+  { sd: 0.002, tauS: 14_400 },
+  { sd: 0.0165, tauS: 1800 },
+  { sd: 0.0022, tauS: 120 },
+];
+const ACC_NOISE = 0.005;
+/** Correlation of the two accelerometers' 1-s noise. */
+const ACC_NOISE_SHARED = 0.65;
+
 export class PumpSimulator {
   readonly pumpId: string;
   readonly periodMs: number;
   private readonly rng: Rng; // base stream: a fixed number of draws per reading
   private readonly faultRng: Rng; // noise while a fault lasts (its draws depend on the readings taken)
+  private readonly sensorRng: Rng; // each sensor's own wander: a fixed number of draws per reading
   private readonly params: PumpParams;
   private readonly schedule: FaultSchedule;
   private readonly startTs: number;
@@ -52,6 +78,8 @@ export class PumpSimulator {
   private pressureDrift: number;
   private thermoDrift: number;
   private flowDrift: number;
+  /** Relative wander of accelerometer 1, accelerometer 2, the flow, and both accelerometers (OWN_WANDER). */
+  private readonly own: number[];
   private cavitationPhase = 0;
   private motorT = Number.NaN;
   private waterT = Number.NaN;
@@ -73,6 +101,8 @@ export class PumpSimulator {
     this.pressureDrift = 0.02 * this.rng.normal();
     this.thermoDrift = 0.15 * this.rng.normal();
     this.flowDrift = 0.01 * this.rng.normal();
+    this.sensorRng = new Rng(opts.seed, 0x5e75);
+    this.own = OWN_WANDER.map((w) => w.sd * this.sensorRng.normal());
   }
 
   /** Faults that have begun, with their (planned) end; a fault covers startTs ≤ ts < endTs. */
@@ -120,12 +150,16 @@ export class PumpSimulator {
   private step(ts: number, dtS: number, fx: Effects): Record<string, number> {
     const p = this.params;
     const z = this.rng;
-    this.n = ou(this.n, 1, 0.012, 900, dtS, z.normal());
+    this.n = ou(this.n, 1, SPEED_SD, 900, dtS, z.normal());
     this.r = ou(this.r, 1, 0.015, 1800, dtS, z.normal());
     this.supply = ou(this.supply, p.supply, 2, 600, dtS, z.normal());
     this.pressureDrift = ou(this.pressureDrift, 0, 0.02, 86_400, dtS, z.normal());
     this.thermoDrift = ou(this.thermoDrift, 0, 0.15, 86_400, dtS, z.normal());
     this.flowDrift = ou(this.flowDrift, 0, 0.01, 3 * 86_400, dtS, z.normal());
+    const own = this.own;
+    OWN_WANDER.forEach((w, i) => (own[i] = ou(own[i] as number, 0, w.sd, w.tauS, dtS, this.sensorRng.normal())));
+    const [acc1Own, acc2Own, flowOwn, accShared] = own as [number, number, number, number];
+    const accNoiseShared = this.sensorRng.normal(); // what both accelerometers pick up at the same instant
 
     // hydraulics: a leak between pump and flow meter lets a share of the pump's flow escape
     const fouling = 1 + p.fouling * (1 - Math.exp(-(ts - this.startTs) / FOULING_TAU_MS));
@@ -160,10 +194,12 @@ export class PumpSimulator {
     // measurement
     const sampling = z.normal(); // shared by current and voltage: same sampling instant
     const cavitationFlow = fx.cavitation > 0 ? 3 * fx.cavitation * this.faultRng.normal() : 0;
-    const flowTrue = p.flow * q * (1 - fx.leak) * (1 + this.flowDrift);
+    const flowTrue = p.flow * q * (1 - fx.leak) * (1 + this.flowDrift) * (1 + flowOwn);
+    const accNoise = (zOwn: number): number =>
+      1 + ACC_NOISE * (ACC_NOISE_SHARED * accNoiseShared + Math.sqrt(1 - ACC_NOISE_SHARED ** 2) * zOwn);
     const values: Record<string, number> = {
-      Accelerometer1RMS: round(acc1 * (1 + 0.005 * z.normal()), 1e6),
-      Accelerometer2RMS: round(acc2 * (1 + 0.005 * z.normal()), 1e6),
+      Accelerometer1RMS: round(acc1 * (1 + acc1Own + accShared) * accNoise(z.normal()), 1e6),
+      Accelerometer2RMS: round(acc2 * (1 + acc2Own + accShared) * accNoise(z.normal()), 1e6),
       Current: round(Math.max(0, current * (1 + 0.08 * sampling) + 0.42 * z.normal()), 1e5),
       Pressure: quantisePressure(h * p.headBar - p.pressureZero + this.pressureDrift + 0.23 * z.normal()),
       Temperature: round(this.motorT + 0.05 * z.normal(), 1e4),
