@@ -54,9 +54,9 @@ interface Wander {
 /** Accelerometer 1, accelerometer 2, flow, and both accelerometers together (the frame they share). */
 const OWN_WANDER: readonly Wander[] = [
   { sd: 0.018, tauS: 1800 },
-  { sd: 0.002, tauS: 14_400 },
+  { sd: 0.012, tauS: 8 * 3600 }, // slow: SKAB's Acc2 swings little (0.23 %) but its level moves (sd 1.5 %)
   { sd: 0.0165, tauS: 1800 },
-  { sd: 0.0022, tauS: 120 },
+  { sd: 0.0021, tauS: 120 },
 ];
 const ACC_NOISE = 0.005;
 /** Correlation of the two accelerometers' 1-s noise. */
