@@ -1,7 +1,8 @@
 /**
  * The simulator's fault schedule: planned faults (validated, sorted, non-overlapping) or random
- * ones drawn from a stream of their own (the schedule is the seed's alone), each kind's severity over its course, and `FaultSchedule`,
- * which tells which fault is active at a reading's timestamp and logs fault onsets.
+ * ones drawn from a stream of their own (the schedule is the seed's alone), each kind's severity
+ * over its course, and `FaultSchedule`, which tells which fault is active at a reading's timestamp
+ * and logs fault onsets.
  */
 import {
   FAULT_KINDS,
