@@ -13,7 +13,7 @@
  */
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
-import { CHECKPOINT_JOB_SOURCE, checkpointJobData, type CheckpointJobData, type CheckpointRunner, type ShrinkTarget } from '../buffer/checkpointer.js';
+import { CHECKPOINT_JOB_SOURCE, checkpointJobData, waitJobClosed, type CheckpointJobData, type CheckpointRunner, type ShrinkTarget } from '../buffer/checkpointer.js';
 
 /**
  * One systeminformation sample as the thread sends it back (plain data, structured-cloned): the
@@ -235,6 +235,7 @@ export class HousekeepingThread {
     this.checkpoints = data; // after ensureWorker, which starts them itself on a thread it restarts
     worker.postMessage({ kind: 'checkpoint-start', data } satisfies ToThread);
     let stopped = false;
+    let asked = false;
     return {
       stop: () => {
         if (this.checkpoints !== data) return;
@@ -242,11 +243,14 @@ export class HousekeepingThread {
         stopped = true;
         if (this.worker === null) return;
         this.closing++;
+        asked = true;
         this.worker.postMessage({ kind: 'checkpoint-stop' } satisfies ToThread);
       },
       error: () => this.checkpointError,
       // A thread that ended has no connection left; else it says so after each stop, in order.
-      closed: () => stopped && this.closing === 0,
+      closed: () => stopped && (this.closing === 0 || Atomics.load(data.closed, 0) === 1),
+      // Through shared memory: the thread's message saying so cannot arrive while this one waits.
+      waitClosed: (timeoutMs) => !asked || this.worker === null || waitJobClosed(data, timeoutMs),
     };
   };
 

@@ -106,6 +106,7 @@ export class Agent implements AgentParts {
       startCheckpoints: this.housekeeping.startCheckpoints,
       // The buffer file deleted or replaced under the agent, and what was done about it.
       onFileEvent: (message) => this.logger.error({ component: 'buffer' }, message),
+      onWarning: (message) => this.logger.warn({ component: 'buffer' }, message),
     });
     // A faulty model (run error, non-finite scores) is rolled back by the model manager.
     this.engine = new InferenceEngine((fault) => this.models.handleFault(fault));

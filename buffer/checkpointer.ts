@@ -21,6 +21,12 @@ export interface CheckpointRunner {
    * closes, so a new file must not be put at the path before then (BufferStore's restore).
    */
   closed?(): boolean;
+  /**
+   * Blocks the calling thread until the connection is closed after stop(), at most `timeoutMs`;
+   * true once it is (or when there was none). BufferStore's close() waits so that its own
+   * connection closes last: the last one to close checkpoints the log and deletes the `-wal`.
+   */
+  waitClosed?(timeoutMs: number): boolean;
 }
 
 /**
@@ -41,16 +47,27 @@ export function newShrinkTarget(): ShrinkTarget {
 /** Starts checkpoints of the SQLite file at `path`; BufferStore's default is a Checkpointer thread of its own. */
 export type StartCheckpoints = (path: string, shrink?: ShrinkTarget) => CheckpointRunner;
 
-/** Plain data the checkpoint job needs in its thread (structured-cloned; `shrink` is shared). */
+/** Plain data the checkpoint job needs in its thread (structured-cloned; `shrink` and `closed` are shared). */
 export interface CheckpointJobData {
   sqlite: string;
   path: string;
   intervalMs: number;
   shrink?: ShrinkTarget;
+  /** `[0]` set to 1 by the thread once its connection is closed (or could not be opened), with Atomics.notify. */
+  closed: Int32Array;
 }
 
 export function checkpointJobData(path: string, intervalMs = 500, shrink?: ShrinkTarget): CheckpointJobData {
-  return { sqlite: createRequire(import.meta.url).resolve('better-sqlite3'), path, intervalMs, shrink };
+  const closed = new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT));
+  return { sqlite: createRequire(import.meta.url).resolve('better-sqlite3'), path, intervalMs, shrink, closed };
+}
+
+/**
+ * Waits (Atomics.wait: the calling thread blocks, the checkpoint thread runs on) until the job of
+ * `data` has closed its connection, at most `timeoutMs`; true once it has.
+ */
+export function waitJobClosed(data: CheckpointJobData, timeoutMs: number): boolean {
+  return Atomics.wait(data.closed, 0, 0, timeoutMs) !== 'timed-out';
 }
 
 /**
@@ -62,7 +79,18 @@ export function checkpointJobData(path: string, intervalMs = 500, shrink?: Shrin
 export const CHECKPOINT_JOB_SOURCE = `
 function startCheckpoints(data, report) {
   const Database = require(data.sqlite);
-  const db = new Database(data.path, { fileMustExist: true });
+  // Said through shared memory, so a main thread blocked waiting for it (BufferStore.close) sees it.
+  const closed = () => {
+    Atomics.store(data.closed, 0, 1);
+    Atomics.notify(data.closed, 0);
+  };
+  let db;
+  try {
+    db = new Database(data.path, { fileMustExist: true });
+  } catch (err) {
+    closed(); // no connection to wait for
+    throw err;
+  }
   db.pragma('busy_timeout = 1000');
   db.pragma('cache_size = -256');
   let failed = false;
@@ -109,8 +137,12 @@ function startCheckpoints(data, report) {
   const timer = setInterval(checkpoint, data.intervalMs);
   return () => {
     clearInterval(timer);
-    checkpoint();
-    db.close();
+    try {
+      checkpoint();
+      db.close();
+    } finally {
+      closed();
+    }
   };
 }
 `;
@@ -131,6 +163,7 @@ const THREAD_LIMITS = { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 8 }
 /** A thread of its own that only checkpoints (BufferStore's default; the agent shares one, see agent/housekeeping.ts). */
 export class Checkpointer implements CheckpointRunner {
   private worker: Worker | null = null;
+  private data: CheckpointJobData | null = null;
   private lastError: string | null = null;
   private ended = false;
 
@@ -142,9 +175,10 @@ export class Checkpointer implements CheckpointRunner {
 
   start(): void {
     if (this.worker) return;
+    this.data = checkpointJobData(this.path, this.intervalMs, this.shrink);
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: checkpointJobData(this.path, this.intervalMs, this.shrink),
+      workerData: this.data,
       // The thread only runs a pragma every interval: a small heap (V8 would otherwise let the
       // young generation of every isolate grow to 32 MB). Running out of it ends the thread with
       // an error (kept in error()); the main connection's autocheckpoint still bounds the WAL.
@@ -157,6 +191,7 @@ export class Checkpointer implements CheckpointRunner {
     worker.on('error', (err) => {
       this.lastError = err.message;
       this.worker = null;
+      this.data = null;
     });
     worker.on('exit', () => {
       this.ended = true;
@@ -169,7 +204,12 @@ export class Checkpointer implements CheckpointRunner {
   }
 
   closed(): boolean {
-    return this.ended;
+    return this.ended || (this.data !== null && Atomics.load(this.data.closed, 0) === 1);
+  }
+
+  waitClosed(timeoutMs: number): boolean {
+    // A thread that failed has no connection left (its 'error' event cleared the data's use).
+    return this.ended || this.data === null || waitJobClosed(this.data, timeoutMs);
   }
 
   /** Asks the thread to checkpoint once more and close its connection; it ends on its own. */

@@ -31,6 +31,8 @@ export interface BufferOptions {
    * with (the agent logs both as errors: readings may have been written into a file about to vanish).
    */
   onFileEvent?: (message: string) => void;
+  /** Told of what goes wrong without failing anything (a close that could not wait for the checkpoint connection). */
+  onWarning?: (message: string) => void;
 }
 
 export interface BufferStats {
@@ -78,6 +80,8 @@ const RESTORE_RETRY_MS = 10_000;
 const CONVERT_AT_OPEN_MAX_BYTES = 64 * MIB;
 /** After the file was deleted or replaced while open, /healthz says so this long (even once dealt with). */
 const FILE_EVENT_HEALTH_MS = 5 * 60_000;
+/** How long close() waits for the checkpoint thread to close its connection before closing its own. */
+const CHECKPOINT_CLOSE_WAIT_MS = 5_000;
 
 /**
  * Room kept free on the buffer's volume: a commit and the WAL's growth between two checkpoints
@@ -813,15 +817,29 @@ export class BufferStore {
     return this.checkpointer === null && this.checkpointerClosing?.closed?.() !== false;
   }
 
+  /**
+   * Closes the file. The checkpoint thread's connection is closed first (waited for, up to
+   * CHECKPOINT_CLOSE_WAIT_MS, blocking this thread), so this one is the last: SQLite checkpoints the
+   * log into the file and deletes the `-wal` when the last connection closes. Before, the thread's
+   * connection could close after this one, and the `-wal` stayed until the next open replayed it.
+   * A wait that runs out is told to onWarning, and the close goes on (nothing is lost: the log is
+   * replayed at the next open).
+   */
   close(): void {
     this.copyOutBeforeClose();
     this.stopFinishing();
     const db = this.dbHandle;
     if (db === null) return;
     this.dbHandle = null;
-    this.checkpointer?.stop();
-    this.checkpointerClosing = this.checkpointer;
+    const runner = this.checkpointer;
+    runner?.stop();
+    this.checkpointerClosing = runner;
     this.checkpointer = null;
+    if (runner?.waitClosed !== undefined && !runner.waitClosed(CHECKPOINT_CLOSE_WAIT_MS)) {
+      this.options.onWarning?.(
+        `closing the buffer ${this.options.path}: the checkpoint thread had not closed its connection after ${CHECKPOINT_CLOSE_WAIT_MS / 1000} s; closed without it, so ${this.options.path}-wal may stay until the next open replays it (nothing is lost)`,
+      );
+    }
     db.close();
   }
 

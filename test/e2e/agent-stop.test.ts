@@ -76,9 +76,9 @@ describe('SIGTERM to the agent process', () => {
       expect(agent.output()).not.toContain('clean stop took longer');
       expect(agent.output()).toContain('IoT Edge client still connecting (the hub does not answer): abandoned');
       // Exit 0 without the 10 s timeout: every step of the stop after the hub's ran, the buffer's close
-      // among them, and the reading is in the file. (Whether the -wal is gone is not a sign of it: the
-      // checkpoint thread's connection may close after the main one, and then the log stays, replayed
-      // at the next open; a clean-clone run saw it once.)
+      // among them: the WAL checkpointed and deleted (the main connection closes last, after the
+      // checkpoint thread's, which close() waits for), and the reading is in the file.
+      expect(existsSync(join(data, 'buffer.sqlite-wal'))).toBe(false);
       const db = new Database(join(data, 'buffer.sqlite'), { readonly: true });
       try {
         expect((db.prepare("SELECT count(*) n FROM readings WHERE pump_id = 'pump-1'").get() as { n: number }).n).toBe(1);

@@ -1,7 +1,8 @@
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { HousekeepingThread } from '../../agent/housekeeping.js';
 import { BufferStore } from '../../buffer/store.js';
 import type { PredictionRow } from '../../buffer/types.js';
 
@@ -38,6 +39,40 @@ describe('WAL checkpoints beside the writer', () => {
       expect(store.stats().rows).toBe(20_000);
     } finally {
       store.close();
+    }
+  });
+});
+
+describe('a clean close', () => {
+  // Before, close() only asked the checkpoint thread to close its connection and closed its own at
+  // once: the thread's then closed last (right after close() the -wal was there in 16 rounds of 20),
+  // and anything done to the file in between raced it.
+  it.each([
+    ['its own checkpoint thread', false],
+    ["the agent's housekeeping thread", true],
+  ])('closes the checkpoint connection first, so the main one closes last and the -wal is gone when close() returns (%s)', async (_, shared) => {
+    dir = mkdtempSync(join(tmpdir(), 'pw-ckpt-close-'));
+    const housekeeping = shared ? new HousekeepingThread() : null;
+    const warnings: string[] = [];
+    try {
+      for (let round = 0; round < 5; round++) {
+        const path = join(dir, `buffer-${round}.sqlite`);
+        const store = new BufferStore({ path, maxBytes: 1 << 30, onWarning: (m) => warnings.push(m), ...(housekeeping ? { startCheckpoints: housekeeping.startCheckpoints } : {}) });
+        store.open();
+        store.appendBatch(Array.from({ length: 500 }, (_, i) => row(round * 1000 + i)));
+        await new Promise((r) => setTimeout(r, 20)); // the checkpoint connection is open by now
+        store.appendBatch([row(round * 1000 + 999)]);
+        expect(existsSync(`${path}-wal`)).toBe(true);
+        store.close();
+        expect(existsSync(`${path}-wal`), `round ${round}`).toBe(false);
+        expect(store.checkpointsEnded(), `round ${round}`).toBe(true);
+        store.open(); // and nothing was lost
+        expect(store.stats().rows).toBe(501);
+        store.close();
+      }
+      expect(warnings).toEqual([]);
+    } finally {
+      await housekeeping?.close();
     }
   });
 });

@@ -89,7 +89,7 @@ function damage(path: string, btree: 'readings' | 'readings_anomalies', fill: Fi
 /**
  * A buffer of ROWS unsent rows in `dataDir`, closed, its checkpoint thread's connection too (the
  * last connection to close checkpoints the log into the file: after the damage, that wrote the
- * page back); `before` may plan batches in it first.
+ * page back; close() waits for it); `before` may plan batches in it first.
  */
 async function writeBuffer(dataDir: string, before?: (store: BufferStore) => void): Promise<string> {
   const path = join(dataDir, 'buffer.sqlite');
@@ -98,7 +98,7 @@ async function writeBuffer(dataDir: string, before?: (store: BufferStore) => voi
   store.appendBatch(Array.from({ length: ROWS }, (_, i) => row(i)));
   before?.(store);
   store.close();
-  while (!store.checkpointsEnded()) await new Promise((r) => setTimeout(r, 10));
+  expect(store.checkpointsEnded()).toBe(true);
   return path;
 }
 
