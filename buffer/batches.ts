@@ -3,7 +3,7 @@ import { clockSegments, lastSeqBeforeStep, receiveTimeCorrection } from './clock
 import { classifySqliteError } from './errors.js';
 import { fromDbRow, type DbRow } from './rows.js';
 import { SYNCED_ROWS_SQL, type Unplanned } from './ranges.js';
-import { isCorruptPage, type UnreadableRun } from './unreadable.js';
+import { deleteEach, isCorruptPage, readBySeq, seqsAcrossPumps, type Undeletable, type UnreadableRun } from './unreadable.js';
 import type { BufferStore } from './store.js';
 import type { StoredRow } from './types.js';
 
@@ -363,21 +363,32 @@ export class SyncBatches {
    */
   deleteSyncedBefore(cutoff: number, limit = RETENTION_STEP_ROWS, belowSeq = Number.MAX_SAFE_INTEGER): number {
     const db = this.store.db;
-    const n = this.write('deleting synced rows', () =>
+    const remove = (): number => {
+      const del = db.prepare(
+        `DELETE FROM readings WHERE seq IN (SELECT r.seq FROM ${SYNCED_ROWS_SQL} AND b.first_seq < ? AND r.seq < ? AND r.seq > ? AND r.seq <= ? AND r.received_at < ? LIMIT ?)`,
+      );
+      // Each stretch of rows received before a clock step against the cutoff moved by how far that
+      // clock was behind (or ahead): their receive times are on it; all of it once the step was
+      // noticed before the cutoff (the cap of clock-steps.ts). The rows since, as they are.
+      let deleted = 0;
+      let above = 0;
+      for (const { upTo, behindMs, latest } of [...clockSegments(db), { upTo: Number.MAX_SAFE_INTEGER, behindMs: 0, latest: Number.POSITIVE_INFINITY }]) {
+        if (deleted >= limit || above >= belowSeq) break;
+        const before = latest < cutoff ? Number.MAX_SAFE_INTEGER : cutoff - behindMs;
+        deleted += del.run(belowSeq, belowSeq, above, upTo, before, limit - deleted).changes;
+        above = upTo;
+      }
+      return deleted;
+    };
+    // `salvaged`: the rows deleteSyncedRowByRow deleted already (the upkeep below is still to do).
+    const step = (salvaged: number | null): number =>
       db.transaction(() => {
-        const remove = db.prepare(
-          `DELETE FROM readings WHERE seq IN (SELECT r.seq FROM ${SYNCED_ROWS_SQL} AND b.first_seq < ? AND r.seq < ? AND r.seq > ? AND r.seq <= ? AND r.received_at < ? LIMIT ?)`,
-        );
-        // Each stretch of rows received before a clock step against the cutoff moved by how far that
-        // clock was behind (or ahead): their receive times are on it; all of it once the step was
-        // noticed before the cutoff (the cap of clock-steps.ts). The rows since, as they are.
-        let deleted = 0;
-        let above = 0;
-        for (const { upTo, behindMs, latest } of [...clockSegments(db), { upTo: Number.MAX_SAFE_INTEGER, behindMs: 0, latest: Number.POSITIVE_INFINITY }]) {
-          if (deleted >= limit || above >= belowSeq) break;
-          const before = latest < cutoff ? Number.MAX_SAFE_INTEGER : cutoff - behindMs;
-          deleted += remove.run(belowSeq, belowSeq, above, upTo, before, limit - deleted).changes;
-          above = upTo;
+        let deleted: number;
+        try {
+          deleted = salvaged ?? remove();
+        } catch (err) {
+          if (!isCorruptPage(err)) throw err;
+          throw new SalvageNeeded(); // rolls the transaction back
         }
         if (deleted < limit) {
           db.prepare(
@@ -388,10 +399,56 @@ export class SyncBatches {
           db.prepare('DELETE FROM clock_steps WHERE after_seq < coalesce((SELECT min(seq) FROM readings), 9007199254740991)').run();
         }
         return deleted;
-      })(),
-    );
+      })();
+    const n = this.write('deleting synced rows', () => {
+      try {
+        return step(null);
+      } catch (err) {
+        if (!(err instanceof SalvageNeeded)) throw err;
+      }
+      // A damaged page among them: the whole DELETE failed (and at every run after). Row by row instead.
+      return step(this.deleteSyncedRowByRow(cutoff, limit, belowSeq));
+    });
     this.store.adjustCounts({ rows: -n });
     return n;
+  }
+
+  /**
+   * deleteSyncedBefore past a damaged page: the synced rows below `belowSeq` listed by the
+   * (pump_id, seq) index, each one's receive time read by its seq, the expired ones deleted one
+   * statement each (buffer/unreadable.ts deleteEach), up to `limit`. A row that cannot be read or
+   * deleted is said once and skipped from then on (the store's DamagedRows). Returns the rows deleted.
+   */
+  private deleteSyncedRowByRow(cutoff: number, limit: number, belowSeq: number): number {
+    const db = this.store.db;
+    const damaged = this.store.damaged;
+    const list = db.prepare(
+      `SELECT r.seq FROM sync_batches b NOT INDEXED CROSS JOIN readings r INDEXED BY readings_pump_seq ON r.pump_id = b.pump_id AND r.seq BETWEEN b.first_seq AND b.last_seq
+       WHERE b.state = 'uploaded' AND b.first_seq < ? AND r.seq < ? AND r.seq > ? ORDER BY r.seq LIMIT ?`,
+    ).pluck();
+    const read = db.prepare('SELECT received_at AS receivedAt FROM readings WHERE seq = ?');
+    const del = db.prepare('DELETE FROM readings WHERE seq = ?');
+    const corrected = receiveTimeCorrection(clockSegments(db));
+    const failed: Undeletable[] = [];
+    let deleted = 0;
+    for (let after = -1; deleted < limit; ) {
+      const seqs = list.all(belowSeq, belowSeq, after, limit) as number[];
+      const expired: number[] = [];
+      for (const seq of seqs) {
+        after = seq;
+        if (damaged.has(seq)) continue;
+        const r = readBySeq<{ receivedAt: number }>(read, seq);
+        if ('error' in r) failed.push({ seq, error: r.error });
+        else if (r.row !== undefined && corrected(seq, r.row.receivedAt) < cutoff) expired.push(seq);
+        if (expired.length >= limit - deleted) break;
+      }
+      const done = deleteEach(db, del, expired);
+      deleted += done.deleted;
+      failed.push(...done.failed);
+      if (seqs.length < limit) break;
+    }
+    damaged.add('retention', 'synced', failed);
+    return deleted;
   }
 
   /**
@@ -404,12 +461,30 @@ export class SyncBatches {
    * only delays the rows it touched until the cutoff passes the rows before them.
    */
   retentionBoundStep(cutoff: number, afterSeq: number, limit = RETENTION_STEP_ROWS): { bound: number | null; last: number | null } {
-    const rows = this.store.db.prepare('SELECT seq, received_at AS receivedAt FROM readings WHERE seq > ? ORDER BY seq LIMIT ?').all(afterSeq, limit) as Array<{ seq: number; receivedAt: number }>;
-    const corrected = receiveTimeCorrection(clockSegments(this.store.db));
-    for (const r of rows) {
-      if (corrected(r.seq, r.receivedAt) >= cutoff) return { bound: r.seq, last: r.seq };
+    const db = this.store.db;
+    let rows: Array<{ seq: number; receivedAt: number | null }>;
+    let listed: number;
+    try {
+      rows = db.prepare('SELECT seq, received_at AS receivedAt FROM readings WHERE seq > ? ORDER BY seq LIMIT ?').all(afterSeq, limit) as Array<{ seq: number; receivedAt: number }>;
+      listed = rows.length;
+    } catch (err) {
+      if (!isCorruptPage(err)) throw err;
+      // A damaged page among them (the scan fails at it): the seqs from the (pump_id, seq) index,
+      // each row by its seq; one that cannot be read cannot be the bound (deleteSyncedBefore says it).
+      const list = db.prepare('SELECT seq FROM readings INDEXED BY readings_pump_seq WHERE pump_id = ? AND seq > ? ORDER BY seq LIMIT ?').pluck();
+      const seqs = seqsAcrossPumps(this.store.pumpIds(), (pumpId, after, n) => list.all(pumpId, after, n) as number[], afterSeq, limit);
+      const read = db.prepare('SELECT received_at AS receivedAt FROM readings WHERE seq = ?');
+      rows = seqs.map((seq) => {
+        const r = readBySeq<{ receivedAt: number }>(read, seq);
+        return { seq, receivedAt: 'error' in r ? null : (r.row?.receivedAt ?? null) };
+      });
+      listed = seqs.length;
     }
-    return { bound: null, last: rows.length < limit ? null : rows.at(-1)!.seq };
+    const corrected = receiveTimeCorrection(clockSegments(db));
+    for (const r of rows) {
+      if (r.receivedAt !== null && corrected(r.seq, r.receivedAt) >= cutoff) return { bound: r.seq, last: r.seq };
+    }
+    return { bound: null, last: listed < limit ? null : rows.at(-1)!.seq };
   }
 
   /**
@@ -475,3 +550,6 @@ export class SyncBatches {
 export function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
+
+/** Thrown out of deleteSyncedBefore's transaction (rolling it back) when its DELETE met a damaged page. */
+class SalvageNeeded extends Error {}

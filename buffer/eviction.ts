@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
-import { SYNCED_ROWS_SQL, UNPLANNED_SQL } from './ranges.js';
+import { SYNCED_ROWS_SQL, UNPLANNED_SQL, type PlannedRanges } from './ranges.js';
+import { deleteEach, isCorruptPage, readBySeq, runText, seqsAcrossPumps, type DamagedRows, type UnreadableRun, type Undeletable } from './unreadable.js';
 
 export interface EvictionCounts {
   /** Rows already uploaded, deleted to make room. */
@@ -52,6 +53,16 @@ const STEPS: ReadonlyArray<{ kind: keyof EvictionCounts; sql: string; then?: str
   },
 ];
 
+/**
+ * What the row-by-row path (salvage, after a step met a damaged page) reads, by the (pump_id, seq)
+ * index only: the synced rows in the order the synced step takes them; a pump's unplanned rows.
+ */
+const SALVAGE = {
+  synced: `SELECT r.seq FROM sync_batches b NOT INDEXED CROSS JOIN readings r INDEXED BY readings_pump_seq
+           ON r.pump_id = b.pump_id AND r.seq BETWEEN b.first_seq AND b.last_seq WHERE b.state = 'uploaded' ORDER BY b.id, r.seq LIMIT ?`,
+  unplanned: `SELECT seq FROM readings r INDEXED BY readings_pump_seq WHERE r.pump_id = ? AND r.seq > ? AND ${UNPLANNED_SQL} ORDER BY r.seq LIMIT ?`,
+};
+
 const KIB = 1024;
 const MIB = 1024 * KIB;
 /** The WAL index (`-shm`) of a WAL within its budget: 32 KiB. */
@@ -97,6 +108,8 @@ export class Eviction {
   constructor(
     private readonly db: Database.Database,
     private maxBytes: number,
+    /** For going past a damaged page (see salvage): the sync's ranges, where unreadable rows are set aside, and the rows that cannot be deleted. */
+    private readonly damage?: { ranges: PlannedRanges; rows: DamagedRows },
   ) {
     this.pageSize = Number(db.pragma('page_size', { simple: true }));
     this.pageCount = db.prepare('PRAGMA page_count').pluck();
@@ -185,14 +198,23 @@ export class Eviction {
       const then = step.then === undefined ? null : this.db.prepare(step.then);
       while (this.usedBytes() > target) {
         const chunk = Math.max(256, Math.ceil(this.rowEstimate() * 0.02));
-        const n = this.db.transaction(() => {
-          const changes = del.run(chunk).changes;
-          if (changes > 0) {
-            bump.run(COUNTER[step.kind], changes);
+        let n: number;
+        try {
+          n = this.db.transaction(() => {
+            const changes = del.run(chunk).changes;
+            if (changes > 0) {
+              bump.run(COUNTER[step.kind], changes);
+              then?.run();
+            }
+            return changes;
+          })();
+        } catch (err) {
+          if (!isCorruptPage(err) || this.damage === undefined || step.kind === 'rejected') throw err;
+          n = this.salvage(step.kind, chunk, this.damage, (k) => {
+            bump.run(COUNTER[step.kind], k);
             then?.run();
-          }
-          return changes;
-        })();
+          });
+        }
         if (n === 0) break;
         freed[step.kind] += n;
         this.totals[step.kind] += n;
@@ -200,6 +222,83 @@ export class Eviction {
       if (this.usedBytes() <= target) break;
     }
     return freed;
+  }
+
+  /**
+   * One step's chunk row by row, after its statement met a damaged page: the rows it would take,
+   * listed by the (pump_id, seq) index, each deleted on its own (deleteEach). Unsent rows that
+   * cannot be read are set aside as the sync does (an `unreadable` range: counted, said, skipped
+   * from then on, across restarts); rows that cannot be deleted are remembered for as long as the
+   * file is open (DamagedRows) and skipped. Returns the rows deleted.
+   */
+  private salvage(kind: Exclude<keyof EvictionCounts, 'rejected'>, chunk: number, damage: { ranges: PlannedRanges; rows: DamagedRows }, inTransaction: (n: number) => void): number {
+    const del = this.db.prepare('DELETE FROM readings WHERE seq = ?');
+    if (kind === 'synced') {
+      const listed = this.db.prepare(SALVAGE.synced).pluck().all(chunk + damage.rows.size) as number[];
+      const seqs = listed.filter((seq) => !damage.rows.has(seq)).slice(0, chunk);
+      const { deleted, failed } = deleteEach(this.db, del, seqs, inTransaction);
+      damage.rows.add('eviction', 'synced', failed);
+      return deleted;
+    }
+    const list = this.db.prepare(SALVAGE.unplanned).pluck();
+    const read = this.db.prepare('SELECT pump_id AS pumpId, anomaly FROM readings WHERE seq = ?');
+    const pumpIds = damage.ranges.pumpIds();
+    const pumpOf = new Map<number, string>();
+    const listPump = (pumpId: string, after: number, limit: number): number[] => {
+      const seqs = list.all(pumpId, after, limit) as number[];
+      for (const seq of seqs) pumpOf.set(seq, pumpId);
+      return seqs;
+    };
+    const take: number[] = [];
+    const unreadable: Undeletable[] = [];
+    // Walks the unplanned rows oldest first until a chunk is found (anomalies, kept by the unsynced step, are passed over).
+    for (let after = -1; take.length < chunk; ) {
+      const seqs = seqsAcrossPumps(pumpIds, listPump, after, chunk);
+      for (const seq of seqs) {
+        if (take.length >= chunk) break;
+        after = seq;
+        if (damage.rows.has(seq)) continue;
+        if (kind === 'anomalies') {
+          take.push(seq);
+          continue;
+        }
+        const r = readBySeq<{ anomaly: number | null }>(read, seq);
+        if ('error' in r) unreadable.push({ seq, error: r.error });
+        else if (r.row !== undefined && r.row.anomaly !== 1) take.push(seq);
+      }
+      if (seqs.length < chunk) break;
+    }
+    const { deleted, failed } = deleteEach(this.db, del, take, inTransaction);
+    for (const f of failed) {
+      // Unreadable (its page is the damaged one), or readable but not deletable (a page its delete rebalances is).
+      const r = readBySeq(read, f.seq);
+      if ('error' in r) unreadable.push(f);
+      else damage.rows.add('eviction', 'unsent', [f]);
+    }
+    this.setAside(unreadable, pumpOf, damage);
+    return deleted;
+  }
+
+  /** Sets unsent rows that cannot be read aside, in runs of one pump's consecutive rows (PlannedRanges.recordUnreadable). */
+  private setAside(rows: readonly Undeletable[], pumpOf: ReadonlyMap<number, string>, damage: { ranges: PlannedRanges; rows: DamagedRows }): void {
+    const byPump = new Map<string, Undeletable[]>();
+    for (const r of [...rows].sort((a, b) => a.seq - b.seq)) {
+      const pumpId = pumpOf.get(r.seq)!;
+      byPump.set(pumpId, [...(byPump.get(pumpId) ?? []), r]);
+    }
+    const now = Date.now();
+    for (const [pumpId, list] of byPump) {
+      const run: UnreadableRun = { pumpId, firstSeq: list[0]!.seq, lastSeq: list.at(-1)!.seq, rows: list.length, error: list[0]!.error };
+      // One range for them all; should a planned range lie between two of them, one range each.
+      const runs = damage.ranges.countRows(pumpId, run.firstSeq, run.lastSeq) === run.rows ? [run] : list.map((r) => ({ pumpId, firstSeq: r.seq, lastSeq: r.seq, rows: 1, error: r.error }));
+      for (const one of runs) {
+        if (damage.ranges.recordUnreadable(one, now)) {
+          damage.rows.warn(`eviction: ${runText(one)} cannot be read from the buffer (a damaged page of the file: ${one.error}): they are set aside, never uploaded nor marked synced (PW_BUFFER_ROWS_UNREADABLE)`);
+        } else {
+          damage.rows.add('eviction', 'unsent', list.filter((r) => r.seq >= one.firstSeq && r.seq <= one.lastSeq));
+        }
+      }
+    }
   }
 
   private rowEstimate(): number {

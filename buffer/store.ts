@@ -8,7 +8,7 @@ import { BufferError, classifySqliteError } from './errors.js';
 import { databaseBudget, evictedTotal, Eviction, type EvictionCounts } from './eviction.js';
 import { fileIdentity, openDatabase } from './open.js';
 import { PlannedRanges, type UnreadableSummary } from './ranges.js';
-import { runText } from './unreadable.js';
+import { DamagedRows, runText } from './unreadable.js';
 import { ROW_COLUMNS, fromDbRow, insertRow, readRows } from './rows.js';
 import type { PredictionRow, RejectedItem, StoredRow } from './types.js';
 
@@ -120,6 +120,8 @@ export class BufferStore {
   private readonly reportedFailures = new Map<string, BufferError>();
   /** Sync state as sequence ranges (planned, uploaded); shared by the batch planner and the stats. */
   readonly ranges = new PlannedRanges(() => this.db);
+  /** Rows of the open file a damaged page keeps retention and eviction from deleting (buffer/unreadable.ts), skipped until it is opened again. */
+  readonly damaged = new DamagedRows((message) => this.options.onWarning?.(message));
   /** The cap the free disk space allows (Infinity: the disk is not the limit), re-read every DISK_CHECK_MS. */
   private diskLimit = Number.POSITIVE_INFINITY;
   private diskCheckedAt = Number.NEGATIVE_INFINITY;
@@ -198,7 +200,8 @@ export class BufferStore {
       );
       this.fileIds = { db: fileIdentity(path), wal: fileIdentity(`${path}-wal`) };
       this.fileCheckedAt = performance.now();
-      this.eviction = new Eviction(db, this.maxBytes);
+      this.damaged.clear();
+      this.eviction = new Eviction(db, this.maxBytes, { ranges: this.ranges, rows: this.damaged });
       this.diskCheckedAt = Number.NEGATIVE_INFINITY;
       this.refreshDiskLimit();
       this.applyCap();

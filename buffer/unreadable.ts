@@ -149,3 +149,108 @@ function snapshot<T>(db: Database.Database, fn: () => T): T {
     if (db.inTransaction) db.exec('ROLLBACK');
   }
 }
+
+/**
+ * Retention and eviction past a damaged page. Their statements (a DELETE of many rows, a scan of
+ * the table in seq order) fail as a whole as soon as they step onto the page, so the job failed at
+ * every run (retention every 10 minutes; eviction at every commit over the cap, /healthz failing),
+ * and nothing after the damage was deleted either. On such a failure they go row by row instead:
+ * the seqs from the (pump_id, seq) index (which does not touch the table's pages), each row read
+ * by its seq, and deleted one statement each (deleteEach). A row that cannot be deleted (its page
+ * is the damaged one, or a page the delete has to rebalance with it) is remembered here for as
+ * long as the file is open, said once, and skipped after: never retried at every step.
+ */
+
+/** A row SQLite could not delete (or read, to decide), with what it said. */
+export interface Undeletable {
+  seq: number;
+  error: string;
+}
+
+export class DamagedRows {
+  private readonly seqs = new Map<number, string>();
+
+  constructor(readonly warn: (message: string) => void) {}
+
+  has(seq: number): boolean {
+    return this.seqs.has(seq);
+  }
+
+  get size(): number {
+    return this.seqs.size;
+  }
+
+  /** Remembers rows that cannot be deleted and says so once: `job` (retention, eviction) and what rows they are. */
+  add(job: string, kind: string, rows: readonly Undeletable[]): void {
+    const fresh = rows.filter((r) => !this.seqs.has(r.seq));
+    if (fresh.length === 0) return;
+    for (const r of fresh) this.seqs.set(r.seq, r.error);
+    const seqs = fresh.map((r) => r.seq);
+    const span = seqs.length === 1 ? `seq ${seqs[0]}` : `seq ${Math.min(...seqs)}–${Math.max(...seqs)}`;
+    this.warn(
+      `${job}: ${fresh.length} ${kind} row(s) of the buffer (${span}) cannot be deleted (a damaged page of the file: ${fresh[0]!.error}); they stay in the file, skipped by retention and eviction until the next start`,
+    );
+  }
+
+  clear(): void {
+    this.seqs.clear();
+  }
+}
+
+/**
+ * Deletes the rows `seqs` with `del` (one seq a run), in one transaction while no delete meets a
+ * damaged page; one that does is rolled back, the rows before it deleted again without it, and it
+ * is returned in `failed`. `inTransaction(n)` runs in each committed transaction with the rows it
+ * deleted (a counter kept in step). A transaction in which a statement met a damaged page is
+ * rolled back, never committed (as with reads, SQLite may refuse the COMMIT then).
+ */
+export function deleteEach(db: Database.Database, del: Database.Statement, seqs: readonly number[], inTransaction?: (n: number) => void): { deleted: number; failed: Undeletable[] } {
+  const failed: Undeletable[] = [];
+  let deleted = 0;
+  const run = (from: number, to: number, stopAt: { i: number }): void =>
+    db.transaction(() => {
+      let n = 0;
+      for (let i = from; i < to; i++) {
+        stopAt.i = i;
+        n += del.run(seqs[i]!).changes;
+      }
+      stopAt.i = to;
+      if (n > 0) inTransaction?.(n);
+      deleted += n;
+    })();
+  for (let from = 0; from < seqs.length; ) {
+    const at = { i: from };
+    try {
+      run(from, seqs.length, at);
+      break;
+    } catch (err) {
+      if (!isCorruptPage(err)) throw err;
+      const bad = at.i;
+      if (bad > from) run(from, bad, { i: from });
+      failed.push({ seq: seqs[bad]!, error: (err as Error).message });
+      from = bad + 1;
+    }
+  }
+  return { deleted, failed };
+}
+
+/**
+ * The `limit` smallest seqs after `after` over every pump, from per-pump lists in seq order
+ * (`list(pumpId, after, limit)`, read from the (pump_id, seq) index): the buffer's seq order
+ * without a scan of the table, which fails at a damaged page.
+ */
+export function seqsAcrossPumps(pumpIds: readonly string[], list: (pumpId: string, after: number, limit: number) => number[], after: number, limit: number): number[] {
+  const all: number[] = [];
+  for (const pumpId of pumpIds) all.push(...list(pumpId, after, limit));
+  return all.sort((a, b) => a - b).slice(0, limit);
+}
+
+/** One row's columns by its seq (`row` undefined: gone), or what SQLite said when a damaged page keeps it from being read. */
+export function readBySeq<T>(stmt: Database.Statement, seq: number): { row: T | undefined } | { error: string } {
+  try {
+    return { row: stmt.get(seq) as T | undefined };
+  } catch (err) {
+    if (!isCorruptPage(err)) throw err;
+    return { error: (err as Error).message };
+  }
+}

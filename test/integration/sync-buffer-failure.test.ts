@@ -8,6 +8,9 @@
  * holding it at every cycle, for ever, and no reading received after it was ever uploaded (3 000
  * rows: 1 200 uploaded, 1 800 stuck). Now every row that can still be read goes up, and the
  * unreadable ones are set aside by seq range, counted and said (PW_BUFFER_ROWS_UNREADABLE).
+ * Retention and eviction under the cap met the same page: retention threw "database disk image is
+ * malformed" at every run, eviction made /healthz fail; now they delete what they can and say once
+ * what they cannot.
  * The page of the anomalies index the planner finds alerts by: the buffer cannot be planned from,
  * and that stays PW_BUFFER_CORRUPT, named as the buffer's failure (before that, "Blob Storage is
  * unreachable … database disk image is malformed", connectivity offline, /healthz 200). (A damaged
@@ -24,6 +27,7 @@ import { BufferStore } from '../../buffer/store.js';
 import type { PredictionRow } from '../../buffer/types.js';
 import { EncoderThread } from '../../sync/encoder-thread.js';
 import { readingsBlobName } from '../../sync/layout.js';
+import { deleteExpiredSynced } from '../../sync/retention.js';
 import { uploaderFor } from '../../sync/uploader.js';
 import { SyncWorker } from '../../sync/worker.js';
 import { startTestAgent } from '../support/agent.js';
@@ -257,6 +261,126 @@ describe('sync meeting a damaged page of the readings table', () => {
       expect(await sync.runOnce()).toMatchObject({ rows: 0, failure: null });
     } finally {
       await sync.stop();
+      store.close();
+    }
+  });
+});
+
+/** Every batch planned and marked uploaded, as by a sync that ran before the page was damaged. */
+function syncAll(store: BufferStore): void {
+  const batches = new SyncBatches(store);
+  const limits = { maxRows: 100, maxBytes: 1 << 20, anomalyContextRows: 0 };
+  const name = (p: string, a: number, b: number, ts: number): string => readingsBlobName(p, DEVICE, a, b, ts);
+  for (let b = batches.next(limits, name, Date.now()); b !== null; b = batches.next(limits, name, Date.now())) batches.markUploaded(b, 'a'.repeat(64), Date.now());
+}
+
+/** How many rows the warnings say cannot be deleted. */
+const said = (warnings: readonly string[]): number => warnings.reduce((n, w) => n + Number(/: (\d+) (?:synced|unsent) row\(s\)/.exec(w)?.[1] ?? 0), 0);
+
+/** The seqs still in the buffer, listed by the (pump_id, seq) index (the table's damaged page is not read). */
+function seqsLeft(store: BufferStore): number[] {
+  return (store.db.prepare('SELECT seq FROM readings INDEXED BY readings_pump_seq').pluck().all() as number[]).sort((a, b) => a - b);
+}
+
+describe('retention and eviction meeting a damaged page of the readings table', () => {
+  it('retention deletes every synced row it can and reports the ones it cannot, once, instead of failing at every run', async () => {
+    const path = await writeBuffer(tempDir(), syncAll);
+    damage(path, 'readings', 'garbage');
+    const lost = [...unreadableSeqs(path, ROWS).values()].flat().sort((a, b) => a - b);
+    const warnings: string[] = [];
+    const store = new BufferStore({ path, maxBytes: 2 ** 30, onWarning: (m) => warnings.push(m) });
+    store.open();
+    try {
+      const batches = new SyncBatches(store);
+      expect(store.stats()).toMatchObject({ rows: ROWS, unsynced: 0 });
+      // Every row was received more than 0 h ago: all synced rows are due. Before: PW_BUFFER_CORRUPT (database disk image is malformed).
+      const first = await deleteExpiredSynced(batches, 0, Date.now());
+      const left = seqsLeft(store);
+      expect(left).toEqual(expect.arrayContaining(lost));
+      // Kept: the damaged page's rows, and rows beside it whose delete has to rebalance with it; nothing else.
+      expect(left.every((seq) => lost.includes(seq) || store.damaged.has(seq))).toBe(true);
+      expect(left.length).toBeLessThan(3 * lost.length);
+      expect(first.deleted).toBe(ROWS - left.length);
+      expect(store.stats().rows).toBe(left.length);
+      expect(warnings.length).toBeGreaterThan(0);
+      for (const w of warnings) expect(w).toMatch(/^retention: \d+ synced row\(s\) of the buffer \(seq \d+–\d+\) cannot be deleted \(a damaged page of the file: database disk image is malformed\)/);
+      expect(said(warnings)).toBe(left.length); // each row said once
+      // The next run neither fails nor says them again.
+      expect(await deleteExpiredSynced(batches, 0, Date.now())).toMatchObject({ deleted: 0 });
+      expect(said(warnings)).toBe(left.length);
+      expect(store.health()).toMatchObject({ ok: true });
+    } finally {
+      store.close();
+    }
+  });
+
+  it('eviction under the cap evicts unsent rows past the damage, sets the unreadable ones aside, and /healthz stays ok', async () => {
+    const path = await writeBuffer(tempDir());
+    damage(path, 'readings', 'garbage');
+    const lost = [...unreadableSeqs(path, ROWS).values()].flat().sort((a, b) => a - b);
+    const warnings: string[] = [];
+    const store = new BufferStore({ path, maxBytes: 2 ** 30, onWarning: (m) => warnings.push(m) });
+    store.open();
+    try {
+      store.setMaxBytes(256 * 1024); // about a third of the rows fit
+      const health = store.health();
+      expect(health.ok, JSON.stringify(health)).toBe(true); // before: false, "evicting rows to stay under the cap: … database disk image is malformed"
+      const left = seqsLeft(store);
+      expect(left).toEqual(expect.arrayContaining(lost));
+      const evicted = store.stats().evicted;
+      expect(evicted.unsynced).toBe(ROWS - left.length);
+      expect(evicted.unsynced).toBeGreaterThan(ROWS / 2);
+      // The normal readings left are the newest, after the damage (anomalies stay: seq 1, 501, …), and
+      // rows beside the damaged page whose delete has to rebalance with it (said once each).
+      const normal = left.filter((seq) => !lost.includes(seq) && (seq - 1) % 500 !== 0);
+      expect(normal.every((seq) => seq > lost.at(-1)! || store.damaged.has(seq))).toBe(true);
+      expect(store.damaged.size).toBeLessThan(2 * lost.length);
+      expect(said(warnings)).toBe(store.damaged.size);
+      expect(warnings.filter((w) => /PW_BUFFER_ROWS_UNREADABLE/.test(w)).length).toBeGreaterThan(0);
+      // The unreadable rows are set aside as the sync does, so nothing reads the page again.
+      expect(store.stats().unreadable.rows).toBe(lost.length);
+      expect(health.degraded).toMatch(/^PW_BUFFER_ROWS_UNREADABLE: /);
+      // More readings keep evicting the oldest, without failing on the damage again.
+      store.appendBatch(Array.from({ length: 1000 }, (_, i) => row(ROWS + i)));
+      expect(store.health().ok).toBe(true);
+      expect(store.stats().evicted.unsynced).toBeGreaterThan(evicted.unsynced);
+      expect(store.stats().unreadable.rows).toBe(lost.length);
+      expect(said(warnings)).toBe(store.damaged.size);
+    } finally {
+      store.close();
+    }
+  });
+
+  it('eviction under the cap evicts synced rows past the damage and reports the ones it cannot delete, once', async () => {
+    const path = await writeBuffer(tempDir(), syncAll);
+    damage(path, 'readings', 'garbage');
+    const lost = [...unreadableSeqs(path, ROWS).values()].flat();
+    const warnings: string[] = [];
+    const store = new BufferStore({ path, maxBytes: 2 ** 30, onWarning: (m) => warnings.push(m) });
+    store.open();
+    try {
+      store.setMaxBytes(256 * 1024);
+      const health = store.health();
+      expect(health, JSON.stringify(health)).toEqual({ ok: true });
+      const left = seqsLeft(store);
+      expect(left).toEqual(expect.arrayContaining(lost));
+      // Evicted oldest first up to the newest rows the cap holds, but for the damaged page's rows and
+      // rows beside it whose delete has to rebalance with it.
+      expect(left.filter((seq) => seq <= lost.at(-1)!).every((seq) => lost.includes(seq) || store.damaged.has(seq))).toBe(true);
+      expect(left.at(-1)).toBe(ROWS);
+      expect(store.stats().evicted.synced).toBe(ROWS - left.length);
+      for (const w of warnings) expect(w).toMatch(/^eviction: \d+ synced row\(s\) of the buffer \(seq \d+–\d+\) cannot be deleted \(a damaged page of the file/);
+      const kept = store.damaged.size;
+      expect(kept).toBeGreaterThanOrEqual(lost.length);
+      expect(kept).toBeLessThan(3 * lost.length);
+      expect(said(warnings)).toBe(kept); // each row said once
+      store.appendBatch(Array.from({ length: 1000 }, (_, i) => row(ROWS + i)));
+      syncAll(store);
+      store.appendBatch(Array.from({ length: 1000 }, (_, i) => row(ROWS + 1000 + i)));
+      expect(store.health()).toEqual({ ok: true });
+      expect(said(warnings)).toBe(kept); // not said again
+      expect(store.stats().evicted.synced).toBeGreaterThan(ROWS - left.length);
+    } finally {
       store.close();
     }
   });
