@@ -8,7 +8,8 @@ import { BufferError, classifySqliteError } from './errors.js';
 import { databaseBudget, evictedTotal, Eviction, type EvictionCounts } from './eviction.js';
 import { fileIdentity, openDatabase } from './open.js';
 import { PlannedRanges, type UnreadableSummary } from './ranges.js';
-import { DamagedRows, runText } from './unreadable.js';
+import { finishIndexRepairs, repairDamagedIndexes } from './repair.js';
+import { DamagedRows, isCorruptPage, runText } from './unreadable.js';
 import { ROW_COLUMNS, fromDbRow, insertRow, readRows } from './rows.js';
 import type { PredictionRow, RejectedItem, StoredRow } from './types.js';
 
@@ -194,26 +195,38 @@ export class BufferStore {
     const db = openDatabase(path);
     this.dbHandle = db;
     try {
-      this.insertReading = db.prepare(INSERT_READING);
-      this.insertRejected = db.prepare(
-        'INSERT INTO rejected (source, raw, reason, received_at) VALUES (?, ?, ?, ?)',
-      );
-      this.fileIds = { db: fileIdentity(path), wal: fileIdentity(`${path}-wal`) };
-      this.fileCheckedAt = performance.now();
-      this.damaged.clear();
-      this.eviction = new Eviction(db, this.maxBytes, { ranges: this.ranges, rows: this.damaged });
-      this.diskCheckedAt = Number.NEGATIVE_INFINITY;
-      this.refreshDiskLimit();
-      this.applyCap();
-      this.convertToIncremental(CONVERT_AT_OPEN_MAX_BYTES);
-      this.recount();
-      // Checkpoints run beside the writer (buffer/checkpointer.ts); the autocheckpoint Eviction sets
-      // with the WAL's share of the cap is only the safety net.
-      this.checkpointer = (this.options.startCheckpoints ?? ownCheckpointThread)(path, this.shrink);
+      finishIndexRepairs(db, path);
+      try {
+        this.prepareOpen(db, path);
+      } catch (err) {
+        // A damaged page of an index (SQLite counts the rows by one) is built again from the table.
+        if (!isCorruptPage(err) || !repairDamagedIndexes(db, path, (m) => this.options.onWarning?.(m))) throw err;
+        this.prepareOpen(db, path);
+      }
     } catch (err) {
       this.closeQuietly();
       throw classifySqliteError(err, path, 'opening the buffer');
     }
+  }
+
+  /** What open() does with the database once SQLite opened and migrated it. */
+  private prepareOpen(db: Database.Database, path: string): void {
+    this.insertReading = db.prepare(INSERT_READING);
+    this.insertRejected = db.prepare(
+      'INSERT INTO rejected (source, raw, reason, received_at) VALUES (?, ?, ?, ?)',
+    );
+    this.fileIds = { db: fileIdentity(path), wal: fileIdentity(`${path}-wal`) };
+    this.fileCheckedAt = performance.now();
+    this.damaged.clear();
+    this.eviction = new Eviction(db, this.maxBytes, { ranges: this.ranges, rows: this.damaged });
+    this.diskCheckedAt = Number.NEGATIVE_INFINITY;
+    this.refreshDiskLimit();
+    this.applyCap();
+    this.convertToIncremental(CONVERT_AT_OPEN_MAX_BYTES);
+    this.recount();
+    // Checkpoints run beside the writer (buffer/checkpointer.ts); the autocheckpoint Eviction sets
+    // with the WAL's share of the cap is only the safety net.
+    this.checkpointer = (this.options.startCheckpoints ?? ownCheckpointThread)(path, this.shrink);
   }
 
   private recount(): void {

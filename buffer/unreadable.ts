@@ -15,7 +15,8 @@ import { CANDIDATES_SQL, RANGE_SQL, ROW_COLUMNS, readRows, type DbRow } from './
  *   when the range's last row is the last of the leaf before (measured: seq 1467–1486 failed,
  *   1467–1485 read, with the damage starting at 1487).
  * The cost is bounded by the batch (at most `limit` lookups), and paid only on the read that fails.
- * A damaged index, or a file SQLite cannot read at all, stays PW_BUFFER_CORRUPT.
+ * A damaged index, or a file SQLite cannot read at all, stays PW_BUFFER_CORRUPT here (one that fails
+ * the buffer's open is built again from its table there: buffer/repair.ts).
  */
 
 /** Rows of one pump, consecutive in its seq order, that cannot be read. */

@@ -13,11 +13,12 @@
  * what they cannot.
  * The page of the anomalies index the planner finds alerts by: the buffer cannot be planned from,
  * and that stays PW_BUFFER_CORRUPT, named as the buffer's failure (before that, "Blob Storage is
- * unreachable … database disk image is malformed", connectivity offline, /healthz 200). (A damaged
- * page of the (pump_id, seq) index fails the buffer's open already: SQLite counts rows by it.)
+ * unreachable … database disk image is malformed", connectivity offline, /healthz 200). A damaged
+ * page of the (pump_id, seq) index failed the buffer's open (SQLite counts rows by it): it is built
+ * again from the table at the open now.
  */
 import Database from 'better-sqlite3';
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -78,7 +79,7 @@ function pageOf(fill: Fill, size: number): Buffer {
 }
 
 /** Overwrites the middle leaf page of `btree` (a table or index of the buffer) in the closed file at `path`. */
-function damage(path: string, btree: 'readings' | 'readings_anomalies', fill: Fill): void {
+function damage(path: string, btree: 'readings' | 'readings_anomalies' | 'readings_pump_seq', fill: Fill): void {
   const db = new Database(path);
   db.pragma('wal_checkpoint(TRUNCATE)');
   const leaves = db.prepare("SELECT pageno FROM dbstat WHERE name = ? AND pagetype = 'leaf' ORDER BY pageno").all(btree) as Array<{ pageno: number }>;
@@ -386,6 +387,76 @@ describe('retention and eviction meeting a damaged page of the readings table', 
     } finally {
       store.close();
     }
+  });
+});
+
+describe('a damaged page of the (pump_id, seq) index at open', () => {
+  it.each(['garbage', 'zeros'] as const)('builds the index again from the table, says so, and opens with every row, which the sync uploads (%s)', async (fill) => {
+    const path = await writeBuffer(tempDir());
+    damage(path, 'readings_pump_seq', fill);
+    const warnings: string[] = [];
+    const store = new BufferStore({ path, maxBytes: 2 ** 30, onWarning: (m) => warnings.push(m) });
+    store.open(); // before: PW_BUFFER_CORRUPT (SQLite counts the rows by this index), at every open
+    const container = `reindexed-${++containerNo}`;
+    const sync = worker(store, container, false);
+    try {
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/had a damaged page in its index readings_pump_seq .*built again from the table/);
+      expect(store.db.prepare('PRAGMA integrity_check').pluck().all()).toEqual(['ok']); // the table and every index agree
+      expect(store.stats()).toMatchObject({ rows: ROWS, unsynced: ROWS });
+      expect(store.db.prepare("SELECT count(*) FROM meta WHERE key LIKE 'repairing_index:%'").pluck().get()).toBe(0);
+      expect(await sync.runOnce()).toMatchObject({ rows: ROWS, failure: null });
+      expect((await uploadedSeqs(container)).size).toBe(ROWS);
+      await sync.stop();
+      store.close();
+      store.open(); // nothing left to do
+      expect(warnings).toHaveLength(1);
+    } finally {
+      await sync.stop();
+      store.close();
+    }
+  });
+
+  it('finishes at the next open a rebuild a stop cut short after the damaged index left the schema', async () => {
+    const path = await writeBuffer(tempDir());
+    damage(path, 'readings_pump_seq', 'garbage');
+    // The state the rebuild's first step leaves (its SQL kept in meta, its entry gone), as if the agent stopped there.
+    const db = new Database(path);
+    const sql = db.prepare("SELECT sql FROM sqlite_schema WHERE name = 'readings_pump_seq'").pluck().get() as string;
+    db.unsafeMode(true);
+    db.pragma('writable_schema = ON');
+    db.transaction(() => {
+      db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('repairing_index:readings_pump_seq', sql);
+      db.prepare("DELETE FROM sqlite_schema WHERE name = 'readings_pump_seq'").run();
+    })();
+    db.pragma('writable_schema = RESET');
+    db.close();
+    const store = new BufferStore({ path, maxBytes: 2 ** 30 });
+    store.open();
+    try {
+      expect(store.db.prepare("SELECT sql FROM sqlite_schema WHERE name = 'readings_pump_seq'").pluck().get()).toBe(sql);
+      expect(store.db.prepare('PRAGMA integrity_check').pluck().all()).toEqual(['ok']);
+      expect(store.stats()).toMatchObject({ rows: ROWS });
+      expect(store.db.prepare("SELECT count(*) FROM meta WHERE key LIKE 'repairing_index:%'").pluck().get()).toBe(0);
+    } finally {
+      store.close();
+    }
+  });
+
+  it('still refuses the file with PW_BUFFER_CORRUPT when a page of the table is damaged too, and leaves it as it was', async () => {
+    const path = await writeBuffer(tempDir());
+    damage(path, 'readings', 'garbage');
+    damage(path, 'readings_pump_seq', 'garbage');
+    const before = readFileSync(path);
+    const store = new BufferStore({ path, maxBytes: 2 ** 30 });
+    let error: unknown;
+    try {
+      store.open();
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toMatchObject({ code: 'PW_BUFFER_CORRUPT', message: expect.stringContaining('database disk image is malformed') });
+    expect(readFileSync(path).equals(before)).toBe(true);
   });
 });
 
