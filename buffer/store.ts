@@ -81,8 +81,14 @@ const RESTORE_RETRY_MS = 10_000;
 const CONVERT_AT_OPEN_MAX_BYTES = 64 * MIB;
 /** After the file was deleted or replaced while open, /healthz says so this long (even once dealt with). */
 const FILE_EVENT_HEALTH_MS = 5 * 60_000;
-/** How long close() waits for the checkpoint thread to close its connection before closing its own. */
-const CHECKPOINT_CLOSE_WAIT_MS = 5_000;
+/**
+ * How long close() waits for the checkpoint thread to close its connection before closing its own.
+ * It blocks the main thread, and the agent's stop must end within its 10 s: in the agent the
+ * checkpoints share the housekeeping thread, which a health sample the OS never answers can hold,
+ * and the stop then also waits 3 s for that thread (agent/housekeeping.ts). A connection's close
+ * takes milliseconds.
+ */
+const CHECKPOINT_CLOSE_WAIT_MS = 2_000;
 
 /**
  * Room kept free on the buffer's volume: a commit and the WAL's growth between two checkpoints
