@@ -41,7 +41,19 @@ export async function startAgentProcess(env: Record<string, string>, port?: numb
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | string>((resolve) => proc.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
+  // After 'exit', the output the process wrote last may still be in its pipes: resolved once they
+  // are read to the end ('close'), or 2 s after the exit when something else holds them open (a
+  // child process of the agent stuck in the kernel inherits its stderr).
+  const exited = new Promise<number | string>((resolve) =>
+    proc.once('exit', (code, signal) => {
+      const result = code ?? signal ?? 'unknown';
+      const late = setTimeout(() => resolve(result), 2_000);
+      proc.once('close', () => {
+        clearTimeout(late);
+        resolve(result);
+      });
+    }),
+  );
   const { ca } = opts;
   const url = `${ca === undefined ? 'http' : 'https'}://127.0.0.1:${httpPort}`;
   const readyStatus = async (): Promise<number> => (ca === undefined ? (await fetch(`${url}/readyz`)).status : (await httpsRequest(`${url}/readyz`, { ca })).status);
