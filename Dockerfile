@@ -63,8 +63,17 @@ COPY --from=deps /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 COPY agent/assets/default-model.onnx ./agent/assets/default-model.onnx
 COPY agent/page ./agent/page
+# tini as PID 1 (Debian's package): it forwards IoT Edge's SIGTERM to node and reaps children. With
+# node as PID 1 the kernel drops a signal node sends itself, so an agent whose housekeeping thread
+# is held by a call the OS never answers (node's exit waits for it) could not end by the signal after
+# its clean stop and waited for IoT Edge's SIGKILL (agent/cli.ts). `HostConfig.Init` in the
+# manifest's createOptions would do the same, but IoT Edge has not always passed it on
+# (Azure/iotedge#2328).
 # The image's unprivileged `node` user (uid 1000) owns the data directory; IoT Edge mounts a volume there.
-RUN mkdir -p /data && chown node:node /data
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends tini \
+ && rm -rf /var/lib/apt/lists/* \
+ && mkdir -p /data && chown node:node /data
 USER node
 VOLUME ["/data"]
 EXPOSE 8080
@@ -72,6 +81,6 @@ EXPOSE 8080
 # address and port, over HTTPS when PUMPWATCH_HTTP_TLS_CERT_FILE is set (no curl in the slim image).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "dist/agent/healthcheck.js"]
-# node is PID 1 and handles SIGTERM itself (agent/cli.ts: clean stop, exit 0); IoT Edge sends SIGTERM.
+# IoT Edge sends SIGTERM; tini passes it to node, which stops cleanly (agent/cli.ts: exit 0).
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["node", "--max-semi-space-size=8", "dist/agent/cli.js"]
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "--max-semi-space-size=8", "dist/agent/cli.js"]

@@ -142,7 +142,7 @@ describe('Dockerfile', () => {
     expect(env.PUMPWATCH_HTTP_HOST).toBe('0.0.0.0');
   });
 
-  it('checks health on /healthz and starts node directly so it receives SIGTERM', () => {
+  it('checks health on /healthz and starts node under tini, which passes it SIGTERM', () => {
     // The probe asks /healthz over HTTPS when the agent serves it (test/e2e/status-https.test.ts, image-standalone.test.ts run it).
     const check = /^(.*) CMD (\[.*\])$/.exec(argsOf('HEALTHCHECK')[0]!);
     expect(JSON.parse(check![2]!)).toEqual(['node', 'dist/agent/healthcheck.js']);
@@ -153,14 +153,18 @@ describe('Dockerfile', () => {
     expect(probeTimeoutMs).toBeLessThan(dockerTimeoutS * 1000);
     const entry = JSON.parse(argsOf('ENTRYPOINT')[0]!) as string[];
     const bin = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).bin['pumpwatch-agent'];
-    expect(entry).toEqual(['node', ...AGENT_NODE_FLAGS, bin]);
+    // tini is PID 1: a process that is PID 1 cannot end itself by a signal (agent/cli.ts needs to).
+    expect(entry).toEqual(['/usr/bin/tini', '--', 'node', ...AGENT_NODE_FLAGS, bin]);
+    const install = final.find((i) => i.op === 'RUN' && /apt-get install\b.*\btini\b/.test(i.args));
+    expect(install, 'the runtime stage installs tini').toBeDefined();
+    expect(final.indexOf(install!)).toBeLessThan(final.findIndex((i) => i.op === 'USER')); // as root
     expect(argsOf('STOPSIGNAL')).toEqual(['SIGTERM']);
   });
 
   it('starts the agent with its node flags and environment from the Dockerfile and the bin, its flags from npm start', () => {
     expect(AGENT_NODE_FLAGS.length).toBeGreaterThan(0);
     const entry = JSON.parse(argsOf('ENTRYPOINT')[0]!) as string[];
-    expect(entry.slice(1, -1)).toEqual([...AGENT_NODE_FLAGS]);
+    expect(entry.slice(entry.indexOf('node') + 1, -1)).toEqual([...AGENT_NODE_FLAGS]);
     for (const [name, value] of Object.entries(AGENT_ENV)) expect(env[name], name).toBe(value);
     const shebang = readFileSync(join(root, 'agent', 'cli.ts'), 'utf8').split('\n')[0];
     const assignments = Object.entries(AGENT_ENV).map(([name, value]) => `${name}=${value} `).join('');
