@@ -6,7 +6,7 @@ import { earlySignal, endBySignal, handleSignals, releaseSignals, signalsDeliver
 import { Agent } from './main.js';
 import { ConfigError, configReference, loadConfig, unknownVariableWarning } from './config.js';
 import { localUrl } from './http/local-url.js';
-import { createLogger } from './logger.js';
+import { createLogger, flushLogs } from './logger.js';
 import { applyRuntimeV8Flags } from './node-flags.js';
 import { runSimulateCli } from './simulate-cli.js';
 import { safeErrorMessage, safeStackFrames } from '../sync/redact.js';
@@ -108,7 +108,7 @@ async function runAgent(): Promise<number> {
   const stopping = installSignalHandlers(
     () => agent.stop(),
     () => agent.exitHeldBy(),
-    (done) => logger.flush(() => done()),
+    (done) => flushLogs(logger, done),
   );
   try {
     await agent.start();

@@ -130,3 +130,24 @@ export function createLogger(level: string, destination?: pino.DestinationStream
     destination ?? pino.destination(1),
   );
 }
+
+/**
+ * Calls `done` once the log lines written so far are out. The destination writes asynchronously on
+ * node's thread pool (a blocked stdout must not stall the event loop), and its `flush` answers at
+ * once when it keeps no buffer (sonic-boom with minLength 0), even while a write is in flight: a
+ * process ending by a signal right after it lost its last line (the agent's "abandoned" warning,
+ * under load). So this also waits until sonic-boom counts no byte unwritten (`_len`, its own field;
+ * a destination without it is taken as flushed). Callers bound the wait.
+ */
+export function flushLogs(logger: Logger, done: () => void): void {
+  const stream = (logger as unknown as Record<symbol, { _len?: unknown } | undefined>)[pino.symbols.streamSym];
+  const unwritten = (): boolean => typeof stream?._len === 'number' && stream._len > 0;
+  logger.flush(() => {
+    if (!unwritten()) return done();
+    const poll = setInterval(() => {
+      if (unwritten()) return;
+      clearInterval(poll);
+      done();
+    }, 5);
+  });
+}
