@@ -1,4 +1,5 @@
 /** Small inline-SVG charts for the report: no script, no external file. */
+import { GAP_FACTOR, GAP_MIN_MS } from '../../inference/contract.js';
 
 export const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
@@ -21,6 +22,8 @@ const H = 220;
 const PAD = { left: 56, right: 12, top: 24, bottom: 28 };
 const MAX_POINTS = 1200;
 const SPAN_FILL = { anomaly: '#e5484d33', normal: '#30a46c26', exclude: '#8b8d9833' };
+/** Holes in the scored rows (holesOf). */
+const HOLE_FILL = '#f5d90a40';
 
 /** Peaks are kept when many readings share a pixel: each bucket shows its highest score. */
 export function downsample(timestamps: readonly number[], scores: ArrayLike<number>, max = MAX_POINTS): { t: number[]; s: number[] } {
@@ -37,10 +40,34 @@ export function downsample(timestamps: readonly number[], scores: ArrayLike<numb
   return { t, s };
 }
 
+/**
+ * Where the scored rows have a hole: a step longer than the gap rule of cleaning and the agent
+ * (GAP_FACTOR × the median step, at least GAP_MIN_MS): rows dropped by cleaning (a stuck sensor,
+ * maintenance, missing values) or a pause in the readings. Index k: a hole between rows k−1 and k.
+ */
+export function holesOf(timestamps: readonly number[]): number[] {
+  if (timestamps.length < 2) return [];
+  const steps = Float64Array.from(timestamps.slice(1), (t, i) => t - (timestamps[i] as number)).sort();
+  const limit = Math.max(GAP_MIN_MS, GAP_FACTOR * (steps[steps.length >> 1] as number));
+  const out: number[] = [];
+  for (let k = 1; k < timestamps.length; k++) if ((timestamps[k] as number) - (timestamps[k - 1] as number) > limit) out.push(k);
+  return out;
+}
+
 export function scoreChart(c: SeriesChart): string {
   if (c.timestamps.length === 0) return `<p>${escapeHtml(c.title)}: no rows.</p>`;
-  const { t, s } = downsample(c.timestamps, c.scores);
-  const t0 = t[0] as number;
+  // Each stretch between holes is downsampled and drawn on its own (a new `M`): a line across a
+  // hole looked like calm scored readings where there were none. The holes are shaded.
+  const holes = holesOf(c.timestamps);
+  const bounds = [0, ...holes, c.timestamps.length];
+  const runs = bounds.slice(1).map((end, r) => {
+    const start = bounds[r] as number;
+    const budget = Math.max(1, Math.round((MAX_POINTS * (end - start)) / c.timestamps.length));
+    return downsample(c.timestamps.slice(start, end), Array.from({ length: end - start }, (_, k) => c.scores[start + k] as number), budget);
+  });
+  const t = runs.flatMap((r) => r.t);
+  const s = runs.flatMap((r) => r.s);
+  const t0 = c.timestamps[0] as number;
   const t1 = Math.max(t0 + 1, c.timestamps.at(-1) as number);
   const sorted = [...s].sort((a, b) => a - b);
   const p99 = sorted[Math.floor(0.99 * (sorted.length - 1))] ?? 0;
@@ -51,18 +78,27 @@ export function scoreChart(c: SeriesChart): string {
     .filter((sp) => sp.to >= t0 && sp.from <= t1)
     .map((sp) => `<rect x="${x(Math.max(t0, sp.from)).toFixed(1)}" y="${PAD.top}" width="${Math.max(1, x(Math.min(t1, sp.to)) - x(Math.max(t0, sp.from))).toFixed(1)}" height="${H - PAD.top - PAD.bottom}" fill="${SPAN_FILL[sp.kind]}"><title>${sp.kind}</title></rect>`)
     .join('');
-  const line = s.map((v, i) => `${x(t[i] as number).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
+  const line = runs.map((r) => `M${r.s.map((v, i) => `${x(r.t[i] as number).toFixed(1)},${y(v).toFixed(1)}`).join(' L')}`).join(' ');
+  const shaded = holes
+    .map((k) => {
+      const a = x(c.timestamps[k - 1] as number);
+      const b = x(c.timestamps[k] as number);
+      return `<rect x="${a.toFixed(1)}" y="${PAD.top}" width="${Math.max(1, b - a).toFixed(1)}" height="${H - PAD.top - PAD.bottom}" fill="${HOLE_FILL}"><title>no scored rows ${new Date(c.timestamps[k - 1] as number).toISOString()} → ${new Date(c.timestamps[k] as number).toISOString()} (dropped by cleaning, or a pause in the readings)</title></rect>`;
+    })
+    .join('');
   const flagged = s.map((v, i) => (v > c.threshold ? `<circle cx="${x(t[i] as number).toFixed(1)}" cy="${y(v).toFixed(1)}" r="1.6" fill="#e5484d"/>` : '')).join('');
   const ty = y(c.threshold);
+  // The first label starts at its tick and the last ends at its own: centred, the last one ran past the chart's edge.
   const ticks = [0, 0.25, 0.5, 0.75, 1].map((q) => {
     const ts = t0 + q * (t1 - t0);
-    return `<text x="${x(ts).toFixed(1)}" y="${H - 8}" font-size="10" text-anchor="middle">${new Date(ts).toISOString().slice(0, 16).replace('T', ' ')}</text>`;
+    const anchor = q === 0 ? 'start' : q === 1 ? 'end' : 'middle';
+    return `<text x="${x(ts).toFixed(1)}" y="${H - 8}" font-size="10" text-anchor="${anchor}">${new Date(ts).toISOString().slice(0, 16).replace('T', ' ')}</text>`;
   });
   return `<svg viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-label="${escapeHtml(c.title)}">
 <text x="${PAD.left}" y="15" font-size="12" font-weight="600">${escapeHtml(c.title)}</text>
-${spans}
+${spans}${shaded}
 <rect x="${PAD.left}" y="${PAD.top}" width="${W - PAD.left - PAD.right}" height="${H - PAD.top - PAD.bottom}" fill="none" stroke="#ccc"/>
-<polyline points="${line}" fill="none" stroke="#0b68cb" stroke-width="1"/>
+<path d="${line}" fill="none" stroke="#0b68cb" stroke-width="1"/>
 ${flagged}
 <line x1="${PAD.left}" x2="${W - PAD.right}" y1="${ty.toFixed(1)}" y2="${ty.toFixed(1)}" stroke="#e5484d" stroke-dasharray="5 3"/>
 <text x="${PAD.left - 4}" y="${(ty + 3).toFixed(1)}" font-size="10" text-anchor="end">${c.threshold.toPrecision(3)}</text>
