@@ -130,7 +130,7 @@ describe('drift table on few rows', () => {
     const lines: string[] = [];
     printDrift({ out: (t: string) => lines.push(t), err: () => {} }, 'pump-1', 'v1', 20, report);
     expect(lines[1]).toMatch(
-      /^ {2}with 20 rows against a baseline of 5000 rows \(N\) the thresholds are raised to what unchanged data stays below 99\.9 % of the time \(KS 1\.95\/√n_eff; PSI χ²\(9, 0\.999\)\/n_eff, n_eff = n·N\/\(n\+N\), and only judged from 50 rows on each side, 5 per baseline bin\)/,
+      /^ {2}with 20 rows against a baseline of 5000 rows \(N\) the thresholds are raised to what independent unchanged rows stay below 99\.9 % of the time \(KS 1\.95\/√n_eff; PSI χ²\(9, 0\.999\)\/n_eff, n_eff = n·N\/\(n\+N\), and only judged from 50 rows on each side, 5 per baseline bin\)/,
     );
     expect(lines[2]).toMatch(/ n +PSI > +KS > +status$/);
     expect(lines[3]).toMatch(/^ {2}x +\d+\.\d{3} +\d\.\d{3} .* 20 +- +0\.437 {2}ok \(PSI not judged: too few rows, 50 needed\)$/);

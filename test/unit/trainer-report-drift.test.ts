@@ -111,8 +111,9 @@ describe('the report drift section', () => {
 
   it('says why a value on few rows was not called drift', () => {
     const html = renderReport(trained(drift(26)));
-    expect(html).toContain('With 26 rows against a baseline of 2000 rows (N) the thresholds (PSI 0.25, KS 0.3) are raised to what unchanged data of that many rows stays below 99.9 % of the time');
-    expect(html).toContain('n_eff = n·N/(n + N)');
+    expect(html).toContain('26 rows; drift: PSI &gt; 0.25 or KS &gt; 0.3, raised as below.');
+    expect(html).toContain('with 26 rows against a baseline of 2000 rows (N) the thresholds are raised to what independent unchanged rows stay below 99.9 % of the time');
+    expect(html).toContain('n_eff = n·N/(n+N)');
     const table = driftRows(html);
     expect(table[0]!.slice(5, 8)).toEqual(['26', 'not judged: too few rows', (1.95 / Math.sqrt((26 * 2000) / 2026)).toFixed(3)]);
     // No PSI bar chart when PSI was not judged.

@@ -1,20 +1,27 @@
 /** `pumpwatch-trainer drift`: recent data against the live model's baseline statistics. */
-import { baselineRowsOf, compareWithBaseline, DRIFT_CONFIDENCE, DRIFT_DEFAULTS, KS_CRITICAL, MIN_ROWS_PER_BIN, psiNotJudged, thresholdsRaised, type DriftReport } from '../drift/compare.js';
+import { compareWithBaseline, DRIFT_DEFAULTS, driftedNames, driftNotes, featureStatus, noNullWarning, type DriftReport } from '../drift/compare.js';
 import { EXIT, TrainerError } from '../errors.js';
 import { createProgress, finishing } from '../progress.js';
 import { readBestRecord } from '../registry/best-record.js';
-import { noUsableRows, prepareData, skippedLabelWarning} from '../train/prepare.js';
+import { noUsableRows, prepareData, removedIn, skippedLabelWarning, type Uncleaned } from '../train/prepare.js';
+import { dataWarnings } from '../train/warnings.js';
 import { optionalNumber, parseOptions, requireSource, timeRange, type Command, type Io } from './command.js';
 
 const HELP = `Usage: pumpwatch-trainer drift --source ID (--from DATE --to DATE | --days N) [--psi X] [--ks X]
 
-Compares the source's cleaned readings of the range with the baseline statistics stored with
-its best model (model.json): per feature the population stability index over the baseline's
-deciles and the Kolmogorov-Smirnov distance. Prints a table. On few rows both are noisy,
-the recent n and the N training rows the baseline was made of: a threshold is raised to what
-unchanged data stays below 99.9 % of the time with n_eff = n*N/(n+N) (KS 1.95/sqrt(n_eff); PSI
+Compares the source's readings of the range, as the agent received them (maintenance-labelled
+rows left out, nothing else removed), with the baseline statistics stored with its best model
+(model.json): per feature the population stability index over the baseline's deciles and the
+Kolmogorov-Smirnov distance. Prints a table. On few rows both are noisy, the recent n and the
+N training rows the baseline was made of: a threshold is raised to what independent unchanged
+rows stay below 99.9 % of the time with n_eff = n*N/(n+N) (KS 1.95/sqrt(n_eff); PSI
 chi-square(9 df, 0.999)/n_eff = 27.88/n_eff for deciles), and PSI is not judged below 50 rows
-(5 per decile) on either side; the table shows n and the thresholds used, and says N.
+(5 per decile) on either side. Readings are correlated in time, so each threshold is also at
+least 1.5 x how far blocks of about n of the model's own training rows strayed from its
+baseline (model.json driftNull; a model without it is judged as before, with a warning). The
+table shows n and the thresholds used. A feature with more than 5 % of its values in stuck
+runs or outliers (what cleaning removes before training: a frozen or dead sensor) drifted;
+cleaning's warnings go to stderr.
 A feature of the model missing from the data (MISSING) and a feature of the data that the
 model lacks (NEW: a sensor added or renamed, one that a retrain would use: in at least half
 of the readings and in the recent ones, not a counter, not left out by the model's --exclude)
@@ -50,40 +57,36 @@ export const driftCommand: Command = {
     const progress = createProgress({ raw: io.raw, line: io.err }, ctx.isTTY, `drift ${source}`);
     // Read as train reads it (counters and the model's --exclude left out, the model's features kept), so that a NEW feature is one a retrain would use.
     const load = { exclude: record.data.excludedFeatures ?? [], leaveOutCounters: true, keep: Object.keys(record.baseline) };
-    const { loaded, cleaned, skippedLabels } = await finishing(progress, () => prepareData(container, { source, from, to }, progress, { load }));
+    const { loaded, cleaned, skippedLabels, uncleaned } = await finishing(progress, () => prepareData(container, { source, from, to }, progress, { load, uncleaned: true }));
     for (const s of skippedLabels) io.err(`warning: ${skippedLabelWarning(s)}`);
-    if (cleaned.series.rows.length === 0) throw await noUsableRows(container, { source, from, to }, loaded.readings);
-    const report = compareWithBaseline(record.baseline, cleaned.series.features, cleaned.series.rows, thresholds, loaded.leftOutButKept);
-    printDrift(io, source, record.version, cleaned.series.rows.length, report);
+    const u = uncleaned as Uncleaned;
+    if (u.rows.length === 0) throw await noUsableRows(container, { source, from, to }, loaded.readings);
+    // What cleaning would remove (a frozen or dead sensor's readings above all) is said, and judged below: never dropped unseen.
+    for (const w of dataWarnings(loaded, cleaned.stats, [])) io.err(`warning: ${w}`);
+    if (!record.driftNull) io.err(`warning: ${noNullWarning(record.version)}`);
+    const report = compareWithBaseline(record.baseline, u.features, u.rows, thresholds, loaded.leftOutButKept, { driftNull: record.driftNull ?? null, removed: removedIn(u) });
+    printDrift(io, source, record.version, u.rows.length, report);
     return report.drifted ? EXIT.drifted : EXIT.ok;
   },
 };
 
 export function printDrift(io: Io, source: string, version: string, rows: number, report: DriftReport): void {
   io.out(`${source}: ${rows} recent rows against the baseline of ${version} (PSI > ${report.thresholds.psi} or KS > ${report.thresholds.ks} = drift)`);
-  const raised = report.features.filter((f) => thresholdsRaised(f, report.thresholds));
-  if (raised.length > 0) {
-    const bins = Math.max(...raised.map((f) => f.bins));
-    io.out(
-      `  with ${rows} rows against ${baselineRowsOf(raised)} the thresholds are raised to what unchanged data stays below ${DRIFT_CONFIDENCE * 100} % of the time ` +
-        `(KS ${KS_CRITICAL}/√n_eff; PSI χ²(${bins - 1}, ${DRIFT_CONFIDENCE})/n_eff, n_eff = n·N/(n+N), and only judged from ${MIN_ROWS_PER_BIN * bins} rows on each side, ${MIN_ROWS_PER_BIN} per baseline bin): columns "PSI >" and "KS >"`,
-    );
-  }
+  for (const line of driftNotes(rows, report)) io.out(`  ${line}`);
   // The feature column as wide as the longest name (at least 24), so that every row lines up.
   const added = report.added;
   const width = Math.max(24, ...report.features.map((f) => f.feature.length), ...report.missing.map((m) => m.length), ...added.map((a) => a.length));
   io.out(`  ${'feature'.padEnd(width)} ${'PSI'.padStart(8)} ${'KS'.padStart(7)} ${'baseline mean'.padStart(14)} ${'recent mean'.padStart(12)} ${'n'.padStart(7)} ${'PSI >'.padStart(7)} ${'KS >'.padStart(6)}  status`);
   for (const f of report.features) {
     const psiLimit = f.effective.psi === null ? '-' : f.effective.psi.toFixed(3);
-    const status = `${f.drifted ? 'DRIFT' : 'ok'}${f.effective.psi === null ? ` (PSI not judged: ${psiNotJudged(f)}, ${MIN_ROWS_PER_BIN * f.bins} needed)` : ''}`;
     io.out(
       `  ${f.feature.padEnd(width)} ${f.psi.toFixed(3).padStart(8)} ${f.ks.toFixed(3).padStart(7)} ${fmt(f.baselineMean).padStart(14)} ${fmt(f.recentMean).padStart(12)} ` +
-        `${String(f.recentCount).padStart(7)} ${psiLimit.padStart(7)} ${f.effective.ks.toFixed(3).padStart(6)}  ${status}`,
+        `${String(f.recentCount).padStart(7)} ${psiLimit.padStart(7)} ${f.effective.ks.toFixed(3).padStart(6)}  ${featureStatus(f)}`,
     );
   }
   for (const m of report.missing) io.out(`  ${m.padEnd(width)} ${'-'.padStart(8)} ${'-'.padStart(7)} ${''.padStart(14)} ${''.padStart(12)} ${'0'.padStart(7)} ${''.padStart(7)} ${''.padStart(6)}  MISSING (not in the recent data)`);
   for (const a of added) io.out(`  ${a.padEnd(width)} ${'-'.padStart(8)} ${'-'.padStart(7)} ${''.padStart(14)} ${''.padStart(12)} ${''.padStart(7)} ${''.padStart(7)} ${''.padStart(6)}  NEW (in the data, not in the model: a retrain would use it)`);
-  io.out(report.drifted ? `  drift: ${[...report.features.filter((f) => f.drifted).map((f) => f.feature), ...report.missing, ...added.map((a) => `${a} (new)`)].join(', ')}` : '  no drift');
+  io.out(report.drifted ? `  drift: ${driftedNames(report).join(', ')}` : '  no drift');
 }
 
 function fmt(x: number): string {

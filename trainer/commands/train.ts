@@ -48,9 +48,11 @@ Options:
                       older than the live model's newest (default: never promote then)
   --if-drifted        train only when the range, or its most recent part (the held-out rows,
                       the rows after the live model's data), drifted from the live model's
-                      baseline
+                      baseline, judged as drift judges (the readings as received, the
+                      model's empirical null); a run that trains prints
+                      "retrained: drift in <part>: <features>"
   --psi X, --ks X     drift thresholds for --if-drifted (default ${DRIFT_DEFAULTS.psi}, ${DRIFT_DEFAULTS.ks};
-                      raised on few rows, as for drift)
+                      raised as for drift), also those of the report's drift table
   --report FILE       write a self-contained HTML report (scores, thresholds, labels, drift)
   --deploy            after a promotion, deploy the new best model (options below; the
                       IoT Hub settings and these options are checked before training).
@@ -166,6 +168,7 @@ export function printOutcome(o: TrainOutcome, io: Io): void {
   const r = o.record;
   if (!r) {
     io.out(`${o.source}: ${o.status}: ${o.reason}`);
+    for (const w of o.warnings) io.out(`  warning  ${w}`);
     return;
   }
   const d = r.data;
@@ -191,6 +194,7 @@ export function printOutcome(o: TrainOutcome, io: Io): void {
     const live = e.asAgent.champion ? `; live: ${formatAgentView(e.asAgent.champion)}` : '';
     io.out(`  as agent raw held-out readings from ${e.asAgent.from}, ${e.asAgent.challenger.readings} of them: challenger ${formatAgentView(e.asAgent.challenger)}${live}`);
   }
+  if (o.retrained) io.out(`  drift    retrained: ${o.retrained}`);
   io.out(`  decision ${o.reason}`);
   for (const w of o.warnings) io.out(`  warning  ${w}`);
   io.out(`  registry ${r.model.blob}${o.status === 'promoted' ? `; best.json → ${r.version}` : ''}`);

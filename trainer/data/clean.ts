@@ -60,6 +60,12 @@ export interface Cleaned {
   /** Indices of kept rows that start a segment (0 first). */
   segmentStarts: number[];
   stats: CleanStats;
+  /**
+   * Only when asked (`markRemoved`): per feature, 1 for each INPUT row whose value steps 1–2
+   * removed (outlier or stuck run), whatever became of the row after. Drift reads it: a frozen
+   * sensor's readings are dropped here, and what is left looks unchanged.
+   */
+  removed?: Uint8Array[];
 }
 
 /**
@@ -71,16 +77,17 @@ export interface Cleaned {
  * that needs such a feature cannot score that row: `rowsWith` leaves those rows out of a
  * comparison.
  */
-export function cleanSeries(input: Series, targets: readonly Target[], options: CleanOptions = CLEAN_DEFAULTS, passive: readonly string[] = []): Cleaned {
+export function cleanSeries(input: Series, targets: readonly Target[], options: CleanOptions = CLEAN_DEFAULTS, passive: readonly string[] = [], markRemoved = false): Cleaned {
   const rows = input.rows;
   const protectedRow = (i: number) => targets[i] === 'anomaly';
   const outliers: Record<string, number> = {};
   const stuckValues: Record<string, number> = {};
   const active = input.features.map((name) => !passive.includes(name));
+  const removed = markRemoved ? input.features.map(() => new Uint8Array(rows.length)) : undefined;
   input.features.forEach((name, f) => {
     if (!active[f]) return;
-    outliers[name] = removeOutliers(rows, f, options.outlierSpreads, protectedRow);
-    stuckValues[name] = removeStuckRuns(rows, f, options.stuckRows, protectedRow);
+    outliers[name] = removeOutliers(rows, f, options.outlierSpreads, protectedRow, removed?.[f]);
+    stuckValues[name] = removeStuckRuns(rows, f, options.stuckRows, protectedRow, removed?.[f]);
   });
   const carriedValues = carryForward(rows, options.maxCarryRows, active);
   const keep: number[] = [];
@@ -116,6 +123,7 @@ export function cleanSeries(input: Series, targets: readonly Target[], options: 
       gapsByCleaning,
       longestGapSeconds: Math.round(longest / 1000),
     },
+    ...(removed ? { removed } : {}),
   };
 }
 
@@ -167,7 +175,7 @@ function presentValues(rows: readonly Float64Array[], f: number): Float64Array {
   return out;
 }
 
-function removeOutliers(rows: Float64Array[], f: number, spreads: number, keep: (i: number) => boolean): number {
+function removeOutliers(rows: Float64Array[], f: number, spreads: number, keep: (i: number) => boolean, mark?: Uint8Array): number {
   const values = presentValues(rows, f);
   if (values.length < 3) return 0;
   const centre = median(values);
@@ -183,6 +191,7 @@ function removeOutliers(rows: Float64Array[], f: number, spreads: number, keep: 
   rows.forEach((r, i) => {
     if (!keep(i) && Math.abs((r[f] as number) - centre) > spreads * spread) {
       r[f] = NaN;
+      if (mark) mark[i] = 1;
       removed++;
     }
   });
@@ -207,7 +216,7 @@ function forEachRun(rows: readonly Float64Array[], f: number, each: (start: numb
   }
 }
 
-function removeStuckRuns(rows: Float64Array[], f: number, minRun: number, keep: (i: number) => boolean): number {
+function removeStuckRuns(rows: Float64Array[], f: number, minRun: number, keep: (i: number) => boolean, mark?: Uint8Array): number {
   const long: Array<[number, number]> = [];
   // Outside the long runs, does the value change between consecutive readings most of the time?
   // A run of length L holds L - 1 unchanged steps; a change ends each run.
@@ -226,6 +235,7 @@ function removeStuckRuns(rows: Float64Array[], f: number, minRun: number, keep: 
     for (let k = a; k < b; k++) {
       if (keep(k)) continue;
       (rows[k] as Float64Array)[f] = NaN;
+      if (mark) mark[k] = 1;
       removed++;
     }
   }

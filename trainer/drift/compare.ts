@@ -33,9 +33,17 @@
  * fitted since, or renamed): the live model cannot watch it, and a retrain would use it, so
  * `train --if-drifted` must not call that range unchanged. The caller passes the features a
  * retrain would take (train's loader has left out the sparse, stale, excluded and counter ones).
+ *
+ * Those laws assume independent rows; readings seconds apart are not (stray.ts). With the
+ * baseline's empirical null (model.json `driftNull`) each threshold is also at least
+ * STRAY_FACTOR × how far blocks of the training rows strayed from the baseline; without it (a
+ * record written before it) as above, and the caller warns. And a feature with more than
+ * MAX_REMOVED_SHARE of its values in stuck runs or outliers (`removed`, counted by the caller on
+ * the readings before cleaning) drifted, whatever PSI and KS say.
  */
 import { binShares, type Baseline } from './baseline.js';
 import { chiSquareQuantile } from './chi-square.js';
+import type { DriftNull, StrayAt } from './stray.js';
 
 export interface DriftThresholds {
   psi: number;
@@ -51,12 +59,22 @@ export const KS_CRITICAL = 1.95;
 /** Rows expected per bin below which PSI's χ² law does not hold, and PSI is not judged. */
 export const MIN_ROWS_PER_BIN = 5;
 
-/** The thresholds a feature was judged by: the configured ones, raised for few rows. */
+/**
+ * A feature whose values cleaning would remove as stuck runs or outliers in more than this share
+ * of the compared rows drifted, whatever PSI and KS say: a frozen or dead transmitter (cleaning
+ * drops its readings before training, so the statistics of what is left look unchanged).
+ */
+export const MAX_REMOVED_SHARE = 0.05;
+
+/** The thresholds a feature was judged by: the configured ones, raised for few rows and by the training rows' own stray. */
 export interface EffectiveThresholds {
   /** PSI above which it drifted; null when PSI was not judged (fewer than 5 rows per bin). */
   psi: number | null;
   ks: number;
 }
+
+/** How unchanged data was modelled: the training rows' own stray stored with the baseline, or independent rows only (a model.json without `driftNull`). */
+export type NullModel = 'empirical' | 'independent-rows';
 
 export interface FeatureDrift {
   feature: string;
@@ -72,6 +90,12 @@ export interface FeatureDrift {
   /** B: the baseline's bins (PSI's χ² has B − 1 degrees of freedom). */
   bins: number;
   effective: EffectiveThresholds;
+  /** STRAY_FACTOR × the largest PSI and KS of a block of `blockRows` training rows against the baseline (stray.ts); null without an empirical null. */
+  stray: { psi: number; ks: number; blockRows: number; factor: number } | null;
+  /** Values of the compared rows that cleaning removed as stuck runs or outliers (0 when not told). */
+  removed: number;
+  /** Why it drifted: `PSI`, `KS`, `41.2 % stuck/outlier`; empty when it did not. */
+  reasons: string[];
 }
 
 export interface DriftReport {
@@ -85,6 +109,16 @@ export interface DriftReport {
   added: string[];
   /** n: the recent rows compared. */
   rows: number;
+  /** `independent-rows`: the baseline has no empirical null (a model.json written before it): judged as before, and the caller warns. */
+  nullModel: NullModel;
+}
+
+/** What compareWithBaseline knows beyond the rows. */
+export interface CompareExtras {
+  /** The baseline's empirical null (model.json `driftNull`); null or absent: independent rows only. */
+  driftNull?: DriftNull | null;
+  /** Per feature, how many of the compared rows' values cleaning removes as stuck runs or outliers. */
+  removed?: Readonly<Record<string, number>>;
 }
 
 const chiSquare999 = new Map<number, number>();
@@ -117,7 +151,15 @@ function usableCount(count: number | undefined): number | null {
 }
 
 /** `leftOut`: features in the rows only to score a model that has them (loader's leftOutButKept), never new. */
-export function compareWithBaseline(baseline: Baseline, features: readonly string[], rows: readonly ArrayLike<number>[], thresholds = DRIFT_DEFAULTS, leftOut: readonly string[] = []): DriftReport {
+export function compareWithBaseline(
+  baseline: Baseline,
+  features: readonly string[],
+  rows: readonly ArrayLike<number>[],
+  thresholds = DRIFT_DEFAULTS,
+  leftOut: readonly string[] = [],
+  extras: CompareExtras = {},
+): DriftReport {
+  const nul = extras.driftNull ?? null;
   const missing = Object.keys(baseline).filter((f) => !features.includes(f));
   const added = features.filter((f) => !Object.hasOwn(baseline, f) && !leftOut.includes(f));
   const result = Object.entries(baseline)
@@ -135,7 +177,15 @@ export function compareWithBaseline(baseline: Baseline, features: readonly strin
       const ks = ksDistance(sorted, base.percentiles);
       const recentMean = sorted.reduce((a, b) => a + b, 0) / Math.max(1, sorted.length);
       const baselineCount = usableCount(base.count);
-      const effective = effectiveThresholds(thresholds, sorted.length, base.shares.length, baselineCount ?? undefined);
+      const raised = effectiveThresholds(thresholds, sorted.length, base.shares.length, baselineCount ?? undefined);
+      const stray = nul === null ? null : strayFor(nul, name, sorted.length);
+      const effective = stray === null ? raised : { psi: raised.psi === null ? null : Math.max(raised.psi, stray.psi), ks: Math.max(raised.ks, stray.ks) };
+      const removed = extras.removed?.[name] ?? 0;
+      const reasons = [
+        ...(effective.psi !== null && psi > effective.psi ? ['PSI'] : []),
+        ...(ks > effective.ks ? ['KS'] : []),
+        ...(sorted.length > 0 && removed / sorted.length > MAX_REMOVED_SHARE ? [`${((100 * removed) / sorted.length).toFixed(1)} % stuck/outlier`] : []),
+      ];
       return {
         feature: name,
         psi: round(psi),
@@ -144,15 +194,79 @@ export function compareWithBaseline(baseline: Baseline, features: readonly strin
         recentMean: round(recentMean),
         recentCount: sorted.length,
         baselineCount,
-        drifted: (effective.psi !== null && psi > effective.psi) || ks > effective.ks,
+        drifted: reasons.length > 0,
         bins: base.shares.length,
         effective,
+        stray,
+        removed,
+        reasons,
       };
     });
-  return { features: result, drifted: missing.length > 0 || added.length > 0 || result.some((r) => r.drifted), thresholds, missing, added, rows: rows.length };
+  return {
+    features: result,
+    drifted: missing.length > 0 || added.length > 0 || result.some((r) => r.drifted),
+    thresholds,
+    missing,
+    added,
+    rows: rows.length,
+    nullModel: nul === null ? 'independent-rows' : 'empirical',
+  };
 }
 
-/** True when a feature was judged by thresholds raised above the configured ones (few rows), or PSI not judged at all. */
+/** The stray that n recent rows of `feature` are judged by (already × the factor), or null when the null has none for it. */
+export function strayFor(nul: DriftNull, feature: string, n: number): FeatureDrift['stray'] {
+  const usable = nul.sizes.filter((s) => s.psi[feature] !== undefined && s.ks[feature] !== undefined);
+  if (usable.length === 0) return null;
+  const at = [...usable].reverse().find((s) => s.rows <= n) ?? (usable[0] as StrayAt);
+  return { psi: (at.psi[feature] as number) * nul.factor, ks: (at.ks[feature] as number) * nul.factor, blockRows: at.rows, factor: nul.factor };
+}
+
+
+/** The features that drifted, missing and new ones included: `Current, Flow (new)`. */
+export function driftedNames(report: DriftReport): string[] {
+  return [...report.features.filter((f) => f.drifted).map((f) => f.feature), ...report.missing, ...report.added.map((a) => `${a} (new)`)];
+}
+
+/** `DRIFT (KS; 41.2 % stuck/outlier)`, `ok`, with why PSI was not judged. */
+export function featureStatus(f: FeatureDrift): string {
+  return `${f.drifted ? `DRIFT (${f.reasons.join('; ')})` : 'ok'}${f.effective.psi === null ? ` (PSI not judged: ${psiNotJudged(f)}, ${MIN_ROWS_PER_BIN * f.bins} needed)` : ''}`;
+}
+
+/** What the thresholds were raised by, and the stuck/outlier rule: the lines above the table (the report shows them too). */
+export function driftNotes(rows: number, report: DriftReport): string[] {
+  const out: string[] = [];
+  const raised = report.features.filter((f) => thresholdsRaised(f, report.thresholds));
+  if (raised.length > 0) {
+    const bins = Math.max(...raised.map((f) => f.bins));
+    out.push(
+      `with ${rows} rows against ${baselineRowsOf(raised)} the thresholds are raised to what independent unchanged rows stay below ${DRIFT_CONFIDENCE * 100} % of the time ` +
+        `(KS ${KS_CRITICAL}/√n_eff; PSI χ²(${bins - 1}, ${DRIFT_CONFIDENCE})/n_eff, n_eff = n·N/(n+N), and only judged from ${MIN_ROWS_PER_BIN * bins} rows on each side, ${MIN_ROWS_PER_BIN} per baseline bin): columns "PSI >" and "KS >"`,
+    );
+  }
+  const strays = report.features.filter((f) => f.stray !== null);
+  if (strays.length > 0) {
+    const blocks = [...new Set(strays.map((f) => f.stray?.blockRows))].join('/');
+    out.push(
+      `readings are correlated in time: each threshold is at least ${strays[0]?.stray?.factor ?? ''} × the largest PSI and KS that blocks of ${blocks} consecutive training rows showed against the baseline ` +
+        '(the unchanged pump\'s own wandering, stored with the model)',
+    );
+  }
+  const removed = report.features.filter((f) => f.removed > 0);
+  if (removed.length > 0) {
+    out.push(
+      `stuck runs or outliers (what cleaning removes before training) in ${removed.map((f) => `${f.feature} ${f.removed}`).join(', ')} of ${rows} rows; ` +
+        `more than ${MAX_REMOVED_SHARE * 100} % of a feature's values is drift: a frozen or dead sensor`,
+    );
+  }
+  return out;
+}
+
+/** The warning for a baseline without an empirical null (a model.json written before it). */
+export function noNullWarning(version: string): string {
+  return `the baseline of ${version} has no empirical null (driftNull: written by an older trainer): judged as if readings were independent, which calls slowly wandering but unchanged data drift; retrain to store one`;
+}
+
+/** True when a feature was judged by thresholds raised above the configured ones (few rows, or the training rows' stray), or PSI not judged at all. */
 export function thresholdsRaised(f: FeatureDrift, configured: DriftThresholds): boolean {
   return f.effective.psi !== configured.psi || f.effective.ks !== configured.ks;
 }

@@ -106,6 +106,18 @@ export const ModelRecordSchema = z.object({
   /** `maxFar`: the false-alarm ceiling (% of normal held-out rows) of the decision; absent from records written before it. */
   decision: z.object({ promoted: z.boolean(), reason: z.string(), margin: z.number(), maxFar: z.number().optional() }),
   baseline: z.record(z.string(), featureBaseline),
+  /**
+   * The baseline's empirical null for drift (drift/stray.ts): how far blocks of the training rows
+   * stray from the whole baseline. Versioned on its own; absent from records written before it
+   * (drift then judges as if readings were independent, with a warning).
+   */
+  driftNull: z
+    .object({
+      version: z.literal(1),
+      factor: z.number().positive(),
+      sizes: z.array(z.object({ rows: z.number().int().positive(), blocks: z.number().int().positive(), psi: z.record(z.string(), z.number()), ks: z.record(z.string(), z.number()) })),
+    })
+    .optional(),
   trainer: z.object({ version: z.string(), seed: z.number().int() }),
   createdAt: z.string(),
   /**

@@ -7,7 +7,7 @@
  */
 import type { Target } from '../data/clean.js';
 import type { AgentView } from '../eval/as-agent.js';
-import { baselineRowsOf, DRIFT_CONFIDENCE, KS_CRITICAL, MIN_ROWS_PER_BIN, psiNotJudged, thresholdsRaised, type DriftReport } from '../drift/compare.js';
+import { driftNotes, psiNotJudged, type DriftReport } from '../drift/compare.js';
 import { metricName, type Evaluation } from '../eval/criterion.js';
 import { writeAtomically } from '../files.js';
 import type { ScoredModel, TrainOutcome } from '../train/pipeline.js';
@@ -59,17 +59,16 @@ ${row('challenger', a.challenger)}${row('live model', a.champion)}</table>`;
  */
 function driftSection(drift: DriftReport, heading: string, recentLabel: string): string {
   const judged = drift.features.filter((f) => f.effective.psi !== null);
-  // One dashed line: the features share n and the decile bins, so their PSI threshold too.
-  const line = Math.max(...judged.map((f) => f.effective.psi as number));
-  const chart = judged.length > 0 ? barChart(`PSI per feature (dashed: ${line.toFixed(3)})`, drift.features.map((f) => ({ label: f.feature, value: f.psi, bad: f.drifted })), line) : '';
-  const raised = drift.features.some((f) => thresholdsRaised(f, drift.thresholds));
-  const note = raised
-    ? `<p>With ${drift.rows} rows against ${escapeHtml(baselineRowsOf(drift.features))} the thresholds (PSI ${drift.thresholds.psi}, KS ${drift.thresholds.ks}) are raised to what unchanged data of that many rows stays below ${DRIFT_CONFIDENCE * 100} % of the time (KS ${KS_CRITICAL}/√n_eff, PSI χ²(B − 1, ${DRIFT_CONFIDENCE})/n_eff over B bins, n_eff = n·N/(n + N): both the recent rows and the baseline's are samples), and PSI is not judged below ${MIN_ROWS_PER_BIN} rows per bin on either side (${MIN_ROWS_PER_BIN}·B rows: ${MIN_ROWS_PER_BIN * 10} for deciles).</p>`
-    : `<p>${drift.rows} rows; drift: PSI &gt; ${drift.thresholds.psi} or KS &gt; ${drift.thresholds.ks}.</p>`;
+  // One dashed line, the lowest PSI threshold: each feature's own (raised by its training rows' stray) is in the table, and a red bar drifted.
+  const line = Math.min(...judged.map((f) => f.effective.psi as number));
+  const chart = judged.length > 0 ? barChart(`PSI per feature (dashed: ${line.toFixed(3)}, the lowest threshold; each feature's own in the table; red: drifted)`, drift.features.map((f) => ({ label: f.feature, value: f.psi, bad: f.drifted })), line) : '';
+  const note = `<p>${drift.rows} rows; drift: PSI &gt; ${drift.thresholds.psi} or KS &gt; ${drift.thresholds.ks}, raised as below.</p>\n${driftNotes(drift.rows, drift)
+    .map((line) => `<p>${escapeHtml(line)}.</p>`)
+    .join('\n')}`;
   const rows = drift.features
     .map((f) => {
       const psiLimit = f.effective.psi === null ? `not judged: ${psiNotJudged(f)}` : f.effective.psi.toFixed(3);
-      const status = f.drifted ? '<b>drift</b>' : 'ok';
+      const status = f.drifted ? `<b>drift</b> (${escapeHtml(f.reasons.join('; '))})` : 'ok';
       return `<tr><td>${escapeHtml(f.feature)}</td><td>${f.psi.toFixed(3)}</td><td>${f.ks.toFixed(3)}</td><td>${f.baselineMean}</td><td>${f.recentMean}</td><td>${f.recentCount}</td><td>${psiLimit}</td><td>${f.effective.ks.toFixed(3)}</td><td>${status}</td></tr>`;
     })
     .join('');
@@ -91,7 +90,8 @@ export function renderReport(o: TrainOutcome): string {
   if (!r || !v) {
     // A run skipped by --if-drifted still shows the drift figures that decided it.
     const drift = o.drift ? driftSection(o.drift, 'Drift of the range from the live model\'s baseline', 'recent mean') : '';
-    return `${head}<h1>${escapeHtml(title)}</h1><p class="${o.status}"><b>${o.status}</b>: ${escapeHtml(o.reason)}</p>\n${drift}</body></html>\n`;
+    const warnings = o.warnings.map((w) => `<p class="warning"><b>warning</b>: ${escapeHtml(w)}</p>\n`).join('');
+    return `${head}<h1>${escapeHtml(title)}</h1><p class="${o.status}"><b>${o.status}</b>: ${escapeHtml(o.reason)}</p>\n${warnings}${drift}</body></html>\n`;
   }
   const spans = labelSpans(v.timestamps, v.targets);
   const charts = [v.challenger, v.champion]
@@ -102,7 +102,7 @@ export function renderReport(o: TrainOutcome): string {
   return `${head}
 <h1>${escapeHtml(title)}</h1>
 <p class="${o.status}"><b>${o.status}</b>: ${escapeHtml(o.reason)}</p>
-${o.warnings.map((w) => `<p class="warning"><b>warning</b>: ${escapeHtml(w)}</p>`).join('\n')}
+${o.retrained ? `<p><b>retrained</b>: ${escapeHtml(o.retrained)}</p>\n` : ''}${o.warnings.map((w) => `<p class="warning"><b>warning</b>: ${escapeHtml(w)}</p>`).join('\n')}
 <h2>Comparison on the held-out rows</h2>
 <p>${escapeHtml(r.evaluation.description)}. Each model is scored at its own threshold; the challenger must gain ${r.decision.margin} in ${metricName(r.evaluation.challenger.metric)}${
   r.decision.maxFar === undefined ? '' : `, and a model that flags more than ${r.decision.maxFar} % of the normal held-out rows (the false-alarm ceiling) neither keeps nor takes the place from one within it`
@@ -111,7 +111,7 @@ ${o.warnings.map((w) => `<p class="warning"><b>warning</b>: ${escapeHtml(w)}</p>
 ${metricRow('challenger', v.challenger)}${metricRow('live model', v.champion)}</table>
 ${asAgentSection(r)}
 <h2>Scores over time (held-out rows, ${escapeHtml(d.holdoutFrom)} → ${escapeHtml(d.holdoutTo)})</h2>
-<p class="legend"><span style="background:#e5484d33">confirmed fault</span><span style="background:#30a46c26">false alarm (normal)</span><span style="background:#8b8d9833">maintenance</span>
+<p class="legend"><span style="background:#e5484d33">confirmed fault</span><span style="background:#30a46c26">false alarm (normal)</span><span style="background:#8b8d9833">maintenance</span><span style="background:#f5d90a40">no scored rows (dropped by cleaning, or a pause)</span>
 dashed red line: threshold; red dots: flagged windows (the highest score of each pixel is drawn).</p>
 ${charts}
 ${o.drift ? driftSection(o.drift, `Drift of the held-out rows from the ${v.champion ? 'live model' : 'challenger'}'s baseline`, 'held-out mean') : ''}<h2>Data</h2>

@@ -11,7 +11,8 @@ import { CLEAN_DEFAULTS, rowsWith, type Cleaned, type Target } from '../data/cle
 import { withoutFeatures } from '../data/counters.js';
 import type { LoadResult } from '../data/load.js';
 import { baselineOf } from '../drift/baseline.js';
-import { compareWithBaseline, type DriftReport, type DriftThresholds } from '../drift/compare.js';
+import { driftNullOf } from '../drift/stray.js';
+import { compareWithBaseline, driftedNames, noNullWarning, type DriftReport, type DriftThresholds } from '../drift/compare.js';
 import { FitError, TrainerError } from '../errors.js';
 import { lowerBound, upperBound } from '../linalg/stats.js';
 import { scoreAsAgent, type AgentView, type RawReadings } from '../eval/as-agent.js';
@@ -26,7 +27,7 @@ import { readBest, type BestState } from '../registry/read.js';
 import { registerVersion, type Registered } from '../registry/register.js';
 import { rewriteRecord, writeBest } from '../registry/write.js';
 import { decide, unlessRolledBack, type Decision } from './decide.js';
-import { between, comparisonLoad, newerReadingsNote, noUsableRows, prepareData, skippedLabelWarning, type LabelSet } from './prepare.js';
+import { between, comparisonLoad, newerReadingsNote, noUsableRows, prepareData, removedIn, skippedLabelWarning, type LabelSet, type Uncleaned } from './prepare.js';
 import { dataWarnings, evaluationWarnings, rawReadingWarnings } from './warnings.js';
 
 export interface TrainRequest {
@@ -87,6 +88,8 @@ export interface TrainOutcome {
   warnings: string[];
   record: ModelRecord | null;
   drift: DriftReport | null;
+  /** `train --if-drifted` that trained: `drift in <part>: <features>` (what triggered it). */
+  retrained?: string;
   /** What the report draws; null when nothing was trained. */
   view: {
     timestamps: number[];
@@ -117,7 +120,8 @@ async function trainRange(container: ContainerClient, req: TrainRequest, progres
   const refused = (err: unknown): unknown => unfinished?.refusal ?? err;
   // The live model's features stay in the data even when excluded or counters: it is scored on the same rows.
   const load = comparisonLoad(req.exclude, champion?.record.features ?? []);
-  const { loaded, cleaned, raw, skippedLabels } = await prepareData(container, req, progress, { labels, raw: true, load });
+  const judgeDrift = req.ifDrifted !== undefined && champion !== null;
+  const { loaded, cleaned, raw, skippedLabels, uncleaned } = await prepareData(container, req, progress, { labels, raw: true, load, uncleaned: judgeDrift });
   const labelWarnings = labels === undefined ? skippedLabels.map(skippedLabelWarning) : [];
   if (loaded.readings === 0) {
     if (unfinished !== null) throw unfinished.refusal;
@@ -139,12 +143,16 @@ async function trainRange(container: ContainerClient, req: TrainRequest, progres
 
   // Never NEW: what the loader left out of the challenger, and what the live model left out by its own --exclude (as drift reads it).
   const notNew = [...loaded.leftOutButKept, ...(champion?.record.data.excludedFeatures ?? [])];
+  let retrained: string | undefined;
+  const driftWarnings: string[] = [];
   if (req.ifDrifted && champion) {
-    const { drift, parts } = driftToRetrain(champion.record.baseline, scored, scoredHoldout, liveNewest, req.ifDrifted, notNew);
+    if (!champion.record.driftNull) driftWarnings.push(noNullWarning(champion.record.version));
+    const { drift, parts, trigger } = driftToRetrain(champion.record, uncleaned as Uncleaned, cleaned.series.timestamps[holdoutStart] as number, liveNewest, req.ifDrifted, notNew);
     if (!drift.drifted) {
       const reason = `no drift from the baseline of live model ${champion.record.version}: not retrained (checked ${parts})`;
-      return { status: 'skipped', reason, source: req.source, warnings: labelWarnings, record: null, drift, view: null };
+      return { status: 'skipped', reason, source: req.source, warnings: [...labelWarnings, ...driftWarnings], record: null, drift, view: null };
     }
+    retrained = `drift in ${trigger}: ${driftedNames(drift).join(', ')}`;
   }
 
   progress.stage(`fitting on ${trainIdx.length} rows`);
@@ -196,9 +204,14 @@ async function trainRange(container: ContainerClient, req: TrainRequest, progres
       ...dataWarnings(loaded, cleaned.stats, constantFeaturesOf(fit.model.metrics), req.exclude ?? []),
       ...rawReadingWarnings(challenger.evaluation as Evaluation, asAgent.challenger),
       ...labelWarnings,
+      ...driftWarnings,
     ],
     record,
-    drift: compareWithBaseline(champion?.record.baseline ?? record.baseline, scored.series.features, held.map((i) => scored.series.rows[i] as Float64Array), undefined, notNew),
+    // The run's thresholds (--psi/--ks with --if-drifted), and the live model's empirical null (or the challenger's, as it was just computed).
+    drift: compareWithBaseline(champion?.record.baseline ?? record.baseline, scored.series.features, held.map((i) => scored.series.rows[i] as Float64Array), req.ifDrifted, notNew, {
+      driftNull: (champion ? champion.record.driftNull : record.driftNull) ?? null,
+    }),
+    ...(retrained === undefined ? {} : { retrained }),
     view: {
       timestamps: held.map((i) => scored.series.timestamps[i] as number),
       targets: held.map((i) => scored.targets[i] ?? null),
@@ -286,32 +299,45 @@ async function scoreModel(bytes: Uint8Array, plan: ReturnType<typeof planEvaluat
 }
 
 /**
- * `train --if-drifted`: whether the rows both models can score drifted from the live model's
- * baseline: the whole range, or its most recent part. A change confined to the last day of a
- * 7-day range moved Flow's PSI over the range to 0.126 only (under 0.25: "no drift") while the
- * live model flagged every reading of that day. So the held-out rows (the most recent share the
- * comparison scores), and the rows after the live model's data (`data.holdoutTo`: what it never
+ * `train --if-drifted`: whether the range's readings drifted from the live model's baseline: the
+ * whole range, or its most recent part. A change confined to the last day of a 7-day range moved
+ * Flow's PSI over the range to 0.126 only (under 0.25: "no drift") while the live model flagged
+ * every reading of that day. So the held-out rows (from `holdoutFrom`, the first held-out
+ * cleaned row's time), and the rows after the live model's data (`data.holdoutTo`: what it never
  * saw), when some but not all rows are, are each judged too, by the same thresholds (raised on
- * few rows). `drift` is the first report that drifted, or the whole range's; `parts` names what
- * was judged, for the reason.
+ * few rows and by the live model's empirical null). The readings are judged before stuck-run and
+ * outlier removal (prepare.ts `Uncleaned`: a frozen sensor's readings are what cleaning drops).
+ * `drift` is the first report that drifted, or the whole range's; `parts` names what was judged,
+ * `trigger` the part that drifted.
  */
-function driftToRetrain(baseline: ModelRecord['baseline'], scored: ScoredData, holdoutStart: number, liveNewest: number, thresholds: DriftThresholds, notNew: readonly string[]): { drift: DriftReport; parts: string } {
-  const { features, rows, timestamps } = scored.series;
-  const after = Number.isFinite(liveNewest) ? rows.length - upperBound(timestamps, liveNewest) : 0;
-  const parts: Array<{ name: string; rows: readonly Float64Array[] }> = [
-    { name: `the range's ${rows.length} rows`, rows },
-    { name: `its ${rows.length - holdoutStart} held-out rows`, rows: rows.slice(holdoutStart) },
+function driftToRetrain(
+  live: ModelRecord,
+  u: Uncleaned,
+  holdoutFrom: number,
+  liveNewest: number,
+  thresholds: DriftThresholds,
+  notNew: readonly string[],
+): { drift: DriftReport; parts: string; trigger: string } {
+  const n = u.rows.length;
+  const held = n - lowerBound(u.timestamps, holdoutFrom);
+  const after = Number.isFinite(liveNewest) ? n - upperBound(u.timestamps, liveNewest) : 0;
+  const parts: Array<{ name: string; from: number }> = [
+    { name: `the range's ${n} rows`, from: 0 },
+    { name: `its ${held} held-out rows`, from: n - held },
   ];
-  if (after > 0 && after < rows.length) parts.push({ name: `the ${after} rows after the live model's data (${new Date(liveNewest).toISOString()})`, rows: rows.slice(rows.length - after) });
+  if (after > 0 && after < n) parts.push({ name: `the ${after} rows after the live model's data (${new Date(liveNewest).toISOString()})`, from: n - after });
   const names = parts.map((p) => p.name);
   const checked = `${names.slice(0, -1).join(', ')} and ${names.at(-1) as string}`;
   let first: DriftReport | null = null;
   for (const part of parts) {
-    const drift = compareWithBaseline(baseline, features, part.rows, thresholds, notNew);
-    if (drift.drifted) return { drift, parts: checked };
+    const drift = compareWithBaseline(live.baseline, u.features, part.from === 0 ? u.rows : u.rows.slice(part.from), thresholds, notNew, {
+      driftNull: live.driftNull ?? null,
+      removed: removedIn(u, part.from, n),
+    });
+    if (drift.drifted) return { drift, parts: checked, trigger: part.name };
     first ??= drift;
   }
-  return { drift: first as DriftReport, parts: checked };
+  return { drift: first as DriftReport, parts: checked, trigger: '' };
 }
 
 /** The raw readings from the first held-out row's time on, scored by the challenger and (when it can be scored) the live model. */
@@ -394,6 +420,7 @@ function buildRecord(
   const ts = cleaned.series.timestamps;
   const iso = (i: number | undefined) => new Date(ts[i ?? 0] as number).toISOString();
   const m = fit.metadata;
+  const baseline = baselineOf(split.trainSet.features, split.trainSet.rows);
   return {
     schema: RECORD_SCHEMA,
     source: req.source,
@@ -425,7 +452,8 @@ function buildRecord(
     },
     evaluation: { criterion, description, challenger, champion: defender?.evaluation ?? null, championVersion: champion?.record.version ?? null, asAgent },
     decision,
-    baseline: baselineOf(split.trainSet.features, split.trainSet.rows),
+    baseline,
+    driftNull: driftNullOf(baseline, split.trainSet.features, split.trainSet.rows),
     trainer: { version: TRAINER_VERSION, seed: req.seed },
     createdAt: createdAt.toISOString(),
   };

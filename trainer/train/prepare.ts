@@ -48,6 +48,35 @@ export interface Prepared {
   skippedLabels: readonly SkippedLabel[];
   /** The readings as loaded, before cleaning (only when asked for: a copy of every value). */
   raw: RawReadings | null;
+  /** The readings before stuck-run and outlier removal, for drift (only when asked for: a copy of every value). */
+  uncleaned: Uncleaned | null;
+}
+
+/**
+ * The readings of a range as drift judges them: every reading but those inside maintenance
+ * labels, with the values the agent received (no stuck-run or outlier removal, nothing carried
+ * forward: a value not sent is NaN, and drift skips it), in time order. Cleaning drops a frozen
+ * or dead sensor's readings before training; judged after it, such a sensor looked unchanged.
+ */
+export interface Uncleaned {
+  features: readonly string[];
+  timestamps: number[];
+  /** Float64 copies, as the baseline was computed (a float32 copy moves a set point off its percentile). */
+  rows: Float64Array[];
+  /** Per feature, 1 for each row whose value cleaning removes as a stuck run or an outlier. */
+  removed: Uint8Array[];
+}
+
+/** Per feature, how many values of rows [from, to) of `u` cleaning removes (stuck runs, outliers). */
+export function removedIn(u: Uncleaned, from = 0, to = u.rows.length): Record<string, number> {
+  const out: Record<string, number> = {};
+  u.features.forEach((name, f) => {
+    const marks = u.removed[f] as Uint8Array;
+    let n = 0;
+    for (let i = from; i < to; i++) n += marks[i] as number;
+    out[name] = n;
+  });
+  return out;
 }
 
 export interface PrepareOptions {
@@ -55,6 +84,8 @@ export interface PrepareOptions {
   labels?: LabelSet;
   /** Keep a copy of the readings before cleaning, to score them as the agent would (train). */
   raw?: boolean;
+  /** Keep a float64 copy of the readings before cleaning, maintenance rows left out, for drift (`uncleaned`). */
+  uncleaned?: boolean;
   /** What `train` leaves out of the features (--exclude, counters). */
   load?: LoadOptions;
   /**
@@ -89,10 +120,22 @@ export async function prepareData(
   const labels = set.labels.filter((l) => l.pumpId === range.source);
   const targets = labelTargets(labels, range.source, loaded.series.timestamps);
   const raw = options.raw ? keepRaw(loaded.series, targets) : null;
+  // cleanSeries cleans the rows in place: the copy is taken before.
+  const kept = options.uncleaned ? loaded.series.rows.flatMap((row, i) => (targets[i] === 'exclude' ? [] : [i])) : [];
+  const copies = kept.map((i) => Float64Array.from(loaded.series.rows[i] as Float64Array));
   progress.stage('cleaning');
   const watched = options.watched;
   const passive = watched === undefined ? loaded.leftOutButKept : loaded.series.features.filter((name) => !watched.includes(name));
-  return { loaded, cleaned: cleanSeries(loaded.series, targets, undefined, passive), labels: labels.length, skippedLabels: set.skipped, raw };
+  const cleaned = cleanSeries(loaded.series, targets, undefined, passive, options.uncleaned === true);
+  const uncleaned: Uncleaned | null = options.uncleaned
+    ? {
+        features: loaded.series.features,
+        timestamps: kept.map((i) => loaded.series.timestamps[i] as number),
+        rows: copies,
+        removed: (cleaned.removed ?? []).map((marks) => Uint8Array.from(kept, (i) => marks[i] as number)),
+      }
+    : null;
+  return { loaded, cleaned, labels: labels.length, skippedLabels: set.skipped, raw, uncleaned };
 }
 
 /** A range as messages name it: `between <from> and <to>` (ISO 8601, UTC; `to` excluded). */
