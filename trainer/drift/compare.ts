@@ -331,15 +331,29 @@ export function baselineCdfLeft(percentiles: readonly number[], x: number): numb
   return (lo + (x - a) / (b - a)) / last;
 }
 
-/** sup |F_recent − F_baseline| over the recent values (sorted), both sides of each step. */
+/**
+ * sup |F_recent − F_baseline| over the recent values (sorted), both sides of each step. The same
+ * figures as baselineCdf and baselineCdfLeft give, found by walking the percentiles alongside the
+ * sorted values instead of a binary search per value (the empirical null computes this for every
+ * block of the training rows).
+ */
 export function ksDistance(sorted: Float64Array, percentiles: readonly number[]): number {
   const n = sorted.length;
+  const last = percentiles.length - 1;
+  const p = (k: number) => percentiles[k] as number;
+  // le: the last percentile index with p ≤ x; lt: the last with p < x (−1: none).
+  let le = -1;
+  let lt = -1;
   let d = 0;
   for (let i = 0; i < n; ) {
     const x = sorted[i] as number;
     let j = i;
     while (j + 1 < n && sorted[j + 1] === x) j++;
-    d = Math.max(d, Math.abs((j + 1) / n - baselineCdf(percentiles, x)), Math.abs(i / n - baselineCdfLeft(percentiles, x)));
+    while (le < last && p(le + 1) <= x) le++;
+    while (lt < last && p(lt + 1) < x) lt++;
+    const at = last < 1 || le < 0 ? 0 : le >= last ? 1 : (le + (p(le + 1) > p(le) ? (x - p(le)) / (p(le + 1) - p(le)) : 1)) / last;
+    const left = last < 1 || lt < 0 ? 0 : lt >= last ? 1 : (lt + (x - p(lt)) / (p(lt + 1) - p(lt))) / last;
+    d = Math.max(d, Math.abs((j + 1) / n - at), Math.abs(i / n - left));
     i = j + 1;
   }
   return d;

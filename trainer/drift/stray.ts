@@ -24,8 +24,8 @@
  * (1 − s/N) and its PSI by (1 − s/N)²: the stray of a block against the rest, as new data is
  * against the whole. Without it a block of half the rows showed half its stray.
  */
-import { binShares, type Baseline } from './baseline.js';
-import { ksDistance, psiOf } from './compare.js';
+import type { Baseline, FeatureBaseline } from './baseline.js';
+import { psiOf } from './compare.js';
 
 /** The version of the `driftNull` document in model.json (absent from records written before it). */
 export const DRIFT_NULL_VERSION = 1;
@@ -56,28 +56,98 @@ export interface DriftNull {
 export function driftNullOf(baseline: Baseline, features: readonly string[], rows: readonly ArrayLike<number>[]): DriftNull {
   const sizes: StrayAt[] = [];
   for (let size = FIRST_BLOCK_ROWS; size * MIN_BLOCKS <= rows.length; size *= BLOCK_GROWTH) {
-    const blocks = Math.floor(rows.length / size);
-    const rest = 1 - size / rows.length;
-    const psi: Record<string, number> = {};
-    const ks: Record<string, number> = {};
-    features.forEach((name, f) => {
-      const base = baseline[name];
-      if (!base) return;
+    sizes.push({ rows: size, blocks: Math.floor(rows.length / size), psi: {}, ks: {} });
+  }
+  features.forEach((name, f) => {
+    const base = baseline[name];
+    if (!base || sizes.length === 0) return;
+    const places = placesOf(rows, f, base);
+    for (const at of sizes) {
+      const rest = 1 - at.rows / rows.length;
       let maxPsi = 0;
       let maxKs = 0;
-      const values = new Float64Array(size);
-      for (let b = 0; b < blocks; b++) {
-        for (let i = 0; i < size; i++) values[i] = (rows[b * size + i] as ArrayLike<number>)[f] as number;
-        values.sort();
-        maxPsi = Math.max(maxPsi, psiOf(base.shares, binShares(values, base.edges), size) / rest ** 2);
-        maxKs = Math.max(maxKs, ksDistance(values, base.percentiles) / rest);
+      for (let b = 0; b < at.blocks; b++) {
+        const { psi, ks } = blockStray(places, base, b * at.rows, (b + 1) * at.rows);
+        maxPsi = Math.max(maxPsi, psi / rest ** 2);
+        maxKs = Math.max(maxKs, ks / rest);
       }
-      psi[name] = round(maxPsi);
-      ks[name] = round(maxKs);
-    });
-    sizes.push({ rows: size, blocks, psi, ks });
-  }
+      at.psi[name] = round(maxPsi);
+      at.ks[name] = round(maxKs);
+    }
+  });
   return { version: DRIFT_NULL_VERSION, factor: STRAY_FACTOR, sizes };
+}
+
+/**
+ * Where each training value of feature f lies against the baseline, found once (sorting every
+ * block of every size took 11 s for 800 000 rows of 8 features): `below[i]`, how many of the P + 1
+ * percentiles are < the value; `upTo[i]`, how many are ≤ it; `bin[i]`, its decile bin (as
+ * binShares bins it: how many edges are < the value).
+ */
+interface Places {
+  below: Uint8Array;
+  upTo: Uint8Array;
+  bin: Uint8Array;
+}
+
+function placesOf(rows: readonly ArrayLike<number>[], f: number, base: FeatureBaseline): Places {
+  const n = rows.length;
+  const out: Places = { below: new Uint8Array(n), upTo: new Uint8Array(n), bin: new Uint8Array(n) };
+  for (let i = 0; i < n; i++) {
+    const x = (rows[i] as ArrayLike<number>)[f] as number;
+    out.below[i] = countBelow(base.percentiles, x, false);
+    out.upTo[i] = countBelow(base.percentiles, x, true);
+    out.bin[i] = countBelow(base.edges, x, false);
+  }
+  return out;
+}
+
+/** How many of the sorted `edges` are < x (≤ x with `orEqual`). */
+function countBelow(edges: readonly number[], x: number, orEqual: boolean): number {
+  let lo = 0;
+  let hi = edges.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    const e = edges[mid] as number;
+    if (e < x || (orEqual && e === x)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * PSI (exact, as psiOf over binShares) and KS of rows [from, to) against the baseline. KS is
+ * taken at the percentiles, both sides of each (the block's CDF against the baseline's there):
+ * between two percentiles the baseline CDF rises by 1/P only, so this is at most 1/P (0.01)
+ * below ksDistance over the sorted block (checked on smooth and on stepped values, set points).
+ */
+function blockStray(places: Places, base: FeatureBaseline, from: number, to: number): { psi: number; ks: number } {
+  const last = base.percentiles.length - 1;
+  const size = to - from;
+  const below = new Uint32Array(last + 2);
+  const upTo = new Uint32Array(last + 2);
+  const bins = new Array<number>(base.shares.length).fill(0);
+  for (let i = from; i < to; i++) {
+    const b = places.bin[i] as number;
+    const lo = places.below[i] as number;
+    const hi = places.upTo[i] as number;
+    below[lo] = (below[lo] as number) + 1;
+    upTo[hi] = (upTo[hi] as number) + 1;
+    bins[b] = (bins[b] as number) + 1;
+  }
+  // At percentile k: values < p_k are those with at most k percentiles ≤ them; values ≤ p_k, at most k percentiles < them.
+  let ks = 0;
+  let lessThan = 0;
+  let atMost = 0;
+  const p = base.percentiles;
+  for (let k = 0; k <= last; k++) {
+    lessThan += upTo[k] as number;
+    atMost += below[k] as number;
+    // A value held by percentiles a..b (a set point) is a step of the baseline CDF, from a/P just below it to b/P at it.
+    if (k === 0 || (p[k - 1] as number) < (p[k] as number)) ks = Math.max(ks, Math.abs(lessThan / size - k / last));
+    if (k === last || (p[k + 1] as number) > (p[k] as number)) ks = Math.max(ks, Math.abs(atMost / size - k / last));
+  }
+  return { psi: psiOf(base.shares, bins.map((c) => c / size), size), ks };
 }
 
 function round(x: number): number {
