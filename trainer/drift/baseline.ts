@@ -69,3 +69,20 @@ export function binShares(sorted: Float64Array, edges: readonly number[]): numbe
 function round(x: number): number {
   return Number.isFinite(x) ? Number(x.toPrecision(8)) : x;
 }
+
+/** Floor of a share in PSI's logarithm (an empty bin without a row count). */
+const SHARE_FLOOR = 1e-4;
+
+/**
+ * PSI of recent shares against baseline shares. `n`, the recent rows behind the shares: a bin
+ * they leave empty counts as half a row, or as its baseline share when that is smaller (see
+ * compare.ts's header); without it, as 1e-4.
+ */
+export function psiOf(base: readonly number[], recent: readonly number[], n?: number): number {
+  return base.reduce((sum, b, k) => {
+    const empty = n !== undefined && n > 0 ? Math.min(0.5 / n, b) : 0;
+    const p = Math.max(SHARE_FLOOR, recent[k] ?? 0, empty);
+    const q = Math.max(SHARE_FLOOR, b);
+    return sum + (p - q) * Math.log(p / q);
+  }, 0);
+}

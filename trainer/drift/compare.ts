@@ -41,9 +41,11 @@
  * MAX_REMOVED_SHARE of its values in stuck runs or outliers (`removed`, counted by the caller on
  * the readings before cleaning) drifted, whatever PSI and KS say.
  */
-import { binShares, type Baseline } from './baseline.js';
+import { binShares, psiOf, type Baseline } from './baseline.js';
 import { chiSquareQuantile } from './chi-square.js';
 import type { DriftNull, StrayAt } from './stray.js';
+
+export { psiOf };
 
 export interface DriftThresholds {
   psi: number;
@@ -51,7 +53,6 @@ export interface DriftThresholds {
 }
 
 export const DRIFT_DEFAULTS: DriftThresholds = { psi: 0.25, ks: 0.3 };
-const SHARE_FLOOR = 1e-4;
 /** The share of unchanged data that stays below the effective thresholds. */
 export const DRIFT_CONFIDENCE = 0.999;
 /** The Kolmogorov distribution's DRIFT_CONFIDENCE point: P(√n·KS > 1.95) = 0.001 under no drift. */
@@ -281,20 +282,6 @@ export function baselineRowsOf(features: readonly FeatureDrift[]): string {
 /** Why PSI was not judged (fewer than 5 rows per bin): too few recent rows, or too few in the baseline. */
 export function psiNotJudged(f: FeatureDrift): string {
   return f.recentCount < MIN_ROWS_PER_BIN * f.bins ? 'too few rows' : `the baseline was made of ${f.baselineCount ?? '?'} rows`;
-}
-
-/**
- * PSI of recent shares against baseline shares. `n`, the recent rows behind the shares: a bin
- * they leave empty counts as half a row, or as its baseline share when that is smaller (see the
- * header); without it, as 1e-4.
- */
-export function psiOf(base: readonly number[], recent: readonly number[], n?: number): number {
-  return base.reduce((sum, b, k) => {
-    const empty = n !== undefined && n > 0 ? Math.min(0.5 / n, b) : 0;
-    const p = Math.max(SHARE_FLOOR, recent[k] ?? 0, empty);
-    const q = Math.max(SHARE_FLOOR, b);
-    return sum + (p - q) * Math.log(p / q);
-  }, 0);
 }
 
 /** Baseline CDF at x, linear between percentiles (0 below the minimum, 1 above the maximum). */

@@ -24,8 +24,7 @@
  * (1 − s/N) and its PSI by (1 − s/N)²: the stray of a block against the rest, as new data is
  * against the whole. Without it a block of half the rows showed half its stray.
  */
-import type { Baseline, FeatureBaseline } from './baseline.js';
-import { psiOf } from './compare.js';
+import { psiOf, type Baseline, type FeatureBaseline } from './baseline.js';
 
 /** The version of the `driftNull` document in model.json (absent from records written before it). */
 export const DRIFT_NULL_VERSION = 1;
