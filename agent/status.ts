@@ -4,6 +4,7 @@ import type { ModelManager } from '../inference/models.js';
 import type { AgentMetrics } from './metrics.js';
 import type { SystemHealth } from './system-health.js';
 import type { PumpRefusalsStatus } from './ingest/pump-refusals.js';
+import type { GenericRangeView } from './http/generic-range.js';
 
 export interface SyncStatus {
   state: string;
@@ -48,6 +49,7 @@ export class AgentStatus {
   private readonly checks: HealthCheck[] = [];
   private syncStatus: () => SyncStatus | null = () => null;
   private pumpRefusals: () => PumpRefusalsStatus | null = () => null;
+  private outsideGenericRange: () => Record<string, GenericRangeView> = () => ({});
   private readonly startedMono = performance.now();
   private readonly connectivity: Record<Link, () => string> = { hub: () => 'not configured', blob: () => 'not configured' };
   private hubReportedError: () => string | null = () => null;
@@ -76,6 +78,11 @@ export class AgentStatus {
   /** Per-pump refusals, reported by the part that follows them (the page's board). */
   setPumpRefusals(fn: () => PumpRefusalsStatus | null): void {
     this.pumpRefusals = fn;
+  }
+
+  /** The pumps outside the generic default model's range, reported by the part that follows them (the page's board). */
+  setOutsideGenericRange(fn: () => Record<string, GenericRangeView>): void {
+    this.outsideGenericRange = fn;
   }
 
   /** Each link (IoT hub, Blob Storage) is reported by the part that owns it. */
@@ -114,6 +121,15 @@ export class AgentStatus {
       else if (r.degraded !== undefined) degraded.push(c.name);
     }
     return { ok: failing.length === 0, checks, failing, degraded };
+  }
+
+  /** A failure here must not take /status down with it: it is named instead. */
+  private outsideGenericRangeNow(): Record<string, unknown> {
+    try {
+      return this.outsideGenericRange();
+    } catch (err) {
+      return { error: safeErrorMessage(err) };
+    }
   }
 
   private sync(): SyncStatus {
@@ -157,6 +173,7 @@ export class AgentStatus {
       startedAt: new Date(this.deps.startedAt).toISOString(),
       uptimeSeconds: Math.round((performance.now() - this.startedMono) / 1000), // not on the wall clock, which NTP steps
       models: this.deps.models.status(),
+      outsideGenericRange: this.outsideGenericRangeNow(),
       buffer: bufferStatus,
       readings: {
         accepted: m.accepted.get(),

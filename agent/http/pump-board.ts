@@ -6,6 +6,7 @@ import type { ModelManager } from '../../inference/models.js';
 import type { ModelStatus } from '../../inference/model-status.js';
 import { monotonicNow } from '../../sync/clock.js';
 import type { RefusedReading } from '../ingest/pipeline.js';
+import { GenericRange, type GenericRangeView } from './generic-range.js';
 import { PumpRefusals, REFUSAL_WINDOW_MS, type PumpRefusalsStatus, type PumpRefusalView } from '../ingest/pump-refusals.js';
 
 /** A pump whose last reading arrived longer ago than this is shown as "stale data". */
@@ -107,6 +108,12 @@ export interface PumpSummary {
   deployment: Deployment | null;
   /** A shadow model deployed for the pump: `shadow` while it scores beside the live one (never alerting), or its download or refusal. */
   shadow: Deployment | null;
+  /**
+   * Scored by the generic default model, which flagged nearly all its readings of the last hour
+   * (agent/http/generic-range.ts): its readings are outside what that model knows, and its alarms
+   * say little until a model of its own is deployed. null otherwise (and for a pump's own model).
+   */
+  outsideGenericRange: GenericRangeView | null;
 }
 
 export interface Deployment {
@@ -130,6 +137,7 @@ export class PumpBoard {
    */
   private readonly liveBeforeSeed = new Map<string, { firstSeq: number; firstAt: number; lastSeq: number; lastAt: number }>();
   private readonly refusals = new PumpRefusals((pumpId) => this.tracks.has(pumpId));
+  private readonly genericRange = new GenericRange();
 
   constructor(
     private readonly deps: {
@@ -169,6 +177,17 @@ export class PumpBoard {
   /** For /status: each pump's refused readings, and those of pumps beyond what is followed. */
   refusalStatus(): PumpRefusalsStatus {
     return this.refusals.snapshot(this.monotonic());
+  }
+
+  /** For /status: the pumps outside the generic default model's range (see PumpSummary.outsideGenericRange). */
+  outsideGenericRange(): Record<string, GenericRangeView> {
+    this.seed();
+    const out: Record<string, GenericRangeView> = {};
+    for (const id of [...this.tracks.keys()].sort()) {
+      const view = this.genericRangeOf(id);
+      if (view) out[id] = view;
+    }
+    return out;
   }
 
   summaries(): PumpSummary[] {
@@ -234,6 +253,7 @@ export class PumpBoard {
       contributions: row.contributions ?? null,
     };
     if (row.anomaly === true) t.lastAlert = { seq, ts: row.ts, score: row.score, contributions: row.contributions ?? null };
+    this.followGenericRange(row, arrivedAt);
     if (!advanceStreak(t, row.anomaly, row.ts)) t.anomalySinceAtLeast = false;
   }
 
@@ -291,7 +311,32 @@ export class PumpBoard {
       lastReading: last && { ...last, ts: new Date(last.ts).toISOString(), receivedAt: new Date(last.receivedAt).toISOString() },
       model,
       ...this.deploymentOf(pumpId),
+      outsideGenericRange: this.genericRangeOf(pumpId),
     };
+  }
+
+  /**
+   * Counts the verdict of a reading scored by the generic default model (the pump has no live model
+   * of its own, and the row carries the default model's version); a reading scored by the pump's
+   * own model ends the count.
+   */
+  private followGenericRange(row: PredictionRow, arrivedAt: number): void {
+    const { engine } = this.deps;
+    if (engine.model(row.pumpId)) {
+      this.genericRange.forget(row.pumpId);
+      return;
+    }
+    const generic = engine.modelFor(row.pumpId);
+    if (row.anomaly === null || row.modelVersion === null || !generic || generic.meta.version !== row.modelVersion) return;
+    this.genericRange.record(row.pumpId, row.modelVersion, row.anomaly, arrivedAt);
+  }
+
+  /** The pump's mark, while the generic default model scores it. */
+  private genericRangeOf(pumpId: string): GenericRangeView | null {
+    const { engine } = this.deps;
+    if (engine.model(pumpId)) return null;
+    const generic = engine.modelFor(pumpId);
+    return generic ? this.genericRange.view(pumpId, generic.meta.version, this.monotonic()) : null;
   }
 
   private monotonic(): number {

@@ -22,6 +22,7 @@ export function wirePage(agent: Agent): Part[] {
   // Refused readings of a readable pump: the card says they are refused, rather than silent.
   agent.pipeline.onRefuse((refused) => board.refused(refused));
   agent.status.setPumpRefusals(() => board.refusalStatus());
+  agent.status.setOutsideGenericRange(() => board.outsideGenericRange());
   registerPageRoutes(agent.server, { board, events });
   registerAlertsRoutes(agent.server, { labels, engine: agent.engine, models: agent.models });
   // A label's from/to are bounded as a reading's ts is, by the settings in force.
