@@ -5,7 +5,7 @@ import { SKEW_NOTICE_MS, clockSkewMs, noteGatewayTime } from './clock.js';
 import { fmtClock, fmtDuration, fmtScorePair, timeZoneText } from './format.js';
 import { initLabelForm } from './label-form.js';
 import { renderAlerts } from './alerts.js';
-import { alarming, cloudSummary, deploymentNote, modelScope, modelTraining, pumpWhy, refusalNote, renderGateway, renderPumps, renderValues, sortPumps } from './render.js';
+import { alarming, cloudSummary, deploymentNote, modelScope, modelTraining, pumpWhy, rangeNote, refusalNote, renderGateway, renderPumps, renderValues, sortPumps } from './render.js';
 
 const $ = (id) => document.getElementById(id);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -243,6 +243,9 @@ function renderModel(p) {
   $('detail-model-kind').className = `badge ${scope.generic ? 'model-generic' : 'model-own'}`;
   $('detail-model-warning').hidden = !scope.warning;
   $('detail-model-warning').textContent = scope.warning;
+  const range = rangeNote(p);
+  $('detail-range').hidden = !range;
+  $('detail-range').textContent = range;
   const training = modelTraining(model);
   $('detail-model').textContent = training.text;
   $('detail-model').className = training.short ? 'model-line short' : 'model-line';

@@ -69,6 +69,16 @@ export function refusalNote(p) {
   return `Warning: ${r.recent} reading${r.recent === 1 ? '' : 's'} refused in the last 5 min; last: ${r.lastReason}`;
 }
 
+/**
+ * A pump the generic default model flags nearly all the time (`outsideGenericRange` from the agent):
+ * its readings are outside what that model knows, so its alarms say little. Empty otherwise.
+ */
+export function rangeNote(p) {
+  const r = p.outsideGenericRange;
+  if (!r) return '';
+  return `Outside the generic model's range: it flagged ${r.anomalies} of this pump's ${r.scored} readings in the last ${r.windowMinutes} min. This pump runs unlike the simulated pumps the generic default model was fitted on, so its alarms say nothing about faults until a model of its own is deployed.`;
+}
+
 /** The gateway's generic default model scores every pump that has no model of its own yet. */
 export const isGeneric = (model) => model?.key === 'default';
 
@@ -170,6 +180,10 @@ function fillPump(button, p, selected) {
   );
   const why = pumpWhy(p);
   if (why && p.state !== 'normal') button.append(el('span', 'pump-line why', why));
+  if (p.outsideGenericRange) button.dataset.outsideRange = 'true';
+  else delete button.dataset.outsideRange;
+  const range = rangeNote(p);
+  if (range) button.append(el('span', 'pump-line range-note', range));
   const note = refusalNote(p);
   if (note) button.append(el('span', 'pump-line refused-note', note));
   const deployed = deploymentNote(p);

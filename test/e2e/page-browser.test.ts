@@ -768,6 +768,36 @@ describe('what the browser review found (phone clock, deployments, load, restart
     await page.close();
   });
 
+  it('says in words that a pump the generic model flags all the time is outside its range, on the card, in the detail and in /status', async () => {
+    // every reading far from what the agent's default model was fitted on: all flagged
+    const far = { Pressure: 0.2, Flow: 45, Current: 0.6 };
+    const text = (page: Page, selector: string) => page.locator(selector).first().textContent();
+    const rows = Array.from({ length: 60 }, (_, i) => ({ pumpId: 'pump-range', ts: Date.now() - (59 - i) * 1000, values: far }));
+    expect((await postJson(`${t.url}/readings`, rows)).status).toBe(202);
+    const status = (await (await fetch(`${t.url}/status`)).json()) as any;
+    expect(Object.keys(status.outsideGenericRange)).toEqual(['pump-range']);
+    expect(status.outsideGenericRange['pump-range']).toMatchObject({ modelVersion: 'test-1', windowMinutes: 60, share: 1 });
+    const { scored } = status.outsideGenericRange['pump-range'];
+    const { page } = await openPage(t.url);
+    const card = page.locator('button[data-pump="pump-range"]');
+    await card.waitFor();
+    const sentence = new RegExp(`^Outside the generic model's range: it flagged ${scored} of this pump's ${scored} readings in the last 60 min\\. This pump runs unlike the simulated pumps the generic default model was fitted on, so its alarms say nothing about faults until a model of its own is deployed\\.$`);
+    expect(await card.getAttribute('data-state')).toBe('anomaly'); // its alarm stays: it is only marked
+    expect(await card.getAttribute('data-outside-range')).toBe('true');
+    expect(await card.locator('.range-note').textContent()).toMatch(sentence);
+    // a pump with a few alarms among normal readings is not marked
+    expect(await page.locator('button[data-pump="pump-2"]').getAttribute('data-outside-range')).toBeNull();
+    expect(await page.locator('button[data-pump="pump-2"] .range-note').count()).toBe(0);
+    await card.click();
+    await expect.poll(() => text(page, '#detail-h')).toBe('Pump pump-range');
+    expect(await page.locator('#detail-range').isVisible()).toBe(true);
+    expect(await text(page, '#detail-range')).toMatch(sentence);
+    await page.locator('button[data-pump="pump-2"]').click();
+    await expect.poll(() => text(page, '#detail-h')).toBe('Pump pump-2');
+    expect(await page.locator('#detail-range').isVisible()).toBe(false);
+    await page.close();
+  });
+
   it('reloads the selected pump’s rows after the agent restarts on a reset buffer, rather than keep the old buffer’s chart', async () => {
     let lone = await startTestAgent();
     try {
