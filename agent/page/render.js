@@ -71,12 +71,13 @@ export function refusalNote(p) {
 
 /**
  * A pump the generic default model flags nearly all the time (`outsideGenericRange` from the agent):
- * its readings are outside what that model knows, so its alarms say little. Empty otherwise.
+ * its readings are outside what that model knows, so its alarms say little, unless a fault has
+ * lasted the whole span (the data cannot tell the two apart). Empty otherwise.
  */
 export function rangeNote(p) {
   const r = p.outsideGenericRange;
   if (!r) return '';
-  return `Outside the generic model's range: it flagged ${r.anomalies} of this pump's ${r.scored} readings in the last ${r.windowMinutes} min. This pump runs unlike the simulated pumps the generic default model was fitted on, so its alarms say nothing about faults until a model of its own is deployed.`;
+  return `Outside the generic model's range: it flagged ${r.anomalies} of this pump's ${r.scored} readings in the last ${r.windowMinutes} min. Either this pump runs unlike the simulated pumps the generic default model was fitted on, and its alarms say nothing about faults, or a fault has lasted the whole time: check the pump; a model of its own tells the two apart.`;
 }
 
 /** The gateway's generic default model scores every pump that has no model of its own yet. */

@@ -781,7 +781,7 @@ describe('what the browser review found (phone clock, deployments, load, restart
     const { page } = await openPage(t.url);
     const card = page.locator('button[data-pump="pump-range"]');
     await card.waitFor();
-    const sentence = new RegExp(`^Outside the generic model's range: it flagged ${scored} of this pump's ${scored} readings in the last 60 min\\. This pump runs unlike the simulated pumps the generic default model was fitted on, so its alarms say nothing about faults until a model of its own is deployed\\.$`);
+    const sentence = new RegExp(`^Outside the generic model's range: it flagged ${scored} of this pump's ${scored} readings in the last 60 min\\. Either this pump runs unlike the simulated pumps the generic default model was fitted on, and its alarms say nothing about faults, or a fault has lasted the whole time: check the pump; a model of its own tells the two apart\\.$`);
     expect(await card.getAttribute('data-state')).toBe('anomaly'); // its alarm stays: it is only marked
     expect(await card.getAttribute('data-outside-range')).toBe('true');
     expect(await card.locator('.range-note').textContent()).toMatch(sentence);
