@@ -6,7 +6,7 @@
  * the command that fixes it. Root here runs the agent (or the buffer alone) as uid 1000 with
  * spawn's `uid` option, so permissions apply for real; as another user, only the chmod case runs.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +14,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BufferStore } from '../../buffer/store.js';
 import { packageRoot } from '../../agent/paths.js';
-import { freePort } from '../support/process.js';
+import { startAgentProcess } from '../support/process.js';
 
 const root = process.getuid?.() === 0;
 /** The container image's user; root runs the children as it. */
@@ -58,28 +58,10 @@ describe('a buffer file the agent may not write', () => {
   it.skipIf(!root)('owned by root, with the agent running as uid 1000: /healthz and POST /readings name the owner and say how to chown, not a read-only volume', async () => {
     makeBuffer(join(dir, 'buffer.sqlite')); // root's file
     chownSync(dir, AGENT_UID, AGENT_GID); // in the agent's folder, as a volume prepared for uid 1000 is
-    const port = await freePort();
-    const agent = spawn(process.execPath, [join(packageRoot(), 'dist', 'agent', 'cli.js')], {
-      env: { PATH: process.env.PATH ?? '', PUMPWATCH_DATA_DIR: dir, PUMPWATCH_HTTP_PORT: String(port), PUMPWATCH_SIMULATE: '0', PUMPWATCH_SYNC: 'off', PUMPWATCH_HUB: 'off', PUMPWATCH_LOG_LEVEL: 'warn' },
-      uid: AGENT_UID,
-      gid: AGENT_GID,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    agent.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    agent.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = new Promise((resolve) => agent.once('exit', resolve));
+    const agent = await startAgentProcess({ PUMPWATCH_DATA_DIR: dir }, undefined, { uid: AGENT_UID, gid: AGENT_GID });
     try {
-      const url = `http://127.0.0.1:${port}`;
-      for (;;) {
-        if (agent.exitCode !== null) throw new Error(`the agent exited before it answered:\n${out}`);
-        try {
-          if ((await fetch(`${url}/readyz`)).status === 200) break;
-        } catch {
-          // not listening yet
-        }
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await agent.waitReady();
+      const url = agent.url;
       const file = join(dir, 'buffer.sqlite');
       const expected =
         `opening the buffer: ${file} is owned by uid 0 (gid 0, mode 0644) and this agent runs as uid ${AGENT_UID} (gid ${AGENT_GID}), which may not write it; ` +
@@ -93,8 +75,8 @@ describe('a buffer file the agent may not write', () => {
       expect(answer.error).toContain(expected);
       expect(answer.error).not.toMatch(/is read-only \(/);
     } finally {
-      agent.kill('SIGTERM');
-      await exited;
+      agent.proc.kill('SIGTERM');
+      await agent.exited;
     }
   });
 

@@ -7,7 +7,7 @@
  * the file. It is PW_BUFFER_DISK_FULL (POST /readings 507), naming the file, and the buffer opens
  * as it was once the filler is gone. Skipped where a tmpfs cannot be mounted in a namespace.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BufferStore } from '../../buffer/store.js';
 import type { PredictionRow } from '../../buffer/types.js';
 import { packageRoot } from '../../agent/paths.js';
-import { freePort } from '../support/process.js';
+import { startAgentProcess } from '../support/process.js';
 
 const mnt = mkdtempSync(join(tmpdir(), 'pw-full-volume-'));
 const work = mkdtempSync(join(tmpdir(), 'pw-full-volume-work-'));
@@ -53,27 +53,12 @@ afterAll(() => {
 
 describe.skipIf(!canMount)('a buffer on a volume that is full when the agent starts', () => {
   it('is PW_BUFFER_DISK_FULL naming the file in /healthz, and POST /readings answers 507, not a disk I/O error', async () => {
-    const port = await freePort();
-    // `unshare` and `sh` exec the agent: the child is the agent itself, in the namespace of the tmpfs.
-    const agent = spawn('unshare', ['-rm', 'sh', '-c', [...FULL_VOLUME, `exec '${process.execPath}' '${join(packageRoot(), 'dist', 'agent', 'cli.js')}'`].join('\n')], {
-      env: { PATH: process.env.PATH ?? '', PUMPWATCH_DATA_DIR: data, PUMPWATCH_HTTP_PORT: String(port), PUMPWATCH_SIMULATE: '0', PUMPWATCH_SYNC: 'off', PUMPWATCH_HUB: 'off', PUMPWATCH_LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    agent.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    agent.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = new Promise((resolve) => agent.once('exit', resolve));
+    // `unshare` and `sh` exec the agent ("$@": node's command line): the child is the agent itself,
+    // in the namespace of the tmpfs.
+    const agent = await startAgentProcess({ PUMPWATCH_DATA_DIR: data }, undefined, { prefix: ['unshare', '-rm', 'sh', '-c', [...FULL_VOLUME, 'exec "$@"'].join('\n'), 'sh'] });
     try {
-      const url = `http://127.0.0.1:${port}`;
-      for (;;) {
-        if (agent.exitCode !== null) throw new Error(`the agent exited before it answered:\n${out}`);
-        try {
-          if ((await fetch(`${url}/readyz`)).status === 200) break;
-        } catch {
-          // not listening yet
-        }
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await agent.waitReady();
+      const url = agent.url;
       const health = await fetch(`${url}/healthz`);
       const body = (await health.json()) as { failing: string[]; checks: Record<string, string> };
       expect(health.status).toBe(503);
@@ -86,10 +71,10 @@ describe.skipIf(!canMount)('a buffer on a volume that is full when the agent sta
       expect(answer.code).toBe('PW_BUFFER_DISK_FULL');
       expect(answer.error).toContain(`the disk holding ${buffer} is full`);
       expect(answer.error).toMatch(/nothing was stored, retry later$/);
-      expect(out).toContain('PW_BUFFER_DISK_FULL');
+      expect(agent.output()).toContain('PW_BUFFER_DISK_FULL');
     } finally {
-      agent.kill('SIGTERM');
-      await exited;
+      agent.proc.kill('SIGTERM');
+      await agent.exited;
     }
   });
 

@@ -22,8 +22,13 @@ export interface AgentProcess {
  * `opts.nodeArgs`: node's own options before the script (a `--require` preload, say). `opts.ca`: the
  * agent serves HTTPS (PUMPWATCH_HTTP_TLS_* in `env`) with a certificate of this CA, which waitReady trusts.
  * `opts.prefix`: a command that runs node's command line (it must exec it, so `proc` is the agent).
+ * `opts.uid`, `opts.gid`: the user the agent runs as (the tests must run as root to give another).
  */
-export async function startAgentProcess(env: Record<string, string>, port?: number, opts: { nodeArgs?: string[]; ca?: string; prefix?: string[] } = {}): Promise<AgentProcess> {
+export async function startAgentProcess(
+  env: Record<string, string>,
+  port?: number,
+  opts: { nodeArgs?: string[]; ca?: string; prefix?: string[]; uid?: number; gid?: number } = {},
+): Promise<AgentProcess> {
   const httpPort = port ?? (await freePort());
   const command = [...(opts.prefix ?? []), process.execPath, ...(opts.nodeArgs ?? []), join(packageRoot(), 'dist', 'agent', 'cli.js')];
   const proc = spawn(command[0]!, command.slice(1), {
@@ -37,6 +42,8 @@ export async function startAgentProcess(env: Record<string, string>, port?: numb
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(opts.uid === undefined ? {} : { uid: opts.uid }),
+    ...(opts.gid === undefined ? {} : { gid: opts.gid }),
   });
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
