@@ -7,6 +7,7 @@
  * were anomalies. Nothing is suppressed: scores, verdicts and alerts stay as they are; the pump is
  * only marked, so a technician reads its alarms for what they are worth.
  */
+import { WindowCounts } from '../window-counts.js';
 
 /**
  * The span the share is taken over. An hour: a real fault of minutes on a pump the generic model
@@ -28,8 +29,8 @@ export const GENERIC_RANGE_MIN_SCORED = 30;
  * fall back in range.
  */
 export const GENERIC_RANGE_SHARE = 0.9;
+/** One-minute buckets. */
 const BUCKETS = 60;
-const BUCKET_MS = GENERIC_RANGE_WINDOW_MS / BUCKETS;
 
 /** A pump marked outside the generic model's range (GET /status, GET /pumps). */
 export interface GenericRangeView {
@@ -45,10 +46,8 @@ export interface GenericRangeView {
 
 interface Entry {
   modelVersion: string;
-  scored: number[];
-  anomalies: number[];
-  /** Slot number (monotonic ms / BUCKET_MS) of the newest bucket written. */
-  slot: number;
+  scored: WindowCounts;
+  anomalies: WindowCounts;
 }
 
 /**
@@ -61,18 +60,13 @@ export class GenericRange {
 
   /** A reading of `pumpId`, scored by the generic model `modelVersion`, that arrived at monotonic `at`. */
   record(pumpId: string, modelVersion: string, anomaly: boolean, at: number): void {
-    const slot = Math.floor(at / BUCKET_MS);
     let e = this.entries.get(pumpId);
     if (!e || e.modelVersion !== modelVersion) {
-      e = { modelVersion, scored: new Array<number>(BUCKETS).fill(0), anomalies: new Array<number>(BUCKETS).fill(0), slot };
+      e = { modelVersion, scored: new WindowCounts(GENERIC_RANGE_WINDOW_MS, BUCKETS, at), anomalies: new WindowCounts(GENERIC_RANGE_WINDOW_MS, BUCKETS, at) };
       this.entries.set(pumpId, e);
     }
-    advance(e, slot);
     // a reading older than the span (one read back at start-up) counts for nothing
-    if (slot <= e.slot - BUCKETS) return;
-    const i = mod(slot);
-    e.scored[i]!++;
-    if (anomaly) e.anomalies[i]!++;
+    if (e.scored.add(at) && anomaly) e.anomalies.add(at);
   }
 
   /** The pump is no longer scored by the generic model (its own model scores it): forget its verdicts. */
@@ -87,25 +81,9 @@ export class GenericRange {
   view(pumpId: string, modelVersion: string, now: number): GenericRangeView | null {
     const e = this.entries.get(pumpId);
     if (!e || e.modelVersion !== modelVersion) return null;
-    const slot = Math.floor(now / BUCKET_MS);
-    let scored = 0;
-    let anomalies = 0;
-    for (let s = Math.max(e.slot, slot) - BUCKETS + 1; s <= e.slot; s++) {
-      scored += e.scored[mod(s)]!;
-      anomalies += e.anomalies[mod(s)]!;
-    }
+    const scored = e.scored.sum(now);
+    const anomalies = e.anomalies.sum(now);
     if (scored < GENERIC_RANGE_MIN_SCORED || anomalies < GENERIC_RANGE_SHARE * scored) return null;
     return { modelVersion, scored, anomalies, share: Math.round((anomalies / scored) * 1000) / 1000, windowMinutes: GENERIC_RANGE_WINDOW_MS / 60_000 };
   }
 }
-
-/** Moves the entry's buckets on to `slot`, emptying the slots that passed. */
-function advance(e: Entry, slot: number): void {
-  for (let s = e.slot + 1; s <= Math.min(slot, e.slot + BUCKETS); s++) {
-    e.scored[mod(s)] = 0;
-    e.anomalies[mod(s)] = 0;
-  }
-  e.slot = Math.max(e.slot, slot);
-}
-
-const mod = (s: number): number => ((s % BUCKETS) + BUCKETS) % BUCKETS;

@@ -1,5 +1,6 @@
 import { redactSecrets } from '../../sync/redact.js';
 import type { RefusedReading } from './pipeline.js';
+import { WindowCounts } from '../window-counts.js';
 
 /** Refusals are counted over this span ("N readings refused in the last 5 min"). */
 export const REFUSAL_WINDOW_MS = 5 * 60_000;
@@ -13,8 +14,8 @@ export const MAX_REFUSED_ONLY_PUMPS = 32;
 export const MAX_REASON_CHARS = 200;
 /** A pump known only from refusals is forgotten when none arrived for this long. */
 const FORGET_AFTER_MS = 60 * 60_000;
+/** Refusals counted in 30 s buckets. */
 const BUCKETS = 10;
-const BUCKET_MS = REFUSAL_WINDOW_MS / BUCKETS;
 
 interface Entry {
   total: number;
@@ -28,10 +29,8 @@ interface Entry {
   streakSince: number | null;
   /** Whether the pump has accepted readings, or counts against PUMPWATCH_MAX_PUMPS (its entry does not count against MAX_REFUSED_ONLY_PUMPS). */
   known: boolean;
-  /** Refusals per BUCKET_MS slot over the window, indexed by slot number modulo BUCKETS. */
-  buckets: number[];
-  /** Slot number (monotonic ms / BUCKET_MS) of the newest bucket written. */
-  slot: number;
+  /** Refusals over the window. */
+  recent: WindowCounts;
 }
 
 /** What the page and /status show of one pump's refusals. */
@@ -87,8 +86,7 @@ export class PumpRefusals {
       e.lastReason = r.reason.length > MAX_REASON_CHARS ? `${r.reason.slice(0, MAX_REASON_CHARS - 1)}…` : r.reason;
       e.overLimit = r.overLimit;
       e.streakSince ??= now;
-      this.advance(e, now);
-      e.buckets[e.slot % BUCKETS]!++;
+      e.recent.add(now);
     }
   }
 
@@ -159,8 +157,7 @@ export class PumpRefusals {
       overLimit: false,
       streakSince: null,
       known,
-      buckets: new Array<number>(BUCKETS).fill(0),
-      slot: Math.floor(now / BUCKET_MS),
+      recent: new WindowCounts(REFUSAL_WINDOW_MS, BUCKETS, now),
     };
     this.entries.set(pumpId, e);
     if (!known) this.refusedOnly++;
@@ -177,19 +174,9 @@ export class PumpRefusals {
     return true;
   }
 
-  /** Moves the entry's buckets on to `now`'s slot, emptying the slots that passed. */
-  private advance(e: Entry, now: number): void {
-    const slot = Math.floor(now / BUCKET_MS);
-    for (let s = e.slot + 1; s <= Math.min(slot, e.slot + BUCKETS); s++) e.buckets[s % BUCKETS] = 0;
-    e.slot = Math.max(e.slot, slot);
-  }
-
   private toView(e: Entry, now: number): PumpRefusalView {
-    const slot = Math.floor(now / BUCKET_MS);
-    let recent = 0;
-    for (let s = Math.max(e.slot - BUCKETS + 1, slot - BUCKETS + 1); s <= e.slot; s++) recent += e.buckets[((s % BUCKETS) + BUCKETS) % BUCKETS]!;
     return {
-      recent,
+      recent: e.recent.sum(now),
       total: e.total,
       lastAt: new Date(e.lastReceivedAt).toISOString(),
       lastReason: redactSecrets(e.lastReason).slice(0, MAX_REASON_CHARS),
