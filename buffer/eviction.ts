@@ -284,7 +284,9 @@ export class Eviction {
     const byPump = new Map<string, Undeletable[]>();
     for (const r of [...rows].sort((a, b) => a.seq - b.seq)) {
       const pumpId = pumpOf.get(r.seq)!;
-      byPump.set(pumpId, [...(byPump.get(pumpId) ?? []), r]);
+      const list = byPump.get(pumpId);
+      if (list) list.push(r);
+      else byPump.set(pumpId, [r]);
     }
     const now = Date.now();
     for (const [pumpId, list] of byPump) {
