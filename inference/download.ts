@@ -2,7 +2,9 @@
  * Model download: HTTPS (plain HTTP only when allowed, for development and tests), a size limit
  * checked before and while reading, a timeout per attempt, sha256 computed while the bytes arrive,
  * and retries with backoff that resume with a Range request when the server supports it (on the
- * newest URL of the same bytes, when a SAS URL is signed again meanwhile: see `latestUrl`).
+ * newest URL of the same bytes, when a SAS URL is signed again meanwhile: see `latestUrl`). With
+ * `partialPath`, the bytes received are kept on disk, so a download tried again later (the
+ * updater's next round, an agent restart) resumes too (see partial-download.ts).
  * Permanent failures (a 4xx, too large, wrong size or hash) are never retried; a server's
  * Retry-After is waited for, or handed to the caller when it is longer than the backoff cap.
  * Messages name the URL without its query string (it may hold a SAS token), Blob Storage's error
@@ -12,6 +14,7 @@ import { createHash, type Hash } from 'node:crypto';
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { backoffDelay, sleep, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
+import { PartialDownload, type Validators } from './partial-download.js';
 
 export interface DownloadRequest {
   url: string;
@@ -38,6 +41,13 @@ export interface DownloadOptions {
    * goes on with the URL it started with.
    */
   latestUrl?: () => string;
+  /**
+   * Where to keep the bytes received so far (and `<partialPath>.json`: which model they are, the
+   * server's ETag and Last-Modified), so that a later call for the same model resumes from them
+   * with Range, after a restart too; deleted once the download is verified, or its bytes are
+   * found not to be the model's. Default: in memory only, for this call.
+   */
+  partialPath?: string;
 }
 
 export type DownloadErrorCode =
@@ -110,7 +120,14 @@ interface Progress {
   chunks: Buffer[];
   received: number;
   hash: Hash;
+  /** What the server called the bytes received (a resume is taken only onto the same). */
+  validators: Validators;
+  /** The bytes kept on disk as well (DownloadOptions.partialPath). */
+  partial: PartialDownload | null;
 }
+
+/** Thrown when the bytes kept cannot be resumed onto (other validators, another range): asked again from byte 0 at once. */
+class StartOver extends Error {}
 
 /** Downloads and verifies one model; resolves with its bytes. */
 export async function downloadModel(req: DownloadRequest, opts: DownloadOptions): Promise<Uint8Array> {
@@ -118,14 +135,54 @@ export async function downloadModel(req: DownloadRequest, opts: DownloadOptions)
   if (req.size > opts.maxBytes) {
     throw new ModelDownloadError('PW_MODEL_TOO_LARGE', `model is ${req.size} bytes, over the limit of ${opts.maxBytes} bytes`, false, true);
   }
+  const progress: Progress = { chunks: [], received: 0, hash: createHash('sha256'), validators: { etag: null, lastModified: null }, partial: null };
+  if (opts.partialPath) {
+    const kept = await PartialDownload.open(opts.partialPath, req);
+    progress.partial = kept.partial;
+    if (kept.bytes.length > 0) {
+      progress.chunks.push(kept.bytes);
+      progress.received = kept.bytes.length;
+      progress.hash.update(kept.bytes);
+      progress.validators = kept.validators;
+    }
+  }
+  const keptBefore = progress.received;
+  try {
+    if (progress.received < req.size || keptBefore === 0) await fetchWithRetries(req, opts, progress);
+    let wrong = verify(progress, req);
+    if (wrong && keptBefore > 0) {
+      // Bytes kept by an earlier try, and the whole is not the model: never trusted again; once more from byte 0.
+      startOver(progress);
+      await fetchWithRetries(req, opts, progress);
+      wrong = verify(progress, req);
+    }
+    if (wrong) throw wrong;
+    await progress.partial?.discard();
+    return Buffer.concat(progress.chunks, progress.received);
+  } catch (err) {
+    // Bytes that are not the model's are not kept for a next try; a cut connection, a timeout or a refused URL keep them.
+    const code = err instanceof ModelDownloadError ? err.code : null;
+    if (code === 'PW_MODEL_SIZE_MISMATCH' || code === 'PW_MODEL_SHA256_MISMATCH' || code === 'PW_MODEL_TOO_LARGE') await progress.partial?.discard();
+    throw err;
+  } finally {
+    await progress.partial?.close();
+  }
+}
+
+/** Requests until the server has sent the whole answer, with retries and backoff; appends to `progress`. */
+async function fetchWithRetries(req: DownloadRequest, opts: DownloadOptions, progress: Progress): Promise<void> {
   const attempts = opts.attempts ?? 4;
-  const progress: Progress = { chunks: [], received: 0, hash: createHash('sha256') };
   for (let attempt = 1; ; attempt++) {
     const href = opts.latestUrl?.() ?? req.url;
     try {
       await fetchOnce(checkModelUrl(href, opts.allowInsecure), req, opts, progress);
-      break;
+      return;
     } catch (err) {
+      if (err instanceof StartOver && !opts.signal?.aborted) {
+        // The server's bytes are not those kept (or not from where they stop): asked again from byte 0, not counted as an attempt.
+        attempt--;
+        continue;
+      }
       const e = toDownloadError(err, href);
       e.url ??= href;
       if (opts.signal?.aborted) throw e;
@@ -145,21 +202,39 @@ export async function downloadModel(req: DownloadRequest, opts: DownloadOptions)
       });
     }
   }
+}
+
+/** Why the bytes received are not the model the entry names, or null when they are. */
+function verify(progress: Progress, req: DownloadRequest): ModelDownloadError | null {
   if (progress.received !== req.size) {
-    throw new ModelDownloadError('PW_MODEL_SIZE_MISMATCH', `downloaded ${progress.received} bytes, the desired entry says ${req.size}`);
+    return new ModelDownloadError('PW_MODEL_SIZE_MISMATCH', `downloaded ${progress.received} bytes, the desired entry says ${req.size}`);
   }
-  const digest = progress.hash.digest('hex');
+  const digest = progress.hash.copy().digest('hex');
   if (digest !== req.sha256.toLowerCase()) {
-    throw new ModelDownloadError('PW_MODEL_SHA256_MISMATCH', `sha256 of the download is ${digest}, the desired entry says ${req.sha256.toLowerCase()}`);
+    return new ModelDownloadError('PW_MODEL_SHA256_MISMATCH', `sha256 of the download is ${digest}, the desired entry says ${req.sha256.toLowerCase()}`);
   }
-  return Buffer.concat(progress.chunks, progress.received);
+  return null;
+}
+
+/** Forgets the bytes received (in memory and on disk) for an answer from byte 0 that `validators` describe. */
+function startOver(progress: Progress, validators: Validators = { etag: null, lastModified: null }): void {
+  progress.chunks = [];
+  progress.received = 0;
+  progress.hash = createHash('sha256');
+  progress.validators = validators;
+  progress.partial?.restart(validators);
 }
 
 /** One HTTP exchange; appends to `progress` (resuming with Range when bytes were already received). */
 function fetchOnce(url: URL, req: DownloadRequest, opts: DownloadOptions, progress: Progress, redirects = 0): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const headers: Record<string, string> = { accept: 'application/octet-stream' };
-    if (progress.received > 0) headers.range = `bytes=${progress.received}-`;
+    if (progress.received > 0) {
+      headers.range = `bytes=${progress.received}-`;
+      // A server that knows the bytes changed since answers the whole file (200) instead of the rest.
+      const ifRange = strongEtag(progress.validators.etag) ?? progress.validators.lastModified;
+      if (ifRange) headers['if-range'] = ifRange;
+    }
     const lib = url.protocol === 'https:' ? https : http;
     let timedOut = false;
     const fail = (err: unknown): void => {
@@ -187,12 +262,17 @@ async function handleResponse(res: IncomingMessage, url: URL, req: DownloadReque
     const next = checkModelUrl(new URL(res.headers.location, url).href, opts.allowInsecure);
     return fetchOnce(next, req, opts, progress, redirects + 1);
   }
-  if (status === 206 && progress.received > 0 && contentRangeStart(res) === progress.received) {
+  if (status === 206 && progress.received > 0) {
+    if (!resumable(res, progress, req)) {
+      // Not the rest of the bytes kept (another range, other validators, another total size): they are dropped.
+      res.destroy();
+      startOver(progress);
+      throw new StartOver();
+    }
     // resuming: keep what we have
   } else if (status === 200) {
-    progress.chunks = [];
-    progress.received = 0;
-    progress.hash = createHash('sha256');
+    // The whole file, asked for or not (a server that ignores Range, or whose bytes changed since): from byte 0.
+    startOver(progress, validatorsOf(res));
   } else {
     // The body is not read: a proxy may fill it with the request URL, SAS token included.
     res.resume();
@@ -212,6 +292,7 @@ async function handleResponse(res: IncomingMessage, url: URL, req: DownloadReque
     progress.chunks.push(chunk);
     progress.received += chunk.length;
     progress.hash.update(chunk);
+    progress.partial?.append(chunk);
   }
   if (!res.complete) throw new ModelDownloadError('PW_MODEL_NETWORK', `connection to ${safeUrl(url.href)} closed after ${progress.received} bytes`, true);
 }
@@ -279,9 +360,24 @@ function isUrlRefusal(e: ModelDownloadError): boolean {
   return e.code === 'PW_MODEL_HTTP_STATUS' || e.code === 'PW_MODEL_URL_EXPIRED' || e.code === 'PW_MODEL_URL_INVALID';
 }
 
-function contentRangeStart(res: IncomingMessage): number {
-  const m = /^bytes (\d+)-/.exec(String(res.headers['content-range'] ?? ''));
-  return m ? Number(m[1]) : -1;
+/** A 206 that is the rest of the bytes received: from where they stop, of a file of the model's size, under the same validators. */
+function resumable(res: IncomingMessage, progress: Progress, req: DownloadRequest): boolean {
+  const m = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(String(res.headers['content-range'] ?? '').trim());
+  if (!m || Number(m[1]) !== progress.received || (m[2] !== '*' && Number(m[2]) !== req.size)) return false;
+  const now = validatorsOf(res);
+  const kept = progress.validators;
+  if (kept.etag !== null && now.etag !== null && kept.etag !== now.etag) return false;
+  return !(kept.lastModified !== null && now.lastModified !== null && kept.lastModified !== now.lastModified);
+}
+
+function validatorsOf(res: IncomingMessage): Validators {
+  const h = (v: string | string[] | undefined): string | null => (typeof v === 'string' && v.length > 0 && v.length <= 200 ? v : null);
+  return { etag: h(res.headers.etag), lastModified: h(res.headers['last-modified']) };
+}
+
+/** If-Range takes only a strong ETag. */
+function strongEtag(etag: string | null): string | null {
+  return etag !== null && !etag.startsWith('W/') ? etag : null;
 }
 
 function toDownloadError(err: unknown, href: string): ModelDownloadError {

@@ -10,6 +10,11 @@
  * are never pruned. At start-up, before the desired models are known, only temp files and empty
  * folders go (pruneLeftovers).
  *
+ * A download in progress keeps its bytes as `<file name>.download` (and `.download.json`: which
+ * model they are, see partial-download.ts), so a download tried again later, after a restart
+ * too, resumes from them. They are not temp files: pruneLeftovers keeps them; a prune deletes
+ * those of models it does not keep.
+ *
  * Agents before this layout stored `<key>/<version>.onnx`. Such a file is still read for a model
  * whose own file is missing, when its sha256 is the model's (it is then renamed to the new name),
  * and kept by a prune while a kept model has no file of its own, so an upgraded gateway restores
@@ -23,6 +28,8 @@ import { join } from 'node:path';
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 const SHA256 = /^[0-9a-f]{64}$/;
 const TEMP_SUFFIX = '.partial';
+/** A download's bytes so far, and what they are (partial-download.ts). */
+const DOWNLOAD_SUFFIXES = ['.download', '.download.json'];
 /** Hex digits of the sha256 in a file name: enough to tell apart the files of one version, short enough for any file system. */
 const SHA_IN_NAME = 16;
 
@@ -76,13 +83,18 @@ export class ModelStore {
     return join(this.root, key, fileName(model));
   }
 
+  /** Where a download of the model keeps the bytes received so far (DownloadOptions.partialPath). */
+  downloadPathOf(key: string, model: StoredModel): string {
+    return `${this.pathOf(key, model)}${DOWNLOAD_SUFFIXES[0]}`;
+  }
+
   /**
-   * Keeps the model's file (and its pre-upgrade name) from any prune until the returned function
+   * Keeps the model's file (and its pre-upgrade name, and its download's bytes so far) from any prune until the returned function
    * is called: an install holds the model it downloads or reads from the first byte to its switch,
    * when the model becomes one the caller keeps, or to its failure.
    */
   hold(key: string, model: StoredModel): () => void {
-    const names = [fileName(model), legacyName(model.version)];
+    const names = [fileName(model), legacyName(model.version), ...DOWNLOAD_SUFFIXES.map((x) => fileName(model) + x)];
     for (const n of names) this.pin(key, n);
     let held = true;
     return () => {
@@ -195,7 +207,7 @@ export class ModelStore {
   }
 
   /**
-   * Deletes every model file of `key` not in `keep`, and the temp files of interrupted writes,
+   * Deletes every model file of `key` not in `keep` (and the bytes of its downloads), and the temp files of interrupted writes,
    * but never a file a write or an install in progress holds; then the key's folder once empty.
    */
   async prune(key: string, keep: readonly StoredModel[]): Promise<void> {
@@ -212,12 +224,15 @@ export class ModelStore {
     for (const model of keep) {
       const name = fileName(model);
       wanted.add(name);
+      // A download of it that a cut connection or a restart stopped resumes from these.
+      for (const x of DOWNLOAD_SUFFIXES) wanted.add(name + x);
       // A model stored by an agent before the upgrade, not read since: its file under the old name is its only copy.
       if (!present.has(name)) wanted.add(legacyName(model.version));
     }
     let left = 0;
     for (const f of files) {
-      if (wanted.has(f) || this.pinned.has(`${key}/${f}`) || !(f.endsWith('.onnx') || f.endsWith(TEMP_SUFFIX))) left++;
+      const ours = f.endsWith('.onnx') || f.endsWith(TEMP_SUFFIX) || DOWNLOAD_SUFFIXES.some((x) => f.endsWith(x));
+      if (wanted.has(f) || this.pinned.has(`${key}/${f}`) || !ours) left++;
       else await rm(join(dir, f), { force: true });
     }
     // A pump whose entry went leaves no empty folder; a write starting meanwhile makes the folder again.

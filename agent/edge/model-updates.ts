@@ -41,6 +41,8 @@ export function createModelUpdater(agent: Agent, opts: ModelUpdateOptions = {}):
     download: (entry: DesiredModel, signal: AbortSignal, key: string, latestUrl: () => string) =>
       downloadModel(entry, {
         latestUrl,
+        // Kept in the model store: a download tried again (next round, after a restart) resumes from there.
+        partialPath: agent.modelStore.downloadPathOf(key, { version: entry.version, sha256: entry.sha256 }),
         maxBytes: agent.config.modelMaxBytes,
         timeoutMs: agent.config.modelDownloadTimeoutSeconds * 1000,
         allowInsecure: agent.config.allowInsecureModelUrls,

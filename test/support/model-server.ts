@@ -35,7 +35,13 @@ export type Behaviour =
    * then it gets the rest (`then: 'send'`) or its connection is cut (`then: 'drop'`). Later
    * requests are served as usual (with Range).
    */
-  | { kind: 'gate'; bytes: number; then: 'send' | 'drop' };
+  | { kind: 'gate'; bytes: number; then: 'send' | 'drop' }
+  /**
+   * A slow link that keeps failing: each of the first `drops` requests gets at most `bytes` bytes
+   * (from where its Range starts), then its connection is cut; later ones are served whole. With
+   * `ignoreRange`, every answer is a 200 from byte 0, as a server without Range support sends.
+   */
+  | { kind: 'drip'; bytes: number; drops: number; ignoreRange?: boolean };
 
 interface Entry {
   bytes: Uint8Array;
@@ -47,8 +53,8 @@ interface Entry {
 
 export class ModelServer {
   private readonly files = new Map<string, Entry>();
-  /** Every request: its path, Range header and `sig` (the signature a SAS URL carries). */
-  readonly requests: Array<{ path: string; range: string | null; sig: string | null }> = [];
+  /** Every request: its path, Range header and `sig` (the signature a SAS URL carries), and its If-Range header when it has one. */
+  readonly requests: Array<{ path: string; range: string | null; sig: string | null; ifRange?: string }> = [];
   /** Gated responses holding at their first bytes, by path (see Behaviour 'gate'). */
   private readonly gates = new Map<string, () => void>();
   private readonly hangs = new Set<ServerResponse>();
@@ -125,7 +131,7 @@ export class ModelServer {
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '/').split('?')[0]!;
     const se = new URL(req.url ?? '/', 'http://localhost').searchParams.get('se');
-    this.requests.push({ path, range: req.headers.range ?? null, sig: new URL(req.url ?? '/', 'http://localhost').searchParams.get('sig') });
+    this.requests.push({ path, range: req.headers.range ?? null, sig: new URL(req.url ?? '/', 'http://localhost').searchParams.get('sig'), ...(req.headers['if-range'] ? { ifRange: String(req.headers['if-range']) } : {}) });
     const entry = this.files.get(path);
     if (!entry) {
       res.writeHead(404).end('not found');
@@ -161,6 +167,14 @@ export class ModelServer {
       entry.dropped = true;
       res.writeHead(200, { 'content-length': body.length, 'accept-ranges': 'bytes' });
       res.write(body.subarray(0, b.bytes), () => res.destroy());
+    } else if (b.kind === 'drip') {
+      const m = b.ignoreRange ? null : /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+      const start = m && Number(m[1]) < body.length ? Number(m[1]) : 0;
+      const headers = { 'content-length': body.length - start, etag: etagOf(body), ...(b.ignoreRange ? {} : { 'accept-ranges': 'bytes' }) };
+      res.writeHead(start > 0 ? 206 : 200, start > 0 ? { ...headers, 'content-range': `bytes ${start}-${body.length - 1}/${body.length}` } : headers);
+      // Closed (FIN) once the bytes are out, as a link that fails part-way: a reset could discard them before the client reads them.
+      if (answered < b.drops) res.write(body.subarray(start, start + b.bytes), () => res.socket?.end());
+      else res.end(body.subarray(start));
     } else this.serveRange(req, res, body);
   }
 
@@ -182,6 +196,9 @@ function blobError(res: ServerResponse, status: number, code: string, message: s
   const body = `<?xml version="1.0" encoding="utf-8"?><Error><Code>${code}</Code><Message>${message}\nRequestId:00000000-0000-0000-0000-000000000000\nTime:${new Date().toISOString()}</Message>${extra}</Error>`;
   res.writeHead(status, { 'content-type': 'application/xml', 'x-ms-error-code': code, 'x-ms-request-id': '00000000-0000-0000-0000-000000000000' }).end(body);
 }
+
+/** A strong ETag of the bytes, as Blob Storage gives one per blob version. */
+const etagOf = (bytes: Uint8Array): string => `"0x${sha256(bytes).slice(0, 16).toUpperCase()}"`;
 
 export function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
