@@ -16,6 +16,7 @@ COPY agent ./agent
 COPY inference ./inference
 COPY buffer ./buffer
 COPY sync ./sync
+COPY lib ./lib
 COPY trainer ./trainer
 COPY bench ./bench
 RUN npm run build

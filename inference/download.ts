@@ -13,6 +13,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
+import { parseRetryAfter } from '../lib/retry-after.js';
 import { backoffDelay, sleep, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
 import { PartialDownload, type Validators } from './partial-download.js';
 
@@ -70,7 +71,7 @@ export class ModelDownloadError extends Error {
     readonly transient = false,
     /** Refused because of this agent's own settings (size limit, plain http not allowed): may pass once they change. */
     readonly local = false,
-    /** The server's Retry-After (ms): no new attempt before it. */
+    /** The server's Retry-After (ms, trusted up to an hour: lib/retry-after.ts): no new attempt before it. */
     readonly retryAfterMs: number | null = null,
   ) {
     super(message);
@@ -344,15 +345,6 @@ function tooLarge(seen: number, declared: number, maxBytes: number): ModelDownlo
   return seen > maxBytes
     ? new ModelDownloadError('PW_MODEL_TOO_LARGE', `download exceeds the limit of ${maxBytes} bytes`, false, true)
     : new ModelDownloadError('PW_MODEL_SIZE_MISMATCH', `download is larger than the ${declared} bytes the desired entry states`);
-}
-
-/** Milliseconds from a Retry-After header (seconds or an HTTP date), or null. */
-export function parseRetryAfter(value: string | undefined, now = Date.now()): number | null {
-  const v = value?.trim();
-  if (!v) return null;
-  if (/^\d+$/.test(v)) return Number(v) * 1000;
-  const at = Date.parse(v);
-  return Number.isNaN(at) ? null : Math.max(0, at - now);
 }
 
 /** What a URL answered (a status, an expired signature, an invalid URL), as opposed to what the bytes were. */

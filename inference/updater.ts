@@ -62,9 +62,6 @@ interface KeyJob {
   done: Promise<void>;
 }
 
-/** A server's Retry-After beyond this is not trusted further. */
-const MAX_RETRY_AFTER_MS = 3_600_000;
-
 const yieldToBatches = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 function sameEntry(a: DesiredModel | undefined | null, b: DesiredModel | undefined | null): boolean {
@@ -333,8 +330,8 @@ export class ModelUpdater {
     // A download that may work later, or verified bytes this agent could not store (disk full): tried again, never refused.
     if ((err instanceof ModelDownloadError && err.transient) || (err instanceof ModelStoreError && err.code === 'PW_MODEL_STORE_IO')) {
       const attempt = (this.retries.get(key)?.attempt ?? 0) + 1;
-      // Never sooner than the server's Retry-After (trusted up to an hour).
-      const retryAfter = err instanceof ModelDownloadError ? Math.min(err.retryAfterMs ?? 0, MAX_RETRY_AFTER_MS) : 0;
+      // Never sooner than the server's Retry-After (trusted up to an hour: lib/retry-after.ts caps it).
+      const retryAfter = err instanceof ModelDownloadError ? (err.retryAfterMs ?? 0) : 0;
       const delay = Math.max(backoffDelay(this.deps.retry ?? { baseMs: 30_000, capMs: 15 * 60_000 }, attempt), retryAfter);
       // The timer alone says when the retry is due. A time compared with a clock of ours disagreed
       // with it: Node's timers may fire up to 1 ms before performance.now() reaches their delay.

@@ -5,6 +5,7 @@
  * cap for the first kind, a slow fixed pace for the second, and never sooner than Retry-After.
  */
 import { BufferError } from '../buffer/errors.js';
+import { MAX_RETRY_AFTER_MS, parseRetryAfter as parseRetryAfterHeader, parseRetryAfterMs } from '../lib/retry-after.js';
 import { SyncError } from './errors.js';
 import { plainCode, safeErrorMessage, safeFirstLine } from './redact.js';
 
@@ -74,17 +75,11 @@ interface HttpLikeError {
   response?: { headers?: { get(name: string): string | undefined } };
 }
 
-/** Milliseconds from a Retry-After (seconds or an HTTP date) or x-ms-retry-after-ms header. */
+/** Milliseconds from an x-ms-retry-after-ms or Retry-After header (lib/retry-after.ts: capped at an hour). */
 export function parseRetryAfter(err: unknown, now = Date.now()): number | undefined {
   const headers = (err as HttpLikeError | null)?.response?.headers;
   if (!headers || typeof headers.get !== 'function') return undefined;
-  const ms = headers.get('x-ms-retry-after-ms');
-  if (ms !== undefined && /^\d+$/.test(ms.trim())) return Number(ms);
-  const value = headers.get('retry-after')?.trim();
-  if (!value) return undefined;
-  if (/^\d+(\.\d+)?$/.test(value)) return Math.round(Number(value) * 1000);
-  const at = Date.parse(value);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+  return parseRetryAfterMs(headers.get('x-ms-retry-after-ms')) ?? parseRetryAfterHeader(headers.get('retry-after'), now) ?? undefined;
 }
 
 function kindOf(err: HttpLikeError): FailureKind {
@@ -245,7 +240,7 @@ export class Backoff {
 
   /** Milliseconds to wait before the next attempt after `failure`. */
   next(failure: Pick<SyncFailure, 'heals' | 'retryAfterMs'>): number {
-    const { initialMs, maxMs, slowMs, factor = 2, jitter = 0.5, maxRetryAfterMs = 3_600_000 } = this.options;
+    const { initialMs, maxMs, slowMs, factor = 2, jitter = 0.5, maxRetryAfterMs = MAX_RETRY_AFTER_MS } = this.options;
     this.failures++;
     const share = Math.min(1, Math.max(0, jitter));
     const delay = failure.heals

@@ -98,6 +98,17 @@ describe('downloadModel', () => {
     expect(http.requests.filter((r) => r.path === '/models/busy-long.onnx')).toHaveLength(1);
   });
 
+  it("reads a throttling server's Retry-After as the sync does: a fraction of seconds, no negative or impossible date, and an hour at most", async () => {
+    const cases: Array<[string, number | null]> = [['1.5', 1500], ['-5', null], ['Tue, 31 Feb 2026 10:00:00 GMT', null], ['99999999999', 3_600_000]];
+    const got: Array<number | null> = [];
+    for (const [i, [value]] of cases.entries()) {
+      const entry = http.add(`retry-after-${i}.onnx`, bytes, 'dl-1', { kind: 'status', status: 503, retryAfter: value });
+      got.push((await failure(downloadModel(entry, { ...base, allowInsecure: true, attempts: 1 }))).retryAfterMs);
+    }
+    // Before, Date.parse read "1.5" and "-5" as dates of 2001 and 31 Feb as 3 March, all past (0 ms), and the last was 3,170 years.
+    expect(got).toEqual(cases.map(([, ms]) => ms));
+  });
+
   it('does not retry a 403, and keeps the SAS token out of the message', async () => {
     const entry = http.add('denied.onnx', bytes, 'dl-1', { kind: 'status', status: 403 });
     const err = await failure(downloadModel(entry, { ...base, allowInsecure: true }));

@@ -396,6 +396,26 @@ describe('sync worker faults (real Azurite)', () => {
   });
 });
 
+describe('Retry-After of the service', () => {
+  it('reads it as model downloads do: a negative number is no Retry-After, a fraction of seconds is one, and an hour at most', async () => {
+    const proxy = await faultProxy(az.port);
+    try {
+      store.appendBatch([row('pump-r', 1)]);
+      const viaProxy = az.connectionString.replace(`127.0.0.1:${az.port}`, `127.0.0.1:${proxy.port}`);
+      const w = worker({ kind: 'connection-string', connectionString: viaProxy, container });
+      const seen: Array<number | undefined> = [];
+      for (const value of ['-5', '1.5', '86400']) {
+        proxy.fault = { status: 503, retryAfter: value };
+        seen.push((await w.runOnce()).failure?.retryAfterMs);
+      }
+      // Before, Date.parse read "-5" as 1 May 2001, already past: 0 ms, as if the service had asked for no wait; and a day was a day.
+      expect(seen).toEqual([undefined, 1500, 3_600_000]);
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
 /** A loopback proxy in front of Azurite that answers with a chosen error while `fault` is set. */
 async function faultProxy(upstreamPort: number): Promise<{ port: number; fault: { status: number; retryAfter?: string } | null; close: () => Promise<void> }> {
   const state: { fault: { status: number; retryAfter?: string } | null } = { fault: null };
