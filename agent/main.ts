@@ -15,6 +15,7 @@ import { HousekeepingThread } from './housekeeping.js';
 import { registerCoreRoutes } from './http/core-routes.js';
 import { registerReadingsRoute } from './http/readings-route.js';
 import { StatusServer } from './http/server.js';
+import { CertificateWatch } from './http/certificate-watch.js';
 import { readStatusTls, type StatusTls } from './http/tls.js';
 import { PumpRoster } from './ingest/pump-roster.js';
 import { IngestPipeline } from './ingest/pipeline.js';
@@ -72,6 +73,8 @@ export class Agent implements AgentParts {
   readonly server: StatusServer;
   /** Warns when unsynced readings were evicted under the disk cap (polled by the scheduler). */
   readonly evictionWatch: EvictionWatch;
+  /** The status endpoint's certificate by the gateway's clock (its expiry while the agent runs for months). */
+  readonly certificateWatch: CertificateWatch;
   /** Failed micro-batches: logged once, then at most once a minute, and when commits work again. */
   private readonly ingestLog: RepeatLog;
   private simulator: SimulatedSource | null = null;
@@ -131,6 +134,7 @@ export class Agent implements AgentParts {
       maxBytes: () => this.config.bufferMaxBytes,
       logger: logger.child({ component: 'buffer' }),
     });
+    this.certificateWatch = new CertificateWatch({ clock, logger: logger.child({ component: 'http' }) });
     this.modelStore = new ModelStore(join(config.dataDir, 'models'));
     this.models = new ModelManager({
       engine: this.engine,
@@ -214,12 +218,14 @@ export class Agent implements AgentParts {
           const tls = this.statusTls;
           const addr = await this.server.start(config.httpHost, config.httpPort, tls ?? undefined);
           this.logger.info({ component: 'http', host: addr.address, port: addr.port, tls: tls !== null }, tls ? 'status endpoint listening (HTTPS)' : 'status endpoint listening (plain HTTP)');
-          if (tls) this.logCertificate(tls);
+          this.certificateWatch.serve(tls);
         },
         stop: () => this.server.stop(),
       },
       { name: 'simulator', start: () => this.startSimulator(), stop: () => this.simulator?.stop() },
     );
+    this.status.setCertificate(() => this.certificateWatch.view());
+    if (config.httpTlsCertFile !== undefined) this.status.addHealthCheck({ name: 'http-tls', check: () => this.certificateWatch.health() });
     this.status.addHealthCheck({
       name: 'buffer',
       check: () => (this.bufferError ? { ok: false, error: this.bufferError } : this.buffer.health()),
@@ -359,6 +365,8 @@ export class Agent implements AgentParts {
     });
     this.scheduler.every('buffer-reopen', '*/30 * * * * *', () => this.reopenBuffer());
     this.scheduler.every('eviction-watch', '*/10 * * * * *', () => this.evictionWatch.check());
+    // An agent that runs for months passes its certificate's expiry: said once it comes within 14 days, and once it passed.
+    if (this.statusTls !== null) this.scheduler.every('tls-expiry', '0 0 * * * *', () => this.certificateWatch.check());
     // Retention measures a row's age from its receive time: rows received before a step are on a
     // clock that was behind (ahead), recorded with the step (buffer/batches.ts recordClockStep). The
     // rows up to the newest at the last check of the clocks surely came before a step the next check
@@ -471,15 +479,6 @@ export class Agent implements AgentParts {
   httpAddress(): { host: string; port: number; tls: boolean } | null {
     const a = this.server.address();
     return a ? { host: a.address, port: a.port, tls: this.statusTls !== null } : null;
-  }
-
-  /** The certificate served, and a warning when browsers will refuse it by the gateway's clock. */
-  private logCertificate(tls: StatusTls): void {
-    const fields = { component: 'http', subject: tls.subject, subjectAltName: tls.subjectAltName, validFrom: tls.validFrom.toISOString(), validTo: tls.validTo.toISOString() };
-    const now = (this.options.clock ?? Date.now)();
-    if (now > tls.validTo.getTime()) this.logger.warn(fields, `the status endpoint's certificate expired at ${fields.validTo}: browsers refuse it; replace ${CONFIG_KEYS.httpTlsCertFile.env} and ${CONFIG_KEYS.httpTlsKeyFile.env} and restart`);
-    else if (now < tls.validFrom.getTime()) this.logger.warn(fields, `the status endpoint's certificate is valid only from ${fields.validFrom} (is the gateway clock behind?): browsers refuse it until then`);
-    else this.logger.info(fields, 'status endpoint certificate');
   }
 }
 

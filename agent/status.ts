@@ -2,6 +2,7 @@ import type { BufferStore } from '../buffer/store.js';
 import { redactSecrets, safeErrorMessage } from '../sync/redact.js';
 import type { ModelManager } from '../inference/models.js';
 import type { AgentMetrics } from './metrics.js';
+import type { CertificateView } from './http/certificate-watch.js';
 import type { SystemHealth } from './system-health.js';
 import type { PumpRefusalsStatus } from './ingest/pump-refusals.js';
 import type { GenericRangeView } from './http/generic-range.js';
@@ -53,6 +54,7 @@ export class AgentStatus {
   private readonly startedMono = performance.now();
   private readonly connectivity: Record<Link, () => string> = { hub: () => 'not configured', blob: () => 'not configured' };
   private hubReportedError: () => string | null = () => null;
+  private certificate: () => CertificateView | null = () => null;
 
   constructor(
     private readonly deps: {
@@ -88,6 +90,11 @@ export class AgentStatus {
   /** Each link (IoT hub, Blob Storage) is reported by the part that owns it. */
   setConnectivity(link: Link, fn: () => string): void {
     this.connectivity[link] = fn;
+  }
+
+  /** The status endpoint's certificate (null: plain HTTP), reported by its watch. */
+  setCertificate(fn: () => CertificateView | null): void {
+    this.certificate = fn;
   }
 
   /** Reported by the part that sends the reported properties. */
@@ -187,6 +194,7 @@ export class AgentStatus {
       },
       sync: this.sync(),
       connectivity: this.connectivityNow(),
+      tls: this.certificate(),
       system: this.deps.system.latest(),
       health: this.health(),
     };
