@@ -263,8 +263,9 @@ async function handleResponse(res: IncomingMessage, url: URL, req: DownloadReque
     const next = checkModelUrl(new URL(res.headers.location, url).href, opts.allowInsecure);
     return fetchOnce(next, req, opts, progress, redirects + 1);
   }
-  if (status === 206 && progress.received > 0) {
-    if (!resumable(res, progress, req)) {
+  if ((status === 206 || status === 416) && progress.received > 0) {
+    // 416: the server has no bytes from there (its file is shorter than those kept): not those kept either.
+    if (status === 416 || !resumable(res, progress, req)) {
       // Not the rest of the bytes kept (another range, other validators, another total size): they are dropped.
       res.destroy();
       startOver(progress);
