@@ -4,38 +4,29 @@ import { ROW_COLUMNS, fromDbRow, readRows } from './rows.js';
 import type { BufferStore } from './store.js';
 import type { StoredRow } from './types.js';
 
-/** The pumps that have an alert: a skip along readings_anomalies (pump_id, seq), one seek per pump. */
+/** The pumps that have an alert: a skip along readings_anomalies_pump_ts (pump_id, ts), one seek per pump. */
 const ALERT_PUMPS_SQL = `WITH RECURSIVE pumps(id) AS (
-    SELECT (SELECT pump_id FROM readings INDEXED BY readings_anomalies WHERE anomaly = 1 ORDER BY pump_id LIMIT 1)
+    SELECT (SELECT pump_id FROM readings INDEXED BY readings_anomalies_pump_ts WHERE anomaly = 1 ORDER BY pump_id LIMIT 1)
     UNION ALL
-    SELECT (SELECT pump_id FROM readings INDEXED BY readings_anomalies WHERE anomaly = 1 AND pump_id > pumps.id ORDER BY pump_id LIMIT 1)
+    SELECT (SELECT pump_id FROM readings INDEXED BY readings_anomalies_pump_ts WHERE anomaly = 1 AND pump_id > pumps.id ORDER BY pump_id LIMIT 1)
     FROM pumps WHERE pumps.id IS NOT NULL)
   SELECT id FROM pumps WHERE id IS NOT NULL`;
 
 /**
- * The newest alerts (ts ≥ since) two ways, of every pump or of one (`pump` is `AND pump_id = ?`).
- * By seq: down the seq index, reading each row for its ts until `limit` match: cheap when the
- * newest alerts match, as without `since`, but every alert is read when few match (400 000
- * anomalies: 0.5-0.9 s of SQLite holding the event loop, ingestion included). By ts: the alerts
- * with ts ≥ since from the ts index alone (the indexes made at open, migrations.ts OPEN_INDEXES),
- * their newest `limit` by seq, and only those rows read: in proportion to the matches. Up to
- * TS_PLAN_MATCHES × limit matches are counted first, on that index alone; when there are more,
- * the newest alerts match, and the seq walk reaches the limit sooner than the ts plan sorts them.
+ * The newest alerts (ts ≥ since) by reading time, ties by seq, of every pump or of one (`pump` is
+ * `AND pump_id = ?`): down the anomaly-time index (migrations.ts OPEN_INDEXES; its entries are in
+ * (ts, seq) order), reading exactly the rows answered, whatever `since` matches. In seq order, as
+ * before, a `since` matching few alerts walked every alert (0.5-0.9 s of SQLite holding the event
+ * loop with 400 000 anomalies) unless read by time from these indexes, and a pump's alerts needed a
+ * pump-first seq index besides, which every anomaly's commit wrote a page of per pump.
  */
-const bySeq = (pump: string) =>
-  `SELECT ${ROW_COLUMNS} FROM readings INDEXED BY ${pump ? 'readings_anomalies' : 'readings_anomalies_seq'}
-    WHERE anomaly = 1 ${pump} AND ts >= ? ORDER BY seq DESC LIMIT ?`;
-const byTs = (pump: string) =>
-  `SELECT ${ROW_COLUMNS} FROM readings WHERE seq IN (
-    SELECT seq FROM readings INDEXED BY ${pump ? 'readings_anomalies_pump_ts' : 'readings_anomalies_ts'}
-    WHERE anomaly = 1 ${pump} AND ts >= ? ORDER BY seq DESC LIMIT ?) ORDER BY seq DESC`;
-const countByTs = (pump: string) =>
-  `SELECT count(*) AS n FROM (SELECT 1 FROM readings INDEXED BY ${pump ? 'readings_anomalies_pump_ts' : 'readings_anomalies_ts'}
-    WHERE anomaly = 1 ${pump} AND ts >= ? LIMIT ?)`;
+const newestByTime = (pump: string) =>
+  `SELECT ${ROW_COLUMNS} FROM readings INDEXED BY ${pump ? 'readings_anomalies_pump_ts' : 'readings_anomalies_ts'}
+    WHERE anomaly = 1 ${pump} AND ts >= ? ORDER BY ts DESC, seq DESC LIMIT ?`;
 const PUMP = 'AND pump_id = ?';
 
-/** A `since` query reads its matches by ts when they are at most this many times its limit. */
-const TS_PLAN_MATCHES = 8;
+/** Newest first by reading time, ties by seq: the order of every alert list. */
+const newestFirst = (a: StoredRow, b: StoredRow): number => b.ts - a.ts || b.seq - a.seq;
 
 /** What a technician can say about an alert (or a stretch of time) on the status page. */
 export const LABEL_KINDS = ['confirmed-fault', 'false-alarm', 'maintenance'] as const;
@@ -228,31 +219,32 @@ export class LabelStore {
     return { total: r.total, unsynced: r.unsynced };
   }
 
-  /** Anomalous readings (alerts) newest first, optionally of one pump and from a time on. */
+  /**
+   * Anomalous readings (alerts) newest first by reading time (ties: the later committed first),
+   * optionally of one pump and from a time on.
+   */
   alerts(opts: { pumpId?: string; sinceTs?: number; limit: number }): StoredRow[] {
     return this.newestAlerts(opts.pumpId, opts.sinceTs, opts.limit);
   }
 
   /**
-   * The newest `perPump` alerts (ts ≥ sinceTs) of every pump that has any, newest first: one pump
-   * stuck in anomaly cannot push the others out of a list. The pumps are found by skipping along
-   * the readings_anomalies index (pump_id, seq), one seek per pump, and each pump's newest alerts
-   * are a seek on an index: O(pumps · (log rows + perPump)), whatever one pump's flood (a window
-   * function would rank every anomaly: 102 ms against 2 ms with 50 000 alerts of one pump).
+   * The newest `perPump` alerts (ts ≥ sinceTs) of every pump that has any, newest first by reading
+   * time: one pump stuck in anomaly cannot push the others out of a list. The pumps are found by
+   * skipping along the readings_anomalies_pump_ts index (pump_id, ts), one seek per pump, and each
+   * pump's newest alerts are a seek on the same index: O(pumps · (log rows + perPump)), whatever
+   * one pump's flood (a window function would rank every anomaly: 102 ms against 2 ms with 50 000
+   * alerts of one pump).
    */
   alertsPerPump(opts: { sinceTs?: number; perPump: number }): StoredRow[] {
     const pumps = this.buffer.db.prepare(ALERT_PUMPS_SQL).pluck().all() as string[];
-    return pumps.flatMap((p) => this.newestAlerts(p, opts.sinceTs, opts.perPump)).sort((a, b) => b.seq - a.seq);
+    return pumps.flatMap((p) => this.newestAlerts(p, opts.sinceTs, opts.perPump)).sort(newestFirst);
   }
 
-  /** The newest `limit` alerts with ts ≥ sinceTs, of one pump or all, newest first; by ts or by seq, whichever reads less. */
+  /** The newest `limit` alerts with ts ≥ sinceTs, of one pump or all, newest first by reading time. */
   private newestAlerts(pumpId: string | undefined, sinceTs: number | undefined, limit: number): StoredRow[] {
-    const db = this.buffer.db;
-    const pump = pumpId === undefined ? '' : PUMP;
-    const args = (...rest: number[]): unknown[] => (pumpId === undefined ? rest : [pumpId, ...rest]);
-    const most = limit * TS_PLAN_MATCHES;
-    const byTime = sinceTs !== undefined && (db.prepare(countByTs(pump)).get(...args(sinceTs, most + 1)) as { n: number }).n <= most;
-    return readRows(db.prepare(byTime ? byTs(pump) : bySeq(pump)), ...args(sinceTs ?? 0, limit)).map(fromDbRow);
+    const stmt = this.buffer.db.prepare(newestByTime(pumpId === undefined ? '' : PUMP));
+    const args = [sinceTs ?? 0, limit];
+    return readRows(stmt, ...(pumpId === undefined ? args : [pumpId, ...args])).map(fromDbRow);
   }
 
   /** The reading with this sequence number, if the buffer still holds it. */

@@ -154,13 +154,18 @@ describe('GET /pumps', () => {
 });
 
 describe('GET /alerts', () => {
-  it('lists anomalies newest first with the threshold and model version that scored them', async () => {
+  /** Newest first by reading time, the later committed first among equal times. */
+  const expectNewestFirst = (alerts: Array<{ ts: string; seq: number }>): void => {
+    const order = alerts.map((a) => [Date.parse(a.ts), a.seq] as const);
+    expect(order).toEqual([...order].sort((a, b) => b[0] - a[0] || b[1] - a[1]));
+  };
+
+  it('lists anomalies newest first by reading time with the threshold and model version that scored them', async () => {
     const t0 = Date.now() - 20_000;
     await postJson(`${t.url}/readings`, [reading('al-1', FAULT, t0), reading('al-1', NORMAL, t0 + 1000), reading('al-2', FAULT, t0 + 2000)]);
     const { status, json } = await getJson('/alerts?limit=1000');
     expect(status).toBe(200);
-    const seqs = json.alerts.map((a: any) => a.seq);
-    expect(seqs).toEqual([...seqs].sort((a, b) => b - a));
+    expectNewestFirst(json.alerts);
     const first = json.alerts.find((a: any) => a.pumpId === 'al-2');
     expect(first).toMatchObject({ ts: new Date(t0 + 2000).toISOString(), modelVersion: 'test-1', label: null, values: FAULT });
     expect(first.score).toBeGreaterThan(first.threshold);
@@ -174,16 +179,18 @@ describe('GET /alerts', () => {
   it('with perPump, answers the newest alerts of every pump: one pump in anomaly at 1 Hz does not push the others out', async () => {
     const t0 = Date.now() - 120_000;
     await postJson(`${t.url}/readings`, [reading('pp-other', NORMAL, t0), reading('pp-other', FAULT, t0 + 1000)]);
-    await postJson(`${t.url}/readings`, Array.from({ length: 60 }, (_, i) => reading('pp-flood', FAULT, t0 + 2000 + i * 1000)));
+    // The flood's readings are ten minutes ahead of the gateway clock (allowed up to a day): the
+    // newest by reading time of every alert of this agent, whatever the tests before posted.
+    const flood = Date.now() + 600_000;
+    await postJson(`${t.url}/readings`, Array.from({ length: 60 }, (_, i) => reading('pp-flood', FAULT, flood + i * 1000)));
     // the newest alerts across all pumps are the flood's only (what the page asked for before)
     expect(new Set((await getJson('/alerts?limit=50')).json.alerts.map((a: any) => a.pumpId))).toEqual(new Set(['pp-flood']));
 
     const { status, json } = await getJson('/alerts?perPump=3');
     expect(status).toBe(200);
-    const seqs = json.alerts.map((a: any) => a.seq);
-    expect(seqs).toEqual([...seqs].sort((a, b) => b - a));
-    const flood = json.alerts.filter((a: any) => a.pumpId === 'pp-flood');
-    expect(flood.map((a: any) => a.ts)).toEqual([59, 58, 57].map((i) => new Date(t0 + 2000 + i * 1000).toISOString()));
+    expectNewestFirst(json.alerts);
+    const flooded = json.alerts.filter((a: any) => a.pumpId === 'pp-flood');
+    expect(flooded.map((a: any) => a.ts)).toEqual([59, 58, 57].map((i) => new Date(flood + i * 1000).toISOString()));
     const other = json.alerts.filter((a: any) => a.pumpId === 'pp-other');
     expect(other).toHaveLength(1);
     expect(other[0]).toMatchObject({ ts: new Date(t0 + 1000).toISOString(), values: FAULT, label: null });
