@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { clockSegments, lastSeqBeforeStep, receiveTimeCorrection } from './clock-steps.js';
 import { classifySqliteError } from './errors.js';
 import { fromDbRow, type DbRow } from './rows.js';
-import { SYNCED_ROWS_SQL, type Unplanned } from './ranges.js';
+import { SYNCED_ROWS_SQL } from './ranges.js';
 import { deleteEach, isCorruptPage, readBySeq, seqsAcrossPumps, type Undeletable, type UnreadableRun } from './unreadable.js';
 import type { BufferStore } from './store.js';
 import type { StoredRow } from './types.js';
@@ -172,36 +172,19 @@ export class SyncBatches {
     const horizon = limits.horizon ?? NO_HORIZON;
     // A batch stops before the pump's next planned range and after the horizon.
     const bound = (b: number | null): number | null => (horizon === NO_HORIZON ? b : Math.min(b ?? NO_HORIZON, horizon + 1));
-    const firsts = new Map<string, Unplanned>();
+    const a = ranges.newestUnplannedAnomaly(horizon);
+    if (a !== null) return { pumpId: a.pumpId, from: this.contextStart(a.pumpId, a.seq, limits), bound: bound(a.bound), priority: PRIORITY.anomalies };
+    let pick: PlanPick | null = null;
     for (const pumpId of ranges.pumpIds()) {
       const u = ranges.firstUnplanned(pumpId);
-      if (u !== null && u.seq <= horizon) firsts.set(pumpId, u);
-    }
-    let pick: PlanPick | null = null;
-    let newest = -1;
-    for (const pumpId of firsts.keys()) {
-      const a = ranges.newestUnplannedAnomaly(pumpId, horizon);
-      if (a !== null && a.seq > newest) {
-        newest = a.seq;
-        pick = { pumpId, from: this.contextStart(pumpId, a.seq, limits), bound: bound(a.bound), priority: PRIORITY.anomalies };
-      }
-    }
-    if (pick !== null) return pick;
-    for (const [pumpId, u] of firsts) {
-      if (pick === null || u.seq < pick.from) pick = { pumpId, from: u.seq, bound: bound(u.bound), priority: PRIORITY.bulk };
+      if (u !== null && u.seq <= horizon && (pick === null || u.seq < pick.from)) pick = { pumpId, from: u.seq, bound: bound(u.bound), priority: PRIORITY.bulk };
     }
     return pick;
   }
 
   /** The seq of the newest unplanned anomaly at or before `horizon` (default: any), or null. */
   newestUnplannedAnomaly(horizon = NO_HORIZON): number | null {
-    const ranges = this.store.ranges;
-    let newest: number | null = null;
-    for (const pumpId of ranges.pumpIds()) {
-      const a = ranges.newestUnplannedAnomaly(pumpId, horizon);
-      if (a !== null && (newest === null || a.seq > newest)) newest = a.seq;
-    }
-    return newest;
+    return this.store.ranges.newestUnplannedAnomaly(horizon)?.seq ?? null;
   }
 
   /** True when an anomaly's rows (at or before `horizon`) wait unplanned: the next pick would be an alert batch. */
@@ -306,6 +289,7 @@ export class SyncBatches {
    */
   dropPlan(batch: PlannedBatch): void {
     this.write('dropping a planned batch', () => this.store.db.prepare("DELETE FROM sync_batches WHERE id = ? AND state = 'planned'").run(batch.id));
+    this.store.ranges.forgetAnomalyWalk(); // its anomalies are unplanned again
   }
 
   /** Marks a batch uploaded and its rows synced, in one transaction, after the service confirmed. */

@@ -65,12 +65,19 @@ interface UnreadableRangeRow {
 }
 
 const NO_BOUND = Number.MAX_SAFE_INTEGER;
+/** Anomalies the walk reads from the index at a time. */
+const ANOMALY_WALK_STEP = 64;
 
 export class PlannedRanges {
   /** Per pump: every row with seq ≤ this is planned (or gone). Only ever grows; a stale value costs a step. */
   private readonly through = new Map<string, number>();
-  /** Per pump: every anomaly with seq ≤ this is planned (walks over planned anomaly batches stop here). */
-  private readonly anomaliesPlanned = new Map<string, number>();
+  /** Every anomaly with seq ≤ this is planned or gone: the anomaly walk stops here. */
+  private anomaliesPlannedThrough = -1;
+  /**
+   * What the last anomaly walk found: every anomaly with `from` < seq ≤ `to` is planned or gone
+   * (`from`, the anomaly it returned, is looked at again), so the next walk steps over them at once.
+   */
+  private plannedAnomalies: { from: number; to: number } | null = null;
   private stmts: ReturnType<typeof prepare> | null = null;
   private stmtsDb: Database.Database | null = null;
   /** The unreadable ranges' totals and newest ones, read once per file and kept up to date by recordUnreadable. */
@@ -84,7 +91,7 @@ export class PlannedRanges {
       this.stmts = prepare(db);
       this.stmtsDb = db;
       this.through.clear();
-      this.anomaliesPlanned.clear();
+      this.forgetAnomalyWalk();
       this.unreadableCache = null;
     }
     return this.stmts;
@@ -121,30 +128,62 @@ export class PlannedRanges {
   }
 
   /**
-   * The newest unplanned anomaly of one pump at or before `upTo` (default: any), with the start of
-   * the planned range after it.
+   * The newest unplanned anomaly at or before `upTo` (default: any), of any pump, with the start of
+   * its pump's planned range after it. Walks down the anomalies in seq order (readings_anomalies_seq_pump,
+   * (seq, pump_id): the index alone, appended to at the end by each commit, never a pump-first index
+   * that every commit would write one page of per pump) from the newest, stepping over the planned
+   * ones: those of a pump in a planned range it has met (one probe on sync_batches per range), and
+   * at once over those the last walk saw planned, down to where every anomaly is planned. Each
+   * anomaly is thus looked at about once over the planning of a backlog, not once per batch.
    */
-  newestUnplannedAnomaly(pumpId: string, upTo = NO_BOUND): Unplanned | null {
+  newestUnplannedAnomaly(upTo = NO_BOUND): (Unplanned & { pumpId: string }) | null {
     const q = this.q();
-    const floor = Math.max(this.through.get(pumpId) ?? -1, this.anomaliesPlanned.get(pumpId) ?? -1);
-    // Walks down from the horizon; on null, every anomaly up to the newest one seen (≤ upTo) is planned.
-    let below = upTo === NO_BOUND ? NO_BOUND : upTo + 1;
-    let newest: number | null = null;
+    const newestSeq = (q.newestSeq.get() as { s: number | null }).s;
+    if (newestSeq === null) return null;
+    // Sequence numbers only grow: no anomaly at or below the newest committed seq is still to come.
+    const top = Math.min(upTo, newestSeq);
+    const floor = this.anomaliesPlannedThrough;
+    const known = this.plannedAnomalies;
+    /** Per pump met on this walk: its anomalies from this seq up to the walk's top are planned. */
+    const plannedFrom = new Map<string, number>();
+    let below = top + 1;
     for (;;) {
-      const a = q.prevAnomaly.get(pumpId, below) as { seq: number } | undefined;
-      if (a === undefined || a.seq <= floor) {
-        // Every anomaly up to the newest one seen is planned, and stays so: later walks stop there.
-        if (newest !== null) this.anomaliesPlanned.set(pumpId, newest);
+      const batch = q.prevAnomalies.all(below, floor, ANOMALY_WALK_STEP) as Array<{ seq: number; pump_id: string }>;
+      if (batch.length === 0) {
+        // Every anomaly up to top is planned; with the last walk's span above it, up to that span's end.
+        const through = known !== null && known.from <= top ? Math.max(top, known.to) : top;
+        this.anomaliesPlannedThrough = Math.max(floor, through);
+        if (known !== null && known.from <= top) this.plannedAnomalies = null;
         return null;
       }
-      newest ??= a.seq;
-      const range = this.rangeFrom(pumpId, a.seq);
-      if (range !== undefined && range.first_seq <= a.seq) {
-        below = range.first_seq;
-        continue;
+      let jumped = false;
+      for (const { seq, pump_id: pumpId } of batch) {
+        if (known !== null && seq > known.from && seq <= known.to) {
+          below = known.from + 1; // planned as the last walk saw them: on to the anomaly it returned
+          jumped = true;
+          break;
+        }
+        if (seq >= (plannedFrom.get(pumpId) ?? NO_BOUND) || seq <= (this.through.get(pumpId) ?? -1)) continue;
+        const range = this.rangeFrom(pumpId, seq);
+        if (range !== undefined && range.first_seq <= seq) {
+          plannedFrom.set(pumpId, range.first_seq);
+          continue;
+        }
+        // Planned: (seq, top] as walked, and the last walk's span when it reaches down into that.
+        this.plannedAnomalies = { from: seq, to: known !== null && known.from <= top && known.to > top ? known.to : top };
+        return { seq, pumpId, bound: range?.first_seq ?? null };
       }
-      return { seq: a.seq, bound: range?.first_seq ?? null };
+      if (!jumped) below = batch[batch.length - 1]!.seq;
     }
+  }
+
+  /**
+   * Forgets what the anomaly walk knows to be planned: for a plan dropped (its rows are unplanned
+   * again, anomalies among them), and for another file.
+   */
+  forgetAnomalyWalk(): void {
+    this.anomaliesPlannedThrough = -1;
+    this.plannedAnomalies = null;
   }
 
   /** Last seq of the planned range of `pumpId` before `seq` (rows after it are free), or -1. */
@@ -235,7 +274,10 @@ function prepare(db: Database.Database) {
        SELECT id FROM p WHERE id IS NOT NULL`,
     ),
     nextRow: db.prepare('SELECT seq FROM readings WHERE pump_id = ? AND seq > ? ORDER BY seq LIMIT 1'),
-    prevAnomaly: db.prepare('SELECT seq FROM readings WHERE pump_id = ? AND anomaly = 1 AND seq < ? ORDER BY seq DESC LIMIT 1'),
+    newestSeq: db.prepare('SELECT max(seq) AS s FROM readings'),
+    prevAnomalies: db.prepare(
+      'SELECT seq, pump_id FROM readings INDEXED BY readings_anomalies_seq_pump WHERE anomaly = 1 AND seq < ? AND seq > ? ORDER BY seq DESC LIMIT ?',
+    ),
     rangeFrom: db.prepare('SELECT first_seq, last_seq FROM sync_batches WHERE pump_id = ? AND last_seq >= ? ORDER BY last_seq LIMIT 1'),
     rangeBefore: db.prepare('SELECT last_seq FROM sync_batches WHERE pump_id = ? AND last_seq < ? ORDER BY last_seq DESC LIMIT 1'),
     reads: prepareRowReads(db),

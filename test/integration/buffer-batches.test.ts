@@ -240,6 +240,51 @@ describe('SyncBatches on a real SQLite file', () => {
     expect(new Set(all).size).toBe(all.length); // disjoint
   });
 
+  it('always plans the newest unplanned anomaly of any pump next, across interleaved pumps, rows arriving between plans, a horizon and a dropped plan', () => {
+    // The planner walks all pumps' anomalies in seq order and remembers what it found planned; the
+    // oracle: every anomaly not inside a planned range of its pump, by brute force.
+    const newestUnplanned = (horizon = Number.MAX_SAFE_INTEGER): number | null =>
+      (
+        store.db
+          .prepare(
+            `SELECT max(r.seq) AS n FROM readings r WHERE r.anomaly = 1 AND r.seq <= ?
+             AND NOT EXISTS (SELECT 1 FROM sync_batches b WHERE b.pump_id = r.pump_id AND r.seq BETWEEN b.first_seq AND b.last_seq)`,
+          )
+          .get(horizon) as { n: number | null }
+      ).n;
+    const pumps = ['pump-a', 'pump-b', 'pump-c', 'pump-d'];
+    let i = 0;
+    const arrive = (n: number): void => {
+      const rows: PredictionRow[] = [];
+      for (let k = 0; k < n; k++, i++) rows.push(reading(pumps[(i * 7) % pumps.length]!, i, (i * 13) % 10 < 6 || i % 37 === 0));
+      store.appendBatch(rows);
+    };
+    arrive(400);
+    const limits = { ...LIMITS, maxRows: 6, anomalyContextRows: 2 };
+    let anomalyBatches = 0;
+    for (let step = 0; step < 1000; step++) {
+      const horizon = step % 5 === 0 ? batches.lastSeq() - 30 : undefined;
+      const expected = newestUnplanned(horizon);
+      expect(batches.newestUnplannedAnomaly(horizon), `step ${step}`).toBe(expected);
+      const pick = batches.pick({ ...limits, horizon });
+      if (expected === null) {
+        expect(pick?.priority ?? PRIORITY.bulk, `step ${step}`).toBe(PRIORITY.bulk);
+      } else {
+        expect(pick).toMatchObject({ priority: PRIORITY.anomalies });
+        anomalyBatches++;
+      }
+      const batch = batches.plan({ ...limits, horizon }, namer, T0);
+      if (batch === null) break;
+      if (expected !== null) expect(batch.firstSeq <= expected && expected <= batch.lastSeq, `step ${step}`).toBe(true);
+      if (step === 40) batches.dropPlan(batch); // its anomalies wait again, and are planned again first
+      else batches.markUploaded(batch, SHA, T0);
+      if (step % 3 === 0 && step < 150) arrive(9);
+    }
+    expect(anomalyBatches).toBeGreaterThan(50);
+    expect(newestUnplanned()).toBeNull();
+    expect(count(store, 'SELECT count(*) AS n FROM readings_sync_state WHERE batch_id IS NULL')).toBe(0);
+  });
+
   it('keeps a failed batch out of the queue with its reason', () => {
     append('pump-a', 0, 5);
     const batch = batches.next(LIMITS, namer, T0)!;

@@ -79,7 +79,7 @@ function pageOf(fill: Fill, size: number): Buffer {
 }
 
 /** Overwrites the middle leaf page of `btree` (a table or index of the buffer) in the closed file at `path`. */
-function damage(path: string, btree: 'readings' | 'readings_anomalies' | 'readings_pump_seq', fill: Fill): void {
+function damage(path: string, btree: 'readings' | 'readings_anomalies_seq_pump' | 'readings_pump_seq', fill: Fill): void {
   const db = new Database(path);
   db.pragma('wal_checkpoint(TRUNCATE)');
   const leaves = db.prepare("SELECT pageno FROM dbstat WHERE name = ? AND pagetype = 'leaf' ORDER BY pageno").all(btree) as Array<{ pageno: number }>;
@@ -466,7 +466,7 @@ describe('sync meeting a damaged page of the index it plans by', () => {
     ['on the main thread', false],
   ])('reports PW_BUFFER_CORRUPT as the buffer\'s failure (%s), leaving connectivity and the sync\'s own health alone', async (_, thread) => {
     const path = await writeBuffer(tempDir());
-    damage(path, 'readings_anomalies', 'zeros'); // the planner finds alerts by it: it cannot plan
+    damage(path, 'readings_anomalies_seq_pump', 'zeros'); // the planner finds alerts by it: it cannot plan
     const store = new BufferStore({ path, maxBytes: 2 ** 30 });
     store.open();
     const sync = worker(store, `corrupt-${++containerNo}`, thread);
@@ -550,7 +550,7 @@ describe("the agent's answers", () => {
 
   it('makes the agent\'s /healthz answer 503 naming the buffer when the planner\'s index is damaged, with /status sync.lastError naming it too', async () => {
     const data = join(tempDir(), 'data');
-    damage(await writeBuffer(data), 'readings_anomalies', 'zeros');
+    damage(await writeBuffer(data), 'readings_anomalies_seq_pump', 'zeros');
     const t = await agentOn(data, `corrupt-agent-${++containerNo}`);
     try {
       const health = await healthUntil(t.url, (h) => h.status === 503);
