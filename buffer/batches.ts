@@ -289,7 +289,7 @@ export class SyncBatches {
    */
   dropPlan(batch: PlannedBatch): void {
     this.write('dropping a planned batch', () => this.store.db.prepare("DELETE FROM sync_batches WHERE id = ? AND state = 'planned'").run(batch.id));
-    this.store.ranges.forgetAnomalyWalk(); // its anomalies are unplanned again
+    this.store.ranges.forgetPlan(batch.pumpId, batch.firstSeq); // its rows (anomalies among them) are unplanned again
   }
 
   /** Marks a batch uploaded and its rows synced, in one transaction, after the service confirmed. */

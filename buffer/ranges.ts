@@ -69,7 +69,7 @@ const NO_BOUND = Number.MAX_SAFE_INTEGER;
 const ANOMALY_WALK_STEP = 64;
 
 export class PlannedRanges {
-  /** Per pump: every row with seq ≤ this is planned (or gone). Only ever grows; a stale value costs a step. */
+  /** Per pump: every row with seq ≤ this is planned (or gone). Grows, but for a dropped plan (forgetPlan); a stale value costs a step. */
   private readonly through = new Map<string, number>();
   /** Every anomaly with seq ≤ this is planned or gone: the anomaly walk stops here. */
   private anomaliesPlannedThrough = -1;
@@ -175,6 +175,17 @@ export class PlannedRanges {
       }
       if (!jumped) below = batch[batch.length - 1]!.seq;
     }
+  }
+
+  /**
+   * A plan of `pumpId` from `firstSeq` on was dropped: its rows are unplanned again. The pump's
+   * `through` (every row up to it planned) may already be past them, when later rows were planned
+   * after it, and would have the planner skip them until a restart; the anomaly walk forgets too.
+   */
+  forgetPlan(pumpId: string, firstSeq: number): void {
+    const through = this.through.get(pumpId);
+    if (through !== undefined && through >= firstSeq) this.through.set(pumpId, firstSeq - 1);
+    this.forgetAnomalyWalk();
   }
 
   /**
