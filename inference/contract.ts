@@ -24,6 +24,8 @@ export const META_KEYS = {
   trainedAt: 'pumpwatch.trained_at',
   algorithm: 'pumpwatch.algorithm',
   metrics: 'pumpwatch.metrics',
+  /** Optional (see StoppedRule): a model without it scores every reading, as before. */
+  stoppedWhen: 'pumpwatch.stopped_when',
 } as const;
 
 /** The largest finite float32: model inputs are float32, so a larger magnitude becomes Infinity. */
@@ -81,6 +83,56 @@ export interface ModelMetadata {
   trainedAt: string;
   algorithm: string;
   metrics: Record<string, unknown>;
+  /** When the pump counts as stopped (optional key `pumpwatch.stopped_when`); absent: never. */
+  stoppedWhen?: StoppedRule;
+}
+
+/**
+ * A model's stopped-when rule: the pump is stopped while a known value of `feature` is below
+ * `below`; for `afterStartSeconds` after its last stopped reading it is starting (warm-up). The
+ * agent stores such readings unscored (a model fitted on a running pump flags every reading of a
+ * stop) and starts the pump's windows again after them; the trainer leaves them out of training.
+ * Metadata `pumpwatch.stopped_when` = JSON `{"feature":"Current","below":0.5,"afterStartSeconds":600}`.
+ */
+export interface StoppedRule {
+  feature: string;
+  below: number;
+  afterStartSeconds: number;
+}
+
+/** The longest warm-up a stopped-when rule may ask for: a day. */
+export const MAX_AFTER_START_SECONDS = 86_400;
+const STOPPED_RULE_KEYS = ['feature', 'below', 'afterStartSeconds'];
+
+/**
+ * Checks a stopped-when rule against a model's features; the problem in words (said of the rule),
+ * or null when it is sound. Used on the agent's side (parseModelMetadata) and the trainer's.
+ */
+export function stoppedRuleProblem(rule: unknown, features: readonly string[]): string | null {
+  if (rule === null || typeof rule !== 'object' || Array.isArray(rule)) return 'must be a JSON object {"feature", "below", "afterStartSeconds"}';
+  const r = rule as Record<string, unknown>;
+  // A misspelt key ignored would be a warm-up silently not applied.
+  const unknown = Object.keys(r).filter((k) => !STOPPED_RULE_KEYS.includes(k));
+  if (unknown.length > 0) return `has unknown key${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => quoteName(k)).join(', ')} (known: ${STOPPED_RULE_KEYS.join(', ')})`;
+  if (typeof r.feature !== 'string') return '"feature" must be the name of one of the model\'s features';
+  if (!features.includes(r.feature)) return `"feature" ${quoteName(r.feature)} is not one of the model's features (${features.map((f) => quoteName(f)).join(', ')})`;
+  if (typeof r.below !== 'number' || !Number.isFinite(r.below)) return `"below" must be a finite number, got ${JSON.stringify(r.below) ?? 'nothing'}`;
+  const after = r.afterStartSeconds;
+  if (after !== undefined && (typeof after !== 'number' || !Number.isInteger(after) || after < 0 || after > MAX_AFTER_START_SECONDS)) {
+    return `"afterStartSeconds" must be an integer from 0 to ${MAX_AFTER_START_SECONDS}, got ${JSON.stringify(after)}`;
+  }
+  return null;
+}
+
+/** The value of a reading that makes it stopped by `rule` (a known value below the bound), else null. */
+export function stoppedValue(rule: StoppedRule, values: Readonly<Record<string, number | null | undefined>>): number | null {
+  const v = values[rule.feature];
+  return typeof v === 'number' && Number.isFinite(v) && v < rule.below ? v : null;
+}
+
+/** `Current<0.5, warm-up 600 s`: a rule as messages show it. */
+export function describeStoppedRule(rule: StoppedRule): string {
+  return `${rule.feature}<${rule.below}${rule.afterStartSeconds > 0 ? `, warm-up ${rule.afterStartSeconds} s` : ''}`;
 }
 
 /**
@@ -114,6 +166,7 @@ export function metadataToProps(meta: ModelMetadata): Record<string, string> {
     [META_KEYS.trainedAt]: meta.trainedAt,
     [META_KEYS.algorithm]: meta.algorithm,
     [META_KEYS.metrics]: JSON.stringify(meta.metrics),
+    ...(meta.stoppedWhen ? { [META_KEYS.stoppedWhen]: JSON.stringify(meta.stoppedWhen) } : {}),
   };
 }
 
@@ -185,6 +238,7 @@ export function parseModelMetadata(props: Record<string, string>): ModelMetadata
   if (metrics === null || typeof metrics !== 'object' || Array.isArray(metrics)) {
     throw new ModelContractError(`model metadata "${META_KEYS.metrics}" must be a JSON object`);
   }
+  const stoppedWhen = parseStoppedWhen(props[META_KEYS.stoppedWhen], features as string[]);
   return {
     contract: CONTRACT_VERSION,
     features: features as string[],
@@ -195,7 +249,24 @@ export function parseModelMetadata(props: Record<string, string>): ModelMetadata
     trainedAt,
     algorithm,
     metrics: metrics as Record<string, unknown>,
+    ...(stoppedWhen ? { stoppedWhen } : {}),
   };
+}
+
+/** The optional stopped-when rule of a model's metadata (undefined when absent); a bad one is refused. */
+function parseStoppedWhen(text: string | undefined, features: readonly string[]): StoppedRule | undefined {
+  if (text === undefined) return undefined;
+  const key = META_KEYS.stoppedWhen;
+  let rule: unknown;
+  try {
+    rule = JSON.parse(text);
+  } catch {
+    throw new ModelContractError(`model metadata "${key}" is not JSON: ${quoteName(text)}`);
+  }
+  const problem = stoppedRuleProblem(rule, features);
+  if (problem !== null) throw new ModelContractError(`model metadata "${key}" ${problem}`);
+  const r = rule as { feature: string; below: number; afterStartSeconds?: number };
+  return { feature: r.feature, below: r.below, afterStartSeconds: r.afterStartSeconds ?? 0 };
 }
 
 /**

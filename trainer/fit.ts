@@ -5,10 +5,11 @@
  * the options.
  */
 import { createHash } from 'node:crypto';
-import { CONTRACT_VERSION, MAX_FEATURES, metadataToProps, nameProblem, quoteName, trainingSpan, type ModelMetadata } from '../inference/contract.js';
+import { CONTRACT_VERSION, MAX_FEATURES, metadataToProps, nameProblem, quoteName, trainingSpan, type ModelMetadata, type StoppedRule } from '../inference/contract.js';
 import type { Algorithm, TrainedModel } from './algorithms/algorithm.js';
 import { ALGORITHM_NAMES, DEFAULT_ALGORITHM, findAlgorithm } from './algorithms/index.js';
 import type { CsvTable } from './csv.js';
+import { checkStoppedRule, stoppedRows } from './data/stopped.js';
 import { FitError, UsageError } from './errors.js';
 import { encodeModel } from './onnx/model.js';
 import { segmentBounds } from './windows.js';
@@ -27,6 +28,20 @@ export interface FitOptions {
   window?: number;
   /** Model version (default: derived from the data and options). */
   version?: string;
+  /** The stopped-when rule written into the model's metadata (see inference/contract.ts StoppedRule). */
+  stoppedWhen?: StoppedRule;
+  /**
+   * Leave the training rows the rule calls stopped or starting out here (`fit`'s CSV); `train`
+   * has left them out in cleaning already and gives their count in `stoppedLeftOut`.
+   */
+  leaveOutStopped?: boolean;
+  stoppedLeftOut?: StoppedLeftOut;
+}
+
+/** Training rows a stopped-when rule left out: `stopped`, and `starting` (within its warm-up after a stop). */
+export interface StoppedLeftOut {
+  stopped: number;
+  starting: number;
 }
 
 export interface FitResult {
@@ -55,9 +70,13 @@ export function fitTable(table: CsvTable & { segmentStarts?: readonly number[] }
   const trainRows = options.trainRows ?? table.rows.length;
   if (!Number.isInteger(trainRows) || trainRows < 1) throw new UsageError(`train rows must be an integer >= 1, got ${trainRows}`);
   if (trainRows > table.rows.length) throw new FitError(`${trainRows} training rows asked for, but the data has only ${table.rows.length} rows`);
-  const rows = table.rows.slice(0, trainRows);
-  const timestamps = table.timestamps.slice(0, trainRows);
-  const runs = segmentBounds(table.segmentStarts, trainRows);
+  const rule = options.stoppedWhen;
+  if (rule) checkStoppedRule(rule, table.features);
+  const kept = rule && options.leaveOutStopped ? leaveOutStopped(table, trainRows, rule) : null;
+  const rows = kept?.rows ?? table.rows.slice(0, trainRows);
+  const timestamps = kept?.timestamps ?? table.timestamps.slice(0, trainRows);
+  const stoppedLeftOut = kept?.leftOut ?? options.stoppedLeftOut;
+  const runs = segmentBounds(kept?.segmentStarts ?? table.segmentStarts, rows.length);
   const segmentStarts = runs.map(([from]) => from);
   const model = algorithm.fit({ features: table.features, rows, window, segmentStarts });
   // Checked after the algorithm's own minimum of rows. A window longer than every run (windows start
@@ -65,14 +84,14 @@ export function fitTable(table: CsvTable & { segmentStarts?: readonly number[] }
   // run's first row, and the agent would score nothing until that many readings came.
   const longest = runs.reduce((a, [from, to]) => Math.max(a, to - from), 0);
   if (window > longest) {
-    const what = runs.length === 1 ? `the ${trainRows} training rows` : `the longest run of the training rows (${longest} rows between pauses or left-out rows)`;
+    const what = runs.length === 1 ? `the ${rows.length} training rows` : `the longest run of the training rows (${longest} rows between pauses or left-out rows)`;
     throw new FitError(`window ${window} is longer than ${what}: no training row has a whole window of readings`);
   }
   const source = options.source ?? DEFAULT_SOURCE;
   const first = timestamps.reduce((a, b) => Math.min(a, b));
   const last = timestamps.reduce((a, b) => Math.max(a, b));
   const trainedAt = new Date(last).toISOString();
-  const version = options.version ?? defaultVersion(trainedAt, dataHash(table.features, rows, timestamps, { algoName, window, source, ...(segmentStarts.length > 1 ? { segmentStarts } : {}) }));
+  const version = options.version ?? defaultVersion(trainedAt, dataHash(table.features, rows, timestamps, { algoName, window, source, ...(segmentStarts.length > 1 ? { segmentStarts } : {}), ...(rule ? { stoppedWhen: rule } : {}) }));
   const metadata: ModelMetadata = {
     contract: CONTRACT_VERSION,
     features: [...model.features],
@@ -82,7 +101,8 @@ export function fitTable(table: CsvTable & { segmentStarts?: readonly number[] }
     version,
     trainedAt,
     algorithm: model.algorithm,
-    metrics: { ...model.metrics, trainFrom: new Date(first).toISOString(), trainTo: trainedAt },
+    metrics: { ...model.metrics, trainFrom: new Date(first).toISOString(), trainTo: trainedAt, ...(stoppedLeftOut ? { stoppedRowsLeftOut: stoppedLeftOut } : {}) },
+    ...(rule ? { stoppedWhen: rule } : {}),
   };
   const bytes = encodeModel(model.toOnnxGraph(), {
     metadata: metadataToProps(metadata),
@@ -90,6 +110,29 @@ export function fitTable(table: CsvTable & { segmentStarts?: readonly number[] }
     docString: `PumpWatch ${model.algorithm} anomaly model for source "${source}"`,
   });
   return { bytes, metadata, model };
+}
+
+/**
+ * The first `trainRows` rows of a CSV without those `rule` calls stopped or starting; a hole they
+ * leave starts a new run (windows never span a stop, in training as in the agent).
+ */
+function leaveOutStopped(table: CsvTable, trainRows: number, rule: StoppedRule): { rows: Float64Array[]; timestamps: number[]; segmentStarts: number[]; leftOut: StoppedLeftOut } {
+  const all = table.rows.slice(0, trainRows);
+  const ts = table.timestamps.slice(0, trainRows);
+  const marks = stoppedRows(rule, table.features, ts, all);
+  const rows: Float64Array[] = [];
+  const timestamps: number[] = [];
+  const segmentStarts: number[] = [];
+  let previous = -1;
+  all.forEach((row, i) => {
+    if (marks.out[i] === 1) return;
+    if (previous !== i - 1) segmentStarts.push(rows.length);
+    rows.push(row);
+    timestamps.push(ts[i] as number);
+    previous = i;
+  });
+  if (rows.length === 0) throw new FitError(`every one of the ${trainRows} training rows is stopped or starting by the stopped-when rule (${marks.stopped} stopped, ${marks.starting} starting): nothing to train on`);
+  return { rows, timestamps, segmentStarts, leftOut: { stopped: marks.stopped, starting: marks.starting } };
 }
 
 /**

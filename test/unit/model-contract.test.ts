@@ -26,6 +26,31 @@ describe('model contract 1 metadata', () => {
     expect(() => parseModelMetadata(metadataToProps({ ...meta, window }))).toThrow(`model metadata "pumpwatch.window" must be an integer from 1 to ${MAX_WINDOW}, got "${window}"`);
   });
 
+  it('reads back a stopped-when rule, its warm-up 0 when the key leaves it out', () => {
+    const withRule = { ...meta, stoppedWhen: { feature: 'Flow', below: 0.5, afterStartSeconds: 600 } };
+    expect(parseModelMetadata(metadataToProps(withRule))).toEqual(withRule);
+    const props = { ...metadataToProps(meta), 'pumpwatch.stopped_when': '{"feature":"Flow","below":-1.5}' };
+    expect(parseModelMetadata(props).stoppedWhen).toEqual({ feature: 'Flow', below: -1.5, afterStartSeconds: 0 });
+    expect(parseModelMetadata(metadataToProps(meta))).not.toHaveProperty('stoppedWhen');
+  });
+
+  it.each([
+    ['Flow<0.5', 'model metadata "pumpwatch.stopped_when" is not JSON: "Flow<0.5"'],
+    ['["Flow", 0.5]', 'model metadata "pumpwatch.stopped_when" must be a JSON object {"feature", "below", "afterStartSeconds"}'],
+    ['{"feature":"Current","below":0.5}', 'model metadata "pumpwatch.stopped_when" "feature" "Current" is not one of the model\'s features ("Pressure", "Flow")'],
+    ['{"below":0.5}', 'model metadata "pumpwatch.stopped_when" "feature" must be the name of one of the model\'s features'],
+    ['{"feature":"Flow"}', 'model metadata "pumpwatch.stopped_when" "below" must be a finite number, got nothing'],
+    ['{"feature":"Flow","below":"0.5"}', 'model metadata "pumpwatch.stopped_when" "below" must be a finite number, got "0.5"'],
+    ['{"feature":"Flow","below":1e999}', 'model metadata "pumpwatch.stopped_when" "below" must be a finite number, got null'],
+    ['{"feature":"Flow","below":0.5,"afterStartSeconds":2.5}', 'model metadata "pumpwatch.stopped_when" "afterStartSeconds" must be an integer from 0 to 86400, got 2.5'],
+    ['{"feature":"Flow","below":0.5,"afterStartSeconds":86401}', 'model metadata "pumpwatch.stopped_when" "afterStartSeconds" must be an integer from 0 to 86400, got 86401'],
+    ['{"feature":"Flow","below":0.5,"afterStartSeconds":-1}', 'model metadata "pumpwatch.stopped_when" "afterStartSeconds" must be an integer from 0 to 86400, got -1'],
+    ['{"feature":"Flow","below":0.5,"afterStart":60}', 'model metadata "pumpwatch.stopped_when" has unknown key "afterStart" (known: feature, below, afterStartSeconds)'],
+  ])('refuses a model whose stopped-when rule is %s, naming the problem', (rule, message) => {
+    const props = { ...metadataToProps(meta), 'pumpwatch.stopped_when': rule };
+    expect(() => parseModelMetadata(props)).toThrow(expect.objectContaining({ name: 'ModelContractError', message }));
+  });
+
   it('takes the longest window allowed', () => {
     expect(parseModelMetadata(metadataToProps({ ...meta, window: MAX_WINDOW })).window).toBe(MAX_WINDOW);
   });

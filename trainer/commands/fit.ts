@@ -5,7 +5,9 @@ import { loadCsv, type CsvTable } from '../csv.js';
 import { CsvError } from '../errors.js';
 import { findCounters } from '../data/counters.js';
 import { checkWritable, writeAtomically } from '../files.js';
-import { DEFAULT_SOURCE, fitTable, spanWarnings } from '../fit.js';
+import { describeStoppedRule } from '../../inference/contract.js';
+import { parseStoppedWhenOption } from '../data/stopped.js';
+import { DEFAULT_SOURCE, fitTable, spanWarnings, type StoppedLeftOut } from '../fit.js';
 import { optionalInteger, optionalList, parseOptions, requireSource, requireString, requireVersion, type Command } from './command.js';
 
 const HELP = `Usage: pumpwatch-trainer fit --csv FILE --out MODEL.onnx [options]
@@ -26,6 +28,12 @@ Options:
   --algo NAME         ${ALGORITHM_NAMES.join(' | ')} (default: ${DEFAULT_ALGORITHM})
   --window W          readings per window (default: the algorithm's)
   --version V         model version (default: training date + hash of data and options)
+  --stopped-when "FEATURE<NUMBER"
+                      the pump is stopped while FEATURE is below NUMBER (e.g. "Current<0.5"):
+                      those rows are left out of training, and the rule is written into the
+                      model, so the agent stores such readings unscored (no alarm on a stop)
+  --after-start S     with --stopped-when: a warm-up of S seconds (0-86400, default 0) after the
+                      last stopped row, left out of training and unscored by the agent too
   -h, --help          this help
 
 The same CSV and options always give the same model bytes.
@@ -48,6 +56,12 @@ function withoutFeatures(table: CsvTable, names: readonly string[]): CsvTable {
   return { ...table, features: keep.map((i) => table.features[i] as string), rows: table.rows.map((r) => Float64Array.from(keep, (i) => r[i] as number)) };
 }
 
+/** `stopped when Current<0.5: 120 rows left out of training (100 stopped, 20 starting)`. */
+export function stoppedLine(rule: string, n: StoppedLeftOut | undefined): string {
+  const left = n ? `${n.stopped + n.starting} rows left out of training (${n.stopped} stopped, ${n.starting} starting)` : 'no count of rows left out';
+  return `stopped when ${rule}: ${left}; the agent stores such readings unscored`;
+}
+
 export const fitCommand: Command = {
   name: 'fit',
   summary: 'train on a local CSV and write a contract-1 ONNX model',
@@ -63,6 +77,8 @@ export const fitCommand: Command = {
       window: { type: 'string' },
       version: { type: 'string' },
       'keep-labels': { type: 'boolean' },
+      'stopped-when': { type: 'string' },
+      'after-start': { type: 'string' },
     });
     if (v.help === true) {
       io.out(HELP);
@@ -73,6 +89,7 @@ export const fitCommand: Command = {
     // The cloud commands' rules: a model fitted here may be registered and deployed under them.
     const source = v.source === undefined ? undefined : requireSource('fit', v.source);
     const version = v.version === undefined ? undefined : requireVersion('fit', v.version);
+    const stoppedWhen = parseStoppedWhenOption(v['stopped-when'], v['after-start']);
     await checkWritable(out, 'the model');
     const keepLabels = v['keep-labels'] === true;
     const loaded = await loadCsv(csv, { exclude: optionalList(v.exclude) });
@@ -85,6 +102,8 @@ export const fitCommand: Command = {
       algorithm: typeof v.algo === 'string' ? v.algo : undefined,
       window: optionalInteger(v.window, '--window', 1, MAX_WINDOW),
       version,
+      stoppedWhen,
+      leaveOutStopped: true,
     });
     await writeAtomically(out, result.bytes, 'the model');
     const m = result.metadata;
@@ -93,6 +112,7 @@ export const fitCommand: Command = {
         `${m.features.length} features, window ${m.window}, threshold ${m.threshold}, ` +
         `trained on ${String(m.metrics.trainRows)} rows up to ${m.trainedAt}`,
     );
+    if (m.stoppedWhen) io.out(stoppedLine(describeStoppedRule(m.stoppedWhen), m.metrics.stoppedRowsLeftOut as StoppedLeftOut));
     for (const w of spanWarnings(m)) io.err(`warning: ${w}`);
     if (labels.length > 0) io.err(`note: label columns left out of the features (SKAB's labels, never model inputs): ${labels.join(', ')}; pass --keep-labels if they are sensors`);
     // Kept on purpose with --keep-labels: not said again.

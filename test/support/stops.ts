@@ -1,0 +1,56 @@
+/**
+ * Pumps that stop and start, for the stopped-when rule's tests: training tables and readings with
+ * stop periods (current, flow and pressure near zero), set directly, not simulated.
+ */
+import type { Reading } from '../../buffer/types.js';
+import { metadataToProps, type StoppedRule } from '../../inference/contract.js';
+import type { CsvTable } from '../../trainer/csv.js';
+import { fitTable, TRAINER_VERSION, type FitResult } from '../../trainer/fit.js';
+import { encodeModel } from '../../trainer/onnx/model.js';
+import { normalValues, rng, TEST_FEATURES } from './models.js';
+
+export const STOP_RULE: StoppedRule = { feature: 'Current', below: 0.5, afterStartSeconds: 30 };
+
+/** A stopped pump's reading: no flow, no pressure, a little current left (running: about 1.4). */
+export function stoppedValues(r: () => number): Record<string, number> {
+  return { Pressure: 0.002 * r(), Flow: 0, Current: 0.02 + 0.01 * r() };
+}
+
+/** `n` readings one second apart from `start`, stopped where `stopped(i)` says. */
+export function readingsWithStops(n: number, stopped: (i: number) => boolean, opts: { seed?: number; start?: number; pumpId?: string } = {}): Reading[] {
+  const r = rng(opts.seed ?? 21);
+  const start = opts.start ?? Date.UTC(2026, 5, 1);
+  return Array.from({ length: n }, (_, i) => ({ pumpId: opts.pumpId ?? 'p1', ts: start + i * 1000, values: stopped(i) ? stoppedValues(r) : normalValues(r, i) }));
+}
+
+/** A training table of `n` rows one second apart, stopped where `stopped(i)` says. */
+export function tableWithStops(n: number, stopped: (i: number) => boolean, seed = 7): CsvTable {
+  const rows = readingsWithStops(n, stopped, { seed, start: Date.UTC(2026, 0, 1) });
+  return {
+    features: [...TEST_FEATURES],
+    rows: rows.map((row) => Float64Array.from(TEST_FEATURES, (f) => row.values[f] as number)),
+    timestamps: rows.map((row) => row.ts),
+    timestampColumn: 'timestamp',
+    ignoredColumns: [],
+  };
+}
+
+/** The table as a CSV file's text (`timestamp` column, ISO times). */
+export function tableCsv(table: CsvTable): string {
+  const lines = [['timestamp', ...table.features].join(',')];
+  table.rows.forEach((row, i) => lines.push([new Date(table.timestamps[i]!).toISOString(), ...Array.from(row, (v) => String(v))].join(',')));
+  return `${lines.join('\n')}\n`;
+}
+
+/**
+ * A model fitted by the trainer with STOP_RULE on a table with stops (left out of training), and
+ * the very same model without the rule in its metadata (so a test can show the rule is what
+ * keeps a stop from being flagged).
+ */
+export function stopModels(opts: { version?: string; window?: number; rule?: StoppedRule } = {}): { withRule: Uint8Array; withoutRule: Uint8Array; fit: FitResult } {
+  const table = tableWithStops(1500, (i) => i >= 500 && i < 650);
+  const fit = fitTable(table, { version: opts.version ?? 'stops-1', window: opts.window ?? 5, algorithm: 'pca', stoppedWhen: opts.rule ?? STOP_RULE, leaveOutStopped: true });
+  const { stoppedWhen: _rule, ...rest } = fit.metadata;
+  const withoutRule = encodeModel(fit.model.toOnnxGraph(), { metadata: metadataToProps({ ...rest, version: `${rest.version}-norule` }), producerVersion: TRAINER_VERSION, docString: 'without its stopped-when rule' });
+  return { withRule: fit.bytes, withoutRule, fit };
+}
