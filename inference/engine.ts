@@ -1,5 +1,6 @@
 import type { PredictionRow, Reading } from '../buffer/types.js';
 import { GAP_FACTOR, GAP_MIN_MS, MAX_CARRY_READINGS } from './contract.js';
+import { StopMarks, stopVerdict } from './stopped.js';
 import { ValueHistory } from './history.js';
 import type { LoadedModel } from './model.js';
 import { FeatureWindow, type PushResult } from './window.js';
@@ -57,6 +58,8 @@ interface PumpState {
   lateRunFirst: { ts: number; arrival: number; count: number } | null;
   live: { model: LoadedModel; win: FeatureWindow } | null;
   shadow: { model: LoadedModel; win: FeatureWindow } | null;
+  /** The time of its last stopped reading by each stopped-when rule in use (see inference/stopped.ts). */
+  stops: StopMarks;
 }
 
 interface LateReading {
@@ -188,18 +191,30 @@ export class InferenceEngine {
         continue;
       }
       this.record(state, r);
-      if (model) {
-        state.live = this.windowFor(state, state.live, model);
-        const pushed = state.live.win.push(r.values);
-        row.imputed = pushed.imputed;
-        if (pushed.ready) this.add(groups, model, state.live.win, i, sizes.get(model) ?? 1, false);
-        else row.unscoredReason = unscoredReason(pushed, model.meta.window);
-      }
       const shadow = this.shadowFor(r.pumpId);
+      // Both verdicts before either window moves: a rule shared by both is judged once, on the same marks.
+      const stop = model ? stopVerdict(state.stops, model, r, state.history) : null;
+      const shadowStop = shadow ? stopVerdict(state.stops, shadow, r, state.history) : null;
+      if (model) {
+        if (stop !== null) {
+          // Stopped or warming up: stored unscored, and the window starts again after it.
+          state.live = { model, win: new FeatureWindow(model.meta.features, model.meta.window) };
+          row.unscoredReason = stop.reason;
+        } else {
+          state.live = this.windowFor(state, state.live, model);
+          const pushed = state.live.win.push(r.values);
+          row.imputed = pushed.imputed;
+          if (pushed.ready) this.add(groups, model, state.live.win, i, sizes.get(model) ?? 1, false);
+          else row.unscoredReason = unscoredReason(pushed, model.meta.window);
+        }
+      }
       if (shadow) {
-        state.shadow = this.windowFor(state, state.shadow, shadow);
         row.shadowModelVersion = shadow.version;
-        if (state.shadow.win.push(r.values).ready) this.add(shadowGroups, shadow, state.shadow.win, i, readings.length, true);
+        if (shadowStop !== null) state.shadow = { model: shadow, win: new FeatureWindow(shadow.meta.features, shadow.meta.window) };
+        else {
+          state.shadow = this.windowFor(state, state.shadow, shadow);
+          if (state.shadow.win.push(r.values).ready) this.add(shadowGroups, shadow, state.shadow.win, i, readings.length, true);
+        }
       }
     }
     for (const g of groups.values()) await this.runGroup(g, rows);
@@ -214,11 +229,15 @@ export class InferenceEngine {
    * left alone. The rows' `unscoredReason` replays what was decided when they came, as the arrival
    * times the late rules need are gone: a row left out then (late, a resend) stays out, and a row
    * taken in although late was where the pump's stream moved, so the history starts again there.
-   * Rows without a reason given go through the late rule as they are.
+   * Rows without a reason given go through the late rule as they are. The stopped-when rules of
+   * the pump's models are applied to the rows taken in, so its last stop (and a warm-up running
+   * at the restart) is known again; a stored `pump starting` reason names its stop's time, for a
+   * stop older than the rows read.
    */
   seed(pumpId: string, readings: ReadonlyArray<{ ts: number; values: Reading['values']; unscoredReason?: string | null }>): void {
     const state = this.state(pumpId);
     if (state.history.size > 0) return;
+    const models = [this.modelFor(pumpId), this.shadowFor(pumpId)];
     for (const r of readings) {
       if (leftOutOfHistory(r.unscoredReason)) continue;
       if (repeats(state, r)) continue;
@@ -227,6 +246,7 @@ export class InferenceEngine {
         this.rewind(state, state.history.size);
       }
       this.record(state, r);
+      state.stops.replay(models, r);
     }
     this.endLateRun(state);
   }
@@ -268,6 +288,8 @@ export class InferenceEngine {
     const liveGone = first.count >= LATE_RUN_RESTART && arrival - first.arrival > gapMs(state.history);
     if (!atPace && !liveGone) return late;
     this.rewind(state, state.history.size);
+    // The stops were timed on the clock that moved: measured from them, the pump would warm up until it caught up.
+    state.stops.clear();
     const earlier = run.slice(0, -1);
     this.endLateRun(state);
     for (const e of earlier) this.record(state, e);
@@ -370,7 +392,7 @@ export class InferenceEngine {
   private state(pumpId: string): PumpState {
     let s = this.pumps.get(pumpId);
     if (!s) {
-      s = { id: pumpId, history: new ValueHistory(this.historyNeeded(), true), newest: -Infinity, lateRun: [], lateRunFirst: null, live: null, shadow: null };
+      s = { id: pumpId, history: new ValueHistory(this.historyNeeded(), true), newest: -Infinity, lateRun: [], lateRunFirst: null, live: null, shadow: null, stops: new StopMarks() };
       this.pumps.set(pumpId, s);
     }
     return s;
@@ -394,13 +416,18 @@ export class InferenceEngine {
     state.shadow = null;
   }
 
-  /** The pump's window for `model`, rebuilt from raw history when the model changed. */
+  /**
+   * The pump's window for `model`, rebuilt from raw history when the model changed. A model with a
+   * stopped-when rule gets only the readings since its pump's last stop and warm-up by that rule.
+   */
   private windowFor(state: PumpState, current: PumpState['live'], model: LoadedModel): NonNullable<PumpState['live']> {
     if (current && current.model === model) return current;
     const win = new FeatureWindow(model.meta.features, model.meta.window);
     // Replay history up to (not including) the reading being scored now, oldest first.
     // A value missing from the newest readings is carried from up to MAX_CARRY_READINGS before.
-    const take = Math.min(state.history.size - 1, model.meta.window - 1 + MAX_CARRY_READINGS);
+    let take = Math.min(state.history.size - 1, model.meta.window - 1 + MAX_CARRY_READINGS);
+    const rule = model.meta.stoppedWhen;
+    if (rule) take = state.stops.runningAges(rule, state.history, take);
     for (let age = take; age >= 1; age--) win.push(state.history.valuesAt(age));
     return { model, win };
   }

@@ -1,0 +1,129 @@
+/**
+ * A stopped pump (a model's stopped-when rule) with real onnxruntime sessions on models the
+ * trainer fitted: its readings are stored unscored, the first ones after it as a warm-up, then
+ * scored on a window that holds no reading from before the stop; a restart reaches the same verdicts.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PredictionRow, Reading } from '../../buffer/types.js';
+import { InferenceEngine } from '../../inference/engine.js';
+import { LoadedModel } from '../../inference/model.js';
+import { readingsWithStops, stopModels } from '../support/stops.js';
+
+let withRule: LoadedModel;
+let withoutRule: LoadedModel;
+
+beforeAll(async () => {
+  const models = stopModels({ version: 'r1' });
+  withRule = await LoadedModel.fromBytes(models.withRule, 'r1');
+  withoutRule = await LoadedModel.fromBytes(models.withoutRule, 'r1-norule');
+});
+
+afterAll(async () => {
+  await withRule.release();
+  await withoutRule.release();
+});
+
+/** Running 0-299, stopped 300-399, running 400-599 (1 Hz); warm-up 30 s: 400-428 starting. */
+const STOPPED = (i: number) => i >= 300 && i < 400;
+const readings = readingsWithStops(600, STOPPED);
+
+async function scoreAll(engine: InferenceEngine, rs: readonly Reading[], batch = 37): Promise<PredictionRow[]> {
+  const rows: PredictionRow[] = [];
+  for (let i = 0; i < rs.length; i += batch) rows.push(...(await engine.score(rs.slice(i, i + batch), 0)));
+  return rows;
+}
+
+const verdicts = (rows: readonly PredictionRow[]) => rows.map((r) => [r.score, r.anomaly, r.unscoredReason]);
+
+describe('a stopped pump', () => {
+  it('stores a stop unscored, warms up after it, then scores a fresh window; no anomaly', async () => {
+    const engine = new InferenceEngine();
+    engine.setModel('default', withRule);
+    const rows = await scoreAll(engine, readings);
+    const stop = rows.slice(300, 400);
+    expect(stop.every((r) => r.score === null && r.anomaly === null)).toBe(true);
+    expect(stop[0]!.unscoredReason).toMatch(/^pump stopped: "Current" = 0\.0\d+, below 0\.5 \(model r1's stopped-when rule\)$/);
+    // 30 s of warm-up after the last stopped reading (at 399 s): 400-428
+    const starting = rows.slice(400, 429);
+    expect(starting.every((r) => r.score === null && /^pump starting: \d+ s since its last stopped reading at 2026-06-01T00:06:39\.000Z, scored from 30 s \(model r1's warm-up\)$/.test(r.unscoredReason ?? ''))).toBe(true);
+    expect(starting[0]!.unscoredReason).toMatch(/^pump starting: 1 s /);
+    // then a window of 5 fills from 429 on: nothing from before the stop or from the warm-up in it
+    expect(rows.slice(429, 433).map((r) => r.unscoredReason)).toEqual([1, 2, 3, 4].map((n) => `window filling: ${n} of 5 readings`));
+    expect(rows.slice(433).every((r) => r.score !== null)).toBe(true);
+    expect(rows.filter((r) => r.anomaly === true)).toEqual([]);
+    const fresh = new InferenceEngine();
+    fresh.setModel('default', withRule);
+    const alone = await fresh.score(readings.slice(429, 440), 0);
+    expect(rows.slice(433, 440).map((r) => r.score)).toEqual(alone.slice(4).map((r) => r.score));
+  });
+
+  it('is flagged by the same model without the rule (what the rule prevents)', async () => {
+    const engine = new InferenceEngine();
+    engine.setModel('default', withoutRule);
+    const rows = await scoreAll(engine, readings);
+    const flagged = rows.slice(300, 400).filter((r) => r.anomaly === true).length;
+    expect(flagged).toBeGreaterThan(90);
+  });
+
+  it('reaches the same verdicts after a restart in the stop, in the warm-up, or right after it', async () => {
+    const reference = new InferenceEngine();
+    reference.setModel('default', withRule);
+    const expected = await scoreAll(reference, readings);
+    for (const cut of [350, 399, 410, 431]) {
+      const before = new InferenceEngine();
+      before.setModel('default', withRule);
+      const stored = await scoreAll(before, readings.slice(0, cut));
+      const after = new InferenceEngine();
+      after.setModel('default', withRule);
+      after.seed('p1', stored.map((r) => ({ ts: r.ts, values: r.values, unscoredReason: r.unscoredReason })));
+      const rest = await scoreAll(after, readings.slice(cut));
+      expect(verdicts(rest), `restart at ${cut}`).toEqual(verdicts(expected.slice(cut)));
+    }
+  });
+
+  it('finds a warm-up after a restart from the stored reason when the stop is older than the rows read back', async () => {
+    const reference = new InferenceEngine();
+    reference.setModel('default', withRule);
+    const expected = await scoreAll(reference, readings);
+    const after = new InferenceEngine();
+    after.setModel('default', withRule);
+    // only the rows of the warm-up are read back: none of the stop
+    after.seed('p1', expected.slice(405, 420).map((r) => ({ ts: r.ts, values: r.values, unscoredReason: r.unscoredReason })));
+    const rest = await scoreAll(after, readings.slice(420));
+    expect(verdicts(rest)).toEqual(verdicts(expected.slice(420)));
+  });
+
+  it('judges a shadow by its own rule: no shadow score in a stop, while the live model without a rule scores it', async () => {
+    const engine = new InferenceEngine();
+    engine.setModel('default', withoutRule);
+    engine.setShadow('default', withRule);
+    const rows = await scoreAll(engine, readings);
+    expect(rows.slice(300, 429).every((r) => r.shadowScore === undefined && r.score !== null)).toBe(true);
+    expect(rows.slice(433).every((r) => typeof r.shadowScore === 'number')).toBe(true);
+    // as the model with the rule scores live: the shadow's window started again after the stop too
+    const live = new InferenceEngine();
+    live.setModel('default', withRule);
+    expect(rows.slice(433).map((r) => r.shadowScore)).toEqual((await scoreAll(live, readings)).slice(433).map((r) => r.score));
+  });
+
+  it('judges a reading without the rule\'s feature as before (the window carries the value)', async () => {
+    const engine = new InferenceEngine();
+    engine.setModel('default', withRule);
+    const rs = readingsWithStops(40, () => false);
+    delete (rs[20]!.values as Record<string, number | null>).Current;
+    const rows = await scoreAll(engine, rs);
+    expect(rows[20]!.score).not.toBeNull();
+    expect(rows[20]!.imputed).toBe(true);
+  });
+
+  it('keeps a resend and a replayed backlog of a stop out as before', async () => {
+    const engine = new InferenceEngine();
+    engine.setModel('default', withRule);
+    await scoreAll(engine, readings.slice(0, 320));
+    const [again] = await engine.score([readings[310]!], 0);
+    expect(again!.unscoredReason).toMatch(/^not scored again: repeats a reading/);
+    const backlog = readingsWithStops(5, () => true, { start: readings[0]!.ts - 3_600_000 });
+    const late = await engine.score(backlog, 0);
+    expect(late.every((r) => /^not scored: older than this pump's newest reading/.test(r.unscoredReason ?? ''))).toBe(true);
+  });
+});
