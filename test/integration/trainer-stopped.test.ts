@@ -5,12 +5,17 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { ContainerClient } from '@azure/storage-blob';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { readModelMetadata } from '../../inference/contract.js';
 import { LoadedModel } from '../../inference/model.js';
 import { runCli } from '../../trainer/commands/index.js';
+import { readModelBytes } from '../../trainer/registry/model-blob.js';
+import { readBest, readModelRecord } from '../../trainer/registry/read.js';
+import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { normalValues, rng } from '../support/models.js';
 import { stoppedValues, tableCsv, tableWithStops } from '../support/stops.js';
+import { pumpValues, runTrainer, seedReadings, trainerContext } from '../support/trainer.js';
 
 let dir: string;
 let out: string[];
@@ -100,5 +105,74 @@ describe('fit --stopped-when', () => {
       expect.stringContaining('--after-start needs --stopped-when'),
     ]);
     await expect(readFile(model)).rejects.toThrow(/ENOENT/);
+  });
+});
+
+describe('train and drift with a stopped-when rule (Azurite)', () => {
+  const DAY = 86_400_000;
+  const T0 = Date.UTC(2026, 0, 1);
+  let az: TestAzurite;
+  let container: ContainerClient;
+  const cli = (args: string[]) => runTrainer(args, trainerContext(container, { now: new Date(T0 + 30 * DAY) }));
+  const liveRule = async () => {
+    const best = await readBest(container, 'pump-s');
+    const record = await readModelRecord(container, 'pump-s', best!.pointer.version);
+    return { record, meta: readModelMetadata(await readModelBytes(container, record)) };
+  };
+
+  beforeAll(async () => {
+    az = await startTestAzurite();
+    container = az.container('trainer-stopped');
+    await container.create();
+    // Two days at 20 s, stopped one hour in six (180 readings of 1 080); then a day stopped half the time.
+    const r = rng(5);
+    const value = (i: number, stopped: boolean) => (stopped ? stoppedValues(r) : pumpValues(r, i, 30));
+    await seedReadings(container, 'pump-s', 'gw-1', T0, 8640, (i) => value(i, i % 1080 < 180));
+    await seedReadings(container, 'pump-s', 'gw-1', T0 + 2 * DAY, 4320, (i) => value(i, i % 360 < 180), { seq0: 8641 });
+  });
+
+  afterAll(async () => {
+    await az?.dispose();
+  });
+
+  it('trains with --stopped-when: stops left out of training and of the comparison, the rule in the model; drift does not take more stops for drift', async () => {
+    const res = await cli(['train', '--source', 'pump-s', '--from', '2026-01-01', '--to', '2026-01-03', '--stopped-when', 'Current<0.5', '--after-start', '600']);
+    expect(res.code, res.err + res.out).toBe(0);
+    expect(res.out).toMatch(/^pump-s: promoted /);
+    // 8 stops of 180 readings, each followed by 29 readings within 600 s of the last stopped one
+    expect(res.out).toContain('  stopped  Current<0.5, warm-up 600 s (given by --stopped-when): 1672 rows left out of training and of the comparison (1440 stopped, 232 starting)');
+    const { record, meta } = await liveRule();
+    expect(meta.stoppedWhen).toEqual({ feature: 'Current', below: 0.5, afterStartSeconds: 600 });
+    expect(record.data.stopped).toEqual({ feature: 'Current', below: 0.5, afterStartSeconds: 600, from: '--stopped-when', stoppedRows: 1440, startingRows: 232 });
+    expect(record.data.trainRows + record.data.holdoutRows).toBe(8640 - 1672);
+    expect(record.evaluation.description).toContain('rows where the pump is stopped or starting by Current<0.5, warm-up 600 s (--stopped-when\'s rule) are left out for both models');
+    // The raw held-out readings as the agent scores them: the stops are unscored, not flagged.
+    expect(record.evaluation.asAgent!.challenger.flaggedNormal).toBeLessThan(record.evaluation.asAgent!.challenger.normal * 0.05);
+
+    // A day stopped half the time, against the baseline of running rows: the stops are left out by the live model's rule.
+    const drift = await cli(['drift', '--source', 'pump-s', '--from', '2026-01-03', '--to', '2026-01-04']);
+    expect(drift.code, drift.out).toBe(0);
+    expect(drift.out).toMatch(/^pump-s: 1812 recent rows against the baseline of /);
+    // 12 stops of 180 readings, each followed by 29 starting ones
+    expect(drift.out).toContain(`  stopped  2508 rows left out by ${record.version}'s stopped-when rule (Current<0.5, warm-up 600 s): 2160 stopped, 348 starting`);
+
+  });
+
+  it('inherits the live model\'s rule without the options, and says so; --stopped-when none drops it', async () => {
+    const { record: live } = await liveRule();
+    const res = await cli(['train', '--source', 'pump-s', '--from', '2026-01-01', '--to', '2026-01-03', '--window', '5']);
+    expect(res.code, res.err + res.out).toBe(0);
+    expect(res.out).toContain(`  stopped  Current<0.5, warm-up 600 s (inherited from live model ${live.version}): 1672 rows left out of training and of the comparison (1440 stopped, 232 starting); the rule is written into `);
+    const version = /^pump-s: \w+ (\S+) /.exec(res.out)![1]!;
+    const challenger = await readModelRecord(container, 'pump-s', version);
+    expect(challenger.data.stopped).toMatchObject({ from: `live model ${live.version}`, stoppedRows: 1440 });
+    expect(readModelMetadata(await readModelBytes(container, challenger)).stoppedWhen).toEqual({ feature: 'Current', below: 0.5, afterStartSeconds: 600 });
+
+    const none = await cli(['train', '--source', 'pump-s', '--from', '2026-01-01', '--to', '2026-01-03', '--window', '3', '--stopped-when', 'none']);
+    expect(none.code, none.err + none.out).toBe(0);
+    expect(none.out).not.toContain('  stopped  ');
+    const plain = await readModelRecord(container, 'pump-s', /^pump-s: \w+ (\S+) /.exec(none.out)![1]!);
+    expect(plain.data.stopped).toBeUndefined();
+    expect(readModelMetadata(await readModelBytes(container, plain)).stoppedWhen).toBeUndefined();
   });
 });

@@ -1,4 +1,5 @@
 /** `pumpwatch-trainer drift`: recent data against the live model's baseline statistics. */
+import { describeStoppedRule } from '../../inference/contract.js';
 import { compareWithBaseline, DRIFT_DEFAULTS, driftedNames, driftNotes, featureStatus, noNullWarning, type DriftReport } from '../drift/compare.js';
 import { EXIT, TrainerError } from '../errors.js';
 import { createProgress, finishing } from '../progress.js';
@@ -10,7 +11,8 @@ import { optionalNumber, parseOptions, requireSource, timeRange, type Command, t
 const HELP = `Usage: pumpwatch-trainer drift --source ID (--from DATE --to DATE | --days N) [--psi X] [--ks X]
 
 Compares the source's readings of the range, as the agent received them (maintenance-labelled
-rows left out, nothing else removed), with the baseline statistics stored with its best model
+rows left out, and the rows the model's stopped-when rule calls stopped or starting: a pump that
+stopped more often has not drifted; nothing else removed), with the baseline statistics stored with its best model
 (model.json): per feature the population stability index over the baseline's deciles and the
 Kolmogorov-Smirnov distance. Prints a table. On few rows both are noisy, the recent n and the
 N training rows the baseline was made of: a threshold is raised to what independent unchanged
@@ -57,7 +59,10 @@ export const driftCommand: Command = {
     const progress = createProgress({ raw: io.raw, line: io.err }, ctx.isTTY, `drift ${source}`);
     // Read as train reads it (counters and the model's --exclude left out, the model's features kept), so that a NEW feature is one a retrain would use.
     const load = { exclude: record.data.excludedFeatures ?? [], leaveOutCounters: true, keep: Object.keys(record.baseline) };
-    const { loaded, cleaned, skippedLabels, uncleaned } = await finishing(progress, () => prepareData(container, { source, from, to }, progress, { load, uncleaned: true }));
+    // The live model's stopped-when rule (its training run's record): its baseline holds no stop, nor should the rows judged against it.
+    const stop = record.data.stopped;
+    const stoppedWhen = stop ? { feature: stop.feature, below: stop.below, afterStartSeconds: stop.afterStartSeconds } : undefined;
+    const { loaded, cleaned, skippedLabels, uncleaned, stopped } = await finishing(progress, () => prepareData(container, { source, from, to }, progress, { load, uncleaned: true, stoppedWhen }));
     for (const s of skippedLabels) io.err(`warning: ${skippedLabelWarning(s)}`);
     const u = uncleaned as Uncleaned;
     if (u.rows.length === 0) throw await noUsableRows(container, { source, from, to }, loaded.readings);
@@ -66,6 +71,7 @@ export const driftCommand: Command = {
     if (!record.driftNull) io.err(`warning: ${noNullWarning(record.version)}`);
     const report = compareWithBaseline(record.baseline, u.features, u.rows, thresholds, loaded.leftOutButKept, { driftNull: record.driftNull ?? null, removed: removedIn(u) });
     printDrift(io, source, record.version, u.rows.length, report);
+    if (stoppedWhen && stopped) io.out(`  stopped  ${stopped.stopped + stopped.starting} rows left out by ${record.version}'s stopped-when rule (${describeStoppedRule(stoppedWhen)}): ${stopped.stopped} stopped, ${stopped.starting} starting`);
     return report.drifted ? EXIT.drifted : EXIT.ok;
   },
 };

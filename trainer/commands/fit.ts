@@ -102,7 +102,7 @@ export const fitCommand: Command = {
       algorithm: typeof v.algo === 'string' ? v.algo : undefined,
       window: optionalInteger(v.window, '--window', 1, MAX_WINDOW),
       version,
-      stoppedWhen,
+      stoppedWhen: stoppedWhen ?? undefined,
       leaveOutStopped: true,
     });
     await writeAtomically(out, result.bytes, 'the model');

@@ -8,6 +8,7 @@ import { checkWritable } from '../files.js';
 import { algorithmNamed } from '../fit.js';
 import { createProgress } from '../progress.js';
 import { writeReport } from '../report/report.js';
+import { parseStoppedWhenOption } from '../data/stopped.js';
 import { TRAIN_DEFAULTS, trainSource, type TrainOutcome, type TrainRequest } from '../train/pipeline.js';
 import { optionalInteger, optionalList, optionalNumber, parseOptions, requireSource, requireVersion, timeRange, type Command, type Io } from './command.js';
 import { deployOptions, deployPendingBest, DEPLOY_OPTION_HELP, prepareDeploy, type RunVersion } from './deploy.js';
@@ -53,6 +54,14 @@ Options:
                       "retrained: drift in <part>: <features>"
   --psi X, --ks X     drift thresholds for --if-drifted (default ${DRIFT_DEFAULTS.psi}, ${DRIFT_DEFAULTS.ks};
                       raised as for drift), also those of the report's drift table
+  --stopped-when "FEATURE<NUMBER"
+                      the pump is stopped while FEATURE is below NUMBER (e.g. "Current<0.5"):
+                      those rows are left out of training and of the comparison (for both
+                      models), and the rule goes into the model, so the agent stores such
+                      readings unscored. Without it the live model's rule is inherited (said
+                      in the output); "none": no rule
+  --after-start S     with --stopped-when: a warm-up of S seconds (0-86400, default 0) after
+                      the last stopped reading, treated as stopped
   --report FILE       write a self-contained HTML report (scores, thresholds, labels, drift)
   --deploy            after a promotion, deploy the new best model (options below; the
                       IoT Hub settings and these options are checked before training).
@@ -92,6 +101,8 @@ export const TRAIN_OPTIONS = {
   ks: { type: 'string' },
   report: { type: 'string' },
   deploy: { type: 'boolean' },
+  'stopped-when': { type: 'string' },
+  'after-start': { type: 'string' },
   ...deployOptions,
 } as const;
 
@@ -116,11 +127,18 @@ export function trainRequest(command: string, v: TrainValues, source: string, no
     allowOlder: v['allow-older'] === true,
     deployPending: v.deploy === true,
     exclude: optionalList(v.exclude),
+    ...stoppedWhenOf(v),
     ifDrifted:
       v['if-drifted'] === true
         ? { psi: optionalNumber(v.psi, '--psi', 0, 100) ?? DRIFT_DEFAULTS.psi, ks: optionalNumber(v.ks, '--ks', 0, 1) ?? DRIFT_DEFAULTS.ks }
         : undefined,
   };
+}
+
+/** `stoppedWhen` of the request: absent without the options (the live model's rule is inherited). */
+function stoppedWhenOf(v: TrainValues): Pick<TrainRequest, 'stoppedWhen'> {
+  const rule = parseStoppedWhenOption(v['stopped-when'], v['after-start']);
+  return rule === undefined ? {} : { stoppedWhen: rule };
 }
 
 export const trainCommand: Command = {
@@ -189,6 +207,13 @@ export function printOutcome(o: TrainOutcome, io: Io): void {
     `  cleaning ${sum(c.outliers)} outliers${inBrackets(c.outliers)}, ${sum(c.stuckValues)} stuck values${inBrackets(c.stuckValues)}, ${String(c.carriedValues)} carried forward, ` +
       `${String(c.droppedMissing)} rows dropped (missing${lacking ? `: ${lacking}` : ''}), ${String(c.droppedMaintenance)} (maintenance), ${String(c.gaps)} gaps${c.gapsByCleaning ? ` (${String(c.gapsByCleaning)} left by dropped rows)` : ''}`,
   );
+  if (d.stopped) {
+    const { feature, below, afterStartSeconds, from, stoppedRows, startingRows } = d.stopped;
+    const rule = `${feature}<${below}${afterStartSeconds > 0 ? `, warm-up ${afterStartSeconds} s` : ''}`;
+    io.out(
+      `  stopped  ${rule} (${from === '--stopped-when' ? 'given by --stopped-when' : `inherited from ${from}`}): ${stoppedRows + startingRows} rows left out of training and of the comparison (${stoppedRows} stopped, ${startingRows} starting); the rule is written into ${r.version}`,
+    );
+  }
   io.out(`  compare  ${e.criterion}: challenger ${formatEvaluation(e.challenger)}${e.champion ? `; live ${e.championVersion}: ${formatEvaluation(e.champion)}` : e.championVersion ? `; live ${e.championVersion}: not scorable` : '; no live model'}`);
   if (e.asAgent) {
     const live = e.asAgent.champion ? `; live: ${formatAgentView(e.asAgent.champion)}` : '';

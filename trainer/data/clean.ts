@@ -13,7 +13,10 @@
  *    alone;
  * 3. missing values: carried forward from the last good reading for up to `maxCarryRows` rows,
  *    as the agent does live; a row still missing a value is dropped;
- * 4. maintenance: rows the technicians' labels mark as maintenance are dropped;
+ * 4. maintenance: rows the technicians' labels mark as maintenance are dropped, and so are rows
+ *    a stopped-when rule calls stopped or starting (target `stopped`: see data/stopped.ts); the
+ *    row after such a stop starts a new segment, however short the stop (the agent starts its
+ *    window again after a stop too);
  * 5. gaps: a pause longer than `gapFactor` × the median interval (at least `minGapMs`) starts a
  *    new segment: windows never reach back across it. Rows dropped by 3–4 leave such pauses too
  *    (counted apart as `gapsByCleaning`: the readings themselves had none there).
@@ -24,7 +27,7 @@ import { GAP_FACTOR, GAP_MIN_MS, MAX_CARRY_READINGS } from '../../inference/cont
 import { quantileSorted } from '../linalg/stats.js';
 import type { Series } from './series.js';
 
-export type Target = 'anomaly' | 'normal' | 'exclude' | null;
+export type Target = 'anomaly' | 'normal' | 'exclude' | 'stopped' | null;
 
 export interface CleanOptions {
   outlierSpreads: number;
@@ -46,6 +49,8 @@ export interface CleanStats {
   /** Of the rows dropped for missing values, how many lacked each feature (a row may lack several). */
   missingByFeature: Record<string, number>;
   droppedMaintenance: number;
+  /** Rows a stopped-when rule called stopped or starting (target `stopped`); absent when the run had no rule. */
+  droppedStopped?: number;
   /** Segment starts: pauses in the readings, or holes that dropped rows left (`gapsByCleaning` of them). */
   gaps: number;
   /** Gaps with no pause in the readings themselves: made only by rows dropped above (missing values, maintenance). */
@@ -93,18 +98,32 @@ export function cleanSeries(input: Series, targets: readonly Target[], options: 
   const keep: number[] = [];
   let droppedMissing = 0;
   let droppedMaintenance = 0;
+  let droppedStopped = 0;
+  /** Positions in `keep` of the first kept row after a stop. */
+  const afterStops: number[] = [];
+  let stopBefore = false;
   const missingByFeature: Record<string, number> = Object.fromEntries(input.features.filter((_, f) => active[f]).map((name) => [name, 0]));
   rows.forEach((row, i) => {
-    if (targets[i] === 'exclude') droppedMaintenance++;
+    if (targets[i] === 'stopped') {
+      droppedStopped++;
+      stopBefore = true;
+    } else if (targets[i] === 'exclude') droppedMaintenance++;
     else if (row.some((v, f) => active[f] && Number.isNaN(v))) {
       droppedMissing++;
       input.features.forEach((name, f) => {
         if (active[f] && Number.isNaN(row[f])) missingByFeature[name] = (missingByFeature[name] as number) + 1;
       });
-    } else keep.push(i);
+    } else {
+      if (stopBefore && keep.length > 0) afterStops.push(keep.length);
+      stopBefore = false;
+      keep.push(i);
+    }
   });
   const timestamps = keep.map((i) => input.timestamps[i] as number);
-  const { starts, gaps, longest, limit } = segments(timestamps, options);
+  const found = segments(timestamps, options);
+  const { longest, limit } = found;
+  const starts = afterStops.length === 0 ? found.starts : [...new Set([...found.starts, ...afterStops])].sort((a, b) => a - b);
+  const gaps = starts.length - 1;
   const gapsByCleaning = starts.slice(1).filter((k) => !pausedBetween(input.timestamps, keep[k - 1] as number, keep[k] as number, limit)).length;
   return {
     series: { features: [...input.features], timestamps, rows: keep.map((i) => rows[i] as Float64Array) },
@@ -119,6 +138,7 @@ export function cleanSeries(input: Series, targets: readonly Target[], options: 
       droppedMissing,
       missingByFeature,
       droppedMaintenance,
+      ...(droppedStopped > 0 ? { droppedStopped } : {}),
       gaps,
       gapsByCleaning,
       longestGapSeconds: Math.round(longest / 1000),

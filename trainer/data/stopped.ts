@@ -8,11 +8,14 @@
 import { MAX_AFTER_START_SECONDS, quoteName, stoppedRuleProblem, stoppedValue, type StoppedRule } from '../../inference/contract.js';
 import { UsageError } from '../errors.js';
 
-/** The rule `--stopped-when` and `--after-start` give (the feature not yet checked), or undefined when neither is given. */
-export function parseStoppedWhenOption(text: unknown, afterStart: unknown): StoppedRule | undefined {
-  if (text === undefined) {
-    if (afterStart !== undefined) throw new UsageError('--after-start needs --stopped-when (the warm-up follows a stop that rule defines)');
-    return undefined;
+/**
+ * The rule `--stopped-when` and `--after-start` give (the feature not yet checked), undefined when
+ * neither is given, null for `--stopped-when none` (no rule: `train` inherits none either).
+ */
+export function parseStoppedWhenOption(text: unknown, afterStart: unknown): StoppedRule | null | undefined {
+  if (text === undefined || text === 'none') {
+    if (afterStart !== undefined) throw new UsageError(`--after-start needs --stopped-when ${text === undefined ? '' : 'with a rule '}(the warm-up follows a stop that rule defines)`);
+    return text === undefined ? undefined : null;
   }
   const raw = String(text);
   const m = /^\s*([^<>=!]*?)\s*(<=|>=|==|!=|<|>|=)\s*(.*?)\s*$/.exec(raw);

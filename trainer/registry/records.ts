@@ -87,6 +87,13 @@ export const ModelRecordSchema = z.object({
     holdoutRows: z.number().int(),
     holdoutFrom: z.string(),
     holdoutTo: z.string(),
+    /**
+     * The run's stopped-when rule (`from`: `--stopped-when` or the live model it was inherited
+     * from) and the rows of the range it left out; absent when the run had none.
+     */
+    stopped: z
+      .object({ feature: z.string(), below: z.number(), afterStartSeconds: z.number().int(), from: z.string(), stoppedRows: z.number().int(), startingRows: z.number().int() })
+      .optional(),
   }),
   evaluation: z.object({
     criterion: z.enum(['labels', 'synthetic-faults']),

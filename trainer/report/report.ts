@@ -20,7 +20,8 @@ export async function writeReport(path: string, outcome: TrainOutcome): Promise<
 export function labelSpans(timestamps: readonly number[], targets: readonly Target[]): Span[] {
   const spans: Span[] = [];
   targets.forEach((t, i) => {
-    if (t === null) return;
+    // Stopped rows never reach the held-out rows drawn (cleaning drops them).
+    if (t === null || t === 'stopped') return;
     const last = spans.at(-1);
     const ts = timestamps[i] as number;
     if (last && last.kind === t && (targets[i - 1] ?? null) === t) last.to = ts;

@@ -6,6 +6,7 @@
  * Reproducible: the same data, options and seed give the same model bytes and the same decision.
  */
 import type { ContainerClient } from '@azure/storage-blob';
+import { describeStoppedRule, readModelMetadata, type StoppedRule } from '../../inference/contract.js';
 import { bestModelBlobName, modelBlobName } from '../../sync/layout.js';
 import { CLEAN_DEFAULTS, rowsWith, type Cleaned, type Target } from '../data/clean.js';
 import { withoutFeatures } from '../data/counters.js';
@@ -13,7 +14,7 @@ import type { LoadResult } from '../data/load.js';
 import { baselineOf } from '../drift/baseline.js';
 import { driftNullOf } from '../drift/stray.js';
 import { compareWithBaseline, driftedNames, noNullWarning, type DriftReport, type DriftThresholds } from '../drift/compare.js';
-import { FitError, TrainerError } from '../errors.js';
+import { FitError, TrainerError, UsageError } from '../errors.js';
 import { lowerBound, upperBound } from '../linalg/stats.js';
 import { scoreAsAgent, type AgentView, type RawReadings } from '../eval/as-agent.js';
 import { evaluate, faultSpreads, HELD_OUT_ROWS, planEvaluation, type Evaluation, type ScoredData } from '../eval/criterion.js';
@@ -61,6 +62,11 @@ export interface TrainRequest {
   skipWithoutReadings?: boolean;
   /** `--deploy`: a promotion writes best.json with its deploy pending (registry/records.ts deployPending). */
   deployPending?: boolean;
+  /**
+   * `--stopped-when` (and `--after-start`): the challenger's stopped-when rule; null (`none`) for
+   * none; undefined to inherit the live model's (see `stoppedRuleOf`).
+   */
+  stoppedWhen?: StoppedRule | null;
 }
 
 /**
@@ -116,12 +122,13 @@ export async function trainSource(container: ContainerClient, req: TrainRequest,
 async function trainRange(container: ContainerClient, req: TrainRequest, progress: Progress, now: () => Date, labels?: LabelSet): Promise<TrainOutcome> {
   const { champion, unfinished } = await loadChampion(container, req.source, now());
   const best = champion?.state ?? null;
+  const stop = stoppedRuleOf(req, champion);
   // A first promotion that did not finish (no best.json): only a challenger of that very version may go on (finishUnfinished).
   const refused = (err: unknown): unknown => unfinished?.refusal ?? err;
   // The live model's features stay in the data even when excluded or counters: it is scored on the same rows.
   const load = comparisonLoad(req.exclude, champion?.record.features ?? []);
   const judgeDrift = req.ifDrifted !== undefined && champion !== null;
-  const { loaded, cleaned, raw, skippedLabels, uncleaned } = await prepareData(container, req, progress, { labels, raw: true, load, uncleaned: judgeDrift });
+  const { loaded, cleaned, raw, skippedLabels, uncleaned, stopped } = await prepareData(container, req, progress, { labels, raw: true, load, uncleaned: judgeDrift, stoppedWhen: stop?.rule });
   const labelWarnings = labels === undefined ? skippedLabels.map(skippedLabelWarning) : [];
   if (loaded.readings === 0) {
     if (unfinished !== null) throw unfinished.refusal;
@@ -159,9 +166,16 @@ async function trainRange(container: ContainerClient, req: TrainRequest, progres
   const trainRows = trainIdx.map((i) => cleaned.series.rows[i] as Float64Array);
   // A copy when the live model keeps features the challenger leaves out (never in place: these rows are the cleaned data's).
   const trainSet = withoutFeatures({ features: cleaned.series.features, timestamps: trainIdx.map((i) => cleaned.series.timestamps[i] as number), rows: trainRows }, loaded.leftOutButKept);
+  const stoppedRun = stop && stopped ? { ...stop, rows: stopped } : null;
+  if (stoppedRun && !trainSet.features.includes(stoppedRun.rule.feature)) {
+    throw new UsageError(
+      `${stoppedRun.from}'s stopped-when rule (${describeStoppedRule(stoppedRun.rule)}) names "${stoppedRun.rule.feature}", which this run leaves out of the challenger's features (${trainSet.features.join(', ')}): ` +
+        `give --stopped-when with one of them, or --stopped-when none`,
+    );
+  }
   let fit: ReturnType<typeof fitRange>;
   try {
-    fit = fitRange(req, { ...trainSet, timestampColumn: 'ts', ignoredColumns: [], segmentStarts: trainSegmentStarts(trainIdx, cleaned.segmentStarts) });
+    fit = fitRange(req, { ...trainSet, timestampColumn: 'ts', ignoredColumns: [], segmentStarts: trainSegmentStarts(trainIdx, cleaned.segmentStarts) }, stoppedRun);
   } catch (err) {
     throw refused(err);
   }
@@ -172,6 +186,8 @@ async function trainRange(container: ContainerClient, req: TrainRequest, progres
   const plan = planEvaluation(scored, scoredHoldout, std, req.seed, HELD_OUT_ROWS);
   const unscored = cleaned.series.rows.length - holdoutStart - (scored.series.rows.length - scoredHoldout);
   if (unscored > 0) plan.description += `; ${unscored} held-out rows without ${loaded.leftOutButKept.join(', ')} (which only the live model uses) are scored by neither model`;
+  // Both models are judged on the rows where the pump runs by the one rule of this run.
+  if (stoppedRun) plan.description += `; rows where the pump is stopped or starting by ${describeStoppedRule(stoppedRun.rule)} (${stoppedRun.from}'s rule) are left out for both models`;
   const held = range(scoredHoldout, scored.series.rows.length);
   const challenger = await scoreModel(fit.bytes, plan, scored, held);
   const defender = champion ? await scoreModel(champion.bytes, plan, scored, held) : null;
@@ -190,7 +206,7 @@ async function trainRange(container: ContainerClient, req: TrainRequest, progres
   const asAgent = await asTheAgentWould(req.source, raw as RawReadings, cleaned.series.timestamps[holdoutStart] as number, fit.bytes, defender?.evaluation ? champion!.bytes : null);
 
   progress.stage('writing the registry');
-  const record = buildRecord(req, loaded, cleaned, { trainIdx, holdoutStart, trainSet }, fit, plan.criterion, plan.description, challenger.evaluation as Evaluation, defender, champion, decision, asAgent, now(), skippedLabels.length);
+  const record = buildRecord(req, loaded, cleaned, { trainIdx, holdoutStart, trainSet }, fit, plan.criterion, plan.description, challenger.evaluation as Evaluation, defender, champion, decision, asAgent, now(), skippedLabels.length, stoppedRun);
   const registered = await registerVersion(container, record, fit.bytes);
   progress.finish();
   if (decision.promoted) await promote(container, record, best, registered, req.deployPending === true);
@@ -392,9 +408,34 @@ export function trainSegmentStarts(trainIdx: readonly number[], cleanedStarts: r
   return trainIdx.flatMap((row, k) => (k === 0 || startsRun.has(row) || row !== (trainIdx[k - 1] as number) + 1 ? [k] : []));
 }
 
-function fitRange(req: TrainRequest, table: Parameters<typeof fitTable>[0]): ReturnType<typeof fitTable> {
+/** The stopped-when rule of a run and where it comes from. */
+export interface RunStop {
+  rule: StoppedRule;
+  /** `--stopped-when`, or `live model <version>` (inherited). */
+  from: string;
+}
+
+/**
+ * The run's stopped-when rule: `--stopped-when` when given (`none`: no rule), else the live
+ * model's, so that a pump whose model knows it stops keeps that knowledge through retraining.
+ */
+export function stoppedRuleOf(req: Pick<TrainRequest, 'stoppedWhen'>, champion: { record: { version: string }; bytes: Uint8Array } | null): RunStop | null {
+  if (req.stoppedWhen === null) return null;
+  if (req.stoppedWhen !== undefined) return { rule: req.stoppedWhen, from: '--stopped-when' };
+  if (!champion) return null;
+  let rule: StoppedRule | undefined;
   try {
-    return fitTable(table, { source: req.source, algorithm: req.algorithm, window: req.window, version: req.version });
+    rule = readModelMetadata(champion.bytes).stoppedWhen;
+  } catch {
+    // A live model that cannot be read is reported by its comparison ("not scorable"); it gives no rule.
+    return null;
+  }
+  return rule ? { rule, from: `live model ${champion.record.version}` } : null;
+}
+
+function fitRange(req: TrainRequest, table: Parameters<typeof fitTable>[0], stop: (RunStop & { rows: { stopped: number; starting: number } }) | null): ReturnType<typeof fitTable> {
+  try {
+    return fitTable(table, { source: req.source, algorithm: req.algorithm, window: req.window, version: req.version, ...(stop ? { stoppedWhen: stop.rule, stoppedLeftOut: stop.rows } : {}) });
   } catch (err) {
     if (err instanceof FitError) throw new TrainerError('PW_TRAINER_NO_DATA', `cannot fit a model on the rows of "${req.source}" ${between(req)}: ${err.message}`, { cause: err });
     throw err;
@@ -416,6 +457,7 @@ function buildRecord(
   asAgent: AsAgent,
   createdAt: Date,
   skippedLabels: number,
+  stop: (RunStop & { rows: { stopped: number; starting: number } }) | null,
 ): ModelRecord {
   const ts = cleaned.series.timestamps;
   const iso = (i: number | undefined) => new Date(ts[i ?? 0] as number).toISOString();
@@ -449,6 +491,7 @@ function buildRecord(
       holdoutRows: ts.length - split.holdoutStart,
       holdoutFrom: iso(split.holdoutStart),
       holdoutTo: iso(ts.length - 1),
+      ...(stop ? { stopped: { ...stop.rule, from: stop.from, stoppedRows: stop.rows.stopped, startingRows: stop.rows.starting } } : {}),
     },
     evaluation: { criterion, description, challenger, champion: defender?.evaluation ?? null, championVersion: champion?.record.version ?? null, asAgent },
     decision,

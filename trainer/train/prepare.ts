@@ -1,7 +1,9 @@
 /** Readings of a source and range, with the technicians' labels, cleaned: what train and drift start from. */
 import type { ContainerClient } from '@azure/storage-blob';
 import { labelTargets, readLabels, type LabelRecord } from '../../sync/labels-upload.js';
-import { cleanSeries, type Cleaned } from '../data/clean.js';
+import type { StoppedRule } from '../../inference/contract.js';
+import { cleanSeries, type Cleaned, type Target } from '../data/clean.js';
+import { stoppedRows, type StoppedRows } from '../data/stopped.js';
 import { keepRaw, type RawReadings } from '../eval/as-agent.js';
 import { idleLimitOf } from '../cloud/blob-limits.js';
 import { loadReadings, type LoadOptions, type LoadResult } from '../data/load.js';
@@ -50,6 +52,8 @@ export interface Prepared {
   raw: RawReadings | null;
   /** The readings before stuck-run and outlier removal, for drift (only when asked for: a copy of every value). */
   uncleaned: Uncleaned | null;
+  /** The rows the stopped-when rule left out (null without a rule). */
+  stopped: Omit<StoppedRows, 'out'> | null;
 }
 
 /**
@@ -94,6 +98,12 @@ export interface PrepareOptions {
    * the live model (`leftOutButKept`) are.
    */
   watched?: readonly string[];
+  /**
+   * A stopped-when rule: the rows it calls stopped or starting (judged on the values as loaded,
+   * as the agent judges them) are left out of cleaning's output and of `uncleaned`, as
+   * maintenance rows are, and a segment starts after each stop.
+   */
+  stoppedWhen?: StoppedRule;
 }
 
 /**
@@ -118,10 +128,14 @@ export async function prepareData(
   progress.stage('reading labels');
   const set = options.labels ?? (await readLabelSet(container, [range.source]));
   const labels = set.labels.filter((l) => l.pumpId === range.source);
-  const targets = labelTargets(labels, range.source, loaded.series.timestamps);
-  const raw = options.raw ? keepRaw(loaded.series, targets) : null;
+  const labelled = labelTargets(labels, range.source, loaded.series.timestamps);
+  // As the agent scores them: each model there judges stops by its own rule.
+  const raw = options.raw ? keepRaw(loaded.series, labelled) : null;
+  const rule = options.stoppedWhen;
+  const marks = rule ? stoppedRows(rule, loaded.series.features, loaded.series.timestamps, loaded.series.rows) : null;
+  const targets: Target[] = marks ? labelled.map((t, i) => (marks.out[i] === 1 ? 'stopped' : t)) : labelled;
   // cleanSeries cleans the rows in place: the copy is taken before.
-  const kept = options.uncleaned ? loaded.series.rows.flatMap((row, i) => (targets[i] === 'exclude' ? [] : [i])) : [];
+  const kept = options.uncleaned ? loaded.series.rows.flatMap((row, i) => (targets[i] === 'exclude' || targets[i] === 'stopped' ? [] : [i])) : [];
   // One buffer, rows as views on it: a million rows of their own buffers cost far more than their values.
   const width = loaded.series.features.length;
   const flat = new Float64Array(kept.length * width);
@@ -139,7 +153,7 @@ export async function prepareData(
         removed: (cleaned.removed ?? []).map((marks) => Uint8Array.from(kept, (i) => marks[i] as number)),
       }
     : null;
-  return { loaded, cleaned, labels: labels.length, skippedLabels: set.skipped, raw, uncleaned };
+  return { loaded, cleaned, labels: labels.length, skippedLabels: set.skipped, raw, uncleaned, stopped: marks && { stopped: marks.stopped, starting: marks.starting } };
 }
 
 /** A range as messages name it: `between <from> and <to>` (ISO 8601, UTC; `to` excluded). */
