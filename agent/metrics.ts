@@ -113,7 +113,7 @@ export function createAgentMetrics(registry: MetricsRegistry) {
     accepted: registry.counter('pumpwatch_readings_accepted_total', 'Readings accepted and committed'),
     rejected: registry.counter('pumpwatch_readings_rejected_total', 'Readings refused by validation, kept in the rejected table'),
     scored: registry.counter('pumpwatch_readings_scored_total', 'Readings scored by a model'),
-    unscored: registry.counter('pumpwatch_readings_unscored_total', 'Readings stored without a score (no model, no value yet, model fault)'),
+    unscored: registry.counter('pumpwatch_readings_unscored_total', 'Readings stored without a score (no model, no value yet, pump stopped, model fault)'),
     anomalies: registry.counter('pumpwatch_anomalies_total', 'Readings whose score exceeded the threshold'),
     imputed: registry.counter('pumpwatch_readings_imputed_total', 'Readings scored with a value carried forward'),
     inferenceSeconds: registry.histogram('pumpwatch_inference_seconds', 'Duration of one micro-batch inference (all models)', LATENCY_BUCKETS),

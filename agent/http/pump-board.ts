@@ -1,7 +1,8 @@
 import type { BufferStore } from '../../buffer/store.js';
 import type { PredictionRow } from '../../buffer/types.js';
 import { trainingSpan, type TrainingSpan } from '../../inference/contract.js';
-import type { InferenceEngine } from '../../inference/engine.js';
+import { leftOutOfHistory, type InferenceEngine } from '../../inference/engine.js';
+import { isStoppedReason } from '../../inference/stopped.js';
 import type { ModelManager } from '../../inference/models.js';
 import type { ModelStatus } from '../../inference/model-status.js';
 import { monotonicNow } from '../../sync/clock.js';
@@ -34,7 +35,7 @@ export const SEED_LOOKBACK_ROWS = 20_000;
  */
 export const SEED_LOOKBACK_BUDGET = 100_000;
 
-export type PumpState = 'normal' | 'anomaly' | 'no-model' | 'not-scored' | 'stale' | 'refused';
+export type PumpState = 'normal' | 'anomaly' | 'stopped' | 'no-model' | 'not-scored' | 'stale' | 'refused';
 
 interface LastRow {
   seq: number;
@@ -58,6 +59,8 @@ interface Track {
   anomalySinceAtLeast: boolean;
   normalsInRow: number;
   lastAlert: { seq: number; ts: number; score: number | null; contributions: Record<string, number> | null } | null;
+  /** The current stop (its model's stopped-when rule): its first reading's time, its newest reading's reason; null while the pump runs. */
+  stop: { since: number; reason: string } | null;
 }
 
 export interface PumpSummary {
@@ -85,6 +88,14 @@ export interface PumpSummary {
    * the verdicts of up to SEED_LOOKBACK_ROWS readings before a pump's 200 newest): it has lasted at least since anomalySince.
    */
   anomalySinceAtLeast: boolean;
+  /**
+   * False while its newest reading is stopped by its model's stopped-when rule (state `stopped`,
+   * since `stoppedSince`: its readings are stored, not scored, and raise no alarm); true when
+   * the model has such a rule and the pump runs; null when its model has none (it cannot tell).
+   */
+  running: boolean | null;
+  /** The first reading of the current stop (of those the agent read back at start-up, at most 200 rows). */
+  stoppedSince: string | null;
   lastAlertAt: string | null;
   /** The latest anomalous reading: its score and each feature's contribution (the "why"). */
   lastAlert: { seq: number; ts: string; score: number | null; contributions: Record<string, number> | null } | null;
@@ -237,8 +248,11 @@ export class PumpBoard {
     let t = this.tracks.get(row.pumpId);
     if (!t) {
       const { anomalySince, normalsInRow } = streak ?? { anomalySince: null, normalsInRow: 0 };
-      this.tracks.set(row.pumpId, (t = { last: null, arrivedAt, anomalySince, anomalySinceAtLeast: false, normalsInRow, lastAlert: null }));
+      this.tracks.set(row.pumpId, (t = { last: null, arrivedAt, anomalySince, anomalySinceAtLeast: false, normalsInRow, lastAlert: null, stop: null }));
     }
+    if (isStoppedReason(row.unscoredReason)) t.stop = { since: t.stop?.since ?? row.ts, reason: row.unscoredReason! };
+    // A late reading or a resend says nothing of whether the pump runs now.
+    else if (!leftOutOfHistory(row.unscoredReason)) t.stop = null;
     t.arrivedAt = arrivedAt;
     this.refusals.accepted(row.pumpId, arrivedAt);
     t.last = {
@@ -275,7 +289,11 @@ export class PumpBoard {
       detail = ago === null ? 'no readings received yet' : `no reading accepted yet; the last refused one came ${Math.round(ago / 60_000)} min ago`;
     } else {
       if (t?.anomalySince != null) {
+        // A stop does not clear an alarm (only normal readings do): the pump stays in anomaly, stopped or not.
         state = 'anomaly';
+      } else if (t?.stop != null && model !== null) {
+        state = 'stopped';
+        detail = t.stop.reason;
       } else if (model === null) {
         state = 'no-model';
         detail = 'no model is active for this pump yet: readings are stored but not scored';
@@ -306,6 +324,8 @@ export class PumpBoard {
       refused,
       anomalySince: iso(t?.anomalySince ?? null),
       anomalySinceAtLeast: t?.anomalySince != null && t.anomalySinceAtLeast,
+      running: t?.stop != null ? false : this.deps.engine.modelFor(pumpId)?.meta.stoppedWhen && last !== null ? true : null,
+      stoppedSince: iso(t?.stop?.since ?? null),
       lastAlertAt: iso(t?.lastAlert?.ts ?? null),
       lastAlert: t?.lastAlert ? { ...t.lastAlert, ts: new Date(t.lastAlert.ts).toISOString() } : null,
       lastReading: last && { ...last, ts: new Date(last.ts).toISOString(), receivedAt: new Date(last.receivedAt).toISOString() },

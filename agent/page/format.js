@@ -106,6 +106,7 @@ export const STATE_TEXT = {
   anomaly: 'Anomaly',
   'no-model': 'No model',
   'not-scored': 'Not scored',
+  stopped: 'Stopped',
   stale: 'Stale data',
   refused: 'Readings refused',
 };

@@ -1,7 +1,7 @@
 // Rendering the pumps, alerts and gateway facts. Text goes in with textContent only.
 import { STATE_TEXT, fmtAgo, fmtBytes, fmtDuration, fmtNum, fmtPercent, fmtScorePair, fmtTime, shares } from './format.js';
 
-const ORDER = { anomaly: 0, refused: 1, stale: 1, 'not-scored': 2, 'no-model': 3, normal: 4 };
+const ORDER = { anomaly: 0, refused: 1, stale: 1, 'not-scored': 2, 'no-model': 3, normal: 4, stopped: 5 };
 
 /**
  * A pump that went silent, or whose readings are all refused, while in anomaly: neither clears an
@@ -48,6 +48,8 @@ function anomalyText(p) {
 /** Why a pump is in its state, in one sentence. */
 export function pumpWhy(p) {
   if (p.state === 'anomaly') return `${anomalyText(p)}.`;
+  // A planned stop (its model's stopped-when rule): readings stored, not scored, no alarms.
+  if (p.state === 'stopped') return `Stopped since ${fmtTime(p.stoppedSince)} (${fmtAgo(p.stoppedSince)}): readings are stored, not scored, no alarms — ${p.detail}.`;
   if ((p.state === 'stale' || p.state === 'refused') && p.lastState) {
     const silent = capital(p.detail ?? 'no recent reading');
     return p.lastState === 'anomaly'

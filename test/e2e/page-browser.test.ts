@@ -14,6 +14,7 @@ import { packageRoot } from '../../agent/paths.js';
 import { labelTargetAt, readLabels, toLabelRecord, uploadPendingLabels } from '../../sync/labels-upload.js';
 import { postJson, startTestAgent, type TestAgent } from '../support/agent.js';
 import { makeModel, normalValues, rng } from '../support/models.js';
+import { readingsWithStops, stopModels } from '../support/stops.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { accessibilityProblems, contrastProblems } from './page-a11y.js';
 
@@ -316,6 +317,30 @@ describe('what the UX audit found', () => {
     expect(order.indexOf('pump-6')).toBe(order.indexOf('pump-2') + 1); // after the live alarm, before the silent normal pump
     expect(order.indexOf('pump-6')).toBeLessThan(order.indexOf('pump-4'));
     await page.close();
+  });
+
+  it('says a pump is stopped since its first stopped reading (its model\'s stopped-when rule), lists it last, with no alarm', async () => {
+    const model = await LoadedModel.fromBytes(stopModels({ version: 'stop-rule-1' }).withRule, 'test');
+    t.agent.engine.setModel('pump-stop', model);
+    try {
+      const start = Date.now() - 120_000;
+      const rows = readingsWithStops(100, (i) => i >= 60, { pumpId: 'pump-stop', start });
+      expect((await postJson(`${t.url}/readings`, rows)).status).toBe(202);
+      const { page } = await openPage(t.url);
+      const card = page.locator('button[data-pump="pump-stop"]');
+      await card.waitFor();
+      expect(await card.getAttribute('data-state')).toBe('stopped');
+      expect(await card.locator('.badge').textContent()).toBe('Stopped');
+      expect(await card.locator('.why').textContent()).toMatch(/^Stopped since .+ \(\d+ (s|min) ago\): readings are stored, not scored, no alarms — pump stopped: "Current" = 0\.0\d+, below 0\.5 \(model stop-rule-1's stopped-when rule\)\.$/);
+      const order = await page.locator('#pumps button').evaluateAll((bs) => bs.map((b) => b.getAttribute('data-pump')));
+      expect(order.at(-1)).toBe('pump-stop');
+      expect(await page.evaluate(contrastProblems)).toEqual([]);
+      expect(((await (await fetch(`${t.url}/alerts?pumpId=pump-stop`)).json()) as any).alerts).toEqual([]);
+      await page.close();
+    } finally {
+      t.agent.engine.setModel('pump-stop', null);
+      await model.release();
+    }
   });
 
   it('puts the cloud upload state in one plain line under the header, problems in red', async () => {

@@ -1,0 +1,108 @@
+/**
+ * The agent as a process, its default model fitted by the trainer with a stopped-when rule: a
+ * pump's planned stop is stored unscored, raises no alert, and the page's API says the pump is
+ * stopped since its first stopped reading, also after a restart; the same model without the rule
+ * alerts on the stop (what the rule prevents).
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Reading } from '../../buffer/types.js';
+import { startAgentProcess, type AgentProcess } from '../support/process.js';
+import { readingsWithStops, stopModels } from '../support/stops.js';
+
+let dir: string;
+let withRule: string;
+let withoutRule: string;
+const agents: AgentProcess[] = [];
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'pumpwatch-e2e-stopped-'));
+  const models = stopModels({ version: 'stops-e2e' });
+  withRule = join(dir, 'with-rule.onnx');
+  withoutRule = join(dir, 'without-rule.onnx');
+  writeFileSync(withRule, models.withRule);
+  writeFileSync(withoutRule, models.withoutRule);
+});
+
+afterAll(async () => {
+  for (const a of agents) {
+    if (a.proc.exitCode === null && a.proc.signalCode === null) {
+      a.proc.kill('SIGKILL');
+      await a.exited;
+    }
+  }
+  rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+});
+
+async function start(model: string, dataDir: string): Promise<AgentProcess> {
+  const agent = await startAgentProcess({ PUMPWATCH_DATA_DIR: dataDir, PUMPWATCH_DEFAULT_MODEL: model });
+  agents.push(agent);
+  await agent.waitReady();
+  return agent;
+}
+
+async function stop(agent: AgentProcess): Promise<void> {
+  agent.proc.kill('SIGTERM');
+  expect(await agent.exited).toBe(0);
+}
+
+async function post(agent: AgentProcess, readings: readonly Reading[]): Promise<void> {
+  const res = await fetch(`${agent.url}/readings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(readings.map((r) => ({ ...r, ts: new Date(r.ts).toISOString() }))) });
+  expect(res.status, await res.clone().text()).toBe(202);
+  expect(((await res.json()) as { accepted: number }).accepted).toBe(readings.length);
+}
+
+async function getJson(agent: AgentProcess, path: string): Promise<any> {
+  const res = await fetch(`${agent.url}${path}`);
+  expect(res.status).toBe(200);
+  return res.json();
+}
+
+/** 400 readings at 1 Hz ending a minute ago: running 0-199, stopped from 200 on. */
+const START = Date.now() - 460_000;
+const STOPPED_FROM = 200;
+const readings = readingsWithStops(400, (i) => i >= STOPPED_FROM, { pumpId: 'pump-7', start: START });
+
+describe('a stopped pump, the agent as a process', () => {
+  it('stores the stop unscored, raises no alert, and says "stopped" since its first stopped reading, after a restart too', async () => {
+    const data = join(dir, 'with-rule');
+    const agent = await start(withRule, data);
+    await post(agent, readings);
+    const { pumps } = await getJson(agent, '/pumps');
+    const p = pumps.find((x: { pumpId: string }) => x.pumpId === 'pump-7');
+    expect(p).toMatchObject({ state: 'stopped', running: false, stoppedSince: new Date(START + STOPPED_FROM * 1000).toISOString(), anomalySince: null, lastAlertAt: null });
+    expect(p.detail).toMatch(/^pump stopped: "Current" = 0\.0\d+, below 0\.5 \(model stops-e2e's stopped-when rule\)$/);
+    expect((await getJson(agent, '/alerts')).alerts).toEqual([]);
+    const { predictions } = await getJson(agent, '/pumps/pump-7/predictions?limit=1000');
+    const stopped = predictions.filter((r: { unscoredReason: string | null }) => r.unscoredReason?.startsWith('pump stopped: '));
+    expect(stopped).toHaveLength(400 - STOPPED_FROM);
+    expect(stopped.every((r: { score: number | null; anomaly: boolean | null }) => r.score === null && r.anomaly === null)).toBe(true);
+    expect(predictions.filter((r: { anomaly: boolean | null }) => r.anomaly === true)).toEqual([]);
+    await stop(agent);
+
+    // Restarted: the page still says stopped since the same reading; the pump runs again, warms up (30 s), is scored.
+    const again = await start(withRule, data);
+    const after = (await getJson(again, '/pumps')).pumps.find((x: { pumpId: string }) => x.pumpId === 'pump-7');
+    expect(after).toMatchObject({ state: 'stopped', running: false, stoppedSince: p.stoppedSince });
+    const running = readingsWithStops(40, () => false, { pumpId: 'pump-7', start: START + 400_000, seed: 3 });
+    await post(again, running);
+    const { predictions: later } = await getJson(again, `/pumps/pump-7/predictions?since=${encodeURIComponent(new Date(START + 400_000).toISOString())}&limit=100`);
+    expect(later.slice(0, 29).every((r: { unscoredReason: string | null }) => r.unscoredReason?.startsWith('pump starting: '))).toBe(true);
+    expect(later.at(-1).score).not.toBeNull();
+    const now = (await getJson(again, '/pumps')).pumps.find((x: { pumpId: string }) => x.pumpId === 'pump-7');
+    expect(now).toMatchObject({ state: 'normal', running: true, stoppedSince: null });
+    expect((await getJson(again, '/alerts')).alerts).toEqual([]);
+    await stop(again);
+  });
+
+  it('alerts on the stop with the same model without the rule', async () => {
+    const agent = await start(withoutRule, join(dir, 'without-rule'));
+    await post(agent, readings);
+    const { pumps } = await getJson(agent, '/pumps');
+    expect(pumps.find((x: { pumpId: string }) => x.pumpId === 'pump-7')).toMatchObject({ state: 'anomaly', running: null, stoppedSince: null });
+    expect((await getJson(agent, '/alerts')).alerts.length).toBeGreaterThan(0);
+    await stop(agent);
+  });
+});
