@@ -113,6 +113,14 @@ export class StopMarks {
   }
 }
 
+/** Keys of the rules met, so that a reading's verdict builds no string (a model's metadata lives as long as the model). */
+const keys = new WeakMap<StoppedRule, string>();
+
 function ruleKey(rule: StoppedRule): string {
-  return `${rule.feature}\u0000${rule.below}\u0000${rule.afterStartSeconds}`;
+  let key = keys.get(rule);
+  if (key === undefined) {
+    key = `${rule.feature}\u0000${rule.below}\u0000${rule.afterStartSeconds}`;
+    keys.set(rule, key);
+  }
+  return key;
 }

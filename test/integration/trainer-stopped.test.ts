@@ -156,6 +156,12 @@ describe('train and drift with a stopped-when rule (Azurite)', () => {
     // 12 stops of 180 readings, each followed by 29 starting ones
     expect(drift.out).toContain(`  stopped  2508 rows left out by ${record.version}'s stopped-when rule (Current<0.5, warm-up 600 s): 2160 stopped, 348 starting`);
 
+    // evaluate judges the live model on the rows where the pump runs by its rule, as train compared it
+    const evaluated = await cli(['evaluate', '--source', 'pump-s', '--from', '2026-01-03', '--to', '2026-01-04']);
+    expect(evaluated.code, evaluated.err + evaluated.out).toBe(0);
+    expect(evaluated.out).toContain(' on 1812 rows');
+    expect(evaluated.out).toContain('rows where the pump is stopped or starting by its stopped-when rule (Current<0.5, warm-up 600 s) left out');
+
   });
 
   it('inherits the live model\'s rule without the options, and says so; --stopped-when none drops it', async () => {

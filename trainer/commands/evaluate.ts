@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { TrainerError, UsageError } from '../errors.js';
 import { formatAgentView, scoreAsAgent, type RawReadings } from '../eval/as-agent.js';
-import { readModelMetadata } from '../../inference/contract.js';
+import { describeStoppedRule, readModelMetadata } from '../../inference/contract.js';
 import { evaluate, faultSpreads, formatEvaluation, MIN_LABELLED_EPISODES, MIN_LABELLED_ROWS, planEvaluation, RANGE_ROWS } from '../eval/criterion.js';
 import { OnnxScorer } from '../eval/score.js';
 import { readProblem } from '../files.js';
@@ -65,10 +65,11 @@ export const evaluateCommand: Command = {
       if (record === undefined) throw new TrainerError('PW_TRAINER_NO_MODEL', `no model was promoted for "${source}"; pass --version or --model`);
       bytes = await readModelBytes(container, record);
     }
-    const features = readModelMetadata(bytes).features;
+    const { features, stoppedWhen } = readModelMetadata(bytes);
     const progress = createProgress({ raw: io.raw, line: io.err }, ctx.isTTY, `evaluate ${source}`);
     // Read as train reads it; the values the model does not use cost it no row and get no fault.
-    const options = { raw: true, load: comparisonLoad([], features), watched: features };
+    // Rows the model's stopped-when rule calls stopped or starting are left out, as train's comparison leaves them out.
+    const options = { raw: true, load: comparisonLoad([], features), watched: features, stoppedWhen };
     const { loaded, cleaned, raw, skippedLabels } = await finishing(progress, () => prepareData(container, { source, from, to }, progress, options));
     for (const s of skippedLabels) io.err(`warning: ${skippedLabelWarning(s)}`);
     if (cleaned.series.rows.length === 0) throw await noUsableRows(container, { source, from, to }, loaded.readings);
@@ -78,7 +79,7 @@ export const evaluateCommand: Command = {
       const e = await evaluate(scorer, plan);
       const m = scorer.metadata;
       io.out(`${source}: model ${m.version} (${m.algorithm}, window ${m.window}, threshold ${m.threshold}) on ${cleaned.series.rows.length} rows`);
-      io.out(`  ${plan.description}`);
+      io.out(`  ${plan.description}${stoppedWhen ? `; rows where the pump is stopped or starting by its stopped-when rule (${describeStoppedRule(stoppedWhen)}) left out` : ''}`);
       io.out(`  ${formatEvaluation(e, true)}`);
     } finally {
       await scorer.release();
