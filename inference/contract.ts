@@ -115,7 +115,7 @@ export function stoppedRuleProblem(rule: unknown, features: readonly string[]): 
   const unknown = Object.keys(r).filter((k) => !STOPPED_RULE_KEYS.includes(k));
   if (unknown.length > 0) return `has unknown key${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => quoteName(k)).join(', ')} (known: ${STOPPED_RULE_KEYS.join(', ')})`;
   if (typeof r.feature !== 'string') return '"feature" must be the name of one of the model\'s features';
-  if (!features.includes(r.feature)) return `"feature" ${quoteName(r.feature)} is not one of the model's features (${features.map((f) => quoteName(f)).join(', ')})`;
+  if (!features.includes(r.feature)) return `"feature" ${quoteName(r.feature)} is not one of the model's features (${quoteNames(features)})`;
   if (typeof r.below !== 'number' || !Number.isFinite(r.below)) return `"below" must be a finite number, got ${JSON.stringify(r.below) ?? 'nothing'}`;
   const after = r.afterStartSeconds;
   if (after !== undefined && (typeof after !== 'number' || !Number.isInteger(after) || after < 0 || after > MAX_AFTER_START_SECONDS)) {
@@ -128,6 +128,12 @@ export function stoppedRuleProblem(rule: unknown, features: readonly string[]): 
 export function stoppedValue(rule: StoppedRule, values: Readonly<Record<string, number | null | undefined>>): number | null {
   const v = values[rule.feature];
   return typeof v === 'number' && Number.isFinite(v) && v < rule.below ? v : null;
+}
+
+/** Names as messages list them: quoted, the first 10 and how many more. */
+export function quoteNames(names: readonly string[]): string {
+  const shown = names.slice(0, 10).map((n) => quoteName(n)).join(', ');
+  return names.length > 10 ? `${shown} and ${names.length - 10} more` : shown;
 }
 
 /** `Current<0.5, warm-up 600 s`: a rule as messages show it. */

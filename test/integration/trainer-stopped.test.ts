@@ -164,6 +164,15 @@ describe('train and drift with a stopped-when rule (Azurite)', () => {
 
   });
 
+  it('refuses a --stopped-when whose feature the readings do not have, naming it (exit 2, nothing registered)', async () => {
+    const before = (await readBest(container, 'pump-s'))!.pointer.version;
+    const res = await cli(['train', '--source', 'pump-s', '--from', '2026-01-01', '--to', '2026-01-03', '--stopped-when', 'Curent<0.5', '--version', 'typo-1']);
+    expect(res.code).toBe(2);
+    expect(res.err).toContain('--stopped-when\'s stopped-when rule (Curent<0.5) names "Curent", which is not a feature of the readings of the range (Current, Flow, Pressure): give --stopped-when with one of them, or --stopped-when none');
+    expect((await readBest(container, 'pump-s'))!.pointer.version).toBe(before);
+    await expect(readModelRecord(container, 'pump-s', 'typo-1')).rejects.toThrow();
+  });
+
   it('inherits the live model\'s rule without the options, and says so; --stopped-when none drops it', async () => {
     const { record: live } = await liveRule();
     const res = await cli(['train', '--source', 'pump-s', '--from', '2026-01-01', '--to', '2026-01-03', '--window', '5']);

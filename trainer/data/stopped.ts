@@ -5,7 +5,7 @@
  * when its known value of the feature is below the bound, and starting (left out as well) while
  * less than the warm-up has passed since the last stopped row.
  */
-import { MAX_AFTER_START_SECONDS, quoteName, stoppedRuleProblem, stoppedValue, type StoppedRule } from '../../inference/contract.js';
+import { MAX_AFTER_START_SECONDS, quoteName, quoteNames, stoppedRuleProblem, stoppedValue, type StoppedRule } from '../../inference/contract.js';
 import { UsageError } from '../errors.js';
 
 /**
@@ -40,7 +40,7 @@ export function parseStoppedWhenOption(text: unknown, afterStart: unknown): Stop
 /** Refuses a rule whose feature is not among the model's features (or that the agent would refuse). */
 export function checkStoppedRule(rule: StoppedRule, features: readonly string[], flag = '--stopped-when'): void {
   if (!features.includes(rule.feature)) {
-    throw new UsageError(`${flag}: unknown feature ${quoteName(rule.feature)}: the model's features are ${features.map((f) => quoteName(f)).join(', ')}`);
+    throw new UsageError(`${flag}: unknown feature ${quoteName(rule.feature)}: the model's features are ${quoteNames(features)}`);
   }
   const problem = stoppedRuleProblem(rule, features);
   if (problem !== null) throw new UsageError(`${flag}: the rule ${problem}`);

@@ -168,8 +168,9 @@ async function trainRange(container: ContainerClient, req: TrainRequest, progres
   const trainSet = withoutFeatures({ features: cleaned.series.features, timestamps: trainIdx.map((i) => cleaned.series.timestamps[i] as number), rows: trainRows }, loaded.leftOutButKept);
   const stoppedRun = stop && stopped ? { ...stop, rows: stopped } : null;
   if (stoppedRun && !trainSet.features.includes(stoppedRun.rule.feature)) {
+    const why = loaded.series.features.includes(stoppedRun.rule.feature) ? 'which this run leaves out of the challenger\'s features' : 'which is not a feature of the readings of the range';
     throw new UsageError(
-      `${stoppedRun.from}'s stopped-when rule (${describeStoppedRule(stoppedRun.rule)}) names "${stoppedRun.rule.feature}", which this run leaves out of the challenger's features (${trainSet.features.join(', ')}): ` +
+      `${stoppedRun.from}'s stopped-when rule (${describeStoppedRule(stoppedRun.rule)}) names "${stoppedRun.rule.feature}", ${why} (${trainSet.features.join(', ')}): ` +
         `give --stopped-when with one of them, or --stopped-when none`,
     );
   }
