@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { unknownVariables, type UnknownVariable } from '../sync/env-names.js';
+import { CONTAINER_SAS_URL_RULE, containerSasUrlProblem } from '../sync/sas-url.js';
 
 /**
  * The agent's configuration: one declared schema. Every key has an environment variable, a default,
@@ -83,6 +84,19 @@ const blobConnectionString = optionalText.superRefine((value, ctx) => {
   }
 });
 
+/**
+ * A container SAS URL, checked at start-up (sync/sas-url.ts): an account SAS URL, with no container
+ * in its path, was taken, and every sync then failed with a bare 400 against container "undefined".
+ */
+const blobSasUrl = z
+  .string()
+  .url()
+  .optional()
+  .superRefine((value, ctx) => {
+    const problem = value === undefined ? null : containerSasUrlProblem(value);
+    if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
+  });
+
 /** What the IoT SDK's ModuleClient.fromConnectionString takes (it signs in with a shared access key only). */
 const MODULE_CONNECTION_STRING_RULE = 'HostName=…;DeviceId=…;ModuleId=…;SharedAccessKey=…, optionally ;GatewayHostName=host:port';
 
@@ -123,8 +137,8 @@ export const CONFIG_KEYS = {
   httpTlsCertFile: key({ env: 'PUMPWATCH_HTTP_TLS_CERT_FILE', schema: optionalText, unit: 'path', accepts: 'a PEM certificate file (the server\'s certificate, then its chain)', alsoRule: 'set with PUMPWATCH_HTTP_TLS_KEY_FILE', description: 'the status endpoint serves HTTPS with this certificate (read at start-up: a restart picks up a new one); unset: plain HTTP, where the status token is only as safe as the LAN' }),
   httpTlsKeyFile: key({ env: 'PUMPWATCH_HTTP_TLS_KEY_FILE', schema: optionalText, unit: 'path', accepts: 'a PEM private key file without a passphrase', alsoRule: 'set with PUMPWATCH_HTTP_TLS_CERT_FILE', description: 'private key of PUMPWATCH_HTTP_TLS_CERT_FILE' }),
   blobConnectionString: key({ env: 'PUMPWATCH_BLOB_CONNECTION_STRING', schema: blobConnectionString, unit: 'text', secret: true, description: 'Blob Storage connection string (sync target)' }),
-  blobSasUrl: key({ env: 'PUMPWATCH_BLOB_SAS_URL', schema: z.string().url().optional(), unit: 'URL', secret: true, description: 'container SAS URL (alternative to the connection string)' }),
-  blobContainer: key({ env: 'PUMPWATCH_BLOB_CONTAINER', schema: z.string().regex(/^(?=.{3,63}$)[a-z0-9]+(?:-[a-z0-9]+)*$/, `a container name: ${CONTAINER_RULE}`).default('pumpwatch'), unit: 'name', accepts: CONTAINER_RULE, description: 'Blob container' }),
+  blobSasUrl: key({ env: 'PUMPWATCH_BLOB_SAS_URL', schema: blobSasUrl, unit: 'URL', secret: true, accepts: CONTAINER_SAS_URL_RULE, description: 'container SAS URL (alternative to the connection string; used when both are set)' }),
+  blobContainer: key({ env: 'PUMPWATCH_BLOB_CONTAINER', schema: z.string().regex(/^(?=.{3,63}$)[a-z0-9]+(?:-[a-z0-9]+)*$/, `a container name: ${CONTAINER_RULE}`).default('pumpwatch'), unit: 'name', accepts: CONTAINER_RULE, description: 'Blob container of PUMPWATCH_BLOB_CONNECTION_STRING; not used with PUMPWATCH_BLOB_SAS_URL, whose path names the container' }),
   deviceId: key({ env: 'PUMPWATCH_DEVICE_ID', schema: z.string().regex(DEVICE_ID, DEVICE_ID_RULE).optional(), unit: 'id', accepts: DEVICE_ID_RULE, description: 'device id in blob names; default: IOTEDGE_DEVICEID, else the host name' }),
   simulate: key({ env: 'PUMPWATCH_SIMULATE', schema: int(0, 1000).optional(), unit: 'pumps', alsoRule: 'at most PUMPWATCH_MAX_PUMPS', description: 'simulated pumps; default 3 standalone, 0 otherwise' }),
   sync: key({ env: 'PUMPWATCH_SYNC', schema: z.enum(['auto', 'off']).default('auto'), unit: 'mode', description: 'off: never upload (the buffer still fills and evicts); auto: sync to the configured target, or to a local Azurite when standalone (a development dependency: where it is not installed, as in the container image, sync is off with a warning)' }),

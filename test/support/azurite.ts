@@ -3,10 +3,14 @@
  * temp folder; can be stopped and restarted on the same port and data (an outage), and removed.
  */
 import {
+  AccountSASPermissions,
+  AccountSASResourceTypes,
+  AccountSASServices,
   BlobServiceClient,
   ContainerClient,
   ContainerSASPermissions,
   StorageSharedKeyCredential,
+  generateAccountSASQueryParameters,
   generateBlobSASQueryParameters,
 } from '@azure/storage-blob';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -22,6 +26,11 @@ export interface TestAzurite {
   container(name?: string): ContainerClient;
   /** A container SAS URL (default permissions racwl: no container creation). */
   containerSasUrl(name: string, permissions?: string, expiresOn?: Date): string;
+  /**
+   * An account SAS URL (what `az storage account generate-sas` gives, on the account's endpoint):
+   * no container in its path. `container` appends one, which makes it a URL the sync can use.
+   */
+  accountSasUrl(container?: string): string;
   /** Stops the process (data kept): the sync target is offline. */
   stop(): Promise<void>;
   /** Starts it again on the same port and data. */
@@ -49,6 +58,18 @@ export async function startTestAzurite(): Promise<TestAzurite> {
         new StorageSharedKeyCredential(DEVSTORE_ACCOUNT, DEVSTORE_KEY),
       ).toString();
       return `http://127.0.0.1:${port}/${DEVSTORE_ACCOUNT}/${name}?${sas}`;
+    },
+    accountSasUrl: (container) => {
+      const sas = generateAccountSASQueryParameters(
+        {
+          expiresOn: new Date(Date.now() + 3_600_000),
+          permissions: AccountSASPermissions.parse('rwlac'),
+          resourceTypes: AccountSASResourceTypes.parse('sco').toString(),
+          services: AccountSASServices.parse('b').toString(),
+        },
+        new StorageSharedKeyCredential(DEVSTORE_ACCOUNT, DEVSTORE_KEY),
+      ).toString();
+      return `http://127.0.0.1:${port}/${DEVSTORE_ACCOUNT}${container === undefined ? '' : `/${container}`}?${sas}`;
     },
     stop: async () => {
       await handle?.stop();

@@ -10,6 +10,7 @@
 import { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import iothub from 'azure-iothub';
 import { safeErrorMessage } from '../../sync/redact.js';
+import { containerSasUrlProblem } from '../../sync/sas-url.js';
 import { TrainerError } from '../errors.js';
 
 export const DEFAULT_CONTAINER = 'pumpwatch';
@@ -43,6 +44,9 @@ export interface CommandContext {
 export function containerFromEnv(env: CommandContext['env']): ContainerClient {
   const sas = env.PUMPWATCH_BLOB_SAS_URL;
   const conn = env.PUMPWATCH_BLOB_CONNECTION_STRING;
+  // The agent's own check (agent/config.ts): an account SAS URL would name container "undefined".
+  const sasProblem = !conn && sas ? containerSasUrlProblem(sas) : null;
+  if (sasProblem !== null) throw new TrainerError('PW_TRAINER_NOT_CONFIGURED', `PUMPWATCH_BLOB_SAS_URL is not usable: ${sasProblem}`);
   try {
     if (conn) return BlobServiceClient.fromConnectionString(conn).getContainerClient(env.PUMPWATCH_BLOB_CONTAINER || DEFAULT_CONTAINER);
     if (sas) return new ContainerClient(sas);
