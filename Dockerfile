@@ -67,7 +67,7 @@ COPY agent/page ./agent/page
 # tini as PID 1 (Debian's package): it forwards IoT Edge's SIGTERM to node and reaps children. With
 # node as PID 1 the kernel drops a signal node sends itself, so an agent whose housekeeping thread
 # is held by a call the OS never answers (node's exit waits for it) could not end by the signal after
-# its clean stop and waited for IoT Edge's SIGKILL (agent/cli.ts). `HostConfig.Init` in the
+# its clean stop and waited for IoT Edge's SIGKILL (agent/cli-main.ts). `HostConfig.Init` in the
 # manifest's createOptions would do the same, but IoT Edge has not always passed it on
 # (Azure/iotedge#2328).
 # The image's unprivileged `node` user (uid 1000) owns the data directory; IoT Edge mounts a volume there.
@@ -82,6 +82,6 @@ EXPOSE 8080
 # address and port, over HTTPS when PUMPWATCH_HTTP_TLS_CERT_FILE is set (no curl in the slim image).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "dist/agent/healthcheck.js"]
-# IoT Edge sends SIGTERM; tini passes it to node, which stops cleanly (agent/cli.ts: exit 0).
+# IoT Edge sends SIGTERM; tini passes it to node, which stops cleanly (agent/cli-main.ts: exit 0).
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/bin/tini", "--", "node", "--max-semi-space-size=8", "dist/agent/cli.js"]

@@ -178,7 +178,7 @@ const SAMPLE_TIMEOUT_MS = 20_000;
 /**
  * How long close() waits for the thread to end once asked. One held in a call the OS does not
  * answer (a read on the thread pool, which no kill reaches) is then abandoned, and `held` says so:
- * node's exit waits for every thread, so the agent's exit must not (agent/cli.ts).
+ * node's exit waits for every thread, so the agent's exit must not (agent/cli-main.ts).
  */
 const CLOSE_WAIT_MS = 2_000;
 /** Then, after terminate(), before the thread is abandoned. */

@@ -469,7 +469,7 @@ export class Agent implements AgentParts {
 
   /**
    * After stop(): calls the OS has not answered that node's exit would wait for forever (a thread
-   * held in the kernel), each named; empty when the process can exit normally (agent/cli.ts).
+   * held in the kernel), each named; empty when the process can exit normally (agent/cli-main.ts).
    */
   exitHeldBy(): string[] {
     return [this.housekeeping.held, this.system.held()].filter((h): h is string => h !== null);

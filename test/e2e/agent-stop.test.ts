@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { makeModel } from '../support/models.js';
 import { startAgentProcess } from '../support/process.js';
-import { startupHold } from '../support/startup-hold.js';
+import { moduleLoadHold, startupHold } from '../support/startup-hold.js';
 
 let dir: string;
 let model: string;
@@ -40,6 +40,23 @@ describe('SIGTERM to the agent process', () => {
     expect(existsSync(join(data, 'buffer.sqlite'))).toBe(false);
     // and onnxruntime was loaded with its telemetry already off (inference/ort-telemetry.ts, imported first)
     expect(JSON.parse(readFileSync(hold.held, 'utf8'))).toEqual({ ORT_DISABLE_TELEMETRY: '1' });
+  });
+
+  it('exits 0 when it comes while node loads the agent\'s modules, before the bulk of them is linked or run', async () => {
+    // Held where agent/main.js (onnxruntime, SQLite, the SDKs behind it) is loaded: with main.js in
+    // the entry point's static graph, no module had run yet and the signal ended the process (143).
+    const hold = moduleLoadHold(dir, '/dist/agent/main.js');
+    const data = join(dir, 'data-loading');
+    const agent = await startAgentProcess({ PUMPWATCH_DATA_DIR: data, PUMPWATCH_DEFAULT_MODEL: model }, undefined, { nodeArgs: hold.nodeArgs });
+    try {
+      await vi.waitFor(() => expect(existsSync(hold.held)).toBe(true), { timeout: 30_000, interval: 20 });
+      agent.proc.kill('SIGTERM');
+    } finally {
+      hold.release();
+    }
+    expect(await agent.exited).toBe(0);
+    expect(agent.output()).toContain('pumpwatch-agent: SIGTERM during start-up, before anything was opened: exiting');
+    expect(existsSync(join(data, 'buffer.sqlite'))).toBe(false);
   });
 
   it('stops within the grace, the buffer closed, when the hub accepts the connection and never answers', async () => {

@@ -8,6 +8,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 const PRELOAD = `
 const { existsSync, writeFileSync } = require('node:fs');
@@ -49,4 +50,34 @@ export function startupHold(dir: string): StartupHold {
     held,
     release: () => writeFileSync(release, ''),
   };
+}
+
+/**
+ * A `node --import` preload whose ES module loader hook holds the process where the module whose
+ * URL ends with `urlEnd` is first loaded (the hook waits, in the loader's own thread, for `release`
+ * to exist, having written `held`). Unlike startupHold, the hold may come while node still loads
+ * and links the entry point's static imports, before any of them has run: where a module is
+ * loaded is what a test of start-up's first moments asks.
+ */
+export function moduleLoadHold(dir: string, urlEnd: string): StartupHold {
+  const hooks = join(dir, 'module-load-hold-hooks.mjs');
+  const preload = join(dir, 'module-load-hold.mjs');
+  const held = join(dir, 'load-held');
+  const release = join(dir, 'load-release');
+  writeFileSync(
+    hooks,
+    `import { existsSync, writeFileSync } from 'node:fs';
+let holding = true;
+export async function load(url, context, next) {
+  if (holding && url.endsWith(${JSON.stringify(urlEnd)})) {
+    holding = false;
+    writeFileSync(${JSON.stringify(held)}, url);
+    while (!existsSync(${JSON.stringify(release)})) await new Promise((r) => setTimeout(r, 10));
+  }
+  return next(url, context);
+}
+`,
+  );
+  writeFileSync(preload, `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hooks).href)});\n`);
+  return { nodeArgs: ['--import', pathToFileURL(preload).href], env: {}, held, release: () => writeFileSync(release, '') };
 }

@@ -153,7 +153,7 @@ describe('Dockerfile', () => {
     expect(probeTimeoutMs).toBeLessThan(dockerTimeoutS * 1000);
     const entry = JSON.parse(argsOf('ENTRYPOINT')[0]!) as string[];
     const bin = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).bin['pumpwatch-agent'];
-    // tini is PID 1: a process that is PID 1 cannot end itself by a signal (agent/cli.ts needs to).
+    // tini is PID 1: a process that is PID 1 cannot end itself by a signal (agent/cli-main.ts needs to).
     expect(entry).toEqual(['/usr/bin/tini', '--', 'node', ...AGENT_NODE_FLAGS, bin]);
     const install = final.find((i) => i.op === 'RUN' && /apt-get install\b.*\btini\b/.test(i.args));
     expect(install, 'the runtime stage installs tini').toBeDefined();
