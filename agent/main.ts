@@ -13,6 +13,7 @@ import { CONFIG_KEYS, ConfigError, type Config } from './config.js';
 import { EvictionWatch } from './eviction-watch.js';
 import { HousekeepingThread } from './housekeeping.js';
 import { registerCoreRoutes } from './http/core-routes.js';
+import { listenConfigError } from './http/listen-error.js';
 import { registerReadingsRoute } from './http/readings-route.js';
 import { StatusServer } from './http/server.js';
 import { CertificateWatch } from './http/certificate-watch.js';
@@ -216,7 +217,9 @@ export class Agent implements AgentParts {
         name: 'http',
         start: async () => {
           const tls = this.statusTls;
-          const addr = await this.server.start(config.httpHost, config.httpPort, tls ?? undefined);
+          const addr = await this.server.start(config.httpHost, config.httpPort, tls ?? undefined).catch((err: unknown) => {
+            throw listenConfigError(err, config.httpHost, config.httpPort) ?? err;
+          });
           this.logger.info({ component: 'http', host: addr.address, port: addr.port, tls: tls !== null }, tls ? 'status endpoint listening (HTTPS)' : 'status endpoint listening (plain HTTP)');
           this.certificateWatch.serve(tls);
         },
