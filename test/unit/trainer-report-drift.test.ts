@@ -119,4 +119,15 @@ describe('the report drift section', () => {
     // No PSI bar chart when PSI was not judged.
     expect(html.slice(html.indexOf('<h2>Drift'))).not.toMatch(/<svg[^>]*aria-label="PSI/);
   });
+
+  it('says, per feature, that KS cannot call drift where its threshold is 1 or more (3 rows: 1.95/√n_eff = 1.127)', () => {
+    const html = renderReport(trained(drift(3)));
+    const ks = (1.95 / Math.sqrt((3 * 2000) / 2003)).toFixed(3);
+    expect(driftRows(html)[0]![7]).toBe(ks);
+    for (const feature of ['Flow', 'P']) {
+      expect(html).toContain(
+        `<p>${feature}: KS cannot call drift: its threshold ${ks} is at least 1, the largest KS distance there is, because the 3 rows compared are too few (KS 1.95/√n_eff); compare a longer range; only the stuck/outlier rule can (PSI is not judged either).</p>`,
+      );
+    }
+  });
 });

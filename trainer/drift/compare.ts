@@ -17,7 +17,9 @@
  * (--psi, --ks) are raised to what unchanged data stays below 99.9 % of the time, never lowered:
  * - KS drifts above max(--ks, 1.95/√n_eff): 1.95 is the 0.999 point of the Kolmogorov
  *   distribution (√n_eff·KS of two samples of the same law). Below 4 rows that is above 1: KS
- *   cannot call drift.
+ *   cannot call drift, and neither can it where the training rows' own stray (below) raises the
+ *   threshold to 1 or more (a model trained on a short range): the output says so per feature
+ *   (ksCannotDriftNotes), rather than print a threshold no KS can exceed as if it judged.
  * - PSI is the symmetric Kullback–Leibler divergence; under no drift n_eff·PSI is about Pearson's
  *   χ² with B − 1 degrees of freedom, so PSI drifts above max(--psi, χ²_{B−1}(0.999)/n_eff)
  *   (27.88/n_eff for deciles; chi-square.ts). That approximation needs about 5 rows expected per
@@ -228,12 +230,45 @@ export function driftedNames(report: DriftReport): string[] {
   return [...report.features.filter((f) => f.drifted).map((f) => f.feature), ...report.missing, ...report.added.map((a) => `${a} (new)`)];
 }
 
-/** `DRIFT (KS; 41.2 % stuck/outlier)`, `ok`, with why PSI was not judged. */
-export function featureStatus(f: FeatureDrift): string {
-  return `${f.drifted ? `DRIFT (${f.reasons.join('; ')})` : 'ok'}${f.effective.psi === null ? ` (PSI not judged: ${psiNotJudged(f)}, ${MIN_ROWS_PER_BIN * f.bins} needed)` : ''}`;
+/** The largest KS distance there is (two CDFs differ by at most 1). */
+export const KS_MAX = 1;
+
+/**
+ * True when KS cannot call drift in this feature: its threshold, raised for few rows or by the
+ * training rows' own stray, is at or above the largest KS there is. The table would show
+ * `KS > 1.123`, which no data can reach; the output says so instead of leaving it to be read as a
+ * judgement.
+ */
+export function ksCannotDrift(f: FeatureDrift): boolean {
+  return f.effective.ks >= KS_MAX;
 }
 
-/** What the thresholds were raised by, and the stuck/outlier rule: the lines above the table (the report shows them too). */
+/** `DRIFT (KS; 41.2 % stuck/outlier)`, `ok`, with why PSI was not judged and when KS cannot call drift. */
+export function featureStatus(f: FeatureDrift): string {
+  const psi = f.effective.psi === null ? ` (PSI not judged: ${psiNotJudged(f)}, ${MIN_ROWS_PER_BIN * f.bins} needed)` : '';
+  const ks = ksCannotDrift(f) ? ` (KS cannot call drift: threshold at least ${KS_MAX}, see the note)` : '';
+  return `${f.drifted ? `DRIFT (${f.reasons.join('; ')})` : 'ok'}${psi}${ks}`;
+}
+
+/**
+ * One line per feature whose KS threshold is at or above 1, the largest KS there is: KS cannot call
+ * drift in it, and the line says why (the training rows' own stray, or too few rows) and what
+ * still can (PSI, when judged; the stuck/outlier rule).
+ */
+export function ksCannotDriftNotes(report: DriftReport): string[] {
+  return report.features.filter(ksCannotDrift).map((f) => {
+    const fewRows = effectiveThresholds(report.thresholds, f.recentCount, f.bins, f.baselineCount ?? undefined).ks >= KS_MAX;
+    const why =
+      f.stray !== null && f.stray.ks >= KS_MAX && !fewRows
+        ? `blocks of ${f.stray.blockRows} of the model's own training rows strayed from its baseline by KS ${round(f.stray.ks / f.stray.factor)} (× ${f.stray.factor}): ` +
+          'the model was trained on too short a range to show how far unchanged data wanders; retrain it on a longer range'
+        : `the ${f.recentCount} rows compared are too few (KS ${KS_CRITICAL}/√n_eff); compare a longer range`;
+    const rest = f.effective.psi === null ? 'only the stuck/outlier rule can (PSI is not judged either)' : 'PSI and the stuck/outlier rule still can';
+    return `${f.feature}: KS cannot call drift: its threshold ${f.effective.ks.toFixed(3)} is at least ${KS_MAX}, the largest KS distance there is, because ${why}; ${rest}`;
+  });
+}
+
+/** What the thresholds were raised by, the features KS cannot judge, and the stuck/outlier rule: the lines above the table (the report shows them too). */
 export function driftNotes(rows: number, report: DriftReport): string[] {
   const out: string[] = [];
   const raised = report.features.filter((f) => thresholdsRaised(f, report.thresholds));
@@ -252,6 +287,7 @@ export function driftNotes(rows: number, report: DriftReport): string[] {
         '(the unchanged pump\'s own wandering, stored with the model)',
     );
   }
+  out.push(...ksCannotDriftNotes(report));
   const removed = report.features.filter((f) => f.removed > 0);
   if (removed.length > 0) {
     out.push(
