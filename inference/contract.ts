@@ -130,6 +130,52 @@ export function stoppedValue(rule: StoppedRule, values: Readonly<Record<string, 
   return typeof v === 'number' && Number.isFinite(v) && v < rule.below ? v : null;
 }
 
+/**
+ * A stop counts as one (a warm-up follows it) once its stopped readings in a row number
+ * STOP_MIN_READINGS or span STOP_MIN_MS. A shorter one (a transmitter's glitch reading 0 for a
+ * sample or two, a running pump's noise dipping under the bound) is no start: those readings are
+ * stored unscored all the same, and the window starts again after them, but no warm-up follows.
+ */
+export const STOP_MIN_READINGS = 3;
+export const STOP_MIN_MS = 60_000;
+
+/**
+ * One pump's stops by one rule, followed reading by reading in time order (the agent's engine and
+ * the trainer's row filter share it, so both leave out the same warm-ups).
+ */
+export class StopRun {
+  /** The last stopped reading (-Infinity: none seen). */
+  lastStop = -Infinity;
+  /** The last stopped reading of the last stop that counted (STOP_MIN_*): the warm-up runs from it. */
+  warmFrom = -Infinity;
+  private first = Number.NaN;
+  private count = 0;
+
+  /** A reading at `ts`, stopped or running by the rule. */
+  observe(stopped: boolean, ts: number): void {
+    if (!stopped) {
+      this.first = Number.NaN;
+      this.count = 0;
+      return;
+    }
+    if (Number.isNaN(this.first)) this.first = ts;
+    if (ts > this.lastStop) this.count++; // the same reading judged twice (a live model and its shadow) counts once
+    this.lastStop = Math.max(this.lastStop, ts);
+    if (this.count >= STOP_MIN_READINGS || ts - this.first >= STOP_MIN_MS) this.warmFrom = Math.max(this.warmFrom, ts);
+  }
+
+  /** A stop known to have counted, ending at `ts` (read back from a stored warm-up reason). */
+  counted(ts: number): void {
+    this.lastStop = Math.max(this.lastStop, ts);
+    this.warmFrom = Math.max(this.warmFrom, ts);
+  }
+
+  /** True while `ts` is within `rule`'s warm-up after the last stop that counted. */
+  warming(rule: StoppedRule, ts: number): boolean {
+    return ts - this.warmFrom < rule.afterStartSeconds * 1000;
+  }
+}
+
 /** Names as messages list them: quoted, the first 10 and how many more. */
 export function quoteNames(names: readonly string[]): string {
   const shown = names.slice(0, 10).map((n) => quoteName(n)).join(', ');

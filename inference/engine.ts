@@ -246,7 +246,7 @@ export class InferenceEngine {
         this.rewind(state, state.history.size);
       }
       this.record(state, r);
-      state.stops.replay(models, r);
+      state.stops.replay(models, r, state.history);
     }
     this.endLateRun(state);
   }

@@ -57,6 +57,22 @@ describe('a stopped pump', () => {
     expect(rows.slice(433, 440).map((r) => r.score)).toEqual(alone.slice(4).map((r) => r.score));
   });
 
+  it('takes a glitch (one or two readings under the bound) for no stop: those readings unscored, no warm-up after them', async () => {
+    // a transmitter reading 0 for one sample at 200 and two at 250-251; three in a row at 300-302 count as a stop
+    const glitch = (i: number) => i === 200 || i === 250 || i === 251 || (i >= 300 && i <= 302);
+    const rs = readingsWithStops(400, glitch);
+    const engine = new InferenceEngine();
+    engine.setModel('default', withRule);
+    const rows = await scoreAll(engine, rs);
+    for (const i of [200, 250, 251, 300, 301, 302]) expect(rows[i]!.unscoredReason, `reading ${i}`).toMatch(/^pump stopped: /);
+    // after a glitch the window fills again (no window holds it), and no warm-up is waited for
+    expect(rows.slice(201, 206).map((r) => r.unscoredReason)).toEqual([1, 2, 3, 4].map((n) => `window filling: ${n} of 5 readings`).concat([null]));
+    expect(rows.slice(252, 257).map((r) => r.unscoredReason)).toEqual([1, 2, 3, 4].map((n) => `window filling: ${n} of 5 readings`).concat([null]));
+    expect(rows.slice(201, 300).some((r) => /^pump starting/.test(r.unscoredReason ?? ''))).toBe(false);
+    // three stopped readings in a row are a stop: its warm-up follows
+    expect(rows[303]!.unscoredReason).toMatch(/^pump starting: 1 s since its last stopped reading at /);
+  });
+
   it('is flagged by the same model without the rule (what the rule prevents)', async () => {
     const engine = new InferenceEngine();
     engine.setModel('default', withoutRule);

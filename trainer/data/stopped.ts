@@ -5,7 +5,7 @@
  * when its known value of the feature is below the bound, and starting (left out as well) while
  * less than the warm-up has passed since the last stopped row.
  */
-import { MAX_AFTER_START_SECONDS, quoteName, quoteNames, stoppedRuleProblem, stoppedValue, type StoppedRule } from '../../inference/contract.js';
+import { MAX_AFTER_START_SECONDS, StopRun, quoteName, quoteNames, stoppedRuleProblem, stoppedValue, type StoppedRule } from '../../inference/contract.js';
 import { UsageError } from '../errors.js';
 
 /**
@@ -59,17 +59,17 @@ export function stoppedRows(rule: StoppedRule, features: readonly string[], time
   const out = new Uint8Array(rows.length);
   let stopped = 0;
   let starting = 0;
-  let last = -Infinity;
-  const warmMs = rule.afterStartSeconds * 1000;
+  const run = new StopRun();
   const one: Record<string, number> = {};
   for (let i = 0; i < rows.length; i++) {
     one[rule.feature] = f < 0 ? Number.NaN : (rows[i]![f] as number);
     const ts = timestamps[i] as number;
-    if (stoppedValue(rule, one) !== null) {
+    const isStopped = stoppedValue(rule, one) !== null;
+    run.observe(isStopped, ts);
+    if (isStopped) {
       out[i] = 1;
       stopped++;
-      last = Math.max(last, ts);
-    } else if (ts - last < warmMs) {
+    } else if (run.warming(rule, ts)) {
       out[i] = 1;
       starting++;
     }
