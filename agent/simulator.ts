@@ -4,11 +4,14 @@
  * onsets and ends are recorded. Deterministic for a given seed.
  *
  * Model (quantities relative to the design point unless a unit is given):
- * - operating point: speed n (a little) and system resistance r drift slowly (Ornstein–Uhlenbeck);
- *   pipe fouling raises r over days;
+ * - operating point: each pump has its own duty point (speed, and the system resistance that sets
+ *   its flow on its curve), drawn from its seed, with rare steps in demand along the curve; speed n
+ *   (a little) and system resistance r drift slowly about it (Ornstein–Uhlenbeck); pipe fouling
+ *   raises r over days;
  * - hydraulics: pump curve h = n²(1+α) − αq², system curve h = hs + r(1−hs)q², solved for q;
  * - power: shaft ∝ q·h/η(q) → current (no-load share plus load share), supply voltage sags
- *   under current; motor temperature and water temperature follow power with thermal lags;
+ *   under current; motor temperature and water temperature follow power with thermal lags, from
+ *   ambient at the pump's start (the first reading);
  * - vibration RMS: √Σ of 1×, 2×, blade-pass (grows off the best efficiency point), bearing and
  *   cavitation components, weighted differently at the two accelerometers;
  * - each accelerometer and the flow also wander on their own (the accelerometers share a frame and
@@ -17,8 +20,8 @@
  *   integer flow counter averaged over three samples.
  *
  * This module is the public face; the code lives in `./simulator/`: options.ts (names, options,
- * errors, validation), rng.ts (seeded PRNG), faults.ts (fault schedule), physics.ts (model
- * constants and helpers) and pump.ts (`PumpSimulator`).
+ * errors, validation), rng.ts (seeded PRNG), faults.ts (fault schedule), duty.ts (duty point and
+ * steps in demand), physics.ts (model constants and helpers) and pump.ts (`PumpSimulator`).
  */
 export {
   FAULT_KINDS,
@@ -29,6 +32,6 @@ export {
   type FaultPlan,
   type SimulatorOptions,
 } from './simulator/options.js';
-export { VALVE_MAX_DROP } from './simulator/physics.js';
+export { DESIGN_DUTY, VALVE_MAX_DROP, type DutyPoint } from './simulator/physics.js';
 export { Rng } from './simulator/rng.js';
 export { PumpSimulator } from './simulator/pump.js';

@@ -3,6 +3,10 @@
  * ones drawn from a stream of their own (the schedule is the seed's alone), each kind's severity
  * over its course, and `FaultSchedule`, which tells which fault is active at a reading's timestamp
  * and logs fault onsets.
+ *
+ * Bearing wear is a condition, not an event: it grows over its whole span (random ones last days
+ * to weeks) and ends only with the span (the bearing replaced), and other faults may come while a
+ * bearing wears. Wear spans do not overlap one another; the other kinds do not overlap one another.
  */
 import {
   FAULT_KINDS,
@@ -22,14 +26,19 @@ interface ScheduledFault {
   peak: number; // severity reached (0–1)
 }
 
-/** Durations of random faults (minutes): bearing wear develops slowly, a stuck valve is cleared fast. */
+/**
+ * Durations of random faults (minutes): a worn bearing runs for days to weeks until it is replaced
+ * (until 2026-12-06: 30–120 minutes, then gone), a stuck valve is cleared fast.
+ */
 const RANDOM_DURATION_MIN: Record<FaultKind, readonly [number, number]> = {
   cavitation: [5, 20],
-  'bearing-wear': [30, 120],
+  'bearing-wear': [3 * 1440, 21 * 1440],
   leak: [10, 40],
   valve: [2, 10],
 };
 const MIN_FAULT_GAP_MS = 10 * 60_000;
+/** A new bearing lasts: a random bearing wear drawn sooner than this after the last one ended is not drawn. */
+const NEW_BEARING_MS = 30 * 86_400_000;
 /** A valve fault reaches its peak over this time (SKAB's valve1 flow drops ramp or step over 10–60 s). */
 const VALVE_RAMP_MS = 30_000;
 /** Smallest random valve fault, as a share of the largest: SKAB's smallest flow drop (1 %) of its largest (23 %). */
@@ -46,12 +55,14 @@ function plannedFaults(plans: FaultPlan[]): ScheduledFault[] {
     return { kind: plan.kind, startTs: plan.startTs, endTs: plan.startTs + plan.durationMs, peak };
   });
   faults.sort((a, b) => a.startTs - b.startTs);
-  for (let i = 1; i < faults.length; i++) {
-    const [prev, cur] = [faults[i - 1], faults[i]];
-    if (prev && cur && cur.startTs < prev.endTs) {
-      const at = new Date(cur.startTs).toISOString();
-      const message = `fault plan: ${cur.kind} at ${at} starts before the ${prev.kind} before it ends`;
-      throw new SimulatorError('PW_SIM_FAULT_OVERLAP', message);
+  for (const group of [faults.filter((f) => f.kind !== 'bearing-wear'), faults.filter((f) => f.kind === 'bearing-wear')]) {
+    for (let i = 1; i < group.length; i++) {
+      const [prev, cur] = [group[i - 1], group[i]];
+      if (prev && cur && cur.startTs < prev.endTs) {
+        const at = new Date(cur.startTs).toISOString();
+        const message = `fault plan: ${cur.kind} at ${at} starts before the ${prev.kind} before it ends`;
+        throw new SimulatorError('PW_SIM_FAULT_OVERLAP', message);
+      }
     }
   }
   return faults;
@@ -65,6 +76,7 @@ function severity(f: ScheduledFault, ts: number): number {
     case 'cavitation':
       return f.peak * Math.min(1, 0.2 + elapsed / 60_000);
     case 'bearing-wear':
+      // grows over the whole span, faster as it goes, and stays until the span ends (maintenance)
       return f.peak * (0.1 + 0.9 * (elapsed / duration) ** 1.5);
     case 'leak':
       return f.peak * Math.min(1, 0.15 + elapsed / (0.3 * duration));
@@ -73,13 +85,25 @@ function severity(f: ScheduledFault, ts: number): number {
   }
 }
 
-/** Which fault (if any) is active at a timestamp; logs onsets. Timestamps must not go back. */
+/** What is wrong at a reading: the fault under way (other than wear) and the bearing wear's severity. */
+export interface ActiveFaults {
+  fault: { kind: FaultKind; severity: number } | null;
+  /** Severity of the bearing wear under way, or null when the bearing is sound. */
+  wear: number | null;
+}
+
+/** Which faults are active at a timestamp; logs onsets. Timestamps must not go back. */
 export class FaultSchedule {
   readonly log: FaultEvent[] = [];
   private readonly queue: ScheduledFault[];
+  /** Bearing wears to come (planned, or the one random wear drawn), in time order. */
+  private readonly wears: ScheduledFault[];
   private readonly meanIntervalMs: number | null;
   private readonly pumpId: string;
   private active: ScheduledFault | null = null;
+  private wear: ScheduledFault | null = null;
+  /** End of the last random wear drawn (none: −∞). */
+  private lastWearEndTs = Number.NEGATIVE_INFINITY;
 
   constructor(
     opts: SimulatorOptions,
@@ -88,11 +112,13 @@ export class FaultSchedule {
     const faults = opts.faults ?? 'none';
     this.pumpId = opts.pumpId;
     this.meanIntervalMs = faults === 'random' ? (opts.meanFaultIntervalMs ?? DEFAULT_FAULT_INTERVAL_MS) : null;
-    this.queue = Array.isArray(faults) ? plannedFaults(faults) : [];
-    if (this.meanIntervalMs !== null) this.queue.push(this.draw(opts.startTs));
+    const planned = Array.isArray(faults) ? plannedFaults(faults) : [];
+    this.queue = planned.filter((f) => f.kind !== 'bearing-wear');
+    this.wears = planned.filter((f) => f.kind === 'bearing-wear');
+    this.scheduleAfter(opts.startTs);
   }
 
-  at(ts: number): { kind: FaultKind; severity: number } | null {
+  at(ts: number): ActiveFaults {
     if (this.active && ts >= this.active.endTs) {
       this.scheduleAfter(this.active.endTs);
       this.active = null;
@@ -104,13 +130,43 @@ export class FaultSchedule {
         continue;
       }
       this.active = f;
-      this.log.push({ kind: f.kind, pumpId: this.pumpId, startTs: f.startTs, endTs: f.endTs });
+      this.onset(f);
     }
-    return this.active ? { kind: this.active.kind, severity: severity(this.active, ts) } : null;
+    if (this.wear && ts >= this.wear.endTs) this.wear = null;
+    for (let w = this.wears[0]; !this.wear && w && ts >= w.startTs; w = this.wears[0]) {
+      this.wears.shift();
+      if (ts >= w.endTs) continue;
+      this.wear = w;
+      this.onset(w);
+    }
+    return {
+      fault: this.active ? { kind: this.active.kind, severity: severity(this.active, ts) } : null,
+      wear: this.wear ? severity(this.wear, ts) : null,
+    };
   }
 
+  /** Logs a fault's onset, in order of onset (a wear and another fault may begin between two readings). */
+  private onset(f: ScheduledFault): void {
+    this.log.push({ kind: f.kind, pumpId: this.pumpId, startTs: f.startTs, endTs: f.endTs });
+    this.log.sort((a, b) => a.startTs - b.startTs);
+  }
+
+  /**
+   * Random faults: the next one after `ts`. A bearing wear drawn goes beside the others (the next
+   * is drawn from its onset), unless the bearing is still wearing or new.
+   */
   private scheduleAfter(ts: number): void {
-    if (this.meanIntervalMs !== null) this.queue.push(this.draw(ts));
+    if (this.meanIntervalMs === null) return;
+    for (let f = this.draw(ts); ; f = this.draw(f.startTs)) {
+      if (f.kind !== 'bearing-wear') {
+        this.queue.push(f);
+        return;
+      }
+      if (f.startTs >= this.lastWearEndTs + NEW_BEARING_MS) {
+        this.wears.push(f);
+        this.lastWearEndTs = f.endTs;
+      }
+    }
   }
 
   private draw(afterTs: number): ScheduledFault {

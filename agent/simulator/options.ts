@@ -1,3 +1,5 @@
+import { headMargin, type DutyPoint } from './physics.js';
+
 /**
  * The simulator's public vocabulary and its input checks: the eight SKAB sensor names it produces,
  * the fault kinds with their logged events and plans, the options a simulator is built from, the
@@ -17,7 +19,10 @@ export const SIMULATED_FEATURES: readonly string[] = Object.freeze([
 export type FaultKind = 'cavitation' | 'bearing-wear' | 'leak' | 'valve';
 export const FAULT_KINDS: readonly FaultKind[] = Object.freeze(['cavitation', 'bearing-wear', 'leak', 'valve']);
 
-/** A fault that began; it covers readings with startTs ≤ ts < endTs. */
+/**
+ * A fault that began; it covers readings with startTs ≤ ts < endTs. A bearing wear may overlap the
+ * other kinds (a reading under both is labelled with the other one).
+ */
 export interface FaultEvent {
   kind: FaultKind;
   pumpId: string;
@@ -52,6 +57,13 @@ export interface SimulatorOptions {
   faults?: 'none' | 'random' | FaultPlan[];
   /** Mean gap from the end of one random fault to the start of the next (ms); default 3 hours. */
   meanFaultIntervalMs?: number;
+  /**
+   * `seeded` (default): the pump's own duty point, drawn from its seed (speed 0.8–1 of the design
+   * speed, flow 70–115 % of the best-efficiency flow at that speed), with a step in demand every
+   * few hours to days. A duty point (speed and flow relative to the design point, e.g.
+   * `DESIGN_DUTY`, SKAB's anomaly-free recording): that point, fixed.
+   */
+  duty?: 'seeded' | DutyPoint;
 }
 
 export class SimulatorError extends Error {
@@ -76,6 +88,13 @@ export function validateOptions(o: SimulatorOptions): void {
   if (!(Number.isFinite(period) && period > 0)) throw badOption(`simulator periodMs must be > 0, got ${String(period)}`);
   const mean = o.meanFaultIntervalMs ?? 1;
   if (!(Number.isFinite(mean) && mean > 0)) throw badOption(`simulator meanFaultIntervalMs must be > 0, got ${String(mean)}`);
+  const duty = o.duty ?? 'seeded';
+  if (duty !== 'seeded') {
+    const ok = typeof duty === 'object' && Number.isFinite(duty.speed) && Number.isFinite(duty.flow) && duty.speed > 0 && duty.flow > 0;
+    if (!ok || headMargin(duty) <= 0) {
+      throw badOption(`simulator duty must be 'seeded' or a speed and flow > 0 on the pump's curve above its static head, got ${JSON.stringify(duty)}`);
+    }
+  }
   const faults = o.faults ?? 'none';
   if (faults !== 'none' && faults !== 'random' && !Array.isArray(faults)) {
     throw badOption(`simulator faults must be 'none', 'random' or a list of fault plans, got ${String(faults)}`);

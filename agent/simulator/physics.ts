@@ -6,6 +6,7 @@
  */
 import type { Rng } from './rng.js';
 
+export const DAY_MS = 86_400_000;
 export const ALPHA = 0.5; // droop of the pump curve
 export const H_STATIC = 0.3; // static share of the system head at the design point
 export const ETA_DROOP = 0.35; // efficiency η = 1 − κ(q/n − 1)²
@@ -13,7 +14,6 @@ export const NO_LOAD = 0.35; // share of rated current drawn without hydraulic l
 export const LINE_OHMS = 1.5; // supply line resistance (voltage sag under current)
 const PRESSURE_STEP = 0.327927; // SKAB's pressure resolution (bar)
 const PRESSURE_GRID0 = 0.054711;
-export const DAY_MS = 86_400_000;
 export const FOULING_TAU_MS = 10 * DAY_MS;
 
 /**
@@ -22,11 +22,61 @@ export const FOULING_TAU_MS = 10 * DAY_MS;
  */
 export const VALVE_MAX_DROP = 0.23;
 
-/** The factor on the system resistance that cuts the flow at the design point by `drop` (0–1). */
-export function valveResistance(drop: number): number {
-  const q = 1 - drop;
-  return ((1 + ALPHA - H_STATIC) / (q * q) - ALPHA) / (1 - H_STATIC);
+/**
+ * A duty point: the pump's speed and its flow, both relative to the design point (1, 1). The flow
+ * at a speed is set by the system's resistance (a valve's position, the demand), so any point on
+ * the pump's curve h = n²(1+α) − αq² above the static head is one: head, efficiency, power,
+ * current, vibration and temperatures follow from it through the same physics.
+ */
+export interface DutyPoint {
+  speed: number;
+  flow: number;
 }
+
+/** The design point itself: SKAB's anomaly-free recording (flow ~125 l/min, current ~2.4 A). */
+export const DESIGN_DUTY: Readonly<DutyPoint> = Object.freeze({ speed: 1, flow: 1 });
+
+/** Head left above the static head at a duty point (relative); a duty point needs it > 0. */
+export function headMargin(d: DutyPoint): number {
+  return d.speed * d.speed * (1 + ALPHA) - ALPHA * d.flow * d.flow - H_STATIC;
+}
+
+/** The system resistance (relative to the design point's) that puts the pump at this duty point. */
+export function dutyResistance(d: DutyPoint): number {
+  return headMargin(d) / ((1 - H_STATIC) * d.flow * d.flow);
+}
+
+/** The factor on the system resistance that cuts the flow at a duty point by `drop` (0–1). */
+export function valveResistance(drop: number, at: DutyPoint = DESIGN_DUTY): number {
+  return dutyResistance({ speed: at.speed, flow: at.flow * (1 - drop) }) / dutyResistance(at);
+}
+
+/**
+ * Spread of duty points between pumps: the speed (pumps on frequency converters, or impellers
+ * trimmed for their site) and the flow as a share of the best-efficiency flow at that speed, over
+ * the usual preferred operating region (about 70–115 % of it). At the extremes: 0.8 × 0.7 → 56 %
+ * of the design flow at ~1.6 A; 1.0 × 1.15 → 115 % at ~2.4 A.
+ */
+export const DUTY_SPEED: readonly [number, number] = [0.8, 1];
+export const DUTY_BEP_SHARE: readonly [number, number] = [0.7, 1.15];
+
+/** A pump's own duty point, drawn from its seed's stream. */
+export function drawDuty(rng: Rng): DutyPoint {
+  const speed = DUTY_SPEED[0] + (DUTY_SPEED[1] - DUTY_SPEED[0]) * rng.uniform();
+  const share = DUTY_BEP_SHARE[0] + (DUTY_BEP_SHARE[1] - DUTY_BEP_SHARE[0]) * rng.uniform();
+  return { speed, flow: speed * share };
+}
+
+/**
+ * Set-point changes: a step in demand moves the flow to another share of the best-efficiency flow
+ * (the speed stays), about the pump's own (sd 8 %), kept inside the preferred operating region.
+ * Steps come at random, on average once per the pump's own interval, drawn between a few hours and
+ * a few days.
+ */
+export const DEMAND_STEP_SD = 0.08;
+export const DEMAND_INTERVAL_MS: readonly [number, number] = [4 * 3_600_000, 4 * DAY_MS];
+/** How fast the flow follows a step in demand (a valve moving): seconds. */
+export const DEMAND_TAU_S = 20;
 
 /** Per-pump constants: pumps of one make differ a little (a few of their own noise sigmas). */
 export interface PumpParams {

@@ -1,14 +1,17 @@
 /**
- * `PumpSimulator`, the simulated pump itself: it owns the random streams, the fault schedule
- * and the drifting operating state, turns an active fault into effects on the physics, and steps
- * hydraulics, electrics, temperatures, vibration and measurement into one SKAB-like reading.
+ * `PumpSimulator`, the simulated pump itself: it owns the random streams, the fault schedule, the
+ * duty schedule and the drifting operating state, turns active faults into effects on the physics,
+ * and steps hydraulics, electrics, temperatures, vibration and measurement into one SKAB-like
+ * reading. Its first reading is the pump's start: the motor and the water warm up from ambient.
  */
 import type { Reading } from '../../buffer/types.js';
+import { DutySchedule } from './duty.js';
 import { FaultSchedule } from './faults.js';
 import { SimulatorError, validateOptions, type FaultEvent, type FaultKind, type SimulatorOptions } from './options.js';
 import {
   ALPHA,
   DAY_MS,
+  DEMAND_TAU_S,
   ETA_DROOP,
   FOULING_TAU_MS,
   H_STATIC,
@@ -16,12 +19,14 @@ import {
   NO_LOAD,
   VALVE_MAX_DROP,
   drawParams,
+  dutyResistance,
   lag,
   ou,
   quantisePressure,
   round,
   rss,
   valveResistance,
+  type DutyPoint,
   type PumpParams,
 } from './physics.js';
 import { Rng } from './rng.js';
@@ -59,6 +64,13 @@ const OWN_WANDER: readonly Wander[] = [
   { sd: 0.0021, tauS: 120 },
 ];
 const ACC_NOISE = 0.005;
+/**
+ * Thermal time constants (s): the motor housing, and the water of the loop (with the pump's heat
+ * in it). From a start at ambient the water then rises at ~0.6–0.8 °C/h two hours in, as SKAB's
+ * thermocouple late in its anomaly-free run (~0.8 °C/h).
+ */
+const MOTOR_TAU_S = 1200;
+const WATER_TAU_S = 7200;
 /** Correlation of the two accelerometers' 1-s noise. */
 const ACC_NOISE_SHARED = 0.65;
 
@@ -70,10 +82,14 @@ export class PumpSimulator {
   private readonly sensorRng: Rng; // each sensor's own wander: a fixed number of draws per reading
   private readonly params: PumpParams;
   private readonly schedule: FaultSchedule;
+  private readonly duty: DutySchedule;
   private readonly startTs: number;
   private lastTs: number | null = null;
+  /** Wander of the speed about its set point, and of the system resistance about the duty's. */
   private n: number;
   private r: number;
+  /** The system resistance of the duty point, following steps in demand with a lag. */
+  private dutyR = Number.NaN;
   private supply: number;
   private pressureDrift: number;
   private thermoDrift: number;
@@ -94,6 +110,7 @@ export class PumpSimulator {
     this.faultRng = new Rng(opts.seed, 0x5eee);
     // a stream of its own: the schedule is then the seed's alone, whatever the period or skipped ticks
     this.schedule = new FaultSchedule(opts, new Rng(opts.seed, 0x5eed));
+    this.duty = new DutySchedule(opts.duty === undefined || opts.duty === 'seeded' ? null : opts.duty, opts.startTs, new Rng(opts.seed, 0xd07));
     this.params = drawParams(this.rng);
     this.n = 1 + 0.012 * this.rng.normal();
     this.r = 1 + 0.015 * this.rng.normal();
@@ -103,6 +120,11 @@ export class PumpSimulator {
     this.flowDrift = 0.01 * this.rng.normal();
     this.sensorRng = new Rng(opts.seed, 0x5e75);
     this.own = OWN_WANDER.map((w) => w.sd * this.sensorRng.normal());
+  }
+
+  /** The pump's own duty point (speed and flow relative to the design point), before any step in demand. */
+  get dutyPoint(): Readonly<DutyPoint> {
+    return this.duty.own;
   }
 
   /** Faults that have begun, with their (planned) end; a fault covers startTs ≤ ts < endTs. */
@@ -122,12 +144,15 @@ export class PumpSimulator {
     }
     const dtS = this.lastTs === null ? this.periodMs / 1000 : (ts - this.lastTs) / 1000;
     this.lastTs = ts;
-    const active = this.schedule.at(ts);
-    const effects = active ? this.effects(active.kind, active.severity, dtS) : NO_EFFECTS;
-    return { reading: { pumpId: this.pumpId, ts, values: this.step(ts, dtS, effects) }, fault: active?.kind ?? null };
+    const { fault, wear } = this.schedule.at(ts);
+    const effects = fault ? this.effects(fault.kind, fault.severity, dtS, this.duty.at(ts)) : NO_EFFECTS;
+    // a worn bearing stays worn whatever else happens; the reading is labelled with the other fault, if any
+    const fx = wear === null ? effects : { ...effects, bearing: Math.max(effects.bearing, wear) };
+    const label = fault?.kind ?? (wear === null ? null : 'bearing-wear');
+    return { reading: { pumpId: this.pumpId, ts, values: this.step(ts, dtS, fx) }, fault: label };
   }
 
-  private effects(kind: FaultKind, severity: number, dtS: number): Effects {
+  private effects(kind: FaultKind, severity: number, dtS: number, duty: DutyPoint): Effects {
     switch (kind) {
       case 'cavitation':
         // vapour bubbles: head breakdown that flickers, broadband vibration
@@ -143,7 +168,7 @@ export class PumpSimulator {
         return { ...NO_EFFECTS, leak: 0.25 * severity };
       case 'valve':
         // a valve closing part way: the system resistance rises until the flow is down by severity × 23 %
-        return { ...NO_EFFECTS, resistance: valveResistance(VALVE_MAX_DROP * severity) };
+        return { ...NO_EFFECTS, resistance: valveResistance(VALVE_MAX_DROP * severity, duty) };
     }
   }
 
@@ -162,13 +187,18 @@ export class PumpSimulator {
     const accNoiseShared = this.sensorRng.normal(); // what both accelerometers pick up at the same instant
 
     // hydraulics: a leak between pump and flow meter lets a share of the pump's flow escape
+    // the duty point: the speed set, and the system resistance that gives the flow asked for
+    const duty = this.duty.at(ts);
+    const targetR = dutyResistance(duty);
+    this.dutyR = Number.isNaN(this.dutyR) ? targetR : lag(this.dutyR, targetR, DEMAND_TAU_S, dtS);
+    const speed = duty.speed * this.n;
     const fouling = 1 + p.fouling * (1 - Math.exp(-(ts - this.startTs) / FOULING_TAU_MS));
-    const pumpHead = this.n * this.n * (1 + ALPHA) * (1 - fx.headLoss);
-    const resistance = this.r * fouling * fx.resistance * (1 - fx.leak) ** 2;
+    const pumpHead = speed * speed * (1 + ALPHA) * (1 - fx.headLoss);
+    const resistance = this.dutyR * this.r * fouling * fx.resistance * (1 - fx.leak) ** 2;
     const q2 = Math.max(0, (pumpHead - H_STATIC) / (ALPHA + resistance * (1 - H_STATIC)));
     const q = Math.sqrt(q2);
     const h = pumpHead - ALPHA * q2;
-    const offDesign = q / this.n - 1;
+    const offDesign = q / speed - 1;
     const eta = Math.max(0.3, 1 - ETA_DROOP * offDesign * offDesign);
     const shaft = ((q * h) / eta) * (1 + 0.06 * fx.bearing);
 
@@ -181,11 +211,12 @@ export class PumpSimulator {
     const ambient = p.ambient + 1.5 * Math.sin(2 * Math.PI * (ts / DAY_MS - 0.375));
     const motorTarget = ambient + p.motorRise * (0.65 + 0.35 * iRel * iRel) + 8 * fx.bearing;
     const waterTarget = ambient + p.waterRise * shaft;
-    this.motorT = Number.isNaN(this.motorT) ? motorTarget : lag(this.motorT, motorTarget, 900, dtS);
-    this.waterT = Number.isNaN(this.waterT) ? waterTarget : lag(this.waterT, waterTarget, 7200, dtS);
+    // the first reading is the pump's start: motor and water are at ambient, then warm up
+    this.motorT = lag(Number.isNaN(this.motorT) ? ambient : this.motorT, motorTarget, MOTOR_TAU_S, dtS);
+    this.waterT = lag(Number.isNaN(this.waterT) ? ambient : this.waterT, waterTarget, WATER_TAU_S, dtS);
 
     // vibration: shaft harmonics ∝ n², blade-pass grows off design, bearing tones, cavitation noise
-    const n2 = this.n * this.n;
+    const n2 = speed * speed;
     const bladePass = n2 * (1 + 4 * offDesign * offDesign);
     const broadband = fx.cavitation > 0 ? fx.cavitation * (1 + 0.6 * Math.abs(this.faultRng.normal())) : 0;
     const acc1 = p.vib * rss(0.19 * n2, 0.06 * n2, 0.07 * bladePass, 0.25 * fx.bearing, 0.15 * broadband);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  DESIGN_DUTY,
   PumpSimulator,
   Rng,
   SIMULATED_FEATURES,
@@ -109,8 +110,8 @@ describe('PumpSimulator', () => {
     expect(out.every((r) => r.reading.pumpId === 'p1' && r.fault === null)).toBe(true);
   });
 
-  it('stays in the magnitudes of the SKAB testbed during normal operation', () => {
-    const { out } = run({ seed: 3 }, 5000);
+  it('stays in the magnitudes of the SKAB testbed at its design duty point, once warm', () => {
+    const out = run({ seed: 3, duty: DESIGN_DUTY }, 3 * 3600).out.slice(2 * 3600);
     const ranges: Record<string, [number, number]> = {
       Accelerometer1RMS: [0.15, 0.3], Accelerometer2RMS: [0.2, 0.35], Current: [1.8, 3], Pressure: [-0.2, 0.4],
       Temperature: [80, 100], Thermocouple: [20, 35], Voltage: [215, 245], [FLOW]: [105, 145],
@@ -141,7 +142,7 @@ describe('PumpSimulator', () => {
    */
   describe('wanders like SKAB\'s anomaly-free recording (averaged over six pumps of its length)', () => {
     const stats = [1, 2, 3, 4, 5, 6].map((seed) => {
-      const { out } = run({ seed }, 9405);
+      const { out } = run({ seed, duty: DESIGN_DUTY }, 9405);
       const [acc1, acc2, flow, pressure] = ['Accelerometer1RMS', 'Accelerometer2RMS', FLOW, 'Pressure'].map((f) => column(out, f)) as [number[], number[], number[], number[]];
       const [s1, s2, sf, sp] = [acc1, acc2, flow, pressure].map(swings) as [number[], number[], number[], number[]];
       const diff = (xs: number[]): number[] => xs.slice(1).map((x, i) => x - (xs[i] as number));
@@ -192,6 +193,14 @@ describe('PumpSimulator', () => {
     const overlap = (): PumpSimulator => new PumpSimulator({ pumpId: 'p', seed: 1, startTs: T0, faults: [
       { kind: 'leak', startTs: T0, durationMs: 60_000 }, { kind: 'valve', startTs: T0 + 30_000, durationMs: 60_000 }] });
     expect(errorCode(overlap)).toBe('PW_SIM_FAULT_OVERLAP');
+    const wears = (): PumpSimulator => new PumpSimulator({ pumpId: 'p', seed: 1, startTs: T0, faults: [
+      { kind: 'bearing-wear', startTs: T0, durationMs: 60_000 }, { kind: 'bearing-wear', startTs: T0 + 30_000, durationMs: 60_000 }] });
+    expect(errorCode(wears)).toBe('PW_SIM_FAULT_OVERLAP');
+    for (const duty of [{ speed: 0.4, flow: 1 }, { speed: 1, flow: 0 }, { speed: Number.NaN, flow: 1 }]) {
+      const off = (): PumpSimulator => new PumpSimulator({ pumpId: 'p', seed: 1, startTs: T0, duty });
+      expect(off).toThrow(/simulator duty must be 'seeded' or a speed and flow > 0 on the pump's curve/);
+      expect(errorCode(off)).toBe('PW_SIM_BAD_OPTION');
+    }
     expect(() => new PumpSimulator({ pumpId: 'p', seed: 1, startTs: T0, periodMs: 0 })).toThrow(SimulatorError);
     expect(() => new PumpSimulator({ pumpId: '', seed: 1, startTs: T0 })).toThrow(/pumpId/);
     for (const peak of [0, -0.5, 1.5, Number.NaN]) {
@@ -307,18 +316,128 @@ describe('injected faults', () => {
     expect(median).toBeLessThan(0.1);
   });
 
-  it('injects random faults about once per mean interval, never overlapping', () => {
+  it('injects random faults about once per mean interval, never overlapping (bearing wear aside)', () => {
     const { sim, out } = run({ seed: 11, faults: 'random', meanFaultIntervalMs: HOUR }, 48 * 3600);
     const log = sim.faultLog;
-    expect(log.length).toBeGreaterThan(10);
-    expect(log.length).toBeLessThan(60);
-    expect(new Set(log.map((e) => e.kind)).size).toBe(4);
-    log.forEach((e, i) => {
+    const acute = log.filter((e) => e.kind !== 'bearing-wear');
+    expect(acute.length).toBeGreaterThan(10);
+    expect(acute.length).toBeLessThan(60);
+    expect(new Set(acute.map((e) => e.kind)).size).toBe(3);
+    acute.forEach((e, i) => {
       expect(e.endTs).toBeGreaterThan(e.startTs);
-      if (i > 0) expect(e.startTs).toBeGreaterThanOrEqual(log[i - 1]?.endTs ?? 0);
+      if (i > 0) expect(e.startTs).toBeGreaterThanOrEqual(acute[i - 1]?.endTs ?? 0);
     });
-    const flagged = out.filter((r) => r.fault !== null).length;
-    const covered = log.reduce((n, e) => n + out.filter((r) => r.reading.ts >= e.startTs && r.reading.ts < e.endTs).length, 0);
-    expect(flagged).toBe(covered);
+    const within = (ts: number): boolean => log.some((e) => ts >= e.startTs && ts < e.endTs);
+    expect(out.filter((r) => r.fault !== null).length).toBe(out.filter((r) => within(r.reading.ts)).length);
+  });
+
+  /**
+   * A worn bearing: real wear grows over days to weeks and stays until the bearing is replaced. Until
+   * 2026-12-06 a random one grew in 30–120 minutes and was gone at its end.
+   */
+  it('random bearing wear lasts days to weeks, grows over them, lets other faults come, and ends only with its span', () => {
+    const { sim, out } = run({ seed: 7, periodMs: 60_000, faults: 'random' }, 60 * 1440);
+    const wear = sim.faultLog.find((e) => e.kind === 'bearing-wear');
+    expect(wear).toBeDefined();
+    const { startTs, endTs } = wear!;
+    expect(endTs - startTs).toBeGreaterThanOrEqual(3 * 24 * HOUR);
+    expect(endTs - startTs).toBeLessThanOrEqual(21 * 24 * HOUR);
+    const others = sim.faultLog.filter((e) => e.kind !== 'bearing-wear' && e.startTs >= startTs && e.endTs <= endTs);
+    expect(others.length).toBeGreaterThan(5);
+    const inWear = out.filter((r) => r.reading.ts >= startTs && r.reading.ts < endTs);
+    const inOther = (ts: number): boolean => others.some((e) => ts >= e.startTs && ts < e.endTs);
+    for (const r of inWear) expect(r.fault).toBe(inOther(r.reading.ts) ? r.fault : 'bearing-wear');
+    expect(inWear.some((r) => r.fault !== 'bearing-wear')).toBe(true);
+    // vibration without the other faults: the first day of the wear, its last, and the day after it
+    const acc1 = (from: number, to: number): number =>
+      mean(column(out.filter((r) => r.reading.ts >= from && r.reading.ts < to && (r.fault === null || r.fault === 'bearing-wear')), 'Accelerometer1RMS'));
+    const day = 24 * HOUR;
+    const [first, last, after] = [acc1(startTs, startTs + day), acc1(endTs - day, endTs), acc1(endTs, endTs + day)];
+    expect(last).toBeGreaterThan(first * 1.05);
+    expect(after).toBeLessThan(first * 1.02);
+  });
+
+  it('a planned bearing wear may overlap another fault, whose kind labels the readings under both', () => {
+    const wear = { kind: 'bearing-wear' as const, startTs: T0 + HOUR, durationMs: 2 * HOUR };
+    const leak = { kind: 'leak' as const, startTs: T0 + 2 * HOUR, durationMs: 20 * 60_000 };
+    const { sim, out } = run({ seed: 4, faults: [leak, wear] }, 4 * 3600);
+    expect(sim.faultLog.map((e) => e.kind)).toEqual(['bearing-wear', 'leak']);
+    for (const r of out) {
+      const ts = r.reading.ts;
+      const expected = ts >= leak.startTs && ts < leak.startTs + leak.durationMs ? 'leak' : ts >= wear.startTs && ts < wear.startTs + wear.durationMs ? 'bearing-wear' : null;
+      expect(r.fault).toBe(expected);
+    }
+  });
+});
+
+describe('duty point and warm-up', () => {
+  /** Means over the third hour (warm, before most steps in demand) of fault-free pumps. */
+  const pumps = Array.from({ length: 12 }, (_, i) => {
+    const { sim, out } = run({ seed: 100 + i }, 3 * 3600);
+    const hour = out.slice(2 * 3600);
+    const m = (f: string): number => mean(column(hour, f));
+    return { duty: sim.dutyPoint, flow: m(FLOW), current: m('Current'), acc1: m('Accelerometer1RMS'), motor: m('Temperature'), water: m('Thermocouple') };
+  });
+
+  it('gives each pump its own duty point from its seed, over a realistic spread of flow and current', () => {
+    const flows = pumps.map((p) => p.flow);
+    expect(Math.max(...flows) / Math.min(...flows)).toBeGreaterThan(1.25);
+    for (const p of pumps) {
+      expect(p.flow).toBeGreaterThan(60);
+      expect(p.flow).toBeLessThan(150);
+      expect(p.current).toBeGreaterThan(1.4);
+      expect(p.current).toBeLessThan(2.7);
+      expect(p.duty.speed).toBeGreaterThanOrEqual(0.8);
+      expect(p.duty.speed).toBeLessThanOrEqual(1);
+    }
+    // the same seed, the same duty point
+    expect(run({ seed: 100 }, 1).sim.dutyPoint).toEqual(pumps[0]?.duty);
+  });
+
+  it('puts the sensors on the pump curve together: vibration with speed, motor temperature with current', () => {
+    expect(pearson(pumps.map((p) => p.duty.speed ** 2), pumps.map((p) => p.acc1))).toBeGreaterThan(0.8);
+    expect(pearson(pumps.map((p) => p.current), pumps.map((p) => p.motor))).toBeGreaterThan(0.8);
+    expect(pearson(pumps.map((p) => p.duty.flow), pumps.map((p) => p.flow))).toBeGreaterThan(0.9);
+  });
+
+  it('holds a fixed duty point when asked: the design point is SKAB\'s anomaly-free level', () => {
+    for (const seed of [100, 101, 102]) {
+      const out = run({ seed, duty: DESIGN_DUTY }, 3 * 3600).out.slice(2 * 3600);
+      expect(mean(column(out, FLOW))).toBeGreaterThan(125 * 0.93);
+      expect(mean(column(out, FLOW))).toBeLessThan(125 * 1.07);
+    }
+  });
+
+  it('steps in demand now and then, along the curve: less flow, more head', () => {
+    const { out } = run({ seed: 5, periodMs: 10_000 }, 20 * 8640);
+    const hourly = (f: string): number[] => {
+      const xs = column(out, f);
+      return Array.from({ length: xs.length / 360 }, (_, h) => mean(xs.slice(h * 360, h * 360 + 360)));
+    };
+    const [flow, pressure] = [hourly(FLOW), hourly('Pressure')];
+    const steps = flow.slice(1).map((q, h) => ({ h, d: q / (flow[h] as number) - 1 })).filter((s) => Math.abs(s.d) > 0.03);
+    expect(steps.length).toBeGreaterThan(2);
+    expect(steps.length).toBeLessThan(120);
+    // across the steps, pressure moves against the flow (throttling at one speed); the current hardly
+    // moves (the model's shaft power is flat near the best-efficiency point, ±5 % over 70–115 %)
+    const d = (xs: number[]): number[] => steps.map((s) => (xs[s.h + 1] as number) - (xs[s.h] as number));
+    expect(pearson(d(flow), d(pressure))).toBeLessThan(-0.5);
+  });
+
+  it('starts at ambient: the motor warms up over tens of minutes, the water over hours', () => {
+    const { out } = run({ seed: 3, duty: DESIGN_DUTY }, 4 * 3600);
+    const motor = column(out, 'Temperature');
+    const water = column(out, 'Thermocouple');
+    const warm = mean(motor.slice(3 * 3600));
+    expect(motor[0]).toBeLessThan(30);
+    expect(water[0]).toBeLessThan(27);
+    const at20min = ((motor[1200] as number) - (motor[0] as number)) / (warm - (motor[0] as number));
+    expect(at20min).toBeGreaterThan(0.4);
+    expect(at20min).toBeLessThan(0.85);
+    expect(Math.abs(mean(motor.slice(7200, 7500)) - warm)).toBeLessThan(2);
+    // SKAB's thermocouple late in its 2.6-h anomaly-free run: ~0.8 °C/h
+    const riseThirdHour = mean(water.slice(3 * 3600 - 300)) - mean(water.slice(2 * 3600 - 300, 2 * 3600));
+    expect(riseThirdHour).toBeGreaterThan(0.3);
+    expect(riseThirdHour).toBeLessThan(1.2);
   });
 });
