@@ -76,8 +76,9 @@ function severity(f: ScheduledFault, ts: number): number {
     case 'cavitation':
       return f.peak * Math.min(1, 0.2 + elapsed / 60_000);
     case 'bearing-wear':
-      // grows over the whole span, faster as it goes, and stays until the span ends (maintenance)
-      return f.peak * (0.1 + 0.9 * (elapsed / duration) ** 1.5);
+      // grows from nothing over the whole span, faster as it goes, and stays until the span ends
+      // (maintenance); until 2026-12-06 a tenth of it came at once, at the onset
+      return f.peak * (elapsed / duration) ** 1.5;
     case 'leak':
       return f.peak * Math.min(1, 0.15 + elapsed / (0.3 * duration));
     case 'valve':

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ContainerClient } from '@azure/storage-blob';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PumpSimulator } from '../../agent/simulator.js';
+import { DESIGN_DUTY, PumpSimulator } from '../../agent/simulator.js';
 import { modelBlobName } from '../../sync/layout.js';
 import { readBest } from '../../trainer/registry/read.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
@@ -29,9 +29,14 @@ let container: ContainerClient;
 const report = join(tmpdir(), `pumpwatch-drift-field-${process.pid}.html`);
 const run = (args: string[]) => runTrainer(args, trainerContext(container, { now: new Date(T0 + 30 * DAY) }));
 
-/** `days` days of a simulated pump (seed 3, no faults) from Jan 1; `change` alters a reading's values at time t. */
+/**
+ * `days` days of a simulated pump (seed 3, no faults) from Jan 1, at the design duty point held
+ * fixed: a step in demand moves the pump to another operating point, which is drift (seed 3's own
+ * duty point steps to a flow its training days never saw on Jan 5); `change` alters a reading's
+ * values at time t.
+ */
 async function simulated(id: string, days: number, change: (t: number, v: Record<string, number>) => void = () => {}): Promise<void> {
-  const sim = new PumpSimulator({ pumpId: id, seed: 3, startTs: T0, periodMs: STEP, faults: 'none' });
+  const sim = new PumpSimulator({ pumpId: id, seed: 3, startTs: T0, periodMs: STEP, faults: 'none', duty: DESIGN_DUTY });
   await seedReadings(
     container,
     id,
