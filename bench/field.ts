@@ -2,13 +2,17 @@
  * Fault detection as in the field, on the project's own simulated pumps: each algorithm fitted on
  * three fault-free days of one pump (as `train` fits a pump on its range: several days, so the
  * daily cycle and the operating point's wander are in it), then the next seven days scored by the
- * agent's own engine as it scores a pump live. Those days hold four planned faults a day
- * (cavitation, bearing wear, leak, valve, in turn, each at a seeded time in the first 3.5 h of its
- * six-hour slot) and, in the last two hours of each slot, half an hour in which one sensor reads
+ * agent's own engine as it scores a pump live. Those days hold a slot every six hours for a fault
+ * (cavitation, a bearing-wear slot left empty, leak, valve, in turn, each at a seeded time in the
+ * first 3.5 h of its slot), one bearing wear per pump (over `WEAR_DAYS` whole days at a place of its
+ * own in the week, growing until the bearing is replaced: real wear grows over days to weeks; no
+ * other fault or offset meanwhile, so that each is found on its own) and, in the last two hours of
+ * each slot, half an hour in which one sensor reads
  * `--bias-sd` (2) of its training standard deviations off: a transmitter out of calibration, the
  * pump itself fine (the sensors in turn, each up and down in turn; 2 is the size of `train`'s
  * smallest synthetic fault). Kinds and sensors move on by one slot every day, so each comes at
- * every time of day. Cavitation, bearing wear and leaks come at the simulator's full severity;
+ * every time of day. Cavitation, bearing wear and leaks come at the simulator's full severity (the
+ * wear reaches it at its end);
  * valve faults in turn at three sizes, the middles of the thirds of SKAB's valve1 flow drops
  * (2.5, 6 and 12 % of the flow; SKAB's range 1–23 %), and are also counted by size.
  *
@@ -50,10 +54,21 @@ const PERIOD_MS = Number(args['period-s'] ?? (FLEET ? 1 : 10)) * 1000;
 const DAY = 86_400_000;
 const T0 = Date.UTC(2026, 5, 1);
 const TRAIN_DAYS = 3;
+/**
+ * Each pump starts this long before its training days (readings before T0 are dropped): the
+ * simulator's pumps start cold, and a pump trained on its range has been running for a while.
+ */
+const PREROLL_MS = 3 * 3_600_000;
 const SCORE_DAYS = 7;
 const SLOT_MS = 6 * 3_600_000;
 /** Fault durations: the middle of the simulator's random ranges (agent/simulator/faults.ts). */
 const DURATION_MIN: Record<FaultKind, number> = { cavitation: 12, 'bearing-wear': 75, leak: 25, valve: 6 };
+/**
+ * A bearing wears this long before it is replaced (its severity grows from nothing to full over
+ * it), over slots of its own (nothing else then): from the second, third, … day on each pump. Until
+ * 2026-12-06 each bearing-wear slot held a 75-minute wear that grew and healed within it.
+ */
+const WEAR_DAYS = 2;
 const ALGORITHMS = FLEET ? ['bundled', 'mset-fleet'] : ['mset', 'mset-rel', 'pca'];
 const BIAS_SD = Number(args['bias-sd']);
 const BIAS = 'sensor off' as const;
@@ -111,14 +126,20 @@ function faultPlan(seed: number, sd: Readonly<Record<string, number>>, pump: num
   const biases: Bias[] = [];
   const from = T0 + TRAIN_DAYS * DAY;
   const biasesOf: Record<string, number> = {};
+  const slotsPerDay = DAY / SLOT_MS;
+  const wearFrom = slotsPerDay * (1 + ((pump - 1) % (SCORE_DAYS - WEAR_DAYS)));
+  const wearTo = wearFrom + WEAR_DAYS * slotsPerDay;
   for (let slot = 0; slot < (SCORE_DAYS * DAY) / SLOT_MS; slot++) {
+    if (slot >= wearFrom && slot < wearTo) continue; // the bearing wears: nothing else
     // Shifted by one every day, so each kind and each sensor comes at every time of day, not always in the same slot.
     const day = Math.floor((slot * SLOT_MS) / DAY);
     const kind = FAULT_KINDS[(slot + day) % FAULT_KINDS.length] as FaultKind;
     const durationMs = DURATION_MIN[kind] * 60_000;
     const slotTs = from + slot * SLOT_MS;
     const startTs = slotTs + Math.floor(r() * (3.5 * 3_600_000 - durationMs));
-    if (kind === 'valve') {
+    if (kind === 'bearing-wear') {
+      // the slot stays empty: the pump's one bearing wear runs over days (planned after this loop)
+    } else if (kind === 'valve') {
       // Sizes in turn, starting elsewhere on each pump.
       const nthValve = plans.filter((p) => p.kind === 'valve').length;
       const drop = VALVE_DROPS[(nthValve + pump) % VALVE_DROPS.length] as number;
@@ -130,12 +151,14 @@ function faultPlan(seed: number, sd: Readonly<Record<string, number>>, pump: num
     const nth = (biasesOf[feature] = (biasesOf[feature] ?? 0) + 1);
     biases.push({ startTs: slotTs + 4 * 3_600_000 + Math.floor(r() * (2 * 3_600_000 - BIAS_MS - 600_000)), durationMs: BIAS_MS, feature, offset: ((nth + pump) % 2 === 0 ? 1 : -1) * BIAS_SD * (sd[feature] as number) });
   }
+  plans.push({ kind: 'bearing-wear', startTs: from + wearFrom * SLOT_MS, durationMs: WEAR_DAYS * DAY });
   return { plans, biases };
 }
 
 /** Standard deviation of each sensor over the training days of the pump with this seed. */
 function trainingSpread(seed: number): Record<string, number> {
-  const sim = new PumpSimulator({ pumpId: 'spread', seed, startTs: T0, periodMs: PERIOD_MS, faults: 'none' });
+  const sim = new PumpSimulator({ pumpId: 'spread', seed, startTs: T0 - PREROLL_MS, periodMs: PERIOD_MS, faults: 'none' });
+  for (let i = 0; i < PREROLL_MS / PERIOD_MS; i++) sim.next();
   const sum: Record<string, number> = {};
   const sq: Record<string, number> = {};
   const n = (TRAIN_DAYS * DAY) / PERIOD_MS;
@@ -175,7 +198,8 @@ async function runPump(index: number, tallies: Map<string, Tally>, fitMs: Map<st
   const valves = (p: FaultPlan): Pick<PlannedEvent, 'valveSize'> => (p.kind === 'valve' ? { valveSize: dropLabel((p.peak ?? 1) * VALVE_MAX_DROP) } : {});
   const plan: PlannedEvent[] = [...plans.map((p) => ({ kind: p.kind, startTs: p.startTs, durationMs: p.durationMs, ...valves(p) })), ...biases.map((b) => ({ kind: BIAS, startTs: b.startTs, durationMs: b.durationMs, feature: b.feature }))];
   const pumpId = FLEET ? `sim-pump-${index}` : `field-${index}`;
-  const sim = new PumpSimulator({ pumpId, seed, startTs: T0, periodMs: PERIOD_MS, faults: plans });
+  const sim = new PumpSimulator({ pumpId, seed, startTs: T0 - PREROLL_MS, periodMs: PERIOD_MS, faults: plans });
+  for (let i = 0; i < PREROLL_MS / PERIOD_MS; i++) sim.next();
   const trainRows = (TRAIN_DAYS * DAY) / PERIOD_MS;
   const table: CsvTable = { features: [...SIMULATED_FEATURES], rows: [], timestamps: [], timestampColumn: 'datetime', ignoredColumns: [] };
   const history: Reading[] = [];
@@ -290,7 +314,7 @@ async function main(): Promise<void> {
     : `each algorithm fitted on ${TRAIN_DAYS} fault-free days of each pump, then`;
   console.log(
     `bench/field: ${PUMPS} simulated pumps, one reading every ${PERIOD_MS / 1000} s; ${fitted} ` +
-      `${SCORE_DAYS} days with 4 planned faults a day (${FAULT_KINDS.map((k) => `${k} ${DURATION_MIN[k]} min`).join(', ')}, in turn; ` +
+      `${SCORE_DAYS} days with a fault slot every 6 h (${FAULT_KINDS.filter((k) => k !== 'bearing-wear').map((k) => `${k} ${DURATION_MIN[k]} min`).join(', ')} and an empty slot, in turn), a bearing wear per pump growing over ${WEAR_DAYS} days in slots of its own (` +
       `valve faults cutting the flow by ${VALVE_DROPS.map(dropLabel).join(', ')} in turn, the others at full severity) ` +
       `and 4 half-hours a day with one sensor reading ${BIAS_SD} training standard deviations off ("sensor off": each sensor in turn, up and down in turn), scored by the agent's engine`,
   );
@@ -298,6 +322,7 @@ async function main(): Promise<void> {
   const pumpDays = PUMPS * SCORE_DAYS;
   console.log('');
   console.log('per kind: events found / events, % of its readings flagged, median minutes from onset to the first flag');
+  console.log(`bearing wear: one per pump, growing over ${WEAR_DAYS} days (no other fault or offset meanwhile) until the bearing is replaced`);
   console.log(`false alarms/day: episodes of flagged normal readings per pump and day (in brackets: those beginning within ${AFTERMATH_MS / 3_600_000} h after a process fault ended)`);
   console.log(`${'algorithm'.padEnd(11)} ${'FAR %'.padStart(7)} ${'false alarms/day'.padStart(17)}  ${KINDS.map((k) => k.padEnd(22)).join(' | ')}`);
   for (const algorithm of ALGORITHMS) {

