@@ -64,6 +64,13 @@ export interface SimulatorOptions {
    * `DESIGN_DUTY`, SKAB's anomaly-free recording): that point, fixed.
    */
   duty?: 'seeded' | DutyPoint;
+  /**
+   * `running` (default): the pump is already running at its first reading, at its running
+   * temperatures (a gateway starts watching a pump that was running; an agent restart does not
+   * cool it). `cold`: the first reading is the pump's start, its motor and water at ambient,
+   * warming up over tens of minutes (motor) and hours (water).
+   */
+  start?: 'running' | 'cold';
 }
 
 export class SimulatorError extends Error {
@@ -94,6 +101,9 @@ export function validateOptions(o: SimulatorOptions): void {
     if (!ok || headMargin(duty) <= 0) {
       throw badOption(`simulator duty must be 'seeded' or a speed and flow > 0 on the pump's curve above its static head, got ${JSON.stringify(duty)}`);
     }
+  }
+  if (o.start !== undefined && o.start !== 'running' && o.start !== 'cold') {
+    throw badOption(`simulator start must be 'running' or 'cold', got ${JSON.stringify(o.start)}`);
   }
   const faults = o.faults ?? 'none';
   if (faults !== 'none' && faults !== 'random' && !Array.isArray(faults)) {

@@ -2,7 +2,9 @@
  * `PumpSimulator`, the simulated pump itself: it owns the random streams, the fault schedule, the
  * duty schedule and the drifting operating state, turns active faults into effects on the physics,
  * and steps hydraulics, electrics, temperatures, vibration and measurement into one SKAB-like
- * reading. Its first reading is the pump's start: the motor and the water warm up from ambient.
+ * reading. By default the pump is already running at its first reading (the gateway starts
+ * watching a pump that was running: an agent restart does not cool it); with `start: 'cold'` the
+ * first reading is the pump's start, and the motor and the water warm up from ambient.
  */
 import type { Reading } from '../../buffer/types.js';
 import { DutySchedule } from './duty.js';
@@ -98,6 +100,8 @@ export class PumpSimulator {
   private readonly own: number[];
   private cavitationPhase = 0;
   private motorT = Number.NaN;
+  /** `start: 'cold'`: the first reading is the pump's start from ambient temperature. */
+  private readonly cold: boolean;
   private waterT = Number.NaN;
   private readonly counts: [number, number, number] = [Number.NaN, Number.NaN, Number.NaN];
 
@@ -106,6 +110,7 @@ export class PumpSimulator {
     this.pumpId = opts.pumpId;
     this.periodMs = opts.periodMs ?? 1000;
     this.startTs = opts.startTs;
+    this.cold = opts.start === 'cold';
     this.rng = new Rng(opts.seed);
     this.faultRng = new Rng(opts.seed, 0x5eee);
     // a stream of its own: the schedule is then the seed's alone, whatever the period or skipped ticks
@@ -211,9 +216,10 @@ export class PumpSimulator {
     const ambient = p.ambient + 1.5 * Math.sin(2 * Math.PI * (ts / DAY_MS - 0.375));
     const motorTarget = ambient + p.motorRise * (0.65 + 0.35 * iRel * iRel) + 8 * fx.bearing;
     const waterTarget = ambient + p.waterRise * shaft;
-    // the first reading is the pump's start: motor and water are at ambient, then warm up
-    this.motorT = lag(Number.isNaN(this.motorT) ? ambient : this.motorT, motorTarget, MOTOR_TAU_S, dtS);
-    this.waterT = lag(Number.isNaN(this.waterT) ? ambient : this.waterT, waterTarget, WATER_TAU_S, dtS);
+    // first reading: already running (at its running temperatures), or a cold start from ambient
+    const first = this.cold ? ambient : null;
+    this.motorT = lag(Number.isNaN(this.motorT) ? (first ?? motorTarget) : this.motorT, motorTarget, MOTOR_TAU_S, dtS);
+    this.waterT = lag(Number.isNaN(this.waterT) ? (first ?? waterTarget) : this.waterT, waterTarget, WATER_TAU_S, dtS);
 
     // vibration: shaft harmonics ∝ n², blade-pass grows off design, bearing tones, cavitation noise
     const n2 = speed * speed;

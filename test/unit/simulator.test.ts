@@ -202,6 +202,7 @@ describe('PumpSimulator', () => {
       expect(errorCode(off)).toBe('PW_SIM_BAD_OPTION');
     }
     expect(() => new PumpSimulator({ pumpId: 'p', seed: 1, startTs: T0, periodMs: 0 })).toThrow(SimulatorError);
+    expect(() => new PumpSimulator({ pumpId: 'p', seed: 1, startTs: T0, start: 'warm' as 'cold' })).toThrow(/simulator start must be 'running' or 'cold', got "warm"/);
     expect(() => new PumpSimulator({ pumpId: '', seed: 1, startTs: T0 })).toThrow(/pumpId/);
     for (const peak of [0, -0.5, 1.5, Number.NaN]) {
       const plan = (): PumpSimulator => new PumpSimulator({ pumpId: 'p', seed: 1, startTs: T0, faults: [{ kind: 'valve', startTs: T0, durationMs: 60_000, peak }] });
@@ -424,8 +425,16 @@ describe('duty point and warm-up', () => {
     expect(pearson(d(flow), d(pressure))).toBeLessThan(-0.5);
   });
 
-  it('starts at ambient: the motor warms up over tens of minutes, the water over hours', () => {
+  it('starts running by default: its first readings are at running temperatures (an agent restart does not cool a pump)', () => {
     const { out } = run({ seed: 3, duty: DESIGN_DUTY }, 4 * 3600);
+    const motor = column(out, 'Temperature');
+    const water = column(out, 'Thermocouple');
+    expect(Math.abs(mean(motor.slice(0, 60)) - mean(motor.slice(3 * 3600)))).toBeLessThan(2);
+    expect(Math.abs(mean(water.slice(0, 60)) - mean(water.slice(3 * 3600)))).toBeLessThan(1);
+  });
+
+  it("with start 'cold' starts at ambient: the motor warms up over tens of minutes, the water over hours", () => {
+    const { out } = run({ seed: 3, duty: DESIGN_DUTY, start: 'cold' }, 4 * 3600);
     const motor = column(out, 'Temperature');
     const water = column(out, 'Thermocouple');
     const warm = mean(motor.slice(3 * 3600));
