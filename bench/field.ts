@@ -55,8 +55,9 @@ const DAY = 86_400_000;
 const T0 = Date.UTC(2026, 5, 1);
 const TRAIN_DAYS = 3;
 /**
- * Each pump starts this long before its training days (readings before T0 are dropped): the
- * simulator's pumps start cold, and a pump trained on its range has been running for a while.
+ * Each pump starts this long before its training days (readings before T0 are dropped): a pump
+ * trained on its range has been running for a while. (The simulator's pumps are running at their
+ * first reading unless started cold; the figures of 2026-12-06 were measured with this preroll.)
  */
 const PREROLL_MS = 3 * 3_600_000;
 const SCORE_DAYS = 7;

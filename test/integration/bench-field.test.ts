@@ -4,7 +4,7 @@
  * the agent's engine. Its accounting is checked from both ends: a bias of 0 leaves the readings
  * as they were (the "sensor off" half-hours are found no more than normal readings raise alarms),
  * and a sensor reading 50 training standard deviations off is found every time by both algorithms,
- * and by the agent's bundled default model (`--fleet`) but for the motor temperature.
+ * and by the agent's bundled default model (`--fleet`) for every sensor.
  */
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
@@ -47,13 +47,13 @@ describe('bench/field', () => {
   }, 60_000);
 
   /**
-   * The model of 2026-11 missed flow, temperatures and vibration. The model fitted on 2026-12-06's
-   * simulator (six pumps at six duty points, each from its cold start) misses the motor temperature:
-   * its pumps' warm-ups from ambient are in its training, and `pca` then gives the smooth motor
-   * temperature so large a drift allowance that 50 °C either way goes unnoticed (README, "Fault
-   * detection as in the field"). Asserted, so that a change of it is seen.
+   * The model of 2026-11 missed flow, temperatures and vibration. A model fitted on 2026-12-06's
+   * simulator while its pumps started cold (their warm-ups from ambient in its training) missed the
+   * motor temperature 50 °C either way (0 of 7 in `--fleet`): `pca` gives so smooth a signal a
+   * large drift allowance. The bundled model is fitted on running pumps and finds it (README, "Fault
+   * detection as in the field").
    */
-  it("the agent's bundled default model notices every sensor reading 50 standard deviations off but the motor temperature", async () => {
+  it("the agent's bundled default model notices every sensor reading 50 standard deviations off, the motor temperature among them", async () => {
     const { stdout } = await run(process.execPath, [BENCH, '--pumps', '1', '--fleet', '--bias-sd', '50'], { timeout: 120_000 });
     const line = /^bundled: sensor off found, per sensor: (.*)$/m.exec(stdout)?.[1] ?? '';
     const found = new Map(
@@ -63,9 +63,7 @@ describe('bench/field', () => {
       }),
     );
     expect(found.size).toBe(8);
-    for (const [sensor, [hit, all]] of found) {
-      if (sensor === 'Temperature') expect(hit, sensor).toBe(0);
-      else expect(hit, sensor).toBe(all);
-    }
+    expect(found.get('Temperature')?.[1]).toBeGreaterThan(0);
+    for (const [sensor, [hit, all]] of found) expect(hit, sensor).toBe(all);
   }, 120_000);
 });

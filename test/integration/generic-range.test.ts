@@ -8,7 +8,7 @@
  * point within the spread of the six pumps the model was fitted on is not. (Until 2026-12-06 the
  * far pump was the simulator's readings with flow × 0.25 and current × 0.4 and nothing else moved,
  * no duty point of any pump. The simulator's own pump at valve1's flow and current, on its pump
- * curve, is not marked by the model fitted on six duty points: it flags 36 % of its readings.)
+ * curve, is not marked by the model fitted on six duty points: it flags 36–56 % of its readings.)
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -81,8 +81,8 @@ function valve1(pumpId: string): Pump {
 const TRAINING_SEEDS = [9001, 9002, 9003, 9004, 9005, 9006];
 const HOUR = 3_600_000;
 /**
- * A simulated pump that has been running for three hours (warm: the simulator's pumps start cold)
- * by the time its readings are fed, at its own duty point or at `duty`.
+ * A simulated pump that has been running for three hours by the time its readings are fed, at its
+ * own duty point.
  */
 function sim(pumpId: string, seed: number): Pump & { dutyPoint: PumpSimulator['dutyPoint'] } {
   const s = new PumpSimulator({ pumpId, seed, startTs: wall - 3 * HOUR + 1000 });
