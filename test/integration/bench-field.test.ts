@@ -4,7 +4,8 @@
  * the agent's engine. Its accounting is checked from both ends: a bias of 0 leaves the readings
  * as they were (the "sensor off" half-hours are found no more than normal readings raise alarms),
  * and a sensor reading 50 training standard deviations off is found every time by both algorithms,
- * and by the agent's bundled default model (`--fleet`) for every sensor.
+ * and by the agent's bundled default model (`--fleet`) for every sensor but the current read low,
+ * which its stopped-when rule takes for a stopped pump.
  */
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
@@ -52,8 +53,15 @@ describe('bench/field', () => {
    * motor temperature 50 °C either way (0 of 7 in `--fleet`): `pca` gives so smooth a signal a
    * large drift allowance. The bundled model is fitted on running pumps and finds it (README, "Fault
    * detection as in the field").
+   *
+   * The current is found only when it reads high. The bundled model's stopped-when rule (Current
+   * below 0.2 A, make-default-model.sh) takes a current 50 deviations down (about 20 A below 0) for
+   * a stopped pump: stored unscored, no alarm, then its 1 800 s warm-up, as a current transmitter
+   * failing to 0 A on a running pump would be. A rule on one sensor cannot tell the two apart (one
+   * also needing a low flow could; not built). The bench's offsets go up, down, up, … on pump 1,
+   * so of its current offsets the upward half, rounded up, is found.
    */
-  it("the agent's bundled default model notices every sensor reading 50 standard deviations off, the motor temperature among them", async () => {
+  it("the agent's bundled default model notices every sensor reading 50 standard deviations off, the motor temperature among them, but not a current read low (a stop to its rule)", async () => {
     const { stdout } = await run(process.execPath, [BENCH, '--pumps', '1', '--fleet', '--bias-sd', '50'], { timeout: 120_000 });
     const line = /^bundled: sensor off found, per sensor: (.*)$/m.exec(stdout)?.[1] ?? '';
     const found = new Map(
@@ -64,6 +72,9 @@ describe('bench/field', () => {
     );
     expect(found.size).toBe(8);
     expect(found.get('Temperature')?.[1]).toBeGreaterThan(0);
-    for (const [sensor, [hit, all]] of found) expect(hit, sensor).toBe(all);
+    const [currentHit, currentAll] = found.get('Current') ?? [0, 0];
+    expect(currentAll).toBeGreaterThan(1); // an offset up and one down
+    expect(currentHit, 'Current: the upward offsets only').toBe(Math.ceil(currentAll / 2));
+    for (const [sensor, [hit, all]] of found) if (sensor !== 'Current') expect(hit, sensor).toBe(all);
   }, 120_000);
 });
