@@ -66,8 +66,8 @@ describe('a stopped pump', () => {
     const rows = await scoreAll(engine, rs);
     for (const i of [200, 250, 251, 300, 301, 302]) expect(rows[i]!.unscoredReason, `reading ${i}`).toMatch(/^pump stopped: /);
     // after a glitch the window fills again (no window holds it), and no warm-up is waited for
-    expect(rows.slice(201, 206).map((r) => r.unscoredReason)).toEqual([1, 2, 3, 4].map((n) => `window filling: ${n} of 5 readings`).concat([null]));
-    expect(rows.slice(252, 257).map((r) => r.unscoredReason)).toEqual([1, 2, 3, 4].map((n) => `window filling: ${n} of 5 readings`).concat([null]));
+    expect(rows.slice(201, 206).map((r) => r.unscoredReason)).toEqual([1, 2, 3, 4].map((n): string | null => `window filling: ${n} of 5 readings`).concat([null]));
+    expect(rows.slice(252, 257).map((r) => r.unscoredReason)).toEqual([1, 2, 3, 4].map((n): string | null => `window filling: ${n} of 5 readings`).concat([null]));
     expect(rows.slice(201, 300).some((r) => /^pump starting/.test(r.unscoredReason ?? ''))).toBe(false);
     // three stopped readings in a row are a stop: its warm-up follows
     expect(rows[303]!.unscoredReason).toMatch(/^pump starting: 1 s since its last stopped reading at /);
