@@ -33,7 +33,10 @@ let az: TestAzurite;
  */
 function buildAgent(outDir: string): string {
   const root = packageRoot();
-  for (const folder of ['agent', 'inference', 'buffer', 'sync', 'trainer']) {
+  // Every folder the build compiles (tsconfig.build.json), bench/ aside: a folder added to the
+  // package (lib/ was) is then built here too, instead of missing at the agent's first import.
+  const folders = (JSON.parse(readFileSync(join(root, 'tsconfig.build.json'), 'utf8')) as { include: string[] }).include.filter((f) => f !== 'bench');
+  for (const folder of folders) {
     const walk = (dir: string): void => {
       for (const name of readdirSync(dir)) {
         const path = join(dir, name);

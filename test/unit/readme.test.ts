@@ -29,7 +29,7 @@ function expandBraces(pattern: string): string[] {
 
 /** The agent's own sources (what runs on the gateway), without the trainer. */
 function sourceFiles(): string[] {
-  return ['agent', 'inference', 'buffer', 'sync'].flatMap((dir) =>
+  return ['agent', 'inference', 'buffer', 'sync', 'lib'].flatMap((dir) =>
     readdirSync(join(packageRoot(), dir), { recursive: true, encoding: 'utf8' })
       .filter((f) => f.endsWith('.ts'))
       .map((f) => readFileSync(join(packageRoot(), dir, f), 'utf8')),
