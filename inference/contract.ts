@@ -89,7 +89,8 @@ export interface ModelMetadata {
 
 /**
  * A model's stopped-when rule: the pump is stopped while a known value of `feature` is below
- * `below`; for `afterStartSeconds` after its last stopped reading it is starting (warm-up). The
+ * `below`; for `afterStartSeconds` after the last stopped reading of a stop that counted
+ * (STOP_MIN_READINGS in a row or STOP_MIN_MS of them) it is starting (warm-up). The
  * agent stores such readings unscored (a model fitted on a running pump flags every reading of a
  * stop) and starts the pump's windows again after them; the trainer leaves them out of training.
  * Metadata `pumpwatch.stopped_when` = JSON `{"feature":"Current","below":0.5,"afterStartSeconds":600}`.

@@ -197,8 +197,9 @@ export class InferenceEngine {
       const shadowStop = shadow ? stopVerdict(state.stops, shadow, r, state.history) : null;
       if (model) {
         if (stop !== null) {
-          // Stopped or warming up: stored unscored, and the window starts again after it.
-          state.live = { model, win: new FeatureWindow(model.meta.features, model.meta.window) };
+          // Stopped or warming up: stored unscored, and the window starts again after it (windowFor
+          // rebuilds it from the readings after the stop and warm-up: StopMarks.runningAges).
+          state.live = null;
           row.unscoredReason = stop.reason;
         } else {
           state.live = this.windowFor(state, state.live, model);
@@ -210,7 +211,7 @@ export class InferenceEngine {
       }
       if (shadow) {
         row.shadowModelVersion = shadow.version;
-        if (shadowStop !== null) state.shadow = { model: shadow, win: new FeatureWindow(shadow.meta.features, shadow.meta.window) };
+        if (shadowStop !== null) state.shadow = null;
         else {
           state.shadow = this.windowFor(state, state.shadow, shadow);
           if (state.shadow.win.push(r.values).ready) this.add(shadowGroups, shadow, state.shadow.win, i, readings.length, true);

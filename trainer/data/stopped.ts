@@ -3,7 +3,8 @@
  * `--after-start SECONDS`): parsed from the options, checked against the features, and applied to
  * rows in time order as the agent applies it to readings (inference/stopped.ts): a row is stopped
  * when its known value of the feature is below the bound, and starting (left out as well) while
- * less than the warm-up has passed since the last stopped row.
+ * less than the warm-up has passed since the last stopped row of a stop that counted (StopRun:
+ * three stopped rows in a row, or a minute of them).
  */
 import { MAX_AFTER_START_SECONDS, StopRun, quoteName, quoteNames, stoppedRuleProblem, stoppedValue, type StoppedRule } from '../../inference/contract.js';
 import { UsageError } from '../errors.js';
