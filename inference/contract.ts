@@ -88,47 +88,125 @@ export interface ModelMetadata {
 }
 
 /**
- * A model's stopped-when rule: the pump is stopped while a known value of `feature` is below
- * `below`; for `afterStartSeconds` after the last stopped reading of a stop that counted
- * (STOP_MIN_READINGS in a row or STOP_MIN_MS of them) it is starting (warm-up). The
+ * A model's stopped-when rule: the pump is stopped while EVERY condition of `when` has a known
+ * (finite) value below its bound; for `afterStartSeconds` after the last stopped reading of a stop
+ * that counted (STOP_MIN_READINGS in a row or STOP_MIN_MS of them) it is starting (warm-up). The
  * agent stores such readings unscored (a model fitted on a running pump flags every reading of a
  * stop) and starts the pump's windows again after them; the trainer leaves them out of training.
- * Metadata `pumpwatch.stopped_when` = JSON `{"feature":"Current","below":0.5,"afterStartSeconds":600}`.
+ * A rule on one sensor cannot tell a stop from that sensor failing (a dead current transmitter on
+ * a running pump reads 0 A): a second condition on another sensor (a low flow) tells them apart.
+ * Metadata `pumpwatch.stopped_when` (StoppedRuleJson), either one condition,
+ * `{"feature":"Current","below":0.5,"afterStartSeconds":600}` (the form a previous agent reads),
+ * or several, `{"all":[{"feature":"Current","below":0.2},{"feature":"Volume Flow RateRMS","below":5}],"afterStartSeconds":1800}`.
  */
 export interface StoppedRule {
-  feature: string;
-  below: number;
+  /** The conditions, all of which a stopped reading meets (at least one, each on its own feature). */
+  when: readonly StopCondition[];
   afterStartSeconds: number;
 }
 
-/** The longest warm-up a stopped-when rule may ask for: a day. */
-export const MAX_AFTER_START_SECONDS = 86_400;
-const STOPPED_RULE_KEYS = ['feature', 'below', 'afterStartSeconds'];
+/** One condition of a stopped-when rule: a known value of `feature` below `below`. */
+export interface StopCondition {
+  feature: string;
+  below: number;
+}
 
 /**
- * Checks a stopped-when rule against a model's features; the problem in words (said of the rule),
- * or null when it is sound. Used on the agent's side (parseModelMetadata) and the trainer's.
+ * A stopped-when rule as a model's metadata (and a training run's model.json) holds it. A rule of
+ * one condition is written in the one-condition form, which agents before the `all` form read;
+ * those agents refuse the `all` form as an unknown key (the model is not activated: nothing is
+ * scored by a rule they do not know).
+ */
+export type StoppedRuleJson =
+  | { feature: string; below: number; afterStartSeconds?: number }
+  | { all: Array<{ feature: string; below: number }>; afterStartSeconds?: number };
+
+/** The longest warm-up a stopped-when rule may ask for: a day. */
+export const MAX_AFTER_START_SECONDS = 86_400;
+const ONE_CONDITION_KEYS = ['feature', 'below', 'afterStartSeconds'];
+const ALL_KEYS = ['all', 'afterStartSeconds'];
+const CONDITION_KEYS = ['feature', 'below'];
+const RULE_SHAPES = '{"feature", "below", "afterStartSeconds"} or {"all": [{"feature", "below"}, …], "afterStartSeconds"}';
+
+/**
+ * Checks a stopped-when rule's JSON (StoppedRuleJson) against a model's features; the problem in
+ * words (said of the rule), or null when it is sound. Used on the agent's side
+ * (parseModelMetadata) and the trainer's (on stoppedRuleToJson of the rule it writes).
  */
 export function stoppedRuleProblem(rule: unknown, features: readonly string[]): string | null {
-  if (rule === null || typeof rule !== 'object' || Array.isArray(rule)) return 'must be a JSON object {"feature", "below", "afterStartSeconds"}';
-  const r = rule as Record<string, unknown>;
-  // A misspelt key ignored would be a warm-up silently not applied.
-  const unknown = Object.keys(r).filter((k) => !STOPPED_RULE_KEYS.includes(k));
-  if (unknown.length > 0) return `has unknown key${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => quoteName(k)).join(', ')} (known: ${STOPPED_RULE_KEYS.join(', ')})`;
-  if (typeof r.feature !== 'string') return '"feature" must be the name of one of the model\'s features';
-  if (!features.includes(r.feature)) return `"feature" ${quoteName(r.feature)} is not one of the model's features (${quoteNames(features)})`;
-  if (typeof r.below !== 'number' || !Number.isFinite(r.below)) return `"below" must be a finite number, got ${JSON.stringify(r.below) ?? 'nothing'}`;
-  const after = r.afterStartSeconds;
+  if (!isObject(rule)) return `must be a JSON object ${RULE_SHAPES}`;
+  const keys = Object.keys(rule);
+  if ('all' in rule) {
+    const mixed = keys.filter((k) => CONDITION_KEYS.includes(k));
+    if (mixed.length > 0) return `mixes its two forms: "all" with ${mixed.map((k) => quoteName(k)).join(' and ')} (give one condition as {"feature", "below"}, or every condition in "all")`;
+  }
+  // A misspelt key ignored would be a condition or a warm-up silently not applied.
+  const known = 'all' in rule ? ALL_KEYS : ONE_CONDITION_KEYS;
+  const unknown = keys.filter((k) => !known.includes(k));
+  if (unknown.length > 0) return `has unknown key${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => quoteName(k)).join(', ')} (known: ${known.join(', ')})`;
+  if ('all' in rule) {
+    const all = rule.all;
+    if (!Array.isArray(all) || all.length === 0) return `"all" must be a non-empty JSON array of conditions {"feature", "below"}, got ${JSON.stringify(all)?.slice(0, 80) ?? 'nothing'}`;
+    const seen = new Set<string>();
+    for (let i = 0; i < all.length; i++) {
+      const c: unknown = all[i];
+      const at = `"all"[${i}]`;
+      if (!isObject(c)) return `${at} must be a JSON object {"feature", "below"}`;
+      const extra = Object.keys(c).filter((k) => !CONDITION_KEYS.includes(k));
+      if (extra.length > 0) return `${at} has unknown key${extra.length > 1 ? 's' : ''} ${extra.map((k) => quoteName(k)).join(', ')} (known: ${CONDITION_KEYS.join(', ')})`;
+      const problem = conditionProblem(c, features);
+      if (problem !== null) return `${at}: ${problem}`;
+      const feature = c.feature as string;
+      if (seen.has(feature)) return `"all" names the feature ${quoteName(feature)} twice (one condition per feature)`;
+      seen.add(feature);
+    }
+  } else {
+    const problem = conditionProblem(rule, features);
+    if (problem !== null) return problem;
+  }
+  const after = rule.afterStartSeconds;
   if (after !== undefined && (typeof after !== 'number' || !Number.isInteger(after) || after < 0 || after > MAX_AFTER_START_SECONDS)) {
     return `"afterStartSeconds" must be an integer from 0 to ${MAX_AFTER_START_SECONDS}, got ${JSON.stringify(after)}`;
   }
   return null;
 }
 
-/** The value of a reading that makes it stopped by `rule` (a known value below the bound), else null. */
-export function stoppedValue(rule: StoppedRule, values: Readonly<Record<string, number | null | undefined>>): number | null {
-  const v = values[rule.feature];
-  return typeof v === 'number' && Number.isFinite(v) && v < rule.below ? v : null;
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function conditionProblem(c: Record<string, unknown>, features: readonly string[]): string | null {
+  if (typeof c.feature !== 'string') return '"feature" must be the name of one of the model\'s features';
+  if (!features.includes(c.feature)) return `"feature" ${quoteName(c.feature)} is not one of the model's features (${quoteNames(features)})`;
+  if (typeof c.below !== 'number' || !Number.isFinite(c.below)) return `"below" must be a finite number, got ${JSON.stringify(c.below) ?? 'nothing'}`;
+  return null;
+}
+
+/** The rule of a sound StoppedRuleJson (stoppedRuleProblem said null), in the one shape the code uses. */
+export function stoppedRuleFromJson(json: StoppedRuleJson): StoppedRule {
+  const when = 'all' in json ? json.all.map((c) => ({ feature: c.feature, below: c.below })) : [{ feature: json.feature, below: json.below }];
+  return { when, afterStartSeconds: json.afterStartSeconds ?? 0 };
+}
+
+/** The rule as metadata holds it: one condition in the one-condition form (which agents before `all` read), several in `all`. */
+export function stoppedRuleToJson(rule: StoppedRule): StoppedRuleJson {
+  const [only] = rule.when;
+  if (rule.when.length === 1 && only) return { feature: only.feature, below: only.below, afterStartSeconds: rule.afterStartSeconds };
+  return { all: rule.when.map((c) => ({ feature: c.feature, below: c.below })), afterStartSeconds: rule.afterStartSeconds };
+}
+
+/** True when a reading is stopped by `rule`: every condition's feature has a known finite value below its bound. */
+export function isStopped(rule: StoppedRule, values: Readonly<Record<string, number | null | undefined>>): boolean {
+  for (const c of rule.when) {
+    const v = values[c.feature];
+    if (!(typeof v === 'number' && Number.isFinite(v) && v < c.below)) return false;
+  }
+  return true;
+}
+
+/** `"Current" = 0.02, below 0.2 and "Flow" = 0.1, below 5`: a stopped reading's values by the rule, as a reason says them. */
+export function stoppedValuesText(rule: StoppedRule, values: Readonly<Record<string, number | null | undefined>>): string {
+  return rule.when.map((c) => `${JSON.stringify(c.feature)} = ${values[c.feature]}, below ${c.below}`).join(' and ');
 }
 
 /**
@@ -183,9 +261,9 @@ export function quoteNames(names: readonly string[]): string {
   return names.length > 10 ? `${shown} and ${names.length - 10} more` : shown;
 }
 
-/** `Current<0.5, warm-up 600 s`: a rule as messages show it. */
+/** `Current<0.2 & Volume Flow RateRMS<5, warm-up 1800 s`: a rule as messages show it (and `--stopped-when` takes it). */
 export function describeStoppedRule(rule: StoppedRule): string {
-  return `${rule.feature}<${rule.below}${rule.afterStartSeconds > 0 ? `, warm-up ${rule.afterStartSeconds} s` : ''}`;
+  return `${rule.when.map((c) => `${c.feature}<${c.below}`).join(' & ')}${rule.afterStartSeconds > 0 ? `, warm-up ${rule.afterStartSeconds} s` : ''}`;
 }
 
 /**
@@ -219,7 +297,7 @@ export function metadataToProps(meta: ModelMetadata): Record<string, string> {
     [META_KEYS.trainedAt]: meta.trainedAt,
     [META_KEYS.algorithm]: meta.algorithm,
     [META_KEYS.metrics]: JSON.stringify(meta.metrics),
-    ...(meta.stoppedWhen ? { [META_KEYS.stoppedWhen]: JSON.stringify(meta.stoppedWhen) } : {}),
+    ...(meta.stoppedWhen ? { [META_KEYS.stoppedWhen]: JSON.stringify(stoppedRuleToJson(meta.stoppedWhen)) } : {}),
   };
 }
 
@@ -318,8 +396,7 @@ function parseStoppedWhen(text: string | undefined, features: readonly string[])
   }
   const problem = stoppedRuleProblem(rule, features);
   if (problem !== null) throw new ModelContractError(`model metadata "${key}" ${problem}`);
-  const r = rule as { feature: string; below: number; afterStartSeconds?: number };
-  return { feature: r.feature, below: r.below, afterStartSeconds: r.afterStartSeconds ?? 0 };
+  return stoppedRuleFromJson(rule as StoppedRuleJson);
 }
 
 /**

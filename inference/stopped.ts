@@ -1,14 +1,14 @@
 /**
  * Stopped pumps (a model's stopped-when rule, inference/contract.ts StoppedRule). A pump stops and
  * starts all the time (level control, duty/standby pairs, night shutdowns); a model fitted on a
- * running pump flags every reading of a stop. So a reading whose known value of the rule's feature
- * is below its bound is stored and not scored, nor is one within the rule's warm-up after the last
+ * running pump flags every reading of a stop. So a reading whose known values of the rule's
+ * features are each below their bound (every condition met) is stored and not scored, nor is one within the rule's warm-up after the last
  * stopped reading of a stop that counted (contract.ts STOP_MIN_*: a glitch of a sample or two is
  * no start); the pump's window for that model starts again after both, so no window holds
  * readings from before and after a stop. Each model is judged by its own rule (a shadow by its
  * own), on the history the pump's models share: the stops are followed per rule (StopRun).
  */
-import { StopRun, stoppedValue, type StoppedRule } from './contract.js';
+import { isStopped, StopRun, stoppedValuesText, type StoppedRule } from './contract.js';
 import type { ValueHistory, Values } from './history.js';
 import type { LoadedModel } from './model.js';
 
@@ -35,10 +35,10 @@ export function stopVerdict(marks: StopMarks, model: LoadedModel, r: { ts: numbe
   const rule = model.meta.stoppedWhen;
   if (!rule) return null;
   const run = marks.run(rule, history);
-  const value = stoppedValue(rule, r.values);
-  run.observe(value !== null, r.ts);
-  if (value !== null) {
-    return { stopped: true, reason: `${STOPPED_PREFIX}${JSON.stringify(rule.feature)} = ${value}, below ${rule.below} (model ${model.version}'s stopped-when rule)` };
+  const stopped = isStopped(rule, r.values);
+  run.observe(stopped, r.ts);
+  if (stopped) {
+    return { stopped: true, reason: `${STOPPED_PREFIX}${stoppedValuesText(rule, r.values)} (model ${model.version}'s stopped-when rule)` };
   }
   if (!run.warming(rule, r.ts)) return null;
   const since = r.ts - run.warmFrom;
@@ -61,7 +61,7 @@ export class StopMarks {
     let run = this.runs.get(key);
     if (run === undefined) {
       run = new StopRun();
-      for (let age = history.size - 1; age >= 0; age--) run.observe(stoppedValue(rule, history.valuesAt(age)) !== null, history.tsAt(age));
+      for (let age = history.size - 1; age >= 0; age--) run.observe(isStopped(rule, history.valuesAt(age)), history.tsAt(age));
       this.runs.set(key, run);
     }
     return run;
@@ -80,7 +80,7 @@ export class StopMarks {
   replay(models: ReadonlyArray<LoadedModel | undefined>, r: { ts: number; values: Values; unscoredReason?: string | null }, history: ValueHistory): void {
     for (const m of models) {
       const rule = m?.meta.stoppedWhen;
-      if (rule) this.run(rule, history).observe(stoppedValue(rule, r.values) !== null, r.ts);
+      if (rule) this.run(rule, history).observe(isStopped(rule, r.values), r.ts);
     }
     const rule = models[0]?.meta.stoppedWhen;
     if (rule && isStartingReason(r.unscoredReason)) {
@@ -98,7 +98,7 @@ export class StopMarks {
     const run = this.run(rule, history);
     for (let age = 1; age <= take; age++) {
       const ts = history.tsAt(age);
-      if (stoppedValue(rule, history.valuesAt(age)) !== null || ts <= run.lastStop || run.warming(rule, ts)) return age - 1;
+      if (isStopped(rule, history.valuesAt(age)) || ts <= run.lastStop || run.warming(rule, ts)) return age - 1;
     }
     return take;
   }
@@ -110,7 +110,7 @@ const keys = new WeakMap<StoppedRule, string>();
 function ruleKey(rule: StoppedRule): string {
   let key = keys.get(rule);
   if (key === undefined) {
-    key = `${rule.feature}\u0000${rule.below}\u0000${rule.afterStartSeconds}`;
+    key = JSON.stringify([rule.when.map((c) => [c.feature, c.below]), rule.afterStartSeconds]);
     keys.set(rule, key);
   }
   return key;

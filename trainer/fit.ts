@@ -5,7 +5,7 @@
  * the options.
  */
 import { createHash } from 'node:crypto';
-import { CONTRACT_VERSION, MAX_FEATURES, metadataToProps, nameProblem, quoteName, trainingSpan, type ModelMetadata, type StoppedRule } from '../inference/contract.js';
+import { CONTRACT_VERSION, MAX_FEATURES, metadataToProps, nameProblem, quoteName, stoppedRuleToJson, trainingSpan, type ModelMetadata, type StoppedRule } from '../inference/contract.js';
 import type { Algorithm, TrainedModel } from './algorithms/algorithm.js';
 import { ALGORITHM_NAMES, DEFAULT_ALGORITHM, findAlgorithm } from './algorithms/index.js';
 import type { CsvTable } from './csv.js';
@@ -91,7 +91,7 @@ export function fitTable(table: CsvTable & { segmentStarts?: readonly number[] }
   const first = timestamps.reduce((a, b) => Math.min(a, b));
   const last = timestamps.reduce((a, b) => Math.max(a, b));
   const trainedAt = new Date(last).toISOString();
-  const version = options.version ?? defaultVersion(trainedAt, dataHash(table.features, rows, timestamps, { algoName, window, source, ...(segmentStarts.length > 1 ? { segmentStarts } : {}), ...(rule ? { stoppedWhen: rule } : {}) }));
+  const version = options.version ?? defaultVersion(trainedAt, dataHash(table.features, rows, timestamps, { algoName, window, source, ...(segmentStarts.length > 1 ? { segmentStarts } : {}), ...(rule ? { stoppedWhen: stoppedRuleToJson(rule) } : {}) }));
   const metadata: ModelMetadata = {
     contract: CONTRACT_VERSION,
     features: [...model.features],

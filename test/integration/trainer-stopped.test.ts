@@ -61,7 +61,7 @@ describe('fit --stopped-when', () => {
     const ruledBytes = await readFile(ruled);
     const keptBytes = await readFile(kept);
     const meta = readModelMetadata(ruledBytes);
-    expect(meta.stoppedWhen).toEqual({ feature: 'Current', below: 0.5, afterStartSeconds: 30 });
+    expect(meta.stoppedWhen).toEqual({ when: [{ feature: 'Current', below: 0.5 }], afterStartSeconds: 30 });
     expect(meta.metrics).toMatchObject({ trainRows: 2542, stoppedRowsLeftOut: { stopped: 400, starting: 58 } });
     expect(readModelMetadata(keptBytes).stoppedWhen).toBeUndefined();
     // Trained on the stops, a model takes a stopped pump for a normal one, and its idea of normal
@@ -142,7 +142,7 @@ describe('train and drift with a stopped-when rule (Azurite)', () => {
     // 8 stops of 180 readings, each followed by 29 readings within 600 s of the last stopped one
     expect(res.out).toContain('  stopped  Current<0.5, warm-up 600 s (given by --stopped-when): 1672 rows left out of training and of the comparison (1440 stopped, 232 starting)');
     const { record, meta } = await liveRule();
-    expect(meta.stoppedWhen).toEqual({ feature: 'Current', below: 0.5, afterStartSeconds: 600 });
+    expect(meta.stoppedWhen).toEqual({ when: [{ feature: 'Current', below: 0.5 }], afterStartSeconds: 600 });
     expect(record.data.stopped).toEqual({ feature: 'Current', below: 0.5, afterStartSeconds: 600, from: '--stopped-when', stoppedRows: 1440, startingRows: 232 });
     expect(record.data.trainRows + record.data.holdoutRows).toBe(8640 - 1672);
     expect(record.evaluation.description).toContain('rows where the pump is stopped or starting by Current<0.5, warm-up 600 s (--stopped-when\'s rule) are left out for both models');
@@ -181,7 +181,7 @@ describe('train and drift with a stopped-when rule (Azurite)', () => {
     const version = /^pump-s: \w+ (\S+) /.exec(res.out)![1]!;
     const challenger = await readModelRecord(container, 'pump-s', version);
     expect(challenger.data.stopped).toMatchObject({ from: `live model ${live.version}`, stoppedRows: 1440 });
-    expect(readModelMetadata(await readModelBytes(container, challenger)).stoppedWhen).toEqual({ feature: 'Current', below: 0.5, afterStartSeconds: 600 });
+    expect(readModelMetadata(await readModelBytes(container, challenger)).stoppedWhen).toEqual({ when: [{ feature: 'Current', below: 0.5 }], afterStartSeconds: 600 });
 
     const none = await cli(['train', '--source', 'pump-s', '--from', '2026-01-01', '--to', '2026-01-03', '--window', '3', '--stopped-when', 'none']);
     expect(none.code, none.err + none.out).toBe(0);

@@ -9,7 +9,7 @@ import { fitTable, TRAINER_VERSION, type FitResult } from '../../trainer/fit.js'
 import { encodeModel } from '../../trainer/onnx/model.js';
 import { normalValues, rng, TEST_FEATURES } from './models.js';
 
-export const STOP_RULE: StoppedRule = { feature: 'Current', below: 0.5, afterStartSeconds: 30 };
+export const STOP_RULE: StoppedRule = { when: [{ feature: 'Current', below: 0.5 }], afterStartSeconds: 30 };
 
 /** A stopped pump's reading: no flow, no pressure, a little current left (running: about 1.4). */
 export function stoppedValues(r: () => number): Record<string, number> {

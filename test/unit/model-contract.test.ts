@@ -27,16 +27,16 @@ describe('model contract 1 metadata', () => {
   });
 
   it('reads back a stopped-when rule, its warm-up 0 when the key leaves it out', () => {
-    const withRule = { ...meta, stoppedWhen: { feature: 'Flow', below: 0.5, afterStartSeconds: 600 } };
+    const withRule = { ...meta, stoppedWhen: { when: [{ feature: 'Flow', below: 0.5 }], afterStartSeconds: 600 } };
     expect(parseModelMetadata(metadataToProps(withRule))).toEqual(withRule);
     const props = { ...metadataToProps(meta), 'pumpwatch.stopped_when': '{"feature":"Flow","below":-1.5}' };
-    expect(parseModelMetadata(props).stoppedWhen).toEqual({ feature: 'Flow', below: -1.5, afterStartSeconds: 0 });
+    expect(parseModelMetadata(props).stoppedWhen).toEqual({ when: [{ feature: 'Flow', below: -1.5 }], afterStartSeconds: 0 });
     expect(parseModelMetadata(metadataToProps(meta))).not.toHaveProperty('stoppedWhen');
   });
 
   it.each([
     ['Flow<0.5', 'model metadata "pumpwatch.stopped_when" is not JSON: "Flow<0.5"'],
-    ['["Flow", 0.5]', 'model metadata "pumpwatch.stopped_when" must be a JSON object {"feature", "below", "afterStartSeconds"}'],
+    ['["Flow", 0.5]', 'model metadata "pumpwatch.stopped_when" must be a JSON object {"feature", "below", "afterStartSeconds"} or {"all": [{"feature", "below"}, …], "afterStartSeconds"}'],
     ['{"feature":"Current","below":0.5}', 'model metadata "pumpwatch.stopped_when" "feature" "Current" is not one of the model\'s features ("Pressure", "Flow")'],
     ['{"below":0.5}', 'model metadata "pumpwatch.stopped_when" "feature" must be the name of one of the model\'s features'],
     ['{"feature":"Flow"}', 'model metadata "pumpwatch.stopped_when" "below" must be a finite number, got nothing'],
@@ -49,6 +49,35 @@ describe('model contract 1 metadata', () => {
   ])('refuses a model whose stopped-when rule is %s, naming the problem', (rule, message) => {
     const props = { ...metadataToProps(meta), 'pumpwatch.stopped_when': rule };
     expect(() => parseModelMetadata(props)).toThrow(expect.objectContaining({ name: 'ModelContractError', message }));
+  });
+
+  it('reads back a rule of several conditions ("all"), and writes a rule of one in the one-condition form a previous agent reads', () => {
+    const two = { ...meta, stoppedWhen: { when: [{ feature: 'Flow', below: 5 }, { feature: 'Pressure', below: 0.1 }], afterStartSeconds: 1800 } };
+    const props = metadataToProps(two);
+    expect(JSON.parse(props['pumpwatch.stopped_when']!)).toEqual({ all: [{ feature: 'Flow', below: 5 }, { feature: 'Pressure', below: 0.1 }], afterStartSeconds: 1800 });
+    expect(parseModelMetadata(props)).toEqual(two);
+    const one = { ...meta, stoppedWhen: { when: [{ feature: 'Flow', below: 5 }], afterStartSeconds: 60 } };
+    expect(metadataToProps(one)['pumpwatch.stopped_when']).toBe('{"feature":"Flow","below":5,"afterStartSeconds":60}');
+    // "all" of one condition is the same rule; without afterStartSeconds, no warm-up
+    const single = { ...metadataToProps(meta), 'pumpwatch.stopped_when': '{"all":[{"feature":"Flow","below":5}]}' };
+    expect(parseModelMetadata(single).stoppedWhen).toEqual({ when: [{ feature: 'Flow', below: 5 }], afterStartSeconds: 0 });
+  });
+
+  it.each([
+    ['{"all":[]}', '"all" must be a non-empty JSON array of conditions {"feature", "below"}, got []'],
+    ['{"all":{"feature":"Flow","below":5}}', '"all" must be a non-empty JSON array of conditions {"feature", "below"}, got {"feature":"Flow","below":5}'],
+    ['{"all":[{"feature":"Flow","below":5},{"feature":"Flow","below":1}]}', '"all" names the feature "Flow" twice (one condition per feature)'],
+    ['{"all":[{"feature":"Flow","below":5},{"feature":"Current","below":0.2}]}', '"all"[1]: "feature" "Current" is not one of the model\'s features ("Pressure", "Flow")'],
+    ['{"all":[{"feature":"Flow","below":5}],"feature":"Pressure","below":1}', 'mixes its two forms: "all" with "feature" and "below" (give one condition as {"feature", "below"}, or every condition in "all")'],
+    ['{"all":[{"feature":"Flow","below":5,"afterStartSeconds":60}]}', '"all"[0] has unknown key "afterStartSeconds" (known: feature, below)'],
+    ['{"all":[{"feature":"Flow","below":1e999}]}', '"all"[0]: "below" must be a finite number, got null'],
+    ['{"all":[{"feature":"Flow"}]}', '"all"[0]: "below" must be a finite number, got nothing'],
+    ['{"all":["Flow<5"]}', '"all"[0] must be a JSON object {"feature", "below"}'],
+    ['{"all":[{"feature":"Flow","below":5}],"afterStart":60}', 'has unknown key "afterStart" (known: all, afterStartSeconds)'],
+    ['{"all":[{"feature":"Flow","below":5}],"afterStartSeconds":-5}', '"afterStartSeconds" must be an integer from 0 to 86400, got -5'],
+  ])('refuses a model whose rule of several conditions is %s, naming the problem', (rule, problem) => {
+    const props = { ...metadataToProps(meta), 'pumpwatch.stopped_when': rule };
+    expect(() => parseModelMetadata(props)).toThrow(expect.objectContaining({ name: 'ModelContractError', message: `model metadata "pumpwatch.stopped_when" ${problem}` }));
   });
 
   it('takes the longest window allowed', () => {

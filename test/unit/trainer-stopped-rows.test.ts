@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { stoppedRows } from '../../trainer/data/stopped.js';
+import { parseStoppedWhenOption, stoppedRows } from '../../trainer/data/stopped.js';
 
 describe("the trainer's stopped rows", () => {
   it('leave out a glitch (under the bound for one or two readings) without a warm-up, and a stop of three readings with one, as the agent does', () => {
-    const rule = { feature: 'Current', below: 0.5, afterStartSeconds: 5 };
+    const rule = { when: [{ feature: 'Current', below: 0.5 }], afterStartSeconds: 5 };
     const low = new Set([10, 15, 16, 20, 21, 22]);
     const rows = Array.from({ length: 40 }, (_, i) => [low.has(i) ? 0.01 : 2.4]);
     const ts = rows.map((_, i) => Date.UTC(2026, 0, 1) + i * 1000);
@@ -11,5 +11,41 @@ describe("the trainer's stopped rows", () => {
     const left = [...out].flatMap((v, i) => (v ? [i] : []));
     expect(left).toEqual([10, 15, 16, 20, 21, 22, 23, 24, 25, 26]); // 23-26: the warm-up after the stop at 20-22
     expect([stopped, starting]).toEqual([6, 4]);
+  });
+});
+
+describe('--stopped-when with several conditions', () => {
+  it('reads conditions joined by "&", feature names with spaces, trimmed', () => {
+    expect(parseStoppedWhenOption('  Current < 0.2 &  Volume Flow RateRMS<5 ', '1800')).toEqual({
+      when: [
+        { feature: 'Current', below: 0.2 },
+        { feature: 'Volume Flow RateRMS', below: 5 },
+      ],
+      afterStartSeconds: 1800,
+    });
+    expect(parseStoppedWhenOption('none', undefined)).toBeNull();
+  });
+
+  it.each([
+    ['Current<0.2 &', '--stopped-when "Current<0.2 &": an empty condition between or beside "&"'],
+    ['& Current<0.2', '--stopped-when "& Current<0.2": an empty condition between or beside "&"'],
+    ['Current<0.2 && Flow<5', '--stopped-when "Current<0.2 && Flow<5": an empty condition between or beside "&"'],
+    ['Current<0.2 & Current<1', '--stopped-when "Current<0.2 & Current<1": the feature "Current" is named twice (one condition per feature)'],
+    ['Current<0.2 & Flow>5', '--stopped-when "Current<0.2 & Flow>5": the operator is ">" (in "Flow>5"), only "<" is supported'],
+    ['Current<0.2 & Flow<', '--stopped-when "Current<0.2 & Flow<": no number after "<" (in "Flow<")'],
+    ['Current<0.2 & Flow 5', '--stopped-when "Current<0.2 & Flow 5": expected FEATURE<NUMBER, or several joined by "&"'],
+    ['Current<0.2 & Flow<Infinity', '--stopped-when "Current<0.2 & Flow<Infinity": "Infinity" is not a finite number (in "Flow<Infinity")'],
+  ])('refuses %s, naming what is wrong', (text, message) => {
+    expect(() => parseStoppedWhenOption(text, undefined)).toThrow(message);
+  });
+
+  it('leaves out only the rows where every condition holds: a dead current sensor on a running pump is no stop', () => {
+    const rule = { when: [{ feature: 'Current', below: 0.5 }, { feature: 'Flow', below: 5 }], afterStartSeconds: 5 };
+    // 10-14: the current reads 0 while the flow runs; 20-24: a stop (both low); 30: the flow unknown (NaN) with the current low
+    const rows = Array.from({ length: 40 }, (_, i) => [i >= 10 && i < 15 ? 0 : i >= 20 && i < 25 ? 0.01 : i === 30 ? 0.01 : 2.4, i >= 20 && i < 25 ? 0 : i === 30 ? Number.NaN : 30]);
+    const ts = rows.map((_, i) => Date.UTC(2026, 0, 1) + i * 1000);
+    const { out, stopped, starting } = stoppedRows(rule, ['Current', 'Flow'], ts, rows);
+    expect([...out].flatMap((v, i) => (v ? [i] : []))).toEqual([20, 21, 22, 23, 24, 25, 26, 27, 28]);
+    expect([stopped, starting]).toEqual([5, 4]);
   });
 });

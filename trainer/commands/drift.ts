@@ -1,5 +1,6 @@
 /** `pumpwatch-trainer drift`: recent data against the live model's baseline statistics. */
 import { describeStoppedRule } from '../../inference/contract.js';
+import { recordedStoppedRule } from '../data/stopped.js';
 import { compareWithBaseline, DRIFT_DEFAULTS, driftedNames, driftNotes, featureStatus, noNullWarning, type DriftReport } from '../drift/compare.js';
 import { EXIT, TrainerError } from '../errors.js';
 import { createProgress, finishing } from '../progress.js';
@@ -61,7 +62,7 @@ export const driftCommand: Command = {
     const load = { exclude: record.data.excludedFeatures ?? [], leaveOutCounters: true, keep: Object.keys(record.baseline) };
     // The live model's stopped-when rule (its training run's record): its baseline holds no stop, nor should the rows judged against it.
     const stop = record.data.stopped;
-    const stoppedWhen = stop ? { feature: stop.feature, below: stop.below, afterStartSeconds: stop.afterStartSeconds } : undefined;
+    const stoppedWhen = stop ? recordedStoppedRule(stop) : undefined;
     const { loaded, cleaned, skippedLabels, uncleaned, stopped } = await finishing(progress, () => prepareData(container, { source, from, to }, progress, { load, uncleaned: true, stoppedWhen }));
     for (const s of skippedLabels) io.err(`warning: ${skippedLabelWarning(s)}`);
     const u = uncleaned as Uncleaned;

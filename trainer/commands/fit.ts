@@ -28,9 +28,10 @@ Options:
   --algo NAME         ${ALGORITHM_NAMES.join(' | ')} (default: ${DEFAULT_ALGORITHM})
   --window W          readings per window (default: the algorithm's)
   --version V         model version (default: training date + hash of data and options)
-  --stopped-when "FEATURE<NUMBER"
-                      the pump is stopped while FEATURE is below NUMBER (e.g. "Current<0.5"):
-                      those rows are left out of training, and the rule is written into the
+  --stopped-when "FEATURE<NUMBER [& FEATURE<NUMBER ...]"
+                      the pump is stopped while FEATURE is below NUMBER (e.g. "Current<0.5"),
+                      or every one of several (e.g. "Current<0.2 & Volume Flow RateRMS<5": a
+                      dead current sensor on a running pump is then no stop): those rows are left out of training, and the rule is written into the
                       model, so the agent stores such readings unscored (no alarm on a stop)
   --after-start S     with --stopped-when: a warm-up of S seconds (0-86400, default 0) after the
                       last stopped row, left out of training and unscored by the agent too

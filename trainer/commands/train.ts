@@ -1,5 +1,5 @@
 /** `pumpwatch-trainer train`: the cloud job for one source (train/pipeline.ts). */
-import { MAX_WINDOW } from '../../inference/contract.js';
+import { describeStoppedRule, MAX_WINDOW } from '../../inference/contract.js';
 import { ALGORITHM_NAMES, DEFAULT_ALGORITHM } from '../algorithms/index.js';
 import { DRIFT_DEFAULTS } from '../drift/compare.js';
 import { formatAgentView } from '../eval/as-agent.js';
@@ -8,7 +8,7 @@ import { checkWritable } from '../files.js';
 import { algorithmNamed } from '../fit.js';
 import { createProgress } from '../progress.js';
 import { writeReport } from '../report/report.js';
-import { parseStoppedWhenOption } from '../data/stopped.js';
+import { parseStoppedWhenOption, recordedStoppedRule } from '../data/stopped.js';
 import { TRAIN_DEFAULTS, trainSource, type TrainOutcome, type TrainRequest } from '../train/pipeline.js';
 import { optionalInteger, optionalList, optionalNumber, parseOptions, requireSource, requireVersion, timeRange, type Command, type Io } from './command.js';
 import { deployOptions, deployPendingBest, DEPLOY_OPTION_HELP, prepareDeploy, type RunVersion } from './deploy.js';
@@ -54,9 +54,10 @@ Options:
                       "retrained: drift in <part>: <features>"
   --psi X, --ks X     drift thresholds for --if-drifted (default ${DRIFT_DEFAULTS.psi}, ${DRIFT_DEFAULTS.ks};
                       raised as for drift), also those of the report's drift table
-  --stopped-when "FEATURE<NUMBER"
-                      the pump is stopped while FEATURE is below NUMBER (e.g. "Current<0.5"):
-                      those rows are left out of training and of the comparison (for both
+  --stopped-when "FEATURE<NUMBER [& FEATURE<NUMBER ...]"
+                      the pump is stopped while FEATURE is below NUMBER (e.g. "Current<0.5"),
+                      or every one of several (e.g. "Current<0.2 & Volume Flow RateRMS<5": a
+                      dead current sensor on a running pump is then no stop): those rows are left out of training and of the comparison (for both
                       models), and the rule goes into the model, so the agent stores such
                       readings unscored. Without it the live model's rule is inherited (said
                       in the output); "none": no rule
@@ -208,8 +209,8 @@ export function printOutcome(o: TrainOutcome, io: Io): void {
       `${String(c.droppedMissing)} rows dropped (missing${lacking ? `: ${lacking}` : ''}), ${String(c.droppedMaintenance)} (maintenance), ${String(c.gaps)} gaps${c.gapsByCleaning ? ` (${String(c.gapsByCleaning)} left by dropped rows)` : ''}`,
   );
   if (d.stopped) {
-    const { feature, below, afterStartSeconds, from, stoppedRows, startingRows } = d.stopped;
-    const rule = `${feature}<${below}${afterStartSeconds > 0 ? `, warm-up ${afterStartSeconds} s` : ''}`;
+    const { from, stoppedRows, startingRows } = d.stopped;
+    const rule = describeStoppedRule(recordedStoppedRule(d.stopped));
     io.out(
       `  stopped  ${rule} (${from === '--stopped-when' ? 'given by --stopped-when' : `inherited from ${from}`}): ${stoppedRows + startingRows} rows left out of training and of the comparison (${stoppedRows} stopped, ${startingRows} starting); the rule is written into ${r.version}`,
     );

@@ -1,12 +1,13 @@
 /**
- * A model's stopped-when rule on the trainer's side (`--stopped-when "Current<0.5"`,
- * `--after-start SECONDS`): parsed from the options, checked against the features, and applied to
- * rows in time order as the agent applies it to readings (inference/stopped.ts): a row is stopped
- * when its known value of the feature is below the bound, and starting (left out as well) while
+ * A model's stopped-when rule on the trainer's side (`--stopped-when "Current<0.5"`, or several
+ * conditions joined by `&`: `"Current<0.2 & Volume Flow RateRMS<5"`; `--after-start SECONDS`):
+ * parsed from the options, checked against the features, and applied to rows in time order as the
+ * agent applies it to readings (inference/stopped.ts): a row is stopped when its known value of
+ * every condition's feature is below that condition's bound, and starting (left out as well) while
  * less than the warm-up has passed since the last stopped row of a stop that counted (StopRun:
  * three stopped rows in a row, or a minute of them).
  */
-import { MAX_AFTER_START_SECONDS, StopRun, quoteName, quoteNames, stoppedRuleProblem, stoppedValue, type StoppedRule } from '../../inference/contract.js';
+import { isStopped, MAX_AFTER_START_SECONDS, StopRun, quoteName, quoteNames, stoppedRuleFromJson, stoppedRuleProblem, stoppedRuleToJson, type StopCondition, type StoppedRule } from '../../inference/contract.js';
 import { UsageError } from '../errors.js';
 
 /**
@@ -19,14 +20,13 @@ export function parseStoppedWhenOption(text: unknown, afterStart: unknown): Stop
     return text === undefined ? undefined : null;
   }
   const raw = String(text);
-  const m = /^\s*([^<>=!]*?)\s*(<=|>=|==|!=|<|>|=)\s*(.*?)\s*$/.exec(raw);
-  if (!m) throw new UsageError(`--stopped-when "${raw}": expected FEATURE<NUMBER, e.g. "Current<0.5" (no "<" found)`);
-  const [, feature, op, number] = m as unknown as [string, string, string, string];
-  if (feature === '') throw new UsageError(`--stopped-when "${raw}": no feature name before "${op}" (expected FEATURE<NUMBER, e.g. "Current<0.5")`);
-  if (op !== '<') throw new UsageError(`--stopped-when "${raw}": the operator is "${op}", only "<" is supported (a pump is stopped while FEATURE is below NUMBER)`);
-  if (number === '') throw new UsageError(`--stopped-when "${raw}": no number after "<" (expected FEATURE<NUMBER, e.g. "Current<0.5")`);
-  const below = Number(number);
-  if (!Number.isFinite(below)) throw new UsageError(`--stopped-when "${raw}": "${number}" is not a finite number`);
+  const parts = raw.split('&');
+  const when = parts.map((part) => parseCondition(raw, part, parts.length > 1));
+  const seen = new Set<string>();
+  for (const c of when) {
+    if (seen.has(c.feature)) throw new UsageError(`--stopped-when "${raw}": the feature ${quoteName(c.feature)} is named twice (one condition per feature)`);
+    seen.add(c.feature);
+  }
   let afterStartSeconds = 0;
   if (afterStart !== undefined) {
     const s = String(afterStart).trim();
@@ -35,16 +35,40 @@ export function parseStoppedWhenOption(text: unknown, afterStart: unknown): Stop
       throw new UsageError(`--after-start must be an integer from 0 to ${MAX_AFTER_START_SECONDS} (seconds), got "${String(afterStart)}"`);
     }
   }
-  return { feature, below, afterStartSeconds };
+  return { when, afterStartSeconds };
 }
 
-/** Refuses a rule whose feature is not among the model's features (or that the agent would refuse). */
+const EXAMPLE = 'expected FEATURE<NUMBER, or several joined by "&", e.g. "Current<0.2 & Volume Flow RateRMS<5"';
+
+/** One `FEATURE<NUMBER` of `--stopped-when "<raw>"` (the feature name may hold spaces; both trimmed). */
+function parseCondition(raw: string, part: string, several: boolean): StopCondition {
+  const where = several ? ` (in "${part.trim()}")` : '';
+  if (part.trim() === '') throw new UsageError(`--stopped-when "${raw}": an empty condition${several ? ' between or beside "&"' : ''} (${EXAMPLE})`);
+  const m = /^\s*([^<>=!]*?)\s*(<=|>=|==|!=|<|>|=)\s*(.*?)\s*$/.exec(part);
+  if (!m) throw new UsageError(`--stopped-when "${raw}": ${EXAMPLE} (no "<" found${where})`);
+  const [, feature, op, number] = m as unknown as [string, string, string, string];
+  if (feature === '') throw new UsageError(`--stopped-when "${raw}": no feature name before "${op}"${where} (${EXAMPLE})`);
+  if (op !== '<') throw new UsageError(`--stopped-when "${raw}": the operator is "${op}"${where}, only "<" is supported (a pump is stopped while FEATURE is below NUMBER)`);
+  if (number === '') throw new UsageError(`--stopped-when "${raw}": no number after "<"${where} (${EXAMPLE})`);
+  const below = Number(number);
+  if (!Number.isFinite(below)) throw new UsageError(`--stopped-when "${raw}": "${number}" is not a finite number${where}`);
+  return { feature, below };
+}
+
+/** Refuses a rule naming a feature that is not among the model's features (or that the agent would refuse). */
 export function checkStoppedRule(rule: StoppedRule, features: readonly string[], flag = '--stopped-when'): void {
-  if (!features.includes(rule.feature)) {
-    throw new UsageError(`${flag}: unknown feature ${quoteName(rule.feature)}: the model's features are ${quoteNames(features)}`);
+  const unknown = rule.when.filter((c) => !features.includes(c.feature));
+  if (unknown.length > 0) {
+    throw new UsageError(`${flag}: unknown feature${unknown.length > 1 ? 's' : ''} ${unknown.map((c) => quoteName(c.feature)).join(', ')}: the model's features are ${quoteNames(features)}`);
   }
-  const problem = stoppedRuleProblem(rule, features);
+  const problem = stoppedRuleProblem(stoppedRuleToJson(rule), features);
   if (problem !== null) throw new UsageError(`${flag}: the rule ${problem}`);
+}
+
+/** The rule a training run's model.json records (`data.stopped`: one condition's `feature` and `below`, or `all`). */
+export function recordedStoppedRule(stop: { feature?: string | undefined; below?: number | undefined; all?: Array<{ feature: string; below: number }> | undefined; afterStartSeconds: number }): StoppedRule {
+  if (stop.all !== undefined) return stoppedRuleFromJson({ all: stop.all, afterStartSeconds: stop.afterStartSeconds });
+  return stoppedRuleFromJson({ feature: stop.feature ?? '', below: stop.below ?? Number.NaN, afterStartSeconds: stop.afterStartSeconds });
 }
 
 export interface StoppedRows {
@@ -56,18 +80,21 @@ export interface StoppedRows {
 
 /** Marks the rows (in time order) that `rule` leaves out. `features` names the columns of `rows`. */
 export function stoppedRows(rule: StoppedRule, features: readonly string[], timestamps: ArrayLike<number>, rows: ReadonlyArray<ArrayLike<number>>): StoppedRows {
-  const f = features.indexOf(rule.feature);
+  const columns = rule.when.map((c) => features.indexOf(c.feature));
   const out = new Uint8Array(rows.length);
   let stopped = 0;
   let starting = 0;
   const run = new StopRun();
   const one: Record<string, number> = {};
   for (let i = 0; i < rows.length; i++) {
-    one[rule.feature] = f < 0 ? Number.NaN : (rows[i]![f] as number);
+    rule.when.forEach((c, k) => {
+      const f = columns[k] as number;
+      one[c.feature] = f < 0 ? Number.NaN : (rows[i]![f] as number);
+    });
     const ts = timestamps[i] as number;
-    const isStopped = stoppedValue(rule, one) !== null;
-    run.observe(isStopped, ts);
-    if (isStopped) {
+    const isStop = isStopped(rule, one);
+    run.observe(isStop, ts);
+    if (isStop) {
       out[i] = 1;
       stopped++;
     } else if (run.warming(rule, ts)) {

@@ -88,11 +88,24 @@ export const ModelRecordSchema = z.object({
     holdoutFrom: z.string(),
     holdoutTo: z.string(),
     /**
-     * The run's stopped-when rule (`from`: `--stopped-when` or the live model it was inherited
-     * from) and the rows of the range it left out; absent when the run had none.
+     * The run's stopped-when rule, as the model's metadata holds it (inference/contract.ts
+     * StoppedRuleJson: `feature` and `below` for one condition, `all` for several), `from`
+     * (`--stopped-when` or the live model it was inherited from) and the rows of the range it
+     * left out; absent when the run had none.
      */
     stopped: z
-      .object({ feature: z.string(), below: z.number(), afterStartSeconds: z.number().int(), from: z.string(), stoppedRows: z.number().int(), startingRows: z.number().int() })
+      .object({
+        feature: z.string().optional(),
+        below: z.number().optional(),
+        all: z.array(z.object({ feature: z.string(), below: z.number() })).min(1).optional(),
+        afterStartSeconds: z.number().int(),
+        from: z.string(),
+        stoppedRows: z.number().int(),
+        startingRows: z.number().int(),
+      })
+      .refine((s) => (s.all === undefined) === (s.feature !== undefined && s.below !== undefined) && (s.all === undefined || (s.feature === undefined && s.below === undefined)), {
+        message: 'holds either "feature" and "below" (one condition) or "all" (several), not both',
+      })
       .optional(),
   }),
   evaluation: z.object({

@@ -6,7 +6,7 @@
  * Reproducible: the same data, options and seed give the same model bytes and the same decision.
  */
 import type { ContainerClient } from '@azure/storage-blob';
-import { describeStoppedRule, readModelMetadata, type StoppedRule } from '../../inference/contract.js';
+import { describeStoppedRule, readModelMetadata, stoppedRuleToJson, type StoppedRule } from '../../inference/contract.js';
 import { bestModelBlobName, modelBlobName } from '../../sync/layout.js';
 import { CLEAN_DEFAULTS, rowsWith, type Cleaned, type Target } from '../data/clean.js';
 import { withoutFeatures } from '../data/counters.js';
@@ -167,10 +167,11 @@ async function trainRange(container: ContainerClient, req: TrainRequest, progres
   // A copy when the live model keeps features the challenger leaves out (never in place: these rows are the cleaned data's).
   const trainSet = withoutFeatures({ features: cleaned.series.features, timestamps: trainIdx.map((i) => cleaned.series.timestamps[i] as number), rows: trainRows }, loaded.leftOutButKept);
   const stoppedRun = stop && stopped ? { ...stop, rows: stopped } : null;
-  if (stoppedRun && !trainSet.features.includes(stoppedRun.rule.feature)) {
-    const why = loaded.series.features.includes(stoppedRun.rule.feature) ? 'which this run leaves out of the challenger\'s features' : 'which is not a feature of the readings of the range';
+  const missing = stoppedRun ? stoppedRun.rule.when.filter((c) => !trainSet.features.includes(c.feature)).map((c) => c.feature) : [];
+  if (stoppedRun && missing.length > 0) {
+    const why = missing.every((f) => loaded.series.features.includes(f)) ? `which this run leaves out of the challenger's features` : `which ${missing.length > 1 ? 'are not features' : 'is not a feature'} of the readings of the range`;
     throw new UsageError(
-      `${stoppedRun.from}'s stopped-when rule (${describeStoppedRule(stoppedRun.rule)}) names "${stoppedRun.rule.feature}", ${why} (${trainSet.features.join(', ')}): ` +
+      `${stoppedRun.from}'s stopped-when rule (${describeStoppedRule(stoppedRun.rule)}) names ${missing.map((f) => `"${f}"`).join(' and ')}, ${why} (${trainSet.features.join(', ')}): ` +
         `give --stopped-when with one of them, or --stopped-when none`,
     );
   }
@@ -492,7 +493,7 @@ function buildRecord(
       holdoutRows: ts.length - split.holdoutStart,
       holdoutFrom: iso(split.holdoutStart),
       holdoutTo: iso(ts.length - 1),
-      ...(stop ? { stopped: { ...stop.rule, from: stop.from, stoppedRows: stop.rows.stopped, startingRows: stop.rows.starting } } : {}),
+      ...(stop ? { stopped: { ...stoppedRuleToJson(stop.rule), afterStartSeconds: stop.rule.afterStartSeconds, from: stop.from, stoppedRows: stop.rows.stopped, startingRows: stop.rows.starting } } : {}),
     },
     evaluation: { criterion, description, challenger, champion: defender?.evaluation ?? null, championVersion: champion?.record.version ?? null, asAgent },
     decision,
