@@ -100,6 +100,79 @@ describe('AlertPublisher', () => {
     expect(restarted.status().suppressed).toBe(1);
   });
 
+  it('sends the alerts kept through an offline period without saving the list of those left after each one', async () => {
+    tick(3_600_000);
+    // The buffer's meta, with the bytes of the pending list written to it counted.
+    let pendingWritten = 0;
+    const kv = {
+      getMeta: (key: string) => buffer.getMeta(key),
+      setMeta: (key: string, value: string) => {
+        if (key === 'alerts.pending') pendingWritten += value.length;
+        buffer.setMeta(key, value);
+      },
+    };
+    let online = false;
+    const sent: Alert[] = [];
+    const send = async (a: Alert): Promise<void> => {
+      if (!online) throw new Error('not connected to the hub');
+      sent.push(a);
+    };
+    const p = new AlertPublisher({ engine, kv, deviceId: 'gw-a', send, minIntervalMs: () => 60_000, logger: createLogger('silent'), clock: () => now, monotonic: () => mono });
+    p.restore();
+    const pumps = Array.from({ length: 60 }, (_, i) => `drain-${i}`);
+    for (const pump of pumps) {
+      const { rows, seqs } = await spike(pump);
+      p.onCommit(rows, seqs);
+    }
+    await p.idle();
+    const kept = buffer.getMeta('alerts.pending')!;
+    expect(JSON.parse(kept)).toHaveLength(60);
+
+    pendingWritten = 0;
+    online = true;
+    p.flush();
+    await p.idle();
+
+    expect(sent.map((a) => a.pumpId)).toEqual(pumps);
+    expect(JSON.parse(buffer.getMeta('alerts.pending')!)).toEqual([]);
+    // Saved after each alert, the list of those left was written 60 times: 30 times its size.
+    expect(pendingWritten).toBeLessThan(kept.length);
+  });
+
+  it('after a restart in the middle of sending, sends only the alerts not handed to edgeHub yet', async () => {
+    tick(3_600_000);
+    const offline = publisher(() => Promise.reject(new Error('not connected to the hub')));
+    offline.restore();
+    const pumps = ['mid-1', 'mid-2', 'mid-3', 'mid-4', 'mid-5'];
+    for (const pump of pumps) {
+      const { rows, seqs } = await spike(pump);
+      offline.onCommit(rows, seqs);
+    }
+    await offline.idle();
+    // Online again: edgeHub takes two alerts, and the process stops while the third is on its way.
+    const first: Alert[] = [];
+    let thirdOnItsWay = (): void => {};
+    const third = new Promise<void>((r) => (thirdOnItsWay = r));
+    const stopping = publisher((a) => {
+      first.push(a);
+      if (first.length <= 2) return Promise.resolve();
+      thirdOnItsWay();
+      return new Promise<void>(() => {}); // never answered: the process stops
+    });
+    stopping.restore();
+    stopping.flush();
+    await third;
+    expect(first.map((a) => a.pumpId)).toEqual(['mid-1', 'mid-2', 'mid-3']);
+
+    const after: Alert[] = [];
+    const restarted = publisher(async (a) => void after.push(a));
+    restarted.restore();
+    expect(restarted.status().pending).toBe(3);
+    restarted.flush();
+    await restarted.idle();
+    expect(after.map((a) => a.pumpId)).toEqual(['mid-3', 'mid-4', 'mid-5']);
+  });
+
   it('keeps alerting once per interval after NTP steps the gateway clock back a day', async () => {
     tick(3_600_000);
     const sent: Alert[] = [];
