@@ -7,7 +7,7 @@ import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import type { Reading } from '../buffer/types.js';
-import { PumpSimulator, SIMULATED_FEATURES, SimulatorError } from './simulator.js';
+import { PumpSimulator, SIMULATED_FEATURES, SimulatorError, randomStopsProblem, type RandomStops } from './simulator.js';
 
 const USAGE = `Usage: pumpwatch-agent simulate [options]
 
@@ -22,6 +22,10 @@ Options:
   --mean-fault-interval-min M    mean minutes from the end of a random fault to the next (default 180)
   --start ISO                    time of the first reading (default 2026-01-01T00:00:00Z)
   --period-ms MS                 time between readings (default 1000)
+  --stops N                      the pump stops N times a day on average (default 0: never); a
+                                 stopped pump's rows read no flow, ~0 A, vibration at the ambient
+                                 floor, the static pressure, cooling temperatures; labelled normal
+  --stop-minutes MIN-MAX         each stop lasts MIN to MAX minutes (default 10-120)
   --help                         show this help
 `;
 
@@ -45,6 +49,7 @@ interface SimulateArgs {
   meanFaultIntervalMs: number;
   startTs: number;
   periodMs: number;
+  stops: RandomStops | 'none';
   help: boolean;
 }
 
@@ -70,6 +75,8 @@ export function parseSimulateArgs(argv: string[]): SimulateArgs {
       'mean-fault-interval-min': { type: 'string', default: '180' },
       start: { type: 'string', default: '2026-01-01T00:00:00Z' },
       'period-ms': { type: 'string', default: '1000' },
+      stops: { type: 'string', default: '0' },
+      'stop-minutes': { type: 'string', default: '10-120' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -81,6 +88,7 @@ export function parseSimulateArgs(argv: string[]): SimulateArgs {
   if (!Number.isFinite(startTs)) throw new UsageError(`--start must be an ISO 8601 time, got "${values.start}"`);
   if (values.pump.trim() === '') throw new UsageError('--pump must not be empty');
   return {
+    stops: parseStops(values.stops, values['stop-minutes']),
     out: values.out,
     rows: positiveNumber('rows', values.rows, true),
     seed: Number(values.seed),
@@ -91,6 +99,18 @@ export function parseSimulateArgs(argv: string[]): SimulateArgs {
     periodMs: positiveNumber('period-ms', values['period-ms'], false),
     help: values.help,
   };
+}
+
+/** `--stops N` and `--stop-minutes MIN-MAX`: random stops, or none for N = 0. */
+function parseStops(perDayText: string, minutesText: string): RandomStops | 'none' {
+  const perDay = Number(perDayText);
+  if (perDayText.trim() === '' || !Number.isFinite(perDay) || perDay < 0) throw new UsageError(`--stops must be a number of stops a day ≥ 0, got "${perDayText}"`);
+  const m = /^\s*(\d+(?:\.\d+)?)\s*-\s*(\d+(?:\.\d+)?)\s*$/.exec(minutesText);
+  if (!m) throw new UsageError(`--stop-minutes must be MIN-MAX in minutes, e.g. 10-120, got "${minutesText}"`);
+  const stops = { perDay, minMinutes: Number(m[1]), maxMinutes: Number(m[2]) };
+  const problem = randomStopsProblem(stops);
+  if (perDay > 0 && problem !== null) throw new UsageError(`--stops ${perDayText} --stop-minutes ${minutesText}: ${problem}`);
+  return perDay === 0 ? 'none' : stops;
 }
 
 export function skabCsvHeader(): string {
@@ -144,7 +164,10 @@ export function skabCsvLine(reading: Reading, anomaly: boolean, changepoint: boo
   return `${line};${anomaly ? '1.0' : '0.0'};${changepoint ? '1.0' : '0.0'}`;
 }
 
-/** The CSV text in chunks: the header, then `rows` readings; `changepoint` marks fault onsets. */
+/**
+ * The CSV text in chunks: the header, then `rows` readings; `changepoint` marks fault onsets (a
+ * fault that goes on through a stop is labelled again after it, with no second changepoint).
+ */
 export function* skabCsvChunks(sim: PumpSimulator, rows: number): Generator<string> {
   yield `${skabCsvHeader()}\n`;
   let lines: string[] = [];
@@ -167,6 +190,7 @@ async function writeCsv(args: SimulateArgs, io: SimulateCliIo): Promise<void> {
     periodMs: args.periodMs,
     faults: args.faults,
     meanFaultIntervalMs: args.meanFaultIntervalMs,
+    stops: args.stops,
   });
   const source = Readable.from(skabCsvChunks(sim, args.rows));
   if (args.out === undefined) await pipeline(source, io.stdout, { end: false });

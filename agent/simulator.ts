@@ -17,20 +17,28 @@
  * - each accelerometer and the flow also wander on their own (the accelerometers share a frame and
  *   part of their 1-s noise), tuned to SKAB's anomaly-free recording;
  * - measurement: white noise per sensor, slow sensor drift, SKAB's 0.33-bar pressure steps and its
- *   integer flow counter averaged over three samples.
+ *   integer flow counter averaged over three samples;
+ * - stops (optional): the pump switched off turns no more: no flow, no current, vibration at the
+ *   ambient floor, pressure at the static head, motor and water cooling towards ambient; restarted,
+ *   it runs at once and warms up again from there.
  *
  * This module is the public face; the code lives in `./simulator/`: options.ts (names, options,
  * errors, validation), rng.ts (seeded PRNG), faults.ts (fault schedule), duty.ts (duty point and
- * steps in demand), physics.ts (model constants and helpers) and pump.ts (`PumpSimulator`).
+ * steps in demand), stops.ts (stop schedule), physics.ts (model constants and helpers) and pump.ts
+ * (`PumpSimulator`).
  */
 export {
   FAULT_KINDS,
   SIMULATED_FEATURES,
   SimulatorError,
+  randomStopsProblem,
   type FaultEvent,
   type FaultKind,
   type FaultPlan,
+  type RandomStops,
   type SimulatorOptions,
+  type StopEvent,
+  type StopPlan,
 } from './simulator/options.js';
 export { DESIGN_DUTY, VALVE_MAX_DROP, type DutyPoint } from './simulator/physics.js';
 export { Rng } from './simulator/rng.js';

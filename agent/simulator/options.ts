@@ -1,4 +1,4 @@
-import { headMargin, type DutyPoint } from './physics.js';
+import { DAY_MS, headMargin, type DutyPoint } from './physics.js';
 
 /**
  * The simulator's public vocabulary and its input checks: the eight SKAB sensor names it produces,
@@ -41,6 +41,29 @@ export interface FaultPlan {
   peak?: number;
 }
 
+/** A planned stop: the pump is off for readings with startTs ≤ ts < startTs + durationMs. */
+export interface StopPlan {
+  startTs: number;
+  durationMs: number;
+}
+
+/**
+ * Random stops: on average `perDay` a day, each lasting `minMinutes`–`maxMinutes` (uniform), with
+ * at least 10 minutes of running between two (MIN_RUN_MS).
+ */
+export interface RandomStops {
+  perDay: number;
+  minMinutes: number;
+  maxMinutes: number;
+}
+
+/** A stop that began: the pump is off for readings with startTs ≤ ts < endTs. */
+export interface StopEvent {
+  pumpId: string;
+  startTs: number;
+  endTs: number;
+}
+
 export interface SimulatorOptions {
   pumpId: string;
   seed: number;
@@ -71,6 +94,16 @@ export interface SimulatorOptions {
    * warming up over tens of minutes (motor) and hours (water).
    */
   start?: 'running' | 'cold';
+  /**
+   * `none` (default): the pump never stops. Random stops, or planned ones: while stopped the pump
+   * turns no more (no flow, no current, vibration at the ambient floor, pressure down to the
+   * static head, motor and water cooling towards ambient, the supply voltage still there); at the
+   * restart it runs at once (the run-up takes seconds) and warms up again from the temperatures it
+   * reached. A reading of a stopped pump is labelled normal (no fault) whatever fault spans it:
+   * nothing of the fault shows (see README, "Simulated pumps").
+   * Drawn from a stream of their own: no other draw moves.
+   */
+  stops?: 'none' | RandomStops | StopPlan[];
 }
 
 export class SimulatorError extends Error {
@@ -85,6 +118,25 @@ export class SimulatorError extends Error {
 
 export function badOption(message: string): SimulatorError {
   return new SimulatorError('PW_SIM_BAD_OPTION', message);
+}
+
+/**
+ * Least running time between two random stops: motors are kept from cycling faster (makers allow a
+ * few starts an hour; level controls have a band; duty/standby pairs change over after a run).
+ */
+export const MIN_RUN_MS = 10 * 60_000;
+
+/** What is wrong with random stops (null: nothing): they must leave MIN_RUN_MS of running between them on average. */
+export function randomStopsProblem(s: RandomStops): string | null {
+  if (s === null || typeof s !== 'object') return 'must be an object {perDay, minMinutes, maxMinutes}';
+  if (!(Number.isFinite(s.perDay) && s.perDay > 0)) return `perDay must be > 0, got ${String(s.perDay)}`;
+  if (!(Number.isFinite(s.minMinutes) && s.minMinutes > 0)) return `minMinutes must be > 0, got ${String(s.minMinutes)}`;
+  if (!(Number.isFinite(s.maxMinutes) && s.maxMinutes >= s.minMinutes)) return `maxMinutes must be ≥ minMinutes (${String(s.minMinutes)}), got ${String(s.maxMinutes)}`;
+  const meanRunMs = DAY_MS / s.perDay - ((s.minMinutes + s.maxMinutes) / 2) * 60_000;
+  if (meanRunMs < MIN_RUN_MS) {
+    return `${s.perDay} stops a day of ${s.minMinutes}–${s.maxMinutes} min leave less than ${MIN_RUN_MS / 60_000} min of running between stops on average`;
+  }
+  return null;
 }
 
 export function validateOptions(o: SimulatorOptions): void {
@@ -104,6 +156,11 @@ export function validateOptions(o: SimulatorOptions): void {
   }
   if (o.start !== undefined && o.start !== 'running' && o.start !== 'cold') {
     throw badOption(`simulator start must be 'running' or 'cold', got ${JSON.stringify(o.start)}`);
+  }
+  const stops = o.stops ?? 'none';
+  if (stops !== 'none' && !Array.isArray(stops)) {
+    const problem = randomStopsProblem(stops);
+    if (problem !== null) throw badOption(`simulator stops must be 'none', a list of stop plans or {perDay, minMinutes, maxMinutes}: ${problem}`);
   }
   const faults = o.faults ?? 'none';
   if (faults !== 'none' && faults !== 'random' && !Array.isArray(faults)) {

@@ -4,12 +4,15 @@
  * and steps hydraulics, electrics, temperatures, vibration and measurement into one SKAB-like
  * reading. By default the pump is already running at its first reading (the gateway starts
  * watching a pump that was running: an agent restart does not cool it); with `start: 'cold'` the
- * first reading is the pump's start, and the motor and the water warm up from ambient.
+ * first reading is the pump's start, and the motor and the water warm up from ambient. With
+ * `stops`, the pump is switched off and on again: stopped, it turns no more (no flow, no current,
+ * vibration at the ambient floor, pressure at the static head), its motor and water cool towards
+ * ambient, and at the restart they warm up again from where they got to, as after a cold start.
  */
 import type { Reading } from '../../buffer/types.js';
 import { DutySchedule } from './duty.js';
 import { FaultSchedule } from './faults.js';
-import { SimulatorError, validateOptions, type FaultEvent, type FaultKind, type SimulatorOptions } from './options.js';
+import { SimulatorError, validateOptions, type FaultEvent, type FaultKind, type SimulatorOptions, type StopEvent } from './options.js';
 import {
   ALPHA,
   DAY_MS,
@@ -32,6 +35,7 @@ import {
   type PumpParams,
 } from './physics.js';
 import { Rng } from './rng.js';
+import { StopSchedule } from './stops.js';
 
 /** Fault effects on the physics, from a fault kind and its current severity (0–1). */
 interface Effects {
@@ -75,6 +79,14 @@ const MOTOR_TAU_S = 1200;
 const WATER_TAU_S = 7200;
 /** Correlation of the two accelerometers' 1-s noise. */
 const ACC_NOISE_SHARED = 0.65;
+/**
+ * A stopped pump: what each accelerometer picks up from its surroundings (g RMS; the running pump's
+ * 0.2–0.27 g are 20–30 times more), varying by this share from second to second; and the current
+ * transmitter's noise about its zero (A; a reading below zero reads zero).
+ */
+const VIB_FLOOR: readonly [number, number] = [0.009, 0.011];
+const VIB_FLOOR_NOISE = 0.15;
+const CURRENT_ZERO_NOISE = 0.01;
 
 export class PumpSimulator {
   readonly pumpId: string;
@@ -85,6 +97,7 @@ export class PumpSimulator {
   private readonly params: PumpParams;
   private readonly schedule: FaultSchedule;
   private readonly duty: DutySchedule;
+  private readonly stops: StopSchedule;
   private readonly startTs: number;
   private lastTs: number | null = null;
   /** Wander of the speed about its set point, and of the system resistance about the duty's. */
@@ -116,6 +129,7 @@ export class PumpSimulator {
     // a stream of its own: the schedule is then the seed's alone, whatever the period or skipped ticks
     this.schedule = new FaultSchedule(opts, new Rng(opts.seed, 0x5eed));
     this.duty = new DutySchedule(opts.duty === undefined || opts.duty === 'seeded' ? null : opts.duty, opts.startTs, new Rng(opts.seed, 0xd07));
+    this.stops = new StopSchedule(opts, new Rng(opts.seed, 0x5709));
     this.params = drawParams(this.rng);
     this.n = 1 + 0.012 * this.rng.normal();
     this.r = 1 + 0.015 * this.rng.normal();
@@ -137,11 +151,18 @@ export class PumpSimulator {
     return this.schedule.log;
   }
 
+  /** Stops that have begun, with their end; a stop covers startTs ≤ ts < endTs. */
+  get stopLog(): readonly StopEvent[] {
+    return this.stops.log;
+  }
+
   /**
    * The next reading: at the previous timestamp + periodMs (the first at startTs), or at `atTs`
-   * when given (real-time sources); `atTs` must be later than the previous reading.
+   * when given (real-time sources); `atTs` must be later than the previous reading. `fault` labels
+   * it (null: normal; a stopped pump's reading is normal, as nothing of a fault shows then);
+   * `stopped`: the pump was off.
    */
-  next(atTs?: number): { reading: Reading; fault: FaultKind | null } {
+  next(atTs?: number): { reading: Reading; fault: FaultKind | null; stopped: boolean } {
     const ts = atTs ?? (this.lastTs === null ? this.startTs : this.lastTs + this.periodMs);
     if (!Number.isFinite(ts) || (this.lastTs !== null && !(ts > this.lastTs))) {
       const msg = `simulator ${this.pumpId}: reading time ${String(ts)} is not after the previous one (${String(this.lastTs)})`;
@@ -153,8 +174,10 @@ export class PumpSimulator {
     const effects = fault ? this.effects(fault.kind, fault.severity, dtS, this.duty.at(ts)) : NO_EFFECTS;
     // a worn bearing stays worn whatever else happens; the reading is labelled with the other fault, if any
     const fx = wear === null ? effects : { ...effects, bearing: Math.max(effects.bearing, wear) };
-    const label = fault?.kind ?? (wear === null ? null : 'bearing-wear');
-    return { reading: { pumpId: this.pumpId, ts, values: this.step(ts, dtS, fx) }, fault: label };
+    const stopped = this.stops.at(ts);
+    // a fault that spans a stop goes on (its severity grows with time) but shows nothing while stopped
+    const label = stopped ? null : (fault?.kind ?? (wear === null ? null : 'bearing-wear'));
+    return { reading: { pumpId: this.pumpId, ts, values: this.step(ts, dtS, fx, !stopped) }, fault: label, stopped };
   }
 
   private effects(kind: FaultKind, severity: number, dtS: number, duty: DutyPoint): Effects {
@@ -177,7 +200,12 @@ export class PumpSimulator {
     }
   }
 
-  private step(ts: number, dtS: number, fx: Effects): Record<string, number> {
+  /**
+   * One reading. Every random stream draws the same numbers whether the pump runs or not (`fxDrawn`
+   * decides the fault's draws): a stop changes its own readings and the temperatures after it, nothing else.
+   */
+  private step(ts: number, dtS: number, fxDrawn: Effects, running: boolean): Record<string, number> {
+    const fx = running ? fxDrawn : NO_EFFECTS;
     const p = this.params;
     const z = this.rng;
     this.n = ou(this.n, 1, SPEED_SD, 900, dtS, z.normal());
@@ -196,25 +224,27 @@ export class PumpSimulator {
     const duty = this.duty.at(ts);
     const targetR = dutyResistance(duty);
     this.dutyR = Number.isNaN(this.dutyR) ? targetR : lag(this.dutyR, targetR, DEMAND_TAU_S, dtS);
-    const speed = duty.speed * this.n;
+    const speed = running ? duty.speed * this.n : 0;
     const fouling = 1 + p.fouling * (1 - Math.exp(-(ts - this.startTs) / FOULING_TAU_MS));
     const pumpHead = speed * speed * (1 + ALPHA) * (1 - fx.headLoss);
     const resistance = this.dutyR * this.r * fouling * fx.resistance * (1 - fx.leak) ** 2;
     const q2 = Math.max(0, (pumpHead - H_STATIC) / (ALPHA + resistance * (1 - H_STATIC)));
     const q = Math.sqrt(q2);
-    const h = pumpHead - ALPHA * q2;
-    const offDesign = q / speed - 1;
+    // stopped: no flow; a check valve holds the system's static head on the discharge side
+    const h = running ? pumpHead - ALPHA * q2 : H_STATIC;
+    const offDesign = running ? q / speed - 1 : 0;
     const eta = Math.max(0.3, 1 - ETA_DROOP * offDesign * offDesign);
-    const shaft = ((q * h) / eta) * (1 + 0.06 * fx.bearing);
+    const shaft = running ? ((q * h) / eta) * (1 + 0.06 * fx.bearing) : 0;
 
-    // electrics: constant-power share draws more current on a weak supply
-    const current = p.current * (NO_LOAD + (1 - NO_LOAD) * shaft) * (p.supply / this.supply);
+    // electrics: constant-power share draws more current on a weak supply; a stopped motor draws none
+    const current = running ? p.current * (NO_LOAD + (1 - NO_LOAD) * shaft) * (p.supply / this.supply) : 0;
     const volts = this.supply - LINE_OHMS * current;
     const iRel = current / p.current;
 
     // thermal: motor housing follows copper losses (and bearing friction), water follows pump power
     const ambient = p.ambient + 1.5 * Math.sin(2 * Math.PI * (ts / DAY_MS - 0.375));
-    const motorTarget = ambient + p.motorRise * (0.65 + 0.35 * iRel * iRel) + 8 * fx.bearing;
+    // stopped: no losses, no pump power: both cool towards ambient with the same time constants
+    const motorTarget = running ? ambient + p.motorRise * (0.65 + 0.35 * iRel * iRel) + 8 * fx.bearing : ambient;
     const waterTarget = ambient + p.waterRise * shaft;
     // first reading: already running (at its running temperatures), or a cold start from ambient
     const first = this.cold ? ambient : null;
@@ -224,20 +254,25 @@ export class PumpSimulator {
     // vibration: shaft harmonics ∝ n², blade-pass grows off design, bearing tones, cavitation noise
     const n2 = speed * speed;
     const bladePass = n2 * (1 + 4 * offDesign * offDesign);
-    const broadband = fx.cavitation > 0 ? fx.cavitation * (1 + 0.6 * Math.abs(this.faultRng.normal())) : 0;
-    const acc1 = p.vib * rss(0.19 * n2, 0.06 * n2, 0.07 * bladePass, 0.25 * fx.bearing, 0.15 * broadband);
-    const acc2 = p.vib * rss(0.2 * n2, 0.14 * n2, 0.12 * bladePass, 0.12 * fx.bearing, 0.18 * broadband);
+    const broadband = fxDrawn.cavitation > 0 ? fx.cavitation * (1 + 0.6 * Math.abs(this.faultRng.normal())) : 0;
+    // stopped: the ambient floor, which a running pump's 20–30 times stronger vibration drowns
+    const acc1 = running ? p.vib * rss(0.19 * n2, 0.06 * n2, 0.07 * bladePass, 0.25 * fx.bearing, 0.15 * broadband) : VIB_FLOOR[0];
+    const acc2 = running ? p.vib * rss(0.2 * n2, 0.14 * n2, 0.12 * bladePass, 0.12 * fx.bearing, 0.18 * broadband) : VIB_FLOOR[1];
 
     // measurement
     const sampling = z.normal(); // shared by current and voltage: same sampling instant
-    const cavitationFlow = fx.cavitation > 0 ? 3 * fx.cavitation * this.faultRng.normal() : 0;
+    const cavitationFlow = fxDrawn.cavitation > 0 ? 3 * fx.cavitation * this.faultRng.normal() : 0;
     const flowTrue = p.flow * q * (1 - fx.leak) * (1 + this.flowDrift) * (1 + flowOwn);
+    const accNoiseSd = running ? ACC_NOISE : VIB_FLOOR_NOISE;
     const accNoise = (zOwn: number): number =>
-      1 + ACC_NOISE * (ACC_NOISE_SHARED * accNoiseShared + Math.sqrt(1 - ACC_NOISE_SHARED ** 2) * zOwn);
+      1 + accNoiseSd * (ACC_NOISE_SHARED * accNoiseShared + Math.sqrt(1 - ACC_NOISE_SHARED ** 2) * zOwn);
+    // stopped: the current transmitter's own noise about zero (the running motor's spread goes with its load)
+    const currentReading = (zi: number): number =>
+      Math.max(0, running ? current * (1 + 0.08 * sampling) + (0.14 + 0.153 * current) * bounded(zi) : CURRENT_ZERO_NOISE * bounded(zi));
     const values: Record<string, number> = {
       Accelerometer1RMS: round(acc1 * (1 + acc1Own + accShared) * accNoise(z.normal()), 1e6),
       Accelerometer2RMS: round(acc2 * (1 + acc2Own + accShared) * accNoise(z.normal()), 1e6),
-      Current: round(Math.max(0, current * (1 + 0.08 * sampling) + (0.14 + 0.153 * current) * bounded(z.normal())), 1e5),
+      Current: round(currentReading(z.normal()), 1e5),
       Pressure: quantisePressure(h * p.headBar - p.pressureZero + this.pressureDrift + 0.23 * z.normal()),
       Temperature: round(this.motorT + 0.05 * z.normal(), 1e4),
       Thermocouple: round(this.waterT + this.thermoDrift + 0.01 * z.normal(), 1e4),
