@@ -81,11 +81,27 @@ describe('simulate CLI', () => {
     expect(changepoints).toEqual(onsets);
   });
 
+  it('with --stops the pump stops: its rows read ~0 A and no flow, labelled normal; without, the same bytes as before', async () => {
+    const args = ['--rows', '21600', '--seed', '4', '--faults', 'random', '--mean-fault-interval-min', '30'];
+    const plain = await simulate(args);
+    expect(await simulate([...args, '--stops', '0'])).toEqual(plain);
+    const { code, stdout, stderr } = await simulate([...args, '--stops', '24', '--stop-minutes', '5-20']);
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+    const rows = rowsOf(stdout);
+    const stoppedRows = rows.filter((r) => Number(r[3]) < 0.2);
+    expect(stoppedRows.length).toBeGreaterThan(1000); // ~24 a day × 12.5 min over 6 h ≈ 75 min
+    expect(stoppedRows.length).toBeLessThan(rows.length / 2);
+    for (const r of stoppedRows) expect(r[9]).toBe('0.0');
+    // no flow but the meter's noise (the counter's 3-sample average lets the last flow go over two rows)
+    expect(stoppedRows.filter((r) => Number(r[8]) > 1).length).toBeLessThan(stoppedRows.length * 0.05);
+    expect(rowsOf(plain.stdout).filter((r) => Number(r[3]) < 0.2)).toEqual([]);
+  });
+
   it('prints usage for --help and refuses bad options with exit code 2', async () => {
     const help = await simulate(['--help']);
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('--faults none|random');
-    for (const bad of [['--rows', '0'], ['--faults', 'sometimes'], ['--start', 'yesterday'], ['--seed', 'x'], ['--nope']]) {
+    for (const bad of [['--rows', '0'], ['--faults', 'sometimes'], ['--start', 'yesterday'], ['--seed', 'x'], ['--nope'], ['--stops', '-1'], ['--stop-minutes', '20'], ['--stops', '200']]) {
       const res = await simulate(bad);
       expect(res.code, bad.join(' ')).toBe(2);
       expect(res.stderr, bad.join(' ')).toMatch(/^simulate: /);
