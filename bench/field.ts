@@ -25,8 +25,22 @@
  * bundled default model scores the standalone agent's own simulated pumps (sim-pump-1, …, one
  * reading a second), and beside it an mset fitted on the same readings.
  *
- *   node dist/bench/field.js [--pumps 5] [--period-s 10] [--bias-sd 2]
- *   node dist/bench/field.js --fleet [--pumps 3] [--period-s 1] [--bias-sd 2]
+ * `--stops`: the pumps stop and start (on average `STOPS.perDay` stops a day of `STOPS.minMinutes`–
+ * `STOPS.maxMinutes` minutes, random from each pump's seed), the training days too. The per-pump
+ * models are fitted with a stopped-when rule (`--stopped-when`, default "Current<0.2", and
+ * `--after-start`, default 1800 s: the bundled model's), parsed by the trainer's own option parser
+ * and applied by its own fit (the stopped and starting rows left out), and one more mset without a
+ * rule (`mset-norule`) shows what the rule does; `--fleet --stops` scores the bundled model (its own
+ * rule) and the fleet mset fitted with the rule. Reported too: false alarms during stops, during
+ * warm-ups (the first `--after-start` seconds after a restart) and while running, the readings left
+ * unscored as stopped or starting, and the faults that overlapped a stop or a warm-up.
+ *
+ * `--dead`: the sensor half-hours read the sensor's floor (0: a transmitter failed to its floor) on
+ * the running pump instead of an offset ("sensor dead"). Per-pump models have no stopped-when rule
+ * unless `--stopped-when` gives one; `--fleet --dead` scores the bundled model with its own.
+ *
+ *   node dist/bench/field.js [--pumps 5] [--period-s 10] [--bias-sd 2] [--stops] [--dead] [--stopped-when RULE --after-start S]
+ *   node dist/bench/field.js --fleet [--pumps 3] [--period-s 1] [--bias-sd 2] [--stops] [--dead]
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -35,19 +49,47 @@ import { FAULT_KINDS, PumpSimulator, SIMULATED_FEATURES, VALVE_MAX_DROP, type Fa
 import { packageRoot } from '../agent/paths.js';
 import { simulatedPumpSeed } from '../agent/simulated-source.js';
 import type { Reading } from '../buffer/types.js';
+import { describeStoppedRule, type StoppedRule } from '../inference/contract.js';
 import { DEFAULT_MODEL_KEY, InferenceEngine } from '../inference/engine.js';
 import { LoadedModel } from '../inference/model.js';
+import { isStartingReason, isStoppedReason } from '../inference/stopped.js';
 import type { CsvTable } from '../trainer/csv.js';
+import { parseStoppedWhenOption } from '../trainer/data/stopped.js';
 import { mulberry32 } from '../trainer/eval/criterion.js';
 import { lowerBound } from '../trainer/linalg/stats.js';
 import { fitTable } from '../trainer/fit.js';
 import { fitSimulated, fmt } from './support.js';
 
 const { values: args } = parseArgs({
-  options: { pumps: { type: 'string' }, 'period-s': { type: 'string' }, 'bias-sd': { type: 'string', default: '2' }, fleet: { type: 'boolean', default: false } },
+  options: {
+    pumps: { type: 'string' },
+    'period-s': { type: 'string' },
+    'bias-sd': { type: 'string', default: '2' },
+    fleet: { type: 'boolean', default: false },
+    stops: { type: 'boolean', default: false },
+    dead: { type: 'boolean', default: false },
+    'stopped-when': { type: 'string' },
+    'after-start': { type: 'string' },
+  },
 });
 /** `--fleet`: no per-pump model; the agent's bundled default model, and an mset fitted on the same recipe, score the standalone pumps. */
 const FLEET = args.fleet === true;
+/** `--stops`: the pumps stop and start, training days too (random stops from each pump's own seed). */
+const STOPS = args.stops === true;
+const STOP_PLAN = { perDay: 4, minMinutes: 10, maxMinutes: 120 } as const;
+/** `--dead`: the sensor half-hours read 0 (a dead transmitter) instead of an offset. */
+const DEAD = args.dead === true;
+/**
+ * The per-pump models' (and the fleet mset's) stopped-when rule, as `fit --stopped-when` takes it:
+ * by default the bundled model's with `--stops` (and `--fleet --dead`), none otherwise.
+ */
+const RULE_TEXT = args['stopped-when'] ?? (STOPS || (FLEET && DEAD) ? 'Current<0.2' : undefined);
+const AFTER_START_TEXT = args['after-start'] ?? (RULE_TEXT === undefined ? undefined : '1800');
+const RULE = ruleOf(RULE_TEXT, AFTER_START_TEXT);
+/** How long after a restart the bench counts a warm-up (the rule's warm-up; the bundled model's 1 800 s without one). */
+const WARM_UP_MS = Number(AFTER_START_TEXT ?? '1800') * 1000;
+/** Running false alarms that begin this soon after a warm-up ended are counted apart (the water takes hours to warm up). */
+const AFTER_WARM_UP_MS = 2 * 3_600_000;
 const PUMPS = Number(args.pumps ?? (FLEET ? 3 : 5));
 /** The standalone agent's pumps read once a second; per-pump models are compared at the 10 s of a typical field gateway. */
 const PERIOD_MS = Number(args['period-s'] ?? (FLEET ? 1 : 10)) * 1000;
@@ -70,16 +112,45 @@ const DURATION_MIN: Record<FaultKind, number> = { cavitation: 12, 'bearing-wear'
  * 2026-12-06 each bearing-wear slot held a 75-minute wear that grew and healed within it.
  */
 const WEAR_DAYS = 2;
-const ALGORITHMS = FLEET ? ['bundled', 'mset-fleet'] : ['mset', 'mset-rel', 'pca'];
+/** `mset-norule` (with `--stops`): an mset fitted on the same days with no stopped-when rule. */
+const ALGORITHMS = FLEET ? ['bundled', 'mset-fleet'] : ['mset', 'mset-rel', 'pca', ...(STOPS ? ['mset-norule'] : [])];
 const BIAS_SD = Number(args['bias-sd']);
-const BIAS = 'sensor off' as const;
+const BIAS: 'sensor off' | 'sensor dead' = DEAD ? 'sensor dead' : 'sensor off';
 const BIAS_MS = 30 * 60_000;
-type Kind = FaultKind | typeof BIAS;
+type Kind = FaultKind | 'sensor off' | 'sensor dead';
 const KINDS: readonly Kind[] = [...FAULT_KINDS, BIAS];
 const AFTERMATH_MS = 2 * 3_600_000;
 /** Valve faults' flow drops, in turn: the middles of the thirds of SKAB's 16 valve1 drops (0.9–3.3, 4.5–8.3, 9.8–23 %). */
 const VALVE_DROPS = [0.025, 0.06, 0.12] as const;
 const dropLabel = (drop: number): string => `${fmt(100 * drop, 1)} %`;
+
+/** The rule `--stopped-when` and `--after-start` give, through the trainer's own parser; a bad one ends the bench with its message. */
+function ruleOf(text: string | undefined, afterStart: string | undefined): StoppedRule | undefined {
+  try {
+    return parseStoppedWhenOption(text, afterStart) ?? undefined;
+  } catch (err) {
+    process.stderr.write(`bench/field: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(2);
+  }
+}
+
+/** Where a reading falls: the pump stopped, in the warm-up after a restart, or running. */
+type Phase = 'stop' | 'warm-up' | 'running';
+const PHASES: readonly Phase[] = ['stop', 'warm-up', 'running'];
+
+interface StopCounts {
+  /** False-alarm episodes by the phase they begin in; `afterWarmUp`: running ones within AFTER_WARM_UP_MS after a warm-up. */
+  episodes: Record<Phase, number>;
+  afterWarmUp: number;
+  readings: Record<Phase, number>;
+  /** Readings left unscored as stopped, and as starting (the rule's warm-up). */
+  unscoredStopped: number;
+  unscoredStarting: number;
+  /** Faults (sensor offsets aside) with a reading in a stop or warm-up: found, all; missed with every reading unscored by the rule. */
+  overlapFound: number;
+  overlapAll: number;
+  hidden: number;
+}
 
 interface KindCounts {
   events: number;
@@ -100,6 +171,7 @@ interface Tally {
   biasBySensor: Map<string, [number, number]>;
   /** Valve faults found / events, per flow drop. */
   valveBySize: Map<string, [number, number]>;
+  stops: StopCounts;
 }
 
 interface PlannedEvent {
@@ -175,7 +247,9 @@ function trainingSpread(seed: number): Record<string, number> {
 function emptyTally(): Tally {
   const kinds = Object.fromEntries(KINDS.map((k) => [k, { events: 0, detected: 0, delaysMin: [], readings: 0, flagged: 0 }])) as unknown as Record<Kind, KindCounts>;
   const valveBySize = new Map(VALVE_DROPS.map((d): [string, [number, number]] => [dropLabel(d), [0, 0]]));
-  return { normal: 0, falseFlags: 0, falseEpisodes: 0, aftermathEpisodes: 0, kinds, biasBySensor: new Map(), valveBySize };
+  const zero = (): Record<Phase, number> => ({ stop: 0, 'warm-up': 0, running: 0 });
+  const stops: StopCounts = { episodes: zero(), afterWarmUp: 0, readings: zero(), unscoredStopped: 0, unscoredStarting: 0, overlapFound: 0, overlapAll: 0, hidden: 0 };
+  return { normal: 0, falseFlags: 0, falseEpisodes: 0, aftermathEpisodes: 0, kinds, biasBySensor: new Map(), valveBySize, stops };
 }
 
 /**
@@ -187,8 +261,26 @@ function fleetModels(): Map<string, Uint8Array> {
   const sims = Array.from({ length: 6 }, (_, i) => new PumpSimulator({ pumpId: `train-${i + 1}`, seed: 9001 + i, startTs: Date.UTC(2026, 0, 1 + i), faults: 'none' }));
   return new Map([
     ['bundled', readFileSync(join(packageRoot(), 'agent', 'assets', 'default-model.onnx'))],
-    ['mset-fleet', fitSimulated(sims, DAY / 1000, { source: 'default', version: 'fleet-mset', algorithm: 'mset' })],
+    ['mset-fleet', fitSimulated(sims, DAY / 1000, { source: 'default', version: 'fleet-mset', algorithm: 'mset', ...ruleOptions() })],
   ]);
+}
+
+/** The fit options of the stopped-when rule (`fit --stopped-when`: the stopped and starting rows left out), none without one. */
+function ruleOptions(): { stoppedWhen: StoppedRule; leaveOutStopped: true } | Record<string, never> {
+  return RULE ? { stoppedWhen: RULE, leaveOutStopped: true } : {};
+}
+
+/** Each reading's phase, in time order, from the simulator's own stops; `restartTs`: the last restart before the first. */
+class PhaseTracker {
+  private restartTs = Number.NEGATIVE_INFINITY;
+  private wasStopped = false;
+
+  at(ts: number, stopped: boolean): { phase: Phase; sinceRestartMs: number } {
+    if (!stopped && this.wasStopped) this.restartTs = ts;
+    this.wasStopped = stopped;
+    const since = ts - this.restartTs;
+    return { phase: stopped ? 'stop' : since < WARM_UP_MS ? 'warm-up' : 'running', sinceRestartMs: since };
+  }
 }
 
 async function runPump(index: number, tallies: Map<string, Tally>, fitMs: Map<string, number[]>, fleet: Map<string, Uint8Array> | null): Promise<void> {
@@ -199,13 +291,18 @@ async function runPump(index: number, tallies: Map<string, Tally>, fitMs: Map<st
   const valves = (p: FaultPlan): Pick<PlannedEvent, 'valveSize'> => (p.kind === 'valve' ? { valveSize: dropLabel((p.peak ?? 1) * VALVE_MAX_DROP) } : {});
   const plan: PlannedEvent[] = [...plans.map((p) => ({ kind: p.kind, startTs: p.startTs, durationMs: p.durationMs, ...valves(p) })), ...biases.map((b) => ({ kind: BIAS, startTs: b.startTs, durationMs: b.durationMs, feature: b.feature }))];
   const pumpId = FLEET ? `sim-pump-${index}` : `field-${index}`;
-  const sim = new PumpSimulator({ pumpId, seed, startTs: T0 - PREROLL_MS, periodMs: PERIOD_MS, faults: plans });
-  for (let i = 0; i < PREROLL_MS / PERIOD_MS; i++) sim.next();
+  const sim = new PumpSimulator({ pumpId, seed, startTs: T0 - PREROLL_MS, periodMs: PERIOD_MS, faults: plans, stops: STOPS ? STOP_PLAN : 'none' });
+  const phases = new PhaseTracker();
+  for (let i = 0; i < PREROLL_MS / PERIOD_MS; i++) {
+    const s = sim.next();
+    phases.at(s.reading.ts, s.stopped);
+  }
   const trainRows = (TRAIN_DAYS * DAY) / PERIOD_MS;
   const table: CsvTable = { features: [...SIMULATED_FEATURES], rows: [], timestamps: [], timestampColumn: 'datetime', ignoredColumns: [] };
   const history: Reading[] = [];
   for (let i = 0; i < trainRows; i++) {
-    const { reading } = sim.next();
+    const { reading, stopped } = sim.next();
+    phases.at(reading.ts, stopped);
     if (!fleet) {
       table.rows.push(Float64Array.from(SIMULATED_FEATURES.map((f) => reading.values[f] ?? Number.NaN)));
       table.timestamps.push(reading.ts);
@@ -214,36 +311,73 @@ async function runPump(index: number, tallies: Map<string, Tally>, fitMs: Map<st
     history.push(reading);
     if (history.length > 256) history.shift();
   }
-  const scored: Array<{ reading: Reading; fault: Kind | null }> = [];
+  const scored: Scored[] = [];
   for (let i = 0; i < (SCORE_DAYS * DAY) / PERIOD_MS; i++) {
     const s = sim.next();
+    const { phase, sinceRestartMs } = phases.at(s.reading.ts, s.stopped);
     const bias = biases.find((b) => s.reading.ts >= b.startTs && s.reading.ts < b.startTs + b.durationMs);
     if (bias) {
-      const value = s.reading.values[bias.feature] as number;
-      scored.push({ reading: { ...s.reading, values: { ...s.reading.values, [bias.feature]: value + bias.offset } }, fault: BIAS });
-    } else scored.push(s);
+      // --dead: the transmitter reads its floor; else it reads off by its offset
+      const value = DEAD ? 0 : (s.reading.values[bias.feature] as number) + bias.offset;
+      scored.push({ reading: { ...s.reading, values: { ...s.reading.values, [bias.feature]: value } }, fault: BIAS, phase, sinceRestartMs });
+    } else scored.push({ reading: s.reading, fault: s.fault, phase, sinceRestartMs });
   }
 
   for (const algorithm of ALGORITHMS) {
     const started = performance.now();
-    const bytes = fleet?.get(algorithm) ?? fitTable(table, { source: `field-${index}`, algorithm, version: `field-${index}-${algorithm}` }).bytes;
+    const rule = algorithm === 'mset-norule' ? {} : ruleOptions();
+    const fitted = (): Uint8Array => fitTable(table, { source: `field-${index}`, algorithm: algorithm.replace(/-norule$/, ''), version: `field-${index}-${algorithm}`, ...rule }).bytes;
+    const bytes = fleet?.get(algorithm) ?? fitted();
     fitMs.set(algorithm, [...(fitMs.get(algorithm) ?? []), performance.now() - started]);
     const model = await LoadedModel.fromBytes(bytes, 'bench');
     const engine = new InferenceEngine();
     engine.setModel(DEFAULT_MODEL_KEY, model);
     engine.seed(pumpId, history);
     const flags: boolean[] = [];
+    const reasons: Array<string | null> = [];
     for (let start = 0; start < scored.length; start += 4096) {
       const rows = await engine.score(scored.slice(start, start + 4096).map((s) => s.reading), 0);
-      for (const row of rows) flags.push(row.anomaly === true);
+      for (const row of rows) {
+        flags.push(row.anomaly === true);
+        reasons.push(row.unscoredReason);
+      }
     }
     await model.release();
     tally(tallies.get(algorithm) as Tally, scored, flags, plan, model.meta.window);
+    tallyStops((tallies.get(algorithm) as Tally).stops, scored, flags, reasons, plan, model.meta.window);
+  }
+}
+
+interface Scored {
+  reading: Reading;
+  fault: Kind | null;
+  phase: Phase;
+  /** Time since the pump's last restart (ms; +∞ before its first stop). */
+  sinceRestartMs: number;
+}
+
+/** Stops and warm-ups: the readings the model's rule left unscored, and the faults met in a stop or a warm-up. */
+function tallyStops(t: StopCounts, scored: readonly Scored[], flags: readonly boolean[], reasons: ReadonlyArray<string | null>, plan: readonly PlannedEvent[], window: number): void {
+  scored.forEach((s, i) => {
+    t.readings[s.phase]++;
+    if (isStoppedReason(reasons[i])) t.unscoredStopped++;
+    if (isStartingReason(reasons[i])) t.unscoredStarting++;
+  });
+  const times = scored.map((s) => s.reading.ts);
+  for (const f of plan) {
+    if (f.feature !== undefined) continue;
+    const end = f.startTs + f.durationMs + (window - 1) * PERIOD_MS;
+    const span: number[] = [];
+    for (let i = lowerBound(times, f.startTs); i < times.length && (times[i] as number) < end; i++) span.push(i);
+    if (span.every((i) => (scored[i] as Scored).phase === 'running')) continue;
+    t.overlapAll++;
+    if (span.some((i) => flags[i])) t.overlapFound++;
+    else if (span.every((i) => isStoppedReason(reasons[i]) || isStartingReason(reasons[i]))) t.hidden++;
   }
 }
 
 /** Readings within `window` after a fault still have fault readings in their window: counted neither way. */
-function tally(t: Tally, scored: ReadonlyArray<{ reading: Reading; fault: Kind | null }>, flags: readonly boolean[], plan: readonly PlannedEvent[], window: number): void {
+function tally(t: Tally, scored: readonly Scored[], flags: readonly boolean[], plan: readonly PlannedEvent[], window: number): void {
   let settling = 0;
   let inEpisode = false;
   let lastProcessFaultTs = -Infinity;
@@ -267,6 +401,9 @@ function tally(t: Tally, scored: ReadonlyArray<{ reading: Reading; fault: Kind |
       if (!inEpisode) {
         t.falseEpisodes++;
         if (s.reading.ts - lastProcessFaultTs <= AFTERMATH_MS) t.aftermathEpisodes++;
+        // by where it begins: in a stop, a warm-up, or running (and then soon after a warm-up, or not)
+        t.stops.episodes[s.phase]++;
+        if (s.phase === 'running' && s.sinceRestartMs < WARM_UP_MS + AFTER_WARM_UP_MS) t.stops.afterWarmUp++;
       }
     }
     inEpisode = flags[i] === true;
@@ -312,12 +449,18 @@ async function main(): Promise<void> {
   const fleet = FLEET ? fleetModels() : null;
   const fitted = FLEET
     ? "no model of their own: the agent's bundled default model (pca on six other pumps) and an mset fitted on the same readings score them over"
-    : `each algorithm fitted on ${TRAIN_DAYS} fault-free days of each pump, then`;
+    : `each algorithm fitted on ${TRAIN_DAYS} fault-free days of each pump${RULE ? ` with the stopped-when rule ${describeStoppedRule(RULE)} (its stopped and starting rows left out${STOPS ? '; mset-norule: no rule' : ''})` : ''}, then`;
+  const sensors = DEAD
+    ? `4 half-hours a day with one sensor of the running pump reading 0 ("${BIAS}": a transmitter failed to its floor, each sensor in turn)`
+    : `4 half-hours a day with one sensor reading ${BIAS_SD} training standard deviations off ("${BIAS}": each sensor in turn, up and down in turn)`;
+  const stops = STOPS
+    ? `; the pumps stop ${STOP_PLAN.perDay} times a day on average for ${STOP_PLAN.minMinutes}–${STOP_PLAN.maxMinutes} min (random, training days too)${FLEET && RULE ? `, the fleet mset with the stopped-when rule ${describeStoppedRule(RULE)}` : ''}`
+    : FLEET && RULE ? `; the fleet mset with the stopped-when rule ${describeStoppedRule(RULE)}` : '';
   console.log(
     `bench/field: ${PUMPS} simulated pumps, one reading every ${PERIOD_MS / 1000} s; ${fitted} ` +
       `${SCORE_DAYS} days with a fault slot every 6 h (${FAULT_KINDS.filter((k) => k !== 'bearing-wear').map((k) => `${k} ${DURATION_MIN[k]} min`).join(', ')} and an empty slot, in turn), a bearing wear per pump growing over ${WEAR_DAYS} days in slots of its own (` +
       `valve faults cutting the flow by ${VALVE_DROPS.map(dropLabel).join(', ')} in turn, the others at full severity) ` +
-      `and 4 half-hours a day with one sensor reading ${BIAS_SD} training standard deviations off ("sensor off": each sensor in turn, up and down in turn), scored by the agent's engine`,
+      `and ${sensors}, scored by the agent's engine${stops}`,
   );
   for (let p = 1; p <= PUMPS; p++) await runPump(p, tallies, fitMs, fleet);
   const pumpDays = PUMPS * SCORE_DAYS;
@@ -342,6 +485,22 @@ async function main(): Promise<void> {
   for (const algorithm of ALGORITHMS) {
     const bySize = [...(tallies.get(algorithm) as Tally).valveBySize].map(([size, [found, all]]) => `${size} ${found}/${all}`);
     console.log(`${algorithm}: valve found, per flow drop: ${bySize.join(', ')}`);
+  }
+  if (STOPS) {
+    console.log(
+      `\nstops: false alarms/day by where they begin: during a stop, in the warm-up (the first ${WARM_UP_MS / 1000} s after a restart), running (in brackets: in the ${AFTER_WARM_UP_MS / 3_600_000} h after a warm-up); ` +
+        'readings left unscored as stopped or starting by the model\'s rule; faults (offsets aside) with a reading in a stop or warm-up: found / all, and missed with every reading unscored',
+    );
+    for (const algorithm of ALGORITHMS) {
+      const t = (tallies.get(algorithm) as Tally).stops;
+      const total = PHASES.reduce((a, p) => a + t.readings[p], 0);
+      const perDay = (n: number): string => fmt(n / pumpDays, 2);
+      console.log(
+        `${algorithm}: false alarms/day during stops ${perDay(t.episodes.stop)}, warm-ups ${perDay(t.episodes['warm-up'])}, running ${perDay(t.episodes.running)} (${perDay(t.afterWarmUp)}); ` +
+          `unscored: stopped ${fmt((100 * t.unscoredStopped) / total, 1)} %, starting ${fmt((100 * t.unscoredStarting) / total, 1)} % of ${total} readings (stopped ${fmt((100 * t.readings.stop) / total, 1)} %, in warm-ups ${fmt((100 * t.readings['warm-up']) / total, 1)} %); ` +
+          `faults in a stop or warm-up found ${t.overlapFound}/${t.overlapAll}, missed unscored ${t.hidden}`,
+      );
+    }
   }
   if (!FLEET) {
     const fits = ALGORITHMS.map((a) => `${a} ${fmt(median(fitMs.get(a) ?? []), 0)} ms`).join(', ');
