@@ -1,0 +1,104 @@
+/**
+ * bench/field's pumps that stop (`--stops`) and sensors that die (`--dead`), on one pump: the
+ * per-pump models fitted with a stopped-when rule leave every stop and warm-up unscored and raise
+ * no alarm there, an mset fitted on the same days without a rule scores them; a sensor reading 0 on
+ * a running pump is found by models without a rule, but a dead current transmitter is a stop to a
+ * rule on the current (`--stopped-when`, passed to the trainer's own parser as `fit` takes it).
+ */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { packageRoot } from '../../agent/paths.js';
+
+const run = promisify(execFile);
+const BENCH = join(packageRoot(), 'dist', 'bench', 'field.js');
+
+async function bench(args: string[]): Promise<string> {
+  const { stdout } = await run(process.execPath, [BENCH, '--pumps', '1', ...args], { timeout: 120_000 });
+  return stdout;
+}
+
+/** `name: sensor dead found, per sensor: …` as sensor → [found, all]. */
+function perSensor(stdout: string, model: string): Map<string, [number, number]> {
+  const line = new RegExp(`^${model}: sensor dead found, per sensor: (.*)$`, 'm').exec(stdout)?.[1] ?? '';
+  return new Map(
+    line.split(', ').map((cell) => {
+      const [, sensor, hit, all] = /^(.+) (\d+)\/(\d+)$/.exec(cell) ?? [];
+      return [sensor!, [Number(hit), Number(all)]];
+    }),
+  );
+}
+
+interface StopLine {
+  stops: number;
+  warmUps: number;
+  unscoredStopped: number;
+  unscoredStarting: number;
+  stopped: number;
+  inWarmUps: number;
+  found: number;
+  overlapping: number;
+  hidden: number;
+}
+
+function stopLines(stdout: string): Map<string, StopLine> {
+  const re =
+    /^([\w-]+): false alarms\/day during stops ([\d.]+), warm-ups ([\d.]+), running [\d.]+ \([\d.]+\); unscored: stopped ([\d.]+) %, starting ([\d.]+) % of \d+ readings \(stopped ([\d.]+) %, in warm-ups ([\d.]+) %\); faults in a stop or warm-up found (\d+)\/(\d+), missed unscored (\d+)$/gm;
+  const out = new Map<string, StopLine>();
+  for (const m of stdout.matchAll(re)) {
+    const [stops, warmUps, unscoredStopped, unscoredStarting, stopped, inWarmUps, found, overlapping, hidden] = m.slice(2).map(Number) as number[];
+    out.set(m[1]!, { stops: stops!, warmUps: warmUps!, unscoredStopped: unscoredStopped!, unscoredStarting: unscoredStarting!, stopped: stopped!, inWarmUps: inWarmUps!, found: found!, overlapping: overlapping!, hidden: hidden! });
+  }
+  return out;
+}
+
+describe('bench/field with stops and dead sensors', () => {
+  it('--stops: models with the rule leave every stop and warm-up unscored and raise no alarm there; without a rule nothing is left unscored', async () => {
+    const stdout = await bench(['--stops']);
+    expect(stdout).toContain('with the stopped-when rule Current<0.2, warm-up 1800 s');
+    const lines = stopLines(stdout);
+    expect([...lines.keys()]).toEqual(['mset', 'mset-rel', 'pca', 'mset-norule']);
+    for (const [model, l] of lines) {
+      // the pump stops 4 times a day for 10–120 min: about 20 % of the time, and 30 min of warm-up after each
+      expect(l.stopped, model).toBeGreaterThan(5);
+      expect(l.stopped, model).toBeLessThan(40);
+      expect(l.found + l.hidden, model).toBeLessThanOrEqual(l.overlapping);
+      if (model === 'mset-norule') {
+        expect([l.unscoredStopped, l.unscoredStarting, l.hidden], model).toEqual([0, 0, 0]);
+        continue;
+      }
+      expect([l.stops, l.warmUps], model).toEqual([0, 0]);
+      // the rule's stops are the simulator's (to the flow's last readings); its warm-up runs from the last stopped reading
+      expect(Math.abs(l.unscoredStopped - l.stopped), model).toBeLessThan(0.5);
+      expect(Math.abs(l.unscoredStarting - l.inWarmUps), model).toBeLessThan(1);
+      expect(l.overlapping, model).toBeGreaterThan(0);
+    }
+  }, 120_000);
+
+  it('--dead: a sensor reading 0 on a running pump is found by models without a rule; with --stopped-when "Current<0.2" a dead current is a stop', async () => {
+    const plain = await bench(['--dead']);
+    for (const model of ['mset', 'mset-rel', 'pca']) {
+      const found = perSensor(plain, model);
+      expect(found.size, model).toBe(8);
+      // the pressure's 0 is inside its running range (SKAB's readings sit on a 0.33-bar grid about 0.05 bar)
+      for (const [sensor, [hit, all]] of found) if (sensor !== 'Pressure') expect(hit, `${model} ${sensor}`).toBe(all);
+    }
+    const ruled = await bench(['--dead', '--stopped-when', 'Current<0.2', '--after-start', '1800']);
+    expect(ruled).toContain('with the stopped-when rule Current<0.2, warm-up 1800 s');
+    for (const model of ['mset', 'mset-rel', 'pca']) {
+      const [hit, all] = perSensor(ruled, model).get('Current') ?? [Number.NaN, 0];
+      expect(all, model).toBeGreaterThan(0);
+      expect(hit, model).toBe(0);
+    }
+  }, 120_000);
+
+  it('refuses a bad --stopped-when with the trainer\'s own message, exit code 2', async () => {
+    const err = await run(process.execPath, [BENCH, '--pumps', '1', '--stops', '--stopped-when', 'Current<='], { timeout: 60_000 }).then(
+      () => null,
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(err?.code).toBe(2);
+    expect(err?.stderr).toMatch(/^bench\/field: --stopped-when "Current<=": /);
+  }, 60_000);
+});
