@@ -38,9 +38,10 @@
  * `--dead`: the sensor half-hours read the sensor's floor (0: a transmitter failed to its floor) on
  * the running pump instead of an offset ("sensor dead"). Per-pump models have no stopped-when rule
  * unless `--stopped-when` gives one; `--fleet --dead` scores the bundled model with its own.
+ * `--stuck`: they repeat the value the sensor read just before instead ("sensor stuck": frozen).
  *
- *   node dist/bench/field.js [--pumps 5] [--period-s 10] [--bias-sd 2] [--stops] [--dead] [--stopped-when RULE --after-start S]
- *   node dist/bench/field.js --fleet [--pumps 3] [--period-s 1] [--bias-sd 2] [--stops] [--dead]
+ *   node dist/bench/field.js [--pumps 5] [--period-s 10] [--bias-sd 2] [--stops] [--dead | --stuck] [--stopped-when RULE --after-start S]
+ *   node dist/bench/field.js --fleet [--pumps 3] [--period-s 1] [--bias-sd 2] [--stops] [--dead | --stuck]
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -68,6 +69,7 @@ const { values: args } = parseArgs({
     fleet: { type: 'boolean', default: false },
     stops: { type: 'boolean', default: false },
     dead: { type: 'boolean', default: false },
+    stuck: { type: 'boolean', default: false },
     'stopped-when': { type: 'string' },
     'after-start': { type: 'string' },
   },
@@ -77,8 +79,13 @@ const FLEET = args.fleet === true;
 /** `--stops`: the pumps stop and start, training days too (random stops from each pump's own seed). */
 const STOPS = args.stops === true;
 const STOP_PLAN = { perDay: 4, minMinutes: 10, maxMinutes: 120 } as const;
-/** `--dead`: the sensor half-hours read 0 (a dead transmitter) instead of an offset. */
+/** `--dead`: the sensor half-hours read 0 (a dead transmitter) instead of an offset; `--stuck`: the value it read last before. */
 const DEAD = args.dead === true;
+const STUCK = args.stuck === true;
+if (DEAD && STUCK) {
+  process.stderr.write('bench/field: --dead and --stuck are two ways a sensor fails in its half-hours: give one\n');
+  process.exit(2);
+}
 /**
  * The per-pump models' (and the fleet mset's) stopped-when rule, as `fit --stopped-when` takes it:
  * by default the bundled model's with `--stops` (and `--fleet --dead`), none otherwise.
@@ -115,9 +122,9 @@ const WEAR_DAYS = 2;
 /** `mset-norule` (with `--stops`): an mset fitted on the same days with no stopped-when rule. */
 const ALGORITHMS = FLEET ? ['bundled', 'mset-fleet'] : ['mset', 'mset-rel', 'pca', ...(STOPS ? ['mset-norule'] : [])];
 const BIAS_SD = Number(args['bias-sd']);
-const BIAS: 'sensor off' | 'sensor dead' = DEAD ? 'sensor dead' : 'sensor off';
+const BIAS: 'sensor off' | 'sensor dead' | 'sensor stuck' = DEAD ? 'sensor dead' : STUCK ? 'sensor stuck' : 'sensor off';
 const BIAS_MS = 30 * 60_000;
-type Kind = FaultKind | 'sensor off' | 'sensor dead';
+type Kind = FaultKind | 'sensor off' | 'sensor dead' | 'sensor stuck';
 const KINDS: readonly Kind[] = [...FAULT_KINDS, BIAS];
 const AFTERMATH_MS = 2 * 3_600_000;
 /** Valve faults' flow drops, in turn: the middles of the thirds of SKAB's 16 valve1 drops (0.9–3.3, 4.5–8.3, 9.8–23 %). */
@@ -312,13 +319,18 @@ async function runPump(index: number, tallies: Map<string, Tally>, fitMs: Map<st
     if (history.length > 256) history.shift();
   }
   const scored: Scored[] = [];
+  /** --stuck: each sensor half-hour's frozen value, the sensor's reading just before it. */
+  const frozen = new Map<Bias, number>();
+  let previous = history[history.length - 1] as Reading;
   for (let i = 0; i < (SCORE_DAYS * DAY) / PERIOD_MS; i++) {
     const s = sim.next();
     const { phase, sinceRestartMs } = phases.at(s.reading.ts, s.stopped);
     const bias = biases.find((b) => s.reading.ts >= b.startTs && s.reading.ts < b.startTs + b.durationMs);
+    if (bias && STUCK && !frozen.has(bias)) frozen.set(bias, previous.values[bias.feature] as number);
+    previous = s.reading;
     if (bias) {
-      // --dead: the transmitter reads its floor; else it reads off by its offset
-      const value = DEAD ? 0 : (s.reading.values[bias.feature] as number) + bias.offset;
+      // --dead: the transmitter reads its floor; --stuck: its last value; else it reads off by its offset
+      const value = DEAD ? 0 : STUCK ? (frozen.get(bias) as number) : (s.reading.values[bias.feature] as number) + bias.offset;
       scored.push({ reading: { ...s.reading, values: { ...s.reading.values, [bias.feature]: value } }, fault: BIAS, phase, sinceRestartMs });
     } else scored.push({ reading: s.reading, fault: s.fault, phase, sinceRestartMs });
   }
@@ -452,7 +464,9 @@ async function main(): Promise<void> {
     : `each algorithm fitted on ${TRAIN_DAYS} fault-free days of each pump${RULE ? ` with the stopped-when rule ${describeStoppedRule(RULE)} (its stopped and starting rows left out${STOPS ? '; mset-norule: no rule' : ''})` : ''}, then`;
   const sensors = DEAD
     ? `4 half-hours a day with one sensor of the running pump reading 0 ("${BIAS}": a transmitter failed to its floor, each sensor in turn)`
-    : `4 half-hours a day with one sensor reading ${BIAS_SD} training standard deviations off ("${BIAS}": each sensor in turn, up and down in turn)`;
+    : STUCK
+      ? `4 half-hours a day with one sensor repeating the value it read last before ("${BIAS}": a transmitter frozen, each sensor in turn)`
+      : `4 half-hours a day with one sensor reading ${BIAS_SD} training standard deviations off ("${BIAS}": each sensor in turn, up and down in turn)`;
   const stops = STOPS
     ? `; the pumps stop ${STOP_PLAN.perDay} times a day on average for ${STOP_PLAN.minMinutes}–${STOP_PLAN.maxMinutes} min (random, training days too)${FLEET && RULE ? `, the fleet mset with the stopped-when rule ${describeStoppedRule(RULE)}` : ''}`
     : FLEET && RULE ? `; the fleet mset with the stopped-when rule ${describeStoppedRule(RULE)}` : '';

@@ -1,9 +1,10 @@
 /**
- * bench/field's pumps that stop (`--stops`) and sensors that die (`--dead`), on one pump: the
- * per-pump models fitted with a stopped-when rule leave every stop and warm-up unscored and raise
- * no alarm there, an mset fitted on the same days without a rule scores them; a sensor reading 0 on
- * a running pump is found by models without a rule, but a dead current transmitter is a stop to a
- * rule on the current (`--stopped-when`, passed to the trainer's own parser as `fit` takes it).
+ * bench/field's pumps that stop (`--stops`) and sensors that die (`--dead`) or freeze (`--stuck`),
+ * on one pump: the per-pump models fitted with a stopped-when rule leave every stop and warm-up
+ * unscored and raise no alarm there, an mset fitted on the same days without a rule scores them; a
+ * sensor reading 0 on a running pump is found by models without a rule, but a dead current
+ * transmitter is a stop to a rule on the current (`--stopped-when`, passed to the trainer's own
+ * parser as `fit` takes it).
  */
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
@@ -90,6 +91,17 @@ describe('bench/field with stops and dead sensors', () => {
       const [hit, all] = perSensor(ruled, model).get('Current') ?? [Number.NaN, 0];
       expect(all, model).toBeGreaterThan(0);
       expect(hit, model).toBe(0);
+    }
+  }, 120_000);
+
+  it('--stuck: each sensor half-hour repeats the value read just before it, counted per sensor like the offsets', async () => {
+    const stdout = await bench(['--stuck']);
+    expect(stdout).toContain('("sensor stuck": a transmitter frozen, each sensor in turn)');
+    for (const model of ['mset', 'mset-rel', 'pca']) {
+      const line = new RegExp(`^${model}: sensor stuck found, per sensor: (.*)$`, 'm').exec(stdout)?.[1] ?? '';
+      const all = line.split(', ').map((cell) => Number(/\/(\d+)$/.exec(cell)?.[1]));
+      expect(all, model).toHaveLength(8);
+      expect(all.reduce((a, b) => a + b, 0), model).toBe(20); // 4 a day for 7 days, the bearing wear's 2 days aside
     }
   }, 120_000);
 
