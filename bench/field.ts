@@ -27,8 +27,8 @@
  *
  * `--stops`: the pumps stop and start (on average `STOPS.perDay` stops a day of `STOPS.minMinutes`–
  * `STOPS.maxMinutes` minutes, random from each pump's seed), the training days too. The per-pump
- * models are fitted with a stopped-when rule (`--stopped-when`, default "Current<0.2", and
- * `--after-start`, default 1800 s: the bundled model's), parsed by the trainer's own option parser
+ * models are fitted with a stopped-when rule (`--stopped-when`, default "Current<0.2 & Volume Flow
+ * RateRMS<5", and `--after-start`, default 1800 s: the bundled model's), parsed by the trainer's own option parser
  * and applied by its own fit (the stopped and starting rows left out), and one more mset without a
  * rule (`mset-norule`) shows what the rule does; `--fleet --stops` scores the bundled model (its own
  * rule) and the fleet mset fitted with the rule. Reported too: false alarms during stops, during
@@ -88,9 +88,14 @@ if (DEAD && STUCK) {
 }
 /**
  * The per-pump models' (and the fleet mset's) stopped-when rule, as `fit --stopped-when` takes it:
- * by default the bundled model's with `--stops` (and `--fleet --dead`), none otherwise.
+ * by default the bundled model's with `--stops` (and `--fleet --dead`), none otherwise. Two
+ * conditions, as a rule on one sensor takes that sensor dying for a stop (a dead current
+ * transmitter on a running pump reads 0 A: unscored, no alarm); a stop needs the flow low too.
+ * The simulated flow meter averages its last three counts, so the first two readings of a stop
+ * still carry the running flow (about 2/3 and 1/3 of it, well over 5 l/min): the stop counts from
+ * the third (0–1 l/min from there on), those two are scored as running.
  */
-const RULE_TEXT = args['stopped-when'] ?? (STOPS || (FLEET && DEAD) ? 'Current<0.2' : undefined);
+const RULE_TEXT = args['stopped-when'] ?? (STOPS || (FLEET && DEAD) ? 'Current<0.2 & Volume Flow RateRMS<5' : undefined);
 const AFTER_START_TEXT = args['after-start'] ?? (RULE_TEXT === undefined ? undefined : '1800');
 const RULE = ruleOf(RULE_TEXT, AFTER_START_TEXT);
 /** How long after a restart the bench counts a warm-up (the rule's warm-up; the bundled model's 1 800 s without one). */
