@@ -195,13 +195,22 @@ export function stoppedRuleToJson(rule: StoppedRule): StoppedRuleJson {
   return { all: rule.when.map((c) => ({ feature: c.feature, below: c.below })), afterStartSeconds: rule.afterStartSeconds };
 }
 
-/** True when a reading is stopped by `rule`: every condition's feature has a known finite value below its bound. */
-export function isStopped(rule: StoppedRule, values: Readonly<Record<string, number | null | undefined>>): boolean {
+/**
+ * What `rule` says of a reading: true (stopped) when every condition's feature has a known finite
+ * value below its bound; false (running) when any condition's feature has a known value at or
+ * above its bound; null when it cannot tell: no condition is broken, but a feature is missing
+ * (null, absent or non-finite; a sensor that reports only every few dozen readings). A null
+ * reading is not stopped (it is judged as any other), but it neither counts towards a stop nor
+ * ends one (StopRun.observe).
+ */
+export function stoppedState(rule: StoppedRule, values: Readonly<Record<string, number | null | undefined>>): boolean | null {
+  let known = true;
   for (const c of rule.when) {
     const v = values[c.feature];
-    if (!(typeof v === 'number' && Number.isFinite(v) && v < c.below)) return false;
+    if (!(typeof v === 'number' && Number.isFinite(v))) known = false;
+    else if (v >= c.below) return false;
   }
-  return true;
+  return known ? true : null;
 }
 
 /** `"Current" = 0.02, below 0.2 and "Flow" = 0.1, below 5`: a stopped reading's values by the rule, as a reason says them. */
@@ -230,8 +239,13 @@ export class StopRun {
   private first = Number.NaN;
   private count = 0;
 
-  /** A reading at `ts`, stopped or running by the rule. */
-  observe(stopped: boolean, ts: number): void {
+  /**
+   * A reading at `ts`, stopped (true) or running (false) by the rule (stoppedState); null (the
+   * rule cannot tell: a feature missing) changes nothing: a stop's readings in a row are counted
+   * over it, and it does not end the stop.
+   */
+  observe(stopped: boolean | null, ts: number): void {
+    if (stopped === null) return;
     if (!stopped) {
       this.first = Number.NaN;
       this.count = 0;

@@ -245,6 +245,8 @@ export class InferenceEngine {
       if (lateReason(state, r.ts) !== null) {
         if (r.unscoredReason === undefined) continue;
         this.rewind(state, state.history.size);
+        // As admit() did then: the stops were timed on the clock that moved.
+        state.stops.clear();
       }
       this.record(state, r);
       state.stops.replay(models, r, state.history);

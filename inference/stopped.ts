@@ -6,9 +6,12 @@
  * stopped reading of a stop that counted (contract.ts STOP_MIN_*: a glitch of a sample or two is
  * no start); the pump's window for that model starts again after both, so no window holds
  * readings from before and after a stop. Each model is judged by its own rule (a shadow by its
- * own), on the history the pump's models share: the stops are followed per rule (StopRun).
+ * own), on the history the pump's models share: the stops are followed per rule (StopRun). A
+ * reading the rule cannot tell (stoppedState null: one of its features missing, as from a sensor
+ * that reports only every few dozen readings) is not stopped and is judged as any other (scored,
+ * or starting within a warm-up), but it neither counts towards a stop nor ends one.
  */
-import { isStopped, StopRun, stoppedValuesText, type StoppedRule } from './contract.js';
+import { StopRun, stoppedState, stoppedValuesText, type StoppedRule } from './contract.js';
 import type { ValueHistory, Values } from './history.js';
 import type { LoadedModel } from './model.js';
 
@@ -35,9 +38,9 @@ export function stopVerdict(marks: StopMarks, model: LoadedModel, r: { ts: numbe
   const rule = model.meta.stoppedWhen;
   if (!rule) return null;
   const run = marks.run(rule, history);
-  const stopped = isStopped(rule, r.values);
-  run.observe(stopped, r.ts);
-  if (stopped) {
+  const state = stoppedState(rule, r.values);
+  run.observe(state, r.ts);
+  if (state === true) {
     return { stopped: true, reason: `${STOPPED_PREFIX}${stoppedValuesText(rule, r.values)} (model ${model.version}'s stopped-when rule)` };
   }
   if (!run.warming(rule, r.ts)) return null;
@@ -54,14 +57,18 @@ export class StopMarks {
 
   /**
    * The pump's stops by `rule`. A rule not followed yet (a model swapped in) follows the pump's
-   * history first, once, oldest reading first.
+   * history first, once, oldest reading first; then it takes over a later stop that counted by
+   * another rule followed (the model swapped out, or the live one beside a shadow): a stop older
+   * than the history (256 readings, a warm-up may be half an hour and more) is a stop of the pump
+   * all the same, and the new model warms up after it too.
    */
   run(rule: StoppedRule, history: ValueHistory): StopRun {
     const key = ruleKey(rule);
     let run = this.runs.get(key);
     if (run === undefined) {
       run = new StopRun();
-      for (let age = history.size - 1; age >= 0; age--) run.observe(isStopped(rule, history.valuesAt(age)), history.tsAt(age));
+      for (let age = history.size - 1; age >= 0; age--) run.observe(stoppedState(rule, history.valuesAt(age)), history.tsAt(age));
+      for (const other of this.runs.values()) if (other.warmFrom > run.warmFrom) run.counted(other.warmFrom);
       this.runs.set(key, run);
     }
     return run;
@@ -75,18 +82,23 @@ export class StopMarks {
   /**
    * A row read back at start-up, just taken into `history`: it is followed by the rule of each of
    * `models` (the pump's live model and shadow); a stored `pump starting` reason (the live model's
-   * verdict then) names the end of a stop that counted, which may be older than the rows read back.
+   * verdict then) names the end of a stop that counted, which may be older than the rows read back:
+   * a stop of the pump, so each model's rule counts it (as run() shares a stop with a new rule).
    */
   replay(models: ReadonlyArray<LoadedModel | undefined>, r: { ts: number; values: Values; unscoredReason?: string | null }, history: ValueHistory): void {
     for (const m of models) {
       const rule = m?.meta.stoppedWhen;
-      if (rule) this.run(rule, history).observe(isStopped(rule, r.values), r.ts);
+      if (rule) this.run(rule, history).observe(stoppedState(rule, r.values), r.ts);
     }
-    const rule = models[0]?.meta.stoppedWhen;
-    if (rule && isStartingReason(r.unscoredReason)) {
+    if (isStartingReason(r.unscoredReason)) {
       const at = /since its last stopped reading at (\S+Z),/.exec(r.unscoredReason!)?.[1];
       const ts = at === undefined ? Number.NaN : Date.parse(at);
-      if (Number.isFinite(ts) && ts <= r.ts) this.run(rule, history).counted(ts);
+      if (Number.isFinite(ts) && ts <= r.ts) {
+        for (const m of models) {
+          const rule = m?.meta.stoppedWhen;
+          if (rule) this.run(rule, history).counted(ts);
+        }
+      }
     }
   }
 
@@ -98,7 +110,7 @@ export class StopMarks {
     const run = this.run(rule, history);
     for (let age = 1; age <= take; age++) {
       const ts = history.tsAt(age);
-      if (isStopped(rule, history.valuesAt(age)) || ts <= run.lastStop || run.warming(rule, ts)) return age - 1;
+      if (stoppedState(rule, history.valuesAt(age)) === true || ts <= run.lastStop || run.warming(rule, ts)) return age - 1;
     }
     return take;
   }

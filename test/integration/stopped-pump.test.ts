@@ -11,16 +11,20 @@ import { readingsWithStops, stopModels } from '../support/stops.js';
 
 let withRule: LoadedModel;
 let withoutRule: LoadedModel;
+/** Current<0.5 and Current<0.4 (two rules), both with a warm-up of 600 s: longer than the 256 readings a pump keeps at 1 Hz. */
+let long5: LoadedModel;
+let long4: LoadedModel;
 
 beforeAll(async () => {
   const models = stopModels({ version: 'r1' });
   withRule = await LoadedModel.fromBytes(models.withRule, 'r1');
   withoutRule = await LoadedModel.fromBytes(models.withoutRule, 'r1-norule');
+  long5 = await LoadedModel.fromBytes(stopModels({ version: 'l5', rule: { when: [{ feature: 'Current', below: 0.5 }], afterStartSeconds: 600 } }).withRule, 'l5');
+  long4 = await LoadedModel.fromBytes(stopModels({ version: 'l4', rule: { when: [{ feature: 'Current', below: 0.4 }], afterStartSeconds: 600 } }).withRule, 'l4');
 });
 
 afterAll(async () => {
-  await withRule.release();
-  await withoutRule.release();
+  for (const m of [withRule, withoutRule, long5, long4]) await m.release();
 });
 
 /** Running 0-299, stopped 300-399, running 400-599 (1 Hz); warm-up 30 s: 400-428 starting. */
@@ -34,6 +38,10 @@ async function scoreAll(engine: InferenceEngine, rs: readonly Reading[], batch =
 }
 
 const verdicts = (rows: readonly PredictionRow[]) => rows.map((r) => [r.score, r.anomaly, r.unscoredReason]);
+const shadowVerdicts = (rows: readonly PredictionRow[]) => rows.map((r) => r.shadowScore);
+/** The rows as the buffer hands them to seed() at a restart. */
+const stored = (rows: readonly PredictionRow[]) => rows.map((r) => ({ ts: r.ts, values: r.values, unscoredReason: r.unscoredReason }));
+const reasonKind = (r: PredictionRow) => (r.score !== null ? 'scored' : (r.unscoredReason ?? '').replace(/:.*/, ''));
 
 describe('a stopped pump', () => {
   it('stores a stop unscored, warms up after it, then scores a fresh window; no anomaly', async () => {
@@ -141,5 +149,84 @@ describe('a stopped pump', () => {
     const backlog = readingsWithStops(5, () => true, { start: readings[0]!.ts - 3_600_000 });
     const late = await engine.score(backlog, 0);
     expect(late.every((r) => /^not scored: older than this pump's newest reading/.test(r.unscoredReason ?? ''))).toBe(true);
+  });
+
+  it('scores a pump at once after a restart that follows a step back of its sender\'s clock: the stop timed on the old clock is forgotten, as without the restart', async () => {
+    // a stop (300-399) that counted, then the sender's clock steps back an hour; readings go on at 1 Hz, live
+    let now = 0;
+    const engine = new InferenceEngine(() => {}, () => now);
+    engine.setModel('default', withRule);
+    const live = async (rs: readonly Reading[]) => {
+      const rows: PredictionRow[] = [];
+      for (const r of rs) {
+        now += 1000;
+        rows.push(...(await engine.score([r], 0)));
+      }
+      return rows;
+    };
+    const before = await live(readings);
+    const back = readingsWithStops(200, () => false, { start: readings.at(-1)!.ts + 1000 - 3_600_000, seed: 5 });
+    const stepped = await live(back.slice(0, 100));
+    // the live engine took the new clock after a few late readings and scores the pump
+    expect(stepped.slice(-50).every((r) => r.score !== null)).toBe(true);
+    const after = new InferenceEngine();
+    after.setModel('default', withRule);
+    after.seed('p1', stored([...before, ...stepped]));
+    const rest = await scoreAll(after, back.slice(100));
+    // before the fix: every one "pump starting: 0 s since its last stopped reading at …" (the stop timed on the old clock, an hour ahead of these readings)
+    expect(rest.map(reasonKind)).toEqual(rest.map(() => 'scored'));
+    expect(verdicts(rest)).toEqual(verdicts(await live(back.slice(100))));
+  });
+
+  it('warms up after a stop whose readings carry the rule\'s feature only every other one: a reading without it neither counts towards the stop nor ends it', async () => {
+    const sparse = readingsWithStops(600, STOPPED);
+    for (let i = 1; i < sparse.length; i += 2) delete (sparse[i]!.values as Record<string, number | null>).Current;
+    const engine = new InferenceEngine();
+    engine.setModel('default', withRule);
+    const rows = await scoreAll(engine, sparse);
+    for (let i = 300; i < 400; i += 2) expect(rows[i]!.unscoredReason, `reading ${i}`).toMatch(/^pump stopped: /);
+    // the odd ones of the stop are not stopped (Current unknown): before the stop counted (three stopped readings: 300, 302, 304) their window has no current yet, then they are in its warm-up
+    expect([rows[301]!.unscoredReason, rows[303]!.unscoredReason]).toEqual(['no value known yet for feature "Current"', 'no value known yet for feature "Current"']);
+    for (let i = 305; i < 400; i += 2) expect(rows[i]!.unscoredReason, `reading ${i}`).toMatch(/^pump starting: 1 s since its last stopped reading at /);
+    // 30 s of warm-up after the last stopped reading (398): 400-427, then a fresh window of 5
+    expect(rows.slice(400, 428).map(reasonKind)).toEqual(rows.slice(400, 428).map(() => 'pump starting'));
+    expect(rows[400]!.unscoredReason).toMatch(/^pump starting: 2 s since its last stopped reading at 2026-06-01T00:06:38\.000Z, /);
+    expect(rows.slice(428, 432).map((r) => r.unscoredReason)).toEqual([1, 2, 3, 4].map((n) => `window filling: ${n} of 5 readings`));
+    expect(rows.slice(432).every((r) => r.score !== null)).toBe(true);
+    expect(rows.filter((r) => r.anomaly === true)).toEqual([]);
+  });
+
+  it('warms a model swapped in during a warm-up up after the same stop, though the stop is older than the readings the pump keeps, as if it had scored from the start', async () => {
+    // the stop at 300-399; a warm-up of 600 s (until 999); the swap at 700: the 256 readings kept hold none of the stop
+    const rs = readingsWithStops(1300, STOPPED);
+    const reference = new InferenceEngine();
+    reference.setModel('default', long4);
+    const expected = await scoreAll(reference, rs);
+    const engine = new InferenceEngine();
+    engine.setModel('default', long5);
+    await scoreAll(engine, rs.slice(0, 700));
+    engine.setModel('default', long4);
+    const rest = await scoreAll(engine, rs.slice(700));
+    // before the fix: scored from the swap on (its window rebuilt from the readings kept), 300 s into the warm-up
+    expect(rest.slice(0, 299).map(reasonKind)).toEqual(rest.slice(0, 299).map(() => 'pump starting'));
+    expect(verdicts(rest)).toEqual(verdicts(expected.slice(700)));
+  });
+
+  it('keeps a shadow of another rule in the warm-up after a restart in it, the stop older than the rows read back', async () => {
+    const rs = readingsWithStops(1300, STOPPED);
+    const reference = new InferenceEngine();
+    reference.setModel('default', long5);
+    reference.setShadow('default', long4);
+    const expected = await scoreAll(reference, rs);
+    expect(expected.slice(400, 1000).every((r) => r.shadowScore === undefined)).toBe(true);
+    const after = new InferenceEngine();
+    after.setModel('default', long5);
+    after.setShadow('default', long4);
+    // restarted at 700: the rows read back (as many as the pump keeps) hold none of the stop
+    after.seed('p1', stored(expected.slice(700 - after.historyNeeded(), 700)));
+    const rest = await scoreAll(after, rs.slice(700));
+    // before the fix: the shadow scored from 700 on, 300 s into its warm-up
+    expect(shadowVerdicts(rest)).toEqual(shadowVerdicts(expected.slice(700)));
+    expect(verdicts(rest)).toEqual(verdicts(expected.slice(700)));
   });
 });

@@ -49,3 +49,16 @@ describe('--stopped-when with several conditions', () => {
     expect([stopped, starting]).toEqual([5, 4]);
   });
 });
+
+describe('the trainer\'s stopped rows with the rule\'s feature in some rows only', () => {
+  it('count a stop over the rows without it and leave out its warm-up, as the agent does (a missing value neither counts towards a stop nor ends one)', () => {
+    const rule = { when: [{ feature: 'Current', below: 0.5 }], afterStartSeconds: 5 };
+    // Current sent in even rows only (NaN in odd ones, as loaded); stopped at 20-25
+    const rows = Array.from({ length: 40 }, (_, i) => [i % 2 === 1 ? Number.NaN : i >= 20 && i < 26 ? 0.01 : 2.4]);
+    const ts = rows.map((_, i) => Date.UTC(2026, 0, 1) + i * 1000);
+    const { out, stopped, starting } = stoppedRows(rule, ['Current'], ts, rows);
+    // 20, 22, 24 stopped: the stop counts at 24 (three in a row, 21 and 23 unknown between them: kept, as the stop had not counted yet); 25-28: its warm-up
+    expect([...out].flatMap((v, i) => (v ? [i] : []))).toEqual([20, 22, 24, 25, 26, 27, 28]);
+    expect([stopped, starting]).toEqual([3, 4]);
+  });
+});

@@ -5,9 +5,11 @@
  * agent applies it to readings (inference/stopped.ts): a row is stopped when its known value of
  * every condition's feature is below that condition's bound, and starting (left out as well) while
  * less than the warm-up has passed since the last stopped row of a stop that counted (StopRun:
- * three stopped rows in a row, or a minute of them).
+ * three stopped rows in a row, or a minute of them). A row without one of the features that
+ * breaks no condition (stoppedState null) is not stopped, and neither counts towards a stop nor
+ * ends one.
  */
-import { isStopped, MAX_AFTER_START_SECONDS, StopRun, quoteName, quoteNames, stoppedRuleFromJson, stoppedRuleProblem, stoppedRuleToJson, type StopCondition, type StoppedRule } from '../../inference/contract.js';
+import { MAX_AFTER_START_SECONDS, StopRun, quoteName, quoteNames, stoppedRuleFromJson, stoppedRuleProblem, stoppedRuleToJson, stoppedState, type StopCondition, type StoppedRule } from '../../inference/contract.js';
 import { UsageError } from '../errors.js';
 
 /**
@@ -92,9 +94,10 @@ export function stoppedRows(rule: StoppedRule, features: readonly string[], time
       one[c.feature] = f < 0 ? Number.NaN : (rows[i]![f] as number);
     });
     const ts = timestamps[i] as number;
-    const isStop = isStopped(rule, one);
-    run.observe(isStop, ts);
-    if (isStop) {
+    // A row missing one of the rule's features (NaN) and breaking no condition: not stopped, but it neither counts towards a stop nor ends one.
+    const state = stoppedState(rule, one);
+    run.observe(state, ts);
+    if (state === true) {
       out[i] = 1;
       stopped++;
     } else if (run.warming(rule, ts)) {
