@@ -734,6 +734,45 @@ export class BufferStore {
   }
 
   /**
+   * Looking back from `beforeSeq` over at most `limit` rows of one pump (newest first): the seq of
+   * the newest whose unscored reason begins with none of `skip`, and, unless `anyAtLeast` is null,
+   * whose values hold one of its features at or above its bound; null when none of them is
+   * (`oldestSeq`: the oldest row looked at, `looked`: how many, up to `limit`). One walk down the
+   * (pump_id, seq) index that stops at the row it finds, reading a row's values only when its
+   * reason is not skipped. For the page: the last reading that ran before a stop (its rows have
+   * one reason), when the stop began before the rows read back at start-up.
+   */
+  newestSeqOutside(
+    pumpId: string,
+    beforeSeq: number,
+    limit: number,
+    skip: readonly string[],
+    anyAtLeast: ReadonlyArray<{ feature: string; below: number }> | null,
+  ): { seq: number } | { seq: null; oldestSeq: number | null; looked: number } {
+    const reasons = skip.map(() => 'substr(unscored_reason, 1, ?) <> ?').join(' AND ');
+    const values = anyAtLeast === null ? '' : ` AND EXISTS (SELECT 1 FROM json_each(vals) WHERE ${anyAtLeast.map(() => '(key = ? AND value >= ?)').join(' OR ')})`;
+    const found = this.db
+      .prepare(
+        `SELECT seq FROM (SELECT seq, vals, unscored_reason FROM readings WHERE pump_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?)
+         WHERE (unscored_reason IS NULL${reasons === '' ? '' : ` OR (${reasons})`})${values} LIMIT 1`,
+      )
+      .get(pumpId, beforeSeq, limit, ...skip.flatMap((p) => [p.length, p]), ...(anyAtLeast ?? []).flatMap((c) => [c.feature, c.below])) as { seq: number } | undefined;
+    if (found) return { seq: found.seq };
+    const edge = this.db
+      .prepare('SELECT min(seq) AS seq, count(*) AS n FROM (SELECT seq FROM readings WHERE pump_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?)')
+      .get(pumpId, beforeSeq, limit) as { seq: number | null; n: number };
+    return { seq: null, oldestSeq: edge.seq, looked: edge.n };
+  }
+
+  /** The oldest row of one pump from `fromSeq` on whose unscored reason starts with `prefix`: its seq and time (null when none). */
+  firstWithReason(pumpId: string, fromSeq: number, prefix: string): { seq: number; ts: number } | null {
+    const row = this.db
+      .prepare('SELECT seq, ts FROM readings WHERE pump_id = ? AND seq >= ? AND substr(unscored_reason, 1, ?) = ? ORDER BY seq LIMIT 1')
+      .get(pumpId, fromSeq, prefix.length, prefix) as { seq: number; ts: number } | undefined;
+    return row ?? null;
+  }
+
+  /**
    * Receive times on today's clock: a row's stored receive time plus the clock steps recorded after
    * it (buffer/clock-steps.ts, the rule retention ages rows by). The steps are read once, here; the
    * function then maps any number of rows. For how long ago a row read back arrived (the page after a

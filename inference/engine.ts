@@ -442,6 +442,9 @@ export const LATE_RUN_RESTART = 3;
 const LATE_REASON = "not scored: older than this pump's newest reading";
 const REPEAT_REASON = 'not scored again: repeats a reading of this pump already scored';
 
+/** How the reasons of rows left out of a pump's history begin (late, a resend): leftOutOfHistory. */
+export const LEFT_OUT_PREFIXES: readonly string[] = [LATE_REASON, REPEAT_REASON];
+
 /** True for a stored row's reason that says it was left out of the pump's history (late, a resend). */
 export function leftOutOfHistory(reason: string | null | undefined): boolean {
   return typeof reason === 'string' && (reason.startsWith(LATE_REASON) || reason.startsWith(REPEAT_REASON));

@@ -15,7 +15,8 @@ import { StopRun, stoppedState, stoppedValuesText, type StoppedRule } from './co
 import type { ValueHistory, Values } from './history.js';
 import type { LoadedModel } from './model.js';
 
-const STOPPED_PREFIX = 'pump stopped: ';
+/** How a stored row's reason begins when its pump was stopped (isStoppedReason). */
+export const STOPPED_PREFIX = 'pump stopped: ';
 const STARTING_PREFIX = 'pump starting: ';
 
 /** True for a stored row's reason that says its pump was stopped (by its model's stopped-when rule). */

@@ -1,8 +1,8 @@
 import type { BufferStore } from '../../buffer/store.js';
 import type { PredictionRow } from '../../buffer/types.js';
-import { trainingSpan, type TrainingSpan } from '../../inference/contract.js';
-import { leftOutOfHistory, type InferenceEngine } from '../../inference/engine.js';
-import { isStoppedReason } from '../../inference/stopped.js';
+import { stoppedState, trainingSpan, type TrainingSpan } from '../../inference/contract.js';
+import { LEFT_OUT_PREFIXES, leftOutOfHistory, type InferenceEngine } from '../../inference/engine.js';
+import { isStoppedReason, STOPPED_PREFIX } from '../../inference/stopped.js';
 import type { ModelManager } from '../../inference/models.js';
 import type { ModelStatus } from '../../inference/model-status.js';
 import { monotonicNow } from '../../sync/clock.js';
@@ -34,6 +34,14 @@ export const SEED_LOOKBACK_ROWS = 20_000;
  * pumps beyond it say "since at least" from their seeded rows.
  */
 export const SEED_LOOKBACK_BUDGET = 100_000;
+/**
+ * A pump stopped since before its 200 seeded rows: up to this many of its earlier rows (28 h at
+ * 1 Hz: a night's stop, a weekend's at 0.3 Hz) are looked back over for the last reading that
+ * ran, so "Stopped since" says when the stop began; one walk down the (pump_id, seq) index that
+ * reads the reason of each row, values only of the few that are not stopped. A stop older than
+ * that is shown as "since at least".
+ */
+export const STOP_LOOKBACK_ROWS = 100_000;
 
 export type PumpState = 'normal' | 'anomaly' | 'stopped' | 'no-model' | 'not-scored' | 'stale' | 'refused';
 
@@ -59,8 +67,12 @@ interface Track {
   anomalySinceAtLeast: boolean;
   normalsInRow: number;
   lastAlert: { seq: number; ts: number; score: number | null; contributions: Record<string, number> | null } | null;
-  /** The current stop (its model's stopped-when rule): its first reading's time, its newest reading's reason; null while the pump runs. */
-  stop: { since: number; reason: string } | null;
+  /**
+   * The current stop (its model's stopped-when rule): its first reading's seq and time, its newest
+   * reading's reason, whether it began before the oldest row the seed looked at (`since` a lower
+   * bound); null while the pump runs.
+   */
+  stop: { sinceSeq: number; since: number; reason: string; atLeast: boolean } | null;
 }
 
 export interface PumpSummary {
@@ -94,8 +106,13 @@ export interface PumpSummary {
    * the model has such a rule and the pump runs; null when its model has none (it cannot tell).
    */
   running: boolean | null;
-  /** The first reading of the current stop (of those the agent read back at start-up, at most 200 rows). */
+  /**
+   * The first reading of the current stop. After a restart the agent looks back for it over up to
+   * STOP_LOOKBACK_ROWS rows before the pump's 200 newest; a stop older than that has lasted at least
+   * since stoppedSince (`stoppedSinceAtLeast`).
+   */
   stoppedSince: string | null;
+  stoppedSinceAtLeast: boolean;
   lastAlertAt: string | null;
   /** The latest anomalous reading: its score and each feature's contribution (the "why"). */
   lastAlert: { seq: number; ts: string; score: number | null; contributions: Record<string, number> | null } | null;
@@ -238,6 +255,9 @@ export class PumpBoard {
       const t = this.tracks.get(id);
       // the streak that was running at the oldest row read is still running: it began before it
       if (t && atLeast && t.anomalySince === firstAnomalyTs(earlier.length > 0 ? earlier : rows)) t.anomalySinceAtLeast = true;
+      // a stop running since the oldest row read (none before its first stopped row ran): it may have begun before it
+      const stop = t?.stop;
+      if (stop && rows.length === SEED_ROWS && !rows.some((r) => r.seq < stop.sinceSeq && this.endsStop(r))) this.findStopStart(id, stop, rows[0]!.seq);
     }
     this.seeded = true;
     this.liveBeforeSeed.clear();
@@ -250,9 +270,8 @@ export class PumpBoard {
       const { anomalySince, normalsInRow } = streak ?? { anomalySince: null, normalsInRow: 0 };
       this.tracks.set(row.pumpId, (t = { last: null, arrivedAt, anomalySince, anomalySinceAtLeast: false, normalsInRow, lastAlert: null, stop: null }));
     }
-    if (isStoppedReason(row.unscoredReason)) t.stop = { since: t.stop?.since ?? row.ts, reason: row.unscoredReason! };
-    // A late reading or a resend says nothing of whether the pump runs now.
-    else if (!leftOutOfHistory(row.unscoredReason)) t.stop = null;
+    if (isStoppedReason(row.unscoredReason)) t.stop = { sinceSeq: t.stop?.sinceSeq ?? seq, since: t.stop?.since ?? row.ts, reason: row.unscoredReason!, atLeast: t.stop?.atLeast ?? false };
+    else if (this.endsStop(row)) t.stop = null;
     t.arrivedAt = arrivedAt;
     this.refusals.accepted(row.pumpId, arrivedAt);
     t.last = {
@@ -269,6 +288,40 @@ export class PumpBoard {
     if (row.anomaly === true) t.lastAlert = { seq, ts: row.ts, score: row.score, contributions: row.contributions ?? null };
     this.followGenericRange(row, arrivedAt);
     if (!advanceStreak(t, row.anomaly, row.ts)) t.anomalySinceAtLeast = false;
+  }
+
+  /**
+   * True when a row that is not stopped says its pump runs: the rule of the pump's model says so
+   * (stoppedState false: a value of one of its features at or above its bound; any row for a
+   * model without a rule). Not a late reading nor a resend (they say nothing of now), nor one the
+   * rule cannot tell (stoppedState null: a feature of the rule missing, as from a sensor that
+   * reports every few dozen readings): such a reading ends no stop for the engine (StopRun) either.
+   */
+  private endsStop(row: { pumpId: string; values: Record<string, number | null>; unscoredReason: string | null }): boolean {
+    if (leftOutOfHistory(row.unscoredReason)) return false;
+    const rule = this.deps.engine.modelFor(row.pumpId)?.meta.stoppedWhen;
+    return rule === undefined || stoppedState(rule, row.values) === false;
+  }
+
+  /**
+   * A stop that runs since the oldest of the pump's seeded rows (`beforeSeq`): looks further back
+   * (at most STOP_LOOKBACK_ROWS rows, in one indexed query) for the newest row that ends a stop (as
+   * endsStop says); the stop began at the first stopped row after it, or at least at the first
+   * stopped row of those looked at.
+   */
+  private findStopStart(pumpId: string, stop: NonNullable<Track['stop']>, beforeSeq: number): void {
+    const { buffer, engine } = this.deps;
+    const rule = engine.modelFor(pumpId)?.meta.stoppedWhen;
+    const ran = buffer.newestSeqOutside(pumpId, beforeSeq, STOP_LOOKBACK_ROWS, [STOPPED_PREFIX, ...LEFT_OUT_PREFIXES], rule?.when ?? null);
+    let from: number | null;
+    if (ran.seq !== null) from = ran.seq + 1;
+    else {
+      // none ran: the stop began at (or before) the pump's oldest row kept, or before the rows looked at
+      from = ran.oldestSeq;
+      stop.atLeast = ran.looked >= STOP_LOOKBACK_ROWS;
+    }
+    const first = from === null ? null : buffer.firstWithReason(pumpId, from, STOPPED_PREFIX);
+    if (first !== null && first.seq < stop.sinceSeq) Object.assign(stop, { sinceSeq: first.seq, since: first.ts });
   }
 
   private summary(pumpId: string): PumpSummary {
@@ -326,6 +379,7 @@ export class PumpBoard {
       anomalySinceAtLeast: t?.anomalySince != null && t.anomalySinceAtLeast,
       running: t?.stop != null ? false : this.deps.engine.modelFor(pumpId)?.meta.stoppedWhen && last !== null ? true : null,
       stoppedSince: iso(t?.stop?.since ?? null),
+      stoppedSinceAtLeast: t?.stop?.atLeast ?? false,
       lastAlertAt: iso(t?.lastAlert?.ts ?? null),
       lastAlert: t?.lastAlert ? { ...t.lastAlert, ts: new Date(t.lastAlert.ts).toISOString() } : null,
       lastReading: last && { ...last, ts: new Date(last.ts).toISOString(), receivedAt: new Date(last.receivedAt).toISOString() },

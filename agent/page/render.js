@@ -49,7 +49,8 @@ function anomalyText(p) {
 export function pumpWhy(p) {
   if (p.state === 'anomaly') return `${anomalyText(p)}.`;
   // A planned stop (its model's stopped-when rule): readings stored, not scored, no alarms.
-  if (p.state === 'stopped') return `Stopped since ${fmtTime(p.stoppedSince)} (${fmtAgo(p.stoppedSince)}): readings are stored, not scored, no alarms — ${p.detail}.`;
+  // a stop that began before the oldest reading the agent looked back over at start-up: a lower bound
+  if (p.state === 'stopped') return `Stopped ${p.stoppedSinceAtLeast ? 'since at least' : 'since'} ${fmtTime(p.stoppedSince)} (${fmtAgo(p.stoppedSince)}): readings are stored, not scored, no alarms — ${p.detail}.`;
   if ((p.state === 'stale' || p.state === 'refused') && p.lastState) {
     const silent = capital(p.detail ?? 'no recent reading');
     return p.lastState === 'anomaly'

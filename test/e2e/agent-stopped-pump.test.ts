@@ -105,4 +105,47 @@ describe('a stopped pump, the agent as a process', () => {
     expect((await getJson(agent, '/alerts')).alerts.length).toBeGreaterThan(0);
     await stop(agent);
   });
+
+  it('scores a pump at once after a restart that follows a step back of its sender\'s clock', async () => {
+    const start0 = Date.now() - 3 * 3_600_000;
+    // running 0-199, stopped 200-299 (a stop that counts: 30 s of warm-up after it), running 300-399
+    const before = readingsWithStops(400, (i) => i >= 200 && i < 300, { pumpId: 'pump-9', start: start0 });
+    const data = join(dir, 'clock-step');
+    const agent = await start(withRule, data);
+    await post(agent, before);
+    // the sender's clock steps back an hour; its readings go on live at 1 Hz: the agent takes the new clock after a few
+    const back = start0 + 400_000 - 3_600_000;
+    const after = readingsWithStops(200, () => false, { pumpId: 'pump-9', start: back, seed: 4 });
+    for (const r of after.slice(0, 4)) {
+      await post(agent, [r]);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    await post(agent, after.slice(4, 100));
+    const since = (ts: number) => `/pumps/pump-9/predictions?since=${encodeURIComponent(new Date(ts).toISOString())}&limit=1000`;
+    const live = (await getJson(agent, since(back))).predictions.filter((p: { ts: string }) => Date.parse(p.ts) < back + 100_000);
+    expect(live.slice(-50).every((p: { score: number | null }) => p.score !== null)).toBe(true);
+    await stop(agent);
+    const again = await start(withRule, data);
+    await post(again, after.slice(100));
+    const rest = (await getJson(again, since(back + 100_000))).predictions.filter((p: { ts: string }) => Date.parse(p.ts) < back + 200_000);
+    expect(rest).toHaveLength(100);
+    // before the fix: every one "pump starting: 0 s since its last stopped reading at <an hour ahead>"
+    expect(rest.filter((p: { score: number | null }) => p.score === null).map((p: { unscoredReason: string }) => p.unscoredReason)).toEqual([]);
+    await stop(again);
+  });
+
+  it('warms a pump up after a stop when its current comes in every other reading only', async () => {
+    const agent = await start(withRule, join(dir, 'every-other'));
+    const start0 = Date.now() - 3_600_000;
+    const rs = readingsWithStops(500, (i) => i >= 200 && i < 300, { pumpId: 'pump-5', start: start0 });
+    for (let i = 1; i < rs.length; i += 2) delete (rs[i]!.values as Record<string, number | null>).Current;
+    await post(agent, rs);
+    const { predictions } = await getJson(agent, '/pumps/pump-5/predictions?limit=1000');
+    const kind = (p: { score: number | null; unscoredReason: string | null }) => (p.score !== null ? 'scored' : (p.unscoredReason ?? '').replace(/:.*/, ''));
+    // 30 s of warm-up after the last stopped reading (298): 300-327; before the fix none, the pump scored from 304
+    const after = predictions.filter((p: { ts: string }) => Date.parse(p.ts) >= start0 + 300_000 && Date.parse(p.ts) < start0 + 328_000);
+    expect(after.map(kind)).toEqual(after.map(() => 'pump starting'));
+    expect(predictions.filter((p: { anomaly: boolean | null }) => p.anomaly === true)).toEqual([]);
+    await stop(agent);
+  });
 });

@@ -7,11 +7,12 @@ import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LabelStore } from '../../buffer/labels.js';
 import { OPEN_INDEXES } from '../../buffer/migrations.js';
 import { BufferStore } from '../../buffer/store.js';
 import type { PredictionRow, StoredRow } from '../../buffer/types.js';
+import { queryPlans } from '../support/query-plans.js';
 
 const T0 = Date.UTC(2026, 10, 23);
 const PUMPS = ['pump-a', 'pump-b', 'pump-c'];
@@ -42,29 +43,7 @@ const expectedPerPump = (sinceTs: number, perPump: number): number[] =>
     .sort(newestFirst)
     .map((r) => r.seq);
 
-/** The query plan (EXPLAIN QUERY PLAN, one line a step) of every statement `run` runs, with the arguments it ran with. */
-function plans(run: () => unknown): string[] {
-  const db = store.db;
-  const original = db.prepare.bind(db);
-  const runs: Array<{ sql: string; args: unknown[] }> = [];
-  const spy = vi.spyOn(db, 'prepare').mockImplementation(((sql: string) => {
-    const stmt = original(sql);
-    for (const k of ['all', 'get'] as const) {
-      const fn = stmt[k].bind(stmt) as (...a: unknown[]) => unknown;
-      (stmt as unknown as Record<string, unknown>)[k] = (...args: unknown[]) => {
-        runs.push({ sql, args });
-        return fn(...args);
-      };
-    }
-    return stmt;
-  }) as typeof db.prepare);
-  try {
-    run();
-  } finally {
-    spy.mockRestore();
-  }
-  return runs.map(({ sql, args }) => (original(`EXPLAIN QUERY PLAN ${sql}`).all(...args) as Array<{ detail: string }>).map((r) => r.detail).join('\n'));
-}
+const plans = (run: () => unknown): string[] => queryPlans(store.db, run);
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'pumpwatch-alerts-since-'));
