@@ -213,6 +213,11 @@ export function stoppedState(rule: StoppedRule, values: Readonly<Record<string, 
   return known ? true : null;
 }
 
+/** True when a reading is stopped by `rule` (stoppedState true): every condition's feature has a known finite value below its bound. */
+export function isStopped(rule: StoppedRule, values: Readonly<Record<string, number | null | undefined>>): boolean {
+  return stoppedState(rule, values) === true;
+}
+
 /** `"Current" = 0.02, below 0.2 and "Flow" = 0.1, below 5`: a stopped reading's values by the rule, as a reason says them. */
 export function stoppedValuesText(rule: StoppedRule, values: Readonly<Record<string, number | null | undefined>>): string {
   return rule.when.map((c) => `${JSON.stringify(c.feature)} = ${values[c.feature]}, below ${c.below}`).join(' and ');

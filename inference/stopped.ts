@@ -11,7 +11,7 @@
  * that reports only every few dozen readings) is not stopped and is judged as any other (scored,
  * or starting within a warm-up), but it neither counts towards a stop nor ends one.
  */
-import { StopRun, stoppedState, stoppedValuesText, type StoppedRule } from './contract.js';
+import { isStopped, StopRun, stoppedState, stoppedValuesText, type StoppedRule } from './contract.js';
 import type { ValueHistory, Values } from './history.js';
 import type { LoadedModel } from './model.js';
 
@@ -111,7 +111,7 @@ export class StopMarks {
     const run = this.run(rule, history);
     for (let age = 1; age <= take; age++) {
       const ts = history.tsAt(age);
-      if (stoppedState(rule, history.valuesAt(age)) === true || ts <= run.lastStop || run.warming(rule, ts)) return age - 1;
+      if (isStopped(rule, history.valuesAt(age)) || ts <= run.lastStop || run.warming(rule, ts)) return age - 1;
     }
     return take;
   }
