@@ -53,7 +53,7 @@ import type { Reading } from '../buffer/types.js';
 import { describeStoppedRule, type StoppedRule } from '../inference/contract.js';
 import { DEFAULT_MODEL_KEY, InferenceEngine } from '../inference/engine.js';
 import { LoadedModel } from '../inference/model.js';
-import { isStartingReason, isStoppedReason } from '../inference/stopped.js';
+import { isStartingReason, isStoppedReason, isStoppingReason } from '../inference/stopped.js';
 import type { CsvTable } from '../trainer/csv.js';
 import { parseStoppedWhenOption } from '../trainer/data/stopped.js';
 import { mulberry32 } from '../trainer/eval/criterion.js';
@@ -389,7 +389,7 @@ function tallyStops(t: StopCounts, scored: readonly Scored[], flags: readonly bo
     if (span.every((i) => (scored[i] as Scored).phase === 'running')) continue;
     t.overlapAll++;
     if (span.some((i) => flags[i])) t.overlapFound++;
-    else if (span.every((i) => isStoppedReason(reasons[i]) || isStartingReason(reasons[i]))) t.hidden++;
+    else if (span.every((i) => isStoppedReason(reasons[i]) || isStartingReason(reasons[i]) || isStoppingReason(reasons[i]))) t.hidden++;
   }
 }
 

@@ -218,9 +218,40 @@ export function isStopped(rule: StoppedRule, values: Readonly<Record<string, num
   return stoppedState(rule, values) === true;
 }
 
+/**
+ * True when a reading meets some but not all of `rule`'s conditions: a known value below its bound
+ * for one, a known value at or above its bound for another (so stoppedState says false). Either a
+ * stop in the making (a motor's current falls at once, the flow coasts down, and a meter that
+ * averages its last counts still reads flow) or a sensor failing on a running pump (a dead current
+ * transmitter): StopRun holds such readings unscored for a while to tell which. A rule of one
+ * condition never has such readings.
+ */
+export function partlyStopped(rule: StoppedRule, values: Readonly<Record<string, number | null | undefined>>): boolean {
+  let below = false;
+  let above = false;
+  for (const c of rule.when) {
+    const v = values[c.feature];
+    if (!(typeof v === 'number' && Number.isFinite(v))) continue;
+    if (v < c.below) below = true;
+    else above = true;
+  }
+  return below && above;
+}
+
 /** `"Current" = 0.02, below 0.2 and "Flow" = 0.1, below 5`: a stopped reading's values by the rule, as a reason says them. */
 export function stoppedValuesText(rule: StoppedRule, values: Readonly<Record<string, number | null | undefined>>): string {
   return rule.when.map((c) => `${JSON.stringify(c.feature)} = ${values[c.feature]}, below ${c.below}`).join(' and ');
+}
+
+/** `"Current" = 0.01, below 0.2; "Flow" = 63, not yet below 5`: a partly stopped reading's values by the rule (partlyStopped), as a reason says them. */
+export function stoppingValuesText(rule: StoppedRule, values: Readonly<Record<string, number | null | undefined>>): string {
+  return rule.when
+    .map((c) => {
+      const v = values[c.feature];
+      const known = typeof v === 'number' && Number.isFinite(v);
+      return `${JSON.stringify(c.feature)} = ${known ? v : 'unknown'}, ${known && v < c.below ? 'below' : 'not yet below'} ${c.below}`;
+    })
+    .join('; ');
 }
 
 /**
@@ -233,8 +264,25 @@ export const STOP_MIN_READINGS = 3;
 export const STOP_MIN_MS = 60_000;
 
 /**
+ * What a stopped-when rule makes of a reading (StopRun.judge): `stopped` (every condition met),
+ * `starting` (within the warm-up after a stop that counted), `stopping` (some conditions met, not
+ * all: held as a stop in the making), or null: scored.
+ */
+export type StopKind = 'stopped' | 'starting' | 'stopping';
+
+/**
  * One pump's stops by one rule, followed reading by reading in time order (the agent's engine and
- * the trainer's row filter share it, so both leave out the same warm-ups).
+ * the trainer's row filter share it through `judge`, so both leave out the same readings).
+ *
+ * A reading that meets some of the rule's conditions but not all (partlyStopped) is held, not
+ * scored, as a stop in the making, for its run's first STOP_MIN_READINGS readings and as long as
+ * STOP_MIN_MS has not passed since its first one (whichever lasts longer: a meter that averages
+ * its last counts shows flow for a reading or two whatever the interval; a real flow coasts down
+ * over seconds, several readings of a pump read every second). If every condition is met next, it
+ * was the stop's beginning. A run that lasts longer is a sensor failing on a running pump (a dead
+ * current transmitter, a dead flow meter): its readings are scored from then on. A held reading
+ * is not stopped: it does not count towards a stop, and (breaking a condition) it ends a run of
+ * stopped readings, as before.
  */
 export class StopRun {
   /** The last stopped reading (-Infinity: none seen). */
@@ -243,6 +291,52 @@ export class StopRun {
   warmFrom = -Infinity;
   private first = Number.NaN;
   private count = 0;
+  /** The run of partly stopped readings (partlyStopped): its first reading, how many, its last. */
+  private partFirst = Number.NaN;
+  private partCount = 0;
+  private partLast = -Infinity;
+
+  /**
+   * Follows the reading (`values` at `ts`) and says what the rule makes of it (StopKind), null
+   * when it is scored. Stopped before starting before stopping: a partly stopped reading within
+   * a warm-up is starting (unscored all the same, its window started again after the warm-up).
+   */
+  judge(rule: StoppedRule, values: Readonly<Record<string, number | null | undefined>>, ts: number): StopKind | null {
+    const state = stoppedState(rule, values);
+    this.observe(state, ts);
+    const held = this.hold(state === false && partlyStopped(rule, values), state, ts);
+    if (state === true) return 'stopped';
+    if (this.warming(rule, ts)) return 'starting';
+    return held ? 'stopping' : null;
+  }
+
+  /**
+   * The hold of a partly stopped reading (see the class): true while it is held. Any reading that
+   * is not partly stopped ends the run, but one the rule cannot tell (stoppedState null).
+   */
+  private hold(partial: boolean, state: boolean | null, ts: number): boolean {
+    if (!partial) {
+      if (state !== null) {
+        this.partFirst = Number.NaN;
+        this.partCount = 0;
+      }
+      return false;
+    }
+    if (Number.isNaN(this.partFirst)) this.partFirst = ts;
+    if (ts > this.partLast) this.partCount++; // the same reading judged twice (a live model and its shadow) counts once
+    this.partLast = Math.max(this.partLast, ts);
+    return this.partCount <= STOP_MIN_READINGS || ts - this.partFirst < STOP_MIN_MS;
+  }
+
+  /**
+   * The run of partly stopped readings going on is known to be held no longer (a stored row of it
+   * was scored: its run began before the rows read back at a restart): it is scored until it ends.
+   */
+  holdEnded(): void {
+    if (Number.isNaN(this.partFirst)) return;
+    this.partFirst = -Infinity;
+    this.partCount = Number.POSITIVE_INFINITY;
+  }
 
   /**
    * A reading at `ts`, stopped (true) or running (false) by the rule (stoppedState); null (the

@@ -196,10 +196,16 @@ export class InferenceEngine {
       const stop = model ? stopVerdict(state.stops, model, r, state.history) : null;
       const shadowStop = shadow ? stopVerdict(state.stops, shadow, r, state.history) : null;
       if (model) {
-        if (stop !== null) {
+        if (stop !== null && stop.kind !== 'stopping') {
           // Stopped or warming up: stored unscored, and the window starts again after it (windowFor
           // rebuilds it from the readings after the stop and warm-up: StopMarks.runningAges).
           state.live = null;
+          row.unscoredReason = stop.reason;
+        } else if (stop !== null) {
+          // A stop in the making (held): stored unscored, but in the window, which is not dropped:
+          // a sensor failing on a running pump is scored on a full window once its hold ends.
+          state.live = this.windowFor(state, state.live, model);
+          row.imputed = state.live.win.push(r.values).imputed;
           row.unscoredReason = stop.reason;
         } else {
           state.live = this.windowFor(state, state.live, model);
@@ -211,10 +217,10 @@ export class InferenceEngine {
       }
       if (shadow) {
         row.shadowModelVersion = shadow.version;
-        if (shadowStop !== null) state.shadow = null;
+        if (shadowStop !== null && shadowStop.kind !== 'stopping') state.shadow = null;
         else {
           state.shadow = this.windowFor(state, state.shadow, shadow);
-          if (state.shadow.win.push(r.values).ready) this.add(shadowGroups, shadow, state.shadow.win, i, readings.length, true);
+          if (state.shadow.win.push(r.values).ready && shadowStop === null) this.add(shadowGroups, shadow, state.shadow.win, i, readings.length, true);
         }
       }
     }

@@ -11,13 +11,15 @@
  * that reports only every few dozen readings) is not stopped and is judged as any other (scored,
  * or starting within a warm-up), but it neither counts towards a stop nor ends one.
  */
-import { isStopped, StopRun, stoppedState, stoppedValuesText, type StoppedRule } from './contract.js';
+import { isStopped, STOP_MIN_MS, STOP_MIN_READINGS, StopRun, stoppedValuesText, stoppingValuesText, type StopKind, type StoppedRule } from './contract.js';
 import type { ValueHistory, Values } from './history.js';
 import type { LoadedModel } from './model.js';
 
 /** How a stored row's reason begins when its pump was stopped (isStoppedReason). */
 export const STOPPED_PREFIX = 'pump stopped: ';
 const STARTING_PREFIX = 'pump starting: ';
+/** How a stored row's reason begins when its pump was held as a stop in the making (isStoppingReason). */
+export const STOPPING_PREFIX = 'pump stopping: ';
 
 /** True for a stored row's reason that says its pump was stopped (by its model's stopped-when rule). */
 export function isStoppedReason(reason: string | null | undefined): boolean {
@@ -29,25 +31,40 @@ export function isStartingReason(reason: string | null | undefined): boolean {
   return typeof reason === 'string' && reason.startsWith(STARTING_PREFIX);
 }
 
+/**
+ * True for a stored row's reason that says it was held unscored as a stop in the making (some of
+ * its model's stopped-when conditions met, not all): the pump was not stopped, nor known to run.
+ */
+export function isStoppingReason(reason: string | null | undefined): boolean {
+  return typeof reason === 'string' && reason.startsWith(STOPPING_PREFIX);
+}
+
 export interface StopVerdict {
-  stopped: boolean;
+  kind: StopKind;
   reason: string;
 }
 
-/** Why the reading is not scored by `model` as its pump is stopped or starting, or null when it runs (or the model has no rule). */
+/**
+ * Why the reading is not scored by `model` as its pump is stopped, starting, or stopping (held:
+ * StopRun), or null when it runs (or the model has no rule). A stopped or starting reading starts
+ * the model's window again after it; a held one goes into the window (a dead sensor is scored on
+ * a full window once its hold ends).
+ */
 export function stopVerdict(marks: StopMarks, model: LoadedModel, r: { ts: number; values: Values }, history: ValueHistory): StopVerdict | null {
   const rule = model.meta.stoppedWhen;
   if (!rule) return null;
   const run = marks.run(rule, history);
-  const state = stoppedState(rule, r.values);
-  run.observe(state, r.ts);
-  if (state === true) {
-    return { stopped: true, reason: `${STOPPED_PREFIX}${stoppedValuesText(rule, r.values)} (model ${model.version}'s stopped-when rule)` };
+  const kind = run.judge(rule, r.values, r.ts);
+  if (kind === null) return null;
+  if (kind === 'stopped') {
+    return { kind, reason: `${STOPPED_PREFIX}${stoppedValuesText(rule, r.values)} (model ${model.version}'s stopped-when rule)` };
   }
-  if (!run.warming(rule, r.ts)) return null;
+  if (kind === 'stopping') {
+    return { kind, reason: `${STOPPING_PREFIX}${stoppingValuesText(rule, r.values)} (model ${model.version}'s stopped-when rule: held as a stop's beginning for ${STOP_MIN_READINGS} readings and ${STOP_MIN_MS / 1000} s, then scored as a sensor failing)` };
+  }
   const since = r.ts - run.warmFrom;
   return {
-    stopped: false,
+    kind,
     reason: `${STARTING_PREFIX}${Math.max(0, Math.floor(since / 1000))} s since its last stopped reading at ${new Date(run.warmFrom).toISOString()}, scored from ${rule.afterStartSeconds} s (model ${model.version}'s warm-up)`,
   };
 }
@@ -68,7 +85,7 @@ export class StopMarks {
     let run = this.runs.get(key);
     if (run === undefined) {
       run = new StopRun();
-      for (let age = history.size - 1; age >= 0; age--) run.observe(stoppedState(rule, history.valuesAt(age)), history.tsAt(age));
+      for (let age = history.size - 1; age >= 0; age--) run.judge(rule, history.valuesAt(age), history.tsAt(age));
       for (const other of this.runs.values()) if (other.warmFrom > run.warmFrom) run.counted(other.warmFrom);
       this.runs.set(key, run);
     }
@@ -85,12 +102,16 @@ export class StopMarks {
    * `models` (the pump's live model and shadow); a stored `pump starting` reason (the live model's
    * verdict then) names the end of a stop that counted, which may be older than the rows read back:
    * a stop of the pump, so each model's rule counts it (as run() shares a stop with a new rule).
+   * A row the live model's rule holds now (stopping) that was stored scored says the hold of its
+   * run had ended then (the run began before the rows read back): it is not held again.
    */
   replay(models: ReadonlyArray<LoadedModel | undefined>, r: { ts: number; values: Values; unscoredReason?: string | null }, history: ValueHistory): void {
-    for (const m of models) {
+    models.forEach((m, i) => {
       const rule = m?.meta.stoppedWhen;
-      if (rule) this.run(rule, history).observe(stoppedState(rule, r.values), r.ts);
-    }
+      if (!rule) return;
+      const run = this.run(rule, history);
+      if (run.judge(rule, r.values, r.ts) === 'stopping' && i === 0 && r.unscoredReason === null) run.holdEnded();
+    });
     if (isStartingReason(r.unscoredReason)) {
       const at = /since its last stopped reading at (\S+Z),/.exec(r.unscoredReason!)?.[1];
       const ts = at === undefined ? Number.NaN : Date.parse(at);

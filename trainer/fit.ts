@@ -38,10 +38,11 @@ export interface FitOptions {
   stoppedLeftOut?: StoppedLeftOut;
 }
 
-/** Training rows a stopped-when rule left out: `stopped`, and `starting` (within its warm-up after a stop). */
+/** Training rows a stopped-when rule left out: `stopped`, `starting` (within its warm-up after a stop), `stopping` (held as a stop's beginning; absent in models fitted before it). */
 export interface StoppedLeftOut {
   stopped: number;
   starting: number;
+  stopping?: number;
 }
 
 export interface FitResult {
@@ -131,8 +132,8 @@ function leaveOutStopped(table: CsvTable, trainRows: number, rule: StoppedRule):
     timestamps.push(ts[i] as number);
     previous = i;
   });
-  if (rows.length === 0) throw new FitError(`every one of the ${trainRows} training rows is stopped or starting by the stopped-when rule (${marks.stopped} stopped, ${marks.starting} starting): nothing to train on`);
-  return { rows, timestamps, segmentStarts, leftOut: { stopped: marks.stopped, starting: marks.starting } };
+  if (rows.length === 0) throw new FitError(`every one of the ${trainRows} training rows is stopped, starting or stopping by the stopped-when rule (${marks.stopped} stopped, ${marks.starting} starting, ${marks.stopping} stopping): nothing to train on`);
+  return { rows, timestamps, segmentStarts, leftOut: { stopped: marks.stopped, starting: marks.starting, stopping: marks.stopping } };
 }
 
 /**

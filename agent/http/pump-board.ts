@@ -2,7 +2,7 @@ import type { BufferStore } from '../../buffer/store.js';
 import type { PredictionRow } from '../../buffer/types.js';
 import { stoppedState, trainingSpan, type TrainingSpan } from '../../inference/contract.js';
 import { LEFT_OUT_PREFIXES, leftOutOfHistory, type InferenceEngine } from '../../inference/engine.js';
-import { isStoppedReason, STOPPED_PREFIX } from '../../inference/stopped.js';
+import { isStoppedReason, isStoppingReason, STOPPED_PREFIX, STOPPING_PREFIX } from '../../inference/stopped.js';
 import type { ModelManager } from '../../inference/models.js';
 import type { ModelStatus } from '../../inference/model-status.js';
 import { monotonicNow } from '../../sync/clock.js';
@@ -104,6 +104,8 @@ export interface PumpSummary {
    * False while its newest reading is stopped by its model's stopped-when rule (state `stopped`,
    * since `stoppedSince`: its readings are stored, not scored, and raise no alarm); true when
    * the model has such a rule and the pump runs; null when its model has none (it cannot tell).
+   * A reading held as a stop in the making (`pump stopping`) leaves it as it was (state
+   * `not-scored`, the reason as detail).
    */
   running: boolean | null;
   /**
@@ -296,9 +298,11 @@ export class PumpBoard {
    * model without a rule). Not a late reading nor a resend (they say nothing of now), nor one the
    * rule cannot tell (stoppedState null: a feature of the rule missing, as from a sensor that
    * reports every few dozen readings): such a reading ends no stop for the engine (StopRun) either.
+   * Nor one held as a stop in the making (`pump stopping`: some of the rule's conditions met, not
+   * all): it says neither that the pump stopped nor that it runs, so the pump stays as it was.
    */
   private endsStop(row: { pumpId: string; values: Record<string, number | null>; unscoredReason: string | null }): boolean {
-    if (leftOutOfHistory(row.unscoredReason)) return false;
+    if (leftOutOfHistory(row.unscoredReason) || isStoppingReason(row.unscoredReason)) return false;
     const rule = this.deps.engine.modelFor(row.pumpId)?.meta.stoppedWhen;
     return rule === undefined || stoppedState(rule, row.values) === false;
   }
@@ -312,7 +316,7 @@ export class PumpBoard {
   private findStopStart(pumpId: string, stop: NonNullable<Track['stop']>, beforeSeq: number): void {
     const { buffer, engine } = this.deps;
     const rule = engine.modelFor(pumpId)?.meta.stoppedWhen;
-    const ran = buffer.newestSeqOutside(pumpId, beforeSeq, STOP_LOOKBACK_ROWS, [STOPPED_PREFIX, ...LEFT_OUT_PREFIXES], rule?.when ?? null);
+    const ran = buffer.newestSeqOutside(pumpId, beforeSeq, STOP_LOOKBACK_ROWS, [STOPPED_PREFIX, STOPPING_PREFIX, ...LEFT_OUT_PREFIXES], rule?.when ?? null);
     let from: number | null;
     if (ran.seq !== null) from = ran.seq + 1;
     else {

@@ -118,4 +118,51 @@ describe('the page\'s stopped pump', () => {
     expect(lookBack.length).toBeGreaterThan(0);
     for (const plan of lookBack) expect(plan).toMatch(/^CO-ROUTINE .*\nSEARCH readings USING INDEX readings_pump_seq \(pump_id=\? AND seq<\?\)$/m);
   });
+
+  it('leaves a pump as it was through readings held as a stop in the making (`pump stopping`): running at a stop\'s beginning, stopped at a start, after a restart too', async () => {
+    // a rule of two conditions, no warm-up: the readings where only one holds are held, not starting
+    const rule = { when: [{ feature: 'Current', below: 0.5 }, { feature: 'Flow', below: 5 }], afterStartSeconds: 0 };
+    const two = await LoadedModel.fromBytes(stopModels({ version: 'two-0', rule }).withRule, 'two-0');
+    engine.setModel('coasting', two);
+    try {
+      // 20 s apart: running 0-99; the current down at 100-101, the flow still read; stopped 102-199; at 200-201 the current up, the flow not yet
+      const rs = readingsWithStops(260, (i) => i >= 102 && i < 200, { pumpId: 'coasting', start: T0 }).map((r, i) => ({ ...r, ts: T0 + i * 20_000 }));
+      for (const i of [100, 101]) rs[i] = { ...rs[i]!, values: { ...rs[i]!.values, Current: 0.01 } };
+      for (const i of [200, 201]) rs[i] = { ...rs[i]!, values: { ...rs[i - 2]!.values, Current: 1.4 } };
+      const b = board();
+      b.summaries();
+      await feed(rs.slice(0, 100), b);
+      const seen: Array<Partial<PumpSummary>> = [];
+      const look = (): void => {
+        const { state, running, stoppedSince } = pump(b, 'coasting');
+        seen.push({ state, running, stoppedSince });
+      };
+      await feed(rs.slice(100, 103), b, 1, look);
+      const since = new Date(rs[102]!.ts).toISOString();
+      expect(seen).toEqual([
+        { state: 'not-scored', running: true, stoppedSince: null },
+        { state: 'not-scored', running: true, stoppedSince: null },
+        { state: 'stopped', running: false, stoppedSince: since },
+      ]);
+      expect(buffer.predictions('coasting', { limit: 200 }).filter((r) => r.unscoredReason?.startsWith('pump stopping: ')).map((r) => r.ts)).toEqual([rs[100]!.ts, rs[101]!.ts]);
+      await feed(rs.slice(103, 200), b);
+      seen.length = 0;
+      await feed(rs.slice(200, 202), b, 1, look);
+      expect(seen).toEqual([
+        { state: 'stopped', running: false, stoppedSince: since },
+        { state: 'stopped', running: false, stoppedSince: since },
+      ]);
+      expect(pump(b, 'coasting').detail).toMatch(/^pump stopped: /);
+      // a restart now: the board read back from the buffer says the same
+      expect(pump(board(), 'coasting')).toMatchObject({ state: 'stopped', running: false, stoppedSince: since });
+      seen.length = 0;
+      await feed(rs.slice(202, 203), b, 1, look);
+      // running again; its window holds the two held readings (not dropped for them)
+      expect(seen).toEqual([{ state: 'not-scored', running: true, stoppedSince: null }]);
+      expect(pump(b, 'coasting').detail).toBe('window filling: 3 of 5 readings');
+    } finally {
+      engine.setModel('coasting', null);
+      await two.release();
+    }
+  });
 });

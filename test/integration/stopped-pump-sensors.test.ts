@@ -10,10 +10,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundledModelPath } from '../../agent/paths.js';
 import { PumpSimulator } from '../../agent/simulator.js';
 import type { PredictionRow, Reading } from '../../buffer/types.js';
-import { readModelMetadata, type StoppedRule } from '../../inference/contract.js';
+import { readModelMetadata, STOP_MIN_MS, STOP_MIN_READINGS, type StoppedRule } from '../../inference/contract.js';
 import { InferenceEngine } from '../../inference/engine.js';
 import { LoadedModel } from '../../inference/model.js';
+import { TEST_FEATURES } from '../support/models.js';
 import { readingsWithStops, stopModels } from '../support/stops.js';
+import { stoppedRows } from '../../trainer/data/stopped.js';
 
 /** A stop is the current AND the flow low (test pumps run at about 1.4 A and 30 l/min; stopped: 0.02 A, 0 l/min). */
 const TWO: StoppedRule = { when: [{ feature: 'Current', below: 0.5 }, { feature: 'Flow', below: 5 }], afterStartSeconds: 30 };
@@ -74,17 +76,19 @@ describe('a stop, or a sensor failing on a running pump', () => {
     expect(rows.filter((r) => r.anomaly === true)).toEqual([]);
   });
 
-  it.each(['Current', 'Flow'] as const)('scores and flags a dead %s sensor on a running pump (no stop, no warm-up), and still takes the real stop after it for one', async (dead) => {
+  it.each(['Current', 'Flow'] as const)('scores and flags a dead %s sensor on a running pump once held a minute (no stop, no warm-up), and still takes the real stop after it for one', async (dead) => {
     const rows = await run(two, withDeadSensor(dead));
-    const deadRows = rows.slice(150, 250);
+    // held as a stop in the making for a minute (one reading a second), then scored on the window kept: flagged at once
+    expect(rows.slice(150, 210).every((r) => r.score === null && r.unscoredReason?.startsWith('pump stopping: '))).toBe(true);
+    const deadRows = rows.slice(210, 250);
     expect(deadRows.every((r) => r.score !== null && r.unscoredReason === null)).toBe(true);
-    // flagged once the window of 5 holds the dead readings (a window of 1 dead reading in 5 may pass)
-    expect(deadRows.slice(4).map((r, i) => (r.anomaly === true ? -1 : 154 + i)).filter((i) => i >= 0)).toEqual([]);
-    const flagged = deadRows[4]!;
+    expect(deadRows.map((r, i) => (r.anomaly === true ? -1 : 210 + i)).filter((i) => i >= 0)).toEqual([]);
+    const flagged = deadRows[0]!;
     expect(flagged.contributions, 'the dead sensor named').toBeTruthy();
     const top = Object.entries(flagged.contributions ?? {}).sort((a, b) => b[1] - a[1])[0]![0];
     expect(top).toBe(dead);
     expect(rows.slice(0, 300).some((r) => /^pump (stopped|starting): /.test(r.unscoredReason ?? ''))).toBe(false);
+    expect(rows.slice(0, 300).filter((r) => r.unscoredReason?.startsWith('pump stopping: ')).length).toBe(60);
     expect(rows.slice(300, 400).every((r) => r.unscoredReason?.startsWith('pump stopped: '))).toBe(true);
     expect(rows.slice(433).every((r) => r.score !== null && r.anomaly === false)).toBe(true);
   });
@@ -104,6 +108,89 @@ describe('a stop, or a sensor failing on a running pump', () => {
         expect(verdicts(rest), `${dead} dead, restart at ${cut}`).toEqual(verdicts(expected.slice(cut)));
       }
     }
+  });
+
+  describe('a stop in the making: some of the rule\'s conditions met, not all', () => {
+    const STEP = 20_000;
+    /**
+     * Readings 20 s apart, running but for a stop at 300-399 whose first two readings (300, 301)
+     * still show the flow (a meter that averages its last counts), the current already ~0; the
+     * current transmitter reads 0 at 150-199 while the pump runs (a dead sensor).
+     */
+    function coastingStop(): Reading[] {
+      const rs = readingsWithStops(600, (i) => i >= 302 && i < 400).map((r, i) => ({ ...r, ts: Date.UTC(2026, 5, 1) + i * STEP }));
+      for (const i of [300, 301]) rs[i] = { ...rs[i]!, values: { ...rs[i]!.values, Current: 0.01 } };
+      for (let i = 150; i < 200; i++) rs[i] = { ...rs[i]!, values: { ...rs[i]!.values, Current: 0 } };
+      return rs;
+    }
+    const held = (r: PredictionRow) => r.score === null && r.anomaly === null && (r.unscoredReason ?? '').startsWith('pump stopping: ');
+
+    it('holds a stop\'s first readings that still show flow unscored as "pump stopping" (no anomaly), then takes the stop and its warm-up as before', async () => {
+      const rows = await run(two, coastingStop());
+      expect(rows[300]!.unscoredReason).toMatch(/^pump stopping: "Current" = 0\.01, below 0\.5; "Flow" = \d+(\.\d+)?, not yet below 5 \(model r2's stopped-when rule: held as a stop's beginning for 3 readings and 60 s, then scored as a sensor failing\)$/);
+      expect(rows.slice(300, 302).every(held)).toBe(true);
+      expect(rows.slice(302, 400).every((r) => r.score === null && r.unscoredReason?.startsWith('pump stopped: '))).toBe(true);
+      expect(rows[400]!.unscoredReason).toMatch(/^pump starting: 20 s since its last stopped reading/);
+      expect(rows.slice(300).filter((r) => r.anomaly === true)).toEqual([]);
+      expect(rows.slice(410).every((r) => r.score !== null)).toBe(true);
+    });
+
+    it(`scores a dead current transmitter on a running pump after ${STOP_MIN_READINGS} readings held (${STOP_MIN_MS / 1000} s at most here), on a full window, and flags it`, async () => {
+      const rows = await run(two, coastingStop());
+      expect(rows.slice(150, 153).every(held)).toBe(true);
+      const dead = rows.slice(153, 200);
+      // the window was not dropped for the held readings: scored at once, on a window of 4 dead readings in 5
+      expect(dead.every((r) => r.score !== null && r.unscoredReason === null)).toBe(true);
+      expect(dead.slice(1).every((r) => r.anomaly === true)).toBe(true);
+      expect(rows.slice(0, 150).filter((r) => r.anomaly === true || r.score === null).length).toBeLessThanOrEqual(4); // the first window filling
+    });
+
+    /** One reading a second, running; the current transmitter reads 0 at 150-299. */
+    function deadAtOneHertz(): Reading[] {
+      const rs = readingsWithStops(400, () => false);
+      for (let i = 150; i < 300; i++) rs[i] = { ...rs[i]!, values: { ...rs[i]!.values, Current: 0 } };
+      return rs;
+    }
+
+    it('holds a dead sensor\'s readings for a minute at one reading a second (a real flow coasts down over several)', async () => {
+      const rows = await run(two, deadAtOneHertz());
+      expect(rows.slice(150, 210).every(held)).toBe(true);
+      expect(rows.slice(210, 300).every((r) => r.score !== null && r.anomaly === true)).toBe(true);
+    });
+
+    it('reaches the same verdicts after a restart in a hold, or with only the end of a hold that ran out read back', async () => {
+      const cases = [
+        [coastingStop(), [[0, 151], [0, 153], [0, 301], [0, 302], [150, 160]]],
+        // read back from 200 or 240: the hold's first readings are not among them, the rows stored scored say it ran out
+        [deadAtOneHertz(), [[0, 180], [0, 215], [200, 215], [240, 250]]],
+      ] as const;
+      for (const [readings, cuts] of cases) {
+        const expected = await run(two, readings);
+        for (const [from, cut] of cuts) {
+          const before = new InferenceEngine();
+          before.setModel('default', two);
+          const stored = await scoreAll(before, readings.slice(0, cut));
+          const after = new InferenceEngine();
+          after.setModel('default', two);
+          // `from` > 0: the rows read back begin inside the hold (the agent reads back only the newest rows)
+          after.seed('p1', stored.slice(from).map((r) => ({ ts: r.ts, values: r.values, unscoredReason: r.unscoredReason })));
+          const rest = await scoreAll(after, readings.slice(cut));
+          expect(verdicts(rest), `restart at ${cut}, rows read back from ${from}`).toEqual(verdicts(expected.slice(cut)));
+        }
+      }
+    });
+
+    it('is left out of training as the agent leaves it unscored: the trainer\'s stoppedRows marks the same rows', async () => {
+      for (const readings of [coastingStop(), withDeadSensor('Current'), withDeadSensor('Flow')]) {
+        const rows = await run(two, readings);
+        const marks = stoppedRows(TWO, TEST_FEATURES, readings.map((r) => r.ts), readings.map((r) => TEST_FEATURES.map((f) => r.values[f] as number)));
+        const agent = rows.map((r) => (/^pump (stopped|starting|stopping): /.test(r.unscoredReason ?? '') ? 1 : 0));
+        expect([...marks.out]).toEqual(agent);
+        expect(marks.stopping).toBe(rows.filter(held).length);
+      }
+      const marks = stoppedRows(TWO, TEST_FEATURES, coastingStop().map((r) => r.ts), coastingStop().map((r) => TEST_FEATURES.map((f) => r.values[f] as number)));
+      expect(marks.stopping).toBe(5); // 150-152, 300-301
+    });
   });
 });
 
@@ -132,7 +219,9 @@ describe('the bundled default model', () => {
     for (let i = 600; i < 1200; i++) rs[i] = { ...rs[i]!, values: { ...rs[i]!.values, Current: 0 } };
     const rows = await run(bundled, rs);
     expect(rows.slice(0, 600).filter((r) => r.anomaly === true)).toEqual([]);
-    const dead = rows.slice(620, 1200);
+    // held a minute as a stop in the making (one reading a second), then scored and flagged
+    expect(rows.slice(600, 660).every((r) => r.score === null && r.unscoredReason?.startsWith('pump stopping: "Current" = 0, below 0.2; "Volume Flow RateRMS" = '))).toBe(true);
+    const dead = rows.slice(660, 1200);
     expect(dead.some((r) => r.unscoredReason?.startsWith('pump stopped: '))).toBe(false);
     expect(dead.every((r) => r.score !== null && r.anomaly === true)).toBe(true);
   });
@@ -141,7 +230,8 @@ describe('the bundled default model', () => {
     const rs = simulated(4444);
     for (let i = 600; i < 1200; i++) rs[i] = { ...rs[i]!, values: { ...rs[i]!.values, 'Volume Flow RateRMS': 0 } };
     const rows = await run(bundled, rs);
-    const dead = rows.slice(620, 1200);
+    expect(rows.slice(600, 660).every((r) => r.score === null && r.unscoredReason?.startsWith('pump stopping: "Current" = '))).toBe(true);
+    const dead = rows.slice(660, 1200);
     expect(dead.every((r) => r.score !== null && r.anomaly === true)).toBe(true);
   });
 

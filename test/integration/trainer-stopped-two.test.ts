@@ -33,16 +33,16 @@ describe('fit --stopped-when "A<x & B<y"', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('leaves out the rows where both hold, not those where only the current reads 0 (a dead sensor), and writes the rule in the "all" form', async () => {
-    // 3 000 rows at 1 Hz, stopped 800-999 and 2 000-2 199; the current reads 0 at 1 500-1 509 while the pump runs
+  it('leaves out the rows where both hold, and a dead sensor\'s first minute (held as a stop in the making, as the agent holds it), and writes the rule in the "all" form', async () => {
+    // 3 000 rows at 1 Hz, stopped 800-999 and 2 000-2 199; the current reads 0 at 1 500-1 599 while the pump runs: held 1 500-1 559, then trained on
     const table = tableWithStops(3000, (i) => (i >= 800 && i < 1000) || (i >= 2000 && i < 2200));
     const current = table.features.indexOf('Current');
-    for (let i = 1500; i < 1510; i++) table.rows[i]![current] = 0;
+    for (let i = 1500; i < 1600; i++) table.rows[i]![current] = 0;
     const csv = join(dir, 'pump.csv');
     await writeFile(csv, tableCsv(table));
     const model = join(dir, 'm.onnx');
     expect(await runCli(['fit', '--csv', csv, '--out', model, '--window', '5', '--stopped-when', ' Current<0.5 & Flow < 5 ', '--after-start', '30'], io)).toBe(0);
-    expect(out.join('\n')).toContain('stopped when Current<0.5 & Flow<5, warm-up 30 s: 458 rows left out of training (400 stopped, 58 starting); the agent stores such readings unscored');
+    expect(out.join('\n')).toContain('stopped when Current<0.5 & Flow<5, warm-up 30 s: 518 rows left out of training (400 stopped, 58 starting, 60 stopping); the agent stores such readings unscored');
     const bytes = await readFile(model);
     expect(readModelMetadata(bytes).stoppedWhen).toEqual({ ...TWO, afterStartSeconds: 30 });
     expect(JSON.parse(readMetadataProps(bytes)['pumpwatch.stopped_when']!)).toEqual({ all: TWO.when, afterStartSeconds: 30 });
@@ -92,7 +92,7 @@ describe('train, drift and evaluate with a rule of two conditions (Azurite)', ()
     const best = await readBest(container, 'pump-t');
     const record = await readModelRecord(container, 'pump-t', best!.pointer.version);
     expect(readModelMetadata(await readModelBytes(container, record)).stoppedWhen).toEqual(TWO);
-    expect(record.data.stopped).toEqual({ all: TWO.when, afterStartSeconds: 600, from: '--stopped-when', stoppedRows: 1440, startingRows: 232 });
+    expect(record.data.stopped).toEqual({ all: TWO.when, afterStartSeconds: 600, from: '--stopped-when', stoppedRows: 1440, startingRows: 232, stoppingRows: 0 });
     expect(record.evaluation.description).toContain('rows where the pump is stopped or starting by Current<0.5 & Flow<5, warm-up 600 s (--stopped-when\'s rule) are left out for both models');
 
     const drift = await cli(['drift', '--source', 'pump-t', '--from', '2026-01-03', '--to', '2026-01-04']);

@@ -39,14 +39,14 @@ describe('--stopped-when with several conditions', () => {
     expect(() => parseStoppedWhenOption(text, undefined)).toThrow(message);
   });
 
-  it('leaves out only the rows where every condition holds: a dead current sensor on a running pump is no stop', () => {
+  it('leaves out as stopped only the rows where every condition holds: a dead current sensor on a running pump is no stop (its first minute held, as the agent holds it)', () => {
     const rule = { when: [{ feature: 'Current', below: 0.5 }, { feature: 'Flow', below: 5 }], afterStartSeconds: 5 };
     // 10-14: the current reads 0 while the flow runs; 20-24: a stop (both low); 30: the flow unknown (NaN) with the current low
     const rows = Array.from({ length: 40 }, (_, i) => [i >= 10 && i < 15 ? 0 : i >= 20 && i < 25 ? 0.01 : i === 30 ? 0.01 : 2.4, i >= 20 && i < 25 ? 0 : i === 30 ? Number.NaN : 30]);
     const ts = rows.map((_, i) => Date.UTC(2026, 0, 1) + i * 1000);
-    const { out, stopped, starting } = stoppedRows(rule, ['Current', 'Flow'], ts, rows);
-    expect([...out].flatMap((v, i) => (v ? [i] : []))).toEqual([20, 21, 22, 23, 24, 25, 26, 27, 28]);
-    expect([stopped, starting]).toEqual([5, 4]);
+    const { out, stopped, starting, stopping } = stoppedRows(rule, ['Current', 'Flow'], ts, rows);
+    expect([...out].flatMap((v, i) => (v ? [i] : []))).toEqual([10, 11, 12, 13, 14, 20, 21, 22, 23, 24, 25, 26, 27, 28]);
+    expect([stopped, starting, stopping]).toEqual([5, 4, 5]);
   });
 });
 
@@ -60,5 +60,50 @@ describe('the trainer\'s stopped rows with the rule\'s feature in some rows only
     // 20, 22, 24 stopped: the stop counts at 24 (three in a row, 21 and 23 unknown between them: kept, as the stop had not counted yet); 25-28: its warm-up
     expect([...out].flatMap((v, i) => (v ? [i] : []))).toEqual([20, 22, 24, 25, 26, 27, 28]);
     expect([stopped, starting]).toEqual([3, 4]);
+  });
+});
+
+describe('a stop in the making in the trainer\'s rows (some of the rule\'s conditions met, not all)', () => {
+  const rule = { when: [{ feature: 'Current', below: 0.5 }, { feature: 'Flow', below: 5 }], afterStartSeconds: 0 };
+  const left = (step: number, rows: number[][]) => {
+    const ts = rows.map((_, i) => Date.UTC(2026, 0, 1) + i * step);
+    const marks = stoppedRows(rule, ['Current', 'Flow'], ts, rows);
+    return { rows: [...marks.out].flatMap((v, i) => (v ? [i] : [])), stopped: marks.stopped, stopping: marks.stopping };
+  };
+  const running = [2.4, 30];
+  const deadCurrent = [0, 30];
+  const stoppedRow = [0.01, 0];
+
+  it('leaves out a stop\'s first readings that still show flow, and the stop', () => {
+    // 20 s apart: running 0-9, the current down and the flow still read at 10-11, stopped 12-19, running again
+    const rows = Array.from({ length: 30 }, (_, i) => (i < 10 || i >= 20 ? running : i < 12 ? deadCurrent : stoppedRow));
+    expect(left(20_000, rows)).toEqual({ rows: [10, 11, 12, 13, 14, 15, 16, 17, 18, 19], stopped: 8, stopping: 2 });
+  });
+
+  it('keeps a dead sensor\'s readings after three of them, 20 s apart (the hold ran out: a sensor failing on a running pump)', () => {
+    const rows = Array.from({ length: 30 }, (_, i) => (i >= 10 && i < 20 ? deadCurrent : running));
+    expect(left(20_000, rows)).toEqual({ rows: [10, 11, 12], stopped: 0, stopping: 3 });
+    // a dead flow meter the same
+    const flow = Array.from({ length: 30 }, (_, i) => (i >= 10 && i < 20 ? [2.4, 0] : running));
+    expect(left(20_000, flow).rows).toEqual([10, 11, 12]);
+  });
+
+  it('holds for a minute at one reading a second, and only three readings a minute apart', () => {
+    const rows = Array.from({ length: 200 }, (_, i) => (i >= 10 && i < 150 ? deadCurrent : running));
+    expect(left(1000, rows).rows).toEqual(Array.from({ length: 60 }, (_, i) => 10 + i));
+    expect(left(60_000, rows).rows).toEqual([10, 11, 12]);
+  });
+
+  it('starts a new hold after a running reading; a reading the rule cannot tell neither counts nor ends one', () => {
+    const rows = [running, deadCurrent, deadCurrent, running, deadCurrent, [Number.NaN, Number.NaN], deadCurrent, deadCurrent, deadCurrent, running];
+    // 20 s apart: 1-2 held; 4, 6, 7 held (three of the new run), 8 the fourth: kept
+    expect(left(20_000, rows).rows).toEqual([1, 2, 4, 6, 7]);
+  });
+
+  it('never holds under a rule of one condition', () => {
+    const one = { when: [{ feature: 'Current', below: 0.5 }], afterStartSeconds: 0 };
+    const rows = [running, deadCurrent, [2.4, 0], running];
+    const marks = stoppedRows(one, ['Current', 'Flow'], rows.map((_, i) => i * 1000), rows);
+    expect([marks.stopped, marks.stopping]).toEqual([1, 0]);
   });
 });

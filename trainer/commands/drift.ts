@@ -72,7 +72,7 @@ export const driftCommand: Command = {
     if (!record.driftNull) io.err(`warning: ${noNullWarning(record.version)}`);
     const report = compareWithBaseline(record.baseline, u.features, u.rows, thresholds, loaded.leftOutButKept, { driftNull: record.driftNull ?? null, removed: removedIn(u) });
     printDrift(io, source, record.version, u.rows.length, report);
-    if (stoppedWhen && stopped) io.out(`  stopped  ${stopped.stopped + stopped.starting} rows left out by ${record.version}'s stopped-when rule (${describeStoppedRule(stoppedWhen)}): ${stopped.stopped} stopped, ${stopped.starting} starting`);
+    if (stoppedWhen && stopped) io.out(`  stopped  ${stopped.stopped + stopped.starting + stopped.stopping} rows left out by ${record.version}'s stopped-when rule (${describeStoppedRule(stoppedWhen)}): ${stopped.stopped} stopped, ${stopped.starting} starting${stopped.stopping > 0 ? `, ${stopped.stopping} stopping` : ''}`);
     return report.drifted ? EXIT.drifted : EXIT.ok;
   },
 };

@@ -57,9 +57,10 @@ function withoutFeatures(table: CsvTable, names: readonly string[]): CsvTable {
   return { ...table, features: keep.map((i) => table.features[i] as string), rows: table.rows.map((r) => Float64Array.from(keep, (i) => r[i] as number)) };
 }
 
-/** `stopped when Current<0.5: 120 rows left out of training (100 stopped, 20 starting)`. */
+/** `stopped when Current<0.5: 120 rows left out of training (100 stopped, 20 starting)`, `, 2 stopping` with rows held as a stop's beginning. */
 export function stoppedLine(rule: string, n: StoppedLeftOut | undefined): string {
-  const left = n ? `${n.stopped + n.starting} rows left out of training (${n.stopped} stopped, ${n.starting} starting)` : 'no count of rows left out';
+  const stopping = n?.stopping ?? 0;
+  const left = n ? `${n.stopped + n.starting + stopping} rows left out of training (${n.stopped} stopped, ${n.starting} starting${stopping > 0 ? `, ${stopping} stopping` : ''})` : 'no count of rows left out';
   return `stopped when ${rule}: ${left}; the agent stores such readings unscored`;
 }
 

@@ -210,9 +210,10 @@ export function printOutcome(o: TrainOutcome, io: Io): void {
   );
   if (d.stopped) {
     const { from, stoppedRows, startingRows } = d.stopped;
+    const stoppingRows = d.stopped.stoppingRows ?? 0;
     const rule = describeStoppedRule(recordedStoppedRule(d.stopped));
     io.out(
-      `  stopped  ${rule} (${from === '--stopped-when' ? 'given by --stopped-when' : `inherited from ${from}`}): ${stoppedRows + startingRows} rows left out of training and of the comparison (${stoppedRows} stopped, ${startingRows} starting); the rule is written into ${r.version}`,
+      `  stopped  ${rule} (${from === '--stopped-when' ? 'given by --stopped-when' : `inherited from ${from}`}): ${stoppedRows + startingRows + stoppingRows} rows left out of training and of the comparison (${stoppedRows} stopped, ${startingRows} starting${stoppingRows > 0 ? `, ${stoppingRows} stopping` : ''}); the rule is written into ${r.version}`,
     );
   }
   io.out(`  compare  ${e.criterion}: challenger ${formatEvaluation(e.challenger)}${e.champion ? `; live ${e.championVersion}: ${formatEvaluation(e.champion)}` : e.championVersion ? `; live ${e.championVersion}: not scorable` : '; no live model'}`);

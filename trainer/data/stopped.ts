@@ -9,7 +9,7 @@
  * breaks no condition (stoppedState null) is not stopped, and neither counts towards a stop nor
  * ends one.
  */
-import { MAX_AFTER_START_SECONDS, StopRun, quoteName, quoteNames, stoppedRuleFromJson, stoppedRuleProblem, stoppedRuleToJson, stoppedState, type StopCondition, type StoppedRule } from '../../inference/contract.js';
+import { MAX_AFTER_START_SECONDS, StopRun, quoteName, quoteNames, stoppedRuleFromJson, stoppedRuleProblem, stoppedRuleToJson, type StopCondition, type StoppedRule } from '../../inference/contract.js';
 import { UsageError } from '../errors.js';
 
 /**
@@ -74,18 +74,19 @@ export function recordedStoppedRule(stop: { feature?: string | undefined; below?
 }
 
 export interface StoppedRows {
-  /** 1 for each row left out: stopped, or starting. */
+  /** 1 for each row left out: stopped, starting, or stopping. */
   out: Uint8Array;
   stopped: number;
   starting: number;
+  /** Rows held as a stop in the making (some of the rule's conditions met, not all: StopRun.judge). */
+  stopping: number;
 }
 
-/** Marks the rows (in time order) that `rule` leaves out. `features` names the columns of `rows`. */
+/** Marks the rows (in time order) that `rule` leaves out, as the agent's engine does (StopRun.judge). `features` names the columns of `rows`. */
 export function stoppedRows(rule: StoppedRule, features: readonly string[], timestamps: ArrayLike<number>, rows: ReadonlyArray<ArrayLike<number>>): StoppedRows {
   const columns = rule.when.map((c) => features.indexOf(c.feature));
   const out = new Uint8Array(rows.length);
-  let stopped = 0;
-  let starting = 0;
+  const counts = { stopped: 0, starting: 0, stopping: 0 };
   const run = new StopRun();
   const one: Record<string, number> = {};
   for (let i = 0; i < rows.length; i++) {
@@ -93,17 +94,12 @@ export function stoppedRows(rule: StoppedRule, features: readonly string[], time
       const f = columns[k] as number;
       one[c.feature] = f < 0 ? Number.NaN : (rows[i]![f] as number);
     });
-    const ts = timestamps[i] as number;
     // A row missing one of the rule's features (NaN) and breaking no condition: not stopped, but it neither counts towards a stop nor ends one.
-    const state = stoppedState(rule, one);
-    run.observe(state, ts);
-    if (state === true) {
+    const kind = run.judge(rule, one, timestamps[i] as number);
+    if (kind !== null) {
       out[i] = 1;
-      stopped++;
-    } else if (run.warming(rule, ts)) {
-      out[i] = 1;
-      starting++;
+      counts[kind]++;
     }
   }
-  return { out, stopped, starting };
+  return { out, ...counts };
 }

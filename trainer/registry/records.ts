@@ -102,6 +102,8 @@ export const ModelRecordSchema = z.object({
         from: z.string(),
         stoppedRows: z.number().int(),
         startingRows: z.number().int(),
+        /** Rows held as a stop's beginning (some conditions met, not all); absent in records written before. */
+        stoppingRows: z.number().int().optional(),
       })
       .refine((s) => (s.all === undefined) === (s.feature !== undefined && s.below !== undefined) && (s.all === undefined || (s.feature === undefined && s.below === undefined)), {
         message: 'holds either "feature" and "below" (one condition) or "all" (several), not both',

@@ -435,7 +435,7 @@ export function stoppedRuleOf(req: Pick<TrainRequest, 'stoppedWhen'>, champion: 
   return rule ? { rule, from: `live model ${champion.record.version}` } : null;
 }
 
-function fitRange(req: TrainRequest, table: Parameters<typeof fitTable>[0], stop: (RunStop & { rows: { stopped: number; starting: number } }) | null): ReturnType<typeof fitTable> {
+function fitRange(req: TrainRequest, table: Parameters<typeof fitTable>[0], stop: (RunStop & { rows: { stopped: number; starting: number; stopping: number } }) | null): ReturnType<typeof fitTable> {
   try {
     return fitTable(table, { source: req.source, algorithm: req.algorithm, window: req.window, version: req.version, ...(stop ? { stoppedWhen: stop.rule, stoppedLeftOut: stop.rows } : {}) });
   } catch (err) {
@@ -459,7 +459,7 @@ function buildRecord(
   asAgent: AsAgent,
   createdAt: Date,
   skippedLabels: number,
-  stop: (RunStop & { rows: { stopped: number; starting: number } }) | null,
+  stop: (RunStop & { rows: { stopped: number; starting: number; stopping: number } }) | null,
 ): ModelRecord {
   const ts = cleaned.series.timestamps;
   const iso = (i: number | undefined) => new Date(ts[i ?? 0] as number).toISOString();
@@ -493,7 +493,7 @@ function buildRecord(
       holdoutRows: ts.length - split.holdoutStart,
       holdoutFrom: iso(split.holdoutStart),
       holdoutTo: iso(ts.length - 1),
-      ...(stop ? { stopped: { ...stoppedRuleToJson(stop.rule), afterStartSeconds: stop.rule.afterStartSeconds, from: stop.from, stoppedRows: stop.rows.stopped, startingRows: stop.rows.starting } } : {}),
+      ...(stop ? { stopped: { ...stoppedRuleToJson(stop.rule), afterStartSeconds: stop.rule.afterStartSeconds, from: stop.from, stoppedRows: stop.rows.stopped, startingRows: stop.rows.starting, ...(stop.rule.when.length > 1 ? { stoppingRows: stop.rows.stopping } : {}) } } : {}),
     },
     evaluation: { criterion, description, challenger, champion: defender?.evaluation ?? null, championVersion: champion?.record.version ?? null, asAgent },
     decision,

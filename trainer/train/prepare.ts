@@ -99,7 +99,7 @@ export interface PrepareOptions {
    */
   watched?: readonly string[];
   /**
-   * A stopped-when rule: the rows it calls stopped or starting (judged on the values as loaded,
+   * A stopped-when rule: the rows it calls stopped, starting or stopping (judged on the values as loaded,
    * as the agent judges them) are left out of cleaning's output and of `uncleaned`, as
    * maintenance rows are, and a segment starts after each stop.
    */
@@ -153,7 +153,7 @@ export async function prepareData(
         removed: (cleaned.removed ?? []).map((marks) => Uint8Array.from(kept, (i) => marks[i] as number)),
       }
     : null;
-  return { loaded, cleaned, labels: labels.length, skippedLabels: set.skipped, raw, uncleaned, stopped: marks && { stopped: marks.stopped, starting: marks.starting } };
+  return { loaded, cleaned, labels: labels.length, skippedLabels: set.skipped, raw, uncleaned, stopped: marks && { stopped: marks.stopped, starting: marks.starting, stopping: marks.stopping } };
 }
 
 /** A range as messages name it: `between <from> and <to>` (ISO 8601, UTC; `to` excluded). */
