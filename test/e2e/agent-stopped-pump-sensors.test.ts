@@ -1,7 +1,8 @@
 /**
  * The agent as a process with its bundled default model (stopped-when rule: the current AND the
  * flow low): a current transmitter reading 0 A on a running pump (the flow and the rest normal) is
- * no stop: its readings are scored and flagged, an alert is raised, the page's API shows the pump
+ * no stop: its readings are held a minute as a stop's possible beginning (`pump stopping`), then
+ * scored and flagged, an alert is raised, the page's API shows the pump
  * in anomaly and running, also after a restart. A real stop (current and flow near 0) still shows
  * the pump stopped, without an alert. Readings from the agent's own simulator.
  */
@@ -81,7 +82,11 @@ describe('a dead current transmitter on a running pump, the agent as a process w
 
     expect(await pumpOf(agent, 'pump-dead')).toMatchObject({ state: 'anomaly', running: true, stoppedSince: null });
     const { predictions } = await getJson(agent, '/pumps/pump-dead/predictions?limit=1000');
-    const deadRows = predictions.filter((r: { ts: string }) => Date.parse(r.ts) >= dead[620]!.ts);
+    // its first minute (one reading a second) held as a stop's possible beginning, unscored
+    const held = predictions.filter((r: { ts: string }) => Date.parse(r.ts) >= dead[600]!.ts && Date.parse(r.ts) < dead[660]!.ts);
+    expect(held.length).toBe(60);
+    expect(held.every((r: { score: number | null; unscoredReason: string | null }) => r.score === null && r.unscoredReason?.startsWith('pump stopping: "Current" = 0, below 0.2; "Volume Flow RateRMS" = '))).toBe(true);
+    const deadRows = predictions.filter((r: { ts: string }) => Date.parse(r.ts) >= dead[660]!.ts);
     expect(deadRows.length).toBeGreaterThan(300);
     expect(deadRows.every((r: { score: number | null; anomaly: boolean | null }) => r.score !== null && r.anomaly === true)).toBe(true);
     expect(predictions.some((r: { unscoredReason: string | null }) => r.unscoredReason?.startsWith('pump stopped: '))).toBe(false);
