@@ -13,9 +13,8 @@ import { runCli } from '../../trainer/commands/index.js';
 import { readModelBytes } from '../../trainer/registry/model-blob.js';
 import { readBest, readModelRecord } from '../../trainer/registry/read.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
-import { rng } from '../support/models.js';
-import { stoppedValues, tableCsv, tableWithStops } from '../support/stops.js';
-import { pumpValues, runTrainer, seedReadings, trainerContext } from '../support/trainer.js';
+import { seedPumpWithStops, tableCsv, tableWithStops } from '../support/stops.js';
+import { runTrainer, trainerContext } from '../support/trainer.js';
 
 const TWO = { when: [{ feature: 'Current', below: 0.5 }, { feature: 'Flow', below: 5 }], afterStartSeconds: 600 };
 
@@ -74,11 +73,7 @@ describe('train, drift and evaluate with a rule of two conditions (Azurite)', ()
     az = await startTestAzurite();
     container = az.container('trainer-stopped-two');
     await container.create();
-    // Two days at 20 s, stopped one hour in six (180 readings of 1 080); then a day stopped half the time.
-    const r = rng(5);
-    const value = (i: number, stopped: boolean) => (stopped ? stoppedValues(r) : pumpValues(r, i, 30));
-    await seedReadings(container, 'pump-t', 'gw-1', T0, 8640, (i) => value(i, i % 1080 < 180));
-    await seedReadings(container, 'pump-t', 'gw-1', T0 + 2 * DAY, 4320, (i) => value(i, i % 360 < 180), { seq0: 8641 });
+    await seedPumpWithStops(container, 'pump-t', T0);
   });
 
   afterAll(async () => {

@@ -14,8 +14,8 @@ import { readModelBytes } from '../../trainer/registry/model-blob.js';
 import { readBest, readModelRecord } from '../../trainer/registry/read.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { normalValues, rng } from '../support/models.js';
-import { stoppedValues, tableCsv, tableWithStops } from '../support/stops.js';
-import { pumpValues, runTrainer, seedReadings, trainerContext } from '../support/trainer.js';
+import { seedPumpWithStops, stoppedValues, tableCsv, tableWithStops } from '../support/stops.js';
+import { runTrainer, trainerContext } from '../support/trainer.js';
 
 let dir: string;
 let out: string[];
@@ -124,11 +124,7 @@ describe('train and drift with a stopped-when rule (Azurite)', () => {
     az = await startTestAzurite();
     container = az.container('trainer-stopped');
     await container.create();
-    // Two days at 20 s, stopped one hour in six (180 readings of 1 080); then a day stopped half the time.
-    const r = rng(5);
-    const value = (i: number, stopped: boolean) => (stopped ? stoppedValues(r) : pumpValues(r, i, 30));
-    await seedReadings(container, 'pump-s', 'gw-1', T0, 8640, (i) => value(i, i % 1080 < 180));
-    await seedReadings(container, 'pump-s', 'gw-1', T0 + 2 * DAY, 4320, (i) => value(i, i % 360 < 180), { seq0: 8641 });
+    await seedPumpWithStops(container, 'pump-s', T0);
   });
 
   afterAll(async () => {

@@ -7,7 +7,9 @@ import { metadataToProps, type StoppedRule } from '../../inference/contract.js';
 import type { CsvTable } from '../../trainer/csv.js';
 import { fitTable, TRAINER_VERSION, type FitResult } from '../../trainer/fit.js';
 import { encodeModel } from '../../trainer/onnx/model.js';
+import type { ContainerClient } from '@azure/storage-blob';
 import { normalValues, rng, TEST_FEATURES } from './models.js';
+import { pumpValues, seedReadings } from './trainer.js';
 
 export const STOP_RULE: StoppedRule = { when: [{ feature: 'Current', below: 0.5 }], afterStartSeconds: 30 };
 
@@ -53,4 +55,15 @@ export function stopModels(opts: { version?: string; window?: number; rule?: Sto
   const { stoppedWhen: _rule, ...rest } = fit.metadata;
   const withoutRule = encodeModel(fit.model.toOnnxGraph(), { metadata: metadataToProps({ ...rest, version: `${rest.version}-norule` }), producerVersion: TRAINER_VERSION, docString: 'without its stopped-when rule' });
   return { withRule: fit.bytes, withoutRule, fit };
+}
+
+/**
+ * A pump's uploaded readings for `train`: two days at 20 s from `t0`, stopped one hour in six (180
+ * readings of 1 080), then a day stopped half the time (seq on from 8 641).
+ */
+export async function seedPumpWithStops(container: ContainerClient, pumpId: string, t0: number): Promise<void> {
+  const r = rng(5);
+  const value = (i: number, stopped: boolean) => (stopped ? stoppedValues(r) : pumpValues(r, i, 30));
+  await seedReadings(container, pumpId, 'gw-1', t0, 8640, (i) => value(i, i % 1080 < 180));
+  await seedReadings(container, pumpId, 'gw-1', t0 + 2 * 86_400_000, 4320, (i) => value(i, i % 360 < 180), { seq0: 8641 });
 }
