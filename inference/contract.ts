@@ -26,6 +26,8 @@ export const META_KEYS = {
   metrics: 'pumpwatch.metrics',
   /** Optional (see StoppedRule): a model without it scores every reading, as before. */
   stoppedWhen: 'pumpwatch.stopped_when',
+  /** Optional (see StuckAfter): a model without it has no frozen-sensor check. */
+  stuckAfter: 'pumpwatch.stuck_after',
 } as const;
 
 /** The largest finite float32: model inputs are float32, so a larger magnitude becomes Infinity. */
@@ -85,6 +87,41 @@ export interface ModelMetadata {
   metrics: Record<string, unknown>;
   /** When the pump counts as stopped (optional key `pumpwatch.stopped_when`); absent: never. */
   stoppedWhen?: StoppedRule;
+  /** Per noisy analog feature, the readings in a row after which an unchanged value is a frozen sensor (optional key `pumpwatch.stuck_after`); absent: no check. */
+  stuckAfter?: StuckAfter;
+}
+
+/**
+ * A model's frozen-sensor bounds: per feature that was a noisy analog signal in its training rows
+ * (its value changed between at least half of its consecutive readings), the number of identical
+ * readings in a row after which the sensor is frozen (a dead 4–20 mA loop held by the PLC, a hung
+ * Modbus register). The trainer derives each from the longest run it saw (trainer/data/runs.ts);
+ * a feature not named (a set point, a status, a slow transmitter polled fast: one that holds its
+ * value by nature) is never judged. The agent counts a feature's identical readings while its pump
+ * runs (inference/frozen.ts). Metadata `pumpwatch.stuck_after`, e.g. `{"Current": 60, "Volume
+ * Flow RateRMS": 129}`; agents before it ignore the key.
+ */
+export type StuckAfter = Readonly<Record<string, number>>;
+
+/**
+ * The fewest readings in a row a frozen-sensor bound may be: a sensor that holds its value for
+ * fewer (a PLC holding the last value over a short outage of its fieldbus) is the gap the agent
+ * itself bridges by carrying a missing value forward (MAX_CARRY_READINGS), not a fault.
+ */
+export const MIN_STUCK_AFTER = 60;
+/** The most: a day of readings at 1 Hz (the agent reads that many rows back per pump at a restart). */
+export const MAX_STUCK_AFTER = 86_400;
+
+/** Checks a `pumpwatch.stuck_after` value against a model's features; the problem in words (said of the key's value), or null. */
+export function stuckAfterProblem(value: unknown, features: readonly string[]): string | null {
+  if (!isObject(value)) return 'must be a JSON object of feature names and numbers of readings, e.g. {"Current": 60}';
+  for (const [feature, n] of Object.entries(value)) {
+    if (!features.includes(feature)) return `names ${quoteName(feature)}, which is not one of the model's features (${quoteNames(features)})`;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < MIN_STUCK_AFTER || n > MAX_STUCK_AFTER) {
+      return `gives ${quoteName(feature)} ${JSON.stringify(n) ?? 'nothing'}: readings in a row must be an integer from ${MIN_STUCK_AFTER} to ${MAX_STUCK_AFTER}`;
+    }
+  }
+  return null;
 }
 
 /**
@@ -411,6 +448,7 @@ export function metadataToProps(meta: ModelMetadata): Record<string, string> {
     [META_KEYS.algorithm]: meta.algorithm,
     [META_KEYS.metrics]: JSON.stringify(meta.metrics),
     ...(meta.stoppedWhen ? { [META_KEYS.stoppedWhen]: JSON.stringify(stoppedRuleToJson(meta.stoppedWhen)) } : {}),
+    ...(meta.stuckAfter ? { [META_KEYS.stuckAfter]: JSON.stringify(meta.stuckAfter) } : {}),
   };
 }
 
@@ -483,6 +521,7 @@ export function parseModelMetadata(props: Record<string, string>): ModelMetadata
     throw new ModelContractError(`model metadata "${META_KEYS.metrics}" must be a JSON object`);
   }
   const stoppedWhen = parseStoppedWhen(props[META_KEYS.stoppedWhen], features as string[]);
+  const stuckAfter = parseStuckAfter(props[META_KEYS.stuckAfter], features as string[]);
   return {
     contract: CONTRACT_VERSION,
     features: features as string[],
@@ -494,7 +533,23 @@ export function parseModelMetadata(props: Record<string, string>): ModelMetadata
     algorithm,
     metrics: metrics as Record<string, unknown>,
     ...(stoppedWhen ? { stoppedWhen } : {}),
+    ...(stuckAfter ? { stuckAfter } : {}),
   };
+}
+
+/** The optional frozen-sensor bounds of a model's metadata (undefined when absent); a bad value is refused. */
+function parseStuckAfter(text: string | undefined, features: readonly string[]): StuckAfter | undefined {
+  if (text === undefined) return undefined;
+  const key = META_KEYS.stuckAfter;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new ModelContractError(`model metadata "${key}" is not JSON: ${quoteName(text)}`);
+  }
+  const problem = stuckAfterProblem(value, features);
+  if (problem !== null) throw new ModelContractError(`model metadata "${key}" ${problem}`);
+  return Object.freeze({ ...(value as Record<string, number>) });
 }
 
 /** The optional stopped-when rule of a model's metadata (undefined when absent); a bad one is refused. */

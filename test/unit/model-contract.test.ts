@@ -115,4 +115,29 @@ describe('model contract 1 metadata', () => {
     });
     expect(() => readModelMetadata(bytes)).toThrow(expect.objectContaining({ name: 'ModelContractError', code: 'PW_MODEL_CONTRACT', problem: 'contract', message: expect.stringContaining('names 257 features, at most 256 allowed') }));
   });
+
+  it('reads back frozen-sensor bounds (pumpwatch.stuck_after); a model without the key has none', () => {
+    const withBounds = { ...meta, stuckAfter: { Pressure: 60, Flow: 129 } };
+    const props = metadataToProps(withBounds);
+    expect(props['pumpwatch.stuck_after']).toBe('{"Pressure":60,"Flow":129}');
+    expect(parseModelMetadata(props)).toEqual(withBounds);
+    expect(parseModelMetadata(metadataToProps(meta))).not.toHaveProperty('stuckAfter');
+    // an object naming no feature: none of them was a noisy analog signal
+    expect(parseModelMetadata({ ...metadataToProps(meta), 'pumpwatch.stuck_after': '{}' }).stuckAfter).toEqual({});
+  });
+
+  it.each([
+    ['Pressure:60', 'is not JSON: "Pressure:60"'],
+    ['[60, 60]', 'must be a JSON object of feature names and numbers of readings, e.g. {"Current": 60}'],
+    ['60', 'must be a JSON object of feature names and numbers of readings, e.g. {"Current": 60}'],
+    ['{"Current":60}', 'names "Current", which is not one of the model\'s features ("Pressure", "Flow")'],
+    ['{"Flow":"60"}', 'gives "Flow" "60": readings in a row must be an integer from 60 to 86400'],
+    ['{"Flow":59}', 'gives "Flow" 59: readings in a row must be an integer from 60 to 86400'],
+    ['{"Flow":90.5}', 'gives "Flow" 90.5: readings in a row must be an integer from 60 to 86400'],
+    ['{"Flow":86401}', 'gives "Flow" 86401: readings in a row must be an integer from 60 to 86400'],
+    ['{"Flow":null}', 'gives "Flow" null: readings in a row must be an integer from 60 to 86400'],
+  ])('refuses a model whose pumpwatch.stuck_after is %s, naming the problem', (value, problem) => {
+    const props = { ...metadataToProps(meta), 'pumpwatch.stuck_after': value };
+    expect(() => parseModelMetadata(props)).toThrow(expect.objectContaining({ name: 'ModelContractError', message: `model metadata "pumpwatch.stuck_after" ${problem}` }));
+  });
 });
