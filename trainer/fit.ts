@@ -5,10 +5,12 @@
  * the options.
  */
 import { createHash } from 'node:crypto';
-import { CONTRACT_VERSION, MAX_FEATURES, metadataToProps, nameProblem, quoteName, stoppedRuleToJson, trainingSpan, type ModelMetadata, type StoppedRule } from '../inference/contract.js';
+import { CONTRACT_VERSION, MAX_FEATURES, metadataToProps, nameProblem, quoteName, stoppedRuleToJson, trainingSpan, type ModelMetadata, type StoppedRule, type StuckAfter } from '../inference/contract.js';
 import type { Algorithm, TrainedModel } from './algorithms/algorithm.js';
 import { ALGORITHM_NAMES, DEFAULT_ALGORITHM, findAlgorithm } from './algorithms/index.js';
 import type { CsvTable } from './csv.js';
+import { CLEAN_DEFAULTS } from './data/clean.js';
+import { stuckAfterOf } from './data/runs.js';
 import { checkStoppedRule, stoppedRows } from './data/stopped.js';
 import { FitError, UsageError } from './errors.js';
 import { encodeModel } from './onnx/model.js';
@@ -36,6 +38,12 @@ export interface FitOptions {
    */
   leaveOutStopped?: boolean;
   stoppedLeftOut?: StoppedLeftOut;
+  /**
+   * The frozen-sensor bounds to write (`pumpwatch.stuck_after`): `train` gives those its cleaning
+   * found on the range's rows before carrying missing values forward; by default they are found on
+   * the training rows (data/runs.ts stuckAfterOf: `fit`'s CSV rows are as read).
+   */
+  stuckAfter?: StuckAfter;
 }
 
 /** Training rows a stopped-when rule left out: `stopped`, `starting` (within its warm-up after a stop), `stopping` (held as a stop's beginning; absent in models fitted before it). */
@@ -89,6 +97,7 @@ export function fitTable(table: CsvTable & { segmentStarts?: readonly number[] }
     throw new FitError(`window ${window} is longer than ${what}: no training row has a whole window of readings`);
   }
   const source = options.source ?? DEFAULT_SOURCE;
+  const stuckAfter = modelStuckAfter(options.stuckAfter ?? stuckAfterOf(table.features, rows, CLEAN_DEFAULTS.stuckRows), model.features);
   const first = timestamps.reduce((a, b) => Math.min(a, b));
   const last = timestamps.reduce((a, b) => Math.max(a, b));
   const trainedAt = new Date(last).toISOString();
@@ -104,6 +113,7 @@ export function fitTable(table: CsvTable & { segmentStarts?: readonly number[] }
     algorithm: model.algorithm,
     metrics: { ...model.metrics, trainFrom: new Date(first).toISOString(), trainTo: trainedAt, ...(stoppedLeftOut ? { stoppedRowsLeftOut: stoppedLeftOut } : {}) },
     ...(rule ? { stoppedWhen: rule } : {}),
+    ...(stuckAfter ? { stuckAfter } : {}),
   };
   const bytes = encodeModel(model.toOnnxGraph(), {
     metadata: metadataToProps(metadata),
@@ -111,6 +121,12 @@ export function fitTable(table: CsvTable & { segmentStarts?: readonly number[] }
     docString: `PumpWatch ${model.algorithm} anomaly model for source "${source}"`,
   });
   return { bytes, metadata, model };
+}
+
+/** The bounds of the model's own features, in their order; undefined when none is a noisy analog signal. */
+function modelStuckAfter(all: StuckAfter, features: readonly string[]): StuckAfter | undefined {
+  const own = features.flatMap((f): Array<[string, number]> => (all[f] === undefined ? [] : [[f, all[f]]]));
+  return own.length === 0 ? undefined : Object.fromEntries(own);
 }
 
 /**

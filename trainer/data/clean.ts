@@ -23,8 +23,9 @@
  * Rows labelled as confirmed faults are never altered by 1–2 (they are the evidence).
  * The input rows are cleaned in place (no copy of a million rows); the result keeps views on them.
  */
-import { GAP_FACTOR, GAP_MIN_MS, MAX_CARRY_READINGS } from '../../inference/contract.js';
+import { GAP_FACTOR, GAP_MIN_MS, MAX_CARRY_READINGS, type StuckAfter } from '../../inference/contract.js';
 import { quantileSorted } from '../linalg/stats.js';
+import { noisyAnalog, runProfile, stuckAfterOf } from './runs.js';
 import type { Series } from './series.js';
 
 export type Target = 'anomaly' | 'normal' | 'exclude' | 'stopped' | null;
@@ -66,6 +67,12 @@ export interface Cleaned {
   segmentStarts: number[];
   stats: CleanStats;
   /**
+   * The frozen-sensor bounds a model trained on these rows carries (`pumpwatch.stuck_after`, see
+   * data/runs.ts), judged on the rows before missing values were carried forward; absent from a
+   * view of them (rowsWith).
+   */
+  stuckAfter?: StuckAfter;
+  /**
    * Only when asked (`markRemoved`): per feature, 1 for each INPUT row whose value steps 1–2
    * removed (outlier or stuck run), whatever became of the row after. Drift reads it: a frozen
    * sensor's readings are dropped here, and what is left looks unchanged.
@@ -94,6 +101,9 @@ export function cleanSeries(input: Series, targets: readonly Target[], options: 
     outliers[name] = removeOutliers(rows, f, options.outlierSpreads, protectedRow, removed?.[f]);
     stuckValues[name] = removeStuckRuns(rows, f, options.stuckRows, protectedRow, removed?.[f]);
   });
+  // Before values are carried forward (which makes runs of its own), on the rows training keeps.
+  const notTrained = (i: number): boolean => targets[i] === 'stopped' || targets[i] === 'exclude';
+  const stuckAfter = stuckAfterOf(input.features, rows, options.stuckRows, notTrained, (f) => active[f] === true);
   const carriedValues = carryForward(rows, options.maxCarryRows, active);
   const keep: number[] = [];
   let droppedMissing = 0;
@@ -143,6 +153,7 @@ export function cleanSeries(input: Series, targets: readonly Target[], options: 
       gapsByCleaning,
       longestGapSeconds: Math.round(longest / 1000),
     },
+    stuckAfter,
     ...(removed ? { removed } : {}),
   };
 }
@@ -222,36 +233,12 @@ function removeOutliers(rows: Float64Array[], f: number, spreads: number, keep: 
 const CENTRAL_TAIL = 0.01;
 /** Width of the central 98 % of a normal distribution in standard deviations: 2·Φ⁻¹(0.99). */
 const CENTRAL_RANGE_SD = 4.6527;
-/** A feature's value must change between at least this share of its consecutive readings (outside long runs) for a long run to be a stuck sensor. */
-const MIN_CHANGE_SHARE = 0.5;
-
-/** Calls `each(start, end)` for every run [start, end) of identical present values of feature f (no array of runs: a million rows). */
-function forEachRun(rows: readonly Float64Array[], f: number, each: (start: number, end: number) => void): void {
-  let start = 0;
-  for (let i = 1; i <= rows.length; i++) {
-    const same = i < rows.length && rows[i]?.[f] === rows[start]?.[f] && !Number.isNaN(rows[i]?.[f]);
-    if (same) continue;
-    if (!Number.isNaN(rows[start]?.[f])) each(start, i);
-    start = i;
-  }
-}
-
 function removeStuckRuns(rows: Float64Array[], f: number, minRun: number, keep: (i: number) => boolean, mark?: Uint8Array): number {
-  const long: Array<[number, number]> = [];
   // Outside the long runs, does the value change between consecutive readings most of the time?
-  // A run of length L holds L - 1 unchanged steps; a change ends each run.
-  let changes = 0;
-  let steps = 0;
-  forEachRun(rows, f, (a, b) => {
-    if (b - a >= minRun) long.push([a, b]);
-    else {
-      changes++;
-      steps += b - a;
-    }
-  });
-  if (long.length === 0 || steps === 0 || changes / steps < MIN_CHANGE_SHARE) return 0;
+  const profile = runProfile(rows, f, minRun);
+  if (profile.long.length === 0 || !noisyAnalog(profile)) return 0;
   let removed = 0;
-  for (const [a, b] of long) {
+  for (const [a, b] of profile.long) {
     for (let k = a; k < b; k++) {
       if (keep(k)) continue;
       (rows[k] as Float64Array)[f] = NaN;

@@ -6,7 +6,7 @@
  * Reproducible: the same data, options and seed give the same model bytes and the same decision.
  */
 import type { ContainerClient } from '@azure/storage-blob';
-import { describeStoppedRule, readModelMetadata, stoppedRuleToJson, type StoppedRule } from '../../inference/contract.js';
+import { describeStoppedRule, readModelMetadata, stoppedRuleToJson, type StoppedRule, type StuckAfter } from '../../inference/contract.js';
 import { bestModelBlobName, modelBlobName } from '../../sync/layout.js';
 import { CLEAN_DEFAULTS, rowsWith, type Cleaned, type Target } from '../data/clean.js';
 import { withoutFeatures } from '../data/counters.js';
@@ -177,7 +177,7 @@ async function trainRange(container: ContainerClient, req: TrainRequest, progres
   }
   let fit: ReturnType<typeof fitRange>;
   try {
-    fit = fitRange(req, { ...trainSet, timestampColumn: 'ts', ignoredColumns: [], segmentStarts: trainSegmentStarts(trainIdx, cleaned.segmentStarts) }, stoppedRun);
+    fit = fitRange(req, { ...trainSet, timestampColumn: 'ts', ignoredColumns: [], segmentStarts: trainSegmentStarts(trainIdx, cleaned.segmentStarts) }, stoppedRun, cleaned.stuckAfter);
   } catch (err) {
     throw refused(err);
   }
@@ -435,9 +435,10 @@ export function stoppedRuleOf(req: Pick<TrainRequest, 'stoppedWhen'>, champion: 
   return rule ? { rule, from: `live model ${champion.record.version}` } : null;
 }
 
-function fitRange(req: TrainRequest, table: Parameters<typeof fitTable>[0], stop: (RunStop & { rows: { stopped: number; starting: number; stopping: number } }) | null): ReturnType<typeof fitTable> {
+/** `stuckAfter`: the frozen-sensor bounds cleaning found on the range's rows before carrying values forward (the rows fitted on hold carried values). */
+function fitRange(req: TrainRequest, table: Parameters<typeof fitTable>[0], stop: (RunStop & { rows: { stopped: number; starting: number; stopping: number } }) | null, stuckAfter: StuckAfter | undefined): ReturnType<typeof fitTable> {
   try {
-    return fitTable(table, { source: req.source, algorithm: req.algorithm, window: req.window, version: req.version, ...(stop ? { stoppedWhen: stop.rule, stoppedLeftOut: stop.rows } : {}) });
+    return fitTable(table, { source: req.source, algorithm: req.algorithm, window: req.window, version: req.version, ...(stop ? { stoppedWhen: stop.rule, stoppedLeftOut: stop.rows } : {}), stuckAfter: stuckAfter ?? {} });
   } catch (err) {
     if (err instanceof FitError) throw new TrainerError('PW_TRAINER_NO_DATA', `cannot fit a model on the rows of "${req.source}" ${between(req)}: ${err.message}`, { cause: err });
     throw err;
