@@ -4,6 +4,7 @@ import { BufferError } from '../buffer/errors.js';
 import { BufferStore, type BufferStats } from '../buffer/store.js';
 import { MAX_FEATURES } from '../inference/contract.js';
 import { InferenceEngine } from '../inference/engine.js';
+import type { FrozenSensor } from '../inference/frozen.js';
 import { ModelFileError } from '../inference/model-file.js';
 import { ModelManager } from '../inference/models.js';
 import { ModelStore } from '../inference/model-store.js';
@@ -246,11 +247,25 @@ export class Agent implements AgentParts {
     this.registry.counterFrom('pumpwatch_buffer_evicted_total', 'Rows evicted to stay under the disk cap', () => this.bufferStat('evicted'));
     this.registry.gauge('pumpwatch_buffer_unreadable_rows', 'Rows a damaged page of the buffer file keeps from being read, set aside by the sync (never uploaded)', () => this.bufferStat('unreadableRows'));
     this.registry.gauge('pumpwatch_buffer_unreadable_ranges', 'Seq ranges of such rows', () => this.bufferStat('unreadableRanges'));
+    this.status.setSensorFaults(() => this.sensorFaults());
+    this.registry.gauge('pumpwatch_sensors_frozen', 'Sensors found frozen now (a run of identical readings on a running pump as long as its model bounds), per pump', () =>
+      Object.entries(this.sensorFaults()).map(([pump, faults]) => ({ labels: { pump }, value: faults.length })),
+    );
     this.registry.gauge('pumpwatch_process_memory_bytes', 'Memory of the agent process by kind (process.memoryUsage of the main thread)', () => {
       const m = process.memoryUsage();
       const kinds = { rss: m.rss, heap_total: m.heapTotal, heap_used: m.heapUsed, external: m.external, array_buffers: m.arrayBuffers };
       return Object.entries(kinds).map(([kind, value]) => ({ labels: { kind }, value }));
     });
+  }
+
+  /** Per pump with a sensor found frozen now, those sensors (`since` ISO), for /status and /metrics. */
+  private sensorFaults(): Record<string, Array<Omit<FrozenSensor, 'since'> & { since: string }>> {
+    const out: Record<string, Array<Omit<FrozenSensor, 'since'> & { since: string }>> = {};
+    for (const pumpId of this.engine.pumpIds()) {
+      const faults = this.engine.sensorFaults(pumpId);
+      if (faults.length > 0) out[pumpId] = faults.map((f) => ({ ...f, since: new Date(f.since).toISOString() }));
+    }
+    return out;
   }
 
   /** One buffer.stats() per /metrics render (its gauges ask within the same millisecond), not one per gauge. */
@@ -340,12 +355,16 @@ export class Agent implements AgentParts {
    * as many as the models loaded need (the engine's historyNeeded: the longest window and the
    * readings a missing value may be carried over; 256 at least). Read SEED_ROWS_FACTOR times that
    * many rows: rows left out of the history when they came (a replayed backlog, resends) are
-   * left out again, and must not crowd out the live ones.
+   * left out again, and must not crowd out the live ones. More when a model's frozen-sensor bound
+   * (`pumpwatch.stuck_after`) is longer, so a sensor frozen before the restart is known frozen again
+   * at once, and not alerted a second time.
    */
   private seedWindows(): void {
     if (this.bufferError !== null) return;
     try {
-      for (const pumpId of this.buffer.pumpIds()) this.engine.seed(pumpId, this.buffer.predictions(pumpId, { limit: SEED_ROWS_FACTOR * this.engine.historyNeeded() }));
+      // Enough rows too to count a frozen sensor's run up to its model's bound again (engine.frozenReadBack).
+      const limit = Math.max(SEED_ROWS_FACTOR * this.engine.historyNeeded(), this.engine.frozenReadBack() + 1);
+      for (const pumpId of this.buffer.pumpIds()) this.engine.seed(pumpId, this.buffer.predictions(pumpId, { limit }));
     } catch (err) {
       this.logger.warn({ component: 'ingest', err }, 'could not read the last readings back: windows fill again from the next readings');
     }

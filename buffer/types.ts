@@ -31,6 +31,11 @@ export interface PredictionRow {
   shadowModelVersion?: string | null;
   /** Per-feature contributions to the score, when the model outputs them. */
   contributions?: Record<string, number> | null;
+  /**
+   * Sensors found frozen at this reading (a run of identical values reaching its model's bound:
+   * inference/frozen.ts), for the alert decided after the commit. Not stored: the readings are.
+   */
+  sensorFaultsBegan?: ReadonlyArray<{ feature: string; kind: 'frozen'; since: number; readings: number; value: number; after: number }>;
 }
 
 /** A stored row as read back from the buffer. */

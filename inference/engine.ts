@@ -1,5 +1,6 @@
 import type { PredictionRow, Reading } from '../buffer/types.js';
-import { GAP_FACTOR, GAP_MIN_MS, MAX_CARRY_READINGS } from './contract.js';
+import { GAP_FACTOR, GAP_MIN_MS, MAX_CARRY_READINGS, stoppedState } from './contract.js';
+import { FrozenWatch, type FrozenSensor } from './frozen.js';
 import { StopMarks, stopVerdict } from './stopped.js';
 import { ValueHistory } from './history.js';
 import type { LoadedModel } from './model.js';
@@ -60,6 +61,8 @@ interface PumpState {
   shadow: { model: LoadedModel; win: FeatureWindow } | null;
   /** The time of its last stopped reading by each stopped-when rule in use (see inference/stopped.ts). */
   stops: StopMarks;
+  /** Its runs of identical values, for frozen sensors (inference/frozen.ts). */
+  frozen: FrozenWatch;
 }
 
 interface LateReading {
@@ -89,6 +92,8 @@ export class InferenceEngine {
   private groupsInBatch = 0;
   /** Readings the last `score` call added to each pump's history (see `forgetLastScore`). */
   private recordedInLastScore = new Map<string, number>();
+  /** Each pump's frozen-sensor runs before the last `score` call (see `forgetLastScore`). */
+  private frozenBeforeLastScore = new Map<string, ReturnType<FrozenWatch['snapshot']>>();
 
   /**
    * `now`: a monotonic clock (ms), for when readings arrive; the late rule tells a sender's
@@ -158,6 +163,21 @@ export class InferenceEngine {
     return [...this.pumps.keys()];
   }
 
+  /** The pump's sensors frozen now, by the bounds of the model that scores it (none without `pumpwatch.stuck_after`). */
+  sensorFaults(pumpId: string): FrozenSensor[] {
+    return this.pumps.get(pumpId)?.frozen.faults(this.modelFor(pumpId)?.meta.stuckAfter) ?? [];
+  }
+
+  /**
+   * Rows a restart reads back per pump so that a frozen sensor's run is counted again up to its
+   * bound (seed): the largest bound of the models in use, at most MAX_SEED_FOR_FROZEN.
+   */
+  frozenReadBack(): number {
+    let most = 0;
+    for (const m of this.live.values()) for (const n of Object.values(m.meta.stuckAfter ?? {})) most = Math.max(most, n);
+    return Math.min(MAX_SEED_FOR_FROZEN, most);
+  }
+
   /** Scores readings in arrival order; returns one row per reading, scored or with the reason it is not. */
   async score(readings: readonly Reading[], receivedAt: number): Promise<PredictionRow[]> {
     const rows: PredictionRow[] = new Array(readings.length);
@@ -167,6 +187,7 @@ export class InferenceEngine {
     const sizes = this.countPerModel(readings);
     this.groupsInBatch = 0;
     this.recordedInLastScore = new Map();
+    this.frozenBeforeLastScore = new Map();
     for (let i = 0; i < readings.length; i++) {
       const r = readings[i]!;
       const state = this.state(r.pumpId);
@@ -190,11 +211,16 @@ export class InferenceEngine {
         row.unscoredReason = late;
         continue;
       }
+      if (!this.frozenBeforeLastScore.has(state.id)) this.frozenBeforeLastScore.set(state.id, state.frozen.snapshot());
       this.record(state, r);
       const shadow = this.shadowFor(r.pumpId);
       // Both verdicts before either window moves: a rule shared by both is judged once, on the same marks.
       const stop = model ? stopVerdict(state.stops, model, r, state.history) : null;
       const shadowStop = shadow ? stopVerdict(state.stops, shadow, r, state.history) : null;
+      if (model?.meta.stuckAfter) {
+        const began = state.frozen.observe(model.meta.stuckAfter, r.values, r.ts, stop?.kind !== 'stopped');
+        if (began.length > 0) row.sensorFaultsBegan = began;
+      }
       if (model) {
         if (stop !== null && stop.kind !== 'stopping') {
           // Stopped or warming up: stored unscored, and the window starts again after it (windowFor
@@ -253,9 +279,14 @@ export class InferenceEngine {
         this.rewind(state, state.history.size);
         // As admit() did then: the stops were timed on the clock that moved.
         state.stops.clear();
+        state.frozen.clear();
       }
       this.record(state, r);
       state.stops.replay(models, r, state.history);
+      // Where the pump's frozen sensors stand, without alerting again those found before the restart.
+      const live = models[0];
+      const rule = live?.meta.stoppedWhen;
+      state.frozen.observe(live?.meta.stuckAfter, r.values, r.ts, !(rule !== undefined && stoppedState(rule, r.values) === true));
     }
     this.endLateRun(state);
   }
@@ -299,6 +330,7 @@ export class InferenceEngine {
     this.rewind(state, state.history.size);
     // The stops were timed on the clock that moved: measured from them, the pump would warm up until it caught up.
     state.stops.clear();
+    state.frozen.clear();
     const earlier = run.slice(0, -1);
     this.endLateRun(state);
     for (const e of earlier) this.record(state, e);
@@ -322,7 +354,9 @@ export class InferenceEngine {
       if (state) this.rewind(state, n);
     }
     for (const state of this.pumps.values()) this.endLateRun(state);
+    for (const [pumpId, runs] of this.frozenBeforeLastScore) this.pumps.get(pumpId)?.frozen.restore(runs);
     this.recordedInLastScore = new Map();
+    this.frozenBeforeLastScore = new Map();
   }
 
   private countPerModel(readings: readonly Reading[]): Map<LoadedModel, number> {
@@ -401,7 +435,7 @@ export class InferenceEngine {
   private state(pumpId: string): PumpState {
     let s = this.pumps.get(pumpId);
     if (!s) {
-      s = { id: pumpId, history: new ValueHistory(this.historyNeeded(), true), newest: -Infinity, lateRun: [], lateRunFirst: null, live: null, shadow: null, stops: new StopMarks() };
+      s = { id: pumpId, history: new ValueHistory(this.historyNeeded(), true), newest: -Infinity, lateRun: [], lateRunFirst: null, live: null, shadow: null, stops: new StopMarks(), frozen: new FrozenWatch() };
       this.pumps.set(pumpId, s);
     }
     return s;
@@ -409,7 +443,10 @@ export class InferenceEngine {
 
   /** Adds a reading to the pump's history; after a pause (see GAP_FACTOR) its windows start again from it. */
   private record(state: PumpState, r: LateReading): void {
-    if (pausedBefore(state, r.ts)) this.rewind(state, state.history.size);
+    if (pausedBefore(state, r.ts)) {
+      this.rewind(state, state.history.size);
+      state.frozen.clear(); // a sensor's run is not counted across a pause: what it read meanwhile is unknown
+    }
     state.history.push(r.values, r.ts);
     if (r.ts > state.newest) state.newest = r.ts;
     this.recordedInLastScore.set(state.id, (this.recordedInLastScore.get(state.id) ?? 0) + 1);
@@ -441,6 +478,13 @@ export class InferenceEngine {
     return { model, win };
   }
 }
+
+/**
+ * At most this many rows per pump are read back at a restart for frozen sensors (a few seconds of
+ * SQLite for a hundred pumps); a model whose bound is longer counts a run again from the oldest of
+ * them, so a sensor frozen since before them may be alerted once more.
+ */
+export const MAX_SEED_FOR_FROZEN = 10_000;
 
 /** Late readings in a row after which a pump's windows start again from them (see `admit`). */
 export const LATE_RUN_RESTART = 3;
