@@ -51,6 +51,7 @@ export class AgentStatus {
   private syncStatus: () => SyncStatus | null = () => null;
   private pumpRefusals: () => PumpRefusalsStatus | null = () => null;
   private outsideGenericRange: () => Record<string, GenericRangeView> = () => ({});
+  private sensorFaults: () => Record<string, unknown[]> = () => ({});
   private readonly startedMono = performance.now();
   private readonly connectivity: Record<Link, () => string> = { hub: () => 'not configured', blob: () => 'not configured' };
   private hubReportedError: () => string | null = () => null;
@@ -85,6 +86,11 @@ export class AgentStatus {
   /** The pumps outside the generic default model's range, reported by the part that follows them (the page's board). */
   setOutsideGenericRange(fn: () => Record<string, GenericRangeView>): void {
     this.outsideGenericRange = fn;
+  }
+
+  /** The pumps with sensors found frozen now (the inference engine's, inference/frozen.ts). */
+  setSensorFaults(fn: () => Record<string, unknown[]>): void {
+    this.sensorFaults = fn;
   }
 
   /** Each link (IoT hub, Blob Storage) is reported by the part that owns it. */
@@ -128,6 +134,15 @@ export class AgentStatus {
       else if (r.degraded !== undefined) degraded.push(c.name);
     }
     return { ok: failing.length === 0, checks, failing, degraded };
+  }
+
+  /** As outsideGenericRangeNow: a failure is named, /status answers. */
+  private sensorFaultsNow(): Record<string, unknown> {
+    try {
+      return this.sensorFaults();
+    } catch (err) {
+      return { error: safeErrorMessage(err) };
+    }
   }
 
   /** A failure here must not take /status down with it: it is named instead. */
@@ -181,6 +196,7 @@ export class AgentStatus {
       uptimeSeconds: Math.round((performance.now() - this.startedMono) / 1000), // not on the wall clock, which NTP steps
       models: this.deps.models.status(),
       outsideGenericRange: this.outsideGenericRangeNow(),
+      sensorFaults: this.sensorFaultsNow(),
       buffer: bufferStatus,
       readings: {
         accepted: m.accepted.get(),

@@ -5,6 +5,12 @@
  * after a reconnect or a restart; the last alert sent per pump is recorded there too, and the
  * alerted reading's row gets `alerted_at`. Once
  * edgeHub has an alert, it stores and forwards it through offline periods.
+ *
+ * A sensor found frozen (inference/frozen.ts) makes one alert of kind `sensor-frozen` when it is
+ * found, outside the anomalies' rate limit (it comes once per fault, not once per reading). The
+ * `kind` field is optional in the message: consumers that predate it read every alert as an
+ * anomaly alert, and the message property `type` (`anomaly` or `sensor-fault`) tells them apart
+ * for routes; anomaly alerts keep every field they had.
  */
 import type { PredictionRow } from '../../buffer/types.js';
 import type { InferenceEngine } from '../../inference/engine.js';
@@ -17,17 +23,33 @@ export const ALERTS_OUTPUT = 'alerts';
 const PENDING_KEY = 'alerts.pending';
 const SENT_KEY = 'alerts.sent';
 
+/** What an alert is about: an anomaly score over the threshold, or a sensor found frozen. Absent in alerts of agents before it: `anomaly`. */
+export type AlertKind = 'anomaly' | 'sensor-frozen';
+
+/** The sensor of a `sensor-frozen` alert: it has read `value` for `readings` readings in a row since `since`; `after` is its model's bound. */
+export interface FrozenSensorAlert {
+  feature: string;
+  value: number;
+  since: string;
+  readings: number;
+  after: number;
+}
+
 export interface Alert {
+  kind?: AlertKind;
   deviceId: string;
   pumpId: string;
   seq: number;
   ts: string;
-  score: number;
+  /** The reading's anomaly score; a `sensor-frozen` alert's reading may be unscored: null. */
+  score: number | null;
   threshold: number | null;
   modelVersion: string | null;
   topFeatures: Array<{ feature: string; contribution: number }>;
   /** Anomalies of this pump not alerted since the previous alert (rate limit). */
   suppressedSinceLast: number;
+  /** `sensor-frozen` only. */
+  sensor?: FrozenSensorAlert;
 }
 
 export interface AlertDeps {
@@ -57,6 +79,28 @@ export function topFeatures(contributions: Record<string, number> | null | undef
     .map(([feature, contribution]) => ({ feature, contribution }));
 }
 
+/** The last alert sent of a pump, as kept in SQLite: `sensor` names a `sensor-frozen` alert's sensor. */
+interface SentRecord {
+  at: number;
+  seq?: number;
+  sensor?: string;
+}
+
+/**
+ * The pending alerts a stopped drain had not sent: per pump (FIFO, seqs rise), those after the
+ * last one recorded as sent. One reading may make several alerts (a frozen sensor or two, and an
+ * anomaly): the one sent is found by its seq and sensor, and the alerts of that seq after it stay.
+ */
+function unsentOf(pending: ReadonlyArray<{ alert: Alert; at: number }>, sent: Readonly<Record<string, SentRecord>>): Array<{ alert: Alert; at: number }> {
+  const cut = new Map<string, number>();
+  pending.forEach((p, i) => {
+    const s = sent[p.alert.pumpId];
+    if (s?.seq === undefined || p.alert.seq > s.seq) return;
+    if (p.alert.seq < s.seq || (p.alert.sensor?.feature ?? null) === (s.sensor ?? null)) cut.set(p.alert.pumpId, i);
+  });
+  return pending.filter((p, i) => i > (cut.get(p.alert.pumpId) ?? -1));
+}
+
 export class AlertPublisher {
   /** Alerts not yet handed to edgeHub, with the gateway time each was decided. */
   private pending: Array<{ alert: Alert; at: number }> = [];
@@ -64,7 +108,7 @@ export class AlertPublisher {
   private readonly lastAt = new Map<string, number>();
   private readonly suppressed = new Map<string, number>();
   private sending: Promise<void> | null = null;
-  readonly counts = { sent: 0, suppressed: 0, dropped: 0, failed: 0 };
+  readonly counts = { sent: 0, suppressed: 0, dropped: 0, failed: 0, sensorFaults: 0 };
   private lastError: string | null = null;
 
   constructor(private readonly deps: AlertDeps) {}
@@ -73,10 +117,10 @@ export class AlertPublisher {
   restore(): void {
     try {
       const text = this.deps.kv.getMeta(PENDING_KEY);
-      const sent = JSON.parse(this.deps.kv.getMeta(SENT_KEY) ?? '{}') as Record<string, { at: number; seq?: number }>;
+      const sent = JSON.parse(this.deps.kv.getMeta(SENT_KEY) ?? '{}') as Record<string, SentRecord>;
       // The list is saved when a drain stops, not after each alert (see drain): those a stopped
       // drain had sent are the ones up to the last recorded as sent for their pump (FIFO, seqs rise).
-      if (text) this.pending = (JSON.parse(text) as Array<{ alert: Alert; at: number }>).filter((p) => !(p.alert.seq <= (sent[p.alert.pumpId]?.seq ?? -Infinity)));
+      if (text) this.pending = unsentOf(JSON.parse(text) as Array<{ alert: Alert; at: number }>, sent);
       const lastAt = new Map<string, number>(Object.entries(sent).map(([pumpId, s]) => [pumpId, s.at]));
       for (const p of this.pending) lastAt.set(p.alert.pumpId, Math.max(p.at, lastAt.get(p.alert.pumpId) ?? 0));
       // Stored on the wall clock: a time later than now (the clock was stepped back since) has expired.
@@ -95,6 +139,11 @@ export class AlertPublisher {
     let added = 0;
     for (let i = 0; i < rows.length; i++) {
       const row = rows[i]!;
+      for (const sensor of row.sensorFaultsBegan ?? []) {
+        this.pending.push({ alert: this.frozenAlertOf(row, seqs[i]!, sensor), at: now });
+        this.counts.sensorFaults++;
+        added++;
+      }
       if (row.anomaly !== true || row.score === null) continue;
       const last = this.lastAt.get(row.pumpId);
       if (last !== undefined && mono - last < this.deps.minIntervalMs()) {
@@ -127,9 +176,27 @@ export class AlertPublisher {
     return { sent: this.counts.sent, suppressed: this.counts.suppressed, pending: this.pending.length, dropped: this.counts.dropped, lastError: this.lastError };
   }
 
+  private frozenAlertOf(row: PredictionRow, seq: number, s: NonNullable<PredictionRow['sensorFaultsBegan']>[number]): Alert {
+    const model = this.deps.engine.modelFor(row.pumpId);
+    return {
+      kind: 'sensor-frozen',
+      deviceId: this.deps.deviceId,
+      pumpId: row.pumpId,
+      seq,
+      ts: new Date(row.ts).toISOString(),
+      score: row.score,
+      threshold: model && model.version === row.modelVersion ? model.meta.threshold : null,
+      modelVersion: row.modelVersion,
+      topFeatures: [],
+      suppressedSinceLast: 0,
+      sensor: { feature: s.feature, value: s.value, since: new Date(s.since).toISOString(), readings: s.readings, after: s.after },
+    };
+  }
+
   private alertOf(row: PredictionRow, seq: number): Alert {
     const model = this.deps.engine.modelFor(row.pumpId);
     return {
+      kind: 'anomaly',
       deviceId: this.deps.deviceId,
       pumpId: row.pumpId,
       seq,
@@ -175,7 +242,7 @@ export class AlertPublisher {
   private markSent(alert: Alert, at: number): void {
     try {
       const sent = JSON.parse(this.deps.kv.getMeta(SENT_KEY) ?? '{}') as Record<string, unknown>;
-      sent[alert.pumpId] = { seq: alert.seq, ts: alert.ts, at, sentAt: new Date(this.now()).toISOString() };
+      sent[alert.pumpId] = { seq: alert.seq, ts: alert.ts, at, sentAt: new Date(this.now()).toISOString(), ...(alert.sensor ? { sensor: alert.sensor.feature } : {}) };
       this.deps.kv.setMeta(SENT_KEY, JSON.stringify(sent));
       this.deps.markAlerted?.(alert.seq, this.now());
     } catch (err) {

@@ -257,7 +257,7 @@ export class EdgeRuntime {
     const msg = new device.Message(JSON.stringify(alert));
     msg.contentType = 'application/json';
     msg.contentEncoding = 'utf-8';
-    msg.properties.add('type', 'anomaly');
+    msg.properties.add('type', alert.kind === 'sensor-frozen' ? 'sensor-fault' : 'anomaly');
     msg.properties.add('pumpId', alert.pumpId);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {

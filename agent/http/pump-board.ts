@@ -144,6 +144,21 @@ export interface PumpSummary {
    * say little until a model of its own is deployed. null otherwise (and for a pump's own model).
    */
   outsideGenericRange: GenericRangeView | null;
+  /**
+   * Its sensors found frozen now (inference/frozen.ts): a run of identical readings, while the pump
+   * runs, reaching its model's bound (`pumpwatch.stuck_after`); `since` the run's first reading.
+   * Scored as ever meanwhile. Empty when none (and for a model without the bounds).
+   */
+  sensorFaults: SensorFaultView[];
+}
+
+export interface SensorFaultView {
+  feature: string;
+  kind: 'frozen';
+  since: string;
+  readings: number;
+  value: number;
+  after: number;
 }
 
 export interface Deployment {
@@ -390,6 +405,7 @@ export class PumpBoard {
       model,
       ...this.deploymentOf(pumpId),
       outsideGenericRange: this.genericRangeOf(pumpId),
+      sensorFaults: this.deps.engine.sensorFaults(pumpId).map((f) => ({ ...f, since: new Date(f.since).toISOString() })),
     };
   }
 

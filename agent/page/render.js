@@ -73,6 +73,18 @@ export function refusalNote(p) {
 }
 
 /**
+ * The pump's sensors found frozen (`sensorFaults` from the agent: a run of identical readings while
+ * the pump runs, as long as its model says no working transmitter holds one): "Sensor frozen:
+ * Current has read 2.17 for 75 readings since 14:02 (12 min ago) — check the transmitter and its
+ * wiring; the pump is still scored, but not on a live value of it." One line per sensor; empty when none.
+ */
+export function sensorFaultNotes(p) {
+  return (p.sensorFaults ?? []).map(
+    (f) => `Sensor frozen: ${f.feature} has read ${fmtNum(f.value)} for ${f.readings} readings in a row since ${fmtTime(f.since)} (${fmtAgo(f.since)}) — check the transmitter and its wiring; the pump is still scored, but not on a live value of it.`,
+  );
+}
+
+/**
  * A pump the generic default model flags nearly all the time (`outsideGenericRange` from the agent):
  * its readings are outside what that model knows, so its alarms say little, unless a fault has
  * lasted the whole span (the data cannot tell the two apart). Empty otherwise.
@@ -190,6 +202,10 @@ function fillPump(button, p, selected) {
   if (range) button.append(el('span', 'pump-line range-note', range));
   const note = refusalNote(p);
   if (note) button.append(el('span', 'pump-line refused-note', note));
+  const frozen = sensorFaultNotes(p);
+  if (frozen.length > 0) button.dataset.sensorFault = 'frozen';
+  else delete button.dataset.sensorFault;
+  for (const text of frozen) button.append(el('span', 'pump-line sensor-note', text));
   const deployed = deploymentNote(p);
   if (deployed) button.append(el('span', `pump-line deploy-note${deployed.problem ? ' problem' : ''}`, deployed.text));
 }

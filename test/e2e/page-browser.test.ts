@@ -343,6 +343,30 @@ describe('what the UX audit found', () => {
     }
   });
 
+  it('says on the pump card that a sensor is frozen (a run of identical readings as long as its model bounds), and the pump is still scored', async () => {
+    const model = await LoadedModel.fromBytes(stopModels({ version: 'frozen-1' }).withRule, 'test');
+    t.agent.engine.setModel('pump-frozen', model);
+    try {
+      const start = Date.now() - 200_000;
+      const rows = readingsWithStops(190, () => false, { pumpId: 'pump-frozen', start, seed: 8 });
+      for (let i = 100; i < 190; i++) rows[i]!.values = { ...rows[i]!.values, Current: rows[99]!.values.Current! };
+      expect((await postJson(`${t.url}/readings`, rows)).status).toBe(202);
+      const { page, errors } = await openPage(t.url);
+      const card = page.locator('button[data-pump="pump-frozen"]');
+      await card.waitFor();
+      expect(await card.getAttribute('data-sensor-fault')).toBe('frozen');
+      expect(await card.getAttribute('data-state')).toBe('normal');
+      const note = await card.locator('.sensor-note').textContent();
+      expect(note).toMatch(/^Sensor frozen: Current has read \d\.\d+ for 91 readings in a row since .+ \(\d+ (s|min) ago\) — check the transmitter and its wiring; the pump is still scored, but not on a live value of it\.$/);
+      expect(await page.evaluate(contrastProblems)).toEqual([]);
+      expect(errors).toEqual([]);
+      await page.close();
+    } finally {
+      t.agent.engine.setModel('pump-frozen', null);
+      await model.release();
+    }
+  });
+
   it('puts the cloud upload state in one plain line under the header, problems in red', async () => {
     const { page } = await openPage(t.url);
     await expect.poll(() => text(page, '#cloud-text')).toMatch(/^Cloud: uploads are turned off on this gateway · [\d,]+ readings waiting$/);

@@ -15,7 +15,7 @@ import { BufferStore } from '../../buffer/store.js';
 import type { PredictionRow } from '../../buffer/types.js';
 import { InferenceEngine } from '../../inference/engine.js';
 import { LoadedModel } from '../../inference/model.js';
-import { makeModel } from '../support/models.js';
+import { makeModel, normalValues, rng } from '../support/models.js';
 
 let dir: string;
 let buffer: BufferStore;
@@ -212,5 +212,67 @@ describe('AlertPublisher', () => {
 
     expect(sent.map((a) => a.pumpId)).toEqual(['pump-6', 'pump-6']);
     expect(after.status().suppressed).toBe(0);
+  });
+
+  it('sends one sensor-frozen alert when a sensor is found frozen, outside the rate limit, beside the anomaly of the same reading, which the rate limit holds back', async () => {
+    tick(3_600_000);
+    const r = rng(4);
+    // pump-7: Current frozen for 60 readings (the model's bound); the 60th is also a spike
+    const readings = Array.from({ length: 60 }, (_, i) => ({ pumpId: 'pump-7', ts: now + i * 1000, values: { ...normalValues(r, i), Current: 1.41 } as Record<string, number> }));
+    readings[59]!.values = { ...readings[59]!.values, Pressure: 4 };
+    // an anomaly of pump-7 alerted just now: the next ones are held back by the rate limit
+    const first = await spike('pump-7', now - 1000);
+    const offline = publisher(() => Promise.reject(new Error('not connected to the hub')));
+    offline.onCommit(first.rows, first.seqs);
+    const rows = await engine.score(readings, now);
+    expect(rows.slice(0, 59).every((row) => row.sensorFaultsBegan === undefined)).toBe(true);
+    expect(rows[59]).toMatchObject({ anomaly: true, sensorFaultsBegan: [{ feature: 'Current', kind: 'frozen', readings: 60, value: 1.41, after: 60 }] });
+    const seqs = buffer.appendBatch(rows);
+    offline.onCommit(rows, seqs);
+    await offline.idle();
+    // pending: the earlier anomaly, then the frozen sensor (the spike at the same reading is rate-limited)
+    expect(offline.status()).toMatchObject({ pending: 2, suppressed: 1 });
+
+    // after a restart, the hub back: both go out in order
+    const sent: Alert[] = [];
+    const flaky = publisher(async (a) => void sent.push(a));
+    flaky.restore();
+    flaky.flush();
+    await flaky.idle();
+    expect(sent.map((a) => a.kind)).toEqual(['anomaly', 'sensor-frozen']);
+    expect(sent[1]).toMatchObject({ pumpId: 'pump-7', seq: seqs[59], score: rows[59]!.score, topFeatures: [], suppressedSinceLast: 0, sensor: { feature: 'Current', value: 1.41, since: new Date(readings[0]!.ts).toISOString(), readings: 60, after: 60 } });
+    expect(JSON.parse(buffer.getMeta('alerts.sent')!)['pump-7']).toMatchObject({ seq: seqs[59], sensor: 'Current' });
+  });
+
+  it('after a restart, keeps an alert of the same reading as the one last sent when it is another (a frozen sensor, then the anomaly)', async () => {
+    tick(3_600_000);
+    const r = rng(5);
+    const readings = Array.from({ length: 60 }, (_, i) => ({ pumpId: 'pump-8', ts: now + i * 1000, values: { ...normalValues(r, i), Current: 1.3 } as Record<string, number> }));
+    readings[59]!.values = { ...readings[59]!.values, Pressure: 4 };
+    const rows = await engine.score(readings, now);
+    const seqs = buffer.appendBatch(rows);
+    const offline = publisher(() => Promise.reject(new Error('not connected to the hub')));
+    offline.onCommit(rows, seqs);
+    await offline.idle();
+    expect(offline.status().pending).toBe(2);
+    const savedBefore = buffer.getMeta('alerts.pending')!;
+    // the frozen sensor's alert is sent and recorded, then the process stops before saving the list
+    const once: Alert[] = [];
+    const stopping = publisher(async (a) => {
+      if (once.length === 1) throw new Error('stopping');
+      once.push(a);
+    });
+    stopping.restore();
+    stopping.flush();
+    await stopping.idle();
+    expect(once.map((a) => a.kind)).toEqual(['sensor-frozen']);
+    // restored from the list saved before (both pending): the one sent is dropped, the anomaly of the same reading kept
+    buffer.setMeta('alerts.pending', savedBefore);
+    const rest: Alert[] = [];
+    const after = publisher(async (a) => void rest.push(a));
+    after.restore();
+    after.flush();
+    await after.idle();
+    expect(rest.map((a) => [a.kind, a.seq])).toEqual([['anomaly', seqs[59]]]);
   });
 });
