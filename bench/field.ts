@@ -184,6 +184,18 @@ interface Tally {
   /** Valve faults found / events, per flow drop. */
   valveBySize: Map<string, [number, number]>;
   stops: StopCounts;
+  /** The agent's frozen-sensor check (the model's `pumpwatch.stuck_after`): see tallyFrozen. */
+  frozen: FrozenCounts;
+}
+
+interface FrozenCounts {
+  /** Sensor half-hours found by the check / all, per sensor (meaningful with --stuck). */
+  bySensor: Map<string, [number, number]>;
+  /** Minutes from a half-hour's start to the check's finding. */
+  delaysMin: number[];
+  /** Findings outside a frozen half-hour of that sensor: false ones. */
+  falseFinds: number;
+  falseBySensor: Map<string, number>;
 }
 
 interface PlannedEvent {
@@ -261,7 +273,7 @@ function emptyTally(): Tally {
   const valveBySize = new Map(VALVE_DROPS.map((d): [string, [number, number]] => [dropLabel(d), [0, 0]]));
   const zero = (): Record<Phase, number> => ({ stop: 0, 'warm-up': 0, running: 0 });
   const stops: StopCounts = { episodes: zero(), afterWarmUp: 0, readings: zero(), unscoredStopped: 0, unscoredStarting: 0, overlapFound: 0, overlapAll: 0, hidden: 0 };
-  return { normal: 0, falseFlags: 0, falseEpisodes: 0, aftermathEpisodes: 0, kinds, biasBySensor: new Map(), valveBySize, stops };
+  return { normal: 0, falseFlags: 0, falseEpisodes: 0, aftermathEpisodes: 0, kinds, biasBySensor: new Map(), valveBySize, stops, frozen: { bySensor: new Map(), delaysMin: [], falseFinds: 0, falseBySensor: new Map() } };
 }
 
 /**
@@ -347,19 +359,23 @@ async function runPump(index: number, tallies: Map<string, Tally>, fitMs: Map<st
     const bytes = fleet?.get(algorithm) ?? fitted();
     fitMs.set(algorithm, [...(fitMs.get(algorithm) ?? []), performance.now() - started]);
     const model = await LoadedModel.fromBytes(bytes, 'bench');
+    if (index === 1) console.log(`${algorithm} (pump 1): stuck_after ${JSON.stringify(model.meta.stuckAfter ?? null)}`);
     const engine = new InferenceEngine();
     engine.setModel(DEFAULT_MODEL_KEY, model);
     engine.seed(pumpId, history);
     const flags: boolean[] = [];
     const reasons: Array<string | null> = [];
+    const frozenFinds: Array<{ ts: number; feature: string }> = [];
     for (let start = 0; start < scored.length; start += 4096) {
       const rows = await engine.score(scored.slice(start, start + 4096).map((s) => s.reading), 0);
       for (const row of rows) {
         flags.push(row.anomaly === true);
         reasons.push(row.unscoredReason);
+        for (const f of row.sensorFaultsBegan ?? []) frozenFinds.push({ ts: row.ts, feature: f.feature });
       }
     }
     await model.release();
+    tallyFrozen((tallies.get(algorithm) as Tally).frozen, frozenFinds, plan);
     tally(tallies.get(algorithm) as Tally, scored, flags, plan, model.meta.window);
     tallyStops((tallies.get(algorithm) as Tally).stops, scored, flags, reasons, plan, model.meta.window);
   }
@@ -371,6 +387,28 @@ interface Scored {
   phase: Phase;
   /** Time since the pump's last restart (ms; +∞ before its first stop). */
   sinceRestartMs: number;
+}
+
+/**
+ * The agent's frozen-sensor check: each sensor half-hour (with --stuck: the sensor frozen) found
+ * when the check names its sensor during it; a finding outside such a half-hour of its sensor is a
+ * false one (normal readings, or another sensor's half-hour), and so is every finding without --stuck.
+ */
+function tallyFrozen(t: FrozenCounts, finds: ReadonlyArray<{ ts: number; feature: string }>, plan: readonly PlannedEvent[]): void {
+  const halfHours = plan.filter((f) => f.feature !== undefined);
+  for (const f of halfHours) {
+    const feature = f.feature as string;
+    const hit = finds.find((d) => d.feature === feature && d.ts >= f.startTs && d.ts < f.startTs + f.durationMs);
+    const [found, all] = t.bySensor.get(feature) ?? [0, 0];
+    t.bySensor.set(feature, [found + (hit ? 1 : 0), all + 1]);
+    if (hit) t.delaysMin.push((hit.ts - f.startTs) / 60_000);
+  }
+  for (const d of finds) {
+    // Without --stuck no sensor is frozen: every finding is false.
+    if (STUCK && halfHours.some((f) => f.feature === d.feature && d.ts >= f.startTs && d.ts < f.startTs + f.durationMs)) continue;
+    t.falseFinds++;
+    t.falseBySensor.set(d.feature, (t.falseBySensor.get(d.feature) ?? 0) + 1);
+  }
 }
 
 /** Stops and warm-ups: the readings the model's rule left unscored, and the faults met in a stop or a warm-up. */
@@ -500,6 +538,17 @@ async function main(): Promise<void> {
   for (const algorithm of ALGORITHMS) {
     const bySensor = [...(tallies.get(algorithm) as Tally).biasBySensor].map(([f, [found, all]]) => `${f} ${found}/${all}`);
     console.log(`${algorithm}: ${BIAS} found, per sensor: ${bySensor.join(', ')}`);
+  }
+  for (const algorithm of ALGORITHMS) {
+    const t = (tallies.get(algorithm) as Tally).frozen;
+    const falses = [...t.falseBySensor].map(([f, n]) => `${f} ${n}`).join(', ');
+    const falseText = `false findings ${t.falseFinds} (${fmt(t.falseFinds / pumpDays, 2)} per pump-day)${falses ? `: ${falses}` : ''}`;
+    if (STUCK) {
+      const bySensor = [...t.bySensor].map(([f, [found, all]]) => `${f} ${found}/${all}`);
+      const found = [...t.bySensor.values()].reduce((a, [n]) => a + n, 0);
+      const all = [...t.bySensor.values()].reduce((a, [, n]) => a + n, 0);
+      console.log(`${algorithm}: frozen-sensor check (the model's stuck_after) found ${found}/${all}, median ${Number.isNaN(median(t.delaysMin)) ? '-' : fmt(median(t.delaysMin), 1)} min after the freeze (max ${t.delaysMin.length ? fmt(Math.max(...t.delaysMin), 1) : '-'}), per sensor: ${bySensor.join(', ')}; ${falseText}`);
+    } else console.log(`${algorithm}: frozen-sensor check (the model's stuck_after): ${falseText}`);
   }
   for (const algorithm of ALGORITHMS) {
     const bySize = [...(tallies.get(algorithm) as Tally).valveBySize].map(([size, [found, all]]) => `${size} ${found}/${all}`);
