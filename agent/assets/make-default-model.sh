@@ -7,7 +7,7 @@
 # simulated pump runs at its own duty point (the six here: 78-131 l/min, 1.7-2.4 A), steps in
 # demand now and then, and is running at its first reading (the day holds no warm-up), so the model
 # spans six duty points. Measured 2026-12-06:
-# - `node dist/bench/field.js --fleet` (this file: sha256 642fef5a..., with the stopped-when rule
+# - `node dist/bench/field.js --fleet` (sha256 642fef5a..., with the stopped-when rule
 #   of two conditions below) on the three standalone pumps (none of them in the training data;
 #   their own duty points 93-133 l/min), 7 days, a fault slot every 6 h and one bearing wear over
 #   2 days per pump: no false alarm (0.00 % of normal readings); 15/15 cavitation (18 % of their
@@ -51,6 +51,12 @@
 # the model flags after a cold start (above). The simulator has no stops, so no
 # training row is left out by the rule and the weights are those of the model with `Current<0.2`
 # alone (the same scores on 60 000 simulated readings).
+# Frozen-sensor bounds (since 2026-12-06, sha256 cc5a3e79...; the same weights as 642fef5a..., the
+# metadata differs only by the key and metrics.stoppedRowsLeftOut.stopping = 0, which fit writes
+# since the stop in the making): `pumpwatch.stuck_after` {every sensor: 60, the flow: 189}
+# readings in a row (fit writes it: 3 x the longest run of one value in training, at least 60;
+# the simulator's flow meter repeats for up to 63 readings at 1 Hz). `bench/field --fleet --stuck`:
+# 60/60 frozen half-hours found, 1.0 min after the freeze (the flow's 3.1), no false finding.
 # Per-pump models from the trainer are still the real answer.
 # Usage: npm run make:default-model   (builds first)
 set -euo pipefail
