@@ -267,6 +267,26 @@ describe('pumpwatch-trainer train on messy field data', () => {
     expect(record.data.trainRows + record.data.holdoutRows).toBe(count);
   });
 
+  it('trains on a range with a frozen sensor: its run is removed as stuck, and the bounds the model carries (pumpwatch.stuck_after) are not widened by it', async () => {
+    const r = rng(13);
+    const count = 3 * PER_DAY;
+    // the current transmitter frozen for 800 readings (4.4 h at 20 s) on the second day
+    const from = PER_DAY + 100;
+    let frozen = 0;
+    await seed('pump-frozen', T0, count, (ts, i) => {
+      const v = pumpValues(r, ts, true);
+      if (i === from - 1) frozen = v.Current as number;
+      if (i >= from && i < from + 800) v.Current = frozen;
+      return v;
+    });
+    const res = await cli(['train', '--source', 'pump-frozen', '--from', '2026-03-01', '--to', '2026-03-04']);
+    expect(res.code, res.err).toBe(0);
+    expect(res.out).toMatch(/ 801 stuck values \(Current 801\)/);
+    const { bytes } = await bestModel('pump-frozen');
+    const meta = readModelMetadata(bytes);
+    expect(meta.stuckAfter).toEqual(Object.fromEntries(meta.features.map((f) => [f, 60])));
+  });
+
   it('leaves out a sensor the pump stopped sending mid-range, so the model scores what the agent now receives', async () => {
     const r = rng(4);
     const count = 3 * PER_DAY;
