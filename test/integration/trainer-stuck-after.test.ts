@@ -83,6 +83,7 @@ describe('fit writes the frozen-sensor bounds', () => {
     await writeFile(csv, plantCsv());
     const meta = await fitCsv(csv);
     expect(meta.stuckAfter).toEqual({ Current: MIN_STUCK_AFTER, Flow: 120 });
+    expect(out).toContain('frozen sensor after: Current 60, Flow 120 identical readings in a row; not judged (hold their values by nature): Setpoint, Running, Level');
   });
 
   it('a frozen run in the training rows (600 readings or more: a stuck sensor) does not widen the bound', () => {

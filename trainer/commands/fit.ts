@@ -57,6 +57,17 @@ function withoutFeatures(table: CsvTable, names: readonly string[]): CsvTable {
   return { ...table, features: keep.map((i) => table.features[i] as string), rows: table.rows.map((r) => Float64Array.from(keep, (i) => r[i] as number)) };
 }
 
+/**
+ * `frozen sensor after: Current 60, Flow 120 identical readings in a row; not judged (hold their
+ * values by nature): Setpoint`: the model's pumpwatch.stuck_after as fit says it.
+ */
+export function stuckAfterLine(features: readonly string[], bounds: Readonly<Record<string, number>>): string {
+  const judged = features.filter((f) => bounds[f] !== undefined);
+  const not = features.filter((f) => bounds[f] === undefined);
+  const after = judged.length > 0 ? `frozen sensor after: ${judged.map((f) => `${f} ${bounds[f]}`).join(', ')} identical readings in a row` : 'frozen sensor after: none (no feature is a noisy analog signal in the trained rows)';
+  return not.length > 0 && judged.length > 0 ? `${after}; not judged (hold their values by nature): ${not.join(', ')}` : after;
+}
+
 /** `stopped when Current<0.5: 120 rows left out of training (100 stopped, 20 starting)`, `, 2 stopping` with rows held as a stop's beginning. */
 export function stoppedLine(rule: string, n: StoppedLeftOut | undefined): string {
   const stopping = n?.stopping ?? 0;
@@ -115,6 +126,7 @@ export const fitCommand: Command = {
         `trained on ${String(m.metrics.trainRows)} rows up to ${m.trainedAt}`,
     );
     if (m.stoppedWhen) io.out(stoppedLine(describeStoppedRule(m.stoppedWhen), m.metrics.stoppedRowsLeftOut as StoppedLeftOut));
+    io.out(stuckAfterLine(m.features, m.stuckAfter ?? {}));
     for (const w of spanWarnings(m)) io.err(`warning: ${w}`);
     if (labels.length > 0) io.err(`note: label columns left out of the features (SKAB's labels, never model inputs): ${labels.join(', ')}; pass --keep-labels if they are sensors`);
     // Kept on purpose with --keep-labels: not said again.
