@@ -237,8 +237,8 @@ export function stoppedRuleToJson(rule: StoppedRule): StoppedRuleJson {
  * value below its bound; false (running) when any condition's feature has a known value at or
  * above its bound; null when it cannot tell: no condition is broken, but a feature is missing
  * (null, absent or non-finite; a sensor that reports only every few dozen readings). A null
- * reading is not stopped (it is judged as any other), but it neither counts towards a stop nor
- * ends one (StopRun.observe).
+ * reading is not stopped, and it neither counts towards a stop nor ends one (StopRun.observe);
+ * meeting one of the conditions it is held until the value comes (StopRun), else judged as any other.
  */
 export function stoppedState(rule: StoppedRule, values: Readonly<Record<string, number | null | undefined>>): boolean | null {
   let known = true;
@@ -257,22 +257,22 @@ export function isStopped(rule: StoppedRule, values: Readonly<Record<string, num
 
 /**
  * True when a reading meets some but not all of `rule`'s conditions: a known value below its bound
- * for one, a known value at or above its bound for another (so stoppedState says false). Either a
- * stop in the making (a motor's current falls at once, the flow coasts down, and a meter that
- * averages its last counts still reads flow) or a sensor failing on a running pump (a dead current
- * transmitter): StopRun holds such readings unscored for a while to tell which. A rule of one
- * condition never has such readings.
+ * for one, and for another a known value at or above its bound (stoppedState false) or no known
+ * value (stoppedState null: a sensor that reports only every few readings). Either a stop in the
+ * making (a motor's current falls at once, the flow coasts down, and a meter that averages its last
+ * counts still reads flow; or the flow is not in yet) or a sensor failing on a running pump (a dead
+ * current transmitter): StopRun holds such readings unscored for a while to tell which. A rule of
+ * one condition never has such readings.
  */
 export function partlyStopped(rule: StoppedRule, values: Readonly<Record<string, number | null | undefined>>): boolean {
   let below = false;
-  let above = false;
+  let other = false;
   for (const c of rule.when) {
     const v = values[c.feature];
-    if (!(typeof v === 'number' && Number.isFinite(v))) continue;
-    if (v < c.below) below = true;
-    else above = true;
+    if (typeof v === 'number' && Number.isFinite(v) && v < c.below) below = true;
+    else other = true;
   }
-  return below && above;
+  return below && other;
 }
 
 /** `"Current" = 0.02, below 0.2 and "Flow" = 0.1, below 5`: a stopped reading's values by the rule, as a reason says them. */
@@ -280,13 +280,17 @@ export function stoppedValuesText(rule: StoppedRule, values: Readonly<Record<str
   return rule.when.map((c) => `${JSON.stringify(c.feature)} = ${values[c.feature]}, below ${c.below}`).join(' and ');
 }
 
-/** `"Current" = 0.01, below 0.2; "Flow" = 63, not yet below 5`: a partly stopped reading's values by the rule (partlyStopped), as a reason says them. */
+/**
+ * `"Current" = 0.01, below 0.2; "Flow" = 63, not yet below 5`: a partly stopped reading's values by
+ * the rule (partlyStopped), as a reason says them; a value not known is `"Flow" = unknown (bound 5)`.
+ */
 export function stoppingValuesText(rule: StoppedRule, values: Readonly<Record<string, number | null | undefined>>): string {
   return rule.when
     .map((c) => {
       const v = values[c.feature];
       const known = typeof v === 'number' && Number.isFinite(v);
-      return `${JSON.stringify(c.feature)} = ${known ? v : 'unknown'}, ${known && v < c.below ? 'below' : 'not yet below'} ${c.below}`;
+      if (!known) return `${JSON.stringify(c.feature)} = unknown (bound ${c.below})`;
+      return `${JSON.stringify(c.feature)} = ${v}, ${v < c.below ? 'below' : 'not yet below'} ${c.below}`;
     })
     .join('; ');
 }
@@ -312,14 +316,19 @@ export type StopKind = 'stopped' | 'starting' | 'stopping';
  * the trainer's row filter share it through `judge`, so both leave out the same readings).
  *
  * A reading that meets some of the rule's conditions but not all (partlyStopped) is held, not
- * scored, as a stop in the making, for its run's first STOP_MIN_READINGS readings and as long as
+ * scored, as a stop in the making. While one of its run breaks a condition (a known value at or
+ * above its bound), the run is held for its first STOP_MIN_READINGS readings and as long as
  * STOP_MIN_MS has not passed since its first one (whichever lasts longer: a meter that averages
  * its last counts shows flow for a reading or two whatever the interval; a real flow coasts down
  * over seconds, several readings of a pump read every second). If every condition is met next, it
  * was the stop's beginning. A run that lasts longer is a sensor failing on a running pump (a dead
- * current transmitter, a dead flow meter): its readings are scored from then on. A held reading
- * is not stopped: it does not count towards a stop, and (breaking a condition) it ends a run of
- * stopped readings, as before.
+ * current transmitter, a dead flow meter): its readings are scored from then on. A run that breaks
+ * no condition, a value only unknown (a flow meter that reports every few dozen readings, the
+ * current already ~0), is held until that value comes (then as above), at most
+ * MAX_CARRY_READINGS readings (after which the agent no longer carries the last value forward to
+ * score it): scored on the value carried from the running pump, a stop's first readings would be
+ * flagged. A held reading is not stopped: it does not count towards a stop, and (breaking a
+ * condition) it ends a run of stopped readings, as before.
  */
 export class StopRun {
   /** The last stopped reading (-Infinity: none seen). */
@@ -328,10 +337,11 @@ export class StopRun {
   warmFrom = -Infinity;
   private first = Number.NaN;
   private count = 0;
-  /** The run of partly stopped readings (partlyStopped): its first reading, how many, its last. */
+  /** The run of partly stopped readings (partlyStopped): its first reading, how many, its last, and whether one broke a condition. */
   private partFirst = Number.NaN;
   private partCount = 0;
   private partLast = -Infinity;
+  private partBroken = false;
 
   /**
    * Follows the reading (`values` at `ts`) and says what the rule makes of it (StopKind), null
@@ -341,10 +351,15 @@ export class StopRun {
   judge(rule: StoppedRule, values: Readonly<Record<string, number | null | undefined>>, ts: number): StopKind | null {
     const state = stoppedState(rule, values);
     this.observe(state, ts);
-    const held = this.hold(state === false && partlyStopped(rule, values), state, ts);
+    const held = this.hold(partlyStopped(rule, values), state, ts);
     if (state === true) return 'stopped';
     if (this.warming(rule, ts)) return 'starting';
     return held ? 'stopping' : null;
+  }
+
+  /** True while the run of partly stopped readings going on has broken no condition: it waits for a value not known yet. */
+  get waitingForValue(): boolean {
+    return this.partCount > 0 && !this.partBroken;
   }
 
   /**
@@ -356,12 +371,15 @@ export class StopRun {
       if (state !== null) {
         this.partFirst = Number.NaN;
         this.partCount = 0;
+        this.partBroken = false;
       }
       return false;
     }
     if (Number.isNaN(this.partFirst)) this.partFirst = ts;
     if (ts > this.partLast) this.partCount++; // the same reading judged twice (a live model and its shadow) counts once
     this.partLast = Math.max(this.partLast, ts);
+    if (state === false) this.partBroken = true;
+    if (!this.partBroken) return this.partCount <= MAX_CARRY_READINGS;
     return this.partCount <= STOP_MIN_READINGS || ts - this.partFirst < STOP_MIN_MS;
   }
 

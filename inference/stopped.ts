@@ -8,10 +8,12 @@
  * readings from before and after a stop. Each model is judged by its own rule (a shadow by its
  * own), on the history the pump's models share: the stops are followed per rule (StopRun). A
  * reading the rule cannot tell (stoppedState null: one of its features missing, as from a sensor
- * that reports only every few dozen readings) is not stopped and is judged as any other (scored,
- * or starting within a warm-up), but it neither counts towards a stop nor ends one.
+ * that reports only every few dozen readings) is not stopped, and it neither counts towards a stop
+ * nor ends one; if one of the rule's conditions is met it is held (stopping) until the missing
+ * value comes, as a stop's beginning (StopRun), starting within a warm-up; else it is judged as
+ * any other (scored, or starting within a warm-up).
  */
-import { isStopped, STOP_MIN_MS, STOP_MIN_READINGS, StopRun, stoppedValuesText, stoppingValuesText, type StopKind, type StoppedRule } from './contract.js';
+import { isStopped, MAX_CARRY_READINGS, STOP_MIN_MS, STOP_MIN_READINGS, StopRun, stoppedValuesText, stoppingValuesText, type StopKind, type StoppedRule } from './contract.js';
 import type { ValueHistory, Values } from './history.js';
 import type { LoadedModel } from './model.js';
 
@@ -60,13 +62,22 @@ export function stopVerdict(marks: StopMarks, model: LoadedModel, r: { ts: numbe
     return { kind, reason: `${STOPPED_PREFIX}${stoppedValuesText(rule, r.values)} (model ${model.version}'s stopped-when rule)` };
   }
   if (kind === 'stopping') {
-    return { kind, reason: `${STOPPING_PREFIX}${stoppingValuesText(rule, r.values)} (model ${model.version}'s stopped-when rule: held as a stop's beginning for ${STOP_MIN_READINGS} readings and ${STOP_MIN_MS / 1000} s, then scored as a sensor failing)` };
+    const hold = run.waitingForValue
+      ? `held until ${unknownFeatures(rule, r.values)} known, at most ${MAX_CARRY_READINGS} readings`
+      : `held as a stop's beginning for ${STOP_MIN_READINGS} readings and ${STOP_MIN_MS / 1000} s, then scored as a sensor failing`;
+    return { kind, reason: `${STOPPING_PREFIX}${stoppingValuesText(rule, r.values)} (model ${model.version}'s stopped-when rule: ${hold})` };
   }
   const since = r.ts - run.warmFrom;
   return {
     kind,
     reason: `${STARTING_PREFIX}${Math.max(0, Math.floor(since / 1000))} s since its last stopped reading at ${new Date(run.warmFrom).toISOString()}, scored from ${rule.afterStartSeconds} s (model ${model.version}'s warm-up)`,
   };
+}
+
+/** `"Flow" is`, `"Current" and "Flow" are`: the rule's features without a known value in `values`, as a hold's reason names them. */
+function unknownFeatures(rule: StoppedRule, values: Values): string {
+  const names = rule.when.filter((c) => !Number.isFinite(values[c.feature] ?? Number.NaN)).map((c) => JSON.stringify(c.feature));
+  return `${names.join(' and ')} ${names.length > 1 ? 'are' : 'is'}`;
 }
 
 /** A pump's stops, per stopped-when rule (inference/contract.ts StopRun: which stops count, and where a warm-up runs from). */

@@ -235,6 +235,43 @@ describe('the bundled default model', () => {
     expect(dead.every((r) => r.score !== null && r.anomaly === true)).toBe(true);
   });
 
+  /**
+   * An hour of a simulated pump, one reading a second, stopped for 15 minutes from reading 601;
+   * `sparse` sent only every k-th reading (null in the others, carried forward for scoring).
+   */
+  function sparseAtStop(seed: number, sparse: 'Current' | 'Volume Flow RateRMS', k: number): Reading[] {
+    const start = Date.UTC(2026, 2, 1);
+    const sim = new PumpSimulator({ pumpId: 'p1', seed, startTs: start, faults: 'none', stops: [{ startTs: start + 601_000 - 500, durationMs: 900_000 }] });
+    return Array.from({ length: 3600 }, (_, i) => {
+      const r = sim.next().reading;
+      return i % k === 0 ? r : { ...r, values: { ...r.values, [sparse]: null } };
+    });
+  }
+
+  it.each([
+    ['Volume Flow RateRMS', 10],
+    ['Volume Flow RateRMS', 30],
+    ['Current', 10],
+    ['Current', 30],
+  ] as const)('raises no alarm at a stop when %s is sent every %i readings: a reading with one condition met and the other unknown is held, not scored on a carried value', async (sparse, k) => {
+    const rs = sparseAtStop(20 + k, sparse, k);
+    const rows = await run(bundled, rs);
+    // from the stop to the end of its warm-up (a current carried 30 s on a running pump may be flagged later in the hour, stop or not)
+    expect(rows.slice(0, 3300).filter((r) => r.anomaly === true).map((r) => (r.ts - rs[0]!.ts) / 1000)).toEqual([]);
+    // the stop's first readings, before the sparse sensor's value comes in: held (the other value known below its bound)
+    const stop = rows.slice(601, 1501);
+    const first = stop.findIndex((r) => r.unscoredReason?.startsWith('pump stopping: '));
+    expect(first).toBeGreaterThanOrEqual(0);
+    expect(first, 'the flow coasts down over two readings').toBeLessThan(3);
+    expect(stop[first]!.unscoredReason).toMatch(sparse === 'Current'
+      ? /^pump stopping: "Current" = unknown \(bound 0\.2\); "Volume Flow RateRMS" = [\d.]+, below 5 \(model [^ ]+'s stopped-when rule: held until "Current" is known, at most 60 readings\)$/
+      : /^pump stopping: "Current" = [\d.]+, below 0\.2; "Volume Flow RateRMS" = unknown \(bound 5\) \(model [^ ]+'s stopped-when rule: held until "Volume Flow RateRMS" is known, at most 60 readings\)$/);
+    // the stop counted: unscored to its end, then its warm-up, then scored again
+    expect(stop.slice(first).every((r) => r.score === null)).toBe(true);
+    expect(rows.slice(1501, 3290).every((r) => r.score === null && /^pump (starting|stopping): /.test(r.unscoredReason ?? ''))).toBe(true);
+    expect(rows.slice(3400).every((r) => r.score !== null)).toBe(true);
+  });
+
   it('still takes a real stop (current and flow near 0) for a stop: unscored, no alarm', async () => {
     const rs = simulated(4343);
     for (let i = 600; i < 900; i++) rs[i] = { ...rs[i]!, values: { ...rs[i]!.values, Current: 0.01, 'Volume Flow RateRMS': 0.2, Pressure: 0.01, Accelerometer1RMS: 0.001, Accelerometer2RMS: 0.001 } };

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { MAX_CARRY_READINGS } from '../../inference/contract.js';
 import { parseStoppedWhenOption, stoppedRows } from '../../trainer/data/stopped.js';
 
 describe("the trainer's stopped rows", () => {
@@ -41,12 +42,12 @@ describe('--stopped-when with several conditions', () => {
 
   it('leaves out as stopped only the rows where every condition holds: a dead current sensor on a running pump is no stop (its first minute held, as the agent holds it)', () => {
     const rule = { when: [{ feature: 'Current', below: 0.5 }, { feature: 'Flow', below: 5 }], afterStartSeconds: 5 };
-    // 10-14: the current reads 0 while the flow runs; 20-24: a stop (both low); 30: the flow unknown (NaN) with the current low
+    // 10-14: the current reads 0 while the flow runs; 20-24: a stop (both low); 30: the flow unknown (NaN) with the current low (held: the flow not in yet)
     const rows = Array.from({ length: 40 }, (_, i) => [i >= 10 && i < 15 ? 0 : i >= 20 && i < 25 ? 0.01 : i === 30 ? 0.01 : 2.4, i >= 20 && i < 25 ? 0 : i === 30 ? Number.NaN : 30]);
     const ts = rows.map((_, i) => Date.UTC(2026, 0, 1) + i * 1000);
     const { out, stopped, starting, stopping } = stoppedRows(rule, ['Current', 'Flow'], ts, rows);
-    expect([...out].flatMap((v, i) => (v ? [i] : []))).toEqual([10, 11, 12, 13, 14, 20, 21, 22, 23, 24, 25, 26, 27, 28]);
-    expect([stopped, starting, stopping]).toEqual([5, 4, 5]);
+    expect([...out].flatMap((v, i) => (v ? [i] : []))).toEqual([10, 11, 12, 13, 14, 20, 21, 22, 23, 24, 25, 26, 27, 28, 30]);
+    expect([stopped, starting, stopping]).toEqual([5, 4, 6]);
   });
 });
 
@@ -98,6 +99,21 @@ describe('a stop in the making in the trainer\'s rows (some of the rule\'s condi
     const rows = [running, deadCurrent, deadCurrent, running, deadCurrent, [Number.NaN, Number.NaN], deadCurrent, deadCurrent, deadCurrent, running];
     // 20 s apart: 1-2 held; 4, 6, 7 held (three of the new run), 8 the fourth: kept
     expect(left(20_000, rows).rows).toEqual([1, 2, 4, 6, 7]);
+  });
+
+  it('holds a reading with one condition met and the other\'s value unknown until that value comes: a stop\'s beginning, or the usual hold', () => {
+    const flowUnknown = [0.01, Number.NaN];
+    // 1 s apart, the flow sent every tenth reading. A stop at 10-39: the current ~0 at once, the flow (unknown at 11-19) low at 20 and 30.
+    const stop = Array.from({ length: 50 }, (_, i) => (i < 10 || i >= 40 ? running : i === 10 || i === 20 || i === 30 ? stoppedRow : flowUnknown));
+    expect(left(1000, stop)).toEqual({ rows: Array.from({ length: 30 }, (_, i) => 10 + i), stopped: 3, stopping: 27 });
+    // a dead current transmitter, the flow sent every tenth reading at 30 l/min: held as any stop in the making (a minute from its first reading), then kept
+    const dead = Array.from({ length: 200 }, (_, i) => (i < 11 ? running : i % 10 === 0 ? deadCurrent : flowUnknown));
+    expect(left(1000, dead).rows).toEqual(Array.from({ length: 60 }, (_, i) => 11 + i));
+    // the value never comes: held for MAX_CARRY_READINGS readings, then kept (the agent no longer carries the last one to score them)
+    const gone = Array.from({ length: 100 }, (_, i) => (i < 10 ? running : flowUnknown));
+    expect(left(1000, gone).rows).toEqual(Array.from({ length: MAX_CARRY_READINGS }, (_, i) => 10 + i));
+    // nothing met and nothing broken (both unknown): neither held nor ending a hold. 20 s apart, the flow at 30 l/min from 4: the run (1, 3, 4) held for three readings, then kept
+    expect(left(20_000, [running, flowUnknown, [Number.NaN, Number.NaN], flowUnknown, deadCurrent, deadCurrent, deadCurrent, running]).rows).toEqual([1, 3, 4]);
   });
 
   it('never holds under a rule of one condition', () => {

@@ -7,7 +7,8 @@
  * less than the warm-up has passed since the last stopped row of a stop that counted (StopRun:
  * three stopped rows in a row, or a minute of them). A row without one of the features that
  * breaks no condition (stoppedState null) is not stopped, and neither counts towards a stop nor
- * ends one.
+ * ends one; meeting one of the conditions, it is left out as stopping until the value comes (at
+ * most MAX_CARRY_READINGS rows), as the agent holds it.
  */
 import { MAX_AFTER_START_SECONDS, StopRun, quoteName, quoteNames, stoppedRuleFromJson, stoppedRuleProblem, stoppedRuleToJson, type StopCondition, type StoppedRule } from '../../inference/contract.js';
 import { UsageError } from '../errors.js';
