@@ -8,7 +8,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AlertPublisher, type Alert } from '../../agent/edge/alerts.js';
 import { createLogger } from '../../agent/logger.js';
 import { BufferStore } from '../../buffer/store.js';
@@ -171,6 +171,68 @@ describe('AlertPublisher', () => {
     restarted.flush();
     await restarted.idle();
     expect(after.map((a) => a.pumpId)).toEqual(['mid-3', 'mid-4', 'mid-5']);
+  });
+
+  it('with the list full while its oldest alert is on its way, drops an alert never sent, and counts every alert once', async () => {
+    tick(3_600_000);
+    let online = false;
+    const sent: Alert[] = [];
+    let answer = (): void => {};
+    const send = (a: Alert): Promise<void> => {
+      if (!online) return Promise.reject(new Error('not connected to the hub'));
+      sent.push(a);
+      // edgeHub takes its time over the first alert sent; the others it takes at once.
+      return sent.length === 1 ? new Promise<void>((r) => (answer = r)) : Promise.resolve();
+    };
+    const p = new AlertPublisher({ engine, kv: buffer, deviceId: 'gw-a', send, minIntervalMs: () => 60_000, logger: createLogger('silent'), clock: () => now, monotonic: () => mono, maxPending: 3 });
+    p.restore();
+    const pumps = ['full-1', 'full-2', 'full-3'];
+    for (const pump of pumps) {
+      const { rows, seqs } = await spike(pump);
+      p.onCommit(rows, seqs);
+    }
+    await p.idle();
+    expect(p.status()).toMatchObject({ pending: 3, dropped: 0 });
+
+    online = true;
+    p.flush();
+    await vi.waitFor(() => expect(sent).toHaveLength(1)); // full-1 on its way
+    const late = await spike('full-4'); // the list is over its 3 while full-1 is on its way
+    p.onCommit(late.rows, late.seqs);
+    answer();
+    await p.idle();
+
+    // full-1 was sent: the alert dropped is the oldest not on its way (full-2), and none is lost uncounted.
+    expect(sent.map((a) => a.pumpId)).toEqual(['full-1', 'full-3', 'full-4']);
+    expect(p.status()).toMatchObject({ sent: 3, dropped: 1, pending: 0 });
+    expect(JSON.parse(buffer.getMeta('alerts.pending')!)).toEqual([]);
+  });
+
+  it('with the list full while its oldest alert is on its way and edgeHub then refuses it, drops that one (counted) and sends the others after', async () => {
+    tick(3_600_000);
+    let answer = (_ok: boolean): void => {};
+    const sent: Alert[] = [];
+    let tries = 0;
+    const send = (a: Alert): Promise<void> => {
+      if (++tries === 1) return new Promise<void>((resolve, reject) => (answer = (ok) => (ok ? resolve() : reject(new Error('edgeHub refused it')))));
+      sent.push(a);
+      return Promise.resolve();
+    };
+    const p = new AlertPublisher({ engine, kv: buffer, deviceId: 'gw-a', send, minIntervalMs: () => 60_000, logger: createLogger('silent'), clock: () => now, monotonic: () => mono, maxPending: 3 });
+    p.restore();
+    for (const pump of ['refused-1', 'refused-2', 'refused-3']) {
+      const { rows, seqs } = await spike(pump);
+      p.onCommit(rows, seqs); // the first starts on its way at once
+    }
+    const late = await spike('refused-4');
+    p.onCommit(late.rows, late.seqs);
+    answer(false);
+    await p.idle();
+    expect(p.status()).toMatchObject({ sent: 0, dropped: 1, pending: 3 });
+    p.flush();
+    await p.idle();
+    expect(sent.map((a) => a.pumpId)).toEqual(['refused-2', 'refused-3', 'refused-4']);
+    expect(p.status()).toMatchObject({ sent: 3, dropped: 1, pending: 0 });
   });
 
   it('keeps alerting once per interval after NTP steps the gateway clock back a day', async () => {
