@@ -87,9 +87,11 @@ export class StopMarks {
   /**
    * The pump's stops by `rule`. A rule not followed yet (a model swapped in) follows the pump's
    * history first, once, oldest reading first; then it takes over a later stop that counted by
-   * another rule followed (the model swapped out, or the live one beside a shadow): a stop older
-   * than the history (256 readings, a warm-up may be half an hour and more) is a stop of the pump
-   * all the same, and the new model warms up after it too.
+   * another rule followed (the model swapped out, or the live one beside a shadow) if that stop
+   * ended before the oldest reading of the history: a stop older than the history (256 readings, a
+   * warm-up may be half an hour and more) is a stop of the pump all the same, and the new model
+   * warms up after it too. A stop within the history is the other rule's own judgement of readings
+   * the new rule has judged itself: not taken over.
    */
   run(rule: StoppedRule, history: ValueHistory): StopRun {
     const key = ruleKey(rule);
@@ -97,7 +99,10 @@ export class StopMarks {
     if (run === undefined) {
       run = new StopRun();
       for (let age = history.size - 1; age >= 0; age--) run.judge(rule, history.valuesAt(age), history.tsAt(age));
-      for (const other of this.runs.values()) if (other.warmFrom > run.warmFrom) run.counted(other.warmFrom);
+      // Only a stop older than the history: one within it the new rule has just judged itself (and
+      // may have found none: a dead current transmitter is no stop for a rule that asks the flow too).
+      const oldest = history.size > 0 ? history.tsAt(history.size - 1) : Number.POSITIVE_INFINITY;
+      for (const other of this.runs.values()) if (other.warmFrom > run.warmFrom && other.warmFrom < oldest) run.counted(other.warmFrom);
       this.runs.set(key, run);
     }
     return run;

@@ -110,6 +110,20 @@ describe('a stop, or a sensor failing on a running pump', () => {
     }
   });
 
+  it('a model of two conditions swapped in for one of the current alone that took a dead current sensor for a stop does not take over that stop: scored and flagged at once, as if it had scored from the start', async () => {
+    const readings = withDeadSensor('Current');
+    const expected = await run(two, readings);
+    const engine = new InferenceEngine();
+    engine.setModel('default', one);
+    const before = await scoreAll(engine, readings.slice(0, 220));
+    expect(before.slice(150, 220).every((r) => r.unscoredReason?.startsWith('pump stopped: ')), 'the one-condition rule takes it for a stop').toBe(true);
+    engine.setModel('default', two);
+    const rest = await scoreAll(engine, readings.slice(220));
+    // before the fix: "pump starting" (the old rule's stop, inside the readings the new rule had judged itself) for its 30 s warm-up, no alarm
+    expect(rest.slice(0, 30).map((r) => r.unscoredReason ?? r.anomaly)).toEqual(rest.slice(0, 30).map(() => true));
+    expect(verdicts(rest)).toEqual(verdicts(expected.slice(220)));
+  });
+
   describe('a stop in the making: some of the rule\'s conditions met, not all', () => {
     const STEP = 20_000;
     /**
