@@ -52,6 +52,12 @@ export class FrozenWatch {
       if (run !== undefined && run.value === v) {
         run.count++;
         if (run.count === bounds[feature]) (began ??= []).push(frozen(feature, run, bounds[feature] as number));
+      } else if (run !== undefined) {
+        // a new run, in the old one's object: a noisy sensor starts one at nearly every reading,
+        // and an object per feature per reading was garbage enough to grow the agent's heap by ~20 MB
+        run.value = v;
+        run.since = ts;
+        run.count = 1;
       } else this.runs.set(feature, { value: v, since: ts, count: 1 });
     }
     return began ?? [];
