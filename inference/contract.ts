@@ -557,32 +557,31 @@ export function parseModelMetadata(props: Record<string, string>): ModelMetadata
 
 /** The optional frozen-sensor bounds of a model's metadata (undefined when absent); a bad value is refused. */
 function parseStuckAfter(text: string | undefined, features: readonly string[]): StuckAfter | undefined {
+  const value = parseOptionalJson(META_KEYS.stuckAfter, text, (v) => stuckAfterProblem(v, features));
+  return value === undefined ? undefined : Object.freeze({ ...(value as Record<string, number>) });
+}
+
+/** The optional stopped-when rule of a model's metadata (undefined when absent); a bad one is refused. */
+function parseStoppedWhen(text: string | undefined, features: readonly string[]): StoppedRule | undefined {
+  const rule = parseOptionalJson(META_KEYS.stoppedWhen, text, (v) => stoppedRuleProblem(v, features));
+  return rule === undefined ? undefined : stoppedRuleFromJson(rule as StoppedRuleJson);
+}
+
+/**
+ * An optional JSON metadata value (undefined when the key is absent), refused with a
+ * ModelContractError naming the key when it is not JSON or `problem` finds it unsound.
+ */
+function parseOptionalJson(key: string, text: string | undefined, problem: (value: unknown) => string | null): unknown {
   if (text === undefined) return undefined;
-  const key = META_KEYS.stuckAfter;
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch {
     throw new ModelContractError(`model metadata "${key}" is not JSON: ${quoteName(text)}`);
   }
-  const problem = stuckAfterProblem(value, features);
-  if (problem !== null) throw new ModelContractError(`model metadata "${key}" ${problem}`);
-  return Object.freeze({ ...(value as Record<string, number>) });
-}
-
-/** The optional stopped-when rule of a model's metadata (undefined when absent); a bad one is refused. */
-function parseStoppedWhen(text: string | undefined, features: readonly string[]): StoppedRule | undefined {
-  if (text === undefined) return undefined;
-  const key = META_KEYS.stoppedWhen;
-  let rule: unknown;
-  try {
-    rule = JSON.parse(text);
-  } catch {
-    throw new ModelContractError(`model metadata "${key}" is not JSON: ${quoteName(text)}`);
-  }
-  const problem = stoppedRuleProblem(rule, features);
-  if (problem !== null) throw new ModelContractError(`model metadata "${key}" ${problem}`);
-  return stoppedRuleFromJson(rule as StoppedRuleJson);
+  const found = problem(value);
+  if (found !== null) throw new ModelContractError(`model metadata "${key}" ${found}`);
+  return value;
 }
 
 /**
