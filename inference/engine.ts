@@ -1,5 +1,5 @@
 import type { PredictionRow, Reading } from '../buffer/types.js';
-import { GAP_FACTOR, GAP_MIN_MS, MAX_CARRY_READINGS, stoppedState } from './contract.js';
+import { GAP_FACTOR, GAP_MIN_MS, isStopped, MAX_CARRY_READINGS } from './contract.js';
 import { FrozenWatch, type FrozenSensor } from './frozen.js';
 import { StopMarks, stopVerdict } from './stopped.js';
 import { ValueHistory } from './history.js';
@@ -227,17 +227,14 @@ export class InferenceEngine {
           // rebuilds it from the readings after the stop and warm-up: StopMarks.runningAges).
           state.live = null;
           row.unscoredReason = stop.reason;
-        } else if (stop !== null) {
-          // A stop in the making (held): stored unscored, but in the window, which is not dropped:
-          // a sensor failing on a running pump is scored on a full window once its hold ends.
-          state.live = this.windowFor(state, state.live, model);
-          row.imputed = state.live.win.push(r.values).imputed;
-          row.unscoredReason = stop.reason;
         } else {
           state.live = this.windowFor(state, state.live, model);
           const pushed = state.live.win.push(r.values);
           row.imputed = pushed.imputed;
-          if (pushed.ready) this.add(groups, model, state.live.win, i, sizes.get(model) ?? 1, false);
+          // A stop in the making (held) is stored unscored but stays in the window, which is not
+          // dropped: a sensor failing on a running pump is scored on a full window once its hold ends.
+          if (stop !== null) row.unscoredReason = stop.reason;
+          else if (pushed.ready) this.add(groups, model, state.live.win, i, sizes.get(model) ?? 1, false);
           else row.unscoredReason = unscoredReason(pushed, model.meta.window);
         }
       }
@@ -276,17 +273,14 @@ export class InferenceEngine {
       if (repeats(state, r)) continue;
       if (lateReason(state, r.ts) !== null) {
         if (r.unscoredReason === undefined) continue;
-        this.rewind(state, state.history.size);
-        // As admit() did then: the stops were timed on the clock that moved.
-        state.stops.clear();
-        state.frozen.clear();
+        this.restartOnClockStep(state); // as admit() did then
       }
       this.record(state, r);
       state.stops.replay(models, r, state.history);
       // Where the pump's frozen sensors stand, without alerting again those found before the restart.
       const live = models[0];
       const rule = live?.meta.stoppedWhen;
-      state.frozen.observe(live?.meta.stuckAfter, r.values, r.ts, !(rule !== undefined && stoppedState(rule, r.values) === true));
+      state.frozen.observe(live?.meta.stuckAfter, r.values, r.ts, !(rule !== undefined && isStopped(rule, r.values)));
     }
     this.endLateRun(state);
   }
@@ -327,10 +321,7 @@ export class InferenceEngine {
     // a backlog after a quiet minute is not that: the next upload brings live readings again.
     const liveGone = first.count >= LATE_RUN_RESTART && arrival - first.arrival > gapMs(state.history);
     if (!atPace && !liveGone) return late;
-    this.rewind(state, state.history.size);
-    // The stops were timed on the clock that moved: measured from them, the pump would warm up until it caught up.
-    state.stops.clear();
-    state.frozen.clear();
+    this.restartOnClockStep(state);
     const earlier = run.slice(0, -1);
     this.endLateRun(state);
     for (const e of earlier) this.record(state, e);
@@ -453,6 +444,16 @@ export class InferenceEngine {
   }
 
   /** Drops the pump's newest `n` readings from its history; its windows are rebuilt from the rest when next needed. */
+  /**
+   * The pump's stream moved to another clock: its windows start again, and its stops and frozen
+   * runs are forgotten (timed on the clock that moved, the pump would warm up until it caught up).
+   */
+  private restartOnClockStep(state: PumpState): void {
+    this.rewind(state, state.history.size);
+    state.stops.clear();
+    state.frozen.clear();
+  }
+
   private rewind(state: PumpState, n: number): void {
     state.history.dropNewest(n);
     let newest = -Infinity;
