@@ -24,6 +24,9 @@ export interface FrozenSensor {
   after: number;
 }
 
+/** What observe returns at nearly every reading: no sensor became frozen (shared, not allocated per reading). */
+const NONE: readonly FrozenSensor[] = Object.freeze([]);
+
 interface Run {
   value: number;
   since: number;
@@ -38,12 +41,12 @@ export class FrozenWatch {
    * A reading of the pump at `ts`: `running` false when its model's stopped-when rule calls it
    * stopped. Returns the sensors that became frozen at this reading (empty almost always).
    */
-  observe(bounds: StuckAfter | undefined, values: Values, ts: number, running: boolean): FrozenSensor[] {
+  observe(bounds: StuckAfter | undefined, values: Values, ts: number, running: boolean): readonly FrozenSensor[] {
     if (!running) {
       this.runs.clear();
-      return [];
+      return NONE;
     }
-    if (bounds === undefined) return [];
+    if (bounds === undefined) return NONE;
     let began: FrozenSensor[] | null = null;
     for (const feature in bounds) {
       const v = values[feature];
@@ -60,7 +63,7 @@ export class FrozenWatch {
         run.count = 1;
       } else this.runs.set(feature, { value: v, since: ts, count: 1 });
     }
-    return began ?? [];
+    return began ?? NONE;
   }
 
   /** The pump's sensors frozen now by `bounds` (its model's), in the model's order. */
