@@ -4,7 +4,6 @@ import { BufferError } from '../buffer/errors.js';
 import { BufferStore, type BufferStats } from '../buffer/store.js';
 import { MAX_FEATURES } from '../inference/contract.js';
 import { InferenceEngine } from '../inference/engine.js';
-import type { FrozenSensor } from '../inference/frozen.js';
 import { ModelFileError } from '../inference/model-file.js';
 import { ModelManager } from '../inference/models.js';
 import { ModelStore } from '../inference/model-store.js';
@@ -15,6 +14,7 @@ import { EvictionWatch } from './eviction-watch.js';
 import { HousekeepingThread } from './housekeeping.js';
 import { registerCoreRoutes } from './http/core-routes.js';
 import { listenConfigError } from './http/listen-error.js';
+import { sensorFaultView, type SensorFaultView } from './http/pump-board.js';
 import { registerReadingsRoute } from './http/readings-route.js';
 import { StatusServer } from './http/server.js';
 import { CertificateWatch } from './http/certificate-watch.js';
@@ -259,11 +259,11 @@ export class Agent implements AgentParts {
   }
 
   /** Per pump with a sensor found frozen now, those sensors (`since` ISO), for /status and /metrics. */
-  private sensorFaults(): Record<string, Array<Omit<FrozenSensor, 'since'> & { since: string }>> {
-    const out: Record<string, Array<Omit<FrozenSensor, 'since'> & { since: string }>> = {};
+  private sensorFaults(): Record<string, SensorFaultView[]> {
+    const out: Record<string, SensorFaultView[]> = {};
     for (const pumpId of this.engine.pumpIds()) {
       const faults = this.engine.sensorFaults(pumpId);
-      if (faults.length > 0) out[pumpId] = faults.map((f) => ({ ...f, since: new Date(f.since).toISOString() }));
+      if (faults.length > 0) out[pumpId] = faults.map(sensorFaultView);
     }
     return out;
   }

@@ -2,6 +2,7 @@ import type { BufferStore } from '../../buffer/store.js';
 import type { PredictionRow } from '../../buffer/types.js';
 import { stoppedState, trainingSpan, type TrainingSpan } from '../../inference/contract.js';
 import { LEFT_OUT_PREFIXES, leftOutOfHistory, type InferenceEngine } from '../../inference/engine.js';
+import type { FrozenSensor } from '../../inference/frozen.js';
 import { isStoppedReason, isStoppingReason, STOPPED_PREFIX, STOPPING_PREFIX } from '../../inference/stopped.js';
 import type { ModelManager } from '../../inference/models.js';
 import type { ModelStatus } from '../../inference/model-status.js';
@@ -159,6 +160,11 @@ export interface SensorFaultView {
   readings: number;
   value: number;
   after: number;
+}
+
+/** A frozen sensor as the agent's endpoints show it (`since` as ISO time): /pumps, /status, /metrics. */
+export function sensorFaultView(f: FrozenSensor): SensorFaultView {
+  return { ...f, since: new Date(f.since).toISOString() };
 }
 
 export interface Deployment {
@@ -405,7 +411,7 @@ export class PumpBoard {
       model,
       ...this.deploymentOf(pumpId),
       outsideGenericRange: this.genericRangeOf(pumpId),
-      sensorFaults: this.deps.engine.sensorFaults(pumpId).map((f) => ({ ...f, since: new Date(f.since).toISOString() })),
+      sensorFaults: this.deps.engine.sensorFaults(pumpId).map(sensorFaultView),
     };
   }
 
