@@ -177,16 +177,8 @@ export class AlertPublisher {
   }
 
   private frozenAlertOf(row: PredictionRow, seq: number, s: NonNullable<PredictionRow['sensorFaultsBegan']>[number]): Alert {
-    const model = this.deps.engine.modelFor(row.pumpId);
     return {
-      kind: 'sensor-frozen',
-      deviceId: this.deps.deviceId,
-      pumpId: row.pumpId,
-      seq,
-      ts: new Date(row.ts).toISOString(),
-      score: row.score,
-      threshold: model && model.version === row.modelVersion ? model.meta.threshold : null,
-      modelVersion: row.modelVersion,
+      ...this.alertHead('sensor-frozen', row, seq),
       topFeatures: [],
       suppressedSinceLast: 0,
       sensor: { feature: s.feature, value: s.value, since: new Date(s.since).toISOString(), readings: s.readings, after: s.after },
@@ -194,18 +186,25 @@ export class AlertPublisher {
   }
 
   private alertOf(row: PredictionRow, seq: number): Alert {
+    return {
+      ...this.alertHead('anomaly', row, seq),
+      topFeatures: topFeatures(row.contributions),
+      suppressedSinceLast: this.suppressed.get(row.pumpId) ?? 0,
+    };
+  }
+
+  /** The fields every alert of a reading carries, in the message's order: the reading, its score and the model that gave it. */
+  private alertHead(kind: AlertKind, row: PredictionRow, seq: number): Pick<Alert, 'kind' | 'deviceId' | 'pumpId' | 'seq' | 'ts' | 'score' | 'threshold' | 'modelVersion'> {
     const model = this.deps.engine.modelFor(row.pumpId);
     return {
-      kind: 'anomaly',
+      kind,
       deviceId: this.deps.deviceId,
       pumpId: row.pumpId,
       seq,
       ts: new Date(row.ts).toISOString(),
-      score: row.score!,
+      score: row.score,
       threshold: model && model.version === row.modelVersion ? model.meta.threshold : null,
       modelVersion: row.modelVersion,
-      topFeatures: topFeatures(row.contributions),
-      suppressedSinceLast: this.suppressed.get(row.pumpId) ?? 0,
     };
   }
 
