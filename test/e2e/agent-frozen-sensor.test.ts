@@ -9,12 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Reading } from '../../buffer/types.js';
-import { startAgentProcess, type AgentProcess } from '../support/process.js';
+import { agentPool, getJson, postReadings } from '../support/agent-http.js';
+import type { AgentProcess } from '../support/process.js';
 import { readingsWithStops, stopModels } from '../support/stops.js';
 
 let dir: string;
 let model: string;
-const agents: AgentProcess[] = [];
+const pool = agentPool();
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'pumpwatch-e2e-frozen-'));
@@ -23,31 +24,15 @@ beforeAll(() => {
 });
 
 afterAll(async () => {
-  for (const a of agents) {
-    if (a.proc.exitCode === null && a.proc.signalCode === null) {
-      a.proc.kill('SIGKILL');
-      await a.exited;
-    }
-  }
+  await pool.killAll();
   rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
 });
 
-async function start(dataDir: string): Promise<AgentProcess> {
-  const agent = await startAgentProcess({ PUMPWATCH_DATA_DIR: dataDir, PUMPWATCH_DEFAULT_MODEL: model });
-  agents.push(agent);
-  await agent.waitReady();
-  return agent;
-}
-
-async function post(agent: AgentProcess, readings: readonly Reading[]): Promise<void> {
-  const res = await fetch(`${agent.url}/readings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(readings.map((r) => ({ ...r, ts: new Date(r.ts).toISOString() }))) });
-  expect(res.status, await res.clone().text()).toBe(202);
-}
+const start = (dataDir: string): Promise<AgentProcess> => pool.start({ PUMPWATCH_DATA_DIR: dataDir, PUMPWATCH_DEFAULT_MODEL: model });
+const post = (agent: AgentProcess, readings: readonly Reading[]): Promise<void> => postReadings(agent, readings, Infinity);
 
 async function pump(agent: AgentProcess): Promise<any> {
-  const res = await fetch(`${agent.url}/pumps`);
-  expect(res.status).toBe(200);
-  return ((await res.json()) as { pumps: Array<{ pumpId: string }> }).pumps.find((p) => p.pumpId === 'pump-f');
+  return ((await getJson(agent, '/pumps')) as { pumps: Array<{ pumpId: string }> }).pumps.find((p) => p.pumpId === 'pump-f');
 }
 
 /** 400 readings at 1 Hz ending now: Current frozen at reading 99's value from 100 to 349, live again after. */

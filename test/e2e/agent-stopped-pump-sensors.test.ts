@@ -12,51 +12,24 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PumpSimulator } from '../../agent/simulator.js';
 import type { Reading } from '../../buffer/types.js';
-import { startAgentProcess, type AgentProcess } from '../support/process.js';
+import { agentPool, getJson, postReadings, stopAgent } from '../support/agent-http.js';
+import type { AgentProcess } from '../support/process.js';
 
 let dir: string;
-const agents: AgentProcess[] = [];
+const pool = agentPool();
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'pumpwatch-e2e-stopped-sensors-'));
 });
 
 afterAll(async () => {
-  for (const a of agents) {
-    if (a.proc.exitCode === null && a.proc.signalCode === null) {
-      a.proc.kill('SIGKILL');
-      await a.exited;
-    }
-  }
+  await pool.killAll();
   rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
 });
 
-async function start(dataDir: string): Promise<AgentProcess> {
-  const agent = await startAgentProcess({ PUMPWATCH_DATA_DIR: dataDir });
-  agents.push(agent);
-  await agent.waitReady();
-  return agent;
-}
-
-async function stop(agent: AgentProcess): Promise<void> {
-  agent.proc.kill('SIGTERM');
-  expect(await agent.exited).toBe(0);
-}
-
-async function post(agent: AgentProcess, readings: readonly Reading[]): Promise<void> {
-  for (let i = 0; i < readings.length; i += 500) {
-    const batch = readings.slice(i, i + 500);
-    const res = await fetch(`${agent.url}/readings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(batch.map((r) => ({ ...r, ts: new Date(r.ts).toISOString() }))) });
-    expect(res.status, await res.clone().text()).toBe(202);
-    expect(((await res.json()) as { accepted: number }).accepted).toBe(batch.length);
-  }
-}
-
-async function getJson(agent: AgentProcess, path: string): Promise<any> {
-  const res = await fetch(`${agent.url}${path}`);
-  expect(res.status).toBe(200);
-  return res.json();
-}
+const start = (dataDir: string): Promise<AgentProcess> => pool.start({ PUMPWATCH_DATA_DIR: dataDir });
+const stop = stopAgent;
+const post = (agent: AgentProcess, readings: readonly Reading[]): Promise<void> => postReadings(agent, readings, 500);
 
 /** 1 500 readings at 1 Hz of a simulated running pump, ending a minute ago; `change` alters those from 600 on. */
 const START = Date.now() - 1_560_000;

@@ -9,13 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Reading } from '../../buffer/types.js';
-import { startAgentProcess, type AgentProcess } from '../support/process.js';
+import { agentPool, getJson, postReadings, stopAgent } from '../support/agent-http.js';
+import type { AgentProcess } from '../support/process.js';
 import { readingsWithStops, stopModels } from '../support/stops.js';
 
 let dir: string;
 let withRule: string;
 let withoutRule: string;
-const agents: AgentProcess[] = [];
+const pool = agentPool();
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'pumpwatch-e2e-stopped-'));
@@ -27,38 +28,13 @@ beforeAll(() => {
 });
 
 afterAll(async () => {
-  for (const a of agents) {
-    if (a.proc.exitCode === null && a.proc.signalCode === null) {
-      a.proc.kill('SIGKILL');
-      await a.exited;
-    }
-  }
+  await pool.killAll();
   rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
 });
 
-async function start(model: string, dataDir: string): Promise<AgentProcess> {
-  const agent = await startAgentProcess({ PUMPWATCH_DATA_DIR: dataDir, PUMPWATCH_DEFAULT_MODEL: model });
-  agents.push(agent);
-  await agent.waitReady();
-  return agent;
-}
-
-async function stop(agent: AgentProcess): Promise<void> {
-  agent.proc.kill('SIGTERM');
-  expect(await agent.exited).toBe(0);
-}
-
-async function post(agent: AgentProcess, readings: readonly Reading[]): Promise<void> {
-  const res = await fetch(`${agent.url}/readings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(readings.map((r) => ({ ...r, ts: new Date(r.ts).toISOString() }))) });
-  expect(res.status, await res.clone().text()).toBe(202);
-  expect(((await res.json()) as { accepted: number }).accepted).toBe(readings.length);
-}
-
-async function getJson(agent: AgentProcess, path: string): Promise<any> {
-  const res = await fetch(`${agent.url}${path}`);
-  expect(res.status).toBe(200);
-  return res.json();
-}
+const start = (model: string, dataDir: string): Promise<AgentProcess> => pool.start({ PUMPWATCH_DATA_DIR: dataDir, PUMPWATCH_DEFAULT_MODEL: model });
+const stop = stopAgent;
+const post = (agent: AgentProcess, readings: readonly Reading[]): Promise<void> => postReadings(agent, readings, Infinity);
 
 /** 400 readings at 1 Hz ending a minute ago: running 0-199, stopped from 200 on. */
 const START = Date.now() - 460_000;
