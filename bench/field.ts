@@ -39,6 +39,9 @@
  * the running pump instead of an offset ("sensor dead"). Per-pump models have no stopped-when rule
  * unless `--stopped-when` gives one; `--fleet --dead` scores the bundled model with its own.
  * `--stuck`: they repeat the value the sensor read just before instead ("sensor stuck": frozen).
+ * Either way the sensor repeats one value over its half-hour, so the agent's frozen-sensor check
+ * (the model's `pumpwatch.stuck_after`) may find it: counted per sensor beside the models, and
+ * with `--dead` also found by the model or the check (the models' own figures unchanged).
  *
  *   node dist/bench/field.js [--pumps 5] [--period-s 10] [--bias-sd 2] [--stops] [--dead | --stuck] [--stopped-when RULE --after-start S]
  *   node dist/bench/field.js --fleet [--pumps 3] [--period-s 1] [--bias-sd 2] [--stops] [--dead | --stuck]
@@ -82,6 +85,8 @@ const STOP_PLAN = { perDay: 4, minMinutes: 10, maxMinutes: 120 } as const;
 /** `--dead`: the sensor half-hours read 0 (a dead transmitter) instead of an offset; `--stuck`: the value it read last before. */
 const DEAD = args.dead === true;
 const STUCK = args.stuck === true;
+/** The sensor half-hours repeat one value (`--dead`: 0; `--stuck`: the last read), which the frozen-sensor check is there to find. */
+const REPEATS = DEAD || STUCK;
 if (DEAD && STUCK) {
   process.stderr.write('bench/field: --dead and --stuck are two ways a sensor fails in its half-hours: give one\n');
   process.exit(2);
@@ -189,11 +194,13 @@ interface Tally {
 }
 
 interface FrozenCounts {
-  /** Sensor half-hours found by the check / all, per sensor (meaningful with --stuck). */
+  /** Sensor half-hours found by the check / all, per sensor (meaningful with --dead or --stuck). */
   bySensor: Map<string, [number, number]>;
+  /** Sensor half-hours found by the model (a flag, as `tally` counts it) or the check / all, per sensor. */
+  eitherBySensor: Map<string, [number, number]>;
   /** Minutes from a half-hour's start to the check's finding. */
   delaysMin: number[];
-  /** Findings outside a frozen half-hour of that sensor: false ones. */
+  /** Findings outside a dead or frozen half-hour of that sensor: false ones. */
   falseFinds: number;
   falseBySensor: Map<string, number>;
 }
@@ -273,7 +280,7 @@ function emptyTally(): Tally {
   const valveBySize = new Map(VALVE_DROPS.map((d): [string, [number, number]] => [dropLabel(d), [0, 0]]));
   const zero = (): Record<Phase, number> => ({ stop: 0, 'warm-up': 0, running: 0 });
   const stops: StopCounts = { episodes: zero(), afterWarmUp: 0, readings: zero(), unscoredStopped: 0, unscoredStarting: 0, overlapFound: 0, overlapAll: 0, hidden: 0 };
-  return { normal: 0, falseFlags: 0, falseEpisodes: 0, aftermathEpisodes: 0, kinds, biasBySensor: new Map(), valveBySize, stops, frozen: { bySensor: new Map(), delaysMin: [], falseFinds: 0, falseBySensor: new Map() } };
+  return { normal: 0, falseFlags: 0, falseEpisodes: 0, aftermathEpisodes: 0, kinds, biasBySensor: new Map(), valveBySize, stops, frozen: { bySensor: new Map(), eitherBySensor: new Map(), delaysMin: [], falseFinds: 0, falseBySensor: new Map() } };
 }
 
 /**
@@ -375,8 +382,8 @@ async function runPump(index: number, tallies: Map<string, Tally>, fitMs: Map<st
       }
     }
     await model.release();
-    tallyFrozen((tallies.get(algorithm) as Tally).frozen, frozenFinds, plan);
-    tally(tallies.get(algorithm) as Tally, scored, flags, plan, model.meta.window);
+    const flagged = tally(tallies.get(algorithm) as Tally, scored, flags, plan, model.meta.window);
+    tallyFrozen((tallies.get(algorithm) as Tally).frozen, frozenFinds, plan, flagged);
     tallyStops((tallies.get(algorithm) as Tally).stops, scored, flags, reasons, plan, model.meta.window);
   }
 }
@@ -390,11 +397,14 @@ interface Scored {
 }
 
 /**
- * The agent's frozen-sensor check: each sensor half-hour (with --stuck: the sensor frozen) found
- * when the check names its sensor during it; a finding outside such a half-hour of its sensor is a
- * false one (normal readings, or another sensor's half-hour), and so is every finding without --stuck.
+ * The agent's frozen-sensor check: each sensor half-hour (with --dead the sensor reads 0, with
+ * --stuck its last value: one value repeated either way) found when the check names its sensor
+ * during it; `flagged`, the half-hours the model found, makes the count found by either. A finding
+ * outside such a half-hour of its sensor is a false one (normal readings, or another sensor's
+ * half-hour), and so is every finding without --dead or --stuck (a sensor read off by an offset
+ * still moves: it is not frozen).
  */
-function tallyFrozen(t: FrozenCounts, finds: ReadonlyArray<{ ts: number; feature: string }>, plan: readonly PlannedEvent[]): void {
+function tallyFrozen(t: FrozenCounts, finds: ReadonlyArray<{ ts: number; feature: string }>, plan: readonly PlannedEvent[], flagged: ReadonlySet<PlannedEvent>): void {
   const halfHours = plan.filter((f) => f.feature !== undefined);
   for (const f of halfHours) {
     const feature = f.feature as string;
@@ -402,10 +412,12 @@ function tallyFrozen(t: FrozenCounts, finds: ReadonlyArray<{ ts: number; feature
     const [found, all] = t.bySensor.get(feature) ?? [0, 0];
     t.bySensor.set(feature, [found + (hit ? 1 : 0), all + 1]);
     if (hit) t.delaysMin.push((hit.ts - f.startTs) / 60_000);
+    const [either, allEither] = t.eitherBySensor.get(feature) ?? [0, 0];
+    t.eitherBySensor.set(feature, [either + (flagged.has(f) || (REPEATS && hit) ? 1 : 0), allEither + 1]);
   }
   for (const d of finds) {
-    // Without --stuck no sensor is frozen: every finding is false.
-    if (STUCK && halfHours.some((f) => f.feature === d.feature && d.ts >= f.startTs && d.ts < f.startTs + f.durationMs)) continue;
+    // Without --dead or --stuck no sensor repeats a value: every finding is false.
+    if (REPEATS && halfHours.some((f) => f.feature === d.feature && d.ts >= f.startTs && d.ts < f.startTs + f.durationMs)) continue;
     t.falseFinds++;
     t.falseBySensor.set(d.feature, (t.falseBySensor.get(d.feature) ?? 0) + 1);
   }
@@ -431,8 +443,11 @@ function tallyStops(t: StopCounts, scored: readonly Scored[], flags: readonly bo
   }
 }
 
-/** Readings within `window` after a fault still have fault readings in their window: counted neither way. */
-function tally(t: Tally, scored: readonly Scored[], flags: readonly boolean[], plan: readonly PlannedEvent[], window: number): void {
+/**
+ * Readings within `window` after a fault still have fault readings in their window: counted neither way.
+ * Returns the planned events the model found (a flag while it lasts or in the windows that still hold it).
+ */
+function tally(t: Tally, scored: readonly Scored[], flags: readonly boolean[], plan: readonly PlannedEvent[], window: number): Set<PlannedEvent> {
   let settling = 0;
   let inEpisode = false;
   let lastProcessFaultTs = -Infinity;
@@ -464,6 +479,7 @@ function tally(t: Tally, scored: readonly Scored[], flags: readonly boolean[], p
     inEpisode = flags[i] === true;
   });
   const times = scored.map((s) => s.reading.ts);
+  const found = new Set<PlannedEvent>();
   for (const f of plan) {
     const k = t.kinds[f.kind];
     k.events++;
@@ -485,10 +501,19 @@ function tally(t: Tally, scored: readonly Scored[], flags: readonly boolean[], p
       t.valveBySize.set(f.valveSize, [found + (first >= 0 ? 1 : 0), all + 1]);
     }
     if (first >= 0) {
+      found.add(f);
       k.detected++;
       k.delaysMin.push(((scored[first] as { reading: Reading }).reading.ts - f.startTs) / 60_000);
     }
   }
+  return found;
+}
+
+/** Half-hours found / all, summed over the sensors, and per sensor as `Current 14/14, …`. */
+function perSensorText(bySensor: ReadonlyMap<string, readonly [number, number]>): [number, number, string] {
+  const counts = [...bySensor.values()];
+  const text = [...bySensor].map(([f, [found, all]]) => `${f} ${found}/${all}`).join(', ');
+  return [counts.reduce((a, [n]) => a + n, 0), counts.reduce((a, [, n]) => a + n, 0), text];
 }
 
 function median(values: readonly number[]): number {
@@ -543,12 +568,17 @@ async function main(): Promise<void> {
     const t = (tallies.get(algorithm) as Tally).frozen;
     const falses = [...t.falseBySensor].map(([f, n]) => `${f} ${n}`).join(', ');
     const falseText = `false findings ${t.falseFinds} (${fmt(t.falseFinds / pumpDays, 2)} per pump-day)${falses ? `: ${falses}` : ''}`;
-    if (STUCK) {
-      const bySensor = [...t.bySensor].map(([f, [found, all]]) => `${f} ${found}/${all}`);
-      const found = [...t.bySensor.values()].reduce((a, [n]) => a + n, 0);
-      const all = [...t.bySensor.values()].reduce((a, [, n]) => a + n, 0);
-      console.log(`${algorithm}: frozen-sensor check (the model's stuck_after) found ${found}/${all}, median ${Number.isNaN(median(t.delaysMin)) ? '-' : fmt(median(t.delaysMin), 1)} min after the freeze (max ${t.delaysMin.length ? fmt(Math.max(...t.delaysMin), 1) : '-'}), per sensor: ${bySensor.join(', ')}; ${falseText}`);
+    if (REPEATS) {
+      const [found, all, bySensor] = perSensorText(t.bySensor);
+      console.log(`${algorithm}: frozen-sensor check (the model's stuck_after) found ${found}/${all}, median ${Number.isNaN(median(t.delaysMin)) ? '-' : fmt(median(t.delaysMin), 1)} min after the ${DEAD ? 'sensor died' : 'freeze'} (max ${t.delaysMin.length ? fmt(Math.max(...t.delaysMin), 1) : '-'}), per sensor: ${bySensor}; ${falseText}`);
     } else console.log(`${algorithm}: frozen-sensor check (the model's stuck_after): ${falseText}`);
+  }
+  // --dead: a dead transmitter is found when the model flags it or the check finds it (--stuck's output stays as it was).
+  if (DEAD) {
+    for (const algorithm of ALGORITHMS) {
+      const [found, all, bySensor] = perSensorText((tallies.get(algorithm) as Tally).frozen.eitherBySensor);
+      console.log(`${algorithm}: ${BIAS} found by the model or the check ${found}/${all}, per sensor: ${bySensor}`);
+    }
   }
   for (const algorithm of ALGORITHMS) {
     const bySize = [...(tallies.get(algorithm) as Tally).valveBySize].map(([size, [found, all]]) => `${size} ${found}/${all}`);

@@ -7,7 +7,9 @@
  * fitted on the same days without a rule scores them; a sensor reading 0 on a running pump is found
  * by models without a rule and with the two-condition rule, but a dead current transmitter is a
  * stop to a rule on the current alone (`--stopped-when`, passed to the trainer's own parser as
- * `fit` takes it).
+ * `fit` takes it). A dead sensor reads one value (0) over its half-hour, so the agent's
+ * frozen-sensor check finds it too, and the bench counts it found by the model, by the check and
+ * by either.
  */
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
@@ -25,13 +27,23 @@ async function bench(args: string[]): Promise<string> {
 
 /** `name: sensor dead found, per sensor: …` as sensor → [found, all]. */
 function perSensor(stdout: string, model: string): Map<string, [number, number]> {
-  const line = new RegExp(`^${model}: sensor dead found, per sensor: (.*)$`, 'm').exec(stdout)?.[1] ?? '';
+  return cells(new RegExp(`^${model}: sensor dead found, per sensor: (.*)$`, 'm').exec(stdout)?.[1] ?? '');
+}
+
+/** `Current 4/4, Pressure 0/3, …` as sensor → [found, all]. */
+function cells(text: string): Map<string, [number, number]> {
   return new Map(
-    line.split(', ').map((cell) => {
+    text.split(', ').map((cell) => {
       const [, sensor, hit, all] = /^(.+) (\d+)\/(\d+)$/.exec(cell) ?? [];
       return [sensor!, [Number(hit), Number(all)]];
     }),
   );
+}
+
+/** `name: frozen-sensor check (the model's stuck_after) found n/m, median … min after <onset> (max …), per sensor: …; false findings k …`. */
+function frozenCheck(stdout: string, model: string, onset: string): { found: number; all: number; bySensor: Map<string, [number, number]>; falseFinds: number } | null {
+  const m = new RegExp(`^${model}: frozen-sensor check \\(the model's stuck_after\\) found (\\d+)/(\\d+), median [\\d.]+ min after the ${onset} \\(max [\\d.]+\\), per sensor: ([^;]*); false findings (\\d+) `, 'm').exec(stdout);
+  return m ? { found: Number(m[1]), all: Number(m[2]), bySensor: cells(m[3]!), falseFinds: Number(m[4]) } : null;
 }
 
 interface StopLine {
@@ -107,6 +119,33 @@ describe('bench/field with stops and dead sensors', () => {
     }
   }, 120_000);
 
+  /**
+   * A transmitter dead at its floor repeats one value as a frozen one does. Until 2026-12-06 the
+   * bench counted the check's findings as found only with --stuck: with --dead all 20 of pump 1
+   * were "false findings", and the dead pressure (0 bar, inside its running range: 0 of 3 found by
+   * every model on pump 1) looked unfound.
+   */
+  it('--dead: the frozen-sensor check finds every dead half-hour, the pressure\'s too, with no false finding; found by the model or the check is the union, the models\' own line kept', async () => {
+    const stdout = await bench(['--dead']);
+    for (const model of ['mset', 'mset-rel', 'pca']) {
+      const byModel = perSensor(stdout, model);
+      expect(byModel.size, model).toBe(8);
+      const check = frozenCheck(stdout, model, 'sensor died');
+      expect(check, model).not.toBeNull();
+      expect(check!.falseFinds, model).toBe(0);
+      expect([check!.found, check!.all], model).toEqual([20, 20]); // 4 a day for 7 days, the bearing wear's 2 days aside
+      const either = cells(new RegExp(`^${model}: sensor dead found by the model or the check (\\d+)/(\\d+), per sensor: (.*)$`, 'm').exec(stdout)?.[3] ?? '');
+      expect([...either.keys()], model).toEqual([...byModel.keys()]);
+      for (const [sensor, [hit, all]] of either) {
+        const [byModelHit, byModelAll] = byModel.get(sensor)!;
+        const [byCheckHit, byCheckAll] = check!.bySensor.get(sensor)!;
+        expect([byModelAll, byCheckAll], `${model} ${sensor}`).toEqual([all, all]);
+        expect(hit, `${model} ${sensor}`).toBe(all); // the check finds each: so does either
+        expect(hit, `${model} ${sensor}`).toBeGreaterThanOrEqual(Math.max(byModelHit, byCheckHit));
+      }
+    }
+  }, 120_000);
+
   it('--stuck: each sensor half-hour repeats the value read just before it, counted per sensor like the offsets', async () => {
     const stdout = await bench(['--stuck']);
     expect(stdout).toContain('("sensor stuck": a transmitter frozen, each sensor in turn)');
@@ -115,7 +154,11 @@ describe('bench/field with stops and dead sensors', () => {
       const all = line.split(', ').map((cell) => Number(/\/(\d+)$/.exec(cell)?.[1]));
       expect(all, model).toHaveLength(8);
       expect(all.reduce((a, b) => a + b, 0), model).toBe(20); // 4 a day for 7 days, the bearing wear's 2 days aside
+      const check = frozenCheck(stdout, model, 'freeze');
+      expect([check?.found, check?.all, check?.falseFinds], model).toEqual([20, 20, 0]);
     }
+    // the model-or-check line is --dead's: --stuck prints as it did
+    expect(stdout).not.toContain('found by the model or the check');
   }, 120_000);
 
   it('refuses a bad --stopped-when with the trainer\'s own message, exit code 2', async () => {
