@@ -149,7 +149,8 @@ export const CONFIG_KEYS = {
   syncMaxBytesPerSecond: key({ env: 'PUMPWATCH_SYNC_MAX_BYTES_PER_SECOND', schema: int(0, Number.MAX_SAFE_INTEGER).default(0), unit: 'B/s', description: 'upload bandwidth cap for metered links (0 = none)' }),
   syncBatchMaxRows: key({ env: 'PUMPWATCH_SYNC_BATCH_MAX_ROWS', schema: int(1, 1_000_000).default(50_000), unit: 'rows', description: 'rows per uploaded blob at most' }),
   retentionHours: key({ env: 'PUMPWATCH_RETENTION_HOURS', schema: numeric(num().min(0)).default(72), unit: 'h', description: 'synced rows received longer ago than this are deleted (the technician page\'s history)' }),
-  alertsMinIntervalSeconds: key({ env: 'PUMPWATCH_ALERTS_MIN_INTERVAL_SECONDS', schema: int(0, 86400).default(60), unit: 's', description: 'at most one alert per pump in this interval' }),
+  alertsMinIntervalSeconds: key({ env: 'PUMPWATCH_ALERTS_MIN_INTERVAL_SECONDS', schema: int(0, 86400).default(60), unit: 's', description: 'at most one anomaly alert per pump in this interval' }),
+  alertsSensorMinIntervalSeconds: key({ env: 'PUMPWATCH_SENSOR_ALERTS_MIN_INTERVAL_SECONDS', schema: int(0, 604800).default(3600), unit: 's', description: 'quiet time of frozen-sensor alerts per pump and sensor: a sensor found frozen again within it after its last alert is counted, not alerted; still frozen when it ends, it is alerted then with the count' }),
   logLevel: key({ env: 'PUMPWATCH_LOG_LEVEL', schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), unit: 'level', description: 'pino log level' }),
   allowInsecureModelUrls: key({ env: 'PUMPWATCH_ALLOW_INSECURE_MODEL_URLS', schema: bool.default(false), unit: 'flag', description: 'let model downloads use plain http:// (development and tests only)' }),
   maxBodyBytes: key({ env: 'PUMPWATCH_MAX_BODY_BYTES', schema: int(1024, 1 << 30).default(16 * 1024 * 1024), unit: 'bytes', description: 'largest POST /readings body (413 above)' }),
@@ -192,7 +193,7 @@ export const TWIN_SETTINGS = {
     slowRetrySeconds: 'syncSlowRetrySeconds',
   },
   buffer: { maxBytes: 'bufferMaxBytes', retentionHours: 'retentionHours' },
-  alerts: { minIntervalSeconds: 'alertsMinIntervalSeconds' },
+  alerts: { minIntervalSeconds: 'alertsMinIntervalSeconds', sensorMinIntervalSeconds: 'alertsSensorMinIntervalSeconds' },
   ingest: { maxFutureSeconds: 'maxFutureSeconds', maxPastSeconds: 'maxPastSeconds' },
   modelDownloads: { maxBytes: 'modelMaxBytes', timeoutSeconds: 'modelDownloadTimeoutSeconds' },
 } as const satisfies Record<string, Record<string, ConfigKey>>;

@@ -52,6 +52,7 @@ export class AgentStatus {
   private pumpRefusals: () => PumpRefusalsStatus | null = () => null;
   private outsideGenericRange: () => Record<string, GenericRangeView> = () => ({});
   private sensorFaults: () => Record<string, unknown[]> = () => ({});
+  private alerts: (() => Record<string, unknown>) | null = null;
   private readonly startedMono = performance.now();
   private readonly connectivity: Record<Link, () => string> = { hub: () => 'not configured', blob: () => 'not configured' };
   private hubReportedError: () => string | null = () => null;
@@ -91,6 +92,21 @@ export class AgentStatus {
   /** The pumps with sensors found frozen now (the inference engine's, inference/frozen.ts). */
   setSensorFaults(fn: () => Record<string, unknown[]>): void {
     this.sensorFaults = fn;
+  }
+
+  /** The alerts on output `alerts` (agent/edge/alerts.ts), reported by the IoT Edge part; none without it. */
+  setAlerts(fn: () => Record<string, unknown>): void {
+    this.alerts = fn;
+  }
+
+  /** As outsideGenericRangeNow: a failure is named, /status answers. */
+  private alertsNow(): Record<string, unknown> | null {
+    if (this.alerts === null) return null;
+    try {
+      return this.alerts();
+    } catch (err) {
+      return { error: safeErrorMessage(err) };
+    }
   }
 
   /** Each link (IoT hub, Blob Storage) is reported by the part that owns it. */
@@ -209,6 +225,7 @@ export class AgentStatus {
         refusedUntracked: refusals?.untrackedReadings ?? 0,
       },
       sync: this.sync(),
+      alerts: this.alertsNow(),
       connectivity: this.connectivityNow(),
       tls: this.certificate(),
       system: this.deps.system.latest(),

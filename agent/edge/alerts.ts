@@ -7,7 +7,12 @@
  * edgeHub has an alert, it stores and forwards it through offline periods.
  *
  * A sensor found frozen (inference/frozen.ts) makes one alert of kind `sensor-frozen` when it is
- * found, outside the anomalies' rate limit (it comes once per fault, not once per reading). The
+ * found, outside the anomalies' rate limit (it comes once per fault, not once per reading), and
+ * under a quiet time of its own per pump and sensor, `sensorMinIntervalSeconds` (sensor-quiet.ts):
+ * a sensor that thaws for a reading and freezes again is found again and again. A finding in the
+ * quiet time is counted; when the quiet time ends with findings counted and the sensor is still
+ * frozen, it is alerted at the pump's next commit, with the count (a continuing fault is never left
+ * unalerted); thawed by then, its next finding carries the count. The
  * `kind` field is optional in the message: consumers that predate it read every alert as an
  * anomaly alert, and the message property `type` (`anomaly` or `sensor-fault`) tells them apart
  * for routes; anomaly alerts keep every field they had.
@@ -18,6 +23,7 @@ import type { KeyValueStore } from '../../inference/model-state.js';
 import { monotonicNow } from '../../sync/clock.js';
 import { safeErrorMessage } from '../../sync/redact.js';
 import type { Logger } from '../logger.js';
+import { SensorQuiet, type SensorSuppressedView } from './sensor-quiet.js';
 
 export const ALERTS_OUTPUT = 'alerts';
 const PENDING_KEY = 'alerts.pending';
@@ -46,9 +52,12 @@ export interface Alert {
   threshold: number | null;
   modelVersion: string | null;
   topFeatures: Array<{ feature: string; contribution: number }>;
-  /** Anomalies of this pump not alerted since the previous alert (rate limit). */
+  /**
+   * `anomaly`: anomalies of this pump not alerted since its previous anomaly alert (rate limit).
+   * `sensor-frozen`: findings of this sensor not alerted since its previous alert (quiet time).
+   */
   suppressedSinceLast: number;
-  /** `sensor-frozen` only. */
+  /** `sensor-frozen` only: the sensor's run as it was found, or as it is when a quiet time ends (its findings held back, still frozen). */
   sensor?: FrozenSensorAlert;
 }
 
@@ -59,6 +68,8 @@ export interface AlertDeps {
   /** Hands one alert to edgeHub; rejects when offline. */
   send: (alert: Alert) => Promise<void>;
   minIntervalMs: () => number;
+  /** Quiet time of `sensor-frozen` alerts per pump and sensor. */
+  sensorMinIntervalMs: () => number;
   logger: Logger;
   /** Wall clock: the times stored with alerts. */
   clock?: () => number;
@@ -110,11 +121,15 @@ export class AlertPublisher {
   private sending: Promise<void> | null = null;
   readonly counts = { sent: 0, suppressed: 0, dropped: 0, failed: 0, sensorFaults: 0 };
   private lastError: string | null = null;
+  private readonly sensorQuiet: SensorQuiet;
 
-  constructor(private readonly deps: AlertDeps) {}
+  constructor(private readonly deps: AlertDeps) {
+    this.sensorQuiet = new SensorQuiet({ kv: deps.kv, intervalMs: deps.sensorMinIntervalMs, clock: () => this.now(), monotonic: () => this.monotonic(), logger: deps.logger });
+  }
 
-  /** Loads alerts left unsent by the previous run, and the time of each pump's last alert. */
+  /** Loads alerts left unsent by the previous run, the time of each pump's last alert, and each sensor's (sensor-quiet.ts). */
   restore(): void {
+    this.sensorQuiet.restore();
     try {
       const text = this.deps.kv.getMeta(PENDING_KEY);
       const sent = JSON.parse(this.deps.kv.getMeta(SENT_KEY) ?? '{}') as Record<string, SentRecord>;
@@ -137,11 +152,17 @@ export class AlertPublisher {
     const now = this.now();
     const mono = this.monotonic();
     let added = 0;
+    let sensorsChanged = false;
     for (let i = 0; i < rows.length; i++) {
       const row = rows[i]!;
       for (const sensor of row.sensorFaultsBegan ?? []) {
-        this.pending.push({ alert: this.frozenAlertOf(row, seqs[i]!, sensor), at: now });
         this.counts.sensorFaults++;
+        sensorsChanged = true;
+        if (this.sensorQuiet.quiet(row.pumpId, sensor.feature)) {
+          this.sensorQuiet.suppress(row.pumpId, sensor.feature);
+          continue;
+        }
+        this.pending.push({ alert: this.frozenAlertOf(row, seqs[i]!, sensor, this.sensorQuiet.alerted(row.pumpId, sensor.feature)), at: now });
         added++;
       }
       if (row.anomaly !== true || row.score === null) continue;
@@ -156,6 +177,12 @@ export class AlertPublisher {
       this.suppressed.delete(row.pumpId);
       added++;
     }
+    if (this.sensorQuiet.owing()) {
+      const caughtUp = this.stillFrozenAfterQuiet(rows, seqs, now);
+      added += caughtUp;
+      sensorsChanged ||= caughtUp > 0;
+    }
+    if (sensorsChanged) this.sensorQuiet.save();
     if (added === 0) return;
     const max = this.deps.maxPending ?? 1000;
     if (this.pending.length > max) this.counts.dropped += this.pending.splice(0, this.pending.length - max).length;
@@ -172,15 +199,61 @@ export class AlertPublisher {
     while (this.sending) await this.sending;
   }
 
-  status(): { sent: number; suppressed: number; pending: number; dropped: number; lastError: string | null } {
-    return { sent: this.counts.sent, suppressed: this.counts.suppressed, pending: this.pending.length, dropped: this.counts.dropped, lastError: this.lastError };
+  /**
+   * `suppressed`: anomalies held back by the rate limit; `sensorFaults`: frozen sensors found;
+   * `sensorSuppressed`: those findings held back by a sensor's quiet time (both since start);
+   * `sensorsSuppressed`: per pump, its sensors with findings held back since their last alert.
+   */
+  status(): {
+    sent: number;
+    suppressed: number;
+    pending: number;
+    dropped: number;
+    lastError: string | null;
+    sensorFaults: number;
+    sensorSuppressed: number;
+    sensorsSuppressed: Record<string, Record<string, SensorSuppressedView>>;
+  } {
+    return {
+      sent: this.counts.sent,
+      suppressed: this.counts.suppressed,
+      pending: this.pending.length,
+      dropped: this.counts.dropped,
+      lastError: this.lastError,
+      sensorFaults: this.counts.sensorFaults,
+      sensorSuppressed: this.sensorQuiet.suppressedTotal,
+      sensorsSuppressed: this.sensorQuiet.status(),
+    };
   }
 
-  private frozenAlertOf(row: PredictionRow, seq: number, s: NonNullable<PredictionRow['sensorFaultsBegan']>[number]): Alert {
+  /**
+   * The catch-up alerts: each sensor of a pump in this commit whose quiet time is over with findings
+   * held back, and which is still frozen (its run going on), is alerted now, at the pump's last
+   * reading of the commit, with its run as it is. Returns how many.
+   */
+  private stillFrozenAfterQuiet(rows: readonly PredictionRow[], seqs: readonly number[], now: number): number {
+    let added = 0;
+    const seen = new Set<string>();
+    for (let i = rows.length - 1; i >= 0; i--) {
+      const row = rows[i]!;
+      if (seen.has(row.pumpId)) continue;
+      seen.add(row.pumpId);
+      const due = this.sensorQuiet.due(row.pumpId);
+      if (due.length === 0) continue;
+      for (const fault of this.deps.engine.sensorFaults(row.pumpId)) {
+        if (!due.includes(fault.feature)) continue;
+        this.pending.push({ alert: this.frozenAlertOf(row, seqs[i]!, fault, this.sensorQuiet.alerted(row.pumpId, fault.feature)), at: now });
+        added++;
+      }
+    }
+    return added;
+  }
+
+  private frozenAlertOf(row: PredictionRow, seq: number, s: NonNullable<PredictionRow['sensorFaultsBegan']>[number], suppressedSinceLast: number): Alert {
     return {
       ...this.alertHead('sensor-frozen', row, seq),
       topFeatures: [],
-      suppressedSinceLast: 0,
+      suppressedSinceLast,
       sensor: { feature: s.feature, value: s.value, since: new Date(s.since).toISOString(), readings: s.readings, after: s.after },
     };
   }

@@ -95,6 +95,7 @@ export class EdgeRuntime {
       deviceId: config.resolvedDeviceId,
       send: (alert) => this.sendAlert(alert),
       minIntervalMs: () => agent.config.alertsMinIntervalSeconds * 1000,
+      sensorMinIntervalMs: () => agent.config.alertsSensorMinIntervalSeconds * 1000,
       markAlerted: (seq, at) => agent.buffer.markAlerted(seq, at),
       logger: this.log,
     });
@@ -108,6 +109,8 @@ export class EdgeRuntime {
     });
     agent.registry.counterFrom('pumpwatch_alerts_sent_total', 'Alerts handed to edgeHub', () => this.alerts.status().sent);
     agent.registry.counterFrom('pumpwatch_alerts_suppressed_total', 'Anomalies not alerted (rate limit per pump)', () => this.alerts.status().suppressed);
+    agent.registry.counterFrom('pumpwatch_alerts_sensor_suppressed_total', 'Frozen-sensor findings not alerted (quiet time per pump and sensor)', () => this.alerts.status().sensorSuppressed);
+    agent.status.setAlerts(() => this.alerts.status());
     agent.registry.gauge('pumpwatch_alerts_pending', 'Alerts waiting for the hub connection', () => this.alerts.status().pending);
   }
 

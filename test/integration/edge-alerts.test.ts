@@ -28,8 +28,8 @@ const tick = (ms: number): void => {
   mono += ms;
 };
 
-function publisher(send: (a: Alert) => Promise<void>): AlertPublisher {
-  return new AlertPublisher({ engine, kv: buffer, deviceId: 'gw-a', send, minIntervalMs: () => 60_000, logger: createLogger('silent'), clock: () => now, monotonic: () => mono });
+function publisher(send: (a: Alert) => Promise<void>, sensorMinIntervalMs = 3_600_000): AlertPublisher {
+  return new AlertPublisher({ engine, kv: buffer, deviceId: 'gw-a', send, minIntervalMs: () => 60_000, sensorMinIntervalMs: () => sensorMinIntervalMs, logger: createLogger('silent'), clock: () => now, monotonic: () => mono });
 }
 
 /** Scores and commits one spike reading of `pumpId` (an anomaly for the test model). */
@@ -38,6 +38,30 @@ async function spike(pumpId: string, ts = now): Promise<{ rows: PredictionRow[];
   expect(rows[0]!.anomaly).toBe(true);
   return { rows, seqs: buffer.appendBatch(rows) };
 }
+
+/** The frozen value of a flickering sensor, and the one it reads for one reading when it thaws. */
+const FROZEN = 1.41;
+const THAWED = 1.47;
+/** How far the sensors' own time is ahead of the gateway clock (after NTP steps the gateway clock back). */
+let sensorSkew = 0;
+
+/**
+ * Scores and commits, at 1 Hz from the gateway's time now, one cycle of a flickering Current of
+ * `pumpId`: one thawed reading (unless `thawFirst` is false), then `frozen` readings at FROZEN
+ * (the model's bound is 60: the 60th makes a finding); then the clocks move on past them.
+ */
+async function flickerCycle(p: AlertPublisher, pumpId: string, r: () => number, opts: { thawFirst?: boolean; frozen?: number } = {}): Promise<{ rows: PredictionRow[]; seqs: number[]; firstFrozenTs: number }> {
+  const n = opts.frozen ?? 60;
+  const currents = [...(opts.thawFirst === false ? [] : [THAWED]), ...Array.from({ length: n }, () => FROZEN)];
+  const readings = currents.map((Current, i) => ({ pumpId, ts: now + sensorSkew + i * 1000, values: { ...normalValues(r, i), Current } }));
+  const rows = await engine.score(readings, now);
+  const seqs = buffer.appendBatch(rows);
+  p.onCommit(rows, seqs);
+  tick(readings.length * 1000);
+  return { rows, seqs, firstFrozenTs: readings[currents.length - n]!.ts };
+}
+
+const sensorAlerts = (sent: readonly Alert[]): Alert[] => sent.filter((a) => a.kind === 'sensor-frozen');
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'pumpwatch-alerts-'));
@@ -117,7 +141,7 @@ describe('AlertPublisher', () => {
       if (!online) throw new Error('not connected to the hub');
       sent.push(a);
     };
-    const p = new AlertPublisher({ engine, kv, deviceId: 'gw-a', send, minIntervalMs: () => 60_000, logger: createLogger('silent'), clock: () => now, monotonic: () => mono });
+    const p = new AlertPublisher({ engine, kv, deviceId: 'gw-a', send, minIntervalMs: () => 60_000, sensorMinIntervalMs: () => 3_600_000, logger: createLogger('silent'), clock: () => now, monotonic: () => mono });
     p.restore();
     const pumps = Array.from({ length: 60 }, (_, i) => `drain-${i}`);
     for (const pump of pumps) {
@@ -184,7 +208,7 @@ describe('AlertPublisher', () => {
       // edgeHub takes its time over the first alert sent; the others it takes at once.
       return sent.length === 1 ? new Promise<void>((r) => (answer = r)) : Promise.resolve();
     };
-    const p = new AlertPublisher({ engine, kv: buffer, deviceId: 'gw-a', send, minIntervalMs: () => 60_000, logger: createLogger('silent'), clock: () => now, monotonic: () => mono, maxPending: 3 });
+    const p = new AlertPublisher({ engine, kv: buffer, deviceId: 'gw-a', send, minIntervalMs: () => 60_000, sensorMinIntervalMs: () => 3_600_000, logger: createLogger('silent'), clock: () => now, monotonic: () => mono, maxPending: 3 });
     p.restore();
     const pumps = ['full-1', 'full-2', 'full-3'];
     for (const pump of pumps) {
@@ -218,7 +242,7 @@ describe('AlertPublisher', () => {
       sent.push(a);
       return Promise.resolve();
     };
-    const p = new AlertPublisher({ engine, kv: buffer, deviceId: 'gw-a', send, minIntervalMs: () => 60_000, logger: createLogger('silent'), clock: () => now, monotonic: () => mono, maxPending: 3 });
+    const p = new AlertPublisher({ engine, kv: buffer, deviceId: 'gw-a', send, minIntervalMs: () => 60_000, sensorMinIntervalMs: () => 3_600_000, logger: createLogger('silent'), clock: () => now, monotonic: () => mono, maxPending: 3 });
     p.restore();
     for (const pump of ['refused-1', 'refused-2', 'refused-3']) {
       const { rows, seqs } = await spike(pump);
@@ -336,5 +360,105 @@ describe('AlertPublisher', () => {
     after.flush();
     await after.idle();
     expect(rest.map((a) => [a.kind, a.seq])).toEqual([['anomaly', seqs[59]]]);
+  });
+
+  it('sends one sensor-frozen alert in the quiet time of a sensor that thaws for one reading a minute and freezes again, and counts the findings it held back', async () => {
+    tick(3_600_000);
+    const sent: Alert[] = [];
+    const p = publisher(async (a) => void sent.push(a)); // the default quiet time, 3 600 s
+    const r = rng(11);
+    await flickerCycle(p, 'flicker-1', r, { thawFirst: false });
+    // 19 more cycles of 61 readings: 20 minutes, a finding each minute
+    for (let cycle = 1; cycle < 20; cycle++) await flickerCycle(p, 'flicker-1', r);
+    await p.idle();
+
+    expect(sensorAlerts(sent)).toHaveLength(1); // one per cycle (20) before the quiet time
+    expect(sensorAlerts(sent)[0]).toMatchObject({ pumpId: 'flicker-1', suppressedSinceLast: 0, sensor: { feature: 'Current', value: FROZEN, readings: 60, after: 60 } });
+    expect(p.status()).toMatchObject({ sensorFaults: 20, sensorSuppressed: 19, sensorsSuppressed: { 'flicker-1': { Current: { suppressedSinceLast: 19 } } } });
+  });
+
+  it('sends the alert of a sensor still frozen when its quiet time ends, with the findings held back meanwhile; none when it has thawed by then', async () => {
+    tick(3_600_000);
+    const sent: Alert[] = [];
+    const p = publisher(async (a) => void sent.push(a), 600_000); // a quiet time of 10 min
+    const r = rng(12);
+    await flickerCycle(p, 'flicker-2', r, { thawFirst: false }); // alerted
+    let last = { rows: [] as PredictionRow[], seqs: [] as number[], firstFrozenTs: 0 };
+    for (let cycle = 1; cycle < 10; cycle++) last = await flickerCycle(p, 'flicker-2', r); // 9 findings in the quiet time, each ends frozen
+    await p.idle();
+    expect(sensorAlerts(sent)).toHaveLength(1);
+    expect(p.status()).toMatchObject({ sensorSuppressed: 9, sensorsSuppressed: { 'flicker-2': { Current: { suppressedSinceLast: 9 } } } });
+
+    // 610 s after the alert: the quiet time is over, and Current has read FROZEN since the last finding's run began
+    const still = await flickerCycle(p, 'flicker-2', r, { thawFirst: false, frozen: 10 });
+    await p.idle();
+    expect(sensorAlerts(sent)).toHaveLength(2);
+    expect(sensorAlerts(sent)[1]).toMatchObject({
+      pumpId: 'flicker-2',
+      seq: still.seqs.at(-1),
+      ts: new Date(still.rows.at(-1)!.ts).toISOString(),
+      suppressedSinceLast: 9,
+      sensor: { feature: 'Current', value: FROZEN, since: new Date(last.firstFrozenTs).toISOString(), readings: 70, after: 60 },
+    });
+    expect(p.status().sensorsSuppressed).toEqual({});
+    // frozen on: no more alerts (its quiet time starts again with the one sent)
+    await flickerCycle(p, 'flicker-2', r, { thawFirst: false, frozen: 100 });
+
+    // A second pump: it flickers through its quiet time, and has thawed when the quiet time ends.
+    const r2 = rng(13);
+    await flickerCycle(p, 'flicker-3', r2, { thawFirst: false });
+    for (let cycle = 1; cycle < 10; cycle++) await flickerCycle(p, 'flicker-3', r2);
+    await flickerCycle(p, 'flicker-3', r2, { frozen: 10 }); // thawed, then 10 identical readings: not frozen
+    await p.idle();
+    expect(sensorAlerts(sent).filter((a) => a.pumpId === 'flicker-3')).toHaveLength(1);
+    expect(p.status().sensorsSuppressed).toEqual({ 'flicker-3': { Current: expect.objectContaining({ suppressedSinceLast: 9 }) } });
+    // it freezes again, after its quiet time: alerted at once, with the findings held back
+    await flickerCycle(p, 'flicker-3', r2, { thawFirst: false, frozen: 50 });
+    await p.idle();
+    const flicker3 = sensorAlerts(sent).filter((a) => a.pumpId === 'flicker-3');
+    expect(flicker3.map((a) => a.suppressedSinceLast)).toEqual([0, 9]);
+    expect(sensorAlerts(sent)).toHaveLength(4);
+  });
+
+  it('keeps a sensor\'s quiet time and its findings held back through a restart, and sends the alert of the sensor still frozen when it ends', async () => {
+    tick(3_600_000);
+    const sent: Alert[] = [];
+    const before = publisher(async (a) => void sent.push(a), 600_000);
+    before.restore();
+    const r = rng(14);
+    await flickerCycle(before, 'flicker-4', r, { thawFirst: false }); // alerted
+    for (let cycle = 1; cycle < 5; cycle++) await flickerCycle(before, 'flicker-4', r); // 4 held back
+    await before.idle();
+    expect(sensorAlerts(sent)).toHaveLength(1);
+    expect(JSON.parse(buffer.getMeta('alerts.sensors') ?? '{}')['flicker-4']).toMatchObject({ Current: { suppressed: 4 } });
+
+    const after = publisher(async (a) => void sent.push(a), 600_000);
+    after.restore();
+    expect(after.status().sensorsSuppressed).toMatchObject({ 'flicker-4': { Current: { suppressedSinceLast: 4 } } });
+    for (let cycle = 5; cycle < 10; cycle++) await flickerCycle(after, 'flicker-4', r); // 5 more, still in the quiet time
+    await after.idle();
+    expect(sensorAlerts(sent)).toHaveLength(1);
+    await flickerCycle(after, 'flicker-4', r, { thawFirst: false, frozen: 5 }); // the quiet time is over, still frozen
+    await after.idle();
+    expect(sensorAlerts(sent).map((a) => a.suppressedSinceLast)).toEqual([0, 9]);
+  });
+
+  it('after a restart, counts a sensor\'s last alert recorded later than the gateway clock as expired', async () => {
+    tick(3_600_000);
+    const sent: Alert[] = [];
+    const before = publisher(async (a) => void sent.push(a));
+    before.restore();
+    const r = rng(15);
+    await flickerCycle(before, 'flicker-5', r, { thawFirst: false });
+    await before.idle();
+    now -= 86_400_000; // stepped back a day, then the agent restarts; the sensors' time goes on
+    sensorSkew = 86_400_000;
+    const after = publisher(async (a) => void sent.push(a));
+    after.restore();
+    await flickerCycle(after, 'flicker-5', r);
+    await after.idle();
+    now += sensorSkew;
+    sensorSkew = 0;
+    expect(sensorAlerts(sent).map((a) => a.pumpId)).toEqual(['flicker-5', 'flicker-5']);
   });
 });

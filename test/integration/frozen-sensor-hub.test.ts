@@ -3,7 +3,9 @@
  * MQTT client), its default model fitted by the trainer (`pumpwatch.stuck_after`): the pump's
  * frozen current shows in `GET /pumps` (`sensorFaults`), `/status` and `/metrics`, and ONE alert
  * of kind `sensor-frozen` goes out on output `alerts` (message property `type: sensor-fault`),
- * however long it stays frozen; it clears when the value changes.
+ * however long it stays frozen; it clears when the value changes. A sensor that thaws for one
+ * reading a minute and freezes again makes ONE alert in its quiet time (the default 3 600 s), the
+ * findings held back counted on /status and /metrics.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { edgeRuntimeOf } from '../../agent/wiring/edge.js';
@@ -73,5 +75,24 @@ describe('a frozen sensor on the local hub', () => {
     await edgeRuntimeOf(t.agent)?.alerts.idle();
     expect(frozenAlerts()).toHaveLength(1);
     expect(hub.outputs(DEVICE, MODULE, 'alerts').filter((m) => JSON.parse(m.body.toString()).kind === 'sensor-frozen')).toHaveLength(1);
+  });
+
+  it('sends one sensor-frozen alert for a sensor that thaws for one reading a minute and freezes again, and counts the findings held back', async () => {
+    // 20 cycles at 1 Hz ending now: Current frozen for 60 readings (a finding), then one other value
+    const cycles = 20;
+    const flicker = readingsWithStops(cycles * 61, () => false, { pumpId: 'pump-g', start: Date.now() - cycles * 61_000, seed: 6 });
+    const held = flicker[0]!.values.Current!;
+    flicker.forEach((r, i) => (r.values = { ...r.values, Current: i % 61 === 60 ? held + 0.05 : held }));
+    for (let c = 0; c < cycles; c++) expect((await post(flicker.slice(c * 61, (c + 1) * 61))).status).toBe(202);
+    await edgeRuntimeOf(t.agent)?.alerts.idle();
+
+    const flickerAlerts = hub.outputs(DEVICE, MODULE, 'alerts').filter((m) => m.properties.type === 'sensor-fault' && m.properties.pumpId === 'pump-g');
+    expect(flickerAlerts).toHaveLength(1); // one per cycle (20) before the quiet time
+    expect(JSON.parse(flickerAlerts[0]!.body.toString())).toMatchObject({ kind: 'sensor-frozen', pumpId: 'pump-g', suppressedSinceLast: 0, sensor: { feature: 'Current', value: held, readings: 60, after: 60 } });
+    const alerts = (await getJson('/status')).alerts;
+    expect(alerts).toMatchObject({ sensorSuppressed: cycles - 1, sensorsSuppressed: { 'pump-g': { Current: { suppressedSinceLast: cycles - 1 } } } });
+    expect(alerts.sensorsSuppressed['pump-f']).toBeUndefined();
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    expect(metrics).toMatch(new RegExp(`^pumpwatch_alerts_sensor_suppressed_total ${cycles - 1}$`, 'm'));
   });
 });
