@@ -50,11 +50,11 @@ let sensorSkew = 0;
  * `pumpId`: one thawed reading (unless `thawFirst` is false), then `frozen` readings at FROZEN
  * (the model's bound is 60: the 60th makes a finding); then the clocks move on past them.
  */
-async function flickerCycle(p: AlertPublisher, pumpId: string, r: () => number, opts: { thawFirst?: boolean; frozen?: number } = {}): Promise<{ rows: PredictionRow[]; seqs: number[]; firstFrozenTs: number }> {
+async function flickerCycle(p: AlertPublisher, pumpId: string, r: () => number, opts: { thawFirst?: boolean; frozen?: number; scoredBy?: InferenceEngine } = {}): Promise<{ rows: PredictionRow[]; seqs: number[]; firstFrozenTs: number }> {
   const n = opts.frozen ?? 60;
   const currents = [...(opts.thawFirst === false ? [] : [THAWED]), ...Array.from({ length: n }, () => FROZEN)];
   const readings = currents.map((Current, i) => ({ pumpId, ts: now + sensorSkew + i * 1000, values: { ...normalValues(r, i), Current } }));
-  const rows = await engine.score(readings, now);
+  const rows = await (opts.scoredBy ?? engine).score(readings, now);
   const seqs = buffer.appendBatch(rows);
   p.onCommit(rows, seqs);
   tick(readings.length * 1000);
@@ -432,15 +432,25 @@ describe('AlertPublisher', () => {
     expect(sensorAlerts(sent)).toHaveLength(1);
     expect(JSON.parse(buffer.getMeta('alerts.sensors') ?? '{}')['flicker-4']).toMatchObject({ Current: { suppressed: 4 } });
 
-    const after = publisher(async (a) => void sent.push(a), 600_000);
+    // The agent restarts: its engine counts the runs again from the rows read back (agent/main.ts seedWindows), its publisher restores.
+    const restarted = new InferenceEngine();
+    restarted.setModel('default', await LoadedModel.fromBytes(makeModel({ version: 'a-1' }), 'test'));
+    restarted.seed('flicker-4', buffer.predictions('flicker-4', { limit: restarted.frozenReadBack() + 1 }));
+    expect(restarted.sensorFaults('flicker-4')).toMatchObject([{ feature: 'Current', readings: 60 }]);
+    const after = new AlertPublisher({ engine: restarted, kv: buffer, deviceId: 'gw-a', send: async (a) => void sent.push(a), minIntervalMs: () => 60_000, sensorMinIntervalMs: () => 600_000, logger: createLogger('silent'), clock: () => now, monotonic: () => mono });
     after.restore();
     expect(after.status().sensorsSuppressed).toMatchObject({ 'flicker-4': { Current: { suppressedSinceLast: 4 } } });
-    for (let cycle = 5; cycle < 10; cycle++) await flickerCycle(after, 'flicker-4', r); // 5 more, still in the quiet time
-    await after.idle();
-    expect(sensorAlerts(sent)).toHaveLength(1);
-    await flickerCycle(after, 'flicker-4', r, { thawFirst: false, frozen: 5 }); // the quiet time is over, still frozen
-    await after.idle();
-    expect(sensorAlerts(sent).map((a) => a.suppressedSinceLast)).toEqual([0, 9]);
+    try {
+      for (let cycle = 5; cycle < 10; cycle++) await flickerCycle(after, 'flicker-4', r, { scoredBy: restarted }); // 5 more, still in the quiet time
+      await after.idle();
+      expect(sensorAlerts(sent)).toHaveLength(1);
+      await flickerCycle(after, 'flicker-4', r, { thawFirst: false, frozen: 5, scoredBy: restarted }); // the quiet time is over, still frozen
+      await after.idle();
+      expect(sensorAlerts(sent).map((a) => a.suppressedSinceLast)).toEqual([0, 9]);
+      expect(sensorAlerts(sent)[1]!.sensor).toMatchObject({ feature: 'Current', value: FROZEN, readings: 65 });
+    } finally {
+      await restarted.model('default')?.release();
+    }
   });
 
   it('after a restart, counts a sensor\'s last alert recorded later than the gateway clock as expired', async () => {
