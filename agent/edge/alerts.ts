@@ -95,6 +95,11 @@ interface SentRecord {
   at: number;
   seq?: number;
   sensor?: string;
+  /**
+   * The gateway time of the pump's last anomaly alert, when the last alert sent was a sensor's
+   * (the rate limit is of anomalies: restore takes it from here, or from `at` of an anomaly alert).
+   */
+  anomalyAt?: number;
 }
 
 /**
@@ -136,8 +141,13 @@ export class AlertPublisher {
       // The list is saved when a drain stops, not after each alert (see drain): those a stopped
       // drain had sent are the ones up to the last recorded as sent for their pump (FIFO, seqs rise).
       if (text) this.pending = unsentOf(JSON.parse(text) as Array<{ alert: Alert; at: number }>, sent);
-      const lastAt = new Map<string, number>(Object.entries(sent).map(([pumpId, s]) => [pumpId, s.at]));
-      for (const p of this.pending) lastAt.set(p.alert.pumpId, Math.max(p.at, lastAt.get(p.alert.pumpId) ?? 0));
+      // The rate limit is of anomalies: a sensor-frozen alert, sent or pending, does not start it.
+      const lastAt = new Map<string, number>();
+      for (const [pumpId, s] of Object.entries(sent)) {
+        const at = s.sensor === undefined ? s.at : s.anomalyAt;
+        if (at !== undefined) lastAt.set(pumpId, at);
+      }
+      for (const p of this.pending) if (p.alert.kind !== 'sensor-frozen') lastAt.set(p.alert.pumpId, Math.max(p.at, lastAt.get(p.alert.pumpId) ?? 0));
       // Stored on the wall clock: a time later than now (the clock was stepped back since) has expired.
       const now = this.now();
       const mono = this.monotonic();
@@ -317,8 +327,17 @@ export class AlertPublisher {
 
   private markSent(alert: Alert, at: number): void {
     try {
-      const sent = JSON.parse(this.deps.kv.getMeta(SENT_KEY) ?? '{}') as Record<string, unknown>;
-      sent[alert.pumpId] = { seq: alert.seq, ts: alert.ts, at, sentAt: new Date(this.now()).toISOString(), ...(alert.sensor ? { sensor: alert.sensor.feature } : {}) };
+      const sent = JSON.parse(this.deps.kv.getMeta(SENT_KEY) ?? '{}') as Record<string, SentRecord | undefined>;
+      const previous = sent[alert.pumpId];
+      // A sensor's alert keeps the time of the pump's last anomaly alert, which restore needs.
+      const anomalyAt = previous === undefined ? undefined : previous.sensor === undefined ? previous.at : previous.anomalyAt;
+      sent[alert.pumpId] = {
+        seq: alert.seq,
+        ts: alert.ts,
+        at,
+        sentAt: new Date(this.now()).toISOString(),
+        ...(alert.sensor ? { sensor: alert.sensor.feature, ...(anomalyAt === undefined ? {} : { anomalyAt }) } : {}),
+      } as SentRecord;
       this.deps.kv.setMeta(SENT_KEY, JSON.stringify(sent));
       this.deps.markAlerted?.(alert.seq, this.now());
     } catch (err) {

@@ -28,8 +28,8 @@ const tick = (ms: number): void => {
   mono += ms;
 };
 
-function publisher(send: (a: Alert) => Promise<void>, sensorMinIntervalMs = 3_600_000): AlertPublisher {
-  return new AlertPublisher({ engine, kv: buffer, deviceId: 'gw-a', send, minIntervalMs: () => 60_000, sensorMinIntervalMs: () => sensorMinIntervalMs, logger: createLogger('silent'), clock: () => now, monotonic: () => mono });
+function publisher(send: (a: Alert) => Promise<void>, sensorMinIntervalMs = 3_600_000, minIntervalMs = 60_000): AlertPublisher {
+  return new AlertPublisher({ engine, kv: buffer, deviceId: 'gw-a', send, minIntervalMs: () => minIntervalMs, sensorMinIntervalMs: () => sensorMinIntervalMs, logger: createLogger('silent'), clock: () => now, monotonic: () => mono });
 }
 
 /** Scores and commits one spike reading of `pumpId` (an anomaly for the test model). */
@@ -328,6 +328,49 @@ describe('AlertPublisher', () => {
     expect(sent.map((a) => a.kind)).toEqual(['anomaly', 'sensor-frozen']);
     expect(sent[1]).toMatchObject({ pumpId: 'pump-7', seq: seqs[59], score: rows[59]!.score, topFeatures: [], suppressedSinceLast: 0, sensor: { feature: 'Current', value: 1.41, since: new Date(readings[0]!.ts).toISOString(), readings: 60, after: 60 } });
     expect(JSON.parse(buffer.getMeta('alerts.sent')!)['pump-7']).toMatchObject({ seq: seqs[59], sensor: 'Current' });
+  });
+
+  it('after a restart, a sensor-frozen alert sent or pending last does not hold back the pump\'s next anomaly alert (the rate limit is of anomalies)', async () => {
+    tick(3_600_000);
+    const r = rng(9);
+    const sent: Alert[] = [];
+    // anomalies at most one per pump in 10 min: the restart comes 61 s after the sensor alerts
+    const before = publisher(async (a) => void sent.push(a), 3_600_000, 600_000);
+    before.restore();
+    // pump-9: an anomaly alerted an hour ago, then its Current found frozen and alerted just now
+    const old = await spike('pump-9');
+    before.onCommit(old.rows, old.seqs);
+    await before.idle();
+    tick(3_600_000);
+    const cycle = await flickerCycle(before, 'pump-9', r, { thawFirst: false });
+    expect(cycle.rows.some((row) => row.anomaly === true)).toBe(false);
+    await before.idle();
+    expect(sent.map((a) => a.kind)).toEqual(['anomaly', 'sensor-frozen']);
+    // pump-11: an anomaly alerted, then at once its Current found frozen: the anomaly's time is kept
+    const recent = await spike('pump-11');
+    before.onCommit(recent.rows, recent.seqs);
+    await flickerCycle(before, 'pump-11', r, { thawFirst: false });
+    await before.idle();
+    expect(JSON.parse(buffer.getMeta('alerts.sent')!)['pump-11']).toMatchObject({ sensor: 'Current', anomalyAt: expect.any(Number) });
+    // pump-10: a sensor-frozen alert still pending (the hub down) when the agent stops
+    const offline = publisher(() => Promise.reject(new Error('not connected to the hub')), 3_600_000, 600_000);
+    offline.restore();
+    const pending = await flickerCycle(offline, 'pump-10', r, { thawFirst: false });
+    expect(pending.rows.some((row) => row.anomaly === true)).toBe(false);
+    await offline.idle();
+    expect(offline.status().pending).toBe(1);
+
+    tick(1_000);
+    const after = publisher(async (a) => void sent.push(a), 3_600_000, 600_000);
+    after.restore();
+    for (const pump of ['pump-9', 'pump-10', 'pump-11']) {
+      const { rows, seqs } = await spike(pump);
+      after.onCommit(rows, seqs);
+    }
+    await after.idle();
+    // pump-11's anomaly alert of 61 s before still holds its next one back
+    expect(after.status().suppressed).toBe(1);
+    expect(sent.slice(4).map((a) => [a.pumpId, a.kind])).toEqual([['pump-10', 'sensor-frozen'], ['pump-9', 'anomaly'], ['pump-10', 'anomaly']]);
   });
 
   it('after a restart, keeps an alert of the same reading as the one last sent when it is another (a frozen sensor, then the anomaly)', async () => {
