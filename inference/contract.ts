@@ -238,7 +238,8 @@ export function stoppedRuleToJson(rule: StoppedRule): StoppedRuleJson {
  * above its bound; null when it cannot tell: no condition is broken, but a feature is missing
  * (null, absent or non-finite; a sensor that reports only every few dozen readings). A null
  * reading is not stopped, and it neither counts towards a stop nor ends one (StopRun.observe);
- * meeting one of the conditions it is held until the value comes (StopRun), else judged as any other.
+ * inside a stop that counted it is taken as stopped (StopRun.judge: the stop has not ended);
+ * else, meeting one of the conditions, it is held until the value comes (StopRun), else judged as any other.
  */
 export function stoppedState(rule: StoppedRule, values: Readonly<Record<string, number | null | undefined>>): boolean | null {
   let known = true;
@@ -329,14 +330,21 @@ export type StopKind = 'stopped' | 'starting' | 'stopping';
  * score it): scored on the value carried from the running pump, a stop's first readings would be
  * flagged. A held reading is not stopped: it does not count towards a stop, and (breaking a
  * condition) it ends a run of stopped readings, as before.
+ *
+ * Inside a stop that counted (its stopped readings not yet ended by a running one), a reading the
+ * rule cannot tell (stoppedState null: a sparse flow meter between two of its reports, the current
+ * ~0) is taken as stopped: a value not known ends no stop, and the pump has not been seen to run.
+ * It still does not count towards a stop; the warm-up runs from the last reading taken as stopped.
  */
 export class StopRun {
-  /** The last stopped reading (-Infinity: none seen). */
+  /** The last reading taken as stopped (-Infinity: none seen). */
   lastStop = -Infinity;
-  /** The last stopped reading of the last stop that counted (STOP_MIN_*): the warm-up runs from it. */
+  /** The last reading taken as stopped of the last stop that counted (STOP_MIN_*): the warm-up runs from it. */
   warmFrom = -Infinity;
   private first = Number.NaN;
   private count = 0;
+  /** The run of stopped readings going on counted as a stop (STOP_MIN_*): a reading the rule cannot tell is taken as stopped. */
+  private inStop = false;
   /** The run of partly stopped readings (partlyStopped): its first reading, how many, its last, and whether one broke a condition. */
   private partFirst = Number.NaN;
   private partCount = 0;
@@ -350,11 +358,32 @@ export class StopRun {
    */
   judge(rule: StoppedRule, values: Readonly<Record<string, number | null | undefined>>, ts: number): StopKind | null {
     const state = stoppedState(rule, values);
+    if (state === null && this.inStop) {
+      this.takenAsStopped(ts);
+      return 'stopped';
+    }
     this.observe(state, ts);
     const held = this.hold(partlyStopped(rule, values), state, ts);
     if (state === true) return 'stopped';
     if (this.warming(rule, ts)) return 'starting';
     return held ? 'stopping' : null;
+  }
+
+  /**
+   * A reading at `ts` the rule cannot tell, taken as stopped: inside a stop that counted (judge), or
+   * stored so (a row read back at a restart whose stop began before the rows read back). It does not
+   * count towards the stop, nor is it held; the stop's warm-up runs from it if it is the last.
+   */
+  takenAsStopped(ts: number): void {
+    if (!this.inStop) {
+      // the stop counted before the readings this run saw: its beginning is not known
+      if (Number.isNaN(this.first)) this.first = ts;
+      this.count = Math.max(this.count, STOP_MIN_READINGS);
+      this.inStop = true;
+    }
+    this.hold(false, true, ts);
+    this.lastStop = Math.max(this.lastStop, ts);
+    this.warmFrom = Math.max(this.warmFrom, ts);
   }
 
   /** True while the run of partly stopped readings going on has broken no condition: it waits for a value not known yet. */
@@ -403,12 +432,16 @@ export class StopRun {
     if (!stopped) {
       this.first = Number.NaN;
       this.count = 0;
+      this.inStop = false;
       return;
     }
     if (Number.isNaN(this.first)) this.first = ts;
     if (ts > this.lastStop) this.count++; // the same reading judged twice (a live model and its shadow) counts once
     this.lastStop = Math.max(this.lastStop, ts);
-    if (this.count >= STOP_MIN_READINGS || ts - this.first >= STOP_MIN_MS) this.warmFrom = Math.max(this.warmFrom, ts);
+    if (this.count >= STOP_MIN_READINGS || ts - this.first >= STOP_MIN_MS) {
+      this.warmFrom = Math.max(this.warmFrom, ts);
+      this.inStop = true;
+    }
   }
 
   /** A stop known to have counted, ending at `ts` (read back from a stored warm-up reason). */

@@ -1,5 +1,5 @@
 import type { PredictionRow, Reading } from '../buffer/types.js';
-import { GAP_FACTOR, GAP_MIN_MS, isStopped, MAX_CARRY_READINGS } from './contract.js';
+import { GAP_FACTOR, GAP_MIN_MS, MAX_CARRY_READINGS } from './contract.js';
 import { FrozenWatch, type FrozenSensor } from './frozen.js';
 import { StopMarks, stopVerdict } from './stopped.js';
 import { ValueHistory } from './history.js';
@@ -276,11 +276,9 @@ export class InferenceEngine {
         this.restartOnClockStep(state); // as admit() did then
       }
       this.record(state, r);
-      state.stops.replay(models, r, state.history);
+      const kind = state.stops.replay(models, r, state.history);
       // Where the pump's frozen sensors stand, without alerting again those found before the restart.
-      const live = models[0];
-      const rule = live?.meta.stoppedWhen;
-      state.frozen.observe(live?.meta.stuckAfter, r.values, r.ts, !(rule !== undefined && isStopped(rule, r.values)));
+      state.frozen.observe(models[0]?.meta.stuckAfter, r.values, r.ts, kind !== 'stopped');
     }
     this.endLateRun(state);
   }

@@ -9,11 +9,12 @@
  * own), on the history the pump's models share: the stops are followed per rule (StopRun). A
  * reading the rule cannot tell (stoppedState null: one of its features missing, as from a sensor
  * that reports only every few dozen readings) is not stopped, and it neither counts towards a stop
- * nor ends one; if one of the rule's conditions is met it is held (stopping) until the missing
- * value comes, as a stop's beginning (StopRun), starting within a warm-up; else it is judged as
- * any other (scored, or starting within a warm-up).
+ * nor ends one: inside a stop that counted it is taken as stopped (the pump has not been seen to
+ * run; its reason names the value not yet known); else, if one of the rule's conditions is met, it
+ * is held (stopping) until the missing value comes, as a stop's beginning (StopRun), starting
+ * within a warm-up; else it is judged as any other (scored, or starting within a warm-up).
  */
-import { isStopped, MAX_CARRY_READINGS, STOP_MIN_MS, STOP_MIN_READINGS, StopRun, stoppedValuesText, stoppingValuesText, type StopKind, type StoppedRule } from './contract.js';
+import { isStopped, MAX_CARRY_READINGS, STOP_MIN_MS, STOP_MIN_READINGS, StopRun, stoppedState, stoppedValuesText, stoppingValuesText, type StopKind, type StoppedRule } from './contract.js';
 import type { ValueHistory, Values } from './history.js';
 import type { LoadedModel } from './model.js';
 
@@ -59,6 +60,10 @@ export function stopVerdict(marks: StopMarks, model: LoadedModel, r: { ts: numbe
   const kind = run.judge(rule, r.values, r.ts);
   if (kind === null) return null;
   if (kind === 'stopped') {
+    if (!isStopped(rule, r.values)) {
+      // inside a stop that counted, a value not known yet: taken as stopped (StopRun.judge)
+      return { kind, reason: `${STOPPED_PREFIX}${stoppingValuesText(rule, r.values)} (model ${model.version}'s stopped-when rule: ${unknownFeatures(rule, r.values)} not yet known, and a value not known ends no stop)` };
+    }
     return { kind, reason: `${STOPPED_PREFIX}${stoppedValuesText(rule, r.values)} (model ${model.version}'s stopped-when rule)` };
   }
   if (kind === 'stopping') {
@@ -119,14 +124,24 @@ export class StopMarks {
    * verdict then) names the end of a stop that counted, which may be older than the rows read back:
    * a stop of the pump, so each model's rule counts it (as run() shares a stop with a new rule).
    * A row the live model's rule holds now (stopping) that was stored scored says the hold of its
-   * run had ended then (the run began before the rows read back): it is not held again.
+   * run had ended then (the run began before the rows read back): it is not held again. A row the
+   * rule cannot tell that was stored `pump stopped` was inside a stop that counted (it may have
+   * counted before the rows read back): the readings after it that cannot be told are stopped too.
+   * Returns what the live model's rule makes of the row (null without a rule).
    */
-  replay(models: ReadonlyArray<LoadedModel | undefined>, r: { ts: number; values: Values; unscoredReason?: string | null }, history: ValueHistory): void {
+  replay(models: ReadonlyArray<LoadedModel | undefined>, r: { ts: number; values: Values; unscoredReason?: string | null }, history: ValueHistory): StopKind | null {
+    let live: StopKind | null = null;
     models.forEach((m, i) => {
       const rule = m?.meta.stoppedWhen;
       if (!rule) return;
       const run = this.run(rule, history);
-      if (run.judge(rule, r.values, r.ts) === 'stopping' && i === 0 && r.unscoredReason === null) run.holdEnded();
+      let kind = run.judge(rule, r.values, r.ts);
+      if (i === 0 && kind === 'stopping' && r.unscoredReason === null) run.holdEnded();
+      if (i === 0 && kind !== 'stopped' && isStoppedReason(r.unscoredReason) && stoppedState(rule, r.values) === null) {
+        run.takenAsStopped(r.ts);
+        kind = 'stopped';
+      }
+      if (i === 0) live = kind;
     });
     if (isStartingReason(r.unscoredReason)) {
       const at = /since its last stopped reading at (\S+Z),/.exec(r.unscoredReason!)?.[1];
@@ -138,6 +153,7 @@ export class StopMarks {
         }
       }
     }
+    return live;
   }
 
   /**

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundledModelPath } from '../../agent/paths.js';
 import { PumpSimulator } from '../../agent/simulator.js';
 import type { PredictionRow, Reading } from '../../buffer/types.js';
-import { readModelMetadata, STOP_MIN_MS, STOP_MIN_READINGS, type StoppedRule } from '../../inference/contract.js';
+import { readModelMetadata, STOP_MIN_MS, STOP_MIN_READINGS, stoppedState, type StoppedRule } from '../../inference/contract.js';
 import { InferenceEngine } from '../../inference/engine.js';
 import { LoadedModel } from '../../inference/model.js';
 import { TEST_FEATURES } from '../support/models.js';
@@ -30,6 +30,7 @@ async function scoreAll(engine: InferenceEngine, rs: readonly Reading[], batch =
 }
 
 const verdicts = (rows: readonly PredictionRow[]) => rows.map((r) => [r.score, r.anomaly, r.unscoredReason]);
+const reasonKind = (r: PredictionRow) => (r.score !== null ? 'scored' : (r.unscoredReason ?? '').replace(/:.*/, ''));
 
 /** Running 0-599 but for a real stop at 300-399 (1 Hz); `dead` reads 0 from 150 to 249 while the pump runs. */
 function withDeadSensor(dead: 'Current' | 'Flow'): Reading[] {
@@ -284,6 +285,74 @@ describe('the bundled default model', () => {
     expect(stop.slice(first).every((r) => r.score === null)).toBe(true);
     expect(rows.slice(1501, 3290).every((r) => r.score === null && /^pump (starting|stopping): /.test(r.unscoredReason ?? ''))).toBe(true);
     expect(rows.slice(3400).every((r) => r.score !== null)).toBe(true);
+  });
+
+  describe('inside a stop that counted, a reading without one of the rule\'s values (a sparse sensor)', () => {
+    const rule = () => bundled.meta.stoppedWhen!;
+    /** The rows from the stop's third reading with both values known below their bounds (the stop counted) to its last. */
+    function countedStop(rs: readonly Reading[]): [number, number] {
+      const known = rs.flatMap((r, i) => (stoppedState(rule(), r.values) === true ? [i] : []));
+      return [known[STOP_MIN_READINGS - 1]!, known.at(-1)!];
+    }
+
+    it.each([
+      ['Volume Flow RateRMS', 10],
+      ['Current', 10],
+      ['Volume Flow RateRMS', 30],
+    ] as const)('is stored "pump stopped" (the value not yet known ends no stop), not "pump starting", when %s is sent every %i readings; the warm-up runs from the last of them', async (sparse, k) => {
+      const rs = sparseAtStop(20 + k, sparse, k);
+      const rows = await run(bundled, rs);
+      const [from, to] = countedStop(rs);
+      const inside = rows.slice(from, to + 1);
+      // before the fix: every reading between two with both values known was "pump starting: 1 s since its last stopped reading …", the pump still stopped
+      expect(inside.map(reasonKind)).toEqual(inside.map(() => 'pump stopped'));
+      const unknown = inside.filter((r) => r.values[sparse] === null);
+      expect(unknown.length).toBeGreaterThan(20);
+      const other = sparse === 'Current' ? 'Volume Flow RateRMS' : 'Current';
+      for (const r of unknown) {
+        expect(r.unscoredReason).toMatch(new RegExp(`"${sparse}" = unknown \\(bound [\\d.]+\\)`));
+        expect(r.unscoredReason).toMatch(new RegExp(`"${other}" = [\\d.e-]+, below [\\d.]+`));
+        expect(r.unscoredReason).toMatch(new RegExp(`\\(model [^ ]+'s stopped-when rule: "${sparse}" is not yet known, and a value not known ends no stop\\)$`));
+      }
+      // the readings after the stop: its warm-up, timed from the last reading taken as stopped
+      const after = rows.slice(to + 1).findIndex((r) => !(r.unscoredReason ?? '').startsWith('pump stopped: ')) + to + 1;
+      expect(rows[after]!.unscoredReason).toMatch(new RegExp(`^pump starting: [01] s since its last stopped reading at ${new Date(rows[after - 1]!.ts).toISOString().replace(/\./g, '\\.')}, `));
+      expect(rows.filter((r) => r.anomaly === true && r.ts < rs[3300]!.ts)).toEqual([]);
+    });
+
+    it('the trainer\'s stoppedRows tells every row as the agent does: stopped, starting, stopping', async () => {
+      for (const [sparse, k] of [['Volume Flow RateRMS', 10], ['Current', 10], ['Volume Flow RateRMS', 30]] as const) {
+        const rs = sparseAtStop(20 + k, sparse, k);
+        const rows = await run(bundled, rs);
+        const features = bundled.meta.features;
+        const marks = stoppedRows(rule(), features, rs.map((r) => r.ts), rs.map((r) => features.map((f) => r.values[f] ?? Number.NaN)));
+        const kinds = rows.map(reasonKind);
+        expect([...marks.out], `${sparse} every ${k}`).toEqual(kinds.map((kind) => (/^pump (stopped|starting|stopping)$/.test(kind) ? 1 : 0)));
+        expect({ stopped: marks.stopped, starting: marks.starting, stopping: marks.stopping }).toEqual({
+          stopped: kinds.filter((kind) => kind === 'pump stopped').length,
+          starting: kinds.filter((kind) => kind === 'pump starting').length,
+          stopping: kinds.filter((kind) => kind === 'pump stopping').length,
+        });
+      }
+    });
+
+    it('reaches the same verdicts after a restart inside the stop, also when the rows read back begin inside it', async () => {
+      const rs = sparseAtStop(30, 'Volume Flow RateRMS', 10);
+      const expected = await run(bundled, rs);
+      const [from, to] = countedStop(rs);
+      for (const cut of [from + 5, from + 200, to - 3, to + 1, to + 5]) {
+        for (const back of [Number.POSITIVE_INFINITY, 400, 15]) {
+          const before = new InferenceEngine();
+          before.setModel('default', bundled);
+          const stored = await scoreAll(before, rs.slice(0, cut));
+          const after = new InferenceEngine();
+          after.setModel('default', bundled);
+          after.seed('p1', stored.slice(Math.max(0, cut - back)).map((r) => ({ ts: r.ts, values: r.values, unscoredReason: r.unscoredReason })));
+          const rest = await scoreAll(after, rs.slice(cut, to + 400));
+          expect(verdicts(rest), `restart at ${cut}, ${back} rows read back`).toEqual(verdicts(expected.slice(cut, to + 400)));
+        }
+      }
+    });
   });
 
   it('still takes a real stop (current and flow near 0) for a stop: unscored, no alarm', async () => {

@@ -178,21 +178,22 @@ describe('a stopped pump', () => {
     expect(verdicts(rest)).toEqual(verdicts(await live(back.slice(100))));
   });
 
-  it('warms up after a stop whose readings carry the rule\'s feature only every other one: a reading without it neither counts towards the stop nor ends it', async () => {
+  it('warms up after a stop whose readings carry the rule\'s feature only every other one: a reading without it neither counts towards the stop nor ends it, and is stopped inside a stop that counted', async () => {
     const sparse = readingsWithStops(600, STOPPED);
     for (let i = 1; i < sparse.length; i += 2) delete (sparse[i]!.values as Record<string, number | null>).Current;
     const engine = new InferenceEngine();
     engine.setModel('default', withRule);
     const rows = await scoreAll(engine, sparse);
-    for (let i = 300; i < 400; i += 2) expect(rows[i]!.unscoredReason, `reading ${i}`).toMatch(/^pump stopped: /);
-    // the odd ones of the stop are not stopped (Current unknown): before the stop counted (three stopped readings: 300, 302, 304) their window has no current yet, then they are in its warm-up
+    for (let i = 300; i < 400; i += 2) expect(rows[i]!.unscoredReason, `reading ${i}`).toMatch(/^pump stopped: "Current" = 0\.0\d+, below 0\.5 \(/);
+    // the odd ones of the stop are not stopped (Current unknown): before the stop counted (three stopped readings: 300, 302, 304) their window has no current yet
     expect([rows[301]!.unscoredReason, rows[303]!.unscoredReason]).toEqual(['no value known yet for feature "Current"', 'no value known yet for feature "Current"']);
-    for (let i = 305; i < 400; i += 2) expect(rows[i]!.unscoredReason, `reading ${i}`).toMatch(/^pump starting: 1 s since its last stopped reading at /);
-    // 30 s of warm-up after the last stopped reading (398): 400-427, then a fresh window of 5
-    expect(rows.slice(400, 428).map(reasonKind)).toEqual(rows.slice(400, 428).map(() => 'pump starting'));
-    expect(rows[400]!.unscoredReason).toMatch(/^pump starting: 2 s since its last stopped reading at 2026-06-01T00:06:38\.000Z, /);
-    expect(rows.slice(428, 432).map((r) => r.unscoredReason)).toEqual([1, 2, 3, 4].map((n) => `window filling: ${n} of 5 readings`));
-    expect(rows.slice(432).every((r) => r.score !== null)).toBe(true);
+    // then, inside the stop that counted, taken as stopped: the pump has not been seen to run (before the fix: "pump starting: 1 s since its last stopped reading …")
+    for (let i = 305; i < 400; i += 2) expect(rows[i]!.unscoredReason, `reading ${i}`).toBe('pump stopped: "Current" = unknown (bound 0.5) (model r1\'s stopped-when rule: "Current" is not yet known, and a value not known ends no stop)');
+    // 30 s of warm-up after the last reading taken as stopped (399): 400-428, then a fresh window of 5 from the first current known (430)
+    expect(rows.slice(400, 429).map(reasonKind)).toEqual(rows.slice(400, 429).map(() => 'pump starting'));
+    expect(rows[400]!.unscoredReason).toMatch(/^pump starting: 1 s since its last stopped reading at 2026-06-01T00:06:39\.000Z, /);
+    expect(rows.slice(429, 434).map((r) => r.unscoredReason)).toEqual(['no value known yet for feature "Current"', ...[1, 2, 3, 4].map((n) => `window filling: ${n} of 5 readings`)]);
+    expect(rows.slice(434).every((r) => r.score !== null)).toBe(true);
     expect(rows.filter((r) => r.anomaly === true)).toEqual([]);
   });
 

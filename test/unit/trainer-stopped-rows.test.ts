@@ -58,9 +58,10 @@ describe('the trainer\'s stopped rows with the rule\'s feature in some rows only
     const rows = Array.from({ length: 40 }, (_, i) => [i % 2 === 1 ? Number.NaN : i >= 20 && i < 26 ? 0.01 : 2.4]);
     const ts = rows.map((_, i) => Date.UTC(2026, 0, 1) + i * 1000);
     const { out, stopped, starting } = stoppedRows(rule, ['Current'], ts, rows);
-    // 20, 22, 24 stopped: the stop counts at 24 (three in a row, 21 and 23 unknown between them: kept, as the stop had not counted yet); 25-28: its warm-up
-    expect([...out].flatMap((v, i) => (v ? [i] : []))).toEqual([20, 22, 24, 25, 26, 27, 28]);
-    expect([stopped, starting]).toEqual([3, 4]);
+    // 20, 22, 24 stopped: the stop counts at 24 (three in a row, 21 and 23 unknown between them: kept, as the stop had not counted yet);
+    // 25 unknown inside the stop that counted: taken as stopped (a value not known ends no stop); 26-29: its warm-up, from 25
+    expect([...out].flatMap((v, i) => (v ? [i] : []))).toEqual([20, 22, 24, 25, 26, 27, 28, 29]);
+    expect([stopped, starting]).toEqual([4, 4]);
   });
 });
 
@@ -104,8 +105,9 @@ describe('a stop in the making in the trainer\'s rows (some of the rule\'s condi
   it('holds a reading with one condition met and the other\'s value unknown until that value comes: a stop\'s beginning, or the usual hold', () => {
     const flowUnknown = [0.01, Number.NaN];
     // 1 s apart, the flow sent every tenth reading. A stop at 10-39: the current ~0 at once, the flow (unknown at 11-19) low at 20 and 30.
+    // The stop counts at 30 (its third stopped reading): 31-39, the flow unknown inside it, are taken as stopped, not held.
     const stop = Array.from({ length: 50 }, (_, i) => (i < 10 || i >= 40 ? running : i === 10 || i === 20 || i === 30 ? stoppedRow : flowUnknown));
-    expect(left(1000, stop)).toEqual({ rows: Array.from({ length: 30 }, (_, i) => 10 + i), stopped: 3, stopping: 27 });
+    expect(left(1000, stop)).toEqual({ rows: Array.from({ length: 30 }, (_, i) => 10 + i), stopped: 12, stopping: 18 });
     // a dead current transmitter, the flow sent every tenth reading at 30 l/min: held as any stop in the making (a minute from its first reading), then kept
     const dead = Array.from({ length: 200 }, (_, i) => (i < 11 ? running : i % 10 === 0 ? deadCurrent : flowUnknown));
     expect(left(1000, dead).rows).toEqual(Array.from({ length: 60 }, (_, i) => 11 + i));

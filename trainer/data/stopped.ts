@@ -6,9 +6,10 @@
  * every condition's feature is below that condition's bound, and starting (left out as well) while
  * less than the warm-up has passed since the last stopped row of a stop that counted (StopRun:
  * three stopped rows in a row, or a minute of them). A row without one of the features that
- * breaks no condition (stoppedState null) is not stopped, and neither counts towards a stop nor
- * ends one; meeting one of the conditions, it is left out as stopping until the value comes (at
- * most MAX_CARRY_READINGS rows), as the agent holds it.
+ * breaks no condition (stoppedState null) neither counts towards a stop nor ends one: inside a stop
+ * that counted it is stopped (the agent stores it `pump stopped`); else, meeting one of the
+ * conditions, it is left out as stopping until the value comes (at most MAX_CARRY_READINGS rows),
+ * as the agent holds it.
  */
 import { MAX_AFTER_START_SECONDS, StopRun, quoteName, quoteNames, stoppedRuleFromJson, stoppedRuleProblem, stoppedRuleToJson, type StopCondition, type StoppedRule } from '../../inference/contract.js';
 import { UsageError } from '../errors.js';
@@ -95,7 +96,7 @@ export function stoppedRows(rule: StoppedRule, features: readonly string[], time
       const f = columns[k] as number;
       one[c.feature] = f < 0 ? Number.NaN : (rows[i]![f] as number);
     });
-    // A row missing one of the rule's features (NaN) and breaking no condition: not stopped, but it neither counts towards a stop nor ends one.
+    // A row missing one of the rule's features (NaN) and breaking no condition neither counts towards a stop nor ends one (stopped inside one that counted).
     const kind = run.judge(rule, one, timestamps[i] as number);
     if (kind !== null) {
       out[i] = 1;
