@@ -341,7 +341,15 @@ export class StopRun {
   lastStop = -Infinity;
   /** The last reading taken as stopped of the last stop that counted (STOP_MIN_*): the warm-up runs from it. */
   warmFrom = -Infinity;
+  /**
+   * The first stopped reading of the last stop that counted (-Infinity: none; for a stop known only
+   * by its end, counted(), that end): a model swapped in takes over a stop that began before the
+   * readings it judges itself (StopMarks.run).
+   */
+  stopBegan = -Infinity;
   private first = Number.NaN;
+  /** The first stopped reading of the last run of them (kept after a running reading ends it: counted()). */
+  private runFirst = Number.NaN;
   private count = 0;
   /** The run of stopped readings going on counted as a stop (STOP_MIN_*): a reading the rule cannot tell is taken as stopped. */
   private inStop = false;
@@ -377,13 +385,26 @@ export class StopRun {
   takenAsStopped(ts: number): void {
     if (!this.inStop) {
       // the stop counted before the readings this run saw: its beginning is not known
-      if (Number.isNaN(this.first)) this.first = ts;
+      if (Number.isNaN(this.first)) this.first = this.runFirst = ts;
       this.count = Math.max(this.count, STOP_MIN_READINGS);
       this.inStop = true;
+      this.stopBegan = this.first;
     }
     this.hold(false, true, ts);
     this.lastStop = Math.max(this.lastStop, ts);
     this.warmFrom = Math.max(this.warmFrom, ts);
+  }
+
+  /**
+   * A stop that counted, begun at `began`, is going on at the first reading this run is to judge
+   * (another rule's run saw it begin before the readings this one judges: StopMarks.run). The
+   * stopped readings that come next continue it; a running one ends it, as any stop.
+   */
+  goingOn(began: number): void {
+    this.first = this.runFirst = began;
+    this.count = STOP_MIN_READINGS;
+    this.inStop = true;
+    this.stopBegan = began;
   }
 
   /** True while the run of partly stopped readings going on has broken no condition: it waits for a value not known yet. */
@@ -435,17 +456,23 @@ export class StopRun {
       this.inStop = false;
       return;
     }
-    if (Number.isNaN(this.first)) this.first = ts;
+    if (Number.isNaN(this.first)) this.first = this.runFirst = ts;
     if (ts > this.lastStop) this.count++; // the same reading judged twice (a live model and its shadow) counts once
     this.lastStop = Math.max(this.lastStop, ts);
     if (this.count >= STOP_MIN_READINGS || ts - this.first >= STOP_MIN_MS) {
       this.warmFrom = Math.max(this.warmFrom, ts);
       this.inStop = true;
+      this.stopBegan = this.first;
     }
   }
 
-  /** A stop known to have counted, ending at `ts` (read back from a stored warm-up reason). */
+  /**
+   * A stop known to have counted, ending at `ts` (read back from a stored warm-up reason, or
+   * another rule's stop taken over): begun, if this run saw it, with the stopped readings it saw
+   * up to `ts`, else no later than `ts`.
+   */
   counted(ts: number): void {
+    if (ts > this.warmFrom) this.stopBegan = ts === this.lastStop && this.runFirst <= ts ? this.runFirst : ts;
     this.lastStop = Math.max(this.lastStop, ts);
     this.warmFrom = Math.max(this.warmFrom, ts);
   }

@@ -96,17 +96,24 @@ export class StopMarks {
    * ended before the oldest reading of the history: a stop older than the history (256 readings, a
    * warm-up may be half an hour and more) is a stop of the pump all the same, and the new model
    * warms up after it too. A stop within the history is the other rule's own judgement of readings
-   * the new rule has judged itself: not taken over.
+   * the new rule has judged itself: not taken over. A stop that began before the history and ended
+   * within it (or goes on) is going on, with its true beginning, when the new rule judges the
+   * oldest reading kept: the new rule continues it if it calls those readings stopped too (seen
+   * from its tail alone, a stop of two readings kept would be a glitch to it, and no warm-up
+   * followed), and ends it at once if it calls them running.
    */
   run(rule: StoppedRule, history: ValueHistory): StopRun {
     const key = ruleKey(rule);
     let run = this.runs.get(key);
     if (run === undefined) {
       run = new StopRun();
+      const oldest = history.size > 0 ? history.tsAt(history.size - 1) : Number.POSITIVE_INFINITY;
+      let began = Number.POSITIVE_INFINITY;
+      for (const other of this.runs.values()) if (other.stopBegan < oldest && other.warmFrom >= oldest) began = Math.min(began, other.stopBegan);
+      if (began < oldest) run.goingOn(began);
       for (let age = history.size - 1; age >= 0; age--) run.judge(rule, history.valuesAt(age), history.tsAt(age));
       // Only a stop older than the history: one within it the new rule has just judged itself (and
       // may have found none: a dead current transmitter is no stop for a rule that asks the flow too).
-      const oldest = history.size > 0 ? history.tsAt(history.size - 1) : Number.POSITIVE_INFINITY;
       for (const other of this.runs.values()) if (other.warmFrom > run.warmFrom && other.warmFrom < oldest) run.counted(other.warmFrom);
       this.runs.set(key, run);
     }

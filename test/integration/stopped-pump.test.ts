@@ -213,6 +213,37 @@ describe('a stopped pump', () => {
     expect(verdicts(rest)).toEqual(verdicts(expected.slice(700)));
   });
 
+  it.each([1, 2])('warms a model swapped in up after a stop that began before the readings the pump keeps (only its last %i among them), as if it had scored from the start', async (tail) => {
+    // the stop at 300-399 (1 Hz), a warm-up of 600 s (400-998); swapped when the oldest of the 256 readings kept is 400 - tail
+    const rs = readingsWithStops(1300, STOPPED);
+    const reference = new InferenceEngine();
+    reference.setModel('default', long4);
+    const expected = await scoreAll(reference, rs);
+    const engine = new InferenceEngine();
+    engine.setModel('default', long5);
+    // the new model's rule judges the readings kept when it scores its first one, which is among them
+    const swapAt = 400 - tail + engine.historyNeeded() - 1;
+    await scoreAll(engine, rs.slice(0, swapAt));
+    engine.setModel('default', long4);
+    const rest = await scoreAll(engine, rs.slice(swapAt));
+    // before the fix: the new rule saw the stop's last readings only, too few to count (a glitch to it): scored from the swap on, in the warm-up
+    expect(rest.slice(0, 999 - swapAt).map(reasonKind)).toEqual(rest.slice(0, 999 - swapAt).map(() => 'pump starting'));
+    expect(verdicts(rest)).toEqual(verdicts(expected.slice(swapAt)));
+  });
+
+  it('a model swapped in ends a stop that straddles the readings kept at once when its rule calls those readings running: no warm-up of its own', async () => {
+    // 300-399 at 0.45 A: stopped by Current<0.5 (long5), running by Current<0.4 (long4)
+    const rs = readingsWithStops(1300, STOPPED).map((r, i) => (STOPPED(i) ? { ...r, values: { ...r.values, Current: 0.45 } } : r));
+    const engine = new InferenceEngine();
+    engine.setModel('default', long5);
+    const swapAt = 398 + engine.historyNeeded() - 1;
+    const before = await scoreAll(engine, rs.slice(0, swapAt));
+    expect(before.slice(400, swapAt).every((r) => r.unscoredReason?.startsWith('pump starting: ')), 'the old rule warms up').toBe(true);
+    engine.setModel('default', long4);
+    const rest = await scoreAll(engine, rs.slice(swapAt));
+    expect(rest.map(reasonKind)).toEqual(rest.map(() => 'scored'));
+  });
+
   it('keeps a shadow of another rule in the warm-up after a restart in it, the stop older than the rows read back', async () => {
     const rs = readingsWithStops(1300, STOPPED);
     const reference = new InferenceEngine();
