@@ -125,3 +125,15 @@ describe('a stop in the making in the trainer\'s rows (some of the rule\'s condi
     expect([marks.stopped, marks.stopping]).toEqual([1, 0]);
   });
 });
+
+describe("the trainer's stopped rows as carry breaks", () => {
+  it('mark the stopped and starting rows (the agent starts its window again after them), not those held as stopping (kept in its window)', () => {
+    const rule = { when: [{ feature: 'Current', below: 0.5 }, { feature: 'Flow', below: 5 }], afterStartSeconds: 3 };
+    // 1 s apart: the flow still read at 10-11 (held), stopped 12-15, its warm-up 16-17 (3 s from 15), running from 18
+    const rows = Array.from({ length: 25 }, (_, i) => (i < 10 || i >= 16 ? [2.4, 30] : i < 12 ? [0.01, 30] : [0.01, 0]));
+    const ts = rows.map((_, i) => Date.UTC(2026, 0, 1) + i * 1000);
+    const { out, restarts } = stoppedRows(rule, ['Current', 'Flow'], ts, rows);
+    expect([...out].flatMap((v, i) => (v ? [i] : []))).toEqual([10, 11, 12, 13, 14, 15, 16, 17]);
+    expect([...restarts].flatMap((v, i) => (v ? [i] : []))).toEqual([12, 13, 14, 15, 16, 17]);
+  });
+});

@@ -12,7 +12,10 @@
  *    its value by nature (a set point, an on/off status, a slow transmitter polled fast) is left
  *    alone;
  * 3. missing values: carried forward from the last good reading for up to `maxCarryRows` rows,
- *    as the agent does live; a row still missing a value is dropped;
+ *    as the agent does live; a row still missing a value is dropped. Nothing is carried past a
+ *    row a stopped-when rule calls stopped or starting (`carryBreaks`): the agent's window starts
+ *    again after a stop, so a stopped pump's values (0 l/min) or a running one's from before the
+ *    stop never stand in for a value missing after it;
  * 4. maintenance: rows the technicians' labels mark as maintenance are dropped, and so are rows
  *    a stopped-when rule calls stopped or starting (target `stopped`: see data/stopped.ts); the
  *    row after such a stop starts a new segment, however short the stop (the agent starts its
@@ -88,8 +91,16 @@ export interface Cleaned {
  * from the model being trained, whose rows are then the same whatever model is live. A model
  * that needs such a feature cannot score that row: `rowsWith` leaves those rows out of a
  * comparison.
+ * `carryBreaks`: 1 for each row no value is carried past (data/stopped.ts StoppedRows.restarts).
  */
-export function cleanSeries(input: Series, targets: readonly Target[], options: CleanOptions = CLEAN_DEFAULTS, passive: readonly string[] = [], markRemoved = false): Cleaned {
+export function cleanSeries(
+  input: Series,
+  targets: readonly Target[],
+  options: CleanOptions = CLEAN_DEFAULTS,
+  passive: readonly string[] = [],
+  markRemoved = false,
+  carryBreaks: ArrayLike<number> | null = null,
+): Cleaned {
   const rows = input.rows;
   const protectedRow = (i: number) => targets[i] === 'anomaly';
   const outliers: Record<string, number> = {};
@@ -104,7 +115,7 @@ export function cleanSeries(input: Series, targets: readonly Target[], options: 
   // Before values are carried forward (which makes runs of its own), on the rows training keeps.
   const notTrained = (i: number): boolean => targets[i] === 'stopped' || targets[i] === 'exclude';
   const stuckAfter = stuckAfterOf(input.features, rows, options.stuckRows, notTrained, (f) => active[f] === true);
-  const carriedValues = carryForward(rows, options.maxCarryRows, active);
+  const carriedValues = carryForward(rows, options.maxCarryRows, active, carryBreaks);
   const keep: number[] = [];
   let droppedMissing = 0;
   let droppedMaintenance = 0;
@@ -249,15 +260,21 @@ function removeStuckRuns(rows: Float64Array[], f: number, minRun: number, keep: 
   return removed;
 }
 
-/** Carries every feature forward; counts the values carried in the `counted` ones (the stats describe the cleaned features, whatever passive ones ride along). */
-function carryForward(rows: Float64Array[], maxCarry: number, counted: readonly boolean[]): number {
+/**
+ * Carries every feature forward; counts the values carried in the `counted` ones (the stats describe
+ * the cleaned features, whatever passive ones ride along). Nothing is carried into or past a row of
+ * `breaks` (a stop: left out of training, and the agent's window starts again after it).
+ */
+function carryForward(rows: Float64Array[], maxCarry: number, counted: readonly boolean[], breaks: ArrayLike<number> | null): number {
   const n = rows[0]?.length ?? 0;
   let carried = 0;
   for (let f = 0; f < n; f++) {
     let last = NaN;
     let age = 0;
-    for (const r of rows) {
-      if (!Number.isNaN(r[f])) {
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i] as Float64Array;
+      if (breaks !== null && breaks[i] === 1) last = NaN;
+      else if (!Number.isNaN(r[f])) {
         last = r[f] as number;
         age = 0;
       } else if (!Number.isNaN(last) && age < maxCarry) {

@@ -78,6 +78,12 @@ export function recordedStoppedRule(stop: { feature?: string | undefined; below?
 export interface StoppedRows {
   /** 1 for each row left out: stopped, starting, or stopping. */
   out: Uint8Array;
+  /**
+   * 1 for each row stopped or starting: the agent starts the pump's window again after it, so its
+   * values, and those before it, are never carried past it (cleanSeries `carryBreaks`). A row held
+   * as stopping stays in the agent's window: values are carried over it.
+   */
+  restarts: Uint8Array;
   stopped: number;
   starting: number;
   /** Rows held as a stop in the making (some of the rule's conditions met, not all: StopRun.judge). */
@@ -88,6 +94,7 @@ export interface StoppedRows {
 export function stoppedRows(rule: StoppedRule, features: readonly string[], timestamps: ArrayLike<number>, rows: ReadonlyArray<ArrayLike<number>>): StoppedRows {
   const columns = rule.when.map((c) => features.indexOf(c.feature));
   const out = new Uint8Array(rows.length);
+  const restarts = new Uint8Array(rows.length);
   const counts = { stopped: 0, starting: 0, stopping: 0 };
   const run = new StopRun();
   const one: Record<string, number> = {};
@@ -100,8 +107,9 @@ export function stoppedRows(rule: StoppedRule, features: readonly string[], time
     const kind = run.judge(rule, one, timestamps[i] as number);
     if (kind !== null) {
       out[i] = 1;
+      if (kind !== 'stopping') restarts[i] = 1;
       counts[kind]++;
     }
   }
-  return { out, ...counts };
+  return { out, restarts, ...counts };
 }

@@ -53,7 +53,7 @@ export interface Prepared {
   /** The readings before stuck-run and outlier removal, for drift (only when asked for: a copy of every value). */
   uncleaned: Uncleaned | null;
   /** The rows the stopped-when rule left out (null without a rule). */
-  stopped: Omit<StoppedRows, 'out'> | null;
+  stopped: Omit<StoppedRows, 'out' | 'restarts'> | null;
 }
 
 /**
@@ -101,7 +101,8 @@ export interface PrepareOptions {
   /**
    * A stopped-when rule: the rows it calls stopped, starting or stopping (judged on the values as loaded,
    * as the agent judges them) are left out of cleaning's output and of `uncleaned`, as
-   * maintenance rows are, and a segment starts after each stop.
+   * maintenance rows are, a segment starts after each stop, and no missing value is filled in
+   * across a stop (cleanSeries `carryBreaks`).
    */
   stoppedWhen?: StoppedRule;
 }
@@ -144,7 +145,7 @@ export async function prepareData(
   progress.stage('cleaning');
   const watched = options.watched;
   const passive = watched === undefined ? loaded.leftOutButKept : loaded.series.features.filter((name) => !watched.includes(name));
-  const cleaned = cleanSeries(loaded.series, targets, undefined, passive, options.uncleaned === true);
+  const cleaned = cleanSeries(loaded.series, targets, undefined, passive, options.uncleaned === true, marks?.restarts ?? null);
   const uncleaned: Uncleaned | null = options.uncleaned
     ? {
         features: loaded.series.features,
