@@ -22,6 +22,7 @@ import { MetricsRegistry, createAgentMetrics } from '../agent/metrics.js';
 import { BufferStore } from '../buffer/store.js';
 import { Checkpointer } from '../buffer/checkpointer.js';
 import { openDatabase } from '../buffer/open.js';
+import { ContributionNames } from '../buffer/contributions.js';
 import { insertRow } from '../buffer/rows.js';
 import type { Reading } from '../buffer/types.js';
 import { InferenceEngine } from '../inference/engine.js';
@@ -87,6 +88,7 @@ async function rawCeiling(): Promise<number> {
   checkpointer.start();
   const insert = db.prepare(`INSERT INTO readings (pump_id, ts, received_at, vals, score, anomaly, model_version, imputed, unscored_reason,
     shadow_score, shadow_model_version, contributions) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`);
+  const names = new ContributionNames(db); // contributions stored as the agent stores them (a BLOB)
   const stride = window * features.length;
   const input = new Float32Array(BATCH * stride);
   const t0 = performance.now();
@@ -111,7 +113,7 @@ async function rawCeiling(): Promise<number> {
           contributions = {};
           for (let f = 0; f < features.length; f++) contributions[features[f]!] = out.contributions[k * features.length + f]!;
         }
-        insertRow(insert, { pumpId: r.pumpId, ts: r.ts, receivedAt: r.ts, values: r.values, score: s, anomaly, modelVersion: 'bench', imputed: false, unscoredReason: null, contributions });
+        insertRow(insert, { pumpId: r.pumpId, ts: r.ts, receivedAt: r.ts, values: r.values, score: s, anomaly, modelVersion: 'bench', imputed: false, unscoredReason: null, contributions }, names);
       }
     })();
   }

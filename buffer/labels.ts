@@ -244,7 +244,7 @@ export class LabelStore {
   private newestAlerts(pumpId: string | undefined, sinceTs: number | undefined, limit: number): StoredRow[] {
     const stmt = this.buffer.db.prepare(newestByTime(pumpId === undefined ? '' : PUMP));
     const args = [sinceTs ?? 0, limit];
-    return readRows(stmt, ...(pumpId === undefined ? args : [pumpId, ...args])).map(fromDbRow);
+    return readRows(stmt, this.buffer.contributionNames, ...(pumpId === undefined ? args : [pumpId, ...args])).map(fromDbRow);
   }
 
   /** The reading with this sequence number, if the buffer still holds it. */

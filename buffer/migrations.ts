@@ -139,6 +139,15 @@ export const MIGRATIONS: readonly string[] = [
   DROP INDEX readings_anomalies_seq;
   CREATE INDEX readings_anomalies_seq_pump ON readings (seq, pump_id) WHERE anomaly = 1;
   `,
+  // 10: an anomaly's contributions are written as a BLOB (a list id and float32 values,
+  // buffer/contributions.ts) instead of JSON text, which was most of what an all-anomaly commit
+  // allocated; the lists of feature names they refer to are kept here, one row per distinct list,
+  // never deleted (a handful per file). The column keeps its TEXT declaration (SQLite stores a
+  // BLOB in it as given), and rows written before stay JSON text, read as before: nothing is
+  // rewritten, so the upgrade of a buffer of millions of rows takes no longer than creating a table.
+  `
+  CREATE TABLE contribution_names (id INTEGER PRIMARY KEY, names TEXT NOT NULL UNIQUE);
+  `,
 ];
 
 /**

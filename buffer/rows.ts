@@ -1,4 +1,5 @@
 import type { Statement } from 'better-sqlite3';
+import type { ContributionNames } from './contributions.js';
 import type { PredictionRow, StoredRow } from './types.js';
 
 /** Column list shared by every query that reads readings back. */
@@ -23,10 +24,12 @@ export interface DbRow {
   unscored_reason: string | null;
   shadow_score: number | null;
   shadow_model_version: string | null;
+  /** JSON text, whichever form the row stores (readRows turns a schema-10 BLOB into the same text). */
   contributions: string | null;
 }
 
-export function toDbParams(row: PredictionRow): unknown[] {
+/** The INSERT's parameters; the contributions as `names` encodes them (a BLOB since schema 10: buffer/contributions.ts). */
+export function toDbParams(row: PredictionRow, names: ContributionNames): unknown[] {
   return [
     row.pumpId,
     row.ts,
@@ -39,18 +42,21 @@ export function toDbParams(row: PredictionRow): unknown[] {
     row.unscoredReason,
     row.shadowScore ?? null,
     row.shadowModelVersion ?? null,
-    row.contributions ? JSON.stringify(row.contributions) : null,
+    names.encode(row.contributions),
   ];
 }
 
-type Cell = string | number | null;
+type Cell = string | number | Uint8Array | null;
 
 /**
  * Runs a `SELECT ${ROW_COLUMNS} …` statement and returns its rows. The statement yields arrays and
  * each becomes one object literal of a fixed shape: better-sqlite3's own row objects, built key by
  * key, cost about twice as much to read (a sync drain reads every row; measured 4.5 → 2.4 µs a row).
+ * Contributions stored as a BLOB come back as the JSON text they stand for (`names`, of the
+ * statement's connection, decodes them); one that cannot be decoded throws PW_BUFFER_INVALID_ROW
+ * naming its seq (the sync's reads set such a row aside: buffer/unreadable.ts).
  */
-export function readRows(stmt: Statement, ...params: unknown[]): DbRow[] {
+export function readRows(stmt: Statement, names: ContributionNames, ...params: unknown[]): DbRow[] {
   const arrays = stmt.raw(true).all(...params) as Cell[][];
   const rows = new Array<DbRow>(arrays.length);
   for (let i = 0; i < arrays.length; i++) {
@@ -68,15 +74,15 @@ export function readRows(stmt: Statement, ...params: unknown[]): DbRow[] {
       unscored_reason: a[9] as string | null,
       shadow_score: a[10] as number | null,
       shadow_model_version: a[11] as string | null,
-      contributions: a[12] as string | null,
+      contributions: a[12] === null || typeof a[12] === 'string' ? a[12] : names.text(a[12] as Uint8Array, a[0] as number),
     };
   }
   return rows;
 }
 
 /** Runs the readings INSERT (columns as in toDbParams) for one row. */
-export function insertRow(stmt: Statement, row: PredictionRow): { lastInsertRowid: number | bigint } {
-  return stmt.run(...toDbParams(row));
+export function insertRow(stmt: Statement, row: PredictionRow, names: ContributionNames): { lastInsertRowid: number | bigint } {
+  return stmt.run(...toDbParams(row, names));
 }
 
 export function fromDbRow(r: DbRow): StoredRow {

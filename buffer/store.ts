@@ -4,12 +4,13 @@ import { dirname } from 'node:path';
 import { open, type FileHandle } from 'node:fs/promises';
 import { newShrinkTarget, ownCheckpointThread, SHRINK_SLACK_PAGES, SHRINK_STEP_PAGES, SHRINK_TO_PAGES, type CheckpointRunner, type StartCheckpoints } from './checkpointer.js';
 import { clockSegments, receiveTimeCorrection, type ReceiveTimeCorrection } from './clock-steps.js';
+import { ContributionNames } from './contributions.js';
 import { BufferError, classifySqliteError } from './errors.js';
 import { databaseBudget, evictedTotal, Eviction, type EvictionCounts } from './eviction.js';
 import { fileIdentity, openDatabase } from './open.js';
 import { PlannedRanges, type UnreadableSummary } from './ranges.js';
 import { finishIndexRepairs, repairDamagedIndexes } from './repair.js';
-import { DamagedRows, isCorruptPage, runText } from './unreadable.js';
+import { DamagedRows, isCorruptPage, runText, unreadableCause } from './unreadable.js';
 import { ROW_COLUMNS, fromDbRow, insertRow, readRows } from './rows.js';
 import type { PredictionRow, RejectedItem, StoredRow } from './types.js';
 
@@ -112,6 +113,8 @@ export class BufferStore {
   private checkpointer: CheckpointRunner | null = null;
   private insertReading!: Database.Statement;
   private insertRejected!: Database.Statement;
+  /** Encodes (and decodes) contributions with the open file's name lists (buffer/contributions.ts). */
+  private names: ContributionNames | null = null;
   private eviction!: Eviction;
   private rowCount = 0;
   private unsyncedCount = 0;
@@ -218,6 +221,7 @@ export class BufferStore {
   /** What open() does with the database once SQLite opened and migrated it. */
   private prepareOpen(db: Database.Database, path: string): void {
     this.insertReading = db.prepare(INSERT_READING);
+    this.names = new ContributionNames(db);
     this.insertRejected = db.prepare(
       'INSERT INTO rejected (source, raw, reason, received_at) VALUES (?, ?, ?, ?)',
     );
@@ -252,8 +256,9 @@ export class BufferStore {
     this.commit(
       'committing readings',
       () => {
+        const names = this.contributionNames;
         for (let i = 0; i < rows.length; i++) {
-          seqs[i] = Number(insertRow(this.insertReading, rows[i]!).lastInsertRowid);
+          seqs[i] = Number(insertRow(this.insertReading, rows[i]!, names).lastInsertRowid);
         }
       },
       rows.length,
@@ -290,12 +295,14 @@ export class BufferStore {
     try {
       this.db.transaction(write)();
     } catch (err) {
+      this.names?.forgetWrites(); // name lists the write added were rolled back with it
       const error = classifySqliteError(err, this.options.path, action);
       const unsent = readings > 0 && this.rowCount > 0 && readings <= this.rowCount / 10;
       if (error.code !== 'PW_BUFFER_DISK_FULL' || !this.makeRoom(unsent)) throw this.failed(error);
       try {
         this.db.transaction(write)();
       } catch (retryErr) {
+        this.names?.forgetWrites();
         throw this.failed(classifySqliteError(retryErr, this.options.path, action));
       }
     }
@@ -712,7 +719,7 @@ export class BufferStore {
       `SELECT ${ROW_COLUMNS} FROM (SELECT ${ROW_COLUMNS} FROM readings WHERE pump_id = ? AND seq > ? AND ts >= ?
        ORDER BY seq DESC LIMIT ?) ORDER BY seq`,
     );
-    return readRows(stmt, pumpId, opts.afterSeq ?? 0, opts.sinceTs ?? 0, opts.limit).map(fromDbRow);
+    return readRows(stmt, this.contributionNames, pumpId, opts.afterSeq ?? 0, opts.sinceTs ?? 0, opts.limit).map(fromDbRow);
   }
 
   /**
@@ -790,7 +797,13 @@ export class BufferStore {
 
   /** Rows by sequence range (inclusive), in order: for tests, sync and model validation. */
   rowsBySeq(fromSeq: number, toSeq: number): StoredRow[] {
-    return readRows(this.db.prepare(`SELECT ${ROW_COLUMNS} FROM readings WHERE seq BETWEEN ? AND ? ORDER BY seq`), fromSeq, toSeq).map(fromDbRow);
+    return readRows(this.db.prepare(`SELECT ${ROW_COLUMNS} FROM readings WHERE seq BETWEEN ? AND ? ORDER BY seq`), this.contributionNames, fromSeq, toSeq).map(fromDbRow);
+  }
+
+  /** Decodes the contributions of rows read on the open file's connection (readRows). */
+  get contributionNames(): ContributionNames {
+    if (this.dbHandle === null || this.names === null) throw this.closedError();
+    return this.names;
   }
 
   /** Distinct pump ids seen in the buffer. */
@@ -944,7 +957,8 @@ export class BufferStore {
 function unreadableText(u: UnreadableSummary): string {
   const shown = u.recent.slice(0, 3).map(runText).join(', ');
   const more = u.ranges > 3 ? ` and ${u.ranges - 3} more range(s)` : '';
-  return `PW_BUFFER_ROWS_UNREADABLE: ${u.rows} row(s) in ${u.ranges} range(s) cannot be read (a damaged page of the file) and were set aside, never uploaded: ${shown}${more}; every other row is uploaded (see /status buffer.unreadable)`;
+  const causes = [...new Set(u.recent.map((r) => unreadableCause(r.error)))].join(', or ');
+  return `PW_BUFFER_ROWS_UNREADABLE: ${u.rows} row(s) in ${u.ranges} range(s) cannot be read (${causes}) and were set aside, never uploaded: ${shown}${more}; every other row is uploaded (see /status buffer.unreadable)`;
 }
 
 /** Rounds of evicting and copying again when the copy of a deleted buffer does not fit on its volume. */

@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { ContributionNames, isUndecodableText } from './contributions.js';
 import { BufferError } from './errors.js';
 import { CANDIDATES_SQL, RANGE_SQL, ROW_COLUMNS, readRows, type DbRow } from './rows.js';
 
@@ -15,6 +16,8 @@ import { CANDIDATES_SQL, RANGE_SQL, ROW_COLUMNS, readRows, type DbRow } from './
  *   when the range's last row is the last of the leaf before (measured: seq 1467–1486 failed,
  *   1467–1485 read, with the damage starting at 1487).
  * The cost is bounded by the batch (at most `limit` lookups), and paid only on the read that fails.
+ * A row that SQLite reads but the buffer cannot decode (its contributions BLOB: isInvalidRow) is
+ * found and set aside the same way, by its seq.
  * A damaged index, or a file SQLite cannot read at all, stays PW_BUFFER_CORRUPT here (one that fails
  * the buffer's open is built again from its table there: buffer/repair.ts).
  */
@@ -44,6 +47,20 @@ export function runText(run: { pumpId: string; firstSeq: number; lastSeq: number
   return `${run.rows} row${run.rows === 1 ? '' : 's'} of ${run.pumpId} (${seqs})`;
 }
 
+/**
+ * A row read back that cannot be decoded (its contributions BLOB: a wrong length or kind, a name
+ * list the file does not hold; buffer/contributions.ts). The sync's reads treat it as they treat a
+ * row on a damaged page: the rows around it are uploaded, it is set aside by seq and said.
+ */
+export function isInvalidRow(err: unknown): boolean {
+  return err instanceof BufferError && err.code === 'PW_BUFFER_INVALID_ROW';
+}
+
+/** Why a run of rows cannot be read, as messages say it: a damaged page, or a row stored in a form that cannot be decoded. */
+export function unreadableCause(error: string): string {
+  return isUndecodableText(error) ? 'a row whose stored contributions cannot be decoded' : 'a damaged page of the file';
+}
+
 /** A SQLite error saying a page of the file is damaged (not: the file is no database at all). */
 export function isCorruptPage(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
@@ -61,10 +78,13 @@ export interface RowReads {
   seqs: Database.Statement;
   /** One row by its seq. */
   one: Database.Statement;
+  /** Decodes the rows' contributions (the connection's name lists). */
+  names: ContributionNames;
 }
 
-export function prepareRowReads(db: Database.Database): RowReads {
+export function prepareRowReads(db: Database.Database, names = new ContributionNames(db)): RowReads {
   return {
+    names,
     candidates: db.prepare(CANDIDATES_SQL),
     range: db.prepare(RANGE_SQL),
     seqs: db.prepare('SELECT seq FROM readings INDEXED BY readings_pump_seq WHERE pump_id = ? AND seq >= ? AND seq < ? ORDER BY seq LIMIT ?').pluck(),
@@ -80,9 +100,9 @@ export function prepareRowReads(db: Database.Database): RowReads {
 export function readCandidates(db: Database.Database, q: RowReads, pumpId: string, from: number, bound: number | null, limit: number): DbRow[] {
   const end = bound ?? Number.MAX_SAFE_INTEGER;
   try {
-    return readRows(q.candidates, pumpId, from, end, limit);
+    return readRows(q.candidates, q.names, pumpId, from, end, limit);
   } catch (err) {
-    if (!isCorruptPage(err)) throw err;
+    if (!isCorruptPage(err) && !isInvalidRow(err)) throw err;
   }
   return snapshot(db, () => {
     const seqs = q.seqs.all(pumpId, from, end, limit) as number[];
@@ -100,9 +120,9 @@ export function readCandidates(db: Database.Database, q: RowReads, pumpId: strin
 /** The rows of a planned range, in order; RowsUnreadableError (the first run found) when any of them cannot be read. */
 export function readRange(db: Database.Database, q: RowReads, pumpId: string, firstSeq: number, lastSeq: number): DbRow[] {
   try {
-    return readRows(q.range, pumpId, firstSeq, lastSeq);
+    return readRows(q.range, q.names, pumpId, firstSeq, lastSeq);
   } catch (err) {
-    if (!isCorruptPage(err)) throw err;
+    if (!isCorruptPage(err) && !isInvalidRow(err)) throw err;
   }
   return snapshot(db, () => {
     const seqs = q.seqs.all(pumpId, firstSeq, lastSeq + 1, Number.MAX_SAFE_INTEGER) as number[];
@@ -119,11 +139,11 @@ export function readRange(db: Database.Database, q: RowReads, pumpId: string, fi
 /** One row by its seq, or why it cannot be read. */
 function readOne(q: RowReads, pumpId: string, seq: number): DbRow | string {
   try {
-    const row = readRows(q.one, seq)[0];
+    const row = readRows(q.one, q.names, seq)[0];
     // Listed by the index, not in the table (or another pump's row there): the page holding it lies.
     return row?.pump_id === pumpId ? row : `seq ${seq} of ${pumpId} is in the (pump_id, seq) index but not in the readings table`;
   } catch (err) {
-    if (!isCorruptPage(err)) throw err;
+    if (!isCorruptPage(err) && !isInvalidRow(err)) throw err;
     return (err as Error).message;
   }
 }

@@ -7,7 +7,7 @@
  */
 import { setImmediate as yieldNow } from 'node:timers/promises';
 import { PRIORITY, type BlobNamer, type PlanLimits, type PlannedBatch, type SyncBatches } from '../buffer/batches.js';
-import { RowsUnreadableError, runText } from '../buffer/unreadable.js';
+import { RowsUnreadableError, runText, unreadableCause } from '../buffer/unreadable.js';
 import type { TokenBucket } from './bandwidth.js';
 import { classifyFailure } from './backoff.js';
 import { monotonicNow } from './clock.js';
@@ -219,7 +219,7 @@ function setAside(deps: CycleDeps, err: RowsUnreadableError): void {
   if (!deps.batches.recordUnreadable(run, deps.clock())) throw err; // a batch planned meanwhile holds part of them: the next cycle plans again
   deps.logger.warn(
     { code: err.code, pumpId: run.pumpId, firstSeq: run.firstSeq, lastSeq: run.lastSeq, rows: run.rows, err: { message: run.error } },
-    `${runText(run)} cannot be read from the buffer (a damaged page of the file): they are set aside, never uploaded nor marked synced; the rows before and after them are uploaded`,
+    `${runText(run)} cannot be read from the buffer (${unreadableCause(run.error)}): they are set aside, never uploaded nor marked synced; the rows before and after them are uploaded`,
   );
 }
 
@@ -294,7 +294,7 @@ async function prepare(deps: CycleDeps, batch: PlannedBatch): Promise<Prepared |
     deps.batches.dropPlan(batch);
     deps.logger.warn(
       { code: err.code, blob: batch.blobName, pumpId: err.run.pumpId, firstSeq: err.run.firstSeq, lastSeq: err.run.lastSeq, rows: err.run.rows, err: { message: err.run.error } },
-      `planned batch ${batch.blobName}: ${runText(err.run)} can no longer be read from the buffer (a damaged page of the file): the plan is dropped, and its rows are planned again (those that cannot be read are set aside)`,
+      `planned batch ${batch.blobName}: ${runText(err.run)} can no longer be read from the buffer (${unreadableCause(err.run.error)}): the plan is dropped, and its rows are planned again (those that cannot be read are set aside)`,
     );
     return null;
   }

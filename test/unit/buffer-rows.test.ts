@@ -1,12 +1,12 @@
-import { describe, expect, it } from 'vitest';
-import { ROW_COLUMNS, fromDbRow, toDbParams, type DbRow } from '../../buffer/rows.js';
-import type { PredictionRow } from '../../buffer/types.js';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ContributionNames } from '../../buffer/contributions.js';
+import { migrate } from '../../buffer/migrations.js';
+import { ROW_COLUMNS, fromDbRow, insertRow, readRows, toDbParams } from '../../buffer/rows.js';
+import type { PredictionRow, StoredRow } from '../../buffer/types.js';
 
-/** Builds the row SQLite would hand back for the parameters of an INSERT. */
-function asStored(seq: number, params: unknown[]): DbRow {
-  const names = ROW_COLUMNS.split(',').map((c) => c.trim()).slice(1);
-  return Object.fromEntries([['seq', seq], ...names.map((n, i) => [n, params[i]])]) as DbRow;
-}
+const INSERT = `INSERT INTO readings (pump_id, ts, received_at, vals, score, anomaly, model_version, imputed,
+  unscored_reason, shadow_score, shadow_model_version, contributions) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`;
 
 const base: PredictionRow = {
   pumpId: 'pump-17',
@@ -20,23 +20,41 @@ const base: PredictionRow = {
   unscoredReason: null,
 };
 
+// The buffer's own schema in an in-memory SQLite database (the real engine, no file needed).
+let db: Database.Database;
+let names: ContributionNames;
+beforeEach(() => {
+  db = new Database(':memory:');
+  migrate(db);
+  names = new ContributionNames(db);
+});
+afterEach(() => db.close());
+
+/** Stores a row with the readings INSERT and reads it back as every reader does. */
+function roundTrip(row: PredictionRow): StoredRow {
+  const seq = Number(insertRow(db.prepare(INSERT), row, names).lastInsertRowid);
+  return fromDbRow(readRows(db.prepare(`SELECT ${ROW_COLUMNS} FROM readings WHERE seq = ?`), names, seq)[0]!);
+}
+
 describe('buffer row mapping', () => {
-  it('stores booleans as 0/1 and objects as JSON, one parameter per column', () => {
-    const params = toDbParams({ ...base, anomaly: true, contributions: { Pressure: 0.9 } });
+  it('stores booleans as 0/1, values as JSON and contributions as a BLOB, one parameter per column', () => {
+    const params = toDbParams({ ...base, anomaly: true, contributions: { Pressure: 0.9 } }, names);
     expect(params).toHaveLength(ROW_COLUMNS.split(',').length - 1);
-    expect(params).toEqual(['pump-17', base.ts, base.receivedAt, '{"Pressure":0.38,"Flow":null}', 0.42, 1, 'v7', 1, null, null, null, '{"Pressure":0.9}']);
+    expect(params.slice(0, 11)).toEqual(['pump-17', base.ts, base.receivedAt, '{"Pressure":0.38,"Flow":null}', 0.42, 1, 'v7', 1, null, null, null]);
+    // 0.9 is no float32: kind 2 (float64), list 1, one value.
+    expect(params[11]).toEqual(Buffer.concat([Buffer.from([2, 1, 0, 0, 0]), Buffer.from(new Float64Array([0.9]).buffer)]));
   });
 
   it('reads back what it stored, with null values kept as null', () => {
     const full: PredictionRow = { ...base, shadowScore: 0.1, shadowModelVersion: 's1', contributions: { Pressure: 0.7, Flow: 0.3 } };
-    expect(fromDbRow(asStored(5, toDbParams(full)))).toEqual({ ...full, seq: 5 });
+    expect(roundTrip(full)).toEqual({ ...full, seq: 1 });
   });
 
   it('keeps an unscored row unscored: score, anomaly and model version null, with its reason', () => {
     const unscored: PredictionRow = { ...base, score: null, anomaly: null, modelVersion: null, unscoredReason: 'no value ever seen for Flow' };
-    expect(fromDbRow(asStored(6, toDbParams(unscored)))).toEqual({
+    expect(roundTrip(unscored)).toEqual({
       ...unscored,
-      seq: 6,
+      seq: 1,
       shadowScore: null,
       shadowModelVersion: null,
       contributions: null,
