@@ -99,7 +99,7 @@ export class ContributionNames {
     const n = list.names.length;
     const size = kind === KIND_F32 ? 4 : 8;
     if (blob.length !== HEADER_BYTES + n * size) {
-      throw bad(`should be ${HEADER_BYTES + n * size} bytes: a ${HEADER_BYTES}-byte header and ${n} ${size === 4 ? 'float32' : 'float64'} values for the ${n} names of list ${id}`);
+      throw bad(`should be ${HEADER_BYTES + n * size} bytes: a ${HEADER_BYTES}-byte header and one ${size === 4 ? 'float32' : 'float64'} value for each of the ${n} names of list ${id}`);
     }
     let s = '';
     for (let i = 0, at = HEADER_BYTES; i < n; i++, at += size) {
@@ -111,14 +111,14 @@ export class ContributionNames {
 
   private q(): NonNullable<ContributionNames['stmts']> {
     this.stmts ??= {
-      insert: this.db.prepare('INSERT OR IGNORE INTO contribution_names (names) VALUES (?)'),
-      find: this.db.prepare('SELECT id FROM contribution_names WHERE names = ?').pluck(),
+      insert: this.db.prepare('INSERT INTO contribution_names (names) VALUES (?)'),
+      find: this.db.prepare('SELECT min(id) FROM contribution_names WHERE names = ?').pluck(),
       byId: this.db.prepare('SELECT names FROM contribution_names WHERE id = ?').pluck(),
     };
     return this.stmts;
   }
 
-  /** The id of a list of names, added to the table (in the caller's transaction) when new. */
+  /** The id of a list of names, added to the table (in the caller's transaction) when new (one writer: the store's connection). */
   private idOf(keys: string[]): number {
     const last = this.last;
     if (last !== null && sameNames(last.keys, keys)) return last.id;
@@ -126,8 +126,7 @@ export class ContributionNames {
     let id = this.ids.get(json);
     if (id === undefined) {
       const q = this.q();
-      q.insert.run(json);
-      id = q.find.get(json) as number;
+      id = (q.find.get(json) as number | null) ?? Number(q.insert.run(json).lastInsertRowid);
       this.ids.set(json, id);
     }
     this.last = { keys, id };

@@ -214,7 +214,7 @@ describe('a schema-9 buffer opened by this agent', () => {
 
 describe('a contributions BLOB that cannot be decoded', () => {
   it.each([
-    ['a wrong length', (b: Buffer) => b.subarray(0, b.length - 3), /reading seq 2: its contributions \(a BLOB of 14 bytes\) should be 17 bytes: a 5-byte header and 3 float32 values for the 3 names of list 1/],
+    ['a wrong length', (b: Buffer) => b.subarray(0, b.length - 3), /reading seq 2: its contributions \(a BLOB of 14 bytes\) should be 17 bytes: a 5-byte header and one float32 value for each of the 3 names of list 1/],
     ['an unknown list id', (b: Buffer) => Buffer.concat([Buffer.from([1, 9, 0, 0, 0]), b.subarray(5)]), /reading seq 2: its contributions \(a BLOB of 17 bytes\) name feature list 9, which contribution_names does not hold/],
     ['an unknown kind', (b: Buffer) => Buffer.concat([Buffer.from([7]), b.subarray(1)]), /reading seq 2: its contributions \(a BLOB of 17 bytes\) are of kind 7, neither 1 \(float32\) nor 2 \(float64\)/],
     ['no header', () => Buffer.from([1, 1]), /reading seq 2: its contributions \(a BLOB of 2 bytes\) are shorter than their 5-byte header/],
