@@ -143,9 +143,9 @@ export const MIGRATIONS: readonly string[] = [
   // buffer/contributions.ts) instead of JSON text, which was most of what an all-anomaly commit
   // allocated; the lists of feature names they refer to are kept here, one row per distinct list,
   // never deleted (a handful per file; no index: a list is looked up by its names only the first
-  // time a connection writes it, a scan of those few rows). The column keeps its TEXT declaration (SQLite stores a
-  // BLOB in it as given), and rows written before stay JSON text, read as before: nothing is
-  // rewritten, so the upgrade of a buffer of millions of rows takes no longer than creating a table.
+  // time a connection writes it, a scan of those few rows). The column keeps its TEXT declaration
+  // (SQLite stores a BLOB in it as given), and rows written before stay JSON text, read as before:
+  // nothing is rewritten, so upgrading a buffer of millions of rows only creates a table.
   `
   CREATE TABLE contribution_names (id INTEGER PRIMARY KEY, names TEXT NOT NULL);
   `,
