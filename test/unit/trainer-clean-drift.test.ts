@@ -157,6 +157,19 @@ describe('cleanSeries', () => {
     expect(c.stats).toMatchObject({ droppedMissing: 140, gaps: 2, gapsByCleaning: 1 });
     expect(c.segmentStarts).toEqual([0, 360, 560]);
   });
+
+  it("carries no value across a pause in the readings, nor a passive feature's: the agent starts the window again after it", () => {
+    // One reading a second, a 10 min pause before 500; f1 missing at 500-502, the passive f2 at 500-504 (both read at 499).
+    const values = Array.from({ length: 1000 }, (_, i) => [i % 7, i >= 500 && i < 503 ? NaN : i % 5, i >= 500 && i < 505 ? NaN : (i * 37) % 11]);
+    const s = series(values);
+    s.timestamps = s.timestamps.map((t, i) => (i >= 500 ? t + 600_000 : t));
+    const c = cleanSeries(s, targets(1000), CLEAN_DEFAULTS, ['f2']);
+    expect(c.stats).toMatchObject({ outputRows: 997, carriedValues: 0, droppedMissing: 3, missingByFeature: { f0: 0, f1: 3 }, gaps: 1, gapsByCleaning: 0 });
+    // 503 and 504 kept for the model trained, without the passive value (a model needing it cannot score them: rowsWith)
+    expect(c.series.rows.flatMap((r, k) => (Number.isNaN(r[2]) ? [c.series.timestamps[k]! - 600_000] : []))).toEqual([503_000, 504_000]);
+    expect(c.segmentStarts).toEqual([0, 500]);
+    expect(rowsWith(c, ['f2']).view.series.rows).toHaveLength(995);
+  });
 });
 
 describe('drift against a baseline', () => {

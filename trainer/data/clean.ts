@@ -13,9 +13,10 @@
  *    alone;
  * 3. missing values: carried forward from the last good reading for up to `maxCarryRows` rows,
  *    as the agent does live; a row still missing a value is dropped. Nothing is carried past a
- *    row a stopped-when rule calls stopped or starting (`carryBreaks`): the agent's window starts
- *    again after a stop, so a stopped pump's values (0 l/min) or a running one's from before the
- *    stop never stand in for a value missing after it;
+ *    row a stopped-when rule calls stopped or starting (`carryBreaks`), nor across a pause in the
+ *    readings (the rule of 5, on the readings as loaded): the agent's window starts again after a
+ *    stop and after a pause, so a stopped pump's values (0 l/min) or a running one's from before
+ *    the stop or the pause never stand in for a value missing after it;
  * 4. maintenance: rows the technicians' labels mark as maintenance are dropped, and so are rows
  *    a stopped-when rule calls stopped or starting (target `stopped`: see data/stopped.ts); the
  *    row after such a stop starts a new segment, however short the stop (the agent starts its
@@ -115,7 +116,9 @@ export function cleanSeries(
   // Before values are carried forward (which makes runs of its own), on the rows training keeps.
   const notTrained = (i: number): boolean => targets[i] === 'stopped' || targets[i] === 'exclude';
   const stuckAfter = stuckAfterOf(input.features, rows, options.stuckRows, notTrained, (f) => active[f] === true);
-  const carriedValues = carryForward(rows, options.maxCarryRows, active, carryBreaks);
+  // The agent judges a pause on every reading it receives, stopped and maintenance ones included.
+  const pauses = segments(input.timestamps, options).starts;
+  const carriedValues = carryForward(rows, options.maxCarryRows, active, carryBreaks, pauses);
   const keep: number[] = [];
   let droppedMissing = 0;
   let droppedMaintenance = 0;
@@ -263,16 +266,23 @@ function removeStuckRuns(rows: Float64Array[], f: number, minRun: number, keep: 
 /**
  * Carries every feature forward; counts the values carried in the `counted` ones (the stats describe
  * the cleaned features, whatever passive ones ride along). Nothing is carried into or past a row of
- * `breaks` (a stop: left out of training, and the agent's window starts again after it).
+ * `breaks` (a stop: left out of training, and the agent's window starts again after it), nor into
+ * a row of `pauses` (ascending: the first reading after a pause, where the agent's window starts
+ * again) or past it but for the row's own values.
  */
-function carryForward(rows: Float64Array[], maxCarry: number, counted: readonly boolean[], breaks: ArrayLike<number> | null): number {
+function carryForward(rows: Float64Array[], maxCarry: number, counted: readonly boolean[], breaks: ArrayLike<number> | null, pauses: readonly number[]): number {
   const n = rows[0]?.length ?? 0;
   let carried = 0;
   for (let f = 0; f < n; f++) {
     let last = NaN;
     let age = 0;
+    let next = 0; // the next of `pauses`
     for (let i = 0; i < rows.length; i++) {
       const r = rows[i] as Float64Array;
+      if (pauses[next] === i) {
+        last = NaN;
+        next++;
+      }
       if (breaks !== null && breaks[i] === 1) last = NaN;
       else if (!Number.isNaN(r[f])) {
         last = r[f] as number;
