@@ -47,7 +47,16 @@ export class ContributionNames {
   private readonly ids = new Map<string, number>();
   private last: { keys: string[]; id: number } | null = null;
 
-  constructor(private readonly db: Database.Database) {}
+  /**
+   * `onUndecodable`: given, a BLOB that cannot be decoded reads as `null` (no contributions) and is
+   * told to it, instead of throwing: the store's own readers (the page, `/alerts`, the windows read
+   * back at start) need the rest of the row, and one damaged value must not take them all down.
+   * The sync's readers have none: they set such a row aside and name it (buffer/unreadable.ts).
+   */
+  constructor(
+    private readonly db: Database.Database,
+    private readonly onUndecodable?: (err: BufferError) => void,
+  ) {}
 
   /** What the contributions column stores for `c`: a BLOB, JSON text for what a BLOB cannot hold, or null. */
   encode(c: Record<string, number> | null | undefined): Buffer | string | null {
@@ -85,9 +94,21 @@ export class ContributionNames {
   /**
    * The JSON text of a stored BLOB (byte for byte what JSON.stringify wrote for the same object).
    * A BLOB that cannot be read (a wrong length or kind, a list id the file does not hold) throws
-   * PW_BUFFER_INVALID_ROW naming the row's seq and what is wrong.
+   * PW_BUFFER_INVALID_ROW naming the row's seq and what is wrong (or reads as `null`, with
+   * `onUndecodable`).
    */
   text(blob: Uint8Array, seq: number): string {
+    if (this.onUndecodable === undefined) return this.decode(blob, seq);
+    try {
+      return this.decode(blob, seq);
+    } catch (err) {
+      if (!(err instanceof BufferError) || err.code !== 'PW_BUFFER_INVALID_ROW') throw err;
+      this.onUndecodable(err);
+      return 'null';
+    }
+  }
+
+  private decode(blob: Uint8Array, seq: number): string {
     const bad = (what: string): BufferError => new BufferError('PW_BUFFER_INVALID_ROW', `${rowText(seq)} (a BLOB of ${blob.length} bytes) ${what}`);
     if (blob.length < HEADER_BYTES) throw bad(`are shorter than their ${HEADER_BYTES}-byte header`);
     const kind = blob[0]!;

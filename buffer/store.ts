@@ -115,6 +115,8 @@ export class BufferStore {
   private insertRejected!: Database.Statement;
   /** Encodes (and decodes) contributions with the open file's name lists (buffer/contributions.ts). */
   private names: ContributionNames | null = null;
+  /** The undecodable contributions already told to onWarning (see undecodable()). */
+  private readonly undecodableWarned = new Set<string>();
   private eviction!: Eviction;
   private rowCount = 0;
   private unsyncedCount = 0;
@@ -221,7 +223,7 @@ export class BufferStore {
   /** What open() does with the database once SQLite opened and migrated it. */
   private prepareOpen(db: Database.Database, path: string): void {
     this.insertReading = db.prepare(INSERT_READING);
-    this.names = new ContributionNames(db);
+    this.names = new ContributionNames(db, (err) => this.undecodable(err));
     this.insertRejected = db.prepare(
       'INSERT INTO rejected (source, raw, reason, received_at) VALUES (?, ?, ?, ?)',
     );
@@ -801,6 +803,16 @@ export class BufferStore {
   }
 
   /** Decodes the contributions of rows read on the open file's connection (readRows). */
+  /**
+   * A row whose contributions cannot be decoded, met by one of the store's readers: they read as
+   * null (contributions.ts), and the log is told once per row (per open, up to a thousand rows).
+   */
+  private undecodable(err: BufferError): void {
+    if (this.undecodableWarned.size >= 1000 || this.undecodableWarned.has(err.message)) return;
+    this.undecodableWarned.add(err.message);
+    this.options.onWarning?.(`${err.code}: ${err.message}; read as no contributions (the reading itself as stored); the sync sets the row aside`);
+  }
+
   get contributionNames(): ContributionNames {
     if (this.dbHandle === null || this.names === null) throw this.closedError();
     return this.names;

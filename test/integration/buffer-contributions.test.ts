@@ -71,8 +71,8 @@ function schema9File(path: string, rows: readonly PredictionRow[]): void {
   db.close();
 }
 
-function openStore(path: string): BufferStore {
-  const store = new BufferStore({ path, maxBytes: 2 ** 30 });
+function openStore(path: string, onWarning?: (message: string) => void): BufferStore {
+  const store = new BufferStore({ path, maxBytes: 2 ** 30, ...(onWarning ? { onWarning } : {}) });
   store.open();
   return store;
 }
@@ -218,15 +218,25 @@ describe('a contributions BLOB that cannot be decoded', () => {
     ['an unknown list id', (b: Buffer) => Buffer.concat([Buffer.from([1, 9, 0, 0, 0]), b.subarray(5)]), /reading seq 2: its contributions \(a BLOB of 17 bytes\) name feature list 9, which contribution_names does not hold/],
     ['an unknown kind', (b: Buffer) => Buffer.concat([Buffer.from([7]), b.subarray(1)]), /reading seq 2: its contributions \(a BLOB of 17 bytes\) are of kind 7, neither 1 \(float32\) nor 2 \(float64\)/],
     ['no header', () => Buffer.from([1, 1]), /reading seq 2: its contributions \(a BLOB of 2 bytes\) are shorter than their 5-byte header/],
-  ])('is PW_BUFFER_INVALID_ROW naming its seq and what is wrong (%s)', (_, spoil, message) => {
-    const store = openStore(tempPath());
+  ])('is PW_BUFFER_INVALID_ROW naming its seq and what is wrong (%s); the store\'s own readers read it as no contributions and warn once', (_, spoil, message) => {
+    const warnings: string[] = [];
+    const store = openStore(tempPath(), (m) => warnings.push(m));
     try {
       store.appendBatch([0, 1, 2].map((i) => anomaly(i, SPECIAL[0]!)));
       const blob = store.db.prepare('SELECT contributions FROM readings WHERE seq = 2').pluck().get() as Buffer;
       store.db.prepare('UPDATE readings SET contributions = ? WHERE seq = 2').run(spoil(blob));
-      expect(() => store.rowsBySeq(1, 3)).toThrow(expect.objectContaining({ code: 'PW_BUFFER_INVALID_ROW', message: expect.stringMatching(message) }));
-      expect(store.rowsBySeq(1, 1)).toHaveLength(1); // the rows around it read
-      expect(store.rowsBySeq(3, 3)).toHaveLength(1);
+      // a reader without a way to tell (the sync's: buffer/unreadable.ts) is told by the error
+      const strict = new ContributionNames(store.db);
+      const stmt = store.db.prepare('SELECT contributions FROM readings WHERE seq = 2').pluck();
+      expect(() => strict.text(stmt.get() as Buffer, 2)).toThrow(expect.objectContaining({ code: 'PW_BUFFER_INVALID_ROW', message: expect.stringMatching(message) }));
+      // the store's readers (the page, /alerts, the windows read back) get the rest of the row
+      const rows = store.rowsBySeq(1, 3);
+      expect(rows.map((r) => [r.seq, r.contributions === null])).toEqual([[1, false], [2, true], [3, false]]);
+      expect(rows[1]).toMatchObject({ pumpId: 'pump-a', values: anomaly(1, null).values, anomaly: true }); // seq 2 is the second row appended
+      store.rowsBySeq(2, 2);
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(message);
+      expect(warnings[0]).toMatch(/^PW_BUFFER_INVALID_ROW: .*read as no contributions/);
     } finally {
       store.close();
     }
