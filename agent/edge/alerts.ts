@@ -127,20 +127,51 @@ export class AlertPublisher {
   readonly counts = { sent: 0, suppressed: 0, dropped: 0, failed: 0, sensorFaults: 0 };
   private lastError: string | null = null;
   private readonly sensorQuiet: SensorQuiet;
+  /**
+   * What of the last run's state restore could not read yet (null before restore is called): a
+   * buffer that cannot open at start-up opens later (agent/main.ts reopenBuffer), and what restore
+   * could not read then is read at the first commit or flush after, before anything is saved over
+   * it; nothing commits while the buffer is closed, so nothing of this run is decided meanwhile.
+   */
+  private owed: { alerts: boolean; sensors: boolean } | null = null;
+  /** Restores that found the buffer unreadable. */
+  private failedRestores = 0;
 
   constructor(private readonly deps: AlertDeps) {
     this.sensorQuiet = new SensorQuiet({ kv: deps.kv, intervalMs: deps.sensorMinIntervalMs, clock: () => this.now(), monotonic: () => this.monotonic(), logger: deps.logger });
   }
 
-  /** Loads alerts left unsent by the previous run, the time of each pump's last alert, and each sensor's (sensor-quiet.ts). */
+  /**
+   * Loads alerts left unsent by the previous run, the time of each pump's last alert, and each
+   * sensor's (sensor-quiet.ts). What the buffer could not give (not open yet) is loaded at the next
+   * commit or flush that finds it open: until then nothing is saved over it.
+   */
   restore(): void {
-    this.sensorQuiet.restore();
+    const retry = this.failedRestores > 0;
+    const owed = (this.owed ??= { alerts: true, sensors: true });
+    if (owed.sensors) owed.sensors = !this.sensorQuiet.restore();
+    if (owed.alerts) owed.alerts = !this.restoreAlerts();
+    if (owed.sensors || owed.alerts) {
+      // Said once, not at each retry (every flush, each 30 s).
+      if (this.failedRestores++ === 0) this.deps.logger.warn('unsent alerts and quiet times of sensor alerts of the last run not restored yet: the buffer could not be read; they are once it opens');
+    } else if (retry) this.deps.logger.info({ attempts: this.failedRestores + 1 }, 'unsent alerts and quiet times of sensor alerts of the last run restored: the buffer opened');
+  }
+
+  private restoreAlerts(): boolean {
+    let text: string | null;
+    let sentText: string | null;
     try {
-      const text = this.deps.kv.getMeta(PENDING_KEY);
-      const sent = JSON.parse(this.deps.kv.getMeta(SENT_KEY) ?? '{}') as Record<string, SentRecord>;
+      text = this.deps.kv.getMeta(PENDING_KEY);
+      sentText = this.deps.kv.getMeta(SENT_KEY);
+    } catch {
+      return false; // said by restore
+    }
+    try {
+      const sent = JSON.parse(sentText ?? '{}') as Record<string, SentRecord>;
       // The list is saved when a drain stops, not after each alert (see drain): those a stopped
       // drain had sent are the ones up to the last recorded as sent for their pump (FIFO, seqs rise).
-      if (text) this.pending = unsentOf(JSON.parse(text) as Array<{ alert: Alert; at: number }>, sent);
+      // Before any of this run's (none is decided while the buffer is closed: nothing commits).
+      if (text) this.pending = [...unsentOf(JSON.parse(text) as Array<{ alert: Alert; at: number }>, sent), ...this.pending];
       // The rate limit is of anomalies: a sensor-frozen alert, sent or pending, does not start it.
       const lastAt = new Map<string, number>();
       for (const [pumpId, s] of Object.entries(sent)) {
@@ -155,10 +186,12 @@ export class AlertPublisher {
     } catch (err) {
       this.deps.logger.warn({ err: { message: safeErrorMessage(err) } }, 'unsent alerts could not be restored');
     }
+    return true;
   }
 
   /** Commit listener: decides which anomalies become alerts. */
   onCommit(rows: readonly PredictionRow[], seqs: readonly number[]): void {
+    const restoredNow = this.restoreIfNot();
     const now = this.now();
     const mono = this.monotonic();
     let added = 0;
@@ -193,7 +226,10 @@ export class AlertPublisher {
       sensorsChanged ||= caughtUp > 0;
     }
     if (sensorsChanged) this.sensorQuiet.save();
-    if (added === 0) return;
+    if (added === 0) {
+      if (restoredNow && this.pending.length > 0) this.flush(); // the last run's, restored just now
+      return;
+    }
     const max = this.deps.maxPending ?? 1000;
     if (this.pending.length > max) this.counts.dropped += this.pending.splice(0, this.pending.length - max).length;
     this.savePending();
@@ -202,7 +238,15 @@ export class AlertPublisher {
 
   /** Sends what is pending (after a reconnect, on a timer). */
   flush(): void {
+    this.restoreIfNot();
     this.sending ??= this.drain().finally(() => (this.sending = null));
+  }
+
+  /** Restores what the start-up restore could not read yet; true when it is all restored now, at this call. */
+  private restoreIfNot(): boolean {
+    if (this.owed === null || (!this.owed.alerts && !this.owed.sensors)) return false;
+    this.restore();
+    return !this.owed.alerts && !this.owed.sensors;
   }
 
   async idle(): Promise<void> {

@@ -49,10 +49,21 @@ export class SensorQuiet {
 
   constructor(private readonly deps: SensorQuietDeps) {}
 
-  /** Loads the last alert of each sensor: a time later than the gateway clock now (stepped back since) has expired. */
-  restore(): void {
+  /**
+   * Loads the last alert of each sensor: a time later than the gateway clock now (stepped back since)
+   * has expired. False (nothing logged) when the buffer could not be read (not open yet): call again once it is, before
+   * anything is saved, or the first save overwrites the last run's entries. A stored value that does
+   * not parse is logged and counts as restored (it would not parse later either).
+   */
+  restore(): boolean {
+    let text: string | null;
     try {
-      const stored = JSON.parse(this.deps.kv.getMeta(SENSORS_KEY) ?? '{}') as Record<string, Record<string, { at: number; suppressed: number }>>;
+      text = this.deps.kv.getMeta(SENSORS_KEY);
+    } catch {
+      return false; // the publisher says so (alerts.ts restore)
+    }
+    try {
+      const stored = JSON.parse(text ?? '{}') as Record<string, Record<string, { at: number; suppressed: number }>>;
       const now = this.deps.clock();
       const mono = this.deps.monotonic();
       this.entries.clear();
@@ -66,6 +77,7 @@ export class SensorQuiet {
     } catch (err) {
       this.deps.logger.warn({ err: { message: safeErrorMessage(err) } }, 'quiet times of sensor alerts could not be restored');
     }
+    return true;
   }
 
   /** True while the sensor's quiet time after its last alert runs. */
