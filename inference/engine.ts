@@ -264,7 +264,7 @@ export class InferenceEngine {
    * at the restart) is known again; a stored `pump starting` reason names its stop's time, for a
    * stop older than the rows read.
    */
-  seed(pumpId: string, readings: ReadonlyArray<{ ts: number; values: Reading['values']; unscoredReason?: string | null }>): void {
+  seed(pumpId: string, readings: ReadonlyArray<{ ts: number; values: Reading['values']; unscoredReason?: string | null; modelVersion?: string | null }>): void {
     const state = this.state(pumpId);
     if (state.history.size > 0) return;
     const models = [this.modelFor(pumpId), this.shadowFor(pumpId)];
@@ -278,7 +278,11 @@ export class InferenceEngine {
       this.record(state, r);
       const kind = state.stops.replay(models, r, state.history);
       // Where the pump's frozen sensors stand, without alerting again those found before the restart.
-      state.frozen.observe(models[0]?.meta.stuckAfter, r.values, r.ts, kind !== 'stopped');
+      // A run that reached the bound only at rows another model scored (a swap to a lower bound just
+      // before the restart) was maybe never alerted: it is found once more at the next reading
+      // (frozen.ts observe `told`), rather than never. Rows without a version given count as this model's.
+      const told = r.modelVersion === undefined || r.modelVersion === models[0]?.version;
+      state.frozen.observe(models[0]?.meta.stuckAfter, r.values, r.ts, kind !== 'stopped', told);
     }
     this.endLateRun(state);
   }

@@ -31,6 +31,8 @@ interface Run {
   value: number;
   since: number;
   count: number;
+  /** Told (returned by observe) once: a run is found frozen once, whatever bound is in force after. */
+  found: boolean;
 }
 
 /** One pump's runs of identical values, per feature the pump's model bounds. */
@@ -39,9 +41,16 @@ export class FrozenWatch {
 
   /**
    * A reading of the pump at `ts`: `running` false when its model's stopped-when rule calls it
-   * stopped. Returns the sensors that became frozen at this reading (empty almost always).
+   * stopped. Returns the sensors that became frozen at this reading (empty almost always): a run
+   * at or past its bound not found before, so a swap to a model with a lower bound finds a run
+   * already past it at its next reading (it never equals the bound then). A run found stays found
+   * until it ends: a swap to a higher bound does not find it a second time.
+   *
+   * `told` false: a reading read back at a restart that the pump's current model did not score
+   * (engine.seed): a run reaching the bound there is returned but not marked found, as what was
+   * told before the restart under another model's bound is unknown; it is found at the next reading.
    */
-  observe(bounds: StuckAfter | undefined, values: Values, ts: number, running: boolean): readonly FrozenSensor[] {
+  observe(bounds: StuckAfter | undefined, values: Values, ts: number, running: boolean, told = true): readonly FrozenSensor[] {
     if (!running) {
       this.runs.clear();
       return NONE;
@@ -54,14 +63,18 @@ export class FrozenWatch {
       const run = this.runs.get(feature);
       if (run !== undefined && run.value === v) {
         run.count++;
-        if (run.count === bounds[feature]) (began ??= []).push(frozen(feature, run, bounds[feature] as number));
+        if (!run.found && run.count >= (bounds[feature] as number)) {
+          run.found = told;
+          (began ??= []).push(frozen(feature, run, bounds[feature] as number));
+        }
       } else if (run !== undefined) {
         // a new run, in the old one's object: a noisy sensor starts one at nearly every reading,
         // and an object per feature per reading was garbage enough to grow the agent's heap by ~20 MB
         run.value = v;
         run.since = ts;
         run.count = 1;
-      } else this.runs.set(feature, { value: v, since: ts, count: 1 });
+        run.found = false;
+      } else this.runs.set(feature, { value: v, since: ts, count: 1, found: false });
     }
     return began ?? NONE;
   }

@@ -118,6 +118,56 @@ describe('a frozen sensor', () => {
     expect(began(retried)).toEqual([[99 + bound - 1 - 150, 'Current', bound]]);
   });
 
+  it('is found once at the next reading after a swap to a model with a lower bound, its run already past it; a swap back to the higher bound does not find it again', async () => {
+    const high = await LoadedModel.fromBytes(stopModels({ version: 'f-high', stuckAfter: { Pressure: 200, Flow: 200, Current: 200 } }).withRule, 'f-high');
+    try {
+      expect(high.meta.stuckAfter).toEqual({ Pressure: 200, Flow: 200, Current: 200 });
+      const engine = new InferenceEngine();
+      engine.setModel('default', high);
+      const rs = readings(600, { from: 100, to: 600 });
+      // the run began at reading 99: 150 readings in a row under the bound of 200, not found
+      expect(began(await scoreAll(engine, rs.slice(0, 249)))).toEqual([]);
+      expect(engine.sensorFaults('p1')).toEqual([]);
+      engine.setModel('default', model); // the bound of 60
+      expect(engine.sensorFaults('p1')).toEqual([expect.objectContaining({ feature: 'Current', readings: 150, after: bound })]);
+      const after = await scoreAll(engine, rs.slice(249, 400));
+      expect(began(after)).toEqual([[0, 'Current', 151]]);
+      engine.setModel('default', high);
+      expect(began(await scoreAll(engine, rs.slice(400)))).toEqual([]);
+    } finally {
+      await high.release();
+    }
+  });
+
+  it('after a restart, finds once a run that reached the bound only at rows another model scored (a swap to a lower bound just before)', async () => {
+    const high = await LoadedModel.fromBytes(stopModels({ version: 'f-high2', stuckAfter: { Pressure: 200, Flow: 200, Current: 200 } }).withRule, 'f-high2');
+    try {
+      const first = new InferenceEngine();
+      first.setModel('default', high);
+      const rs = readings(500, { from: 100, to: 500 });
+      const rows = await scoreAll(first, rs.slice(0, 250));
+      expect(began(rows)).toEqual([]);
+      // the restart comes after the swap to the bound of 60, before the pump's next reading
+      const again = new InferenceEngine();
+      again.setModel('default', model);
+      again.seed('p1', rows.map((r) => ({ ts: r.ts, values: r.values, unscoredReason: r.unscoredReason, modelVersion: r.modelVersion })));
+      expect(again.sensorFaults('p1')).toEqual([expect.objectContaining({ feature: 'Current', readings: 151 })]);
+      expect(began(await scoreAll(again, rs.slice(250)))).toEqual([[0, 'Current', 152]]);
+
+      // rows the current model scored, the run found among them: not found again
+      const third = new InferenceEngine();
+      third.setModel('default', model);
+      const scored = await scoreAll(third, rs.slice(0, 250));
+      expect(began(scored)).toEqual([[99 + bound - 1, 'Current', bound]]);
+      const fourth = new InferenceEngine();
+      fourth.setModel('default', model);
+      fourth.seed('p1', scored.map((r) => ({ ts: r.ts, values: r.values, unscoredReason: r.unscoredReason, modelVersion: r.modelVersion })));
+      expect(began(await scoreAll(fourth, rs.slice(250)))).toEqual([]);
+    } finally {
+      await high.release();
+    }
+  });
+
   it('is not judged by a model without pumpwatch.stuck_after (one from before it)', async () => {
     const { fit } = stopModels({ version: 'f0' });
     const { stuckAfter: _bounds, ...rest } = fit.metadata;

@@ -3,7 +3,7 @@
  * stop periods (current, flow and pressure near zero), set directly, not simulated.
  */
 import type { Reading } from '../../buffer/types.js';
-import { metadataToProps, type StoppedRule } from '../../inference/contract.js';
+import { metadataToProps, type StoppedRule, type StuckAfter } from '../../inference/contract.js';
 import type { CsvTable } from '../../trainer/csv.js';
 import { fitTable, TRAINER_VERSION, type FitResult } from '../../trainer/fit.js';
 import { encodeModel } from '../../trainer/onnx/model.js';
@@ -47,11 +47,12 @@ export function tableCsv(table: CsvTable): string {
 /**
  * A model fitted by the trainer with STOP_RULE on a table with stops (left out of training), and
  * the very same model without the rule in its metadata (so a test can show the rule is what
- * keeps a stop from being flagged).
+ * keeps a stop from being flagged). `stuckAfter`: its frozen-sensor bounds, given to the trainer
+ * (else the ones it finds in the table, 60 readings each).
  */
-export function stopModels(opts: { version?: string; window?: number; rule?: StoppedRule } = {}): { withRule: Uint8Array; withoutRule: Uint8Array; fit: FitResult } {
+export function stopModels(opts: { version?: string; window?: number; rule?: StoppedRule; stuckAfter?: StuckAfter } = {}): { withRule: Uint8Array; withoutRule: Uint8Array; fit: FitResult } {
   const table = tableWithStops(1500, (i) => i >= 500 && i < 650);
-  const fit = fitTable(table, { version: opts.version ?? 'stops-1', window: opts.window ?? 5, algorithm: 'pca', stoppedWhen: opts.rule ?? STOP_RULE, leaveOutStopped: true });
+  const fit = fitTable(table, { version: opts.version ?? 'stops-1', window: opts.window ?? 5, algorithm: 'pca', stoppedWhen: opts.rule ?? STOP_RULE, leaveOutStopped: true, ...(opts.stuckAfter ? { stuckAfter: opts.stuckAfter } : {}) });
   const { stoppedWhen: _rule, ...rest } = fit.metadata;
   const withoutRule = encodeModel(fit.model.toOnnxGraph(), { metadata: metadataToProps({ ...rest, version: `${rest.version}-norule` }), producerVersion: TRAINER_VERSION, docString: 'without its stopped-when rule' });
   return { withRule: fit.bytes, withoutRule, fit };
