@@ -163,6 +163,16 @@ export class InferenceEngine {
     return [...this.pumps.keys()];
   }
 
+  /** True when the pump's readings were scored or read back (seed) in this run. */
+  tracks(pumpId: string): boolean {
+    return this.pumps.has(pumpId);
+  }
+
+  /** True when the model scoring a pump this run tracks bounds the feature's frozen runs (`pumpwatch.stuck_after`). */
+  boundsSensor(pumpId: string, feature: string): boolean {
+    return this.pumps.has(pumpId) && this.modelFor(pumpId)?.meta.stuckAfter?.[feature] !== undefined;
+  }
+
   /** The pump's sensors frozen now, by the bounds of the model that scores it (none without `pumpwatch.stuck_after`). */
   sensorFaults(pumpId: string): FrozenSensor[] {
     return this.pumps.get(pumpId)?.frozen.faults(this.modelFor(pumpId)?.meta.stuckAfter) ?? [];

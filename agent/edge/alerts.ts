@@ -138,7 +138,7 @@ export class AlertPublisher {
   private failedRestores = 0;
 
   constructor(private readonly deps: AlertDeps) {
-    this.sensorQuiet = new SensorQuiet({ kv: deps.kv, intervalMs: deps.sensorMinIntervalMs, clock: () => this.now(), monotonic: () => this.monotonic(), logger: deps.logger });
+    this.sensorQuiet = new SensorQuiet({ kv: deps.kv, bounded: (pumpId, feature) => deps.engine.boundsSensor(pumpId, feature), intervalMs: deps.sensorMinIntervalMs, clock: () => this.now(), monotonic: () => this.monotonic(), logger: deps.logger });
   }
 
   /**
@@ -221,6 +221,7 @@ export class AlertPublisher {
       added++;
     }
     if (this.sensorQuiet.owing()) {
+      sensorsChanged ||= this.sensorQuiet.prune();
       const caughtUp = this.stillFrozenAfterQuiet(rows, seqs, now);
       added += caughtUp;
       sensorsChanged ||= caughtUp > 0;

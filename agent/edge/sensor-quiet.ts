@@ -8,7 +8,7 @@
  *
  * Kept in the buffer's meta (SENT_KEY's way): per pump and sensor, the wall-clock time of its last
  * alert and the findings counted since, so a restart keeps both. Only the entries that still matter
- * are kept: a quiet time running, or findings counted.
+ * are kept: a quiet time running, or findings counted that can still be alerted (prune).
  */
 import type { KeyValueStore } from '../../inference/model-state.js';
 import { safeErrorMessage } from '../../sync/redact.js';
@@ -35,6 +35,8 @@ export interface SensorSuppressedView {
 
 export interface SensorQuietDeps {
   kv: KeyValueStore;
+  /** False for a pump the agent no longer tracks, or a sensor its model no longer bounds (a swap): its entry is dropped. */
+  bounded: (pumpId: string, feature: string) => boolean;
   intervalMs: () => number;
   clock: () => number;
   monotonic: () => number;
@@ -105,8 +107,28 @@ export class SensorQuiet {
     const sensors = this.entries.get(pumpId);
     if (sensors === undefined) return [];
     const out: string[] = [];
-    for (const [feature, e] of sensors) if (e.suppressed > 0 && !this.quiet(pumpId, feature)) out.push(feature);
+    for (const [feature, e] of sensors) if (e.suppressed > 0 && !this.quiet(pumpId, feature) && this.deps.bounded(pumpId, feature)) out.push(feature);
     return out;
+  }
+
+  /**
+   * Drops the findings held back of sensors no model bounds now (the pump's model swapped for one
+   * without that sensor's bound, or a pump the agent no longer tracks: none of its rows was left in
+   * the buffer at the restart, and it has not sent since): they can never be alerted, and would
+   * stay in /status and the buffer for ever. True when any was dropped (to be saved).
+   */
+  prune(): boolean {
+    let dropped = false;
+    for (const [pumpId, sensors] of this.entries) {
+      for (const [feature, e] of sensors) {
+        if (e.suppressed > 0 && !this.deps.bounded(pumpId, feature)) {
+          sensors.delete(feature);
+          dropped = true;
+        }
+      }
+      if (sensors.size === 0) this.entries.delete(pumpId);
+    }
+    return dropped;
   }
 
   /** True when any pump has a sensor with findings held back (the publisher looks for due sensors only then). */

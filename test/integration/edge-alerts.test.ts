@@ -514,4 +514,47 @@ describe('AlertPublisher', () => {
     sensorSkew = 0;
     expect(sensorAlerts(sent).map((a) => a.pumpId)).toEqual(['flicker-5', 'flicker-5']);
   });
+
+  it('drops the findings held back of a sensor the pump\'s model no longer bounds (a swap), and of a pump the agent no longer tracks (a restart)', async () => {
+    tick(3_600_000);
+    const own = new InferenceEngine();
+    const bounded = await LoadedModel.fromBytes(makeModel({ version: 'a-1' }), 'test');
+    const unbounded = await LoadedModel.fromBytes(makeModel({ version: 'a-no-current', features: ['Pressure', 'Flow'] }), 'test');
+    try {
+      expect(unbounded.meta.stuckAfter).not.toHaveProperty('Current');
+      own.setModel('default', bounded);
+      const sent: Alert[] = [];
+      const p = new AlertPublisher({ engine: own, kv: buffer, deviceId: 'gw-a', send: async (a) => void sent.push(a), minIntervalMs: () => 60_000, sensorMinIntervalMs: () => 600_000, logger: createLogger('silent'), clock: () => now, monotonic: () => mono });
+      p.restore();
+      const r = rng(21);
+      await flickerCycle(p, 'swapped', r, { thawFirst: false, scoredBy: own });
+      await flickerCycle(p, 'swapped', r, { scoredBy: own });
+      await flickerCycle(p, 'left', r, { thawFirst: false, scoredBy: own });
+      await flickerCycle(p, 'left', r, { scoredBy: own });
+      await p.idle();
+      expect(sensorAlerts(sent).map((a) => a.pumpId)).toEqual(['swapped', 'left']);
+      expect(p.status().sensorsSuppressed).toMatchObject({ swapped: { Current: { suppressedSinceLast: 1 } }, left: { Current: { suppressedSinceLast: 1 } } });
+
+      // 'swapped' gets its own model, without a bound for Current: its count can never be alerted now
+      own.setModel('swapped', unbounded);
+      tick(600_000);
+      await flickerCycle(p, 'swapped', r, { scoredBy: own });
+      expect(p.status().sensorsSuppressed).toEqual({ left: { Current: expect.objectContaining({ suppressedSinceLast: 1 }) } });
+      expect(JSON.parse(buffer.getMeta('alerts.sensors') ?? '{}')).not.toHaveProperty('swapped');
+
+      // a restart whose buffer kept no row of 'left' (a new engine that never saw it): dropped at the next commit
+      const fresh = new InferenceEngine();
+      fresh.setModel('default', bounded);
+      const after = new AlertPublisher({ engine: fresh, kv: buffer, deviceId: 'gw-a', send: async (a) => void sent.push(a), minIntervalMs: () => 60_000, sensorMinIntervalMs: () => 600_000, logger: createLogger('silent'), clock: () => now, monotonic: () => mono });
+      after.restore();
+      expect(after.status().sensorsSuppressed).toHaveProperty('left');
+      await flickerCycle(after, 'another', r, { scoredBy: fresh, frozen: 5 });
+      expect(after.status().sensorsSuppressed).toEqual({});
+      expect(JSON.parse(buffer.getMeta('alerts.sensors') ?? '{}')).not.toHaveProperty('left');
+      expect(sensorAlerts(sent).map((a) => a.pumpId)).toEqual(['swapped', 'left']);
+    } finally {
+      await bounded.release();
+      await unbounded.release();
+    }
+  });
 });
