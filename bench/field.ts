@@ -31,7 +31,8 @@
  * RateRMS<5", and `--after-start`, default 1800 s: the bundled model's), parsed by the trainer's own option parser
  * and applied by its own fit (the stopped and starting rows left out), and one more mset without a
  * rule (`mset-norule`) shows what the rule does; `--fleet --stops` scores the bundled model (its own
- * rule) and the fleet mset fitted with the rule. Reported too: false alarms during stops, during
+ * rule, its warm-up set to `--after-start` seconds when that is given) and the fleet mset fitted with
+ * the rule. Reported too: false alarms during stops, during
  * warm-ups (the first `--after-start` seconds after a restart) and while running, the readings left
  * unscored as stopped or starting, and the faults that overlapped a stop or a warm-up.
  *
@@ -44,7 +45,7 @@
  * with `--dead` also found by the model or the check (the models' own figures unchanged).
  *
  *   node dist/bench/field.js [--pumps 5] [--period-s 10] [--bias-sd 2] [--stops] [--dead | --stuck] [--stopped-when RULE --after-start S]
- *   node dist/bench/field.js --fleet [--pumps 3] [--period-s 1] [--bias-sd 2] [--stops] [--dead | --stuck]
+ *   node dist/bench/field.js --fleet [--pumps 3] [--period-s 1] [--bias-sd 2] [--stops [--after-start S]] [--dead | --stuck]
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -53,7 +54,7 @@ import { FAULT_KINDS, PumpSimulator, SIMULATED_FEATURES, VALVE_MAX_DROP, type Fa
 import { packageRoot } from '../agent/paths.js';
 import { simulatedPumpSeed } from '../agent/simulated-source.js';
 import type { Reading } from '../buffer/types.js';
-import { describeStoppedRule, type StoppedRule } from '../inference/contract.js';
+import { META_KEYS, describeStoppedRule, readModelMetadata, stoppedRuleToJson, type StoppedRule } from '../inference/contract.js';
 import { DEFAULT_MODEL_KEY, InferenceEngine } from '../inference/engine.js';
 import { LoadedModel } from '../inference/model.js';
 import { isStartingReason, isStoppedReason, isStoppingReason } from '../inference/stopped.js';
@@ -62,6 +63,7 @@ import { parseStoppedWhenOption } from '../trainer/data/stopped.js';
 import { mulberry32 } from '../trainer/eval/criterion.js';
 import { lowerBound } from '../trainer/linalg/stats.js';
 import { fitTable } from '../trainer/fit.js';
+import { ModelProto } from '../trainer/onnx/proto.js';
 import { fitSimulated, fmt } from './support.js';
 
 const { values: args } = parseArgs({
@@ -103,6 +105,11 @@ if (DEAD && STUCK) {
 const RULE_TEXT = args['stopped-when'] ?? (STOPS || (FLEET && DEAD) ? 'Current<0.2 & Volume Flow RateRMS<5' : undefined);
 const AFTER_START_TEXT = args['after-start'] ?? (RULE_TEXT === undefined ? undefined : '1800');
 const RULE = ruleOf(RULE_TEXT, AFTER_START_TEXT);
+/**
+ * `--fleet --after-start S`: the bundled model scores with its own rule but a warm-up of S seconds
+ * (its metadata rewritten in memory; the model file is not touched). Without it, its own 1 800 s.
+ */
+const BUNDLED_AFTER_START = FLEET && args['after-start'] !== undefined ? RULE?.afterStartSeconds : undefined;
 /** How long after a restart the bench counts a warm-up (the rule's warm-up; the bundled model's 1 800 s without one). */
 const WARM_UP_MS = Number(AFTER_START_TEXT ?? '1800') * 1000;
 /** Running false alarms that begin this soon after a warm-up ended are counted apart (the water takes hours to warm up). */
@@ -291,9 +298,38 @@ function emptyTally(): Tally {
 function fleetModels(): Map<string, Uint8Array> {
   const sims = Array.from({ length: 6 }, (_, i) => new PumpSimulator({ pumpId: `train-${i + 1}`, seed: 9001 + i, startTs: Date.UTC(2026, 0, 1 + i), faults: 'none' }));
   return new Map([
-    ['bundled', readFileSync(join(packageRoot(), 'agent', 'assets', 'default-model.onnx'))],
+    ['bundled', bundledModel()],
     ['mset-fleet', fitSimulated(sims, DAY / 1000, { source: 'default', version: 'fleet-mset', algorithm: 'mset', ...ruleOptions() })],
   ]);
+}
+
+const bundledFile = (): Uint8Array => readFileSync(join(packageRoot(), 'agent', 'assets', 'default-model.onnx'));
+
+/** The warm-up of the bundled model's own rule (seconds). */
+function bundledOwnWarmUp(): number | undefined {
+  return readModelMetadata(bundledFile()).stoppedWhen?.afterStartSeconds;
+}
+
+/** The agent's bundled default model, its warm-up set to `--after-start` when that is given. */
+function bundledModel(): Uint8Array {
+  const bytes = bundledFile();
+  return BUNDLED_AFTER_START === undefined ? bytes : withWarmUp(bytes, BUNDLED_AFTER_START);
+}
+
+/**
+ * The model's bytes with the warm-up of its stopped-when rule (metadata `pumpwatch.stopped_when`)
+ * set to `seconds`, the conditions, the graph and every other key as they were. The bytes are
+ * re-encoded through the trainer's ONNX subset: refused unless that gives back the same bytes
+ * unchanged (nothing the subset lacks would be dropped), and unless the model has a rule.
+ */
+function withWarmUp(bytes: Uint8Array, seconds: number): Uint8Array {
+  const rule = readModelMetadata(bytes).stoppedWhen;
+  if (!rule) throw new Error('bench/field: --after-start: the bundled model has no stopped-when rule to set a warm-up on');
+  const model = ModelProto.decode(bytes) as unknown as { metadata_props: Array<{ key: string; value: string }> };
+  if (Buffer.compare(ModelProto.encode(model).finish(), bytes) !== 0) throw new Error('bench/field: --after-start: the bundled model does not re-encode to its own bytes');
+  const value = JSON.stringify(stoppedRuleToJson({ ...rule, afterStartSeconds: seconds }));
+  model.metadata_props = model.metadata_props.map((e) => (e.key === META_KEYS.stoppedWhen ? { key: e.key, value } : e));
+  return ModelProto.encode(model).finish();
 }
 
 /** The fit options of the stopped-when rule (`fit --stopped-when`: the stopped and starting rows left out), none without one. */
@@ -538,11 +574,12 @@ async function main(): Promise<void> {
   const stops = STOPS
     ? `; the pumps stop ${STOP_PLAN.perDay} times a day on average for ${STOP_PLAN.minMinutes}–${STOP_PLAN.maxMinutes} min (random, training days too)${FLEET && RULE ? `, the fleet mset with the stopped-when rule ${describeStoppedRule(RULE)}` : ''}`
     : FLEET && RULE ? `; the fleet mset with the stopped-when rule ${describeStoppedRule(RULE)}` : '';
+  const bundledWarmUp = BUNDLED_AFTER_START === undefined ? '' : `; the bundled model's warm-up set to ${BUNDLED_AFTER_START} s (--after-start; its own ${bundledOwnWarmUp()} s)`;
   console.log(
     `bench/field: ${PUMPS} simulated pumps, one reading every ${PERIOD_MS / 1000} s; ${fitted} ` +
       `${SCORE_DAYS} days with a fault slot every 6 h (${FAULT_KINDS.filter((k) => k !== 'bearing-wear').map((k) => `${k} ${DURATION_MIN[k]} min`).join(', ')} and an empty slot, in turn), a bearing wear per pump growing over ${WEAR_DAYS} days in slots of its own (` +
       `valve faults cutting the flow by ${VALVE_DROPS.map(dropLabel).join(', ')} in turn, the others at full severity) ` +
-      `and ${sensors}, scored by the agent's engine${stops}`,
+      `and ${sensors}, scored by the agent's engine${stops}${bundledWarmUp}`,
   );
   for (let p = 1; p <= PUMPS; p++) await runPump(p, tallies, fitMs, fleet);
   const pumpDays = PUMPS * SCORE_DAYS;
