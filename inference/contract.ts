@@ -353,6 +353,8 @@ export class StopRun {
   private count = 0;
   /** The run of stopped readings going on counted as a stop (STOP_MIN_*): a reading the rule cannot tell is taken as stopped. */
   private inStop = false;
+  /** Readings taken as stopped since the last one the rule called stopped (bounded by MAX_CARRY_READINGS, as a hold is). */
+  private unknownInStop = 0;
   /** The run of partly stopped readings (partlyStopped): its first reading, how many, its last, and whether one broke a condition. */
   private partFirst = Number.NaN;
   private partCount = 0;
@@ -366,10 +368,11 @@ export class StopRun {
    */
   judge(rule: StoppedRule, values: Readonly<Record<string, number | null | undefined>>, ts: number): StopKind | null {
     const state = stoppedState(rule, values);
-    if (state === null && this.inStop) {
+    if (state === null && this.inStop && this.unknownInStop < MAX_CARRY_READINGS) {
       this.takenAsStopped(ts);
       return 'stopped';
     }
+    if (state === true) this.unknownInStop = 0;
     this.observe(state, ts);
     const held = this.hold(partlyStopped(rule, values), state, ts);
     if (state === true) return 'stopped';
@@ -383,6 +386,7 @@ export class StopRun {
    * count towards the stop, nor is it held; the stop's warm-up runs from it if it is the last.
    */
   takenAsStopped(ts: number): void {
+    this.unknownInStop++;
     if (!this.inStop) {
       // the stop counted before the readings this run saw: its beginning is not known
       if (Number.isNaN(this.first)) this.first = this.runFirst = ts;

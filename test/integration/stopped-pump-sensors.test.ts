@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundledModelPath } from '../../agent/paths.js';
 import { PumpSimulator } from '../../agent/simulator.js';
 import type { PredictionRow, Reading } from '../../buffer/types.js';
-import { readModelMetadata, STOP_MIN_MS, STOP_MIN_READINGS, stoppedState, type StoppedRule } from '../../inference/contract.js';
+import { MAX_CARRY_READINGS, readModelMetadata, STOP_MIN_MS, STOP_MIN_READINGS, stoppedState, type StoppedRule } from '../../inference/contract.js';
 import { InferenceEngine } from '../../inference/engine.js';
 import { LoadedModel } from '../../inference/model.js';
 import { TEST_FEATURES } from '../support/models.js';
@@ -318,6 +318,24 @@ describe('the bundled default model', () => {
       const after = rows.slice(to + 1).findIndex((r) => !(r.unscoredReason ?? '').startsWith('pump stopped: ')) + to + 1;
       expect(rows[after]!.unscoredReason).toMatch(new RegExp(`^pump starting: [01] s since its last stopped reading at ${new Date(rows[after - 1]!.ts).toISOString().replace(/\./g, '\\.')}, `));
       expect(rows.filter((r) => r.anomaly === true && r.ts < rs[3300]!.ts)).toEqual([]);
+    });
+
+    it('a rule\'s only sensor going silent inside a stop keeps the pump stopped for at most MAX_CARRY_READINGS readings: a dead transmitter does not hold a running pump "stopped" (and its frozen sensors unjudged)', async () => {
+      const model = await LoadedModel.fromBytes(stopModels({ version: 'silent-current' }).withRule, 'test');
+      // Current<0.5: 120 running, 30 stopped, then 450 running with the current transmitter silent
+      const rs = readingsWithStops(600, (i) => i >= 120 && i < 150, { seed: 5 });
+      for (let i = 150; i < 600; i++) rs[i]!.values = { ...rs[i]!.values, Current: null };
+      const rows = await run(model, rs);
+      const kinds = rows.slice(150).map(reasonKind);
+      // before the fix: all 450 "pump stopped: "Current" = unknown …", the pump shown stopped for good
+      expect(kinds.slice(0, MAX_CARRY_READINGS)).toEqual(kinds.slice(0, MAX_CARRY_READINGS).map(() => 'pump stopped'));
+      expect(kinds.slice(MAX_CARRY_READINGS).filter((k) => k === 'pump stopped')).toEqual([]);
+      expect(rows.at(-1)!.unscoredReason).toMatch(/no value known yet for feature "Current"/);
+      // the trainer's row filter agrees
+      const features = model.meta.features;
+      const marks = stoppedRows(model.meta.stoppedWhen!, features, rs.map((r) => r.ts), rs.map((r) => features.map((f) => r.values[f] ?? Number.NaN)));
+      expect(marks.stopped).toBe(rows.map(reasonKind).filter((k) => k === 'pump stopped').length);
+      await model.release();
     });
 
     it('the trainer\'s stoppedRows tells every row as the agent does: stopped, starting, stopping', async () => {
