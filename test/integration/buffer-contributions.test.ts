@@ -17,6 +17,7 @@ import { BufferStore } from '../../buffer/store.js';
 import type { PredictionRow } from '../../buffer/types.js';
 import { LoadedModel } from '../../inference/model.js';
 import { makeModel, normalValues, rng } from '../support/models.js';
+import { schema9File } from '../support/schema9.js';
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -53,23 +54,6 @@ export const SPECIAL: ReadonlyArray<Record<string, number>> = [
   { 'sensör "β"\n': Math.fround(0.25), '10': Math.fround(0.5), '2': Math.fround(0.125), b: 1 }, // integer-like keys come first in JSON
   { Pressure: null as unknown as number, Flow: Math.fround(0.75) },
 ];
-
-/** Writes a schema-9 buffer as the schema-9 agent did: its migration steps, then rows with contributions as JSON text. */
-function schema9File(path: string, rows: readonly PredictionRow[]): void {
-  const db = new Database(path);
-  db.pragma('journal_mode = WAL');
-  db.exec('CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version (version) VALUES (0)');
-  for (let v = 0; v < 9; v++) db.exec(MIGRATIONS[v]!);
-  db.prepare('UPDATE schema_version SET version = 9').run();
-  const insert = db.prepare(
-    `INSERT INTO readings (pump_id, ts, received_at, vals, score, anomaly, model_version, imputed, unscored_reason, shadow_score, shadow_model_version, contributions)
-     VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
-  );
-  for (const r of rows) {
-    insert.run(r.pumpId, r.ts, r.receivedAt, JSON.stringify(r.values), r.score, r.anomaly === null ? null : r.anomaly ? 1 : 0, r.modelVersion, r.imputed ? 1 : 0, r.unscoredReason, r.shadowScore ?? null, r.shadowModelVersion ?? null, r.contributions ? JSON.stringify(r.contributions) : null);
-  }
-  db.close();
-}
 
 function openStore(path: string, onWarning?: (message: string) => void): BufferStore {
   const store = new BufferStore({ path, maxBytes: 2 ** 30, ...(onWarning ? { onWarning } : {}) });

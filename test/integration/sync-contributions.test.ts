@@ -5,19 +5,18 @@
  * decoded is set aside by its seq as a damaged page's rows are (PW_BUFFER_ROWS_UNREADABLE), the
  * rows around it uploaded.
  */
-import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../agent/logger.js';
-import { MIGRATIONS } from '../../buffer/migrations.js';
 import { BufferStore } from '../../buffer/store.js';
 import type { PredictionRow } from '../../buffer/types.js';
 import { EncoderThread } from '../../sync/encoder-thread.js';
 import { uploaderFor } from '../../sync/uploader.js';
 import { SyncWorker } from '../../sync/worker.js';
 import { decodeAllBlobs, startTestAzurite, type TestAzurite } from '../support/azurite.js';
+import { schema9File } from '../support/schema9.js';
 
 const T0 = Date.UTC(2026, 11, 6, 8, 0, 0);
 const DEVICE = 'gw-contrib';
@@ -75,25 +74,6 @@ const row = (i: number): PredictionRow => {
     contributions: anomaly ? contributionsOf(i / 3) : null,
   };
 };
-
-/** A schema-9 buffer as the schema-9 agent wrote it: its migration steps, contributions as JSON text. */
-function schema9File(path: string, rows: readonly PredictionRow[]): void {
-  const db = new Database(path);
-  db.pragma('journal_mode = WAL');
-  db.exec('CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version (version) VALUES (0)');
-  for (let v = 0; v < 9; v++) db.exec(MIGRATIONS[v]!);
-  db.prepare('UPDATE schema_version SET version = 9').run();
-  const insert = db.prepare(
-    `INSERT INTO readings (pump_id, ts, received_at, vals, score, anomaly, model_version, imputed, unscored_reason, shadow_score, shadow_model_version, contributions)
-     VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
-  );
-  db.transaction(() => {
-    for (const r of rows) {
-      insert.run(r.pumpId, r.ts, r.receivedAt, JSON.stringify(r.values), r.score, r.anomaly ? 1 : 0, r.modelVersion, r.imputed ? 1 : 0, r.unscoredReason, null, null, r.contributions ? JSON.stringify(r.contributions) : null);
-    }
-  })();
-  db.close();
-}
 
 interface LogLine {
   level: number;
