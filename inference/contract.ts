@@ -656,6 +656,96 @@ function parseOptionalJson(key: string, text: string | undefined, problem: (valu
  */
 export const GAP_FACTOR = 10;
 export const GAP_MIN_MS = 60_000;
+/**
+ * A pump's typical interval is the median of its most recent intervals, at most this many, since
+ * its windows last started: a pump that went from a reading a second to one every 10 s is judged
+ * at its new pace within a minute or so, not at the pace that held for most of a range.
+ */
+export const GAP_INTERVALS = 31;
+
+/** The longest step that is not a pause for a pump whose recent intervals have this median. */
+export function pauseLimitMs(medianIntervalMs: number): number {
+  return Math.max(GAP_MIN_MS, GAP_FACTOR * medianIntervalMs);
+}
+
+/**
+ * The pause rule, the agent's (inference/engine.ts) and the trainer's (pauseStarts): true when a
+ * reading `stepMs` after its pump's newest one comes after a pause. `readings`: the pump's
+ * readings since its windows last started (with fewer than 2 there is no interval to judge by:
+ * never a pause); `medianIntervalMs`: the median of their last GAP_INTERVALS intervals, asked for
+ * only when the step is longer than GAP_MIN_MS (a pump read every second costs one comparison).
+ */
+export function isPause(stepMs: number, readings: number, medianIntervalMs: () => number): boolean {
+  if (readings < 2 || stepMs <= GAP_MIN_MS) return false;
+  return stepMs > pauseLimitMs(medianIntervalMs());
+}
+
+/** The median of the first `n` values of an ascending array. */
+export function sortedMedian(sorted: ArrayLike<number>, n = sorted.length): number {
+  return n % 2 === 1 ? sorted[(n - 1) >> 1]! : (sorted[n / 2 - 1]! + sorted[n / 2]!) / 2;
+}
+
+/**
+ * The readings that start a run of one pump's readings (`timestamps`, in time order) between
+ * pauses by isPause, as the agent, given them one by one, starts its windows again: index 0 first
+ * (when there is one), then each reading after a pause. The intervals since the last start are
+ * kept sorted (at most GAP_INTERVALS: a binary search to drop the oldest and one to add the
+ * newest), so n readings cost O(n log GAP_INTERVALS). `limits`, when given (length n), receives
+ * at each index the longest step before that reading that would not have been a pause (Infinity
+ * where none is: fewer than 2 readings since a start), for holes measured elsewhere.
+ */
+export function pauseStarts(timestamps: ArrayLike<number>, limits?: Float64Array): number[] {
+  const n = timestamps.length;
+  if (n === 0) return [];
+  const starts = [0];
+  const ring = new Float64Array(GAP_INTERVALS); // the intervals in arrival order
+  const sorted = new Float64Array(GAP_INTERVALS);
+  let count = 0; // intervals kept
+  let oldest = 0; // ring slot of the oldest
+  let readings = 1; // since the last start
+  let newest = timestamps[0]!;
+  if (limits) limits[0] = Infinity;
+  const median = () => sortedMedian(sorted, count);
+  for (let i = 1; i < n; i++) {
+    const ts = timestamps[i]!;
+    if (limits) limits[i] = readings < 2 ? Infinity : pauseLimitMs(median());
+    if (isPause(ts - newest, readings, median)) {
+      starts.push(i);
+      count = 0;
+      oldest = 0;
+      readings = 1;
+      newest = ts;
+      continue;
+    }
+    const step = ts - timestamps[i - 1]!; // an interval as the agent's history holds them, in arrival order
+    if (count === GAP_INTERVALS) {
+      const at = firstAtLeast(sorted, count, ring[oldest]!);
+      sorted.copyWithin(at, at + 1, count);
+      count--;
+      ring[oldest] = step;
+      oldest = (oldest + 1) % GAP_INTERVALS;
+    } else ring[(oldest + count) % GAP_INTERVALS] = step;
+    const at = firstAtLeast(sorted, count, step);
+    sorted.copyWithin(at + 1, at, count);
+    sorted[at] = step;
+    count++;
+    readings++;
+    newest = Math.max(newest, ts);
+  }
+  return starts;
+}
+
+/** The first index of ascending `sorted[0, n)` holding a value ≥ `value` (n when none does). */
+function firstAtLeast(sorted: Float64Array, n: number, value: number): number {
+  let lo = 0;
+  let hi = n;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (sorted[mid]! < value) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
 
 /**
  * A value missing from a pump's readings is carried forward from the last known one for at most

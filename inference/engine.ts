@@ -1,5 +1,5 @@
 import type { PredictionRow, Reading } from '../buffer/types.js';
-import { GAP_FACTOR, GAP_MIN_MS, MAX_CARRY_READINGS } from './contract.js';
+import { GAP_INTERVALS, GAP_MIN_MS, isPause, MAX_CARRY_READINGS, pauseLimitMs, sortedMedian } from './contract.js';
 import { FrozenWatch, type FrozenSensor } from './frozen.js';
 import { StopMarks, stopVerdict } from './stopped.js';
 import { ValueHistory } from './history.js';
@@ -513,31 +513,27 @@ export function leftOutOfHistory(reason: string | null | undefined): boolean {
   return typeof reason === 'string' && (reason.startsWith(LATE_REASON) || reason.startsWith(REPEAT_REASON));
 }
 
-/** Intervals looked at for a pump's typical interval (the median of its most recent ones). */
-const GAP_INTERVALS = 31;
-
 /**
- * True when `ts` comes after a pause in the pump's readings: longer than GAP_FACTOR × the median
- * of its recent intervals and than GAP_MIN_MS (the trainer's segment rule). Only a step longer
- * than GAP_MIN_MS needs the median, so a pump reporting every second costs one subtraction.
+ * True when `ts` comes after a pause in the pump's readings, by the pause rule the trainer's
+ * segments follow too (isPause in contract.ts: longer than GAP_FACTOR × the median of its last
+ * GAP_INTERVALS intervals since its windows last started, and than GAP_MIN_MS).
  */
 function pausedBefore(state: PumpState, ts: number): boolean {
   if (state.history.size === 0) return false;
-  const step = ts - state.newest;
-  if (step <= GAP_MIN_MS) return false;
-  if (state.history.size < 2) return false; // one earlier reading: no interval to judge by yet
-  return step > gapMs(state.history);
+  return isPause(ts - state.newest, state.history.size, () => recentMedian(state.history));
 }
 
-/** The pause rule's threshold for this pump: GAP_FACTOR × the median of its recent intervals, at least GAP_MIN_MS. */
+/** The pause rule's threshold for this pump (pauseLimitMs of its recent intervals), GAP_MIN_MS with none. */
 function gapMs(history: ValueHistory): number {
+  return history.size < 2 ? GAP_MIN_MS : pauseLimitMs(recentMedian(history));
+}
+
+/** The median of the pump's last GAP_INTERVALS intervals (at least one: two readings kept). */
+function recentMedian(history: ValueHistory): number {
   const n = Math.min(history.size - 1, GAP_INTERVALS);
-  if (n <= 0) return GAP_MIN_MS;
   const intervals = new Float64Array(n);
   for (let age = 0; age < n; age++) intervals[age] = history.tsAt(age) - history.tsAt(age + 1);
-  intervals.sort();
-  const median = n % 2 === 1 ? intervals[(n - 1) / 2]! : (intervals[n / 2 - 1]! + intervals[n / 2]!) / 2;
-  return Math.max(GAP_MIN_MS, GAP_FACTOR * median);
+  return sortedMedian(intervals.sort());
 }
 
 /**
