@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { GAP_INTERVALS, GAP_MIN_MS, pauseLimitMs, pauseStarts } from '../../inference/contract.js';
 import { mulberry32 } from '../../trainer/eval/criterion.js';
+import { holesOf } from '../../trainer/report/svg.js';
 
 /** The rule read literally: the median of the last GAP_INTERVALS intervals since the last start, sorted afresh at each reading. */
 function reference(ts: readonly number[]): { starts: number[]; limits: number[] } {
@@ -69,4 +70,8 @@ describe('pauseStarts, the pause rule the trainer shares with the agent', () => 
     expect(pauseStarts([])).toEqual([]);
   });
 
+  it("shades the report's holes where the rule finds pauses among the scored rows", () => {
+    const ts = series(9, 3000);
+    expect(holesOf(ts)).toEqual(reference(ts).starts.slice(1));
+  });
 });

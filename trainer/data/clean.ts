@@ -14,20 +14,24 @@
  * 3. missing values: carried forward from the last good reading for up to `maxCarryRows` rows,
  *    as the agent does live; a row still missing a value is dropped. Nothing is carried past a
  *    row a stopped-when rule calls stopped or starting (`carryBreaks`), nor across a pause in the
- *    readings (the rule of 5, on the readings as loaded): the agent's window starts again after a
+ *    readings (the rule of 5, on every reading loaded): the agent's window starts again after a
  *    stop and after a pause, so a stopped pump's values (0 l/min) or a running one's from before
  *    the stop or the pause never stand in for a value missing after it;
  * 4. maintenance: rows the technicians' labels mark as maintenance are dropped, and so are rows
  *    a stopped-when rule calls stopped or starting (target `stopped`: see data/stopped.ts); the
  *    row after such a stop starts a new segment, however short the stop (the agent starts its
  *    window again after a stop too);
- * 5. gaps: a pause longer than `gapFactor` × the median interval (at least `minGapMs`) starts a
- *    new segment: windows never reach back across it. Rows dropped by 3–4 leave such pauses too
- *    (counted apart as `gapsByCleaning`: the readings themselves had none there).
+ * 5. gaps: a pause by the agent's own rule (pauseStarts in inference/contract.ts: longer than
+ *    GAP_FACTOR × the median of the pump's last GAP_INTERVALS intervals since the last pause, and
+ *    than GAP_MIN_MS), judged on every reading loaded as the agent judges every reading it
+ *    receives, starts a new segment at the first row kept after it: windows never reach back
+ *    across it. A hole that rows dropped by 3–4 leave starts one too when it is a pause by the
+ *    same rule among the rows kept (counted apart as `gapsByCleaning`: the readings themselves had
+ *    none there).
  * Rows labelled as confirmed faults are never altered by 1–2 (they are the evidence).
  * The input rows are cleaned in place (no copy of a million rows); the result keeps views on them.
  */
-import { GAP_FACTOR, GAP_MIN_MS, MAX_CARRY_READINGS, type StuckAfter } from '../../inference/contract.js';
+import { MAX_CARRY_READINGS, pauseStarts, type StuckAfter } from '../../inference/contract.js';
 import { quantileSorted } from '../linalg/stats.js';
 import { noisyAnalog, runProfile, stuckAfterOf } from './runs.js';
 import type { Series } from './series.js';
@@ -38,11 +42,10 @@ export interface CleanOptions {
   outlierSpreads: number;
   stuckRows: number;
   maxCarryRows: number;
-  gapFactor: number;
-  minGapMs: number;
 }
 
-export const CLEAN_DEFAULTS: CleanOptions = { outlierSpreads: 10, stuckRows: 600, maxCarryRows: MAX_CARRY_READINGS, gapFactor: GAP_FACTOR, minGapMs: GAP_MIN_MS };
+/** The pause rule is not an option: it is the agent's (pauseStarts in inference/contract.ts). */
+export const CLEAN_DEFAULTS: CleanOptions = { outlierSpreads: 10, stuckRows: 600, maxCarryRows: MAX_CARRY_READINGS };
 
 export interface CleanStats {
   inputRows: number;
@@ -117,7 +120,7 @@ export function cleanSeries(
   const notTrained = (i: number): boolean => targets[i] === 'stopped' || targets[i] === 'exclude';
   const stuckAfter = stuckAfterOf(input.features, rows, options.stuckRows, notTrained, (f) => active[f] === true);
   // The agent judges a pause on every reading it receives, stopped and maintenance ones included.
-  const pauses = segments(input.timestamps, options).starts;
+  const pauses = pauseStarts(input.timestamps);
   const carriedValues = carryForward(rows, options.maxCarryRows, active, carryBreaks, pauses);
   const keep: number[] = [];
   let droppedMissing = 0;
@@ -144,11 +147,13 @@ export function cleanSeries(
     }
   });
   const timestamps = keep.map((i) => input.timestamps[i] as number);
-  const found = segments(timestamps, options);
-  const { longest, limit } = found;
-  const starts = afterStops.length === 0 ? found.starts : [...new Set([...found.starts, ...afterStops])].sort((a, b) => a - b);
+  const afterPauses = firstAtOrAfter(pauses, keep);
+  const starts = union(afterPauses, pauseStarts(timestamps), afterStops);
   const gaps = starts.length - 1;
-  const gapsByCleaning = starts.slice(1).filter((k) => !pausedBetween(input.timestamps, keep[k - 1] as number, keep[k] as number, limit)).length;
+  const paused = new Set(afterPauses);
+  const gapsByCleaning = starts.filter((k) => k > 0 && !paused.has(k)).length;
+  let longest = 0;
+  for (let k = 1; k < timestamps.length; k++) longest = Math.max(longest, (timestamps[k] as number) - (timestamps[k - 1] as number));
   return {
     series: { features: [...input.features], timestamps, rows: keep.map((i) => rows[i] as Float64Array) },
     targets: keep.map((i) => targets[i] ?? null),
@@ -182,11 +187,11 @@ export interface RowsView {
 /**
  * The cleaned rows that have a value for every one of `features` (passive features, which
  * cleaning leaves missing rather than dropping their rows), for a model that needs them. Their
- * segments are found again as cleaning finds them: the hole left-out rows make starts a segment
- * only when it is a pause by the gap rule, as when cleaning dropped such rows. The cleaned series
- * itself when no row lacks one.
+ * segments are the cleaned series' (each starts at the first row of the view at or after one of
+ * its starts) and, as when cleaning drops rows, the hole left-out rows make when it is a pause by
+ * the agent's rule among the rows of the view. The cleaned series itself when no row lacks one.
  */
-export function rowsWith(cleaned: Cleaned, features: readonly string[], options: CleanOptions = CLEAN_DEFAULTS): RowsView {
+export function rowsWith(cleaned: Cleaned, features: readonly string[]): RowsView {
   const columns = features.map((name) => cleaned.series.features.indexOf(name)).filter((f) => f >= 0);
   const complete = (row: Float64Array) => columns.every((f) => !Number.isNaN(row[f]));
   if (cleaned.series.rows.every(complete)) return { view: cleaned, index: null };
@@ -196,7 +201,7 @@ export function rowsWith(cleaned: Cleaned, features: readonly string[], options:
     view: {
       series: { features: cleaned.series.features, timestamps, rows: index.map((i) => cleaned.series.rows[i] as Float64Array) },
       targets: index.map((i) => cleaned.targets[i] ?? null),
-      segmentStarts: segments(timestamps, options).starts,
+      segmentStarts: union(firstAtOrAfter(cleaned.segmentStarts, index), pauseStarts(timestamps)),
       stats: cleaned.stats,
     },
     index,
@@ -297,21 +302,22 @@ function carryForward(rows: Float64Array[], maxCarry: number, counted: readonly 
   return carried;
 }
 
-/** True when the readings from index `from` to `to` (raw, in time order) hold a step longer than `limit`. */
-function pausedBetween(timestamps: readonly number[], from: number, to: number, limit: number): boolean {
-  for (let i = from + 1; i <= to; i++) if ((timestamps[i] as number) - (timestamps[i - 1] as number) > limit) return true;
-  return false;
+/**
+ * For each of `starts` (ascending indices of a series), the position in `kept` (ascending indices
+ * of the rows kept from it) of the first row kept at or after it; each position once.
+ */
+function firstAtOrAfter(starts: readonly number[], kept: readonly number[]): number[] {
+  const out: number[] = [];
+  let k = 0;
+  for (const s of starts) {
+    while (k < kept.length && (kept[k] as number) < s) k++;
+    if (k === kept.length) break;
+    if (out.at(-1) !== k) out.push(k);
+  }
+  return out;
 }
 
-function segments(timestamps: readonly number[], options: CleanOptions): { starts: number[]; gaps: number; longest: number; limit: number } {
-  if (timestamps.length === 0) return { starts: [], gaps: 0, longest: 0, limit: 0 };
-  const steps = Float64Array.from(timestamps.slice(1), (t, i) => t - (timestamps[i] as number));
-  const limit = Math.max(options.minGapMs, options.gapFactor * (steps.length > 0 ? median(Float64Array.from(steps)) : 0));
-  const starts = [0];
-  let longest = 0;
-  steps.forEach((s, i) => {
-    longest = Math.max(longest, s);
-    if (s > limit) starts.push(i + 1);
-  });
-  return { starts, gaps: starts.length - 1, longest, limit };
+/** The ascending union of lists of indices. */
+function union(...lists: readonly (readonly number[])[]): number[] {
+  return [...new Set(lists.flat())].sort((a, b) => a - b);
 }

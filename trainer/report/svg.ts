@@ -1,5 +1,5 @@
 /** Small inline-SVG charts for the report: no script, no external file. */
-import { GAP_FACTOR, GAP_MIN_MS } from '../../inference/contract.js';
+import { pauseStarts } from '../../inference/contract.js';
 
 export const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
@@ -41,17 +41,12 @@ export function downsample(timestamps: readonly number[], scores: ArrayLike<numb
 }
 
 /**
- * Where the scored rows have a hole: a step longer than the gap rule of cleaning and the agent
- * (GAP_FACTOR × the median step, at least GAP_MIN_MS): rows dropped by cleaning (a stuck sensor,
+ * Where the scored rows have a hole: a pause by the rule of cleaning and the agent (pauseStarts in
+ * inference/contract.ts, judged among these rows): rows dropped by cleaning (a stuck sensor,
  * maintenance, missing values) or a pause in the readings. Index k: a hole between rows k−1 and k.
  */
 export function holesOf(timestamps: readonly number[]): number[] {
-  if (timestamps.length < 2) return [];
-  const steps = Float64Array.from(timestamps.slice(1), (t, i) => t - (timestamps[i] as number)).sort();
-  const limit = Math.max(GAP_MIN_MS, GAP_FACTOR * (steps[steps.length >> 1] as number));
-  const out: number[] = [];
-  for (let k = 1; k < timestamps.length; k++) if ((timestamps[k] as number) - (timestamps[k - 1] as number) > limit) out.push(k);
-  return out;
+  return pauseStarts(timestamps).slice(1);
 }
 
 export function scoreChart(c: SeriesChart): string {
