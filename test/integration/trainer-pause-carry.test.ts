@@ -11,12 +11,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Reading } from '../../buffer/types.js';
 import { InferenceEngine } from '../../inference/engine.js';
 import { LoadedModel } from '../../inference/model.js';
-import { createProgress } from '../../trainer/progress.js';
-import { prepareData, type Prepared } from '../../trainer/train/prepare.js';
+import type { Prepared } from '../../trainer/train/prepare.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { makeModel } from '../support/models.js';
 import { readingsWithStops } from '../support/stops.js';
-import { unscoredRow, uploadBatch } from '../support/trainer.js';
+import { preparedReadings } from '../support/trainer.js';
 
 const T0 = Date.UTC(2026, 4, 1);
 const N = 900;
@@ -46,9 +45,7 @@ beforeAll(async () => {
   az = await startTestAzurite();
   container = az.container('trainer-pause-carry');
   await container.create();
-  const rows = readings().map((r, k) => unscoredRow(r.pumpId, k + 1, r.ts, r.values as Record<string, number | null>));
-  await uploadBatch(container, 'gw-1', rows);
-  prepared = await prepareData(container, { source: 'pump-pause', from: T0, to: T0 + N * 1000 + 2 * PAUSE_MS }, createProgress({ line: () => undefined }, false, 'test'));
+  prepared = await preparedReadings(container, readings(), { source: 'pump-pause', from: T0, to: T0 + N * 1000 + 2 * PAUSE_MS });
 }, 60_000);
 
 afterAll(async () => {

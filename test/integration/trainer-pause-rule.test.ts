@@ -14,12 +14,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PredictionRow, Reading } from '../../buffer/types.js';
 import { InferenceEngine } from '../../inference/engine.js';
 import { LoadedModel } from '../../inference/model.js';
-import { createProgress } from '../../trainer/progress.js';
-import { prepareData, type Prepared } from '../../trainer/train/prepare.js';
+import type { Prepared } from '../../trainer/train/prepare.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { makeModel } from '../support/models.js';
 import { readingsWithStops } from '../support/stops.js';
-import { unscoredRow, uploadBatch } from '../support/trainer.js';
+import { preparedReadings } from '../support/trainer.js';
 
 const T0 = Date.UTC(2026, 4, 1);
 const N = 2700;
@@ -58,12 +57,7 @@ beforeAll(async () => {
   container = az.container('trainer-pause-rule');
   await container.create();
   const rs = readings();
-  await uploadBatch(
-    container,
-    'gw-1',
-    rs.map((r, k) => unscoredRow(r.pumpId, k + 1, r.ts, r.values as Record<string, number | null>)),
-  );
-  prepared = await prepareData(container, { source: 'pump-rate', from: T0, to: rs.at(-1)!.ts + 1 }, createProgress({ line: () => undefined }, false, 'test'));
+  prepared = await preparedReadings(container, rs, { source: 'pump-rate', from: T0, to: rs.at(-1)!.ts + 1 });
   const model = await LoadedModel.fromBytes(makeModel({ version: 'rate', window: WINDOW }), 'rate');
   try {
     const engine = new InferenceEngine();

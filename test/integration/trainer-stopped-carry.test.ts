@@ -10,11 +10,10 @@ import type { Reading } from '../../buffer/types.js';
 import type { StoppedRule } from '../../inference/contract.js';
 import { InferenceEngine } from '../../inference/engine.js';
 import { LoadedModel } from '../../inference/model.js';
-import { createProgress } from '../../trainer/progress.js';
-import { prepareData, type Prepared } from '../../trainer/train/prepare.js';
+import type { Prepared } from '../../trainer/train/prepare.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { readingsWithStops, stopModels } from '../support/stops.js';
-import { unscoredRow, uploadBatch } from '../support/trainer.js';
+import { preparedReadings } from '../support/trainer.js';
 
 /** No warm-up: the first readings after a stop are scored by the agent (and trained on) at once. */
 const RULE: StoppedRule = { when: [{ feature: 'Current', below: 0.5 }], afterStartSeconds: 0 };
@@ -44,9 +43,7 @@ beforeAll(async () => {
   az = await startTestAzurite();
   container = az.container('trainer-stopped-carry');
   await container.create();
-  const rows = readings().map((r, k) => unscoredRow(r.pumpId, k + 1, r.ts, r.values as Record<string, number | null>));
-  await uploadBatch(container, 'gw-1', rows);
-  prepared = await prepareData(container, { source: 'pump-carry', from: T0, to: T0 + N * 1000 }, createProgress({ line: () => undefined }, false, 'test'), { stoppedWhen: RULE });
+  prepared = await preparedReadings(container, readings(), { source: 'pump-carry', from: T0, to: T0 + N * 1000 }, { stoppedWhen: RULE });
 }, 60_000);
 
 afterAll(async () => {

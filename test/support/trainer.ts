@@ -8,12 +8,14 @@
 import type { ContainerClient } from '@azure/storage-blob';
 import iothub from 'azure-iothub';
 import type { LocalHub } from '../../agent/local-hub/index.js';
-import type { StoredRow } from '../../buffer/types.js';
+import type { Reading, StoredRow } from '../../buffer/types.js';
 import { batchMetadata, encodeRows } from '../../sync/encoder.js';
 import { readingsBlobName } from '../../sync/layout.js';
 import { withIdleLimit } from '../../trainer/cloud/blob-limits.js';
 import type { CommandContext, TwinRegistry } from '../../trainer/cloud/context.js';
 import { runCli } from '../../trainer/commands/index.js';
+import { createProgress } from '../../trainer/progress.js';
+import { prepareData, type Prepared, type PrepareOptions } from '../../trainer/train/prepare.js';
 import { rng } from './models.js';
 
 export interface TrainerRun {
@@ -75,6 +77,16 @@ export async function uploadBatch(container: ContainerClient, deviceId: string, 
     .upload(enc.body, enc.body.length, { metadata: batchMetadata(enc, { agentVersion: 'test', deviceId, pumpId, firstSeq: first.seq, lastSeq: last.seq }) });
 }
 
+
+/**
+ * One pump's readings uploaded as one batch of gateway `gw-1` (unscored, seq from 1), then read back
+ * through the trainer's own prepareData over `range`, with no progress shown: what `train` cleans
+ * and trains on from them.
+ */
+export async function preparedReadings(container: ContainerClient, readings: readonly Reading[], range: { source: string; from: number; to: number }, options?: PrepareOptions): Promise<Prepared> {
+  await uploadBatch(container, 'gw-1', readings.map((r, k) => unscoredRow(r.pumpId, k + 1, r.ts, r.values as Record<string, number | null>)));
+  return prepareData(container, range, createProgress({ line: () => undefined }, false, 'test'), options);
+}
 /**
  * Uploads `count` readings of one pump, one every `step` ms (default 20 s) from `from`, with
  * sequence numbers from `seq0` (default 1), in batches of `batch` rows (default 400).
