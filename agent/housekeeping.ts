@@ -31,7 +31,7 @@ export interface RawSample {
 type ToThread =
   | { kind: 'checkpoint-start'; data: CheckpointJobData }
   | { kind: 'checkpoint-stop' }
-  | { kind: 'sample'; id: number }
+  | { kind: 'sample'; id: number; now: number }
   | { kind: 'exit' };
 
 type FromThread =
@@ -50,6 +50,12 @@ const FIGURE_TIMEOUT_MS = 5_000;
 const COMMAND_TIMEOUT_MS = 3_000;
 
 /**
+ * A command killed (see COMMAND_TIMEOUT_MS) is run again this long after, doubling at each kill or
+ * each look that finds a process it started still running, up to `maxMs`.
+ */
+const COMMAND_RETRY = { firstMs: 10 * 60_000, maxMs: 6 * 3_600_000 };
+
+/**
  * systeminformation is required on the first sample, so an error loading it is that sample's error.
  * Each figure is asked on its own, and never twice at once: a call that has not returned (a
  * command stuck on the OS) is waited for again by the next sample instead of being started beside
@@ -63,24 +69,80 @@ const inFlight = {};
 // kernel never answers held the thread for good (no figure, no checkpoint, and node's exit waits
 // for the thread). Its reads of /sys files with fs.readFile run on node's thread pool, where no
 // kill reaches a read the kernel never answers, and node's exit waits for that too: they go
-// through \`cat\` instead. Each command is killed after COMMAND_TIMEOUT_MS, and one killed is not
-// run again: its own children may still be stuck in the kernel, and each run would leave one more.
+// through \`cat\` instead. Each command is killed after COMMAND_TIMEOUT_MS and run again only after
+// a back-off, once nothing it started is left: a command killed while its own children are still
+// stuck in the kernel would leave one more at each run; one only slow once must not lose its
+// figure until the agent restarts.
 const childProcess = require('node:child_process');
 const fs = require('node:fs');
 const execSyncUnbounded = childProcess.execSync;
 const readFileDirect = fs.readFile;
-const hungCommands = new Map();
-function noteHung(key) {
+/** Commands killed, by command line: { pgid (its process group, null when nothing of it can be left), tries, retryAt }. */
+const killedCommands = new Map();
+/** \`cat\`s of /sys files started and not yet ended (execFile's callback comes once cat has exited). */
+const readsRunning = new Set();
+let sampleNow = null; // the clock of the sample asking (HousekeepingOptions.now)
+const clock = () => (sampleNow === null ? Date.now() : sampleNow);
+const backoffMs = (tries) => Math.min(workerData.commandRetry.maxMs, workerData.commandRetry.firstMs * 2 ** (tries - 1));
+function noteKilled(key, pgid) {
+  const tries = ((killedCommands.get(key) || {}).tries || 0) + 1;
+  killedCommands.set(key, { pgid, tries, retryAt: clock() + backoffMs(tries) });
+}
+/**
+ * Whether a process of a killed command is still there. execSync starts each command in a process
+ * group of its own (detached) and its timeout kills only the shell: its children stay in the group
+ * unless they leave it. A zombie (ended, not yet reaped when no init reaps orphans) does not count.
+ */
+function stillRunning(entry) {
+  if (entry.pgid === null) return false;
+  try {
+    process.kill(-entry.pgid, 0);
+  } catch (err) {
+    return err.code !== 'ESRCH';
+  }
+  try {
+    for (const pid of fs.readdirSync('/proc')) {
+      if (!/^[0-9]+$/.test(pid)) continue;
+      let stat;
+      try { stat = fs.readFileSync('/proc/' + pid + '/stat', 'utf8'); } catch { continue; }
+      const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(pgrp) === entry.pgid && state !== 'Z' && state !== 'X') return true;
+    }
+    return false;
+  } catch {
+    return true; // cannot tell: as if it were
+  }
+}
+const hhmm = (ms) => new Date(ms).toISOString().slice(11, 16) + ' UTC';
+function killedMessage(key, entry) {
   const shown = key.length > 80 ? key.slice(0, 79) + '…' : key;
-  hungCommands.set(key, 'a command gave no answer in ${COMMAND_TIMEOUT_MS / 1000} s and was killed; not run again until the agent restarts: ' + shown);
+  const when = stillRunning(entry)
+    ? 'a process it started is still running, and it is not run again before that ends (looked at again at ' + hhmm(entry.retryAt) + ')'
+    : 'retried at ' + hhmm(entry.retryAt);
+  return 'a command gave no answer in ${COMMAND_TIMEOUT_MS / 1000} s and was killed; ' + when + ': ' + shown;
+}
+/** Why a command killed before may not run now, else null: its back-off has passed and nothing of it is left. */
+function refusal(key) {
+  const entry = killedCommands.get(key);
+  if (!entry) return null;
+  if (clock() >= entry.retryAt) {
+    if (!stillRunning(entry)) return null;
+    entry.tries++;
+    entry.retryAt = clock() + backoffMs(entry.tries);
+  }
+  return killedMessage(key, entry);
 }
 childProcess.execSync = function execSyncBounded(command, options) {
   const key = String(command);
-  if (hungCommands.has(key)) throw new Error(hungCommands.get(key));
+  const refused = refusal(key);
+  if (refused !== null) throw new Error(refused);
   try {
-    return execSyncUnbounded.call(this, command, { ...(options || {}), timeout: ${COMMAND_TIMEOUT_MS}, killSignal: 'SIGKILL' });
+    const out = execSyncUnbounded.call(this, command, { ...(options || {}), timeout: ${COMMAND_TIMEOUT_MS}, killSignal: 'SIGKILL', detached: true });
+    killedCommands.delete(key);
+    return out;
   } catch (err) {
-    if (err && err.code === 'ETIMEDOUT') noteHung(key);
+    if (err && err.code === 'ETIMEDOUT') noteKilled(key, typeof err.pid === 'number' && err.pid > 0 ? err.pid : null);
+    else killedCommands.delete(key); // it ended (with an error): nothing of it is left
     throw err;
   }
 };
@@ -90,9 +152,13 @@ fs.readFile = function readFileBounded(path, ...rest) {
   const options = rest.length > 1 ? rest[0] : undefined;
   const encoding = typeof options === 'string' ? options : options && options.encoding;
   const key = 'cat ' + path;
-  if (hungCommands.has(key)) return process.nextTick(done, new Error(hungCommands.get(key)));
+  const refused = readsRunning.has(key) ? 'an earlier run of this command has not ended: ' + key : refusal(key);
+  if (refused !== null) return process.nextTick(done, new Error(refused));
+  readsRunning.add(key);
   childProcess.execFile('cat', [path], { timeout: ${COMMAND_TIMEOUT_MS}, killSignal: 'SIGKILL', encoding: 'buffer' }, (err, stdout) => {
-    if (err && err.killed) noteHung(key);
+    readsRunning.delete(key);
+    if (err && err.killed) noteKilled(key, null); // cat itself, which has exited: nothing of it is left
+    else killedCommands.delete(key);
     if (err) done(err);
     else done(null, encoding ? stdout.toString(encoding) : stdout);
   });
@@ -113,7 +179,8 @@ function figure(name, call) {
     );
   });
 }
-async function sampleSystem(siPath) {
+async function sampleSystem(siPath, now) {
+  sampleNow = now;
   si = si || require(siPath);
   const [load, mem, temp] = await Promise.allSettled([
     figure('cpu', () => si.currentLoad()),
@@ -122,7 +189,7 @@ async function sampleSystem(siPath) {
   ]);
   const out = { errors: [] };
   for (const r of [load, mem, temp]) if (r.status === 'rejected') out.errors.push(message(r.reason));
-  for (const hung of hungCommands.values()) out.errors.push(hung); // systeminformation swallows their errors
+  for (const [key, entry] of killedCommands) out.errors.push(killedMessage(key, entry)); // systeminformation swallows their errors
   if (load.status === 'fulfilled') out.load = { currentLoad: load.value.currentLoad, cores: (load.value.cpus || []).length };
   if (mem.status === 'fulfilled') out.mem = { total: mem.value.total, available: mem.value.available };
   if (temp.status === 'fulfilled') out.temp = { main: temp.value.main, max: temp.value.max };
@@ -155,7 +222,7 @@ parentPort.on('message', (m) => {
     // Also when no job ran (its start failed): the main side waits for this before a new file goes at the path.
     parentPort.postMessage({ kind: 'checkpoint-stopped' });
   } else if (m.kind === 'sample') {
-    sampleSystem(workerData.si).then(
+    sampleSystem(workerData.si, m.now).then(
       (sample) => parentPort.postMessage({ kind: 'sample', id: m.id, sample }),
       (err) => parentPort.postMessage({ kind: 'sample', id: m.id, sample: { error: message(err) } }),
     );
@@ -204,6 +271,10 @@ export interface HousekeepingOptions {
   restartMs?: number;
   /** Module path of systeminformation (resolved from here by default). */
   systeminformation?: string;
+  /** Back-off before a killed command is run again (COMMAND_RETRY by default; tests shorten it). */
+  commandRetry?: { firstMs: number; maxMs: number };
+  /** The clock of the back-off above (Date.now by default; tests move it). */
+  now?: () => number;
   /** Told of each failure: a checkpoint, a stray exception in the thread, the thread ending. */
   onError?: (job: 'checkpoint' | 'thread', message: string) => void;
 }
@@ -278,7 +349,7 @@ export class HousekeepingThread {
         clearTimeout(timer);
         done(s);
       });
-      worker.postMessage({ kind: 'sample', id } satisfies ToThread);
+      worker.postMessage({ kind: 'sample', id, now: (this.options.now ?? Date.now)() } satisfies ToThread);
     });
   }
 
@@ -325,7 +396,7 @@ export class HousekeepingThread {
   private ensureWorker(): Worker {
     if (this.worker) return this.worker;
     const si = this.options.systeminformation ?? createRequire(import.meta.url).resolve('systeminformation');
-    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { si }, resourceLimits: THREAD_LIMITS });
+    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { si, commandRetry: this.options.commandRetry ?? COMMAND_RETRY }, resourceLimits: THREAD_LIMITS });
     worker.unref();
     worker.on('message', (m: FromThread) => this.onMessage(m));
     worker.on('error', (err) => this.ended(worker, err.message));

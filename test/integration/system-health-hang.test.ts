@@ -77,7 +77,7 @@ function fifo(dir: string): { path: string; release: () => void } {
 }
 
 describe('a call systeminformation makes that the OS never answers', () => {
-  it('kills a command it runs synchronously, keeps the other figures, names it, and never runs it again', async () => {
+  it('kills a command it runs synchronously, keeps the other figures, names it, and does not run it again within its back-off', async () => {
     const dir = tempDir();
     const calls = join(dir, 'calls');
     const hang = fifo(dir);
@@ -97,7 +97,7 @@ describe('a call systeminformation makes that the OS never answers', () => {
         })),
       };
     `);
-    const thread = new HousekeepingThread({ systeminformation: stub });
+    const thread = new HousekeepingThread({ systeminformation: stub, now: () => Date.parse('2026-12-06T10:00:00Z') });
     cleanups.push(() => thread.close());
     const health = new SystemHealth(dir, thread);
 
@@ -105,7 +105,8 @@ describe('a call systeminformation makes that the OS never answers', () => {
     expect(first.cpu).toEqual({ loadPercent: 12, cores: 2 });
     expect(first.memory).toEqual({ totalBytes: 8e9, availableBytes: 6e9, usedPercent: 25 });
     expect(first.temperature).toEqual({ mainCelsius: null, maxCelsius: null });
-    expect(first.error).toBe(`a command gave no answer in 3 s and was killed; not run again until the agent restarts: ${command.slice(0, 79)}…`);
+    expect(first.error).toMatch(/^a command gave no answer in 3 s and was killed; .*10:10 UTC.*: /);
+    expect(first.error!.endsWith(`: ${command.slice(0, 79)}…`)).toBe(true);
 
     const second = await health.sample();
     expect(second.cpu.loadPercent).toBe(12);
@@ -162,6 +163,100 @@ describe('a call systeminformation makes that the OS never answers', () => {
     await thread.close();
     expect(thread.held).toBe('the housekeeping thread did not end within 3 s of being asked (a call the OS does not answer holds it)');
   }, 20_000);
+});
+
+/** A shell command as systeminformation's cpuTemperature runs it (execSync, failure swallowed), its output the figure in millidegrees. */
+function temperatureCommandStub(dir: string, command: string): string {
+  const stub = join(dir, 'systeminformation-temperature-command.cjs');
+  writeFileSync(stub, `
+    const execSync = require('child_process').execSync;
+    module.exports = {
+      currentLoad: async () => ({ currentLoad: 12, cpus: [{}, {}] }),
+      mem: async () => ({ total: 8e9, available: 6e9 }),
+      cpuTemperature: () => new Promise((resolve) => process.nextTick(() => {
+        let main = null;
+        try { main = Number(execSync(${JSON.stringify(command)}, { stdio: ['pipe', 'pipe', 'ignore'] }).toString()) / 1000; } catch {}
+        resolve({ main, max: main });
+      })),
+    };
+  `);
+  return stub;
+}
+
+const runs = (calls: string): number => readFileSync(calls, 'utf8').split('\n').filter(Boolean).length;
+
+describe('a command killed for giving no answer in 3 s', () => {
+  it('is run again after its back-off once nothing of it is left, and its figure comes back', async () => {
+    const dir = tempDir();
+    const calls = join(dir, 'calls');
+    const hang = fifo(dir);
+    cleanups.push(hang.release);
+    // Slow only the first time (a busy sensor at boot): the shell becomes the blocked `cat`, so the kill ends all of it.
+    const command = `echo run >> ${calls}; if [ -e ${dir}/answered-once ]; then echo 41000; else touch ${dir}/answered-once; exec cat ${hang.path}; fi`;
+    let now = Date.parse('2026-12-06T10:00:00Z');
+    const thread = new HousekeepingThread({ systeminformation: temperatureCommandStub(dir, command), now: () => now });
+    cleanups.push(() => thread.close());
+    const health = new SystemHealth(dir, thread);
+    const shown = `${command.slice(0, 79)}…`;
+
+    const first = await health.sample();
+    expect(first.temperature).toEqual({ mainCelsius: null, maxCelsius: null });
+    expect(first.cpu.loadPercent).toBe(12);
+    expect(first.error).toBe(`a command gave no answer in 3 s and was killed; retried at 10:10 UTC: ${shown}`);
+
+    now += 9 * 60_000; // within the back-off: not run, the error kept
+    const second = await health.sample();
+    expect(second.error).toBe(first.error);
+    expect(second.temperature.mainCelsius).toBeNull();
+    expect(runs(calls)).toBe(1);
+
+    now += 60_000; // 10 min after the kill
+    const third = await health.sample();
+    expect(third.temperature).toEqual({ mainCelsius: 41, maxCelsius: 41 });
+    expect(third.error).toBeUndefined();
+    expect(runs(calls)).toBe(2);
+  }, 30_000);
+
+  it('is not run a second time while a process it started is still running, and is once that ends', async () => {
+    const dir = tempDir();
+    const calls = join(dir, 'calls');
+    const hang = fifo(dir);
+    cleanups.push(hang.release);
+    // The first run leaves a child blocked (the kill ends only the shell), as one stuck in the kernel.
+    const command = `echo run >> ${calls}; if [ -e ${dir}/answered-once ]; then echo 41000; else touch ${dir}/answered-once; cat ${hang.path}; echo 0; fi`;
+    let now = Date.parse('2026-12-06T10:00:00Z');
+    const thread = new HousekeepingThread({ systeminformation: temperatureCommandStub(dir, command), now: () => now });
+    cleanups.push(() => thread.close());
+    const health = new SystemHealth(dir, thread);
+    const shown = `${command.slice(0, 79)}…`;
+    const stuck = (at: string): string =>
+      `a command gave no answer in 3 s and was killed; a process it started is still running, and it is not run again before that ends (looked at again at ${at} UTC): ${shown}`;
+
+    const first = await health.sample();
+    expect(first.temperature.mainCelsius).toBeNull();
+    expect(first.error).toBe(stuck('10:10'));
+
+    now += 10 * 60_000; // its back-off has passed, but its child is still there: not run, back-off doubled
+    const second = await health.sample();
+    expect(second.error).toBe(stuck('10:30'));
+    now += 20 * 60_000;
+    const third = await health.sample();
+    expect(third.error).toBe(stuck('11:10'));
+    expect(third.temperature.mainCelsius).toBeNull();
+    expect(runs(calls)).toBe(1);
+
+    hang.release(); // the child ends
+    await vi.waitFor(
+      async () => {
+        now += 6 * 3_600_000;
+        const s = await health.sample();
+        expect(s.temperature).toEqual({ mainCelsius: 41, maxCelsius: 41 });
+        expect(s.error).toBeUndefined();
+      },
+      { timeout: 10_000, interval: 50 },
+    );
+    expect(runs(calls)).toBe(2);
+  }, 30_000);
 });
 
 describe('the disk figures', () => {
