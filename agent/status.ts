@@ -199,6 +199,10 @@ export class AgentStatus {
           ranges: b.unreadable.ranges,
           recent: b.unreadable.recent.map((r) => ({ ...r, foundAt: new Date(r.foundAt).toISOString(), error: safeErrorMessage(r.error) })),
         },
+        withoutContributions: {
+          rows: b.withoutContributions.rows,
+          recent: b.withoutContributions.recent.map((r) => ({ ...r, foundAt: new Date(r.foundAt).toISOString(), error: safeErrorMessage(r.error) })),
+        },
       };
     } catch (err) {
       bufferStatus = { error: safeErrorMessage(err) };

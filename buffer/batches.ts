@@ -281,6 +281,11 @@ export class SyncBatches {
     return this.write('recording unreadable rows', () => this.store.ranges.recordUnreadable(run, now));
   }
 
+  /** Rows of a batch whose contributions cannot be decoded, uploaded with `contributions: null` (BufferStore.recordWithoutContributions). */
+  recordWithoutContributions(errors: readonly string[]): void {
+    this.store.recordWithoutContributions(errors);
+  }
+
   /**
    * Drops a planned batch (not uploaded) whose rows can no longer all be read: its rows are planned
    * again, the readable ones under new names, the others set aside by the planner. Should the batch

@@ -51,7 +51,8 @@ export class ContributionNames {
    * `onUndecodable`: given, a BLOB that cannot be decoded reads as `null` (no contributions) and is
    * told to it, instead of throwing: the store's own readers (the page, `/alerts`, the windows read
    * back at start) need the rest of the row, and one damaged value must not take them all down.
-   * The sync's readers have none: they set such a row aside and name it (buffer/unreadable.ts).
+   * The sync's readers give one too: such a row is uploaded with `contributions: null` and recorded
+   * (BufferStore stats().withoutContributions), not set aside: its values, score and verdict are intact.
    */
   constructor(
     private readonly db: Database.Database,
@@ -188,8 +189,67 @@ export function isUndecodableText(message: string): boolean {
   return /^reading seq \d+: its contributions /.test(message);
 }
 
+/** The seq such a message names (null: not such a message). */
+export function undecodableSeq(message: string): number | null {
+  const m = /^reading seq (\d+): its contributions /.exec(message);
+  return m === null ? null : Number(m[1]);
+}
+
 function sameNames(a: readonly string[], b: readonly string[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+/** A row the sync uploaded with `contributions: null`, its BLOB not decodable. */
+export interface RowWithoutContributions {
+  seq: number;
+  /** When the sync read it for an upload (epoch ms). */
+  foundAt: number;
+  /** What is wrong with the BLOB (PW_BUFFER_INVALID_ROW's message). */
+  error: string;
+}
+
+export interface WithoutContributionsSummary {
+  /** Rows met since the agent started. */
+  rows: number;
+  /** The newest, newest first (at most WITHOUT_CONTRIBUTIONS_LISTED). */
+  recent: RowWithoutContributions[];
+}
+
+const WITHOUT_CONTRIBUTIONS_LISTED = 10;
+
+/**
+ * Rows whose contributions cannot be decoded that the sync read for an upload: they go up with
+ * `contributions: null` and the rest as stored (their values, score and verdict are intact). Each
+ * is counted once and told to `warn` once (by seq), kept while the process runs: the BLOB stays
+ * in the file, and the agent's own readers keep saying so too.
+ */
+export class RowsWithoutContributions {
+  private readonly seqs = new Set<number>();
+  private readonly newest: RowWithoutContributions[] = [];
+
+  constructor(private readonly warn: (message: string) => void) {}
+
+  /** Records the row a PW_BUFFER_INVALID_ROW message names (one of a contributions BLOB); other messages are ignored. */
+  record(error: string, now: number): void {
+    const seq = undecodableSeq(error);
+    if (seq === null || this.seqs.has(seq)) return;
+    this.seqs.add(seq);
+    this.newest.unshift({ seq, foundAt: now, error });
+    if (this.newest.length > WITHOUT_CONTRIBUTIONS_LISTED) this.newest.pop();
+    this.warn(`PW_BUFFER_INVALID_ROW: ${error}; the sync uploads it with contributions: null, its values, score and verdict as stored`);
+  }
+
+  summary(): WithoutContributionsSummary {
+    return { rows: this.seqs.size, recent: this.newest.map((r) => ({ ...r })) };
+  }
+
+  /** What /healthz says while any was met (null: none). */
+  healthText(): string | null {
+    if (this.seqs.size === 0) return null;
+    const shown = this.newest.slice(0, 5).map((r) => r.seq).join(', ');
+    const more = this.seqs.size > 5 ? ` and ${this.seqs.size - 5} more` : '';
+    return `PW_BUFFER_INVALID_ROW: ${this.seqs.size} row(s) were uploaded without their contributions, which cannot be decoded (seq ${shown}${more}); their values, score and verdict went up as stored (see /status buffer.withoutContributions)`;
+  }
 }

@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import type { BufferError } from './errors.js';
 import type { DbRow } from './rows.js';
 import { prepareRowReads, readCandidates, readRange, type UnreadableRun } from './unreadable.js';
 
@@ -83,12 +84,19 @@ export class PlannedRanges {
   /** The unreadable ranges' totals and newest ones, read once per file and kept up to date by recordUnreadable. */
   private unreadableCache: UnreadableSummary | null = null;
 
-  constructor(private readonly db: () => Database.Database) {}
+  /**
+   * `onUndecodable`: told of each row the sync's reads here meet whose contributions cannot be
+   * decoded (read with `contributions: null`, uploaded with the rest as stored).
+   */
+  constructor(
+    private readonly db: () => Database.Database,
+    private readonly onUndecodable: (err: BufferError) => void,
+  ) {}
 
   private q(): ReturnType<typeof prepare> {
     const db = this.db();
     if (this.stmts === null || this.stmtsDb !== db) {
-      this.stmts = prepare(db);
+      this.stmts = prepare(db, this.onUndecodable);
       this.stmtsDb = db;
       this.through.clear();
       this.forgetAnomalyWalk();
@@ -276,7 +284,7 @@ export class PlannedRanges {
   }
 }
 
-function prepare(db: Database.Database) {
+function prepare(db: Database.Database, onUndecodable: (err: BufferError) => void) {
   return {
     pumps: db.prepare(
       `WITH RECURSIVE p(id) AS (
@@ -291,7 +299,7 @@ function prepare(db: Database.Database) {
     ),
     rangeFrom: db.prepare('SELECT first_seq, last_seq FROM sync_batches WHERE pump_id = ? AND last_seq >= ? ORDER BY last_seq LIMIT 1'),
     rangeBefore: db.prepare('SELECT last_seq FROM sync_batches WHERE pump_id = ? AND last_seq < ? ORDER BY last_seq DESC LIMIT 1'),
-    reads: prepareRowReads(db),
+    reads: prepareRowReads(db, onUndecodable),
     context: db.prepare(
       'SELECT seq, ts, length(vals) AS len FROM readings WHERE pump_id = ? AND seq > ? AND seq <= ? ORDER BY seq DESC LIMIT ?',
     ),

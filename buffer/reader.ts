@@ -30,6 +30,8 @@ interface Connection {
  */
 export class BufferReader {
   private conn: Connection | null = null;
+  /** PW_BUFFER_INVALID_ROW messages of rows read since the last takeUndecodable (their contributions read as null). */
+  private undecodable: string[] = [];
 
   constructor(readonly path: string) {}
 
@@ -73,6 +75,17 @@ export class BufferReader {
     return this.read('reading the rows of a planned batch', (c) => readRange(c.db, c.reads, pumpId, firstSeq, lastSeq));
   }
 
+  /**
+   * The rows read since the last call whose contributions cannot be decoded (read with
+   * `contributions: null`): their PW_BUFFER_INVALID_ROW messages, each naming its seq. The main
+   * thread records them (BufferStore.recordWithoutContributions).
+   */
+  takeUndecodable(): string[] {
+    const taken = this.undecodable;
+    this.undecodable = [];
+    return taken;
+  }
+
   close(): void {
     this.conn?.db.close();
     this.conn = null;
@@ -90,7 +103,7 @@ export class BufferReader {
       const db = new Database(this.path, { readonly: true, fileMustExist: true });
       db.pragma('busy_timeout = 5000');
       db.pragma('cache_size = -512');
-      return { db, reads: prepareRowReads(db), file };
+      return { db, reads: prepareRowReads(db, (err) => this.undecodable.push(err.message)), file };
     } catch (err) {
       throw classifySqliteError(err, this.path, 'opening the buffer for reading');
     }

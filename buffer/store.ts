@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import { open, type FileHandle } from 'node:fs/promises';
 import { newShrinkTarget, ownCheckpointThread, SHRINK_SLACK_PAGES, SHRINK_STEP_PAGES, SHRINK_TO_PAGES, type CheckpointRunner, type StartCheckpoints } from './checkpointer.js';
 import { clockSegments, receiveTimeCorrection, type ReceiveTimeCorrection } from './clock-steps.js';
-import { ContributionNames } from './contributions.js';
+import { ContributionNames, RowsWithoutContributions, type WithoutContributionsSummary } from './contributions.js';
 import { BufferError, classifySqliteError } from './errors.js';
 import { databaseBudget, evictedTotal, Eviction, type EvictionCounts } from './eviction.js';
 import { fileIdentity, openDatabase } from './open.js';
@@ -69,6 +69,11 @@ export interface BufferStats {
    * synced; still counted in `rows` and `unsynced`): how many, in how many ranges, the newest ranges.
    */
   unreadable: UnreadableSummary;
+  /**
+   * Rows whose stored contributions cannot be decoded that the sync uploaded with `contributions:
+   * null` (the rest as stored), since the agent started: how many, the newest by seq.
+   */
+  withoutContributions: WithoutContributionsSummary;
 }
 
 const KIB = 1024;
@@ -131,7 +136,12 @@ export class BufferStore {
   /** Failures of this file met by other parts (sync's reads on its own connection), by part: see reportFailure. */
   private readonly reportedFailures = new Map<string, BufferError>();
   /** Sync state as sequence ranges (planned, uploaded); shared by the batch planner and the stats. */
-  readonly ranges = new PlannedRanges(() => this.db);
+  /** Rows the sync uploaded without their contributions (not decodable): counted, said once each, shown in stats() and health(). */
+  private readonly withoutContributions = new RowsWithoutContributions((message) => this.options.onWarning?.(message));
+  readonly ranges = new PlannedRanges(
+    () => this.db,
+    (err) => this.recordWithoutContributions([err.message]),
+  );
   /** Rows of the open file a damaged page keeps retention and eviction from deleting (buffer/unreadable.ts), skipped until it is opened again. */
   readonly damaged = new DamagedRows((message) => this.options.onWarning?.(message));
   /** The cap the free disk space allows (Infinity: the disk is not the limit), re-read every DISK_CHECK_MS. */
@@ -685,6 +695,7 @@ export class BufferStore {
       checkpointError: this.checkpointer?.error() ?? null,
       fileEvent: this.fileEvent,
       unreadable: this.ranges.unreadable(),
+      withoutContributions: this.withoutContributions.summary(),
     };
   }
 
@@ -810,7 +821,17 @@ export class BufferStore {
   private undecodable(err: BufferError): void {
     if (this.undecodableWarned.size >= 1000 || this.undecodableWarned.has(err.message)) return;
     this.undecodableWarned.add(err.message);
-    this.options.onWarning?.(`${err.code}: ${err.message}; read as no contributions (the reading itself as stored); the sync sets the row aside`);
+    this.options.onWarning?.(`${err.code}: ${err.message}; read as no contributions (the reading itself as stored)`);
+  }
+
+  /**
+   * Rows the sync read for an upload whose contributions cannot be decoded (PW_BUFFER_INVALID_ROW
+   * messages naming their seqs): on the main thread from `ranges`, on the encoder thread from its
+   * reply (sync/cycle.ts). They go up with `contributions: null`; counted and said once each.
+   */
+  recordWithoutContributions(errors: readonly string[]): void {
+    const now = Date.now();
+    for (const e of errors) this.withoutContributions.record(e, now);
   }
 
   get contributionNames(): ContributionNames {
@@ -868,7 +889,8 @@ export class BufferStore {
    * rows (a full disk or a read-only volume fails here until a commit succeeds again), the cap
    * being enforceable, and no failure reported by another part (reportFailure). Healthy but
    * `degraded` while rows a damaged page keeps from being read are set aside: the buffer works,
-   * and those rows are lost (PW_BUFFER_ROWS_UNREADABLE).
+   * and those rows are lost (PW_BUFFER_ROWS_UNREADABLE); and once rows went up without their
+   * contributions, which cannot be decoded (PW_BUFFER_INVALID_ROW, the seqs named).
    */
   health(): { ok: boolean; error?: string; degraded?: string } {
     try {
@@ -883,8 +905,8 @@ export class BufferStore {
         return { ok: false, error: `PW_BUFFER_MOVED: ${this.fileEvent}` };
       }
       const unreadable = this.ranges.unreadable();
-      if (unreadable.ranges > 0) return { ok: true, degraded: unreadableText(unreadable) };
-      return { ok: true };
+      const degraded = [unreadable.ranges > 0 ? unreadableText(unreadable) : null, this.withoutContributions.healthText()].filter((d) => d !== null);
+      return degraded.length > 0 ? { ok: true, degraded: degraded.join('; ') } : { ok: true };
     } catch (err) {
       return { ok: false, error: err instanceof BufferError ? `${err.code}: ${err.message}` : (err as Error).message };
     }

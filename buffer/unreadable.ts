@@ -16,8 +16,9 @@ import { CANDIDATES_SQL, RANGE_SQL, ROW_COLUMNS, readRows, type DbRow } from './
  *   when the range's last row is the last of the leaf before (measured: seq 1467–1486 failed,
  *   1467–1485 read, with the damage starting at 1487).
  * The cost is bounded by the batch (at most `limit` lookups), and paid only on the read that fails.
- * A row that SQLite reads but the buffer cannot decode (its contributions BLOB: isInvalidRow) is
- * found and set aside the same way, by its seq.
+ * A row that SQLite reads but whose contributions BLOB cannot be decoded is not unreadable: its
+ * values, score and verdict are intact, so the sync's reads get it with `contributions: null` and
+ * tell `onUndecodable` (prepareRowReads), which records it; it is uploaded like any other row.
  * A damaged index, or a file SQLite cannot read at all, stays PW_BUFFER_CORRUPT here (one that fails
  * the buffer's open is built again from its table there: buffer/repair.ts).
  */
@@ -48,15 +49,10 @@ export function runText(run: { pumpId: string; firstSeq: number; lastSeq: number
 }
 
 /**
- * A row read back that cannot be decoded (its contributions BLOB: a wrong length or kind, a name
- * list the file does not hold; buffer/contributions.ts). The sync's reads treat it as they treat a
- * row on a damaged page: the rows around it are uploaded, it is set aside by seq and said.
+ * Why a run of rows cannot be read, as messages say it: a damaged page, or (ranges set aside before
+ * such rows were uploaded with `contributions: null`, still in a file) a row whose contributions
+ * cannot be decoded.
  */
-export function isInvalidRow(err: unknown): boolean {
-  return err instanceof BufferError && err.code === 'PW_BUFFER_INVALID_ROW';
-}
-
-/** Why a run of rows cannot be read, as messages say it: a damaged page, or a row stored in a form that cannot be decoded. */
 export function unreadableCause(error: string): string {
   return isUndecodableText(error) ? 'a row whose stored contributions cannot be decoded' : 'a damaged page of the file';
 }
@@ -82,9 +78,13 @@ export interface RowReads {
   names: ContributionNames;
 }
 
-export function prepareRowReads(db: Database.Database, names = new ContributionNames(db)): RowReads {
+/**
+ * `onUndecodable`: told of each row whose contributions BLOB cannot be decoded (PW_BUFFER_INVALID_ROW
+ * naming its seq), which is read with `contributions: null` and the rest as stored.
+ */
+export function prepareRowReads(db: Database.Database, onUndecodable: (err: BufferError) => void): RowReads {
   return {
-    names,
+    names: new ContributionNames(db, onUndecodable),
     candidates: db.prepare(CANDIDATES_SQL),
     range: db.prepare(RANGE_SQL),
     seqs: db.prepare('SELECT seq FROM readings INDEXED BY readings_pump_seq WHERE pump_id = ? AND seq >= ? AND seq < ? ORDER BY seq LIMIT ?').pluck(),
@@ -102,7 +102,7 @@ export function readCandidates(db: Database.Database, q: RowReads, pumpId: strin
   try {
     return readRows(q.candidates, q.names, pumpId, from, end, limit);
   } catch (err) {
-    if (!isCorruptPage(err) && !isInvalidRow(err)) throw err;
+    if (!isCorruptPage(err)) throw err;
   }
   return snapshot(db, () => {
     const seqs = q.seqs.all(pumpId, from, end, limit) as number[];
@@ -122,7 +122,7 @@ export function readRange(db: Database.Database, q: RowReads, pumpId: string, fi
   try {
     return readRows(q.range, q.names, pumpId, firstSeq, lastSeq);
   } catch (err) {
-    if (!isCorruptPage(err) && !isInvalidRow(err)) throw err;
+    if (!isCorruptPage(err)) throw err;
   }
   return snapshot(db, () => {
     const seqs = q.seqs.all(pumpId, firstSeq, lastSeq + 1, Number.MAX_SAFE_INTEGER) as number[];
@@ -143,7 +143,7 @@ function readOne(q: RowReads, pumpId: string, seq: number): DbRow | string {
     // Listed by the index, not in the table (or another pump's row there): the page holding it lies.
     return row?.pump_id === pumpId ? row : `seq ${seq} of ${pumpId} is in the (pump_id, seq) index but not in the readings table`;
   } catch (err) {
-    if (!isCorruptPage(err) && !isInvalidRow(err)) throw err;
+    if (!isCorruptPage(err)) throw err;
     return (err as Error).message;
   }
 }

@@ -326,6 +326,8 @@ function prepared(deps: CycleDeps, batch: PlannedBatch, rows: EncodedRows | null
     deps.onBatchFailed(batch, message, false);
     return null;
   }
+  // Rows read on the encoder thread whose contributions cannot be decoded go up with `contributions: null`: recorded and said.
+  if (rows.undecodable !== undefined) deps.batches.recordWithoutContributions(rows.undecodable);
   deps.rowBytes.estimate = rows.valsLength / rows.rowCount + ROW_OVERHEAD;
   if (rows.rowCount !== batch.rowCount) {
     deps.logger.warn({ blob: batch.blobName, planned: batch.rowCount, found: rows.rowCount }, 'a planned batch has fewer rows than planned; uploading those found');

@@ -10,6 +10,7 @@ import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { fitRows, storedValuesLength } from '../buffer/batches.js';
+import { undecodableSeq } from '../buffer/contributions.js';
 import { BufferReader } from '../buffer/reader.js';
 import type { DbRow } from '../buffer/rows.js';
 import { RowsUnreadableError } from '../buffer/unreadable.js';
@@ -40,6 +41,7 @@ function encode(req: EncodeRequest): EncodeReply {
     return { id: req.id, ok: false, elsewhere: true, error: `the file at ${reader.path} is not the buffer file the store has open (deleted or replaced, not yet dealt with): this batch is read on the main thread` };
   }
   let rows: DbRow[];
+  reader.takeUndecodable(); // what an earlier read that failed left
   if (req.kind === 'plan') {
     rows = reader.candidates(req.pumpId, req.from, req.bound, req.maxRows);
     rows.length = fitRows(rows, req.maxBytes, storedValuesLength);
@@ -49,7 +51,10 @@ function encode(req: EncodeRequest): EncodeReply {
   if (rows.length === 0) return { id: req.id, ok: true, batch: null };
   const encoded = encodeRawRowsSync(rows, req.deviceId);
   const { sha256, rawSha256, rawBytes } = encoded;
-  const summary = { ...rowsExtent(rows), sha256, rawSha256, rawBytes, bytes: encoded.body.length };
+  // Rows of this batch uploaded with `contributions: null` (those a plan read past its size are not in it).
+  const last = rows[rows.length - 1]!.seq;
+  const undecodable = reader.takeUndecodable().filter((e) => (undecodableSeq(e) ?? Infinity) <= last);
+  const summary = { ...rowsExtent(rows), sha256, rawSha256, rawBytes, bytes: encoded.body.length, ...(undecodable.length > 0 ? { undecodable } : {}) };
   if (req.hold) {
     hold(req.id, encoded);
     return { id: req.id, ok: true, batch: { ...summary, body: null } };

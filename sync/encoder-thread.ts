@@ -55,10 +55,15 @@ export interface EncodedRows extends RowsExtent {
   encoded: EncodedSummary;
   /** The bytes themselves (encoded on the main thread, or not held), or where the thread keeps them. */
   body: Buffer | HeldBody;
+  /**
+   * Rows of the batch whose contributions cannot be decoded, encoded with `contributions: null`:
+   * their PW_BUFFER_INVALID_ROW messages (read on the encoder thread; the main thread's reads record them themselves).
+   */
+  undecodable?: string[];
 }
 
 export type EncodeReply =
-  | { id: number; ok: true; batch: (RowsExtent & EncodedSummary & { body: Uint8Array | null }) | null }
+  | { id: number; ok: true; batch: (RowsExtent & EncodedSummary & { body: Uint8Array | null; undecodable?: string[] }) | null }
   | { id: number; ok: true; outcome: UploadOutcome }
   | { id: number; ok: false; error: string; failure?: SyncFailure; lost?: boolean; elsewhere?: boolean; unreadable?: UnreadableRun };
 
@@ -209,9 +214,11 @@ export class EncoderThread {
       p.resolve(null);
       return;
     }
-    const { body, sha256, rawSha256, rawBytes, bytes, ...extent } = b;
+    const { body, sha256, rawSha256, rawBytes, bytes, undecodable, ...extent } = b;
     const encoded: EncodedSummary = { sha256, rawSha256, rawBytes, rowCount: b.rowCount, bytes };
-    p.resolve({ ...extent, encoded, body: body === null ? new HeldBody(reply.id, bytes) : Buffer.from(body.buffer, body.byteOffset, body.byteLength) });
+    const rows: EncodedRows = { ...extent, encoded, body: body === null ? new HeldBody(reply.id, bytes) : Buffer.from(body.buffer, body.byteOffset, body.byteLength) };
+    if (undecodable !== undefined) rows.undecodable = undecodable;
+    p.resolve(rows);
   }
 
   private lost(worker: Worker, err: Error): void {

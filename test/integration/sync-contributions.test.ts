@@ -1,9 +1,9 @@
 /**
  * The sync of rows whose contributions are stored as a BLOB (schema 10), against Azurite, on the
  * encoder thread and on the main thread: the blobs are byte for byte those of the same rows stored
- * as JSON text by the schema-9 agent (the trainer reads the same lines), and a BLOB that cannot be
- * decoded is set aside by its seq as a damaged page's rows are (PW_BUFFER_ROWS_UNREADABLE), the
- * rows around it uploaded.
+ * as JSON text by the schema-9 agent (the trainer reads the same lines), and a row whose BLOB cannot
+ * be decoded is uploaded with `contributions: null` and the rest as stored, counted in /status and
+ * named in /healthz (PW_BUFFER_INVALID_ROW), never set aside as a damaged page's rows are.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -165,33 +165,49 @@ describe('sync of contributions stored as a BLOB', () => {
   it.each([
     ['on the encoder thread', true],
     ['on the main thread', false],
-  ])('sets a row whose BLOB cannot be decoded aside by its seq, names what is wrong, and uploads every other row (%s)', async (_, thread) => {
-    const store = new BufferStore({ path: tempPath(), maxBytes: 2 ** 30 });
+  ])('uploads a row whose BLOB cannot be decoded with contributions: null and the rest as stored, and names it in /status and /healthz (%s)', async (_, thread) => {
+    const warnings: string[] = [];
+    const store = new BufferStore({ path: tempPath(), maxBytes: 2 ** 30, onWarning: (m) => warnings.push(m) });
     store.open();
     const logs: LogLine[] = [];
     try {
-      store.appendBatch(Array.from({ length: ROWS }, (_, i) => row(i)));
+      const rows = Array.from({ length: ROWS }, (_, i) => row(i));
+      store.appendBatch(rows);
       // seq 301 (i = 300, pump-a, an anomaly) cut short; seq 451 (i = 450, pump-a) naming a list the file does not hold.
       const blob = (seq: number) => store.db.prepare('SELECT contributions FROM readings WHERE seq = ?').pluck().get(seq) as Buffer;
       store.db.prepare('UPDATE readings SET contributions = ? WHERE seq = ?').run(blob(301).subarray(0, 9), 301);
       store.db.prepare('UPDATE readings SET contributions = ? WHERE seq = ?').run(Buffer.concat([Buffer.from([1, 99, 0, 0, 0]), blob(451).subarray(5)]), 451);
       const container = `contrib-bad-${++containerNo}`;
       await syncAll(store, container, thread, logs);
-      const seqs = (await decodeAllBlobs(az.container(container))).flatMap((x) => x.lines.map((l) => l.seq)).sort((x, y) => x - y);
-      expect(seqs).toEqual(Array.from({ length: ROWS }, (_, i) => i + 1).filter((s) => s !== 301 && s !== 451));
-      const { unreadable, unsynced } = store.stats();
-      expect(unsynced).toBe(2); // never marked synced
-      expect(unreadable.recent.map(({ pumpId, firstSeq, lastSeq, rows }) => ({ pumpId, firstSeq, lastSeq, rows })).sort((x, y) => x.firstSeq - y.firstSeq)).toEqual([
-        { pumpId: 'pump-a', firstSeq: 301, lastSeq: 301, rows: 1 },
-        { pumpId: 'pump-a', firstSeq: 451, lastSeq: 451, rows: 1 },
-      ]);
-      const errors = unreadable.recent.map((r) => r.error).sort();
-      expect(errors[0]).toMatch(/^reading seq 301: its contributions \(a BLOB of 9 bytes\) should be 17 bytes/);
-      expect(errors[1]).toMatch(/^reading seq 451: its contributions \(a BLOB of 17 bytes\) name feature list 99, which contribution_names does not hold/);
-      const warnings = logs.filter((l) => l.code === 'PW_BUFFER_ROWS_UNREADABLE');
-      expect(warnings.map((w) => w.firstSeq).sort()).toEqual([301, 451]);
-      expect(warnings[0]!.msg).toMatch(/cannot be read from the buffer \(a row whose stored contributions cannot be decoded\): they are set aside, never uploaded nor marked synced/);
-      expect(store.health()).toEqual({ ok: true, degraded: expect.stringMatching(/^PW_BUFFER_ROWS_UNREADABLE: 2 row\(s\) in 2 range\(s\) cannot be read \(a row whose stored contributions cannot be decoded\)/) });
+      const lines = (await decodeAllBlobs(az.container(container))).flatMap((x) => x.lines).sort((x, y) => x.seq - y.seq);
+      // All 600 went up; the two with contributions: null, their values, score and verdict as stored.
+      expect(lines.map((l) => l.seq)).toEqual(Array.from({ length: ROWS }, (_, i) => i + 1));
+      for (const line of lines) {
+        const stored = rows[line.seq - 1]!;
+        const contributions = line.seq === 301 || line.seq === 451 ? null : stored.contributions;
+        expect(JSON.stringify(line.contributions ?? null), `seq ${line.seq}`).toBe(JSON.stringify(contributions));
+        expect([line.pumpId, line.values, line.score, line.anomaly]).toEqual([stored.pumpId, stored.values, stored.score, stored.anomaly]);
+      }
+      expect(lines[300]!.contributions).toBeNull();
+      expect(lines[450]!.contributions).toBeNull();
+      const { unreadable, unsynced, withoutContributions } = store.stats();
+      expect(unsynced).toBe(0);
+      expect(unreadable.rows).toBe(0);
+      expect(logs.filter((l) => l.code === 'PW_BUFFER_ROWS_UNREADABLE')).toEqual([]);
+      // The visible record: a count and the newest seqs, one warning per row, and /healthz degraded naming them.
+      expect(withoutContributions.rows).toBe(2);
+      const recorded = [...withoutContributions.recent].sort((x, y) => x.seq - y.seq);
+      expect(recorded.map((r) => r.seq)).toEqual([301, 451]);
+      expect(recorded[0]!.error).toMatch(/^reading seq 301: its contributions \(a BLOB of 9 bytes\) should be 17 bytes/);
+      expect(recorded[1]!.error).toMatch(/^reading seq 451: its contributions \(a BLOB of 17 bytes\) name feature list 99, which contribution_names does not hold/);
+      const said = warnings.filter((w) => /uploads it with contributions: null/.test(w));
+      expect(said).toHaveLength(2);
+      expect(said.find((w) => w.includes('reading seq 301:'))).toMatch(/^PW_BUFFER_INVALID_ROW: reading seq 301: its contributions .*; the sync uploads it with contributions: null, its values, score and verdict as stored$/);
+      expect(said.find((w) => w.includes('reading seq 451:'))).toBeDefined();
+      expect(store.health()).toEqual({
+        ok: true,
+        degraded: expect.stringMatching(/^PW_BUFFER_INVALID_ROW: 2 row\(s\) were uploaded without their contributions, which cannot be decoded \(seq (451, 301|301, 451)\); their values, score and verdict went up as stored/),
+      });
     } finally {
       store.close();
     }
