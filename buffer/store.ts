@@ -135,9 +135,9 @@ export class BufferStore {
   private commitError: BufferError | null = null;
   /** Failures of this file met by other parts (sync's reads on its own connection), by part: see reportFailure. */
   private readonly reportedFailures = new Map<string, BufferError>();
-  /** Sync state as sequence ranges (planned, uploaded); shared by the batch planner and the stats. */
   /** Rows the sync uploaded without their contributions (not decodable): counted, said once each, shown in stats() and health(). */
   private readonly withoutContributions = new RowsWithoutContributions((message) => this.options.onWarning?.(message));
+  /** Sync state as sequence ranges (planned, uploaded); shared by the batch planner and the stats. */
   readonly ranges = new PlannedRanges(
     () => this.db,
     (err) => this.recordWithoutContributions([err.message]),
@@ -813,7 +813,6 @@ export class BufferStore {
     return readRows(this.db.prepare(`SELECT ${ROW_COLUMNS} FROM readings WHERE seq BETWEEN ? AND ? ORDER BY seq`), this.contributionNames, fromSeq, toSeq).map(fromDbRow);
   }
 
-  /** Decodes the contributions of rows read on the open file's connection (readRows). */
   /**
    * A row whose contributions cannot be decoded, met by one of the store's readers: they read as
    * null (contributions.ts), and the log is told once per row (per open, up to a thousand rows).
@@ -834,6 +833,7 @@ export class BufferStore {
     for (const e of errors) this.withoutContributions.record(e, now);
   }
 
+  /** Decodes the contributions of rows read on the open file's connection (readRows). */
   get contributionNames(): ContributionNames {
     if (this.dbHandle === null || this.names === null) throw this.closedError();
     return this.names;
