@@ -102,12 +102,15 @@ export class SensorQuiet {
     return suppressed;
   }
 
-  /** The sensors of the pump with findings held back whose quiet time is over: alerted again if still frozen. */
+  /**
+   * The sensors of the pump with findings held back whose quiet time is over: alerted again if still
+   * frozen. Asked right after prune() (AlertPublisher.onCommit), so each is bounded by the pump's model.
+   */
   due(pumpId: string): string[] {
     const sensors = this.entries.get(pumpId);
     if (sensors === undefined) return [];
     const out: string[] = [];
-    for (const [feature, e] of sensors) if (e.suppressed > 0 && !this.quiet(pumpId, feature) && this.deps.bounded(pumpId, feature)) out.push(feature);
+    for (const [feature, e] of sensors) if (e.suppressed > 0 && !this.quiet(pumpId, feature)) out.push(feature);
     return out;
   }
 
