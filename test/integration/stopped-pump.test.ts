@@ -38,6 +38,22 @@ async function scoreAll(engine: InferenceEngine, rs: readonly Reading[], batch =
 }
 
 const verdicts = (rows: readonly PredictionRow[]) => rows.map((r) => [r.score, r.anomaly, r.unscoredReason]);
+
+/**
+ * `rs` scored by long5 up to the reading `at(engine)` and by long4, swapped in there, from it on
+ * (`rest`), and the rows from that reading on of long4 scoring `rs` from the start (`expected`).
+ */
+async function swappedToLong4(rs: readonly Reading[], at: (engine: InferenceEngine) => number): Promise<{ expected: PredictionRow[]; rest: PredictionRow[]; swapAt: number }> {
+  const reference = new InferenceEngine();
+  reference.setModel('default', long4);
+  const all = await scoreAll(reference, rs);
+  const engine = new InferenceEngine();
+  engine.setModel('default', long5);
+  const swapAt = at(engine);
+  await scoreAll(engine, rs.slice(0, swapAt));
+  engine.setModel('default', long4);
+  return { expected: all.slice(swapAt), rest: await scoreAll(engine, rs.slice(swapAt)), swapAt };
+}
 const shadowVerdicts = (rows: readonly PredictionRow[]) => rows.map((r) => r.shadowScore);
 /** The rows as the buffer hands them to seed() at a restart. */
 const stored = (rows: readonly PredictionRow[]) => rows.map((r) => ({ ts: r.ts, values: r.values, unscoredReason: r.unscoredReason }));
@@ -199,36 +215,19 @@ describe('a stopped pump', () => {
 
   it('warms a model swapped in during a warm-up up after the same stop, though the stop is older than the readings the pump keeps, as if it had scored from the start', async () => {
     // the stop at 300-399; a warm-up of 600 s (until 999); the swap at 700: the 256 readings kept hold none of the stop
-    const rs = readingsWithStops(1300, STOPPED);
-    const reference = new InferenceEngine();
-    reference.setModel('default', long4);
-    const expected = await scoreAll(reference, rs);
-    const engine = new InferenceEngine();
-    engine.setModel('default', long5);
-    await scoreAll(engine, rs.slice(0, 700));
-    engine.setModel('default', long4);
-    const rest = await scoreAll(engine, rs.slice(700));
+    const { expected, rest } = await swappedToLong4(readingsWithStops(1300, STOPPED), () => 700);
     // before the fix: scored from the swap on (its window rebuilt from the readings kept), 300 s into the warm-up
     expect(rest.slice(0, 299).map(reasonKind)).toEqual(rest.slice(0, 299).map(() => 'pump starting'));
-    expect(verdicts(rest)).toEqual(verdicts(expected.slice(700)));
+    expect(verdicts(rest)).toEqual(verdicts(expected));
   });
 
   it.each([1, 2])('warms a model swapped in up after a stop that began before the readings the pump keeps (only its last %i among them), as if it had scored from the start', async (tail) => {
     // the stop at 300-399 (1 Hz), a warm-up of 600 s (400-998); swapped when the oldest of the 256 readings kept is 400 - tail
-    const rs = readingsWithStops(1300, STOPPED);
-    const reference = new InferenceEngine();
-    reference.setModel('default', long4);
-    const expected = await scoreAll(reference, rs);
-    const engine = new InferenceEngine();
-    engine.setModel('default', long5);
     // the new model's rule judges the readings kept when it scores its first one, which is among them
-    const swapAt = 400 - tail + engine.historyNeeded() - 1;
-    await scoreAll(engine, rs.slice(0, swapAt));
-    engine.setModel('default', long4);
-    const rest = await scoreAll(engine, rs.slice(swapAt));
+    const { expected, rest, swapAt } = await swappedToLong4(readingsWithStops(1300, STOPPED), (engine) => 400 - tail + engine.historyNeeded() - 1);
     // before the fix: the new rule saw the stop's last readings only, too few to count (a glitch to it): scored from the swap on, in the warm-up
     expect(rest.slice(0, 999 - swapAt).map(reasonKind)).toEqual(rest.slice(0, 999 - swapAt).map(() => 'pump starting'));
-    expect(verdicts(rest)).toEqual(verdicts(expected.slice(swapAt)));
+    expect(verdicts(rest)).toEqual(verdicts(expected));
   });
 
   it('a model swapped in ends a stop that straddles the readings kept at once when its rule calls those readings running: no warm-up of its own', async () => {
