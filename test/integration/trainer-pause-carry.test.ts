@@ -14,7 +14,7 @@ import { LoadedModel } from '../../inference/model.js';
 import type { Prepared } from '../../trainer/train/prepare.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { makeModel } from '../support/models.js';
-import { readingsWithStops } from '../support/stops.js';
+import { readingsWithStops, silence } from '../support/stops.js';
 import { preparedReadings } from '../support/trainer.js';
 
 const T0 = Date.UTC(2026, 4, 1);
@@ -31,9 +31,8 @@ const pausesBefore = (i: number) => (i >= 300 ? 1 : 0) + (i >= 500 ? 1 : 0);
  */
 function readings(): Reading[] {
   const rs = readingsWithStops(N, () => false, { pumpId: 'pump-pause', start: T0 }).map((r, i) => ({ ...r, ts: r.ts + pausesBefore(i) * PAUSE_MS }));
-  const silent = (i: number, f: string) => (rs[i] = { ...rs[i]!, values: { ...rs[i]!.values, [f]: null } });
-  for (const i of [300, 301, 302, 700, 701, 702]) silent(i, 'Flow');
-  for (let i = 496; i <= 504; i++) silent(i, 'Pressure');
+  silence(rs, 'Flow', [300, 301, 302, 700, 701, 702]);
+  silence(rs, 'Pressure', Array.from({ length: 9 }, (_, k) => 496 + k));
   return rs;
 }
 

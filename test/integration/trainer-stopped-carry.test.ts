@@ -12,7 +12,7 @@ import { InferenceEngine } from '../../inference/engine.js';
 import { LoadedModel } from '../../inference/model.js';
 import type { Prepared } from '../../trainer/train/prepare.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
-import { readingsWithStops, stopModels } from '../support/stops.js';
+import { readingsWithStops, silence, stopModels } from '../support/stops.js';
 import { preparedReadings } from '../support/trainer.js';
 
 /** No warm-up: the first readings after a stop are scored by the agent (and trained on) at once. */
@@ -29,9 +29,8 @@ const STOPPED = (i: number) => (i >= 200 && i < 210) || (i >= 400 && i < 404) ||
  */
 function readings(): Reading[] {
   const rs = readingsWithStops(N, STOPPED, { pumpId: 'pump-carry', start: T0 });
-  const silent = (i: number, f: string) => (rs[i] = { ...rs[i]!, values: { ...rs[i]!.values, [f]: null } });
-  for (const i of [210, 211, 212, 601, 700, 701, 702]) silent(i, 'Flow');
-  for (let i = 395; i <= 405; i++) silent(i, 'Pressure');
+  silence(rs, 'Flow', [210, 211, 212, 601, 700, 701, 702]);
+  silence(rs, 'Pressure', Array.from({ length: 11 }, (_, k) => 395 + k));
   return rs;
 }
 

@@ -25,6 +25,11 @@ export function readingsWithStops(n: number, stopped: (i: number) => boolean, op
   return Array.from({ length: n }, (_, i) => ({ pumpId: opts.pumpId ?? 'p1', ts: start + i * 1000, values: stopped(i) ? stoppedValues(r) : normalValues(r, i) }));
 }
 
+/** Makes `feature` silent (null) in the readings at `indices` of `rs`, in place: a sensor that did not report. */
+export function silence(rs: Reading[], feature: string, indices: Iterable<number>): void {
+  for (const i of indices) rs[i] = { ...rs[i]!, values: { ...rs[i]!.values, [feature]: null } };
+}
+
 /** A training table of `n` rows one second apart, stopped where `stopped(i)` says. */
 export function tableWithStops(n: number, stopped: (i: number) => boolean, seed = 7): CsvTable {
   const rows = readingsWithStops(n, stopped, { seed, start: Date.UTC(2026, 0, 1) });
