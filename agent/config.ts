@@ -150,6 +150,7 @@ export const CONFIG_KEYS = {
   syncBatchMaxRows: key({ env: 'PUMPWATCH_SYNC_BATCH_MAX_ROWS', schema: int(1, 1_000_000).default(50_000), unit: 'rows', description: 'rows per uploaded blob at most' }),
   retentionHours: key({ env: 'PUMPWATCH_RETENTION_HOURS', schema: numeric(num().min(0)).default(72), unit: 'h', description: 'synced rows received longer ago than this are deleted (the technician page\'s history)' }),
   alertsMinIntervalSeconds: key({ env: 'PUMPWATCH_ALERTS_MIN_INTERVAL_SECONDS', schema: int(0, 86400).default(60), unit: 's', description: 'at most one anomaly alert per pump in this interval' }),
+  alertsSilentAfterSeconds: key({ env: 'PUMPWATCH_ALERTS_SILENT_AFTER_SECONDS', schema: numeric(num().min(0).max(604800).int().refine((v) => v === 0 || v >= 60, 'either 0 (off) or at least 60 s')).default(900), unit: 's', accepts: 'integer 60–604800, or 0 (off)', description: 'a pump that sent readings and then none (accepted or refused) for this long makes one pump-silent alert, and one pump-resumed when it sends again; 0 = off' }),
   alertsSensorMinIntervalSeconds: key({ env: 'PUMPWATCH_SENSOR_ALERTS_MIN_INTERVAL_SECONDS', schema: int(0, 604800).default(3600), unit: 's', description: 'quiet time of frozen-sensor alerts per pump and sensor: a sensor found frozen again within it after its last alert is counted, not alerted; still frozen when it ends, it is alerted then with the count' }),
   logLevel: key({ env: 'PUMPWATCH_LOG_LEVEL', schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), unit: 'level', description: 'pino log level' }),
   allowInsecureModelUrls: key({ env: 'PUMPWATCH_ALLOW_INSECURE_MODEL_URLS', schema: bool.default(false), unit: 'flag', description: 'let model downloads use plain http:// (development and tests only)' }),
@@ -193,7 +194,7 @@ export const TWIN_SETTINGS = {
     slowRetrySeconds: 'syncSlowRetrySeconds',
   },
   buffer: { maxBytes: 'bufferMaxBytes', retentionHours: 'retentionHours' },
-  alerts: { minIntervalSeconds: 'alertsMinIntervalSeconds', sensorMinIntervalSeconds: 'alertsSensorMinIntervalSeconds' },
+  alerts: { minIntervalSeconds: 'alertsMinIntervalSeconds', sensorMinIntervalSeconds: 'alertsSensorMinIntervalSeconds', silentAfterSeconds: 'alertsSilentAfterSeconds' },
   ingest: { maxFutureSeconds: 'maxFutureSeconds', maxPastSeconds: 'maxPastSeconds' },
   modelDownloads: { maxBytes: 'modelMaxBytes', timeoutSeconds: 'modelDownloadTimeoutSeconds' },
 } as const satisfies Record<string, Record<string, ConfigKey>>;

@@ -14,8 +14,12 @@
  * frozen, it is alerted at the pump's next commit, with the count (a continuing fault is never left
  * unalerted); thawed by then, its next finding carries the count. The
  * `kind` field is optional in the message: consumers that predate it read every alert as an
- * anomaly alert, and the message property `type` (`anomaly` or `sensor-fault`) tells them apart
- * for routes; anomaly alerts keep every field they had.
+ * anomaly alert, and the message property `type` (messageType: `anomaly`, `sensor-fault`,
+ * `pump-silent`, `pump-resumed`) tells them apart for routes; anomaly alerts keep every field they had.
+ *
+ * A pump that stops sending makes one alert of kind `pump-silent` after `silentAfterMs`, and one
+ * `pump-resumed` when it is heard again (pump-silence.ts); both are decided on a timer (checkSilence)
+ * or at a commit or a refusal, outside the anomalies' rate limit, and leave it as it was.
  */
 import type { PredictionRow } from '../../buffer/types.js';
 import type { InferenceEngine } from '../../inference/engine.js';
@@ -23,14 +27,46 @@ import type { KeyValueStore } from '../../inference/model-state.js';
 import { monotonicNow } from '../../sync/clock.js';
 import { safeErrorMessage } from '../../sync/redact.js';
 import type { Logger } from '../logger.js';
+import { PumpSilence, type BufferedPump, type SilenceEvent, type SilentPumpView } from './pump-silence.js';
 import { SensorQuiet, type SensorSuppressedView } from './sensor-quiet.js';
 
 export const ALERTS_OUTPUT = 'alerts';
 const PENDING_KEY = 'alerts.pending';
 const SENT_KEY = 'alerts.sent';
 
-/** What an alert is about: an anomaly score over the threshold, or a sensor found frozen. Absent in alerts of agents before it: `anomaly`. */
-export type AlertKind = 'anomaly' | 'sensor-frozen';
+/**
+ * What an alert is about: an anomaly score over the threshold, a sensor found frozen, a pump that
+ * stopped sending, or one heard again after its `pump-silent` alert. Absent in alerts of agents
+ * before it: `anomaly`.
+ */
+export type AlertKind = 'anomaly' | 'sensor-frozen' | 'pump-silent' | 'pump-resumed';
+
+type SilenceKind = 'pump-silent' | 'pump-resumed';
+const isSilenceKind = (kind: AlertKind | undefined): kind is SilenceKind => kind === 'pump-silent' || kind === 'pump-resumed';
+
+/** The message property `type` of an alert of this kind, for routes (a `kind` absent is an anomaly). */
+export function messageType(kind: AlertKind | undefined): string {
+  return kind === 'sensor-frozen' ? 'sensor-fault' : (kind ?? 'anomaly');
+}
+
+/** The silence of a `pump-silent` or `pump-resumed` alert (pump-silence.ts). */
+export interface PumpSilenceAlert {
+  /** When the pump was last heard before the silence (gateway clock): its last reading's receive time, or a refused reading's. */
+  since: string;
+  /** Its last reading before the silence: its own time and when it reached the agent. */
+  lastReading: { seq: number; ts: string; receivedAt: string };
+  /**
+   * `pump-silent`: how long it had been silent; `pump-resumed`: how long the silence lasted. On
+   * the monotonic clock: from the agent's start when `beganBeforeRestart` (the time the agent was
+   * down is not measurable on it; `since` says when the silence began by the gateway clock).
+   */
+  silentSeconds: number;
+  beganBeforeRestart: boolean;
+  /** The pump's usual interval (the median of its last intervals), when known. */
+  intervalSeconds?: number;
+  /** `pump-resumed`: readings its own times skip at that interval; absent when unknown (or only refused readings came back). */
+  missedReadings?: number;
+}
 
 /** The sensor of a `sensor-frozen` alert: it has read `value` for `readings` readings in a row since `since`; `after` is its model's bound. */
 export interface FrozenSensorAlert {
@@ -47,7 +83,11 @@ export interface Alert {
   pumpId: string;
   seq: number;
   ts: string;
-  /** The reading's anomaly score; a `sensor-frozen` alert's reading may be unscored: null. */
+  /**
+   * The reading's anomaly score; a `sensor-frozen` alert's reading may be unscored: null. A silence
+   * alert's reading (`pump-silent`: the last one before it; `pump-resumed`: the first one back, or
+   * the last before it when only refused readings came back) is given by seq and ts only: null.
+   */
   score: number | null;
   threshold: number | null;
   modelVersion: string | null;
@@ -59,6 +99,8 @@ export interface Alert {
   suppressedSinceLast: number;
   /** `sensor-frozen` only: the sensor's run as it was found, or as it is when a quiet time ends (its findings held back, still frozen). */
   sensor?: FrozenSensorAlert;
+  /** `pump-silent` and `pump-resumed` only. */
+  silence?: PumpSilenceAlert;
 }
 
 export interface AlertDeps {
@@ -79,6 +121,10 @@ export interface AlertDeps {
   markAlerted?: (seq: number, at: number) => void;
   /** Alerts kept while offline at most (the oldest are dropped first, and counted). */
   maxPending?: number;
+  /** A pump heard and then silent this long is alerted `pump-silent`; 0 (default) = off. */
+  silentAfterMs?: () => number;
+  /** The pumps in the buffer with their newest rows, followed for silence from the start (default none); throws while it is closed. */
+  buffered?: () => BufferedPump[];
 }
 
 export function topFeatures(contributions: Record<string, number> | null | undefined, n = 3): Alert['topFeatures'] {
@@ -90,17 +136,36 @@ export function topFeatures(contributions: Record<string, number> | null | undef
     .map(([feature, contribution]) => ({ feature, contribution }));
 }
 
-/** The last alert sent of a pump, as kept in SQLite: `sensor` names a `sensor-frozen` alert's sensor. */
+/**
+ * The last alert sent of a pump, as kept in SQLite: `sensor` names a `sensor-frozen` alert's
+ * sensor, `kind` a silence alert's kind.
+ */
 interface SentRecord {
   at: number;
   seq?: number;
+  /** The alert's reading time, and when edgeHub took it (for a person reading the buffer). */
+  ts?: string;
+  sentAt?: string;
   sensor?: string;
+  kind?: SilenceKind;
   /**
-   * The gateway time of the pump's last anomaly alert, when the last alert sent was a sensor's
+   * The gateway time of the pump's last anomaly alert, when the last alert sent was not an anomaly
    * (the rate limit is of anomalies: restore takes it from here, or from `at` of an anomaly alert).
    */
   anomalyAt?: number;
 }
+
+/** The time of the pump's last anomaly alert a sent record gives (the rate limit's). */
+const anomalyAtOf = (s: SentRecord): number | undefined => (s.sensor === undefined && s.kind === undefined ? s.at : s.anomalyAt);
+
+/**
+ * What tells apart the alerts of one reading (its seq): a frozen sensor's feature; a silence alert's
+ * kind and decision time (a pump silent again with no reading in between has the same seq); null
+ * for the anomaly.
+ */
+const identityOf = (alert: Alert, at: number): string | null =>
+  alert.sensor ? `sensor:${alert.sensor.feature}` : isSilenceKind(alert.kind) ? `${alert.kind}@${at}` : null;
+const sentIdentityOf = (s: SentRecord): string | null => (s.sensor !== undefined ? `sensor:${s.sensor}` : s.kind !== undefined ? `${s.kind}@${s.at}` : null);
 
 /**
  * The pending alerts a stopped drain had not sent: per pump (FIFO, seqs rise), those after the
@@ -112,7 +177,7 @@ function unsentOf(pending: ReadonlyArray<{ alert: Alert; at: number }>, sent: Re
   pending.forEach((p, i) => {
     const s = sent[p.alert.pumpId];
     if (s?.seq === undefined || p.alert.seq > s.seq) return;
-    if (p.alert.seq < s.seq || (p.alert.sensor?.feature ?? null) === (s.sensor ?? null)) cut.set(p.alert.pumpId, i);
+    if (p.alert.seq < s.seq || identityOf(p.alert, p.at) === sentIdentityOf(s)) cut.set(p.alert.pumpId, i);
   });
   return pending.filter((p, i) => i > (cut.get(p.alert.pumpId) ?? -1));
 }
@@ -124,37 +189,42 @@ export class AlertPublisher {
   private readonly lastAt = new Map<string, number>();
   private readonly suppressed = new Map<string, number>();
   private sending: Promise<void> | null = null;
-  readonly counts = { sent: 0, suppressed: 0, dropped: 0, failed: 0, sensorFaults: 0 };
+  readonly counts = { sent: 0, suppressed: 0, dropped: 0, failed: 0, sensorFaults: 0, silentAlerts: 0, resumedAlerts: 0 };
   private lastError: string | null = null;
   private readonly sensorQuiet: SensorQuiet;
+  private readonly silence: PumpSilence;
   /**
    * What of the last run's state restore could not read yet (null before restore is called): a
    * buffer that cannot open at start-up opens later (agent/main.ts reopenBuffer), and what restore
    * could not read then is read at the first commit or flush after, before anything is saved over
    * it; nothing commits while the buffer is closed, so nothing of this run is decided meanwhile.
    */
-  private owed: { alerts: boolean; sensors: boolean } | null = null;
+  private owed: { alerts: boolean; sensors: boolean; silence: boolean } | null = null;
   /** Restores that found the buffer unreadable. */
   private failedRestores = 0;
 
   constructor(private readonly deps: AlertDeps) {
     this.sensorQuiet = new SensorQuiet({ kv: deps.kv, bounded: (pumpId, feature) => deps.engine.boundsSensor(pumpId, feature), intervalMs: deps.sensorMinIntervalMs, clock: () => this.now(), monotonic: () => this.monotonic(), logger: deps.logger });
+    this.silence = new PumpSilence({ kv: deps.kv, buffered: deps.buffered ?? (() => []), silentAfterMs: deps.silentAfterMs ?? (() => 0), clock: () => this.now(), monotonic: () => this.monotonic(), logger: deps.logger });
   }
 
   /**
-   * Loads alerts left unsent by the previous run, the time of each pump's last alert, and each
-   * sensor's (sensor-quiet.ts). What the buffer could not give (not open yet) is loaded at the next
-   * commit or flush that finds it open: until then nothing is saved over it.
+   * Loads alerts left unsent by the previous run, the time of each pump's last alert, each
+   * sensor's (sensor-quiet.ts), and the pumps followed for silence (pump-silence.ts). What the
+   * buffer could not give (not open yet) is loaded at the next commit or flush that finds it open:
+   * until then nothing is saved over it.
    */
   restore(): void {
     const retry = this.failedRestores > 0;
-    const owed = (this.owed ??= { alerts: true, sensors: true });
+    const owed = (this.owed ??= { alerts: true, sensors: true, silence: true });
     if (owed.sensors) owed.sensors = !this.sensorQuiet.restore();
-    if (owed.alerts) owed.alerts = !this.restoreAlerts();
-    if (owed.sensors || owed.alerts) {
+    if (owed.silence) owed.silence = !this.silence.restore();
+    // After the silence: the unsent silence alerts restored say which pumps were alerted.
+    if (owed.alerts && !owed.silence) owed.alerts = !this.restoreAlerts();
+    if (owed.sensors || owed.alerts || owed.silence) {
       // Said once, not at each retry (every flush, each 30 s).
-      if (this.failedRestores++ === 0) this.deps.logger.warn('unsent alerts and quiet times of sensor alerts of the last run not restored yet: the buffer could not be read; they are once it opens');
-    } else if (retry) this.deps.logger.info({ attempts: this.failedRestores + 1 }, 'unsent alerts and quiet times of sensor alerts of the last run restored: the buffer opened');
+      if (this.failedRestores++ === 0) this.deps.logger.warn('unsent alerts, quiet times of sensor alerts and silent pumps of the last run not restored yet: the buffer could not be read; they are once it opens');
+    } else if (retry) this.deps.logger.info({ attempts: this.failedRestores + 1 }, 'unsent alerts, quiet times of sensor alerts and silent pumps of the last run restored: the buffer opened');
   }
 
   private restoreAlerts(): boolean {
@@ -171,14 +241,17 @@ export class AlertPublisher {
       // The list is saved when a drain stops, not after each alert (see drain): those a stopped
       // drain had sent are the ones up to the last recorded as sent for their pump (FIFO, seqs rise).
       // Before any of this run's (none is decided while the buffer is closed: nothing commits).
-      if (text) this.pending = [...unsentOf(JSON.parse(text) as Array<{ alert: Alert; at: number }>, sent), ...this.pending];
-      // The rate limit is of anomalies: a sensor-frozen alert, sent or pending, does not start it.
+      const unsent = text ? unsentOf(JSON.parse(text) as Array<{ alert: Alert; at: number }>, sent) : [];
+      this.pending = [...unsent, ...this.pending];
+      // A silence alert pending whose state a kill kept from being saved (see PumpSilence.save).
+      for (const p of unsent) if (isSilenceKind(p.alert.kind)) this.silence.alertedBefore(p.alert.pumpId, p.alert.kind, p.at);
+      // The rate limit is of anomalies: a sensor-frozen or silence alert, sent or pending, does not start it.
       const lastAt = new Map<string, number>();
       for (const [pumpId, s] of Object.entries(sent)) {
-        const at = s.sensor === undefined ? s.at : s.anomalyAt;
+        const at = anomalyAtOf(s);
         if (at !== undefined) lastAt.set(pumpId, at);
       }
-      for (const p of this.pending) if (p.alert.kind !== 'sensor-frozen') lastAt.set(p.alert.pumpId, Math.max(p.at, lastAt.get(p.alert.pumpId) ?? 0));
+      for (const p of this.pending) if ((p.alert.kind ?? 'anomaly') === 'anomaly') lastAt.set(p.alert.pumpId, Math.max(p.at, lastAt.get(p.alert.pumpId) ?? 0));
       // Stored on the wall clock: a time later than now (the clock was stepped back since) has expired.
       const now = this.now();
       const mono = this.monotonic();
@@ -194,7 +267,10 @@ export class AlertPublisher {
     const restoredNow = this.restoreIfNot();
     const now = this.now();
     const mono = this.monotonic();
-    let added = 0;
+    // Pumps alerted silent that are heard again: pump-resumed, ahead of the alerts of their readings.
+    const resumed = this.silence.heard(rows, seqs);
+    for (const e of resumed) this.pending.push({ alert: this.silenceAlertOf('pump-resumed', e), at: now });
+    let added = resumed.length;
     let sensorsChanged = false;
     for (let i = 0; i < rows.length; i++) {
       const row = rows[i]!;
@@ -231,10 +307,51 @@ export class AlertPublisher {
       if (restoredNow && this.pending.length > 0) this.flush(); // the last run's, restored just now
       return;
     }
+    this.trimPending();
+    this.savePending();
+    if (resumed.length > 0) this.silenceDecided('pump-resumed', resumed);
+    this.flush();
+  }
+
+  /** Refusal listener: a refused reading is a reading; a pump alerted silent is heard again (pump-resumed). */
+  onRefuse(refused: ReadonlyArray<{ pumpId: string; receivedAt: number }>): void {
+    this.queueSilence('pump-resumed', this.silence.refused(refused));
+  }
+
+  /** The timer's check: pumps silent for `silentAfterMs`, not alerted yet, are alerted `pump-silent`. */
+  checkSilence(): void {
+    this.queueSilence('pump-silent', this.silence.due());
+  }
+
+  private queueSilence(kind: SilenceKind, events: readonly SilenceEvent[]): void {
+    if (events.length === 0) return;
+    const now = this.now();
+    for (const e of events) this.pending.push({ alert: this.silenceAlertOf(kind, e), at: now });
+    this.trimPending();
+    this.savePending();
+    this.silenceDecided(kind, events);
+    this.flush();
+  }
+
+  /** Once their alerts are saved in the pending list: the silent pumps saved, counted and logged. */
+  private silenceDecided(kind: SilenceKind, events: readonly SilenceEvent[]): void {
+    this.silence.save();
+    for (const e of events) {
+      const fields = { pumpId: e.pumpId, since: new Date(e.since).toISOString(), silentSeconds: Math.round(e.silentMs / 1000), beganBeforeRestart: e.beganBeforeRestart };
+      if (kind === 'pump-silent') {
+        this.counts.silentAlerts++;
+        this.deps.logger.warn(fields, `pump ${e.pumpId} silent: no reading for ${fields.silentSeconds} s${e.beganBeforeRestart ? ' since the agent started (and before it)' : ''}; alert pump-silent`);
+      } else {
+        this.counts.resumedAlerts++;
+        this.deps.logger.info({ ...fields, missedReadings: e.missedReadings }, `pump ${e.pumpId} sends again after ${fields.silentSeconds} s of silence${e.beganBeforeRestart ? ' (at least: it began before the agent started)' : ''}; alert pump-resumed`);
+      }
+    }
+  }
+
+  /** Drops the oldest pending alerts over maxPending (counted). */
+  private trimPending(): void {
     const max = this.deps.maxPending ?? 1000;
     if (this.pending.length > max) this.counts.dropped += this.pending.splice(0, this.pending.length - max).length;
-    this.savePending();
-    this.flush();
   }
 
   /** Sends what is pending (after a reconnect, on a timer). */
@@ -245,9 +362,10 @@ export class AlertPublisher {
 
   /** Restores what the start-up restore could not read yet; true when it is all restored now, at this call. */
   private restoreIfNot(): boolean {
-    if (this.owed === null || (!this.owed.alerts && !this.owed.sensors)) return false;
+    const owing = (): boolean => this.owed !== null && (this.owed.alerts || this.owed.sensors || this.owed.silence);
+    if (!owing()) return false;
     this.restore();
-    return !this.owed.alerts && !this.owed.sensors;
+    return !owing();
   }
 
   async idle(): Promise<void> {
@@ -257,7 +375,9 @@ export class AlertPublisher {
   /**
    * `suppressed`: anomalies held back by the rate limit; `sensorFaults`: frozen sensors found;
    * `sensorSuppressed`: those findings held back by a sensor's quiet time (both since start);
-   * `sensorsSuppressed`: per pump, its sensors with findings held back since their last alert.
+   * `sensorsSuppressed`: per pump, its sensors with findings held back since their last alert;
+   * `silentPumps`: the pumps silent now (pump-silence.ts), `pumpsSilent` how many;
+   * `silentAlerts`, `resumedAlerts`: the pump-silent and pump-resumed alerts decided since start.
    */
   status(): {
     sent: number;
@@ -268,7 +388,12 @@ export class AlertPublisher {
     sensorFaults: number;
     sensorSuppressed: number;
     sensorsSuppressed: Record<string, Record<string, SensorSuppressedView>>;
+    silentPumps: Record<string, SilentPumpView>;
+    pumpsSilent: number;
+    silentAlerts: number;
+    resumedAlerts: number;
   } {
+    const silentPumps = this.silence.status();
     return {
       sent: this.counts.sent,
       suppressed: this.counts.suppressed,
@@ -278,6 +403,10 @@ export class AlertPublisher {
       sensorFaults: this.counts.sensorFaults,
       sensorSuppressed: this.sensorQuiet.suppressedTotal,
       sensorsSuppressed: this.sensorQuiet.status(),
+      silentPumps,
+      pumpsSilent: Object.keys(silentPumps).length,
+      silentAlerts: this.counts.silentAlerts,
+      resumedAlerts: this.counts.resumedAlerts,
     };
   }
 
@@ -310,6 +439,30 @@ export class AlertPublisher {
       topFeatures: [],
       suppressedSinceLast,
       sensor: { feature: s.feature, value: s.value, since: new Date(s.since).toISOString(), readings: s.readings, after: s.after },
+    };
+  }
+
+  private silenceAlertOf(kind: SilenceKind, e: SilenceEvent): Alert {
+    const iso = (ms: number): string => new Date(ms).toISOString();
+    return {
+      kind,
+      deviceId: this.deps.deviceId,
+      pumpId: e.pumpId,
+      seq: e.reading.seq,
+      ts: iso(e.reading.ts),
+      score: null,
+      threshold: null,
+      modelVersion: null,
+      topFeatures: [],
+      suppressedSinceLast: 0,
+      silence: {
+        since: iso(e.since),
+        lastReading: { seq: e.lastReading.seq, ts: iso(e.lastReading.ts), receivedAt: iso(e.lastReading.receivedAt) },
+        silentSeconds: Math.round(e.silentMs / 1000),
+        beganBeforeRestart: e.beganBeforeRestart,
+        ...(e.intervalMs === null ? {} : { intervalSeconds: e.intervalMs / 1000 }),
+        ...(kind === 'pump-resumed' && e.missedReadings !== null ? { missedReadings: e.missedReadings } : {}),
+      },
     };
   }
 
@@ -374,17 +527,21 @@ export class AlertPublisher {
     try {
       const sent = JSON.parse(this.deps.kv.getMeta(SENT_KEY) ?? '{}') as Record<string, SentRecord | undefined>;
       const previous = sent[alert.pumpId];
-      // A sensor's alert keeps the time of the pump's last anomaly alert, which restore needs.
-      const anomalyAt = previous === undefined ? undefined : previous.sensor === undefined ? previous.at : previous.anomalyAt;
-      sent[alert.pumpId] = {
+      // A sensor's or a silence alert keeps the time of the pump's last anomaly alert, which restore needs.
+      const anomalyAt = previous === undefined ? undefined : anomalyAtOf(previous);
+      const kept = anomalyAt === undefined ? {} : { anomalyAt };
+      const silence = isSilenceKind(alert.kind);
+      const record: SentRecord = {
         seq: alert.seq,
         ts: alert.ts,
         at,
         sentAt: new Date(this.now()).toISOString(),
-        ...(alert.sensor ? { sensor: alert.sensor.feature, ...(anomalyAt === undefined ? {} : { anomalyAt }) } : {}),
-      } as SentRecord;
+        ...(alert.sensor ? { sensor: alert.sensor.feature, ...kept } : isSilenceKind(alert.kind) ? { kind: alert.kind, ...kept } : {}),
+      };
+      sent[alert.pumpId] = record;
       this.deps.kv.setMeta(SENT_KEY, JSON.stringify(sent));
-      this.deps.markAlerted?.(alert.seq, this.now());
+      // A silence alert is about no reading of its own (the alerted_at of a row is an anomaly's or a sensor's).
+      if (!silence) this.deps.markAlerted?.(alert.seq, this.now());
     } catch (err) {
       this.deps.logger.warn({ err: { message: safeErrorMessage(err) } }, 'alert sent but not recorded in the buffer');
     }

@@ -6,12 +6,13 @@ import device from 'azure-iot-device';
 import { TWIN_SETTINGS, type Config } from '../config.js';
 import { stopEach, type AgentParts as Agent } from '../wiring/part.js';
 import type { Logger } from '../logger.js';
-import { AlertPublisher, ALERTS_OUTPUT, type Alert } from './alerts.js';
+import { AlertPublisher, ALERTS_OUTPUT, messageType, type Alert } from './alerts.js';
 import { configuredSource, createModuleClient, startLocalHub, type ClientSource, type LocalHubHandle } from './client.js';
 import { EdgeConnection, STOP_WAIT_MS, type ModuleClient } from './connection.js';
 import { InputHandler } from './inputs.js';
 import { createModelUpdater, type ModelUpdateOptions } from './model-updates.js';
 import { PumpActivity } from './pump-activity.js';
+import { bufferedPumps } from './pump-silence.js';
 import { Reporter, type ReportedTwin } from './reported.js';
 import { AckGate, commitAckTransport } from './transport.js';
 import { TwinSync } from './twin.js';
@@ -28,6 +29,8 @@ export interface EdgeRuntimeOptions extends ModelUpdateOptions {
   sendTimeoutMs?: number;
   /** A pump without readings for this long is no longer reported in `pumps` (default 30 days). */
   pumpsForgetAfterMs?: number;
+  /** How often pumps are checked for silence (`alerts.silentAfterSeconds`; default 5 s). */
+  silenceCheckMs?: number;
 }
 
 export class EdgeRuntime {
@@ -98,8 +101,13 @@ export class EdgeRuntime {
       sensorMinIntervalMs: () => agent.config.alertsSensorMinIntervalSeconds * 1000,
       markAlerted: (seq, at) => agent.buffer.markAlerted(seq, at),
       logger: this.log,
+      // The page's clock: silence is measured on it as "stale" is.
+      monotonic: agent.monotonic,
+      silentAfterMs: () => agent.config.alertsSilentAfterSeconds * 1000,
+      buffered: () => bufferedPumps(agent.buffer),
     });
     agent.pipeline.onCommit((rows, seqs) => this.alerts.onCommit(rows, seqs));
+    agent.pipeline.onRefuse((refused) => this.alerts.onRefuse(refused));
     this.inputs = new InputHandler({
       pipeline: agent.pipeline,
       gate: this.gate,
@@ -112,6 +120,7 @@ export class EdgeRuntime {
     agent.registry.counterFrom('pumpwatch_alerts_sensor_suppressed_total', 'Frozen-sensor findings not alerted (quiet time per pump and sensor)', () => this.alerts.status().sensorSuppressed);
     agent.status.setAlerts(() => this.alerts.status());
     agent.registry.gauge('pumpwatch_alerts_pending', 'Alerts waiting for the hub connection', () => this.alerts.status().pending);
+    agent.registry.gauge('pumpwatch_pumps_silent', 'Pumps heard before that have sent no reading for alerts.silentAfterSeconds (alerted pump-silent, not resumed)', () => this.alerts.status().pumpsSilent);
   }
 
   /** `connectivity.hub` in /status. */
@@ -152,6 +161,8 @@ export class EdgeRuntime {
       source = this.localHub?.source ?? null;
     }
     this.alerts.restore();
+    // Decided offline too (kept pending, as anomalies are), so /status shows silent pumps whatever the hub does.
+    this.every(this.opts.silenceCheckMs ?? 5_000, () => this.alerts.checkSilence());
     if (!source) return;
     const transport = commitAckTransport({
       gate: this.gate,
@@ -260,7 +271,7 @@ export class EdgeRuntime {
     const msg = new device.Message(JSON.stringify(alert));
     msg.contentType = 'application/json';
     msg.contentEncoding = 'utf-8';
-    msg.properties.add('type', alert.kind === 'sensor-frozen' ? 'sensor-fault' : 'anomaly');
+    msg.properties.add('type', messageType(alert.kind));
     msg.properties.add('pumpId', alert.pumpId);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {

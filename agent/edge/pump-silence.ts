@@ -1,0 +1,283 @@
+/**
+ * Pumps that stop sending (`alerts.silentAfterSeconds`): a PLC link down, a cable cut, a poller
+ * crashed. The page shows such a pump as stale, but nothing told the cloud; a SCADA system raises
+ * "communication lost". A pump this agent has heard (a reading committed, or one in the buffer at
+ * start-up) that then sends nothing for the setting's time is silent: the publisher alerts it once
+ * (`pump-silent`), and once more when it is heard again (`pump-resumed`). Every reading that
+ * reaches the agent counts, accepted or refused: a pump whose readings are all refused is not
+ * silent (the page says it is refused). Silence is measured on the monotonic clock, as the page's
+ * "stale" is: a step of the gateway clock neither raises nor hides it.
+ *
+ * Kept in the buffer's meta (`alerts.silent`, as sensor-quiet.ts keeps its own): the pumps alerted
+ * silent and not yet resumed, so a restart neither alerts them again nor forgets their
+ * `pump-resumed`. The time the agent was down is not measurable on the monotonic clock: after a
+ * restart a pump is silent from the agent's start (`beganBeforeRestart`, `since` its last reading's
+ * receive time), and a pump whose last reading was received more than DECOMMISSIONED_AFTER_MS
+ * before the start is not followed (a pump taken out of service).
+ */
+import type { BufferStore } from '../../buffer/store.js';
+import { GAP_INTERVALS, sortedMedian } from '../../inference/contract.js';
+import type { KeyValueStore } from '../../inference/model-state.js';
+import { safeErrorMessage } from '../../sync/redact.js';
+import type { Logger } from '../logger.js';
+
+export const SILENT_KEY = 'alerts.silent';
+/** A pump whose last reading was received longer ago than this at start-up is not followed (decommissioned). */
+export const DECOMMISSIONED_AFTER_MS = 7 * 86_400_000;
+
+/** A stored reading, as the silence alerts give it: its seq, its own time and when it reached the agent (gateway clock). */
+export interface HeardReading {
+  seq: number;
+  ts: number;
+  receivedAt: number;
+}
+
+/** A pump in the buffer at start-up, with its newest rows (oldest first; the last is its last reading). */
+export interface BufferedPump {
+  pumpId: string;
+  rows: readonly HeardReading[];
+}
+
+/** Rows read back per pump at start-up: its last reading, and its usual interval (the median of GAP_INTERVALS). */
+const READ_BACK = GAP_INTERVALS + 1;
+
+/** The pumps of the buffer with their newest rows (PumpSilenceDeps.buffered); throws while it is not open. */
+export function bufferedPumps(buffer: Pick<BufferStore, 'pumpIds' | 'predictions'>): BufferedPump[] {
+  return buffer.pumpIds().map((pumpId) => ({ pumpId, rows: buffer.predictions(pumpId, { limit: READ_BACK }) }));
+}
+
+interface Track {
+  /** The pump's last reading committed (by seq). */
+  last: HeardReading;
+  /** The newest reading time seen (intervals and missed readings are counted on the pump's own times). */
+  newestTs: number;
+  /** Its last intervals (ms, positive), at most GAP_INTERVALS, oldest first. */
+  intervals: number[];
+  /** Monotonic ms when it was last heard; the agent's start for a pump not heard since. */
+  heardAt: number;
+  /** Gateway time it was last heard: its last reading's receive time, or a refused reading's. */
+  heardWall: number;
+  /** Not heard since the agent started: `heardAt` is the start, the silence began before it. */
+  beganBeforeRestart: boolean;
+  /** Gateway time of its `pump-silent` alert; null while it is not alerted silent. */
+  alertedAt: number | null;
+}
+
+/** What is stored per pump alerted silent. */
+interface Stored {
+  seq: number;
+  ts: number;
+  receivedAt: number;
+  since: number;
+  alertedAt: number;
+  intervalMs: number | null;
+}
+
+/** A pump found silent (pump-silent) or heard again after its alert (pump-resumed), as the publisher alerts it. */
+export interface SilenceEvent {
+  pumpId: string;
+  /** pump-silent: its last reading; pump-resumed: the first reading back (its last one when only refused readings came). */
+  reading: HeardReading;
+  /** Its last reading before the silence. */
+  lastReading: HeardReading;
+  since: number;
+  silentMs: number;
+  beganBeforeRestart: boolean;
+  /** The pump's usual interval (median of its last ones), when known. */
+  intervalMs: number | null;
+  /** pump-resumed: readings the pump's own times skip at that interval; null when not known. */
+  missedReadings: number | null;
+}
+
+/** A silent pump, as /status shows it. */
+export interface SilentPumpView {
+  since: string;
+  silentSeconds: number;
+  alerted: boolean;
+  beganBeforeRestart: boolean;
+}
+
+export interface PumpSilenceDeps {
+  kv: KeyValueStore;
+  /** The pumps in the buffer with their newest rows; throws while the buffer is not open. */
+  buffered: () => BufferedPump[];
+  silentAfterMs: () => number;
+  clock: () => number;
+  monotonic: () => number;
+  logger: Logger;
+}
+
+export class PumpSilence {
+  private readonly tracks = new Map<string, Track>();
+  private restored = false;
+
+  constructor(private readonly deps: PumpSilenceDeps) {}
+
+  /**
+   * Follows the pumps of the buffer, silent from now, and the pumps the last run alerted silent.
+   * False (nothing logged) when the buffer could not be read: call again once it is, before
+   * anything is saved. A stored value that does not parse is logged and counts as restored.
+   */
+  restore(): boolean {
+    let text: string | null;
+    let buffered: BufferedPump[];
+    try {
+      text = this.deps.kv.getMeta(SILENT_KEY);
+      buffered = this.deps.buffered();
+    } catch {
+      return false; // the publisher says so (alerts.ts restore)
+    }
+    const now = this.deps.clock();
+    const mono = this.deps.monotonic();
+    let stored: Record<string, Stored> = {};
+    try {
+      stored = JSON.parse(text ?? '{}') as Record<string, Stored>;
+    } catch (err) {
+      this.deps.logger.warn({ err: { message: safeErrorMessage(err) } }, 'pumps alerted silent by the last run could not be restored');
+    }
+    for (const { pumpId, rows } of buffered) {
+      const last = rows.at(-1);
+      if (last === undefined || this.tracks.has(pumpId)) continue;
+      if (stored[pumpId] === undefined && now - last.receivedAt > DECOMMISSIONED_AFTER_MS) continue;
+      const t = this.track(pumpId, last, mono, last.receivedAt);
+      t.newestTs = rows[0]!.ts;
+      for (const row of rows.slice(1)) this.interval(t, row.ts);
+      t.beganBeforeRestart = true;
+    }
+    for (const [pumpId, s] of Object.entries(stored)) {
+      if (typeof s?.seq !== 'number' || typeof s.alertedAt !== 'number' || this.tracks.get(pumpId)?.alertedAt != null) continue;
+      const t = this.tracks.get(pumpId) ?? this.track(pumpId, { seq: s.seq, ts: s.ts, receivedAt: s.receivedAt }, mono, s.since);
+      if (t.intervals.length === 0 && typeof s.intervalMs === 'number') t.intervals.push(s.intervalMs);
+      Object.assign(t, { heardWall: s.since, beganBeforeRestart: true, alertedAt: s.alertedAt });
+    }
+    this.restored = true;
+    return true;
+  }
+
+  /**
+   * A `pump-silent` alert found in the last run's unsent alerts, or `pump-resumed` one: the state
+   * saved with it (in a second write, which a kill may have missed) follows the alert.
+   */
+  alertedBefore(pumpId: string, kind: 'pump-silent' | 'pump-resumed', at: number): void {
+    const t = this.tracks.get(pumpId);
+    if (t === undefined) return;
+    if (kind === 'pump-silent') t.alertedAt ??= at;
+    else t.alertedAt = null;
+  }
+
+  /** Committed readings: each pump is heard now; those alerted silent are returned (pump-resumed). Call save() after alerting them. */
+  heard(rows: ReadonlyArray<{ pumpId: string; ts: number; receivedAt: number }>, seqs: readonly number[]): SilenceEvent[] {
+    const mono = this.deps.monotonic();
+    const resumed = new Map<string, { event: SilenceEvent; newestTs: number }>();
+    for (let i = 0; i < rows.length; i++) {
+      const { pumpId, ts, receivedAt } = rows[i]!;
+      const row = { seq: seqs[i]!, ts, receivedAt };
+      const t = this.tracks.get(pumpId);
+      if (t === undefined) {
+        this.track(pumpId, row, mono, receivedAt);
+        continue;
+      }
+      if (t.alertedAt !== null && !resumed.has(pumpId)) resumed.set(pumpId, { event: this.resumedEvent(pumpId, t, row, mono), newestTs: t.newestTs });
+      const back = resumed.get(pumpId);
+      // Readings skipped: from the pump's newest time before the silence to its first one after (its own clock).
+      if (back && row.ts > back.newestTs) back.event.missedReadings = minNullable(back.event.missedReadings, missed(row.ts - back.newestTs, back.event.intervalMs));
+      if (row.seq > t.last.seq) t.last = row;
+      this.interval(t, ts);
+      Object.assign(t, { heardAt: mono, heardWall: receivedAt, beganBeforeRestart: false, alertedAt: null });
+    }
+    return [...resumed.values()].map((r) => r.event);
+  }
+
+  /** Refused readings of pumps: a pump followed is heard (not silent); one alerted silent is returned (pump-resumed). */
+  refused(refused: ReadonlyArray<{ pumpId: string; receivedAt: number }>): SilenceEvent[] {
+    if (!this.restored) return [];
+    const mono = this.deps.monotonic();
+    const resumed: SilenceEvent[] = [];
+    for (const r of refused) {
+      const t = this.tracks.get(r.pumpId);
+      if (t === undefined) continue; // never heard: not followed
+      if (t.alertedAt !== null) resumed.push(this.resumedEvent(r.pumpId, t, t.last, mono));
+      Object.assign(t, { heardAt: mono, heardWall: r.receivedAt, beganBeforeRestart: false, alertedAt: null });
+    }
+    return resumed;
+  }
+
+  /** The pumps silent for the setting's time and not alerted yet: each is alerted now (pump-silent). */
+  due(): SilenceEvent[] {
+    const after = this.deps.silentAfterMs();
+    if (after <= 0 || !this.restored) return [];
+    const mono = this.deps.monotonic();
+    const now = this.deps.clock();
+    const out: SilenceEvent[] = [];
+    for (const [pumpId, t] of this.tracks) {
+      if (t.alertedAt !== null || mono - t.heardAt < after) continue;
+      t.alertedAt = now;
+      const intervalMs = median(t.intervals);
+      out.push({ pumpId, reading: t.last, lastReading: t.last, since: t.heardWall, silentMs: mono - t.heardAt, beganBeforeRestart: t.beganBeforeRestart, intervalMs, missedReadings: null });
+    }
+    return out;
+  }
+
+  /** The pumps silent now: alerted, or silent for the setting's time (alerted at the next check). */
+  status(): Record<string, SilentPumpView> {
+    const after = this.deps.silentAfterMs();
+    const mono = this.deps.monotonic();
+    const out: Record<string, SilentPumpView> = {};
+    for (const [pumpId, t] of [...this.tracks].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      const silentMs = mono - t.heardAt;
+      if (t.alertedAt === null && (after <= 0 || silentMs < after)) continue;
+      out[pumpId] = { since: new Date(t.heardWall).toISOString(), silentSeconds: Math.round(silentMs / 1000), alerted: t.alertedAt !== null, beganBeforeRestart: t.beganBeforeRestart };
+    }
+    return out;
+  }
+
+  /**
+   * Stores the pumps alerted silent: after each change, once its alerts are in the saved pending
+   * list (alerts.ts), so a kill between the two writes leaves an alert the restore finds
+   * (alertedBefore), never a pump recorded alerted whose alert is lost.
+   */
+  save(): void {
+    const out: Record<string, Stored> = {};
+    for (const [pumpId, t] of this.tracks) {
+      if (t.alertedAt === null) continue;
+      out[pumpId] = { seq: t.last.seq, ts: t.last.ts, receivedAt: t.last.receivedAt, since: t.heardWall, alertedAt: t.alertedAt, intervalMs: median(t.intervals) };
+    }
+    try {
+      this.deps.kv.setMeta(SILENT_KEY, JSON.stringify(out));
+    } catch (err) {
+      this.deps.logger.warn({ err: { message: safeErrorMessage(err) } }, 'pumps alerted silent not persisted');
+    }
+  }
+
+  private resumedEvent(pumpId: string, t: Track, reading: HeardReading, mono: number): SilenceEvent {
+    return { pumpId, reading: { ...reading }, lastReading: { ...t.last }, since: t.heardWall, silentMs: mono - t.heardAt, beganBeforeRestart: t.beganBeforeRestart, intervalMs: median(t.intervals), missedReadings: null };
+  }
+
+  private track(pumpId: string, last: HeardReading, mono: number, heardWall: number): Track {
+    const t: Track = { last: { seq: last.seq, ts: last.ts, receivedAt: last.receivedAt }, newestTs: last.ts, intervals: [], heardAt: mono, heardWall, beganBeforeRestart: false, alertedAt: null };
+    this.tracks.set(pumpId, t);
+    return t;
+  }
+
+  /** A reading time of the pump: a step forward from its newest is one of its intervals. */
+  private interval(t: Track, ts: number): void {
+    if (ts > t.newestTs) {
+      t.intervals.push(ts - t.newestTs);
+      if (t.intervals.length > GAP_INTERVALS) t.intervals.shift();
+      t.newestTs = ts;
+    }
+  }
+}
+
+function median(intervals: readonly number[]): number | null {
+  return intervals.length === 0 ? null : sortedMedian([...intervals].sort((a, b) => a - b));
+}
+
+/** Readings skipped in a step of `stepMs` at `intervalMs` (null when the interval is not known). */
+function missed(stepMs: number, intervalMs: number | null): number | null {
+  return intervalMs === null || intervalMs <= 0 ? null : Math.max(0, Math.round(stepMs / intervalMs) - 1);
+}
+
+function minNullable(a: number | null, b: number | null): number | null {
+  return a === null ? b : b === null ? a : Math.min(a, b);
+}
