@@ -30,6 +30,10 @@ export interface FitOptions {
   window?: number;
   /** Model version (default: derived from the data and options). */
   version?: string;
+  /** Put before the version derived from the data (the agent's first models: `gw-`); ignored with `version`. */
+  versionPrefix?: string;
+  /** More entries of the model's `metrics` (the agent's first models: `origin: "gateway"`, what was left out). */
+  metrics?: Record<string, unknown>;
   /** The stopped-when rule written into the model's metadata (see inference/contract.ts StoppedRule). */
   stoppedWhen?: StoppedRule;
   /**
@@ -101,7 +105,7 @@ export function fitTable(table: CsvTable & { segmentStarts?: readonly number[] }
   const first = timestamps.reduce((a, b) => Math.min(a, b));
   const last = timestamps.reduce((a, b) => Math.max(a, b));
   const trainedAt = new Date(last).toISOString();
-  const version = options.version ?? defaultVersion(trainedAt, dataHash(table.features, rows, timestamps, { algoName, window, source, ...(segmentStarts.length > 1 ? { segmentStarts } : {}), ...(rule ? { stoppedWhen: stoppedRuleToJson(rule) } : {}) }));
+  const version = options.version ?? (options.versionPrefix ?? '') + defaultVersion(trainedAt, dataHash(table.features, rows, timestamps, { algoName, window, source, ...(segmentStarts.length > 1 ? { segmentStarts } : {}), ...(rule ? { stoppedWhen: stoppedRuleToJson(rule) } : {}) }));
   const metadata: ModelMetadata = {
     contract: CONTRACT_VERSION,
     features: [...model.features],
@@ -111,7 +115,7 @@ export function fitTable(table: CsvTable & { segmentStarts?: readonly number[] }
     version,
     trainedAt,
     algorithm: model.algorithm,
-    metrics: { ...model.metrics, trainFrom: new Date(first).toISOString(), trainTo: trainedAt, ...(stoppedLeftOut ? { stoppedRowsLeftOut: stoppedLeftOut } : {}) },
+    metrics: { ...model.metrics, trainFrom: new Date(first).toISOString(), trainTo: trainedAt, ...(stoppedLeftOut ? { stoppedRowsLeftOut: stoppedLeftOut } : {}), ...options.metrics },
     ...(rule ? { stoppedWhen: rule } : {}),
     ...(stuckAfter ? { stuckAfter } : {}),
   };

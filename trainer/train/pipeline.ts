@@ -29,6 +29,7 @@ import { registerVersion, type Registered } from '../registry/register.js';
 import { rewriteRecord, writeBest } from '../registry/write.js';
 import { decide, unlessRolledBack, type Decision } from './decide.js';
 import { between, comparisonLoad, newerReadingsNote, noUsableRows, prepareData, removedIn, skippedLabelWarning, type LabelSet, type Uncleaned } from './prepare.js';
+import { holdoutSplit, MIN_HOLDOUT_ROWS, MIN_TRAIN_ROWS, trainSegmentStarts } from './split.js';
 import { dataWarnings, evaluationWarnings, rawReadingWarnings } from './warnings.js';
 
 export interface TrainRequest {
@@ -69,13 +70,7 @@ export interface TrainRequest {
   stoppedWhen?: StoppedRule | null;
 }
 
-/**
- * `maxFar` 5 %: the false-alarm ceiling of the decision (train/decide.ts; why this figure:
- * trainer/README.md, "Decide").
- */
-export const TRAIN_DEFAULTS = { holdoutFraction: 0.2, margin: 0.01, seed: 1, maxFar: 5 };
-export const MIN_TRAIN_ROWS = 100;
-export const MIN_HOLDOUT_ROWS = 20;
+export { MIN_HOLDOUT_ROWS, MIN_TRAIN_ROWS, TRAIN_DEFAULTS, trainSegmentStarts } from './split.js';
 
 export interface ScoredModel {
   version: string;
@@ -135,8 +130,7 @@ async function trainRange(container: ContainerClient, req: TrainRequest, progres
     if (!req.skipWithoutReadings) throw await noUsableRows(container, req, 0);
     return { status: 'skipped', reason: `no readings ${between(req)}${await newerReadingsNote(container, req)}`, source: req.source, warnings: labelWarnings, record: null, drift: null, view: null };
   }
-  const holdoutStart = Math.floor(cleaned.series.rows.length * (1 - req.holdoutFraction));
-  const trainIdx = range(0, holdoutStart).filter((i) => cleaned.targets[i] !== 'anomaly');
+  const { holdoutStart, trainIdx } = holdoutSplit(cleaned, req.holdoutFraction);
   await checkEnough(container, req, cleaned, trainIdx.length, cleaned.series.rows.length - holdoutStart, holdoutStart - trainIdx.length).catch((err: unknown) => {
     throw refused(err);
   });
@@ -401,14 +395,6 @@ function constantFeaturesOf(metrics: Record<string, unknown>): string[] {
 }
 
 /** The challenger; rows no model can be fitted on (no feature varies) are a data problem of the range, like too few rows. */
-/**
- * Where the training rows start a new run: at a pause or a hole the cleaning left (its segment
- * starts), and where labelled fault rows were left out between two training rows.
- */
-export function trainSegmentStarts(trainIdx: readonly number[], cleanedStarts: readonly number[]): number[] {
-  const startsRun = new Set(cleanedStarts);
-  return trainIdx.flatMap((row, k) => (k === 0 || startsRun.has(row) || row !== (trainIdx[k - 1] as number) + 1 ? [k] : []));
-}
 
 /** The stopped-when rule of a run and where it comes from. */
 export interface RunStop {
