@@ -6,9 +6,8 @@
  * Storage client; their failures are classified here and sent back as data. Nothing here writes
  * to the buffer: the main thread persists plans and marks them synced.
  */
-import { readlinkSync } from 'node:fs';
-import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
+import { lowerThreadPriority } from '../lib/thread-priority.js';
 import { fitRows, storedValuesLength } from '../buffer/batches.js';
 import { undecodableSeq } from '../buffer/contributions.js';
 import { BufferReader } from '../buffer/reader.js';
@@ -21,7 +20,7 @@ import type { EncodeReply, EncodeRequest, ThreadMessage, UploadHeldRequest } fro
 import { uploaderFor, type BlobUploader } from './uploader.js';
 
 const port = parentPort!;
-lowerPriority();
+lowerThreadPriority(); // sync is background work: live scoring on the main thread runs first
 const reader = new BufferReader((workerData as { path: string }).path); // opens at its first use
 
 /**
@@ -137,18 +136,4 @@ function encodeFailure(err: unknown): SyncFailure {
   const failure = classifyFailure(err);
   if (failure.kind === 'buffer') return failure;
   return { kind: 'local', heals: true, message: `encoding a batch failed: ${safeFirstLine(err)}` };
-}
-
-/**
- * Sync is background work: on Linux this thread asks for a lower CPU priority (nice 10; raising
- * niceness needs no privilege), so on a busy gateway live scoring on the main thread runs first.
- * Elsewhere, or if refused, it runs at normal priority.
- */
-function lowerPriority(): void {
-  try {
-    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
-    if (Number.isInteger(tid) && tid > 0) setPriority(tid, 10);
-  } catch {
-    // not Linux, or not permitted: normal priority
-  }
 }
