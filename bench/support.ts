@@ -4,7 +4,10 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { PumpSimulator, SIMULATED_FEATURES } from '../agent/simulator.js';
-import type { Reading } from '../buffer/types.js';
+import type { BufferStore } from '../buffer/store.js';
+import type { PredictionRow, Reading } from '../buffer/types.js';
+import { DEFAULT_MODEL_KEY, InferenceEngine } from '../inference/engine.js';
+import type { LoadedModel } from '../inference/model.js';
 import type { CsvTable } from '../trainer/csv.js';
 import { fitTable } from '../trainer/fit.js';
 
@@ -162,4 +165,24 @@ export async function serveFiles(files: ReadonlyMap<string, Uint8Array>): Promis
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => new Promise<void>((r) => server.close(() => r())) };
+}
+
+/**
+ * `count` readings from `next` (a simulator's, perhaps altered), scored by `model` with the agent's
+ * own engine (as the agent scores a pump with no model of its own: stops by the model's rule, a
+ * pause, …) and committed to `store` in batches, as the agent stores them. `edit` may change a
+ * row before its commit (mark it flagged). Returns the number of rows the model flagged.
+ */
+export async function bufferSimulated(store: BufferStore, next: () => Reading, count: number, model: LoadedModel, edit?: (row: PredictionRow) => PredictionRow): Promise<{ flagged: number }> {
+  const engine = new InferenceEngine();
+  engine.setModel(DEFAULT_MODEL_KEY, model);
+  let flagged = 0;
+  for (let done = 0; done < count; ) {
+    const batch: Reading[] = [];
+    for (; batch.length < 4096 && done < count; done++) batch.push(next());
+    const rows = (await engine.score(batch, batch[batch.length - 1]!.ts)).map((row) => (edit ? edit(row) : row));
+    for (const row of rows) if (row.anomaly === true) flagged++;
+    store.appendBatch(rows);
+  }
+  return { flagged };
 }
