@@ -176,6 +176,27 @@ describe('first model fitted on the gateway', () => {
     console.log(`shift refused: ${r.reason}`);
   });
 
+  it('refuses, with the figures, a pump with too few usable readings over the span, or without the sensors the stopped-when rule of the default model needs', async () => {
+    // A reading every 10 minutes for 13 hours: the span is there, the rows are not.
+    const { rows, store } = await buffered(78, { periodMs: 600_000, stops: 'none' });
+    store.close();
+    const few = await fitFirstModelHere(request(rows));
+    expect(few).toMatchObject({ kind: 'refused', heldOutRows: 16 });
+    if (few.kind !== 'refused') return;
+    expect(few.spanHours).toBeGreaterThanOrEqual(12);
+    expect(few.reason).toBe('not enough usable readings of pump "p1": 62 to fit on (need 100) and 16 held out (need 20) from 78 readings (0 stopped or starting, 0 flagged by the default model, 0 with a value missing)');
+
+    // A pump that sends other sensors: its stops cannot be judged by the default model's rule.
+    const other = rows.map((row) => ({ ...row, values: { Level: row.values.Pressure ?? null, Speed: row.values.Voltage ?? null } }));
+    const many = Array.from({ length: 20 }, (_, k) => other.map((row) => ({ ...row, seq: row.seq + k * 1000, ts: row.ts + k * 13 * HOUR }))).flat();
+    const r = await fitFirstModelHere(request(many));
+    expect(r.kind).toBe('refused');
+    if (r.kind !== 'refused') return;
+    expect(r.reason).toBe(
+      'the default model default-1\'s stopped-when rule (Current<0.2 & Volume Flow RateRMS<5, warm-up 1800 s) names "Current" and "Volume Flow RateRMS", which pump "p1" does not send as a feature (its features: "Level", "Speed"): its stops cannot be told from its running',
+    );
+  });
+
   it('fits on its worker thread to the same bytes as in the calling thread', async () => {
     const { rows, store } = await buffered(DAY / PERIOD);
     store.close();
