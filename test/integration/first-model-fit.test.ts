@@ -208,7 +208,7 @@ describe('first model fitted on the gateway', () => {
     expect((await fitFirstModel(request(rows.slice(0, 100)))).kind).toBe('waiting');
   });
 
-  it('rejects with a clear message when its worker thread dies', async () => {
+  it('rejects with a clear message when its worker thread dies or is stopped', async () => {
     const { rows, store } = await buffered((2 * HOUR) / PERIOD);
     store.close();
     await expect(fitFirstModel(request(rows, 1), { resourceLimits: { maxOldGenerationSizeMb: 4, maxYoungGenerationSizeMb: 1 } })).rejects.toThrow(
@@ -217,6 +217,11 @@ describe('first model fitted on the gateway', () => {
     await expect(fitFirstModel(request(rows, 1), { entry: new URL('data:text/javascript,process.exit(3)') })).rejects.toThrow(
       'the first-model fit of pump "p1": its worker thread exited (code 3) before it gave a result',
     );
+    // The agent stopping: the thread is ended, the fit rejected with the reason given.
+    const stop = new AbortController();
+    const fit = fitFirstModel(request(rows, 1), { signal: stop.signal });
+    stop.abort(new Error('the agent is stopping'));
+    await expect(fit).rejects.toThrow('the agent is stopping');
   });
 
   it('flags a leak after the fitted day that the bundled default model misses', async () => {
