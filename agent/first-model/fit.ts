@@ -1,6 +1,7 @@
 /**
  * A pump's first model, fitted on the gateway from its own buffered readings, until the cloud
- * names one (the design: README, "A first model fitted on the gateway"). The trainer's own code
+ * names one (which pumps, when, and its install are the agent's side of agent/first-model/; this
+ * file is the fit). The trainer's own code
  * does the work, as `train` does it on a range: the readings are loaded as train loads blobs
  * (trainer/data/collect.ts), cleaned by train's cleaning with the default model's stopped-when
  * rule (trainer/train/prepare-loaded.ts), split into the oldest 80 % to fit on and the newest 20 %
@@ -72,7 +73,7 @@ export async function fitFirstModel(req: FirstModelFitRequest, options: FitThrea
   return fitOnThread(await packRowsYielding(checkRequest(req)), options);
 }
 
-/** The same in the calling thread (for tests and the worker itself). */
+/** The same in the calling thread (for tests; the worker thread runs the same fitPacked on the same packed rows). */
 export async function fitFirstModelHere(req: FirstModelFitRequest): Promise<FirstModelFitResult> {
   const checked = checkRequest(req);
   return fitPacked({ pumpId: checked.pumpId, defaultModel: checked.defaultModel, afterHours: checked.afterHours, rows: packAll(checked.rows) });
