@@ -17,9 +17,28 @@ type Folder = (typeof FOLDERS)[number];
  * What each folder may import of the others: `true` for the whole folder, else the files (paths
  * from the package root, as imported: `.js`). A folder absent from a row may not be imported.
  */
+/**
+ * The trainer's files agent/first-model/ imports: train's loading, cleaning, split, fit and scoring,
+ * none of which reads Blob Storage (never trainer/cloud, registry, deploy or commands).
+ */
+const FIRST_MODEL_TRAINER: readonly string[] = [
+  'trainer/algorithms/index.js',
+  'trainer/data/collect.js',
+  'trainer/data/clean.js',
+  'trainer/data/stopped.js',
+  'trainer/eval/score.js',
+  'trainer/fit.js',
+  'trainer/linalg/stats.js',
+  'trainer/train/prepare-loaded.js',
+  'trainer/train/split.js',
+];
+/** The one part of agent/ that may import the trainer. */
+const FIRST_MODEL_FILES = 'agent/first-model/';
+
 const ALLOWED: Record<Folder, Partial<Record<Folder, true | readonly string[]>>> = {
-  // The composition root: everything but the trainer.
-  agent: { inference: true, buffer: true, sync: true, lib: true },
+  // The composition root: everything but the trainer, of which only agent/first-model/ imports the
+  // storage-free fit core (a pump's first model fitted on the gateway; FIRST_MODEL_FILES).
+  agent: { inference: true, buffer: true, sync: true, lib: true, trainer: FIRST_MODEL_TRAINER },
   // Model contract, sessions, swaps: the buffer's row types only, and the small shared helpers.
   inference: { buffer: ['buffer/types.js'], lib: true },
   buffer: {},
@@ -64,6 +83,10 @@ function violations(files: ReadonlyArray<{ file: string; text: string }>): strin
       const top = target.split('/')[0] as string;
       if (top === folder) continue;
       const rule = (FOLDERS as readonly string[]).includes(top) ? ALLOWED[folder][top as Folder] : undefined;
+      if (folder === 'agent' && top === 'trainer' && !file.startsWith(FIRST_MODEL_FILES)) {
+        bad.push(`${file} imports ${target}`);
+        continue;
+      }
       if (rule === true || (Array.isArray(rule) && rule.includes(target))) continue;
       bad.push(`${file} imports ${target}`);
     }
@@ -98,7 +121,8 @@ describe('import rules (DESIGN.md)', () => {
         { file: 'buffer/store.ts', text: "import { x } from '../agent/main.js';" },
         { file: 'trainer/x.ts', text: "import { y } from '../inference/updater.js';\nimport { z } from '../inference/contract.js';" },
         { file: 'agent/main.ts', text: "import { fitTable } from '../trainer/fit.js';" },
+        { file: 'agent/first-model/x.ts', text: "import { fitTable } from '../../trainer/fit.js';\nimport { trainSource } from '../../trainer/train/pipeline.js';" },
       ]),
-    ).toEqual(['buffer/store.ts imports agent/main.js', 'trainer/x.ts imports inference/updater.js', 'agent/main.ts imports trainer/fit.js']);
+    ).toEqual(['buffer/store.ts imports agent/main.js', 'trainer/x.ts imports inference/updater.js', 'agent/main.ts imports trainer/fit.js', 'agent/first-model/x.ts imports trainer/train/pipeline.js']);
   });
 });
