@@ -171,6 +171,7 @@ export const CONFIG_KEYS = {
   syncCreateContainer: key({ env: 'PUMPWATCH_SYNC_CREATE_CONTAINER', schema: bool.default(true), unit: 'flag', description: 'create the blob container when it is missing (needs account rights)' }),
   syncBackoffMaxSeconds: key({ env: 'PUMPWATCH_SYNC_BACKOFF_MAX_SECONDS', schema: int(1, 86400).default(300), unit: 's', description: 'cap of the exponential backoff after network or server errors' }),
   syncSlowRetrySeconds: key({ env: 'PUMPWATCH_SYNC_SLOW_RETRY_SECONDS', schema: int(1, 86400).default(900), unit: 's', description: 'retry pace after errors that need a person (credentials, missing container)' }),
+  firstModelAfterHours: key({ env: 'PUMPWATCH_FIRST_MODEL_AFTER_HOURS', schema: numeric(num().min(0).max(720).refine((v) => v === 0 || v >= 1, 'either 0 (off) or at least 1 hour')).default(0), unit: 'h', accepts: 'number 0–720, 0 (off) or at least 1', description: 'a pump scored by the default model, that the cloud never named a model for, gets a first model fitted on the gateway (mset, as `train` fits) once its buffered readings span this many hours of running; used until the cloud names one (README, "A first model fitted on the gateway"); 0: off' }),
 } as const;
 
 export type ConfigKey = keyof typeof CONFIG_KEYS;
@@ -197,6 +198,7 @@ export const TWIN_SETTINGS = {
   alerts: { minIntervalSeconds: 'alertsMinIntervalSeconds', sensorMinIntervalSeconds: 'alertsSensorMinIntervalSeconds', silentAfterSeconds: 'alertsSilentAfterSeconds' },
   ingest: { maxFutureSeconds: 'maxFutureSeconds', maxPastSeconds: 'maxPastSeconds' },
   modelDownloads: { maxBytes: 'modelMaxBytes', timeoutSeconds: 'modelDownloadTimeoutSeconds' },
+  firstModel: { afterHours: 'firstModelAfterHours' },
 } as const satisfies Record<string, Record<string, ConfigKey>>;
 
 /** The twin field (`section.field`) of each live key. */

@@ -115,6 +115,22 @@ describe('the agent configuration', () => {
     expect(problems({ PUMPWATCH_HTTP_PORT: '80.5' })).toEqual(['PUMPWATCH_HTTP_PORT="80.5": Invalid input: expected int, received number']);
   });
 
+  it('takes PUMPWATCH_FIRST_MODEL_AFTER_HOURS as 0 (off, the default) or 1 to 720 hours, and refuses anything else naming the variable', () => {
+    expect(loadConfig({}).firstModelAfterHours).toBe(0);
+    expect(loadConfig({ PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '24' }).firstModelAfterHours).toBe(24);
+    expect(loadConfig({ PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '1.5' }).firstModelAfterHours).toBe(1.5);
+    expect(loadConfig({ PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '720' }).firstModelAfterHours).toBe(720);
+    expect(problems({ PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '0.5' })).toEqual(['PUMPWATCH_FIRST_MODEL_AFTER_HOURS="0.5": either 0 (off) or at least 1 hour']);
+    expect(problems({ PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '721' })).toEqual([expect.stringMatching(/^PUMPWATCH_FIRST_MODEL_AFTER_HOURS="721": Too big: expected number to be <=720$/)]);
+    expect(problems({ PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '-1' })).toEqual([expect.stringMatching(/^PUMPWATCH_FIRST_MODEL_AFTER_HOURS="-1": Too small/)]);
+    expect(problems({ PUMPWATCH_FIRST_MODEL_AFTER_HOURS: 'a day' })).toEqual(['PUMPWATCH_FIRST_MODEL_AFTER_HOURS="a day": expected a number, got text that is not a decimal number']);
+    // Live: the module twin's firstModel.afterHours, checked by the same schema.
+    expect(configReference().find((k) => k.env === 'PUMPWATCH_FIRST_MODEL_AFTER_HOURS')?.twin).toBe('firstModel.afterHours');
+    expect(parseSection('firstModel', { afterHours: 2 })).toEqual({ values: { firstModelAfterHours: 2 } });
+    expect(parseSection('firstModel', { afterHours: 0.2 })).toEqual({ error: 'firstModel.afterHours=0.2: either 0 (off) or at least 1 hour' });
+    expect(parseSection('firstModel', { hours: 2 })).toEqual({ error: 'firstModel.hours: unknown setting (known: afterHours)' });
+  });
+
   it('refuses a simulated rate so slow that its timer would overflow into one reading a millisecond', () => {
     expect(problems({ PUMPWATCH_SIMULATE_RATE_HZ: '1e-7' })).toEqual(['PUMPWATCH_SIMULATE_RATE_HZ="1e-7": at least 0.001 Hz (one reading every 1000 s)']);
     expect(loadConfig({ PUMPWATCH_SIMULATE_RATE_HZ: '0.001' }).simulateRateHz).toBe(0.001);
