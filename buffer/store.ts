@@ -725,14 +725,15 @@ export class BufferStore {
    * The most recent rows of one pump, newest last, optionally from a time on and after a sequence
    * number. `afterSeq` is a range of the (pump_id, seq) index: a poll for new rows reads only them.
    * `sinceTs` alone walks back through the pump's rows until `limit` match (no index on time: one
-   * would cost every commit), so a poll must not rely on it.
+   * would cost every commit), so a poll must not rely on it. `beforeSeq` bounds the range from
+   * above: the page before the oldest row of the last one, for a reader walking back in pages.
    */
-  predictions(pumpId: string, opts: { sinceTs?: number; afterSeq?: number; limit: number }): StoredRow[] {
+  predictions(pumpId: string, opts: { sinceTs?: number; afterSeq?: number; beforeSeq?: number; limit: number }): StoredRow[] {
     const stmt = this.db.prepare(
-      `SELECT ${ROW_COLUMNS} FROM (SELECT ${ROW_COLUMNS} FROM readings WHERE pump_id = ? AND seq > ? AND ts >= ?
+      `SELECT ${ROW_COLUMNS} FROM (SELECT ${ROW_COLUMNS} FROM readings WHERE pump_id = ? AND seq > ? AND seq < ? AND ts >= ?
        ORDER BY seq DESC LIMIT ?) ORDER BY seq`,
     );
-    return readRows(stmt, this.contributionNames, pumpId, opts.afterSeq ?? 0, opts.sinceTs ?? 0, opts.limit).map(fromDbRow);
+    return readRows(stmt, this.contributionNames, pumpId, opts.afterSeq ?? 0, opts.beforeSeq ?? Number.MAX_SAFE_INTEGER, opts.sinceTs ?? 0, opts.limit).map(fromDbRow);
   }
 
   /**
