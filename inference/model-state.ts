@@ -17,6 +17,8 @@ export interface LiveRecord {
   version: string;
   sha256: string;
   previous: PreviousModel;
+  /** `gateway`: a first model fitted on this gateway (agent/first-model), never the fallback of the model that replaces it. */
+  origin?: 'gateway';
 }
 
 export interface ShadowRecord {

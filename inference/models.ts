@@ -117,14 +117,15 @@ export class ModelManager {
           // one rolls back to the model that ran before, and the prune keeps that model's file.
           const now = p.live[key]!;
           if (now.version === rec.version && now.sha256 === rec.sha256) p.live[key] = { ...now, previous: rec.previous };
-          else if (now.previous.kind !== 'store') p.live[key] = { ...now, previous: { kind: 'store', version: rec.version, sha256: rec.sha256 } };
+          // A first model fitted on the gateway is retired by the model that replaced it, never its fallback.
+          else if (now.previous.kind !== 'store' && rec.origin === undefined) p.live[key] = { ...now, previous: { kind: 'store', version: rec.version, sha256: rec.sha256 } };
           continue;
         }
         p.live[key] = rec;
         restored.add(key);
         const shown = this.board.get(key);
         try {
-          const model = await this.loadStored(key, rec);
+          const model = await this.loadStored(key, rec, rec.origin);
           await this.swap(key, model, rec.version);
           // The desired entry's status shown meanwhile (refused, downloading) stays, beside the model restored.
           if (shown && shown.status !== 'active') this.setStatus(key, model, shown.status, shown.error, shown.version ?? undefined);
@@ -194,16 +195,22 @@ export class ModelManager {
     }
   }
 
-  /** Puts a validated model live for `key` (between two micro-batches) and persists it; the current one becomes the fallback. */
-  activate(key: string, model: LoadedModel, ref: ModelRef): Promise<void> {
+  /**
+   * Puts a validated model live for `key` (between two micro-batches) and persists it; the current
+   * one becomes the fallback, unless it is a model fitted on the gateway (`origin` 'gateway', kept
+   * with the record so a restart shows it again): the model that replaces one retires it for good,
+   * so a fault rolls back to `default` instead.
+   */
+  activate(key: string, model: LoadedModel, ref: ModelRef, origin?: 'gateway'): Promise<void> {
     return this.serial.run(async () => {
       const current = this.persisted.live[key];
-      const previous: PreviousModel = current
-        ? { kind: 'store', version: current.version, sha256: current.sha256 }
-        : key === DEFAULT_MODEL_KEY
-          ? { kind: 'bundled' }
-          : { kind: 'none' };
-      this.persisted.live[key] = { ...ref, previous };
+      const previous: PreviousModel =
+        current && current.origin === undefined
+          ? { kind: 'store', version: current.version, sha256: current.sha256 }
+          : key === DEFAULT_MODEL_KEY
+            ? { kind: 'bundled' }
+            : { kind: 'none' };
+      this.persisted.live[key] = { ...ref, previous, ...(origin ? { origin } : {}) };
       delete this.persisted.refused[key];
       const shadow = this.persisted.shadow[key];
       if (shadow?.sha256 === ref.sha256) await this.dropShadowNow(key);
@@ -518,11 +525,12 @@ export class ModelManager {
     return true;
   }
 
-  private async loadStored(key: string, ref: ModelRef): Promise<LoadedModel> {
+  /** A stored model, loaded; its origin the file's path, or `origin` (a model fitted on the gateway says so). */
+  private async loadStored(key: string, ref: ModelRef, origin?: string): Promise<LoadedModel> {
     const store = this.deps.store;
     if (!store) throw new Error('no model store configured');
     const { bytes, path } = await store.load(key, ref);
-    return LoadedModel.fromBytes(bytes, path);
+    return LoadedModel.fromBytes(bytes, origin ?? path);
   }
 
   /** Deletes the key's files nothing refers to; a failure is logged (the files stay until the next prune). */

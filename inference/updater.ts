@@ -10,6 +10,13 @@
  * same model, whose download goes on and asks the new URL for what it still needs. A deleted entry takes the key's model, refusal and status
  * with it. A transient download failure is retried later with backoff. A download refused for what
  * its URL answered (403, 404, wrong bytes) is tried again when the entry names another URL.
+ *
+ * Beside the twin's map, the models fitted on this gateway (agent/first-model: `local`) are
+ * entries too, for the keys the twin names no model for: their bytes are in the model store
+ * already, so they are read from it (never downloaded), then loaded, validated, switched in,
+ * persisted and rolled back on a fault as any other. A local entry is made here from
+ * UpdaterDeps.local alone (LocalEntry): nothing in the desired map can be one, nor point at a file.
+ * Before the first desired map only local entries run (nothing is removed or pruned then).
  */
 import { createHash } from 'node:crypto';
 import type { BackoffPolicy } from './backoff.js';
@@ -21,6 +28,9 @@ import type { ModelManager, ModelRef } from './models.js';
 import { ConcurrencyLimit, SerialQueue } from './serial.js';
 import { checkVersion, validateModel, type RecentByPump } from './validate.js';
 
+/** The origin of a model fitted on this gateway: what /status and the reported properties show for it. */
+export const GATEWAY_ORIGIN = 'gateway';
+
 export interface DesiredModel {
   version: string;
   url: string;
@@ -30,8 +40,38 @@ export interface DesiredModel {
   shadow?: boolean;
 }
 
+/** A model fitted on this gateway whose bytes the model store holds under its key (see UpdaterDeps.local). */
+export interface LocalModel {
+  version: string;
+  sha256: string;
+  size: number;
+}
+
+/** A local model as an entry of the updater: built only from UpdaterDeps.local, never from the twin. */
+class LocalEntry {
+  readonly shadow = false;
+  constructor(
+    readonly version: string,
+    readonly sha256: string,
+    readonly size: number,
+  ) {}
+}
+
+type Entry = DesiredModel | LocalEntry;
+
+const isLocal = (entry: Entry | null | undefined): entry is LocalEntry => entry instanceof LocalEntry;
+
 export interface UpdaterDeps {
   manager: ModelManager;
+  /**
+   * The models fitted on this gateway, by key (agent/first-model): each is the key's entry while
+   * the twin has no entry for it (a malformed one holds the key as it is). Asked at every reconcile.
+   */
+  local?: () => ReadonlyMap<string, LocalModel>;
+  /** Called (before any key runs) with the keys each desired map names a valid entry for: their local models are retired. */
+  onTwinNamed?: (keys: readonly string[]) => void;
+  /** A local model could not be installed (its file unreadable, refused by validation): refused as a model is, and said here. */
+  onLocalRefused?: (key: string, version: string, reason: string) => void;
   store: ModelStore;
   /**
    * `latestUrl`: the URL each new request of the download uses (a resume, a retry): the desired
@@ -57,23 +97,25 @@ export interface UpdaterDeps {
 interface KeyJob {
   again: boolean;
   /** The entry being installed now and how to cancel it. */
-  entry: DesiredModel | null;
+  entry: Entry | null;
   abort: AbortController | null;
   done: Promise<void>;
 }
 
 const yieldToBatches = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-function sameEntry(a: DesiredModel | undefined | null, b: DesiredModel | undefined | null): boolean {
-  return sameModel(a, b) && a!.url === b!.url;
+function sameEntry(a: Entry | undefined | null, b: Entry | undefined | null): boolean {
+  return sameModel(a, b) && urlOf(a!) === urlOf(b!);
 }
+
+const urlOf = (entry: Entry): string | null => (isLocal(entry) ? null : entry.url);
 
 /**
  * The same model in the same role, wherever its URL points: `refresh-urls` signs a new URL for the
  * same blob every few days, and a download or an install of the model is not started again for it.
  */
-function sameModel(a: DesiredModel | undefined | null, b: DesiredModel | undefined | null): boolean {
-  return !!a && !!b && a.version === b.version && a.sha256.toLowerCase() === b.sha256.toLowerCase() && a.size === b.size && !!a.shadow === !!b.shadow;
+function sameModel(a: Entry | undefined | null, b: Entry | undefined | null): boolean {
+  return !!a && !!b && isLocal(a) === isLocal(b) && a.version === b.version && a.sha256.toLowerCase() === b.sha256.toLowerCase() && a.size === b.size && !!a.shadow === !!b.shadow;
 }
 
 export class ModelUpdater {
@@ -116,9 +158,42 @@ export class ModelUpdater {
     }
     this.desired = next;
     this.received = true;
+    // The keys the twin names now retire their local models before any key runs.
+    this.deps.onTwinNamed?.([...next.keys()]);
+    this.entriesChanged();
+  }
+
+  /**
+   * The local models changed (one fitted, one retired): every key runs against them again. Keys the
+   * twin names are not touched (its entry wins). Before the first desired map, only local keys run.
+   */
+  localChanged(): void {
+    this.entriesChanged();
+  }
+
+  /** Whether the desired map names `key` (a valid entry, or a malformed one that holds it): no local model is its entry. */
+  named(key: string): boolean {
+    return this.desired.has(key) || this.hold.has(key);
+  }
+
+  private entriesChanged(): void {
     // A new URL alone does not cancel a download: it goes on, and asks the new URL for what it still needs.
-    for (const [key, job] of this.jobs) if (job.entry && !sameModel(next.get(key), job.entry)) job.abort?.abort();
+    for (const [key, job] of this.jobs) if (job.entry && !sameModel(this.entryOf(key), job.entry)) job.abort?.abort();
     this.kick();
+  }
+
+  /** The local models as entries, by key. */
+  private localEntries(): Map<string, LocalEntry> {
+    const out = new Map<string, LocalEntry>();
+    for (const [key, m] of this.deps.local?.() ?? []) out.set(key, new LocalEntry(m.version, m.sha256.toLowerCase(), m.size));
+    return out;
+  }
+
+  /** The key's entry: the twin's, else (unless a malformed twin entry holds the key) its local model's. */
+  private entryOf(key: string): Entry | undefined {
+    const desired = this.desired.get(key);
+    if (desired || this.hold.has(key)) return desired;
+    return this.localEntries().get(key);
   }
 
   /**
@@ -127,7 +202,7 @@ export class ModelUpdater {
    * may be a key the twin removed meanwhile, or keep files its desired entry no longer needs.
    */
   resync(): void {
-    if (this.received) this.kick();
+    this.kick();
   }
 
   /** Resolves when no key is being reconciled (tests, clean stop). */
@@ -145,10 +220,18 @@ export class ModelUpdater {
     await this.idle();
   }
 
-  /** Starts (or re-runs) the job of every key that is desired, or known to the agent and no longer desired. */
+  /**
+   * Starts (or re-runs) the job of every key that is desired or has a local model, or known to the
+   * agent and no longer desired. Before the first desired map, only the keys with a local model.
+   */
   private kick(): void {
     if (this.stopped) return;
-    const keys = new Set([...this.desired.keys(), ...this.deps.manager.keysInUse(), ...this.jobs.keys()]);
+    const local = [...this.localEntries().keys()].filter((key) => !this.named(key));
+    if (!this.received) {
+      for (const key of local) this.startJob(key);
+      return;
+    }
+    const keys = new Set([...this.desired.keys(), ...local, ...this.deps.manager.keysInUse(), ...this.jobs.keys()]);
     for (const key of keys) if (this.desired.has(key) || !this.hold.has(key)) this.startJob(key);
     this.sweeping = this.sweeping.then(() => this.sweepStore()).catch((err: unknown) => this.log('warn', 'model store folders could not be listed', { err: (err as Error).message }));
   }
@@ -162,7 +245,7 @@ export class ModelUpdater {
   private async sweepStore(): Promise<void> {
     const keys = await this.deps.store.keys();
     if (this.stopped) return;
-    const known = new Set(this.deps.manager.keysInUse());
+    const known = new Set([...this.deps.manager.keysInUse(), ...this.localEntries().keys()]);
     for (const key of keys) if (!this.desired.has(key) && !this.hold.has(key) && !known.has(key) && !this.jobs.has(key)) this.startJob(key);
   }
 
@@ -181,9 +264,10 @@ export class ModelUpdater {
     try {
       while (job.again && !this.stopped) {
         job.again = false;
-        const entry = this.desired.get(key);
+        const entry = this.entryOf(key);
         if (entry) await this.reconcileKey(key, entry, job);
-        else if (!this.hold.has(key)) await this.removeKey(key);
+        // Before the first desired map nothing is known to be undesired.
+        else if (!this.hold.has(key) && this.received) await this.removeKey(key);
       }
     } catch (err) {
       this.log('error', 'model reconciliation failed', { model: key, err: (err as Error).message });
@@ -203,7 +287,7 @@ export class ModelUpdater {
    * rollback leaves files nothing refers to while the entry stays the same, and a reconcile that
    * finds the model running already would never get rid of them (one readdir).
    */
-  private async reconcileKey(key: string, entry: DesiredModel, job: KeyJob): Promise<void> {
+  private async reconcileKey(key: string, entry: Entry, job: KeyJob): Promise<void> {
     try {
       await this.reconcileEntry(key, entry, job);
     } finally {
@@ -211,11 +295,11 @@ export class ModelUpdater {
     }
   }
 
-  private async reconcileEntry(key: string, entry: DesiredModel, job: KeyJob): Promise<void> {
+  private async reconcileEntry(key: string, entry: Entry, job: KeyJob): Promise<void> {
     const { manager } = this.deps;
     const ref: ModelRef = { version: entry.version, sha256: entry.sha256.toLowerCase() };
     const shadow = entry.shadow === true;
-    const current = (): boolean => !this.stopped && sameModel(this.desired.get(key), entry);
+    const current = (): boolean => !this.stopped && sameModel(this.entryOf(key), entry);
     if (!shadow && manager.hasShadow(key) && !manager.isShadow(key, ref)) await manager.setShadow(key, null);
     if (!current()) return; // changed meanwhile: the job runs again
     if (shadow ? manager.isShadow(key, ref) : manager.isActive(key, ref)) {
@@ -225,7 +309,7 @@ export class ModelUpdater {
       this.clearRetry(key);
       return;
     }
-    const refused = manager.refusal(key, ref, this.downloadScope(entry));
+    const refused = manager.refusal(key, ref, this.scopeOf(entry));
     if (refused) {
       manager.showRefusal(key, ref, refused, shadow);
       return;
@@ -237,7 +321,8 @@ export class ModelUpdater {
     job.abort = abort;
     let release = (): void => undefined;
     try {
-      manager.markDownloading(key, entry.version, null, shadow);
+      // A local model is not downloaded: its status changes when it is switched in (or refused).
+      if (!isLocal(entry)) manager.markDownloading(key, entry.version, null, shadow);
       // Its file is not the key's live model or shadow until the switch: a prune meanwhile (a rollback, a late restore) leaves it.
       release = this.deps.store.hold(key, ref);
       const t0 = performance.now();
@@ -267,22 +352,22 @@ export class ModelUpdater {
    */
   private wanted(key: string): ModelRef | null | undefined {
     if (!this.received || this.hold.has(key)) return undefined;
-    const entry = this.desired.get(key);
+    const entry = this.entryOf(key);
     if (!entry) return null;
     const ref: ModelRef = { version: entry.version, sha256: entry.sha256.toLowerCase() };
-    return this.deps.manager.refusal(key, ref, this.downloadScope(entry)) ? null : ref;
+    return this.deps.manager.refusal(key, ref, this.scopeOf(entry)) ? null : ref;
   }
 
   /** Loads, checks and validates verified bytes, then switches them into service unless the entry changed meanwhile. */
-  private async install(key: string, entry: DesiredModel, ref: ModelRef, bytes: Uint8Array, signal: AbortSignal, obtainMs: number): Promise<void> {
+  private async install(key: string, entry: Entry, ref: ModelRef, bytes: Uint8Array, signal: AbortSignal, obtainMs: number): Promise<void> {
     const { manager } = this.deps;
     const shadow = entry.shadow === true;
-    const stale = (): boolean => signal.aborted || !sameModel(this.desired.get(key), entry);
+    const stale = (): boolean => signal.aborted || !sameModel(this.entryOf(key), entry);
     if (stale()) throw (signal.reason as Error | undefined) ?? new Error('superseded');
     // Each step below runs on the event loop; yielding between them lets micro-batches run in between.
     await yieldToBatches();
     const t1 = performance.now();
-    const model = await LoadedModel.fromBytes(bytes, safeUrl(entry.url));
+    const model = await LoadedModel.fromBytes(bytes, isLocal(entry) ? GATEWAY_ORIGIN : safeUrl(entry.url));
     const t2 = performance.now();
     try {
       checkVersion(model, entry.version);
@@ -294,9 +379,10 @@ export class ModelUpdater {
       if (stale()) throw (signal.reason as Error | undefined) ?? new Error('superseded');
       const t5 = performance.now();
       if (shadow) await manager.setShadow(key, model, ref);
-      else await manager.activate(key, model, ref);
+      else await manager.activate(key, model, ref, isLocal(entry) ? GATEWAY_ORIGIN : undefined);
       this.lastTimings = { obtainMs, loadMs: t2 - t1, validateMs: t4 - t3, switchMs: performance.now() - t5 };
-      this.log('info', shadow ? 'shadow model started' : 'model activated', { model: key, version: entry.version, validatedWindows: report.windows, timings: this.lastTimings });
+      const what = shadow ? 'shadow model started' : isLocal(entry) ? 'first model fitted on the gateway activated' : 'model activated';
+      this.log('info', what, { model: key, version: entry.version, ...(isLocal(entry) ? { origin: GATEWAY_ORIGIN } : {}), validatedWindows: report.windows, timings: this.lastTimings });
     } catch (err) {
       await model.release();
       throw err;
@@ -304,8 +390,10 @@ export class ModelUpdater {
   }
 
   /** The verified bytes: from the store when a good copy is there (restart, promotion), else downloaded and stored. */
-  private async obtain(key: string, entry: DesiredModel, ref: ModelRef, signal: AbortSignal): Promise<Uint8Array> {
+  private async obtain(key: string, entry: Entry, ref: ModelRef, signal: AbortSignal): Promise<Uint8Array> {
     const { store } = this.deps;
+    // A local model is in the store or nowhere: its file, sha256-checked (a missing or damaged one is refused).
+    if (isLocal(entry)) return store.read(key, ref);
     if (await store.has(key, ref)) {
       try {
         return await store.read(key, ref);
@@ -324,9 +412,17 @@ export class ModelUpdater {
     return bytes;
   }
 
-  private failed(key: string, entry: DesiredModel, ref: ModelRef, shadow: boolean, err: unknown, aborted: boolean): void {
+  private failed(key: string, entry: Entry, ref: ModelRef, shadow: boolean, err: unknown, aborted: boolean): void {
     if (aborted) return; // superseded or deleted: the key's job runs again with the desired map as it is now
     const reason = (err as Error).message;
+    if (isLocal(entry)) {
+      // Nothing to download again: refused as a model is (not tried again), and its fitter told.
+      this.clearRetry(key);
+      this.deps.manager.markRejected(key, ref, reason);
+      this.log('warn', 'first model fitted on the gateway refused', { model: key, version: entry.version, origin: GATEWAY_ORIGIN, code: (err as { code?: string }).code, reason });
+      this.deps.onLocalRefused?.(key, entry.version, reason);
+      return;
+    }
     // A download that may work later, or verified bytes this agent could not store (disk full): tried again, never refused.
     if ((err instanceof ModelDownloadError && err.transient) || (err instanceof ModelStoreError && err.code === 'PW_MODEL_STORE_IO')) {
       const attempt = (this.retries.get(key)?.attempt ?? 0) + 1;
@@ -381,6 +477,11 @@ export class ModelUpdater {
     const bytes = err.code === 'PW_MODEL_SIZE_MISMATCH' || err.code === 'PW_MODEL_SHA256_MISMATCH' || (err.code === 'PW_MODEL_TOO_LARGE' && !err.local);
     if (bytes) return undefined;
     return this.downloadScope(entry);
+  }
+
+  /** What a refusal of the entry holds under: a download's scope; none for a local model (refused for good). */
+  private scopeOf(entry: Entry): string | undefined {
+    return isLocal(entry) ? undefined : this.downloadScope(entry);
   }
 
   private downloadScope(entry: DesiredModel): string {
