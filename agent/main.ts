@@ -11,6 +11,7 @@ import { monotonicNow } from '../sync/clock.js';
 import { safeErrorMessage } from '../sync/redact.js';
 import { CONFIG_KEYS, ConfigError, type Config } from './config.js';
 import { EvictionWatch } from './eviction-watch.js';
+import { FirstModelStates } from './first-model/state.js';
 import { HousekeepingThread } from './housekeeping.js';
 import { registerCoreRoutes } from './http/core-routes.js';
 import { listenConfigError } from './http/listen-error.js';
@@ -30,6 +31,7 @@ import { SimulatedSource } from './simulated-source.js';
 import { AgentStatus } from './status.js';
 import { SystemHealth } from './system-health.js';
 import { wireEdge } from './wiring/edge.js';
+import { wireFirstModel, type FirstModelWiringOptions } from './wiring/first-model.js';
 import { wirePage } from './wiring/page.js';
 import { stopEach, type AgentParts, type Part } from './wiring/part.js';
 import { wireSync } from './wiring/sync.js';
@@ -46,6 +48,8 @@ export interface AgentOptions {
    * minutes ago.
    */
   monotonic?: () => number;
+  /** The first-model check's timing (tests). */
+  firstModel?: FirstModelWiringOptions;
 }
 
 /** Rows read back per pump at start-up, in multiples of the history it needs (see seedWindows). */
@@ -67,6 +71,7 @@ export class Agent implements AgentParts {
   readonly pipeline: IngestPipeline;
   readonly models: ModelManager;
   readonly modelStore: ModelStore;
+  readonly firstModels: FirstModelStates;
   readonly scheduler: Scheduler;
   readonly system: SystemHealth;
   /** One helper thread for the buffer's WAL checkpoints and the system samples (agent/housekeeping.ts). */
@@ -146,6 +151,7 @@ export class Agent implements AgentParts {
       kv: this.buffer,
       log: (level, msg, fields) => logger[level](fields, msg),
     });
+    this.firstModels = new FirstModelStates({ kv: this.buffer, clock, logger: logger.child({ component: 'first-model' }) });
     this.scheduler = new Scheduler(logger.child({ component: 'scheduler' }));
     this.system = new SystemHealth(config.dataDir, this.housekeeping);
     this.status = new AgentStatus({
@@ -204,7 +210,7 @@ export class Agent implements AgentParts {
     );
     this.pipeline.onCommit(() => this.ingestLog.succeeded());
     // Each feature wires its own parts and routes (sync → edge client → page), then the rest starts.
-    this.parts.push(...wireSync(this), ...wireEdge(this), ...wirePage(this));
+    this.parts.push(...wireSync(this), ...wireEdge(this), ...wirePage(this), ...wireFirstModel(this, this.options.firstModel));
     this.parts.push(
       {
         name: 'scheduler',

@@ -53,6 +53,7 @@ export class AgentStatus {
   private outsideGenericRange: () => Record<string, GenericRangeView> = () => ({});
   private sensorFaults: () => Record<string, unknown[]> = () => ({});
   private alerts: (() => Record<string, unknown>) | null = null;
+  private firstModels: (() => unknown) | null = null;
   private readonly startedMono = performance.now();
   private readonly connectivity: Record<Link, () => string> = { hub: () => 'not configured', blob: () => 'not configured' };
   private hubReportedError: () => string | null = () => null;
@@ -97,6 +98,21 @@ export class AgentStatus {
   /** The alerts on output `alerts` (agent/edge/alerts.ts), reported by the IoT Edge part; none without it. */
   setAlerts(fn: () => Record<string, unknown>): void {
     this.alerts = fn;
+  }
+
+  /** The first models fitted on the gateway (agent/first-model), reported by the part that fits them. */
+  setFirstModels(fn: () => unknown): void {
+    this.firstModels = fn;
+  }
+
+  /** As alertsNow. */
+  private firstModelsNow(): unknown {
+    if (this.firstModels === null) return null;
+    try {
+      return this.firstModels();
+    } catch (err) {
+      return { error: safeErrorMessage(err) };
+    }
   }
 
   /** As outsideGenericRangeNow: a failure is named, /status answers. */
@@ -215,6 +231,7 @@ export class AgentStatus {
       startedAt: new Date(this.deps.startedAt).toISOString(),
       uptimeSeconds: Math.round((performance.now() - this.startedMono) / 1000), // not on the wall clock, which NTP steps
       models: this.deps.models.status(),
+      firstModels: this.firstModelsNow(),
       outsideGenericRange: this.outsideGenericRangeNow(),
       sensorFaults: this.sensorFaultsNow(),
       buffer: bufferStatus,

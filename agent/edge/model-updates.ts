@@ -37,6 +37,10 @@ export function createModelUpdater(agent: Agent, opts: ModelUpdateOptions = {}):
   };
   const updater = new ModelUpdater({
     manager: agent.models,
+    // The first models fitted on the gateway (agent/first-model): each the entry of its pump while the twin names none.
+    local: () => agent.firstModels.local(),
+    onTwinNamed: (keys) => agent.firstModels.twinNamed(keys),
+    onLocalRefused: (key, version, reason) => agent.firstModels.localRefused(key, version, reason, agent.config.firstModelAfterHours),
     store: agent.modelStore,
     download: (entry: DesiredModel, signal: AbortSignal, key: string, latestUrl: () => string) =>
       downloadModel(entry, {

@@ -12,6 +12,7 @@
  * change and by the runtime's periodic state report; `failure()` says so in /status meanwhile.
  */
 import type { ModelManager, ModelStatus } from '../../inference/models.js';
+import { GATEWAY_ORIGIN } from '../../inference/updater.js';
 import { safeErrorMessage } from '../../sync/redact.js';
 import type { Logger } from '../logger.js';
 import { RepeatLog } from '../repeat-log.js';
@@ -57,6 +58,8 @@ const reportedError = (error: string | null): string | null => (error === null ?
 function modelReport(s: ModelStatus, av: number | null): Record<string, unknown> {
   const shadow = s.shadow ? { version: s.shadow.version, status: s.shadow.status, error: reportedError(s.shadow.error), since: s.shadow.since } : null;
   const base: Record<string, unknown> = { version: s.version, status: s.status, error: reportedError(s.error), since: s.since, activeVersion: s.activeVersion ?? null, shadow };
+  // A first model fitted on the gateway says so (README, "A first model fitted on the gateway"); see Reporter.gatewayKeys.
+  if (s.origin === GATEWAY_ORIGIN) base.origin = GATEWAY_ORIGIN;
   if (av === null) return { ...base, ac: null, av: null, ad: null };
   const entry = s.shadow && s.shadow.status !== 'shadow' ? s.shadow : s;
   const ad =
@@ -104,6 +107,12 @@ export class Reporter {
   private sending: Promise<void> | null = null;
   private again = false;
   private reportedKeys = new Set<string>();
+  /**
+   * Keys reported with `origin: "gateway"` (a first model fitted on the gateway): only those carry
+   * the field, and once such a key runs another model its `origin` is sent as null, which deletes it
+   * (a reported patch merges).
+   */
+  private gatewayKeys = new Set<string>();
   /** Per setting section, the fields of the `value` last reported (an object), to delete those gone since. */
   private reportedFields = new Map<string, Set<string>>();
   private failed: ReportedFailure | null = null;
@@ -143,6 +152,7 @@ export class Reporter {
       // Keys reported by an earlier run that no longer exist are deleted (set to null) next time.
       const models = twin.properties.reported['models'];
       this.reportedKeys = new Set(models && typeof models === 'object' ? Object.keys(models).filter((k) => !k.startsWith('$')) : []);
+      this.gatewayKeys = new Set(isObject(models) ? Object.entries(models).filter(([k, v]) => !k.startsWith('$') && isObject(v) && v.origin === GATEWAY_ORIGIN).map(([k]) => k) : []);
       this.reportedFields = sectionFields(twin.properties.reported);
       this.schedule(0);
     }
@@ -180,7 +190,11 @@ export class Reporter {
   document(): Record<string, unknown> {
     const models: Record<string, unknown> = {};
     const status = this.deps.models.status();
-    for (const [key, s] of Object.entries(status)) models[key] = modelReport(s, this.deps.twinSync.modelVersionOf(key));
+    for (const [key, s] of Object.entries(status)) {
+      const entry = modelReport(s, this.deps.twinSync.modelVersionOf(key));
+      if (!('origin' in entry) && this.gatewayKeys.has(key)) entry.origin = null;
+      models[key] = entry;
+    }
     for (const key of this.reportedKeys) if (!(key in models)) models[key] = null;
     const snap = this.deps.status.snapshot() as Record<string, any>;
     const doc: Record<string, unknown> = {
@@ -341,6 +355,7 @@ export class Reporter {
     try {
       await new Promise<void>((resolve, reject) => twin.properties.reported.update(doc, (err) => (err ? reject(err) : resolve())));
       this.reportedKeys = new Set(Object.entries(doc.models as object).filter(([, v]) => v !== null).map(([k]) => k));
+      this.gatewayKeys = new Set(Object.entries(doc.models as Record<string, Record<string, unknown> | null>).filter(([, v]) => v?.origin === GATEWAY_ORIGIN).map(([k]) => k));
       this.reportedFields = sectionFields(doc);
       this.failed = null;
       this.failures.succeeded();

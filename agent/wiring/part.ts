@@ -9,6 +9,7 @@ import type { Logger } from '../logger.js';
 import type { AgentMetrics, MetricsRegistry } from '../metrics.js';
 import type { Scheduler } from '../scheduler.js';
 import type { AgentStatus } from '../status.js';
+import type { FirstModelStates } from '../first-model/state.js';
 
 /** A part of the agent with an ordered start and a reverse-ordered stop (see agent/main.ts). */
 export interface Part {
@@ -44,6 +45,8 @@ export interface AgentParts {
   readonly pipeline: IngestPipeline;
   readonly models: ModelManager;
   readonly modelStore: ModelStore;
+  /** The first models fitted on the gateway, per pump (agent/first-model/state.ts). */
+  readonly firstModels: FirstModelStates;
   readonly scheduler: Scheduler;
   readonly status: AgentStatus;
   readonly server: StatusServer;

@@ -35,4 +35,10 @@ describe('a desired model entry', () => {
     expect(reasonFor({ ...good, extra: 1 })).toBe('unknown field "extra"');
     expect(reasonFor({ ...good, url: 'not a url' })).toBe('url: not a valid URL');
   });
+
+  it('can never mark itself as a model fitted on the gateway: a `local`, `origin` or `path` field is refused', () => {
+    expect(reasonFor({ ...good, local: true })).toBe('unknown field "local"');
+    expect(reasonFor({ ...good, origin: 'gateway' })).toBe('unknown field "origin"');
+    expect(reasonFor({ ...good, path: '/data/models/pump-1/gw-1.onnx' })).toBe('unknown field "path"');
+  });
 });

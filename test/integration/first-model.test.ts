@@ -1,0 +1,296 @@
+/**
+ * A first model fitted on the gateway (agent/first-model), every part real: the agent in this
+ * process with its SQLite buffer and model store in a temp folder, the bundled default model, the
+ * simulator's readings, onnxruntime sessions, and (for the twin) the local IoT hub driven by the
+ * real module client with a trainer-made model served over HTTP. The check is run by the test
+ * (firstModelPartsOf(agent).job.run()) instead of waiting for its schedule.
+ */
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { Agent } from '../../agent/main.js';
+import { FirstModelJob } from '../../agent/first-model/job.js';
+import type { FirstModelFitRequest, FirstModelFitResult } from '../../agent/first-model/fit.js';
+import { FIRST_MODELS_META_KEY } from '../../agent/first-model/state.js';
+import { createLogger } from '../../agent/logger.js';
+import { bundledModelPath } from '../../agent/paths.js';
+import { PumpSimulator, SIMULATED_FEATURES } from '../../agent/simulator.js';
+import { edgeRuntimeOf } from '../../agent/wiring/edge.js';
+import { firstModelPartsOf } from '../../agent/wiring/first-model.js';
+import type { Reading } from '../../buffer/types.js';
+import { fitTable } from '../../trainer/fit.js';
+import { testAgentConfig } from '../support/agent.js';
+import { LocalHub } from '../support/local-hub.js';
+import { ModelServer } from '../support/model-server.js';
+
+const HOUR = 3_600_000;
+const STEP = 10_000;
+/** 2.5 h of readings at 10 s. */
+const READINGS = 900;
+
+interface LogLine {
+  level: number;
+  msg: string;
+  [field: string]: unknown;
+}
+
+let dir: string;
+const running: Agent[] = [];
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'pumpwatch-first-model-'));
+  writeFileSync(join(dir, 'default-model.onnx'), readFileSync(bundledModelPath()));
+});
+
+afterEach(async () => {
+  for (const a of running.splice(0)) await a.stop();
+});
+
+afterAll(() => rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }));
+
+/** An agent on `data` (a folder of `dir`) with the bundled default model; its log lines in `lines`. */
+async function startAgent(data: string, env: Record<string, string>, lines: LogLine[] = []): Promise<Agent> {
+  const config = testAgentConfig(join(dir, data), { PUMPWATCH_LOG_LEVEL: 'debug', ...env });
+  const logger = createLogger('debug', { write: (s: string) => void lines.push(JSON.parse(s) as LogLine) });
+  // The check runs when the test says (the first scheduled one is far away).
+  const agent = new Agent({ config, logger, defaultModelPath: join(dir, 'default-model.onnx'), firstModel: { firstCheckMs: 3_600_000, checkPattern: '0 0 0 1 1 *' } });
+  running.push(agent);
+  await agent.start();
+  return agent;
+}
+
+async function stopAgent(agent: Agent): Promise<void> {
+  running.splice(running.indexOf(agent), 1);
+  await agent.stop();
+}
+
+/** `count` simulated readings of a running pump, one every 10 s from `from`. */
+function simulated(pumpId: string, seed: number, from: number, count: number, sim = new PumpSimulator({ pumpId, seed, startTs: from, periodMs: STEP })): Reading[] {
+  return Array.from({ length: count }, () => sim.next().reading);
+}
+
+async function ingest(agent: Agent, readings: readonly Reading[]): Promise<void> {
+  for (let i = 0; i < readings.length; i += 500) {
+    const res = await agent.pipeline.ingest(readings.slice(i, i + 500), 'test');
+    expect(res.rejected).toEqual([]);
+  }
+}
+
+const status = (agent: Agent) => agent.status.snapshot() as { models: Record<string, { version: string; status: string; origin: string | null; error: string | null }>; firstModels: any };
+const meta = (agent: Agent) => JSON.parse(agent.buffer.getMeta(FIRST_MODELS_META_KEY) ?? 'null') as Record<string, any> | null;
+const fitted = (lines: LogLine[]) => lines.filter((l) => l.msg.startsWith('first model fitted on the gateway; installing it'));
+const until = <T>(fn: () => T | Promise<T>) => vi.waitFor(fn, { timeout: 30_000, interval: 50 });
+
+describe('a first model fitted on the gateway (hub off)', () => {
+  const start = Date.now() - 4 * HOUR;
+
+  it('fits a pump scored by the default model once its readings span the hours, installs it and scores with it; a pump short of them waits', async () => {
+    const lines: LogLine[] = [];
+    const agent = await startAgent('a', { PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '2' }, lines);
+    await ingest(agent, simulated('pump-long', 11, start, READINGS));
+    await ingest(agent, simulated('pump-short', 12, start, 360)); // 1 h
+    const { job, updater } = firstModelPartsOf(agent)!;
+    await job.run();
+    await updater.idle();
+
+    const rec = meta(agent)!['pump-long'];
+    expect(rec).toMatchObject({ state: 'fitted', version: expect.stringMatching(/^gw-\d{8}-[0-9a-f]{12}$/), sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(rec.spanHours).toBeGreaterThanOrEqual(2);
+    expect(meta(agent)!['pump-short']).toBeUndefined(); // waiting is not persisted
+    const s = status(agent);
+    expect(s.models['pump-long']).toMatchObject({ version: rec.version, status: 'active', origin: 'gateway', error: null });
+    expect(s.models['pump-short']).toBeUndefined();
+    expect(s.firstModels).toMatchObject({ afterHours: 2, checks: 1, fitting: null, pumps: { 'pump-long': { state: 'fitted', version: rec.version }, 'pump-short': { state: 'waiting', neededHours: 2 } } });
+    expect(s.firstModels.pumps['pump-short'].spanHours).toBeLessThan(2);
+    // The model's file is in the store under the pump's key, the bytes the record names.
+    expect(readdirSync(join(dir, 'a', 'models', 'pump-long'))).toEqual([`${rec.version}.${rec.sha256.slice(0, 16)}.onnx`]);
+    expect(fitted(lines)).toHaveLength(1);
+    expect(lines.find((l) => l.msg === 'first model fitted on the gateway activated')).toMatchObject({ model: 'pump-long', version: rec.version, origin: 'gateway' });
+
+    // The pump's next readings are scored by its first model, the other pump's by the default.
+    const after = start + READINGS * STEP;
+    await ingest(agent, simulated('pump-long', 11, after, 20));
+    const scored = agent.buffer.predictions('pump-long', { limit: 5 });
+    expect(new Set(scored.map((r) => r.modelVersion))).toEqual(new Set([rec.version]));
+    expect(scored.every((r) => r.score !== null)).toBe(true);
+
+    // A second check fits nothing (pump-short has no newer readings).
+    await job.run();
+    expect(fitted(lines)).toHaveLength(1);
+    await stopAgent(agent);
+
+    // Restarted: the same first model is restored from the store, and no check fits it again.
+    const again: LogLine[] = [];
+    const restarted = await startAgent('a', { PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '2' }, again);
+    await firstModelPartsOf(restarted)!.updater.idle();
+    expect(status(restarted).models['pump-long']).toMatchObject({ version: rec.version, status: 'active', origin: 'gateway' });
+    await firstModelPartsOf(restarted)!.job.run();
+    expect(fitted(again)).toEqual([]);
+    expect(meta(restarted)!['pump-long']).toEqual(rec);
+    expect(status(restarted).firstModels.pumps['pump-long']).toMatchObject({ state: 'fitted', version: rec.version });
+  });
+
+  it('fits nothing with the setting at its default (0, off)', async () => {
+    const lines: LogLine[] = [];
+    const agent = await startAgent('off', {}, lines);
+    await ingest(agent, simulated('pump-long', 11, start, READINGS));
+    await firstModelPartsOf(agent)!.job.run();
+    expect(meta(agent)).toBeNull();
+    expect(existsSync(join(dir, 'off', 'models', 'pump-long'))).toBe(false);
+    expect(status(agent).firstModels).toMatchObject({ afterHours: 0, checks: 1, pumps: {} });
+    expect(status(agent).models['pump-long']).toBeUndefined();
+    expect(fitted(lines)).toEqual([]);
+  });
+
+  it('reads the newest 7 days of the pump in pages, oldest first, and after a refusal waits for another span of readings', async () => {
+    const agent = await startAgent('pages', { PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '2' });
+    // 8 days at one reading a minute, then the test's fit refuses.
+    const from = Date.now() - 8 * 24 * HOUR - HOUR;
+    const sim = new PumpSimulator({ pumpId: 'pump-p', seed: 5, startTs: from, periodMs: 60_000 });
+    const days = Array.from({ length: 8 * 24 * 60 }, () => sim.next().reading);
+    await ingest(agent, days);
+    const asked: FirstModelFitRequest[] = [];
+    const refuse = async (req: FirstModelFitRequest): Promise<FirstModelFitResult> => {
+      asked.push(req);
+      return { kind: 'refused', reason: 'a test refusal', spanHours: 168, heldOutRows: 10, heldOutFlagged: 9 };
+    };
+    const { updater } = firstModelPartsOf(agent)!;
+    const job = new FirstModelJob({
+      afterHours: () => 2,
+      buffer: agent.buffer,
+      engine: agent.engine,
+      store: agent.modelStore,
+      states: agent.firstModels,
+      updater,
+      fit: refuse,
+      clock: Date.now,
+      logger: createLogger('silent'),
+      pageRows: 700,
+    });
+    await job.run();
+    expect(asked).toHaveLength(1);
+    const rows = asked[0]!.rows;
+    const newest = days.at(-1)!.ts;
+    const inWindow = days.filter((r) => r.ts >= newest - 7 * 24 * HOUR);
+    expect(rows.map((r) => r.ts)).toEqual(inWindow.map((r) => r.ts));
+    expect(rows[0]!.values).toEqual(inWindow[0]!.values);
+    expect(asked[0]!.defaultModel.version).toBe(agent.engine.model('default')!.version);
+    expect(meta(agent)!['pump-p']).toMatchObject({ state: 'refused', reason: 'a test refusal', lastReadingTs: new Date(newest).toISOString(), retryAfterSpanHours: 2 });
+    expect(job.view().pumps['pump-p']).toMatchObject({ state: 'refused', reason: 'a test refusal' });
+
+    // Not tried again until its readings span another 2 h past the refused ones.
+    await ingest(agent, Array.from({ length: 60 }, () => sim.next().reading)); // 1 h more
+    await job.run();
+    expect(asked).toHaveLength(1);
+    await ingest(agent, Array.from({ length: 61 }, () => sim.next().reading)); // 2 h more in all
+    await job.run();
+    expect(asked).toHaveLength(2);
+  });
+});
+
+describe('a first model and the module twin', () => {
+  let hub: LocalHub;
+  let server: ModelServer;
+  const DEVICE = 'gw-first';
+  const MODULE = 'pumpwatch';
+  const start = Date.now() - 4 * HOUR;
+
+  beforeAll(async () => {
+    hub = await LocalHub.start();
+    server = await ModelServer.start();
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+    await hub?.stop();
+  });
+
+  /** A model the trainer's own fit exports for the pump, from its simulated readings. */
+  function cloudModel(pumpId: string, version: string): Uint8Array {
+    const readings = simulated(pumpId, 99, start - 10 * HOUR, 600);
+    const features = [...SIMULATED_FEATURES];
+    return fitTable(
+      { features, rows: readings.map((r) => Float64Array.from(features.map((f) => r.values[f] as number))), timestamps: readings.map((r) => r.ts), timestampColumn: 'ts', ignoredColumns: [] },
+      { algorithm: 'pca', source: pumpId, version, window: 1 },
+    ).bytes;
+  }
+
+  const reported = () => hub.reported(DEVICE, MODULE) as { models?: Record<string, Record<string, unknown>> };
+
+  it('reports the first model with origin "gateway"; the twin naming the pump replaces and retires it for good; a twin cannot name a local model or file', async () => {
+    const lines: LogLine[] = [];
+    writeFileSync(join(dir, 'hub-ca.pem'), hub.ca);
+    const env = {
+      PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '2',
+      PUMPWATCH_HUB: 'auto',
+      PUMPWATCH_MODULE_CONNECTION_STRING: hub.addModule(DEVICE, MODULE),
+      PUMPWATCH_DEVICE_ID: DEVICE,
+      EdgeModuleCACertificateFile: join(dir, 'hub-ca.pem'),
+      PUMPWATCH_ALLOW_INSECURE_MODEL_URLS: '1',
+    };
+    let agent = await startAgent('twin', env, lines);
+    const runtime = edgeRuntimeOf(agent)!;
+    await until(() => expect(reported().models?.default?.status).toBe('active'));
+    await ingest(agent, simulated('pump-a', 21, start, READINGS));
+    await ingest(agent, simulated('pump-b', 22, start, READINGS));
+    // pump-b is named by the twin before any fit: it never gets a first model.
+    const other = server.add('pump-b', cloudModel('pump-b', 'cloud-b1'), 'cloud-b1');
+    hub.updateDesired(DEVICE, MODULE, { models: { 'pump-b': other } });
+    await until(() => expect(reported().models?.['pump-b']).toMatchObject({ version: 'cloud-b1', status: 'active' }));
+    let { job, updater } = firstModelPartsOf(agent)!;
+    expect(updater).toBe(runtime.updater);
+    await job.run();
+    await updater.idle();
+    const first = meta(agent)!['pump-a'];
+    expect(first).toMatchObject({ state: 'fitted' });
+    expect(meta(agent)!['pump-b']).toMatchObject({ state: 'retired', version: null });
+    await until(() => expect(reported().models?.['pump-a']).toMatchObject({ version: first.version, status: 'active', origin: 'gateway' }));
+    expect(reported().models?.['pump-a']).not.toHaveProperty('ac'); // no desired entry to acknowledge
+    expect(reported().models?.['pump-b']).not.toHaveProperty('origin');
+
+    // Restarted: the twin read (which names pump-b only) leaves pump-a on its first model, its file kept.
+    await stopAgent(agent);
+    agent = await startAgent('twin', env, lines);
+    ({ job, updater } = firstModelPartsOf(agent)!);
+    await until(() => expect(edgeRuntimeOf(agent)!.twinSync.modelVersionOf('pump-b')).not.toBeNull());
+    await updater.idle();
+    expect(status(agent).models['pump-a']).toMatchObject({ version: first.version, status: 'active', origin: 'gateway' });
+    expect(readdirSync(join(dir, 'twin', 'models', 'pump-a'))).toEqual([`${first.version}.${first.sha256.slice(0, 16)}.onnx`]);
+
+    // A twin entry cannot mark itself local, nor make the agent read the first model's file.
+    const file = join(dir, 'twin', 'models', 'pump-a', `${first.version}.${first.sha256.slice(0, 16)}.onnx`);
+    hub.updateDesired(DEVICE, MODULE, { models: { 'pump-a': { version: first.version, url: 'https://example.invalid/m.onnx', sha256: first.sha256, size: first.size, local: true } } });
+    await until(() => expect(reported().models?.['pump-a']).toMatchObject({ status: 'rejected', error: 'unknown field "local"', origin: 'gateway' }));
+    expect(status(agent).models['pump-a']).toMatchObject({ origin: 'gateway', activeVersion: first.version });
+    expect(meta(agent)!['pump-a']).toMatchObject({ state: 'fitted' }); // a malformed entry holds the key as it is
+    hub.updateDesired(DEVICE, MODULE, { models: { 'pump-a': { version: 'file-1', url: `file://${file}`, sha256: first.sha256, size: first.size, local: null } } });
+    await until(() => expect(reported().models?.['pump-a']).toMatchObject({ version: 'file-1', status: 'rejected' }));
+    expect(status(agent).models['pump-a']!.error).toMatch(/must use https:\/\//);
+    // A valid entry names the pump: its first model is retired (still scoring until a model of the cloud replaces it).
+    expect(meta(agent)!['pump-a']).toMatchObject({ state: 'retired', version: first.version });
+    expect(lines.find((l) => l.msg.startsWith('first model fitted on the gateway retired'))).toMatchObject({ pump: 'pump-a', version: first.version });
+
+    // The cloud's model replaces it; its file is pruned; a rollback would not go back to it.
+    const cloud = server.add('pump-a', cloudModel('pump-a', 'cloud-a1'), 'cloud-a1');
+    hub.updateDesired(DEVICE, MODULE, { models: { 'pump-a': cloud } });
+    await until(() => expect(reported().models?.['pump-a']).toMatchObject({ version: 'cloud-a1', status: 'active', ac: 200 }));
+    await updater.idle();
+    expect(reported().models?.['pump-a']).not.toHaveProperty('origin');
+    expect(status(agent).models['pump-a']!.origin).not.toBe('gateway');
+    expect(existsSync(file)).toBe(false);
+    const live = JSON.parse(agent.buffer.getMeta('models.state')!).live['pump-a'];
+    expect(live).toEqual({ version: 'cloud-a1', sha256: cloud.sha256, previous: { kind: 'none' } });
+    expect(status(agent).firstModels.pumps['pump-a']).toMatchObject({ state: 'retired', version: first.version });
+
+    // The twin's entry removed: the pump goes back to the default model, not to its first model, and is not fitted again.
+    hub.updateDesired(DEVICE, MODULE, { models: { 'pump-a': null } });
+    await until(() => expect(status(agent).models['pump-a']).toBeUndefined());
+    await job.run();
+    await updater.idle();
+    expect(status(agent).models['pump-a']).toBeUndefined();
+    expect(meta(agent)!['pump-a']).toMatchObject({ state: 'retired', version: first.version });
+    expect(fitted(lines)).toHaveLength(1);
+  });
+});
+
