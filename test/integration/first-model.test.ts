@@ -5,6 +5,7 @@
  * real module client with a trainer-made model served over HTTP. The check is run by the test
  * (firstModelPartsOf(agent).job.run()) instead of waiting for its schedule.
  */
+import Database from 'better-sqlite3';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -129,6 +130,30 @@ describe('a first model fitted on the gateway (hub off)', () => {
     expect(fitted(again)).toEqual([]);
     expect(meta(restarted)!['pump-long']).toEqual(rec);
     expect(status(restarted).firstModels.pumps['pump-long']).toMatchObject({ state: 'fitted', version: rec.version });
+  });
+
+  it('installs a first model recorded before a crash kept it from being switched in, without fitting it again', async () => {
+    const lines: LogLine[] = [];
+    const agent = await startAgent('cut', { PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '2' }, lines);
+    await ingest(agent, simulated('pump-long', 11, start, READINGS));
+    await firstModelPartsOf(agent)!.job.run();
+    await firstModelPartsOf(agent)!.updater.idle();
+    const rec = meta(agent)!['pump-long'];
+    expect(status(agent).models['pump-long']).toMatchObject({ version: rec.version, status: 'active' });
+    await stopAgent(agent);
+    // As a crash right after the record was written leaves it: the model's file and its record, no live model.
+    const db = new Database(join(dir, 'cut', 'buffer.sqlite'));
+    const state = JSON.parse((db.prepare("SELECT value FROM meta WHERE key = 'models.state'").get() as { value: string }).value);
+    delete state.live['pump-long'];
+    db.prepare("UPDATE meta SET value = ? WHERE key = 'models.state'").run(JSON.stringify(state));
+    db.close();
+
+    const again: LogLine[] = [];
+    const restarted = await startAgent('cut', { PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '2' }, again);
+    await until(() => expect(status(restarted).models['pump-long']).toMatchObject({ version: rec.version, status: 'active', origin: 'gateway' }));
+    await firstModelPartsOf(restarted)!.job.run();
+    expect(fitted(again)).toEqual([]);
+    expect(meta(restarted)!['pump-long']).toEqual(rec);
   });
 
   it('fits nothing with the setting at its default (0, off)', async () => {
