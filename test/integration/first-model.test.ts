@@ -241,13 +241,14 @@ describe('a first model and the module twin', () => {
     ).bytes;
   }
 
-  const reported = () => hub.reported(DEVICE, MODULE) as { models?: Record<string, Record<string, unknown>> };
+  const reported = () => hub.reported(DEVICE, MODULE) as { models?: Record<string, Record<string, unknown>>; firstModel?: unknown };
 
   it('reports the first model with origin "gateway"; the twin naming the pump replaces and retires it for good; a twin cannot name a local model or file', async () => {
     const lines: LogLine[] = [];
     writeFileSync(join(dir, 'hub-ca.pem'), hub.ca);
     const env = {
-      PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '2',
+      // 3 h, more than the readings span: the twin's firstModel.afterHours (2) is the one in force.
+      PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '3',
       PUMPWATCH_HUB: 'auto',
       PUMPWATCH_MODULE_CONNECTION_STRING: hub.addModule(DEVICE, MODULE),
       PUMPWATCH_DEVICE_ID: DEVICE,
@@ -257,6 +258,12 @@ describe('a first model and the module twin', () => {
     let agent = await startAgent('twin', env, lines);
     const runtime = edgeRuntimeOf(agent)!;
     await until(() => expect(reported().models?.default?.status).toBe('active'));
+    // The setting is live, acknowledged as the other sections are; a bad value is refused with its reason.
+    const bad = hub.updateDesired(DEVICE, MODULE, { firstModel: { afterHours: 0.5 } });
+    await until(() => expect(reported().firstModel).toMatchObject({ ac: 400, av: bad, ad: 'firstModel.afterHours=0.5: either 0 (off) or at least 1 hour' }));
+    const good = hub.updateDesired(DEVICE, MODULE, { firstModel: { afterHours: 2 } });
+    await until(() => expect(reported().firstModel).toEqual({ value: { afterHours: 2 }, ac: 200, av: good, ad: 'applied' }));
+    expect(firstModelPartsOf(agent)!.job.view().afterHours).toBe(2);
     await ingest(agent, simulated('pump-a', 21, start, READINGS));
     await ingest(agent, simulated('pump-b', 22, start, READINGS));
     // pump-b is named by the twin before any fit: it never gets a first model.
