@@ -37,7 +37,9 @@ export function wireFirstModel(agent: Agent, opts: FirstModelWiringOptions = {})
       name: 'first-model',
       start: () => {
         const updater = edgeRuntimeOf(agent)?.updater ?? (own = createModelUpdater(agent).updater);
-        if (own) own.resync(); // first models already fitted: installed (or confirmed) now
+        // First models recorded but not switched in when the agent stopped (a crash between the two):
+        // installed now, before any twin read (an offline start), as the persisted ones were restored.
+        updater.localChanged();
         job = new FirstModelJob({
           afterHours: () => agent.config.firstModelAfterHours,
           buffer: agent.buffer,

@@ -132,7 +132,7 @@ describe('a first model fitted on the gateway (hub off)', () => {
     expect(status(restarted).firstModels.pumps['pump-long']).toMatchObject({ state: 'fitted', version: rec.version });
   });
 
-  it('installs a first model recorded before a crash kept it from being switched in, without fitting it again', async () => {
+  it('installs a first model recorded before a crash kept it from being switched in, at an offline start, without fitting it again', async () => {
     const lines: LogLine[] = [];
     const agent = await startAgent('cut', { PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '2' }, lines);
     await ingest(agent, simulated('pump-long', 11, start, READINGS));
@@ -148,9 +148,12 @@ describe('a first model fitted on the gateway (hub off)', () => {
     db.prepare("UPDATE meta SET value = ? WHERE key = 'models.state'").run(JSON.stringify(state));
     db.close();
 
+    // Restarted offline: IoT Edge configured, its hub unreachable, so no twin is read.
     const again: LogLine[] = [];
-    const restarted = await startAgent('cut', { PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '2' }, again);
+    const key = Buffer.from('not a real key').toString('base64');
+    const restarted = await startAgent('cut', { PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '2', PUMPWATCH_HUB: 'auto', PUMPWATCH_MODULE_CONNECTION_STRING: `HostName=localhub;DeviceId=gw-off;ModuleId=pumpwatch;SharedAccessKey=${key};GatewayHostName=127.0.0.1:1` }, again);
     await until(() => expect(status(restarted).models['pump-long']).toMatchObject({ version: rec.version, status: 'active', origin: 'gateway' }));
+    expect((status(restarted) as unknown as { connectivity: { hub: string } }).connectivity.hub).not.toBe('connected');
     await firstModelPartsOf(restarted)!.job.run();
     expect(fitted(again)).toEqual([]);
     expect(meta(restarted)!['pump-long']).toEqual(rec);
