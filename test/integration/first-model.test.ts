@@ -6,6 +6,7 @@
  * (firstModelPartsOf(agent).job.run()) instead of waiting for its schedule.
  */
 import Database from 'better-sqlite3';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +23,8 @@ import { firstModelPartsOf } from '../../agent/wiring/first-model.js';
 import type { Reading } from '../../buffer/types.js';
 import { fitTable } from '../../trainer/fit.js';
 import { testAgentConfig } from '../support/agent.js';
+import { nanBelowModel } from '../support/broken-models.js';
+import { makeModel, normalValues, rng } from '../support/models.js';
 import { LocalHub } from '../support/local-hub.js';
 import { ModelServer } from '../support/model-server.js';
 
@@ -157,6 +160,61 @@ describe('a first model fitted on the gateway (hub off)', () => {
     await firstModelPartsOf(restarted)!.job.run();
     expect(fitted(again)).toEqual([]);
     expect(meta(restarted)!['pump-long']).toEqual(rec);
+  });
+
+  it('rolls a first model that faults on live readings back to the default model, and neither fits nor installs it again', async () => {
+    const data = join(dir, 'fault');
+    const lines: LogLine[] = [];
+    const config = testAgentConfig(data, { PUMPWATCH_LOG_LEVEL: 'info', PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '2' });
+    writeFileSync(join(dir, 'test-default.onnx'), makeModel({ version: 'test-default' }));
+    const startFault = async (): Promise<Agent> => {
+      const a = new Agent({ config: { ...config }, logger: createLogger('info', { write: (t: string) => void lines.push(JSON.parse(t) as LogLine) }), defaultModelPath: join(dir, 'test-default.onnx'), firstModel: { firstCheckMs: 3_600_000, checkPattern: '0 0 0 1 1 *' } });
+      running.push(a);
+      await a.start();
+      return a;
+    };
+    const agent = await startFault();
+    const r = rng(3);
+    const normal = (from: number, n: number, over: Record<string, number> = {}): Reading[] => Array.from({ length: n }, (_, k) => ({ pumpId: 'pump-f', ts: from + k * STEP, values: { ...normalValues(r, k), ...over } }));
+    await ingest(agent, normal(start, READINGS));
+    // A model that loads and validates on these readings, and scores NaN once they fall near 0 (test/support/broken-models.ts).
+    const version = 'gw-20261206-0123456789ab';
+    const bytes = nanBelowModel(version);
+    const calls: FirstModelFitRequest[] = [];
+    const job = new FirstModelJob({
+      afterHours: () => 2,
+      buffer: agent.buffer,
+      engine: agent.engine,
+      store: agent.modelStore,
+      states: agent.firstModels,
+      updater: firstModelPartsOf(agent)!.updater,
+      fit: async (req) => {
+        calls.push(req);
+        return { kind: 'fitted', bytes, sha256: createHash('sha256').update(bytes).digest('hex'), version, metadata: agent.engine.model('default')!.meta, trainRows: 720, heldOutRows: 180, heldOutFlagged: 0, spanHours: 2.5 };
+      },
+      clock: Date.now,
+      logger: createLogger('silent'),
+    });
+    await job.run();
+    await firstModelPartsOf(agent)!.updater.idle();
+    expect(status(agent).models['pump-f']).toMatchObject({ version, status: 'active', origin: 'gateway' });
+
+    await ingest(agent, normal(start + READINGS * STEP, 2, { Pressure: 0, Flow: 0, Current: 0 }));
+    await agent.models.idle();
+    expect(status(agent).models['pump-f']).toMatchObject({ version, status: 'rolled-back', activeVersion: null });
+    expect(agent.engine.model('pump-f')).toBeUndefined();
+    expect(JSON.parse(agent.buffer.getMeta('models.state')!).live['pump-f']).toBeUndefined();
+    await ingest(agent, normal(start + (READINGS + 2) * STEP, 3));
+    expect(agent.buffer.predictions('pump-f', { limit: 1 })[0]!.modelVersion).toBe('test-default');
+
+    // Not fitted again, and not installed again after a restart.
+    await job.run();
+    expect(calls).toHaveLength(1);
+    await stopAgent(agent);
+    const restarted = await startFault();
+    await firstModelPartsOf(restarted)!.updater.idle();
+    expect(restarted.engine.model('pump-f')).toBeUndefined();
+    expect(status(restarted).models['pump-f']).toMatchObject({ version, status: 'rolled-back' });
   });
 
   it('fits nothing with the setting at its default (0, off)', async () => {
