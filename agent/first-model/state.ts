@@ -8,7 +8,8 @@
  *   installed); tried again once the pump's readings span another `retryAfterSpanHours` past
  *   `lastReadingTs`;
  * - `retired`: the module twin named a model for the pump (with `version`, the first model it
- *   replaced, if any): never fitted or used again.
+ *   replaced, if any), or the pump was found running a model of its own from the cloud: never
+ *   fitted or used again.
  * A pump still short of readings is `waiting`, kept in memory only (it is found again at the next
  * check). The record is written after the model's file and before the updater is told of it: a fit a
  * crash cut short leaves no record and simply runs again.
