@@ -18,6 +18,7 @@ import type { PredictionRow } from '../../buffer/types.js';
 import { InferenceEngine } from '../../inference/engine.js';
 import { LoadedModel } from '../../inference/model.js';
 import { makeModel, normalValues, rng } from '../support/models.js';
+import { sendOneThenRestart } from '../support/alerts.js';
 
 const MINUTE = 60_000;
 const DAY = 86_400_000;
@@ -341,22 +342,8 @@ describe('silent pumps', () => {
     expect(kept.map((x) => [x.alert.kind, x.alert.seq])).toEqual([['pump-silent', seqs.at(-1)], ['pump-resumed', seqs.at(-1)], ['pump-silent', seqs.at(-1)]]);
     const savedBefore = buffer.getMeta('alerts.pending')!;
     // edgeHub takes one, then the process is killed before it saves the list
-    const once: Alert[] = [];
-    const stopping = publisher(async (a) => {
-      if (once.length === 1) throw new Error('stopping');
-      once.push(a);
-    });
-    stopping.restore();
-    stopping.flush();
-    await stopping.idle();
+    const { once, rest, after } = await sendOneThenRestart(publisher, buffer, savedBefore);
     expect(once.map((a) => a.kind)).toEqual(['pump-silent']);
-    buffer.setMeta('alerts.pending', savedBefore);
-
-    const rest: Alert[] = [];
-    const after = publisher(async (a) => void rest.push(a));
-    after.restore();
-    after.flush();
-    await after.idle();
     expect(rest.map((a) => a.kind)).toEqual(['pump-resumed', 'pump-silent']);
     expect(after.status().silentPumps).toMatchObject({ 'mid-1': { alerted: true } });
   });

@@ -16,6 +16,7 @@ import type { PredictionRow } from '../../buffer/types.js';
 import { InferenceEngine } from '../../inference/engine.js';
 import { LoadedModel } from '../../inference/model.js';
 import { makeModel, normalValues, rng } from '../support/models.js';
+import { sendOneThenRestart } from '../support/alerts.js';
 
 let dir: string;
 let buffer: BufferStore;
@@ -385,23 +386,10 @@ describe('AlertPublisher', () => {
     await offline.idle();
     expect(offline.status().pending).toBe(2);
     const savedBefore = buffer.getMeta('alerts.pending')!;
-    // the frozen sensor's alert is sent and recorded, then the process stops before saving the list
-    const once: Alert[] = [];
-    const stopping = publisher(async (a) => {
-      if (once.length === 1) throw new Error('stopping');
-      once.push(a);
-    });
-    stopping.restore();
-    stopping.flush();
-    await stopping.idle();
-    expect(once.map((a) => a.kind)).toEqual(['sensor-frozen']);
+    // the frozen sensor's alert is sent and recorded, then the process stops before saving the list;
     // restored from the list saved before (both pending): the one sent is dropped, the anomaly of the same reading kept
-    buffer.setMeta('alerts.pending', savedBefore);
-    const rest: Alert[] = [];
-    const after = publisher(async (a) => void rest.push(a));
-    after.restore();
-    after.flush();
-    await after.idle();
+    const { once, rest } = await sendOneThenRestart(publisher, buffer, savedBefore);
+    expect(once.map((a) => a.kind)).toEqual(['sensor-frozen']);
     expect(rest.map((a) => [a.kind, a.seq])).toEqual([['anomaly', seqs[59]]]);
   });
 

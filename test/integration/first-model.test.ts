@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Agent } from '../../agent/main.js';
-import { FirstModelJob } from '../../agent/first-model/job.js';
+import { FirstModelJob, type FirstModelJobDeps } from '../../agent/first-model/job.js';
 import type { FirstModelFitRequest, FirstModelFitResult } from '../../agent/first-model/fit.js';
 import { FIRST_MODELS_META_KEY } from '../../agent/first-model/state.js';
 import { createLogger } from '../../agent/logger.js';
@@ -84,6 +84,19 @@ async function ingest(agent: Agent, readings: readonly Reading[]): Promise<void>
 const status = (agent: Agent) => agent.status.snapshot() as { models: Record<string, { version: string; status: string; origin: string | null; error: string | null }>; firstModels: any };
 const meta = (agent: Agent) => JSON.parse(agent.buffer.getMeta(FIRST_MODELS_META_KEY) ?? 'null') as Record<string, any> | null;
 const fitted = (lines: LogLine[]) => lines.filter((l) => l.msg.startsWith('first model fitted on the gateway; installing it'));
+/** The agent's own first-model job with a given fit (and page size), its other parts the agent's. */
+const jobOf = (agent: Agent, own: Pick<FirstModelJobDeps, 'fit'> & Partial<FirstModelJobDeps>): FirstModelJob =>
+  new FirstModelJob({
+    afterHours: () => 2,
+    buffer: agent.buffer,
+    engine: agent.engine,
+    store: agent.modelStore,
+    states: agent.firstModels,
+    updater: firstModelPartsOf(agent)!.updater,
+    clock: Date.now,
+    logger: createLogger('silent'),
+    ...own,
+  });
 const until = <T>(fn: () => T | Promise<T>) => vi.waitFor(fn, { timeout: 30_000, interval: 50 });
 
 describe('a first model fitted on the gateway (hub off)', () => {
@@ -181,19 +194,11 @@ describe('a first model fitted on the gateway (hub off)', () => {
     const version = 'gw-20261206-0123456789ab';
     const bytes = nanBelowModel(version);
     const calls: FirstModelFitRequest[] = [];
-    const job = new FirstModelJob({
-      afterHours: () => 2,
-      buffer: agent.buffer,
-      engine: agent.engine,
-      store: agent.modelStore,
-      states: agent.firstModels,
-      updater: firstModelPartsOf(agent)!.updater,
+    const job = jobOf(agent, {
       fit: async (req) => {
         calls.push(req);
         return { kind: 'fitted', bytes, sha256: createHash('sha256').update(bytes).digest('hex'), version, metadata: agent.engine.model('default')!.meta, trainRows: 720, heldOutRows: 180, heldOutFlagged: 0, spanHours: 2.5 };
       },
-      clock: Date.now,
-      logger: createLogger('silent'),
     });
     await job.run();
     await firstModelPartsOf(agent)!.updater.idle();
@@ -241,19 +246,7 @@ describe('a first model fitted on the gateway (hub off)', () => {
       asked.push(req);
       return { kind: 'refused', reason: 'a test refusal', spanHours: 168, heldOutRows: 10, heldOutFlagged: 9 };
     };
-    const { updater } = firstModelPartsOf(agent)!;
-    const job = new FirstModelJob({
-      afterHours: () => 2,
-      buffer: agent.buffer,
-      engine: agent.engine,
-      store: agent.modelStore,
-      states: agent.firstModels,
-      updater,
-      fit: refuse,
-      clock: Date.now,
-      logger: createLogger('silent'),
-      pageRows: 700,
-    });
+    const job = jobOf(agent, { fit: refuse, pageRows: 700 });
     await job.run();
     expect(asked).toHaveLength(1);
     const rows = asked[0]!.rows;
