@@ -35,6 +35,7 @@ export class ModelManager {
   private stateLoaded = false;
   private readonly listeners: Array<(key: string) => void> = [];
   private readonly restoredListeners: Array<() => void> = [];
+  private readonly rolledBackListeners: Array<(key: string, rolledBack: { version: string; origin: 'gateway' | undefined; reason: string }) => void> = [];
   /** The model each key's desired entry names (see setWanted); null when no updater is wired (no twin). */
   private wanted: ((key: string) => ModelRef | null | undefined) | null = null;
 
@@ -176,6 +177,14 @@ export class ModelManager {
   }
 
   /**
+   * Called after a live model was rolled back for a fault, with the model rolled back (its version,
+   * its origin: 'gateway' for a model fitted on the gateway, whose fitter records the refusal).
+   */
+  onRolledBack(listener: (key: string, rolledBack: { version: string; origin: 'gateway' | undefined; reason: string }) => void): void {
+    this.rolledBackListeners.push(listener);
+  }
+
+  /**
    * The model updater says which model each key's desired entry names and still wants (not
    * refused): every prune keeps it (a copy stored before the agent stopped is its next install's).
    * `undefined` while no desired models came: nothing is pruned until they do.
@@ -260,6 +269,13 @@ export class ModelManager {
       this.setStatus(key, back.model ?? null, 'rolled-back', reason, rec.version);
       this.log('warn', 'model rolled back', { model: key, version: rec.version, reason, activeVersion: this.activeVersion(key) });
       this.changed(key);
+      for (const l of this.rolledBackListeners) {
+        try {
+          l(key, { version: rec.version, origin: rec.origin, reason });
+        } catch (err) {
+          this.log('error', 'a rollback listener failed', { model: key, err: (err as Error).message });
+        }
+      }
       // The rolled-back model's file: nothing refers to it any more (the refusal holds no file).
       await this.pruneStore(key);
       return true;
@@ -298,16 +314,17 @@ export class ModelManager {
    * The key's desired entry is gone. A pump loses its own model, shadow, refusal and status (it
    * falls back to `default` and leaves /status); `default` goes back to the start-up model (bundled,
    * or PUMPWATCH_DEFAULT_MODEL), as it runs when the twin never named one. Resolves true when
-   * something changed, false when there was nothing to remove.
+   * something changed, false when there was nothing to remove. `why`: the log line's message, when
+   * not the desired entry's removal (a model fitted on the gateway taken out of service).
    */
-  remove(key: string): Promise<boolean> {
+  remove(key: string, why?: string): Promise<boolean> {
     return this.serial.run(async () => {
       if (key === DEFAULT_MODEL_KEY) return this.backToStartupDefault();
       if (!this.keysInUse().includes(key)) return false;
       // Said at warn: a deployment manifest that names the module's desired properties replaces
       // them whole, and every pump's entry goes at once (deployment/README.md, "Deploy").
       const { live, shadow, refused } = this.persisted;
-      this.log('warn', 'model removed: its desired entry is gone; the pump is scored by the default model', {
+      this.log('warn', why ?? 'model removed: its desired entry is gone; the pump is scored by the default model', {
         model: key,
         version: live[key]?.version ?? this.deps.engine.model(key)?.version ?? null,
         shadowVersion: shadow[key]?.version ?? null,
@@ -397,6 +414,13 @@ export class ModelManager {
     const rec = this.persisted.live[key];
     const keep = [rec, rec?.previous.kind === 'store' ? rec.previous : undefined, this.persisted.shadow[key], wanted ?? undefined];
     return keep.filter((m): m is ModelRef => m !== undefined).map((m) => ({ version: m.version, sha256: m.sha256 }));
+  }
+
+  /** Keys whose live model was fitted on this gateway (persisted with origin 'gateway'). */
+  gatewayKeys(): string[] {
+    return Object.entries(this.persisted.live)
+      .filter(([, rec]) => rec.origin !== undefined)
+      .map(([key]) => key);
   }
 
   /** Keys the agent knows anything of (pumps and `default`): a live, shadow or persisted model, a refusal, a status. */

@@ -16,7 +16,9 @@
  * already, so they are read from it (never downloaded), then loaded, validated, switched in,
  * persisted and rolled back on a fault as any other. A local entry is made here from
  * UpdaterDeps.local alone (LocalEntry): nothing in the desired map can be one, nor point at a file.
- * Before the first desired map only local entries run (nothing is removed or pruned then).
+ * A local model running for a key that has no entry any more is removed (the pump goes back to
+ * `default`) unless UpdaterDeps.keepLocal keeps it. Before the first desired map only local
+ * entries and those removals run (nothing else is removed or pruned then).
  */
 import { createHash } from 'node:crypto';
 import type { BackoffPolicy } from './backoff.js';
@@ -68,6 +70,12 @@ export interface UpdaterDeps {
    * the twin has no entry for it (a malformed one holds the key as it is). Asked at every reconcile.
    */
   local?: () => ReadonlyMap<string, LocalModel>;
+  /**
+   * Whether a local model running for `key`, now neither its local entry nor named by the twin,
+   * keeps scoring (a retired first model, until the cloud's model replaces it); when false it is
+   * removed, before the first desired map too (the setting turned off). Default: kept.
+   */
+  keepLocal?: (key: string) => boolean;
   /** Called (before any key runs) with the keys each desired map names a valid entry for: their local models are retired. */
   onTwinNamed?: (keys: readonly string[]) => void;
   /** A local model could not be installed (its file unreadable, refused by validation): refused as a model is, and said here. */
@@ -228,7 +236,7 @@ export class ModelUpdater {
     if (this.stopped) return;
     const local = [...this.localEntries().keys()].filter((key) => !this.named(key));
     if (!this.received) {
-      for (const key of local) this.startJob(key);
+      for (const key of [...local, ...this.localsToRemove()]) this.startJob(key);
       return;
     }
     const keys = new Set([...this.desired.keys(), ...local, ...this.deps.manager.keysInUse(), ...this.jobs.keys()]);
@@ -249,6 +257,17 @@ export class ModelUpdater {
     for (const key of keys) if (!this.desired.has(key) && !this.hold.has(key) && !known.has(key) && !this.jobs.has(key)) this.startJob(key);
   }
 
+  /** Keys running a local model that is no longer their entry, and that UpdaterDeps.keepLocal does not keep. */
+  private localsToRemove(): string[] {
+    const local = this.localEntries();
+    return this.deps.manager.gatewayKeys().filter((key) => this.isLocalToRemove(key, local));
+  }
+
+  private isLocalToRemove(key: string, local: ReadonlyMap<string, LocalEntry> = this.localEntries()): boolean {
+    const keep = this.deps.keepLocal;
+    return keep !== undefined && !this.named(key) && !local.has(key) && this.deps.manager.gatewayKeys().includes(key) && !keep(key);
+  }
+
   private startJob(key: string): void {
     const running = this.jobs.get(key);
     if (running) {
@@ -266,8 +285,8 @@ export class ModelUpdater {
         job.again = false;
         const entry = this.entryOf(key);
         if (entry) await this.reconcileKey(key, entry, job);
-        // Before the first desired map nothing is known to be undesired.
-        else if (!this.hold.has(key) && this.received) await this.removeKey(key);
+        // Before the first desired map nothing is known to be undesired, but a local model no longer kept.
+        else if (!this.hold.has(key) && (this.received || this.isLocalToRemove(key))) await this.removeKey(key);
       }
     } catch (err) {
       this.log('error', 'model reconciliation failed', { model: key, err: (err as Error).message });
@@ -278,7 +297,8 @@ export class ModelUpdater {
   }
 
   private async removeKey(key: string): Promise<void> {
-    await this.deps.manager.remove(key);
+    const local = this.deps.manager.gatewayKeys().includes(key);
+    await this.deps.manager.remove(key, local ? 'first model fitted on the gateway taken out of service; the pump is scored by the default model' : undefined);
     await this.prune(key);
   }
 
