@@ -1,9 +1,11 @@
 /**
  * The first model a gateway fits for a pump (agent/first-model/): how long the fit takes and how
- * much memory its worker thread needs, for `--days` of one simulated pump's readings (stopping a
- * few times a day) at `--period-s`, scored by the bundled default model and stored in a real
- * buffer as the agent stores them, then read back as the agent reads them. Also how late the main
- * thread's timers run while the fit is on its thread (what scoring and commits would wait).
+ * much memory it needs, for `--days` of one simulated pump's readings (stopping a few times a day)
+ * at `--period-s`, scored by the bundled default model and stored in a real buffer as the agent
+ * stores them, then read back and fitted as the agent's check does it (pages packed as they are
+ * read, the fit on its worker thread; the RSS from before the read). Also how late the main
+ * thread's timers run meanwhile (what scoring and commits would wait), and the same rows fitted in
+ * the calling thread (the same bytes).
  *
  * `--leaks`: what a first model finds. Five simulated pumps (seeds 5001–5005, no stops), each
  * with `--days` buffered and its first model fitted on them, then the next day with a leak (the
@@ -18,7 +20,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { fitFirstModel, fitFirstModelHere, type FirstModelFitResult } from '../agent/first-model/fit.js';
+import { fitFirstModelHere, fitFirstModelPacked, type FirstModelFitResult } from '../agent/first-model/fit.js';
+import { FIRST_MODEL_WINDOW_MS, readFitRows } from '../agent/first-model/job.js';
 import { packageRoot } from '../agent/paths.js';
 import { PumpSimulator } from '../agent/simulator.js';
 import { BufferStore } from '../buffer/store.js';
@@ -49,16 +52,10 @@ async function timing(model: LoadedModel): Promise<void> {
     let t = performance.now();
     await bufferSimulated(store, () => sim.next().reading, count, model);
     console.log(`${fmt(count)} readings (${DAYS} d at ${PERIOD_MS / 1000} s) scored by the bundled model and buffered in ${fmt((performance.now() - t) / 1000, 1)} s`);
-    t = performance.now();
-    const rows = store.predictions(pumpId, { limit: 250_000 });
-    console.log(`read back: ${fmt(rows.length)} rows in ${fmt(performance.now() - t)} ms`);
-    const req = { pumpId, rows, defaultModel: model.meta, afterHours: 12 };
-
-    t = performance.now();
-    const here = await fitFirstModelHere(req);
-    console.log(`in this thread: ${fmt((performance.now() - t) / 1000, 2)} s; ${describe(here)}`);
-
-    // The main thread's timers while the fit runs on its thread: how long a commit would wait.
+    // As the agent's check does it: the rows read in pages, each packed into columns as it comes
+    // (agent/first-model/job.ts readFitRows), then fitted on the fit's worker thread. The RSS from
+    // before the read: the process's whole cost of a fit (the worker thread's memory is in it).
+    // The main thread's timers meanwhile: how long a commit would wait.
     let lateMs = 0;
     let last = performance.now();
     const ticker = setInterval(() => {
@@ -69,11 +66,23 @@ async function timing(model: LoadedModel): Promise<void> {
     const before = process.memoryUsage.rss() / 1024 / 1024;
     const rss = rssSampler();
     t = performance.now();
-    const threaded = await fitFirstModel(req);
+    const read = await readFitRows(store, pumpId);
+    if (!read) throw new Error('no rows were read back');
+    const readMs = performance.now() - t;
+    const readRows = read.rows.ts.length; // the columns are transferred to the worker thread (detached here)
+    const threaded = await fitFirstModelPacked({ pumpId, rows: read.rows, defaultModel: model.meta, afterHours: 12 });
     const ms = performance.now() - t;
     rss.stop();
     clearInterval(ticker);
-    console.log(`on its worker thread: ${fmt(ms / 1000, 2)} s; process RSS ${fmt(before)} MB before, peak ${fmt(rss.peak())} MB (+${fmt(rss.peak() - before)} MB); main thread timers late by at most ${fmt(lateMs)} ms`);
+    console.log(`as the agent does it: ${fmt(readRows)} rows read and packed in ${fmt(readMs)} ms, fitted on the worker thread, ${fmt(ms / 1000, 2)} s in all; ${describe(threaded)}`);
+    console.log(`  process RSS ${fmt(before)} MB before the read, peak ${fmt(rss.peak())} MB (+${fmt(rss.peak() - before)} MB); main thread timers late by at most ${fmt(lateMs)} ms`);
+
+    // The same rows as objects, fitted in this thread: the same bytes.
+    const newest = read.lastTs;
+    const rows = store.predictions(pumpId, { limit: 250_000 }).filter((r) => r.ts >= newest - FIRST_MODEL_WINDOW_MS);
+    t = performance.now();
+    const here = await fitFirstModelHere({ pumpId, rows, defaultModel: model.meta, afterHours: 12 });
+    console.log(`in this thread: ${fmt((performance.now() - t) / 1000, 2)} s; ${describe(here)}`);
     const same = here.kind === 'fitted' && threaded.kind === 'fitted' && here.sha256 === threaded.sha256;
     console.log(`same bytes on both: ${same ? 'yes' : 'no'}`);
   } finally {

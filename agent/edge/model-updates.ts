@@ -35,12 +35,21 @@ export function createModelUpdater(agent: Agent, opts: ModelUpdateOptions = {}):
       return [];
     }
   };
+  const newestTsOf = (pumpId: string): number | null => {
+    try {
+      return agent.buffer.predictions(pumpId, { limit: 1 })[0]?.ts ?? null;
+    } catch {
+      return null;
+    }
+  };
   const updater = new ModelUpdater({
     manager: agent.models,
-    // The first models fitted on the gateway (agent/first-model): each the entry of its pump while the twin names none.
-    local: () => agent.firstModels.local(),
+    // The first models fitted on the gateway (agent/first-model): each the entry of its pump while
+    // the twin names none, and the setting is on (at 0, off, none is: they go out of service).
+    local: () => (agent.config.firstModelAfterHours > 0 ? agent.firstModels.local() : new Map()),
+    keepLocal: (key) => agent.firstModels.keeps(key),
     onTwinNamed: (keys) => agent.firstModels.twinNamed(keys),
-    onLocalRefused: (key, version, reason) => agent.firstModels.localRefused(key, version, reason, agent.config.firstModelAfterHours),
+    onLocalRefused: (key, version, reason) => agent.firstModels.localRefused(key, version, `${version} could not be installed: ${reason}`, agent.config.firstModelAfterHours, newestTsOf(key)),
     store: agent.modelStore,
     download: (entry: DesiredModel, signal: AbortSignal, key: string, latestUrl: () => string) =>
       downloadModel(entry, {

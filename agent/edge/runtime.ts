@@ -49,6 +49,7 @@ export class EdgeRuntime {
   /** Whether the transport could hold acknowledgements; asked at the first connection. */
   private transportHooked: (() => boolean) | null = null;
   private timers: NodeJS.Timeout[] = [];
+  private readonly settingsListeners: Array<() => void> = [];
   private readonly log: Logger;
 
   constructor(
@@ -284,10 +285,22 @@ export class EdgeRuntime {
     }
   }
 
+  /** Called after the module twin's settings were applied to the config (a part that acts on a change). */
+  onSettingsApplied(listener: () => void): void {
+    this.settingsListeners.push(listener);
+  }
+
   private applySettings(values: Partial<Config>): void {
     const { config, buffer } = this.agent;
     const oldMax = config.bufferMaxBytes;
     Object.assign(config, values);
+    for (const l of this.settingsListeners) {
+      try {
+        l();
+      } catch (err) {
+        this.log.error({ err: { message: (err as Error).message } }, 'a part could not apply the settings');
+      }
+    }
     if (config.bufferMaxBytes !== oldMax) {
       try {
         buffer.setMaxBytes(config.bufferMaxBytes);

@@ -19,9 +19,11 @@ export interface FitThreadOptions {
 }
 
 /**
- * The thread's V8 heap limits (MB). A fit of 250 000 rows of 8 sensors (the most the agent gives
- * one) raised the process's RSS by 126 MB (bench/first-model.ts, 2026-12-06), a day at 1 Hz by
- * 72 MB; past the limit the thread alone ends, with ERR_WORKER_OUT_OF_MEMORY, not the agent.
+ * The thread's V8 heap limits (MB). The agent's check at 250 000 rows of 8 sensors (the most it
+ * gives one fit), the rows read and packed page by page on the main thread then fitted on this
+ * thread, raised the process's RSS by 150–200 MB in all (bench/first-model.ts and a fresh process,
+ * 2026-12-06; 300 MB while the rows were all held as objects before packing), a day at 1 Hz by
+ * 80–90 MB; past the limit the thread alone ends, with ERR_WORKER_OUT_OF_MEMORY, not the agent.
  */
 export const FIT_THREAD_LIMITS: ResourceLimits = { maxYoungGenerationSizeMb: 16, maxOldGenerationSizeMb: 512 };
 

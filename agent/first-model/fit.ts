@@ -10,12 +10,16 @@
  * model flagged are left out like maintenance rows: a fault it saw must not be learnt as normal.
  *
  * `fitFirstModel` runs it on a worker thread (fit-thread.ts) so scoring and commits never wait
- * for it; `fitFirstModelHere` in the calling thread. Both give the same bytes for the same rows.
+ * for it (`fitFirstModelPacked` on rows packed page by page as the agent reads them: PackedPages);
+ * `fitFirstModelHere` in the calling thread. All give the same bytes for the same rows.
  */
 import type { StoredRow } from '../../buffer/types.js';
 import type { ModelMetadata } from '../../inference/contract.js';
 import { fitPacked } from './fit-core.js';
 import { fitOnThread, type FitThreadOptions } from './fit-thread.js';
+import { packAll, packRowsYielding, type PackedRows } from './pack.js';
+
+export { PackedPages, type PackedRows } from './pack.js';
 
 export interface FirstModelFitRequest {
   pumpId: string;
@@ -57,20 +61,23 @@ export interface PackedFitRequest {
   rows: PackedRows;
 }
 
-export interface PackedRows {
-  /** Every value name some row has, in the order first seen. */
-  names: string[];
-  /** Epoch ms per row. */
-  ts: Float64Array;
-  /** Row-major, `names.length` per row. */
-  values: Float64Array;
-  /** 1 where the default model flagged the row (`anomaly = 1`). */
-  anomaly: Uint8Array;
-}
-
 /** Runs in a worker thread; resolves with the result, rejects only on a defect (with a clear message). */
 export async function fitFirstModel(req: FirstModelFitRequest, options: FitThreadOptions = {}): Promise<FirstModelFitResult> {
-  return fitOnThread(await packRowsYielding(checkRequest(req)), options);
+  const checked = checkRequest(req);
+  return fitOnThread({ pumpId: checked.pumpId, defaultModel: checked.defaultModel, afterHours: checked.afterHours, rows: await packRowsYielding(checked.rows) }, options);
+}
+
+/**
+ * The same on rows packed already (PackedPages: what the agent's check reads from the buffer, page
+ * by page, so it never holds all the pump's rows as objects). Its columns are transferred to the thread.
+ */
+export async function fitFirstModelPacked(req: PackedFitRequest, options: FitThreadOptions = {}): Promise<FirstModelFitResult> {
+  checkParams(req);
+  const n = req.rows.ts.length;
+  if (req.rows.anomaly.length !== n || req.rows.values.length !== n * req.rows.names.length) {
+    throw new TypeError(`first model of "${req.pumpId}": packed rows of ${n} times, ${req.rows.anomaly.length} anomaly marks and ${req.rows.values.length} values for ${req.rows.names.length} names do not match`);
+  }
+  return fitOnThread(req, options);
 }
 
 /** The same in the calling thread (for tests; the worker thread runs the same fitPacked on the same packed rows). */
@@ -79,73 +86,19 @@ export async function fitFirstModelHere(req: FirstModelFitRequest): Promise<Firs
   return fitPacked({ pumpId: checked.pumpId, defaultModel: checked.defaultModel, afterHours: checked.afterHours, rows: packAll(checked.rows) });
 }
 
-/** A request the fit cannot run on is the caller's defect: said with what is wrong. */
-function checkRequest(req: FirstModelFitRequest): FirstModelFitRequest {
+/** The pump and the hours: a request the fit cannot run on is the caller's defect, said with what is wrong. */
+function checkParams(req: { pumpId: string; afterHours: number }): void {
   if (typeof req.pumpId !== 'string' || req.pumpId === '') throw new TypeError(`first model: pumpId must be a non-empty string, got ${JSON.stringify(req.pumpId)}`);
   if (!(typeof req.afterHours === 'number' && Number.isFinite(req.afterHours) && req.afterHours > 0)) {
     throw new TypeError(`first model of "${req.pumpId}": afterHours must be a number > 0, got ${String(req.afterHours)}`);
   }
+}
+
+/** A request the fit cannot run on is the caller's defect: said with what is wrong. */
+function checkRequest(req: FirstModelFitRequest): FirstModelFitRequest {
+  checkParams(req);
   if (!Array.isArray(req.rows)) throw new TypeError(`first model of "${req.pumpId}": rows must be an array of buffer rows`);
   const other = req.rows.find((r) => r.pumpId !== req.pumpId);
   if (other !== undefined) throw new TypeError(`first model of "${req.pumpId}": a row of pump "${other.pumpId}" (seq ${other.seq}) is among its rows`);
   return req;
-}
-
-interface Packing {
-  names: string[];
-  index: Map<string, number>;
-  rows: PackedRows;
-}
-
-/** Adds the value names of rows [from, to) to `index` (first seen first). */
-function collectNames(rows: readonly StoredRow[], from: number, to: number, index: Map<string, number>): void {
-  for (let i = from; i < to; i++) for (const name in (rows[i] as StoredRow).values) if (!index.has(name)) index.set(name, index.size);
-}
-
-/** The columns to fill for `n` rows with the names of `index`. */
-function newPacking(index: Map<string, number>, n: number): Packing {
-  const names = [...index.keys()];
-  return { names, index, rows: { names, ts: new Float64Array(n), values: new Float64Array(n * names.length), anomaly: new Uint8Array(n) } };
-}
-
-/** Fills rows [from, to) of the packing; returns its rows. */
-function packRows(rows: readonly StoredRow[], from: number, to: number, p: Packing): PackedRows {
-  const width = p.names.length;
-  // NaN (missing) first, slice by slice: filling 250 000 rows at once holds the thread for tens of ms.
-  p.rows.values.fill(Number.NaN, from * width, to * width);
-  for (let i = from; i < to; i++) {
-    const row = rows[i] as StoredRow;
-    p.rows.ts[i] = row.ts;
-    if (row.anomaly === true) p.rows.anomaly[i] = 1;
-    for (const name in row.values) {
-      const v = row.values[name];
-      if (typeof v === 'number') p.rows.values[i * width + (p.index.get(name) as number)] = v;
-    }
-  }
-  return p.rows;
-}
-
-/** All rows at once (in the calling thread). */
-function packAll(rows: readonly StoredRow[]): PackedRows {
-  const index = new Map<string, number>();
-  collectNames(rows, 0, rows.length, index);
-  return packRows(rows, 0, rows.length, newPacking(index, rows.length));
-}
-
-/** Packs in slices with a turn of the event loop between them: 250 000 rows must not hold up a commit. */
-async function packRowsYielding(req: FirstModelFitRequest): Promise<PackedFitRequest> {
-  const SLICE = 8192;
-  const n = req.rows.length;
-  const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
-  const index = new Map<string, number>();
-  for (let from = 0; from < n; from += SLICE) {
-    collectNames(req.rows, from, Math.min(n, from + SLICE), index);
-    await turn();
-  }
-  const p = newPacking(index, n);
-  for (let from = 0; from < n; from += SLICE) {
-    packRows(req.rows, from, Math.min(n, from + SLICE), p);
-    await turn();
-  }
-  return { pumpId: req.pumpId, defaultModel: req.defaultModel, afterHours: req.afterHours, rows: p.rows };
 }

@@ -5,19 +5,22 @@
  * it is scored by the `default` model, the twin names no model for it, it never ran one from the
  * cloud, and it has no first model yet (or its last refusal is past its retry); one pump at a time
  * for the whole gateway. Its rows are read from the buffer in pages with a turn of the event loop
- * between them (the newest 7 days, at most 250 000 rows, oldest first), the fit runs off the event
- * loop (first-model/fit.ts), and a fitted model is written to the model store, recorded
- * (state.ts), then handed to the model updater as a local entry: it is loaded, validated on the
- * pump's recent readings and switched in as a model from the cloud is.
+ * between them (the newest 7 days, at most 250 000 rows), each page packed into columns as it comes
+ * (fit.ts PackedPages: the rows are never all held as objects), the fit runs off the event loop
+ * (first-model/fit.ts), and a fitted model is written to the model store, recorded (state.ts), then
+ * handed to the model updater as a local entry: it is loaded, validated on the pump's recent
+ * readings and switched in as a model from the cloud is. The setting is read at each step: lowered,
+ * it applies to the pumps waiting or refused at the next check; set to 0 (off), no fit starts, one
+ * running is not installed, and the first models installed go out of service (settingChanged).
  */
 import type { BufferStore } from '../../buffer/store.js';
-import type { StoredRow } from '../../buffer/types.js';
 import type { InferenceEngine } from '../../inference/engine.js';
 import { DEFAULT_MODEL_KEY } from '../../inference/engine.js';
 import type { ModelStore } from '../../inference/model-store.js';
 import { GATEWAY_ORIGIN, type ModelUpdater } from '../../inference/updater.js';
 import type { Logger } from '../logger.js';
-import type { FirstModelFitRequest, FirstModelFitResult } from './fit.js';
+import type { FirstModelFitResult, PackedFitRequest } from './fit.js';
+import { PackedPages, type PackedRows } from './pack.js';
 import type { FirstModelStates, FirstModelsView } from './state.js';
 
 const HOUR_MS = 3_600_000;
@@ -35,8 +38,8 @@ export interface FirstModelJobDeps {
   store: ModelStore;
   states: FirstModelStates;
   updater: ModelUpdater;
-  /** The fit (default: fitFirstModel, in a worker thread). */
-  fit?: (req: FirstModelFitRequest) => Promise<FirstModelFitResult>;
+  /** The fit (default: fitFirstModelPacked, in a worker thread). */
+  fit?: (req: PackedFitRequest) => Promise<FirstModelFitResult>;
   clock: () => number;
   logger: Logger;
   /** Rows per page read from the buffer (default 5 000). */
@@ -79,14 +82,18 @@ export class FirstModelJob {
     if (this.stopped) return;
     const { deps } = this;
     try {
-      const afterHours = deps.afterHours();
-      if (afterHours <= 0) return;
       if (!deps.states.loaded()) return; // the buffer is not open
+      if (deps.afterHours() <= 0) {
+        this.turnOff();
+        return;
+      }
       const defaultModel = deps.engine.model(DEFAULT_MODEL_KEY);
       if (!defaultModel) return;
       for (const pump of [...deps.buffer.pumpIds()].sort()) {
-        if (this.stopped) return;
-        const newestTs = this.due(pump);
+        // Read for each pump: the setting may change while another pump is fitted.
+        const afterHours = deps.afterHours();
+        if (this.stopped || afterHours <= 0) return;
+        const newestTs = this.due(pump, afterHours);
         if (newestTs === null) continue;
         await this.fitPump(pump, afterHours, defaultModel.meta);
       }
@@ -96,8 +103,45 @@ export class FirstModelJob {
     }
   }
 
-  /** The pump's newest reading time when it is to be fitted now; null when it is not. */
-  private due(pump: string): number | null {
+  /**
+   * The setting changed (the module twin; at the start, the one in force): at 0 (off) the first
+   * models go out of service (their records cleared: turned on again, the pumps are fitted anew).
+   */
+  settingChanged(): void {
+    if (this.deps.afterHours() > 0) this.deps.states.turnedOn();
+    else this.turnOff();
+  }
+
+  /**
+   * A first model was rolled back for a fault on live readings: refused with the fault as the
+   * reason, and fitted again once the pump's readings span another `afterHours`.
+   */
+  rolledBack(pump: string, version: string, reason: string): void {
+    const rec = this.deps.states.get(pump);
+    if (rec?.state !== 'fitted' || rec.version !== version) return;
+    const afterHours = this.deps.afterHours();
+    let newestTs: number | null = null;
+    try {
+      newestTs = this.deps.buffer.predictions(pump, { limit: 1 })[0]?.ts ?? null;
+    } catch {
+      // the buffer cannot be read now: tried again once the pump's readings span the hours from its first
+    }
+    this.deps.states.localRefused(pump, version, `${version} was rolled back: ${reason}`, afterHours, newestTs);
+    this.deps.logger.warn({ pump, version, reason, retryAfterSpanHours: Math.max(afterHours, 1) }, 'first model fitted on the gateway rolled back; fitted again once the pump\'s readings span another PUMPWATCH_FIRST_MODEL_AFTER_HOURS');
+  }
+
+  private turnOff(): void {
+    const out = this.deps.states.turnedOff();
+    if (out.size === 0) return;
+    this.deps.logger.warn(
+      { pumps: Object.fromEntries(out) },
+      'first models fitted on the gateway taken out of service: PUMPWATCH_FIRST_MODEL_AFTER_HOURS (firstModel.afterHours) is 0 (off); their pumps are scored by the default model, and fitted anew if it is turned on again',
+    );
+    this.deps.updater.localChanged();
+  }
+
+  /** The pump's newest reading time when it is to be fitted now (with `afterHours` in force); null when it is not. */
+  private due(pump: string, afterHours: number): number | null {
     const { states, updater, engine, buffer } = this.deps;
     const rec = states.get(pump);
     if (rec?.state === 'fitted' || rec?.state === 'retired') return null;
@@ -111,35 +155,38 @@ export class FirstModelJob {
     if (!newest) return null;
     if (rec?.state === 'refused') {
       const from = rec.lastReadingTs === null ? Number.NEGATIVE_INFINITY : Date.parse(rec.lastReadingTs);
-      if (newest.ts < from + rec.retryAfterSpanHours * HOUR_MS) return null;
+      // The setting lowered since the refusal: the lower span applies.
+      if (newest.ts < from + Math.min(rec.retryAfterSpanHours, afterHours) * HOUR_MS) return null;
     }
     const waiting = states.waiting.get(pump);
-    // Stopped readings do not count: the span cannot have grown by more than the time the readings moved on.
-    if (waiting && newest.ts < waiting.newestTs + (waiting.neededHours - waiting.spanHours) * HOUR_MS) return null;
+    // Stopped readings do not count: the span cannot have grown by more than the time the readings
+    // moved on. Judged against the hours it was looked at for: with the setting changed since, it is looked at again.
+    if (waiting && waiting.neededHours === afterHours && newest.ts < waiting.newestTs + (waiting.neededHours - waiting.spanHours) * HOUR_MS) return null;
     return newest.ts;
   }
 
-  private async fitPump(pump: string, afterHours: number, defaultModel: FirstModelFitRequest['defaultModel']): Promise<void> {
+  private async fitPump(pump: string, afterHours: number, defaultModel: PackedFitRequest['defaultModel']): Promise<void> {
     const { deps } = this;
     const log = deps.logger;
     this.fitting = pump;
     try {
-      const rows = await this.readRows(pump);
-      if (this.stopped || rows.length === 0) return;
-      const lastTs = rows.at(-1)!.ts;
+      const read = await this.readRows(pump);
+      if (this.stopped || read === null) return;
+      const { rows, lastTs } = read;
+      const count = rows.ts.length;
       let result: FirstModelFitResult;
       try {
         // Loaded at the first fit: an agent with the setting off never loads the trainer's code.
-        const fit = deps.fit ?? (await import('./fit.js')).fitFirstModel;
+        const fit = deps.fit ?? (await import('./fit.js')).fitFirstModelPacked;
         result = await fit({ pumpId: pump, rows, defaultModel, afterHours });
       } catch (err) {
-        if (this.stopped) return;
+        if (this.stopped || this.turnedOffMeanwhile(pump)) return;
         const reason = `the fit failed: ${(err as Error).message}`;
-        log.error({ pump, rows: rows.length, err: { message: (err as Error).message } }, 'first model fit failed; tried again once the pump\'s readings span another PUMPWATCH_FIRST_MODEL_AFTER_HOURS');
+        log.error({ pump, rows: count, err: { message: (err as Error).message } }, 'first model fit failed; tried again once the pump\'s readings span another PUMPWATCH_FIRST_MODEL_AFTER_HOURS');
         this.refuse(pump, reason, 0, lastTs, afterHours);
         return;
       }
-      if (this.stopped) return;
+      if (this.stopped || this.turnedOffMeanwhile(pump)) return;
       if (result.kind === 'waiting') {
         deps.states.waiting.set(pump, { spanHours: result.spanHours, neededHours: afterHours, newestTs: lastTs, reason: result.reason });
         log.debug({ pump, spanHours: result.spanHours, neededHours: afterHours }, 'first model: not enough running readings yet');
@@ -154,14 +201,15 @@ export class FirstModelJob {
         return;
       }
       // The twin may have named a model for the pump while it was fitted: that one wins.
-      if (deps.updater.named(pump) || deps.engine.model(pump) || deps.states.get(pump)?.state === 'retired') return;
+      if (this.takenOver(pump)) return;
       const ref = { version: result.version, sha256: result.sha256 };
       const release = deps.store.hold(pump, ref);
       try {
         // The file first, then the record: a crash between the two leaves a file nothing names (pruned) and no record (fitted again).
         await deps.store.write(pump, ref, result.bytes);
-        if (this.stopped) return;
-        deps.states.set(pump, {
+        // Looked at again: the twin may have named the pump, or the setting gone to 0, while the file was written.
+        if (this.stopped || this.turnedOffMeanwhile(pump) || this.takenOver(pump)) return;
+        const recorded = deps.states.set(pump, {
           state: 'fitted',
           version: result.version,
           sha256: result.sha256,
@@ -170,6 +218,7 @@ export class FirstModelJob {
           rows: result.trainRows,
           spanHours: result.spanHours,
         });
+        if (!recorded) return; // retired meanwhile (the set never replaces it)
         log.info(
           { pump, version: result.version, trainRows: result.trainRows, spanHours: Math.round(result.spanHours * 100) / 100, heldOutRows: result.heldOutRows, heldOutFlagged: result.heldOutFlagged, features: result.metadata.features },
           'first model fitted on the gateway; installing it',
@@ -183,36 +232,57 @@ export class FirstModelJob {
     }
   }
 
+  /** The twin names the pump, it runs a model of its own, or its first model was retired: no first model of ours is installed. */
+  private takenOver(pump: string): boolean {
+    return this.deps.updater.named(pump) || this.deps.engine.model(pump) !== undefined || this.deps.states.get(pump)?.state === 'retired';
+  }
+
+  /** The setting went to 0 (off) while the pump was fitted: nothing is recorded or installed (said once). */
+  private turnedOffMeanwhile(pump: string): boolean {
+    if (this.deps.afterHours() > 0) return false;
+    this.deps.logger.warn({ pump }, 'first model fitted on the gateway not installed: PUMPWATCH_FIRST_MODEL_AFTER_HOURS (firstModel.afterHours) went to 0 (off) while it was fitted');
+    this.turnOff();
+    return true;
+  }
+
   private refuse(pump: string, reason: string, spanHours: number, lastTs: number, afterHours: number): void {
     this.deps.states.set(pump, { state: 'refused', reason, at: new Date(this.deps.clock()).toISOString(), spanHours, lastReadingTs: new Date(lastTs).toISOString(), retryAfterSpanHours: afterHours });
   }
 
-  /**
-   * The pump's rows to fit on, oldest first by reading time: walking back from its newest row in
-   * pages, each one synchronous read, with a turn of the event loop between them (scoring and
-   * commits go on); the newest FIRST_MODEL_MAX_ROWS within FIRST_MODEL_WINDOW_MS of the newest.
-   */
-  private async readRows(pump: string): Promise<StoredRow[]> {
-    const { buffer } = this.deps;
-    const page = this.deps.pageRows ?? PAGE_ROWS;
-    const newest = buffer.predictions(pump, { limit: 1 })[0];
-    if (!newest) return [];
-    const from = newest.ts - FIRST_MODEL_WINDOW_MS;
-    const pages: StoredRow[][] = [];
-    let total = 0;
-    let before = newest.seq + 1;
-    while (total < FIRST_MODEL_MAX_ROWS && !this.stopped) {
-      const rows = buffer.predictions(pump, { beforeSeq: before, limit: Math.min(page, FIRST_MODEL_MAX_ROWS - total) });
-      if (rows.length === 0) break;
-      before = rows[0]!.seq;
-      const kept = rows.filter((r) => r.ts >= from);
-      pages.push(kept);
-      total += kept.length;
-      if (kept.length === 0) break; // a whole page older than the window: the rest is older still
-      await turn();
-    }
-    const rows = pages.reverse().flat();
-    rows.sort((a, b) => a.ts - b.ts || a.seq - b.seq);
-    return rows;
+  private readRows(pump: string): Promise<{ rows: PackedRows; lastTs: number } | null> {
+    return readFitRows(this.deps.buffer, pump, { pageRows: this.deps.pageRows, stopped: () => this.stopped });
   }
+}
+
+/**
+ * A pump's rows to fit on, in buffer order: walking back from its newest row in pages, each one
+ * synchronous read packed into columns at once (its row objects go), with a turn of the event loop
+ * between them (scoring and commits go on); the newest FIRST_MODEL_MAX_ROWS within
+ * FIRST_MODEL_WINDOW_MS of the newest. With the newest reading time among them; null when none
+ * (or `stopped` said so before any was read). Exported for bench/first-model.ts.
+ */
+export async function readFitRows(
+  buffer: Pick<BufferStore, 'predictions'>,
+  pump: string,
+  opts: { pageRows?: number; stopped?: () => boolean } = {},
+): Promise<{ rows: PackedRows; lastTs: number } | null> {
+  const page = opts.pageRows ?? PAGE_ROWS;
+  const stopped = opts.stopped ?? (() => false);
+  const newest = buffer.predictions(pump, { limit: 1 })[0];
+  if (!newest) return null;
+  const from = newest.ts - FIRST_MODEL_WINDOW_MS;
+  const pages = new PackedPages(pump);
+  let before = newest.seq + 1;
+  while (pages.rows < FIRST_MODEL_MAX_ROWS && !stopped()) {
+    const rows = buffer.predictions(pump, { beforeSeq: before, limit: Math.min(page, FIRST_MODEL_MAX_ROWS - pages.rows) });
+    if (rows.length === 0) break;
+    before = rows[0]!.seq;
+    const kept = rows.filter((r) => r.ts >= from);
+    pages.addOlder(kept);
+    if (kept.length === 0) break; // a whole page older than the window: the rest is older still
+    await turn();
+  }
+  const lastTs = pages.newest;
+  if (lastTs === null) return null;
+  return { rows: await pages.finish(), lastTs };
 }

@@ -4,15 +4,17 @@
  * same first model without fitting it again:
  * - `fitted`: the model is in the model store under the pump's key; it is the pump's entry in the
  *   model updater (UpdaterDeps.local) while the module twin names no model for the pump;
- * - `refused`: the last fit was refused (the held-out check, too few rows, or the model could not be
- *   installed); tried again once the pump's readings span another `retryAfterSpanHours` past
- *   `lastReadingTs`;
+ * - `refused`: the last fit was refused (the held-out check, too few rows), the model could not be
+ *   installed, or it was rolled back for a fault on live readings; tried again once the pump's
+ *   readings span another `retryAfterSpanHours` (or `afterHours` now, if lower) past `lastReadingTs`;
  * - `retired`: the module twin named a model for the pump (with `version`, the first model it
  *   replaced, if any), or the pump was found running a model of its own from the cloud: never
  *   fitted or used again.
  * A pump still short of readings is `waiting`, kept in memory only (it is found again at the next
  * check). The record is written after the model's file and before the updater is told of it: a fit a
- * crash cut short leaves no record and simply runs again.
+ * crash cut short leaves no record and simply runs again. With the setting at 0 (off) the `fitted`
+ * and `refused` records are cleared (turnedOff): the first models go out of service, and turned on
+ * again the pumps are fitted anew from the buffer.
  */
 import type { KeyValueStore } from '../../inference/model-state.js';
 import type { LocalModel } from '../../inference/updater.js';
@@ -44,6 +46,8 @@ export interface FirstModelsView {
   /** A fit in progress: its pump. */
   fitting: string | null;
   pumps: Record<string, { state: 'fitted' | 'refused' | 'retired' | 'waiting'; version: string | null; reason: string | null; spanHours: number | null; neededHours: number | null; at: string | null; rows?: number }>;
+  /** The first models the setting at 0 (off) took out of service (since the start; null once on again): when, and per pump the version. */
+  turnedOff: { at: string; pumps: Record<string, string> } | null;
   error: string | null;
 }
 
@@ -56,6 +60,7 @@ export class FirstModelStates {
   private namedEarly = new Set<string>();
   readonly waiting = new Map<string, FirstModelWaiting>();
   private error: string | null = null;
+  private off: FirstModelsView['turnedOff'] = null;
 
   constructor(
     private readonly deps: {
@@ -92,13 +97,55 @@ export class FirstModelStates {
     return this.loaded()?.get(pump);
   }
 
-  /** Sets a pump's record and persists them all (throws when the buffer cannot take it). */
-  set(pump: string, rec: FirstModelRecord): void {
+  /**
+   * Sets a pump's record and persists them all (throws when the buffer cannot take it). A retired
+   * pump stays retired (the twin named it while its model was fitted or stored): false, nothing set.
+   */
+  set(pump: string, rec: FirstModelRecord): boolean {
     const records = this.loaded();
     if (!records) throw new Error('the buffer is not open: the first model state cannot be saved');
+    if (records.get(pump)?.state === 'retired' && rec.state !== 'retired') return false;
     records.set(pump, rec);
     this.waiting.delete(pump);
     this.persist(records, true);
+    return true;
+  }
+
+  /**
+   * The setting is 0 (off): the `fitted` and `refused` records are cleared (the pumps are fitted
+   * anew once it is on again; `retired` ones stay: the cloud took those over) and the pumps waiting
+   * forgotten. Returns the pumps whose first model was fitted, with its version (none: nothing changed).
+   */
+  turnedOff(): Map<string, string> {
+    const records = this.loaded();
+    const out = new Map<string, string>();
+    this.waiting.clear();
+    if (!records) return out;
+    let changed = false;
+    for (const [pump, rec] of records) {
+      if (rec.state === 'retired') continue;
+      if (rec.state === 'fitted') out.set(pump, rec.version);
+      records.delete(pump);
+      changed = true;
+    }
+    if (changed) this.persist(records);
+    if (out.size > 0) this.off = { at: new Date(this.deps.clock()).toISOString(), pumps: { ...(this.off?.pumps ?? {}), ...Object.fromEntries(out) } };
+    return out;
+  }
+
+  /** The setting is on (again). */
+  turnedOn(): void {
+    this.off = null;
+  }
+
+  /**
+   * Whether a model fitted on this gateway may keep scoring `pump` while it is not the pump's local
+   * entry: a retired one scores until the cloud's model replaces it; any other (the setting turned
+   * off, rolled back, refused) goes. True while the records cannot be read (nothing is known yet).
+   */
+  keeps(pump: string): boolean {
+    const records = this.loaded();
+    return !records || records.get(pump)?.state === 'retired';
   }
 
   /** The fitted first models as the model updater's local entries (none while the buffer is not read). */
@@ -135,14 +182,16 @@ export class FirstModelStates {
 
   /**
    * The model updater could not install the pump's first model (its file unreadable, refused by
-   * validation): refused, and fitted again once its readings span another `afterHours` from now.
+   * validation), or the model manager rolled it back for a fault on live readings: refused, and
+   * fitted again once its readings span another `afterHours` past `newestTs` (the pump's newest
+   * reading time: readings may come with old timestamps, so not the wall clock; null: none).
    */
-  localRefused(pump: string, version: string, reason: string, afterHours: number): void {
+  localRefused(pump: string, version: string, reason: string, afterHours: number, newestTs: number | null): void {
     const records = this.loaded();
     const rec = records?.get(pump);
     if (!records || rec?.state !== 'fitted' || rec.version !== version) return;
     const at = new Date(this.deps.clock()).toISOString();
-    records.set(pump, { state: 'refused', reason: `${version} could not be installed: ${reason}`, at, spanHours: rec.spanHours, lastReadingTs: at, retryAfterSpanHours: Math.max(afterHours, 1) });
+    records.set(pump, { state: 'refused', reason, at, spanHours: rec.spanHours, lastReadingTs: newestTs === null ? null : new Date(newestTs).toISOString(), retryAfterSpanHours: Math.max(afterHours, 1) });
     this.persist(records);
   }
 
@@ -161,8 +210,9 @@ export class FirstModelStates {
       else if (rec.state === 'refused') pumps[pump] = { state: 'refused', version: null, reason: rec.reason, spanHours: round(rec.spanHours), neededHours: null, at: rec.at };
       else pumps[pump] = { state: 'retired', version: rec.version, reason: rec.reason, spanHours: null, neededHours: null, at: rec.at };
     }
-    for (const [pump, w] of this.waiting) pumps[pump] ??= { state: 'waiting', version: null, reason: w.reason, spanHours: round(w.spanHours), neededHours: w.neededHours, at: null };
-    return { afterHours, ...checks, pumps, error: this.error };
+    // The span needed is the setting in force (the check judges a pump by it, whatever it was when last looked at).
+    for (const [pump, w] of this.waiting) pumps[pump] ??= { state: 'waiting', version: null, reason: w.reason, spanHours: round(w.spanHours), neededHours: afterHours, at: null };
+    return { afterHours, ...checks, pumps, turnedOff: this.off, error: this.error };
   }
 
   /** Saves the records; a failure is said (and thrown with `rethrow`): the memory keeps them meanwhile. */

@@ -1,6 +1,6 @@
 import { FirstModelJob } from '../first-model/job.js';
 import { createModelUpdater } from '../edge/model-updates.js';
-import type { ModelUpdater } from '../../inference/updater.js';
+import { GATEWAY_ORIGIN, type ModelUpdater } from '../../inference/updater.js';
 import { edgeRuntimeOf } from './edge.js';
 import type { AgentParts as Agent, Part } from './part.js';
 
@@ -36,10 +36,8 @@ export function wireFirstModel(agent: Agent, opts: FirstModelWiringOptions = {})
     {
       name: 'first-model',
       start: () => {
-        const updater = edgeRuntimeOf(agent)?.updater ?? (own = createModelUpdater(agent).updater);
-        // First models recorded but not switched in when the agent stopped (a crash between the two):
-        // installed now, before any twin read (an offline start), as the persisted ones were restored.
-        updater.localChanged();
+        const edge = edgeRuntimeOf(agent);
+        const updater = edge?.updater ?? (own = createModelUpdater(agent).updater);
         job = new FirstModelJob({
           afterHours: () => agent.config.firstModelAfterHours,
           buffer: agent.buffer,
@@ -52,6 +50,16 @@ export function wireFirstModel(agent: Agent, opts: FirstModelWiringOptions = {})
         });
         parts.set(agent, { job, updater });
         const started = job;
+        // The setting at 0 (off) at the start: the first models recorded go out of service.
+        started.settingChanged();
+        edge?.onSettingsApplied(() => started.settingChanged());
+        agent.models.onRolledBack((key, rolledBack) => {
+          if (rolledBack.origin === GATEWAY_ORIGIN) started.rolledBack(key, rolledBack.version, rolledBack.reason);
+        });
+        // First models recorded but not switched in when the agent stopped (a crash between the two):
+        // installed now, before any twin read (an offline start), as the persisted ones were restored;
+        // and those no longer recorded (the setting at 0) taken out of service.
+        updater.localChanged();
         agent.status.setFirstModels(() => started.view());
         agent.scheduler.every('first-model', opts.checkPattern ?? FIRST_MODEL_CHECK, () => started.run());
         timer = setTimeout(() => {

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fitFirstModel, fitFirstModelHere, type FirstModelFitRequest, type FirstModelFitResult } from '../../agent/first-model/fit.js';
+import { fitFirstModel, fitFirstModelHere, fitFirstModelPacked, PackedPages, type FirstModelFitRequest, type FirstModelFitResult } from '../../agent/first-model/fit.js';
 import { packageRoot } from '../../agent/paths.js';
 import { PumpSimulator, type SimulatorOptions } from '../../agent/simulator.js';
 import { bufferSimulated } from '../../bench/support.js';
@@ -206,6 +206,34 @@ describe('first model fitted on the gateway', () => {
     expect(Buffer.compare(Buffer.from(threaded.bytes), Buffer.from(here.bytes))).toBe(0);
     expect(threaded.metadata).toEqual(here.metadata);
     expect((await fitFirstModel(request(rows.slice(0, 100)))).kind).toBe('waiting');
+  });
+
+  it('fits rows packed page by page, newest page first as the agent reads its buffer, to the same bytes as all the rows at once', async () => {
+    const { rows, store } = await buffered(DAY / PERIOD);
+    store.close();
+    const first = Object.keys(rows[0]!.values)[0]!;
+    const altered: StoredRow[] = rows.map((row, i) => {
+      // The oldest rows without one sensor (it is first seen later), the newest with their values named in another order.
+      if (i < 300) return { ...row, values: Object.fromEntries(Object.entries(row.values).filter(([name]) => name !== first)) };
+      if (i >= rows.length - 3000) return { ...row, values: Object.fromEntries(Object.entries(row.values).reverse()) };
+      return row;
+    });
+    // Rows stored last with old times (a backfill): the buffer's order is not the time order.
+    const backfill = altered.splice(5000, 50);
+    altered.push(...backfill);
+    const here = fitted(await fitFirstModelHere(request(altered)));
+
+    const pages = new PackedPages('p1');
+    for (let end = altered.length; end > 0; end -= 700) pages.addOlder(altered.slice(Math.max(0, end - 700), end));
+    expect(pages.rows).toBe(altered.length);
+    expect(pages.newest).toBe(Math.max(...altered.map((r) => r.ts)));
+    const packed = await pages.finish();
+    expect(Array.from(packed.ts)).toEqual(altered.map((r) => r.ts));
+    const threaded = fitted(await fitFirstModelPacked({ pumpId: 'p1', rows: packed, defaultModel: bundled.meta, afterHours: 12 }));
+    expect(threaded.sha256).toBe(here.sha256);
+    expect(threaded.metadata).toEqual(here.metadata);
+
+    expect(() => new PackedPages('p2').addOlder(rows.slice(0, 5))).toThrow(`first model of "p2": a row of pump "p1" (seq ${rows[0]!.seq}) is among its rows`);
   });
 
   it('rejects with a clear message when its worker thread dies or is stopped', async () => {

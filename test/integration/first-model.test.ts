@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Agent } from '../../agent/main.js';
 import { FirstModelJob, type FirstModelJobDeps } from '../../agent/first-model/job.js';
-import type { FirstModelFitRequest, FirstModelFitResult } from '../../agent/first-model/fit.js';
+import { fitFirstModelPacked, type FirstModelFitResult, type PackedFitRequest } from '../../agent/first-model/fit.js';
 import { FIRST_MODELS_META_KEY } from '../../agent/first-model/state.js';
 import { createLogger } from '../../agent/logger.js';
 import { bundledModelPath } from '../../agent/paths.js';
@@ -21,9 +21,10 @@ import { PumpSimulator, SIMULATED_FEATURES } from '../../agent/simulator.js';
 import { edgeRuntimeOf } from '../../agent/wiring/edge.js';
 import { firstModelPartsOf } from '../../agent/wiring/first-model.js';
 import type { Reading } from '../../buffer/types.js';
+import type { ModelStore } from '../../inference/model-store.js';
 import { fitTable } from '../../trainer/fit.js';
 import { testAgentConfig } from '../support/agent.js';
-import { nanBelowModel } from '../support/broken-models.js';
+import { alwaysNanModel, nanBelowModel } from '../support/broken-models.js';
 import { makeModel, normalValues, rng } from '../support/models.js';
 import { LocalHub } from '../support/local-hub.js';
 import { ModelServer } from '../support/model-server.js';
@@ -175,7 +176,7 @@ describe('a first model fitted on the gateway (hub off)', () => {
     expect(meta(restarted)!['pump-long']).toEqual(rec);
   });
 
-  it('rolls a first model that faults on live readings back to the default model, and neither fits nor installs it again', async () => {
+  it('rolls a first model that faults on live readings back to the default model, records it refused with the fault, and fits the pump again only after another afterHours of readings', async () => {
     const data = join(dir, 'fault');
     const lines: LogLine[] = [];
     const config = testAgentConfig(data, { PUMPWATCH_LOG_LEVEL: 'info', PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '2' });
@@ -193,7 +194,7 @@ describe('a first model fitted on the gateway (hub off)', () => {
     // A model that loads and validates on these readings, and scores NaN once they fall near 0 (test/support/broken-models.ts).
     const version = 'gw-20261206-0123456789ab';
     const bytes = nanBelowModel(version);
-    const calls: FirstModelFitRequest[] = [];
+    const calls: PackedFitRequest[] = [];
     const job = jobOf(agent, {
       fit: async (req) => {
         calls.push(req);
@@ -212,14 +213,61 @@ describe('a first model fitted on the gateway (hub off)', () => {
     await ingest(agent, normal(start + (READINGS + 2) * STEP, 3));
     expect(agent.buffer.predictions('pump-f', { limit: 1 })[0]!.modelVersion).toBe('test-default');
 
-    // Not fitted again, and not installed again after a restart.
+    // Refused with the fault as the reason, as a refused fit is: tried again once the pump's
+    // readings span another 2 h past its newest one (they carry past times: not the wall clock).
+    const newestTs = agent.buffer.predictions('pump-f', { limit: 1 })[0]!.ts;
+    expect(meta(agent)!['pump-f']).toMatchObject({ state: 'refused', retryAfterSpanHours: 2 });
+    const refusedAt = Date.parse(meta(agent)!['pump-f'].lastReadingTs);
+    expect(refusedAt).toBeGreaterThanOrEqual(start + (READINGS - 1) * STEP); // the readings' time at the fault, 1.5 h before the wall clock
+    expect(refusedAt).toBeLessThanOrEqual(newestTs);
+    expect(meta(agent)!['pump-f'].reason).toMatch(new RegExp(`^${version} was rolled back: .*scores were not finite`));
+    expect(status(agent).firstModels.pumps['pump-f']).toMatchObject({ state: 'refused', reason: meta(agent)!['pump-f'].reason });
+    expect(lines.find((l) => l.msg.startsWith('first model fitted on the gateway rolled back'))).toMatchObject({ pump: 'pump-f', version, retryAfterSpanHours: 2 });
     await job.run();
     expect(calls).toHaveLength(1);
+
+    // Not installed again after a restart.
     await stopAgent(agent);
     const restarted = await startFault();
     await firstModelPartsOf(restarted)!.updater.idle();
     expect(restarted.engine.model('pump-f')).toBeUndefined();
-    expect(status(restarted).models['pump-f']).toMatchObject({ version, status: 'rolled-back' });
+    expect(meta(restarted)!['pump-f']).toMatchObject({ state: 'refused' });
+
+    // 2 h of readings more: fitted again, and the new model installed.
+    const second = 'gw-20261206-0123456789ac';
+    const secondBytes = nanBelowModel(second);
+    const again = jobOf(restarted, {
+      fit: async (req) => {
+        calls.push(req);
+        return { kind: 'fitted', bytes: secondBytes, sha256: createHash('sha256').update(secondBytes).digest('hex'), version: second, metadata: restarted.engine.model('default')!.meta, trainRows: 720, heldOutRows: 180, heldOutFlagged: 0, spanHours: 2.5 };
+      },
+    });
+    await ingest(restarted, normal(newestTs + STEP, 700)); // 1.9 h
+    await again.run();
+    expect(calls).toHaveLength(1);
+    await ingest(restarted, normal(newestTs + 701 * STEP, 20));
+    await again.run();
+    expect(calls).toHaveLength(2);
+    await firstModelPartsOf(restarted)!.updater.idle();
+    expect(status(restarted).models['pump-f']).toMatchObject({ version: second, status: 'active', origin: 'gateway' });
+    expect(meta(restarted)!['pump-f']).toMatchObject({ state: 'fitted', version: second });
+  });
+
+  it('refuses a first model the model updater cannot install, to be fitted again once the readings span another afterHours past the newest one (not the wall clock)', async () => {
+    const agent = await startAgent('unusable', { PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '2' });
+    // Readings that ended 2 h ago.
+    await ingest(agent, simulated('pump-u', 13, start - 2 * HOUR, READINGS));
+    const newestTs = agent.buffer.predictions('pump-u', { limit: 1 })[0]!.ts;
+    const version = 'gw-20261206-00000000000a';
+    const bytes = alwaysNanModel(version);
+    const job = jobOf(agent, {
+      fit: async () => ({ kind: 'fitted', bytes, sha256: createHash('sha256').update(bytes).digest('hex'), version, metadata: agent.engine.model('default')!.meta, trainRows: 720, heldOutRows: 180, heldOutFlagged: 0, spanHours: 2.5 }),
+    });
+    await job.run();
+    await firstModelPartsOf(agent)!.updater.idle();
+    expect(agent.engine.model('pump-u')).toBeUndefined();
+    expect(meta(agent)!['pump-u']).toMatchObject({ state: 'refused', lastReadingTs: new Date(newestTs).toISOString(), retryAfterSpanHours: 2 });
+    expect(meta(agent)!['pump-u'].reason).toMatch(new RegExp(`^${version} could not be installed: `));
   });
 
   it('fits nothing with the setting at its default (0, off)', async () => {
@@ -234,6 +282,83 @@ describe('a first model fitted on the gateway (hub off)', () => {
     expect(fitted(lines)).toEqual([]);
   });
 
+  it('judges a pump waiting by the hours in force: the setting lowered, the next check fits it without waiting for the old span', async () => {
+    const agent = await startAgent('lowered', { PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '24' });
+    await ingest(agent, simulated('pump-w', 11, start, READINGS)); // 2.5 h
+    const { job, updater } = firstModelPartsOf(agent)!;
+    await job.run();
+    expect(status(agent).firstModels.pumps['pump-w']).toMatchObject({ state: 'waiting', neededHours: 24 });
+    // Lowered live, as the module twin's firstModel.afterHours is applied (agent/edge/runtime.ts applySettings).
+    agent.config.firstModelAfterHours = 2;
+    expect(status(agent).firstModels).toMatchObject({ afterHours: 2, pumps: { 'pump-w': { state: 'waiting', neededHours: 2 } } });
+    await job.run(); // no reading came meanwhile
+    await updater.idle();
+    expect(meta(agent)!['pump-w']).toMatchObject({ state: 'fitted' });
+    expect(status(agent).models['pump-w']).toMatchObject({ status: 'active', origin: 'gateway' });
+  });
+
+  it('tries a refused pump again after the lower of the span it was refused for and the setting in force', async () => {
+    let afterHours = 24;
+    const agent = await startAgent('lowered-refused', { PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '24' });
+    const sim = new PumpSimulator({ pumpId: 'pump-r', seed: 6, startTs: Date.now() - 30 * HOUR, periodMs: 60_000 });
+    await ingest(agent, Array.from({ length: 25 * 60 }, () => sim.next().reading));
+    const asked: PackedFitRequest[] = [];
+    const job = jobOf(agent, {
+      afterHours: () => afterHours,
+      fit: async (req) => {
+        asked.push(req);
+        return { kind: 'refused', reason: 'a test refusal', spanHours: 25 };
+      },
+    });
+    await job.run();
+    expect(asked).toHaveLength(1);
+    expect(meta(agent)!['pump-r']).toMatchObject({ state: 'refused', retryAfterSpanHours: 24 });
+    await ingest(agent, Array.from({ length: 121 }, () => sim.next().reading)); // 2 h more
+    await job.run();
+    expect(asked).toHaveLength(1);
+    afterHours = 2;
+    await job.run();
+    expect(asked).toHaveLength(2);
+    expect(asked[1]!.afterHours).toBe(2);
+  });
+
+  it('takes the first models out of service at a start with the setting at 0, and fits them anew from the buffer once it is on again', async () => {
+    const lines: LogLine[] = [];
+    const agent = await startAgent('offstart', { PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '2' }, lines);
+    await ingest(agent, simulated('pump-long', 11, start, READINGS));
+    await firstModelPartsOf(agent)!.job.run();
+    await firstModelPartsOf(agent)!.updater.idle();
+    const rec = meta(agent)!['pump-long'];
+    expect(status(agent).models['pump-long']).toMatchObject({ version: rec.version, status: 'active', origin: 'gateway' });
+    await stopAgent(agent);
+
+    // Restarted with 0 (off): the pump is scored by the default model, its record cleared (not retired), and it is said.
+    const off = await startAgent('offstart', { PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '0' }, lines);
+    await firstModelPartsOf(off)!.updater.idle();
+    await off.models.idle();
+    expect(off.engine.model('pump-long')).toBeUndefined();
+    expect(status(off).models['pump-long']).toBeUndefined();
+    expect(meta(off)!['pump-long']).toBeUndefined();
+    expect(JSON.parse(off.buffer.getMeta('models.state')!).live['pump-long']).toBeUndefined();
+    expect(status(off).firstModels).toMatchObject({ afterHours: 0, pumps: {}, turnedOff: { pumps: { 'pump-long': rec.version } } });
+    expect(lines.find((l) => l.msg.startsWith('first models fitted on the gateway taken out of service'))).toMatchObject({ pumps: { 'pump-long': rec.version } });
+    await ingest(off, simulated('pump-long', 11, start + READINGS * STEP, 5));
+    expect(off.buffer.predictions('pump-long', { limit: 1 })[0]!.modelVersion).toBe(off.engine.model('default')!.version);
+    await firstModelPartsOf(off)!.job.run();
+    expect(fitted(lines)).toHaveLength(1);
+    await stopAgent(off);
+    // The model's file pruned meanwhile: it is fitted again.
+    rmSync(join(dir, 'offstart', 'models', 'pump-long'), { recursive: true, force: true });
+
+    const on = await startAgent('offstart', { PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '2' }, lines);
+    await firstModelPartsOf(on)!.job.run();
+    await firstModelPartsOf(on)!.updater.idle();
+    expect(fitted(lines)).toHaveLength(2);
+    expect(meta(on)!['pump-long']).toMatchObject({ state: 'fitted' });
+    expect(status(on).models['pump-long']).toMatchObject({ version: meta(on)!['pump-long'].version, status: 'active', origin: 'gateway' });
+    expect(status(on).firstModels.turnedOff).toBeNull();
+  });
+
   it('reads the newest 7 days of the pump in pages, oldest first, and after a refusal waits for another span of readings', async () => {
     const agent = await startAgent('pages', { PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '2' });
     // 8 days at one reading a minute, then the test's fit refuses.
@@ -241,19 +366,22 @@ describe('a first model fitted on the gateway (hub off)', () => {
     const sim = new PumpSimulator({ pumpId: 'pump-p', seed: 5, startTs: from, periodMs: 60_000 });
     const days = Array.from({ length: 8 * 24 * 60 }, () => sim.next().reading);
     await ingest(agent, days);
-    const asked: FirstModelFitRequest[] = [];
-    const refuse = async (req: FirstModelFitRequest): Promise<FirstModelFitResult> => {
+    const asked: PackedFitRequest[] = [];
+    const refuse = async (req: PackedFitRequest): Promise<FirstModelFitResult> => {
       asked.push(req);
       return { kind: 'refused', reason: 'a test refusal', spanHours: 168, heldOutRows: 10, heldOutFlagged: 9 };
     };
     const job = jobOf(agent, { fit: refuse, pageRows: 700 });
     await job.run();
     expect(asked).toHaveLength(1);
+    // Packed page by page into columns, oldest page first.
     const rows = asked[0]!.rows;
     const newest = days.at(-1)!.ts;
     const inWindow = days.filter((r) => r.ts >= newest - 7 * 24 * HOUR);
-    expect(rows.map((r) => r.ts)).toEqual(inWindow.map((r) => r.ts));
-    expect(rows[0]!.values).toEqual(inWindow[0]!.values);
+    expect(Array.from(rows.ts)).toEqual(inWindow.map((r) => r.ts));
+    const valuesOf = (i: number) => Object.fromEntries(rows.names.map((name, k) => [name, rows.values[i * rows.names.length + k]]));
+    expect(valuesOf(0)).toEqual(inWindow[0]!.values);
+    expect(valuesOf(rows.ts.length - 1)).toEqual(inWindow.at(-1)!.values);
     expect(asked[0]!.defaultModel.version).toBe(agent.engine.model('default')!.version);
     expect(meta(agent)!['pump-p']).toMatchObject({ state: 'refused', reason: 'a test refusal', lastReadingTs: new Date(newest).toISOString(), retryAfterSpanHours: 2 });
     expect(job.view().pumps['pump-p']).toMatchObject({ state: 'refused', reason: 'a test refusal' });
@@ -378,5 +506,113 @@ describe('a first model and the module twin', () => {
     expect(meta(agent)!['pump-a']).toMatchObject({ state: 'retired', version: first.version });
     expect(fitted(lines)).toHaveLength(1);
   });
-});
 
+  /** The env of an agent on the hub as module `device`/pumpwatch, first models after 2 h. */
+  function hubEnv(device: string): Record<string, string> {
+    writeFileSync(join(dir, 'hub-ca.pem'), hub.ca);
+    return {
+      PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '2',
+      PUMPWATCH_HUB: 'auto',
+      PUMPWATCH_MODULE_CONNECTION_STRING: hub.addModule(device, MODULE),
+      PUMPWATCH_DEVICE_ID: device,
+      EdgeModuleCACertificateFile: join(dir, 'hub-ca.pem'),
+      PUMPWATCH_ALLOW_INSECURE_MODEL_URLS: '1',
+    };
+  }
+
+  it('leaves a pump the twin names while its first model is written to the store retired: the model is neither recorded nor installed, nor used once the entry goes', async () => {
+    const device = 'gw-first-race';
+    const lines: LogLine[] = [];
+    const agent = await startAgent('race', hubEnv(device), lines);
+    const updater = firstModelPartsOf(agent)!.updater;
+    await until(() => expect((hub.reported(device, MODULE) as { models?: Record<string, { status?: string }> }).models?.default?.status).toBe('active'));
+    await ingest(agent, simulated('pump-c', 23, start, READINGS));
+    const cloud = server.add('pump-c', cloudModel('pump-c', 'cloud-c1'), 'cloud-c1');
+    // The model store, its write followed by the twin naming the pump (before the job looks again).
+    const write = async (...args: Parameters<ModelStore['write']>): Promise<string> => {
+      const path = await agent.modelStore.write(...args);
+      hub.updateDesired(device, MODULE, { models: { 'pump-c': cloud } });
+      await until(() => expect(updater.named('pump-c')).toBe(true));
+      return path;
+    };
+    const store = new Proxy(agent.modelStore, {
+      get: (target, prop) => {
+        if (prop === 'write') return write;
+        const v = Reflect.get(target, prop) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    await jobOf(agent, { fit: fitFirstModelPacked, store }).run();
+    expect(meta(agent)!['pump-c']).toMatchObject({ state: 'retired', version: null });
+    await until(() => expect(status(agent).models['pump-c']).toMatchObject({ version: 'cloud-c1', status: 'active' }));
+    await updater.idle();
+    expect(status(agent).models['pump-c']!.origin).not.toBe('gateway');
+
+    // The twin's entry removed: the pump goes back to the default model, never to the first model.
+    hub.updateDesired(device, MODULE, { models: { 'pump-c': null } });
+    await until(() => expect(status(agent).models['pump-c']).toBeUndefined());
+    await updater.idle();
+    expect(agent.engine.model('pump-c')).toBeUndefined();
+    expect(meta(agent)!['pump-c']).toMatchObject({ state: 'retired' });
+    expect(lines.filter((l) => l.msg === 'first model fitted on the gateway activated')).toEqual([]);
+  });
+
+  it('firstModel.afterHours set to 0 takes the first models out of service and keeps a fit in progress from being installed; set again, the pumps are fitted anew', async () => {
+    const device = 'gw-first-off';
+    const lines: LogLine[] = [];
+    const agent = await startAgent('twin-off', hubEnv(device), lines);
+    const rep = () => hub.reported(device, MODULE) as { models?: Record<string, Record<string, unknown> | null>; firstModel?: unknown };
+    const { job, updater } = firstModelPartsOf(agent)!;
+    await until(() => expect(rep().models?.default?.status).toBe('active'));
+    await ingest(agent, simulated('pump-d', 24, start, READINGS));
+    await job.run();
+    await updater.idle();
+    const first = meta(agent)!['pump-d'];
+    expect(first).toMatchObject({ state: 'fitted' });
+    await until(() => expect(rep().models?.['pump-d']).toMatchObject({ version: first.version, status: 'active', origin: 'gateway' }));
+
+    // Off: the pump goes back to the default model at once, its record cleared (not retired), and it is said.
+    const off = hub.updateDesired(device, MODULE, { firstModel: { afterHours: 0 } });
+    await until(() => expect(rep().firstModel).toMatchObject({ ac: 200, av: off }));
+    await until(() => expect(status(agent).models['pump-d']).toBeUndefined());
+    await updater.idle();
+    expect(agent.engine.model('pump-d')).toBeUndefined();
+    expect(meta(agent)!['pump-d']).toBeUndefined();
+    expect(status(agent).firstModels).toMatchObject({ afterHours: 0, pumps: {}, turnedOff: { pumps: { 'pump-d': first.version } } });
+    expect(lines.find((l) => l.msg.startsWith('first models fitted on the gateway taken out of service'))).toMatchObject({ pumps: { 'pump-d': first.version } });
+    await until(() => expect(rep().models?.['pump-d'] ?? null).toBeNull());
+    await ingest(agent, simulated('pump-d', 24, start + READINGS * STEP, 5));
+    expect(agent.buffer.predictions('pump-d', { limit: 1 })[0]!.modelVersion).toBe(agent.engine.model('default')!.version);
+
+    // On again, and off while a fit is in progress: that fit's model is neither recorded nor installed.
+    const on = hub.updateDesired(device, MODULE, { firstModel: { afterHours: 2 } });
+    await until(() => expect(rep().firstModel).toMatchObject({ ac: 200, av: on }));
+    expect(status(agent).firstModels.turnedOff).toBeNull();
+    const turnedOffDuring = jobOf(agent, {
+      afterHours: () => agent.config.firstModelAfterHours,
+      logger: agent.logger,
+      fit: async (req) => {
+        const result = await fitFirstModelPacked(req);
+        hub.updateDesired(device, MODULE, { firstModel: { afterHours: 0 } });
+        await until(() => expect(agent.config.firstModelAfterHours).toBe(0));
+        return result;
+      },
+    });
+    await turnedOffDuring.run();
+    await updater.idle();
+    expect(meta(agent)!['pump-d']).toBeUndefined();
+    expect(agent.engine.model('pump-d')).toBeUndefined();
+    expect(lines.find((l) => l.msg.startsWith('first model fitted on the gateway not installed'))).toMatchObject({ pump: 'pump-d' });
+
+    // On again, the model's file gone meanwhile: the pump is fitted anew from the buffer and installed.
+    rmSync(join(dir, 'twin-off', 'models', 'pump-d'), { recursive: true, force: true });
+    hub.updateDesired(device, MODULE, { firstModel: { afterHours: 2 } });
+    await until(() => expect(agent.config.firstModelAfterHours).toBe(2));
+    await job.run();
+    await updater.idle();
+    const again = meta(agent)!['pump-d'];
+    expect(again).toMatchObject({ state: 'fitted' });
+    await until(() => expect(rep().models?.['pump-d']).toMatchObject({ version: again.version, status: 'active', origin: 'gateway' }));
+    expect(readdirSync(join(dir, 'twin-off', 'models', 'pump-d'))).toEqual([`${again.version}.${again.sha256.slice(0, 16)}.onnx`]);
+  });
+});
