@@ -6,7 +6,7 @@
  * cloud, and it has no first model yet (or its last refusal is past its retry); one pump at a time
  * for the whole gateway. Its rows are read from the buffer in pages with a turn of the event loop
  * between them (the newest 7 days, at most 250 000 rows), each page packed into columns as it comes
- * (fit.ts PackedPages: the rows are never all held as objects), the fit runs off the event loop
+ * (pack.ts PackedPages: the rows are never all held as objects), the fit runs off the event loop
  * (first-model/fit.ts), and a fitted model is written to the model store, recorded (state.ts), then
  * handed to the model updater as a local entry: it is loaded, validated on the pump's recent
  * readings and switched in as a model from the cloud is. The setting is read at each step: lowered,
