@@ -357,7 +357,18 @@ export class AlertPublisher {
   /** Sends what is pending (after a reconnect, on a timer). */
   flush(): void {
     this.restoreIfNot();
-    this.sending ??= this.drain().finally(() => (this.sending = null));
+    this.sending ??= this.drain().then(
+      (failed) => {
+        this.sending = null;
+        // An alert decided after the drain's last send, before this callback ran, found a drain
+        // running and did not start one: it waited for the next flush (30 s). Unless the drain
+        // stopped on a failure, what is left is sent now.
+        if (!failed && this.pending.length > 0) this.flush();
+      },
+      () => {
+        this.sending = null;
+      },
+    );
   }
 
   /** Restores what the start-up restore could not read yet; true when it is all restored now, at this call. */
@@ -494,9 +505,9 @@ export class AlertPublisher {
    * left is saved once, when the drain stops: saved after each alert, a drain of the 1 000 alerts
    * kept through an offline period wrote 187 MB to the buffer (the whole list each time) and
    * blocked the event loop for 13 s. A process stopped in between drops, at restore, the alerts
-   * recorded as sent.
+   * recorded as sent. True when it stopped on a failure (the rest waits for the next reconnect).
    */
-  private async drain(): Promise<void> {
+  private async drain(): Promise<boolean> {
     let sent = 0;
     try {
       while (this.pending.length > 0) {
@@ -506,7 +517,7 @@ export class AlertPublisher {
         } catch (err) {
           this.counts.failed++;
           this.lastError = safeErrorMessage(err);
-          return; // kept; sent after the next reconnect
+          return true; // kept; sent after the next reconnect
         }
         // Not always `alert`: an onCommit over maxPending while it was on its way trims the head,
         // `alert` first (counted dropped). It went all the same, so the oldest left is dropped in
@@ -518,6 +529,7 @@ export class AlertPublisher {
         this.lastError = null;
         this.markSent(alert, at);
       }
+      return false;
     } finally {
       if (sent > 0) this.savePending();
     }

@@ -198,6 +198,28 @@ describe('AlertPublisher', () => {
     expect(after.map((a) => a.pumpId)).toEqual(['mid-3', 'mid-4', 'mid-5']);
   });
 
+  it('sends an alert decided at any moment of a drain at once, not at the next flush (30 s later)', async () => {
+    tick(3_600_000);
+    // The second alert is decided k microtasks after the first starts on its way: one of them lands
+    // after the drain's last send, before the drain has ended.
+    try {
+      for (let k = 0; k < 12; k++) {
+        const sent: Alert[] = [];
+        const p = publisher(async (a) => void sent.push(a));
+        p.restore();
+        const first = await spike(`drain-a${k}`);
+        const second = await spike(`drain-b${k}`);
+        p.onCommit(first.rows, first.seqs);
+        for (let i = 0; i < k; i++) await Promise.resolve();
+        p.onCommit(second.rows, second.seqs);
+        await p.idle();
+        expect({ k, sent: sent.map((a) => a.pumpId), pending: p.status().pending }).toEqual({ k, sent: [`drain-a${k}`, `drain-b${k}`], pending: 0 });
+      }
+    } finally {
+      buffer.setMeta('alerts.pending', '[]'); // an alert left unsent is not the next test's
+    }
+  });
+
   it('with the list full while its oldest alert is on its way, drops an alert never sent, and counts every alert once', async () => {
     tick(3_600_000);
     let online = false;
