@@ -19,7 +19,9 @@
  *
  * A pump that stops sending makes one alert of kind `pump-silent` after `silentAfterMs`, and one
  * `pump-resumed` when it is heard again (pump-silence.ts); both are decided on a timer (checkSilence)
- * or at a commit or a refusal, outside the anomalies' rate limit, and leave it as it was.
+ * or at a commit, a refusal or a reading the buffer could not store, outside the anomalies' rate
+ * limit, and leave it as it was. A silence alert dropped from a full pending list leaves no pump
+ * alerted by it (trimPending).
  */
 import type { PredictionRow } from '../../buffer/types.js';
 import type { InferenceEngine } from '../../inference/engine.js';
@@ -27,7 +29,7 @@ import type { KeyValueStore } from '../../inference/model-state.js';
 import { monotonicNow } from '../../sync/clock.js';
 import { safeErrorMessage } from '../../sync/redact.js';
 import type { Logger } from '../logger.js';
-import { PumpSilence, type BufferedPump, type SilenceEvent, type SilentPumpView } from './pump-silence.js';
+import { PumpSilence, type BufferedPump, type SilenceEvent, type SilentPumpView, type UnstoredArrival } from './pump-silence.js';
 import { SensorQuiet, type SensorSuppressedView } from './sensor-quiet.js';
 
 export const ALERTS_OUTPUT = 'alerts';
@@ -119,12 +121,17 @@ export interface AlertDeps {
   monotonic?: () => number;
   /** Marks the alerted reading in the buffer once edgeHub took the alert. */
   markAlerted?: (seq: number, at: number) => void;
-  /** Alerts kept while offline at most (the oldest are dropped first, and counted). */
+  /** Alerts other than silence alerts (anomalies, frozen sensors) kept while offline at most (the oldest are dropped first, and counted); default 1000. */
   maxPending?: number;
+  /**
+   * `pump-silent` and `pump-resumed` alerts kept while offline at most, besides (the oldest dropped
+   * first, counted); default maxPending. Room for two per pump: every pump silent at once and back.
+   */
+  maxPendingSilence?: number;
   /** A pump heard and then silent this long is alerted `pump-silent`; 0 (default) = off. */
   silentAfterMs?: () => number;
-  /** The pumps in the buffer with their newest rows, followed for silence from the start (default none); throws while it is closed. */
-  buffered?: () => BufferedPump[];
+  /** The pumps in the buffer with their newest rows (before `beforeSeq`), followed for silence from the start (default none); throws while it is closed. */
+  buffered?: (beforeSeq?: number) => BufferedPump[];
 }
 
 export function topFeatures(contributions: Record<string, number> | null | undefined, n = 3): Alert['topFeatures'] {
@@ -155,6 +162,14 @@ interface SentRecord {
   anomalyAt?: number;
 }
 
+const anySilence = (alerts: Iterable<{ alert: Alert }>): boolean => {
+  for (const p of alerts) if (isSilenceKind(p.alert.kind)) return true;
+  return false;
+};
+
+/** The limit a pending alert counts against (AlertPublisher.trimPending). */
+const categoryOf = (p: { alert: Alert }): 'silence' | 'other' => (isSilenceKind(p.alert.kind) ? 'silence' : 'other');
+
 /** The time of the pump's last anomaly alert a sent record gives (the rate limit's). */
 const anomalyAtOf = (s: SentRecord): number | undefined => (s.sensor === undefined && s.kind === undefined ? s.at : s.anomalyAt);
 
@@ -182,9 +197,17 @@ function unsentOf(pending: ReadonlyArray<{ alert: Alert; at: number }>, sent: Re
   return pending.filter((p, i) => i > (cut.get(p.alert.pumpId) ?? -1));
 }
 
+/** An alert not yet handed to edgeHub, with the gateway time it was decided. */
+interface Pending {
+  alert: Alert;
+  at: number;
+}
+
 export class AlertPublisher {
-  /** Alerts not yet handed to edgeHub, with the gateway time each was decided. */
-  private pending: Array<{ alert: Alert; at: number }> = [];
+  /** Alerts not yet handed to edgeHub, oldest first. */
+  private pending: Pending[] = [];
+  /** The alert on its way to edgeHub now, if any (trimPending may drop it from `pending` meanwhile). */
+  private inFlight: Pending | null = null;
   /** Monotonic time of each pump's last alert. */
   private readonly lastAt = new Map<string, number>();
   private readonly suppressed = new Map<string, number>();
@@ -212,13 +235,14 @@ export class AlertPublisher {
    * Loads alerts left unsent by the previous run, the time of each pump's last alert, each
    * sensor's (sensor-quiet.ts), and the pumps followed for silence (pump-silence.ts). What the
    * buffer could not give (not open yet) is loaded at the next commit or flush that finds it open:
-   * until then nothing is saved over it.
+   * until then nothing is saved over it. `beforeSeq`: the first seq of the commit the restore runs
+   * in, whose rows are this run's, not the last run's.
    */
-  restore(): void {
+  restore(beforeSeq?: number): void {
     const retry = this.failedRestores > 0;
     const owed = (this.owed ??= { alerts: true, sensors: true, silence: true });
     if (owed.sensors) owed.sensors = !this.sensorQuiet.restore();
-    if (owed.silence) owed.silence = !this.silence.restore();
+    if (owed.silence) owed.silence = !this.silence.restore(beforeSeq);
     // After the silence: the unsent silence alerts restored say which pumps were alerted.
     if (owed.alerts && !owed.silence) owed.alerts = !this.restoreAlerts();
     if (owed.sensors || owed.alerts || owed.silence) {
@@ -243,8 +267,11 @@ export class AlertPublisher {
       // Before any of this run's (none is decided while the buffer is closed: nothing commits).
       const unsent = text ? unsentOf(JSON.parse(text) as Array<{ alert: Alert; at: number }>, sent) : [];
       this.pending = [...unsent, ...this.pending];
-      // A silence alert pending whose state a kill kept from being saved (see PumpSilence.save).
-      for (const p of unsent) if (isSilenceKind(p.alert.kind)) this.silence.alertedBefore(p.alert.pumpId, p.alert.kind, p.at);
+      // A silence alert pending whose state a kill kept from being saved (see PumpSilence.save):
+      // saved now, or a restart after this alert was sent would alert the same silence again.
+      let silenceChanged = false;
+      for (const p of unsent) if (isSilenceKind(p.alert.kind)) silenceChanged = this.silence.alertedBefore(p.alert.pumpId, p.alert.kind, p.at) || silenceChanged;
+      if (silenceChanged) this.silence.save();
       // The rate limit is of anomalies: a sensor-frozen or silence alert, sent or pending, does not start it.
       const lastAt = new Map<string, number>();
       for (const [pumpId, s] of Object.entries(sent)) {
@@ -264,12 +291,14 @@ export class AlertPublisher {
 
   /** Commit listener: decides which anomalies become alerts. */
   onCommit(rows: readonly PredictionRow[], seqs: readonly number[]): void {
-    const restoredNow = this.restoreIfNot();
+    // A buffer that opened late: the last run's state, without this commit's rows (heard just below).
+    const restoredNow = this.restoreIfNot(seqs[0]);
     const now = this.now();
     const mono = this.monotonic();
     // Pumps alerted silent that are heard again: pump-resumed, ahead of the alerts of their readings.
     const resumed = this.silence.heard(rows, seqs);
-    for (const e of resumed) this.pending.push({ alert: this.silenceAlertOf('pump-resumed', e), at: now });
+    const resumedEntries = resumed.map((e) => ({ alert: this.silenceAlertOf('pump-resumed', e), at: now }));
+    this.pending.push(...resumedEntries);
     let added = resumed.length;
     let sensorsChanged = false;
     for (let i = 0; i < rows.length; i++) {
@@ -307,34 +336,51 @@ export class AlertPublisher {
       if (restoredNow && this.pending.length > 0) this.flush(); // the last run's, restored just now
       return;
     }
-    this.trimPending();
+    const dropped = this.trimPending();
     this.savePending();
-    if (resumed.length > 0) this.silenceDecided('pump-resumed', resumed);
+    this.silenceDecided('pump-resumed', resumed.filter((_, i) => !dropped.has(resumedEntries[i]!)), anySilence(dropped));
     this.flush();
   }
 
   /** Refusal listener: a refused reading is a reading; a pump alerted silent is heard again (pump-resumed). */
   onRefuse(refused: ReadonlyArray<{ pumpId: string; receivedAt: number }>): void {
-    this.queueSilence('pump-resumed', this.silence.refused(refused));
+    this.queueSilence('pump-resumed', this.silence.notStored(refused), this.now());
   }
 
-  /** The timer's check: pumps silent for `silentAfterMs`, not alerted yet, are alerted `pump-silent`. */
+  /**
+   * Listener of readings the buffer could not store (a full disk): they reached the agent, so their
+   * pump is not silent; one alerted silent is heard again (pump-resumed).
+   */
+  onUnstored(unstored: readonly UnstoredArrival[]): void {
+    this.queueSilence('pump-resumed', this.silence.notStored(unstored), this.now());
+  }
+
+  /**
+   * The timer's check: pumps not heard for 7 days are no longer followed; pumps silent for
+   * `silentAfterMs`, not alerted yet, are alerted `pump-silent`.
+   */
   checkSilence(): void {
-    this.queueSilence('pump-silent', this.silence.due());
+    this.silence.forgetDecommissioned();
+    const now = this.now();
+    this.queueSilence('pump-silent', this.silence.due(now), now);
   }
 
-  private queueSilence(kind: SilenceKind, events: readonly SilenceEvent[]): void {
+  private queueSilence(kind: SilenceKind, events: readonly SilenceEvent[], now: number): void {
     if (events.length === 0) return;
-    const now = this.now();
-    for (const e of events) this.pending.push({ alert: this.silenceAlertOf(kind, e), at: now });
-    this.trimPending();
+    const entries = events.map((e) => ({ alert: this.silenceAlertOf(kind, e), at: now }));
+    this.pending.push(...entries);
+    const dropped = this.trimPending();
     this.savePending();
-    this.silenceDecided(kind, events);
+    this.silenceDecided(kind, events.filter((_, i) => !dropped.has(entries[i]!)), anySilence(dropped));
     this.flush();
   }
 
-  /** Once their alerts are saved in the pending list: the silent pumps saved, counted and logged. */
-  private silenceDecided(kind: SilenceKind, events: readonly SilenceEvent[]): void {
+  /**
+   * Once their alerts are saved in the pending list: the silent pumps saved (also when `changed`:
+   * alerts dropped from the list), counted and logged.
+   */
+  private silenceDecided(kind: SilenceKind, events: readonly SilenceEvent[], changed: boolean): void {
+    if (events.length === 0 && !changed) return;
     this.silence.save();
     for (const e of events) {
       const fields = { pumpId: e.pumpId, since: new Date(e.since).toISOString(), silentSeconds: Math.round(e.silentMs / 1000), beganBeforeRestart: e.beganBeforeRestart };
@@ -348,10 +394,77 @@ export class AlertPublisher {
     }
   }
 
-  /** Drops the oldest pending alerts over maxPending (counted). */
-  private trimPending(): void {
-    const max = this.deps.maxPending ?? 1000;
-    if (this.pending.length > max) this.counts.dropped += this.pending.splice(0, this.pending.length - max).length;
+  /**
+   * Drops the oldest pending alerts over their limit (counted): anomalies and sensor alerts over
+   * maxPending, silence alerts over maxPendingSilence, each kind apart (a long outage's anomalies
+   * do not push out the silence of the pumps, nor make the list, saved at each alert, grow with the
+   * pumps). Returns those dropped. A silence alert dropped leaves no pump alerted by it (see
+   * discarded). The alert on its way is settled when edgeHub answers (drain).
+   */
+  private trimPending(): Set<Pending> {
+    const limit = { other: this.deps.maxPending ?? 1000, silence: this.maxPendingSilence() };
+    if (this.pending.length <= Math.min(limit.other, limit.silence)) return new Set();
+    const over = { other: -limit.other, silence: -limit.silence };
+    for (const p of this.pending) over[categoryOf(p)]++;
+    if (over.other <= 0 && over.silence <= 0) return new Set();
+    const dropped: Pending[] = [];
+    this.pending = this.pending.filter((p) => {
+      const c = categoryOf(p);
+      if (over[c] <= 0) return true;
+      over[c]--;
+      dropped.push(p);
+      return false;
+    });
+    this.counts.dropped += dropped.length;
+    return this.discarded(dropped.filter((p) => p !== this.inFlight), dropped);
+  }
+
+  private maxPendingSilence(): number {
+    return this.deps.maxPendingSilence ?? this.deps.maxPending ?? 1000;
+  }
+
+  /** discarded() of alerts a drain took off the list unsent; true when a silence alert was among them (the list and the silent pumps to save). */
+  private discardedSilence(gone: readonly Pending[]): boolean {
+    this.discarded(gone);
+    return anySilence(gone);
+  }
+
+  /**
+   * Pending alerts taken off the list unsent (`gone`, oldest first): a `pump-silent` among them
+   * leaves its pump not alerted (decided again at the next check: PumpSilence.dropped), and the
+   * `pump-resumed` of the same silence, still pending after it, is dropped too (counted): a
+   * `pump-resumed` with no `pump-silent` before it would tell of a silence the cloud never heard of.
+   * Returns every alert dropped (`all` and those). Logged when silence alerts are among them; the
+   * caller saves the list, then the silent pumps (silenceDecided).
+   */
+  private discarded(gone: readonly Pending[], all: readonly Pending[] = gone): Set<Pending> {
+    const dropped = new Set(all);
+    const silent = new Set<string>();
+    let silenceAlerts = 0;
+    for (const { alert, at } of gone) {
+      if (!isSilenceKind(alert.kind)) continue;
+      silenceAlerts++;
+      if (alert.kind === 'pump-silent') {
+        this.silence.dropped(alert.pumpId, at);
+        silent.add(alert.pumpId);
+      } else silent.delete(alert.pumpId);
+    }
+    if (silent.size > 0) {
+      this.pending = this.pending.filter((p) => {
+        if (!silent.has(p.alert.pumpId) || !isSilenceKind(p.alert.kind) || p === this.inFlight) return true;
+        silent.delete(p.alert.pumpId); // its next silence alert: the resume of the one dropped, or a new silence
+        if (p.alert.kind === 'pump-silent') return true;
+        dropped.add(p);
+        this.counts.dropped++;
+        silenceAlerts++;
+        return false;
+      });
+    }
+    if (silenceAlerts > 0) {
+      const max = this.maxPendingSilence();
+      this.deps.logger.warn({ dropped: silenceAlerts, maxPendingSilence: max }, `pump-silent and pump-resumed alerts not yet handed to edgeHub over ${max}: ${silenceAlerts} dropped (the oldest); a pump whose pump-silent was dropped is decided again at the next check`);
+    }
+    return dropped;
   }
 
   /** Sends what is pending (after a reconnect, on a timer). */
@@ -371,11 +484,11 @@ export class AlertPublisher {
     );
   }
 
-  /** Restores what the start-up restore could not read yet; true when it is all restored now, at this call. */
-  private restoreIfNot(): boolean {
+  /** Restores what the start-up restore could not read yet (see restore for `beforeSeq`); true when it is all restored now, at this call. */
+  private restoreIfNot(beforeSeq?: number): boolean {
     const owing = (): boolean => this.owed !== null && (this.owed.alerts || this.owed.sensors || this.owed.silence);
     if (!owing()) return false;
-    this.restore();
+    this.restore(beforeSeq);
     return !owing();
   }
 
@@ -509,21 +622,34 @@ export class AlertPublisher {
    */
   private async drain(): Promise<boolean> {
     let sent = 0;
+    let silenceChanged = false;
     try {
       while (this.pending.length > 0) {
-        const { alert, at } = this.pending[0]!;
+        const head = this.pending[0]!;
+        const { alert, at } = head;
+        this.inFlight = head;
         try {
           await this.deps.send(alert);
         } catch (err) {
           this.counts.failed++;
           this.lastError = safeErrorMessage(err);
+          // Trimmed while on its way (counted dropped then): it is dropped now, unsent.
+          if (!this.pending.includes(head)) silenceChanged = this.discardedSilence([head]) || silenceChanged;
           return true; // kept; sent after the next reconnect
+        } finally {
+          this.inFlight = null;
         }
         // Not always `alert`: an onCommit over maxPending while it was on its way trims the head,
-        // `alert` first (counted dropped). It went all the same, so the oldest left is dropped in
-        // its place: the alerts that reach edgeHub and the counts (one sent, one dropped) are those
-        // of the oldest unsent alert dropped, and none is lost uncounted (edge-alerts.test.ts).
-        this.pending.shift();
+        // `alert` first (counted dropped). It went all the same, so the oldest left of its kind is
+        // dropped in its place: the alerts that reach edgeHub and the counts (one sent, one dropped)
+        // are those of the oldest unsent alert dropped, and none is lost uncounted (edge-alerts.test.ts).
+        const own = this.pending.indexOf(head);
+        const i = own >= 0 ? own : this.pending.findIndex((p) => categoryOf(p) === categoryOf(head));
+        if (i === -1) this.counts.dropped--; // none of its kind left to drop in its place: it was sent, not dropped
+        else {
+          const [gone] = this.pending.splice(i, 1);
+          if (gone !== head) silenceChanged = this.discardedSilence([gone!]) || silenceChanged;
+        }
         sent++;
         this.counts.sent++;
         this.lastError = null;
@@ -531,7 +657,8 @@ export class AlertPublisher {
       }
       return false;
     } finally {
-      if (sent > 0) this.savePending();
+      if (sent > 0 || silenceChanged) this.savePending();
+      if (silenceChanged) this.silence.save();
     }
   }
 

@@ -10,7 +10,7 @@
 import type device from 'azure-iot-device';
 import { backoffDelay, sleep, type BackoffPolicy } from '../../inference/backoff.js';
 import { safeErrorMessage } from '../../sync/redact.js';
-import type { IngestPipeline } from '../ingest/pipeline.js';
+import type { IngestPipeline, RefusedReading } from '../ingest/pipeline.js';
 import { deepNesting, tooDeepReason } from '../ingest/untrusted-json.js';
 import type { Logger } from '../logger.js';
 import type { Counter } from '../metrics.js';
@@ -55,8 +55,12 @@ export function parseBody(text: string): { items: unknown[] } | { error: string 
 }
 
 type Outcome = 'accepted' | 'partly-rejected' | 'rejected';
-/** A message parsed and validated: refused whole, or its good readings and how many were refused. */
-type Screened = { outcome: 'rejected' } | { readings: Reading[]; rejected: number };
+/**
+ * A message parsed and validated: refused whole, or its good readings, how many were refused, and
+ * the refused ones whose pump can be read (the refusal listeners are told of them after the good
+ * readings were submitted).
+ */
+type Screened = { outcome: 'rejected' } | { readings: Reading[]; rejected: number; refused: RefusedReading[] };
 
 /**
  * What a refusal is about, for its log line (refusalLog): the reading's field its reason starts
@@ -129,16 +133,29 @@ export class InputHandler {
    */
   private async store(inputName: string, text: string, stale: () => boolean = () => false): Promise<Outcome | 'stale' | null> {
     let screened: Screened | null = null;
+    // The refusals stored, told once the good readings were submitted (committed, or told unstored
+    // when the buffer failed), as POST /readings tells them after the commit: told first, a pump
+    // alerted silent would resume at its last reading before the silence, without the readings it missed.
+    let untold: readonly RefusedReading[] = [];
+    const tell = (): void => {
+      this.deps.pipeline.tellRefused(untold);
+      untold = [];
+    };
     for (let attempt = 1; ; attempt++) {
       if (attempt > 1 && stale()) return 'stale'; // the connection changed while this one waited
       try {
-        screened ??= this.screen(inputName, text);
+        if (screened === null) {
+          screened = this.screen(inputName, text);
+          if (!('outcome' in screened)) untold = screened.refused;
+        }
         if ('outcome' in screened) return screened.outcome;
         const { readings, rejected } = screened;
         if (readings.length > 0) await this.deps.pipeline.submit(readings);
+        tell();
         if (rejected === 0) return 'accepted';
         return readings.length > 0 ? 'partly-rejected' : 'rejected';
       } catch (err) {
+        tell();
         if (this.stopping.signal.aborted) return null;
         const delay = backoffDelay(this.deps.backoff ?? { baseMs: 500, capMs: 30_000 }, attempt);
         this.deps.logger.error({ err: { message: safeErrorMessage(err) }, retryInMs: delay }, 'input message could not be committed; retrying (not acknowledged)');
@@ -168,7 +185,7 @@ export class InputHandler {
       const first = res.rejected[0]?.error;
       this.refusalLog(`readings:${readingRefusalKind(first)}`, 'readings in an input message rejected').failed({ input: inputName, rejected: res.rejected.length, first });
     }
-    return { readings: res.readings, rejected: res.rejected.length };
+    return { readings: res.readings, rejected: res.rejected.length, refused: res.refused };
   }
 
   /** The line of one kind of refusal: its first, then one a minute with the count (see refusalLogs). */

@@ -4,16 +4,19 @@
  * "communication lost". A pump this agent has heard (a reading committed, or one in the buffer at
  * start-up) that then sends nothing for the setting's time is silent: the publisher alerts it once
  * (`pump-silent`), and once more when it is heard again (`pump-resumed`). Every reading that
- * reaches the agent counts, accepted or refused: a pump whose readings are all refused is not
- * silent (the page says it is refused). Silence is measured on the monotonic clock, as the page's
- * "stale" is: a step of the gateway clock neither raises nor hides it.
+ * reaches the agent counts, accepted, refused, or not stored because the buffer failed (a full
+ * disk): a pump whose readings are all refused is not silent (the page says it is refused), nor is
+ * one whose readings the agent could not store. Silence is judged by when readings arrive (not
+ * by their own times), on the monotonic clock, as the page's "stale" is: a step of the gateway
+ * clock neither raises nor hides it.
  *
  * Kept in the buffer's meta (`alerts.silent`, as sensor-quiet.ts keeps its own): the pumps alerted
  * silent and not yet resumed, so a restart neither alerts them again nor forgets their
  * `pump-resumed`. The time the agent was down is not measurable on the monotonic clock: after a
  * restart a pump is silent from the agent's start (`beganBeforeRestart`, `since` its last reading's
- * receive time), and a pump whose last reading was received more than DECOMMISSIONED_AFTER_MS
- * before the start is not followed (a pump taken out of service).
+ * receive time), and a pump last heard more than DECOMMISSIONED_AFTER_MS before the start is not
+ * followed (a pump taken out of service), alerted silent or not; nor is one silent that long while
+ * the agent runs (logged, and followed again once it sends, as a new pump).
  */
 import type { BufferStore } from '../../buffer/store.js';
 import { GAP_INTERVALS, sortedMedian } from '../../inference/contract.js';
@@ -22,7 +25,7 @@ import { safeErrorMessage } from '../../sync/redact.js';
 import type { Logger } from '../logger.js';
 
 export const SILENT_KEY = 'alerts.silent';
-/** A pump whose last reading was received longer ago than this at start-up is not followed (decommissioned). */
+/** A pump not heard for longer than this (at start-up, or while running) is not followed (decommissioned). */
 export const DECOMMISSIONED_AFTER_MS = 7 * 86_400_000;
 
 /** A stored reading, as the silence alerts give it: its seq, its own time and when it reached the agent (gateway clock). */
@@ -41,9 +44,19 @@ export interface BufferedPump {
 /** Rows read back per pump at start-up: its last reading, and its usual interval (the median of GAP_INTERVALS). */
 const READ_BACK = GAP_INTERVALS + 1;
 
-/** The pumps of the buffer with their newest rows (PumpSilenceDeps.buffered); throws while it is not open. */
-export function bufferedPumps(buffer: Pick<BufferStore, 'pumpIds' | 'predictions'>): BufferedPump[] {
-  return buffer.pumpIds().map((pumpId) => ({ pumpId, rows: buffer.predictions(pumpId, { limit: READ_BACK }) }));
+/**
+ * The pumps of the buffer with their newest rows before `beforeSeq` (PumpSilenceDeps.buffered); a
+ * pump with no row before it has none. Throws while the buffer is not open.
+ */
+export function bufferedPumps(buffer: Pick<BufferStore, 'pumpIds' | 'predictions'>, beforeSeq?: number): BufferedPump[] {
+  return buffer.pumpIds().map((pumpId) => ({ pumpId, rows: buffer.predictions(pumpId, { limit: READ_BACK, beforeSeq }) }));
+}
+
+/** A reading that reached the agent and was not stored: refused (`ts` unknown), or the buffer failed (`ts` its own time). */
+export interface UnstoredArrival {
+  pumpId: string;
+  receivedAt: number;
+  ts?: number | null;
 }
 
 interface Track {
@@ -99,8 +112,8 @@ export interface SilentPumpView {
 
 export interface PumpSilenceDeps {
   kv: KeyValueStore;
-  /** The pumps in the buffer with their newest rows; throws while the buffer is not open. */
-  buffered: () => BufferedPump[];
+  /** The pumps in the buffer with their newest rows (before `beforeSeq`, when given); throws while the buffer is not open. */
+  buffered: (beforeSeq?: number) => BufferedPump[];
   silentAfterMs: () => number;
   clock: () => number;
   monotonic: () => number;
@@ -117,13 +130,15 @@ export class PumpSilence {
    * Follows the pumps of the buffer, silent from now, and the pumps the last run alerted silent.
    * False (nothing logged) when the buffer could not be read: call again once it is, before
    * anything is saved. A stored value that does not parse is logged and counts as restored.
+   * `beforeSeq`: the first seq of a commit the restore runs in (a buffer that opened late); the
+   * rows of that commit are not the last run's, they are heard after it.
    */
-  restore(): boolean {
+  restore(beforeSeq?: number): boolean {
     let text: string | null;
     let buffered: BufferedPump[];
     try {
       text = this.deps.kv.getMeta(SILENT_KEY);
-      buffered = this.deps.buffered();
+      buffered = this.deps.buffered(beforeSeq);
     } catch {
       return false; // the publisher says so (alerts.ts restore)
     }
@@ -135,10 +150,17 @@ export class PumpSilence {
     } catch (err) {
       this.deps.logger.warn({ err: { message: safeErrorMessage(err) } }, 'pumps alerted silent by the last run could not be restored');
     }
+    // Taken out of service: last heard (its last reading, or its silence's `since` when alerted) too long before the start.
+    const sinceOf = (pumpId: string): number | null => (typeof stored[pumpId]?.since === 'number' ? stored[pumpId].since : null);
+    const decommissioned = (heardWall: number): boolean => now - heardWall > DECOMMISSIONED_AFTER_MS;
+    const forgotten = new Set<string>();
     for (const { pumpId, rows } of buffered) {
       const last = rows.at(-1);
       if (last === undefined || this.tracks.has(pumpId)) continue;
-      if (stored[pumpId] === undefined && now - last.receivedAt > DECOMMISSIONED_AFTER_MS) continue;
+      if (decommissioned(Math.max(last.receivedAt, sinceOf(pumpId) ?? -Infinity))) {
+        if (stored[pumpId] !== undefined) forgotten.add(pumpId);
+        continue;
+      }
       const t = this.track(pumpId, last, mono, last.receivedAt);
       t.newestTs = rows[0]!.ts;
       for (const row of rows.slice(1)) this.interval(t, row.ts);
@@ -146,11 +168,17 @@ export class PumpSilence {
     }
     for (const [pumpId, s] of Object.entries(stored)) {
       if (typeof s?.seq !== 'number' || typeof s.alertedAt !== 'number' || this.tracks.get(pumpId)?.alertedAt != null) continue;
+      if (forgotten.has(pumpId) || (!this.tracks.has(pumpId) && decommissioned(s.since))) {
+        forgotten.add(pumpId);
+        continue;
+      }
       const t = this.tracks.get(pumpId) ?? this.track(pumpId, { seq: s.seq, ts: s.ts, receivedAt: s.receivedAt }, mono, s.since);
       if (t.intervals.length === 0 && typeof s.intervalMs === 'number') t.intervals.push(s.intervalMs);
       Object.assign(t, { heardWall: s.since, beganBeforeRestart: true, alertedAt: s.alertedAt });
     }
     this.restored = true;
+    for (const pumpId of forgotten) this.logForgotten(pumpId, sinceOf(pumpId), true);
+    if (forgotten.size > 0) this.save(); // alerts.silent no longer lists them
     return true;
   }
 
@@ -158,17 +186,31 @@ export class PumpSilence {
    * A `pump-silent` alert found in the last run's unsent alerts, or `pump-resumed` one: the state
    * saved with it (in a second write, which a kill may have missed) follows the alert.
    */
-  alertedBefore(pumpId: string, kind: 'pump-silent' | 'pump-resumed', at: number): void {
+  alertedBefore(pumpId: string, kind: 'pump-silent' | 'pump-resumed', at: number): boolean {
     const t = this.tracks.get(pumpId);
-    if (t === undefined) return;
+    if (t === undefined) return false;
+    const before = t.alertedAt;
     if (kind === 'pump-silent') t.alertedAt ??= at;
     else t.alertedAt = null;
+    return t.alertedAt !== before;
+  }
+
+  /**
+   * A `pump-silent` alert decided at `at` was dropped from the pending list (full): a pump still
+   * alerted by it is not alerted any more, and is decided again at the next check (call save()).
+   * True when the pump was.
+   */
+  dropped(pumpId: string, at: number): boolean {
+    const t = this.tracks.get(pumpId);
+    if (t === undefined || t.alertedAt !== at) return false;
+    t.alertedAt = null;
+    return true;
   }
 
   /** Committed readings: each pump is heard now; those alerted silent are returned (pump-resumed). Call save() after alerting them. */
   heard(rows: ReadonlyArray<{ pumpId: string; ts: number; receivedAt: number }>, seqs: readonly number[]): SilenceEvent[] {
     const mono = this.deps.monotonic();
-    const resumed = new Map<string, { event: SilenceEvent; newestTs: number }>();
+    const resumed: Resumed = new Map();
     for (let i = 0; i < rows.length; i++) {
       const { pumpId, ts, receivedAt } = rows[i]!;
       const row = { seq: seqs[i]!, ts, receivedAt };
@@ -177,37 +219,52 @@ export class PumpSilence {
         this.track(pumpId, row, mono, receivedAt);
         continue;
       }
-      if (t.alertedAt !== null && !resumed.has(pumpId)) resumed.set(pumpId, { event: this.resumedEvent(pumpId, t, row, mono), newestTs: t.newestTs });
-      const back = resumed.get(pumpId);
-      // Readings skipped: from the pump's newest time before the silence to its first one after (its own clock).
-      if (back && row.ts > back.newestTs) back.event.missedReadings = minNullable(back.event.missedReadings, missed(row.ts - back.newestTs, back.event.intervalMs));
+      this.hear(resumed, pumpId, t, row, ts, receivedAt, mono);
       if (row.seq > t.last.seq) t.last = row;
-      this.interval(t, ts);
-      Object.assign(t, { heardAt: mono, heardWall: receivedAt, beganBeforeRestart: false, alertedAt: null });
     }
     return [...resumed.values()].map((r) => r.event);
   }
 
-  /** Refused readings of pumps: a pump followed is heard (not silent); one alerted silent is returned (pump-resumed). */
-  refused(refused: ReadonlyArray<{ pumpId: string; receivedAt: number }>): SilenceEvent[] {
+  /**
+   * Readings of pumps that reached the agent and were not stored: refused, or the buffer failed (a
+   * full disk). A pump followed is heard (not silent); one alerted silent is returned (pump-resumed,
+   * at its last reading stored, with the readings missed before the first one with a time).
+   */
+  notStored(arrived: readonly UnstoredArrival[]): SilenceEvent[] {
     if (!this.restored) return [];
     const mono = this.deps.monotonic();
-    const resumed: SilenceEvent[] = [];
-    for (const r of refused) {
+    const resumed: Resumed = new Map();
+    for (const r of arrived) {
       const t = this.tracks.get(r.pumpId);
       if (t === undefined) continue; // never heard: not followed
-      if (t.alertedAt !== null) resumed.push(this.resumedEvent(r.pumpId, t, t.last, mono));
-      Object.assign(t, { heardAt: mono, heardWall: r.receivedAt, beganBeforeRestart: false, alertedAt: null });
+      this.hear(resumed, r.pumpId, t, t.last, r.ts ?? null, r.receivedAt, mono);
     }
-    return resumed;
+    return [...resumed.values()].map((r) => r.event);
   }
 
-  /** The pumps silent for the setting's time and not alerted yet: each is alerted now (pump-silent). */
-  due(): SilenceEvent[] {
+  /**
+   * A reading of a pump followed, its own time `ts` when known: the pump is heard now. One alerted
+   * silent is resumed (once per call) at `reading`, with the readings its times skip from its
+   * newest before the silence to the first one after.
+   */
+  private hear(resumed: Resumed, pumpId: string, t: Track, reading: HeardReading, ts: number | null, receivedAt: number, mono: number): void {
+    if (t.alertedAt !== null && !resumed.has(pumpId)) resumed.set(pumpId, { event: this.resumedEvent(pumpId, t, reading, mono), newestTs: t.newestTs });
+    if (ts !== null) {
+      const back = resumed.get(pumpId);
+      if (back && ts > back.newestTs) back.event.missedReadings = minNullable(back.event.missedReadings, missed(ts - back.newestTs, back.event.intervalMs));
+      this.interval(t, ts);
+    }
+    Object.assign(t, { heardAt: mono, heardWall: receivedAt, beganBeforeRestart: false, alertedAt: null });
+  }
+
+  /**
+   * The pumps silent for the setting's time and not alerted yet: each is alerted now (pump-silent),
+   * at `now` (the gateway time its alert is decided: see dropped()).
+   */
+  due(now: number): SilenceEvent[] {
     const after = this.deps.silentAfterMs();
     if (after <= 0 || !this.restored) return [];
     const mono = this.deps.monotonic();
-    const now = this.deps.clock();
     const out: SilenceEvent[] = [];
     for (const [pumpId, t] of this.tracks) {
       if (t.alertedAt !== null || mono - t.heardAt < after) continue;
@@ -216,6 +273,34 @@ export class PumpSilence {
       out.push({ pumpId, reading: t.last, lastReading: t.last, since: t.heardWall, silentMs: mono - t.heardAt, beganBeforeRestart: t.beganBeforeRestart, intervalMs, missedReadings: null });
     }
     return out;
+  }
+
+  /**
+   * Stops following the pumps not heard for DECOMMISSIONED_AFTER_MS (on the monotonic clock, and
+   * by the gateway clock for a silence that began before the start): taken out of service. Each is
+   * logged; those alerted are no longer saved as silent. Followed again once one sends (a new pump,
+   * no pump-resumed).
+   */
+  forgetDecommissioned(): void {
+    if (!this.restored) return;
+    const mono = this.deps.monotonic();
+    const now = this.deps.clock();
+    let alerted = false;
+    for (const [pumpId, t] of [...this.tracks]) {
+      if (mono - t.heardAt <= DECOMMISSIONED_AFTER_MS && !(t.beganBeforeRestart && now - t.heardWall > DECOMMISSIONED_AFTER_MS)) continue;
+      this.tracks.delete(pumpId);
+      alerted ||= t.alertedAt !== null;
+      this.logForgotten(pumpId, t.heardWall, t.alertedAt !== null);
+    }
+    if (alerted) this.save();
+  }
+
+  private logForgotten(pumpId: string, since: number | null, alerted: boolean): void {
+    const days = DECOMMISSIONED_AFTER_MS / 86_400_000;
+    this.deps.logger.info(
+      { pumpId, since: since === null ? null : new Date(since).toISOString(), alerted },
+      `pump ${pumpId} not heard for over ${days} days: taken out of service, no longer followed for silence${alerted ? ' nor counted silent (no pump-resumed will follow)' : ''}; followed again once it sends`,
+    );
   }
 
   /** The pumps silent now: alerted, or silent for the setting's time (alerted at the next check). */
@@ -268,6 +353,9 @@ export class PumpSilence {
     }
   }
 }
+
+/** The pumps resumed by one call, each with its newest reading time before the silence. */
+type Resumed = Map<string, { event: SilenceEvent; newestTs: number }>;
 
 function median(intervals: readonly number[]): number | null {
   return intervals.length === 0 ? null : sortedMedian([...intervals].sort((a, b) => a - b));

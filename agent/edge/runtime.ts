@@ -105,10 +105,13 @@ export class EdgeRuntime {
       // The page's clock: silence is measured on it as "stale" is.
       monotonic: agent.monotonic,
       silentAfterMs: () => agent.config.alertsSilentAfterSeconds * 1000,
-      buffered: () => bufferedPumps(agent.buffer),
+      buffered: (beforeSeq) => bufferedPumps(agent.buffer, beforeSeq),
+      maxPendingSilence: maxPendingSilenceAlerts(config.maxPumps),
     });
     agent.pipeline.onCommit((rows, seqs) => this.alerts.onCommit(rows, seqs));
     agent.pipeline.onRefuse((refused) => this.alerts.onRefuse(refused));
+    // Readings the buffer could not store (a full disk) reached the agent: their pumps are not silent.
+    agent.pipeline.onUnstored((unstored) => this.alerts.onUnstored(unstored));
     this.inputs = new InputHandler({
       pipeline: agent.pipeline,
       gate: this.gate,
@@ -315,6 +318,15 @@ export class EdgeRuntime {
     t.unref();
     this.timers.push(t);
   }
+}
+
+/**
+ * `pump-silent` and `pump-resumed` alerts kept while the hub is unreachable (besides the 1 000
+ * other alerts): two per pump the gateway takes (PUMPWATCH_MAX_PUMPS), 1 000 at least, so that every
+ * pump going silent at once (the sensor module stopped) and coming back fits.
+ */
+export function maxPendingSilenceAlerts(maxPumps: number): number {
+  return Math.max(1000, 2 * maxPumps);
 }
 
 function snapshotSettings(config: Config): Partial<Config> {

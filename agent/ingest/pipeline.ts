@@ -33,6 +33,23 @@ export interface RefusedReading {
  */
 export type RefusalListener = (refused: readonly RefusedReading[]) => void;
 
+/**
+ * A reading that reached the agent and could not be stored (the buffer failed: a full disk, a
+ * read-only or closed buffer, its scoring failed): `ts` its own time when it was valid, null for a
+ * refused one whose refusal could not be stored either. The sender is told nothing was stored.
+ */
+export interface UnstoredReading {
+  pumpId: string;
+  ts: number | null;
+  receivedAt: number;
+}
+
+/**
+ * Called with readings that reached the agent and could not be stored: a pump that keeps sending
+ * while the disk is full has not gone quiet (the silence alerts count it heard).
+ */
+export type UnstoredListener = (unstored: readonly UnstoredReading[]) => void;
+
 interface Pending {
   readings: Reading[];
   acceptedAt: number;
@@ -52,10 +69,14 @@ export interface PipelineDeps {
   onError?: (err: unknown) => void;
 }
 
-/** Raw items sorted: the good readings (not yet queued) and the refused items (already stored). */
+/**
+ * Raw items sorted: the good readings (not yet queued) and the refused items (already stored);
+ * `refused` those whose pump can be read, for `tellRefused` once the good readings are submitted.
+ */
 export interface Screened {
   readings: Reading[];
   rejected: IngestResult['rejected'];
+  refused: RefusedReading[];
 }
 
 /**
@@ -69,6 +90,7 @@ export class IngestPipeline {
   private running: Promise<void> | null = null;
   private readonly listeners: CommitListener[] = [];
   private readonly refusalListeners: RefusalListener[] = [];
+  private readonly unstoredListeners: UnstoredListener[] = [];
   private readonly clock: () => number;
   private readonly maxBatch: number;
   /** The micro-batch being scored and committed now, if any. */
@@ -87,6 +109,10 @@ export class IngestPipeline {
     this.refusalListeners.push(listener);
   }
 
+  onUnstored(listener: UnstoredListener): void {
+    this.unstoredListeners.push(listener);
+  }
+
   /**
    * Validates raw items and commits the good ones; bad ones are stored in `rejected` with their
    * reason and counted. Resolves after the commit; rejects (nothing committed) when the buffer fails.
@@ -98,11 +124,17 @@ export class IngestPipeline {
     const { readings, rejected, refused } = this.validate(items, now);
     const refusals = refusalsOf(rejected, source, rawOf, now);
     if (readings.length === 0) {
-      this.reject(refusals);
+      this.rejectOrTell(refusals, refused);
       this.tellRefused(refused);
       return { accepted: 0, rejected, seqs: [] };
     }
-    const seqs = await this.submit(readings);
+    let seqs: number[];
+    try {
+      seqs = await this.submit(readings); // a failed batch tells its readings unstored (runBatch)
+    } catch (err) {
+      this.tellUnstored(refused.map(unstoredRefusal)); // nor was any refusal of the request stored
+      throw err;
+    }
     try {
       this.reject(refusals);
     } catch (err) {
@@ -118,21 +150,33 @@ export class IngestPipeline {
   /**
    * Validates raw items and stores the refused ones with their reason, once; the good readings are
    * returned for `submit`. A caller that retries a failed commit retries `submit` only, so a
-   * refusal is never stored twice. Throws (nothing stored) when the refusals cannot be stored.
+   * refusal is never stored twice. Throws (nothing stored) when the refusals cannot be stored. The
+   * refusal listeners are told by the caller (`tellRefused`) after it submitted the good readings,
+   * as ingest() tells them after the commit: a pump alerted silent whose message holds a refused
+   * reading among good ones resumes at its first good reading, with the readings it missed.
    */
   screen(items: readonly unknown[], source: string, rawOf: (i: number) => string = (i) => jsonPreview(items[i])): Screened {
     const now = this.clock();
-    const { readings, rejected, refused } = this.validate(items, now);
-    this.reject(refusalsOf(rejected, source, rawOf, now));
-    this.tellRefused(refused);
-    return { readings, rejected };
+    const screened = this.validate(items, now);
+    this.rejectOrTell(refusalsOf(screened.rejected, source, rawOf, now), screened.refused);
+    return screened;
+  }
+
+  /** Stores refused items; when they cannot be stored, tells their readings unstored, and throws. */
+  private rejectOrTell(refusals: readonly RejectedItem[], refused: readonly RefusedReading[]): void {
+    try {
+      this.reject(refusals);
+    } catch (err) {
+      this.tellUnstored(refused.map(unstoredRefusal));
+      throw err;
+    }
   }
 
   /**
    * The good readings of raw items, the index and reason of each refused one, and the refused
    * ones whose pump can be read (for the page).
    */
-  private validate(items: readonly unknown[], now: number): Screened & { refused: RefusedReading[] } {
+  private validate(items: readonly unknown[], now: number): Screened {
     const limits = this.deps.limits?.() ?? DEFAULT_LIMITS;
     const readings: Reading[] = [];
     const rejected: IngestResult['rejected'] = [];
@@ -156,10 +200,16 @@ export class IngestPipeline {
     return { readings, rejected, refused };
   }
 
-  /** Tells the refusal listeners (the page's board) of stored refusals; a listener's fault is logged, never thrown. */
-  private tellRefused(refused: readonly RefusedReading[]): void {
+  /** Tells the refusal listeners (the page's board, the silence alerts) of stored refusals; a listener's fault is logged, never thrown. */
+  tellRefused(refused: readonly RefusedReading[]): void {
     if (refused.length === 0) return;
     for (const l of this.refusalListeners) this.notify(l, refused);
+  }
+
+  /** Tells the unstored listeners of readings that reached the agent and could not be stored. */
+  private tellUnstored(unstored: readonly UnstoredReading[]): void {
+    if (unstored.length === 0) return;
+    for (const l of this.unstoredListeners) this.notify(l, unstored);
   }
 
   /** Stores refused items (with their reason) and counts them. */
@@ -239,6 +289,7 @@ export class IngestPipeline {
       if (uncommitted) engine.forgetLastScore();
       for (const p of batch) p.reject(err);
       this.deps.onError?.(err);
+      this.tellUnstored(batch.flatMap((p) => p.readings.map((r) => ({ pumpId: r.pumpId, ts: r.ts, receivedAt: p.acceptedAt }))));
     }
   }
 
@@ -278,6 +329,8 @@ function readablePumpId(item: unknown): string | null {
   const id = (item as { pumpId?: unknown }).pumpId;
   return typeof id === 'string' && PUMP_ID_PATTERN.test(id) ? id : null;
 }
+
+const unstoredRefusal = (r: RefusedReading): UnstoredReading => ({ pumpId: r.pumpId, ts: null, receivedAt: r.receivedAt });
 
 /** The refused items as the buffer keeps them: their raw text and reason. */
 function refusalsOf(rejected: IngestResult['rejected'], source: string, rawOf: (i: number) => string, receivedAt: number): RejectedItem[] {

@@ -3,8 +3,10 @@
  * buffer (its rows and meta) and a real onnxruntime model, with the gateway clock and the monotonic
  * clock injected: one `pump-silent` per silence, one `pump-resumed` when readings (accepted or
  * refused) come back, none with the setting 0, silence measured on the monotonic clock, alerts kept
- * through an offline period and a restart, the anomalies' rate limit left as it was. The edgeHub
- * side is the `send` function here (edge-silent-pump-hub.test.ts covers it with the real client).
+ * through an offline period and a restart, the anomalies' rate limit left as it was; a pending
+ * list over its size leaves no pump alerted whose alert it dropped; a pump out of service for 7
+ * days is forgotten; a buffer that opens late restores the last run without the rows just committed.
+ * The edgeHub side is the `send` function here (edge-silent-pump-hub.test.ts covers it with the real client).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -37,8 +39,9 @@ let silentAfterMs = MINUTE;
 /** The pumps' own time of their next reading. */
 const nextTs = new Map<string, number>();
 
-function publisher(send: (a: Alert) => Promise<void>, minIntervalMs = 60_000): AlertPublisher {
+function publisher(send: (a: Alert) => Promise<void>, minIntervalMs = 60_000, limits: { maxPending?: number; maxPendingSilence?: number } = {}): AlertPublisher {
   return new AlertPublisher({
+    ...limits,
     engine,
     kv: buffer,
     deviceId: 'gw-s',
@@ -49,7 +52,7 @@ function publisher(send: (a: Alert) => Promise<void>, minIntervalMs = 60_000): A
     clock: () => now,
     monotonic: () => mono,
     silentAfterMs: () => silentAfterMs,
-    buffered: () => bufferedPumps(buffer),
+    buffered: (beforeSeq) => bufferedPumps(buffer, beforeSeq),
     markAlerted: (seq, at) => buffer.markAlerted(seq, at),
   });
 }
@@ -75,6 +78,12 @@ async function spike(p: AlertPublisher, pumpId: string): Promise<void> {
   p.onCommit(rows, buffer.appendBatch(rows));
 }
 
+/** Each pump's alerts sent, by kind, in order. */
+const kindsByPump = (sent: readonly Alert[]): Record<string, Array<Alert['kind']>> => {
+  const out: Record<string, Array<Alert['kind']>> = {};
+  for (const a of sent) (out[a.pumpId] ??= []).push(a.kind);
+  return out;
+};
 const ofKind = (sent: readonly Alert[], kind: Alert['kind'], pumpId?: string): Alert[] => sent.filter((a) => a.kind === kind && (pumpId === undefined || a.pumpId === pumpId));
 const iso = (ms: number): string => new Date(ms).toISOString();
 
@@ -348,7 +357,7 @@ describe('silent pumps', () => {
     expect(after.status().silentPumps).toMatchObject({ 'mid-1': { alerted: true } });
   });
 
-  it('after a kill between saving a pump-silent alert and the silent pumps, restores the pump as alerted from the alert', async () => {
+  it('after a kill between saving a pump-silent alert and the silent pumps, restores the pump as alerted from the alert, and keeps it so through the next restart', async () => {
     const sent: Alert[] = [];
     const offline = publisher(() => Promise.reject(new Error('not connected to the hub')));
     offline.restore();
@@ -365,8 +374,163 @@ describe('silent pumps', () => {
     after.flush();
     await after.idle();
     expect(sent.map((a) => [a.kind, a.pumpId])).toEqual([['pump-silent', 'kill-1']]);
-    await readings(after, 'kill-1', 1);
-    await after.idle();
+
+    // Restarted again (a module update) before kill-1 sends: the same silence is not alerted again.
+    const third = publisher(async (a) => void sent.push(a));
+    third.restore();
+    expect(third.status().silentPumps).toMatchObject({ 'kill-1': { alerted: true, beganBeforeRestart: true } });
+    tick(MINUTE);
+    third.checkSilence();
+    await third.idle();
+    expect(sent.map((a) => [a.kind, a.pumpId])).toEqual([['pump-silent', 'kill-1']]);
+    await readings(third, 'kill-1', 1);
+    await third.idle();
     expect(sent.map((a) => a.kind)).toEqual(['pump-silent', 'pump-resumed']);
+  });
+
+  it('with the pending list full of silence alerts, leaves no pump alerted whose pump-silent it dropped (alerted at the next check), and drops the pump-resumed of a silence whose pump-silent it dropped', async () => {
+    let online = false;
+    const sent: Alert[] = [];
+    const send = async (a: Alert): Promise<void> => {
+      if (!online) throw new Error('not connected to the hub');
+      sent.push(a);
+    };
+    const p = publisher(send, 60_000, { maxPendingSilence: 3 }); // three silence alerts kept at most
+    p.restore();
+    const pumps = ['drop-0', 'drop-1', 'drop-2', 'drop-3', 'drop-4'];
+    for (const pump of pumps) await readings(p, pump, 3);
+    tick(MINUTE);
+    p.checkSilence(); // five pump-silent alerts, three kept
+    await p.idle();
+    expect(p.status()).toMatchObject({ pending: 3, dropped: 2, silentAlerts: 3, pumpsSilent: 5 });
+    expect(p.status().silentPumps).toMatchObject({ 'drop-0': { alerted: false }, 'drop-1': { alerted: false }, 'drop-2': { alerted: true } });
+    expect(Object.keys(JSON.parse(buffer.getMeta('alerts.silent')!))).toEqual(['drop-2', 'drop-3', 'drop-4']);
+
+    online = true;
+    p.flush(); // the reconnect
+    await p.idle();
+    p.checkSilence(); // the two dropped: decided again
+    await p.idle();
+    expect(sent.map((a) => [a.kind, a.pumpId])).toEqual([...['drop-2', 'drop-3', 'drop-4', 'drop-0', 'drop-1'].map((pump) => ['pump-silent', pump])]);
+    for (const pump of pumps) await readings(p, pump, 1);
+    await p.idle();
+    expect(kindsByPump(sent)).toEqual(Object.fromEntries(pumps.map((pump) => [pump, ['pump-silent', 'pump-resumed']])));
+
+    // Offline again: drop-0 and drop-1 silent, drop-0 back; drop-2 silent: drop-0's pump-silent is
+    // dropped, and its pump-resumed with it (a return from a silence the cloud never heard of).
+    online = false;
+    sent.length = 0;
+    tick(MINUTE);
+    await readings(p, 'drop-2', 1);
+    await readings(p, 'drop-3', 1);
+    await readings(p, 'drop-4', 1);
+    p.checkSilence(); // drop-0, drop-1
+    await readings(p, 'drop-0', 1); // its pump-resumed
+    tick(MINUTE);
+    await readings(p, 'drop-0', 1);
+    await readings(p, 'drop-1', 1); // its pump-resumed, the list over its 3
+    await p.idle();
+    expect(p.status()).toMatchObject({ pending: 2, dropped: 4 });
+    online = true;
+    p.flush();
+    await p.idle();
+    expect(sent.map((a) => [a.kind, a.pumpId])).toEqual([['pump-silent', 'drop-1'], ['pump-resumed', 'drop-1']]);
+  });
+
+  it('keeps silence alerts apart from the anomalies\' limit: an outage\'s anomalies push out older anomalies, never a pump-silent', async () => {
+    let online = false;
+    const sent: Alert[] = [];
+    const send = async (a: Alert): Promise<void> => {
+      if (!online) throw new Error('not connected to the hub');
+      sent.push(a);
+    };
+    const p = publisher(send, 0, { maxPending: 2, maxPendingSilence: 2 });
+    p.restore();
+    await readings(p, 'apart-quiet', 3);
+    tick(MINUTE);
+    for (let i = 0; i < 3; i++) await spike(p, 'apart-busy'); // heard, and alerted, all along
+    p.checkSilence();
+    for (let i = 0; i < 3; i++) await spike(p, 'apart-busy');
+    await p.idle();
+    expect(p.status()).toMatchObject({ pending: 3, dropped: 4, silentPumps: { 'apart-quiet': { alerted: true } } });
+    online = true;
+    p.flush();
+    await p.idle();
+    expect(sent.map((a) => [a.kind, a.pumpId])).toEqual([['pump-silent', 'apart-quiet'], ['anomaly', 'apart-busy'], ['anomaly', 'apart-busy']]);
+  });
+
+  it('forgets a pump alerted silent and then out of service for over 7 days, while running and at a restart: no longer silent, and followed again as a new pump once it sends', async () => {
+    const sent: Alert[] = [];
+    const p = publisher(async (a) => void sent.push(a));
+    p.restore();
+    await readings(p, 'retired-1', 3);
+    await readings(p, 'retired-2', 3);
+    tick(MINUTE);
+    p.checkSilence();
+    await p.idle();
+    expect(p.status()).toMatchObject({ pumpsSilent: 2 });
+    // retired-2 sends once more (its silence begins a minute later); 7 days pass for retired-1
+    await readings(p, 'retired-2', 1);
+    tick(7 * DAY - MINUTE);
+    p.checkSilence();
+    await p.idle();
+    expect(p.status().silentPumps).toMatchObject({ 'retired-1': { alerted: true }, 'retired-2': { alerted: true } });
+    tick(1);
+    p.checkSilence();
+    await p.idle();
+    expect(p.status()).toMatchObject({ pumpsSilent: 1, silentPumps: { 'retired-2': { alerted: true } } });
+    expect(Object.keys(JSON.parse(buffer.getMeta('alerts.silent')!))).toEqual(['retired-2']);
+    expect(sent.map((a) => [a.kind, a.pumpId])).toEqual([['pump-silent', 'retired-1'], ['pump-silent', 'retired-2'], ['pump-resumed', 'retired-2'], ['pump-silent', 'retired-2']]);
+    sent.length = 0;
+
+    // A restart a day later: retired-2 was last heard over 7 days before (alerted, stored so)
+    now += DAY;
+    mono = 0;
+    const after = publisher(async (a) => void sent.push(a));
+    after.restore();
+    expect(after.status()).toMatchObject({ pumpsSilent: 0, silentPumps: {} });
+    expect(JSON.parse(buffer.getMeta('alerts.silent')!)).toEqual({});
+    tick(10 * MINUTE);
+    after.checkSilence();
+    // back in service: followed anew, silent again after the setting
+    await readings(after, 'retired-1', 3, { ts: now });
+    await after.idle();
+    expect(sent).toEqual([]);
+    tick(MINUTE);
+    after.checkSilence();
+    await after.idle();
+    expect(sent.map((a) => [a.kind, a.pumpId, a.silence?.beganBeforeRestart])).toEqual([['pump-silent', 'retired-1', false]]);
+  });
+
+  it('with a buffer that opens after the start and a commit before any flush, restores the last run without that commit\'s rows: the pump-resumed carries the last reading before the silence and the readings missed', async () => {
+    const sent: Alert[] = [];
+    const first = publisher(async (a) => void sent.push(a));
+    first.restore();
+    const before = await readings(first, 'late-1', 10);
+    tick(MINUTE);
+    first.checkSilence();
+    await first.idle();
+    expect(sent.map((a) => [a.kind, a.pumpId])).toEqual([['pump-silent', 'late-1']]);
+    const last = before.rows.at(-1)!;
+
+    // The next run starts with its buffer closed; it opens later (agent/main.ts reopenBuffer)
+    buffer.close();
+    now += 10 * MINUTE;
+    mono = 0;
+    const after = publisher(async (a) => void sent.push(a));
+    after.restore();
+    buffer.open();
+    // its first commit: late-1 back, 61 s of its own time after its last reading
+    const back = await readings(after, 'late-1', 5, { ts: last.ts + 61_000 });
+    await after.idle();
+    expect(sent.slice(1)).toEqual([
+      expect.objectContaining({
+        kind: 'pump-resumed',
+        pumpId: 'late-1',
+        seq: back.seqs[0],
+        silence: expect.objectContaining({ lastReading: { seq: before.seqs.at(-1), ts: iso(last.ts), receivedAt: iso(last.receivedAt) }, beganBeforeRestart: true, intervalSeconds: 1, missedReadings: 60 }),
+      }),
+    ]);
+    expect(after.status()).toMatchObject({ pumpsSilent: 0 });
   });
 });
