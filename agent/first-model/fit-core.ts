@@ -16,7 +16,8 @@ import { fitTable, type FitResult } from '../../trainer/fit.js';
 import { columnMeans, columnStds } from '../../trainer/linalg/stats.js';
 import { prepareLoaded } from '../../trainer/train/prepare-loaded.js';
 import { holdoutSplit, MIN_HOLDOUT_ROWS, MIN_TRAIN_ROWS, TRAIN_DEFAULTS, trainSegmentStarts } from '../../trainer/train/split.js';
-import { FIRST_MODEL_ORIGIN, FIRST_MODEL_VERSION_PREFIX, type FirstModelFitResult, type PackedFitRequest, type PackedRows } from './fit.js';
+import type { PackedRows } from './pack.js';
+import { FIRST_MODEL_ORIGIN, FIRST_MODEL_VERSION_PREFIX, type FirstModelFitResult, type PackedFitRequest } from './types.js';
 
 const HOUR_MS = 3_600_000;
 

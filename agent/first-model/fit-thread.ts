@@ -7,7 +7,7 @@
  * a message that says so; an abort ends the thread.
  */
 import { Worker, type ResourceLimits } from 'node:worker_threads';
-import type { FirstModelFitResult, PackedFitRequest } from './fit.js';
+import type { FirstModelFitResult, PackedFitRequest } from './types.js';
 
 export interface FitThreadOptions {
   /** Ends the thread and rejects with the signal's reason (the agent stopping). */

@@ -5,7 +5,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { lowerThreadPriority } from '../../lib/thread-priority.js';
 import { fitPacked } from './fit-core.js';
-import type { PackedFitRequest } from './fit.js';
+import type { PackedFitRequest } from './types.js';
 import type { FitThreadReply } from './fit-thread.js';
 
 const port = parentPort!;

@@ -13,53 +13,13 @@
  * for it (`fitFirstModelPacked` on rows packed page by page as the agent reads them: PackedPages);
  * `fitFirstModelHere` in the calling thread. All give the same bytes for the same rows.
  */
-import type { StoredRow } from '../../buffer/types.js';
-import type { ModelMetadata } from '../../inference/contract.js';
 import { fitPacked } from './fit-core.js';
 import { fitOnThread, type FitThreadOptions } from './fit-thread.js';
-import { packAll, packRowsYielding, type PackedRows } from './pack.js';
+import { packAll, packRowsYielding } from './pack.js';
+import type { FirstModelFitRequest, FirstModelFitResult, PackedFitRequest } from './types.js';
 
 export { PackedPages, type PackedRows } from './pack.js';
-
-export interface FirstModelFitRequest {
-  pumpId: string;
-  /** The pump's rows as the buffer stores them, oldest first (StoredRow from buffer/types.ts). */
-  rows: readonly StoredRow[];
-  /** The metadata of the default model that scores the pump now (its stopped-when rule, features). */
-  defaultModel: ModelMetadata;
-  afterHours: number;
-}
-
-export type FirstModelFitResult =
-  | {
-      kind: 'fitted';
-      bytes: Uint8Array;
-      sha256: string;
-      version: string;
-      metadata: ModelMetadata;
-      trainRows: number;
-      heldOutRows: number;
-      heldOutFlagged: number;
-      spanHours: number;
-    }
-  | { kind: 'waiting'; spanHours: number; reason: string } // not enough running readings yet
-  | { kind: 'refused'; reason: string; spanHours: number; heldOutRows?: number; heldOutFlagged?: number };
-
-/** `metrics.origin` of a first model (the reported properties and /status say `origin: "gateway"`). */
-export const FIRST_MODEL_ORIGIN = 'gateway';
-/** First models' versions: `gw-YYYYMMDD-<12 hex>` (the date of the last trained reading, hex from the data). */
-export const FIRST_MODEL_VERSION_PREFIX = 'gw-';
-
-/**
- * A request as it crosses to the worker thread: the rows as columns (one Float64Array of values,
- * NaN where a row has no value or null), not an object per row.
- */
-export interface PackedFitRequest {
-  pumpId: string;
-  defaultModel: ModelMetadata;
-  afterHours: number;
-  rows: PackedRows;
-}
+export { FIRST_MODEL_ORIGIN, FIRST_MODEL_VERSION_PREFIX, type FirstModelFitRequest, type FirstModelFitResult, type PackedFitRequest } from './types.js';
 
 /** Runs in a worker thread; resolves with the result, rejects only on a defect (with a clear message). */
 export async function fitFirstModel(req: FirstModelFitRequest, options: FitThreadOptions = {}): Promise<FirstModelFitResult> {

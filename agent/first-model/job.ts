@@ -19,7 +19,7 @@ import { DEFAULT_MODEL_KEY } from '../../inference/engine.js';
 import type { ModelStore } from '../../inference/model-store.js';
 import { GATEWAY_ORIGIN, type ModelUpdater } from '../../inference/updater.js';
 import type { Logger } from '../logger.js';
-import type { FirstModelFitResult, PackedFitRequest } from './fit.js';
+import type { FirstModelFitResult, PackedFitRequest } from './types.js';
 import { PackedPages, type PackedRows } from './pack.js';
 import type { FirstModelStates, FirstModelsView } from './state.js';
 
