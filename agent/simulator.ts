@@ -42,4 +42,5 @@ export {
 } from './simulator/options.js';
 export { DESIGN_DUTY, VALVE_MAX_DROP, type DutyPoint } from './simulator/physics.js';
 export { Rng } from './simulator/rng.js';
+export type { DemandStep } from './simulator/duty.js';
 export { PumpSimulator } from './simulator/pump.js';

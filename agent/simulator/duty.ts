@@ -2,12 +2,22 @@
  * The simulated pump's duty point over time: its own point on its pump curve, drawn from its seed
  * (or fixed by the options), and rare steps in demand that move it along the curve at its speed,
  * drawn in time order from a stream of their own: the same seed gives the same set points at any
- * reading period and with skipped ticks.
+ * reading period and with skipped ticks. The steps met are logged (`log`), so a bench can tell
+ * what happened after one.
  */
 import { DAY_MS, DEMAND_INTERVAL_MS, DEMAND_STEP_SD, DUTY_BEP_SHARE, drawDuty, type DutyPoint } from './physics.js';
 import type { Rng } from './rng.js';
 
+/** A step in demand: at `ts` the duty point asked for moved from `from` to `to` (the flow follows with a lag). */
+export interface DemandStep {
+  ts: number;
+  from: DutyPoint;
+  to: DutyPoint;
+}
+
 export class DutySchedule {
+  /** The steps in demand met so far, in time order. */
+  readonly log: DemandStep[] = [];
   /** The duty point the demand asks for now (the pump follows it with a lag). */
   private current: DutyPoint;
   private readonly base: DutyPoint;
@@ -35,7 +45,9 @@ export class DutySchedule {
     while (ts >= this.nextTs) {
       const baseShare = this.base.flow / this.base.speed;
       const share = Math.min(DUTY_BEP_SHARE[1], Math.max(DUTY_BEP_SHARE[0], baseShare * Math.exp(DEMAND_STEP_SD * this.rng.normal())));
-      this.current = { speed: this.base.speed, flow: this.base.speed * share };
+      const to = { speed: this.base.speed, flow: this.base.speed * share };
+      this.log.push({ ts: this.nextTs, from: this.current, to });
+      this.current = to;
       this.nextTs = this.after(this.nextTs);
     }
     return this.current;

@@ -10,7 +10,7 @@
  * ambient, and at the restart they warm up again from where they got to, as after a cold start.
  */
 import type { Reading } from '../../buffer/types.js';
-import { DutySchedule } from './duty.js';
+import { DutySchedule, type DemandStep } from './duty.js';
 import { FaultSchedule } from './faults.js';
 import { SimulatorError, validateOptions, type FaultEvent, type FaultKind, type SimulatorOptions, type StopEvent } from './options.js';
 import {
@@ -154,6 +154,11 @@ export class PumpSimulator {
   /** Stops that have begun, with their end; a stop covers startTs ≤ ts < endTs. */
   get stopLog(): readonly StopEvent[] {
     return this.stops.log;
+  }
+
+  /** Steps in demand met so far (the duty point asked for, before and after; the flow follows within seconds). */
+  get demandLog(): readonly DemandStep[] {
+    return this.duty.log;
   }
 
   /**

@@ -425,6 +425,30 @@ describe('duty point and warm-up', () => {
     expect(pearson(d(flow), d(pressure))).toBeLessThan(-0.5);
   });
 
+  it('logs its steps in demand in time order, each from the duty point asked for before it, where the flow steps', () => {
+    const { sim, out } = run({ seed: 5, periodMs: 10_000 }, 20 * 8640);
+    const log = sim.demandLog;
+    expect(log.length).toBeGreaterThan(2);
+    log.forEach((step, i) => {
+      expect(step.ts).toBeGreaterThan(i === 0 ? T0 : (log[i - 1] as (typeof log)[number]).ts);
+      expect(step.from).toEqual(i === 0 ? sim.dutyPoint : log[i - 1]?.to);
+      expect(step.to.speed).toBe(sim.dutyPoint.speed); // along the curve at the pump's own speed
+    });
+    const flow = column(out, FLOW);
+    const hourly = Array.from({ length: flow.length / 360 }, (_, h) => mean(flow.slice(h * 360, h * 360 + 360)));
+    // change of the hourly mean flow from hour h to hour h + 1
+    const moves = hourly.slice(1).map((q, h) => q / (hourly[h] as number) - 1);
+    // the flow wanders by a few % an hour on its own; a move over 8 % has a step in the two hours it compares
+    const big = moves.flatMap((d, h) => (Math.abs(d) > 0.08 ? [h] : []));
+    expect(big.length).toBeGreaterThan(2);
+    for (const h of big) expect(log.some((s) => s.ts >= T0 + h * HOUR && s.ts < T0 + (h + 2) * HOUR), `hour ${h}`).toBe(true);
+    // and a step of the flow asked for by over 10 % moves the hourly flow by over 3 % across its hour
+    for (const s of log.filter((x) => Math.abs(x.to.flow / x.from.flow - 1) > 0.1)) {
+      const k = Math.floor((s.ts - T0) / HOUR);
+      expect(Math.max(Math.abs(moves[k - 1] ?? 0), Math.abs(moves[k] ?? 0)), `step at hour ${k}`).toBeGreaterThan(0.03);
+    }
+  });
+
   it("spreads the motor current with its level, with SKAB's light lower tail: a running pump never reads 0 A", () => {
     // SKAB: sd 0.49 A at 2.4 A (anomaly-free.csv), 0.27 A at 1.0 A (valve1); lowest readings 3.2 and 2.4 sd below the mean
     const low = column(run({ seed: 5, duty: { speed: 0.8, flow: 0.7 } }, 86_400).out, 'Current');
