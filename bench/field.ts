@@ -44,8 +44,24 @@
  * (the model's `pumpwatch.stuck_after`) may find it: counted per sensor beside the models, and
  * with `--dead` also found by the model or the check (the models' own figures unchanged).
  *
+ * `--first-model HOURS` (or a list, `24,48,72`): the agent's first model fitted on the gateway
+ * (README, "A first model fitted on the gateway"), with `--fleet`'s pumps and bundled model. The
+ * bundled model scores each pump from its first reading, as the agent would; its rows (scores,
+ * flags, stop reasons) are what the buffer would hold; the agent's check every 10 minutes of
+ * reading time fits the pump's first model through the agent's own `fitFirstModelHere` on them
+ * once they span HOURS of running (bench/field-first.ts: the job's own rules, so the hold-out check
+ * may refuse it, and the pump is tried again after another HOURS), and the engine that scored the
+ * pump switches the first model in. The pump's first hours are assumed normal: no fault or offset
+ * is planned before the first fit that does not wait for more readings (or 2 × HOURS, if it still
+ * waits then); the seven days from there are scored both by that gateway (`first-Nh`: the bundled
+ * model until the first model is in) and by the bundled model alone, on the same readings. Also
+ * counted: the fits refused, and the false alarms in the day after each step in demand of the
+ * simulator (its `demandLog`: the flow asked for moves along the pump's curve, every few hours to
+ * days), against those at other times.
+ *
  *   node dist/bench/field.js [--pumps 5] [--period-s 10] [--bias-sd 2] [--stops] [--dead | --stuck] [--stopped-when RULE --after-start S]
  *   node dist/bench/field.js --fleet [--pumps 3] [--period-s 1] [--bias-sd 2] [--stops [--after-start S]] [--dead | --stuck]
+ *   node dist/bench/field.js --first-model 24,48,72 [--pumps 3] [--period-s 1] [--bias-sd 2] [--stops [--after-start S]] [--dead | --stuck]
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -53,7 +69,7 @@ import { parseArgs } from 'node:util';
 import { FAULT_KINDS, PumpSimulator, SIMULATED_FEATURES, VALVE_MAX_DROP, type FaultKind, type FaultPlan } from '../agent/simulator.js';
 import { packageRoot } from '../agent/paths.js';
 import { simulatedPumpSeed } from '../agent/simulated-source.js';
-import type { Reading } from '../buffer/types.js';
+import type { PredictionRow, Reading } from '../buffer/types.js';
 import { META_KEYS, describeStoppedRule, readModelMetadata, stoppedRuleToJson, type StoppedRule } from '../inference/contract.js';
 import { DEFAULT_MODEL_KEY, InferenceEngine } from '../inference/engine.js';
 import { LoadedModel } from '../inference/model.js';
@@ -64,6 +80,7 @@ import { mulberry32 } from '../trainer/eval/criterion.js';
 import { lowerBound } from '../trainer/linalg/stats.js';
 import { fitTable } from '../trainer/fit.js';
 import { ModelProto } from '../trainer/onnx/proto.js';
+import { FIRST_MODEL_CHECK_MS, GatewayPump, describeFit, emptyStepCounts, tallySteps, type StepAt, type StepCounts } from './field-first.js';
 import { fitSimulated, fmt } from './support.js';
 
 const { values: args } = parseArgs({
@@ -77,10 +94,13 @@ const { values: args } = parseArgs({
     stuck: { type: 'boolean', default: false },
     'stopped-when': { type: 'string' },
     'after-start': { type: 'string' },
+    'first-model': { type: 'string' },
   },
 });
+/** `--first-model HOURS[,HOURS…]`: each pump's first model fitted on the gateway after that many hours of running (the agent's 1–720). */
+const FIRST_HOURS = firstHoursOf(args['first-model']);
 /** `--fleet`: no per-pump model; the agent's bundled default model, and an mset fitted on the same recipe, score the standalone pumps. */
-const FLEET = args.fleet === true;
+const FLEET = args.fleet === true || FIRST_HOURS !== null;
 /** `--stops`: the pumps stop and start, training days too (random stops from each pump's own seed). */
 const STOPS = args.stops === true;
 const STOP_PLAN = { perDay: 4, minMinutes: 10, maxMinutes: 120 } as const;
@@ -148,6 +168,17 @@ const AFTERMATH_MS = 2 * 3_600_000;
 const VALVE_DROPS = [0.025, 0.06, 0.12] as const;
 const dropLabel = (drop: number): string => `${fmt(100 * drop, 1)} %`;
 
+/** `--first-model`'s hours, each as PUMPWATCH_FIRST_MODEL_AFTER_HOURS takes it (1 to 720); a bad one ends the bench with its message. */
+function firstHoursOf(text: string | undefined): number[] | null {
+  if (text === undefined) return null;
+  const hours = text.split(',').map((h) => Number(h.trim()));
+  if (hours.length === 0 || hours.some((h) => !(Number.isFinite(h) && h >= 1 && h <= 720))) {
+    process.stderr.write(`bench/field: --first-model must be hours from 1 to 720 (as PUMPWATCH_FIRST_MODEL_AFTER_HOURS), or a list of them like 24,48,72; got ${JSON.stringify(text)}\n`);
+    process.exit(2);
+  }
+  return hours;
+}
+
 /** The rule `--stopped-when` and `--after-start` give, through the trainer's own parser; a bad one ends the bench with its message. */
 function ruleOf(text: string | undefined, afterStart: string | undefined): StoppedRule | undefined {
   try {
@@ -198,6 +229,8 @@ interface Tally {
   stops: StopCounts;
   /** The agent's frozen-sensor check (the model's `pumpwatch.stuck_after`): see tallyFrozen. */
   frozen: FrozenCounts;
+  /** When each false-alarm episode began (reading time), in the order counted. */
+  falseEpisodeTs: number[];
 }
 
 interface FrozenCounts {
@@ -231,11 +264,10 @@ interface Bias {
 }
 
 /** Four faults a day after the training days, kinds in turn, each early in its six-hour slot, and a sensor bias late in each slot. */
-function faultPlan(seed: number, sd: Readonly<Record<string, number>>, pump: number): { plans: FaultPlan[]; biases: Bias[] } {
+function faultPlan(seed: number, sd: Readonly<Record<string, number>>, pump: number, from = T0 + TRAIN_DAYS * DAY): { plans: FaultPlan[]; biases: Bias[] } {
   const r = mulberry32(seed);
   const plans: FaultPlan[] = [];
   const biases: Bias[] = [];
-  const from = T0 + TRAIN_DAYS * DAY;
   const biasesOf: Record<string, number> = {};
   const slotsPerDay = DAY / SLOT_MS;
   const wearFrom = slotsPerDay * (1 + ((pump - 1) % (SCORE_DAYS - WEAR_DAYS)));
@@ -266,13 +298,13 @@ function faultPlan(seed: number, sd: Readonly<Record<string, number>>, pump: num
   return { plans, biases };
 }
 
-/** Standard deviation of each sensor over the training days of the pump with this seed. */
-function trainingSpread(seed: number): Record<string, number> {
+/** Standard deviation of each sensor over the training days (`spanMs` from T0) of the pump with this seed. */
+function trainingSpread(seed: number, spanMs = TRAIN_DAYS * DAY): Record<string, number> {
   const sim = new PumpSimulator({ pumpId: 'spread', seed, startTs: T0 - PREROLL_MS, periodMs: PERIOD_MS, faults: 'none' });
   for (let i = 0; i < PREROLL_MS / PERIOD_MS; i++) sim.next();
   const sum: Record<string, number> = {};
   const sq: Record<string, number> = {};
-  const n = (TRAIN_DAYS * DAY) / PERIOD_MS;
+  const n = spanMs / PERIOD_MS;
   for (let i = 0; i < n; i++) {
     for (const [f, v] of Object.entries(sim.next().reading.values)) {
       sum[f] = (sum[f] ?? 0) + (v as number);
@@ -287,7 +319,7 @@ function emptyTally(): Tally {
   const valveBySize = new Map(VALVE_DROPS.map((d): [string, [number, number]] => [dropLabel(d), [0, 0]]));
   const zero = (): Record<Phase, number> => ({ stop: 0, 'warm-up': 0, running: 0 });
   const stops: StopCounts = { episodes: zero(), afterWarmUp: 0, readings: zero(), unscoredStopped: 0, unscoredStarting: 0, overlapFound: 0, overlapAll: 0, hidden: 0 };
-  return { normal: 0, falseFlags: 0, falseEpisodes: 0, aftermathEpisodes: 0, kinds, biasBySensor: new Map(), valveBySize, stops, frozen: { bySensor: new Map(), eitherBySensor: new Map(), delaysMin: [], falseFinds: 0, falseBySensor: new Map() } };
+  return { normal: 0, falseFlags: 0, falseEpisodes: 0, aftermathEpisodes: 0, kinds, biasBySensor: new Map(), valveBySize, stops, frozen: { bySensor: new Map(), eitherBySensor: new Map(), delaysMin: [], falseFinds: 0, falseBySensor: new Map() }, falseEpisodeTs: [] };
 }
 
 /**
@@ -378,22 +410,7 @@ async function runPump(index: number, tallies: Map<string, Tally>, fitMs: Map<st
     history.push(reading);
     if (history.length > 256) history.shift();
   }
-  const scored: Scored[] = [];
-  /** --stuck: each sensor half-hour's frozen value, the sensor's reading just before it. */
-  const frozen = new Map<Bias, number>();
-  let previous = history[history.length - 1] as Reading;
-  for (let i = 0; i < (SCORE_DAYS * DAY) / PERIOD_MS; i++) {
-    const s = sim.next();
-    const { phase, sinceRestartMs } = phases.at(s.reading.ts, s.stopped);
-    const bias = biases.find((b) => s.reading.ts >= b.startTs && s.reading.ts < b.startTs + b.durationMs);
-    if (bias && STUCK && !frozen.has(bias)) frozen.set(bias, previous.values[bias.feature] as number);
-    previous = s.reading;
-    if (bias) {
-      // --dead: the transmitter reads its floor; --stuck: its last value; else it reads off by its offset
-      const value = DEAD ? 0 : STUCK ? (frozen.get(bias) as number) : (s.reading.values[bias.feature] as number) + bias.offset;
-      scored.push({ reading: { ...s.reading, values: { ...s.reading.values, [bias.feature]: value } }, fault: BIAS, phase, sinceRestartMs });
-    } else scored.push({ reading: s.reading, fault: s.fault, phase, sinceRestartMs });
-  }
+  const scored = scoredDays(sim, phases, biases, history[history.length - 1] as Reading);
 
   for (const algorithm of ALGORITHMS) {
     const started = performance.now();
@@ -406,21 +423,270 @@ async function runPump(index: number, tallies: Map<string, Tally>, fitMs: Map<st
     const engine = new InferenceEngine();
     engine.setModel(DEFAULT_MODEL_KEY, model);
     engine.seed(pumpId, history);
-    const flags: boolean[] = [];
-    const reasons: Array<string | null> = [];
-    const frozenFinds: Array<{ ts: number; feature: string }> = [];
-    for (let start = 0; start < scored.length; start += 4096) {
-      const rows = await engine.score(scored.slice(start, start + 4096).map((s) => s.reading), 0);
-      for (const row of rows) {
-        flags.push(row.anomaly === true);
-        reasons.push(row.unscoredReason);
-        for (const f of row.sensorFaultsBegan ?? []) frozenFinds.push({ ts: row.ts, feature: f.feature });
-      }
-    }
+    const outcome = new Outcome();
+    for (let start = 0; start < scored.length; start += 4096) outcome.add(await engine.score(scored.slice(start, start + 4096).map((s) => s.reading), 0));
     await model.release();
-    const flagged = tally(tallies.get(algorithm) as Tally, scored, flags, plan, model.meta.window);
-    tallyFrozen((tallies.get(algorithm) as Tally).frozen, frozenFinds, plan, flagged);
-    tallyStops((tallies.get(algorithm) as Tally).stops, scored, flags, reasons, plan, model.meta.window);
+    outcome.tallyInto(tallies.get(algorithm) as Tally, scored, plan, model.meta.window);
+  }
+}
+
+const HOUR_MS = 3_600_000;
+
+/** One pump of a `--first-model` gateway: its fits and what scored its days. */
+interface GatewayReport {
+  pumpId: string;
+  /** The fault plan's start: the first fit that did not wait (or 2 × the hours), from the agent's start. */
+  planFromHours: number;
+  attempts: GatewayPump['attempts'];
+  installedAtHours: number | null;
+  invalidReason: string | null;
+  /** The last `waiting` when the pump was never fitted. */
+  waiting: string | null;
+  /** Share of the scored readings the first model scored (the rest: the bundled model, before it was in). */
+  firstShare: number;
+  /** Relative changes of the flow asked for at the steps in demand in the scored days. */
+  stepChanges: number[];
+  /** Steps in demand before the fault plan (in the readings its first model could be fitted on). */
+  stepsBefore: number;
+}
+
+/** False alarms after steps in demand: in the day after each (the trust question), and in the hour after. */
+interface AfterSteps {
+  day: StepCounts;
+  hour: StepCounts;
+}
+
+/**
+ * `--first-model`: one pump on a gateway with PUMPWATCH_FIRST_MODEL_AFTER_HOURS = `hours`, from the
+ * agent's first reading; the same readings scored by the bundled model alone (`names[0]`) and by
+ * the gateway (`names[1]`), tallied over the seven days from the first fit that did not wait.
+ */
+async function runPumpFirst(index: number, hours: number, names: readonly [string, string], tallies: Map<string, Tally>, steps: Map<string, AfterSteps>, bundledBytes: Uint8Array): Promise<GatewayReport> {
+  const seed = simulatedPumpSeed(1, index - 1);
+  const pumpId = `sim-pump-${index}`;
+  const stopPlan = STOPS ? STOP_PLAN : 'none';
+  const bundled = await LoadedModel.fromBytes(bundledBytes, 'bench');
+  const alone = new InferenceEngine();
+  alone.setModel(DEFAULT_MODEL_KEY, bundled);
+  const agent = new InferenceEngine();
+  agent.setModel(DEFAULT_MODEL_KEY, bundled);
+  const gateway = new GatewayPump(pumpId, hours, agent, bundled);
+  try {
+    // The first hours: no fault planned yet, the agent's check every 10 min until a fit does not wait.
+    const quiet = new PumpSimulator({ pumpId, seed, startTs: T0 - PREROLL_MS, periodMs: PERIOD_MS, faults: 'none', stops: stopPlan });
+    const phases = new PhaseTracker();
+    let generated = 0;
+    let last: Reading | null = null;
+    for (let i = 0; i < PREROLL_MS / PERIOD_MS; i++, generated++) {
+      const s = quiet.next();
+      phases.at(s.reading.ts, s.stopped);
+    }
+    let nextCheck = T0 + FIRST_MODEL_CHECK_MS;
+    let planFrom: number | null = null;
+    while (planFrom === null) {
+      const batch: Reading[] = [];
+      // the readings up to the check's time (the first at T0)
+      for (let ts = T0 - PREROLL_MS + generated * PERIOD_MS; ts <= nextCheck; ts += PERIOD_MS, generated++) {
+        const s = quiet.next();
+        phases.at(s.reading.ts, s.stopped);
+        batch.push(s.reading);
+      }
+      if (batch.length > 0) {
+        last = batch[batch.length - 1] as Reading;
+        gateway.buffer(await agent.score(batch, 0));
+        await alone.score(batch, 0);
+      }
+      const attempt = await gateway.check(nextCheck);
+      if ((attempt !== null && attempt.result.kind !== 'waiting') || nextCheck >= T0 + 2 * hours * HOUR_MS) planFrom = nextCheck;
+      nextCheck += FIRST_MODEL_CHECK_MS;
+    }
+
+    // The same pump with its faults planned from there: the same readings up to it (the faults come after).
+    const { plans, biases } = faultPlan(seed, trainingSpread(seed, planFrom - T0), index, planFrom);
+    const valves = (p: FaultPlan): Pick<PlannedEvent, 'valveSize'> => (p.kind === 'valve' ? { valveSize: dropLabel((p.peak ?? 1) * VALVE_MAX_DROP) } : {});
+    const plan: PlannedEvent[] = [...plans.map((p) => ({ kind: p.kind, startTs: p.startTs, durationMs: p.durationMs, ...valves(p) })), ...biases.map((b) => ({ kind: BIAS, startTs: b.startTs, durationMs: b.durationMs, feature: b.feature }))];
+    const sim = new PumpSimulator({ pumpId, seed, startTs: T0 - PREROLL_MS, periodMs: PERIOD_MS, faults: plans, stops: stopPlan });
+    let same: Reading | null = null;
+    for (let i = 0; i < generated; i++) same = sim.next().reading;
+    if (JSON.stringify(same) !== JSON.stringify(last)) throw new Error(`bench/field: ${pumpId}'s readings before its faults differ from those without them`);
+    const scored = scoredDays(sim, phases, biases, last as Reading);
+
+    const outcomes = [new Outcome(), new Outcome()] as const;
+    for (let i = 0; i < scored.length; ) {
+      // Up to the gateway's next check while it may still fit; then in batches as bench/field scores.
+      let end = i + 1;
+      if (gateway.settled) end = Math.min(scored.length, i + 4096);
+      else while (end < scored.length && (scored[end] as Scored).reading.ts <= nextCheck) end++;
+      const batch = scored.slice(i, end).map((s) => s.reading);
+      outcomes[0].add(await alone.score(batch, 0));
+      const rows = await agent.score(batch, 0);
+      outcomes[1].add(rows);
+      if (!gateway.settled) {
+        gateway.buffer(rows);
+        if ((batch[batch.length - 1] as Reading).ts >= nextCheck) {
+          await gateway.check(nextCheck);
+          nextCheck += FIRST_MODEL_CHECK_MS;
+        }
+      }
+      i = end;
+    }
+    const first = gateway.model;
+    if (index === 1) for (const [name, model] of [[names[0], bundled], [names[1], first]] as const) if (model) console.log(`${name} (pump 1): stuck_after ${JSON.stringify(model.meta.stuckAfter ?? null)}`);
+    const fromTs = (scored[0] as Scored).reading.ts;
+    const toTs = (scored[scored.length - 1] as Scored).reading.ts + PERIOD_MS;
+    const stepsAt: StepAt[] = sim.demandLog.map((d) => ({ ts: d.ts, change: d.to.flow / d.from.flow - 1 }));
+    const windows = [bundled.meta.window, Math.max(bundled.meta.window, first?.meta.window ?? 0)];
+    names.forEach((name, k) => {
+      const t = tallies.get(name) as Tally;
+      const before = t.falseEpisodeTs.length;
+      (outcomes[k] as Outcome).tallyInto(t, scored, plan, windows[k] as number);
+      const after = steps.get(name) as AfterSteps;
+      tallySteps(after.day, stepsAt, t.falseEpisodeTs.slice(before), fromTs, toTs, DAY);
+      tallySteps(after.hour, stepsAt, t.falseEpisodeTs.slice(before), fromTs, toTs, HOUR_MS);
+    });
+    const firstRows = first === null ? 0 : outcomes[1].versions.filter((v) => v === first.meta.version).length;
+    const waiting = gateway.lastWaiting;
+    return {
+      pumpId,
+      planFromHours: (planFrom - T0) / HOUR_MS,
+      attempts: gateway.attempts,
+      installedAtHours: gateway.installedAt === null ? null : (gateway.installedAt - T0) / HOUR_MS,
+      invalidReason: gateway.invalidReason,
+      waiting: gateway.settled || waiting === null ? null : describeFit(waiting),
+      firstShare: firstRows / scored.length,
+      stepChanges: stepsAt.filter((d) => d.ts >= fromTs && d.ts < toTs).map((d) => d.change),
+      stepsBefore: stepsAt.filter((d) => d.ts < planFrom).length,
+    };
+  } finally {
+    await gateway.release();
+    await bundled.release();
+  }
+}
+
+/** One line per pump: its fits (refused, fitted, still waiting), when its faults began, how much of its days the first model scored. */
+function gatewayLine(r: GatewayReport, names: readonly [string, string]): string {
+  const fits = r.attempts.map((a) => `${fmt((a.at - T0) / HOUR_MS, 1)} h: ${describeFit(a.result)}, ${fmt(a.ms / 1000, 1)} s`);
+  const after = r.invalidReason !== null ? `; refused by validation: ${r.invalidReason}` : r.waiting !== null ? `; still ${r.waiting}` : '';
+  return `${r.pumpId}: ${fits.length > 0 ? fits.join('; ') : 'no fit'}${after}; faults planned from ${fmt(r.planFromHours, 1)} h (${r.stepsBefore} steps in demand before); ${names[1]}'s first model scored ${fmt(100 * r.firstShare, 1)} % of the scored readings`;
+}
+
+/** A `--first-model` run's own lines: fits, refusals, and the false alarms in the day after a step in demand. */
+function printGateways(names: readonly [string, string], reports: readonly GatewayReport[], steps: ReadonlyMap<string, AfterSteps>): void {
+  const attempts = reports.flatMap((r) => r.attempts);
+  const refused = attempts.filter((a) => a.result.kind === 'refused').length;
+  const fitted = reports.filter((r) => r.installedAtHours !== null).length;
+  const at = reports.flatMap((r) => (r.installedAtHours === null ? [] : [r.installedAtHours]));
+  console.log(
+    `${names[1]}: first model in on ${fitted}/${reports.length} pumps (median ${at.length ? fmt(median(at), 1) : '-'} h after the start), fits refused ${refused} (on ${reports.filter((r) => r.attempts.some((a) => a.result.kind === 'refused')).length} pumps), ` +
+      `fitted but refused by validation ${reports.filter((r) => r.invalidReason !== null).length}, still waiting ${reports.filter((r) => r.waiting !== null).length}; ` +
+      `the first model scored ${fmt((100 * reports.reduce((a, r) => a + r.firstShare, 0)) / reports.length, 1)} % of the scored readings`,
+  );
+  const changes = reports.flatMap((r) => r.stepChanges).map((c) => 100 * Math.abs(c));
+  console.log(
+    `demand steps in the scored days: ${changes.length} (the flow asked for moved by median ${changes.length ? fmt(median(changes), 1) : '-'} %, max ${changes.length ? fmt(Math.max(...changes), 1) : '-'} %); ` +
+      'false alarms/day beginning in the day after a step, and at other times; steps followed by a false alarm within the day; the same for the hour after a step',
+  );
+  const rate = (n: number, ms: number): string => `${ms > 0 ? fmt(n / (ms / DAY), 2) : '-'}/day (${n} in ${fmt(ms / DAY, 1)} pump-days)`;
+  for (const name of names) {
+    const { day, hour } = steps.get(name) as AfterSteps;
+    console.log(
+      `${name}: in the day after a step ${rate(day.inDayAfter, day.dayAfterMs)}, at other times ${rate(day.elsewhere, day.elsewhereMs)}; steps followed by a false alarm within the day ${day.stepsWithAlarm}/${day.steps}; ` +
+        `in the hour after a step ${rate(hour.inDayAfter, hour.dayAfterMs)}, at other times ${rate(hour.elsewhere, hour.elsewhereMs)}; within the hour ${hour.stepsWithAlarm}/${hour.steps}`,
+    );
+  }
+}
+
+/** `--first-model`: per hours asked for, a gateway fitting first models beside the bundled model alone, then a summary. */
+async function mainFirstModels(hoursList: readonly number[]): Promise<void> {
+  const stops = STOPS ? `; the pumps stop ${STOP_PLAN.perDay} times a day on average for ${STOP_PLAN.minMinutes}–${STOP_PLAN.maxMinutes} min (random, their first hours too)` : '';
+  console.log(
+    `bench/field --first-model: ${PUMPS} simulated pumps (the standalone agent's), one reading every ${PERIOD_MS / 1000} s, scored from their first reading by the agent's bundled default model; ` +
+      `the agent's first-model check every ${FIRST_MODEL_CHECK_MS / 60_000} min of reading time fits each pump's first model on its buffered rows (fitFirstModelHere on the newest 7 days, at most 250 000 rows) ` +
+      "once they span the hours asked for of running, and the pump's engine switches it in; " +
+      `the pump's first hours are assumed normal: from its first fit that does not wait for more readings (refused or fitted; or from 2 × the hours if it still waits), ${planText()}, ` +
+      `scored by the agent's engine on that gateway (first-Nh: the bundled model until the first model is in) and by the bundled model alone, on the same readings${stops}${bundledWarmUpText()}`,
+  );
+  const bundledBytes = bundledModel();
+  const summary: string[] = [];
+  for (const hours of hoursList) {
+    const names = ['bundled', `first-${hours}h`] as const;
+    const tallies = new Map<string, Tally>(names.map((n) => [n, emptyTally()]));
+    const steps = new Map<string, AfterSteps>(names.map((n) => [n, { day: emptyStepCounts(), hour: emptyStepCounts() }]));
+    const reports: GatewayReport[] = [];
+    console.log(`\n== PUMPWATCH_FIRST_MODEL_AFTER_HOURS=${hours} ==`);
+    for (let p = 1; p <= PUMPS; p++) {
+      const report = await runPumpFirst(p, hours, names, tallies, steps, bundledBytes);
+      console.log(gatewayLine(report, names));
+      reports.push(report);
+    }
+    printTallies(names, tallies);
+    printGateways(names, reports, steps);
+    const refused = reports.flatMap((r) => r.attempts).filter((a) => a.result.kind === 'refused').length;
+    for (const name of names) summary.push(summaryRow(name, hours, tallies.get(name) as Tally, (steps.get(name) as AfterSteps).day, name === names[1] ? `${reports.filter((r) => r.installedAtHours !== null).length}/${reports.length}, ${refused}` : '-'));
+  }
+  console.log(`\nsummary (${PUMPS} pumps × ${SCORE_DAYS} days after each fit; found / planned; false alarms per pump-day, in brackets within ${AFTERMATH_MS / HOUR_MS} h after a fault; bearing wear: median minutes to the first flag)`);
+  console.log(SUMMARY_HEADER);
+  for (const row of summary) console.log(row);
+}
+
+const SUMMARY_HEADER = `${'hours'.padEnd(6)}${'model'.padEnd(11)}${'FA/day'.padStart(12)}${'day after step'.padStart(16)}${'elsewhere'.padStart(11)}  ${'cav'.padEnd(6)}${'leak'.padEnd(6)}${'valve 2.5/6/12 %'.padEnd(18)}${'bearing'.padEnd(14)}${'off'.padEnd(7)}fitted, refused`;
+
+function summaryRow(name: string, hours: number, t: Tally, s: StepCounts, fits: string): string {
+  const k = (kind: Kind): string => `${t.kinds[kind].detected}/${t.kinds[kind].events}`;
+  const valves = [...t.valveBySize.values()].map(([found, all]) => `${found}/${all}`).join(' ');
+  const wear = t.kinds['bearing-wear'];
+  const bearing = `${k('bearing-wear')}${wear.delaysMin.length ? ` ${fmt(median(wear.delaysMin), 0)}` : ''}`;
+  const perDay = (n: number, ms: number): string => (ms > 0 ? fmt(n / (ms / DAY), 2) : '-');
+  return (
+    `${String(hours).padEnd(6)}${name.padEnd(11)}${`${fmt(t.falseEpisodes / (PUMPS * SCORE_DAYS), 2)} (${fmt(t.aftermathEpisodes / (PUMPS * SCORE_DAYS), 2)})`.padStart(12)}` +
+    `${perDay(s.inDayAfter, s.dayAfterMs).padStart(16)}${perDay(s.elsewhere, s.elsewhereMs).padStart(11)}  ${k('cavitation').padEnd(6)}${k('leak').padEnd(6)}${valves.padEnd(18)}${bearing.padEnd(14)}${k(BIAS).padEnd(7)}${fits}`
+  );
+}
+
+/**
+ * The scored days' readings from `sim` (its faults labelled), each sensor half-hour of `biases`
+ * applied (--dead: the sensor reads 0; --stuck: the value it read just before, `previous` the
+ * reading before the first; else its offset), with each reading's phase.
+ */
+function scoredDays(sim: PumpSimulator, phases: PhaseTracker, biases: readonly Bias[], previous: Reading): Scored[] {
+  const scored: Scored[] = [];
+  /** --stuck: each sensor half-hour's frozen value, the sensor's reading just before it. */
+  const frozen = new Map<Bias, number>();
+  for (let i = 0; i < (SCORE_DAYS * DAY) / PERIOD_MS; i++) {
+    const s = sim.next();
+    const { phase, sinceRestartMs } = phases.at(s.reading.ts, s.stopped);
+    const bias = biases.find((b) => s.reading.ts >= b.startTs && s.reading.ts < b.startTs + b.durationMs);
+    if (bias && STUCK && !frozen.has(bias)) frozen.set(bias, previous.values[bias.feature] as number);
+    previous = s.reading;
+    if (bias) {
+      // --dead: the transmitter reads its floor; --stuck: its last value; else it reads off by its offset
+      const value = DEAD ? 0 : STUCK ? (frozen.get(bias) as number) : (s.reading.values[bias.feature] as number) + bias.offset;
+      scored.push({ reading: { ...s.reading, values: { ...s.reading.values, [bias.feature]: value } }, fault: BIAS, phase, sinceRestartMs });
+    } else scored.push({ reading: s.reading, fault: s.fault, phase, sinceRestartMs });
+  }
+  return scored;
+}
+
+/** What an engine made of the scored days, row by row, then counted into a tally. */
+class Outcome {
+  readonly flags: boolean[] = [];
+  readonly reasons: Array<string | null> = [];
+  readonly versions: Array<string | null> = [];
+  private readonly frozenFinds: Array<{ ts: number; feature: string }> = [];
+
+  add(rows: readonly PredictionRow[]): void {
+    for (const row of rows) {
+      this.flags.push(row.anomaly === true);
+      this.reasons.push(row.unscoredReason);
+      this.versions.push(row.modelVersion);
+      for (const f of row.sensorFaultsBegan ?? []) this.frozenFinds.push({ ts: row.ts, feature: f.feature });
+    }
+  }
+
+  tallyInto(t: Tally, scored: readonly Scored[], plan: readonly PlannedEvent[], window: number): void {
+    const flagged = tally(t, scored, this.flags, plan, window);
+    tallyFrozen(t.frozen, this.frozenFinds, plan, flagged);
+    tallyStops(t.stops, scored, this.flags, this.reasons, plan, window);
   }
 }
 
@@ -506,6 +772,7 @@ function tally(t: Tally, scored: readonly Scored[], flags: readonly boolean[], p
       t.falseFlags++;
       if (!inEpisode) {
         t.falseEpisodes++;
+        t.falseEpisodeTs.push(s.reading.ts);
         if (s.reading.ts - lastProcessFaultTs <= AFTERMATH_MS) t.aftermathEpisodes++;
         // by where it begins: in a stop, a warm-up, or running (and then soon after a warm-up, or not)
         t.stops.episodes[s.phase]++;
@@ -559,36 +826,59 @@ function median(values: readonly number[]): number {
   return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
+/** What the sensor half-hours do, as the headline says it. */
+function sensorsText(): string {
+  return DEAD
+    ? `4 half-hours a day with one sensor of the running pump reading 0 ("${BIAS}": a transmitter failed to its floor, each sensor in turn)`
+    : STUCK
+      ? `4 half-hours a day with one sensor repeating the value it read last before ("${BIAS}": a transmitter frozen, each sensor in turn)`
+      : `4 half-hours a day with one sensor reading ${BIAS_SD} training standard deviations off ("${BIAS}": each sensor in turn, up and down in turn)`;
+}
+
+/** The scored days' plan of faults and offsets, as the headline says it. */
+function planText(): string {
+  return (
+    `${SCORE_DAYS} days with a fault slot every 6 h (${FAULT_KINDS.filter((k) => k !== 'bearing-wear').map((k) => `${k} ${DURATION_MIN[k]} min`).join(', ')} and an empty slot, in turn), a bearing wear per pump growing over ${WEAR_DAYS} days in slots of its own (` +
+    `valve faults cutting the flow by ${VALVE_DROPS.map(dropLabel).join(', ')} in turn, the others at full severity) ` +
+    `and ${sensorsText()}`
+  );
+}
+
+const bundledWarmUpText = (): string => (BUNDLED_AFTER_START === undefined ? '' : `; the bundled model's warm-up set to ${BUNDLED_AFTER_START} s (--after-start; its own ${bundledOwnWarmUp()} s)`);
+
 async function main(): Promise<void> {
+  if (FIRST_HOURS !== null) {
+    await mainFirstModels(FIRST_HOURS);
+    return;
+  }
   const tallies = new Map(ALGORITHMS.map((a) => [a, emptyTally()]));
   const fitMs = new Map<string, number[]>();
   const fleet = FLEET ? fleetModels() : null;
   const fitted = FLEET
     ? "no model of their own: the agent's bundled default model (pca on six other pumps) and an mset fitted on the same readings score them over"
     : `each algorithm fitted on ${TRAIN_DAYS} fault-free days of each pump${RULE ? ` with the stopped-when rule ${describeStoppedRule(RULE)} (its stopped and starting rows left out${STOPS ? '; mset-norule: no rule' : ''})` : ''}, then`;
-  const sensors = DEAD
-    ? `4 half-hours a day with one sensor of the running pump reading 0 ("${BIAS}": a transmitter failed to its floor, each sensor in turn)`
-    : STUCK
-      ? `4 half-hours a day with one sensor repeating the value it read last before ("${BIAS}": a transmitter frozen, each sensor in turn)`
-      : `4 half-hours a day with one sensor reading ${BIAS_SD} training standard deviations off ("${BIAS}": each sensor in turn, up and down in turn)`;
   const stops = STOPS
     ? `; the pumps stop ${STOP_PLAN.perDay} times a day on average for ${STOP_PLAN.minMinutes}–${STOP_PLAN.maxMinutes} min (random, training days too)${FLEET && RULE ? `, the fleet mset with the stopped-when rule ${describeStoppedRule(RULE)}` : ''}`
     : FLEET && RULE ? `; the fleet mset with the stopped-when rule ${describeStoppedRule(RULE)}` : '';
-  const bundledWarmUp = BUNDLED_AFTER_START === undefined ? '' : `; the bundled model's warm-up set to ${BUNDLED_AFTER_START} s (--after-start; its own ${bundledOwnWarmUp()} s)`;
-  console.log(
-    `bench/field: ${PUMPS} simulated pumps, one reading every ${PERIOD_MS / 1000} s; ${fitted} ` +
-      `${SCORE_DAYS} days with a fault slot every 6 h (${FAULT_KINDS.filter((k) => k !== 'bearing-wear').map((k) => `${k} ${DURATION_MIN[k]} min`).join(', ')} and an empty slot, in turn), a bearing wear per pump growing over ${WEAR_DAYS} days in slots of its own (` +
-      `valve faults cutting the flow by ${VALVE_DROPS.map(dropLabel).join(', ')} in turn, the others at full severity) ` +
-      `and ${sensors}, scored by the agent's engine${stops}${bundledWarmUp}`,
-  );
+  console.log(`bench/field: ${PUMPS} simulated pumps, one reading every ${PERIOD_MS / 1000} s; ${fitted} ${planText()}, scored by the agent's engine${stops}${bundledWarmUpText()}`);
   for (let p = 1; p <= PUMPS; p++) await runPump(p, tallies, fitMs, fleet);
+  printTallies(ALGORITHMS, tallies);
+  if (!FLEET) {
+    const fits = ALGORITHMS.map((a) => `${a} ${fmt(median(fitMs.get(a) ?? []), 0)} ms`).join(', ');
+    console.log(`\nmedian fit time per pump (${(TRAIN_DAYS * DAY) / PERIOD_MS} rows): ${fits}`);
+  }
+}
+
+
+/** The figures of each algorithm (or gateway) over the pumps' scored days. */
+function printTallies(algorithms: readonly string[], tallies: ReadonlyMap<string, Tally>): void {
   const pumpDays = PUMPS * SCORE_DAYS;
   console.log('');
   console.log('per kind: events found / events, % of its readings flagged, median minutes from onset to the first flag');
   console.log(`bearing wear: one per pump, growing over ${WEAR_DAYS} days (no other fault or offset meanwhile) until the bearing is replaced`);
   console.log(`false alarms/day: episodes of flagged normal readings per pump and day (in brackets: those beginning within ${AFTERMATH_MS / 3_600_000} h after a process fault ended)`);
   console.log(`${'algorithm'.padEnd(11)} ${'FAR %'.padStart(7)} ${'false alarms/day'.padStart(17)}  ${KINDS.map((k) => k.padEnd(22)).join(' | ')}`);
-  for (const algorithm of ALGORITHMS) {
+  for (const algorithm of algorithms) {
     const t = tallies.get(algorithm) as Tally;
     const kinds = KINDS.map((k) => {
       const c = t.kinds[k];
@@ -597,11 +887,11 @@ async function main(): Promise<void> {
     const perDay = `${fmt(t.falseEpisodes / pumpDays, 2)} (${fmt(t.aftermathEpisodes / pumpDays, 2)})`;
     console.log(`${algorithm.padEnd(11)} ${fmt((100 * t.falseFlags) / Math.max(1, t.normal), 2).padStart(7)} ${perDay.padStart(17)}  ${kinds.join(' | ')}`);
   }
-  for (const algorithm of ALGORITHMS) {
+  for (const algorithm of algorithms) {
     const bySensor = [...(tallies.get(algorithm) as Tally).biasBySensor].map(([f, [found, all]]) => `${f} ${found}/${all}`);
     console.log(`${algorithm}: ${BIAS} found, per sensor: ${bySensor.join(', ')}`);
   }
-  for (const algorithm of ALGORITHMS) {
+  for (const algorithm of algorithms) {
     const t = (tallies.get(algorithm) as Tally).frozen;
     const falses = [...t.falseBySensor].map(([f, n]) => `${f} ${n}`).join(', ');
     const falseText = `false findings ${t.falseFinds} (${fmt(t.falseFinds / pumpDays, 2)} per pump-day)${falses ? `: ${falses}` : ''}`;
@@ -612,12 +902,12 @@ async function main(): Promise<void> {
   }
   // --dead: a dead transmitter is found when the model flags it or the check finds it (--stuck's output stays as it was).
   if (DEAD) {
-    for (const algorithm of ALGORITHMS) {
+    for (const algorithm of algorithms) {
       const [found, all, bySensor] = perSensorText((tallies.get(algorithm) as Tally).frozen.eitherBySensor);
       console.log(`${algorithm}: ${BIAS} found by the model or the check ${found}/${all}, per sensor: ${bySensor}`);
     }
   }
-  for (const algorithm of ALGORITHMS) {
+  for (const algorithm of algorithms) {
     const bySize = [...(tallies.get(algorithm) as Tally).valveBySize].map(([size, [found, all]]) => `${size} ${found}/${all}`);
     console.log(`${algorithm}: valve found, per flow drop: ${bySize.join(', ')}`);
   }
@@ -626,7 +916,7 @@ async function main(): Promise<void> {
       `\nstops: false alarms/day by where they begin: during a stop, in the warm-up (the first ${WARM_UP_MS / 1000} s after a restart), running (in brackets: in the ${AFTER_WARM_UP_MS / 3_600_000} h after a warm-up); ` +
         'readings left unscored as stopped or starting by the model\'s rule; faults (offsets aside) with a reading in a stop or warm-up: found / all, and missed with every reading unscored',
     );
-    for (const algorithm of ALGORITHMS) {
+    for (const algorithm of algorithms) {
       const t = (tallies.get(algorithm) as Tally).stops;
       const total = PHASES.reduce((a, p) => a + t.readings[p], 0);
       const perDay = (n: number): string => fmt(n / pumpDays, 2);
@@ -636,10 +926,6 @@ async function main(): Promise<void> {
           `faults in a stop or warm-up found ${t.overlapFound}/${t.overlapAll}, missed unscored ${t.hidden}`,
       );
     }
-  }
-  if (!FLEET) {
-    const fits = ALGORITHMS.map((a) => `${a} ${fmt(median(fitMs.get(a) ?? []), 0)} ms`).join(', ');
-    console.log(`\nmedian fit time per pump (${(TRAIN_DAYS * DAY) / PERIOD_MS} rows): ${fits}`);
   }
 }
 
