@@ -97,7 +97,7 @@ describe('bench/field --first-model', () => {
     for (const [, cells] of rows) expect(cells.map((c) => c.split('/')[1])).toEqual(['10', '2', '10', '10', '40']);
 
     // each pump: its fits in time order (refused ones again after another 3 h), the faults planned from its first fit that did not wait
-    const pumps = [...stdout.matchAll(/^(sim-pump-\d+): (.*); faults planned from ([\d.]+) h \((\d+) steps in demand before\); first-3h's first model scored ([\d.]+) % of the scored readings$/gm)];
+    const pumps = [...stdout.matchAll(/^(sim-pump-\d+): (.*); faults planned from ([\d.]+) h \((\d+) steps in demand before\); first-3h's first model scored ([\d.]+) % of the scored readings; false alarms bundled (\d+), first-3h (\d+)$/gm)];
     expect(pumps.map((m) => m[1])).toEqual(['sim-pump-1', 'sim-pump-2']);
     let refusedTotal = 0;
     let fittedTotal = 0;
@@ -126,6 +126,11 @@ describe('bench/field --first-model', () => {
     }
     expect(refusedTotal).toBeGreaterThan(0);
     expect(fittedTotal).toBe(2);
+    // the pumps' false alarms add up to the table's false alarms a day (2 pumps × 7 days)
+    for (const [k, name] of ['bundled', 'first-3h'].entries()) {
+      const perDay = Number(new RegExp(`^${name} +[\\d.]+ +([\\d.]+) \\(`, 'm').exec(stdout)?.[1]);
+      expect(perDay, name).toBeCloseTo(pumps.reduce((a, m) => a + Number(m[6 + k]), 0) / 14, 2);
+    }
     const summary = /^first-3h: first model in on (\d+)\/2 pumps \(median [\d.]+ h after the start\), fits refused (\d+) \(on (\d+) pumps\), fitted but refused by validation 0, still waiting 0; the first model scored ([\d.]+) % of the scored readings$/m.exec(stdout);
     expect(summary).not.toBeNull();
     expect([Number(summary![1]), Number(summary![2])]).toEqual([fittedTotal, refusedTotal]);
