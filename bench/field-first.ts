@@ -84,7 +84,8 @@ export class GatewayPump {
     if (this.settled || !this.due()) return null;
     const rows = this.fitRows();
     const started = performance.now();
-    const result = await fitFirstModelHere({ pumpId: this.pumpId, rows, defaultModel: this.bundled.meta, afterHours: this.afterHours });
+    // As the job: the most rows a fit reads reached, fitted on them whatever span they hold.
+    const result = await fitFirstModelHere({ pumpId: this.pumpId, rows, defaultModel: this.bundled.meta, afterHours: rows.length >= FIRST_MODEL_MAX_ROWS ? 0 : this.afterHours });
     const attempt = { at, result, ms: performance.now() - started };
     const lastTs = (rows.at(-1) as StoredRow).ts;
     if (result.kind === 'waiting') {

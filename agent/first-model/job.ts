@@ -44,6 +44,8 @@ export interface FirstModelJobDeps {
   logger: Logger;
   /** Rows per page read from the buffer (default 5 000). */
   pageRows?: number;
+  /** The most rows a fit reads (default FIRST_MODEL_MAX_ROWS; tests make it small). */
+  maxRows?: number;
 }
 
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -172,13 +174,17 @@ export class FirstModelJob {
     try {
       const read = await this.readRows(pump);
       if (this.stopped || read === null) return;
-      const { rows, lastTs } = read;
+      const { rows, lastTs, full } = read;
       const count = rows.ts.length;
+      // The most rows a fit reads, and still short of the hours set (a fast pump: 250 000 readings
+      // are 69 h at 1 Hz): fitted on them, as no later check could read more.
+      const neededHours = full ? 0 : afterHours;
+      if (full) log.info({ pump, rows: count, afterHours }, `first model: the pump's newest ${count} readings, the most a fit reads, are fitted whatever running span they hold (PUMPWATCH_FIRST_MODEL_AFTER_HOURS is ${afterHours} h)`);
       let result: FirstModelFitResult;
       try {
         // Loaded at the first fit: an agent with the setting off never loads the trainer's code.
         const fit = deps.fit ?? (await import('./fit.js')).fitFirstModelPacked;
-        result = await fit({ pumpId: pump, rows, defaultModel, afterHours });
+        result = await fit({ pumpId: pump, rows, defaultModel, afterHours: neededHours });
       } catch (err) {
         if (this.stopped || this.turnedOffMeanwhile(pump)) return;
         const reason = `the fit failed: ${(err as Error).message}`;
@@ -249,8 +255,8 @@ export class FirstModelJob {
     this.deps.states.set(pump, { state: 'refused', reason, at: new Date(this.deps.clock()).toISOString(), spanHours, lastReadingTs: new Date(lastTs).toISOString(), retryAfterSpanHours: afterHours });
   }
 
-  private readRows(pump: string): Promise<{ rows: PackedRows; lastTs: number } | null> {
-    return readFitRows(this.deps.buffer, pump, { pageRows: this.deps.pageRows, stopped: () => this.stopped });
+  private readRows(pump: string): Promise<{ rows: PackedRows; lastTs: number; full: boolean } | null> {
+    return readFitRows(this.deps.buffer, pump, { pageRows: this.deps.pageRows, maxRows: this.deps.maxRows, stopped: () => this.stopped });
   }
 }
 
@@ -264,17 +270,18 @@ export class FirstModelJob {
 export async function readFitRows(
   buffer: Pick<BufferStore, 'predictions'>,
   pump: string,
-  opts: { pageRows?: number; stopped?: () => boolean } = {},
-): Promise<{ rows: PackedRows; lastTs: number } | null> {
+  opts: { pageRows?: number; maxRows?: number; stopped?: () => boolean } = {},
+): Promise<{ rows: PackedRows; lastTs: number; full: boolean } | null> {
   const page = opts.pageRows ?? PAGE_ROWS;
+  const max = opts.maxRows ?? FIRST_MODEL_MAX_ROWS;
   const stopped = opts.stopped ?? (() => false);
   const newest = buffer.predictions(pump, { limit: 1 })[0];
   if (!newest) return null;
   const from = newest.ts - FIRST_MODEL_WINDOW_MS;
   const pages = new PackedPages(pump);
   let before = newest.seq + 1;
-  while (pages.rows < FIRST_MODEL_MAX_ROWS && !stopped()) {
-    const rows = buffer.predictions(pump, { beforeSeq: before, limit: Math.min(page, FIRST_MODEL_MAX_ROWS - pages.rows) });
+  while (pages.rows < max && !stopped()) {
+    const rows = buffer.predictions(pump, { beforeSeq: before, limit: Math.min(page, max - pages.rows) });
     if (rows.length === 0) break;
     before = rows[0]!.seq;
     const kept = rows.filter((r) => r.ts >= from);
@@ -284,5 +291,5 @@ export async function readFitRows(
   }
   const lastTs = pages.newest;
   if (lastTs === null) return null;
-  return { rows: await pages.finish(), lastTs };
+  return { rows: await pages.finish(), lastTs, full: pages.rows >= max };
 }

@@ -359,6 +359,25 @@ describe('a first model fitted on the gateway (hub off)', () => {
     expect(status(on).firstModels.turnedOff).toBeNull();
   });
 
+  it('fits a pump whose readings reach the most a fit reads, short of the hours set (a fast pump), instead of leaving it waiting for good', async () => {
+    const agent = await startAgent('capped', { PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '24' });
+    const from = Date.now() - 3 * HOUR;
+    await ingest(agent, simulated('pump-c', 11, from, 900)); // 2.5 h at 10 s
+    const asked: PackedFitRequest[] = [];
+    const waiting = async (req: PackedFitRequest): Promise<FirstModelFitResult> => {
+      asked.push(req);
+      return { kind: 'waiting', spanHours: 2.5, reason: 'short' };
+    };
+    // The most a fit reads reached (700 of the 900): fitted on them, whatever span they hold.
+    await jobOf(agent, { fit: waiting, pageRows: 100, maxRows: 700, afterHours: () => 24 }).run();
+    expect(asked.map((r) => [r.pumpId, r.afterHours, r.rows.ts.length])).toEqual([['pump-c', 0, 700]]);
+    // Every row read, fewer than the most a fit reads: the hours set are asked for.
+    await ingest(agent, simulated('pump-d', 12, from, 900));
+    await jobOf(agent, { fit: waiting, pageRows: 100, maxRows: 1000, afterHours: () => 24 }).run();
+    expect(asked.slice(1).map((r) => [r.pumpId, r.afterHours, r.rows.ts.length])).toEqual([['pump-d', 24, 900]]);
+    await stopAgent(agent);
+  });
+
   it('reads the newest 7 days of the pump in pages, oldest first, and after a refusal waits for another span of readings', async () => {
     const agent = await startAgent('pages', { PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '2' });
     // 8 days at one reading a minute, then the test's fit refuses.
