@@ -18,13 +18,19 @@ export interface ModelUpdateOptions {
   downloadBackoff?: BackoffPolicy;
   retryBackoff?: BackoffPolicy;
   downloadAttempts?: number;
+  /**
+   * Keep each pump's last readings in memory from the commit stream (default), or read them from
+   * the buffer when a model is validated: an updater that only ever installs a pump's own model
+   * now and then (the first-model part's, with the hub off) need not listen to every commit.
+   */
+  recordRecent?: boolean;
 }
 
 const RECENT_FROM_BUFFER = 128;
 
 export function createModelUpdater(agent: Agent, opts: ModelUpdateOptions = {}): { updater: ModelUpdater; recent: RecentReadings } {
   const recent = new RecentReadings();
-  agent.pipeline.onCommit((rows) => recent.record(rows));
+  if (opts.recordRecent !== false) agent.pipeline.onCommit((rows) => recent.record(rows));
   const log = agent.logger.child({ component: 'model-updater' });
   const readingsOf = (pumpId: string): Reading[] => {
     const inMemory = recent.of(pumpId);

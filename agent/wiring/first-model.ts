@@ -37,7 +37,9 @@ export function wireFirstModel(agent: Agent, opts: FirstModelWiringOptions = {})
       name: 'first-model',
       start: () => {
         const edge = edgeRuntimeOf(agent);
-        const updater = edge?.updater ?? (own = createModelUpdater(agent).updater);
+        // With the hub off, an updater of its own: it installs a pump's first model now and then, and
+        // reads the pump's recent readings from the buffer then rather than following every commit.
+        const updater = edge?.updater ?? (own = createModelUpdater(agent, { recordRecent: false }).updater);
         job = new FirstModelJob({
           afterHours: () => agent.config.firstModelAfterHours,
           buffer: agent.buffer,
