@@ -49,8 +49,9 @@ export async function fitFirstModelHere(req: FirstModelFitRequest): Promise<Firs
 /** The pump and the hours: a request the fit cannot run on is the caller's defect, said with what is wrong. */
 function checkParams(req: { pumpId: string; afterHours: number }): void {
   if (typeof req.pumpId !== 'string' || req.pumpId === '') throw new TypeError(`first model: pumpId must be a non-empty string, got ${JSON.stringify(req.pumpId)}`);
-  if (!(typeof req.afterHours === 'number' && Number.isFinite(req.afterHours) && req.afterHours > 0)) {
-    throw new TypeError(`first model of "${req.pumpId}": afterHours must be a number > 0, got ${String(req.afterHours)}`);
+  // 0: fitted on the rows whatever running span they hold (the job: the most rows a fit reads reached).
+  if (!(typeof req.afterHours === 'number' && Number.isFinite(req.afterHours) && req.afterHours >= 0)) {
+    throw new TypeError(`first model of "${req.pumpId}": afterHours must be a number ≥ 0, got ${String(req.afterHours)}`);
   }
 }
 

@@ -13,6 +13,7 @@ export interface FirstModelFitRequest {
   rows: readonly StoredRow[];
   /** The metadata of the default model that scores the pump now (its stopped-when rule, features). */
   defaultModel: ModelMetadata;
+  /** Running hours the rows must span to be fitted; 0: fitted whatever span they hold (the most rows a fit reads reached). */
   afterHours: number;
 }
 

@@ -152,6 +152,10 @@ describe('first model fitted on the gateway', () => {
     expect(r.reason).toMatch(/not counted: \d+ stopped or starting by the default model default-1's stopped-when rule/);
     // Enough for fewer hours: the same rows make a model.
     expect((await fitFirstModelHere(request(rows, Math.floor(r.spanHours)))).kind).toBe('fitted');
+    // 0 hours (the job: the most rows a fit reads reached): fitted whatever span they hold, on its thread too.
+    expect((await fitFirstModelHere(request(rows, 0))).kind).toBe('fitted');
+    expect((await fitFirstModel(request(rows, 0))).kind).toBe('fitted');
+    await expect(fitFirstModelHere(request(rows, -1))).rejects.toThrow('first model of "p1": afterHours must be a number ≥ 0, got -1');
     // No rows at all.
     expect(await fitFirstModelHere(request([], 12))).toMatchObject({ kind: 'waiting', spanHours: 0 });
   });

@@ -375,6 +375,10 @@ describe('a first model fitted on the gateway (hub off)', () => {
     await ingest(agent, simulated('pump-d', 12, from, 900));
     await jobOf(agent, { fit: waiting, pageRows: 100, maxRows: 1000, afterHours: () => 24 }).run();
     expect(asked.slice(1).map((r) => [r.pumpId, r.afterHours, r.rows.ts.length])).toEqual([['pump-d', 24, 900]]);
+    // The agent's own fit (on its worker thread) takes such a request and fits the pump.
+    await ingest(agent, simulated('pump-e', 13, from, 900));
+    await jobOf(agent, { fit: undefined, pageRows: 100, maxRows: 700, afterHours: () => 24 }).run();
+    expect(meta(agent)!['pump-e']).toMatchObject({ state: 'fitted', version: expect.stringMatching(/^gw-/) });
     await stopAgent(agent);
   });
 
