@@ -10,7 +10,7 @@
  * install take on a gateway are not simulated). Figures only.
  */
 import { fitFirstModelHere, type FirstModelFitResult } from '../agent/first-model/fit.js';
-import { FIRST_MODEL_MAX_ROWS, FIRST_MODEL_WINDOW_MS } from '../agent/first-model/job.js';
+import { fitDue, FIRST_MODEL_MAX_ROWS, FIRST_MODEL_WINDOW_MS } from '../agent/first-model/job.js';
 import type { PredictionRow, StoredRow } from '../buffer/types.js';
 import type { InferenceEngine } from '../inference/engine.js';
 import { LoadedModel } from '../inference/model.js';
@@ -18,13 +18,12 @@ import { validateModel } from '../inference/validate.js';
 
 /** The agent's check runs every 10 minutes (agent/wiring/first-model.ts FIRST_MODEL_CHECK, on the clock's tens of minutes). */
 export const FIRST_MODEL_CHECK_MS = 10 * 60_000;
-const HOUR_MS = 3_600_000;
 /** Readings the updater validates a model on (the newest of the pump's). */
 const VALIDATE_READINGS = 256;
 
 type State =
   | { kind: 'none' }
-  | { kind: 'waiting'; spanHours: number; newestTs: number }
+  | { kind: 'waiting'; neededHours: number; spanHours: number; newestTs: number }
   | { kind: 'refused'; lastTs: number }
   | { kind: 'fitted' }
   | { kind: 'invalid'; reason: string };
@@ -89,7 +88,7 @@ export class GatewayPump {
     const attempt = { at, result, ms: performance.now() - started };
     const lastTs = (rows.at(-1) as StoredRow).ts;
     if (result.kind === 'waiting') {
-      this.state = { kind: 'waiting', spanHours: result.spanHours, newestTs: lastTs };
+      this.state = { kind: 'waiting', neededHours: this.afterHours, spanHours: result.spanHours, newestTs: lastTs };
       this.lastWaiting = result;
       return attempt; // not counted among attempts: the job does not call it a fit either
     }
@@ -114,13 +113,12 @@ export class GatewayPump {
     return attempt;
   }
 
-  /** The job's `due`: a refused pump once its readings span another afterHours; a waiting one once its span can have grown enough. */
+  /** The job's rules (fitDue): a refused pump once its readings span another afterHours; a waiting one once its span can have grown enough. */
   private due(): boolean {
     const newest = this.rows.at(-1);
     if (!newest) return false;
-    if (this.state.kind === 'refused' && newest.ts < this.state.lastTs + this.afterHours * HOUR_MS) return false;
-    if (this.state.kind === 'waiting' && newest.ts < this.state.newestTs + (this.afterHours - this.state.spanHours) * HOUR_MS) return false;
-    return true;
+    const refused = this.state.kind === 'refused' ? { lastTs: this.state.lastTs, retryAfterSpanHours: Math.max(this.afterHours, 1) } : null;
+    return fitDue(newest.ts, this.afterHours, refused, this.state.kind === 'waiting' ? this.state : null);
   }
 
   /** The job's readRows: the newest FIRST_MODEL_MAX_ROWS rows within FIRST_MODEL_WINDOW_MS of the newest, oldest first. */

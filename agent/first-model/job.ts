@@ -48,6 +48,25 @@ export interface FirstModelJobDeps {
   maxRows?: number;
 }
 
+/**
+ * Whether a pump not yet fitted is looked at again, its newest reading at `newestTs`, with
+ * `afterHours` in force: a refused one once its readings span another `retryAfterSpanHours` (or
+ * `afterHours`, if lower: the setting lowered since) past the refused ones; a waiting one once its
+ * running span can have grown enough (stopped readings do not count, so it cannot have grown by
+ * more than the time the readings moved on), judged against the hours it was looked at for (with
+ * the setting changed since, it is looked at again). bench/field-first.ts decides with it too.
+ */
+export function fitDue(
+  newestTs: number,
+  afterHours: number,
+  refused: { lastTs: number; retryAfterSpanHours: number } | null,
+  waiting: { neededHours: number; spanHours: number; newestTs: number } | null,
+): boolean {
+  if (refused && newestTs < refused.lastTs + Math.min(refused.retryAfterSpanHours, afterHours) * HOUR_MS) return false;
+  if (waiting && waiting.neededHours === afterHours && newestTs < waiting.newestTs + (waiting.neededHours - waiting.spanHours) * HOUR_MS) return false;
+  return true;
+}
+
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 export class FirstModelJob {
@@ -155,16 +174,8 @@ export class FirstModelJob {
     }
     const newest = buffer.predictions(pump, { limit: 1 })[0];
     if (!newest) return null;
-    if (rec?.state === 'refused') {
-      const from = rec.lastReadingTs === null ? Number.NEGATIVE_INFINITY : Date.parse(rec.lastReadingTs);
-      // The setting lowered since the refusal: the lower span applies.
-      if (newest.ts < from + Math.min(rec.retryAfterSpanHours, afterHours) * HOUR_MS) return null;
-    }
-    const waiting = states.waiting.get(pump);
-    // Stopped readings do not count: the span cannot have grown by more than the time the readings
-    // moved on. Judged against the hours it was looked at for: with the setting changed since, it is looked at again.
-    if (waiting && waiting.neededHours === afterHours && newest.ts < waiting.newestTs + (waiting.neededHours - waiting.spanHours) * HOUR_MS) return null;
-    return newest.ts;
+    const refused = rec?.state === 'refused' ? { lastTs: rec.lastReadingTs === null ? Number.NEGATIVE_INFINITY : Date.parse(rec.lastReadingTs), retryAfterSpanHours: rec.retryAfterSpanHours } : null;
+    return fitDue(newest.ts, afterHours, refused, states.waiting.get(pump) ?? null) ? newest.ts : null;
   }
 
   private async fitPump(pump: string, afterHours: number, defaultModel: PackedFitRequest['defaultModel']): Promise<void> {
