@@ -137,7 +137,7 @@ export class GatewayPump {
 
 /** `fitted gw-… (n rows fitted on, k of m held out flagged, s h running)` or `refused (s h running): reason`. */
 export function describeFit(r: FirstModelFitResult): string {
-  if (r.kind === 'fitted') return `fitted ${r.version} (${r.trainRows} rows fitted on, ${r.heldOutFlagged} of ${r.heldOutRows} held out flagged, ${r.spanHours} h running)`;
+  if (r.kind === 'fitted') return `fitted ${r.version} (${r.trainRows} rows fitted on, ${r.heldOutFlagged} of ${r.heldOutRows} held out flagged in ${r.heldOutEpisodes} runs over ${r.heldOutHours} h, ${r.spanHours} h running)`;
   return `${r.kind} (${r.spanHours} h running): ${r.reason}`;
 }
 

@@ -37,7 +37,7 @@ const DAYS = Number(args.days);
 const DAY = 86_400_000;
 
 function describe(r: FirstModelFitResult): string {
-  if (r.kind === 'fitted') return `fitted ${r.version}: ${r.trainRows} rows fitted on, ${r.heldOutFlagged} of ${r.heldOutRows} held out flagged, ${r.spanHours} h running, ${fmt(r.bytes.length / 1024)} KiB`;
+  if (r.kind === 'fitted') return `fitted ${r.version}: ${r.trainRows} rows fitted on, ${r.heldOutFlagged} of ${r.heldOutRows} held out flagged in ${r.heldOutEpisodes} runs over ${r.heldOutHours} h, ${r.spanHours} h running, ${fmt(r.bytes.length / 1024)} KiB`;
   return `${r.kind} (${r.spanHours} h running): ${r.reason}`;
 }
 

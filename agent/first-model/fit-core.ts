@@ -2,7 +2,8 @@
  * The first model's fit itself, on packed rows (fit.ts PackedFitRequest), as `train` does it on a
  * range (trainer/train/pipeline.ts): load → the default model's flags as exclusions → clean with
  * its stopped-when rule → the oldest 80 % fitted (`mset`) → the newest 20 % scored through the
- * exported bytes in onnxruntime → refused above train's false-alarm ceiling. Runs on the worker
+ * exported bytes in onnxruntime → refused above train's false-alarm ceiling, or when its runs of
+ * flags there are more false alarms than a model raising one a day would raise. Runs on the worker
  * thread (fit-worker.ts) or in the caller's (fitFirstModelHere); deterministic either way.
  */
 import { createHash } from 'node:crypto';
@@ -17,7 +18,7 @@ import { columnMeans, columnStds } from '../../trainer/linalg/stats.js';
 import { prepareLoaded } from '../../trainer/train/prepare-loaded.js';
 import { holdoutSplit, MIN_HOLDOUT_ROWS, MIN_TRAIN_ROWS, TRAIN_DEFAULTS, trainSegmentStarts } from '../../trainer/train/split.js';
 import type { PackedRows } from './pack.js';
-import { FIRST_MODEL_ORIGIN, FIRST_MODEL_VERSION_PREFIX, type FirstModelFitResult, type PackedFitRequest } from './types.js';
+import { FIRST_MODEL_ALARMS_AT_LEAST, FIRST_MODEL_ALARMS_PER_DAY, FIRST_MODEL_ALARMS_SIGNIFICANCE, FIRST_MODEL_ORIGIN, FIRST_MODEL_VERSION_PREFIX, type FirstModelFitResult, type PackedFitRequest } from './types.js';
 
 const HOUR_MS = 3_600_000;
 
@@ -36,7 +37,7 @@ export async function fitPacked(req: PackedFitRequest): Promise<FirstModelFitRes
       reason: `the running readings of ${who} span ${hours(spanHours)} of the ${hours(req.afterHours)} needed (${loaded.readings} readings${left.length > 0 ? `, not counted: ${left.join(', ')}` : ''})`,
     };
   }
-  const refused = (reason: string, extra: { heldOutRows?: number; heldOutFlagged?: number } = {}): FirstModelFitResult => ({ kind: 'refused', reason, spanHours, ...extra });
+  const refused = (reason: string, extra: { heldOutRows?: number; heldOutFlagged?: number; heldOutEpisodes?: number; heldOutHours?: number } = {}): FirstModelFitResult => ({ kind: 'refused', reason, spanHours, ...extra });
   const missing = rule ? rule.when.filter((c) => !loaded.series.features.includes(c.feature)).map((c) => c.feature) : [];
   if (rule && missing.length > 0) {
     return refused(`${ruleText} names ${missing.map(quoteName).join(' and ')}, which ${who} does not send as a feature (its features: ${quoteNames(loaded.series.features)}): its stops cannot be told from its running`);
@@ -83,13 +84,25 @@ export async function fitPacked(req: PackedFitRequest): Promise<FirstModelFitRes
     return refused(`cannot fit a model on the ${trainIdx.length} training rows of ${who}: ${err instanceof Error ? err.message : String(err)}`, { heldOutRows });
   }
 
-  const heldOutFlagged = await flaggedHeldOut(fit.bytes, cleaned, holdoutStart);
+  const held = await judgeHeldOut(fit.bytes, cleaned, holdoutStart);
+  const heldOutFlagged = held.flagged;
+  const heldOutEpisodes = held.episodes;
+  const heldOutHours = round2(held.hours);
+  const judged = { heldOutRows, heldOutFlagged, heldOutEpisodes, heldOutHours };
   const share = (100 * heldOutFlagged) / heldOutRows;
+  const since = new Date(cleaned.series.timestamps[holdoutStart] as number).toISOString();
   if (share > TRAIN_DEFAULTS.maxFar) {
     return refused(
       `model ${fit.metadata.version} flags ${heldOutFlagged} of the ${heldOutRows} newest readings of ${who} it was checked on (${share.toFixed(1)} %), over the ${TRAIN_DEFAULTS.maxFar} % ceiling: ` +
-        `the readings from ${new Date(cleaned.series.timestamps[holdoutStart] as number).toISOString()} on differ from the ${trainIdx.length} it was fitted on${shiftText(cleaned, trainIdx, holdoutStart)}`,
-      { heldOutRows, heldOutFlagged },
+        `the readings from ${since} on differ from the ${trainIdx.length} it was fitted on${shiftText(cleaned, trainIdx, holdoutStart)}`,
+      judged,
+    );
+  }
+  if (tooManyAlarms(heldOutEpisodes, held.hours)) {
+    return refused(
+      `model ${fit.metadata.version} would raise ${heldOutEpisodes} false alarms (runs of flagged readings) in the ${hours(heldOutHours)} of running of the ${heldOutRows} newest readings of ${who} it was checked on, ` +
+        `${(heldOutEpisodes / Math.max(held.hours / 24, 1 / 24)).toFixed(1)} a day (${heldOutFlagged} readings flagged, ${share.toFixed(2)} %): more than a model raising ${FIRST_MODEL_ALARMS_PER_DAY} a day would (p < ${FIRST_MODEL_ALARMS_SIGNIFICANCE}); it flickers about its threshold on the readings from ${since} on${shiftText(cleaned, trainIdx, holdoutStart)}`,
+      judged,
     );
   }
   return {
@@ -99,8 +112,7 @@ export async function fitPacked(req: PackedFitRequest): Promise<FirstModelFitRes
     version: fit.metadata.version,
     metadata: fit.metadata,
     trainRows: trainIdx.length,
-    heldOutRows,
-    heldOutFlagged,
+    ...judged,
     spanHours,
   };
 }
@@ -146,18 +158,63 @@ function runningSpan(loaded: LoadResult, flagged: Uint8Array, rule: StoppedRule 
   return { ms, stopped, flagged: flaggedRows };
 }
 
-/** Held-out rows (from `holdoutStart`) the model in `bytes` flags, scored in onnxruntime as train scores them. */
-async function flaggedHeldOut(bytes: Uint8Array, cleaned: Cleaned, holdoutStart: number): Promise<number> {
+/**
+ * What the model in `bytes` does on the held-out rows (from `holdoutStart`), scored in onnxruntime
+ * as train scores them: the rows it flags; its false-alarm episodes, runs of flagged rows (a pause
+ * or a hole the cleaning left ends one: after it, a flag is a new alarm); and the running hours the
+ * rows span (their intervals but those across a pause or a hole).
+ */
+async function judgeHeldOut(bytes: Uint8Array, cleaned: Cleaned, holdoutStart: number): Promise<HeldOut> {
   const scorer = await OnnxScorer.load(bytes);
   try {
     const held = Array.from({ length: cleaned.series.rows.length - holdoutStart }, (_, k) => holdoutStart + k);
     const scores = await scorer.score(rowsOf(cleaned.series, cleaned.segmentStarts), held);
-    let n = 0;
-    for (const s of scores) if (s > scorer.metadata.threshold) n++;
-    return n;
+    const starts = new Set(cleaned.segmentStarts);
+    const ts = cleaned.series.timestamps;
+    let flagged = 0;
+    let episodes = 0;
+    let ms = 0;
+    let inEpisode = false;
+    scores.forEach((score, k) => {
+      const row = holdoutStart + k;
+      const newRun = k === 0 || starts.has(row);
+      if (!newRun) ms += (ts[row] as number) - (ts[row - 1] as number);
+      if (newRun) inEpisode = false;
+      const flag = score > scorer.metadata.threshold;
+      if (flag) flagged++;
+      if (flag && !inEpisode) episodes++;
+      inEpisode = flag;
+    });
+    return { flagged, episodes, hours: ms / HOUR_MS };
   } finally {
     await scorer.release();
   }
+}
+
+interface HeldOut {
+  flagged: number;
+  episodes: number;
+  hours: number;
+}
+
+/**
+ * Whether `episodes` false alarms in `hours` of running are too many for a model raising
+ * FIRST_MODEL_ALARMS_PER_DAY a day: a Poisson count at that rate reaches them less often than
+ * FIRST_MODEL_ALARMS_SIGNIFICANCE, and they are at least FIRST_MODEL_ALARMS_AT_LEAST. A couple of
+ * alarms in a short hold-out are not enough to refuse a model; a model that flickers (many short
+ * runs of flags, each an alarm) is.
+ */
+export function tooManyAlarms(episodes: number, hours: number): boolean {
+  if (episodes < FIRST_MODEL_ALARMS_AT_LEAST) return false;
+  const lambda = (FIRST_MODEL_ALARMS_PER_DAY * Math.max(hours, 0)) / 24;
+  // P(N ≥ episodes) = 1 − Σ_{i<episodes} e^−λ λ^i / i!
+  let term = Math.exp(-lambda);
+  let below = 0;
+  for (let i = 0; i < episodes; i++) {
+    below += term;
+    term *= lambda / (i + 1);
+  }
+  return 1 - below < FIRST_MODEL_ALARMS_SIGNIFICANCE;
 }
 
 /** `; the held-out mean moved from the fitted one by Pressure +4.1, Current −2.3 standard deviations` (the features most moved, at least 1), or ''. */
@@ -187,6 +244,8 @@ function tooFew(who: string, cleaned: Cleaned, train: number, held: number): str
     `(${s.droppedStopped ?? 0} stopped or starting, ${s.droppedMaintenance} flagged by the default model, ${s.droppedMissing} with a value missing${missing.length > 0 ? `: ${missing.join(', ')}` : ''})`
   );
 }
+
+const round2 = (x: number): number => Math.round(x * 100) / 100;
 
 /** `5.25 h` */
 function hours(h: number): string {

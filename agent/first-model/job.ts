@@ -211,7 +211,7 @@ export class FirstModelJob {
       }
       if (result.kind === 'refused') {
         log.warn(
-          { pump, reason: result.reason, spanHours: result.spanHours, heldOutRows: result.heldOutRows ?? null, heldOutFlagged: result.heldOutFlagged ?? null, retryAfterSpanHours: afterHours },
+          { pump, reason: result.reason, spanHours: result.spanHours, heldOutRows: result.heldOutRows ?? null, heldOutFlagged: result.heldOutFlagged ?? null, heldOutEpisodes: result.heldOutEpisodes ?? null, heldOutHours: result.heldOutHours ?? null, retryAfterSpanHours: afterHours },
           'first model fitted on the gateway refused; the default model keeps scoring the pump',
         );
         this.refuse(pump, result.reason, result.spanHours, lastTs, afterHours);
@@ -237,7 +237,7 @@ export class FirstModelJob {
         });
         if (!recorded) return; // retired meanwhile (the set never replaces it)
         log.info(
-          { pump, version: result.version, trainRows: result.trainRows, spanHours: Math.round(result.spanHours * 100) / 100, heldOutRows: result.heldOutRows, heldOutFlagged: result.heldOutFlagged, features: result.metadata.features },
+          { pump, version: result.version, trainRows: result.trainRows, spanHours: Math.round(result.spanHours * 100) / 100, heldOutRows: result.heldOutRows, heldOutFlagged: result.heldOutFlagged, heldOutEpisodes: result.heldOutEpisodes, heldOutHours: result.heldOutHours, features: result.metadata.features },
           'first model fitted on the gateway; installing it',
         );
         deps.updater.localChanged();

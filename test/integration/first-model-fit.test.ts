@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tooManyAlarms } from '../../agent/first-model/fit-core.js';
 import { fitFirstModel, fitFirstModelHere, fitFirstModelPacked, PackedPages, type FirstModelFitRequest, type FirstModelFitResult } from '../../agent/first-model/fit.js';
 import { packageRoot } from '../../agent/paths.js';
 import { PumpSimulator, type SimulatorOptions } from '../../agent/simulator.js';
@@ -178,6 +179,43 @@ describe('first model fitted on the gateway', () => {
     expect(r.reason).toMatch(/^model gw-\d{8}-[0-9a-f]{12} flags \d+ of the \d+ newest readings of pump "p1" it was checked on \(\d+\.\d %\), over the 5 % ceiling/);
     expect(r.reason).toMatch(/; the held-out mean moved from the fitted one by Pressure \+\d+\.\d standard deviations$/);
     console.log(`shift refused: ${r.reason}`);
+  });
+
+  it('refuses a model that flickers on the newest 20 % (many short runs of flags, under 5 % of the readings), and fits the same day with a smaller shift', async () => {
+    // From 80 % of the day on, the pressure reads 0.5 bar high (0.66 is refused as over 5 % above): the scores hover about the threshold.
+    const from = T0 + 0.8 * DAY;
+    const shifted = (bar: number) => (r: Reading) => (r.ts >= from ? { ...r, values: { ...r.values, Pressure: (r.values.Pressure as number) + bar } } : r);
+    const flicker = await buffered(DAY / PERIOD, { seed: 5004, stops: 'none', alter: shifted(0.5) });
+    flicker.store.close();
+    const r = await fitFirstModelHere(request(flicker.rows));
+    expect(r.kind).toBe('refused');
+    if (r.kind !== 'refused') return;
+    expect(r.heldOutFlagged! / r.heldOutRows!).toBeLessThan(0.05);
+    expect(r.heldOutEpisodes).toBeGreaterThanOrEqual(10);
+    expect(r.heldOutHours).toBe(4.8);
+    expect(r.reason).toMatch(
+      /^model gw-\d{8}-[0-9a-f]{12} would raise \d+ false alarms \(runs of flagged readings\) in the 4\.8 h of running of the 1728 newest readings of pump "p1" it was checked on, [\d.]+ a day \(\d+ readings flagged, [\d.]+ %\): more than a model raising 1 a day would \(p < 0\.01\); it flickers about its threshold on the readings from 2026-06-01T19:12:00\.000Z on/,
+    );
+    console.log(`flicker refused: ${r.reason}`);
+
+    // 0.4 bar: an alarm or two in the 4.8 h, fitted with them counted.
+    const small = await buffered(DAY / PERIOD, { seed: 5004, stops: 'none', alter: shifted(0.4) });
+    small.store.close();
+    const f = fitted(await fitFirstModelHere(request(small.rows)));
+    expect(f.heldOutEpisodes).toBeGreaterThanOrEqual(1);
+    expect(f.heldOutEpisodes).toBeLessThanOrEqual(2);
+    expect(f.heldOutHours).toBe(4.8);
+  });
+
+  it('counts as too many alarms only what a model raising one a day would raise less than once in 100 times, and never fewer than 3', () => {
+    expect(tooManyAlarms(0, 0)).toBe(false);
+    expect(tooManyAlarms(2, 0.2)).toBe(false); // 2 in 12 min: at least 3 are needed
+    expect(tooManyAlarms(3, 4.8)).toBe(true); // P(N ≥ 3 | λ = 0.2) = 0.0011
+    expect(tooManyAlarms(3, 12)).toBe(false); // P(N ≥ 3 | λ = 0.5) = 0.014
+    expect(tooManyAlarms(3, 9.6)).toBe(true); // P(N ≥ 3 | λ = 0.4) = 0.0079
+    expect(tooManyAlarms(5, 24)).toBe(true); // P(N ≥ 5 | λ = 1) = 0.0037
+    expect(tooManyAlarms(4, 24)).toBe(false); // P(N ≥ 4 | λ = 1) = 0.019
+    expect(tooManyAlarms(13, 9.62)).toBe(true); // the flickering pump of bench/field --first-model 48 --stops
   });
 
   it('refuses, with the figures, a pump with too few usable readings over the span, or without the sensors the stopped-when rule of the default model needs', async () => {

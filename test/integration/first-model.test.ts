@@ -198,7 +198,7 @@ describe('a first model fitted on the gateway (hub off)', () => {
     const job = jobOf(agent, {
       fit: async (req) => {
         calls.push(req);
-        return { kind: 'fitted', bytes, sha256: createHash('sha256').update(bytes).digest('hex'), version, metadata: agent.engine.model('default')!.meta, trainRows: 720, heldOutRows: 180, heldOutFlagged: 0, spanHours: 2.5 };
+        return { kind: 'fitted', bytes, sha256: createHash('sha256').update(bytes).digest('hex'), version, metadata: agent.engine.model('default')!.meta, trainRows: 720, heldOutRows: 180, heldOutFlagged: 0, heldOutEpisodes: 0, heldOutHours: 0.5, spanHours: 2.5 };
       },
     });
     await job.run();
@@ -239,7 +239,7 @@ describe('a first model fitted on the gateway (hub off)', () => {
     const again = jobOf(restarted, {
       fit: async (req) => {
         calls.push(req);
-        return { kind: 'fitted', bytes: secondBytes, sha256: createHash('sha256').update(secondBytes).digest('hex'), version: second, metadata: restarted.engine.model('default')!.meta, trainRows: 720, heldOutRows: 180, heldOutFlagged: 0, spanHours: 2.5 };
+        return { kind: 'fitted', bytes: secondBytes, sha256: createHash('sha256').update(secondBytes).digest('hex'), version: second, metadata: restarted.engine.model('default')!.meta, trainRows: 720, heldOutRows: 180, heldOutFlagged: 0, heldOutEpisodes: 0, heldOutHours: 0.5, spanHours: 2.5 };
       },
     });
     await ingest(restarted, normal(newestTs + STEP, 700)); // 1.9 h
@@ -261,7 +261,7 @@ describe('a first model fitted on the gateway (hub off)', () => {
     const version = 'gw-20261206-00000000000a';
     const bytes = alwaysNanModel(version);
     const job = jobOf(agent, {
-      fit: async () => ({ kind: 'fitted', bytes, sha256: createHash('sha256').update(bytes).digest('hex'), version, metadata: agent.engine.model('default')!.meta, trainRows: 720, heldOutRows: 180, heldOutFlagged: 0, spanHours: 2.5 }),
+      fit: async () => ({ kind: 'fitted', bytes, sha256: createHash('sha256').update(bytes).digest('hex'), version, metadata: agent.engine.model('default')!.meta, trainRows: 720, heldOutRows: 180, heldOutFlagged: 0, heldOutEpisodes: 0, heldOutHours: 0.5, spanHours: 2.5 }),
     });
     await job.run();
     await firstModelPartsOf(agent)!.updater.idle();
