@@ -755,6 +755,24 @@ export class BufferStore {
   }
 
   /**
+   * Only the seq, own time and receive time of up to `limit` rows of one pump before `beforeSeq`
+   * (all its rows when absent), oldest first: when the pump was last heard and its usual interval
+   * (agent/edge/pump-silence.ts at start-up, for every pump), without parsing each row's values.
+   */
+  heardTimes(pumpId: string, limit: number, beforeSeq = Number.MAX_SAFE_INTEGER): Array<{ seq: number; ts: number; receivedAt: number }> {
+    const rows = this.db
+      .prepare('SELECT seq, ts, received_at FROM readings WHERE pump_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?')
+      .raw()
+      .all(pumpId, beforeSeq, limit) as Array<[number, number, number]>;
+    const out = new Array<{ seq: number; ts: number; receivedAt: number }>(rows.length);
+    for (let i = 0; i < rows.length; i++) {
+      const [seq, ts, receivedAt] = rows[rows.length - 1 - i]!;
+      out[i] = { seq, ts, receivedAt };
+    }
+    return out;
+  }
+
+  /**
    * Looking back from `beforeSeq` over at most `limit` rows of one pump (newest first): the seq of
    * the newest whose unscored reason begins with none of `skip`, and, unless `anyAtLeast` is null,
    * whose values hold one of its features at or above its bound; null when none of them is

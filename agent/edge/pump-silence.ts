@@ -48,8 +48,8 @@ const READ_BACK = GAP_INTERVALS + 1;
  * The pumps of the buffer with their newest rows before `beforeSeq` (PumpSilenceDeps.buffered); a
  * pump with no row before it has none. Throws while the buffer is not open.
  */
-export function bufferedPumps(buffer: Pick<BufferStore, 'pumpIds' | 'predictions'>, beforeSeq?: number): BufferedPump[] {
-  return buffer.pumpIds().map((pumpId) => ({ pumpId, rows: buffer.predictions(pumpId, { limit: READ_BACK, beforeSeq }) }));
+export function bufferedPumps(buffer: Pick<BufferStore, 'pumpIds' | 'heardTimes'>, beforeSeq?: number): BufferedPump[] {
+  return buffer.pumpIds().map((pumpId) => ({ pumpId, rows: buffer.heardTimes(pumpId, READ_BACK, beforeSeq) }));
 }
 
 /** A reading that reached the agent and was not stored: refused (`ts` unknown), or the buffer failed (`ts` its own time). */
