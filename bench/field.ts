@@ -450,6 +450,8 @@ interface GatewayReport {
   stepsBefore: number;
   /** False-alarm episodes over the scored days: the bundled model alone's, the gateway's. */
   falseAlarms: [number, number];
+  /** The gateway's false-alarm episodes in each day of the scored days (from the first scored reading). */
+  falseByDay: number[];
 }
 
 /** False alarms after steps in demand: in the day after each (the trust question), and in the hour after. */
@@ -539,6 +541,7 @@ async function runPumpFirst(index: number, hours: number, names: readonly [strin
     const stepsAt: StepAt[] = sim.demandLog.map((d) => ({ ts: d.ts, change: d.to.flow / d.from.flow - 1 }));
     const windows = [bundled.meta.window, Math.max(bundled.meta.window, first?.meta.window ?? 0)];
     const falseAlarms: [number, number] = [0, 0];
+    const falseByDay: number[] = Array.from({ length: Math.ceil((toTs - fromTs) / DAY) }, () => 0);
     names.forEach((name, k) => {
       const t = tallies.get(name) as Tally;
       const before = t.falseEpisodeTs.length;
@@ -547,6 +550,7 @@ async function runPumpFirst(index: number, hours: number, names: readonly [strin
       tallySteps(after.day, stepsAt, t.falseEpisodeTs.slice(before), fromTs, toTs, DAY);
       tallySteps(after.hour, stepsAt, t.falseEpisodeTs.slice(before), fromTs, toTs, HOUR_MS);
       falseAlarms[k] = t.falseEpisodeTs.length - before;
+      if (k === 1) for (const ts of t.falseEpisodeTs.slice(before)) falseByDay[Math.floor((ts - fromTs) / DAY)]! += 1;
     });
     const firstRows = first === null ? 0 : outcomes[1].versions.filter((v) => v === first.meta.version).length;
     const waiting = gateway.lastWaiting;
@@ -561,6 +565,7 @@ async function runPumpFirst(index: number, hours: number, names: readonly [strin
       stepChanges: stepsAt.filter((d) => d.ts >= fromTs && d.ts < toTs).map((d) => d.change),
       stepsBefore: stepsAt.filter((d) => d.ts < planFrom).length,
       falseAlarms,
+      falseByDay,
     };
   } finally {
     await gateway.release();
@@ -572,7 +577,7 @@ async function runPumpFirst(index: number, hours: number, names: readonly [strin
 function gatewayLine(r: GatewayReport, names: readonly [string, string]): string {
   const fits = r.attempts.map((a) => `${fmt((a.at - T0) / HOUR_MS, 1)} h: ${describeFit(a.result)}, ${fmt(a.ms / 1000, 1)} s`);
   const after = r.invalidReason !== null ? `; refused by validation: ${r.invalidReason}` : r.waiting !== null ? `; still ${r.waiting}` : '';
-  return `${r.pumpId}: ${fits.length > 0 ? fits.join('; ') : 'no fit'}${after}; faults planned from ${fmt(r.planFromHours, 1)} h (${r.stepsBefore} steps in demand before); ${names[1]}'s first model scored ${fmt(100 * r.firstShare, 1)} % of the scored readings; false alarms ${names[0]} ${r.falseAlarms[0]}, ${names[1]} ${r.falseAlarms[1]}`;
+  return `${r.pumpId}: ${fits.length > 0 ? fits.join('; ') : 'no fit'}${after}; faults planned from ${fmt(r.planFromHours, 1)} h (${r.stepsBefore} steps in demand before); ${names[1]}'s first model scored ${fmt(100 * r.firstShare, 1)} % of the scored readings; false alarms ${names[0]} ${r.falseAlarms[0]}, ${names[1]} ${r.falseAlarms[1]} (by day: ${r.falseByDay.join('/')})`;
 }
 
 /** A `--first-model` run's own lines: fits, refusals, and the false alarms in the day after a step in demand. */
