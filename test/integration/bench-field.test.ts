@@ -97,7 +97,7 @@ describe('bench/field --first-model', () => {
     for (const [, cells] of rows) expect(cells.map((c) => c.split('/')[1])).toEqual(['10', '2', '10', '10', '40']);
 
     // each pump: its fits in time order (refused ones again after another 3 h), the faults planned from its first fit that did not wait
-    const pumps = [...stdout.matchAll(/^(sim-pump-\d+): (.*); faults planned from ([\d.]+) h \((\d+) steps in demand before\); first-3h's first model scored ([\d.]+) % of the scored readings; false alarms bundled (\d+), first-3h (\d+)$/gm)];
+    const pumps = [...stdout.matchAll(/^(sim-pump-\d+): (.*); faults planned from ([\d.]+) h \((\d+) steps in demand before\); first-3h's first model scored ([\d.]+) % of the scored readings; false alarms bundled (\d+), first-3h (\d+) \(by day: (\d+(?:\/\d+)*)\)$/gm)];
     expect(pumps.map((m) => m[1])).toEqual(['sim-pump-1', 'sim-pump-2']);
     let refusedTotal = 0;
     let fittedTotal = 0;
@@ -116,6 +116,10 @@ describe('bench/field --first-model', () => {
       if (fitted) fittedTotal++;
       const share = Number(m[5]);
       shares.push(share);
+      // the gateway's false alarms by day of the 7 scored days add up to its total
+      const byDay = m[8]!.split('/').map(Number);
+      expect(byDay, m[1]).toHaveLength(7);
+      expect(byDay.reduce((a, b) => a + b, 0), m[1]).toBe(Number(m[7]));
       // fitted at its first fit, the first model scores every scored reading; after a refusal the bundled model scores the hours until the next fit
       if (!fitted) expect(share, m[1]).toBe(0);
       else if (fits.length === 1) expect(share, m[1]).toBe(100);
