@@ -10,7 +10,7 @@
  * install take on a gateway are not simulated). Figures only.
  */
 import { fitFirstModelHere, type FirstModelFitResult } from '../agent/first-model/fit.js';
-import { fitDue, FIRST_MODEL_MAX_ROWS, FIRST_MODEL_WINDOW_MS } from '../agent/first-model/job.js';
+import { fitDue, FIRST_MODEL_MAX_ROWS, FIRST_MODEL_WINDOW_MS, fullBy } from '../agent/first-model/job.js';
 import type { PredictionRow, StoredRow } from '../buffer/types.js';
 import type { InferenceEngine } from '../inference/engine.js';
 import { LoadedModel } from '../inference/model.js';
@@ -23,7 +23,7 @@ const VALIDATE_READINGS = 256;
 
 type State =
   | { kind: 'none' }
-  | { kind: 'waiting'; neededHours: number; spanHours: number; newestTs: number }
+  | { kind: 'waiting'; neededHours: number; spanHours: number; newestTs: number; fullByTs: number | null }
   | { kind: 'refused'; lastTs: number }
   | { kind: 'fitted' }
   | { kind: 'invalid'; reason: string };
@@ -88,7 +88,7 @@ export class GatewayPump {
     const attempt = { at, result, ms: performance.now() - started };
     const lastTs = (rows.at(-1) as StoredRow).ts;
     if (result.kind === 'waiting') {
-      this.state = { kind: 'waiting', neededHours: this.afterHours, spanHours: result.spanHours, newestTs: lastTs };
+      this.state = { kind: 'waiting', neededHours: this.afterHours, spanHours: result.spanHours, newestTs: lastTs, fullByTs: rows.length >= FIRST_MODEL_MAX_ROWS ? null : fullBy(rows.map((r) => r.ts), FIRST_MODEL_MAX_ROWS) };
       this.lastWaiting = result;
       return attempt; // not counted among attempts: the job does not call it a fit either
     }

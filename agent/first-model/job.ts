@@ -53,18 +53,39 @@ export interface FirstModelJobDeps {
  * `afterHours` in force: a refused one once its readings span another `retryAfterSpanHours` (or
  * `afterHours`, if lower: the setting lowered since) past the refused ones; a waiting one once its
  * running span can have grown enough (stopped readings do not count, so it cannot have grown by
- * more than the time the readings moved on), judged against the hours it was looked at for (with
- * the setting changed since, it is looked at again). bench/field-first.ts decides with it too.
+ * more than the time the readings moved on), or its readings can have reached the most a fit reads
+ * (`fullByTs`, fullBy), judged against the hours it was looked at for (with the setting changed
+ * since, it is looked at again). bench/field-first.ts decides with it too.
  */
 export function fitDue(
   newestTs: number,
   afterHours: number,
   refused: { lastTs: number; retryAfterSpanHours: number } | null,
-  waiting: { neededHours: number; spanHours: number; newestTs: number } | null,
+  waiting: { neededHours: number; spanHours: number; newestTs: number; fullByTs?: number | null } | null,
 ): boolean {
   if (refused && newestTs < refused.lastTs + Math.min(refused.retryAfterSpanHours, afterHours) * HOUR_MS) return false;
-  if (waiting && waiting.neededHours === afterHours && newestTs < waiting.newestTs + (waiting.neededHours - waiting.spanHours) * HOUR_MS) return false;
+  if (waiting && waiting.neededHours === afterHours && newestTs < Math.min(waiting.newestTs + (waiting.neededHours - waiting.spanHours) * HOUR_MS, waiting.fullByTs ?? Infinity)) return false;
   return true;
+}
+
+/**
+ * When the newest of a pump's readings, at the pace of `ts` (the times of the rows a fit read, fewer
+ * than `maxRows`), would make them `maxRows`, the most a fit reads: from then on it is fitted on
+ * them whatever span they hold, so a waiting pump is looked at again then if its span has not grown
+ * enough before. Null when the pace is unknown (fewer than 2 rows, or all at one time).
+ */
+export function fullBy(ts: ArrayLike<number>, maxRows: number): number | null {
+  const n = ts.length;
+  if (n < 2) return null;
+  let oldest = Infinity;
+  let newest = -Infinity;
+  for (let i = 0; i < n; i++) {
+    const t = ts[i] as number;
+    if (t < oldest) oldest = t;
+    if (t > newest) newest = t;
+  }
+  if (!(newest > oldest)) return null;
+  return newest + (Math.max(0, maxRows - n) * (newest - oldest)) / (n - 1);
 }
 
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -190,6 +211,8 @@ export class FirstModelJob {
       // The most rows a fit reads, and still short of the hours set (a fast pump: 250 000 readings
       // are 69 h at 1 Hz): fitted on them, as no later check could read more.
       const neededHours = full ? 0 : afterHours;
+      // Before the fit: its worker thread takes the rows' buffers.
+      const fullByTs = full ? null : fullBy(rows.ts, deps.maxRows ?? FIRST_MODEL_MAX_ROWS);
       if (full) log.info({ pump, rows: count, afterHours }, `first model: the pump's newest ${count} readings, the most a fit reads, are fitted whatever running span they hold (PUMPWATCH_FIRST_MODEL_AFTER_HOURS is ${afterHours} h)`);
       let result: FirstModelFitResult;
       try {
@@ -205,7 +228,7 @@ export class FirstModelJob {
       }
       if (this.stopped || this.turnedOffMeanwhile(pump)) return;
       if (result.kind === 'waiting') {
-        deps.states.waiting.set(pump, { spanHours: result.spanHours, neededHours: afterHours, newestTs: lastTs, reason: result.reason });
+        deps.states.waiting.set(pump, { spanHours: result.spanHours, neededHours: afterHours, newestTs: lastTs, fullByTs, reason: result.reason });
         log.debug({ pump, spanHours: result.spanHours, neededHours: afterHours }, 'first model: not enough running readings yet');
         return;
       }

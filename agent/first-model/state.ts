@@ -34,6 +34,8 @@ export interface FirstModelWaiting {
   neededHours: number;
   /** The newest reading time when it was looked at (epoch ms): nothing to fit before more readings came. */
   newestTs: number;
+  /** When its readings, at their pace then, would reach the most a fit reads (job.ts fullBy); null when unknown. */
+  fullByTs: number | null;
   reason: string;
 }
 

@@ -382,6 +382,32 @@ describe('a first model fitted on the gateway (hub off)', () => {
     await stopAgent(agent);
   });
 
+  it('looks at a waiting pump again as soon as its readings can reach the most a fit reads, not only once their span can reach the hours set', async () => {
+    const agent = await startAgent('capped-waiting', { PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '24' });
+    const from = Date.now() - 30 * HOUR;
+    const sim = new PumpSimulator({ pumpId: 'pump-w', seed: 11, startTs: from, periodMs: STEP });
+    const asked: Array<[number, number]> = [];
+    const fit = async (req: PackedFitRequest): Promise<FirstModelFitResult> => {
+      asked.push([req.afterHours, req.rows.ts.length]);
+      return fitFirstModelPacked(req);
+    };
+    const job = jobOf(agent, { fit, pageRows: 500, maxRows: 1500, afterHours: () => 24 });
+    await ingest(agent, simulated('pump-w', 11, from, 600, sim)); // 1.7 h: waiting for 24
+    await job.run();
+    expect(asked).toEqual([[24, 600]]);
+    expect(job.view().pumps['pump-w']).toMatchObject({ state: 'waiting', neededHours: 24 });
+    // 890 more: 1 490 rows, short of the most a fit reads: not looked at again.
+    await ingest(agent, simulated('pump-w', 11, from, 890, sim));
+    await job.run();
+    expect(asked).toHaveLength(1);
+    // 20 more: 1 510 rows (4.2 h): fitted on the newest 1 500 at this check, not some 20 h later.
+    await ingest(agent, simulated('pump-w', 11, from, 20, sim));
+    await job.run();
+    expect(asked).toEqual([[24, 600], [0, 1500]]);
+    expect(meta(agent)!['pump-w']).toMatchObject({ state: 'fitted' });
+    await stopAgent(agent);
+  });
+
   it('reads the newest 7 days of the pump in pages, oldest first, and after a refusal waits for another span of readings', async () => {
     const agent = await startAgent('pages', { PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '2' });
     // 8 days at one reading a minute, then the test's fit refuses.
