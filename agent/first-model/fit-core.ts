@@ -11,6 +11,7 @@ import { describeStoppedRule, pauseStarts, quoteName, quoteNames, type StoppedRu
 import { DEFAULT_ALGORITHM } from '../../trainer/algorithms/index.js';
 import { ReadingsCollector, type LoadResult } from '../../trainer/data/collect.js';
 import type { Cleaned, Target } from '../../trainer/data/clean.js';
+import { ALARMS_RULE, countAlarms, describeAlarms, tooManyAlarms } from '../../trainer/eval/alarms.js';
 import { stoppedRows } from '../../trainer/data/stopped.js';
 import { OnnxScorer, rowsOf } from '../../trainer/eval/score.js';
 import { fitTable, type FitResult } from '../../trainer/fit.js';
@@ -18,7 +19,7 @@ import { columnMeans, columnStds } from '../../trainer/linalg/stats.js';
 import { prepareLoaded } from '../../trainer/train/prepare-loaded.js';
 import { holdoutSplit, MIN_HOLDOUT_ROWS, MIN_TRAIN_ROWS, TRAIN_DEFAULTS, trainSegmentStarts } from '../../trainer/train/split.js';
 import type { PackedRows } from './pack.js';
-import { FIRST_MODEL_ALARMS_AT_LEAST, FIRST_MODEL_ALARMS_PER_DAY, FIRST_MODEL_ALARMS_SIGNIFICANCE, FIRST_MODEL_ORIGIN, FIRST_MODEL_VERSION_PREFIX, type FirstModelFitResult, type PackedFitRequest } from './types.js';
+import { FIRST_MODEL_ORIGIN, FIRST_MODEL_VERSION_PREFIX, type FirstModelFitResult, type PackedFitRequest } from './types.js';
 
 const HOUR_MS = 3_600_000;
 
@@ -100,8 +101,8 @@ export async function fitPacked(req: PackedFitRequest): Promise<FirstModelFitRes
   }
   if (tooManyAlarms(heldOutEpisodes, held.hours)) {
     return refused(
-      `model ${fit.metadata.version} would raise ${heldOutEpisodes} false alarms (runs of flagged readings) in the ${hours(heldOutHours)} of running of the ${heldOutRows} newest readings of ${who} it was checked on, ` +
-        `${(heldOutEpisodes / Math.max(held.hours / 24, 1 / 24)).toFixed(1)} a day (${heldOutFlagged} readings flagged, ${share.toFixed(2)} %): more than a model raising ${FIRST_MODEL_ALARMS_PER_DAY} a day would (p < ${FIRST_MODEL_ALARMS_SIGNIFICANCE}); it flickers about its threshold on the readings from ${since} on${shiftText(cleaned, trainIdx, holdoutStart)}`,
+      `model ${fit.metadata.version} would raise ${describeAlarms({ runs: heldOutEpisodes, hours: held.hours })} on the ${heldOutRows} newest readings of ${who} it was checked on ` +
+        `(${heldOutFlagged} readings flagged, ${share.toFixed(2)} %): ${ALARMS_RULE}; it flickers about its threshold on the readings from ${since} on${shiftText(cleaned, trainIdx, holdoutStart)}`,
       judged,
     );
   }
@@ -160,32 +161,17 @@ function runningSpan(loaded: LoadResult, flagged: Uint8Array, rule: StoppedRule 
 
 /**
  * What the model in `bytes` does on the held-out rows (from `holdoutStart`), scored in onnxruntime
- * as train scores them: the rows it flags; its false-alarm episodes, runs of flagged rows (a pause
- * or a hole the cleaning left ends one: after it, a flag is a new alarm); and the running hours the
- * rows span (their intervals but those across a pause or a hole).
+ * as train scores them: the rows it flags, and its false alarms (runs of flags) over the running
+ * hours the rows span (trainer/eval/alarms.ts: a pause or a hole the cleaning left ends a run).
  */
 async function judgeHeldOut(bytes: Uint8Array, cleaned: Cleaned, holdoutStart: number): Promise<HeldOut> {
   const scorer = await OnnxScorer.load(bytes);
   try {
     const held = Array.from({ length: cleaned.series.rows.length - holdoutStart }, (_, k) => holdoutStart + k);
     const scores = await scorer.score(rowsOf(cleaned.series, cleaned.segmentStarts), held);
-    const starts = new Set(cleaned.segmentStarts);
-    const ts = cleaned.series.timestamps;
-    let flagged = 0;
-    let episodes = 0;
-    let ms = 0;
-    let inEpisode = false;
-    scores.forEach((score, k) => {
-      const row = holdoutStart + k;
-      const newRun = k === 0 || starts.has(row);
-      if (!newRun) ms += (ts[row] as number) - (ts[row - 1] as number);
-      if (newRun) inEpisode = false;
-      const flag = score > scorer.metadata.threshold;
-      if (flag) flagged++;
-      if (flag && !inEpisode) episodes++;
-      inEpisode = flag;
-    });
-    return { flagged, episodes, hours: ms / HOUR_MS };
+    const flags = Array.from(scores, (s) => s > scorer.metadata.threshold);
+    const alarms = countAlarms(flags, held, cleaned.series.timestamps, new Set(cleaned.segmentStarts));
+    return { flagged: flags.filter(Boolean).length, episodes: alarms.runs, hours: alarms.hours };
   } finally {
     await scorer.release();
   }
@@ -195,26 +181,6 @@ interface HeldOut {
   flagged: number;
   episodes: number;
   hours: number;
-}
-
-/**
- * Whether `episodes` false alarms in `hours` of running are too many for a model raising
- * FIRST_MODEL_ALARMS_PER_DAY a day: a Poisson count at that rate reaches them less often than
- * FIRST_MODEL_ALARMS_SIGNIFICANCE, and they are at least FIRST_MODEL_ALARMS_AT_LEAST. A couple of
- * alarms in a short hold-out are not enough to refuse a model; a model that flickers (many short
- * runs of flags, each an alarm) is.
- */
-export function tooManyAlarms(episodes: number, hours: number): boolean {
-  if (episodes < FIRST_MODEL_ALARMS_AT_LEAST) return false;
-  const lambda = (FIRST_MODEL_ALARMS_PER_DAY * Math.max(hours, 0)) / 24;
-  // P(N ≥ episodes) = 1 − Σ_{i<episodes} e^−λ λ^i / i!
-  let term = Math.exp(-lambda);
-  let below = 0;
-  for (let i = 0; i < episodes; i++) {
-    below += term;
-    term *= lambda / (i + 1);
-  }
-  return 1 - below < FIRST_MODEL_ALARMS_SIGNIFICANCE;
 }
 
 /** `; the held-out mean moved from the fitted one by Pressure +4.1, Current −2.3 standard deviations` (the features most moved, at least 1), or ''. */

@@ -36,17 +36,6 @@ export type FirstModelFitResult =
   | { kind: 'waiting'; spanHours: number; reason: string } // not enough running readings yet
   | { kind: 'refused'; reason: string; spanHours: number; heldOutRows?: number; heldOutFlagged?: number; heldOutEpisodes?: number; heldOutHours?: number };
 
-/**
- * The false alarms a first model may raise on its held-out readings: refused when they are more
- * than a model raising FIRST_MODEL_ALARMS_PER_DAY a day would raise in their running hours, at
- * significance FIRST_MODEL_ALARMS_SIGNIFICANCE, and at least FIRST_MODEL_ALARMS_AT_LEAST of them
- * (fit-core.ts tooManyAlarms). One a day per pump is about what a technician reads before ignoring
- * a pump's alarms; the significance and the least count keep a model with an alarm or two in a few
- * held-out hours from being refused by chance.
- */
-export const FIRST_MODEL_ALARMS_PER_DAY = 1;
-export const FIRST_MODEL_ALARMS_SIGNIFICANCE = 0.01;
-export const FIRST_MODEL_ALARMS_AT_LEAST = 3;
 
 /** `metrics.origin` of a first model (the reported properties and /status say `origin: "gateway"`). */
 export const FIRST_MODEL_ORIGIN = 'gateway';

@@ -9,10 +9,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tooManyAlarms } from '../../agent/first-model/fit-core.js';
 import { fitFirstModel, fitFirstModelHere, fitFirstModelPacked, PackedPages, type FirstModelFitRequest, type FirstModelFitResult } from '../../agent/first-model/fit.js';
 import { packageRoot } from '../../agent/paths.js';
 import { PumpSimulator, type SimulatorOptions } from '../../agent/simulator.js';
+import { tooManyAlarms } from '../../trainer/eval/alarms.js';
 import { bufferSimulated } from '../../bench/support.js';
 import { BufferStore } from '../../buffer/store.js';
 import type { PredictionRow, Reading, StoredRow } from '../../buffer/types.js';
@@ -194,7 +194,7 @@ describe('first model fitted on the gateway', () => {
     expect(r.heldOutEpisodes).toBeGreaterThanOrEqual(10);
     expect(r.heldOutHours).toBe(4.8);
     expect(r.reason).toMatch(
-      /^model gw-\d{8}-[0-9a-f]{12} would raise \d+ false alarms \(runs of flagged readings\) in the 4\.8 h of running of the 1728 newest readings of pump "p1" it was checked on, [\d.]+ a day \(\d+ readings flagged, [\d.]+ %\): more than a model raising 1 a day would \(p < 0\.01\); it flickers about its threshold on the readings from 2026-06-01T19:12:00\.000Z on/,
+      /^model gw-\d{8}-[0-9a-f]{12} would raise \d+ false alarms \(runs of flagged readings\) in 4\.8 h of running, [\d.]+ a day on the 1728 newest readings of pump "p1" it was checked on \(\d+ readings flagged, [\d.]+ %\): more than a model raising 1 a day would \(p < 0\.01\); it flickers about its threshold on the readings from 2026-06-01T19:12:00\.000Z on/,
     );
     console.log(`flicker refused: ${r.reason}`);
 

@@ -26,6 +26,7 @@ const FIRST_MODEL_TRAINER: readonly string[] = [
   'trainer/data/collect.js',
   'trainer/data/clean.js',
   'trainer/data/stopped.js',
+  'trainer/eval/alarms.js',
   'trainer/eval/score.js',
   'trainer/fit.js',
   'trainer/linalg/stats.js',

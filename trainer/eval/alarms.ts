@@ -1,0 +1,68 @@
+/**
+ * False alarms as a technician meets them: each run of flagged normal readings is one alarm (the
+ * agent alerts when a run begins), however many readings it flags. A model whose scores hover about
+ * its threshold flags few readings, in many short runs: within a ceiling on the share of readings
+ * flagged (`--max-far`), it can still raise dozens of alarms a day. Used by `train`'s decision
+ * (train/decide.ts, on the normal held-out rows) and by the first model fitted on the gateway
+ * (agent/first-model/fit-core.ts, on its held-out rows). Storage-free.
+ */
+
+/** The alarm rate tolerated: about what a technician reads before ignoring a pump's alarms. */
+export const ALARMS_PER_DAY = 1;
+/** Too many: a Poisson count at ALARMS_PER_DAY over the hours reaches them less often than this. */
+export const ALARMS_SIGNIFICANCE = 0.01;
+/** And never fewer than this: an alarm or two in a few hours never refuses a model by chance. */
+export const ALARMS_AT_LEAST = 3;
+
+/** Runs of flags (alarms) and the running hours they were counted over. */
+export interface AlarmCount {
+  runs: number;
+  hours: number;
+}
+
+/**
+ * Alarms among rows scored in time order: `flags[k]` for row `rows[k]` (indices into a series,
+ * ascending). A run ends at an unflagged row, at a row that does not follow the one before it (a
+ * row left out between them), and at a segment start (a pause or a hole: after it, a flag is a new
+ * alarm). The hours are the intervals between consecutive rows but across those breaks.
+ */
+export function countAlarms(flags: readonly boolean[], rows: readonly number[], timestamps: ArrayLike<number>, segmentStarts: ReadonlySet<number>): AlarmCount {
+  let runs = 0;
+  let ms = 0;
+  let inRun = false;
+  rows.forEach((row, k) => {
+    const joined = k > 0 && row === (rows[k - 1] as number) + 1 && !segmentStarts.has(row);
+    if (joined) ms += (timestamps[row] as number) - (timestamps[row - 1] as number);
+    else inRun = false;
+    const flag = flags[k] === true;
+    if (flag && !inRun) runs++;
+    inRun = flag;
+  });
+  return { runs, hours: ms / 3_600_000 };
+}
+
+/**
+ * Whether `runs` alarms in `hours` of running are too many for a model raising ALARMS_PER_DAY a
+ * day: at least ALARMS_AT_LEAST, and a Poisson count at that rate reaches them with probability
+ * below ALARMS_SIGNIFICANCE (3 or more in 4.8 h; 5 or more in 24 h).
+ */
+export function tooManyAlarms(runs: number, hours: number): boolean {
+  if (runs < ALARMS_AT_LEAST) return false;
+  const lambda = (ALARMS_PER_DAY * Math.max(hours, 0)) / 24;
+  // P(N ≥ runs) = 1 − Σ_{i<runs} e^−λ λ^i / i!
+  let term = Math.exp(-lambda);
+  let below = 0;
+  for (let i = 0; i < runs; i++) {
+    below += term;
+    term *= lambda / (i + 1);
+  }
+  return 1 - below < ALARMS_SIGNIFICANCE;
+}
+
+/** `13 false alarms (runs of flagged readings) in 9.62 h of running, 32.4 a day` */
+export function describeAlarms(a: AlarmCount): string {
+  return `${a.runs} false alarm${a.runs === 1 ? '' : 's'} (runs of flagged readings) in ${Number(a.hours.toFixed(2))} h of running, ${(a.runs / Math.max(a.hours / 24, 1 / 24)).toFixed(1)} a day`;
+}
+
+/** `more than a model raising 1 a day would (p < 0.01)` */
+export const ALARMS_RULE = `more than a model raising ${ALARMS_PER_DAY} a day would (p < ${ALARMS_SIGNIFICANCE})`;
