@@ -119,7 +119,7 @@ describe('labels in the comparison', () => {
     // On the 192 normal rows the live model raises false alarms that a comparison on the label alone did not count.
     expect(e.champion!.far).toBeGreaterThan(5);
     expect(e.challenger.far).toBeLessThanOrEqual(5);
-    expect(res.out).toMatch(/^ {2}decision the live model flags [\d.]+ % of the normal held-out rows, above the false-alarm ceiling of 5 % \(--max-far\), and the challenger [\d.]+ %, within it: /m);
+    expect(res.out).toMatch(/^ {2}decision the live model flags [\d.]+ % of the normal held-out rows, above the false-alarm ceiling of 5 % \(--max-far\), and the challenger [\d.]+ % \(\d+ false alarms? in [\d.]+ h\), within it: /m);
     expect(record.decision.promoted).toBe(true);
   });
 });
@@ -135,18 +135,36 @@ describe('the false-alarm ceiling', () => {
     expect(e.champion!.score).toBeGreaterThan(e.challenger.score);
     expect(e.challenger.far).toBe(0);
     expect(record.decision).toMatchObject({ promoted: true, maxFar: 5 });
-    expect(res.out).toMatch(/^ {2}decision the live model flags 4\d\.\d\d % of the normal held-out rows, above the false-alarm ceiling of 5 % \(--max-far\), and the challenger 0\.00 %, within it: /m);
+    expect(res.out).toMatch(/^ {2}decision the live model flags 4\d\.\d\d % of the normal held-out rows, above the false-alarm ceiling of 5 % \(--max-far\), and the challenger 0\.00 % \(0 false alarms in [\d.]+ h\), within it: /m);
     expect((await readBest(container, 'pump-far'))!.pointer.version).not.toBe(live);
   });
 
-  it('takes the ceiling from --max-far: above the live model’s false alarms, the balanced accuracy keeps it', async () => {
+  it('takes the ceilings from --max-far and --max-alarms-per-day: above the live model’s false alarms, the balanced accuracy keeps it', async () => {
     const live = await pumpWithLive('pump-far-60', 18);
-    const { res, record } = await trainThreeDays('pump-far-60', '--max-far', '60');
-    expect(record.decision).toMatchObject({ promoted: false, maxFar: 60 });
+    const { res, record } = await trainThreeDays('pump-far-60', '--max-far', '60', '--max-alarms-per-day', '0');
+    expect(record.decision).toMatchObject({ promoted: false, maxFar: 60, maxAlarmsPerDay: 0 });
     expect(res.out).toMatch(/^ {2}decision not better by the margin: .*, false-alarm ceiling 60 %$/m);
     expect((await readBest(container, 'pump-far-60'))!.pointer.version).toBe(live);
     const bad = await cli(['train', '--source', 'pump-far-60', '--days', '3', '--max-far', '101']);
     expect(bad.code).toBe(2);
     expect(bad.err).toMatch(/--max-far/);
+    const badAlarms = await cli(['train', '--source', 'pump-far-60', '--days', '3', '--max-alarms-per-day', '-1']);
+    expect(badAlarms.code).toBe(2);
+    expect(badAlarms.err).toMatch(/--max-alarms-per-day/);
+  });
+
+  it('replaces a live model within --max-far whose flags come in more runs than the alarm ceiling allows (each run an alert)', async () => {
+    const live = await pumpWithLive('pump-far-runs', 18);
+    const { res, record } = await trainThreeDays('pump-far-runs', '--max-far', '60');
+    const e = record.evaluation;
+    expect(e.champion!.far).toBeLessThan(60);
+    expect(e.champion!.alarms!.runs).toBeGreaterThanOrEqual(5);
+    expect(e.challenger.alarms).toMatchObject({ runs: 0 });
+    expect(e.challenger.alarms!.hours).toBeGreaterThan(1);
+    expect(record.decision).toMatchObject({ promoted: true, maxFar: 60, maxAlarmsPerDay: 1 });
+    expect(res.out).toMatch(
+      /^ {2}decision the live model would raise \d+ false alarms \(runs of flagged readings\) in [\d.]+ h of running, [\d.]+ a day on the normal held-out rows \(4\d\.\d\d % of them flagged\): more than a model raising 1 a day would \(p < 0\.01\) \(--max-alarms-per-day\), and the challenger 0\.00 % \(0 false alarms in [\d.]+ h\), within it: /m,
+    );
+    expect((await readBest(container, 'pump-far-runs'))!.pointer.version).not.toBe(live);
   });
 });

@@ -143,7 +143,7 @@ describe('pumpwatch-trainer train', () => {
     expect(res.out).toMatch(new RegExp(`live ${first}: balanced accuracy \\d\\.\\d{4} \\(F1 `));
     // The live model flags most normal held-out rows: above the false-alarm ceiling, it cannot defend its place.
     expect(res.out).toMatch(
-      /decision the live model flags [\d.]+ % of the normal held-out rows, above the false-alarm ceiling of 5 % \(--max-far\), and the challenger [\d.]+ %, within it: synthetic-faults: challenger balanced accuracy \d\.\d{4} \(F1 [^)]*\) vs live balanced accuracy/,
+      /decision the live model flags [\d.]+ % of the normal held-out rows, above the false-alarm ceiling of 5 % \(--max-far\), and the challenger [\d.]+ % \(\d+ false alarms? in [\d.]+ h\), within it: synthetic-faults: challenger balanced accuracy \d\.\d{4} \(F1 [^)]*\) vs live balanced accuracy/,
     );
     const best = (await readBest(container, 'pump-a'))!.pointer;
     expect(best.version).not.toBe(first);

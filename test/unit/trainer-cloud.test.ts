@@ -8,12 +8,14 @@ import { TRAIN_OPTIONS, trainRequest } from '../../trainer/commands/train.js';
 import type { Cleaned } from '../../trainer/data/clean.js';
 import { defaultQuery } from '../../trainer/deploy/twin.js';
 import { runCli } from '../../trainer/commands/index.js';
+import { countAlarms } from '../../trainer/eval/alarms.js';
 import { FAULT_SIZES, faultSpreads, formatEvaluation, HELD_OUT_ROWS, MIN_LABELLED_EPISODES, MIN_LABELLED_ROWS, planEvaluation, RANGE_ROWS, rates, type Evaluation } from '../../trainer/eval/criterion.js';
 import { spanWarnings } from '../../trainer/fit.js';
 import { createProgress } from '../../trainer/progress.js';
 import { nextPointer, type BestPointer, type ModelRecord } from '../../trainer/registry/records.js';
 import { labelSpans, renderReport } from '../../trainer/report/report.js';
 import { decide } from '../../trainer/train/decide.js';
+import { evaluationWarnings } from '../../trainer/train/warnings.js';
 import { inShard, shardOf } from '../../trainer/train/sources.js';
 import { makeModel } from '../support/models.js';
 
@@ -50,6 +52,7 @@ describe('the promotion decision', () => {
         'vs live balanced accuracy 0.8950 (F1 0.8950, FAR 1.00 %, MAR 10.00 %), margin 0.01, false-alarm ceiling 5 %',
       margin: 0.01,
       maxFar: 5,
+      maxAlarmsPerDay: 1,
     });
     expect(decide(c, null, rule, 'it needs Flow').reason).toMatch(/cannot be scored .*needs Flow/);
     expect(decide(c, { version: 'v2', evaluation: evaluation(0.1) }, rule)).toMatchObject({ promoted: false, reason: expect.stringMatching(/is the live model itself/) });
@@ -65,6 +68,7 @@ describe('the promotion decision', () => {
         'on the held-out rows: synthetic-faults: challenger balanced accuracy 0.9000 (F1 0.9000, FAR 1.00 %, MAR 10.00 %) vs live balanced accuracy 0.5000 (F1 0.5000, FAR 1.00 %, MAR 10.00 %), margin 0.01, false-alarm ceiling 5 %',
       margin: 0.01,
       maxFar: 5,
+      maxAlarmsPerDay: 1,
     });
     expect(decide(c, null, rule, 'it needs Flow', older)).toMatchObject({ promoted: false, reason: expect.stringMatching(/^older data: .*; the live model cannot be scored on them \(it needs Flow\)$/) });
     expect(decide(c, { version: 'v2', evaluation: evaluation(0.9) }, rule, undefined, older).reason).toMatch(/is the live model itself/);
@@ -81,6 +85,7 @@ describe('the promotion decision', () => {
         'synthetic-faults: challenger balanced accuracy 0.6070 (F1 0.6070, FAR 0.00 %, MAR 78.59 %) vs live balanced accuracy 0.7252 (F1 0.7252, FAR 49.70 %, MAR 5.00 %), margin 0.01, false-alarm ceiling 5 %',
       margin: 0.01,
       maxFar: 5,
+      maxAlarmsPerDay: 1,
     });
     // A ceiling above the live model's false alarms: the score decides, and the live model stays.
     expect(decide(c, live, { margin: 0.01, maxFar: 50 })).toMatchObject({ promoted: false, reason: expect.stringMatching(/^not better by the margin: /), maxFar: 50 });
@@ -100,6 +105,69 @@ describe('the promotion decision', () => {
     });
     // At the ceiling is within it.
     expect(decide({ version: 'v2', evaluation: evaluation(0.6, 5, 79) }, { version: 'v1', evaluation: evaluation(0.9, 5.01, 2) }, rule).promoted).toBe(true);
+  });
+});
+
+describe('the promotion decision on false alarms counted as runs of flags', () => {
+  const withAlarms = (e: Evaluation, runs: number, hours: number): Evaluation => ({ ...e, alarms: { runs, hours } });
+
+  it('never promotes a challenger that flickers (few rows flagged, many runs) over a live model within both ceilings, and replaces a flickering live model', () => {
+    // 13 runs in 9.6 h of normal held-out running, 0.16 % of the rows: the first model's case on the gateway.
+    const flicker = withAlarms(evaluation(0.95, 0.16, 2), 13, 9.62);
+    const quiet = withAlarms(evaluation(0.7, 0.02, 40), 1, 9.62);
+    expect(decide({ version: 'v2', evaluation: flicker }, { version: 'v1', evaluation: quiet }, rule)).toEqual({
+      promoted: false,
+      reason:
+        'the challenger would raise 13 false alarms (runs of flagged readings) in 9.62 h of running, 32.4 a day on the normal held-out rows (0.16 % of them flagged): ' +
+        'more than a model raising 1 a day would (p < 0.01) (--max-alarms-per-day), and the live model 0.02 % (1 false alarm in 9.62 h), within it: ' +
+        'synthetic-faults: challenger balanced accuracy 0.9500 (F1 0.9500, FAR 0.16 %, MAR 2.00 %) vs live balanced accuracy 0.7000 (F1 0.7000, FAR 0.02 %, MAR 40.00 %), margin 0.01, false-alarm ceiling 5 %',
+      margin: 0.01,
+      maxFar: 5,
+      maxAlarmsPerDay: 1,
+    });
+    expect(decide({ version: 'v2', evaluation: quiet }, { version: 'v1', evaluation: flicker }, rule)).toMatchObject({
+      promoted: true,
+      reason: expect.stringMatching(/^the live model would raise 13 false alarms .* and the challenger 0\.02 % \(1 false alarm in 9\.62 h\), within it: /),
+    });
+    // Two runs in 9.6 h are within it (at least 3, and unlikely at one a day): the score decides.
+    expect(decide({ version: 'v2', evaluation: withAlarms(evaluation(0.95, 0.16, 2), 2, 9.62) }, { version: 'v1', evaluation: quiet }, rule)).toMatchObject({
+      promoted: true,
+      reason: expect.stringMatching(/^better on the held-out rows: /),
+    });
+    // Both over: compared by score, and said so.
+    expect(decide({ version: 'v2', evaluation: flicker }, { version: 'v1', evaluation: withAlarms(evaluation(0.6, 0.5, 40), 40, 9.62) }, rule)).toMatchObject({
+      promoted: true,
+      reason: expect.stringMatching(/^better on the held-out rows \(both raise more false alarms than the ceilings allow\): /),
+    });
+    // A live model's record without alarms (written before them) is judged on the share alone.
+    expect(decide({ version: 'v2', evaluation: flicker }, { version: 'v1', evaluation: evaluation(0.7, 0.02, 40) }, rule).promoted).toBe(false);
+    expect(decide({ version: 'v2', evaluation: evaluation(0.95, 0.16, 2) }, { version: 'v1', evaluation: quiet }, rule).promoted).toBe(true);
+  });
+
+  it('warns of a challenger over the alarm ceiling, promoted all the same with no live model', () => {
+    const flicker = withAlarms(evaluation(0.95, 0.16, 2), 13, 9.62);
+    expect(decide({ version: 'v2', evaluation: flicker }, null, rule).promoted).toBe(true);
+    expect(evaluationWarnings(flicker, 5)).toEqual([
+      'the challenger would raise 13 false alarms (runs of flagged readings) in 9.62 h of running, 32.4 a day on the normal held-out rows (0.16 % of them flagged): more than a model raising 1 a day would (p < 0.01) (--max-alarms-per-day)',
+    ]);
+    // --max-alarms-per-day 0: no alarm ceiling; 40 a day: 13 runs in 9.6 h are within it (16 expected).
+    expect(evaluationWarnings(flicker, 5, 0)).toEqual([]);
+    expect(evaluationWarnings(flicker, 5, 40)).toEqual([]);
+    const quiet = withAlarms(evaluation(0.7, 0.02, 40), 1, 9.62);
+    expect(decide({ version: 'v2', evaluation: flicker }, { version: 'v1', evaluation: quiet }, { ...rule, maxAlarmsPerDay: 0 })).toMatchObject({ promoted: true, maxAlarmsPerDay: 0 });
+  });
+
+  it('counts runs of flagged normal rows over their running hours: a row left out, a pause or a hole ends a run', () => {
+    // Rows 10 s apart; row 5 left out (a label), a segment start at 8.
+    const ts = Array.from({ length: 12 }, (_, i) => i * 10_000);
+    const flags = [true, true, false, true, true, true, true, false, true, true, true];
+    const rows = [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11];
+    // Runs: rows 0-1, 3-4, then 6-7 (a new run: row 5 was left out between 4 and 6), then 9-11: 4.
+    // Hours: the 8 intervals of 10 s between consecutive rows, but 4→6 (a row left out) and 7→8 (a segment start).
+    expect(countAlarms(flags, rows, ts, new Set([0, 8]))).toEqual({ runs: 4, hours: (8 * 10_000) / 3_600_000 });
+    // Joined across the segment start, 6-11 would be one run.
+    expect(countAlarms(flags.map((f, k) => f || rows[k] === 8), rows, ts, new Set([0, 8])).runs).toBe(4);
+    expect(countAlarms(flags.map((f, k) => f || rows[k] === 8), rows, ts, new Set([0])).runs).toBe(3);
   });
 });
 

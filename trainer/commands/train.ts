@@ -21,7 +21,8 @@ the same held-out rows (technicians' fault labels when that part has enough of t
 ${MIN_LABELLED_ROWS} rows in ${MIN_LABELLED_EPISODES} episodes; else synthetic sensor faults, with the labelled rows as
 further positives), and promotes the challenger only when its balanced accuracy
 1 - (FAR + MAR)/2 is better by the margin, under a false-alarm ceiling: a live model that
-flags more than --max-far % of the normal held-out rows is replaced by a challenger within it,
+flags more than --max-far % of the normal held-out rows, or raises more false alarms (runs of
+flagged normal rows) than --max-alarms-per-day allows, is replaced by a challenger within it,
 and a challenger above it never replaces a live model within it. A range whose newest
 reading is older than the live model's newest is compared but never promoted (--allow-older).
 Writes models/<source>/<version>/model.onnx and model.json; moves best.json only on promotion.
@@ -42,6 +43,11 @@ Options:
   --margin X          score the challenger must gain over the live model (default ${TRAIN_DEFAULTS.margin})
   --max-far P         false-alarm ceiling: % of the normal held-out rows a model may flag
                       and still keep or take the place (default ${TRAIN_DEFAULTS.maxFar})
+  --max-alarms-per-day R
+                      alarm ceiling: a model whose runs of flagged normal held-out rows
+                      (each an alert) are more than a model raising R a day would raise
+                      in their running hours (p < 0.01, and at least 3) is over the
+                      ceiling too (default ${TRAIN_DEFAULTS.maxAlarmsPerDay}; 0: no alarm ceiling)
   --seed N            seed of the synthetic faults (default ${TRAIN_DEFAULTS.seed})
   --version V         model version (default: training date + hash of data and options);
                       1-128 letters, digits, . _ : - starting with a letter or digit
@@ -93,6 +99,7 @@ export const TRAIN_OPTIONS = {
   holdout: { type: 'string' },
   margin: { type: 'string' },
   'max-far': { type: 'string' },
+  'max-alarms-per-day': { type: 'string' },
   seed: { type: 'string' },
   version: { type: 'string' },
   exclude: { type: 'string' },
@@ -121,6 +128,7 @@ export function trainRequest(command: string, v: TrainValues, source: string, no
     holdoutFraction: optionalNumber(v.holdout, '--holdout', 0.05, 0.5) ?? TRAIN_DEFAULTS.holdoutFraction,
     margin: optionalNumber(v.margin, '--margin', 0, 1) ?? TRAIN_DEFAULTS.margin,
     maxFar: optionalNumber(v['max-far'], '--max-far', 0, 100) ?? TRAIN_DEFAULTS.maxFar,
+    maxAlarmsPerDay: optionalNumber(v['max-alarms-per-day'], '--max-alarms-per-day', 0, 1440) ?? TRAIN_DEFAULTS.maxAlarmsPerDay,
     seed: optionalInteger(v.seed, '--seed', 0) ?? TRAIN_DEFAULTS.seed,
     algorithm: typeof v.algo === 'string' ? v.algo : undefined,
     window: optionalInteger(v.window, '--window', 1, MAX_WINDOW),

@@ -42,13 +42,14 @@ export function countAlarms(flags: readonly boolean[], rows: readonly number[], 
 }
 
 /**
- * Whether `runs` alarms in `hours` of running are too many for a model raising ALARMS_PER_DAY a
- * day: at least ALARMS_AT_LEAST, and a Poisson count at that rate reaches them with probability
- * below ALARMS_SIGNIFICANCE (3 or more in 4.8 h; 5 or more in 24 h).
+ * Whether `runs` alarms in `hours` of running are too many for a model raising `perDay` a day
+ * (default ALARMS_PER_DAY; 0: never too many): at least ALARMS_AT_LEAST, and a Poisson count at
+ * that rate reaches them with probability below ALARMS_SIGNIFICANCE (at one a day: 3 or more in
+ * 4.8 h; 5 or more in 24 h).
  */
-export function tooManyAlarms(runs: number, hours: number): boolean {
-  if (runs < ALARMS_AT_LEAST) return false;
-  const lambda = (ALARMS_PER_DAY * Math.max(hours, 0)) / 24;
+export function tooManyAlarms(runs: number, hours: number, perDay: number = ALARMS_PER_DAY): boolean {
+  if (runs < ALARMS_AT_LEAST || !(perDay > 0)) return false;
+  const lambda = (perDay * Math.max(hours, 0)) / 24;
   // P(N ≥ runs) = 1 − Σ_{i<runs} e^−λ λ^i / i!
   let term = Math.exp(-lambda);
   let below = 0;
@@ -65,4 +66,6 @@ export function describeAlarms(a: AlarmCount): string {
 }
 
 /** `more than a model raising 1 a day would (p < 0.01)` */
-export const ALARMS_RULE = `more than a model raising ${ALARMS_PER_DAY} a day would (p < ${ALARMS_SIGNIFICANCE})`;
+export function alarmsRule(perDay: number = ALARMS_PER_DAY): string {
+  return `more than a model raising ${perDay} a day would (p < ${ALARMS_SIGNIFICANCE})`;
+}

@@ -34,6 +34,7 @@
  */
 import type { Cleaned } from '../data/clean.js';
 import { columnMeans, columnStds } from '../linalg/stats.js';
+import { countAlarms, type AlarmCount } from './alarms.js';
 import type { OnnxScorer, Rows } from './score.js';
 
 export type Criterion = 'labels' | 'synthetic-faults';
@@ -62,6 +63,11 @@ export interface Evaluation {
   threshold: number;
   /** Of the positives, the held-out rows inside confirmed faults and how many of them the model missed (absent when there are none). */
   labelled?: { rows: number; missed: number };
+  /**
+   * The false alarms on the negatives: runs of flagged normal rows and the running hours they
+   * span (eval/alarms.ts). Absent from records written before 2026-12-06 (evening).
+   */
+  alarms?: AlarmCount;
 }
 
 interface Part {
@@ -70,6 +76,8 @@ interface Part {
   positive: boolean;
   /** Rows inside confirmed-fault labels (positives). */
   labelled?: boolean;
+  /** The normal rows of the series: their flags are counted as false alarms too (runs of flags over their running hours; eval/alarms.ts). */
+  alarms?: { timestamps: ArrayLike<number>; segmentStarts: ReadonlySet<number> };
 }
 
 export interface EvaluationPlan {
@@ -114,6 +122,7 @@ export function faultSpreads(rows: readonly Float64Array[], features: readonly s
 /** Rows from `holdoutStart` on are scored; `named` says what they are (and what `std` is) in the description. */
 export function planEvaluation(cleaned: ScoredData, holdoutStart: number, std: Float64Array, seed: number, named: ScoredRows): EvaluationPlan {
   const base: Rows = { features: cleaned.series.features, rows: cleaned.series.rows, segmentStarts: cleaned.segmentStarts };
+  const normal = { timestamps: cleaned.series.timestamps, segmentStarts: new Set(cleaned.segmentStarts) };
   const held = range(holdoutStart, cleaned.series.rows.length);
   const positives = held.filter((i) => cleaned.targets[i] === 'anomaly');
   const negatives = positives.length === 0 ? held : held.filter((i) => cleaned.targets[i] !== 'anomaly');
@@ -123,13 +132,13 @@ export function planEvaluation(cleaned: ScoredData, holdoutStart: number, std: F
   if (positives.length >= MIN_LABELLED_ROWS && episodes >= MIN_LABELLED_EPISODES) {
     return {
       criterion: 'labels',
-      parts: [labelled, { data: base, indices: negatives, positive: false }],
+      parts: [labelled, { data: base, indices: negatives, positive: false, alarms: normal }],
       description: `${inEpisodes} are positives, the other ${negatives.length} negatives`,
     };
   }
   const rand = mulberry32(seed);
   const block = Math.min(FAULT_ROWS, Math.max(1, Math.floor(held.length / 2)));
-  const parts: Part[] = [{ data: base, indices: negatives, positive: false }];
+  const parts: Part[] = [{ data: base, indices: negatives, positive: false, alarms: normal }];
   std.forEach((sd, f) => {
     if (sd > 0) for (const size of FAULT_SIZES) parts.push(faultBlock(cleaned, f, (rand() < 0.5 ? -1 : 1) * size * sd, holdoutStart + Math.floor(rand() * (held.length - block + 1)), block));
   });
@@ -172,19 +181,26 @@ export async function evaluate(scorer: OnnxScorer, plan: EvaluationPlan): Promis
   const counts: Counts = { tp: 0, fp: 0, fn: 0, tn: 0 };
   const threshold = scorer.metadata.threshold;
   let labelled: Evaluation['labelled'];
+  let alarms: AlarmCount | undefined;
   for (const part of plan.parts) {
     const scores = await scorer.score(part.data, part.indices);
     let missed = 0;
+    const flags: boolean[] = [];
     for (const s of scores) {
       const flagged = s > threshold;
       const key = part.positive ? (flagged ? 'tp' : 'fn') : flagged ? 'fp' : 'tn';
       counts[key]++;
       if (!flagged) missed++;
+      flags.push(flagged);
     }
     if (part.labelled === true && part.indices.length > 0) labelled = { rows: part.indices.length, missed };
+    if (part.alarms) {
+      const a = countAlarms(flags, part.indices, part.alarms.timestamps, part.alarms.segmentStarts);
+      alarms = { runs: a.runs, hours: round(a.hours) };
+    }
   }
   const r = rates(counts);
-  return { criterion: plan.criterion, metric: 'balanced-accuracy', score: round(1 - (r.far + r.mar) / 200), ...r, counts, threshold, ...(labelled ? { labelled } : {}) };
+  return { criterion: plan.criterion, metric: 'balanced-accuracy', score: round(1 - (r.far + r.mar) / 200), ...r, counts, threshold, ...(labelled ? { labelled } : {}), ...(alarms ? { alarms } : {}) };
 }
 
 const METRIC_NAMES: Record<Evaluation['metric'], string> = { f1: 'F1', 'balanced-accuracy': 'balanced accuracy' };

@@ -30,6 +30,8 @@ const evaluation = z.object({
   threshold: z.number(),
   /** Positives inside confirmed-fault labels, and how many the model missed (absent when none, and from records written before it). */
   labelled: z.object({ rows: z.number(), missed: z.number() }).optional(),
+  /** False alarms on the negatives: runs of flagged normal rows over their running hours (absent from records written before it). */
+  alarms: z.object({ runs: z.number(), hours: z.number() }).optional(),
 });
 
 const agentView = z.object({
@@ -126,7 +128,7 @@ export const ModelRecordSchema = z.object({
       .optional(),
   }),
   /** `maxFar`: the false-alarm ceiling (% of normal held-out rows) of the decision; absent from records written before it. */
-  decision: z.object({ promoted: z.boolean(), reason: z.string(), margin: z.number(), maxFar: z.number().optional() }),
+  decision: z.object({ promoted: z.boolean(), reason: z.string(), margin: z.number(), maxFar: z.number().optional(), maxAlarmsPerDay: z.number().optional() }),
   baseline: z.record(z.string(), featureBaseline),
   /**
    * The baseline's empirical null for drift (drift/stray.ts): how far blocks of the training rows

@@ -107,6 +107,10 @@ ${o.retrained ? `<p><b>retrained</b>: ${escapeHtml(o.retrained)}</p>\n` : ''}${o
 <h2>Comparison on the held-out rows</h2>
 <p>${escapeHtml(r.evaluation.description)}. Each model is scored at its own threshold; the challenger must gain ${r.decision.margin} in ${metricName(r.evaluation.challenger.metric)}${
   r.decision.maxFar === undefined ? '' : `, and a model that flags more than ${r.decision.maxFar} % of the normal held-out rows (the false-alarm ceiling) neither keeps nor takes the place from one within it`
+}${
+  r.decision.maxAlarmsPerDay === undefined || r.decision.maxAlarmsPerDay === 0
+    ? ''
+    : `, nor does one whose runs of flagged normal rows (each an alert) are more than a model raising ${r.decision.maxAlarmsPerDay} false alarm${r.decision.maxAlarmsPerDay === 1 ? '' : 's'} a day would raise (the alarm ceiling)`
 }.</p>
 <table><tr><th></th><th>version</th><th>algorithm</th><th>threshold</th><th>${metricName(r.evaluation.challenger.metric)}</th><th>F1</th><th>FAR</th><th>MAR</th><th>TP/FP/FN/TN</th></tr>
 ${metricRow('challenger', v.challenger)}${metricRow('live model', v.champion)}</table>

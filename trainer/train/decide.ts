@@ -10,8 +10,12 @@
  * and was kept against a challenger that flagged none of them (0.61, missing 79 % of the
  * synthetic faults). In the field every one of those false alarms reaches a technician, reading
  * after reading; alarms that are mostly false get ignored, the true ones with them. The
- * ceiling's default and why: trainer/README.md, "Decide".
+ * ceiling's default and why: trainer/README.md, "Decide". Beside the share, the alarms: runs of
+ * flagged normal rows, more than a model raising `maxAlarmsPerDay` a day would raise, put a model
+ * over the ceiling too (overCeiling): a model flickering about its threshold flags few rows but alerts a
+ * technician at each run.
  */
+import { ALARMS_PER_DAY, alarmsRule, describeAlarms, tooManyAlarms } from '../eval/alarms.js';
 import { formatEvaluation, type Evaluation } from '../eval/criterion.js';
 
 export interface Decision {
@@ -20,12 +24,19 @@ export interface Decision {
   margin: number;
   /** The false-alarm ceiling (% of the normal held-out rows) it was decided under; absent from records written before 2026-12-06. */
   maxFar?: number;
+  /** The alarm ceiling (false alarms a day, runs of flagged normal rows; 0: none) it was decided under; absent from records written before 2026-12-06 (evening). */
+  maxAlarmsPerDay?: number;
 }
 
-/** `margin`: score the challenger must gain; `maxFar`: the false-alarm ceiling, % of the normal held-out rows (`--max-far`). */
+/**
+ * `margin`: score the challenger must gain; `maxFar`: the false-alarm ceiling, % of the normal
+ * held-out rows (`--max-far`); `maxAlarmsPerDay`: the alarm ceiling (`--max-alarms-per-day`, 0:
+ * none; absent: ALARMS_PER_DAY).
+ */
 export interface DecisionRule {
   margin: number;
   maxFar: number;
+  maxAlarmsPerDay?: number;
 }
 
 export interface Contender {
@@ -61,7 +72,8 @@ export interface OlderRange {
  */
 export function decide(challenger: Contender, champion: Contender | null, rule: DecisionRule, championProblem?: string, older?: OlderRange): Decision {
   const { margin, maxFar } = rule;
-  const decided = (promoted: boolean, reason: string): Decision => ({ promoted, reason, margin, maxFar });
+  const maxAlarmsPerDay = rule.maxAlarmsPerDay ?? ALARMS_PER_DAY;
+  const decided = (promoted: boolean, reason: string): Decision => ({ promoted, reason, margin, maxFar, maxAlarmsPerDay });
   if (champion !== null && champion.version === challenger.version) return decided(false, `the challenger is the live model itself (version ${champion.version})`);
   const detail =
     champion === null ? null : `${challenger.evaluation.criterion}: challenger ${formatEvaluation(challenger.evaluation)} vs live ${formatEvaluation(champion.evaluation)}, margin ${margin}, false-alarm ceiling ${maxFar} %`;
@@ -76,19 +88,40 @@ export function decide(challenger: Contender, champion: Contender | null, rule: 
   if (champion === null) return decided(true, 'no model was promoted for this source yet');
   const c = challenger.evaluation;
   const l = champion.evaluation;
-  const over = (e: Evaluation) => e.far > maxFar;
+  const over = (e: Evaluation) => overCeiling(e, rule) !== null;
   if (over(l) && !over(c) && c.counts.tp > 0) {
-    return decided(true, `the live model flags ${pct(l.far)} of the normal held-out rows, above the false-alarm ceiling of ${maxFar} % (--max-far), and the challenger ${pct(c.far)}, within it: ${detail}`);
+    return decided(true, `the live model ${overCeiling(l, rule)}, and the challenger ${withinCeiling(c)}, within it: ${detail}`);
   }
   if (over(c) && !over(l)) {
-    return decided(false, `the challenger flags ${pct(c.far)} of the normal held-out rows, above the false-alarm ceiling of ${maxFar} % (--max-far), and the live model ${pct(l.far)}, within it: ${detail}`);
+    return decided(false, `the challenger ${overCeiling(c, rule)}, and the live model ${withinCeiling(l)}, within it: ${detail}`);
   }
   const better = c.score >= l.score + margin;
-  const both = over(c) && over(l) ? ' (both flag more normal rows than the false-alarm ceiling allows)' : '';
+  const both = !(over(c) && over(l)) ? '' : c.far > maxFar && l.far > maxFar ? ' (both flag more normal rows than the false-alarm ceiling allows)' : ' (both raise more false alarms than the ceilings allow)';
   return decided(better, better ? `better on the held-out rows${both}: ${detail}` : `not better by the margin${both}: ${detail}`);
 }
 
 const pct = (x: number) => `${x.toFixed(2)} %`;
+
+/**
+ * Why a model's false alarms on the normal held-out rows are over the ceilings, or null: it flags
+ * more than `maxFar` % of them (`--max-far`), or its runs of flags there are more alarms than a
+ * model raising one a day would raise in their running hours (eval/alarms.ts: a model that flickers
+ * about its threshold flags few rows in many runs, each an alert). An evaluation without `alarms`
+ * (a record written before them) is judged on the share alone.
+ */
+export function overCeiling(e: Evaluation, rule: Pick<DecisionRule, 'maxFar' | 'maxAlarmsPerDay'>): string | null {
+  const perDay = rule.maxAlarmsPerDay ?? ALARMS_PER_DAY;
+  if (e.far > rule.maxFar) return `flags ${pct(e.far)} of the normal held-out rows, above the false-alarm ceiling of ${rule.maxFar} % (--max-far)`;
+  if (e.alarms && tooManyAlarms(e.alarms.runs, e.alarms.hours, perDay)) {
+    return `would raise ${describeAlarms(e.alarms)} on the normal held-out rows (${pct(e.far)} of them flagged): ${alarmsRule(perDay)} (--max-alarms-per-day)`;
+  }
+  return null;
+}
+
+/** `0.12 %` or `0.12 % (1 false alarm in 9.6 h)` */
+function withinCeiling(e: Evaluation): string {
+  return `${pct(e.far)}${e.alarms ? ` (${e.alarms.runs} false alarm${e.alarms.runs === 1 ? '' : 's'} in ${Number(e.alarms.hours.toFixed(2))} h)` : ''}`;
+}
 
 /**
  * A version a `rollback` moved best.json away from (best.json `rolledBack`) is not promoted again

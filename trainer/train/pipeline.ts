@@ -43,6 +43,8 @@ export interface TrainRequest {
   margin: number;
   /** The false-alarm ceiling, % of the normal held-out rows (`--max-far`; train/decide.ts). */
   maxFar: number;
+  /** The alarm ceiling, false alarms a day (runs of flagged normal held-out rows; `--max-alarms-per-day`, 0: none; absent: 1). */
+  maxAlarmsPerDay?: number;
   seed: number;
   algorithm?: string;
   window?: number;
@@ -191,7 +193,7 @@ async function trainRange(container: ContainerClient, req: TrainRequest, progres
   const decided = decide(
     { version: fit.metadata.version, evaluation: challenger.evaluation as Evaluation },
     defender?.evaluation ? { version: champion!.record.version, evaluation: defender.evaluation } : null,
-    { margin: req.margin, maxFar: req.maxFar },
+    { margin: req.margin, maxFar: req.maxFar, maxAlarmsPerDay: req.maxAlarmsPerDay },
     defender && !defender.evaluation ? defender.problem : undefined,
     champion && !req.allowOlder && Number.isFinite(liveNewest) && newest < liveNewest
       ? { newest: new Date(newest).toISOString(), liveVersion: champion.record.version, liveNewest: new Date(liveNewest).toISOString() }
@@ -212,7 +214,7 @@ async function trainRange(container: ContainerClient, req: TrainRequest, progres
     source: req.source,
     warnings: [
       ...spanWarnings(fit.metadata, 'the comparison on the most recent rows'),
-      ...evaluationWarnings(challenger.evaluation as Evaluation, req.maxFar),
+      ...evaluationWarnings(challenger.evaluation as Evaluation, req.maxFar, req.maxAlarmsPerDay),
       ...dataWarnings(loaded, cleaned.stats, constantFeaturesOf(fit.model.metrics), req.exclude ?? []),
       ...rawReadingWarnings(challenger.evaluation as Evaluation, asAgent.challenger),
       ...labelWarnings,

@@ -9,7 +9,7 @@ import type { Cleaned } from '../data/clean.js';
  * `maxFar` 5 %: the false-alarm ceiling of the decision (train/decide.ts; why this figure:
  * trainer/README.md, "Decide").
  */
-export const TRAIN_DEFAULTS = { holdoutFraction: 0.2, margin: 0.01, seed: 1, maxFar: 5 };
+export const TRAIN_DEFAULTS = { holdoutFraction: 0.2, margin: 0.01, seed: 1, maxFar: 5, maxAlarmsPerDay: 1 };
 export const MIN_TRAIN_ROWS = 100;
 export const MIN_HOLDOUT_ROWS = 20;
 

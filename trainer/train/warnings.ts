@@ -6,6 +6,7 @@
  * held-out readings (as the agent scores them) than cleaned ones. Printed under the
  * decision and in the report; none of them blocks a promotion.
  */
+import { overCeiling } from './decide.js';
 import type { CleanStats } from '../data/clean.js';
 import type { LoadResult } from '../data/load.js';
 import type { AgentView } from '../eval/as-agent.js';
@@ -71,10 +72,11 @@ export function dataWarnings(
 
 /**
  * A challenger that flags none of the positives, or none of the labelled fault rows among them; a
- * comparison without a single normal row; a challenger above the false-alarm ceiling `maxFar`
- * (promoted all the same when no model is live or the live one cannot score the data).
+ * comparison without a single normal row; a challenger above the false-alarm ceilings (`maxFar`,
+ * or too many runs of flags: decide.ts overCeiling; promoted all the same when no model is live or
+ * the live one cannot score the data).
  */
-export function evaluationWarnings(e: Evaluation, maxFar?: number): string[] {
+export function evaluationWarnings(e: Evaluation, maxFar?: number, maxAlarmsPerDay?: number): string[] {
   const out: string[] = [];
   const positives = e.counts.tp + e.counts.fn;
   if (positives > 0 && e.counts.tp === 0) {
@@ -85,8 +87,9 @@ export function evaluationWarnings(e: Evaluation, maxFar?: number): string[] {
   }
   if (e.counts.fp + e.counts.tn === 0) {
     out.push('every held-out row lies inside a confirmed fault: there is no normal row to count false alarms on (FAR reads 0), and neither the balanced accuracy nor the false-alarm ceiling sees a model that flags everything');
-  } else if (maxFar !== undefined && e.far > maxFar) {
-    out.push(`the challenger flags ${e.far.toFixed(2)} % of the normal held-out rows, above the false-alarm ceiling of ${maxFar} % (--max-far)`);
+  } else if (maxFar !== undefined) {
+    const over = overCeiling(e, { maxFar, maxAlarmsPerDay });
+    if (over !== null) out.push(`the challenger ${over}`);
   }
   return out;
 }
