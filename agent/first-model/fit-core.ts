@@ -11,7 +11,7 @@ import { describeStoppedRule, pauseStarts, quoteName, quoteNames, type StoppedRu
 import { DEFAULT_ALGORITHM } from '../../trainer/algorithms/index.js';
 import { ReadingsCollector, type LoadResult } from '../../trainer/data/collect.js';
 import type { Cleaned, Target } from '../../trainer/data/clean.js';
-import { ALARMS_RULE, countAlarms, describeAlarms, tooManyAlarms } from '../../trainer/eval/alarms.js';
+import { alarmsRule, countAlarms, describeAlarms, tooManyAlarms } from '../../trainer/eval/alarms.js';
 import { stoppedRows } from '../../trainer/data/stopped.js';
 import { OnnxScorer, rowsOf } from '../../trainer/eval/score.js';
 import { fitTable, type FitResult } from '../../trainer/fit.js';
@@ -102,7 +102,7 @@ export async function fitPacked(req: PackedFitRequest): Promise<FirstModelFitRes
   if (tooManyAlarms(heldOutEpisodes, held.hours)) {
     return refused(
       `model ${fit.metadata.version} would raise ${describeAlarms({ runs: heldOutEpisodes, hours: held.hours })} on the ${heldOutRows} newest readings of ${who} it was checked on ` +
-        `(${heldOutFlagged} readings flagged, ${share.toFixed(2)} %): ${ALARMS_RULE}; it flickers about its threshold on the readings from ${since} on${shiftText(cleaned, trainIdx, holdoutStart)}`,
+        `(${heldOutFlagged} readings flagged, ${share.toFixed(2)} %): ${alarmsRule()}; it flickers about its threshold on the readings from ${since} on${shiftText(cleaned, trainIdx, holdoutStart)}`,
       judged,
     );
   }
