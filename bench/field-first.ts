@@ -81,14 +81,14 @@ export class GatewayPump {
   /** The agent's check at reading time `at` (the rows up to it committed). Returns the attempt when it ran a fit. */
   async check(at: number): Promise<FitAttempt | null> {
     if (this.settled || !this.due()) return null;
-    const rows = this.fitRows();
+    const { rows, full } = this.fitRows();
     const started = performance.now();
-    // As the job: the most rows a fit reads reached, fitted on them whatever span they hold.
-    const result = await fitFirstModelHere({ pumpId: this.pumpId, rows, defaultModel: this.bundled.meta, afterHours: rows.length >= FIRST_MODEL_MAX_ROWS ? 0 : this.afterHours });
+    // As the job: all a fit reads reached (the most rows, or the window), fitted on them whatever span they hold.
+    const result = await fitFirstModelHere({ pumpId: this.pumpId, rows, defaultModel: this.bundled.meta, afterHours: full ? 0 : this.afterHours });
     const attempt = { at, result, ms: performance.now() - started };
     const lastTs = (rows.at(-1) as StoredRow).ts;
     if (result.kind === 'waiting') {
-      this.state = { kind: 'waiting', neededHours: this.afterHours, spanHours: result.spanHours, newestTs: lastTs, fullByTs: rows.length >= FIRST_MODEL_MAX_ROWS ? null : fullBy(rows.map((r) => r.ts), FIRST_MODEL_MAX_ROWS) };
+      this.state = { kind: 'waiting', neededHours: this.afterHours, spanHours: result.spanHours, newestTs: lastTs, fullByTs: full ? null : fullBy(rows.map((r) => r.ts), FIRST_MODEL_MAX_ROWS, FIRST_MODEL_WINDOW_MS) };
       this.lastWaiting = result;
       return attempt; // not counted among attempts: the job does not call it a fit either
     }
@@ -121,12 +121,12 @@ export class GatewayPump {
     return fitDue(newest.ts, this.afterHours, refused, this.state.kind === 'waiting' ? this.state : null);
   }
 
-  /** The job's readRows: the newest FIRST_MODEL_MAX_ROWS rows within FIRST_MODEL_WINDOW_MS of the newest, oldest first. */
-  private fitRows(): StoredRow[] {
+  /** The job's readRows: the newest FIRST_MODEL_MAX_ROWS rows within FIRST_MODEL_WINDOW_MS of the newest, oldest first; `full` when they are all a fit reads. */
+  private fitRows(): { rows: StoredRow[]; full: boolean } {
     const newest = (this.rows.at(-1) as StoredRow).ts;
     const kept = this.rows.slice(-FIRST_MODEL_MAX_ROWS);
     const from = kept.findIndex((r) => r.ts >= newest - FIRST_MODEL_WINDOW_MS);
-    return kept.slice(from);
+    return { rows: kept.slice(from), full: kept.length >= FIRST_MODEL_MAX_ROWS || from > 0 };
   }
 
   async release(): Promise<void> {

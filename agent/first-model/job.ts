@@ -69,14 +69,15 @@ export function fitDue(
 }
 
 /**
- * When the newest of a pump's readings, at the pace of `ts` (the times of the rows a fit read, fewer
- * than `maxRows`), would make them `maxRows`, the most a fit reads: from then on it is fitted on
- * them whatever span they hold, so a waiting pump is looked at again then if its span has not grown
- * enough before. Null when the pace is unknown (fewer than 2 rows, or all at one time).
+ * When the newest of a pump's readings would make the rows a fit read (`ts`, their times: fewer
+ * than `maxRows`, none older than `windowMs` before the newest, so its oldest rows) all a fit
+ * reads: `maxRows` of them at their pace, or `windowMs` past the oldest, whichever comes first.
+ * From then on it is fitted on them whatever span they hold, so a waiting pump is looked at again
+ * then if its span has not grown enough before. Null when there is no row.
  */
-export function fullBy(ts: ArrayLike<number>, maxRows: number): number | null {
+export function fullBy(ts: ArrayLike<number>, maxRows: number, windowMs: number): number | null {
   const n = ts.length;
-  if (n < 2) return null;
+  if (n === 0) return null;
   let oldest = Infinity;
   let newest = -Infinity;
   for (let i = 0; i < n; i++) {
@@ -84,8 +85,9 @@ export function fullBy(ts: ArrayLike<number>, maxRows: number): number | null {
     if (t < oldest) oldest = t;
     if (t > newest) newest = t;
   }
-  if (!(newest > oldest)) return null;
-  return newest + (Math.max(0, maxRows - n) * (newest - oldest)) / (n - 1);
+  const byWindow = oldest + windowMs;
+  if (n < 2 || !(newest > oldest)) return byWindow;
+  return Math.min(byWindow, newest + (Math.max(0, maxRows - n) * (newest - oldest)) / (n - 1));
 }
 
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -212,8 +214,13 @@ export class FirstModelJob {
       // are 69 h at 1 Hz): fitted on them, as no later check could read more.
       const neededHours = full ? 0 : afterHours;
       // Before the fit: its worker thread takes the rows' buffers.
-      const fullByTs = full ? null : fullBy(rows.ts, deps.maxRows ?? FIRST_MODEL_MAX_ROWS);
-      if (full) log.info({ pump, rows: count, afterHours }, `first model: the pump's newest ${count} readings, the most a fit reads, are fitted whatever running span they hold (PUMPWATCH_FIRST_MODEL_AFTER_HOURS is ${afterHours} h)`);
+      const fullByTs = full ? null : fullBy(rows.ts, deps.maxRows ?? FIRST_MODEL_MAX_ROWS, FIRST_MODEL_WINDOW_MS);
+      if (full) {
+        log.info(
+          { pump, rows: count, afterHours },
+          `first model: the pump's newest ${count} readings, the most a fit reads (${deps.maxRows ?? FIRST_MODEL_MAX_ROWS} readings or ${FIRST_MODEL_WINDOW_MS / (24 * HOUR_MS)} days), are fitted whatever running span they hold (PUMPWATCH_FIRST_MODEL_AFTER_HOURS is ${afterHours} h)`,
+        );
+      }
       let result: FirstModelFitResult;
       try {
         // Loaded at the first fit: an agent with the setting off never loads the trainer's code.
@@ -298,8 +305,9 @@ export class FirstModelJob {
  * A pump's rows to fit on, in buffer order: walking back from its newest row in pages, each one
  * synchronous read packed into columns at once (its row objects go), with a turn of the event loop
  * between them (scoring and commits go on); the newest FIRST_MODEL_MAX_ROWS within
- * FIRST_MODEL_WINDOW_MS of the newest. With the newest reading time among them; null when none
- * (or `stopped` said so before any was read). Exported for bench/first-model.ts.
+ * FIRST_MODEL_WINDOW_MS of the newest. With the newest reading time among them, and `full` when
+ * they are all a fit reads (FIRST_MODEL_MAX_ROWS of them, or a row older than the window was met);
+ * null when none (or `stopped` said so before any was read). Exported for bench/first-model.ts.
  */
 export async function readFitRows(
   buffer: Pick<BufferStore, 'predictions'>,
@@ -314,16 +322,19 @@ export async function readFitRows(
   const from = newest.ts - FIRST_MODEL_WINDOW_MS;
   const pages = new PackedPages(pump);
   let before = newest.seq + 1;
+  // A row older than the window seen: the newest 7 days are all a fit reads, as the most rows are.
+  let windowed = false;
   while (pages.rows < max && !stopped()) {
     const rows = buffer.predictions(pump, { beforeSeq: before, limit: Math.min(page, max - pages.rows) });
     if (rows.length === 0) break;
     before = rows[0]!.seq;
     const kept = rows.filter((r) => r.ts >= from);
+    if (kept.length < rows.length) windowed = true;
     pages.addOlder(kept);
     if (kept.length === 0) break; // a whole page older than the window: the rest is older still
     await turn();
   }
   const lastTs = pages.newest;
   if (lastTs === null) return null;
-  return { rows: await pages.finish(), lastTs, full: pages.rows >= max };
+  return { rows: await pages.finish(), lastTs, full: pages.rows >= max || windowed };
 }

@@ -408,6 +408,27 @@ describe('a first model fitted on the gateway (hub off)', () => {
     await stopAgent(agent);
   });
 
+  it('fits a pump on its newest 7 days, the most a fit reads by time, when afterHours is more than they can span (up to 720 h)', async () => {
+    const lines: LogLine[] = [];
+    const agent = await startAgent('windowed', { PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '200' }, lines);
+    // 6 days at one reading a minute: waiting for 200 h, looked at again once a seventh day can be there.
+    const from = Date.now() - 8 * 24 * HOUR;
+    const sim = new PumpSimulator({ pumpId: 'pump-slow', seed: 9, startTs: from, periodMs: 60_000 });
+    await ingest(agent, Array.from({ length: 6 * 24 * 60 }, () => sim.next().reading));
+    const job = jobOf(agent, { fit: undefined, afterHours: () => 200, logger: createLogger('debug', { write: (s: string) => void lines.push(JSON.parse(s) as LogLine) }) });
+    await job.run();
+    expect(job.view().pumps['pump-slow']).toMatchObject({ state: 'waiting', neededHours: 200 });
+    await ingest(agent, Array.from({ length: 12 * 60 }, () => sim.next().reading)); // 6.5 days: not yet
+    await job.run();
+    expect(job.view().pumps['pump-slow']).toMatchObject({ state: 'waiting' });
+    // A seventh and an eighth day: the newest 7 days are all a fit reads, and span 168 h at most: fitted on them.
+    await ingest(agent, Array.from({ length: 36 * 60 }, () => sim.next().reading));
+    await job.run();
+    expect(meta(agent)!['pump-slow']).toMatchObject({ state: 'fitted' });
+    expect(lines.some((l) => /the most a fit reads.*fitted whatever running span they hold/.test(l.msg))).toBe(true);
+    await stopAgent(agent);
+  });
+
   it('reads the newest 7 days of the pump in pages, oldest first, and after a refusal waits for another span of readings', async () => {
     const agent = await startAgent('pages', { PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '2' });
     // 8 days at one reading a minute, then the test's fit refuses.
