@@ -169,6 +169,16 @@ describe('the promotion decision on false alarms counted as runs of flags', () =
     expect(countAlarms(flags.map((f, k) => f || rows[k] === 8), rows, ts, new Set([0, 8])).runs).toBe(4);
     expect(countAlarms(flags.map((f, k) => f || rows[k] === 8), rows, ts, new Set([0])).runs).toBe(3);
   });
+
+  it('does not count a run that holds a confirmed row (a labelled fault\'s alert, flagged past the label), and counts the hours of normal rows only', () => {
+    const ts = Array.from({ length: 10 }, (_, i) => i * 10_000);
+    const rows = ts.map((_, i) => i);
+    // Rows 3-5 confirmed; flags 2-7 (one run reaching into the fault from both sides), and 9.
+    const flags = rows.map((i) => (i >= 2 && i <= 7) || i === 9);
+    expect(countAlarms(flags, rows, ts, new Set([0]), new Set([3, 4, 5]))).toEqual({ runs: 1, hours: (5 * 10_000) / 3_600_000 });
+    // Without the labels: two runs.
+    expect(countAlarms(flags, rows, ts, new Set([0])).runs).toBe(2);
+  });
 });
 
 describe('the training span warning', () => {

@@ -21,23 +21,41 @@ export interface AlarmCount {
 }
 
 /**
- * Alarms among rows scored in time order: `flags[k]` for row `rows[k]` (indices into a series,
- * ascending). A run ends at an unflagged row, at a row that does not follow the one before it (a
- * row left out between them), and at a segment start (a pause or a hole: after it, a flag is a new
- * alarm). The hours are the intervals between consecutive rows but across those breaks.
+ * False alarms among rows scored in time order: `flags[k]` for row `rows[k]` (indices into a
+ * series, ascending). A run of flags ends at an unflagged row, at a row that does not follow the
+ * one before it (a row left out between them), and at a segment start (a pause or a hole: after
+ * it, a flag is a new alarm). A run that holds a `confirmed` row (inside a technician's
+ * confirmed-fault label) is that fault's alert, not a false alarm: a windowed model still flags a
+ * few readings after a fault ends, and a label's times rarely match the fault's to the reading.
+ * The hours are the intervals between consecutive rows neither of them confirmed, but across
+ * those breaks: the normal running time.
  */
-export function countAlarms(flags: readonly boolean[], rows: readonly number[], timestamps: ArrayLike<number>, segmentStarts: ReadonlySet<number>): AlarmCount {
+export function countAlarms(
+  flags: readonly boolean[],
+  rows: readonly number[],
+  timestamps: ArrayLike<number>,
+  segmentStarts: ReadonlySet<number>,
+  confirmed: ReadonlySet<number> = new Set(),
+): AlarmCount {
   let runs = 0;
   let ms = 0;
   let inRun = false;
+  let runConfirmed = false;
+  const close = (): void => {
+    if (inRun && !runConfirmed) runs++;
+    inRun = false;
+    runConfirmed = false;
+  };
   rows.forEach((row, k) => {
     const joined = k > 0 && row === (rows[k - 1] as number) + 1 && !segmentStarts.has(row);
-    if (joined) ms += (timestamps[row] as number) - (timestamps[row - 1] as number);
-    else inRun = false;
-    const flag = flags[k] === true;
-    if (flag && !inRun) runs++;
-    inRun = flag;
+    if (joined && !confirmed.has(row) && !confirmed.has(row - 1)) ms += (timestamps[row] as number) - (timestamps[row - 1] as number);
+    if (!joined || flags[k] !== true) close();
+    if (flags[k] === true) {
+      inRun = true;
+      if (confirmed.has(row)) runConfirmed = true;
+    }
   });
+  close();
   return { runs, hours: ms / 3_600_000 };
 }
 

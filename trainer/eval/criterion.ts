@@ -76,8 +76,12 @@ interface Part {
   positive: boolean;
   /** Rows inside confirmed-fault labels (positives). */
   labelled?: boolean;
-  /** The normal rows of the series: their flags are counted as false alarms too (runs of flags over their running hours; eval/alarms.ts). */
-  alarms?: { timestamps: ArrayLike<number>; segmentStarts: ReadonlySet<number> };
+  /**
+   * The normal rows of the series: their flags are counted as false alarms too (runs of flags over
+   * their running hours; eval/alarms.ts), in time order with the `confirmed` rows (the labelled
+   * part's, scored on the same series), whose runs are their faults' alerts.
+   */
+  alarms?: { timestamps: ArrayLike<number>; segmentStarts: ReadonlySet<number>; rows: readonly number[]; confirmed: ReadonlySet<number> };
 }
 
 export interface EvaluationPlan {
@@ -122,11 +126,12 @@ export function faultSpreads(rows: readonly Float64Array[], features: readonly s
 /** Rows from `holdoutStart` on are scored; `named` says what they are (and what `std` is) in the description. */
 export function planEvaluation(cleaned: ScoredData, holdoutStart: number, std: Float64Array, seed: number, named: ScoredRows): EvaluationPlan {
   const base: Rows = { features: cleaned.series.features, rows: cleaned.series.rows, segmentStarts: cleaned.segmentStarts };
-  const normal = { timestamps: cleaned.series.timestamps, segmentStarts: new Set(cleaned.segmentStarts) };
+
   const held = range(holdoutStart, cleaned.series.rows.length);
   const positives = held.filter((i) => cleaned.targets[i] === 'anomaly');
   const negatives = positives.length === 0 ? held : held.filter((i) => cleaned.targets[i] !== 'anomaly');
   const episodes = runsOf(positives);
+  const normal = { timestamps: cleaned.series.timestamps, segmentStarts: new Set(cleaned.segmentStarts), rows: held, confirmed: new Set(positives) };
   const labelled: Part = { data: base, indices: positives, positive: true, labelled: true };
   const inEpisodes = `${positives.length} ${named.rows} inside confirmed-fault labels (${episodes} episode${episodes === 1 ? '' : 's'})`;
   if (positives.length >= MIN_LABELLED_ROWS && episodes >= MIN_LABELLED_EPISODES) {
@@ -181,23 +186,25 @@ export async function evaluate(scorer: OnnxScorer, plan: EvaluationPlan): Promis
   const counts: Counts = { tp: 0, fp: 0, fn: 0, tn: 0 };
   const threshold = scorer.metadata.threshold;
   let labelled: Evaluation['labelled'];
-  let alarms: AlarmCount | undefined;
+  // The flags of the series' own rows (the normal part and the labelled one), by row.
+  const flagOf = new Map<number, boolean>();
   for (const part of plan.parts) {
     const scores = await scorer.score(part.data, part.indices);
     let missed = 0;
-    const flags: boolean[] = [];
-    for (const s of scores) {
+    scores.forEach((s, k) => {
       const flagged = s > threshold;
       const key = part.positive ? (flagged ? 'tp' : 'fn') : flagged ? 'fp' : 'tn';
       counts[key]++;
       if (!flagged) missed++;
-      flags.push(flagged);
-    }
+      if (part.alarms || part.labelled === true) flagOf.set(part.indices[k] as number, flagged);
+    });
     if (part.labelled === true && part.indices.length > 0) labelled = { rows: part.indices.length, missed };
-    if (part.alarms) {
-      const a = countAlarms(flags, part.indices, part.alarms.timestamps, part.alarms.segmentStarts);
-      alarms = { runs: a.runs, hours: round(a.hours) };
-    }
+  }
+  const normal = plan.parts.find((p) => p.alarms)?.alarms;
+  let alarms: AlarmCount | undefined;
+  if (normal) {
+    const a = countAlarms(normal.rows.map((i) => flagOf.get(i) === true), normal.rows, normal.timestamps, normal.segmentStarts, normal.confirmed);
+    alarms = { runs: a.runs, hours: round(a.hours) };
   }
   const r = rates(counts);
   return { criterion: plan.criterion, metric: 'balanced-accuracy', score: round(1 - (r.far + r.mar) / 200), ...r, counts, threshold, ...(labelled ? { labelled } : {}), ...(alarms ? { alarms } : {}) };
