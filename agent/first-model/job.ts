@@ -46,6 +46,8 @@ export interface FirstModelJobDeps {
   pageRows?: number;
   /** The most rows a fit reads (default FIRST_MODEL_MAX_ROWS; tests make it small). */
   maxRows?: number;
+  /** PUMPWATCH_RETENTION_HOURS: synced rows older are deleted, so with the sync running a pump's rows may never span more. */
+  retentionHours?: () => number;
 }
 
 /**
@@ -98,6 +100,8 @@ export class FirstModelJob {
   private checks = 0;
   private lastCheckAt: number | null = null;
   private fitting: string | null = null;
+  /** The setting and retention last warned about (once per pair). */
+  private warnedRetention = '';
 
   constructor(private readonly deps: FirstModelJobDeps) {}
 
@@ -131,6 +135,7 @@ export class FirstModelJob {
         this.turnOff();
         return;
       }
+      this.warnRetention(deps.afterHours());
       const defaultModel = deps.engine.model(DEFAULT_MODEL_KEY);
       if (!defaultModel) return;
       for (const pump of [...deps.buffer.pumpIds()].sort()) {
@@ -174,6 +179,19 @@ export class FirstModelJob {
     this.deps.logger.warn({ pump, version, reason, retryAfterSpanHours: Math.max(afterHours, 1) }, 'first model fitted on the gateway rolled back; fitted again once the pump\'s readings span another PUMPWATCH_FIRST_MODEL_AFTER_HOURS');
   }
 
+  /** Once per setting and retention: afterHours past what the buffer keeps of synced readings. */
+  private warnRetention(afterHours: number): void {
+    const retention = this.deps.retentionHours?.();
+    if (retention === undefined || afterHours <= retention) return;
+    const key = `${afterHours}/${retention}`;
+    if (key === this.warnedRetention) return;
+    this.warnedRetention = key;
+    this.deps.logger.warn(
+      { afterHours, retentionHours: retention },
+      `first model: PUMPWATCH_FIRST_MODEL_AFTER_HOURS (${afterHours} h) is more than PUMPWATCH_RETENTION_HOURS (${retention} h): with the sync uploading, synced readings older than ${retention} h are deleted, so a pump's buffered readings may never span ${afterHours} h and it stays waiting; raise the retention above it (or lower the hours)`,
+    );
+  }
+
   private turnOff(): void {
     const out = this.deps.states.turnedOff();
     if (out.size === 0) return;
@@ -214,7 +232,14 @@ export class FirstModelJob {
       // are 69 h at 1 Hz): fitted on them, as no later check could read more.
       const neededHours = full ? 0 : afterHours;
       // Before the fit: its worker thread takes the rows' buffers.
-      const fullByTs = full ? null : fullBy(rows.ts, deps.maxRows ?? FIRST_MODEL_MAX_ROWS, FIRST_MODEL_WINDOW_MS);
+      // The pace says when the rows reach the most a fit reads only while none is removed: held
+      // just under it by retention or eviction (the oldest row moved on), they would be read at
+      // every check, so only the window's bound is kept then.
+      let oldestTs: number | null = null;
+      for (const t of rows.ts) if (oldestTs === null || t < oldestTs) oldestTs = t;
+      const before = deps.states.waiting.get(pump);
+      const removed = before?.oldestTs != null && oldestTs !== null && oldestTs > before.oldestTs;
+      const fullByTs = full ? null : fullBy(rows.ts, removed ? Infinity : (deps.maxRows ?? FIRST_MODEL_MAX_ROWS), FIRST_MODEL_WINDOW_MS);
       if (full) {
         log.info(
           { pump, rows: count, afterHours },
@@ -235,7 +260,7 @@ export class FirstModelJob {
       }
       if (this.stopped || this.turnedOffMeanwhile(pump)) return;
       if (result.kind === 'waiting') {
-        deps.states.waiting.set(pump, { spanHours: result.spanHours, neededHours: afterHours, newestTs: lastTs, fullByTs, reason: result.reason });
+        deps.states.waiting.set(pump, { spanHours: result.spanHours, neededHours: afterHours, newestTs: lastTs, fullByTs, oldestTs, reason: result.reason });
         log.debug({ pump, spanHours: result.spanHours, neededHours: afterHours }, 'first model: not enough running readings yet');
         return;
       }

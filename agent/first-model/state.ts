@@ -36,6 +36,8 @@ export interface FirstModelWaiting {
   newestTs: number;
   /** When its readings, at their pace then, would reach the most a fit reads (job.ts fullBy); null when unknown. */
   fullByTs: number | null;
+  /** The oldest reading time among the rows the fit read then (a later one next time: rows were removed). */
+  oldestTs?: number | null;
   reason: string;
 }
 

@@ -408,6 +408,36 @@ describe('a first model fitted on the gateway (hub off)', () => {
     await stopAgent(agent);
   });
 
+  it('does not read a waiting pump at every check when its rows are held under the most a fit reads (retention removes the oldest as new ones come)', async () => {
+    const agent = await startAgent('held-under', { PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '24' });
+    const from = Date.now() - 30 * HOUR;
+    const sim = new PumpSimulator({ pumpId: 'pump-h', seed: 14, startTs: from, periodMs: STEP });
+    const asked: number[] = [];
+    const waiting = async (req: PackedFitRequest): Promise<FirstModelFitResult> => {
+      asked.push(req.rows.ts.length);
+      return { kind: 'waiting', spanHours: 1, reason: 'short' };
+    };
+    const job = jobOf(agent, { fit: waiting, pageRows: 500, maxRows: 1500, afterHours: () => 24 });
+    // As retention does: the oldest rows deleted as new ones come, 600 held.
+    const keepNewest = (n: number) => agent.buffer.db.prepare('DELETE FROM readings WHERE pump_id = ? AND seq NOT IN (SELECT seq FROM readings WHERE pump_id = ? ORDER BY seq DESC LIMIT ?)').run('pump-h', 'pump-h', n);
+    await ingest(agent, simulated('pump-h', 14, from, 600, sim));
+    await job.run();
+    expect(asked).toEqual([600]);
+    // 900 more at the same pace, the oldest 900 gone: looked at (its pace said 1 500 by then), still 600.
+    await ingest(agent, simulated('pump-h', 14, from, 900, sim));
+    keepNewest(600);
+    await job.run();
+    expect(asked).toEqual([600, 600]);
+    // Rows removed since: the pace no longer says when they reach 1 500; not looked at again at the next checks.
+    for (let k = 0; k < 3; k++) {
+      await ingest(agent, simulated('pump-h', 14, from, 300, sim));
+      keepNewest(600);
+      await job.run();
+    }
+    expect(asked).toEqual([600, 600]);
+    await stopAgent(agent);
+  });
+
   it('fits a pump on its newest 7 days, the most a fit reads by time, when afterHours is more than they can span (up to 720 h)', async () => {
     const lines: LogLine[] = [];
     const agent = await startAgent('windowed', { PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '200' }, lines);
@@ -415,7 +445,7 @@ describe('a first model fitted on the gateway (hub off)', () => {
     const from = Date.now() - 8 * 24 * HOUR;
     const sim = new PumpSimulator({ pumpId: 'pump-slow', seed: 9, startTs: from, periodMs: 60_000 });
     await ingest(agent, Array.from({ length: 6 * 24 * 60 }, () => sim.next().reading));
-    const job = jobOf(agent, { fit: undefined, afterHours: () => 200, logger: createLogger('debug', { write: (s: string) => void lines.push(JSON.parse(s) as LogLine) }) });
+    const job = jobOf(agent, { fit: undefined, afterHours: () => 200, retentionHours: () => agent.config.retentionHours, logger: createLogger('debug', { write: (s: string) => void lines.push(JSON.parse(s) as LogLine) }) });
     await job.run();
     expect(job.view().pumps['pump-slow']).toMatchObject({ state: 'waiting', neededHours: 200 });
     await ingest(agent, Array.from({ length: 12 * 60 }, () => sim.next().reading)); // 6.5 days: not yet
@@ -426,6 +456,10 @@ describe('a first model fitted on the gateway (hub off)', () => {
     await job.run();
     expect(meta(agent)!['pump-slow']).toMatchObject({ state: 'fitted' });
     expect(lines.some((l) => /the most a fit reads.*fitted whatever running span they hold/.test(l.msg))).toBe(true);
+    // 200 h against the default retention of synced rows, 72 h: said once, at warn.
+    const warned = lines.filter((l) => l.msg.startsWith('first model: PUMPWATCH_FIRST_MODEL_AFTER_HOURS (200 h) is more than PUMPWATCH_RETENTION_HOURS (72 h)'));
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toMatchObject({ level: 40, afterHours: 200, retentionHours: 72 });
     await stopAgent(agent);
   });
 
