@@ -113,6 +113,7 @@ describe('pumpwatch-trainer train', () => {
     expect(res.out).toMatch(/^ {2}no fault labels in the rows of the range: the 4320 rows of the range are negatives; positives are 9 copies of blocks of 300 rows of the range, one per varying feature and fault size, each with that feature shifted by that size: 2, 4 or 8 standard deviations of the range$/m);
     expect(res.out).toMatch(/^ {2}balanced accuracy \d\.\d{4} \(F1 \d\.\d{4}, FAR [\d.]+ %, MAR [\d.]+ %; TP \d+, FP \d+, FN \d+, TN 4320\)$/m);
     expect(res.out).not.toMatch(/held-out/);
+    expect(res.out).toMatch(/^ {2}alarms {3}\d+ false alarms? \(runs of flagged readings\) in [\d.]+ h of running, [\d.]+ a day on the normal rows(: more than a model raising 1 a day would \(p < 0\.01\), above train's default alarm ceiling)?$/m);
     // Every raw reading, as the agent scores it from an empty window: the first 9 only fill it.
     expect(res.out).toMatch(/^ {2}as agent every raw reading of the range, 4320 of them: flags [\d.]+ % of 4311 normal readings, 9 unscored$/m);
     const file = join(dir, 'local.onnx');

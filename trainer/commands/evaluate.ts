@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { TrainerError, UsageError } from '../errors.js';
 import { formatAgentView, scoreAsAgent, type RawReadings } from '../eval/as-agent.js';
 import { describeStoppedRule, readModelMetadata } from '../../inference/contract.js';
+import { alarmsRule, describeAlarms, tooManyAlarms } from '../eval/alarms.js';
 import { evaluate, faultSpreads, formatEvaluation, MIN_LABELLED_EPISODES, MIN_LABELLED_ROWS, planEvaluation, RANGE_ROWS } from '../eval/criterion.js';
 import { OnnxScorer } from '../eval/score.js';
 import { readProblem } from '../files.js';
@@ -81,6 +82,8 @@ export const evaluateCommand: Command = {
       io.out(`${source}: model ${m.version} (${m.algorithm}, window ${m.window}, threshold ${m.threshold}) on ${cleaned.series.rows.length} rows`);
       io.out(`  ${plan.description}${stoppedWhen ? `; rows where the pump is stopped or starting by its stopped-when rule (${describeStoppedRule(stoppedWhen)}) left out` : ''}`);
       io.out(`  ${formatEvaluation(e, true)}`);
+      // The figure train's alarm ceiling judges (--max-alarms-per-day).
+      if (e.alarms) io.out(`  alarms   ${describeAlarms(e.alarms)} on the normal rows${tooManyAlarms(e.alarms.runs, e.alarms.hours) ? `: ${alarmsRule()}, above train's default alarm ceiling` : ''}`);
     } finally {
       await scorer.release();
     }
