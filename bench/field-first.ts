@@ -88,7 +88,7 @@ export class GatewayPump {
     const attempt = { at, result, ms: performance.now() - started };
     const lastTs = (rows.at(-1) as StoredRow).ts;
     if (result.kind === 'waiting') {
-      this.state = { kind: 'waiting', neededHours: this.afterHours, spanHours: result.spanHours, newestTs: lastTs, fullByTs: full ? null : fullBy(rows.map((r) => r.ts), FIRST_MODEL_MAX_ROWS, FIRST_MODEL_WINDOW_MS) };
+      this.state = { kind: 'waiting', neededHours: this.afterHours, spanHours: result.spanHours, newestTs: lastTs, fullByTs: full ? null : fullBy({ count: rows.length, oldestTs: (rows[0] as StoredRow).ts, newestTs: lastTs }, FIRST_MODEL_MAX_ROWS, FIRST_MODEL_WINDOW_MS) };
       this.lastWaiting = result;
       return attempt; // not counted among attempts: the job does not call it a fit either
     }
@@ -121,7 +121,11 @@ export class GatewayPump {
     return fitDue(newest.ts, this.afterHours, refused, this.state.kind === 'waiting' ? this.state : null);
   }
 
-  /** The job's readRows: the newest FIRST_MODEL_MAX_ROWS rows within FIRST_MODEL_WINDOW_MS of the newest, oldest first; `full` when they are all a fit reads. */
+  /**
+   * The job's readRows: the newest FIRST_MODEL_MAX_ROWS rows within FIRST_MODEL_WINDOW_MS of the
+   * newest, oldest first (the simulator's readings come in time order: the first is the oldest);
+   * `full` when they are all a fit reads.
+   */
   private fitRows(): { rows: StoredRow[]; full: boolean } {
     const newest = (this.rows.at(-1) as StoredRow).ts;
     const kept = this.rows.slice(-FIRST_MODEL_MAX_ROWS);

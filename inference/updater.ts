@@ -260,12 +260,17 @@ export class ModelUpdater {
   /** Keys running a local model that is no longer their entry, and that UpdaterDeps.keepLocal does not keep. */
   private localsToRemove(): string[] {
     const local = this.localEntries();
-    return this.deps.manager.gatewayKeys().filter((key) => this.isLocalToRemove(key, local));
+    return this.deps.manager.gatewayKeys().filter((key) => this.removableLocal(key, local));
   }
 
-  private isLocalToRemove(key: string, local: ReadonlyMap<string, LocalEntry> = this.localEntries()): boolean {
+  private isLocalToRemove(key: string): boolean {
+    return this.deps.manager.gatewayKeys().includes(key) && this.removableLocal(key, this.localEntries());
+  }
+
+  /** A key running a local model (the caller knows) that neither its local entry nor the twin names, and keepLocal does not keep. */
+  private removableLocal(key: string, local: ReadonlyMap<string, LocalEntry>): boolean {
     const keep = this.deps.keepLocal;
-    return keep !== undefined && !this.named(key) && !local.has(key) && this.deps.manager.gatewayKeys().includes(key) && !keep(key);
+    return keep !== undefined && !this.named(key) && !local.has(key) && !keep(key);
   }
 
   private startJob(key: string): void {

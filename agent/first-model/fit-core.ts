@@ -11,7 +11,7 @@ import { describeStoppedRule, pauseStarts, quoteName, quoteNames, type StoppedRu
 import { DEFAULT_ALGORITHM } from '../../trainer/algorithms/index.js';
 import { ReadingsCollector, type LoadResult } from '../../trainer/data/collect.js';
 import type { Cleaned, Target } from '../../trainer/data/clean.js';
-import { alarmsRule, countAlarms, describeAlarms, tooManyAlarms } from '../../trainer/eval/alarms.js';
+import { alarmsRule, countAlarms, describeAlarms, tooManyAlarms, type AlarmCount } from '../../trainer/eval/alarms.js';
 import { stoppedRows } from '../../trainer/data/stopped.js';
 import { OnnxScorer, rowsOf } from '../../trainer/eval/score.js';
 import { fitTable, type FitResult } from '../../trainer/fit.js';
@@ -85,11 +85,8 @@ export async function fitPacked(req: PackedFitRequest): Promise<FirstModelFitRes
     return refused(`cannot fit a model on the ${trainIdx.length} training rows of ${who}: ${err instanceof Error ? err.message : String(err)}`, { heldOutRows });
   }
 
-  const held = await judgeHeldOut(fit.bytes, cleaned, holdoutStart);
-  const heldOutFlagged = held.flagged;
-  const heldOutEpisodes = held.episodes;
-  const heldOutHours = round2(held.hours);
-  const judged = { heldOutRows, heldOutFlagged, heldOutEpisodes, heldOutHours };
+  const { flagged: heldOutFlagged, alarms } = await judgeHeldOut(fit.bytes, cleaned, holdoutStart);
+  const judged = { heldOutRows, heldOutFlagged, heldOutEpisodes: alarms.runs, heldOutHours: round2(alarms.hours) };
   const share = (100 * heldOutFlagged) / heldOutRows;
   const since = new Date(cleaned.series.timestamps[holdoutStart] as number).toISOString();
   if (share > TRAIN_DEFAULTS.maxFar) {
@@ -99,9 +96,9 @@ export async function fitPacked(req: PackedFitRequest): Promise<FirstModelFitRes
       judged,
     );
   }
-  if (tooManyAlarms(heldOutEpisodes, held.hours)) {
+  if (tooManyAlarms(alarms.runs, alarms.hours)) {
     return refused(
-      `model ${fit.metadata.version} would raise ${describeAlarms({ runs: heldOutEpisodes, hours: held.hours })} on the ${heldOutRows} newest readings of ${who} it was checked on ` +
+      `model ${fit.metadata.version} would raise ${describeAlarms(alarms)} on the ${heldOutRows} newest readings of ${who} it was checked on ` +
         `(${heldOutFlagged} readings flagged, ${share.toFixed(2)} %): ${alarmsRule()}; it flickers about its threshold on the readings from ${since} on${shiftText(cleaned, trainIdx, holdoutStart)}`,
       judged,
     );
@@ -164,23 +161,16 @@ function runningSpan(loaded: LoadResult, flagged: Uint8Array, rule: StoppedRule 
  * as train scores them: the rows it flags, and its false alarms (runs of flags) over the running
  * hours the rows span (trainer/eval/alarms.ts: a pause or a hole the cleaning left ends a run).
  */
-async function judgeHeldOut(bytes: Uint8Array, cleaned: Cleaned, holdoutStart: number): Promise<HeldOut> {
+async function judgeHeldOut(bytes: Uint8Array, cleaned: Cleaned, holdoutStart: number): Promise<{ flagged: number; alarms: AlarmCount }> {
   const scorer = await OnnxScorer.load(bytes);
   try {
     const held = Array.from({ length: cleaned.series.rows.length - holdoutStart }, (_, k) => holdoutStart + k);
     const scores = await scorer.score(rowsOf(cleaned.series, cleaned.segmentStarts), held);
     const flags = Array.from(scores, (s) => s > scorer.metadata.threshold);
-    const alarms = countAlarms(flags, held, cleaned.series.timestamps, new Set(cleaned.segmentStarts));
-    return { flagged: flags.filter(Boolean).length, episodes: alarms.runs, hours: alarms.hours };
+    return { flagged: flags.filter(Boolean).length, alarms: countAlarms(flags, held, cleaned.series.timestamps, new Set(cleaned.segmentStarts)) };
   } finally {
     await scorer.release();
   }
-}
-
-interface HeldOut {
-  flagged: number;
-  episodes: number;
-  hours: number;
 }
 
 /** `; the held-out mean moved from the fitted one by Pressure +4.1, Current −2.3 standard deviations` (the features most moved, at least 1), or ''. */

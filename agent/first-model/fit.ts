@@ -15,7 +15,7 @@
  */
 import { fitPacked } from './fit-core.js';
 import { fitOnThread, type FitThreadOptions } from './fit-thread.js';
-import { packAll, packRowsYielding } from './pack.js';
+import { checkOwnRows, packAll, packRowsYielding } from './pack.js';
 import type { FirstModelFitRequest, FirstModelFitResult, PackedFitRequest } from './types.js';
 
 export { PackedPages, type PackedRows } from './pack.js';
@@ -59,7 +59,6 @@ function checkParams(req: { pumpId: string; afterHours: number }): void {
 function checkRequest(req: FirstModelFitRequest): FirstModelFitRequest {
   checkParams(req);
   if (!Array.isArray(req.rows)) throw new TypeError(`first model of "${req.pumpId}": rows must be an array of buffer rows`);
-  const other = req.rows.find((r) => r.pumpId !== req.pumpId);
-  if (other !== undefined) throw new TypeError(`first model of "${req.pumpId}": a row of pump "${other.pumpId}" (seq ${other.seq}) is among its rows`);
+  checkOwnRows(req.pumpId, req.rows);
   return req;
 }

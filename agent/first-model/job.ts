@@ -71,28 +71,28 @@ export function fitDue(
 }
 
 /**
- * When the newest of a pump's readings would make the rows a fit read (`ts`, their times: fewer
- * than `maxRows`, none older than `windowMs` before the newest, so its oldest rows) all a fit
- * reads: `maxRows` of them at their pace, or `windowMs` past the oldest, whichever comes first.
- * From then on it is fitted on them whatever span they hold, so a waiting pump is looked at again
- * then if its span has not grown enough before. Null when there is no row.
+ * When the newest of a pump's readings would make the rows a fit read (`count` of them, from
+ * `oldestTs` to `newestTs`: fewer than `maxRows`, none older than `windowMs` before the newest, so
+ * its oldest rows) all a fit reads: `maxRows` of them at their pace, or `windowMs` past the oldest,
+ * whichever comes first. From then on it is fitted on them whatever span they hold, so a waiting
+ * pump is looked at again then if its span has not grown enough before.
  */
-export function fullBy(ts: ArrayLike<number>, maxRows: number, windowMs: number): number | null {
-  const n = ts.length;
-  if (n === 0) return null;
-  let oldest = Infinity;
-  let newest = -Infinity;
-  for (let i = 0; i < n; i++) {
-    const t = ts[i] as number;
-    if (t < oldest) oldest = t;
-    if (t > newest) newest = t;
-  }
-  const byWindow = oldest + windowMs;
-  if (n < 2 || !(newest > oldest)) return byWindow;
-  return Math.min(byWindow, newest + (Math.max(0, maxRows - n) * (newest - oldest)) / (n - 1));
+export function fullBy(read: { count: number; oldestTs: number; newestTs: number }, maxRows: number, windowMs: number): number {
+  const { count, oldestTs, newestTs } = read;
+  const byWindow = oldestTs + windowMs;
+  if (count < 2 || !(newestTs > oldestTs)) return byWindow;
+  return Math.min(byWindow, newestTs + (Math.max(0, maxRows - count) * (newestTs - oldestTs)) / (count - 1));
 }
 
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** A pump's rows read for a fit (readFitRows): `full` when they are all a fit reads. */
+export interface FitRows {
+  rows: PackedRows;
+  lastTs: number;
+  oldestTs: number;
+  full: boolean;
+}
 
 export class FirstModelJob {
   private running: Promise<void> | null = null;
@@ -226,24 +226,22 @@ export class FirstModelJob {
     try {
       const read = await this.readRows(pump);
       if (this.stopped || read === null) return;
-      const { rows, lastTs, full } = read;
+      const { rows, lastTs, oldestTs, full } = read;
       const count = rows.ts.length;
-      // The most rows a fit reads, and still short of the hours set (a fast pump: 250 000 readings
-      // are 69 h at 1 Hz): fitted on them, as no later check could read more.
+      const maxRows = deps.maxRows ?? FIRST_MODEL_MAX_ROWS;
+      // All a fit reads, and still short of the hours set (a fast pump: 250 000 readings are 69 h
+      // at 1 Hz; or 7 days): fitted on them, as no later check could read more.
       const neededHours = full ? 0 : afterHours;
-      // Before the fit: its worker thread takes the rows' buffers.
       // The pace says when the rows reach the most a fit reads only while none is removed: held
       // just under it by retention or eviction (the oldest row moved on), they would be read at
       // every check, so only the window's bound is kept then.
-      let oldestTs: number | null = null;
-      for (const t of rows.ts) if (oldestTs === null || t < oldestTs) oldestTs = t;
-      const before = deps.states.waiting.get(pump);
-      const removed = before?.oldestTs != null && oldestTs !== null && oldestTs > before.oldestTs;
-      const fullByTs = full ? null : fullBy(rows.ts, removed ? Infinity : (deps.maxRows ?? FIRST_MODEL_MAX_ROWS), FIRST_MODEL_WINDOW_MS);
+      const before = deps.states.waiting.get(pump)?.oldestTs;
+      const removed = before !== undefined && oldestTs > before;
+      const fullByTs = full ? null : fullBy({ count, oldestTs, newestTs: lastTs }, removed ? Infinity : maxRows, FIRST_MODEL_WINDOW_MS);
       if (full) {
         log.info(
           { pump, rows: count, afterHours },
-          `first model: the pump's newest ${count} readings, the most a fit reads (${deps.maxRows ?? FIRST_MODEL_MAX_ROWS} readings or ${FIRST_MODEL_WINDOW_MS / (24 * HOUR_MS)} days), are fitted whatever running span they hold (PUMPWATCH_FIRST_MODEL_AFTER_HOURS is ${afterHours} h)`,
+          `first model: the pump's newest ${count} readings, the most a fit reads (${maxRows} readings or ${FIRST_MODEL_WINDOW_MS / (24 * HOUR_MS)} days), are fitted whatever running span they hold (PUMPWATCH_FIRST_MODEL_AFTER_HOURS is ${afterHours} h)`,
         );
       }
       let result: FirstModelFitResult;
@@ -321,7 +319,7 @@ export class FirstModelJob {
     this.deps.states.set(pump, { state: 'refused', reason, at: new Date(this.deps.clock()).toISOString(), spanHours, lastReadingTs: new Date(lastTs).toISOString(), retryAfterSpanHours: afterHours });
   }
 
-  private readRows(pump: string): Promise<{ rows: PackedRows; lastTs: number; full: boolean } | null> {
+  private readRows(pump: string): Promise<FitRows | null> {
     return readFitRows(this.deps.buffer, pump, { pageRows: this.deps.pageRows, maxRows: this.deps.maxRows, stopped: () => this.stopped });
   }
 }
@@ -330,7 +328,7 @@ export class FirstModelJob {
  * A pump's rows to fit on, in buffer order: walking back from its newest row in pages, each one
  * synchronous read packed into columns at once (its row objects go), with a turn of the event loop
  * between them (scoring and commits go on); the newest FIRST_MODEL_MAX_ROWS within
- * FIRST_MODEL_WINDOW_MS of the newest. With the newest reading time among them, and `full` when
+ * FIRST_MODEL_WINDOW_MS of the newest. With the newest and oldest reading times among them, and `full` when
  * they are all a fit reads (FIRST_MODEL_MAX_ROWS of them, or a row older than the window was met);
  * null when none (or `stopped` said so before any was read). Exported for bench/first-model.ts.
  */
@@ -338,7 +336,7 @@ export async function readFitRows(
   buffer: Pick<BufferStore, 'predictions'>,
   pump: string,
   opts: { pageRows?: number; maxRows?: number; stopped?: () => boolean } = {},
-): Promise<{ rows: PackedRows; lastTs: number; full: boolean } | null> {
+): Promise<FitRows | null> {
   const page = opts.pageRows ?? PAGE_ROWS;
   const max = opts.maxRows ?? FIRST_MODEL_MAX_ROWS;
   const stopped = opts.stopped ?? (() => false);
@@ -360,6 +358,7 @@ export async function readFitRows(
     await turn();
   }
   const lastTs = pages.newest;
-  if (lastTs === null) return null;
-  return { rows: await pages.finish(), lastTs, full: pages.rows >= max || windowed };
+  const oldestTs = pages.oldest;
+  if (lastTs === null || oldestTs === null) return null;
+  return { rows: await pages.finish(), lastTs, oldestTs, full: pages.rows >= max || windowed };
 }

@@ -30,18 +30,21 @@ export class PackedPages {
   private readonly pages: PackedRows[] = [];
   private count = 0;
   private newestTs = Number.NEGATIVE_INFINITY;
+  private oldestTs = Number.POSITIVE_INFINITY;
 
   constructor(private readonly pumpId: string) {}
 
   /** Adds a page older than every page added before. */
   addOlder(rows: readonly StoredRow[]): void {
-    const other = rows.find((r) => r.pumpId !== this.pumpId);
-    if (other !== undefined) throw new TypeError(`first model of "${this.pumpId}": a row of pump "${other.pumpId}" (seq ${other.seq}) is among its rows`);
+    checkOwnRows(this.pumpId, rows);
     if (rows.length === 0) return;
     const page = packAll(rows);
     this.pages.push(page);
     this.count += rows.length;
-    for (const ts of page.ts) if (ts > this.newestTs) this.newestTs = ts;
+    for (const ts of page.ts) {
+      if (ts > this.newestTs) this.newestTs = ts;
+      if (ts < this.oldestTs) this.oldestTs = ts;
+    }
   }
 
   /** Rows added so far. */
@@ -52,6 +55,11 @@ export class PackedPages {
   /** The newest reading time among the rows (epoch ms); null when none. */
   get newest(): number | null {
     return this.count === 0 ? null : this.newestTs;
+  }
+
+  /** The oldest reading time among the rows (epoch ms); null when none. */
+  get oldest(): number | null {
+    return this.count === 0 ? null : this.oldestTs;
   }
 
   /** The rows, oldest page first, with a turn of the event loop between pages. */
@@ -80,6 +88,12 @@ export class PackedPages {
     this.pages.length = 0;
     return out;
   }
+}
+
+/** A row of another pump among a pump's rows is the caller's defect: thrown with which. */
+export function checkOwnRows(pumpId: string, rows: readonly StoredRow[]): void {
+  const other = rows.find((r) => r.pumpId !== pumpId);
+  if (other !== undefined) throw new TypeError(`first model of "${pumpId}": a row of pump "${other.pumpId}" (seq ${other.seq}) is among its rows`);
 }
 
 interface Packing {
@@ -127,7 +141,6 @@ export function packAll(rows: readonly StoredRow[]): PackedRows {
 export async function packRowsYielding(rows: readonly StoredRow[]): Promise<PackedRows> {
   const SLICE = 8192;
   const n = rows.length;
-  const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
   const index = new Map<string, number>();
   for (let from = 0; from < n; from += SLICE) {
     collectNames(rows, from, Math.min(n, from + SLICE), index);

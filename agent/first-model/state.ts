@@ -34,10 +34,10 @@ export interface FirstModelWaiting {
   neededHours: number;
   /** The newest reading time when it was looked at (epoch ms): nothing to fit before more readings came. */
   newestTs: number;
-  /** When its readings, at their pace then, would reach the most a fit reads (job.ts fullBy); null when unknown. */
+  /** When its readings, at their pace then, would reach all a fit reads (job.ts fullBy); null when they had. */
   fullByTs: number | null;
   /** The oldest reading time among the rows the fit read then (a later one next time: rows were removed). */
-  oldestTs?: number | null;
+  oldestTs: number;
   reason: string;
 }
 
