@@ -7,11 +7,10 @@
  */
 import type { ContainerClient } from '@azure/storage-blob';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { labelBlobName, toLabelRecord } from '../../sync/labels-upload.js';
 import { readBest, readModelRecord } from '../../trainer/registry/read.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { rng } from '../support/models.js';
-import { pumpValues, runTrainer, seedReadings, trainerContext } from '../support/trainer.js';
+import { pumpValues, runTrainer, seedReadings, trainerContext, uploadConfirmedFault } from '../support/trainer.js';
 
 const DAY = 86_400_000;
 const T0 = Date.UTC(2026, 0, 1);
@@ -36,12 +35,6 @@ afterAll(async () => {
   await az?.dispose();
 });
 
-async function confirmedFault(pumpId: string, id: string, fromTs: number, toTs: number): Promise<void> {
-  const label = { id, pumpId, kind: 'confirmed-fault' as const, faultType: 'other' as const, note: null, alertSeq: null, fromTs, toTs, author: 'tech', createdAt: T0 + 4 * DAY, synced: false };
-  const body = JSON.stringify(toLabelRecord('gw-1', label));
-  await container.getBlockBlobClient(labelBlobName('gw-1', label)).upload(body, body.length);
-}
-
 describe('the alarm ceiling with confirmed faults', () => {
   it('counts a run of flags that reaches into a confirmed fault as its alert, not a false alarm: the challenger that finds the faults replaces a live model blind to them', async () => {
     const id = 'pump-labelled';
@@ -53,7 +46,7 @@ describe('the alarm ceiling with confirmed faults', () => {
     const live = (await readBest(container, id))!.pointer.version;
     // Three days, the pressure 1 higher during each fault; each label 3 readings narrower on each side than its fault (a technician's times).
     await seedReadings(container, id, 'gw-1', T0, ROWS, (i) => pumpValues(r, i, 30, { shift: inFault(i) ? 1 : 0 }), { seq0: 5000 });
-    for (const [k, s] of FAULTS.entries()) await confirmedFault(id, `f${k}`, T0 + (s + 3) * STEP, T0 + (s + LEN - 4) * STEP);
+    for (const [k, s] of FAULTS.entries()) await uploadConfirmedFault(container, 'gw-1', { id: `f${k}`, pumpId: id, fromTs: T0 + (s + 3) * STEP, toTs: T0 + (s + LEN - 4) * STEP, createdAt: T0 + 4 * DAY });
 
     const res = await cli(['train', '--source', id, '--from', '2026-01-01', '--to', '2026-01-04']);
     expect(res.code, res.err).toBe(0);

@@ -12,12 +12,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LabelBodySchema, toNewLabel } from '../../agent/http/labels-routes.js';
 import { LabelStore } from '../../buffer/labels.js';
 import { BufferStore } from '../../buffer/store.js';
-import { labelBlobName, toLabelRecord, uploadPendingLabels } from '../../sync/labels-upload.js';
+import { uploadPendingLabels } from '../../sync/labels-upload.js';
 import { readBest, readModelRecord } from '../../trainer/registry/read.js';
 import type { ModelRecord } from '../../trainer/registry/records.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { rng } from '../support/models.js';
-import { pumpValues, runTrainer, seedReadings, trainerContext } from '../support/trainer.js';
+import { pumpValues, runTrainer, seedReadings, trainerContext, uploadConfirmedFault } from '../support/trainer.js';
 
 const DAY = 86_400_000;
 const T0 = Date.UTC(2026, 0, 1);
@@ -59,11 +59,7 @@ async function trainThreeDays(id: string, ...more: string[]) {
   return { res, record: await readModelRecord(container, id, version) };
 }
 
-async function confirmedFault(pumpId: string, id: string, fromTs: number, toTs: number): Promise<void> {
-  const label = { id, pumpId, kind: 'confirmed-fault' as const, faultType: 'other' as const, note: null, alertSeq: null, fromTs, toTs, author: 'tech', createdAt: T0 + 4 * DAY, synced: false };
-  const body = JSON.stringify(toLabelRecord('gw-1', label));
-  await container.getBlockBlobClient(labelBlobName('gw-1', label)).upload(body, body.length);
-}
+const confirmedFault = (pumpId: string, id: string, fromTs: number, toTs: number): Promise<void> => uploadConfirmedFault(container, 'gw-1', { id, pumpId, fromTs, toTs, createdAt: T0 + 4 * DAY });
 
 const normalRows = (r: ModelRecord) => r.evaluation.challenger.counts.fp + r.evaluation.challenger.counts.tn;
 

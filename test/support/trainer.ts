@@ -10,6 +10,7 @@ import iothub from 'azure-iothub';
 import type { LocalHub } from '../../agent/local-hub/index.js';
 import type { Reading, StoredRow } from '../../buffer/types.js';
 import { batchMetadata, encodeRows } from '../../sync/encoder.js';
+import { labelBlobName, toLabelRecord } from '../../sync/labels-upload.js';
 import { readingsBlobName } from '../../sync/layout.js';
 import { withIdleLimit } from '../../trainer/cloud/blob-limits.js';
 import type { CommandContext, TwinRegistry } from '../../trainer/cloud/context.js';
@@ -60,6 +61,13 @@ export function hubRegistry(hub: LocalHub): TwinRegistry {
 
 /** The last line printed: a command's error message, after its progress lines. */
 export const lastLine = (text: string): string | undefined => text.split('\n').at(-1);
+
+/** A technician's confirmed-fault label over [fromTs, toTs] of `pumpId`, uploaded as gateway `deviceId` uploads it. */
+export async function uploadConfirmedFault(container: ContainerClient, deviceId: string, f: { id: string; pumpId: string; fromTs: number; toTs: number; createdAt: number }): Promise<void> {
+  const label = { ...f, kind: 'confirmed-fault' as const, faultType: 'other' as const, note: null, alertSeq: null, author: 'tech', synced: false };
+  const body = JSON.stringify(toLabelRecord(deviceId, label));
+  await container.getBlockBlobClient(labelBlobName(deviceId, label)).upload(body, body.length);
+}
 
 /** A reading as the agent buffers it before a model scores it, received when it was measured. */
 export function unscoredRow(pumpId: string, seq: number, ts: number, values: Record<string, number | null>): StoredRow {
