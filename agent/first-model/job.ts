@@ -29,6 +29,14 @@ export const FIRST_MODEL_WINDOW_MS = 7 * 24 * HOUR_MS;
 export const FIRST_MODEL_MAX_ROWS = 250_000;
 /** Rows read per page (one synchronous SQLite read: a few milliseconds each). */
 const PAGE_ROWS = 5_000;
+/**
+ * The least PUMPWATCH_RETENTION_HOURS that counts as a bound of what a fit reads (retentionBound):
+ * under it a pump waits for `afterHours` instead of being fitted on so short a span (the shortest
+ * fit bench/field measured is 24 h).
+ */
+export const FIRST_MODEL_MIN_RETENTION_HOURS = 24;
+/** Retention runs every 10 minutes: its horizon counts as reached this much short of it, and is looked at this much past it. */
+const RETENTION_SLACK_MS = 30 * 60_000;
 
 export interface FirstModelJobDeps {
   /** The setting in force (0: off). */
@@ -82,6 +90,32 @@ export function fullBy(read: { count: number; oldestTs: number; newestTs: number
   const byWindow = oldestTs + windowMs;
   if (count < 2 || !(newestTs > oldestTs)) return byWindow;
   return Math.min(byWindow, newestTs + (Math.max(0, maxRows - count) * (newestTs - oldestTs)) / (count - 1));
+}
+
+/**
+ * The third bound of what a fit reads, after the count and the window: with the sync uploading,
+ * synced rows received more than `retentionHours` ago are deleted, so a pump's rows never span
+ * more, and an `afterHours` above it is never reached. `reached` when rows were removed since the
+ * last look (its oldest reading time `before`) and those left span the horizon: the pump is fitted
+ * on them whatever running span they hold, as at the other bounds. `lookTs`, when it is not: when
+ * to look again to see it (once the oldest row can be past the horizon; at the first look with the
+ * span already past it, shortly); Infinity when nothing more can be told (the horizon passed and no
+ * row was removed: the sync is not deleting). Only a retention of at least
+ * FIRST_MODEL_MIN_RETENTION_HOURS and below `afterHours` is a bound.
+ */
+export function retentionBound(
+  read: { oldestTs: number; newestTs: number },
+  before: number | undefined,
+  afterHours: number,
+  retentionHours: number | undefined,
+): { reached: boolean; lookTs: number } {
+  if (retentionHours === undefined || retentionHours < FIRST_MODEL_MIN_RETENTION_HOURS || retentionHours >= afterHours) return { reached: false, lookTs: Infinity };
+  const { oldestTs, newestTs } = read;
+  const horizon = retentionHours * HOUR_MS;
+  const removed = before !== undefined && oldestTs > before;
+  if (removed && newestTs - oldestTs >= horizon - RETENTION_SLACK_MS) return { reached: true, lookTs: Infinity };
+  const at = Math.max(oldestTs + horizon, before === undefined ? newestTs : Number.NEGATIVE_INFINITY) + RETENTION_SLACK_MS;
+  return { reached: false, lookTs: at > newestTs ? at : Infinity };
 }
 
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -188,7 +222,11 @@ export class FirstModelJob {
     this.warnedRetention = key;
     this.deps.logger.warn(
       { afterHours, retentionHours: retention },
-      `first model: PUMPWATCH_FIRST_MODEL_AFTER_HOURS (${afterHours} h) is more than PUMPWATCH_RETENTION_HOURS (${retention} h): with the sync uploading, synced readings older than ${retention} h are deleted, so a pump's buffered readings may never span ${afterHours} h and it stays waiting; raise the retention above it (or lower the hours)`,
+      `first model: PUMPWATCH_FIRST_MODEL_AFTER_HOURS (${afterHours} h) is more than PUMPWATCH_RETENTION_HOURS (${retention} h): with the sync uploading, synced readings older than ${retention} h are deleted, so a pump's buffered readings never span ${afterHours} h; ${
+        retention >= FIRST_MODEL_MIN_RETENTION_HOURS
+          ? `a pump is fitted on the ${retention} h they keep, whatever running span they hold`
+          : `a retention under ${FIRST_MODEL_MIN_RETENTION_HOURS} h is too short to fit on, so a pump stays waiting`
+      }; raise the retention above it to fit on ${afterHours} h (or lower the hours)`,
     );
   }
 
@@ -229,19 +267,29 @@ export class FirstModelJob {
       const { rows, lastTs, oldestTs, full } = read;
       const count = rows.ts.length;
       const maxRows = deps.maxRows ?? FIRST_MODEL_MAX_ROWS;
+      // The rows removed since the last look (the oldest moved on): retention or eviction.
+      const before = deps.states.waiting.get(pump)?.oldestTs;
+      const removed = before !== undefined && oldestTs > before;
+      const retentionHours = deps.retentionHours?.();
+      const retention = retentionBound({ oldestTs, newestTs: lastTs }, before, afterHours, retentionHours);
       // All a fit reads, and still short of the hours set (a fast pump: 250 000 readings are 69 h
-      // at 1 Hz; or 7 days): fitted on them, as no later check could read more.
-      const neededHours = full ? 0 : afterHours;
+      // at 1 Hz; or 7 days; or all retention leaves of the synced rows): fitted on them, as no later
+      // check could read more.
+      const all = full || retention.reached;
+      const neededHours = all ? 0 : afterHours;
       // The pace says when the rows reach the most a fit reads only while none is removed: held
       // just under it by retention or eviction (the oldest row moved on), they would be read at
       // every check, so only the window's bound is kept then.
-      const before = deps.states.waiting.get(pump)?.oldestTs;
-      const removed = before !== undefined && oldestTs > before;
-      const fullByTs = full ? null : fullBy({ count, oldestTs, newestTs: lastTs }, removed ? Infinity : maxRows, FIRST_MODEL_WINDOW_MS);
+      const fullByTs = all ? null : Math.min(fullBy({ count, oldestTs, newestTs: lastTs }, removed ? Infinity : maxRows, FIRST_MODEL_WINDOW_MS), retention.lookTs);
       if (full) {
         log.info(
           { pump, rows: count, afterHours },
           `first model: the pump's newest ${count} readings, the most a fit reads (${maxRows} readings or ${FIRST_MODEL_WINDOW_MS / (24 * HOUR_MS)} days), are fitted whatever running span they hold (PUMPWATCH_FIRST_MODEL_AFTER_HOURS is ${afterHours} h)`,
+        );
+      } else if (retention.reached) {
+        log.info(
+          { pump, rows: count, afterHours, retentionHours },
+          `first model: the pump's readings span all the buffer keeps of them (${((lastTs - oldestTs) / HOUR_MS).toFixed(1)} h: synced readings older than PUMPWATCH_RETENTION_HOURS, ${retentionHours} h, are deleted), and are fitted whatever running span they hold (PUMPWATCH_FIRST_MODEL_AFTER_HOURS is ${afterHours} h)`,
         );
       }
       let result: FirstModelFitResult;
@@ -258,7 +306,9 @@ export class FirstModelJob {
       }
       if (this.stopped || this.turnedOffMeanwhile(pump)) return;
       if (result.kind === 'waiting') {
-        deps.states.waiting.set(pump, { spanHours: result.spanHours, neededHours: afterHours, newestTs: lastTs, fullByTs, oldestTs, reason: result.reason });
+        // Rows removed and no bound reached (eviction under the cap, or a retention too short to count): said, as they may never span the hours.
+        const reason = removed ? `${result.reason}; its oldest readings are being removed (retention of synced readings, PUMPWATCH_RETENTION_HOURS ${retentionHours ?? '?'} h, or the buffer's cap), so they may never span that` : result.reason;
+        deps.states.waiting.set(pump, { spanHours: result.spanHours, neededHours: afterHours, newestTs: lastTs, fullByTs, oldestTs, reason });
         log.debug({ pump, spanHours: result.spanHours, neededHours: afterHours }, 'first model: not enough running readings yet');
         return;
       }

@@ -463,6 +463,85 @@ describe('a first model fitted on the gateway (hub off)', () => {
     await stopAgent(agent);
   });
 
+  /** As retention does with the sync uploading: the pump's rows older than `hours` before its newest deleted. */
+  const retain = (agent: Agent, pump: string, hours: number) => {
+    const newest = agent.buffer.predictions(pump, { limit: 1 })[0]!.ts;
+    return agent.buffer.db.prepare('DELETE FROM readings WHERE pump_id = ? AND ts < ?').run(pump, newest - hours * HOUR).changes;
+  };
+
+  it('fits a pump on all that retention leaves of its readings when afterHours is more than PUMPWATCH_RETENTION_HOURS, instead of leaving it waiting for good', async () => {
+    const lines: LogLine[] = [];
+    const agent = await startAgent('retained', { PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '48', PUMPWATCH_RETENTION_HOURS: '24' }, lines);
+    // 30 h at one reading a minute, nothing removed yet (the sync has not uploaded them).
+    const from = Date.now() - 40 * HOUR;
+    const sim = new PumpSimulator({ pumpId: 'pump-r', seed: 21, startTs: from, periodMs: 60_000 });
+    await ingest(agent, Array.from({ length: 30 * 60 }, () => sim.next().reading));
+    const asked: Array<[number, number]> = [];
+    const fit = async (req: PackedFitRequest): Promise<FirstModelFitResult> => {
+      asked.push([req.afterHours, req.rows.ts.length]);
+      return fitFirstModelPacked(req);
+    };
+    const log = createLogger('debug', { write: (s: string) => void lines.push(JSON.parse(s) as LogLine) });
+    const job = jobOf(agent, { fit, afterHours: () => 48, retentionHours: () => agent.config.retentionHours, logger: log });
+    await job.run();
+    expect(asked).toEqual([[48, 1800]]);
+    expect(job.view().pumps['pump-r']).toMatchObject({ state: 'waiting', neededHours: 48 });
+    // 40 minutes more, and retention deletes what is older than 24 h: looked at again (its span was
+    // past the horizon), and the rows left, all the buffer keeps, are fitted on whatever span they hold.
+    await ingest(agent, Array.from({ length: 40 }, () => sim.next().reading));
+    expect(retain(agent, 'pump-r', 24)).toBeGreaterThan(0);
+    await job.run();
+    expect(asked).toEqual([[48, 1800], [0, 24 * 60 + 1]]);
+    expect(meta(agent)!['pump-r']).toMatchObject({ state: 'fitted', version: expect.stringMatching(/^gw-/) });
+    expect(lines.some((l) => /span all the buffer keeps of them \(24\.0 h: synced readings older than PUMPWATCH_RETENTION_HOURS, 24 h, are deleted\), and are fitted whatever running span they hold/.test(l.msg))).toBe(true);
+    const warned = lines.filter((l) => l.msg.startsWith('first model: PUMPWATCH_FIRST_MODEL_AFTER_HOURS (48 h) is more than PUMPWATCH_RETENTION_HOURS (24 h)'));
+    expect(warned).toHaveLength(1);
+    expect(warned[0]!.msg).toContain('a pump is fitted on the 24 h they keep');
+    await stopAgent(agent);
+  });
+
+  it('fits no pump on a retention under 24 h, nor past the horizon while no row is removed, and does not read such a pump at every check', async () => {
+    const lines: LogLine[] = [];
+    const agent = await startAgent('retained-short', { PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '48' }, lines);
+    const from = Date.now() - 60 * HOUR;
+    const asked: Array<[string, number]> = [];
+    const waiting = async (req: PackedFitRequest): Promise<FirstModelFitResult> => {
+      asked.push([req.pumpId, req.afterHours]);
+      return { kind: 'waiting', spanHours: (req.rows.ts.at(-1)! - req.rows.ts[0]!) / HOUR, reason: 'short' };
+    };
+    const log = createLogger('debug', { write: (s: string) => void lines.push(JSON.parse(s) as LogLine) });
+    let retention = 12;
+    const job = jobOf(agent, { fit: waiting, afterHours: () => 48, retentionHours: () => retention, logger: log });
+    // Retention at 12 h deleting: the pump is looked at when its span could have grown, asked for
+    // the 48 h, and its reason says its oldest readings are being removed.
+    const short = new PumpSimulator({ pumpId: 'pump-s', seed: 22, startTs: from, periodMs: 60_000 });
+    await ingest(agent, Array.from({ length: 30 * 60 }, () => short.next().reading));
+    retain(agent, 'pump-s', 12);
+    await job.run();
+    expect(asked).toEqual([['pump-s', 48]]);
+    await ingest(agent, Array.from({ length: 37 * 60 }, () => short.next().reading)); // past 12 + 36 h: its span could be 48 h
+    retain(agent, 'pump-s', 12);
+    await job.run();
+    expect(asked).toEqual([['pump-s', 48], ['pump-s', 48]]);
+    expect(job.view().pumps['pump-s']!.reason).toMatch(/^short; its oldest readings are being removed \(retention of synced readings, PUMPWATCH_RETENTION_HOURS 12 h, or the buffer's cap\), so they may never span that$/);
+    expect(lines.filter((l) => l.msg.includes('is more than PUMPWATCH_RETENTION_HOURS (12 h)') && l.msg.includes('a retention under 24 h is too short to fit on'))).toHaveLength(1);
+
+    // Retention at 24 h but nothing deleted (the sync down, or off): past the horizon, looked at once
+    // more to see whether rows go, then not again until the span could have grown to 48 h.
+    retention = 24;
+    const kept = new PumpSimulator({ pumpId: 'pump-k', seed: 23, startTs: from, periodMs: 60_000 });
+    await ingest(agent, Array.from({ length: 30 * 60 }, () => kept.next().reading));
+    await job.run();
+    expect(asked.filter(([p]) => p === 'pump-k')).toEqual([['pump-k', 48]]);
+    for (let k = 0; k < 4; k++) {
+      await ingest(agent, Array.from({ length: 20 }, () => kept.next().reading)); // 20 minutes a check
+      await job.run();
+    }
+    expect(asked.filter(([p]) => p === 'pump-k')).toEqual([['pump-k', 48], ['pump-k', 48]]);
+    expect(meta(agent)?.['pump-k']).toBeUndefined();
+    await stopAgent(agent);
+  });
+
   it('reads the newest 7 days of the pump in pages, oldest first, and after a refusal waits for another span of readings', async () => {
     const agent = await startAgent('pages', { PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '2' });
     // 8 days at one reading a minute, then the test's fit refuses.
