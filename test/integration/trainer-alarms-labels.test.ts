@@ -62,7 +62,9 @@ describe('the alarm ceiling with confirmed faults', () => {
     expect(e.champion!.mar).toBe(100);
     expect(record.decision).toMatchObject({ promoted: true, maxAlarmsPerDay: 1 });
     expect(res.out).toMatch(/^ {2}decision better on the held-out rows: labels: /m);
-    expect(res.out).not.toMatch(/false alarms \(runs of flagged readings\)/);
+    // Not over the alarm ceiling (no warning, no such decision); the compare line gives the challenger's count.
+    expect(res.out).not.toMatch(/^ {2}(?:warning|decision) .*false alarms? \(runs of flagged readings\)/m);
+    expect(res.out).toMatch(new RegExp(`^ {2}compare {2}labels: challenger balanced accuracy [\\d.]+ \\([^)]*\\), ${e.challenger.alarms!.runs} false alarms? \\(runs of flagged readings\\) in [\\d.]+ h of running, [\\d.]+ a day; live `, 'm'));
     expect((await readBest(container, id))!.pointer.version).not.toBe(live);
   }, 120_000);
 });

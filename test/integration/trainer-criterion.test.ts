@@ -161,6 +161,8 @@ describe('the false-alarm ceiling', () => {
     expect(res.out).toMatch(
       /^ {2}decision the live model would raise \d+ false alarms \(runs of flagged readings\) in [\d.]+ h of running, [\d.]+ a day on the normal held-out rows \(4\d\.\d\d % of them flagged\): more than a model raising 1 a day would \(p < 0\.01\) \(--max-alarms-per-day\), and the challenger 0\.00 % \(0 false alarms in [\d.]+ h\), within it: /m,
     );
+    // The compare line gives both counts.
+    expect(res.out).toMatch(new RegExp(`^ {2}compare {2}synthetic-faults: challenger .*\\), 0 false alarms \\(runs of flagged readings\\) in [\\d.]+ h of running, 0\\.0 a day; live ${live}: .*\\), ${e.champion!.alarms!.runs} false alarms \\(runs`, 'm'));
     expect((await readBest(container, 'pump-far-runs'))!.pointer.version).not.toBe(live);
   });
 });

@@ -188,7 +188,7 @@ describe('pumpwatch-trainer train', () => {
     expect(record.evaluation.criterion).toBe('labels');
     expect(record.evaluation.challenger.counts.tp + record.evaluation.challenger.counts.fn).toBe(300);
     expect(record.evaluation.challenger.mar).toBeLessThan(10);
-    expect(res.out).toMatch(/compare {2}labels: challenger balanced accuracy \d\.\d{4} \(F1 \d\.\d{4}, FAR [\d.]+ %, MAR [\d.]+ %\); no live model/);
+    expect(res.out).toMatch(/compare {2}labels: challenger balanced accuracy \d\.\d{4} \(F1 \d\.\d{4}, FAR [\d.]+ %, MAR [\d.]+ %\), \d+ false alarms? \(runs of flagged readings\) in [\d.]+ h of running, [\d.]+ a day; no live model/);
     expect(record.evaluation.challenger.metric).toBe('balanced-accuracy');
     expect(record.evaluation.description).toBe('300 held-out rows inside confirmed-fault labels (5 episodes) are positives, the other 420 negatives');
     // The same labels on the raw readings: the agent's engine flags and misses as many.

@@ -3,7 +3,8 @@ import { describeStoppedRule, MAX_WINDOW } from '../../inference/contract.js';
 import { ALGORITHM_NAMES, DEFAULT_ALGORITHM } from '../algorithms/index.js';
 import { DRIFT_DEFAULTS } from '../drift/compare.js';
 import { formatAgentView } from '../eval/as-agent.js';
-import { formatEvaluation, MIN_LABELLED_EPISODES, MIN_LABELLED_ROWS } from '../eval/criterion.js';
+import { describeAlarms } from '../eval/alarms.js';
+import { formatEvaluation, MIN_LABELLED_EPISODES, MIN_LABELLED_ROWS, type Evaluation } from '../eval/criterion.js';
 import { checkWritable } from '../files.js';
 import { algorithmNamed } from '../fit.js';
 import { createProgress } from '../progress.js';
@@ -224,7 +225,9 @@ export function printOutcome(o: TrainOutcome, io: Io): void {
       `  stopped  ${rule} (${from === '--stopped-when' ? 'given by --stopped-when' : `inherited from ${from}`}): ${stoppedRows + startingRows + stoppingRows} rows left out of training and of the comparison (${stoppedRows} stopped, ${startingRows} starting${stoppingRows > 0 ? `, ${stoppingRows} stopping` : ''}); the rule is written into ${r.version}`,
     );
   }
-  io.out(`  compare  ${e.criterion}: challenger ${formatEvaluation(e.challenger)}${e.champion ? `; live ${e.championVersion}: ${formatEvaluation(e.champion)}` : e.championVersion ? `; live ${e.championVersion}: not scorable` : '; no live model'}`);
+  // With the alarms each raised on the normal held-out rows: the figure --max-alarms-per-day judges.
+  const judged = (ev: Evaluation) => `${formatEvaluation(ev)}${ev.alarms ? `, ${describeAlarms(ev.alarms)}` : ''}`;
+  io.out(`  compare  ${e.criterion}: challenger ${judged(e.challenger)}${e.champion ? `; live ${e.championVersion}: ${judged(e.champion)}` : e.championVersion ? `; live ${e.championVersion}: not scorable` : '; no live model'}`);
   if (e.asAgent) {
     const live = e.asAgent.champion ? `; live: ${formatAgentView(e.asAgent.champion)}` : '';
     io.out(`  as agent raw held-out readings from ${e.asAgent.from}, ${e.asAgent.challenger.readings} of them: challenger ${formatAgentView(e.asAgent.challenger)}${live}`);
