@@ -94,28 +94,33 @@ export function fullBy(read: { count: number; oldestTs: number; newestTs: number
 
 /**
  * The third bound of what a fit reads, after the count and the window: with the sync uploading,
- * synced rows received more than `retentionHours` ago are deleted, so a pump's rows never span
- * more, and an `afterHours` above it is never reached. `reached` when rows were removed since the
- * last look (its oldest reading time `before`) and those left span the horizon: the pump is fitted
- * on them whatever running span they hold, as at the other bounds. `lookTs`, when it is not: when
- * to look again to see it (once the oldest row can be past the horizon; at the first look with the
- * span already past it, shortly); Infinity when nothing more can be told (the horizon passed and no
- * row was removed: the sync is not deleting). Only a retention of at least
+ * synced rows received more than `retentionHours` ago are deleted (sync/retention.ts, by receive
+ * time), so a pump's rows never span more, and an `afterHours` above it is never reached.
+ * `reached` when rows of the pump were `removed` since the last look and the first received of
+ * those left arrived the horizon ago (`firstReceivedAt`, by the gateway clock `now`; within 30
+ * minutes and the readings' mean interval, as retention runs every 10 minutes): retention is
+ * what trims them, and the pump is fitted on them whatever running span they hold, as at the other
+ * bounds. (A backlog delivered late, or rows evicted under the buffer's cap, were received
+ * recently: they are no bound.) `lookTs`, when it is not reached: the newest reading time at
+ * which to look again (when the first received row can be past the horizon; at the first look
+ * with it already past, shortly); Infinity when nothing more can be told (past the horizon and no
+ * row removed: the sync is not deleting). Only a retention of at least
  * FIRST_MODEL_MIN_RETENTION_HOURS and below `afterHours` is a bound.
  */
 export function retentionBound(
-  read: { oldestTs: number; newestTs: number },
-  before: number | undefined,
+  read: { newestTs: number; firstReceivedAt: number; intervalMs: number },
+  looked: { removed: boolean; before: boolean },
+  now: number,
   afterHours: number,
   retentionHours: number | undefined,
 ): { reached: boolean; lookTs: number } {
   if (retentionHours === undefined || retentionHours < FIRST_MODEL_MIN_RETENTION_HOURS || retentionHours >= afterHours) return { reached: false, lookTs: Infinity };
-  const { oldestTs, newestTs } = read;
-  const horizon = retentionHours * HOUR_MS;
-  const removed = before !== undefined && oldestTs > before;
-  if (removed && newestTs - oldestTs >= horizon - RETENTION_SLACK_MS) return { reached: true, lookTs: Infinity };
-  const at = Math.max(oldestTs + horizon, before === undefined ? newestTs : Number.NEGATIVE_INFINITY) + RETENTION_SLACK_MS;
-  return { reached: false, lookTs: at > newestTs ? at : Infinity };
+  const horizonAt = read.firstReceivedAt + retentionHours * HOUR_MS;
+  // The first row left after a retention run came up to one reading interval after its cut-off.
+  if (looked.removed && now >= horizonAt - RETENTION_SLACK_MS - read.intervalMs) return { reached: true, lookTs: Infinity };
+  // In reading time: the readings move on as the clock does.
+  const at = Math.max(horizonAt, looked.before ? Number.NEGATIVE_INFINITY : now) + RETENTION_SLACK_MS;
+  return { reached: false, lookTs: at > now ? read.newestTs + (at - now) : Infinity };
 }
 
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -125,6 +130,8 @@ export interface FitRows {
   rows: PackedRows;
   lastTs: number;
   oldestTs: number;
+  /** The first received of the rows (the lowest seq), and when it was received (the gateway clock). */
+  first: { seq: number; receivedAt: number };
   full: boolean;
 }
 
@@ -216,7 +223,8 @@ export class FirstModelJob {
   /** Once per setting and retention: afterHours past what the buffer keeps of synced readings. */
   private warnRetention(afterHours: number): void {
     const retention = this.deps.retentionHours?.();
-    if (retention === undefined || afterHours <= retention) return;
+    // At 7 days or more, the window (all a fit reads) comes first: nothing to say.
+    if (retention === undefined || afterHours <= retention || retention * HOUR_MS >= FIRST_MODEL_WINDOW_MS) return;
     const key = `${afterHours}/${retention}`;
     if (key === this.warnedRetention) return;
     this.warnedRetention = key;
@@ -264,14 +272,14 @@ export class FirstModelJob {
     try {
       const read = await this.readRows(pump);
       if (this.stopped || read === null) return;
-      const { rows, lastTs, oldestTs, full } = read;
+      const { rows, lastTs, oldestTs, first, full } = read;
       const count = rows.ts.length;
       const maxRows = deps.maxRows ?? FIRST_MODEL_MAX_ROWS;
-      // The rows removed since the last look (the oldest moved on): retention or eviction.
-      const before = deps.states.waiting.get(pump)?.oldestTs;
-      const removed = before !== undefined && oldestTs > before;
+      // Rows removed since the last look (the first received of them went): retention or eviction.
+      const before = deps.states.waiting.get(pump)?.firstSeq;
+      const removed = before !== undefined && first.seq > before;
       const retentionHours = deps.retentionHours?.();
-      const retention = retentionBound({ oldestTs, newestTs: lastTs }, before, afterHours, retentionHours);
+      const retention = retentionBound({ newestTs: lastTs, firstReceivedAt: first.receivedAt, intervalMs: count > 1 ? (lastTs - oldestTs) / (count - 1) : 0 }, { removed, before: before !== undefined }, deps.clock(), afterHours, retentionHours);
       // All a fit reads, and still short of the hours set (a fast pump: 250 000 readings are 69 h
       // at 1 Hz; or 7 days; or all retention leaves of the synced rows): fitted on them, as no later
       // check could read more.
@@ -289,7 +297,7 @@ export class FirstModelJob {
       } else if (retention.reached) {
         log.info(
           { pump, rows: count, afterHours, retentionHours },
-          `first model: the pump's readings span all the buffer keeps of them (${((lastTs - oldestTs) / HOUR_MS).toFixed(1)} h: synced readings older than PUMPWATCH_RETENTION_HOURS, ${retentionHours} h, are deleted), and are fitted whatever running span they hold (PUMPWATCH_FIRST_MODEL_AFTER_HOURS is ${afterHours} h)`,
+          `first model: the pump's readings are all the buffer keeps of them (they span ${((lastTs - oldestTs) / HOUR_MS).toFixed(1)} h, the first received ${((deps.clock() - first.receivedAt) / HOUR_MS).toFixed(1)} h ago: synced readings received more than PUMPWATCH_RETENTION_HOURS, ${retentionHours} h, ago are deleted), and are fitted whatever running span they hold (PUMPWATCH_FIRST_MODEL_AFTER_HOURS is ${afterHours} h)`,
         );
       }
       let result: FirstModelFitResult;
@@ -308,7 +316,7 @@ export class FirstModelJob {
       if (result.kind === 'waiting') {
         // Rows removed and no bound reached (eviction under the cap, or a retention too short to count): said, as they may never span the hours.
         const reason = removed ? `${result.reason}; its oldest readings are being removed (retention of synced readings, PUMPWATCH_RETENTION_HOURS ${retentionHours ?? '?'} h, or the buffer's cap), so they may never span that` : result.reason;
-        deps.states.waiting.set(pump, { spanHours: result.spanHours, neededHours: afterHours, newestTs: lastTs, fullByTs, oldestTs, reason });
+        deps.states.waiting.set(pump, { spanHours: result.spanHours, neededHours: afterHours, newestTs: lastTs, fullByTs, firstSeq: first.seq, reason });
         log.debug({ pump, spanHours: result.spanHours, neededHours: afterHours }, 'first model: not enough running readings yet');
         return;
       }
@@ -378,7 +386,8 @@ export class FirstModelJob {
  * A pump's rows to fit on, in buffer order: walking back from its newest row in pages, each one
  * synchronous read packed into columns at once (its row objects go), with a turn of the event loop
  * between them (scoring and commits go on); the newest FIRST_MODEL_MAX_ROWS within
- * FIRST_MODEL_WINDOW_MS of the newest. With the newest and oldest reading times among them, and `full` when
+ * FIRST_MODEL_WINDOW_MS of the newest. With the newest and oldest reading times among them, the first
+ * received of them, and `full` when
  * they are all a fit reads (FIRST_MODEL_MAX_ROWS of them, or a row older than the window was met);
  * null when none (or `stopped` said so before any was read). Exported for bench/first-model.ts.
  */
@@ -397,12 +406,14 @@ export async function readFitRows(
   let before = newest.seq + 1;
   // A row older than the window seen: the newest 7 days are all a fit reads, as the most rows are.
   let windowed = false;
+  let first = { seq: newest.seq, receivedAt: newest.receivedAt };
   while (pages.rows < max && !stopped()) {
     const rows = buffer.predictions(pump, { beforeSeq: before, limit: Math.min(page, max - pages.rows) });
     if (rows.length === 0) break;
     before = rows[0]!.seq;
     const kept = rows.filter((r) => r.ts >= from);
     if (kept.length < rows.length) windowed = true;
+    if (kept.length > 0) first = { seq: kept[0]!.seq, receivedAt: kept[0]!.receivedAt };
     pages.addOlder(kept);
     if (kept.length === 0) break; // a whole page older than the window: the rest is older still
     await turn();
@@ -410,5 +421,5 @@ export async function readFitRows(
   const lastTs = pages.newest;
   const oldestTs = pages.oldest;
   if (lastTs === null || oldestTs === null) return null;
-  return { rows: await pages.finish(), lastTs, oldestTs, full: pages.rows >= max || windowed };
+  return { rows: await pages.finish(), lastTs, oldestTs, first, full: pages.rows >= max || windowed };
 }

@@ -36,8 +36,8 @@ export interface FirstModelWaiting {
   newestTs: number;
   /** When its readings, at their pace then, would reach all a fit reads (job.ts fullBy); null when they had. */
   fullByTs: number | null;
-  /** The oldest reading time among the rows the fit read then (a later one next time: rows were removed). */
-  oldestTs: number;
+  /** The lowest seq (the first received) among the rows the fit read then (a higher one next time: rows were removed, by retention or eviction). */
+  firstSeq: number;
   reason: string;
 }
 

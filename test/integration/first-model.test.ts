@@ -20,8 +20,10 @@ import { bundledModelPath } from '../../agent/paths.js';
 import { PumpSimulator, SIMULATED_FEATURES } from '../../agent/simulator.js';
 import { edgeRuntimeOf } from '../../agent/wiring/edge.js';
 import { firstModelPartsOf } from '../../agent/wiring/first-model.js';
+import { SyncBatches } from '../../buffer/batches.js';
 import type { Reading } from '../../buffer/types.js';
 import type { ModelStore } from '../../inference/model-store.js';
+import { deleteExpiredSynced } from '../../sync/retention.js';
 import { fitTable } from '../../trainer/fit.js';
 import { testAgentConfig } from '../support/agent.js';
 import { alwaysNanModel, nanBelowModel } from '../support/broken-models.js';
@@ -463,83 +465,127 @@ describe('a first model fitted on the gateway (hub off)', () => {
     await stopAgent(agent);
   });
 
-  /** As retention does with the sync uploading: the pump's rows older than `hours` before its newest deleted. */
-  const retain = (agent: Agent, pump: string, hours: number) => {
-    const newest = agent.buffer.predictions(pump, { limit: 1 })[0]!.ts;
-    return agent.buffer.db.prepare('DELETE FROM readings WHERE pump_id = ? AND ts < ?').run(pump, newest - hours * HOUR).changes;
-  };
+  /**
+   * The gateway over hours, the clock the test's: every tick a pump's readings of the tick are
+   * received at its end, the sync's batches marked uploaded (as after an upload) unless `down`, the
+   * real retention run (sync/retention.ts, by receive time), and one check with the real fit.
+   */
+  class Gateway {
+    now = Date.now() + 2 * 24 * HOUR; // ahead of the wall clock: nothing the agent schedules itself touches the rows
+    readonly t0 = this.now;
+    readonly asked: Array<{ at: number; afterHours: number; rows: number }> = [];
+    readonly lines: LogLine[] = [];
+    agent!: Agent;
+    job!: FirstModelJob;
+    private batches!: SyncBatches;
+    private readonly sims = new Map<string, { sim: PumpSimulator; next: Reading | null }>();
 
-  it('fits a pump on all that retention leaves of its readings when afterHours is more than PUMPWATCH_RETENTION_HOURS, instead of leaving it waiting for good', async () => {
-    const lines: LogLine[] = [];
-    const agent = await startAgent('retained', { PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '48', PUMPWATCH_RETENTION_HOURS: '24' }, lines);
-    // 30 h at one reading a minute, nothing removed yet (the sync has not uploaded them).
-    const from = Date.now() - 40 * HOUR;
-    const sim = new PumpSimulator({ pumpId: 'pump-r', seed: 21, startTs: from, periodMs: 60_000 });
-    await ingest(agent, Array.from({ length: 30 * 60 }, () => sim.next().reading));
-    const asked: Array<[number, number]> = [];
-    const fit = async (req: PackedFitRequest): Promise<FirstModelFitResult> => {
-      asked.push([req.afterHours, req.rows.ts.length]);
-      return fitFirstModelPacked(req);
-    };
-    const log = createLogger('debug', { write: (s: string) => void lines.push(JSON.parse(s) as LogLine) });
-    const job = jobOf(agent, { fit, afterHours: () => 48, retentionHours: () => agent.config.retentionHours, logger: log });
-    await job.run();
-    expect(asked).toEqual([[48, 1800]]);
-    expect(job.view().pumps['pump-r']).toMatchObject({ state: 'waiting', neededHours: 48 });
-    // 40 minutes more, and retention deletes what is older than 24 h: looked at again (its span was
-    // past the horizon), and the rows left, all the buffer keeps, are fitted on whatever span they hold.
-    await ingest(agent, Array.from({ length: 40 }, () => sim.next().reading));
-    expect(retain(agent, 'pump-r', 24)).toBeGreaterThan(0);
-    await job.run();
-    expect(asked).toEqual([[48, 1800], [0, 24 * 60 + 1]]);
-    expect(meta(agent)!['pump-r']).toMatchObject({ state: 'fitted', version: expect.stringMatching(/^gw-/) });
-    expect(lines.some((l) => /span all the buffer keeps of them \(24\.0 h: synced readings older than PUMPWATCH_RETENTION_HOURS, 24 h, are deleted\), and are fitted whatever running span they hold/.test(l.msg))).toBe(true);
-    const warned = lines.filter((l) => l.msg.startsWith('first model: PUMPWATCH_FIRST_MODEL_AFTER_HOURS (48 h) is more than PUMPWATCH_RETENTION_HOURS (24 h)'));
+    async start(data: string, afterHours: number, retentionHours: number): Promise<this> {
+      const config = testAgentConfig(join(dir, data), { PUMPWATCH_LOG_LEVEL: 'debug', PUMPWATCH_FIRST_MODEL_AFTER_HOURS: String(afterHours), PUMPWATCH_RETENTION_HOURS: String(retentionHours) });
+      const logger = createLogger('debug', { write: (s: string) => void this.lines.push(JSON.parse(s) as LogLine) });
+      this.agent = new Agent({ config, logger, clock: () => this.now, defaultModelPath: join(dir, 'default-model.onnx'), firstModel: { firstCheckMs: 3_600_000, checkPattern: '0 0 0 1 1 *' } });
+      running.push(this.agent);
+      await this.agent.start();
+      this.batches = new SyncBatches(this.agent.buffer);
+      const fit = async (req: PackedFitRequest): Promise<FirstModelFitResult> => {
+        this.asked.push({ at: this.hours(), afterHours: req.afterHours, rows: req.rows.ts.length });
+        return fitFirstModelPacked(req);
+      };
+      this.job = jobOf(this.agent, { fit, afterHours: () => afterHours, retentionHours: () => this.agent.config.retentionHours, clock: () => this.now, logger });
+      return this;
+    }
+
+    hours(): number {
+      return Math.round(((this.now - this.t0) / HOUR) * 100) / 100;
+    }
+
+    /** `hours` of 30-minute ticks; `live` pumps send a reading a minute (their readings of the tick, received at its end). */
+    async run(hours: number, live: string[], opts: { down?: boolean } = {}): Promise<void> {
+      for (let t = 0; t < hours * 2; t++) {
+        this.now += HOUR / 2;
+        for (const pump of live) await ingest(this.agent, this.readings(pump, this.now));
+        await this.tick(opts);
+      }
+    }
+
+    /** The pump's readings up to `to`, received now (a backlog, when `to` is long past). */
+    readings(pump: string, to: number): Reading[] {
+      let s = this.sims.get(pump);
+      if (!s) this.sims.set(pump, (s = { sim: new PumpSimulator({ pumpId: pump, seed: pump.length * 7 + pump.charCodeAt(pump.length - 1), startTs: this.now - HOUR / 2, periodMs: 60_000 }), next: null }));
+      const out: Reading[] = [];
+      for (;;) {
+        const r = s.next ?? s.sim.next().reading;
+        s.next = null;
+        if (r.ts >= to) {
+          s.next = r;
+          return out;
+        }
+        out.push(r);
+      }
+    }
+
+    async tick(opts: { down?: boolean } = {}): Promise<void> {
+      // As after an upload of each batch the sync plans.
+      const next = () => this.batches.next({ maxRows: 5_000, maxBytes: 1 << 26, anomalyContextRows: 0 }, (p, a, z) => `${p}/${a}-${z}.jsonl.gz`, this.now);
+      if (!opts.down) for (let b = next(); b !== null; b = next()) this.batches.markUploaded(b, 'a'.repeat(64), this.now);
+      await deleteExpiredSynced(this.batches, this.agent.config.retentionHours, this.now);
+      await this.job.run();
+    }
+
+    state(pump: string): Record<string, unknown> | undefined {
+      return meta(this.agent)?.[pump] as Record<string, unknown> | undefined;
+    }
+  }
+
+  it('fits a pump on all that retention leaves of its synced readings when afterHours is more than PUMPWATCH_RETENTION_HOURS, instead of leaving it waiting for good', async () => {
+    const gw = await new Gateway().start('retained', 48, 24);
+    // Readings as they are taken, uploaded, and deleted 24 h after they were received.
+    await gw.run(30, ['pump-r']);
+    // Looked at once early (waiting for 48 h), then once retention trims its rows: fitted on them, not at every check.
+    expect(gw.asked.map((a) => a.afterHours)).toEqual([48, 0]);
+    expect(gw.asked[1]!.at).toBeGreaterThanOrEqual(24);
+    expect(gw.asked[1]!.at).toBeLessThanOrEqual(25);
+    expect(gw.asked[1]!.rows).toBeGreaterThan(23.4 * 60);
+    expect(gw.asked[1]!.rows).toBeLessThanOrEqual(24.5 * 60); // the tick received at the cut-off stays
+    expect(gw.state('pump-r')).toMatchObject({ state: 'fitted', version: expect.stringMatching(/^gw-/) });
+    expect(gw.lines.some((l) => /^first model: the pump's readings are all the buffer keeps of them \(they span 2[34]\.\d h, the first received 2[34]\.\d h ago: synced readings received more than PUMPWATCH_RETENTION_HOURS, 24 h, ago are deleted\), and are fitted whatever running span they hold/.test(l.msg))).toBe(true);
+    const warned = gw.lines.filter((l) => l.msg.startsWith('first model: PUMPWATCH_FIRST_MODEL_AFTER_HOURS (48 h) is more than PUMPWATCH_RETENTION_HOURS (24 h)'));
     expect(warned).toHaveLength(1);
     expect(warned[0]!.msg).toContain('a pump is fitted on the 24 h they keep');
-    await stopAgent(agent);
+    await stopAgent(gw.agent);
   });
 
-  it('fits no pump on a retention under 24 h, nor past the horizon while no row is removed, and does not read such a pump at every check', async () => {
-    const lines: LogLine[] = [];
-    const agent = await startAgent('retained-short', { PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '48' }, lines);
-    const from = Date.now() - 60 * HOUR;
-    const asked: Array<[string, number]> = [];
-    const waiting = async (req: PackedFitRequest): Promise<FirstModelFitResult> => {
-      asked.push([req.pumpId, req.afterHours]);
-      return { kind: 'waiting', spanHours: (req.rows.ts.at(-1)! - req.rows.ts[0]!) / HOUR, reason: 'short' };
-    };
-    const log = createLogger('debug', { write: (s: string) => void lines.push(JSON.parse(s) as LogLine) });
-    let retention = 12;
-    const job = jobOf(agent, { fit: waiting, afterHours: () => 48, retentionHours: () => retention, logger: log });
-    // Retention at 12 h deleting: the pump is looked at when its span could have grown, asked for
-    // the 48 h, and its reason says its oldest readings are being removed.
-    const short = new PumpSimulator({ pumpId: 'pump-s', seed: 22, startTs: from, periodMs: 60_000 });
-    await ingest(agent, Array.from({ length: 30 * 60 }, () => short.next().reading));
-    retain(agent, 'pump-s', 12);
-    await job.run();
-    expect(asked).toEqual([['pump-s', 48]]);
-    await ingest(agent, Array.from({ length: 37 * 60 }, () => short.next().reading)); // past 12 + 36 h: its span could be 48 h
-    retain(agent, 'pump-s', 12);
-    await job.run();
-    expect(asked).toEqual([['pump-s', 48], ['pump-s', 48]]);
-    expect(job.view().pumps['pump-s']!.reason).toMatch(/^short; its oldest readings are being removed \(retention of synced readings, PUMPWATCH_RETENTION_HOURS 12 h, or the buffer's cap\), so they may never span that$/);
-    expect(lines.filter((l) => l.msg.includes('is more than PUMPWATCH_RETENTION_HOURS (12 h)') && l.msg.includes('a retention under 24 h is too short to fit on'))).toHaveLength(1);
+  it('takes neither a backlog delivered late nor readings kept while the sync is down for all that retention leaves, and never reads such a pump at every check', async () => {
+    const gw = await new Gateway().start('retained-backlog', 48, 24);
+    // 10 h live and uploaded; the device's link then down 30 h (retention deletes those 10 h), then its
+    // 30-h backlog delivered at once, received now: 30 h of readings, none removed by retention yet.
+    await gw.run(10, ['pump-b']);
+    await gw.run(30, []);
+    await ingest(gw.agent, gw.readings('pump-b', gw.now));
+    await gw.run(12, ['pump-b']);
+    // Waiting for the 48 h (the reading-time span of 30-42 h is no retention bound): the backlog's rows stay 24 h.
+    expect(gw.state('pump-b')).toBeUndefined();
+    expect(gw.job.view().pumps['pump-b']).toMatchObject({ state: 'waiting', neededHours: 48 });
+    expect(gw.asked.every((a) => a.afterHours === 48)).toBe(true);
+    expect(gw.asked.length).toBeLessThanOrEqual(4);
 
-    // Retention at 24 h but nothing deleted (the sync down, or off): past the horizon, looked at once
-    // more to see whether rows go, then not again until the span could have grown to 48 h.
-    retention = 24;
-    const kept = new PumpSimulator({ pumpId: 'pump-k', seed: 23, startTs: from, periodMs: 60_000 });
-    await ingest(agent, Array.from({ length: 30 * 60 }, () => kept.next().reading));
-    await job.run();
-    expect(asked.filter(([p]) => p === 'pump-k')).toEqual([['pump-k', 48]]);
-    for (let k = 0; k < 4; k++) {
-      await ingest(agent, Array.from({ length: 20 }, () => kept.next().reading)); // 20 minutes a check
-      await job.run();
-    }
-    expect(asked.filter(([p]) => p === 'pump-k')).toEqual([['pump-k', 48], ['pump-k', 48]]);
-    expect(meta(agent)?.['pump-k']).toBeUndefined();
-    await stopAgent(agent);
+    // The sync down: nothing deleted past the horizon; looked at once more to see whether rows go, then at 48 h.
+    const down = await new Gateway().start('retained-down', 48, 24);
+    await down.run(50, ['pump-d'], { down: true });
+    expect(down.asked.map((a) => [a.at, a.afterHours])).toEqual([[0.5, 48], [25, 48], [48.5, 48]]);
+    expect(down.state('pump-d')).toMatchObject({ state: 'fitted' });
+    await stopAgent(down.agent);
+    await stopAgent(gw.agent);
+  });
+
+  it('fits no pump on a retention under 24 h, and says its oldest readings are being removed', async () => {
+    const gw = await new Gateway().start('retained-short', 48, 12);
+    await gw.run(50, ['pump-s']);
+    expect(gw.asked.map((a) => a.afterHours)).toEqual([48, 48]);
+    expect(gw.job.view().pumps['pump-s']).toMatchObject({ state: 'waiting', neededHours: 48 });
+    expect(gw.job.view().pumps['pump-s']!.reason).toMatch(/; its oldest readings are being removed \(retention of synced readings, PUMPWATCH_RETENTION_HOURS 12 h, or the buffer's cap\), so they may never span that$/);
+    expect(gw.lines.filter((l) => l.msg.includes('is more than PUMPWATCH_RETENTION_HOURS (12 h)') && l.msg.includes('a retention under 24 h is too short to fit on'))).toHaveLength(1);
+    await stopAgent(gw.agent);
   });
 
   it('reads the newest 7 days of the pump in pages, oldest first, and after a refusal waits for another span of readings', async () => {
