@@ -16,7 +16,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
 import { IngestPipeline } from '../agent/ingest/pipeline.js';
 import { freePort, startAzurite, type AzuriteHandle } from '../agent/azurite.js';
-import { AGENT_ENV, AGENT_NODE_FLAGS, applyRuntimeV8Flags } from '../agent/node-flags.js';
+import { AGENT_ENV, AGENT_NODE_FLAGS, applyRuntimeV8Flags, RUNTIME_V8_FLAGS } from '../agent/node-flags.js';
 import { bundledModelPath, packageRoot } from '../agent/paths.js';
 import { MetricsRegistry, createAgentMetrics } from '../agent/metrics.js';
 import { BufferStore } from '../buffer/store.js';
@@ -344,7 +344,7 @@ async function phases(): Promise<void> {
   const http = await httpThroughput();
   console.log(`over HTTP (agent process, POST batches of 1 000, 4 in flight${SYNC ? ', syncing to a local Azurite meanwhile' : ', sync and hub off'}): ${fmt(http.rate)} readings/s; request p50 ${fmt(http.p50, 1)} ms, p99 ${fmt(http.p99, 1)} ms`);
   const arenas = process.env.MALLOC_ARENA_MAX ?? AGENT_ENV.MALLOC_ARENA_MAX;
-  console.log(`agent process RSS: peak ${fmt(http.rssPeak)} MB, after the run ${fmt(http.after.rss)} MB (node flags: ${AGENT_FLAGS.join(' ') || 'none'}; MALLOC_ARENA_MAX=${arenas})`);
+  console.log(`agent process RSS: peak ${fmt(http.rssPeak)} MB, after the run ${fmt(http.after.rss)} MB (node flags: ${AGENT_FLAGS.join(' ') || 'none'}; V8 flags set at start: ${RUNTIME_V8_FLAGS.join(' ')}; MALLOC_ARENA_MAX=${arenas})`);
   console.log(`  idle before the load: ${formatMemory(http.idle)}`);
   console.log(`  at the largest sample: ${formatMemory(http.atPeak)}`);
   console.log(`  after the run: ${formatMemory(http.after)}`);
