@@ -20,10 +20,16 @@ const ALERT_PUMPS_SQL = `WITH RECURSIVE pumps(id) AS (
  * loop with 400 000 anomalies) unless read by time from these indexes, and a pump's alerts needed a
  * pump-first seq index besides, which every anomaly's commit wrote a page of per pump.
  */
-const newestByTime = (pump: string) =>
+const newestByTime = (pump: string, before: boolean) =>
   `SELECT ${ROW_COLUMNS} FROM readings INDEXED BY ${pump ? 'readings_anomalies_pump_ts' : 'readings_anomalies_ts'}
-    WHERE anomaly = 1 ${pump} AND ts >= ? ORDER BY ts DESC, seq DESC LIMIT ?`;
+    WHERE anomaly = 1 ${pump} AND ts >= ?${before ? ' AND ts <= ? AND (ts < ? OR seq < ?)' : ''} ORDER BY ts DESC, seq DESC LIMIT ?`;
 const PUMP = 'AND pump_id = ?';
+
+/** Where a page of an alert list ended: its last alert's reading time and seq (the next page starts after it). */
+export interface AlertCursor {
+  ts: number;
+  seq: number;
+}
 
 /** Newest first by reading time, ties by seq: the order of every alert list. */
 const newestFirst = (a: StoredRow, b: StoredRow): number => b.ts - a.ts || b.seq - a.seq;
@@ -223,8 +229,8 @@ export class LabelStore {
    * Anomalous readings (alerts) newest first by reading time (ties: the later committed first),
    * optionally of one pump and from a time on.
    */
-  alerts(opts: { pumpId?: string; sinceTs?: number; limit: number }): StoredRow[] {
-    return this.newestAlerts(opts.pumpId, opts.sinceTs, opts.limit);
+  alerts(opts: { pumpId?: string; sinceTs?: number; before?: AlertCursor; limit: number }): StoredRow[] {
+    return this.newestAlerts(opts.pumpId, opts.sinceTs, opts.limit, opts.before);
   }
 
   /**
@@ -240,10 +246,13 @@ export class LabelStore {
     return pumps.flatMap((p) => this.newestAlerts(p, opts.sinceTs, opts.perPump)).sort(newestFirst);
   }
 
-  /** The newest `limit` alerts with ts ≥ sinceTs, of one pump or all, newest first by reading time. */
-  private newestAlerts(pumpId: string | undefined, sinceTs: number | undefined, limit: number): StoredRow[] {
-    const stmt = this.buffer.db.prepare(newestByTime(pumpId === undefined ? '' : PUMP));
-    const args = [sinceTs ?? 0, limit];
+  /**
+   * The newest `limit` alerts with ts ≥ sinceTs, of one pump or all, newest first by reading time;
+   * with `before`, those after it in that order (the next page: a range of the same index).
+   */
+  private newestAlerts(pumpId: string | undefined, sinceTs: number | undefined, limit: number, before?: AlertCursor): StoredRow[] {
+    const stmt = this.buffer.db.prepare(newestByTime(pumpId === undefined ? '' : PUMP, before !== undefined));
+    const args = [sinceTs ?? 0, ...(before ? [before.ts, before.ts, before.seq] : []), limit];
     return readRows(stmt, this.buffer.contributionNames, ...(pumpId === undefined ? args : [pumpId, ...args])).map(fromDbRow);
   }
 

@@ -1,4 +1,4 @@
-import { labelFields, type Label, type LabelStore } from '../../buffer/labels.js';
+import { labelFields, type AlertCursor, type Label, type LabelStore } from '../../buffer/labels.js';
 import type { StoredRow } from '../../buffer/types.js';
 import type { InferenceEngine } from '../../inference/engine.js';
 import type { ModelManager } from '../../inference/models.js';
@@ -21,6 +21,19 @@ function thresholdOf(row: StoredRow, engine: InferenceEngine, models: ModelManag
   return null;
 }
 
+/** `before`: the `next` of a previous answer, `<ts epoch ms>:<seq>`; null when absent. */
+function parseBefore(url: URL): AlertCursor | null {
+  const text = url.searchParams.get('before');
+  if (text === null || text === '') return null;
+  const m = /^(-?\d{1,16}):(\d{1,16})$/.exec(text);
+  const cursor = m ? { ts: Number(m[1]), seq: Number(m[2]) } : null;
+  if (!cursor || !Number.isSafeInteger(cursor.ts) || !Number.isSafeInteger(cursor.seq)) {
+    throw new HttpError(400, 'PW_BAD_QUERY', `before must be the "next" of a previous answer, <reading time in epoch ms>:<seq> (got ${JSON.stringify(text.slice(0, 40))})`);
+  }
+  if (url.searchParams.has('perPump')) throw new HttpError(400, 'PW_BAD_QUERY', 'before and perPump cannot be combined: page one list with limit (and pumpId)');
+  return cursor;
+}
+
 /** `perPump`: an integer from 1 to MAX_PER_PUMP, or null when absent; it replaces `limit`, never combines with it. */
 function parsePerPump(url: URL): number | null {
   const text = url.searchParams.get('perPump');
@@ -30,8 +43,9 @@ function parsePerPump(url: URL): number | null {
 }
 
 /**
- * `GET /alerts?pumpId=&since=&limit=` (or `perPump=` instead of `limit`): recent anomalies, newest
- * first, each with its label if any.
+ * `GET /alerts?pumpId=&since=&limit=&before=` (or `perPump=` instead of `limit`): recent anomalies,
+ * newest first, each with its label if any; a full page of one list gives `next`, the `before` of
+ * the page after it.
  */
 export function registerAlertsRoutes(
   server: StatusServer,
@@ -40,10 +54,12 @@ export function registerAlertsRoutes(
   server.route('GET', '/alerts', ({ url }) => {
     const pumpId = url.searchParams.get('pumpId') || undefined;
     const sinceTs = parseSince(url.searchParams.get('since'));
+    const before = parseBefore(url);
     const perPump = parsePerPump(url);
+    const limit = parseLimit(url.searchParams.get('limit'), 50, 1000);
     const rows =
       perPump === null
-        ? deps.labels.alerts({ pumpId, sinceTs, limit: parseLimit(url.searchParams.get('limit'), 50, 1000) })
+        ? deps.labels.alerts({ pumpId, sinceTs, limit, ...(before ? { before } : {}) })
         : pumpId !== undefined
           ? deps.labels.alerts({ pumpId, sinceTs, limit: perPump })
           : deps.labels.alertsPerPump({ sinceTs, perPump });
@@ -62,6 +78,9 @@ export function registerAlertsRoutes(
         label: label ? labelJson(label) : null,
       };
     });
-    return { status: 200, json: { count: alerts.length, alerts } };
+    // A full page of one list may have more after it: `next` asks for them (`before`).
+    const last = rows.at(-1);
+    const next = perPump === null && last !== undefined && rows.length === limit ? `${last.ts}:${last.seq}` : null;
+    return { status: 200, json: { count: alerts.length, alerts, next } };
   });
 }

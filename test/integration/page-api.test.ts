@@ -216,7 +216,47 @@ describe('GET /alerts', () => {
     expect(recent.some((a: any) => a.pumpId === 'pp-other' || Date.parse(a.ts) < t0 + 1500)).toBe(false);
   });
 
+  it('pages back through every alert with before=next, equal reading times included, none twice and none skipped', async () => {
+    const t0 = Date.now() - 3_600_000;
+    // Two pumps' alerts at the same reading times: pages of 3 split such ties.
+    await postJson(`${t.url}/readings`, Array.from({ length: 26 }, (_, i) => reading(i % 2 === 0 ? 'pg-1' : 'pg-2', FAULT, t0 + Math.floor(i / 2) * 1000)));
+    const since = encodeURIComponent(new Date(t0).toISOString());
+    const whole = (await getJson(`/alerts?since=${since}&limit=1000`)).json;
+    expect(whole.next).toBeNull(); // not a full page
+    expect(whole.alerts.filter((a: any) => a.pumpId.startsWith('pg-'))).toHaveLength(26);
+    const pages: Array<Array<{ ts: string; seq: number }>> = [];
+    let next: string | null = null;
+    do {
+      const { status, json } = await getJson(`/alerts?since=${since}&limit=3${next ? `&before=${next}` : ''}`);
+      expect(status).toBe(200);
+      pages.push(json.alerts);
+      next = json.next;
+      if (json.count === 3) expect(next).toBe(`${Date.parse(json.alerts[2].ts)}:${json.alerts[2].seq}`);
+      else expect(next).toBeNull();
+    } while (next !== null && pages.length < 100);
+    const seen = pages.flat();
+    // Every alert once, in the whole list's order.
+    expect(seen.map((a) => a.seq)).toEqual(whole.alerts.map((a: any) => a.seq));
+    expectNewestFirst(seen);
+    // Some page ended inside a tie of reading times and the next went on with it.
+    expect(pages.some((p, k) => k + 1 < pages.length && pages[k + 1]!.length > 0 && p.at(-1)!.ts === pages[k + 1]![0]!.ts)).toBe(true);
+    // With pumpId, the same.
+    const one = (await getJson(`/alerts?pumpId=pg-2&limit=10`)).json;
+    expect(one.count).toBe(10);
+    const rest = (await getJson(`/alerts?pumpId=pg-2&limit=10&before=${one.next}`)).json;
+    expect([...one.alerts, ...rest.alerts].map((a: any) => a.seq)).toEqual((await getJson('/alerts?pumpId=pg-2&limit=1000')).json.alerts.map((a: any) => a.seq));
+    expect(rest).toMatchObject({ count: 3, next: null });
+    // perPump lists have no next.
+    expect((await getJson('/alerts?perPump=1')).json.next).toBeNull();
+  });
+
   it('answers a bad query with 400 PW_BAD_QUERY naming the parameter', async () => {
+    for (const q of ['before=yesterday', 'before=12:', 'before=1:2:3', 'before=99999999999999999:1']) {
+      const bad = await getJson(`/alerts?${q}`);
+      expect(bad.status, q).toBe(400);
+      expect(bad.json.error, q).toMatch(/^before must be the "next" of a previous answer/);
+    }
+    expect((await getJson('/alerts?perPump=2&before=1:1')).json.error).toMatch(/^before and perPump cannot be combined/);
     const r = await getJson('/alerts?limit=0');
     expect(r.status).toBe(400);
     expect(r.json).toMatchObject({ code: 'PW_BAD_QUERY' });
