@@ -42,8 +42,15 @@ export const AGENT_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '
  * full collection over bench/ingest's HTTP run; with 20 % a collection (3-15 ms, mostly
  * concurrent) comes every few seconds and it stays under 30 MB: 8-10 MB less peak RSS at the same
  * throughput. It sets no limit: a heap that needs more still grows.
+ *
+ * `--max-semi-space-size=0`: back to unset once the main isolate exists (its young generation was
+ * sized at its creation by the command line's 8 MB, and keeps it). V8 reads the flag again for
+ * every isolate created after, and a set flag wins over a worker's `resourceLimits`
+ * (maxYoungGenerationSizeMb): left at 8, every worker thread (sync's encoder, housekeeping, a first
+ * model's fit) got a 16 MB young generation whatever its limit; sync's encoder thread did under
+ * bench/ingest --sync (new space 16 MB instead of its 8).
  */
-export const RUNTIME_V8_FLAGS: readonly string[] = ['--no-allocation-site-pretenuring', '--heap-growing-percent=20'];
+export const RUNTIME_V8_FLAGS: readonly string[] = ['--no-allocation-site-pretenuring', '--heap-growing-percent=20', '--max-semi-space-size=0'];
 
 export function applyRuntimeV8Flags(): void {
   for (const flag of RUNTIME_V8_FLAGS) setFlagsFromString(flag);
