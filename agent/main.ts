@@ -253,6 +253,11 @@ export class Agent implements AgentParts {
     this.registry.counterFrom('pumpwatch_buffer_evicted_total', 'Rows evicted to stay under the disk cap', () => this.bufferStat('evicted'));
     this.registry.gauge('pumpwatch_buffer_unreadable_rows', 'Rows a damaged page of the buffer file keeps from being read, set aside by the sync (never uploaded)', () => this.bufferStat('unreadableRows'));
     this.registry.gauge('pumpwatch_buffer_unreadable_ranges', 'Seq ranges of such rows', () => this.bufferStat('unreadableRanges'));
+    this.registry.counterFrom(
+      'pumpwatch_buffer_rows_without_contributions_total',
+      'Rows uploaded since start with contributions: null, their stored contributions undecodable (values, score and verdict as stored)',
+      () => this.bufferStat('withoutContributions'),
+    );
     this.status.setSensorFaults(() => this.sensorFaults());
     this.registry.gauge('pumpwatch_sensors_frozen', 'Sensors found frozen now (a run of identical readings on a running pump as long as its model bounds), per pump', () =>
       Object.entries(this.sensorFaults()).map(([pump, faults]) => ({ labels: { pump }, value: faults.length })),
@@ -275,7 +280,7 @@ export class Agent implements AgentParts {
   }
 
   /** One buffer.stats() per /metrics render (its gauges ask within the same millisecond), not one per gauge. */
-  private bufferStat(name: 'rows' | 'unsynced' | 'bytes' | 'evicted' | 'unreadableRows' | 'unreadableRanges'): number {
+  private bufferStat(name: 'rows' | 'unsynced' | 'bytes' | 'evicted' | 'unreadableRows' | 'unreadableRanges' | 'withoutContributions'): number {
     try {
       const now = performance.now();
       if (this.statsCache === null || now - this.statsCache.at > 100) this.statsCache = { at: now, stats: this.buffer.stats() };
@@ -283,6 +288,7 @@ export class Agent implements AgentParts {
       if (name === 'evicted') return s.evicted.total;
       if (name === 'unreadableRows') return s.unreadable.rows;
       if (name === 'unreadableRanges') return s.unreadable.ranges;
+      if (name === 'withoutContributions') return s.withoutContributions.rows;
       return s[name];
     } catch {
       this.statsCache = null;

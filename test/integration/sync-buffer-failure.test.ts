@@ -548,6 +548,33 @@ describe("the agent's answers", () => {
     }
   });
 
+  it('counts the rows uploaded without their undecodable contributions in /metrics, as in /status and /healthz', async () => {
+    const data = join(tempDir(), 'data');
+    // Two rows whose stored contributions (a BLOB) are cut short: uploaded with contributions: null.
+    await writeBuffer(data, (store) => {
+      const cut = store.db.prepare('UPDATE readings SET contributions = ? WHERE seq = ?');
+      for (const seq of [501, 1001]) cut.run(Buffer.from([1, 0, 0]), seq);
+    });
+    const container = `without-contributions-${++containerNo}`;
+    const t = await agentOn(data, container);
+    try {
+      let status: { buffer: { withoutContributions: { rows: number } }; sync: { uploadedRows: number } };
+      for (let i = 0; ; i++) {
+        status = (await (await fetch(`${t.url}/status`)).json()) as typeof status;
+        if (status.sync.uploadedRows >= ROWS || i === 400) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(status.sync.uploadedRows).toBe(ROWS);
+      expect(status.buffer.withoutContributions.rows).toBe(2);
+      const metrics = await (await fetch(`${t.url}/metrics`)).text();
+      expect(metrics).toMatch(/^# TYPE pumpwatch_buffer_rows_without_contributions_total counter$/m);
+      expect(metrics).toMatch(/^pumpwatch_buffer_rows_without_contributions_total 2$/m);
+      expect((await healthUntil(t.url, (h) => h.json.status === 'degraded')).json.checks.buffer).toMatch(/^PW_BUFFER_INVALID_ROW: 2 row\(s\) were uploaded without their contributions/);
+    } finally {
+      await t.stop();
+    }
+  });
+
   it('makes the agent\'s /healthz answer 503 naming the buffer when the planner\'s index is damaged, with /status sync.lastError naming it too', async () => {
     const data = join(tempDir(), 'data');
     damage(await writeBuffer(data), 'readings_anomalies_seq_pump', 'zeros');
