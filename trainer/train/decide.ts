@@ -88,15 +88,22 @@ export function decide(challenger: Contender, champion: Contender | null, rule: 
   if (champion === null) return decided(true, 'no model was promoted for this source yet');
   const c = challenger.evaluation;
   const l = champion.evaluation;
-  const over = (e: Evaluation) => overCeiling(e, rule) !== null;
-  if (over(l) && !over(c) && c.counts.tp > 0) {
-    return decided(true, `the live model ${overCeiling(l, rule)}, and the challenger ${withinCeiling(c)}, within it: ${detail}`);
+  // Why each is over the ceilings, or null: worked out once, for the decision and its reason.
+  const liveOver = overCeiling(l, rule);
+  const challengerOver = overCeiling(c, rule);
+  if (liveOver !== null && challengerOver === null && c.counts.tp > 0) {
+    return decided(true, `the live model ${liveOver}, and the challenger ${withinCeiling(c)}, within it: ${detail}`);
   }
-  if (over(c) && !over(l)) {
-    return decided(false, `the challenger ${overCeiling(c, rule)}, and the live model ${withinCeiling(l)}, within it: ${detail}`);
+  if (challengerOver !== null && liveOver === null) {
+    return decided(false, `the challenger ${challengerOver}, and the live model ${withinCeiling(l)}, within it: ${detail}`);
   }
   const better = c.score >= l.score + margin;
-  const both = !(over(c) && over(l)) ? '' : c.far > maxFar && l.far > maxFar ? ' (both flag more normal rows than the false-alarm ceiling allows)' : ' (both raise more false alarms than the ceilings allow)';
+  const both =
+    challengerOver === null || liveOver === null
+      ? ''
+      : c.far > maxFar && l.far > maxFar
+        ? ' (both flag more normal rows than the false-alarm ceiling allows)'
+        : ' (both raise more false alarms than the ceilings allow)';
   return decided(better, better ? `better on the held-out rows${both}: ${detail}` : `not better by the margin${both}: ${detail}`);
 }
 
