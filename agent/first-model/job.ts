@@ -406,20 +406,19 @@ export async function readFitRows(
   let before = newest.seq + 1;
   // A row older than the window seen: the newest 7 days are all a fit reads, as the most rows are.
   let windowed = false;
-  let first = { seq: newest.seq, receivedAt: newest.receivedAt };
   while (pages.rows < max && !stopped()) {
     const rows = buffer.predictions(pump, { beforeSeq: before, limit: Math.min(page, max - pages.rows) });
     if (rows.length === 0) break;
     before = rows[0]!.seq;
     const kept = rows.filter((r) => r.ts >= from);
     if (kept.length < rows.length) windowed = true;
-    if (kept.length > 0) first = { seq: kept[0]!.seq, receivedAt: kept[0]!.receivedAt };
     pages.addOlder(kept);
     if (kept.length === 0) break; // a whole page older than the window: the rest is older still
     await turn();
   }
   const lastTs = pages.newest;
   const oldestTs = pages.oldest;
-  if (lastTs === null || oldestTs === null) return null;
+  const first = pages.first;
+  if (lastTs === null || oldestTs === null || first === null) return null;
   return { rows: await pages.finish(), lastTs, oldestTs, first, full: pages.rows >= max || windowed };
 }

@@ -31,6 +31,7 @@ export class PackedPages {
   private count = 0;
   private newestTs = Number.NEGATIVE_INFINITY;
   private oldestTs = Number.POSITIVE_INFINITY;
+  private firstRow: { seq: number; receivedAt: number } | null = null;
 
   constructor(private readonly pumpId: string) {}
 
@@ -40,6 +41,8 @@ export class PackedPages {
     if (rows.length === 0) return;
     const page = packAll(rows);
     this.pages.push(page);
+    // Rows come in buffer order, each page older: its first row is the first received so far.
+    this.firstRow = { seq: rows[0]!.seq, receivedAt: rows[0]!.receivedAt };
     this.count += rows.length;
     for (const ts of page.ts) {
       if (ts > this.newestTs) this.newestTs = ts;
@@ -60,6 +63,11 @@ export class PackedPages {
   /** The oldest reading time among the rows (epoch ms); null when none. */
   get oldest(): number | null {
     return this.count === 0 ? null : this.oldestTs;
+  }
+
+  /** The first received of the rows (the lowest seq), and when it was received (the gateway clock); null when none. */
+  get first(): { seq: number; receivedAt: number } | null {
+    return this.firstRow;
   }
 
   /** The rows, oldest page first, with a turn of the event loop between pages. */

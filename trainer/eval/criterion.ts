@@ -126,7 +126,6 @@ export function faultSpreads(rows: readonly Float64Array[], features: readonly s
 /** Rows from `holdoutStart` on are scored; `named` says what they are (and what `std` is) in the description. */
 export function planEvaluation(cleaned: ScoredData, holdoutStart: number, std: Float64Array, seed: number, named: ScoredRows): EvaluationPlan {
   const base: Rows = { features: cleaned.series.features, rows: cleaned.series.rows, segmentStarts: cleaned.segmentStarts };
-
   const held = range(holdoutStart, cleaned.series.rows.length);
   const positives = held.filter((i) => cleaned.targets[i] === 'anomaly');
   const negatives = positives.length === 0 ? held : held.filter((i) => cleaned.targets[i] !== 'anomaly');
