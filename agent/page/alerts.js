@@ -26,8 +26,11 @@ function shown(episodes) {
   return episodes.filter((ep) => keep.has(ep));
 }
 
-/** alerts: newest first (GET /alerts) → episodes, newest first, each with its alerts newest first. */
-export function groupAlerts(alerts) {
+/**
+ * alerts: newest first (GET /alerts) → all their episodes, newest first, each with its alerts newest
+ * first and its label (the newest of its alerts' labels).
+ */
+export function groupEpisodes(alerts) {
   const open = new Map();
   const episodes = [];
   for (const a of alerts) {
@@ -45,8 +48,11 @@ export function groupAlerts(alerts) {
   for (const ep of episodes) {
     ep.label = ep.alerts.map((a) => a.label).filter(Boolean).sort((x, y) => y.createdAt.localeCompare(x.createdAt))[0] ?? null;
   }
-  return shown(episodes);
+  return episodes;
 }
+
+/** The episodes the recent list shows (see `shown`). */
+export const groupAlerts = (alerts) => shown(groupEpisodes(alerts));
 
 function labelText(label) {
   const what = label.kind === 'confirmed-fault' ? `${KIND_TEXT[label.kind]}: ${label.faultType}` : KIND_TEXT[label.kind];
@@ -58,30 +64,31 @@ function when(ep) {
   return n === 1 ? fmtTime(ep.first.ts) : `${fmtTime(ep.first.ts)} – ${fmtTime(ep.last.ts)} (${n} readings)`;
 }
 
-/** onLabel(episode) opens the label dialog for it. */
+/** One episode's list item; onLabel(episode) opens the label dialog for it. */
+export function episodeItem(ep, onLabel) {
+  const li = el('li', `alert${ep.label ? ' labelled' : ''}`);
+  li.dataset.seq = String(ep.peak.seq);
+  li.dataset.first = String(ep.first.seq); // stable while the episode grows: the label dialog finds its button again by it
+  li.dataset.pump = ep.pumpId;
+  const head = el('div', 'alert-head');
+  head.append(el('strong', '', ep.pumpId), el('span', '', when(ep)));
+  const [peak, threshold] = fmtScorePair(ep.peak.score, ep.peak.threshold);
+  li.append(head, el('p', '', `Peak score ${peak} (threshold ${threshold})`));
+  const top = topShares(ep.peak.contributions);
+  if (top) li.append(el('p', '', `Main contributors: ${top}`));
+  li.append(el('p', 'muted', `Model ${ep.peak.modelVersion ?? '–'}`));
+  if (ep.label) li.append(el('p', 'label-text', labelText(ep.label)));
+  const b = el('button', ep.label ? 'secondary' : '', ep.label ? 'Change label' : 'Label this alert');
+  b.type = 'button';
+  b.setAttribute('aria-label', `${ep.label ? 'Change label of' : 'Label'} alert of ${ep.pumpId} at ${fmtTime(ep.first.ts)}`);
+  b.addEventListener('click', () => onLabel(ep));
+  li.append(b);
+  return li;
+}
+
+/** The recent alerts of every pump; onLabel(episode) opens the label dialog for it. */
 export function renderAlerts(list, empty, alerts, onLabel) {
   const episodes = groupAlerts(alerts);
   empty.hidden = episodes.length > 0;
-  list.replaceChildren(
-    ...episodes.map((ep) => {
-      const li = el('li', `alert${ep.label ? ' labelled' : ''}`);
-      li.dataset.seq = String(ep.peak.seq);
-      li.dataset.first = String(ep.first.seq); // stable while the episode grows: the label dialog finds its button again by it
-      li.dataset.pump = ep.pumpId;
-      const head = el('div', 'alert-head');
-      head.append(el('strong', '', ep.pumpId), el('span', '', when(ep)));
-      const [peak, threshold] = fmtScorePair(ep.peak.score, ep.peak.threshold);
-      li.append(head, el('p', '', `Peak score ${peak} (threshold ${threshold})`));
-      const top = topShares(ep.peak.contributions);
-      if (top) li.append(el('p', '', `Main contributors: ${top}`));
-      li.append(el('p', 'muted', `Model ${ep.peak.modelVersion ?? '–'}`));
-      if (ep.label) li.append(el('p', 'label-text', labelText(ep.label)));
-      const b = el('button', ep.label ? 'secondary' : '', ep.label ? 'Change label' : 'Label this alert');
-      b.type = 'button';
-      b.setAttribute('aria-label', `${ep.label ? 'Change label of' : 'Label'} alert of ${ep.pumpId} at ${fmtTime(ep.first.ts)}`);
-      b.addEventListener('click', () => onLabel(ep));
-      li.append(b);
-      return li;
-    }),
-  );
+  list.replaceChildren(...episodes.map((ep) => episodeItem(ep, onLabel)));
 }

@@ -5,6 +5,7 @@ import { SKEW_NOTICE_MS, clockSkewMs, noteGatewayTime } from './clock.js';
 import { fmtClock, fmtDuration, fmtScorePair, timeZoneText } from './format.js';
 import { initLabelForm } from './label-form.js';
 import { renderAlerts } from './alerts.js';
+import { initHistory } from './history.js';
 import { alarming, cloudSummary, deploymentNote, modelScope, modelTraining, pumpWhy, rangeNote, refusalNote, renderGateway, renderPumps, renderValues, sortPumps } from './render.js';
 
 const $ = (id) => document.getElementById(id);
@@ -69,8 +70,27 @@ const state = {
 const labelForm = initLabelForm({
   onSaved: async () => {
     await state.refreshing; // one started before the label was stored would not show it
-    await refreshAll({ alerts: true });
+    await Promise.all([refreshAll({ alerts: true }), alertHistory.refresh()]);
   },
+});
+
+/** The label dialog for an episode; focus goes back to its button in `listId` (redrawn meanwhile), else to `fallback`. */
+const labelEpisode = (listId, fallback) => (ep) =>
+  labelForm.open(
+    { pumpId: ep.pumpId, alert: ep.peak, range: { from: ep.first.ts, to: ep.last.ts }, count: ep.alerts.length, label: ep.label },
+    // lists are redrawn: find the episode's button again by its first alert
+    () => document.querySelector(`#${listId} li[data-first="${ep.first.seq}"] button`) ?? $(fallback),
+  );
+
+const alertHistory = initHistory({
+  details: $('history'),
+  summary: $('history-summary'),
+  note: $('history-note'),
+  list: $('history-list'),
+  more: $('history-more'),
+  reload: $('history-reload'),
+  onLabel: labelEpisode('history-list', 'history-summary'),
+  onFailure: (err) => handleFailure(err),
 });
 
 /**
@@ -263,6 +283,7 @@ function renderDetail() {
   }
   detail.hidden = false;
   $('detail-h').textContent = `Pump ${p.pumpId}`;
+  alertHistory.select(p.pumpId);
   $('detail-why').textContent = detailWhy(p);
   renderModel(p);
   const threshold = p.model?.threshold ?? null;
@@ -398,16 +419,13 @@ async function refreshAll({ alerts: wantAlerts = false } = {}) {
       if (!state.selected && state.pumps.length > 0) {
         state.selected = (sortPumps(state.pumps).find(alarming) ?? state.pumps[0]).pumpId;
         await loadSelected(true);
-      } else if (restarted && state.selected) await loadSelected(true);
+      } else if (restarted && state.selected) {
+        await loadSelected(true);
+        void alertHistory.refresh(); // the agent may have started on another buffer
+      }
       renderPumps($('pumps'), state.pumps, state.selected, onSelect);
       $('pumps-empty').hidden = state.pumps.length > 0;
-      renderAlerts($('alerts'), $('alerts-empty'), state.alerts, (ep) =>
-        labelForm.open(
-          { pumpId: ep.pumpId, alert: ep.peak, range: { from: ep.first.ts, to: ep.last.ts }, count: ep.alerts.length, label: ep.label },
-          // the list is redrawn on every refresh: find the episode's button again by its first alert
-          () => document.querySelector(`#alerts li[data-first="${ep.first.seq}"] button`) ?? $('alerts-h'),
-        ),
-      );
+      renderAlerts($('alerts'), $('alerts-empty'), state.alerts, labelEpisode('alerts', 'alerts-h'));
       renderGateway($('gateway'), status);
       renderDetail();
       setLive();

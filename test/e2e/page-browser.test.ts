@@ -873,3 +873,90 @@ describe('what the browser review found (phone clock, deployments, load, restart
     }
   });
 });
+
+describe('the alert history of a pump (older alerts than the recent list shows)', () => {
+  const FAULT = { Pressure: 0.2, Flow: 45, Current: 0.6 };
+  const EPISODE = 120;
+  const GAP_MS = 5 * 60_000;
+
+  it('pages back through every alert of the selected pump, episodes whole once read, and labels the oldest', async () => {
+    const own = await startTestAgent();
+    try {
+      const r = rng(47);
+      const t0 = Date.now() - 2 * 3_600_000;
+      // pump-h: five episodes of 120 anomalous readings at 1 Hz, 5 min apart (600 alerts: three full pages of 200)
+      const starts = Array.from({ length: 5 }, (_, k) => t0 + k * (EPISODE * 1000 + GAP_MS));
+      for (const start of starts) {
+        const episode = Array.from({ length: EPISODE }, (_, i) => ({ pumpId: 'pump-h', ts: start + i * 1000, values: { ...FAULT, Current: FAULT.Current + 0.01 * r() } }));
+        expect((await postJson(`${own.url}/readings`, episode)).status).toBe(202);
+      }
+      // pump-x: two alerts of its own, never in pump-h's history
+      expect((await postJson(`${own.url}/readings`, [0, 1].map((i) => ({ pumpId: 'pump-x', ts: t0 + 30_000 + i * 1000, values: FAULT })))).status).toBe(202);
+
+      const { page, errors } = await openPage(own.url);
+      await page.locator('button[data-pump="pump-h"]').click();
+      await expect.poll(() => page.locator('#history-summary').textContent()).toBe('Alert history of pump-h');
+      await page.locator('#history-summary').click();
+      const items = page.locator('#history-list li');
+      const heads = () => items.locator('.alert-head span').allTextContents();
+      const note = () => page.locator('#history-note').textContent();
+      const partial = () => items.evaluateAll((lis) => lis.map((li) => (li as any).dataset.partial === 'true'));
+
+      // page 1: the newest episode whole, 80 alerts of the one before, which may have begun earlier
+      await expect.poll(note).toMatch(/^200 alerts in 2 episodes, .* newest first: older ones not read yet\. Loaded at /);
+      expect((await heads())[0]).toMatch(/\(120 readings\)$/);
+      expect((await heads())[1]).toMatch(/\(80 readings\)$/);
+      expect(await partial()).toEqual([false, true]);
+      const more = page.getByRole('button', { name: 'Show older alerts' });
+      await more.click();
+      await expect.poll(note).toMatch(/^400 alerts in 4 episodes/);
+      expect((await heads()).map((h) => /\((\d+) readings\)$/.exec(h)?.[1])).toEqual(['120', '120', '120', '40']);
+      expect(await partial()).toEqual([false, false, false, true]);
+      await more.click();
+      await expect.poll(note).toMatch(/^600 alerts in 5 episodes/);
+      // the third page was full, so the agent cannot know it was the last: one more read says so
+      await more.click();
+      await expect.poll(note).toMatch(/^600 alerts in 5 episodes, .* newest first: all the gateway keeps of this pump\. Loaded at /);
+      expect(await more.isHidden()).toBe(true);
+      expect(await partial()).toEqual([false, false, false, false, false]);
+      expect(new Set(await items.evaluateAll((lis) => lis.map((li) => (li as any).dataset.pump as string)))).toEqual(new Set(['pump-h']));
+
+      // the oldest episode, two hours back (long out of the recent list's 15 episodes), is labelled from here
+      const oldest = items.last();
+      await oldest.getByRole('button', { name: /^Label alert of pump-h/ }).click();
+      await expect.poll(() => page.locator('#label-dialog').evaluate((d) => (d as any).open)).toBe(true);
+      expect(await page.locator('#label-context').textContent()).toMatch(/^Pump pump-h, alert from .* \(120 readings\)/);
+      await page.locator('input[value="false-alarm"]').check();
+      await page.locator('#author').fill('Ana Tech');
+      await page.locator('#label-save').click();
+      await expect.poll(() => page.locator('#label-dialog').evaluate((d) => (d as any).open)).toBe(false);
+      // read again to the same depth: the labelled episode is still on screen, with its label, and has the focus back
+      await expect.poll(() => items.last().locator('.label-text').textContent()).toMatch(/^False alarm, by Ana Tech/);
+      expect(await items.count()).toBe(5);
+      await expect.poll(() => page.evaluate(`document.activeElement?.closest('#history-list li')?.getAttribute('data-first') ?? null`)).toBe(await items.last().getAttribute('data-first'));
+      const stored = new LabelStore(own.agent.buffer).list({ pumpId: 'pump-h', limit: 10 });
+      expect(stored).toHaveLength(1);
+      expect(stored[0]).toMatchObject({ kind: 'false-alarm', author: 'Ana Tech', fromTs: starts[0], toTs: starts[0]! + (EPISODE - 1) * 1000 });
+
+      // another pump: its own history, read at once since the history is open
+      await page.locator('button[data-pump="pump-x"]').click();
+      await expect.poll(() => page.locator('#history-summary').textContent()).toBe('Alert history of pump-x');
+      await expect.poll(note).toMatch(/^2 alerts in 1 episode, .* all the gateway keeps of this pump\./);
+      expect(await items.count()).toBe(1);
+      expect(await items.first().getAttribute('data-pump')).toBe('pump-x');
+      // a read that fails says so where the history is, and the list read before stays
+      const history = (url: URL) => url.pathname === '/alerts' && url.searchParams.get('pumpId') === 'pump-x';
+      await page.route(history, (route) => route.abort());
+      await page.getByRole('button', { name: 'Reload' }).click();
+      await expect.poll(note).toMatch(/^The alert history could not be read: Cannot reach the PumpWatch agent/);
+      expect(await items.count()).toBe(1);
+      await page.unroute(history);
+      await page.getByRole('button', { name: 'Reload' }).click();
+      await expect.poll(note).toMatch(/^2 alerts in 1 episode/);
+      expect(errors).toEqual([]);
+      await page.close();
+    } finally {
+      await own.stop();
+    }
+  });
+});
