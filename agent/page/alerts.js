@@ -47,6 +47,8 @@ export function groupEpisodes(alerts) {
   }
   for (const ep of episodes) {
     ep.label = ep.alerts.map((a) => a.label).filter(Boolean).sort((x, y) => y.createdAt.localeCompare(x.createdAt))[0] ?? null;
+    // a label saved on part of the episode (it went on after, or only its newest alerts were read)
+    ep.labelled = ep.label ? ep.alerts.filter((a) => a.label?.id === ep.label.id).length : 0;
   }
   return episodes;
 }
@@ -78,6 +80,9 @@ export function episodeItem(ep, onLabel) {
   if (top) li.append(el('p', '', `Main contributors: ${top}`));
   li.append(el('p', 'muted', `Model ${ep.peak.modelVersion ?? '–'}`));
   if (ep.label) li.append(el('p', 'label-text', labelText(ep.label)));
+  if (ep.label && ep.labelled < ep.alerts.length) {
+    li.append(el('p', 'label-part', `This label covers ${ep.labelled} of the episode’s ${ep.alerts.length} readings: change it to cover all of them.`));
+  }
   const b = el('button', ep.label ? 'secondary' : '', ep.label ? 'Change label' : 'Label this alert');
   b.type = 'button';
   b.setAttribute('aria-label', `${ep.label ? 'Change label of' : 'Label'} alert of ${ep.pumpId} at ${fmtTime(ep.first.ts)}`);
@@ -86,9 +91,30 @@ export function episodeItem(ep, onLabel) {
   return li;
 }
 
-/** The recent alerts of every pump; onLabel(episode) opens the label dialog for it. */
-export function renderAlerts(list, empty, alerts, onLabel) {
+/** Text on an episode that may have begun before the oldest alert read. */
+export const PARTIAL_TEXT = 'It may have begun earlier: labelling it reads its older alerts first, so the label covers all of it.';
+
+/**
+ * The recent alerts of every pump (at most `perPump` of each); onLabel(episode) opens the label
+ * dialog for it. A pump's oldest episode is marked `partial` when its alerts fill its `perPump`:
+ * it may have begun before them (a pump in anomaly for more than `perPump` readings).
+ */
+export function renderAlerts(list, empty, alerts, perPump, onLabel) {
+  const counts = new Map();
+  for (const a of alerts) counts.set(a.pumpId, (counts.get(a.pumpId) ?? 0) + 1);
+  const oldest = new Map();
+  for (const ep of groupEpisodes(alerts)) oldest.set(ep.pumpId, ep.first.seq);
   const episodes = groupAlerts(alerts);
   empty.hidden = episodes.length > 0;
-  list.replaceChildren(...episodes.map((ep) => episodeItem(ep, onLabel)));
+  list.replaceChildren(
+    ...episodes.map((ep) => {
+      ep.partial = counts.get(ep.pumpId) >= perPump && oldest.get(ep.pumpId) === ep.first.seq;
+      const li = episodeItem(ep, onLabel);
+      if (ep.partial) {
+        li.dataset.partial = 'true';
+        li.insertBefore(el('p', 'muted', PARTIAL_TEXT), li.querySelector('button'));
+      }
+      return li;
+    }),
+  );
 }

@@ -5,7 +5,7 @@ import { SKEW_NOTICE_MS, clockSkewMs, noteGatewayTime } from './clock.js';
 import { fmtClock, fmtDuration, fmtScorePair, timeZoneText } from './format.js';
 import { initLabelForm } from './label-form.js';
 import { renderAlerts } from './alerts.js';
-import { initHistory } from './history.js';
+import { initHistory, wholeEpisode } from './history.js';
 import { alarming, cloudSummary, deploymentNote, modelScope, modelTraining, pumpWhy, rangeNote, refusalNote, renderGateway, renderPumps, renderValues, sortPumps } from './render.js';
 
 const $ = (id) => document.getElementById(id);
@@ -75,12 +75,23 @@ const labelForm = initLabelForm({
 });
 
 /** The label dialog for an episode; focus goes back to its button in `listId` (redrawn meanwhile), else to `fallback`. */
-const labelEpisode = (listId, fallback) => (ep) =>
+const labelEpisode = (listId, fallback) => (ep, shownFirst = ep.first.seq) =>
   labelForm.open(
     { pumpId: ep.pumpId, alert: ep.peak, range: { from: ep.first.ts, to: ep.last.ts }, count: ep.alerts.length, label: ep.label },
-    // lists are redrawn: find the episode's button again by its first alert
-    () => document.querySelector(`#${listId} li[data-first="${ep.first.seq}"] button`) ?? $(fallback),
+    // lists are redrawn: find the episode's button again by the first alert it was shown with
+    () => document.querySelector(`#${listId} li[data-first="${shownFirst}"] button`) ?? $(fallback),
   );
+
+/** The recent list's: an episode that may have begun before its pump's alerts listed is read whole first. */
+const labelRecent = labelEpisode('alerts', 'alerts-h');
+async function labelRecentWhole(ep) {
+  if (!ep.partial) return labelRecent(ep);
+  try {
+    return labelRecent(await wholeEpisode(ep), ep.first.seq);
+  } catch (err) {
+    return handleFailure(err); // not labelled: the label would cover only part of it
+  }
+}
 
 const alertHistory = initHistory({
   details: $('history'),
@@ -402,6 +413,7 @@ async function refreshAll({ alerts: wantAlerts = false } = {}) {
       // Another start of the agent (its buffer may have been reset): the rows held may be another buffer's.
       const restarted = before !== null && (before.startedAt !== status.startedAt || status.uptimeSeconds < before.uptimeSeconds);
       if (alerts) state.alertsAt = Date.now();
+      const wasDown = state.conn === 'down';
       Object.assign(state, { status, pumps: pumps.pumps, alerts: alerts ? alerts.alerts : state.alerts, lastOk: Date.now(), lastFull: Date.now(), blocked: null });
       state.conn = 'ok';
       state.downKind = null;
@@ -421,13 +433,14 @@ async function refreshAll({ alerts: wantAlerts = false } = {}) {
         await loadSelected(true);
       } else if (restarted && state.selected) {
         await loadSelected(true);
-        void alertHistory.refresh(); // the agent may have started on another buffer
+        void alertHistory.refresh({ restarted: true }); // the agent may have started on another buffer
       }
       renderPumps($('pumps'), state.pumps, state.selected, onSelect);
       $('pumps-empty').hidden = state.pumps.length > 0;
-      renderAlerts($('alerts'), $('alerts-empty'), state.alerts, labelEpisode('alerts', 'alerts-h'));
+      renderAlerts($('alerts'), $('alerts-empty'), state.alerts, ALERTS_PER_PUMP, labelRecentWhole);
       renderGateway($('gateway'), status);
       renderDetail();
+      if (wasDown) alertHistory.reconnected();
       setLive();
     } catch (err) {
       if (getToken() === token) handleFailure(err);

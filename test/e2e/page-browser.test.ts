@@ -716,6 +716,13 @@ describe('what the browser review found (phone clock, deployments, load, restart
       expect(Number(ago)).toBeGreaterThanOrEqual(15); // the streak began about 20 s ago: not "0 s ago" either
       expect(Number(ago)).toBeLessThan(60);
       expect(await page.locator('#tz').textContent()).toMatch(offset > 0 ? /This device’s clock is 3 h 0 min ahead of the gateway’s/ : /This device’s clock is 3 h 0 min behind the gateway’s/);
+      // the alert history's "Loaded at" is the gateway's time too
+      await why.click();
+      await page.locator('#history-summary').click();
+      await expect.poll(() => page.locator('#history-note').textContent()).toMatch(/ Loaded at /);
+      const loadedAt = /Loaded at (.+); not live\.$/.exec((await page.locator('#history-note').textContent())!)![1];
+      const gatewayNow = await page.evaluate(`(async () => (await import('/page/format.js')).fmtClock(new Date(Date.now() - ${offset}).toISOString()))()`);
+      expect(loadedAt).toBe(gatewayNow);
       expect(w.errors).toEqual([]);
       await page.close();
     }
@@ -908,17 +915,24 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
       expect((await heads())[1]).toMatch(/\(80 readings\)$/);
       expect(await partial()).toEqual([false, true]);
       const more = page.getByRole('button', { name: 'Show older alerts' });
-      await more.click();
+      const focused = () => page.evaluate(`document.activeElement?.id || document.activeElement?.closest('#history-list li')?.getAttribute('data-first') || document.activeElement?.tagName`);
+      // from the keyboard: the focus stays on the button while the page is read, and after
+      await more.focus();
+      await page.keyboard.press('Enter');
       await expect.poll(note).toMatch(/^400 alerts in 4 episodes/);
+      expect(await focused()).toBe('history-more');
       expect((await heads()).map((h) => /\((\d+) readings\)$/.exec(h)?.[1])).toEqual(['120', '120', '120', '40']);
       expect(await partial()).toEqual([false, false, false, true]);
       await more.click();
       await expect.poll(note).toMatch(/^600 alerts in 5 episodes/);
-      // the third page was full, so the agent cannot know it was the last: one more read says so
-      await more.click();
+      // the third page was full, so the agent cannot know it was the last: one more read says so; the
+      // button goes, and the focus goes to the oldest episode's button, not to the page's body
+      await more.focus();
+      await page.keyboard.press('Enter');
       await expect.poll(note).toMatch(/^600 alerts in 5 episodes, .* newest first: all the gateway keeps of this pump\. Loaded at /);
       expect(await more.isHidden()).toBe(true);
       expect(await partial()).toEqual([false, false, false, false, false]);
+      expect(await focused()).toBe(await items.last().getAttribute('data-first'));
       expect(new Set(await items.evaluateAll((lis) => lis.map((li) => (li as any).dataset.pump as string)))).toEqual(new Set(['pump-h']));
 
       // the oldest episode, two hours back (long out of the recent list's 15 episodes), is labelled from here
@@ -953,6 +967,147 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
       await page.unroute(history);
       await page.getByRole('button', { name: 'Reload' }).click();
       await expect.poll(note).toMatch(/^2 alerts in 1 episode/);
+      expect(errors).toEqual([]);
+      await page.close();
+    } finally {
+      await own.stop();
+    }
+  });
+
+  it('labels the whole of an episode cut by a page boundary, keeps it on screen after new alerts, and says when a label covers part of one', async () => {
+    const own = await startTestAgent();
+    try {
+      const r = rng(53);
+      const t0 = Date.now() - 2 * 3_600_000;
+      const run = (start: number, n: number) => Array.from({ length: n }, (_, i) => ({ pumpId: 'pump-h', ts: start + i * 1000, values: { ...FAULT, Current: FAULT.Current + 0.01 * r() } }));
+      // episode 1: 300 alerts; episode 2, ten minutes later: 100. The first page (200) ends inside episode 1.
+      const first = run(t0, 300);
+      for (let i = 0; i < first.length; i += 150) expect((await postJson(`${own.url}/readings`, first.slice(i, i + 150))).status).toBe(202);
+      const second = run(t0 + 310_000 + 10 * 60_000, 100);
+      expect((await postJson(`${own.url}/readings`, second)).status).toBe(202);
+
+      const { page, errors } = await openPage(own.url);
+      await page.locator('button[data-pump="pump-h"]').click();
+      await page.locator('#history-summary').click();
+      const items = page.locator('#history-list li');
+      const note = () => page.locator('#history-note').textContent();
+      const focusedFirst = () => page.evaluate(`document.activeElement?.closest('#history-list li')?.getAttribute('data-first') ?? document.activeElement?.id ?? null`);
+      await expect.poll(note).toMatch(/^200 alerts in 2 episodes/);
+      expect(await items.last().getAttribute('data-partial')).toBe('true');
+      expect(await items.last().locator('.alert-head span').textContent()).toMatch(/\(100 readings\)$/);
+
+      // labelling the cut episode reads its older alerts first: the dialog and the label cover all 300
+      await items.last().getByRole('button', { name: /^Label alert of pump-h/ }).focus();
+      await page.keyboard.press('Enter');
+      await expect.poll(() => page.locator('#label-dialog').evaluate((d) => (d as any).open)).toBe(true);
+      expect(await page.locator('#label-context').textContent()).toMatch(/^Pump pump-h, alert from .* \(300 readings\)/);
+      await page.locator('input[value="confirmed-fault"]').check();
+      await page.locator('#fault-type').selectOption('bearing');
+      await page.locator('#author').fill('Ana Tech');
+      // meanwhile the pump goes on alerting: 400 new alerts, more than the pages read so far hold above it
+      const third = run(Date.now() - 400_000, 400);
+      for (let i = 0; i < third.length; i += 200) expect((await postJson(`${own.url}/readings`, third.slice(i, i + 200))).status).toBe(202);
+      await page.locator('#label-save').click();
+      await expect.poll(() => page.locator('#label-dialog').evaluate((d) => (d as any).open)).toBe(false);
+      // read again down to the oldest alert read before: the labelled episode is still there, labelled whole, with the focus
+      await expect.poll(note).toMatch(/^800 alerts in 3 episodes/);
+      const labelled = items.last();
+      expect(await labelled.locator('.alert-head span').textContent()).toMatch(/\(300 readings\)$/);
+      expect(await labelled.locator('.label-text').textContent()).toMatch(/^Confirmed fault: bearing, by Ana Tech/);
+      expect(await labelled.locator('.label-part').count()).toBe(0);
+      await expect.poll(focusedFirst).toBe(await labelled.getAttribute('data-first'));
+      const stored = new LabelStore(own.agent.buffer).list({ pumpId: 'pump-h', limit: 10 });
+      expect(stored).toHaveLength(1);
+      expect(stored[0]).toMatchObject({ kind: 'confirmed-fault', faultType: 'bearing', fromTs: t0, toTs: t0 + 299_000 });
+
+      // a label covering part of an episode (given through the API) is said to cover part of it
+      const alertsOf2 = ((await (await fetch(`${own.url}/alerts?pumpId=pump-h&limit=1000`)).json()) as any).alerts.filter((a: any) => Date.parse(a.ts) >= second[0]!.ts && Date.parse(a.ts) <= second.at(-1)!.ts);
+      expect(alertsOf2).toHaveLength(100);
+      const from = second[50]!.ts;
+      const posted = await postJson(`${own.url}/labels`, { pumpId: 'pump-h', kind: 'false-alarm', alertSeq: alertsOf2[0].seq, from: new Date(from).toISOString(), to: new Date(second.at(-1)!.ts).toISOString(), author: 'Ben' });
+      expect(posted.status).toBe(201);
+      // keyboard: Reload keeps the focus on itself, and so does "Show older alerts"
+      const reload = page.getByRole('button', { name: 'Reload' });
+      await reload.focus();
+      await page.keyboard.press('Enter');
+      await expect.poll(() => items.nth(1).locator('.label-part').textContent()).toBe('This label covers 50 of the episode’s 100 readings: change it to cover all of them.');
+      expect(await focusedFirst()).toBe('history-reload');
+      expect(errors).toEqual([]);
+      await page.close();
+    } finally {
+      await own.stop();
+    }
+  });
+
+  it('reads again a history that failed once the agent answers again, and keeps an older page being read when a label is saved', async () => {
+    const own = await startTestAgent();
+    try {
+      const r = rng(59);
+      const t0 = Date.now() - 3 * 3_600_000;
+      for (let k = 0; k < 3; k++) {
+        const episode = Array.from({ length: 150 }, (_, i) => ({ pumpId: 'pump-h', ts: t0 + k * 20 * 60_000 + i * 1000, values: { ...FAULT, Current: FAULT.Current + 0.01 * r() } }));
+        expect((await postJson(`${own.url}/readings`, episode)).status).toBe(202);
+      }
+      const { page, errors } = await openPage(own.url);
+      await page.locator('button[data-pump="pump-h"]').click();
+      const note = () => page.locator('#history-note').textContent();
+      // the agent cannot be reached when the history is opened
+      const api = (url: URL) => url.pathname !== '/' && !url.pathname.startsWith('/page/');
+      await page.route(api, (route) => route.abort());
+      await page.locator('#history-summary').click();
+      await expect.poll(note).toMatch(/^The alert history could not be read: Cannot reach the PumpWatch agent/);
+      await page.unroute(api);
+      // back by itself, without a Reload
+      await expect.poll(() => page.locator('#live').textContent(), { timeout: 15_000 }).toBe('Live');
+      await expect.poll(note, { timeout: 10_000 }).toMatch(/^200 alerts in 2 episodes/);
+
+      // an older page still on its way when a label is saved is not lost: the re-read goes down past it
+      const older = (url: URL) => url.pathname === '/alerts' && url.searchParams.has('before');
+      await page.route(older, async (route) => {
+        await new Promise((res) => setTimeout(res, 1500));
+        await route.continue();
+      });
+      await page.getByRole('button', { name: 'Show older alerts' }).click();
+      await page.locator('#history-list li').first().getByRole('button', { name: /^Label alert of pump-h/ }).click();
+      await page.locator('input[value="false-alarm"]').check();
+      await page.locator('#author').fill('Ana Tech');
+      await page.locator('#label-save').click();
+      await expect.poll(() => page.locator('#label-dialog').evaluate((d) => (d as any).open)).toBe(false);
+      await expect.poll(note, { timeout: 10_000 }).toMatch(/^400 alerts in 3 episodes/);
+      await page.unroute(older);
+      expect(await page.locator('#history-list li').first().locator('.label-text').textContent()).toMatch(/^False alarm, by Ana Tech/);
+      expect(errors).toEqual([]);
+      await page.close();
+    } finally {
+      await own.stop();
+    }
+  });
+
+  it('labels the whole of a long episode from the recent list, which holds only its newest 100 alerts', async () => {
+    const own = await startTestAgent();
+    try {
+      const r = rng(67);
+      const start = Date.now() - 3_600_000;
+      const run = Array.from({ length: 250 }, (_, i) => ({ pumpId: 'pump-long', ts: start + i * 1000, values: { ...FAULT, Current: FAULT.Current + 0.01 * r() } }));
+      for (let i = 0; i < run.length; i += 125) expect((await postJson(`${own.url}/readings`, run.slice(i, i + 125))).status).toBe(202);
+      const { page, errors } = await openPage(own.url);
+      const item = page.locator('#alerts li[data-pump="pump-long"]');
+      await item.waitFor();
+      expect(await item.locator('.alert-head span').textContent()).toMatch(/\(100 readings\)$/);
+      expect(await item.getAttribute('data-partial')).toBe('true');
+      await item.getByRole('button', { name: /^Label alert of pump-long/ }).click();
+      await expect.poll(() => page.locator('#label-dialog').evaluate((d) => (d as any).open)).toBe(true);
+      expect(await page.locator('#label-context').textContent()).toMatch(/^Pump pump-long, alert from .* \(250 readings\)/);
+      await page.locator('input[value="false-alarm"]').check();
+      await page.locator('#author').fill('Ana Tech');
+      await page.locator('#label-save').click();
+      await expect.poll(() => page.locator('#label-dialog').evaluate((d) => (d as any).open)).toBe(false);
+      const stored = new LabelStore(own.agent.buffer).list({ pumpId: 'pump-long', limit: 10 });
+      expect(stored).toHaveLength(1);
+      expect(stored[0]).toMatchObject({ kind: 'false-alarm', fromTs: start, toTs: start + 249_000 });
+      // the list holds the newest 100 of them, all covered by the label
+      await expect.poll(() => item.locator('.label-text').textContent()).toMatch(/^False alarm, by Ana Tech/);
+      expect(await item.locator('.label-part').count()).toBe(0);
       expect(errors).toEqual([]);
       await page.close();
     } finally {
