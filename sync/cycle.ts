@@ -166,18 +166,30 @@ async function uploadPlanned(deps: CycleDeps, horizon: Horizon, upload: (p: Prep
   };
   let exhausted = false;
   let overtaken: Prepared | null = null;
+  let overtaking: Promise<Prepared | null | undefined> | null = null;
   for (let i = 0; i < PLANNED_AHEAD; i++) ahead.push(plan());
   try {
     while (ahead.length > 0) {
-      const p = await ahead.shift()!;
+      const next = ahead.shift()!;
+      const p = await next;
       if (p === undefined || deps.signal.aborted) {
         exhausted = true; // the backlog is empty (or the cycle stops): what is planned already still goes
         if (deps.signal.aborted) release(deps, p);
         continue;
       }
+      if (next === overtaking) {
+        overtaking = null;
+        // The alert went into a plan already on its way when it was seen (between its pick and its
+        // start): this plan took a bulk batch, which goes last, not before the alert's.
+        if (p !== null && p.batch.priority === PRIORITY.bulk && ahead.length > 0) {
+          ahead.push(Promise.resolve(p));
+          continue;
+        }
+      }
       if (!exhausted && p !== null && p !== overtaken && p.batch.priority === PRIORITY.bulk && overtakes(deps, horizon)) {
         overtaken = p; // an alert arrived after this bulk batch was planned: it goes first
-        ahead.unshift(plan(), Promise.resolve(p));
+        overtaking = plan();
+        ahead.unshift(overtaking, Promise.resolve(p));
         continue;
       }
       if (!exhausted && ahead.length < PLANNED_AHEAD) ahead.push(plan());
