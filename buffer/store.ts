@@ -166,6 +166,11 @@ export class BufferStore {
     this.maxBytes = options.maxBytes;
   }
 
+  /** Rows not yet uploaded (kept in memory: no query), as in stats(). */
+  get unsyncedRows(): number {
+    return this.unsyncedCount;
+  }
+
   get path(): string {
     return this.options.path;
   }

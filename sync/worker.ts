@@ -25,10 +25,22 @@ export interface SyncSettings {
   /** Earlier rows of an anomaly's pump uploaded with it. */
   anomalyContextRows: number;
   backoff: BackoffOptions;
+  /** A cycle uses the encoder thread only when more rows than this wait at its start (default THREAD_ABOVE_ROWS; 0: always). */
+  threadAboveRows?: number;
 }
 
 /** Default shortest time between the start of a cycle and one an anomaly brings forward. */
 const KICK_FLOOR_MS = 5000;
+
+/**
+ * A cycle uses the encoder thread only when its backlog is larger than this (SyncSettings and
+ * SyncWorkerDeps.threadAboveRows): a few batches' worth. The steady trickle of a gateway (50 pumps
+ * at 1 Hz: 1 500 rows per 30-s cycle) is read, encoded and uploaded on the main thread, a block of
+ * about 10 ms per batch, so the thread is not kept alive by it: a cycle every 30 s kept its 30-s
+ * idle end from ever coming, and it held 25-30 MB of RSS (a second isolate and storage SDK) for
+ * good. A drain (after an outage, or a buffer filling faster than a cycle takes) goes to the thread.
+ */
+export const THREAD_ABOVE_ROWS = 5000;
 
 export type SyncState = 'stopped' | 'idle' | 'uploading' | 'retrying' | 'blocked';
 export type BlobConnectivity = 'unknown' | 'online' | 'offline' | 'throttled' | 'unauthorized' | 'container-missing';
@@ -52,6 +64,8 @@ export interface SyncWorkerDeps {
   afterReadings?: (uploader: BlobUploader, signal: AbortSignal) => Promise<{ contacted: boolean } | void>;
   /** Reads and encodes batches off the main thread (default: one on the buffer's file; null: the main thread does it). */
   encoderThread?: EncoderThread | null;
+  /** Overrides the settings' threadAboveRows (tests). */
+  threadAboveRows?: number;
   /** Shortest time between the start of a cycle and one started by a kick (default 5 s). */
   kickFloorMs?: number;
   /** When the target's SAS credential expires (epoch ms; null: an account key, or unknown), so a refusal after it says so. */
@@ -231,7 +245,7 @@ export class SyncWorker {
     try {
       const done = await runCycle({
         batches: this.batches,
-        encoder: this.encoder,
+        encoder: this.encoder !== null && this.deps.buffer.unsyncedRows > (this.deps.threadAboveRows ?? settings.threadAboveRows ?? THREAD_ABOVE_ROWS) ? this.encoder : null,
         uploader: this.uploader(),
         bucket: this.bucket,
         limits: planLimits(settings.batchMaxRows, settings.batchMaxBytes, settings.anomalyContextRows),

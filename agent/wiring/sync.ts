@@ -28,6 +28,7 @@ export function syncSettings(c: Config): SyncSettings {
     batchMaxRows: c.syncBatchMaxRows,
     batchMaxBytes: c.syncBatchMaxBytes,
     anomalyContextRows: c.syncAnomalyContextRows,
+    threadAboveRows: c.syncThreadAboveRows,
     backoff: { initialMs: Math.min(1000, maxMs), maxMs, slowMs: c.syncSlowRetrySeconds * 1000 },
   };
 }

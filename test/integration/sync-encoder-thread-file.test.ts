@@ -69,6 +69,7 @@ beforeEach(() => {
     settings: () => ({ intervalMs: 60_000, maxBytesPerSecond: 0, batchMaxRows: 100, batchMaxBytes: 1 << 20, anomalyContextRows: 10, backoff: { initialMs: 1000, maxMs: 8000, slowMs: 600_000 } }),
     logger: createLogger('silent'),
     encoderThread: thread,
+    threadAboveRows: 0, // every cycle on the thread, however small
     onEncoded: (on) => encoded[on]++,
   });
 });

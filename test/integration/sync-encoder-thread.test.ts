@@ -147,6 +147,7 @@ function syncWorker(target: BlobTarget, deps: Partial<ConstructorParameters<type
     settings,
     logger: createLogger('silent'),
     random: () => 0.5,
+    threadAboveRows: 0, // every cycle on the thread, however small
     ...deps,
   });
 }
