@@ -28,7 +28,7 @@ import type { Reading } from '../buffer/types.js';
 import { InferenceEngine } from '../inference/engine.js';
 import { LoadedModel } from '../inference/model.js';
 import { agentMemorySampler, formatMemory } from './memory.js';
-import { benchModel, fmt, fsyncProbe, pacedLatencies, percentile, rssSampler, simulatedReadings, stallsOf } from './support.js';
+import { benchModel, fmt, fsyncProbe, pacedLatencies, percentile, rssSampler, simulatedReadings, stallsOf, untilReady } from './support.js';
 
 if (process.argv.includes('--help')) {
   console.log(`bench/ingest: readings/s, latency and the agent's memory (see the header of bench/ingest.ts).
@@ -232,15 +232,7 @@ async function httpThroughput() {
   // Whatever happens below, the agent (a child process: it would outlive this one) and Azurite stop.
   const exited = new Promise((r) => agent.once('exit', r));
   try {
-    for (let i = 0; ; i++) {
-      try {
-        if ((await fetch(`${base}/readyz`)).status === 200) break;
-      } catch {
-        // not listening yet
-      }
-      if (i > 300) throw new Error('agent did not become ready');
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await untilReady(base);
     const total = Math.min(TOTAL, 300_000);
     const bodies: string[] = [];
     for (let off = 0; off < total; off += 1000) bodies.push(JSON.stringify(readings.slice(off, off + 1000).map(asJson)));

@@ -186,3 +186,16 @@ export async function bufferSimulated(store: BufferStore, next: () => Reading, c
   }
   return { flagged };
 }
+
+/** Waits until the agent process at `base` answers /readyz with 200 (at most about 30 s). */
+export async function untilReady(base: string): Promise<void> {
+  for (let i = 0; ; i++) {
+    try {
+      if ((await fetch(`${base}/readyz`)).status === 200) return;
+    } catch {
+      // not listening yet
+    }
+    if (i > 300) throw new Error('agent did not become ready');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -192,6 +192,27 @@ describe('sync uploads from its encoder thread (real Azurite)', () => {
     expect(JSON.stringify(classifyFailure(err))).not.toContain(wrongKey.slice(10, 30));
   });
 
+  it('leaves a cycle of at most threadAboveRows rows to the main thread (no thread started), and a larger backlog to the thread', async () => {
+    const target: BlobTarget = { kind: 'connection-string', connectionString: az.connectionString, container: 'by-size' };
+    const t = thread();
+    const encoded = { thread: 0, main: 0 };
+    // 1 500 rows wait (beforeEach): at most 1 500 stays on the main thread, as the settings say
+    const w = syncWorker(target, { encoderThread: t, threadAboveRows: undefined, settings: () => ({ ...settings(), threadAboveRows: 1500 }), onEncoded: (on) => void encoded[on]++ });
+    expect(await w.runOnce()).toMatchObject({ rows: 1500, failure: null });
+    expect(encoded.thread).toBe(0);
+    expect(encoded.main).toBeGreaterThan(0);
+    expect(t.running).toBe(false);
+    // 1 501 waiting: the thread
+    store.appendBatch(Array.from({ length: 1501 }, (_, i) => row(i % 2 === 0 ? 'pump-a' : 'pump-b', 2000 + i)));
+    const before = encoded.main;
+    expect(await w.runOnce()).toMatchObject({ rows: 1501, failure: null });
+    expect(encoded.main).toBe(before);
+    expect(encoded.thread).toBeGreaterThan(0);
+    expect(t.running).toBe(true);
+    expect(await uploadedSeqs(target)).toEqual(Array.from({ length: 3001 }, (_, i) => i + 1));
+    await w.stop();
+  });
+
   it('a thread stopped in the middle of a drain: the batches it held are encoded again on the main thread, every row uploaded exactly once', async () => {
     const target: BlobTarget = { kind: 'connection-string', connectionString: az.connectionString, container: 'stopped-midway' };
     const t = thread();

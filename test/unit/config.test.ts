@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, configReference, loadConfig } from '../../agent/config.js';
 import { parseSection } from '../../agent/edge/desired.js';
+import { syncSettings } from '../../agent/wiring/sync.js';
+import { THREAD_ABOVE_ROWS } from '../../sync/worker.js';
 
 function problems(env: Record<string, string>): string[] {
   try {
@@ -129,6 +131,13 @@ describe('the agent configuration', () => {
     expect(parseSection('firstModel', { afterHours: 2 })).toEqual({ values: { firstModelAfterHours: 2 } });
     expect(parseSection('firstModel', { afterHours: 0.2 })).toEqual({ error: 'firstModel.afterHours=0.2: either 0 (off) or at least 1 hour' });
     expect(parseSection('firstModel', { hours: 2 })).toEqual({ error: 'firstModel.hours: unknown setting (known: afterHours)' });
+  });
+
+  it('gives the sync the row count above which a cycle uses its encoder thread (default 5 000; 0: always)', () => {
+    expect(syncSettings(loadConfig({})).threadAboveRows).toBe(THREAD_ABOVE_ROWS);
+    expect(THREAD_ABOVE_ROWS).toBe(5000);
+    expect(syncSettings(loadConfig({ PUMPWATCH_SYNC_THREAD_ABOVE_ROWS: '0' })).threadAboveRows).toBe(0);
+    expect(() => loadConfig({ PUMPWATCH_SYNC_THREAD_ABOVE_ROWS: '-1' })).toThrow(/PUMPWATCH_SYNC_THREAD_ABOVE_ROWS/);
   });
 
   it('refuses a simulated rate so slow that its timer would overflow into one reading a millisecond', () => {

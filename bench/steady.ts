@@ -1,0 +1,151 @@
+/**
+ * bench/steady: the agent as deployed (its own process, node flags and environment) in a gateway's
+ * steady state: P pumps reading at 1 Hz, posted over HTTP ten times a second (a tenth of the pumps
+ * each time: the POST latency is then sampled often enough for a p99),
+ * the sync uploading to a local Azurite (in memory) at its interval. Run twice in the same bench,
+ * on fresh data directories:
+ *   - `main`: the default PUMPWATCH_SYNC_THREAD_ABOVE_ROWS (5000): cycles of this size run on the
+ *     main thread;
+ *   - `thread`: PUMPWATCH_SYNC_THREAD_ABOVE_ROWS=0: every cycle on the encoder thread, as before
+ *     2026-12-06.
+ * Prints for each the agent's RSS (median and largest sample once the first cycle has run), its
+ * threads, the POST latency (p50, p99, max) and whether every reading was uploaded. Figures only:
+ * it never fails on time or memory.
+ *
+ *   node dist/bench/steady.js [--pumps P] [--seconds S] [--interval S]
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { freePort, startAzurite } from '../agent/azurite.js';
+import { AGENT_ENV, AGENT_NODE_FLAGS } from '../agent/node-flags.js';
+import { packageRoot } from '../agent/paths.js';
+import { agentMemorySampler, formatMemory } from './memory.js';
+import { benchModel, fmt, percentile, simulatedReadings, untilReady } from './support.js';
+
+const { values: args } = parseArgs({ options: { pumps: { type: 'string' }, seconds: { type: 'string' }, interval: { type: 'string' } } });
+const PUMPS = Number(args.pumps ?? 100);
+const SECONDS = Number(args.seconds ?? 120);
+const INTERVAL_S = Number(args.interval ?? 10);
+const TICKS_PER_S = 10;
+
+interface RunResult {
+  mode: string;
+  rssMedian: number;
+  rssLargest: number;
+  threadsMax: number;
+  threadsLast: number;
+  p50: number;
+  p99: number;
+  max: number;
+  posts: number;
+  posted: number;
+  uploaded: number;
+  encoded: { thread: number; main: number };
+  atLargest: string;
+}
+
+const metric = (text: string, name: string): number => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)`, 'm').exec(text)?.[1] ?? Number.NaN);
+const threadsOf = (pid: number): number => Number(/^Threads:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? Number.NaN);
+
+async function run(mode: 'main' | 'thread', modelPath: string, connectionString: string, dir: string): Promise<RunResult> {
+  const port = await freePort();
+  const agent = spawn(process.execPath, [...AGENT_NODE_FLAGS, join(packageRoot(), 'dist', 'agent', 'cli.js')], {
+    env: {
+      PATH: process.env.PATH ?? '', ...AGENT_ENV, PUMPWATCH_DATA_DIR: join(dir, mode), PUMPWATCH_HTTP_PORT: String(port), PUMPWATCH_SIMULATE: '0',
+      PUMPWATCH_HUB: 'off', PUMPWATCH_LOG_LEVEL: 'warn', PUMPWATCH_DEFAULT_MODEL: modelPath, PUMPWATCH_MAX_PUMPS: String(Math.max(100, PUMPS)),
+      PUMPWATCH_SYNC: 'auto', PUMPWATCH_BLOB_CONNECTION_STRING: connectionString, PUMPWATCH_BLOB_CONTAINER: `steady-${mode}`,
+      PUMPWATCH_SYNC_INTERVAL_SECONDS: String(INTERVAL_S), ...(mode === 'thread' ? { PUMPWATCH_SYNC_THREAD_ABOVE_ROWS: '0' } : {}),
+    },
+    stdio: 'ignore',
+  });
+  const exited = new Promise((r) => agent.once('exit', r));
+  const base = `http://127.0.0.1:${port}`;
+  try {
+    await untilReady(base);
+    const readings = simulatedReadings(PUMPS * SECONDS, PUMPS, 7);
+    const latencies: number[] = [];
+    const rss: number[] = [];
+    let threadsMax = 0;
+    // Samples from the second cycle on (the first one's start-up is not the steady state).
+    const settleMs = (INTERVAL_S + 5) * 1000;
+    const memory = agentMemorySampler(agent.pid!, base, 1000);
+    const t0 = performance.now();
+    const per = Math.ceil(PUMPS / TICKS_PER_S);
+    for (let tick = 0; tick < SECONDS * TICKS_PER_S; tick++) {
+      const due = t0 + (tick * 1000) / TICKS_PER_S;
+      await new Promise((r) => setTimeout(r, Math.max(0, due - performance.now())));
+      const now = Date.now();
+      const second = Math.floor(tick / TICKS_PER_S);
+      const from = second * PUMPS + (tick % TICKS_PER_S) * per;
+      const to = Math.min(second * PUMPS + PUMPS, from + per);
+      if (from >= to) continue;
+      const body = JSON.stringify(readings.slice(from, to).map((r) => ({ pumpId: r.pumpId, ts: now, values: r.values })));
+      const sent = performance.now();
+      const res = await fetch(`${base}/readings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      if (res.status !== 202) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
+      await res.arrayBuffer();
+      latencies.push(performance.now() - sent);
+      if (performance.now() - t0 >= settleMs) {
+        rss.push(Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${agent.pid}/status`, 'utf8'))?.[1] ?? Number.NaN) / 1024);
+        threadsMax = Math.max(threadsMax, threadsOf(agent.pid!));
+      }
+    }
+    // the last readings' cycle
+    await new Promise((r) => setTimeout(r, (INTERVAL_S + 3) * 1000));
+    const mem = await memory.stop();
+    const text = await (await fetch(`${base}/metrics`)).text();
+    const encoded = {
+      thread: metric(text.split('\n').filter((l) => l.includes('on="thread"')).join('\n'), 'pumpwatch_sync_encoded_batches_total'),
+      main: metric(text.split('\n').filter((l) => l.includes('on="main"')).join('\n'), 'pumpwatch_sync_encoded_batches_total'),
+    };
+    latencies.sort((a, b) => a - b);
+    rss.sort((a, b) => a - b);
+    return {
+      mode,
+      rssMedian: percentile(rss, 50),
+      rssLargest: rss.at(-1) ?? Number.NaN,
+      threadsMax,
+      threadsLast: threadsOf(agent.pid!),
+      p50: percentile(latencies, 50),
+      p99: percentile(latencies, 99),
+      max: latencies.at(-1)!,
+      posts: latencies.length,
+      posted: PUMPS * SECONDS,
+      uploaded: metric(text, 'pumpwatch_sync_uploaded_rows_total'),
+      encoded: { thread: Number.isNaN(encoded.thread) ? 0 : encoded.thread, main: Number.isNaN(encoded.main) ? 0 : encoded.main },
+      atLargest: formatMemory(mem.atPeak),
+    };
+  } finally {
+    if (agent.exitCode === null && agent.signalCode === null) agent.kill('SIGTERM');
+    await exited;
+  }
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'pumpwatch-bench-steady-'));
+  const azurite = await startAzurite({ location: join(dir, 'azurite'), inMemory: true });
+  try {
+    const modelPath = join(dir, 'model.onnx');
+    writeFileSync(modelPath, benchModel());
+    console.log(
+      `bench/steady: the agent process as deployed, ${PUMPS} pumps at 1 Hz posted in ${TICKS_PER_S} POSTs a second for ${SECONDS} s, sync every ${INTERVAL_S} s (about ${fmt(PUMPS * INTERVAL_S)} rows a cycle) to a local Azurite in memory; RSS and threads sampled at every POST once the first cycle has run`,
+    );
+    for (const mode of ['main', 'thread'] as const) {
+      const r = await run(mode, modelPath, azurite.connectionString, dir);
+      const label = mode === 'main' ? 'cycles on the main thread (default PUMPWATCH_SYNC_THREAD_ABOVE_ROWS=5000)' : 'every cycle on the encoder thread (PUMPWATCH_SYNC_THREAD_ABOVE_ROWS=0, as before 2026-12-06)';
+      console.log(`${label}:`);
+      console.log(`  agent RSS median ${fmt(r.rssMedian)} MB, largest ${fmt(r.rssLargest)} MB; threads at most ${r.threadsMax}, at the end ${r.threadsLast}`);
+      console.log(`  POST latency p50 ${fmt(r.p50, 2)} ms, p99 ${fmt(r.p99, 2)} ms, max ${fmt(r.max, 2)} ms (${fmt(r.posts)} POSTs)`);
+      console.log(`  readings posted ${fmt(r.posted)}, uploaded ${fmt(r.uploaded)}; batches encoded on the thread ${r.encoded.thread}, on the main thread ${r.encoded.main}`);
+      console.log(`  at the largest sample: ${r.atLargest}`);
+    }
+  } finally {
+    await azurite.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
