@@ -4,7 +4,7 @@
  * each time: the POST latency is then sampled often enough for a p99),
  * the sync uploading to a local Azurite (in memory) at its interval. Run twice in the same bench,
  * on fresh data directories:
- *   - `main`: the default PUMPWATCH_SYNC_THREAD_ABOVE_ROWS (5000): cycles of this size run on the
+ *   - `main`: the default PUMPWATCH_SYNC_THREAD_ABOVE_ROWS (2000): cycles of this size run on the
  *     main thread;
  *   - `thread`: PUMPWATCH_SYNC_THREAD_ABOVE_ROWS=0: every cycle on the encoder thread, as before
  *     2026-12-06.
@@ -13,19 +13,30 @@
  * it never fails on time or memory.
  *
  *   node dist/bench/steady.js [--pumps P] [--seconds S] [--interval S]
+ *
+ * With `--cycle ROWS,PUMPS[;ROWS,PUMPS…]` it measures instead what one sync cycle of ROWS rows
+ * over PUMPS pumps costs the scoring thread, in this process: a real buffer (SQLite file), the
+ * real sync worker and Azurite, the event loop sampled by a 1-ms timer; each case twice on the
+ * main thread and twice on the encoder thread, in turn (the first of each is cold).
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { freePort, startAzurite } from '../agent/azurite.js';
+import { freePort, startAzurite, type AzuriteHandle } from '../agent/azurite.js';
+import { syncSettings } from '../agent/wiring/sync.js';
+import { loadConfig } from '../agent/config.js';
+import { BufferStore } from '../buffer/store.js';
+import type { PredictionRow } from '../buffer/types.js';
+import { uploaderFor } from '../sync/uploader.js';
+import { SyncWorker } from '../sync/worker.js';
 import { AGENT_ENV, AGENT_NODE_FLAGS } from '../agent/node-flags.js';
 import { packageRoot } from '../agent/paths.js';
 import { agentMemorySampler, formatMemory } from './memory.js';
 import { benchModel, fmt, percentile, simulatedReadings, untilReady } from './support.js';
 
-const { values: args } = parseArgs({ options: { pumps: { type: 'string' }, seconds: { type: 'string' }, interval: { type: 'string' } } });
+const { values: args } = parseArgs({ options: { pumps: { type: 'string' }, seconds: { type: 'string' }, interval: { type: 'string' }, cycle: { type: 'string' } } });
 const PUMPS = Number(args.pumps ?? 100);
 const SECONDS = Number(args.seconds ?? 120);
 const INTERVAL_S = Number(args.interval ?? 10);
@@ -124,7 +135,63 @@ async function run(mode: 'main' | 'thread', modelPath: string, connectionString:
   }
 }
 
+const SILENT = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+
+/** One cycle of `rows` rows over `pumps` pumps (as the agent stores them: 8 values, contributions), on the main thread or the encoder thread. */
+async function oneCycle(azurite: AzuriteHandle, dir: string, rows: number, pumps: number, onThread: boolean, n: number): Promise<string> {
+  const store = new BufferStore({ path: join(dir, `cycle-${n}.sqlite`), maxBytes: 2 ** 30 });
+  store.open();
+  const sims = simulatedReadings(rows, pumps, 11 + n);
+  const t0 = Date.now() - rows * 1000;
+  const stored: PredictionRow[] = sims.map((r, i) => ({
+    pumpId: r.pumpId, ts: t0 + i * 1000, receivedAt: t0 + i * 1000 + 20, values: r.values, score: 0.2, anomaly: false, modelVersion: 'bench-1',
+    imputed: false, unscoredReason: null, contributions: Object.fromEntries(Object.keys(r.values).map((k, j) => [k, (j + 1) / 36])),
+  }));
+  for (let i = 0; i < stored.length; i += 500) store.appendBatch(stored.slice(i, i + 500));
+  const blobs: number[] = [];
+  const settings = syncSettings(loadConfig({}));
+  const worker = new SyncWorker({
+    buffer: store, deviceId: 'gw-bench', agentVersion: 'bench', logger: SILENT, random: () => 0.5,
+    uploader: () => uploaderFor({ target: { kind: 'connection-string', connectionString: azurite.connectionString, container: `cycle-${n}` }, createContainer: true }),
+    settings: () => ({ ...settings, threadAboveRows: onThread ? 0 : Number.MAX_SAFE_INTEGER }),
+    onUploaded: (e) => void blobs.push(e.rows),
+  });
+  const stalls: number[] = [];
+  let last = performance.now();
+  const timer = setInterval(() => {
+    const now = performance.now();
+    stalls.push(now - last - 1);
+    last = now;
+  }, 1);
+  const started = performance.now();
+  const result = await worker.runOnce();
+  const wall = performance.now() - started;
+  clearInterval(timer);
+  await worker.stop();
+  store.close();
+  stalls.sort((a, b) => b - a);
+  const rowsPerBlob = blobs.length <= 6 ? blobs.join(', ') : `${Math.min(...blobs)}–${Math.max(...blobs)}`;
+  return `${(onThread ? 'encoder thread' : 'main thread').padEnd(14)} ${fmt(rows)} rows, ${pumps} pump(s): ${blobs.length} blobs (rows ${rowsPerBlob}), cycle ${fmt(wall)} ms; scoring thread blocked: largest ${stalls.slice(0, 3).map((x) => fmt(x, 1)).join(', ')} ms, over 2 ms ${fmt(stalls.filter((x) => x > 2).reduce((a, b) => a + b, 0))} ms in all${result.failure ? ` FAILED ${result.failure.message}` : ''}`;
+}
+
+async function cycles(spec: string): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'pumpwatch-bench-cycle-'));
+  const azurite = await startAzurite({ location: join(dir, 'azurite'), inMemory: true });
+  try {
+    console.log('bench/steady --cycle: one sync cycle in this process (real buffer, sync worker and Azurite in memory, default batch limits), the scoring thread\'s event loop sampled every 1 ms; each case twice per side, in turn, the first of each cold');
+    let n = 0;
+    for (const part of spec.split(';')) {
+      const [rows, pumps] = part.split(',').map(Number) as [number, number];
+      for (const onThread of [false, true, false, true]) console.log(`  ${await oneCycle(azurite, dir, rows, pumps, onThread, n++)}`);
+    }
+  } finally {
+    await azurite.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
+  if (args.cycle) return cycles(args.cycle);
   const dir = mkdtempSync(join(tmpdir(), 'pumpwatch-bench-steady-'));
   const azurite = await startAzurite({ location: join(dir, 'azurite'), inMemory: true });
   try {
@@ -135,7 +202,7 @@ async function main(): Promise<void> {
     );
     for (const mode of ['main', 'thread'] as const) {
       const r = await run(mode, modelPath, azurite.connectionString, dir);
-      const label = mode === 'main' ? 'cycles on the main thread (default PUMPWATCH_SYNC_THREAD_ABOVE_ROWS=5000)' : 'every cycle on the encoder thread (PUMPWATCH_SYNC_THREAD_ABOVE_ROWS=0, as before 2026-12-06)';
+      const label = mode === 'main' ? 'cycles on the main thread (default PUMPWATCH_SYNC_THREAD_ABOVE_ROWS=2000)' : 'every cycle on the encoder thread (PUMPWATCH_SYNC_THREAD_ABOVE_ROWS=0, as before 2026-12-06)';
       console.log(`${label}:`);
       console.log(`  agent RSS median ${fmt(r.rssMedian)} MB, largest ${fmt(r.rssLargest)} MB; threads at most ${r.threadsMax}, at the end ${r.threadsLast}`);
       console.log(`  POST latency p50 ${fmt(r.p50, 2)} ms, p99 ${fmt(r.p99, 2)} ms, max ${fmt(r.max, 2)} ms (${fmt(r.posts)} POSTs)`);

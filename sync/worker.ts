@@ -34,13 +34,15 @@ const KICK_FLOOR_MS = 5000;
 
 /**
  * A cycle uses the encoder thread only when its backlog is larger than this (SyncSettings and
- * SyncWorkerDeps.threadAboveRows): a few batches' worth. The steady trickle of a gateway (50 pumps
- * at 1 Hz: 1 500 rows per 30-s cycle) is read, encoded and uploaded on the main thread, a block of
- * about 10 ms per batch, so the thread is not kept alive by it: a cycle every 30 s kept its 30-s
+ * SyncWorkerDeps.threadAboveRows). The steady trickle of a gateway (50 pumps at 1 Hz: 1 500 rows
+ * per 30-s cycle) is read, encoded and uploaded on the main thread, each blob a block of the
+ * scoring thread (a 30-s cycle of 50 pumps about 0.2 s in all, in pieces of a few ms; a full blob
+ * of about 1 400 rows 15-30 ms in one piece; the bound keeps a cycle of few pumps to about one full
+ * blob there: bench/steady --cycle), so the thread is not kept alive by it: a cycle every 30 s kept its 30-s
  * idle end from ever coming, and it held 25-30 MB of RSS (a second isolate and storage SDK) for
  * good. A drain (after an outage, or a buffer filling faster than a cycle takes) goes to the thread.
  */
-export const THREAD_ABOVE_ROWS = 5000;
+export const THREAD_ABOVE_ROWS = 2000;
 
 export type SyncState = 'stopped' | 'idle' | 'uploading' | 'retrying' | 'blocked';
 export type BlobConnectivity = 'unknown' | 'online' | 'offline' | 'throttled' | 'unauthorized' | 'container-missing';

@@ -114,7 +114,7 @@ describe('sync of the agent to Blob Storage (Azurite)', () => {
     const metrics = await (await fetch(`${t.url}/metrics`)).text();
     expect(metrics).toContain('pumpwatch_sync_uploaded_rows_total 1200');
     expect(metrics).toContain('pumpwatch_sync_blob_connectivity{state="online"} 1');
-    // cycles of at most PUMPWATCH_SYNC_THREAD_ABOVE_ROWS (5 000) rows ran on the main thread: no encoder thread started
+    // cycles of at most PUMPWATCH_SYNC_THREAD_ABOVE_ROWS (2 000) rows ran on the main thread: no encoder thread started
     expect(Number(/^pumpwatch_sync_encoded_batches_total\{on="main"\} (\d+)/m.exec(metrics)?.[1])).toBeGreaterThan(0);
     expect(metrics).not.toMatch(/^pumpwatch_sync_encoded_batches_total\{on="thread"\} [1-9]/m);
   });

@@ -133,9 +133,9 @@ describe('the agent configuration', () => {
     expect(parseSection('firstModel', { hours: 2 })).toEqual({ error: 'firstModel.hours: unknown setting (known: afterHours)' });
   });
 
-  it('gives the sync the row count above which a cycle uses its encoder thread (default 5 000; 0: always)', () => {
+  it('gives the sync the row count above which a cycle uses its encoder thread (default 2 000; 0: always)', () => {
     expect(syncSettings(loadConfig({})).threadAboveRows).toBe(THREAD_ABOVE_ROWS);
-    expect(THREAD_ABOVE_ROWS).toBe(5000);
+    expect(THREAD_ABOVE_ROWS).toBe(2000);
     expect(syncSettings(loadConfig({ PUMPWATCH_SYNC_THREAD_ABOVE_ROWS: '0' })).threadAboveRows).toBe(0);
     expect(() => loadConfig({ PUMPWATCH_SYNC_THREAD_ABOVE_ROWS: '-1' })).toThrow(/PUMPWATCH_SYNC_THREAD_ABOVE_ROWS/);
   });
