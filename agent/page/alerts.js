@@ -66,7 +66,10 @@ function when(ep) {
   return n === 1 ? fmtTime(ep.first.ts) : `${fmtTime(ep.first.ts)} – ${fmtTime(ep.last.ts)} (${n} readings)`;
 }
 
-/** One episode's list item; onLabel(episode) opens the label dialog for it. */
+/**
+ * One episode's list item; onLabel(episode) opens the label dialog for it. `ep.partial`: it may have
+ * begun before the oldest alert read, which the item says.
+ */
 export function episodeItem(ep, onLabel) {
   const li = el('li', `alert${ep.label ? ' labelled' : ''}`);
   li.dataset.seq = String(ep.peak.seq);
@@ -83,6 +86,10 @@ export function episodeItem(ep, onLabel) {
   if (ep.label && ep.labelled < ep.alerts.length) {
     li.append(el('p', 'label-part', `This label covers ${ep.labelled} of the episode’s ${ep.alerts.length} readings: change it to cover all of them.`));
   }
+  if (ep.partial) {
+    li.dataset.partial = 'true';
+    li.append(el('p', 'muted', PARTIAL_TEXT));
+  }
   const b = el('button', ep.label ? 'secondary' : '', ep.label ? 'Change label' : 'Label this alert');
   b.type = 'button';
   b.setAttribute('aria-label', `${ep.label ? 'Change label of' : 'Label'} alert of ${ep.pumpId} at ${fmtTime(ep.first.ts)}`);
@@ -92,7 +99,7 @@ export function episodeItem(ep, onLabel) {
 }
 
 /** Text on an episode that may have begun before the oldest alert read. */
-export const PARTIAL_TEXT = 'It may have begun earlier: labelling it reads its older alerts first, so the label covers all of it.';
+const PARTIAL_TEXT = 'It may have begun earlier: labelling it reads its older alerts first, so the label covers all of it.';
 
 /**
  * The recent alerts of every pump (at most `perPump` of each); onLabel(episode) opens the label
@@ -102,19 +109,11 @@ export const PARTIAL_TEXT = 'It may have begun earlier: labelling it reads its o
 export function renderAlerts(list, empty, alerts, perPump, onLabel) {
   const counts = new Map();
   for (const a of alerts) counts.set(a.pumpId, (counts.get(a.pumpId) ?? 0) + 1);
+  const all = groupEpisodes(alerts);
   const oldest = new Map();
-  for (const ep of groupEpisodes(alerts)) oldest.set(ep.pumpId, ep.first.seq);
-  const episodes = groupAlerts(alerts);
+  for (const ep of all) oldest.set(ep.pumpId, ep.first.seq);
+  const episodes = shown(all);
+  for (const ep of episodes) ep.partial = counts.get(ep.pumpId) >= perPump && oldest.get(ep.pumpId) === ep.first.seq;
   empty.hidden = episodes.length > 0;
-  list.replaceChildren(
-    ...episodes.map((ep) => {
-      ep.partial = counts.get(ep.pumpId) >= perPump && oldest.get(ep.pumpId) === ep.first.seq;
-      const li = episodeItem(ep, onLabel);
-      if (ep.partial) {
-        li.dataset.partial = 'true';
-        li.insertBefore(el('p', 'muted', PARTIAL_TEXT), li.querySelector('button'));
-      }
-      return li;
-    }),
-  );
+  list.replaceChildren(...episodes.map((ep) => episodeItem(ep, onLabel)));
 }

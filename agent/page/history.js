@@ -7,10 +7,9 @@
 // comes back after a failed read, and after a label is saved (down to the oldest alert read before,
 // however many alerts came meanwhile, so the labelled episode stays on screen with its label).
 import { api } from './api.js';
-import { PARTIAL_TEXT, episodeItem, groupEpisodes } from './alerts.js';
+import { episodeItem, groupEpisodes } from './alerts.js';
 import { gatewayNow } from './clock.js';
 import { fmtClock, fmtTime } from './format.js';
-import { el } from './render.js';
 
 /** Alerts asked for per page: about 100 kB of JSON, quick on a phone over the site's Wi-Fi. */
 export const HISTORY_PAGE = 200;
@@ -95,12 +94,7 @@ export function initHistory({ details, summary, note, list, more, reload, onLabe
       ...episodes.map((ep, i) => {
         // the oldest episode read may have begun before the oldest alert read
         ep.partial = i === episodes.length - 1 && h.next !== null;
-        const li = episodeItem(ep, labelWhole);
-        if (ep.partial) {
-          li.dataset.partial = 'true';
-          li.insertBefore(el('p', 'muted', PARTIAL_TEXT), li.querySelector('button'));
-        }
-        return li;
+        return episodeItem(ep, labelWhole);
       }),
     );
     // The controls stay where they are while a read runs (aria-disabled, clicks ignored): a button
