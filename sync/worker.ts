@@ -33,14 +33,14 @@ export interface SyncSettings {
 const KICK_FLOOR_MS = 5000;
 
 /**
- * A cycle uses the encoder thread only when its backlog is larger than this (SyncSettings and
- * SyncWorkerDeps.threadAboveRows). The steady trickle of a gateway (50 pumps at 1 Hz: 1 500 rows
- * per 30-s cycle) is read, encoded and uploaded on the main thread, each blob a block of the
- * scoring thread (a 30-s cycle of 50 pumps about 0.2 s in all, in pieces of a few ms; a full blob
- * of about 1 400 rows 15-30 ms in one piece; the bound keeps a cycle of few pumps to about one full
- * blob there: bench/steady --cycle), so the thread is not kept alive by it: a cycle every 30 s kept its 30-s
- * idle end from ever coming, and it held 25-30 MB of RSS (a second isolate and storage SDK) for
- * good. A drain (after an outage, or a buffer filling faster than a cycle takes) goes to the thread.
+ * A cycle uses the encoder thread only when its backlog is larger than this (SyncSettings
+ * threadAboveRows). The steady trickle of a gateway (50 pumps at 1 Hz: 1 500 rows per 30-s cycle)
+ * is read, encoded and uploaded on the main thread, in blocks of the scoring thread (a 30-s cycle
+ * of 50 pumps about 0.2 s in all, in pieces of a few ms; a full blob of about 1 400 rows 15-30 ms
+ * in one piece; the bound keeps a cycle of few pumps to about one full blob there: bench/steady
+ * --cycle). So the thread is not kept alive by it: a cycle every 30 s kept its 30-s idle end from
+ * ever coming, and it held 25-30 MB of RSS (a second isolate and storage SDK) for good. A drain
+ * (after an outage, or a buffer filling faster than a cycle takes) goes to the thread.
  */
 export const THREAD_ABOVE_ROWS = 2000;
 
@@ -66,8 +66,6 @@ export interface SyncWorkerDeps {
   afterReadings?: (uploader: BlobUploader, signal: AbortSignal) => Promise<{ contacted: boolean } | void>;
   /** Reads and encodes batches off the main thread (default: one on the buffer's file; null: the main thread does it). */
   encoderThread?: EncoderThread | null;
-  /** Overrides the settings' threadAboveRows (tests). */
-  threadAboveRows?: number;
   /** Shortest time between the start of a cycle and one started by a kick (default 5 s). */
   kickFloorMs?: number;
   /** When the target's SAS credential expires (epoch ms; null: an account key, or unknown), so a refusal after it says so. */
@@ -247,7 +245,7 @@ export class SyncWorker {
     try {
       const done = await runCycle({
         batches: this.batches,
-        encoder: this.encoder !== null && this.deps.buffer.unsyncedRows > (this.deps.threadAboveRows ?? settings.threadAboveRows ?? THREAD_ABOVE_ROWS) ? this.encoder : null,
+        encoder: this.deps.buffer.unsyncedRows > (settings.threadAboveRows ?? THREAD_ABOVE_ROWS) ? this.encoder : null,
         uploader: this.uploader(),
         bucket: this.bucket,
         limits: planLimits(settings.batchMaxRows, settings.batchMaxBytes, settings.anomalyContextRows),

@@ -96,10 +96,10 @@ function worker(store: BufferStore, container: string, thread: boolean, logs: Lo
     uploader: () => uploaderFor({ target: { kind: 'connection-string', connectionString: az.connectionString, container }, createContainer: true }),
     deviceId: DEVICE,
     agentVersion: '0.0.0-test',
-    settings: () => ({ intervalMs: 60_000, maxBytesPerSecond: 0, batchMaxRows: 100, batchMaxBytes: 1 << 20, anomalyContextRows: 10, backoff: { initialMs: 1000, maxMs: 8000, slowMs: 600_000 } }),
+    // every cycle on the thread when there is one, however small
+    settings: () => ({ intervalMs: 60_000, maxBytesPerSecond: 0, batchMaxRows: 100, batchMaxBytes: 1 << 20, anomalyContextRows: 10, backoff: { initialMs: 1000, maxMs: 8000, slowMs: 600_000 }, threadAboveRows: 0 }),
     logger: createLogger('warn', { write: (s: string) => void logs.push(JSON.parse(s) as LogLine) }),
     encoderThread: thread ? new EncoderThread(store.path) : null,
-    threadAboveRows: 0, // every cycle on the thread when there is one, however small
   });
 }
 

@@ -66,10 +66,10 @@ beforeEach(() => {
     uploader: () => uploaderFor({ target: { kind: 'connection-string', connectionString: az.connectionString, container }, createContainer: true }),
     deviceId: 'gw-file',
     agentVersion: '0.0.0-test',
-    settings: () => ({ intervalMs: 60_000, maxBytesPerSecond: 0, batchMaxRows: 100, batchMaxBytes: 1 << 20, anomalyContextRows: 10, backoff: { initialMs: 1000, maxMs: 8000, slowMs: 600_000 } }),
+    // every cycle on the thread, however small
+    settings: () => ({ intervalMs: 60_000, maxBytesPerSecond: 0, batchMaxRows: 100, batchMaxBytes: 1 << 20, anomalyContextRows: 10, backoff: { initialMs: 1000, maxMs: 8000, slowMs: 600_000 }, threadAboveRows: 0 }),
     logger: createLogger('silent'),
     encoderThread: thread,
-    threadAboveRows: 0, // every cycle on the thread, however small
     onEncoded: (on) => encoded[on]++,
   });
 });

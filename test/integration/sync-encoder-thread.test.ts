@@ -128,7 +128,8 @@ describe('sync encoder thread (real SQLite)', () => {
 });
 
 const DEVSTORE_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
-const settings = () => ({ intervalMs: 60_000, maxBytesPerSecond: 0, batchMaxRows: 400, batchMaxBytes: 40_000, anomalyContextRows: 5, backoff: { initialMs: 1000, maxMs: 8000, slowMs: 600_000, jitter: 0 } });
+/** Every cycle on the thread, however small (threadAboveRows 0). */
+const settings = () => ({ intervalMs: 60_000, maxBytesPerSecond: 0, batchMaxRows: 400, batchMaxBytes: 40_000, anomalyContextRows: 5, backoff: { initialMs: 1000, maxMs: 8000, slowMs: 600_000, jitter: 0 }, threadAboveRows: 0 });
 
 /** A logger that keeps what sync says (for the fallback's warning). */
 function recordingLogger(): SyncLogger & { messages: string[] } {
@@ -147,7 +148,6 @@ function syncWorker(target: BlobTarget, deps: Partial<ConstructorParameters<type
     settings,
     logger: createLogger('silent'),
     random: () => 0.5,
-    threadAboveRows: 0, // every cycle on the thread, however small
     ...deps,
   });
 }
@@ -197,7 +197,7 @@ describe('sync uploads from its encoder thread (real Azurite)', () => {
     const t = thread();
     const encoded = { thread: 0, main: 0 };
     // 1 500 rows wait (beforeEach): at most 1 500 stays on the main thread, as the settings say
-    const w = syncWorker(target, { encoderThread: t, threadAboveRows: undefined, settings: () => ({ ...settings(), threadAboveRows: 1500 }), onEncoded: (on) => void encoded[on]++ });
+    const w = syncWorker(target, { encoderThread: t, settings: () => ({ ...settings(), threadAboveRows: 1500 }), onEncoded: (on) => void encoded[on]++ });
     expect(await w.runOnce()).toMatchObject({ rows: 1500, failure: null });
     expect(encoded.thread).toBe(0);
     expect(encoded.main).toBeGreaterThan(0);

@@ -120,7 +120,7 @@ describe('sync against a connection that stops answering', () => {
   for (const where of ['the main thread', 'the encoder thread'] as const) {
     it(`ends the cycle as an outage after the idle window when the upload gets no answer (on ${where})`, async () => {
       store.appendBatch(Array.from({ length: 20 }, (_, i) => row('pump-a', i)));
-      const w = worker({ kind: 'connection-string', connectionString: connectionString(silent.port), container: 'pumpwatch' }, where === 'the main thread' ? { encoderThread: null } : { threadAboveRows: 0 });
+      const w = worker({ kind: 'connection-string', connectionString: connectionString(silent.port), container: 'pumpwatch' }, where === 'the main thread' ? { encoderThread: null } : { settings: () => ({ ...SETTINGS, threadAboveRows: 0 }) });
       try {
         const result = await cycleWithin(w);
         expect(result, 'the cycle never ended').not.toBe('hung');

@@ -49,11 +49,10 @@ const row = (pumpId: string, i: number, anomaly = false, receivedAt = T0 + i * 1
   unscoredReason: null,
 });
 
-function worker(target: BlobTarget, settings: Partial<SyncSettings> = {}, kickFloorMs = 0, clock?: () => number, threadAboveRows?: number): SyncWorker {
+function worker(target: BlobTarget, settings: Partial<SyncSettings> = {}, kickFloorMs = 0, clock?: () => number): SyncWorker {
   return new SyncWorker({
     kickFloorMs,
     clock,
-    threadAboveRows,
     buffer: store,
     uploader: () => uploaderFor({ target, createContainer: true }),
     deviceId: 'gw-order',
@@ -120,7 +119,7 @@ describe('sync worker order and loop (real Azurite)', () => {
         alertAfter = events.length;
       }
     };
-    await worker(azurite(), {}, 0, () => Date.now() + offset, threadAboveRows).runOnce();
+    await worker(azurite(), { threadAboveRows }, 0, () => Date.now() + offset).runOnce();
     const alertBlob = events.findIndex((e) => e.batch.firstSeq <= alertSeq && e.batch.lastSeq >= alertSeq);
     expect(alertBlob).toBeGreaterThanOrEqual(alertAfter);
     expect(alertBlob - alertAfter).toBeLessThanOrEqual(1);
