@@ -58,7 +58,9 @@ interface RunResult {
   atLargest: string;
 }
 
-const metric = (text: string, name: string): number => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)`, 'm').exec(text)?.[1] ?? Number.NaN);
+/** A sample of /metrics' text: `name` with any labels, or with exactly `labels` (e.g. `on="main"`); NaN when absent. */
+const metric = (text: string, name: string, labels?: string): number =>
+  Number(new RegExp(`^${name}${labels === undefined ? '(?:\\{[^}]*\\})?' : `\\{${labels}\\}`} (\\S+)`, 'm').exec(text)?.[1] ?? Number.NaN);
 const threadsOf = (pid: number): number => Number(/^Threads:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? Number.NaN);
 
 async function run(mode: 'main' | 'thread', modelPath: string, connectionString: string, dir: string): Promise<RunResult> {
@@ -108,10 +110,8 @@ async function run(mode: 'main' | 'thread', modelPath: string, connectionString:
     await new Promise((r) => setTimeout(r, (INTERVAL_S + 3) * 1000));
     const mem = await memory.stop();
     const text = await (await fetch(`${base}/metrics`)).text();
-    const encoded = {
-      thread: metric(text.split('\n').filter((l) => l.includes('on="thread"')).join('\n'), 'pumpwatch_sync_encoded_batches_total'),
-      main: metric(text.split('\n').filter((l) => l.includes('on="main"')).join('\n'), 'pumpwatch_sync_encoded_batches_total'),
-    };
+    // a side no batch was encoded on has no sample
+    const encodedOn = (on: string): number => metric(text, 'pumpwatch_sync_encoded_batches_total', `on="${on}"`) || 0;
     latencies.sort((a, b) => a - b);
     rss.sort((a, b) => a - b);
     return {
@@ -126,7 +126,7 @@ async function run(mode: 'main' | 'thread', modelPath: string, connectionString:
       posts: latencies.length,
       posted: PUMPS * SECONDS,
       uploaded: metric(text, 'pumpwatch_sync_uploaded_rows_total'),
-      encoded: { thread: Number.isNaN(encoded.thread) ? 0 : encoded.thread, main: Number.isNaN(encoded.main) ? 0 : encoded.main },
+      encoded: { thread: encodedOn('thread'), main: encodedOn('main') },
       atLargest: formatMemory(mem.atPeak),
     };
   } finally {
