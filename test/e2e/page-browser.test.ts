@@ -885,6 +885,14 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
   const FAULT = { Pressure: 0.2, Flow: 45, Current: 0.6 };
   const EPISODE = 120;
   const GAP_MS = 5 * 60_000;
+  const dialogOpen = (page: Page) => page.locator('#label-dialog').evaluate((d) => (d as any).open);
+  /** `n` anomalous readings of `pumpId`, one a second from `start` (the fault, with a little noise). */
+  const faultRun = (r: () => number, pumpId: string, start: number, n: number) =>
+    Array.from({ length: n }, (_, i) => ({ pumpId, ts: start + i * 1000, values: { ...FAULT, Current: FAULT.Current + 0.01 * r() } }));
+  /** Posts readings in requests of at most `per`, each accepted. */
+  const postAll = async (url: string, readings: unknown[], per: number) => {
+    for (let i = 0; i < readings.length; i += per) expect((await postJson(`${url}/readings`, readings.slice(i, i + per))).status).toBe(202);
+  };
 
   it('pages back through every alert of the selected pump, episodes whole once read, and labels the oldest', async () => {
     const own = await startTestAgent();
@@ -893,10 +901,7 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
       const t0 = Date.now() - 2 * 3_600_000;
       // pump-h: five episodes of 120 anomalous readings at 1 Hz, 5 min apart (600 alerts: three full pages of 200)
       const starts = Array.from({ length: 5 }, (_, k) => t0 + k * (EPISODE * 1000 + GAP_MS));
-      for (const start of starts) {
-        const episode = Array.from({ length: EPISODE }, (_, i) => ({ pumpId: 'pump-h', ts: start + i * 1000, values: { ...FAULT, Current: FAULT.Current + 0.01 * r() } }));
-        expect((await postJson(`${own.url}/readings`, episode)).status).toBe(202);
-      }
+      for (const start of starts) await postAll(own.url, faultRun(r, 'pump-h', start, EPISODE), EPISODE);
       // pump-x: two alerts of its own, never in pump-h's history
       expect((await postJson(`${own.url}/readings`, [0, 1].map((i) => ({ pumpId: 'pump-x', ts: t0 + 30_000 + i * 1000, values: FAULT })))).status).toBe(202);
 
@@ -938,12 +943,12 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
       // the oldest episode, two hours back (long out of the recent list's 15 episodes), is labelled from here
       const oldest = items.last();
       await oldest.getByRole('button', { name: /^Label alert of pump-h/ }).click();
-      await expect.poll(() => page.locator('#label-dialog').evaluate((d) => (d as any).open)).toBe(true);
+      await expect.poll(() => dialogOpen(page)).toBe(true);
       expect(await page.locator('#label-context').textContent()).toMatch(/^Pump pump-h, alert from .* \(120 readings\)/);
       await page.locator('input[value="false-alarm"]').check();
       await page.locator('#author').fill('Ana Tech');
       await page.locator('#label-save').click();
-      await expect.poll(() => page.locator('#label-dialog').evaluate((d) => (d as any).open)).toBe(false);
+      await expect.poll(() => dialogOpen(page)).toBe(false);
       // read again to the same depth: the labelled episode is still on screen, with its label, and has the focus back
       await expect.poll(() => items.last().locator('.label-text').textContent()).toMatch(/^False alarm, by Ana Tech/);
       expect(await items.count()).toBe(5);
@@ -979,12 +984,11 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
     try {
       const r = rng(53);
       const t0 = Date.now() - 2 * 3_600_000;
-      const run = (start: number, n: number) => Array.from({ length: n }, (_, i) => ({ pumpId: 'pump-h', ts: start + i * 1000, values: { ...FAULT, Current: FAULT.Current + 0.01 * r() } }));
       // episode 1: 300 alerts; episode 2, ten minutes later: 100. The first page (200) ends inside episode 1.
-      const first = run(t0, 300);
-      for (let i = 0; i < first.length; i += 150) expect((await postJson(`${own.url}/readings`, first.slice(i, i + 150))).status).toBe(202);
-      const second = run(t0 + 310_000 + 10 * 60_000, 100);
-      expect((await postJson(`${own.url}/readings`, second)).status).toBe(202);
+      const first = faultRun(r, 'pump-h', t0, 300);
+      await postAll(own.url, first, 150);
+      const second = faultRun(r, 'pump-h', t0 + 310_000 + 10 * 60_000, 100);
+      await postAll(own.url, second, 100);
 
       const { page, errors } = await openPage(own.url);
       await page.locator('button[data-pump="pump-h"]').click();
@@ -999,16 +1003,15 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
       // labelling the cut episode reads its older alerts first: the dialog and the label cover all 300
       await items.last().getByRole('button', { name: /^Label alert of pump-h/ }).focus();
       await page.keyboard.press('Enter');
-      await expect.poll(() => page.locator('#label-dialog').evaluate((d) => (d as any).open)).toBe(true);
+      await expect.poll(() => dialogOpen(page)).toBe(true);
       expect(await page.locator('#label-context').textContent()).toMatch(/^Pump pump-h, alert from .* \(300 readings\)/);
       await page.locator('input[value="confirmed-fault"]').check();
       await page.locator('#fault-type').selectOption('bearing');
       await page.locator('#author').fill('Ana Tech');
       // meanwhile the pump goes on alerting: 400 new alerts, more than the pages read so far hold above it
-      const third = run(Date.now() - 400_000, 400);
-      for (let i = 0; i < third.length; i += 200) expect((await postJson(`${own.url}/readings`, third.slice(i, i + 200))).status).toBe(202);
+      await postAll(own.url, faultRun(r, 'pump-h', Date.now() - 400_000, 400), 200);
       await page.locator('#label-save').click();
-      await expect.poll(() => page.locator('#label-dialog').evaluate((d) => (d as any).open)).toBe(false);
+      await expect.poll(() => dialogOpen(page)).toBe(false);
       // read again down to the oldest alert read before: the labelled episode is still there, labelled whole, with the focus
       await expect.poll(note).toMatch(/^800 alerts in 3 episodes/);
       const labelled = items.last();
@@ -1044,10 +1047,7 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
     try {
       const r = rng(59);
       const t0 = Date.now() - 3 * 3_600_000;
-      for (let k = 0; k < 3; k++) {
-        const episode = Array.from({ length: 150 }, (_, i) => ({ pumpId: 'pump-h', ts: t0 + k * 20 * 60_000 + i * 1000, values: { ...FAULT, Current: FAULT.Current + 0.01 * r() } }));
-        expect((await postJson(`${own.url}/readings`, episode)).status).toBe(202);
-      }
+      for (let k = 0; k < 3; k++) await postAll(own.url, faultRun(r, 'pump-h', t0 + k * 20 * 60_000, 150), 150);
       const { page, errors } = await openPage(own.url);
       await page.locator('button[data-pump="pump-h"]').click();
       const note = () => page.locator('#history-note').textContent();
@@ -1072,7 +1072,7 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
       await page.locator('input[value="false-alarm"]').check();
       await page.locator('#author').fill('Ana Tech');
       await page.locator('#label-save').click();
-      await expect.poll(() => page.locator('#label-dialog').evaluate((d) => (d as any).open)).toBe(false);
+      await expect.poll(() => dialogOpen(page)).toBe(false);
       await expect.poll(note, { timeout: 10_000 }).toMatch(/^400 alerts in 3 episodes/);
       await page.unroute(older);
       expect(await page.locator('#history-list li').first().locator('.label-text').textContent()).toMatch(/^False alarm, by Ana Tech/);
@@ -1088,20 +1088,19 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
     try {
       const r = rng(67);
       const start = Date.now() - 3_600_000;
-      const run = Array.from({ length: 250 }, (_, i) => ({ pumpId: 'pump-long', ts: start + i * 1000, values: { ...FAULT, Current: FAULT.Current + 0.01 * r() } }));
-      for (let i = 0; i < run.length; i += 125) expect((await postJson(`${own.url}/readings`, run.slice(i, i + 125))).status).toBe(202);
+      await postAll(own.url, faultRun(r, 'pump-long', start, 250), 125);
       const { page, errors } = await openPage(own.url);
       const item = page.locator('#alerts li[data-pump="pump-long"]');
       await item.waitFor();
       expect(await item.locator('.alert-head span').textContent()).toMatch(/\(100 readings\)$/);
       expect(await item.getAttribute('data-partial')).toBe('true');
       await item.getByRole('button', { name: /^Label alert of pump-long/ }).click();
-      await expect.poll(() => page.locator('#label-dialog').evaluate((d) => (d as any).open)).toBe(true);
+      await expect.poll(() => dialogOpen(page)).toBe(true);
       expect(await page.locator('#label-context').textContent()).toMatch(/^Pump pump-long, alert from .* \(250 readings\)/);
       await page.locator('input[value="false-alarm"]').check();
       await page.locator('#author').fill('Ana Tech');
       await page.locator('#label-save').click();
-      await expect.poll(() => page.locator('#label-dialog').evaluate((d) => (d as any).open)).toBe(false);
+      await expect.poll(() => dialogOpen(page)).toBe(false);
       const stored = new LabelStore(own.agent.buffer).list({ pumpId: 'pump-long', limit: 10 });
       expect(stored).toHaveLength(1);
       expect(stored[0]).toMatchObject({ kind: 'false-alarm', fromTs: start, toTs: start + 249_000 });
