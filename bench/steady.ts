@@ -18,6 +18,12 @@
  * over PUMPS pumps costs the scoring thread, in this process: a real buffer (SQLite file), the
  * real sync worker and Azurite, the event loop sampled by a 1-ms timer; each case twice on the
  * main thread and twice on the encoder thread, in turn (the first of each is cold).
+ *
+ * With `--plan PUMPS[,PUMPS…]` it measures the planning alone of one 30-s cycle of PUMPS pumps at
+ * 1 Hz, on the main thread where it always runs: each batch's pick, rows read and plan committed
+ * (SyncBatches.planWithRows, as the cycle plans on the main thread), against the floor of the same
+ * batches with the pick given, rows read and plan committed with its fsync on libuv's pool
+ * (SyncBatches.persistPlan). Five rounds, the first cold.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -27,7 +33,9 @@ import { parseArgs } from 'node:util';
 import { freePort, startAzurite, type AzuriteHandle } from '../agent/azurite.js';
 import { syncSettings } from '../agent/wiring/sync.js';
 import { loadConfig } from '../agent/config.js';
+import { PRIORITY, SyncBatches } from '../buffer/batches.js';
 import { BufferStore } from '../buffer/store.js';
+import { planLimits } from '../sync/cycle.js';
 import type { PredictionRow } from '../buffer/types.js';
 import { uploaderFor } from '../sync/uploader.js';
 import { SyncWorker } from '../sync/worker.js';
@@ -36,7 +44,7 @@ import { packageRoot } from '../agent/paths.js';
 import { agentMemorySampler, formatMemory } from './memory.js';
 import { benchModel, fmt, percentile, simulatedReadings, untilReady } from './support.js';
 
-const { values: args } = parseArgs({ options: { pumps: { type: 'string' }, seconds: { type: 'string' }, interval: { type: 'string' }, cycle: { type: 'string' } } });
+const { values: args } = parseArgs({ options: { pumps: { type: 'string' }, seconds: { type: 'string' }, interval: { type: 'string' }, cycle: { type: 'string' }, plan: { type: 'string' } } });
 const PUMPS = Number(args.pumps ?? 100);
 const SECONDS = Number(args.seconds ?? 120);
 const INTERVAL_S = Number(args.interval ?? 10);
@@ -190,8 +198,67 @@ async function cycles(spec: string): Promise<void> {
   }
 }
 
+/** A buffer holding one 30-s cycle of `pumps` pumps at 1 Hz, unplanned (the anomaly walk finds none). */
+function cycleBuffer(dir: string, pumps: number, n: number): BufferStore {
+  const store = new BufferStore({ path: join(dir, `plan-${n}.sqlite`), maxBytes: 2 ** 30 });
+  store.open();
+  const t0 = Date.now() - 30_000;
+  store.appendBatch(simulatedReadings(pumps * 30, pumps, 7).map((r, i) => ({
+    pumpId: r.pumpId, ts: t0 + Math.floor(i / pumps) * 1000, receivedAt: t0 + Math.floor(i / pumps) * 1000 + 20, values: r.values, score: 0.2, anomaly: false,
+    modelVersion: 'bench-1', imputed: false, unscoredReason: null,
+  })));
+  return store;
+}
+
+/** Planning one cycle's batches on the main thread: every batch as the cycle plans it, then the same batches with the pick given (the floor). */
+async function planCycle(dir: string, pumps: number, n: number): Promise<string> {
+  const settings = syncSettings(loadConfig({}));
+  const namer = (p: string, a: number, b: number): string => `readings/${p}/${a}-${b}.jsonl.gz`;
+  const timed = (fn: () => boolean): { ms: number; batches: number } => {
+    let batches = 0;
+    const t = performance.now();
+    while (fn()) batches++;
+    return { ms: performance.now() - t, batches };
+  };
+  const planned = cycleBuffer(dir, pumps, 2 * n);
+  const batches = new SyncBatches(planned);
+  const limits = { ...planLimits(settings.batchMaxRows, settings.batchMaxBytes, settings.anomalyContextRows), horizon: batches.lastSeq() };
+  const real = timed(() => batches.planWithRows(limits, namer, 0) !== null);
+  planned.close();
+  // The floor: each pump's rows read and its plan committed, where the pick would have started them.
+  const floorStore = cycleBuffer(dir, pumps, 2 * n + 1);
+  const floorBatches = new SyncBatches(floorStore);
+  const starts = (floorStore.db.prepare('SELECT pump_id AS pumpId, min(seq) AS seq FROM readings GROUP BY pump_id ORDER BY seq').all() as Array<{ pumpId: string; seq: number }>);
+  const durable: Array<Promise<void>> = [];
+  let i = 0;
+  const floor = timed(() => {
+    const s = starts[i++];
+    if (s === undefined) return false;
+    const rows = floorStore.ranges.candidates(s.pumpId, s.seq, null, limits.maxRows);
+    const last = rows[rows.length - 1]!;
+    const planned = floorBatches.persistPlan({ pumpId: s.pumpId, from: s.seq, bound: null, priority: PRIORITY.bulk }, { firstSeq: s.seq, lastSeq: last.seq, rowCount: rows.length }, namer(s.pumpId, s.seq, last.seq), 0);
+    if (planned !== null) durable.push(planned.durable);
+    return planned !== null;
+  });
+  await Promise.all(durable);
+  floorStore.close();
+  return `${String(pumps).padStart(4)} pumps: ${real.batches} batches planned in ${fmt(real.ms, 1)} ms (${fmt((real.ms * 1000) / real.batches)} µs a batch); pick given: ${fmt(floor.ms, 1)} ms (${fmt((floor.ms * 1000) / floor.batches)} µs a batch)`;
+}
+
+async function planCycles(spec: string): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'pumpwatch-bench-plan-'));
+  try {
+    console.log('bench/steady --plan: planning one 30-s cycle of P pumps at 1 Hz on the main thread (real SQLite file, default batch limits): SyncBatches.planWithRows for every batch, then the same batches with the pick given, rows read and plan committed with its fsync off this thread (the floor); five rounds, the first cold');
+    let n = 0;
+    for (const pumps of spec.split(',').map(Number)) for (let round = 0; round < 5; round++) console.log(`  ${await planCycle(dir, pumps, n++)}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   if (args.cycle) return cycles(args.cycle);
+  if (args.plan) return planCycles(args.plan);
   const dir = mkdtempSync(join(tmpdir(), 'pumpwatch-bench-steady-'));
   const azurite = await startAzurite({ location: join(dir, 'azurite'), inMemory: true });
   try {
