@@ -174,12 +174,8 @@ export class SyncBatches {
     const bound = (b: number | null): number | null => (horizon === NO_HORIZON ? b : Math.min(b ?? NO_HORIZON, horizon + 1));
     const a = ranges.newestUnplannedAnomaly(horizon);
     if (a !== null) return { pumpId: a.pumpId, from: this.contextStart(a.pumpId, a.seq, limits), bound: bound(a.bound), priority: PRIORITY.anomalies };
-    let pick: PlanPick | null = null;
-    for (const pumpId of ranges.pumpIds()) {
-      const u = ranges.firstUnplanned(pumpId);
-      if (u !== null && u.seq <= horizon && (pick === null || u.seq < pick.from)) pick = { pumpId, from: u.seq, bound: bound(u.bound), priority: PRIORITY.bulk };
-    }
-    return pick;
+    const u = ranges.oldestUnplanned(horizon);
+    return u === null ? null : { pumpId: u.pumpId, from: u.seq, bound: bound(u.bound), priority: PRIORITY.bulk };
   }
 
   /** The seq of the newest unplanned anomaly at or before `horizon` (default: any), or null. */

@@ -79,6 +79,8 @@ export class PlannedRanges {
    * (`from`, the anomaly it returned, is looked at again), so the next walk steps over them at once.
    */
   private plannedAnomalies: { from: number; to: number } | null = null;
+  /** The pumps as last listed (pumpIds), with the newest seq then (oldestUnplanned). */
+  private listed: { pumps: string[]; through: number } | null = null;
   private stmts: ReturnType<typeof prepare> | null = null;
   private stmtsDb: Database.Database | null = null;
   /** The unreadable ranges' totals and newest ones, read once per file and kept up to date by recordUnreadable. */
@@ -99,6 +101,7 @@ export class PlannedRanges {
       this.stmts = prepare(db, this.onUndecodable);
       this.stmtsDb = db;
       this.through.clear();
+      this.listed = null;
       this.forgetAnomalyWalk();
       this.unreadableCache = null;
     }
@@ -115,14 +118,18 @@ export class PlannedRanges {
     return this.q().rangeFrom.get(pumpId, seq) as Range | undefined;
   }
 
-  /** The oldest unplanned row of one pump, with the start of the planned range that follows it. */
-  firstUnplanned(pumpId: string): Unplanned | null {
+  /**
+   * The oldest unplanned row of one pump, with the start of the planned range that follows it.
+   * `newestSeq`, the newest seq committed (when the caller has read it): a pump with no unplanned
+   * row has every row up to it planned, so the next look starts above it.
+   */
+  private firstUnplanned(pumpId: string, newestSeq = -1): Unplanned | null {
     const q = this.q();
     let after = this.through.get(pumpId) ?? -1;
     for (;;) {
       const row = q.nextRow.get(pumpId, after) as { seq: number } | undefined;
       if (row === undefined) {
-        this.through.set(pumpId, after);
+        this.through.set(pumpId, Math.max(after, newestSeq));
         return null;
       }
       const range = this.rangeFrom(pumpId, row.seq);
@@ -133,6 +140,33 @@ export class PlannedRanges {
       this.through.set(pumpId, row.seq - 1);
       return { seq: row.seq, bound: range?.first_seq ?? null };
     }
+  }
+
+  /**
+   * The oldest unplanned row of any pump at or before `upTo` (default: any), with its pump and the
+   * start of its pump's planned range after it: where a bulk batch starts. Each pump's `through` + 1
+   * is a lower bound of its oldest unplanned row, so the pumps are looked at from the lowest bound
+   * up, and the look stops at the first whose bound is past the best row found. Between two plans
+   * only the pump just planned has moved, so a pick looks at two or three pumps, not at each of them
+   * (it was two index probes per pump and batch: 1.2 of the 2.4 ms a batch's planning took at 100
+   * pumps, on the scoring thread). The pumps are listed again only when rows up to `upTo` may hold
+   * a pump not listed before: once a sync cycle, whose horizon stays put.
+   */
+  oldestUnplanned(upTo = NO_BOUND): (Unplanned & { pumpId: string }) | null {
+    const q = this.q();
+    const newestSeq = (q.newestSeq.get() as { s: number | null }).s;
+    if (newestSeq === null) return null;
+    const top = Math.min(upTo, newestSeq);
+    // A pump first seen after the listing has only rows above the newest seq of then.
+    if (this.listed === null || this.listed.through < top) this.listed = { pumps: this.pumpIds(), through: newestSeq };
+    const order = this.listed.pumps.map((pumpId) => ({ pumpId, from: (this.through.get(pumpId) ?? -1) + 1 })).sort((a, b) => a.from - b.from);
+    let oldest: (Unplanned & { pumpId: string }) | null = null;
+    for (const { pumpId, from } of order) {
+      if (from > top || (oldest !== null && from >= oldest.seq)) break;
+      const u = this.firstUnplanned(pumpId, newestSeq);
+      if (u !== null && u.seq <= top && (oldest === null || u.seq < oldest.seq)) oldest = { pumpId, ...u };
+    }
+    return oldest;
   }
 
   /**
@@ -275,11 +309,8 @@ export class PlannedRanges {
 
   /** Seq of the oldest row not yet synced: the oldest unplanned row or the first row of a batch not uploaded. */
   oldestUnsyncedSeq(): number | null {
-    let oldest = (this.q().oldestPending.get() as { s: number | null }).s ?? NO_BOUND;
-    for (const pumpId of this.pumpIds()) {
-      const u = this.firstUnplanned(pumpId);
-      if (u !== null && u.seq < oldest) oldest = u.seq;
-    }
+    const pending = (this.q().oldestPending.get() as { s: number | null }).s ?? NO_BOUND;
+    const oldest = Math.min(pending, this.oldestUnplanned()?.seq ?? NO_BOUND);
     return oldest === NO_BOUND ? null : oldest;
   }
 }
