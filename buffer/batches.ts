@@ -143,24 +143,36 @@ export class SyncBatches {
     return row ? toBatch(row) : null;
   }
 
-  /** Plans one batch: the newest unplanned anomaly's pump with context, else the oldest unplanned rows. */
+  /** Plans one batch, durable when it returns: the newest unplanned anomaly's pump with context, else the oldest unplanned rows. */
   plan(limits: PlanLimits, namer: BlobNamer, now: number): PlannedBatch | null {
-    return this.planWithRows(limits, namer, now)?.batch ?? null;
+    const sized = this.sizedPick(limits);
+    return sized === null ? null : this.persist(sized.pick, sized.range, namer(sized.pick.pumpId, sized.range.firstSeq, sized.range.lastSeq, sized.firstTs), now);
   }
 
   /**
-   * Plans one batch and returns it with its rows as stored, read once: the planner sizes the batch
-   * from the same rows the encoder then serialises (a drain reads every row once, not twice).
+   * Plans one batch as plan() does and returns it with its rows as stored, read once (the planner
+   * sizes the batch from the same rows the encoder then serialises: a drain reads every row once,
+   * not twice), committed as persistPlan() commits: its fsync on libuv's pool, `durable` resolving
+   * once done. The caller must not upload the batch before. The sync's cycles on the main thread
+   * plan this way: with the commit's own fsync, each blob cost the scoring thread 0.5-1 ms more
+   * (bench/steady --plan).
    */
-  planWithRows(limits: PlanLimits, namer: BlobNamer, now: number): { batch: PlannedBatch; rows: DbRow[] } | null {
+  planWithRows(limits: PlanLimits, namer: BlobNamer, now: number): { batch: PlannedBatch; rows: DbRow[]; durable: Promise<void> } | null {
+    const sized = this.sizedPick(limits);
+    if (sized === null) return null;
+    const { pick, range, rows, firstTs } = sized;
+    const planned = this.persistPlan(pick, range, namer(pick.pumpId, range.firstSeq, range.lastSeq, firstTs), now);
+    return planned === null ? null : { ...planned, rows };
+  }
+
+  /** The next batch's pick and its rows, read and sized (fitRows), not yet planned. */
+  private sizedPick(limits: PlanLimits): { pick: PlanPick; rows: DbRow[]; range: { firstSeq: number; lastSeq: number; rowCount: number }; firstTs: number } | null {
     const pick = this.pick(limits);
     if (pick === null) return null;
     const rows = this.store.ranges.candidates(pick.pumpId, pick.from, pick.bound, Math.max(1, limits.maxRows));
     rows.length = fitRows(rows, limits.maxBytes, storedValuesLength);
     const first = rows[0]!;
-    const last = rows[rows.length - 1]!;
-    const batch = this.persist(pick, { firstSeq: first.seq, lastSeq: last.seq, rowCount: rows.length }, namer(pick.pumpId, first.seq, last.seq, first.ts), now);
-    return batch === null ? null : { batch, rows };
+    return { pick, rows, range: { firstSeq: first.seq, lastSeq: rows[rows.length - 1]!.seq, rowCount: rows.length }, firstTs: first.ts };
   }
 
   /**

@@ -249,11 +249,11 @@ async function planOnce(deps: CycleDeps, horizon: Horizon): Promise<Prepared | n
   }
   const planned = deps.batches.planWithRows(sized(deps, horizon), namer(deps), deps.clock());
   if (planned === null) return undefined;
-  const { batch, rows } = planned;
+  const { batch, rows, durable } = planned;
   logPlanned(deps, batch);
   await yieldNow(); // planning read the rows: encoding is the next synchronous step, never back to back
   deps.onEncoded?.('main');
-  return prepared(deps, batch, await encodeOnMain(rows, deps.deviceId), deps.deviceId);
+  return prepared(deps, batch, await encodeOnMain(rows, deps.deviceId), deps.deviceId, durable);
 }
 
 /** Whether the encoder thread keeps a batch's bytes and uploads them itself (it can build the same uploader). */
