@@ -3,7 +3,7 @@
 import { KIND_TEXT, fmtScorePair, fmtTime } from './format.js';
 import { el, topShares } from './render.js';
 
-const EPISODE_GAP_MS = 60_000;
+export const EPISODE_GAP_MS = 60_000;
 export const MAX_EPISODES = 15;
 
 /**
@@ -68,7 +68,8 @@ function when(ep) {
 
 /**
  * One episode's list item; onLabel(episode) opens the label dialog for it. `ep.partial`: it may have
- * begun before the oldest alert read, which the item says.
+ * begun before the oldest alert read; `ep.continuesAfter` (ISO): it may go on after that time, the
+ * top of a history read from a chosen time. The item says so.
  */
 export function episodeItem(ep, onLabel) {
   const li = el('li', `alert${ep.label ? ' labelled' : ''}`);
@@ -89,6 +90,10 @@ export function episodeItem(ep, onLabel) {
   if (ep.partial) {
     li.dataset.partial = 'true';
     li.append(el('p', 'muted', PARTIAL_TEXT));
+  }
+  if (ep.continuesAfter) {
+    li.dataset.continues = 'true';
+    li.append(el('p', 'muted', `It may go on after ${fmtTime(ep.continuesAfter)}: labelling it reads its newer alerts first, so the label covers all of it.`));
   }
   const b = el('button', ep.label ? 'secondary' : '', ep.label ? 'Change label' : 'Label this alert');
   b.type = 'button';

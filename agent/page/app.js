@@ -100,6 +100,10 @@ const alertHistory = initHistory({
   list: $('history-list'),
   more: $('history-more'),
   reload: $('history-reload'),
+  jump: $('history-jump'),
+  when: $('history-before'),
+  go: $('history-go'),
+  newest: $('history-newest'),
   onLabel: labelEpisode('history-list', 'history-summary'),
   onFailure: (err) => handleFailure(err),
 });

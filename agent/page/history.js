@@ -1,13 +1,16 @@
 // The selected pump's alert history: every alert of it the gateway keeps, newest first, a page at a
 // time (GET /alerts?pumpId=&limit=&before=, the agent's keyset paging, so a page deep in the history
 // costs what the first does), grouped into episodes as the recent list is, each one labellable. The
-// recent list shows the newest 15 episodes; this is how a technician reads last week's.
+// recent list shows the newest 15 episodes; this is how a technician reads last week's. "Show alerts
+// before" starts the list at a chosen time instead of the newest alert (`before=<T>:0`), so last
+// Tuesday is one step away, not dozens of "Show older alerts".
 //
 // Not live: it is read when opened, for another pump, on "Reload", after the agent restarts or
 // comes back after a failed read, and after a label is saved (down to the oldest alert read before,
-// however many alerts came meanwhile, so the labelled episode stays on screen with its label).
+// however many alerts came meanwhile, so the labelled episode stays on screen with its label). A
+// chosen time stays until "Newest alerts" or another pump: those reads start from it too.
 import { api } from './api.js';
-import { episodeItem, groupEpisodes } from './alerts.js';
+import { EPISODE_GAP_MS, episodeItem, groupEpisodes } from './alerts.js';
 import { gatewayNow } from './clock.js';
 import { fmtClock, fmtTime } from './format.js';
 
@@ -19,9 +22,22 @@ export const HISTORY_PAGE = 200;
  * pump alerting every second).
  */
 export const MAX_PAGES_PER_READ = 50;
+/**
+ * How far past an episode's newest alert one step of reading its newer alerts goes. The agent
+ * answers newest first only, so each step reads the whole span down to that alert: ten minutes is
+ * three pages at one alert a second, and at most that much is read past the episode's end.
+ */
+const FORWARD_SPAN_MS = 10 * 60_000;
 
-const alertsPage = (pumpId, before) =>
-  api(`/alerts?pumpId=${encodeURIComponent(pumpId)}&limit=${HISTORY_PAGE}${before ? `&before=${encodeURIComponent(before)}` : ''}`);
+const alertsPage = (pumpId, before, since) =>
+  api(
+    `/alerts?pumpId=${encodeURIComponent(pumpId)}&limit=${HISTORY_PAGE}${since === undefined ? '' : `&since=${since}`}${before ? `&before=${encodeURIComponent(before)}` : ''}`,
+  );
+
+/** The cursor of the alerts after `a` in the list's order (the `next` of a page ending at it). */
+const cursorAfter = (a) => `${Date.parse(a.ts)}:${a.seq}`;
+/** The cursor of every alert with ts < `ms`: the agent reads `ts <= T AND (ts < T OR seq < 0)`, and seqs start at 1. */
+const cursorBefore = (ms) => `${ms}:0`;
 
 /** The list's order: newest reading time first, ties by the later committed first (as the agent answers). */
 const newerThan = (a, b) => {
@@ -30,8 +46,30 @@ const newerThan = (a, b) => {
   return ta > tb || (ta === tb && a.seq > b.seq);
 };
 
+/** The episode of `alerts` (newest first) that holds the alert `seq`. */
+const episodeOf = (alerts, seq) => groupEpisodes(alerts).find((e) => e.alerts.some((a) => a.seq === seq));
+
 /** Whether the episode holding the alert `seq` is still the oldest in `alerts` (no older alert an episode's gap below it). */
 const stillOldest = (alerts, seq) => groupEpisodes(alerts).at(-1).alerts.some((a) => a.seq === seq);
+
+/**
+ * Reads a pump's alerts a page at a time, newest first, from the cursor `before` (null: the newest),
+ * with ts ≥ `since` when given, until `enough(alerts, next)` after a page, the end (`next` null), or
+ * `maxPages` pages → { alerts, next, pages }. Throws the ApiError of a failed read.
+ */
+async function readPages(pumpId, { before = null, since, enough = () => false, maxPages = MAX_PAGES_PER_READ }) {
+  const alerts = [];
+  let next = before;
+  let pages = 0;
+  while (pages < maxPages) {
+    const res = await alertsPage(pumpId, next, since);
+    alerts.push(...res.alerts);
+    next = res.next;
+    pages += 1;
+    if (next === null || enough(alerts, next)) break;
+  }
+  return { alerts, next, pages };
+}
 
 /**
  * The whole of an episode whose older alerts were not read (`partial`): its pump's alerts read back
@@ -39,29 +77,54 @@ const stillOldest = (alerts, seq) => groupEpisodes(alerts).at(-1).alerts.some((a
  * (at most MAX_PAGES_PER_READ pages). Throws the ApiError of a failed read.
  */
 export async function wholeEpisode(ep) {
-  const alerts = [...ep.alerts];
-  let next = `${Date.parse(ep.first.ts)}:${ep.first.seq}`;
-  for (let pages = 0; next !== null && pages < MAX_PAGES_PER_READ && stillOldest(alerts, ep.first.seq); pages++) {
-    const res = await alertsPage(ep.pumpId, next);
-    alerts.push(...res.alerts);
-    next = res.next;
-  }
-  return groupEpisodes(alerts).find((e) => e.alerts.some((a) => a.seq === ep.first.seq)) ?? ep;
+  const { alerts } = await readPages(ep.pumpId, { before: cursorAfter(ep.first), enough: (older) => !stillOldest([...ep.alerts, ...older], ep.first.seq) });
+  return episodeOf([...ep.alerts, ...alerts], ep.first.seq) ?? ep;
 }
 
 /**
- * parts: the <details> and its elements (summary, note, list, more, reload); onLabel(episode) opens
- * the label dialog; onFailure(err) is the page's own handling of a failed request (sign-in, agent down).
+ * The alerts that carry `ep` on after its newest one (each at most an episode's gap after the one
+ * before it), newest first, read forward a span at a time → { alerts, complete }: `complete` false
+ * when MAX_PAGES_PER_READ pages went by before its end was found. Throws the ApiError of a failed read.
  */
-export function initHistory({ details, summary, note, list, more, reload, onLabel, onFailure }) {
+export async function newerPart(ep) {
+  const newer = [];
+  let last = ep.last;
+  let pages = 0;
+  while (pages < MAX_PAGES_PER_READ) {
+    const from = Date.parse(last.ts);
+    const span = await readPages(ep.pumpId, { since: from, before: cursorBefore(from + FORWARD_SPAN_MS), maxPages: MAX_PAGES_PER_READ - pages });
+    pages += span.pages;
+    if (span.next !== null) break; // the span's older alerts are missing: a gap seen now may be none
+    for (const a of span.alerts.filter((x) => newerThan(x, last)).reverse()) {
+      if (Date.parse(a.ts) - Date.parse(last.ts) > EPISODE_GAP_MS) return { alerts: newer, complete: true };
+      newer.unshift(a);
+      last = a;
+    }
+    // no gap in the span: the episode ended unless an alert may follow `last` within a gap past the span
+    if (Date.parse(last.ts) + EPISODE_GAP_MS < from + FORWARD_SPAN_MS) return { alerts: newer, complete: true };
+  }
+  return { alerts: newer, complete: false };
+}
+
+/**
+ * parts: the <details> and its elements (summary, note, list, more, reload; jump: the "Show alerts
+ * before" form with its input `when` and button `go`, newest: "Newest alerts"); onLabel(episode)
+ * opens the label dialog; onFailure(err) is the page's own handling of a failed request (sign-in,
+ * agent down).
+ */
+export function initHistory({ details, summary, note, list, more, reload, jump, when, go, newest, onLabel, onFailure }) {
   const h = {
     pumpId: null,
+    /** The list's top, epoch ms: it starts at the newest alert before it; null: at the newest alert. */
+    before: null,
     /** The alerts read so far, newest first, and the cursor of the next page (null: all are read). */
     alerts: [],
     next: null,
     loadedAt: null,
     /** The last read failed (what it said): read again when the agent answers again. */
     failed: null,
+    /** What was asked cannot be done (a time that is no time, a label refused): said until the next step. */
+    problem: null,
     /** A read is running (one at a time: `queue` chains them). */
     busy: false,
     queue: Promise.resolve(),
@@ -73,27 +136,53 @@ export function initHistory({ details, summary, note, list, more, reload, onLabe
     if (note.textContent !== text) note.textContent = text;
   }
 
-  /** Labels an episode, reading older pages first when it may have begun before the oldest alert read. */
+  const topText = () => fmtTime(new Date(h.before).toISOString());
+
+  /**
+   * Labels an episode whole: reading older pages first when it may have begun before the oldest
+   * alert read, and its newer alerts when it may go on past the list's top.
+   */
   async function labelWhole(ep) {
+    let whole = ep;
     if (ep.partial) {
       // until an older alert more than an episode's gap below it is read, or the history ends
       await readOlder((alerts, next) => next === null || !stillOldest(alerts, ep.first.seq));
       if (h.failed !== null) return undefined; // the note says why; the label would cover part of it
-      const whole = groupEpisodes(h.alerts).find((e) => e.alerts.some((a) => a.seq === ep.first.seq));
-      if (whole) return onLabel(whole);
+      whole = episodeOf(h.alerts, ep.first.seq) ?? ep;
     }
-    return onLabel(ep);
+    if (ep.continuesAfter) {
+      const newer = await readNewer(whole);
+      if (newer === null) return undefined; // the note says why; the label would cover part of it
+      whole = episodeOf([...newer, ...whole.alerts], ep.first.seq) ?? whole;
+    }
+    return onLabel(whole);
+  }
+
+  /** The alerts past the list's top that carry `ep` on; null when they could not all be read (the note says why). */
+  async function readNewer(ep) {
+    let newer = null;
+    await run(async (generation) => {
+      const part = await newerPart(ep);
+      if (generation !== h.generation) return;
+      if (part.complete) newer = part.alerts;
+      else h.problem = `Not labelled: its end was not found within ${MAX_PAGES_PER_READ * HISTORY_PAGE} alerts read after ${topText()}, and a label must cover all of it. Show the alerts before a later time to label it.`;
+    });
+    return newer;
   }
 
   function render() {
     const episodes = groupEpisodes(h.alerts);
     const focused = document.activeElement;
     const hadFocus = focused === more;
+    const newestHadFocus = focused === newest;
     const keptFirst = focused?.closest?.('#history-list li')?.dataset.first ?? null;
+    const top = h.before === null ? null : new Date(h.before).toISOString();
     list.replaceChildren(
       ...episodes.map((ep, i) => {
         // the oldest episode read may have begun before the oldest alert read
         ep.partial = i === episodes.length - 1 && h.next !== null;
+        // the newest, when less than an episode's gap below the list's top, may go on after it
+        ep.continuesAfter = i === 0 && top !== null && h.before - Date.parse(ep.last.ts) <= EPISODE_GAP_MS ? top : null;
         return episodeItem(ep, labelWhole);
       }),
     );
@@ -101,18 +190,24 @@ export function initHistory({ details, summary, note, list, more, reload, onLabe
     // hidden or disabled under the keyboard's focus drops the focus to the page's body.
     const loading = h.busy;
     more.hidden = h.next === null && !(loading && hadFocus);
-    for (const b of [more, reload]) b.setAttribute('aria-disabled', String(loading));
+    newest.hidden = h.before === null && !(loading && newestHadFocus);
+    for (const b of [more, reload, go, newest]) b.setAttribute('aria-disabled', String(loading));
     if (keptFirst !== null) list.querySelector(`li[data-first="${keptFirst}"] button`)?.focus();
     else if (hadFocus && more.hidden) list.querySelector('li:last-child button')?.focus();
+    else if (newestHadFocus && newest.hidden) when.focus();
     if (loading) return setNote('Loading…');
+    if (h.problem !== null) return setNote(h.problem);
     if (h.failed !== null) return setNote(h.failed);
     if (h.loadedAt === null) return setNote('');
     const loaded = ` Loaded at ${fmtClock(h.loadedAt)}; not live.`;
-    if (h.alerts.length === 0) return setNote(`No alerts of this pump in the gateway’s buffer.${loaded}`);
+    if (h.alerts.length === 0) {
+      return setNote(top === null ? `No alerts of this pump in the gateway’s buffer.${loaded}` : `No alerts of this pump before ${topText()} in the gateway’s buffer.${loaded}`);
+    }
+    const from = top === null ? '' : `Before ${topText()} (newer alerts not shown: “Newest alerts” shows them): `;
     const n = h.alerts.length;
     const m = episodes.length;
     const extent = h.next === null ? 'all the gateway keeps of this pump' : 'older ones not read yet';
-    setNote(`${n} alert${n === 1 ? '' : 's'} in ${m} episode${m === 1 ? '' : 's'}, ${fmtTime(h.alerts.at(-1).ts)} to ${fmtTime(h.alerts[0].ts)}, newest first: ${extent}.${loaded}`);
+    setNote(`${from}${n} alert${n === 1 ? '' : 's'} in ${m} episode${m === 1 ? '' : 's'}, ${fmtTime(h.alerts.at(-1).ts)} to ${fmtTime(h.alerts[0].ts)}, newest first: ${extent}.${loaded}`);
   }
 
   /** Runs one read at a time, in order; `work` gets the generation it belongs to. */
@@ -121,6 +216,7 @@ export function initHistory({ details, summary, note, list, more, reload, onLabe
     const task = h.queue.then(async () => {
       if (generation !== h.generation) return;
       h.busy = true;
+      h.problem = null;
       render();
       try {
         await work(generation);
@@ -139,22 +235,19 @@ export function initHistory({ details, summary, note, list, more, reload, onLabe
   }
 
   /**
-   * Reads from the newest down to what `until()` gives (an alert read before: at least down to
-   * it), else one page; fewer when the history ends first, at most MAX_PAGES_PER_READ.
+   * Reads from the list's top (the newest alert, or the chosen time) down to what `until()` gives
+   * (an alert read before: at least down to it), else one page; fewer when the history ends first,
+   * at most MAX_PAGES_PER_READ.
    */
   function load(until = () => null) {
     return run(async (generation) => {
       const target = until(); // when the read starts: after the reads queued before it
-      const alerts = [];
-      let next = null;
-      let pages = 0;
-      do {
-        const res = await alertsPage(h.pumpId, next);
-        if (generation !== h.generation) return;
-        alerts.push(...res.alerts);
-        next = res.next;
-        pages += 1;
-      } while (next !== null && pages < MAX_PAGES_PER_READ && target !== null && newerThan(alerts.at(-1), target));
+      const top = h.before === null ? null : cursorBefore(h.before);
+      const { alerts, next } = await readPages(h.pumpId, {
+        before: top,
+        enough: (read) => generation !== h.generation || target === null || !newerThan(read.at(-1), target),
+      });
+      if (generation !== h.generation) return;
       Object.assign(h, { alerts, next, loadedAt: new Date(gatewayNow()).toISOString() });
     });
   }
@@ -162,16 +255,15 @@ export function initHistory({ details, summary, note, list, more, reload, onLabe
   /** Reads older pages: one, or until `enough(alerts, next)` (at most MAX_PAGES_PER_READ). */
   function readOlder(enough = () => true) {
     return run(async (generation) => {
-      let pages = 0;
-      while (h.next !== null && pages < MAX_PAGES_PER_READ) {
-        const res = await alertsPage(h.pumpId, h.next);
-        if (generation !== h.generation) return;
-        const seen = new Set(h.alerts.map((a) => a.seq));
-        h.alerts.push(...res.alerts.filter((a) => !seen.has(a.seq)));
-        h.next = res.next;
-        pages += 1;
-        if (enough(h.alerts, h.next)) break;
-      }
+      if (h.next === null) return;
+      const res = await readPages(h.pumpId, {
+        before: h.next,
+        enough: (older, next) => generation !== h.generation || enough([...h.alerts, ...older], next),
+      });
+      if (generation !== h.generation) return;
+      const seen = new Set(h.alerts.map((a) => a.seq));
+      h.alerts.push(...res.alerts.filter((a) => !seen.has(a.seq)));
+      h.next = res.next;
     });
   }
 
@@ -186,19 +278,62 @@ export function initHistory({ details, summary, note, list, more, reload, onLabe
   };
   more.addEventListener('click', unlessBusy(() => readOlder()));
   reload.addEventListener('click', unlessBusy(reread));
+  newest.addEventListener(
+    'click',
+    unlessBusy(() => {
+      h.before = null;
+      when.value = '';
+      return load();
+    }),
+  );
+
+  /** A time that cannot be the list's top: said in the note, the input marked, the list as it was. */
+  function refuse(text) {
+    h.problem = text;
+    when.setAttribute('aria-invalid', 'true');
+    render();
+    when.focus();
+  }
+
+  jump.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    if (h.busy) return;
+    // the input is in this browser's time zone, as every time on the page; the instant is the gateway's
+    const ms = Date.parse(when.value);
+    if (!Number.isFinite(ms)) return refuse('Enter a date and time: the list then starts at the newest alert before it.');
+    const now = gatewayNow();
+    if (ms > now) {
+      return refuse(`${fmtTime(new Date(ms).toISOString())} is after the gateway’s time now (${fmtTime(new Date(now).toISOString())}): choose an earlier time.`);
+    }
+    when.removeAttribute('aria-invalid');
+    h.before = ms;
+    void load();
+  });
+  when.addEventListener('input', () => {
+    when.removeAttribute('aria-invalid');
+    if (h.problem === null) return;
+    h.problem = null;
+    render();
+  });
 
   /** Forgets what was read (another pump, another buffer); an answer on its way is dropped. */
   function forget() {
-    Object.assign(h, { alerts: [], next: null, loadedAt: null, failed: null });
+    Object.assign(h, { alerts: [], next: null, loadedAt: null, failed: null, problem: null });
     h.generation += 1;
     render();
   }
 
   return {
-    /** The selected pump: another one starts from its newest alerts (read now when the history is open). */
+    /**
+     * The selected pump: another one starts from its newest alerts (read now when the history is
+     * open); a time chosen for the last one is not carried over.
+     */
     select(pumpId) {
       if (pumpId === h.pumpId) return;
       h.pumpId = pumpId;
+      h.before = null;
+      when.value = '';
+      when.removeAttribute('aria-invalid');
       summary.textContent = `Alert history of ${pumpId}`;
       forget();
       if (details.open) void load();
@@ -206,7 +341,7 @@ export function initHistory({ details, summary, note, list, more, reload, onLabe
     /**
      * Read again, when open (else afresh when opened): after a label is saved, down to the oldest
      * alert read; after the agent restarted (`restarted`: its buffer may be another one, whose
-     * alerts share sequence numbers with the old), from scratch.
+     * alerts share sequence numbers with the old), from scratch, from the chosen time if any.
      */
     refresh({ restarted = false } = {}) {
       if (restarted) forget();
