@@ -1113,4 +1113,188 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
       await own.stop();
     }
   });
+
+  /** `ms` as a datetime-local input's value in the page's time zone (what a technician types for that instant). */
+  const localInput = (page: Page, ms: number) => page.evaluate((m) => new Date(m - new Date(m).getTimezoneOffset() * 60_000).toISOString().slice(0, 16), ms);
+  /** `ms` as the page writes a time (format.js fmtTime, on the gateway's clock). */
+  const shownTime = (page: Page, ms: number) => page.evaluate(`(async () => (await import('/page/format.js')).fmtTime(new Date(${ms}).toISOString()))()`) as Promise<string>;
+  /** The first whole minute at or after `ms` (the input is to the minute). */
+  const minuteAtOrAfter = (ms: number) => Math.ceil(ms / 60_000) * 60_000;
+
+  it('starts the history at a chosen time: older pages go on from it, Reload keeps it, "Newest alerts" and another pump go back to the newest', async () => {
+    const own = await startTestAgent();
+    try {
+      const r = rng(73);
+      const t0 = Date.now() - 2 * 3_600_000;
+      // five episodes of 120 alerts at 1 Hz, 5 min apart; pump-x has two alerts of its own
+      const starts = Array.from({ length: 5 }, (_, k) => t0 + k * (EPISODE * 1000 + GAP_MS));
+      for (const start of starts) await postAll(own.url, faultRun(r, 'pump-h', start, EPISODE), EPISODE);
+      expect((await postJson(`${own.url}/readings`, [0, 1].map((i) => ({ pumpId: 'pump-x', ts: t0 + i * 1000, values: FAULT })))).status).toBe(202);
+
+      const w = await openPage(own.url, undefined, { timezoneId: 'America/Los_Angeles' });
+      const { page } = w;
+      await page.locator('button[data-pump="pump-h"]').click();
+      await expect.poll(() => page.locator('#history-summary').textContent()).toBe('Alert history of pump-h');
+      await page.locator('#history-summary').click();
+      const items = page.locator('#history-list li');
+      const heads = () => items.locator('.alert-head span').allTextContents();
+      const note = () => page.locator('#history-note').textContent();
+      const focused = () => page.evaluate(`document.activeElement?.id ?? null`);
+      await expect.poll(note).toMatch(/^200 alerts in 2 episodes/);
+      const newest = page.getByRole('button', { name: 'Newest alerts' });
+      expect(await newest.isHidden()).toBe(true);
+
+      // between the third and the fourth episode, more than an episode's gap after the third
+      const end2 = starts[2]! + (EPISODE - 1) * 1000;
+      const T = minuteAtOrAfter(end2 + 61_000);
+      expect(T).toBeLessThan(starts[3]!);
+      await page.getByLabel('Show alerts before (gateway time)').fill(await localInput(page, T));
+      const show = page.getByRole('button', { name: 'Show', exact: true });
+      await show.focus();
+      await page.keyboard.press('Enter');
+      const before = `Before ${await shownTime(page, T)} (newer alerts not shown: “Newest alerts” shows them): `;
+      await expect.poll(note).toMatch(/^Before .+: 200 alerts in 2 episodes, /);
+      // from the newest alert before T (the third episode's last) down
+      expect((await note())!.split(' Loaded at ')[0]).toBe(`${before}200 alerts in 2 episodes, ${await shownTime(page, starts[1]! + 40_000)} to ${await shownTime(page, end2)}, newest first: older ones not read yet.`);
+      expect(await heads()).toEqual([expect.stringMatching(/\(120 readings\)$/), expect.stringMatching(/\(80 readings\)$/)]);
+      expect(await items.evaluateAll((lis) => lis.map((li) => (li as any).dataset.continues ?? null))).toEqual([null, null]);
+      expect(await focused()).toBe('history-go');
+      expect(await newest.isVisible()).toBe(true);
+      expect(await page.evaluate(accessibilityProblems)).toEqual([]);
+      expect(await page.evaluate(contrastProblems)).toEqual([]);
+
+      // "Show older alerts" goes on from there, to the oldest alert the gateway keeps
+      await page.getByRole('button', { name: 'Show older alerts' }).click();
+      await expect.poll(note).toMatch(/^Before .+: 360 alerts in 3 episodes, .* newest first: all the gateway keeps of this pump\. Loaded at /);
+      expect((await heads()).map((h) => /\((\d+) readings\)$/.exec(h)?.[1])).toEqual(['120', '120', '120']);
+
+      // Reload reads the same window again, from the chosen time
+      const fromT = () => w.urls.filter((u) => new URL(u).searchParams.get('before') === `${T}:0`).length;
+      const readsFromT = fromT();
+      await page.getByRole('button', { name: 'Reload' }).click();
+      await expect.poll(fromT).toBeGreaterThan(readsFromT);
+      await expect.poll(note).toMatch(/^Before .+: 360 alerts in 3 episodes/);
+
+      // "Newest alerts" goes back to the top (the focus to the time's input, the button gone)
+      await newest.focus();
+      await page.keyboard.press('Enter');
+      await expect.poll(note).toMatch(/^200 alerts in 2 episodes, .* older ones not read yet\. Loaded at /);
+      expect(await newest.isHidden()).toBe(true);
+      expect(await page.locator('#history-before').inputValue()).toBe('');
+      expect(await focused()).toBe('history-before');
+
+      // another pump starts from its newest alerts, and so does this one when selected again
+      await page.locator('#history-before').fill(await localInput(page, T));
+      await show.click();
+      await expect.poll(note).toMatch(/^Before .+: 200 alerts/);
+      await page.locator('button[data-pump="pump-x"]').click();
+      await expect.poll(note).toMatch(/^2 alerts in 1 episode, .* all the gateway keeps of this pump\./);
+      expect(await page.locator('#history-before').inputValue()).toBe('');
+      await page.locator('button[data-pump="pump-h"]').click();
+      await expect.poll(note).toMatch(/^200 alerts in 2 episodes/);
+      expect(w.errors).toEqual([]);
+      await page.close();
+    } finally {
+      await own.stop();
+    }
+  });
+
+  it('labels the newest episode of a list started inside it whole, its alerts after that time too, and reads the same window again after', async () => {
+    const own = await startTestAgent();
+    try {
+      const r = rng(79);
+      const t0 = Date.now() - 2 * 3_600_000;
+      // episode A: 30 alerts; episode B, five minutes later: 300, cut by the chosen time
+      await postAll(own.url, faultRun(r, 'pump-h', t0, 30), 30);
+      const startB = t0 + 30_000 + GAP_MS;
+      await postAll(own.url, faultRun(r, 'pump-h', startB, 300), 150);
+      const T = minuteAtOrAfter(startB + 100_000);
+      const k = Math.ceil((T - startB) / 1000); // B's alerts before T
+
+      const { page, errors } = await openPage(own.url);
+      await page.locator('button[data-pump="pump-h"]').click();
+      await page.locator('#history-summary').click();
+      const items = page.locator('#history-list li');
+      const note = () => page.locator('#history-note').textContent();
+      await expect.poll(note).toMatch(/^200 alerts in 1 episode/); // B's newest 200
+      await page.locator('#history-before').fill(await localInput(page, T));
+      await page.getByRole('button', { name: 'Show', exact: true }).click();
+      await expect.poll(note).toMatch(new RegExp(`^Before .+: ${k + 30} alerts in 2 episodes, .* all the gateway keeps of this pump\\.`));
+      const top = items.first();
+      expect(await top.locator('.alert-head span').textContent()).toMatch(new RegExp(`\\(${k} readings\\)$`));
+      expect(await top.getAttribute('data-continues')).toBe('true');
+      expect(await top.textContent()).toContain(`It may go on after ${await shownTime(page, T)}: labelling it reads its newer alerts first, so the label covers all of it.`);
+      expect(await items.last().getAttribute('data-continues')).toBeNull();
+
+      // meanwhile the pump alerts again, now: not in the window, before or after the label
+      await postAll(own.url, faultRun(r, 'pump-h', Date.now() - 50_000, 40), 40);
+      await top.getByRole('button', { name: /^Label alert of pump-h/ }).click();
+      await expect.poll(() => dialogOpen(page)).toBe(true);
+      expect(await page.locator('#label-context').textContent()).toMatch(/^Pump pump-h, alert from .* \(300 readings\)/);
+      await page.locator('input[value="false-alarm"]').check();
+      await page.locator('#author').fill('Ana Tech');
+      await page.locator('#label-save').click();
+      await expect.poll(() => dialogOpen(page)).toBe(false);
+      const stored = new LabelStore(own.agent.buffer).list({ pumpId: 'pump-h', limit: 10 });
+      expect(stored).toHaveLength(1);
+      expect(stored[0]).toMatchObject({ kind: 'false-alarm', author: 'Ana Tech', fromTs: startB, toTs: startB + 299_000 });
+      // the same window, read again: the episode's part before T, labelled, with the focus back
+      await expect.poll(() => top.locator('.label-text').textContent()).toMatch(/^False alarm, by Ana Tech/);
+      expect(await note()).toMatch(new RegExp(`^Before .+: ${k + 30} alerts in 2 episodes`));
+      expect(await top.locator('.label-part').count()).toBe(0);
+      await expect.poll(() => page.evaluate(`document.activeElement?.closest('#history-list li')?.getAttribute('data-first') ?? null`)).toBe(await top.getAttribute('data-first'));
+      expect(errors).toEqual([]);
+      await page.close();
+    } finally {
+      await own.stop();
+    }
+  });
+
+  it('refuses no time and a time after the gateway’s now on a phone hours off, takes one the phone calls future, and says when no alert is that old', async () => {
+    const own = await startTestAgent();
+    try {
+      const r = rng(83);
+      const start = Date.now() - 3_600_000;
+      await postAll(own.url, faultRun(r, 'pump-h', start, 30), 30);
+      for (const offset of [THREE_HOURS, -THREE_HOURS]) {
+        const w = await openPage(own.url, { width: 360, height: 740 }, { timezoneId: 'Europe/Paris', initScript: shiftClock(offset) });
+        const { page } = w;
+        await page.locator('button[data-pump="pump-h"]').click();
+        await page.locator('#history-summary').click();
+        const items = page.locator('#history-list li');
+        const note = () => page.locator('#history-note').textContent();
+        const input = page.locator('#history-before');
+        const show = page.getByRole('button', { name: 'Show', exact: true });
+        await expect.poll(note).toMatch(/^30 alerts in 1 episode/);
+        // no time
+        await show.click();
+        await expect.poll(note).toBe('Enter a date and time: the list then starts at the newest alert before it.');
+        expect(await input.getAttribute('aria-invalid')).toBe('true');
+        expect(await items.count()).toBe(1);
+        // an hour after the gateway's now (two hours ago on a phone 3 h fast)
+        await input.fill(await localInput(page, Date.now() + 3_600_000));
+        await show.click();
+        await expect.poll(note).toMatch(/^.+ is after the gateway’s time now \(.+\): choose an earlier time\.$/);
+        expect(await items.count()).toBe(1);
+        // five minutes ago on the gateway (hours ahead on a phone 3 h slow): taken
+        const T = minuteAtOrAfter(Date.now() - 5 * 60_000) - 60_000;
+        await input.fill(await localInput(page, T));
+        expect(await input.getAttribute('aria-invalid')).toBeNull();
+        await show.click();
+        await expect.poll(note).toMatch(/^Before .+: 30 alerts in 1 episode/);
+        expect(await note()).toContain(`Before ${await shownTime(page, T)} (`);
+        // before the oldest alert the gateway keeps
+        await input.fill(await localInput(page, start - 10 * 60_000));
+        await show.click();
+        await expect.poll(note).toMatch(/^No alerts of this pump before .+ in the gateway’s buffer\. Loaded at .+; not live\.$/);
+        expect(await items.count()).toBe(0);
+        await page.getByRole('button', { name: 'Newest alerts' }).click();
+        await expect.poll(note).toMatch(/^30 alerts in 1 episode/);
+        expect(w.errors).toEqual([]);
+        await page.close();
+      }
+    } finally {
+      await own.stop();
+    }
+  });
 });
