@@ -6,6 +6,7 @@ import { PRIORITY, SyncBatches, type PlanLimits, type PlannedBatch } from '../..
 import { UNPLANNED_SQL } from '../../buffer/ranges.js';
 import { BufferStore } from '../../buffer/store.js';
 import type { PredictionRow } from '../../buffer/types.js';
+import { rng } from '../support/models.js';
 
 /**
  * The planner's pick (SyncBatches.pick) keeps what it knows of each pump between picks, and looks
@@ -19,18 +20,6 @@ import type { PredictionRow } from '../../buffer/types.js';
 const T0 = Date.UTC(2026, 11, 6, 10);
 const SHA = 'd'.repeat(64);
 const namer = (p: string, a: number, b: number): string => `readings/${p}/${a}-${b}.jsonl.gz`;
-
-/** A small deterministic generator (mulberry32): the same run every time, a seed per case. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function reading(pumpId: string, i: number, anomaly: boolean): PredictionRow {
   return {
@@ -77,7 +66,7 @@ describe('the planner\'s pick against the whole file', () => {
   }
 
   it.each([1, 2, 3, 4])('picks the newest unplanned anomaly, else the oldest unplanned row, at every step of a random run (seed %i)', (seed) => {
-    const rnd = random(seed);
+    const rnd = rng(seed); // the same run every time, a seed per case
     const pick = (n: number): number => Math.floor(rnd() * n);
     let pumps = 3;
     let clock = 0;
