@@ -246,6 +246,11 @@ export class SyncBatches {
     return { batch, durable };
   }
 
+  /** fsyncs the WAL on libuv's pool: every plan committed without an fsync of its own (persistPlan) is durable once it resolves. */
+  syncPlans(): Promise<void> {
+    return this.store.syncWal();
+  }
+
   /**
    * First seq of an anomaly's batch: up to `anomalyContextRows` earlier unplanned rows of its pump
    * on the anomaly's UTC day, no more than fit in one batch together with the anomaly, so the

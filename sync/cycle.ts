@@ -137,6 +137,9 @@ export async function runCycle(deps: CycleDeps): Promise<{ rows: number; blobs: 
       release(deps, p); // bytes still held when the upload never started (aborted, or its plan's fsync failed)
     }
   };
+  // A plan left by an earlier cycle may never have been fsynced (its fsync failed, or that cycle was
+  // stopped before it ran): one fsync of the WAL makes them all durable before the first goes up.
+  if (deps.batches.pending() !== null) await deps.batches.syncPlans();
   for (let batch = deps.batches.pending(); batch !== null && !deps.signal.aborted; batch = deps.batches.pending()) {
     deps.logger.debug({ event: 'sync-batch-recovered', blob: batch.blobName, rows: batch.rowCount }, 'uploading a batch planned earlier');
     await upload(await prepare(deps, batch));

@@ -48,6 +48,8 @@ describe.each([
   /** Calls of the WAL's fsync that wait for `release`. */
   let held: number;
   let release: (outcome: 'sync' | 'fail') => void;
+  /** Holds the fsyncs asked for from now on again. */
+  let hold: () => void;
 
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'pw-plan-durable-'));
@@ -62,6 +64,9 @@ describe.each([
     release = (outcome) => {
       mode = outcome;
       for (const go of waiting.splice(0)) go();
+    };
+    hold = () => {
+      mode = 'hold';
     };
     const realSync = store.syncWal.bind(store);
     store.syncWal = async () => {
@@ -117,6 +122,23 @@ describe.each([
     const up = await decodeAllBlobs(az.container(container));
     expect(up.flatMap((b) => b.lines).length).toBe(120);
     expect(store.stats().unsynced).toBe(0);
+  });
+
+  it('a plan whose fsync failed is uploaded by the next cycle only once the WAL is fsynced', async () => {
+    const cycle = worker.runOnce();
+    await vi.waitFor(() => expect(held).toBeGreaterThan(0), { timeout: 10_000 });
+    release('fail');
+    expect((await cycle).failure?.message).toContain('fsync');
+    expect((store.db.prepare("SELECT count(*) AS n FROM sync_batches WHERE state = 'planned'").get() as { n: number }).n).toBeGreaterThanOrEqual(1);
+    hold();
+    const heldBefore = held;
+    const next = worker.runOnce();
+    await vi.waitFor(() => expect(held).toBeGreaterThan(heldBefore), { timeout: 10_000 });
+    await sleep(500);
+    expect(await blobs()).toBe(0); // the plans left over wait for the fsync too
+    release('sync');
+    expect((await next).failure).toBeNull();
+    expect((await decodeAllBlobs(az.container(container))).flatMap((b) => b.lines).length).toBe(120);
   });
 
   it('a failed fsync uploads nothing; the plan is uploaded by the next cycle', async () => {
