@@ -2,7 +2,7 @@
 import { ApiError, UNREACHABLE, api, getToken, setToken, stream } from './api.js';
 import { pickSensors, scoreChart, sensorCharts } from './charts.js';
 import { SKEW_NOTICE_MS, clockSkewMs, noteGatewayTime } from './clock.js';
-import { fmtClock, fmtDuration, fmtScorePair, timeZoneText } from './format.js';
+import { fmtClock, fmtDuration, fmtScorePair, fmtTime, timeZoneText } from './format.js';
 import { initLabelForm } from './label-form.js';
 import { renderAlerts } from './alerts.js';
 import { initHistory, wholeEpisode } from './history.js';
@@ -84,11 +84,27 @@ const labelEpisode = (listId, fallback) => (ep, shownFirst = ep.first.seq) =>
 
 /** The recent list's: an episode that may have begun before its pump's alerts listed is read whole first. */
 const labelRecent = labelEpisode('alerts', 'alerts-h');
+/** Says in the recent list's note what labelling is doing or why it did not (empty: hidden). */
+function sayRecent(text) {
+  const note = $('alerts-note');
+  note.textContent = text;
+  note.hidden = text === '';
+}
+
 async function labelRecentWhole(ep) {
+  sayRecent('');
   if (!ep.partial) return labelRecent(ep);
   try {
-    return labelRecent(await wholeEpisode(ep), ep.first.seq);
+    sayRecent('Reading the whole episode before labelling it…');
+    const { episode, complete, read } = await wholeEpisode(ep, (n) => sayRecent(`Reading the whole episode before labelling it: ${n.toLocaleString('en-US')} alerts read…`));
+    if (!complete) {
+      // a label over part of it would tell the model the rest was normal
+      return sayRecent(`Not labelled: the beginning of the alert of ${ep.pumpId} at ${fmtTime(ep.first.ts)} was not found within the ${read.toLocaleString('en-US')} alerts read before it, and a label must cover all of the episode.`);
+    }
+    sayRecent('');
+    return labelRecent(episode, ep.first.seq);
   } catch (err) {
+    sayRecent('');
     return handleFailure(err); // not labelled: the label would cover only part of it
   }
 }

@@ -17,11 +17,17 @@ import { fmtClock, fmtTime } from './format.js';
 /** Alerts asked for per page: about 100 kB of JSON, quick on a phone over the site's Wi-Fi. */
 export const HISTORY_PAGE = 200;
 /**
- * At most this many pages are read for one action: to close an episode before labelling it, or to
- * get back down to the oldest alert read before a re-read (10 000 alerts: nearly three hours of a
- * pump alerting every second).
+ * At most this many pages are read to get back down to the oldest alert read before a re-read
+ * (10 000 alerts: nearly three hours of a pump alerting every second).
  */
 export const MAX_PAGES_PER_READ = 50;
+/**
+ * At most this many pages are read each way to find an episode's ends before labelling it (50 000
+ * alerts: about fourteen hours of a pump alerting every second). A longer episode is not labelled:
+ * a label must cover all of it, and one over the part read would teach the trainer that the rest
+ * was normal. The page says so.
+ */
+export const MAX_PAGES_TO_LABEL = 250;
 /**
  * How far past an episode's newest alert one step of reading its newer alerts goes. The agent
  * answers newest first only, so each step reads the whole span down to that alert: ten minutes is
@@ -55,9 +61,10 @@ const stillOldest = (alerts, seq) => groupEpisodes(alerts).at(-1).alerts.some((a
 /**
  * Reads a pump's alerts a page at a time, newest first, from the cursor `before` (null: the newest),
  * with ts ≥ `since` when given, until `enough(alerts, next)` after a page, the end (`next` null), or
- * `maxPages` pages → { alerts, next, pages }. Throws the ApiError of a failed read.
+ * `maxPages` pages → { alerts, next, pages }; `onPage(n)` after each page with the alerts read so
+ * far. Throws the ApiError of a failed read.
  */
-async function readPages(pumpId, { before = null, since, enough = () => false, maxPages = MAX_PAGES_PER_READ }) {
+async function readPages(pumpId, { before = null, since, enough = () => false, maxPages = MAX_PAGES_PER_READ, onPage = () => undefined }) {
   const alerts = [];
   let next = before;
   let pages = 0;
@@ -66,6 +73,7 @@ async function readPages(pumpId, { before = null, since, enough = () => false, m
     alerts.push(...res.alerts);
     next = res.next;
     pages += 1;
+    onPage(alerts.length);
     if (next === null || enough(alerts, next)) break;
   }
   return { alerts, next, pages };
@@ -74,36 +82,41 @@ async function readPages(pumpId, { before = null, since, enough = () => false, m
 /**
  * The whole of an episode whose older alerts were not read (`partial`): its pump's alerts read back
  * from its oldest one until an older alert is more than an episode's gap below it, or none is left
- * (at most MAX_PAGES_PER_READ pages). Throws the ApiError of a failed read.
+ * (at most MAX_PAGES_TO_LABEL pages) → { episode, complete, read }: `complete` false when its
+ * beginning was not found within them, `read` the alerts read. Throws the ApiError of a failed read.
  */
-export async function wholeEpisode(ep) {
-  const { alerts } = await readPages(ep.pumpId, { before: cursorAfter(ep.first), enough: (older) => !stillOldest([...ep.alerts, ...older], ep.first.seq) });
-  return episodeOf([...ep.alerts, ...alerts], ep.first.seq) ?? ep;
+export async function wholeEpisode(ep, onPage) {
+  const begun = (older) => !stillOldest([...ep.alerts, ...older], ep.first.seq);
+  const { alerts, next } = await readPages(ep.pumpId, { before: cursorAfter(ep.first), enough: begun, maxPages: MAX_PAGES_TO_LABEL, onPage });
+  return { episode: episodeOf([...ep.alerts, ...alerts], ep.first.seq) ?? ep, complete: next === null || begun(alerts), read: alerts.length };
 }
 
 /**
  * The alerts that carry `ep` on after its newest one (each at most an episode's gap after the one
- * before it), newest first, read forward a span at a time → { alerts, complete }: `complete` false
- * when MAX_PAGES_PER_READ pages went by before its end was found. Throws the ApiError of a failed read.
+ * before it), newest first, read forward a span at a time → { alerts, complete, read }: `complete`
+ * false when MAX_PAGES_TO_LABEL pages went by before its end was found, `read` the alerts read.
+ * Throws the ApiError of a failed read.
  */
-export async function newerPart(ep) {
+export async function newerPart(ep, onPage = () => undefined) {
   const newer = [];
   let last = ep.last;
   let pages = 0;
-  while (pages < MAX_PAGES_PER_READ) {
+  let read = 0;
+  while (pages < MAX_PAGES_TO_LABEL) {
     const from = Date.parse(last.ts);
-    const span = await readPages(ep.pumpId, { since: from, before: cursorBefore(from + FORWARD_SPAN_MS), maxPages: MAX_PAGES_PER_READ - pages });
+    const span = await readPages(ep.pumpId, { since: from, before: cursorBefore(from + FORWARD_SPAN_MS), maxPages: MAX_PAGES_TO_LABEL - pages, onPage: (n) => onPage(read + n) });
     pages += span.pages;
+    read += span.alerts.length;
     if (span.next !== null) break; // the span's older alerts are missing: a gap seen now may be none
     for (const a of span.alerts.filter((x) => newerThan(x, last)).reverse()) {
-      if (Date.parse(a.ts) - Date.parse(last.ts) > EPISODE_GAP_MS) return { alerts: newer, complete: true };
+      if (Date.parse(a.ts) - Date.parse(last.ts) > EPISODE_GAP_MS) return { alerts: newer, complete: true, read };
       newer.unshift(a);
       last = a;
     }
     // no gap in the span: the episode ended unless an alert may follow `last` within a gap past the span
-    if (Date.parse(last.ts) + EPISODE_GAP_MS < from + FORWARD_SPAN_MS) return { alerts: newer, complete: true };
+    if (Date.parse(last.ts) + EPISODE_GAP_MS < from + FORWARD_SPAN_MS) return { alerts: newer, complete: true, read };
   }
-  return { alerts: newer, complete: false };
+  return { alerts: newer, complete: false, read };
 }
 
 /**
@@ -115,18 +128,24 @@ export async function newerPart(ep) {
 export function initHistory({ details, summary, note, list, more, reload, jump, when, go, newest, onLabel, onFailure }) {
   const h = {
     pumpId: null,
-    /** The list's top, epoch ms: it starts at the newest alert before it; null: at the newest alert. */
+    /** The time asked for, epoch ms: reads start at the newest alert before it; null: at the newest alert. */
     before: null,
-    /** The alerts read so far, newest first, and the cursor of the next page (null: all are read). */
+    /**
+     * The alerts read so far, newest first, the time they were read from (`top`, as `before`: the
+     * list on screen until a read from another time succeeds) and the cursor of the next page
+     * (null: all are read).
+     */
     alerts: [],
+    top: null,
     next: null,
     loadedAt: null,
     /** The last read failed (what it said): read again when the agent answers again. */
     failed: null,
     /** What was asked cannot be done (a time that is no time, a label refused): said until the next step. */
     problem: null,
-    /** A read is running (one at a time: `queue` chains them). */
+    /** A read is running (one at a time: `queue` chains them), and how far a long one is. */
     busy: false,
+    progress: null,
     queue: Promise.resolve(),
     /** Bumped for another pump or a restarted agent: an answer read for the old one is dropped. */
     generation: 0,
@@ -136,36 +155,54 @@ export function initHistory({ details, summary, note, list, more, reload, jump, 
     if (note.textContent !== text) note.textContent = text;
   }
 
-  const topText = () => fmtTime(new Date(h.before).toISOString());
+  const timeText = (ms) => fmtTime(new Date(ms).toISOString());
+  /** Says how far a long read is, in the note, while it runs. */
+  const progress = (n) => {
+    h.progress = `Reading the whole episode before labelling it: ${n.toLocaleString('en-US')} alerts read…`;
+    render();
+  };
+  const tooLong = (n, where) =>
+    `Not labelled: its ${where} was not found within the ${n.toLocaleString('en-US')} alerts read, and a label must cover all of the episode (one over part of it would tell the model the rest was normal).`;
 
   /**
    * Labels an episode whole: reading older pages first when it may have begun before the oldest
-   * alert read, and its newer alerts when it may go on past the list's top.
+   * alert read, and its newer alerts when it may go on past the list's top. Not labelled when a
+   * read fails, the list is read for another pump or agent meanwhile, or an end is not found
+   * within MAX_PAGES_TO_LABEL pages: the note says why.
    */
   async function labelWhole(ep) {
+    const generation = h.generation;
     let whole = ep;
     if (ep.partial) {
+      const before = h.alerts.length;
       // until an older alert more than an episode's gap below it is read, or the history ends
-      await readOlder((alerts, next) => next === null || !stillOldest(alerts, ep.first.seq));
-      if (h.failed !== null) return undefined; // the note says why; the label would cover part of it
+      await readOlder((alerts, next) => next === null || !stillOldest(alerts, ep.first.seq), { maxPages: MAX_PAGES_TO_LABEL, onPage: progress });
+      if (h.failed !== null || generation !== h.generation) return undefined; // the label would cover part of it
+      if (h.next !== null && stillOldest(h.alerts, ep.first.seq)) return refuseLabel(tooLong(h.alerts.length - before, 'beginning'));
       whole = episodeOf(h.alerts, ep.first.seq) ?? ep;
     }
     if (ep.continuesAfter) {
       const newer = await readNewer(whole);
-      if (newer === null) return undefined; // the note says why; the label would cover part of it
+      if (newer === null || generation !== h.generation) return undefined; // the note says why
       whole = episodeOf([...newer, ...whole.alerts], ep.first.seq) ?? whole;
     }
     return onLabel(whole);
+  }
+
+  function refuseLabel(text) {
+    h.problem = text;
+    render();
+    return undefined;
   }
 
   /** The alerts past the list's top that carry `ep` on; null when they could not all be read (the note says why). */
   async function readNewer(ep) {
     let newer = null;
     await run(async (generation) => {
-      const part = await newerPart(ep);
+      const part = await newerPart(ep, progress);
       if (generation !== h.generation) return;
       if (part.complete) newer = part.alerts;
-      else h.problem = `Not labelled: its end was not found within ${MAX_PAGES_PER_READ * HISTORY_PAGE} alerts read after ${topText()}, and a label must cover all of it. Show the alerts before a later time to label it.`;
+      else h.problem = tooLong(part.read, `end after ${timeText(ep.continuesAfter)}`);
     });
     return newer;
   }
@@ -176,34 +213,36 @@ export function initHistory({ details, summary, note, list, more, reload, jump, 
     const hadFocus = focused === more;
     const newestHadFocus = focused === newest;
     const keptFirst = focused?.closest?.('#history-list li')?.dataset.first ?? null;
-    const top = h.before === null ? null : new Date(h.before).toISOString();
+    const top = h.top === null ? null : new Date(h.top).toISOString();
     list.replaceChildren(
       ...episodes.map((ep, i) => {
         // the oldest episode read may have begun before the oldest alert read
         ep.partial = i === episodes.length - 1 && h.next !== null;
-        // the newest, when less than an episode's gap below the list's top, may go on after it
-        ep.continuesAfter = i === 0 && top !== null && h.before - Date.parse(ep.last.ts) <= EPISODE_GAP_MS ? top : null;
+        // the newest, when less than an episode's gap below the top of the list shown, may go on after it
+        ep.continuesAfter = i === 0 && top !== null && h.top - Date.parse(ep.last.ts) <= EPISODE_GAP_MS ? top : null;
         return episodeItem(ep, labelWhole);
       }),
     );
+    // the focused episode's item, found by the alert it began with: older alerts read may have moved its beginning
+    const kept = keptFirst === null ? -1 : episodes.findIndex((ep) => ep.alerts.some((a) => String(a.seq) === keptFirst));
     // The controls stay where they are while a read runs (aria-disabled, clicks ignored): a button
     // hidden or disabled under the keyboard's focus drops the focus to the page's body.
     const loading = h.busy;
     more.hidden = h.next === null && !(loading && hadFocus);
-    newest.hidden = h.before === null && !(loading && newestHadFocus);
+    newest.hidden = h.before === null && h.top === null && !(loading && newestHadFocus);
     for (const b of [more, reload, go, newest]) b.setAttribute('aria-disabled', String(loading));
-    if (keptFirst !== null) list.querySelector(`li[data-first="${keptFirst}"] button`)?.focus();
+    if (keptFirst !== null) list.children[kept]?.querySelector('button')?.focus();
     else if (hadFocus && more.hidden) list.querySelector('li:last-child button')?.focus();
     else if (newestHadFocus && newest.hidden) when.focus();
-    if (loading) return setNote('Loading…');
+    if (loading) return setNote(h.progress ?? 'Loading…');
     if (h.problem !== null) return setNote(h.problem);
     if (h.failed !== null) return setNote(h.failed);
     if (h.loadedAt === null) return setNote('');
     const loaded = ` Loaded at ${fmtClock(h.loadedAt)}; not live.`;
     if (h.alerts.length === 0) {
-      return setNote(top === null ? `No alerts of this pump in the gateway’s buffer.${loaded}` : `No alerts of this pump before ${topText()} in the gateway’s buffer.${loaded}`);
+      return setNote(top === null ? `No alerts of this pump in the gateway’s buffer.${loaded}` : `No alerts of this pump before ${timeText(h.top)} in the gateway’s buffer.${loaded}`);
     }
-    const from = top === null ? '' : `Before ${topText()} (newer alerts not shown: “Newest alerts” shows them): `;
+    const from = top === null ? '' : `Before ${timeText(h.top)} (newer alerts not shown: “Newest alerts” shows them): `;
     const n = h.alerts.length;
     const m = episodes.length;
     const extent = h.next === null ? 'all the gateway keeps of this pump' : 'older ones not read yet';
@@ -227,6 +266,7 @@ export function initHistory({ details, summary, note, list, more, reload, jump, 
         onFailure(err);
       } finally {
         h.busy = false;
+        h.progress = null;
         render();
       }
     });
@@ -242,23 +282,25 @@ export function initHistory({ details, summary, note, list, more, reload, jump, 
   function load(until = () => null) {
     return run(async (generation) => {
       const target = until(); // when the read starts: after the reads queued before it
-      const top = h.before === null ? null : cursorBefore(h.before);
+      const top = h.before;
       const { alerts, next } = await readPages(h.pumpId, {
-        before: top,
+        before: top === null ? null : cursorBefore(top),
         enough: (read) => generation !== h.generation || target === null || !newerThan(read.at(-1), target),
       });
       if (generation !== h.generation) return;
-      Object.assign(h, { alerts, next, loadedAt: new Date(gatewayNow()).toISOString() });
+      Object.assign(h, { alerts, top, next, loadedAt: new Date(gatewayNow()).toISOString() });
     });
   }
 
-  /** Reads older pages: one, or until `enough(alerts, next)` (at most MAX_PAGES_PER_READ). */
-  function readOlder(enough = () => true) {
+  /** Reads older pages: one, or until `enough(alerts, next)` (at most `maxPages`, `onPage` as readPages). */
+  function readOlder(enough = () => true, { maxPages = MAX_PAGES_PER_READ, onPage } = {}) {
     return run(async (generation) => {
       if (h.next === null) return;
       const res = await readPages(h.pumpId, {
         before: h.next,
         enough: (older, next) => generation !== h.generation || enough([...h.alerts, ...older], next),
+        maxPages,
+        onPage,
       });
       if (generation !== h.generation) return;
       const seen = new Set(h.alerts.map((a) => a.seq));
@@ -318,7 +360,7 @@ export function initHistory({ details, summary, note, list, more, reload, jump, 
 
   /** Forgets what was read (another pump, another buffer); an answer on its way is dropped. */
   function forget() {
-    Object.assign(h, { alerts: [], next: null, loadedAt: null, failed: null, problem: null });
+    Object.assign(h, { alerts: [], top: null, next: null, loadedAt: null, failed: null, problem: null });
     h.generation += 1;
     render();
   }

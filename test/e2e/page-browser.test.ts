@@ -1297,4 +1297,116 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
       await own.stop();
     }
   });
+  /** Pump-h: a 30-alert episode, then five minutes later a 300-alert one, and the history started inside the second (its part before T on top). */
+  const cutAtT = async (own: { url: string }, seed: number) => {
+    const r = rng(seed);
+    const t0 = Date.now() - 2 * 3_600_000;
+    await postAll(own.url, faultRun(r, 'pump-h', t0, 30), 30);
+    const startB = t0 + 30_000 + GAP_MS;
+    await postAll(own.url, faultRun(r, 'pump-h', startB, 300), 150);
+    const T = minuteAtOrAfter(startB + 100_000);
+    const k = Math.ceil((T - startB) / 1000);
+    const w = await openPage(own.url);
+    const { page } = w;
+    await page.locator('button[data-pump="pump-h"]').click();
+    await page.locator('#history-summary').click();
+    const note = () => page.locator('#history-note').textContent();
+    await expect.poll(note).toMatch(/^200 alerts in 1 episode/);
+    await page.locator('#history-before').fill(await localInput(page, T));
+    await page.getByRole('button', { name: 'Show', exact: true }).click();
+    await expect.poll(note).toMatch(new RegExp(`^Before .+: ${k + 30} alerts in 2 episodes`));
+    expect(await page.locator('#history-list li').first().getAttribute('data-continues')).toBe('true');
+    return { w, page, note, startB, k };
+  };
+  /** The newest page of pump-h's history (no `before`): what "Newest alerts" reads. */
+  const newestPage = (url: URL) => url.pathname === '/alerts' && url.searchParams.get('pumpId') === 'pump-h' && !url.searchParams.has('before') && !url.searchParams.has('since');
+  /** Labels the list's top episode a false alarm; the label stored must cover the 300-alert episode whole. */
+  const labelTopWhole = async (page: Page, own: Awaited<ReturnType<typeof startTestAgent>>, startB: number) => {
+    await page.locator('#history-list li').first().getByRole('button', { name: /^Label alert of pump-h/ }).click();
+    await expect.poll(() => dialogOpen(page)).toBe(true);
+    expect(await page.locator('#label-context').textContent()).toMatch(/\(300 readings\)/);
+    await page.locator('input[value="false-alarm"]').check();
+    await page.locator('#author').fill('Ana Tech');
+    await page.locator('#label-save').click();
+    await expect.poll(() => dialogOpen(page)).toBe(false);
+    expect(new LabelStore(own.agent.buffer).list({ pumpId: 'pump-h', limit: 10 }).map((l) => [l.fromTs, l.toTs])).toEqual([[startB, startB + 299_000]]);
+  };
+
+  it('labels the episode cut at the chosen time whole while "Newest alerts" is still being read', async () => {
+    const own = await startTestAgent();
+    try {
+      const { page, w, startB, k } = await cutAtT(own, 97);
+      let release = (): void => undefined;
+      const held = new Promise<void>((done) => (release = done));
+      await page.route(newestPage, async (route) => {
+        await held;
+        await route.continue();
+      });
+      await page.getByRole('button', { name: 'Newest alerts' }).click();
+      // the list cut at T is still the one on screen: its top episode still goes on after T
+      const top = page.locator('#history-list li').first();
+      expect(await top.locator('.alert-head span').textContent()).toMatch(new RegExp(`\\(${k} readings\\)$`));
+      expect(await top.getAttribute('data-continues')).toBe('true');
+      const labelled = labelTopWhole(page, own, startB);
+      release();
+      await labelled;
+      expect(w.errors).toEqual([]);
+      await page.close();
+    } finally {
+      await own.stop();
+    }
+  });
+
+  it('after a failed "Newest alerts", the episode cut at the chosen time still says it goes on, and is labelled whole', async () => {
+    const own = await startTestAgent();
+    try {
+      const { page, note, startB } = await cutAtT(own, 101);
+      await page.route(newestPage, (route) => route.fulfill({ status: 503, contentType: 'application/json', body: '{"error":{"code":"PW_UNAVAILABLE","message":"busy"}}' }));
+      await page.getByRole('button', { name: 'Newest alerts' }).click();
+      await expect.poll(note).toMatch(/^The alert history could not be read/);
+      expect(await page.locator('#history-list li').first().getAttribute('data-continues')).toBe('true');
+      expect(await page.getByRole('button', { name: 'Newest alerts' }).isVisible()).toBe(true); // to try again
+      await labelTopWhole(page, own, startB);
+      await page.close();
+    } finally {
+      await own.stop();
+    }
+  });
+
+  it('refuses to label an episode whose beginning lies beyond 250 pages, in the history and the recent list, keeping the focus and storing nothing', async () => {
+    const own = await startTestAgent();
+    try {
+      // one episode of 50 300 alerts at 1 Hz (nearly fourteen hours) up to a minute ago: 251.5 pages of 200
+      const n = 50_300;
+      const start = Date.now() - n * 1000 - 60_000;
+      await postAll(own.url, faultRun(rng(109), 'pump-h', start, n), 2_000);
+      const { page, errors } = await openPage(own.url);
+      await page.locator('button[data-pump="pump-h"]').click();
+      await page.locator('#history-summary').click();
+      const note = () => page.locator('#history-note').textContent();
+      await expect.poll(note).toMatch(/^200 alerts in 1 episode/);
+      const top = page.locator('#history-list li').first();
+      expect(await top.getAttribute('data-partial')).toBe('true');
+      await top.getByRole('button', { name: /^Label alert of pump-h/ }).focus();
+      await page.keyboard.press('Enter');
+      await expect.poll(note, { timeout: 120_000 }).toMatch(/^Not labelled: its beginning was not found within the 50,000 alerts read, and a label must cover all of the episode/);
+      expect(await dialogOpen(page)).toBe(false);
+      expect(new LabelStore(own.agent.buffer).list({ pumpId: 'pump-h', limit: 10 })).toEqual([]);
+      // the focus stays on the episode, whose beginning moved down with the alerts read
+      expect(await page.evaluate(`document.activeElement?.closest('#history-list li') !== null`)).toBe(true);
+
+      // the recent list holds its newest 100: the same refusal, said under "Recent alerts"
+      const recent = page.locator('#alerts li[data-pump="pump-h"]');
+      expect(await recent.getAttribute('data-partial')).toBe('true');
+      await recent.getByRole('button', { name: /^Label alert of pump-h/ }).click();
+      await expect.poll(() => page.locator('#alerts-note').textContent(), { timeout: 120_000 }).toMatch(/^Not labelled: the beginning of the alert of pump-h at .+ was not found within the 50,\d{3} alerts read before it/);
+      expect(await dialogOpen(page)).toBe(false);
+      expect(new LabelStore(own.agent.buffer).list({ pumpId: 'pump-h', limit: 10 })).toEqual([]);
+      expect(errors).toEqual([]);
+      await page.close();
+    } finally {
+      await own.stop();
+    }
+  }, 300_000);
+
 });
