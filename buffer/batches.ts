@@ -310,17 +310,25 @@ export class SyncBatches {
     this.store.ranges.forgetPlan(batch.pumpId, batch.firstSeq); // its rows (anomalies among them) are unplanned again
   }
 
-  /** Marks a batch uploaded and its rows synced, in one transaction, after the service confirmed. */
+  /**
+   * Marks a batch uploaded and its rows synced, in one transaction, after the service confirmed.
+   * The batch, like markFailed's and noteError's, is found by its id and its blob name: the file may
+   * have been replaced under the store while the upload ran (a restored backup, see BufferStore
+   * handleMoved), and the batch with that id there is another one unless it has the same name
+   * (then the same rows: a name holds the pump and its seq range).
+   */
   markUploaded(batch: PlannedBatch, sha256: string, now: number): void {
     const db = this.store.db;
     // Committed without an fsync of its own (synchronous=NORMAL for this one transaction; the next
     // live commit or checkpoint makes it durable): losing it to a power cut only means the batch is
-    // uploaded again under its planned name, which the conditional create counts as done. Plans
-    // themselves stay FULL: an upload must never run ahead of a durable plan.
+    // uploaded again under its planned name, which the conditional create counts as done. A plan is
+    // made durable before its upload starts (persistPlan): an upload never runs ahead of it.
     const changed = this.withoutFsync(() =>
       this.write('marking a batch uploaded', () =>
         db.transaction(() => {
-          const n = db.prepare("UPDATE sync_batches SET state = 'uploaded', sha256 = ?, uploaded_at = ?, error = NULL WHERE id = ? AND state <> 'uploaded'").run(sha256, now, batch.id).changes;
+          const n = db
+            .prepare("UPDATE sync_batches SET state = 'uploaded', sha256 = ?, uploaded_at = ?, error = NULL WHERE id = ? AND blob_name = ? AND state <> 'uploaded'")
+            .run(sha256, now, batch.id, batch.blobName).changes;
           return n === 0 ? 0 : this.store.ranges.countRows(batch.pumpId, batch.firstSeq, batch.lastSeq);
         })(),
       ),
@@ -331,13 +339,13 @@ export class SyncBatches {
   /** Records why a batch cannot be uploaded (e.g. a different blob already has its name). */
   markFailed(batch: PlannedBatch, error: string): void {
     this.write('marking a batch failed', () =>
-      this.store.db.prepare("UPDATE sync_batches SET state = 'failed', error = ? WHERE id = ?").run(error, batch.id),
+      this.store.db.prepare("UPDATE sync_batches SET state = 'failed', error = ? WHERE id = ? AND blob_name = ?").run(error, batch.id, batch.blobName),
     );
   }
 
   /** Records the last error of a batch that stays planned (it will be retried). */
   noteError(batch: PlannedBatch, error: string): void {
-    this.write('noting a batch error', () => this.store.db.prepare('UPDATE sync_batches SET error = ? WHERE id = ?').run(error, batch.id));
+    this.write('noting a batch error', () => this.store.db.prepare('UPDATE sync_batches SET error = ? WHERE id = ? AND blob_name = ?').run(error, batch.id, batch.blobName));
   }
 
   /**

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HousekeepingThread } from '../../agent/housekeeping.js';
+import { SyncBatches } from '../../buffer/batches.js';
 import { BufferError } from '../../buffer/errors.js';
 import { BufferReader } from '../../buffer/reader.js';
 import { BufferStore } from '../../buffer/store.js';
@@ -209,6 +210,38 @@ describe('the buffer file deleted or replaced while open', () => {
     const kept = readdirSync(join(dir, 'data')).filter((f) => f.includes('.replaced-'));
     expect(kept).toHaveLength(1);
     expect(countRows(join(dir, 'data', kept[0]!))).toBe(20);
+  });
+
+  it('a batch uploaded while the file was replaced marks nothing in the new file: its batch of the same id is another one', async () => {
+    const namer = (p: string, a: number, b: number): string => `readings/${p}/${a}-${b}.jsonl.gz`;
+    const limits = { maxRows: 100, maxBytes: 1 << 24, anomalyContextRows: 0 };
+    store.appendBatch(rows(0, 20));
+    const batches = new SyncBatches(store);
+    const uploading = batches.plan(limits, namer, T0)!; // its upload is under way when the file is replaced
+    // The backup put in its place has a planned batch of its own, with the same id, other rows.
+    const other = join(dir, 'other', 'buffer.sqlite');
+    mkdirSync(join(dir, 'other'));
+    const backup = new BufferStore({ path: other, maxBytes: BIG });
+    backup.open();
+    backup.appendBatch(rows(1000, 3).map((r) => ({ ...r, pumpId: 'pump-9' })));
+    const theirs = new SyncBatches(backup).plan(limits, namer, T0)!;
+    expect(theirs.id).toBe(uploading.id);
+    backup.close();
+    rmSync(`${path}-wal`);
+    rmSync(`${path}-shm`);
+    rmSync(path);
+    renameSync(other, path);
+    await sleep(300);
+    await appendUntilTaken(store, rows(20, 2));
+    expect(events.at(-1)).toMatch(/was replaced by another file while open/);
+
+    // The upload ends: its marks must not land on the backup's batch.
+    batches.noteError(uploading, 'timeout');
+    batches.markFailed(uploading, 'conflict');
+    batches.markUploaded(uploading, 'e'.repeat(64), T0);
+    expect(store.db.prepare('SELECT pump_id AS pumpId, state, error FROM sync_batches WHERE id = ?').get(theirs.id)).toEqual({ pumpId: 'pump-9', state: 'planned', error: null });
+    expect(store.stats().unsynced).toBe(5); // the backup's 3 rows, still to upload, and the 2 new ones
+    expect(batches.pending()).toMatchObject({ id: theirs.id, blobName: theirs.blobName });
   });
 
   it('finishes a restore the process did not live to finish at the next open', () => {
