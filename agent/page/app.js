@@ -69,6 +69,7 @@ const state = {
 
 const labelForm = initLabelForm({
   onSaved: async () => {
+    sayRecent('');
     await state.refreshing; // one started before the label was stored would not show it
     await Promise.all([refreshAll({ alerts: true }), alertHistory.refresh()]);
   },
@@ -454,6 +455,7 @@ async function refreshAll({ alerts: wantAlerts = false } = {}) {
       } else if (restarted && state.selected) {
         await loadSelected(true);
         void alertHistory.refresh({ restarted: true }); // the agent may have started on another buffer
+        sayRecent(''); // what it said of a label was of the old one
       }
       renderPumps($('pumps'), state.pumps, state.selected, onSelect);
       $('pumps-empty').hidden = state.pumps.length > 0;

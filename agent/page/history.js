@@ -59,6 +59,26 @@ const episodeOf = (alerts, seq) => groupEpisodes(alerts).find((e) => e.alerts.so
 const stillOldest = (alerts, seq) => groupEpisodes(alerts).at(-1).alerts.some((a) => a.seq === seq);
 
 /**
+ * For alerts of one pump read back (newest first) from below the alert `from`, a page at a time:
+ * true once one of them lies more than an episode's gap below the alert after it, i.e. the episode
+ * holding `from` began above it. Looks at each alert once (250 pages regrouped at every page took
+ * seconds of a phone's main thread).
+ */
+function beganAbove(from) {
+  let last = from;
+  let seen = 0;
+  let found = false;
+  return (older) => {
+    for (; seen < older.length && !found; seen++) {
+      const a = older[seen];
+      if (Date.parse(last.ts) - Date.parse(a.ts) > EPISODE_GAP_MS) found = true;
+      else last = a;
+    }
+    return found;
+  };
+}
+
+/**
  * Reads a pump's alerts a page at a time, newest first, from the cursor `before` (null: the newest),
  * with ts ≥ `since` when given, until `enough(alerts, next)` after a page, the end (`next` null), or
  * `maxPages` pages → { alerts, next, pages }; `onPage(n)` after each page with the alerts read so
@@ -86,7 +106,7 @@ async function readPages(pumpId, { before = null, since, enough = () => false, m
  * beginning was not found within them, `read` the alerts read. Throws the ApiError of a failed read.
  */
 export async function wholeEpisode(ep, onPage) {
-  const begun = (older) => !stillOldest([...ep.alerts, ...older], ep.first.seq);
+  const begun = beganAbove(ep.first);
   const { alerts, next } = await readPages(ep.pumpId, { before: cursorAfter(ep.first), enough: begun, maxPages: MAX_PAGES_TO_LABEL, onPage });
   return { episode: episodeOf([...ep.alerts, ...alerts], ep.first.seq) ?? ep, complete: next === null || begun(alerts), read: alerts.length };
 }
@@ -94,20 +114,27 @@ export async function wholeEpisode(ep, onPage) {
 /**
  * The alerts that carry `ep` on after its newest one (each at most an episode's gap after the one
  * before it), newest first, read forward a span at a time → { alerts, complete, read }: `complete`
- * false when MAX_PAGES_TO_LABEL pages went by before its end was found, `read` the alerts read.
- * Throws the ApiError of a failed read.
+ * false when MAX_PAGES_TO_LABEL pages went by before its end was found, or `stopped()` turned true
+ * (the list is read for another pump or agent), `read` the alerts read. Throws the ApiError of a
+ * failed read.
  */
-export async function newerPart(ep, onPage = () => undefined) {
+export async function newerPart(ep, onPage = () => undefined, stopped = () => false) {
   const newer = [];
   let last = ep.last;
   let pages = 0;
   let read = 0;
-  while (pages < MAX_PAGES_TO_LABEL) {
+  while (pages < MAX_PAGES_TO_LABEL && !stopped()) {
     const from = Date.parse(last.ts);
-    const span = await readPages(ep.pumpId, { since: from, before: cursorBefore(from + FORWARD_SPAN_MS), maxPages: MAX_PAGES_TO_LABEL - pages, onPage: (n) => onPage(read + n) });
+    const span = await readPages(ep.pumpId, {
+      since: from,
+      before: cursorBefore(from + FORWARD_SPAN_MS),
+      maxPages: MAX_PAGES_TO_LABEL - pages,
+      onPage: (n) => onPage(read + n),
+      enough: stopped,
+    });
     pages += span.pages;
     read += span.alerts.length;
-    if (span.next !== null) break; // the span's older alerts are missing: a gap seen now may be none
+    if (span.next !== null || stopped()) break; // the span's older alerts are missing: a gap seen now may be none
     for (const a of span.alerts.filter((x) => newerThan(x, last)).reverse()) {
       if (Date.parse(a.ts) - Date.parse(last.ts) > EPISODE_GAP_MS) return { alerts: newer, complete: true, read };
       newer.unshift(a);
@@ -176,13 +203,15 @@ export function initHistory({ details, summary, note, list, more, reload, jump, 
     if (ep.partial) {
       const before = h.alerts.length;
       // until an older alert more than an episode's gap below it is read, or the history ends
-      await readOlder((alerts, next) => next === null || !stillOldest(alerts, ep.first.seq), { maxPages: MAX_PAGES_TO_LABEL, onPage: progress });
+      // (the oldest episode read: its first alert is the oldest read, where the read goes on from)
+      const begun = beganAbove(ep.first);
+      await readOlder((older, next) => next === null || begun(older), { maxPages: MAX_PAGES_TO_LABEL, onPage: progress });
       if (h.failed !== null || generation !== h.generation) return undefined; // the label would cover part of it
       if (h.next !== null && stillOldest(h.alerts, ep.first.seq)) return refuseLabel(tooLong(h.alerts.length - before, 'beginning'));
       whole = episodeOf(h.alerts, ep.first.seq) ?? ep;
     }
     if (ep.continuesAfter) {
-      const newer = await readNewer(whole);
+      const newer = await readNewer(whole, ep.continuesAfter);
       if (newer === null || generation !== h.generation) return undefined; // the note says why
       whole = episodeOf([...newer, ...whole.alerts], ep.first.seq) ?? whole;
     }
@@ -195,14 +224,17 @@ export function initHistory({ details, summary, note, list, more, reload, jump, 
     return undefined;
   }
 
-  /** The alerts past the list's top that carry `ep` on; null when they could not all be read (the note says why). */
-  async function readNewer(ep) {
+  /**
+   * The alerts past the list's top (`after`, ISO) that carry `ep` on; null when they could not all be
+   * read (the note says why), or the list is read for another pump or agent meanwhile.
+   */
+  async function readNewer(ep, after) {
     let newer = null;
     await run(async (generation) => {
-      const part = await newerPart(ep, progress);
+      const part = await newerPart(ep, progress, () => generation !== h.generation);
       if (generation !== h.generation) return;
       if (part.complete) newer = part.alerts;
-      else h.problem = tooLong(part.read, `end after ${timeText(ep.continuesAfter)}`);
+      else h.problem = tooLong(part.read, `end after ${fmtTime(after)}`);
     });
     return newer;
   }
@@ -292,13 +324,13 @@ export function initHistory({ details, summary, note, list, more, reload, jump, 
     });
   }
 
-  /** Reads older pages: one, or until `enough(alerts, next)` (at most `maxPages`, `onPage` as readPages). */
+  /** Reads older pages: one, or until `enough(older, next)` of the alerts read so far by it (at most `maxPages`, `onPage` as readPages). */
   function readOlder(enough = () => true, { maxPages = MAX_PAGES_PER_READ, onPage } = {}) {
     return run(async (generation) => {
       if (h.next === null) return;
       const res = await readPages(h.pumpId, {
         before: h.next,
-        enough: (older, next) => generation !== h.generation || enough([...h.alerts, ...older], next),
+        enough: (older, next) => generation !== h.generation || enough(older, next),
         maxPages,
         onPage,
       });

@@ -1409,4 +1409,78 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
     }
   }, 300_000);
 
+  /** One episode of pump-h, an alert every 55 s (one a span of the forward read) for about 47 h: its end lies beyond 250 pages of forward reading. */
+  const sparseEpisode = async (own: { url: string }, seed: number) => {
+    const r = rng(seed);
+    const step = 55_000;
+    const n = 3_100;
+    const start = Date.now() - n * step - 60_000;
+    const readings = Array.from({ length: n }, (_, i) => ({ pumpId: 'pump-h', ts: start + i * step, values: { ...FAULT, Current: FAULT.Current + 0.01 * r() } }));
+    await postAll(own.url, readings, 500);
+    return { start, step };
+  };
+
+  it('refuses to label an episode cut both by a page and by the chosen time whose end lies beyond 250 pages, saying why', async () => {
+    const own = await startTestAgent();
+    try {
+      const { start, step } = await sparseEpisode(own, 5);
+      const T = minuteAtOrAfter(start + 260 * step);
+      const { page, errors } = await openPage(own.url);
+      await page.locator('button[data-pump="pump-h"]').click();
+      await page.locator('#history-summary').click();
+      const note = () => page.locator('#history-note').textContent();
+      await expect.poll(note).toMatch(/^200 alerts in 1 episode/);
+      await page.locator('#history-before').fill(await localInput(page, T));
+      await page.getByRole('button', { name: 'Show', exact: true }).click();
+      await expect.poll(note).toMatch(/^Before .+: 200 alerts in 1 episode/);
+      const top = page.locator('#history-list li').first();
+      expect(await top.getAttribute('data-partial')).toBe('true');
+      expect(await top.getAttribute('data-continues')).toBe('true');
+      await top.getByRole('button', { name: /^Label alert of pump-h/ }).click();
+      await expect.poll(note, { timeout: 120_000 }).toMatch(/^(Not labelled|The alert history could not be read)/);
+      expect(await note()).toMatch(/^Not labelled: its end after .+ was not found within the [\d,]+ alerts read/);
+      expect(await note()).toContain(`its end after ${await shownTime(page, T)} was not found`);
+      expect(await page.locator('#live').textContent()).not.toMatch(/unreachable/i);
+      expect(await dialogOpen(page)).toBe(false);
+      expect(new LabelStore(own.agent.buffer).list({ pumpId: 'pump-h', limit: 10 })).toEqual([]);
+      expect(errors).toEqual([]);
+      await page.close();
+    } finally {
+      await own.stop();
+    }
+  }, 240_000);
+
+  it("another pump chosen while an episode's newer alerts are read for a label is read at once, not after that read", async () => {
+    const own = await startTestAgent();
+    try {
+      const { start, step } = await sparseEpisode(own, 6);
+      expect((await postJson(`${own.url}/readings`, Array.from({ length: 5 }, (_, i) => ({ pumpId: 'pump-k', ts: Date.now() - 30_000 + i * 1000, values: FAULT })))).status).toBe(202);
+      const T = minuteAtOrAfter(start + 100 * step);
+      const { page } = await openPage(own.url);
+      // the forward read's pages come slowly (a phone on the site's Wi-Fi): 250 of them take a minute
+      await page.route((u) => u.pathname === '/alerts' && u.searchParams.has('since'), async (route) => {
+        await new Promise((done) => setTimeout(done, 200));
+        await route.continue();
+      });
+      await page.locator('button[data-pump="pump-h"]').click();
+      await page.locator('#history-summary').click();
+      const note = () => page.locator('#history-note').textContent();
+      await expect.poll(note).toMatch(/^200 alerts in 1 episode/);
+      await page.locator('#history-before').fill(await localInput(page, T));
+      await page.getByRole('button', { name: 'Show', exact: true }).click();
+      await expect.poll(note).toMatch(/^Before .+: 10\d alerts in 1 episode/);
+      const top = page.locator('#history-list li').first();
+      expect(await top.getAttribute('data-continues')).toBe('true');
+      await top.getByRole('button', { name: /^Label alert of pump-h/ }).click();
+      await expect.poll(note).toMatch(/^Reading the whole episode before labelling it: [\d,]+ alerts read…$/);
+      await page.locator('button[data-pump="pump-k"]').click();
+      // within a page or two of the old read, not after its 250
+      await expect.poll(note, { timeout: 10_000 }).toMatch(/^5 alerts in 1 episode/);
+      expect(await dialogOpen(page)).toBe(false);
+      expect(new LabelStore(own.agent.buffer).list({ limit: 10 })).toEqual([]);
+      await page.close();
+    } finally {
+      await own.stop();
+    }
+  }, 240_000);
 });
