@@ -306,7 +306,9 @@ export class SyncBatches {
    * names; the trainer reads each (device, seq, time) once.
    */
   dropPlan(batch: PlannedBatch): void {
-    this.write('dropping a planned batch', () => this.store.db.prepare("DELETE FROM sync_batches WHERE id = ? AND state = 'planned'").run(batch.id));
+    this.write('dropping a planned batch', () =>
+      this.store.db.prepare("DELETE FROM sync_batches WHERE id = ? AND blob_name = ? AND state = 'planned'").run(batch.id, batch.blobName),
+    );
     this.store.ranges.forgetPlan(batch.pumpId, batch.firstSeq); // its rows (anomalies among them) are unplanned again
   }
 

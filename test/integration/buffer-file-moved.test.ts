@@ -212,7 +212,7 @@ describe('the buffer file deleted or replaced while open', () => {
     expect(countRows(join(dir, 'data', kept[0]!))).toBe(20);
   });
 
-  it('a batch uploaded while the file was replaced marks nothing in the new file: its batch of the same id is another one', async () => {
+  it('a batch uploaded (or dropped) while the file was replaced marks nothing in the new file: its batch of the same id is another one', async () => {
     const namer = (p: string, a: number, b: number): string => `readings/${p}/${a}-${b}.jsonl.gz`;
     const limits = { maxRows: 100, maxBytes: 1 << 24, anomalyContextRows: 0 };
     store.appendBatch(rows(0, 20));
@@ -235,7 +235,8 @@ describe('the buffer file deleted or replaced while open', () => {
     await appendUntilTaken(store, rows(20, 2));
     expect(events.at(-1)).toMatch(/was replaced by another file while open/);
 
-    // The upload ends: its marks must not land on the backup's batch.
+    // The upload ends: its marks must not land on the backup's batch, nor a drop of it (its rows unreadable).
+    batches.dropPlan(uploading);
     batches.noteError(uploading, 'timeout');
     batches.markFailed(uploading, 'conflict');
     batches.markUploaded(uploading, 'e'.repeat(64), T0);
