@@ -92,12 +92,19 @@ function sayRecent(text) {
   note.hidden = text === '';
 }
 
+/** A read of the recent list's episode for a label is running; `agentRun` counts the agent's restarts seen (a read across one is dropped). */
+const recentRead = { running: false, agentRun: 0 };
+
 async function labelRecentWhole(ep) {
+  if (recentRead.running) return undefined; // a second press while its episode is read
   sayRecent('');
   if (!ep.partial) return labelRecent(ep);
+  const run = recentRead.agentRun;
+  recentRead.running = true;
   try {
     sayRecent('Reading the whole episode before labelling it…');
     const { episode, complete, read } = await wholeEpisode(ep, (n) => sayRecent(`Reading the whole episode before labelling it: ${n.toLocaleString('en-US')} alerts read…`));
+    if (run !== recentRead.agentRun) return sayRecent(''); // the agent restarted meanwhile, maybe on another buffer
     if (!complete) {
       // a label over part of it would tell the model the rest was normal
       return sayRecent(`Not labelled: the beginning of the alert of ${ep.pumpId} at ${fmtTime(ep.first.ts)} was not found within the ${read.toLocaleString('en-US')} alerts read before it, and a label must cover all of the episode.`);
@@ -107,6 +114,8 @@ async function labelRecentWhole(ep) {
   } catch (err) {
     sayRecent('');
     return handleFailure(err); // not labelled: the label would cover only part of it
+  } finally {
+    recentRead.running = false;
   }
 }
 
@@ -433,6 +442,11 @@ async function refreshAll({ alerts: wantAlerts = false } = {}) {
       const before = state.status;
       // Another start of the agent (its buffer may have been reset): the rows held may be another buffer's.
       const restarted = before !== null && (before.startedAt !== status.startedAt || status.uptimeSeconds < before.uptimeSeconds);
+      if (restarted) {
+        // what the recent list said of a label was of the old run, and a read across the restart is dropped
+        recentRead.agentRun += 1;
+        sayRecent('');
+      }
       if (alerts) state.alertsAt = Date.now();
       const wasDown = state.conn === 'down';
       Object.assign(state, { status, pumps: pumps.pumps, alerts: alerts ? alerts.alerts : state.alerts, lastOk: Date.now(), lastFull: Date.now(), blocked: null });
@@ -455,7 +469,6 @@ async function refreshAll({ alerts: wantAlerts = false } = {}) {
       } else if (restarted && state.selected) {
         await loadSelected(true);
         void alertHistory.refresh({ restarted: true }); // the agent may have started on another buffer
-        sayRecent(''); // what it said of a label was of the old one
       }
       renderPumps($('pumps'), state.pumps, state.selected, onSelect);
       $('pumps-empty').hidden = state.pumps.length > 0;

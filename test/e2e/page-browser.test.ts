@@ -1094,8 +1094,20 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
       await item.waitFor();
       expect(await item.locator('.alert-head span').textContent()).toMatch(/\(100 readings\)$/);
       expect(await item.getAttribute('data-partial')).toBe('true');
-      await item.getByRole('button', { name: /^Label alert of pump-long/ }).click();
+      // its older alerts come slowly: a second press while they are read reads them once, opens one dialog
+      let olderReads = 0;
+      await page.route((u) => u.pathname === '/alerts' && u.searchParams.get('pumpId') === 'pump-long' && u.searchParams.has('before'), async (route) => {
+        olderReads++;
+        await new Promise((done) => setTimeout(done, 500));
+        await route.continue();
+      });
+      const button = item.getByRole('button', { name: /^Label alert of pump-long/ });
+      await button.click();
+      await expect.poll(() => page.locator('#alerts-note').textContent()).toMatch(/^Reading the whole episode before labelling it/);
+      await button.click();
       await expect.poll(() => dialogOpen(page)).toBe(true);
+      expect(olderReads).toBe(1);
+      expect(await page.locator('#alerts-note').isHidden()).toBe(true);
       expect(await page.locator('#label-context').textContent()).toMatch(/^Pump pump-long, alert from .* \(250 readings\)/);
       await page.locator('input[value="false-alarm"]').check();
       await page.locator('#author').fill('Ana Tech');
