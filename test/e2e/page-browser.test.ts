@@ -1132,6 +1132,17 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
   const shownTime = (page: Page, ms: number) => page.evaluate(`(async () => (await import('/page/format.js')).fmtTime(new Date(${ms}).toISOString()))()`) as Promise<string>;
   /** The first whole minute at or after `ms` (the input is to the minute). */
   const minuteAtOrAfter = (ms: number) => Math.ceil(ms / 60_000) * 60_000;
+  /** Opens pump-h's alert history, waits for its newest 200 alerts (one episode), shows the alerts before T and waits for the note to match `shown`; returns the note's reader. */
+  const historyBefore = async (page: Page, T: number, shown: RegExp) => {
+    await page.locator('button[data-pump="pump-h"]').click();
+    await page.locator('#history-summary').click();
+    const note = () => page.locator('#history-note').textContent();
+    await expect.poll(note).toMatch(/^200 alerts in 1 episode/);
+    await page.locator('#history-before').fill(await localInput(page, T));
+    await page.getByRole('button', { name: 'Show', exact: true }).click();
+    await expect.poll(note).toMatch(shown);
+    return note;
+  };
 
   it('starts the history at a chosen time: older pages go on from it, Reload keeps it, "Newest alerts" and another pump go back to the newest', async () => {
     const own = await startTestAgent();
@@ -1224,14 +1235,9 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
       const k = Math.ceil((T - startB) / 1000); // B's alerts before T
 
       const { page, errors } = await openPage(own.url);
-      await page.locator('button[data-pump="pump-h"]').click();
-      await page.locator('#history-summary').click();
       const items = page.locator('#history-list li');
-      const note = () => page.locator('#history-note').textContent();
-      await expect.poll(note).toMatch(/^200 alerts in 1 episode/); // B's newest 200
-      await page.locator('#history-before').fill(await localInput(page, T));
-      await page.getByRole('button', { name: 'Show', exact: true }).click();
-      await expect.poll(note).toMatch(new RegExp(`^Before .+: ${k + 30} alerts in 2 episodes, .* all the gateway keeps of this pump\\.`));
+      // B's newest 200 first, then from T
+      const note = await historyBefore(page, T, new RegExp(`^Before .+: ${k + 30} alerts in 2 episodes, .* all the gateway keeps of this pump\\.`));
       const top = items.first();
       expect(await top.locator('.alert-head span').textContent()).toMatch(new RegExp(`\\(${k} readings\\)$`));
       expect(await top.getAttribute('data-continues')).toBe('true');
@@ -1320,13 +1326,7 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
     const k = Math.ceil((T - startB) / 1000);
     const w = await openPage(own.url);
     const { page } = w;
-    await page.locator('button[data-pump="pump-h"]').click();
-    await page.locator('#history-summary').click();
-    const note = () => page.locator('#history-note').textContent();
-    await expect.poll(note).toMatch(/^200 alerts in 1 episode/);
-    await page.locator('#history-before').fill(await localInput(page, T));
-    await page.getByRole('button', { name: 'Show', exact: true }).click();
-    await expect.poll(note).toMatch(new RegExp(`^Before .+: ${k + 30} alerts in 2 episodes`));
+    const note = await historyBefore(page, T, new RegExp(`^Before .+: ${k + 30} alerts in 2 episodes`));
     expect(await page.locator('#history-list li').first().getAttribute('data-continues')).toBe('true');
     return { w, page, note, startB, k };
   };
@@ -1438,13 +1438,7 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
       const { start, step } = await sparseEpisode(own, 5);
       const T = minuteAtOrAfter(start + 260 * step);
       const { page, errors } = await openPage(own.url);
-      await page.locator('button[data-pump="pump-h"]').click();
-      await page.locator('#history-summary').click();
-      const note = () => page.locator('#history-note').textContent();
-      await expect.poll(note).toMatch(/^200 alerts in 1 episode/);
-      await page.locator('#history-before').fill(await localInput(page, T));
-      await page.getByRole('button', { name: 'Show', exact: true }).click();
-      await expect.poll(note).toMatch(/^Before .+: 200 alerts in 1 episode/);
+      const note = await historyBefore(page, T, /^Before .+: 200 alerts in 1 episode/);
       const top = page.locator('#history-list li').first();
       expect(await top.getAttribute('data-partial')).toBe('true');
       expect(await top.getAttribute('data-continues')).toBe('true');
@@ -1474,13 +1468,7 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
         await new Promise((done) => setTimeout(done, 200));
         await route.continue();
       });
-      await page.locator('button[data-pump="pump-h"]').click();
-      await page.locator('#history-summary').click();
-      const note = () => page.locator('#history-note').textContent();
-      await expect.poll(note).toMatch(/^200 alerts in 1 episode/);
-      await page.locator('#history-before').fill(await localInput(page, T));
-      await page.getByRole('button', { name: 'Show', exact: true }).click();
-      await expect.poll(note).toMatch(/^Before .+: 10\d alerts in 1 episode/);
+      const note = await historyBefore(page, T, /^Before .+: 10\d alerts in 1 episode/);
       const top = page.locator('#history-list li').first();
       expect(await top.getAttribute('data-continues')).toBe('true');
       await top.getByRole('button', { name: /^Label alert of pump-h/ }).click();

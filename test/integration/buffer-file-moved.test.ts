@@ -189,22 +189,29 @@ describe('the buffer file deleted or replaced while open', () => {
     expect(existsSync(`${path}.restoring`)).toBe(false);
   });
 
-  it('opens a file put in its place as it is, and keeps the rows it had in a copy beside it', async () => {
-    store.appendBatch(rows(0, 20));
-    // Another buffer (a restored backup) moved into place over the open one.
+  /**
+   * Another buffer (a restored backup), filled by `fill`, moved into place over the open one; then
+   * two rows appended until the store takes them (it has opened the backup). Returns what `fill` did.
+   */
+  async function replaceWithBackup<T>(fill: (backup: BufferStore) => T): Promise<T> {
     const other = join(dir, 'other', 'buffer.sqlite');
     mkdirSync(join(dir, 'other'));
     const backup = new BufferStore({ path: other, maxBytes: BIG });
     backup.open();
-    backup.appendBatch(rows(1000, 3));
+    const filled = fill(backup);
     backup.close();
     rmSync(`${path}-wal`);
     rmSync(`${path}-shm`);
     rmSync(path);
     renameSync(other, path);
-
     await sleep(300);
     await appendUntilTaken(store, rows(20, 2));
+    return filled;
+  }
+
+  it('opens a file put in its place as it is, and keeps the rows it had in a copy beside it', async () => {
+    store.appendBatch(rows(0, 20));
+    await replaceWithBackup((backup) => backup.appendBatch(rows(1000, 3)));
     expect(events.at(-1)).toMatch(/was replaced by another file while open; the rows the agent had were kept in .*buffer\.sqlite\.replaced-/);
     expect(store.stats().rows).toBe(5); // the backup's 3 and the 2 new ones
     const kept = readdirSync(join(dir, 'data')).filter((f) => f.includes('.replaced-'));
@@ -219,20 +226,11 @@ describe('the buffer file deleted or replaced while open', () => {
     const batches = new SyncBatches(store);
     const uploading = batches.plan(limits, namer, T0)!; // its upload is under way when the file is replaced
     // The backup put in its place has a planned batch of its own, with the same id, other rows.
-    const other = join(dir, 'other', 'buffer.sqlite');
-    mkdirSync(join(dir, 'other'));
-    const backup = new BufferStore({ path: other, maxBytes: BIG });
-    backup.open();
-    backup.appendBatch(rows(1000, 3).map((r) => ({ ...r, pumpId: 'pump-9' })));
-    const theirs = new SyncBatches(backup).plan(limits, namer, T0)!;
+    const theirs = await replaceWithBackup((backup) => {
+      backup.appendBatch(rows(1000, 3).map((r) => ({ ...r, pumpId: 'pump-9' })));
+      return new SyncBatches(backup).plan(limits, namer, T0)!;
+    });
     expect(theirs.id).toBe(uploading.id);
-    backup.close();
-    rmSync(`${path}-wal`);
-    rmSync(`${path}-shm`);
-    rmSync(path);
-    renameSync(other, path);
-    await sleep(300);
-    await appendUntilTaken(store, rows(20, 2));
     expect(events.at(-1)).toMatch(/was replaced by another file while open/);
 
     // The upload ends: its marks must not land on the backup's batch, nor a drop of it (its rows unreadable).
