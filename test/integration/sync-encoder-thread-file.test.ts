@@ -123,7 +123,11 @@ describe("sync's encoder thread and the buffer file at the path", () => {
     const inWindow = await worker.runOnce();
     expect(inWindow.failure).toBeNull();
     expect(inWindow.rows).toBe(100);
-    await appendUntilTaken(rows(201, 100)); // the store notices, restores the file at the path, and takes the rows
+    // The store notices (its commits look at the path at most every 250 ms, so a quick cycle could end
+    // before the next look, and the rows below would go into the deleted file: made explicit here),
+    // restores the file at the path, and takes the rows.
+    expect(store.checkFile()).toBe(false);
+    await appendUntilTaken(rows(201, 100));
     const before = { ...encoded };
     const after = await worker.runOnce();
     expect(after).toMatchObject({ rows: 100, failure: null });
@@ -151,7 +155,8 @@ describe("sync's encoder thread and the buffer file at the path", () => {
     // The store's rows 101..200, marked synced in its file, are the ones in Blob Storage.
     const lines = await uploaded();
     for (let seq = 101; seq <= 200; seq++) expect(lines.get(seq)).toEqual([{ Pressure: seq }]);
-    await appendUntilTaken(rows(301, 10)); // the store notices and opens the operator's file
+    expect(store.checkFile()).toBe(false); // the store notices (as above)
+    await appendUntilTaken(rows(301, 10)); // and opens the operator's file
     const before = { ...encoded };
     expect((await worker.runOnce()).failure).toBeNull();
     expect(encoded.main - before.main).toBe(0);
