@@ -1126,6 +1126,44 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
     }
   });
 
+  it('drops a recent-list read for a label that the agent restarted across: no dialog for the old buffer’s episode', async () => {
+    let own = await startTestAgent();
+    try {
+      const start = Date.now() - 3_600_000;
+      await postAll(own.url, faultRun(rng(113), 'pump-long', start, 250), 125);
+      const { page, errors } = await openPage(own.url);
+      const item = page.locator('#alerts li[data-pump="pump-long"]');
+      await item.waitFor();
+      expect(await item.getAttribute('data-partial')).toBe('true');
+      // the episode's older alerts are answered by the old agent, but reach the page only after its restart
+      let answer = (): void => undefined;
+      const restarted = new Promise<void>((done) => (answer = done));
+      let olderReads = 0;
+      await page.route((u) => u.pathname === '/alerts' && u.searchParams.get('pumpId') === 'pump-long' && u.searchParams.has('before'), async (route) => {
+        olderReads++;
+        const response = await route.fetch();
+        await restarted;
+        await route.fulfill({ response });
+      });
+      await item.getByRole('button', { name: /^Label alert of pump-long/ }).click();
+      await expect.poll(() => olderReads).toBe(1);
+      const port = new URL(own.url).port;
+      await own.stop();
+      own = await startTestAgent({ PUMPWATCH_HTTP_PORT: port }); // a fresh buffer
+      await postAll(own.url, faultRun(rng(127), 'pump-long', Date.now() - 60_000, 10), 10);
+      await expect.poll(() => item.locator('.alert-head span').textContent(), { timeout: 20_000 }).toMatch(/\(10 readings\)$/);
+      answer();
+      await expect.poll(() => page.locator('#alerts-note').isHidden()).toBe(true);
+      await page.waitForTimeout(500); // what the old read would have opened
+      expect(await dialogOpen(page)).toBe(false);
+      expect(new LabelStore(own.agent.buffer).list({ limit: 10 })).toEqual([]);
+      expect(errors).toEqual([]);
+      await page.close();
+    } finally {
+      await own.stop();
+    }
+  });
+
   /** `ms` as a datetime-local input's value in the page's time zone (what a technician types for that instant). */
   const localInput = (page: Page, ms: number) => page.evaluate((m) => new Date(m - new Date(m).getTimezoneOffset() * 60_000).toISOString().slice(0, 16), ms);
   /** `ms` as the page writes a time (format.js fmtTime, on the gateway's clock). */
