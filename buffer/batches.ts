@@ -145,8 +145,8 @@ export class SyncBatches {
 
   /** Plans one batch, durable when it returns: the newest unplanned anomaly's pump with context, else the oldest unplanned rows. */
   plan(limits: PlanLimits, namer: BlobNamer, now: number): PlannedBatch | null {
-    const sized = this.sizedPick(limits);
-    return sized === null ? null : this.persist(sized.pick, sized.range, namer(sized.pick.pumpId, sized.range.firstSeq, sized.range.lastSeq, sized.firstTs), now);
+    const sized = this.sizedPick(limits, namer);
+    return sized === null ? null : this.persist(sized.pick, sized.range, sized.blobName, now);
   }
 
   /**
@@ -158,21 +158,21 @@ export class SyncBatches {
    * (bench/steady --plan).
    */
   planWithRows(limits: PlanLimits, namer: BlobNamer, now: number): { batch: PlannedBatch; rows: DbRow[]; durable: Promise<void> } | null {
-    const sized = this.sizedPick(limits);
+    const sized = this.sizedPick(limits, namer);
     if (sized === null) return null;
-    const { pick, range, rows, firstTs } = sized;
-    const planned = this.persistPlan(pick, range, namer(pick.pumpId, range.firstSeq, range.lastSeq, firstTs), now);
-    return planned === null ? null : { ...planned, rows };
+    const planned = this.persistPlan(sized.pick, sized.range, sized.blobName, now);
+    return planned === null ? null : { ...planned, rows: sized.rows };
   }
 
-  /** The next batch's pick and its rows, read and sized (fitRows), not yet planned. */
-  private sizedPick(limits: PlanLimits): { pick: PlanPick; rows: DbRow[]; range: { firstSeq: number; lastSeq: number; rowCount: number }; firstTs: number } | null {
+  /** The next batch's pick, its rows read and sized (fitRows), and its blob name: not yet planned. */
+  private sizedPick(limits: PlanLimits, namer: BlobNamer): { pick: PlanPick; rows: DbRow[]; range: { firstSeq: number; lastSeq: number; rowCount: number }; blobName: string } | null {
     const pick = this.pick(limits);
     if (pick === null) return null;
     const rows = this.store.ranges.candidates(pick.pumpId, pick.from, pick.bound, Math.max(1, limits.maxRows));
     rows.length = fitRows(rows, limits.maxBytes, storedValuesLength);
     const first = rows[0]!;
-    return { pick, rows, range: { firstSeq: first.seq, lastSeq: rows[rows.length - 1]!.seq, rowCount: rows.length }, firstTs: first.ts };
+    const last = rows[rows.length - 1]!;
+    return { pick, rows, range: { firstSeq: first.seq, lastSeq: last.seq, rowCount: rows.length }, blobName: namer(pick.pumpId, first.seq, last.seq, first.ts) };
   }
 
   /**

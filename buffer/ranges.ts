@@ -120,10 +120,10 @@ export class PlannedRanges {
 
   /**
    * The oldest unplanned row of one pump, with the start of the planned range that follows it.
-   * `newestSeq`, the newest seq committed (when the caller has read it): a pump with no unplanned
-   * row has every row up to it planned, so the next look starts above it.
+   * `newestSeq`, the newest seq committed: a pump with no unplanned row has every row up to it
+   * planned, so the next look starts above it.
    */
-  private firstUnplanned(pumpId: string, newestSeq = -1): Unplanned | null {
+  private firstUnplanned(pumpId: string, newestSeq: number): Unplanned | null {
     const q = this.q();
     let after = this.through.get(pumpId) ?? -1;
     for (;;) {
