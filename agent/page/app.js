@@ -5,7 +5,7 @@ import { SKEW_NOTICE_MS, clockSkewMs, noteGatewayTime } from './clock.js';
 import { fmtClock, fmtDuration, fmtScorePair, fmtTime, timeZoneText } from './format.js';
 import { initLabelForm } from './label-form.js';
 import { renderAlerts } from './alerts.js';
-import { initHistory, wholeEpisode } from './history.js';
+import { initHistory, readingWholeText, wholeEpisode } from './history.js';
 import { alarming, cloudSummary, deploymentNote, modelScope, modelTraining, pumpWhy, rangeNote, refusalNote, renderGateway, renderPumps, renderValues, sortPumps } from './render.js';
 
 const $ = (id) => document.getElementById(id);
@@ -103,7 +103,7 @@ async function labelRecentWhole(ep) {
   recentRead.running = true;
   try {
     sayRecent('Reading the whole episode before labelling it…');
-    const { episode, complete, read } = await wholeEpisode(ep, (n) => sayRecent(`Reading the whole episode before labelling it: ${n.toLocaleString('en-US')} alerts read…`));
+    const { episode, complete, read } = await wholeEpisode(ep, (n) => sayRecent(readingWholeText(n)));
     if (run !== recentRead.agentRun) return sayRecent(''); // the agent restarted meanwhile, maybe on another buffer
     if (!complete) {
       // a label over part of it would tell the model the rest was normal

@@ -40,6 +40,9 @@ const alertsPage = (pumpId, before, since) =>
     `/alerts?pumpId=${encodeURIComponent(pumpId)}&limit=${HISTORY_PAGE}${since === undefined ? '' : `&since=${since}`}${before ? `&before=${encodeURIComponent(before)}` : ''}`,
   );
 
+/** What the page says while it reads an episode whole before labelling it, `n` alerts read so far (both lists). */
+export const readingWholeText = (n) => `Reading the whole episode before labelling it: ${n.toLocaleString('en-US')} alerts read…`;
+
 /** The cursor of the alerts after `a` in the list's order (the `next` of a page ending at it). */
 const cursorAfter = (a) => `${Date.parse(a.ts)}:${a.seq}`;
 /** The cursor of every alert with ts < `ms`: the agent reads `ts <= T AND (ts < T OR seq < 0)`, and seqs start at 1. */
@@ -185,7 +188,7 @@ export function initHistory({ details, summary, note, list, more, reload, jump, 
   const timeText = (ms) => fmtTime(new Date(ms).toISOString());
   /** Says how far a long read is, in the note, while it runs. */
   const progress = (n) => {
-    h.progress = `Reading the whole episode before labelling it: ${n.toLocaleString('en-US')} alerts read…`;
+    h.progress = readingWholeText(n);
     render();
   };
   const tooLong = (n, where) =>
