@@ -36,7 +36,7 @@ import { loadConfig } from '../agent/config.js';
 import { PRIORITY, SyncBatches } from '../buffer/batches.js';
 import { BufferStore } from '../buffer/store.js';
 import { planLimits } from '../sync/cycle.js';
-import type { PredictionRow } from '../buffer/types.js';
+import type { PredictionRow, Reading } from '../buffer/types.js';
 import { uploaderFor } from '../sync/uploader.js';
 import { SyncWorker } from '../sync/worker.js';
 import { AGENT_ENV, AGENT_NODE_FLAGS } from '../agent/node-flags.js';
@@ -145,6 +145,11 @@ async function run(mode: 'main' | 'thread', modelPath: string, connectionString:
 
 const SILENT = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 
+/** A simulated reading as the agent stores it once scored (normal, by a bench model), read at `ts` and received 20 ms later. */
+const storedReading = (r: Pick<Reading, 'pumpId' | 'values'>, ts: number): PredictionRow => ({
+  pumpId: r.pumpId, ts, receivedAt: ts + 20, values: r.values, score: 0.2, anomaly: false, modelVersion: 'bench-1', imputed: false, unscoredReason: null,
+});
+
 /** One cycle of `rows` rows over `pumps` pumps (as the agent stores them: 8 values, contributions), on the main thread or the encoder thread. */
 async function oneCycle(azurite: AzuriteHandle, dir: string, rows: number, pumps: number, onThread: boolean, n: number): Promise<string> {
   const store = new BufferStore({ path: join(dir, `cycle-${n}.sqlite`), maxBytes: 2 ** 30 });
@@ -152,8 +157,7 @@ async function oneCycle(azurite: AzuriteHandle, dir: string, rows: number, pumps
   const sims = simulatedReadings(rows, pumps, 11 + n);
   const t0 = Date.now() - rows * 1000;
   const stored: PredictionRow[] = sims.map((r, i) => ({
-    pumpId: r.pumpId, ts: t0 + i * 1000, receivedAt: t0 + i * 1000 + 20, values: r.values, score: 0.2, anomaly: false, modelVersion: 'bench-1',
-    imputed: false, unscoredReason: null, contributions: Object.fromEntries(Object.keys(r.values).map((k, j) => [k, (j + 1) / 36])),
+    ...storedReading(r, t0 + i * 1000), contributions: Object.fromEntries(Object.keys(r.values).map((k, j) => [k, (j + 1) / 36])),
   }));
   for (let i = 0; i < stored.length; i += 500) store.appendBatch(stored.slice(i, i + 500));
   const blobs: number[] = [];
@@ -203,10 +207,7 @@ function cycleBuffer(dir: string, pumps: number, n: number): BufferStore {
   const store = new BufferStore({ path: join(dir, `plan-${n}.sqlite`), maxBytes: 2 ** 30 });
   store.open();
   const t0 = Date.now() - 30_000;
-  store.appendBatch(simulatedReadings(pumps * 30, pumps, 7).map((r, i) => ({
-    pumpId: r.pumpId, ts: t0 + Math.floor(i / pumps) * 1000, receivedAt: t0 + Math.floor(i / pumps) * 1000 + 20, values: r.values, score: 0.2, anomaly: false,
-    modelVersion: 'bench-1', imputed: false, unscoredReason: null,
-  })));
+  store.appendBatch(simulatedReadings(pumps * 30, pumps, 7).map((r, i) => storedReading(r, t0 + Math.floor(i / pumps) * 1000)));
   return store;
 }
 
