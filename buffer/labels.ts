@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { episodeExtent } from './episodes.js';
 import { classifySqliteError } from './errors.js';
 import { ROW_COLUMNS, fromDbRow, readRows } from './rows.js';
 import type { BufferStore } from './store.js';
@@ -254,6 +255,11 @@ export class LabelStore {
     const stmt = this.buffer.db.prepare(newestByTime(pumpId === undefined ? '' : PUMP, before !== undefined));
     const args = [sinceTs ?? 0, ...(before ? [before.ts, before.ts, before.seq] : []), limit];
     return readRows(stmt, this.buffer.contributionNames, ...(pumpId === undefined ? args : [pumpId, ...args])).map(fromDbRow);
+  }
+
+  /** The whole episode holding the alert `seq`, alerts at most `gapMs` apart (buffer/episodes.ts). */
+  episode(seq: number, gapMs: number): ReturnType<typeof episodeExtent> {
+    return episodeExtent(this.buffer, seq, gapMs);
   }
 
   /** The reading with this sequence number, if the buffer still holds it. */

@@ -3,10 +3,17 @@ import type { StoredRow } from '../../buffer/types.js';
 import type { InferenceEngine } from '../../inference/engine.js';
 import type { ModelManager } from '../../inference/models.js';
 import { HttpError } from './errors.js';
-import { parseLimit, parseSince } from './query.js';
+import { parseLimit, parseSeq, parseSince } from './query.js';
 import type { StatusServer } from './server.js';
 
 const MAX_PER_PUMP = 1000;
+
+/**
+ * Alerts of one pump at most this far apart are one episode (a minute): the page groups its lists so
+ * (agent/page/alerts.js EPISODE_GAP_MS, held equal by test/unit/page-episode-gap.test.ts), and GET
+ * /alerts/:seq/episode bounds an episode so.
+ */
+export const EPISODE_GAP_MS = 60_000;
 
 /** A label as the API shows it (times as ISO 8601). */
 export function labelJson(l: Label): Record<string, unknown> {
@@ -42,15 +49,33 @@ function parsePerPump(url: URL): number | null {
   return parseLimit(text, 0, MAX_PER_PUMP, 'perPump');
 }
 
+type AlertsDeps = { labels: LabelStore; engine: InferenceEngine; models: ModelManager };
+
+/** An alert as the API shows it (GET /alerts, and an episode's peak). */
+function alertJson(r: StoredRow, label: Label | undefined, deps: AlertsDeps): Record<string, unknown> {
+  return {
+    seq: r.seq,
+    pumpId: r.pumpId,
+    ts: new Date(r.ts).toISOString(),
+    score: r.score,
+    threshold: thresholdOf(r, deps.engine, deps.models),
+    modelVersion: r.modelVersion,
+    values: r.values,
+    contributions: r.contributions ?? null,
+    label: label ? labelJson(label) : null,
+  };
+}
+
 /**
  * `GET /alerts?pumpId=&since=&limit=&before=` (or `perPump=` instead of `limit`): recent anomalies,
  * newest first, each with its label if any; a full page of one list gives `next`, the `before` of
  * the page after it.
+ *
+ * `GET /alerts/:seq/episode[?pumpId=]`: the whole episode holding the alert `seq` (its first and last
+ * alert, its count and its peak alert), read by the agent however long it is, so a label can cover
+ * all of it without the page reading it page by page. One is read at a time.
  */
-export function registerAlertsRoutes(
-  server: StatusServer,
-  deps: { labels: LabelStore; engine: InferenceEngine; models: ModelManager },
-): void {
+export function registerAlertsRoutes(server: StatusServer, deps: AlertsDeps): void {
   server.route('GET', '/alerts', ({ url }) => {
     const pumpId = url.searchParams.get('pumpId') || undefined;
     const sinceTs = parseSince(url.searchParams.get('since'));
@@ -64,23 +89,41 @@ export function registerAlertsRoutes(
           ? deps.labels.alerts({ pumpId, sinceTs, limit: perPump })
           : deps.labels.alertsPerPump({ sinceTs, perPump });
     const labels = deps.labels.labelsFor(rows);
-    const alerts = rows.map((r) => {
-      const label = labels.get(r.seq);
-      return {
-        seq: r.seq,
-        pumpId: r.pumpId,
-        ts: new Date(r.ts).toISOString(),
-        score: r.score,
-        threshold: thresholdOf(r, deps.engine, deps.models),
-        modelVersion: r.modelVersion,
-        values: r.values,
-        contributions: r.contributions ?? null,
-        label: label ? labelJson(label) : null,
-      };
-    });
+    const alerts = rows.map((r) => alertJson(r, labels.get(r.seq), deps));
     // A full page of one list may have more after it: `next` asks for them (`before`).
     const last = rows.at(-1);
     const next = perPump === null && last !== undefined && rows.length === limit ? `${last.ts}:${last.seq}` : null;
     return { status: 200, json: { count: alerts.length, alerts, next } };
+  });
+
+  // one walk at a time: a press repeated or several pages open cannot multiply the SQLite work
+  let walks: Promise<unknown> = Promise.resolve();
+  server.route('GET', '/alerts/:seq/episode', async ({ url, params }) => {
+    const seq = parseSeq(params.seq ?? null, 'seq in /alerts/:seq/episode');
+    if (seq === undefined) throw new HttpError(400, 'PW_BAD_QUERY', 'seq in /alerts/:seq/episode: the sequence number of an alert is missing');
+    const pumpId = url.searchParams.get('pumpId') || undefined;
+    const walk = walks.then(() => deps.labels.episode(seq, EPISODE_GAP_MS));
+    walks = walk.catch(() => undefined);
+    const found = await walk;
+    if (found.extent === null) {
+      const what = found.reason === 'not-kept' ? 'the buffer keeps no reading with that seq (never stored, or evicted since)' : `reading ${seq} of pump ${found.pumpId} is not an alert`;
+      throw new HttpError(404, 'PW_ALERT_NOT_FOUND', `alert ${seq}: ${what}`);
+    }
+    const e = found.extent;
+    if (pumpId !== undefined && e.pumpId !== pumpId) throw new HttpError(404, 'PW_ALERT_NOT_FOUND', `alert ${seq} is of pump ${e.pumpId}, not of ${pumpId}`);
+    const peak = deps.labels.reading(e.peak.seq);
+    const at = (a: { seq: number; ts: number }) => ({ seq: a.seq, ts: new Date(a.ts).toISOString() });
+    return {
+      status: 200,
+      json: {
+        pumpId: e.pumpId,
+        gapMs: EPISODE_GAP_MS,
+        count: e.count,
+        first: at(e.first),
+        last: at(e.last),
+        // evicted since the walk passed it: its seq, time and score stand for it
+        peak: peak ? alertJson(peak, deps.labels.labelsFor([peak]).get(peak.seq), deps) : { ...at(e.peak), score: e.peak.score },
+      },
+    };
   });
 }
