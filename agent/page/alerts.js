@@ -93,7 +93,7 @@ export function episodeItem(ep, onLabel) {
   }
   if (ep.continuesAfter) {
     li.dataset.continues = 'true';
-    li.append(el('p', 'muted', `It may go on after ${fmtTime(ep.continuesAfter)}: labelling it reads its newer alerts first, so the label covers all of it.`));
+    li.append(el('p', 'muted', `It may go on after ${fmtTime(ep.continuesAfter)}: a label covers all of it, its newer alerts too.`));
   }
   const b = el('button', ep.label ? 'secondary' : '', ep.label ? 'Change label' : 'Label this alert');
   b.type = 'button';
@@ -104,7 +104,7 @@ export function episodeItem(ep, onLabel) {
 }
 
 /** Text on an episode that may have begun before the oldest alert read. */
-const PARTIAL_TEXT = 'It may have begun earlier: labelling it reads its older alerts first, so the label covers all of it.';
+const PARTIAL_TEXT = 'It may have begun earlier: a label covers all of it, its older alerts too.';
 
 /**
  * The recent alerts of every pump (at most `perPump` of each); onLabel(episode) opens the label

@@ -81,8 +81,8 @@ async function errorOf(res) {
   return new ApiError('server', `The agent reported a problem (${code ?? res.status}): ${detail}`, code);
 }
 
-/** GET or POST JSON; throws an ApiError. */
-export async function api(path, { method = 'GET', body } = {}) {
+/** GET or POST JSON; throws an ApiError. `timeoutMs`: how long a GET may take (a long walk of the agent's). */
+export async function api(path, { method = 'GET', body, timeoutMs = GET_TIMEOUT_MS } = {}) {
   let res;
   try {
     res = await fetch(path, {
@@ -91,7 +91,7 @@ export async function api(path, { method = 'GET', body } = {}) {
       body: body === undefined ? undefined : JSON.stringify(body),
       cache: 'no-store',
       // a POST is not cut short: the page could not tell whether it was stored
-      signal: method === 'GET' && typeof AbortSignal.timeout === 'function' ? AbortSignal.timeout(GET_TIMEOUT_MS) : undefined,
+      signal: method === 'GET' && typeof AbortSignal.timeout === 'function' ? AbortSignal.timeout(timeoutMs) : undefined,
     });
   } catch {
     throw new ApiError('unreachable', UNREACHABLE);

@@ -2,10 +2,10 @@
 import { ApiError, UNREACHABLE, api, getToken, setToken, stream } from './api.js';
 import { pickSensors, scoreChart, sensorCharts } from './charts.js';
 import { SKEW_NOTICE_MS, clockSkewMs, noteGatewayTime } from './clock.js';
-import { fmtClock, fmtDuration, fmtScorePair, fmtTime, timeZoneText } from './format.js';
+import { fmtClock, fmtDuration, fmtScorePair, timeZoneText } from './format.js';
 import { initLabelForm } from './label-form.js';
 import { renderAlerts } from './alerts.js';
-import { initHistory, readingWholeText, wholeEpisode } from './history.js';
+import { FINDING_WHOLE, initHistory, wholeEpisode } from './history.js';
 import { alarming, cloudSummary, deploymentNote, modelScope, modelTraining, pumpWhy, rangeNote, refusalNote, renderGateway, renderPumps, renderValues, sortPumps } from './render.js';
 
 const $ = (id) => document.getElementById(id);
@@ -78,12 +78,12 @@ const labelForm = initLabelForm({
 /** The label dialog for an episode; focus goes back to its button in `listId` (redrawn meanwhile), else to `fallback`. */
 const labelEpisode = (listId, fallback) => (ep, shownFirst = ep.first.seq) =>
   labelForm.open(
-    { pumpId: ep.pumpId, alert: ep.peak, range: { from: ep.first.ts, to: ep.last.ts }, count: ep.alerts.length, label: ep.label },
+    { pumpId: ep.pumpId, alert: ep.peak, range: { from: ep.first.ts, to: ep.last.ts }, count: ep.count ?? ep.alerts.length, label: ep.label },
     // lists are redrawn: find the episode's button again by the first alert it was shown with
     () => document.querySelector(`#${listId} li[data-first="${shownFirst}"] button`) ?? $(fallback),
   );
 
-/** The recent list's: an episode that may have begun before its pump's alerts listed is read whole first. */
+/** The recent list's label dialog (the episode whole, see labelRecentWhole). */
 const labelRecent = labelEpisode('alerts', 'alerts-h');
 /** Says in the recent list's note what labelling is doing or why it did not (empty: hidden). */
 function sayRecent(text) {
@@ -94,26 +94,28 @@ function sayRecent(text) {
 
 /** A read of the recent list's episode for a label is running; `agentRun` counts the agent's restarts seen (a read across one is dropped). */
 const recentRead = { running: false, agentRun: 0 };
+/** The recent list's note says what a label waits for only when the wait is long enough to notice. */
+const SAY_FINDING_AFTER_MS = 300;
 
+/** Labels an episode of the recent list whole, as the agent bounds it (history.js wholeEpisode). */
 async function labelRecentWhole(ep) {
   if (recentRead.running) return undefined; // a second press while its episode is read
   sayRecent('');
-  if (!ep.partial) return labelRecent(ep);
   const run = recentRead.agentRun;
   recentRead.running = true;
+  const slow = setTimeout(() => sayRecent(FINDING_WHOLE), SAY_FINDING_AFTER_MS);
   try {
-    sayRecent('Reading the whole episode before labelling it…');
-    const { episode, complete, read } = await wholeEpisode(ep, (n) => sayRecent(readingWholeText(n)));
-    if (run !== recentRead.agentRun) return sayRecent(''); // the agent restarted meanwhile, maybe on another buffer
-    if (!complete) {
-      // a label over part of it would tell the model the rest was normal
-      return sayRecent(`Not labelled: the beginning of the alert of ${ep.pumpId} at ${fmtTime(ep.first.ts)} was not found within the ${read.toLocaleString('en-US')} alerts read before it, and a label must cover all of the episode.`);
-    }
+    const whole = await wholeEpisode(ep);
+    clearTimeout(slow);
     sayRecent('');
-    return labelRecent(episode, ep.first.seq);
+    if (run !== recentRead.agentRun) return undefined; // the agent restarted meanwhile, maybe on another buffer
+    return labelRecent(whole, ep.first.seq);
   } catch (err) {
-    sayRecent('');
-    return handleFailure(err); // not labelled: the label would cover only part of it
+    clearTimeout(slow);
+    if (run !== recentRead.agentRun) return sayRecent('');
+    // not labelled: a label over the part listed would tell the model the rest was normal
+    sayRecent(`Not labelled: the whole episode could not be read: ${err?.message ?? err}`);
+    return err instanceof ApiError && err.kind !== 'bad-request' ? handleFailure(err) : undefined; // the note says it
   } finally {
     recentRead.running = false;
   }

@@ -9,7 +9,7 @@
 // comes back after a failed read, and after a label is saved (down to the oldest alert read before,
 // however many alerts came meanwhile, so the labelled episode stays on screen with its label). A
 // chosen time stays until "Newest alerts" or another pump: those reads start from it too.
-import { api } from './api.js';
+import { ApiError, api } from './api.js';
 import { EPISODE_GAP_MS, episodeItem, groupEpisodes } from './alerts.js';
 import { gatewayNow } from './clock.js';
 import { fmtClock, fmtTime } from './format.js';
@@ -22,29 +22,16 @@ export const HISTORY_PAGE = 200;
  */
 export const MAX_PAGES_PER_READ = 50;
 /**
- * At most this many pages are read each way to find an episode's ends before labelling it (50 000
- * alerts: about fourteen hours of a pump alerting every second). A longer episode is not labelled:
- * a label must cover all of it, and one over the part read would teach the trainer that the rest
- * was normal. The page says so.
+ * How long the agent may take to bound an episode (GET /alerts/:seq/episode): it walks the episode's
+ * alerts in pieces, about 1.5 s a million of them here, and one walk at a time.
  */
-export const MAX_PAGES_TO_LABEL = 250;
-/**
- * How far past an episode's newest alert one step of reading its newer alerts goes. The agent
- * answers newest first only, so each step reads the whole span down to that alert: ten minutes is
- * three pages at one alert a second, and at most that much is read past the episode's end.
- */
-const FORWARD_SPAN_MS = 10 * 60_000;
+const EPISODE_TIMEOUT_MS = 60_000;
 
-const alertsPage = (pumpId, before, since) =>
-  api(
-    `/alerts?pumpId=${encodeURIComponent(pumpId)}&limit=${HISTORY_PAGE}${since === undefined ? '' : `&since=${since}`}${before ? `&before=${encodeURIComponent(before)}` : ''}`,
-  );
+const alertsPage = (pumpId, before) => api(`/alerts?pumpId=${encodeURIComponent(pumpId)}&limit=${HISTORY_PAGE}${before ? `&before=${encodeURIComponent(before)}` : ''}`);
 
-/** What the page says while it reads an episode whole before labelling it, `n` alerts read so far (both lists). */
-export const readingWholeText = (n) => `Reading the whole episode before labelling it: ${n.toLocaleString('en-US')} alerts read…`;
+/** What the page says while the agent bounds an episode for a label (both lists). */
+export const FINDING_WHOLE = 'Finding the whole episode before labelling it…';
 
-/** The cursor of the alerts after `a` in the list's order (the `next` of a page ending at it). */
-const cursorAfter = (a) => `${Date.parse(a.ts)}:${a.seq}`;
 /** The cursor of every alert with ts < `ms`: the agent reads `ts <= T AND (ts < T OR seq < 0)`, and seqs start at 1. */
 const cursorBefore = (ms) => `${ms}:0`;
 
@@ -55,98 +42,36 @@ const newerThan = (a, b) => {
   return ta > tb || (ta === tb && a.seq > b.seq);
 };
 
-/** The episode of `alerts` (newest first) that holds the alert `seq`. */
-const episodeOf = (alerts, seq) => groupEpisodes(alerts).find((e) => e.alerts.some((a) => a.seq === seq));
-
-/** Whether the episode holding the alert `seq` is still the oldest in `alerts` (no older alert an episode's gap below it). */
-const stillOldest = (alerts, seq) => groupEpisodes(alerts).at(-1).alerts.some((a) => a.seq === seq);
-
-/**
- * For alerts of one pump read back (newest first) from below the alert `from`, a page at a time:
- * true once one of them lies more than an episode's gap below the alert after it, i.e. the episode
- * holding `from` began above it. Looks at each alert once (250 pages regrouped at every page took
- * seconds of a phone's main thread).
- */
-function beganAbove(from) {
-  let last = from;
-  let seen = 0;
-  let found = false;
-  return (older) => {
-    for (; seen < older.length && !found; seen++) {
-      const a = older[seen];
-      if (Date.parse(last.ts) - Date.parse(a.ts) > EPISODE_GAP_MS) found = true;
-      else last = a;
-    }
-    return found;
-  };
-}
-
 /**
  * Reads a pump's alerts a page at a time, newest first, from the cursor `before` (null: the newest),
- * with ts ≥ `since` when given, until `enough(alerts, next)` after a page, the end (`next` null), or
- * `maxPages` pages → { alerts, next, pages }; `onPage(n)` after each page with the alerts read so
- * far. Throws the ApiError of a failed read.
+ * until `enough(alerts, next)` after a page, the end (`next` null), or MAX_PAGES_PER_READ pages →
+ * { alerts, next }. Throws the ApiError of a failed read.
  */
-async function readPages(pumpId, { before = null, since, enough = () => false, maxPages = MAX_PAGES_PER_READ, onPage = () => undefined }) {
+async function readPages(pumpId, { before = null, enough = () => false }) {
   const alerts = [];
   let next = before;
-  let pages = 0;
-  while (pages < maxPages) {
-    const res = await alertsPage(pumpId, next, since);
+  for (let pages = 0; pages < MAX_PAGES_PER_READ; pages++) {
+    const res = await alertsPage(pumpId, next);
     alerts.push(...res.alerts);
     next = res.next;
-    pages += 1;
-    onPage(alerts.length);
     if (next === null || enough(alerts, next)) break;
   }
-  return { alerts, next, pages };
+  return { alerts, next };
 }
 
 /**
- * The whole of an episode whose older alerts were not read (`partial`): its pump's alerts read back
- * from its oldest one until an older alert is more than an episode's gap below it, or none is left
- * (at most MAX_PAGES_TO_LABEL pages) → { episode, complete, read }: `complete` false when its
- * beginning was not found within them, `read` the alerts read. Throws the ApiError of a failed read.
+ * The whole of the episode `ep` of a list, which may hold only part of it (begun before the oldest
+ * alert read, or going on after the list's top), as the agent bounds it (GET /alerts/:seq/episode,
+ * however long it is): `ep` with the agent's first, last and peak alert and its `count`, for the
+ * label dialog. A label must cover all of an episode: one over the part listed would tell the model
+ * the rest was normal. Throws the ApiError of a failed read, or an Error when the agent's episode
+ * does not hold the alerts listed (its buffer changed since they were read).
  */
-export async function wholeEpisode(ep, onPage) {
-  const begun = beganAbove(ep.first);
-  const { alerts, next } = await readPages(ep.pumpId, { before: cursorAfter(ep.first), enough: begun, maxPages: MAX_PAGES_TO_LABEL, onPage });
-  return { episode: episodeOf([...ep.alerts, ...alerts], ep.first.seq) ?? ep, complete: next === null || begun(alerts), read: alerts.length };
-}
-
-/**
- * The alerts that carry `ep` on after its newest one (each at most an episode's gap after the one
- * before it), newest first, read forward a span at a time → { alerts, complete, read }: `complete`
- * false when MAX_PAGES_TO_LABEL pages went by before its end was found, or `stopped()` turned true
- * (the list is read for another pump or agent), `read` the alerts read. Throws the ApiError of a
- * failed read.
- */
-export async function newerPart(ep, onPage = () => undefined, stopped = () => false) {
-  const newer = [];
-  let last = ep.last;
-  let pages = 0;
-  let read = 0;
-  while (pages < MAX_PAGES_TO_LABEL && !stopped()) {
-    const from = Date.parse(last.ts);
-    const span = await readPages(ep.pumpId, {
-      since: from,
-      before: cursorBefore(from + FORWARD_SPAN_MS),
-      maxPages: MAX_PAGES_TO_LABEL - pages,
-      onPage: (n) => onPage(read + n),
-      enough: stopped,
-    });
-    pages += span.pages;
-    read += span.alerts.length;
-    if (span.next !== null || stopped()) break; // the span's older alerts are missing: a gap seen now may be none
-    for (const a of span.alerts.filter((x) => newerThan(x, last)).reverse()) {
-      if (Date.parse(a.ts) - Date.parse(last.ts) > EPISODE_GAP_MS) return { alerts: newer, complete: true, read };
-      newer.unshift(a);
-      last = a;
-    }
-    // no gap in the span: the episode ended unless an alert may follow `last` within a gap past the span
-    if (Date.parse(last.ts) + EPISODE_GAP_MS < from + FORWARD_SPAN_MS) return { alerts: newer, complete: true, read };
-  }
-  return { alerts: newer, complete: false, read };
+export async function wholeEpisode(ep) {
+  const whole = await api(`/alerts/${ep.first.seq}/episode?pumpId=${encodeURIComponent(ep.pumpId)}`, { timeoutMs: EPISODE_TIMEOUT_MS });
+  const holds = Date.parse(whole.first.ts) <= Date.parse(ep.first.ts) && Date.parse(whole.last.ts) >= Date.parse(ep.last.ts) && whole.count >= ep.alerts.length;
+  if (!holds) throw new Error(`the gateway’s alerts of ${ep.pumpId} changed since they were listed: reload them, then label again`);
+  return { ...ep, first: whole.first, last: whole.last, peak: whole.peak, count: whole.count };
 }
 
 /**
@@ -173,9 +98,10 @@ export function initHistory({ details, summary, note, list, more, reload, jump, 
     failed: null,
     /** What was asked cannot be done (a time that is no time, a label refused): said until the next step. */
     problem: null,
-    /** A read is running (one at a time: `queue` chains them), and how far a long one is. */
+    /** A read is running (one at a time: `queue` chains them). */
     busy: false,
-    progress: null,
+    /** The generation an episode is being bounded in for a label (one at a time), else null. */
+    finding: null,
     queue: Promise.resolve(),
     /** Bumped for another pump or a restarted agent: an answer read for the old one is dropped. */
     generation: 0,
@@ -186,60 +112,31 @@ export function initHistory({ details, summary, note, list, more, reload, jump, 
   }
 
   const timeText = (ms) => fmtTime(new Date(ms).toISOString());
-  /** Says how far a long read is, in the note, while it runs. */
-  const progress = (n) => {
-    h.progress = readingWholeText(n);
-    render();
-  };
-  const tooLong = (n, where) =>
-    `Not labelled: its ${where} was not found within the ${n.toLocaleString('en-US')} alerts read, and a label must cover all of the episode (one over part of it would tell the model the rest was normal).`;
 
   /**
-   * Labels an episode whole: reading older pages first when it may have begun before the oldest
-   * alert read, and its newer alerts when it may go on past the list's top. Not labelled when a
-   * read fails, the list is read for another pump or agent meanwhile, or an end is not found
-   * within MAX_PAGES_TO_LABEL pages: the note says why.
+   * Labels an episode whole, as the agent bounds it (`wholeEpisode`), whatever part of it the list
+   * holds. Not labelled when that read fails (the note says why) or the list is read for another
+   * pump or agent meanwhile. Outside the reads' queue: another pump's history is not kept waiting.
    */
   async function labelWhole(ep) {
+    if (h.finding === h.generation) return undefined; // a second press while its episode is read
     const generation = h.generation;
-    let whole = ep;
-    if (ep.partial) {
-      const before = h.alerts.length;
-      // until an older alert more than an episode's gap below it is read, or the history ends
-      // (the oldest episode read: its first alert is the oldest read, where the read goes on from)
-      const begun = beganAbove(ep.first);
-      await readOlder((older, next) => next === null || begun(older), { maxPages: MAX_PAGES_TO_LABEL, onPage: progress });
-      if (h.failed !== null || generation !== h.generation) return undefined; // the label would cover part of it
-      if (h.next !== null && stillOldest(h.alerts, ep.first.seq)) return refuseLabel(tooLong(h.alerts.length - before, 'beginning'));
-      whole = episodeOf(h.alerts, ep.first.seq) ?? ep;
-    }
-    if (ep.continuesAfter) {
-      const newer = await readNewer(whole, ep.continuesAfter);
-      if (newer === null || generation !== h.generation) return undefined; // the note says why
-      whole = episodeOf([...newer, ...whole.alerts], ep.first.seq) ?? whole;
-    }
-    return onLabel(whole);
-  }
-
-  function refuseLabel(text) {
-    h.problem = text;
+    h.finding = generation;
+    h.problem = null;
     render();
-    return undefined;
-  }
-
-  /**
-   * The alerts past the list's top (`after`, ISO) that carry `ep` on; null when they could not all be
-   * read (the note says why), or the list is read for another pump or agent meanwhile.
-   */
-  async function readNewer(ep, after) {
-    let newer = null;
-    await run(async (generation) => {
-      const part = await newerPart(ep, progress, () => generation !== h.generation);
-      if (generation !== h.generation) return;
-      if (part.complete) newer = part.alerts;
-      else h.problem = tooLong(part.read, `end after ${fmtTime(after)}`);
-    });
-    return newer;
+    try {
+      const whole = await wholeEpisode(ep);
+      // the dialog gives the focus back to the episode's button, found by the alert it was listed with
+      return generation === h.generation ? onLabel(whole, ep.first.seq) : undefined;
+    } catch (err) {
+      if (generation !== h.generation) return undefined;
+      h.problem = `Not labelled: the whole episode could not be read: ${err?.message ?? err}`;
+      if (err instanceof ApiError && err.kind !== 'bad-request') onFailure(err); // the note says it
+      return undefined;
+    } finally {
+      if (h.finding === generation) h.finding = null;
+      render();
+    }
   }
 
   function render() {
@@ -269,7 +166,8 @@ export function initHistory({ details, summary, note, list, more, reload, jump, 
     if (keptFirst !== null) list.children[kept]?.querySelector('button')?.focus();
     else if (hadFocus && more.hidden) list.querySelector('li:last-child button')?.focus();
     else if (newestHadFocus && newest.hidden) when.focus();
-    if (loading) return setNote(h.progress ?? 'Loading…');
+    if (loading) return setNote('Loading…');
+    if (h.finding === h.generation) return setNote(FINDING_WHOLE);
     if (h.problem !== null) return setNote(h.problem);
     if (h.failed !== null) return setNote(h.failed);
     if (h.loadedAt === null) return setNote('');
@@ -301,7 +199,6 @@ export function initHistory({ details, summary, note, list, more, reload, jump, 
         onFailure(err);
       } finally {
         h.busy = false;
-        h.progress = null;
         render();
       }
     });
@@ -327,15 +224,13 @@ export function initHistory({ details, summary, note, list, more, reload, jump, 
     });
   }
 
-  /** Reads older pages: one, or until `enough(older, next)` of the alerts read so far by it (at most `maxPages`, `onPage` as readPages). */
-  function readOlder(enough = () => true, { maxPages = MAX_PAGES_PER_READ, onPage } = {}) {
+  /** Reads the next page of older alerts. */
+  function readOlder() {
     return run(async (generation) => {
       if (h.next === null) return;
       const res = await readPages(h.pumpId, {
         before: h.next,
-        enough: (older, next) => generation !== h.generation || enough(older, next),
-        maxPages,
-        onPage,
+        enough: () => true,
       });
       if (generation !== h.generation) return;
       const seen = new Set(h.alerts.map((a) => a.seq));

@@ -189,7 +189,7 @@ export function initLabelForm({ onSaved }) {
       $('author').value = rememberedAuthor();
       $('label-h').textContent = ctx.alert ? 'Label alert' : 'Record maintenance';
       $('label-context').textContent = ctx.alert
-        ? `Pump ${ctx.pumpId}, alert ${ctx.count > 1 ? `from ${fmtTime(ctx.range.from)} to ${fmtTime(ctx.range.to)} (${ctx.count} readings)` : `at ${fmtTime(ctx.alert.ts)}`}, peak score ${fmtNum(ctx.alert.score)}`
+        ? `Pump ${ctx.pumpId}, alert ${ctx.count > 1 ? `from ${fmtTime(ctx.range.from)} to ${fmtTime(ctx.range.to)} (${ctx.count.toLocaleString('en-US')} readings)` : `at ${fmtTime(ctx.alert.ts)}`}, peak score ${fmtNum(ctx.alert.score)}`
         : `Pump ${ctx.pumpId}: a time range during which its readings are not normal operation.`;
       // "the last hour until now" on the gateway's clock: the readings' times are the gateway's
       const now = gatewayNow();
