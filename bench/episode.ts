@@ -8,7 +8,10 @@
  * Before 2026-12-07 the page read such an episode itself, 200 alerts (about 100 kB of JSON) a page:
  * the bench prints how many pages that was. Figures only: it never fails on time.
  *
- *   node dist/bench/episode.js [--alerts N[,N…]]
+ *   node dist/bench/episode.js [--alerts N[,N…]] [--same-time]
+ *
+ * `--same-time`: every alert of the flooding pump at one reading time (a sender whose clock stood
+ * still), the case where a walk keyed on the time alone rescanned the tie at every step.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,13 +27,13 @@ const T0 = Date.UTC(2026, 10, 1);
 const OTHERS = ['normal-1', 'normal-2', 'normal-3', 'normal-4'];
 const ROUNDS = 5;
 
-function fill(store: BufferStore, alerts: number): number {
+function fill(store: BufferStore, alerts: number, sameTime: boolean): number {
   let middle = 0;
   for (let i = 0; i < alerts; i += 10_000) {
     const rows: PredictionRow[] = [];
     for (let j = i; j < Math.min(alerts, i + 10_000); j++) {
       const ts = T0 + j * 1000;
-      rows.push({ pumpId: 'flooding', ts, receivedAt: ts, values: { Pressure: 0.2, Flow: 45 }, score: 2 + (j % 997) / 1000, anomaly: true, modelVersion: 'v1', imputed: false, unscoredReason: null });
+      rows.push({ pumpId: 'flooding', ts: sameTime ? T0 : ts, receivedAt: ts, values: { Pressure: 0.2, Flow: 45 }, score: 2 + (j % 997) / 1000, anomaly: true, modelVersion: 'v1', imputed: false, unscoredReason: null });
       for (const p of OTHERS) rows.push({ pumpId: p, ts, receivedAt: ts, values: { Pressure: 1.4, Flow: 30 }, score: 0.2, anomaly: false, modelVersion: 'v1', imputed: false, unscoredReason: null });
     }
     const seqs = store.appendBatch(rows);
@@ -41,16 +44,17 @@ function fill(store: BufferStore, alerts: number): number {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { alerts: { type: 'string', default: '10000,100000,1000000' } } });
+  const { values } = parseArgs({ options: { alerts: { type: 'string', default: '10000,100000,1000000' }, 'same-time': { type: 'boolean', default: false } } });
+  const sameTime = values['same-time'];
   const sizes = values.alerts.split(',').map(Number);
-  console.log(`bench/episode: one pump alerting every second, four others normal beside it; the walk from the middle alert; median of ${ROUNDS} rounds (the first cold)`);
+  console.log(`bench/episode: one pump alerting ${sameTime ? 'with every alert at one time (a sender whose clock stood still)' : 'every second'}, four others normal beside it; the walk from the middle alert; median of ${ROUNDS} rounds (the first cold)`);
   console.log('alerts      walk (ms)   longest piece (ms)   ceiling: one statement (ms)   pages the page read before');
   for (const n of sizes) {
     const dir = mkdtempSync(join(tmpdir(), 'pumpwatch-bench-episode-'));
     const store = new BufferStore({ path: join(dir, 'buffer.sqlite'), maxBytes: 64 * 1024 ** 3 });
     store.open();
     try {
-      const middle = fill(store, n);
+      const middle = fill(store, n, sameTime);
       const walks: number[] = [];
       const pieces: number[] = [];
       const ceilings: number[] = [];
@@ -58,10 +62,12 @@ async function main(): Promise<void> {
         let longest = 0;
         let since = performance.now();
         const began = since;
-        const found = await episodeExtent(store, middle, EPISODE_GAP_MS, async () => {
-          longest = Math.max(longest, performance.now() - since);
-          await new Promise((resolve) => setImmediate(resolve));
-          since = performance.now();
+        const found = await episodeExtent(store, middle, EPISODE_GAP_MS, {
+          pause: async () => {
+            longest = Math.max(longest, performance.now() - since);
+            await new Promise((resolve) => setImmediate(resolve));
+            since = performance.now();
+          },
         });
         longest = Math.max(longest, performance.now() - since);
         walks.push(performance.now() - began);
@@ -71,7 +77,7 @@ async function main(): Promise<void> {
         const c0 = performance.now();
         const floor = store.db
           .prepare('SELECT count(*) AS n, max(score) AS peak FROM readings INDEXED BY readings_anomalies_pump_ts WHERE anomaly = 1 AND pump_id = ? AND ts BETWEEN ? AND ?')
-          .get('flooding', T0, T0 + (n - 1) * 1000) as { n: number };
+          .get('flooding', T0, T0 + (sameTime ? 0 : n - 1) * 1000) as { n: number };
         ceilings.push(performance.now() - c0);
         if (floor.n !== n) throw new Error(`the ceiling counted ${floor.n} alerts, not ${n}`);
       }

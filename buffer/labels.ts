@@ -258,8 +258,8 @@ export class LabelStore {
   }
 
   /** The whole episode holding the alert `seq`, alerts at most `gapMs` apart (buffer/episodes.ts). */
-  episode(seq: number, gapMs: number): ReturnType<typeof episodeExtent> {
-    return episodeExtent(this.buffer, seq, gapMs);
+  episode(seq: number, gapMs: number, stopped?: () => boolean): ReturnType<typeof episodeExtent> {
+    return episodeExtent(this.buffer, seq, gapMs, { stopped });
   }
 
   /** The reading with this sequence number, if the buffer still holds it. */

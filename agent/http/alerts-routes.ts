@@ -98,14 +98,20 @@ export function registerAlertsRoutes(server: StatusServer, deps: AlertsDeps): vo
 
   // one walk at a time: a press repeated or several pages open cannot multiply the SQLite work
   let walks: Promise<unknown> = Promise.resolve();
-  server.route('GET', '/alerts/:seq/episode', async ({ url, params }) => {
+  server.route('GET', '/alerts/:seq/episode', async ({ url, params, res }) => {
     const seq = parseSeq(params.seq ?? null, 'seq in /alerts/:seq/episode');
     if (seq === undefined) throw new HttpError(400, 'PW_BAD_QUERY', 'seq in /alerts/:seq/episode: the sequence number of an alert is missing');
     const pumpId = url.searchParams.get('pumpId') || undefined;
-    const walk = walks.then(() => deps.labels.episode(seq, EPISODE_GAP_MS));
+    // an asker gone (a page's timeout, a closed tab) stops its walk, or skips it while it waits its turn
+    let gone = false;
+    res.once('close', () => {
+      gone = true;
+    });
+    const walk = walks.then(() => deps.labels.episode(seq, EPISODE_GAP_MS, () => gone));
     walks = walk.catch(() => undefined);
     const found = await walk;
     if (found.extent === null) {
+      if (found.reason === 'stopped') throw new HttpError(503, 'PW_STOPPED', `alert ${seq}: the walk of its episode stopped, as its request was closed`);
       const what = found.reason === 'not-kept' ? 'the buffer keeps no reading with that seq (never stored, or evicted since)' : `reading ${seq} of pump ${found.pumpId} is not an alert`;
       throw new HttpError(404, 'PW_ALERT_NOT_FOUND', `alert ${seq}: ${what}`);
     }

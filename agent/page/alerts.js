@@ -1,5 +1,5 @@
-// Recent alerts, grouped into episodes: consecutive anomalies of one pump (less than a minute
-// apart) are one event for the technician, labelled once with the episode's time range.
+// Recent alerts, grouped into episodes: consecutive anomalies of one pump (at most a minute apart)
+// are one event for the technician, labelled once with the episode's time range.
 import { KIND_TEXT, fmtScorePair, fmtTime } from './format.js';
 import { el, topShares } from './render.js';
 
@@ -75,6 +75,9 @@ export function episodeItem(ep, onLabel) {
   const li = el('li', `alert${ep.label ? ' labelled' : ''}`);
   li.dataset.seq = String(ep.peak.seq);
   li.dataset.first = String(ep.first.seq); // stable while the episode grows: the label dialog finds its button again by it
+  // where a list shows only an episode's newest alerts (the recent list), by its time range instead
+  li.dataset.from = ep.first.ts;
+  li.dataset.to = ep.last.ts;
   li.dataset.pump = ep.pumpId;
   const head = el('div', 'alert-head');
   head.append(el('strong', '', ep.pumpId), el('span', '', when(ep)));

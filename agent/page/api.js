@@ -81,6 +81,9 @@ async function errorOf(res) {
   return new ApiError('server', `The agent reported a problem (${code ?? res.status}): ${detail}`, code);
 }
 
+/** The `code` of the ApiError of a GET that did not answer within its time. */
+export const TIMED_OUT = 'PAGE_TIMED_OUT';
+
 /** GET or POST JSON; throws an ApiError. `timeoutMs`: how long a GET may take (a long walk of the agent's). */
 export async function api(path, { method = 'GET', body, timeoutMs = GET_TIMEOUT_MS } = {}) {
   let res;
@@ -93,8 +96,9 @@ export async function api(path, { method = 'GET', body, timeoutMs = GET_TIMEOUT_
       // a POST is not cut short: the page could not tell whether it was stored
       signal: method === 'GET' && typeof AbortSignal.timeout === 'function' ? AbortSignal.timeout(timeoutMs) : undefined,
     });
-  } catch {
-    throw new ApiError('unreachable', UNREACHABLE);
+  } catch (err) {
+    // a GET past its time: the agent may be there but slow (a long walk): `code` tells it apart
+    throw new ApiError('unreachable', UNREACHABLE, err?.name === 'TimeoutError' ? TIMED_OUT : null);
   }
   if (!res.ok) throw await errorOf(res);
   try {

@@ -75,12 +75,24 @@ const labelForm = initLabelForm({
   },
 });
 
+/**
+ * The button of the episode `ep` in the list `listId`, redrawn since: the item of the first alert it
+ * was shown with, else an item of its pump within its time range (the recent list shows a long
+ * episode's newest alerts, so its first one shown moves as alerts arrive).
+ */
+function episodeButton(listId, ep, shownFirst) {
+  const items = [...document.querySelectorAll(`#${listId} li`)];
+  const li =
+    items.find((x) => x.dataset.first === String(shownFirst)) ??
+    items.find((x) => x.dataset.pump === ep.pumpId && x.dataset.from <= ep.last.ts && x.dataset.to >= ep.first.ts);
+  return li?.querySelector('button') ?? null;
+}
+
 /** The label dialog for an episode; focus goes back to its button in `listId` (redrawn meanwhile), else to `fallback`. */
 const labelEpisode = (listId, fallback) => (ep, shownFirst = ep.first.seq) =>
   labelForm.open(
     { pumpId: ep.pumpId, alert: ep.peak, range: { from: ep.first.ts, to: ep.last.ts }, count: ep.count ?? ep.alerts.length, label: ep.label },
-    // lists are redrawn: find the episode's button again by the first alert it was shown with
-    () => document.querySelector(`#${listId} li[data-first="${shownFirst}"] button`) ?? $(fallback),
+    () => episodeButton(listId, ep, shownFirst) ?? $(fallback),
   );
 
 /** The recent list's label dialog (the episode whole, see labelRecentWhole). */

@@ -9,7 +9,7 @@
 // comes back after a failed read, and after a label is saved (down to the oldest alert read before,
 // however many alerts came meanwhile, so the labelled episode stays on screen with its label). A
 // chosen time stays until "Newest alerts" or another pump: those reads start from it too.
-import { ApiError, api } from './api.js';
+import { ApiError, TIMED_OUT, api } from './api.js';
 import { EPISODE_GAP_MS, episodeItem, groupEpisodes } from './alerts.js';
 import { gatewayNow } from './clock.js';
 import { fmtClock, fmtTime } from './format.js';
@@ -64,11 +64,22 @@ async function readPages(pumpId, { before = null, enough = () => false }) {
  * alert read, or going on after the list's top), as the agent bounds it (GET /alerts/:seq/episode,
  * however long it is): `ep` with the agent's first, last and peak alert and its `count`, for the
  * label dialog. A label must cover all of an episode: one over the part listed would tell the model
- * the rest was normal. Throws the ApiError of a failed read, or an Error when the agent's episode
- * does not hold the alerts listed (its buffer changed since they were read).
+ * the rest was normal. Throws the ApiError of a failed read, or an Error when the agent took too
+ * long or its episode does not hold the alerts listed (its buffer changed since they were read).
  */
 export async function wholeEpisode(ep) {
-  const whole = await api(`/alerts/${ep.first.seq}/episode?pumpId=${encodeURIComponent(ep.pumpId)}`, { timeoutMs: EPISODE_TIMEOUT_MS });
+  const ask = (seq) => api(`/alerts/${seq}/episode?pumpId=${encodeURIComponent(ep.pumpId)}`, { timeoutMs: EPISODE_TIMEOUT_MS });
+  let whole;
+  try {
+    // by its oldest alert listed; when that one was evicted meanwhile (the oldest kept is the next to go), by its newest
+    whole = await ask(ep.first.seq).catch((err) => (err instanceof ApiError && err.code === 'PW_ALERT_NOT_FOUND' && ep.last.seq !== ep.first.seq ? ask(ep.last.seq) : Promise.reject(err)));
+  } catch (err) {
+    if (err instanceof ApiError && err.code === TIMED_OUT) {
+      // the agent answers, but its walk of the episode took longer than the page waits: not a lost agent
+      throw new Error(`the gateway took longer than ${EPISODE_TIMEOUT_MS / 1000} s to find all of it: try again in a minute`);
+    }
+    throw err;
+  }
   const holds = Date.parse(whole.first.ts) <= Date.parse(ep.first.ts) && Date.parse(whole.last.ts) >= Date.parse(ep.last.ts) && whole.count >= ep.alerts.length;
   if (!holds) throw new Error(`the gateway’s alerts of ${ep.pumpId} changed since they were listed: reload them, then label again`);
   return { ...ep, first: whole.first, last: whole.last, peak: whole.peak, count: whole.count };

@@ -1429,9 +1429,9 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
     }
   });
 
-  /** Opens the label dialog of `item`, which must say `count` readings, and saves it a false alarm by Ana Tech. */
-  const labelFalseAlarm = async (page: Page, item: ReturnType<Page['locator']>, count: number) => {
-    await item.getByRole('button', { name: /^Label alert of pump-h/ }).click();
+  /** Opens the label dialog of `item` (an episode of `pumpId`), which must say `count` readings, and saves it a false alarm by Ana Tech. */
+  const labelFalseAlarm = async (page: Page, item: ReturnType<Page['locator']>, count: number, pumpId = 'pump-h') => {
+    await item.getByRole('button', { name: `Label alert of ${pumpId}`, exact: false }).click();
     await expect.poll(() => dialogOpen(page), { timeout: 20_000 }).toBe(true);
     expect(await page.locator('#label-context').textContent()).toContain(`(${count.toLocaleString('en-US')} readings)`);
     await page.locator('input[value="false-alarm"]').check();
@@ -1560,4 +1560,86 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
       await own.stop();
     }
   }, 120_000);
+
+  it('says a walk slower than the page waits took too long, without calling the agent unreachable', async () => {
+    const own = await startTestAgent();
+    try {
+      const start = Date.now() - 3_600_000;
+      await postAll(own.url, faultRun(rng(131), 'pump-long', start, 250), 125);
+      // the page's 60-s wait for an episode's extent cut to 1.5 s (no other request waits 60 s)
+      const initScript = `{ const timeout = AbortSignal.timeout.bind(AbortSignal); AbortSignal.timeout = (ms) => timeout(ms === 60000 ? 1500 : ms); }`;
+      const { page, errors } = await openPage(own.url, undefined, { initScript });
+      // the agent answers everything; only its walk is slow (an episode of millions of alerts, or walks queued)
+      await page.route((u) => /^\/alerts\/\d+\/episode$/.test(u.pathname), async (route) => {
+        await new Promise((done) => setTimeout(done, 4000));
+        await route.continue().catch(() => undefined);
+      });
+      const item = page.locator('#alerts li[data-pump="pump-long"]');
+      await item.waitFor();
+      await expect.poll(() => page.locator('#live').getAttribute('class')).toBe('live ok');
+      await item.getByRole('button', { name: /^Label alert of pump-long/ }).click();
+      await expect.poll(() => page.locator('#alerts-note').textContent(), { timeout: 10_000 }).toBe(
+        'Not labelled: the whole episode could not be read: the gateway took longer than 60 s to find all of it: try again in a minute',
+      );
+      expect(await page.locator('#live').getAttribute('class')).toBe('live ok');
+      expect(await dialogOpen(page)).toBe(false);
+      expect(errors).toEqual([]);
+      await page.close();
+    } finally {
+      await own.stop();
+    }
+  }, 60_000);
+
+  it('gives the focus back to an episode of the recent list after its dialog, though the list slid along the episode meanwhile', async () => {
+    const own = await startTestAgent();
+    try {
+      const start = Date.now() - 1_800_000;
+      await postAll(own.url, faultRun(rng(137), 'pump-slide', start, 250), 125);
+      const { page, errors } = await openPage(own.url);
+      const item = page.locator('#alerts li[data-pump="pump-slide"]');
+      await item.waitFor();
+      const firstBefore = await item.getAttribute('data-first');
+      await item.getByRole('button', { name: /^Label alert of pump-slide/ }).click();
+      await expect.poll(() => dialogOpen(page)).toBe(true);
+      // the episode goes on (20 more alerts: the list's newest 100 of it move), and another pump's new alarm reloads the list
+      await postAll(own.url, faultRun(rng(139), 'pump-slide', start + 250_000, 20), 20);
+      expect((await postJson(`${own.url}/readings`, [{ pumpId: 'pump-new', ts: Date.now() - 1000, values: FAULT }])).status).toBe(202);
+      await expect.poll(() => item.getAttribute('data-first'), { timeout: 35_000 }).not.toBe(firstBefore);
+      await page.keyboard.press('Escape');
+      await expect.poll(() => dialogOpen(page)).toBe(false);
+      expect(await page.evaluate(`document.activeElement?.getAttribute('aria-label') ?? document.activeElement?.tagName`)).toMatch(/^Label alert of pump-slide/);
+      expect(errors).toEqual([]);
+      await page.close();
+    } finally {
+      await own.stop();
+    }
+  }, 90_000);
+
+  it('asks for the episode by its newest alert listed when its oldest listed was evicted meanwhile, and labels it whole', async () => {
+    const own = await startTestAgent();
+    try {
+      const start = Date.now() - 3_600_000;
+      await postAll(own.url, faultRun(rng(149), 'pump-long', start, 250), 125);
+      const { page, errors } = await openPage(own.url);
+      const item = page.locator('#alerts li[data-pump="pump-long"]');
+      await item.waitFor();
+      const first = Number(await item.getAttribute('data-first'));
+      const asked: number[] = [];
+      // the oldest alert the list shows is gone from the buffer when the page asks for its episode
+      await page.route((u) => /^\/alerts\/\d+\/episode$/.test(u.pathname), (route) => {
+        const seq = Number(new URL(route.request().url()).pathname.split('/')[2]);
+        asked.push(seq);
+        if (seq !== first) return route.continue();
+        return route.fulfill({ status: 404, contentType: 'application/json', body: JSON.stringify({ code: 'PW_ALERT_NOT_FOUND', error: `alert ${seq}: the buffer keeps no reading with that seq (never stored, or evicted since)` }) });
+      });
+      await labelFalseAlarm(page, item, 250, 'pump-long');
+      expect(asked[0]).toBe(first);
+      expect(asked).toHaveLength(2);
+      expect(new LabelStore(own.agent.buffer).list({ pumpId: 'pump-long', limit: 10 }).map((l) => [l.fromTs, l.toTs])).toEqual([[start, start + 249_000]]);
+      expect(errors).toEqual([]);
+      await page.close();
+    } finally {
+      await own.stop();
+    }
+  }, 60_000);
 });

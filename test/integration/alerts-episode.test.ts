@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EPISODE_GAP_MS } from '../../agent/http/alerts-routes.js';
 // @ts-expect-error: the page's plain-JS module, read by the browser and here alike
 import { EPISODE_GAP_MS as PAGE_GAP_MS, groupEpisodes } from '../../agent/page/alerts.js';
-import { EPISODE_CHUNK, episodeExtent } from '../../buffer/episodes.js';
+import { EPISODE_CHUNK, WALK_SQL, episodeExtent } from '../../buffer/episodes.js';
 import { LabelStore } from '../../buffer/labels.js';
 import { BufferStore } from '../../buffer/store.js';
 import type { PredictionRow, StoredRow } from '../../buffer/types.js';
@@ -97,8 +97,10 @@ describe('the episode of an alert, walked in SQLite', () => {
     const long = all.filter((r) => r.pumpId === 'ep-a' && r.anomaly).sort((a, b) => a.ts - b.ts || a.seq - b.seq);
     const middle = long[Math.floor(long.length / 2)]!;
     let pauses = 0;
-    const found = await episodeExtent(store, middle.seq, EPISODE_GAP_MS, async () => {
-      pauses += 1;
+    const found = await episodeExtent(store, middle.seq, EPISODE_GAP_MS, {
+      pause: async () => {
+        pauses += 1;
+      },
     });
     if (found.extent === null) throw new Error(found.reason);
     // one pause between the two ways at least, and one per full chunk read
@@ -106,8 +108,35 @@ describe('the episode of an alert, walked in SQLite', () => {
     expect(pauses).toBeGreaterThanOrEqual(Math.floor(found.extent.count / EPISODE_CHUNK));
   });
 
+  it('stops at a pause once its asker is gone', async () => {
+    const long = all.filter((r) => r.pumpId === 'ep-a' && r.anomaly).sort((a, b) => a.ts - b.ts || a.seq - b.seq);
+    let pauses = 0;
+    const found = await episodeExtent(store, long[Math.floor(long.length / 2)]!.seq, EPISODE_GAP_MS, {
+      pause: async () => {
+        pauses += 1;
+      },
+      stopped: () => pauses >= 2,
+    });
+    expect(found).toEqual({ extent: null, reason: 'stopped', pumpId: 'ep-a' });
+    expect(pauses).toBe(2);
+  });
+
+  it('steps through thousands of alerts of one time (a sender whose clock stood still) in seeks, each alert once', async () => {
+    const ts = T0 + 30 * 86_400_000;
+    const tied = Array.from({ length: 5000 }, (_, i): PredictionRow => ({ pumpId: 'ep-tie', ts: ts + (i < 10 ? -i * 1000 : 0), receivedAt: ts, values: { Pressure: 1 }, score: i === 2500 ? 9 : 2, anomaly: true, modelVersion: 'v1', imputed: false, unscoredReason: null }));
+    const seqs = store.appendBatch(tied);
+    // each statement of the walk seeks to its cursor, ties included: no statement reads the tie again from its start
+    const plan = (sql: string) =>
+      (store.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all({ pump: 'ep-tie', ts, seq: seqs[2000], n: 1000 }) as Array<{ detail: string }>).map((r) => r.detail).join('\n');
+    expect(plan(WALK_SQL.back)).toMatch(/pump_id=\? AND ts=\? AND rowid<\?/);
+    expect(plan(WALK_SQL.on)).toMatch(/pump_id=\? AND ts=\? AND rowid>\?/);
+    const found = await labels.episode(seqs[2000]!, EPISODE_GAP_MS);
+    if (found.extent === null) throw new Error(found.reason);
+    expect(found.extent).toMatchObject({ count: 5000, first: { seq: seqs[9] }, last: { seq: seqs[4999] }, peak: { seq: seqs[2500] } });
+  });
+
   it('says when the buffer keeps no such reading, or the reading is not an alert', async () => {
-    expect(await labels.episode(all.at(-1)!.seq + 10, EPISODE_GAP_MS)).toEqual({ extent: null, reason: 'not-kept' });
+    expect(await labels.episode(1e9, EPISODE_GAP_MS)).toEqual({ extent: null, reason: 'not-kept' });
     const normal = all.find((r) => !r.anomaly)!;
     expect(await labels.episode(normal.seq, EPISODE_GAP_MS)).toEqual({ extent: null, reason: 'not-alert', pumpId: normal.pumpId });
   });
