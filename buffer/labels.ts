@@ -21,9 +21,16 @@ const ALERT_PUMPS_SQL = `WITH RECURSIVE pumps(id) AS (
  * loop with 400 000 anomalies) unless read by time from these indexes, and a pump's alerts needed a
  * pump-first seq index besides, which every anomaly's commit wrote a page of per pump.
  */
-const newestByTime = (pump: string, before: boolean) =>
+const newestByTime = (pump: string, part: 'all' | 'tie' | 'older') =>
   `SELECT ${ROW_COLUMNS} FROM readings INDEXED BY ${pump ? 'readings_anomalies_pump_ts' : 'readings_anomalies_ts'}
-    WHERE anomaly = 1 ${pump} AND ts >= ?${before ? ' AND ts <= ? AND (ts < ? OR seq < ?)' : ''} ORDER BY ts DESC, seq DESC LIMIT ?`;
+    WHERE anomaly = 1 ${pump} AND ts >= ?${BEFORE_PART[part]} ORDER BY ts DESC, seq DESC LIMIT ?`;
+/**
+ * A page after a cursor (ts, seq) is read in two seeks: the alerts of the cursor's own time below
+ * its seq, then those of older times. One statement `ts <= ? AND (ts < ? OR seq < ?)` seeks on the
+ * time alone, and read again every alert of a time shared by thousands (a sender whose clock stood
+ * still) at every page.
+ */
+const BEFORE_PART = { all: '', tie: ' AND ts = ? AND seq < ?', older: ' AND ts < ?' } as const;
 const PUMP = 'AND pump_id = ?';
 
 /** Where a page of an alert list ended: its last alert's reading time and seq (the next page starts after it). */
@@ -252,9 +259,14 @@ export class LabelStore {
    * with `before`, those after it in that order (the next page: a range of the same index).
    */
   private newestAlerts(pumpId: string | undefined, sinceTs: number | undefined, limit: number, before?: AlertCursor): StoredRow[] {
-    const stmt = this.buffer.db.prepare(newestByTime(pumpId === undefined ? '' : PUMP, before !== undefined));
-    const args = [sinceTs ?? 0, ...(before ? [before.ts, before.ts, before.seq] : []), limit];
-    return readRows(stmt, this.buffer.contributionNames, ...(pumpId === undefined ? args : [pumpId, ...args])).map(fromDbRow);
+    const read = (part: keyof typeof BEFORE_PART, args: unknown[], n: number): StoredRow[] => {
+      const stmt = this.buffer.db.prepare(newestByTime(pumpId === undefined ? '' : PUMP, part));
+      const all = [sinceTs ?? 0, ...args, n];
+      return readRows(stmt, this.buffer.contributionNames, ...(pumpId === undefined ? all : [pumpId, ...all])).map(fromDbRow);
+    };
+    if (before === undefined) return read('all', [], limit);
+    const rows = read('tie', [before.ts, before.seq], limit);
+    return rows.length < limit ? rows.concat(read('older', [before.ts], limit - rows.length)) : rows;
   }
 
   /** The whole episode holding the alert `seq`, alerts at most `gapMs` apart (buffer/episodes.ts). */

@@ -115,6 +115,18 @@ describe('alerts since a time', () => {
         for (const plan of planned) expect(plan, what).not.toMatch(walksEveryAlert);
       }
     }
+    // a page after a cursor seeks to it, ties of its time included: no page reads a time's alerts
+    // again from their newest (thousands share a time when a sender's clock stands still)
+    const cursor = { ts: newest - 60_000, seq: 3000 };
+    const paged = [
+      ['all pumps', () => labels.alerts({ limit: 50, before: cursor }), /readings_anomalies_ts \(ts=\? AND rowid<\?\)/],
+      ['one pump', () => labels.alerts({ pumpId: 'pump-a', limit: 50, before: cursor }), /readings_anomalies_pump_ts \(pump_id=\? AND ts=\? AND rowid<\?\)/],
+    ] as const;
+    for (const [what, run, tie] of paged) {
+      const planned = plans(run);
+      expect(planned.join('\n'), what).toMatch(tie);
+      for (const plan of planned) expect(plan, what).not.toMatch(walksEveryAlert);
+    }
   });
 });
 
