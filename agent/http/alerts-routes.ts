@@ -98,7 +98,7 @@ export function registerAlertsRoutes(server: StatusServer, deps: AlertsDeps): vo
 
   // one walk at a time: a press repeated or several pages open cannot multiply the SQLite work
   let walks: Promise<unknown> = Promise.resolve();
-  server.route('GET', '/alerts/:seq/episode', async ({ url, params, res }) => {
+  server.route('GET', '/alerts/:seq/episode', async ({ url, params, req, res }) => {
     const seq = parseSeq(params.seq ?? null, 'seq in /alerts/:seq/episode');
     if (seq === undefined) throw new HttpError(400, 'PW_BAD_QUERY', 'seq in /alerts/:seq/episode: the sequence number of an alert is missing');
     const pumpId = url.searchParams.get('pumpId') || undefined;
@@ -107,11 +107,16 @@ export function registerAlertsRoutes(server: StatusServer, deps: AlertsDeps): vo
     res.once('close', () => {
       gone = true;
     });
+    // a response queued behind another on the same connection (HTTP/1.1 pipelining) never closes: its request does
+    req.once('close', () => {
+      if (!res.writableFinished) gone = true;
+    });
     const walk = walks.then(() => deps.labels.episode(seq, EPISODE_GAP_MS, () => gone));
     walks = walk.catch(() => undefined);
     const found = await walk;
     if (found.extent === null) {
-      if (found.reason === 'stopped') throw new HttpError(503, 'PW_STOPPED', `alert ${seq}: the walk of its episode stopped, as its request was closed`);
+      // not a failure of the agent's (logged as one from 500 on): the asker left, and reads no answer
+      if (found.reason === 'stopped') throw new HttpError(499, 'PW_STOPPED', `alert ${seq}: the walk of its episode stopped, as its request was closed`);
       const what = found.reason === 'not-kept' ? 'the buffer keeps no reading with that seq (never stored, or evicted since)' : `reading ${seq} of pump ${found.pumpId} is not an alert`;
       throw new HttpError(404, 'PW_ALERT_NOT_FOUND', `alert ${seq}: ${what}`);
     }

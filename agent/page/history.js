@@ -32,7 +32,7 @@ const alertsPage = (pumpId, before) => api(`/alerts?pumpId=${encodeURIComponent(
 /** What the page says while the agent bounds an episode for a label (both lists). */
 export const FINDING_WHOLE = 'Finding the whole episode before labelling it…';
 
-/** The cursor of every alert with ts < `ms`: the agent reads `ts <= T AND (ts < T OR seq < 0)`, and seqs start at 1. */
+/** The cursor of every alert with ts < `ms`: the agent reads its time's alerts with seq < 0 (none: seqs start at 1), then those with ts < T. */
 const cursorBefore = (ms) => `${ms}:0`;
 
 /** The list's order: newest reading time first, ties by the later committed first (as the agent answers). */
@@ -70,9 +70,14 @@ async function readPages(pumpId, { before = null, enough = () => false }) {
 export async function wholeEpisode(ep) {
   const ask = (seq) => api(`/alerts/${seq}/episode?pumpId=${encodeURIComponent(ep.pumpId)}`, { timeoutMs: EPISODE_TIMEOUT_MS });
   let whole;
+  // the oldest alert listed was evicted meanwhile (the oldest kept is the next to go): asked by the newest
+  let byLast = false;
   try {
-    // by its oldest alert listed; when that one was evicted meanwhile (the oldest kept is the next to go), by its newest
-    whole = await ask(ep.first.seq).catch((err) => (err instanceof ApiError && err.code === 'PW_ALERT_NOT_FOUND' && ep.last.seq !== ep.first.seq ? ask(ep.last.seq) : Promise.reject(err)));
+    whole = await ask(ep.first.seq).catch((err) => {
+      if (!(err instanceof ApiError && err.code === 'PW_ALERT_NOT_FOUND' && ep.last.seq !== ep.first.seq)) throw err;
+      byLast = true;
+      return ask(ep.last.seq);
+    });
   } catch (err) {
     if (err instanceof ApiError && err.code === TIMED_OUT) {
       // the agent answers, but its walk of the episode took longer than the page waits: not a lost agent
@@ -80,9 +85,14 @@ export async function wholeEpisode(ep) {
     }
     throw err;
   }
-  const holds = Date.parse(whole.first.ts) <= Date.parse(ep.first.ts) && Date.parse(whole.last.ts) >= Date.parse(ep.last.ts) && whole.count >= ep.alerts.length;
+  const from = Date.parse(whole.first.ts);
+  // asked by the newest, the agent's episode begins after the evicted alerts listed: they are its part before
+  const gone = byLast ? ep.alerts.filter((a) => Date.parse(a.ts) < from) : [];
+  const holds = (byLast || (from <= Date.parse(ep.first.ts) && whole.count >= ep.alerts.length)) && Date.parse(whole.last.ts) >= Date.parse(ep.last.ts);
   if (!holds) throw new Error(`the gateway’s alerts of ${ep.pumpId} changed since they were listed: reload them, then label again`);
-  return { ...ep, first: whole.first, last: whole.last, peak: whole.peak, count: whole.count };
+  // evicted alerts were most likely uploaded already (eviction takes uploaded rows first): the label covers them too
+  const first = gone.length > 0 ? ep.first : whole.first;
+  return { ...ep, first, last: whole.last, peak: whole.peak, count: whole.count + gone.length };
 }
 
 /**
