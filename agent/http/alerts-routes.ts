@@ -10,7 +10,7 @@ const MAX_PER_PUMP = 1000;
 
 /**
  * Alerts of one pump at most this far apart are one episode (a minute): the page groups its lists so
- * (agent/page/alerts.js EPISODE_GAP_MS, held equal by test/unit/page-episode-gap.test.ts), and GET
+ * (agent/page/alerts.js EPISODE_GAP_MS, held equal by test/integration/alerts-episode.test.ts), and GET
  * /alerts/:seq/episode bounds an episode so.
  */
 export const EPISODE_GAP_MS = 60_000;
