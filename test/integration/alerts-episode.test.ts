@@ -15,6 +15,7 @@ import { EPISODE_CHUNK, WALK_SQL, episodeExtent } from '../../buffer/episodes.js
 import { LabelStore } from '../../buffer/labels.js';
 import { BufferStore } from '../../buffer/store.js';
 import type { PredictionRow, StoredRow } from '../../buffer/types.js';
+import { createLogger } from '../../agent/logger.js';
 import { postJson, startTestAgent, type TestAgent } from '../support/agent.js';
 import { rng } from '../support/models.js';
 
@@ -206,4 +207,49 @@ describe('GET /alerts/:seq/episode on a running agent', () => {
     expect(other.status).toBe(404);
     expect(other.json.error).toBe(`alert ${alert.seq} is of pump ep-n, not of ep-x`);
   });
+});
+describe('GET /alerts/:seq/episode when its asker leaves', () => {
+  it('stops the walk of a closed request, logs no failure for it, and answers the next one', async () => {
+    const lines: Array<{ level: number; msg: string }> = [];
+    const t = await startTestAgent({}, { logger: createLogger('info', { write: (l: string) => void lines.push(JSON.parse(l) as { level: number; msg: string }) }) });
+    try {
+      // a million alerts of one pump at one time (a sender whose clock stood still): a walk of a second or more
+      const ts = Date.now() - 2 * 3_600_000;
+      const row: PredictionRow = { pumpId: 'ep-flood', ts, receivedAt: ts, values: { Pressure: 0.2 }, score: 5, anomaly: true, modelVersion: 'v1', imputed: false, unscoredReason: null };
+      let middle = 0;
+      for (let i = 0; i < 10; i++) {
+        const seqs = t.agent.buffer.appendBatch(Array.from({ length: 100_000 }, () => row));
+        if (i === 5) middle = seqs[0]!;
+      }
+      const [small] = t.agent.buffer.appendBatch([{ ...row, pumpId: 'ep-small' }]);
+      const walks: Array<{ seq: number; reason: string }> = [];
+      const labels = LabelStore.prototype;
+      const episode = labels.episode;
+      // the walk's outcome, as the route gets it (the route's own answer goes to no one)
+      labels.episode = async function (this: LabelStore, seq, gapMs, stopped) {
+        const found = await episode.call(this, seq, gapMs, stopped);
+        walks.push({ seq, reason: found.extent === null ? found.reason : 'whole' });
+        return found;
+      };
+      try {
+        const asker = new AbortController();
+        const gone = fetch(`${t.url}/alerts/${middle}/episode`, { signal: asker.signal }).catch((err: Error) => err.name);
+        await new Promise((done) => setTimeout(done, 150));
+        asker.abort(); // the page's timeout, a closed tab
+        expect(await gone).toBe('AbortError');
+        const next = await fetch(`${t.url}/alerts/${small}/episode`);
+        expect(next.status).toBe(200);
+        expect(((await next.json()) as { count: number }).count).toBe(1);
+        expect(walks).toEqual([
+          { seq: middle, reason: 'stopped' },
+          { seq: small, reason: 'whole' },
+        ]);
+        expect(lines.filter((l) => l.level >= 40 && /PW_STOPPED/.test(JSON.stringify(l)))).toEqual([]);
+      } finally {
+        labels.episode = episode;
+      }
+    } finally {
+      await t.stop();
+    }
+  }, 60_000);
 });
