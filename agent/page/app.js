@@ -5,7 +5,7 @@ import { SKEW_NOTICE_MS, clockSkewMs, noteGatewayTime } from './clock.js';
 import { fmtClock, fmtDuration, fmtScorePair, timeZoneText } from './format.js';
 import { initLabelForm } from './label-form.js';
 import { renderAlerts } from './alerts.js';
-import { FINDING_WHOLE, initHistory, wholeEpisode } from './history.js';
+import { FINDING_WHOLE, initHistory, notLabelled, wholeEpisode } from './history.js';
 import { alarming, cloudSummary, deploymentNote, modelScope, modelTraining, pumpWhy, rangeNote, refusalNote, renderGateway, renderPumps, renderValues, sortPumps } from './render.js';
 
 const $ = (id) => document.getElementById(id);
@@ -125,9 +125,9 @@ async function labelRecentWhole(ep) {
   } catch (err) {
     clearTimeout(slow);
     if (run !== recentRead.agentRun) return sayRecent('');
-    // not labelled: a label over the part listed would tell the model the rest was normal
-    sayRecent(`Not labelled: the whole episode could not be read: ${err?.message ?? err}`);
-    return err instanceof ApiError && err.kind !== 'bad-request' ? handleFailure(err) : undefined; // the note says it
+    const why = notLabelled(err);
+    sayRecent(why.text);
+    return why.pageFailure ? handleFailure(err) : undefined;
   } finally {
     recentRead.running = false;
   }

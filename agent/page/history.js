@@ -29,6 +29,17 @@ const EPISODE_TIMEOUT_MS = 60_000;
 
 const alertsPage = (pumpId, before) => api(`/alerts?pumpId=${encodeURIComponent(pumpId)}&limit=${HISTORY_PAGE}${before ? `&before=${encodeURIComponent(before)}` : ''}`);
 
+/**
+ * When `wholeEpisode` failed (both lists): the line saying why nothing was labelled (a label over the
+ * part listed would tell the model the rest was normal), and whether the page's own failure handling
+ * must see the error too (the agent down, a sign-in), not a refused request or a slow walk, which the
+ * line says.
+ */
+export const notLabelled = (err) => ({
+  text: `Not labelled: the whole episode could not be read: ${err?.message ?? err}`,
+  pageFailure: err instanceof ApiError && err.kind !== 'bad-request',
+});
+
 /** What the page says while the agent bounds an episode for a label (both lists). */
 export const FINDING_WHOLE = 'Finding the whole episode before labelling it…';
 
@@ -151,8 +162,9 @@ export function initHistory({ details, summary, note, list, more, reload, jump, 
       return generation === h.generation ? onLabel(whole, ep.first.seq) : undefined;
     } catch (err) {
       if (generation !== h.generation) return undefined;
-      h.problem = `Not labelled: the whole episode could not be read: ${err?.message ?? err}`;
-      if (err instanceof ApiError && err.kind !== 'bad-request') onFailure(err); // the note says it
+      const why = notLabelled(err);
+      h.problem = why.text;
+      if (why.pageFailure) onFailure(err);
       return undefined;
     } finally {
       if (h.finding === generation) h.finding = null;
