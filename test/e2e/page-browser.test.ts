@@ -893,6 +893,19 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
   const postAll = async (url: string, readings: unknown[], per: number) => {
     for (let i = 0; i < readings.length; i += per) expect((await postJson(`${url}/readings`, readings.slice(i, i + per))).status).toBe(202);
   };
+  /**
+   * Posts an episode of 250 alerts of `pumpId`, one a second from `start` (the recent list shows a
+   * pump's newest 100), opens the page (`options` as openPage's) and waits for its item there.
+   */
+  const recentLongEpisode = async (own: { url: string }, seed: number, pumpId: string, start: number, options: Parameters<typeof openPage>[2] = {}) => {
+    await postAll(own.url, faultRun(rng(seed), pumpId, start, 250), 125);
+    const w = await openPage(own.url, undefined, options);
+    const item = w.page.locator(`#alerts li[data-pump="${pumpId}"]`);
+    await item.waitFor();
+    return { ...w, item };
+  };
+  /** A request of the page for an episode's extent (GET /alerts/{seq}/episode). */
+  const episodeRequest = (u: URL) => /^\/alerts\/\d+\/episode$/.test(u.pathname);
 
   it('pages back through every alert of the selected pump, episodes whole once read, and labels the oldest', async () => {
     const own = await startTestAgent();
@@ -1086,19 +1099,15 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
   it('labels the whole of a long episode from the recent list, which holds only its newest 100 alerts', async () => {
     const own = await startTestAgent();
     try {
-      const r = rng(67);
       const start = Date.now() - 3_600_000;
-      await postAll(own.url, faultRun(r, 'pump-long', start, 250), 125);
-      const { page, errors } = await openPage(own.url);
-      const item = page.locator('#alerts li[data-pump="pump-long"]');
-      await item.waitFor();
+      const { page, errors, item } = await recentLongEpisode(own, 67, 'pump-long', start);
       expect(await item.locator('.alert-head span').textContent()).toMatch(/\(100 readings\)$/);
       expect(await item.getAttribute('data-partial')).toBe('true');
       // the agent bounds it slowly: the note says what the label waits for, and a second press meanwhile
       // asks once, opens one dialog; the page reads none of its older alerts itself
       let episodeReads = 0;
       let olderReads = 0;
-      await page.route((u) => /^\/alerts\/\d+\/episode$/.test(u.pathname), async (route) => {
+      await page.route(episodeRequest, async (route) => {
         episodeReads++;
         await new Promise((done) => setTimeout(done, 800));
         await route.continue();
@@ -1135,17 +1144,13 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
   it('drops a recent-list read for a label that the agent restarted across: no dialog for the old buffer’s episode', async () => {
     let own = await startTestAgent();
     try {
-      const start = Date.now() - 3_600_000;
-      await postAll(own.url, faultRun(rng(113), 'pump-long', start, 250), 125);
-      const { page, errors } = await openPage(own.url);
-      const item = page.locator('#alerts li[data-pump="pump-long"]');
-      await item.waitFor();
+      const { page, errors, item } = await recentLongEpisode(own, 113, 'pump-long', Date.now() - 3_600_000);
       expect(await item.getAttribute('data-partial')).toBe('true');
       // the episode is bounded by the old agent, but its answer reaches the page only after the restart
       let answer = (): void => undefined;
       const restarted = new Promise<void>((done) => (answer = done));
       let episodeReads = 0;
-      await page.route((u) => /^\/alerts\/\d+\/episode$/.test(u.pathname), async (route) => {
+      await page.route(episodeRequest, async (route) => {
         episodeReads++;
         const response = await route.fetch();
         await restarted;
@@ -1528,21 +1533,20 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
       const note = () => page.locator('#history-note').textContent();
       await expect.poll(note).toMatch(/^200 alerts in 1 episode/);
       const top = page.locator('#history-list li').first();
-      const episode = (u: URL) => /^\/alerts\/\d+\/episode$/.test(u.pathname);
 
       // the agent's walk answers with an error (here: the alert was evicted meanwhile): said, nothing opened
-      await page.route(episode, (route) =>
+      await page.route(episodeRequest, (route) =>
         route.fulfill({ status: 404, contentType: 'application/json', body: JSON.stringify({ code: 'PW_ALERT_NOT_FOUND', error: 'alert 7: the buffer keeps no reading with that seq (never stored, or evicted since)' }) }),
       );
       await top.getByRole('button', { name: /^Label alert of pump-h/ }).click();
       await expect.poll(note).toBe('Not labelled: the whole episode could not be read: alert 7: the buffer keeps no reading with that seq (never stored, or evicted since)');
       expect(await dialogOpen(page)).toBe(false);
-      await page.unroute(episode);
+      await page.unroute(episodeRequest);
 
       // a slow walk: another pump chosen meanwhile is read at once, and the old pump's dialog never opens
       let release = (): void => undefined;
       const held = new Promise<void>((done) => (release = done));
-      await page.route(episode, async (route) => {
+      await page.route(episodeRequest, async (route) => {
         await held;
         await route.continue();
       });
@@ -1564,18 +1568,14 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
   it('says a walk slower than the page waits took too long, without calling the agent unreachable', async () => {
     const own = await startTestAgent();
     try {
-      const start = Date.now() - 3_600_000;
-      await postAll(own.url, faultRun(rng(131), 'pump-long', start, 250), 125);
       // the page's 60-s wait for an episode's extent cut to 1.5 s (no other request waits 60 s)
       const initScript = `{ const timeout = AbortSignal.timeout.bind(AbortSignal); AbortSignal.timeout = (ms) => timeout(ms === 60000 ? 1500 : ms); }`;
-      const { page, errors } = await openPage(own.url, undefined, { initScript });
+      const { page, errors, item } = await recentLongEpisode(own, 131, 'pump-long', Date.now() - 3_600_000, { initScript });
       // the agent answers everything; only its walk is slow (an episode of millions of alerts, or walks queued)
-      await page.route((u) => /^\/alerts\/\d+\/episode$/.test(u.pathname), async (route) => {
+      await page.route(episodeRequest, async (route) => {
         await new Promise((done) => setTimeout(done, 4000));
         await route.continue().catch(() => undefined);
       });
-      const item = page.locator('#alerts li[data-pump="pump-long"]');
-      await item.waitFor();
       await expect.poll(() => page.locator('#live').getAttribute('class')).toBe('live ok');
       await item.getByRole('button', { name: /^Label alert of pump-long/ }).click();
       await expect.poll(() => page.locator('#alerts-note').textContent(), { timeout: 10_000 }).toBe(
@@ -1594,10 +1594,7 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
     const own = await startTestAgent();
     try {
       const start = Date.now() - 1_800_000;
-      await postAll(own.url, faultRun(rng(137), 'pump-slide', start, 250), 125);
-      const { page, errors } = await openPage(own.url);
-      const item = page.locator('#alerts li[data-pump="pump-slide"]');
-      await item.waitFor();
+      const { page, errors, item } = await recentLongEpisode(own, 137, 'pump-slide', start);
       const firstBefore = await item.getAttribute('data-first');
       await item.getByRole('button', { name: /^Label alert of pump-slide/ }).click();
       await expect.poll(() => dialogOpen(page)).toBe(true);
@@ -1619,10 +1616,7 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
     const own = await startTestAgent();
     try {
       const start = Date.now() - 3_600_000;
-      await postAll(own.url, faultRun(rng(149), 'pump-long', start, 250), 125);
-      const { page, errors } = await openPage(own.url);
-      const item = page.locator('#alerts li[data-pump="pump-long"]');
-      await item.waitFor();
+      const { page, errors, item } = await recentLongEpisode(own, 149, 'pump-long', start);
       const first = Number(await item.getAttribute('data-first')); // the 151st alert: the list shows the newest 100
       const asked: number[] = [];
       page.on('request', (req) => {
