@@ -58,6 +58,24 @@ export const MIN_SIMULATE_RATE_HZ = 0.001;
 const optionalText = z.string().min(1).optional();
 
 /**
+ * The status token: what the page and API send as `Authorization: Bearer <token>`. Spaces at either
+ * end are dropped (a secret read from a file keeps its trailing newline, and a header value cannot
+ * carry them: such a token was taken at start-up and then refused every request, the page's
+ * included). Blank, or with a character a header cannot carry as typed (control characters,
+ * non-ASCII), it is refused at start-up, where before it locked every client out.
+ */
+const statusToken = z
+  .string()
+  .transform((value) => value.trim())
+  .pipe(
+    z
+      .string()
+      .min(1, 'blank: set a token of printable ASCII characters, or unset the variable')
+      .regex(/^[\x20-\x7e]+$/, 'has a character other than printable ASCII (letters, digits, punctuation, spaces): an Authorization header cannot carry it as typed'),
+  )
+  .optional();
+
+/**
  * Why an SDK's own parser refuses a connection string (no request is made), or null when it takes
  * it: a malformed one would otherwise start the agent and fail every attempt to connect, retried
  * for ever with a value that can never work. The SDK's reason names the part that is wrong; it is
@@ -133,7 +151,7 @@ export const CONFIG_KEYS = {
   dataDir: key({ env: 'PUMPWATCH_DATA_DIR', schema: z.string().min(1).default('./data'), unit: 'path', description: 'SQLite buffer and model store' }),
   httpHost: key({ env: 'PUMPWATCH_HTTP_HOST', schema: z.string().min(1).default('127.0.0.1'), unit: 'address', description: 'status endpoint address (0.0.0.0 in the container)' }),
   httpPort: key({ env: 'PUMPWATCH_HTTP_PORT', schema: int(0, 65535).default(8080), unit: 'port', description: 'status endpoint port (0 = any free port)' }),
-  statusToken: key({ env: 'PUMPWATCH_STATUS_TOKEN', schema: optionalText, unit: 'text', secret: true, description: 'bearer token for every route but /healthz, /readyz and the page\'s own files; unset: those routes answer loopback only' }),
+  statusToken: key({ env: 'PUMPWATCH_STATUS_TOKEN', schema: statusToken, unit: 'text', secret: true, accepts: 'printable ASCII; spaces and newlines at either end are dropped', description: 'bearer token for every route but /healthz, /readyz and the page\'s own files; unset: those routes answer loopback only' }),
   httpTlsCertFile: key({ env: 'PUMPWATCH_HTTP_TLS_CERT_FILE', schema: optionalText, unit: 'path', accepts: 'a PEM certificate file (the server\'s certificate, then its chain)', alsoRule: 'set with PUMPWATCH_HTTP_TLS_KEY_FILE', description: 'the status endpoint serves HTTPS with this certificate (read at start-up: a restart picks up a new one); unset: plain HTTP, where the status token is only as safe as the LAN' }),
   httpTlsKeyFile: key({ env: 'PUMPWATCH_HTTP_TLS_KEY_FILE', schema: optionalText, unit: 'path', accepts: 'a PEM private key file without a passphrase', alsoRule: 'set with PUMPWATCH_HTTP_TLS_CERT_FILE', description: 'private key of PUMPWATCH_HTTP_TLS_CERT_FILE' }),
   blobConnectionString: key({ env: 'PUMPWATCH_BLOB_CONNECTION_STRING', schema: blobConnectionString, unit: 'text', secret: true, description: 'Blob Storage connection string (sync target)' }),

@@ -377,4 +377,16 @@ describe('status endpoints', () => {
       await secured.stop();
     }
   });
+
+  it('takes a token read with spaces or a newline at its ends as the token without them (a header cannot carry them)', async () => {
+    // Before, such a token was taken as it was, and every request was then refused: the page's too.
+    const secured = await startTestAgent({ PUMPWATCH_STATUS_TOKEN: ' s3cret-token\n' });
+    try {
+      expect((await fetch(`${secured.url}/status`, { headers: { authorization: 'Bearer s3cret-token' } })).status).toBe(200);
+      expect((await fetch(`${secured.url}/status`, { headers: { authorization: 'Bearer s3cret-token2' } })).status).toBe(401);
+      expect((await fetch(`${secured.url}/status`)).status).toBe(401);
+    } finally {
+      await secured.stop();
+    }
+  });
 });

@@ -140,6 +140,24 @@ describe('the agent configuration', () => {
     expect(() => loadConfig({ PUMPWATCH_SYNC_THREAD_ABOVE_ROWS: '-1' })).toThrow(/PUMPWATCH_SYNC_THREAD_ABOVE_ROWS/);
   });
 
+  it('takes the status token without the spaces or newline at its ends, and refuses one blank or that a header cannot carry, never echoing it', () => {
+    expect(loadConfig({ PUMPWATCH_STATUS_TOKEN: ' s3cret tok\n' }).statusToken).toBe('s3cret tok');
+    expect(loadConfig({ PUMPWATCH_STATUS_TOKEN: 's3cret' }).statusToken).toBe('s3cret');
+    // the empty string counts as unset, as for every variable
+    expect(loadConfig({ PUMPWATCH_STATUS_TOKEN: '' }).statusToken).toBeUndefined();
+    for (const [bad, why] of [
+      ['  \n', /blank/],
+      ['s3cret\ttok', /printable ASCII/],
+      ['s3cret\ntok', /printable ASCII/],
+      ['s3crét', /printable ASCII/],
+    ] as const) {
+      const found = problems({ PUMPWATCH_STATUS_TOKEN: bad });
+      expect(found, JSON.stringify(bad)).toEqual([expect.stringMatching(/^PUMPWATCH_STATUS_TOKEN=\(value hidden\): /)]);
+      expect(found[0], JSON.stringify(bad)).toMatch(why);
+      if (bad.trim() !== '') expect(found[0]).not.toContain('s3cr');
+    }
+  });
+
   it('refuses a simulated rate so slow that its timer would overflow into one reading a millisecond', () => {
     expect(problems({ PUMPWATCH_SIMULATE_RATE_HZ: '1e-7' })).toEqual(['PUMPWATCH_SIMULATE_RATE_HZ="1e-7": at least 0.001 Hz (one reading every 1000 s)']);
     expect(loadConfig({ PUMPWATCH_SIMULATE_RATE_HZ: '0.001' }).simulateRateHz).toBe(0.001);
