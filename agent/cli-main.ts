@@ -79,9 +79,9 @@ function installSignalHandlers(stop: () => Promise<void>, heldBy: () => string[]
   return () => stoppingSince !== null;
 }
 
-/** A bad setting: one line on stderr naming it (never a secret's value), exit code 2. */
+/** A bad setting: one line on stderr with its code, naming it (never a secret's value), exit code 2. */
 function configError(err: ConfigError): number {
-  process.stderr.write(`pumpwatch-agent: ${err.message}\n`);
+  process.stderr.write(`pumpwatch-agent: ${err.code}: ${err.message}\n`);
   return 2;
 }
 

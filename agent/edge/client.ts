@@ -16,7 +16,7 @@ export type ClientSource =
 
 export class EdgeClientError extends Error {
   constructor(
-    readonly code: 'PW_EDGE_CA_UNREADABLE' | 'PW_EDGE_LOCAL_HUB',
+    readonly code: 'PW_EDGE_CA_UNREADABLE',
     message: string,
   ) {
     super(message);

@@ -32,7 +32,7 @@ describe('a PUMPWATCH_DEFAULT_MODEL that cannot be used', () => {
     const path = make();
     const { code, stderr, output } = await runWithModel(path);
     expect(code).toBe(2);
-    expect(stderr).toBe(`pumpwatch-agent: invalid configuration: PUMPWATCH_DEFAULT_MODEL=${JSON.stringify(path)}: ${reason}\n`);
+    expect(stderr).toBe(`pumpwatch-agent: PW_CONFIG_INVALID: invalid configuration: PUMPWATCH_DEFAULT_MODEL=${JSON.stringify(path)}: ${reason}\n`);
     expect(output).not.toContain('agent failed to start');
   });
 });

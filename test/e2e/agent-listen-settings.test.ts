@@ -38,8 +38,8 @@ async function run(env: Record<string, string>, port?: number, opts: { uid?: num
 
 describe('a status endpoint setting the agent cannot listen with', () => {
   it.each([
-    ['a host name that does not resolve (ENOTFOUND)', 'gw17.lan.invalid', /^pumpwatch-agent: invalid configuration: PUMPWATCH_HTTP_HOST="gw17\.lan\.invalid": no such host \(the name does not resolve, ENOTFOUND\); set an address of this gateway/],
-    ['an address that is not the gateway\'s (EADDRNOTAVAIL)', '192.0.2.1', /^pumpwatch-agent: invalid configuration: PUMPWATCH_HTTP_HOST="192\.0\.2\.1": not an address of this gateway \(EADDRNOTAVAIL\)/],
+    ['a host name that does not resolve (ENOTFOUND)', 'gw17.lan.invalid', /^pumpwatch-agent: PW_CONFIG_INVALID: invalid configuration: PUMPWATCH_HTTP_HOST="gw17\.lan\.invalid": no such host \(the name does not resolve, ENOTFOUND\); set an address of this gateway/],
+    ['an address that is not the gateway\'s (EADDRNOTAVAIL)', '192.0.2.1', /^pumpwatch-agent: PW_CONFIG_INVALID: invalid configuration: PUMPWATCH_HTTP_HOST="192\.0\.2\.1": not an address of this gateway \(EADDRNOTAVAIL\)/],
   ])('stops the agent with exit 2 and one stderr line naming PUMPWATCH_HTTP_HOST: %s', async (_what, host, line) => {
     const { code, stderr, output } = await run({ PUMPWATCH_HTTP_HOST: host });
     expect(code).toBe(2);
@@ -54,7 +54,7 @@ describe('a status endpoint setting the agent cannot listen with', () => {
     try {
       const { code, stderr } = await run({}, port);
       expect(code).toBe(2);
-      expect(stderr.split('\n')).toEqual([`pumpwatch-agent: invalid configuration: PUMPWATCH_HTTP_PORT="${port}": the port is already in use on 127.0.0.1 (EADDRINUSE): another process listens on it (a second agent?); stop it or set another port`, '']);
+      expect(stderr.split('\n')).toEqual([`pumpwatch-agent: PW_CONFIG_INVALID: invalid configuration: PUMPWATCH_HTTP_PORT="${port}": the port is already in use on 127.0.0.1 (EADDRINUSE): another process listens on it (a second agent?); stop it or set another port`, '']);
     } finally {
       await new Promise((resolve) => holder.close(resolve));
     }
@@ -63,6 +63,6 @@ describe('a status endpoint setting the agent cannot listen with', () => {
   it.runIf(root)('stops the agent with exit 2 naming PUMPWATCH_HTTP_PORT when it may not use the port (EACCES: below 1024, not root)', async () => {
     const { code, stderr } = await run({}, 81, { uid: 1000, gid: 1000 });
     expect(code).toBe(2);
-    expect(stderr).toMatch(/^pumpwatch-agent: invalid configuration: PUMPWATCH_HTTP_PORT="81": not permitted to listen on this port \(EACCES/);
+    expect(stderr).toMatch(/^pumpwatch-agent: PW_CONFIG_INVALID: invalid configuration: PUMPWATCH_HTTP_PORT="81": not permitted to listen on this port \(EACCES/);
   });
 });

@@ -58,7 +58,7 @@ describe('a PUMPWATCH_MODULE_CONNECTION_STRING the module client cannot sign in 
     let stderr = '';
     agent.proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     expect(await agent.exited).toBe(2);
-    expect(stderr.split('\n')).toEqual([expect.stringMatching(/^pumpwatch-agent: invalid configuration: PUMPWATCH_MODULE_CONNECTION_STRING=\(value hidden\): not a module connection string: /), '']);
+    expect(stderr.split('\n')).toEqual([expect.stringMatching(/^pumpwatch-agent: PW_CONFIG_INVALID: invalid configuration: PUMPWATCH_MODULE_CONNECTION_STRING=\(value hidden\): not a module connection string: /), '']);
     expect(stderr).toContain(reason);
     expect(agent.output()).not.toContain(KEY);
     expect(agent.output()).not.toContain('could not connect');

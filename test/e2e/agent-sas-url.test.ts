@@ -53,7 +53,7 @@ describe('PUMPWATCH_BLOB_SAS_URL', () => {
     let stderr = '';
     agent.proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     expect(await outcome(agent)).toBe(2);
-    expect(stderr.split('\n')).toEqual([expect.stringMatching(/^pumpwatch-agent: invalid configuration: PUMPWATCH_BLOB_SAS_URL=\(value hidden\): it names no container: its path has 1 non-empty segment and must be \/ACCOUNT\/CONTAINER .*an account SAS URL\? Add the container to its path/), '']);
+    expect(stderr.split('\n')).toEqual([expect.stringMatching(/^pumpwatch-agent: PW_CONFIG_INVALID: invalid configuration: PUMPWATCH_BLOB_SAS_URL=\(value hidden\): it names no container: its path has 1 non-empty segment and must be \/ACCOUNT\/CONTAINER .*an account SAS URL\? Add the container to its path/), '']);
     expect(agent.output()).not.toContain(signatureOf(url));
     expect(agent.output()).not.toContain(encodeURIComponent(signatureOf(url)));
   });
@@ -64,7 +64,7 @@ describe('PUMPWATCH_BLOB_SAS_URL', () => {
     let stderr = '';
     agent.proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     expect(await outcome(agent)).toBe(2);
-    expect(stderr).toMatch(/^pumpwatch-agent: invalid configuration: PUMPWATCH_BLOB_SAS_URL=\(value hidden\): it carries no signature/);
+    expect(stderr).toMatch(/^pumpwatch-agent: PW_CONFIG_INVALID: invalid configuration: PUMPWATCH_BLOB_SAS_URL=\(value hidden\): it carries no signature/);
   });
 
   it('takes the same account SAS with the container in the path, and uploads into that container', async () => {

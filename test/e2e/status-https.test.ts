@@ -220,7 +220,7 @@ describe('a certificate or key the status endpoint cannot use', () => {
     const [cert, key] = files() as [string, string];
     const { code, stderr, output } = await run(cert, key);
     expect(code).toBe(2);
-    expect(stderr).toBe(`pumpwatch-agent: invalid configuration: ${env}=${JSON.stringify(named(cert, key))}: ${reason}\n`);
+    expect(stderr).toBe(`pumpwatch-agent: PW_CONFIG_INVALID: invalid configuration: ${env}=${JSON.stringify(named(cert, key))}: ${reason}\n`);
     expect(output).not.toContain(SECRET);
     expect(output).not.toContain('PRIVATE KEY-----\n');
     expect(output).not.toContain('agent failed to start');
@@ -231,7 +231,7 @@ describe('a certificate or key the status endpoint cannot use', () => {
     const otherKey = write('other-key.pem', other.key);
     const { code, stderr } = await run(certFile, otherKey);
     expect(code).toBe(2);
-    expect(stderr).toBe(`pumpwatch-agent: invalid configuration: PUMPWATCH_HTTP_TLS_KEY_FILE=${JSON.stringify(otherKey)}: not the private key of the certificate in PUMPWATCH_HTTP_TLS_CERT_FILE (${JSON.stringify(certFile)})\n`);
+    expect(stderr).toBe(`pumpwatch-agent: PW_CONFIG_INVALID: invalid configuration: PUMPWATCH_HTTP_TLS_KEY_FILE=${JSON.stringify(otherKey)}: not the private key of the certificate in PUMPWATCH_HTTP_TLS_CERT_FILE (${JSON.stringify(certFile)})\n`);
   });
 
   it('stops the agent when only one of the two is set, naming the one missing', async () => {
@@ -240,7 +240,7 @@ describe('a certificate or key the status endpoint cannot use', () => {
     let stderr = '';
     proc.proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     expect(await proc.exited).toBe(2);
-    expect(stderr).toBe('pumpwatch-agent: invalid configuration: PUMPWATCH_HTTP_TLS_KEY_FILE is not set, but PUMPWATCH_HTTP_TLS_CERT_FILE is: set both for HTTPS, or neither for plain HTTP\n');
+    expect(stderr).toBe('pumpwatch-agent: PW_CONFIG_INVALID: invalid configuration: PUMPWATCH_HTTP_TLS_KEY_FILE is not set, but PUMPWATCH_HTTP_TLS_CERT_FILE is: set both for HTTPS, or neither for plain HTTP\n');
   });
 });
 
