@@ -4,7 +4,8 @@
  * - `refresh-urls` signs again the model URLs that expire soon, so a gateway offline longer than
  *   a URL's lifetime comes back to one that downloads;
  * - `deploy` refuses, before writing, a patch that would grow desired past IoT Hub's 32 KB, and
- *   says how to make room; `undeploy` makes it.
+ *   says how to make room; `undeploy` makes it;
+ * - deploys racing on one twin (the pods of a train-all Job, pumps of one gateway) all land.
  */
 import { ContainerClient } from '@azure/storage-blob';
 import { createHash } from 'node:crypto';
@@ -16,6 +17,7 @@ import type { ModelRecord } from '../../trainer/registry/records.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { LocalHub } from '../support/local-hub.js';
 import { promoteFittedModel } from '../support/registry.js';
+import { setDesiredModel } from '../../trainer/deploy/twin.js';
 import { hubRegistry, runTrainer, trainerContext } from '../support/trainer.js';
 
 let az: TestAzurite;
@@ -285,5 +287,25 @@ describe('pumpwatch-trainer undeploy', () => {
     const missing = await cli(['undeploy', '--source', 'pump-retired', '--device', 'gw-404']);
     expect(missing.code).toBe(1);
     expect(missing.out).toMatch(/^ {2}FAILED {2}gw-404\/pumpwatch: updating the twin of gw-404\/pumpwatch failed: /m);
+  });
+});
+
+describe('deploys racing on one module twin', () => {
+  it('all land: eight writers of different pumps at once, each update conditional on the twin it read', async () => {
+    // Three tries at once lost to four writers (the fourth failed with the hub's 412, and the
+    // pump's deploy was left pending); the retries now wait a random, growing time.
+    hub.addModule('gw-race', 'pumpwatch');
+    const before = updates;
+    const pumps = Array.from({ length: 8 }, (_, i) => `pump-race-${i}`);
+    const results = await Promise.allSettled(
+      pumps.map((pump) =>
+        setDesiredModel(registry, { deviceId: 'gw-race', moduleId: 'pumpwatch' }, pump, { version: `v-${pump}`, url: 'https://example.invalid/m.onnx', sha256: '0'.repeat(64), size: 1, shadow: null }),
+      ),
+    );
+    expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
+    expect(Object.keys(models('gw-race')).sort()).toEqual(pumps);
+    for (const pump of pumps) expect(models('gw-race')[pump].version).toBe(`v-${pump}`);
+    // they did race: more updates were sent than pumps deployed
+    expect(updates - before).toBeGreaterThan(pumps.length);
   });
 });

@@ -1,3 +1,4 @@
+import { ContainerClient, StorageSharedKeyCredential } from '@azure/storage-blob';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -6,6 +7,7 @@ import { parseDate, parseOptions, timeRange } from '../../trainer/commands/comma
 import { parseShard, trainAllCommand } from '../../trainer/commands/train-all.js';
 import { TRAIN_OPTIONS, trainRequest } from '../../trainer/commands/train.js';
 import type { Cleaned } from '../../trainer/data/clean.js';
+import { readOnlyUrl } from '../../trainer/deploy/sas.js';
 import { defaultQuery } from '../../trainer/deploy/twin.js';
 import { runCli } from '../../trainer/commands/index.js';
 import { countAlarms } from '../../trainer/eval/alarms.js';
@@ -324,6 +326,21 @@ describe('the registry pointer', () => {
     expect(next.history[0]).toEqual({ version: 'v2', promotedAt: 't2' });
     expect(next.history).toHaveLength(20);
     expect(next.history.some((h) => h.version === 'v3')).toBe(false);
+  });
+});
+
+describe('the model URL a deploy signs', () => {
+  const key = new StorageSharedKeyCredential('acct', Buffer.from('not a real key').toString('base64'));
+  const expires = new Date('2030-01-01T00:00:00Z');
+
+  it('is read-only and expiring, and over an https endpoint valid over https only (spr=https)', async () => {
+    const url = new URL(await readOnlyUrl(new ContainerClient('https://acct.blob.core.windows.net/models', key), 'models/pump-1/v1/model.onnx', expires));
+    expect(Object.fromEntries(url.searchParams)).toMatchObject({ sr: 'b', sp: 'r', se: '2030-01-01T00:00:00Z', spr: 'https' });
+  });
+
+  it('is valid over http too where the endpoint is http (Azurite), which could not be read otherwise', async () => {
+    const url = new URL(await readOnlyUrl(new ContainerClient('http://127.0.0.1:10000/acct/models', key), 'models/pump-1/v1/model.onnx', expires));
+    expect(url.searchParams.get('spr')).toBe('https,http');
   });
 });
 

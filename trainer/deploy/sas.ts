@@ -3,7 +3,7 @@
  * trainer's connection string. The URL is a secret: it is put in the twin, never printed or logged
  * (messages show the blob name only).
  */
-import { BlobSASPermissions, StorageSharedKeyCredential, type ContainerClient } from '@azure/storage-blob';
+import { BlobSASPermissions, SASProtocol, StorageSharedKeyCredential, type ContainerClient } from '@azure/storage-blob';
 import { safeErrorMessage } from '../../sync/redact.js';
 import { TrainerError } from '../errors.js';
 
@@ -19,10 +19,17 @@ export function checkCanSign(container: ContainerClient): void {
   }
 }
 
+/**
+ * The URL signed for reading `blobName` until `expiresOn`. Over an https endpoint (Azure's), the
+ * signature also names the protocol (`spr=https`): the storage service then refuses the URL over
+ * plain HTTP, where the token would cross the network readable. An http endpoint (Azurite, a
+ * development account) signs for both, as it could not be read otherwise.
+ */
 export async function readOnlyUrl(container: ContainerClient, blobName: string, expiresOn: Date): Promise<string> {
   checkCanSign(container);
+  const protocol = new URL(container.url).protocol === 'https:' ? SASProtocol.Https : SASProtocol.HttpsAndHttp;
   try {
-    return await container.getBlobClient(blobName).generateSasUrl({ permissions: BlobSASPermissions.parse('r'), expiresOn });
+    return await container.getBlobClient(blobName).generateSasUrl({ permissions: BlobSASPermissions.parse('r'), expiresOn, protocol });
   } catch (err) {
     throw new TrainerError('PW_TRAINER_NOT_CONFIGURED', `cannot sign a URL for ${blobName}: ${safeErrorMessage(err)}`, { cause: err });
   }

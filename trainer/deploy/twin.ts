@@ -25,7 +25,17 @@ export interface ModuleRef {
 }
 
 export const DEFAULT_MODULE = 'pumpwatch';
-const ATTEMPTS = 3;
+/**
+ * Conditional updates of one module twin tried before a deploy gives up on a twin that keeps
+ * changing. Writers race on one twin: the pods of a train-all Job (4 × --concurrency 2 in the
+ * manifest) deploying pumps of the same gateway, and the agent's own reported properties, which
+ * move the ETag too. Three tries at once lost to four concurrent writers; the waits between tries
+ * (CONFLICT_WAIT_MS) grow and are drawn at random, so racing writers fall apart.
+ */
+const ATTEMPTS = 10;
+/** The longest wait before the next try: about 50 ms, then doubling (drawn at random up to it), at most 2 s. */
+const CONFLICT_WAIT_MS = (attempt: number): number => Math.min(2000, 50 * 2 ** (attempt - 1));
+const waitBeforeTry = (attempt: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, Math.random() * CONFLICT_WAIT_MS(attempt)));
 
 const quote = (text: string) => `'${text.replaceAll("'", "''")}'`;
 const escapeName = (text: string) => `[[${text.replaceAll(']]', '')}]]`;
@@ -151,7 +161,10 @@ export async function patchDesiredModels(
       return typeof version === 'number' ? version : null;
     } catch (err) {
       const errName = (err as { name?: string }).name;
-      if ((errName === 'InvalidEtagError' || errName === 'PreconditionFailedError') && attempt < ATTEMPTS) continue;
+      if ((errName === 'InvalidEtagError' || errName === 'PreconditionFailedError') && attempt < ATTEMPTS) {
+        await waitBeforeTry(attempt);
+        continue;
+      }
       throw new TrainerError('PW_TRAINER_DEPLOY', `updating the twin of ${name} failed: ${safeErrorMessage(err)}`, { cause: err });
     }
   }
