@@ -45,11 +45,14 @@ export const EXIT = { ok: 0, failure: 1, usage: 2, drifted: 3, dataFailed: 4 } a
 /**
  * The codes of a source's failure that a rerun of the same range repeats, whatever the storage,
  * the network or the other runs do: its readings (too few usable rows, a blob that is not what
- * its metadata says, a line that does not decode) or its registry (a document a person must
- * repair) need a person. Every other failure (storage, no answer, a conflict, a deploy, one
- * without a code) may pass on a retry.
+ * its metadata says, a line that does not decode), the options as they meet its readings (a
+ * sensor --exclude or --stopped-when names that its readings lack, the live model's rule naming
+ * a sensor since removed: PW_TRAINER_USAGE; a fit the rows cannot give, as a window longer than
+ * every run of rows: PW_TRAINER_FIT) or its registry (a document a person must repair) need a
+ * person. Every other failure (storage, no answer, a conflict, a deploy, one without a code) may
+ * pass on a retry.
  */
-export const REPEATING_CODES: readonly string[] = ['PW_TRAINER_NO_DATA', 'PW_TRAINER_REGISTRY_INVALID', 'PW_SYNC_BLOB_CORRUPT', 'PW_SYNC_BAD_LINE'];
+export const REPEATING_CODES: readonly string[] = ['PW_TRAINER_NO_DATA', 'PW_TRAINER_USAGE', 'PW_TRAINER_FIT', 'PW_TRAINER_REGISTRY_INVALID', 'PW_SYNC_BLOB_CORRUPT', 'PW_SYNC_BAD_LINE'];
 
 /** A failure that a retry of the same run repeats (REPEATING_CODES). */
 export function failsAgain(err: unknown): boolean {

@@ -71,10 +71,14 @@ describe('train-all and a folder under readings/ that is not a pump', () => {
     const c = await newContainer('stray-it');
     await seedDays(c, 'pump-ok', T0, 1, 30, { count: 4320 });
     await c.getBlockBlobClient('readings/tmp%/x').upload('notes', 5);
+    // A well-encoded name that is no pump id (a "." is refused in the twin key models.<pump>) is no source either.
+    await seedDays(c, 'pump.7', T0, 1, 30, { count: 4320 });
     for (const shard of ['0/1', '0/2', '1/2']) {
       const res = await cli(['train-all', '--shard', shard, '--from', '2026-01-01', '--to', '2026-01-02'], context(c));
       expect(res.code, `${shard}: ${res.err}`).toBe(0);
       expect(res.out).toContain('  warning  readings/tmp%/: not a source folder (its name is not a pump id as the agent writes it), skipped');
+      expect(res.out).toContain('  warning  readings/pump.7/: not a source folder (its name is not a pump id as the agent writes it), skipped');
+      expect(res.out).not.toMatch(/^pump\.7: /m);
       expect(res.err).not.toMatch(/URI malformed/);
     }
     expect((await readBest(c, 'pump-ok'))!.pointer.version).toMatch(/^20260101-/);
@@ -142,6 +146,32 @@ describe('train-all exit codes', () => {
       expect(res.err).toMatch(/^pump-new: FAILED PW_TRAINER_NO_DATA: /m);
       expect(res.err).not.toContain('exit 4');
       expect(res.out.split('\n').at(-1)).toBe('train-all: shard 0/1: 2 promoted, 0 kept, 0 skipped, 3 failed');
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('exits 4 when an option does not fit a source\'s readings (PW_TRAINER_USAGE met by a source), which every retry repeats', async () => {
+    // Before, it exited 1, and the Job trained the whole shard twice more for the same refusal.
+    const c = await newContainer('usage-exit-it');
+    await seedDays(c, 'pump-a', T0, 1, 30, { count: 4320 });
+    const res = await cli(['train-all', '--from', '2026-01-01', '--to', '2026-01-02', '--exclude', 'Current', '--stopped-when', 'Current<0.5'], context(c));
+    expect(res.code, res.err).toBe(EXIT.dataFailed);
+    expect(res.err).toMatch(/^pump-a: FAILED PW_TRAINER_USAGE: .*"Current"/m);
+    expect(res.out.split('\n').at(-1)).toBe('train-all: shard 0/1: 0 promoted, 0 kept, 0 skipped, 1 failed');
+  });
+
+  it('tells a Blob Storage refusal met while saying where a source\'s newest readings are as PW_TRAINER_STORAGE, by status and code only', async () => {
+    // Before, the SDK's error came out raw: its service code for a code, and the body of the answer (which a proxy may fill with the request) for a message.
+    const c = await newContainer('note-exit-it');
+    await seedDays(c, 'pump-new', T0, 1, 30, { count: 60 });
+    const proxy = await startBlobProxy(az.port, (req) => (req.method === 'GET' && req.query.get('prefix') === 'readings/pump-new/' && req.query.get('delimiter') === '/' ? 403 : 'forward'));
+    try {
+      const refusing = BlobServiceClient.fromConnectionString(proxy.connectionString, { retryOptions: { maxTries: 1 } }).getContainerClient('note-exit-it');
+      const res = await cli(['train-all', '--from', '2026-01-01', '--to', '2026-01-02'], context(refusing));
+      expect(res.err).toMatch(/^pump-new: FAILED PW_TRAINER_STORAGE: listing the readings of "pump-new" failed: Blob Storage answered 403 ServerBusy$/m);
+      expect(res.err).not.toContain('The proxy of this test');
+      expect(res.code, res.err).toBe(EXIT.failure);
     } finally {
       await proxy.close();
     }

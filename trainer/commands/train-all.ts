@@ -1,7 +1,7 @@
 /** `pumpwatch-trainer train-all`: train every source of one shard, k at a time. */
 import { join } from 'node:path';
 import { safeErrorMessage } from '../../sync/redact.js';
-import { EXIT, failsAgain, fromStorage, REPEATING_CODES, UsageError } from '../errors.js';
+import { EXIT, failsAgain, fromStorage, REPEATING_CODES, storageError, UsageError } from '../errors.js';
 import { checkWritable } from '../files.js';
 import { createProgress } from '../progress.js';
 import { writeReport } from '../report/report.js';
@@ -42,8 +42,8 @@ whose deploy failed counts as promoted and as deploy pending).
 Exit codes:
   0  every source done (promoted, kept or skipped; with --deploy, no deploy left pending)
   4  sources failed, each on its own data or registry, which a retry of the shard fails on
-     again (too few usable readings, a readings blob that is not what it says, a registry
-     document to repair), and no deploy is left pending: a person must look; a Kubernetes
+     again (too few usable readings, a readings blob that is not what it says, an option the
+     source's readings do not fit, a registry document to repair), and no deploy is left pending: a person must look; a Kubernetes
      Job fails the shard without retrying it. The codes:
      ${REPEATING_CODES.join(', ')}
   1  any other failure of a source (Blob Storage refusing or not answering, a conflict, a
@@ -103,7 +103,9 @@ export const trainAllCommand: Command = {
       const printed = new Set<string>();
       let repeats = true;
       // One line per failure: the deploy step, run after a failed training too, fails the same way on the same best.json.
-      const failed = (err: unknown) => {
+      const failed = (thrown: unknown) => {
+        // A Blob Storage SDK error no step wrapped is told as runCli tells it: status and code, never the response body.
+        const err = storageError('a Blob Storage request', thrown);
         repeats &&= failsAgain(err);
         const line = `${source}: FAILED ${(err as { code?: string }).code ?? 'error'}: ${safeErrorMessage(err)}`;
         if (!printed.has(line)) io.err(line);

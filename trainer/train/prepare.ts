@@ -93,7 +93,7 @@ export function between(range: { from: number; to: number }): string {
  * the range); '' otherwise. Costs three small listings, on the failure path only.
  */
 export async function newerReadingsNote(container: ContainerClient, range: { source: string; to: number }): Promise<string> {
-  const day = await newestReadingsDay(container, range.source);
+  const day = await fromStorage(`listing the readings of "${range.source}"`, () => newestReadingsDay(container, range.source));
   return day !== null && day >= range.to ? `; its newest readings (blobs dated ${new Date(day).toISOString().slice(0, 10)}, UTC) are after the range` : '';
 }
 

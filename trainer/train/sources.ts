@@ -7,7 +7,7 @@
 import type { ContainerClient } from '@azure/storage-blob';
 import { createHash } from 'node:crypto';
 import { watchedPages } from '../../sync/deadline.js';
-import { READINGS_ROOT, segment } from '../../sync/layout.js';
+import { PUMP_ID_PATTERN, READINGS_ROOT, segment } from '../../sync/layout.js';
 import { idleLimitOf } from '../cloud/blob-limits.js';
 
 /** The names of the folders right under `prefix` (which ends in "/"), as stored; each page of the listing under the idle limit. */
@@ -38,11 +38,16 @@ export async function listSources(container: ContainerClient): Promise<{ sources
   return { sources: sources.sort(), unreadable: unreadable.sort() };
 }
 
-/** The source id a readings folder stands for, or null when the agent cannot have written it. */
+/**
+ * The source id a readings folder stands for, or null when the agent cannot have written it: the
+ * agent takes only pump ids by PUMP_ID_PATTERN, and `train --source` refuses others; a folder such
+ * as `readings/pump.7/` (written by a tool) was trained, and its deploy wrote the twin key
+ * `models.pump.7`, which IoT Hub refuses.
+ */
 function sourceOf(name: string): string | null {
   try {
     const source = decodeURIComponent(name);
-    return segment(source) === name ? source : null;
+    return segment(source) === name && PUMP_ID_PATTERN.test(source) ? source : null;
   } catch {
     // URIError (not percent-encoding) or SyncError (".", "..", empty): not a source folder.
     return null;
