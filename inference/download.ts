@@ -125,6 +125,8 @@ interface Progress {
   validators: Validators;
   /** The bytes kept on disk as well (DownloadOptions.partialPath). */
   partial: PartialDownload | null;
+  /** Some of the bytes came by resuming (bytes kept by an earlier call, or a Range request of this one). */
+  resumed: boolean;
 }
 
 /** Thrown when the bytes kept cannot be resumed onto (other validators, another range): asked again from byte 0 at once. */
@@ -136,7 +138,7 @@ export async function downloadModel(req: DownloadRequest, opts: DownloadOptions)
   if (req.size > opts.maxBytes) {
     throw new ModelDownloadError('PW_MODEL_TOO_LARGE', `model is ${req.size} bytes, over the limit of ${opts.maxBytes} bytes`, false, true);
   }
-  const progress: Progress = { chunks: [], received: 0, hash: createHash('sha256'), validators: { etag: null, lastModified: null }, partial: null };
+  const progress: Progress = { chunks: [], received: 0, hash: createHash('sha256'), validators: { etag: null, lastModified: null }, partial: null, resumed: false };
   if (opts.partialPath) {
     const kept = await PartialDownload.open(opts.partialPath, req);
     progress.partial = kept.partial;
@@ -145,14 +147,17 @@ export async function downloadModel(req: DownloadRequest, opts: DownloadOptions)
       progress.received = kept.bytes.length;
       progress.hash.update(kept.bytes);
       progress.validators = kept.validators;
+      progress.resumed = true;
     }
   }
   const keptBefore = progress.received;
   try {
     if (progress.received < req.size || keptBefore === 0) await fetchWithRetries(req, opts, progress);
     let wrong = verify(progress, req);
-    if (wrong && keptBefore > 0) {
-      // Bytes kept by an earlier try, and the whole is not the model: never trusted again; once more from byte 0.
+    if (wrong && progress.resumed) {
+      // Bytes joined onto others (kept by an earlier call, or by a cut request of this one), and the
+      // whole is not the model: never trusted again; once more from byte 0, in one piece. A server
+      // that drops validators may resume onto other bytes: that was refused for good before.
       startOver(progress);
       await fetchWithRetries(req, opts, progress);
       wrong = verify(progress, req);
@@ -219,6 +224,7 @@ function verify(progress: Progress, req: DownloadRequest): ModelDownloadError | 
 
 /** Forgets the bytes received (in memory and on disk) for an answer from byte 0 that `validators` describe. */
 function startOver(progress: Progress, validators: Validators = { etag: null, lastModified: null }): void {
+  progress.resumed = false;
   progress.chunks = [];
   progress.received = 0;
   progress.hash = createHash('sha256');
@@ -231,6 +237,7 @@ function fetchOnce(url: URL, req: DownloadRequest, opts: DownloadOptions, progre
   return new Promise<void>((resolve, reject) => {
     const headers: Record<string, string> = { accept: 'application/octet-stream' };
     if (progress.received > 0) {
+      progress.resumed = true;
       headers.range = `bytes=${progress.received}-`;
       // A server that knows the bytes changed since answers the whole file (200) instead of the rest.
       const ifRange = strongEtag(progress.validators.etag) ?? progress.validators.lastModified;

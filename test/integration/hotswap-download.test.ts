@@ -79,6 +79,15 @@ describe('downloadModel', () => {
     expect(http.requests.filter((r) => r.path === '/models/busy.onnx')).toHaveLength(3);
   });
 
+  it('downloads again from byte 0, once, when a resume within one download joined other bytes (a server without validators), instead of refusing the version for good', async () => {
+    // Before, only bytes kept by an earlier call were started over: a resume of this call onto a
+    // stale copy was a PW_MODEL_SHA256_MISMATCH at once, which the updater keeps as a refusal.
+    const entry = http.add('stale.onnx', bytes, 'dl-1', { kind: 'stale-resume', bytes: 1000 });
+    const got = await downloadModel(entry, { ...base, allowInsecure: true });
+    expect(Buffer.from(got).equals(Buffer.from(bytes))).toBe(true);
+    expect(http.requests.filter((r) => r.path === '/models/stale.onnx').map((r) => r.range)).toEqual([null, 'bytes=1000-', null]);
+  });
+
   it('waits at least the Retry-After of a throttling server before it tries again', async () => {
     const entry = http.add('throttled.onnx', bytes, 'dl-1', { kind: 'status', status: 429, retryAfter: '1', times: 1 });
     const delays: number[] = [];

@@ -41,7 +41,13 @@ export type Behaviour =
    * (from where its Range starts), then its connection is cut; later ones are served whole. With
    * `ignoreRange`, every answer is a 200 from byte 0, as a server without Range support sends.
    */
-  | { kind: 'drip'; bytes: number; drops: number; ignoreRange?: boolean };
+  | { kind: 'drip'; bytes: number; drops: number; ignoreRange?: boolean }
+  /**
+   * A server (or proxy) that drops validators: the first request gets `bytes` bytes of a
+   * full-length 200 without an ETag, then its connection is cut; the second, a Range request, a
+   * 206 with the right Content-Range but other bytes (a stale copy); later ones are served as usual.
+   */
+  | { kind: 'stale-resume'; bytes: number };
 
 interface Entry {
   bytes: Uint8Array;
@@ -167,6 +173,15 @@ export class ModelServer {
       entry.dropped = true;
       res.writeHead(200, { 'content-length': body.length, 'accept-ranges': 'bytes' });
       res.write(body.subarray(0, b.bytes), () => res.destroy());
+    } else if (b.kind === 'stale-resume' && answered === 0) {
+      res.writeHead(200, { 'content-length': body.length, 'accept-ranges': 'bytes' });
+      res.write(body.subarray(0, b.bytes), () => res.destroy());
+    } else if (b.kind === 'stale-resume' && answered === 1) {
+      const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+      const start = m ? Number(m[1]) : 0;
+      const stale = Buffer.from(body.subarray(start)).map((x) => x ^ 0xff);
+      res.writeHead(206, { 'content-length': stale.length, 'content-range': `bytes ${start}-${body.length - 1}/${body.length}`, 'accept-ranges': 'bytes' });
+      res.end(stale);
     } else if (b.kind === 'drip') {
       const m = b.ignoreRange ? null : /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
       const start = m && Number(m[1]) < body.length ? Number(m[1]) : 0;
