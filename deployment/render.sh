@@ -18,6 +18,13 @@ for v in "${vars[@]}"; do
     echo "render.sh: $v contains a \", a backslash or a control character, which a JSON string cannot hold as is" >&2
     exit 2
   fi
+  # None of these values has a space at either end (an image reference, a name, a URL, a token):
+  # one pasted with it rendered without complaint, and the module then failed on the gateway
+  # (the agent refuses a blank status token; a registry refuses the image name).
+  if [[ "${!v}" =~ ^[[:space:]] || "${!v}" =~ [[:space:]]$ ]]; then
+    echo "render.sh: $v begins or ends with a space, or is only spaces: set it without them" >&2
+    exit 2
+  fi
 done
 list=$(printf '${%s} ' "${vars[@]}")
 envsubst "$list" < "$(dirname "$0")/pumpwatch.deployment.template.json"

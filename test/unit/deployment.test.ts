@@ -486,4 +486,14 @@ describe('deployment/render.sh', () => {
       expect(r.stderr).not.toContain('cret');
     }
   });
+
+  it('refuses a value with a space at either end, or only spaces, without printing it', () => {
+    // Before, it rendered: a status token of " " made the agent exit 2 on the gateway, in a restart loop.
+    for (const [name, bad] of [['PUMPWATCH_STATUS_TOKEN', ' '], ['PUMPWATCH_VERSION', '0.1.0 '], ['REGISTRY_PASSWORD', ' pw-secret']] as const) {
+      const r = render({ ...vars, [name]: bad });
+      expect(r.status, `${name}=${JSON.stringify(bad)}`).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toBe(`render.sh: ${name} begins or ends with a space, or is only spaces: set it without them\n`);
+    }
+  });
 });
