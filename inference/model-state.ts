@@ -36,6 +36,8 @@ export interface RefusedRecord {
    * under (the name is older than the URL's part); the refusal holds only while both stay these.
    */
   limits?: string;
+  /** The refused entry was a shadow model (absent: the live entry; older records: see restore). */
+  shadow?: true;
 }
 
 export interface PersistedModels {

@@ -1,7 +1,7 @@
 import { DEFAULT_MODEL_KEY, type InferenceEngine, type ModelFault } from './engine.js';
 import { LoadedModel } from './model.js';
 import { loadModelFile } from './model-file.js';
-import { emptyState, loadState, saveState, type KeyValueStore, type PersistedModels, type PreviousModel } from './model-state.js';
+import { emptyState, loadState, saveState, type KeyValueStore, type PersistedModels, type PreviousModel, type RefusedRecord } from './model-state.js';
 import type { ModelStore } from './model-store.js';
 import { SerialQueue } from './serial.js';
 import { ModelStatusBoard, type ModelStatus, type ModelStatusName } from './model-status.js';
@@ -109,7 +109,12 @@ export class ModelManager {
       const activated = new Set(Object.keys(p.live));
       const shadowChanged = new Set([...activated, ...Object.keys(p.shadow)]);
       // A refusal made meanwhile is about the entry the twin names now: it wins over the saved one.
-      for (const [key, rec] of Object.entries(saved.refused)) if (!shadowChanged.has(key) && !p.refused[key]) p.refused[key] = rec;
+      const refusals: Array<[string, RefusedRecord]> = [];
+      for (const [key, rec] of Object.entries(saved.refused)) {
+        if (shadowChanged.has(key) || p.refused[key]) continue;
+        p.refused[key] = rec;
+        refusals.push([key, rec]);
+      }
       const restored = new Set<string>();
       for (const [key, rec] of Object.entries(saved.live)) {
         if (activated.has(key)) {
@@ -152,6 +157,17 @@ export class ModelManager {
           this.log('warn', 'stored shadow model could not be restored', { model: key, version: rec.version, err: (err as Error).message });
           delete p.shadow[key];
         }
+      }
+      // The refusals saved are shown again beside the models restored, until the twin is read: a
+      // gateway that stays offline showed its fallback as if no model had been refused or rolled
+      // back. Not over a status shown meanwhile (a download, a refusal of the twin read).
+      for (const [key, rec] of refusals) {
+        // Records older than the flag: a shadow's fault is the only shadow refusal they name so.
+        const shadow = rec.shadow === true || rec.reason.startsWith('shadow model failed: ');
+        const shown = this.board.get(key, shadow);
+        if (shown && shown.status !== 'active' && shown.status !== 'shadow') continue;
+        this.showEntry(key, shadow, rec.version, rec.status, rec.reason);
+        restored.add(key);
       }
       this.persist();
       this.stateLoaded = true;
@@ -292,7 +308,7 @@ export class ModelManager {
         const reason = `shadow model failed: ${fault.reason}`;
         await this.dropShadowNow(fault.key);
         if (rec) {
-          this.persisted.refused[fault.key] = { ...rec, status: 'rejected', reason };
+          this.persisted.refused[fault.key] = { ...rec, status: 'rejected', reason, shadow: true };
           this.setShadowStatus(fault.key, null, rec.version, 'rejected', reason);
         }
         this.persist();
@@ -439,7 +455,7 @@ export class ModelManager {
    * a refused download, the settings and URL it was refused under (see refusal()).
    */
   markRejected(key: string, ref: ModelRef, reason: string, shadow = false, scope?: string): void {
-    this.persisted.refused[key] = { ...ref, status: 'rejected', reason, ...(scope !== undefined ? { limits: scope } : {}) };
+    this.persisted.refused[key] = { ...ref, status: 'rejected', reason, ...(scope !== undefined ? { limits: scope } : {}), ...(shadow ? { shadow: true as const } : {}) };
     this.persist();
     this.showEntry(key, shadow, ref.version, 'rejected', reason);
     this.changed(key);

@@ -148,7 +148,8 @@ describe('a desired entry that names the running version with other bytes', () =
 
     await stop(); // a module update, a power cut
     ({ agent, updater } = await start(dir));
-    expect(agent.models.status()['default']).toMatchObject({ version: 'v1', status: 'active', error: null, activeVersion: 'v1' });
+    // Before the twin is read, the refusal saved is shown beside the model restored (it was hidden until the twin read).
+    expect(agent.models.status()['default']).toMatchObject({ version: 'v1', status: 'rejected', error: expect.stringMatching(/./), activeVersion: 'v1' });
     await desire(updater, { default: eG }); // the twin read after the restart: still refused, A keeps scoring
     expect(agent.models.status()['default']).toMatchObject({ version: 'v1', status: 'rejected', activeVersion: 'v1' });
     expect(await scoredBy(agent, readings('p1', 2))).toEqual([['v1', true], ['v1', true]]);
@@ -177,6 +178,40 @@ describe('a desired entry that names the running version with other bytes', () =
     // A scores again (B would give NaN on these), and B's file went with the rollback.
     expect(await scoredBy(agent, readings('p1', 2, { Pressure: 0, Flow: 0, Current: 0 }))).toEqual([['v1', true], ['v1', true]]);
     expect(files(dir)).toEqual([named('v1', A)]);
+  });
+});
+
+describe('a refusal saved before a restart', () => {
+  it('is shown again beside the model restored before the twin is read: a rollback, and a refused shadow, on a gateway that stays offline', async () => {
+    // Before, /status showed the fallback as active with no error until the twin was read, so a
+    // gateway offline after a restart hid that its deployed model had been rolled back.
+    const dir = gateway();
+    const a1 = makeModel({ version: 'a1', seed: 34 });
+    const e1 = server.add('restart-a1.onnx', a1, 'a1');
+    const e2 = server.add('restart-a2.onnx', nanBelowModel('a2'), 'a2');
+    const garbage = Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 37) % 251));
+    const eS = { ...server.add('restart-s1.onnx', garbage, 's1'), shadow: true };
+    let { agent, updater } = await start(dir);
+    await agent.pipeline.ingest(readings('p1', 10), 'test');
+    await desire(updater, { default: e1 });
+    await desire(updater, { default: e2, p2: eS });
+    await agent.pipeline.ingest(readings('p1', 2, { Pressure: 0, Flow: 0, Current: 0 }), 'test');
+    await agent.models.idle();
+    const rolledBack = agent.models.status()['default'];
+    expect(rolledBack).toMatchObject({ version: 'a2', status: 'rolled-back', activeVersion: 'a1' });
+    const shadowRefused = agent.models.status()['p2']?.shadow;
+    expect(shadowRefused).toMatchObject({ version: 's1', status: 'rejected' });
+
+    await stop();
+    ({ agent, updater } = await start(dir));
+    expect(agent.models.status()['default']).toMatchObject({ version: 'a2', status: 'rolled-back', error: rolledBack!.error, activeVersion: 'a1' });
+    expect(agent.models.status()['p2']?.shadow).toMatchObject({ version: 's1', status: 'rejected', error: shadowRefused!.error });
+    expect(await scoredBy(agent, readings('p1', 2, { Pressure: 0, Flow: 0, Current: 0 }))).toEqual([['a1', true], ['a1', true]]);
+    // The twin read says the same, and the rolled-back version is not downloaded again.
+    const asked = requestsFor(e2);
+    await desire(updater, { default: e2, p2: eS });
+    expect(agent.models.status()['default']).toMatchObject({ version: 'a2', status: 'rolled-back', activeVersion: 'a1' });
+    expect(requestsFor(e2)).toBe(asked);
   });
 });
 
