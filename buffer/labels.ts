@@ -274,6 +274,18 @@ export class LabelStore {
     return episodeExtent(this.buffer, seq, gapMs, { stopped });
   }
 
+  /**
+   * The newest label of `pumpId` whose time range meets [fromTs, toTs] (epoch ms): an episode's
+   * label, wherever in the episode it was made (a label saved while the pump was still in alarm
+   * covers the episode up to then, and none of the alerts after it carry it).
+   */
+  newestOverlapping(pumpId: string, fromTs: number, toTs: number): Label | null {
+    const row = this.buffer.db
+      .prepare(`SELECT ${COLUMNS} FROM labels WHERE pump_id = ? AND from_ts <= ? AND to_ts >= ? AND ${VALID_TIMES_SQL} ORDER BY created_at DESC, rowid DESC LIMIT 1`)
+      .get(pumpId, toTs, fromTs) as LabelRow | undefined;
+    return row ? fromRow(row) : null;
+  }
+
   /** The reading with this sequence number, if the buffer still holds it. */
   reading(seq: number): StoredRow | null {
     return this.buffer.rowsBySeq(seq, seq)[0] ?? null;

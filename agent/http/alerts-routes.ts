@@ -72,8 +72,8 @@ function alertJson(r: StoredRow, label: Label | undefined, deps: AlertsDeps): Re
  * the page after it.
  *
  * `GET /alerts/:seq/episode[?pumpId=]`: the whole episode holding the alert `seq` (its first and last
- * alert, its count and its peak alert), read by the agent however long it is, so a label can cover
- * all of it without the page reading it page by page. One is read at a time.
+ * alert, its count, its peak alert and its label), read by the agent however long it is, so a label
+ * can cover all of it without the page reading it page by page. One is read at a time.
  */
 export function registerAlertsRoutes(server: StatusServer, deps: AlertsDeps): void {
   server.route('GET', '/alerts', ({ url }) => {
@@ -134,6 +134,8 @@ export function registerAlertsRoutes(server: StatusServer, deps: AlertsDeps): vo
         last: at(e.last),
         // evicted since the walk passed it: its seq, time and score stand for it
         peak: peak ? alertJson(peak, deps.labels.labelsFor([peak]).get(peak.seq), deps) : { ...at(e.peak), score: e.peak.score },
+        // the episode's label (the newest meeting its time range), though no alert listed may carry it
+        label: ((l) => (l ? labelJson(l) : null))(deps.labels.newestOverlapping(e.pumpId, e.first.ts, e.last.ts)),
       },
     };
   });

@@ -47,10 +47,27 @@ export function groupEpisodes(alerts) {
   }
   for (const ep of episodes) {
     ep.label = ep.alerts.map((a) => a.label).filter(Boolean).sort((x, y) => y.createdAt.localeCompare(x.createdAt))[0] ?? null;
-    // a label saved on part of the episode (it went on after, or only its newest alerts were read)
-    ep.labelled = ep.label ? ep.alerts.filter((a) => a.label?.id === ep.label.id).length : 0;
   }
   return episodes;
+}
+
+/**
+ * What a label misses of an episode, said by time, or null when it covers all of it. `extent`
+ * ({ first, last }: ISO times): the whole episode as the agent bounds it, when known, else the
+ * part listed. Counts of the alerts listed misled: a label saved while the pump was still in alarm
+ * covers the episode up to then, and the list, holding only its newest alerts, said "covers 99 of
+ * the episode's 100 readings" of a label over 123 of 150.
+ */
+export function labelCoverage(label, extent) {
+  const from = Date.parse(label.from);
+  const to = Date.parse(label.to);
+  const first = Date.parse(extent.first);
+  const last = Date.parse(extent.last);
+  if (from <= first && to >= last) return null;
+  if (from <= first) {
+    return `This label covers the episode up to ${fmtTime(label.to)}: its alerts after that (the pump was still in alarm) are not labelled. Change the label to cover them too.`;
+  }
+  return `This label covers ${fmtTime(label.from)} – ${fmtTime(label.to)}, not all of the episode: change it to cover all of it.`;
 }
 
 /** The episodes the recent list shows (see `shown`). */
@@ -87,12 +104,11 @@ export function episodeItem(ep, onLabel) {
   if (top) li.append(el('p', '', `Main contributors: ${top}`));
   li.append(el('p', 'muted', `Model ${ep.peak.modelVersion ?? '–'}`));
   if (ep.label) li.append(el('p', 'label-text', labelText(ep.label)));
-  if (ep.label && ep.labelled < ep.alerts.length) {
-    li.append(el('p', 'label-part', `This label covers ${ep.labelled} of the episode’s ${ep.alerts.length} readings: change it to cover all of them.`));
-  }
+  const part = ep.label ? labelCoverage(ep.label, ep.whole ?? { first: ep.first.ts, last: ep.last.ts }) : null;
+  if (part) li.append(el('p', 'label-part', part));
   if (ep.partial) {
     li.dataset.partial = 'true';
-    li.append(el('p', 'muted', PARTIAL_TEXT));
+    li.append(el('p', 'muted', ep.whole ? wholeText(ep.whole) : PARTIAL_TEXT));
   }
   if (ep.continuesAfter) {
     li.dataset.continues = 'true';
@@ -109,10 +125,15 @@ export function episodeItem(ep, onLabel) {
 /** Text on an episode that may have begun before the oldest alert read. */
 const PARTIAL_TEXT = 'It may have begun earlier: a label covers all of it, its older alerts too.';
 
+/** Text on such an episode once the agent said where it began (`whole`: the answer of GET /alerts/:seq/episode). */
+const wholeText = (whole) =>
+  `Only its newest alerts are listed: it began at ${fmtTime(whole.first)} (${whole.count.toLocaleString('en-US')} readings in all), and a label covers all of it.`;
+
 /**
  * The recent alerts of every pump (at most `perPump` of each); onLabel(episode) opens the label
  * dialog for it. A pump's oldest episode is marked `partial` when its alerts fill its `perPump`:
- * it may have begun before them (a pump in anomaly for more than `perPump` readings).
+ * it may have begun before them (a pump in anomaly for more than `perPump` readings). Returns the
+ * episodes shown.
  */
 export function renderAlerts(list, empty, alerts, perPump, onLabel) {
   const counts = new Map();
@@ -124,4 +145,24 @@ export function renderAlerts(list, empty, alerts, perPump, onLabel) {
   for (const ep of episodes) ep.partial = counts.get(ep.pumpId) >= perPump && oldest.get(ep.pumpId) === ep.first.seq;
   empty.hidden = episodes.length > 0;
   list.replaceChildren(...episodes.map((ep) => episodeItem(ep, onLabel)));
+  return episodes;
+}
+
+/**
+ * Draws again the item of an episode the list cut (`ep.partial`) with what the agent says of the
+ * whole of it (`whole`, GET /alerts/:seq/episode): its label, which may be on alerts not listed (a
+ * label saved while the pump was in alarm covers it up to then, and none of its newest alerts carry
+ * it: the item said "Label this alert" again and the dialog came up empty), where it began and how
+ * many readings it holds. Nothing when the list was drawn again since; the focus stays on its button.
+ */
+export function completeCut(list, ep, whole, onLabel) {
+  const li = [...list.children].find((x) => x.dataset.pump === ep.pumpId && x.dataset.first === String(ep.first.seq));
+  if (!li) return;
+  const focused = li.contains(document.activeElement);
+  // the newer of the two: the answer may be older than the list drawn
+  const label = [whole.label, ep.label].filter(Boolean).sort((x, y) => y.createdAt.localeCompare(x.createdAt))[0] ?? null;
+  const done = { ...ep, label, whole: { first: whole.first.ts, last: whole.last.ts, count: whole.count } };
+  const next = episodeItem(done, onLabel);
+  li.replaceWith(next);
+  if (focused) next.querySelector('button')?.focus();
 }

@@ -4,7 +4,7 @@ import { pickSensors, scoreChart, sensorCharts } from './charts.js';
 import { SKEW_NOTICE_MS, clockSkewMs, noteGatewayTime } from './clock.js';
 import { fmtClock, fmtDuration, fmtScorePair, timeZoneText } from './format.js';
 import { initLabelForm } from './label-form.js';
-import { renderAlerts } from './alerts.js';
+import { completeCut, renderAlerts } from './alerts.js';
 import { FINDING_WHOLE, initHistory, notLabelled, wholeEpisode } from './history.js';
 import { alarming, cloudSummary, deploymentNote, modelScope, modelTraining, pumpWhy, rangeNote, refusalNote, renderGateway, renderPumps, renderValues, sortPumps } from './render.js';
 
@@ -130,6 +130,36 @@ async function labelRecentWhole(ep) {
     return why.pageFailure ? handleFailure(err) : undefined;
   } finally {
     recentRead.running = false;
+  }
+}
+
+/**
+ * The agent's answers on the recent list's cut episodes (GET /alerts/:seq/episode), by pump, the
+ * alerts listed and their label: asked once for what the list shows, so a list drawn again without
+ * new alerts or labels asks nothing. A failed answer is forgotten (asked again at the next drawing), and the item keeps what
+ * the list says.
+ */
+const cutAnswers = new Map();
+const MAX_CUT_ANSWERS = 200;
+
+/** Completes the items of the episodes the recent list cut (alerts.js completeCut): their label, where they began. */
+function completeCutEpisodes(episodes) {
+  for (const ep of episodes) {
+    if (!ep.partial) continue;
+    // the label listed too: a label saved since (it covers the alerts listed) is asked about again
+    const key = `${ep.pumpId} ${ep.first.seq} ${ep.last.seq} ${ep.label?.id ?? ''}`;
+    let answer = cutAnswers.get(key);
+    if (!answer) {
+      if (cutAnswers.size >= MAX_CUT_ANSWERS) cutAnswers.clear();
+      answer = api(`/alerts/${ep.first.seq}/episode?pumpId=${encodeURIComponent(ep.pumpId)}`).catch(() => {
+        cutAnswers.delete(key);
+        return null;
+      });
+      cutAnswers.set(key, answer);
+    }
+    const run = recentRead.agentRun;
+    // an answer of an agent that restarted since may be of another buffer's alerts
+    void answer.then((whole) => whole && run === recentRead.agentRun && completeCut($('alerts'), ep, whole, labelRecentWhole));
   }
 }
 
@@ -460,6 +490,7 @@ async function refreshAll({ alerts: wantAlerts = false } = {}) {
         // what the recent list said of a label was of the old run, and a read across the restart is dropped
         recentRead.agentRun += 1;
         sayRecent('');
+        cutAnswers.clear(); // its seqs may be another buffer's now
       }
       if (alerts) state.alertsAt = Date.now();
       const wasDown = state.conn === 'down';
@@ -486,7 +517,7 @@ async function refreshAll({ alerts: wantAlerts = false } = {}) {
       }
       renderPumps($('pumps'), state.pumps, state.selected, onSelect);
       $('pumps-empty').hidden = state.pumps.length > 0;
-      renderAlerts($('alerts'), $('alerts-empty'), state.alerts, ALERTS_PER_PUMP, labelRecentWhole);
+      completeCutEpisodes(renderAlerts($('alerts'), $('alerts-empty'), state.alerts, ALERTS_PER_PUMP, labelRecentWhole));
       renderGateway($('gateway'), status);
       renderDetail();
       if (wasDown) alertHistory.reconnected();

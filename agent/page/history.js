@@ -103,7 +103,8 @@ export async function wholeEpisode(ep) {
   if (!holds) throw new Error(`the gateway’s alerts of ${ep.pumpId} changed since they were listed: reload them, then label again`);
   // evicted alerts were most likely uploaded already (eviction takes uploaded rows first): the label covers them too
   const first = gone.length > 0 ? ep.first : whole.first;
-  return { ...ep, first, last: whole.last, peak: whole.peak, count: whole.count + gone.length };
+  // the episode's label, which its alerts listed may not carry (saved while the pump was still in alarm)
+  return { ...ep, first, last: whole.last, peak: whole.peak, count: whole.count + gone.length, label: whole.label ?? ep.label };
 }
 
 /**

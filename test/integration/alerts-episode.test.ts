@@ -188,6 +188,20 @@ describe('GET /alerts/:seq/episode on a running agent', () => {
     // the same episode from its first alert
     const fromFirst = await get(`/alerts/${r.json.first.seq}/episode`);
     expect(fromFirst.json).toEqual(r.json);
+    expect(r.json.label).toBeNull();
+
+    // its label: the newest of the pump's labels meeting its time range, though its newest alerts do not carry it
+    const label = (body: Record<string, unknown>) => postJson(`${t.url}/labels`, { pumpId: 'ep-http', author: 'Ben', kind: 'false-alarm', ...body });
+    expect((await label({ from: new Date(t0 - 120_000).toISOString(), to: new Date(t0 - 120_000).toISOString() })).status).toBe(201); // the episode before
+    expect((await label({ from: new Date(t0 + 5000 * 1000 + EPISODE_GAP_MS).toISOString(), to: new Date(t0 + 5000 * 1000 + EPISODE_GAP_MS).toISOString() })).status).toBe(201); // the next
+    const early = await label({ kind: 'confirmed-fault', faultType: 'bearing', from: new Date(t0).toISOString(), to: new Date(t0 + 1000 * 1000).toISOString() });
+    expect(early.status).toBe(201);
+    const labelled = await get(`/alerts/${inside.seq}/episode?pumpId=ep-http`);
+    expect(labelled.json.label).toMatchObject({ id: (early.json as any).label.id, kind: 'confirmed-fault', faultType: 'bearing', from: new Date(t0).toISOString(), to: new Date(t0 + 1000 * 1000).toISOString() });
+    expect((await get(`/alerts?pumpId=ep-http&limit=3`)).json.alerts[1].label).toBeNull();
+    // another pump's label over the same time is not its
+    expect((await postJson(`${t.url}/labels`, { pumpId: 'ep-other', author: 'Ben', kind: 'false-alarm', from: new Date(t0).toISOString(), to: new Date(t0 + 4999 * 1000).toISOString() })).status).toBe(201);
+    expect((await get(`/alerts/${inside.seq}/episode?pumpId=ep-http`)).json.label.id).toBe((early.json as any).label.id);
   });
 
   it('names what is wrong: not a number, no such reading, not an alert, another pump', async () => {
