@@ -168,7 +168,8 @@ export function deploymentNote(p) {
 }
 
 export function sortPumps(pumps) {
-  return [...pumps].sort((a, b) => rank(a) - rank(b) || a.pumpId.localeCompare(b.pumpId));
+  // numbers in ids by their value: sim-pump-3 before sim-pump-29 (not after sim-pump-29, as text)
+  return [...pumps].sort((a, b) => rank(a) - rank(b) || a.pumpId.localeCompare(b.pumpId, 'en', { numeric: true }));
 }
 
 function modelLine(model, thresholdText) {

@@ -541,6 +541,35 @@ describe('what the field review found', () => {
   const FAULT = { Pressure: 0.2, Flow: 45, Current: 0.6 };
   const dialogOpen = (page: Page) => page.locator('#label-dialog').evaluate((d) => (d as any).open);
 
+  it('orders 62 pumps by the numbers in their ids, and takes the technician to the details of a pump chosen far down a laptop page', async () => {
+    // Before, sim-pump-3 came after sim-pump-29, and on a laptop the details of a pump chosen
+    // (below the whole grid) were neither scrolled to nor focused: only its border changed.
+    const own = await startTestAgent();
+    try {
+      const r = rng(37);
+      const now = Date.now() - 1000;
+      const readings = Array.from({ length: 62 }, (_, p) => ({ pumpId: `sim-pump-${p + 1}`, ts: now, values: normalValues(r, p) }));
+      expect((await postJson(`${own.url}/readings`, readings)).status).toBe(202);
+      const { page, errors } = await openPage(own.url, { width: 1366, height: 700 });
+      await expect.poll(() => page.locator('#pumps button[data-pump]').count()).toBe(62);
+      const order = await page.locator('#pumps button[data-pump]').evaluateAll((bs) => bs.map((b) => (b as HTMLElement).dataset.pump));
+      expect(order.slice(0, 4)).toEqual(['sim-pump-1', 'sim-pump-2', 'sim-pump-3', 'sim-pump-4']);
+      expect(order.at(-1)).toBe('sim-pump-62');
+      // the details are far below the grid, out of view
+      expect((await page.locator('#detail-h').boundingBox())!.y).toBeGreaterThan(700);
+      await page.locator('button[data-pump="sim-pump-5"]').click();
+      await expect.poll(() => page.evaluate(() => document.activeElement?.id)).toBe('detail-h');
+      const box = await page.locator('#detail-h').boundingBox();
+      expect(box!.y).toBeGreaterThanOrEqual(0);
+      expect(box!.y + box!.height).toBeLessThanOrEqual(700);
+      expect(await page.locator('#detail-h').textContent()).toContain('sim-pump-5');
+      expect(errors).toEqual([]);
+      await page.close();
+    } finally {
+      await own.stop();
+    }
+  });
+
   it('keeps the alert of a quiet pump visible and labellable while another pump floods the list at 1 Hz', async () => {
     const own = await startTestAgent();
     try {
