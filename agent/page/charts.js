@@ -1,6 +1,8 @@
 // Charts of one pump: its anomaly score against the model's threshold, and its sensor values
 // below it (uPlot, served by the agent from its own node_modules; `uPlot` is a global).
 
+import { fmtTime } from './format.js';
+
 const INK = '#1b1b1b';
 const GRID = '#d6d6d6';
 const SCORE = '#1f4e8c';
@@ -9,6 +11,32 @@ const SENSOR_COLORS = ['#1f4e8c', '#6b3fa0', '#0b6b2c', '#8a4b00', '#00606b', '#
 export const MAX_SENSOR_CHARTS = 6;
 
 const axis = (extra = {}) => ({ stroke: INK, grid: { stroke: GRID, width: 1 }, ticks: { stroke: GRID }, font: '12px system-ui, sans-serif', ...extra });
+
+/**
+ * The time axis's labels in the page's locale, as every other time on the page (uPlot's own are
+ * US-style whatever the locale: "3:30am" over "12/7/26", which a European reads as 12 July): the
+ * time of each tick (with seconds when ticks are under a minute apart), and the day under the
+ * first tick and under each tick of a new day; the day alone for ticks a day or more apart.
+ * `locale`: undefined for the browser's. Returns uPlot's `values(u, splits, axisIdx, space, incr)`.
+ */
+export function timeTicks(locale) {
+  const hm = new Intl.DateTimeFormat(locale, { hour: '2-digit', minute: '2-digit' });
+  const hms = new Intl.DateTimeFormat(locale, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  const day = new Intl.DateTimeFormat(locale, { day: 'numeric', month: 'short' });
+  return (u, splits, axisIdx, space, incr) => {
+    let shownDay = null;
+    return splits.map((s) => {
+      const d = new Date(s * 1000);
+      if (incr >= 86_400) return day.format(d);
+      const time = (incr < 60 ? hms : hm).format(d);
+      const today = d.toDateString();
+      if (today === shownDay) return time;
+      shownDay = today;
+      return `${time}\n${day.format(d)}`;
+    });
+  };
+}
+const localTicks = timeTicks(undefined);
 
 function widthOf(el) {
   return Math.max(240, Math.floor(el.clientWidth || el.parentElement?.clientWidth || 320));
@@ -54,9 +82,11 @@ export function scoreChart(el, rows, threshold) {
     // on a phone the live legend (time and values under the cursor) only crowds the chart: a key
     legend: { show: true, live: !globalThis.matchMedia?.('(max-width: 40rem)').matches },
     scales: { x: { time: true }, y: { distr: 4, asinh: linear } },
-    axes: [axis(), axis({ size: 56, filter: decades, grid: { stroke: GRID, width: 1, filter: decades }, ticks: { stroke: GRID, filter: decades } })],
+    // ticks at least 90 px apart: a locale's time with seconds ("02:44:10 AM") is about 75 px wide
+    axes: [axis({ values: localTicks, space: 90 }), axis({ size: 56, filter: decades, grid: { stroke: GRID, width: 1, filter: decades }, ticks: { stroke: GRID, filter: decades } })],
     series: [
-      { label: 'Time' },
+      // the time under the cursor as the page writes times (uPlot's own is US-style)
+      { label: 'Time', value: (u, v) => (v == null ? '–' : fmtTime(new Date(v * 1000).toISOString())) },
       { label: 'Score', stroke: SCORE, width: 2, spanGaps: false },
       { label: 'Threshold', stroke: ALARM, width: 1.5, dash: [6, 4], points: { show: false } },
       { label: 'Anomaly', stroke: ALARM, fill: ALARM, width: 0, paths: () => null, points: { show: true, size: 7, fill: ALARM, stroke: ALARM } },

@@ -25,3 +25,18 @@ describe('a score beside its threshold', () => {
     expect(pair(1.5, undefined)).toEqual(['1.5', '–']);
   });
 });
+
+describe('the chart time axis (agent/page/charts.js timeTicks)', () => {
+  // Before, uPlot's own labels read "3:30am" over "12/7/26" whatever the browser's locale.
+  it('writes tick times in the locale asked, with the day under the first tick and at a new day', async () => {
+    // @ts-expect-error: plain JavaScript module
+    const { timeTicks } = (await import('../../agent/page/charts.js')) as { timeTicks: (locale?: string) => (...a: unknown[]) => string[] };
+    const at = (iso: string) => Date.parse(iso) / 1000;
+    const splits = [at('2026-12-07T03:30:00'), at('2026-12-07T03:31:00'), at('2026-12-07T03:32:00')];
+    expect(timeTicks('en-GB')(null, splits, 0, 50, 60)).toEqual(['03:30\n7 Dec', '03:31', '03:32']);
+    expect(timeTicks('en-GB')(null, [at('2026-12-07T03:30:10'), at('2026-12-07T03:30:20')], 0, 50, 10)).toEqual(['03:30:10\n7 Dec', '03:30:20']);
+    expect(timeTicks('en-GB')(null, [at('2026-12-06T23:00:00'), at('2026-12-07T00:00:00')], 0, 50, 3600)).toEqual(['23:00\n6 Dec', '00:00\n7 Dec']);
+    expect(timeTicks('en-GB')(null, [at('2026-12-06T00:00:00'), at('2026-12-07T00:00:00')], 0, 50, 86_400)).toEqual(['6 Dec', '7 Dec']);
+    expect(timeTicks('en-US')(null, splits.slice(0, 1), 0, 50, 60)).toEqual(['03:30 AM\nDec 7']);
+  });
+});
