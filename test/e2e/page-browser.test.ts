@@ -552,13 +552,13 @@ describe('what the field review found', () => {
       expect((await postJson(`${own.url}/readings`, readings)).status).toBe(202);
       const { page, errors } = await openPage(own.url, { width: 1366, height: 700 });
       await expect.poll(() => page.locator('#pumps button[data-pump]').count()).toBe(62);
-      const order = await page.locator('#pumps button[data-pump]').evaluateAll((bs) => bs.map((b) => (b as HTMLElement).dataset.pump));
+      const order = await page.locator('#pumps button[data-pump]').evaluateAll((bs) => bs.map((b) => (b as any).dataset.pump));
       expect(order.slice(0, 4)).toEqual(['sim-pump-1', 'sim-pump-2', 'sim-pump-3', 'sim-pump-4']);
       expect(order.at(-1)).toBe('sim-pump-62');
       // the details are far below the grid, out of view
       expect((await page.locator('#detail-h').boundingBox())!.y).toBeGreaterThan(700);
       await page.locator('button[data-pump="sim-pump-5"]').click();
-      await expect.poll(() => page.evaluate(() => document.activeElement?.id)).toBe('detail-h');
+      await expect.poll(() => page.evaluate('document.activeElement?.id')).toBe('detail-h');
       const box = await page.locator('#detail-h').boundingBox();
       expect(box!.y).toBeGreaterThanOrEqual(0);
       expect(box!.y + box!.height).toBeLessThanOrEqual(700);
