@@ -481,8 +481,12 @@ async function refreshAll({ alerts: wantAlerts = false } = {}) {
     try {
       // after an outage the list is loaded again at once
       const due = state.alertsWanted || state.conn !== 'ok' || Date.now() - state.alertsAt >= ALERTS_MS;
+      // While the agent does not answer, only /status is asked, the smallest answer: the pumps and the
+      // alert list (87 kB with 62 pumps, 6 MB with 100 in alarm) come once it answers. Before, every
+      // try asked all three, about every 1.25 s, on a site's Wi-Fi that may be why it failed.
+      const probe = state.conn === 'down' ? await api('/status') : null;
       if (due) state.alertsWanted = false; // a new alarm seen while this refresh runs asks again
-      const [status, pumps, listed] = await Promise.all([api('/status'), getPumps(), due ? getAlerts() : null]);
+      const [status, pumps, listed] = await Promise.all([probe ?? api('/status'), getPumps(), due ? getAlerts() : null]);
       let alerts = listed;
       if (!alerts && newAlarm(state.pumps, pumps.pumps)) alerts = await getAlerts();
       if (getToken() !== token) return; // signed out (or in with another token) meanwhile
@@ -590,8 +594,9 @@ async function streamLoop() {
       }
     }
     state.streamLive = false;
-    // the stream ended (an agent stopping ends it cleanly): check at once rather than at the next poll
-    if (!abort.signal.aborted && !state.blocked) void refreshAll();
+    // the stream ended (an agent stopping ends it cleanly): check at once rather than at the next poll;
+    // while the agent is down the poll's own tries are enough
+    if (!abort.signal.aborted && !state.blocked && state.conn !== 'down') void refreshAll();
     setLive();
     await sleep(3000);
   }

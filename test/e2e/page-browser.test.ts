@@ -541,6 +541,41 @@ describe('what the field review found', () => {
   const FAULT = { Pressure: 0.2, Flow: 45, Current: 0.6 };
   const dialogOpen = (page: Page) => page.locator('#label-dialog').evaluate((d) => (d as any).open);
 
+  it('asks only /status while the agent cannot be reached, and the pumps and the alert list once it answers again', async () => {
+    // Before, each try asked /status, /pumps and the whole alert list, about every 1.25 s
+    // (55 requests in 20 s, 16 of them the alert list), on a site's Wi-Fi that may be why it failed.
+    const own = await startTestAgent();
+    try {
+      const r = rng(41);
+      const now = Date.now() - 30_000;
+      const readings = Array.from({ length: 20 }, (_, i) => ({ pumpId: 'pump-w', ts: now + i * 1000, values: i >= 15 ? FAULT : normalValues(r, i) }));
+      expect((await postJson(`${own.url}/readings`, readings)).status).toBe(202);
+      const { page, errors } = await openPage(own.url);
+      await page.locator('#alerts li[data-pump="pump-w"]').waitFor();
+      const asked: string[] = [];
+      const api = (url: URL) => url.pathname !== '/' && !url.pathname.startsWith('/page/');
+      await page.route(api, (route) => {
+        asked.push(new URL(route.request().url()).pathname);
+        return route.abort('connectionrefused');
+      });
+      await expect.poll(() => page.locator('#live').textContent(), { timeout: 15_000 }).toMatch(/unreachable/i);
+      asked.length = 0;
+      await page.waitForTimeout(6_000);
+      expect(asked.filter((p) => p !== '/status' && p !== '/events')).toEqual([]);
+      expect(asked.filter((p) => p === '/status').length).toBeGreaterThan(0);
+      expect(asked.filter((p) => p === '/status').length).toBeLessThanOrEqual(5); // one every 2 s at most
+      const back: string[] = [];
+      page.on('request', (req) => back.push(new URL(req.url()).pathname));
+      await page.unroute(api);
+      await expect.poll(() => back.includes('/alerts') && back.includes('/pumps'), { timeout: 15_000 }).toBe(true);
+      await expect.poll(() => page.locator('#live').textContent()).not.toMatch(/unreachable/i);
+      expect(errors).toEqual([]);
+      await page.close();
+    } finally {
+      await own.stop();
+    }
+  });
+
   it('orders 62 pumps by the numbers in their ids, and takes the technician to the details of a pump chosen far down a laptop page', async () => {
     // Before, sim-pump-3 came after sim-pump-29, and on a laptop the details of a pump chosen
     // (below the whole grid) were neither scrolled to nor focused: only its border changed.
