@@ -160,8 +160,12 @@ export class ModelManager {
       }
       // The refusals saved are shown again beside the models restored, until the twin is read: a
       // gateway that stays offline showed its fallback as if no model had been refused or rolled
-      // back. Not over a status shown meanwhile (a download, a refusal of the twin read).
+      // back. Not over a status shown meanwhile (a download, a refusal of the twin read); not a
+      // refused download (below).
       for (const [key, rec] of refusals) {
+        // A refused download holds only under the settings and URL it was refused under (refusal()),
+        // and the twin's URL is not known yet: not shown, as it may no longer hold (a raised size limit).
+        if (rec.limits !== undefined) continue;
         // Records older than the flag: a shadow's fault is the only shadow refusal they name so.
         const shadow = rec.shadow === true || rec.reason.startsWith('shadow model failed: ');
         const shown = this.board.get(key, shadow);

@@ -182,7 +182,7 @@ describe('a desired entry that names the running version with other bytes', () =
 });
 
 describe('a refusal saved before a restart', () => {
-  it('is shown again beside the model restored before the twin is read: a rollback, and a refused shadow, on a gateway that stays offline', async () => {
+  it('is shown again beside the model restored before the twin is read: a rollback, and a refused shadow, on a gateway that stays offline; not a download refused for its URL', async () => {
     // Before, /status showed the fallback as active with no error until the twin was read, so a
     // gateway offline after a restart hid that its deployed model had been rolled back.
     const dir = gateway();
@@ -191,10 +191,13 @@ describe('a refusal saved before a restart', () => {
     const e2 = server.add('restart-a2.onnx', nanBelowModel('a2'), 'a2');
     const garbage = Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 37) % 251));
     const eS = { ...server.add('restart-s1.onnx', garbage, 's1'), shadow: true };
+    // a download refused for what its URL answered: not shown after a restart (it holds only for that URL)
+    const eU = server.add('restart-u1.onnx', makeModel({ version: 'u1', seed: 35 }), 'u1', { kind: 'status', status: 403 });
     let { agent, updater } = await start(dir);
     await agent.pipeline.ingest(readings('p1', 10), 'test');
     await desire(updater, { default: e1 });
-    await desire(updater, { default: e2, p2: eS });
+    await desire(updater, { default: e2, p2: eS, p3: eU });
+    expect(agent.models.status()['p3']).toMatchObject({ version: 'u1', status: 'rejected' });
     await agent.pipeline.ingest(readings('p1', 2, { Pressure: 0, Flow: 0, Current: 0 }), 'test');
     await agent.models.idle();
     const rolledBack = agent.models.status()['default'];
@@ -206,10 +209,11 @@ describe('a refusal saved before a restart', () => {
     ({ agent, updater } = await start(dir));
     expect(agent.models.status()['default']).toMatchObject({ version: 'a2', status: 'rolled-back', error: rolledBack!.error, activeVersion: 'a1' });
     expect(agent.models.status()['p2']?.shadow).toMatchObject({ version: 's1', status: 'rejected', error: shadowRefused!.error });
+    expect(agent.models.status()['p3']?.status).not.toBe('rejected');
     expect(await scoredBy(agent, readings('p1', 2, { Pressure: 0, Flow: 0, Current: 0 }))).toEqual([['a1', true], ['a1', true]]);
     // The twin read says the same, and the rolled-back version is not downloaded again.
     const asked = requestsFor(e2);
-    await desire(updater, { default: e2, p2: eS });
+    await desire(updater, { default: e2, p2: eS, p3: eU });
     expect(agent.models.status()['default']).toMatchObject({ version: 'a2', status: 'rolled-back', activeVersion: 'a1' });
     expect(requestsFor(e2)).toBe(asked);
   });
