@@ -65,7 +65,8 @@ export function labelCoverage(label, extent) {
   const last = Date.parse(extent.last);
   if (from <= first && to >= last) return null;
   if (from <= first) {
-    return `This label covers the episode up to ${fmtTime(label.to)}: its alerts after that (the pump was still in alarm) are not labelled. Change the label to cover them too.`;
+    // saved while the pump was still in alarm, most often (or over part of it, through the API)
+    return `This label covers the episode up to ${fmtTime(label.to)} only: its later alerts are not labelled. Change the label to cover them too.`;
   }
   return `This label covers ${fmtTime(label.from)} – ${fmtTime(label.to)}, not all of the episode: change it to cover all of it.`;
 }
@@ -144,7 +145,19 @@ export function renderAlerts(list, empty, alerts, perPump, onLabel) {
   const episodes = shown(all);
   for (const ep of episodes) ep.partial = counts.get(ep.pumpId) >= perPump && oldest.get(ep.pumpId) === ep.first.seq;
   empty.hidden = episodes.length > 0;
+  // The list is drawn again at every poll: the button that had the keyboard's focus gets it back
+  // (the same episode's, found as the label dialog finds it), where it was lost to the page's body.
+  const had = document.activeElement?.closest?.('li');
+  const focused = had && list.contains(had) ? { first: had.dataset.first, pump: had.dataset.pump, from: had.dataset.from, to: had.dataset.to } : null;
   list.replaceChildren(...episodes.map((ep) => episodeItem(ep, onLabel)));
+  list.dataset.drawing = String(Number(list.dataset.drawing ?? 0) + 1);
+  if (focused) {
+    const items = [...list.children];
+    const again =
+      items.find((x) => x.dataset.pump === focused.pump && x.dataset.first === focused.first) ??
+      items.find((x) => x.dataset.pump === focused.pump && x.dataset.from <= focused.to && x.dataset.to >= focused.from);
+    again?.querySelector('button')?.focus({ preventScroll: true });
+  }
   return episodes;
 }
 
@@ -153,7 +166,8 @@ export function renderAlerts(list, empty, alerts, perPump, onLabel) {
  * whole of it (`whole`, GET /alerts/:seq/episode): its label, which may be on alerts not listed (a
  * label saved while the pump was in alarm covers it up to then, and none of its newest alerts carry
  * it: the item said "Label this alert" again and the dialog came up empty), where it began and how
- * many readings it holds. Nothing when the list was drawn again since; the focus stays on its button.
+ * many readings it holds. The caller checks that the answer is for this drawing of the list
+ * (`list.dataset.drawing`); the focus stays on its button.
  */
 export function completeCut(list, ep, whole, onLabel) {
   const li = [...list.children].find((x) => x.dataset.pump === ep.pumpId && x.dataset.first === String(ep.first.seq));
@@ -164,5 +178,5 @@ export function completeCut(list, ep, whole, onLabel) {
   const done = { ...ep, label, whole: { first: whole.first.ts, last: whole.last.ts, count: whole.count } };
   const next = episodeItem(done, onLabel);
   li.replaceWith(next);
-  if (focused) next.querySelector('button')?.focus();
+  if (focused) next.querySelector('button')?.focus({ preventScroll: true });
 }

@@ -134,32 +134,29 @@ async function labelRecentWhole(ep) {
 }
 
 /**
- * The agent's answers on the recent list's cut episodes (GET /alerts/:seq/episode), by pump, the
- * alerts listed and their label: asked once for what the list shows, so a list drawn again without
- * new alerts or labels asks nothing. A failed answer is forgotten (asked again at the next drawing), and the item keeps what
- * the list says.
+ * The agent's answers on the recent list's cut episodes (GET /alerts/:seq/episode), for the alert
+ * list read last: asked once per cut episode and list, so the drawings of the same list (every
+ * poll) ask nothing, and a label saved anywhere in the episode, even on alerts not listed, shows at
+ * the next read of the list (every 30 s, at a new alarm, after a label is saved). A failed answer
+ * stays failed for that list (the item keeps what the list says).
  */
 const cutAnswers = new Map();
-const MAX_CUT_ANSWERS = 200;
 
 /** Completes the items of the episodes the recent list cut (alerts.js completeCut): their label, where they began. */
 function completeCutEpisodes(episodes) {
+  const list = $('alerts');
+  const drawing = list.dataset.drawing;
+  const run = recentRead.agentRun;
   for (const ep of episodes) {
     if (!ep.partial) continue;
-    // the label listed too: a label saved since (it covers the alerts listed) is asked about again
-    const key = `${ep.pumpId} ${ep.first.seq} ${ep.last.seq} ${ep.label?.id ?? ''}`;
+    const key = `${ep.pumpId} ${ep.first.seq}`;
     let answer = cutAnswers.get(key);
     if (!answer) {
-      if (cutAnswers.size >= MAX_CUT_ANSWERS) cutAnswers.clear();
-      answer = api(`/alerts/${ep.first.seq}/episode?pumpId=${encodeURIComponent(ep.pumpId)}`).catch(() => {
-        cutAnswers.delete(key);
-        return null;
-      });
+      answer = api(`/alerts/${ep.first.seq}/episode?pumpId=${encodeURIComponent(ep.pumpId)}`).catch(() => null);
       cutAnswers.set(key, answer);
     }
-    const run = recentRead.agentRun;
-    // an answer of an agent that restarted since may be of another buffer's alerts
-    void answer.then((whole) => whole && run === recentRead.agentRun && completeCut($('alerts'), ep, whole, labelRecentWhole));
+    // only onto the drawing it was asked for, and not across an agent restart (another buffer's alerts)
+    void answer.then((whole) => whole && run === recentRead.agentRun && list.dataset.drawing === drawing && completeCut(list, ep, whole, labelRecentWhole));
   }
 }
 
@@ -499,7 +496,10 @@ async function refreshAll({ alerts: wantAlerts = false } = {}) {
         sayRecent('');
         cutAnswers.clear(); // its seqs may be another buffer's now
       }
-      if (alerts) state.alertsAt = Date.now();
+      if (alerts) {
+        state.alertsAt = Date.now();
+        cutAnswers.clear(); // a new list: its cut episodes are asked about afresh
+      }
       const wasDown = state.conn === 'down';
       Object.assign(state, { status, pumps: pumps.pumps, alerts: alerts ? alerts.alerts : state.alerts, lastOk: Date.now(), lastFull: Date.now(), blocked: null });
       state.conn = 'ok';
@@ -587,11 +587,11 @@ async function streamLoop() {
         abort.signal,
       );
     } catch (err) {
-      // an agent that cannot be reached is said at once; polling carries on, the stream is retried below
-      if (!abort.signal.aborted && err instanceof ApiError) {
-        if (err.kind === 'unreachable') handleFailure(err);
-        else if (err.kind === 'auth') showLogin(err);
-      }
+      // A stream that cannot be opened or is cut (a proxy's idle timeout, one that blocks streams)
+      // is no sign of the agent by itself: the refresh below asks it at once, and says it is down
+      // when it does not answer. Marking it down here made a page whose stream a proxy blocks read
+      // "Agent unreachable" most of the time, its polls answered.
+      if (!abort.signal.aborted && err instanceof ApiError && err.kind === 'auth') showLogin(err);
     }
     state.streamLive = false;
     // the stream ended (an agent stopping ends it cleanly): check at once rather than at the next poll;

@@ -150,6 +150,14 @@ describe('the technician page', () => {
     await expect.poll(async () => Number(await page.locator('#score-chart').getAttribute('data-points')), { timeout: 15_000 }).toBe(before + 2);
     expect(w.urls.some((u) => /\/pumps\/pump-3\/predictions\?limit=\d+&afterSeq=\d+$/.test(u))).toBe(true);
     expect(w.urls.some((u) => u.includes('since='))).toBe(false);
+    // a stream that cannot get through is no sign of the agent: the page never says it is unreachable
+    // (for a while it did, most of the time, re-review of stop 35)
+    const said: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      said.push((await page.locator('#live').textContent()) ?? '');
+      await page.waitForTimeout(1000);
+    }
+    expect(said.filter((x) => /unreachable/i.test(x))).toEqual([]);
     await page.close();
   });
 
@@ -1174,7 +1182,7 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
       await page.route(episodeRequest, async (route) => {
         episodeReads++;
         await new Promise((done) => setTimeout(done, 800));
-        await route.continue();
+        await route.continue().catch(() => undefined); // the page may be closed by then
       });
       await page.route((u) => u.pathname === '/alerts' && u.searchParams.has('before'), (route) => {
         olderReads++;
@@ -1221,7 +1229,7 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
       await item.waitFor();
       await expect.poll(() => item.locator('.label-text').textContent()).toMatch(/^Confirmed fault: bearing, by Ben/);
       expect(await item.locator('.alert-head span').textContent()).toMatch(/\(100 readings\)$/);
-      expect(await item.locator('.label-part').textContent()).toMatch(/^This label covers the episode up to .+: its alerts after that \(the pump was still in alarm\) are not labelled\. Change the label to cover them too\.$/);
+      expect(await item.locator('.label-part').textContent()).toMatch(/^This label covers the episode up to .+ only: its later alerts are not labelled\. Change the label to cover them too\.$/);
       expect(await item.getAttribute('data-partial')).toBe('true');
       expect(await item.locator('p.muted').allTextContents()).toContainEqual(expect.stringMatching(/^Only its newest alerts are listed: it began at .+ \(250 readings in all\), and a label covers all of it\.$/));
       // the dialog opens on the label as it is, for the whole episode
@@ -1243,6 +1251,39 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
     }
   });
 
+  it('shows a newer label saved on a part of a cut episode that the list does not show, at its next read, and keeps the focus on its button meanwhile', async () => {
+    // Found by the re-review: the answer was kept for as long as the alerts listed and their label
+    // stayed the same, so the item showed the older label while "Change label" opened the newer one;
+    // and every drawing of the list (each poll) lost the keyboard's focus to the page's body.
+    const own = await startTestAgent();
+    try {
+      const start = Date.now() - 3_600_000;
+      await postAll(own.url, faultRun(rng(73), 'pump-long', start, 250), 125);
+      const whole = { from: new Date(start).toISOString(), to: new Date(start + 249_000).toISOString() };
+      expect((await postJson(`${own.url}/labels`, { pumpId: 'pump-long', kind: 'confirmed-fault', faultType: 'bearing', ...whole, author: 'Ann' })).status).toBe(201);
+      const { page, errors } = await openPage(own.url);
+      const item = page.locator('#alerts li[data-pump="pump-long"]');
+      await expect.poll(() => item.locator('.label-text').textContent()).toMatch(/^Confirmed fault: bearing, by Ann/);
+      const button = item.getByRole('button', { name: /^Change label of alert of pump-long/ });
+      await button.focus();
+      // a newer label over the episode's first 50 s only: none of the alerts listed carry it
+      expect((await postJson(`${own.url}/labels`, { pumpId: 'pump-long', kind: 'false-alarm', from: whole.from, to: new Date(start + 49_000).toISOString(), author: 'Zed', note: 'older part' })).status).toBe(201);
+      // another pump's new alarm makes the page read its alert list again
+      const r = rng(74);
+      const now = Date.now() - 20_000;
+      const other = Array.from({ length: 20 }, (_, i) => ({ pumpId: 'pump-new', ts: now + i * 1000, values: i >= 15 ? FAULT : normalValues(r, i) }));
+      expect((await postJson(`${own.url}/readings`, other)).status).toBe(202);
+      await page.locator('#alerts li[data-pump="pump-new"]').waitFor({ timeout: 15_000 });
+      await expect.poll(() => item.locator('.label-text').textContent()).toMatch(/^False alarm, by Zed/);
+      expect(await item.locator('.label-part').textContent()).toMatch(/^This label covers the episode up to .+ only: its later alerts are not labelled/);
+      expect(await page.evaluate(`document.activeElement?.closest('li')?.dataset.pump`)).toBe('pump-long');
+      expect(errors).toEqual([]);
+      await page.close();
+    } finally {
+      await own.stop();
+    }
+  });
+
   it('drops a recent-list read for a label that the agent restarted across: no dialog for the old buffer’s episode', async () => {
     let own = await startTestAgent();
     try {
@@ -1254,12 +1295,14 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
       let episodeReads = 0;
       await page.route(episodeRequest, async (route) => {
         episodeReads++;
-        const response = await route.fetch();
+        // the recent list's own reads of its cut episode come here too: one sent as the old agent
+        // stops is cut (ECONNRESET), and must not fail the test as an unhandled rejection
+        const response = await route.fetch().catch(() => null);
         await restarted;
-        await route.fulfill({ response });
+        await (response ? route.fulfill({ response }) : route.abort()).catch(() => undefined);
       });
       await item.getByRole('button', { name: /^Label alert of pump-long/ }).click();
-      await expect.poll(() => episodeReads).toBe(1);
+      await expect.poll(() => episodeReads).toBeGreaterThanOrEqual(1);
       const port = new URL(own.url).port;
       await own.stop();
       own = await startTestAgent({ PUMPWATCH_HTTP_PORT: port }); // a fresh buffer
@@ -1651,7 +1694,7 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
       const held = new Promise<void>((done) => (release = done));
       await page.route(episodeRequest, async (route) => {
         await held;
-        await route.continue();
+        await route.continue().catch(() => undefined); // the page may be closed by then
       });
       await top.getByRole('button', { name: /^Label alert of pump-h/ }).click();
       await expect.poll(note).toBe('Finding the whole episode before labelling it…');
