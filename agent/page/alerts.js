@@ -126,9 +126,8 @@ export function episodeItem(ep, onLabel) {
 /** Text on an episode that may have begun before the oldest alert read. */
 const PARTIAL_TEXT = 'It may have begun earlier: a label covers all of it, its older alerts too.';
 
-/** Text on such an episode once the agent said where it began (`whole`: the answer of GET /alerts/:seq/episode). */
-const wholeText = (whole) =>
-  `Only its newest alerts are listed: it began at ${fmtTime(whole.first)} (${whole.count.toLocaleString('en-US')} readings in all), and a label covers all of it.`;
+/** Text on such an episode once the agent said where it began (`whole`: from the answer of GET /alerts/:seq/episode). */
+const wholeText = (whole) => `Only its newest alerts are listed: it began at ${fmtTime(whole.first)}, and a label covers all of it.`;
 
 /**
  * The recent alerts of every pump (at most `perPump` of each); onLabel(episode) opens the label
@@ -165,9 +164,9 @@ export function renderAlerts(list, empty, alerts, perPump, onLabel) {
  * Draws again the item of an episode the list cut (`ep.partial`) with what the agent says of the
  * whole of it (`whole`, GET /alerts/:seq/episode): its label, which may be on alerts not listed (a
  * label saved while the pump was in alarm covers it up to then, and none of its newest alerts carry
- * it: the item said "Label this alert" again and the dialog came up empty), where it began and how
- * many readings it holds. The caller checks that the answer is for this drawing of the list
- * (`list.dataset.drawing`); the focus stays on its button.
+ * it: the item said "Label this alert" again and the dialog came up empty) and where it began.
+ * The caller checks that the answer is for this drawing of the list (`list.dataset.drawing`); the
+ * focus stays on its button.
  */
 export function completeCut(list, ep, whole, onLabel) {
   const li = [...list.children].find((x) => x.dataset.pump === ep.pumpId && x.dataset.first === String(ep.first.seq));
@@ -175,7 +174,9 @@ export function completeCut(list, ep, whole, onLabel) {
   const focused = li.contains(document.activeElement);
   // the newer of the two: the answer may be older than the list drawn
   const label = [whole.label, ep.label].filter(Boolean).sort((x, y) => y.createdAt.localeCompare(x.createdAt))[0] ?? null;
-  const done = { ...ep, label, whole: { first: whole.first.ts, last: whole.last.ts, count: whole.count } };
+  // the answer may be from an earlier read (app.js cutWholes): the episode has gone on since, to the alerts listed at least
+  const last = Date.parse(whole.last.ts) >= Date.parse(ep.last.ts) ? whole.last.ts : ep.last.ts;
+  const done = { ...ep, label, whole: { first: whole.first.ts, last } };
   const next = episodeItem(done, onLabel);
   li.replaceWith(next);
   if (focused) next.querySelector('button')?.focus({ preventScroll: true });

@@ -142,6 +142,29 @@ async function labelRecentWhole(ep) {
  */
 const cutAnswers = new Map();
 
+/**
+ * Per pump, the last answer on its cut episode and the id of the pump's newest label then (null:
+ * none). A walk costs the agent about 3 µs an alert, one at a time: a pump in alarm for days (one
+ * the generic model flags all the time) took about a second at every read of the list. The answer
+ * is kept while the alerts listed still begin inside the episode it describes (an episode's
+ * beginning stays where it is while it goes on) and the pump's newest label is the same, which one
+ * small GET /labels tells.
+ */
+const cutWholes = new Map();
+
+/** The whole of a cut episode, from cutWholes when it still holds, else asked of the agent. */
+async function wholeOfCut(ep) {
+  const pump = encodeURIComponent(ep.pumpId);
+  // asked first: a label saved between the two answers is then seen at the next read
+  const newest = (await api(`/labels?pumpId=${pump}&limit=1`)).labels[0]?.id ?? null;
+  const kept = cutWholes.get(ep.pumpId);
+  const at = Date.parse(ep.first.ts);
+  if (kept && kept.newest === newest && at >= Date.parse(kept.whole.first.ts) && at <= Date.parse(kept.whole.last.ts)) return kept.whole;
+  const whole = await api(`/alerts/${ep.first.seq}/episode?pumpId=${pump}`);
+  cutWholes.set(ep.pumpId, { whole, newest });
+  return whole;
+}
+
 /** Completes the items of the episodes the recent list cut (alerts.js completeCut): their label, where they began. */
 function completeCutEpisodes(episodes) {
   const list = $('alerts');
@@ -152,7 +175,7 @@ function completeCutEpisodes(episodes) {
     const key = `${ep.pumpId} ${ep.first.seq}`;
     let answer = cutAnswers.get(key);
     if (!answer) {
-      answer = api(`/alerts/${ep.first.seq}/episode?pumpId=${encodeURIComponent(ep.pumpId)}`).catch(() => null);
+      answer = wholeOfCut(ep).catch(() => null);
       cutAnswers.set(key, answer);
     }
     // only onto the drawing it was asked for, and not across an agent restart (another buffer's alerts)
@@ -495,6 +518,7 @@ async function refreshAll({ alerts: wantAlerts = false } = {}) {
         recentRead.agentRun += 1;
         sayRecent('');
         cutAnswers.clear(); // its seqs may be another buffer's now
+        cutWholes.clear();
       }
       if (alerts) {
         state.alertsAt = Date.now();
