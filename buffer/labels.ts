@@ -125,6 +125,13 @@ export const MAX_DATE_MS = 8_640_000_000_000_000;
  */
 const VALID_TIMES_SQL = `abs(from_ts) <= ${MAX_DATE_MS} AND abs(to_ts) <= ${MAX_DATE_MS} AND abs(created_at) <= ${MAX_DATE_MS}`;
 
+/**
+ * The newest label of a pump whose time range meets a range of time. Parameters: the pump, the
+ * range's end, its start (for the label covering one alert, the alert's time for both).
+ */
+const NEWEST_OVERLAPPING_SQL = `SELECT ${COLUMNS} FROM labels WHERE pump_id = ? AND from_ts <= ? AND to_ts >= ? AND ${VALID_TIMES_SQL}
+  ORDER BY created_at DESC, rowid DESC LIMIT 1`;
+
 /** A label kept out of the labels (times that are not dates), with why. */
 export interface SetAsideLabel {
   id: string;
@@ -280,9 +287,7 @@ export class LabelStore {
    * covers the episode up to then, and none of the alerts after it carry it).
    */
   newestOverlapping(pumpId: string, fromTs: number, toTs: number): Label | null {
-    const row = this.buffer.db
-      .prepare(`SELECT ${COLUMNS} FROM labels WHERE pump_id = ? AND from_ts <= ? AND to_ts >= ? AND ${VALID_TIMES_SQL} ORDER BY created_at DESC, rowid DESC LIMIT 1`)
-      .get(pumpId, toTs, fromTs) as LabelRow | undefined;
+    const row = this.buffer.db.prepare(NEWEST_OVERLAPPING_SQL).get(pumpId, toTs, fromTs) as LabelRow | undefined;
     return row ? fromRow(row) : null;
   }
 
@@ -300,10 +305,7 @@ export class LabelStore {
     if (alerts.length === 0) return out;
     const db = this.buffer.db;
     const own = db.prepare(`SELECT ${COLUMNS} FROM labels WHERE alert_seq = ? AND ${VALID_TIMES_SQL} ORDER BY created_at DESC, rowid DESC LIMIT 1`);
-    const covering = db.prepare(
-      `SELECT ${COLUMNS} FROM labels WHERE pump_id = ? AND from_ts <= ? AND to_ts >= ? AND ${VALID_TIMES_SQL}
-       ORDER BY created_at DESC, rowid DESC LIMIT 1`,
-    );
+    const covering = db.prepare(NEWEST_OVERLAPPING_SQL);
     for (const a of alerts) {
       const row = (own.get(a.seq) ?? covering.get(a.pumpId, a.ts, a.ts)) as LabelRow | undefined;
       if (row) out.set(a.seq, fromRow(row));
