@@ -45,10 +45,25 @@ export function groupEpisodes(alerts) {
     ep.first = a;
     if ((a.score ?? -Infinity) > (ep.peak.score ?? -Infinity)) ep.peak = a;
   }
-  for (const ep of episodes) {
-    ep.label = ep.alerts.map((a) => a.label).filter(Boolean).sort((x, y) => y.createdAt.localeCompare(x.createdAt))[0] ?? null;
-  }
+  for (const ep of episodes) ep.label = newestLabel(ep.alerts.map((a) => a.label));
   return episodes;
+}
+
+/** The newest (by `createdAt`) of some labels, nulls among them; null when none. */
+const newestLabel = (labels) => labels.filter(Boolean).sort((x, y) => y.createdAt.localeCompare(x.createdAt))[0] ?? null;
+
+/**
+ * The item of an episode in `list` drawn again since: the one of the first alert it was shown with
+ * (`first`, a seq as text), else an item of its pump within its time range (`from`, `to`: ISO; a
+ * list that shows a long episode's newest alerts moves its first one shown as alerts arrive).
+ */
+export function episodeItemIn(list, { pump, first, from, to }) {
+  const items = [...list.children];
+  return (
+    items.find((x) => x.dataset.pump === pump && x.dataset.first === first) ??
+    items.find((x) => x.dataset.pump === pump && x.dataset.from <= to && x.dataset.to >= from) ??
+    null
+  );
 }
 
 /**
@@ -147,16 +162,10 @@ export function renderAlerts(list, empty, alerts, perPump, onLabel) {
   // The list is drawn again at every poll: the button that had the keyboard's focus gets it back
   // (the same episode's, found as the label dialog finds it), where it was lost to the page's body.
   const had = document.activeElement?.closest?.('li');
-  const focused = had && list.contains(had) ? { first: had.dataset.first, pump: had.dataset.pump, from: had.dataset.from, to: had.dataset.to } : null;
+  const focused = had && list.contains(had) ? { ...had.dataset } : null;
   list.replaceChildren(...episodes.map((ep) => episodeItem(ep, onLabel)));
   list.dataset.drawing = String(Number(list.dataset.drawing ?? 0) + 1);
-  if (focused) {
-    const items = [...list.children];
-    const again =
-      items.find((x) => x.dataset.pump === focused.pump && x.dataset.first === focused.first) ??
-      items.find((x) => x.dataset.pump === focused.pump && x.dataset.from <= focused.to && x.dataset.to >= focused.from);
-    again?.querySelector('button')?.focus({ preventScroll: true });
-  }
+  if (focused) episodeItemIn(list, focused)?.querySelector('button')?.focus({ preventScroll: true });
   return episodes;
 }
 
@@ -173,7 +182,7 @@ export function completeCut(list, ep, whole, onLabel) {
   if (!li) return;
   const focused = li.contains(document.activeElement);
   // the newer of the two: the answer may be older than the list drawn
-  const label = [whole.label, ep.label].filter(Boolean).sort((x, y) => y.createdAt.localeCompare(x.createdAt))[0] ?? null;
+  const label = newestLabel([whole.label, ep.label]);
   // the answer may be from an earlier read (app.js cutWholes): the episode has gone on since, to the alerts listed at least
   const last = Date.parse(whole.last.ts) >= Date.parse(ep.last.ts) ? whole.last.ts : ep.last.ts;
   const done = { ...ep, label, whole: { first: whole.first.ts, last } };

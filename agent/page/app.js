@@ -4,7 +4,7 @@ import { pickSensors, scoreChart, sensorCharts } from './charts.js';
 import { SKEW_NOTICE_MS, clockSkewMs, noteGatewayTime } from './clock.js';
 import { fmtClock, fmtDuration, fmtScorePair, timeZoneText } from './format.js';
 import { initLabelForm } from './label-form.js';
-import { completeCut, renderAlerts } from './alerts.js';
+import { completeCut, episodeItemIn, renderAlerts } from './alerts.js';
 import { FINDING_WHOLE, initHistory, notLabelled, wholeEpisode } from './history.js';
 import { alarming, cloudSummary, deploymentNote, modelScope, modelTraining, pumpWhy, rangeNote, refusalNote, renderGateway, renderPumps, renderValues, sortPumps } from './render.js';
 
@@ -81,10 +81,7 @@ const labelForm = initLabelForm({
  * episode's newest alerts, so its first one shown moves as alerts arrive).
  */
 function episodeButton(listId, ep, shownFirst) {
-  const items = [...document.querySelectorAll(`#${listId} li`)];
-  const li =
-    items.find((x) => x.dataset.first === String(shownFirst)) ??
-    items.find((x) => x.dataset.pump === ep.pumpId && x.dataset.from <= ep.last.ts && x.dataset.to >= ep.first.ts);
+  const li = episodeItemIn($(listId), { pump: ep.pumpId, first: String(shownFirst), from: ep.first.ts, to: ep.last.ts });
   return li?.querySelector('button') ?? null;
 }
 
