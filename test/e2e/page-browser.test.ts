@@ -967,10 +967,12 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
   };
   /**
    * Posts an episode of 250 alerts of `pumpId`, one a second from `start` (the recent list shows a
-   * pump's newest 100), opens the page (`options` as openPage's) and waits for its item there.
+   * pump's newest 100), and `label` over it when given (the pump's id added), opens the page
+   * (`options` as openPage's) and waits for its item there.
    */
-  const recentLongEpisode = async (own: { url: string }, seed: number, pumpId: string, start: number, options: Parameters<typeof openPage>[2] = {}) => {
+  const recentLongEpisode = async (own: { url: string }, seed: number, pumpId: string, start: number, options: Parameters<typeof openPage>[2] = {}, label?: Record<string, unknown>) => {
     await postAll(own.url, faultRun(rng(seed), pumpId, start, 250), 125);
+    if (label) expect((await postJson(`${own.url}/labels`, { pumpId, ...label })).status).toBe(201);
     const w = await openPage(own.url, undefined, options);
     const item = w.page.locator(`#alerts li[data-pump="${pumpId}"]`);
     await item.waitFor();
@@ -1220,13 +1222,9 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
     const own = await startTestAgent();
     try {
       const start = Date.now() - 3_600_000;
-      await postAll(own.url, faultRun(rng(71), 'pump-long', start, 250), 125);
       // labelled while the pump was still in alarm: its first 150 alerts
-      const posted = await postJson(`${own.url}/labels`, { pumpId: 'pump-long', kind: 'confirmed-fault', faultType: 'bearing', note: 'grinding', from: new Date(start).toISOString(), to: new Date(start + 149_000).toISOString(), author: 'Ben' });
-      expect(posted.status).toBe(201);
-      const { page, errors } = await openPage(own.url);
-      const item = page.locator('#alerts li[data-pump="pump-long"]');
-      await item.waitFor();
+      const early = { kind: 'confirmed-fault', faultType: 'bearing', note: 'grinding', from: new Date(start).toISOString(), to: new Date(start + 149_000).toISOString(), author: 'Ben' };
+      const { page, errors, item } = await recentLongEpisode(own, 71, 'pump-long', start, {}, early);
       await expect.poll(() => item.locator('.label-text').textContent()).toMatch(/^Confirmed fault: bearing, by Ben/);
       expect(await item.locator('.alert-head span').textContent()).toMatch(/\(100 readings\)$/);
       expect(await item.locator('.label-part').textContent()).toMatch(/^This label covers the episode up to .+ only: its later alerts are not labelled\. Change the label to cover them too\.$/);
@@ -1258,11 +1256,8 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
     const own = await startTestAgent();
     try {
       const start = Date.now() - 3_600_000;
-      await postAll(own.url, faultRun(rng(73), 'pump-long', start, 250), 125);
       const whole = { from: new Date(start).toISOString(), to: new Date(start + 249_000).toISOString() };
-      expect((await postJson(`${own.url}/labels`, { pumpId: 'pump-long', kind: 'confirmed-fault', faultType: 'bearing', ...whole, author: 'Ann' })).status).toBe(201);
-      const { page, errors } = await openPage(own.url);
-      const item = page.locator('#alerts li[data-pump="pump-long"]');
+      const { page, errors, item } = await recentLongEpisode(own, 73, 'pump-long', start, {}, { kind: 'confirmed-fault', faultType: 'bearing', ...whole, author: 'Ann' });
       await expect.poll(() => item.locator('.label-text').textContent()).toMatch(/^Confirmed fault: bearing, by Ann/);
       const button = item.getByRole('button', { name: /^Change label of alert of pump-long/ });
       await button.focus();
