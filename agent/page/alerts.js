@@ -50,7 +50,7 @@ export function groupEpisodes(alerts) {
 }
 
 /** The newest (by `createdAt`) of some labels, nulls among them; null when none. */
-const newestLabel = (labels) => labels.filter(Boolean).sort((x, y) => y.createdAt.localeCompare(x.createdAt))[0] ?? null;
+export const newestLabel = (labels) => labels.filter(Boolean).sort((x, y) => y.createdAt.localeCompare(x.createdAt))[0] ?? null;
 
 /**
  * The item of an episode in `list` drawn again since: the one of the first alert it was shown with
@@ -102,7 +102,8 @@ function when(ep) {
 /**
  * One episode's list item; onLabel(episode) opens the label dialog for it. `ep.partial`: it may have
  * begun before the oldest alert read; `ep.continuesAfter` (ISO): it may go on after that time, the
- * top of a history read from a chosen time. The item says so.
+ * top of a history read from a chosen time. The item says so. `ep.whole` ({ first, last }: ISO),
+ * when the agent said where such an episode begins and ends: the item says that instead.
  */
 export function episodeItem(ep, onLabel) {
   const li = el('li', `alert${ep.label ? ' labelled' : ''}`);
@@ -126,9 +127,13 @@ export function episodeItem(ep, onLabel) {
     li.dataset.partial = 'true';
     li.append(el('p', 'muted', ep.whole ? wholeText(ep.whole) : PARTIAL_TEXT));
   }
-  if (ep.continuesAfter) {
+  // once the agent said where it ends (`ep.whole`), only when it does go on after that time
+  if (ep.continuesAfter && !(ep.whole && Date.parse(ep.whole.last) <= Date.parse(ep.last.ts))) {
     li.dataset.continues = 'true';
-    li.append(el('p', 'muted', `It may go on after ${fmtTime(ep.continuesAfter)}: a label covers all of it, its newer alerts too.`));
+    const text = ep.whole
+      ? `It goes on after ${fmtTime(ep.continuesAfter)}: its newest alert is at ${fmtTime(ep.whole.last)}, and a label covers all of it.`
+      : `It may go on after ${fmtTime(ep.continuesAfter)}: a label covers all of it, its newer alerts too.`;
+    li.append(el('p', 'muted', text));
   }
   const b = el('button', ep.label ? 'secondary' : '', ep.label ? 'Change label' : 'Label this alert');
   b.type = 'button';

@@ -8,9 +8,11 @@
 // Not live: it is read when opened, for another pump, on "Reload", after the agent restarts or
 // comes back after a failed read, and after a label is saved (down to the oldest alert read before,
 // however many alerts came meanwhile, so the labelled episode stays on screen with its label). A
-// chosen time stays until "Newest alerts" or another pump: those reads start from it too.
+// chosen time stays until "Newest alerts" or another pump: those reads start from it too. An
+// episode a read cuts (its oldest, its newest below a chosen time) is completed from the agent once
+// per read: its label, where it began and where it ends (`complete`).
 import { ApiError, TIMED_OUT, api } from './api.js';
-import { EPISODE_GAP_MS, episodeItem, groupEpisodes } from './alerts.js';
+import { EPISODE_GAP_MS, episodeItem, groupEpisodes, newestLabel } from './alerts.js';
 import { gatewayNow } from './clock.js';
 import { fmtClock, fmtTime } from './format.js';
 
@@ -138,6 +140,11 @@ export function initHistory({ details, summary, note, list, more, reload, jump, 
     queue: Promise.resolve(),
     /** Bumped for another pump or a restarted agent: an answer read for the old one is dropped. */
     generation: 0,
+    /**
+     * The agent's answers on the cut episodes of the alerts read (`complete`), by the seq of their
+     * oldest alert read (null: asked, or failed); a new map at each read.
+     */
+    wholes: new Map(),
   };
 
   function setNote(text) {
@@ -173,6 +180,36 @@ export function initHistory({ details, summary, note, list, more, reload, jump, 
     }
   }
 
+  /**
+   * Completes an episode the list cut (begun before the oldest alert read, or going on after the
+   * chosen time) with what the agent says of the whole of it (GET /alerts/:seq/episode): its label,
+   * which may sit on alerts not read (one saved while the pump was still in alarm covers the
+   * episode up to then, and none of its newest alerts carry it: the item said "Label this alert"),
+   * where it began and where it ends. Asked once per read of the list, in the background: the list
+   * is drawn again with the answer. A failed answer leaves the item as read.
+   */
+  function complete(ep) {
+    const key = String(ep.first.seq);
+    const { wholes } = h;
+    if (!wholes.has(key)) {
+      wholes.set(key, null);
+      const ask = api(`/alerts/${key}/episode?pumpId=${encodeURIComponent(ep.pumpId)}`, { timeoutMs: EPISODE_TIMEOUT_MS });
+      void ask.then(
+        (whole) => {
+          if (h.wholes !== wholes) return; // read again meanwhile, or another pump, another agent
+          wholes.set(key, whole);
+          render();
+        },
+        () => undefined,
+      );
+      return;
+    }
+    const whole = wholes.get(key);
+    if (!whole) return;
+    ep.label = newestLabel([whole.label, ep.label]);
+    ep.whole = { first: whole.first.ts, last: Date.parse(whole.last.ts) >= Date.parse(ep.last.ts) ? whole.last.ts : ep.last.ts };
+  }
+
   function render() {
     const episodes = groupEpisodes(h.alerts);
     const focused = document.activeElement;
@@ -186,6 +223,7 @@ export function initHistory({ details, summary, note, list, more, reload, jump, 
         ep.partial = i === episodes.length - 1 && h.next !== null;
         // the newest, when less than an episode's gap below the top of the list shown, may go on after it
         ep.continuesAfter = i === 0 && top !== null && h.top - Date.parse(ep.last.ts) <= EPISODE_GAP_MS ? top : null;
+        if (ep.partial || ep.continuesAfter) complete(ep);
         return episodeItem(ep, labelWhole);
       }),
     );
@@ -254,7 +292,7 @@ export function initHistory({ details, summary, note, list, more, reload, jump, 
         enough: (read) => generation !== h.generation || target === null || !newerThan(read.at(-1), target),
       });
       if (generation !== h.generation) return;
-      Object.assign(h, { alerts, top, next, loadedAt: new Date(gatewayNow()).toISOString() });
+      Object.assign(h, { alerts, top, next, loadedAt: new Date(gatewayNow()).toISOString(), wholes: new Map() });
     });
   }
 
@@ -270,6 +308,7 @@ export function initHistory({ details, summary, note, list, more, reload, jump, 
       const seen = new Set(h.alerts.map((a) => a.seq));
       h.alerts.push(...res.alerts.filter((a) => !seen.has(a.seq)));
       h.next = res.next;
+      h.wholes = new Map();
     });
   }
 
@@ -324,7 +363,7 @@ export function initHistory({ details, summary, note, list, more, reload, jump, 
 
   /** Forgets what was read (another pump, another buffer); an answer on its way is dropped. */
   function forget() {
-    Object.assign(h, { alerts: [], top: null, next: null, loadedAt: null, failed: null, problem: null });
+    Object.assign(h, { alerts: [], top: null, next: null, loadedAt: null, failed: null, problem: null, wholes: new Map() });
     h.generation += 1;
     render();
   }

@@ -1342,12 +1342,22 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
   const shownTime = (page: Page, ms: number) => page.evaluate(`(async () => (await import('/page/format.js')).fmtTime(new Date(${ms}).toISOString()))()`) as Promise<string>;
   /** The first whole minute at or after `ms` (the input is to the minute). */
   const minuteAtOrAfter = (ms: number) => Math.ceil(ms / 60_000) * 60_000;
-  /** Opens pump-h's alert history, waits for its newest 200 alerts (one episode), shows the alerts before T and waits for the note to match `shown`; returns the note's reader. */
-  const historyBefore = async (page: Page, T: number, shown: RegExp) => {
+  /**
+   * Opens pump-h's alert history and waits for its newest 200 alerts, one episode the read cut (it
+   * began before them); returns the note's reader and the episode's item.
+   */
+  const historyCut = async (page: Page) => {
     await page.locator('button[data-pump="pump-h"]').click();
     await page.locator('#history-summary').click();
     const note = () => page.locator('#history-note').textContent();
     await expect.poll(note).toMatch(/^200 alerts in 1 episode/);
+    const top = page.locator('#history-list li').first();
+    expect(await top.getAttribute('data-partial')).toBe('true');
+    return { note, top };
+  };
+  /** Opens pump-h's alert history (`historyCut`), shows the alerts before T and waits for the note to match `shown`; returns the note's reader. */
+  const historyBefore = async (page: Page, T: number, shown: RegExp) => {
+    const { note } = await historyCut(page);
     await page.locator('#history-before').fill(await localInput(page, T));
     await page.getByRole('button', { name: 'Show', exact: true }).click();
     await expect.poll(note).toMatch(shown);
@@ -1451,7 +1461,9 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
       const top = items.first();
       expect(await top.locator('.alert-head span').textContent()).toMatch(new RegExp(`\\(${k} readings\\)$`));
       expect(await top.getAttribute('data-continues')).toBe('true');
-      expect(await top.textContent()).toContain(`It may go on after ${await shownTime(page, T)}: a label covers all of it, its newer alerts too.`);
+      // completed from the agent (the history's own request, at its read): where it ends
+      const ends = `It goes on after ${await shownTime(page, T)}: its newest alert is at ${await shownTime(page, startB + 299_000)}, and a label covers all of it.`;
+      await expect.poll(() => top.textContent()).toContain(ends);
       expect(await items.last().getAttribute('data-continues')).toBeNull();
 
       // meanwhile the pump alerts again, now: not in the window, before or after the label
@@ -1620,12 +1632,8 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
         const u = new URL(req.url());
         if (u.pathname.startsWith('/alerts')) reads.push(`${u.pathname}${u.searchParams.has('before') ? ' before' : ''}`);
       });
-      await page.locator('button[data-pump="pump-h"]').click();
-      await page.locator('#history-summary').click();
-      const note = () => page.locator('#history-note').textContent();
-      await expect.poll(note).toMatch(/^200 alerts in 1 episode/);
-      const top = page.locator('#history-list li').first();
-      expect(await top.getAttribute('data-partial')).toBe('true');
+      const { top } = await historyCut(page);
+      await cutCompleted(top); // the history's own request for the episode it cut, at its read
       reads.length = 0;
       // from the keyboard: the dialog covers all of it; closed, the focus goes back to the episode
       await top.getByRole('button', { name: /^Label alert of pump-h/ }).focus();
@@ -1684,6 +1692,52 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
       await own.stop();
     }
   }, 120_000);
+
+  it('shows in the history the label of an episode it cut, though none of its alerts read carry it, where it began, and where it goes on after a chosen time', async () => {
+    // Before, the history's item of such an episode said "Label this alert" (a label saved while
+    // the pump was still in alarm sits on its oldest alerts, which the first page does not read),
+    // as the recent list did until 2026-12-07.
+    const own = await startTestAgent();
+    try {
+      const start = Date.now() - 3_600_000;
+      await postAll(own.url, faultRun(rng(151), 'pump-h', start, 250), 125);
+      const iso = (ms: number) => new Date(ms).toISOString();
+      // saved while the pump was in alarm: its first 40 alerts
+      const early = { pumpId: 'pump-h', kind: 'confirmed-fault', faultType: 'bearing', note: 'grinding', from: iso(start), to: iso(start + 39_000), author: 'Ben' };
+      expect((await postJson(`${own.url}/labels`, early)).status).toBe(201);
+      const { page, errors } = await openPage(own.url);
+      const { note, top } = await historyCut(page);
+      await expect.poll(() => top.locator('.label-text').textContent()).toMatch(/^Confirmed fault: bearing, by Ben at .+ — “grinding”$/);
+      expect(await top.locator('.label-part').textContent()).toMatch(/^This label covers the episode up to .+ only: its later alerts are not labelled\. Change the label to cover them too\.$/);
+      expect(await top.locator('p.muted').allTextContents()).toContain(`Only its newest alerts are listed: it began at ${await shownTime(page, start)}, and a label covers all of it.`);
+      expect(await top.getByRole('button', { name: /^Change label of alert of pump-h/ }).count()).toBe(1);
+
+      // a newer label over its last 50 s only; the history read before a time inside the episode
+      const late = { pumpId: 'pump-h', kind: 'false-alarm', from: iso(start + 200_000), to: iso(start + 249_000), author: 'Zed' };
+      expect((await postJson(`${own.url}/labels`, late)).status).toBe(201);
+      const T = minuteAtOrAfter(start + 100_000);
+      await page.locator('#history-before').fill(await localInput(page, T));
+      await page.getByRole('button', { name: 'Show', exact: true }).click();
+      await expect.poll(note).toMatch(/^Before .+: \d+ alerts in 1 episode, .* all the gateway keeps of this pump\./);
+      expect(await top.getAttribute('data-partial')).toBeNull();
+      // the alerts read carry Ben's label; the episode's newest is Zed's, on alerts after T
+      await expect.poll(() => top.locator('.label-text').textContent()).toMatch(/^False alarm, by Zed/);
+      expect(await top.locator('.label-part').textContent()).toMatch(/^This label covers .+ – .+, not all of the episode: change it to cover all of it\.$/);
+      expect(await top.getAttribute('data-continues')).toBe('true');
+      const ends = `It goes on after ${await shownTime(page, T)}: its newest alert is at ${await shownTime(page, start + 249_000)}, and a label covers all of it.`;
+      expect(await top.locator('p.muted').allTextContents()).toContain(ends);
+
+      // before a time after the episode's end: it does not go on, and the item does not say it may
+      await page.locator('#history-before').fill(await localInput(page, minuteAtOrAfter(start + 250_000)));
+      await page.getByRole('button', { name: 'Show', exact: true }).click();
+      await expect.poll(note).toMatch(/^Before .+: 200 alerts in 1 episode/);
+      await expect.poll(() => top.getAttribute('data-continues')).toBeNull();
+      expect(errors).toEqual([]);
+      await page.close();
+    } finally {
+      await own.stop();
+    }
+  }, 90_000);
 
   it('says why an episode is not labelled when the agent cannot bound it, and reads another pump at once while it bounds one', async () => {
     const own = await startTestAgent();
