@@ -53,6 +53,8 @@ async function main(): Promise<void> {
   try {
     const container = BlobServiceClient.fromConnectionString(azurite.connectionString).getContainerClient('bench');
     await container.create();
+    // the registry in a container of its own, as the trainer keeps it (trainer/cloud/context.ts)
+    const models = BlobServiceClient.fromConnectionString(azurite.connectionString).getContainerClient('bench-models');
     const t0 = performance.now();
     const r = rng(1);
     for (let start = 0; start < rows; start += BATCH) {
@@ -76,7 +78,7 @@ async function main(): Promise<void> {
     const rss = rssSampler();
     const t1 = performance.now();
     const outcome = await trainSource(
-      container,
+      { data: container, models },
       { source: PUMP, from: START, to: START + rows * 1000, ...TRAIN_DEFAULTS, algorithm: args.algo },
       progress,
       () => new Date(START + rows * 1000),

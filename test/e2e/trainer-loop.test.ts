@@ -4,9 +4,11 @@
  * model for that pump, promotes it in the registry and deploys it through the local hub's twin
  * (azure-iothub Registry over HTTPS); the agent, connected to the hub with the real
  * azure-iot-device MQTT client, downloads it from Azurite with the SAS URL, checks and swaps it,
- * reports it active, and scores the next readings of that pump with it.
+ * reports it active, and scores the next readings of that pump with it. The gateway uploads with
+ * the container SAS the field gives it (sp=rcw), and the registry is in a container of its own,
+ * which that SAS cannot write.
  */
-import type { ContainerClient } from '@azure/storage-blob';
+import { ContainerClient } from '@azure/storage-blob';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { TwinRegistry } from '../../trainer/cloud/context.js';
 import { readBest, readModelRecord } from '../../trainer/registry/read.js';
@@ -30,25 +32,30 @@ let az: TestAzurite;
 let hub: LocalHub;
 let agent: TestAgent;
 let container: ContainerClient;
+/** The registry's container: not created here, the trainer creates it at the first version. */
+let models: ContainerClient;
+/** The gateway's SAS: read, create, write on the uploads' container. */
+let gatewaySas: string;
 let registry: TwinRegistry;
 const random = rng(21);
 
 const until = <T>(fn: () => T | Promise<T>, timeout = 60_000) => vi.waitFor(fn, { timeout, interval: 100 });
 const reported = () => hub.reported(DEVICE, MODULE) as { models?: Record<string, { version: string; status: string }> };
 
-const cli = (args: string[]) => runTrainer(args, trainerContext(container, { now: () => new Date(), registry }));
+const cli = (args: string[]) => runTrainer(args, trainerContext(container, { now: () => new Date(), registry, models }));
 
 beforeAll(async () => {
   az = await startTestAzurite();
   container = az.container(CONTAINER);
   await container.create();
+  models = az.container(`${CONTAINER}-models`);
+  gatewaySas = az.containerSasUrl(CONTAINER, 'rcw');
   hub = await LocalHub.start();
   registry = hubRegistry(hub);
   const moduleConnection = hub.addModule(DEVICE, MODULE);
   agent = await startHubAgent(hub, moduleConnection, DEVICE, {
     PUMPWATCH_SYNC: 'auto',
-    PUMPWATCH_BLOB_CONNECTION_STRING: az.connectionString,
-    PUMPWATCH_BLOB_CONTAINER: CONTAINER,
+    PUMPWATCH_BLOB_SAS_URL: gatewaySas,
     PUMPWATCH_SYNC_INTERVAL_SECONDS: '1',
     PUMPWATCH_SYNC_BATCH_MAX_ROWS: '500',
     PUMPWATCH_ALLOW_INSECURE_MODEL_URLS: '1',
@@ -79,8 +86,8 @@ describe('readings → agent → blobs → train → registry → twin → agent
     // No --device: the gateway is found as the one whose uploads carry the pump's readings.
     const res = await cli(['train', '--source', PUMP, '--from', day, '--to', next, '--deploy']);
     expect(res.code, `${res.out}\n${res.err}`).toBe(0);
-    const best = (await readBest(container, PUMP))!.pointer;
-    const record = await readModelRecord(container, PUMP, best.version);
+    const best = (await readBest(models, PUMP))!.pointer;
+    const record = await readModelRecord(models, PUMP, best.version);
     expect(res.out).toContain(`${PUMP}: promoted ${best.version}`);
     expect(res.out).toMatch(new RegExp(`ok +${DEVICE}/${MODULE}: desired models\\.${PUMP} = ${best.version}`));
     expect(record.data).toMatchObject({ readings: READINGS, devices: [DEVICE] });
@@ -110,5 +117,16 @@ describe('readings → agent → blobs → train → registry → twin → agent
     expect(new Set(fresh.map((p) => p.modelVersion))).toEqual(new Set([best.version]));
     expect(fresh.at(-1)!.anomaly).toBe(true);
     expect(fresh.slice(0, 20).filter((p) => p.anomaly).length).toBeLessThanOrEqual(1);
+
+    // 5. The gateway's SAS cannot rewrite the registry (before 2026-12-07 the registry sat beside
+    //    the uploads: a SAS taken from one gateway could plant a model, with the model.json holding
+    //    its sha256, that the next deploy pushed to the fleet).
+    const token = gatewaySas.split('?')[1]!;
+    const tampered = new ContainerClient(`${models.url}?${token}`).getBlockBlobClient(`models/${PUMP}/${best.version}/model.onnx`);
+    await expect(tampered.upload('x', 1)).rejects.toMatchObject({ statusCode: 403 });
+    expect(await readModelRecord(models, PUMP, best.version)).toEqual(record);
+    const inUploads: string[] = [];
+    for await (const b of container.listBlobsFlat({ prefix: 'models/' })) inUploads.push(b.name);
+    expect(inUploads).toEqual([]);
   });
 });

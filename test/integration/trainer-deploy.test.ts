@@ -103,7 +103,7 @@ describe('pumpwatch-trainer deploy and rollback', () => {
     const before = (await readBest(container, 'pump-r'))!.pointer;
     expect(before).toMatchObject({ version: 'v2', history: [{ version: 'v1' }] });
     const hubFrom = (env: Record<string, string>): CommandContext => ({ ...context(), registry: () => registryFromEnv(env) });
-    const sasOnly: CommandContext = { ...context(), container: () => new ContainerClient(az.containerSasUrl('deploy-it')) };
+    const sasOnly: CommandContext = { ...context(), container: () => new ContainerClient(az.containerSasUrl('deploy-it')), models: () => new ContainerClient(az.containerSasUrl('deploy-it')) };
     for (const [args, ctx, code, msg] of [
       [[], hubFrom({}), 1, /^pumpwatch-trainer rollback: PW_TRAINER_NOT_CONFIGURED: IoT Hub is not configured: set PUMPWATCH_IOTHUB_CONNECTION_STRING/],
       [[], hubFrom({ PUMPWATCH_IOTHUB_CONNECTION_STRING: 'HostName=hub.example.net' }), 1, /^pumpwatch-trainer rollback: PW_TRAINER_NOT_CONFIGURED: PUMPWATCH_IOTHUB_CONNECTION_STRING is not usable: .*missing the property/],
@@ -141,7 +141,7 @@ describe('pumpwatch-trainer deploy and rollback', () => {
   });
 
   it('refuses to sign URLs without an account key', async () => {
-    const sasOnly = { ...context(), container: () => new ContainerClient(az.containerSasUrl('deploy-it')) };
+    const sasOnly = { ...context(), container: () => new ContainerClient(az.containerSasUrl('deploy-it')), models: () => new ContainerClient(az.containerSasUrl('deploy-it')) };
     const out: string[] = [];
     const err: string[] = [];
     expect(await runCli(['deploy', '--source', 'pump-7'], { out: (t) => out.push(t), err: (t) => err.push(t) }, sasOnly)).toBe(1);

@@ -40,7 +40,7 @@ describe('pumpwatch-trainer with a misspelt PUMPWATCH_* variable', () => {
     expect(run.err).not.toMatch(/PUMPWATCH_(DATA_DIR|HTTP_HOST|HTTP_PORT)/);
     expect(run.err).not.toContain('fleet-a'); // the value is never said
     // It used the default container, as the warning says: not there in this account.
-    expect(lines.at(-1)).toBe('pumpwatch-trainer train: PW_TRAINER_STORAGE: listing models/pump-a/ failed: Blob Storage answered 404 ContainerNotFound');
+    expect(lines.at(-1)).toBe('pumpwatch-trainer train: PW_TRAINER_STORAGE: reading the readings of "pump-a" failed: Blob Storage answered 404 ContainerNotFound');
     expect(run.code).toBe(1);
   });
 

@@ -266,6 +266,7 @@ describe('pumpwatch-trainer train', () => {
       ...context(),
       registry: () => registryFromEnv({ PUMPWATCH_IOTHUB_CONNECTION_STRING: 'HostName=hub.example.net;SharedAccessKeyName=service;SharedAccessKey=c2VjcmV0' }),
       container: () => new ContainerClient(az.containerSasUrl('trainer-it')),
+      models: () => new ContainerClient(az.containerSasUrl('trainer-it')),
     };
     const notConfigured = /PW_TRAINER_NOT_CONFIGURED: IoT Hub is not configured: set PUMPWATCH_IOTHUB_CONNECTION_STRING/;
     for (const [args, ctx, code, msg] of [

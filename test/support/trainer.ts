@@ -35,16 +35,24 @@ export async function runTrainer(args: string[], ctx: CommandContext): Promise<T
 }
 
 /**
- * A command's context: `container` for the registry and readings, the clock `now` (a fixed time,
- * or a function), and the twin registry (without one, a command that reaches IoT Hub fails: the
- * test never deploys). `idleMs`: the idle limit of the container's requests (60 s by default).
+ * A command's context: `container` for the readings and labels, `models` for the registry (the same
+ * container unless given: the trainer's code takes whatever container it is handed, and most tests
+ * look at one; the CLI's own context refuses one container for both, see cloud/context.ts), the
+ * clock `now` (a fixed time, or a function), and the twin registry (without one, a command that
+ * reaches IoT Hub fails: the test never deploys). `idleMs`: the idle limit of the containers'
+ * requests (60 s by default).
  */
-export function trainerContext(container: ContainerClient, opts: { now: Date | (() => Date); registry?: TwinRegistry; isTTY?: boolean; idleMs?: number }): CommandContext {
+export function trainerContext(
+  container: ContainerClient,
+  opts: { now: Date | (() => Date); registry?: TwinRegistry; isTTY?: boolean; idleMs?: number; models?: ContainerClient },
+): CommandContext {
   const { now, registry } = opts;
-  if (opts.idleMs !== undefined) withIdleLimit(container, opts.idleMs);
+  const models = opts.models ?? container;
+  if (opts.idleMs !== undefined) for (const c of new Set([container, models])) withIdleLimit(c, opts.idleMs);
   return {
     env: {},
     container: () => container,
+    models: () => models,
     registry: () => {
       if (registry === undefined) throw new Error('no registry in this test');
       return registry;

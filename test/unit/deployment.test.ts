@@ -333,6 +333,9 @@ describe('Kubernetes trainer jobs (deployment/k8s)', () => {
       container: () => {
         throw reached;
       },
+      models: () => {
+        throw reached;
+      },
       registry: () => {
         throw reached;
       },
@@ -421,7 +424,7 @@ describe('Kubernetes trainer jobs (deployment/k8s)', () => {
       expect(rContainer.command).toEqual(container.command);
       expect(rArgs[0]).toBe(refreshUrlsCommand.name);
       const reached = new Error('options parsed: the registry was asked for');
-      const ctx = { env: {}, container: () => { throw reached; }, registry: () => { throw reached; }, now: () => new Date('2026-12-05T01:00:00Z'), isTTY: false };
+      const ctx = { env: {}, container: () => { throw reached; }, models: () => { throw reached; }, registry: () => { throw reached; }, now: () => new Date('2026-12-05T01:00:00Z'), isTTY: false };
       await expect(refreshUrlsCommand.run(rArgs.slice(1), { out: () => {}, err: () => {} }, ctx as never)).rejects.toBe(reached);
     });
 

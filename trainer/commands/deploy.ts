@@ -90,7 +90,7 @@ export function prepareDeploy(ctx: CommandContext, v: DeployValues): DeployPlan 
   const target = targetOf(v);
   const hours = optionalNumber(v['expires-hours'], '--expires-hours', 1, 24 * 365) ?? DEFAULT_SAS_HOURS;
   const registry = ctx.registry();
-  checkCanSign(ctx.container());
+  checkCanSign(ctx.models());
   const argv: string[] = [];
   for (const flag of ['device', 'module', 'query', 'expires-hours'] as const) if (typeof v[flag] === 'string') argv.push(`--${flag}`, v[flag]);
   if (v.shadow === true) argv.push('--shadow');
@@ -99,12 +99,12 @@ export function prepareDeploy(ctx: CommandContext, v: DeployValues): DeployPlan 
 
 /** Reads and checks what the deploy needs (record, model blob, target modules) without writing anything. */
 export async function resolvePlanned(ctx: CommandContext, plan: DeployPlan, source: string, version?: string, record?: ModelRecord): Promise<ResolvedDeploy> {
-  return resolveDeploy(ctx.container(), plan.registry, { source, version, target: plan.target }, record);
+  return resolveDeploy(ctx.models(), plan.registry, { source, version, target: plan.target }, record);
 }
 
 /** Signs the URL and writes the twins of a resolved deploy. */
 export async function pushPlanned(ctx: CommandContext, plan: DeployPlan, source: string, resolved: ResolvedDeploy): Promise<DeployResult> {
-  return pushDeploy(ctx.container(), plan.registry, resolved, { source, shadow: plan.shadow, expiresOn: new Date(ctx.now().getTime() + plan.hours * 3_600_000) });
+  return pushDeploy(ctx.models(), plan.registry, resolved, { source, shadow: plan.shadow, expiresOn: new Date(ctx.now().getTime() + plan.hours * 3_600_000) });
 }
 
 /** `, 2 skipped: not module "M" (--module)` when a --module filter left modules of the query out. */
@@ -187,7 +187,7 @@ const BEST_WRITE_ATTEMPTS = 5;
  * null when there is nothing to settle (`code` stands).
  */
 async function settleDeploy(ctx: CommandContext, plan: DeployPlan, source: string, state: BestState, code: number, wrote: boolean, io: Io): Promise<number | null> {
-  const container = ctx.container();
+  const container = ctx.models();
   const version = state.pointer.version;
   if (code === 0 && state.pointer.deployPending === true) {
     if (await setDeployPending(container, state, false)) {
@@ -218,7 +218,7 @@ async function settleDeploy(ctx: CommandContext, plan: DeployPlan, source: strin
  *   then reports its deploy as still pending instead of clearing a mark this deploy made true again.
  */
 async function markMovedBest(ctx: CommandContext, plan: DeployPlan, source: string, version: string, code: number, io: Io): Promise<number> {
-  const container = ctx.container();
+  const container = ctx.models();
   for (let attempt = 1; attempt <= BEST_WRITE_ATTEMPTS; attempt++) {
     const now = await readBest(container, source);
     if (now === null) {
@@ -268,7 +268,7 @@ export interface RunVersion {
  * printed. Returns the exit code (0: nothing is left pending).
  */
 export async function deployPendingBest(ctx: CommandContext, plan: DeployPlan, source: string, own: RunVersion | null, io: Io): Promise<number> {
-  const container = ctx.container();
+  const container = ctx.models();
   for (let attempt = 1; ; attempt++) {
     const best = await readBestRecord(container, source, ctx.now());
     const version = best?.state.pointer.version ?? null;
@@ -298,7 +298,7 @@ export async function deployPendingBest(ctx: CommandContext, plan: DeployPlan, s
 /** best.json for `deploy --version V` (V may be best, with a pending mark to clear); null when it is not valid: a deploy of a given version does not need it. */
 async function readBestIfValid(ctx: CommandContext, source: string): Promise<{ state: BestState } | null> {
   try {
-    const state = await readBest(ctx.container(), source);
+    const state = await readBest(ctx.models(), source);
     return state && { state };
   } catch (err) {
     if (err instanceof TrainerError && err.code === 'PW_TRAINER_REGISTRY_INVALID') return null;
@@ -319,7 +319,7 @@ export const deployCommand: Command = {
     const source = requireSource('deploy', v.source);
     const version = v.version === undefined ? undefined : requireVersion('deploy', v.version);
     const plan = prepareDeploy(ctx, v);
-    const container = ctx.container();
+    const container = ctx.models();
     // best.json as read before the deploy: its pending mark is cleared only if it is still this one after it.
     const bestRead = version === undefined ? await readBestRecord(container, source, ctx.now()) : null;
     const best = version === undefined ? bestRead : await readBestIfValid(ctx, source);

@@ -54,7 +54,7 @@ export const driftCommand: Command = {
     const { from, to } = timeRange('drift', v, ctx.now());
     const thresholds = { psi: optionalNumber(v.psi, '--psi', 0, 100) ?? DRIFT_DEFAULTS.psi, ks: optionalNumber(v.ks, '--ks', 0, 1) ?? DRIFT_DEFAULTS.ks };
     const container = ctx.container();
-    const best = await readBestRecord(container, source, ctx.now());
+    const best = await readBestRecord(ctx.models(), source, ctx.now());
     if (!best) throw new TrainerError('PW_TRAINER_NO_MODEL', `no model was promoted for "${source}": no baseline to compare with`);
     const { record } = best;
     const progress = createProgress({ raw: io.raw, line: io.err }, ctx.isTTY, `drift ${source}`);

@@ -62,9 +62,9 @@ export const evaluateCommand: Command = {
     let bytes: Uint8Array;
     if (typeof v.model === 'string') bytes = await readModelFile(v.model);
     else {
-      const record = typeof v.version === 'string' ? await readModelRecord(container, source, v.version) : (await readBestRecord(container, source, ctx.now()))?.record;
+      const record = typeof v.version === 'string' ? await readModelRecord(ctx.models(), source, v.version) : (await readBestRecord(ctx.models(), source, ctx.now()))?.record;
       if (record === undefined) throw new TrainerError('PW_TRAINER_NO_MODEL', `no model was promoted for "${source}"; pass --version or --model`);
-      bytes = await readModelBytes(container, record);
+      bytes = await readModelBytes(ctx.models(), record);
     }
     const { features, stoppedWhen } = readModelMetadata(bytes);
     const progress = createProgress({ raw: io.raw, line: io.err }, ctx.isTTY, `evaluate ${source}`);

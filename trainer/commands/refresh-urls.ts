@@ -64,7 +64,7 @@ export const refreshUrlsCommand: Command = {
     const t = targetOf(v);
     const target = 'module' in t || 'query' in t ? t : { query: modelsQuery(t.moduleId) };
     const registry = ctx.registry();
-    const container = ctx.container();
+    const container = ctx.models();
     checkCanSign(container);
     const now = ctx.now();
     const opts = { now, withinMs: withinHours * 3_600_000, expiresOn: new Date(now.getTime() + sasHours * 3_600_000) };

@@ -52,7 +52,7 @@ export const rollbackCommand: Command = {
     const version = v.version === undefined ? undefined : requireVersion('rollback', v.version);
     // Checked before best.json moves: a rollback that cannot be deployed must not happen at all.
     const plan = v['no-deploy'] === true ? null : prepareDeploy(ctx, v);
-    const container = ctx.container();
+    const container = ctx.models();
     const rollback = await planRollback(container, source, ctx.now(), plan !== null, version);
     const still = rollback.from ?? 'missing';
     const resolved = plan === null ? null : await resolvePlanned(ctx, plan, source, rollback.to.version, rollback.record);

@@ -115,7 +115,7 @@ export const trainAllCommand: Command = {
       let own: RunVersion | null = null;
       try {
         // A source without readings in the range (a quiet or retired pump) is skipped, not failed.
-        const outcome = await trainSource(container, { ...req, source, skipWithoutReadings: true }, progress, () => ctx.now(), labels);
+        const outcome = await trainSource({ data: container, models: ctx.models() }, { ...req, source, skipWithoutReadings: true }, progress, () => ctx.now(), labels);
         printOutcome(outcome, io);
         own = runVersionOf(outcome);
         // Every outcome gets its page, as with train --report: a skipped one says why (and, under

@@ -167,7 +167,7 @@ export const trainCommand: Command = {
     const deploy = v.deploy === true ? prepareDeploy(ctx, v) : null;
     if (typeof v.report === 'string') await checkWritable(v.report, 'the report');
     const progress = createProgress({ raw: io.raw, line: io.err }, ctx.isTTY, `train ${source}`);
-    const outcome = await trainSource(ctx.container(), req, progress, () => ctx.now());
+    const outcome = await trainSource({ data: ctx.container(), models: ctx.models() }, req, progress, () => ctx.now());
     printOutcome(outcome, io);
     if (typeof v.report === 'string') {
       await writeReport(v.report, outcome);

@@ -32,7 +32,7 @@ export async function readBest(container: ContainerClient, source: string): Prom
 
 /**
  * The versions of a source that have a model.json (one listing of models/<source>/), sorted by
- * name. A model.onnx without its model.json (a run killed between the two writes) is not counted:
+ * name; none while the registry's container does not exist. A model.onnx without its model.json (a run killed between the two writes) is not counted:
  * the next run of that version writes the record.
  */
 export async function listVersions(container: ContainerClient, source: string): Promise<string[]> {
@@ -44,6 +44,8 @@ export async function listVersions(container: ContainerClient, source: string): 
       if (rest.length === 2 && rest[1] === 'model.json' && rest[0]) versions.push(decodeSegment(rest[0]));
     }
   } catch (err) {
+    // the registry's own container, made at the first version written (register.ts): none yet
+    if (statusOf(err) === 404 && (err as { code?: string }).code === 'ContainerNotFound') return [];
     throw registryError(`listing ${prefix}`, err);
   }
   return versions.sort();

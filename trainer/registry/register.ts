@@ -130,13 +130,20 @@ async function replaceIfUnchanged(container: ContainerClient, name: string, body
 }
 
 /** Creates a blob unless it exists; the new blob's ETag when this call created it, else null. */
-async function createOnce(container: ContainerClient, name: string, body: Uint8Array, contentType: string): Promise<string | null> {
+async function createOnce(container: ContainerClient, name: string, body: Uint8Array, contentType: string, madeContainer = false): Promise<string | null> {
   try {
     const res = await uploadBlob(container, name, body, { conditions: { ifNoneMatch: '*' }, blobHTTPHeaders: { blobContentType: contentType } });
     return res.etag ?? '';
   } catch (err) {
     const status = statusOf(err);
     if (status === 409 || status === 412) return null;
+    if (status === 404 && (err as { code?: string }).code === 'ContainerNotFound' && !madeContainer) {
+      // the registry's own container (cloud/context.ts), missing at the first version written
+      await container.createIfNotExists().catch((e: unknown) => {
+        throw registryError(`creating the registry's container "${container.containerName}"`, e);
+      });
+      return createOnce(container, name, body, contentType, true);
+    }
     throw registryError(`writing ${name}`, err);
   }
 }

@@ -6,6 +6,7 @@
  * Reproducible: the same data, options and seed give the same model bytes and the same decision.
  */
 import type { ContainerClient } from '@azure/storage-blob';
+import type { Stores } from '../cloud/context.js';
 import { describeStoppedRule, readModelMetadata, stoppedRuleToJson, type StoppedRule, type StuckAfter } from '../../inference/contract.js';
 import { bestModelBlobName, modelBlobName } from '../../sync/layout.js';
 import { CLEAN_DEFAULTS, rowsWith, type Cleaned, type Target } from '../data/clean.js';
@@ -109,15 +110,17 @@ interface Champion {
 }
 
 /**
- * `labels`: the labels already read (train-all reads them once, and warns about the skipped
- * blobs once); without them they are read here and each skipped blob is a warning of the outcome.
+ * `stores`: the gateways' uploads (`data`: readings/, labels/) and the model registry (`models`),
+ * two containers (see cloud/context.ts). `labels`: the labels already read (train-all reads them
+ * once, and warns about the skipped blobs once); without them they are read here and each skipped
+ * blob is a warning of the outcome.
  */
-export async function trainSource(container: ContainerClient, req: TrainRequest, progress: Progress, now: () => Date, labels?: LabelSet): Promise<TrainOutcome> {
-  return finishing(progress, () => trainRange(container, req, progress, now, labels));
+export async function trainSource(stores: Stores, req: TrainRequest, progress: Progress, now: () => Date, labels?: LabelSet): Promise<TrainOutcome> {
+  return finishing(progress, () => trainRange(stores, req, progress, now, labels));
 }
 
-async function trainRange(container: ContainerClient, req: TrainRequest, progress: Progress, now: () => Date, labels?: LabelSet): Promise<TrainOutcome> {
-  const { champion, unfinished } = await loadChampion(container, req.source, now());
+async function trainRange({ data: container, models }: Stores, req: TrainRequest, progress: Progress, now: () => Date, labels?: LabelSet): Promise<TrainOutcome> {
+  const { champion, unfinished } = await loadChampion(models, req.source, now());
   const best = champion?.state ?? null;
   const stop = stoppedRuleOf(req, champion);
   // A first promotion that did not finish (no best.json): only a challenger of that very version may go on (finishUnfinished).
@@ -205,9 +208,9 @@ async function trainRange(container: ContainerClient, req: TrainRequest, progres
 
   progress.stage('writing the registry');
   const record = buildRecord(req, loaded, cleaned, { trainIdx, holdoutStart, trainSet }, fit, plan.criterion, plan.description, challenger.evaluation as Evaluation, defender, champion, decision, asAgent, now(), skippedLabels.length, stoppedRun);
-  const registered = await registerVersion(container, record, fit.bytes);
+  const registered = await registerVersion(models, record, fit.bytes);
   progress.finish();
-  if (decision.promoted) await promote(container, record, best, registered, req.deployPending === true);
+  if (decision.promoted) await promote(models, record, best, registered, req.deployPending === true);
   return {
     status: decision.promoted ? 'promoted' : 'kept',
     reason: decision.reason,
