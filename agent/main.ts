@@ -457,9 +457,12 @@ export class Agent implements AgentParts {
       pumps,
       ratePerPumpHz: this.config.simulateRateHz,
       faults: 'random',
+      meanFaultIntervalMs: this.config.simulateFaultIntervalMinutes * 60_000,
       sink: (readings) => this.pipeline.ingest(readings, 'simulator'),
       logger: this.logger.child({ component: 'simulator' }),
     });
+    const simulator = this.simulator;
+    this.status.setSimulator(() => ({ faults: 'random', pumps: simulator.faults }));
     this.simulator.start();
   }
 

@@ -6,6 +6,7 @@
 import type { Reading } from '../buffer/types.js';
 import { MIN_SIMULATE_RATE_HZ } from './config.js';
 import { RepeatLog } from './repeat-log.js';
+import { SimulatedFaultWatch, type SimulatedPumpFaults } from './simulated-faults.js';
 import { formatDuration } from './scheduler.js';
 import { PumpSimulator, SimulatorError, type FaultEvent } from './simulator.js';
 
@@ -16,6 +17,8 @@ export interface SimulatedSourceOptions {
   /** Base seed; pump i uses a seed derived from it. Default 1. */
   seed?: number;
   faults?: 'none' | 'random';
+  /** Mean time from the end of a random fault to the next (the simulator's default: 3 h). */
+  meanFaultIntervalMs?: number;
   /** Receives one array per tick; the next tick waits for it to settle. */
   sink: (readings: Reading[]) => Promise<unknown>;
   clock?: () => number;
@@ -42,6 +45,7 @@ export class SimulatedSource {
   private readonly retiredFaults: FaultEvent[] = [];
   private readonly counters: SimulatedSourceStats = { ticks: 0, skippedTicks: 0, readings: 0, sinkErrors: 0 };
   private readonly sinkLog: RepeatLog;
+  private readonly faultWatch: SimulatedFaultWatch;
 
   constructor(opts: SimulatedSourceOptions) {
     const rate = opts.ratePerPumpHz ?? 1;
@@ -56,6 +60,7 @@ export class SimulatedSource {
     this.clock = opts.clock ?? Date.now;
     this.intervalMs = 1000 / rate;
     const logger = opts.logger;
+    this.faultWatch = new SimulatedFaultWatch((fields, msg) => logger?.info?.(fields, msg));
     this.sinkLog = new RepeatLog({
       failure: (fields, msg) => logger?.warn(fields, msg),
       recovery: (fields, msg) => logger?.info?.(fields, msg),
@@ -67,6 +72,11 @@ export class SimulatedSource {
   /** Faults of all simulated pumps so far, oldest onset first. */
   get faultLog(): FaultEvent[] {
     return [...this.retiredFaults, ...this.pumps.flatMap((p) => p.faultLog)].sort((a, b) => a.startTs - b.startTs);
+  }
+
+  /** Per pump, the fault under way and the last ones ended (logged as they begin and end). */
+  get faults(): Record<string, SimulatedPumpFaults> {
+    return this.faultWatch.view();
   }
 
   get stats(): SimulatedSourceStats {
@@ -96,6 +106,7 @@ export class SimulatedSource {
         startTs,
         periodMs: this.intervalMs,
         faults: this.opts.faults ?? 'none',
+        ...(this.opts.meanFaultIntervalMs === undefined ? {} : { meanFaultIntervalMs: this.opts.meanFaultIntervalMs }),
       }),
     );
   }
@@ -116,12 +127,17 @@ export class SimulatedSource {
       // goes forward: the pumps start a new series from the new time (said once), rather than stay
       // silent until the clock is back where it was, hours maybe.
       this.retiredFaults.push(...this.pumps.flatMap((p) => p.faultLog));
+      this.faultWatch.endAll(this.lastTs);
       this.pumps = this.createPumps(ts);
       this.opts.logger?.warn({ ts, lastTs: this.lastTs }, `the clock stepped back by ${formatDuration(this.lastTs - ts)}: the simulated pumps start a new series from the new time`);
     }
     this.lastTs = ts;
     this.counters.ticks++;
-    const readings = this.pumps.map((p) => p.next(ts).reading);
+    const readings = this.pumps.map((p) => {
+      const { reading } = p.next(ts);
+      this.faultWatch.observe(p.pumpId, ts, p.faultsUnderWay);
+      return reading;
+    });
     this.inFlight = this.deliver(readings).finally(() => {
       this.inFlight = null;
     });

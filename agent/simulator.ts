@@ -44,3 +44,4 @@ export { DESIGN_DUTY, VALVE_MAX_DROP, type DutyPoint } from './simulator/physics
 export { Rng } from './simulator/rng.js';
 export type { DemandStep } from './simulator/duty.js';
 export { PumpSimulator } from './simulator/pump.js';
+export type { FaultNow } from './simulator/faults.js';

@@ -42,6 +42,15 @@ export interface HealthCheck {
   check: () => { ok: boolean; error?: string; degraded?: string };
 }
 
+/** What a part reports, or its failure named: /status answers either way. */
+function named(fn: () => unknown): unknown {
+  try {
+    return fn();
+  } catch (err) {
+    return { error: safeErrorMessage(err) };
+  }
+}
+
 /** Longest text of one check in /healthz. */
 const MAX_CHECK_TEXT = 500;
 
@@ -54,6 +63,7 @@ export class AgentStatus {
   private sensorFaults: () => Record<string, unknown[]> = () => ({});
   private alerts: (() => Record<string, unknown>) | null = null;
   private firstModels: (() => unknown) | null = null;
+  private simulator: (() => unknown) | null = null;
   private readonly startedMono = performance.now();
   private readonly connectivity: Record<Link, () => string> = { hub: () => 'not configured', blob: () => 'not configured' };
   private hubReportedError: () => string | null = () => null;
@@ -105,14 +115,14 @@ export class AgentStatus {
     this.firstModels = fn;
   }
 
+  /** The faults the simulated pumps were given (agent/simulated-faults.ts); /status has no `simulator` without it. */
+  setSimulator(fn: () => unknown): void {
+    this.simulator = fn;
+  }
+
   /** As alertsNow. */
   private firstModelsNow(): unknown {
-    if (this.firstModels === null) return null;
-    try {
-      return this.firstModels();
-    } catch (err) {
-      return { error: safeErrorMessage(err) };
-    }
+    return this.firstModels === null ? null : named(this.firstModels);
   }
 
   /** As outsideGenericRangeNow: a failure is named, /status answers. */
@@ -251,6 +261,7 @@ export class AgentStatus {
       tls: this.certificate(),
       system: this.deps.system.latest(),
       health: this.health(),
+      ...(this.simulator === null ? {} : { simulator: named(this.simulator) }),
     };
   }
 }

@@ -93,6 +93,17 @@ export interface ActiveFaults {
   wear: number | null;
 }
 
+/** A fault under way: its plan, and its severity at the last reading. */
+export interface FaultNow {
+  kind: FaultKind;
+  startTs: number;
+  /** Planned end (exclusive). */
+  endTs: number;
+  /** Severity the fault reaches (0–1). */
+  peak: number;
+  severity: number;
+}
+
 /** Which faults are active at a timestamp; logs onsets. Timestamps must not go back. */
 export class FaultSchedule {
   readonly log: FaultEvent[] = [];
@@ -105,6 +116,7 @@ export class FaultSchedule {
   private wear: ScheduledFault | null = null;
   /** End of the last random wear drawn (none: −∞). */
   private lastWearEndTs = Number.NEGATIVE_INFINITY;
+  private lastTs = Number.NaN;
 
   constructor(
     opts: SimulatorOptions,
@@ -120,6 +132,7 @@ export class FaultSchedule {
   }
 
   at(ts: number): ActiveFaults {
+    this.lastTs = ts;
     if (this.active && ts >= this.active.endTs) {
       this.scheduleAfter(this.active.endTs);
       this.active = null;
@@ -144,6 +157,12 @@ export class FaultSchedule {
       fault: this.active ? { kind: this.active.kind, severity: severity(this.active, ts) } : null,
       wear: this.wear ? severity(this.wear, ts) : null,
     };
+  }
+
+  /** The faults under way at the last reading (a wear first), for those who show what was injected. */
+  get underWay(): FaultNow[] {
+    const ts = this.lastTs;
+    return [this.wear, this.active].flatMap((f) => (f === null ? [] : [{ ...f, severity: severity(f, ts) }]));
   }
 
   /** Logs a fault's onset, in order of onset (a wear and another fault may begin between two readings). */

@@ -11,7 +11,7 @@
  */
 import type { Reading } from '../../buffer/types.js';
 import { DutySchedule, type DemandStep } from './duty.js';
-import { FaultSchedule } from './faults.js';
+import { FaultSchedule, type FaultNow } from './faults.js';
 import { SimulatorError, validateOptions, type FaultEvent, type FaultKind, type SimulatorOptions, type StopEvent } from './options.js';
 import {
   ALPHA,
@@ -149,6 +149,11 @@ export class PumpSimulator {
   /** Faults that have begun, with their (planned) end; a fault covers startTs ≤ ts < endTs. */
   get faultLog(): readonly FaultEvent[] {
     return this.schedule.log;
+  }
+
+  /** Faults under way at the last reading, with their peak and their severity then (the demo's /status). */
+  get faultsUnderWay(): readonly FaultNow[] {
+    return this.schedule.underWay;
   }
 
   /** Stops that have begun, with their end; a stop covers startTs ≤ ts < endTs. */
