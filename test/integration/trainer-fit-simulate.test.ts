@@ -33,10 +33,10 @@ afterEach(async () => {
 });
 
 /** `pumpwatch-agent simulate --rows N --out FILE` (its own CLI, in this process); the CSV's lines. */
-async function simulate(rows: number, start: Date): Promise<string[]> {
+async function simulate(rows: number, start: Date, more: string[] = []): Promise<string[]> {
   const csv = join(dir, 'sim.csv');
   const sink = () => new Writable({ write: (_c, _e, done) => done() });
-  expect(await runSimulateCli(['--rows', String(rows), '--out', csv, '--start', start.toISOString(), '--seed', '3'], { stdout: sink(), stderr: sink() })).toBe(0);
+  expect(await runSimulateCli(['--rows', String(rows), '--out', csv, '--start', start.toISOString(), '--seed', '3', ...more], { stdout: sink(), stderr: sink() })).toBe(0);
   return (await readFile(csv, 'utf8')).split('\n').filter((l) => l !== '');
 }
 
@@ -64,6 +64,27 @@ describe('fit on the CSV of pumpwatch-agent simulate', () => {
     expect((await postJson(`${agent.url}/readings`, readings)).status).toBe(202);
     const preds = ((await (await fetch(`${agent.url}/pumps/pump-sim/predictions?limit=1`)).json()) as any).predictions;
     expect(preds[0], JSON.stringify(preds[0])).toMatchObject({ score: expect.any(Number), unscoredReason: null });
+  });
+
+  it('says how many of the rows it trains on are labelled anomalous, and trains on them', async () => {
+    // a fault every few minutes: some of the 3 000 rows are labelled anomaly 1
+    const lines = await simulate(3000, new Date('2026-01-01T00:00:00Z'), ['--mean-fault-interval-min', '2']);
+    const anomalous = (rows: string[]) => rows.filter((l) => l.split(';')[9] === '1.0').length;
+    const all = anomalous(lines.slice(1));
+    const first = anomalous(lines.slice(1, 2001));
+    expect(all).toBeGreaterThan(first);
+    expect(first).toBeGreaterThan(0);
+    const model = join(dir, 'sim.onnx');
+    expect(await runCli(['fit', '--csv', join(dir, 'sim.csv'), '--out', model, '--train-rows', '2000'], io)).toBe(0);
+    expect(readModelMetadata(await readFile(model)).metrics.trainRows).toBe(2000);
+    expect(err.filter((l) => l.includes('anomaly=1'))).toEqual([
+      `note: ${first} of the 2000 rows trained on are labelled anomaly=1: they are trained on as normal (as SKAB's protocol trains on its first rows whatever they are); pass --train-rows to stop before them, or fit on readings without faults (pumpwatch-agent simulate --faults none)`,
+    ]);
+
+    err = [];
+    await simulate(300, new Date('2026-01-01T00:00:00Z'), ['--faults', 'none']);
+    expect(await runCli(['fit', '--csv', join(dir, 'sim.csv'), '--out', model], io)).toBe(0);
+    expect(err).toContain('note: 0 of the 300 rows trained on are labelled anomaly=1');
   });
 
   it('keeps them as features with --keep-labels, and then says the agent needs them in every reading', async () => {

@@ -16,7 +16,8 @@ Trains an anomaly model on a local CSV and writes a contract-1 ONNX model with i
 The CSV has a header row, ',' or ';' separators, and a "timestamp" or "datetime" column
 (ISO 8601 or YYYY-MM-DD hh:mm:ss, read as UTC); every other numeric column is a feature, except
 SKAB's label columns "anomaly" and "changepoint" (which "pumpwatch-agent simulate" writes too):
-labels are never model inputs, so they are left out unless --keep-labels is given.
+labels are never model inputs, so they are left out unless --keep-labels is given. Rows labelled
+anomaly=1 are trained on like the others; a note says how many there are.
 
 Options:
   --csv FILE          training data (required)
@@ -109,8 +110,9 @@ export const fitCommand: Command = {
     const labels = keepLabels ? [] : loaded.features.filter((f) => SKAB_LABELS.includes(f));
     const table = labels.length > 0 ? withoutFeatures(loaded, labels) : loaded;
     if (table.features.length === 0) throw new CsvError(`CSV has no numeric column to use as a feature besides the label columns ${labels.join(', ')} (pass --keep-labels if they are sensors)`);
+    const trainRows = optionalInteger(v['train-rows'], '--train-rows', 1);
     const result = fitTable(table, {
-      trainRows: optionalInteger(v['train-rows'], '--train-rows', 1),
+      trainRows,
       source,
       algorithm: typeof v.algo === 'string' ? v.algo : undefined,
       window: optionalInteger(v.window, '--window', 1, MAX_WINDOW),
@@ -129,6 +131,8 @@ export const fitCommand: Command = {
     io.out(stuckAfterLine(m.features, m.stuckAfter ?? {}));
     for (const w of spanWarnings(m)) io.err(`warning: ${w}`);
     if (labels.length > 0) io.err(`note: label columns left out of the features (SKAB's labels, never model inputs): ${labels.join(', ')}; pass --keep-labels if they are sensors`);
+    const anomalous = anomalousTrainRows(loaded, trainRows ?? loaded.rows.length);
+    if (anomalous !== null) io.err(anomalous);
     // Kept on purpose with --keep-labels: not said again.
     const labelLike = m.features.filter((f) => LABEL_LIKE.includes(f.toLowerCase()) && !(keepLabels && SKAB_LABELS.includes(f)));
     if (labelLike.length > 0) io.err(`note: columns used as features look like labels: ${labelLike.join(', ')}; pass --exclude ${labelLike.join(',')} if they are`);
@@ -144,3 +148,19 @@ export const fitCommand: Command = {
     return 0;
   },
 };
+
+/**
+ * The note on the rows labelled anomalous among those trained on, when the CSV has SKAB's `anomaly`
+ * column (null without one). They are trained on as normal, as SKAB's protocol trains on its first
+ * 400 rows whatever they are; said, so that a fit on `simulate`'s default random faults is not
+ * taken for a fit on healthy readings.
+ */
+function anomalousTrainRows(table: CsvTable, trainRows: number): string | null {
+  const col = table.features.indexOf('anomaly');
+  if (col < 0) return null;
+  let anomalous = 0;
+  for (const row of table.rows.slice(0, trainRows)) if ((row[col] ?? 0) >= 0.5) anomalous++;
+  const what = `note: ${anomalous} of the ${trainRows} rows trained on are labelled anomaly=1`;
+  return anomalous === 0 ? what : `${what}: they are trained on as normal (as SKAB's protocol trains on its first rows whatever they are); pass --train-rows to stop before them, or fit on readings without faults (pumpwatch-agent simulate --faults none)`;
+}
+
