@@ -165,16 +165,24 @@ export function skabCsvLine(reading: Reading, anomaly: boolean, changepoint: boo
 }
 
 /**
- * The CSV text in chunks: the header, then `rows` readings; `changepoint` marks fault onsets (a
- * fault that goes on through a stop is labelled again after it, with no second changepoint).
+ * The CSV text in chunks: the header, then `rows` readings; `changepoint` marks a fault's onset on
+ * the first row it shows on: a fault that begins while the pump is stopped gets it on the first
+ * running row after the stop (a stopped row is labelled normal), and one that begins and ends
+ * inside a stop gets none, as no row shows it. A fault that goes on through a stop is labelled
+ * again after it, with no second changepoint.
  */
 export function* skabCsvChunks(sim: PumpSimulator, rows: number): Generator<string> {
   yield `${skabCsvHeader()}\n`;
   let lines: string[] = [];
+  /** Planned ends of the faults begun that no row has shown yet. */
+  let unshown: number[] = [];
   for (let i = 0; i < rows; i++) {
     const faultsBefore = sim.faultLog.length;
     const { reading, fault } = sim.next();
-    lines.push(skabCsvLine(reading, fault !== null, sim.faultLog.length > faultsBefore));
+    unshown = [...unshown, ...sim.faultLog.slice(faultsBefore).map((f) => f.endTs)].filter((endTs) => reading.ts < endTs);
+    const changepoint = fault !== null && unshown.length > 0;
+    if (changepoint) unshown = [];
+    lines.push(skabCsvLine(reading, fault !== null, changepoint));
     if (lines.length === ROWS_PER_CHUNK || i === rows - 1) {
       yield `${lines.join('\n')}\n`;
       lines = [];

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { runSimulateCli } from '../../agent/simulate-cli.js';
-import { SIMULATED_FEATURES } from '../../agent/simulator.js';
+import { runSimulateCli, skabCsvChunks } from '../../agent/simulate-cli.js';
+import { PumpSimulator, SIMULATED_FEATURES, type FaultPlan } from '../../agent/simulator.js';
 
 const HEADER = ['datetime', ...SIMULATED_FEATURES, 'anomaly', 'changepoint'].join(';');
 
@@ -92,6 +92,8 @@ describe('simulate CLI', () => {
     expect(stoppedRows.length).toBeGreaterThan(1000); // ~24 a day × 12.5 min over 6 h ≈ 75 min
     expect(stoppedRows.length).toBeLessThan(rows.length / 2);
     for (const r of stoppedRows) expect(r[9]).toBe('0.0');
+    // a changepoint only on a row that shows a fault
+    expect(rows.filter((r) => r[10] === '1.0' && r[9] !== '1.0')).toEqual([]);
     // no flow but the meter's noise (the counter's 3-sample average lets the last flow go over two rows)
     expect(stoppedRows.filter((r) => Number(r[8]) > 1).length).toBeLessThan(stoppedRows.length * 0.05);
     expect(rowsOf(plain.stdout).filter((r) => Number(r[3]) < 0.2)).toEqual([]);
@@ -115,3 +117,37 @@ describe('simulate CLI', () => {
     expect(res.stderr).toContain(join(dir, 'missing', 'sim.csv'));
   });
 });
+
+describe('simulate: changepoints around stops', () => {
+  const T0 = Date.parse('2026-01-01T00:00:00Z');
+  const MIN = 60_000;
+
+  /** An hour of one pump stopped from 10 min for `stopMin` minutes, with one planned fault: its anomaly and changepoint labels. */
+  function labels(stopMin: number, fault: FaultPlan): { anomaly: string; changepoint: string }[] {
+    const sim = new PumpSimulator({
+      pumpId: 'p', seed: 1, startTs: T0, duty: { speed: 1, flow: 1 },
+      stops: [{ startTs: T0 + 10 * MIN, durationMs: stopMin * MIN }],
+      faults: [fault],
+    });
+    const text = [...skabCsvChunks(sim, 60 * 60)].join('');
+    return text.trim().split('\n').slice(1).map((l) => {
+      const p = l.split(';');
+      return { anomaly: p[9] ?? '', changepoint: p[10] ?? '' };
+    });
+  }
+
+  it('marks the changepoint of a fault whose onset falls in a stop on the first running row it shows on', () => {
+    const r = labels(20, { kind: 'leak', startTs: T0 + 15 * MIN, durationMs: 30 * MIN });
+    // the leak begins at row 900 (15 min), in the stop; the pump runs again from row 1800
+    expect(r.flatMap((x, i) => (x.changepoint === '1.0' ? [i] : []))).toEqual([1800]);
+    expect(r[1800]?.anomaly).toBe('1.0');
+    expect(r[1799]?.anomaly).toBe('0.0');
+  });
+
+  it('marks no changepoint for a fault that begins and ends inside a stop', () => {
+    const r = labels(30, { kind: 'valve', startTs: T0 + 15 * MIN, durationMs: 5 * MIN });
+    expect(r.filter((x) => x.anomaly === '1.0')).toEqual([]);
+    expect(r.filter((x) => x.changepoint === '1.0')).toEqual([]);
+  });
+});
+
