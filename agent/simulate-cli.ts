@@ -16,12 +16,13 @@ Writes simulated pump readings as a SKAB-format CSV (datetime;<8 sensors>;anomal
 Options:
   --out FILE                     write to FILE (default: standard output)
   --rows N                       number of readings (default 3600)
-  --seed S                       integer seed; the same seed gives the same file (default 1)
+  --seed S                       integer seed 0–4294967295; the same seed gives the same file (default 1)
   --pump ID                      pump id (default sim-pump-1)
   --faults none|random           inject random faults (default random)
   --mean-fault-interval-min M    mean minutes from the end of a random fault to the next (default 180)
-  --start ISO                    time of the first reading (default 2026-01-01T00:00:00Z)
-  --period-ms MS                 time between readings (default 1000)
+  --start ISO                    time of the first reading, with its zone (Z or ±hh:mm), or a date
+                                 (midnight UTC) (default 2026-01-01T00:00:00Z)
+  --period-ms MS                 time between readings, whole seconds (default 1000)
   --stops N                      the pump stops N times a day on average (default 0: never); a
                                  stopped pump's rows read no flow, ~0 A, vibration at the ambient
                                  floor, the static pressure, cooling temperatures; labelled normal
@@ -61,32 +62,59 @@ function positiveNumber(name: string, text: string, integer: boolean): number {
   return value;
 }
 
+const OPTIONS = {
+  out: { type: 'string' },
+  rows: { type: 'string', default: '3600' },
+  seed: { type: 'string', default: '1' },
+  pump: { type: 'string', default: 'sim-pump-1' },
+  faults: { type: 'string', default: 'random' },
+  'mean-fault-interval-min': { type: 'string', default: '180' },
+  start: { type: 'string', default: '2026-01-01T00:00:00Z' },
+  'period-ms': { type: 'string', default: '1000' },
+  stops: { type: 'string', default: '0' },
+  'stop-minutes': { type: 'string', default: '10-120' },
+  help: { type: 'boolean', default: false },
+} as const;
+
+/** The simulator's seeds are 32-bit (agent/simulator/rng.ts): a larger one would give a smaller one's file. */
+const MAX_SEED = 2 ** 32 - 1;
+/** A time with its zone (Z or ±hh:mm), or a date alone (midnight UTC, as ISO 8601 dates are read). */
+const ZONED_TIME = /^\d{4}-\d{2}-\d{2}(?:T.*(?:Z|[+-]\d{2}:?\d{2}))?$/i;
+
+/**
+ * `--period-ms -1` as `--period-ms=-1`: parseArgs takes a value starting with a dash for an option
+ * and answers "argument is ambiguous"; joined, the value gets the option's own check and message.
+ */
+function joinDashValues(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    const next = argv[i + 1];
+    const name = arg.slice(2) as keyof typeof OPTIONS;
+    if (arg.startsWith('--') && OPTIONS[name]?.type === 'string' && next !== undefined && /^-[\d.]/.test(next)) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else out.push(arg);
+  }
+  return out;
+}
+
 export function parseSimulateArgs(argv: string[]): SimulateArgs {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    allowPositionals: false,
-    options: {
-      out: { type: 'string' },
-      rows: { type: 'string', default: '3600' },
-      seed: { type: 'string', default: '1' },
-      pump: { type: 'string', default: 'sim-pump-1' },
-      faults: { type: 'string', default: 'random' },
-      'mean-fault-interval-min': { type: 'string', default: '180' },
-      start: { type: 'string', default: '2026-01-01T00:00:00Z' },
-      'period-ms': { type: 'string', default: '1000' },
-      stops: { type: 'string', default: '0' },
-      'stop-minutes': { type: 'string', default: '10-120' },
-      help: { type: 'boolean', default: false },
-    },
-  });
-  if (!/^-?\d+$/.test(values.seed)) throw new UsageError(`--seed must be a whole number, got "${values.seed}"`);
+  const { values } = parseArgs({ args: joinDashValues(argv), strict: true, allowPositionals: false, options: OPTIONS });
+  if (!/^\d+$/.test(values.seed) || Number(values.seed) > MAX_SEED) {
+    throw new UsageError(`--seed must be a whole number from 0 to ${MAX_SEED} (the simulator's seeds are 32-bit), got "${values.seed}"`);
+  }
   if (values.faults !== 'none' && values.faults !== 'random') {
     throw new UsageError(`--faults must be none or random, got "${values.faults}"`);
   }
   const startTs = Date.parse(values.start);
-  if (!Number.isFinite(startTs)) throw new UsageError(`--start must be an ISO 8601 time, got "${values.start}"`);
+  if (!ZONED_TIME.test(values.start.trim()) || !Number.isFinite(startTs)) {
+    throw new UsageError(`--start must be an ISO 8601 time with its zone (Z or ±hh:mm, e.g. 2026-01-01T00:00:00Z) or a date (midnight UTC), got "${values.start}"`);
+  }
   if (values.pump.trim() === '') throw new UsageError('--pump must not be empty');
+  const periodMs = positiveNumber('period-ms', values['period-ms'], false);
+  // datetime is written to the second: a period of 500 ms would write two rows per second, 1 500 ms gaps of 1 and 2 s
+  if (periodMs % 1000 !== 0) throw new UsageError(`--period-ms must be a whole number of seconds (1000, 2000, …): the CSV's datetime is to the second, got "${values['period-ms']}"`);
   return {
     stops: parseStops(values.stops, values['stop-minutes']),
     out: values.out,
@@ -96,7 +124,7 @@ export function parseSimulateArgs(argv: string[]): SimulateArgs {
     faults: values.faults,
     meanFaultIntervalMs: positiveNumber('mean-fault-interval-min', values['mean-fault-interval-min'], false) * 60_000,
     startTs,
-    periodMs: positiveNumber('period-ms', values['period-ms'], false),
+    periodMs,
     help: values.help,
   };
 }

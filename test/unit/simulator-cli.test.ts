@@ -111,6 +111,27 @@ describe('simulate CLI', () => {
     }
   });
 
+  it('refuses with a message naming the option a period not of whole seconds, a seed past 32 bits, a negative value and a start without a zone', async () => {
+    const cases: [string[], string][] = [
+      [['--period-ms', '500'], '--period-ms must be a whole number of seconds (1000, 2000, …): the CSV\'s datetime is to the second, got "500"'],
+      [['--period-ms', '1500'], '--period-ms must be a whole number of seconds (1000, 2000, …): the CSV\'s datetime is to the second, got "1500"'],
+      [['--period-ms', '-1'], '--period-ms must be a positive number, got "-1"'],
+      [['--rows', '-5'], '--rows must be a positive whole number, got "-5"'],
+      [['--seed', '4294967296'], '--seed must be a whole number from 0 to 4294967295 (the simulator\'s seeds are 32-bit), got "4294967296"'],
+      [['--seed', '-1'], '--seed must be a whole number from 0 to 4294967295 (the simulator\'s seeds are 32-bit), got "-1"'],
+      [['--start', '2026-01-01T00:00:00'], '--start must be an ISO 8601 time with its zone (Z or ±hh:mm, e.g. 2026-01-01T00:00:00Z) or a date (midnight UTC), got "2026-01-01T00:00:00"'],
+    ];
+    for (const [args, message] of cases) {
+      const res = await simulate(args);
+      expect(res.code, args.join(' ')).toBe(2);
+      expect(res.stderr.split('\n')[0], args.join(' ')).toBe(`simulate: ${message}`);
+    }
+    const zoned = await simulate(['--rows', '2', '--period-ms', '2000', '--seed', '4294967295', '--start', '2026-01-01T01:00:00+01:00']);
+    expect(zoned.code).toBe(0);
+    expect(rowsOf(zoned.stdout).map((r) => r[0])).toEqual(['2026-01-01 00:00:00', '2026-01-01 00:00:02']);
+    expect((await simulate(['--rows', '1', '--start', '2026-03-04'])).stdout).toContain('2026-03-04 00:00:00');
+  });
+
   it('exits 1 and names the file when the output cannot be written', async () => {
     const res = await simulate(['--rows', '10', '--out', join(dir, 'missing', 'sim.csv')]);
     expect(res.code).toBe(1);
