@@ -17,8 +17,11 @@ export const BODY_IDLE_MS = 15_000;
  */
 export const BODY_MIN_BYTES_PER_SECOND = 500;
 
-/** Reads a request body up to `limit` bytes; answers 413 past it (without reading the rest), 408 when it stalls or crawls. */
-export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+/**
+ * Reads a request body up to `limit` bytes; answers 413 past it (without reading the rest), 408 when it stalls or crawls.
+ * `take`, when given, is called with each piece's size before it is kept; what it throws refuses the body.
+ */
+export async function readBody(req: IncomingMessage, limit: number, take?: (bytes: number) => void): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
     throw new HttpError(413, 'PW_BODY_TOO_LARGE', `body of ${declared} bytes is over the limit of ${limit} bytes`);
@@ -63,6 +66,11 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<Buf
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
       if (size > limit) return fail(new HttpError(413, 'PW_BODY_TOO_LARGE', `body is over the limit of ${limit} bytes`));
+      try {
+        take?.(chunk.length);
+      } catch (err) {
+        return fail(err as Error);
+      }
       chunks.push(chunk);
       lastByte = performance.now();
     };

@@ -3,7 +3,9 @@
  * holds a request's share from before its body is read until its readings are committed, so the
  * bodies the agent holds at once (each as bytes, text, parsed objects and rows: several times its
  * size) stay bounded however many clients post. A request waiting for its share is not read: TCP
- * holds its client back.
+ * holds its client back. A body of unknown length (chunked) takes a share that grows with the bytes
+ * it has sent (`grow`): counted as the whole budget up front, one client dripping a chunked body
+ * held every other client's readings back until its request timed out.
  */
 export class ByteBudget {
   private used = 0;
@@ -25,6 +27,29 @@ export class ByteBudget {
       released = true;
       this.used -= n;
       this.grant();
+    };
+  }
+
+  /**
+   * A share that starts empty and takes `grow(bytes)` more at a time, only while they fit beside
+   * what is granted: false when they do not (the caller refuses its request rather than wait, as
+   * two growing shares waiting for each other's bytes would wait for ever). `release` gives back
+   * everything it took.
+   */
+  growing(): { grow: (bytes: number) => boolean; release: () => void } {
+    let held = 0;
+    return {
+      grow: (bytes) => {
+        if (this.used + bytes > this.limit()) return false;
+        this.used += bytes;
+        held += bytes;
+        return true;
+      },
+      release: () => {
+        this.used -= held;
+        held = 0;
+        this.grant();
+      },
     };
   }
 

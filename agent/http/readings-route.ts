@@ -83,15 +83,27 @@ export function registerReadingsRoute(
   deps: { pipeline: IngestPipeline; maxBodyBytes: () => number; maxReadings: () => number; clock?: () => number },
 ): void {
   // Bodies held at once: one of the largest allowed, or many small ones (bench/ingest posts 1 000
-  // readings, 130 kB, 4 at a time: never waits). A body of unknown length counts as the largest.
+  // readings, 130 kB, 4 at a time: never waits). A body of unknown length counts as the bytes it
+  // has sent so far, and is refused (503, retry) when they no longer fit: waiting would hold the
+  // bytes it has while it waits for others' (byte-budget.ts).
   const budget = new ByteBudget(deps.maxBodyBytes);
   server.route('POST', '/readings', async ({ req }) => {
     const limit = deps.maxBodyBytes();
     const declared = Number(req.headers['content-length']);
-    // A body declared over the limit is refused before it is read (readBody: 413): it needs no share.
-    const release = await budget.acquire(!Number.isFinite(declared) ? limit : declared > limit ? 0 : declared);
+    let take: ((bytes: number) => void) | undefined;
+    let release: () => void;
+    if (Number.isFinite(declared)) {
+      // A body declared over the limit is refused before it is read (readBody: 413): it needs no share.
+      release = await budget.acquire(declared > limit ? 0 : declared);
+    } else {
+      const share = budget.growing();
+      release = share.release;
+      take = (bytes) => {
+        if (!share.grow(bytes)) throw budgetFull();
+      };
+    }
     try {
-      return await handle(req);
+      return await handle(req, take);
     } catch (err) {
       // Worded here for a write; the server maps other errors without knowing the method.
       throw err instanceof BufferError ? toHttpError(err, 'POST') : err;
@@ -100,14 +112,24 @@ export function registerReadingsRoute(
     }
   });
 
+  function budgetFull(): HttpError {
+    const { used } = budget.status();
+    return new HttpError(
+      503,
+      'PW_BODY_BUDGET_FULL',
+      `the bodies being read (${used} bytes) leave no room for more of this one (PUMPWATCH_MAX_BODY_BYTES ${deps.maxBodyBytes()}); nothing was stored, retry later, or send a content-length to wait for a turn`,
+      { retryAfterSeconds: 1 },
+    );
+  }
+
   /**
    * The body read and parsed. A function of its own so that nothing refers to the body's bytes
    * once it is parsed: a local of handle() would be kept through its await of the commit, by which
    * time a scavenge has moved the Buffer to the old generation, its 240 kB held until a full
    * collection (bench/ingest: most of the agent's ArrayBuffers at its RSS peak).
    */
-  async function readParsed(req: IncomingMessage): Promise<{ parsed: ParsedBody; now: number }> {
-    const body = await readBody(req, deps.maxBodyBytes());
+  async function readParsed(req: IncomingMessage, take: ((bytes: number) => void) | undefined): Promise<{ parsed: ParsedBody; now: number }> {
+    const body = await readBody(req, deps.maxBodyBytes(), take);
     const now = (deps.clock ?? Date.now)();
     try {
       return { parsed: parseReadingsBody(body, req.headers['content-type'] ?? ''), now };
@@ -118,8 +140,8 @@ export function registerReadingsRoute(
     }
   }
 
-  async function handle(req: IncomingMessage): Promise<Reply> {
-    const { parsed, now } = await readParsed(req);
+  async function handle(req: IncomingMessage, take: ((bytes: number) => void) | undefined): Promise<Reply> {
+    const { parsed, now } = await readParsed(req, take);
     const total = parsed.items.length + parsed.lineErrors.length;
     if (total > deps.maxReadings()) {
       throw new HttpError(413, 'PW_TOO_MANY_READINGS', `${total} readings in one request, at most ${deps.maxReadings()} allowed; split the request`);

@@ -165,12 +165,13 @@ export class StatusServer {
     }
     const headers: Record<string, string> = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' };
     if (e.extra.wwwAuthenticate) headers['www-authenticate'] = 'Bearer realm="pumpwatch"';
+    if (typeof e.extra.retryAfterSeconds === 'number') headers['retry-after'] = String(e.extra.retryAfterSeconds);
     // A body not read to its end (over the limit, stalled, or refused before reading: 401, 403,
     // 404): close the connection rather than drain it, or a client could stream for minutes.
     const unread = !req.complete && hasBody(req);
     if (unread) headers.connection = 'close';
     res.writeHead(e.status, headers);
-    const { wwwAuthenticate: _w, ...extra } = e.extra;
+    const { wwwAuthenticate: _w, retryAfterSeconds: _r, ...extra } = e.extra;
     res.end(JSON.stringify({ code: e.code, error: e.message, ...extra }));
     if (unread) res.once('finish', () => req.destroy());
   }

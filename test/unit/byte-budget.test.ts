@@ -34,4 +34,18 @@ describe('ByteBudget (request bodies held at once)', () => {
     all();
     expect(budget.status()).toEqual({ used: 0, waiting: 0 });
   });
+
+  it('grows a share only while its bytes fit, and gives them all back at once to the next waiting', async () => {
+    const budget = new ByteBudget(() => 100);
+    const share = budget.growing();
+    expect(share.grow(30)).toBe(true);
+    expect(share.grow(30)).toBe(true);
+    const waiting = budget.acquire(50);
+    expect(share.grow(50)).toBe(false); // it would pass the budget: refused, not waited for
+    expect(budget.status()).toEqual({ used: 60, waiting: 1 });
+    share.release();
+    const release = await waiting;
+    expect(budget.status()).toEqual({ used: 50, waiting: 0 });
+    release();
+  });
 });
