@@ -1,11 +1,44 @@
+import { parseIso } from '../ingest/validate.js';
 import { HttpError } from './errors.js';
 
-/** A `since`-like query parameter: ISO 8601 or epoch milliseconds; undefined when absent. */
+/**
+ * The query parameters each GET route takes (by its path as registered): the server answers
+ * `400 PW_BAD_QUERY` for any other, as a misspelt one (`limt`, `pumpid`) would otherwise be
+ * ignored and the answer look like the one asked for (every pump's labels for `pumpid=…`). A
+ * route missing here takes none; the page's public files are not checked.
+ */
+export const QUERY_PARAMETERS: Readonly<Record<string, readonly string[]>> = {
+  '/pumps/:pumpId/predictions': ['since', 'afterSeq', 'limit'],
+  '/alerts': ['pumpId', 'since', 'limit', 'before', 'perPump'],
+  '/alerts/:seq/episode': ['pumpId'],
+  '/labels': ['pumpId', 'since', 'limit'],
+};
+
+/** Refuses a query parameter the route at `path` does not take, naming it and those it takes. */
+export function checkQueryParameters(path: string, query: URLSearchParams): void {
+  const known = QUERY_PARAMETERS[path] ?? [];
+  for (const name of query.keys()) {
+    if (known.includes(name)) continue;
+    const takes = known.length === 0 ? 'it takes none' : `it takes ${known.join(', ')}`;
+    throw new HttpError(400, 'PW_BAD_QUERY', `unknown query parameter "${name.slice(0, 40)}" for GET ${path}: ${takes}`);
+  }
+}
+
+/**
+ * A `since`-like query parameter, undefined when absent: an ISO 8601 date-time with its zone, or
+ * an integer of epoch milliseconds (all digits: `2026` is 2 026 ms after 1970, not the year), as a
+ * reading's `ts`. Date.parse alone took "garbage 1" and "next tuesday 12" for dates of 2001.
+ */
 export function parseSince(text: string | null, name = 'since'): number | undefined {
   if (text === null || text === '') return undefined;
-  const n = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
-  if (!Number.isFinite(n)) throw new HttpError(400, 'PW_BAD_QUERY', `${name}: "${text}" is neither an ISO 8601 date nor epoch milliseconds`);
-  return n;
+  const n = /^\d+$/.test(text) ? Number(text) : parseIso(text, name);
+  if (typeof n === 'number' && Number.isSafeInteger(n)) return n;
+  const why = typeof n === 'string' ? n.slice(n.indexOf(': ') + 2) : 'too large';
+  throw new HttpError(
+    400,
+    'PW_BAD_QUERY',
+    `${name}: "${text.slice(0, 40)}" is neither an ISO 8601 date nor epoch milliseconds (${why}); write a date-time with its zone, or an integer of epoch ms`,
+  );
 }
 
 /** A sequence number query parameter (`afterSeq`): a non-negative integer, undefined when absent. */

@@ -5,6 +5,7 @@ import type { Logger } from '../logger.js';
 import { RepeatLog } from '../repeat-log.js';
 import { authorize, checkFetchSite, checkOrigin } from './auth.js';
 import { HttpError, toHttpError } from './errors.js';
+import { checkQueryParameters } from './query.js';
 
 export interface RouteContext {
   req: IncomingMessage;
@@ -109,6 +110,7 @@ export class StatusServer {
       if (!route.public) {
         checkFetchSite(req);
         authorize(req, this.options.token);
+        if (route.method === 'GET') checkQueryParameters(route.path, url.searchParams);
       }
       const reply = await route.handler({ req, res, url, params: matched.params });
       if ('stream' in reply) return;

@@ -61,22 +61,22 @@ function parseTs(ts: string | number): number | string {
 }
 
 /**
- * Epoch ms of an ISO 8601 date-time, or why it is refused. Date.parse rolls an impossible date
+ * Epoch ms of an ISO 8601 date-time with its zone, or why it is refused (naming `field`). Date.parse rolls an impossible date
  * over (02-30 → 03-02, T24:00 → the next day), so the parsed instant, read back in the text's own
  * offset, must show the text's date and time.
  */
-function parseIso(ts: string): number | string {
+export function parseIso(ts: string, field = 'ts'): number | string {
   const m = ISO_8601.exec(ts);
-  if (m === null) return `ts: ${describe(ts)} is not an ISO 8601 date-time with a time zone (e.g. 2026-11-23T10:00:00.000Z)`;
+  if (m === null) return `${field}: ${describe(ts)} is not an ISO 8601 date-time with a time zone (e.g. 2026-11-23T10:00:00.000Z)`;
   const ms = Date.parse(ts);
-  if (Number.isNaN(ms)) return `ts: ${describe(ts)} is not a valid date`;
+  if (Number.isNaN(ms)) return `${field}: ${describe(ts)} is not a valid date`;
   const offsetMin = m[7] === undefined ? 0 : (m[7] === '-' ? -1 : 1) * (Number(m[8]) * 60 + Number(m[9]));
   const local = new Date(ms + offsetMin * 60_000);
   const parsed = [local.getUTCFullYear(), local.getUTCMonth() + 1, local.getUTCDate(), local.getUTCHours(), local.getUTCMinutes(), local.getUTCSeconds()];
   const text = [m[1], m[2], m[3], m[4], m[5], m[6] ?? '0'].map(Number);
   if (parsed.every((v, i) => v === text[i])) return ms;
   const why = text[3] === 24 ? 'hour 24 is not accepted (write 00:00 of the next day)' : `${m[1]}-${m[2]} has no day ${m[3]}`;
-  return `ts: ${describe(ts)} is not a real date-time: ${why}`;
+  return `${field}: ${describe(ts)} is not a real date-time: ${why}`;
 }
 
 const READING_KEYS = new Set(['pumpId', 'ts', 'values']);

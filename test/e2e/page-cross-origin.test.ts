@@ -33,9 +33,9 @@ beforeAll(async () => {
       res.writeHead(200, { 'content-type': 'text/html' }).end(`<!doctype html><script>
         const img = new Image();
         const loaded = new Promise((resolve) => { img.onload = img.onerror = resolve; });
-        img.src = '${agent}/alerts?perPump=1000&since=2100-01-01';
+        img.src = '${agent}/alerts?perPump=1000&since=2100-01-01T00:00:00Z';
         const get = (path) => fetch('${agent}' + path, { mode: 'no-cors' });
-        window.done = Promise.allSettled([loaded, get('/alerts?perPump=1000&since=2100-01-01'), get('/pumps/p/predictions?since=2100-01-01'), get('/events')]);
+        window.done = Promise.allSettled([loaded, get('/alerts?perPump=1000&since=2100-01-01T00:00:00Z'), get('/pumps/p/predictions?since=2100-01-01T00:00:00Z'), get('/events')]);
       </script>`);
       return;
     }
@@ -90,7 +90,7 @@ describe('a page of another site in the technician browser', () => {
       // The gateway's own page asks the same and is answered.
       const own = await browser.newPage();
       await own.goto(t.url);
-      expect(await own.evaluate(async () => (await fetch('/alerts?perPump=1000&since=2100-01-01')).status)).toBe(200);
+      expect(await own.evaluate(async () => (await fetch('/alerts?perPump=1000&since=2100-01-01T00:00:00Z')).status)).toBe(200);
       await own.close();
       expect(alertQueries()).toBeGreaterThan(0);
     } finally {

@@ -272,6 +272,32 @@ describe('GET /alerts', () => {
     expect(both.json).toMatchObject({ code: 'PW_BAD_QUERY' });
     expect(both.json.error).toMatch(/^perPump and limit/);
   });
+
+  it('refuses a since that is not an ISO 8601 date-time with its zone nor epoch ms, and takes both forms', async () => {
+    // Date.parse read these as dates of 2001 and answered 200.
+    for (const q of ['garbage%201', 'next%20tuesday%2012', '2026-12-07', '2026-12-07T10:00:00', '2026-02-30T10:00:00Z', '-5', '1e3']) {
+      const bad = await getJson(`/alerts?since=${q}`);
+      expect(bad.status, q).toBe(400);
+      expect(bad.json.code, q).toBe('PW_BAD_QUERY');
+      expect(bad.json.error, q).toMatch(/^since: .* is neither an ISO 8601 date nor epoch milliseconds/);
+    }
+    for (const q of [encodeURIComponent('2026-12-07T10:00:00+01:00'), '2026-12-07T10:00:00.5Z', '1796600000000', '2026']) {
+      expect((await getJson(`/alerts?since=${q}`)).status, q).toBe(200);
+    }
+  });
+
+  it('refuses a query parameter a GET route does not take, naming it, on every data route', async () => {
+    const routes = ['/alerts?limt=2', '/alerts?pumpid=nosuch', '/labels?pumpid=nosuch', '/alerts/1/episode?pump=x', '/pumps/p/predictions?sice=1', '/status?x=1', '/metrics?x=1', '/pumps?x=1', '/events?x=1'];
+    for (const path of routes) {
+      const bad = await getJson(path);
+      expect(bad.status, path).toBe(400);
+      expect(bad.json.code, path).toBe('PW_BAD_QUERY');
+      const name = /[?&]([^=]+)=/.exec(path)![1]!;
+      expect(bad.json.error, path).toContain(`unknown query parameter "${name}"`);
+    }
+    // The names each takes are answered as ever.
+    expect((await getJson('/labels?pumpId=nosuch&since=0&limit=2')).json.labels).toEqual([]);
+  });
 });
 
 describe('GET /events', () => {

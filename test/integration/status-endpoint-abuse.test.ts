@@ -104,9 +104,9 @@ describe('without a status token (loopback only)', () => {
     const data: Array<[string, string, string?]> = [
       ['GET', '/status'],
       ['GET', '/events'],
-      ['GET', '/alerts?perPump=1000&since=2100-01-01'],
+      ['GET', '/alerts?perPump=1000&since=2100-01-01T00:00:00Z'],
       ['GET', '/pumps'],
-      ['GET', '/pumps/xsite-3/predictions?since=2100-01-01'],
+      ['GET', '/pumps/xsite-3/predictions?since=2100-01-01T00:00:00Z'],
       ['GET', '/metrics'],
       ['GET', '/labels'],
       ['POST', '/readings', reading('xsite-3')],
