@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { FAULT_TYPES, LABEL_KINDS, MAX_DATE_MS, type LabelStore, type NewLabel } from '../../buffer/labels.js';
-import { DEFAULT_LIMITS, type ValidationLimits } from '../ingest/validate.js';
+import { DEFAULT_LIMITS, PUMP_ID_PATTERN, type ValidationLimits } from '../ingest/validate.js';
+import { PUMP_ID_RULE } from '../../sync/layout.js';
 import { labelJson } from './alerts-routes.js';
 import { parseLimit, parseSince } from './query.js';
 import { readBody } from './body.js';
@@ -11,13 +12,32 @@ const MAX_BODY = 16 * 1024;
 const MAX_RANGE_MS = 366 * 86_400_000;
 
 const time = z.union([z.number().int().nonnegative(), z.iso.datetime({ offset: true })]).transform((v) => (typeof v === 'number' ? v : Date.parse(v)));
-const text = (max: number) => z.string().trim().max(max);
-const required = (max: number, message: string) => z.string({ error: message }).trim().min(1, message).max(max);
+
+/**
+ * Control characters (C0, DEL, C1) and bidirectional overrides and isolates (U+202A–202E,
+ * U+2066–2069) in a label's text: a label is shown on the page, listed by the trainer and
+ * uploaded, and such characters make what is shown differ from what is stored (an override
+ * reverses the text after it). A note may keep its line breaks and tabs (a textarea's).
+ */
+const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+const CONTROL_OR_BREAK = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+function plain(schema: z.ZodString, pattern: RegExp): z.ZodType<string, string> {
+  return schema.check((ctx) => {
+    const m = pattern.exec(ctx.value);
+    if (m === null) return;
+    const code = `U+${m[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+    ctx.issues.push({ code: 'custom', input: ctx.value, message: `has a control or bidirectional-override character (${code} at character ${m.index + 1}), which is refused in a label's text` });
+  });
+}
+const text = (max: number) => plain(z.string().trim().max(max), CONTROL);
+const required = (max: number, message: string) => plain(z.string({ error: message }).trim().min(1, message).max(max), CONTROL_OR_BREAK);
 
 /** The body of `POST /labels`. */
 export const LabelBodySchema = z
   .object({
-    pumpId: required(128, 'pumpId is required'),
+    // The rule a reading's pumpId follows: a label of a pump no reading can have labels nothing,
+    // and its id went into the uploaded label and the page as given ("<b>x</b>\"><img …>/../ü").
+    pumpId: z.string({ error: 'pumpId is required' }).regex(PUMP_ID_PATTERN, `must be ${PUMP_ID_RULE}`),
     kind: z.enum(LABEL_KINDS, { error: `kind must be one of ${LABEL_KINDS.join(', ')}` }),
     faultType: z.enum(FAULT_TYPES, { error: `faultType must be one of ${FAULT_TYPES.join(', ')}` }).nullish(),
     note: text(1000).nullish(),

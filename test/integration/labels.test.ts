@@ -111,6 +111,31 @@ describe('POST /labels', () => {
     expect(badJson.json.code).toBe('PW_BAD_JSON');
     expect((db.prepare("SELECT count(*) n FROM labels WHERE pump_id IN ('lb-4', 'lb-5')").get() as { n: number }).n).toBe(0);
   });
+
+  it('refuses a pumpId a reading could not have, and control or bidi-override characters in its text, naming the field', async () => {
+    const t0 = Date.now() - 10_000;
+    const range = { kind: 'maintenance', from: t0, to: t0 + 1000 };
+    const before = (db.prepare('SELECT count(*) n FROM labels').get() as { n: number }).n;
+    const cases: Array<[Record<string, unknown>, RegExp]> = [
+      [{ pumpId: '<b>x</b>"><img src=x>/../ü', author: 'Ana' }, /^pumpId: must be 1-128 characters: letters, digits/],
+      [{ pumpId: 'pump.1', author: 'Ana' }, /^pumpId: must be/],
+      [{ pumpId: 'lb-6', author: 'Ana\u202Eevil' }, /^author: has a control or bidirectional-override character \(U\+202E at character 4\)/],
+      [{ pumpId: 'lb-6', author: 'Ana\nBob' }, /^author: .*\(U\+000A at character 4\)/],
+      [{ pumpId: 'lb-6', author: 'Ana', note: 'ok\u0007' }, /^note: .*\(U\+0007 at character 3\)/],
+      [{ pumpId: 'lb-6', author: 'Ana', note: 'a \u2066b' }, /^note: .*U\+2066/],
+    ];
+    for (const [fields, error] of cases) {
+      const r = await postJson(`${t.url}/labels`, { ...range, ...fields });
+      expect(r.status, JSON.stringify(fields)).toBe(400);
+      expect(r.json.code).toBe('PW_BAD_LABEL');
+      expect(r.json.error, JSON.stringify(fields)).toMatch(error);
+    }
+    expect((db.prepare('SELECT count(*) n FROM labels').get() as { n: number }).n).toBe(before);
+    // A note keeps its line breaks and tabs (the page's textarea).
+    const ok = await postJson(`${t.url}/labels`, { ...range, pumpId: 'lb-6', author: 'Ana', note: 'seal replaced\n\tpump 6 ok' });
+    expect(ok.status).toBe(201);
+    expect(ok.json.label.note).toBe('seal replaced\n\tpump 6 ok');
+  });
 });
 
 describe('LabelStore', () => {
