@@ -234,6 +234,13 @@ describe('IoT Edge deployment manifest', () => {
     expect(pumpwatch.env.PUMPWATCH_HTTP_PORT.value).toBe(String(defaults.httpPort));
   });
 
+  it('runs the module without Linux capabilities or a way to gain privileges', () => {
+    expect(createOptions.HostConfig.CapDrop).toEqual(['ALL']);
+    expect(createOptions.HostConfig.SecurityOpt).toEqual(['no-new-privileges']);
+    expect(createOptions.HostConfig.CapAdd).toBeUndefined();
+    expect(createOptions.HostConfig.Privileged).toBeUndefined();
+  });
+
   it('routes a sensor module to the readings input, and alerts upstream first', () => {
     const readings = Object.values(routes).find((r) => r.route.includes(`/modules/pumpwatch/inputs/${READINGS_INPUT}`));
     const alerts = Object.values(routes).find((r) => r.route.startsWith(`FROM /messages/modules/pumpwatch/outputs/${ALERTS_OUTPUT} INTO $upstream`));
