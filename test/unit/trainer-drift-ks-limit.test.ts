@@ -40,7 +40,8 @@ describe('a KS threshold no KS distance can exceed', () => {
     const note = lines.find((l) => l.startsWith('  Temp: KS cannot call drift'));
     expect(note).toBe(
       `  Temp: KS cannot call drift: its threshold ${temp.effective.ks.toFixed(3)} is at least 1, the largest KS distance there is, because blocks of 50 of the model's own training rows strayed from its baseline by KS ${temp.stray!.ks / 1.5} (× 1.5): ` +
-        'the model was trained on too short a range to show how far unchanged data wanders; retrain it on a longer range; PSI and the stuck/outlier rule still can',
+        'the model was trained on too short a range to show how far unchanged data wanders; retrain it on a longer range; ' +
+        `only the trained-range rule (median far outside the training values) and the stuck/outlier rule can (PSI cannot either: its threshold is at or above the ${temp.psiMax.toFixed(3)} these rows can reach)`,
     );
     expect(lines.filter((l) => /^ {2}\w+: KS cannot call drift:/.test(l))).toHaveLength(1); // not Flow
     expect(lines.find((l) => l.startsWith('  Temp '))).toMatch(/ \d\.\d{3} {2}.*\(KS cannot call drift: threshold at least 1, see the note\)$/);

@@ -24,7 +24,9 @@ least 1.5 x how far blocks of about n of the model's own training rows strayed f
 baseline (model.json driftNull; a model without it is judged as before, with a warning). The
 table shows n and the thresholds used. A feature with more than 5 % of its values in stuck
 runs or outliers (what cleaning removes before training: a frozen or dead sensor) drifted;
-cleaning's warnings go to stderr.
+cleaning's warnings go to stderr. A feature whose median lies beyond the training values'
+range by more than its width drifted, whatever PSI and KS say (PSI cannot exceed what the rows
+reach all in one bin: a threshold above that reads "PSI not judged").
 A feature of the model missing from the data (MISSING) and a feature of the data that the
 model lacks (NEW: a sensor added or renamed, one that a retrain would use: in at least half
 of the readings and in the recent ones, not a counter, not left out by the model's --exclude)

@@ -42,6 +42,14 @@
  * record written before it) as above, and the caller warns. And a feature with more than
  * MAX_REMOVED_SHARE of its values in stuck runs or outliers (`removed`, counted by the caller on
  * the readings before cleaning) drifted, whatever PSI and KS say.
+ *
+ * PSI saturates: n rows all in one bin give at most psiReachable (8.28 for deciles from 5 000 rows,
+ * 7.78 at 2 880, 6.51 at 720), however far they moved, and the stray factor can raise a threshold
+ * above that (10.39 seen for a temperature trained on 8 h): PSI then cannot call drift, and the
+ * output says "PSI not judged" instead of "ok" (psiCannotDrift), as for KS at or above 1. So that
+ * a large shift is drift whatever the thresholds, a feature whose recent median lies outside the
+ * baseline's [min..max] (every value the model was trained on) by more than that range's width
+ * drifted: the trained-range rule (outsideTrainedRange).
  */
 import { binShares, psiOf, type Baseline } from './baseline.js';
 import { chiSquareQuantile } from './chi-square.js';
@@ -68,6 +76,12 @@ export const MIN_ROWS_PER_BIN = 5;
  * drops its readings before training, so the statistics of what is left look unchanged).
  */
 export const MAX_REMOVED_SHARE = 0.05;
+
+/**
+ * Rows below which the trained-range rule does not judge: the median of 1 or 2 values is those
+ * values, and one wild reading is the stuck/outlier rule's to judge, not a shift of the pump.
+ */
+export const MIN_RANGE_ROWS = 5;
 
 /** The thresholds a feature was judged by: the configured ones, raised for few rows and by the training rows' own stray. */
 export interface EffectiveThresholds {
@@ -97,7 +111,11 @@ export interface FeatureDrift {
   stray: { psi: number; ks: number; blockRows: number; factor: number } | null;
   /** Values of the compared rows that cleaning removed as stuck runs or outliers (0 when not told). */
   removed: number;
-  /** Why it drifted: `PSI`, `KS`, `41.2 % stuck/outlier`; empty when it did not. */
+  /** The largest PSI the recent rows could reach against the baseline's bins: all of them in one bin (psiReachable). */
+  psiMax: number;
+  /** The median of the recent values (NaN without any). */
+  recentMedian: number;
+  /** Why it drifted: `PSI`, `KS`, `41.2 % stuck/outlier`, `median -9.8 far outside the trained 19.9..21.3`; empty when it did not. */
   reasons: string[];
 }
 
@@ -184,10 +202,12 @@ export function compareWithBaseline(
       const stray = nul === null ? null : strayFor(nul, name, sorted.length);
       const effective = stray === null ? raised : { psi: raised.psi === null ? null : Math.max(raised.psi, stray.psi), ks: Math.max(raised.ks, stray.ks) };
       const removed = extras.removed?.[name] ?? 0;
+      const recentMedian = sorted.length > 0 ? medianSorted(sorted) : NaN;
       const reasons = [
         ...(effective.psi !== null && psi > effective.psi ? ['PSI'] : []),
         ...(ks > effective.ks ? ['KS'] : []),
         ...(sorted.length > 0 && removed / sorted.length > MAX_REMOVED_SHARE ? [`${((100 * removed) / sorted.length).toFixed(1)} % stuck/outlier`] : []),
+        ...(sorted.length >= MIN_RANGE_ROWS && outsideTrainedRange(recentMedian, base.min, base.max) ? [`median ${round(recentMedian)} far outside the trained ${round(base.min)}..${round(base.max)}`] : []),
       ];
       return {
         feature: name,
@@ -202,6 +222,8 @@ export function compareWithBaseline(
         effective,
         stray,
         removed,
+        psiMax: round(psiReachable(base.shares, sorted.length)),
+        recentMedian: round(recentMedian),
         reasons,
       };
     });
@@ -214,6 +236,36 @@ export function compareWithBaseline(
     rows: rows.length,
     nullModel: nul === null ? 'independent-rows' : 'empirical',
   };
+}
+
+/**
+ * The largest PSI n rows can reach against baseline shares: every row in the one bin that gives
+ * the most (PSI saturates there, whatever the size of the shift: 8.28 for deciles from 5 000 rows
+ * on, 7.78 at 2 880, 6.51 at 720). A threshold at or above it cannot be crossed by any data.
+ */
+export function psiReachable(shares: readonly number[], n: number): number {
+  return Math.max(0, ...shares.map((_, k) => psiOf(shares, shares.map((__, j) => (j === k ? 1 : 0)), n)));
+}
+
+/**
+ * True when the centre of the recent values lies far outside everything the model was trained
+ * on: drift whatever PSI and KS can say (both saturate, and their thresholds, raised by the
+ * training rows' stray, can lie beyond reach). The median, not one value, so a few outliers are
+ * not drift (the stuck/outlier rule judges those); and beyond the trained [min..max] by more than
+ * its width, because a pump wanders past the range of a short training stretch on its own: with
+ * the range itself as the limit, an unchanged simulated pump's Thermocouple was drift in 63 of
+ * 1008 ten-minute windows of the week after 3 training days (measured: trainer/README.md, "Drift").
+ * A baseline without a finite range (a hand-made record) is not judged by it.
+ */
+export function outsideTrainedRange(median: number, min: number, max: number): boolean {
+  if (!Number.isFinite(median) || !Number.isFinite(min) || !Number.isFinite(max)) return false;
+  const margin = max - min;
+  return median < min - margin || median > max + margin;
+}
+
+function medianSorted(sorted: Float64Array): number {
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
 /** The stray that n recent rows of `feature` are judged by (already × the factor), or null when the null has none for it. */
@@ -243,9 +295,23 @@ export function ksCannotDrift(f: FeatureDrift): boolean {
   return f.effective.ks >= KS_MAX;
 }
 
+/**
+ * True when PSI is judged (enough rows) but cannot call drift: its threshold, raised by few rows or
+ * by the training rows' stray, is at or above the largest PSI the rows can reach (psiReachable).
+ * Such a feature is "PSI not judged", never "ok" on PSI's strength.
+ */
+export function psiCannotDrift(f: FeatureDrift): boolean {
+  return f.effective.psi !== null && f.effective.psi >= f.psiMax;
+}
+
 /** `DRIFT (KS; 41.2 % stuck/outlier)`, `ok`, with why PSI was not judged and when KS cannot call drift. */
 export function featureStatus(f: FeatureDrift): string {
-  const psi = f.effective.psi === null ? ` (PSI not judged: ${psiNotJudged(f)}, ${MIN_ROWS_PER_BIN * f.bins} needed)` : '';
+  const psi =
+    f.effective.psi === null
+      ? ` (PSI not judged: ${psiNotJudged(f)}, ${MIN_ROWS_PER_BIN * f.bins} needed)`
+      : psiCannotDrift(f)
+        ? ` (PSI not judged: threshold ${f.effective.psi.toFixed(3)} at or above ${f.psiMax.toFixed(3)}, the largest PSI ${f.recentCount} rows can reach)`
+        : '';
   const ks = ksCannotDrift(f) ? ` (KS cannot call drift: threshold at least ${KS_MAX}, see the note)` : '';
   return `${f.drifted ? `DRIFT (${f.reasons.join('; ')})` : 'ok'}${psi}${ks}`;
 }
@@ -263,9 +329,24 @@ export function ksCannotDriftNotes(report: DriftReport): string[] {
         ? `blocks of ${f.stray.blockRows} of the model's own training rows strayed from its baseline by KS ${round(f.stray.ks / f.stray.factor)} (× ${f.stray.factor}): ` +
           'the model was trained on too short a range to show how far unchanged data wanders; retrain it on a longer range'
         : `the ${f.recentCount} rows compared are too few (KS ${KS_CRITICAL}/√n_eff); compare a longer range`;
-    const rest = f.effective.psi === null ? 'only the stuck/outlier rule can (PSI is not judged either)' : 'PSI and the stuck/outlier rule still can';
+    const psiCan = f.effective.psi !== null && !psiCannotDrift(f);
+    const still = f.recentCount >= MIN_RANGE_ROWS ? 'the trained-range rule (median far outside the training values) and the stuck/outlier rule' : 'the stuck/outlier rule';
+    const rest = psiCan
+      ? `PSI, ${still} still can`
+      : `only ${still} can (PSI ${f.effective.psi === null ? 'is not judged either' : `cannot either: its threshold is at or above the ${f.psiMax.toFixed(3)} these rows can reach`})`;
     return `${f.feature}: KS cannot call drift: its threshold ${f.effective.ks.toFixed(3)} is at least ${KS_MAX}, the largest KS distance there is, because ${why}; ${rest}`;
   });
+}
+
+/** One line per feature whose PSI threshold no rows can cross while KS can still judge it (the KS note covers both otherwise). */
+export function psiCannotDriftNotes(report: DriftReport): string[] {
+  return report.features
+    .filter((f) => psiCannotDrift(f) && !ksCannotDrift(f))
+    .map(
+      (f) =>
+        `${f.feature}: PSI cannot call drift: its threshold ${(f.effective.psi as number).toFixed(3)} is at or above ${f.psiMax.toFixed(3)}, the largest PSI ${f.recentCount} rows can reach (all in one bin), ` +
+        'because of the training rows\' own stray; KS, the trained-range rule and the stuck/outlier rule still can',
+    );
 }
 
 /** What the thresholds were raised by, the features KS cannot judge, and the stuck/outlier rule: the lines above the table (the report shows them too). */
@@ -287,7 +368,7 @@ export function driftNotes(rows: number, report: DriftReport): string[] {
         '(the unchanged pump\'s own wandering, stored with the model)',
     );
   }
-  out.push(...ksCannotDriftNotes(report));
+  out.push(...ksCannotDriftNotes(report), ...psiCannotDriftNotes(report));
   const removed = report.features.filter((f) => f.removed > 0);
   if (removed.length > 0) {
     out.push(

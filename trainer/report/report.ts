@@ -7,7 +7,7 @@
  */
 import type { Target } from '../data/clean.js';
 import type { AgentView } from '../eval/as-agent.js';
-import { driftNotes, psiNotJudged, type DriftReport } from '../drift/compare.js';
+import { driftNotes, psiCannotDrift, psiNotJudged, type DriftReport } from '../drift/compare.js';
 import { metricName, type Evaluation } from '../eval/criterion.js';
 import { writeAtomically } from '../files.js';
 import type { ScoredModel, TrainOutcome } from '../train/pipeline.js';
@@ -68,7 +68,12 @@ function driftSection(drift: DriftReport, heading: string, recentLabel: string):
     .join('\n')}`;
   const rows = drift.features
     .map((f) => {
-      const psiLimit = f.effective.psi === null ? `not judged: ${psiNotJudged(f)}` : f.effective.psi.toFixed(3);
+      const psiLimit =
+        f.effective.psi === null
+          ? `not judged: ${psiNotJudged(f)}`
+          : psiCannotDrift(f)
+            ? `${f.effective.psi.toFixed(3)}: not judged, at or above ${f.psiMax.toFixed(3)}, the most ${f.recentCount} rows reach`
+            : f.effective.psi.toFixed(3);
       const status = f.drifted ? `<b>drift</b> (${escapeHtml(f.reasons.join('; '))})` : 'ok';
       return `<tr><td>${escapeHtml(f.feature)}</td><td>${f.psi.toFixed(3)}</td><td>${f.ks.toFixed(3)}</td><td>${f.baselineMean}</td><td>${f.recentMean}</td><td>${f.recentCount}</td><td>${psiLimit}</td><td>${f.effective.ks.toFixed(3)}</td><td>${status}</td></tr>`;
     })
