@@ -54,6 +54,11 @@ describe('train --if-drifted', () => {
     // challenger has not seen it either, and both flag it: the next nights' runs train on it.
     expect(res.out).toMatch(/^pump-last-day: kept \S+ \(mset-horizon/);
     expect(res.out).toMatch(new RegExp(`^ {2}compare {2}synthetic-faults: challenger .*; live ${live}: balanced accuracy`, 'm'));
+    // And the output says so, with what to do.
+    expect(res.out).toMatch(/^ {2}drift {4}retrained: drift in its \d+ held-out rows: Current, Flow, Pressure$/m);
+    expect(res.out).toMatch(
+      /^ {2}warning {2}the drift \(Current, Flow, Pressure\) is in the held-out rows only \(from 2026-01-07T\d\d:\d\d:\d\d\.\d{3}Z\): the challenger was trained on the \d+ rows before them, which did not drift, so it has not learnt the drifted readings, only been judged on them; to train on them, run again with a later --to \(or on a later night\) once the drifted readings reach back beyond the newest 20 % of the range$/m,
+    );
   });
 
   it('still skips a range that did not drift, and says which parts of it were judged', async () => {

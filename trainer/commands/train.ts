@@ -58,7 +58,8 @@ Options:
                       the rows after the live model's data), drifted from the live model's
                       baseline, judged as drift judges (the readings as received, the
                       model's empirical null); a run that trains prints
-                      "retrained: drift in <part>: <features>"
+                      "retrained: drift in <part>: <features>", and a warning when the
+                      drift is in the held-out rows only (the challenger did not train on it)
   --psi X, --ks X     drift thresholds for --if-drifted (default ${DRIFT_DEFAULTS.psi}, ${DRIFT_DEFAULTS.ks};
                       raised as for drift), also those of the report's drift table
   --stopped-when "FEATURE<NUMBER [& FEATURE<NUMBER ...]"

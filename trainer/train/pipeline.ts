@@ -153,12 +153,13 @@ async function trainRange({ data: container, models }: Stores, req: TrainRequest
   const driftWarnings: string[] = [];
   if (req.ifDrifted && champion) {
     if (!champion.record.driftNull) driftWarnings.push(noNullWarning(champion.record.version));
-    const { drift, parts, trigger } = driftToRetrain(champion.record, uncleaned as Uncleaned, cleaned.series.timestamps[holdoutStart] as number, liveNewest, req.ifDrifted, notNew);
+    const { drift, parts, trigger, heldOutOnly } = driftToRetrain(champion.record, uncleaned as Uncleaned, cleaned.series.timestamps[holdoutStart] as number, liveNewest, req.ifDrifted, notNew);
     if (!drift.drifted) {
       const reason = `no drift from the baseline of live model ${champion.record.version}: not retrained (checked ${parts})`;
       return { status: 'skipped', reason, source: req.source, warnings: [...labelWarnings, ...driftWarnings], record: null, drift, view: null };
     }
     retrained = `drift in ${trigger}: ${driftedNames(drift).join(', ')}`;
+    if (heldOutOnly) driftWarnings.push(heldOutOnlyWarning(drift, cleaned.series.timestamps[holdoutStart] as number, trainIdx.length, req.holdoutFraction));
   }
 
   progress.stage(`fitting on ${trainIdx.length} rows`);
@@ -334,7 +335,7 @@ function driftToRetrain(
   liveNewest: number,
   thresholds: DriftThresholds,
   notNew: readonly string[],
-): { drift: DriftReport; parts: string; trigger: string } {
+): { drift: DriftReport; parts: string; trigger: string; heldOutOnly: boolean } {
   const n = u.rows.length;
   const held = n - lowerBound(u.timestamps, holdoutFrom);
   const after = Number.isFinite(liveNewest) ? n - upperBound(u.timestamps, liveNewest) : 0;
@@ -351,10 +352,29 @@ function driftToRetrain(
       driftNull: live.driftNull ?? null,
       removed: removedIn(u, part.from, n),
     });
-    if (drift.drifted) return { drift, parts: checked, trigger: part.name };
+    if (drift.drifted) return { drift, parts: checked, trigger: part.name, heldOutOnly: part.from > 0 && !trainingPartDrifted(live, u, n - held, thresholds, notNew) };
     first ??= drift;
   }
-  return { drift: first as DriftReport, parts: checked, trigger: '' };
+  return { drift: first as DriftReport, parts: checked, trigger: '', heldOutOnly: false };
+}
+
+/** Whether the rows before the held-out ones (`end`: the first held-out row), those the challenger trains on, drifted by the same judgement. */
+function trainingPartDrifted(live: ModelRecord, u: Uncleaned, end: number, thresholds: DriftThresholds, notNew: readonly string[]): boolean {
+  return compareWithBaseline(live.baseline, u.features, u.rows.slice(0, end), thresholds, notNew, { driftNull: live.driftNull ?? null, removed: removedIn(u, 0, end) }).drifted;
+}
+
+/**
+ * A retrain triggered by drift that lies in the held-out rows only: the challenger is fitted on
+ * the rows before them, which did not drift, so it cannot have learnt the new regime; it is only
+ * judged on it (and is usually kept). Not fixed by moving the split: rows trained on cannot also
+ * judge the model. Said, with what to do, rather than left to read as "retrained on the drift".
+ */
+function heldOutOnlyWarning(drift: DriftReport, holdoutFrom: number, trainRows: number, holdoutFraction: number): string {
+  return (
+    `the drift (${driftedNames(drift).join(', ')}) is in the held-out rows only (from ${new Date(holdoutFrom).toISOString()}): ` +
+    `the challenger was trained on the ${trainRows} rows before them, which did not drift, so it has not learnt the drifted readings, only been judged on them; ` +
+    `to train on them, run again with a later --to (or on a later night) once the drifted readings reach back beyond the newest ${Math.round(holdoutFraction * 100)} % of the range`
+  );
 }
 
 /** The raw readings from the first held-out row's time on, scored by the challenger and (when it can be scored) the live model. */
