@@ -10,6 +10,7 @@ import type { Evaluation } from '../../trainer/eval/criterion.js';
 import { mulberry32 } from '../../trainer/eval/criterion.js';
 import type { ModelRecord } from '../../trainer/registry/records.js';
 import { renderReport } from '../../trainer/report/report.js';
+import { scoreChart } from '../../trainer/report/svg.js';
 import type { TrainOutcome } from '../../trainer/train/pipeline.js';
 
 const rand = mulberry32(5);
@@ -129,5 +130,39 @@ describe('the report drift section', () => {
         `<p>${feature}: KS cannot call drift: its threshold ${ks} is at least 1, the largest KS distance there is, because the 3 rows compared are too few (KS 1.95/√n_eff); compare a longer range; only the stuck/outlier rule can (PSI is not judged either).</p>`,
       );
     }
+  });
+
+  it("draws each feature's own PSI threshold as a tick on its bar, not one line at the lowest", () => {
+    // P's threshold raised far above Flow's by a hand-made stray: a bar under its own threshold must not read as over a shared line.
+    const nul = { version: 1 as const, factor: 1.5, sizes: [{ rows: 50, blocks: 40, psi: { Flow: 0.1, P: 2 }, ks: { Flow: 0.1, P: 0.5 } }] };
+    const d = compareWithBaseline(liveBaseline, ['Flow', 'P'], rows(500).map((r) => r.subarray(0, 2)), undefined, [], { driftNull: nul });
+    const html = renderReport(trained(d));
+    const chart = html.slice(html.indexOf('aria-label="PSI per feature'));
+    const ticks = [...chart.matchAll(/<title>(\w+): drift above ([\d.]+)<\/title>/g)].map((m) => [m[1], m[2]]);
+    expect(ticks).toEqual(d.features.map((f) => [f.feature, (f.effective.psi as number).toFixed(3)]));
+    expect(ticks.map((t) => t[1])).toEqual(['0.250', '3.000']);
+    expect(chart.slice(0, chart.indexOf('</svg>'))).not.toContain('stroke-dasharray');
+  });
+
+  it('lays the cleaning out as a table, not as raw JSON', () => {
+    const o = trained(drift(200));
+    o.record!.data.cleaning = { inputRows: 1000, outputRows: 990, outliers: { Flow: 3 }, stuckValues: {}, options: { stuckRun: 30 } };
+    const html = renderReport(o);
+    expect(html).toContain(
+      '<tr><th>cleaning</th><td><table><tr><th>inputRows</th><td>1000</td></tr><tr><th>outputRows</th><td>990</td></tr><tr><th>outliers</th><td>Flow 3</td></tr><tr><th>stuckValues</th><td>none</td></tr><tr><th>options</th><td>stuckRun 30</td></tr></table></td></tr>',
+    );
+    expect(html).not.toContain('{&#34;');
+  });
+});
+
+describe('the score chart', () => {
+  it('leaves out an axis label the threshold label would overlap (threshold 2.50 on an axis up to 251)', () => {
+    const scores = Float32Array.from({ length: 200 }, (_, i) => (i % 2 === 0 ? 251 : 200));
+    const svg = scoreChart({ title: 't', timestamps: Array.from({ length: 200 }, (_, i) => i * 10_000), scores, threshold: 2.5, spans: [] });
+    const labels = [...svg.matchAll(/<text x="52" y="([\d.]+)"[^>]*>([^<]+)<\/text>/g)].map((m) => [m[2], Number(m[1])] as const);
+    expect(labels.map((l) => l[0])).toEqual(['2.50', '251']);
+    // And both are kept where they do not meet.
+    const apart = scoreChart({ title: 't', timestamps: [0, 10_000], scores: Float32Array.of(1, 2), threshold: 1.5, spans: [] });
+    expect([...apart.matchAll(/<text x="52" y="[\d.]+"[^>]*>([^<]+)<\/text>/g)].map((m) => m[1])).toEqual(['1.50', '2.25', '0']);
   });
 });

@@ -59,10 +59,14 @@ ${row('challenger', a.challenger)}${row('live model', a.champion)}</table>`;
  * one for each feature of the data that the model lacks (a sensor added).
  */
 function driftSection(drift: DriftReport, heading: string, recentLabel: string): string {
-  const judged = drift.features.filter((f) => f.effective.psi !== null);
-  // One dashed line, the lowest PSI threshold: each feature's own (raised by its training rows' stray) is in the table, and a red bar drifted.
-  const line = Math.min(...judged.map((f) => f.effective.psi as number));
-  const chart = judged.length > 0 ? barChart(`PSI per feature (dashed: ${line.toFixed(3)}, the lowest threshold; each feature's own in the table; red: drifted)`, drift.features.map((f) => ({ label: f.feature, value: f.psi, bad: f.drifted })), line) : '';
+  // Each feature's own PSI threshold (raised by few rows and by its training rows' stray) as a tick on its bar; none where PSI is not judged.
+  const chart =
+    drift.features.some((f) => f.effective.psi !== null)
+      ? barChart(
+          'PSI per feature (black tick: its own drift threshold, none where PSI is not judged; red: drifted, by any rule)',
+          drift.features.map((f) => ({ label: f.feature, value: f.psi, bad: f.drifted, limit: f.effective.psi === null || psiCannotDrift(f) ? null : f.effective.psi })),
+        )
+      : '';
   const note = `<p>${drift.rows} rows; drift: PSI &gt; ${drift.thresholds.psi} or KS &gt; ${drift.thresholds.ks}, raised as below.</p>\n${driftNotes(drift.rows, drift)
     .map((line) => `<p>${escapeHtml(line)}.</p>`)
     .join('\n')}`;
@@ -84,6 +88,21 @@ function driftSection(drift: DriftReport, heading: string, recentLabel: string):
 ${chart}${note}
 <table><tr><th>feature</th><th>PSI</th><th>KS</th><th>baseline mean</th><th>${escapeHtml(recentLabel)}</th><th>n</th><th>PSI drift above</th><th>KS drift above</th><th></th></tr>${rows}${missing}${added}</table>
 `;
+}
+
+/** What cleaning did, one row per figure (it printed as raw JSON): per-feature counts and options spelled out. */
+function cleaningTable(cleaning: Record<string, unknown>): string {
+  const rows = Object.entries(cleaning).map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(describeValue(v))}</td></tr>`);
+  return rows.length === 0 ? 'not recorded' : `<table>${rows.join('')}</table>`;
+}
+
+function describeValue(v: unknown): string {
+  if (Array.isArray(v)) return v.length === 0 ? 'none' : v.map(describeValue).join(', ');
+  if (v !== null && typeof v === 'object') {
+    const entries = Object.entries(v as Record<string, unknown>);
+    return entries.length === 0 ? 'none' : entries.map(([k, x]) => `${k} ${x !== null && typeof x === 'object' ? `(${describeValue(x)})` : describeValue(x)}`).join('; ');
+  }
+  return String(v);
 }
 
 export function renderReport(o: TrainOutcome): string {
@@ -131,7 +150,7 @@ ${o.drift ? driftSection(o.drift, `Drift of the held-out rows from the ${v.champ
 <tr><th>trained on</th><td>${d.trainRows} rows, ${escapeHtml(d.trainFrom)} → ${escapeHtml(d.trainTo)}</td></tr>
 <tr><th>held out</th><td>${d.holdoutRows} rows</td></tr>
 <tr><th>features</th><td>${escapeHtml(r.features.join(', '))}${d.droppedFeatures.length ? ` (left out, too sparse: ${escapeHtml(d.droppedFeatures.join(', '))})` : ''}${d.staleFeatures?.length ? ` (left out, not in the most recent readings: ${escapeHtml(d.staleFeatures.join(', '))})` : ''}</td></tr>
-<tr><th>cleaning</th><td><code>${escapeHtml(JSON.stringify(d.cleaning))}</code></td></tr>
+<tr><th>cleaning</th><td>${cleaningTable(d.cleaning)}</td></tr>
 <tr><th>trainer</th><td>${escapeHtml(r.trainer.version)}, seed ${r.trainer.seed}, ${escapeHtml(r.createdAt)}</td></tr>
 </table>
 </body></html>

@@ -49,6 +49,17 @@ export function holesOf(timestamps: readonly number[]): number[] {
   return pauseStarts(timestamps).slice(1);
 }
 
+/** Text lines closer than this (px) overlap at font size 10. */
+const LABEL_GAP = 11;
+
+/**
+ * A score-axis label at y, left out where it would overlap the threshold's (at `thresholdY`): the
+ * threshold 2.50 on an axis up to 251 was drawn over the "0".
+ */
+function axisLabel(text: string, y: number, thresholdY: number): string {
+  return Math.abs(y - thresholdY) < LABEL_GAP ? '' : `<text x="${PAD.left - 4}" y="${y.toFixed(1)}" font-size="10" text-anchor="end">${text}</text>\n`;
+}
+
 export function scoreChart(c: SeriesChart): string {
   if (c.timestamps.length === 0) return `<p>${escapeHtml(c.title)}: no rows.</p>`;
   // Each stretch between holes is downsampled and drawn on its own (a new `M`): a line across a
@@ -97,23 +108,30 @@ ${spans}${shaded}
 ${flagged}
 <line x1="${PAD.left}" x2="${W - PAD.right}" y1="${ty.toFixed(1)}" y2="${ty.toFixed(1)}" stroke="#e5484d" stroke-dasharray="5 3"/>
 <text x="${PAD.left - 4}" y="${(ty + 3).toFixed(1)}" font-size="10" text-anchor="end">${c.threshold.toPrecision(3)}</text>
-<text x="${PAD.left - 4}" y="${PAD.top + 8}" font-size="10" text-anchor="end">${top.toPrecision(3)}</text>
-<text x="${PAD.left - 4}" y="${H - PAD.bottom}" font-size="10" text-anchor="end">0</text>
+${axisLabel(top.toPrecision(3), PAD.top + 8, ty + 3)}${axisLabel('0', H - PAD.bottom, ty + 3)}
 ${ticks.join('')}
 </svg>`;
 }
 
-/** Horizontal bars (e.g. PSI per feature) with a threshold mark. */
-export function barChart(title: string, bars: readonly { label: string; value: number; bad: boolean }[], threshold: number): string {
+/**
+ * Horizontal bars (e.g. PSI per feature), each with its own threshold drawn as a tick across its
+ * bar (`limit`; none when null: not judged). One line at the lowest threshold made a bar of 1.206
+ * look far over its own (above 1.206, raised by its training rows' stray) while the table said ok.
+ */
+export function barChart(title: string, bars: readonly { label: string; value: number; bad: boolean; limit: number | null }[]): string {
   const rowH = 18;
   const h = 24 + rowH * bars.length + 8;
-  const max = Math.max(threshold * 1.5, ...bars.map((b) => b.value)) || 1;
+  const max = Math.max(...bars.map((b) => Math.max(b.value, (b.limit ?? 0) * 1.1))) || 1;
   const x = (v: number) => 200 + (Math.min(v, max) / max) * (W - 260);
   const rows = bars
     .map((b, i) => {
       const yy = 24 + i * rowH;
-      return `<text x="194" y="${yy + 12}" font-size="11" text-anchor="end">${escapeHtml(b.label)}</text><rect x="200" y="${yy + 2}" width="${Math.max(1, x(b.value) - 200).toFixed(1)}" height="${rowH - 5}" fill="${b.bad ? '#e5484d' : '#0b68cb'}"/><text x="${(x(b.value) + 4).toFixed(1)}" y="${yy + 12}" font-size="10">${b.value.toFixed(3)}</text>`;
+      const tick =
+        b.limit === null
+          ? ''
+          : `<line x1="${x(b.limit).toFixed(1)}" x2="${x(b.limit).toFixed(1)}" y1="${yy}" y2="${yy + rowH - 1}" stroke="#1c2024" stroke-width="2"><title>${escapeHtml(b.label)}: drift above ${b.limit.toFixed(3)}</title></line>`;
+      return `<text x="194" y="${yy + 12}" font-size="11" text-anchor="end">${escapeHtml(b.label)}</text><rect x="200" y="${yy + 2}" width="${Math.max(1, x(b.value) - 200).toFixed(1)}" height="${rowH - 5}" fill="${b.bad ? '#e5484d' : '#0b68cb'}"/>${tick}<text x="${(Math.max(x(b.value), b.limit === null ? 0 : x(b.limit)) + 4).toFixed(1)}" y="${yy + 12}" font-size="10">${b.value.toFixed(3)}</text>`;
     })
     .join('');
-  return `<svg viewBox="0 0 ${W} ${h}" width="100%" role="img" aria-label="${escapeHtml(title)}"><text x="8" y="15" font-size="12" font-weight="600">${escapeHtml(title)}</text>${rows}<line x1="${x(threshold).toFixed(1)}" x2="${x(threshold).toFixed(1)}" y1="20" y2="${h - 4}" stroke="#e5484d" stroke-dasharray="4 3"/></svg>`;
+  return `<svg viewBox="0 0 ${W} ${h}" width="100%" role="img" aria-label="${escapeHtml(title)}"><text x="8" y="15" font-size="12" font-weight="600">${escapeHtml(title)}</text>${rows}</svg>`;
 }
