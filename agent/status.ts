@@ -217,6 +217,7 @@ export class AgentStatus {
         fileEvent: b.fileEvent,
         evicted: b.evicted.total,
         evictedByKind: { synced: b.evicted.synced, unsynced: b.evicted.unsynced, anomalies: b.evicted.anomalies, rejected: b.evicted.rejected },
+        unsentEvicted: { sinceStart: b.unsentEvicted.sinceStart, lastAt: b.unsentEvicted.lastAt === null ? null : new Date(b.unsentEvicted.lastAt).toISOString() },
         rejectedStored: b.rejected,
         oldestUnsyncedTs: b.oldestUnsyncedTs === null ? null : new Date(b.oldestUnsyncedTs).toISOString(),
         checkpointError: b.checkpointError === null ? null : safeErrorMessage(b.checkpointError),

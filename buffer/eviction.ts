@@ -26,6 +26,14 @@ const COUNTER = {
 } as const;
 
 /**
+ * When unsent rows (normal or anomalous) were last evicted, wall-clock ms: kept in the counters
+ * table beside the counts, written in the same transaction, so /healthz still names a loss after
+ * a restart (IoT Edge restarts the module on every deployment). Not named `evicted_*`, which the
+ * counts are read by.
+ */
+const UNSENT_LAST_AT = 'unsent_evicted_last_at';
+
+/**
  * Eviction steps in the order they are tried: what is least valuable goes first. Rows of a planned
  * batch not yet uploaded are never touched: a retry must upload the same rows. Synced rows go
  * batch by batch in plan order; unsent rows are those in no planned range (buffer/ranges.ts).
@@ -101,6 +109,7 @@ const SHRINK_STEP_MAX_PAGES = 2048;
  */
 export class Eviction {
   private readonly totals: EvictionCounts;
+  private lastUnsentAt: number | null;
   private readonly pageSize: number;
   private readonly pageCount: Database.Statement;
   private readonly freelistCount: Database.Statement;
@@ -120,6 +129,8 @@ export class Eviction {
     for (const [kind, name] of Object.entries(COUNTER) as Array<[keyof EvictionCounts, string]>) {
       this.totals[kind] = rows.find((r) => r.name === name)?.value ?? 0;
     }
+    const last = db.prepare('SELECT value FROM counters WHERE name = ?').pluck().get(UNSENT_LAST_AT) as number | undefined;
+    this.lastUnsentAt = last ?? null;
   }
 
   /** Runs after every commit: two prepared pragma statements (db.pragma() would prepare them each time). */
@@ -155,6 +166,11 @@ export class Eviction {
 
   counts(): EvictionCounts {
     return { ...this.totals };
+  }
+
+  /** When rows not yet uploaded were last evicted (wall-clock ms, kept across restarts); null: never in this file. */
+  lastUnsentEvictionAt(): number | null {
+    return this.lastUnsentAt;
   }
 
   /** Changes the cap (a live setting): the WAL's limits now, the database's at the next `enforce()`. */
@@ -193,31 +209,34 @@ export class Eviction {
     const bump = this.db.prepare(
       'INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value',
     );
+    const stamp = this.db.prepare('INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value');
+    const now = Date.now();
     for (const step of steps) {
       const del = this.db.prepare(step.sql);
       const then = step.then === undefined ? null : this.db.prepare(step.then);
+      const unsent = step.kind === 'unsynced' || step.kind === 'anomalies';
+      const record = (n: number): void => {
+        bump.run(COUNTER[step.kind], n);
+        if (unsent) stamp.run(UNSENT_LAST_AT, now);
+        then?.run();
+      };
       while (this.usedBytes() > target) {
         const chunk = Math.max(256, Math.ceil(this.rowEstimate() * 0.02));
         let n: number;
         try {
           n = this.db.transaction(() => {
             const changes = del.run(chunk).changes;
-            if (changes > 0) {
-              bump.run(COUNTER[step.kind], changes);
-              then?.run();
-            }
+            if (changes > 0) record(changes);
             return changes;
           })();
         } catch (err) {
           if (!isCorruptPage(err) || this.damage === undefined || step.kind === 'rejected') throw err;
-          n = this.salvage(step.kind, chunk, this.damage, (k) => {
-            bump.run(COUNTER[step.kind], k);
-            then?.run();
-          });
+          n = this.salvage(step.kind, chunk, this.damage, record);
         }
         if (n === 0) break;
         freed[step.kind] += n;
         this.totals[step.kind] += n;
+        if (unsent) this.lastUnsentAt = now;
       }
       if (this.usedBytes() <= target) break;
     }

@@ -58,6 +58,12 @@ export interface BufferStats {
    */
   diskLimitBytes: number | null;
   evicted: EvictionCounts & { total: number };
+  /**
+   * Readings (normal and anomalous) evicted before they were uploaded: how many since this process
+   * opened the buffer, and when the last such eviction was (wall-clock ms, kept across restarts;
+   * null: never in this file). They never reach Blob Storage.
+   */
+  unsentEvicted: { sinceStart: number; lastAt: number | null };
   rejected: number;
   oldestUnsyncedTs: number | null;
   /** The checkpoint thread's last failure (the main connection's autocheckpoint still bounds the WAL), else null. */
@@ -85,6 +91,13 @@ const FILE_CHECK_MS = 250;
 const RESTORE_RETRY_MS = 10_000;
 /** A file up to this size without incremental vacuum is converted (one VACUUM) at open. */
 const CONVERT_AT_OPEN_MAX_BYTES = 64 * MIB;
+/**
+ * After readings were evicted before they were uploaded, /healthz says so (degraded) this long
+ * after the last such eviction: a day, so a fleet's daily look at its gateways' health meets every
+ * loss, while a gateway that caught up stops being flagged without anyone having to acknowledge it.
+ * The counts stay in /status and /metrics.
+ */
+export const UNSENT_EVICTED_HEALTH_MS = 24 * 3600_000;
 /** After the file was deleted or replaced while open, /healthz says so this long (even once dealt with). */
 const FILE_EVENT_HEALTH_MS = 5 * 60_000;
 /**
@@ -146,6 +159,8 @@ export class BufferStore {
   readonly damaged = new DamagedRows((message) => this.options.onWarning?.(message));
   /** The cap the free disk space allows (Infinity: the disk is not the limit), re-read every DISK_CHECK_MS. */
   private diskLimit = Number.POSITIVE_INFINITY;
+  /** Unsent readings evicted since this store was made (the process start): in stats() and health(). */
+  private unsentEvictedSinceStart = 0;
   private diskCheckedAt = Number.NEGATIVE_INFINITY;
   /** Shared with the checkpoint thread: how far to shrink the file. */
   private readonly shrink = newShrinkTarget();
@@ -433,6 +448,7 @@ export class BufferStore {
       if (freed === null) return false;
       this.rowCount -= freed.synced + freed.unsynced + freed.anomalies;
       this.unsyncedCount -= freed.unsynced + freed.anomalies;
+      this.unsentEvictedSinceStart += freed.unsynced + freed.anomalies;
       this.rejectedCount -= freed.rejected;
       return evictedTotal(freed) > 0;
     } catch (err) {
@@ -695,6 +711,7 @@ export class BufferStore {
       maxBytes: this.maxBytes,
       diskLimitBytes: this.diskLimit < this.maxBytes ? this.diskLimit : null,
       evicted: { ...evicted, total: evictedTotal(evicted) },
+      unsentEvicted: { sinceStart: this.unsentEvictedSinceStart, lastAt: this.eviction.lastUnsentEvictionAt() },
       rejected: this.rejectedCount,
       oldestUnsyncedTs: oldest?.ts ?? null,
       checkpointError: this.checkpointer?.error() ?? null,
@@ -914,7 +931,9 @@ export class BufferStore {
    * being enforceable, and no failure reported by another part (reportFailure). Healthy but
    * `degraded` while rows a damaged page keeps from being read are set aside: the buffer works,
    * and those rows are lost (PW_BUFFER_ROWS_UNREADABLE); and once rows went up without their
-   * contributions, which cannot be decoded (PW_BUFFER_INVALID_ROW, the seqs named).
+   * contributions, which cannot be decoded (PW_BUFFER_INVALID_ROW, the seqs named); and for
+   * UNSENT_EVICTED_HEALTH_MS after readings were evicted before they were uploaded
+   * (PW_BUFFER_UNSENT_EVICTED): the cap keeps the buffer working, and those readings are lost.
    */
   health(): { ok: boolean; error?: string; degraded?: string } {
     try {
@@ -929,11 +948,24 @@ export class BufferStore {
         return { ok: false, error: `PW_BUFFER_MOVED: ${this.fileEvent}` };
       }
       const unreadable = this.ranges.unreadable();
-      const degraded = [unreadable.ranges > 0 ? unreadableText(unreadable) : null, this.withoutContributions.healthText()].filter((d) => d !== null);
+      const degraded = [this.unsentEvictedText(), unreadable.ranges > 0 ? unreadableText(unreadable) : null, this.withoutContributions.healthText()].filter((d) => d !== null);
       return degraded.length > 0 ? { ok: true, degraded: degraded.join('; ') } : { ok: true };
     } catch (err) {
       return { ok: false, error: err instanceof BufferError ? `${err.code}: ${err.message}` : (err as Error).message };
     }
+  }
+
+  /** What /healthz says of readings evicted before they were uploaded, within UNSENT_EVICTED_HEALTH_MS of the last (else null). */
+  private unsentEvictedText(): string | null {
+    const lastAt = this.eviction.lastUnsentEvictionAt();
+    // On the wall clock, as it is kept across restarts: a clock stepped back keeps the text longer, never drops it early.
+    if (lastAt === null || Date.now() - lastAt >= UNSENT_EVICTED_HEALTH_MS) return null;
+    const { unsynced, anomalies } = this.eviction.counts();
+    return (
+      `PW_BUFFER_UNSENT_EVICTED: ${this.unsentEvictedSinceStart} reading(s) evicted before they were uploaded since start ` +
+      `(${unsynced + anomalies} since the buffer was created), the last at ${new Date(lastAt).toISOString()}, to stay under the cap ` +
+      `of ${this.effectiveCap()} bytes in force: they never reach Blob Storage (said for 24 h after the last)`
+    );
   }
 
   /**

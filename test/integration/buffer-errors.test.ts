@@ -144,7 +144,9 @@ describe('buffer failures become BufferErrors with stable codes', () => {
     expect(seqs.at(-1)).toBe(2_000 + appended); // the newest is kept
     expect(seqs[0]).toBe(1); // the first anomaly (seq 1) outlives the normal readings after it
     expect(seqs[1]).toBeGreaterThan(2);
-    expect(store.health()).toEqual({ ok: true });
+    // The buffer works; the readings evicted unsent are lost, which /healthz names (degraded).
+    const lost = stats.evicted.unsynced;
+    expect(store.health()).toEqual({ ok: true, degraded: expect.stringMatching(new RegExp(`^PW_BUFFER_UNSENT_EVICTED: ${lost} reading\\(s\\) evicted before they were uploaded since start \\(${lost} since the buffer was created\\)`)) });
   });
 
   it('refuses a read-only file in a read-only folder with PW_BUFFER_READONLY', () => {

@@ -1,0 +1,92 @@
+/**
+ * Readings evicted before they were uploaded (the cap reached while offline), the agent as a
+ * process: /healthz named nothing ({"status":"ok","degraded":[]}) and the technician's page said
+ * nothing of the loss, told only in /status `buffer.evictedByKind` and a log line. Now /healthz is
+ * degraded (`buffer`: PW_BUFFER_UNSENT_EVICTED, how many and when the last was) for 24 h after the
+ * last such eviction, across restarts; the page says it in red on the buffer's line.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Reading } from '../../buffer/types.js';
+import { agentPool, getJson, postReadings, stopAgent } from '../support/agent-http.js';
+import type { AgentProcess } from '../support/process.js';
+import { makeModel, normalValues, rng } from '../support/models.js';
+
+let dir: string;
+let model: string;
+const pool = agentPool();
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'pumpwatch-e2e-unsent-evicted-'));
+  model = join(dir, 'model.onnx');
+  writeFileSync(model, makeModel());
+});
+
+afterAll(async () => {
+  await pool.killAll();
+  rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+});
+
+/** `n` readings of five pumps, each with 20 more sensors than the model reads, so a 1 MiB cap fills within a few thousand. */
+export function wideReadings(n: number, seed = 5): Reading[] {
+  const r = rng(seed);
+  const start = Date.now() - n * 10;
+  return Array.from({ length: n }, (_, i) => {
+    const values: Record<string, number> = normalValues(r, i);
+    for (let k = 0; k < 20; k++) values[`Sensor_${k}`] = Math.round(r() * 1e6) / 1e3;
+    return { pumpId: `pump-${i % 5}`, ts: start + i * 10, values };
+  });
+}
+
+async function healthz(agent: AgentProcess): Promise<{ status: string; degraded: string[]; checks: Record<string, string> }> {
+  const res = await fetch(`${agent.url}/healthz`);
+  expect(res.status).toBe(200); // degraded is running: IoT Edge leaves the module alone
+  return (await res.json()) as { status: string; degraded: string[]; checks: Record<string, string> };
+}
+
+describe('readings evicted before they were uploaded, the agent as a process', () => {
+  it('make /healthz degraded naming how many and when the last was, across a restart, until 24 h after the last', async () => {
+    const data = join(dir, 'data');
+    const start = (): Promise<AgentProcess> => pool.start({ PUMPWATCH_DATA_DIR: data, PUMPWATCH_DEFAULT_MODEL: model, PUMPWATCH_BUFFER_MAX_BYTES: '1048576' });
+    const agent = await start();
+    expect((await healthz(agent)).status).toBe('ok');
+    await postReadings(agent, wideReadings(8_000));
+
+    const buffer = (await getJson(agent, '/status')).buffer;
+    const lost = buffer.evictedByKind.unsynced + buffer.evictedByKind.anomalies;
+    expect(lost).toBeGreaterThan(0);
+    const h = await healthz(agent);
+    expect(h).toMatchObject({ status: 'degraded', degraded: ['buffer'] });
+    expect(buffer.unsentEvicted.sinceStart).toBe(lost);
+    const lastAt = buffer.unsentEvicted.lastAt as string;
+    expect(Date.parse(lastAt)).toBeGreaterThan(Date.now() - 3600_000);
+    expect(h.checks.buffer).toBe(
+      `PW_BUFFER_UNSENT_EVICTED: ${lost} reading(s) evicted before they were uploaded since start (${lost} since the buffer was created), ` +
+        `the last at ${lastAt}, to stay under the cap of 1048576 bytes in force: they never reach Blob Storage (said for 24 h after the last)`,
+    );
+    await stopAgent(agent);
+
+    // A restart (IoT Edge restarts the module at each deployment) does not hide the loss.
+    const again = await start();
+    const after = await healthz(again);
+    expect(after.degraded).toEqual(['buffer']);
+    expect(after.checks.buffer).toMatch(new RegExp(`^PW_BUFFER_UNSENT_EVICTED: 0 reading\\(s\\) evicted before they were uploaded since start \\(${lost} since the buffer was created\\), the last at ${lastAt},`));
+    expect((await getJson(again, '/status')).buffer.unsentEvicted).toEqual({ sinceStart: 0, lastAt });
+    await stopAgent(again);
+
+    // The last such eviction 25 h ago: said no more in /healthz, still in /status.
+    const dayAgo = Date.parse(lastAt) - 25 * 3600_000;
+    const db = new Database(join(data, 'buffer.sqlite'));
+    expect(db.prepare("UPDATE counters SET value = ? WHERE name = 'unsent_evicted_last_at'").run(dayAgo).changes).toBe(1);
+    db.close();
+    const later = await start();
+    expect(await healthz(later)).toMatchObject({ status: 'ok', degraded: [] });
+    const status = (await getJson(later, '/status')).buffer;
+    expect(status.unsentEvicted).toEqual({ sinceStart: 0, lastAt: new Date(dayAgo).toISOString() });
+    expect(status.evictedByKind.unsynced + status.evictedByKind.anomalies).toBe(lost);
+    await stopAgent(later);
+  });
+});
