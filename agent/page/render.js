@@ -246,6 +246,25 @@ export function renderValues(tbody, row) {
   );
 }
 
+const count = (n, what) => `${n.toLocaleString('en-US')} ${what}${n === 1 ? '' : 's'}`;
+
+/**
+ * The buffer's line: its size against the cap in force, counted as the cap counts it (the database's
+ * pages in use and the write-ahead log with its index, buffer/eviction.ts), which is the disk's
+ * limit when the volume cannot hold the setting; and, in red, the readings evicted before they were
+ * uploaded since start, which are lost (the cap keeps the buffer working, so nothing else says so).
+ */
+function bufferFact(b) {
+  if (b.error) return `unavailable: ${b.error}`;
+  const used = typeof b.bytes === 'number' ? b.bytes + (b.walBytes ?? 0) : undefined;
+  const disk = typeof b.diskLimitBytes === 'number';
+  const size = `${fmtBytes(used)} of ${fmtBytes(disk ? b.diskLimitBytes : b.maxBytes)}${disk ? ` (the disk's free space is the limit; the setting is ${fmtBytes(b.maxBytes)})` : ''}`;
+  const text = `${b.rows ?? '–'} readings, ${b.unsynced ?? '–'} not yet uploaded, ${size}`;
+  const lost = b.unsentEvicted;
+  if (!(lost?.sinceStart > 0)) return text;
+  return [text, el('span', 'lost', ` · ${count(lost.sinceStart, 'reading')} evicted before they were uploaded since start, the last at ${fmtTime(lost.lastAt)}: lost`)];
+}
+
 function facts(s) {
   const b = s.buffer ?? {};
   const sync = s.sync ?? {};
@@ -254,7 +273,7 @@ function facts(s) {
   return [
     ['Device', s.device],
     ['Agent', `${s.agentVersion}${s.standalone ? ' (standalone)' : ''}, up ${fmtDuration(s.uptimeSeconds)}`],
-    ['Buffer', b.error ? `unavailable: ${b.error}` : `${b.rows ?? '–'} readings, ${b.unsynced ?? '–'} not yet uploaded, ${fmtBytes(b.bytes)} of ${fmtBytes(b.maxBytes)}`],
+    ['Buffer', bufferFact(b)],
     ['Oldest not uploaded', b.oldestUnsyncedTs ? `${fmtTime(b.oldestUnsyncedTs)} (${fmtAgo(b.oldestUnsyncedTs)})` : 'nothing waiting'],
     ['Sync', `${sync.state ?? '–'}; last success ${sync.lastSuccessAt ? fmtTime(sync.lastSuccessAt) : 'never'}${sync.lastError ? `; last error: ${sync.lastError}` : ''}`],
     ['IoT hub', s.connectivity?.hub ?? '–'],
@@ -329,5 +348,12 @@ export function cloudSummary(s) {
 }
 
 export function renderGateway(dl, status) {
-  dl.replaceChildren(...facts(status).flatMap(([k, v]) => [el('dt', '', k), el('dd', '', v ?? '–')]));
+  // A fact is a text, or parts (texts and elements, such as a red note) put side by side.
+  const dd = (v) => {
+    if (!Array.isArray(v)) return el('dd', '', v ?? '–');
+    const e = el('dd');
+    e.append(...v);
+    return e;
+  };
+  dl.replaceChildren(...facts(status).flatMap(([k, v]) => [el('dt', '', k), dd(v)]));
 }

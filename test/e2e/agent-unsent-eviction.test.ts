@@ -3,16 +3,21 @@
  * process: /healthz named nothing ({"status":"ok","degraded":[]}) and the technician's page said
  * nothing of the loss, told only in /status `buffer.evictedByKind` and a log line. Now /healthz is
  * degraded (`buffer`: PW_BUFFER_UNSENT_EVICTED, how many and when the last was) for 24 h after the
- * last such eviction, across restarts; the page says it in red on the buffer's line.
+ * last such eviction, across restarts; the page says it in red on the buffer's line, whose size is
+ * that of the cap in force (on a small volume, the disk's limit, not the 1 GiB setting), counted as
+ * the cap counts it (the write-ahead log too).
  */
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Reading } from '../../buffer/types.js';
+import { fmtBytes } from '../../agent/page/format.js';
 import { agentPool, getJson, postReadings, stopAgent } from '../support/agent-http.js';
-import type { AgentProcess } from '../support/process.js';
+import { startAgentProcess, type AgentProcess } from '../support/process.js';
 import { makeModel, normalValues, rng } from '../support/models.js';
 
 let dir: string;
@@ -88,5 +93,58 @@ describe('readings evicted before they were uploaded, the agent as a process', (
     expect(status.unsentEvicted).toEqual({ sinceStart: 0, lastAt: new Date(dayAgo).toISOString() });
     expect(status.evictedByKind.unsynced + status.evictedByKind.anomalies).toBe(lost);
     await stopAgent(later);
+  });
+});
+
+const mnt = mkdtempSync(join(tmpdir(), 'pw-unsent-evicted-volume-'));
+const canMount = spawnSync('unshare', ['-rm', 'sh', '-c', `mount -t tmpfs -o size=1m tmpfs ${mnt}`]).status === 0;
+if (!canMount) console.warn('agent-unsent-eviction: page test skipped: cannot mount a tmpfs in a user and mount namespace (unshare -rm) here');
+afterAll(() => rmSync(mnt, { recursive: true, force: true }));
+
+describe.skipIf(!canMount)('the technician page of an agent whose 4 MiB volume filled while offline', () => {
+  it('shows the buffer against the disk\'s limit, WAL counted, and in red the readings evicted before they were uploaded', async () => {
+    // `unshare` and `sh` exec the agent: the agent itself, in the namespace of its 4 MiB tmpfs (the default cap of 1 GiB stays).
+    const mount = ['set -e', `mount -t tmpfs -o size=4m tmpfs ${mnt}`, 'exec "$@"'].join('\n');
+    const agent = await startAgentProcess({ PUMPWATCH_DATA_DIR: join(mnt, 'data'), PUMPWATCH_DEFAULT_MODEL: model }, undefined, { prefix: ['unshare', '-rm', 'sh', '-c', mount, 'sh'] });
+    const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'] });
+    try {
+      await agent.waitReady();
+      const buffer = async (): Promise<any> => (await getJson(agent, '/status')).buffer;
+      for (let seed = 1; (await buffer()).unsentEvicted.sinceStart === 0 && seed <= 20; seed++) await postReadings(agent, wideReadings(4_000, seed));
+      const b = await buffer();
+      expect(b.unsentEvicted.sinceStart).toBeGreaterThan(0);
+      expect(b.maxBytes).toBe(1073741824);
+      expect(b.diskLimitBytes).toBeLessThan(4 << 20);
+
+      const page = await browser.newPage();
+      await page.goto(agent.url);
+      const line = page.locator('#gateway dt:text-is("Buffer") + dd');
+      const lost = line.locator('.lost');
+      await lost.waitFor();
+      expect(await lost.textContent()).toMatch(new RegExp(`^ · ${b.unsentEvicted.sinceStart.toLocaleString('en-US')} readings evicted before they were uploaded since start, the last at \\d{1,2}:\\d\\d:\\d\\d( [AP]M)?: lost$`));
+      const red = await page.evaluate(() => {
+        const probe = document.createElement('span');
+        probe.style.color = 'var(--anomaly)';
+        document.body.append(probe);
+        return getComputedStyle(probe).color;
+      });
+      expect(await lost.evaluate((e) => getComputedStyle(e).color)).toBe(red);
+      // The size as the cap counts it (pages in use and the WAL) against the cap in force, read
+      // between two equal answers of /status (the checkpoint thread moves the WAL).
+      const size = (s: any): string => `${fmtBytes(s.bytes + s.walBytes)} of ${fmtBytes(s.diskLimitBytes)} (the disk's free space is the limit; the setting is 1.0 GB)`;
+      await expect
+        .poll(async () => {
+          const before = size(await buffer());
+          await page.reload();
+          await lost.waitFor();
+          const text = await line.textContent();
+          return before === size(await buffer()) ? text!.includes(`not yet uploaded, ${before} · `) : 'the buffer was changing';
+        }, { timeout: 60_000 })
+        .toBe(true);
+    } finally {
+      await browser.close();
+      agent.proc.kill('SIGTERM');
+      await agent.exited;
+    }
   });
 });
