@@ -14,6 +14,8 @@ export interface SyncStatus {
   lastSuccessAt: string | null;
   lastAttemptAt: string | null;
   lastError: string | null;
+  /** When `lastError` happened; an upload that succeeded later (`lastSuccessAt`) makes it a past one. */
+  lastErrorAt?: string | null;
   uploadedRows: number;
   uploadedBlobs: number;
   /** Where the sync uploads: account/container at host (never a key or a SAS token). */

@@ -265,6 +265,16 @@ function bufferFact(b) {
   return [text, el('span', 'lost', ` · ${count(lost.sinceStart, 'reading')} evicted before they were uploaded since start, the last at ${fmtTime(lost.lastAt)}: lost`)];
 }
 
+/**
+ * The sync's last error with its time, marked past once an upload succeeded after it: kept after
+ * the link recovers, without a time it read as an outage going on.
+ */
+function lastErrorText(sync) {
+  if (!sync.lastError) return '';
+  const past = sync.lastErrorAt && sync.lastSuccessAt && Date.parse(sync.lastSuccessAt) > Date.parse(sync.lastErrorAt);
+  return `; last error${sync.lastErrorAt ? ` ${fmtTime(sync.lastErrorAt)}` : ''}${past ? ' (past: uploads succeeded after it)' : ''}: ${sync.lastError}`;
+}
+
 function facts(s) {
   const b = s.buffer ?? {};
   const sync = s.sync ?? {};
@@ -275,7 +285,7 @@ function facts(s) {
     ['Agent', `${s.agentVersion}${s.standalone ? ' (standalone)' : ''}, up ${fmtDuration(s.uptimeSeconds)}`],
     ['Buffer', bufferFact(b)],
     ['Oldest not uploaded', b.oldestUnsyncedTs ? `${fmtTime(b.oldestUnsyncedTs)} (${fmtAgo(b.oldestUnsyncedTs)})` : 'nothing waiting'],
-    ['Sync', `${sync.state ?? '–'}; last success ${sync.lastSuccessAt ? fmtTime(sync.lastSuccessAt) : 'never'}${sync.lastError ? `; last error: ${sync.lastError}` : ''}`],
+    ['Sync', `${sync.state ?? '–'}; last success ${sync.lastSuccessAt ? fmtTime(sync.lastSuccessAt) : 'never'}${lastErrorText(sync)}`],
     ['IoT hub', s.connectivity?.hub ?? '–'],
     ['Blob Storage', s.connectivity?.blob ?? '–'],
     ['CPU', sys.cpu ? `${fmtPercent(sys.cpu.loadPercent)} load${sys.cpu.cores ? `, ${sys.cpu.cores} cores` : ''}` : '–'],
