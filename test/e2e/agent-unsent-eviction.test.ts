@@ -15,6 +15,7 @@ import Database from 'better-sqlite3';
 import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Reading } from '../../buffer/types.js';
+// @ts-expect-error: the page's modules are plain JavaScript without type declarations
 import { fmtBytes } from '../../agent/page/format.js';
 import { agentPool, getJson, postReadings, stopAgent } from '../support/agent-http.js';
 import { startAgentProcess, type AgentProcess } from '../support/process.js';
@@ -122,13 +123,15 @@ describe.skipIf(!canMount)('the technician page of an agent whose 4 MiB volume f
       const lost = line.locator('.lost');
       await lost.waitFor();
       expect(await lost.textContent()).toMatch(new RegExp(`^ · ${b.unsentEvicted.sinceStart.toLocaleString('en-US')} readings evicted before they were uploaded since start, the last at \\d{1,2}:\\d\\d:\\d\\d( [AP]M)?: lost$`));
+      const colorOf = (e: unknown): string => (globalThis as any).getComputedStyle(e).color;
       const red = await page.evaluate(() => {
-        const probe = document.createElement('span');
+        const doc = (globalThis as any).document;
+        const probe = doc.createElement('span');
         probe.style.color = 'var(--anomaly)';
-        document.body.append(probe);
-        return getComputedStyle(probe).color;
+        doc.body.append(probe);
+        return (globalThis as any).getComputedStyle(probe).color as string;
       });
-      expect(await lost.evaluate((e) => getComputedStyle(e).color)).toBe(red);
+      expect(await lost.evaluate(colorOf)).toBe(red);
       // The size as the cap counts it (pages in use and the WAL) against the cap in force, read
       // between two equal answers of /status (the checkpoint thread moves the WAL).
       const size = (s: any): string => `${fmtBytes(s.bytes + s.walBytes)} of ${fmtBytes(s.diskLimitBytes)} (the disk's free space is the limit; the setting is 1.0 GB)`;
