@@ -11,12 +11,12 @@ import { readOnlyUrl } from '../../trainer/deploy/sas.js';
 import { defaultQuery } from '../../trainer/deploy/twin.js';
 import { runCli } from '../../trainer/commands/index.js';
 import { countAlarms } from '../../trainer/eval/alarms.js';
-import { FAULT_SIZES, faultSpreads, formatEvaluation, HELD_OUT_ROWS, MIN_LABELLED_EPISODES, MIN_LABELLED_ROWS, planEvaluation, RANGE_ROWS, rates, type Evaluation } from '../../trainer/eval/criterion.js';
+import { FAULT_SIZES, faultSpreads, formatEvaluation, HELD_OUT_ROWS, MIN_LABELLED_EPISODES, MIN_LABELLED_ROWS, PLACEMENTS, planEvaluation, RANGE_ROWS, rates, type Evaluation } from '../../trainer/eval/criterion.js';
 import { spanWarnings } from '../../trainer/fit.js';
 import { createProgress } from '../../trainer/progress.js';
 import { nextPointer, type BestPointer, type ModelRecord } from '../../trainer/registry/records.js';
 import { labelSpans, renderReport } from '../../trainer/report/report.js';
-import { decide } from '../../trainer/train/decide.js';
+import { decide, PAIRED_RULE } from '../../trainer/train/decide.js';
 import { evaluationWarnings } from '../../trainer/train/warnings.js';
 import { inShard, shardOf } from '../../trainer/train/sources.js';
 import { makeModel } from '../support/models.js';
@@ -107,6 +107,35 @@ describe('the promotion decision', () => {
     });
     // At the ceiling is within it.
     expect(decide({ version: 'v2', evaluation: evaluation(0.6, 5, 79) }, { version: 'v1', evaluation: evaluation(0.9, 5.01, 2) }, rule).promoted).toBe(true);
+  });
+});
+
+describe('the promotion decision on synthetic faults, placement by placement', () => {
+  const placed = (placements: number[]): Evaluation => ({ ...evaluation(placements.reduce((a, b) => a + b, 0) / placements.length), placements });
+  const live = { version: 'v1', evaluation: placed([0.7, 0.72, 0.68, 0.7]) };
+
+  it('promotes a challenger better by the margin on average and in a way the placements cannot explain, and records the paired figures', () => {
+    const d = decide({ version: 'v2', evaluation: placed([0.72, 0.735, 0.7, 0.715]) }, live, rule);
+    expect(d).toMatchObject({ promoted: true, paired: { placements: 4, mean: 0.0175, sd: 0.002887, rule: PAIRED_RULE } });
+    expect(d.reason).toMatch(/^better on the held-out rows: .*; paired over 4 placements of the synthetic faults: challenger − live \+0\.0175 on average \(SD 0\.0029, SE 0\.0014; rule: mean paired difference >= margin and mean - 2 SE > 0\)$/);
+  });
+
+  it('keeps the live model when the mean difference reaches the margin but the placements disagree (one block more or less moved it)', () => {
+    const d = decide({ version: 'v2', evaluation: placed([0.79, 0.67, 0.76, 0.64]) }, live, rule);
+    expect(d.paired?.mean).toBeCloseTo(0.015, 6);
+    expect(d).toMatchObject({ promoted: false, reason: expect.stringMatching(/^not better beyond the noise of the fault placements: .*SE 0\.0405/) });
+  });
+
+  it('keeps the live model when the mean difference is below the margin, however steady', () => {
+    const d = decide({ version: 'v2', evaluation: placed([0.705, 0.725, 0.685, 0.705]) }, live, rule);
+    expect(d).toMatchObject({ promoted: false, reason: expect.stringMatching(/^not better by the margin: /) });
+  });
+
+  it('compares the scores as before with labels (no placements), and records no paired figures', () => {
+    const labels = (score: number): Evaluation => ({ ...evaluation(score), criterion: 'labels' });
+    const d = decide({ version: 'v2', evaluation: labels(0.9) }, { version: 'v1', evaluation: labels(0.88) }, rule);
+    expect(d.promoted).toBe(true);
+    expect(d.paired).toBeUndefined();
   });
 });
 
@@ -250,7 +279,8 @@ describe('the comparison plan', () => {
       const labelled = targets.filter((t) => t === 'anomaly').length;
       const plan = planEvaluation(cleaned(1000, targets), 600, Float64Array.of(2, 0), 7, HELD_OUT_ROWS);
       expect(plan.criterion).toBe('synthetic-faults');
-      expect(plan.parts.map((p) => [p.positive, p.indices.length])).toEqual([[false, 400 - labelled], ...FAULT_SIZES.map(() => [true, 200]), [true, labelled]]);
+      const blocks = Array.from({ length: PLACEMENTS * FAULT_SIZES.length }, () => [true, 200]);
+      expect(plan.parts.map((p) => [p.positive, p.indices.length])).toEqual([[false, 400 - labelled], ...blocks, [true, labelled]]);
       // The same blocks as without labels: the labels add positives, they do not move the faults.
       const unlabelled = planEvaluation(cleaned(1000), 600, Float64Array.of(2, 0), 7, HELD_OUT_ROWS);
       expect(plan.parts.slice(1, -1).map((p) => p.data.rows)).toEqual(unlabelled.parts.slice(1).map((p) => p.data.rows));
@@ -262,23 +292,43 @@ describe('the comparison plan', () => {
     expect([...faultSpreads(rows, ['a', 'RunningHours', 'passive', 'flat'], ['a', 'flat'])]).toEqual([Math.sqrt(200 / 99), 0, 0, 0]);
   });
 
-  it('otherwise injects one shifted block per varying feature and fault size, the same for the same seed', () => {
+  it('otherwise injects one shifted block per varying feature and fault size in each placement, half of the placements up, half down, the same for the same seed', () => {
     const plan = planEvaluation(cleaned(1000), 600, Float64Array.of(2, 0), 7, HELD_OUT_ROWS);
     expect(plan.criterion).toBe('synthetic-faults');
-    expect(plan.parts).toHaveLength(1 + FAULT_SIZES.length);
+    expect(plan.placements).toBe(PLACEMENTS);
+    expect(plan.parts).toHaveLength(1 + PLACEMENTS * FAULT_SIZES.length);
     const [negatives, ...faults] = plan.parts;
     expect(negatives!.indices).toHaveLength(400);
+    const signs = FAULT_SIZES.map(() => [] as number[]);
     faults.forEach((part, k) => {
+      expect(part.placement).toBe(Math.floor(k / FAULT_SIZES.length));
       expect(part.indices).toHaveLength(200);
       // Feature a (values 0..4) is shifted up or down by the fault size times its std (2); b is untouched.
-      const size = FAULT_SIZES[k]! * 2;
+      const size = FAULT_SIZES[k % FAULT_SIZES.length]! * 2;
       const original = (r: Float64Array, sign: number) => r[0]! - sign * size;
       const sign = [1, -1].find((sg) => part.data.rows.every((r) => Number.isInteger(original(r, sg)) && original(r, sg) >= 0 && original(r, sg) <= 4));
       expect(sign).toBeDefined();
+      signs[k % FAULT_SIZES.length]!.push(sign!);
       expect(part.data.rows.every((r) => r[1] === 1)).toBe(true);
     });
+    // Per size, the placements alternate up and down.
+    for (const bySize of signs) expect(bySize.every((sg, k) => k === 0 || sg === -bySize[k - 1]!)).toBe(true);
     const again = planEvaluation(cleaned(1000), 600, Float64Array.of(2, 0), 7, HELD_OUT_ROWS);
     expect(again.parts.map((p) => p.data.rows[0]![0])).toEqual(plan.parts.map((p) => p.data.rows[0]![0]));
+  });
+
+  it('puts placement k of the faults in the k-th of PLACEMENTS stretches of the held-out rows, so every run covers all of them whatever the seed', () => {
+    // Feature b holds the row's index: it is not shifted (spread 0), and tells where a block was copied from.
+    const data = cleaned(1000);
+    data.series.rows.forEach((r, i) => (r[1] = i));
+    for (const seed of [1, 2, 3]) {
+      const starts = planEvaluation(data, 600, Float64Array.of(2, 0), seed, HELD_OUT_ROWS).parts.slice(1).map((p) => [p.placement!, p.data.rows[0]![1]!] as const);
+      // 400 held-out rows, blocks of 200: 201 possible starts, from row 600.
+      for (const [k, start] of starts) {
+        expect(start - 600).toBeGreaterThanOrEqual(Math.floor((k * 201) / PLACEMENTS));
+        expect(start - 600).toBeLessThan(Math.ceil(((k + 1) * 201) / PLACEMENTS));
+      }
+    }
   });
 
   it("names the rows it scores: train's held-out rows, or every row of evaluate's range", () => {
@@ -292,15 +342,18 @@ describe('the comparison plan', () => {
     expect(planEvaluation(cleaned(1000, faults(700, 1, 1)), 600, Float64Array.of(2, 0), 7, HELD_OUT_ROWS).description).toBe(
       'too few fault labels in the held-out rows to compare on them alone (1 held-out rows inside confirmed-fault labels (1 episode); that needs 50 rows in 5 episodes): ' +
         'the other 399 held-out rows are negatives; positives are 3 copies of blocks of 200 held-out rows, one per varying feature and fault size, ' +
-        'each with that feature shifted by that size: 2, 4 or 8 training standard deviations; the 1 labelled rows are positives too',
+        'each with that feature shifted by that size: 2, 4 or 8 training standard deviations, placed 16 times (placement k in the k-th of 16 stretches of the held-out rows, half of the placements up, half down); ' +
+        'the 1 labelled rows are positives too, in every placement',
     );
     expect(planEvaluation(cleaned(1000), 600, Float64Array.of(2, 0), 7, HELD_OUT_ROWS).description).toBe(
       'no fault labels in the held-out rows: the 400 held-out rows are negatives; positives are 3 copies of blocks of 200 held-out rows, ' +
-        'one per varying feature and fault size, each with that feature shifted by that size: 2, 4 or 8 training standard deviations',
+        'one per varying feature and fault size, each with that feature shifted by that size: 2, 4 or 8 training standard deviations, ' +
+        'placed 16 times (placement k in the k-th of 16 stretches of the held-out rows, half of the placements up, half down)',
     );
     expect(planEvaluation(cleaned(1000), 0, Float64Array.of(2, 1), 7, RANGE_ROWS).description).toBe(
       'no fault labels in the rows of the range: the 1000 rows of the range are negatives; positives are 6 copies of blocks of 300 rows of the range, ' +
-        'one per varying feature and fault size, each with that feature shifted by that size: 2, 4 or 8 standard deviations of the range',
+        'one per varying feature and fault size, each with that feature shifted by that size: 2, 4 or 8 standard deviations of the range, ' +
+        'placed 16 times (placement k in the k-th of 16 stretches of the rows of the range, half of the placements up, half down)',
     );
   });
 

@@ -32,6 +32,8 @@ const evaluation = z.object({
   labelled: z.object({ rows: z.number(), missed: z.number() }).optional(),
   /** False alarms on the negatives: runs of flagged normal rows over their running hours (absent from records written before it). */
   alarms: z.object({ runs: z.number(), hours: z.number() }).optional(),
+  /** Synthetic faults: the score on each placement of the faults (absent with labels, and from records written before it). */
+  placements: z.array(z.number()).optional(),
 });
 
 const agentView = z.object({
@@ -128,7 +130,15 @@ export const ModelRecordSchema = z.object({
       .optional(),
   }),
   /** `maxFar`: the false-alarm ceiling (% of normal held-out rows) of the decision; absent from records written before it. */
-  decision: z.object({ promoted: z.boolean(), reason: z.string(), margin: z.number(), maxFar: z.number().optional(), maxAlarmsPerDay: z.number().optional() }),
+  decision: z.object({
+    promoted: z.boolean(),
+    reason: z.string(),
+    margin: z.number(),
+    maxFar: z.number().optional(),
+    maxAlarmsPerDay: z.number().optional(),
+    /** Synthetic faults: the paired comparison over their placements (train/decide.ts); absent with labels, and from records written before it. */
+    paired: z.object({ placements: z.number().int(), mean: z.number(), sd: z.number(), rule: z.string() }).optional(),
+  }),
   baseline: z.record(z.string(), featureBaseline),
   /**
    * The baseline's empirical null for drift (drift/stray.ts): how far blocks of the training rows

@@ -14,6 +14,12 @@
  * flagged normal rows, more than a model raising `maxAlarmsPerDay` a day would raise, put a model
  * over the ceiling too (overCeiling): a model flickering about its threshold flags few rows but alerts a
  * technician at each run.
+ *
+ * With synthetic faults, "better by the margin" is judged placement by placement (eval/criterion.ts
+ * PLACEMENTS): the mean of the challenger's paired differences must reach the margin, and be told
+ * apart from the placements' noise, mean − 2·SE > 0 (SE: their standard deviation / √placements).
+ * One placement caught or missed one block more and moved the gap by 0.02, twice the margin: the
+ * seed decided. The paired figures are in the reason and in model.json (`decision.paired`).
  */
 import { ALARMS_PER_DAY, alarmsRule, describeAlarms, tooManyAlarms } from '../eval/alarms.js';
 import { formatEvaluation, type Evaluation } from '../eval/criterion.js';
@@ -26,7 +32,20 @@ export interface Decision {
   maxFar?: number;
   /** The alarm ceiling (false alarms a day, runs of flagged normal rows; 0: none) it was decided under; absent from records written before 2026-12-06 (evening). */
   maxAlarmsPerDay?: number;
+  /** Synthetic faults: the paired comparison over their placements; absent with labels and from records written before 2026-12-07. */
+  paired?: Paired;
 }
+
+/** The challenger's score minus the live model's, placement by placement. */
+export interface Paired {
+  placements: number;
+  /** Mean and standard deviation of the differences. */
+  mean: number;
+  sd: number;
+  rule: string;
+}
+
+export const PAIRED_RULE = 'mean paired difference >= margin and mean - 2 SE > 0';
 
 /**
  * `margin`: score the challenger must gain; `maxFar`: the false-alarm ceiling, % of the normal
@@ -73,10 +92,14 @@ export interface OlderRange {
 export function decide(challenger: Contender, champion: Contender | null, rule: DecisionRule, championProblem?: string, older?: OlderRange): Decision {
   const { margin, maxFar } = rule;
   const maxAlarmsPerDay = rule.maxAlarmsPerDay ?? ALARMS_PER_DAY;
-  const decided = (promoted: boolean, reason: string): Decision => ({ promoted, reason, margin, maxFar, maxAlarmsPerDay });
+  const pairs = champion === null ? null : paired(challenger.evaluation, champion.evaluation);
+  const decided = (promoted: boolean, reason: string): Decision => ({ promoted, reason, margin, maxFar, maxAlarmsPerDay, ...(pairs ? { paired: pairs } : {}) });
   if (champion !== null && champion.version === challenger.version) return decided(false, `the challenger is the live model itself (version ${champion.version})`);
   const detail =
-    champion === null ? null : `${challenger.evaluation.criterion}: challenger ${formatEvaluation(challenger.evaluation)} vs live ${formatEvaluation(champion.evaluation)}, margin ${margin}, false-alarm ceiling ${maxFar} %`;
+    champion === null
+      ? null
+      : `${challenger.evaluation.criterion}: challenger ${formatEvaluation(challenger.evaluation)} vs live ${formatEvaluation(champion.evaluation)}, margin ${margin}, false-alarm ceiling ${maxFar} %` +
+        (pairs ? `; ${describePaired(pairs)}` : '');
   if (older !== undefined) {
     const figures = detail !== null ? `; on the held-out rows: ${detail}` : championProblem !== undefined ? `; the live model cannot be scored on them (${championProblem})` : '';
     return decided(
@@ -97,14 +120,38 @@ export function decide(challenger: Contender, champion: Contender | null, rule: 
   if (challengerOver !== null && liveOver === null) {
     return decided(false, `the challenger ${challengerOver}, and the live model ${withinCeiling(l)}, within it: ${detail}`);
   }
-  const better = c.score >= l.score + margin;
+  const byMargin = pairs ? pairs.mean >= margin : c.score >= l.score + margin;
+  const beyondNoise = pairs === null || pairs.mean - 2 * standardError(pairs) > 0;
+  const better = byMargin && beyondNoise;
   const both =
     challengerOver === null || liveOver === null
       ? ''
       : c.far > maxFar && l.far > maxFar
         ? ' (both flag more normal rows than the false-alarm ceiling allows)'
         : ' (both raise more false alarms than the ceilings allow)';
-  return decided(better, better ? `better on the held-out rows${both}: ${detail}` : `not better by the margin${both}: ${detail}`);
+  const not = byMargin ? 'not better beyond the noise of the fault placements' : 'not better by the margin';
+  return decided(better, better ? `better on the held-out rows${both}: ${detail}` : `${not}${both}: ${detail}`);
+}
+
+/** The paired comparison of two evaluations on the same placements of synthetic faults, or null (labels, a record without placements). */
+function paired(c: Evaluation, l: Evaluation): Paired | null {
+  const a = c.placements;
+  const b = l.placements;
+  if (a === undefined || b === undefined || a.length !== b.length || a.length < 2) return null;
+  const d = a.map((x, k) => x - (b[k] as number));
+  const mean = d.reduce((sum, x) => sum + x, 0) / d.length;
+  const sd = Math.sqrt(d.reduce((sum, x) => sum + (x - mean) ** 2, 0) / (d.length - 1));
+  return { placements: d.length, mean: Number(mean.toFixed(6)), sd: Number(sd.toFixed(6)), rule: PAIRED_RULE };
+}
+
+function standardError(p: Paired): number {
+  return p.sd / Math.sqrt(p.placements);
+}
+
+/** `paired over 16 placements of the synthetic faults: challenger − live +0.0123 on average (SD 0.0101, SE 0.0025); promoted when …` */
+function describePaired(p: Paired): string {
+  const signed = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(4)}`;
+  return `paired over ${p.placements} placements of the synthetic faults: challenger − live ${signed(p.mean)} on average (SD ${p.sd.toFixed(4)}, SE ${standardError(p).toFixed(4)}; rule: ${p.rule})`;
 }
 
 const pct = (x: number) => `${x.toFixed(2)} %`;
