@@ -95,7 +95,7 @@ describe('labels in the comparison', () => {
       expect(record.decision).toMatchObject({ promoted: true, maxFar: 5 });
     }
     expect(b.record.evaluation.description).toMatch(
-      /^too few fault labels in the held-out rows to compare on them alone \(1 held-out rows inside confirmed-fault labels \(1 episode\); that needs 50 rows in 5 episodes\): the other 2591 held-out rows are negatives; positives are 9 copies .*; the 1 labelled rows are positives too$/,
+      /^too few fault labels in the held-out rows to compare on them alone \(1 held-out rows inside confirmed-fault labels \(1 episode\); that needs 50 rows in 5 episodes\): the other 2591 held-out rows are negatives; positives are 9 copies .*; the 1 labelled rows are positives too, in every placement$/,
     );
     expect(b.record.evaluation.champion!.labelled).toEqual({ rows: 1, missed: 0 });
     expect(normalRows(b.record)).toBe(normalRows(a.record) - 1);
@@ -109,7 +109,7 @@ describe('labels in the comparison', () => {
     const { res, record } = await trainThreeDays('pump-long');
     const e = record.evaluation;
     expect(e.criterion).toBe('synthetic-faults');
-    expect(e.description).toMatch(/\(2400 held-out rows inside confirmed-fault labels \(1 episode\); .*: the other 192 held-out rows are negatives; .*; the 2400 labelled rows are positives too$/);
+    expect(e.description).toMatch(/\(2400 held-out rows inside confirmed-fault labels \(1 episode\); .*: the other 192 held-out rows are negatives; .*; the 2400 labelled rows are positives too, in every placement$/);
     expect(normalRows(record)).toBe(192);
     expect(e.challenger.labelled?.rows).toBe(2400);
     // On the 192 normal rows the live model raises false alarms that a comparison on the label alone did not count.
@@ -139,7 +139,7 @@ describe('the false-alarm ceiling', () => {
     const live = await pumpWithLive('pump-far-60', 18);
     const { res, record } = await trainThreeDays('pump-far-60', '--max-far', '60', '--max-alarms-per-day', '0');
     expect(record.decision).toMatchObject({ promoted: false, maxFar: 60, maxAlarmsPerDay: 0 });
-    expect(res.out).toMatch(/^ {2}decision not better by the margin: .*, false-alarm ceiling 60 %$/m);
+    expect(res.out).toMatch(/^ {2}decision not better by the margin: .*, false-alarm ceiling 60 %; paired over 16 placements of the synthetic faults: .*\)$/m);
     expect((await readBest(container, 'pump-far-60'))!.pointer.version).toBe(live);
     const bad = await cli(['train', '--source', 'pump-far-60', '--days', '3', '--max-far', '101']);
     expect(bad.code).toBe(2);

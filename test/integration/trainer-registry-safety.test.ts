@@ -268,7 +268,7 @@ describe('train', () => {
     const allowed = await cli(['train', '--source', 'pump-old', '--from', '2026-01-01', '--to', '2026-01-03', '--allow-older', '--seed', '2']);
     expect(allowed.code, allowed.err).toBe(0);
     expect(allowed.out).not.toMatch(/older data/);
-    expect(allowed.out).toMatch(/decision (better on the held-out rows|not better by the margin|the live model flags [\d.]+ % of the normal held-out rows, above the false-alarm ceiling)/);
+    expect(allowed.out).toMatch(/decision (better on the held-out rows|not better by the margin|not better beyond the noise of the fault placements|the live model flags [\d.]+ % of the normal held-out rows, above the false-alarm ceiling)/);
   });
 
   it('judges by readings, not by the requested range: a live model trained with a --to in the future does not block the data after its own', async () => {
@@ -280,7 +280,7 @@ describe('train', () => {
     const next = await cli(['train', '--source', 'pump-future', '--from', '2026-01-03', '--to', '2026-01-05']);
     expect(next.code, next.err).toBe(0);
     expect(next.out).not.toMatch(/older (data|range)/);
-    expect(next.out).toMatch(/decision (better on the held-out rows|not better by the margin|the live model flags [\d.]+ % of the normal held-out rows, above the false-alarm ceiling)/);
+    expect(next.out).toMatch(/decision (better on the held-out rows|not better by the margin|not better beyond the noise of the fault placements|the live model flags [\d.]+ % of the normal held-out rows, above the false-alarm ceiling)/);
   });
 
   it('leaves the loser of a concurrent promotion with a model.json that says it was not promoted, and names it', async () => {

@@ -110,7 +110,7 @@ describe('pumpwatch-trainer train', () => {
     const res = await cli(['evaluate', '--source', 'pump-a', '--from', '2026-01-02', '--to', '2026-01-03']);
     expect(res.code, res.err).toBe(0);
     expect(res.out).toMatch(new RegExp(`^pump-a: model ${best} \\(mset-horizon, window 10, threshold [\\d.]+\\) on 4320 rows`));
-    expect(res.out).toMatch(/^ {2}no fault labels in the rows of the range: the 4320 rows of the range are negatives; positives are 9 copies of blocks of 300 rows of the range, one per varying feature and fault size, each with that feature shifted by that size: 2, 4 or 8 standard deviations of the range$/m);
+    expect(res.out).toMatch(/^ {2}no fault labels in the rows of the range: the 4320 rows of the range are negatives; positives are 9 copies of blocks of 300 rows of the range, one per varying feature and fault size, each with that feature shifted by that size: 2, 4 or 8 standard deviations of the range, placed 16 times \(placement k in the k-th of 16 stretches of the rows of the range, half of the placements up, half down\)$/m);
     expect(res.out).toMatch(/^ {2}balanced accuracy \d\.\d{4} \(F1 \d\.\d{4}, FAR [\d.]+ %, MAR [\d.]+ %; TP \d+, FP \d+, FN \d+, TN 4320\)$/m);
     expect(res.out).not.toMatch(/held-out/);
     expect(res.out).toMatch(/^ {2}alarms {3}\d+ false alarms? \(runs of flagged readings\) in [\d.]+ h of running, [\d.]+ a day on the normal rows(: more than a model raising 1 a day would \(p < 0\.01\), above train's default alarm ceiling)?$/m);
