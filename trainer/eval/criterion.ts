@@ -116,9 +116,10 @@ export const FAULT_SIZES = [2, 4, 8];
 const FAULT_ROWS = 300;
 /**
  * Placements of the synthetic faults. Over six seeds, the gap between the same two models spanned
- * 0.071 with one placement, 0.0055 with 8 and 0.0050 with 16 (trainer/README.md, "Compare"); 16
- * leaves the paired comparison 15 degrees of freedom for its noise, for at most 16 × 7200 rows
- * more to score per model (8 features), whatever the number of held-out rows.
+ * 0.071 with one placement, 0.0055 with 8, 0.0050 with 16 and 0.0019 with 32 (trainer/README.md,
+ * "Compare"): 16 keeps it well under the margin and leaves the paired comparison 15 degrees of
+ * freedom for its noise, for at most 16 × 7200 rows more to score per model (8 features),
+ * whatever the number of held-out rows (+1.5 s per model on bench/train's 200,000).
  */
 export const PLACEMENTS = 16;
 /** Labelled fault rows in the scored rows needed to compare on labels alone. */
