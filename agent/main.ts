@@ -138,7 +138,8 @@ export class Agent implements AgentParts {
     });
     this.evictionWatch = new EvictionWatch({
       counts: () => this.buffer.stats().evicted,
-      maxBytes: () => this.config.bufferMaxBytes,
+      // the cap in force, as /metrics gives it
+      maxBytes: () => this.bufferStat('diskLimitBytes') || this.config.bufferMaxBytes,
       logger: logger.child({ component: 'buffer' }),
     });
     this.certificateWatch = new CertificateWatch({ clock, logger: logger.child({ component: 'http' }) });
@@ -249,7 +250,8 @@ export class Agent implements AgentParts {
     this.registry.gauge('pumpwatch_buffer_rows', 'Rows in the buffer', () => this.bufferStat('rows'));
     this.registry.gauge('pumpwatch_buffer_unsynced_rows', 'Rows not yet uploaded', () => this.bufferStat('unsynced'));
     this.registry.gauge('pumpwatch_buffer_bytes', 'Bytes used by the buffer', () => this.bufferStat('bytes'));
-    this.registry.gauge('pumpwatch_buffer_max_bytes', 'Disk cap of the buffer', () => this.config.bufferMaxBytes);
+    // the cap in force: on a small volume the disk's free space, not the setting (a review saw 1 GiB reported while 3 MB evicted)
+    this.registry.gauge('pumpwatch_buffer_max_bytes', "Disk cap of the buffer in force (the setting, or the disk's limit when tighter)", () => this.bufferStat('diskLimitBytes') || this.config.bufferMaxBytes);
     this.registry.counterFrom('pumpwatch_buffer_evicted_total', 'Rows evicted to stay under the disk cap', () => this.bufferStat('evicted'));
     this.registry.gauge('pumpwatch_buffer_unreadable_rows', 'Rows a damaged page of the buffer file keeps from being read, set aside by the sync (never uploaded)', () => this.bufferStat('unreadableRows'));
     this.registry.gauge('pumpwatch_buffer_unreadable_ranges', 'Seq ranges of such rows', () => this.bufferStat('unreadableRanges'));
@@ -280,7 +282,7 @@ export class Agent implements AgentParts {
   }
 
   /** One buffer.stats() per /metrics render (its gauges ask within the same millisecond), not one per gauge. */
-  private bufferStat(name: 'rows' | 'unsynced' | 'bytes' | 'evicted' | 'unreadableRows' | 'unreadableRanges' | 'withoutContributions'): number {
+  private bufferStat(name: 'rows' | 'unsynced' | 'bytes' | 'evicted' | 'unreadableRows' | 'unreadableRanges' | 'withoutContributions' | 'diskLimitBytes'): number {
     try {
       const now = performance.now();
       if (this.statsCache === null || now - this.statsCache.at > 100) this.statsCache = { at: now, stats: this.buffer.stats() };
@@ -289,6 +291,7 @@ export class Agent implements AgentParts {
       if (name === 'unreadableRows') return s.unreadable.rows;
       if (name === 'unreadableRanges') return s.unreadable.ranges;
       if (name === 'withoutContributions') return s.withoutContributions.rows;
+      if (name === 'diskLimitBytes') return s.diskLimitBytes ?? 0;
       return s[name];
     } catch {
       this.statsCache = null;

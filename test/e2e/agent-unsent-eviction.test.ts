@@ -116,6 +116,9 @@ describe.skipIf(!canMount)('the technician page of an agent whose 4 MiB volume f
       expect(b.unsentEvicted.sinceStart).toBeGreaterThan(0);
       expect(b.maxBytes).toBe(1073741824);
       expect(b.diskLimitBytes).toBeLessThan(4 << 20);
+      // /metrics gives the cap in force too (it gave the 1 GiB setting before)
+      const metrics = await (await fetch(`${agent.url}/metrics`)).text();
+      expect(Number(/^pumpwatch_buffer_max_bytes (\d+)$/m.exec(metrics)?.[1])).toBeLessThan(4 << 20);
 
       const page = await browser.newPage();
       await page.goto(agent.url);
