@@ -161,7 +161,12 @@ export function registerReadingsRoute(
       const first = rejected[0];
       return {
         status: 400,
-        json: { code: 'PW_NO_VALID_READINGS', error: `none of the ${total} readings is valid${first ? `; first problem (index ${first.index}): ${first.error}` : ''}`, ...answer },
+        json: {
+          code: 'PW_NO_VALID_READINGS',
+          // an empty array (or NDJSON of blank lines) holds no reading: "none of the 0 readings is valid" said it badly
+          error: total === 0 ? 'the body holds no readings: send one reading, or an array or NDJSON of them' : `none of the ${total} readings is valid${first ? `; first problem (index ${first.index}): ${first.error}` : ''}`,
+          ...answer,
+        },
       };
     }
     return { status: 202, json: answer };

@@ -115,6 +115,12 @@ describe('POST /readings', () => {
     }
   });
 
+  it('answers 400 PW_NO_VALID_READINGS saying an empty array holds no readings', async () => {
+    const r = await postJson(`${t.url}/readings`, []);
+    expect(r.status).toBe(400);
+    expect(r.json).toMatchObject({ code: 'PW_NO_VALID_READINGS', error: 'the body holds no readings: send one reading, or an array or NDJSON of them', accepted: 0, rejectedTotal: 0 });
+  });
+
   it('answers 400 PW_NO_VALID_READINGS with every reason when no reading is acceptable', async () => {
     const r = await postJson(`${t.url}/readings`, [{ pumpId: 'x' }, { values: {} }]);
     expect(r.status).toBe(400);
