@@ -317,7 +317,9 @@ function statusError(res: IncomingMessage, url: URL): ModelDownloadError {
   const transient = status >= 500 || status === 408 || status === 429;
   const retryAfterMs = transient ? parseRetryAfter(res.headers['retry-after']) : null;
   const code = serviceCode(res.headers['x-ms-error-code']);
-  const answered = `${safeUrl(url.href)} answered HTTP ${status}${code ? ` (${code})` : ''}`;
+  // a redirect still answered after the 3 followed (a loop, most often) is said so, not as a bare 302
+  const redirected = [301, 302, 303, 307, 308].includes(status) && res.headers.location ? ': a redirect after 3 followed (too many redirects, or a loop)' : '';
+  const answered = `${safeUrl(url.href)} answered HTTP ${status}${code ? ` (${code})` : ''}${redirected}`;
   const expiry = status === 401 || status === 403 ? sasExpiry(url) : null;
   if (expiry !== null && expiry <= Date.now()) {
     // What happened and what to do come first: the twin's reported `error` keeps only the start of a reason.

@@ -118,6 +118,20 @@ describe('downloadModel', () => {
     expect(got).toEqual(cases.map(([, ms]) => ms));
   });
 
+  it('says a redirect loop is one, after following 3 redirects, without the query', async () => {
+    const { createServer } = await import('node:http');
+    const loop = createServer((req, res) => res.writeHead(302, { location: req.url ?? '/' }).end());
+    await new Promise<void>((done) => loop.listen(0, '127.0.0.1', done));
+    try {
+      const url = `http://127.0.0.1:${(loop.address() as { port: number }).port}/models/loop.onnx`;
+      const err = await failure(downloadModel({ url: `${url}?sig=SECRET`, sha256: 'a'.repeat(64), size: bytes.length }, { ...base, allowInsecure: true }));
+      expect(err.code).toBe('PW_MODEL_HTTP_STATUS');
+      expect(err.message).toBe(`${url} answered HTTP 302: a redirect after 3 followed (too many redirects, or a loop)`);
+    } finally {
+      await new Promise((done) => loop.close(done));
+    }
+  });
+
   it('does not retry a 403, and keeps the SAS token out of the message', async () => {
     const entry = http.add('denied.onnx', bytes, 'dl-1', { kind: 'status', status: 403 });
     const err = await failure(downloadModel(entry, { ...base, allowInsecure: true }));
