@@ -167,6 +167,25 @@ describe('pumpwatch-trainer refresh-urls', () => {
     expect(bad.err).toBe('pumpwatch-trainer refresh-urls: --sas-hours (48) must be longer than --within-hours (72)');
   });
 
+  it("signs again, for the registry's own container, a URL signed when the registry was in the uploads' container", async () => {
+    // Before 2026-12-07 the registry sat under models/ beside the uploads; moved as trainer/README.md
+    // says (blob names kept), the twins' URLs still point into the uploads' container.
+    const own = az.container('upkeep-models');
+    await own.create();
+    const moved = await promoteFittedModel(own, 'pump-moved', 'v1', 21, NOW);
+    hub.addModule('gw-r5', 'pumpwatch');
+    // valid for days yet: signed again all the same, so the old copy can be deleted after one run
+    const later = new Date(NOW.getTime() + 150 * HOUR).toISOString().replace(/\.\d+Z$/, 'Z');
+    const old = `${container.url}/${moved.model.blob}?sv=2025-05-05&se=${later}&sr=b&sp=r&sig=OLDSIGNATURE`;
+    hub.updateDesired('gw-r5', 'pumpwatch', { models: { 'pump-moved': { version: 'v1', url: old, sha256: moved.model.sha256, size: moved.model.size } } });
+    const res = await cli(['refresh-urls', '--device', 'gw-r5'], trainerContext(container, { now: NOW, registry, models: own }));
+    expect(res.code, res.out).toBe(0);
+    expect(res.out.split('\n').at(-1)).toBe('refresh-urls: 1 module(s); 1 URL(s) refreshed, 0 skipped, 0 failed; 0 valid beyond 72 h left as they are');
+    const url = models('gw-r5')['pump-moved'].url as string;
+    expect(url.startsWith(`${own.url}/${moved.model.blob}?`)).toBe(true);
+    expect(await sha(url)).toEqual({ status: 200, sha256: moved.model.sha256 });
+  });
+
   it('fails (exit 1) an entry whose model blob no longer hashes to its sha256 or has another size, naming the pump and version and not the SAS, skips one without a sha256, and refreshes the others', async () => {
     hub.addModule('gw-r4', 'pumpwatch');
     const whole = await promoteFittedModel(container, 'pump-whole', 'v1', 11, NOW);

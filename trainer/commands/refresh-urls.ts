@@ -2,6 +2,7 @@
 import { refreshUrls, type RefreshResult } from '../deploy/refresh.js';
 import { checkCanSign, DEFAULT_SAS_HOURS } from '../deploy/sas.js';
 import { DEFAULT_MODULE, modelsQuery } from '../deploy/twin.js';
+import type { CommandContext } from '../cloud/context.js';
 import { UsageError } from '../errors.js';
 import { optionalNumber, parseOptions, type Command } from './command.js';
 import { targetOf } from './deploy.js';
@@ -67,7 +68,9 @@ export const refreshUrlsCommand: Command = {
     const container = ctx.models();
     checkCanSign(container);
     const now = ctx.now();
-    const opts = { now, withinMs: withinHours * 3_600_000, expiresOn: new Date(now.getTime() + sasHours * 3_600_000) };
+    // URLs signed before the registry had a container of its own point into the uploads' container
+    const former = formerRegistry(ctx);
+    const opts = { now, withinMs: withinHours * 3_600_000, expiresOn: new Date(now.getTime() + sasHours * 3_600_000), formerContainers: former === null ? [] : [former] };
     const print = (results: RefreshResult[]) => {
       for (const r of results) io.out(`${OUTCOME[r.outcome]} ${r.deviceId}/${r.moduleId} models.${r.key}: ${r.detail}`);
     };
@@ -81,3 +84,12 @@ export const refreshUrlsCommand: Command = {
     return failed > 0 ? 1 : 0;
   },
 };
+
+/** The uploads' container's URL (where the registry was before 2026-12-07), or null when it is not configured. */
+function formerRegistry(ctx: CommandContext): string | null {
+  try {
+    return ctx.container().url;
+  } catch {
+    return null;
+  }
+}

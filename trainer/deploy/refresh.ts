@@ -29,6 +29,12 @@ export interface RefreshOptions {
   withinMs: number;
   /** Expiry of the new URLs. */
   expiresOn: Date;
+  /**
+   * URLs of containers the registry was moved out of (the uploads' container, where it was before
+   * 2026-12-07): a URL of a registry blob there is signed again for the registry's own container,
+   * whatever its expiry, once its blob there is checked against the entry, as any other.
+   */
+  formerContainers?: readonly string[];
 }
 
 export interface RefreshResult extends ModuleRef {
@@ -67,14 +73,19 @@ function planEntry(container: ContainerClient, key: string, value: unknown, opts
   if (se === null) return { kind: 'current' };
   const expiresAt = Date.parse(se);
   if (Number.isNaN(expiresAt)) return { kind: 'skip', detail: `${withoutQuery(url)}: its SAS expiry (se) is not a date; left as it is` };
-  if (expiresAt - opts.now.getTime() > opts.withinMs) return { kind: 'current' };
+  const own = new URL(container.url);
+  const prefixOf = (c: URL) => `${c.pathname.replace(/\/$/, '')}/`;
+  const inside = (c: URL) => url.origin === c.origin && url.pathname.startsWith(prefixOf(c));
+  // the registry's own container, or one it was moved out of (its blob names kept): a URL there is
+  // signed again whatever its expiry, so the old copy can be deleted after one run
+  const home = [own, ...(opts.formerContainers ?? []).map((c) => new URL(c))].find(inside);
+  if (expiresAt - opts.now.getTime() > opts.withinMs && !(home !== undefined && home !== own)) return { kind: 'current' };
   const expires = new Date(expiresAt).toISOString();
   const when = expiresAt <= opts.now.getTime() ? `expired ${expires}` : `expires ${expires}`;
-  const own = new URL(container.url);
-  const prefix = `${own.pathname.replace(/\/$/, '')}/`;
-  if (url.origin !== own.origin || !url.pathname.startsWith(prefix)) {
+  if (home === undefined) {
     return { kind: 'skip', detail: `${withoutQuery(url)} (${when}) is not in this trainer's container ${withoutQuery(own)}: it cannot sign it; left as it is` };
   }
+  const prefix = prefixOf(home);
   let blob: string;
   try {
     blob = decodeURIComponent(url.pathname.slice(prefix.length));
