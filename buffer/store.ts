@@ -161,6 +161,8 @@ export class BufferStore {
   private diskLimit = Number.POSITIVE_INFINITY;
   /** Unsent readings evicted since this store was made (the process start): in stats() and health(). */
   private unsentEvictedSinceStart = 0;
+  /** Whether a sync runs (setUploads). */
+  private uploads = true;
   private diskCheckedAt = Number.NEGATIVE_INFINITY;
   /** Shared with the checkpoint thread: how far to shrink the file. */
   private readonly shrink = newShrinkTarget();
@@ -955,8 +957,18 @@ export class BufferStore {
     }
   }
 
-  /** What /healthz says of readings evicted before they were uploaded, within UNSENT_EVICTED_HEALTH_MS of the last (else null). */
+  /**
+   * No sync runs (off by intent, no Azurite in standalone, or no blob target): no row is ever
+   * uploaded, eviction keeps the newest history as designed, and /healthz stays ok for it, as the
+   * README says of a gateway without uploads (it said degraded for good once such a buffer was full).
+   */
+  setUploads(on: boolean): void {
+    this.uploads = on;
+  }
+
+  /** What /healthz says of readings evicted before they were uploaded, within UNSENT_EVICTED_HEALTH_MS of the last (else null, and while no sync runs). */
   private unsentEvictedText(): string | null {
+    if (!this.uploads) return null;
     const lastAt = this.eviction.lastUnsentEvictionAt();
     // On the wall clock, as it is kept across restarts: a clock stepped back keeps the text longer, never drops it early.
     if (lastAt === null || Date.now() - lastAt >= UNSENT_EVICTED_HEALTH_MS) return null;

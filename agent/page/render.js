@@ -1,4 +1,5 @@
 // Rendering the pumps, alerts and gateway facts. Text goes in with textContent only.
+import { gatewayNow } from './clock.js';
 import { STATE_TEXT, fmtAgo, fmtBytes, fmtDuration, fmtNum, fmtPercent, fmtScorePair, fmtTime, shares } from './format.js';
 
 const ORDER = { anomaly: 0, refused: 1, stale: 1, 'not-scored': 2, 'no-model': 3, normal: 4, stopped: 5 };
@@ -254,16 +255,23 @@ const count = (n, what) => `${n.toLocaleString('en-US')} ${what}${n === 1 ? '' :
  * limit when the volume cannot hold the setting; and, in red, the readings evicted before they were
  * uploaded since start, which are lost (the cap keeps the buffer working, so nothing else says so).
  */
-function bufferFact(b) {
+function bufferFact(b, sync) {
   if (b.error) return `unavailable: ${b.error}`;
   const used = typeof b.bytes === 'number' ? b.bytes + (b.walBytes ?? 0) : undefined;
   const disk = typeof b.diskLimitBytes === 'number';
   const size = `${fmtBytes(used)} of ${fmtBytes(disk ? b.diskLimitBytes : b.maxBytes)}${disk ? ` (the disk's free space is the limit; the setting is ${fmtBytes(b.maxBytes)})` : ''}`;
   const text = `${b.rows ?? '–'} readings, ${b.unsynced ?? '–'} not yet uploaded, ${size}`;
   const lost = b.unsentEvicted;
-  if (!(lost?.sinceStart > 0)) return text;
-  return [text, el('span', 'lost', ` · ${count(lost.sinceStart, 'reading')} evicted before they were uploaded since start, the last at ${fmtTime(lost.lastAt)}: lost`)];
+  // no sync runs: nothing was to be uploaded, and evicting the oldest is the design (/healthz stays ok too)
+  if (!lost || sync?.state === 'off' || sync?.state === 'not configured') return text;
+  // as long as /healthz says so (24 h after the last), across a restart: then none since start
+  const recent = lost.lastAt !== null && gatewayNow() - Date.parse(lost.lastAt) < LOST_SHOWN_MS;
+  if (lost.sinceStart > 0) return [text, el('span', 'lost', ` · ${count(lost.sinceStart, 'reading')} evicted before they were uploaded since start, the last at ${fmtTime(lost.lastAt)}: lost`)];
+  return recent ? [text, el('span', 'lost', ` · readings evicted before they were uploaded (before the agent's start), the last at ${fmtTime(lost.lastAt)}: lost`)] : text;
 }
+
+/** How long after the last unsent reading evicted the buffer's line says so: as /healthz (buffer/store.ts UNSENT_EVICTED_HEALTH_MS). */
+const LOST_SHOWN_MS = 24 * 3_600_000;
 
 /**
  * The sync's last error with its time, marked past once an upload succeeded after it: kept after
@@ -283,7 +291,7 @@ function facts(s) {
   return [
     ['Device', s.device],
     ['Agent', `${s.agentVersion}${s.standalone ? ' (standalone)' : ''}, up ${fmtDuration(s.uptimeSeconds)}`],
-    ['Buffer', bufferFact(b)],
+    ['Buffer', bufferFact(b, s.sync)],
     ['Oldest not uploaded', b.oldestUnsyncedTs ? `${fmtTime(b.oldestUnsyncedTs)} (${fmtAgo(b.oldestUnsyncedTs)})` : 'nothing waiting'],
     ['Sync', `${sync.state ?? '–'}; last success ${sync.lastSuccessAt ? fmtTime(sync.lastSuccessAt) : 'never'}${lastErrorText(sync)}`],
     ['IoT hub', s.connectivity?.hub ?? '–'],

@@ -92,6 +92,7 @@ export function wireSync(agent: Agent): Part[] {
     const reason = noLocalTarget ?? noTarget;
     agent.status.setSyncStatus(() => ({ state, reason, lastSuccessAt: null, lastAttemptAt: null, lastError: null, uploadedRows: 0, uploadedBlobs: 0 }));
     agent.status.setConnectivity('blob', () => state);
+    agent.buffer.setUploads(false); // evicting the oldest is then the design, not a loss to report
     return [];
   }
   let target: BlobTarget | null = configured === 'local' ? null : configured;

@@ -17,9 +17,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Reading } from '../../buffer/types.js';
 // @ts-expect-error: the page's modules are plain JavaScript without type declarations
 import { fmtBytes } from '../../agent/page/format.js';
+import { DEVSTORE_ACCOUNT, DEVSTORE_KEY } from '../../agent/azurite.js';
 import { agentPool, getJson, postReadings, stopAgent } from '../support/agent-http.js';
 import { startAgentProcess, type AgentProcess } from '../support/process.js';
 import { makeModel, normalValues, rng } from '../support/models.js';
+
+/**
+ * A sync whose Blob Storage is out of reach (nothing listens on port 9): rows are to be uploaded and
+ * wait, as on a gateway offline. With the sync off (the test agents' default) nothing is ever to be
+ * uploaded, and an eviction is the design, not a loss.
+ */
+const OFFLINE = {
+  PUMPWATCH_SYNC: 'auto',
+  PUMPWATCH_BLOB_CONNECTION_STRING: `DefaultEndpointsProtocol=http;AccountName=${DEVSTORE_ACCOUNT};AccountKey=${DEVSTORE_KEY};BlobEndpoint=http://127.0.0.1:9/${DEVSTORE_ACCOUNT};`,
+};
 
 let dir: string;
 let model: string;
@@ -56,7 +67,7 @@ async function healthz(agent: AgentProcess): Promise<{ status: string; degraded:
 describe('readings evicted before they were uploaded, the agent as a process', () => {
   it('make /healthz degraded naming how many and when the last was, across a restart, until 24 h after the last', async () => {
     const data = join(dir, 'data');
-    const start = (): Promise<AgentProcess> => pool.start({ PUMPWATCH_DATA_DIR: data, PUMPWATCH_DEFAULT_MODEL: model, PUMPWATCH_BUFFER_MAX_BYTES: '1048576' });
+    const start = (): Promise<AgentProcess> => pool.start({ ...OFFLINE, PUMPWATCH_DATA_DIR: data, PUMPWATCH_DEFAULT_MODEL: model, PUMPWATCH_BUFFER_MAX_BYTES: '1048576' });
     const agent = await start();
     expect((await healthz(agent)).status).toBe('ok');
     await postReadings(agent, wideReadings(8_000));
@@ -81,6 +92,17 @@ describe('readings evicted before they were uploaded, the agent as a process', (
     expect(after.degraded).toEqual(['buffer']);
     expect(after.checks.buffer).toMatch(new RegExp(`^PW_BUFFER_UNSENT_EVICTED: 0 reading\\(s\\) evicted before they were uploaded since start \\(${lost} since the buffer was created\\), the last at ${lastAt},`));
     expect((await getJson(again, '/status')).buffer.unsentEvicted).toEqual({ sinceStart: 0, lastAt });
+    // the page says it too, as long as /healthz does (it said nothing with none since start)
+    const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'] });
+    try {
+      const page = await browser.newPage();
+      await page.goto(again.url);
+      const lostLine = page.locator('#gateway dt:text-is("Buffer") + dd .lost');
+      await lostLine.waitFor();
+      expect(await lostLine.textContent()).toMatch(/^ · readings evicted before they were uploaded \(before the agent's start\), the last at .+: lost$/);
+    } finally {
+      await browser.close();
+    }
     await stopAgent(again);
 
     // The last such eviction 25 h ago: said no more in /healthz, still in /status.
@@ -95,6 +117,16 @@ describe('readings evicted before they were uploaded, the agent as a process', (
     expect(status.evictedByKind.unsynced + status.evictedByKind.anomalies).toBe(lost);
     await stopAgent(later);
   });
+
+  it('leave /healthz ok with the sync off: nothing was to be uploaded, and evicting the oldest is the design', async () => {
+    // Found by the re-review: every gateway without uploads went degraded for good once its buffer was full.
+    const agent = await pool.start({ PUMPWATCH_DATA_DIR: join(dir, 'data-off'), PUMPWATCH_DEFAULT_MODEL: model, PUMPWATCH_BUFFER_MAX_BYTES: '1048576' });
+    await postReadings(agent, wideReadings(8_000, 7));
+    const buffer = (await getJson(agent, '/status')).buffer;
+    expect(buffer.evictedByKind.unsynced + buffer.evictedByKind.anomalies).toBeGreaterThan(0);
+    expect(await healthz(agent)).toMatchObject({ status: 'ok', degraded: [] });
+    await stopAgent(agent);
+  });
 });
 
 const mnt = mkdtempSync(join(tmpdir(), 'pw-unsent-evicted-volume-'));
@@ -106,7 +138,7 @@ describe.skipIf(!canMount)('the technician page of an agent whose 4 MiB volume f
   it('shows the buffer against the disk\'s limit, WAL counted, and in red the readings evicted before they were uploaded', async () => {
     // `unshare` and `sh` exec the agent: the agent itself, in the namespace of its 4 MiB tmpfs (the default cap of 1 GiB stays).
     const mount = ['set -e', `mount -t tmpfs -o size=4m tmpfs ${mnt}`, 'exec "$@"'].join('\n');
-    const agent = await startAgentProcess({ PUMPWATCH_DATA_DIR: join(mnt, 'data'), PUMPWATCH_DEFAULT_MODEL: model }, undefined, { prefix: ['unshare', '-rm', 'sh', '-c', mount, 'sh'] });
+    const agent = await startAgentProcess({ ...OFFLINE, PUMPWATCH_DATA_DIR: join(mnt, 'data'), PUMPWATCH_DEFAULT_MODEL: model }, undefined, { prefix: ['unshare', '-rm', 'sh', '-c', mount, 'sh'] });
     const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'] });
     try {
       await agent.waitReady();
