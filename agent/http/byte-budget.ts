@@ -32,15 +32,17 @@ export class ByteBudget {
 
   /**
    * A share that starts empty and takes `grow(bytes)` more at a time, only while they fit beside
-   * what is granted: false when they do not (the caller refuses its request rather than wait, as
-   * two growing shares waiting for each other's bytes would wait for ever). `release` gives back
-   * everything it took.
+   * what is granted and no request waits for a share: false otherwise (the caller refuses its
+   * request rather than wait, as two growing shares waiting for each other's bytes would wait for
+   * ever; and requests waiting go first, in arrival order: the re-review saw 24 chunked clients
+   * keep a declared 9 MB body waiting past 2 min while 132 chunked ones went by). `release` gives
+   * back everything it took.
    */
   growing(): { grow: (bytes: number) => boolean; release: () => void } {
     let held = 0;
     return {
       grow: (bytes) => {
-        if (this.used + bytes > this.limit()) return false;
+        if (this.waiting.length > 0 || this.used + bytes > this.limit()) return false;
         this.used += bytes;
         held += bytes;
         return true;

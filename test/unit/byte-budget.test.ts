@@ -48,4 +48,18 @@ describe('ByteBudget (request bodies held at once)', () => {
     expect(budget.status()).toEqual({ used: 50, waiting: 0 });
     release();
   });
+
+  it('refuses to grow a share while a request waits, though its bytes would fit: the waiting go first', async () => {
+    const budget = new ByteBudget(() => 100);
+    const share = budget.growing();
+    expect(share.grow(40)).toBe(true);
+    const hold = await budget.acquire(40);
+    const waiting = budget.acquire(50); // 40 + 40 + 50 > 100: waits
+    expect(share.grow(10)).toBe(false); // 90 would fit, but the declared request came first
+    share.release();
+    hold();
+    const release = await waiting;
+    expect(budget.status()).toEqual({ used: 50, waiting: 0 });
+    release();
+  });
 });
