@@ -950,7 +950,8 @@ export class BufferStore {
         return { ok: false, error: `PW_BUFFER_MOVED: ${this.fileEvent}` };
       }
       const unreadable = this.ranges.unreadable();
-      const degraded = [this.unsentEvictedText(), unreadable.ranges > 0 ? unreadableText(unreadable) : null, this.withoutContributions.healthText()].filter((d) => d !== null);
+      // the unsent readings evicted last: the damage's texts keep the start of the check (cut at 500 characters by /healthz), as before they existed
+      const degraded = [unreadable.ranges > 0 ? unreadableText(unreadable) : null, this.withoutContributions.healthText(), this.unsentEvictedText()].filter((d) => d !== null);
       return degraded.length > 0 ? { ok: true, degraded: degraded.join('; ') } : { ok: true };
     } catch (err) {
       return { ok: false, error: err instanceof BufferError ? `${err.code}: ${err.message}` : (err as Error).message };
