@@ -16,11 +16,21 @@ describe("the model registry's container: its own, out of the reach of the SAS t
       { PUMPWATCH_BLOB_CONNECTION_STRING: CONN, PUMPWATCH_MODELS_CONTAINER: 'pumpwatch' },
       { PUMPWATCH_BLOB_CONNECTION_STRING: CONN, PUMPWATCH_BLOB_CONTAINER: 'shared', PUMPWATCH_MODELS_CONTAINER: 'shared' },
     ]) {
-      expect(() => modelsFromEnv(env)).toThrow(/^PUMPWATCH_MODELS_CONTAINER names the uploads' container "(pumpwatch|shared)": the model registry needs a container of its own/);
+      expect(() => modelsFromEnv(env)).toThrow(/^PUMPWATCH_MODELS_CONTAINER names the uploads' container "(pumpwatch|shared)" \(PUMPWATCH_BLOB_CONTAINER\): the model registry needs a container of its own/);
     }
+    // the default colliding, PUMPWATCH_MODELS_CONTAINER never set: said so
+    expect(() => modelsFromEnv({ PUMPWATCH_BLOB_CONNECTION_STRING: CONN, PUMPWATCH_BLOB_CONTAINER: 'pumpwatch-models' })).toThrow(
+      /^the registry's default container "pumpwatch-models" is the uploads' container "pumpwatch-models" \(PUMPWATCH_BLOB_CONTAINER\): /,
+    );
     const env = { PUMPWATCH_BLOB_SAS_URL: `https://acct.blob.core.windows.net/pumpwatch?${SAS}`, PUMPWATCH_MODELS_SAS_URL: `https://acct.blob.core.windows.net/pumpwatch?${SAS}` };
     expect(() => modelsFromEnv(env)).toThrow(/^PUMPWATCH_MODELS_SAS_URL and PUMPWATCH_BLOB_SAS_URL name the same container: /);
     expect(() => modelsFromEnv(env)).not.toThrow(/SECRETSIG/);
+  });
+
+  it('refuses a name Blob Storage would refuse, before any request', () => {
+    for (const name of ['ta', 'Bad_Name', '-models', 'a--b', 'x'.repeat(64)]) {
+      expect(() => modelsFromEnv({ PUMPWATCH_BLOB_CONNECTION_STRING: CONN, PUMPWATCH_MODELS_CONTAINER: name })).toThrow(/is not a container name: 3-63 lowercase letters, digits and single dashes/);
+    }
   });
 
   it('takes a container SAS URL of its own, and says what to set when nothing names it', () => {

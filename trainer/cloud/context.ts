@@ -88,7 +88,14 @@ export function modelsFromEnv(env: CommandContext['env']): ContainerClient {
   if (conn) {
     const name = env.PUMPWATCH_MODELS_CONTAINER || DEFAULT_MODELS_CONTAINER;
     const data = env.PUMPWATCH_BLOB_CONTAINER || DEFAULT_CONTAINER;
-    if (name === data) throw new TrainerError('PW_TRAINER_NOT_CONFIGURED', `PUMPWATCH_MODELS_CONTAINER names the uploads' container "${data}": ${own}`);
+    // Blob Storage's rule for a container's name, told before any request (it answered 400 OutOfRangeInput)
+    if (!/^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$/.test(name)) {
+      throw new TrainerError('PW_TRAINER_NOT_CONFIGURED', `PUMPWATCH_MODELS_CONTAINER "${name.slice(0, 63)}" is not a container name: 3-63 lowercase letters, digits and single dashes, starting and ending with a letter or digit`);
+    }
+    if (name === data) {
+      const which = env.PUMPWATCH_MODELS_CONTAINER ? 'PUMPWATCH_MODELS_CONTAINER names' : `the registry's default container "${DEFAULT_MODELS_CONTAINER}" is`;
+      throw new TrainerError('PW_TRAINER_NOT_CONFIGURED', `${which} the uploads' container "${data}" (PUMPWATCH_BLOB_CONTAINER): ${own}`);
+    }
     try {
       return BlobServiceClient.fromConnectionString(conn).getContainerClient(name);
     } catch (err) {
