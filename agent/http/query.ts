@@ -14,10 +14,16 @@ export const QUERY_PARAMETERS: Readonly<Record<string, readonly string[]>> = {
   '/labels': ['pumpId', 'since', 'limit'],
 };
 
-/** Refuses a query parameter the route at `path` does not take, naming it and those it takes. */
+/**
+ * Refuses a query parameter the route at `path` does not take, naming it and those it takes, and
+ * one given twice (`pumpId=a&pumpId=b` answered one pump's rows, as if asked for both).
+ */
 export function checkQueryParameters(path: string, query: URLSearchParams): void {
   const known = QUERY_PARAMETERS[path] ?? [];
+  const seen = new Set<string>();
   for (const name of query.keys()) {
+    if (seen.has(name)) throw new HttpError(400, 'PW_BAD_QUERY', `query parameter "${name.slice(0, 40)}" is given more than once for GET ${path}: give it once`);
+    seen.add(name);
     if (known.includes(name)) continue;
     const takes = known.length === 0 ? 'it takes none' : `it takes ${known.join(', ')}`;
     throw new HttpError(400, 'PW_BAD_QUERY', `unknown query parameter "${name.slice(0, 40)}" for GET ${path}: ${takes}`);

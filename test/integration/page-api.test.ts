@@ -297,6 +297,12 @@ describe('GET /alerts', () => {
     }
     // The names each takes are answered as ever.
     expect((await getJson('/labels?pumpId=nosuch&since=0&limit=2')).json.labels).toEqual([]);
+    // once each: two pumps answered one pump's rows, as if both were asked for
+    for (const path of ['/labels?pumpId=a&pumpId=b', '/alerts?limit=5&limit=6']) {
+      const twice = await getJson(path);
+      expect(twice.status, path).toBe(400);
+      expect(twice.json.error, path).toMatch(/^query parameter "(pumpId|limit)" is given more than once for GET \/(labels|alerts): give it once$/);
+    }
   });
 });
 
