@@ -73,7 +73,7 @@ describe('drift on few rows', () => {
   it('finds no drift in 20 fresh readings of the training distribution, and says PSI is not judged', async () => {
     const res = await cli(['drift', '--source', 'pump-1', '--from', '2026-01-07', '--to', '2026-01-08']);
     expect(res.code, res.out).toBe(0);
-    expect(res.out).toMatch(/^pump-1: 20 recent rows against the baseline of \S+ \(PSI > 0\.25 or KS > 0\.3, raised for few rows, or a median far outside the trained range = drift\)$/m);
+    expect(res.out).toMatch(/^pump-1: 20 recent rows against the baseline of \S+ \(PSI > 0\.25 or KS > 0\.3, higher for few rows, or a median far outside the trained range = drift\)$/m);
     // N: the rows the live model was trained on, its baseline's count; KS is judged by n_eff = n·N/(n + N).
     const N = Number((/with 20 rows against a baseline of (\d+) rows \(N\) the thresholds are raised/.exec(res.out) ?? [])[1]);
     expect(N).toBe(Object.values((await readBestRecord(container, 'pump-1'))!.record.baseline)[0]!.count);

@@ -80,7 +80,7 @@ export const driftCommand: Command = {
 };
 
 export function printDrift(io: Io, source: string, version: string, rows: number, report: DriftReport): void {
-  io.out(`${source}: ${rows} recent rows against the baseline of ${version} (PSI > ${report.thresholds.psi} or KS > ${report.thresholds.ks}, raised for few rows, or a median far outside the trained range = drift)`);
+  io.out(`${source}: ${rows} recent rows against the baseline of ${version} (PSI > ${report.thresholds.psi} or KS > ${report.thresholds.ks}, higher for few rows, or a median far outside the trained range = drift)`);
   for (const line of driftNotes(rows, report)) io.out(`  ${line}`);
   // The feature column as wide as the longest name (at least 24), so that every row lines up.
   const added = report.added;
