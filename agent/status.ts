@@ -45,7 +45,7 @@ export interface HealthCheck {
 }
 
 /** What a part reports, or its failure named: /status answers either way. */
-function named(fn: () => unknown): unknown {
+function named<T>(fn: () => T): T | { error: string } {
   try {
     return fn();
   } catch (err) {
@@ -129,12 +129,7 @@ export class AgentStatus {
 
   /** As outsideGenericRangeNow: a failure is named, /status answers. */
   private alertsNow(): Record<string, unknown> | null {
-    if (this.alerts === null) return null;
-    try {
-      return this.alerts();
-    } catch (err) {
-      return { error: safeErrorMessage(err) };
-    }
+    return this.alerts === null ? null : named(this.alerts);
   }
 
   /** Each link (IoT hub, Blob Storage) is reported by the part that owns it. */
@@ -182,20 +177,12 @@ export class AgentStatus {
 
   /** As outsideGenericRangeNow: a failure is named, /status answers. */
   private sensorFaultsNow(): Record<string, unknown> {
-    try {
-      return this.sensorFaults();
-    } catch (err) {
-      return { error: safeErrorMessage(err) };
-    }
+    return named(this.sensorFaults);
   }
 
   /** A failure here must not take /status down with it: it is named instead. */
   private outsideGenericRangeNow(): Record<string, unknown> {
-    try {
-      return this.outsideGenericRange();
-    } catch (err) {
-      return { error: safeErrorMessage(err) };
-    }
+    return named(this.outsideGenericRange);
   }
 
   private sync(): SyncStatus {
