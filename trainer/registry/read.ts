@@ -8,7 +8,7 @@ import type { ContainerClient } from '@azure/storage-blob';
 import { bestModelBlobName, modelBlobName } from '../../sync/layout.js';
 import { TrainerError } from '../errors.js';
 import { BestPointerSchema, ModelRecordSchema, type BestPointer, type ModelRecord } from './records.js';
-import { download, listUnder, parse, readBody, registryError, statusOf, streamToBuffer } from './storage.js';
+import { containerMissing, download, listUnder, parse, readBody, registryError, statusOf, streamToBuffer } from './storage.js';
 
 export interface BestState {
   pointer: BestPointer;
@@ -45,7 +45,7 @@ export async function listVersions(container: ContainerClient, source: string): 
     }
   } catch (err) {
     // the registry's own container, made at the first version written (register.ts): none yet
-    if (statusOf(err) === 404 && (err as { code?: string }).code === 'ContainerNotFound') return [];
+    if (containerMissing(err)) return [];
     throw registryError(`listing ${prefix}`, err);
   }
   return versions.sort();

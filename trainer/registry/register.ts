@@ -10,7 +10,7 @@ import { TrainerError } from '../errors.js';
 import { sha256 } from './model-blob.js';
 import { ModelRecordSchema, type ModelRecord } from './records.js';
 import { checkRecordNames, readBest, readModelRecord, versionFolder } from './read.js';
-import { downloadText, fromRegistry, parse, readBody, registryError, statusOf, streamToBuffer, uploadBlob } from './storage.js';
+import { containerMissing, downloadText, fromRegistry, parse, readBody, registryError, statusOf, streamToBuffer, uploadBlob } from './storage.js';
 import { recordBody } from './write.js';
 
 /** What registerVersion found or wrote: the model.json of the version and its ETag. */
@@ -137,7 +137,7 @@ async function createOnce(container: ContainerClient, name: string, body: Uint8A
   } catch (err) {
     const status = statusOf(err);
     if (status === 409 || status === 412) return null;
-    if (status === 404 && (err as { code?: string }).code === 'ContainerNotFound' && !madeContainer) {
+    if (containerMissing(err) && !madeContainer) {
       // the registry's own container (cloud/context.ts), missing at the first version written
       await container.createIfNotExists().catch((e: unknown) => {
         throw registryError(`creating the registry's container "${container.containerName}"`, e);

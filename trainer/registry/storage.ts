@@ -17,6 +17,9 @@ import { storageError, TrainerError } from '../errors.js';
 
 export const statusOf = (err: unknown): number | undefined => (err as { statusCode?: number }).statusCode;
 
+/** The registry's own container does not exist (yet: register.ts makes it at the first version written). */
+export const containerMissing = (err: unknown): boolean => statusOf(err) === 404 && (err as { code?: string }).code === 'ContainerNotFound';
+
 /** A registry read: a missing blob is PW_TRAINER_NO_MODEL, any other failure as registryError says. */
 export async function fromRegistry<T>(name: string, read: () => Promise<T>): Promise<T> {
   try {
