@@ -50,7 +50,7 @@ export function groupEpisodes(alerts) {
 }
 
 /** The newest (by `createdAt`) of some labels, nulls among them; null when none. */
-export const newestLabel = (labels) => labels.filter(Boolean).sort((x, y) => y.createdAt.localeCompare(x.createdAt))[0] ?? null;
+const newestLabel = (labels) => labels.filter(Boolean).sort((x, y) => y.createdAt.localeCompare(x.createdAt))[0] ?? null;
 
 /**
  * The item of an episode in `list` drawn again since: the one of the first alert it was shown with
@@ -175,6 +175,17 @@ export function renderAlerts(list, empty, alerts, perPump, onLabel) {
 }
 
 /**
+ * `ep` (an episode a list cut) with what the agent says of the whole of it (`whole`, GET
+ * /alerts/:seq/episode): the newer of the two labels (the answer may be older than the list
+ * drawn), and its extent (`whole`: ISO first and last; the last never before the alerts listed, as
+ * the episode may have gone on since the answer).
+ */
+export function withWhole(ep, whole) {
+  const last = Date.parse(whole.last.ts) >= Date.parse(ep.last.ts) ? whole.last.ts : ep.last.ts;
+  return { ...ep, label: newestLabel([whole.label, ep.label]), whole: { first: whole.first.ts, last } };
+}
+
+/**
  * Draws again the item of an episode the list cut (`ep.partial`) with what the agent says of the
  * whole of it (`whole`, GET /alerts/:seq/episode): its label, which may be on alerts not listed (a
  * label saved while the pump was in alarm covers it up to then, and none of its newest alerts carry
@@ -186,12 +197,7 @@ export function completeCut(list, ep, whole, onLabel) {
   const li = [...list.children].find((x) => x.dataset.pump === ep.pumpId && x.dataset.first === String(ep.first.seq));
   if (!li) return;
   const focused = li.contains(document.activeElement);
-  // the newer of the two: the answer may be older than the list drawn
-  const label = newestLabel([whole.label, ep.label]);
-  // the answer may be from an earlier read (app.js cutWholes): the episode has gone on since, to the alerts listed at least
-  const last = Date.parse(whole.last.ts) >= Date.parse(ep.last.ts) ? whole.last.ts : ep.last.ts;
-  const done = { ...ep, label, whole: { first: whole.first.ts, last } };
-  const next = episodeItem(done, onLabel);
+  const next = episodeItem(withWhole(ep, whole), onLabel);
   li.replaceWith(next);
   if (focused) next.querySelector('button')?.focus({ preventScroll: true });
 }

@@ -12,7 +12,7 @@
 // episode a read cuts (its oldest, its newest below a chosen time) is completed from the agent once
 // per read: its label, where it began and where it ends (`complete`).
 import { ApiError, TIMED_OUT, api } from './api.js';
-import { EPISODE_GAP_MS, episodeItem, groupEpisodes, newestLabel } from './alerts.js';
+import { EPISODE_GAP_MS, episodeItem, groupEpisodes, withWhole } from './alerts.js';
 import { gatewayNow } from './clock.js';
 import { fmtClock, fmtTime } from './format.js';
 
@@ -186,7 +186,8 @@ export function initHistory({ details, summary, note, list, more, reload, jump, 
    * which may sit on alerts not read (one saved while the pump was still in alarm covers the
    * episode up to then, and none of its newest alerts carry it: the item said "Label this alert"),
    * where it began and where it ends. Asked once per read of the list, in the background: the list
-   * is drawn again with the answer. A failed answer leaves the item as read.
+   * is drawn again with the answer. A failed answer leaves the item as read. Returns the episode to
+   * draw (`ep` until the answer).
    */
   function complete(ep) {
     const key = String(ep.first.seq);
@@ -202,12 +203,10 @@ export function initHistory({ details, summary, note, list, more, reload, jump, 
         },
         () => undefined,
       );
-      return;
+      return ep;
     }
     const whole = wholes.get(key);
-    if (!whole) return;
-    ep.label = newestLabel([whole.label, ep.label]);
-    ep.whole = { first: whole.first.ts, last: Date.parse(whole.last.ts) >= Date.parse(ep.last.ts) ? whole.last.ts : ep.last.ts };
+    return whole ? withWhole(ep, whole) : ep;
   }
 
   function render() {
@@ -223,8 +222,7 @@ export function initHistory({ details, summary, note, list, more, reload, jump, 
         ep.partial = i === episodes.length - 1 && h.next !== null;
         // the newest, when less than an episode's gap below the top of the list shown, may go on after it
         ep.continuesAfter = i === 0 && top !== null && h.top - Date.parse(ep.last.ts) <= EPISODE_GAP_MS ? top : null;
-        if (ep.partial || ep.continuesAfter) complete(ep);
-        return episodeItem(ep, labelWhole);
+        return episodeItem(ep.partial || ep.continuesAfter ? complete(ep) : ep, labelWhole);
       }),
     );
     // the focused episode's item, found by the alert it began with: older alerts read may have moved its beginning
