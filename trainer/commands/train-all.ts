@@ -5,6 +5,7 @@ import { EXIT, failsAgain, fromStorage, REPEATING_CODES, storageError, UsageErro
 import { checkWritable } from '../files.js';
 import { createProgress } from '../progress.js';
 import { writeReport } from '../report/report.js';
+import { ensureRegistryContainer } from '../registry/register.js';
 import { trainSource, type TrainOutcome } from '../train/pipeline.js';
 import { readLabelSet, skippedLabelWarning } from '../train/prepare.js';
 import { inShard, listSources, mapLimited } from '../train/sources.js';
@@ -93,6 +94,7 @@ export const trainAllCommand: Command = {
     const container = ctx.container();
     const { sources: all, unreadable } = await fromStorage('listing the sources in readings/', () => listSources(container));
     const mine = inShard(all, index, shards);
+    if (mine.length > 0) await ensureRegistryContainer(ctx.models());
     // The labels of this shard's sources only: a blob whose metadata names another pump is not downloaded.
     const labels = mine.length > 0 ? await readLabelSet(container, mine) : { labels: [], skipped: [] };
     io.out(`train-all: shard ${index}/${shards}: ${mine.length} of ${all.length} sources, ${concurrency} at a time, readings ${new Date(req.from).toISOString()} → ${new Date(req.to).toISOString()}`);

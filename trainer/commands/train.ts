@@ -11,6 +11,7 @@ import { createProgress } from '../progress.js';
 import { writeReport } from '../report/report.js';
 import { parseStoppedWhenOption, recordedStoppedRule } from '../data/stopped.js';
 import { TRAIN_DEFAULTS, trainSource, type TrainOutcome, type TrainRequest } from '../train/pipeline.js';
+import { ensureRegistryContainer } from '../registry/register.js';
 import { optionalInteger, optionalList, optionalNumber, parseOptions, requireSource, requireVersion, timeRange, type Command, type Io } from './command.js';
 import { deployOptions, deployPendingBest, DEPLOY_OPTION_HELP, prepareDeploy, type RunVersion } from './deploy.js';
 
@@ -168,7 +169,9 @@ export const trainCommand: Command = {
     const deploy = v.deploy === true ? prepareDeploy(ctx, v) : null;
     if (typeof v.report === 'string') await checkWritable(v.report, 'the report');
     const progress = createProgress({ raw: io.raw, line: io.err }, ctx.isTTY, `train ${source}`);
-    const outcome = await trainSource({ data: ctx.container(), models: ctx.models() }, req, progress, () => ctx.now());
+    const models = ctx.models();
+    await ensureRegistryContainer(models);
+    const outcome = await trainSource({ data: ctx.container(), models }, req, progress, () => ctx.now());
     printOutcome(outcome, io);
     if (typeof v.report === 'string') {
       await writeReport(v.report, outcome);

@@ -118,6 +118,28 @@ async function settleExistingModel(container: ContainerClient, record: ModelReco
   }
 }
 
+/**
+ * Makes sure the registry's container exists before a training run reads any data. A connection
+ * string creates it (as the first version written would); a SAS URL cannot create a container,
+ * and a run finding that out at its first write would have loaded and fitted for nothing.
+ * One listing of at most one blob tells whether it exists (a container SAS may list, where it may
+ * not read the container's properties).
+ */
+export async function ensureRegistryContainer(container: ContainerClient): Promise<void> {
+  try {
+    await container.listBlobsFlat({ prefix: 'models/' }).byPage({ maxPageSize: 1 }).next();
+    return;
+  } catch (err) {
+    if (!containerMissing(err)) throw registryError(`listing the registry's container "${container.containerName}"`, err);
+  }
+  await container.createIfNotExists().catch((err: unknown) => {
+    const name = container.containerName;
+    const failed = registryError(`creating the registry's container "${name}", which does not exist,`, err);
+    const hint = `a SAS URL cannot create a container: create it once (e.g. \`az storage container create --name ${name}\`) or give PUMPWATCH_BLOB_CONNECTION_STRING`;
+    throw new TrainerError(failed.code, `${failed.message}; ${hint}`, { cause: err });
+  });
+}
+
 /** Overwrites a blob if it still has `etag`; false when it changed meanwhile. */
 async function replaceIfUnchanged(container: ContainerClient, name: string, body: Uint8Array, etag: string): Promise<boolean> {
   try {
