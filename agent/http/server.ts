@@ -169,14 +169,47 @@ export class StatusServer {
     if (e.extra.wwwAuthenticate) headers['www-authenticate'] = 'Bearer realm="pumpwatch"';
     if (typeof e.extra.retryAfterSeconds === 'number') headers['retry-after'] = String(e.extra.retryAfterSeconds);
     // A body not read to its end (over the limit, stalled, or refused before reading: 401, 403,
-    // 404): close the connection rather than drain it, or a client could stream for minutes.
+    // 404): close the connection rather than drain it, or a client could stream for minutes; but
+    // only after a short linger (lingerThenClose), so that a client still writing reads the answer.
     const unread = !req.complete && hasBody(req);
     if (unread) headers.connection = 'close';
     res.writeHead(e.status, headers);
     const { wwwAuthenticate: _w, retryAfterSeconds: _r, ...extra } = e.extra;
     res.end(JSON.stringify({ code: e.code, error: e.message, ...extra }));
-    if (unread) res.once('finish', () => req.destroy());
+    if (unread) res.once('finish', () => lingerThenClose(req));
   }
+}
+
+/**
+ * How long, and how many bytes of its body, a connection whose body was not read is still read
+ * (and dropped) after its answer, before it is closed. Closed at once, the client's next write
+ * made the kernel reset the connection, and a reset loses the answer the client has not read yet:
+ * 56 of 300 chunked clients refused under budget pressure saw ECONNRESET instead of the 503 that
+ * tells them to retry (2026-12-07). The bounds keep the linger short: a client cannot stream on.
+ */
+const LINGER_MS = 2_000;
+const LINGER_BYTES = 1 << 20;
+
+function lingerThenClose(req: IncomingMessage): void {
+  const socket = req.socket;
+  // node:http ends a `connection: close` answer with socket.destroySoon(), which destroys the
+  // socket once its last bytes are sent; the linger takes over that destroy (if a later Node no
+  // longer schedules it so, removing nothing, the socket still closes below).
+  socket.removeListener('finish', socket.destroy);
+  const close = (): void => {
+    clearTimeout(timer);
+    socket.destroy();
+  };
+  const timer = setTimeout(close, LINGER_MS);
+  timer.unref();
+  let read = 0;
+  // The body's bytes, dropped as they come (this listener also sets the request flowing again).
+  req.on('data', (d: Buffer) => {
+    read += d.length;
+    if (read > LINGER_BYTES) close();
+  });
+  req.once('end', close);
+  socket.once('close', () => clearTimeout(timer));
 }
 
 /**

@@ -117,4 +117,36 @@ describe('POST /readings with a chunked body', () => {
       chunked.socket.destroy();
     }
   });
+
+  it('lets a refused chunked client that is still writing read its 503: the connection is read on for a moment, not reset', async () => {
+    // Before: the agent closed the connection as soon as it answered; the client's next chunk then
+    // got a reset, and a reset loses the answer the client had not read yet (ECONNRESET instead of
+    // the 503 telling it to retry: 56 of 300 chunked clients under budget pressure).
+    const body = JSON.stringify({ pumpId: 'declared-2', ts: Date.now(), values: normalValues(rng(8), 0) }).padEnd(8000, ' ');
+    const declared = await openPost(t.url, `Content-Length: ${Buffer.byteLength(body)}\r\n`);
+    const chunked = await openPost(t.url, 'Transfer-Encoding: chunked\r\n');
+    let error: unknown = null;
+    chunked.socket.on('error', (err) => (error = err));
+    try {
+      // The client is busy writing and reads its answer only afterwards (the kernel holds it until then).
+      chunked.socket.pause();
+      chunked.socket.write(chunk(' '.repeat(1000)));
+      for (let i = 0; i < 25 && !chunked.socket.destroyed; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        chunked.socket.write(chunk(' '.repeat(1000)));
+      }
+      chunked.socket.end('0\r\n\r\n');
+      chunked.socket.resume();
+      await chunked.closed;
+      expect(error).toBeNull();
+      expect(chunked.answer()).toMatch(/^HTTP\/1\.1 503 /);
+      expect(chunked.answer()).toContain('"code":"PW_BODY_BUDGET_FULL"');
+      declared.socket.write(body);
+      await declared.closed;
+      expect(declared.answer()).toMatch(/^HTTP\/1\.1 202 /);
+    } finally {
+      declared.socket.destroy();
+      chunked.socket.destroy();
+    }
+  });
 });
