@@ -261,13 +261,23 @@ function bufferFact(b, sync) {
   const disk = typeof b.diskLimitBytes === 'number';
   const size = `${fmtBytes(used)} of ${fmtBytes(disk ? b.diskLimitBytes : b.maxBytes)}${disk ? ` (the disk's free space is the limit; the setting is ${fmtBytes(b.maxBytes)})` : ''}`;
   const text = `${b.rows ?? '–'} readings, ${b.unsynced ?? '–'} not yet uploaded, ${size}`;
+  const lost = lostBeforeUpload(b, sync);
+  if (lost === null) return text;
+  if (lost.sinceStart > 0) return [text, el('span', 'lost', ` · ${count(lost.sinceStart, 'reading')} evicted before they were uploaded since start, the last at ${fmtTime(lost.lastAt)}: lost`)];
+  return [text, el('span', 'lost', ` · readings evicted before they were uploaded (before the agent's start), the last at ${fmtTime(lost.lastAt)}: lost`)];
+}
+
+/**
+ * The buffer's `unsentEvicted` when the page tells of it, else null: while a sync runs (without
+ * one nothing was to be uploaded, and evicting the oldest is the design; /healthz stays ok too),
+ * with readings lost since start, or the last such eviction under 24 h ago, across a restart.
+ */
+function lostBeforeUpload(b, sync) {
   const lost = b.unsentEvicted;
-  // no sync runs: nothing was to be uploaded, and evicting the oldest is the design (/healthz stays ok too)
-  if (!lost || sync?.state === 'off' || sync?.state === 'not configured') return text;
+  if (!lost || sync?.state === 'off' || sync?.state === 'not configured') return null;
   // as long as /healthz says so (24 h after the last), across a restart: then none since start
   const recent = lost.lastAt !== null && gatewayNow() - Date.parse(lost.lastAt) < LOST_SHOWN_MS;
-  if (lost.sinceStart > 0) return [text, el('span', 'lost', ` · ${count(lost.sinceStart, 'reading')} evicted before they were uploaded since start, the last at ${fmtTime(lost.lastAt)}: lost`)];
-  return recent ? [text, el('span', 'lost', ` · readings evicted before they were uploaded (before the agent's start), the last at ${fmtTime(lost.lastAt)}: lost`)] : text;
+  return lost.sinceStart > 0 || recent ? lost : null;
 }
 
 /** How long after the last unsent reading evicted the buffer's line says so: as /healthz (buffer/store.ts UNSENT_EVICTED_HEALTH_MS). */
@@ -359,6 +369,11 @@ export function cloudSummary(s) {
     problem = true;
   } else if (n !== null && n > 0) parts.push(`${n.toLocaleString('en-US')} reading${n === 1 ? '' : 's'} waiting`);
   else if (n === 0 && what !== 'up to date') parts.push('nothing waiting');
+  // The buffer's cap evicted readings the cloud never got: a loss, said here as on the buffer's line.
+  if (lostBeforeUpload(b, sync) !== null) {
+    parts.push('readings lost before upload (buffer full)');
+    problem = true;
+  }
   if (problem && sync.state !== 'off' && sync.state !== 'not configured') {
     parts.push(sync.lastSuccessAt ? `last upload ${fmtAgo(sync.lastSuccessAt)}` : 'nothing uploaded yet');
   }

@@ -385,7 +385,9 @@ describe('what the UX audit found', () => {
       const { cloudSummary } = await import('/page/render.js');
       const at = new Date(Date.now() - 120000).toISOString();
       const s = (state, blob, unsynced = 84) => cloudSummary({ sync: { state, lastSuccessAt: at }, connectivity: { blob }, buffer: { unsynced } });
-      return [s('uploading', 'online'), s('idle', 'online', 0), s('idle', 'online'), s('idle', 'offline'), s('retrying', 'throttled'), s('blocked', 'container-missing'), s('blocked', 'unauthorized')];
+      const lost = (state, unsentEvicted) => cloudSummary({ sync: { state, lastSuccessAt: at }, connectivity: { blob: 'online' }, buffer: { unsynced: 84, unsentEvicted } });
+      return [s('uploading', 'online'), s('idle', 'online', 0), s('idle', 'online'), s('idle', 'offline'), s('retrying', 'throttled'), s('blocked', 'container-missing'), s('blocked', 'unauthorized'),
+        lost('uploading', { sinceStart: 12, lastAt: at }), lost('idle', { sinceStart: 0, lastAt: at }), lost('idle', { sinceStart: 0, lastAt: new Date(Date.now() - 25 * 3600000).toISOString() }), lost('off', { sinceStart: 12, lastAt: at })];
     })()`);
     expect(lines).toEqual([
       { text: 'Cloud: uploading · 84 readings waiting', problem: false },
@@ -395,6 +397,11 @@ describe('what the UX audit found', () => {
       { text: 'Cloud: upload failed, retrying (the cloud asks the gateway to slow down) · 84 readings waiting · last upload 2 min ago', problem: true },
       { text: 'Cloud: uploads stopped: the cloud storage container does not exist · 84 readings waiting · last upload 2 min ago', problem: true },
       { text: 'Cloud: uploads stopped: the cloud refused the gateway’s credentials · 84 readings waiting · last upload 2 min ago', problem: true },
+      // readings evicted before upload: since start, or within 24 h across a restart; never while no sync runs
+      { text: 'Cloud: uploading · 84 readings waiting · readings lost before upload (buffer full) · last upload 2 min ago', problem: true },
+      { text: 'Cloud: waiting for the next upload · 84 readings waiting · readings lost before upload (buffer full) · last upload 2 min ago', problem: true },
+      { text: 'Cloud: waiting for the next upload · 84 readings waiting', problem: false },
+      { text: 'Cloud: uploads are turned off on this gateway · 84 readings waiting', problem: false },
     ]);
     await page.close();
   });
