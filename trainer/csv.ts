@@ -69,6 +69,11 @@ export function parseCsv(text: string, options: CsvOptions = {}): CsvTable {
   if (headerLine === undefined) throw new CsvError('CSV has no header row (the file is empty)');
   const separator = detectSeparator(headerLine.raw, headerLine.number);
   const header = splitCells(headerLine.raw, separator, headerLine.number).map((h) => h.trim());
+  const other = header.length === 1 ? OTHER_SEPARATORS.find((o) => headerLine.raw.includes(o.char)) : undefined;
+  if (other !== undefined) {
+    // Such a file read as one column got "no timestamp column", which sent people looking at the names.
+    throw new CsvError(`line ${headerLine.number}: the header is separated by ${other.name}, not by "," or ";": save the file as CSV with "," or ";" between the cells`, headerLine.number);
+  }
   const lines: Line[] = nonBlank.slice(1).map((l) => ({ number: l.number, cells: splitCells(l.raw, separator, l.number) }));
   dropTrailingSeparator(header, lines);
   checkHeader(header, headerLine.number);
@@ -108,6 +113,12 @@ export function parseCsv(text: string, options: CsvOptions = {}): CsvTable {
     ignoredColumns,
   };
 }
+
+/** Separators of other exports, named when the header holds no "," or ";" but one of them. */
+const OTHER_SEPARATORS = [
+  { char: '\t', name: 'tabs' },
+  { char: '|', name: '"|"' },
+];
 
 function detectSeparator(header: string, lineNumber: number): ',' | ';' {
   // Where a cell starts depends on the separator, and so whether a quote opens one: a header whose

@@ -82,6 +82,9 @@ describe('parseCsv', () => {
 
   it('refuses a file without a timestamp or datetime column, listing the columns', () => {
     expect(csvError('time,a\n2026-01-01T00:00:00Z,1\n').message).toBe('CSV has no "timestamp" or "datetime" column (columns: "time", "a")');
+    // a tab- or |-separated export reads as one column: its separator is named, not its "missing" timestamp
+    expect(csvError('timestamp\ta\n2026-01-01T00:00:00Z\t1\n').message).toBe('line 1: the header is separated by tabs, not by "," or ";": save the file as CSV with "," or ";" between the cells');
+    expect(csvError('timestamp|a\n2026-01-01T00:00:00Z|1\n').message).toBe('line 1: the header is separated by "|", not by "," or ";": save the file as CSV with "," or ";" between the cells');
   });
 
   it('refuses a file without a numeric column', () => {
