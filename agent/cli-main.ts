@@ -36,14 +36,25 @@ const DUPLICATE_SIGNAL_MS = 1_000;
  * second signal, a second later or more, exits at once. Takes over from early.ts's handler: a
  * signal that came while the agent was being built is acted on now. Returns whether a stop began.
  */
-function installSignalHandlers(stop: () => Promise<void>, heldBy: () => string[], flushLogs: (done: () => void) => void): () => boolean {
+function installSignalHandlers(
+  stop: () => Promise<void>,
+  heldBy: () => string[],
+  flushLogs: (done: () => void) => void,
+  said: (msg: 'stopping' | 'stopped', fields: Record<string, unknown>) => void,
+): () => boolean {
   let stoppingSince: number | null = null;
   // node's exit waits for every thread: one held in a call the OS never answers (agent.exitHeldBy)
   // would keep it from ever ending, so the process then ends by the signal's default action, once
   // the log lines written meanwhile are out (at most a second).
   const exit = (signal: NodeJS.Signals, code: number): void => {
     const held = heldBy();
-    if (held.length === 0) process.exit(code);
+    if (held.length === 0) {
+      // A clean stop is told in the log as the start is: `iotedge logs` could not tell it from a kill.
+      if (stoppingSince !== null) said('stopped', { signal, exitCode: code, stopMs: Math.round(performance.now() - stoppingSince) });
+      setTimeout(() => process.exit(code), 1_000).unref();
+      flushLogs(() => process.exit(code));
+      return;
+    }
     process.stderr.write(`pumpwatch-agent: ${held.join('; ')}: node's exit would wait for it forever; ending by ${signal} instead\n`);
     let ended = false;
     const end = (): void => {
@@ -62,6 +73,7 @@ function installSignalHandlers(stop: () => Promise<void>, heldBy: () => string[]
       return;
     }
     stoppingSince = performance.now();
+    said('stopping', { signal });
     const force = setTimeout(() => {
       process.stderr.write('clean stop took longer than 10 s: exiting\n');
       exit(signal, 1);
@@ -109,6 +121,7 @@ async function runAgent(): Promise<number> {
     () => agent.stop(),
     () => agent.exitHeldBy(),
     (done) => flushLogs(logger, done),
+    (msg, fields) => logger.info({ component: 'agent', ...fields }, msg),
   );
   try {
     await agent.start();
@@ -122,7 +135,9 @@ async function runAgent(): Promise<number> {
   const addr = agent.httpAddress();
   const where = addr ? localUrl(addr.host, addr.port, addr.tls) : '(no status endpoint)';
   const sim = config.resolvedSimulate > 0 ? `${config.resolvedSimulate} simulated pumps, ` : '';
-  process.stdout.write(`PumpWatch agent running: status page ${where} (${sim}buffer in ${config.dataDir}); Ctrl-C stops it\n`);
+  logger.info({ component: 'agent', statusPage: where, simulatedPumps: config.resolvedSimulate, dataDir: config.dataDir, device: config.resolvedDeviceId }, 'running');
+  // For a person at a terminal; under IoT Edge stdout is the JSON log, which a plain line would break.
+  if (!config.edge) process.stdout.write(`PumpWatch agent running: status page ${where} (${sim}buffer in ${config.dataDir}); Ctrl-C stops it\n`);
   return -1; // keep running until a signal
 }
 

@@ -92,6 +92,13 @@ describe('SIGTERM to the agent process', () => {
       expect(await agent.exited).toBe(0);
       expect(agent.output()).not.toContain('clean stop took longer');
       expect(agent.output()).toContain('IoT Edge client still connecting (the hub does not answer): abandoned');
+      // Under IoT Edge stdout is the JSON log: the start and the clean stop are events in it, and the
+      // line for a person at a terminal is not written (it broke JSON log shippers; a clean stop said nothing).
+      const events = agent.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(agent.output()).not.toContain('PumpWatch agent running');
+      expect(events.find((e) => e.msg === 'running')).toMatchObject({ component: 'agent', device: 'gw-tarpit', statusPage: agent.url + '/' });
+      expect(events.find((e) => e.msg === 'stopping')).toMatchObject({ component: 'agent', signal: 'SIGTERM' });
+      expect(events.find((e) => e.msg === 'stopped')).toMatchObject({ component: 'agent', signal: 'SIGTERM', exitCode: 0 });
       // Exit 0 without the 10 s timeout: every step of the stop after the hub's ran, the buffer's close
       // among them: the WAL checkpointed and deleted (the main connection closes last, after the
       // checkpoint thread's, which close() waits for), and the reading is in the file.
