@@ -18,7 +18,7 @@ import { packageRoot } from '../../agent/paths.js';
 import { DEFAULT_WITHIN_HOURS, refreshUrlsCommand } from '../../trainer/commands/refresh-urls.js';
 import { parseShard, trainAllCommand } from '../../trainer/commands/train-all.js';
 import { DEFAULT_SAS_HOURS } from '../../trainer/deploy/sas.js';
-import { EXIT } from '../../trainer/errors.js';
+import { EXIT, REPEATING_CODES } from '../../trainer/errors.js';
 
 const root = packageRoot();
 
@@ -409,6 +409,13 @@ describe('Kubernetes trainer jobs (deployment/k8s)', () => {
     expect(peakGiB(valueOf(example, '--concurrency'), valueOf(example, '--days')), example.join(' ')).toBeLessThan(limitGiB);
     for (const doc of [readFileSync(join(root, 'deployment', 'README.md'), 'utf8'), readFileSync(join(root, 'deployment', 'k8s', 'trainer-indexed-job.yaml'), 'utf8')]) {
       expect(doc.replace(/\s*#?\s+/g, ' ')).toMatch(/0\.2 GiB \+ 0\.37 GiB per million readings in flight/);
+    }
+  });
+
+  it('names every code of exit 4 (a failure a retry repeats) where it explains exit 4: the manifest and deployment/README.md', () => {
+    // The manifest's comment had lost PW_TRAINER_USAGE and PW_TRAINER_FIT when they joined the list.
+    for (const doc of [readFileSync(join(root, 'deployment', 'README.md'), 'utf8'), readFileSync(join(root, 'deployment', 'k8s', 'trainer-indexed-job.yaml'), 'utf8')]) {
+      for (const code of REPEATING_CODES) expect(doc).toContain(code);
     }
   });
 
