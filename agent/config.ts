@@ -124,7 +124,7 @@ const MODULE_CONNECTION_STRING_RULE = 'HostName=…;DeviceId=…;ModuleId=…;Sh
  * string. Without DeviceId the client failed every attempt ("missing the property: DeviceId"), and
  * without ModuleId it signed in as the device and was refused ("Not authorized"), both for ever.
  */
-function moduleConnectionStringProblem(value: string): string | null {
+function checkModuleConnectionString(value: string): { problem: string | null; deviceId: string | undefined } {
   // The SDK is loaded only here, when the string is the one used: the edge part then loads it anyway.
   const device = createRequire(import.meta.url)('azure-iot-device') as typeof import('azure-iot-device');
   let parsed: Record<string, string | undefined> = {};
@@ -134,7 +134,7 @@ function moduleConnectionStringProblem(value: string): string | null {
     : !parsed.ModuleId ? 'not a module connection string: it has no ModuleId: a device\'s connection string? (`az iot hub module-identity connection-string show` gives the module\'s)'
     : !parsed.SharedAccessKey ? 'not a module connection string the agent can use: it has no SharedAccessKey, and the IoT SDK signs a module in with a shared access key only (not SharedAccessSignature or x509)'
     : null;
-  return problem === null ? null : `${problem}; expected ${MODULE_CONNECTION_STRING_RULE}`;
+  return { problem: problem === null ? null : `${problem}; expected ${MODULE_CONNECTION_STRING_RULE}`, deviceId: parsed.DeviceId };
 }
 
 function key<T extends z.ZodType>(spec: KeySpec<T>): KeySpec<T> {
@@ -157,7 +157,7 @@ export const CONFIG_KEYS = {
   blobConnectionString: key({ env: 'PUMPWATCH_BLOB_CONNECTION_STRING', schema: blobConnectionString, unit: 'text', secret: true, description: 'Blob Storage connection string (sync target)' }),
   blobSasUrl: key({ env: 'PUMPWATCH_BLOB_SAS_URL', schema: blobSasUrl, unit: 'URL', secret: true, accepts: CONTAINER_SAS_URL_RULE, description: 'container SAS URL (alternative to the connection string; used when both are set)' }),
   blobContainer: key({ env: 'PUMPWATCH_BLOB_CONTAINER', schema: z.string().regex(/^(?=.{3,63}$)[a-z0-9]+(?:-[a-z0-9]+)*$/, `a container name: ${CONTAINER_RULE}`).default('pumpwatch'), unit: 'name', accepts: CONTAINER_RULE, description: 'Blob container of PUMPWATCH_BLOB_CONNECTION_STRING; not used with PUMPWATCH_BLOB_SAS_URL, whose path names the container' }),
-  deviceId: key({ env: 'PUMPWATCH_DEVICE_ID', schema: z.string().regex(DEVICE_ID, DEVICE_ID_RULE).optional(), unit: 'id', accepts: DEVICE_ID_RULE, description: 'device id in blob names; default: IOTEDGE_DEVICEID, else the host name' }),
+  deviceId: key({ env: 'PUMPWATCH_DEVICE_ID', schema: z.string().regex(DEVICE_ID, DEVICE_ID_RULE).optional(), unit: 'id', accepts: DEVICE_ID_RULE, description: 'device id in blob names; default: IOTEDGE_DEVICEID, else the DeviceId of PUMPWATCH_MODULE_CONNECTION_STRING, else the host name' }),
   simulate: key({ env: 'PUMPWATCH_SIMULATE', schema: int(0, 1000).optional(), unit: 'pumps', alsoRule: 'at most PUMPWATCH_MAX_PUMPS', description: 'simulated pumps; default 3 standalone, 0 otherwise' }),
   sync: key({ env: 'PUMPWATCH_SYNC', schema: z.enum(['auto', 'off']).default('auto'), unit: 'mode', description: 'off: never upload (the buffer still fills and evicts); auto: sync to the configured target, or to a local Azurite when standalone (a development dependency: where it is not installed, as in the container image, sync is off with a warning)' }),
   hub: key({ env: 'PUMPWATCH_HUB', schema: z.enum(['auto', 'off']).default('auto'), unit: 'mode', description: 'off: no IoT Edge client; auto: IoT Edge when configured, a local hub when standalone' }),
@@ -282,13 +282,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   // The string configuredSource (agent/edge/client.ts) connects with: IoT Edge's own variables
   // (IOTEDGE_*, EdgeHubConnectionString) are read by the SDK, and nothing is read with the hub off.
+  let moduleDeviceId: string | undefined;
   if (values.hub !== 'off' && values.moduleConnectionString !== undefined) {
-    const problem = moduleConnectionStringProblem(values.moduleConnectionString);
+    const { problem, deviceId } = checkModuleConnectionString(values.moduleConnectionString);
     if (problem !== null) throw new ConfigError([`${CONFIG_KEYS.moduleConnectionString.env}=${describeValue(CONFIG_KEYS.moduleConnectionString, values.moduleConnectionString)}: ${problem}`]);
+    moduleDeviceId = deviceId;
   }
-  const resolvedDeviceId = values.deviceId ?? env.IOTEDGE_DEVICEID ?? hostname();
+  // The module's own device before the host name: under `docker run` the host name is the
+  // container's id, which changes whenever the container is made again, and the blobs' names with it.
+  const resolvedDeviceId = values.deviceId ?? env.IOTEDGE_DEVICEID ?? moduleDeviceId ?? hostname();
   if (!DEVICE_ID.test(resolvedDeviceId)) {
-    const from = env.IOTEDGE_DEVICEID !== undefined ? 'IOTEDGE_DEVICEID' : 'the host name';
+    const from = env.IOTEDGE_DEVICEID !== undefined ? 'IOTEDGE_DEVICEID' : moduleDeviceId !== undefined ? `the DeviceId of ${CONFIG_KEYS.moduleConnectionString.env}` : 'the host name';
     throw new ConfigError([`${from} "${resolvedDeviceId}" cannot name the gateway's blobs (${DEVICE_ID_RULE}); set PUMPWATCH_DEVICE_ID to an id that can`]);
   }
   return {

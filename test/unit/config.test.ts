@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, configReference, loadConfig } from '../../agent/config.js';
 import { parseSection } from '../../agent/edge/desired.js';
@@ -89,6 +90,19 @@ describe('the agent configuration', () => {
     ]);
     expect(loadConfig({ IOTEDGE_DEVICEID: 'gw#1 (north)', PUMPWATCH_DEVICE_ID: 'gw-1-north' }).resolvedDeviceId).toBe('gw-1-north');
     expect(problems({ PUMPWATCH_DEVICE_ID: 'gw#1' })).toEqual([expect.stringMatching(/^PUMPWATCH_DEVICE_ID="gw#1": letters, digits/)]);
+  });
+
+  it('takes the device id of a module connection string before the host name (under docker run, the container id that changes with each new container)', () => {
+    const key = Buffer.alloc(32, 3).toString('base64');
+    const conn = (device: string) => `HostName=hub.example;DeviceId=${device};ModuleId=pumpwatch;SharedAccessKey=${key}`;
+    expect(loadConfig({ PUMPWATCH_MODULE_CONNECTION_STRING: conn('gw-17') }).resolvedDeviceId).toBe('gw-17');
+    expect(loadConfig({ PUMPWATCH_MODULE_CONNECTION_STRING: conn('gw-17'), PUMPWATCH_DEVICE_ID: 'gw-own' }).resolvedDeviceId).toBe('gw-own');
+    expect(loadConfig({ PUMPWATCH_MODULE_CONNECTION_STRING: conn('gw-17'), IOTEDGE_DEVICEID: 'gw-edge' }).resolvedDeviceId).toBe('gw-edge');
+    // with the hub off the string is not read, nor its device id
+    expect(loadConfig({ PUMPWATCH_MODULE_CONNECTION_STRING: conn('gw-17'), PUMPWATCH_HUB: 'off' }).resolvedDeviceId).toBe(hostname());
+    expect(problems({ PUMPWATCH_MODULE_CONNECTION_STRING: conn('gw 17') })).toEqual([
+      'the DeviceId of PUMPWATCH_MODULE_CONNECTION_STRING "gw 17" cannot name the gateway\'s blobs (letters, digits, . _ : - (at most 128)); set PUMPWATCH_DEVICE_ID to an id that can',
+    ]);
   });
 
   it('refuses more simulated pumps than the pump limit takes', () => {
