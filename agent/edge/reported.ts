@@ -213,6 +213,7 @@ export class Reporter {
         // and, a patch merging, would stay on the hub; and at up to 132 entries of 300 bytes it
         // would not fit the 32 KB. null deletes what an earlier version reported.
         readings: { ...fields(snap.readings, STATE_READINGS_FIELDS), refusedByPump: null },
+        health: healthState(snap.health),
       },
     };
     this.fit(doc, this.deps.pumps?.() ?? []);
@@ -383,6 +384,23 @@ function sectionFields(reported: Record<string, unknown>): Map<string, Set<strin
 const STATE_BUFFER_FIELDS = ['rows', 'unsynced', 'bytes', 'maxBytes', 'evicted', 'oldestUnsyncedTs', 'error'] as const;
 const STATE_SYNC_FIELDS = ['state', 'lastSuccessAt', 'lastError', 'uploadedRows', 'uploadedBlobs'] as const;
 const STATE_READINGS_FIELDS = ['accepted', 'rejected', 'scored', 'unscored', 'anomalies', 'imputed', 'refusedUntracked'] as const;
+
+/** Longest text of one problem in `state.health.problems` (/healthz keeps 500 characters). */
+const REPORTED_HEALTH_CHARS = 200;
+
+/**
+ * /healthz in short, for the fleet: IoT Edge does not act on a container's health check (it
+ * restarts a module only when its process exits), so a gateway whose buffer cannot be read or
+ * whose uploads need a person is found by a twin query on `state.health.status` instead.
+ * `problems` is an array, which a patch replaces whole: a problem gone leaves nothing behind.
+ */
+function healthState(h: unknown): { status: 'ok' | 'degraded' | 'failing'; problems: string[] } {
+  const health = (h ?? {}) as { failing?: string[]; degraded?: string[]; checks?: Record<string, string> };
+  const failing = health.failing ?? [];
+  const degraded = health.degraded ?? [];
+  const problems = [...failing, ...degraded].map((name) => cut(`${name}: ${health.checks?.[name] ?? ''}`, REPORTED_HEALTH_CHARS));
+  return { status: failing.length > 0 ? 'failing' : degraded.length > 0 ? 'degraded' : 'ok', problems };
+}
 
 /**
  * Every one of `keys`, null for those `obj` lacks. A reported patch merges into what the hub holds,

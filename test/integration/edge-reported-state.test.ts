@@ -69,6 +69,8 @@ describe('the reported state of the buffer', () => {
     // The counters; not the per-pump refusals, whose pumps come and go (and would not fit the 32 KB)
     expect(state()!.readings).toMatchObject({ accepted: 1, rejected: 1 });
     expect(state()!.readings).not.toHaveProperty('refusedByPump');
+    // /healthz in short, for a fleet's twin query (IoT Edge does not act on a container's health check)
+    expect(state()!.health).toEqual({ status: 'ok', problems: [] });
     await first.stop();
 
     const db = new Database(join(dir, 'data', 'buffer.sqlite'), { readonly: true });
@@ -79,11 +81,15 @@ describe('the reported state of the buffer', () => {
     const second = await startAgent({ PUMPWATCH_MODULE_CONNECTION_STRING: connectionString });
     await until(() => expect(state()?.buffer?.error).toBe('the buffer is not open'));
     expect(state()!.buffer).toEqual({ error: state()!.buffer.error }); // not the first run's rows beside it
+    await until(() => expect(state()?.health?.status).toBe('failing'));
+    expect(state()!.health.problems).toEqual([expect.stringMatching(/^buffer: .{10,}/)]);
+    expect(state()!.health.problems[0].length).toBeLessThanOrEqual(200);
 
     setSchemaVersion(version); // the file is the agent's own again
     await second.reopenBuffer();
     edgeRuntimeOf(second)!.reporter.changed();
     await until(() => expect(state()?.buffer).toMatchObject({ rows: 1, unsynced: 1 }));
     expect(state()!.buffer).not.toHaveProperty('error');
+    expect(state()!.health).toEqual({ status: 'ok', problems: [] }); // the array replaced whole: nothing left of the problem
   });
 });
