@@ -9,6 +9,7 @@ import type { ContainerClient } from '@azure/storage-blob';
 import { bestModelBlobName, modelBlobName } from '../../sync/layout.js';
 import { TrainerError } from '../errors.js';
 import type { ModelRecord } from './records.js';
+import { lastMadeBest, timeOf } from './last-best.js';
 import { readBest, readModelRecord, readRegisteredRecords, versionFolder, type BestState } from './read.js';
 
 /**
@@ -135,30 +136,4 @@ async function missingBest(container: ContainerClient, source: string, now: Date
       : `pumpwatch-trainer rollback --source ${source} --version ${live.version} --no-deploy (it checks that version's model.onnx; ${live.version} is the version the model.json records show made best last, ${live.how}, and not rolled back from since: ` +
         `check that it was the live one when records written by older trainers, which do not record rollbacks, are involved${lost})`;
   return { unfinished: null, refusal: new TrainerError('PW_TRAINER_REGISTRY_INVALID', `${missing}Restore it (undelete it, or copy it back), or make the version that should be live best again with: ${repair}`) };
-}
-
-/**
- * The version the records show was made best last: by a train (`promoted: true`, at its
- * `createdAt`, which is best.json's `promotedAt`) or by a rollback (`restoredAt`), unless a
- * rollback moved best.json away from it since. Every move of best.json is one of these, so
- * when every record is from a trainer that marks rollbacks, this is the version best.json named.
- */
-export function lastMadeBest(records: readonly ModelRecord[]): { version: string; how: string } | null {
-  let found: { version: string; how: string; at: number } | null = null;
-  for (const r of records) {
-    const promoted = r.decision.promoted ? timeOf(r.createdAt) : -Infinity;
-    const restored = r.restoredAt !== undefined ? timeOf(r.restoredAt) : -Infinity;
-    const at = Math.max(promoted, restored);
-    if (at === -Infinity || (r.rolledBack !== undefined && timeOf(r.rolledBack.at) >= at)) continue;
-    if (found === null || at > found.at || (at === found.at && r.version > found.version)) {
-      found = { version: r.version, at, how: restored >= promoted ? `by a rollback at ${r.restoredAt as string}` : `promoted by train at ${r.createdAt}` };
-    }
-  }
-  return found === null ? null : { version: found.version, how: found.how };
-}
-
-/** Epoch ms of an ISO time; -Infinity for none (a hand-made record): never "in flight", never newest. */
-function timeOf(iso: string): number {
-  const t = Date.parse(iso);
-  return Number.isFinite(t) ? t : -Infinity;
 }

@@ -7,6 +7,7 @@
 import type { ContainerClient } from '@azure/storage-blob';
 import { bestModelBlobName, modelBlobName } from '../../sync/layout.js';
 import { TrainerError } from '../errors.js';
+import { lastMadeBest } from './last-best.js';
 import { BestPointerSchema, ModelRecordSchema, type BestPointer, type ModelRecord } from './records.js';
 import { containerMissing, download, listUnder, parse, readBody, registryError, statusOf, streamToBuffer } from './storage.js';
 
@@ -18,16 +19,52 @@ export interface BestState {
 export async function readBest(container: ContainerClient, source: string): Promise<BestState | null> {
   const name = bestModelBlobName(source);
   const blob = container.getBlockBlobClient(name);
-  let state: BestState;
+  let stored: { text: string; etag: string };
   try {
-    state = await readBody(container, name, (w) => blob.download(0, undefined, w), async (res) => ({ pointer: parse(BestPointerSchema, (await streamToBuffer(res.readableStreamBody)).toString('utf8'), name), etag: res.etag ?? '' }));
+    stored = await readBody(container, name, (w) => blob.download(0, undefined, w), async (res) => ({ text: (await streamToBuffer(res.readableStreamBody)).toString('utf8'), etag: res.etag ?? '' }));
   } catch (err) {
     if (statusOf(err) === 404) return null;
     if (err instanceof TrainerError) throw err;
     throw registryError(`reading ${name}`, err);
   }
-  if (state.pointer.source !== source) throw new TrainerError('PW_TRAINER_REGISTRY_INVALID', `${name} names source "${state.pointer.source}", not "${source}"`);
-  return state;
+  let pointer: BestPointer;
+  try {
+    pointer = parse(BestPointerSchema, stored.text, name);
+  } catch (err) {
+    throw await unreadableBest(container, source, stored.etag, (err as Error).message);
+  }
+  if (pointer.source !== source) throw await unreadableBest(container, source, stored.etag, `${name} names source "${pointer.source}", not "${source}"`);
+  return { pointer, etag: stored.etag };
+}
+
+/**
+ * best.json is there but cannot be used (not JSON, not a pointer of this trainer, another
+ * source's): `etag` is the unreadable blob's, which `rollback --version` replaces on that
+ * condition only (rollback.ts), as it restores a missing one.
+ */
+export class UnreadableBest extends TrainerError {
+  constructor(
+    message: string,
+    readonly etag: string,
+  ) {
+    super('PW_TRAINER_REGISTRY_INVALID', message);
+  }
+}
+
+/** The refusal of an unreadable best.json, with the repair to run: before, it named none, and only deleting the blob by hand led on. */
+async function unreadableBest(container: ContainerClient, source: string, etag: string, problem: string): Promise<UnreadableBest> {
+  const records = await readRegisteredRecords(container, source).then(
+    (r) => r.records,
+    () => [],
+  );
+  const live = lastMadeBest(records);
+  const which = live === null ? 'V the version that should be live' : `${live.version}, the version the model.json records show made best last (${live.how}): check that it was the live one`;
+  const version = live === null ? 'V' : live.version;
+  return new UnreadableBest(
+    `${problem}: nothing is compared, promoted or rolled back while it cannot be read. Restore it from a copy, or replace it with: ` +
+      `pumpwatch-trainer rollback --source ${source} --version ${version} --no-deploy (it checks that version's model.onnx and replaces the unreadable best.json, unless it changed meanwhile; ${which})`,
+    etag,
+  );
 }
 
 /**

@@ -18,7 +18,7 @@ import { TrainerError, UsageError } from '../errors.js';
 import { describeMove, HISTORY_LIMIT, pointerTo, type BestPointer, type ModelRecord } from './records.js';
 import { refuseMissingBest } from './best-record.js';
 import { readModelBytes } from './model-blob.js';
-import { readBest, readModelRecord, readRegisteredRecords, type BestState } from './read.js';
+import { readBest, readModelRecord, readRegisteredRecords, UnreadableBest, type BestState } from './read.js';
 import { putBest, updateRecord } from './write.js';
 
 export interface RollbackPlan {
@@ -47,7 +47,13 @@ export interface RollbackPlan {
  * naming `version`, with no history: the repair path.
  */
 export async function planRollback(container: ContainerClient, source: string, now: Date, deployPending = false, version?: string): Promise<RollbackPlan> {
-  const best = await readBest(container, source);
+  // An unreadable best.json is replaced by `--version` as a missing one is restored: conditional on the unreadable blob's ETag.
+  const damaged: { best: UnreadableBest | null } = { best: null };
+  const best = await readBest(container, source).catch((err: unknown) => {
+    if (!(err instanceof UnreadableBest) || version === undefined) throw err;
+    damaged.best = err;
+    return null;
+  });
   if (!best) {
     if (version === undefined) {
       await refuseMissingBest(container, source, now);
@@ -60,7 +66,14 @@ export async function planRollback(container: ContainerClient, source: string, n
       .map((r) => ({ version: r.version, at: r.rolledBack!.at, to: r.rolledBack!.to }))
       .sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0))
       .slice(0, HISTORY_LIMIT);
-    return { from: null, etag: null, record, to: pointerTo(record, { promotedAt: now.toISOString(), reason: `best.json restored by rollback --version ${version} (it was missing)`, history: [], rolledBack: marked, deployPending }), movedPast: [] };
+    const was = damaged.best;
+    return {
+      from: null,
+      etag: was === null ? null : was.etag,
+      record,
+      to: pointerTo(record, { promotedAt: now.toISOString(), reason: `best.json restored by rollback --version ${version} (it was ${was === null ? 'missing' : 'unreadable'})`, history: [], rolledBack: marked, deployPending }),
+      movedPast: [],
+    };
   }
   const current = best.pointer;
   const currentRecord = await readModelRecord(container, source, current.version).catch((err: unknown) => {
@@ -123,7 +136,7 @@ export async function commitRollback(container: ContainerClient, plan: RollbackP
     const what = now === null ? 'it cannot be read now' : `${describeMove(now.pointer)} (${now.pointer.promotedAt}); it now names ${now.pointer.version}`;
     throw new TrainerError(
       'PW_TRAINER_REGISTRY_CONFLICT',
-      `${name} changed while this rollback was being prepared: ${what}; nothing was rolled back by this run (it was to move ${plan.from ?? 'a missing best.json'} → ${plan.to.version}). ` +
+      `${name} changed while this rollback was being prepared: ${what}; nothing was rolled back by this run (it was to move ${plan.from ?? 'a missing or unreadable best.json'} → ${plan.to.version}). ` +
         `Read ${name} before rolling back again: another rollback would move it one more version back`,
       { cause: err },
     );
