@@ -153,6 +153,25 @@ describe('train-all exit codes', () => {
     }
   });
 
+  it('stops starting sources once Blob Storage failed 5 in a row, names the rest not tried, and exits 1 for a retry', async () => {
+    // Before, an outage failed every source of the shard one after the other, each after its own waits.
+    const c = await newContainer('outage-it');
+    const pumps = Array.from({ length: 9 }, (_, i) => `pump-o${i}`);
+    for (const [i, pump] of pumps.entries()) await seedDays(c, pump, T0, 1 + i, 30, { count: 400 });
+    // the sources are listed; then every read of a source's readings gets 503 (no retry of the SDK's)
+    const proxy = await startBlobProxy(az.port, (req) => (req.method === 'GET' && /\/outage-it\/readings\/./.test(req.path) ? 503 : req.query.get('prefix')?.startsWith('readings/pump-') ? 503 : 'forward'));
+    try {
+      const down = BlobServiceClient.fromConnectionString(proxy.connectionString, { retryOptions: { maxTries: 1 } }).getContainerClient('outage-it');
+      const res = await cli(['train-all', '--from', '2026-01-01', '--to', '2026-01-02', '--concurrency', '1'], context(down));
+      expect(res.code, res.err).toBe(EXIT.failure);
+      expect(res.err.match(/^pump-o\d: FAILED PW_TRAINER_STORAGE: /gm)).toHaveLength(5);
+      expect(res.err).toContain('train-all: shard 0/1: Blob Storage failed 5 sources in a row: the sources not started yet are not tried (exit 1: a retry of the shard tries them)');
+      expect(res.out.split('\n').at(-1)).toBe('train-all: shard 0/1: 0 promoted, 0 kept, 0 skipped, 5 failed, 4 not tried');
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('exits 4 when an option does not fit a source\'s readings (PW_TRAINER_USAGE met by a source), which every retry repeats', async () => {
     // Before, it exited 1, and the Job trained the whole shard twice more for the same refusal.
     const c = await newContainer('usage-exit-it');

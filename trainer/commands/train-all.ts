@@ -13,6 +13,15 @@ import { optionalInteger, parseOptions, type Command } from './command.js';
 import { deployPendingBest, prepareDeploy, type RunVersion } from './deploy.js';
 import { printOutcome, runVersionOf, TRAIN_OPTIONS, trainRequest } from './train.js';
 
+/**
+ * Sources in a row whose failure was Blob Storage's (PW_TRAINER_STORAGE: no answer, refused, a
+ * 5xx) after which the shard stops starting sources. During an outage each source failed on its
+ * own after its request waits (about 15 s each): 44 sources took 6 minutes, and a shard of 200
+ * would spend 25 minutes an attempt, three attempts under the Job's backoffLimitPerIndex. A source
+ * that succeeds, or fails on its own data, starts the count again.
+ */
+const OUTAGE_STOP = 5;
+
 const HELP = `Usage: pumpwatch-trainer train-all [--shard I/N] [--concurrency K] (--from DATE --to DATE | --days N) [train options]
 
 Lists the sources with readings in Blob Storage (readings/<source>/), keeps those of shard I of
@@ -48,7 +57,9 @@ Exit codes:
      Job fails the shard without retrying it. The codes:
      ${REPEATING_CODES.join(', ')}
   1  any other failure of a source (Blob Storage refusing or not answering, a conflict, a
-     deploy), a deploy left pending, or a PW_TRAINER_* failure before any source: a retry may pass
+     deploy), a deploy left pending, or a PW_TRAINER_* failure before any source: a retry may pass.
+     After Blob Storage failed ${OUTAGE_STOP} sources in a row, the sources not started yet are not
+     tried (counted "not tried"): an outage does not fail every source of the shard in turn
   2  bad usage`;
 
 /**
@@ -56,7 +67,8 @@ Exit codes:
  * apart. `repeats`: every failure of the source is one a retry repeats (failsAgain).
  */
 interface SourceResult {
-  status: TrainOutcome['status'] | 'failed';
+  /** `not tried`: left out after Blob Storage failed OUTAGE_STOP sources in a row. */
+  status: TrainOutcome['status'] | 'failed' | 'not tried';
   deployPending: boolean;
   repeats: boolean;
 }
@@ -100,7 +112,10 @@ export const trainAllCommand: Command = {
     io.out(`train-all: shard ${index}/${shards}: ${mine.length} of ${all.length} sources, ${concurrency} at a time, readings ${new Date(req.from).toISOString()} → ${new Date(req.to).toISOString()}`);
     for (const folder of unreadable) io.out(`  warning  ${folder}: not a source folder (its name is not a pump id as the agent writes it), skipped`);
     for (const s of labels.skipped) io.out(`  warning  ${skippedLabelWarning(s)}`);
+    const outage = { inARow: 0, stopped: false };
     const results = await mapLimited(mine, concurrency, async (source): Promise<SourceResult> => {
+      // Blob Storage down for the whole shard: every source would fail the same way after its own waits.
+      if (outage.stopped) return { status: 'not tried', deployPending: false, repeats: false };
       const progress = createProgress({ raw: io.raw, line: io.err }, ctx.isTTY && concurrency === 1, `train ${source}`);
       const printed = new Set<string>();
       let repeats = true;
@@ -109,12 +124,20 @@ export const trainAllCommand: Command = {
         // A Blob Storage SDK error no step wrapped is told as runCli tells it: status and code, never the response body.
         const err = storageError('a Blob Storage request', thrown);
         repeats &&= failsAgain(err);
+        storageFailed ||= (err as { code?: string }).code === 'PW_TRAINER_STORAGE';
         const line = `${source}: FAILED ${(err as { code?: string }).code ?? 'error'}: ${safeErrorMessage(err)}`;
         if (!printed.has(line)) io.err(line);
         printed.add(line);
       };
       let status: SourceResult['status'];
       let own: RunVersion | null = null;
+      let storageFailed = false;
+      const noteOutage = (): void => {
+        outage.inARow = storageFailed ? outage.inARow + 1 : 0;
+        if (outage.inARow < OUTAGE_STOP || outage.stopped) return;
+        outage.stopped = true;
+        io.err(`train-all: shard ${index}/${shards}: Blob Storage failed ${OUTAGE_STOP} sources in a row: the sources not started yet are not tried (exit ${EXIT.failure}: a retry of the shard tries them)`);
+      };
       try {
         // A source without readings in the range (a quiet or retired pump) is skipped, not failed.
         const outcome = await trainSource({ data: container, models: ctx.models() }, { ...req, source, skipWithoutReadings: true }, progress, () => ctx.now(), labels);
@@ -128,23 +151,30 @@ export const trainAllCommand: Command = {
         failed(err); // the bar was cleared by trainSource on its way out
         status = 'failed';
       }
-      if (!deploy) return { status, deployPending: false, repeats };
+      if (!deploy) {
+        noteOutage();
+        return { status, deployPending: false, repeats };
+      }
       // Whatever the outcome, failed included: a best version whose deploy an earlier run left
       // pending (a pod Kubernetes retries, an earlier night) reaches the gateways now. Counted
       // apart from the outcome: a source promoted whose deploy is left pending was promoted.
+      let result: SourceResult;
       try {
-        return { status, deployPending: (await deployPendingBest(ctx, deploy, source, own, io)) !== 0, repeats };
+        result = { status, deployPending: (await deployPendingBest(ctx, deploy, source, own, io)) !== 0, repeats };
       } catch (err) {
         failed(err);
-        return { status: 'failed', deployPending: false, repeats };
+        result = { status: 'failed', deployPending: false, repeats };
       }
+      noteOutage();
+      return result;
     });
     const count = (s: SourceResult['status']) => results.filter((r) => r.status === s).length;
     const pending = results.filter((r) => r.deployPending).length;
-    const failures = results.filter((r) => r.status === 'failed');
+    const failures = results.filter((r) => r.status === 'failed' || r.status === 'not tried');
     const exit = pending > 0 || failures.some((r) => !r.repeats) ? EXIT.failure : failures.length > 0 ? EXIT.dataFailed : EXIT.ok;
     if (exit === EXIT.dataFailed) io.err(`train-all: shard ${index}/${shards}: every failure is one of its source's data or registry, which a retry fails on again: exit ${EXIT.dataFailed}`);
-    io.out(`train-all: shard ${index}/${shards}: ${count('promoted')} promoted, ${count('kept')} kept, ${count('skipped')} skipped, ${count('failed')} failed${deploy ? `, ${pending} deploy pending` : ''}`);
+    const notTried = count('not tried') > 0 ? `, ${count('not tried')} not tried` : '';
+    io.out(`train-all: shard ${index}/${shards}: ${count('promoted')} promoted, ${count('kept')} kept, ${count('skipped')} skipped, ${count('failed')} failed${notTried}${deploy ? `, ${pending} deploy pending` : ''}`);
     return exit;
   },
 };
