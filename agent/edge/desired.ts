@@ -58,25 +58,30 @@ export function parseModels(raw: unknown): ParsedModels | { error: string } {
 
 /**
  * Parses one settings section into config values. `null` (deleted) gives `{}`: the section's keys
- * go back to their start-up values.
+ * go back to their start-up values. Every problem of the section is in the one error (unknown
+ * fields first), so an operator fixes them all in one round-trip through the hub.
  */
 export function parseSection(name: SectionName, raw: unknown): { values: Partial<Config> } | { error: string } {
   if (raw === undefined || raw === null) return { values: {} };
   if (typeof raw !== 'object' || Array.isArray(raw)) return { error: `${name}: expected an object` };
   const fields = TWIN_SETTINGS[name] as Record<string, ConfigKey>;
   const values: Partial<Record<ConfigKey, unknown>> = {};
+  const unknown: string[] = [];
+  const problems: string[] = [];
   for (const [field, value] of Object.entries(raw as Record<string, unknown>)) {
     if (field.startsWith('$')) continue;
     const key = fields[field];
-    if (!key) return { error: `${name}.${field}: unknown setting (known: ${Object.keys(fields).join(', ')})` };
-    const spec = CONFIG_KEYS[key];
-    const parsed = spec.schema.safeParse(value);
-    if (!parsed.success || parsed.data === undefined) {
-      return { error: `${name}.${field}=${JSON.stringify(value)}: ${parsed.success ? 'required' : (parsed.error.issues[0]?.message ?? 'invalid')}` };
+    if (!key) {
+      unknown.push(`${name}.${field}`);
+      continue;
     }
-    values[key] = parsed.data;
+    const parsed = CONFIG_KEYS[key].schema.safeParse(value);
+    if (!parsed.success || parsed.data === undefined) {
+      problems.push(`${name}.${field}=${JSON.stringify(value)}: ${parsed.success ? 'required' : (parsed.error.issues[0]?.message ?? 'invalid')}`);
+    } else values[key] = parsed.data;
   }
-  return { values: values as Partial<Config> };
+  if (unknown.length > 0) problems.unshift(`${unknown.join(', ')}: unknown setting${unknown.length > 1 ? 's' : ''} (known: ${Object.keys(fields).join(', ')})`);
+  return problems.length > 0 ? { error: problems.join('; ') } : { values: values as Partial<Config> };
 }
 
 function describeIssue(issue: z.core.$ZodIssue | undefined): string {

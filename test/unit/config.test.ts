@@ -192,4 +192,11 @@ describe('a live setting from the module twin', () => {
     expect(parseSection('ingest', { maxPastSeconds: 3600 })).toEqual({ values: { maxPastSeconds: 3600 } });
     expect(parseSection('ingest', { maxPastSeconds: ' 3600 ' })).toEqual({ values: { maxPastSeconds: 3600 } });
   });
+
+  it('is refused naming every problem of its section, so one round-trip fixes them all', () => {
+    expect(parseSection('buffer', { maxBytes: '1GB', retentionHours: -1 })).toEqual({ error: expect.stringMatching(/^buffer\.maxBytes="1GB": .+; buffer\.retentionHours=-1: .+$/) });
+    expect(parseSection('sync', { intervalSecs: 30, batchRows: 10, backoffMaxSeconds: 'x' })).toEqual({
+      error: expect.stringMatching(/^sync\.intervalSecs, sync\.batchRows: unknown settings \(known: intervalSeconds, .*\); sync\.backoffMaxSeconds="x": /),
+    });
+  });
 });
