@@ -84,6 +84,17 @@ export function parseSection(name: SectionName, raw: unknown): { values: Partial
   return problems.length > 0 ? { error: problems.join('; ') } : { values: values as Partial<Config> };
 }
 
+/**
+ * A section's values in force by twin field (`{ intervalSeconds: 30 }`), for the reported `value`:
+ * what the agent applied, not the desired text (`"30 "`), so the reported side shows the setting
+ * as it runs.
+ */
+export function sectionValue(name: SectionName, values: Partial<Config>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [field, key] of Object.entries(TWIN_SETTINGS[name] as Record<string, ConfigKey>)) if (key in values) out[field] = values[key];
+  return out;
+}
+
 function describeIssue(issue: z.core.$ZodIssue | undefined): string {
   if (!issue) return 'invalid model entry';
   const path = issue.path.map(String).join('.');

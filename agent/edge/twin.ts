@@ -13,7 +13,7 @@ import type { ModelManager } from '../../inference/models.js';
 import type { DesiredModel, ModelUpdater } from '../../inference/updater.js';
 import { TWIN_SETTINGS, type Config } from '../config.js';
 import type { Logger } from '../logger.js';
-import { SECTION_NAMES, parseModels, parseSection, type SectionName } from './desired.js';
+import { SECTION_NAMES, parseModels, parseSection, sectionValue, type SectionName } from './desired.js';
 
 /** An IoT Plug and Play acknowledgement of a writable property. */
 export interface Ack {
@@ -160,8 +160,7 @@ export class TwinSync {
       return false;
     }
     this.sectionValues.set(name, parsed.values);
-    // A copy: later patches merge into the held document's objects.
-    this.acks.set(name, { value: JSON.parse(text) as unknown, ac: 200, av: version, ad: raw == null ? 'reset to start-up values' : 'applied' });
+    this.acks.set(name, { value: raw == null ? null : sectionValue(name, parsed.values), ac: 200, av: version, ad: raw == null ? 'reset to start-up values' : 'applied' });
     this.deps.logger.info({ section: name, values: parsed.values }, 'desired settings applied');
     return true;
   }
