@@ -3,7 +3,8 @@
  * a misspelt variable (`PUMPWATCH_BLOB_CONNECTIONSTRING`) is otherwise ignored without a word, and
  * its setting silently keeps its default. Shared by the agent (agent/config.ts) and the trainer
  * (trainer/cloud/context.ts), which both import sync/ (as they do sync/redact.ts); only names are
- * looked at, never values (a misspelt secret's value must not reach a log).
+ * looked at, never values (a misspelt secret's value must not reach a log). nearestName also names
+ * the section a misspelt module-twin desired key means (agent/edge/desired.ts).
  */
 
 export const ENV_PREFIX = 'PUMPWATCH_';

@@ -3,11 +3,13 @@
  * - `models`: `{ "<pumpId>|default": { version, url, sha256, size, shadow? } }`, each entry on its own;
  * - `sync`, `buffer`, `alerts`, `ingest`, `modelDownloads`: live settings (TWIN_SETTINGS of the
  *   config), each value checked by the agent's config schema.
- * An invalid section (or model entry) is refused with a reason; the others still apply.
+ * An invalid section (or model entry) is refused with a reason; the others still apply. Any other
+ * top-level key (not starting with `$`) is refused as an unknown section.
  */
 import { z } from 'zod';
 import type { DesiredModel } from '../../inference/updater.js';
 import { CONFIG_KEYS, TWIN_SETTINGS, type Config, type ConfigKey } from '../config.js';
+import { nearestName } from '../../sync/env-names.js';
 import { describe, PUMP_ID_PATTERN } from '../ingest/validate.js';
 
 /** The desired setting sections (TWIN_SETTINGS of the config: each field and its config key). */
@@ -93,6 +95,28 @@ export function sectionValue(name: SectionName, values: Partial<Config>): Record
   const out: Record<string, unknown> = {};
   for (const [field, key] of Object.entries(TWIN_SETTINGS[name] as Record<string, ConfigKey>)) if (key in values) out[field] = values[key];
   return out;
+}
+
+/** The top-level desired keys the agent reads: `models` and the setting sections. */
+export const DESIRED_KEYS: readonly string[] = ['models', ...SECTION_NAMES];
+
+/**
+ * Top-level reported properties the agent writes itself (agent/edge/reported.ts): a desired key of
+ * one of these names cannot be acknowledged under its own name without overwriting them.
+ */
+export const AGENT_REPORTED_KEYS: readonly string[] = ['modelsRefused', 'pumps', 'pumpsTotal', 'pumpsTruncated', 'modelsTruncated', 'state'];
+
+/** How every refusal of an unknown section begins: the reporter finds an earlier run's by it. */
+export const UNKNOWN_SECTION = 'unknown section "';
+
+/**
+ * Why a top-level desired key the agent does not read is refused, with the known name it is most
+ * likely a misspelling of (`Alerts`, `alert` → alerts; `firstmodel` → firstModel).
+ */
+export function unknownSectionReason(key: string): string {
+  const nearest = nearestName(key, DESIRED_KEYS);
+  const hint = nearest === null ? '' : `; did you mean ${nearest}?`;
+  return `${UNKNOWN_SECTION}${key}"${hint} (known: ${DESIRED_KEYS.join(', ')})`;
 }
 
 function describeIssue(issue: z.core.$ZodIssue | undefined): string {

@@ -1,6 +1,7 @@
 /**
  * Reported properties: per model key its status and the IoT Plug and Play acknowledgement of its
- * desired entry, the acknowledgements of the setting sections, and a summary of buffer and sync.
+ * desired entry, the acknowledgements of the setting sections (and refusals of unknown ones), and a
+ * summary of buffer and sync.
  * Changes are coalesced (one update at most every `debounceMs`); the whole document is sent
  * again after every reconnect, so nothing reported while offline is lost.
  * IoT Hub refuses an update that would make the reported document larger than 32 KB (and then
@@ -17,7 +18,7 @@ import { safeErrorMessage } from '../../sync/redact.js';
 import type { Logger } from '../logger.js';
 import { RepeatLog } from '../repeat-log.js';
 import type { AgentStatus } from '../status.js';
-import { SECTION_NAMES } from './desired.js';
+import { SECTION_NAMES, UNKNOWN_SECTION } from './desired.js';
 import { isObject, type Ack, type TwinSync } from './twin.js';
 import { REPORTED_LIMIT_BYTES, arrayItemSize, reportedSize } from './twin-size.js';
 
@@ -115,6 +116,12 @@ export class Reporter {
   private gatewayKeys = new Set<string>();
   /** Per setting section, the fields of the `value` last reported (an object), to delete those gone since. */
   private reportedFields = new Map<string, Set<string>>();
+  /**
+   * Refusals of unknown desired sections found on the hub at attach (an earlier run's): sent as
+   * null, which deletes them, unless this run refuses the key too. Else a key deleted from the
+   * desired properties while the agent was stopped would stay refused on the reported side.
+   */
+  private earlierRefusals = new Set<string>();
   private failed: ReportedFailure | null = null;
   private truncated = false;
   /** How many shrink steps the `models` entries needed in the last document (0: none). */
@@ -154,6 +161,7 @@ export class Reporter {
       this.reportedKeys = new Set(models && typeof models === 'object' ? Object.keys(models).filter((k) => !k.startsWith('$')) : []);
       this.gatewayKeys = new Set(isObject(models) ? Object.entries(models).filter(([k, v]) => !k.startsWith('$') && isObject(v) && v.origin === GATEWAY_ORIGIN).map(([k]) => k) : []);
       this.reportedFields = sectionFields(twin.properties.reported);
+      this.earlierRefusals = unknownSectionRefusals(twin.properties.reported);
       this.schedule(0);
     }
   }
@@ -198,6 +206,7 @@ export class Reporter {
     for (const key of this.reportedKeys) if (!(key in models)) models[key] = null;
     const snap = this.deps.status.snapshot() as Record<string, any>;
     const doc: Record<string, unknown> = {
+      ...Object.fromEntries([...this.earlierRefusals].map((key) => [key, null])),
       ...this.withDeletedFields(this.deps.twinSync.sectionAcks()),
       models,
       pumps: [],
@@ -358,6 +367,7 @@ export class Reporter {
       this.reportedKeys = new Set(Object.entries(doc.models as object).filter(([, v]) => v !== null).map(([k]) => k));
       this.gatewayKeys = new Set(Object.entries(doc.models as Record<string, Record<string, unknown> | null>).filter(([, v]) => v?.origin === GATEWAY_ORIGIN).map(([k]) => k));
       this.reportedFields = sectionFields(doc);
+      this.earlierRefusals.clear(); // deleted on the hub now
       this.failed = null;
       this.failures.succeeded();
     } catch (err) {
@@ -370,6 +380,11 @@ export class Reporter {
 }
 
 /** Per setting section of a reported document, the fields of its `value` that are set (not null). */
+/** The reported keys that hold a refusal of an unknown desired section (TwinSync's `unknown section "…"`). */
+function unknownSectionRefusals(reported: Record<string, unknown>): Set<string> {
+  return new Set(Object.entries(reported).filter(([k, v]) => !k.startsWith('$') && isObject(v) && v.ac === 400 && typeof v.ad === 'string' && v.ad.startsWith(UNKNOWN_SECTION)).map(([k]) => k));
+}
+
 function sectionFields(reported: Record<string, unknown>): Map<string, Set<string>> {
   const out = new Map<string, Set<string>>();
   for (const name of SECTION_NAMES) {

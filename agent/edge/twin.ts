@@ -8,12 +8,14 @@
  * twin with everything else deleted. After every change the whole held document is reconciled,
  * so a change made while offline applies exactly like a live one. Each changed section is
  * acknowledged (ac/av/ad); an invalid one is refused with its reason and the last good settings stay.
+ * A top-level key the agent does not read (a misspelt `Alerts`) is refused under its own name, so
+ * the operator who typed it sees why nothing changed; its refusal goes when the key does.
  */
 import type { ModelManager } from '../../inference/models.js';
 import type { DesiredModel, ModelUpdater } from '../../inference/updater.js';
 import { TWIN_SETTINGS, type Config } from '../config.js';
 import type { Logger } from '../logger.js';
-import { SECTION_NAMES, parseModels, parseSection, sectionValue, type SectionName } from './desired.js';
+import { AGENT_REPORTED_KEYS, DESIRED_KEYS, SECTION_NAMES, parseModels, parseSection, sectionValue, unknownSectionReason, type SectionName } from './desired.js';
 
 /** An IoT Plug and Play acknowledgement of a writable property. */
 export interface Ack {
@@ -44,6 +46,8 @@ type Doc = Record<string, unknown>;
 export class TwinSync {
   private readonly sectionRaw = new Map<SectionName, string>();
   private readonly sectionValues = new Map<SectionName, Partial<Config>>();
+  /** Per unknown top-level desired key: its text when last refused (to refuse and log it once per change). */
+  private readonly unknownRaw = new Map<string, string>();
   private readonly acks = new Map<string, Ack | null>();
   /** Per model key: the entry last seen and the desired $version that set it. */
   private readonly modelSeen = new Map<string, { raw: string; av: number }>();
@@ -63,8 +67,9 @@ export class TwinSync {
   }
 
   /**
-   * Acknowledgements of the setting sections, and `modelsRefused` when the `models` section is not
-   * even an object (per-key results are reported under `models`; null clears an earlier refusal).
+   * Acknowledgements of the setting sections, of unknown top-level keys (refused), and
+   * `modelsRefused` when the `models` section is not even an object (per-key results are reported
+   * under `models`; null clears an earlier refusal).
    */
   sectionAcks(): Record<string, Ack | null> {
     return Object.fromEntries(this.acks);
@@ -144,6 +149,7 @@ export class TwinSync {
     for (const name of SECTION_NAMES) settingsChanged = this.applySection(name, desired[name], version) || settingsChanged;
     if (settingsChanged) this.deps.applySettings(this.settings());
     this.applyModels(desired.models, version);
+    this.refuseUnknown(desired, version);
     this.deps.changed();
   }
 
@@ -163,6 +169,30 @@ export class TwinSync {
     this.acks.set(name, { value: raw == null ? null : sectionValue(name, parsed.values), ac: 200, av: version, ad: raw == null ? 'reset to start-up values' : 'applied' });
     this.deps.logger.info({ section: name, values: parsed.values }, 'desired settings applied');
     return true;
+  }
+
+  /**
+   * Refuses every top-level desired key the agent does not read: without this, a misspelt section
+   * was dropped without a word while a misspelt field inside a known one was refused. Logged once
+   * per change; the refusal is cleared (null) when the key leaves the desired document.
+   */
+  private refuseUnknown(desired: Doc, version: number): void {
+    const keys = Object.keys(desired).filter((k) => !k.startsWith('$') && !DESIRED_KEYS.includes(k));
+    for (const key of keys) {
+      const text = json(desired[key]);
+      if (this.unknownRaw.get(key) === text) continue;
+      this.unknownRaw.set(key, text);
+      const reason = unknownSectionReason(key);
+      // The agent's own reported properties keep their name: such a key is refused in the log only.
+      const reported = !AGENT_REPORTED_KEYS.includes(key);
+      if (reported) this.acks.set(key, { value: null, ac: 400, av: version, ad: reason });
+      this.deps.logger.warn({ code: 'PW_EDGE_TWIN_UNKNOWN_SECTION', section: key, reported }, `desired property refused: ${reason}`);
+    }
+    for (const key of [...this.unknownRaw.keys()]) {
+      if (keys.includes(key)) continue;
+      this.unknownRaw.delete(key);
+      if (this.acks.has(key)) this.acks.set(key, null);
+    }
   }
 
   private settings(): Partial<Config> {

@@ -1,7 +1,8 @@
 /**
  * What the operator sees on the reported side for desired sections, with the agent as a module on
- * the local hub (the real azure-iot-device MQTT client): a section's reported `value` is the value
- * in force, not the desired text.
+ * the local hub (the real azure-iot-device MQTT client): a misspelt top-level section is refused
+ * under its own name with the nearest known one (and logged once), and the refusal goes when the
+ * key does; a section's reported `value` is the value in force, not the desired text.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../agent/logger.js';
@@ -12,24 +13,60 @@ const DEVICE = 'gw-sections';
 const MODULE = 'pumpwatch';
 let hub: LocalHub;
 let t: TestAgent;
+let connectionString: string;
 const logs: string[] = [];
 
 const reported = () => hub.reported(DEVICE, MODULE) as Record<string, any>;
 const until = <T>(fn: () => T) => vi.waitFor(fn, { timeout: 30_000, interval: 50 });
+const unknownSectionLogs = (section: string) => logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.code === 'PW_EDGE_TWIN_UNKNOWN_SECTION' && l.section === section);
 
-beforeAll(async () => {
-  hub = await LocalHub.start();
-  const connectionString = hub.addModule(DEVICE, MODULE);
-  t = await startTestAgent(
+/** The agent as the module, logging its warnings into `logs`. */
+const startAgent = () =>
+  startTestAgent(
     { PUMPWATCH_HUB: 'auto', PUMPWATCH_MODULE_CONNECTION_STRING: connectionString, PUMPWATCH_DEVICE_ID: DEVICE },
     { hubCa: hub.ca, logger: createLogger('warn', { write: (line: string) => logs.push(line) }) },
   );
+
+beforeAll(async () => {
+  hub = await LocalHub.start();
+  connectionString = hub.addModule(DEVICE, MODULE);
+  t = await startAgent();
   await until(() => expect(reported().state).toBeDefined());
 });
 
 afterAll(async () => {
   await t?.stop();
   await hub?.stop();
+});
+
+describe('a misspelt top-level desired section', () => {
+  it('is refused under its own name with the nearest known section, logged once, and cleared when deleted', async () => {
+    const v = hub.updateDesired(DEVICE, MODULE, { Alerts: { minIntervalSeconds: 300 }, firstmodel: { afterHours: 2 } });
+    // `value: null` (nothing of it is in force) deletes the field on the hub.
+    await until(() => expect(reported().Alerts).toEqual({ ac: 400, av: v, ad: expect.stringMatching(/^unknown section "Alerts"; did you mean alerts\? \(known: models, sync, buffer, alerts/) }));
+    expect(reported().firstmodel).toMatchObject({ ac: 400, av: v, ad: expect.stringContaining('did you mean firstModel?') });
+    expect(reported().alerts).toBeUndefined();
+
+    // Another change elsewhere reconciles the whole document again: the refusal is not logged again.
+    const other = hub.updateDesired(DEVICE, MODULE, { sync: { intervalSeconds: 40 } });
+    await until(() => expect(reported().sync).toMatchObject({ ac: 200, av: other }));
+    expect(unknownSectionLogs('Alerts')).toHaveLength(1);
+    expect(reported().Alerts).toMatchObject({ av: v });
+
+    hub.updateDesired(DEVICE, MODULE, { Alerts: null, firstmodel: null });
+    await until(() => expect(reported().Alerts).toBeUndefined());
+    expect(reported().firstmodel).toBeUndefined();
+  });
+
+  it("is no longer refused once deleted while the agent was stopped (an earlier run's refusal is deleted)", async () => {
+    const v = hub.updateDesired(DEVICE, MODULE, { alert: { minIntervalSeconds: 300 } });
+    await until(() => expect(reported().alert).toMatchObject({ ac: 400, av: v, ad: expect.stringContaining('did you mean alerts?') }));
+    await t.stop();
+    hub.updateDesired(DEVICE, MODULE, { alert: null });
+    t = await startAgent();
+    await until(() => expect(reported().alert).toBeUndefined());
+    expect(reported().sync).toMatchObject({ ac: 200 });
+  });
 });
 
 describe("a setting section's reported value", () => {

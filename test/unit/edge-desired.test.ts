@@ -3,7 +3,7 @@
  * and what is wrong with it, for the reported twin (`ad`) and the log.
  */
 import { describe, expect, it } from 'vitest';
-import { parseModels } from '../../agent/edge/desired.js';
+import { parseModels, unknownSectionReason } from '../../agent/edge/desired.js';
 
 const good = { version: 'v1', url: 'https://account.blob.core.windows.net/pumpwatch/m.onnx', sha256: 'ab'.repeat(32), size: 10_422 };
 const reasonFor = (entry: unknown) => (parseModels({ default: entry }) as { invalid: Record<string, string> }).invalid.default;
@@ -40,5 +40,20 @@ describe('a desired model entry', () => {
     expect(reasonFor({ ...good, local: true })).toBe('unknown field "local"');
     expect(reasonFor({ ...good, origin: 'gateway' })).toBe('unknown field "origin"');
     expect(reasonFor({ ...good, path: '/data/models/pump-1/gw-1.onnx' })).toBe('unknown field "path"');
+  });
+});
+
+describe('an unknown top-level desired key', () => {
+  it.each([
+    ['Alerts', 'alerts'],
+    ['alert', 'alerts'],
+    ['firstmodel', 'firstModel'],
+    ['model', 'models'],
+  ])('%s is refused with the section it is most likely a misspelling of (%s)', (key, nearest) => {
+    expect(unknownSectionReason(key)).toBe(`unknown section "${key}"; did you mean ${nearest}? (known: models, sync, buffer, alerts, ingest, modelDownloads, firstModel)`);
+  });
+
+  it('far from every known section is refused with the known ones only', () => {
+    expect(unknownSectionReason('telemetry')).toBe('unknown section "telemetry" (known: models, sync, buffer, alerts, ingest, modelDownloads, firstModel)');
   });
 });
