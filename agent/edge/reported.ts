@@ -117,9 +117,10 @@ export class Reporter {
   /** Per setting section, the fields of the `value` last reported (an object), to delete those gone since. */
   private reportedFields = new Map<string, Set<string>>();
   /**
-   * Refusals of unknown desired sections found on the hub at attach (an earlier run's): sent as
-   * null, which deletes them, unless this run refuses the key too. Else a key deleted from the
-   * desired properties while the agent was stopped would stay refused on the reported side.
+   * Refusals found on the hub at attach (an earlier run's: of unknown desired sections, and
+   * `modelsRefused`): sent as null, which deletes them, unless this run refuses the key too. Else
+   * a key deleted or fixed in the desired properties while the agent was stopped would stay
+   * refused on the reported side.
    */
   private earlierRefusals = new Set<string>();
   private failed: ReportedFailure | null = null;
@@ -161,7 +162,7 @@ export class Reporter {
       this.reportedKeys = new Set(models && typeof models === 'object' ? Object.keys(models).filter((k) => !k.startsWith('$')) : []);
       this.gatewayKeys = new Set(isObject(models) ? Object.entries(models).filter(([k, v]) => !k.startsWith('$') && isObject(v) && v.origin === GATEWAY_ORIGIN).map(([k]) => k) : []);
       this.reportedFields = sectionFields(twin.properties.reported);
-      this.earlierRefusals = unknownSectionRefusals(twin.properties.reported);
+      this.earlierRefusals = refusalKeys(twin.properties.reported);
       this.schedule(0);
     }
   }
@@ -380,9 +381,11 @@ export class Reporter {
 }
 
 /** Per setting section of a reported document, the fields of its `value` that are set (not null). */
-/** The reported keys that hold a refusal of an unknown desired section (TwinSync's `unknown section "…"`). */
-function unknownSectionRefusals(reported: Record<string, unknown>): Set<string> {
-  return new Set(Object.entries(reported).filter(([k, v]) => !k.startsWith('$') && isObject(v) && v.ac === 400 && typeof v.ad === 'string' && v.ad.startsWith(UNKNOWN_SECTION)).map(([k]) => k));
+/** The reported keys that hold a refusal TwinSync makes only while it lasts: of an unknown desired section (`unknown section "…"`), and `modelsRefused`. */
+function refusalKeys(reported: Record<string, unknown>): Set<string> {
+  const refusal = ([k, v]: [string, unknown]): boolean =>
+    isObject(v) && v.ac === 400 && (k === 'modelsRefused' || (!k.startsWith('$') && typeof v.ad === 'string' && v.ad.startsWith(UNKNOWN_SECTION)));
+  return new Set(Object.entries(reported).filter(refusal).map(([k]) => k));
 }
 
 function sectionFields(reported: Record<string, unknown>): Map<string, Set<string>> {

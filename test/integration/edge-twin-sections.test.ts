@@ -69,6 +69,17 @@ describe('a misspelt top-level desired section', () => {
   });
 });
 
+describe('a desired `models` that is not an object', () => {
+  it('is refused in modelsRefused, deleted once models is fixed, also while the agent was stopped', async () => {
+    const v = hub.updateDesired(DEVICE, MODULE, { models: 'v2' });
+    await until(() => expect(reported().modelsRefused).toEqual({ ac: 400, av: v, ad: 'models: expected an object of model entries by pump id' }));
+    await t.stop();
+    hub.updateDesired(DEVICE, MODULE, { models: null });
+    t = await startAgent();
+    await until(() => expect(reported().modelsRefused).toBeUndefined());
+  });
+});
+
 describe("a setting section's reported value", () => {
   it('is the value in force, not the desired text', async () => {
     const v = hub.updateDesired(DEVICE, MODULE, { sync: { intervalSeconds: '30 ' } });
