@@ -41,6 +41,9 @@ export interface TwinSyncDeps {
 
 const json = (v: unknown): string => JSON.stringify(v ?? null);
 
+/** Unknown top-level desired keys refused on the reported side (the rest in the log only): a refusal is about 200 bytes. */
+const MAX_UNKNOWN_ACKS = 20;
+
 type Doc = Record<string, unknown>;
 
 export class TwinSync {
@@ -178,15 +181,22 @@ export class TwinSync {
    */
   private refuseUnknown(desired: Doc, version: number): void {
     const keys = Object.keys(desired).filter((k) => !k.startsWith('$') && !DESIRED_KEYS.includes(k));
+    let acknowledged = [...this.unknownRaw.keys()].filter((k) => keys.includes(k) && this.acks.get(k)).length;
     for (const key of keys) {
       const text = json(desired[key]);
       if (this.unknownRaw.get(key) === text) continue;
       this.unknownRaw.set(key, text);
       const reason = unknownSectionReason(key);
       // The agent's own reported properties keep their name: such a key is refused in the log only.
-      const reported = !AGENT_REPORTED_KEYS.includes(key);
+      // So are unknown keys past MAX_UNKNOWN_ACKS: their refusals could outgrow the 32 KB of the
+      // reported document, and the hub would then refuse every acknowledgement with them.
+      const own = AGENT_REPORTED_KEYS.includes(key);
+      const room = Boolean(this.acks.get(key)) || acknowledged < MAX_UNKNOWN_ACKS;
+      const reported = !own && room;
+      if (reported && !this.acks.get(key)) acknowledged++;
       if (reported) this.acks.set(key, { value: null, ac: 400, av: version, ad: reason });
-      this.deps.logger.warn({ code: 'PW_EDGE_TWIN_UNKNOWN_SECTION', section: key, reported }, `desired property refused: ${reason}`);
+      const why = own || room ? '' : ` (acknowledged in the log only: more than ${MAX_UNKNOWN_ACKS} unknown keys are desired)`;
+      this.deps.logger.warn({ code: 'PW_EDGE_TWIN_UNKNOWN_SECTION', section: key, reported }, `desired property refused: ${reason}${why}`);
     }
     for (const key of [...this.unknownRaw.keys()]) {
       if (keys.includes(key)) continue;

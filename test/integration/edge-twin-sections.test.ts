@@ -69,6 +69,23 @@ describe('a misspelt top-level desired section', () => {
   });
 });
 
+describe('many unknown top-level desired keys', () => {
+  it('are refused on the reported side up to 20, the rest in the log only, so the reported document stays within its 32 KB', async () => {
+    const junk = Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`junk${String(i).padStart(3, '0')}`, { x: i }]));
+    const v = hub.updateDesired(DEVICE, MODULE, junk);
+    await until(() => expect(unknownSectionLogs('junk199')).toHaveLength(1));
+    const refusedOnHub = () => Object.keys(reported()).filter((k) => k.startsWith('junk'));
+    await until(() => expect(refusedOnHub()).toHaveLength(20));
+    expect(reported().junk000).toMatchObject({ ac: 400, av: v });
+    expect(unknownSectionLogs('junk150')[0]).toMatchObject({ reported: false, msg: expect.stringContaining('acknowledged in the log only: more than 20 unknown keys are desired') });
+    // the acknowledgements of the known sections still reach the hub
+    const w = hub.updateDesired(DEVICE, MODULE, { sync: { intervalSeconds: 45 } });
+    await until(() => expect(reported().sync).toMatchObject({ ac: 200, av: w }));
+    hub.updateDesired(DEVICE, MODULE, Object.fromEntries(Object.keys(junk).map((k) => [k, null])));
+    await until(() => expect(refusedOnHub()).toHaveLength(0));
+  });
+});
+
 describe('a desired `models` that is not an object', () => {
   it('is refused in modelsRefused, deleted once models is fixed, also while the agent was stopped', async () => {
     const v = hub.updateDesired(DEVICE, MODULE, { models: 'v2' });
