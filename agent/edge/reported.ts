@@ -380,14 +380,20 @@ export class Reporter {
   }
 }
 
-/** Per setting section of a reported document, the fields of its `value` that are set (not null). */
-/** The reported keys that hold a refusal TwinSync makes only while it lasts: of an unknown desired section (`unknown section "…"`), and `modelsRefused`. */
+/**
+ * The reported keys that hold an acknowledgement TwinSync makes only while its desired key is
+ * there: a refusal of an unknown desired section (`unknown section "…"`), `modelsRefused`, and a
+ * setting section's acknowledgement (a section deleted from the desired properties while the agent
+ * was stopped kept its old `ac`, refusal or value, for good).
+ */
 function refusalKeys(reported: Record<string, unknown>): Set<string> {
-  const refusal = ([k, v]: [string, unknown]): boolean =>
-    isObject(v) && v.ac === 400 && (k === 'modelsRefused' || (!k.startsWith('$') && typeof v.ad === 'string' && v.ad.startsWith(UNKNOWN_SECTION)));
-  return new Set(Object.entries(reported).filter(refusal).map(([k]) => k));
+  const earlier = ([k, v]: [string, unknown]): boolean =>
+    isObject(v) &&
+    ((SECTION_NAMES as readonly string[]).includes(k) || (v.ac === 400 && (k === 'modelsRefused' || (!k.startsWith('$') && typeof v.ad === 'string' && v.ad.startsWith(UNKNOWN_SECTION)))));
+  return new Set(Object.entries(reported).filter(earlier).map(([k]) => k));
 }
 
+/** Per setting section of a reported document, the fields of its `value` that are set (not null). */
 function sectionFields(reported: Record<string, unknown>): Map<string, Set<string>> {
   const out = new Map<string, Set<string>>();
   for (const name of SECTION_NAMES) {

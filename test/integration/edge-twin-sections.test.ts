@@ -59,13 +59,25 @@ describe('a misspelt top-level desired section', () => {
   });
 
   it("is no longer refused once deleted while the agent was stopped (an earlier run's refusal is deleted)", async () => {
-    const v = hub.updateDesired(DEVICE, MODULE, { alert: { minIntervalSeconds: 300 } });
+    const v = hub.updateDesired(DEVICE, MODULE, { alert: { minIntervalSeconds: 300 }, sync: { intervalSeconds: 41 } });
     await until(() => expect(reported().alert).toMatchObject({ ac: 400, av: v, ad: expect.stringContaining('did you mean alerts?') }));
     await t.stop();
     hub.updateDesired(DEVICE, MODULE, { alert: null });
     t = await startAgent();
     await until(() => expect(reported().alert).toBeUndefined());
     expect(reported().sync).toMatchObject({ ac: 200 });
+  });
+});
+
+describe('a setting section deleted while the agent was stopped', () => {
+  it('loses its acknowledgement (a refusal here) on the reported side, as nothing of it is desired any more', async () => {
+    const v = hub.updateDesired(DEVICE, MODULE, { ingest: { maxPastSeconds: 'a year' }, sync: { intervalSeconds: 42 } });
+    await until(() => expect(reported().ingest).toMatchObject({ ac: 400, av: v }));
+    await t.stop();
+    hub.updateDesired(DEVICE, MODULE, { ingest: null });
+    t = await startAgent();
+    await until(() => expect(reported().ingest).toBeUndefined());
+    expect(reported().sync).toMatchObject({ ac: 200 }); // a section still desired keeps its own
   });
 });
 
