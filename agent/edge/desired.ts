@@ -1,7 +1,7 @@
 /**
  * The module twin's desired properties (DESIGN.md "Module twin"), validated section by section:
  * - `models`: `{ "<pumpId>|default": { version, url, sha256, size, shadow? } }`, each entry on its own;
- * - `sync`, `buffer`, `alerts`, `ingest`, `modelDownloads`: live settings (TWIN_SETTINGS of the
+ * - `sync`, `buffer`, `alerts`, `ingest`, `modelDownloads`, `firstModel`: live settings (TWIN_SETTINGS of the
  *   config), each value checked by the agent's config schema.
  * An invalid section (or model entry) is refused with a reason; the others still apply. Any other
  * top-level key (not starting with `$`) is refused as an unknown section.
