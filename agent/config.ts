@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { unknownVariables, type UnknownVariable } from '../sync/env-names.js';
+import { PLAIN_HTTP_RULE, plainHttpProblem } from '../sync/plain-http.js';
 import { CONTAINER_SAS_URL_RULE, containerSasUrlProblem } from '../sync/sas-url.js';
 
 /**
@@ -21,7 +22,7 @@ interface KeySpec<T extends z.ZodType> {
    * enum and flag keys need none: their range and choices are read from the schema itself.
    */
   accepts?: string;
-  /** A rule against another key, checked by loadConfig (said in the reference after the range). */
+  /** A further rule (against another key, checked by loadConfig, or one the schema checks beyond `accepts`), said in the reference after the range. */
   alsoRule?: string;
 }
 
@@ -90,16 +91,26 @@ function sdkRefusal(value: string, parse: (value: string) => unknown): string | 
   }
 }
 
-/** A Blob Storage connection string, checked at start-up by the Blob SDK's parser (sdkRefusal). */
+const BLOB_CONNECTION_STRING_RULE = 'DefaultEndpointsProtocol=…;AccountName=…;AccountKey=…, BlobEndpoint=…;SharedAccessSignature=…, or UseDevelopmentStorage=true';
+
+/**
+ * A Blob Storage connection string, checked at start-up by the Blob SDK's parser (sdkRefusal), and
+ * the endpoint the SDK makes of it (DefaultEndpointsProtocol with EndpointSuffix, or BlobEndpoint)
+ * by the plain-http rule (sync/plain-http.ts).
+ */
 const blobConnectionString = optionalText.superRefine((value, ctx) => {
   if (value === undefined) return;
   // Loaded only when a connection string is set (the sync then loads it anyway): about 10 MB of
   // heap an agent with sync off or a SAS URL does not need.
   const { BlobServiceClient } = createRequire(import.meta.url)('@azure/storage-blob') as typeof import('@azure/storage-blob');
-  const reason = sdkRefusal(value, (v) => BlobServiceClient.fromConnectionString(v));
+  let endpoint = '';
+  const reason = sdkRefusal(value, (v) => (endpoint = BlobServiceClient.fromConnectionString(v).url));
   if (reason !== null) {
-    ctx.addIssue({ code: 'custom', message: `not a Blob Storage connection string${reason} (expected DefaultEndpointsProtocol=…;AccountName=…;AccountKey=…, BlobEndpoint=…;SharedAccessSignature=…, or UseDevelopmentStorage=true)` });
+    ctx.addIssue({ code: 'custom', message: `not a Blob Storage connection string${reason} (expected ${BLOB_CONNECTION_STRING_RULE})` });
+    return;
   }
+  const insecure = plainHttpProblem(new URL(endpoint));
+  if (insecure !== null) ctx.addIssue({ code: 'custom', message: insecure });
 });
 
 /**
@@ -154,8 +165,8 @@ export const CONFIG_KEYS = {
   statusToken: key({ env: 'PUMPWATCH_STATUS_TOKEN', schema: statusToken, unit: 'text', secret: true, accepts: 'printable ASCII; spaces and newlines at either end are dropped', description: 'bearer token for every route but /healthz, /readyz and the page\'s own files; unset: those routes answer loopback only' }),
   httpTlsCertFile: key({ env: 'PUMPWATCH_HTTP_TLS_CERT_FILE', schema: optionalText, unit: 'path', accepts: 'a PEM certificate file (the server\'s certificate, then its chain)', alsoRule: 'set with PUMPWATCH_HTTP_TLS_KEY_FILE', description: 'the status endpoint serves HTTPS with this certificate (read at start-up: a restart picks up a new one); unset: plain HTTP, where the status token is only as safe as the LAN' }),
   httpTlsKeyFile: key({ env: 'PUMPWATCH_HTTP_TLS_KEY_FILE', schema: optionalText, unit: 'path', accepts: 'a PEM private key file without a passphrase', alsoRule: 'set with PUMPWATCH_HTTP_TLS_CERT_FILE', description: 'private key of PUMPWATCH_HTTP_TLS_CERT_FILE' }),
-  blobConnectionString: key({ env: 'PUMPWATCH_BLOB_CONNECTION_STRING', schema: blobConnectionString, unit: 'text', secret: true, description: 'Blob Storage connection string (sync target)' }),
-  blobSasUrl: key({ env: 'PUMPWATCH_BLOB_SAS_URL', schema: blobSasUrl, unit: 'URL', secret: true, accepts: CONTAINER_SAS_URL_RULE, description: 'container SAS URL (alternative to the connection string; used when both are set)' }),
+  blobConnectionString: key({ env: 'PUMPWATCH_BLOB_CONNECTION_STRING', schema: blobConnectionString, unit: 'text', secret: true, accepts: BLOB_CONNECTION_STRING_RULE, alsoRule: PLAIN_HTTP_RULE, description: 'Blob Storage connection string (sync target)' }),
+  blobSasUrl: key({ env: 'PUMPWATCH_BLOB_SAS_URL', schema: blobSasUrl, unit: 'URL', secret: true, accepts: CONTAINER_SAS_URL_RULE, alsoRule: PLAIN_HTTP_RULE, description: 'container SAS URL (alternative to the connection string; used when both are set)' }),
   blobContainer: key({ env: 'PUMPWATCH_BLOB_CONTAINER', schema: z.string().regex(/^(?=.{3,63}$)[a-z0-9]+(?:-[a-z0-9]+)*$/, `a container name: ${CONTAINER_RULE}`).default('pumpwatch'), unit: 'name', accepts: CONTAINER_RULE, description: 'Blob container of PUMPWATCH_BLOB_CONNECTION_STRING; not used with PUMPWATCH_BLOB_SAS_URL, whose path names the container' }),
   deviceId: key({ env: 'PUMPWATCH_DEVICE_ID', schema: z.string().regex(DEVICE_ID, DEVICE_ID_RULE).optional(), unit: 'id', accepts: DEVICE_ID_RULE, description: 'device id in blob names; default: IOTEDGE_DEVICEID, else the DeviceId of PUMPWATCH_MODULE_CONNECTION_STRING, else the host name' }),
   simulate: key({ env: 'PUMPWATCH_SIMULATE', schema: int(0, 1000).optional(), unit: 'pumps', alsoRule: 'at most PUMPWATCH_MAX_PUMPS', description: 'simulated pumps; default 3 standalone, 0 otherwise' }),

@@ -6,6 +6,7 @@
  * never echoing the value (a secret).
  */
 import { createRequire } from 'node:module';
+import { plainHttpProblem } from './plain-http.js';
 
 /** The rule, for the configuration reference and the refusals. */
 export const CONTAINER_SAS_URL_RULE =
@@ -32,6 +33,8 @@ export function containerSasUrlProblem(value: string): string | null {
     return `not a URL (expected ${CONTAINER_SAS_URL_RULE})`;
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') return `not an http(s) URL (expected ${CONTAINER_SAS_URL_RULE})`;
+  const insecure = plainHttpProblem(url);
+  if (insecure !== null) return insecure;
   // A trailing slash is taken by the SDK (blob names are appended after it).
   const path = url.pathname.replace(/^\//, '').replace(/\/$/, '');
   const segments = path === '' ? [] : path.split('/');

@@ -37,6 +37,27 @@ describe('the agent configuration', () => {
     ]) expect(problems({ PUMPWATCH_BLOB_CONNECTION_STRING: ok }), ok).toEqual([]);
   });
 
+  it('refuses a blob target over plain http to Azure\'s public endpoints (exit 2), naming the variable, never the secret, and keeps http on the gateway\'s network', () => {
+    const sas = 'sv=2025-01-05&sr=c&sp=rcw&sig=SECRETSIG%3D';
+    for (const [name, bad] of [
+      ['PUMPWATCH_BLOB_SAS_URL', `http://acct.blob.core.windows.net/pumpwatch?${sas}`],
+      ['PUMPWATCH_BLOB_SAS_URL', `http://acct.blob.core.chinacloudapi.cn/pumpwatch?${sas}`],
+      ['PUMPWATCH_BLOB_CONNECTION_STRING', 'DefaultEndpointsProtocol=http;AccountName=acct;AccountKey=c2VjcmV0;EndpointSuffix=core.windows.net'],
+      ['PUMPWATCH_BLOB_CONNECTION_STRING', 'DefaultEndpointsProtocol=http;AccountName=acct;AccountKey=c2VjcmV0;EndpointSuffix=core.usgovcloudapi.net'],
+      ['PUMPWATCH_BLOB_CONNECTION_STRING', `BlobEndpoint=http://acct.blob.core.windows.net;SharedAccessSignature=${sas}`],
+    ] as const) {
+      const found = problems({ [name]: bad });
+      expect(found, bad).toEqual([expect.stringMatching(new RegExp(`^${name}=\\(value hidden\\): plain http:// to Azure's public endpoint \\(a host name ending in core\\.[a-z.]+\\) would send .* in clear: use https://`))]);
+      expect(found.join(' ')).not.toMatch(/SECRETSIG|c2VjcmV0|acct/);
+    }
+    for (const [name, ok] of [
+      ['PUMPWATCH_BLOB_SAS_URL', `http://azureblobstorage:11002/edgeaccount/pumpwatch?${sas}`],
+      ['PUMPWATCH_BLOB_SAS_URL', `http://192.168.10.5:10000/devstoreaccount1/pumpwatch?${sas}`],
+      ['PUMPWATCH_BLOB_CONNECTION_STRING', 'DefaultEndpointsProtocol=http;AccountName=edgeaccount;AccountKey=c2VjcmV0;BlobEndpoint=http://azureblobstorage:11002/edgeaccount;'],
+      ['PUMPWATCH_BLOB_CONNECTION_STRING', 'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=c2VjcmV0;BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;'],
+    ] as const) expect(problems({ [name]: ok }), ok).toEqual([]);
+  });
+
   it('refuses a module connection string the module client cannot sign in with, naming the missing part, without echoing it', () => {
     const key = 'c2VjcmV0S2V5';
     const cases: Array<[string, RegExp]> = [

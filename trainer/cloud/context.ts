@@ -17,6 +17,7 @@
 import { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import iothub from 'azure-iothub';
 import { safeErrorMessage } from '../../sync/redact.js';
+import { plainHttpProblem } from '../../sync/plain-http.js';
 import { containerSasUrlProblem } from '../../sync/sas-url.js';
 import { TrainerError } from '../errors.js';
 
@@ -65,14 +66,31 @@ export interface CommandContext {
   isTTY: boolean;
 }
 
+/**
+ * The account of PUMPWATCH_BLOB_CONNECTION_STRING, its endpoint held to the agent's plain-http rule
+ * (sync/plain-http.ts): http to Azure's public endpoint would send the signed requests and the
+ * readings over the internet in clear.
+ */
+function serviceFromConnectionString(conn: string): BlobServiceClient {
+  let service: BlobServiceClient;
+  try {
+    service = BlobServiceClient.fromConnectionString(conn);
+  } catch (err) {
+    throw new TrainerError('PW_TRAINER_NOT_CONFIGURED', `the Blob Storage settings are not usable: ${safeErrorMessage(err).split('\n')[0]}`, { cause: err });
+  }
+  const insecure = plainHttpProblem(new URL(service.url));
+  if (insecure !== null) throw new TrainerError('PW_TRAINER_NOT_CONFIGURED', `PUMPWATCH_BLOB_CONNECTION_STRING is not usable: ${insecure}`);
+  return service;
+}
+
 export function containerFromEnv(env: CommandContext['env']): ContainerClient {
   const sas = env.PUMPWATCH_BLOB_SAS_URL;
   const conn = env.PUMPWATCH_BLOB_CONNECTION_STRING;
   // The agent's own check (agent/config.ts): an account SAS URL would name container "undefined".
   const sasProblem = !conn && sas ? containerSasUrlProblem(sas) : null;
   if (sasProblem !== null) throw new TrainerError('PW_TRAINER_NOT_CONFIGURED', `PUMPWATCH_BLOB_SAS_URL is not usable: ${sasProblem}`);
+  if (conn) return serviceFromConnectionString(conn).getContainerClient(env.PUMPWATCH_BLOB_CONTAINER || DEFAULT_CONTAINER);
   try {
-    if (conn) return BlobServiceClient.fromConnectionString(conn).getContainerClient(env.PUMPWATCH_BLOB_CONTAINER || DEFAULT_CONTAINER);
     if (sas) return new ContainerClient(sas);
   } catch (err) {
     throw new TrainerError('PW_TRAINER_NOT_CONFIGURED', `the Blob Storage settings are not usable: ${safeErrorMessage(err).split('\n')[0]}`, { cause: err });
@@ -96,11 +114,7 @@ export function modelsFromEnv(env: CommandContext['env']): ContainerClient {
       const which = env.PUMPWATCH_MODELS_CONTAINER ? 'PUMPWATCH_MODELS_CONTAINER names' : `the registry's default container "${DEFAULT_MODELS_CONTAINER}" is`;
       throw new TrainerError('PW_TRAINER_NOT_CONFIGURED', `${which} the uploads' container "${data}" (PUMPWATCH_BLOB_CONTAINER): ${own}`);
     }
-    try {
-      return BlobServiceClient.fromConnectionString(conn).getContainerClient(name);
-    } catch (err) {
-      throw new TrainerError('PW_TRAINER_NOT_CONFIGURED', `the Blob Storage settings are not usable: ${safeErrorMessage(err).split('\n')[0]}`, { cause: err });
-    }
+    return serviceFromConnectionString(conn).getContainerClient(name);
   }
   if (!sas) {
     throw new TrainerError(
