@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { fileProblem } from '../inference/model-file.js';
 import { unknownVariables, type UnknownVariable } from '../sync/env-names.js';
 import { PLAIN_HTTP_RULE, plainHttpProblem } from '../sync/plain-http.js';
 import { CONTAINER_SAS_URL_RULE, containerSasUrlProblem } from '../sync/sas-url.js';
@@ -146,6 +148,22 @@ function checkModuleConnectionString(value: string): { problem: string | null; d
     : !parsed.SharedAccessKey ? 'not a module connection string the agent can use: it has no SharedAccessKey, and the IoT SDK signs a module in with a shared access key only (not SharedAccessSignature or x509)'
     : null;
   return { problem: problem === null ? null : `${problem}; expected ${MODULE_CONNECTION_STRING_RULE}`, deviceId: parsed.DeviceId };
+}
+
+/**
+ * Why the CA file the module client trusts cannot be used, or null when it can. Read here, at
+ * start-up, where the agent (with a module connection string) or the IoT SDK (with
+ * EdgeHubConnectionString) reads it later: a missing file exited 1 with a fatal log line that did
+ * not name the variable, or failed every connection attempt under the SDK.
+ */
+function moduleCaProblem(path: string): string | null {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    return fileProblem(err as NodeJS.ErrnoException, 'a PEM certificate file');
+  }
+  return text.includes('-----BEGIN CERTIFICATE-----') ? null : 'not a PEM certificate (no -----BEGIN CERTIFICATE----- line)';
 }
 
 function key<T extends z.ZodType>(spec: KeySpec<T>): KeySpec<T> {
@@ -298,6 +316,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const { problem, deviceId } = checkModuleConnectionString(values.moduleConnectionString);
     if (problem !== null) throw new ConfigError([`${CONFIG_KEYS.moduleConnectionString.env}=${describeValue(CONFIG_KEYS.moduleConnectionString, values.moduleConnectionString)}: ${problem}`]);
     moduleDeviceId = deviceId;
+  }
+  // Read by configuredSource with a module connection string, by the SDK's fromEnvironment with
+  // EdgeHubConnectionString (or IotHubConnectionString); IoT Edge's workload API brings its own CA.
+  const caRead = values.moduleConnectionString !== undefined || Boolean(env.EdgeHubConnectionString || env.IotHubConnectionString);
+  if (values.hub !== 'off' && values.moduleCaFile !== undefined && caRead) {
+    const problem = moduleCaProblem(values.moduleCaFile);
+    if (problem !== null) throw new ConfigError([`${CONFIG_KEYS.moduleCaFile.env}=${JSON.stringify(values.moduleCaFile)}: ${problem} (the CA certificate the module client trusts)`]);
   }
   // The module's own device before the host name: under `docker run` the host name is the
   // container's id, which changes whenever the container is made again, and the blobs' names with it.

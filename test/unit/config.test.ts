@@ -1,4 +1,6 @@
-import { hostname } from 'node:os';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, configReference, loadConfig } from '../../agent/config.js';
 import { parseSection } from '../../agent/edge/desired.js';
@@ -78,6 +80,33 @@ describe('the agent configuration', () => {
       `HostName=localhub;DeviceId=gw-1;ModuleId=pumpwatch;SharedAccessKey=${key};GatewayHostName=localhost:8883`,
       `HostName=hub.azure-devices.net;DeviceId=gw-1;ModuleId=pumpwatch;SharedAccessKey=${key}`,
     ]) expect(problems({ PUMPWATCH_MODULE_CONNECTION_STRING: ok }), ok).toEqual([]);
+  });
+
+  it('refuses an EdgeModuleCACertificateFile the module client cannot read at start-up, naming the variable and the file, where the client would read it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pumpwatch-ca-'));
+    try {
+      const notPem = join(dir, 'ca.der');
+      writeFileSync(notPem, Buffer.from([0x30, 0x82, 0x01, 0x0a]));
+      const pem = join(dir, 'ca.pem');
+      writeFileSync(pem, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
+      const moduleString = { PUMPWATCH_MODULE_CONNECTION_STRING: 'HostName=hub.azure-devices.net;DeviceId=gw-1;ModuleId=pumpwatch;SharedAccessKey=c2VjcmV0S2V5' };
+      const edgeHubString = { EdgeHubConnectionString: 'HostName=hub.azure-devices.net;DeviceId=gw-1;ModuleId=pumpwatch;SharedAccessKey=c2VjcmV0S2V5' };
+      for (const [file, why] of [
+        ['/nonexistent.pem', 'no such file'],
+        [dir, 'is a folder, not a PEM certificate file'],
+        [notPem, 'not a PEM certificate (no -----BEGIN CERTIFICATE----- line)'],
+      ] as const) {
+        for (const source of [moduleString, edgeHubString] as Array<Record<string, string>>) {
+          expect(problems({ ...source, EdgeModuleCACertificateFile: file })).toEqual([`EdgeModuleCACertificateFile=${JSON.stringify(file)}: ${why} (the CA certificate the module client trusts)`]);
+        }
+      }
+      expect(problems({ ...moduleString, EdgeModuleCACertificateFile: pem })).toEqual([]);
+      // Not read with the hub off, nor inside IoT Edge's workload API (which brings its own CA).
+      expect(problems({ ...moduleString, PUMPWATCH_HUB: 'off', EdgeModuleCACertificateFile: '/nonexistent.pem' })).toEqual([]);
+      expect(problems({ IOTEDGE_WORKLOADURI: 'unix:///var/run/iotedge/workload.sock', EdgeModuleCACertificateFile: '/nonexistent.pem' })).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('checks the module connection string only when it is the one the agent connects with', () => {
