@@ -4,6 +4,7 @@
 #   REGISTRY_ADDRESS=myacr.azurecr.io REGISTRY_USERNAME=… REGISTRY_PASSWORD=… PUMPWATCH_VERSION=0.1.0 \
 #   SENSOR_IMAGE=myacr.azurecr.io/pumpsensor:1.0 PUMPWATCH_BLOB_SAS_URL='https://…' PUMPWATCH_STATUS_TOKEN=… \
 #   deployment/render.sh > deployment.json
+# Needs envsubst, and node with this checkout built (npm ci && npm run build) for the SAS URL's check.
 set -euo pipefail
 vars=(REGISTRY_ADDRESS REGISTRY_USERNAME REGISTRY_PASSWORD PUMPWATCH_VERSION SENSOR_IMAGE PUMPWATCH_BLOB_SAS_URL PUMPWATCH_STATUS_TOKEN)
 if ! command -v envsubst >/dev/null 2>&1; then
@@ -26,5 +27,18 @@ for v in "${vars[@]}"; do
     exit 2
   fi
 done
+# The agent refuses a PUMPWATCH_BLOB_SAS_URL that names no container (an account SAS URL), has no
+# sig, or is plain http:// to Azure (exit 2 at start): rendered, it crash-looped every gateway of the
+# deployment. The agent's own check is run here (node and this checkout built, as the check needs
+# the Blob SDK), with the URL in the environment only.
+checker="$(dirname "$0")/../dist/agent/check-sas-url.js"
+if ! command -v node >/dev/null 2>&1 || [ ! -f "$checker" ]; then
+  echo "render.sh: cannot check PUMPWATCH_BLOB_SAS_URL as the agent will: this needs node (20 or later) and this checkout built (npm ci && npm run build)" >&2
+  exit 2
+fi
+if ! refusal=$(node "$checker" 2>&1); then
+  echo "render.sh: $refusal" >&2
+  exit 2
+fi
 list=$(printf '${%s} ' "${vars[@]}")
 envsubst "$list" < "$(dirname "$0")/pumpwatch.deployment.template.json"

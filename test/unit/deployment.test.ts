@@ -513,4 +513,36 @@ describe('deployment/render.sh', () => {
       expect(r.stderr).toBe(`render.sh: ${name} begins or ends with a space, or is only spaces: set it without them\n`);
     }
   });
+
+  it('refuses a SAS URL the agent would refuse, with the agent\'s own message, without printing it', () => {
+    // Before, these rendered (exit 0), and the agent then exited 2 on every gateway of the deployment.
+    const sas = 'sv=2025-01-05&ss=b&srt=co&sp=rcw&sig=SECRETSIG%3D';
+    for (const [bad, why] of [
+      [`https://gw17acct.blob.core.windows.net/?${sas}`, 'it names no container: its path has 0 non-empty segments and must be /CONTAINER: an account SAS URL?'],
+      ['https://gw17acct.blob.core.windows.net/pumpwatch?sv=2025-01-05&sr=c&sp=rcw', 'it carries no signature (no sig= in its query)'],
+      [`http://gw17acct.blob.core.windows.net/pumpwatch?${sas}`, 'plain http:// to Azure\'s public endpoint (a host name ending in core.windows.net)'],
+    ] as const) {
+      const r = render({ ...vars, PUMPWATCH_BLOB_SAS_URL: bad });
+      expect(r.status, bad).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr.startsWith(`render.sh: PUMPWATCH_BLOB_SAS_URL=(value hidden): ${why}`), r.stderr).toBe(true);
+      expect(r.stderr).not.toMatch(/SECRETSIG|gw17acct/);
+      // The agent's own refusal, word for word.
+      expect(() => loadConfig({ PUMPWATCH_BLOB_SAS_URL: bad })).toThrow(r.stderr.replace(/^render\.sh: /, '').trim());
+    }
+  });
+
+  it('refuses to render where it cannot run the agent\'s check of the SAS URL, saying what it needs', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pumpwatch-render-'));
+    try {
+      // A copy outside a built checkout: no dist/ beside it.
+      mkdirSync(join(dir, 'deployment'));
+      for (const f of ['render.sh', 'pumpwatch.deployment.template.json']) writeFileSync(join(dir, 'deployment', f), readFileSync(join(root, 'deployment', f)));
+      const r = spawnSync('bash', [join(dir, 'deployment', 'render.sh')], { env: { PATH: process.env.PATH ?? '', ...vars }, encoding: 'utf8' });
+      expect(r).toMatchObject({ status: 2, stdout: '' });
+      expect(r.stderr).toBe('render.sh: cannot check PUMPWATCH_BLOB_SAS_URL as the agent will: this needs node (20 or later) and this checkout built (npm ci && npm run build)\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
