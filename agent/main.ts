@@ -10,6 +10,7 @@ import { ModelStore } from '../inference/model-store.js';
 import { monotonicNow } from '../sync/clock.js';
 import { safeErrorMessage } from '../sync/redact.js';
 import { CONFIG_KEYS, ConfigError, type Config } from './config.js';
+import { prepareDataDir } from './data-dir.js';
 import { EvictionWatch } from './eviction-watch.js';
 import { FirstModelStates } from './first-model/state.js';
 import { HousekeepingThread } from './housekeeping.js';
@@ -180,6 +181,8 @@ export class Agent implements AgentParts {
         },
         stop: () => undefined,
       },
+      // Before the buffer and the model store make folders in it (agent/data-dir.ts says why).
+      { name: 'data-dir', start: () => prepareDataDir(config.dataDir), stop: () => undefined },
       {
         name: 'buffer',
         start: () => {
