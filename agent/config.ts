@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { fileProblem } from '../inference/model-file.js';
+import { fileProblem } from '../lib/file-problem.js';
 import { unknownVariables, type UnknownVariable } from '../sync/env-names.js';
 import { PLAIN_HTTP_RULE, plainHttpProblem } from '../sync/plain-http.js';
 import { CONTAINER_SAS_URL_RULE, containerSasUrlProblem } from '../sync/sas-url.js';

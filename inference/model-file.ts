@@ -3,6 +3,7 @@
  * or refused with the reason in plain words (no such file, not ONNX, not our contract).
  */
 import { readFile } from 'node:fs/promises';
+import { fileProblem } from '../lib/file-problem.js';
 import { ModelContractError } from './contract.js';
 import { LoadedModel } from './model.js';
 
@@ -31,23 +32,6 @@ export async function loadModelFile(path: string): Promise<LoadedModel> {
   } catch (err) {
     if (err instanceof ModelContractError) throw new ModelFileError(path, contractProblem(err));
     throw err;
-  }
-}
-
-/** Why a file given by path cannot be read, in plain words; `kind` is what it should be (`a model file`). */
-export function fileProblem(err: NodeJS.ErrnoException, kind: string): string {
-  switch (err.code) {
-    case 'ENOENT':
-      return 'no such file';
-    case 'ENOTDIR':
-      return 'no such file (a folder on its path is a file)';
-    case 'EISDIR':
-      return `is a folder, not ${kind}`;
-    case 'EACCES':
-    case 'EPERM':
-      return 'not readable (permission denied)';
-    default:
-      return `cannot be read (${err.message})`;
   }
 }
 

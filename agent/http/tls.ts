@@ -7,7 +7,7 @@
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createSecureContext } from 'node:tls';
-import { fileProblem } from '../../inference/model-file.js';
+import { fileProblem } from '../../lib/file-problem.js';
 import { CONFIG_KEYS, ConfigError, type Config } from '../config.js';
 
 export interface StatusTls {
