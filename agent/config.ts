@@ -254,6 +254,15 @@ export const TWIN_SETTINGS = {
 const TWIN_FIELD_OF: ReadonlyMap<ConfigKey, string> = new Map(
   Object.entries(TWIN_SETTINGS).flatMap(([section, fields]) => Object.entries(fields).map(([field, key]) => [key as ConfigKey, `${section}.${field}`] as const)),
 );
+/**
+ * Where a key is set, for a refusal bounded by it (`PUMPWATCH_MAX_PAST_SECONDS, twin
+ * ingest.maxPastSeconds`): whoever reads the refusal learns which setting to change.
+ */
+export function settingNames(key: ConfigKey): string {
+  const twin = TWIN_FIELD_OF.get(key);
+  return twin === undefined ? CONFIG_KEYS[key].env : `${CONFIG_KEYS[key].env}, twin ${twin}`;
+}
+
 export type Config = { [K in ConfigKey]: z.output<(typeof CONFIG_KEYS)[K]['schema']> } & {
   /** True when neither a blob target nor IoT Edge is configured: simulated pumps, local Azurite and hub. */
   standalone: boolean;

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { FAULT_TYPES, LABEL_KINDS, MAX_DATE_MS, type LabelStore, type NewLabel } from '../../buffer/labels.js';
-import { DEFAULT_LIMITS, PUMP_ID_PATTERN, type ValidationLimits } from '../ingest/validate.js';
+import { DEFAULT_LIMITS, FUTURE_SETTING, PAST_SETTING, PUMP_ID_PATTERN, type ValidationLimits } from '../ingest/validate.js';
 import { PUMP_ID_RULE } from '../../sync/layout.js';
 import { labelJson } from './alerts-routes.js';
 import { parseLimit, parseSince } from './query.js';
@@ -74,11 +74,11 @@ function showTime(ms: number): string {
 function checkTime(field: 'from' | 'to', ms: number, now: number, limits: LabelTimeLimits): void {
   const hint = ms > 1e14 ? ' (epoch milliseconds are expected: is it in microseconds?)' : '';
   if (ms > now + limits.maxFutureMs) {
-    throw bad(`${field}: ${showTime(ms)} is more than ${limits.maxFutureMs / 1000} s ahead of the gateway clock (${showTime(now)})${hint}`);
+    throw bad(`${field}: ${showTime(ms)} is more than ${limits.maxFutureMs / 1000} s (${FUTURE_SETTING}) ahead of the gateway clock (${showTime(now)})${hint}`);
   }
   if (ms < now - limits.maxPastMs) {
     const seconds = ms < 1e11 && ms > 0 ? ' (epoch milliseconds are expected: is it in seconds?)' : '';
-    throw bad(`${field}: ${showTime(ms)} is more than ${limits.maxPastMs / 1000} s behind the gateway clock (${showTime(now)})${seconds}`);
+    throw bad(`${field}: ${showTime(ms)} is more than ${limits.maxPastMs / 1000} s (${PAST_SETTING}) behind the gateway clock (${showTime(now)})${seconds}`);
   }
 }
 

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { BufferError } from '../../buffer/errors.js';
+import { settingNames } from '../config.js';
 import type { IngestPipeline } from '../ingest/pipeline.js';
 import { deepNesting, jsonPreview, RAW_PREVIEW_CHARS, tooDeepReason } from '../ingest/untrusted-json.js';
 import { readBody } from './body.js';
@@ -144,7 +145,7 @@ export function registerReadingsRoute(
     const { parsed, now } = await readParsed(req, take);
     const total = parsed.items.length + parsed.lineErrors.length;
     if (total > deps.maxReadings()) {
-      throw new HttpError(413, 'PW_TOO_MANY_READINGS', `${total} readings in one request, at most ${deps.maxReadings()} allowed; split the request`);
+      throw new HttpError(413, 'PW_TOO_MANY_READINGS', `${total} readings in one request, at most ${deps.maxReadings()} allowed (${settingNames('maxReadingsPerRequest')}); split the request`);
     }
     deps.pipeline.reject(parsed.lineErrors.map((e) => ({ source: 'http', raw: e.raw, reason: e.error, receivedAt: now })));
     const result = await deps.pipeline.ingest(

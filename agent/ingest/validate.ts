@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { Reading } from '../../buffer/types.js';
 import { FLOAT32_MAX, MAX_FEATURES, nameProblem, quoteName } from '../../inference/contract.js';
 import { PUMP_ID_PATTERN, PUMP_ID_RULE } from '../../sync/layout.js';
+import { settingNames } from '../config.js';
 
 export interface ValidationLimits {
   /** Readings more than this far ahead of the gateway clock are refused (ms). */
@@ -10,6 +11,10 @@ export interface ValidationLimits {
   maxPastMs: number;
   maxValues: number;
 }
+
+/** The settings that bound a reading's `ts`, named in its refusal: the sender or the technician then knows which one to change. */
+export const FUTURE_SETTING = settingNames('maxFutureSeconds');
+export const PAST_SETTING = settingNames('maxPastSeconds');
 
 export const DEFAULT_LIMITS: ValidationLimits = {
   maxFutureMs: 86_400_000,
@@ -138,10 +143,10 @@ export function validateBySchema(input: unknown, now: number, limits: Validation
   const ts = parseTs(r.ts);
   if (typeof ts === 'string') return { ok: false, error: ts };
   if (ts > now + limits.maxFutureMs) {
-    return { ok: false, error: `ts: ${new Date(ts).toISOString()} is more than ${limits.maxFutureMs / 1000} s ahead of the gateway clock (${new Date(now).toISOString()})` };
+    return { ok: false, error: `ts: ${new Date(ts).toISOString()} is more than ${limits.maxFutureMs / 1000} s (${FUTURE_SETTING}) ahead of the gateway clock (${new Date(now).toISOString()})` };
   }
   if (ts < now - limits.maxPastMs) {
-    return { ok: false, error: `ts: ${new Date(ts).toISOString()} is more than ${limits.maxPastMs / 1000} s behind the gateway clock (${new Date(now).toISOString()})` };
+    return { ok: false, error: `ts: ${new Date(ts).toISOString()} is more than ${limits.maxPastMs / 1000} s (${PAST_SETTING}) behind the gateway clock (${new Date(now).toISOString()})` };
   }
   // The input's names, not the parsed copy's: the copy has lost a `__proto__` value, which must be refused, not dropped.
   const names = Object.keys((input as { values: object }).values);

@@ -285,6 +285,7 @@ describe('POST /readings', () => {
       const r = await postJson(`${big.url}/readings`, Array.from({ length: 6 }, () => reading('p', { Pressure: 1 })));
       expect(r.status).toBe(413);
       expect(r.json.code).toBe('PW_TOO_MANY_READINGS');
+      expect(r.json.error).toBe('6 readings in one request, at most 5 allowed (PUMPWATCH_MAX_READINGS_PER_REQUEST); split the request');
     } finally {
       await big.stop();
     }

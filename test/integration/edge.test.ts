@@ -79,7 +79,7 @@ describe('the agent as an IoT Edge module on the local hub', () => {
     await until(() => expect(reported().ingest).toEqual({ value: { maxPastSeconds: 3600 }, ac: 200, av: tighter, ad: 'applied' }));
     const refused = await postJson(`${t.url}/readings`, [twoHoursAgo]);
     expect(refused.status).toBe(400);
-    expect(refused.json.rejected[0].error).toMatch(/^ts: .* is more than 3600 s behind the gateway clock/);
+    expect(refused.json.rejected[0].error).toMatch(/^ts: .* is more than 3600 s \(PUMPWATCH_MAX_PAST_SECONDS, twin ingest\.maxPastSeconds\) behind the gateway clock/);
 
     const reset = hub.updateDesired(DEVICE, MODULE, { ingest: null });
     await until(() => expect(reported().ingest).toMatchObject({ ac: 200, av: reset, ad: 'reset to start-up values' }));

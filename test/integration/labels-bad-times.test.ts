@@ -39,7 +39,7 @@ describe('POST /labels time bounds', () => {
     const r = await postJson(`${t.url}/labels`, { pumpId: 'lt-1', kind: 'maintenance', from: BAD_FROM, to: BAD_FROM + 1000, author: 'Ana' });
     expect(r.status).toBe(400);
     expect(r.json.code).toBe('PW_BAD_LABEL');
-    expect(r.json.error).toMatch(/^from: 9000000000000000 is more than 86400 s ahead of the gateway clock \(.*\) \(epoch milliseconds are expected: is it in microseconds\?\)$/);
+    expect(r.json.error).toMatch(/^from: 9000000000000000 is more than 86400 s \(PUMPWATCH_MAX_FUTURE_SECONDS, twin ingest\.maxFutureSeconds\) ahead of the gateway clock \(.*\) \(epoch milliseconds are expected: is it in microseconds\?\)$/);
     const listed = await fetch(`${t.url}/labels`);
     expect(listed.status).toBe(200);
     expect(((await listed.json()) as { count: number }).count).toBe(0);
@@ -49,10 +49,10 @@ describe('POST /labels time bounds', () => {
     const now = Date.now();
     const seconds = await postJson(`${t.url}/labels`, { pumpId: 'lt-1', kind: 'maintenance', from: Math.floor(now / 1000) - 60, to: Math.floor(now / 1000), author: 'Ana' });
     expect(seconds.status).toBe(400);
-    expect(seconds.json.error).toMatch(/^from: 1970-.* is more than 31536000 s behind the gateway clock .* \(epoch milliseconds are expected: is it in seconds\?\)$/);
+    expect(seconds.json.error).toMatch(/^from: 1970-.* is more than 31536000 s \(PUMPWATCH_MAX_PAST_SECONDS, twin ingest\.maxPastSeconds\) behind the gateway clock .* \(epoch milliseconds are expected: is it in seconds\?\)$/);
     const ahead = await postJson(`${t.url}/labels`, { pumpId: 'lt-1', kind: 'maintenance', from: now, to: now + 3 * 86_400_000, author: 'Ana' });
     expect(ahead.status).toBe(400);
-    expect(ahead.json.error).toMatch(/^to: .* is more than 86400 s ahead of the gateway clock/);
+    expect(ahead.json.error).toMatch(/^to: .* is more than 86400 s \(PUMPWATCH_MAX_FUTURE_SECONDS, twin ingest\.maxFutureSeconds\) ahead of the gateway clock/);
     const ok = await postJson(`${t.url}/labels`, { pumpId: 'lt-1', kind: 'maintenance', from: new Date(now - 3_600_000).toISOString(), to: new Date(now).toISOString(), author: 'Ana' });
     expect(ok.status).toBe(201);
   });

@@ -144,4 +144,11 @@ describe('reading validation', () => {
     // The largest float32 itself, and large values it holds (an overflow inside a model is another matter).
     for (const v of [FLOAT32_MAX, -FLOAT32_MAX, 1e20]) expect(validateReading({ ...ok, values: { Flow: v } }, NOW).ok).toBe(true);
   });
+
+  it('refuses a ts too far from the gateway clock naming the setting that bounds it, as the environment and the twin call it', () => {
+    const ahead = validateReading({ ...ok, ts: NOW + 2 * 86_400_000 }, NOW);
+    expect(ahead).toEqual({ ok: false, error: 'ts: 2026-11-25T12:00:00.000Z is more than 86400 s (PUMPWATCH_MAX_FUTURE_SECONDS, twin ingest.maxFutureSeconds) ahead of the gateway clock (2026-11-23T12:00:00.000Z)' });
+    const behind = validateReading({ ...ok, ts: NOW - 2 * 3600_000 }, NOW, { ...DEFAULT_LIMITS, maxPastMs: 3600_000 });
+    expect(behind).toEqual({ ok: false, error: 'ts: 2026-11-23T10:00:00.000Z is more than 3600 s (PUMPWATCH_MAX_PAST_SECONDS, twin ingest.maxPastSeconds) behind the gateway clock (2026-11-23T12:00:00.000Z)' });
+  });
 });
