@@ -49,7 +49,7 @@ const ALLOWED: Record<Folder, Partial<Record<Folder, true | readonly string[]>>>
     inference: ['inference/contract.js', 'inference/engine.js', 'inference/model.js'],
     buffer: ['buffer/types.js'],
     // Blob names and reading what the agents uploaded; the agent's redaction, deadlines and storage settings.
-    sync: ['sync/layout.js', 'sync/reader.js', 'sync/redact.js', 'sync/errors.js', 'sync/deadline.js', 'sync/env-names.js', 'sync/labels-upload.js', 'sync/sas-url.js'],
+    sync: ['sync/layout.js', 'sync/reader.js', 'sync/redact.js', 'sync/errors.js', 'sync/deadline.js', 'sync/env-names.js', 'sync/labels-upload.js', 'sync/sas-url.js', 'sync/plain-http.js'],
     lib: true,
   },
   lib: {},
