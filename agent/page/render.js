@@ -340,7 +340,12 @@ export function cloudSummary(s) {
       what = 'no cloud storage configured, readings stay on the gateway';
       break;
     case 'uploading':
-      what = 'uploading';
+      // An attempt that times out is followed by the next at once, so a stalled link reads
+      // "uploading" for as long as it lasts: the blob's connectivity tells that it is no upload.
+      if (blobProblem) {
+        what = `${blobProblem}, retrying`;
+        problem = true;
+      } else what = 'uploading';
       break;
     case 'retrying':
       what = `upload failed, retrying${blobProblem ? ` (${blobProblem})` : ''}`;

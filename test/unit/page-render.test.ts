@@ -1,0 +1,25 @@
+/**
+ * The page's texts (agent/page/render.js, plain ES module run by the browser; imported here as Node
+ * runs it), as the field technician's review read them on the page.
+ */
+import { describe, expect, it } from 'vitest';
+// @ts-expect-error: the page's modules are plain JavaScript without type declarations
+import { cloudSummary } from '../../agent/page/render.js';
+
+describe('cloud line with a stalled link', () => {
+  // Seen live (rev-tech): Blob Storage frozen, each attempt timed out after 61.5 s and the next began
+  // at once, so /status said sync.state "uploading" with blob "offline" for minutes, shown in grey.
+  it('flags "no connection" with the last upload when the blob is offline while an upload is in flight', () => {
+    const status = {
+      sync: {
+        state: 'uploading',
+        lastSuccessAt: new Date(Date.now() - 130_000).toISOString(),
+        lastError: 'no answer from Blob Storage for 61.5 s (uploading readings/…): the connection stalled, the request was given up',
+        lastErrorAt: new Date(Date.now() - 3_000).toISOString(),
+      },
+      connectivity: { blob: 'offline' },
+      buffer: { unsynced: 519 },
+    };
+    expect(cloudSummary(status)).toEqual({ text: 'Cloud: no connection to the cloud, retrying · 519 readings waiting · last upload 2 min ago', problem: true });
+  });
+});
