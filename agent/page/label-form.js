@@ -69,6 +69,10 @@ export function initLabelForm({ onSaved }) {
   /** 'validation' errors go away as soon as the technician changes something; a failed save stays. */
   let errorKind = null;
   let statusTimer = null;
+  /** Counts the dialog's openings: a save that answers after its dialog closed (or was opened again) tells the page, not the dialog. */
+  let opening = 0;
+  const save = $('label-save');
+  const saveText = save.textContent;
 
   function setError(text, kind) {
     error.textContent = text;
@@ -80,10 +84,16 @@ export function initLabelForm({ onSaved }) {
     if (target?.isConnected) target.focus();
   }
 
-  function announce(text) {
+  /** A failure stays until the next announcement: it is news the technician must not miss. */
+  function announce(text, { keep = false } = {}) {
     clearTimeout(statusTimer);
     status.textContent = text;
-    statusTimer = setTimeout(() => (status.textContent = ''), 10_000);
+    if (!keep) statusTimer = setTimeout(() => (status.textContent = ''), 10_000);
+  }
+
+  function setSaving(saving) {
+    save.disabled = saving;
+    save.textContent = saving ? 'Saving…' : saveText;
   }
 
   function kind() {
@@ -150,28 +160,34 @@ export function initLabelForm({ onSaved }) {
       return;
     }
     setError('', null);
-    const save = $('label-save');
-    save.disabled = true;
+    const sent = body();
+    const mine = opening;
+    // Esc or Cancel on a slow link leaves the request running: its answer is still told (below)
+    const inDialog = () => dialog.open && opening === mine;
+    setSaving(true);
     let label;
     try {
-      ({ label } = await api('/labels', { method: 'POST', body: body() }));
+      ({ label } = await api('/labels', { method: 'POST', body: sent }));
     } catch (err) {
       const why =
         err instanceof ApiError && err.kind === 'unreachable'
-          ? 'the agent cannot be reached. Check this device’s connection to the gateway, then press “Save label” again.'
+          ? `the agent cannot be reached. Check this device’s connection to the gateway, then ${inDialog() ? 'press “Save label” again' : 'label it again'}.`
           : (err?.message ?? 'unknown error');
-      setError(`The label was NOT saved: ${why}`, 'save');
+      if (inDialog()) setError(`The label was NOT saved: ${why}`, 'save');
+      else announce(`The label for ${sent.pumpId} (${KIND_TEXT[sent.kind]}) was NOT saved: ${why}`, { keep: true });
       return;
     } finally {
-      save.disabled = false;
+      if (opening === mine) setSaving(false);
     }
     remember(label.author);
-    dialog.close();
+    const closedMeanwhile = !inDialog();
+    if (!closedMeanwhile) dialog.close();
     announce(savedText(label));
     try {
       await onSaved(label);
     } finally {
-      focusOpener();
+      // the technician moved on after closing the dialog: the focus stays where they put it
+      if (!closedMeanwhile) focusOpener();
     }
   });
 
@@ -184,6 +200,8 @@ export function initLabelForm({ onSaved }) {
     open(next, focusBack = null) {
       ctx = next;
       opener = focusBack;
+      opening += 1;
+      setSaving(false);
       form.reset();
       setError('', null);
       $('author').value = rememberedAuthor();

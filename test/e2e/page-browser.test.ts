@@ -455,6 +455,37 @@ describe('what the UX audit found', () => {
     await page.close();
   });
 
+  it('says "Saving…" while a label is on its way, and tells the page of a save that answers after its dialog was closed, failed or saved', async () => {
+    const { page } = await openPage(t.url);
+    // a slow link: POST /labels is held until the test lets it go
+    let held: (r: import('playwright-core').Route) => void = () => {};
+    const next = () => new Promise<import('playwright-core').Route>((resolve) => (held = resolve));
+    await page.route('**/labels', (route) => (route.request().method() === 'POST' ? held(route) : route.fallback()));
+    const label = async (kind: string) => {
+      await page.locator('#alerts li').filter({ hasText: 'pump-2' }).first().getByRole('button').click();
+      await expect.poll(() => page.locator('#label-dialog').evaluate((d) => (d as any).open)).toBe(true);
+      await page.locator(`input[value="${kind}"]`).check();
+      await page.locator('#author').fill('Ana');
+      const route = next();
+      await page.locator('#label-save').click();
+      const pending = await route;
+      expect(await text(page, '#label-save')).toBe('Saving…');
+      expect(await page.locator('#label-save').isDisabled()).toBe(true);
+      await page.keyboard.press('Escape');
+      await expect.poll(() => page.locator('#label-dialog').evaluate((d) => (d as any).open)).toBe(false);
+      return pending;
+    };
+    await (await label('false-alarm')).abort('connectionrefused');
+    await expect.poll(() => text(page, '#label-status')).toMatch(/^The label for pump-2 \(False alarm\) was NOT saved: the agent cannot be reached\. .*label it again\.$/);
+    expect(await text(page, '#label-error')).toBe('');
+    await (await label('false-alarm')).fallback();
+    await expect.poll(() => text(page, '#label-status')).toBe('Label saved: False alarm on pump-2.');
+    // the dialog opened again has its button back
+    await page.locator('#alerts li').filter({ hasText: 'pump-2' }).first().getByRole('button').click();
+    expect(await text(page, '#label-save')).toBe('Save label');
+    await page.close();
+  });
+
   it('says the time zone once, gives dates of another year their year, and rounds the chart label; no live legend on a phone', async () => {
     const { page } = await openPage(t.url, { width: 390, height: 844 }, { timezoneId: 'Europe/Paris' });
     await page.locator('#score-chart canvas').waitFor();
