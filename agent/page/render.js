@@ -109,7 +109,7 @@ export function modelScope(model) {
     return {
       generic: true,
       badge: 'Generic default model — not trained on this pump',
-      warning: 'Many faults of this pump will not raise an alarm until a model trained on its own readings is deployed. The generic model was fitted on simulated pumps at one duty point: a pump running at another (flow, current, temperatures) may be in alarm all the time until then.',
+      warning: 'Many faults of this pump will not raise an alarm until a model trained on its own readings is deployed. The generic model was fitted on simulated pumps at six duty points: a pump running far from them (flow, current, temperatures) may be in alarm all the time until then.',
     };
   }
   return { generic: false, badge: 'Trained for this pump', warning: '' };

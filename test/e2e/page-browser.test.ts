@@ -290,7 +290,7 @@ describe('what the UX audit found', () => {
     expect(await text(page, 'button[data-pump="pump-2"]')).toContain('Generic default model (test-1)');
     expect(await text(page, '#detail-model-kind')).toBe('Generic default model — not trained on this pump');
     expect(await page.locator('#detail-model-warning').isVisible()).toBe(true);
-    expect(await text(page, '#detail-model-warning')).toMatch(/^Many faults of this pump will not raise an alarm until a model trained on its own readings is deployed\. The generic model was fitted on simulated pumps at one duty point: a pump running at another .* may be in alarm all the time/);
+    expect(await text(page, '#detail-model-warning')).toMatch(/^Many faults of this pump will not raise an alarm until a model trained on its own readings is deployed\. The generic model was fitted on simulated pumps at six duty points: a pump running far from them .* may be in alarm all the time/);
     // A model of pump-3's own: the page says so, without the warning.
     try {
       await page.locator('button[data-pump="pump-3"]').click();

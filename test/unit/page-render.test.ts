@@ -2,9 +2,15 @@
  * The page's texts (agent/page/render.js, plain ES module run by the browser; imported here as Node
  * runs it), as the field technician's review read them on the page.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { packageRoot } from '../../agent/paths.js';
 // @ts-expect-error: the page's modules are plain JavaScript without type declarations
-import { cloudSummary } from '../../agent/page/render.js';
+import { cloudSummary, modelScope, rangeNote } from '../../agent/page/render.js';
+
+/** A README's text with its line breaks as spaces, as a quote spans lines. */
+const readme = (path: string) => readFileSync(join(packageRoot(), path), 'utf8').replace(/\s+/g, ' ');
 
 describe('cloud line with a stalled link', () => {
   // Seen live (rev-tech): Blob Storage frozen, each attempt timed out after 61.5 s and the next began
@@ -23,3 +29,17 @@ describe('cloud line with a stalled link', () => {
     expect(cloudSummary(status)).toEqual({ text: 'Cloud: no connection to the cloud, retrying · 519 readings waiting · last upload 2 min ago', problem: true });
   });
 });
+
+describe('the generic default model in words', () => {
+  it('says it was fitted at six duty points, as the bundled model was (README, agent/http/generic-range.ts)', () => {
+    const { warning } = modelScope({ key: 'default', version: 'default-1' });
+    expect(warning).toMatch(/simulated pumps at six duty points/);
+    expect(warning).not.toMatch(/one duty point/);
+  });
+
+  it('is quoted in agent/page/README.md as the page says it when a pump is outside its range', () => {
+    const note = rangeNote({ outsideGenericRange: { anomalies: 3600, scored: 3600, windowMinutes: 60 } }) as string;
+    expect(readme('agent/page/README.md')).toContain(`"${note}"`);
+  });
+});
+
