@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { packageRoot } from '../../agent/paths.js';
 // @ts-expect-error: the page's modules are plain JavaScript without type declarations
-import { cloudSummary, modelScope, rangeNote } from '../../agent/page/render.js';
+import { cloudSummary, modelScope, rangeNote, topShares } from '../../agent/page/render.js';
 
 /** A README's text with its line breaks as spaces, as a quote spans lines. */
 const readme = (path: string) => readFileSync(join(packageRoot(), path), 'utf8').replace(/\s+/g, ' ');
@@ -43,3 +43,9 @@ describe('the generic default model in words', () => {
   });
 });
 
+describe('main contributors', () => {
+  it('leaves out a sensor under 1 %, which read "0 %" among the main ones', () => {
+    expect(topShares({ Pressure: 0.7, Current: 0.295, Voltage: 0.004, Flow: 0.001 })).toBe('Pressure 70 %, Current 30 %');
+    expect(topShares({ Pressure: 0.5, Current: 0.3, Voltage: 0.2, Flow: 0.1 })).toBe('Pressure 45 %, Current 27 %, Voltage 18 %');
+  });
+});
