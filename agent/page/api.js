@@ -81,6 +81,14 @@ async function errorOf(res) {
   return new ApiError('server', `The agent reported a problem (${code ?? res.status}): ${detail}`, code);
 }
 
+let lastAnswer = 0;
+/**
+ * When the agent last answered anything (a request, HTTP errors included, or a chunk of the live
+ * stream; this device's clock, 0 before the first): on a lossy link one failed request is no sign
+ * the agent is gone while others get through.
+ */
+export const lastAnswerAt = () => lastAnswer;
+
 /** The `code` of the ApiError of a GET that did not answer within its time. */
 export const TIMED_OUT = 'PAGE_TIMED_OUT';
 
@@ -100,12 +108,19 @@ export async function api(path, { method = 'GET', body, timeoutMs = GET_TIMEOUT_
     // a GET past its time: the agent may be there but slow (a long walk): `code` tells it apart
     throw new ApiError('unreachable', UNREACHABLE, err?.name === 'TimeoutError' ? TIMED_OUT : null);
   }
-  if (!res.ok) throw await errorOf(res);
+  if (!res.ok) {
+    const err = await errorOf(res);
+    lastAnswer = Date.now();
+    throw err;
+  }
+  let answer;
   try {
-    return await res.json();
+    answer = await res.json();
   } catch {
     throw new ApiError('unreachable', UNREACHABLE);
   }
+  lastAnswer = Date.now();
+  return answer;
 }
 
 /**
@@ -138,6 +153,7 @@ export async function stream(onEvent, onOpen, signal) {
       throw new ApiError('unreachable', UNREACHABLE);
     }
     const { value, done } = chunk;
+    lastAnswer = Date.now();
     if (done) {
       clearTimeout(silent);
       return;

@@ -508,7 +508,7 @@ describe('what the UX audit found', () => {
     await laptop.page.close();
   });
 
-  it('marks the page down at the first failed poll: header, sticky banner, greyed pumps and "as of" time', async () => {
+  it('marks the page down once the agent stops answering: header, sticky banner, greyed pumps and "as of" time', async () => {
     let lone = await startTestAgent();
     let stopped = false;
     try {
@@ -520,9 +520,8 @@ describe('what the UX audit found', () => {
       expect(await page.evaluate(() => (globalThis as any).document.body.classList.contains('is-down'))).toBe(false);
       await lone.stop();
       stopped = true;
-      const t0 = Date.now();
-      await expect.poll(() => text(page, '#live'), { timeout: 3500, interval: 100 }).toMatch(/^Agent unreachable · not live, data as of \d/);
-      expect(Date.now() - t0).toBeLessThan(3500);
+      // at the failure that ends 5 s without an answer (one lost request of a lossy link is not enough: below)
+      await expect.poll(() => text(page, '#live'), { timeout: 15_000, interval: 100 }).toMatch(/^Agent unreachable · not live, data as of \d/);
       expect(await page.locator('#live').getAttribute('class')).toBe('live down');
       expect(await page.evaluate(() => (globalThis as any).document.body.classList.contains('is-down'))).toBe(true);
       expect(await page.locator('#pumps').evaluate((e) => (globalThis as any).getComputedStyle(e).filter)).toContain('grayscale');
@@ -544,6 +543,33 @@ describe('what the UX audit found', () => {
     } finally {
       if (!stopped) await lone.stop();
     }
+  });
+
+  it('does not call the agent unreachable on a lossy link where one request in three is lost while the others answer', async () => {
+    // Before, the first failed request turned the page red: at 30 % loss it flapped (29 of 60 samples, 5 flips).
+    const { page } = await openPage(t.url, undefined, { blockEvents: true });
+    await expect.poll(() => page.locator('#live').getAttribute('class'), { timeout: 10_000 }).toBe('live ok');
+    // every text the header's live line takes from now on
+    await page.evaluate(`(() => {
+      const live = document.getElementById('live');
+      window.liveTexts = [live.textContent];
+      new MutationObserver(() => window.liveTexts.push(live.textContent)).observe(live, { childList: true, characterData: true, subtree: true });
+    })()`);
+    let n = 0;
+    let lost = 0;
+    const api = (url: URL) => url.pathname !== '/' && !url.pathname.startsWith('/page/') && url.pathname !== '/events';
+    await page.route(api, (route) => {
+      n += 1;
+      if (n % 3 !== 0) return route.fallback();
+      lost += 1;
+      return route.abort('connectionrefused');
+    });
+    await expect.poll(() => lost, { timeout: 40_000, interval: 200 }).toBeGreaterThanOrEqual(6);
+    await page.unroute(api);
+    const texts = (await page.evaluate('window.liveTexts')) as string[];
+    expect(texts.filter((x) => /unreachable/i.test(x))).toEqual([]);
+    expect(await page.locator('#banner').isVisible()).toBe(false);
+    await page.close();
   });
 
   it('says "Sign-in needed" (not "unreachable"), that the gateway token changed, and "Signed out" after signing out', async () => {
