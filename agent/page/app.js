@@ -1,6 +1,6 @@
 // The technician's page: state, refresh loop (live stream, polling as fallback) and sign-in.
 import { ApiError, UNREACHABLE, api, getToken, lastAnswerAt, setToken, stream } from './api.js';
-import { pickSensors, scoreChart, sensorCharts } from './charts.js';
+import { MAX_SENSOR_CHARTS, pickSensors, scoreChart, sensorCharts } from './charts.js';
 import { SKEW_NOTICE_MS, clockSkewMs, noteGatewayTime } from './clock.js';
 import { fmtClock, fmtDuration, fmtScorePair, timeZoneText } from './format.js';
 import { initLabelForm } from './label-form.js';
@@ -50,6 +50,8 @@ const state = {
   score: null,
   sensors: null,
   sensorNames: '',
+  /** "Chart them too": every sensor charted, not the first MAX_SENSOR_CHARTS (kept for other pumps). */
+  allSensors: false,
   streamLive: false,
   lastOk: 0,
   lastFull: 0,
@@ -417,7 +419,10 @@ function renderDetail() {
   );
   if (state.score) state.score.update(state.rows, threshold);
   else if (state.rows.length > 0) state.score = scoreChart($('score-chart'), state.rows, threshold);
-  const names = pickSensors(state.rows, p.model?.features);
+  const { charted: names, left } = pickSensors(state.rows, p.model?.features, state.allSensors ? Infinity : MAX_SENSOR_CHARTS);
+  $('sensors-more').hidden = left.length === 0;
+  const moreText = left.length === 0 ? '' : `${left.length} more sensor${left.length === 1 ? '' : 's'} not charted: ${left.join(', ')}.`;
+  if ($('sensors-more-text').textContent !== moreText) $('sensors-more-text').textContent = moreText;
   if (names.join('|') !== state.sensorNames) {
     state.sensors?.destroy();
     state.sensors = sensorCharts($('sensor-charts'), state.rows, names);
@@ -671,6 +676,12 @@ $('sign-out').addEventListener('click', () => {
   setToken(null);
   state.streamAbort?.abort();
   showLogin(null, { signedOut: true });
+});
+
+$('sensors-all').addEventListener('click', () => {
+  state.allSensors = true;
+  renderDetail();
+  $('sensor-charts').lastElementChild?.scrollIntoView({ block: 'nearest' });
 });
 
 $('record-maintenance').addEventListener('click', () => {

@@ -8,6 +8,7 @@ const GRID = '#d6d6d6';
 const SCORE = '#1f4e8c';
 const ALARM = '#b00020';
 const SENSOR_COLORS = ['#1f4e8c', '#6b3fa0', '#0b6b2c', '#8a4b00', '#00606b', '#7a1f5c'];
+/** Charted at first: six small charts fit a phone's screen below the score; the rest on demand. */
 export const MAX_SENSOR_CHARTS = 6;
 
 const axis = (extra = {}) => ({ stroke: INK, grid: { stroke: GRID, width: 1 }, ticks: { stroke: GRID }, font: '12px system-ui, sans-serif', ...extra });
@@ -153,9 +154,10 @@ function sensorData(rows, name) {
 
 /**
  * Which sensors to chart: the ones contributing most to the pump's latest alert first, then the
- * model's features in order, then any other value, at most MAX_SENSOR_CHARTS.
+ * model's features in order, then any other value, at most `max`: { charted, left } (the sensors
+ * beyond it, which the page names: with the default model's 8 features, 2 were left out unsaid).
  */
-export function pickSensors(rows, features) {
+export function pickSensors(rows, features, max = MAX_SENSOR_CHARTS) {
   const names = new Set();
   const lastAlert = [...rows].reverse().find((r) => r.anomaly && r.contributions);
   if (lastAlert) {
@@ -163,5 +165,6 @@ export function pickSensors(rows, features) {
   }
   for (const f of features ?? []) names.add(f);
   for (const r of rows.slice(-1)) for (const n of Object.keys(r.values ?? {})) names.add(n);
-  return [...names].slice(0, MAX_SENSOR_CHARTS);
+  const all = [...names];
+  return { charted: all.slice(0, max), left: all.slice(max) };
 }

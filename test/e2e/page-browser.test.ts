@@ -486,6 +486,28 @@ describe('what the UX audit found', () => {
     await page.close();
   });
 
+  it('names the sensors beyond the six charted and charts them on demand, on a phone', async () => {
+    // Before, the 7th and 8th sensors (with the default model: Voltage, Volume Flow RateRMS) were never charted, unsaid.
+    const r = rng(8);
+    const end = Date.now() - 1000;
+    const extra = { Temperature: 40, Vibration: 0.2, Speed: 1450, Voltage: 230, 'Volume Flow RateRMS': 31 };
+    const rows = Array.from({ length: 10 }, (_, i) => ({ pumpId: 'pump-8s', ts: end - (9 - i) * 1000, values: { ...normalValues(r, i), ...extra } }));
+    expect((await postJson(`${t.url}/readings`, rows)).status).toBe(202);
+    const { page } = await openPage(t.url, { width: 390, height: 844 });
+    await page.locator('button[data-pump="pump-8s"]').click();
+    await expect.poll(() => text(page, '#detail-h')).toBe('Pump pump-8s');
+    await expect.poll(() => page.locator('#sensor-charts .sensor-chart').count()).toBe(6);
+    expect(await page.locator('#sensors-more').isVisible()).toBe(true);
+    expect(await text(page, '#sensors-more-text')).toBe('2 more sensors not charted: Voltage, Volume Flow RateRMS.');
+    await page.locator('#sensors-all').click();
+    await expect.poll(() => page.locator('#sensor-charts .sensor-name').allTextContents()).toEqual(['Pressure', 'Flow', 'Current', 'Temperature', 'Vibration', 'Speed', 'Voltage', 'Volume Flow RateRMS']);
+    expect(await page.locator('#sensors-more').isVisible()).toBe(false);
+    // the phone layout holds: no chart wider than the screen
+    const widths = await page.locator('#sensor-charts .sensor-chart').evaluateAll((bs) => bs.map((b) => (b as any).getBoundingClientRect().right));
+    expect(Math.max(...widths)).toBeLessThanOrEqual(390);
+    await page.close();
+  });
+
   it('says the time zone once, gives dates of another year their year, and rounds the chart label; no live legend on a phone', async () => {
     const { page } = await openPage(t.url, { width: 390, height: 844 }, { timezoneId: 'Europe/Paris' });
     await page.locator('#score-chart canvas').waitFor();
