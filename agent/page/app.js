@@ -2,7 +2,7 @@
 import { ApiError, UNREACHABLE, api, getToken, lastAnswerAt, setToken, stream } from './api.js';
 import { MAX_SENSOR_CHARTS, pickSensors, scoreChart, sensorCharts } from './charts.js';
 import { SKEW_NOTICE_MS, clockSkewMs, noteGatewayTime } from './clock.js';
-import { fmtClock, fmtDuration, fmtScorePair, timeZoneText } from './format.js';
+import { fmtClock, fmtDuration, fmtScorePair, timeZoneText, zoneWords } from './format.js';
 import { initLabelForm } from './label-form.js';
 import { completeCut, episodeItemIn, renderAlerts } from './alerts.js';
 import { FINDING_WHOLE, initHistory, notLabelled, wholeEpisode } from './history.js';
@@ -220,6 +220,10 @@ function renderClockNote() {
     text += ` · This device’s clock is ${fmtDuration(Math.abs(skew) / 1000)} ${skew < 0 ? 'ahead of' : 'behind'} the gateway’s: times and ages shown are the gateway’s.`;
   }
   if ($('tz').textContent !== text) $('tz').textContent = text;
+  // the time entered is read in the browser's zone and compared with the gateway's clock: "gateway
+  // time" alone read as the gateway's own zone, which the page never shows
+  const zone = `(your time zone, ${zoneWords()}, by the gateway’s clock)`;
+  if ($('history-before-zone').textContent !== zone) $('history-before-zone').textContent = zone;
 }
 
 function setLive() {

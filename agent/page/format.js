@@ -24,20 +24,53 @@ export function fmtClock(iso, now = new Date(gatewayNow())) {
   return sameDay(d, now) ? short.format(d) : fmtTime(iso, now);
 }
 
-/** The browser's time zone, said once in the header: "Times in Europe/Paris (UTC+01:00)". */
-export function timeZoneText(date = new Date()) {
+/**
+ * Old names of zones that browsers still report (Chromium calls Asia/Kolkata "Asia/Calcutta"),
+ * by the names a technician there knows, as the IANA database names them now.
+ */
+const ZONE_ALIASES = {
+  'Asia/Calcutta': 'Asia/Kolkata',
+  'Asia/Saigon': 'Asia/Ho_Chi_Minh',
+  'Asia/Katmandu': 'Asia/Kathmandu',
+  'Asia/Rangoon': 'Asia/Yangon',
+  'Asia/Dacca': 'Asia/Dhaka',
+  'Asia/Ulan_Bator': 'Asia/Ulaanbaatar',
+  'Europe/Kiev': 'Europe/Kyiv',
+  'America/Godthab': 'America/Nuuk',
+  'America/Buenos_Aires': 'America/Argentina/Buenos_Aires',
+  'Atlantic/Faeroe': 'Atlantic/Faroe',
+  'Pacific/Truk': 'Pacific/Chuuk',
+  'Pacific/Ponape': 'Pacific/Pohnpei',
+};
+
+function offsetText(date) {
   const min = -date.getTimezoneOffset();
   const sign = min < 0 ? '−' : '+';
   const abs = Math.abs(min);
-  const offset = min === 0 ? 'UTC' : `UTC${sign}${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`;
+  return min === 0 ? 'UTC' : `UTC${sign}${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`;
+}
+
+/** The browser's time zone by its current name ("Asia/Kolkata"), or '' for UTC or none. */
+function zoneName() {
   let zone = '';
   try {
     zone = Intl.DateTimeFormat().resolvedOptions().timeZone ?? '';
   } catch {
     // no zone name: the offset says enough
   }
-  if (!zone || zone === 'UTC' || zone === 'Etc/UTC') return `Times in ${offset}`;
-  return `Times in ${zone.replace(/_/g, ' ')} (${offset})`;
+  if (zone === 'UTC' || zone === 'Etc/UTC') return '';
+  return (ZONE_ALIASES[zone] ?? zone).replace(/_/g, ' ');
+}
+
+/** The zone the page's times are in, for a sentence: "America/Chicago", or "UTC−06:00" without a name. */
+export function zoneWords(date = new Date()) {
+  return zoneName() || offsetText(date);
+}
+
+/** The browser's time zone, said once in the header: "Times in Europe/Paris (UTC+01:00)". */
+export function timeZoneText(date = new Date()) {
+  const zone = zoneName();
+  return zone ? `Times in ${zone} (${offsetText(date)})` : `Times in ${offsetText(date)}`;
 }
 
 export function fmtDuration(seconds) {

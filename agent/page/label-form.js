@@ -2,7 +2,7 @@
 // alarm) or a maintenance window during which a pump's readings are not normal operation.
 import { ApiError, api } from './api.js';
 import { SKEW_NOTICE_MS, clockSkewMs, gatewayNow } from './clock.js';
-import { KIND_TEXT, fmtDuration, fmtNum, fmtTime } from './format.js';
+import { KIND_TEXT, fmtDuration, fmtNum, fmtTime, zoneWords } from './format.js';
 
 const AUTHOR_KEY = 'pumpwatch.author';
 /**
@@ -50,11 +50,14 @@ function savedText(label) {
   return `Label saved: ${what} on ${label.pumpId}.`;
 }
 
-/** "Gateway time now: 16:02:10", and how far this device's clock is off when it is. */
+/**
+ * "Gateway time now: 16:02:10, in your time zone (Europe/Paris)", and how far this device's clock
+ * is off when it is: the gateway's clock, shown in the browser's zone, not the gateway's own.
+ */
 function gatewayTimeText(now) {
   const skew = clockSkewMs();
   const off = Math.abs(skew) > SKEW_NOTICE_MS ? ` (this device’s clock is ${fmtDuration(Math.abs(skew) / 1000)} ${skew < 0 ? 'ahead' : 'behind'}; the times offered are the gateway’s)` : '';
-  return `Gateway time now: ${fmtTime(new Date(now).toISOString())}${off}.`;
+  return `Gateway time now: ${fmtTime(new Date(now).toISOString())}, in your time zone (${zoneWords(new Date(now))})${off}.`;
 }
 
 /** onSaved(label) may return a promise (the page's refresh): focus goes back once it is done. */

@@ -508,6 +508,18 @@ describe('what the UX audit found', () => {
     await page.close();
   });
 
+  it('says the gateway’s clock is shown in the browser’s time zone, by the zone’s current name (Asia/Kolkata, not Chromium’s Asia/Calcutta)', async () => {
+    for (const [timezoneId, offset] of [['Asia/Kolkata', 'UTC\\+05:30'], ['America/Chicago', 'UTC−0[56]:00']] as const) {
+      const { page } = await openPage(t.url, undefined, { timezoneId });
+      await expect.poll(() => text(page, '#tz')).toMatch(new RegExp(`^Times in ${timezoneId} \\(${offset}\\)$`));
+      expect(await text(page, 'label[for="history-before"]')).toBe(`Show alerts before (your time zone, ${timezoneId}, by the gateway’s clock)`);
+      await page.locator('button[data-pump="pump-1"]').click();
+      await page.locator('#record-maintenance').click();
+      expect(await text(page, '#range-now')).toMatch(new RegExp(`^Gateway time now: .+, in your time zone \\(${timezoneId}\\)\\.$`));
+      await page.close();
+    }
+  });
+
   it('says the time zone once, gives dates of another year their year, and rounds the chart label; no live legend on a phone', async () => {
     const { page } = await openPage(t.url, { width: 390, height: 844 }, { timezoneId: 'Europe/Paris' });
     await page.locator('#score-chart canvas').waitFor();
@@ -1477,7 +1489,7 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
       const end2 = starts[2]! + (EPISODE - 1) * 1000;
       const T = minuteAtOrAfter(end2 + 61_000);
       expect(T).toBeLessThan(starts[3]!);
-      await page.getByLabel('Show alerts before (gateway time)').fill(await localInput(page, T));
+      await page.getByLabel('Show alerts before', { exact: false }).fill(await localInput(page, T));
       const show = page.getByRole('button', { name: 'Show', exact: true });
       await show.focus();
       await page.keyboard.press('Enter');
