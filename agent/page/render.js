@@ -289,6 +289,17 @@ function lostBeforeUpload(b, sync) {
 const LOST_SHOWN_MS = 24 * 3_600_000;
 
 /**
+ * The sync's last success as /status has it: since the agent's start only, so none yet after a
+ * restart is "no upload since the agent started at 14:02:11", not "never" (uploads may have
+ * succeeded seconds before the restart).
+ */
+function lastUploadText(s, ago) {
+  const at = s.sync?.lastSuccessAt;
+  if (at) return ago ? `last upload ${fmtAgo(at)}` : `last success ${fmtTime(at)}`;
+  return s.startedAt ? `no upload since the agent started at ${fmtTime(s.startedAt)}` : 'no upload since the agent started';
+}
+
+/**
  * The sync's last error with its time, marked past once an upload succeeded after it: kept after
  * the link recovers, without a time it read as an outage going on.
  */
@@ -308,7 +319,7 @@ function facts(s) {
     ['Agent', `${s.agentVersion}${s.standalone ? ' (standalone)' : ''}, up ${fmtDuration(s.uptimeSeconds)}`],
     ['Buffer', bufferFact(b, s.sync)],
     ['Oldest not uploaded', b.oldestUnsyncedTs ? `${fmtTime(b.oldestUnsyncedTs)} (${fmtAgo(b.oldestUnsyncedTs)})` : 'nothing waiting'],
-    ['Sync', `${sync.state ?? '–'}; last success ${sync.lastSuccessAt ? fmtTime(sync.lastSuccessAt) : 'never'}${lastErrorText(sync)}`],
+    ['Sync', `${sync.state ?? '–'}; ${lastUploadText(s, false)}${lastErrorText(sync)}`],
     ['IoT hub', s.connectivity?.hub ?? '–'],
     ['Blob Storage', s.connectivity?.blob ?? '–'],
     ['CPU', sys.cpu ? `${fmtPercent(sys.cpu.loadPercent)} load${sys.cpu.cores ? `, ${sys.cpu.cores} cores` : ''}` : '–'],
@@ -385,7 +396,7 @@ export function cloudSummary(s) {
     problem = true;
   }
   if (problem && sync.state !== 'off' && sync.state !== 'not configured') {
-    parts.push(sync.lastSuccessAt ? `last upload ${fmtAgo(sync.lastSuccessAt)}` : 'nothing uploaded yet');
+    parts.push(lastUploadText(s, true));
   }
   return { text: parts.join(' · '), problem };
 }

@@ -406,6 +406,20 @@ describe('what the UX audit found', () => {
     await page.close();
   });
 
+  it('says "no upload since the agent started at …" in the gateway facts right after a restart, not "last success never"', async () => {
+    const { page } = await openPage(t.url);
+    await page.locator('#gateway dd').first().waitFor();
+    // the page's own module, drawing into the page (a string: the test runner rewrites import() in functions)
+    const sync = await page.evaluate(`(async () => {
+      const { renderGateway } = await import('/page/render.js');
+      const dl = document.createElement('dl');
+      renderGateway(dl, { startedAt: '2026-12-07T08:00:05.000Z', sync: { state: 'retrying', lastSuccessAt: null }, connectivity: { blob: 'offline' }, buffer: { unsynced: 12 } });
+      return [...dl.querySelectorAll('dt')].find((dt) => dt.textContent === 'Sync').nextElementSibling.textContent;
+    })()`);
+    expect(sync).toMatch(/^retrying; no upload since the agent started at \S/);
+    await page.close();
+  });
+
   it('offers only the maintenance verdict when recording maintenance, and saves it', async () => {
     const { page } = await openPage(t.url);
     await page.locator('button[data-pump="pump-1"]').click();

@@ -49,3 +49,18 @@ describe('main contributors', () => {
     expect(topShares({ Pressure: 0.5, Current: 0.3, Voltage: 0.2, Flow: 0.1 })).toBe('Pressure 45 %, Current 27 %, Voltage 18 %');
   });
 });
+
+describe('the last upload right after the agent restarted', () => {
+  // /status sync.lastSuccessAt counts from the agent's start: "never" read as no upload ever, though
+  // uploads had succeeded seconds before the restart.
+  const startedAt = '2026-12-07T08:00:05.000Z';
+  const status = { startedAt, sync: { state: 'retrying', lastSuccessAt: null }, connectivity: { blob: 'offline' }, buffer: { unsynced: 12 } };
+
+  it('says no upload since the agent started, with when it started, in the cloud line', () => {
+    const { text, problem } = cloudSummary(status);
+    expect(problem).toBe(true);
+    expect(text).toMatch(/ · no upload since the agent started at \S.*$/);
+    expect(text).not.toMatch(/nothing uploaded yet|never/);
+  });
+
+});
