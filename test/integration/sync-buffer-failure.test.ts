@@ -33,8 +33,9 @@ import { uploaderFor } from '../../sync/uploader.js';
 import { SyncWorker } from '../../sync/worker.js';
 import { startTestAgent } from '../support/agent.js';
 import { decodeAllBlobs, startTestAzurite, type TestAzurite } from '../support/azurite.js';
+import { recentStartOffMidnight } from '../support/clock.js';
 
-const T0 = Date.now() - 3_600_000;
+const T0 = recentStartOffMidnight(); // never crosses a UTC midnight, where the sync starts a new blob
 const ROWS = 3000;
 const DEVICE = 'gw-corrupt';
 

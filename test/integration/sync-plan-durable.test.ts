@@ -18,8 +18,9 @@ import { EncoderThread } from '../../sync/encoder-thread.js';
 import { uploaderFor } from '../../sync/uploader.js';
 import { SyncWorker } from '../../sync/worker.js';
 import { decodeAllBlobs, startTestAzurite, type TestAzurite } from '../support/azurite.js';
+import { recentStartOffMidnight } from '../support/clock.js';
 
-const T0 = Date.now() - 3_600_000;
+const T0 = recentStartOffMidnight(); // never crosses a UTC midnight, where the sync starts a new blob
 const reading = (pumpId: string, i: number): PredictionRow => ({
   pumpId, ts: T0 + i * 1000, receivedAt: T0 + i * 1000, values: { Pressure: i }, score: 0.25, anomaly: false,
   modelVersion: 'm-1', imputed: false, unscoredReason: null,
