@@ -2,6 +2,11 @@
  * The agent as an IoT Edge module, with the real azure-iot-device MQTT client against the local
  * hub: twin read on connect, desired patches and their acknowledgements, input messages
  * committed before they are acknowledged, alerts on output `alerts`, and a broker outage.
+ *
+ * One agent serves every test, and each test stands alone (it passes run by itself with -t, and in
+ * any order): beforeAll waits for the module to connect and apply the twin, and each test uses
+ * pumps, twin keys and setting values of its own. A patch that sets a value the desired twin
+ * already holds is not acknowledged again, so no two tests set a section to the same value.
  */
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
@@ -18,6 +23,8 @@ let server: ModelServer;
 let t: TestAgent;
 let db: Database.Database;
 let v2: { version: string; url: string; sha256: string; size: number };
+/** The reported twin, the agent's sync interval and its hub state once it had connected and applied the twin. */
+let onConnect: { reported: Record<string, any>; desiredVersion: number; syncIntervalSeconds: number; hub: string };
 const random = rng(9);
 let tick = 0;
 
@@ -27,6 +34,22 @@ const count = (sql: string, ...args: unknown[]) => (db.prepare(sql).get(...args)
 const reading = (pumpId: string, values?: Record<string, number>) => ({ pumpId, ts: new Date().toISOString(), values: values ?? normalValues(random, tick++) });
 const statusModels = async () => ((await (await fetch(`${t.url}/status`)).json()) as { models: Record<string, Record<string, unknown>> }).models;
 const hubState = async () => ((await (await fetch(`${t.url}/status`)).json()) as { connectivity: { hub: string } }).connectivity.hub;
+type ModelEntry = typeof v2;
+
+/** Desires `entry` for `pumpKey` and waits until the agent runs it. */
+async function makeActive(pumpKey: string, entry: ModelEntry): Promise<number> {
+  const v = hub.updateDesired(DEVICE, MODULE, { models: { [pumpKey]: entry } });
+  await until(() => expect(reported().models?.[pumpKey]).toMatchObject({ version: entry.version, status: 'active', ac: 200, av: v }));
+  return v;
+}
+
+/** Makes v2 the model of `pumpKey`, then desires `version` from a URL that answers 404; gives that patch's version. */
+async function refusedOverV2(pumpKey: string, version: string): Promise<number> {
+  await makeActive(pumpKey, v2);
+  const v = hub.updateDesired(DEVICE, MODULE, { models: { [pumpKey]: { ...server.add(`${version}.onnx`, makeModel({ version }), version), url: `${server.baseUrl}/models/gone-${version}.onnx` } } });
+  await until(() => expect(reported().models[pumpKey]).toMatchObject({ version, status: 'rejected', ac: 400, av: v, activeVersion: 'v2' }));
+  return v;
+}
 
 beforeAll(async () => {
   hub = await LocalHub.start();
@@ -40,6 +63,15 @@ beforeAll(async () => {
   });
   t = await startHubAgent(hub, connectionString, DEVICE, { PUMPWATCH_ALLOW_INSECURE_MODEL_URLS: '1' });
   db = new Database(join(t.dir, 'data', 'buffer.sqlite'), { readonly: true });
+  // Every test needs the module connected and the twin applied; later tests change the twin.
+  await vi.waitFor(() => expect(reported().models?.default).toMatchObject({ version: 'v2', status: 'active', ac: 200 }), { timeout: 60_000, interval: 50 });
+  await vi.waitFor(async () => expect(await hubState()).toBe('connected'), { timeout: 60_000, interval: 50 });
+  onConnect = {
+    reported: structuredClone(reported()),
+    desiredVersion: hub.getTwin(DEVICE, MODULE).properties.desired['$version'] as number,
+    syncIntervalSeconds: t.agent.config.syncIntervalSeconds,
+    hub: await hubState(),
+  };
 });
 
 afterAll(async () => {
@@ -50,27 +82,25 @@ afterAll(async () => {
 });
 
 describe('the agent as an IoT Edge module on the local hub', () => {
-  it('reads the whole twin on connect, applies it, and reports each model and setting', async () => {
-    await until(() => expect(reported().models?.default).toMatchObject({ version: 'v2', status: 'active', ac: 200, ad: 'active' }));
-    const desiredVersion = hub.getTwin(DEVICE, MODULE).properties.desired['$version'];
-
-    expect(reported().sync).toEqual({ value: { intervalSeconds: 45 }, ac: 200, av: desiredVersion, ad: 'applied' });
-    expect(reported().models.default.av).toBe(desiredVersion);
-    expect(t.agent.config.syncIntervalSeconds).toBe(45);
-    expect(reported().state.buffer).toMatchObject({ rows: expect.any(Number), maxBytes: t.agent.config.bufferMaxBytes });
-    expect(await hubState()).toBe('connected');
+  it('reads the whole twin on connect, applies it, and reports each model and setting', () => {
+    const { reported: first, desiredVersion } = onConnect;
+    expect(first.models.default).toMatchObject({ version: 'v2', status: 'active', ac: 200, ad: 'active', av: desiredVersion });
+    expect(first.sync).toEqual({ value: { intervalSeconds: 45 }, ac: 200, av: desiredVersion, ad: 'applied' });
+    expect(onConnect.syncIntervalSeconds).toBe(45);
+    expect(first.state.buffer).toMatchObject({ rows: expect.any(Number), maxBytes: t.agent.config.bufferMaxBytes });
+    expect(onConnect.hub).toBe('connected');
   });
 
   it('acknowledges a desired patch, and refuses an invalid one with its reason while the last good value stays', async () => {
-    const good = hub.updateDesired(DEVICE, MODULE, { buffer: { retentionHours: 12 } });
-    await until(() => expect(reported().buffer).toEqual({ value: { retentionHours: 12 }, ac: 200, av: good, ad: 'applied' }));
-    expect(t.agent.config.retentionHours).toBe(12);
+    const good = hub.updateDesired(DEVICE, MODULE, { buffer: { retentionHours: 11 } });
+    await until(() => expect(reported().buffer).toEqual({ value: { retentionHours: 11 }, ac: 200, av: good, ad: 'applied' }));
+    expect(t.agent.config.retentionHours).toBe(11);
 
     const bad = hub.updateDesired(DEVICE, MODULE, { buffer: { retentionHours: -3 } });
     await until(() => expect(reported().buffer).toMatchObject({ ac: 400, av: bad }));
     expect(reported().buffer.ad).toMatch(/^buffer.retentionHours=-3: /);
-    expect(reported().buffer.value).toEqual({ retentionHours: 12 });
-    expect(t.agent.config.retentionHours).toBe(12);
+    expect(reported().buffer.value).toEqual({ retentionHours: 11 });
+    expect(t.agent.config.retentionHours).toBe(11);
   });
 
   it('changes a limit of the ingest section at run time, and a deleted section brings back the start-up value', async () => {
@@ -114,12 +144,13 @@ describe('the agent as an IoT Edge module on the local hub', () => {
   });
 
   it('keeps bad input messages in the rejected table with the reason, and acknowledges them', async () => {
+    const lastBefore = count('SELECT coalesce(max(id), 0) n FROM rejected');
     const notJson = await hub.deliverToInput(DEVICE, MODULE, 'readings', '{"pumpId": "edge-2", ');
     const badItem = await hub.deliverToInput(DEVICE, MODULE, 'readings', JSON.stringify([reading('edge-2'), { pumpId: 'edge-2', ts: 'yesterday', values: {} }]));
     const otherInput = await hub.deliverToInput(DEVICE, MODULE, 'telemetry', JSON.stringify(reading('edge-2')));
     await Promise.all([hub.completed(notJson), hub.completed(badItem), hub.completed(otherInput)]);
 
-    const rejected = db.prepare("SELECT raw, reason FROM rejected WHERE source = 'edge' ORDER BY id").all() as Array<{ raw: string; reason: string }>;
+    const rejected = db.prepare("SELECT raw, reason FROM rejected WHERE source = 'edge' AND id > ? ORDER BY id").all(lastBefore) as Array<{ raw: string; reason: string }>;
     expect(rejected.map((r) => r.reason)).toEqual([
       expect.stringMatching(/^body is not valid JSON/),
       expect.stringMatching(/^ts: /),
@@ -186,16 +217,17 @@ describe('the agent as an IoT Edge module on the local hub', () => {
     expect(completedOrder).toEqual(ids);
     const stored = db.prepare("SELECT ts FROM readings WHERE pump_id = 'edge-5' ORDER BY seq").all() as Array<{ ts: number }>;
     expect(stored.map((r) => r.ts)).toEqual(ids.map((_, i) => base + i * 1000));
-    hub.updateDesired(DEVICE, MODULE, { buffer: { retentionHours: 12 } });
   });
 
   it('sends one alert per pump and interval on output "alerts", with score, threshold, model and top features', async () => {
+    await makeActive('pump-9', v2); // whatever another test made the default model
     const spike = { Pressure: 4, Flow: 30, Current: 1.4 };
     const r = await postJson(`${t.url}/readings`, [reading('pump-9', spike), reading('pump-9', spike), reading('pump-9', spike)]);
     expect(r.status).toBe(202);
 
-    await until(() => expect(hub.outputs(DEVICE, MODULE, 'alerts')).toHaveLength(1));
-    const [message] = hub.outputs(DEVICE, MODULE, 'alerts');
+    const alerts = () => hub.outputs(DEVICE, MODULE, 'alerts').filter((m) => m.properties.pumpId === 'pump-9');
+    await until(() => expect(alerts()).toHaveLength(1));
+    const [message] = alerts();
     const alert = JSON.parse(message!.body.toString());
     expect(alert).toMatchObject({ deviceId: DEVICE, pumpId: 'pump-9', modelVersion: 'v2', suppressedSinceLast: 0 });
     expect(alert.score).toBeGreaterThan(alert.threshold);
@@ -217,28 +249,30 @@ describe('the agent as an IoT Edge module on the local hub', () => {
   });
 
   it('reports a model it refuses with the reason, keeping the current one', async () => {
-    const v = hub.updateDesired(DEVICE, MODULE, { models: { default: { ...server.add('v3.onnx', makeModel({ version: 'v3' }), 'v3'), url: `${server.baseUrl}/models/gone.onnx` } } });
-    await until(() => expect(reported().models.default).toMatchObject({ version: 'v3', status: 'rejected', ac: 400, av: v, activeVersion: 'v2' }));
-    expect(reported().models.default.ad).toMatch(/^rejected: .*answered HTTP 404/);
+    const v = await refusedOverV2('pump-r', 'v3');
+    expect(reported().models['pump-r']).toMatchObject({ version: 'v3', status: 'rejected', ac: 400, av: v, activeVersion: 'v2' });
+    expect(reported().models['pump-r'].ad).toMatch(/^rejected: .*answered HTTP 404/);
   });
 
   it('reports the running model as active again when the cloud goes back to it after a refused one', async () => {
-    const v = hub.updateDesired(DEVICE, MODULE, { models: { default: v2 } });
-    await until(() => expect(reported().models.default).toMatchObject({ version: 'v2', status: 'active', ac: 200, av: v, ad: 'active', activeVersion: 'v2' }));
-    expect(reported().models.default.error ?? null).toBeNull(); // a null in a reported patch deletes the property
-    expect((await statusModels()).default).toMatchObject({ version: 'v2', status: 'active', error: null });
+    await refusedOverV2('pump-back', 'v3b');
+    const v = hub.updateDesired(DEVICE, MODULE, { models: { 'pump-back': v2 } });
+    await until(() => expect(reported().models['pump-back']).toMatchObject({ version: 'v2', status: 'active', ac: 200, av: v, ad: 'active', activeVersion: 'v2' }));
+    expect(reported().models['pump-back'].error ?? null).toBeNull(); // a null in a reported patch deletes the property
+    expect((await statusModels())['pump-back']).toMatchObject({ version: 'v2', status: 'active', error: null });
   });
 
   it('refuses a malformed model entry with the field at fault, and keeps the last good entry in force', async () => {
-    const v = hub.updateDesired(DEVICE, MODULE, { models: { default: { version: 'v5', url: 'https://example.invalid/m.onnx', sha256: 'not-hex', size: 10 } } });
-    await until(() => expect(reported().models.default).toMatchObject({ version: 'v5', status: 'rejected', ac: 400, av: v }));
-    expect(reported().models.default.ad).toBe('rejected: sha256: expected 64 hex digits');
-    expect(t.agent.engine.model('default')?.version).toBe('v2');
+    await makeActive('pump-x', v2);
+    const v = hub.updateDesired(DEVICE, MODULE, { models: { 'pump-x': { version: 'v5', url: 'https://example.invalid/m.onnx', sha256: 'not-hex', size: 10 } } });
+    await until(() => expect(reported().models['pump-x']).toMatchObject({ version: 'v5', status: 'rejected', ac: 400, av: v }));
+    expect(reported().models['pump-x'].ad).toBe('rejected: sha256: expected 64 hex digits');
+    expect(t.agent.engine.model('pump-x')?.version).toBe('v2');
     // A field of the wrong type is told as such, not as missing.
-    const wrongType = hub.updateDesired(DEVICE, MODULE, { models: { default: { version: 'v6', url: 12, sha256: 'ab'.repeat(32), size: 10 } } });
-    await until(() => expect(reported().models.default).toMatchObject({ version: 'v6', status: 'rejected', ac: 400, av: wrongType }));
-    expect(reported().models.default.ad).toBe('rejected: url: expected a URL string, got 12');
-    expect(t.agent.engine.model('default')?.version).toBe('v2');
+    const wrongType = hub.updateDesired(DEVICE, MODULE, { models: { 'pump-x': { version: 'v6', url: 12, sha256: 'ab'.repeat(32), size: 10 } } });
+    await until(() => expect(reported().models['pump-x']).toMatchObject({ version: 'v6', status: 'rejected', ac: 400, av: wrongType }));
+    expect(reported().models['pump-x'].ad).toBe('rejected: url: expected a URL string, got 12');
+    expect(t.agent.engine.model('pump-x')?.version).toBe('v2');
   });
 
   it('applies twin changes made while the broker was down once it is back, and sends alerts held meanwhile', async () => {
@@ -264,13 +298,14 @@ describe('the agent as an IoT Edge module on the local hub', () => {
   });
 
   it('deletes a pump from the reported models once its desired entry is deleted', async () => {
-    hub.updateDesired(DEVICE, MODULE, { models: { 'pump-s': null } });
-    await until(() => expect(reported().models['pump-s']).toBeUndefined());
-    expect((await statusModels())['pump-s']).toBeUndefined();
+    await makeActive('pump-d', v2);
+    hub.updateDesired(DEVICE, MODULE, { models: { 'pump-d': null } });
+    await until(() => expect(reported().models['pump-d']).toBeUndefined());
+    expect((await statusModels())['pump-d']).toBeUndefined();
   });
 
   it('goes back to the start-up model when models.default is deleted, and clears its acknowledgement', async () => {
-    expect(reported().models.default).toMatchObject({ version: 'v4', status: 'active', ac: 200 });
+    await makeActive('default', server.add('d1.onnx', makeModel({ version: 'd1', seed: 8 }), 'd1'));
     hub.updateDesired(DEVICE, MODULE, { models: { default: null } });
     await until(() => expect(reported().models.default).toMatchObject({ version: 'test-1', status: 'active', activeVersion: 'test-1' }));
     expect(reported().models.default).not.toHaveProperty('ac');
