@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, sy
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import ts from 'typescript';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { freePort } from '../../agent/azurite.js';
 import { packageRoot } from '../../agent/paths.js';
 import { decodeAllBlobs, startTestAzurite, type TestAzurite } from '../support/azurite.js';
@@ -192,11 +192,11 @@ describe('sync survives SIGKILL at any step of a cycle (agent as a process)', ()
     const poster = postLoop(last.port, next, acked);
     await new Promise((r) => setTimeout(r, 300));
     await poster.stop();
-    for (let unsynced = -1; unsynced !== 0; ) {
-      await new Promise((r) => setTimeout(r, 200));
+    // Bounded: a sync that stops draining fails here in two minutes, with what is left, not at the test's timeout.
+    await vi.waitFor(async () => {
       const status = (await (await fetch(`http://127.0.0.1:${last.port}/status`)).json()) as { buffer: { unsynced: number } };
-      unsynced = status.buffer.unsynced;
-    }
+      if (status.buffer.unsynced !== 0) throw new Error(`the last clean run has not drained the buffer: ${status.buffer.unsynced} row(s) still unsynced`);
+    }, { timeout: 120_000, interval: 200 });
     last.child.kill('SIGTERM');
     expect(await last.exited).toBe(0);
     console.log(`sync e2e: ${KILLS} kills (${killedAt.join(', ')}); ${recovered} planned batches recovered after a kill, ${alreadyPresent} found already uploaded; ${acked.size} of ${next.n} readings acknowledged`);

@@ -11,7 +11,7 @@
 import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../agent/logger.js';
 import { BufferError } from '../../buffer/errors.js';
 import { BufferStore } from '../../buffer/store.js';
@@ -99,7 +99,7 @@ async function uploadedAndIdle(): Promise<void> {
   store.appendBatch(rows(1, 100));
   expect((await worker.runOnce()).failure).toBeNull();
   expect(encoded).toEqual({ thread: 1, main: 0 });
-  while (thread.running) await sleep(10);
+  await vi.waitFor(() => expect(thread.running, 'the encoder thread is still running (it ends 50 ms after its last batch)').toBe(false), { timeout: 60_000, interval: 10 });
 }
 
 function removeBufferFiles(): void {

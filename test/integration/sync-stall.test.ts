@@ -11,7 +11,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DEVSTORE_ACCOUNT, DEVSTORE_KEY } from '../../agent/azurite.js';
 import { createLogger } from '../../agent/logger.js';
 import { LabelStore } from '../../buffer/labels.js';
@@ -145,7 +145,7 @@ describe('sync against a connection that stops answering', () => {
     const w = worker({ kind: 'connection-string', connectionString: connectionString(silent.port), container: 'pumpwatch' }, { encoderThread: null, monotonic: () => mono }, 60_000);
     const cycle = w.runOnce();
     try {
-      while (silent.bytes === 0) await new Promise((r) => setTimeout(r, 20));
+      await vi.waitFor(() => expect(silent.bytes, 'bytes of the upload that reached the silent server').toBeGreaterThan(0), { timeout: 60_000, interval: 20 });
       const status = w.status();
       expect(status.state).toBe('uploading');
       expect(status.uploadingSince).not.toBeNull();
