@@ -178,7 +178,10 @@ describe('input acknowledgements on the local hub', () => {
     } finally {
       failOnly();
     }
-    await until(() => expect(count('lost')).toBe(1));
+    await until(() => expect(count('lost')).toBeGreaterThanOrEqual(1));
+    // Settle, then the exact count: stopping at the first row would miss a duplicate stored a moment later.
+    await new Promise((r) => setTimeout(r, 500));
+    expect(count('lost')).toBe(1);
   });
 
   it('never acknowledges a message of a new connection for one of the connection before, also without $.mid', async () => {
