@@ -2,10 +2,10 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { fileProblem } from '../lib/file-problem.js';
+import { fileProblem, pemCertificateProblem } from '../lib/file-problem.js';
 import { unknownVariables, type UnknownVariable } from '../sync/env-names.js';
 import { PLAIN_HTTP_RULE, plainHttpProblem } from '../sync/plain-http.js';
-import { CONTAINER_SAS_URL_RULE, containerSasUrlProblem } from '../sync/sas-url.js';
+import { CONTAINER_NAME, CONTAINER_NAME_RULE, CONTAINER_SAS_URL_RULE, containerSasUrlProblem } from '../sync/sas-url.js';
 
 /**
  * The agent's configuration: one declared schema. Every key has an environment variable, a default,
@@ -163,7 +163,7 @@ function moduleCaProblem(path: string): string | null {
   } catch (err) {
     return fileProblem(err as NodeJS.ErrnoException, 'a PEM certificate file');
   }
-  return text.includes('-----BEGIN CERTIFICATE-----') ? null : 'not a PEM certificate (no -----BEGIN CERTIFICATE----- line)';
+  return pemCertificateProblem(text);
 }
 
 function key<T extends z.ZodType>(spec: KeySpec<T>): KeySpec<T> {
@@ -173,7 +173,6 @@ function key<T extends z.ZodType>(spec: KeySpec<T>): KeySpec<T> {
 /** A device id as it goes into blob names: PUMPWATCH_DEVICE_ID, or the IoT Edge id or host name it defaults to. */
 const DEVICE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const DEVICE_ID_RULE = 'letters, digits, . _ : - (at most 128)';
-const CONTAINER_RULE = '3-63 lowercase letters, digits and single dashes, starting and ending with a letter or digit';
 const MODULE_ID_RULE = 'letters, digits, . _ - (at most 128)';
 
 export const CONFIG_KEYS = {
@@ -185,7 +184,7 @@ export const CONFIG_KEYS = {
   httpTlsKeyFile: key({ env: 'PUMPWATCH_HTTP_TLS_KEY_FILE', schema: optionalText, unit: 'path', accepts: 'a PEM private key file without a passphrase', alsoRule: 'set with PUMPWATCH_HTTP_TLS_CERT_FILE', description: 'private key of PUMPWATCH_HTTP_TLS_CERT_FILE' }),
   blobConnectionString: key({ env: 'PUMPWATCH_BLOB_CONNECTION_STRING', schema: blobConnectionString, unit: 'text', secret: true, accepts: BLOB_CONNECTION_STRING_RULE, alsoRule: PLAIN_HTTP_RULE, description: 'Blob Storage connection string (sync target)' }),
   blobSasUrl: key({ env: 'PUMPWATCH_BLOB_SAS_URL', schema: blobSasUrl, unit: 'URL', secret: true, accepts: CONTAINER_SAS_URL_RULE, alsoRule: PLAIN_HTTP_RULE, description: 'container SAS URL (alternative to the connection string; used when both are set)' }),
-  blobContainer: key({ env: 'PUMPWATCH_BLOB_CONTAINER', schema: z.string().regex(/^(?=.{3,63}$)[a-z0-9]+(?:-[a-z0-9]+)*$/, `a container name: ${CONTAINER_RULE}`).default('pumpwatch'), unit: 'name', accepts: CONTAINER_RULE, description: 'Blob container of PUMPWATCH_BLOB_CONNECTION_STRING; not used with PUMPWATCH_BLOB_SAS_URL, whose path names the container' }),
+  blobContainer: key({ env: 'PUMPWATCH_BLOB_CONTAINER', schema: z.string().regex(CONTAINER_NAME, `a container name: ${CONTAINER_NAME_RULE}`).default('pumpwatch'), unit: 'name', accepts: CONTAINER_NAME_RULE, description: 'Blob container of PUMPWATCH_BLOB_CONNECTION_STRING; not used with PUMPWATCH_BLOB_SAS_URL, whose path names the container' }),
   deviceId: key({ env: 'PUMPWATCH_DEVICE_ID', schema: z.string().regex(DEVICE_ID, DEVICE_ID_RULE).optional(), unit: 'id', accepts: DEVICE_ID_RULE, description: 'device id in blob names; default: IOTEDGE_DEVICEID, else the DeviceId of PUMPWATCH_MODULE_CONNECTION_STRING, else the host name' }),
   simulate: key({ env: 'PUMPWATCH_SIMULATE', schema: int(0, 1000).optional(), unit: 'pumps', alsoRule: 'at most PUMPWATCH_MAX_PUMPS', description: 'simulated pumps; default 3 standalone, 0 otherwise' }),
   sync: key({ env: 'PUMPWATCH_SYNC', schema: z.enum(['auto', 'off']).default('auto'), unit: 'mode', description: 'off: never upload (the buffer still fills and evicts); auto: sync to the configured target, or to a local Azurite when standalone (a development dependency: where it is not installed, as in the container image, sync is off with a warning)' }),

@@ -20,3 +20,12 @@ export function fileProblem(err: NodeJS.ErrnoException, kind: string): string {
       return `cannot be read (${err.message})`;
   }
 }
+
+/**
+ * Why a certificate file's text is not PEM, or null when it has a certificate block: the status
+ * endpoint's certificate (agent/http/tls.ts) and the CA the module client trusts (agent/config.ts)
+ * are refused alike.
+ */
+export function pemCertificateProblem(text: string): string | null {
+  return text.includes('-----BEGIN CERTIFICATE-----') ? null : 'not a PEM certificate (no -----BEGIN CERTIFICATE----- line)';
+}

@@ -8,6 +8,14 @@
 import { createRequire } from 'node:module';
 import { plainHttpProblem } from './plain-http.js';
 
+/**
+ * Blob Storage's rule for a container's name, which the agent (PUMPWATCH_BLOB_CONTAINER) and the
+ * trainer (PUMPWATCH_MODELS_CONTAINER) check before any request: Blob Storage answers a bad one
+ * with a bare 400 OutOfRangeInput.
+ */
+export const CONTAINER_NAME = /^(?=.{3,63}$)[a-z0-9]+(?:-[a-z0-9]+)*$/;
+export const CONTAINER_NAME_RULE = '3-63 lowercase letters, digits and single dashes, starting and ending with a letter or digit';
+
 /** The rule, for the configuration reference and the refusals. */
 export const CONTAINER_SAS_URL_RULE =
   'a container SAS URL, its path naming the container: https://ACCOUNT.blob.core.windows.net/CONTAINER?…&sig=… (Azurite: http://HOST:PORT/ACCOUNT/CONTAINER?…), not an account SAS URL';

@@ -7,7 +7,7 @@
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createSecureContext } from 'node:tls';
-import { fileProblem } from '../../lib/file-problem.js';
+import { fileProblem, pemCertificateProblem } from '../../lib/file-problem.js';
 import { CONFIG_KEYS, ConfigError, type Config } from '../config.js';
 
 export interface StatusTls {
@@ -35,7 +35,8 @@ export async function readStatusTls(config: Pick<Config, 'httpTlsCertFile' | 'ht
   const key = await readText(keyFile, 'a key file');
   if (typeof key !== 'string') return refuse(keyEnv, keyFile, key.problem);
 
-  if (!cert.includes('-----BEGIN CERTIFICATE-----')) refuse(certEnv, certFile, 'not a PEM certificate (no -----BEGIN CERTIFICATE----- line)');
+  const notPem = pemCertificateProblem(cert);
+  if (notPem !== null) refuse(certEnv, certFile, notPem);
   let x509: X509Certificate;
   try {
     x509 = new X509Certificate(cert);

@@ -18,7 +18,7 @@ import { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import iothub from 'azure-iothub';
 import { safeErrorMessage } from '../../sync/redact.js';
 import { plainHttpProblem } from '../../sync/plain-http.js';
-import { containerSasUrlProblem } from '../../sync/sas-url.js';
+import { CONTAINER_NAME, CONTAINER_NAME_RULE, containerSasUrlProblem } from '../../sync/sas-url.js';
 import { TrainerError } from '../errors.js';
 
 export const DEFAULT_CONTAINER = 'pumpwatch';
@@ -107,8 +107,8 @@ export function modelsFromEnv(env: CommandContext['env']): ContainerClient {
     const name = env.PUMPWATCH_MODELS_CONTAINER || DEFAULT_MODELS_CONTAINER;
     const data = env.PUMPWATCH_BLOB_CONTAINER || DEFAULT_CONTAINER;
     // Blob Storage's rule for a container's name, told before any request (it answered 400 OutOfRangeInput)
-    if (!/^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$/.test(name)) {
-      throw new TrainerError('PW_TRAINER_NOT_CONFIGURED', `PUMPWATCH_MODELS_CONTAINER "${name.slice(0, 63)}" is not a container name: 3-63 lowercase letters, digits and single dashes, starting and ending with a letter or digit`);
+    if (!CONTAINER_NAME.test(name)) {
+      throw new TrainerError('PW_TRAINER_NOT_CONFIGURED', `PUMPWATCH_MODELS_CONTAINER "${name.slice(0, 63)}" is not a container name: ${CONTAINER_NAME_RULE}`);
     }
     if (name === data) {
       const which = env.PUMPWATCH_MODELS_CONTAINER ? 'PUMPWATCH_MODELS_CONTAINER names' : `the registry's default container "${DEFAULT_MODELS_CONTAINER}" is`;
