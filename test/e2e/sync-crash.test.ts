@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { freePort } from '../../agent/azurite.js';
+import { freePort } from '../support/ports.js';
 import { packageRoot } from '../../agent/paths.js';
 import { decodeAllBlobs, startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { makeModel, normalValues, rng } from '../support/models.js';

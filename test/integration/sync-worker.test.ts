@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { freePort } from '../../agent/azurite.js';
+import { freePort } from '../support/ports.js';
 import { createLogger } from '../../agent/logger.js';
 import { PRIORITY } from '../../buffer/batches.js';
 import { BufferStore } from '../../buffer/store.js';

@@ -12,7 +12,7 @@ export interface HttpsAnswer {
   peerFingerprint256: string;
 }
 
-export function httpsRequest(url: string, opts: { ca: string; method?: string; headers?: Record<string, string>; body?: string }): Promise<HttpsAnswer> {
+export function httpsRequest(url: string, opts: { ca: string; method?: string; headers?: Record<string, string>; body?: string; timeoutMs?: number }): Promise<HttpsAnswer> {
   return new Promise((resolve, reject) => {
     const req = request(url, { method: opts.method ?? 'GET', headers: opts.headers, ca: opts.ca, agent: false }, (res) => {
       const peerFingerprint256 = (res.socket as import('node:tls').TLSSocket).getPeerCertificate().fingerprint256;
@@ -23,6 +23,7 @@ export function httpsRequest(url: string, opts: { ca: string; method?: string; h
       res.on('error', reject);
     });
     req.on('error', reject);
+    if (opts.timeoutMs !== undefined) req.setTimeout(opts.timeoutMs, () => req.destroy(new Error(`no answer from ${new URL(url).origin} in ${opts.timeoutMs} ms`)));
     req.end(opts.body);
   });
 }

@@ -6,8 +6,11 @@ import { join } from 'node:path';
 import { packageRoot } from '../../agent/paths.js';
 import { httpsRequest } from './https.js';
 
-export { freePort } from '../../agent/azurite.js';
-import { freePort } from '../../agent/azurite.js';
+export { freePort } from './ports.js';
+import { freePort } from './ports.js';
+
+/** How long one /readyz probe of waitReady may take. */
+const READY_PROBE_MS = 5_000;
 
 export interface AgentProcess {
   proc: ChildProcess;
@@ -63,7 +66,12 @@ export async function startAgentProcess(
   );
   const { ca } = opts;
   const url = `${ca === undefined ? 'http' : 'https'}://127.0.0.1:${httpPort}`;
-  const readyStatus = async (): Promise<number> => (ca === undefined ? (await fetch(`${url}/readyz`)).status : (await httpsRequest(`${url}/readyz`, { ca })).status);
+  // Each probe has its own time limit: an agent that accepts the connection and never answers (stuck
+  // at start) must fail waitReady at its deadline with the agent's output, not hang the test.
+  const readyStatus = async (): Promise<number> =>
+    ca === undefined
+      ? (await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(READY_PROBE_MS) })).status
+      : (await httpsRequest(`${url}/readyz`, { ca, timeoutMs: READY_PROBE_MS })).status;
   const waitReady = async (timeoutMs = 30_000): Promise<void> => {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
