@@ -20,11 +20,13 @@ export const BODY_MIN_BYTES_PER_SECOND = 500;
 /**
  * Reads a request body up to `limit` bytes; answers 413 past it (without reading the rest), 408 when it stalls or crawls.
  * `take`, when given, is called with each piece's size before it is kept; what it throws refuses the body.
+ * `limitName`, when the limit is a setting, names it in the 413 (an operator who raised it must see which one counts).
  */
-export async function readBody(req: IncomingMessage, limit: number, take?: (bytes: number) => void): Promise<Buffer> {
+export async function readBody(req: IncomingMessage, limit: number, take?: (bytes: number) => void, limitName?: string): Promise<Buffer> {
+  const over = `over the limit of ${limit} bytes${limitName === undefined ? '' : ` (${limitName}); send it in smaller requests, or raise the limit`}`;
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
-    throw new HttpError(413, 'PW_BODY_TOO_LARGE', `body of ${declared} bytes is over the limit of ${limit} bytes`);
+    throw new HttpError(413, 'PW_BODY_TOO_LARGE', `body of ${declared} bytes is ${over}`);
   }
   return new Promise<Buffer>((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -65,7 +67,7 @@ export async function readBody(req: IncomingMessage, limit: number, take?: (byte
     let timer = arm();
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
-      if (size > limit) return fail(new HttpError(413, 'PW_BODY_TOO_LARGE', `body is over the limit of ${limit} bytes`));
+      if (size > limit) return fail(new HttpError(413, 'PW_BODY_TOO_LARGE', `body is ${over}`));
       try {
         take?.(chunk.length);
       } catch (err) {

@@ -130,7 +130,7 @@ export function registerReadingsRoute(
    * collection (bench/ingest: most of the agent's ArrayBuffers at its RSS peak).
    */
   async function readParsed(req: IncomingMessage, take: ((bytes: number) => void) | undefined): Promise<{ parsed: ParsedBody; now: number }> {
-    const body = await readBody(req, deps.maxBodyBytes(), take);
+    const body = await readBody(req, deps.maxBodyBytes(), take, settingNames('maxBodyBytes'));
     const now = (deps.clock ?? Date.now)();
     try {
       return { parsed: parseReadingsBody(body, req.headers['content-type'] ?? ''), now };

@@ -260,6 +260,8 @@ describe('POST /readings', () => {
     const r = await postJson(`${t.url}/readings`, huge);
     expect(r.status).toBe(413);
     expect(r.json.code).toBe('PW_BODY_TOO_LARGE');
+    // It names the setting that counts, as the other refusals do.
+    expect(r.json.error).toMatch(/^body of \d+ bytes is over the limit of \d+ bytes \(PUMPWATCH_MAX_BODY_BYTES\); send it in smaller requests/);
     expect(count('SELECT count(*) n FROM readings')).toBe(rowsBefore);
   });
 
