@@ -89,9 +89,10 @@ describe('Scheduler and a wall clock stepped by days or years', () => {
     const s = await started({ clockCheckMs: 6_000 });
     vi.setSystemTime(Date.now() - 2 * 3_600_000);
     const before = s.runs();
-    await sleep(2_500); // the clock check comes at 6 s
+    // Two runs (about 2 s), waited for rather than slept on, and the clock check (at 6 s) not yet come:
+    // before, none ran until the check restarted the jobs.
+    await vi.waitFor(() => expect(s.runs() - before).toBeGreaterThanOrEqual(2), { timeout: 5_500, interval: 50 });
     expect(s.steps()).toHaveLength(0);
-    expect(s.runs() - before).toBeGreaterThanOrEqual(2); // before: none until the check restarted the jobs
     await vi.waitFor(() => expect(s.steps()).toEqual([expect.objectContaining({ msg: 'the system clock stepped back by 120 min; scheduled jobs restarted from the new time' })]), { timeout: 6_000 });
   });
 
