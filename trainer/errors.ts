@@ -22,9 +22,17 @@ export class CsvError extends Error {
   }
 }
 
+/**
+ * The rows cannot give a model. `option`: the option they do not fit (a `--window` longer than
+ * every run of them), which a person changes; without it the rows themselves are too few or too
+ * flat (`train` tells that as PW_TRAINER_NO_DATA of its range).
+ */
 export class FitError extends Error {
   readonly code = 'PW_TRAINER_FIT';
-  constructor(message: string) {
+  constructor(
+    message: string,
+    readonly option?: '--window',
+  ) {
     super(message);
     this.name = 'FitError';
   }

@@ -98,7 +98,7 @@ export function fitTable(table: CsvTable & { segmentStarts?: readonly number[] }
   const longest = runs.reduce((a, [from, to]) => Math.max(a, to - from), 0);
   if (window > longest) {
     const what = runs.length === 1 ? `the ${rows.length} training rows` : `the longest run of the training rows (${longest} rows between pauses or left-out rows)`;
-    throw new FitError(`window ${window} is longer than ${what}: no training row has a whole window of readings`);
+    throw new FitError(`window ${window} is longer than ${what}: no training row has a whole window of readings`, '--window');
   }
   const source = options.source ?? DEFAULT_SOURCE;
   const stuckAfter = modelStuckAfter(options.stuckAfter ?? stuckAfterOf(table.features, rows, CLEAN_DEFAULTS.stuckRows), model.features);

@@ -69,7 +69,7 @@ describe('runs of training rows', () => {
     const table = { features: ['flow', 'temp'], rows, timestamps: rows.map((_, i) => i * 1000), timestampColumn: 'ts', ignoredColumns: [] };
     const starts = rows.map((_, i) => i).filter((i) => i % 5 === 0);
     expect(() => fitTable({ ...table, segmentStarts: starts }, { window: 10 })).toThrow(
-      new FitError('window 10 is longer than the longest run of the training rows (5 rows between pauses or left-out rows): no training row has a whole window of readings'),
+      new FitError('window 10 is longer than the longest run of the training rows (5 rows between pauses or left-out rows): no training row has a whole window of readings', '--window'),
     );
     // One run as long as the window is enough.
     expect(fitTable({ ...table, segmentStarts: [...starts.filter((s) => s < 100), 110, 120] }, { window: 10 }).metadata.window).toBe(10);

@@ -451,8 +451,11 @@ function fitRange(req: TrainRequest, table: Parameters<typeof fitTable>[0], stop
   try {
     return fitTable(table, { source: req.source, algorithm: req.algorithm, window: req.window, version: req.version, ...(stop ? { stoppedWhen: stop.rule, stoppedLeftOut: stop.rows } : {}), stuckAfter: stuckAfter ?? {} });
   } catch (err) {
-    if (err instanceof FitError) throw new TrainerError('PW_TRAINER_NO_DATA', `cannot fit a model on the rows of "${req.source}" ${between(req)}: ${err.message}`, { cause: err });
-    throw err;
+    if (!(err instanceof FitError)) throw err;
+    const what = `cannot fit a model on the rows of "${req.source}" ${between(req)}: ${err.message}`;
+    // An option the rows do not fit is bad usage (exit 2), as in `fit`; too few or too flat rows are the range's data.
+    if (err.option !== undefined) throw new FitError(what, err.option);
+    throw new TrainerError('PW_TRAINER_NO_DATA', what, { cause: err });
   }
 }
 
