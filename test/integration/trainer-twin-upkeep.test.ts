@@ -257,7 +257,7 @@ describe('the 32 KB desired limit: deploy refuses before writing, undeploy makes
     const full = await cli(['deploy', '--source', id(n + 1), '--device', 'gw-full']);
     expect(full.code).toBe(1);
     const detail = new RegExp(
-      `FAILED gw-full/pumpwatch: models\\.${id(n + 1)} was not written to gw-full/pumpwatch: its desired properties would be (\\d+) bytes, over IoT Hub's limit of 32768 bytes; ` +
+      `FAILED gw-full/pumpwatch: PW_TRAINER_TWIN_FULL: models\\.${id(n + 1)} was not written to gw-full/pumpwatch: its desired properties would be (\\d+) bytes, over IoT Hub's limit of 32768 bytes; ` +
         `${n} model entries take (\\d+) bytes of them\\. Remove the entries of pumps the gateway no longer serves: pumpwatch-trainer undeploy --source <pump> --device gw-full --module pumpwatch$`,
       'm',
     );

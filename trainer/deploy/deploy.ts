@@ -84,7 +84,9 @@ export async function pushDeploy(container: ContainerClient, registry: TwinRegis
       const desiredVersion = await setDesiredModel(registry, module, req.source, entry);
       targets.push({ ...module, ok: true, detail: `desired models.${req.source} = ${version}${req.shadow ? ' (shadow)' : ''}${desiredVersion !== null ? `, $version ${desiredVersion}` : ''}` });
     } catch (err) {
-      targets.push({ ...module, ok: false, detail: safeErrorMessage(err) });
+      // Its code first, as every other failure the trainer prints: a full twin (PW_TRAINER_TWIN_FULL) needs a person, a refused update may pass later.
+      const code = err instanceof TrainerError ? `${err.code}: ` : '';
+      targets.push({ ...module, ok: false, detail: `${code}${safeErrorMessage(err)}` });
     }
   }
   return { ...base, targets };
