@@ -503,14 +503,18 @@ export const MAX_SEED_FOR_FROZEN = 10_000;
 export const LATE_RUN_RESTART = 3;
 
 const LATE_REASON = "not scored: older than this pump's newest reading";
-const REPEAT_REASON = 'not scored again: repeats a reading of this pump already scored';
+// The first of a resent pair may itself be unscored (its window still filling), so the reason
+// says "sent", not "scored".
+const REPEAT_REASON = 'not scored: repeats a reading this pump already sent';
+/** The same reason as written before 2026-12-07: rows in buffers (and blobs) still carry it. */
+const REPEAT_REASON_BEFORE = 'not scored again: repeats a reading of this pump already scored';
 
 /** How the reasons of rows left out of a pump's history begin (late, a resend): leftOutOfHistory. */
-export const LEFT_OUT_PREFIXES: readonly string[] = [LATE_REASON, REPEAT_REASON];
+export const LEFT_OUT_PREFIXES: readonly string[] = [LATE_REASON, REPEAT_REASON, REPEAT_REASON_BEFORE];
 
 /** True for a stored row's reason that says it was left out of the pump's history (late, a resend). */
 export function leftOutOfHistory(reason: string | null | undefined): boolean {
-  return typeof reason === 'string' && (reason.startsWith(LATE_REASON) || reason.startsWith(REPEAT_REASON));
+  return typeof reason === 'string' && LEFT_OUT_PREFIXES.some((prefix) => reason.startsWith(prefix));
 }
 
 /**

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Reading } from '../../buffer/types.js';
 import { MAX_CARRY_READINGS } from '../../inference/contract.js';
-import { EXTREME_VALUE, InferenceEngine, LATE_RUN_RESTART, type ModelFault } from '../../inference/engine.js';
+import { EXTREME_VALUE, InferenceEngine, LATE_RUN_RESTART, leftOutOfHistory, type ModelFault } from '../../inference/engine.js';
 import { LoadedModel, RUN_WINDOWS } from '../../inference/model.js';
 import { nanBelowModel, overflowModel } from '../support/broken-models.js';
 import { makeModel, normalValues, rng } from '../support/models.js';
@@ -444,6 +444,12 @@ describe('a reading older than its pump\'s newest one by more than a pause', () 
     }
   });
 
+  it('reads a resend stored with the reason written before 2026-12-07 as a resend still, so a restart leaves it out of the window', () => {
+    expect(leftOutOfHistory('not scored again: repeats a reading of this pump already scored (same time, same values)')).toBe(true);
+    expect(leftOutOfHistory('not scored: repeats a reading this pump already sent (same time, same values)')).toBe(true);
+    expect(leftOutOfHistory('window filling: 1 of 10 readings')).toBe(false);
+  });
+
   it('scores a resent reading (same time, same values) once: the copy is stored unscored and the window goes on as if it had not come', async () => {
     const model = await LoadedModel.fromBytes(makeModel({ version: 'd3', window: 3 }), 'd3');
     try {
@@ -456,7 +462,7 @@ describe('a reading older than its pump\'s newest one by more than a pause', () 
       twice.setModel('default', model);
       const rows = await twice.score([...readings.slice(0, 21), { ...readings[20]!, values: { ...readings[20]!.values } }, ...readings.slice(21)], 0);
       expect(rows[21]!.score).toBeNull();
-      expect(rows[21]!.unscoredReason).toMatch(/^not scored again: repeats a reading/);
+      expect(rows[21]!.unscoredReason).toMatch(/^not scored: repeats a reading this pump already sent \(same time, same values\)$/);
       expect([...rows.slice(0, 21), ...rows.slice(22)].map((row) => [row.score, row.unscoredReason])).toEqual(want.map((row) => [row.score, row.unscoredReason]));
       // The same time with other values is another reading (two senders), scored in arrival order.
       const other = await twice.score([{ pumpId: 'p', ts: readings[39]!.ts, values: normalValues(r, 99) }], 0);

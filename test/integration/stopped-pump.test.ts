@@ -161,7 +161,7 @@ describe('a stopped pump', () => {
     engine.setModel('default', withRule);
     await scoreAll(engine, readings.slice(0, 320));
     const [again] = await engine.score([readings[310]!], 0);
-    expect(again!.unscoredReason).toMatch(/^not scored again: repeats a reading/);
+    expect(again!.unscoredReason).toMatch(/^not scored: repeats a reading this pump already sent \(same time, same values\)$/);
     const backlog = readingsWithStops(5, () => true, { start: readings[0]!.ts - 3_600_000 });
     const late = await engine.score(backlog, 0);
     expect(late.every((r) => /^not scored: older than this pump's newest reading/.test(r.unscoredReason ?? ''))).toBe(true);
