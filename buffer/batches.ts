@@ -3,7 +3,7 @@ import { clockSegments, lastSeqBeforeStep, receiveTimeCorrection } from './clock
 import { classifySqliteError } from './errors.js';
 import { fromDbRow, type DbRow } from './rows.js';
 import { SYNCED_ROWS_SQL } from './ranges.js';
-import { deleteEach, isCorruptPage, readBySeq, seqsAcrossPumps, type Undeletable, type UnreadableRun } from './unreadable.js';
+import { deleteEach, isCorruptPage, readBySeq, RowsUnreadableError, seqsAcrossPumps, type Undeletable, type UnreadableRun } from './unreadable.js';
 import type { BufferStore } from './store.js';
 import type { StoredRow } from './types.js';
 
@@ -38,8 +38,10 @@ export interface PlannedBatch {
 
 export interface PlanLimits {
   maxRows: number;
-  /** Approximate upper bound of the batch's JSON size before compression. */
+  /** Upper bound of the batch's JSON lines before compression (storedLineBytes; a single row larger than it goes alone). */
   maxBytes: number;
+  /** Bytes every line carries that the buffer does not hold: the device id's JSON text (default 0). */
+  lineExtra?: number;
   /** Rows of the same pump taken before an anomaly, so it is uploaded with its context. */
   anomalyContextRows: number;
   /**
@@ -60,8 +62,16 @@ export interface PlanPick {
   priority: number;
 }
 
-/** Fixed per-row overhead of a JSON line beyond the values text, for byte estimates. */
-const LINE_OVERHEAD = 200;
+/**
+ * The widest the parts of a JSON line (sync/encoder.ts lineText) not taken from the row's texts can
+ * be written: keys, quotes, a seq of 16 digits, a number of 24 characters, ISO times, true/false/null,
+ * the closing brace and the newline. LINE_FIXED is in every line; the others only with their field.
+ */
+const LINE_FIXED = 216;
+const UNSCORED_FIXED = 18; // ,"unscoredReason": (the reason's JSON string counted as written)
+const SHADOW_SCORE_FIXED = 39;
+const SHADOW_VERSION_FIXED = 24;
+const CONTRIBUTIONS_FIXED = 17;
 
 /** No horizon: every committed row may be planned. */
 const NO_HORIZON = Number.MAX_SAFE_INTEGER;
@@ -71,26 +81,40 @@ const DAY_MS = 86_400_000;
 
 /**
  * How many of `rows` (in order) one batch takes: rows on the UTC day of the first one, while their
- * JSON estimate (`valuesLength` plus a line's fixed overhead) stays within `maxBytes`, and always
- * at least one. A blob lies in the day folder of its first row and the trainer lists a date range
+ * lines' bytes (`lineBytes`, at most what the encoder writes) stay within `maxBytes`, and always at
+ * least one. A blob lies in the day folder of its first row and the trainer lists a date range
  * by day folders, so a batch that ran on past midnight (a pump that reports every few minutes, a
  * replayed old reading among live ones) would hide its later rows from a reader of those days.
  * The one sizing rule of the planner, wherever rows are read and in whichever direction they are taken.
  */
-export function fitRows<T extends { ts: number }>(rows: readonly T[], maxBytes: number, valuesLength: (row: T) => number): number {
+export function fitRows<T extends { ts: number }>(rows: readonly T[], maxBytes: number, lineBytes: (row: T) => number): number {
   let bytes = 0;
   let count = 0;
   const day = rows.length > 0 ? Math.floor(rows[0]!.ts / DAY_MS) : 0;
   for (const r of rows) {
-    bytes += valuesLength(r) + LINE_OVERHEAD;
+    bytes += lineBytes(r);
     if (count > 0 && (bytes > maxBytes || Math.floor(r.ts / DAY_MS) !== day)) break;
     count++;
   }
   return count;
 }
 
-/** The values text length of a stored row, for fitRows. */
-export const storedValuesLength = (row: { vals: string }): number => row.vals.length;
+/**
+ * Bytes of a stored row's JSON line at most, but for `lineExtra` (the device id, which the buffer
+ * does not hold): its texts as stored plus the widest the rest can be written (LINE_FIXED…). Text
+ * is counted in characters: a name outside ASCII takes more bytes. Before 2026-12-07 a batch was
+ * sized by its values plus 200 bytes a row, which left out an anomaly's contributions and a long
+ * device id: measured, blobs of anomalies came out at 1.5 times PUMPWATCH_SYNC_BATCH_MAX_BYTES and
+ * those of normal readings 7 % over it.
+ */
+export function storedLineBytes(row: DbRow, lineExtra = 0): number {
+  let n = LINE_FIXED + lineExtra + row.vals.length + row.pump_id.length + (row.model_version?.length ?? 0);
+  if (row.unscored_reason !== null) n += UNSCORED_FIXED + JSON.stringify(row.unscored_reason).length;
+  if (row.shadow_score !== null) n += SHADOW_SCORE_FIXED;
+  if (row.shadow_model_version !== null) n += SHADOW_VERSION_FIXED + row.shadow_model_version.length;
+  if (row.contributions !== null) n += CONTRIBUTIONS_FIXED + row.contributions.length;
+  return n;
+}
 
 /** Names the blob of a batch (given by sync/layout.ts; the buffer does not know the layout). */
 export type BlobNamer = (pumpId: string, firstSeq: number, lastSeq: number, firstTs: number) => string;
@@ -169,7 +193,7 @@ export class SyncBatches {
     const pick = this.pick(limits);
     if (pick === null) return null;
     const rows = this.store.ranges.candidates(pick.pumpId, pick.from, pick.bound, Math.max(1, limits.maxRows));
-    rows.length = fitRows(rows, limits.maxBytes, storedValuesLength);
+    rows.length = fitRows(rows, limits.maxBytes, (r) => storedLineBytes(r, limits.lineExtra));
     const first = rows[0]!;
     const last = rows[rows.length - 1]!;
     return { pick, rows, range: { firstSeq: first.seq, lastSeq: last.seq, rowCount: rows.length }, blobName: namer(pick.pumpId, first.seq, last.seq, first.ts) };
@@ -259,17 +283,21 @@ export class SyncBatches {
   private contextStart(pumpId: string, anomalySeq: number, limits: PlanLimits): number {
     const context = Math.max(0, Math.min(limits.anomalyContextRows, limits.maxRows - 1));
     const ranges = this.store.ranges;
-    let rows: Array<{ seq: number; ts: number; len: number }>;
+    let rows: DbRow[];
     try {
-      // Newest first, the anomaly itself first of all: the batch takes as many as fit, back in time.
-      rows = ranges.contextRows(pumpId, ranges.rangeEndBefore(pumpId, anomalySeq), anomalySeq, context + 1);
+      const from = ranges.contextFrom(pumpId, ranges.rangeEndBefore(pumpId, anomalySeq), anomalySeq, context + 1) ?? anomalySeq;
+      // The rows themselves, not only their values' length: the batch is sized by the lines they make.
+      rows = ranges.candidates(pumpId, from, anomalySeq + 1, context + 1);
     } catch (err) {
       // A damaged page among them (or the anomaly's own): the batch starts at the anomaly, and the
       // planner's read finds what can be read (buffer/unreadable.ts).
-      if (isCorruptPage(err)) return anomalySeq;
+      if (isCorruptPage(err) || err instanceof RowsUnreadableError) return anomalySeq;
       throw err;
     }
-    return rows[fitRows(rows, limits.maxBytes, (r) => r.len) - 1]?.seq ?? anomalySeq;
+    if (rows[rows.length - 1]?.seq !== anomalySeq) return anomalySeq; // the read stopped before a damaged page
+    // Newest first, the anomaly itself first of all: the batch takes as many as fit, back in time.
+    rows.reverse();
+    return rows[fitRows(rows, limits.maxBytes, (r) => storedLineBytes(r, limits.lineExtra)) - 1]!.seq;
   }
 
   /** The rows of a planned batch, in sequence order (the same rows every time it is asked). */

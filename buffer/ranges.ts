@@ -258,9 +258,9 @@ export class PlannedRanges {
     return readRange(this.db(), this.q().reads, pumpId, firstSeq, lastSeq);
   }
 
-  /** Unplanned rows of `pumpId` from `after` (exclusive) up to `upTo`, newest first: an anomaly's context. */
-  contextRows(pumpId: string, after: number, upTo: number, limit: number): Array<{ seq: number; ts: number; len: number }> {
-    return this.q().context.all(pumpId, after, upTo, limit) as Array<{ seq: number; ts: number; len: number }>;
+  /** Seq of the oldest of the newest `limit` unplanned rows of `pumpId` after `after` up to `upTo`: where an anomaly's context may start. */
+  contextFrom(pumpId: string, after: number, upTo: number, limit: number): number | null {
+    return (this.q().context.get(pumpId, after, upTo, limit) as { seq: number | null }).seq;
   }
 
   /** Rows currently stored in a range (a planned range loses rows only to retention or eviction once synced). */
@@ -332,7 +332,7 @@ function prepare(db: Database.Database, onUndecodable: (err: BufferError) => voi
     rangeBefore: db.prepare('SELECT last_seq FROM sync_batches WHERE pump_id = ? AND last_seq < ? ORDER BY last_seq DESC LIMIT 1'),
     reads: prepareRowReads(db, onUndecodable),
     context: db.prepare(
-      'SELECT seq, ts, length(vals) AS len FROM readings WHERE pump_id = ? AND seq > ? AND seq <= ? ORDER BY seq DESC LIMIT ?',
+      'SELECT min(seq) AS seq FROM (SELECT seq FROM readings WHERE pump_id = ? AND seq > ? AND seq <= ? ORDER BY seq DESC LIMIT ?)',
     ),
     count: db.prepare('SELECT count(*) AS n FROM readings WHERE pump_id = ? AND seq BETWEEN ? AND ?'),
     // Unreadable ranges wait for nothing: the oldest row that can still go is after them.

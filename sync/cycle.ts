@@ -95,7 +95,7 @@ interface Prepared {
   durable: Promise<void>;
 }
 
-/** Planner bytes of a row beyond its values text (buffer/batches.ts counts JSON length + 200). */
+/** Fewer bytes than the planner counts for a line beyond its values text (buffer/batches.ts storedLineBytes, at least 216): row caps from the byte cap never stop a batch first. */
 const ROW_OVERHEAD = 200;
 
 /** Plan limits whose row cap never asks the planner for more candidates than the byte cap lets through. */
@@ -108,10 +108,12 @@ export function planLimits(maxRows: number, maxBytes: number, anomalyContextRows
  * reads about as many candidate rows as the byte cap will take (not up to the row cap).
  */
 function sized(deps: CycleDeps, horizon: Horizon): PlanLimits {
+  // Every line carries the device id, which the buffer does not hold: counted against the byte cap.
+  const limits = { ...deps.limits, horizon: horizon.seq, lineExtra: JSON.stringify(deps.deviceId).length };
   const per = deps.rowBytes.estimate;
-  if (per === null) return { ...deps.limits, horizon: horizon.seq };
+  if (per === null) return limits;
   const rows = Math.ceil((deps.limits.maxBytes / per) * 1.05) + 1;
-  return { ...deps.limits, maxRows: Math.max(1, Math.min(deps.limits.maxRows, rows)), horizon: horizon.seq };
+  return { ...limits, maxRows: Math.max(1, Math.min(deps.limits.maxRows, rows)) };
 }
 
 /** Moves the horizon to the newest row when an anomaly waits beyond it, asking at most once per floor. */

@@ -8,7 +8,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { lowerThreadPriority } from '../lib/thread-priority.js';
-import { fitRows, storedValuesLength } from '../buffer/batches.js';
+import { fitRows, storedLineBytes } from '../buffer/batches.js';
 import { undecodableSeq } from '../buffer/contributions.js';
 import { BufferReader } from '../buffer/reader.js';
 import type { DbRow } from '../buffer/rows.js';
@@ -43,7 +43,8 @@ function encode(req: EncodeRequest): EncodeReply {
   reader.takeUndecodable(); // what an earlier read that failed left
   if (req.kind === 'plan') {
     rows = reader.candidates(req.pumpId, req.from, req.bound, req.maxRows);
-    rows.length = fitRows(rows, req.maxBytes, storedValuesLength);
+    const deviceIdBytes = JSON.stringify(req.deviceId).length;
+    rows.length = fitRows(rows, req.maxBytes, (r) => storedLineBytes(r, deviceIdBytes));
   } else {
     rows = reader.range(req.pumpId, req.firstSeq, req.lastSeq);
   }
