@@ -58,6 +58,11 @@
 # the simulator's flow meter repeats for up to 63 readings at 1 Hz). `bench/field --fleet --stuck`:
 # 60/60 frozen half-hours found, 1.0 min after the freeze (the flow's 3.1), no false finding.
 # Per-pump models from the trainer are still the real answer.
+# Version (since 2026-12-07): default-2, the weights and rules of cc5a3e79... under a version of
+# their own. Every earlier bundled model (e9edc771..., d9b76026..., 642fef5a..., cc5a3e79...) was
+# `default-1`, so the readings it scored could not be told apart in the cloud, where each line names
+# only its model version. A new bundled model takes a new version: test/unit/default-model-version.test.ts
+# holds the sha256 of each version and fails when the file changes under the same one.
 # Usage: npm run make:default-model   (builds first)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -69,4 +74,4 @@ for i in 1 2 3 4 5 6; do
   node dist/agent/cli.js simulate --rows 86400 --seed "$((9000 + i))" --faults none --pump "train-$i" --start "$start" --out "$tmp/p$i.csv"
   if [ "$i" = 1 ]; then cat "$tmp/p$i.csv" > "$csv"; else tail -n +2 "$tmp/p$i.csv" >> "$csv"; fi
 done
-node dist/trainer/cli.js fit --csv "$csv" --exclude anomaly,changepoint --source default --version default-1 --algo pca --stopped-when 'Current<0.2 & Volume Flow RateRMS<5' --after-start 1800 --out agent/assets/default-model.onnx
+node dist/trainer/cli.js fit --csv "$csv" --exclude anomaly,changepoint --source default --version default-2 --algo pca --stopped-when 'Current<0.2 & Volume Flow RateRMS<5' --after-start 1800 --out agent/assets/default-model.onnx

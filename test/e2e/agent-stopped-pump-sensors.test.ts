@@ -68,7 +68,7 @@ describe('a dead current transmitter on a running pump, the agent as a process w
 
     const s = await pumpOf(agent, 'pump-stop');
     expect(s).toMatchObject({ state: 'stopped', running: false, stoppedSince: new Date(stopped[600]!.ts).toISOString(), anomalySince: null, lastAlertAt: null });
-    expect(s.detail).toMatch(/^pump stopped: "Current" = 0\.01, below 0\.2 and "Volume Flow RateRMS" = 0\.3, below 5 \(model default-1's stopped-when rule\)$/);
+    expect(s.detail).toMatch(/^pump stopped: "Current" = 0\.01, below 0\.2 and "Volume Flow RateRMS" = 0\.3, below 5 \(model default-2's stopped-when rule\)$/);
     expect(alerts.filter((a) => a.pumpId === 'pump-stop')).toEqual([]);
     await stop(agent);
 

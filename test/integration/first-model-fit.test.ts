@@ -150,7 +150,7 @@ describe('first model fitted on the gateway', () => {
     expect(r.spanHours).toBeGreaterThan(4.9);
     expect(r.spanHours).toBeLessThan((last - rows[0]!.ts) / HOUR - 0.9);
     expect(r.reason).toContain(`span ${r.spanHours} h of the 12 h needed`);
-    expect(r.reason).toMatch(/not counted: \d+ stopped or starting by the default model default-1's stopped-when rule/);
+    expect(r.reason).toMatch(/not counted: \d+ stopped or starting by the default model default-2's stopped-when rule/);
     // Enough for fewer hours: the same rows make a model.
     expect((await fitFirstModelHere(request(rows, Math.floor(r.spanHours)))).kind).toBe('fitted');
     // 0 hours (the job: the most rows a fit reads reached): fitted whatever span they hold, on its thread too.
@@ -235,7 +235,7 @@ describe('first model fitted on the gateway', () => {
     expect(r.kind).toBe('refused');
     if (r.kind !== 'refused') return;
     expect(r.reason).toBe(
-      'the default model default-1\'s stopped-when rule (Current<0.2 & Volume Flow RateRMS<5, warm-up 1800 s) names "Current" and "Volume Flow RateRMS", which pump "p1" does not send as a feature (its features: "Level", "Speed"): its stops cannot be told from its running',
+      'the default model default-2\'s stopped-when rule (Current<0.2 & Volume Flow RateRMS<5, warm-up 1800 s) names "Current" and "Volume Flow RateRMS", which pump "p1" does not send as a feature (its features: "Level", "Speed"): its stops cannot be told from its running',
     );
   });
 

@@ -32,7 +32,7 @@ describe('cloud line with a stalled link', () => {
 
 describe('the generic default model in words', () => {
   it('says it was fitted at six duty points, as the bundled model was (README, agent/http/generic-range.ts)', () => {
-    const { warning } = modelScope({ key: 'default', version: 'default-1' });
+    const { warning } = modelScope({ key: 'default', version: 'default-2' });
     expect(warning).toMatch(/simulated pumps at six duty points/);
     expect(warning).not.toMatch(/one duty point/);
   });
