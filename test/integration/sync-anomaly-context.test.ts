@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { postJson, startTestAgent, type TestAgent } from '../support/agent.js';
 import { decodeAllBlobs, startTestAzurite, type TestAzurite } from '../support/azurite.js';
+import { recentStartOffMidnight } from '../support/clock.js';
 import { normalValues, rng } from '../support/models.js';
 
 const CONTAINER = 'anomaly-context';
@@ -19,7 +20,7 @@ let t: TestAgent;
 /** `n` normal readings of `pumpId` a second apart, ending now; the one at `spikeAt` an anomaly. */
 function readings(pumpId: string, n: number, spikeAt = -1) {
   const r = rng(pumpId.length);
-  const start = Date.now() - n * 1000;
+  const start = recentStartOffMidnight(); // far from a UTC midnight, where a batch would be cut
   return Array.from({ length: n }, (_, i) => ({ pumpId, ts: new Date(start + i * 1000).toISOString(), values: i === spikeAt ? SPIKE : normalValues(r, i) }));
 }
 

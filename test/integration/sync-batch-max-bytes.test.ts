@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { gunzipSync } from 'node:zlib';
 import { postJson, startTestAgent, type TestAgent } from '../support/agent.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
+import { recentStartOffMidnight } from '../support/clock.js';
 import { normalValues, rng } from '../support/models.js';
 
 const MAX_BYTES = 8192;
@@ -17,7 +18,7 @@ let az: TestAzurite;
 /** `n` readings of `pumpId` a second apart, ending now; every one an anomaly for the test model when `spikes`. */
 function readings(pumpId: string, n: number, spikes: boolean) {
   const r = rng(pumpId.length);
-  const start = Date.now() - n * 1000;
+  const start = recentStartOffMidnight(); // far from a UTC midnight, where a batch would be cut
   return Array.from({ length: n }, (_, i) => ({ pumpId, ts: new Date(start + i * 1000).toISOString(), values: spikes ? { Pressure: 4 + i / 1000, Flow: 30, Current: 1.4 } : normalValues(r, i) }));
 }
 
