@@ -155,6 +155,11 @@ export class SyncBatches {
     return this.store.openFile();
   }
 
+  /** The id of the buffer file the rows are read from (BufferStore.bufferId), written on every line. */
+  bufferId(): string {
+    return this.store.bufferId();
+  }
+
   /** The next batch to upload: an unfinished planned one first, else a newly planned one, else null. */
   next(limits: PlanLimits, namer: BlobNamer, now: number): PlannedBatch | null {
     return this.pending() ?? this.plan(limits, namer, now);

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Database } from 'better-sqlite3';
 import { BufferError } from './errors.js';
 
@@ -266,6 +267,17 @@ export function migrate(db: Database): number {
   }
   db.transaction(() => {
     for (const sql of OPEN_INDEXES) db.exec(sql);
+    db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run(BUFFER_ID_KEY, randomBytes(8).toString('hex'));
   })();
   return version;
 }
+
+/**
+ * The buffer's id in `meta`: 16 random hex characters, made when the file is created (or, for a
+ * file made before it existed, at its first open by an agent that knows it) and kept for the
+ * file's life. Sequence numbers start again at 1 in a new file (a replaced data volume, a deleted
+ * buffer) under the same device id, so a reading in the lake is known by (deviceId, bufferId, seq).
+ * Made at open like OPEN_INDEXES, not in a numbered step: an older agent opens the file all the
+ * same (it never reads this key), and every open after the first finds it and writes nothing.
+ */
+export const BUFFER_ID_KEY = 'buffer.id';

@@ -11,6 +11,7 @@ import { fileIdentity, openDatabase } from './open.js';
 import { PlannedRanges, type UnreadableSummary } from './ranges.js';
 import { finishIndexRepairs, repairDamagedIndexes } from './repair.js';
 import { DamagedRows, isCorruptPage, runText, unreadableCause } from './unreadable.js';
+import { BUFFER_ID_KEY } from './migrations.js';
 import { ROW_COLUMNS, fromDbRow, insertRow, readRows } from './rows.js';
 import type { PredictionRow, RejectedItem, StoredRow } from './types.js';
 
@@ -902,6 +903,13 @@ export class BufferStore {
     } catch (err) {
       throw classifySqliteError(err, this.options.path, 'marking an alerted reading');
     }
+  }
+
+  /** The open file's id (migrations.ts BUFFER_ID_KEY), written on every readings line the sync uploads. */
+  bufferId(): string {
+    const id = this.getMeta(BUFFER_ID_KEY);
+    if (id === null) throw new BufferError('PW_BUFFER_CORRUPT', `the buffer ${this.options.path} has no id in its meta table (it is made at every open)`);
+    return id;
   }
 
   /** Small key/value state that must survive restarts (active models, cursors). */

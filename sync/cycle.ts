@@ -90,6 +90,8 @@ interface Prepared {
   body: Buffer | HeldBody;
   /** The device id in the lines (and the planned name). */
   deviceId: string;
+  /** The buffer id in the lines: the file the rows were read from. */
+  bufferId: string;
   metadata: Record<string, string>;
   /** Resolves once the plan is durable: the upload never starts before. */
   durable: Promise<void>;
@@ -258,7 +260,8 @@ async function planOnce(deps: CycleDeps, horizon: Horizon): Promise<Prepared | n
   logPlanned(deps, batch);
   await yieldNow(); // planning read the rows: encoding is the next synchronous step, never back to back
   deps.onEncoded?.('main');
-  return prepared(deps, batch, await encodeOnMain(rows, deps.deviceId), deps.deviceId, durable);
+  const bufferId = deps.batches.bufferId();
+  return prepared(deps, batch, await encodeOnMain(rows, deps.deviceId, bufferId), deps.deviceId, bufferId, durable);
 }
 
 /** Whether the encoder thread keeps a batch's bytes and uploads them itself (it can build the same uploader). */
@@ -280,7 +283,8 @@ async function planOnThread(deps: CycleDeps, encoder: EncoderThread, limits: Pla
     if (pick === null) return undefined;
     const { maxRows, maxBytes } = limits;
     const hold = holds(deps);
-    const rows = await encoder.encode({ kind: 'plan', pumpId: pick.pumpId, from: pick.from, bound: pick.bound, maxRows, maxBytes, deviceId: deps.deviceId, hold, file: deps.batches.bufferFile() });
+    const bufferId = deps.batches.bufferId();
+    const rows = await encoder.encode({ kind: 'plan', pumpId: pick.pumpId, from: pick.from, bound: pick.bound, maxRows, maxBytes, deviceId: deps.deviceId, bufferId, hold, file: deps.batches.bufferFile() });
     if (rows === null) continue;
     let planned: { batch: PlannedBatch; durable: Promise<void> } | null = null;
     try {
@@ -292,7 +296,7 @@ async function planOnThread(deps: CycleDeps, encoder: EncoderThread, limits: Pla
     if (planned === null) continue;
     logPlanned(deps, planned.batch);
     deps.onEncoded?.('thread');
-    return prepared(deps, planned.batch, rows, deps.deviceId, planned.durable); // the name just planned carries deps.deviceId
+    return prepared(deps, planned.batch, rows, deps.deviceId, bufferId, planned.durable); // the name just planned carries deps.deviceId
   }
   throw new EncoderThreadError('rows were evicted under three plans in a row');
 }
@@ -320,23 +324,24 @@ async function prepare(deps: CycleDeps, batch: PlannedBatch): Promise<Prepared |
 async function prepareRows(deps: CycleDeps, batch: PlannedBatch): Promise<Prepared | null> {
   await yieldNow();
   const deviceId = deviceIdOf(deps, batch);
+  const bufferId = deps.batches.bufferId();
   if (deps.encoder !== null) {
     try {
-      const rows = await deps.encoder.encode({ kind: 'range', pumpId: batch.pumpId, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, deviceId, hold: holds(deps), file: deps.batches.bufferFile() });
+      const rows = await deps.encoder.encode({ kind: 'range', pumpId: batch.pumpId, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, deviceId, bufferId, hold: holds(deps), file: deps.batches.bufferFile() });
       if (rows !== null) deps.onEncoded?.('thread');
-      return prepared(deps, batch, rows, deviceId);
+      return prepared(deps, batch, rows, deviceId, bufferId);
     } catch (err) {
       if (!(err instanceof EncoderThreadError)) throw err;
       onMainThread(deps, err);
     }
   }
-  const rows = await encodeOnMain(deps.batches.rawRows(batch), deviceId);
+  const rows = await encodeOnMain(deps.batches.rawRows(batch), deviceId, bufferId);
   if (rows !== null) deps.onEncoded?.('main');
-  return prepared(deps, batch, rows, deviceId);
+  return prepared(deps, batch, rows, deviceId, bufferId);
 }
 
-/** A batch with its rows encoded for `deviceId`, ready to upload; a batch whose rows are all gone is marked failed (null). */
-function prepared(deps: CycleDeps, batch: PlannedBatch, rows: EncodedRows | null, deviceId: string, durable = Promise.resolve()): Prepared | null {
+/** A batch with its rows encoded for `deviceId` and the buffer `bufferId`, ready to upload; a batch whose rows are all gone is marked failed (null). */
+function prepared(deps: CycleDeps, batch: PlannedBatch, rows: EncodedRows | null, deviceId: string, bufferId: string, durable = Promise.resolve()): Prepared | null {
   if (rows === null) {
     const message = `planned batch ${batch.blobName} has no rows left in the buffer: nothing to upload`;
     deps.batches.markFailed(batch, message);
@@ -349,14 +354,14 @@ function prepared(deps: CycleDeps, batch: PlannedBatch, rows: EncodedRows | null
   if (rows.rowCount !== batch.rowCount) {
     deps.logger.warn({ blob: batch.blobName, planned: batch.rowCount, found: rows.rowCount }, 'a planned batch has fewer rows than planned; uploading those found');
   }
-  const metadata = batchMetadata(rows.encoded, { agentVersion: deps.agentVersion, deviceId, pumpId: batch.pumpId, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq });
-  return { batch, encoded: rows.encoded, body: rows.body, deviceId, metadata, durable };
+  const metadata = batchMetadata(rows.encoded, { agentVersion: deps.agentVersion, deviceId, pumpId: batch.pumpId, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, bufferId });
+  return { batch, encoded: rows.encoded, body: rows.body, deviceId, bufferId, metadata, durable };
 }
 
 /** Encodes rows on the main thread (the fallback when the encoder thread cannot run). */
-async function encodeOnMain(rows: RawRow[], deviceId: string): Promise<(EncodedRows & { body: Buffer }) | null> {
+async function encodeOnMain(rows: RawRow[], deviceId: string, bufferId: string): Promise<(EncodedRows & { body: Buffer }) | null> {
   if (rows.length === 0) return null;
-  const { body, ...encoded } = await encodeRawRows(rows, deviceId);
+  const { body, ...encoded } = await encodeRawRows(rows, deviceId, bufferId);
   return { ...rowsExtent(rows), encoded: { ...encoded, bytes: body.length }, body };
 }
 
@@ -426,7 +431,7 @@ async function send(deps: CycleDeps, p: Prepared): Promise<UploadOutcome> {
   } catch (err) {
     if (!(err instanceof EncoderThreadError)) throw err;
     onMainThread(deps, err);
-    const again = await encodeOnMain(deps.batches.rawRows(batch), p.deviceId);
+    const again = await encodeOnMain(deps.batches.rawRows(batch), p.deviceId, p.bufferId);
     if (again === null) throw new EncoderThreadError(`the rows of ${batch.blobName} are no longer in the buffer`, { cause: err });
     deps.onEncoded?.('main');
     return fromMain(again.body);

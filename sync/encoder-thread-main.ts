@@ -49,7 +49,7 @@ function encode(req: EncodeRequest): EncodeReply {
     rows = reader.range(req.pumpId, req.firstSeq, req.lastSeq);
   }
   if (rows.length === 0) return { id: req.id, ok: true, batch: null };
-  const encoded = encodeRawRowsSync(rows, req.deviceId);
+  const encoded = encodeRawRowsSync(rows, req.deviceId, req.bufferId ?? null);
   const { sha256, rawSha256, rawBytes } = encoded;
   // Rows of this batch uploaded with `contributions: null` (those a plan read past its size are not in it).
   const last = rows[rows.length - 1]!.seq;

@@ -22,8 +22,8 @@ import type { EncodedBatch, RowsExtent } from './encoder.js';
 import type { UploaderSpec, UploadOutcome } from './uploader.js';
 
 export type EncodeRequest =
-  | { id: number; kind: 'plan'; pumpId: string; from: number; bound: number | null; maxRows: number; maxBytes: number; deviceId: string; hold: boolean; file?: string | null }
-  | { id: number; kind: 'range'; pumpId: string; firstSeq: number; lastSeq: number; deviceId: string; hold: boolean; file?: string | null };
+  | { id: number; kind: 'plan'; pumpId: string; from: number; bound: number | null; maxRows: number; maxBytes: number; deviceId: string; bufferId?: string | null; hold: boolean; file?: string | null }
+  | { id: number; kind: 'range'; pumpId: string; firstSeq: number; lastSeq: number; deviceId: string; bufferId?: string | null; hold: boolean; file?: string | null };
 
 export interface UploadHeldRequest {
   id: number;

@@ -26,6 +26,11 @@ const gunzipAsync = promisify(gunzip);
 export interface ReadingLine {
   seq: number;
   deviceId: string;
+  /**
+   * The id of the buffer file that numbered `seq` (buffer/migrations.ts BUFFER_ID_KEY): a new file
+   * under the same device id numbers from 1 again. Absent in lines written before it existed.
+   */
+  bufferId?: string;
   pumpId: string;
   /** ISO 8601, UTC. */
   ts: string;
@@ -52,10 +57,11 @@ export interface EncodedBatch {
   rowCount: number;
 }
 
-export function toLine(row: StoredRow, deviceId: string): ReadingLine {
+export function toLine(row: StoredRow, deviceId: string, bufferId: string | null = null): ReadingLine {
   const line: ReadingLine = {
     seq: row.seq,
     deviceId,
+    ...(bufferId === null ? {} : { bufferId }),
     pumpId: row.pumpId,
     ts: new Date(row.ts).toISOString(),
     receivedAt: new Date(row.receivedAt).toISOString(),
@@ -100,10 +106,18 @@ export function toRawRow(row: StoredRow): RawRow {
 const num = (v: number | null): string => (v === null ? 'null' : JSON.stringify(v));
 const str = (v: string | null): string => (v === null ? 'null' : JSON.stringify(v));
 
-/** One JSON line (without the newline), byte for byte JSON.stringify(toLine(row, deviceId)). */
-export function lineText(r: RawRow, deviceIdJson: string): string {
+/**
+ * The JSON of a line's source, after `"deviceId":`: the device id, then the buffer id when there
+ * is one (toLine's key order), made once per batch.
+ */
+export function sourceJson(deviceId: string, bufferId: string | null): string {
+  return bufferId === null ? JSON.stringify(deviceId) : `${JSON.stringify(deviceId)},"bufferId":${JSON.stringify(bufferId)}`;
+}
+
+/** One JSON line (without the newline), byte for byte JSON.stringify(toLine(row, deviceId, bufferId)); `source` is sourceJson(deviceId, bufferId). */
+export function lineText(r: RawRow, source: string): string {
   let s =
-    `{"seq":${r.seq},"deviceId":${deviceIdJson},"pumpId":${JSON.stringify(r.pump_id)},` +
+    `{"seq":${r.seq},"deviceId":${source},"pumpId":${JSON.stringify(r.pump_id)},` +
     `"ts":"${new Date(r.ts).toISOString()}","receivedAt":"${new Date(r.received_at).toISOString()}",` +
     `"values":${r.vals},"score":${num(r.score)},"anomaly":${r.anomaly === null ? 'null' : r.anomaly === 1 ? 'true' : 'false'},` +
     `"modelVersion":${str(r.model_version)},"imputed":${r.imputed === 1 ? 'true' : 'false'}`;
@@ -115,12 +129,12 @@ export function lineText(r: RawRow, deviceIdJson: string): string {
 }
 
 /** The uncompressed JSON lines of rows, built in chunks with a yield to the event loop between them. */
-export async function serializeRawRows(rows: readonly RawRow[], deviceId: string): Promise<Buffer> {
-  const deviceIdJson = JSON.stringify(deviceId);
+export async function serializeRawRows(rows: readonly RawRow[], deviceId: string, bufferId: string | null = null): Promise<Buffer> {
+  const source = sourceJson(deviceId, bufferId);
   const chunks: Buffer[] = [];
   for (let start = 0; start < rows.length; start += CHUNK_ROWS) {
     if (start > 0) await yieldNow();
-    chunks.push(linesOf(rows, start, Math.min(rows.length, start + CHUNK_ROWS), deviceIdJson));
+    chunks.push(linesOf(rows, start, Math.min(rows.length, start + CHUNK_ROWS), source));
   }
   return Buffer.concat(chunks);
 }
@@ -130,13 +144,13 @@ export async function serializeRawRows(rows: readonly RawRow[], deviceId: string
  * the lines into one string first costs three times as much: the joined string must be flattened
  * before it is encoded (measured 6 → 2 µs a row; serialising is most of a drain's own work).
  */
-function linesOf(rows: readonly RawRow[], start: number, end: number, deviceIdJson: string): Buffer {
+function linesOf(rows: readonly RawRow[], start: number, end: number, source: string): Buffer {
   let capacity = 0;
   for (let i = start; i < end; i++) capacity += rows[i]!.vals.length + (rows[i]!.contributions?.length ?? 0) + LINE_BYTES;
   let buf = Buffer.allocUnsafe(capacity);
   let at = 0;
   for (let i = start; i < end; i++) {
-    const line = lineText(rows[i]!, deviceIdJson);
+    const line = lineText(rows[i]!, source);
     const need = at + line.length * 3 + 1; // UTF-8 takes at most 3 bytes per UTF-16 unit
     if (need > buf.length) {
       const larger = Buffer.allocUnsafe(Math.max(need, buf.length * 2));
@@ -157,8 +171,8 @@ export async function sha256Hex(bytes: Uint8Array): Promise<string> {
 }
 
 /** Rows as stored → deterministic gzip JSON lines with their hashes (compressed and hashed off the main thread). */
-export async function encodeRawRows(rows: readonly RawRow[], deviceId: string): Promise<EncodedBatch> {
-  const raw = await serializeRawRows(rows, deviceId);
+export async function encodeRawRows(rows: readonly RawRow[], deviceId: string, bufferId: string | null = null): Promise<EncodedBatch> {
+  const raw = await serializeRawRows(rows, deviceId, bufferId);
   const body = await gzipAsync(raw, { level: GZIP_LEVEL });
   const [sha256, rawSha256] = await Promise.all([sha256Hex(body), sha256Hex(raw)]);
   return { body, sha256, rawSha256, rawBytes: raw.length, rowCount: rows.length };
@@ -169,8 +183,8 @@ export async function encodeRawRows(rows: readonly RawRow[], deviceId: string): 
  * work must stay on that (lower-priority) thread rather than go to the process's libuv pool.
  * The same bytes and hashes as encodeRawRows.
  */
-export function encodeRawRowsSync(rows: readonly RawRow[], deviceId: string): EncodedBatch {
-  const raw = linesOf(rows, 0, rows.length, JSON.stringify(deviceId));
+export function encodeRawRowsSync(rows: readonly RawRow[], deviceId: string, bufferId: string | null = null): EncodedBatch {
+  const raw = linesOf(rows, 0, rows.length, sourceJson(deviceId, bufferId));
   const body = gzipSync(raw, { level: GZIP_LEVEL });
   const hex = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
   return { body, sha256: hex(body), rawSha256: hex(raw), rawBytes: raw.length, rowCount: rows.length };
@@ -194,8 +208,8 @@ export function rowsExtent(rows: readonly RawRow[]): RowsExtent {
 }
 
 /** Rows → the same bytes as encodeRawRows of the stored form. */
-export function encodeRows(rows: readonly StoredRow[], deviceId: string): Promise<EncodedBatch> {
-  return encodeRawRows(rows.map(toRawRow), deviceId);
+export function encodeRows(rows: readonly StoredRow[], deviceId: string, bufferId: string | null = null): Promise<EncodedBatch> {
+  return encodeRawRows(rows.map(toRawRow), deviceId, bufferId);
 }
 
 /** Blob content → its lines, checked for the fields every line must have. `label` names the blob in errors. */
@@ -245,9 +259,9 @@ function lineProblem(v: unknown): string | null {
 /** Blob metadata of a readings batch (names are lowercase: Azure treats them case-insensitively). */
 export function batchMetadata(
   encoded: Pick<EncodedBatch, 'rowCount' | 'sha256' | 'rawSha256'>,
-  info: { agentVersion: string; deviceId: string; pumpId: string; firstSeq: number; lastSeq: number },
+  info: { agentVersion: string; deviceId: string; pumpId: string; firstSeq: number; lastSeq: number; bufferId?: string | null },
 ): Record<string, string> {
-  return {
+  const meta: Record<string, string> = {
     rowcount: String(encoded.rowCount),
     sha256: encoded.sha256,
     rawsha256: encoded.rawSha256,
@@ -258,4 +272,6 @@ export function batchMetadata(
     firstseq: String(info.firstSeq),
     lastseq: String(info.lastSeq),
   };
+  if (info.bufferId != null) meta.bufferid = info.bufferId;
+  return meta;
 }

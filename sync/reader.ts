@@ -1,7 +1,7 @@
 /**
  * The other side of the sync (used by the trainer): lists one pump's reading blobs by day prefix
  * for a time range, downloads and checks them (sha256 from the blob metadata), decodes the lines
- * and yields each reading once per (deviceId, seq, time), in time order.
+ * and yields each reading once (by device, buffer id and seq: see Seen), in time order.
  *
  * Order: readings are yielded day by day, sorted by `ts` within what has been read so far. A blob
  * is dated by its first reading, and the agent ends a batch at midnight UTC, so its readings lie in
@@ -95,7 +95,7 @@ export async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (
   return results;
 }
 
-/** Yields the pump's readings in [from, to), each (deviceId, seq, time) once, in time order (see above). */
+/** Yields the pump's readings in [from, to), each once (see Seen), in time order (see above). */
 export async function* readReadings(container: ContainerClient, range: ReadRange, options: ReadOptions = {}): AsyncGenerator<ReadingLine> {
   const from = toMs(range.from, 'from');
   const to = toMs(range.to, 'to');
@@ -129,12 +129,20 @@ export async function readAllReadings(container: ContainerClient, range: ReadRan
 }
 
 /**
- * Per device, the time of each sequence number read (an array for the rare number read with two
- * times). A reading is the same when its device, sequence number and time are: a blob uploaded
- * twice holds the same ones, while a device whose buffer started again at sequence 1 (a replaced
- * data volume) reuses the numbers for other readings, at other times, which are kept.
+ * Per device and sequence number, the readings read with it: its time, and the id of the buffer
+ * that numbered it (null in lines written before lines carried one). A device whose buffer started
+ * again at sequence 1 (a replaced data volume, a deleted buffer file) reuses the numbers for other
+ * readings, which are kept; a blob uploaded twice holds the same ones, which are not. Two lines are
+ * the same reading when their device and seq are the same and
+ * - both carry a buffer id: it is the same (whatever their times: two lives of a buffer can give
+ *   other readings the same seq and time, and these are kept);
+ * - either carries none: their times are the same (the rule before buffer ids; it also matches a
+ *   batch uploaded once by an agent before them and once, re-encoded after an upgrade, with one).
  */
-type Seen = Map<string, Map<number, number | number[]>>;
+type Known = { ts: number; bufferId: string | null };
+type Seen = Map<string, Map<number, Known | Known[]>>;
+
+const sameReading = (a: Known, b: Known): boolean => (a.bufferId !== null && b.bufferId !== null ? a.bufferId === b.bufferId : a.ts === b.ts);
 
 function firstTime(seen: Seen, line: ReadingLine, ts: number): boolean {
   let bySeq = seen.get(line.deviceId);
@@ -142,14 +150,15 @@ function firstTime(seen: Seen, line: ReadingLine, ts: number): boolean {
     bySeq = new Map();
     seen.set(line.deviceId, bySeq);
   }
+  const read: Known = { ts, bufferId: typeof line.bufferId === 'string' ? line.bufferId : null };
   const known = bySeq.get(line.seq);
   if (known === undefined) {
-    bySeq.set(line.seq, ts);
+    bySeq.set(line.seq, read);
     return true;
   }
-  const times = typeof known === 'number' ? [known] : known;
-  if (times.includes(ts)) return false;
-  bySeq.set(line.seq, [...times, ts]);
+  const all = Array.isArray(known) ? known : [known];
+  if (all.some((k) => sameReading(k, read))) return false;
+  bySeq.set(line.seq, [...all, read]);
   return true;
 }
 

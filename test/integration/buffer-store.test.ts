@@ -114,12 +114,18 @@ describe('BufferStore on a real SQLite file', () => {
     }
   });
 
-  it('migrates a version-1 buffer to the newest schema, keeping its rows and sequence', () => {
+  /** A buffer file at `path` as the first agent (schema 1) made it, open for rows to be put in. */
+  const versionOneFile = (): Database.Database => {
     openStore().close(); // creates the folder
     rmSync(path);
     const db = new Database(path);
     db.exec('CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (1);');
     db.exec(MIGRATIONS[0]!);
+    return db;
+  };
+
+  it('migrates a version-1 buffer to the newest schema, keeping its rows and sequence', () => {
+    const db = versionOneFile();
     db.prepare(`INSERT INTO readings (pump_id, ts, received_at, vals, imputed) VALUES ('pump-1', ?, ?, '{"Pressure":1}', 0)`).run(T0, T0);
     db.close();
     const store = openStore();
@@ -127,6 +133,19 @@ describe('BufferStore on a real SQLite file', () => {
     expect(sqlCount(store, "SELECT count(*) AS n FROM sqlite_master WHERE name = 'sync_batches_pump_range'")).toBe(1);
     expect(store.stats()).toMatchObject({ rows: 1, unsynced: 1, oldestUnsyncedTs: T0 });
     expect(store.appendBatch(rows('pump-1', 1, 1))).toEqual([2]);
+  });
+
+  it('gives a buffer made before buffer ids one at its first open, and keeps a file\'s id for its life', () => {
+    const db = versionOneFile();
+    db.close();
+    const store = openStore();
+    const id = store.bufferId();
+    expect(id).toMatch(/^[0-9a-f]{16}$/);
+    store.close();
+    expect(openStore().bufferId()).toBe(id);
+    for (const s of open.splice(0)) s.close();
+    rmSync(path);
+    expect(openStore().bufferId()).not.toBe(id); // a new file, a new id
   });
 
   it('carries per-row sync state (schema 5) over to ranges (schema 6): synced stays synced, planned stays planned', () => {

@@ -90,13 +90,14 @@ describe('sync of the agent to Blob Storage (Azurite)', () => {
         rawsha256: createHash('sha256').update(gunzipSync(body)).digest('hex'),
         schemaversion: '1',
         agentversion: agentVersion(),
+        bufferid: t.agent.buffer.bufferId(),
       });
       for (const line of blob.lines) {
         expect(bySeq.has(line.seq), `seq ${line.seq} in two blobs`).toBe(false);
         bySeq.set(line.seq, line);
       }
     }
-    for (const row of rows) expect(bySeq.get(row.seq)).toEqual(toLine(row, DEVICE));
+    for (const row of rows) expect(bySeq.get(row.seq)).toEqual(toLine(row, DEVICE, t.agent.buffer.bufferId()));
     expect(bySeq.size).toBe(rows.length);
   });
 
@@ -150,7 +151,7 @@ describe('sync of the agent to Blob Storage (Azurite)', () => {
     expect(lines).toHaveLength(1500);
     const rows = t.agent.buffer.rowsBySeq(0, Number.MAX_SAFE_INTEGER);
     const bySeq = new Map(lines.map((l) => [l.seq, l]));
-    for (const row of rows) expect(bySeq.get(row.seq)).toEqual(toLine(row, DEVICE));
+    for (const row of rows) expect(bySeq.get(row.seq)).toEqual(toLine(row, DEVICE, t.agent.buffer.bufferId()));
   });
 });
 

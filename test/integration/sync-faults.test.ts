@@ -95,7 +95,7 @@ async function expectEveryRowOnce(name = container): Promise<void> {
   const rows = allRows();
   expect(lines.map((l) => l.seq).sort((a, b) => a - b)).toEqual(rows.map((r) => r.seq));
   const bySeq = new Map(lines.map((l) => [l.seq, l]));
-  for (const r of rows) expect(bySeq.get(r.seq)).toEqual(toLine(r, DEVICE));
+  for (const r of rows) expect(bySeq.get(r.seq)).toEqual(toLine(r, DEVICE, store.bufferId()));
 }
 
 beforeAll(async () => {
@@ -145,7 +145,7 @@ describe('sync worker faults (real Azurite)', () => {
     store.appendBatch(Array.from({ length: 40 }, (_, i) => row('pump-a', i)));
     const w = worker(target());
     const batch = w.batches.next({ maxRows: 100, maxBytes: 1 << 20, anomalyContextRows: 0 }, (p, a, b, ts) => readingsBlobName(p, DEVICE, a, b, ts), T0)!;
-    const encoded = await encodeRows(w.batches.rows(batch), DEVICE);
+    const encoded = await encodeRows(w.batches.rows(batch), DEVICE, store.bufferId());
     const beside = besideName(batch.blobName, encoded.sha256);
     await az.container(container).createIfNotExists();
     for (const taken of [batch.blobName, beside]) await az.container(container).getBlockBlobClient(taken).upload('someone else', 12);
@@ -191,12 +191,46 @@ describe('sync worker faults (real Azurite)', () => {
     expect(read.map((l) => Date.parse(l.ts))).toEqual([...Array.from({ length: 60 }, (_, i) => T0 + i * 1000), ...Array.from({ length: 60 }, (_, i) => T0 + (1_000 + i) * 1000), ...Array.from({ length: 60 }, (_, i) => T0 + DAY + i * 1000)]);
   });
 
+  it('marks each buffer file\'s lines with its own id, so a consumer keeps both lives\' readings of a seq even at the same time, and still drops a blob read twice', async () => {
+    const firstId = store.bufferId();
+    expect(firstId).toMatch(/^[0-9a-f]{16}$/);
+    store.appendBatch(Array.from({ length: 30 }, (_, i) => row('pump-a', i)));
+    expect((await worker(target()).runOnce()).failure).toBeNull();
+    // The buffer file is deleted and made again under the same device id: the same seq numbers,
+    // and (a sender replaying the same clock) the same times, for other readings.
+    store.close();
+    for (const suffix of ['', '-wal', '-shm']) rmSync(join(dir, `buffer.sqlite${suffix}`), { force: true });
+    store = new BufferStore({ path: join(dir, 'buffer.sqlite'), maxBytes: 2 ** 30 });
+    store.open();
+    const secondId = store.bufferId();
+    expect(secondId).not.toBe(firstId);
+    store.appendBatch(Array.from({ length: 30 }, (_, i) => ({ ...row('pump-a', i), values: { Pressure: 7, Flow: i, Current: 2 } })));
+    expect((await worker(target()).runOnce()).failure).toBeNull();
+
+    const blobs = await decodeAllBlobs(az.container(container));
+    expect(blobs).toHaveLength(2); // the second life's batch went beside the first one's name
+    expect(blobs.map((b) => b.metadata.bufferid).sort()).toEqual([firstId, secondId].sort());
+    for (const b of blobs) expect(b.lines.every((l) => l.bufferId === b.metadata.bufferid)).toBe(true);
+    const read = await readAllReadings(az.container(container), { pumpId: 'pump-a', from: T0, to: T0 + DAY });
+    expect(read).toHaveLength(60);
+    expect(read.filter((l) => l.seq === 1).map((l) => [l.bufferId, l.ts, l.values.Pressure]).sort()).toEqual(
+      [[firstId, new Date(T0).toISOString(), 1], [secondId, new Date(T0).toISOString(), 7]].sort(),
+    );
+
+    // A true duplicate (the same buffer's batch uploaded again under another name) is read once.
+    const copy = blobs.find((b) => b.metadata.bufferid === secondId)!;
+    const body = await az.container(container).getBlockBlobClient(copy.name).downloadToBuffer();
+    const again = besideName(readingsBlobName('pump-a', DEVICE, 1, 30, T0), 'c0ffeec0ffee');
+    await az.container(container).getBlockBlobClient(again).upload(body, body.length, { metadata: copy.metadata });
+    expect(await readAllReadings(az.container(container), { pumpId: 'pump-a', from: T0, to: T0 + DAY })).toHaveLength(60);
+  });
+
   it('counts a blob that already holds the same rows as uploaded (a crash after the upload) and adds nothing', async () => {
     store.appendBatch(Array.from({ length: 40 }, (_, i) => row('pump-a', i)));
     const w = worker(target());
     const batch = w.batches.next({ maxRows: 100, maxBytes: 1 << 20, anomalyContextRows: 0 }, (p, a, b, ts) => readingsBlobName(p, DEVICE, a, b, ts), T0)!;
-    const encoded = await encodeRows(w.batches.rows(batch), DEVICE);
-    const meta = batchMetadata(encoded, { agentVersion: 'x', deviceId: DEVICE, pumpId: 'pump-a', firstSeq: batch.firstSeq, lastSeq: batch.lastSeq });
+    const encoded = await encodeRows(w.batches.rows(batch), DEVICE, store.bufferId());
+    const meta = batchMetadata(encoded, { agentVersion: 'x', deviceId: DEVICE, pumpId: 'pump-a', firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, bufferId: store.bufferId() });
     const uploader = new BlobUploader(containerClient(target()), { createContainer: true });
     expect(await uploader.upload({ blobName: batch.blobName, encoded, metadata: meta })).toBe('created');
 

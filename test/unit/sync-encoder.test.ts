@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import type { StoredRow } from '../../buffer/types.js';
-import { decodeBatch, encodeRows, lineText, toLine, toRawRow } from '../../sync/encoder.js';
+import { decodeBatch, encodeRows, lineText, sourceJson, toLine, toRawRow } from '../../sync/encoder.js';
 
 const T0 = Date.UTC(2026, 10, 23, 10);
 const row = (seq: number, extra: Partial<StoredRow> = {}): StoredRow => ({
@@ -41,6 +41,8 @@ describe('readings encoder', () => {
       row(5, { ts: Date.UTC(1999, 0, 1), receivedAt: 0 }),
     ];
     for (const r of rows) expect(lineText(toRawRow(r), JSON.stringify('gw "x"'))).toBe(JSON.stringify(toLine(r, 'gw "x"')));
+    for (const r of rows) expect(lineText(toRawRow(r), sourceJson('gw "x"', '0a1b2c3d4e5f6789'))).toBe(JSON.stringify(toLine(r, 'gw "x"', '0a1b2c3d4e5f6789')));
+    expect(Object.keys(toLine(rows[0]!, 'gw', '0a1b2c3d4e5f6789')).slice(0, 4)).toEqual(['seq', 'deviceId', 'bufferId', 'pumpId']);
   });
 
   it('encodes the same rows to the same bytes every time, gzip without a timestamp, with the hashes of both forms', async () => {

@@ -30,7 +30,7 @@ export interface LoadResult {
   /**
    * Readings dropped because an earlier one of the pump had the same timestamp and the same values:
    * a sensor module that re-sent them after a crash, ingested again under new sequence numbers (the
-   * reader's (device, seq, time) de-duplication cannot see those). Trained twice, such a stretch would
+   * reader's (device, buffer, seq) de-duplication cannot see those). Trained twice, such a stretch would
    * weigh double and its windows would span half the time.
    */
   repeatedReadings: number;

@@ -1,6 +1,6 @@
 /**
  * Loads one pump's readings for a time range from Blob Storage through the sync reader (each
- * (device, seq) once, in time order) into a numeric series. Memory stays proportional to the
+ * (device, buffer, seq) once, in time order) into a numeric series. Memory stays proportional to the
  * rows kept (8 bytes per value), never to the decoded JSON.
  */
 import type { ContainerClient } from '@azure/storage-blob';
