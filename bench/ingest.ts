@@ -23,7 +23,7 @@ import { BufferStore } from '../buffer/store.js';
 import { Checkpointer } from '../buffer/checkpointer.js';
 import { openDatabase } from '../buffer/open.js';
 import { ContributionNames } from '../buffer/contributions.js';
-import { insertRow } from '../buffer/rows.js';
+import { INSERT_READING_SQL, insertRow } from '../buffer/rows.js';
 import type { Reading } from '../buffer/types.js';
 import { InferenceEngine } from '../inference/engine.js';
 import { LoadedModel } from '../inference/model.js';
@@ -86,8 +86,7 @@ async function rawCeiling(): Promise<number> {
   db.pragma('wal_autocheckpoint = 16384');
   const checkpointer = new Checkpointer(join(dir, 'raw.sqlite'));
   checkpointer.start();
-  const insert = db.prepare(`INSERT INTO readings (pump_id, ts, received_at, vals, score, anomaly, model_version, imputed, unscored_reason,
-    shadow_score, shadow_model_version, contributions) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`);
+  const insert = db.prepare(INSERT_READING_SQL);
   const names = new ContributionNames(db); // contributions stored as the agent stores them (a BLOB)
   const stride = window * features.length;
   const input = new Float32Array(BATCH * stride);

@@ -150,6 +150,13 @@ export const MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE contribution_names (id INTEGER PRIMARY KEY, names TEXT NOT NULL);
   `,
+  // 11: the threshold of the model that scored a row, beside its score, so the lake tells how far a
+  // score was from alarming: the bundled default model, models fitted on the gateway and models
+  // deployed by URL have no registry record to look it up in. Null for unscored rows and for rows
+  // written before this step (nothing is rewritten).
+  `
+  ALTER TABLE readings ADD COLUMN threshold REAL;
+  `,
 ];
 
 /**

@@ -4,7 +4,11 @@ import type { PredictionRow, StoredRow } from './types.js';
 
 /** Column list shared by every query that reads readings back. */
 export const ROW_COLUMNS =
-  'seq, pump_id, ts, received_at, vals, score, anomaly, model_version, imputed, unscored_reason, shadow_score, shadow_model_version, contributions';
+  'seq, pump_id, ts, received_at, vals, score, anomaly, model_version, imputed, unscored_reason, shadow_score, shadow_model_version, contributions, threshold';
+
+/** The readings INSERT whose parameters toDbParams gives. */
+export const INSERT_READING_SQL = `INSERT INTO readings (pump_id, ts, received_at, vals, score, anomaly, model_version, imputed,
+  unscored_reason, shadow_score, shadow_model_version, contributions, threshold) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`;
 
 /** Planning candidates: rows of a pump with from ≤ seq < bound, in order, at most a limit. */
 export const CANDIDATES_SQL = `SELECT ${ROW_COLUMNS} FROM readings WHERE pump_id = ? AND seq >= ? AND seq < ? ORDER BY seq LIMIT ?`;
@@ -26,6 +30,8 @@ export interface DbRow {
   shadow_model_version: string | null;
   /** JSON text, whichever form the row stores (readRows turns a schema-10 BLOB into the same text). */
   contributions: string | null;
+  /** The scoring model's threshold (schema 11); null when unscored or written before. */
+  threshold: number | null;
 }
 
 /** The INSERT's parameters; the contributions as `names` encodes them (a BLOB since schema 10: buffer/contributions.ts). */
@@ -43,6 +49,7 @@ export function toDbParams(row: PredictionRow, names: ContributionNames): unknow
     row.shadowScore ?? null,
     row.shadowModelVersion ?? null,
     names.encode(row.contributions),
+    row.threshold ?? null,
   ];
 }
 
@@ -75,6 +82,7 @@ export function readRows(stmt: Statement, names: ContributionNames, ...params: u
       shadow_score: a[10] as number | null,
       shadow_model_version: a[11] as string | null,
       contributions: a[12] === null || typeof a[12] === 'string' ? a[12] : names.text(a[12] as Uint8Array, a[0] as number),
+      threshold: a[13] as number | null,
     };
   }
   return rows;
@@ -100,5 +108,6 @@ export function fromDbRow(r: DbRow): StoredRow {
     shadowScore: r.shadow_score,
     shadowModelVersion: r.shadow_model_version,
     contributions: r.contributions === null ? null : (JSON.parse(r.contributions) as Record<string, number>),
+    threshold: r.threshold,
   };
 }

@@ -12,7 +12,7 @@ import { PlannedRanges, type UnreadableSummary } from './ranges.js';
 import { finishIndexRepairs, repairDamagedIndexes } from './repair.js';
 import { DamagedRows, isCorruptPage, runText, unreadableCause } from './unreadable.js';
 import { BUFFER_ID_KEY } from './migrations.js';
-import { ROW_COLUMNS, fromDbRow, insertRow, readRows } from './rows.js';
+import { INSERT_READING_SQL, ROW_COLUMNS, fromDbRow, insertRow, readRows } from './rows.js';
 import type { PredictionRow, RejectedItem, StoredRow } from './types.js';
 
 export interface BufferOptions {
@@ -118,9 +118,6 @@ const CHECKPOINT_CLOSE_WAIT_MS = 2_000;
 export function diskReserve(capacityBytes: number): number {
   return Math.min(64 * MIB, Math.max(MIB, Math.floor(capacityBytes / 16)));
 }
-
-const INSERT_READING = `INSERT INTO readings (pump_id, ts, received_at, vals, score, anomaly, model_version, imputed,
-  unscored_reason, shadow_score, shadow_model_version, contributions) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`;
 
 /**
  * The agent's durable buffer: every accepted reading with its prediction, every rejected item,
@@ -255,7 +252,7 @@ export class BufferStore {
 
   /** What open() does with the database once SQLite opened and migrated it. */
   private prepareOpen(db: Database.Database, path: string): void {
-    this.insertReading = db.prepare(INSERT_READING);
+    this.insertReading = db.prepare(INSERT_READING_SQL);
     this.names = new ContributionNames(db, (err) => this.undecodable(err));
     this.insertRejected = db.prepare(
       'INSERT INTO rejected (source, raw, reason, received_at) VALUES (?, ?, ?, ?)',

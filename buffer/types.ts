@@ -31,6 +31,8 @@ export interface PredictionRow {
   shadowModelVersion?: string | null;
   /** Per-feature contributions to the score, when the model outputs them. */
   contributions?: Record<string, number> | null;
+  /** The threshold of the model that gave `score` (`score > threshold` is an anomaly); null when unscored. */
+  threshold?: number | null;
   /**
    * Sensors found frozen at this reading (a run of identical values reaching its model's bound:
    * inference/frozen.ts), for the alert decided after the commit. Not stored: the readings are.

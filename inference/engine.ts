@@ -424,6 +424,7 @@ export class InferenceEngine {
         continue;
       }
       row.score = s;
+      row.threshold = threshold;
       row.anomaly = s > threshold;
       if (row.anomaly && out.contributions) row.contributions = contributionsOf(out.contributions, k, features);
     }

@@ -40,6 +40,8 @@ export interface ReadingLine {
   anomaly: boolean | null;
   modelVersion: string | null;
   imputed: boolean;
+  /** The scoring model's threshold (`score > threshold` is an anomaly); absent when unscored, and in rows stored before it was kept. */
+  threshold?: number;
   unscoredReason?: string;
   shadowScore?: number;
   shadowModelVersion?: string;
@@ -71,6 +73,7 @@ export function toLine(row: StoredRow, deviceId: string, bufferId: string | null
     modelVersion: row.modelVersion,
     imputed: row.imputed,
   };
+  if (row.threshold != null) line.threshold = row.threshold;
   if (row.unscoredReason != null) line.unscoredReason = row.unscoredReason;
   if (row.shadowScore != null) line.shadowScore = row.shadowScore;
   if (row.shadowModelVersion != null) line.shadowModelVersion = row.shadowModelVersion;
@@ -100,6 +103,7 @@ export function toRawRow(row: StoredRow): RawRow {
     shadow_score: row.shadowScore ?? null,
     shadow_model_version: row.shadowModelVersion ?? null,
     contributions: row.contributions ? JSON.stringify(row.contributions) : null,
+    threshold: row.threshold ?? null,
   };
 }
 
@@ -121,6 +125,7 @@ export function lineText(r: RawRow, source: string): string {
     `"ts":"${new Date(r.ts).toISOString()}","receivedAt":"${new Date(r.received_at).toISOString()}",` +
     `"values":${r.vals},"score":${num(r.score)},"anomaly":${r.anomaly === null ? 'null' : r.anomaly === 1 ? 'true' : 'false'},` +
     `"modelVersion":${str(r.model_version)},"imputed":${r.imputed === 1 ? 'true' : 'false'}`;
+  if (r.threshold !== null) s += `,"threshold":${num(r.threshold)}`;
   if (r.unscored_reason !== null) s += `,"unscoredReason":${JSON.stringify(r.unscored_reason)}`;
   if (r.shadow_score !== null) s += `,"shadowScore":${num(r.shadow_score)}`;
   if (r.shadow_model_version !== null) s += `,"shadowModelVersion":${JSON.stringify(r.shadow_model_version)}`;

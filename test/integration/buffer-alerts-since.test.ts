@@ -84,7 +84,7 @@ describe('alerts since a time', () => {
     expect(labels.alerts({ limit: 5 }).map((r) => r.seq)).toEqual(expected(undefined, 0, 5));
     expect(labels.alertsPerPump({ perPump: 2 }).map((r) => r.seq)).toEqual(expectedPerPump(0, 2));
     // a whole row, not only its seq
-    expect(labels.alerts({ sinceTs: newest - 60_000, limit: 1 })).toEqual([{ ...all.at(-2)!, contributions: null, shadowScore: null, shadowModelVersion: null }]);
+    expect(labels.alerts({ sinceTs: newest - 60_000, limit: 1 })).toEqual([{ ...all.at(-2)!, contributions: null, shadowScore: null, shadowModelVersion: null, threshold: null }]);
   });
 
   it('lists a late reading\'s alert by its reading time, after newer readings committed before it', () => {

@@ -169,8 +169,8 @@ describe('a schema-9 buffer opened by this agent', () => {
     before.close();
     const store = openStore(path);
     try {
-      expect(store.db.prepare('SELECT version FROM schema_version').pluck().get()).toBe(10);
-      expect(MIGRATIONS).toHaveLength(10);
+      expect(store.db.prepare('SELECT version FROM schema_version').pluck().get()).toBe(MIGRATIONS.length);
+      expect(MIGRATIONS.length).toBeGreaterThanOrEqual(10);
       expect(stored(store)).toEqual(oldCells); // nothing rewritten: the same text, still text
       // The same readings again, written by this agent: BLOBs.
       const fresh = store.appendBatch(old.map((r) => ({ ...r, ts: r.ts + 500_000, receivedAt: r.receivedAt + 500_000 })));

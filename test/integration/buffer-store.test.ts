@@ -245,12 +245,13 @@ describe('BufferStore on a real SQLite file', () => {
       shadowScore: 0.5,
       shadowModelVersion: 'shadow-1',
       contributions: { Pressure: 0.8, Flow: 0.11 },
+      threshold: 0.75,
     };
     const unscored: PredictionRow = { ...reading('pump-9', 1), score: null, anomaly: null, modelVersion: null, unscoredReason: 'no model' };
     const [a, b] = store.appendBatch([full, unscored]);
     expect(store.rowsBySeq(a!, b!)).toEqual([
       { ...full, seq: a },
-      { ...unscored, seq: b, shadowScore: null, shadowModelVersion: null, contributions: null },
+      { ...unscored, seq: b, shadowScore: null, shadowModelVersion: null, contributions: null, threshold: null },
     ]);
     expect(store.predictions('pump-9', { limit: 1 }).map((r) => r.seq)).toEqual([b]);
     expect(store.predictions('pump-9', { sinceTs: T0, limit: 10 }).map((r) => r.seq)).toEqual([a, b]);

@@ -2,11 +2,8 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ContributionNames } from '../../buffer/contributions.js';
 import { migrate } from '../../buffer/migrations.js';
-import { ROW_COLUMNS, fromDbRow, insertRow, readRows, toDbParams } from '../../buffer/rows.js';
+import { INSERT_READING_SQL as INSERT, ROW_COLUMNS, fromDbRow, insertRow, readRows, toDbParams } from '../../buffer/rows.js';
 import type { PredictionRow, StoredRow } from '../../buffer/types.js';
-
-const INSERT = `INSERT INTO readings (pump_id, ts, received_at, vals, score, anomaly, model_version, imputed,
-  unscored_reason, shadow_score, shadow_model_version, contributions) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`;
 
 const base: PredictionRow = {
   pumpId: 'pump-17',
@@ -46,7 +43,7 @@ describe('buffer row mapping', () => {
   });
 
   it('reads back what it stored, with null values kept as null', () => {
-    const full: PredictionRow = { ...base, shadowScore: 0.1, shadowModelVersion: 's1', contributions: { Pressure: 0.7, Flow: 0.3 } };
+    const full: PredictionRow = { ...base, shadowScore: 0.1, shadowModelVersion: 's1', contributions: { Pressure: 0.7, Flow: 0.3 }, threshold: 2.5 };
     expect(roundTrip(full)).toEqual({ ...full, seq: 1 });
   });
 
@@ -58,6 +55,7 @@ describe('buffer row mapping', () => {
       shadowScore: null,
       shadowModelVersion: null,
       contributions: null,
+      threshold: null,
     });
   });
 });
