@@ -13,7 +13,14 @@ import type { DbRow } from '../buffer/rows.js';
 import type { StoredRow } from '../buffer/types.js';
 import { SyncError } from './errors.js';
 
-/** Version of the line format; stored in each blob's metadata. */
+/**
+ * Version of the line format; stored in each blob's metadata (`schemaversion`), not on the lines:
+ * copy tools drop metadata, so the rule for a line is that one without a `schema` field is version
+ * 1. Fields may be added within a version (bufferId and threshold were: decoders of every release
+ * check only the fields they need and pass the others through); a change of a field's meaning or
+ * type is a new version, whose lines then carry `"schema":N` (11 bytes a line only from then on),
+ * and which this decoder refuses (lineProblem) rather than misread.
+ */
 export const SCHEMA_VERSION = 1;
 /** Never change it lightly: the same rows must give the same bytes (old blobs are still matched by rawsha256). */
 export const GZIP_LEVEL = 6;
@@ -258,6 +265,9 @@ function lineProblem(v: unknown): string | null {
   if (o.anomaly !== null && typeof o.anomaly !== 'boolean') return '"anomaly" is neither a boolean nor null';
   if (o.modelVersion !== null && typeof o.modelVersion !== 'string') return '"modelVersion" is neither a string nor null';
   if (typeof o.imputed !== 'boolean') return '"imputed" is not a boolean';
+  if (o.schema !== undefined && o.schema !== SCHEMA_VERSION) {
+    return `"schema" is ${JSON.stringify(o.schema)}, a line version this reader does not know (it reads ${SCHEMA_VERSION})`;
+  }
   return null;
 }
 

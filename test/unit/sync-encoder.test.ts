@@ -83,4 +83,13 @@ describe('readings encoder', () => {
     await expect(decodeBatch(bad, 'blob y')).rejects.toThrow('blob y line 2: "seq" is not an integer');
     await expect(decodeBatch(gzipSync('{not json'), 'blob z')).rejects.toThrow('blob z line 1: not valid JSON');
   });
+
+  it('reads lines with fields added since (version 1 is additive) and refuses a line of a version it does not know, naming it', async () => {
+    const line = toLine(row(1), 'gw', '0a1b2c3d4e5f6789');
+    const added = gzipSync(`${JSON.stringify({ ...line, fieldOfLater: [1, 'x'] })}\n${JSON.stringify({ ...line, seq: 2, schema: 1 })}\n`);
+    expect((await decodeBatch(added, 'blob a')).map((l) => l.seq)).toEqual([1, 2]);
+    const later = gzipSync(`${JSON.stringify(line)}\n${JSON.stringify({ ...line, seq: 2, schema: 2 })}\n`);
+    await expect(decodeBatch(later, 'blob b')).rejects.toMatchObject({ code: 'PW_SYNC_BAD_LINE' });
+    await expect(decodeBatch(later, 'blob b')).rejects.toThrow('blob b line 2: "schema" is 2, a line version this reader does not know (it reads 1)');
+  });
 });
