@@ -72,6 +72,7 @@ const UNSCORED_FIXED = 18; // ,"unscoredReason": (the reason's JSON string count
 const SHADOW_SCORE_FIXED = 39;
 const SHADOW_VERSION_FIXED = 24;
 const CONTRIBUTIONS_FIXED = 17;
+const THRESHOLD_FIXED = 37; // ,"threshold": and a number of 24 characters
 
 /** No horizon: every committed row may be planned. */
 const NO_HORIZON = Number.MAX_SAFE_INTEGER;
@@ -100,7 +101,7 @@ export function fitRows<T extends { ts: number }>(rows: readonly T[], maxBytes: 
 }
 
 /**
- * Bytes of a stored row's JSON line at most, but for `lineExtra` (the device id, which the buffer
+ * Bytes of a stored row's JSON line at most, but for `lineExtra` (the device id and buffer id, which the row
  * does not hold): its texts as stored plus the widest the rest can be written (LINE_FIXED…). Text
  * is counted in characters: a name outside ASCII takes more bytes. Before 2026-12-07 a batch was
  * sized by its values plus 200 bytes a row, which left out an anomaly's contributions and a long
@@ -109,6 +110,7 @@ export function fitRows<T extends { ts: number }>(rows: readonly T[], maxBytes: 
  */
 export function storedLineBytes(row: DbRow, lineExtra = 0): number {
   let n = LINE_FIXED + lineExtra + row.vals.length + row.pump_id.length + (row.model_version?.length ?? 0);
+  if (row.threshold !== null) n += THRESHOLD_FIXED;
   if (row.unscored_reason !== null) n += UNSCORED_FIXED + JSON.stringify(row.unscored_reason).length;
   if (row.shadow_score !== null) n += SHADOW_SCORE_FIXED;
   if (row.shadow_model_version !== null) n += SHADOW_VERSION_FIXED + row.shadow_model_version.length;

@@ -11,7 +11,7 @@ import { RowsUnreadableError, runText, unreadableCause } from '../buffer/unreada
 import type { TokenBucket } from './bandwidth.js';
 import { classifyFailure } from './backoff.js';
 import { monotonicNow } from './clock.js';
-import { batchMetadata, encodeRawRows, rowsExtent, type RawRow } from './encoder.js';
+import { batchMetadata, encodeRawRows, rowsExtent, sourceJson, type RawRow } from './encoder.js';
 import { EncoderThreadError, HeldBody, type EncodedRows, type EncodedSummary, type EncoderThread } from './encoder-thread.js';
 import { besideName, parseReadingsBlobName, readingsBlobName } from './layout.js';
 import type { BlobUploader, UploadOutcome } from './uploader.js';
@@ -110,8 +110,8 @@ export function planLimits(maxRows: number, maxBytes: number, anomalyContextRows
  * reads about as many candidate rows as the byte cap will take (not up to the row cap).
  */
 function sized(deps: CycleDeps, horizon: Horizon): PlanLimits {
-  // Every line carries the device id, which the buffer does not hold: counted against the byte cap.
-  const limits = { ...deps.limits, horizon: horizon.seq, lineExtra: JSON.stringify(deps.deviceId).length };
+  // Every line carries the device id and the buffer's id, which the rows do not hold: counted against the byte cap.
+  const limits = { ...deps.limits, horizon: horizon.seq, lineExtra: sourceJson(deps.deviceId, deps.batches.bufferId()).length };
   const per = deps.rowBytes.estimate;
   if (per === null) return limits;
   const rows = Math.ceil((deps.limits.maxBytes / per) * 1.05) + 1;

@@ -14,7 +14,7 @@ import { BufferReader } from '../buffer/reader.js';
 import type { DbRow } from '../buffer/rows.js';
 import { RowsUnreadableError } from '../buffer/unreadable.js';
 import { classifyFailure, type SyncFailure } from './backoff.js';
-import { encodeRawRowsSync, rowsExtent, type EncodedBatch } from './encoder.js';
+import { encodeRawRowsSync, rowsExtent, sourceJson, type EncodedBatch } from './encoder.js';
 import { safeFirstLine } from './redact.js';
 import type { EncodeReply, EncodeRequest, ThreadMessage, UploadHeldRequest } from './encoder-thread.js';
 import { uploaderFor, type BlobUploader } from './uploader.js';
@@ -43,8 +43,8 @@ function encode(req: EncodeRequest): EncodeReply {
   reader.takeUndecodable(); // what an earlier read that failed left
   if (req.kind === 'plan') {
     rows = reader.candidates(req.pumpId, req.from, req.bound, req.maxRows);
-    const deviceIdBytes = JSON.stringify(req.deviceId).length;
-    rows.length = fitRows(rows, req.maxBytes, (r) => storedLineBytes(r, deviceIdBytes));
+    const sourceBytes = sourceJson(req.deviceId, req.bufferId ?? null).length;
+    rows.length = fitRows(rows, req.maxBytes, (r) => storedLineBytes(r, sourceBytes));
   } else {
     rows = reader.range(req.pumpId, req.firstSeq, req.lastSeq);
   }
