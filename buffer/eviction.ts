@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import { SYNCED_ROWS_SQL, UNPLANNED_SQL, type PlannedRanges } from './ranges.js';
+import { REJECTED_EVICTABLE_SQL, REJECTED_UNSENT_SQL } from './rejected-sync.js';
 import { deleteEach, isCorruptPage, readBySeq, runText, seqsAcrossPumps, type DamagedRows, type UnreadableRun, type Undeletable } from './unreadable.js';
 
 export interface EvictionCounts {
@@ -32,13 +33,18 @@ const COUNTER = {
  * counts are read by.
  */
 const UNSENT_LAST_AT = 'unsent_evicted_last_at';
+/**
+ * Refused items evicted before they were uploaded to `rejected/` (buffer/rejected-sync.ts), kept
+ * with the counts; part of `evicted_rejected`, so not named `evicted_*` either.
+ */
+const UNSENT_REJECTED = 'unsent_rejected_evicted';
 
 /**
  * Eviction steps in the order they are tried: what is least valuable goes first. Rows of a planned
  * batch not yet uploaded are never touched: a retry must upload the same rows. Synced rows go
  * batch by batch in plan order; unsent rows are those in no planned range (buffer/ranges.ts).
  */
-const STEPS: ReadonlyArray<{ kind: keyof EvictionCounts; sql: string; then?: string }> = [
+const STEPS: ReadonlyArray<{ kind: keyof EvictionCounts; sql: string; then?: string; unsent?: string }> = [
   {
     kind: 'synced',
     sql: `DELETE FROM readings WHERE seq IN (SELECT r.seq FROM ${SYNCED_ROWS_SQL} ORDER BY b.id, r.seq LIMIT ?)`,
@@ -49,7 +55,13 @@ const STEPS: ReadonlyArray<{ kind: keyof EvictionCounts; sql: string; then?: str
     then: `DELETE FROM sync_batches WHERE state = 'uploaded' AND id < coalesce(
              (SELECT b.id FROM ${SYNCED_ROWS_SQL} ORDER BY b.id, r.seq LIMIT 1), (SELECT max(id) + 1 FROM sync_batches))`,
   },
-  { kind: 'rejected', sql: 'DELETE FROM rejected WHERE id IN (SELECT id FROM rejected ORDER BY id LIMIT ?)' },
+  // Refused items oldest first, but never those of the batch being uploaded (a retry must send the
+  // same rows); `unsent` counts, before the delete, how many of the rows it takes never went up.
+  {
+    kind: 'rejected',
+    sql: `DELETE FROM rejected WHERE id IN (SELECT id FROM rejected WHERE ${REJECTED_EVICTABLE_SQL} ORDER BY id LIMIT ?)`,
+    unsent: `SELECT count(*) FROM (SELECT id FROM rejected WHERE ${REJECTED_EVICTABLE_SQL} ORDER BY id LIMIT ?) WHERE ${REJECTED_UNSENT_SQL}`,
+  },
   {
     kind: 'unsynced',
     sql: `DELETE FROM readings WHERE seq IN (SELECT seq FROM readings r WHERE (anomaly IS NULL OR anomaly = 0)
@@ -110,6 +122,8 @@ const SHRINK_STEP_MAX_PAGES = 2048;
 export class Eviction {
   private readonly totals: EvictionCounts;
   private lastUnsentAt: number | null;
+  /** Refused items evicted before they were uploaded, kept across restarts (UNSENT_REJECTED). */
+  private unsentRejected: number;
   private readonly pageSize: number;
   private readonly pageCount: Database.Statement;
   private readonly freelistCount: Database.Statement;
@@ -131,6 +145,7 @@ export class Eviction {
     }
     const last = db.prepare('SELECT value FROM counters WHERE name = ?').pluck().get(UNSENT_LAST_AT) as number | undefined;
     this.lastUnsentAt = last ?? null;
+    this.unsentRejected = (db.prepare('SELECT value FROM counters WHERE name = ?').pluck().get(UNSENT_REJECTED) as number | undefined) ?? 0;
   }
 
   /** Runs after every commit: two prepared pragma statements (db.pragma() would prepare them each time). */
@@ -171,6 +186,11 @@ export class Eviction {
   /** When rows not yet uploaded were last evicted (wall-clock ms, kept across restarts); null: never in this file. */
   lastUnsentEvictionAt(): number | null {
     return this.lastUnsentAt;
+  }
+
+  /** Refused items evicted before they were uploaded to `rejected/`, in this file's life. */
+  unsentRejectedEvicted(): number {
+    return this.unsentRejected;
   }
 
   /** Changes the cap (a live setting): the WAL's limits now, the database's at the next `enforce()`. */
@@ -214,6 +234,7 @@ export class Eviction {
     for (const step of steps) {
       const del = this.db.prepare(step.sql);
       const then = step.then === undefined ? null : this.db.prepare(step.then);
+      const unsentOf = step.unsent === undefined ? null : this.db.prepare(step.unsent).pluck();
       const unsent = step.kind === 'unsynced' || step.kind === 'anomalies';
       const record = (n: number): void => {
         bump.run(COUNTER[step.kind], n);
@@ -223,12 +244,16 @@ export class Eviction {
       while (this.usedBytes() > target) {
         const chunk = Math.max(256, Math.ceil(this.rowEstimate() * 0.02));
         let n: number;
+        let lost = 0;
         try {
           n = this.db.transaction(() => {
+            lost = unsentOf === null ? 0 : (unsentOf.get(chunk) as number);
             const changes = del.run(chunk).changes;
             if (changes > 0) record(changes);
+            if (lost > 0) bump.run(UNSENT_REJECTED, lost);
             return changes;
           })();
+          this.unsentRejected += lost;
         } catch (err) {
           if (!isCorruptPage(err) || this.damage === undefined || step.kind === 'rejected') throw err;
           n = this.salvage(step.kind, chunk, this.damage, record);

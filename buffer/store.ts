@@ -66,6 +66,8 @@ export interface BufferStats {
    */
   unsentEvicted: { sinceStart: number; lastAt: number | null };
   rejected: number;
+  /** Refused items evicted before they were uploaded to `rejected/` (buffer/rejected-sync.ts), in this file's life. */
+  rejectedUnsentEvicted: number;
   oldestUnsyncedTs: number | null;
   /** The checkpoint thread's last failure (the main connection's autocheckpoint still bounds the WAL), else null. */
   checkpointError: string | null;
@@ -713,6 +715,7 @@ export class BufferStore {
       evicted: { ...evicted, total: evictedTotal(evicted) },
       unsentEvicted: { sinceStart: this.unsentEvictedSinceStart, lastAt: this.eviction.lastUnsentEvictionAt() },
       rejected: this.rejectedCount,
+      rejectedUnsentEvicted: this.eviction.unsentRejectedEvicted(),
       oldestUnsyncedTs: oldest?.ts ?? null,
       checkpointError: this.checkpointer?.error() ?? null,
       fileEvent: this.fileEvent,
