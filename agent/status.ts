@@ -22,6 +22,9 @@ export interface SyncStatus {
   target?: string | null;
   pendingBatches?: number;
   failedBatches?: number;
+  /** Refused items uploaded to `rejected/` since start (rows), and those in the buffer still to go. */
+  rejectedUploaded?: number;
+  rejectedPending?: number;
 }
 
 export interface Connectivity {
@@ -208,6 +211,7 @@ export class AgentStatus {
         evictedByKind: { synced: b.evicted.synced, unsynced: b.evicted.unsynced, anomalies: b.evicted.anomalies, rejected: b.evicted.rejected },
         unsentEvicted: { sinceStart: b.unsentEvicted.sinceStart, lastAt: b.unsentEvicted.lastAt === null ? null : new Date(b.unsentEvicted.lastAt).toISOString() },
         rejectedStored: b.rejected,
+        rejectedUnsentEvicted: b.rejectedUnsentEvicted,
         oldestUnsyncedTs: b.oldestUnsyncedTs === null ? null : new Date(b.oldestUnsyncedTs).toISOString(),
         checkpointError: b.checkpointError === null ? null : safeErrorMessage(b.checkpointError),
         unreadable: {

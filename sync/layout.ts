@@ -3,6 +3,7 @@
  *   readings/{pumpId}/{yyyy}/{mm}/{dd}/{deviceId}/{firstSeq}-{lastSeq}.jsonl.gz
  *   models/{source}/{version}/model.onnx | model.json,  models/{source}/best.json
  *   labels/{deviceId}/…
+ *   rejected/{deviceId}/{yyyy}/{mm}/{dd}/{firstId}-{lastId}.jsonl.gz  (items the agent refused)
  * The date is the UTC day of the batch's first reading; sequence numbers are zero-padded so that
  * names sort in sequence order within a device's folder. A batch whose name is taken by a blob of
  * other content (a device whose buffer started again at sequence 1, e.g. a replaced data volume)
@@ -94,3 +95,14 @@ export const modelBlobName = (source: string, version: string, file: 'model.onnx
 export const bestModelBlobName = (source: string): string => `models/${segment(source)}/best.json`;
 
 export const labelsPrefix = (deviceId: string): string => `labels/${segment(deviceId)}/`;
+
+/**
+ * A batch of items the agent refused (its `rejected` table): the UTC day of the first one's
+ * receipt, ids zero-padded as readings' seqs. By device first: it is one gateway's refusals, of no
+ * pump in particular (a line that is not JSON names none); the trainer never lists this prefix.
+ */
+export const rejectedPrefix = (deviceId: string): string => `rejected/${segment(deviceId)}/`;
+
+export function rejectedBlobName(deviceId: string, firstId: number, lastId: number, firstReceivedAt: number): string {
+  return `${rejectedPrefix(deviceId)}${dayPath(firstReceivedAt)}/${padSeq(firstId)}-${padSeq(lastId)}.jsonl.gz`;
+}

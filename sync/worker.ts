@@ -60,10 +60,11 @@ export interface SyncWorkerDeps {
   /** A batch was read and encoded on the encoder thread or on the main thread (cycle.ts CycleDeps.onEncoded). */
   onEncoded?: (on: EncodedOn) => void;
   /**
-   * Smaller uploads that ride on each successful cycle, after the readings (technicians' labels).
-   * It counts as contact with the target only when it returns `{ contacted: true }` (it sent a request).
+   * Smaller uploads that ride on each successful cycle, after the readings (technicians' labels,
+   * refused items), under the same upload cap (`bucket`). It counts as contact with the target only
+   * when it returns `{ contacted: true }` (it sent a request).
    */
-  afterReadings?: (uploader: BlobUploader, signal: AbortSignal) => Promise<{ contacted: boolean } | void>;
+  afterReadings?: (uploader: BlobUploader, signal: AbortSignal, bucket: TokenBucket) => Promise<{ contacted: boolean } | void>;
   /** Reads and encodes batches off the main thread (default: one on the buffer's file; null: the main thread does it). */
   encoderThread?: EncoderThread | null;
   /** Shortest time between the start of a cycle and one started by a kick (default 5 s). */
@@ -261,7 +262,7 @@ export class SyncWorker {
         onEncoded: this.deps.onEncoded,
       });
       if (this.abort.signal.aborted) return { ...done, failure: null, nextDelayMs: 0 };
-      if ((await this.deps.afterReadings?.(this.uploader(), this.abort.signal))?.contacted === true) this.contacted = true;
+      if ((await this.deps.afterReadings?.(this.uploader(), this.abort.signal, this.bucket))?.contacted === true) this.contacted = true;
       this.reportToBuffer(null);
       if (this.contacted) this.succeeded();
       else if (this.failure?.kind === 'buffer') this.bufferWorksAgain(); // the target was not asked: no news of it

@@ -1,7 +1,9 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LabelStore } from '../../buffer/labels.js';
+import { RejectedSync } from '../../buffer/rejected-sync.js';
 import { uploadPendingLabels } from '../../sync/labels-upload.js';
+import { uploadPendingRejected } from '../../sync/rejected-upload.js';
 import { SyncBatches } from '../../buffer/batches.js';
 import type { BlobTarget } from '../../sync/client.js';
 import { SyncError } from '../../sync/errors.js';
@@ -90,13 +92,16 @@ export function wireSync(agent: Agent): Part[] {
     const noTarget = configured === null ? noBlobTarget(config) : null;
     if (noTarget !== null) logger.warn({ code: 'PW_SYNC_NOT_CONFIGURED' }, noTarget);
     const reason = noLocalTarget ?? noTarget;
-    agent.status.setSyncStatus(() => ({ state, reason, lastSuccessAt: null, lastAttemptAt: null, lastError: null, uploadedRows: 0, uploadedBlobs: 0 }));
+    agent.status.setSyncStatus(() => ({ state, reason, lastSuccessAt: null, lastAttemptAt: null, lastError: null, uploadedRows: 0, uploadedBlobs: 0, rejectedUploaded: 0 }));
     agent.status.setConnectivity('blob', () => state);
     agent.buffer.setUploads(false); // evicting the oldest is then the design, not a loss to report
     return [];
   }
   let target: BlobTarget | null = configured === 'local' ? null : configured;
   const labels = new LabelStore(agent.buffer);
+  const rejected = new RejectedSync(agent.buffer);
+  const rejectedRows = agent.registry.counter('pumpwatch_sync_uploaded_rejected_rows_total', 'Refused items uploaded to rejected/ in Blob Storage');
+  let rejectedUploaded = 0;
   let uploaderFor: ((spec: UploaderSpec) => BlobUploader) | null = null;
   let targetText: string | null = null;
   let expiresAt: number | null = null;
@@ -115,19 +120,32 @@ export function wireSync(agent: Agent): Part[] {
     logger,
     ...syncMetrics(agent.registry),
     // Technicians' verdicts go to labels/ for the trainer, idempotently, after each cycle's readings.
-    afterReadings: async (uploader, signal) => {
+    // Then the items it refused go to rejected/, a few batches a cycle (sync/rejected-upload.ts).
+    afterReadings: async (uploader, signal, bucket) => {
       const { uploaded, alreadyPresent } = await uploadPendingLabels(uploader.containerClient, labels, config.resolvedDeviceId, {
         idleMs: uploader.idleTimeoutMs,
         signal,
         onSetAside: (bad) => logger.warn({ labels: bad }, `${bad.length} stored label(s) have times that are not dates: moved to the rejected table, not uploaded`),
       });
       if (uploaded > 0) logger.info({ uploaded }, 'labels uploaded');
-      // A label the service took (or already had) is news of the target, as an uploaded batch is.
-      return { contacted: uploaded + alreadyPresent > 0 };
+      const settings = syncSettings(agent.config);
+      const refused = await uploadPendingRejected(uploader, rejected, {
+        deviceId: config.resolvedDeviceId,
+        agentVersion: agentVersion(),
+        maxRows: settings.batchMaxRows,
+        maxBytes: settings.batchMaxBytes,
+        bucket,
+        signal,
+        logger,
+      });
+      rejectedUploaded += refused.rows;
+      rejectedRows.inc(refused.rows);
+      // A label or a batch the service took (or already had) is news of the target, as an uploaded batch is.
+      return { contacted: uploaded + alreadyPresent + refused.blobs > 0 };
     },
   });
   registerGauges(agent.registry, worker);
-  agent.status.setSyncStatus(() => ({ ...worker.status(), target: targetText, targetExpiresAt: expiresAt === null ? null : new Date(expiresAt).toISOString() }));
+  agent.status.setSyncStatus(() => ({ ...worker.status(), rejectedUploaded, rejectedPending: rejected.pending(), target: targetText, targetExpiresAt: expiresAt === null ? null : new Date(expiresAt).toISOString() }));
   agent.status.setConnectivity('blob', () => worker.blobConnectivity());
   agent.status.addHealthCheck({ name: 'sync', check: () => worker.health() });
   // Alerts first: a committed anomaly starts a cycle now instead of at the next interval.

@@ -17,7 +17,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEVSTORE_ACCOUNT, DEVSTORE_KEY, startAzurite, type AzuriteHandle } from '../../agent/azurite.js';
+import { gunzipSync } from 'node:zlib';
 import { decodeBatch, type ReadingLine } from '../../sync/encoder.js';
+import type { RejectedLine } from '../../sync/rejected-upload.js';
 
 export interface TestAzurite {
   readonly port: number;
@@ -98,6 +100,17 @@ export async function decodeAllBlobs(container: ContainerClient, prefix = 'readi
   for await (const item of container.listBlobsFlat({ prefix, includeMetadata: true })) {
     const body = await container.getBlockBlobClient(item.name).downloadToBuffer();
     out.push({ name: item.name, metadata: item.metadata ?? {}, lines: await decodeBatch(body, item.name) });
+  }
+  return out;
+}
+
+/** Every blob of refused items under `prefix` (none when the container does not exist), decoded, in name order. */
+export async function decodeRejectedBlobs(container: ContainerClient, prefix = 'rejected/'): Promise<Array<{ name: string; metadata: Record<string, string>; lines: RejectedLine[] }>> {
+  const out: Array<{ name: string; metadata: Record<string, string>; lines: RejectedLine[] }> = [];
+  if (!(await container.exists())) return out;
+  for await (const item of container.listBlobsFlat({ prefix, includeMetadata: true })) {
+    const text = gunzipSync(await container.getBlockBlobClient(item.name).downloadToBuffer()).toString('utf8');
+    out.push({ name: item.name, metadata: item.metadata ?? {}, lines: text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as RejectedLine) });
   }
   return out;
 }
