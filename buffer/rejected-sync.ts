@@ -55,6 +55,11 @@ const toRow = (r: DbRejected): RejectedRow => ({ id: r.id, source: r.source, raw
 export class RejectedSync {
   constructor(private readonly buffer: BufferStore) {}
 
+  /** The buffer file's id (BufferStore.bufferId): its refused items' ids count from 1 again in a new file. */
+  bufferId(): string {
+    return this.buffer.bufferId();
+  }
+
   /** The highest id uploaded (0: none). */
   uploadedThrough(): number {
     return Number(this.buffer.getMeta(REJECTED_THROUGH_KEY) ?? 0);

@@ -35,6 +35,8 @@ const gzipAsync = promisify(gzip);
 export interface RejectedLine {
   id: number;
   deviceId: string;
+  /** The buffer file whose `rejected` table numbered `id` (a new file counts from 1 again): as on readings lines. */
+  bufferId: string;
   /** ISO 8601, UTC. */
   receivedAt: string;
   source: string;
@@ -43,10 +45,11 @@ export interface RejectedLine {
   raw: string;
 }
 
-export function rejectedLine(row: RejectedRow, deviceId: string): RejectedLine {
+export function rejectedLine(row: RejectedRow, deviceId: string, bufferId: string): RejectedLine {
   return {
     id: row.id,
     deviceId,
+    bufferId,
     receivedAt: new Date(row.receivedAt).toISOString(),
     source: row.source,
     reason: redactSecrets(row.reason),
@@ -94,7 +97,7 @@ function planBatch(store: RejectedSync, opts: RejectedUploadOptions): { plan: Re
   const rows: RejectedRow[] = [];
   let bytes = 0;
   for (const r of candidates) {
-    const lineBytes = Buffer.byteLength(JSON.stringify(rejectedLine(r, opts.deviceId))) + 1;
+    const lineBytes = Buffer.byteLength(JSON.stringify(rejectedLine(r, opts.deviceId, store.bufferId()))) + 1;
     if (rows.length > 0 && (Math.floor(r.receivedAt / DAY_MS) !== day || bytes + lineBytes > opts.maxBytes)) break;
     rows.push(r);
     bytes += lineBytes;
@@ -107,8 +110,8 @@ function planBatch(store: RejectedSync, opts: RejectedUploadOptions): { plan: Re
 }
 
 /** The gzip JSON lines of rows and their hashes: the same rows and device id give the same bytes. */
-export async function encodeRejected(rows: readonly RejectedRow[], deviceId: string): Promise<EncodedBatch> {
-  const raw = Buffer.from(rows.map((r) => `${JSON.stringify(rejectedLine(r, deviceId))}\n`).join(''), 'utf8');
+export async function encodeRejected(rows: readonly RejectedRow[], deviceId: string, bufferId: string): Promise<EncodedBatch> {
+  const raw = Buffer.from(rows.map((r) => `${JSON.stringify(rejectedLine(r, deviceId, bufferId))}\n`).join(''), 'utf8');
   const body = await gzipAsync(raw, { level: GZIP_LEVEL });
   const [sha256, rawSha256] = await Promise.all([sha256Hex(body), sha256Hex(raw)]);
   return { body, sha256, rawSha256, rawBytes: raw.length, rowCount: rows.length };
@@ -121,7 +124,8 @@ async function uploadBatch(uploader: BlobUploader, store: RejectedSync, plan: Re
     store.markUploaded(plan);
     return;
   }
-  const encoded = await encodeRejected(rows, plan.deviceId);
+  const bufferId = store.bufferId();
+  const encoded = await encodeRejected(rows, plan.deviceId, bufferId);
   const metadata = {
     rowcount: String(encoded.rowCount),
     sha256: encoded.sha256,
@@ -131,6 +135,7 @@ async function uploadBatch(uploader: BlobUploader, store: RejectedSync, plan: Re
     deviceid: encodeURIComponent(plan.deviceId),
     firstid: String(plan.firstId),
     lastid: String(plan.lastId),
+    bufferid: bufferId,
   };
   if (opts.bucket !== undefined) await opts.bucket.take(encoded.body.length, opts.signal);
   const outcome = await uploader.upload({ blobName: plan.blobName, encoded, metadata }, opts.signal);

@@ -75,6 +75,10 @@ describe('refused items through the agent sync', () => {
       const lines = blobs.flatMap((b) => b.lines);
       expect(lines.map((l) => l.id)).toEqual([1, 2, 3, 4]);
       expect(new Set(lines.map((l) => l.deviceId))).toEqual(new Set([DEVICE]));
+      // The buffer file's id, as on readings lines: ids count from 1 again in a new file.
+      const bufferId = t.agent.buffer.bufferId();
+      expect(bufferId).toMatch(/^[0-9a-f]{16}$/);
+      expect(new Set(lines.map((l) => l.bufferId))).toEqual(new Set([bufferId]));
       expect(lines[0]!.reason).toMatch(/not valid JSON/);
       expect(lines[1]!.reason).toMatch(/Temperature/);
       expect(lines[2]!.reason).toMatch(/PUMPWATCH_MAX_PUMPS|pumps/);
@@ -82,9 +86,9 @@ describe('refused items through the agent sync', () => {
       expect(JSON.stringify(lines)).not.toContain('SECRETSIGNATURE123');
       expect(lines[3]!.raw).toContain('sig=[redacted]');
       for (const l of lines) expect(Date.parse(l.receivedAt)).toBeGreaterThan(0);
-      const day = new Date().toISOString().slice(0, 10).replaceAll('-', '/');
+      const day = lines[0]!.receivedAt.slice(0, 10).replaceAll('-', '/'); // the UTC day of the first item's receipt
       expect(blobs[0]!.name).toBe(`rejected/${DEVICE}/${day}/000000000001-000000000004.jsonl.gz`);
-      expect(blobs[0]!.metadata).toMatchObject({ rowcount: '4', firstid: '1', lastid: '4', deviceid: DEVICE, schemaversion: '1' });
+      expect(blobs[0]!.metadata).toMatchObject({ rowcount: '4', firstid: '1', lastid: '4', deviceid: DEVICE, schemaversion: '1', bufferid: bufferId });
       expect(blobs[0]!.metadata.sha256).toMatch(/^[0-9a-f]{64}$/);
 
       // The readings went up as always, each once, and nothing refused is among them.
