@@ -19,6 +19,21 @@ export function evictedTotal(c: EvictionCounts): number {
   return c.synced + c.unsynced + c.anomalies + c.rejected;
 }
 
+/**
+ * An eviction that failed part-way (a full disk, a damaged page): the chunks committed before the
+ * failure stay evicted and are in the stored totals; `freed` counts them, so counts kept beside
+ * the totals (the store's since-start count) can follow. `cause` is the error that stopped it.
+ */
+export class EvictionFailed extends Error {
+  constructor(
+    readonly freed: EvictionCounts,
+    cause: unknown,
+  ) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause });
+    this.name = 'EvictionFailed';
+  }
+}
+
 const COUNTER = {
   synced: 'evicted_synced',
   unsynced: 'evicted_unsynced',
@@ -222,9 +237,20 @@ export class Eviction {
     return this.evictDownTo(this.usedBytes() * 0.9, unsent ? STEPS : STEPS.slice(0, 2)) ?? none;
   }
 
+  /** Evicts in chunks, each its own transaction; throws EvictionFailed when a chunk fails after others were committed. */
   private evictDownTo(limitBytes: number, steps: typeof STEPS): EvictionCounts | null {
     if (this.usedBytes() <= limitBytes) return null;
     const freed: EvictionCounts = { synced: 0, unsynced: 0, anomalies: 0, rejected: 0 };
+    try {
+      this.evictSteps(limitBytes, steps, freed);
+    } catch (err) {
+      throw evictedTotal(freed) > 0 ? new EvictionFailed(freed, err) : err;
+    }
+    return freed;
+  }
+
+  /** The chunks of evictDownTo, adding what each commits to `freed` as it goes. */
+  private evictSteps(limitBytes: number, steps: typeof STEPS, freed: EvictionCounts): void {
     const target = limitBytes * 0.95;
     const bump = this.db.prepare(
       'INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value',
@@ -265,7 +291,6 @@ export class Eviction {
       }
       if (this.usedBytes() <= target) break;
     }
-    return freed;
   }
 
   /**

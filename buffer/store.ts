@@ -6,7 +6,7 @@ import { newShrinkTarget, ownCheckpointThread, SHRINK_SLACK_PAGES, SHRINK_STEP_P
 import { clockSegments, receiveTimeCorrection, type ReceiveTimeCorrection } from './clock-steps.js';
 import { ContributionNames, RowsWithoutContributions, type WithoutContributionsSummary } from './contributions.js';
 import { BufferError, classifySqliteError } from './errors.js';
-import { databaseBudget, evictedTotal, Eviction, type EvictionCounts } from './eviction.js';
+import { databaseBudget, evictedTotal, Eviction, EvictionFailed, type EvictionCounts } from './eviction.js';
 import { fileIdentity, openDatabase } from './open.js';
 import { PlannedRanges, type UnreadableSummary } from './ranges.js';
 import { finishIndexRepairs, repairDamagedIndexes } from './repair.js';
@@ -442,7 +442,10 @@ export class BufferStore {
     }
   }
 
-  /** Runs one eviction and keeps the counts in step; true when something was evicted. */
+  /**
+   * Runs one eviction and keeps the counts in step; true when something was evicted, even when it
+   * then failed part-way (the chunks committed before the failure freed room all the same).
+   */
   private evict(run: () => EvictionCounts | null): boolean {
     try {
       const freed = run();
@@ -454,9 +457,12 @@ export class BufferStore {
       this.rejectedCount -= freed.rejected;
       return evictedTotal(freed) > 0;
     } catch (err) {
-      this.evictionError = classifySqliteError(err, this.options.path, 'evicting rows to stay under the cap');
+      // The stored totals count the chunks committed before the failure: so does the since-start count.
+      const partial = err instanceof EvictionFailed ? err.freed : null;
+      if (partial !== null) this.unsentEvictedSinceStart += partial.unsynced + partial.anomalies;
+      this.evictionError = classifySqliteError(err instanceof EvictionFailed ? err.cause : err, this.options.path, 'evicting rows to stay under the cap');
       this.recountQuietly();
-      return false;
+      return partial !== null;
     }
   }
 

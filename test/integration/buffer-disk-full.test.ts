@@ -111,6 +111,37 @@ console.log(JSON.stringify({ noticed, taken, refused, lastError, fileEvent, appe
 again.close();
 `;
 
+/**
+ * A disk that fills while the buffer evicts: 4 000 readings, then a reader holding a snapshot (as
+ * sync's reader does while it encodes, so the WAL cannot start over) and another file leaving
+ * FREE bytes, about two eviction chunks' WAL frames. The next eviction (the disk's limit as the
+ * cap) commits chunks until the WAL can grow no more and the next chunk fails with the disk full.
+ */
+const PARTIAL = `
+import { createRequire } from 'node:module';
+import { statfsSync } from 'node:fs';
+const Database = createRequire(${JSON.stringify(join(ROOT, 'package.json'))})('better-sqlite3');
+const FREE = 400000;
+for (let b = 0; b < 20; b++) store.appendBatch(Array.from({ length: 200 }, reading));
+store.db.pragma('wal_checkpoint(TRUNCATE)');
+const before = store.stats().rows;
+const reader = new Database(path, { readonly: true });
+reader.exec('BEGIN');
+reader.prepare('SELECT count(*) FROM readings').get();
+const avail = () => { const f = statfsSync(dir); return f.bavail * f.bsize; };
+writeFileSync(dir + '/other', Buffer.alloc(Math.max(0, avail() - FREE)));
+const t = Date.now();
+while (Date.now() - t < 1100); // the buffer reads the free space at most once a second
+store.enforceCap();
+const s = store.stats();
+const health = store.health();
+reader.exec('COMMIT');
+const rows = reader.prepare('SELECT count(*) AS n FROM readings').get().n;
+reader.close();
+console.log(JSON.stringify({ before, rows, stats: s, health }));
+store.close();
+`;
+
 describe.skipIf(!canMount)('a buffer on a real full disk below its cap (a tmpfs in unshare -rm; skipped where it cannot be mounted)', () => {
   it('restores a buffer deleted while open although the copy does not fit on its full volume: it evicts as on a full disk until it does', () => {
     const out = runOnTmpfs<{
@@ -123,6 +154,23 @@ describe.skipIf(!canMount)('a buffer on a real full disk below its cap (a tmpfs 
     expect(out.rows).toBeGreaterThan(0);
     expect(out.rows + out.evictedAfter).toBe(out.appended);
     expect(out.rows + (out.evictedAfter - out.evictedBeforeStop)).toBe(out.rowsBeforeStop);
+  });
+
+  it('counts the chunks an eviction committed before the disk filled mid-way, since start as in the totals', () => {
+    const out = runOnTmpfs<{
+      before: number; rows: number; health: { ok: boolean; error?: string };
+      stats: { rows: number; evicted: { unsynced: number; total: number }; unsentEvicted: { sinceStart: number } };
+    }>('partial.mjs', PARTIAL);
+    const gone = out.before - out.rows;
+    // The eviction failed part-way: some chunks went, then the disk was full.
+    expect(out.health.ok, JSON.stringify(out)).toBe(false);
+    expect(out.health.error).toMatch(/evicting rows to stay under the cap: the disk holding .* is full/);
+    expect(gone, JSON.stringify(out)).toBeGreaterThan(0);
+    // Every count says what really went: the stored totals, the since-start count, the rows counted.
+    expect(out.stats.evicted.unsynced).toBe(gone);
+    expect(out.stats.evicted.total).toBe(gone);
+    expect(out.stats.unsentEvicted.sinceStart).toBe(gone);
+    expect(out.stats.rows).toBe(out.rows);
   });
 
   it('evicts the oldest unsent readings as under the cap, and keeps committing when another file takes the rest of the disk', () => {
