@@ -112,7 +112,8 @@ export class EncoderThread {
 
   constructor(
     private readonly dbPath: string,
-    private readonly options: { idleMs?: number; entry?: URL; restMs?: number } = {},
+    /** `onStart`: a thread was started (a second V8 isolate: /metrics counts them). */
+    private readonly options: { idleMs?: number; entry?: URL; restMs?: number; onStart?: () => void } = {},
   ) {}
 
   /** True while a thread is running (for tests and /status). */
@@ -188,6 +189,7 @@ export class EncoderThread {
     worker.on('error', (err) => this.lost(worker, err));
     worker.on('exit', (code) => this.lost(worker, new Error(`exited with code ${code}`)));
     this.worker = worker;
+    this.options.onStart?.();
     return worker;
   }
 

@@ -67,6 +67,8 @@ export interface SyncWorkerDeps {
   afterReadings?: (uploader: BlobUploader, signal: AbortSignal, bucket: TokenBucket) => Promise<{ contacted: boolean } | void>;
   /** Reads and encodes batches off the main thread (default: one on the buffer's file; null: the main thread does it). */
   encoderThread?: EncoderThread | null;
+  /** The default encoder thread was started (not called for an `encoderThread` given). */
+  onEncoderThreadStarted?: () => void;
   /** Shortest time between the start of a cycle and one started by a kick (default 5 s). */
   kickFloorMs?: number;
   /** When the target's SAS credential expires (epoch ms; null: an account key, or unknown), so a refusal after it says so. */
@@ -148,7 +150,7 @@ export class SyncWorker {
     this.clock = deps.clock ?? Date.now;
     this.monotonic = deps.monotonic ?? monotonicNow;
     this.batches = new SyncBatches(deps.buffer);
-    this.encoder = deps.encoderThread === undefined ? new EncoderThread(deps.buffer.path) : deps.encoderThread;
+    this.encoder = deps.encoderThread === undefined ? new EncoderThread(deps.buffer.path, { onStart: deps.onEncoderThreadStarted }) : deps.encoderThread;
     this.backoff = new Backoff(deps.settings().backoff, deps.random);
     this.bucket = new TokenBucket(() => this.deps.settings().maxBytesPerSecond, this.monotonic);
   }

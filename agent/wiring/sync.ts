@@ -229,7 +229,7 @@ function scheduleRetention(agent: Agent): void {
   });
 }
 
-function syncMetrics(registry: MetricsRegistry): Pick<ConstructorParameters<typeof SyncWorker>[0], 'onUploaded' | 'onFailure' | 'onEncoded'> {
+function syncMetrics(registry: MetricsRegistry): Pick<ConstructorParameters<typeof SyncWorker>[0], 'onUploaded' | 'onFailure' | 'onEncoded' | 'onEncoderThreadStarted'> {
   const rows = registry.counter('pumpwatch_sync_uploaded_rows_total', 'Rows uploaded to Blob Storage');
   const blobs = registry.counter('pumpwatch_sync_uploaded_blobs_total', 'Blobs uploaded (outcome: created, or already-present after a retry)');
   const bytes = registry.counter('pumpwatch_sync_uploaded_bytes_total', 'Compressed bytes uploaded');
@@ -237,6 +237,7 @@ function syncMetrics(registry: MetricsRegistry): Pick<ConstructorParameters<type
   const seconds = registry.histogram('pumpwatch_sync_upload_seconds', 'Duration of one blob upload', LATENCY_BUCKETS);
   const failures = registry.counter('pumpwatch_sync_failures_total', 'Failed sync cycles and batches, by kind');
   const encoded = registry.counter('pumpwatch_sync_encoded_batches_total', 'Batches read and encoded, by where (on: thread, the encoder thread; main, the scoring thread)');
+  const threadStarts = registry.counter('pumpwatch_sync_encoder_thread_starts_total', 'Times the encoder thread (a second V8 isolate) was started');
   return {
     onUploaded: (e) => {
       rows.inc(e.rows);
@@ -247,6 +248,7 @@ function syncMetrics(registry: MetricsRegistry): Pick<ConstructorParameters<type
     },
     onFailure: (f) => failures.inc(1, { kind: f.kind }),
     onEncoded: (on) => encoded.inc(1, { on }),
+    onEncoderThreadStarted: () => threadStarts.inc(1),
   };
 }
 
