@@ -38,8 +38,11 @@ export interface UploadedEvent {
 
 export interface CycleDeps {
   batches: SyncBatches;
-  /** Reads and encodes batches off the main thread; null: on the main thread. */
-  encoder: EncoderThread | null;
+  /**
+   * Reads and encodes batches off the main thread; null: on the main thread. Read at every batch:
+   * it may change within a cycle (the worker gives it once the target answered after a failure).
+   */
+  readonly encoder: EncoderThread | null;
   uploader: BlobUploader;
   bucket: TokenBucket;
   limits: PlanLimits;

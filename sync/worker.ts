@@ -245,10 +245,19 @@ export class SyncWorker {
     this.state = 'uploading';
     this.contacted = false;
     this.moved();
+    const encoder = this.deps.buffer.unsyncedRows > (settings.threadAboveRows ?? THREAD_ABOVE_ROWS) ? this.encoder : null;
+    // A retry while the target is known not to answer (offline, refusing, busy) starts on the main
+    // thread: during a long outage every retry (up to PUMPWATCH_SYNC_BACKOFF_MAX_SECONDS apart) would
+    // start the encoder thread, a second isolate of ~25 MB, only for its first upload to fail. The
+    // cycle reads `encoder` at every batch: once the target answered, the drain goes to the thread.
+    const untilAnswered = this.failure !== null && this.failure.kind !== 'buffer';
+    const contacted = (): boolean => this.contacted;
     try {
       const done = await runCycle({
         batches: this.batches,
-        encoder: this.deps.buffer.unsyncedRows > (settings.threadAboveRows ?? THREAD_ABOVE_ROWS) ? this.encoder : null,
+        get encoder() {
+          return untilAnswered && !contacted() ? null : encoder;
+        },
         uploader: this.uploader(),
         bucket: this.bucket,
         limits: planLimits(settings.batchMaxRows, settings.batchMaxBytes, settings.anomalyContextRows),
