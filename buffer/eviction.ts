@@ -1,6 +1,5 @@
 import type Database from 'better-sqlite3';
-import { SYNCED_ROWS_SQL, UNPLANNED_SQL, type PlannedRanges } from './ranges.js';
-import { REJECTED_EVICTABLE_SQL, REJECTED_UNSENT_SQL } from './rejected-sync.js';
+import { REJECTED_EVICTABLE_SQL, REJECTED_UNSENT_SQL, SYNCED_ROWS_SQL, UNPLANNED_SQL, type PlannedRanges } from './ranges.js';
 import { deleteEach, isCorruptPage, readBySeq, runText, seqsAcrossPumps, type DamagedRows, type UnreadableRun, type Undeletable } from './unreadable.js';
 
 export interface EvictionCounts {

@@ -16,6 +16,19 @@ import { prepareRowReads, readCandidates, readRange, type UnreadableRun } from '
  * recordUnreadable), so the planner, the anomaly walk and eviction skip them the same way.
  */
 
+// Which refused items (the `rejected` table) went up, and the batch of them being uploaded: meta
+// keys of buffer/rejected-sync.ts, here beside the readings' rules so eviction reads them without it.
+export const REJECTED_THROUGH_KEY = 'sync_rejected_through';
+export const REJECTED_PLAN_KEY = 'sync_rejected_plan';
+
+const planBound = (field: 'firstId' | 'lastId'): string =>
+  `coalesce((SELECT json_extract(value, '$.${field}') FROM meta WHERE key = '${REJECTED_PLAN_KEY}'), 0)`;
+
+/** SQL true for a rejected row (alias-free `id`) that eviction may take: one not in the planned batch. */
+export const REJECTED_EVICTABLE_SQL = `id NOT BETWEEN ${planBound('firstId')} AND ${planBound('lastId')}`;
+/** SQL true for a rejected row not uploaded yet. */
+export const REJECTED_UNSENT_SQL = `id > coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = '${REJECTED_THROUGH_KEY}'), 0)`;
+
 /** SQL true when the reading aliased `r` lies in no planned range (one index probe per row). */
 export const UNPLANNED_SQL = `coalesce((SELECT b.first_seq FROM sync_batches b WHERE b.pump_id = r.pump_id AND b.last_seq >= r.seq
   ORDER BY b.last_seq LIMIT 1), 9223372036854775807) > r.seq`;

@@ -7,21 +7,11 @@
  *   buffer of an older agent (no key) starts at 0, so items refused before the upgrade go up too.
  * - `sync_rejected_plan`: the batch being uploaded (its ids, name, device id), persisted before the
  *   upload starts, so a retry after a crash uploads the same rows under the same name; eviction
- *   never takes its rows (see REJECTED_EVICTABLE_SQL).
+ *   never takes its rows (see REJECTED_EVICTABLE_SQL in ranges.ts).
  */
 import { classifySqliteError } from './errors.js';
+import { REJECTED_PLAN_KEY, REJECTED_THROUGH_KEY, REJECTED_UNSENT_SQL } from './ranges.js';
 import type { BufferStore } from './store.js';
-
-export const REJECTED_THROUGH_KEY = 'sync_rejected_through';
-export const REJECTED_PLAN_KEY = 'sync_rejected_plan';
-
-const planBound = (field: 'firstId' | 'lastId'): string =>
-  `coalesce((SELECT json_extract(value, '$.${field}') FROM meta WHERE key = '${REJECTED_PLAN_KEY}'), 0)`;
-
-/** SQL true for a rejected row (alias-free `id`) that eviction may take: one not in the planned batch. */
-export const REJECTED_EVICTABLE_SQL = `id NOT BETWEEN ${planBound('firstId')} AND ${planBound('lastId')}`;
-/** SQL true for a rejected row not uploaded yet. */
-export const REJECTED_UNSENT_SQL = `id > coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = '${REJECTED_THROUGH_KEY}'), 0)`;
 
 /** A refused item as stored (raw is the bounded preview the store kept). */
 export interface RejectedRow {

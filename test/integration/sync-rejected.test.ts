@@ -7,7 +7,7 @@
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { REJECTED_PLAN_KEY, REJECTED_THROUGH_KEY } from '../../buffer/rejected-sync.js';
+import { REJECTED_PLAN_KEY, REJECTED_THROUGH_KEY } from '../../buffer/ranges.js';
 import { Agent } from '../../agent/main.js';
 import { createLogger } from '../../agent/logger.js';
 import { postJson, startTestAgent, testAgentConfig } from '../support/agent.js';
