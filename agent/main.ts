@@ -109,6 +109,7 @@ export class Agent implements AgentParts {
     this.logger = logger;
     this.metrics = createAgentMetrics(this.registry);
     this.housekeeping = new HousekeepingThread({
+      checkpointIntervalMs: config.checkpointIntervalMs,
       onError: (job, message) => logger.warn({ component: 'housekeeping', job, err: { message } }, 'housekeeping thread: job failed'),
     });
     this.buffer = new BufferStore({

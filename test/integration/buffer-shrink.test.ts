@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Checkpointer } from '../../buffer/checkpointer.js';
 import { BufferStore } from '../../buffer/store.js';
 import type { PredictionRow } from '../../buffer/types.js';
 
@@ -73,6 +74,30 @@ describe('a lowered cap shrinks the buffer file', () => {
       expect(s.fileBytes).toBe(size(path));
       expect(s.fileBytes).toBeGreaterThanOrEqual(s.bytes);
       expect(s.fileBytes).toBeLessThanOrEqual(4 * MIB + SLACK);
+    } finally {
+      store.close();
+    }
+  });
+
+  // PUMPWATCH_CHECKPOINT_INTERVAL_MS spaces checkpoints out (SD-card wear); shrinking must not wait
+  // for them: at a 30 s interval, 8 MiB a tick would take minutes to give back a lowered cap's room.
+  it('shrinks as fast with checkpoints an hour apart: shrinking looks every 500 ms whatever the interval', { timeout: 60_000 }, async () => {
+    const store = new BufferStore({
+      path, maxBytes: 32 * MIB,
+      startCheckpoints: (p, shrink) => {
+        const c = new Checkpointer(p, 3_600_000, shrink);
+        c.start();
+        return c;
+      },
+    });
+    store.open();
+    try {
+      fill(store, 40_000);
+      expect(size(path)).toBeGreaterThan(12 * MIB);
+      store.setMaxBytes(4 * MIB);
+      store.appendBatch([reading(next++)]);
+      await waitUnder(store, 4 * MIB, 30_000);
+      expect(files()).toBeLessThanOrEqual(4 * MIB + SLACK);
     } finally {
       store.close();
     }
