@@ -13,10 +13,14 @@
  * rows of the same size with no index, one commit per reading and one per second of readings.
  * Figures only: it never fails on them.
  *
- *   node dist/bench/wear.js [--pumps P] [--seconds S] [--checkpoint-ms A,B,…] [--no-strace]
+ *   node dist/bench/wear.js [--pumps P] [--seconds S] [--checkpoint-ms A,B,…] [--page-size N] [--no-strace]
+ *
+ * `--page-size N` (an experiment, not an agent setting): the buffer file is made beforehand with
+ * SQLite pages of N bytes (the agent makes it with 4096), so each page a commit touches costs a
+ * WAL frame of N bytes instead.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -27,12 +31,23 @@ import { packageRoot } from '../agent/paths.js';
 import { benchModel, fmt, simulatedReadings, untilReady } from './support.js';
 
 const { values: args } = parseArgs({
-  options: { pumps: { type: 'string' }, seconds: { type: 'string' }, 'checkpoint-ms': { type: 'string' }, 'no-strace': { type: 'boolean' } },
+  options: { pumps: { type: 'string' }, seconds: { type: 'string' }, 'checkpoint-ms': { type: 'string' }, 'page-size': { type: 'string' }, 'no-strace': { type: 'boolean' } },
 });
 const PUMPS = Number(args.pumps ?? 12);
 const SECONDS = Number(args.seconds ?? 40);
 const WARMUP_S = 5;
 const CHECKPOINT_MS = (args['checkpoint-ms'] ?? '500').split(',').map(Number);
+const PAGE_SIZE = args['page-size'] === undefined ? null : Number(args['page-size']);
+
+/** An empty buffer file with `pageSize` pages, made as the agent makes one (WAL, incremental vacuum), which the agent then migrates. */
+function makeBufferFile(dataDir: string, pageSize: number): void {
+  mkdirSync(dataDir, { recursive: true });
+  const db = new Database(join(dataDir, 'buffer.sqlite'));
+  db.pragma(`page_size = ${pageSize}`);
+  db.pragma('auto_vacuum = INCREMENTAL');
+  db.pragma('journal_mode = WAL');
+  db.close();
+}
 
 /** The kernel's I/O counters of a process (Linux); null where /proc does not report them. */
 function ioOf(pid: number): { writeBytes: number; cancelled: number } | null {
@@ -88,6 +103,7 @@ interface Result {
 async function run(mode: 'separate' | 'batched', checkpointMs: number, modelPath: string, dir: string): Promise<Result> {
   const port = await freePort();
   const dataDir = join(dir, `${mode}-${checkpointMs}`);
+  if (PAGE_SIZE !== null) makeBufferFile(dataDir, PAGE_SIZE);
   const agent = spawn(process.execPath, [...AGENT_NODE_FLAGS, join(packageRoot(), 'dist', 'agent', 'cli.js')], {
     env: {
       PATH: process.env.PATH ?? '', ...AGENT_ENV, PUMPWATCH_DATA_DIR: dataDir, PUMPWATCH_HTTP_PORT: String(port), PUMPWATCH_SIMULATE: '0',
@@ -134,7 +150,7 @@ async function run(mode: 'separate' | 'batched', checkpointMs: number, modelPath
       await ended;
     }
     return {
-      label: `${mode}, checkpoints every ${fmt(checkpointMs)} ms`,
+      label: `${mode}, checkpoints every ${fmt(checkpointMs)} ms${PAGE_SIZE === null ? '' : `, pages of ${PAGE_SIZE} bytes`}`,
       readings: PUMPS * SECONDS,
       writeBytes: before && after ? after.writeBytes - before.writeBytes - (after.cancelled - before.cancelled) : null,
       storedBytes: storedAfter - storedBefore,
@@ -154,6 +170,7 @@ async function run(mode: 'separate' | 'batched', checkpointMs: number, modelPath
 function rawCeiling(dir: string, perCommit: number): { writeBytes: number | null; commits: number; rows: number } {
   const path = join(dir, `raw-${perCommit}.sqlite`);
   const db = new Database(path);
+  if (PAGE_SIZE !== null) db.pragma(`page_size = ${PAGE_SIZE}`);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   db.exec('CREATE TABLE readings (seq INTEGER PRIMARY KEY, pump_id TEXT, ts INTEGER, received_at INTEGER, values_json TEXT, score REAL, anomaly INTEGER, model_version TEXT)');
