@@ -51,6 +51,15 @@ describe('a lowered cap shrinks the buffer file', () => {
     return Date.now() - start;
   }
 
+  /** Fills 40 000 readings under a 32 MiB cap, lowers it to 4 MiB live, and waits for the files (see waitUnder). */
+  async function lowerCapTo4MiB(store: BufferStore): Promise<number> {
+    fill(store, 40_000);
+    expect(size(path)).toBeGreaterThan(12 * MIB);
+    store.setMaxBytes(4 * MIB);
+    store.appendBatch([reading(next++)]);
+    return waitUnder(store, 4 * MIB, 30_000);
+  }
+
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'pw-shrink-'));
     path = join(dir, 'buffer.sqlite');
@@ -62,11 +71,7 @@ describe('a lowered cap shrinks the buffer file', () => {
     const store = new BufferStore({ path, maxBytes: 32 * MIB });
     store.open();
     try {
-      fill(store, 40_000);
-      expect(size(path)).toBeGreaterThan(12 * MIB);
-      store.setMaxBytes(4 * MIB);
-      store.appendBatch([reading(next++)]);
-      const took = await waitUnder(store, 4 * MIB, 30_000);
+      const took = await lowerCapTo4MiB(store);
       expect(files()).toBeLessThanOrEqual(4 * MIB + SLACK);
       expect(took).toBeLessThan(30_000);
       const s = store.stats();
@@ -92,11 +97,7 @@ describe('a lowered cap shrinks the buffer file', () => {
     });
     store.open();
     try {
-      fill(store, 40_000);
-      expect(size(path)).toBeGreaterThan(12 * MIB);
-      store.setMaxBytes(4 * MIB);
-      store.appendBatch([reading(next++)]);
-      await waitUnder(store, 4 * MIB, 30_000);
+      await lowerCapTo4MiB(store);
       expect(files()).toBeLessThanOrEqual(4 * MIB + SLACK);
     } finally {
       store.close();
