@@ -261,7 +261,7 @@ export class Agent implements AgentParts {
     this.registry.gauge('pumpwatch_buffer_unreadable_ranges', 'Seq ranges of such rows', () => this.bufferStat('unreadableRanges'));
     this.registry.counterFrom(
       'pumpwatch_buffer_rows_without_contributions_total',
-      'Rows uploaded since start with contributions: null, their stored contributions undecodable (values, score and verdict as stored)',
+      'Rows uploaded since start without their contributions, the stored contributions undecodable (values, score and verdict as stored)',
       () => this.bufferStat('withoutContributions'),
     );
     this.status.setSensorFaults(() => this.sensorFaults());

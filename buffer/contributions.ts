@@ -238,7 +238,7 @@ export class RowsWithoutContributions {
     this.seqs.add(seq);
     this.newest.unshift({ seq, foundAt: now, error });
     if (this.newest.length > WITHOUT_CONTRIBUTIONS_LISTED) this.newest.pop();
-    this.warn(`PW_BUFFER_INVALID_ROW: ${error}; the sync uploads it with contributions: null, its values, score and verdict as stored`);
+    this.warn(`PW_BUFFER_INVALID_ROW: ${error}; the sync uploads it without its contributions, its values, score and verdict as stored`);
   }
 
   summary(): WithoutContributionsSummary {

@@ -84,7 +84,7 @@ describe('the page\'s stopped pump', () => {
     // a resend and a reading from an hour back (both left out of the history) in the stop
     const [again] = await engine.score([rs.at(-1)!], 0);
     const [late] = await engine.score([{ pumpId: 'night', ts: T0, values: { Pressure: 1.4, Flow: 30, Current: 1.4 } }], 0);
-    expect(again!.unscoredReason).toMatch(/^not scored again/);
+    expect(again!.unscoredReason).toMatch(/^not scored: repeats a reading this pump already sent/);
     expect(late!.unscoredReason).toMatch(/^not scored: older/);
     buffer.appendBatch([again!, late!]);
     const more = readingsWithStops(601, () => true, { pumpId: 'night', start: rs.at(-1)!.ts + 1000, seed: 9 });
