@@ -225,4 +225,21 @@ describe('LocalHub with the real azure-iot-device MQTT module client', () => {
 
     expect(hub.isConnected(DEVICE, 'late-broker')).toBe(true);
   });
+
+  it('closes the older connection when a second client opens one with the same identity, as IoT Hub does', async () => {
+    const connectionString = hub.addModule(DEVICE, 'twice');
+    const first = await connectModule(hub, connectionString);
+    clients.push(first);
+    // Without its own retry the first client says when the hub closed it, instead of taking the connection back.
+    first.setRetryPolicy({ shouldRetry: () => false, nextRetryTimeout: () => -1 } as never);
+    const closed = nextEvent(first, 'disconnect');
+
+    const second = await connectModule(hub, connectionString);
+    clients.push(second);
+    await closed;
+
+    expect(hub.isConnected(DEVICE, 'twice')).toBe(true);
+    const twin = await second.getTwin();
+    expect(twin.properties.desired.$version).toBeTypeOf('number');
+  });
 });
