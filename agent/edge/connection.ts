@@ -3,11 +3,20 @@
  * once, and reports a refused connection as UnauthorizedError), re-read the twin on every
  * (re)connect (the SDK does not), and recreate the client when the SDK gives up and emits
  * `disconnect` (after about four minutes offline). Everything is visible through `status()`.
+ *
+ * A connection the hub closes within a minute of accepting it is a flap (flaps.ts): IoT Hub closes
+ * the older connection when a second client opens one with the same identity, and the SDK's own
+ * retry reconnects at once (its first retry waits 0 ms, and every loss starts a new retry), so two
+ * agents under one identity took each other's connection over thousands of times a minute. On a
+ * flap the client's retry policy declines, the SDK gives up and emits `disconnect`, and the agent
+ * builds a new client after a delay that grows with each flap in a row.
  */
 import type device from 'azure-iot-device';
 import { backoffDelay, sleep, type BackoffPolicy } from '../../inference/backoff.js';
+import { monotonicNow } from '../../sync/clock.js';
 import { safeErrorMessage } from '../../sync/redact.js';
 import type { Logger } from '../logger.js';
+import { FlapTracker, flapReason, FLAP_WINDOW_MS, type Flap } from './flaps.js';
 
 export type ModuleClient = InstanceType<typeof device.ModuleClient>;
 
@@ -27,6 +36,18 @@ export interface HubStatus {
   connects: number;
   /** Clients recreated after the SDK gave up. */
   recreated: number;
+  /** Connections in a row the hub closed within a minute of opening them (0 once one lasts). */
+  flaps: number;
+  /** Why the agent itself waits before connecting again (a streak of flaps), else null. */
+  reason: string | null;
+  /** When the agent connects again, while it waits; else null. */
+  nextAttemptAt: string | null;
+}
+
+/** The part of the SDK's RetryPolicy the client consults (azure-iot-common). */
+interface RetryPolicy {
+  shouldRetry(err: Error): boolean;
+  nextRetryTimeout(retryCount: number, throttled: boolean): number;
 }
 
 export interface ConnectionOptions {
@@ -40,7 +61,11 @@ export interface ConnectionOptions {
   abandon?: () => void;
   logger: Logger;
   backoff?: BackoffPolicy;
+  /** The delays after flaps (default FLAP_BACKOFF). */
+  flapBackoff?: BackoffPolicy;
   clock?: () => number;
+  /** Monotonic ms for the flap window (default performance.now()). */
+  monotonic?: () => number;
 }
 
 export class EdgeConnection {
@@ -52,14 +77,21 @@ export class EdgeConnection {
   private recreated = 0;
   private loop: Promise<void> | null = null;
   private readonly stopping = new AbortController();
+  private readonly flaps: FlapTracker;
+  /** The flap that lost the current client's connection, until the client is replaced. */
+  private flap: Flap | null = null;
+  /** When the agent connects again after a flap (wall clock), while it waits. */
+  private nextAttemptAt: number | null = null;
+  private settleTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly opts: ConnectionOptions) {
     this.since = this.now();
+    this.flaps = new FlapTracker({ backoff: opts.flapBackoff });
   }
 
-  /** Starts connecting in the background; the agent runs (and scores) while it is offline. */
-  start(): void {
-    this.loop ??= this.connectLoop();
+  /** Starts connecting in the background (after `delayMs`); the agent runs (and scores) while it is offline. */
+  start(delayMs = 0): void {
+    this.loop ??= this.connectLoop(delayMs);
   }
 
   /** The open client, or null while offline. */
@@ -68,13 +100,34 @@ export class EdgeConnection {
   }
 
   status(): HubStatus {
-    return { state: this.state, since: new Date(this.since).toISOString(), lastError: this.lastError, connects: this.connects, recreated: this.recreated };
+    const flaps = this.flaps.count(this.monotonic());
+    const waiting = this.nextAttemptAt !== null && this.state === 'reconnecting';
+    return {
+      state: this.state,
+      since: new Date(this.since).toISOString(),
+      lastError: this.lastError,
+      connects: this.connects,
+      recreated: this.recreated,
+      flaps,
+      reason: waiting ? flapReason(flaps) : null,
+      nextAttemptAt: waiting ? new Date(this.nextAttemptAt!).toISOString() : null,
+    };
   }
 
-  /** Called by the transport when the link drops; the SDK retries on its own for a while. */
+  /** A person should know: the streak of flaps points at another client with this identity (null: no). */
+  identityConflict(): string | null {
+    const now = this.monotonic();
+    return this.flaps.suspicious(now) ? flapReason(this.flaps.count(now)) : null;
+  }
+
+  /**
+   * Called by the transport when the link drops (before the SDK's own handler, which asks the
+   * retry policy whether to reconnect); the SDK retries on its own for a while, unless it was a flap.
+   */
   transportLost(err: unknown): void {
     if (this.state !== 'connected') return;
     this.lastError = err ? safeErrorMessage(err) : 'connection lost';
+    this.flap = this.flaps.lost(this.monotonic());
     this.setState('reconnecting');
   }
 
@@ -85,6 +138,7 @@ export class EdgeConnection {
    */
   async stop(): Promise<void> {
     this.stopping.abort();
+    if (this.settleTimer) clearTimeout(this.settleTimer);
     const loop = this.loop;
     const attemptEnded = loop === null || (await settlesWithin(loop, STOP_WAIT_MS));
     const client = this.client;
@@ -100,8 +154,13 @@ export class EdgeConnection {
     );
   }
 
-  private async connectLoop(): Promise<void> {
+  private async connectLoop(delayMs: number): Promise<void> {
     try {
+      if (delayMs > 0) {
+        this.setState('reconnecting');
+        await sleep(delayMs, this.stopping.signal);
+      }
+      this.nextAttemptAt = null;
       for (let attempt = 1; !this.stopping.signal.aborted; attempt++) {
         this.setState(attempt === 1 ? 'connecting' : 'reconnecting');
         if (await this.openOnce()) return;
@@ -121,6 +180,8 @@ export class EdgeConnection {
     try {
       client = await this.opts.create();
       this.client = client;
+      this.flap = null;
+      this.declineRetriesAfterFlaps(client);
       client.on('connect', () => void this.connected(client!));
       client.on('disconnect', () => this.gaveUp(client!));
       client.on('error', (err: Error) => {
@@ -147,8 +208,10 @@ export class EdgeConnection {
     if (client !== this.client || this.stopping.signal.aborted) return;
     this.connects++;
     this.lastError = null;
+    this.flaps.connected(this.monotonic());
     this.setState('connected');
     this.opts.logger.info({ connects: this.connects }, 'IoT Edge client connected');
+    this.watchSettle(client);
     try {
       await this.opts.onConnected(client);
     } catch (err) {
@@ -157,15 +220,63 @@ export class EdgeConnection {
     }
   }
 
-  /** The SDK stopped retrying: drop this client and build a new one. */
+  /** The SDK stopped retrying (or declined to, after a flap): drop this client and build a new one. */
   private gaveUp(client: ModuleClient): void {
     if (client !== this.client || this.stopping.signal.aborted) return;
-    this.opts.logger.warn({ err: { message: this.lastError } }, 'IoT Edge client gave up reconnecting; recreating it');
+    const flap = this.flap;
     this.client = null;
     this.recreated++;
-    this.setState('disconnected');
     detach(client);
-    void closeQuietly(client).then(() => this.start());
+    if (flap) {
+      this.nextAttemptAt = this.now() + flap.delayMs;
+      this.setState('reconnecting');
+      this.warnFlaps(flap);
+    } else {
+      this.opts.logger.warn({ err: { message: this.lastError } }, 'IoT Edge client gave up reconnecting; recreating it');
+      this.setState('disconnected');
+    }
+    void closeQuietly(client).then(() => this.start(flap?.delayMs ?? 0));
+  }
+
+  /**
+   * Wraps the client's retry policy so that the SDK does not reconnect on its own after a flap
+   * (its first retry is immediate): it gives up and emits `disconnect`, and gaveUp waits the flap's
+   * delay. Every other decision on the current client stays the SDK's. A client without the (protected) field keeps the
+   * SDK's behaviour: its flaps are still counted, and waited out whenever the SDK gives up.
+   */
+  private declineRetriesAfterFlaps(client: ModuleClient): void {
+    const inner = (client as unknown as { _retryPolicy?: RetryPolicy })._retryPolicy;
+    if (!inner || typeof inner.shouldRetry !== 'function') return;
+    client.setRetryPolicy({
+      // A client already replaced never retries either: an operation of it still under way would
+      // otherwise reconnect it, and that connection would take over the current one's.
+      shouldRetry: (err: Error) => client === this.client && this.flap === null && inner.shouldRetry(err),
+      nextRetryTimeout: (retryCount: number, throttled: boolean) => inner.nextRetryTimeout(retryCount, throttled),
+    } as never);
+  }
+
+  /** Once a streak looks like a duplicated identity: said at warn, then at most every FLAP_WARN_INTERVAL_MS. */
+  private warnFlaps(flap: Flap): void {
+    if (!this.flaps.warnNow(this.monotonic())) return;
+    const retryInS = Math.round(flap.delayMs / 100) / 10;
+    this.opts.logger.warn(
+      { flaps: flap.flaps, retryInMs: flap.delayMs, err: { message: this.lastError } },
+      `${flapReason(flap.flaps)}; reconnecting in ${retryInS} s`,
+    );
+  }
+
+  /** Says once that a streak of flaps is over, when a connection after it has lasted the window. */
+  private watchSettle(client: ModuleClient): void {
+    if (this.settleTimer) clearTimeout(this.settleTimer);
+    this.settleTimer = null;
+    if (this.flaps.count(this.monotonic()) === 0) return;
+    this.settleTimer = setTimeout(() => {
+      this.settleTimer = null;
+      if (client !== this.client || this.state !== 'connected') return;
+      const n = this.flaps.settle(this.monotonic());
+      if (n > 0) this.opts.logger.info({ flaps: n }, `IoT Edge connection held for ${FLAP_WINDOW_MS / 1000} s after ${n} closed soon after opening: reconnects back to normal`);
+    }, FLAP_WINDOW_MS + 1_000);
+    this.settleTimer.unref();
   }
 
   private setState(state: HubState): void {
@@ -176,6 +287,10 @@ export class EdgeConnection {
 
   private now(): number {
     return (this.opts.clock ?? Date.now)();
+  }
+
+  private monotonic(): number {
+    return (this.opts.monotonic ?? monotonicNow)();
   }
 }
 

@@ -77,6 +77,7 @@ export class EdgeRuntime {
     });
     agent.status.setHubReportedError(() => this.reportedFailure());
     agent.status.addHealthCheck({ name: 'hub-reported', check: () => this.reportedHealth() });
+    agent.status.addHealthCheck({ name: 'hub', check: () => this.identityHealth() });
     this.pumpActivity = new PumpActivity({
       known: () => agent.engine.pumpIds(),
       lastReceived: (pumpId) => {
@@ -132,8 +133,21 @@ export class EdgeRuntime {
     if (!this.connection) return 'not configured';
     const s = this.connection.status();
     const local = this.localHub ? ` (local hub on port ${this.localHub.port})` : '';
+    if (s.reason && s.nextAttemptAt) return `${s.state}${local}: ${s.reason}; next attempt at ${s.nextAttemptAt}`;
     const detail = s.lastError && s.state !== 'connected' ? `: ${s.lastError}` : '';
     return `${s.state}${local}${detail}`;
+  }
+
+  /**
+   * The `hub` check of /healthz: degraded (200, nothing restarts the module) while the hub keeps
+   * closing this module's fresh connections, as it does when another client has the same identity.
+   * Not a failure: scoring and buffering go on, and a restart would not remove the other client.
+   * But a person must act: the other client receives the inputs and twin patches meant for this
+   * module, and its reported properties overwrite this one's in the cloud's view of the gateway.
+   */
+  private identityHealth(): { ok: boolean; degraded?: string } {
+    const conflict = this.connection?.identityConflict() ?? null;
+    return conflict === null ? { ok: true } : { ok: true, degraded: conflict };
   }
 
   /** `connectivity.hubReportedError` in /status. */
