@@ -106,6 +106,13 @@ export class Reporter {
   private twin: ReportedTwin | null = null;
   private timer: NodeJS.Timeout | null = null;
   private sending: Promise<void> | null = null;
+  /**
+   * Which connection the update under way went out on (attach() counts them). The SDK sends twin
+   * requests at QoS 0 and never fails one whose answer was lost with its connection: that update
+   * waits for ever, so the next connection's updates must not wait behind it.
+   */
+  private connection = 0;
+  private sendingOn = 0;
   private again = false;
   private reportedKeys = new Set<string>();
   /**
@@ -155,6 +162,7 @@ export class Reporter {
   /** A (re)connected twin: report everything to it. */
   attach(twin: ReportedTwin | null): void {
     this.twin = twin;
+    this.connection++;
     if (this.failed) this.failed.onCurrentTwin = false;
     if (twin) {
       // Keys reported by an earlier run that no longer exist are deleted (set to null) next time.
@@ -345,26 +353,32 @@ export class Reporter {
   }
 
   private async send(): Promise<void> {
-    if (this.sending) {
+    if (this.sending && this.sendingOn === this.connection) {
       this.again = true;
       return this.sending;
     }
-    this.sending = this.sendOnce().finally(() => {
+    const sending: Promise<void> = this.sendOnce().finally(() => {
+      if (this.sending !== sending) return; // an update of a connection gone: a later one took over
       this.sending = null;
       if (this.again) {
         this.again = false;
         this.schedule(0);
       }
     });
-    return this.sending;
+    this.sending = sending;
+    this.sendingOn = this.connection;
+    return sending;
   }
 
   private async sendOnce(): Promise<void> {
     const twin = this.twin;
     if (!twin) return;
     const doc = this.document();
+    const connection = this.connection;
     try {
       await new Promise<void>((resolve, reject) => twin.properties.reported.update(doc, (err) => (err ? reject(err) : resolve())));
+      // Answered after a reconnect: attach() has read the hub's document since, and the whole document goes again.
+      if (connection !== this.connection) return;
       this.reportedKeys = new Set(Object.entries(doc.models as object).filter(([, v]) => v !== null).map(([k]) => k));
       this.gatewayKeys = new Set(Object.entries(doc.models as Record<string, Record<string, unknown> | null>).filter(([, v]) => v?.origin === GATEWAY_ORIGIN).map(([k]) => k));
       this.reportedFields = sectionFields(doc);
@@ -372,6 +386,7 @@ export class Reporter {
       this.failed = null;
       this.failures.succeeded();
     } catch (err) {
+      if (connection !== this.connection) return; // the failure of a connection gone says nothing of the current one
       const error = safeErrorMessage(err);
       const attempts = (this.failed?.attempts ?? 0) + 1;
       this.failed = { error, since: this.failed?.since ?? new Date().toISOString(), attempts, onCurrentTwin: this.failed?.onCurrentTwin === true || twin === this.twin };

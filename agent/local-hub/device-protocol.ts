@@ -24,6 +24,8 @@ export interface DeviceProtocolContext {
   onReported(identity: ModuleIdentity, patch: JsonObject, version: number): void;
   /** A test hook holding this module's twin reads, if any (LocalHub.holdTwinReads). */
   readHold(identity: ModuleIdentity): TwinReadHold | undefined;
+  /** A test hook: whether to ignore this reported update (LocalHub.loseReportedUpdates). */
+  loseReported(identity: ModuleIdentity): boolean;
 }
 
 /** Checks clientId `d/m`, username `{host}/{d}/{m}/?api-version=…` and the module's SAS password. */
@@ -66,6 +68,7 @@ export function handleModulePublish(ctx: DeviceProtocolContext, id: ModuleIdenti
     return;
   }
   if (request?.kind === 'reported') {
+    if (ctx.loseReported(id)) return;
     try {
       const patch: unknown = JSON.parse(payload.toString('utf8'));
       const version = ctx.store.patchReported(record, patch);

@@ -52,6 +52,8 @@ export class LocalHub extends EventEmitter<LocalHubEvents> {
   private readonly rest: HubRestServer;
   private ports = { mqtt: 0, https: 0 };
   private readonly readHolds = new Map<string, TwinReadHold>();
+  /** Reported updates still to lose per module, and who waits for them to be lost. */
+  private readonly reportedLosses = new Map<string, { left: number; lost: () => void }>();
 
   private constructor(tlsMaterial: TlsMaterial, hostName: string) {
     super();
@@ -65,6 +67,7 @@ export class LocalHub extends EventEmitter<LocalHubEvents> {
       onOutput: (message) => this.emit('output', message),
       onReported: (id, patch, version) => this.emit('reported', { ...id, patch, version }),
       readHold: (id) => this.readHolds.get(`${id.deviceId}/${id.moduleId}`),
+      loseReported: (id) => this.loseReported(`${id.deviceId}/${id.moduleId}`),
     };
     this.broker = new HubBroker(tlsMaterial, {
       authenticate: (clientId, username, password) => authenticateModule(ctx, clientId, username, password),
@@ -186,6 +189,26 @@ export class LocalHub extends EventEmitter<LocalHubEvents> {
     });
     this.readHolds.set(id, hold);
     return hold;
+  }
+
+  /**
+   * Test hook: the next `count` reported updates of this module are neither applied nor answered,
+   * as when the connection drops between the request and the answer (the SDK sends twin requests at
+   * QoS 0 and never fails one whose answer did not come). Resolves once they were lost.
+   */
+  loseReportedUpdates(deviceId: string, moduleId: string, count = 1): Promise<void> {
+    this.store.get(deviceId, moduleId);
+    return new Promise((resolve) => this.reportedLosses.set(`${deviceId}/${moduleId}`, { left: count, lost: resolve }));
+  }
+
+  private loseReported(id: string): boolean {
+    const loss = this.reportedLosses.get(id);
+    if (!loss) return false;
+    if (--loss.left <= 0) {
+      this.reportedLosses.delete(id);
+      loss.lost();
+    }
+    return true;
   }
 
   /** The module twin document, as the service API returns it. */
