@@ -26,6 +26,8 @@ export interface DeviceProtocolContext {
   readHold(identity: ModuleIdentity): TwinReadHold | undefined;
   /** A test hook: whether to ignore this reported update (LocalHub.loseReportedUpdates). */
   loseReported(identity: ModuleIdentity): boolean;
+  /** A test hook: whether to ignore this twin read (LocalHub.loseTwinReads). */
+  loseRead(identity: ModuleIdentity): boolean;
 }
 
 /** Checks clientId `d/m`, username `{host}/{d}/{m}/?api-version=…` and the module's SAS password. */
@@ -60,6 +62,7 @@ export function handleModulePublish(ctx: DeviceProtocolContext, id: ModuleIdenti
   const clientId = `${id.deviceId}/${id.moduleId}`;
   const request = parseTwinRequest(topic);
   if (request?.kind === 'get') {
+    if (ctx.loseRead(id)) return;
     const send = (body: string) => ctx.broker().sendDirect(clientId, TWIN_RESPONSE_FILTER, twinResponseTopic(200, request.rid), body);
     const view = () => JSON.stringify(ctx.store.deviceView(record));
     const hold = ctx.readHold(id);

@@ -54,6 +54,7 @@ export class LocalHub extends EventEmitter<LocalHubEvents> {
   private readonly readHolds = new Map<string, TwinReadHold>();
   /** Reported updates still to lose per module, and who waits for them to be lost. */
   private readonly reportedLosses = new Map<string, { left: number; lost: () => void }>();
+  private readonly readLosses = new Map<string, { left: number; lost: () => void }>();
 
   private constructor(tlsMaterial: TlsMaterial, hostName: string) {
     super();
@@ -67,7 +68,8 @@ export class LocalHub extends EventEmitter<LocalHubEvents> {
       onOutput: (message) => this.emit('output', message),
       onReported: (id, patch, version) => this.emit('reported', { ...id, patch, version }),
       readHold: (id) => this.readHolds.get(`${id.deviceId}/${id.moduleId}`),
-      loseReported: (id) => this.loseReported(`${id.deviceId}/${id.moduleId}`),
+      loseReported: (id) => this.lose(this.reportedLosses, `${id.deviceId}/${id.moduleId}`),
+      loseRead: (id) => this.lose(this.readLosses, `${id.deviceId}/${id.moduleId}`),
     };
     this.broker = new HubBroker(tlsMaterial, {
       authenticate: (clientId, username, password) => authenticateModule(ctx, clientId, username, password),
@@ -201,11 +203,22 @@ export class LocalHub extends EventEmitter<LocalHubEvents> {
     return new Promise((resolve) => this.reportedLosses.set(`${deviceId}/${moduleId}`, { left: count, lost: resolve }));
   }
 
-  private loseReported(id: string): boolean {
-    const loss = this.reportedLosses.get(id);
+  /**
+   * Test hook: the next `count` twin reads (`$iothub/twin/GET`) of this module are not answered, as
+   * when the answer is lost with the connection (QoS 0; the SDK never fails such a read). Resolves
+   * once they were lost.
+   */
+  loseTwinReads(deviceId: string, moduleId: string, count = 1): Promise<void> {
+    this.store.get(deviceId, moduleId);
+    return new Promise((resolve) => this.readLosses.set(`${deviceId}/${moduleId}`, { left: count, lost: resolve }));
+  }
+
+  /** Whether to ignore this request of module `id`, counting it against the losses asked for. */
+  private lose(losses: Map<string, { left: number; lost: () => void }>, id: string): boolean {
+    const loss = losses.get(id);
     if (!loss) return false;
     if (--loss.left <= 0) {
-      this.reportedLosses.delete(id);
+      losses.delete(id);
       loss.lost();
     }
     return true;
