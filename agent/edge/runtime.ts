@@ -17,9 +17,19 @@ import { Reporter, type ReportedTwin } from './reported.js';
 import { AckGate, commitAckTransport } from './transport.js';
 import { TwinSync } from './twin.js';
 import { safeErrorMessage } from '../../sync/redact.js';
-import type { BackoffPolicy } from '../../inference/backoff.js';
+import { backoffDelay, sleep, type BackoffPolicy } from '../../inference/backoff.js';
 
 type Twin = Awaited<ReturnType<ModuleClient['getTwin']>>;
+
+/**
+ * How long a twin read waits for its answer. The SDK sends the read at QoS 0 and never fails one
+ * whose answer was lost (with its connection, or by the hub), and the desired patches that land
+ * during a read wait for it (TwinSync): unbounded, one lost answer held every later patch (model
+ * deployments, settings) until a restart. IoT Hub answers within seconds.
+ */
+export const TWIN_READ_TIMEOUT_MS = 30_000;
+/** The waits between twin reads left unanswered on one connection. */
+const TWIN_READ_BACKOFF: BackoffPolicy = { baseMs: 1_000, capMs: 60_000 };
 
 export interface EdgeRuntimeOptions extends ModelUpdateOptions {
   /** Timing of reconnect attempts. */
@@ -46,6 +56,9 @@ export class EdgeRuntime {
   private twin: Twin | null = null;
   /** Full twin reads the transport completed (see connected()). */
   private twinReads = 0;
+  /** (Re)connects seen by connected(): a twin read left unanswered is read again only on its own connection. */
+  private connectEpoch = 0;
+  private readonly stopping = new AbortController();
   /** Whether the transport could hold acknowledgements; asked at the first connection. */
   private transportHooked: (() => boolean) | null = null;
   private timers: NodeJS.Timeout[] = [];
@@ -186,6 +199,8 @@ export class EdgeRuntime {
       gate: this.gate,
       onTransportDisconnect: (err) => this.connection?.transportLost(err),
       onTwinRead: (desired) => {
+        // A late answer to a read already given up (timed out, TwinSync told) is not a read in flight.
+        if (!this.twinSync.reading) return;
         this.twinReads++;
         this.twinSync.readCompleted(desired);
       },
@@ -209,6 +224,7 @@ export class EdgeRuntime {
 
   /** Stops in reverse order; each step in its own try/catch, so one that throws never keeps the client open. */
   async stop(): Promise<void> {
+    this.stopping.abort();
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     await stopEach(
@@ -246,7 +262,9 @@ export class EdgeRuntime {
       this.log.warn('the SDK transport could not be hooked: input messages are acknowledged on receipt, not after commit');
     }
     this.transportHooked = null; // said once, at the first connection
-    const twin = await this.readTwin(client);
+    const epoch = ++this.connectEpoch;
+    const twin = await this.readTwin(client, epoch);
+    if (!twin) return; // the connection is gone: the next one reads the twin itself
     const fresh = twin !== this.twin;
     if (fresh) {
       this.twin = twin;
@@ -261,20 +279,69 @@ export class EdgeRuntime {
     if (fresh) {
       // The listener started the subscription; this waits for that one (the SDK's topic state machine defers a second call).
       await new Promise<void>((resolve, reject) => twin.enableTwinDesiredPropertiesUpdates((err) => (err ? reject(err) : resolve())));
-      await this.readTwin(client);
+      await this.readTwin(client, epoch);
     }
   }
 
-  /** One full twin read, its desired document handed to TwinSync (patches arriving meanwhile wait for it). */
-  private async readTwin(client: ModuleClient): Promise<Twin> {
+  /**
+   * Reads the twin until the hub answers, on this connection: a read left unanswered for
+   * TWIN_READ_TIMEOUT_MS is given up (the patches waiting for it apply to the document in force)
+   * and sent again after a backoff. Again on the same connection rather than by dropping it: a
+   * dead link is found by MQTT's keepalive and the reconnect reads anyway, while a hub that lost
+   * one answer is better asked again than disconnected (a reconnect drops the acknowledgements of
+   * the inputs still held, and edgeHub sends those again).
+   * Null once this connection is gone or the agent stops.
+   */
+  private async readTwin(client: ModuleClient, epoch: number): Promise<Twin | null> {
+    for (let attempt = 1; ; attempt++) {
+      const twin = await this.readTwinOnce(client);
+      if (twin) {
+        if (attempt > 1) this.log.info({ attempts: attempt }, 'module twin read answered; the desired properties are in force again');
+        return twin;
+      }
+      if (!this.onConnection(client, epoch)) return null;
+      const retryInMs = backoffDelay(TWIN_READ_BACKOFF, attempt);
+      if (attempt === 1) {
+        // Once per connection: the following attempts add nothing a person needs.
+        this.log.warn({ timeoutMs: TWIN_READ_TIMEOUT_MS, retryInMs }, `the hub did not answer the module twin read within ${TWIN_READ_TIMEOUT_MS / 1000} s: desired changes that came meanwhile apply to the properties in force, and the twin is read again`);
+      }
+      try {
+        await sleep(retryInMs, this.stopping.signal);
+      } catch {
+        return null; // stopping
+      }
+      if (!this.onConnection(client, epoch)) return null;
+    }
+  }
+
+  /** Whether `client` is connected, on the (re)connect numbered `epoch`. */
+  private onConnection(client: ModuleClient, epoch: number): boolean {
+    return epoch === this.connectEpoch && this.connection?.current() === client;
+  }
+
+  /** One full twin read, its desired document handed to TwinSync (patches arriving meanwhile wait for it); null when unanswered in time. */
+  private async readTwinOnce(client: ModuleClient): Promise<Twin | null> {
     const readsBefore = this.twinReads;
     this.twinSync.beginRead();
-    let twin: Twin;
+    let timer: NodeJS.Timeout | undefined;
+    // The SDK's read cannot be cancelled. Its late answer, if one comes, is a whole document as the
+    // hub had it: it completes the read then in flight, if any (onTwinRead), and is ignored otherwise.
+    const unanswered = new Promise<null>((resolve) => {
+      timer = setTimeout(() => resolve(null), TWIN_READ_TIMEOUT_MS);
+      timer.unref();
+    });
+    let twin: Twin | null;
     try {
-      twin = await client.getTwin();
+      twin = await Promise.race([client.getTwin(), unanswered]);
     } catch (err) {
       this.twinSync.readFailed();
       throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+    if (!twin) {
+      this.twinSync.readFailed();
+      return null;
     }
     if (this.twinReads === readsBefore) {
       // The transport hook did not see the read (an SDK whose Twin bypasses it): take the SDK's cache.

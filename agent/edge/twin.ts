@@ -83,6 +83,11 @@ export class TwinSync {
     return this.modelSeen.get(key)?.av ?? null;
   }
 
+  /** Whether a full read is in flight (a read given up by readFailed is not). */
+  get reading(): boolean {
+    return this.reads > 0;
+  }
+
   /** A full read of the twin starts: patches wait for its result. */
   beginRead(): void {
     this.reads++;
