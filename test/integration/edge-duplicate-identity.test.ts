@@ -74,12 +74,23 @@ describe('two agents under one module identity', () => {
     expect(warned.length).toBeLessThanOrEqual(4);
     expect(warned[0]!.msg).toMatch(/another client is probably connected with the same identity/);
     // /status says why the agent waits and when it tries again; /healthz is degraded (200), naming the hub.
-    const states = await Promise.all([a, b].map(status));
-    expect(states.map((s) => s.connectivity.hub).join('\n')).toMatch(/reconnecting: the hub closed this module's connection \d+ times? in a row .*; next attempt at \d{4}-/);
-    const health = await Promise.all([a, b].map(async (t) => (await fetch(`${t.url}/healthz`)).json() as Promise<{ status: string; degraded: string[]; checks: Record<string, string> }>));
-    const degraded = health.filter((h) => h.status === 'degraded' && h.degraded.includes('hub'));
-    expect(degraded.length).toBeGreaterThan(0);
-    expect(degraded[0]!.checks.hub).toMatch(/same identity/);
+    // Polled: at a given instant both agents may be between a connect and its flap, neither waiting.
+    await vi.waitFor(
+      async () => {
+        const states = await Promise.all([a, b].map(status));
+        expect(states.map((s) => s.connectivity.hub).join('\n')).toMatch(/reconnecting: the hub closed this module's connection \d+ times? in a row .*; next attempt at \d{4}-/);
+      },
+      { timeout: 60_000, interval: 100 },
+    );
+    await vi.waitFor(
+      async () => {
+        const health = await Promise.all([a, b].map(async (t) => (await fetch(`${t.url}/healthz`)).json() as Promise<{ status: string; degraded: string[]; checks: Record<string, string> }>));
+        const degraded = health.filter((h) => h.status === 'degraded' && h.degraded.includes('hub'));
+        expect(degraded.length).toBeGreaterThan(0);
+        expect(degraded[0]!.checks.hub).toMatch(/same identity/);
+      },
+      { timeout: 60_000, interval: 100 },
+    );
 
     // The other one goes away: this one connects, stays connected, and reads its twin.
     await b.stop();
