@@ -184,10 +184,14 @@ export async function sha256Hex(bytes: Uint8Array): Promise<string> {
 
 /** Rows as stored → deterministic gzip JSON lines with their hashes (compressed and hashed off the main thread). */
 export async function encodeRawRows(rows: readonly RawRow[], deviceId: string, bufferId: string | null = null): Promise<EncodedBatch> {
-  const raw = await serializeRawRows(rows, deviceId, bufferId);
+  return encodeLines(await serializeRawRows(rows, deviceId, bufferId), rows.length);
+}
+
+/** gzip of `raw` (`rowCount` JSON lines) with the hashes its blob metadata carries: every kind of line blob the sync writes. */
+export async function encodeLines(raw: Buffer, rowCount: number): Promise<EncodedBatch> {
   const body = await gzipAsync(raw, { level: GZIP_LEVEL });
   const [sha256, rawSha256] = await Promise.all([sha256Hex(body), sha256Hex(raw)]);
-  return { body, sha256, rawSha256, rawBytes: raw.length, rowCount: rows.length };
+  return { body, sha256, rawSha256, rawBytes: raw.length, rowCount };
 }
 
 /**
@@ -271,18 +275,29 @@ function lineProblem(v: unknown): string | null {
   return null;
 }
 
+/** The metadata every line blob the sync writes begins with: its row count, hashes, line version, agent and device. */
+export function linesMetadata(
+  encoded: Pick<EncodedBatch, 'rowCount' | 'sha256' | 'rawSha256'>,
+  schemaVersion: number,
+  info: { agentVersion: string; deviceId: string },
+): Record<string, string> {
+  return {
+    rowcount: String(encoded.rowCount),
+    sha256: encoded.sha256,
+    rawsha256: encoded.rawSha256,
+    schemaversion: String(schemaVersion),
+    agentversion: info.agentVersion,
+    deviceid: encodeURIComponent(info.deviceId),
+  };
+}
+
 /** Blob metadata of a readings batch (names are lowercase: Azure treats them case-insensitively). */
 export function batchMetadata(
   encoded: Pick<EncodedBatch, 'rowCount' | 'sha256' | 'rawSha256'>,
   info: { agentVersion: string; deviceId: string; pumpId: string; firstSeq: number; lastSeq: number; bufferId?: string | null },
 ): Record<string, string> {
   const meta: Record<string, string> = {
-    rowcount: String(encoded.rowCount),
-    sha256: encoded.sha256,
-    rawsha256: encoded.rawSha256,
-    schemaversion: String(SCHEMA_VERSION),
-    agentversion: info.agentVersion,
-    deviceid: encodeURIComponent(info.deviceId),
+    ...linesMetadata(encoded, SCHEMA_VERSION, info),
     pumpid: encodeURIComponent(info.pumpId),
     firstseq: String(info.firstSeq),
     lastseq: String(info.lastSeq),

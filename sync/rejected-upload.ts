@@ -10,12 +10,10 @@
  * own blob. Reasons and raw text are stored as received: secrets in them (a SAS URL pasted into a
  * reading) are redacted here, as in every log line, before they leave the gateway.
  */
-import { promisify } from 'node:util';
-import { gzip } from 'node:zlib';
 import type { RejectedPlan, RejectedRow, RejectedSync } from '../buffer/rejected-sync.js';
 import type { TokenBucket } from './bandwidth.js';
 import type { SyncLogger } from './cycle.js';
-import { GZIP_LEVEL, sha256Hex, type EncodedBatch } from './encoder.js';
+import { encodeLines, linesMetadata, type EncodedBatch } from './encoder.js';
 import { besideName, rejectedBlobName } from './layout.js';
 import { redactSecrets } from './redact.js';
 import type { BlobUploader } from './uploader.js';
@@ -28,8 +26,6 @@ export const REJECTED_SCHEMA_VERSION = 1;
  */
 export const REJECTED_BATCHES_PER_CYCLE = 4;
 const DAY_MS = 86_400_000;
-
-const gzipAsync = promisify(gzip);
 
 /** One line of a `rejected/` blob. */
 export interface RejectedLine {
@@ -111,10 +107,7 @@ function planBatch(store: RejectedSync, opts: RejectedUploadOptions): { plan: Re
 
 /** The gzip JSON lines of rows and their hashes: the same rows and device id give the same bytes. */
 export async function encodeRejected(rows: readonly RejectedRow[], deviceId: string, bufferId: string): Promise<EncodedBatch> {
-  const raw = Buffer.from(rows.map((r) => `${JSON.stringify(rejectedLine(r, deviceId, bufferId))}\n`).join(''), 'utf8');
-  const body = await gzipAsync(raw, { level: GZIP_LEVEL });
-  const [sha256, rawSha256] = await Promise.all([sha256Hex(body), sha256Hex(raw)]);
-  return { body, sha256, rawSha256, rawBytes: raw.length, rowCount: rows.length };
+  return encodeLines(Buffer.from(rows.map((r) => `${JSON.stringify(rejectedLine(r, deviceId, bufferId))}\n`).join(''), 'utf8'), rows.length);
 }
 
 async function uploadBatch(uploader: BlobUploader, store: RejectedSync, plan: RejectedPlan, rows: RejectedRow[], opts: RejectedUploadOptions): Promise<void> {
@@ -127,12 +120,7 @@ async function uploadBatch(uploader: BlobUploader, store: RejectedSync, plan: Re
   const bufferId = store.bufferId();
   const encoded = await encodeRejected(rows, plan.deviceId, bufferId);
   const metadata = {
-    rowcount: String(encoded.rowCount),
-    sha256: encoded.sha256,
-    rawsha256: encoded.rawSha256,
-    schemaversion: String(REJECTED_SCHEMA_VERSION),
-    agentversion: opts.agentVersion,
-    deviceid: encodeURIComponent(plan.deviceId),
+    ...linesMetadata(encoded, REJECTED_SCHEMA_VERSION, { agentVersion: opts.agentVersion, deviceId: plan.deviceId }),
     firstid: String(plan.firstId),
     lastid: String(plan.lastId),
     bufferid: bufferId,
