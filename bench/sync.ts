@@ -24,11 +24,12 @@ import { loadConfig } from '../agent/config.js';
 import { AGENT_ENV, AGENT_NODE_FLAGS, applyRuntimeV8Flags } from '../agent/node-flags.js';
 import { createLogger } from '../agent/logger.js';
 import { Agent } from '../agent/main.js';
-import { SyncBatches } from '../buffer/batches.js';
+import { storedLineBytes, SyncBatches } from '../buffer/batches.js';
 import { BufferStore } from '../buffer/store.js';
+import type { DbRow } from '../buffer/rows.js';
 import type { PredictionRow, StoredRow } from '../buffer/types.js';
 import { containerClient } from '../sync/client.js';
-import { GZIP_LEVEL, toLine } from '../sync/encoder.js';
+import { GZIP_LEVEL, sourceJson, toLine } from '../sync/encoder.js';
 import { fitTable } from '../trainer/fit.js';
 
 const FEATURES = ['Accelerometer1RMS', 'Accelerometer2RMS', 'Current', 'Pressure', 'Temperature', 'Thermocouple', 'Voltage', 'Volume Flow RateRMS'];
@@ -76,10 +77,19 @@ function fillBacklog(path: string, rows: number): number {
   return (performance.now() - t0) / 1000;
 }
 
-/** The same rows in the batches the agent's planner forms: per pump, in order, up to maxBytes (its estimate) or maxRows. */
-function ceilingBatches(path: string, maxBytes: number, maxRows: number): StoredRow[][] {
+/**
+ * The same rows in the batches the agent's planner forms: per pump, in order, each line counted as
+ * the planner counts it (buffer/batches.ts storedLineBytes: the widest it can be written, the device
+ * and buffer ids included) up to maxBytes, or maxRows. Until 2026-12-07 the ceiling counted its
+ * values plus 200 bytes a row, as the planner did before: once the planner counted a line at its
+ * widest, the ceiling packed about 20 % more rows a blob than the agent could (738 blobs against 912)
+ * and the agent / ceiling ratio compared different blob counts.
+ */
+function ceilingBatches(path: string, maxBytes: number, maxRows: number): { batches: StoredRow[][]; bufferId: string } {
   const store = new BufferStore({ path, maxBytes: 2 ** 40 });
   store.open();
+  const bufferId = store.bufferId();
+  const lineExtra = sourceJson(DEVICE, bufferId).length;
   const batches: StoredRow[][] = [];
   const open = new Map<string, { rows: StoredRow[]; bytes: number }>();
   for (let from = 1; ; from += 50_000) {
@@ -87,7 +97,7 @@ function ceilingBatches(path: string, maxBytes: number, maxRows: number): Stored
     if (rows.length === 0) break;
     for (const r of rows) {
       const cur = open.get(r.pumpId) ?? { rows: [], bytes: 0 };
-      const bytes = JSON.stringify(r.values).length + 200;
+      const bytes = storedLineBytes(asDbRow(r), lineExtra);
       if (cur.rows.length > 0 && (cur.bytes + bytes > maxBytes || cur.rows.length >= maxRows)) {
         batches.push(cur.rows);
         cur.rows = [];
@@ -100,11 +110,31 @@ function ceilingBatches(path: string, maxBytes: number, maxRows: number): Stored
   }
   for (const cur of open.values()) if (cur.rows.length > 0) batches.push(cur.rows);
   store.close();
-  return batches;
+  return { batches, bufferId };
+}
+
+/** The stored texts of a row as the planner sizes them (only the fields storedLineBytes reads matter). */
+function asDbRow(r: StoredRow): DbRow {
+  return {
+    seq: r.seq,
+    pump_id: r.pumpId,
+    ts: r.ts,
+    received_at: r.receivedAt,
+    vals: JSON.stringify(r.values),
+    score: r.score,
+    anomaly: r.anomaly === null ? null : Number(r.anomaly),
+    model_version: r.modelVersion,
+    imputed: Number(r.imputed),
+    unscored_reason: r.unscoredReason ?? null,
+    shadow_score: r.shadowScore ?? null,
+    shadow_model_version: r.shadowModelVersion ?? null,
+    contributions: r.contributions == null ? null : JSON.stringify(r.contributions),
+    threshold: r.threshold ?? null,
+  };
 }
 
 /** Serialise + gzip + upload, the next batch prepared while the current one uploads (as the agent does). */
-async function rawCeiling(batches: StoredRow[][], container: ContainerClient): Promise<{ seconds: number; raw: number; gz: number }> {
+async function rawCeiling(batches: StoredRow[][], bufferId: string, container: ContainerClient): Promise<{ seconds: number; raw: number; gz: number }> {
   await container.createIfNotExists();
   let raw = 0;
   let gz = 0;
@@ -112,7 +142,7 @@ async function rawCeiling(batches: StoredRow[][], container: ContainerClient): P
   let uploading: Promise<unknown> = Promise.resolve();
   for (let i = 0; i < batches.length; i++) {
     let text = '';
-    for (const r of batches[i]!) text += `${JSON.stringify(toLine(r, DEVICE))}\n`;
+    for (const r of batches[i]!) text += `${JSON.stringify(toLine(r, DEVICE, bufferId))}\n`;
     const body = await gzipAsync(Buffer.from(text), { level: GZIP_LEVEL });
     raw += Buffer.byteLength(text);
     gz += body.length;
@@ -353,9 +383,9 @@ function ceilingInChild(dbPath: string, connectionString: string, maxBytes: numb
 /** In the child: the ceiling of the buffer file at `path`, printed as JSON. */
 async function ceilingMain(path: string): Promise<void> {
   const [maxBytes, maxRows] = (process.env.BENCH_CEILING_LIMITS ?? '').split(',').map(Number);
-  const batches = ceilingBatches(path, maxBytes!, maxRows!);
+  const { batches, bufferId } = ceilingBatches(path, maxBytes!, maxRows!);
   const target = { kind: 'connection-string' as const, connectionString: process.env.BENCH_CEILING_CONNECTION ?? '', container: 'ceiling' };
-  const ceil = await rawCeiling(batches, containerClient(target));
+  const ceil = await rawCeiling(batches, bufferId, containerClient(target));
   process.stdout.write(JSON.stringify({ ...ceil, blobs: batches.length } satisfies Ceiling));
 }
 
