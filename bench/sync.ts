@@ -89,7 +89,7 @@ function ceilingBatches(path: string, maxBytes: number, maxRows: number): { batc
   const store = new BufferStore({ path, maxBytes: 2 ** 40 });
   store.open();
   const bufferId = store.bufferId();
-  const lineExtra = sourceJson(DEVICE, bufferId).length;
+  const lineExtra = Buffer.byteLength(sourceJson(DEVICE, bufferId));
   const batches: StoredRow[][] = [];
   const open = new Map<string, { rows: StoredRow[]; bytes: number }>();
   for (let from = 1; ; from += 50_000) {

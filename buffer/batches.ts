@@ -101,21 +101,27 @@ export function fitRows<T extends { ts: number }>(rows: readonly T[], maxBytes: 
 }
 
 /**
- * Bytes of a stored row's JSON line at most, but for `lineExtra` (the device id and buffer id, which the row
- * does not hold): its texts as stored plus the widest the rest can be written (LINE_FIXED…). Text
- * is counted in characters: a name outside ASCII takes more bytes. Before 2026-12-07 a batch was
- * sized by its values plus 200 bytes a row, which left out an anomaly's contributions and a long
- * device id: measured, blobs of anomalies came out at 1.5 times PUMPWATCH_SYNC_BATCH_MAX_BYTES and
- * those of normal readings 7 % over it.
+ * Bytes of a stored row's JSON line at most, but for `lineExtra` (the UTF-8 bytes of the device id and
+ * buffer id, which the row does not hold): its texts as stored, in UTF-8 bytes as the blob holds them,
+ * plus the widest the rest can be written (LINE_FIXED…). Before 2026-12-07 a batch was sized by its
+ * values plus 200 bytes a row, which left out an anomaly's contributions and a long device id:
+ * measured, blobs of anomalies came out at 1.5 times PUMPWATCH_SYNC_BATCH_MAX_BYTES and those of
+ * normal readings 7 % over it. Until 2026-12-07 the texts were counted in characters: values named
+ * in Cyrillic or Japanese (two or three bytes a character) made blobs 27 % over the cap.
  */
 export function storedLineBytes(row: DbRow, lineExtra = 0): number {
-  let n = LINE_FIXED + lineExtra + row.vals.length + row.pump_id.length + (row.model_version?.length ?? 0);
+  let n = LINE_FIXED + lineExtra + utf8(row.vals) + row.pump_id.length + (row.model_version === null ? 0 : utf8(row.model_version));
   if (row.threshold !== null) n += THRESHOLD_FIXED;
-  if (row.unscored_reason !== null) n += UNSCORED_FIXED + JSON.stringify(row.unscored_reason).length;
+  if (row.unscored_reason !== null) n += UNSCORED_FIXED + utf8(JSON.stringify(row.unscored_reason));
   if (row.shadow_score !== null) n += SHADOW_SCORE_FIXED;
-  if (row.shadow_model_version !== null) n += SHADOW_VERSION_FIXED + row.shadow_model_version.length;
-  if (row.contributions !== null) n += CONTRIBUTIONS_FIXED + row.contributions.length;
+  if (row.shadow_model_version !== null) n += SHADOW_VERSION_FIXED + utf8(row.shadow_model_version);
+  if (row.contributions !== null) n += CONTRIBUTIONS_FIXED + utf8(row.contributions);
   return n;
+}
+
+/** UTF-8 bytes of a text (a pump id is ASCII by its pattern, so its length is its bytes). */
+function utf8(text: string): number {
+  return Buffer.byteLength(text, 'utf8');
 }
 
 /** Names the blob of a batch (given by sync/layout.ts; the buffer does not know the layout). */

@@ -114,7 +114,7 @@ export function planLimits(maxRows: number, maxBytes: number, anomalyContextRows
  */
 function sized(deps: CycleDeps, horizon: Horizon): PlanLimits {
   // Every line carries the device id and the buffer's id, which the rows do not hold: counted against the byte cap.
-  const limits = { ...deps.limits, horizon: horizon.seq, lineExtra: sourceJson(deps.deviceId, deps.batches.bufferId()).length };
+  const limits = { ...deps.limits, horizon: horizon.seq, lineExtra: Buffer.byteLength(sourceJson(deps.deviceId, deps.batches.bufferId())) };
   const per = deps.rowBytes.estimate;
   if (per === null) return limits;
   const rows = Math.ceil((deps.limits.maxBytes / per) * 1.05) + 1;

@@ -43,7 +43,7 @@ function encode(req: EncodeRequest): EncodeReply {
   reader.takeUndecodable(); // what an earlier read that failed left
   if (req.kind === 'plan') {
     rows = reader.candidates(req.pumpId, req.from, req.bound, req.maxRows);
-    const sourceBytes = sourceJson(req.deviceId, req.bufferId ?? null).length;
+    const sourceBytes = Buffer.byteLength(sourceJson(req.deviceId, req.bufferId ?? null));
     rows.length = fitRows(rows, req.maxBytes, (r) => storedLineBytes(r, sourceBytes));
   } else {
     rows = reader.range(req.pumpId, req.firstSeq, req.lastSeq);

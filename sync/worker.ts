@@ -36,7 +36,7 @@ const KICK_FLOOR_MS = 5000;
  * A cycle uses the encoder thread only when its backlog is larger than this (SyncSettings
  * threadAboveRows). The steady trickle of a gateway (50 pumps at 1 Hz: 1 500 rows per 30-s cycle)
  * is read, encoded and uploaded on the main thread, in blocks of the scoring thread (a 30-s cycle
- * of 50 pumps 0.07-0.13 s in all, in pieces of a few ms; a full blob of about 1 400 rows 15-30 ms
+ * of 50 pumps 0.07-0.13 s in all, in pieces of a few ms; a full blob of about 1 150-1 400 rows 15-30 ms
  * in one piece; the bound keeps a cycle of few pumps to about one full blob there: bench/steady
  * --cycle). So the thread is not kept alive by it: a cycle every 30 s kept its 30-s idle end from
  * ever coming, and it held 25-30 MB of RSS (a second isolate and storage SDK) for good. A drain
