@@ -1,6 +1,6 @@
 /** Typed trainer errors; `code` is stable, messages say what is wrong and where. */
 import { SyncError } from '../sync/errors.js';
-import { plainCode, safeFirstLine } from '../sync/redact.js';
+import { plainCode, safeErrorMessage, safeFirstLine } from '../sync/redact.js';
 
 export class UsageError extends Error {
   readonly code = 'PW_TRAINER_USAGE';
@@ -88,11 +88,32 @@ export type TrainerErrorCode =
   /** A twin update would grow the module twin's desired properties past IoT Hub's 32 KB; nothing was written. */
   | 'PW_TRAINER_TWIN_FULL'
   /**
+   * A desired model entry's blob is not the model the entry names (another size, or bytes that
+   * hash to another sha256): the blob was overwritten since the deploy, or the entry edited; every
+   * gateway would refuse it, so refresh-urls does not sign its URL again.
+   */
+  | 'PW_TRAINER_ENTRY_MISMATCH'
+  /**
    * Blob Storage refused or failed a read of readings, labels or the list of sources, or a read or
    * write of the registry (a download cut mid-transfer, too), or did not answer it: no byte moved
    * for the idle limit (sync/deadline.ts, 60 s; trainer/cloud/blob-limits.ts).
    */
   | 'PW_TRAINER_STORAGE';
+
+/**
+ * The code a command prints first on a failure's line: the error's own PW_ code (a TrainerError, a
+ * SyncError), else `fallback`, the kind of failure the step that failed can only have (a twin
+ * update: PW_TRAINER_DEPLOY), so that every failure line can be told apart by its code.
+ */
+export function failureCode(err: unknown, fallback: TrainerErrorCode): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^PW_[A-Z0-9_]+$/.test(code) ? code : fallback;
+}
+
+/** `CODE: message` (secrets removed) of a failure that a command prints on a target's line and goes on. */
+export function failureDetail(err: unknown, fallback: TrainerErrorCode): string {
+  return `${failureCode(err, fallback)}: ${safeErrorMessage(err)}`;
+}
 
 /** A failure of the cloud side (storage, registry, hub) with a stable code; never holds secrets. */
 export class TrainerError extends Error {

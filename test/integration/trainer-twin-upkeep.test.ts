@@ -147,7 +147,7 @@ describe('pumpwatch-trainer refresh-urls', () => {
     expect(expiry(models('gw-r2')['pump-soon'].url)).toBe(NOW.getTime() + 168 * HOUR);
   });
 
-  it('widens the window with --within-hours, and fails (exit 1) on an entry whose model blob is gone', async () => {
+  it('widens the window with --within-hours, and fails (exit 1) on an entry whose model blob is gone, with PW_TRAINER_NO_MODEL', async () => {
     const wide = await cli(['refresh-urls', '--device', 'gw-r1', '--within-hours', '200', '--sas-hours', '400']);
     expect(wide.code, wide.err).toBe(0);
     expect(wide.out.split('\n').at(-1)).toBe('refresh-urls: 1 module(s); 3 URL(s) refreshed, 1 skipped, 0 failed; 0 valid beyond 200 h left as they are');
@@ -158,7 +158,7 @@ describe('pumpwatch-trainer refresh-urls', () => {
     await container.getBlobClient(deleted.model.blob).delete();
     const gone = await cli(['refresh-urls', '--device', 'gw-r3', '--module', 'pumpwatch-b']);
     expect(gone.code).toBe(1);
-    expect(gone.out).toMatch(/^FAILED {4}gw-r3\/pumpwatch-b models\.pump-deleted: models\/pump-deleted\/v1\/model\.onnx \(expires .*\) is no longer in the registry: deploy another version of pump-deleted$/m);
+    expect(gone.out).toMatch(/^FAILED {4}gw-r3\/pumpwatch-b models\.pump-deleted: PW_TRAINER_NO_MODEL: models\/pump-deleted\/v1\/model\.onnx \(expires .*\) is no longer in the registry: deploy another version of pump-deleted$/m);
     // The default query looks at modules named "pumpwatch" only.
     expect((await cli(['refresh-urls'])).out).not.toMatch(/gw-r3/);
 
@@ -186,7 +186,7 @@ describe('pumpwatch-trainer refresh-urls', () => {
     expect(await sha(url)).toEqual({ status: 200, sha256: moved.model.sha256 });
   });
 
-  it('fails (exit 1) an entry whose model blob no longer hashes to its sha256 or has another size, naming the pump and version and not the SAS, skips one without a sha256, and refreshes the others', async () => {
+  it('fails (exit 1) an entry whose model blob no longer hashes to its sha256 or has another size with PW_TRAINER_ENTRY_MISMATCH, naming the pump and version and not the SAS, skips one without a sha256, and refreshes the others', async () => {
     hub.addModule('gw-r4', 'pumpwatch');
     const whole = await promoteFittedModel(container, 'pump-whole', 'v1', 11, NOW);
     const flipped = await promoteFittedModel(container, 'pump-flipped', 'v1', 12, NOW);
@@ -208,7 +208,7 @@ describe('pumpwatch-trainer refresh-urls', () => {
     expect(res.code).toBe(1);
     const refused = (key: string, what: string) =>
       new RegExp(
-        `^FAILED {4}gw-r4/pumpwatch models\\.${key}: models/${key}/v1/model\\.onnx \\(expires [^)]+\\): version v1 of ${key} is not the model of this entry: ${what} ` +
+        `^FAILED {4}gw-r4/pumpwatch models\\.${key}: PW_TRAINER_ENTRY_MISMATCH: models/${key}/v1/model\\.onnx \\(expires [^)]+\\): version v1 of ${key} is not the model of this entry: ${what} ` +
           `\\(the blob was overwritten since the deploy, or the entry edited\\); every gateway would refuse it, so its URL is not signed again: deploy another version of ${key}$`,
         'm',
       );
@@ -228,6 +228,29 @@ describe('pumpwatch-trainer refresh-urls', () => {
     expect(after['pump-bare']).toEqual(bare);
     expect(expiry(after['pump-whole'].url)).toBe(NOW.getTime() + 168 * HOUR);
     expect(await sha(after['pump-whole'].url)).toEqual({ status: 200, sha256: whole.model.sha256 });
+  });
+
+  it('fails (exit 1) an entry whose twin update the hub keeps refusing with PW_TRAINER_DEPLOY, and leaves its URL', async () => {
+    hub.addModule('gw-r6', 'pumpwatch');
+    expect((await cli(['deploy', '--source', 'pump-soon', '--device', 'gw-r6', '--expires-hours', '1'])).code).toBe(0);
+    const before = models('gw-r6')['pump-soon'];
+    // Another writer changes the twin before each conditional update: the hub refuses every one (ETag).
+    let rivals = 0;
+    const rival = () => {
+      rivals++;
+      hub.updateDesired('gw-r6', 'pumpwatch', { sync: { intervalSeconds: 60 + rivals } });
+      beforeNextUpdate = rival;
+    };
+    beforeNextUpdate = rival;
+    try {
+      const res = await cli(['refresh-urls', '--device', 'gw-r6']);
+      expect(res.code).toBe(1);
+      expect(res.out).toMatch(/^FAILED {4}gw-r6\/pumpwatch models\.pump-soon: PW_TRAINER_DEPLOY: updating the twin of gw-r6\/pumpwatch failed: /m);
+      expect(res.out.split('\n').at(-1)).toBe('refresh-urls: 1 module(s); 0 URL(s) refreshed, 0 skipped, 1 failed; 0 valid beyond 72 h left as they are');
+    } finally {
+      beforeNextUpdate = null;
+    }
+    expect(models('gw-r6')['pump-soon']).toEqual(before);
   });
 });
 

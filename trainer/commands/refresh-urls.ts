@@ -21,7 +21,10 @@ storage account and container that name the registry's model of their entry
 signs, the blob is read and hashed (once per run) against the entry's size and sha256: one that
 changed since the deploy fails that entry (every gateway would refuse it) and keeps its URL.
 One line per entry refreshed, skipped or failed, then a summary; URLs are never printed with
-their query.
+their query. A FAILED line names its failure's code first ("FAILED <device>/<module>
+models.<key>: PW_CODE: message"): PW_TRAINER_NO_MODEL the blob is gone, PW_TRAINER_ENTRY_MISMATCH
+it is not the entry's model (size or sha256), PW_TRAINER_STORAGE it could not be read,
+PW_TRAINER_DEPLOY the twin update was refused or not answered.
 
 Options:
   --within-hours H    refresh URLs that expire within H hours (default ${DEFAULT_WITHIN_HOURS})
@@ -36,9 +39,9 @@ Options:
 
 Environment: PUMPWATCH_BLOB_CONNECTION_STRING with an account key (to sign the URLs),
 PUMPWATCH_BLOB_CONTAINER, PUMPWATCH_IOTHUB_CONNECTION_STRING (service connection string).
-Exit codes: 0 nothing failed (entries skipped included), 1 an entry failed (its blob gone or
-changed, a twin update refused), or the query or a twin read failed (a PW_TRAINER_* code says
-which), 2 bad usage.`;
+Exit codes: 0 nothing failed (entries skipped included; no module matched too), 1 an entry
+failed (its line's code says which), or the query or a twin read failed (PW_TRAINER_DEPLOY), or
+signing is not configured (PW_TRAINER_NOT_CONFIGURED), 2 bad usage.`;
 
 const OUTCOME = { refreshed: 'refreshed', skipped: 'skipped  ', failed: 'FAILED   ' } as const;
 

@@ -9,8 +9,7 @@
  */
 import type { ContainerClient } from '@azure/storage-blob';
 import type { TwinRegistry } from '../cloud/context.js';
-import { safeErrorMessage } from '../../sync/redact.js';
-import { TrainerError } from '../errors.js';
+import { failureDetail, TrainerError } from '../errors.js';
 import type { ModelRecord } from '../registry/records.js';
 import { readBestRecord } from '../registry/best-record.js';
 import { checkModelBlob } from '../registry/model-blob.js';
@@ -85,8 +84,7 @@ export async function pushDeploy(container: ContainerClient, registry: TwinRegis
       targets.push({ ...module, ok: true, detail: `desired models.${req.source} = ${version}${req.shadow ? ' (shadow)' : ''}${desiredVersion !== null ? `, $version ${desiredVersion}` : ''}` });
     } catch (err) {
       // Its code first, as every other failure the trainer prints: a full twin (PW_TRAINER_TWIN_FULL) needs a person, a refused update may pass later.
-      const code = err instanceof TrainerError ? `${err.code}: ` : '';
-      targets.push({ ...module, ok: false, detail: `${code}${safeErrorMessage(err)}` });
+      targets.push({ ...module, ok: false, detail: failureDetail(err, 'PW_TRAINER_DEPLOY') });
     }
   }
   return { ...base, targets };

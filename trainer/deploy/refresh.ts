@@ -18,7 +18,7 @@ import type { ContainerClient } from '@azure/storage-blob';
 import type { TwinDocument, TwinRegistry } from '../cloud/context.js';
 import { modelBlobName } from '../../sync/layout.js';
 import { safeErrorMessage } from '../../sync/redact.js';
-import { TrainerError } from '../errors.js';
+import { failureCode, failureDetail, TrainerError } from '../errors.js';
 import { hashModelBlob, type ModelBlobContent } from '../registry/model-blob.js';
 import { readOnlyUrl } from './sas.js';
 import { desiredModels, patchDesiredModels, queryTwins, type ModuleRef, type ModuleTarget } from './twin.js';
@@ -105,21 +105,24 @@ function planEntry(container: ContainerClient, key: string, value: unknown, opts
 }
 
 /**
- * Why the entry's model blob is not the model the entry names (as a failed result's detail), or
- * null when it is: it exists with the entry's size, and its bytes hash to the entry's sha256.
+ * Why the entry's model blob is not the model the entry names, or null when it is: it exists with
+ * the entry's size, and its bytes hash to the entry's sha256. Gone is PW_TRAINER_NO_MODEL, as for
+ * deploy (checkModelBlob); other bytes are PW_TRAINER_ENTRY_MISMATCH, not REGISTRY_INVALID: the
+ * entry is checked, not model.json, and it may be the entry that was edited.
  */
-async function refusal(container: ContainerClient, key: string, plan: Extract<Plan, { kind: 'refresh' }>, hashes: Hashes): Promise<string | null> {
+async function refusal(container: ContainerClient, key: string, plan: Extract<Plan, { kind: 'refresh' }>, hashes: Hashes): Promise<TrainerError | null> {
   const id = `${plan.size} ${plan.blob}`;
   let hashing = hashes.get(id);
   if (hashing === undefined) hashes.set(id, (hashing = hashModelBlob(container, plan.blob, plan.size)));
   const content = await hashing;
-  if (content.kind === 'missing') return `${plan.blob} (${plan.expires}) is no longer in the registry: deploy another version of ${key}`;
+  if (content.kind === 'missing') return new TrainerError('PW_TRAINER_NO_MODEL', `${plan.blob} (${plan.expires}) is no longer in the registry: deploy another version of ${key}`);
   const wrong =
     content.kind === 'length' ? `it has ${String(content.length)} bytes, the entry says ${plan.size}` : content.sha256 !== plan.sha256 ? `its bytes hash to ${content.sha256}, the entry's sha256 is ${plan.sha256}` : null;
   if (wrong === null) return null;
-  return (
+  return new TrainerError(
+    'PW_TRAINER_ENTRY_MISMATCH',
     `${plan.blob} (${plan.expires}): version ${plan.version} of ${key} is not the model of this entry: ${wrong} (the blob was overwritten since the deploy, or the entry edited); ` +
-    `every gateway would refuse it, so its URL is not signed again: deploy another version of ${key}`
+      `every gateway would refuse it, so its URL is not signed again: deploy another version of ${key}`,
   );
 }
 
@@ -151,13 +154,14 @@ export async function refreshModule(
       try {
         const refused = await refusal(container, key, plan, hashes);
         if (refused !== null) {
-          result(key, 'failed', refused);
+          result(key, 'failed', `${refused.code}: ${refused.message}`);
           continue;
         }
         const url = await readOnlyUrl(container, plan.blob, opts.expiresOn);
         signed.set(key, { old: plan.url, url, detail: `${plan.blob}: URL valid until ${opts.expiresOn.toISOString()} (it ${plan.expires})` });
       } catch (err) {
-        result(key, 'failed', `${plan.blob}: ${safeErrorMessage(err)}`);
+        // Reading the blob (PW_TRAINER_STORAGE) or signing its URL (PW_TRAINER_NOT_CONFIGURED) failed.
+        result(key, 'failed', `${failureCode(err, 'PW_TRAINER_STORAGE')}: ${plan.blob}: ${safeErrorMessage(err)}`);
       }
     }
   }
@@ -179,7 +183,7 @@ export async function refreshModule(
       else result(key, 'skipped', 'the entry changed while its URL was being signed (a deploy meanwhile); left as it is');
     }
   } catch (err) {
-    for (const key of signed.keys()) result(key, 'failed', safeErrorMessage(err));
+    for (const key of signed.keys()) result(key, 'failed', failureDetail(err, 'PW_TRAINER_DEPLOY'));
   }
   results.sort((a, b) => a.key.localeCompare(b.key));
   return { results, notExpiring };
