@@ -300,7 +300,7 @@ describe('the 32 KB desired limit: deploy refuses before writing, undeploy makes
 });
 
 describe('pumpwatch-trainer undeploy', () => {
-  it('removes models.<source> from the modules of a query, says where it had none, and needs a target', async () => {
+  it('removes models.<source> from the modules of a query, says where it had none, needs a target, and starts a failure with PW_TRAINER_DEPLOY', async () => {
     await promoteFittedModel(container, 'pump-retired', 'v1', 7, NOW);
     expect((await cli(['deploy', '--source', 'pump-retired', '--device', 'gw-r1'])).code).toBe(0);
     const others = Object.keys(models('gw-r1')).filter((k) => k !== 'pump-retired');
@@ -325,10 +325,10 @@ describe('pumpwatch-trainer undeploy', () => {
     expect(none.err).toBe('pumpwatch-trainer undeploy: give --device D or --query "SQL" (see "pumpwatch-trainer undeploy --help")');
     const nobody = await cli(['undeploy', '--source', 'pump-retired', '--query', "SELECT * FROM devices.modules WHERE deviceId = 'gw-404'"]);
     expect(nobody.code).toBe(1);
-    expect(nobody.err).toBe('undeploy: no module matched; models.pump-retired was not removed anywhere');
+    expect(nobody.err).toBe('pumpwatch-trainer undeploy: PW_TRAINER_DEPLOY: no module matched; models.pump-retired was not removed anywhere');
     const missing = await cli(['undeploy', '--source', 'pump-retired', '--device', 'gw-404']);
     expect(missing.code).toBe(1);
-    expect(missing.out).toMatch(/^ {2}FAILED {2}gw-404\/pumpwatch: updating the twin of gw-404\/pumpwatch failed: /m);
+    expect(missing.out).toMatch(/^ {2}FAILED {2}gw-404\/pumpwatch: PW_TRAINER_DEPLOY: updating the twin of gw-404\/pumpwatch failed: /m);
   });
 });
 

@@ -3,9 +3,8 @@
  * 32 KB of desired properties per module, about 90 model entries; nothing else removes the
  * entries of retired pumps, so without it a gateway's section only grows until deploys fail.
  */
-import { safeErrorMessage } from '../../sync/redact.js';
 import { DEFAULT_MODULE, removeDesiredModel, targetModules } from '../deploy/twin.js';
-import { UsageError } from '../errors.js';
+import { failureDetail, TrainerError, UsageError } from '../errors.js';
 import { parseOptions, requireSource, type Command } from './command.js';
 import { targetOf } from './deploy.js';
 
@@ -29,8 +28,11 @@ Options:
   -h, --help          this help
 
 Environment: PUMPWATCH_IOTHUB_CONNECTION_STRING (service connection string).
-Exit codes: 0 every module updated or without the entry, 1 a module failed or none matched
-(a PW_TRAINER_* code says which), 2 bad usage.`;
+Each module's line: "removed", "absent" (no such entry) or "FAILED <device>/<module>: PW_CODE:
+message" (PW_TRAINER_DEPLOY: the hub refused the update or did not answer).
+Exit codes: 0 every module updated or without the entry, 1 a module failed, or none matched or
+the query failed (PW_TRAINER_DEPLOY), or IoT Hub is not configured (PW_TRAINER_NOT_CONFIGURED),
+2 bad usage.`;
 
 export const undeployCommand: Command = {
   name: 'undeploy',
@@ -49,10 +51,8 @@ export const undeployCommand: Command = {
     const registry = ctx.registry();
     const { modules, skipped, moduleFilter } = await targetModules(registry, target);
     const skippedNote = skipped > 0 ? `; ${skipped} module(s) the query found skipped: not module "${moduleFilter ?? ''}" (--module)` : '';
-    if (modules.length === 0) {
-      io.err(`undeploy: no module matched${skippedNote}; models.${source} was not removed anywhere`);
-      return 1;
-    }
+    // A failure of its own, with its code as rollback's (a --query with a typo), not a line without one.
+    if (modules.length === 0) throw new TrainerError('PW_TRAINER_DEPLOY', `no module matched${skippedNote}; models.${source} was not removed anywhere`);
     io.out(`undeploy models.${source} → ${modules.length} module(s)${skippedNote}`);
     let failed = 0;
     for (const m of modules) {
@@ -62,7 +62,8 @@ export const undeployCommand: Command = {
         else io.out(`  removed ${m.deviceId}/${m.moduleId}: desired models.${source} deleted${version !== null ? `, $version ${version}` : ''}`);
       } catch (err) {
         failed++;
-        io.out(`  FAILED  ${m.deviceId}/${m.moduleId}: ${safeErrorMessage(err)}`);
+        // Its code first, as deploy's FAILED lines: the hub refused or did not answer (PW_TRAINER_DEPLOY).
+        io.out(`  FAILED  ${m.deviceId}/${m.moduleId}: ${failureDetail(err, 'PW_TRAINER_DEPLOY')}`);
       }
     }
     return failed > 0 ? 1 : 0;
