@@ -75,7 +75,11 @@ export async function startAgentProcess(
   const waitReady = async (timeoutMs = 30_000): Promise<void> => {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      if (proc.exitCode !== null) throw new Error(`agent exited with ${proc.exitCode} before it was ready:\n${out}`);
+      // A process ended by a signal has no exit code (null) but its signalCode: without this check a
+      // test that killed the agent before it was ready (an e2e test's kill at a sync step the agent
+      // reached before listening) waited out the whole timeout here.
+      const ended = proc.exitCode ?? proc.signalCode;
+      if (ended !== null) throw new Error(`agent exited with ${ended} before it was ready:\n${out}`);
       try {
         if ((await readyStatus()) === 200) return;
       } catch {
