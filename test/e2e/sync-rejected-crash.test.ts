@@ -15,6 +15,13 @@ const CONTAINER = 'e2e-rejected';
 const DEVICE = 'gw-e2e-rejected';
 const STEPS = ['sync-rejected-planned', 'sync-rejected-uploaded'] as const;
 const KILLS = 4;
+/**
+ * Five agent lifetimes: under a loaded machine (two cores, other test files beside it) each start
+ * took 8–14 s and the whole test 46 s to over 60 s, the default test timeout, which cut it 4 times
+ * in 8 loaded runs ("Test timed out in 60000ms", saying nothing of where). Its own bounds (ready
+ * 30 s and the step 20 s per run, the drain 60 s) are what fail it now, each with a message.
+ */
+const TEST_TIMEOUT_MS = 300_000;
 
 let work: string;
 let az: TestAzurite;
@@ -59,8 +66,30 @@ async function postRefusals(url: string, n: number, round: number): Promise<void
   expect(res.status).toBe(202);
 }
 
+/** The agent's output around the refused items' upload: its start, the sync steps and anything above debug. */
+function tail(agent: AgentProcess): string {
+  const kept = agent.output().split('\n').filter((l) => !l.startsWith('{"level":20') || l.includes('sync-rejected'));
+  return kept.slice(-40).join('\n');
+}
+
+/** The watermark, the planned batch and the ids in the buffer's `rejected` table. */
+function rejectedMeta(): Record<string, unknown> {
+  try {
+    const db = new Database(join(work, 'data', 'buffer.sqlite'), { readonly: true });
+    try {
+      const meta = db.prepare("SELECT key, value FROM meta WHERE key LIKE 'sync_rejected%'").all();
+      const ids = db.prepare('SELECT id FROM rejected ORDER BY id').pluck().all();
+      return { meta, ids };
+    } finally {
+      db.close();
+    }
+  } catch (err) {
+    return { error: String(err) };
+  }
+}
+
 describe('refused items survive SIGKILL during their upload (agent as a process)', () => {
-  it(`holds every kept refusal exactly once in rejected/ after ${KILLS} kills and a clean run`, async () => {
+  it(`holds every kept refusal exactly once in rejected/ after ${KILLS} kills and a clean run`, async (ctx) => {
     let recovered = 0;
     let alreadyPresent = 0;
     const count = (line: string): void => {
@@ -68,6 +97,19 @@ describe('refused items survive SIGKILL during their upload (agent as a process)
       if (line.includes('"event":"sync-rejected-uploaded"') && line.includes('"outcome":"already-present"')) alreadyPresent++;
     };
     const killedAt: string[] = [];
+    const runs: AgentProcess[] = [];
+    let drainState = '';
+    // A failure says where each run stood: the last lines of every agent, the blobs, the watermark.
+    ctx.onTestFailed(async () => {
+      console.log(`kills at ${killedAt.join(', ')}; recovered plans ${recovered}, found already present ${alreadyPresent}; last /status: ${drainState}`);
+      runs.forEach((run, i) => console.log(`--- agent run ${i}:\n${tail(run)}`));
+      console.log(`--- meta: ${JSON.stringify(rejectedMeta())}`);
+      const names = await decodeRejectedBlobs(az.container(CONTAINER), `rejected/${DEVICE}/`).then(
+        (blobs) => blobs.map((b) => `${b.name} ids ${b.lines.map((l) => l.id).join(',')}`),
+        (err: unknown) => [`(could not list: ${String(err)})`],
+      );
+      console.log(`--- rejected/ blobs:\n${names.join('\n')}`);
+    });
     for (let i = 0; i < KILLS; i++) {
       const step = STEPS[i % STEPS.length]!;
       const agent = await startAgentProcess(env());
@@ -80,19 +122,30 @@ describe('refused items survive SIGKILL during their upload (agent as a process)
           killedAt.push(step);
         }
       });
-      await agent.waitReady();
-      await postRefusals(agent.url, 7, i).catch(() => undefined); // the kill may come before the answer
+      runs.push(agent);
+      // The sync starts before the status endpoint listens: a plan left by the run before can reach
+      // the step, and the kill, before the agent is ready. That run then posts nothing.
+      const ready = await agent.waitReady().then(
+        () => true,
+        (err: unknown) => {
+          if (killed) return false;
+          throw err;
+        },
+      );
+      if (ready) await postRefusals(agent.url, 7, i).catch(() => undefined); // the kill may come before the answer
       const fallback = setTimeout(() => agent.proc.kill('SIGKILL'), 20_000);
       expect(await agent.exited).toBe('SIGKILL');
       clearTimeout(fallback);
+      expect(killedAt, `run ${i} never logged ${step} within 20 s of its post:\n${tail(agent)}`).toHaveLength(i + 1);
     }
-    expect(killedAt).toHaveLength(KILLS);
 
     const last = await startAgentProcess(env());
+    runs.push(last);
     lines(last, count);
     await last.waitReady();
     await vi.waitFor(async () => {
-      const s = (await (await fetch(`${last.url}/status`)).json()) as { sync: { rejectedPending: number }; buffer: { unsynced: number } };
+      drainState = await (await fetch(`${last.url}/status`)).text();
+      const s = JSON.parse(drainState) as { sync: { rejectedPending: number }; buffer: { unsynced: number } };
       if (s.sync.rejectedPending !== 0 || s.buffer.unsynced !== 0) throw new Error(`not drained: ${JSON.stringify(s.sync)}`);
     }, { timeout: 60_000, interval: 200 });
     last.proc.kill('SIGTERM');
@@ -112,5 +165,5 @@ describe('refused items survive SIGKILL during their upload (agent as a process)
     const seqs = (await decodeAllBlobs(container)).flatMap((b) => b.lines.map((l) => l.seq));
     expect(new Set(seqs).size).toBe(seqs.length);
     console.log(`kills at ${killedAt.join(', ')}; recovered plans ${recovered}, found already present ${alreadyPresent}; ${kept.length} refusals`);
-  });
+  }, TEST_TIMEOUT_MS);
 });
