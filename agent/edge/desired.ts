@@ -3,8 +3,9 @@
  * - `models`: `{ "<pumpId>|default": { version, url, sha256, size, shadow? } }`, each entry on its own;
  * - `sync`, `buffer`, `alerts`, `ingest`, `modelDownloads`, `firstModel`: live settings (TWIN_SETTINGS of the
  *   config), each value checked by the agent's config schema.
- * An invalid section (or model entry) is refused with a reason; the others still apply. Any other
- * top-level key (not starting with `$`) is refused as an unknown section.
+ * An invalid section (or model entry) is refused with a reason; the others still apply. A field a
+ * section does not have is reported as not applied while the section's known fields apply. Any
+ * other top-level key (not starting with `$`) is refused as an unknown section.
  */
 import { z } from 'zod';
 import type { DesiredModel } from '../../inference/updater.js';
@@ -59,11 +60,20 @@ export function parseModels(raw: unknown): ParsedModels | { error: string } {
 }
 
 /**
- * Parses one settings section into config values. `null` (deleted) gives `{}`: the section's keys
- * go back to their start-up values. Every problem of the section is in the one error (unknown
- * fields first), so an operator fixes them all in one round-trip through the hub.
+ * A section parsed: its config values, or the error naming every invalid value of a known field
+ * (the section is then refused whole: its fields often go together, as a range's two ends). Fields
+ * the agent does not know are listed apart in `unknown` (`alerts.quietHours`) and never refuse
+ * the section: a field added in a later version, set fleet-wide while older agents still run, must
+ * not cost those agents the section's settings they do know.
  */
-export function parseSection(name: SectionName, raw: unknown): { values: Partial<Config> } | { error: string } {
+export type ParsedSection = ({ values: Partial<Config> } | { error: string }) & { unknown?: string[] };
+
+/**
+ * Parses one settings section into config values. `null` (deleted) gives `{}`: the section's keys
+ * go back to their start-up values. Every invalid value of the section is in the one error, so an
+ * operator fixes them all in one round-trip through the hub.
+ */
+export function parseSection(name: SectionName, raw: unknown): ParsedSection {
   if (raw === undefined || raw === null) return { values: {} };
   if (typeof raw !== 'object' || Array.isArray(raw)) return { error: `${name}: expected an object` };
   const fields = TWIN_SETTINGS[name] as Record<string, ConfigKey>;
@@ -82,8 +92,20 @@ export function parseSection(name: SectionName, raw: unknown): { values: Partial
       problems.push(`${name}.${field}=${JSON.stringify(value)}: ${parsed.success ? 'required' : (parsed.error.issues[0]?.message ?? 'invalid')}`);
     } else values[key] = parsed.data;
   }
-  if (unknown.length > 0) problems.unshift(`${unknown.join(', ')}: unknown setting${unknown.length > 1 ? 's' : ''} (known: ${Object.keys(fields).join(', ')})`);
-  return problems.length > 0 ? { error: problems.join('; ') } : { values: values as Partial<Config> };
+  const result: ParsedSection = problems.length > 0 ? { error: problems.join('; ') } : { values: values as Partial<Config> };
+  return unknown.length > 0 ? { ...result, unknown } : result;
+}
+
+/**
+ * Why a section's unknown fields were not applied. `named` are those the reported side can hold
+ * (the agent's limit on unknown keys acknowledged there); `more` counts the rest, in the log only.
+ */
+export function unknownSettingsReason(name: SectionName, named: string[], more: number, limit: number): string {
+  const count = named.length + more;
+  const what = named.length > 0 ? `${named.join(', ')}${more > 0 ? ` and ${more} more` : ''}` : `${more} settings of ${name}`;
+  const logOnly = more > 0 ? ` (${more} named in the log only: more than ${limit} unknown keys are desired)` : '';
+  const known = Object.keys(TWIN_SETTINGS[name]).join(', ');
+  return `${what}: unknown setting${count > 1 ? 's' : ''}, not known to this agent version, not applied${logOnly} (known: ${known})`;
 }
 
 /**

@@ -8,6 +8,8 @@
  * twin with everything else deleted. After every change the whole held document is reconciled,
  * so a change made while offline applies exactly like a live one. Each changed section is
  * acknowledged (ac/av/ad); an invalid one is refused with its reason and the last good settings stay.
+ * A field a section does not have (one of a newer agent version) is named as not applied in the
+ * section's acknowledgement, while the section's known fields apply.
  * A top-level key the agent does not read (a misspelt `Alerts`) is refused under its own name, so
  * the operator who typed it sees why nothing changed; its refusal goes when the key does.
  */
@@ -15,7 +17,7 @@ import type { ModelManager } from '../../inference/models.js';
 import type { DesiredModel, ModelUpdater } from '../../inference/updater.js';
 import { TWIN_SETTINGS, type Config } from '../config.js';
 import type { Logger } from '../logger.js';
-import { AGENT_REPORTED_KEYS, DESIRED_KEYS, SECTION_NAMES, parseModels, parseSection, sectionValue, unknownSectionReason, type SectionName } from './desired.js';
+import { AGENT_REPORTED_KEYS, DESIRED_KEYS, SECTION_NAMES, parseModels, parseSection, sectionValue, unknownSectionReason, unknownSettingsReason, type SectionName } from './desired.js';
 
 /** An IoT Plug and Play acknowledgement of a writable property. */
 export interface Ack {
@@ -41,7 +43,11 @@ export interface TwinSyncDeps {
 
 const json = (v: unknown): string => JSON.stringify(v ?? null);
 
-/** Unknown top-level desired keys refused on the reported side (the rest in the log only): a refusal is about 200 bytes. */
+/**
+ * Unknown desired keys acknowledged on the reported side (the rest in the log only): top-level
+ * keys refused under their own name (about 200 bytes each) and a section's unknown fields named in
+ * its `ad`, counted together.
+ */
 const MAX_UNKNOWN_ACKS = 20;
 
 type Doc = Record<string, unknown>;
@@ -51,6 +57,8 @@ export class TwinSync {
   private readonly sectionValues = new Map<SectionName, Partial<Config>>();
   /** Per unknown top-level desired key: its text when last refused (to refuse and log it once per change). */
   private readonly unknownRaw = new Map<string, string>();
+  /** Per section: how many of its unknown fields its acknowledgement names. */
+  private readonly unknownNamed = new Map<SectionName, number>();
   private readonly acks = new Map<string, Ack | null>();
   /** Per model key: the entry last seen and the desired $version that set it. */
   private readonly modelSeen = new Map<string, { raw: string; av: number }>();
@@ -168,15 +176,43 @@ export class TwinSync {
     this.sectionRaw.set(name, text);
     if (before === undefined && raw == null) return false; // never desired: nothing to acknowledge
     const parsed = parseSection(name, raw);
+    const unknown = this.reportUnknownFields(name, parsed.unknown ?? []);
     if ('error' in parsed) {
-      this.acks.set(name, { value: this.acks.get(name)?.value ?? null, ac: 400, av: version, ad: parsed.error });
-      this.deps.logger.warn({ section: name, reason: parsed.error }, 'desired setting refused; the last good value stays');
+      const reason = unknown ? `${unknown}; ${parsed.error}` : parsed.error;
+      this.acks.set(name, { value: this.acks.get(name)?.value ?? null, ac: 400, av: version, ad: reason });
+      this.deps.logger.warn({ section: name, reason }, 'desired setting refused; the last good value stays');
       return false;
     }
     this.sectionValues.set(name, parsed.values);
-    this.acks.set(name, { value: raw == null ? null : sectionValue(name, parsed.values), ac: 200, av: version, ad: raw == null ? 'reset to start-up values' : 'applied' });
+    const ad = raw == null ? 'reset to start-up values' : unknown ? `applied; ${unknown}` : 'applied';
+    this.acks.set(name, { value: raw == null ? null : sectionValue(name, parsed.values), ac: 200, av: version, ad });
     this.deps.logger.info({ section: name, values: parsed.values }, 'desired settings applied');
     return true;
+  }
+
+  /**
+   * Logs a section's unknown fields (all of them) and gives the text its acknowledgement carries,
+   * which names as many as MAX_UNKNOWN_ACKS leaves room for; '' when there are none. The section's
+   * known fields apply all the same: a field of a newer agent version, set fleet-wide during a
+   * staged roll-out, must not take the section's other settings from the older agents.
+   */
+  private reportUnknownFields(name: SectionName, unknown: string[]): string {
+    this.unknownNamed.delete(name);
+    if (unknown.length === 0) return '';
+    const room = Math.max(0, MAX_UNKNOWN_ACKS - this.unknownAcknowledged());
+    const named = unknown.slice(0, room);
+    this.unknownNamed.set(name, named.length);
+    const reported = unknownSettingsReason(name, named, unknown.length - named.length, MAX_UNKNOWN_ACKS);
+    const all = unknownSettingsReason(name, unknown, 0, MAX_UNKNOWN_ACKS);
+    this.deps.logger.warn({ code: 'PW_EDGE_TWIN_UNKNOWN_SETTING', section: name, settings: unknown, reported: named }, `desired settings not applied: ${all}`);
+    return reported;
+  }
+
+  /** Unknown desired keys acknowledged on the reported side now: top-level refusals and section fields. */
+  private unknownAcknowledged(): number {
+    let n = [...this.unknownRaw.keys()].filter((k) => this.acks.get(k)).length;
+    for (const count of this.unknownNamed.values()) n += count;
+    return n;
   }
 
   /**
@@ -187,6 +223,7 @@ export class TwinSync {
   private refuseUnknown(desired: Doc, version: number): void {
     const keys = Object.keys(desired).filter((k) => !k.startsWith('$') && !DESIRED_KEYS.includes(k));
     let acknowledged = [...this.unknownRaw.keys()].filter((k) => keys.includes(k) && this.acks.get(k)).length;
+    for (const count of this.unknownNamed.values()) acknowledged += count;
     for (const key of keys) {
       const text = json(desired[key]);
       if (this.unknownRaw.get(key) === text) continue;

@@ -2,7 +2,9 @@
  * What the operator sees on the reported side for desired sections, with the agent as a module on
  * the local hub (the real azure-iot-device MQTT client): a misspelt top-level section is refused
  * under its own name with the nearest known one (and logged once), and the refusal goes when the
- * key does; a section's reported `value` is the value in force, not the desired text.
+ * key does; a section's reported `value` is the value in force, not the desired text; a field of a
+ * known section that this agent version does not know is named as not applied while the section's
+ * known fields apply.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../agent/logger.js';
@@ -19,6 +21,8 @@ const logs: string[] = [];
 const reported = () => hub.reported(DEVICE, MODULE) as Record<string, any>;
 const until = <T>(fn: () => T) => vi.waitFor(fn, { timeout: 30_000, interval: 50 });
 const unknownSectionLogs = (section: string) => logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.code === 'PW_EDGE_TWIN_UNKNOWN_SECTION' && l.section === section);
+const unknownSettingLogs = (section: string) => logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.code === 'PW_EDGE_TWIN_UNKNOWN_SETTING' && l.section === section);
+const ALERTS_KNOWN = '(known: minIntervalSeconds, sensorMinIntervalSeconds, silentAfterSeconds)';
 
 /** The agent as the module, logging its warnings into `logs`. */
 const startAgent = () =>
@@ -95,6 +99,64 @@ describe('many unknown top-level desired keys', () => {
     await until(() => expect(reported().sync).toMatchObject({ ac: 200, av: w }));
     hub.updateDesired(DEVICE, MODULE, Object.fromEntries(Object.keys(junk).map((k) => [k, null])));
     await until(() => expect(refusedOnHub()).toHaveLength(0));
+  });
+});
+
+describe('a field of a known section that this agent version does not know (set fleet-wide for newer agents)', () => {
+  it('is acknowledged as not applied, logged once, while the known fields of the section are in force', async () => {
+    const v = hub.updateDesired(DEVICE, MODULE, { alerts: { minIntervalSeconds: 120, quietHours: 3 } });
+    await until(() =>
+      expect(reported().alerts).toEqual({
+        value: { minIntervalSeconds: 120 },
+        ac: 200,
+        av: v,
+        ad: `applied; alerts.quietHours: unknown setting, not known to this agent version, not applied ${ALERTS_KNOWN}`,
+      }),
+    );
+    expect(t.agent.config.alertsMinIntervalSeconds).toBe(120);
+    expect(unknownSettingLogs('alerts')).toEqual([
+      expect.objectContaining({ settings: ['alerts.quietHours'], reported: ['alerts.quietHours'], msg: expect.stringContaining('alerts.quietHours: unknown setting, not known to this agent version') }),
+    ]);
+
+    // A change elsewhere does not log it again.
+    const other = hub.updateDesired(DEVICE, MODULE, { sync: { intervalSeconds: 43 } });
+    await until(() => expect(reported().sync).toMatchObject({ ac: 200, av: other }));
+    expect(unknownSettingLogs('alerts')).toHaveLength(1);
+
+    // Once the field is deleted, the acknowledgement is a plain `applied`.
+    const w = hub.updateDesired(DEVICE, MODULE, { alerts: { quietHours: null } });
+    await until(() => expect(reported().alerts).toEqual({ value: { minIntervalSeconds: 120 }, ac: 200, av: w, ad: 'applied' }));
+  });
+
+  it('does not save a known field with an invalid value: the section is refused whole, both named, the last good settings stay', async () => {
+    const good = hub.updateDesired(DEVICE, MODULE, { alerts: { minIntervalSeconds: 150, sensorMinIntervalSeconds: 600, quietHours: null } });
+    await until(() => expect(reported().alerts).toMatchObject({ ac: 200, av: good }));
+    const v = hub.updateDesired(DEVICE, MODULE, { alerts: { minIntervalSeconds: -5, sensorMinIntervalSeconds: 700, quietHours: 3 } });
+    await until(() => expect(reported().alerts).toMatchObject({ ac: 400, av: v }));
+    expect(reported().alerts.ad).toMatch(/^alerts\.quietHours: unknown setting, not known to this agent version, not applied \(known: .*\); alerts\.minIntervalSeconds=-5: /);
+    expect(reported().alerts.value).toEqual({ minIntervalSeconds: 150, sensorMinIntervalSeconds: 600 });
+    expect(t.agent.config.alertsMinIntervalSeconds).toBe(150);
+    expect(t.agent.config.alertsSensorMinIntervalSeconds).toBe(600);
+    const reset = hub.updateDesired(DEVICE, MODULE, { alerts: null });
+    await until(() => expect(reported().alerts).toEqual({ ac: 200, av: reset, ad: 'reset to start-up values' }));
+  });
+
+  it('counts with the unknown top-level keys: 20 named on the reported side in all, the rest in the log only', async () => {
+    const fields = Object.fromEntries(Array.from({ length: 25 }, (_, i) => [`future${String(i).padStart(2, '0')}`, i]));
+    const junk = Object.fromEntries(Array.from({ length: 5 }, (_, i) => [`stray${i}`, { x: i }]));
+    const v = hub.updateDesired(DEVICE, MODULE, { sync: { intervalSeconds: 44, ...fields }, ...junk });
+    await until(() => expect(reported().sync).toMatchObject({ value: { intervalSeconds: 44 }, ac: 200, av: v }));
+    expect(t.agent.config.syncIntervalSeconds).toBe(44);
+    const ad = reported().sync.ad as string;
+    expect(ad).toMatch(/^applied; sync\.future00, .*, sync\.future19 and 5 more: unknown settings, not known to this agent version, not applied \(5 named in the log only: more than 20 unknown keys are desired\) \(known: /);
+    expect(ad).not.toContain('future20');
+    expect(unknownSettingLogs('sync').at(-1)).toMatchObject({ settings: expect.arrayContaining(['sync.future24']) });
+    // The section took the 20: the unknown top-level keys are refused in the log only.
+    await until(() => expect(unknownSectionLogs('stray4')).toHaveLength(1));
+    expect(unknownSectionLogs('stray0')[0]).toMatchObject({ reported: false });
+    expect(Object.keys(reported()).filter((k) => k.startsWith('stray'))).toEqual([]);
+    const w = hub.updateDesired(DEVICE, MODULE, { sync: { intervalSeconds: 44, ...Object.fromEntries(Object.keys(fields).map((k) => [k, null])) }, ...Object.fromEntries(Object.keys(junk).map((k) => [k, null])) });
+    await until(() => expect(reported().sync).toEqual({ value: { intervalSeconds: 44 }, ac: 200, av: w, ad: 'applied' }));
   });
 });
 

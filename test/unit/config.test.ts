@@ -3,7 +3,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, configReference, loadConfig } from '../../agent/config.js';
-import { parseSection } from '../../agent/edge/desired.js';
+import { parseSection, unknownSettingsReason } from '../../agent/edge/desired.js';
 import { syncSettings } from '../../agent/wiring/sync.js';
 import { THREAD_ABOVE_ROWS } from '../../sync/worker.js';
 
@@ -194,7 +194,7 @@ describe('the agent configuration', () => {
     expect(configReference().find((k) => k.env === 'PUMPWATCH_FIRST_MODEL_AFTER_HOURS')?.twin).toBe('firstModel.afterHours');
     expect(parseSection('firstModel', { afterHours: 2 })).toEqual({ values: { firstModelAfterHours: 2 } });
     expect(parseSection('firstModel', { afterHours: 0.2 })).toEqual({ error: 'firstModel.afterHours=0.2: either 0 (off) or at least 1 hour' });
-    expect(parseSection('firstModel', { hours: 2 })).toEqual({ error: 'firstModel.hours: unknown setting (known: afterHours)' });
+    expect(parseSection('firstModel', { hours: 2 })).toEqual({ values: {}, unknown: ['firstModel.hours'] });
   });
 
   it('gives the sync the row count above which a cycle uses its encoder thread (default 2 000; 0: always)', () => {
@@ -243,10 +243,23 @@ describe('a live setting from the module twin', () => {
     expect(parseSection('ingest', { maxPastSeconds: ' 3600 ' })).toEqual({ values: { maxPastSeconds: 3600 } });
   });
 
-  it('is refused naming every problem of its section, so one round-trip fixes them all', () => {
+  it("applies the known fields of a section beside one this agent version does not know, which is listed apart", () => {
+    expect(parseSection('alerts', { minIntervalSeconds: 120, quietHours: 3 })).toEqual({ values: { alertsMinIntervalSeconds: 120 }, unknown: ['alerts.quietHours'] });
+    expect(unknownSettingsReason('alerts', ['alerts.quietHours'], 0, 20)).toBe(
+      'alerts.quietHours: unknown setting, not known to this agent version, not applied (known: minIntervalSeconds, sensorMinIntervalSeconds, silentAfterSeconds)',
+    );
+    expect(unknownSettingsReason('firstModel', ['firstModel.a'], 2, 20)).toBe(
+      'firstModel.a and 2 more: unknown settings, not known to this agent version, not applied (2 named in the log only: more than 20 unknown keys are desired) (known: afterHours)',
+    );
+    expect(unknownSettingsReason('firstModel', [], 2, 20)).toMatch(/^2 settings of firstModel: unknown settings, not known to this agent version, not applied \(2 named in the log only/);
+  });
+
+  it('is refused naming every invalid value of its section, so one round-trip fixes them all', () => {
     expect(parseSection('buffer', { maxBytes: '1GB', retentionHours: -1 })).toEqual({ error: expect.stringMatching(/^buffer\.maxBytes="1GB": .+; buffer\.retentionHours=-1: .+$/) });
+    // An unknown field does not refuse the section; a known one with a bad value does, whole.
     expect(parseSection('sync', { intervalSecs: 30, batchRows: 10, backoffMaxSeconds: 'x' })).toEqual({
-      error: expect.stringMatching(/^sync\.intervalSecs, sync\.batchRows: unknown settings \(known: intervalSeconds, .*\); sync\.backoffMaxSeconds="x": /),
+      error: expect.stringMatching(/^sync\.backoffMaxSeconds="x": /),
+      unknown: ['sync.intervalSecs', 'sync.batchRows'],
     });
   });
 });
