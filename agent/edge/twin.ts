@@ -185,7 +185,9 @@ export class TwinSync {
     }
     this.sectionValues.set(name, parsed.values);
     const ad = raw == null ? 'reset to start-up values' : unknown ? `applied; ${unknown}` : 'applied';
-    this.acks.set(name, { value: raw == null ? null : sectionValue(name, parsed.values), ac: 200, av: version, ad });
+    // 207, not 200: the section is in force but not all of it, so a fleet query on `ac <> 200` finds
+    // the gateways that did not take a setting (an older agent, or a misspelt field) without reading `ad`.
+    this.acks.set(name, { value: raw == null ? null : sectionValue(name, parsed.values), ac: unknown ? 207 : 200, av: version, ad });
     this.deps.logger.info({ section: name, values: parsed.values }, 'desired settings applied');
     return true;
   }

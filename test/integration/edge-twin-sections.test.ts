@@ -108,7 +108,7 @@ describe('a field of a known section that this agent version does not know (set 
     await until(() =>
       expect(reported().alerts).toEqual({
         value: { minIntervalSeconds: 120 },
-        ac: 200,
+        ac: 207,
         av: v,
         ad: `applied; alerts.quietHours: unknown setting, not known to this agent version, not applied ${ALERTS_KNOWN}`,
       }),
@@ -145,7 +145,7 @@ describe('a field of a known section that this agent version does not know (set 
     const fields = Object.fromEntries(Array.from({ length: 25 }, (_, i) => [`future${String(i).padStart(2, '0')}`, i]));
     const junk = Object.fromEntries(Array.from({ length: 5 }, (_, i) => [`stray${i}`, { x: i }]));
     const v = hub.updateDesired(DEVICE, MODULE, { sync: { intervalSeconds: 44, ...fields }, ...junk });
-    await until(() => expect(reported().sync).toMatchObject({ value: { intervalSeconds: 44 }, ac: 200, av: v }));
+    await until(() => expect(reported().sync).toMatchObject({ value: { intervalSeconds: 44 }, ac: 207, av: v }));
     expect(t.agent.config.syncIntervalSeconds).toBe(44);
     const ad = reported().sync.ad as string;
     expect(ad).toMatch(/^applied; sync\.future00, .*, sync\.future19 and 5 more: unknown settings, not known to this agent version, not applied \(5 named in the log only: more than 20 unknown keys are desired\) \(known: /);
