@@ -1,6 +1,7 @@
 /**
- * Model contract, version 1 (DESIGN.md "Model (ONNX)"). Shared by the agent and the trainer:
- * the trainer writes these names, the agent reads and checks them. Change only with a new version.
+ * Model contracts 1 and 2 (DESIGN.md "Model (ONNX)", README "Model contracts 1 and 2"). Shared by
+ * the agent and the trainer: the trainer writes these names, the agent reads and checks them.
+ * Change only with a new version, or (contract 2) a new rule named in `pumpwatch.requires`.
  *
  * - input  `features`: float32 [batch, window, n_features], raw sensor values in `features` order;
  * - output `score`:    float32 [batch], anomaly score of the last reading of each window;
@@ -9,7 +10,15 @@
  */
 import protobuf from 'protobufjs';
 
-export const CONTRACT_VERSION = 1;
+/**
+ * The contracts this code reads. Contract 2 is contract 1 plus `pumpwatch.requires`, the rules
+ * (MODEL_RULES) an agent must apply to read the model's scores right. Agents before it refuse any
+ * contract but 1, so a model with a rule is written as contract 2: an older agent, which would
+ * ignore the rule (score a stopped pump, and alarm on it), refuses the model instead. A model
+ * without rules stays contract 1, which every agent reads (contractFor).
+ */
+export const CONTRACT_VERSIONS = [1, 2] as const;
+export type ContractVersion = (typeof CONTRACT_VERSIONS)[number];
 export const INPUT_NAME = 'features';
 export const OUTPUT_NAME = 'score';
 export const CONTRIBUTIONS_OUTPUT_NAME = 'contributions';
@@ -28,7 +37,22 @@ export const META_KEYS = {
   stoppedWhen: 'pumpwatch.stopped_when',
   /** Optional (see StuckAfter): a model without it has no frozen-sensor check. */
   stuckAfter: 'pumpwatch.stuck_after',
+  /** Contract 2 (MODEL_RULES): the rules the model carries, comma-separated; may be empty. */
+  requires: 'pumpwatch.requires',
 } as const;
+
+/**
+ * The rules a model may carry that change what its scores mean, by the name `pumpwatch.requires`
+ * gives them, with the key that holds each. In a contract-2 model a rule is named there exactly
+ * when its key is present. A later rule is added here (no new contract number): agents that do
+ * not know its name refuse the model instead of reading it without the rule.
+ */
+export const MODEL_RULES = {
+  'stopped-when': META_KEYS.stoppedWhen,
+  'stuck-after': META_KEYS.stuckAfter,
+} as const;
+export type ModelRule = keyof typeof MODEL_RULES;
+const RULE_NAMES = Object.keys(MODEL_RULES) as ModelRule[];
 
 /** The largest finite float32: model inputs are float32, so a larger magnitude becomes Infinity. */
 export const FLOAT32_MAX = 3.4028234663852886e38;
@@ -76,7 +100,8 @@ export function quoteName(name: string): string {
 }
 
 export interface ModelMetadata {
-  contract: 1;
+  /** The contract the model was written to (the trainer: contractFor); contract 2 names its rules in `pumpwatch.requires`. */
+  contract: ContractVersion;
   features: string[];
   window: number;
   threshold: number;
@@ -99,7 +124,7 @@ export interface ModelMetadata {
  * a feature not named (a set point, a status, a slow transmitter polled fast: one that holds its
  * value by nature) is never judged. The agent counts a feature's identical readings while its pump
  * runs (inference/frozen.ts). Metadata `pumpwatch.stuck_after`, e.g. `{"Current": 60, "Volume
- * Flow RateRMS": 129}`; agents before it ignore the key.
+ * Flow RateRMS": 129}`; agents before it ignore the key, so it makes a model contract 2 (`stuck-after`).
  */
 export type StuckAfter = Readonly<Record<string, number>>;
 
@@ -135,6 +160,7 @@ export function stuckAfterProblem(value: unknown, features: readonly string[]): 
  * Metadata `pumpwatch.stopped_when` (StoppedRuleJson), either one condition,
  * `{"feature":"Current","below":0.5,"afterStartSeconds":600}` (the form a previous agent reads),
  * or several, `{"all":[{"feature":"Current","below":0.2},{"feature":"Volume Flow RateRMS","below":5}],"afterStartSeconds":1800}`.
+ * Agents before it ignore the key, so it makes a model contract 2 (`stopped-when`).
  */
 export interface StoppedRule {
   /** The conditions, all of which a stopped reading meets (at least one, each on its own feature). */
@@ -500,7 +526,7 @@ export function describeStoppedRule(rule: StoppedRule): string {
 
 /**
  * What a model failed on: `not-onnx` (not ONNX bytes at all), `runtime` (ONNX that onnxruntime
- * refuses), `contract` (ONNX, but not PumpWatch contract 1).
+ * refuses), `contract` (ONNX, but not PumpWatch contract 1 or 2).
  */
 export type ModelContractProblem = 'not-onnx' | 'runtime' | 'contract';
 
@@ -517,10 +543,26 @@ export class ModelContractError extends Error {
   }
 }
 
-/** Turns metadata into ONNX `metadata_props` entries (used by the trainer's writer). */
+/** The rules `meta` carries (MODEL_RULES), in their fixed order. */
+export function rulesOf(meta: Pick<ModelMetadata, 'stoppedWhen' | 'stuckAfter'>): ModelRule[] {
+  return RULE_NAMES.filter((rule) => (rule === 'stopped-when' ? meta.stoppedWhen : meta.stuckAfter) !== undefined);
+}
+
+/** The lowest contract that says what a model with these rules means: 1 without rules (every agent reads it), else 2. */
+export function contractFor(meta: Pick<ModelMetadata, 'stoppedWhen' | 'stuckAfter'>): ContractVersion {
+  return rulesOf(meta).length === 0 ? 1 : 2;
+}
+
+/**
+ * Turns metadata into ONNX `metadata_props` entries (used by the trainer's writer, which sets
+ * `contract` by contractFor). Contract 2 gets `pumpwatch.requires` from the rules present;
+ * contract 1 with a rule is the form the trainer wrote before contract 2, which older agents
+ * misread: written only to test that the agent still reads the models the registry holds.
+ */
 export function metadataToProps(meta: ModelMetadata): Record<string, string> {
   return {
     [META_KEYS.contract]: String(meta.contract),
+    ...(meta.contract === 2 ? { [META_KEYS.requires]: rulesOf(meta).join(',') } : {}),
     [META_KEYS.features]: JSON.stringify(meta.features),
     [META_KEYS.window]: String(meta.window),
     [META_KEYS.threshold]: String(meta.threshold),
@@ -534,19 +576,22 @@ export function metadataToProps(meta: ModelMetadata): Record<string, string> {
   };
 }
 
-/** Checks `metadata_props` against contract 1; throws a ModelContractError naming the first problem. */
+/** Checks `metadata_props` against contract 1 or 2; throws a ModelContractError naming the first problem. */
 export function parseModelMetadata(props: Record<string, string>): ModelMetadata {
   const get = (key: string): string => {
     const v = props[key];
     if (v === undefined) throw new ModelContractError(`model metadata lacks "${key}"`);
     return v;
   };
-  const contract = get(META_KEYS.contract);
-  if (contract !== String(CONTRACT_VERSION)) {
+  const contractText = get(META_KEYS.contract);
+  const contract = CONTRACT_VERSIONS.find((c) => String(c) === contractText);
+  if (contract === undefined) {
     throw new ModelContractError(
-      `model metadata "${META_KEYS.contract}" is "${contract}", this agent reads contract ${CONTRACT_VERSION}`,
+      `model metadata "${META_KEYS.contract}" is "${contractText}", this agent reads contracts ${CONTRACT_VERSIONS.join(' and ')} (a model of a later contract needs a newer agent)`,
     );
   }
+  // Contract 1 has no `requires`: its rules (written so until contract 2) are read as always.
+  if (contract === 2) checkRequires(get(META_KEYS.requires), props);
   let features: unknown;
   try {
     features = JSON.parse(get(META_KEYS.features));
@@ -605,7 +650,7 @@ export function parseModelMetadata(props: Record<string, string>): ModelMetadata
   const stoppedWhen = parseStoppedWhen(props[META_KEYS.stoppedWhen], features as string[]);
   const stuckAfter = parseStuckAfter(props[META_KEYS.stuckAfter], features as string[]);
   return {
-    contract: CONTRACT_VERSION,
+    contract,
     features: features as string[],
     window,
     threshold,
@@ -617,6 +662,32 @@ export function parseModelMetadata(props: Record<string, string>): ModelMetadata
     ...(stoppedWhen ? { stoppedWhen } : {}),
     ...(stuckAfter ? { stuckAfter } : {}),
   };
+}
+
+/**
+ * A contract-2 model's `pumpwatch.requires` against the rules this agent applies and the keys the
+ * model carries. A rule it does not know is refused first: its key is one this agent would ignore,
+ * and the scores mean something else without it. A key present but not required would be ignored
+ * by an agent that does not know it, and one required but absent is a rule missing: both refused.
+ */
+function checkRequires(text: string, props: Record<string, string>): void {
+  const key = META_KEYS.requires;
+  const names = text === '' ? [] : text.split(',').map((n) => n.trim());
+  const unknown = [...new Set(names.filter((n) => !(RULE_NAMES as string[]).includes(n)))];
+  if (unknown.includes('')) throw new ModelContractError(`model metadata "${key}" names an empty rule: ${quoteName(text)} (comma-separated rule names, e.g. "stopped-when,stuck-after")`);
+  if (unknown.length > 0) {
+    throw new ModelContractError(
+      `model metadata "${key}" names ${unknown.length > 1 ? 'rules' : 'a rule'} this agent does not know: ${quoteNames(unknown)} (it applies ${RULE_NAMES.join(', ')}); the model needs a newer agent`,
+    );
+  }
+  const twice = names.find((n, i) => names.indexOf(n) !== i);
+  if (twice !== undefined) throw new ModelContractError(`model metadata "${key}" names ${quoteName(twice)} twice`);
+  for (const rule of RULE_NAMES) {
+    const present = props[MODEL_RULES[rule]] !== undefined;
+    const required = names.includes(rule);
+    if (present && !required) throw new ModelContractError(`model metadata has "${MODEL_RULES[rule]}" but "${key}" (${quoteName(text)}) does not name "${rule}": an agent that does not know the rule would score without it`);
+    if (required && !present) throw new ModelContractError(`model metadata "${key}" names "${rule}" but the model lacks "${MODEL_RULES[rule]}"`);
+  }
 }
 
 /** The optional frozen-sensor bounds of a model's metadata (undefined when absent); a bad value is refused. */
@@ -824,7 +895,7 @@ export function readMetadataProps(bytes: Uint8Array): Record<string, string> {
   return props;
 }
 
-/** Reads and checks the contract-1 metadata of serialised ONNX bytes. */
+/** Reads and checks the contract-1 or -2 metadata of serialised ONNX bytes. */
 export function readModelMetadata(bytes: Uint8Array): ModelMetadata {
   if (bytes.length === 0) throw new ModelContractError('model file is empty', 'not-onnx', 'the file is empty');
   return parseModelMetadata(readMetadataProps(bytes));

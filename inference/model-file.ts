@@ -1,5 +1,5 @@
 /**
- * A model file given by path (the bundled one, or PUMPWATCH_DEFAULT_MODEL): loaded as contract 1,
+ * A model file given by path (the bundled one, or PUMPWATCH_DEFAULT_MODEL): loaded as contract 1 or 2,
  * or refused with the reason in plain words (no such file, not ONNX, not our contract).
  */
 import { readFile } from 'node:fs/promises';
@@ -19,7 +19,7 @@ export class ModelFileError extends Error {
   }
 }
 
-/** Loads a contract-1 model from a file; a ModelFileError says in plain words why one cannot be used. */
+/** Loads a contract-1 or -2 model from a file; a ModelFileError says in plain words why one cannot be used. */
 export async function loadModelFile(path: string): Promise<LoadedModel> {
   let bytes: Uint8Array;
   try {
@@ -43,6 +43,6 @@ function contractProblem(err: ModelContractError): string {
     case 'runtime':
       return `not an ONNX model onnxruntime can load: ${err.detail}`;
     case 'contract':
-      return `not a PumpWatch contract-1 model: ${err.message}`;
+      return `not a PumpWatch model this agent reads (contract 1 or 2): ${err.message}`;
   }
 }

@@ -1,3 +1,4 @@
+import { rulesOf, type ContractVersion, type ModelRule } from './contract.js';
 import type { LoadedModel } from './model.js';
 
 export type ModelStatusName = 'downloading' | 'active' | 'rejected' | 'rolled-back' | 'shadow';
@@ -13,6 +14,9 @@ export interface ModelStatus {
   window: number | null;
   threshold: number | null;
   algorithm: string | null;
+  /** The model's contract (1 or 2), and for contract 2 the rules it requires of an agent (`pumpwatch.requires`); null for contract 1. */
+  contract: ContractVersion | null;
+  requires: ModelRule[] | null;
   /** Where the active model came from: `bundled`, a store path, a URL without its query. */
   origin: string | null;
   /** The version scoring this key now (differs from `version` while downloading, after a refusal or rollback). */
@@ -43,6 +47,8 @@ export class ModelStatusBoard {
       window: m?.window ?? null,
       threshold: m?.threshold ?? null,
       algorithm: m?.algorithm ?? null,
+      contract: m?.contract ?? null,
+      requires: m?.contract === 2 ? rulesOf(m) : null,
       origin: model?.origin ?? null,
       activeVersion,
     });

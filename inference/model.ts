@@ -40,7 +40,7 @@ function checkDim(shape: ReadonlyArray<number | string>, index: number, expected
 }
 
 /**
- * A contract-1 model loaded into an onnxruntime-node session, checked before it is used:
+ * A contract-1 or -2 model loaded into an onnxruntime-node session, checked before it is used:
  * metadata present and valid, input `features` float32 [batch, window, n_features], output `score`.
  */
 export class LoadedModel {

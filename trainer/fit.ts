@@ -1,11 +1,12 @@
 /**
- * Fit: training rows → algorithm → contract-1 ONNX model with all metadata.
+ * Fit: training rows → algorithm → ONNX model with all metadata, of the lowest contract it needs
+ * (contractFor: 1 without rules, 2 naming them in `pumpwatch.requires`).
  * Reproducible: the same rows and options give the same bytes. `trained_at` is the last training
  * timestamp (not the wall clock) and the default version is derived from a hash of the data and
  * the options.
  */
 import { createHash } from 'node:crypto';
-import { CONTRACT_VERSION, MAX_FEATURES, metadataToProps, nameProblem, quoteName, stoppedRuleToJson, trainingSpan, type ModelMetadata, type StoppedRule, type StuckAfter } from '../inference/contract.js';
+import { contractFor, MAX_FEATURES, metadataToProps, nameProblem, quoteName, stoppedRuleToJson, trainingSpan, type ModelMetadata, type StoppedRule, type StuckAfter } from '../inference/contract.js';
 import type { Algorithm, TrainedModel } from './algorithms/algorithm.js';
 import { ALGORITHM_NAMES, DEFAULT_ALGORITHM, findAlgorithm } from './algorithms/index.js';
 import type { CsvTable } from './csv.js';
@@ -107,7 +108,8 @@ export function fitTable(table: CsvTable & { segmentStarts?: readonly number[] }
   const trainedAt = new Date(last).toISOString();
   const version = options.version ?? (options.versionPrefix ?? '') + defaultVersion(trainedAt, dataHash(table.features, rows, timestamps, { algoName, window, source, ...(segmentStarts.length > 1 ? { segmentStarts } : {}), ...(rule ? { stoppedWhen: stoppedRuleToJson(rule) } : {}) }));
   const metadata: ModelMetadata = {
-    contract: CONTRACT_VERSION,
+    // An agent that does not know a rule must refuse the model rather than score without it.
+    contract: contractFor({ stoppedWhen: rule, stuckAfter }),
     features: [...model.features],
     window: model.window,
     threshold: model.threshold,

@@ -15,7 +15,7 @@ import { Agent } from '../../agent/main.js';
 import type { ModelUpdater } from '../../inference/updater.js';
 import { alwaysNanModel, extraFeatureModel, modelWithoutMetadata, nanBelowModel, slowModel, wrongInputShapeModel } from '../support/broken-models.js';
 import { ModelServer, sha256 } from '../support/model-server.js';
-import { makeModel, normalValues, rng } from '../support/models.js';
+import { makeModel, makeModelWithProps, normalValues, rng } from '../support/models.js';
 
 const MAX_BYTES = 64 * 1024;
 let dir: string;
@@ -121,6 +121,8 @@ describe('model hot-swap from the desired models', () => {
     ['a file that is not ONNX', () => server.add('v5.onnx', Buffer.from('this is a text file, not a model\n'.repeat(4)), 'v5'), /not an ONNX model|model metadata lacks/],
     ['a model without the contract metadata', () => server.add('v6.onnx', modelWithoutMetadata(), 'v6'), /model metadata lacks "pumpwatch.contract"/],
     ['a model with the wrong input shape', () => server.add('v7.onnx', wrongInputShapeModel('v7'), 'v7'), /input "features" dimension 2 is 5, the metadata says 3/],
+    // A model of a later trainer with a rule this agent would not apply: scored without it, its scores would mean something else.
+    ['a contract-2 model requiring a rule this agent does not know', () => server.add('later-1.onnx', makeModelWithProps({ version: 'later-1', seed: 19 }, (p) => ({ ...p, 'pumpwatch.contract': '2', 'pumpwatch.requires': [p['pumpwatch.requires'], 'low-suction'].filter(Boolean).join(','), 'pumpwatch.low_suction': '{}' })), 'later-1'), /names a rule this agent does not know: "low-suction" .*; the model needs a newer agent$/],
     ['a model that outputs NaN on recent readings', () => server.add('v8.onnx', alwaysNanModel('v8'), 'v8'), /non-finite scores on \d+ windows of recent readings/],
     ['a model needing a feature the pumps do not send', () => server.add('v9.onnx', extraFeatureModel('v9'), 'v9'), /needs "Vibration", which pump-[ab] does not send/],
     ['a model too slow to score on the main thread', () => server.add('slow.onnx', slowModel('slow-1'), 'slow-1'), /^model took \d+\.\d ms per window on a test batch of \d+ \(at most 20 ms: the agent scores on its main thread/],

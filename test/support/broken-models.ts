@@ -2,14 +2,14 @@
  * Real ONNX files that a model update must refuse or roll back, written with the trainer's own
  * ONNX writer (trainer/onnx): never mocks. Each loads in onnxruntime-node unless stated.
  */
-import { CONTRACT_VERSION, INPUT_NAME, OUTPUT_NAME, metadataToProps, type ModelMetadata } from '../../inference/contract.js';
+import { INPUT_NAME, OUTPUT_NAME, metadataToProps, type ModelMetadata } from '../../inference/contract.js';
 import { GraphBuilder, int, ints } from '../../trainer/onnx/graph.js';
 import { encodeModel } from '../../trainer/onnx/model.js';
 import { TEST_FEATURES } from './models.js';
 
 function meta(version: string, overrides: Partial<ModelMetadata> = {}): ModelMetadata {
   return {
-    contract: CONTRACT_VERSION,
+    contract: 1,
     features: [...TEST_FEATURES],
     window: 1,
     threshold: 1e6,

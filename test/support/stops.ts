@@ -3,12 +3,11 @@
  * stop periods (current, flow and pressure near zero), set directly, not simulated.
  */
 import type { Reading } from '../../buffer/types.js';
-import { metadataToProps, type StoppedRule, type StuckAfter } from '../../inference/contract.js';
+import { contractFor, metadataToProps, type StoppedRule, type StuckAfter } from '../../inference/contract.js';
 import type { CsvTable } from '../../trainer/csv.js';
-import { fitTable, TRAINER_VERSION, type FitResult } from '../../trainer/fit.js';
-import { encodeModel } from '../../trainer/onnx/model.js';
+import { fitTable, type FitResult } from '../../trainer/fit.js';
 import type { ContainerClient } from '@azure/storage-blob';
-import { normalValues, rng, TEST_FEATURES } from './models.js';
+import { normalValues, rewritten, rng, TEST_FEATURES } from './models.js';
 import { pumpValues, seedReadings } from './trainer.js';
 
 export const STOP_RULE: StoppedRule = { when: [{ feature: 'Current', below: 0.5 }], afterStartSeconds: 30 };
@@ -59,7 +58,8 @@ export function stopModels(opts: { version?: string; window?: number; rule?: Sto
   const table = tableWithStops(1500, (i) => i >= 500 && i < 650);
   const fit = fitTable(table, { version: opts.version ?? 'stops-1', window: opts.window ?? 5, algorithm: 'pca', stoppedWhen: opts.rule ?? STOP_RULE, leaveOutStopped: true, ...(opts.stuckAfter ? { stuckAfter: opts.stuckAfter } : {}) });
   const { stoppedWhen: _rule, ...rest } = fit.metadata;
-  const withoutRule = encodeModel(fit.model.toOnnxGraph(), { metadata: metadataToProps({ ...rest, version: `${rest.version}-norule` }), producerVersion: TRAINER_VERSION, docString: 'without its stopped-when rule' });
+  // the contract the trainer would give the model without the rule
+  const withoutRule = rewritten(fit, metadataToProps({ ...rest, contract: contractFor(rest), version: `${rest.version}-norule` }), 'without its stopped-when rule');
   return { withRule: fit.bytes, withoutRule, fit };
 }
 

@@ -1,6 +1,6 @@
-/** Model contract 1's metadata as the agent reads it from a model file. */
+/** Model contracts 1 and 2: the metadata as the agent reads it from a model file. */
 import { describe, expect, it } from 'vitest';
-import { MAX_FEATURES, MAX_NAME_LENGTH, MAX_WINDOW, metadataToProps, parseModelMetadata, readModelMetadata, type ModelMetadata } from '../../inference/contract.js';
+import { contractFor, MAX_FEATURES, MAX_NAME_LENGTH, MAX_WINDOW, metadataToProps, parseModelMetadata, readModelMetadata, type ModelMetadata } from '../../inference/contract.js';
 import { findAlgorithm } from '../../trainer/algorithms/index.js';
 import { encodeModel } from '../../trainer/onnx/model.js';
 import { rng } from '../support/models.js';
@@ -139,5 +139,66 @@ describe('model contract 1 metadata', () => {
   ])('refuses a model whose pumpwatch.stuck_after is %s, naming the problem', (value, problem) => {
     const props = { ...metadataToProps(meta), 'pumpwatch.stuck_after': value };
     expect(() => parseModelMetadata(props)).toThrow(expect.objectContaining({ name: 'ModelContractError', message: `model metadata "pumpwatch.stuck_after" ${problem}` }));
+  });
+});
+
+describe('model contract 2: contract 1 and the rules an agent must apply (pumpwatch.requires)', () => {
+  const rule = { when: [{ feature: 'Flow', below: 0.5 }], afterStartSeconds: 600 };
+  const both = { ...meta, contract: 2 as const, stoppedWhen: rule, stuckAfter: { Pressure: 60 } };
+  const refusal = (props: Record<string, string>) => {
+    try {
+      parseModelMetadata(props);
+    } catch (err) {
+      return err;
+    }
+    return 'not refused';
+  };
+
+  it('is the lowest contract a model needs: 1 without rules, 2 with either', () => {
+    expect(contractFor(meta)).toBe(1);
+    expect(contractFor({ stoppedWhen: rule })).toBe(2);
+    expect(contractFor({ stuckAfter: { Pressure: 60 } })).toBe(2);
+  });
+
+  it('writes and reads back the rules a model requires, in a fixed order', () => {
+    const props = metadataToProps(both);
+    expect(props['pumpwatch.contract']).toBe('2');
+    expect(props['pumpwatch.requires']).toBe('stopped-when,stuck-after');
+    expect(parseModelMetadata(props)).toEqual(both);
+    expect(metadataToProps({ ...meta, contract: 2, stuckAfter: { Flow: 90 } })['pumpwatch.requires']).toBe('stuck-after');
+    // a contract-1 model has no requires, with or without a rule (as the trainer wrote them before contract 2)
+    expect(metadataToProps({ ...both, contract: 1 })).not.toHaveProperty(['pumpwatch.requires']);
+    expect(parseModelMetadata(metadataToProps({ ...both, contract: 1 }))).toEqual({ ...both, contract: 1 });
+  });
+
+  it.each([
+    ['stopped-when,stuck-after,low-suction', 'names a rule this agent does not know: "low-suction" (it applies stopped-when, stuck-after); the model needs a newer agent'],
+    ['low-suction, cavitation-index', 'names rules this agent does not know: "low-suction", "cavitation-index" (it applies stopped-when, stuck-after); the model needs a newer agent'],
+    ['stopped-when,,stuck-after', 'names an empty rule: "stopped-when,,stuck-after" (comma-separated rule names, e.g. "stopped-when,stuck-after")'],
+    ['stopped-when,stuck-after,stopped-when', 'names "stopped-when" twice'],
+  ])('refuses a contract-2 model whose requires is %s, naming the rule', (requires, problem) => {
+    const props = { ...metadataToProps(both), 'pumpwatch.requires': requires };
+    expect(refusal(props)).toMatchObject({ name: 'ModelContractError', code: 'PW_MODEL_CONTRACT', problem: 'contract', message: `model metadata "pumpwatch.requires" ${problem}` });
+  });
+
+  it('refuses a contract-2 model whose requires and rule keys disagree', () => {
+    const props = metadataToProps(both);
+    expect(refusal({ ...props, 'pumpwatch.requires': 'stopped-when' })).toMatchObject({
+      message: 'model metadata has "pumpwatch.stuck_after" but "pumpwatch.requires" ("stopped-when") does not name "stuck-after": an agent that does not know the rule would score without it',
+    });
+    const { 'pumpwatch.stopped_when': _rule, ...withoutRule } = props;
+    expect(refusal(withoutRule)).toMatchObject({ message: 'model metadata "pumpwatch.requires" names "stopped-when" but the model lacks "pumpwatch.stopped_when"' });
+    const { 'pumpwatch.requires': _requires, ...withoutRequires } = props;
+    expect(refusal(withoutRequires)).toMatchObject({ message: 'model metadata lacks "pumpwatch.requires"' });
+    // a contract-2 model without rules requires none
+    expect(parseModelMetadata({ ...metadataToProps(meta), 'pumpwatch.contract': '2', 'pumpwatch.requires': '' })).toEqual({ ...meta, contract: 2 });
+  });
+
+  it.each(['3', '0', '2.0', ''])('refuses a model of contract "%s", naming it', (contract) => {
+    const props = { ...metadataToProps(both), 'pumpwatch.contract': contract };
+    expect(refusal(props)).toMatchObject({
+      name: 'ModelContractError',
+      message: `model metadata "pumpwatch.contract" is "${contract}", this agent reads contracts 1 and 2 (a model of a later contract needs a newer agent)`,
+    });
   });
 });
