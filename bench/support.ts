@@ -137,7 +137,7 @@ export function simulatedReadings(n: number, pumps: number, seed = 1): Reading[]
   return out;
 }
 
-/** A contract-1 model fitted by the project's trainer on normal simulated data (like the bundled default). */
+/** A model fitted by the project's trainer on normal simulated data (like the bundled default). */
 export function benchModel(window?: number, algorithm?: string): Uint8Array {
   const sim = new PumpSimulator({ pumpId: 'train', seed: 99, startTs: Date.UTC(2026, 0, 1), faults: 'none' });
   return fitSimulated([sim], 5000, { source: 'default', version: 'bench', window, algorithm });

@@ -63,6 +63,10 @@
 # `default-1`, so the readings it scored could not be told apart in the cloud, where each line names
 # only its model version. A new bundled model takes a new version: test/unit/default-model-version.test.ts
 # holds the sha256 of each version and fails when the file changes under the same one.
+# Contract: default-2 is contract 1 with both rules, as the trainer wrote models before contract 2
+# (README "Model contracts 1 and 2"). Kept: only the agent of its own image loads it, and that agent
+# applies both rules. Run now, this script writes contract 2 (pumpwatch.requires
+# "stopped-when,stuck-after"): other bytes, so --version default-3 and a row in that test.
 # Usage: npm run make:default-model   (builds first)
 set -euo pipefail
 cd "$(dirname "$0")/../.."

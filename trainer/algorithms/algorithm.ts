@@ -1,7 +1,7 @@
 /**
  * What every anomaly-detection algorithm of the trainer provides: fit on training rows without
  * labels, score windows in memory (Float64, for thresholds and tests), and export the same
- * scoring as an ONNX graph that follows model contract 1 (inference/contract.ts).
+ * scoring as an ONNX graph that follows the model contract's input and output (inference/contract.ts).
  */
 import type { GraphBuilder } from '../onnx/graph.js';
 

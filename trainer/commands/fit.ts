@@ -1,4 +1,4 @@
-/** `pumpwatch-trainer fit`: train on a local CSV and write a contract-1 ONNX model. */
+/** `pumpwatch-trainer fit`: train on a local CSV and write an ONNX model (contract 1, or 2 with a rule). */
 import { MAX_WINDOW } from '../../inference/contract.js';
 import { ALGORITHM_NAMES, DEFAULT_ALGORITHM } from '../algorithms/index.js';
 import { loadCsv, type CsvTable } from '../csv.js';
@@ -12,7 +12,9 @@ import { optionalInteger, optionalList, parseOptions, requireSource, requireStri
 
 const HELP = `Usage: pumpwatch-trainer fit --csv FILE --out MODEL.onnx [options]
 
-Trains an anomaly model on a local CSV and writes a contract-1 ONNX model with its threshold.
+Trains an anomaly model on a local CSV and writes an ONNX model with its threshold: contract 1,
+or contract 2 when it carries a stopped-when rule or frozen-sensor bounds (agents before
+2026-12-07 refuse it rather than score without the rule).
 The CSV has a header row, ',' or ';' separators, and a "timestamp" or "datetime" column
 (ISO 8601 or YYYY-MM-DD hh:mm:ss, read as UTC); every other numeric column is a feature, except
 SKAB's label columns "anomaly" and "changepoint" (which "pumpwatch-agent simulate" writes too):
@@ -78,7 +80,7 @@ export function stoppedLine(rule: string, n: StoppedLeftOut | undefined): string
 
 export const fitCommand: Command = {
   name: 'fit',
-  summary: 'train on a local CSV and write a contract-1 ONNX model',
+  summary: 'train on a local CSV and write an ONNX model',
   help: HELP,
   async run(args, io) {
     const v = parseOptions('fit', args, {
