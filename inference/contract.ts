@@ -43,15 +43,17 @@ export const META_KEYS = {
 
 /**
  * The rules a model may carry that change what its scores mean, by the name `pumpwatch.requires`
- * gives them, with the key that holds each. In a contract-2 model a rule is named there exactly
- * when its key is present. A later rule is added here (no new contract number): agents that do
- * not know its name refuse the model instead of reading it without the rule.
+ * gives them, with the metadata key and the ModelMetadata field that hold each. In a contract-2
+ * model a rule is named there exactly when its key is present. A later rule is added here (no new
+ * contract number): agents that do not know its name refuse the model instead of reading it
+ * without the rule.
  */
 export const MODEL_RULES = {
-  'stopped-when': META_KEYS.stoppedWhen,
-  'stuck-after': META_KEYS.stuckAfter,
+  'stopped-when': { key: META_KEYS.stoppedWhen, field: 'stoppedWhen' },
+  'stuck-after': { key: META_KEYS.stuckAfter, field: 'stuckAfter' },
 } as const;
 export type ModelRule = keyof typeof MODEL_RULES;
+type RuleField = (typeof MODEL_RULES)[ModelRule]['field'];
 const RULE_NAMES = Object.keys(MODEL_RULES) as ModelRule[];
 
 /** The largest finite float32: model inputs are float32, so a larger magnitude becomes Infinity. */
@@ -544,12 +546,12 @@ export class ModelContractError extends Error {
 }
 
 /** The rules `meta` carries (MODEL_RULES), in their fixed order. */
-export function rulesOf(meta: Pick<ModelMetadata, 'stoppedWhen' | 'stuckAfter'>): ModelRule[] {
-  return RULE_NAMES.filter((rule) => (rule === 'stopped-when' ? meta.stoppedWhen : meta.stuckAfter) !== undefined);
+export function rulesOf(meta: Pick<ModelMetadata, RuleField>): ModelRule[] {
+  return RULE_NAMES.filter((rule) => meta[MODEL_RULES[rule].field] !== undefined);
 }
 
 /** The lowest contract that says what a model with these rules means: 1 without rules (every agent reads it), else 2. */
-export function contractFor(meta: Pick<ModelMetadata, 'stoppedWhen' | 'stuckAfter'>): ContractVersion {
+export function contractFor(meta: Pick<ModelMetadata, RuleField>): ContractVersion {
   return rulesOf(meta).length === 0 ? 1 : 2;
 }
 
@@ -683,10 +685,11 @@ function checkRequires(text: string, props: Record<string, string>): void {
   const twice = names.find((n, i) => names.indexOf(n) !== i);
   if (twice !== undefined) throw new ModelContractError(`model metadata "${key}" names ${quoteName(twice)} twice`);
   for (const rule of RULE_NAMES) {
-    const present = props[MODEL_RULES[rule]] !== undefined;
+    const ruleKey = MODEL_RULES[rule].key;
+    const present = props[ruleKey] !== undefined;
     const required = names.includes(rule);
-    if (present && !required) throw new ModelContractError(`model metadata has "${MODEL_RULES[rule]}" but "${key}" (${quoteName(text)}) does not name "${rule}": an agent that does not know the rule would score without it`);
-    if (required && !present) throw new ModelContractError(`model metadata "${key}" names "${rule}" but the model lacks "${MODEL_RULES[rule]}"`);
+    if (present && !required) throw new ModelContractError(`model metadata has "${ruleKey}" but "${key}" (${quoteName(text)}) does not name "${rule}": an agent that does not know the rule would score without it`);
+    if (required && !present) throw new ModelContractError(`model metadata "${key}" names "${rule}" but the model lacks "${ruleKey}"`);
   }
 }
 
