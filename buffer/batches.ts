@@ -168,6 +168,11 @@ export class SyncBatches {
     return this.store.bufferId();
   }
 
+  /** The buffer id in the lines of a planned batch (BufferStore.bufferIdOfBatch): none for a plan older than the id. */
+  bufferIdOf(batch: PlannedBatch): string | null {
+    return this.store.bufferIdOfBatch(batch.id);
+  }
+
   /** The next batch to upload: an unfinished planned one first, else a newly planned one, else null. */
   next(limits: PlanLimits, namer: BlobNamer, now: number): PlannedBatch | null {
     return this.pending() ?? this.plan(limits, namer, now);

@@ -274,7 +274,13 @@ export function migrate(db: Database): number {
   }
   db.transaction(() => {
     for (const sql of OPEN_INDEXES) db.exec(sql);
-    db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run(BUFFER_ID_KEY, randomBytes(8).toString('hex'));
+    const made = db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run(BUFFER_ID_KEY, randomBytes(8).toString('hex'));
+    // An older file gets its id only now: the batches an older agent planned (and may have uploaded
+    // before a crash lost the answer) were encoded without it, and must go up again byte for byte.
+    const planned = (db.prepare('SELECT max(id) AS id FROM sync_batches').get() as { id: number | null }).id;
+    if (made.changes === 1 && planned !== null) {
+      db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run(BUFFER_ID_AFTER_BATCH_KEY, String(planned));
+    }
   })();
   return version;
 }
@@ -288,3 +294,11 @@ export function migrate(db: Database): number {
  * same (it never reads this key), and every open after the first finds it and writes nothing.
  */
 export const BUFFER_ID_KEY = 'buffer.id';
+
+/**
+ * The highest `sync_batches` id planned before the file had its id (absent in a file made with
+ * one). A plan is persisted before its upload and a retry must send the same bytes under the same
+ * name, so the lines of those batches leave `bufferId` out, as the agent that planned them did;
+ * batch ids only grow (AUTOINCREMENT), so every later plan carries the id.
+ */
+export const BUFFER_ID_AFTER_BATCH_KEY = 'buffer.id.afterBatch';

@@ -11,7 +11,7 @@ import { fileIdentity, openDatabase } from './open.js';
 import { PlannedRanges, type UnreadableSummary } from './ranges.js';
 import { finishIndexRepairs, repairDamagedIndexes } from './repair.js';
 import { DamagedRows, isCorruptPage, runText, unreadableCause } from './unreadable.js';
-import { BUFFER_ID_KEY } from './migrations.js';
+import { BUFFER_ID_AFTER_BATCH_KEY, BUFFER_ID_KEY } from './migrations.js';
 import { INSERT_READING_SQL, ROW_COLUMNS, fromDbRow, insertRow, readRows } from './rows.js';
 import type { PredictionRow, RejectedItem, StoredRow } from './types.js';
 
@@ -916,6 +916,15 @@ export class BufferStore {
     const id = this.getMeta(BUFFER_ID_KEY);
     if (id === null) throw new BufferError('PW_BUFFER_CORRUPT', `the buffer ${this.options.path} has no id in its meta table (it is made at every open)`);
     return id;
+  }
+
+  /**
+   * The buffer id the lines of batch `batchId` carry: none (null) for a batch planned before the
+   * file had its id (migrations.ts BUFFER_ID_AFTER_BATCH_KEY), so its resend is the same bytes.
+   */
+  bufferIdOfBatch(batchId: number): string | null {
+    const before = this.getMeta(BUFFER_ID_AFTER_BATCH_KEY);
+    return before !== null && batchId <= Number(before) ? null : this.bufferId();
   }
 
   /** Small key/value state that must survive restarts (active models, cursors). */

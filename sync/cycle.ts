@@ -93,8 +93,8 @@ interface Prepared {
   body: Buffer | HeldBody;
   /** The device id in the lines (and the planned name). */
   deviceId: string;
-  /** The buffer id in the lines: the file the rows were read from. */
-  bufferId: string;
+  /** The buffer id in the lines: the file the rows were read from; null for a plan made before the file had one. */
+  bufferId: string | null;
   metadata: Record<string, string>;
   /** Resolves once the plan is durable: the upload never starts before. */
   durable: Promise<void>;
@@ -327,7 +327,8 @@ async function prepare(deps: CycleDeps, batch: PlannedBatch): Promise<Prepared |
 async function prepareRows(deps: CycleDeps, batch: PlannedBatch): Promise<Prepared | null> {
   await yieldNow();
   const deviceId = deviceIdOf(deps, batch);
-  const bufferId = deps.batches.bufferId();
+  // As the plan was encoded when it was made: an older agent's plan carried no buffer id.
+  const bufferId = deps.batches.bufferIdOf(batch);
   if (deps.encoder !== null) {
     try {
       const rows = await deps.encoder.encode({ kind: 'range', pumpId: batch.pumpId, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, deviceId, bufferId, hold: holds(deps), file: deps.batches.bufferFile() });
@@ -344,7 +345,7 @@ async function prepareRows(deps: CycleDeps, batch: PlannedBatch): Promise<Prepar
 }
 
 /** A batch with its rows encoded for `deviceId` and the buffer `bufferId`, ready to upload; a batch whose rows are all gone is marked failed (null). */
-function prepared(deps: CycleDeps, batch: PlannedBatch, rows: EncodedRows | null, deviceId: string, bufferId: string, durable = Promise.resolve()): Prepared | null {
+function prepared(deps: CycleDeps, batch: PlannedBatch, rows: EncodedRows | null, deviceId: string, bufferId: string | null, durable = Promise.resolve()): Prepared | null {
   if (rows === null) {
     const message = `planned batch ${batch.blobName} has no rows left in the buffer: nothing to upload`;
     deps.batches.markFailed(batch, message);
@@ -362,7 +363,7 @@ function prepared(deps: CycleDeps, batch: PlannedBatch, rows: EncodedRows | null
 }
 
 /** Encodes rows on the main thread (the fallback when the encoder thread cannot run). */
-async function encodeOnMain(rows: RawRow[], deviceId: string, bufferId: string): Promise<(EncodedRows & { body: Buffer }) | null> {
+async function encodeOnMain(rows: RawRow[], deviceId: string, bufferId: string | null): Promise<(EncodedRows & { body: Buffer }) | null> {
   if (rows.length === 0) return null;
   const { body, ...encoded } = await encodeRawRows(rows, deviceId, bufferId);
   return { ...rowsExtent(rows), encoded: { ...encoded, bytes: body.length }, body };
@@ -411,7 +412,9 @@ async function uploadPrepared(deps: CycleDeps, p: Prepared): Promise<boolean> {
   if (outcome === 'created-beside') {
     deps.logger.warn(
       { blob: batch.blobName, uploadedAs: besideName(batch.blobName, encoded.sha256) },
-      'a blob of other content had this batch\'s name (this device id was used by a buffer that started again at sequence 1?): uploaded beside it, nothing overwritten',
+      'a blob of other content had this batch\'s name: uploaded beside it, nothing overwritten. Either an upload of this batch reached Blob Storage but its answer was lost, and its bytes differ now ' +
+        '(an agent upgraded in between encodes the lines otherwise), or a second buffer under this device id (a replaced data volume, a deleted buffer file) numbered other readings the same; ' +
+        'the lines tell which (their bufferId, ts and values)',
     );
   }
   deps.batches.markUploaded(batch, encoded.sha256, deps.clock());

@@ -6,8 +6,8 @@
  *   rejected/{deviceId}/{yyyy}/{mm}/{dd}/{firstId}-{lastId}.jsonl.gz  (items the agent refused)
  * The date is the UTC day of the batch's first reading; sequence numbers are zero-padded so that
  * names sort in sequence order within a device's folder. A batch whose name is taken by a blob of
- * other content (a device whose buffer started again at sequence 1, e.g. a replaced data volume)
- * is uploaded beside it as `{firstSeq}-{lastSeq}~{sha256 prefix}.jsonl.gz` (`besideName`).
+ * other content (a device whose buffer started again at sequence 1, e.g. a replaced data volume,
+ * or this batch sent before with other bytes) is uploaded beside it as `{firstSeq}-{lastSeq}~{sha256 prefix}.jsonl.gz` (`besideName`).
  */
 import { SyncError } from './errors.js';
 

@@ -116,7 +116,8 @@ export class BlobUploader {
 
   /**
    * The blob exists: done when it holds the same rows. Other content under the planned name (a
-   * device id reused by a buffer that started again at sequence 1) is never overwritten: the batch
+   * device id reused by a buffer that started again at sequence 1, or an earlier upload of this
+   * batch whose answer was lost and whose bytes differ now) is never overwritten: the batch
    * goes beside it (`besideName`), where a retry finds it again. Only other content there too is a
    * conflict.
    */
