@@ -119,6 +119,8 @@ export class Agent implements AgentParts {
       // The buffer file deleted or replaced under the agent, and what was done about it.
       onFileEvent: (message) => this.logger.error({ component: 'buffer' }, message),
       onWarning: (message) => this.logger.warn({ component: 'buffer' }, message),
+      // An upgrade's schema step: before it, /healthz and the ingest wait without a word otherwise.
+      onMigration: (message, fields) => this.logger.info({ component: 'buffer', event: 'buffer-migration', ...fields }, message),
     });
     // A faulty model (run error, non-finite scores) is rolled back by the model manager.
     this.engine = new InferenceEngine((fault) => this.models.handleFault(fault));

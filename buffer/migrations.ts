@@ -252,7 +252,18 @@ export const OPEN_INDEXES: readonly string[] = [
 /** Data rewrites that run, in the same transaction, before the SQL of a step (by its number). */
 const BEFORE_STEP: Partial<Record<number, (db: Database) => void>> = { 6: rangesFromRows };
 
-export function migrate(db: Database): number {
+/**
+ * Told of an upgrade of an existing file (from schema 1 or later; a new file is no upgrade):
+ * `starting` before the first step, with the file's size, and `done` after the last, with how long
+ * the steps (and the indexes and id made at open) took. The agent answers nothing meanwhile.
+ */
+export interface MigrationEvents {
+  starting?(from: number, to: number, fileBytes: number): void;
+  done?(from: number, to: number, ms: number): void;
+}
+
+export function migrate(db: Database, events: MigrationEvents = {}): number {
+  const t0 = performance.now();
   db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
   const row = db.prepare('SELECT version FROM schema_version').get() as { version: number } | undefined;
   let version = row?.version ?? 0;
@@ -264,6 +275,9 @@ export function migrate(db: Database): number {
         'a newer agent wrote it: refusing to touch it (upgrade the agent or move the file away)',
     );
   }
+  const from = version;
+  const upgrade = from > 0 && from < MIGRATIONS.length;
+  if (upgrade) events.starting?.(from, MIGRATIONS.length, (db.pragma('page_count', { simple: true }) as number) * (db.pragma('page_size', { simple: true }) as number));
   for (; version < MIGRATIONS.length; version++) {
     const step = MIGRATIONS[version]!;
     db.transaction(() => {
@@ -282,6 +296,7 @@ export function migrate(db: Database): number {
       db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run(BUFFER_ID_AFTER_BATCH_KEY, String(planned));
     }
   })();
+  if (upgrade) events.done?.(from, version, performance.now() - t0);
   return version;
 }
 

@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { accessSync, constants, mkdirSync, statSync, type Stats } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { BufferError, classifySqliteError } from './errors.js';
-import { migrate } from './migrations.js';
+import { migrate, type MigrationEvents } from './migrations.js';
 
 /** A file's identity: its device and inode (a file put at the path later has other ones); null when none is there. */
 export function fileIdentity(path: string): string | null {
@@ -24,7 +24,7 @@ export const PAGE_CACHE_KIB = 2000;
  * PW_BUFFER_CANNOT_OPEN, PW_BUFFER_READONLY, PW_BUFFER_CORRUPT, PW_BUFFER_DISK_FULL,
  * PW_BUFFER_SCHEMA_NEWER, PW_BUFFER_IO.
  */
-export function openDatabase(path: string): Database.Database {
+export function openDatabase(path: string, migration: MigrationEvents = {}): Database.Database {
   let db: Database.Database | null = null;
   try {
     mkdirSync(dirname(path), { recursive: true });
@@ -37,7 +37,7 @@ export function openDatabase(path: string): Database.Database {
     // the right-hand edge of its indexes and its reads are short range scans, so SQLite's own
     // default of 2 MB serves them as well (bench/ingest: same throughput) for 14 MB less RSS.
     db.pragma(`cache_size = -${PAGE_CACHE_KIB}`);
-    migrate(db);
+    migrate(db, migration);
     probeWritable(db);
     return db;
   } catch (err) {

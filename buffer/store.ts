@@ -11,7 +11,7 @@ import { fileIdentity, openDatabase } from './open.js';
 import { PlannedRanges, type UnreadableSummary } from './ranges.js';
 import { finishIndexRepairs, repairDamagedIndexes } from './repair.js';
 import { DamagedRows, isCorruptPage, runText, unreadableCause } from './unreadable.js';
-import { BUFFER_ID_AFTER_BATCH_KEY, BUFFER_ID_KEY } from './migrations.js';
+import { BUFFER_ID_AFTER_BATCH_KEY, BUFFER_ID_KEY, type MigrationEvents } from './migrations.js';
 import { INSERT_READING_SQL, ROW_COLUMNS, fromDbRow, insertRow, readRows } from './rows.js';
 import type { PredictionRow, RejectedItem, StoredRow } from './types.js';
 
@@ -36,7 +36,17 @@ export interface BufferOptions {
   onFileEvent?: (message: string) => void;
   /** Told of what goes wrong without failing anything (a close that could not wait for the checkpoint connection). */
   onWarning?: (message: string) => void;
+  /**
+   * Told of a schema migration at open (a file an older agent wrote): when it is done, with the
+   * versions and how long it took, and also before it starts on a file of at least
+   * `announceMigrationAboveBytes` (default 64 MiB), where it takes seconds while nothing answers.
+   */
+  onMigration?: (message: string, fields: { fromVersion: number; toVersion: number; fileBytes?: number; ms?: number }) => void;
+  announceMigrationAboveBytes?: number;
 }
+
+/** A file from which a migration's start is said before it runs (a 350 MB schema-8 file took about a second more to open). */
+export const ANNOUNCE_MIGRATION_ABOVE_BYTES = 64 * 1024 * 1024;
 
 export interface BufferStats {
   rows: number;
@@ -235,7 +245,7 @@ export class BufferStore {
       this.fileEvent = `${path}.restoring, a copy of a buffer deleted while open, is beside the file at the path; kept for an operator (remove it once not needed)`;
       this.options.onFileEvent?.(this.fileEvent);
     }
-    const db = openDatabase(path);
+    const db = openDatabase(path, this.migrationEvents(path));
     this.dbHandle = db;
     try {
       finishIndexRepairs(db, path);
@@ -250,6 +260,28 @@ export class BufferStore {
       this.closeQuietly();
       throw classifySqliteError(err, path, 'opening the buffer');
     }
+  }
+
+  /** The log lines of a migration at open: a technician watching the log knows why nothing answers yet. */
+  private migrationEvents(path: string): MigrationEvents {
+    const tell = this.options.onMigration;
+    if (tell === undefined) return {};
+    const above = this.options.announceMigrationAboveBytes ?? ANNOUNCE_MIGRATION_ABOVE_BYTES;
+    return {
+      starting: (fromVersion, toVersion, fileBytes) => {
+        if (fileBytes < above) return;
+        tell(
+          `migrating the buffer ${path} (${(fileBytes / 2 ** 20).toFixed(0)} MiB) from schema ${fromVersion} to ${toVersion}, written by an older agent: the agent starts once it is done`,
+          { fromVersion, toVersion, fileBytes },
+        );
+      },
+      done: (fromVersion, toVersion, ms) =>
+        tell(`migrated the buffer ${path} from schema ${fromVersion} to ${toVersion} in ${(ms / 1000).toFixed(1)} s (an agent older than schema ${toVersion} refuses it from now on)`, {
+          fromVersion,
+          toVersion,
+          ms: Math.round(ms),
+        }),
+    };
   }
 
   /** What open() does with the database once SQLite opened and migrated it. */
