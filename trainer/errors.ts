@@ -60,7 +60,7 @@ export const EXIT = { ok: 0, failure: 1, usage: 2, drifted: 3, dataFailed: 4 } a
  * person. Every other failure (storage, no answer, a conflict, a deploy, one without a code) may
  * pass on a retry.
  */
-export const REPEATING_CODES: readonly string[] = ['PW_TRAINER_NO_DATA', 'PW_TRAINER_USAGE', 'PW_TRAINER_FIT', 'PW_TRAINER_REGISTRY_INVALID', 'PW_SYNC_BLOB_CORRUPT', 'PW_SYNC_BAD_LINE'];
+export const REPEATING_CODES: readonly string[] = ['PW_TRAINER_NO_DATA', 'PW_TRAINER_USAGE', 'PW_TRAINER_FIT', 'PW_TRAINER_REGISTRY_INVALID', 'PW_TRAINER_REGISTRY_MOVED', 'PW_SYNC_BLOB_CORRUPT', 'PW_SYNC_BAD_LINE'];
 
 /** A failure that a retry of the same run repeats (REPEATING_CODES). */
 export function failsAgain(err: unknown): boolean {
@@ -83,6 +83,11 @@ export type TrainerErrorCode =
    * registered and one of them shows that it existed (registry/best-record.ts missingBest).
    */
   | 'PW_TRAINER_REGISTRY_INVALID'
+  /**
+   * The registry holds no best.json for a source but the uploads' container does: the registry
+   * of a trainer older than 2026-12-07, not moved to its own container yet (registry/old-location.ts).
+   */
+  | 'PW_TRAINER_REGISTRY_MOVED'
   /** The IoT Hub twin update or query failed. */
   | 'PW_TRAINER_DEPLOY'
   /** A twin update would grow the module twin's desired properties past IoT Hub's 32 KB; nothing was written. */

@@ -20,6 +20,7 @@ import { safeErrorMessage } from '../../sync/redact.js';
 import { plainHttpProblem } from '../../sync/plain-http.js';
 import { CONTAINER_NAME, CONTAINER_NAME_RULE, containerSasUrlProblem } from '../../sync/sas-url.js';
 import { TrainerError } from '../errors.js';
+import { withOldLocation } from '../registry/old-location.js';
 
 export const DEFAULT_CONTAINER = 'pumpwatch';
 export const DEFAULT_MODELS_CONTAINER = 'pumpwatch-models';
@@ -132,6 +133,15 @@ export function modelsFromEnv(env: CommandContext['env']): ContainerClient {
   return models;
 }
 
+/** The uploads' container, or null when its settings are missing or unusable (the command that needs it says so itself). */
+function uploadsIfConfigured(env: CommandContext['env']): ContainerClient | null {
+  try {
+    return containerFromEnv(env);
+  } catch {
+    return null;
+  }
+}
+
 export function registryFromEnv(env: CommandContext['env']): TwinRegistry {
   const conn = env.PUMPWATCH_IOTHUB_CONNECTION_STRING;
   if (!conn) throw new TrainerError('PW_TRAINER_NOT_CONFIGURED', 'IoT Hub is not configured: set PUMPWATCH_IOTHUB_CONNECTION_STRING (a service connection string)');
@@ -150,7 +160,8 @@ export function defaultContext(env: CommandContext['env'] = process.env): Comman
   return {
     env,
     container: () => (container ??= containerFromEnv(env)),
-    models: () => (models ??= modelsFromEnv(env)),
+    // The uploads' container, where a registry not moved yet is found (registry/old-location.ts); none where it is not configured.
+    models: () => (models ??= withOldLocation(modelsFromEnv(env), () => uploadsIfConfigured(env))),
     registry: () => (registry ??= registryFromEnv(env)),
     now: () => new Date(),
     isTTY: process.stderr.isTTY === true,

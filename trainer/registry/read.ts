@@ -8,6 +8,7 @@ import type { ContainerClient } from '@azure/storage-blob';
 import { bestModelBlobName, modelBlobName } from '../../sync/layout.js';
 import { TrainerError } from '../errors.js';
 import { lastMadeBest } from './last-best.js';
+import { refuseUnmovedRegistry } from './old-location.js';
 import { BestPointerSchema, ModelRecordSchema, type BestPointer, type ModelRecord } from './records.js';
 import { containerMissing, download, listUnder, parse, readBody, registryError, statusOf, streamToBuffer } from './storage.js';
 
@@ -23,7 +24,11 @@ export async function readBest(container: ContainerClient, source: string): Prom
   try {
     stored = await readBody(container, name, (w) => blob.download(0, undefined, w), async (res) => ({ text: (await streamToBuffer(res.readableStreamBody)).toString('utf8'), etag: res.etag ?? '' }));
   } catch (err) {
-    if (statusOf(err) === 404) return null;
+    if (statusOf(err) === 404) {
+      // No best.json here: one that was never moved from the old place must stop the command, not read as a new source.
+      await refuseUnmovedRegistry(container, source);
+      return null;
+    }
     if (err instanceof TrainerError) throw err;
     throw registryError(`reading ${name}`, err);
   }
