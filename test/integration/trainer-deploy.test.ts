@@ -131,7 +131,7 @@ describe('pumpwatch-trainer deploy and rollback', () => {
     await promote('pump-9', 'v1', 3);
     const nobody = await cli(['deploy', '--source', 'pump-9']);
     expect(nobody.code).toBe(1);
-    expect(nobody.err).toMatch(/no module matched; v1 was not deployed/);
+    expect(nobody.err).toBe('pumpwatch-trainer deploy: PW_TRAINER_DEPLOY: no module matched; v1 was not deployed');
     const missing = await cli(['deploy', '--source', 'pump-9', '--device', 'gw-404']);
     expect(missing.code).toBe(1);
     expect(missing.out).toMatch(/FAILED gw-404\/pumpwatch: .*gw-404\/pumpwatch failed/);

@@ -186,7 +186,7 @@ describe('deploy --query … --module M', () => {
     expect(desiredModels('gw-1', 'opcpublisher')).toEqual({});
     const none = await cli(['deploy', '--source', 'pump-q', '--query', "SELECT * FROM devices.modules WHERE deviceId = 'gw-1'", '--module', 'nope']);
     expect(none.code).toBe(1);
-    expect(none.err).toBe('deploy: no module matched; 2 module(s) the query found skipped: not module "nope" (--module); v1 was not deployed');
+    expect(none.err).toBe('pumpwatch-trainer deploy: PW_TRAINER_DEPLOY: no module matched; 2 module(s) the query found skipped: not module "nope" (--module); v1 was not deployed');
   });
 });
 
@@ -352,7 +352,7 @@ describe('train', () => {
     const best = await bestOf('pump-dep');
     expect(res.out).toMatch(new RegExp(`^pump-dep: promoted ${best.version} `));
     expect(res.err.split('\n').slice(-2)).toEqual([
-      `deploy: no module matched; ${best.version} was not deployed`,
+      `deploy: PW_TRAINER_DEPLOY: no module matched; ${best.version} was not deployed`,
       `pump-dep: best.json now names ${best.version}, which was not deployed to every module; its deploy stays pending in best.json, and the next train or train-all with --deploy pushes it; to push it now: pumpwatch-trainer deploy --source pump-dep --version ${best.version} --query 'SELECT * FROM devices.modules WHERE deviceId = '\\''gw-typo'\\'''`,
     ]);
     expect(best.deployPending).toBe(true);

@@ -119,7 +119,8 @@ export function noModuleMessage(r: { version: string; skipped: number; moduleFil
 
 export function printDeploy(result: DeployResult, io: Io): number {
   if (result.targets.length === 0) {
-    io.err(`deploy: ${noModuleMessage(result)}`);
+    // With its code, as deployBest prints a deploy's other failures: a log search for PW_ finds it
+    io.err(`deploy: PW_TRAINER_DEPLOY: ${noModuleMessage(result)}`);
     return 1;
   }
   io.out(`deploy ${result.blob} → ${result.targets.length} module(s)${skippedNote(result)}`);
@@ -324,6 +325,8 @@ export const deployCommand: Command = {
     const bestRead = version === undefined ? await readBestRecord(container, source, ctx.now()) : null;
     const best = version === undefined ? bestRead : await readBestIfValid(ctx, source);
     const resolved = await resolvePlanned(ctx, plan, source, version ?? bestRead?.state.pointer.version, bestRead?.record);
+    // A failure of its own, with its code, as undeploy's and rollback's (its help promises one): nothing was written, nothing to settle.
+    if (resolved.modules.length === 0) throw new TrainerError('PW_TRAINER_DEPLOY', noModuleMessage(resolved));
     const result = await pushPlanned(ctx, plan, source, resolved);
     const code = printDeploy(result, io);
     // A deploy of the best version (as read before it): its mark is settled, and a newer best it may have overwritten is marked pending.
