@@ -19,6 +19,8 @@ COPY sync ./sync
 COPY lib ./lib
 COPY trainer ./trainer
 COPY bench ./bench
+# tsc, then dist/build-info.json: the id of these sources (lib/build-info.ts), which the agent and
+# trainer report as 0.1.0+<12 hex>; .dockerignore leaves out what the id leaves out (Markdown).
 RUN npm run build
 
 FROM node:${NODE_VERSION}-trixie AS deps

@@ -1,24 +1,12 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { buildVersion } from '../lib/build-info.js';
+import { packageRoot } from '../lib/package-root.js';
 
-let root: string | null = null;
+export { packageRoot };
 
-/** The package's root folder (works from the sources under vitest and from dist/). */
-export function packageRoot(): string {
-  if (root) return root;
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('package.json not found above the agent');
-    dir = up;
-  }
-  root = dir;
-  return dir;
-}
-
+/** The running build, `0.1.0+<12 hex>` (lib/build-info.ts): /status, the twin's reported state and the blobs' metadata. */
 export function agentVersion(): string {
-  return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+  return buildVersion();
 }
 
 /** The default model shipped with the agent (made by `npm run make:default-model`). */

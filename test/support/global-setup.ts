@@ -13,4 +13,6 @@ export default function setup(): void {
     cwd: root,
     stdio: 'inherit',
   });
+  // as `npm run build` does: the bins report this build's id (lib/build-info.ts), not another's left in dist/
+  execFileSync(process.execPath, [join(root, 'dist', 'lib', 'write-build-info.js')], { cwd: root, stdio: 'inherit' });
 }

@@ -20,7 +20,8 @@ import { lowerBound, upperBound } from '../linalg/stats.js';
 import { scoreAsAgent, type AgentView, type RawReadings } from '../eval/as-agent.js';
 import { evaluate, faultSpreads, HELD_OUT_ROWS, planEvaluation, type Evaluation, type ScoredData } from '../eval/criterion.js';
 import { OnnxScorer, rowsOf } from '../eval/score.js';
-import { fitTable, spanWarnings, TRAINER_VERSION } from '../fit.js';
+import { buildVersion } from '../../lib/build-info.js';
+import { fitTable, spanWarnings } from '../fit.js';
 import { finishing, type Progress } from '../progress.js';
 import { describeMove, nextPointer, RECORD_SCHEMA, rolledBackEntry, type ModelRecord } from '../registry/records.js';
 import { readBestOrUnfinished, type UnfinishedPromotion } from '../registry/best-record.js';
@@ -514,7 +515,8 @@ function buildRecord(
     decision,
     baseline,
     driftNull: driftNullOf(baseline, split.trainSet.features, split.trainSet.rows),
-    trainer: { version: TRAINER_VERSION, seed: req.seed },
+    // the build that trained it (lib/build-info.ts), not package.json's 0.1.0 that every build says
+    trainer: { version: buildVersion(), seed: req.seed },
     createdAt: createdAt.toISOString(),
   };
 }
