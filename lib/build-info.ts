@@ -80,8 +80,9 @@ let cached: string | null = null;
 /**
  * `0.1.0+4bb88f9bf6bd`: the version of the running build, from the build-info.json beside the
  * compiled code (dist/lib/build-info.js reads dist/build-info.json). Run from the sources there
- * is none (lib/../build-info.json), and a dist/ built by a bare tsc has none: the package version
- * with `+unbuilt`, never another build's id and never a crash.
+ * is none (lib/../build-info.json), nor in a dist/ only ever built by a bare tsc: the package
+ * version with `+unbuilt`, never a crash. (A bare tsc over an earlier `npm run build` leaves that
+ * build's file in place: README.md says to build with npm run build.)
  */
 export function buildVersion(): string {
   if (cached !== null) return cached;
