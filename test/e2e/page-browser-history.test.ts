@@ -3,9 +3,9 @@
  * alert history of a pump, older alerts than the recent list shows.
  */
 import { type Page } from 'playwright-core';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { LabelStore } from '../../buffer/labels.js';
-import { postJson, startTestAgent } from '../support/agent.js';
+import { postJson, startTestAgent, type TestAgent } from '../support/agent.js';
 import { normalValues, rng } from '../support/models.js';
 import { accessibilityProblems, contrastProblems } from './page-a11y.js';
 import { openPage, shiftClock, THREE_HOURS, usePageAgent } from '../support/page-browser.js';
@@ -47,29 +47,88 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
     expect.poll(() => item.locator('p.muted').allTextContents(), { timeout: 15_000 }).toContainEqual(expect.stringMatching(/^Only its newest alerts are listed/));
   /** A request of the page for an episode's extent (GET /alerts/{seq}/episode). */
   const episodeRequest = (u: URL) => /^\/alerts\/\d+\/episode$/.test(u.pathname);
-
-  it('pages back through every alert of the selected pump, episodes whole once read, and labels the oldest', async () => {
+  /** Runs `body` against an agent of its own (a test that counts every label the agent keeps, or restarts it), stopped after it. */
+  const withOwnAgent = async (body: (own: TestAgent) => Promise<void>) => {
     const own = await startTestAgent();
     try {
-      const r = rng(47);
-      const t0 = Date.now() - 2 * 3_600_000;
-      // pump-h: five episodes of 120 anomalous readings at 1 Hz, 5 min apart (600 alerts: three full pages of 200)
-      const starts = Array.from({ length: 5 }, (_, k) => t0 + k * (EPISODE * 1000 + GAP_MS));
-      for (const start of starts) await postAll(own.url, faultRun(r, 'pump-h', start, EPISODE), EPISODE);
-      // pump-x: two alerts of its own, never in pump-h's history
-      expect((await postJson(`${own.url}/readings`, [0, 1].map((i) => ({ pumpId: 'pump-x', ts: t0 + 30_000 + i * 1000, values: FAULT })))).status).toBe(202);
+      await body(own);
+    } finally {
+      await own.stop();
+    }
+  };
+  /**
+   * Selects `pumpId`, opens its alert history and waits for the history's note to match `shown`
+   * (with `summary`, first for the summary to name the pump); returns the history's items and the
+   * note's reader.
+   */
+  const openHistory = async (page: Page, shown: RegExp, { pumpId = 'pump-h', summary = false } = {}) => {
+    await page.locator(`button[data-pump="${pumpId}"]`).click();
+    if (summary) await expect.poll(() => page.locator('#history-summary').textContent()).toBe(`Alert history of ${pumpId}`);
+    await page.locator('#history-summary').click();
+    const note = () => page.locator('#history-note').textContent();
+    await expect.poll(note).toMatch(shown);
+    return { items: page.locator('#history-list li'), note };
+  };
+  /** Opens the label dialog of `item`'s episode of `pumpId`, which must say it covers `count` readings. */
+  const openLabelDialog = async (page: Page, item: ReturnType<Page['locator']>, pumpId: string, count: number) => {
+    await item.getByRole('button', { name: new RegExp(`^Label alert of ${pumpId}\\b`) }).click();
+    await expect.poll(() => dialogOpen(page)).toBe(true);
+    expect(await page.locator('#label-context').textContent()).toMatch(new RegExp(`^Pump ${pumpId}, alert from .* \\(${count} readings\\)`));
+  };
+  /** Saves the open label dialog as a false alarm by Ana Tech and waits for it to close. */
+  const saveFalseAlarm = async (page: Page) => {
+    await page.locator('input[value="false-alarm"]').check();
+    await saveLabelBy(page, 'Ana Tech');
+  };
+  /** Saves the open label dialog, as it is, by `author` and waits for it to close. */
+  const saveLabelBy = async (page: Page, author: string) => {
+    await page.locator('#author').fill(author);
+    await page.locator('#label-save').click();
+    await expect.poll(() => dialogOpen(page)).toBe(false);
+  };
+  /** The `data-first` of the history's item holding the keyboard's focus, else null. */
+  const focusedHistoryItem = (page: Page) => page.evaluate(`document.activeElement?.closest('#history-list li')?.getAttribute('data-first') ?? null`);
+  /** Sends the page's requests matching `match` on only after `ms` (a slow link or a slow agent); `seen` is told of each. */
+  const delayRequests = (page: Page, match: (u: URL) => boolean, ms: number, seen: () => void = () => undefined) =>
+    page.route(match, async (route) => {
+      seen();
+      await new Promise((done) => setTimeout(done, ms));
+      await route.continue().catch(() => undefined); // the page may be closed by then
+    });
+  /** Holds the page's requests matching `match` until the returned release() is called. */
+  const holdRequests = async (page: Page, match: (u: URL) => boolean) => {
+    let release = (): void => undefined;
+    const held = new Promise<void>((done) => (release = done));
+    await page.route(match, async (route) => {
+      await held;
+      await route.continue().catch(() => undefined); // the page may be closed by then
+    });
+    return () => release();
+  };
+  /**
+   * pump-h: five episodes of 120 anomalous readings at 1 Hz, 5 min apart, from two hours ago (600
+   * alerts: three full pages of 200); pump-x: two alerts of its own, `xAfter` ms after the first
+   * episode began. Returns the episodes' starts.
+   */
+  const fiveEpisodes = async (own: { url: string }, seed: number, xAfter: number) => {
+    const r = rng(seed);
+    const t0 = Date.now() - 2 * 3_600_000;
+    const starts = Array.from({ length: 5 }, (_, k) => t0 + k * (EPISODE * 1000 + GAP_MS));
+    for (const start of starts) await postAll(own.url, faultRun(r, 'pump-h', start, EPISODE), EPISODE);
+    await postAll(own.url, [0, 1].map((i) => ({ pumpId: 'pump-x', ts: t0 + xAfter + i * 1000, values: FAULT })), 2);
+    return starts;
+  };
+
+  it('pages back through every alert of the selected pump, episodes whole once read, and labels the oldest', () =>
+    withOwnAgent(async (own) => {
+      // pump-x's two alerts are never in pump-h's history
+      const starts = await fiveEpisodes(own, 47, 30_000);
 
       const { page, errors } = await openPage(own.url);
-      await page.locator('button[data-pump="pump-h"]').click();
-      await expect.poll(() => page.locator('#history-summary').textContent()).toBe('Alert history of pump-h');
-      await page.locator('#history-summary').click();
-      const items = page.locator('#history-list li');
-      const heads = () => items.locator('.alert-head span').allTextContents();
-      const note = () => page.locator('#history-note').textContent();
-      const partial = () => items.evaluateAll((lis) => lis.map((li) => (li as any).dataset.partial === 'true'));
-
       // page 1: the newest episode whole, 80 alerts of the one before, which may have begun earlier
-      await expect.poll(note).toMatch(/^200 alerts in 2 episodes, .* newest first: older ones not read yet\. Loaded at /);
+      const { items, note } = await openHistory(page, /^200 alerts in 2 episodes, .* newest first: older ones not read yet\. Loaded at /, { summary: true });
+      const heads = () => items.locator('.alert-head span').allTextContents();
+      const partial = () => items.evaluateAll((lis) => lis.map((li) => (li as any).dataset.partial === 'true'));
       expect((await heads())[0]).toMatch(/\(120 readings\)$/);
       expect((await heads())[1]).toMatch(/\(80 readings\)$/);
       expect(await partial()).toEqual([false, true]);
@@ -95,18 +154,12 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
       expect(new Set(await items.evaluateAll((lis) => lis.map((li) => (li as any).dataset.pump as string)))).toEqual(new Set(['pump-h']));
 
       // the oldest episode, two hours back (long out of the recent list's 15 episodes), is labelled from here
-      const oldest = items.last();
-      await oldest.getByRole('button', { name: /^Label alert of pump-h/ }).click();
-      await expect.poll(() => dialogOpen(page)).toBe(true);
-      expect(await page.locator('#label-context').textContent()).toMatch(/^Pump pump-h, alert from .* \(120 readings\)/);
-      await page.locator('input[value="false-alarm"]').check();
-      await page.locator('#author').fill('Ana Tech');
-      await page.locator('#label-save').click();
-      await expect.poll(() => dialogOpen(page)).toBe(false);
+      await openLabelDialog(page, items.last(), 'pump-h', 120);
+      await saveFalseAlarm(page);
       // read again to the same depth: the labelled episode is still on screen, with its label, and has the focus back
       await expect.poll(() => items.last().locator('.label-text').textContent()).toMatch(/^False alarm, by Ana Tech/);
       expect(await items.count()).toBe(5);
-      await expect.poll(() => page.evaluate(`document.activeElement?.closest('#history-list li')?.getAttribute('data-first') ?? null`)).toBe(await items.last().getAttribute('data-first'));
+      await expect.poll(() => focusedHistoryItem(page)).toBe(await items.last().getAttribute('data-first'));
       const stored = new LabelStore(own.agent.buffer).list({ pumpId: 'pump-h', limit: 10 });
       expect(stored).toHaveLength(1);
       expect(stored[0]).toMatchObject({ kind: 'false-alarm', author: 'Ana Tech', fromTs: starts[0], toTs: starts[0]! + (EPISODE - 1) * 1000 });
@@ -128,14 +181,10 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
       await expect.poll(note).toMatch(/^2 alerts in 1 episode/);
       expect(errors).toEqual([]);
       await page.close();
-    } finally {
-      await own.stop();
-    }
-  });
+    }));
 
-  it('labels the whole of an episode cut by a page boundary, keeps it on screen after new alerts, and says when a label covers part of one', async () => {
-    const own = await startTestAgent();
-    try {
+  it('labels the whole of an episode cut by a page boundary, keeps it on screen after new alerts, and says when a label covers part of one', () =>
+    withOwnAgent(async (own) => {
       const r = rng(53);
       const t0 = Date.now() - 2 * 3_600_000;
       // episode 1: 300 alerts; episode 2, ten minutes later: 100. The first page (200) ends inside episode 1.
@@ -145,12 +194,8 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
       await postAll(own.url, second, 100);
 
       const { page, errors } = await openPage(own.url);
-      await page.locator('button[data-pump="pump-h"]').click();
-      await page.locator('#history-summary').click();
-      const items = page.locator('#history-list li');
-      const note = () => page.locator('#history-note').textContent();
+      const { items, note } = await openHistory(page, /^200 alerts in 2 episodes/);
       const focusedFirst = () => page.evaluate(`document.activeElement?.closest('#history-list li')?.getAttribute('data-first') ?? document.activeElement?.id ?? null`);
-      await expect.poll(note).toMatch(/^200 alerts in 2 episodes/);
       expect(await items.last().getAttribute('data-partial')).toBe('true');
       expect(await items.last().locator('.alert-head span').textContent()).toMatch(/\(100 readings\)$/);
 
@@ -191,14 +236,10 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
       expect(await focusedFirst()).toBe('history-reload');
       expect(errors).toEqual([]);
       await page.close();
-    } finally {
-      await own.stop();
-    }
-  });
+    }));
 
-  it('reads again a history that failed once the agent answers again, and keeps an older page being read when a label is saved', async () => {
-    const own = await startTestAgent();
-    try {
+  it('reads again a history that failed once the agent answers again, and keeps an older page being read when a label is saved', () =>
+    withOwnAgent(async (own) => {
       const r = rng(59);
       const t0 = Date.now() - 3 * 3_600_000;
       for (let k = 0; k < 3; k++) await postAll(own.url, faultRun(r, 'pump-h', t0 + k * 20 * 60_000, 150), 150);
@@ -217,29 +258,19 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
 
       // an older page still on its way when a label is saved is not lost: the re-read goes down past it
       const older = (url: URL) => url.pathname === '/alerts' && url.searchParams.has('before');
-      await page.route(older, async (route) => {
-        await new Promise((res) => setTimeout(res, 1500));
-        await route.continue();
-      });
+      await delayRequests(page, older, 1500);
       await page.getByRole('button', { name: 'Show older alerts' }).click();
       await page.locator('#history-list li').first().getByRole('button', { name: /^Label alert of pump-h/ }).click();
-      await page.locator('input[value="false-alarm"]').check();
-      await page.locator('#author').fill('Ana Tech');
-      await page.locator('#label-save').click();
-      await expect.poll(() => dialogOpen(page)).toBe(false);
+      await saveFalseAlarm(page);
       await expect.poll(note, { timeout: 10_000 }).toMatch(/^400 alerts in 3 episodes/);
       await page.unroute(older);
       expect(await page.locator('#history-list li').first().locator('.label-text').textContent()).toMatch(/^False alarm, by Ana Tech/);
       expect(errors).toEqual([]);
       await page.close();
-    } finally {
-      await own.stop();
-    }
-  });
+    }));
 
-  it('labels the whole of a long episode from the recent list, which holds only its newest 100 alerts', async () => {
-    const own = await startTestAgent();
-    try {
+  it('labels the whole of a long episode from the recent list, which holds only its newest 100 alerts', () =>
+    withOwnAgent(async (own) => {
       const start = Date.now() - 3_600_000;
       const { page, errors, item } = await recentLongEpisode(own, 67, 'pump-long', start);
       expect(await item.locator('.alert-head span').textContent()).toMatch(/\(100 readings\)$/);
@@ -248,11 +279,7 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
       // asks once, opens one dialog; the page reads none of its older alerts itself
       let episodeReads = 0;
       let olderReads = 0;
-      await page.route(episodeRequest, async (route) => {
-        episodeReads++;
-        await new Promise((done) => setTimeout(done, 800));
-        await route.continue().catch(() => undefined); // the page may be closed by then
-      });
+      await delayRequests(page, episodeRequest, 800, () => episodeReads++);
       await page.route((u) => u.pathname === '/alerts' && u.searchParams.has('before'), (route) => {
         olderReads++;
         return route.continue();
@@ -265,10 +292,7 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
       expect([episodeReads, olderReads]).toEqual([1, 0]);
       expect(await page.locator('#alerts-note').isHidden()).toBe(true);
       expect(await page.locator('#label-context').textContent()).toMatch(/^Pump pump-long, alert from .* \(250 readings\)/);
-      await page.locator('input[value="false-alarm"]').check();
-      await page.locator('#author').fill('Ana Tech');
-      await page.locator('#label-save').click();
-      await expect.poll(() => dialogOpen(page)).toBe(false);
+      await saveFalseAlarm(page);
       const stored = new LabelStore(own.agent.buffer).list({ pumpId: 'pump-long', limit: 10 });
       expect(stored).toHaveLength(1);
       expect(stored[0]).toMatchObject({ kind: 'false-alarm', fromTs: start, toTs: start + 249_000 });
@@ -277,17 +301,13 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
       expect(await item.locator('.label-part').count()).toBe(0);
       expect(errors).toEqual([]);
       await page.close();
-    } finally {
-      await own.stop();
-    }
-  });
+    }));
 
-  it('shows in the recent list the label of a long episode saved while it went on, though none of its alerts listed carry it, and opens it to change', async () => {
+  it('shows in the recent list the label of a long episode saved while it went on, though none of its alerts listed carry it, and opens it to change', () =>
     // Before, the item said "Label this alert" again once the pump's newest 100 alerts were all
     // newer than the label, the dialog came up empty, and an item whose label covered most of the
     // episode said "This label covers 99 of the episode's 100 readings".
-    const own = await startTestAgent();
-    try {
+    withOwnAgent(async (own) => {
       const start = Date.now() - 3_600_000;
       // labelled while the pump was still in alarm: its first 150 alerts
       const early = { kind: 'confirmed-fault', faultType: 'bearing', note: 'grinding', from: new Date(start).toISOString(), to: new Date(start + 149_000).toISOString(), author: 'Ben' };
@@ -304,24 +324,18 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
       expect(await page.locator('input[value="confirmed-fault"]').isChecked()).toBe(true);
       expect(await page.locator('#fault-type').inputValue()).toBe('bearing');
       expect(await page.locator('#note').inputValue()).toBe('grinding');
-      await page.locator('#author').fill('Ana Tech');
-      await page.locator('#label-save').click();
-      await expect.poll(() => dialogOpen(page)).toBe(false);
+      await saveLabelBy(page, 'Ana Tech');
       await expect.poll(() => item.locator('.label-text').textContent()).toMatch(/^Confirmed fault: bearing, by Ana Tech/);
       expect(await item.locator('.label-part').count()).toBe(0);
       expect(errors).toEqual([]);
       await page.close();
-    } finally {
-      await own.stop();
-    }
-  });
+    }));
 
-  it('shows a newer label saved on a part of a cut episode that the list does not show, at its next read, walks the episode again only then, and keeps the focus on its button meanwhile', async () => {
+  it('shows a newer label saved on a part of a cut episode that the list does not show, at its next read, walks the episode again only then, and keeps the focus on its button meanwhile', () =>
     // Found by the re-review: the answer was kept for as long as the alerts listed and their label
     // stayed the same, so the item showed the older label while "Change label" opened the newer one;
     // and every drawing of the list (each poll) lost the keyboard's focus to the page's body.
-    const own = await startTestAgent();
-    try {
+    withOwnAgent(async (own) => {
       const start = Date.now() - 3_600_000;
       const whole = { from: new Date(start).toISOString(), to: new Date(start + 249_000).toISOString() };
       const { page, errors, item } = await recentLongEpisode(own, 73, 'pump-long', start, {}, { kind: 'confirmed-fault', faultType: 'bearing', ...whole, author: 'Ann' });
@@ -354,10 +368,7 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
       expect(await page.evaluate(`document.activeElement?.closest('li')?.dataset.pump`)).toBe('pump-long');
       expect(errors).toEqual([]);
       await page.close();
-    } finally {
-      await own.stop();
-    }
-  });
+    }));
 
   it('drops a recent-list read for a label that the agent restarted across: no dialog for the old buffer’s episode', async () => {
     let own = await startTestAgent();
@@ -402,47 +413,47 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
   /** The first whole minute at or after `ms` (the input is to the minute). */
   const minuteAtOrAfter = (ms: number) => Math.ceil(ms / 60_000) * 60_000;
   /**
-   * Opens pump-h's alert history and waits for its newest 200 alerts, one episode the read cut (it
+   * Opens `pumpId`'s alert history and waits for its newest 200 alerts, one episode the read cut (it
    * began before them); returns the note's reader and the episode's item.
    */
-  const historyCut = async (page: Page) => {
-    await page.locator('button[data-pump="pump-h"]').click();
-    await page.locator('#history-summary').click();
-    const note = () => page.locator('#history-note').textContent();
-    await expect.poll(note).toMatch(/^200 alerts in 1 episode/);
-    const top = page.locator('#history-list li').first();
+  const historyCut = async (page: Page, pumpId = 'pump-h') => {
+    const { items, note } = await openHistory(page, /^200 alerts in 1 episode/, { pumpId });
+    const top = items.first();
     expect(await top.getAttribute('data-partial')).toBe('true');
     return { note, top };
   };
-  /** Opens pump-h's alert history (`historyCut`), shows the alerts before T and waits for the note to match `shown`; returns the note's reader. */
-  const historyBefore = async (page: Page, T: number, shown: RegExp) => {
-    const { note } = await historyCut(page);
+  /** Shows the history's alerts before T (typed as a technician would) and waits for the note to match `shown`. */
+  const showBefore = async (page: Page, T: number, shown: RegExp) => {
     await page.locator('#history-before').fill(await localInput(page, T));
     await page.getByRole('button', { name: 'Show', exact: true }).click();
-    await expect.poll(note).toMatch(shown);
+    await expect.poll(() => page.locator('#history-note').textContent()).toMatch(shown);
+  };
+  /** Opens `pumpId`'s alert history (`historyCut`), shows the alerts before T and waits for the note to match `shown`; returns the note's reader. */
+  const historyBefore = async (page: Page, T: number, shown: RegExp, pumpId = 'pump-h') => {
+    const { note } = await historyCut(page, pumpId);
+    await showBefore(page, T, shown);
     return note;
   };
+  /**
+   * One agent for the tests whose data and labels are all of a pump of their own (each its own pump
+   * id), so that they need not start one each; started by whichever runs first, so that none
+   * depends on another's having run.
+   */
+  let shared: Promise<TestAgent> | undefined;
+  const sharedAgent = () => (shared ??= startTestAgent());
+  afterAll(async () => {
+    await (await shared)?.stop();
+  });
 
-  it('starts the history at a chosen time: older pages go on from it, Reload keeps it, "Newest alerts" and another pump go back to the newest', async () => {
-    const own = await startTestAgent();
-    try {
-      const r = rng(73);
-      const t0 = Date.now() - 2 * 3_600_000;
-      // five episodes of 120 alerts at 1 Hz, 5 min apart; pump-x has two alerts of its own
-      const starts = Array.from({ length: 5 }, (_, k) => t0 + k * (EPISODE * 1000 + GAP_MS));
-      for (const start of starts) await postAll(own.url, faultRun(r, 'pump-h', start, EPISODE), EPISODE);
-      expect((await postJson(`${own.url}/readings`, [0, 1].map((i) => ({ pumpId: 'pump-x', ts: t0 + i * 1000, values: FAULT })))).status).toBe(202);
+  it('starts the history at a chosen time: older pages go on from it, Reload keeps it, "Newest alerts" and another pump go back to the newest', () =>
+    withOwnAgent(async (own) => {
+      const starts = await fiveEpisodes(own, 73, 0);
 
       const w = await openPage(own.url, undefined, { timezoneId: 'America/Los_Angeles' });
       const { page } = w;
-      await page.locator('button[data-pump="pump-h"]').click();
-      await expect.poll(() => page.locator('#history-summary').textContent()).toBe('Alert history of pump-h');
-      await page.locator('#history-summary').click();
-      const items = page.locator('#history-list li');
+      const { items, note } = await openHistory(page, /^200 alerts in 2 episodes/, { summary: true });
       const heads = () => items.locator('.alert-head span').allTextContents();
-      const note = () => page.locator('#history-note').textContent();
       const focused = () => page.evaluate(`document.activeElement?.id ?? null`);
-      await expect.poll(note).toMatch(/^200 alerts in 2 episodes/);
       const newest = page.getByRole('button', { name: 'Newest alerts' });
       expect(await newest.isHidden()).toBe(true);
 
@@ -486,9 +497,7 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
       expect(await focused()).toBe('history-before');
 
       // another pump starts from its newest alerts, and so does this one when selected again
-      await page.locator('#history-before').fill(await localInput(page, T));
-      await show.click();
-      await expect.poll(note).toMatch(/^Before .+: 200 alerts/);
+      await showBefore(page, T, /^Before .+: 200 alerts/);
       await page.locator('button[data-pump="pump-x"]').click();
       await expect.poll(note).toMatch(/^2 alerts in 1 episode, .* all the gateway keeps of this pump\./);
       expect(await page.locator('#history-before').inputValue()).toBe('');
@@ -496,75 +505,49 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
       await expect.poll(note).toMatch(/^200 alerts in 2 episodes/);
       expect(w.errors).toEqual([]);
       await page.close();
-    } finally {
-      await own.stop();
-    }
-  });
+    }));
 
   it('labels the newest episode of a list started inside it whole, its alerts after that time too, and reads the same window again after', async () => {
-    const own = await startTestAgent();
-    try {
-      const r = rng(79);
-      const t0 = Date.now() - 2 * 3_600_000;
-      // episode A: 30 alerts; episode B, five minutes later: 300, cut by the chosen time
-      await postAll(own.url, faultRun(r, 'pump-h', t0, 30), 30);
-      const startB = t0 + 30_000 + GAP_MS;
-      await postAll(own.url, faultRun(r, 'pump-h', startB, 300), 150);
-      const T = minuteAtOrAfter(startB + 100_000);
-      const k = Math.ceil((T - startB) / 1000); // B's alerts before T
+    const pumpId = 'pump-c79';
+    const own = await sharedAgent();
+    // B's newest 200 first, then from T (k: B's alerts before T)
+    const { w, page, note, startB, k, T, r } = await cutAtT(own, 79, pumpId, ', .* all the gateway keeps of this pump\\.');
+    const { errors } = w;
+    const items = page.locator('#history-list li');
+    const top = items.first();
+    expect(await top.locator('.alert-head span').textContent()).toMatch(new RegExp(`\\(${k} readings\\)$`));
+    // completed from the agent (the history's own request, at its read): where it ends
+    const ends = `It goes on after ${await shownTime(page, T)}: its newest alert is at ${await shownTime(page, startB + 299_000)}, and a label covers all of it.`;
+    await expect.poll(() => top.textContent()).toContain(ends);
+    expect(await items.last().getAttribute('data-continues')).toBeNull();
 
-      const { page, errors } = await openPage(own.url);
-      const items = page.locator('#history-list li');
-      // B's newest 200 first, then from T
-      const note = await historyBefore(page, T, new RegExp(`^Before .+: ${k + 30} alerts in 2 episodes, .* all the gateway keeps of this pump\\.`));
-      const top = items.first();
-      expect(await top.locator('.alert-head span').textContent()).toMatch(new RegExp(`\\(${k} readings\\)$`));
-      expect(await top.getAttribute('data-continues')).toBe('true');
-      // completed from the agent (the history's own request, at its read): where it ends
-      const ends = `It goes on after ${await shownTime(page, T)}: its newest alert is at ${await shownTime(page, startB + 299_000)}, and a label covers all of it.`;
-      await expect.poll(() => top.textContent()).toContain(ends);
-      expect(await items.last().getAttribute('data-continues')).toBeNull();
-
-      // meanwhile the pump alerts again, now: not in the window, before or after the label
-      await postAll(own.url, faultRun(r, 'pump-h', Date.now() - 50_000, 40), 40);
-      await top.getByRole('button', { name: /^Label alert of pump-h/ }).click();
-      await expect.poll(() => dialogOpen(page)).toBe(true);
-      expect(await page.locator('#label-context').textContent()).toMatch(/^Pump pump-h, alert from .* \(300 readings\)/);
-      await page.locator('input[value="false-alarm"]').check();
-      await page.locator('#author').fill('Ana Tech');
-      await page.locator('#label-save').click();
-      await expect.poll(() => dialogOpen(page)).toBe(false);
-      const stored = new LabelStore(own.agent.buffer).list({ pumpId: 'pump-h', limit: 10 });
-      expect(stored).toHaveLength(1);
-      expect(stored[0]).toMatchObject({ kind: 'false-alarm', author: 'Ana Tech', fromTs: startB, toTs: startB + 299_000 });
-      // the same window, read again: the episode's part before T, labelled, with the focus back
-      await expect.poll(() => top.locator('.label-text').textContent()).toMatch(/^False alarm, by Ana Tech/);
-      expect(await note()).toMatch(new RegExp(`^Before .+: ${k + 30} alerts in 2 episodes`));
-      expect(await top.locator('.label-part').count()).toBe(0);
-      await expect.poll(() => page.evaluate(`document.activeElement?.closest('#history-list li')?.getAttribute('data-first') ?? null`)).toBe(await top.getAttribute('data-first'));
-      expect(errors).toEqual([]);
-      await page.close();
-    } finally {
-      await own.stop();
-    }
+    // meanwhile the pump alerts again, now: not in the window, before or after the label
+    await postAll(own.url, faultRun(r, pumpId, Date.now() - 50_000, 40), 40);
+    await openLabelDialog(page, top, pumpId, 300);
+    await saveFalseAlarm(page);
+    const stored = new LabelStore(own.agent.buffer).list({ pumpId, limit: 10 });
+    expect(stored).toHaveLength(1);
+    expect(stored[0]).toMatchObject({ kind: 'false-alarm', author: 'Ana Tech', fromTs: startB, toTs: startB + 299_000 });
+    // the same window, read again: the episode's part before T, labelled, with the focus back
+    await expect.poll(() => top.locator('.label-text').textContent()).toMatch(/^False alarm, by Ana Tech/);
+    expect(await note()).toMatch(new RegExp(`^Before .+: ${k + 30} alerts in 2 episodes`));
+    expect(await top.locator('.label-part').count()).toBe(0);
+    await expect.poll(() => focusedHistoryItem(page)).toBe(await top.getAttribute('data-first'));
+    expect(errors).toEqual([]);
+    await page.close();
   });
 
-  it('refuses no time and a time after the gateway’s now on a phone hours off, takes one the phone calls future, and says when no alert is that old', async () => {
-    const own = await startTestAgent();
-    try {
+  it('refuses no time and a time after the gateway’s now on a phone hours off, takes one the phone calls future, and says when no alert is that old', () =>
+    withOwnAgent(async (own) => {
       const r = rng(83);
       const start = Date.now() - 3_600_000;
       await postAll(own.url, faultRun(r, 'pump-h', start, 30), 30);
       for (const offset of [THREE_HOURS, -THREE_HOURS]) {
         const w = await openPage(own.url, { width: 360, height: 740 }, { timezoneId: 'Europe/Paris', initScript: shiftClock(offset) });
         const { page } = w;
-        await page.locator('button[data-pump="pump-h"]').click();
-        await page.locator('#history-summary').click();
-        const items = page.locator('#history-list li');
-        const note = () => page.locator('#history-note').textContent();
+        const { items, note } = await openHistory(page, /^30 alerts in 1 episode/);
         const input = page.locator('#history-before');
         const show = page.getByRole('button', { name: 'Show', exact: true });
-        await expect.poll(note).toMatch(/^30 alerts in 1 episode/);
         // no time
         await show.click();
         await expect.poll(note).toBe('Enter a date and time: the list then starts at the newest alert before it.');
@@ -583,87 +566,69 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
         await expect.poll(note).toMatch(/^Before .+: 30 alerts in 1 episode/);
         expect(await note()).toContain(`Before ${await shownTime(page, T)} (`);
         // before the oldest alert the gateway keeps
-        await input.fill(await localInput(page, start - 10 * 60_000));
-        await show.click();
-        await expect.poll(note).toMatch(/^No alerts of this pump before .+ in the gateway’s buffer\. Loaded at .+; not live\.$/);
+        await showBefore(page, start - 10 * 60_000, /^No alerts of this pump before .+ in the gateway’s buffer\. Loaded at .+; not live\.$/);
         expect(await items.count()).toBe(0);
         await page.getByRole('button', { name: 'Newest alerts' }).click();
         await expect.poll(note).toMatch(/^30 alerts in 1 episode/);
         expect(w.errors).toEqual([]);
         await page.close();
       }
-    } finally {
-      await own.stop();
-    }
-  });
-  /** Pump-h: a 30-alert episode, then five minutes later a 300-alert one, and the history started inside the second (its part before T on top). */
-  const cutAtT = async (own: { url: string }, seed: number) => {
+    }));
+  /**
+   * `pumpId`: a 30-alert episode (A), then five minutes later a 300-alert one (B), and the history
+   * started inside B at T (B's k alerts before T on top, and A's 30): the note must say so, followed
+   * by `noteTail`. Returns the rest of the pump's readings' noise (`r`).
+   */
+  const cutAtT = async (own: { url: string }, seed: number, pumpId: string, noteTail = '') => {
     const r = rng(seed);
     const t0 = Date.now() - 2 * 3_600_000;
-    await postAll(own.url, faultRun(r, 'pump-h', t0, 30), 30);
+    await postAll(own.url, faultRun(r, pumpId, t0, 30), 30);
     const startB = t0 + 30_000 + GAP_MS;
-    await postAll(own.url, faultRun(r, 'pump-h', startB, 300), 150);
+    await postAll(own.url, faultRun(r, pumpId, startB, 300), 150);
     const T = minuteAtOrAfter(startB + 100_000);
     const k = Math.ceil((T - startB) / 1000);
     const w = await openPage(own.url);
     const { page } = w;
-    const note = await historyBefore(page, T, new RegExp(`^Before .+: ${k + 30} alerts in 2 episodes`));
+    const note = await historyBefore(page, T, new RegExp(`^Before .+: ${k + 30} alerts in 2 episodes${noteTail}`), pumpId);
     expect(await page.locator('#history-list li').first().getAttribute('data-continues')).toBe('true');
-    return { w, page, note, startB, k };
+    return { w, page, note, startB, k, T, r };
   };
-  /** The newest page of pump-h's history (no `before`): what "Newest alerts" reads. */
-  const newestPage = (url: URL) => url.pathname === '/alerts' && url.searchParams.get('pumpId') === 'pump-h' && !url.searchParams.has('before') && !url.searchParams.has('since');
-  /** Labels the list's top episode a false alarm; the label stored must cover the 300-alert episode whole. */
-  const labelTopWhole = async (page: Page, own: Awaited<ReturnType<typeof startTestAgent>>, startB: number) => {
-    await page.locator('#history-list li').first().getByRole('button', { name: /^Label alert of pump-h/ }).click();
-    await expect.poll(() => dialogOpen(page)).toBe(true);
-    expect(await page.locator('#label-context').textContent()).toMatch(/\(300 readings\)/);
-    await page.locator('input[value="false-alarm"]').check();
-    await page.locator('#author').fill('Ana Tech');
-    await page.locator('#label-save').click();
-    await expect.poll(() => dialogOpen(page)).toBe(false);
-    expect(new LabelStore(own.agent.buffer).list({ pumpId: 'pump-h', limit: 10 }).map((l) => [l.fromTs, l.toTs])).toEqual([[startB, startB + 299_000]]);
+  /** The newest page of `pumpId`'s history (no `before`): what "Newest alerts" reads. */
+  const newestPageOf = (pumpId: string) => (url: URL) => url.pathname === '/alerts' && url.searchParams.get('pumpId') === pumpId && !url.searchParams.has('before') && !url.searchParams.has('since');
+  /** Labels the list's top episode (of `pumpId`) a false alarm; the label stored must cover the 300-alert episode whole. */
+  const labelTopWhole = async (page: Page, own: TestAgent, pumpId: string, startB: number) => {
+    await labelFalseAlarm(page, page.locator('#history-list li').first(), 300, pumpId);
+    expect(new LabelStore(own.agent.buffer).list({ pumpId, limit: 10 }).map((l) => [l.fromTs, l.toTs])).toEqual([[startB, startB + 299_000]]);
   };
 
   it('labels the episode cut at the chosen time whole while "Newest alerts" is still being read', async () => {
-    const own = await startTestAgent();
-    try {
-      const { page, w, startB, k } = await cutAtT(own, 97);
-      let release = (): void => undefined;
-      const held = new Promise<void>((done) => (release = done));
-      await page.route(newestPage, async (route) => {
-        await held;
-        await route.continue();
-      });
-      await page.getByRole('button', { name: 'Newest alerts' }).click();
-      // the list cut at T is still the one on screen: its top episode still goes on after T
-      const top = page.locator('#history-list li').first();
-      expect(await top.locator('.alert-head span').textContent()).toMatch(new RegExp(`\\(${k} readings\\)$`));
-      expect(await top.getAttribute('data-continues')).toBe('true');
-      const labelled = labelTopWhole(page, own, startB);
-      release();
-      await labelled;
-      expect(w.errors).toEqual([]);
-      await page.close();
-    } finally {
-      await own.stop();
-    }
+    const pumpId = 'pump-c97';
+    const own = await sharedAgent();
+    const { page, w, startB, k } = await cutAtT(own, 97, pumpId);
+    const release = await holdRequests(page, newestPageOf(pumpId));
+    await page.getByRole('button', { name: 'Newest alerts' }).click();
+    // the list cut at T is still the one on screen: its top episode still goes on after T
+    const top = page.locator('#history-list li').first();
+    expect(await top.locator('.alert-head span').textContent()).toMatch(new RegExp(`\\(${k} readings\\)$`));
+    expect(await top.getAttribute('data-continues')).toBe('true');
+    const labelled = labelTopWhole(page, own, pumpId, startB);
+    release();
+    await labelled;
+    expect(w.errors).toEqual([]);
+    await page.close();
   });
 
   it('after a failed "Newest alerts", the episode cut at the chosen time still says it goes on, and is labelled whole', async () => {
-    const own = await startTestAgent();
-    try {
-      const { page, note, startB } = await cutAtT(own, 101);
-      await page.route(newestPage, (route) => route.fulfill({ status: 503, contentType: 'application/json', body: '{"error":{"code":"PW_UNAVAILABLE","message":"busy"}}' }));
-      await page.getByRole('button', { name: 'Newest alerts' }).click();
-      await expect.poll(note).toMatch(/^The alert history could not be read/);
-      expect(await page.locator('#history-list li').first().getAttribute('data-continues')).toBe('true');
-      expect(await page.getByRole('button', { name: 'Newest alerts' }).isVisible()).toBe(true); // to try again
-      await labelTopWhole(page, own, startB);
-      await page.close();
-    } finally {
-      await own.stop();
-    }
+    const pumpId = 'pump-c101';
+    const own = await sharedAgent();
+    const { page, note, startB } = await cutAtT(own, 101, pumpId);
+    await page.route(newestPageOf(pumpId), (route) => route.fulfill({ status: 503, contentType: 'application/json', body: '{"error":{"code":"PW_UNAVAILABLE","message":"busy"}}' }));
+    await page.getByRole('button', { name: 'Newest alerts' }).click();
+    await expect.poll(note).toMatch(/^The alert history could not be read/);
+    expect(await page.locator('#history-list li').first().getAttribute('data-continues')).toBe('true');
+    expect(await page.getByRole('button', { name: 'Newest alerts' }).isVisible()).toBe(true); // to try again
+    await labelTopWhole(page, own, pumpId, startB);
+    await page.close();
   });
 
   /** Opens the label dialog of `item` (an episode of `pumpId`), which must say `count` readings, and saves it a false alarm by Ana Tech. */
@@ -671,15 +636,11 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
     await item.getByRole('button', { name: `Label alert of ${pumpId}`, exact: false }).click();
     await expect.poll(() => dialogOpen(page), { timeout: 20_000 }).toBe(true);
     expect(await page.locator('#label-context').textContent()).toContain(`(${count.toLocaleString('en-US')} readings)`);
-    await page.locator('input[value="false-alarm"]').check();
-    await page.locator('#author').fill('Ana Tech');
-    await page.locator('#label-save').click();
-    await expect.poll(() => dialogOpen(page)).toBe(false);
+    await saveFalseAlarm(page);
   };
 
-  it('labels an episode of 50 300 alerts (nearly fourteen hours) whole from the history and the recent list, with one request each', async () => {
-    const own = await startTestAgent();
-    try {
+  it('labels an episode of 50 300 alerts (nearly fourteen hours) whole from the history and the recent list, with one request each', () =>
+    withOwnAgent(async (own) => {
       // before 2026-12-07 the page read such an episode itself, 200 alerts a page, and refused it past 250 pages
       const n = 50_300;
       const start = Date.now() - n * 1000 - 60_000;
@@ -716,99 +677,82 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
       expect(reads.filter((r) => r.endsWith(' before'))).toEqual([]);
       expect(errors).toEqual([]);
       await page.close();
-    } finally {
-      await own.stop();
-    }
-  }, 180_000);
+    }), 180_000);
 
-  /** One episode of pump-h, an alert every 55 s for about 47 h (3 100 alerts). */
-  const sparseEpisode = async (own: { url: string }, seed: number) => {
+  /** One episode of `pumpId`, an alert every 55 s for about 47 h (3 100 alerts). */
+  const sparseEpisode = async (own: { url: string }, seed: number, pumpId = 'pump-h') => {
     const r = rng(seed);
     const step = 55_000;
     const n = 3_100;
     const start = Date.now() - n * step - 60_000;
-    const readings = Array.from({ length: n }, (_, i) => ({ pumpId: 'pump-h', ts: start + i * step, values: { ...FAULT, Current: FAULT.Current + 0.01 * r() } }));
+    const readings = Array.from({ length: n }, (_, i) => ({ pumpId, ts: start + i * step, values: { ...FAULT, Current: FAULT.Current + 0.01 * r() } }));
     await postAll(own.url, readings, 500);
     return { start, step, n };
   };
 
   it('labels an episode cut both by a page and by the chosen time whole, both ends', async () => {
-    const own = await startTestAgent();
-    try {
-      const { start, step, n } = await sparseEpisode(own, 5);
-      const T = minuteAtOrAfter(start + 260 * step);
-      const { page, errors } = await openPage(own.url);
-      await historyBefore(page, T, /^Before .+: 200 alerts in 1 episode/);
-      const top = page.locator('#history-list li').first();
-      expect(await top.getAttribute('data-partial')).toBe('true');
-      expect(await top.getAttribute('data-continues')).toBe('true');
-      await labelFalseAlarm(page, top, n);
-      const stored = new LabelStore(own.agent.buffer).list({ pumpId: 'pump-h', limit: 10 });
-      expect(stored.map((l) => [l.fromTs, l.toTs])).toEqual([[start, start + (n - 1) * step]]);
-      expect(errors).toEqual([]);
-      await page.close();
-    } finally {
-      await own.stop();
-    }
+    const pumpId = 'pump-s5';
+    const own = await sharedAgent();
+    const { start, step, n } = await sparseEpisode(own, 5, pumpId);
+    const T = minuteAtOrAfter(start + 260 * step);
+    const { page, errors } = await openPage(own.url);
+    await historyBefore(page, T, /^Before .+: 200 alerts in 1 episode/, pumpId);
+    const top = page.locator('#history-list li').first();
+    expect(await top.getAttribute('data-partial')).toBe('true');
+    expect(await top.getAttribute('data-continues')).toBe('true');
+    await labelFalseAlarm(page, top, n, pumpId);
+    const stored = new LabelStore(own.agent.buffer).list({ pumpId, limit: 10 });
+    expect(stored.map((l) => [l.fromTs, l.toTs])).toEqual([[start, start + (n - 1) * step]]);
+    expect(errors).toEqual([]);
+    await page.close();
   }, 120_000);
 
   it('shows in the history the label of an episode it cut, though none of its alerts read carry it, where it began, and where it goes on after a chosen time', async () => {
     // Before, the history's item of such an episode said "Label this alert" (a label saved while
     // the pump was still in alarm sits on its oldest alerts, which the first page does not read),
     // as the recent list did until 2026-12-07.
-    const own = await startTestAgent();
-    try {
-      const start = Date.now() - 3_600_000;
-      await postAll(own.url, faultRun(rng(151), 'pump-h', start, 250), 125);
-      const iso = (ms: number) => new Date(ms).toISOString();
-      // saved while the pump was in alarm: its first 40 alerts
-      const early = { pumpId: 'pump-h', kind: 'confirmed-fault', faultType: 'bearing', note: 'grinding', from: iso(start), to: iso(start + 39_000), author: 'Ben' };
-      expect((await postJson(`${own.url}/labels`, early)).status).toBe(201);
-      const { page, errors } = await openPage(own.url);
-      const { note, top } = await historyCut(page);
-      await expect.poll(() => top.locator('.label-text').textContent()).toMatch(/^Confirmed fault: bearing, by Ben at .+ — “grinding”$/);
-      expect(await top.locator('.label-part').textContent()).toMatch(/^This label covers the episode up to .+ only: its later alerts are not labelled\. Change the label to cover them too\.$/);
-      expect(await top.locator('p.muted').allTextContents()).toContain(`Only its newest alerts are listed: it began at ${await shownTime(page, start)}, and a label covers all of it.`);
-      expect(await top.getByRole('button', { name: /^Change label of alert of pump-h/ }).count()).toBe(1);
+    const pumpId = 'pump-e151';
+    const own = await sharedAgent();
+    const start = Date.now() - 3_600_000;
+    await postAll(own.url, faultRun(rng(151), pumpId, start, 250), 125);
+    const iso = (ms: number) => new Date(ms).toISOString();
+    // saved while the pump was in alarm: its first 40 alerts
+    const early = { pumpId, kind: 'confirmed-fault', faultType: 'bearing', note: 'grinding', from: iso(start), to: iso(start + 39_000), author: 'Ben' };
+    expect((await postJson(`${own.url}/labels`, early)).status).toBe(201);
+    const { page, errors } = await openPage(own.url);
+    const { top } = await historyCut(page, pumpId);
+    await expect.poll(() => top.locator('.label-text').textContent()).toMatch(/^Confirmed fault: bearing, by Ben at .+ — “grinding”$/);
+    expect(await top.locator('.label-part').textContent()).toMatch(/^This label covers the episode up to .+ only: its later alerts are not labelled\. Change the label to cover them too\.$/);
+    expect(await top.locator('p.muted').allTextContents()).toContain(`Only its newest alerts are listed: it began at ${await shownTime(page, start)}, and a label covers all of it.`);
+    expect(await top.getByRole('button', { name: new RegExp(`^Change label of alert of ${pumpId}\\b`) }).count()).toBe(1);
 
-      // a newer label over its last 50 s only; the history read before a time inside the episode
-      const late = { pumpId: 'pump-h', kind: 'false-alarm', from: iso(start + 200_000), to: iso(start + 249_000), author: 'Zed' };
-      expect((await postJson(`${own.url}/labels`, late)).status).toBe(201);
-      const T = minuteAtOrAfter(start + 100_000);
-      await page.locator('#history-before').fill(await localInput(page, T));
-      await page.getByRole('button', { name: 'Show', exact: true }).click();
-      await expect.poll(note).toMatch(/^Before .+: \d+ alerts in 1 episode, .* all the gateway keeps of this pump\./);
-      expect(await top.getAttribute('data-partial')).toBeNull();
-      // the alerts read carry Ben's label; the episode's newest is Zed's, on alerts after T
-      await expect.poll(() => top.locator('.label-text').textContent()).toMatch(/^False alarm, by Zed/);
-      expect(await top.locator('.label-part').textContent()).toMatch(/^This label covers .+ – .+, not all of the episode: change it to cover all of it\.$/);
-      expect(await top.getAttribute('data-continues')).toBe('true');
-      const ends = `It goes on after ${await shownTime(page, T)}: its newest alert is at ${await shownTime(page, start + 249_000)}, and a label covers all of it.`;
-      expect(await top.locator('p.muted').allTextContents()).toContain(ends);
+    // a newer label over its last 50 s only; the history read before a time inside the episode
+    const late = { pumpId, kind: 'false-alarm', from: iso(start + 200_000), to: iso(start + 249_000), author: 'Zed' };
+    expect((await postJson(`${own.url}/labels`, late)).status).toBe(201);
+    const T = minuteAtOrAfter(start + 100_000);
+    await showBefore(page, T, /^Before .+: \d+ alerts in 1 episode, .* all the gateway keeps of this pump\./);
+    expect(await top.getAttribute('data-partial')).toBeNull();
+    // the alerts read carry Ben's label; the episode's newest is Zed's, on alerts after T
+    await expect.poll(() => top.locator('.label-text').textContent()).toMatch(/^False alarm, by Zed/);
+    expect(await top.locator('.label-part').textContent()).toMatch(/^This label covers .+ – .+, not all of the episode: change it to cover all of it\.$/);
+    expect(await top.getAttribute('data-continues')).toBe('true');
+    const ends = `It goes on after ${await shownTime(page, T)}: its newest alert is at ${await shownTime(page, start + 249_000)}, and a label covers all of it.`;
+    expect(await top.locator('p.muted').allTextContents()).toContain(ends);
 
-      // before a time after the episode's end: it does not go on, and the item does not say it may
-      await page.locator('#history-before').fill(await localInput(page, minuteAtOrAfter(start + 250_000)));
-      await page.getByRole('button', { name: 'Show', exact: true }).click();
-      await expect.poll(note).toMatch(/^Before .+: 200 alerts in 1 episode/);
-      await expect.poll(() => top.getAttribute('data-continues')).toBeNull();
-      expect(errors).toEqual([]);
-      await page.close();
-    } finally {
-      await own.stop();
-    }
+    // before a time after the episode's end: it does not go on, and the item does not say it may
+    await showBefore(page, minuteAtOrAfter(start + 250_000), /^Before .+: 200 alerts in 1 episode/);
+    await expect.poll(() => top.getAttribute('data-continues')).toBeNull();
+    expect(errors).toEqual([]);
+    await page.close();
   }, 90_000);
 
-  it('says why an episode is not labelled when the agent cannot bound it, and reads another pump at once while it bounds one', async () => {
-    const own = await startTestAgent();
-    try {
+  it('says why an episode is not labelled when the agent cannot bound it, and reads another pump at once while it bounds one', () =>
+    withOwnAgent(async (own) => {
       await sparseEpisode(own, 6);
-      expect((await postJson(`${own.url}/readings`, Array.from({ length: 5 }, (_, i) => ({ pumpId: 'pump-k', ts: Date.now() - 30_000 + i * 1000, values: FAULT })))).status).toBe(202);
+      await postAll(own.url, Array.from({ length: 5 }, (_, i) => ({ pumpId: 'pump-k', ts: Date.now() - 30_000 + i * 1000, values: FAULT })), 5);
       const { page } = await openPage(own.url);
-      await page.locator('button[data-pump="pump-h"]').click();
-      await page.locator('#history-summary').click();
-      const note = () => page.locator('#history-note').textContent();
-      await expect.poll(note).toMatch(/^200 alerts in 1 episode/);
-      const top = page.locator('#history-list li').first();
+      const { items, note } = await openHistory(page, /^200 alerts in 1 episode/);
+      const top = items.first();
 
       // the agent's walk answers with an error (here: the alert was evicted meanwhile): said, nothing opened
       await page.route(episodeRequest, (route) =>
@@ -820,12 +764,7 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
       await page.unroute(episodeRequest);
 
       // a slow walk: another pump chosen meanwhile is read at once, and the old pump's dialog never opens
-      let release = (): void => undefined;
-      const held = new Promise<void>((done) => (release = done));
-      await page.route(episodeRequest, async (route) => {
-        await held;
-        await route.continue().catch(() => undefined); // the page may be closed by then
-      });
+      const release = await holdRequests(page, episodeRequest);
       await top.getByRole('button', { name: /^Label alert of pump-h/ }).click();
       await expect.poll(note).toBe('Finding the whole episode before labelling it…');
       await page.locator('button[data-pump="pump-k"]').click();
@@ -836,22 +775,15 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
       expect(await note()).toMatch(/^5 alerts in 1 episode/);
       expect(new LabelStore(own.agent.buffer).list({ limit: 10 })).toEqual([]);
       await page.close();
-    } finally {
-      await own.stop();
-    }
-  }, 120_000);
+    }), 120_000);
 
-  it('says a walk slower than the page waits took too long, without calling the agent unreachable', async () => {
-    const own = await startTestAgent();
-    try {
+  it('says a walk slower than the page waits took too long, without calling the agent unreachable', () =>
+    withOwnAgent(async (own) => {
       // the page's 60-s wait for an episode's extent cut to 1.5 s (no other request waits 60 s)
       const initScript = `{ const timeout = AbortSignal.timeout.bind(AbortSignal); AbortSignal.timeout = (ms) => timeout(ms === 60000 ? 1500 : ms); }`;
       const { page, errors, item } = await recentLongEpisode(own, 131, 'pump-long', Date.now() - 3_600_000, { initScript });
       // the agent answers everything; only its walk is slow (an episode of millions of alerts, or walks queued)
-      await page.route(episodeRequest, async (route) => {
-        await new Promise((done) => setTimeout(done, 4000));
-        await route.continue().catch(() => undefined);
-      });
+      await delayRequests(page, episodeRequest, 4000);
       await expect.poll(() => page.locator('#live').getAttribute('class')).toBe('live ok');
       await item.getByRole('button', { name: /^Label alert of pump-long/ }).click();
       await expect.poll(() => page.locator('#alerts-note').textContent(), { timeout: 10_000 }).toBe(
@@ -861,14 +793,10 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
       expect(await dialogOpen(page)).toBe(false);
       expect(errors).toEqual([]);
       await page.close();
-    } finally {
-      await own.stop();
-    }
-  }, 60_000);
+    }), 60_000);
 
-  it('gives the focus back to an episode of the recent list after its dialog, though the list slid along the episode meanwhile', async () => {
-    const own = await startTestAgent();
-    try {
+  it('gives the focus back to an episode of the recent list after its dialog, though the list slid along the episode meanwhile', () =>
+    withOwnAgent(async (own) => {
       const start = Date.now() - 1_800_000;
       const { page, errors, item } = await recentLongEpisode(own, 137, 'pump-slide', start);
       const firstBefore = await item.getAttribute('data-first');
@@ -876,21 +804,17 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
       await expect.poll(() => dialogOpen(page)).toBe(true);
       // the episode goes on (20 more alerts: the list's newest 100 of it move), and another pump's new alarm reloads the list
       await postAll(own.url, faultRun(rng(139), 'pump-slide', start + 250_000, 20), 20);
-      expect((await postJson(`${own.url}/readings`, [{ pumpId: 'pump-new', ts: Date.now() - 1000, values: FAULT }])).status).toBe(202);
+      await postAll(own.url, [{ pumpId: 'pump-new', ts: Date.now() - 1000, values: FAULT }], 1);
       await expect.poll(() => item.getAttribute('data-first'), { timeout: 35_000 }).not.toBe(firstBefore);
       await page.keyboard.press('Escape');
       await expect.poll(() => dialogOpen(page)).toBe(false);
       expect(await page.evaluate(`document.activeElement?.getAttribute('aria-label') ?? document.activeElement?.tagName`)).toMatch(/^Label alert of pump-slide/);
       expect(errors).toEqual([]);
       await page.close();
-    } finally {
-      await own.stop();
-    }
-  }, 90_000);
+    }), 90_000);
 
-  it('asks for the episode by its newest alert listed when its oldest listed was evicted meanwhile, and labels from that oldest one', async () => {
-    const own = await startTestAgent();
-    try {
+  it('asks for the episode by its newest alert listed when its oldest listed was evicted meanwhile, and labels from that oldest one', () =>
+    withOwnAgent(async (own) => {
       const start = Date.now() - 3_600_000;
       const { page, errors, item } = await recentLongEpisode(own, 149, 'pump-long', start);
       const first = Number(await item.getAttribute('data-first')); // the 151st alert: the list shows the newest 100
@@ -909,8 +833,5 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
       expect(new LabelStore(own.agent.buffer).list({ pumpId: 'pump-long', limit: 10 }).map((l) => [l.fromTs, l.toTs])).toEqual([[start + 150_000, start + 249_000]]);
       expect(errors).toEqual([]);
       await page.close();
-    } finally {
-      await own.stop();
-    }
-  }, 60_000);
+    }), 60_000);
 });
