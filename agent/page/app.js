@@ -29,9 +29,10 @@ const NO_ANSWER_DOWN_MS = 5000;
 const PUMPS_MS = 5000;
 /**
  * The alert list (the heaviest answer: megabytes with many pumps in alarm) is reloaded this often,
- * and soon after a pump raises an alarm the page does not show yet, or a label is saved.
+ * and soon after a pump raises an alarm the page does not show yet, or a label is saved. Exported
+ * for the page's browser tests, which tell that soon from this period.
  */
-const ALERTS_MS = 30_000;
+export const ALERTS_MS = 30_000;
 /** At least this long between two alert lists asked for by new alarms (a flapping pump). */
 const ALERTS_MIN_MS = 3000;
 const KEEP_ROWS = 300;
