@@ -47,7 +47,11 @@ describe('the alert history of a pump (older alerts than the recent list shows)'
     expect.poll(() => item.locator('p.muted').allTextContents(), { timeout: 15_000 }).toContainEqual(expect.stringMatching(/^Only its newest alerts are listed/));
   /** A request of the page for an episode's extent (GET /alerts/{seq}/episode). */
   const episodeRequest = (u: URL) => /^\/alerts\/\d+\/episode$/.test(u.pathname);
-  /** Runs `body` against an agent of its own (a test that counts every label the agent keeps, or restarts it), stopped after it. */
+  /**
+   * Runs `body` against an agent of its own, stopped after it: the tests that use the same pump ids
+   * (pump-h, pump-x, pump-long), count every label the agent keeps, or restart it. The others share
+   * one (`sharedAgent`).
+   */
   const withOwnAgent = async (body: (own: TestAgent) => Promise<void>) => {
     const own = await startTestAgent();
     try {
