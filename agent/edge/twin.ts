@@ -210,9 +210,12 @@ export class TwinSync {
     return reported;
   }
 
-  /** Unknown desired keys acknowledged on the reported side now: top-level refusals and section fields. */
-  private unknownAcknowledged(): number {
-    let n = [...this.unknownRaw.keys()].filter((k) => this.acks.get(k)).length;
+  /**
+   * Unknown desired keys acknowledged on the reported side now: top-level refusals (of `desired`
+   * keys only, when given: a refusal of a key no longer desired is about to be cleared) and section fields.
+   */
+  private unknownAcknowledged(desired?: readonly string[]): number {
+    let n = [...this.unknownRaw.keys()].filter((k) => (desired === undefined || desired.includes(k)) && this.acks.get(k)).length;
     for (const count of this.unknownNamed.values()) n += count;
     return n;
   }
@@ -224,8 +227,7 @@ export class TwinSync {
    */
   private refuseUnknown(desired: Doc, version: number): void {
     const keys = Object.keys(desired).filter((k) => !k.startsWith('$') && !DESIRED_KEYS.includes(k));
-    let acknowledged = [...this.unknownRaw.keys()].filter((k) => keys.includes(k) && this.acks.get(k)).length;
-    for (const count of this.unknownNamed.values()) acknowledged += count;
+    let acknowledged = this.unknownAcknowledged(keys);
     for (const key of keys) {
       const text = json(desired[key]);
       if (this.unknownRaw.get(key) === text) continue;
