@@ -154,7 +154,7 @@ export async function refreshModule(
       try {
         const refused = await refusal(container, key, plan, hashes);
         if (refused !== null) {
-          result(key, 'failed', `${refused.code}: ${refused.message}`);
+          result(key, 'failed', failureDetail(refused, refused.code));
           continue;
         }
         const url = await readOnlyUrl(container, plan.blob, opts.expiresOn);
