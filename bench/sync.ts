@@ -26,7 +26,7 @@ import { createLogger } from '../agent/logger.js';
 import { Agent } from '../agent/main.js';
 import { storedLineBytes, SyncBatches } from '../buffer/batches.js';
 import { BufferStore } from '../buffer/store.js';
-import type { DbRow } from '../buffer/rows.js';
+import { fromDbRow } from '../buffer/rows.js';
 import type { PredictionRow, StoredRow } from '../buffer/types.js';
 import { containerClient } from '../sync/client.js';
 import { GZIP_LEVEL, sourceJson, toLine } from '../sync/encoder.js';
@@ -93,11 +93,12 @@ function ceilingBatches(path: string, maxBytes: number, maxRows: number): { batc
   const batches: StoredRow[][] = [];
   const open = new Map<string, { rows: StoredRow[]; bytes: number }>();
   for (let from = 1; ; from += 50_000) {
-    const rows = store.rowsBySeq(from, from + 49_999);
+    const rows = store.dbRowsBySeq(from, from + 49_999);
     if (rows.length === 0) break;
-    for (const r of rows) {
+    for (const stored of rows) {
+      const r = fromDbRow(stored);
       const cur = open.get(r.pumpId) ?? { rows: [], bytes: 0 };
-      const bytes = storedLineBytes(asDbRow(r), lineExtra);
+      const bytes = storedLineBytes(stored, lineExtra);
       if (cur.rows.length > 0 && (cur.bytes + bytes > maxBytes || cur.rows.length >= maxRows)) {
         batches.push(cur.rows);
         cur.rows = [];
@@ -111,26 +112,6 @@ function ceilingBatches(path: string, maxBytes: number, maxRows: number): { batc
   for (const cur of open.values()) if (cur.rows.length > 0) batches.push(cur.rows);
   store.close();
   return { batches, bufferId };
-}
-
-/** The stored texts of a row as the planner sizes them (only the fields storedLineBytes reads matter). */
-function asDbRow(r: StoredRow): DbRow {
-  return {
-    seq: r.seq,
-    pump_id: r.pumpId,
-    ts: r.ts,
-    received_at: r.receivedAt,
-    vals: JSON.stringify(r.values),
-    score: r.score,
-    anomaly: r.anomaly === null ? null : Number(r.anomaly),
-    model_version: r.modelVersion,
-    imputed: Number(r.imputed),
-    unscored_reason: r.unscoredReason ?? null,
-    shadow_score: r.shadowScore ?? null,
-    shadow_model_version: r.shadowModelVersion ?? null,
-    contributions: r.contributions == null ? null : JSON.stringify(r.contributions),
-    threshold: r.threshold ?? null,
-  };
 }
 
 /** Serialise + gzip + upload, the next batch prepared while the current one uploads (as the agent does). */

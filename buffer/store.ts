@@ -12,7 +12,7 @@ import { PlannedRanges, type UnreadableSummary } from './ranges.js';
 import { finishIndexRepairs, repairDamagedIndexes } from './repair.js';
 import { DamagedRows, isCorruptPage, runText, unreadableCause } from './unreadable.js';
 import { BUFFER_ID_AFTER_BATCH_KEY, BUFFER_ID_KEY, type MigrationEvents } from './migrations.js';
-import { INSERT_READING_SQL, ROW_COLUMNS, fromDbRow, insertRow, readRows } from './rows.js';
+import { INSERT_READING_SQL, ROW_COLUMNS, fromDbRow, insertRow, readRows, type DbRow } from './rows.js';
 import type { PredictionRow, RejectedItem, StoredRow } from './types.js';
 
 export interface BufferOptions {
@@ -892,7 +892,12 @@ export class BufferStore {
 
   /** Rows by sequence range (inclusive), in order: for tests, sync and model validation. */
   rowsBySeq(fromSeq: number, toSeq: number): StoredRow[] {
-    return readRows(this.db.prepare(`SELECT ${ROW_COLUMNS} FROM readings WHERE seq BETWEEN ? AND ? ORDER BY seq`), this.contributionNames, fromSeq, toSeq).map(fromDbRow);
+    return this.dbRowsBySeq(fromSeq, toSeq).map(fromDbRow);
+  }
+
+  /** The same rows as stored (values and contributions as JSON text), as the sync's planner sizes them (batches.ts storedLineBytes). */
+  dbRowsBySeq(fromSeq: number, toSeq: number): DbRow[] {
+    return readRows(this.db.prepare(`SELECT ${ROW_COLUMNS} FROM readings WHERE seq BETWEEN ? AND ? ORDER BY seq`), this.contributionNames, fromSeq, toSeq);
   }
 
   /**
