@@ -2,11 +2,13 @@
  * Fit: training rows → algorithm → ONNX model with all metadata, of the lowest contract it needs
  * (contractFor: 1 without rules, 2 naming them in `pumpwatch.requires`).
  * Reproducible: the same rows and options give the same bytes. `trained_at` is the last training
- * timestamp (not the wall clock) and the default version is derived from a hash of the data and
- * the options.
+ * timestamp (not the wall clock) and the default version is derived from a hash of the model's own
+ * bytes (modelVersion), so one version name always means one model.
  */
 import { createHash } from 'node:crypto';
-import { contractFor, MAX_FEATURES, metadataToProps, nameProblem, quoteName, stoppedRuleToJson, trainingSpan, type ModelMetadata, type StoppedRule, type StuckAfter } from '../inference/contract.js';
+import { packageRoot } from '../lib/package-root.js';
+import { packageVersion } from '../lib/build-info.js';
+import { contractFor, MAX_FEATURES, metadataToProps, nameProblem, quoteName, trainingSpan, type ModelMetadata, type StoppedRule, type StuckAfter } from '../inference/contract.js';
 import type { Algorithm, TrainedModel } from './algorithms/algorithm.js';
 import { ALGORITHM_NAMES, DEFAULT_ALGORITHM, findAlgorithm } from './algorithms/index.js';
 import type { CsvTable } from './csv.js';
@@ -17,7 +19,11 @@ import { FitError, UsageError } from './errors.js';
 import { encodeModel } from './onnx/model.js';
 import { segmentBounds } from './windows.js';
 
-export const TRAINER_VERSION = '0.1.0';
+/**
+ * The ONNX producer_version: package.json's version, not the build id (lib/build-info.ts), which
+ * would give every build other model bytes, so another version name, for the same data.
+ */
+export const TRAINER_VERSION = packageVersion(packageRoot());
 export const DEFAULT_SOURCE = 'default';
 
 export interface FitOptions {
@@ -106,7 +112,6 @@ export function fitTable(table: CsvTable & { segmentStarts?: readonly number[] }
   const first = timestamps.reduce((a, b) => Math.min(a, b));
   const last = timestamps.reduce((a, b) => Math.max(a, b));
   const trainedAt = new Date(last).toISOString();
-  const version = options.version ?? (options.versionPrefix ?? '') + defaultVersion(trainedAt, dataHash(table.features, rows, timestamps, { algoName, window, source, ...(segmentStarts.length > 1 ? { segmentStarts } : {}), ...(rule ? { stoppedWhen: stoppedRuleToJson(rule) } : {}) }));
   const metadata: ModelMetadata = {
     // An agent that does not know a rule must refuse the model rather than score without it.
     contract: contractFor({ stoppedWhen: rule, stuckAfter }),
@@ -114,18 +119,21 @@ export function fitTable(table: CsvTable & { segmentStarts?: readonly number[] }
     window: model.window,
     threshold: model.threshold,
     source,
-    version,
+    version: options.version ?? '',
     trainedAt,
     algorithm: model.algorithm,
     metrics: { ...model.metrics, trainFrom: new Date(first).toISOString(), trainTo: trainedAt, ...(stoppedLeftOut ? { stoppedRowsLeftOut: stoppedLeftOut } : {}), ...options.metrics },
     ...(rule ? { stoppedWhen: rule } : {}),
     ...(stuckAfter ? { stuckAfter } : {}),
   };
-  const bytes = encodeModel(model.toOnnxGraph(), {
-    metadata: metadataToProps(metadata),
-    producerVersion: TRAINER_VERSION,
-    docString: `PumpWatch ${model.algorithm} anomaly model for source "${source}"`,
-  });
+  const encode = (meta: ModelMetadata) =>
+    encodeModel(model.toOnnxGraph(), {
+      metadata: metadataToProps(meta),
+      producerVersion: TRAINER_VERSION,
+      docString: `PumpWatch ${model.algorithm} anomaly model for source "${source}"`,
+    });
+  if (options.version === undefined) metadata.version = (options.versionPrefix ?? '') + modelVersion(trainedAt, encode(metadata));
+  const bytes = encode(metadata);
   return { bytes, metadata, model };
 }
 
@@ -197,15 +205,14 @@ export function spanWarnings(meta: Pick<ModelMetadata, 'metrics'>, blindSpot?: s
   ];
 }
 
-/** `YYYYMMDD-<12 hex>`: sorts by training date, differs whenever the data or options differ. */
-function defaultVersion(trainedAt: string, hash: string): string {
-  return `${trainedAt.slice(0, 10).replaceAll('-', '')}-${hash.slice(0, 12)}`;
-}
-
-function dataHash(features: readonly string[], rows: readonly Float64Array[], timestamps: readonly number[], options: object): string {
-  const h = createHash('sha256');
-  h.update(JSON.stringify({ trainer: TRAINER_VERSION, features, options }));
-  h.update(new Uint8Array(Float64Array.from(timestamps).buffer));
-  for (const row of rows) h.update(new Uint8Array(row.buffer, row.byteOffset, row.byteLength));
-  return h.digest('hex');
+/**
+ * `YYYYMMDD-<12 hex>`: sorts by training date; the hex is the sha256 of the model's bytes encoded
+ * with an empty version (`unnamed`). So one name is one model: a run that makes other bytes from the
+ * same data (other options, or a trainer that writes the model differently, as contract 2 did for
+ * models with a stopped-when rule) gets another name, where a hash of the data and options gave it
+ * the same name and the registry refused it (PW_TRAINER_REGISTRY_INVALID, "registered as another
+ * model"); the same bytes, from any build, the same name (a rerun is idempotent).
+ */
+function modelVersion(trainedAt: string, unnamed: Uint8Array): string {
+  return `${trainedAt.slice(0, 10).replaceAll('-', '')}-${createHash('sha256').update(unnamed).digest('hex').slice(0, 12)}`;
 }
