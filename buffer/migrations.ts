@@ -249,6 +249,41 @@ export const OPEN_INDEXES: readonly string[] = [
   'CREATE INDEX IF NOT EXISTS readings_anomalies_pump_ts ON readings (pump_id, ts) WHERE anomaly = 1',
 ];
 
+/**
+ * The steps an agent that knows only the steps before may ignore: after such a step it still reads
+ * and writes the file rightly (a table or nullable column it never reads, which the newer agent
+ * fills in or does without for rows the older one wrote). Every agent writes the oldest schema that
+ * may open its file into `meta` (OPENABLE_FROM_KEY, openableFrom()), and opens a file of a newer
+ * schema when that mark is its own schema or older, without running a step or changing the number.
+ * So a release whose steps are all listed here rolls back without the file's being refused
+ * (PW_BUFFER_SCHEMA_NEWER), from the first release that reads the mark (2026-12-08, schema 11) on.
+ * Empty: each step so far was made when no agent read a mark, so each is one older agents refuse.
+ * A step goes here only when its author has checked both directions: the older agent's writes on
+ * the newer file, and the newer agent's reads of rows the older one wrote.
+ */
+export const COMPATIBLE_STEPS: ReadonlySet<number> = new Set<number>();
+
+/** `meta` key holding openableFrom() of the agent that last opened the file knowing all its steps. */
+export const OPENABLE_FROM_KEY = 'schema.openableFrom';
+
+/** The oldest schema whose agents may open a file migrated by `steps`: its last step not in `compatible`. */
+export function openableFrom(steps: number = MIGRATIONS.length, compatible: ReadonlySet<number> = COMPATIBLE_STEPS): number {
+  let n = steps;
+  while (n > 0 && compatible.has(n)) n--;
+  return n;
+}
+
+/** The mark a newer agent left, or null: none (an agent before the mark), no meta table, or not a schema number. */
+function openableFromMark(db: Database): number | null {
+  try {
+    const row = db.prepare('SELECT value FROM meta WHERE key = ?').get(OPENABLE_FROM_KEY) as { value: string } | undefined;
+    return row !== undefined && /^[0-9]+$/.test(row.value) ? Number(row.value) : null;
+  } catch (err) {
+    if (err instanceof Error && /no such table/.test(err.message)) return null;
+    throw err;
+  }
+}
+
 /** Data rewrites that run, in the same transaction, before the SQL of a step (by its number). */
 const BEFORE_STEP: Partial<Record<number, (db: Database) => void>> = { 6: rangesFromRows };
 
@@ -260,6 +295,29 @@ const BEFORE_STEP: Partial<Record<number, (db: Database) => void>> = { 6: ranges
 export interface MigrationEvents {
   starting?(from: number, to: number, fileBytes: number): void;
   done?(from: number, to: number, ms: number): void;
+  /** A file of a newer schema (`version`) that its agent marked for agents of schema `mark` and later, this one among them. */
+  newerCompatible?(version: number, mark: number): void;
+}
+
+/**
+ * The indexes and the buffer id made at every open, whichever agent opens the file (OPEN_INDEXES),
+ * and, by an agent that knows every step of the file, the mark of the oldest agents that may open
+ * it (`mark`; an agent opening a newer file leaves that agent's mark alone).
+ */
+function openExtras(db: Database, mark?: number): void {
+  db.transaction(() => {
+    for (const sql of OPEN_INDEXES) db.exec(sql);
+    const made = db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run(BUFFER_ID_KEY, randomBytes(8).toString('hex'));
+    // An older file gets its id only now: the batches an older agent planned (and may have uploaded
+    // before a crash lost the answer) were encoded without it, and must go up again byte for byte.
+    const planned = (db.prepare('SELECT max(id) AS id FROM sync_batches').get() as { id: number | null }).id;
+    if (made.changes === 1 && planned !== null) {
+      db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run(BUFFER_ID_AFTER_BATCH_KEY, String(planned));
+    }
+    if (mark !== undefined) {
+      db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(OPENABLE_FROM_KEY, String(mark));
+    }
+  })();
 }
 
 export function migrate(db: Database, events: MigrationEvents = {}): number {
@@ -269,11 +327,19 @@ export function migrate(db: Database, events: MigrationEvents = {}): number {
   let version = row?.version ?? 0;
   if (row === undefined) db.prepare('INSERT INTO schema_version (version) VALUES (0)').run();
   if (version > MIGRATIONS.length) {
-    throw new BufferError(
-      'PW_BUFFER_SCHEMA_NEWER',
-      `buffer schema version ${version} is newer than this agent knows (${MIGRATIONS.length}); ` +
-        'a newer agent wrote it: refusing to touch it (upgrade the agent or move the file away)',
-    );
+    const mark = openableFromMark(db);
+    if (mark === null || mark > MIGRATIONS.length) {
+      throw new BufferError(
+        'PW_BUFFER_SCHEMA_NEWER',
+        `buffer schema version ${version} is newer than this agent knows (${MIGRATIONS.length}); ` +
+          `a newer agent wrote it${mark === null ? '' : ` and marked it for agents of schema ${mark} and later`}: refusing to touch it (upgrade the agent or move the file away)`,
+      );
+    }
+    // A newer agent's steps since `mark` are all ones this agent's writes leave right: opened as it
+    // is, no step run, the number and the mark left for that agent.
+    events.newerCompatible?.(version, mark);
+    openExtras(db);
+    return version;
   }
   const from = version;
   const upgrade = from > 0 && from < MIGRATIONS.length;
@@ -286,16 +352,7 @@ export function migrate(db: Database, events: MigrationEvents = {}): number {
       db.prepare('UPDATE schema_version SET version = ?').run(version + 1);
     })();
   }
-  db.transaction(() => {
-    for (const sql of OPEN_INDEXES) db.exec(sql);
-    const made = db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run(BUFFER_ID_KEY, randomBytes(8).toString('hex'));
-    // An older file gets its id only now: the batches an older agent planned (and may have uploaded
-    // before a crash lost the answer) were encoded without it, and must go up again byte for byte.
-    const planned = (db.prepare('SELECT max(id) AS id FROM sync_batches').get() as { id: number | null }).id;
-    if (made.changes === 1 && planned !== null) {
-      db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run(BUFFER_ID_AFTER_BATCH_KEY, String(planned));
-    }
-  })();
+  openExtras(db, openableFrom());
   if (upgrade) events.done?.(from, version, performance.now() - t0);
   return version;
 }

@@ -11,7 +11,7 @@ import { fileIdentity, openDatabase } from './open.js';
 import { PlannedRanges, type UnreadableSummary } from './ranges.js';
 import { finishIndexRepairs, repairDamagedIndexes } from './repair.js';
 import { DamagedRows, isCorruptPage, runText, unreadableCause } from './unreadable.js';
-import { BUFFER_ID_AFTER_BATCH_KEY, BUFFER_ID_KEY, type MigrationEvents } from './migrations.js';
+import { BUFFER_ID_AFTER_BATCH_KEY, BUFFER_ID_KEY, MIGRATIONS, openableFrom, type MigrationEvents } from './migrations.js';
 import { INSERT_READING_SQL, ROW_COLUMNS, fromDbRow, insertRow, readRows, type DbRow } from './rows.js';
 import type { PredictionRow, RejectedItem, StoredRow } from './types.js';
 
@@ -276,11 +276,17 @@ export class BufferStore {
         );
       },
       done: (fromVersion, toVersion, ms) =>
-        tell(`migrated the buffer ${path} from schema ${fromVersion} to ${toVersion} in ${(ms / 1000).toFixed(1)} s (an agent older than schema ${toVersion} refuses it from now on)`, {
+        tell(`migrated the buffer ${path} from schema ${fromVersion} to ${toVersion} in ${(ms / 1000).toFixed(1)} s (an agent older than schema ${openableFrom()} refuses it from now on)`, {
           fromVersion,
           toVersion,
           ms: Math.round(ms),
         }),
+      newerCompatible: (version, mark) =>
+        tell(
+          `opened the buffer ${path} of schema ${version}, newer than this agent knows (${MIGRATIONS.length}), as the agent that wrote it allows agents of schema ${mark} and later to: ` +
+            `no step run, the file stays at schema ${version} for that agent`,
+          { fromVersion: version, toVersion: version },
+        ),
     };
   }
 

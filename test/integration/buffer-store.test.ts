@@ -181,6 +181,8 @@ describe('BufferStore on a real SQLite file', () => {
     openStore().close();
     const db = new Database(path);
     db.prepare('UPDATE schema_version SET version = ?').run(MIGRATIONS.length + 7);
+    // As its agent leaves it: marked for agents of its own schema (buffer-openable-from.test.ts has the other marks).
+    db.prepare("UPDATE meta SET value = ? WHERE key = 'schema.openableFrom'").run(String(MIGRATIONS.length + 7));
     db.close();
     const err = expectBufferError(() => openStore(), 'PW_BUFFER_SCHEMA_NEWER');
     expect(err.message).toContain(path);

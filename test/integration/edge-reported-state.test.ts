@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { edgeRuntimeOf } from '../../agent/wiring/edge.js';
 import { createLogger } from '../../agent/logger.js';
 import { Agent } from '../../agent/main.js';
+import { OPENABLE_FROM_KEY } from '../../buffer/migrations.js';
 import { testAgentConfig } from '../support/agent.js';
 import { LocalHub } from '../support/local-hub.js';
 import { makeModel } from '../support/models.js';
@@ -33,11 +34,15 @@ async function startAgent(env: Record<string, string>): Promise<Agent> {
   return agent;
 }
 
-/** Sets the buffer file's schema version (the agent refuses a file whose version is newer than it knows). */
+/**
+ * Sets the buffer file's schema version, marked for agents of that schema as the agent of that
+ * schema leaves it (the agent refuses a file whose version is newer than it knows, unless marked for it).
+ */
 function setSchemaVersion(version: number): void {
   const db = new Database(join(dir, 'data', 'buffer.sqlite'));
   try {
     db.prepare('UPDATE schema_version SET version = ?').run(version);
+    db.prepare('UPDATE meta SET value = ? WHERE key = ?').run(String(version), OPENABLE_FROM_KEY);
   } finally {
     db.close();
   }

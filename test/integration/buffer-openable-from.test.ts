@@ -1,0 +1,128 @@
+/**
+ * The buffer's "openable from" mark (decision 24): every agent writes into `meta` the oldest schema
+ * whose agents may open its file, and opens a file of a newer schema when the agent that wrote it
+ * marked it for this agent's schema or older: no step run, the number and the mark left as they
+ * are. So a later release whose steps older code may ignore (COMPATIBLE_STEPS) rolls back without
+ * stopping ingest. A newer file without the mark, or marked past this agent, is refused as before.
+ * The newer file here is made as such a release would leave it: one more step adding a nullable
+ * column this agent never reads.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createLogger } from '../../agent/logger.js';
+import { BufferError } from '../../buffer/errors.js';
+import { MIGRATIONS, OPENABLE_FROM_KEY, openableFrom } from '../../buffer/migrations.js';
+import { BufferStore } from '../../buffer/store.js';
+import type { PredictionRow } from '../../buffer/types.js';
+import { startTestAgent } from '../support/agent.js';
+
+const CURRENT = MIGRATIONS.length;
+const NEXT = CURRENT + 1;
+const T0 = Date.UTC(2026, 11, 8, 9);
+const rows = (from: number, n: number): PredictionRow[] =>
+  Array.from({ length: n }, (_, i) => ({
+    pumpId: 'pump-1', ts: T0 + (from + i) * 1000, receivedAt: T0 + (from + i) * 1000, values: { Pressure: from + i }, score: 0.1, anomaly: false, modelVersion: 'default-2', imputed: false, unscoredReason: null,
+  }));
+
+let dir: string;
+let path: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'pw-openable-from-'));
+  path = join(dir, 'buffer.sqlite');
+});
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+});
+
+function openStore(onMigration?: (message: string) => void): BufferStore {
+  const store = new BufferStore({ path, maxBytes: 2 ** 30, ...(onMigration ? { onMigration } : {}) });
+  store.open();
+  return store;
+}
+
+/** The file as a release one step ahead leaves it: its step (a nullable column), its number, and `mark` (none when null). */
+function newerFile(mark: string | null): void {
+  const store = openStore();
+  store.appendBatch(rows(0, 5));
+  store.close();
+  const db = new Database(path);
+  db.exec('ALTER TABLE readings ADD COLUMN next_release_note TEXT');
+  db.prepare('UPDATE schema_version SET version = ?').run(NEXT);
+  if (mark === null) db.prepare('DELETE FROM meta WHERE key = ?').run(OPENABLE_FROM_KEY);
+  else db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(OPENABLE_FROM_KEY, mark);
+  db.close();
+}
+
+function fileState(): { version: number; mark: string | undefined; rows: number } {
+  const db = new Database(path, { readonly: true });
+  try {
+    return {
+      version: (db.prepare('SELECT version FROM schema_version').get() as { version: number }).version,
+      mark: (db.prepare('SELECT value FROM meta WHERE key = ?').get(OPENABLE_FROM_KEY) as { value: string } | undefined)?.value,
+      rows: (db.prepare('SELECT count(*) AS n FROM readings').get() as { n: number }).n,
+    };
+  } finally {
+    db.close();
+  }
+}
+
+describe('the buffer mark of the oldest schema that may open it', () => {
+  it('is the last step older agents must know: every step so far, so the current schema', () => {
+    expect(openableFrom()).toBe(CURRENT);
+    expect(openableFrom(12, new Set([12]))).toBe(11);
+    expect(openableFrom(12, new Set([11, 12]))).toBe(10);
+    expect(openableFrom(12, new Set([11]))).toBe(12);
+    openStore().close();
+    expect(fileState()).toMatchObject({ version: CURRENT, mark: String(CURRENT) });
+  });
+
+  it('lets this agent open a newer file marked for its schema, write and read it, and leaves the number and the mark', () => {
+    newerFile(String(CURRENT));
+    const told: string[] = [];
+    const store = openStore((m) => told.push(m));
+    expect(store.appendBatch(rows(5, 3))).toEqual([6, 7, 8]);
+    store.close();
+    expect(told).toHaveLength(1);
+    expect(told[0]).toContain(`of schema ${NEXT}, newer than this agent knows (${CURRENT}), as the agent that wrote it allows agents of schema ${CURRENT} and later`);
+    expect(fileState()).toEqual({ version: NEXT, mark: String(CURRENT), rows: 8 });
+  });
+
+  it.each([
+    ['marked for a newer schema only', String(NEXT), `and marked it for agents of schema ${NEXT} and later`],
+    ['without a mark (its agent did not write one)', null, 'a newer agent wrote it: refusing'],
+    ['with a mark that is not a schema number', 'eleven', 'a newer agent wrote it: refusing'],
+  ])('refuses a newer file %s with PW_BUFFER_SCHEMA_NEWER and leaves it untouched', (_what, mark, says) => {
+    newerFile(mark);
+    const before = fileState();
+    let err: unknown;
+    try {
+      openStore();
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(BufferError);
+    expect((err as BufferError).code).toBe('PW_BUFFER_SCHEMA_NEWER');
+    expect((err as BufferError).message).toContain(`version ${NEXT} is newer than this agent knows (${CURRENT})`);
+    expect((err as BufferError).message).toContain(says);
+    expect(fileState()).toEqual(before);
+  });
+
+  it('lets the agent take readings on a newer file marked for it: /healthz 200, every reading stored', async () => {
+    newerFile(String(CURRENT));
+    const lines: Array<{ event?: string; msg: string }> = [];
+    const t = await startTestAgent({ PUMPWATCH_DATA_DIR: dir }, { logger: createLogger('info', { write: (l: string) => void lines.push(JSON.parse(l) as { event?: string; msg: string }) }) });
+    try {
+      expect((await fetch(`${t.url}/healthz`)).status).toBe(200);
+      const body = JSON.stringify([0, 1, 2].map((i) => ({ pumpId: 'pump-1', ts: T0 + (10 + i) * 1000, values: { Pressure: 1, Flow: 2, Current: 3 } })));
+      const res = await fetch(`${t.url}/readings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      expect(res.status).toBeLessThan(300);
+    } finally {
+      await t.stop();
+    }
+    expect(lines.filter((l) => l.event === 'buffer-migration').map((l) => l.msg)).toEqual([expect.stringContaining(`of schema ${NEXT}, newer than this agent knows`)]);
+    expect(fileState()).toEqual({ version: NEXT, mark: String(CURRENT), rows: 8 });
+  });
+});
