@@ -256,7 +256,7 @@ export const OPEN_INDEXES: readonly string[] = [
  * may open its file into `meta` (OPENABLE_FROM_KEY, openableFrom()), and opens a file of a newer
  * schema when that mark is its own schema or older, without running a step or changing the number.
  * So a release whose steps are all listed here rolls back without the file's being refused
- * (PW_BUFFER_SCHEMA_NEWER), from the first release that reads the mark (2026-12-08, schema 11) on.
+ * (PW_BUFFER_SCHEMA_NEWER), from the first release that reads the mark (the evening of 2026-12-07, schema 11) on.
  * Empty: each step so far was made when no agent read a mark, so each is one older agents refuse.
  * A step goes here only when its author has checked both directions: the older agent's writes on
  * the newer file, and the newer agent's reads of rows the older one wrote.
