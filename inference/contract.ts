@@ -56,6 +56,20 @@ export type ModelRule = keyof typeof MODEL_RULES;
 type RuleField = (typeof MODEL_RULES)[ModelRule]['field'];
 const RULE_NAMES = Object.keys(MODEL_RULES) as ModelRule[];
 
+/**
+ * What this code reads, as the agent reports it in its module twin's `state` and
+ * `pumpwatch-trainer deploy` checks before it sends a gateway a model (trainer/deploy/agent-reads.ts):
+ * made from the lists the reader checks models against, so the report cannot drift from the reader.
+ */
+export interface ModelReads {
+  modelContracts: number[];
+  modelRules: string[];
+}
+
+export function modelReads(): ModelReads {
+  return { modelContracts: [...CONTRACT_VERSIONS], modelRules: [...RULE_NAMES] };
+}
+
 /** The largest finite float32: model inputs are float32, so a larger magnitude becomes Infinity. */
 export const FLOAT32_MAX = 3.4028234663852886e38;
 

@@ -12,6 +12,7 @@
  * An update that does not go through (refused, or the connection failed) is sent again on the next
  * change and by the runtime's periodic state report; `failure()` says so in /status meanwhile.
  */
+import { modelReads } from '../../inference/contract.js';
 import type { ModelManager, ModelStatus } from '../../inference/models.js';
 import { GATEWAY_ORIGIN } from '../../inference/updater.js';
 import { safeErrorMessage } from '../../sync/redact.js';
@@ -224,6 +225,8 @@ export class Reporter {
       modelsTruncated: null,
       state: {
         agentVersion: snap.agentVersion,
+        // The model contracts and rules this agent reads: deploy sends no model a gateway would refuse.
+        ...modelReads(),
         updatedAt: new Date().toISOString(),
         buffer: fields(snap.buffer, STATE_BUFFER_FIELDS),
         sync: fields(snap.sync, STATE_SYNC_FIELDS),

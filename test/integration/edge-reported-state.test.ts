@@ -76,6 +76,8 @@ describe('the reported state of the buffer', () => {
     expect(state()!.readings).not.toHaveProperty('refusedByPump');
     // /healthz in short, for a fleet's twin query (IoT Edge does not act on a container's health check)
     expect(state()!.health).toEqual({ status: 'ok', problems: [] });
+    // What it reads, which `deploy` checks a model against before it sends the gateway that model.
+    expect(state()).toMatchObject({ modelContracts: [1, 2], modelRules: ['stopped-when', 'stuck-after'] });
     await first.stop();
 
     const db = new Database(join(dir, 'data', 'buffer.sqlite'), { readonly: true });
