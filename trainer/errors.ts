@@ -90,6 +90,12 @@ export type TrainerErrorCode =
   | 'PW_TRAINER_REGISTRY_MOVED'
   /** The IoT Hub twin update or query failed. */
   | 'PW_TRAINER_DEPLOY'
+  /**
+   * The module's agent does not read the model's contract or one of its rules (by what it reports
+   * in its twin's `state`; an agent that reports nothing reads contract 1 only): its twin is not
+   * updated, unless --force-old-agents (deploy/agent-reads.ts).
+   */
+  | 'PW_TRAINER_AGENT_TOO_OLD'
   /** A twin update would grow the module twin's desired properties past IoT Hub's 32 KB; nothing was written. */
   | 'PW_TRAINER_TWIN_FULL'
   /**

@@ -11,7 +11,7 @@ import { runCli } from '../../trainer/commands/index.js';
 import type { ModelRecord } from '../../trainer/registry/records.js';
 import { readBest } from '../../trainer/registry/read.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
-import { LocalHub } from '../support/local-hub.js';
+import { addAgentModule, LocalHub } from '../support/local-hub.js';
 import { promoteFittedModel } from '../support/registry.js';
 import { hubRegistry, runTrainer, trainerContext } from '../support/trainer.js';
 
@@ -36,7 +36,7 @@ beforeAll(async () => {
   await container.create();
   hub = await LocalHub.start();
   registry = hubRegistry(hub);
-  for (const device of ['gw-1', 'gw-2', 'gw-3']) hub.addModule(device, 'pumpwatch');
+  for (const device of ['gw-1', 'gw-2', 'gw-3']) addAgentModule(hub, device, 'pumpwatch');
   hub.updateReported('gw-1', 'pumpwatch', { models: { 'pump-7': { version: 'old', status: 'active' } } });
   hub.updateReported('gw-2', 'pumpwatch', { pumps: ['pump-7', 'pump-8'] });
   hub.updateDesired('gw-1', 'pumpwatch', { sync: { intervalSeconds: 60 } });

@@ -14,7 +14,7 @@ import { EXIT } from '../../trainer/errors.js';
 import { readBest, readModelRecord } from '../../trainer/registry/read.js';
 import { commitRollback, planRollback } from '../../trainer/registry/rollback.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
-import { LocalHub } from '../support/local-hub.js';
+import { addAgentModule, LocalHub } from '../support/local-hub.js';
 import { promoteFittedModel } from '../support/registry.js';
 import { hubRegistry, lastLine, runTrainer, seedDays, trainerContext } from '../support/trainer.js';
 
@@ -87,7 +87,7 @@ beforeAll(async () => {
   await container.create();
   hub = await LocalHub.start();
   registry = hubRegistry(hub);
-  hub.addModule('gw-1', 'pumpwatch');
+  addAgentModule(hub, 'gw-1', 'pumpwatch');
 });
 
 afterAll(async () => {

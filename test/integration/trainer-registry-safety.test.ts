@@ -15,7 +15,7 @@ import { readBest, readModelRecord } from '../../trainer/registry/read.js';
 import { setDeployPending } from '../../trainer/registry/write.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { startBlobProxy } from '../support/blob-proxy.js';
-import { LocalHub } from '../support/local-hub.js';
+import { addAgentModule, LocalHub } from '../support/local-hub.js';
 import { promoteFittedModel } from '../support/registry.js';
 import { rng } from '../support/models.js';
 import { hubRegistry, lastLine, pumpValues, runTrainer, seedReadings, trainerContext } from '../support/trainer.js';
@@ -53,7 +53,7 @@ beforeAll(async () => {
   await container.create();
   hub = await LocalHub.start();
   registry = hubRegistry(hub);
-  for (const device of ['gw-1', 'gw-2']) hub.addModule(device, 'pumpwatch');
+  for (const device of ['gw-1', 'gw-2']) addAgentModule(hub, device, 'pumpwatch');
   hub.addModule('gw-1', 'opcpublisher');
   await seedTwoLevels(container, 'pump-old', 'gw-5', 21);
   await seedTwoLevels(container, 'pump-race', 'gw-6', 22);

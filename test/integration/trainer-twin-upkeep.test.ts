@@ -15,7 +15,7 @@ import { twinSize } from '../../agent/local-hub/json.js';
 import type { CommandContext, TwinRegistry } from '../../trainer/cloud/context.js';
 import type { ModelRecord } from '../../trainer/registry/records.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
-import { LocalHub } from '../support/local-hub.js';
+import { addAgentModule, LocalHub } from '../support/local-hub.js';
 import { promoteFittedModel } from '../support/registry.js';
 import { setDesiredModel } from '../../trainer/deploy/twin.js';
 import { hubRegistry, runTrainer, trainerContext } from '../support/trainer.js';
@@ -59,8 +59,8 @@ beforeAll(async () => {
       return real.updateModuleTwin(d, m, patch, etag);
     },
   };
-  for (const device of ['gw-r1', 'gw-r2', 'gw-full']) hub.addModule(device, 'pumpwatch');
-  hub.addModule('gw-r3', 'pumpwatch-b');
+  for (const device of ['gw-r1', 'gw-r2', 'gw-full']) addAgentModule(hub, device, 'pumpwatch');
+  addAgentModule(hub, 'gw-r3', 'pumpwatch-b');
 });
 
 afterAll(async () => {
@@ -173,7 +173,7 @@ describe('pumpwatch-trainer refresh-urls', () => {
     const own = az.container('upkeep-models');
     await own.create();
     const moved = await promoteFittedModel(own, 'pump-moved', 'v1', 21, NOW);
-    hub.addModule('gw-r5', 'pumpwatch');
+    addAgentModule(hub, 'gw-r5', 'pumpwatch');
     // valid for days yet: signed again all the same, so the old copy can be deleted after one run
     const later = new Date(NOW.getTime() + 150 * HOUR).toISOString().replace(/\.\d+Z$/, 'Z');
     const old = `${container.url}/${moved.model.blob}?sv=2025-05-05&se=${later}&sr=b&sp=r&sig=OLDSIGNATURE`;
@@ -187,7 +187,7 @@ describe('pumpwatch-trainer refresh-urls', () => {
   });
 
   it('fails (exit 1) an entry whose model blob no longer hashes to its sha256 or has another size with PW_TRAINER_ENTRY_MISMATCH, naming the pump and version and not the SAS, skips one without a sha256, and refreshes the others', async () => {
-    hub.addModule('gw-r4', 'pumpwatch');
+    addAgentModule(hub, 'gw-r4', 'pumpwatch');
     const whole = await promoteFittedModel(container, 'pump-whole', 'v1', 11, NOW);
     const flipped = await promoteFittedModel(container, 'pump-flipped', 'v1', 12, NOW);
     const cut = await promoteFittedModel(container, 'pump-cut', 'v1', 13, NOW);
@@ -231,7 +231,7 @@ describe('pumpwatch-trainer refresh-urls', () => {
   });
 
   it('fails (exit 1) an entry whose twin update the hub keeps refusing with PW_TRAINER_DEPLOY, and leaves its URL', async () => {
-    hub.addModule('gw-r6', 'pumpwatch');
+    addAgentModule(hub, 'gw-r6', 'pumpwatch');
     expect((await cli(['deploy', '--source', 'pump-soon', '--device', 'gw-r6', '--expires-hours', '1'])).code).toBe(0);
     const before = models('gw-r6')['pump-soon'];
     // Another writer changes the twin before each conditional update: the hub refuses every one (ETag).
@@ -336,7 +336,7 @@ describe('deploys racing on one module twin', () => {
   it('all land: eight writers of different pumps at once, each update conditional on the twin it read', async () => {
     // Three tries at once lost to four writers (the fourth failed with the hub's 412, and the
     // pump's deploy was left pending); the retries now wait a random, growing time.
-    hub.addModule('gw-race', 'pumpwatch');
+    addAgentModule(hub, 'gw-race', 'pumpwatch');
     const before = updates;
     const pumps = Array.from({ length: 8 }, (_, i) => `pump-race-${i}`);
     const results = await Promise.allSettled(

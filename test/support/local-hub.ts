@@ -5,6 +5,7 @@
 import device from 'azure-iot-device';
 import { Mqtt } from 'azure-iot-device-mqtt';
 import type { LocalHub } from '../../agent/local-hub/index.js';
+import { modelReads } from '../../inference/contract.js';
 
 export * from '../../agent/local-hub/index.js';
 
@@ -43,3 +44,14 @@ export async function connectModule(hub: LocalHub, connectionString: string): Pr
 }
 
 export { device };
+
+/**
+ * Adds a module whose twin reports what this build's agent reads (`state.modelContracts`,
+ * `state.modelRules`), as a running agent of it does: `deploy` sends such a module every model the
+ * trainer makes. A bare addModule is an agent from before that report, which reads contract 1 only.
+ */
+export function addAgentModule(hub: LocalHub, deviceId: string, moduleId: string): string {
+  const connectionString = hub.addModule(deviceId, moduleId);
+  hub.updateReported(deviceId, moduleId, { state: modelReads() });
+  return connectionString;
+}

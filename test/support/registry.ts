@@ -12,9 +12,21 @@ import { registerVersion } from '../../trainer/registry/register.js';
 import { writeBest } from '../../trainer/registry/write.js';
 import { trainingTable } from './models.js';
 
-/** `features`: the table's sensors (default the test set); one the readings lack makes a live model that cannot be scored. */
-export async function promoteFittedModel(container: ContainerClient, source: string, version: string, seed: number, now: Date, features?: readonly string[]): Promise<ModelRecord> {
-  const { bytes, metadata } = fitTable(trainingTable(300, seed, features), { source, version });
+/**
+ * `features`: the table's sensors (default the test set); one the readings lack makes a live model
+ * that cannot be scored. `fit`: more options of the fit (`stuckAfter: {}`: no frozen-sensor bounds,
+ * so a contract-1 model; by default the bounds the rows give make it contract 2).
+ */
+export async function promoteFittedModel(
+  container: ContainerClient,
+  source: string,
+  version: string,
+  seed: number,
+  now: Date,
+  features?: readonly string[],
+  fit: Omit<Parameters<typeof fitTable>[1], 'source' | 'version'> = {},
+): Promise<ModelRecord> {
+  const { bytes, metadata } = fitTable(trainingTable(300, seed, features), { ...fit, source, version });
   const record = {
     schema: RECORD_SCHEMA,
     source,

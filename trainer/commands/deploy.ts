@@ -17,6 +17,7 @@ export const deployOptions = {
   query: { type: 'string' },
   shadow: { type: 'boolean' },
   'expires-hours': { type: 'string' },
+  'force-old-agents': { type: 'boolean' },
 } as const;
 
 export const DEPLOY_OPTION_HELP = `  --device D          deploy to this gateway's module only (with --module)
@@ -28,6 +29,10 @@ export const DEPLOY_OPTION_HELP = `  --device D          deploy to this gateway'
                       run on a device whose uploads carry its readings, e.g.
                       ${defaultQuery('pump-17', DEFAULT_MODULE, ['gw-1'])})
   --shadow            deploy as a shadow model: scored beside the live one, never alerted
+  --force-old-agents  write the model also to modules whose agent does not read its
+                      contract or rules (by what it reports in its twin; one that reports
+                      nothing reads contract 1 only), with a warning each: such an agent
+                      reports the model rejected and keeps its current one
   --expires-hours H   lifetime of the read-only model URL (default ${DEFAULT_SAS_HOURS});
                       "pumpwatch-trainer refresh-urls" signs it again before it expires`;
 
@@ -38,7 +43,12 @@ url, sha256, size } in the desired properties of the module twin of one gateway,
 gateway that serves the source. The agent downloads, checks and swaps the model. Checked first:
 model.onnx exists with the size and sha256 its model.json records (the bytes are read and
 hashed: every agent refuses a model whose sha256 is not the twin entry's), and (for the best
-version) best.json agrees with that model.json; nothing is written otherwise. A deploy of the best version (with
+version) best.json agrees with that model.json; nothing is written otherwise. A module whose
+agent does not read the model's contract (1, or 2 with the rules its pumpwatch.requires names),
+by what it reports in its twin (state.modelContracts, state.modelRules; an agent before
+2026-12-07 reports nothing and reads contract 1 only), is not updated: its line says
+PW_TRAINER_AGENT_TOO_OLD, the version it reports, what the model needs and what it reads;
+the other modules are updated (--force-old-agents writes it too). A deploy of the best version (with
 or without --version) that updates every module clears best.json's pending mark
 (deployPending, set by a promotion with --deploy or a rollback whose deploy did not finish),
 conditional on best.json not having changed since it was read. When best.json names another
@@ -57,7 +67,7 @@ Exit codes: 0 every module updated, 1 a module failed or none matched, best.json
 another version during the deploy (that version's deploy is then pending), or a failure before
 any update (a PW_TRAINER_* code says which), 2 bad usage.`;
 
-type DeployValues = { device?: unknown; module?: unknown; query?: unknown; shadow?: unknown; 'expires-hours'?: unknown };
+type DeployValues = { device?: unknown; module?: unknown; query?: unknown; shadow?: unknown; 'expires-hours'?: unknown; 'force-old-agents'?: unknown };
 
 export function targetOf(v: DeployValues): DeployRequest['target'] {
   const moduleId = typeof v.module === 'string' && v.module !== '' ? v.module : DEFAULT_MODULE;
@@ -74,6 +84,8 @@ export function targetOf(v: DeployValues): DeployRequest['target'] {
 export interface DeployPlan {
   target: DeployRequest['target'];
   shadow: boolean;
+  /** --force-old-agents: write also to modules whose agent does not read the model. */
+  force: boolean;
   hours: number;
   registry: TwinRegistry;
   /** The deploy options as given, to print a `deploy` command that does the same. */
@@ -94,7 +106,8 @@ export function prepareDeploy(ctx: CommandContext, v: DeployValues): DeployPlan 
   const argv: string[] = [];
   for (const flag of ['device', 'module', 'query', 'expires-hours'] as const) if (typeof v[flag] === 'string') argv.push(`--${flag}`, v[flag]);
   if (v.shadow === true) argv.push('--shadow');
-  return { target, shadow: v.shadow === true, hours, registry, argv };
+  if (v['force-old-agents'] === true) argv.push('--force-old-agents');
+  return { target, shadow: v.shadow === true, force: v['force-old-agents'] === true, hours, registry, argv };
 }
 
 /** Reads and checks what the deploy needs (record, model blob, target modules) without writing anything. */
@@ -104,7 +117,7 @@ export async function resolvePlanned(ctx: CommandContext, plan: DeployPlan, sour
 
 /** Signs the URL and writes the twins of a resolved deploy. */
 export async function pushPlanned(ctx: CommandContext, plan: DeployPlan, source: string, resolved: ResolvedDeploy): Promise<DeployResult> {
-  return pushDeploy(ctx.models(), plan.registry, resolved, { source, shadow: plan.shadow, expiresOn: new Date(ctx.now().getTime() + plan.hours * 3_600_000) });
+  return pushDeploy(ctx.models(), plan.registry, resolved, { source, shadow: plan.shadow, force: plan.force, expiresOn: new Date(ctx.now().getTime() + plan.hours * 3_600_000) });
 }
 
 /** `, 2 skipped: not module "M" (--module)` when a --module filter left modules of the query out. */
@@ -125,6 +138,7 @@ export function printDeploy(result: DeployResult, io: Io): number {
   }
   io.out(`deploy ${result.blob} → ${result.targets.length} module(s)${skippedNote(result)}`);
   for (const t of result.targets) io.out(`  ${t.ok ? 'ok    ' : 'FAILED'} ${t.deviceId}/${t.moduleId}: ${t.detail}`);
+  for (const t of result.targets) if (t.warning !== undefined) io.err(`warning: ${t.warning}`);
   return result.targets.every((t) => t.ok) ? 0 : 1;
 }
 

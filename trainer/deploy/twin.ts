@@ -135,13 +135,14 @@ function checkDesiredSize(twin: TwinDocument, target: ModuleRef, patch: Record<s
  * One conditional update of the desired `models` of a module twin: `plan` makes the patch from
  * the twin as read (null: nothing to write), the size is checked, and the update is conditional
  * on that read's ETag; when the twin changed in between, it is read again and planned again.
+ * `plan` sees the whole twin too (deploy checks what its agent reads).
  * `first`: the twin as a query already returned it (saves a read). Returns the desired
  * `$version` after the update, or `unchanged` when `plan` found nothing to write.
  */
 export async function patchDesiredModels(
   registry: TwinRegistry,
   target: ModuleRef,
-  plan: (models: Record<string, unknown>) => Record<string, unknown> | null,
+  plan: (models: Record<string, unknown>, twin: TwinDocument) => Record<string, unknown> | null,
   first?: TwinDocument,
 ): Promise<number | null | 'unchanged'> {
   const name = `${target.deviceId}/${target.moduleId}`;
@@ -152,7 +153,7 @@ export async function patchDesiredModels(
     } catch (err) {
       throw new TrainerError('PW_TRAINER_DEPLOY', `updating the twin of ${name} failed: ${safeErrorMessage(err)}`, { cause: err });
     }
-    const patch = plan(desiredModels(twin));
+    const patch = plan(desiredModels(twin), twin);
     if (patch === null) return 'unchanged';
     checkDesiredSize(twin, target, patch);
     try {
@@ -170,9 +171,15 @@ export async function patchDesiredModels(
   }
 }
 
-/** Sets `models.<key>` on one module twin; returns the desired `$version` after the update. */
-export async function setDesiredModel(registry: TwinRegistry, target: ModuleRef, key: string, entry: DesiredModelEntry): Promise<number | null> {
-  const version = await patchDesiredModels(registry, target, () => ({ [key]: entry }));
+/**
+ * Sets `models.<key>` on one module twin; returns the desired `$version` after the update.
+ * `check` sees each twin read before its update and throws to leave the twin as it is.
+ */
+export async function setDesiredModel(registry: TwinRegistry, target: ModuleRef, key: string, entry: DesiredModelEntry, check?: (twin: TwinDocument) => void): Promise<number | null> {
+  const version = await patchDesiredModels(registry, target, (_models, twin) => {
+    check?.(twin);
+    return { [key]: entry };
+  });
   return version === 'unchanged' ? null : version;
 }
 
