@@ -76,7 +76,7 @@ describe('deploy checks what each gateway agent reads', () => {
     );
     expect(lines).toContainEqual(
       expect.stringMatching(
-        /^ {2}FAILED gw-old\/pumpwatch: PW_TRAINER_AGENT_TOO_OLD: gw-old\/pumpwatch \(agent 0\.1\.0\+bbbbbbbbbbbb\) reports no model contracts: an agent before 2026-12-07, reads contract 1 only; the model needs contract 2 requiring stuck-after: not updated/,
+        /^ {2}FAILED gw-old\/pumpwatch: PW_TRAINER_AGENT_TOO_OLD: gw-old\/pumpwatch \(agent 0\.1\.0\+bbbbbbbbbbbb\) reports no model contracts \(an agent before that report of the evening of 2026-12-07\): taken to read contract 1 only; the model needs contract 2 requiring stuck-after: not updated/,
       ),
     );
     expect(desiredModels('gw-new')[PUMP]).toMatchObject({ version: 'v2' });
@@ -116,7 +116,7 @@ describe('deploy checks what each gateway agent reads', () => {
     const warnings = res.err.split('\n').filter((l) => l.startsWith('warning: '));
     expect(warnings).toHaveLength(2);
     expect(warnings).toContainEqual(expect.stringMatching(/^warning: PW_TRAINER_AGENT_TOO_OLD: gw-c1\/pumpwatch \(agent 0\.1\.0\+a{12}\) reads contract 1 with no rules; .*written anyway \(--force-old-agents\)/));
-    expect(warnings).toContainEqual(expect.stringMatching(/^warning: PW_TRAINER_AGENT_TOO_OLD: gw-old\/pumpwatch .*reports no model contracts: an agent before 2026-12-07/));
+    expect(warnings).toContainEqual(expect.stringMatching(/^warning: PW_TRAINER_AGENT_TOO_OLD: gw-old\/pumpwatch .*reports no model contracts \(an agent before that report of the evening of 2026-12-07/));
     for (const device of ['gw-new', 'gw-c1', 'gw-old']) expect(desiredModels(device)[PUMP]).toMatchObject({ version: 'v2' });
     // Every module has it: the rollback's pending deploy is done.
     expect((await readBest(container, PUMP))!.pointer).not.toHaveProperty('deployPending');

@@ -12,7 +12,7 @@ import { TrainerError } from '../errors.js';
 import type { ModuleRef } from './twin.js';
 
 /** The first agents that report what they read; every earlier one reads contract 1 only. */
-const FIRST_REPORTING_AGENT = '2026-12-07';
+const FIRST_REPORTING_AGENT = 'the evening of 2026-12-07';
 
 /** What a model asks of the agent that runs it: its contract, and (contract 2) the rules it names. */
 export interface ModelNeeds {
@@ -62,7 +62,7 @@ export function unreadableBy(twin: TwinDocument, target: ModuleRef, needs: Model
     contracts !== null
       ? `reads ${describe(contracts, rules)}`
       : state?.modelContracts === undefined
-        ? `reports no model contracts: an agent before ${FIRST_REPORTING_AGENT}, reads contract 1 only`
+        ? `reports no model contracts (an agent before that report of ${FIRST_REPORTING_AGENT}): taken to read contract 1 only`
         : `reports model contracts that are not a list of numbers (${JSON.stringify(state.modelContracts).slice(0, 80)}): taken to read contract 1 only`;
   const model = needs.contract === 1 ? 'contract 1' : `contract ${needs.contract}${needs.rules.length === 0 ? '' : ` requiring ${needs.rules.join(', ')}`}`;
   return `${target.deviceId}/${target.moduleId} (${version}) ${agent}; the model needs ${model}`;
