@@ -8,9 +8,9 @@ import { LabelStore } from '../../buffer/labels.js';
 import { postJson, startTestAgent, type TestAgent } from '../support/agent.js';
 import { normalValues, rng } from '../support/models.js';
 import { accessibilityProblems, contrastProblems } from './page-a11y.js';
-import { openPage, shiftClock, THREE_HOURS, usePageAgent } from '../support/page-browser.js';
+import { openPage, shiftClock, THREE_HOURS, usePageBrowser } from '../support/page-browser.js';
 
-usePageAgent();
+usePageBrowser();
 
 describe('the alert history of a pump (older alerts than the recent list shows)', () => {
   const FAULT = { Pressure: 0.2, Flow: 45, Current: 0.6 };

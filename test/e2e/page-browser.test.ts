@@ -16,7 +16,7 @@ import { readingsWithStops, stopModels } from '../support/stops.js';
 import { accessibilityProblems, contrastProblems } from './page-a11y.js';
 import { ARTIFACTS, container, openPage, setSkew, t, usePageAgent } from '../support/page-browser.js';
 
-usePageAgent();
+usePageAgent({ azurite: true });
 
 describe('the technician page', () => {
   it('loads with no request leaving the host and shows each pump of the running agent with its state', async () => {

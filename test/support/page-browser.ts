@@ -1,13 +1,13 @@
 /**
  * The technician's page in a real browser, shared by the page-browser-*.test.ts files (split so that
- * both vitest workers share the ~230 s of them): an agent with real SQLite, onnxruntime and Azurite,
- * seeded with four pumps, Debian's Chromium, and a page whose every request is checked.
- * usePageAgent() starts them in the calling file's beforeAll; `t`, `container` and `browser` are
+ * both vitest workers share the ~230 s of them): Debian's Chromium, an agent with real SQLite and
+ * onnxruntime seeded with four pumps, Azurite for the labels' upload, and a page whose every
+ * request is checked. usePageBrowser() starts the browser alone, usePageAgent() the seeded agent
+ * too (and Azurite when asked) in the calling file's beforeAll; `t`, `container` and `browser` are
  * live bindings, set once it has run.
  */
 import type { ContainerClient } from '@azure/storage-blob';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, expect } from 'vitest';
@@ -20,8 +20,7 @@ import { normalValues, rng } from './models.js';
 export const ARTIFACTS = join(packageRoot(), 'test-artifacts');
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 
-let dir: string;
-let azurite: TestAzurite;
+let azurite: TestAzurite | undefined;
 export let container: ContainerClient;
 export let t: TestAgent;
 let skewMs = 0;
@@ -97,25 +96,38 @@ export async function openPage(
   return w;
 }
 
-/** Starts Azurite, the seeded agent and Chromium for the calling test file, and stops them after it. */
-export function usePageAgent(): void {
+/** Starts Chromium for the calling test file, and closes it after it. */
+export function usePageBrowser(): void {
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'pumpwatch-page-e2e-'));
     mkdirSync(ARTIFACTS, { recursive: true });
-    azurite = await startTestAzurite();
-    container = azurite.container('pumpwatch');
-    await container.create();
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
+}
+
+/**
+ * Starts Chromium and the seeded agent for the calling test file, and stops them after it; with
+ * `azurite`, also Azurite and its `container` (the agent's sync is off: only a test that uploads
+ * labels itself needs it, and the files that do not are spared its start).
+ */
+export function usePageAgent({ azurite: withAzurite = false } = {}): void {
+  usePageBrowser();
+  beforeAll(async () => {
+    if (withAzurite) {
+      azurite = await startTestAzurite();
+      container = azurite.container('pumpwatch');
+      await container.create();
+    }
     // Both clocks move together: readings sent while skewMs is -10 min were received ten minutes ago.
     t = await startTestAgent({ PUMPWATCH_DEVICE_ID: 'gw-test' }, { clock: () => Date.now() + skewMs, monotonic: () => performance.now() + skewMs });
     await seed(t);
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
   });
 
   afterAll(async () => {
-    await browser?.close();
     await t?.stop();
     await azurite?.dispose();
-    rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
   });
 }
 
