@@ -1,9 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LabelStore } from '../../buffer/labels.js';
-import { RejectedSync } from '../../buffer/rejected-sync.js';
-import { uploadPendingLabels } from '../../sync/labels-upload.js';
-import { uploadPendingRejected } from '../../sync/rejected-upload.js';
+import { AfterReadings } from '../../sync/after-readings.js';
 import { SyncBatches } from '../../buffer/batches.js';
 import type { BlobTarget } from '../../sync/client.js';
 import { SyncError } from '../../sync/errors.js';
@@ -14,6 +11,7 @@ import { SyncWorker, type BlobConnectivity, type SyncSettings } from '../../sync
 import { AzuriteError, azuriteBlobMain, startAzurite, type AzuriteHandle } from '../azurite.js';
 import { CONFIG_KEYS, type Config } from '../config.js';
 import type { Logger } from '../logger.js';
+import type { BufferStore } from '../../buffer/store.js';
 import { LATENCY_BUCKETS, type MetricsRegistry } from '../metrics.js';
 import { agentVersion } from '../paths.js';
 import type { AgentParts as Agent, Part } from './part.js';
@@ -36,7 +34,7 @@ export function syncSettings(c: Config): SyncSettings {
 }
 
 /** The configured target; 'local' for the standalone Azurite; null when nothing is configured. */
-function configuredTarget(c: Config): BlobTarget | 'local' | null {
+export function configuredTarget(c: Config): BlobTarget | 'local' | null {
   if (c.blobSasUrl) return { kind: 'sas-url', sasUrl: c.blobSasUrl };
   if (c.blobConnectionString) return { kind: 'connection-string', connectionString: c.blobConnectionString, container: c.blobContainer };
   return c.standalone ? 'local' : null;
@@ -73,6 +71,19 @@ function noBlobTarget(c: Config): string {
   return `sync is not configured: no blob target is set on this IoT Edge gateway${hint}, so readings stay in the buffer and are never uploaded (the oldest are evicted under PUMPWATCH_BUFFER_MAX_BYTES). Set ${targets.join(' or ')} in the module's environment; PUMPWATCH_SYNC=off says this is intended, without this warning`;
 }
 
+/**
+ * The labels and refused items of `buffer` (the agent's, or a file `pumpwatch-agent drain` empties)
+ * uploaded under `deviceId` after each cycle's readings, in the batch caps of the config in force.
+ */
+export function afterReadingsFor(buffer: BufferStore, deviceId: string, config: () => Config, logger: Logger): AfterReadings {
+  return new AfterReadings(buffer, {
+    deviceId,
+    agentVersion: agentVersion(),
+    caps: () => ({ maxRows: config().syncBatchMaxRows, maxBytes: config().syncBatchMaxBytes }),
+    logger,
+  });
+}
+
 const CONNECTIVITY_STATES: BlobConnectivity[] = ['unknown', 'online', 'offline', 'throttled', 'unauthorized', 'container-missing'];
 
 /**
@@ -98,8 +109,7 @@ export function wireSync(agent: Agent): Part[] {
     return [];
   }
   let target: BlobTarget | null = configured === 'local' ? null : configured;
-  const labels = new LabelStore(agent.buffer);
-  const rejected = new RejectedSync(agent.buffer);
+  const after = afterReadingsFor(agent.buffer, config.resolvedDeviceId, () => agent.config, logger);
   const rejectedRows = agent.registry.counter('pumpwatch_sync_uploaded_rejected_rows_total', 'Refused items uploaded to rejected/ in Blob Storage');
   let rejectedUploaded = 0;
   let uploaderFor: ((spec: UploaderSpec) => BlobUploader) | null = null;
@@ -122,30 +132,14 @@ export function wireSync(agent: Agent): Part[] {
     // Technicians' verdicts go to labels/ for the trainer, idempotently, after each cycle's readings.
     // Then the items it refused go to rejected/, a few batches a cycle (sync/rejected-upload.ts).
     afterReadings: async (uploader, signal, bucket) => {
-      const { uploaded, alreadyPresent } = await uploadPendingLabels(uploader.containerClient, labels, config.resolvedDeviceId, {
-        idleMs: uploader.idleTimeoutMs,
-        signal,
-        onSetAside: (bad) => logger.warn({ labels: bad }, `${bad.length} stored label(s) have times that are not dates: moved to the rejected table, not uploaded`),
-      });
-      if (uploaded > 0) logger.info({ uploaded }, 'labels uploaded');
-      const settings = syncSettings(agent.config);
-      const refused = await uploadPendingRejected(uploader, rejected, {
-        deviceId: config.resolvedDeviceId,
-        agentVersion: agentVersion(),
-        maxRows: settings.batchMaxRows,
-        maxBytes: settings.batchMaxBytes,
-        bucket,
-        signal,
-        logger,
-      });
-      rejectedUploaded += refused.rows;
-      rejectedRows.inc(refused.rows);
-      // A label or a batch the service took (or already had) is news of the target, as an uploaded batch is.
-      return { contacted: uploaded + alreadyPresent + refused.blobs > 0 };
+      const done = await after.upload(uploader, signal, bucket);
+      rejectedUploaded += done.rejected.rows;
+      rejectedRows.inc(done.rejected.rows);
+      return { contacted: done.contacted };
     },
   });
   registerGauges(agent.registry, worker);
-  agent.status.setSyncStatus(() => ({ ...worker.status(), rejectedUploaded, rejectedPending: rejected.pending(), target: targetText, targetExpiresAt: expiresAt === null ? null : new Date(expiresAt).toISOString() }));
+  agent.status.setSyncStatus(() => ({ ...worker.status(), rejectedUploaded, rejectedPending: after.rejected.pending(), target: targetText, targetExpiresAt: expiresAt === null ? null : new Date(expiresAt).toISOString() }));
   agent.status.setConnectivity('blob', () => worker.blobConnectivity());
   agent.status.addHealthCheck({ name: 'sync', check: () => worker.health() });
   // Alerts first: a committed anomaly starts a cycle now instead of at the next interval.
