@@ -2,6 +2,8 @@
  * An HTTP proxy in front of a real Azurite, for the failures Azurite itself never shows: each
  * request is forwarded, answered with an error status of Blob Storage's (a 503 ServerBusy), or
  * held (accepted, never answered: a middlebox that keeps the connection while answers stop).
+ * Or forwarded with its answer lost (the service did the work, the client never hears it: a
+ * connection that dropped after the request went through).
  * Every request is recorded (method and path), so a test can count what a client asked for.
  */
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
@@ -15,8 +17,8 @@ export interface ProxiedRequest {
   query: URLSearchParams;
 }
 
-/** What to do with a request: forward it, hold it for good, or answer with this status. */
-export type ProxyAction = 'forward' | 'hold' | number;
+/** What to do with a request: forward it, hold it for good, forward it and hold its answer for good, or answer with this status. */
+export type ProxyAction = 'forward' | 'hold' | 'lose-answer' | number;
 
 export interface BlobProxy {
   readonly port: number;
@@ -51,6 +53,11 @@ export async function startBlobProxy(targetPort: number, decide: (req: ProxiedRe
       return;
     }
     const up = request({ host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+      if (action === 'lose-answer') {
+        held++;
+        answer.resume();
+        return;
+      }
       res.writeHead(answer.statusCode ?? 502, answer.headers);
       answer.pipe(res);
     });
