@@ -16,6 +16,7 @@ const HELP = `pumpwatch-agent: the PumpWatch edge agent (an Azure IoT Edge modul
 Usage:
   pumpwatch-agent              run the agent (standalone when nothing is configured)
   pumpwatch-agent simulate …   write simulated pump readings as CSV (simulate --help)
+  pumpwatch-agent drain …      upload what a moved-aside buffer file holds (drain --help)
   pumpwatch-agent --help       this text
 
 Configuration (environment variables):
@@ -151,6 +152,12 @@ async function main(argv: string[]): Promise<void> {
   }
   if (command === 'simulate') {
     process.exitCode = await runSimulateCli(rest);
+    return;
+  }
+  if (command === 'drain') {
+    // Loaded here, as the agent's modules are (cli.ts): the Blob SDK only for the command that uses it.
+    const { runDrainCli } = await import('./drain.js');
+    process.exitCode = await runDrainCli(rest);
     return;
   }
   if (command !== undefined && command !== 'run') {

@@ -186,6 +186,11 @@ export class LabelStore {
     return (this.buffer.db.prepare(sql).all(...args, opts.limit) as LabelRow[]).map(fromRow);
   }
 
+  /** How many labels are not uploaded yet (those whose times are not dates included: the upload sets them aside). */
+  unsyncedCount(): number {
+    return (this.buffer.db.prepare('SELECT count(*) AS n FROM labels WHERE synced = 0').get() as { n: number }).n;
+  }
+
   /** Labels not uploaded yet, oldest first. */
   unsynced(limit: number): Label[] {
     const sql = `SELECT ${COLUMNS} FROM labels WHERE synced = 0 AND ${VALID_TIMES_SQL} ORDER BY created_at, rowid LIMIT ?`;

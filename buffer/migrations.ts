@@ -320,6 +320,26 @@ function openExtras(db: Database, mark?: number): void {
   })();
 }
 
+/**
+ * Whether this build refuses a file of schema `version` (PW_BUFFER_SCHEMA_NEWER, nothing in it
+ * touched): null when it knows every step, or when the newer agent that wrote it marked it for
+ * this build's schema or older (openableFrom); else the refusal. `migrate` and the drain's probe
+ * of a file (probe.ts) decide alike.
+ */
+export function refusalOfNewer(db: Database, version: number): BufferError | null {
+  if (version <= MIGRATIONS.length) return null;
+  const mark = openableFromMark(db);
+  return mark !== null && mark <= MIGRATIONS.length ? null : schemaNewer(version, mark);
+}
+
+function schemaNewer(version: number, mark: number | null): BufferError {
+  return new BufferError(
+    'PW_BUFFER_SCHEMA_NEWER',
+    `buffer schema version ${version} is newer than this agent knows (${MIGRATIONS.length}); ` +
+      `a newer agent wrote it${mark === null ? '' : ` and marked it for agents of schema ${mark} and later`}: refusing to touch it (upgrade the agent or move the file away)`,
+  );
+}
+
 export function migrate(db: Database, events: MigrationEvents = {}): number {
   const t0 = performance.now();
   db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
@@ -328,13 +348,7 @@ export function migrate(db: Database, events: MigrationEvents = {}): number {
   if (row === undefined) db.prepare('INSERT INTO schema_version (version) VALUES (0)').run();
   if (version > MIGRATIONS.length) {
     const mark = openableFromMark(db);
-    if (mark === null || mark > MIGRATIONS.length) {
-      throw new BufferError(
-        'PW_BUFFER_SCHEMA_NEWER',
-        `buffer schema version ${version} is newer than this agent knows (${MIGRATIONS.length}); ` +
-          `a newer agent wrote it${mark === null ? '' : ` and marked it for agents of schema ${mark} and later`}: refusing to touch it (upgrade the agent or move the file away)`,
-      );
-    }
+    if (mark === null || mark > MIGRATIONS.length) throw schemaNewer(version, mark);
     // A newer agent's steps since `mark` are all ones this agent's writes leave right: opened as it
     // is, no step run, the number and the mark left for that agent.
     events.newerCompatible?.(version, mark);
