@@ -20,6 +20,7 @@ import { recentStartOffMidnight } from '../support/clock.js';
 import { freePort, startAgentProcess, type AgentProcess } from '../support/process.js';
 import { oldSchemaFile } from '../support/schema9.js';
 import { DEVSTORE_ACCOUNT, DEVSTORE_KEY } from '../../agent/azurite.js';
+import { MIGRATIONS, OPENABLE_FROM_KEY } from '../../buffer/migrations.js';
 
 const DEVICE = 'gw-drain';
 const CONTAINER = 'e2e-drain';
@@ -234,12 +235,14 @@ describe('pumpwatch-agent drain', () => {
     const newer = copyOfMoved('newer');
     const w = new Database(newer);
     w.prepare('UPDATE schema_version SET version = 99').run();
+    // As the agent of schema 99 leaves it: marked for agents of its own schema (a mark at this build's opens it).
+    w.prepare('UPDATE meta SET value = ? WHERE key = ?').run('99', OPENABLE_FROM_KEY);
     w.close();
     const cases: Array<[string, string, string]> = [
       [join(dir, 'missing.sqlite'), 'PW_BUFFER_CANNOT_OPEN', 'no such file'],
       [text, 'PW_BUFFER_NOT_A_BUFFER', 'is not a PumpWatch buffer: it is not an SQLite database'],
       [other, 'PW_BUFFER_NOT_A_BUFFER', 'is not a PumpWatch buffer: it has no schema_version, meta, readings, rejected, sync_batches tables'],
-      [newer, 'PW_BUFFER_SCHEMA_NEWER', 'buffer schema version 99 is newer than this agent knows'],
+      [newer, 'PW_BUFFER_SCHEMA_NEWER', `buffer schema version 99 is newer than this agent knows (${MIGRATIONS.length}); a newer agent wrote it and marked it for agents of schema 99 and later`],
     ];
     for (const [file, code, words] of cases) {
       const bytes = existsSync(file) ? readFileSync(file) : null;

@@ -15,6 +15,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../agent/logger.js';
 import { BufferError } from '../../buffer/errors.js';
 import { MIGRATIONS, OPENABLE_FROM_KEY, openableFrom } from '../../buffer/migrations.js';
+import { probeBufferFile } from '../../buffer/probe.js';
 import { BufferStore } from '../../buffer/store.js';
 import type { PredictionRow } from '../../buffer/types.js';
 import { startTestAgent } from '../support/agent.js';
@@ -108,6 +109,15 @@ describe('the buffer mark of the oldest schema that may open it', () => {
     expect((err as BufferError).message).toContain(`version ${NEXT} is newer than this agent knows (${CURRENT})`);
     expect((err as BufferError).message).toContain(says);
     expect(fileState()).toEqual(before);
+  });
+
+  it('lets the drain (its probe of a moved-aside file) take a newer file marked for it, and refuse one marked past it, as the agent decides', () => {
+    newerFile(String(CURRENT));
+    expect(probeBufferFile(path)).toMatchObject({ schema: NEXT, known: CURRENT });
+    const db = new Database(path);
+    db.prepare('UPDATE meta SET value = ? WHERE key = ?').run(String(NEXT), OPENABLE_FROM_KEY);
+    db.close();
+    expect(() => probeBufferFile(path)).toThrow(`and marked it for agents of schema ${NEXT} and later`);
   });
 
   it('lets the agent take readings on a newer file marked for it: /healthz 200, every reading stored', async () => {
