@@ -791,18 +791,31 @@ export class BufferStore {
   }
 
   /**
-   * The most recent rows of one pump, newest last, optionally from a time on and after a sequence
-   * number. `afterSeq` is a range of the (pump_id, seq) index: a poll for new rows reads only them.
-   * `sinceTs` alone walks back through the pump's rows until `limit` match (no index on time: one
-   * would cost every commit), so a poll must not rely on it. `beforeSeq` bounds the range from
-   * above: the page before the oldest row of the last one, for a reader walking back in pages.
+   * The most recent rows of one pump, newest last, optionally from a time on. `sinceTs` alone
+   * walks back through the pump's rows until `limit` match (no index on time: one would cost every
+   * commit), so a poll must not rely on it: it uses predictionsAfter. `beforeSeq` bounds the range
+   * from above: the page before the oldest row of the last one, for a reader walking back in pages.
    */
-  predictions(pumpId: string, opts: { sinceTs?: number; afterSeq?: number; beforeSeq?: number; limit: number }): StoredRow[] {
+  predictions(pumpId: string, opts: { sinceTs?: number; beforeSeq?: number; limit: number }): StoredRow[] {
     const stmt = this.db.prepare(
-      `SELECT ${ROW_COLUMNS} FROM (SELECT ${ROW_COLUMNS} FROM readings WHERE pump_id = ? AND seq > ? AND seq < ? AND ts >= ?
+      `SELECT ${ROW_COLUMNS} FROM (SELECT ${ROW_COLUMNS} FROM readings WHERE pump_id = ? AND seq < ? AND ts >= ?
        ORDER BY seq DESC LIMIT ?) ORDER BY seq`,
     );
-    return readRows(stmt, this.contributionNames, pumpId, opts.afterSeq ?? 0, opts.beforeSeq ?? Number.MAX_SAFE_INTEGER, opts.sinceTs ?? 0, opts.limit).map(fromDbRow);
+    return readRows(stmt, this.contributionNames, pumpId, opts.beforeSeq ?? Number.MAX_SAFE_INTEGER, opts.sinceTs ?? 0, opts.limit).map(fromDbRow);
+  }
+
+  /**
+   * The next rows of one pump after `afterSeq` (the oldest of them first, at most `limit`, from
+   * `sinceTs` on), and whether more follow them: a poller that fell behind by more than `limit`
+   * rows reads the gap page by page instead of skipping to the newest. A range of the
+   * (pump_id, seq) index: a poll reads only the rows it returns, plus one to tell `more`.
+   */
+  predictionsAfter(pumpId: string, opts: { afterSeq: number; sinceTs?: number; limit: number }): { rows: StoredRow[]; more: boolean } {
+    const stmt = this.db.prepare(`SELECT ${ROW_COLUMNS} FROM readings WHERE pump_id = ? AND seq > ? AND ts >= ? ORDER BY seq LIMIT ?`);
+    const rows = readRows(stmt, this.contributionNames, pumpId, opts.afterSeq, opts.sinceTs ?? 0, opts.limit + 1).map(fromDbRow);
+    const more = rows.length > opts.limit;
+    if (more) rows.pop();
+    return { rows, more };
   }
 
   /**

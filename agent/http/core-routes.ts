@@ -36,12 +36,20 @@ export function registerCoreRoutes(
     const sinceTs = parseSince(url.searchParams.get('since'));
     const afterSeq = parseSeq(url.searchParams.get('afterSeq'), 'afterSeq');
     const limit = parseLimit(url.searchParams.get('limit'), 500, 10_000);
-    const rows = deps.buffer.predictions(params.pumpId!, { sinceTs, afterSeq, limit });
+    // With afterSeq, the rows right after it (a poll); without, the newest: nothing follows them.
+    const { rows, more } =
+      afterSeq === undefined
+        ? { rows: deps.buffer.predictions(params.pumpId!, { sinceTs, limit }), more: false }
+        : deps.buffer.predictionsAfter(params.pumpId!, { afterSeq, sinceTs, limit });
     return {
       status: 200,
       json: {
         pumpId: params.pumpId,
         count: rows.length,
+        // The afterSeq of the next poll, and whether rows already wait after it: a poller that
+        // fell behind by more than `limit` asks again at once instead of losing the gap.
+        next: rows.at(-1)?.seq ?? afterSeq ?? 0,
+        more,
         predictions: rows.map((r) => ({
           seq: r.seq,
           ts: new Date(r.ts).toISOString(),

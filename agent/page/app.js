@@ -468,6 +468,8 @@ async function loadSelected(full) {
   const res = await api(`/pumps/${encodeURIComponent(id)}/predictions?limit=${KEEP_ROWS}${after}`).catch(handleFailure);
   if (!res || id !== state.selected) return;
   if (full) state.rows = res.predictions;
+  // `more`: the page is behind by more than the rows it keeps; the newest of them are what it shows.
+  else if (res.more) return loadSelected(true);
   else if (mergeRows(res.predictions) === 'reset') return loadSelected(true);
   renderDetail();
 }

@@ -375,6 +375,33 @@ describe('status endpoints', () => {
     }
   });
 
+  it('pages through a pump\'s rows after a sequence number in seq order with a next cursor, every row once when a poller is behind by more than limit', async () => {
+    const body = Array.from({ length: 23 }, (_, i) => reading(i % 3 === 0 ? 'pump-other' : 'pump-paged', { Pressure: 1.4, Flow: 30 + i, Current: 1.4 }));
+    expect((await postJson(`${t.url}/readings`, body)).json.accepted).toBe(23);
+    const all = ((await (await fetch(`${t.url}/pumps/pump-paged/predictions`)).json()) as any).predictions.map((r: { seq: number }) => r.seq) as number[];
+    expect(all).toHaveLength(15);
+    const polled: number[] = [];
+    let after = 0;
+    let pages = 0;
+    const cursors: Array<[unknown, number]> = [];
+    for (;;) {
+      const page = (await (await fetch(`${t.url}/pumps/pump-paged/predictions?afterSeq=${after}&limit=4`)).json()) as any;
+      pages++;
+      polled.push(...page.predictions.map((r: { seq: number }) => r.seq));
+      const last = page.predictions.at(-1)?.seq ?? after;
+      cursors.push([page.next, last]);
+      after = last;
+      if (page.more !== true || pages > 10) break;
+    }
+    expect(polled).toEqual(all); // before: the newest 4 (the 11 before them lost), and no next or more
+    for (const [next, last] of cursors) expect(next).toBe(last);
+    expect(pages).toBe(4);
+    // Caught up: nothing follows, and the cursor stays where it was.
+    expect(await (await fetch(`${t.url}/pumps/pump-paged/predictions?afterSeq=${after}&limit=4`)).json()).toMatchObject({ count: 0, next: after, more: false });
+    // Without afterSeq: the newest rows, nothing after them, their last seq the cursor to poll from.
+    expect(await (await fetch(`${t.url}/pumps/pump-paged/predictions?limit=4`)).json()).toMatchObject({ count: 4, next: all.at(-1), more: false });
+  });
+
   it('requires the bearer token when one is set, except for /healthz and /readyz', async () => {
     const secured = await startTestAgent({ PUMPWATCH_STATUS_TOKEN: 's3cret-token' });
     try {
