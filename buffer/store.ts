@@ -819,6 +819,39 @@ export class BufferStore {
   }
 
   /**
+   * The pump's anomaly with the newest reading time among those before `beforeSeq`, null when it has
+   * none: one seek down the (pump_id, ts) index of anomalies, passing over only the anomalies at or
+   * after `beforeSeq` (the board's 200 seeded rows hold at most 200). By reading time, not seq: an
+   * anomaly stored later with an older reading time (a sensor clock stepped back) is not it.
+   */
+  newestAnomalyBefore(pumpId: string, beforeSeq: number): { seq: number; ts: number } | null {
+    const row = this.db
+      .prepare('SELECT seq, ts FROM readings INDEXED BY readings_anomalies_pump_ts WHERE pump_id = ? AND anomaly = 1 AND seq < ? ORDER BY ts DESC, seq DESC LIMIT 1')
+      .get(pumpId, beforeSeq) as { seq: number; ts: number } | undefined;
+    return row ?? null;
+  }
+
+  /**
+   * How many normal verdicts (at most `want`) the rows of one pump after `afterSeq` and before
+   * `beforeSeq` hold, walking up the (pump_id, seq) index over at most `limit` rows and stopping at
+   * the `want`th; `looked`: the rows walked. Only the verdicts are read, in SQLite (about 0.6 µs a
+   * row here), never the rows' values.
+   */
+  normalsAfter(pumpId: string, afterSeq: number, beforeSeq: number, want: number, limit: number): { normals: number; looked: number } {
+    const found = this.db
+      .prepare(
+        `SELECT count(*) AS n, max(seq) AS last FROM (SELECT seq FROM (SELECT seq, anomaly FROM readings WHERE pump_id = ? AND seq > ? AND seq < ? ORDER BY seq LIMIT ?)
+         WHERE anomaly = 0 LIMIT ?)`,
+      )
+      .get(pumpId, afterSeq, beforeSeq, limit, want) as { n: number; last: number | null };
+    const upTo = found.n >= want ? found.last! + 1 : beforeSeq;
+    const looked = this.db
+      .prepare('SELECT count(*) AS n FROM (SELECT 1 FROM readings WHERE pump_id = ? AND seq > ? AND seq < ? ORDER BY seq LIMIT ?)')
+      .get(pumpId, afterSeq, upTo, limit) as { n: number };
+    return { normals: found.n, looked: looked.n };
+  }
+
+  /**
    * Only the time and verdict of up to `limit` rows of one pump before `beforeSeq`, oldest first:
    * what finding where an anomaly streak began needs, without parsing each row's values (about
    * 40 times cheaper per row than predictions()).

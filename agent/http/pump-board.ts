@@ -23,8 +23,9 @@ export const REFUSED_AFTER_MS = 60_000;
 const SEED_ROWS = 200;
 /**
  * A pump whose seeded rows begin inside an anomaly streak has the verdicts of up to this many of
- * its earlier rows read back (5.5 h at 1 Hz), so "Anomaly since" says when the streak began, not
- * the time of its 200th-newest reading; a streak older than that is shown as "since at least".
+ * its earlier rows read back, up to its newest anomaly before them (5.5 h at 1 Hz), so "Anomaly
+ * since" says when the streak began, not the time of its 200th-newest reading; a streak older than
+ * that is shown as "since at least".
  */
 export const SEED_LOOKBACK_ROWS = 20_000;
 /**
@@ -35,6 +36,17 @@ export const SEED_LOOKBACK_ROWS = 20_000;
  * pumps beyond it say "since at least" from their seeded rows.
  */
 export const SEED_LOOKBACK_BUDGET = 100_000;
+/**
+ * Seeded rows that may begin inside an anomaly streak (no five normal verdicts before their first
+ * anomaly, as when the pump stopped in alarm: its stopped rows have none) are decided by the pump's
+ * newest anomaly before them and the normal verdicts after it. The walk over those verdicts, up the
+ * (pump_id, seq) index, stops at the fifth normal one (a few rows for a streak that cleared); a
+ * stop after an alarm is walked whole. At most this many rows are walked over all pumps (about
+ * 1.2 s here at 0.6 µs a row), and at least SEED_WALK_MIN_ROWS for each pump: a walk cut short
+ * before its fifth normal verdict keeps the alarm latched, as only normal readings clear it.
+ */
+export const SEED_WALK_BUDGET = 2_000_000;
+export const SEED_WALK_MIN_ROWS = 1_000;
 /**
  * A pump stopped since before its 200 seeded rows: up to this many of its earlier rows (28 h at
  * 1 Hz: a night's stop, a weekend's at 0.3 Hz) are looked back over for the last reading that
@@ -98,7 +110,8 @@ export interface PumpSummary {
   anomalySince: string | null;
   /**
    * The anomaly streak began before the oldest reading the agent read back at start-up (it reads back
-   * the verdicts of up to SEED_LOOKBACK_ROWS readings before a pump's 200 newest): it has lasted at least since anomalySince.
+   * the verdicts of up to SEED_LOOKBACK_ROWS readings up to the pump's newest anomaly before its 200
+   * newest readings): it has lasted at least since anomalySince.
    */
   anomalySinceAtLeast: boolean;
   /**
@@ -253,37 +266,57 @@ export class PumpBoard {
     if (this.seeded) return;
     const { buffer } = this.deps;
     const arrival = this.arrival();
-    let budget = SEED_LOOKBACK_BUDGET;
+    const budget = { marks: SEED_LOOKBACK_BUDGET, walk: SEED_WALK_BUDGET };
     for (const id of buffer.pumpIds()) {
       this.tracks.delete(id);
       const rows = buffer.predictions(id, { limit: SEED_ROWS });
-      // Seeded rows that begin inside an anomaly streak: read back, verdicts only, to where it began.
-      let earlier: Array<{ ts: number; anomaly: boolean | null }> = [];
-      let atLeast = false;
-      if (rows.length === SEED_ROWS && startsInStreak(rows)) {
-        const limit = Math.min(SEED_LOOKBACK_ROWS, budget);
-        if (limit > 0) {
-          earlier = buffer.anomalyMarks(id, rows[0]!.seq, limit);
-          budget -= earlier.length;
-        }
-        atLeast = earlier.length === limit && startsInStreak(earlier.length > 0 ? earlier : rows);
-      }
+      // Seeded rows that the streak before them may run into: where it stood at their oldest row.
+      const before = rows.length === SEED_ROWS && firstVerdicts(rows) !== 'cleared' ? this.streakBefore(id, rows[0]!.seq, budget) : null;
       const streak = { anomalySince: null as number | null, normalsInRow: 0 };
-      for (const mark of earlier) advanceStreak(streak, mark.anomaly, mark.ts);
+      for (const mark of before?.marks ?? []) advanceStreak(streak, mark.anomaly, mark.ts);
+      streak.normalsInRow = before?.normalsInRow ?? 0;
       const live = this.liveBeforeSeed.get(id);
       for (const row of rows) {
         const mapped = arrival(row.seq, row.receivedAt);
         this.apply(row, row.seq, live ? liveArrival(live, row.seq, mapped) : mapped, streak);
       }
       const t = this.tracks.get(id);
-      // the streak that was running at the oldest row read is still running: it began before it
-      if (t && atLeast && t.anomalySince === firstAnomalyTs(earlier.length > 0 ? earlier : rows)) t.anomalySinceAtLeast = true;
+      // the streak that was running at the oldest verdict read back is still running: it began before it
+      if (t && before?.atLeast && t.anomalySince === firstAnomalyTs(before.marks)) t.anomalySinceAtLeast = true;
       // a stop running since the oldest row read (none before its first stopped row ran): it may have begun before it
       const stop = t?.stop;
       if (stop && rows.length === SEED_ROWS && !rows.some((r) => r.seq < stop.sinceSeq && this.endsStop(r))) this.findStopStart(id, stop, rows[0]!.seq);
     }
     this.seeded = true;
     this.liveBeforeSeed.clear();
+  }
+
+  /**
+   * Where the pump's anomaly streak stood just before `beforeSeq` (its oldest seeded row); null
+   * when none ran. It runs when fewer than five normal verdicts follow the pump's newest anomaly
+   * before it, however many unscored rows (a stop) came since: the 200 newest rows of a pump that
+   * stopped in alarm hold no verdict at all (before 2026-12-07 a restart then cleared its alarm).
+   * `marks`: the verdicts up to that anomaly, read back (at most SEED_LOOKBACK_ROWS) to where its
+   * streak began, or `atLeast` when it began before them. Costs one seek of the anomalies' time
+   * index, a walk of verdicts that stops at the fifth normal one (SEED_WALK_BUDGET) and the
+   * read-back (SEED_LOOKBACK_BUDGET).
+   */
+  private streakBefore(
+    pumpId: string,
+    beforeSeq: number,
+    budget: { marks: number; walk: number },
+  ): { marks: Array<{ ts: number; anomaly: boolean | null }>; normalsInRow: number; atLeast: boolean } | null {
+    const { buffer } = this.deps;
+    const anomaly = buffer.newestAnomalyBefore(pumpId, beforeSeq);
+    if (anomaly === null) return null;
+    const walk = buffer.normalsAfter(pumpId, anomaly.seq, beforeSeq, CLEAR_AFTER_NORMALS, Math.max(SEED_WALK_MIN_ROWS, budget.walk));
+    budget.walk -= walk.looked;
+    if (walk.normals >= CLEAR_AFTER_NORMALS) return null;
+    // at least the anomaly itself, whatever the budget: the alarm's time is known
+    const limit = Math.max(1, Math.min(SEED_LOOKBACK_ROWS, budget.marks));
+    const marks = buffer.anomalyMarks(pumpId, anomaly.seq + 1, limit);
+    budget.marks -= marks.length;
+    return { marks, normalsInRow: walk.normals, atLeast: marks.length === limit && firstVerdicts(marks) === 'anomaly' };
   }
 
   /** `streak`: where a new track's anomaly streak stands (the seed's read-back), else none. */
@@ -504,11 +537,6 @@ function liveArrival(live: { firstSeq: number; firstAt: number; lastSeq: number;
 const deployment = (s: ModelStatus): Deployment => ({ version: s.version, status: s.status, error: s.error, since: s.since });
 
 /**
- * The rows (oldest first) begin inside an anomaly streak, as far as they show: an anomaly comes
- * before CLEAR_AFTER_NORMALS normal readings in a row. The rows before them then decide when the
- * streak began.
- */
-/**
  * One reading's verdict applied to a streak: an anomaly starts it (or continues it), CLEAR_AFTER_NORMALS
  * normal readings in a row end it. Returns whether a streak is running afterwards.
  */
@@ -523,13 +551,20 @@ function advanceStreak(s: { anomalySince: number | null; normalsInRow: number },
   return s.anomalySince !== null;
 }
 
-function startsInStreak(rows: ReadonlyArray<{ anomaly: boolean | null }>): boolean {
+/**
+ * What the rows (oldest first) show first: an anomaly before CLEAR_AFTER_NORMALS normal verdicts
+ * (`anomaly`: they begin inside a streak, as far as they show, and the rows before them say when
+ * it began), those normal verdicts before any anomaly (`cleared`: whatever streak ran before them
+ * ended, so the rows alone say where the pump stands), or neither (null: no verdicts, as in a
+ * stop, or too few normal ones: the streak before them decides).
+ */
+function firstVerdicts(rows: ReadonlyArray<{ anomaly: boolean | null }>): 'anomaly' | 'cleared' | null {
   let normals = 0;
   for (const row of rows) {
-    if (row.anomaly === true) return true;
-    if (row.anomaly === false && ++normals >= CLEAR_AFTER_NORMALS) return false;
+    if (row.anomaly === true) return 'anomaly';
+    if (row.anomaly === false && ++normals >= CLEAR_AFTER_NORMALS) return 'cleared';
   }
-  return false;
+  return null;
 }
 
 const firstAnomalyTs = (rows: ReadonlyArray<{ ts: number; anomaly: boolean | null }>): number | null => rows.find((r) => r.anomaly === true)?.ts ?? null;

@@ -119,6 +119,31 @@ describe('the page\'s stopped pump', () => {
     for (const plan of lookBack) expect(plan).toMatch(/^CO-ROUTINE .*\nSEARCH readings USING INDEX readings_pump_seq \(pump_id=\? AND seq<\?\)$/m);
   });
 
+  it('after a restart, keeps a pump that stopped in alarm in anomaly and one that stopped after its alarm cleared stopped, however long the stop, reading down indexes', () => {
+    const t0 = T0 + 3 * 86_400_000;
+    const stopRows = 5000;
+    // 100 anomalous readings, then `normals` normal ones, then a stop of 5 000 readings
+    const rows = (pumpId: string, normals: number): PredictionRow[] =>
+      Array.from({ length: 100 + normals + stopRows }, (_, i) => {
+        const running = i < 100 + normals;
+        return {
+          pumpId, ts: t0 + i * 1000, receivedAt: t0 + i * 1000,
+          values: running ? { Pressure: 1.4, Flow: 30, Current: 1.4 } : stoppedValues(() => 0.5),
+          score: running ? (i < 100 ? 9 : 0.3) : null, anomaly: running ? i < 100 : null, modelVersion: 'rule-1', imputed: false,
+          unscoredReason: running ? null : `${STOPPED_PREFIX}"Current" = 0.025, below 0.5 (model rule-1's stopped-when rule)`,
+        };
+      });
+    buffer.appendBatch(rows('latched-stop', 4)); // four normal readings: too few to clear the alarm
+    buffer.appendBatch(rows('cleared-stop', 5));
+    const b = board();
+    const planned = queryPlans(buffer.db, () => b.summaries());
+    // before: both "stopped", the alarm cleared by the restart
+    expect(pump(b, 'latched-stop')).toMatchObject({ state: 'anomaly', anomalySince: new Date(t0).toISOString(), anomalySinceAtLeast: false, running: false });
+    expect(pump(b, 'cleared-stop')).toMatchObject({ state: 'stopped', anomalySince: null, stoppedSince: new Date(t0 + 105_000).toISOString() });
+    for (const plan of planned) expect(plan).not.toMatch(/^SCAN readings/m);
+    expect(planned.some((plan) => /^SEARCH readings USING COVERING INDEX readings_anomalies_pump_ts \(pump_id=\?\)$/m.test(plan))).toBe(true);
+  });
+
   it('leaves a pump as it was through readings held as a stop in the making (`pump stopping`): running at a stop\'s beginning, stopped at a start, after a restart too', async () => {
     // a rule of two conditions, no warm-up: the readings where only one holds are held, not starting
     const rule = { when: [{ feature: 'Current', below: 0.5 }, { feature: 'Flow', below: 5 }], afterStartSeconds: 0 };
