@@ -1,7 +1,9 @@
 /**
  * Anomaly alerts on output `alerts`: decided right after each commit (pump, time, score,
- * threshold, model version, top contributing features), at most one per pump per
- * `alertsMinIntervalSeconds`. Alerts not yet handed to edgeHub are kept in SQLite (meta) and sent
+ * threshold, model version, top contributing features). A pump's first raises its alarm
+ * (open-alarms.ts), which repeats at most once per `alertsMinIntervalSeconds` and clears with one
+ * `anomaly-cleared` alert after the page's off-delay of normal readings; both carry the raise's seq
+ * (`episode`). Every alert has an `id` (idOf), the consumers' dedup key: `seq` is the reading's. Alerts not yet handed to edgeHub are kept in SQLite (meta) and sent
  * after a reconnect or a restart; the last alert sent per pump is recorded there too, and the
  * alerted reading's row gets `alerted_at`. Once
  * edgeHub has an alert, it stores and forwards it through offline periods.
@@ -14,8 +16,8 @@
  * frozen, it is alerted at the pump's next commit, with the count (a continuing fault is never left
  * unalerted); thawed by then, its next finding carries the count. The
  * `kind` field is optional in the message: consumers that predate it read every alert as an
- * anomaly alert, and the message property `type` (messageType: `anomaly`, `sensor-fault`,
- * `pump-silent`, `pump-resumed`) tells them apart for routes; anomaly alerts keep every field they had.
+ * anomaly alert, and the message property `type` (messageType: `anomaly`, `anomaly-cleared`,
+ * `sensor-fault`, `pump-silent`, `pump-resumed`) tells them apart for routes; anomaly alerts keep every field they had.
  *
  * A pump that stops sending makes one alert of kind `pump-silent` after `silentAfterMs`, and one
  * `pump-resumed` when it is heard again (pump-silence.ts); both are decided on a timer (checkSilence)
@@ -29,6 +31,7 @@ import type { KeyValueStore } from '../../inference/model-state.js';
 import { monotonicNow } from '../../sync/clock.js';
 import { safeErrorMessage } from '../../sync/redact.js';
 import type { Logger } from '../logger.js';
+import { OpenAlarms, type OpenAlarm } from './open-alarms.js';
 import { PumpSilence, type BufferedPump, type SilenceEvent, type SilentPumpView, type UnstoredArrival } from './pump-silence.js';
 import { SensorQuiet, type SensorSuppressedView } from './sensor-quiet.js';
 
@@ -37,11 +40,11 @@ const PENDING_KEY = 'alerts.pending';
 const SENT_KEY = 'alerts.sent';
 
 /**
- * What an alert is about: an anomaly score over the threshold, a sensor found frozen, a pump that
- * stopped sending, or one heard again after its `pump-silent` alert. Absent in alerts of agents
- * before it: `anomaly`.
+ * What an alert is about: an anomaly score over the threshold, a pump's anomaly alarm returned to
+ * normal (open-alarms.ts), a sensor found frozen, a pump that stopped sending, or one heard again
+ * after its `pump-silent` alert. Absent in alerts of agents before it: `anomaly`.
  */
-export type AlertKind = 'anomaly' | 'sensor-frozen' | 'pump-silent' | 'pump-resumed';
+export type AlertKind = 'anomaly' | 'anomaly-cleared' | 'sensor-frozen' | 'pump-silent' | 'pump-resumed';
 
 type SilenceKind = 'pump-silent' | 'pump-resumed';
 const isSilenceKind = (kind: AlertKind | undefined): kind is SilenceKind => kind === 'pump-silent' || kind === 'pump-resumed';
@@ -80,6 +83,12 @@ export interface FrozenSensorAlert {
 }
 
 export interface Alert {
+  /**
+   * Unique per gateway (deviceId): the dedup key, with deviceId, of a consumer that may be handed an
+   * alert twice (a restart in the middle of a send). Absent in alerts of agents before it (and added
+   * at restore to those they left pending). See idOf.
+   */
+  id?: string;
   kind?: AlertKind;
   deviceId: string;
   pumpId: string;
@@ -95,7 +104,8 @@ export interface Alert {
   modelVersion: string | null;
   topFeatures: Array<{ feature: string; contribution: number }>;
   /**
-   * `anomaly`: anomalies of this pump not alerted since its previous anomaly alert (rate limit).
+   * `anomaly`: anomalies of this pump not alerted since its episode's previous alert (rate limit);
+   * `anomaly-cleared`: those since the episode's last alert (the count ends with the episode).
    * `sensor-frozen`: findings of this sensor not alerted since its previous alert (quiet time).
    */
   suppressedSinceLast: number;
@@ -103,7 +113,25 @@ export interface Alert {
   sensor?: FrozenSensorAlert;
   /** `pump-silent` and `pump-resumed` only. */
   silence?: PumpSilenceAlert;
+  /** `anomaly` and `anomaly-cleared`: the seq of the episode's raise (its first `anomaly` alert); a raise's own seq. */
+  episode?: number;
+  /** `anomaly-cleared` only: the raise's reading time. */
+  raisedAt?: string;
 }
+
+/**
+ * An alert's id: its kind and reading (seq), which tell apart the alerts of one reading but for a
+ * frozen sensor's (one per sensor: its feature added) and silence alerts (a pump silent again with
+ * no reading in between has the same seq: the decision time `at` added).
+ */
+export function idOf(alert: Alert, at: number): string {
+  const kind = alert.kind ?? 'anomaly';
+  if (alert.sensor) return `${kind}:${alert.seq}:${alert.sensor.feature}`;
+  return isSilenceKind(kind) ? `${kind}:${alert.seq}:${at}` : `${kind}:${alert.seq}`;
+}
+
+/** The alert with its id first, as the message carries it. */
+const withId = (alert: Alert, at: number): Pending => ({ alert: { id: idOf(alert, at), ...alert }, at });
 
 export interface AlertDeps {
   engine: InferenceEngine;
@@ -145,7 +173,7 @@ export function topFeatures(contributions: Record<string, number> | null | undef
 
 /**
  * The last alert sent of a pump, as kept in SQLite: `sensor` names a `sensor-frozen` alert's
- * sensor, `kind` a silence alert's kind.
+ * sensor, `kind` a silence alert's kind or a clear's.
  */
 interface SentRecord {
   at: number;
@@ -154,7 +182,7 @@ interface SentRecord {
   ts?: string;
   sentAt?: string;
   sensor?: string;
-  kind?: SilenceKind;
+  kind?: SilenceKind | 'anomaly-cleared';
   /**
    * The gateway time of the pump's last anomaly alert, when the last alert sent was not an anomaly
    * (the rate limit is of anomalies: restore takes it from here, or from `at` of an anomaly alert).
@@ -176,11 +204,12 @@ const anomalyAtOf = (s: SentRecord): number | undefined => (s.sensor === undefin
 /**
  * What tells apart the alerts of one reading (its seq): a frozen sensor's feature; a silence alert's
  * kind and decision time (a pump silent again with no reading in between has the same seq); null
- * for the anomaly.
+ * for the anomaly (a reading is anomalous or normal: no clear shares its seq).
  */
 const identityOf = (alert: Alert, at: number): string | null =>
-  alert.sensor ? `sensor:${alert.sensor.feature}` : isSilenceKind(alert.kind) ? `${alert.kind}@${at}` : null;
-const sentIdentityOf = (s: SentRecord): string | null => (s.sensor !== undefined ? `sensor:${s.sensor}` : s.kind !== undefined ? `${s.kind}@${s.at}` : null);
+  alert.sensor ? `sensor:${alert.sensor.feature}` : isSilenceKind(alert.kind) ? `${alert.kind}@${at}` : alert.kind === 'anomaly-cleared' ? alert.kind : null;
+const sentIdentityOf = (s: SentRecord): string | null =>
+  s.sensor !== undefined ? `sensor:${s.sensor}` : s.kind === 'anomaly-cleared' ? s.kind : s.kind !== undefined ? `${s.kind}@${s.at}` : null;
 
 /**
  * The pending alerts a stopped drain had not sent: per pump (FIFO, seqs rise), those after the
@@ -210,7 +239,8 @@ export class AlertPublisher {
   private inFlight: Pending | null = null;
   /** Monotonic time of each pump's last alert. */
   private readonly lastAt = new Map<string, number>();
-  private readonly suppressed = new Map<string, number>();
+  /** Each pump's open anomaly alarm, with the anomalies its rate limit held back (suppressedSinceLast). */
+  private readonly alarms: OpenAlarms;
   private sending: Promise<void> | null = null;
   readonly counts = { sent: 0, suppressed: 0, dropped: 0, failed: 0, sensorFaults: 0, silentAlerts: 0, resumedAlerts: 0 };
   private lastError: string | null = null;
@@ -228,6 +258,7 @@ export class AlertPublisher {
 
   constructor(private readonly deps: AlertDeps) {
     this.sensorQuiet = new SensorQuiet({ kv: deps.kv, bounded: (pumpId, feature) => deps.engine.boundsSensor(pumpId, feature), intervalMs: deps.sensorMinIntervalMs, clock: () => this.now(), monotonic: () => this.monotonic(), logger: deps.logger });
+    this.alarms = new OpenAlarms({ kv: deps.kv, logger: deps.logger });
     this.silence = new PumpSilence({ kv: deps.kv, buffered: deps.buffered ?? (() => []), silentAfterMs: deps.silentAfterMs ?? (() => 0), clock: () => this.now(), monotonic: () => this.monotonic(), logger: deps.logger });
   }
 
@@ -265,7 +296,11 @@ export class AlertPublisher {
       // The list is saved when a drain stops, not after each alert (see drain): those a stopped
       // drain had sent are the ones up to the last recorded as sent for their pump (FIFO, seqs rise).
       // Before any of this run's (none is decided while the buffer is closed: nothing commits).
-      const unsent = text ? unsentOf(JSON.parse(text) as Array<{ alert: Alert; at: number }>, sent) : [];
+      const saved = text ? (JSON.parse(text) as Pending[]) : [];
+      // The whole list, sent or not: its raises and clears are decisions the alarms may not have saved yet.
+      if (!this.alarms.restore(saved.map((p) => p.alert))) return false;
+      // Those an older agent left have no id: given theirs now.
+      const unsent = unsentOf(saved, sent).map((p) => (p.alert.id === undefined ? withId(p.alert, p.at) : p));
       this.pending = [...unsent, ...this.pending];
       // A silence alert pending whose state a kill kept from being saved (see PumpSilence.save):
       // saved now, or a restart after this alert was sent would alert the same silence again.
@@ -297,7 +332,7 @@ export class AlertPublisher {
     const mono = this.monotonic();
     // Pumps alerted silent that are heard again: pump-resumed, ahead of the alerts of their readings.
     const resumed = this.silence.heard(rows, seqs);
-    const resumedEntries = resumed.map((e) => ({ alert: this.silenceAlertOf('pump-resumed', e), at: now }));
+    const resumedEntries = resumed.map((e) => withId(this.silenceAlertOf('pump-resumed', e), now));
     this.pending.push(...resumedEntries);
     let added = resumed.length;
     let sensorsChanged = false;
@@ -310,19 +345,29 @@ export class AlertPublisher {
           this.sensorQuiet.suppress(row.pumpId, sensor.feature);
           continue;
         }
-        this.pending.push({ alert: this.frozenAlertOf(row, seqs[i]!, sensor, this.sensorQuiet.alerted(row.pumpId, sensor.feature)), at: now });
+        this.pending.push(withId(this.frozenAlertOf(row, seqs[i]!, sensor, this.sensorQuiet.alerted(row.pumpId, sensor.feature)), now));
         added++;
       }
+      if (row.anomaly === false) {
+        const cleared = this.alarms.normal(row.pumpId);
+        if (cleared) {
+          this.pending.push(withId(this.clearedAlertOf(row, seqs[i]!, cleared), now));
+          added++;
+        }
+      }
       if (row.anomaly !== true || row.score === null) continue;
+      // An open alarm's repeats are rate-limited; a pump with none raises one at once (its clear
+      // was the off-delay: a new episode is news, not a repeat).
+      const open = this.alarms.get(row.pumpId);
       const last = this.lastAt.get(row.pumpId);
-      if (last !== undefined && mono - last < this.deps.minIntervalMs()) {
-        this.suppressed.set(row.pumpId, (this.suppressed.get(row.pumpId) ?? 0) + 1);
+      const held = open !== undefined && last !== undefined && mono - last < this.deps.minIntervalMs();
+      if (open) this.alarms.anomalous(open, held);
+      if (held) {
         this.counts.suppressed++;
         continue;
       }
       this.lastAt.set(row.pumpId, mono);
-      this.pending.push({ alert: this.alertOf(row, seqs[i]!), at: now });
-      this.suppressed.delete(row.pumpId);
+      this.pending.push(withId(this.alertOf(row, seqs[i]!, open ?? this.alarms.raise(row.pumpId, seqs[i]!, new Date(row.ts).toISOString())), now));
       added++;
     }
     if (this.sensorQuiet.owing()) {
@@ -333,11 +378,14 @@ export class AlertPublisher {
     }
     if (sensorsChanged) this.sensorQuiet.save();
     if (added === 0) {
+      this.alarms.save(); // the off-delays counted, the anomalies held back
       if (restoredNow && this.pending.length > 0) this.flush(); // the last run's, restored just now
       return;
     }
     const dropped = this.trimPending();
     this.savePending();
+    // After the list: restore applies the list's raises and clears to alarms a kill kept from being saved.
+    this.alarms.save();
     this.silenceDecided('pump-resumed', resumed.filter((_, i) => !dropped.has(resumedEntries[i]!)), anySilence(dropped));
     this.flush();
   }
@@ -367,7 +415,7 @@ export class AlertPublisher {
 
   private queueSilence(kind: SilenceKind, events: readonly SilenceEvent[], now: number): void {
     if (events.length === 0) return;
-    const entries = events.map((e) => ({ alert: this.silenceAlertOf(kind, e), at: now }));
+    const entries = events.map((e) => withId(this.silenceAlertOf(kind, e), now));
     this.pending.push(...entries);
     const dropped = this.trimPending();
     this.savePending();
@@ -550,7 +598,7 @@ export class AlertPublisher {
       if (due.length === 0) continue;
       for (const fault of this.deps.engine.sensorFaults(row.pumpId)) {
         if (!due.includes(fault.feature)) continue;
-        this.pending.push({ alert: this.frozenAlertOf(row, seqs[i]!, fault, this.sensorQuiet.alerted(row.pumpId, fault.feature)), at: now });
+        this.pending.push(withId(this.frozenAlertOf(row, seqs[i]!, fault, this.sensorQuiet.alerted(row.pumpId, fault.feature)), now));
         added++;
       }
     }
@@ -590,11 +638,23 @@ export class AlertPublisher {
     };
   }
 
-  private alertOf(row: PredictionRow, seq: number): Alert {
+  private alertOf(row: PredictionRow, seq: number, alarm: OpenAlarm): Alert {
     return {
       ...this.alertHead('anomaly', row, seq),
       topFeatures: topFeatures(row.contributions),
-      suppressedSinceLast: this.suppressed.get(row.pumpId) ?? 0,
+      suppressedSinceLast: this.alarms.takeSuppressed(alarm),
+      episode: alarm.episode,
+    };
+  }
+
+  /** The return to normal of `alarm` at its off-delay's last normal reading; the episode's count held back ends with it. */
+  private clearedAlertOf(row: PredictionRow, seq: number, alarm: OpenAlarm): Alert {
+    return {
+      ...this.alertHead('anomaly-cleared', row, seq),
+      topFeatures: [],
+      suppressedSinceLast: alarm.suppressed,
+      episode: alarm.episode,
+      raisedAt: alarm.raisedAt,
     };
   }
 
@@ -669,18 +729,18 @@ export class AlertPublisher {
       // A sensor's or a silence alert keeps the time of the pump's last anomaly alert, which restore needs.
       const anomalyAt = previous === undefined ? undefined : anomalyAtOf(previous);
       const kept = anomalyAt === undefined ? {} : { anomalyAt };
-      const silence = isSilenceKind(alert.kind);
+      // A silence alert is about no reading of its own, a clear about a normal one: the alerted_at of a row is an anomaly's or a sensor's.
+      const ofNoAlertedRow = isSilenceKind(alert.kind) || alert.kind === 'anomaly-cleared';
       const record: SentRecord = {
         seq: alert.seq,
         ts: alert.ts,
         at,
         sentAt: new Date(this.now()).toISOString(),
-        ...(alert.sensor ? { sensor: alert.sensor.feature, ...kept } : isSilenceKind(alert.kind) ? { kind: alert.kind, ...kept } : {}),
+        ...(alert.sensor ? { sensor: alert.sensor.feature, ...kept } : isSilenceKind(alert.kind) || alert.kind === 'anomaly-cleared' ? { kind: alert.kind, ...kept } : {}),
       };
       sent[alert.pumpId] = record;
       this.deps.kv.setMeta(SENT_KEY, JSON.stringify(sent));
-      // A silence alert is about no reading of its own (the alerted_at of a row is an anomaly's or a sensor's).
-      if (!silence) this.deps.markAlerted?.(alert.seq, this.now());
+      if (!ofNoAlertedRow) this.deps.markAlerted?.(alert.seq, this.now());
     } catch (err) {
       this.deps.logger.warn({ err: { message: safeErrorMessage(err) } }, 'alert sent but not recorded in the buffer');
     }

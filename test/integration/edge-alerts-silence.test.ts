@@ -125,6 +125,8 @@ describe('silent pumps', () => {
     await p.idle();
     expect(sent).toEqual([
       {
+        // the kind, the reading, and when it was decided: a pump silent again at the same last reading is another alert
+        id: `pump-silent:${last.seq}:${now}`,
         kind: 'pump-silent',
         deviceId: 'gw-s',
         pumpId: 'quiet-1',

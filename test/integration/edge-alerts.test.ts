@@ -2,7 +2,8 @@
  * Alert decisions against a real SQLite buffer (meta) and a real onnxruntime model, with the
  * gateway clock and the monotonic clock injected: one alert per pump and interval, suppressed
  * anomalies counted, alerts kept through an offline period and a restart, the interval kept when
- * NTP steps the gateway clock. The edgeHub side is the `send` function here
+ * NTP steps the gateway clock, the count held back ending with its episode (edge-alerts-clear-hub.test.ts
+ * runs the alarm's clear on the hub). The edgeHub side is the `send` function here
  * (edge.test.ts covers it with the real client and the local hub).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AlertPublisher, type Alert } from '../../agent/edge/alerts.js';
+import { CLEAR_AFTER_NORMALS } from '../../agent/http/pump-board.js';
 import { createLogger } from '../../agent/logger.js';
 import { BufferStore } from '../../buffer/store.js';
 import type { PredictionRow } from '../../buffer/types.js';
@@ -51,10 +53,12 @@ let sensorSkew = 0;
  * `pumpId`: one thawed reading (unless `thawFirst` is false), then `frozen` readings at FROZEN
  * (the model's bound is 60: the 60th makes a finding); then the clocks move on past them.
  */
-async function flickerCycle(p: AlertPublisher, pumpId: string, r: () => number, opts: { thawFirst?: boolean; frozen?: number; scoredBy?: InferenceEngine } = {}): Promise<{ rows: PredictionRow[]; seqs: number[]; firstFrozenTs: number }> {
+async function flickerCycle(p: AlertPublisher, pumpId: string, r: () => number, opts: { thawFirst?: boolean; frozen?: number; scoredBy?: InferenceEngine; spikeEvery?: number } = {}): Promise<{ rows: PredictionRow[]; seqs: number[]; firstFrozenTs: number }> {
   const n = opts.frozen ?? 60;
   const currents = [...(opts.thawFirst === false ? [] : [THAWED]), ...Array.from({ length: n }, () => FROZEN)];
-  const readings = currents.map((Current, i) => ({ pumpId, ts: now + sensorSkew + i * 1000, values: { ...normalValues(r, i), Current } }));
+  // spikeEvery: every so many readings a spike of Pressure (an anomaly), the last one too
+  const spiked = (i: number): boolean => opts.spikeEvery !== undefined && (currents.length - 1 - i) % opts.spikeEvery === 0;
+  const readings = currents.map((Current, i) => ({ pumpId, ts: now + sensorSkew + i * 1000, values: { ...normalValues(r, i), Current, ...(spiked(i) ? { Pressure: 4 } : {}) } }));
   const rows = await (opts.scoredBy ?? engine).score(readings, now);
   const seqs = buffer.appendBatch(rows);
   p.onCommit(rows, seqs);
@@ -326,9 +330,9 @@ describe('AlertPublisher', () => {
   it('sends one sensor-frozen alert when a sensor is found frozen, outside the rate limit, beside the anomaly of the same reading, which the rate limit holds back', async () => {
     tick(3_600_000);
     const r = rng(4);
-    // pump-7: Current frozen for 60 readings (the model's bound); the 60th is also a spike
-    const readings = Array.from({ length: 60 }, (_, i) => ({ pumpId: 'pump-7', ts: now + i * 1000, values: { ...normalValues(r, i), Current: 1.41 } as Record<string, number> }));
-    readings[59]!.values = { ...readings[59]!.values, Pressure: 4 };
+    // pump-7: Current frozen for 60 readings (the model's bound); every 4th is a spike (its alarm
+    // stays open: an off-delay of normal readings would clear it), the 60th too
+    const readings = Array.from({ length: 60 }, (_, i) => ({ pumpId: 'pump-7', ts: now + i * 1000, values: { ...normalValues(r, i), Current: 1.41, ...(i % 4 === 3 ? { Pressure: 4 } : {}) } as Record<string, number> }));
     // an anomaly of pump-7 alerted just now: the next ones are held back by the rate limit
     const first = await spike('pump-7', now - 1000);
     const offline = publisher(() => Promise.reject(new Error('not connected to the hub')));
@@ -339,8 +343,8 @@ describe('AlertPublisher', () => {
     const seqs = buffer.appendBatch(rows);
     offline.onCommit(rows, seqs);
     await offline.idle();
-    // pending: the earlier anomaly, then the frozen sensor (the spike at the same reading is rate-limited)
-    expect(offline.status()).toMatchObject({ pending: 2, suppressed: 1 });
+    // pending: the earlier anomaly, then the frozen sensor (the spikes, the one at the same reading too, are rate-limited)
+    expect(offline.status()).toMatchObject({ pending: 2, suppressed: 15 });
 
     // after a restart, the hub back: both go out in order
     const sent: Alert[] = [];
@@ -368,11 +372,13 @@ describe('AlertPublisher', () => {
     const cycle = await flickerCycle(before, 'pump-9', r, { thawFirst: false });
     expect(cycle.rows.some((row) => row.anomaly === true)).toBe(false);
     await before.idle();
-    expect(sent.map((a) => a.kind)).toEqual(['anomaly', 'sensor-frozen']);
-    // pump-11: an anomaly alerted, then at once its Current found frozen: the anomaly's time is kept
+    // the cycle's normal readings cleared its alarm (the off-delay) before the sensor was found frozen
+    expect(sent.filter((a) => a.pumpId === 'pump-9').map((a) => a.kind)).toEqual(['anomaly', 'anomaly-cleared', 'sensor-frozen']);
+    // pump-11: an anomaly alerted, then at once its Current found frozen, its alarm kept open by
+    // anomalies the rate limit holds back (the last at the sensor's reading): the anomaly's time is kept
     const recent = await spike('pump-11');
     before.onCommit(recent.rows, recent.seqs);
-    await flickerCycle(before, 'pump-11', r, { thawFirst: false });
+    await flickerCycle(before, 'pump-11', r, { thawFirst: false, spikeEvery: 4 });
     await before.idle();
     expect(JSON.parse(buffer.getMeta('alerts.sent')!)['pump-11']).toMatchObject({ sensor: 'Current', anomalyAt: expect.any(Number) });
     // pump-10: a sensor-frozen alert still pending (the hub down) when the agent stops
@@ -384,6 +390,7 @@ describe('AlertPublisher', () => {
     expect(offline.status().pending).toBe(1);
 
     tick(1_000);
+    const sentBefore = sent.length;
     const after = publisher(async (a) => void sent.push(a), 3_600_000, 600_000);
     after.restore();
     for (const pump of ['pump-9', 'pump-10', 'pump-11']) {
@@ -393,7 +400,7 @@ describe('AlertPublisher', () => {
     await after.idle();
     // pump-11's anomaly alert of 61 s before still holds its next one back
     expect(after.status().suppressed).toBe(1);
-    expect(sent.slice(4).map((a) => [a.pumpId, a.kind])).toEqual([['pump-10', 'sensor-frozen'], ['pump-9', 'anomaly'], ['pump-10', 'anomaly']]);
+    expect(sent.slice(sentBefore).map((a) => [a.pumpId, a.kind])).toEqual([['pump-10', 'sensor-frozen'], ['pump-9', 'anomaly'], ['pump-10', 'anomaly']]);
   });
 
   it('after a restart, keeps an alert of the same reading as the one last sent when it is another (a frozen sensor, then the anomaly)', async () => {
@@ -566,5 +573,60 @@ describe('AlertPublisher', () => {
       await bounded.release();
       await unbounded.release();
     }
+  });
+});
+
+describe('suppressedSinceLast of an anomaly episode', () => {
+  const r = rng(11);
+  async function normal(pumpId: string): Promise<{ rows: PredictionRow[]; seqs: number[] }> {
+    const rows = await engine.score([{ pumpId, ts: now, values: normalValues(r, 0) }], now);
+    expect(rows[0]!.anomaly).toBe(false);
+    return { rows, seqs: buffer.appendBatch(rows) };
+  }
+  /** Scores and commits one reading of `pumpId`, a spike or a normal one, 10 s after the last, and waits for its alerts; its seq. */
+  async function reading(p: AlertPublisher, pumpId: string, anomalous: boolean): Promise<number> {
+    tick(10_000);
+    const { rows, seqs } = anomalous ? await spike(pumpId) : await normal(pumpId);
+    p.onCommit(rows, seqs);
+    await p.idle();
+    return seqs[0]!;
+  }
+  const restored = (sent: Alert[]): AlertPublisher => {
+    const p = publisher(async (a) => void sent.push(a));
+    p.restore();
+    return p;
+  };
+
+  it('goes with the clear, and a new episode starts from 0', async () => {
+    tick(3_600_000);
+    const sent: Alert[] = [];
+    const p = restored(sent);
+    const raise = await reading(p, 'episode-1', true);
+    for (let i = 0; i < 3; i++) await reading(p, 'episode-1', true); // within the minute: held back
+    for (let i = 0; i < CLEAR_AFTER_NORMALS; i++) await reading(p, 'episode-1', false);
+    tick(60_000); // the rate limit over: the next anomaly is alerted either way
+    const next = await reading(p, 'episode-1', true);
+
+    expect(sent.map((a) => [a.kind, a.episode, a.suppressedSinceLast])).toEqual([
+      ['anomaly', raise, 0],
+      ['anomaly-cleared', raise, 3],
+      ['anomaly', next, 0],
+    ]);
+  });
+
+  it('is kept across a restart', async () => {
+    tick(3_600_000);
+    const sent: Alert[] = [];
+    const raise = await reading(restored(sent), 'episode-2', true);
+    const before = restored(sent);
+    for (let i = 0; i < 2; i++) await reading(before, 'episode-2', true); // held back
+    const after = restored(sent);
+    tick(60_000);
+    const repeat = await reading(after, 'episode-2', true);
+
+    expect(sent.map((a) => [a.kind, a.seq, a.episode, a.suppressedSinceLast])).toEqual([
+      ['anomaly', raise, raise, 0],
+      ['anomaly', repeat, raise, 2],
+    ]);
   });
 });

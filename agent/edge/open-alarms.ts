@@ -1,0 +1,120 @@
+/**
+ * The anomaly alarm of each pump (ISA-18.2's alarm with a return to normal): open from its raise,
+ * the first `anomaly` alert of an episode, until CLEAR_AFTER_NORMALS normal scored readings in a row
+ * clear it (the page's off-delay of its Anomaly state: one normal reading amid a fault does not
+ * clear it). Unscored readings (a stopped pump, a missing sensor) neither count nor reset the run, so
+ * a stopped pump stays in alarm, latched, as on the page. Kept in the buffer's meta (`alerts.open`)
+ * with the anomalies held back by the rate limit since the episode's last alert: a restart neither
+ * raises an open alarm again nor forgets its clear or its count.
+ */
+import type { KeyValueStore } from '../../inference/model-state.js';
+import { safeErrorMessage } from '../../sync/redact.js';
+import { CLEAR_AFTER_NORMALS } from '../http/pump-board.js';
+import type { Logger } from '../logger.js';
+
+const OPEN_KEY = 'alerts.open';
+
+export interface OpenAlarm {
+  /** The seq of the raise: the episode's first `anomaly` alert. */
+  episode: number;
+  /** The raise's reading time (ISO). */
+  raisedAt: string;
+  /** Normal scored readings in a row since the last anomalous one. */
+  normalsInRow: number;
+  /** Anomalies held back by the rate limit since the episode's last alert. */
+  suppressed: number;
+}
+
+/** What an alert in the pending list says of its pump's alarm (a raise, a clear, or nothing). */
+export interface AlarmDecision {
+  pumpId: string;
+  kind?: string;
+  seq: number;
+  ts: string;
+  episode?: number;
+}
+
+export class OpenAlarms {
+  private readonly open = new Map<string, OpenAlarm>();
+  private changed = false;
+
+  constructor(private readonly deps: { kv: KeyValueStore; logger: Logger }) {}
+
+  /**
+   * Loads the open alarms of the last run, then applies the raises and clears of its saved pending
+   * list (`decided`, oldest first): the list is saved before the alarms are, so a process killed
+   * between the two left its last decisions only there. False when the buffer could not be read.
+   */
+  restore(decided: readonly AlarmDecision[]): boolean {
+    let text: string | null;
+    try {
+      text = this.deps.kv.getMeta(OPEN_KEY);
+    } catch {
+      return false;
+    }
+    try {
+      for (const [pumpId, alarm] of Object.entries(JSON.parse(text ?? '{}') as Record<string, OpenAlarm>)) this.open.set(pumpId, alarm);
+    } catch (err) {
+      this.deps.logger.warn({ err: { message: safeErrorMessage(err) } }, 'open anomaly alarms of the last run could not be restored');
+    }
+    for (const d of decided) {
+      const alarm = this.open.get(d.pumpId);
+      if (d.kind === 'anomaly-cleared' && alarm?.episode === d.episode) this.close(d.pumpId);
+      else if ((d.kind ?? 'anomaly') === 'anomaly' && d.episode === d.seq && (alarm === undefined || alarm.episode < d.seq)) this.raise(d.pumpId, d.seq, d.ts);
+    }
+    if (this.changed) this.save();
+    return true;
+  }
+
+  get(pumpId: string): OpenAlarm | undefined {
+    return this.open.get(pumpId);
+  }
+
+  raise(pumpId: string, seq: number, ts: string): OpenAlarm {
+    const alarm: OpenAlarm = { episode: seq, raisedAt: ts, normalsInRow: 0, suppressed: 0 };
+    this.open.set(pumpId, alarm);
+    this.changed = true;
+    return alarm;
+  }
+
+  /** An anomalous reading of an open alarm: the off-delay starts again; `held` when the rate limit held its alert back. */
+  anomalous(alarm: OpenAlarm, held: boolean): void {
+    alarm.normalsInRow = 0;
+    if (held) alarm.suppressed++;
+    this.changed = true;
+  }
+
+  /** The episode's count of anomalies held back, taken by an alert that carries it. */
+  takeSuppressed(alarm: OpenAlarm): number {
+    const n = alarm.suppressed;
+    alarm.suppressed = 0;
+    this.changed = true;
+    return n;
+  }
+
+  /** A normal scored reading: the alarm it clears (taken off), if any. */
+  normal(pumpId: string): OpenAlarm | null {
+    const alarm = this.open.get(pumpId);
+    if (!alarm) return null;
+    this.changed = true;
+    if (++alarm.normalsInRow < CLEAR_AFTER_NORMALS) return null;
+    this.close(pumpId);
+    return alarm;
+  }
+
+  /** Saves the alarms when they changed since the last save. */
+  save(): void {
+    if (!this.changed) return;
+    try {
+      this.deps.kv.setMeta(OPEN_KEY, JSON.stringify(Object.fromEntries(this.open)));
+      this.changed = false;
+    } catch (err) {
+      this.deps.logger.warn({ err: { message: safeErrorMessage(err) } }, 'open anomaly alarms not persisted');
+    }
+  }
+
+  private close(pumpId: string): void {
+    this.open.delete(pumpId);
+    this.changed = true;
+  }
+}
