@@ -576,7 +576,7 @@ describe('AlertPublisher', () => {
   });
 });
 
-describe('suppressedSinceLast of an anomaly episode', () => {
+describe('an anomaly alarm\'s episode: its clear and suppressedSinceLast', () => {
   const r = rng(11);
   async function normal(pumpId: string): Promise<{ rows: PredictionRow[]; seqs: number[] }> {
     const rows = await engine.score([{ pumpId, ts: now, values: normalValues(r, 0) }], now);
@@ -597,7 +597,7 @@ describe('suppressedSinceLast of an anomaly episode', () => {
     return p;
   };
 
-  it('goes with the clear, and a new episode starts from 0', async () => {
+  it('sends suppressedSinceLast with the clear, and starts a new episode from 0', async () => {
     tick(3_600_000);
     const sent: Alert[] = [];
     const p = restored(sent);
@@ -614,7 +614,25 @@ describe('suppressedSinceLast of an anomaly episode', () => {
     ]);
   });
 
-  it('is kept across a restart', async () => {
+  it('clears an alarm raised by one model on the normal readings of the model swapped in, naming it', async () => {
+    tick(3_600_000);
+    const sent: Alert[] = [];
+    const p = restored(sent);
+    const raise = await reading(p, 'episode-3', true);
+    const swapped = await LoadedModel.fromBytes(makeModel({ version: 'b-1' }), 'test');
+    try {
+      engine.setModel('episode-3', swapped);
+      for (let i = 0; i < CLEAR_AFTER_NORMALS; i++) await reading(p, 'episode-3', false);
+      expect(sent.map((a) => [a.kind, a.episode, a.modelVersion])).toEqual([
+        ['anomaly', raise, 'a-1'],
+        ['anomaly-cleared', raise, 'b-1'],
+      ]);
+    } finally {
+      await swapped.release();
+    }
+  });
+
+  it('keeps suppressedSinceLast across a restart', async () => {
     tick(3_600_000);
     const sent: Alert[] = [];
     const raise = await reading(restored(sent), 'episode-2', true);
