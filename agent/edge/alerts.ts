@@ -25,6 +25,7 @@
  * limit, and leave it as it was. A silence alert dropped from a full pending list leaves no pump
  * alerted by it (trimPending).
  */
+import { BUFFER_ID_KEY } from '../../buffer/migrations.js';
 import type { PredictionRow } from '../../buffer/types.js';
 import type { InferenceEngine } from '../../inference/engine.js';
 import type { KeyValueStore } from '../../inference/model-state.js';
@@ -120,18 +121,19 @@ export interface Alert {
 }
 
 /**
- * An alert's id: its kind and reading (seq), which tell apart the alerts of one reading but for a
- * frozen sensor's (one per sensor: its feature added) and silence alerts (a pump silent again with
- * no reading in between has the same seq: the decision time `at` added).
+ * An alert's id: its kind, its buffer and its reading (seq), which tell apart the alerts of one
+ * reading but for a frozen sensor's (one per sensor: its feature added) and silence alerts (a pump
+ * silent again with no reading in between has the same seq: the decision time `at` added). The
+ * buffer's id (meta `buffer.id`) because seqs start again at 1 in a new file (a replaced data
+ * volume, a buffer moved aside): without it a control room deduplicating on (deviceId, id) would
+ * drop the new file's first alarms as repeats of the old one's.
  */
-export function idOf(alert: Alert, at: number): string {
+export function idOf(alert: Alert, at: number, bufferId: string): string {
   const kind = alert.kind ?? 'anomaly';
-  if (alert.sensor) return `${kind}:${alert.seq}:${alert.sensor.feature}`;
-  return isSilenceKind(kind) ? `${kind}:${alert.seq}:${at}` : `${kind}:${alert.seq}`;
+  const reading = `${kind}:${bufferId}:${alert.seq}`;
+  if (alert.sensor) return `${reading}:${alert.sensor.feature}`;
+  return isSilenceKind(kind) ? `${reading}:${at}` : reading;
 }
-
-/** The alert with its id first, as the message carries it. */
-const withId = (alert: Alert, at: number): Pending => ({ alert: { id: idOf(alert, at), ...alert }, at });
 
 export interface AlertDeps {
   engine: InferenceEngine;
@@ -165,7 +167,8 @@ export interface AlertDeps {
 export function topFeatures(contributions: Record<string, number> | null | undefined, n = 3): Alert['topFeatures'] {
   if (!contributions) return [];
   return Object.entries(contributions)
-    .filter(([, v]) => Number.isFinite(v))
+    // A sensor that added nothing is no "top" feature: with few sensors in play the list was padded with zeros.
+    .filter(([, v]) => Number.isFinite(v) && v > 0)
     .sort((a, b) => b[1] - a[1])
     .slice(0, n)
     .map(([feature, contribution]) => ({ feature, contribution }));
@@ -256,10 +259,25 @@ export class AlertPublisher {
   /** Restores that found the buffer unreadable. */
   private failedRestores = 0;
 
+  /** The buffer's id, read once (it is the file's for its life); null until a read found the buffer open. */
+  private bufferId: string | null = null;
+
   constructor(private readonly deps: AlertDeps) {
     this.sensorQuiet = new SensorQuiet({ kv: deps.kv, bounded: (pumpId, feature) => deps.engine.boundsSensor(pumpId, feature), intervalMs: deps.sensorMinIntervalMs, clock: () => this.now(), monotonic: () => this.monotonic(), logger: deps.logger });
     this.alarms = new OpenAlarms({ kv: deps.kv, logger: deps.logger });
     this.silence = new PumpSilence({ kv: deps.kv, buffered: deps.buffered ?? (() => []), silentAfterMs: deps.silentAfterMs ?? (() => 0), clock: () => this.now(), monotonic: () => this.monotonic(), logger: deps.logger });
+  }
+
+  /** The alert with its id first, as the message carries it (idOf). */
+  private withId(alert: Alert, at: number): Pending {
+    if (this.bufferId === null) {
+      try {
+        this.bufferId = this.deps.kv.getMeta(BUFFER_ID_KEY);
+      } catch {
+        // the buffer is closed (a silence alert decided while it fails): the id says so, not a wrong file
+      }
+    }
+    return { alert: { id: idOf(alert, at, this.bufferId ?? 'no-buffer'), ...alert }, at };
   }
 
   /**
@@ -300,7 +318,7 @@ export class AlertPublisher {
       // The whole list, sent or not: its raises and clears are decisions the alarms may not have saved yet.
       if (!this.alarms.restore(saved.map((p) => p.alert))) return false;
       // Those an older agent left have no id: given theirs now.
-      const unsent = unsentOf(saved, sent).map((p) => (p.alert.id === undefined ? withId(p.alert, p.at) : p));
+      const unsent = unsentOf(saved, sent).map((p) => (p.alert.id === undefined ? this.withId(p.alert, p.at) : p));
       this.pending = [...unsent, ...this.pending];
       // A silence alert pending whose state a kill kept from being saved (see PumpSilence.save):
       // saved now, or a restart after this alert was sent would alert the same silence again.
@@ -332,7 +350,7 @@ export class AlertPublisher {
     const mono = this.monotonic();
     // Pumps alerted silent that are heard again: pump-resumed, ahead of the alerts of their readings.
     const resumed = this.silence.heard(rows, seqs);
-    const resumedEntries = resumed.map((e) => withId(this.silenceAlertOf('pump-resumed', e), now));
+    const resumedEntries = resumed.map((e) => this.withId(this.silenceAlertOf('pump-resumed', e), now));
     this.pending.push(...resumedEntries);
     let added = resumed.length;
     let sensorsChanged = false;
@@ -345,13 +363,13 @@ export class AlertPublisher {
           this.sensorQuiet.suppress(row.pumpId, sensor.feature);
           continue;
         }
-        this.pending.push(withId(this.frozenAlertOf(row, seqs[i]!, sensor, this.sensorQuiet.alerted(row.pumpId, sensor.feature)), now));
+        this.pending.push(this.withId(this.frozenAlertOf(row, seqs[i]!, sensor, this.sensorQuiet.alerted(row.pumpId, sensor.feature)), now));
         added++;
       }
       if (row.anomaly === false) {
         const cleared = this.alarms.normal(row.pumpId);
         if (cleared) {
-          this.pending.push(withId(this.clearedAlertOf(row, seqs[i]!, cleared), now));
+          this.pending.push(this.withId(this.clearedAlertOf(row, seqs[i]!, cleared), now));
           added++;
         }
       }
@@ -367,7 +385,7 @@ export class AlertPublisher {
         continue;
       }
       this.lastAt.set(row.pumpId, mono);
-      this.pending.push(withId(this.alertOf(row, seqs[i]!, open ?? this.alarms.raise(row.pumpId, seqs[i]!, new Date(row.ts).toISOString())), now));
+      this.pending.push(this.withId(this.alertOf(row, seqs[i]!, open ?? this.alarms.raise(row.pumpId, seqs[i]!, new Date(row.ts).toISOString())), now));
       added++;
     }
     if (this.sensorQuiet.owing()) {
@@ -415,7 +433,7 @@ export class AlertPublisher {
 
   private queueSilence(kind: SilenceKind, events: readonly SilenceEvent[], now: number): void {
     if (events.length === 0) return;
-    const entries = events.map((e) => withId(this.silenceAlertOf(kind, e), now));
+    const entries = events.map((e) => this.withId(this.silenceAlertOf(kind, e), now));
     this.pending.push(...entries);
     const dropped = this.trimPending();
     this.savePending();
@@ -598,7 +616,7 @@ export class AlertPublisher {
       if (due.length === 0) continue;
       for (const fault of this.deps.engine.sensorFaults(row.pumpId)) {
         if (!due.includes(fault.feature)) continue;
-        this.pending.push(withId(this.frozenAlertOf(row, seqs[i]!, fault, this.sensorQuiet.alerted(row.pumpId, fault.feature)), now));
+        this.pending.push(this.withId(this.frozenAlertOf(row, seqs[i]!, fault, this.sensorQuiet.alerted(row.pumpId, fault.feature)), now));
         added++;
       }
     }
