@@ -13,6 +13,7 @@ import { InputHandler } from './inputs.js';
 import { createModelUpdater, type ModelUpdateOptions } from './model-updates.js';
 import { PumpActivity } from './pump-activity.js';
 import { bufferedPumps } from './pump-silence.js';
+import { StatusMessages } from './status-messages.js';
 import { Reporter, type ReportedTwin } from './reported.js';
 import { AckGate, commitAckTransport } from './transport.js';
 import { TwinSync } from './twin.js';
@@ -49,6 +50,8 @@ export class EdgeRuntime {
   readonly twinSync: TwinSync;
   readonly reporter: Reporter;
   readonly alerts: AlertPublisher;
+  /** agent-health, pump-not-scored and pump-scored on output `alerts` (status-messages.ts). */
+  readonly statusMessages: StatusMessages;
   readonly inputs: InputHandler;
   readonly pumpActivity: PumpActivity;
   connection: EdgeConnection | null = null;
@@ -126,6 +129,19 @@ export class EdgeRuntime {
     agent.pipeline.onRefuse((refused) => this.alerts.onRefuse(refused));
     // Readings the buffer could not store (a full disk) reached the agent: their pumps are not silent.
     agent.pipeline.onUnstored((unstored) => this.alerts.onUnstored(unstored));
+    this.statusMessages = new StatusMessages({
+      deviceId: config.resolvedDeviceId,
+      health: () => agent.status.health(),
+      send: (m) => this.sendOutput(m, m.kind, m.kind === 'agent-health' ? undefined : m.pumpId),
+      notScoredAfterMs: () => agent.config.alertsNotScoredAfterSeconds * 1000,
+      logger: this.log,
+      // The page's clock, as silence: NTP steps neither raise nor hide a pump not scored.
+      monotonic: agent.monotonic,
+      maxPumps: config.maxPumps,
+    });
+    agent.pipeline.onCommit((rows) => this.statusMessages.onCommit(rows));
+    agent.pipeline.onRefuse((refused) => this.statusMessages.onRefuse(refused));
+    agent.pipeline.onUnstored((unstored) => this.statusMessages.onUnstored(unstored));
     this.inputs = new InputHandler({
       pipeline: agent.pipeline,
       gate: this.gate,
@@ -194,6 +210,8 @@ export class EdgeRuntime {
     this.alerts.restore();
     // Decided offline too (kept pending, as anomalies are), so /status shows silent pumps whatever the hub does.
     this.every(this.opts.silenceCheckMs ?? 5_000, () => this.alerts.checkSilence());
+    // Decided offline too (kept in memory, newest state wins), sent once the hub is reachable.
+    this.every(this.opts.silenceCheckMs ?? 5_000, () => this.statusMessages.check());
     if (!source) return;
     const transport = commitAckTransport({
       gate: this.gate,
@@ -276,6 +294,7 @@ export class EdgeRuntime {
     }
     this.reporter.attach(twin as unknown as ReportedTwin);
     this.alerts.flush();
+    this.statusMessages.connected();
     if (fresh) {
       // The listener started the subscription; this waits for that one (the SDK's topic state machine defers a second call).
       await new Promise<void>((resolve, reject) => twin.enableTwinDesiredPropertiesUpdates((err) => (err ? reject(err) : resolve())));
@@ -351,16 +370,24 @@ export class EdgeRuntime {
   }
 
   private async sendAlert(alert: Alert): Promise<void> {
+    await this.sendOutput(alert, messageType(alert.kind), alert.pumpId);
+  }
+
+  /**
+   * Hands one JSON message to edgeHub on output `alerts`, with the message properties routes read:
+   * `type`, and `pumpId` when it is about one pump (an agent-health message is about none).
+   */
+  private async sendOutput(body: object, type: string, pumpId: string | undefined): Promise<void> {
     const client = this.connection?.current();
     if (!client) throw new Error('not connected to the hub');
-    const msg = new device.Message(JSON.stringify(alert));
+    const msg = new device.Message(JSON.stringify(body));
     msg.contentType = 'application/json';
     msg.contentEncoding = 'utf-8';
-    msg.properties.add('type', messageType(alert.kind));
-    msg.properties.add('pumpId', alert.pumpId);
+    msg.properties.add('type', type);
+    if (pumpId !== undefined) msg.properties.add('pumpId', pumpId);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error('edgeHub did not take the alert in time')), this.opts.sendTimeoutMs ?? 30_000);
+      timer = setTimeout(() => reject(new Error(`edgeHub did not take the ${type} message in time`)), this.opts.sendTimeoutMs ?? 30_000);
     });
     try {
       await Promise.race([client.sendOutputEvent(ALERTS_OUTPUT, msg), timeout]);

@@ -1,0 +1,125 @@
+/**
+ * "Not scoring" never looks like silence or "normal" on output `alerts` (agent/edge/status-messages.ts),
+ * the agent as an IoT Edge module on the local hub (the real azure-iot-device MQTT client):
+ * `agent-health` once connected and at each change of what /healthz computes, the buffer failing
+ * included (SQLite's `max_page_count` caps the file, as in edge-silent-pump-hub.test.ts: SQLite answers
+ * SQLITE_FULL as on a full disk); `pump-not-scored` with the reason for a pump that keeps sending
+ * with nothing scored for `alerts.notScoredAfterSeconds` (from the twin), once, and `pump-scored`
+ * when it is scored again. The agent's monotonic clock is moved by the test (AgentOptions.monotonic).
+ */
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { edgeRuntimeOf } from '../../agent/wiring/edge.js';
+import { postJson, startTestAgent, type TestAgent } from '../support/agent.js';
+import { LocalHub } from '../support/local-hub.js';
+import { normalValues, rng } from '../support/models.js';
+
+const DEVICE = 'gw-status';
+const MODULE = 'pumpwatch';
+let hub: LocalHub;
+let t: TestAgent;
+let skew = 0;
+const until = <T>(fn: () => T) => vi.waitFor(fn, { timeout: 30_000, interval: 50 });
+const reported = () => hub.reported(DEVICE, MODULE) as Record<string, any>;
+/** The messages of `type` on output `alerts`, parsed, with their message properties. */
+const messagesOf = (type: string) => hub.outputs(DEVICE, MODULE, 'alerts').filter((m) => m.properties.type === type).map((m) => ({ properties: m.properties, body: JSON.parse(m.body.toString()) }));
+const health = () => messagesOf('agent-health').map((m) => m.body);
+const about = (type: string, pumpId: string) => messagesOf(type).filter((m) => m.properties.pumpId === pumpId).map((m) => m.body);
+/** The check the agent's timer runs, run now, and what it decided handed to the hub. */
+async function check(): Promise<void> {
+  const messages = edgeRuntimeOf(t.agent)!.statusMessages;
+  messages.check();
+  await messages.idle();
+}
+const r = rng(5);
+/** `n` readings of `pumpId` at 1 Hz from `start`; `without` a sensor left out of each. */
+const readings = (pumpId: string, start: number, n: number, without?: string) =>
+  Array.from({ length: n }, (_, i) => {
+    const values: Record<string, number> = normalValues(r, i);
+    if (without) delete values[without];
+    return { pumpId, ts: new Date(start + i * 1000).toISOString(), values };
+  });
+
+beforeAll(async () => {
+  hub = await LocalHub.start();
+  const connectionString = hub.addModule(DEVICE, MODULE);
+  t = await startTestAgent(
+    { PUMPWATCH_HUB: 'auto', PUMPWATCH_MODULE_CONNECTION_STRING: connectionString, PUMPWATCH_DEVICE_ID: DEVICE },
+    { hubCa: hub.ca, monotonic: () => performance.now() + skew },
+  );
+  hub.updateDesired(DEVICE, MODULE, { alerts: { notScoredAfterSeconds: 60 } });
+  await until(() => expect(reported().alerts).toMatchObject({ value: { notScoredAfterSeconds: 60 }, ac: 200 }));
+});
+
+afterAll(async () => {
+  await t?.stop(); // the module client closes before the broker
+  await hub?.stop();
+});
+
+describe('agent-health, pump-not-scored and pump-scored on output alerts', () => {
+  it('sends agent-health once connected, failing with its checks when the buffer stores nothing, and again when it is back', async () => {
+    await until(() => expect(health()).toHaveLength(1));
+    const first = health()[0];
+    expect(first).toMatchObject({ kind: 'agent-health', deviceId: DEVICE, reason: 'connected', id: expect.any(String), ts: expect.any(String), notScoredPumps: [] });
+    expect(first.problems.some((p: { check: string }) => p.check === 'buffer')).toBe(false);
+    // No change: nothing more.
+    await check();
+    expect(health()).toHaveLength(1);
+
+    const { db } = t.agent.buffer;
+    db.pragma(`max_page_count = ${Number(db.pragma('page_count', { simple: true }))}`);
+    let start = Date.now() - 3_600_000;
+    try {
+      expect((await postJson(`${t.url}/readings`, readings('pump-full', start, 300))).status).toBe(507);
+      await check();
+      await until(() => expect(health()).toHaveLength(2));
+      expect(health()[1]).toMatchObject({ kind: 'agent-health', status: 'failing', reason: 'changed' });
+      expect(health()[1].problems).toContainEqual({ check: 'buffer', state: 'failing', detail: expect.any(String) });
+      // It keeps sending, nothing stored nor scored: not scored, the buffer said as the reason.
+      skew += 61_000;
+      start += 300_000;
+      expect((await postJson(`${t.url}/readings`, readings('pump-full', start, 300))).status).toBe(507);
+      await check();
+      await until(() => expect(about('pump-not-scored', 'pump-full')).toHaveLength(1));
+      expect(about('pump-not-scored', 'pump-full')[0].reason).toMatch(/^buffer failing/);
+    } finally {
+      db.pragma('max_page_count = 1073741823'); // room again
+    }
+    expect((await postJson(`${t.url}/readings`, readings('pump-full', start + 300_000, 30))).status).toBe(202);
+    await check();
+    await until(() => expect(health()).toHaveLength(3));
+    expect(health()[2]).toMatchObject({ kind: 'agent-health', status: first.status, problems: first.problems, reason: 'changed' });
+    await until(() => expect(about('pump-scored', 'pump-full')).toHaveLength(1));
+    expect(new Set(health().map((h) => h.id)).size).toBe(3);
+  });
+
+  it('sends one pump-not-scored with the reason for a pump whose sensor went missing, and one pump-scored when it is scored again', async () => {
+    let start = Date.now() - 600_000;
+    expect((await postJson(`${t.url}/readings`, readings('pump-m', start, 20))).status).toBe(202);
+    start += 20_000;
+    // Flow gone: carried forward for 60 readings, then unscored
+    expect((await postJson(`${t.url}/readings`, readings('pump-m', start, 70, 'Flow'))).status).toBe(202);
+    start += 70_000;
+    skew += 61_000;
+    expect((await postJson(`${t.url}/readings`, readings('pump-m', start, 1, 'Flow'))).status).toBe(202);
+    start += 1_000;
+    await check();
+    await until(() => expect(about('pump-not-scored', 'pump-m')).toHaveLength(1));
+    const [notScored] = about('pump-not-scored', 'pump-m');
+    expect(notScored).toMatchObject({ kind: 'pump-not-scored', deviceId: DEVICE, pumpId: 'pump-m', id: expect.any(String), notScoredSince: expect.any(String) });
+    expect(notScored.reason).toMatch(/no value for feature "Flow"/);
+    // Still not scored: not said again.
+    expect((await postJson(`${t.url}/readings`, readings('pump-m', start, 5, 'Flow'))).status).toBe(202);
+    start += 5_000;
+    await check();
+    expect(about('pump-not-scored', 'pump-m')).toHaveLength(1);
+
+    expect((await postJson(`${t.url}/readings`, readings('pump-m', start, 20))).status).toBe(202);
+    await until(() => expect(about('pump-scored', 'pump-m')).toHaveLength(1));
+    expect(about('pump-scored', 'pump-m')[0]).toMatchObject({ kind: 'pump-scored', pumpId: 'pump-m', notScoredSince: notScored.notScoredSince, reason: notScored.reason });
+    expect(about('pump-scored', 'pump-m')[0].notScoredSeconds).toBeGreaterThanOrEqual(61);
+    expect(about('pump-scored', 'pump-m')[0].id).not.toBe(notScored.id);
+    await check();
+    expect(about('pump-not-scored', 'pump-m')).toHaveLength(1);
+    expect(about('pump-scored', 'pump-m')).toHaveLength(1);
+  });
+});
