@@ -122,4 +122,16 @@ describe('agent-health, pump-not-scored and pump-scored on output alerts', () =>
     expect(about('pump-not-scored', 'pump-m')).toHaveLength(1);
     expect(about('pump-scored', 'pump-m')).toHaveLength(1);
   });
+  it('sends pump-not-scored for a pump whose every reading is refused (a sensor sending text), the refusal as the reason', async () => {
+    const nan = (n: number) => Array.from({ length: n }, (_, i) => ({ pumpId: 'pump-nan', ts: new Date(Date.now() - 60_000 + i * 1000).toISOString(), values: { Pressure: 'NaN', Flow: 30, Current: 1.4 } }));
+    expect((await postJson(`${t.url}/readings`, nan(5))).status).toBe(400);
+    skew += 61_000;
+    expect((await postJson(`${t.url}/readings`, nan(1))).status).toBe(400);
+    await check();
+    await until(() => expect(about('pump-not-scored', 'pump-nan')).toHaveLength(1));
+    expect(about('pump-not-scored', 'pump-nan')[0].reason).toMatch(/^readings refused: /);
+    // and the gateway's next agent-health lists it among the pumps not scored
+    edgeRuntimeOf(t.agent)!.statusMessages.connected();
+    await until(() => expect(health().at(-1).notScoredPumps).toContain('pump-nan'));
+  });
 });
