@@ -65,6 +65,7 @@ export class AgentStatus {
   private syncStatus: () => SyncStatus | null = () => null;
   private pumpRefusals: () => PumpRefusalsStatus | null = () => null;
   private outsideGenericRange: () => Record<string, GenericRangeView> = () => ({});
+  private pumpStateCounts: () => Record<string, number> | null = () => null;
   private sensorFaults: () => Record<string, unknown[]> = () => ({});
   private alerts: (() => Record<string, unknown>) | null = null;
   private firstModels: (() => unknown) | null = null;
@@ -98,6 +99,20 @@ export class AgentStatus {
   /** Per-pump refusals, reported by the part that follows them (the page's board). */
   setPumpRefusals(fn: () => PumpRefusalsStatus | null): void {
     this.pumpRefusals = fn;
+  }
+
+  /** How many pumps are in each state of the /pumps board, from the part that follows them (the page's board). */
+  setPumpStates(fn: () => Record<string, number> | null): void {
+    this.pumpStateCounts = fn;
+  }
+
+  /** Pumps per /pumps state (`normal`, `anomaly`, `not-scored`…; only the states some pump is in); null when not known (no board, or the buffer cannot be read). */
+  pumpStates(): Record<string, number> | null {
+    try {
+      return this.pumpStateCounts();
+    } catch {
+      return null;
+    }
   }
 
   /** The pumps outside the generic default model's range, reported by the part that follows them (the page's board). */

@@ -132,8 +132,10 @@ export class EdgeRuntime {
     this.statusMessages = new StatusMessages({
       deviceId: config.resolvedDeviceId,
       health: () => agent.status.health(),
-      send: (m) => this.sendOutput(m, m.kind, m.kind === 'agent-health' ? undefined : m.pumpId),
+      send: (m) => this.sendOutput(m, m.kind, 'pumpId' in m ? m.pumpId : undefined),
       notScoredAfterMs: () => agent.config.alertsNotScoredAfterSeconds * 1000,
+      heartbeatMs: () => agent.config.alertsHeartbeatSeconds * 1000,
+      pumpStates: () => agent.status.pumpStates(),
       logger: this.log,
       // The page's clock, as silence: NTP steps neither raise nor hide a pump not scored.
       monotonic: agent.monotonic,

@@ -26,7 +26,7 @@ import type { Logger } from '../logger.js';
 import type { UnstoredArrival } from './pump-silence.js';
 
 export type HealthState = 'ok' | 'degraded' | 'failing';
-export type StatusKind = 'agent-health' | 'pump-not-scored' | 'pump-scored';
+export type StatusKind = 'agent-health' | 'pump-not-scored' | 'pump-scored' | 'agent-heartbeat';
 
 /** What /healthz computes (Status.health()). */
 export interface HealthView {
@@ -66,7 +66,19 @@ export interface PumpScoringMessage extends Head {
   notScoredSeconds?: number;
 }
 
-export type StatusMessage = AgentHealthMessage | PumpScoringMessage;
+/** Every `heartbeatMs` (off by default): the agent is there, its health, its pumps by state. */
+export interface HeartbeatMessage extends Head {
+  kind: 'agent-heartbeat';
+  status: HealthState;
+  problems: AgentHealthMessage['problems'];
+  /** Pumps per /pumps state (only the states some pump is in); null when the board cannot be read (a failing buffer). */
+  pumps: Record<string, number> | null;
+  notScoredPumps: string[];
+  agentStartedAt: string;
+  intervalSeconds: number;
+}
+
+export type StatusMessage = AgentHealthMessage | PumpScoringMessage | HeartbeatMessage;
 
 export interface StatusMessageDeps {
   deviceId: string;
@@ -78,6 +90,10 @@ export interface StatusMessageDeps {
   logger: Logger;
   clock?: () => number;
   monotonic?: () => number;
+  /** agent-heartbeat every this many ms; 0 = off. */
+  heartbeatMs?: () => number;
+  /** Pumps per /pumps state, for the heartbeat. */
+  pumpStates?: () => Record<string, number> | null;
   /** Pumps followed at most (PUMPWATCH_MAX_PUMPS): what is kept is bounded. */
   maxPumps: number;
 }
@@ -96,6 +112,8 @@ export class StatusMessages {
   /** Unsent, in the order decided; key `health` or a pump id: a newer message of the same key replaces it. */
   private readonly pending = new Map<string, StatusMessage>();
   private lastHealth: string | null = null;
+  /** Monotonic time of the last heartbeat decided (the first comes one interval after the start). */
+  private lastBeat: number | null = null;
   private sending: Promise<void> | null = null;
   private readonly startedAt: number;
   readonly counts = { sent: 0, failed: 0, replaced: 0, notScored: 0, scored: 0, untracked: 0 };
@@ -136,9 +154,10 @@ export class StatusMessages {
     }
   }
 
-  /** On a timer: the health changed, pumps not scored for the setting. */
+  /** On a timer: the health changed, pumps not scored for the setting, a heartbeat due. */
   check(): void {
     this.checkHealth('changed');
+    this.checkHeartbeat();
     const after = this.deps.notScoredAfterMs();
     if (after > 0) {
       const at = this.monotonic();
@@ -175,6 +194,35 @@ export class StatusMessages {
   }
 
   private checkHealth(reason: 'changed' | 'connected'): void {
+    const { status, problems, key } = this.healthNow();
+    if (reason === 'changed' && key === this.lastHealth) return;
+    if (key !== this.lastHealth) this.deps.logger.info({ status, problems: problems.map((p) => p.check) }, `agent health ${status}; agent-health`);
+    this.lastHealth = key;
+    this.queue('health', { ...this.head('agent-health'), status, problems, reason, notScoredPumps: this.notScoredPumps(), agentStartedAt: iso(this.startedAt) });
+  }
+
+  private checkHeartbeat(): void {
+    const every = this.deps.heartbeatMs?.() ?? 0;
+    const at = this.monotonic();
+    if (every <= 0) {
+      this.lastBeat = null;
+      return;
+    }
+    this.lastBeat ??= at;
+    if (at - this.lastBeat < every) return;
+    this.lastBeat = at;
+    const { status, problems } = this.healthNow();
+    let pumps: Record<string, number> | null = null;
+    try {
+      pumps = this.deps.pumpStates?.() ?? null;
+    } catch {
+      pumps = null; // the board reads the buffer: said by the health
+    }
+    this.queue('heartbeat', { ...this.head('agent-heartbeat'), status, problems, pumps, notScoredPumps: this.notScoredPumps(), agentStartedAt: iso(this.startedAt), intervalSeconds: every / 1000 });
+  }
+
+  /** What /healthz computes now; `key` on the checks at fault, not their texts: those hold counts and times that change every minute. */
+  private healthNow(): { status: HealthState; problems: AgentHealthMessage['problems']; key: string } {
     let h: HealthView;
     try {
       h = this.deps.health();
@@ -182,16 +230,11 @@ export class StatusMessages {
       h = { checks: { health: safeErrorMessage(err) }, failing: ['health'], degraded: [] };
     }
     const status: HealthState = h.failing.length > 0 ? 'failing' : h.degraded.length > 0 ? 'degraded' : 'ok';
-    // On the checks at fault, not their texts: those hold counts and times that change every minute.
-    const key = JSON.stringify([status, [...h.failing].sort(), [...h.degraded].sort()]);
-    if (reason === 'changed' && key === this.lastHealth) return;
-    if (key !== this.lastHealth) this.deps.logger.info({ status, failing: h.failing, degraded: h.degraded }, `agent health ${status}; agent-health`);
-    this.lastHealth = key;
     const problems = [
       ...h.failing.map((check) => ({ check, state: 'failing' as const, detail: h.checks[check] ?? '' })),
       ...h.degraded.map((check) => ({ check, state: 'degraded' as const, detail: h.checks[check] ?? '' })),
     ];
-    this.queue('health', { ...this.head('agent-health'), status, problems, reason, notScoredPumps: this.notScoredPumps(), agentStartedAt: iso(this.startedAt) });
+    return { status, problems, key: JSON.stringify([status, [...h.failing].sort(), [...h.degraded].sort()]) };
   }
 
   private scored(pumpId: string, t: Track, at: number): void {

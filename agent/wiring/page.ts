@@ -23,6 +23,12 @@ export function wirePage(agent: Agent): Part[] {
   agent.pipeline.onRefuse((refused) => board.refused(refused));
   agent.status.setPumpRefusals(() => board.refusalStatus());
   agent.status.setOutsideGenericRange(() => board.outsideGenericRange());
+  // For the heartbeat on output `alerts` (agent/edge/status-messages.ts): the board's states, counted.
+  agent.status.setPumpStates(() => {
+    const counts: Record<string, number> = {};
+    for (const p of board.summaries()) counts[p.state] = (counts[p.state] ?? 0) + 1;
+    return counts;
+  });
   registerPageRoutes(agent.server, { board, events });
   registerAlertsRoutes(agent.server, { labels, engine: agent.engine, models: agent.models });
   // A label's from/to are bounded as a reading's ts is, by the settings in force.

@@ -134,4 +134,25 @@ describe('agent-health, pump-not-scored and pump-scored on output alerts', () =>
     edgeRuntimeOf(t.agent)!.statusMessages.connected();
     await until(() => expect(health().at(-1).notScoredPumps).toContain('pump-nan'));
   });
+  it('sends agent-heartbeat every alerts.heartbeatSeconds (off by default) with the health and the pumps per /pumps state', async () => {
+    await check();
+    skew += 3_600_000;
+    await check();
+    expect(messagesOf('agent-heartbeat')).toEqual([]); // 0: off
+    hub.updateDesired(DEVICE, MODULE, { alerts: { heartbeatSeconds: 60 } });
+    await until(() => expect(reported().alerts).toMatchObject({ value: { heartbeatSeconds: 60 }, ac: 200 }));
+    await check(); // the interval starts
+    skew += 61_000;
+    await check();
+    await until(() => expect(messagesOf('agent-heartbeat')).toHaveLength(1));
+    const [beat] = messagesOf('agent-heartbeat');
+    expect(beat!.properties).not.toHaveProperty('pumpId');
+    expect(beat!.body).toMatchObject({ kind: 'agent-heartbeat', deviceId: DEVICE, id: expect.any(String), status: health().at(-1).status, intervalSeconds: 60, notScoredPumps: expect.any(Array) });
+    const board = ((await (await fetch(`${t.url}/pumps`)).json()) as { pumps: Array<{ state: string }> }).pumps;
+    const counts: Record<string, number> = {};
+    for (const p of board) counts[p.state] = (counts[p.state] ?? 0) + 1;
+    expect(beat!.body.pumps).toEqual(counts);
+    await check();
+    expect(messagesOf('agent-heartbeat')).toHaveLength(1); // not before the next interval
+  });
 });

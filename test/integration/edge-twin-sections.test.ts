@@ -22,7 +22,7 @@ const reported = () => hub.reported(DEVICE, MODULE) as Record<string, any>;
 const until = <T>(fn: () => T) => vi.waitFor(fn, { timeout: 30_000, interval: 50 });
 const unknownSectionLogs = (section: string) => logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.code === 'PW_EDGE_TWIN_UNKNOWN_SECTION' && l.section === section);
 const unknownSettingLogs = (section: string) => logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.code === 'PW_EDGE_TWIN_UNKNOWN_SETTING' && l.section === section);
-const ALERTS_KNOWN = '(known: minIntervalSeconds, sensorMinIntervalSeconds, silentAfterSeconds, notScoredAfterSeconds)';
+const ALERTS_KNOWN = '(known: minIntervalSeconds, sensorMinIntervalSeconds, silentAfterSeconds, notScoredAfterSeconds, heartbeatSeconds)';
 
 /** The agent as the module, logging its warnings into `logs`. */
 const startAgent = () =>

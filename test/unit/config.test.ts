@@ -246,7 +246,7 @@ describe('a live setting from the module twin', () => {
   it("applies the known fields of a section beside one this agent version does not know, which is listed apart", () => {
     expect(parseSection('alerts', { minIntervalSeconds: 120, quietHours: 3 })).toEqual({ values: { alertsMinIntervalSeconds: 120 }, unknown: ['alerts.quietHours'] });
     expect(unknownSettingsReason('alerts', ['alerts.quietHours'], 0, 20)).toBe(
-      'alerts.quietHours: unknown setting, not known to this agent version, not applied (known: minIntervalSeconds, sensorMinIntervalSeconds, silentAfterSeconds, notScoredAfterSeconds)',
+      'alerts.quietHours: unknown setting, not known to this agent version, not applied (known: minIntervalSeconds, sensorMinIntervalSeconds, silentAfterSeconds, notScoredAfterSeconds, heartbeatSeconds)',
     );
     expect(unknownSettingsReason('firstModel', ['firstModel.a'], 2, 20)).toBe(
       'firstModel.a and 2 more: unknown settings, not known to this agent version, not applied (2 named in the log only: more than 20 unknown keys are desired) (known: afterHours)',
