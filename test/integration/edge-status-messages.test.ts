@@ -9,7 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { edgeRuntimeOf } from '../../agent/wiring/edge.js';
-import { postJson, startTestAgent, type TestAgent } from '../support/agent.js';
+import { postJson, startHubAgent, type TestAgent } from '../support/agent.js';
 import { LocalHub } from '../support/local-hub.js';
 import { normalValues, rng } from '../support/models.js';
 
@@ -41,11 +41,7 @@ const readings = (pumpId: string, start: number, n: number, without?: string) =>
 
 beforeAll(async () => {
   hub = await LocalHub.start();
-  const connectionString = hub.addModule(DEVICE, MODULE);
-  t = await startTestAgent(
-    { PUMPWATCH_HUB: 'auto', PUMPWATCH_MODULE_CONNECTION_STRING: connectionString, PUMPWATCH_DEVICE_ID: DEVICE },
-    { hubCa: hub.ca, monotonic: () => performance.now() + skew },
-  );
+  t = await startHubAgent(hub, hub.addModule(DEVICE, MODULE), DEVICE, {}, { monotonic: () => performance.now() + skew });
   hub.updateDesired(DEVICE, MODULE, { alerts: { notScoredAfterSeconds: 60 } });
   await until(() => expect(reported().alerts).toMatchObject({ value: { notScoredAfterSeconds: 60 }, ac: 200 }));
 });

@@ -62,8 +62,8 @@ export async function startTestAgent(env: Record<string, string> = {}, opts: { m
  * A test agent that is the module of `connectionString` (from `hub.addModule`) on the local hub,
  * as `deviceId`, trusting the hub's CA; `env` adds to its configuration.
  */
-export function startHubAgent(hub: { ca: string }, connectionString: string, deviceId: string, env: Record<string, string> = {}): Promise<TestAgent> {
-  return startTestAgent({ PUMPWATCH_HUB: 'auto', PUMPWATCH_MODULE_CONNECTION_STRING: connectionString, PUMPWATCH_DEVICE_ID: deviceId, ...env }, { hubCa: hub.ca });
+export function startHubAgent(hub: { ca: string }, connectionString: string, deviceId: string, env: Record<string, string> = {}, opts: { monotonic?: () => number } = {}): Promise<TestAgent> {
+  return startTestAgent({ PUMPWATCH_HUB: 'auto', PUMPWATCH_MODULE_CONNECTION_STRING: connectionString, PUMPWATCH_DEVICE_ID: deviceId, ...env }, { hubCa: hub.ca, ...opts });
 }
 
 export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any }> {
