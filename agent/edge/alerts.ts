@@ -367,7 +367,10 @@ export class AlertPublisher {
         added++;
       }
       if (row.anomaly === false) {
-        const cleared = this.alarms.normal(row.pumpId);
+        // Not before the rate limit's interval since the alarm's last alert: a pump flickering with
+        // runs of normal readings then makes at most one raise and one clear per interval, not a pair per run.
+        const lastAlert = this.lastAt.get(row.pumpId);
+        const cleared = this.alarms.normal(row.pumpId, lastAlert === undefined || mono - lastAlert >= this.deps.minIntervalMs());
         if (cleared) {
           this.pending.push(this.withId(this.clearedAlertOf(row, seqs[i]!, cleared), now));
           added++;

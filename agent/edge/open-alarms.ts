@@ -2,7 +2,7 @@
  * The anomaly alarm of each pump (ISA-18.2's alarm with a return to normal): open from its raise,
  * the first `anomaly` alert of an episode, until CLEAR_AFTER_NORMALS normal scored readings in a row
  * clear it (the page's off-delay of its Anomaly state: one normal reading amid a fault does not
- * clear it). Unscored readings (a stopped pump, a missing sensor) neither count nor reset the run, so
+ * clear it), and no sooner than the alerts' rate-limit interval after its last alert. Unscored readings (a stopped pump, a missing sensor) neither count nor reset the run, so
  * a stopped pump stays in alarm, latched, as on the page. Kept in the buffer's meta (`alerts.open`)
  * with the anomalies held back by the rate limit since the episode's last alert: a restart neither
  * raises an open alarm again nor forgets its clear or its count.
@@ -92,12 +92,16 @@ export class OpenAlarms {
     return n;
   }
 
-  /** A normal scored reading: the alarm it clears (taken off), if any. */
-  normal(pumpId: string): OpenAlarm | null {
+  /**
+   * A normal scored reading: the alarm it clears (taken off), if any. `intervalOver`: the rate
+   * limit's interval has passed since the alarm's last alert; until then the run goes on counting
+   * and the clear waits (bounding a chattering pump to a raise and a clear per interval).
+   */
+  normal(pumpId: string, intervalOver = true): OpenAlarm | null {
     const alarm = this.open.get(pumpId);
     if (!alarm) return null;
     this.changed = true;
-    if (++alarm.normalsInRow < CLEAR_AFTER_NORMALS) return null;
+    if (++alarm.normalsInRow < CLEAR_AFTER_NORMALS || !intervalOver) return null;
     this.close(pumpId);
     return alarm;
   }

@@ -622,6 +622,7 @@ describe('an anomaly alarm\'s episode: its clear and suppressedSinceLast', () =>
     const swapped = await LoadedModel.fromBytes(makeModel({ version: 'b-1' }), 'test');
     try {
       engine.setModel('episode-3', swapped);
+      tick(60_000); // the interval since the raise over: the clear comes at the off-delay's last reading
       for (let i = 0; i < CLEAR_AFTER_NORMALS; i++) await reading(p, 'episode-3', false);
       expect(sent.map((a) => [a.kind, a.episode, a.modelVersion])).toEqual([
         ['anomaly', raise, 'a-1'],
@@ -630,6 +631,33 @@ describe('an anomaly alarm\'s episode: its clear and suppressedSinceLast', () =>
     } finally {
       await swapped.release();
     }
+  });
+
+  it('clears no sooner than the rate-limit interval after the last alert of the alarm: a flickering pump makes at most a raise and a clear a minute', async () => {
+    tick(3_600_000);
+    const sent: Alert[] = [];
+    const p = restored(sent);
+    const raise = await reading(p, 'episode-4', true);
+    for (let i = 0; i < CLEAR_AFTER_NORMALS; i++) await reading(p, 'episode-4', false); // 50 s after the raise: not yet
+    expect(sent.map((a) => a.kind)).toEqual(['anomaly']);
+    const clear = await reading(p, 'episode-4', false); // 60 s after it: cleared
+    expect(sent.map((a) => [a.kind, a.episode, a.seq])).toEqual([
+      ['anomaly', raise, raise],
+      ['anomaly-cleared', raise, clear],
+    ]);
+    // Two minutes of flicker, a reading every 2 s: one anomalous, then five normal ones, over and
+    // over. Each run of normal readings is the off-delay; a raise and a clear per run were 20 messages.
+    sent.length = 0;
+    for (let cycle = 0; cycle < 10; cycle++) {
+      for (let i = 0; i < 6; i++) {
+        tick(2_000);
+        const { rows, seqs } = i === 0 ? await spike('episode-4') : await normal('episode-4');
+        p.onCommit(rows, seqs);
+        await p.idle();
+      }
+    }
+    expect(sent.length).toBeGreaterThan(0); // still alerted: the raise is news
+    expect(sent.length).toBeLessThanOrEqual(5); // a raise, a repeat or a clear at most about once a minute
   });
 
   it('keeps suppressedSinceLast across a restart', async () => {
