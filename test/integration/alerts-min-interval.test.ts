@@ -1,6 +1,6 @@
 /**
- * PUMPWATCH_ALERTS_MIN_INTERVAL_SECONDS (README configuration table: "at most one anomaly alert per
- * pump in this interval", live as twin `alerts.minIntervalSeconds`), from the environment variable
+ * PUMPWATCH_ALERTS_MIN_INTERVAL_SECONDS (README configuration table: "an open anomaly alarm repeats
+ * at most once per pump in this interval, …", live as twin `alerts.minIntervalSeconds`), from the environment variable
  * to what reaches the hub's output `alerts`: the agent on the local hub (the real azure-iot-device
  * MQTT client), a real SQLite buffer and onnxruntime session, with its monotonic clock injected so
  * the interval is crossed without waiting. The publisher's own rule is tested in alerts-episode and
