@@ -96,6 +96,12 @@ export interface Alert {
   seq: number;
   ts: string;
   /**
+   * When the agent decided the alert, on the gateway's clock (ISO): `ts` is the reading's time, on
+   * the sender's clock, which may be hours off (a reading up to a day ahead is accepted). Absent in
+   * alerts of agents before it (added at restore to those they left pending, from when they were decided).
+   */
+  detectedAt?: string;
+  /**
    * The reading's anomaly score; a `sensor-frozen` alert's reading may be unscored: null. A silence
    * alert's reading (`pump-silent`: the last one before it; `pump-resumed`: the first one back, or
    * the last before it when only refused readings came back) is given by seq and ts only: null.
@@ -277,7 +283,7 @@ export class AlertPublisher {
         // the buffer is closed (a silence alert decided while it fails): the id says so, not a wrong file
       }
     }
-    return { alert: { id: idOf(alert, at, this.bufferId ?? 'no-buffer'), ...alert }, at };
+    return { alert: { id: idOf(alert, at, this.bufferId ?? 'no-buffer'), ...alert, detectedAt: new Date(at).toISOString() }, at };
   }
 
   /**

@@ -138,6 +138,7 @@ describe('silent pumps', () => {
         topFeatures: [],
         suppressedSinceLast: 0,
         silence: { since: iso(last.receivedAt), lastReading: { seq: last.seq, ts: iso(last.ts), receivedAt: iso(last.receivedAt) }, silentSeconds: 60, beganBeforeRestart: false, intervalSeconds: 1 },
+        detectedAt: iso(now),
       },
     ]);
     // silent on: no second alert

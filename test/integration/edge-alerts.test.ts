@@ -660,6 +660,18 @@ describe('an anomaly alarm\'s episode: its clear and suppressedSinceLast', () =>
     expect(sent.length).toBeLessThanOrEqual(5); // a raise, a repeat or a clear at most about once a minute
   });
 
+  it('says when the agent decided an alert (detectedAt, on the gateway clock) beside the reading time of a sender an hour ahead', async () => {
+    tick(3_600_000);
+    const sent: Alert[] = [];
+    const p = restored(sent);
+    tick(10_000);
+    const { rows, seqs } = await spike('episode-5', now + 3_600_000);
+    p.onCommit(rows, seqs);
+    await p.idle();
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toMatchObject({ kind: 'anomaly', ts: new Date(now + 3_600_000).toISOString(), detectedAt: new Date(now).toISOString() });
+  });
+
   it('keeps suppressedSinceLast across a restart', async () => {
     tick(3_600_000);
     const sent: Alert[] = [];
