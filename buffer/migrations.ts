@@ -347,11 +347,11 @@ export function migrate(db: Database, events: MigrationEvents = {}): number {
   let version = row?.version ?? 0;
   if (row === undefined) db.prepare('INSERT INTO schema_version (version) VALUES (0)').run();
   if (version > MIGRATIONS.length) {
-    const mark = openableFromMark(db);
-    if (mark === null || mark > MIGRATIONS.length) throw schemaNewer(version, mark);
-    // A newer agent's steps since `mark` are all ones this agent's writes leave right: opened as it
-    // is, no step run, the number and the mark left for that agent.
-    events.newerCompatible?.(version, mark);
+    const refusal = refusalOfNewer(db, version);
+    if (refusal !== null) throw refusal;
+    // A newer agent's steps since its mark are all ones this agent's writes leave right: opened as
+    // it is, no step run, the number and the mark left for that agent.
+    events.newerCompatible?.(version, openableFromMark(db)!);
     openExtras(db);
     return version;
   }

@@ -680,6 +680,11 @@ export function parseModelMetadata(props: Record<string, string>): ModelMetadata
   };
 }
 
+/** The rule names of a `pumpwatch.requires` text, as written (an empty name kept, for checkRequires to refuse). */
+export function requiredNames(text: string): string[] {
+  return text === '' ? [] : text.split(',').map((n) => n.trim());
+}
+
 /**
  * A contract-2 model's `pumpwatch.requires` against the rules this agent applies and the keys the
  * model carries. A rule it does not know is refused first: its key is one this agent would ignore,
@@ -688,7 +693,7 @@ export function parseModelMetadata(props: Record<string, string>): ModelMetadata
  */
 function checkRequires(text: string, props: Record<string, string>): void {
   const key = META_KEYS.requires;
-  const names = text === '' ? [] : text.split(',').map((n) => n.trim());
+  const names = requiredNames(text);
   const unknown = [...new Set(names.filter((n) => !(RULE_NAMES as string[]).includes(n)))];
   if (unknown.includes('')) throw new ModelContractError(`model metadata "${key}" names an empty rule: ${quoteName(text)} (comma-separated rule names, e.g. "stopped-when,stuck-after")`);
   if (unknown.length > 0) {

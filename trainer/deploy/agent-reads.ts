@@ -6,7 +6,7 @@
  * (inference/contract.ts modelReads); an agent that reports nothing is from before that report,
  * and reads contract 1 only (contract 2 came with it).
  */
-import { META_KEYS, readMetadataProps, type ModelReads } from '../../inference/contract.js';
+import { META_KEYS, readMetadataProps, requiredNames, type ModelReads } from '../../inference/contract.js';
 import type { TwinDocument } from '../cloud/context.js';
 import { TrainerError } from '../errors.js';
 import type { ModuleRef } from './twin.js';
@@ -35,7 +35,7 @@ export function modelNeeds(bytes: Uint8Array, blob: string): ModelNeeds {
   }
   // Contract 1 has no `requires`: the rules a contract-1 model carries are ignored by older agents, never refused.
   const requires = contract === 1 ? '' : (props[META_KEYS.requires] ?? '');
-  return { contract, rules: requires.split(',').map((r) => r.trim()).filter((r) => r !== '') };
+  return { contract, rules: requiredNames(requires).filter((r) => r !== '') };
 }
 
 const numbers = (v: unknown): number[] | null => (Array.isArray(v) && v.every((n) => typeof n === 'number') ? (v as number[]) : null);
