@@ -372,11 +372,13 @@ export class AlertPublisher {
         this.pending.push(this.withId(this.frozenAlertOf(row, seqs[i]!, sensor, this.sensorQuiet.alerted(row.pumpId, sensor.feature)), now));
         added++;
       }
+      // The rate limit's interval since the pump's last alert: it holds back an open alarm's repeats,
+      // and its clear (a pump flickering with runs of normal readings then makes at most one raise
+      // and one clear per interval, not a pair per run).
+      const last = this.lastAt.get(row.pumpId);
+      const intervalOver = last === undefined || mono - last >= this.deps.minIntervalMs();
       if (row.anomaly === false) {
-        // Not before the rate limit's interval since the alarm's last alert: a pump flickering with
-        // runs of normal readings then makes at most one raise and one clear per interval, not a pair per run.
-        const lastAlert = this.lastAt.get(row.pumpId);
-        const cleared = this.alarms.normal(row.pumpId, lastAlert === undefined || mono - lastAlert >= this.deps.minIntervalMs());
+        const cleared = this.alarms.normal(row.pumpId, intervalOver);
         if (cleared) {
           this.pending.push(this.withId(this.clearedAlertOf(row, seqs[i]!, cleared), now));
           added++;
@@ -386,8 +388,7 @@ export class AlertPublisher {
       // An open alarm's repeats are rate-limited; a pump with none raises one at once (its clear
       // was the off-delay: a new episode is news, not a repeat).
       const open = this.alarms.get(row.pumpId);
-      const last = this.lastAt.get(row.pumpId);
-      const held = open !== undefined && last !== undefined && mono - last < this.deps.minIntervalMs();
+      const held = open !== undefined && !intervalOver;
       if (open) this.alarms.anomalous(open, held);
       if (held) {
         this.counts.suppressed++;
