@@ -112,6 +112,8 @@ describe('an anomaly alarm returns to normal on output alerts', () => {
 
     // the rest of the off-delay: the clear comes at its last reading, as without the restart
     await post(readings('pump-r', start + 43_000, CLEAR_AFTER_NORMALS - 2 + 10, () => false));
+    // The restarted agent may commit the post after its answer, so after the publisher's idle: wait for the clear.
+    await until(() => expect(about('pump-r').filter((a) => a.kind === 'anomaly-cleared')).toHaveLength(1));
     const clears = about('pump-r').filter((a) => a.kind === 'anomaly-cleared');
     expect(clears).toHaveLength(1);
     expect(clears[0]).toMatchObject({ episode: raise!.seq, raisedAt: raise!.ts, ts: new Date(start + 43_000 + (CLEAR_AFTER_NORMALS - 3) * 1000).toISOString() });
