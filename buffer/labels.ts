@@ -33,6 +33,37 @@ const newestByTime = (pump: string, part: 'all' | 'tie' | 'older') =>
 const BEFORE_PART = { all: '', tie: ' AND ts = ? AND seq < ?', older: ' AND ts < ?' } as const;
 const PUMP = 'AND pump_id = ?';
 
+/**
+ * The alerts after a seq in seq order (a poll): a range of readings_anomalies_seq_pump (seq, pump_id),
+ * the anomalies' only seq index since schema 9, reading exactly the rows answered (plus one, to tell
+ * `more`). Seq is the buffer's insertion order, so a poller that follows it sees every alert kept
+ * once, whatever the senders' clocks said (a store-and-forward burst of old readings, a clock
+ * stepped back), which a poll by reading time (`since`) misses.
+ */
+const ALERTS_AFTER_SQL = `SELECT ${ROW_COLUMNS} FROM readings INDEXED BY readings_anomalies_seq_pump
+  WHERE anomaly = 1 AND seq > ? ORDER BY seq LIMIT ?`;
+/**
+ * One pump's alerts after a seq: the pump is read from the same index's entries (no pump-first seq
+ * index is kept, as each one cost every anomaly's commit a page per pump, migrations.ts step 9), so
+ * a poll passes over the other pumps' alerts; at most ALERTS_AFTER_WALK of them, so a quiet pump's
+ * poll behind another pump's flood stays bounded, and `next` moves past those it passed over.
+ */
+const PUMP_ALERTS_AFTER_SQL = `SELECT ${ROW_COLUMNS} FROM readings WHERE seq IN (
+    SELECT seq FROM (SELECT seq, pump_id FROM readings INDEXED BY readings_anomalies_seq_pump
+      WHERE anomaly = 1 AND seq > ? ORDER BY seq LIMIT ?) WHERE pump_id = ? ORDER BY seq LIMIT ?) ORDER BY seq`;
+/** How far such a walk went: the index entries alone, no row read. */
+const WALKED_SQL = `SELECT count(*) AS n, max(seq) AS last FROM (SELECT seq FROM readings INDEXED BY readings_anomalies_seq_pump
+  WHERE anomaly = 1 AND seq > ? ORDER BY seq LIMIT ?)`;
+/** Alerts of every pump one poll of one pump's alerts passes over at most: index entries only, about 4 ms here. */
+export const ALERTS_AFTER_WALK = 5_000;
+
+/** A poll's answer: the alerts, the `afterSeq` of the next poll, and whether more are there now. */
+export interface AlertsAfter {
+  rows: StoredRow[];
+  next: number;
+  more: boolean;
+}
+
 /** Where a page of an alert list ended: its last alert's reading time and seq (the next page starts after it). */
 export interface AlertCursor {
   ts: number;
@@ -251,6 +282,30 @@ export class LabelStore {
    */
   alerts(opts: { pumpId?: string; sinceTs?: number; before?: AlertCursor; limit: number }): StoredRow[] {
     return this.newestAlerts(opts.pumpId, opts.sinceTs, opts.limit, opts.before);
+  }
+
+  /**
+   * The alerts after `afterSeq` (of every pump or of one), oldest first in seq order, at most
+   * `limit`; `next` is the last one's seq, or (one pump) the last alert of any pump passed over, else
+   * `afterSeq`; `more` says alerts may follow now (the poller asks again at once).
+   */
+  alertsAfter(opts: { pumpId?: string; afterSeq: number; limit: number; walk?: number }): AlertsAfter {
+    const db = this.buffer.db;
+    const { pumpId, afterSeq, limit } = opts;
+    const walk = opts.walk ?? ALERTS_AFTER_WALK;
+    const rows = (
+      pumpId === undefined
+        ? readRows(db.prepare(ALERTS_AFTER_SQL), this.buffer.contributionNames, afterSeq, limit + 1)
+        : readRows(db.prepare(PUMP_ALERTS_AFTER_SQL), this.buffer.contributionNames, afterSeq, walk, pumpId, limit + 1)
+    ).map(fromDbRow);
+    if (rows.length > limit) {
+      rows.pop();
+      return { rows, next: rows.at(-1)!.seq, more: true };
+    }
+    if (pumpId === undefined) return { rows, next: rows.at(-1)?.seq ?? afterSeq, more: false };
+    // Fewer than asked: none of the pump's alerts lies between its last one and the walk's end.
+    const walked = db.prepare(WALKED_SQL).get(afterSeq, walk) as { n: number; last: number | null };
+    return { rows, next: walked.last ?? afterSeq, more: walked.n === walk };
   }
 
   /**

@@ -49,6 +49,20 @@ function parsePerPump(url: URL): number | null {
   return parseLimit(text, 0, MAX_PER_PUMP, 'perPump');
 }
 
+/**
+ * `afterSeq`: a poll in seq order, undefined when absent. It answers the alerts stored after a seq,
+ * whatever their reading times, so the parameters that select by reading time mean nothing with it.
+ */
+function parseAfterSeq(url: URL): number | undefined {
+  const afterSeq = parseSeq(url.searchParams.get('afterSeq'), 'afterSeq');
+  if (afterSeq === undefined) return undefined;
+  const conflict = (['before', 'perPump', 'since'] as const).find((k) => url.searchParams.has(k));
+  if (conflict !== undefined) {
+    throw new HttpError(400, 'PW_BAD_QUERY', `afterSeq and ${conflict} cannot be combined: afterSeq reads the alerts stored after a seq, oldest first, whatever their reading times (poll with the "next" of each answer)`);
+  }
+  return afterSeq;
+}
+
 type AlertsDeps = { labels: LabelStore; engine: InferenceEngine; models: ModelManager };
 
 /** An alert as the API shows it (GET /alerts, and an episode's peak). */
@@ -66,10 +80,17 @@ function alertJson(r: StoredRow, label: Label | undefined, deps: AlertsDeps): Re
   };
 }
 
+/** A list of alerts as the API shows them, each with the label that applies to it. */
+function alertsJson(rows: StoredRow[], deps: AlertsDeps): Array<Record<string, unknown>> {
+  const labels = deps.labels.labelsFor(rows);
+  return rows.map((r) => alertJson(r, labels.get(r.seq), deps));
+}
+
 /**
  * `GET /alerts?pumpId=&since=&limit=&before=` (or `perPump=` instead of `limit`): recent anomalies,
  * newest first, each with its label if any; a full page of one list gives `next`, the `before` of
- * the page after it.
+ * the page after it. With `afterSeq=` instead (no `since`, `before` or `perPump`): the alerts stored
+ * after that seq, oldest first, with `next` and `more`, for a poller that must see every one.
  *
  * `GET /alerts/:seq/episode[?pumpId=]`: the whole episode holding the alert `seq` (its first and last
  * alert, its count, its peak alert and its label), read by the agent however long it is, so a label
@@ -78,6 +99,12 @@ function alertJson(r: StoredRow, label: Label | undefined, deps: AlertsDeps): Re
 export function registerAlertsRoutes(server: StatusServer, deps: AlertsDeps): void {
   server.route('GET', '/alerts', ({ url }) => {
     const pumpId = url.searchParams.get('pumpId') || undefined;
+    const afterSeq = parseAfterSeq(url);
+    if (afterSeq !== undefined) {
+      // A poll: `next` is the afterSeq of the following one, `more` asks for it at once.
+      const { rows, next, more } = deps.labels.alertsAfter({ pumpId, afterSeq, limit: parseLimit(url.searchParams.get('limit'), 50, 1000) });
+      return { status: 200, json: { count: rows.length, alerts: alertsJson(rows, deps), next, more } };
+    }
     const sinceTs = parseSince(url.searchParams.get('since'));
     const before = parseBefore(url);
     const perPump = parsePerPump(url);
@@ -88,8 +115,7 @@ export function registerAlertsRoutes(server: StatusServer, deps: AlertsDeps): vo
         : pumpId !== undefined
           ? deps.labels.alerts({ pumpId, sinceTs, limit: perPump })
           : deps.labels.alertsPerPump({ sinceTs, perPump });
-    const labels = deps.labels.labelsFor(rows);
-    const alerts = rows.map((r) => alertJson(r, labels.get(r.seq), deps));
+    const alerts = alertsJson(rows, deps);
     // A full page of one list may have more after it: `next` asks for them (`before`).
     const last = rows.at(-1);
     const next = perPump === null && last !== undefined && rows.length === limit ? `${last.ts}:${last.seq}` : null;

@@ -9,7 +9,7 @@ import { HttpError } from './errors.js';
  */
 export const QUERY_PARAMETERS: Readonly<Record<string, readonly string[]>> = {
   '/pumps/:pumpId/predictions': ['since', 'afterSeq', 'limit'],
-  '/alerts': ['pumpId', 'since', 'limit', 'before', 'perPump'],
+  '/alerts': ['pumpId', 'since', 'limit', 'before', 'perPump', 'afterSeq'],
   '/alerts/:seq/episode': ['pumpId'],
   '/labels': ['pumpId', 'since', 'limit'],
 };
