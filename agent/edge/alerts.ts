@@ -32,6 +32,7 @@ import type { KeyValueStore } from '../../inference/model-state.js';
 import { monotonicNow } from '../../sync/clock.js';
 import { safeErrorMessage } from '../../sync/redact.js';
 import type { Logger } from '../logger.js';
+import { ALERTS_SCHEMA_VERSION } from './message-schema.js';
 import { OpenAlarms, type OpenAlarm } from './open-alarms.js';
 import { PumpSilence, type BufferedPump, type SilenceEvent, type SilentPumpView, type UnstoredArrival } from './pump-silence.js';
 import { SensorQuiet, type SensorSuppressedView } from './sensor-quiet.js';
@@ -90,6 +91,8 @@ export interface Alert {
    * at restore to those they left pending). See idOf.
    */
   id?: string;
+  /** The output's contract version (message-schema.ts); absent in alerts of agents before it (those they left pending are of version 1). */
+  schemaVersion?: number;
   kind?: AlertKind;
   deviceId: string;
   pumpId: string;
@@ -645,6 +648,7 @@ export class AlertPublisher {
   private silenceAlertOf(kind: SilenceKind, e: SilenceEvent): Alert {
     const iso = (ms: number): string => new Date(ms).toISOString();
     return {
+      schemaVersion: ALERTS_SCHEMA_VERSION,
       kind,
       deviceId: this.deps.deviceId,
       pumpId: e.pumpId,
@@ -687,9 +691,10 @@ export class AlertPublisher {
   }
 
   /** The fields every alert of a reading carries, in the message's order: the reading, its score and the model that gave it. */
-  private alertHead(kind: AlertKind, row: PredictionRow, seq: number): Pick<Alert, 'kind' | 'deviceId' | 'pumpId' | 'seq' | 'ts' | 'score' | 'threshold' | 'modelVersion'> {
+  private alertHead(kind: AlertKind, row: PredictionRow, seq: number): Pick<Alert, 'schemaVersion' | 'kind' | 'deviceId' | 'pumpId' | 'seq' | 'ts' | 'score' | 'threshold' | 'modelVersion'> {
     const model = this.deps.engine.modelFor(row.pumpId);
     return {
+      schemaVersion: ALERTS_SCHEMA_VERSION,
       kind,
       deviceId: this.deps.deviceId,
       pumpId: row.pumpId,

@@ -10,6 +10,7 @@ import { AlertPublisher, ALERTS_OUTPUT, messageType, type Alert } from './alerts
 import { configuredSource, createModuleClient, startLocalHub, type ClientSource, type LocalHubHandle } from './client.js';
 import { EdgeConnection, STOP_WAIT_MS, type ModuleClient } from './connection.js';
 import { InputHandler } from './inputs.js';
+import { schemaVersionOf } from './message-schema.js';
 import { createModelUpdater, type ModelUpdateOptions } from './model-updates.js';
 import { PumpActivity } from './pump-activity.js';
 import { bufferedPumps } from './pump-silence.js';
@@ -377,14 +378,18 @@ export class EdgeRuntime {
 
   /**
    * Hands one JSON message to edgeHub on output `alerts`, with the message properties routes read:
-   * `type`, and `pumpId` when it is about one pump (an agent-health message is about none).
+   * `schemaVersion`, `type`, and `pumpId` when it is about one pump (an agent-health message is
+   * about none). An alert an older agent left pending has no `schemaVersion`: it is given its own
+   * (1, message-schema.ts), in the body too, so every message on the output carries one.
    */
-  private async sendOutput(body: object, type: string, pumpId: string | undefined): Promise<void> {
+  private async sendOutput(body: { schemaVersion?: number }, type: string, pumpId: string | undefined): Promise<void> {
     const client = this.connection?.current();
     if (!client) throw new Error('not connected to the hub');
-    const msg = new device.Message(JSON.stringify(body));
+    const schemaVersion = schemaVersionOf(body);
+    const msg = new device.Message(JSON.stringify({ ...body, schemaVersion }));
     msg.contentType = 'application/json';
     msg.contentEncoding = 'utf-8';
+    msg.properties.add('schemaVersion', String(schemaVersion));
     msg.properties.add('type', type);
     if (pumpId !== undefined) msg.properties.add('pumpId', pumpId);
     let timer: NodeJS.Timeout | undefined;

@@ -23,6 +23,7 @@ import { monotonicNow } from '../../sync/clock.js';
 import { safeErrorMessage } from '../../sync/redact.js';
 import type { RefusedReading } from '../ingest/pipeline.js';
 import type { Logger } from '../logger.js';
+import { ALERTS_SCHEMA_VERSION } from './message-schema.js';
 import type { UnstoredArrival } from './pump-silence.js';
 
 export type HealthState = 'ok' | 'degraded' | 'failing';
@@ -36,6 +37,8 @@ export interface HealthView {
 }
 
 interface Head {
+  /** The output's contract version (message-schema.ts), the alerts' own. */
+  schemaVersion: number;
   kind: StatusKind;
   /** Unique per message: a consumer drops a message it already holds (edgeHub delivers at least once). */
   id: string;
@@ -277,7 +280,7 @@ export class StatusMessages {
   }
 
   private head<K extends StatusKind>(kind: K): Head & { kind: K } {
-    return { kind, id: randomUUID(), deviceId: this.deps.deviceId, ts: iso(this.now()) };
+    return { schemaVersion: ALERTS_SCHEMA_VERSION, kind, id: randomUUID(), deviceId: this.deps.deviceId, ts: iso(this.now()) };
   }
 
   private async drain(): Promise<void> {

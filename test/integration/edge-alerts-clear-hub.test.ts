@@ -5,7 +5,8 @@
  * raise's seq as `episode`, and ONE `anomaly-cleared` (message property `type: anomaly-cleared`)
  * after the page's off-delay of normal scored readings; a stopped pump stays in alarm (its readings
  * are unscored); a new agent on the same data dir in the middle of the off-delay keeps the open
- * alarm and clears it once. Every message carries an `id` unique on the gateway.
+ * alarm and clears it once. Every message carries an `id` unique on the gateway, and the output's
+ * schema version (body and message property), alerts an older agent left pending too.
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -104,6 +105,11 @@ describe('an anomaly alarm returns to normal on output alerts', () => {
     const [raise] = about('pump-r');
     expect(raise).toMatchObject({ kind: 'anomaly', episode: raise!.seq });
 
+    // Left pending by older agents, as they saved them: one before ids (no id, no kind), one before
+    // schema versions; both are sent by this one with schemaVersion 1 (the last test checks it).
+    const older = { deviceId: DEVICE, pumpId: 'pump-old', ts: new Date(start).toISOString(), score: 0.9, threshold: 0.5, modelVersion: 'old', topFeatures: [], suppressedSinceLast: 0 };
+    const frozen = { ...older, id: 'sensor-frozen:old:1000002:Flow', kind: 'sensor-frozen', seq: 1_000_002, sensor: { feature: 'Flow', value: 30, since: older.ts, readings: 60, after: 60 } };
+    agent.buffer.setMeta('alerts.pending', JSON.stringify([{ alert: { ...older, seq: 1_000_001 }, at: start }, { alert: frozen, at: start }]));
     await agent.stop();
     agent = new Agent({ config: testAgentConfig(join(t.dir, 'data'), { EdgeModuleCACertificateFile: join(t.dir, 'hub-ca.pem'), ...env }), logger: createLogger('silent'), defaultModelPath: join(t.dir, 'default-model.onnx') });
     await agent.start();
@@ -124,5 +130,14 @@ describe('an anomaly alarm returns to normal on output alerts', () => {
     expect(ids.length).toBeGreaterThan(8);
     expect(ids.every((id) => typeof id === 'string')).toBe(true);
     expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it('gives every message the schema version 1, in the body and as the message property schemaVersion, those older agents left pending too', async () => {
+    await until(() => expect(about('pump-old')).toHaveLength(2));
+    expect(new Set(messages().map((m) => m.properties.type))).toEqual(new Set(['agent-health', 'anomaly', 'anomaly-cleared', 'sensor-fault']));
+    for (const m of messages()) {
+      expect(m.properties.schemaVersion).toBe('1');
+      expect(JSON.parse(m.body.toString()).schemaVersion).toBe(1);
+    }
   });
 });

@@ -127,6 +127,7 @@ describe('silent pumps', () => {
       {
         // the kind, the reading, and when it was decided: a pump silent again at the same last reading is another alert
         id: expect.stringMatching(new RegExp(`^pump-silent:[0-9a-f]{16}:${last.seq}:${now}$`)),
+        schemaVersion: 1,
         kind: 'pump-silent',
         deviceId: 'gw-s',
         pumpId: 'quiet-1',

@@ -151,4 +151,12 @@ describe('agent-health, pump-not-scored and pump-scored on output alerts', () =>
     await check();
     expect(messagesOf('agent-heartbeat')).toHaveLength(1); // not before the next interval
   });
+  it('gives every message the schema version 1, in the body and as the message property schemaVersion', () => {
+    const all = hub.outputs(DEVICE, MODULE, 'alerts');
+    expect(new Set(all.map((m) => m.properties.type))).toEqual(new Set(['agent-health', 'pump-not-scored', 'pump-scored', 'agent-heartbeat']));
+    for (const m of all) {
+      expect(m.properties.schemaVersion).toBe('1');
+      expect(JSON.parse(m.body.toString()).schemaVersion).toBe(1);
+    }
+  });
 });

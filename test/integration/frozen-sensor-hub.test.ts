@@ -54,9 +54,10 @@ describe('a frozen sensor on the local hub', () => {
     const [message] = frozenAlerts();
     // any anomaly alert keeps its type and gains its kind (the type of an anomaly's clear is its kind too; agent-health, sent at the connection, is of no pump)
     for (const m of hub.outputs(DEVICE, MODULE, 'alerts').filter((x) => x.properties.type !== 'sensor-fault' && x.properties.type !== 'agent-health')) expect(JSON.parse(m.body.toString()).kind).toBe(m.properties.type);
-    expect(message!.properties).toMatchObject({ type: 'sensor-fault', pumpId: 'pump-f' });
+    expect(message!.properties).toMatchObject({ type: 'sensor-fault', pumpId: 'pump-f', schemaVersion: '1' });
     const alert = JSON.parse(message!.body.toString());
     expect(alert).toMatchObject({
+      schemaVersion: 1,
       kind: 'sensor-frozen',
       deviceId: DEVICE,
       pumpId: 'pump-f',
