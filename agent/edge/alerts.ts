@@ -33,7 +33,7 @@ import { monotonicNow } from '../../sync/clock.js';
 import { safeErrorMessage } from '../../sync/redact.js';
 import type { Logger } from '../logger.js';
 import { ALERTS_SCHEMA_VERSION } from './message-schema.js';
-import { OpenAlarms, type OpenAlarm } from './open-alarms.js';
+import { OpenAlarms, type OpenAlarm, type OpenAlarmView } from './open-alarms.js';
 import { PumpSilence, type BufferedPump, type SilenceEvent, type SilentPumpView, type UnstoredArrival } from './pump-silence.js';
 import { SensorQuiet, type SensorSuppressedView } from './sensor-quiet.js';
 
@@ -611,6 +611,11 @@ export class AlertPublisher {
       silentAlerts: this.counts.silentAlerts,
       resumedAlerts: this.counts.resumedAlerts,
     };
+  }
+
+  /** The pumps whose anomaly alarm is open now, as the control room holds them (open-alarms.ts); read only. */
+  openAlarms(): Record<string, OpenAlarmView> {
+    return this.alarms.view();
   }
 
   /**

@@ -25,6 +25,9 @@ export interface OpenAlarm {
   suppressed: number;
 }
 
+/** An open alarm as /status shows it: the anomalies held back are the next alert's (suppressedSinceLast). */
+export type OpenAlarmView = Pick<OpenAlarm, 'episode' | 'raisedAt' | 'normalsInRow'>;
+
 /** What an alert in the pending list says of its pump's alarm (a raise, a clear, or nothing). */
 export interface AlarmDecision {
   pumpId: string;
@@ -68,6 +71,13 @@ export class OpenAlarms {
 
   get(pumpId: string): OpenAlarm | undefined {
     return this.open.get(pumpId);
+  }
+
+  /** Each pump's open alarm, copied: what the control room holds as raised and not cleared. */
+  view(): Record<string, OpenAlarmView> {
+    const view: Record<string, OpenAlarmView> = {};
+    for (const [pumpId, { episode, raisedAt, normalsInRow }] of this.open) view[pumpId] = { episode, raisedAt, normalsInRow };
+    return view;
   }
 
   raise(pumpId: string, seq: number, ts: string): OpenAlarm {

@@ -155,9 +155,15 @@ export class EdgeRuntime {
     agent.registry.counterFrom('pumpwatch_alerts_sent_total', 'Alerts handed to edgeHub', () => this.alerts.status().sent);
     agent.registry.counterFrom('pumpwatch_alerts_suppressed_total', 'Anomalies not alerted (rate limit per pump)', () => this.alerts.status().suppressed);
     agent.registry.counterFrom('pumpwatch_alerts_sensor_suppressed_total', 'Frozen-sensor findings not alerted (quiet time per pump and sensor)', () => this.alerts.status().sensorSuppressed);
-    agent.status.setAlerts(() => this.alerts.status());
+    // The alarms as the control room holds them, and whether the status messages go out or wait: a
+    // technician and a scrape see what the output `alerts` said, not only what the page shows.
+    agent.status.setAlerts(() => ({ ...this.alerts.status(), openAlarms: this.alerts.openAlarms(), statusMessages: this.statusMessages.status() }));
     agent.registry.gauge('pumpwatch_alerts_pending', 'Alerts waiting for the hub connection', () => this.alerts.status().pending);
     agent.registry.gauge('pumpwatch_pumps_silent', 'Pumps heard before that have sent no reading for alerts.silentAfterSeconds (alerted pump-silent, not resumed)', () => this.alerts.status().pumpsSilent);
+    agent.registry.gauge('pumpwatch_alarms_open', 'Pumps with an open anomaly alarm (raised, not cleared by anomaly-cleared)', () => Object.keys(this.alerts.openAlarms()).length);
+    agent.registry.counterFrom('pumpwatch_status_messages_sent_total', 'agent-health, pump-not-scored, pump-scored and agent-heartbeat messages handed to edgeHub', () => this.statusMessages.counts.sent);
+    agent.registry.counterFrom('pumpwatch_status_messages_replaced_total', 'Status messages replaced by a newer state of the same pump (or health, or heartbeat) before they were sent', () => this.statusMessages.counts.replaced);
+    agent.registry.gauge('pumpwatch_status_messages_pending', 'Status messages waiting for the hub connection (one per pump, one health, one heartbeat at most)', () => this.statusMessages.status().pending);
   }
 
   /** `connectivity.hub` in /status. */

@@ -5,7 +5,8 @@
  * raise's seq as `episode`, and ONE `anomaly-cleared` (message property `type: anomaly-cleared`)
  * after the page's off-delay of normal scored readings; a stopped pump stays in alarm (its readings
  * are unscored); a new agent on the same data dir in the middle of the off-delay keeps the open
- * alarm and clears it once. Every message carries an `id` unique on the gateway, and the output's
+ * alarm and clears it once. `/status` (`alerts.openAlarms`) and `/metrics` (`pumpwatch_alarms_open`)
+ * show the alarm while it is open. Every message carries an `id` unique on the gateway, and the output's
  * schema version (body and message property), alerts an older agent left pending too.
  */
 import { join } from 'node:path';
@@ -31,6 +32,11 @@ const until = <T>(fn: () => T) => vi.waitFor(fn, { timeout: 30_000, interval: 50
 const messages = () => hub.outputs(DEVICE, MODULE, 'alerts');
 const about = (pumpId: string) => messages().filter((m) => m.properties.pumpId === pumpId).map((m) => ({ type: m.properties.type, ...JSON.parse(m.body.toString()) }));
 const settled = async (): Promise<void> => edgeRuntimeOf(agent)!.alerts.idle();
+/** `/status` `alerts.openAlarms` and `/metrics` `pumpwatch_alarms_open`, now. */
+const alarmsShown = async (): Promise<{ openAlarms: unknown; gauge: string | undefined }> => ({
+  openAlarms: ((await (await fetch(`${url}/status`)).json()) as any).alerts.openAlarms,
+  gauge: /^pumpwatch_alarms_open (\d+)$/m.exec(await (await fetch(`${url}/metrics`)).text())?.[1],
+});
 
 /** A spike: far over the threshold of the trainer's model. */
 const SPIKE = { Pressure: 4, Flow: 30, Current: 1.4 };
@@ -71,6 +77,8 @@ describe('an anomaly alarm returns to normal on output alerts', () => {
     expect(raised.map((a) => a.kind)).toEqual(['anomaly', 'anomaly', 'anomaly']);
     const episode = raised[0]!.seq;
     expect(raised.map((a) => a.episode)).toEqual([episode, episode, episode]);
+    // open, as the control room holds it, one normal reading short of its clear
+    expect(await alarmsShown()).toEqual({ openAlarms: { 'pump-c': { episode, raisedAt: raised[0]!.ts, normalsInRow: CLEAR_AFTER_NORMALS - 1 } }, gauge: '1' });
 
     await post(readings('pump-c', START + 100_000, 20, () => false));
     const all = about('pump-c');
@@ -79,6 +87,7 @@ describe('an anomaly alarm returns to normal on output alerts', () => {
     expect(clears[0]).toMatchObject({ type: 'anomaly-cleared', episode, raisedAt: raised[0]!.ts, modelVersion: 'clear-hub', suppressedSinceLast: 0, ts: new Date(START + 100_000).toISOString() });
     // the clear is the last message: the normal readings after it send nothing
     expect(all.at(-1)!.kind).toBe('anomaly-cleared');
+    expect(await alarmsShown()).toEqual({ openAlarms: {}, gauge: '0' });
 
     // a new episode is raised anew, with its own episode
     await post(readings('pump-c', START + 200_000, 2, () => true));

@@ -5,7 +5,7 @@
  * included (SQLite's `max_page_count` caps the file, as in edge-silent-pump-hub.test.ts: SQLite answers
  * SQLITE_FULL as on a full disk); `pump-not-scored` with the reason for a pump that keeps sending
  * with nothing scored for `alerts.notScoredAfterSeconds` (from the twin), once, and `pump-scored`
- * when it is scored again. The agent's monotonic clock is moved by the test (AgentOptions.monotonic).
+ * when it is scored again; each sent counted on /status (`alerts.statusMessages`) and /metrics. The agent's monotonic clock is moved by the test (AgentOptions.monotonic).
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { edgeRuntimeOf } from '../../agent/wiring/edge.js';
@@ -138,9 +138,18 @@ describe('agent-health, pump-not-scored and pump-scored on output alerts', () =>
     hub.updateDesired(DEVICE, MODULE, { alerts: { heartbeatSeconds: 60 } });
     await until(() => expect(reported().alerts).toMatchObject({ value: { heartbeatSeconds: 60 }, ac: 200 }));
     await check(); // the interval starts
+    const shown = async () => ({ status: ((await (await fetch(`${t.url}/status`)).json()) as any).alerts.statusMessages, metrics: await (await fetch(`${t.url}/metrics`)).text() });
+    const before = (await shown()).status;
+    expect(before).toMatchObject({ sent: health().length + messagesOf('pump-not-scored').length + messagesOf('pump-scored').length, pending: 0, replaced: expect.any(Number), failed: expect.any(Number) });
     skew += 61_000;
     await check();
     await until(() => expect(messagesOf('agent-heartbeat')).toHaveLength(1));
+    // the heartbeat counted on /status and /metrics
+    const after = await shown();
+    expect(after.status).toMatchObject({ sent: before.sent + 1, pending: 0 });
+    expect(after.metrics).toMatch(new RegExp(`^pumpwatch_status_messages_sent_total ${before.sent + 1}$`, 'm'));
+    expect(after.metrics).toMatch(/^pumpwatch_status_messages_pending 0$/m);
+    expect(after.metrics).toMatch(new RegExp(`^pumpwatch_status_messages_replaced_total ${after.status.replaced}$`, 'm'));
     const [beat] = messagesOf('agent-heartbeat');
     expect(beat!.properties).not.toHaveProperty('pumpId');
     expect(beat!.body).toMatchObject({ kind: 'agent-heartbeat', deviceId: DEVICE, id: expect.any(String), status: health().at(-1).status, intervalSeconds: 60, notScoredPumps: expect.any(Array) });
