@@ -1023,10 +1023,21 @@ export class BufferStore {
   }
 
   setMeta(key: string, value: string): void {
+    this.setMetas([[key, value]]);
+  }
+
+  /**
+   * Writes several keys in one transaction: all of them or none (a kill or a failed write between
+   * two setMeta calls left the first without the second), and one commit (one fsync) for them all.
+   */
+  setMetas(entries: ReadonlyArray<readonly [key: string, value: string]>): void {
     try {
-      this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, value);
+      const upsert = this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value');
+      this.db.transaction(() => {
+        for (const [key, value] of entries) upsert.run(key, value);
+      })();
     } catch (err) {
-      throw classifySqliteError(err, this.options.path, `saving ${key}`);
+      throw classifySqliteError(err, this.options.path, `saving ${entries.map(([key]) => key).join(', ')}`);
     }
   }
 

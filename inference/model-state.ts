@@ -52,6 +52,15 @@ export interface KeyValueStore {
   setMeta(key: string, value: string): void;
 }
 
+/**
+ * A KeyValueStore that writes several keys in one transaction (BufferStore.setMetas): state kept
+ * under two keys that must agree (the alerts' pending list and the alarms it raised) is never left
+ * half written by a kill or a failed write.
+ */
+export interface AtomicKeyValueStore extends KeyValueStore {
+  setMetas(entries: ReadonlyArray<readonly [key: string, value: string]>): void;
+}
+
 export const MODELS_META_KEY = 'models.state';
 
 export function emptyState(): PersistedModels {

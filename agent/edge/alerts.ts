@@ -28,7 +28,7 @@
 import { BUFFER_ID_KEY } from '../../buffer/migrations.js';
 import type { PredictionRow } from '../../buffer/types.js';
 import type { InferenceEngine } from '../../inference/engine.js';
-import type { KeyValueStore } from '../../inference/model-state.js';
+import type { AtomicKeyValueStore } from '../../inference/model-state.js';
 import { monotonicNow } from '../../sync/clock.js';
 import { safeErrorMessage } from '../../sync/redact.js';
 import type { Logger } from '../logger.js';
@@ -146,7 +146,8 @@ export function idOf(alert: Alert, at: number, bufferId: string): string {
 
 export interface AlertDeps {
   engine: InferenceEngine;
-  kv: KeyValueStore;
+  /** The buffer's meta: the pending list is written in one transaction with the alarms and silent pumps it decided (saveState). */
+  kv: AtomicKeyValueStore;
   deviceId: string;
   /** Hands one alert to edgeHub; rejects when offline. */
   send: (alert: Alert) => Promise<void>;
@@ -329,7 +330,7 @@ export class AlertPublisher {
       // Those an older agent left have no id: given theirs now.
       const unsent = unsentOf(saved, sent).map((p) => (p.alert.id === undefined ? this.withId(p.alert, p.at) : p));
       this.pending = [...unsent, ...this.pending];
-      // A silence alert pending whose state a kill kept from being saved (see PumpSilence.save):
+      // A silence alert pending whose state a kill kept from being saved (an older agent's second write, see PumpSilence.save):
       // saved now, or a restart after this alert was sent would alert the same silence again.
       let silenceChanged = false;
       for (const p of unsent) if (isSilenceKind(p.alert.kind)) silenceChanged = this.silence.alertedBefore(p.alert.pumpId, p.alert.kind, p.at) || silenceChanged;
@@ -414,10 +415,9 @@ export class AlertPublisher {
       return;
     }
     const dropped = this.trimPending();
-    this.savePending();
-    // After the list: restore applies the list's raises and clears to alarms a kill kept from being saved.
-    this.alarms.save();
-    this.silenceDecided('pump-resumed', resumed.filter((_, i) => !dropped.has(resumedEntries[i]!)), anySilence(dropped));
+    const decided = resumed.filter((_, i) => !dropped.has(resumedEntries[i]!));
+    this.saveState(decided.length > 0 || anySilence(dropped));
+    this.silenceDecided('pump-resumed', decided);
     this.flush();
   }
 
@@ -449,18 +449,14 @@ export class AlertPublisher {
     const entries = events.map((e) => this.withId(this.silenceAlertOf(kind, e), now));
     this.pending.push(...entries);
     const dropped = this.trimPending();
-    this.savePending();
-    this.silenceDecided(kind, events.filter((_, i) => !dropped.has(entries[i]!)), anySilence(dropped));
+    const decided = events.filter((_, i) => !dropped.has(entries[i]!));
+    this.saveState(decided.length > 0 || anySilence(dropped));
+    this.silenceDecided(kind, decided);
     this.flush();
   }
 
-  /**
-   * Once their alerts are saved in the pending list: the silent pumps saved (also when `changed`:
-   * alerts dropped from the list), counted and logged.
-   */
-  private silenceDecided(kind: SilenceKind, events: readonly SilenceEvent[], changed: boolean): void {
-    if (events.length === 0 && !changed) return;
-    this.silence.save();
+  /** Once their alerts are saved in the pending list, with the silent pumps (saveState): counted and logged. */
+  private silenceDecided(kind: SilenceKind, events: readonly SilenceEvent[]): void {
     for (const e of events) {
       const fields = { pumpId: e.pumpId, since: new Date(e.since).toISOString(), silentSeconds: Math.round(e.silentMs / 1000), beganBeforeRestart: e.beganBeforeRestart };
       if (kind === 'pump-silent') {
@@ -514,7 +510,7 @@ export class AlertPublisher {
    * `pump-resumed` of the same silence, still pending after it, is dropped too (counted): a
    * `pump-resumed` with no `pump-silent` before it would tell of a silence the cloud never heard of.
    * Returns every alert dropped (`all` and those). Logged when silence alerts are among them; the
-   * caller saves the list, then the silent pumps (silenceDecided).
+   * caller saves the list with the silent pumps (saveState).
    */
   private discarded(gone: readonly Pending[], all: readonly Pending[] = gone): Set<Pending> {
     const dropped = new Set(all);
@@ -755,8 +751,7 @@ export class AlertPublisher {
       }
       return false;
     } finally {
-      if (sent > 0 || silenceChanged) this.savePending();
-      if (silenceChanged) this.silence.save();
+      if (sent > 0 || silenceChanged) this.saveState(silenceChanged);
     }
   }
 
@@ -784,11 +779,23 @@ export class AlertPublisher {
     }
   }
 
-  private savePending(): void {
+  /**
+   * Saves the pending list with what its alerts decided, in one transaction: the open alarms when
+   * they changed (a raise, a clear, a count), and the silent pumps when `silence` (a silence alert
+   * decided or dropped). Two writes left a window where a kill (or a failed second write) kept the
+   * list without the alarms it raised or cleared; now both land or neither does. One commit, too,
+   * where there were two (the same fsyncs halved).
+   */
+  private saveState(silence: boolean): void {
+    const alarms = this.alarms.entry();
+    const entries: Array<[string, string]> = [[PENDING_KEY, JSON.stringify(this.pending)]];
+    if (alarms) entries.push(alarms);
+    if (silence) entries.push(this.silence.entry());
     try {
-      this.deps.kv.setMeta(PENDING_KEY, JSON.stringify(this.pending));
+      this.deps.kv.setMetas(entries);
+      this.alarms.persisted();
     } catch (err) {
-      this.deps.logger.warn({ err: { message: safeErrorMessage(err) } }, 'pending alerts not persisted');
+      this.deps.logger.warn({ err: { message: safeErrorMessage(err) } }, `pending alerts not persisted (nor ${silence ? 'the open anomaly alarms and silent pumps' : 'the open anomaly alarms'} decided with them)`);
     }
   }
 

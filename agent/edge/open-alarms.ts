@@ -45,8 +45,10 @@ export class OpenAlarms {
 
   /**
    * Loads the open alarms of the last run, then applies the raises and clears of its saved pending
-   * list (`decided`, oldest first): the list is saved before the alarms are, so a process killed
-   * between the two left its last decisions only there. False when the buffer could not be read.
+   * list (`decided`, oldest first). The publisher writes the list and the alarms in one transaction
+   * (alerts.ts saveState), but agents before it wrote the list first, then the alarms: a process of
+   * theirs killed between the two (or a write of the alarms that failed) left its last decisions
+   * only in the list. False when the buffer could not be read.
    */
   restore(decided: readonly AlarmDecision[]): boolean {
     let text: string | null;
@@ -118,13 +120,23 @@ export class OpenAlarms {
 
   /** Saves the alarms when they changed since the last save. */
   save(): void {
-    if (!this.changed) return;
+    const entry = this.entry();
+    if (entry === null) return;
     try {
-      this.deps.kv.setMeta(OPEN_KEY, JSON.stringify(Object.fromEntries(this.open)));
-      this.changed = false;
+      this.deps.kv.setMeta(...entry);
+      this.persisted();
     } catch (err) {
       this.deps.logger.warn({ err: { message: safeErrorMessage(err) } }, 'open anomaly alarms not persisted');
     }
+  }
+
+  /** The meta entry that saves the alarms, when they changed since the last save (for a write with other keys: call persisted() once it is written). */
+  entry(): [string, string] | null {
+    return this.changed ? [OPEN_KEY, JSON.stringify(Object.fromEntries(this.open))] : null;
+  }
+
+  persisted(): void {
+    this.changed = false;
   }
 
   private close(pumpId: string): void {

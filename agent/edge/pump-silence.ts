@@ -184,7 +184,8 @@ export class PumpSilence {
 
   /**
    * A `pump-silent` alert found in the last run's unsent alerts, or `pump-resumed` one: the state
-   * saved with it (in a second write, which a kill may have missed) follows the alert.
+   * saved with it (in a second write by agents before saveState's one transaction, which a kill may
+   * have missed) follows the alert.
    */
   alertedBefore(pumpId: string, kind: 'pump-silent' | 'pump-resumed', at: number): boolean {
     const t = this.tracks.get(pumpId);
@@ -317,21 +318,27 @@ export class PumpSilence {
   }
 
   /**
-   * Stores the pumps alerted silent: after each change, once its alerts are in the saved pending
-   * list (alerts.ts), so a kill between the two writes leaves an alert the restore finds
-   * (alertedBefore), never a pump recorded alerted whose alert is lost.
+   * Stores the pumps alerted silent. After a change that alerts decided, the publisher writes this
+   * entry in one transaction with the pending list (alerts.ts saveState): never a pump recorded
+   * alerted whose alert is lost. Agents before it wrote it after the list, so a kill between the two
+   * writes left an alert the restore finds (alertedBefore).
    */
   save(): void {
+    try {
+      this.deps.kv.setMeta(...this.entry());
+    } catch (err) {
+      this.deps.logger.warn({ err: { message: safeErrorMessage(err) } }, 'pumps alerted silent not persisted');
+    }
+  }
+
+  /** The meta entry save() writes. */
+  entry(): [string, string] {
     const out: Record<string, Stored> = {};
     for (const [pumpId, t] of this.tracks) {
       if (t.alertedAt === null) continue;
       out[pumpId] = { seq: t.last.seq, ts: t.last.ts, receivedAt: t.last.receivedAt, since: t.heardWall, alertedAt: t.alertedAt, intervalMs: median(t.intervals) };
     }
-    try {
-      this.deps.kv.setMeta(SILENT_KEY, JSON.stringify(out));
-    } catch (err) {
-      this.deps.logger.warn({ err: { message: safeErrorMessage(err) } }, 'pumps alerted silent not persisted');
-    }
+    return [SILENT_KEY, JSON.stringify(out)];
   }
 
   private resumedEvent(pumpId: string, t: Track, reading: HeardReading, mono: number): SilenceEvent {

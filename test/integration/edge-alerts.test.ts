@@ -139,6 +139,10 @@ describe('AlertPublisher', () => {
         if (key === 'alerts.pending') pendingWritten += value.length;
         buffer.setMeta(key, value);
       },
+      setMetas: (entries: ReadonlyArray<readonly [string, string]>) => {
+        for (const [key, value] of entries) if (key === 'alerts.pending') pendingWritten += value.length;
+        buffer.setMetas(entries);
+      },
     };
     let online = false;
     const sent: Alert[] = [];
