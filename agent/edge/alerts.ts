@@ -32,6 +32,7 @@ import type { AtomicKeyValueStore } from '../../inference/model-state.js';
 import { monotonicNow } from '../../sync/clock.js';
 import { safeErrorMessage } from '../../sync/redact.js';
 import type { Logger } from '../logger.js';
+import { afterDroppedRaises, isRaise } from './dropped-raises.js';
 import { ALERTS_SCHEMA_VERSION } from './message-schema.js';
 import { OpenAlarms, type OpenAlarm, type OpenAlarmView } from './open-alarms.js';
 import { PumpSilence, type BufferedPump, type SilenceEvent, type SilentPumpView, type UnstoredArrival } from './pump-silence.js';
@@ -383,7 +384,8 @@ export class AlertPublisher {
       const intervalOver = last === undefined || mono - last >= this.deps.minIntervalMs();
       if (row.anomaly === false) {
         const cleared = this.alarms.normal(row.pumpId, intervalOver);
-        if (cleared) {
+        if (cleared?.unannounced) this.unannouncedClear(row.pumpId, cleared.episode);
+        else if (cleared) {
           this.pending.push(this.withId(this.clearedAlertOf(row, seqs[i]!, cleared), now));
           added++;
         }
@@ -392,14 +394,17 @@ export class AlertPublisher {
       // An open alarm's repeats are rate-limited; a pump with none raises one at once (its clear
       // was the off-delay: a new episode is news, not a repeat).
       const open = this.alarms.get(row.pumpId);
-      const held = open !== undefined && !intervalOver;
+      // An alarm whose raise was dropped unsent (dropped-raises.ts) is raised by its next alert, at once.
+      const held = open !== undefined && !intervalOver && open.unannounced === undefined;
       if (open) this.alarms.anomalous(open, held);
       if (held) {
         this.counts.suppressed++;
         continue;
       }
       this.lastAt.set(row.pumpId, mono);
-      this.pending.push(this.withId(this.alertOf(row, seqs[i]!, open ?? this.alarms.raise(row.pumpId, seqs[i]!, new Date(row.ts).toISOString())), now));
+      const ts = new Date(row.ts).toISOString();
+      const alarm = open === undefined ? this.alarms.raise(row.pumpId, seqs[i]!, ts) : open.unannounced ? this.alarms.announce(open, seqs[i]!, ts) : open;
+      this.pending.push(this.withId(this.alertOf(row, seqs[i]!, alarm), now));
       added++;
     }
     if (this.sensorQuiet.owing()) {
@@ -473,8 +478,8 @@ export class AlertPublisher {
    * Drops the oldest pending alerts over their limit (counted): anomalies and sensor alerts over
    * maxPending, silence alerts over maxPendingSilence, each kind apart (a long outage's anomalies
    * do not push out the silence of the pumps, nor make the list, saved at each alert, grow with the
-   * pumps). Returns those dropped. A silence alert dropped leaves no pump alerted by it (see
-   * discarded). The alert on its way is settled when edgeHub answers (drain).
+   * pumps). Returns those dropped. A silence alert dropped leaves no pump alerted by it, a raise
+   * dropped no episode without its raise (see discarded). The alert on its way is settled when edgeHub answers (drain).
    */
   private trimPending(): Set<Pending> {
     const limit = { other: this.deps.maxPending ?? 1000, silence: this.maxPendingSilence() };
@@ -509,7 +514,8 @@ export class AlertPublisher {
    * leaves its pump not alerted (decided again at the next check: PumpSilence.dropped), and the
    * `pump-resumed` of the same silence, still pending after it, is dropped too (counted): a
    * `pump-resumed` with no `pump-silent` before it would tell of a silence the cloud never heard of.
-   * Returns every alert dropped (`all` and those). Logged when silence alerts are among them; the
+   * A raise among them hands its episode to the oldest alert of it left (droppedRaises), or the clear
+   * left alone is dropped too, for the same reason. Returns every alert dropped (`all` and those). Logged when silence alerts are among them; the
    * caller saves the list with the silent pumps (saveState).
    */
   private discarded(gone: readonly Pending[], all: readonly Pending[] = gone): Set<Pending> {
@@ -535,11 +541,34 @@ export class AlertPublisher {
         return false;
       });
     }
+    for (const clear of this.droppedRaises(gone)) dropped.add(clear);
     if (silenceAlerts > 0) {
       const max = this.maxPendingSilence();
       this.deps.logger.warn({ dropped: silenceAlerts, maxPendingSilence: max }, `pump-silent and pump-resumed alerts not yet handed to edgeHub over ${max}: ${silenceAlerts} dropped (the oldest); a pump whose pump-silent was dropped is decided again at the next check`);
     }
     return dropped;
+  }
+
+  /**
+   * Raises among alerts taken off the list unsent: the episode's oldest alert left raises it, or its
+   * alarm is unannounced; a clear left alone is dropped too (counted, logged). See dropped-raises.ts.
+   * Returns the clears dropped.
+   */
+  private droppedRaises(gone: readonly Pending[]): Pending[] {
+    const raises = gone.filter((p) => isRaise(p.alert)).length;
+    if (raises === 0) return [];
+    const clears = afterDroppedRaises(gone, this.pending, this.alarms);
+    this.pending = this.pending.filter((p) => !clears.has(p));
+    this.counts.dropped += clears.size;
+    const max = this.deps.maxPending ?? 1000;
+    this.deps.logger.warn({ raises, clears: clears.size, maxPending: max }, `anomaly alerts not yet handed to edgeHub over ${max}: ${raises} raising an alarm dropped; the oldest alert left of each episode raises it instead (or its next one), and ${clears.size} anomaly-cleared left with no raise dropped too`);
+    return [...clears];
+  }
+
+  /** An unannounced alarm (dropped-raises.ts) back to normal: its clear would name an episode never raised, so it is not sent (counted dropped, logged). */
+  private unannouncedClear(pumpId: string, episode: number): void {
+    this.counts.dropped++;
+    this.deps.logger.warn({ pumpId, episode }, `pump ${pumpId} back to normal; no anomaly-cleared sent: the alarm's raise was dropped from a full pending list, the control room never heard of it`);
   }
 
   /** Sends what is pending (after a reconnect, on a timer). */
@@ -717,6 +746,8 @@ export class AlertPublisher {
   private async drain(): Promise<boolean> {
     let sent = 0;
     let silenceChanged = false;
+    // An alert dropped unsent here may be a raise whose episode another pending alert now raises (dropped-raises.ts): the list to save.
+    let dropped = false;
     try {
       while (this.pending.length > 0) {
         const head = this.pending[0]!;
@@ -728,7 +759,10 @@ export class AlertPublisher {
           this.counts.failed++;
           this.lastError = safeErrorMessage(err);
           // Trimmed while on its way (counted dropped then): it is dropped now, unsent.
-          if (!this.pending.includes(head)) silenceChanged = this.discardedSilence([head]) || silenceChanged;
+          if (!this.pending.includes(head)) {
+            dropped = true;
+            silenceChanged = this.discardedSilence([head]) || silenceChanged;
+          }
           return true; // kept; sent after the next reconnect
         } finally {
           this.inFlight = null;
@@ -751,7 +785,7 @@ export class AlertPublisher {
       }
       return false;
     } finally {
-      if (sent > 0 || silenceChanged) this.saveState(silenceChanged);
+      if (sent > 0 || dropped) this.saveState(silenceChanged);
     }
   }
 

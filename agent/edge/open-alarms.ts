@@ -23,6 +23,12 @@ export interface OpenAlarm {
   normalsInRow: number;
   /** Anomalies held back by the rate limit since the episode's last alert. */
   suppressed: number;
+  /**
+   * Its raise was dropped from a full pending list with no other alert of the episode left to take
+   * its place (dropped-raises.ts): the control room never heard of it. Its next alert is sent as a
+   * raise (announce), and a clear before that is not sent.
+   */
+  unannounced?: true;
 }
 
 /** An open alarm as /status shows it: the anomalies held back are the next alert's (suppressedSinceLast). */
@@ -85,6 +91,34 @@ export class OpenAlarms {
   raise(pumpId: string, seq: number, ts: string): OpenAlarm {
     const alarm: OpenAlarm = { episode: seq, raisedAt: ts, normalsInRow: 0, suppressed: 0 };
     this.open.set(pumpId, alarm);
+    this.changed = true;
+    return alarm;
+  }
+
+  /**
+   * The episode's raise was dropped unsent and its alert `seq` (reading time `ts`) raises it in its
+   * place: the episode is named after it (when the alarm is still the episode `from`).
+   */
+  reRaised(pumpId: string, from: number, seq: number, ts: string): void {
+    const alarm = this.open.get(pumpId);
+    if (alarm?.episode !== from) return;
+    Object.assign(alarm, { episode: seq, raisedAt: ts });
+    this.changed = true;
+  }
+
+  /** The episode's raise was dropped unsent with nothing of it left pending: see OpenAlarm.unannounced. True when the alarm is still open. */
+  unannounce(pumpId: string, episode: number): boolean {
+    const alarm = this.open.get(pumpId);
+    if (alarm?.episode !== episode) return false;
+    alarm.unannounced = true;
+    this.changed = true;
+    return true;
+  }
+
+  /** The next alert of an unannounced alarm: it raises the alarm, at `seq`. */
+  announce(alarm: OpenAlarm, seq: number, ts: string): OpenAlarm {
+    Object.assign(alarm, { episode: seq, raisedAt: ts });
+    delete alarm.unannounced;
     this.changed = true;
     return alarm;
   }

@@ -28,3 +28,44 @@ export async function sendOneThenRestart(
   await after.idle();
   return { once, rest, after };
 }
+
+/** The fields of a delivered alert the alarm's consistency is judged on. */
+interface AlarmAlert {
+  id?: string;
+  kind?: string;
+  pumpId: string;
+  seq: number;
+  episode?: number;
+}
+
+/**
+ * What is wrong in a delivered stream of alerts (in delivery order) as a control room sees the
+ * anomaly alarms, after deduplicating on `id` (a resend after a kill): every `anomaly` alert's
+ * episode names a raise of its pump delivered before it (a raise: seq = episode) and not cleared
+ * since; no episode is raised twice; every `anomaly-cleared` names a raise delivered before it and
+ * comes once per episode. Empty when the stream is consistent.
+ */
+export function alarmStreamProblems(delivered: readonly AlarmAlert[]): string[] {
+  const problems: string[] = [];
+  const seen = new Set<string>();
+  const raised = new Map<string, Set<number>>();
+  const cleared = new Map<string, Set<number>>();
+  const of = (m: Map<string, Set<number>>, pumpId: string): Set<number> => m.get(pumpId) ?? m.set(pumpId, new Set()).get(pumpId)!;
+  for (const a of delivered) {
+    if (a.id !== undefined) {
+      if (seen.has(a.id)) continue;
+      seen.add(a.id);
+    }
+    const kind = a.kind ?? 'anomaly';
+    if (kind !== 'anomaly' && kind !== 'anomaly-cleared') continue;
+    const name = `${kind} ${a.pumpId} seq ${a.seq} episode ${String(a.episode)}`;
+    if (a.episode === undefined) problems.push(`${name}: no episode`);
+    else if (kind === 'anomaly' && a.episode === a.seq) {
+      if (of(raised, a.pumpId).has(a.episode)) problems.push(`${name}: raised twice`);
+      of(raised, a.pumpId).add(a.episode);
+    } else if (!of(raised, a.pumpId).has(a.episode)) problems.push(`${name}: its raise was never delivered before it`);
+    else if (of(cleared, a.pumpId).has(a.episode)) problems.push(`${name}: after its episode's clear`);
+    else if (kind === 'anomaly-cleared') of(cleared, a.pumpId).add(a.episode);
+  }
+  return problems;
+}
