@@ -43,13 +43,16 @@ interface AlarmAlert {
  * anomaly alarms, after deduplicating on `id` (a resend after a kill): every `anomaly` alert's
  * episode names a raise of its pump delivered before it (a raise: seq = episode) and not cleared
  * since; no episode is raised twice; every `anomaly-cleared` names a raise delivered before it and
- * comes once per episode. Empty when the stream is consistent.
+ * comes once per episode. `noneLost`: no alert was dropped (no full pending list), so a pump's raise
+ * also comes only once its previous episode was cleared (an alarm forgotten raises again instead).
+ * Empty when the stream is consistent.
  */
-export function alarmStreamProblems(delivered: readonly AlarmAlert[]): string[] {
+export function alarmStreamProblems(delivered: readonly AlarmAlert[], opts: { noneLost?: boolean } = {}): string[] {
   const problems: string[] = [];
   const seen = new Set<string>();
   const raised = new Map<string, Set<number>>();
   const cleared = new Map<string, Set<number>>();
+  const lastRaise = new Map<string, number>();
   const of = (m: Map<string, Set<number>>, pumpId: string): Set<number> => m.get(pumpId) ?? m.set(pumpId, new Set()).get(pumpId)!;
   for (const a of delivered) {
     if (a.id !== undefined) {
@@ -62,7 +65,10 @@ export function alarmStreamProblems(delivered: readonly AlarmAlert[]): string[] 
     if (a.episode === undefined) problems.push(`${name}: no episode`);
     else if (kind === 'anomaly' && a.episode === a.seq) {
       if (of(raised, a.pumpId).has(a.episode)) problems.push(`${name}: raised twice`);
+      const previous = lastRaise.get(a.pumpId);
+      if (opts.noneLost && previous !== undefined && !of(cleared, a.pumpId).has(previous)) problems.push(`${name}: raised while episode ${previous} was not cleared`);
       of(raised, a.pumpId).add(a.episode);
+      lastRaise.set(a.pumpId, a.episode);
     } else if (!of(raised, a.pumpId).has(a.episode)) problems.push(`${name}: its raise was never delivered before it`);
     else if (of(cleared, a.pumpId).has(a.episode)) problems.push(`${name}: after its episode's clear`);
     else if (kind === 'anomaly-cleared') of(cleared, a.pumpId).add(a.episode);
