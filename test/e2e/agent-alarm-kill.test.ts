@@ -7,61 +7,29 @@
  * every repeat and clear after its raise, no episode raised twice, one clear per episode, and no
  * raise while the pump's previous episode is open (an alarm forgotten at a restart raises again).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { getJson } from '../support/agent-http.js';
 import { alarmStreamProblems } from '../support/alerts.js';
-import { LocalHub } from '../support/local-hub.js';
-import { makeModel, normalValues, rng } from '../support/models.js';
-import { startAgentProcess, type AgentProcess } from '../support/process.js';
+import { hubAgents, type HubAgents } from '../support/hub-agents.js';
+import { normalValues, rng } from '../support/models.js';
+import type { AgentProcess } from '../support/process.js';
 
 const DEVICE = 'gw-alarm-kill';
 const MODULE = 'pumpwatch';
 const PUMPS = ['alarm-a', 'alarm-b'];
-let dir: string;
-let hub: LocalHub;
-let connectionString: string;
-const started: AgentProcess[] = [];
+let agents: HubAgents;
 const r = rng(21);
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'pumpwatch-e2e-alarm-kill-'));
-  hub = await LocalHub.start();
-  connectionString = hub.addModule(DEVICE, MODULE);
-  writeFileSync(join(dir, 'hub-ca.pem'), hub.ca);
-  writeFileSync(join(dir, 'model.onnx'), makeModel({ version: 'alarm-kill' }));
+  agents = await hubAgents({ prefix: 'pumpwatch-e2e-alarm-kill-', deviceId: DEVICE, moduleId: MODULE, modelVersion: 'alarm-kill' });
 });
 
 afterAll(async () => {
-  for (const agent of started) {
-    if (agent.proc.exitCode === null && agent.proc.signalCode === null) {
-      agent.proc.kill('SIGKILL');
-      await agent.exited;
-    }
-  }
-  await hub?.stop();
-  rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+  await agents?.close();
 });
 
 const until = <T>(fn: () => T, timeout = 30_000) => vi.waitFor(fn, { timeout, interval: 100 });
-
-async function startAgent(): Promise<AgentProcess> {
-  const agent = await startAgentProcess({
-    PUMPWATCH_DATA_DIR: join(dir, 'data'),
-    PUMPWATCH_DEFAULT_MODEL: join(dir, 'model.onnx'),
-    PUMPWATCH_HUB: 'auto',
-    PUMPWATCH_MODULE_CONNECTION_STRING: connectionString,
-    PUMPWATCH_DEVICE_ID: DEVICE,
-    EdgeModuleCACertificateFile: join(dir, 'hub-ca.pem'),
-    PUMPWATCH_ALERTS_MIN_INTERVAL_SECONDS: '0',
-  });
-  started.push(agent);
-  await agent.waitReady();
-  await until(async () => expect((await getJson(agent, '/status')).connectivity.hub).toMatch(/^connected/));
-  return agent;
-}
+const startAgent = () => agents.start({ PUMPWATCH_ALERTS_MIN_INTERVAL_SECONDS: '0' });
 
 /** Each pump's own time of its next reading (1 Hz, from an hour ago), and its run: anomalous or not, readings left in it. */
 let ts = Date.now() - 3_600_000;
@@ -88,7 +56,7 @@ async function stream(agent: AgentProcess, stop: { value: boolean }): Promise<vo
   }
 }
 
-const delivered = () => hub.outputs(DEVICE, MODULE, 'alerts').map((m) => JSON.parse(m.body.toString()));
+const delivered = () => agents.hub.outputs(DEVICE, MODULE, 'alerts').map((m) => JSON.parse(m.body.toString()));
 
 describe('anomaly alarms across SIGKILLs, the agent as a process', () => {
   it('delivers a consistent alarm stream (every repeat and clear after its raise, none twice) with the agent killed while it decides alerts', async () => {

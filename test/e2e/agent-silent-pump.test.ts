@@ -6,59 +6,28 @@
  * silent from the agent's start (`beganBeforeRestart`). Real minutes pass (the process's monotonic
  * clock cannot be moved); the order of the alerts on the hub is what is asserted.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { getJson } from '../support/agent-http.js';
-import { LocalHub } from '../support/local-hub.js';
-import { makeModel, normalValues, rng } from '../support/models.js';
-import { startAgentProcess, type AgentProcess } from '../support/process.js';
+import { hubAgents, type HubAgents } from '../support/hub-agents.js';
+import { normalValues, rng } from '../support/models.js';
+import type { AgentProcess } from '../support/process.js';
 
 const DEVICE = 'gw-silent-e2e';
 const MODULE = 'pumpwatch';
-let dir: string;
-let hub: LocalHub;
-let connectionString: string;
-const started: AgentProcess[] = [];
+let agents: HubAgents;
 const r = rng(8);
 /** Each pump's own time of its next reading. */
 const nextTs = new Map<string, number>();
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'pumpwatch-e2e-silent-'));
-  hub = await LocalHub.start();
-  connectionString = hub.addModule(DEVICE, MODULE);
-  writeFileSync(join(dir, 'hub-ca.pem'), hub.ca);
-  writeFileSync(join(dir, 'model.onnx'), makeModel({ version: 'silent-e2e' }));
+  agents = await hubAgents({ prefix: 'pumpwatch-e2e-silent-', deviceId: DEVICE, moduleId: MODULE, modelVersion: 'silent-e2e' });
 });
 
 afterAll(async () => {
-  for (const agent of started) {
-    if (agent.proc.exitCode === null && agent.proc.signalCode === null) {
-      agent.proc.kill('SIGKILL');
-      await agent.exited;
-    }
-  }
-  await hub?.stop();
-  rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+  await agents?.close();
 });
 
-async function startAgent(): Promise<AgentProcess> {
-  const agent = await startAgentProcess({
-    PUMPWATCH_DATA_DIR: join(dir, 'data'),
-    PUMPWATCH_DEFAULT_MODEL: join(dir, 'model.onnx'),
-    PUMPWATCH_HUB: 'auto',
-    PUMPWATCH_MODULE_CONNECTION_STRING: connectionString,
-    PUMPWATCH_DEVICE_ID: DEVICE,
-    EdgeModuleCACertificateFile: join(dir, 'hub-ca.pem'),
-    PUMPWATCH_ALERTS_SILENT_AFTER_SECONDS: '60',
-  });
-  started.push(agent);
-  await agent.waitReady();
-  await until(async () => expect((await getJson(agent, '/status')).connectivity.hub).toMatch(/^connected/));
-  return agent;
-}
+const startAgent = () => agents.start({ PUMPWATCH_ALERTS_SILENT_AFTER_SECONDS: '60' });
 
 const until = <T>(fn: () => T, timeout = 30_000) => vi.waitFor(fn, { timeout, interval: 200 });
 const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -75,7 +44,7 @@ async function post(agent: AgentProcess, pumps: readonly string[], n = 1): Promi
 }
 
 const alerts = (kind: string, pumpId: string) =>
-  hub
+  agents.hub
     .outputs(DEVICE, MODULE, 'alerts')
     .filter((m) => m.properties.type === kind && m.properties.pumpId === pumpId)
     .map((m) => JSON.parse(m.body.toString()));
