@@ -479,7 +479,8 @@ export class AlertPublisher {
    * maxPending, silence alerts over maxPendingSilence, each kind apart (a long outage's anomalies
    * do not push out the silence of the pumps, nor make the list, saved at each alert, grow with the
    * pumps). Returns those dropped. A silence alert dropped leaves no pump alerted by it, a raise
-   * dropped no episode without its raise (see discarded). The alert on its way is settled when edgeHub answers (drain).
+   * dropped no episode without its raise (see discarded). The alert on its way is settled when
+   * edgeHub answers (drain).
    */
   private trimPending(): Set<Pending> {
     const limit = { other: this.deps.maxPending ?? 1000, silence: this.maxPendingSilence() };
@@ -515,8 +516,9 @@ export class AlertPublisher {
    * `pump-resumed` of the same silence, still pending after it, is dropped too (counted): a
    * `pump-resumed` with no `pump-silent` before it would tell of a silence the cloud never heard of.
    * A raise among them hands its episode to the oldest alert of it left (droppedRaises), or the clear
-   * left alone is dropped too, for the same reason. Returns every alert dropped (`all` and those). Logged when silence alerts are among them; the
-   * caller saves the list with the silent pumps (saveState).
+   * left alone is dropped too, for the same reason. Returns every alert dropped (`all` and those).
+   * Logged when silence alerts are among them; the caller saves the list with the silent pumps
+   * (saveState).
    */
   private discarded(gone: readonly Pending[], all: readonly Pending[] = gone): Set<Pending> {
     const dropped = new Set(all);
