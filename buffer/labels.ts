@@ -99,7 +99,10 @@ export interface NewLabel {
   note: string | null;
   /** Sequence number of the alert (anomalous reading) the label answers, if any. */
   alertSeq: number | null;
-  /** Time range the label covers (epoch ms, inclusive); an alert's own time for a single alert. */
+  /**
+   * Time range the label covers (epoch ms, inclusive), as the trainer reads it: the alert's whole
+   * episode when POST /labels names an alert and no range, a lone reading's own time.
+   */
   fromTs: number;
   toTs: number;
   /** Who labelled it (the technician's name or id, as typed on the page). */

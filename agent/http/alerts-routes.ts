@@ -63,7 +63,22 @@ function parseAfterSeq(url: URL): number | undefined {
   return afterSeq;
 }
 
-type AlertsDeps = { labels: LabelStore; engine: InferenceEngine; models: ModelManager };
+/**
+ * Walks of alerts' episodes (LabelStore.episode with EPISODE_GAP_MS), one at a time: a press
+ * repeated, several pages open or an integration posting labels cannot multiply the SQLite work.
+ * GET /alerts/:seq/episode and POST /labels (a label on an alert alone covers its episode) share one.
+ */
+export function episodeWalker(labels: LabelStore): EpisodeWalker {
+  let walks: Promise<unknown> = Promise.resolve();
+  return (seq, stopped = () => false) => {
+    const walk = walks.then(() => labels.episode(seq, EPISODE_GAP_MS, stopped));
+    walks = walk.catch(() => undefined);
+    return walk;
+  };
+}
+export type EpisodeWalker = (seq: number, stopped?: () => boolean) => ReturnType<LabelStore['episode']>;
+
+type AlertsDeps = { labels: LabelStore; engine: InferenceEngine; models: ModelManager; episodes: EpisodeWalker };
 
 /** An alert as the API shows it (GET /alerts, and an episode's peak). */
 function alertJson(r: StoredRow, label: Label | undefined, deps: AlertsDeps): Record<string, unknown> {
@@ -122,8 +137,6 @@ export function registerAlertsRoutes(server: StatusServer, deps: AlertsDeps): vo
     return { status: 200, json: { count: alerts.length, alerts, next } };
   });
 
-  // one walk at a time: a press repeated or several pages open cannot multiply the SQLite work
-  let walks: Promise<unknown> = Promise.resolve();
   server.route('GET', '/alerts/:seq/episode', async ({ url, params, req, res }) => {
     const seq = parseSeq(params.seq ?? null, 'seq in /alerts/:seq/episode');
     if (seq === undefined) throw new HttpError(400, 'PW_BAD_QUERY', 'seq in /alerts/:seq/episode: the sequence number of an alert is missing');
@@ -137,9 +150,7 @@ export function registerAlertsRoutes(server: StatusServer, deps: AlertsDeps): vo
     req.once('close', () => {
       if (!res.writableFinished) gone = true;
     });
-    const walk = walks.then(() => deps.labels.episode(seq, EPISODE_GAP_MS, () => gone));
-    walks = walk.catch(() => undefined);
-    const found = await walk;
+    const found = await deps.episodes(seq, () => gone);
     if (found.extent === null) {
       // not a failure of the agent's (logged as one from 500 on): the asker left, and reads no answer
       if (found.reason === 'stopped') throw new HttpError(499, 'PW_STOPPED', `alert ${seq}: the walk of its episode stopped, as its request was closed`);

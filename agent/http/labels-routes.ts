@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { FAULT_TYPES, LABEL_KINDS, MAX_DATE_MS, type LabelStore, type NewLabel } from '../../buffer/labels.js';
 import { DEFAULT_LIMITS, FUTURE_SETTING, PAST_SETTING, PUMP_ID_PATTERN, type ValidationLimits } from '../ingest/validate.js';
 import { PUMP_ID_RULE } from '../../sync/layout.js';
-import { labelJson } from './alerts-routes.js';
+import { labelJson, type EpisodeWalker } from './alerts-routes.js';
 import { parseLimit, parseSince } from './query.js';
 import { readBody } from './body.js';
 import { HttpError } from './errors.js';
@@ -83,8 +83,8 @@ function checkTime(field: 'from' | 'to', ms: number, now: number, limits: LabelT
 }
 
 /**
- * Applies the rules that tie fields together and resolves the time range (from the alert when not
- * given). Times given are bounded around `now` as a reading's are; an alert's own time passed
+ * Applies the rules that tie fields together and resolves the time range (the alert's own time
+ * when not given, which the route then widens to the alert's episode: widenToEpisode). Times given are bounded around `now` as a reading's are; an alert's own time passed
  * those bounds when the reading came in.
  */
 export function toNewLabel(body: LabelBody, labels: LabelStore, now = Date.now(), limits: LabelTimeLimits = DEFAULT_LIMITS): NewLabel {
@@ -121,11 +121,34 @@ export function toNewLabel(body: LabelBody, labels: LabelStore, now = Date.now()
 }
 
 /**
+ * A label given an alert and no time range covers the alert's whole episode (EPISODE_GAP_MS, the
+ * walk GET /alerts/:seq/episode answers and the page labels by), from its first alert to its last:
+ * the trainer reads a label's stored range reading by reading, and before, such a label (the
+ * README's own example, what a CMMS posts) was stored over the alert's one reading while the
+ * episode view showed it as the episode's label, so the other alerts of a confirmed fault trained
+ * as normal. A range given is kept as given (the page may label part of an episode on purpose); a
+ * reading that is not an alert (a fault the model missed) keeps its own time.
+ */
+async function widenToEpisode(label: NewLabel, body: LabelBody, episodes: EpisodeWalker): Promise<NewLabel> {
+  if (body.alertSeq == null || body.from != null || body.to != null) return label;
+  const found = await episodes(body.alertSeq);
+  if (found.extent === null) {
+    if (found.reason === 'not-alert') return label;
+    throw new HttpError(404, 'PW_ALERT_NOT_FOUND', `alert ${body.alertSeq} is no longer in the buffer`);
+  }
+  const { first, last } = found.extent;
+  if (last.ts - first.ts > MAX_RANGE_MS) {
+    throw bad(`the episode of alert ${body.alertSeq} runs from ${showTime(first.ts)} to ${showTime(last.ts)}, longer than a year: give from and to`);
+  }
+  return { ...label, fromTs: first.ts, toTs: last.ts };
+}
+
+/**
  * `POST /labels` (a technician's verdict) and `GET /labels?pumpId=&since=&limit=`. `limits`: the
  * readings' time bounds in force (PUMPWATCH_MAX_FUTURE_SECONDS, PUMPWATCH_MAX_PAST_SECONDS; default
  * their defaults).
  */
-export function registerLabelsRoutes(server: StatusServer, deps: { labels: LabelStore; clock?: () => number; limits?: () => LabelTimeLimits }): void {
+export function registerLabelsRoutes(server: StatusServer, deps: { labels: LabelStore; episodes: EpisodeWalker; clock?: () => number; limits?: () => LabelTimeLimits }): void {
   server.route('POST', '/labels', async ({ req }) => {
     const raw = (await readBody(req, MAX_BODY)).toString('utf8');
     let json: unknown;
@@ -137,7 +160,8 @@ export function registerLabelsRoutes(server: StatusServer, deps: { labels: Label
     const parsed = LabelBodySchema.safeParse(json);
     if (!parsed.success) throw bad(describe(parsed.error));
     const now = (deps.clock ?? Date.now)();
-    const label = deps.labels.add(toNewLabel(parsed.data, deps.labels, now, deps.limits?.() ?? DEFAULT_LIMITS), now);
+    const resolved = toNewLabel(parsed.data, deps.labels, now, deps.limits?.() ?? DEFAULT_LIMITS);
+    const label = deps.labels.add(await widenToEpisode(resolved, parsed.data, deps.episodes), now);
     return { status: 201, json: { label: labelJson(label) } };
   });
   server.route('GET', '/labels', ({ url }) => {

@@ -1,5 +1,5 @@
 import { LabelStore } from '../../buffer/labels.js';
-import { registerAlertsRoutes } from '../http/alerts-routes.js';
+import { episodeWalker, registerAlertsRoutes } from '../http/alerts-routes.js';
 import { registerLabelsRoutes } from '../http/labels-routes.js';
 import { LiveEvents } from '../http/live-events.js';
 import { registerPageRoutes } from '../http/page-routes.js';
@@ -30,8 +30,10 @@ export function wirePage(agent: Agent): Part[] {
     return counts;
   });
   registerPageRoutes(agent.server, { board, events });
-  registerAlertsRoutes(agent.server, { labels, engine: agent.engine, models: agent.models });
+  // one episode walk at a time, whether asked by the page or by a label on an alert alone
+  const episodes = episodeWalker(labels);
+  registerAlertsRoutes(agent.server, { labels, engine: agent.engine, models: agent.models, episodes });
   // A label's from/to are bounded as a reading's ts is, by the settings in force.
-  registerLabelsRoutes(agent.server, { labels, limits: () => ({ maxFutureMs: agent.config.maxFutureSeconds * 1000, maxPastMs: agent.config.maxPastSeconds * 1000 }) });
+  registerLabelsRoutes(agent.server, { labels, episodes, limits: () => ({ maxFutureMs: agent.config.maxFutureSeconds * 1000, maxPastMs: agent.config.maxPastSeconds * 1000 }) });
   return [{ name: 'page-events', start: () => events.start(), stop: () => events.stop() }];
 }

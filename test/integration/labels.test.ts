@@ -76,6 +76,29 @@ describe('POST /labels', () => {
     expect(shown).toEqual(['maintenance', 'maintenance', null]);
   });
 
+  it('stores a label given only an alert over its whole episode, answers that range, and every view shows what is stored', async () => {
+    // one episode of three alerts (20 s apart, a normal reading among them), and an alert more than a minute before and after it
+    const t0 = Date.now() - 600_000;
+    const rows: Array<[Record<string, number>, number]> = [[FAULT, t0 - 120_000], [FAULT, t0], [NORMAL, t0 + 10_000], [FAULT, t0 + 20_000], [FAULT, t0 + 40_000], [FAULT, t0 + 200_000]];
+    const alerts = await alertsOf('lb-7', rows);
+    expect(alerts.map((a) => Date.parse(a.ts))).toEqual([t0 + 200_000, t0 + 40_000, t0 + 20_000, t0, t0 - 120_000]);
+    const middle = alerts[2];
+    const r = await postJson(`${t.url}/labels`, { pumpId: 'lb-7', kind: 'confirmed-fault', faultType: 'bearing', alertSeq: middle.seq, author: 'Ana' });
+    expect(r.status).toBe(201);
+    const episode = { from: new Date(t0).toISOString(), to: new Date(t0 + 40_000).toISOString() };
+    expect(r.json.label).toMatchObject({ alertSeq: middle.seq, ...episode });
+    const row = db.prepare('SELECT from_ts, to_ts FROM labels WHERE id = ?').get(r.json.label.id);
+    expect(row).toEqual({ from_ts: t0, to_ts: t0 + 40_000 });
+    // the alerts of the episode carry it, those of the episodes around it do not, and the episode view shows the same range
+    const shown = (await getJson('/alerts?pumpId=lb-7')).alerts.map((a: any) => a.label?.id ?? null);
+    expect(shown).toEqual([null, r.json.label.id, r.json.label.id, r.json.label.id, null]);
+    const view = await getJson(`/alerts/${alerts[1].seq}/episode`);
+    expect(view).toMatchObject({ count: 3, first: { ts: episode.from }, last: { ts: episode.to }, label: { id: r.json.label.id, ...episode } });
+    // a range given is kept as given: the page may label part of an episode
+    const part = await postJson(`${t.url}/labels`, { pumpId: 'lb-7', kind: 'false-alarm', alertSeq: middle.seq, from: t0 + 20_000, to: t0 + 20_000, author: 'Ben' });
+    expect(part.json.label).toMatchObject({ from: middle.ts, to: middle.ts });
+  });
+
   it.each([
     [{ kind: 'confirmed-fault', faultType: 'bearing', alertSeq: 1 }, /author: author is required/],
     [{ kind: 'confirmed-fault', author: 'Ana', from: 1, to: 2 }, /faultType is required/],

@@ -51,4 +51,24 @@ describe('labels through the agent sync', () => {
     const list = await (await fetch(`${t.url}/labels`)).json() as { labels: Array<{ synced: boolean }> };
     expect(list.labels[0]!.synced).toBe(true);
   });
+
+  it('uploads a label given only an alert with its whole episode as its range, the range the trainer reads', async () => {
+    const t0 = Date.now() - 300_000;
+    const fault = { Pressure: 0.2, Flow: 45, Current: 0.6 };
+    const readings = [0, 15_000, 30_000, 45_000].map((d) => ({ pumpId: 'pump-e', ts: t0 + d, values: fault }));
+    expect((await postJson(`${t.url}/readings`, readings)).status).toBe(202);
+    const alerts = ((await (await fetch(`${t.url}/alerts?pumpId=pump-e`)).json()) as { alerts: Array<{ seq: number; ts: string }> }).alerts;
+    expect(alerts).toHaveLength(4);
+    const posted = await postJson(`${t.url}/labels`, { pumpId: 'pump-e', kind: 'confirmed-fault', faultType: 'bearing', alertSeq: alerts[1]!.seq, author: 'Ana' });
+    expect(posted.status).toBe(201);
+    const range = { from: new Date(t0).toISOString(), to: new Date(t0 + 45_000).toISOString() };
+    expect(posted.json.label).toMatchObject(range);
+    const container = az.container('labels-test');
+    let uploaded: Awaited<ReturnType<typeof readLabels>>[number] | undefined;
+    for (let i = 0; i < 100 && uploaded === undefined; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      uploaded = (await readLabels(container, 'gw-labels')).find((l) => l.id === posted.json.label.id);
+    }
+    expect(uploaded).toMatchObject({ pumpId: 'pump-e', kind: 'confirmed-fault', alertSeq: alerts[1]!.seq, ...range });
+  });
 });
