@@ -360,17 +360,18 @@ export class LabelStore {
   }
 
   /**
-   * The label that applies to each alert: its own latest label, else the latest label of its pump
-   * whose time range covers the alert (a maintenance window, or a verdict on a whole episode).
+   * The label that applies to each alert: the newest label of its pump whose stored time range
+   * covers the alert's time (a verdict on its episode, a maintenance window), the one the trainer
+   * takes for that reading (sync/labels-upload.ts labelTargets). Before, a label naming the alert
+   * (`alert_seq`) came first: it showed over a newer label the trainer took, and on an alert its
+   * range did not cover.
    */
   labelsFor(alerts: readonly StoredRow[]): Map<number, Label> {
     const out = new Map<number, Label>();
     if (alerts.length === 0) return out;
-    const db = this.buffer.db;
-    const own = db.prepare(`SELECT ${COLUMNS} FROM labels WHERE alert_seq = ? AND ${VALID_TIMES_SQL} ORDER BY created_at DESC, rowid DESC LIMIT 1`);
-    const covering = db.prepare(NEWEST_OVERLAPPING_SQL);
+    const covering = this.buffer.db.prepare(NEWEST_OVERLAPPING_SQL);
     for (const a of alerts) {
-      const row = (own.get(a.seq) ?? covering.get(a.pumpId, a.ts, a.ts)) as LabelRow | undefined;
+      const row = covering.get(a.pumpId, a.ts, a.ts) as LabelRow | undefined;
       if (row) out.set(a.seq, fromRow(row));
     }
     return out;

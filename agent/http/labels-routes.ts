@@ -93,11 +93,13 @@ export function toNewLabel(body: LabelBody, labels: LabelStore, now = Date.now()
   let fromTs = body.from ?? null;
   let toTs = body.to ?? null;
   if ((fromTs === null) !== (toTs === null)) throw bad('give both from and to, or neither');
+  let alertTs: number | null = null;
   if (body.alertSeq != null) {
     const alert = labels.reading(body.alertSeq);
     if (!alert) throw new HttpError(404, 'PW_ALERT_NOT_FOUND', `alert ${body.alertSeq} is no longer in the buffer`);
     if (alert.pumpId !== body.pumpId) throw bad(`alert ${body.alertSeq} belongs to pump ${alert.pumpId}, not ${body.pumpId}`);
     if (body.kind === 'false-alarm' && alert.anomaly !== true) throw bad(`reading ${body.alertSeq} is not an alert, so it cannot be a false alarm`);
+    alertTs = alert.ts;
     fromTs ??= alert.ts;
     toTs ??= alert.ts;
   }
@@ -105,6 +107,10 @@ export function toNewLabel(body: LabelBody, labels: LabelStore, now = Date.now()
     throw bad(body.kind === 'maintenance' ? 'maintenance needs a time range: from and to' : `${body.kind} needs an alertSeq or a time range (from and to)`);
   }
   if (toTs < fromTs) throw bad('to is before from');
+  // A label covers its range and nothing else (GET /alerts, the trainer): one naming an alert outside it would label another stretch.
+  if (alertTs !== null && (alertTs < fromTs || alertTs > toTs)) {
+    throw bad(`alert ${body.alertSeq} at ${showTime(alertTs)} lies outside from ${showTime(fromTs)} – to ${showTime(toTs)}: give a range that holds it, or none (its episode)`);
+  }
   if (toTs - fromTs > MAX_RANGE_MS) throw bad('the time range is longer than a year');
   if (body.from != null) checkTime('from', fromTs, now, limits);
   if (body.to != null) checkTime('to', toTs, now, limits);

@@ -99,6 +99,24 @@ describe('POST /labels', () => {
     expect(part.json.label).toMatchObject({ from: middle.ts, to: middle.ts });
   });
 
+  it('shows on each alert the newest label whose stored range covers it, as the trainer takes it, and refuses an alert outside the range given', async () => {
+    const t0 = Date.now() - 600_000;
+    const [second, first] = await alertsOf('lb-8', [[FAULT, t0], [FAULT, t0 + 20_000]]);
+    const at = (ts: number) => new Date(ts).toISOString();
+    // a false alarm on the first alert alone, then a confirmed fault over the episode named by its other alert
+    const older = await postJson(`${t.url}/labels`, { pumpId: 'lb-8', kind: 'false-alarm', alertSeq: first.seq, from: at(t0), to: at(t0), author: 'Ben' });
+    const newer = await postJson(`${t.url}/labels`, { pumpId: 'lb-8', kind: 'confirmed-fault', faultType: 'seal-leak', alertSeq: second.seq, author: 'Ana' });
+    expect([older.status, newer.status]).toEqual([201, 201]);
+    expect(newer.json.label).toMatchObject({ from: at(t0), to: at(t0 + 20_000) });
+    const shown = (await getJson('/alerts?pumpId=lb-8')).alerts.map((a: any) => a.label?.id);
+    expect(shown).toEqual([newer.json.label.id, newer.json.label.id]);
+    expect((await getJson(`/alerts/${first.seq}/episode`)).label.id).toBe(newer.json.label.id);
+    // a range that leaves out the alert it names would label another stretch than the one the alert is in
+    const outside = await postJson(`${t.url}/labels`, { pumpId: 'lb-8', kind: 'false-alarm', alertSeq: second.seq, from: at(t0), to: at(t0 + 10_000), author: 'Ben' });
+    expect(outside.status).toBe(400);
+    expect(outside.json).toMatchObject({ code: 'PW_BAD_LABEL', error: `alert ${second.seq} at ${at(t0 + 20_000)} lies outside from ${at(t0)} – to ${at(t0 + 10_000)}: give a range that holds it, or none (its episode)` });
+  });
+
   it.each([
     [{ kind: 'confirmed-fault', faultType: 'bearing', alertSeq: 1 }, /author: author is required/],
     [{ kind: 'confirmed-fault', author: 'Ana', from: 1, to: 2 }, /faultType is required/],
