@@ -32,7 +32,7 @@ import type { AtomicKeyValueStore } from '../../inference/model-state.js';
 import { monotonicNow } from '../../sync/clock.js';
 import { safeErrorMessage } from '../../sync/redact.js';
 import type { Logger } from '../logger.js';
-import { afterDroppedRaises, isRaise } from './dropped-raises.js';
+import { afterDroppedRaises, carryDroppedRepeats, dropRank, isRaise } from './dropped-raises.js';
 import { ALERTS_SCHEMA_VERSION } from './message-schema.js';
 import { OpenAlarms, type OpenAlarm, type OpenAlarmView } from './open-alarms.js';
 import { PumpSilence, type BufferedPump, type SilenceEvent, type SilentPumpView, type UnstoredArrival } from './pump-silence.js';
@@ -211,6 +211,15 @@ const anySilence = (alerts: Iterable<{ alert: Alert }>): boolean => {
 
 /** The limit a pending alert counts against (AlertPublisher.trimPending). */
 const categoryOf = (p: { alert: Alert }): 'silence' | 'other' => (isSilenceKind(p.alert.kind) ? 'silence' : 'other');
+
+/** The alerts other than silence alerts, in the order a full list drops them (dropped-raises.ts dropRank; oldest first within a rank). */
+function dropOrder(pending: readonly Pending[]): Pending[] {
+  return pending
+    .map((p, i) => ({ p, i, rank: dropRank(p.alert) }))
+    .filter(({ p }) => categoryOf(p) === 'other')
+    .sort((a, b) => a.rank - b.rank || a.i - b.i)
+    .map(({ p }) => p);
+}
 
 /** The time of the pump's last anomaly alert a sent record gives (the rate limit's). */
 const anomalyAtOf = (s: SentRecord): number | undefined => (s.sensor === undefined && s.kind === undefined ? s.at : s.anomalyAt);
@@ -488,14 +497,11 @@ export class AlertPublisher {
     const over = { other: -limit.other, silence: -limit.silence };
     for (const p of this.pending) over[categoryOf(p)]++;
     if (over.other <= 0 && over.silence <= 0) return new Set();
-    const dropped: Pending[] = [];
-    this.pending = this.pending.filter((p) => {
-      const c = categoryOf(p);
-      if (over[c] <= 0) return true;
-      over[c]--;
-      dropped.push(p);
-      return false;
-    });
+    // Silence alerts oldest first; the others in dropOrder's order (repeats first, clears last).
+    const drop = new Set(this.pending.filter((p) => categoryOf(p) === 'silence').slice(0, Math.max(0, over.silence)));
+    for (const p of dropOrder(this.pending).slice(0, Math.max(0, over.other))) drop.add(p);
+    const dropped = this.pending.filter((p) => drop.has(p));
+    this.pending = this.pending.filter((p) => !drop.has(p));
     this.counts.dropped += dropped.length;
     return this.discarded(dropped.filter((p) => p !== this.inFlight), dropped);
   }
@@ -543,6 +549,7 @@ export class AlertPublisher {
         return false;
       });
     }
+    carryDroppedRepeats(gone, this.pending, this.alarms);
     for (const clear of this.droppedRaises(gone)) dropped.add(clear);
     if (silenceAlerts > 0) {
       const max = this.maxPendingSilence();
@@ -774,7 +781,7 @@ export class AlertPublisher {
         // dropped in its place: the alerts that reach edgeHub and the counts (one sent, one dropped)
         // are those of the oldest unsent alert dropped, and none is lost uncounted (edge-alerts.test.ts).
         const own = this.pending.indexOf(head);
-        const i = own >= 0 ? own : this.pending.findIndex((p) => categoryOf(p) === categoryOf(head));
+        const i = own >= 0 ? own : this.pending.indexOf((categoryOf(head) === 'silence' ? this.pending.filter((p) => categoryOf(p) === 'silence') : dropOrder(this.pending))[0]!);
         if (i === -1) this.counts.dropped--; // none of its kind left to drop in its place: it was sent, not dropped
         else {
           const [gone] = this.pending.splice(i, 1);

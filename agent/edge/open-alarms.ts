@@ -130,6 +130,14 @@ export class OpenAlarms {
     this.changed = true;
   }
 
+  /** Anomalies of the open episode `episode` not alerted after all (a repeat dropped from a full pending list): its next alert carries them. */
+  heldBack(pumpId: string, episode: number, n: number): void {
+    const alarm = this.open.get(pumpId);
+    if (alarm?.episode !== episode) return;
+    alarm.suppressed += n;
+    this.changed = true;
+  }
+
   /** The episode's count of anomalies held back, taken by an alert that carries it. */
   takeSuppressed(alarm: OpenAlarm): number {
     const n = alarm.suppressed;

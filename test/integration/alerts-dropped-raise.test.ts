@@ -138,4 +138,28 @@ describe('a raise dropped from a full pending list', () => {
     expect(alarmStreamProblems(sent)).toEqual([]);
     expect(sent.map((a) => a.pumpId)).toEqual(['u-other-1', 'u-other-2', 'u-other-3']);
   });
+
+  it('drops repeats first and clears last, so an alarm raised before the outage still clears, and carries the dropped repeats in suppressedSinceLast', async () => {
+    const { p, sent, online } = offlinePublisher(4, 0); // no rate limit: every anomalous reading an alert
+    online.value = true;
+    await reading(p, 'kept-a', true); // raised while online
+    await p.idle();
+    online.value = false;
+    for (let i = 0; i < 10; i++) await reading(p, 'kept-a', true); // 10 repeats on a list of 4
+    for (let i = 0; i < CLEAR_AFTER_NORMALS; i++) await reading(p, 'kept-a', false); // its clear
+    for (let i = 0; i < 7; i++) await reading(p, 'kept-b', true); // b's raise and 6 repeats push on the list
+    await backOnline(p, online);
+
+    expect(alarmStreamProblems(sent)).toEqual([]);
+    const a = sent.filter((x) => x.pumpId === 'kept-a');
+    // The raise before the outage, then its clear: the repeats went first, and the clear counts all 10.
+    expect(a.map((x) => x.kind)).toEqual(['anomaly', 'anomaly-cleared']);
+    expect(a[1]).toMatchObject({ episode: a[0]!.seq, suppressedSinceLast: 10 });
+    // b: its raise kept, its oldest repeats dropped; every anomalous reading is an alert sent or counted in the next one's suppressedSinceLast.
+    const b = sent.filter((x) => x.pumpId === 'kept-b');
+    expect(b[0]!.episode).toBe(b[0]!.seq);
+    expect(b.reduce((n, x) => n + 1 + x.suppressedSinceLast, 0)).toBe(7);
+    expect(p.status().dropped).toBe(10 + 4);
+  });
 });
+
