@@ -2,6 +2,7 @@
  * Blob names (DESIGN.md "Blob layout"), shared by the agent's sync and the trainer:
  *   readings/{pumpId}/{yyyy}/{mm}/{dd}/{deviceId}/{firstSeq}-{lastSeq}.jsonl.gz
  *   models/{source}/{version}/model.onnx | model.json,  models/{source}/best.json
+ *   models/{source}/{version}/evaluations/{run time}-{id}.json  (each train run's evaluation of the version)
  *   labels/{deviceId}/…
  *   rejected/{deviceId}/{yyyy}/{mm}/{dd}/{firstId}-{lastId}.jsonl.gz  (items the agent refused)
  * The date is the UTC day of the batch's first reading; sequence numbers are zero-padded so that
@@ -93,6 +94,14 @@ export const modelBlobName = (source: string, version: string, file: 'model.onnx
   `models/${segment(source)}/${segment(version)}/${file}`;
 
 export const bestModelBlobName = (source: string): string => `models/${segment(source)}/best.json`;
+
+/**
+ * One `train` run's evaluation of a version, written once beside its model.json (which keeps the
+ * version's first evaluation). The run time comes first, with `-` for `:`, so that the names sort
+ * in run order; `id` (random hex) keeps two runs of the same millisecond apart.
+ */
+export const evaluationBlobName = (source: string, version: string, at: Date, id: string): string =>
+  `models/${segment(source)}/${segment(version)}/evaluations/${at.toISOString().replaceAll(':', '-')}-${segment(id)}.json`;
 
 export const labelsPrefix = (deviceId: string): string => `labels/${segment(deviceId)}/`;
 

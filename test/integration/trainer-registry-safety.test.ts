@@ -297,9 +297,13 @@ describe('train', () => {
     const best = await bestOf('pump-race');
     expect(loser.code).toBe(1);
     const orphan = (/ (\S+) is registered \(models\/pump-race\/\S+\/model\.json, not promoted\) but is not best/.exec(loser.err) ?? [])[1];
+    const evaluation = (/; this run's evaluation is in (\S+)$/.exec(lastLine(loser.err) ?? '') ?? [])[1]!;
     expect(lastLine(loser.err)).toBe(
-      `pumpwatch-trainer train: PW_TRAINER_REGISTRY_CONFLICT: models/pump-race/best.json changed while this run was deciding: another run promoted ${best.version} first; ${orphan} is registered (models/pump-race/${orphan}/model.json, not promoted) but is not best; run again to compare it with the live model`,
+      `pumpwatch-trainer train: PW_TRAINER_REGISTRY_CONFLICT: models/pump-race/best.json changed while this run was deciding: another run promoted ${best.version} first; ${orphan} is registered (models/pump-race/${orphan}/model.json, not promoted) but is not best; run again to compare it with the live model; this run's evaluation is in ${evaluation}`,
     );
+    // The run's evaluation is recorded as the race settled it: not promoted.
+    expect(evaluation).toMatch(new RegExp(`^models/pump-race/${orphan}/evaluations/\\S+\\.json$`));
+    expect(JSON.parse((await container.getBlockBlobClient(evaluation).downloadToBuffer()).toString('utf8')).decision).toMatchObject({ promoted: false, reason: `another run promoted ${best.version} first` });
     expect(orphan).not.toBe(best.version);
     expect((await readModelRecord(container, 'pump-race', orphan!)).decision).toMatchObject({ promoted: false, reason: `another run promoted ${best.version} first` });
     // Every model.json that says promoted is best now or was before.

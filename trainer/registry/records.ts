@@ -2,6 +2,9 @@
  * The registry's JSON documents (DESIGN.md "Blob layout"):
  * - `models/{source}/{version}/model.json`: what a model is, what it was trained on, how it
  *   compared with the live model, the decision, the baseline statistics for drift;
+ * - `models/{source}/{version}/evaluations/{run time}-{id}.json`: one `train` run's evaluation of
+ *   the version (model.json is written once and keeps the first; a rerun of the range after the
+ *   labels changed makes the same version and is evaluated anew);
  * - `models/{source}/best.json`: the promoted version, with the versions promoted before it
  *   (newest first) so that a rollback knows where to go.
  * Read back through zod: a document the trainer did not write is refused with a clear reason.
@@ -165,6 +168,25 @@ export const ModelRecordSchema = z.object({
   restoredAt: z.string().optional(),
 });
 export type ModelRecord = z.infer<typeof ModelRecordSchema>;
+
+/**
+ * One run's evaluation of a version: model.json's parts that a run decides (its data range and
+ * rows, both models' metrics, the criterion, the decision and its reason, the trainer's build and
+ * seed, the live model's version in `evaluation.championVersion`), `createdAt` the run's time, and
+ * the model's sha256 (which bytes were judged). Not the baseline: that is the version's, and equal
+ * in every run that makes the version (the same training rows).
+ */
+export const EvaluationRecordSchema = ModelRecordSchema.pick({ schema: true, source: true, version: true, data: true, evaluation: true, decision: true, trainer: true, createdAt: true }).extend({
+  kind: z.literal('evaluation'),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+});
+export type EvaluationRecord = z.infer<typeof EvaluationRecordSchema>;
+
+/** The evaluation part of `record`, with `decision` as the run settled it (a lost race is not promoted). */
+export function evaluationOf(record: ModelRecord, decision: ModelRecord['decision']): EvaluationRecord {
+  const { schema, source, version, data, evaluation, trainer, createdAt } = record;
+  return { schema, kind: 'evaluation', source, version, sha256: record.model.sha256, data, evaluation, decision, trainer, createdAt };
+}
 
 export const BestPointerSchema = z.object({
   schema: z.literal(RECORD_SCHEMA),

@@ -152,7 +152,7 @@ async function replaceIfUnchanged(container: ContainerClient, name: string, body
 }
 
 /** Creates a blob unless it exists; the new blob's ETag when this call created it, else null. */
-async function createOnce(container: ContainerClient, name: string, body: Uint8Array, contentType: string, madeContainer = false): Promise<string | null> {
+export async function createOnce(container: ContainerClient, name: string, body: Uint8Array, contentType: string, madeContainer = false): Promise<string | null> {
   try {
     const res = await uploadBlob(container, name, body, { conditions: { ifNoneMatch: '*' }, blobHTTPHeaders: { blobContentType: contentType } });
     return res.etag ?? '';

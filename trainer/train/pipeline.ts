@@ -23,7 +23,8 @@ import { OnnxScorer, rowsOf } from '../eval/score.js';
 import { buildVersion } from '../../lib/build-info.js';
 import { fitTable, spanWarnings } from '../fit.js';
 import { finishing, type Progress } from '../progress.js';
-import { describeMove, nextPointer, RECORD_SCHEMA, rolledBackEntry, type ModelRecord } from '../registry/records.js';
+import { describeMove, evaluationOf, nextPointer, RECORD_SCHEMA, rolledBackEntry, type ModelRecord } from '../registry/records.js';
+import { recordEvaluation } from '../registry/evaluation.js';
 import { readBestOrUnfinished, type UnfinishedPromotion } from '../registry/best-record.js';
 import { readModelBytes, sha256 } from '../registry/model-blob.js';
 import { readBest, type BestState } from '../registry/read.js';
@@ -89,6 +90,13 @@ export interface TrainOutcome {
   status: 'promoted' | 'kept' | 'skipped';
   reason: string;
   source: string;
+  /** The blob this run's evaluation was written to (registry/evaluation.ts); absent when nothing was trained. */
+  evaluationBlob?: string;
+  /**
+   * The version was registered before, and its model.json keeps the evaluation of the run at this
+   * time (write-once), not this run's: only `evaluationBlob` holds this run's figures and verdict.
+   */
+  firstEvaluatedAt?: string;
   /** What the data scientist should know about the challenger beyond the decision. */
   warnings: string[];
   record: ModelRecord | null;
@@ -212,11 +220,16 @@ async function trainRange({ data: container, models }: Stores, req: TrainRequest
   const record = buildRecord(req, loaded, cleaned, { trainIdx, holdoutStart, trainSet }, fit, plan.criterion, plan.description, challenger.evaluation as Evaluation, defender, champion, decision, asAgent, now(), skippedLabels.length, stoppedRun);
   const registered = await registerVersion(models, record, fit.bytes);
   progress.finish();
-  if (decision.promoted) await promote(models, record, best, registered, req.deployPending === true);
+  const settled = decision.promoted ? await promote(models, record, best, registered, req.deployPending === true) : { lost: null, rewritten: false };
+  // Written after the promotion settled: a run that lost the race to best.json records itself as not promoted.
+  const evaluationBlob = await recordEvaluation(models, evaluationOf(record, settled.lost ? { ...decision, promoted: false, reason: settled.lost.reason } : decision));
+  if (settled.lost) throw new TrainerError('PW_TRAINER_REGISTRY_CONFLICT', `${settled.lost.message}; this run's evaluation is in ${evaluationBlob}`, { cause: settled.lost.cause });
   return {
     status: decision.promoted ? 'promoted' : 'kept',
     reason: decision.reason,
     source: req.source,
+    evaluationBlob,
+    ...(registered.existing !== null && !settled.rewritten ? { firstEvaluatedAt: registered.existing.createdAt } : {}),
     warnings: [
       ...spanWarnings(fit.metadata, 'the comparison on the most recent rows'),
       ...evaluationWarnings(challenger.evaluation as Evaluation, req.maxFar, req.maxAlarmsPerDay),
@@ -247,19 +260,27 @@ async function trainRange({ data: container, models }: Stores, req: TrainRequest
  * model.json is written first, by registerVersion, with this run's decision: best.json must
  * never name a version without a record. Then:
  * - the move fails (another run promoted first): model.json is rewritten, conditional on its
- *   own ETag, as not promoted, "another run promoted X first", and the conflict error names
- *   this version as registered but not best (a record an earlier run wrote, when this version
- *   was best once, is left as it is). Unless X is this very version (two runs of the same data):
- *   it is best, the record is true as it stands, and the run succeeded;
+ *   own ETag, as not promoted, "another run promoted X first", and `lost` says so, for the
+ *   conflict error that names this version as registered but not best (a record an earlier run
+ *   wrote, when this version was best once, is left as it is). Unless X is this very version
+ *   (two runs of the same data): it is best, the record is true as it stands, and the run succeeded;
  * - the move succeeds on a version whose model.json an earlier run had written as not promoted
- *   (it lost such a race, or kept the live model): model.json is rewritten with this run's record.
+ *   (it lost such a race, or kept the live model): model.json is rewritten with this run's record
+ *   (`rewritten`).
  * A conditional rewrite that finds model.json changed leaves it: another run settled it since.
  * The one state this cannot exclude: a process killed between the model.json write and the move
  * leaves `promoted: true` on a version best.json never named; a later run of that version that
  * promotes it or loses the race rewrites it. No lock, no second document: best.json alone says
- * which version is live, model.json says what became of its run.
+ * which version is live, model.json says what became of its run. The caller throws `lost` once
+ * it has recorded this run's evaluation (registry/evaluation.ts) as not promoted.
  */
-async function promote(container: ContainerClient, record: ModelRecord, best: BestState | null, registered: Registered, deployPending: boolean): Promise<void> {
+async function promote(
+  container: ContainerClient,
+  record: ModelRecord,
+  best: BestState | null,
+  registered: Registered,
+  deployPending: boolean,
+): Promise<{ lost: { reason: string; message: string; cause: unknown } | null; rewritten: boolean }> {
   try {
     await writeBest(container, nextPointer(record, best?.pointer ?? null, record.createdAt, record.decision.reason, deployPending), best?.etag ?? null);
   } catch (err) {
@@ -270,19 +291,17 @@ async function promote(container: ContainerClient, record: ModelRecord, best: Be
     );
     const winner = now?.version ?? null;
     // Two runs of the same data: the other one promoted this very version, which is best.
-    if (winner === record.version) return;
+    if (winner === record.version) return { lost: null, rewritten: false };
     const json = modelBlobName(record.source, record.version, 'model.json');
     // A rollback is named as one: "promoted" would hide that someone took a model off the gateways meanwhile.
     const reason = now === null ? 'best.json changed while this run was deciding (another run moved it)' : `${describeMove(now)} first`;
     // Only the record this run wrote: an earlier run's (this version was best once) stays as it was.
-    if (registered.existing === null) await rewriteRecord(container, { ...record, decision: { ...record.decision, promoted: false, reason } }, registered.etag);
-    throw new TrainerError(
-      'PW_TRAINER_REGISTRY_CONFLICT',
-      `${bestModelBlobName(record.source)} changed while this run was deciding: ${reason}; ${record.version} is registered (${json}${registered.existing === null ? ', not promoted' : ''}) but is not best; run again to compare it with the live model`,
-      { cause: err },
-    );
+    const rewritten = registered.existing === null && (await rewriteRecord(container, { ...record, decision: { ...record.decision, promoted: false, reason } }, registered.etag));
+    const message = `${bestModelBlobName(record.source)} changed while this run was deciding: ${reason}; ${record.version} is registered (${json}${registered.existing === null ? ', not promoted' : ''}) but is not best; run again to compare it with the live model`;
+    return { lost: { reason, message, cause: err }, rewritten };
   }
-  if (registered.existing !== null && !registered.existing.decision.promoted) await rewriteRecord(container, record, registered.etag);
+  if (registered.existing !== null && !registered.existing.decision.promoted) return { lost: null, rewritten: await rewriteRecord(container, record, registered.etag) };
+  return { lost: null, rewritten: false };
 }
 
 /** The live model, or (no best.json) the first promotion that did not finish, which only its own version may finish. */
