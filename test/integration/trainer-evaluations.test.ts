@@ -63,7 +63,7 @@ describe('train records every evaluation of a version', () => {
     await confirm(5);
     const second = await cli(['train', '--source', 'pump-ev', '--from', '2026-01-11', '--to', '2026-01-12']);
     expect(second.code, second.err).toBe(0);
-    expect(second.out).toMatch(new RegExp(`^pump-ev: kept ${version} `, 'm'));
+    expect(second.out).toMatch(new RegExp(`^pump-ev: kept live ${version} \\(.*\\): the challenger is that very version$`, 'm'));
 
     // model.json is the version's first record, byte for byte.
     expect(await json.downloadToBuffer()).toEqual(before);

@@ -52,7 +52,7 @@ describe('train --if-drifted', () => {
     expect(res.code, res.err).toBe(0);
     // Trained and compared. The new operating point lies in the held-out rows only, so this
     // challenger has not seen it either, and both flag it: the next nights' runs train on it.
-    expect(res.out).toMatch(/^pump-last-day: kept \S+ \(mset-horizon/);
+    expect(res.out).toMatch(new RegExp(`^pump-last-day: kept live ${live}; challenger \\S+ \\(mset-horizon`));
     expect(res.out).toMatch(new RegExp(`^ {2}compare {2}synthetic-faults: challenger .*; live ${live}: balanced accuracy`, 'm'));
     // And the output says so, with what to do.
     expect(res.out).toMatch(/^ {2}drift {4}retrained: drift in its \d+ held-out rows: Current, Flow, Pressure$/m);

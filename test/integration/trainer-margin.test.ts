@@ -43,10 +43,10 @@ describe('train --margin', () => {
     const { container, live } = await withLiveModel('margin-high');
     const kept = await challenge(container, '1');
     expect(kept.code, kept.err).toBe(0);
-    expect(kept.out).toMatch(/^pump-m: kept /m);
+    expect(kept.out).toMatch(new RegExp(`^pump-m: kept live ${live}; challenger \\S+ \\(.*\\) not promoted \\(not better by the margin\\)$`, 'm'));
     expect(kept.out).toMatch(/^ {2}decision not better by the margin: .*, margin 1, false-alarm ceiling 5 %;/m);
     expect((await readBest(container, 'pump-m'))!.pointer.version).toBe(live);
-    const version = /^pump-m: kept (\d{8}-[0-9a-f]{12})/m.exec(kept.out)?.[1];
+    const version = /^pump-m: kept live \S+; challenger (\d{8}-[0-9a-f]{12})/m.exec(kept.out)?.[1];
     expect((await readModelRecord(container, 'pump-m', version ?? '')).decision).toMatchObject({ promoted: false, margin: 1 });
   });
 

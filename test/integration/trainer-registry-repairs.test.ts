@@ -172,7 +172,7 @@ describe('best.json missing while versions are registered', () => {
     // An older range is compared with the live model and kept: its model.json names the live one.
     const kept = await cli(['train', '--source', 'pump-nb', '--from', '2026-01-01', '--to', '2026-01-03']);
     expect(kept.code, kept.err).toBe(0);
-    const older = (/^pump-nb: kept (\S+)/m.exec(kept.out) ?? [])[1]!;
+    const older = (/^pump-nb: kept live \S+; challenger (\S+)/m.exec(kept.out) ?? [])[1]!;
     await container.getBlockBlobClient('models/pump-nb/best.json').delete();
     const expected =
       `PW_TRAINER_REGISTRY_INVALID: models/pump-nb/best.json is missing but 2 version(s) of "pump-nb" are registered (${[older, live.version].sort().join(', ')}): nothing is compared or promoted without it. ` +
@@ -195,7 +195,7 @@ describe('best.json missing while versions are registered', () => {
     expect(await bestOf('pump-nb')).toMatchObject({ version: live.version, sha256: live.sha256, history: [] });
     const again = await cli(['train', '--source', 'pump-nb', '--from', '2026-01-01', '--to', '2026-01-03']);
     expect(again.code, again.err).toBe(0);
-    expect(again.out).toMatch(new RegExp(`^pump-nb: kept ${older} `));
+    expect(again.out).toMatch(new RegExp(`^pump-nb: kept live ${live.version}; challenger ${older} `));
     expect(again.out).toMatch(/decision older data/);
   });
 });
@@ -281,7 +281,7 @@ describe('a version rolled back from', () => {
     // The same range again: the same version, which would be promoted (x1 cannot be scored); it is kept, and the reason says why.
     const rerun = await cli(range);
     expect(rerun.code, rerun.err).toBe(0);
-    expect(rerun.out).toMatch(new RegExp(`^pump-rp: kept ${version} `, 'm'));
+    expect(rerun.out).toMatch(new RegExp(`^pump-rp: kept live x1; challenger ${version} \\(.*\\) not promoted \\(rolled back from at ${NOW.toISOString().replaceAll('.', '\\.')}\\)$`, 'm'));
     expect(rerun.out).toContain(
       `  decision ${version} was rolled back from at ${NOW.toISOString()} (best.json went to x1), and a version rolled back from is not promoted again by train (to make it best on purpose: pumpwatch-trainer rollback --source pump-rp --version ${version}); without that: the live model cannot be scored`,
     );

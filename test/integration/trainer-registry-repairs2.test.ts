@@ -231,7 +231,7 @@ describe('best.json missing', () => {
     // The rerun of v2's range is kept: the rollback survived the loss of best.json.
     const rerun = await cli(range);
     expect(rerun.code, rerun.err).toBe(0);
-    expect(rerun.out).toMatch(new RegExp(`^pump-sr: kept ${v2} `, 'm'));
+    expect(rerun.out).toMatch(new RegExp(`^pump-sr: kept live x1; challenger ${v2} `, 'm'));
     expect(rerun.out).toContain(`${v2} was rolled back from at ${ago(HOUR).toISOString()} (best.json went to x1)`);
     expect((await bestOf('pump-sr'))!.version).toBe('x1');
   });

@@ -254,7 +254,8 @@ describe('train', () => {
     const live = await bestOf('pump-old');
     const older = await cli(['train', '--source', 'pump-old', '--from', '2026-01-01', '--to', '2026-01-03']);
     expect(older.code, older.err).toBe(0);
-    expect(older.out).toMatch(/^pump-old: kept /);
+    // "kept" names the live model; the challenger is named as not promoted, with the gist of why.
+    expect(older.out).toMatch(new RegExp(`^pump-old: kept live ${live.version}; challenger \\S+ \\(mset-horizon, .*\\) not promoted \\(older data\\)$`, 'm'));
     expect(older.out).toMatch(new RegExp(`^ {2}compare {2}synthetic-faults: challenger balanced accuracy [\\d.]+ .*; live ${live.version}: balanced accuracy`, 'm'));
     expect(older.out).toMatch(
       new RegExp(
@@ -263,7 +264,7 @@ describe('train', () => {
       ),
     );
     expect(await bestOf('pump-old')).toEqual(live);
-    const challenger = (/^pump-old: kept (\S+)/m.exec(older.out) ?? [])[1]!;
+    const challenger = (/^pump-old: kept live \S+; challenger (\S+)/m.exec(older.out) ?? [])[1]!;
     expect((await readModelRecord(container, 'pump-old', challenger)).decision).toMatchObject({ promoted: false, reason: expect.stringMatching(/^older data/) });
     const allowed = await cli(['train', '--source', 'pump-old', '--from', '2026-01-01', '--to', '2026-01-03', '--allow-older', '--seed', '2']);
     expect(allowed.code, allowed.err).toBe(0);
@@ -491,7 +492,7 @@ describe('a deploy left pending', () => {
     expect(desiredModels('gw-2')['pump-dep2']).toBeUndefined();
     const again = await cli(['train', '--source', 'pump-dep2', ...range, '--deploy']);
     expect(again.code, again.err).toBe(0);
-    expect(again.out).toMatch(new RegExp(`^pump-dep2: kept ${best.version} [^]*\npump-dep2: best\\.json names ${best.version}, whose deploy is pending`));
+    expect(again.out).toMatch(new RegExp(`^pump-dep2: kept live ${best.version} [^]*\npump-dep2: best\\.json names ${best.version}, whose deploy is pending`));
     expect(desiredModels('gw-2')['pump-dep2']!.version).toBe(best.version);
     expect(await bestOf('pump-dep2')).toEqual({ ...best, deployPending: undefined });
   });
@@ -507,7 +508,7 @@ describe('a deploy left pending', () => {
     // deployed as its own promotion would be: marked pending first, so its failure is not lost.
     const nightly = await cli([...range, '--deploy'], { ...context(), registry: deadHub });
     expect(nightly.code).toBe(1);
-    expect(nightly.out).toMatch(new RegExp(`^pump-hand: kept ${version} `, 'm'));
+    expect(nightly.out).toMatch(new RegExp(`^pump-hand: kept live ${version} \\(.*\\): the challenger is that very version$`, 'm'));
     expect(nightly.out).toContain(`  decision the challenger is the live model itself (version ${version})`);
     expect(nightly.out).toContain(`pump-hand: ${version} is best and is this run's challenger (the same data and options gave the same model): deploying it, as a promotion with --deploy would`);
     expect(lastLine(nightly.err)).toBe(

@@ -100,7 +100,7 @@ describe('pumpwatch-trainer train', () => {
     const before = (await readBest(container, 'pump-a'))!.pointer;
     const res = await cli(['train', '--source', 'pump-a', '--from', '2026-01-01', '--to', '2026-01-03']);
     expect(res.code, res.err).toBe(0);
-    expect(res.out).toMatch(new RegExp(`pump-a: kept ${before.version}`));
+    expect(res.out).toMatch(new RegExp(`^pump-a: kept live ${before.version} \\(.*\\): the challenger is that very version$`, 'm'));
     expect(res.out).toMatch(/the challenger is the live model itself/);
     expect((await readBest(container, 'pump-a'))!.pointer).toEqual(before);
   });

@@ -9,6 +9,7 @@ import { compareWithBaseline, type DriftReport } from '../../trainer/drift/compa
 import type { Evaluation } from '../../trainer/eval/criterion.js';
 import { mulberry32 } from '../../trainer/eval/criterion.js';
 import type { ModelRecord } from '../../trainer/registry/records.js';
+import { headline } from '../../trainer/report/headline.js';
 import { renderReport } from '../../trainer/report/report.js';
 import { scoreChart } from '../../trainer/report/svg.js';
 import type { TrainOutcome } from '../../trainer/train/pipeline.js';
@@ -164,5 +165,21 @@ describe('the score chart', () => {
     // And both are kept where they do not meet.
     const apart = scoreChart({ title: 't', timestamps: [0, 10_000], scores: Float32Array.of(1, 2), threshold: 1.5, spans: [] });
     expect([...apart.matchAll(/<text x="52" y="[\d.]+"[^>]*>([^<]+)<\/text>/g)].map((m) => m[1])).toEqual(['1.50', '2.25', '0']);
+  });
+});
+
+describe('the report header and the first line of train', () => {
+  it('name the live model as kept and the challenger as not promoted, with the gist of the reason', () => {
+    const o = trained(drift(200));
+    const reason = 'v2 was rolled back from at 2026-12-07T10:00:00.000Z (best.json went to v1), and a version rolled back from is not promoted again by train (to make it best on purpose: pumpwatch-trainer rollback --source pump-m --version v2); without that: better on the held-out rows: …';
+    const kept: TrainOutcome = { ...o, status: 'kept', reason, record: { ...o.record!, decision: { ...o.record!.decision, promoted: false, reason } } };
+    const first = 'kept live v1; challenger v2 (mset-horizon, window 10, threshold 1) not promoted (rolled back from at 2026-12-07T10:00:00.000Z)';
+    expect(headline(kept, kept.record!)).toBe(first);
+    expect(renderReport(kept)).toContain(`<p class="kept"><b>${first}</b>: `);
+    const margin = 'not better by the margin: synthetic-faults: challenger balanced accuracy 0.9 vs live 0.95, margin 0.01';
+    expect(headline({ ...kept, reason: margin }, kept.record!)).toMatch(/; challenger v2 \(.*\) not promoted \(not better by the margin\)$/);
+    const same = { ...kept.record!, evaluation: { ...kept.record!.evaluation, championVersion: 'v2' } };
+    expect(headline({ ...kept, reason: 'the challenger is the live model itself (version v2)' }, same)).toBe('kept live v2 (mset-horizon, window 10, threshold 1): the challenger is that very version');
+    expect(headline(o, o.record!)).toBe('promoted v2 (mset-horizon, window 10, threshold 1)');
   });
 });

@@ -11,7 +11,7 @@ import { createProgress } from '../progress.js';
 import { writeReport } from '../report/report.js';
 import { parseStoppedWhenOption, recordedStoppedRule } from '../data/stopped.js';
 import { TRAIN_DEFAULTS, trainSource, type TrainOutcome, type TrainRequest } from '../train/pipeline.js';
-import { recordedLine } from '../report/headline.js';
+import { headline, recordedLine } from '../report/headline.js';
 import { ensureRegistryContainer } from '../registry/register.js';
 import { optionalInteger, optionalList, optionalNumber, parseOptions, requireSource, requireVersion, timeRange, type Command, type Io } from './command.js';
 import { deployOptions, deployPendingBest, DEPLOY_OPTION_HELP, prepareDeploy, type RunVersion } from './deploy.js';
@@ -216,7 +216,7 @@ export function printOutcome(o: TrainOutcome, io: Io): void {
   const inBrackets = (x: unknown) => (perFeature(x) ? ` (${perFeature(x)})` : '');
   const lacking = perFeature(c.missingByFeature);
   const e = r.evaluation;
-  io.out(`${o.source}: ${o.status} ${r.version} (${r.algorithm}, window ${r.window}, threshold ${r.threshold})`);
+  io.out(`${o.source}: ${headline(o, r)}`);
   io.out(`  data     ${d.from} → ${d.to}: ${d.readings} readings${d.repeatedReadings ? ` (${d.repeatedReadings} repeats of earlier ones dropped)` : ''} from ${d.devices.join(', ') || 'no device'}${d.excludedFeatures?.length ? ` (${d.excludedFeatures.join(', ')} left out by --exclude)` : ''}; ${d.trainRows} rows trained${d.faultRowsLeftOut ? ` (${d.faultRowsLeftOut} inside confirmed faults left out)` : ''}, ${d.holdoutRows} held out from ${d.holdoutFrom}`);
   io.out(
     `  cleaning ${sum(c.outliers)} outliers${inBrackets(c.outliers)}, ${sum(c.stuckValues)} stuck values${inBrackets(c.stuckValues)}, ${String(c.carriedValues)} carried forward, ` +

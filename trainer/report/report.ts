@@ -11,7 +11,7 @@ import { driftNotes, psiCannotDrift, psiNotJudged, type DriftReport } from '../d
 import { metricName, type Evaluation } from '../eval/criterion.js';
 import { writeAtomically } from '../files.js';
 import type { ScoredModel, TrainOutcome } from '../train/pipeline.js';
-import { recordedLine } from './headline.js';
+import { headline, recordedLine } from './headline.js';
 import { barChart, escapeHtml, scoreChart, type Span } from './svg.js';
 
 export async function writeReport(path: string, outcome: TrainOutcome): Promise<void> {
@@ -127,7 +127,7 @@ export function renderReport(o: TrainOutcome): string {
   const d = r.data;
   return `${head}
 <h1>${escapeHtml(title)}</h1>
-<p class="${o.status}"><b>${o.status}</b>: ${escapeHtml(o.reason)}</p>
+<p class="${o.status}"><b>${escapeHtml(headline(o, r))}</b>: ${escapeHtml(o.reason)}</p>
 ${recordedLine(o) === null ? '' : `<p>${escapeHtml(recordedLine(o) as string)}</p>\n`}${o.retrained ? `<p><b>retrained</b>: ${escapeHtml(o.retrained)}</p>\n` : ''}${o.warnings.map((w) => `<p class="warning"><b>warning</b>: ${escapeHtml(w)}</p>`).join('\n')}
 <h2>Comparison on the held-out rows</h2>
 <p>${escapeHtml(r.evaluation.description)}. Each model is scored at its own threshold; the challenger must gain ${r.decision.margin} in ${metricName(r.evaluation.challenger.metric)}${

@@ -193,3 +193,21 @@ export function unlessRolledBack(decision: Decision, source: string, version: st
       `(to make it best on purpose: pumpwatch-trainer rollback --source ${source} --version ${version}); without that: ${decision.reason}`,
   };
 }
+
+/**
+ * The gist of a decision's reason, for the first line of `train`: its first clause, before the
+ * figures (the first `: ` or `; ` outside brackets), and for a version rolled back from, when.
+ * The whole reason stays on the decision line and in the records.
+ */
+export function reasonGist(reason: string, version: string): string {
+  const rolledBack = new RegExp(`^${version.replace(/[.]/g, '\\.')} was rolled back from at (\\S+)`).exec(reason);
+  if (rolledBack) return `rolled back from at ${rolledBack[1]}`;
+  let depth = 0;
+  for (let i = 0; i < reason.length - 1; i++) {
+    const ch = reason[i];
+    if (ch === '(') depth++;
+    else if (ch === ')') depth = Math.max(0, depth - 1);
+    else if (depth === 0 && (ch === ':' || ch === ';') && reason[i + 1] === ' ') return reason.slice(0, i);
+  }
+  return reason;
+}
