@@ -337,7 +337,12 @@ describe('pumpwatch-trainer train on messy field data', () => {
     expect(record.data.faultRowsLeftOut).toBe(faultRows - held);
     expect(record.data.trainRows + record.data.faultRowsLeftOut! + held).toBe(count);
     expect(res.out).toContain(`${record.data.trainRows} rows trained (${faultRows - held} inside confirmed faults left out), ${held} held out`);
-    expect(res.out).toMatch(new RegExp(`^ {2}warning {2}the challenger flags none of the ${held} held-out rows inside confirmed faults: at its threshold it would raise no alarm on them$`, 'm'));
+    // Each figure names its rows: the cleaned held-out rows the decision compared, and the raw readings as the agent scores them.
+    const raw = record.evaluation.asAgent!.challenger;
+    expect(res.out).toMatch(
+      new RegExp(`^ {2}warning {2}the challenger flags none of the ${held} cleaned held-out rows inside confirmed faults: at its threshold it would raise no alarm on them; as the agent scores the raw held-out readings, it misses ${raw.missedFaults} of the ${raw.faults} in confirmed faults$`, 'm'),
+    );
+    expect(res.out).toMatch(new RegExp(`^ {2}as agent raw held-out readings .*, misses [\\d.]+ % of ${raw.faults} readings in confirmed faults`, 'm'));
     expect(res.out).toMatch(/^ {2}warning {2}every held-out row lies inside a confirmed fault: there is no normal row to count false alarms on/m);
   });
 

@@ -386,7 +386,7 @@ describe('labels that are not valid', () => {
     const res = await cli(['train', '--source', 'pump-lb', '--from', '2026-01-11', '--to', '2026-01-12'], context(c));
     expect(res.code, res.err).toBe(0);
     // The +00:00 label is read: its 300 rows are positives (beside the synthetic faults: one fault is too few to compare on alone).
-    expect(res.out).toMatch(/^ {2}as agent .*, misses [\d.]+ % of 300 in confirmed faults$/m);
+    expect(res.out).toMatch(/^ {2}as agent .*, misses [\d.]+ % of 300 readings in confirmed faults$/m);
     expect(res.out).toContain('  warning  label blob labels/gw-4/2026/01/12/lab-2.json skipped: not a valid label (');
     expect(res.out).toContain('  warning  label blob labels/gw-4/2026/01/12/lab-3.json skipped: not a valid label (to: to is before from)');
     const record = await readModelRecord(c, 'pump-lb', (await bestOf('pump-lb', c)).version);

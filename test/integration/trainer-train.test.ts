@@ -194,7 +194,7 @@ describe('pumpwatch-trainer train', () => {
     // The same labels on the raw readings: the agent's engine flags and misses as many.
     const c = record.evaluation.challenger.counts;
     expect(record.evaluation.asAgent!.challenger).toMatchObject({ readings: 720, unscored: 0, faults: 300, missedFaults: c.fn, normal: 420, flaggedNormal: c.fp });
-    expect(res.out).toMatch(/^ {2}as agent .*: challenger flags [\d.]+ % of 420 normal readings, misses [\d.]+ % of 300 in confirmed faults$/m);
+    expect(res.out).toMatch(/^ {2}as agent .*: challenger flags [\d.]+ % of 420 normal readings, misses [\d.]+ % of 300 readings in confirmed faults$/m);
     // evaluate scores every row of the range, with the same metric.
     const ev = await cli(['evaluate', '--source', 'pump-c', '--from', '2026-01-11', '--to', '2026-01-12']);
     expect(ev.code, ev.err).toBe(0);

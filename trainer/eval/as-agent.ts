@@ -114,6 +114,7 @@ function rate(part: number, whole: number): number {
 
 /** `flags 6.12 % of 4 300 normal readings, misses 10.00 % of 300 in confirmed faults, 9 unscored` as `train` prints it. */
 export function formatAgentView(v: AgentView): string {
-  const faults = v.mar === null ? '' : `, misses ${v.mar.toFixed(2)} % of ${v.faults} in confirmed faults`;
+  // "readings", as in the normal readings' part: these are raw readings, not the cleaned rows the decision and its warnings count.
+  const faults = v.mar === null ? '' : `, misses ${v.mar.toFixed(2)} % of ${v.faults} readings in confirmed faults`;
   return `flags ${v.far.toFixed(2)} % of ${v.normal} normal readings${faults}${v.unscored > 0 ? `, ${v.unscored} unscored` : ''}`;
 }

@@ -232,7 +232,7 @@ async function trainRange({ data: container, models }: Stores, req: TrainRequest
     ...(registered.existing !== null && !settled.rewritten ? { firstEvaluatedAt: registered.existing.createdAt } : {}),
     warnings: [
       ...spanWarnings(fit.metadata, 'the comparison on the most recent rows'),
-      ...evaluationWarnings(challenger.evaluation as Evaluation, req.maxFar, req.maxAlarmsPerDay),
+      ...evaluationWarnings(challenger.evaluation as Evaluation, req.maxFar, req.maxAlarmsPerDay, asAgent.challenger),
       ...dataWarnings(loaded, cleaned.stats, constantFeaturesOf(fit.model.metrics), req.exclude ?? []),
       ...rawReadingWarnings(challenger.evaluation as Evaluation, asAgent.challenger),
       ...labelWarnings,

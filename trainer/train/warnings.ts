@@ -74,16 +74,21 @@ export function dataWarnings(
  * A challenger that flags none of the positives, or none of the labelled fault rows among them; a
  * comparison without a single normal row; a challenger above the false-alarm ceilings (`maxFar`,
  * or too many runs of flags: decide.ts overCeiling; promoted all the same when no model is live or
- * the live one cannot score the data).
+ * the live one cannot score the data). The rows counted are the cleaned held-out rows the decision
+ * compared, and the warning says so, with what the agent misses of the raw readings in confirmed
+ * faults (`raw`, eval/as-agent.ts) beside it: a warning of none flagged next to an `as agent` line
+ * that missed 5 of 6 read as a contradiction.
  */
-export function evaluationWarnings(e: Evaluation, maxFar?: number, maxAlarmsPerDay?: number): string[] {
+export function evaluationWarnings(e: Evaluation, maxFar?: number, maxAlarmsPerDay?: number, raw?: AgentView): string[] {
   const out: string[] = [];
   const positives = e.counts.tp + e.counts.fn;
+  const inRaw = raw && raw.faults > 0 ? `; as the agent scores the raw held-out readings, it misses ${raw.missedFaults} of the ${raw.faults} in confirmed faults` : '';
   if (positives > 0 && e.counts.tp === 0) {
-    const what = e.criterion === 'labels' ? 'held-out rows inside confirmed faults' : e.labelled ? 'positives (synthetic faults and held-out rows inside confirmed faults)' : 'synthetic faults';
-    out.push(`the challenger flags none of the ${positives} ${what} (MAR 100 %): at its threshold it would raise no alarm on them`);
+    const what =
+      e.criterion === 'labels' ? 'cleaned held-out rows inside confirmed faults' : e.labelled ? 'positives (synthetic faults and cleaned held-out rows inside confirmed faults)' : 'synthetic faults in the cleaned held-out rows';
+    out.push(`the challenger flags none of the ${positives} ${what} (MAR 100 %): at its threshold it would raise no alarm on them${inRaw}`);
   } else if (e.labelled && e.labelled.missed === e.labelled.rows) {
-    out.push(`the challenger flags none of the ${e.labelled.rows} held-out rows inside confirmed faults: at its threshold it would raise no alarm on them`);
+    out.push(`the challenger flags none of the ${e.labelled.rows} cleaned held-out rows inside confirmed faults: at its threshold it would raise no alarm on them${inRaw}`);
   }
   if (e.counts.fp + e.counts.tn === 0) {
     out.push('every held-out row lies inside a confirmed fault: there is no normal row to count false alarms on (FAR reads 0), and neither the balanced accuracy nor the false-alarm ceiling sees a model that flags everything');
