@@ -47,8 +47,9 @@ export function isInputError(err: unknown): err is UsageError | CsvError | FitEr
  * Exit codes of the trainer CLI. `dataFailed` (train-all): sources failed, each on its own data or
  * registry (failsAgain), and nothing else went wrong: a retry of the shard fails the same way, so
  * a Kubernetes Job fails that index at once (podFailurePolicy FailIndex) instead of retrying it.
+ * `inconclusive` (drift): nothing judged drifted, but some features could not be judged on the rows given.
  */
-export const EXIT = { ok: 0, failure: 1, usage: 2, drifted: 3, dataFailed: 4 } as const;
+export const EXIT = { ok: 0, failure: 1, usage: 2, drifted: 3, dataFailed: 4, inconclusive: 5 } as const;
 
 /**
  * The codes of a source's failure that a rerun of the same range repeats, whatever the storage,

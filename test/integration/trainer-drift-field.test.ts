@@ -105,8 +105,11 @@ describe('drift on field-like readings', () => {
     const drifted: string[] = [];
     for (const [from, to] of windows) {
       const res = await run(['drift', '--source', 'p-steady', '--from', iso(from), '--to', iso(to)]);
-      expect([0, 3], res.err).toContain(res.code);
+      // 5: inconclusive, never passed off as no drift: the wandering temperatures cannot be judged in some 4-hour windows; it names them, and why.
+      expect([0, 3, 5], res.err).toContain(res.code);
       if (res.code === 3) drifted.push(`${iso(from)}: ${res.out.split('\n').at(-1) as string}`);
+      // Measured: all 24 four-hour and 3 one-day windows, Temperature and Thermocouple not judged below 3200 rows (the training blocks' stray).
+      if (res.code === 5) expect(res.out).toMatch(/^ {2}not judged: Temperature, Thermocouple: the \d+ recent rows are too few; PSI or KS can call drift in them from \d+ rows on, about .* at the pump's observed 30 s between readings; compare a longer range\n {2}inconclusive: no drift in the 6 features judged \(.+\); 2 not judged \(Temperature, Thermocouple\): see "not judged" above$/m);
     }
     expect(drifted).toEqual([]);
     // The nightly job over the live model's own range, and over a range with a day after it: nothing to retrain for.

@@ -48,9 +48,14 @@ describe('a KS threshold no KS distance can exceed', () => {
     expect(featureStatus(report.features.find((f) => f.feature === 'Flow')!)).not.toContain('KS cannot');
   });
 
-  it('is said on very few rows, naming the rows as the cause', () => {
+  it('is said on very few rows, naming the rows as the cause and from how many rows KS can judge, and the training range where no row count would do', () => {
     const lines = printed(training.slice(0, 3));
-    expect(lines.filter((l) => /^ {2}(Temp|Flow): KS cannot call drift: .* because the 3 rows compared are too few \(KS 1\.95\/√n_eff\); compare a longer range; only the stuck\/outlier rule can \(PSI is not judged either\)$/.test(l))).toHaveLength(2);
+    // Flow: 1.95/√n_eff falls below 1 from 4 rows on. Temp: the 50-row blocks' stray keeps KS's threshold at 1.5 at any length.
+    expect(lines).toContain(
+      '  Flow: KS cannot call drift: its threshold 1.134 is at least 1, the largest KS distance there is, because the 3 rows compared are too few (KS 1.95/√n_eff): ' +
+        'KS can call drift in it from 4 rows on; compare a longer range; only the stuck/outlier rule can (PSI is not judged either)',
+    );
+    expect(lines.find((l) => l.startsWith('  Temp: KS cannot call drift'))).toMatch(/because blocks of 50 of the model's own training rows strayed .*; retrain it on a longer range; only the stuck\/outlier rule can \(PSI is not judged either\)$/);
   });
 
   it('is not said where KS can judge', () => {

@@ -128,7 +128,7 @@ describe('the report drift section', () => {
     expect(driftRows(html)[0]![7]).toBe(ks);
     for (const feature of ['Flow', 'P']) {
       expect(html).toContain(
-        `<p>${feature}: KS cannot call drift: its threshold ${ks} is at least 1, the largest KS distance there is, because the 3 rows compared are too few (KS 1.95/√n_eff); compare a longer range; only the stuck/outlier rule can (PSI is not judged either).</p>`,
+        `<p>${feature}: KS cannot call drift: its threshold ${ks} is at least 1, the largest KS distance there is, because the 3 rows compared are too few (KS 1.95/√n_eff): KS can call drift in it from 4 rows on; compare a longer range; only the stuck/outlier rule can (PSI is not judged either).</p>`,
       );
     }
   });

@@ -2,6 +2,7 @@
 import { describeStoppedRule } from '../../inference/contract.js';
 import { recordedStoppedRule } from '../data/stopped.js';
 import { compareWithBaseline, DRIFT_DEFAULTS, driftedNames, driftNotes, featureStatus, noNullWarning, type DriftReport } from '../drift/compare.js';
+import { notJudgedLines, observedInterval, verdictLine } from '../drift/verdict.js';
 import { EXIT, TrainerError } from '../errors.js';
 import { createProgress, finishing } from '../progress.js';
 import { readBestRecord } from '../registry/best-record.js';
@@ -39,12 +40,18 @@ Options:
   --ks X              KS distance above which a feature drifted (default ${DRIFT_DEFAULTS.ks}; raised on few rows)
   -h, --help          this help
 
-Exit codes: 0 no drift, ${EXIT.drifted} drift above a threshold or a MISSING or NEW feature, 1 failure (a PW_TRAINER_* code says
-which; PW_TRAINER_NO_DATA: no usable reading in the range), 2 bad usage.`;
+A feature neither PSI nor KS can call drift in on these rows (and that no other rule found
+drifted) is "not judged": a line before the verdict names it and says why: too few recent rows
+(how many would do, and how long a window that is at the pump's observed interval), or a
+baseline no window can be judged against (retrain on a longer range, or on more rows).
+
+Exit codes: 0 no drift (every feature judged), ${EXIT.drifted} drift above a threshold, by another rule or a MISSING or NEW
+feature (whatever was not judged), ${EXIT.inconclusive} inconclusive (nothing judged drifted, some features not judged),
+1 failure (a PW_TRAINER_* code says which; PW_TRAINER_NO_DATA: no usable reading in the range), 2 bad usage.`;
 
 export const driftCommand: Command = {
   name: 'drift',
-  summary: "compare recent data with the best model's baseline (PSI, KS); exit 3 on drift",
+  summary: "compare recent data with the best model's baseline (PSI, KS); exit 3 on drift, 5 when inconclusive",
   help: HELP,
   async run(args, io, ctx) {
     const v = parseOptions('drift', args, { source: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, days: { type: 'string' }, psi: { type: 'string' }, ks: { type: 'string' } });
@@ -73,13 +80,14 @@ export const driftCommand: Command = {
     for (const w of dataWarnings(loaded, cleaned.stats, [])) io.err(`warning: ${w}`);
     if (!record.driftNull) io.err(`warning: ${noNullWarning(record.version)}`);
     const report = compareWithBaseline(record.baseline, u.features, u.rows, thresholds, loaded.leftOutButKept, { driftNull: record.driftNull ?? null, removed: removedIn(u) });
-    printDrift(io, source, record.version, u.rows.length, report);
+    printDrift(io, source, record.version, u.rows.length, report, observedInterval(u.timestamps));
     if (stoppedWhen && stopped) io.out(`  stopped  ${stopped.stopped + stopped.starting + stopped.stopping} rows left out by ${record.version}'s stopped-when rule (${describeStoppedRule(stoppedWhen)}): ${stopped.stopped} stopped, ${stopped.starting} starting${stopped.stopping > 0 ? `, ${stopped.stopping} stopping` : ''}`);
-    return report.drifted ? EXIT.drifted : EXIT.ok;
+    return report.verdict === 'drift' ? EXIT.drifted : report.verdict === 'inconclusive' ? EXIT.inconclusive : EXIT.ok;
   },
 };
 
-export function printDrift(io: Io, source: string, version: string, rows: number, report: DriftReport): void {
+/** The table, the notes, what was not judged and why, and the verdict last. `intervalMs`: the pump's observed time between readings, to say how long a window would judge what was not. */
+export function printDrift(io: Io, source: string, version: string, rows: number, report: DriftReport, intervalMs = NaN): void {
   io.out(`${source}: ${rows} recent rows against the baseline of ${version} (PSI > ${report.thresholds.psi} or KS > ${report.thresholds.ks}, higher for few rows, or a median far outside the trained range = drift)`);
   for (const line of driftNotes(rows, report)) io.out(`  ${line}`);
   // The feature column as wide as the longest name (at least 24), so that every row lines up.
@@ -95,7 +103,8 @@ export function printDrift(io: Io, source: string, version: string, rows: number
   }
   for (const m of report.missing) io.out(`  ${m.padEnd(width)} ${'-'.padStart(8)} ${'-'.padStart(7)} ${''.padStart(14)} ${''.padStart(12)} ${'0'.padStart(7)} ${''.padStart(7)} ${''.padStart(6)}  MISSING (not in the recent data)`);
   for (const a of added) io.out(`  ${a.padEnd(width)} ${'-'.padStart(8)} ${'-'.padStart(7)} ${''.padStart(14)} ${''.padStart(12)} ${''.padStart(7)} ${''.padStart(7)} ${''.padStart(6)}  NEW (in the data, not in the model: a retrain would use it)`);
-  io.out(report.drifted ? `  drift: ${driftedNames(report).join(', ')}` : '  no drift');
+  for (const line of notJudgedLines(report, intervalMs)) io.out(`  ${line}`);
+  io.out(`  ${verdictLine(report, driftedNames(report))}`);
 }
 
 function fmt(x: number): string {

@@ -51,7 +51,7 @@
  * baseline's [min..max] (every value the model was trained on) by more than that range's width
  * drifted: the trained-range rule (outsideTrainedRange).
  */
-import { binShares, psiOf, type Baseline } from './baseline.js';
+import { binShares, psiOf, type Baseline, type FeatureBaseline } from './baseline.js';
 import { chiSquareQuantile } from './chi-square.js';
 import type { DriftNull, StrayAt } from './stray.js';
 
@@ -117,11 +117,36 @@ export interface FeatureDrift {
   recentMedian: number;
   /** Why it drifted: `PSI`, `KS`, `41.2 % stuck/outlier`, `median -9.8 far outside the trained 19.9..21.3`; empty when it did not. */
   reasons: string[];
+  /** Set when it did not drift and neither PSI nor KS could call drift on these rows: why, and from how many rows they could (verdict.ts). */
+  notJudged: NotJudged | null;
+  /** When KS cannot call drift on these rows (ksCannotDrift): the fewest recent rows from which it could, null when no number of rows could (the baseline). */
+  ksFrom?: number | null;
 }
+
+/**
+ * Why a feature was not judged. `recent-rows`: PSI or KS can call drift from `from` recent rows
+ * on (a longer window). `training-range`: at no window length, because the model's own training
+ * rows strayed from its baseline further than PSI and KS can reach (the model was trained on too
+ * short a range). `baseline-rows`: at no window length, because the baseline was made of too few
+ * rows (PSI needs 5 per bin, KS 1.95/√N below 1).
+ */
+export interface NotJudged {
+  cause: 'recent-rows' | 'training-range' | 'baseline-rows';
+  /** The fewest recent rows from which PSI or KS can call drift (cause `recent-rows`); null otherwise. */
+  from: number | null;
+}
+
+/** The overall verdict: `inconclusive` when nothing judged drifted but some features were not judged. */
+export type DriftVerdict = 'drift' | 'inconclusive' | 'no drift';
 
 export interface DriftReport {
   features: FeatureDrift[];
   drifted: boolean;
+  /**
+   * `drift` when anything drifted (whatever was not judged), `no drift` only when every feature
+   * was judged, `inconclusive` otherwise: a window that no rule could judge is not a clean one.
+   */
+  verdict: DriftVerdict;
   /** As configured; each feature's `effective` says what it was judged by. */
   thresholds: DriftThresholds;
   /** Baseline features absent from the recent data (counted as drift). */
@@ -198,9 +223,7 @@ export function compareWithBaseline(
       const ks = ksDistance(sorted, base.percentiles);
       const recentMean = sorted.reduce((a, b) => a + b, 0) / Math.max(1, sorted.length);
       const baselineCount = usableCount(base.count);
-      const raised = effectiveThresholds(thresholds, sorted.length, base.shares.length, baselineCount ?? undefined);
-      const stray = nul === null ? null : strayFor(nul, name, sorted.length);
-      const effective = stray === null ? raised : { psi: raised.psi === null ? null : Math.max(raised.psi, stray.psi), ks: Math.max(raised.ks, stray.ks) };
+      const { effective, stray } = judgedBy(thresholds, base, baselineCount, nul, name, sorted.length);
       const removed = extras.removed?.[name] ?? 0;
       const recentMedian = sorted.length > 0 ? medianSorted(sorted) : NaN;
       const reasons = [
@@ -209,6 +232,9 @@ export function compareWithBaseline(
         ...(sorted.length > 0 && removed / sorted.length > MAX_REMOVED_SHARE ? [`${((100 * removed) / sorted.length).toFixed(1)} % stuck/outlier`] : []),
         ...(sorted.length >= MIN_RANGE_ROWS && outsideTrainedRange(recentMedian, base.min, base.max) ? [`median ${round(recentMedian)} far outside the trained ${round(base.min)}..${round(base.max)}`] : []),
       ];
+      const psiMax = round(psiReachable(base.shares, sorted.length));
+      const can = canCallDrift(effective, psiMax);
+      const judge = (n: number) => canCallDrift(judgedBy(thresholds, base, baselineCount, nul, name, n).effective, psiReachable(base.shares, n));
       return {
         feature: name,
         psi: round(psi),
@@ -222,20 +248,83 @@ export function compareWithBaseline(
         effective,
         stray,
         removed,
-        psiMax: round(psiReachable(base.shares, sorted.length)),
+        psiMax,
         recentMedian: round(recentMedian),
         reasons,
+        notJudged: reasons.length > 0 || can.psi || can.ks ? null : notJudgedWhy(judge, (n) => canCallDrift(judgedBy(thresholds, base, baselineCount, null, name, n).effective, psiReachable(base.shares, n)), strayBounds(nul, name), MIN_ROWS_PER_BIN * base.shares.length),
+        ...(can.ks ? {} : { ksFrom: fewestRows((n) => judge(n).ks, strayBounds(nul, name)) }),
       };
     });
+  const drifted = missing.length > 0 || added.length > 0 || result.some((r) => r.drifted);
   return {
     features: result,
-    drifted: missing.length > 0 || added.length > 0 || result.some((r) => r.drifted),
+    drifted,
+    verdict: drifted ? 'drift' : result.some((r) => r.notJudged !== null) ? 'inconclusive' : 'no drift',
     thresholds,
     missing,
     added,
     rows: rows.length,
     nullModel: nul === null ? 'independent-rows' : 'empirical',
   };
+}
+
+/** The thresholds n recent rows of a feature are judged by: the configured ones raised for few rows (effectiveThresholds) and by the training rows' stray. */
+function judgedBy(thresholds: DriftThresholds, base: FeatureBaseline, baselineCount: number | null, nul: DriftNull | null, name: string, n: number): { effective: EffectiveThresholds; stray: FeatureDrift['stray'] } {
+  const raised = effectiveThresholds(thresholds, n, base.shares.length, baselineCount ?? undefined);
+  const stray = nul === null ? null : strayFor(nul, name, n);
+  const effective = stray === null ? raised : { psi: raised.psi === null ? null : Math.max(raised.psi, stray.psi), ks: Math.max(raised.ks, stray.ks) };
+  return { effective, stray };
+}
+
+/** Whether PSI and KS can call drift at all by these thresholds: a threshold no data can cross (or PSI not judged) cannot. */
+function canCallDrift(effective: EffectiveThresholds, psiMax: number): { psi: boolean; ks: boolean } {
+  return { psi: effective.psi !== null && effective.psi < psiMax, ks: effective.ks < KS_MAX };
+}
+
+/** Beyond this many recent rows nothing changes that could make a feature judged (n_eff is near N, the stray's largest block long passed). */
+const MAX_ROWS_TO_JUDGE = 100_000_000;
+
+/** The row counts at which a feature's stray steps (strayFor takes the largest block ≤ n): between them the thresholds only fall as n grows. */
+function strayBounds(nul: DriftNull | null, name: string): number[] {
+  return nul === null ? [] : nul.sizes.filter((s) => s.psi[name] !== undefined && s.ks[name] !== undefined).map((s) => s.rows);
+}
+
+/**
+ * The fewest recent rows from which `can` holds, null when it holds at no count up to
+ * MAX_ROWS_TO_JUDGE. Between the bounds (PSI's 5 rows per bin, the stray's block sizes) the
+ * thresholds fall and what PSI can reach rises as n grows, so `can` turns true at most once in
+ * each stretch: a binary search per stretch.
+ */
+function fewestRows(can: (n: number) => boolean, bounds: readonly number[], extra: readonly number[] = []): number | null {
+  const starts = [...new Set([1, ...bounds, ...extra])].filter((b) => b >= 1 && b <= MAX_ROWS_TO_JUDGE).sort((a, b) => a - b);
+  for (let i = 0; i < starts.length; i++) {
+    let lo = starts[i] as number;
+    let hi = (starts[i + 1] ?? MAX_ROWS_TO_JUDGE + 1) - 1;
+    if (!can(hi)) continue;
+    while (lo < hi) {
+      const mid = Math.floor((lo + hi) / 2);
+      if (can(mid)) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  }
+  return null;
+}
+
+/**
+ * Why a feature neither PSI nor KS could judge was not judged: a longer recent window would do
+ * (and from how many rows), or none would, because of the training rows' stray (judged again
+ * without it: `withoutStray`) or the baseline's few rows.
+ */
+function notJudgedWhy(judge: (n: number) => { psi: boolean; ks: boolean }, withoutStray: (n: number) => { psi: boolean; ks: boolean }, strays: readonly number[], psiFrom: number): NotJudged {
+  const either = (f: typeof judge) => (n: number) => {
+    const c = f(n);
+    return c.psi || c.ks;
+  };
+  // PSI's 5 rows per bin (psiFrom) is a step too, where PSI starts to be judged.
+  const from = fewestRows(either(judge), strays, [psiFrom]);
+  if (from !== null) return { cause: 'recent-rows', from };
+  return { cause: fewestRows(either(withoutStray), [], [psiFrom]) !== null ? 'training-range' : 'baseline-rows', from: null };
 }
 
 /**
@@ -304,7 +393,7 @@ export function psiCannotDrift(f: FeatureDrift): boolean {
   return f.effective.psi !== null && f.effective.psi >= f.psiMax;
 }
 
-/** `DRIFT (KS; 41.2 % stuck/outlier)`, `ok`, with why PSI was not judged and when KS cannot call drift. */
+/** `DRIFT (KS; 41.2 % stuck/outlier)`, `ok`, `not judged` (neither PSI nor KS can call drift on these rows), with why PSI was not judged and when KS cannot call drift. */
 export function featureStatus(f: FeatureDrift): string {
   const psi =
     f.effective.psi === null
@@ -313,7 +402,7 @@ export function featureStatus(f: FeatureDrift): string {
         ? ` (PSI not judged: threshold ${f.effective.psi.toFixed(3)} at or above ${f.psiMax.toFixed(3)}, the largest PSI ${f.recentCount} rows can reach)`
         : '';
   const ks = ksCannotDrift(f) ? ` (KS cannot call drift: threshold at least ${KS_MAX}, see the note)` : '';
-  return `${f.drifted ? `DRIFT (${f.reasons.join('; ')})` : 'ok'}${psi}${ks}`;
+  return `${f.drifted ? `DRIFT (${f.reasons.join('; ')})` : f.notJudged !== null ? 'not judged' : 'ok'}${psi}${ks}`;
 }
 
 /**
@@ -324,11 +413,16 @@ export function featureStatus(f: FeatureDrift): string {
 export function ksCannotDriftNotes(report: DriftReport): string[] {
   return report.features.filter(ksCannotDrift).map((f) => {
     const fewRows = effectiveThresholds(report.thresholds, f.recentCount, f.bins, f.baselineCount ?? undefined).ks >= KS_MAX;
+    const strayed = f.stray !== null && f.stray.ks >= KS_MAX ? `blocks of ${f.stray.blockRows} of the model's own training rows strayed from its baseline by KS ${round(f.stray.ks / f.stray.factor)} (× ${f.stray.factor})` : '';
+    // A longer window helps when KS can judge from some row count (ksFrom): the training rows' stray
+    // steps down for longer blocks, so a threshold out of reach on 20 rows need not be on 200; the
+    // baseline advice only when no window length would do.
     const why =
-      f.stray !== null && f.stray.ks >= KS_MAX && !fewRows
-        ? `blocks of ${f.stray.blockRows} of the model's own training rows strayed from its baseline by KS ${round(f.stray.ks / f.stray.factor)} (× ${f.stray.factor}): ` +
-          'the model was trained on too short a range to show how far unchanged data wanders; retrain it on a longer range'
-        : `the ${f.recentCount} rows compared are too few (KS ${KS_CRITICAL}/√n_eff); compare a longer range`;
+      f.ksFrom !== undefined && f.ksFrom !== null
+        ? `the ${f.recentCount} rows compared are too few (${fewRows ? `KS ${KS_CRITICAL}/√n_eff` : strayed}): KS can call drift in it from ${f.ksFrom} rows on; compare a longer range`
+        : strayed !== ''
+          ? `${strayed}: the model was trained on too short a range to show how far unchanged data wanders; retrain it on a longer range`
+          : `the baseline was made of ${f.baselineCount ?? '?'} rows, too few for KS ${KS_CRITICAL}/√n_eff to fall below ${KS_MAX} at any window length; retrain it on more rows`;
     const psiCan = f.effective.psi !== null && !psiCannotDrift(f);
     const still = f.recentCount >= MIN_RANGE_ROWS ? 'the trained-range rule (median far outside the training values) and the stuck/outlier rule' : 'the stuck/outlier rule';
     const rest = psiCan

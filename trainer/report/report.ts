@@ -8,6 +8,7 @@
 import type { Target } from '../data/clean.js';
 import type { AgentView } from '../eval/as-agent.js';
 import { driftNotes, psiCannotDrift, psiNotJudged, type DriftReport } from '../drift/compare.js';
+import { notJudgedLines } from '../drift/verdict.js';
 import { metricName, type Evaluation } from '../eval/criterion.js';
 import { writeAtomically } from '../files.js';
 import type { ScoredModel, TrainOutcome } from '../train/pipeline.js';
@@ -68,7 +69,7 @@ function driftSection(drift: DriftReport, heading: string, recentLabel: string):
           drift.features.map((f) => ({ label: f.feature, value: f.psi, bad: f.drifted, limit: f.effective.psi === null || psiCannotDrift(f) ? null : f.effective.psi })),
         )
       : '';
-  const note = `<p>${drift.rows} rows; drift: PSI &gt; ${drift.thresholds.psi} or KS &gt; ${drift.thresholds.ks}, raised as below.</p>\n${driftNotes(drift.rows, drift)
+  const note = `<p>${drift.rows} rows; drift: PSI &gt; ${drift.thresholds.psi} or KS &gt; ${drift.thresholds.ks}, raised as below.</p>\n${[...driftNotes(drift.rows, drift), ...notJudgedLines(drift)]
     .map((line) => `<p>${escapeHtml(line)}.</p>`)
     .join('\n')}`;
   const rows = drift.features
@@ -79,7 +80,7 @@ function driftSection(drift: DriftReport, heading: string, recentLabel: string):
           : psiCannotDrift(f)
             ? `${f.effective.psi.toFixed(3)}: not judged, at or above ${f.psiMax.toFixed(3)}, the most ${f.recentCount} rows reach`
             : f.effective.psi.toFixed(3);
-      const status = f.drifted ? `<b>drift</b> (${escapeHtml(f.reasons.join('; '))})` : 'ok';
+      const status = f.drifted ? `<b>drift</b> (${escapeHtml(f.reasons.join('; '))})` : f.notJudged !== null ? 'not judged' : 'ok';
       return `<tr><td>${escapeHtml(f.feature)}</td><td>${f.psi.toFixed(3)}</td><td>${f.ks.toFixed(3)}</td><td>${f.baselineMean}</td><td>${f.recentMean}</td><td>${f.recentCount}</td><td>${psiLimit}</td><td>${f.effective.ks.toFixed(3)}</td><td>${status}</td></tr>`;
     })
     .join('');
