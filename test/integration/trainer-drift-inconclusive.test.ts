@@ -73,3 +73,14 @@ describe('drift on a window too short to judge', () => {
     expect(shifted.out).toMatch(/^ {2}drift: .*Pressure/m);
   });
 });
+
+describe('train --if-drifted on a part too short to judge', () => {
+  it('does not retrain, and says which features were not judged in which part and from how many rows they would be', async () => {
+    // Day 2 and the first 20 rows after the live model's data (it was trained up to day 3, 00:00).
+    const res = await run(['train', '--source', 'pump-i', '--from', at(DAY), '--to', at(2 * DAY + 20 * STEP), '--if-drifted']);
+    expect(res.code, res.out + res.err).toBe(0);
+    expect(res.out).toMatch(
+      /^pump-i: skipped: inconclusive: no drift from the baseline of live model \S+ in what was judged, but not judged: Current, Flow, Pressure \(from \d+ rows on, 20 given\) in the 20 rows after the live model's data \([^)]+\): not retrained \(checked the range's \d+ rows, its \d+ held-out rows and the 20 rows after the live model's data/m,
+    );
+  });
+});

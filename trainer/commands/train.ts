@@ -61,7 +61,10 @@ Options:
                       baseline, judged as drift judges (the readings as received, the
                       model's empirical null); a run that trains prints
                       "retrained: drift in <part>: <features>", and a warning when the
-                      drift is in the held-out rows only (the challenger did not train on it)
+                      drift is in the held-out rows only (the challenger did not train on it);
+                      when nothing drifted but a part had features neither PSI nor KS could
+                      judge (too few rows), it skips: "skipped: inconclusive: …", naming
+                      them, the part and the rows that would judge them
   --psi X, --ks X     drift thresholds for --if-drifted (default ${DRIFT_DEFAULTS.psi}, ${DRIFT_DEFAULTS.ks};
                       raised as for drift), also those of the report's drift table
   --stopped-when "FEATURE<NUMBER [& FEATURE<NUMBER ...]"

@@ -80,3 +80,19 @@ export function verdictLine(report: DriftReport, driftedNames: readonly string[]
   const inJudged = judged.length === 0 ? 'no feature could be judged' : `no drift in the ${judged.length} feature${judged.length === 1 ? '' : 's'} judged (${names(judged)})`;
   return `inconclusive: ${inJudged}; ${not.length} not judged (${names(not)}): see "not judged" above`;
 }
+
+/**
+ * What was not judged, in one clause for `train --if-drifted`'s skip line: `Temp, Flow (from 1200
+ * rows on, 20 given), Pressure (at no window length: the live model was trained on too short a
+ * range; retrain it on a longer one)`.
+ */
+export function notJudgedBrief(report: DriftReport): string {
+  const parts: string[] = [];
+  const recent = report.features.filter((f) => f.notJudged?.cause === 'recent-rows');
+  if (recent.length > 0) parts.push(`${names(recent)} (from ${Math.max(...recent.map((f) => f.notJudged?.from ?? 0))} rows on, ${Math.max(...recent.map((f) => f.recentCount))} given)`);
+  const range = report.features.filter((f) => f.notJudged?.cause === 'training-range');
+  if (range.length > 0) parts.push(`${names(range)} (at no window length: the live model was trained on too short a range; retrain it on a longer one)`);
+  const few = report.features.filter((f) => f.notJudged?.cause === 'baseline-rows');
+  if (few.length > 0) parts.push(`${names(few)} (at no window length: the live model's baseline has too few rows; retrain it on more)`);
+  return parts.join(', ');
+}

@@ -15,6 +15,7 @@ import type { LoadResult } from '../data/load.js';
 import { baselineOf } from '../drift/baseline.js';
 import { driftNullOf } from '../drift/stray.js';
 import { compareWithBaseline, driftedNames, noNullWarning, type DriftReport, type DriftThresholds } from '../drift/compare.js';
+import { notJudgedBrief } from '../drift/verdict.js';
 import { FitError, TrainerError, UsageError } from '../errors.js';
 import { lowerBound, upperBound } from '../linalg/stats.js';
 import { scoreAsAgent, type AgentView, type RawReadings } from '../eval/as-agent.js';
@@ -162,9 +163,13 @@ async function trainRange({ data: container, models }: Stores, req: TrainRequest
   const driftWarnings: string[] = [];
   if (req.ifDrifted && champion) {
     if (!champion.record.driftNull) driftWarnings.push(noNullWarning(champion.record.version));
-    const { drift, parts, trigger, heldOutOnly } = driftToRetrain(champion.record, uncleaned as Uncleaned, cleaned.series.timestamps[holdoutStart] as number, liveNewest, req.ifDrifted, notNew);
+    const { drift, parts, trigger, heldOutOnly, unjudged } = driftToRetrain(champion.record, uncleaned as Uncleaned, cleaned.series.timestamps[holdoutStart] as number, liveNewest, req.ifDrifted, notNew);
     if (!drift.drifted) {
-      const reason = `no drift from the baseline of live model ${champion.record.version}: not retrained (checked ${parts})`;
+      // Inconclusive (some features not judged in a part) is not drift: a retrain on the same rows would be judged by them again. Said, never passed off as "no drift".
+      const reason =
+        unjudged.length === 0
+          ? `no drift from the baseline of live model ${champion.record.version}: not retrained (checked ${parts})`
+          : `inconclusive: no drift from the baseline of live model ${champion.record.version} in what was judged, but not judged: ${unjudged.join('; ')}: not retrained (checked ${parts})`;
       return { status: 'skipped', reason, source: req.source, warnings: [...labelWarnings, ...driftWarnings], record: null, drift, view: null };
     }
     retrained = `drift in ${trigger}: ${driftedNames(drift).join(', ')}`;
@@ -346,7 +351,8 @@ async function scoreModel(bytes: Uint8Array, plan: ReturnType<typeof planEvaluat
  * few rows and by the live model's empirical null). The readings are judged before stuck-run and
  * outlier removal (prepare.ts `Uncleaned`: a frozen sensor's readings are what cleaning drops).
  * `drift` is the first report that drifted, or the whole range's; `parts` names what was judged,
- * `trigger` the part that drifted.
+ * `trigger` the part that drifted, `unjudged` (when none drifted) the features of each part that
+ * neither PSI nor KS could judge.
  */
 function driftToRetrain(
   live: ModelRecord,
@@ -355,7 +361,7 @@ function driftToRetrain(
   liveNewest: number,
   thresholds: DriftThresholds,
   notNew: readonly string[],
-): { drift: DriftReport; parts: string; trigger: string; heldOutOnly: boolean } {
+): { drift: DriftReport; parts: string; trigger: string; heldOutOnly: boolean; unjudged: string[] } {
   const n = u.rows.length;
   const held = n - lowerBound(u.timestamps, holdoutFrom);
   const after = Number.isFinite(liveNewest) ? n - upperBound(u.timestamps, liveNewest) : 0;
@@ -367,15 +373,17 @@ function driftToRetrain(
   const names = parts.map((p) => p.name);
   const checked = `${names.slice(0, -1).join(', ')} and ${names.at(-1) as string}`;
   let first: DriftReport | null = null;
+  const unjudged: string[] = [];
   for (const part of parts) {
     const drift = compareWithBaseline(live.baseline, u.features, part.from === 0 ? u.rows : u.rows.slice(part.from), thresholds, notNew, {
       driftNull: live.driftNull ?? null,
       removed: removedIn(u, part.from, n),
     });
-    if (drift.drifted) return { drift, parts: checked, trigger: part.name, heldOutOnly: part.from > 0 && !trainingPartDrifted(live, u, n - held, thresholds, notNew) };
+    if (drift.drifted) return { drift, parts: checked, trigger: part.name, heldOutOnly: part.from > 0 && !trainingPartDrifted(live, u, n - held, thresholds, notNew), unjudged: [] };
+    if (drift.verdict === 'inconclusive') unjudged.push(`${notJudgedBrief(drift)} in ${part.name}`);
     first ??= drift;
   }
-  return { drift: first as DriftReport, parts: checked, trigger: '', heldOutOnly: false };
+  return { drift: first as DriftReport, parts: checked, trigger: '', heldOutOnly: false, unjudged };
 }
 
 /** Whether the rows before the held-out ones (`end`: the first held-out row), those the challenger trains on, drifted by the same judgement. */
