@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { episodeExtent } from './episodes.js';
 import { classifySqliteError } from './errors.js';
+import { LabelWithdrawals, NOT_WITHDRAWN_SQL, markSynced } from './label-withdrawals.js';
 import { ROW_COLUMNS, fromDbRow, readRows } from './rows.js';
 import type { BufferStore } from './store.js';
 import type { StoredRow } from './types.js';
@@ -160,11 +161,12 @@ export const MAX_DATE_MS = 8_640_000_000_000_000;
 const VALID_TIMES_SQL = `abs(from_ts) <= ${MAX_DATE_MS} AND abs(to_ts) <= ${MAX_DATE_MS} AND abs(created_at) <= ${MAX_DATE_MS}`;
 
 /**
- * The newest label of a pump whose time range meets a range of time. Parameters: the pump, the
+ * The newest label of a pump whose time range meets a range of time, withdrawn ones left out (the
+ * one under a withdrawn label applies again, as for the trainer). Parameters: the pump, the
  * range's end, its start (for the label covering one alert, the alert's time for both).
  */
 const NEWEST_OVERLAPPING_SQL = `SELECT ${COLUMNS} FROM labels WHERE pump_id = ? AND from_ts <= ? AND to_ts >= ? AND ${VALID_TIMES_SQL}
-  ORDER BY created_at DESC, rowid DESC LIMIT 1`;
+  AND ${NOT_WITHDRAWN_SQL} ORDER BY created_at DESC, rowid DESC LIMIT 1`;
 
 /** A label kept out of the labels (times that are not dates), with why. */
 export interface SetAsideLabel {
@@ -193,7 +195,12 @@ function fromRow(r: LabelRow): Label {
  * Labels are never evicted with readings: they are small and the most valuable training targets.
  */
 export class LabelStore {
-  constructor(private readonly buffer: BufferStore) {}
+  /** Withdrawals of these labels (DELETE /labels/:id), uploaded after them. */
+  readonly withdrawals: LabelWithdrawals;
+
+  constructor(private readonly buffer: BufferStore) {
+    this.withdrawals = new LabelWithdrawals(buffer, VALID_TIMES_SQL);
+  }
 
   /** Stores a label with a new id and `createdAt = now`; throws a BufferError when nothing was stored. */
   add(label: NewLabel, now: number): Label {
@@ -208,9 +215,10 @@ export class LabelStore {
     return stored;
   }
 
-  /** Labels newest first, optionally of one pump and created from a time on. */
-  list(opts: { pumpId?: string; sinceTs?: number; limit: number }): Label[] {
+  /** Labels newest first, optionally of one pump and created from a time on; withdrawn ones only with `withdrawn`. */
+  list(opts: { pumpId?: string; sinceTs?: number; limit: number; withdrawn?: boolean }): Label[] {
     const where: string[] = ['created_at >= ?', VALID_TIMES_SQL];
+    if (opts.withdrawn !== true) where.push(NOT_WITHDRAWN_SQL);
     const args: unknown[] = [opts.sinceTs ?? 0];
     if (opts.pumpId !== undefined) {
       where.push('pump_id = ?');
@@ -220,9 +228,14 @@ export class LabelStore {
     return (this.buffer.db.prepare(sql).all(...args, opts.limit) as LabelRow[]).map(fromRow);
   }
 
-  /** How many labels are not uploaded yet (those whose times are not dates included: the upload sets them aside). */
+  /**
+   * How many labels and withdrawals are not uploaded yet (labels whose times are not dates included:
+   * the upload sets them aside). A withdrawn label is counted too: it is uploaded before its
+   * withdrawal, so the lake keeps what was said and that it was undone, and the trainer drops both.
+   */
   unsyncedCount(): number {
-    return (this.buffer.db.prepare('SELECT count(*) AS n FROM labels WHERE synced = 0').get() as { n: number }).n;
+    const labels = (this.buffer.db.prepare('SELECT count(*) AS n FROM labels WHERE synced = 0').get() as { n: number }).n;
+    return labels + this.withdrawals.unsyncedCount();
   }
 
   /** Labels not uploaded yet, oldest first. */
@@ -262,16 +275,7 @@ export class LabelStore {
   }
 
   markSynced(ids: readonly string[]): void {
-    if (ids.length === 0) return;
-    const db = this.buffer.db;
-    const mark = db.prepare('UPDATE labels SET synced = 1 WHERE id = ?');
-    try {
-      db.transaction(() => {
-        for (const id of ids) mark.run(id);
-      })();
-    } catch (err) {
-      throw classifySqliteError(err, this.buffer.path, 'marking labels as uploaded');
-    }
+    markSynced(this.buffer, 'labels', ids, 'marking labels as uploaded');
   }
 
   counts(): { total: number; unsynced: number } {

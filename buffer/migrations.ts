@@ -157,6 +157,21 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE readings ADD COLUMN threshold REAL;
   `,
+  // 12: a technician's label withdrawn (DELETE /labels/:id): a row of its own, not a label kind,
+  // since widening the kind CHECK would rebuild the labels table. One withdrawal per label
+  // (UNIQUE: a second is refused); labels stay as they were, so what was said and undone is kept.
+  // Uploaded to labels/ beside the labels (sync/labels-upload.ts) for the trainer to drop the label.
+  `
+  CREATE TABLE label_withdrawals (
+    id TEXT PRIMARY KEY,
+    label_id TEXT NOT NULL UNIQUE,
+    author TEXT NOT NULL,
+    note TEXT,
+    created_at INTEGER NOT NULL,
+    synced INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE INDEX label_withdrawals_unsynced ON label_withdrawals (created_at) WHERE synced = 0;
+  `,
 ];
 
 /**
@@ -257,11 +272,19 @@ export const OPEN_INDEXES: readonly string[] = [
  * schema when that mark is its own schema or older, without running a step or changing the number.
  * So a release whose steps are all listed here rolls back without the file's being refused
  * (PW_BUFFER_SCHEMA_NEWER), from the first release that reads the mark (the evening of 2026-12-07, schema 11) on.
- * Empty: each step so far was made when no agent read a mark, so each is one older agents refuse.
+ * Steps 1-11 were made when no agent read a mark, so each is one older agents refuse.
  * A step goes here only when its author has checked both directions: the older agent's writes on
  * the newer file, and the newer agent's reads of rows the older one wrote.
  */
-export const COMPATIBLE_STEPS: ReadonlySet<number> = new Set<number>();
+export const COMPATIBLE_STEPS: ReadonlySet<number> = new Set<number>([
+  // 12 (label_withdrawals), checked both ways. An agent of schema 11 never reads the table: its
+  // views show withdrawn labels again and it uploads no withdrawal, but what it writes stays right:
+  // labels are only inserted, marked synced, or (times that are not dates) moved to the rejected
+  // table, and such a label is never shown, so never withdrawn. The newer agent reads the labels the
+  // older one wrote as labels without a withdrawal, which they are, and uploads the withdrawals
+  // still unsynced when it runs again.
+  12,
+]);
 
 /** `meta` key holding openableFrom() of the agent that last opened the file knowing all its steps. */
 export const OPENABLE_FROM_KEY = 'schema.openableFrom';

@@ -16,6 +16,7 @@ import { createLogger } from '../../agent/logger.js';
 import { BufferError } from '../../buffer/errors.js';
 import { MIGRATIONS, OPENABLE_FROM_KEY, openableFrom } from '../../buffer/migrations.js';
 import { probeBufferFile } from '../../buffer/probe.js';
+import { LabelStore } from '../../buffer/labels.js';
 import { BufferStore } from '../../buffer/store.js';
 import type { PredictionRow } from '../../buffer/types.js';
 import { startTestAgent } from '../support/agent.js';
@@ -71,13 +72,40 @@ function fileState(): { version: number; mark: string | undefined; rows: number 
 }
 
 describe('the buffer mark of the oldest schema that may open it', () => {
-  it('is the last step older agents must know: every step so far, so the current schema', () => {
-    expect(openableFrom()).toBe(CURRENT);
+  it('is the last step older agents must know: schema 11, as step 12 (label withdrawals) is one they may ignore', () => {
+    expect(openableFrom()).toBe(11);
     expect(openableFrom(12, new Set([12]))).toBe(11);
     expect(openableFrom(12, new Set([11, 12]))).toBe(10);
     expect(openableFrom(12, new Set([11]))).toBe(12);
     openStore().close();
-    expect(fileState()).toMatchObject({ version: CURRENT, mark: String(CURRENT) });
+    expect(fileState()).toMatchObject({ version: CURRENT, mark: '11' });
+  });
+
+  it('lets an agent of schema 11 open a file with label withdrawals, and its label writes leave the withdrawals right', () => {
+    const store = openStore();
+    const labels = new LabelStore(store);
+    const base = { pumpId: 'pump-1', kind: 'false-alarm', faultType: null, note: null, alertSeq: null, fromTs: T0, toTs: T0 + 1000, author: 'Ana' } as const;
+    const under = labels.add(base, T0 + 5000);
+    const wrong = labels.add({ ...base, kind: 'maintenance' }, T0 + 6000);
+    expect(labels.withdrawals.withdraw(wrong.id, { author: 'Ana', note: null }, T0 + 7000).outcome).toBe('withdrawn');
+    store.close();
+    // What the schema-11 agent decides (migrations.ts refusalOfNewer): it opens a newer file marked for its schema or older.
+    const file = fileState();
+    expect(file.version).toBe(12);
+    expect(Number(file.mark)).toBeLessThanOrEqual(11);
+    // The only writes a schema-11 agent makes to labels: it adds one, marks labels uploaded, and
+    // moves one whose times are not dates to the rejected table (never a withdrawn one: it is never shown).
+    const db = new Database(path);
+    db.prepare("INSERT INTO labels (id, pump_id, kind, from_ts, to_ts, author, created_at) VALUES ('by-11', 'pump-1', 'maintenance', ?, ?, 'Ben', ?)").run(T0, T0 + 1000, T0 + 4000);
+    db.prepare('UPDATE labels SET synced = 1').run();
+    db.close();
+    const again = openStore();
+    const back = new LabelStore(again);
+    expect(back.list({ limit: 10 }).map((l) => l.id)).toEqual([under.id, 'by-11']);
+    expect(back.newestOverlapping('pump-1', T0, T0)?.id).toBe(under.id);
+    expect(back.withdrawals.unsynced(10).map((w) => w.labelId)).toEqual([wrong.id]);
+    again.close();
+    expect(fileState()).toMatchObject({ version: 12, mark: '11' });
   });
 
   it('lets this agent open a newer file marked for its schema, write and read it, and leaves the number and the mark', () => {
