@@ -2,8 +2,8 @@
  * Technicians' labels in Blob Storage: the agent uploads them (one small JSON blob per label,
  * `labels/{deviceId}/{yyyy}/{mm}/{dd}/{id}.json`) and the trainer reads them back as targets.
  *
- * For the trainer: `readLabels(container)` returns every label (or one device's, or those of
- * some pumps, told by the `pumpid` metadata every agent writes on its label blobs), and
+ * For the trainer: `readLabels(container)` returns every label not withdrawn (or one device's, or
+ * those of some pumps, told by the `pumpid` metadata every agent writes on its label blobs), and
  * `labelTargetAt(labels, pumpId, ts)` says what a reading at `ts` is: `anomaly` inside a confirmed
  * fault, `normal` at a false alarm, `exclude` inside a maintenance window (readings there are
  * not normal operation and not a fault), `null` when no label covers it. The latest label wins.
@@ -12,6 +12,7 @@
  */
 import type { ContainerClient } from '@azure/storage-blob';
 import { z } from 'zod';
+import { withdrawalFields, type LabelWithdrawal } from '../buffer/label-withdrawals.js';
 import { FAULT_TYPES, LABEL_KINDS, labelFields, type Label, type LabelStore, type SetAsideLabel } from '../buffer/labels.js';
 import { watched, watchedPages } from './deadline.js';
 import { dayPath, labelsPrefix } from './layout.js';
@@ -46,6 +47,25 @@ export const LabelRecordSchema = z
 export type LabelRecord = z.infer<typeof LabelRecordSchema>;
 
 /**
+ * A label withdrawn (DELETE /labels/:id on the agent), stored beside the labels under the same
+ * prefix: the trainer drops the label it names (`withdraws`, a label id) before labels are applied.
+ * `kind: "withdrawal"` is no label kind, so a trainer from before withdrawals skips the record as
+ * an invalid label, with its warning, and keeps the label (what it did before withdrawals existed).
+ */
+export const WithdrawalRecordSchema = z.object({
+  schema: z.literal(LABEL_SCHEMA_VERSION),
+  kind: z.literal('withdrawal'),
+  id: z.string().min(1),
+  deviceId: z.string().min(1),
+  withdraws: z.string().min(1),
+  pumpId: z.string().min(1),
+  author: z.string().min(1),
+  note: z.string().nullable(),
+  createdAt: z.iso.datetime({ offset: true }),
+});
+export type WithdrawalRecord = z.infer<typeof WithdrawalRecordSchema>;
+
+/**
  * A label upload that failed: `summary` says how far it got, `cause` is the service's (or the
  * network's) error, which sync/backoff.ts classifies (a 403 is not an outage).
  */
@@ -60,7 +80,7 @@ export class LabelUploadError extends Error {
   }
 }
 
-/** `labels/{deviceId}/{yyyy}/{mm}/{dd}/{id}.json`, dated by the label's creation (UTC). */
+/** `labels/{deviceId}/{yyyy}/{mm}/{dd}/{id}.json`, dated by the label's (or withdrawal's) creation (UTC). */
 export function labelBlobName(deviceId: string, label: Pick<Label, 'id' | 'createdAt'>): string {
   return `${labelsPrefix(deviceId)}${dayPath(label.createdAt)}/${label.id}.json`;
 }
@@ -69,13 +89,18 @@ export function toLabelRecord(deviceId: string, l: Label): LabelRecord {
   return { schema: LABEL_SCHEMA_VERSION, deviceId, ...labelFields(l) };
 }
 
+export function toWithdrawalRecord(deviceId: string, w: LabelWithdrawal): WithdrawalRecord {
+  return { schema: LABEL_SCHEMA_VERSION, kind: 'withdrawal', deviceId, ...withdrawalFields(w) };
+}
+
 function isAlreadyThere(err: unknown): boolean {
   const e = err as { statusCode?: number; code?: string };
   return e.statusCode === 409 && (e.code === undefined || e.code === 'BlobAlreadyExists');
 }
 
 /**
- * Uploads every label not yet uploaded and marks it synced. Idempotent: names are fixed by the
+ * Uploads every label not yet uploaded, then every withdrawal of a label (same prefix, named by
+ * the withdrawal's id), and marks each synced. Idempotent: names are fixed by the
  * label's id and the upload is conditional (If-None-Match: *), so a label uploaded before a crash
  * (but not marked) is found already there and simply marked. Labels uploaded before a failure stay
  * marked; the failure is thrown as a LabelUploadError (no secrets in its message). A stored label
@@ -90,44 +115,73 @@ export async function uploadPendingLabels(
   deviceId: string,
   opts: { onSetAside?: (labels: SetAsideLabel[]) => void; now?: number; idleMs?: number; signal?: AbortSignal } = {},
 ): Promise<{ uploaded: number; alreadyPresent: number }> {
-  let uploaded = 0;
-  let alreadyPresent = 0;
   const setAside = labels.setAsideInvalid(opts.now ?? Date.now());
   if (setAside.length > 0) opts.onSetAside?.(setAside);
+  const done = { uploaded: 0, alreadyPresent: 0 };
+  await uploadEach(container, done, 'labels', opts, {
+    pending: (n) => labels.unsynced(n),
+    mark: (ids) => labels.markSynced(ids),
+    blob: (l) => ({ name: labelBlobName(deviceId, l), record: toLabelRecord(deviceId, l), kind: l.kind }),
+  });
+  // After the labels, so a withdrawal never reaches the lake before the label it names.
+  await uploadEach(container, done, 'label withdrawals', opts, {
+    pending: (n) => labels.withdrawals.unsynced(n),
+    mark: (ids) => labels.withdrawals.markSynced(ids),
+    blob: (w) => ({ name: labelBlobName(deviceId, w), record: toWithdrawalRecord(deviceId, w), kind: 'withdrawal' }),
+  });
+  return done;
+}
+
+/** Labels or withdrawals not yet uploaded, their blobs, and how to mark them uploaded. */
+interface PendingBlobs<T extends { id: string; pumpId: string }> {
+  pending(limit: number): T[];
+  mark(ids: readonly string[]): void;
+  blob(item: T): { name: string; record: unknown; kind: string };
+}
+
+/** One small JSON blob per item, conditional (If-None-Match: *), marked as it goes: see uploadPendingLabels. */
+async function uploadEach<T extends { id: string; pumpId: string }>(
+  container: ContainerClient,
+  count: { uploaded: number; alreadyPresent: number },
+  what: string,
+  opts: { idleMs?: number; signal?: AbortSignal },
+  items: PendingBlobs<T>,
+): Promise<void> {
+  let tried = 0;
   for (;;) {
-    const pending = labels.unsynced(BATCH);
+    const pending = items.pending(BATCH);
     if (pending.length === 0) break;
     const done: string[] = [];
     try {
-      for (const label of pending) {
-        const body = JSON.stringify(toLabelRecord(deviceId, label));
-        const name = labelBlobName(deviceId, label);
+      for (const item of pending) {
+        const { name, record, kind } = items.blob(item);
+        const body = JSON.stringify(record);
         const bytes = Buffer.byteLength(body);
         try {
           await watched(`uploading ${name}`, { idleMs: opts.idleMs, bytes, parent: opts.signal }, (w) =>
             container.getBlockBlobClient(name).upload(body, bytes, {
               conditions: { ifNoneMatch: '*' },
               blobHTTPHeaders: { blobContentType: 'application/json' },
-              metadata: { schema: String(LABEL_SCHEMA_VERSION), pumpid: encodeURIComponent(label.pumpId), kind: label.kind },
+              metadata: { schema: String(LABEL_SCHEMA_VERSION), pumpid: encodeURIComponent(item.pumpId), kind },
               abortSignal: w.signal,
               onProgress: w.onProgress,
             }),
           );
-          uploaded++;
+          count.uploaded++;
         } catch (err) {
           if (!isAlreadyThere(err)) throw err;
-          alreadyPresent++;
+          count.alreadyPresent++;
         }
-        done.push(label.id);
+        tried++;
+        done.push(item.id);
       }
     } catch (err) {
-      throw new LabelUploadError(`uploading labels failed after ${uploaded + alreadyPresent} of them`, { cause: err });
+      throw new LabelUploadError(`uploading ${what} failed after ${tried} of them`, { cause: err });
     } finally {
-      labels.markSynced(done);
+      items.mark(done);
     }
     if (pending.length < BATCH) break;
   }
-  return { uploaded, alreadyPresent };
 }
 
 export interface ReadLabelsOptions {
@@ -163,7 +217,9 @@ function metadataPump(metadata: Record<string, string> | undefined): string | nu
 
 /**
  * Reads the labels in Blob Storage (all devices, or one; all pumps, or some: `pumps`), oldest
- * first, `concurrency` downloads at once. A blob that is not a valid label record is skipped and
+ * first, `concurrency` downloads at once, leaving out every label a withdrawal record names (a
+ * withdrawal is uploaded under its label's device and with its label's `pumpid`, so any read that
+ * takes the label takes its withdrawals too). A blob that is not a valid label record is skipped and
  * reported through `onInvalid` (it never stops a training run); one that cannot be downloaded
  * throws (the storage failed, not the label), and so does a listing or download with no byte
  * moving for `idleMs`.
@@ -193,6 +249,7 @@ export async function readLabels(container: ContainerClient, deviceId?: string, 
     }),
   );
   const out: LabelRecord[] = [];
+  const withdrawn = new Set<string>();
   for (const [i, blob] of wanted.entries()) {
     let value: unknown;
     try {
@@ -201,12 +258,16 @@ export async function readLabels(container: ContainerClient, deviceId?: string, 
       opts.onInvalid?.(blob.name, `not JSON: ${safeErrorMessage(err).split('\n')[0]}`);
       continue;
     }
-    const parsed = LabelRecordSchema.safeParse(value);
-    if (parsed.success) out.push(parsed.data);
-    else opts.onInvalid?.(blob.name, parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; '));
+    const isWithdrawal = (value as { kind?: unknown } | null)?.kind === 'withdrawal';
+    const parsed = isWithdrawal ? WithdrawalRecordSchema.safeParse(value) : LabelRecordSchema.safeParse(value);
+    if (!parsed.success) opts.onInvalid?.(blob.name, parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; '));
+    else if ('withdraws' in parsed.data) withdrawn.add(parsed.data.withdraws);
+    else out.push(parsed.data);
   }
+  // A withdrawn label is no label: the one under it (an older label covering the same readings) applies again.
+  // Label ids are random UUIDs, unique across devices, so the id alone names it.
   // By time, not by text: with offsets the text order is not the time order.
-  return out.sort((a, b) => Date.parse(a.createdAt) - Date.parse(b.createdAt) || a.id.localeCompare(b.id));
+  return out.filter((l) => !withdrawn.has(l.id)).sort((a, b) => Date.parse(a.createdAt) - Date.parse(b.createdAt) || a.id.localeCompare(b.id));
 }
 
 export type LabelTarget = 'anomaly' | 'normal' | 'exclude';

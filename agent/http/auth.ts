@@ -34,7 +34,7 @@ function isLocalName(req: IncomingMessage): boolean {
 }
 
 /**
- * Refuses a request that changes something (POST) sent by a page of another origin: a browser
+ * Refuses a request that changes something (POST, DELETE: any but GET and HEAD) sent by a page of another origin: a browser
  * sends such a "simple" request (text/plain body, no preflight) to any address, even with no token
  * configured, where it would otherwise be trusted as a loopback client. Clients that are not
  * browsers (sensor modules, curl) send no Origin and are not affected.

@@ -1,4 +1,6 @@
+import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
+import { withdrawalFields, type LabelWithdrawal } from '../../buffer/label-withdrawals.js';
 import { FAULT_TYPES, LABEL_KINDS, MAX_DATE_MS, type LabelStore, type NewLabel } from '../../buffer/labels.js';
 import { DEFAULT_LIMITS, FUTURE_SETTING, PAST_SETTING, PUMP_ID_PATTERN, type ValidationLimits } from '../ingest/validate.js';
 import { PUMP_ID_RULE } from '../../sync/layout.js';
@@ -48,6 +50,14 @@ export const LabelBodySchema = z
   })
   .strict();
 export type LabelBody = z.infer<typeof LabelBodySchema>;
+
+/** The body of `DELETE /labels/:id`: who withdraws the label (as a label's author is given) and why. */
+export const WithdrawBodySchema = z
+  .object({
+    author: required(80, 'author is required: who is withdrawing the label (your name or id)'),
+    note: text(1000).nullish(),
+  })
+  .strict();
 
 function describe(err: z.ZodError): string {
   return err.issues.map((i) => (i.path.length > 0 ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
@@ -150,31 +160,64 @@ async function widenToEpisode(label: NewLabel, body: LabelBody, episodes: Episod
 }
 
 /**
- * `POST /labels` (a technician's verdict) and `GET /labels?pumpId=&since=&limit=`. `limits`: the
+ * `POST /labels` (a technician's verdict), `DELETE /labels/:id` (its withdrawal) and
+ * `GET /labels?pumpId=&since=&limit=&withdrawn=`. `limits`: the
  * readings' time bounds in force (PUMPWATCH_MAX_FUTURE_SECONDS, PUMPWATCH_MAX_PAST_SECONDS; default
  * their defaults).
  */
 export function registerLabelsRoutes(server: StatusServer, deps: { labels: LabelStore; episodes: EpisodeWalker; clock?: () => number; limits?: () => LabelTimeLimits }): void {
   server.route('POST', '/labels', async ({ req }) => {
-    const raw = (await readBody(req, MAX_BODY)).toString('utf8');
-    let json: unknown;
-    try {
-      json = JSON.parse(raw);
-    } catch (err) {
-      throw new HttpError(400, 'PW_BAD_JSON', `the body is not valid JSON: ${(err as Error).message}`);
-    }
-    const parsed = LabelBodySchema.safeParse(json);
+    const parsed = LabelBodySchema.safeParse(await readJson(req));
     if (!parsed.success) throw bad(describe(parsed.error));
     const now = (deps.clock ?? Date.now)();
     const resolved = toNewLabel(parsed.data, deps.labels, now, deps.limits?.() ?? DEFAULT_LIMITS);
     const label = deps.labels.add(await widenToEpisode(resolved, parsed.data, deps.episodes), now);
     return { status: 201, json: { label: labelJson(label) } };
   });
+  // A wrong label (wrong pump, wrong episode) goes back to "no label": a withdrawal is stored beside
+  // it, never an edit of it (PUT is not a route: a change is a new label), and is uploaded for the
+  // trainer. The server's origin and token rules guard DELETE as they guard POST (server.ts).
+  server.route('DELETE', '/labels/:id', async ({ req, params }) => {
+    const parsed = WithdrawBodySchema.safeParse(await readJson(req));
+    if (!parsed.success) throw new HttpError(400, 'PW_BAD_LABEL', describe(parsed.error));
+    const id = params.id!;
+    const done = deps.labels.withdrawals.withdraw(id, { author: parsed.data.author, note: parsed.data.note ? parsed.data.note : null }, (deps.clock ?? Date.now)());
+    if (done.outcome === 'not-found') throw new HttpError(404, 'PW_LABEL_NOT_FOUND', `no label ${JSON.stringify(id.slice(0, 80))} in this gateway's buffer (GET /labels lists them)`);
+    if (done.outcome === 'already') {
+      const w = done.withdrawal;
+      throw new HttpError(409, 'PW_LABEL_WITHDRAWN', `label ${id} was withdrawn already, by ${w.author} at ${new Date(w.createdAt).toISOString()}`, { withdrawal: withdrawalJson(w) });
+    }
+    return { status: 201, json: { withdrawal: withdrawalJson(done.withdrawal) } };
+  });
   server.route('GET', '/labels', ({ url }) => {
     const pumpId = url.searchParams.get('pumpId') || undefined;
     const sinceTs = parseSince(url.searchParams.get('since'));
     const limit = parseLimit(url.searchParams.get('limit'), 100, 1000);
-    const labels = deps.labels.list({ pumpId, sinceTs, limit }).map(labelJson);
+    const withdrawn = parseWithdrawn(url.searchParams.get('withdrawn'));
+    const found = deps.labels.list({ pumpId, sinceTs, limit, withdrawn });
+    const of = withdrawn ? deps.labels.withdrawals.of(found.map((l) => l.id)) : null;
+    const labels = found.map((l) => (of === null ? labelJson(l) : { ...labelJson(l), withdrawal: ((w) => (w ? withdrawalJson(w) : null))(of.get(l.id)) }));
     return { status: 200, json: { count: labels.length, labels } };
   });
+}
+
+/** A request body as JSON, or 400 PW_BAD_JSON saying why not. */
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const raw = (await readBody(req, MAX_BODY)).toString('utf8');
+  try {
+    return JSON.parse(raw);
+  } catch (err) {
+    throw new HttpError(400, 'PW_BAD_JSON', `the body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+/** `withdrawn=1` lists withdrawn labels too, each with its withdrawal; `0` or absent, as before. */
+function parseWithdrawn(text: string | null): boolean {
+  if (text === null || text === '0') return false;
+  if (text === '1') return true;
+  throw new HttpError(400, 'PW_BAD_QUERY', `withdrawn: "${text.slice(0, 40)}" must be 1 (list withdrawn labels too) or 0`);
+}
+
+function withdrawalJson(w: LabelWithdrawal): Record<string, unknown> {
+  return { ...withdrawalFields(w), synced: w.synced };
 }

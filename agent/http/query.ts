@@ -11,7 +11,7 @@ export const QUERY_PARAMETERS: Readonly<Record<string, readonly string[]>> = {
   '/pumps/:pumpId/predictions': ['since', 'afterSeq', 'limit'],
   '/alerts': ['pumpId', 'since', 'limit', 'before', 'perPump', 'afterSeq'],
   '/alerts/:seq/episode': ['pumpId'],
-  '/labels': ['pumpId', 'since', 'limit'],
+  '/labels': ['pumpId', 'since', 'limit', 'withdrawn'],
 };
 
 /**

@@ -7,7 +7,7 @@ import { LabelStore, type NewLabel } from '../../buffer/labels.js';
 import { BufferStore } from '../../buffer/store.js';
 import { DEVSTORE_KEY } from '../../agent/azurite.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
-import { LabelUploadError, labelBlobName, labelTargetAt, labelTargets, readLabels, uploadPendingLabels, type LabelRecord } from '../../sync/labels-upload.js';
+import { LabelRecordSchema, LabelUploadError, labelBlobName, labelTargetAt, labelTargets, readLabels, uploadPendingLabels, type LabelRecord } from '../../sync/labels-upload.js';
 
 let dir: string;
 let azurite: TestAzurite;
@@ -105,6 +105,48 @@ describe('readLabels (for the trainer)', () => {
     expect(invalid).toEqual(['labels/gw-2/2026/11/27/broken.json']);
     const gw2 = await readLabels(container, 'gw-2');
     expect(gw2.map((l) => l.pumpId)).toEqual(['pump-9']);
+  });
+});
+
+describe('label withdrawals in the lake', () => {
+  it('uploads a withdrawal once after its label, and readLabels leaves the label out so the one under it applies again', async () => {
+    const base = { pumpId: 'pump-w', alertSeq: null, fromTs: Date.UTC(2026, 10, 28, 10, 0), toTs: Date.UTC(2026, 10, 28, 10, 5) };
+    const under = labels.add(label({ ...base, kind: 'false-alarm', faultType: null }), Date.UTC(2026, 10, 28, 11, 0));
+    const wrong = labels.add(label({ ...base, kind: 'confirmed-fault' }), Date.UTC(2026, 10, 28, 12, 0));
+    await uploadPendingLabels(container, labels, 'gw-w');
+    const taken = await readLabels(container, 'gw-w');
+    expect(labelTargetAt(taken, 'pump-w', base.fromTs)).toBe('anomaly');
+
+    const done = labels.withdrawals.withdraw(wrong.id, { author: 'Ana', note: 'wrong pump' }, Date.UTC(2026, 10, 29, 8, 0));
+    expect(done.outcome).toBe('withdrawn');
+    const w = (done as { withdrawal: { id: string } }).withdrawal;
+    expect(labels.unsyncedCount()).toBe(1);
+    expect(await uploadPendingLabels(container, labels, 'gw-w')).toEqual({ uploaded: 1, alreadyPresent: 0 });
+    expect(labels.unsyncedCount()).toBe(0);
+    expect(await uploadPendingLabels(container, labels, 'gw-w')).toEqual({ uploaded: 0, alreadyPresent: 0 });
+
+    const name = `labels/gw-w/2026/11/29/${w.id}.json`;
+    const blob = container.getBlobClient(name);
+    expect((await blob.getProperties()).metadata).toEqual({ schema: '1', pumpid: 'pump-w', kind: 'withdrawal' });
+    const record = JSON.parse((await blob.downloadToBuffer()).toString('utf8'));
+    expect(record).toEqual({ schema: 1, kind: 'withdrawal', id: w.id, deviceId: 'gw-w', withdraws: wrong.id, pumpId: 'pump-w', author: 'Ana', note: 'wrong pump', createdAt: '2026-11-29T08:00:00.000Z' });
+    // A trainer from before withdrawals validates with this same schema: it skips the record as an invalid label (its usual warning) and keeps the label.
+    expect(LabelRecordSchema.safeParse(record).success).toBe(false);
+
+    const invalid: string[] = [];
+    const read = await readLabels(container, 'gw-w', { pumps: ['pump-w'], onInvalid: (n) => invalid.push(n) });
+    expect(read.map((l) => l.id)).toEqual([under.id]);
+    expect(invalid).toEqual([]);
+    expect(labelTargetAt(read, 'pump-w', base.fromTs)).toBe('normal');
+  });
+
+  it('uploads a label withdrawn before it was uploaded, then its withdrawal, and the trainer reads neither as a label', async () => {
+    const l = labels.add(label({ pumpId: 'pump-x', alertSeq: null }), Date.UTC(2026, 10, 30, 9, 0));
+    labels.withdrawals.withdraw(l.id, { author: 'Ben', note: null }, Date.UTC(2026, 10, 30, 9, 1));
+    expect(labels.unsyncedCount()).toBe(2);
+    expect(await uploadPendingLabels(container, labels, 'gw-x')).toEqual({ uploaded: 2, alreadyPresent: 0 });
+    expect(await readLabels(container, 'gw-x')).toEqual([]);
+    expect(labelTargetAt(await readLabels(container, 'gw-x'), 'pump-x', Date.UTC(2026, 10, 23, 10, 0))).toBeNull();
   });
 });
 

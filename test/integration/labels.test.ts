@@ -23,6 +23,23 @@ async function alertsOf(pumpId: string, rows: Array<[Record<string, number>, num
   return (await getJson(`/alerts?pumpId=${pumpId}`)).alerts;
 }
 
+async function withdraw(id: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any }> {
+  const res = await fetch(`${t.url}/labels/${encodeURIComponent(id)}`, {
+    method: 'DELETE',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, json: text ? JSON.parse(text) : null };
+}
+
+/** Posts one anomalous reading of `pumpId` and returns its alert. */
+async function alertOf(pumpId: string, ts: number): Promise<any> {
+  const [alert] = await alertsOf(pumpId, [[FAULT, ts]]);
+  expect(alert).toBeDefined();
+  return alert;
+}
+
 beforeAll(async () => {
   t = await startTestAgent();
   db = new Database(join(t.dir, 'data', 'buffer.sqlite'), { readonly: true });
@@ -176,6 +193,92 @@ describe('POST /labels', () => {
     const ok = await postJson(`${t.url}/labels`, { ...range, pumpId: 'lb-6', author: 'Ana', note: 'seal replaced\n\tpump 6 ok' });
     expect(ok.status).toBe(201);
     expect(ok.json.label.note).toBe('seal replaced\n\tpump 6 ok');
+  });
+});
+
+/** A label withdrawn (DELETE /labels/:id): every view leaves it out, so the label under it applies again, or none. */
+describe('DELETE /labels/:id', () => {
+  it('withdraws a confirmed fault: the alert, its episode and GET /labels show the older label under it again', async () => {
+    const alert = await alertOf('wd-1', Date.now() - 10_000);
+    const older = await postJson(`${t.url}/labels`, { pumpId: 'wd-1', kind: 'false-alarm', alertSeq: alert.seq, author: 'Ben' });
+    const wrong = await postJson(`${t.url}/labels`, { pumpId: 'wd-1', kind: 'confirmed-fault', faultType: 'bearing', alertSeq: alert.seq, author: 'Ana' });
+    expect([older.status, wrong.status]).toEqual([201, 201]);
+    expect((await getJson('/alerts?pumpId=wd-1')).alerts[0].label).toMatchObject({ id: wrong.json.label.id });
+
+    const before = Date.now();
+    const done = await withdraw(wrong.json.label.id, { author: 'Ana', note: 'wrong pump' });
+    expect(done.status).toBe(201);
+    expect(done.json.withdrawal).toMatchObject({ withdraws: wrong.json.label.id, pumpId: 'wd-1', author: 'Ana', note: 'wrong pump', synced: false });
+    const row = db.prepare('SELECT * FROM label_withdrawals WHERE label_id = ?').get(wrong.json.label.id) as Record<string, unknown>;
+    expect(row).toMatchObject({ id: done.json.withdrawal.id, author: 'Ana', note: 'wrong pump', synced: 0 });
+    expect(row.created_at as number).toBeGreaterThanOrEqual(before);
+    // The label itself is kept as it was: what was said and that it was undone.
+    expect(db.prepare('SELECT kind FROM labels WHERE id = ?').get(wrong.json.label.id)).toEqual({ kind: 'confirmed-fault' });
+
+    expect((await getJson('/alerts?pumpId=wd-1')).alerts[0].label).toMatchObject({ id: older.json.label.id, kind: 'false-alarm' });
+    expect((await getJson(`/alerts/${alert.seq}/episode`)).label).toMatchObject({ id: older.json.label.id });
+    expect((await getJson('/labels?pumpId=wd-1')).labels.map((l: any) => l.id)).toEqual([older.json.label.id]);
+    const all = (await getJson('/labels?pumpId=wd-1&withdrawn=1')).labels;
+    expect(all.map((l: any) => [l.id, l.withdrawal?.author ?? null])).toEqual([
+      [wrong.json.label.id, 'Ana'],
+      [older.json.label.id, null],
+    ]);
+  });
+
+  it('withdraws the only label of an alert: the alert has no label again', async () => {
+    const alert = await alertOf('wd-2', Date.now() - 5_000);
+    const posted = await postJson(`${t.url}/labels`, { pumpId: 'wd-2', kind: 'confirmed-fault', faultType: 'seal-leak', alertSeq: alert.seq, author: 'Ana' });
+    expect((await withdraw(posted.json.label.id, { author: 'Ana' })).status).toBe(201);
+    expect((await getJson('/alerts?pumpId=wd-2')).alerts[0].label).toBeNull();
+    expect((await getJson(`/alerts/${alert.seq}/episode`)).label).toBeNull();
+  });
+
+  it('answers 404 PW_LABEL_NOT_FOUND for an unknown id and 409 PW_LABEL_WITHDRAWN, with the first withdrawal, for a second', async () => {
+    const unknown = await withdraw('no-such-label', { author: 'Ana' });
+    expect(unknown.status).toBe(404);
+    expect(unknown.json).toMatchObject({ code: 'PW_LABEL_NOT_FOUND', error: expect.stringContaining('no-such-label') });
+
+    const alert = await alertOf('wd-3', Date.now() - 5_000);
+    const posted = await postJson(`${t.url}/labels`, { pumpId: 'wd-3', kind: 'false-alarm', alertSeq: alert.seq, author: 'Ana' });
+    const first = await withdraw(posted.json.label.id, { author: 'Ana' });
+    const again = await withdraw(posted.json.label.id, { author: 'Ben' });
+    expect(again.status).toBe(409);
+    expect(again.json).toMatchObject({ code: 'PW_LABEL_WITHDRAWN', error: expect.stringContaining('by Ana'), withdrawal: { id: first.json.withdrawal.id } });
+    expect(db.prepare('SELECT count(*) AS n FROM label_withdrawals WHERE label_id = ?').get(posted.json.label.id)).toEqual({ n: 1 });
+  });
+
+  it('refuses a body without an author, with unknown fields, with control characters, or not JSON, naming what is wrong, and stores nothing', async () => {
+    const alert = await alertOf('wd-4', Date.now() - 5_000);
+    const { json } = await postJson(`${t.url}/labels`, { pumpId: 'wd-4', kind: 'false-alarm', alertSeq: alert.seq, author: 'Ana' });
+    const id = json.label.id as string;
+    const cases: Array<[unknown, string, string]> = [
+      [{}, 'PW_BAD_LABEL', 'author is required'],
+      [{ author: '   ' }, 'PW_BAD_LABEL', 'author is required'],
+      [{ author: 'Ana', kind: 'false-alarm' }, 'PW_BAD_LABEL', 'kind'],
+      [{ author: 'Ana\u202e' }, 'PW_BAD_LABEL', 'U+202E'],
+      ['not json', 'PW_BAD_JSON', 'not valid JSON'],
+      ['', 'PW_BAD_JSON', 'not valid JSON'],
+    ];
+    for (const [body, code, says] of cases) {
+      const r = await withdraw(id, body);
+      expect(r.status, JSON.stringify(body)).toBe(400);
+      expect(r.json, JSON.stringify(body)).toMatchObject({ code, error: expect.stringContaining(says) });
+    }
+    expect(db.prepare('SELECT count(*) AS n FROM label_withdrawals WHERE label_id = ?').get(id)).toEqual({ n: 0 });
+    expect((await getJson('/labels?pumpId=wd-4')).labels).toHaveLength(1);
+    expect((await getJson('/labels?withdrawn=yes')).code).toBe('PW_BAD_QUERY');
+  });
+
+  it('is refused from a page of another origin, as POST /labels is, and PUT changes no label', async () => {
+    const alert = await alertOf('wd-5', Date.now() - 5_000);
+    const { json } = await postJson(`${t.url}/labels`, { pumpId: 'wd-5', kind: 'false-alarm', alertSeq: alert.seq, author: 'Ana' });
+    const cross = await withdraw(json.label.id, { author: 'Mallory' }, { origin: 'http://evil.example' });
+    expect(cross).toMatchObject({ status: 403, json: { code: 'PW_CROSS_ORIGIN' } });
+    const site = await withdraw(json.label.id, { author: 'Mallory' }, { 'sec-fetch-site': 'cross-site' });
+    expect(site).toMatchObject({ status: 403, json: { code: 'PW_CROSS_ORIGIN' } });
+    const put = await fetch(`${t.url}/labels/${json.label.id}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ author: 'Ana' }) });
+    expect(put.status).toBe(405);
+    expect((await getJson('/alerts?pumpId=wd-5')).alerts[0].label).toMatchObject({ id: json.label.id });
   });
 });
 

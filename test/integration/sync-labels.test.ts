@@ -71,4 +71,34 @@ describe('labels through the agent sync', () => {
     }
     expect(uploaded).toMatchObject({ pumpId: 'pump-e', kind: 'confirmed-fault', alertSeq: alerts[1]!.seq, ...range });
   });
+
+  it('uploads a withdrawal once beside the labels, and the trainer\'s reader no longer returns the withdrawn label', async () => {
+    const now = Date.now();
+    const range = { from: new Date(now - 60_000).toISOString(), to: new Date(now).toISOString() };
+    const posted = await postJson(`${t.url}/labels`, { pumpId: 'pump-w', kind: 'confirmed-fault', faultType: 'impeller', ...range, author: 'Ana' });
+    expect(posted.status).toBe(201);
+    const id = posted.json.label.id as string;
+    const container = az.container('labels-test');
+    let ids: string[] = [];
+    for (let i = 0; i < 100 && !ids.includes(id); i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      ids = (await readLabels(container, 'gw-labels', { pumps: ['pump-w'] })).map((l) => l.id);
+    }
+    expect(ids).toEqual([id]);
+    const res = await fetch(`${t.url}/labels/${id}`, { method: 'DELETE', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ author: 'Ana', note: 'wrong episode' }) });
+    expect(res.status).toBe(201);
+    const { withdrawal } = (await res.json()) as { withdrawal: { id: string } };
+    let synced = false;
+    for (let i = 0; i < 100 && !synced; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      const listed = (await (await fetch(`${t.url}/labels?pumpId=pump-w&withdrawn=1`)).json()) as { labels: Array<{ withdrawal: { synced: boolean } | null }> };
+      synced = listed.labels[0]?.withdrawal?.synced === true;
+    }
+    expect(synced).toBe(true);
+    expect(await readLabels(container, 'gw-labels', { pumps: ['pump-w'] })).toEqual([]);
+    const blobs: Array<{ name: string; metadata?: Record<string, string> }> = [];
+    for await (const b of container.listBlobsFlat({ prefix: 'labels/gw-labels/', includeMetadata: true })) if (b.metadata?.pumpid === 'pump-w') blobs.push(b);
+    // One blob each (a name per id, written If-None-Match): the label and its withdrawal.
+    expect(blobs.map((b) => `${b.name.split('/').at(-1)} ${b.metadata?.kind}`).sort()).toEqual([`${id}.json confirmed-fault`, `${withdrawal.id}.json withdrawal`].sort());
+  });
 });
