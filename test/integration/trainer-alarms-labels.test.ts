@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readBest, readModelRecord } from '../../trainer/registry/read.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { rng } from '../support/models.js';
-import { pumpValues, runTrainer, seedReadings, trainerContext, uploadConfirmedFault } from '../support/trainer.js';
+import { challengerVersion, pumpValues, runTrainer, seedReadings, trainerContext, uploadConfirmedFault } from '../support/trainer.js';
 
 const DAY = 86_400_000;
 const T0 = Date.UTC(2026, 0, 1);
@@ -50,7 +50,7 @@ describe('the alarm ceiling with confirmed faults', () => {
 
     const res = await cli(['train', '--source', id, '--from', '2026-01-01', '--to', '2026-01-04']);
     expect(res.code, res.err).toBe(0);
-    const version = /^\S+: (?:promoted|kept) (\S+) /m.exec(res.out)![1]!;
+    const version = challengerVersion(res.out);
     const record = await readModelRecord(container, id, version);
     const e = record.evaluation;
     expect(e.criterion).toBe('labels');

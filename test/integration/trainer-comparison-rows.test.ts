@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readBest, readModelRecord } from '../../trainer/registry/read.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { rng } from '../support/models.js';
-import { pumpValues, runTrainer, seedReadings, trainerContext } from '../support/trainer.js';
+import { challengerVersion, pumpValues, runTrainer, seedReadings, trainerContext } from '../support/trainer.js';
 
 const T0 = Date.UTC(2026, 0, 1);
 const ROWS = 3 * 4320;
@@ -50,7 +50,7 @@ afterAll(async () => {
   await az?.dispose();
 });
 
-const version = (out: string) => /^\S+: (?:promoted|kept) (\S+) /.exec(out)![1]!;
+const version = (out: string) => challengerVersion(out);
 /** The model trained with Vibration, live in `first`. */
 let withVibration = '';
 

@@ -17,7 +17,7 @@ import { readBest, readModelRecord } from '../../trainer/registry/read.js';
 import type { ModelRecord } from '../../trainer/registry/records.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { rng } from '../support/models.js';
-import { pumpValues, runTrainer, seedReadings, trainerContext, uploadConfirmedFault } from '../support/trainer.js';
+import { challengerVersion, pumpValues, runTrainer, seedReadings, trainerContext, uploadConfirmedFault } from '../support/trainer.js';
 
 const DAY = 86_400_000;
 const T0 = Date.UTC(2026, 0, 1);
@@ -55,7 +55,7 @@ async function pumpWithLive(id: string, live: number, shift: (i: number) => numb
 async function trainThreeDays(id: string, ...more: string[]) {
   const res = await cli(['train', '--source', id, '--from', '2026-01-01', '--to', '2026-01-04', ...more]);
   expect(res.code, res.err).toBe(0);
-  const version = /^\S+: (?:promoted|kept) (\S+) /.exec(res.out)![1]!;
+  const version = challengerVersion(res.out);
   return { res, record: await readModelRecord(container, id, version) };
 }
 

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packageRoot } from '../../agent/paths.js';
 import { defaultContext } from '../../trainer/cloud/context.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
-import { runTrainer, seedDays, trainerContext } from '../support/trainer.js';
+import { challengerVersion, runTrainer, seedDays, trainerContext } from '../support/trainer.js';
 
 const TRAINER = join(packageRoot(), 'dist', 'trainer', 'cli.js');
 let az: TestAzurite;
@@ -92,7 +92,7 @@ describe('a registry still at its place before 2026-12-07 (models/ in the upload
     expect(run.out).toMatch(new RegExp(`^ {2}compare .*; live ${oldVersion}: `, 'm'));
     expect(run.out).not.toContain('no live model');
     // model.json names the build that trained it (lib/build-info.ts), as dist/build-info.json says
-    const version = /^pump-1: \S+ (\S+) /m.exec(run.out)?.[1] ?? '';
+    const version = challengerVersion(run.out, 'pump-1');
     const record = JSON.parse((await models.getBlockBlobClient(`models/pump-1/${version}/model.json`).downloadToBuffer()).toString('utf8')) as { trainer: { version: string } };
     const info = JSON.parse(readFileSync(join(packageRoot(), 'dist', 'build-info.json'), 'utf8')) as { version: string; build: string };
     expect(record.trainer.version).toBe(`${info.version}+${info.build}`);

@@ -16,7 +16,7 @@ import { commitRollback, planRollback } from '../../trainer/registry/rollback.js
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { addAgentModule, LocalHub } from '../support/local-hub.js';
 import { promoteFittedModel } from '../support/registry.js';
-import { hubRegistry, lastLine, runTrainer, seedDays, trainerContext } from '../support/trainer.js';
+import { challengerVersion, hubRegistry, lastLine, runTrainer, seedDays, trainerContext } from '../support/trainer.js';
 
 const DAY = 86_400_000;
 const T0 = Date.UTC(2026, 0, 1);
@@ -216,7 +216,7 @@ describe('drift', () => {
     expect(nightly.code, nightly.err).toBe(0);
     expect(nightly.out).not.toMatch(/skipped/);
     expect(nightly.out).toMatch(/^pump-fa: (promoted|kept) /);
-    const challenger = (/^pump-fa: (?:promoted|kept) (\S+)/m.exec(nightly.out) ?? [])[1]!;
+    const challenger = challengerVersion(nightly.out, 'pump-fa');
     expect(challenger).not.toBe(live);
     expect((await readModelRecord(container, 'pump-fa', challenger)).features).toContain('Vibration');
   });

@@ -14,7 +14,7 @@ import { readModelBytes } from '../../trainer/registry/model-blob.js';
 import { readBest, readModelRecord } from '../../trainer/registry/read.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { seedPumpWithStops, tableCsv, tableWithStops } from '../support/stops.js';
-import { runTrainer, trainerContext } from '../support/trainer.js';
+import { challengerVersion, runTrainer, trainerContext } from '../support/trainer.js';
 
 const TWO = { when: [{ feature: 'Current', below: 0.5 }, { feature: 'Flow', below: 5 }], afterStartSeconds: 600 };
 
@@ -101,7 +101,7 @@ describe('train, drift and evaluate with a rule of two conditions (Azurite)', ()
     const again = await cli(['train', '--source', 'pump-t', '--from', '2026-01-01', '--to', '2026-01-03', '--window', '5']);
     expect(again.code, again.err + again.out).toBe(0);
     expect(again.out).toContain(`  stopped  Current<0.5 & Flow<5, warm-up 600 s (inherited from live model ${record.version}): 1672 rows left out`);
-    const challenger = await readModelRecord(container, 'pump-t', /^pump-t: \w+ (\S+) /.exec(again.out)![1]!);
+    const challenger = await readModelRecord(container, 'pump-t', challengerVersion(again.out, 'pump-t'));
     expect(challenger.data.stopped).toMatchObject({ all: TWO.when, from: `live model ${record.version}` });
     expect(readModelMetadata(await readModelBytes(container, challenger)).stoppedWhen).toEqual(TWO);
   });

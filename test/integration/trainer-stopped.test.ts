@@ -15,7 +15,7 @@ import { readBest, readModelRecord } from '../../trainer/registry/read.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { normalValues, rng } from '../support/models.js';
 import { seedPumpWithStops, stoppedValues, tableCsv, tableWithStops } from '../support/stops.js';
-import { runTrainer, trainerContext } from '../support/trainer.js';
+import { challengerVersion, runTrainer, trainerContext } from '../support/trainer.js';
 
 let dir: string;
 let out: string[];
@@ -174,7 +174,7 @@ describe('train and drift with a stopped-when rule (Azurite)', () => {
     const res = await cli(['train', '--source', 'pump-s', '--from', '2026-01-01', '--to', '2026-01-03', '--window', '5']);
     expect(res.code, res.err + res.out).toBe(0);
     expect(res.out).toContain(`  stopped  Current<0.5, warm-up 600 s (inherited from live model ${live.version}): 1672 rows left out of training and of the comparison (1440 stopped, 232 starting); the rule is written into `);
-    const version = /^pump-s: \w+ (\S+) /.exec(res.out)![1]!;
+    const version = challengerVersion(res.out, 'pump-s');
     const challenger = await readModelRecord(container, 'pump-s', version);
     expect(challenger.data.stopped).toMatchObject({ from: `live model ${live.version}`, stoppedRows: 1440 });
     expect(readModelMetadata(await readModelBytes(container, challenger)).stoppedWhen).toEqual({ when: [{ feature: 'Current', below: 0.5 }], afterStartSeconds: 600 });
@@ -182,7 +182,7 @@ describe('train and drift with a stopped-when rule (Azurite)', () => {
     const none = await cli(['train', '--source', 'pump-s', '--from', '2026-01-01', '--to', '2026-01-03', '--window', '3', '--stopped-when', 'none']);
     expect(none.code, none.err + none.out).toBe(0);
     expect(none.out).not.toContain('  stopped  ');
-    const plain = await readModelRecord(container, 'pump-s', /^pump-s: \w+ (\S+) /.exec(none.out)![1]!);
+    const plain = await readModelRecord(container, 'pump-s', challengerVersion(none.out, 'pump-s'));
     expect(plain.data.stopped).toBeUndefined();
     expect(readModelMetadata(await readModelBytes(container, plain)).stoppedWhen).toBeUndefined();
   });

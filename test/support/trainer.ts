@@ -70,6 +70,17 @@ export function hubRegistry(hub: LocalHub): TwinRegistry {
 /** The last line printed: a command's error message, after its progress lines. */
 export const lastLine = (text: string): string | undefined => text.split('\n').at(-1);
 
+/**
+ * The challenger's version in `train`'s first line for `source`: `promoted V (…`, `kept live V (…):
+ * the challenger is that very version`, or `kept live L; challenger V (…) not promoted (…)` (`kept
+ * no live model; challenger V …`); of any source when none is given. Throws when the line is not there.
+ */
+export function challengerVersion(out: string, source = '\\S+'): string {
+  const m = new RegExp(`^${source}: (?:promoted|kept (?:live \\S+; challenger|no live model; challenger|live)) (\\S+) \\(`, 'm').exec(out);
+  if (!m) throw new Error(`no first line of train for ${source} in:\n${out}`);
+  return m[1]!;
+}
+
 /** A technician's confirmed-fault label over [fromTs, toTs] of `pumpId`, uploaded as gateway `deviceId` uploads it. */
 export async function uploadConfirmedFault(container: ContainerClient, deviceId: string, f: { id: string; pumpId: string; fromTs: number; toTs: number; createdAt: number }): Promise<void> {
   const label = { ...f, kind: 'confirmed-fault' as const, faultType: 'other' as const, note: null, alertSeq: null, author: 'tech', synced: false };
