@@ -289,7 +289,8 @@ describe('a version rolled back from', () => {
     // Asked for explicitly: best again, off the list.
     const asked = await cli(['rollback', '--source', 'pump-rp', '--version', version, '--no-deploy']);
     expect(asked.code, asked.err).toBe(0);
-    expect(asked.out).toBe(`pump-rp: best.json x1 → ${version} (rollback)`);
+    // Not an earlier best: made best as a promotion would, x1 not held back (not a rollback from x1).
+    expect(asked.out).toBe(`pump-rp: best.json x1 → ${version} (made best by hand, as a promotion would: x1 is not rolled back from, and train may promote it again)`);
     const best = (await bestOf('pump-rp'))!;
     expect(best).toMatchObject({ version, history: [{ version: 'x1' }] });
     expect(best.rolledBack).toBeUndefined();

@@ -69,7 +69,7 @@ export const rollbackCommand: Command = {
       }
     }
     const moved = await commitRollback(container, rollback);
-    io.out(`${source}: best.json ${rollback.from ?? '(missing)'} → ${rollback.to.version} (rollback)`);
+    io.out(`${source}: best.json ${rollback.from ?? '(missing)'} → ${rollback.to.version} (${moveKind(rollback)})`);
     if (moved.unmarked.length > 0) {
       io.err(`warning: ${source}: the rollback is done, but not recorded in the model.json of ${moved.unmarked.join(', ')}: only best.json records it (a lost best.json would lose it)`);
     }
@@ -77,3 +77,14 @@ export const rollbackCommand: Command = {
     return deployBest(ctx, plan, source, { state: moved, record: rollback.record }, io, resolved);
   },
 };
+
+/**
+ * What the move was. `rollback --version V` to a version that was never best makes it best as a
+ * promotion would and rolls back from nothing: the version it replaced is not held back, so a
+ * later `train` may promote it again. Printed as "(rollback)" alike, that read as a rollback.
+ */
+function moveKind(plan: { from: string | null; movedPast: readonly string[] }): string {
+  if (plan.movedPast.length > 0 || plan.from === null) return 'rollback';
+  return `made best by hand, as a promotion would: ${plan.from} is not rolled back from, and train may promote it again`;
+}
+
