@@ -3,12 +3,16 @@
 
 const TOKEN_KEY = 'pumpwatch.token';
 
-/** An error the page can show as is: `kind` is unreachable | auth | forbidden | server | bad-request. */
+/**
+ * An error the page can show as is: `kind` is unreachable | auth | forbidden | server | bad-request;
+ * `body`: the agent's JSON answer, when it gave one (a 409 says what stood in the way).
+ */
 export class ApiError extends Error {
-  constructor(kind, message, code = null) {
+  constructor(kind, message, code = null, body = null) {
     super(message);
     this.kind = kind;
     this.code = code;
+    this.body = body;
   }
 }
 
@@ -75,10 +79,10 @@ async function errorOf(res) {
     );
   }
   const detail = typeof body?.error === 'string' ? body.error : `HTTP ${res.status}`;
-  if (res.status === 400 || res.status === 404) return new ApiError('bad-request', detail, code);
+  if (res.status === 400 || res.status === 404) return new ApiError('bad-request', detail, code, body);
   if (res.status === 507) return new ApiError('server', `The gateway’s disk is full: ${detail}`, code);
   if (res.status === 503) return new ApiError('server', `The agent is not ready: ${detail}`, code);
-  return new ApiError('server', `The agent reported a problem (${code ?? res.status}): ${detail}`, code);
+  return new ApiError('server', `The agent reported a problem (${code ?? res.status}): ${detail}`, code, body);
 }
 
 let lastAnswer = 0;
@@ -92,7 +96,7 @@ export const lastAnswerAt = () => lastAnswer;
 /** The `code` of the ApiError of a GET that did not answer within its time. */
 export const TIMED_OUT = 'PAGE_TIMED_OUT';
 
-/** GET or POST JSON; throws an ApiError. `timeoutMs`: how long a GET may take (a long walk of the agent's). */
+/** GET, POST or DELETE JSON; throws an ApiError. `timeoutMs`: how long a GET may take (a long walk of the agent's). */
 export async function api(path, { method = 'GET', body, timeoutMs = GET_TIMEOUT_MS } = {}) {
   let res;
   try {
@@ -101,7 +105,7 @@ export async function api(path, { method = 'GET', body, timeoutMs = GET_TIMEOUT_
       headers: headers(body === undefined ? {} : { 'content-type': 'application/json' }),
       body: body === undefined ? undefined : JSON.stringify(body),
       cache: 'no-store',
-      // a POST is not cut short: the page could not tell whether it was stored
+      // a POST or DELETE is not cut short: the page could not tell whether it was stored
       signal: method === 'GET' && typeof AbortSignal.timeout === 'function' ? AbortSignal.timeout(timeoutMs) : undefined,
     });
   } catch (err) {

@@ -1,6 +1,8 @@
 // The label dialog: a technician's verdict on an alert (confirmed fault with its type, false
 // alarm) or a maintenance window during which a pump's readings are not normal operation.
-import { ApiError, api } from './api.js';
+import { api } from './api.js';
+import { announce } from './announce.js';
+import { dialogSession, failedWhy } from './dialog.js';
 import { SKEW_NOTICE_MS, clockSkewMs, gatewayNow } from './clock.js';
 import { KIND_TEXT, fmtDuration, fmtNum, fmtTime, zoneWords } from './format.js';
 
@@ -28,7 +30,8 @@ function rangeTime(value, { end = false } = {}) {
   return end && /T\d\d:\d\d$/.test(value) ? ms + 59_999 : ms;
 }
 
-function rememberedAuthor() {
+/** The name the technician gave last (this browser's localStorage), or ''. */
+export function rememberedAuthor() {
   try {
     return localStorage.getItem(AUTHOR_KEY) ?? '';
   } catch {
@@ -36,7 +39,7 @@ function rememberedAuthor() {
   }
 }
 
-function remember(author) {
+export function remember(author) {
   try {
     localStorage.setItem(AUTHOR_KEY, author);
   } catch {
@@ -65,38 +68,14 @@ export function initLabelForm({ onSaved }) {
   const dialog = $('label-dialog');
   const form = $('label-form');
   const error = $('label-error');
-  const status = $('label-status');
   let ctx = null;
-  /** () => the element to give focus back to (the page redraws the button that opened the dialog). */
-  let opener = null;
   /** 'validation' errors go away as soon as the technician changes something; a failed save stays. */
   let errorKind = null;
-  let statusTimer = null;
-  /** Counts the dialog's openings: a save that answers after its dialog closed (or was opened again) tells the page, not the dialog. */
-  let opening = 0;
-  const save = $('label-save');
-  const saveText = save.textContent;
+  const session = dialogSession(dialog, $('label-save'), 'Saving…');
 
   function setError(text, kind) {
     error.textContent = text;
     errorKind = text ? kind : null;
-  }
-
-  function focusOpener() {
-    const target = opener?.();
-    if (target?.isConnected) target.focus();
-  }
-
-  /** A failure stays until the next announcement: it is news the technician must not miss. */
-  function announce(text, { keep = false } = {}) {
-    clearTimeout(statusTimer);
-    status.textContent = text;
-    if (!keep) statusTimer = setTimeout(() => (status.textContent = ''), 10_000);
-  }
-
-  function setSaving(saving) {
-    save.disabled = saving;
-    save.textContent = saving ? 'Saving…' : saveText;
   }
 
   function kind() {
@@ -148,12 +127,6 @@ export function initLabelForm({ onSaved }) {
   });
   form.addEventListener('input', clearStale);
   $('label-cancel').addEventListener('click', () => dialog.close());
-  // Esc or Cancel: focus goes back to the button that opened the dialog, even if it was redrawn meanwhile
-  dialog.addEventListener('close', () =>
-    setTimeout(() => {
-      if (!dialog.open && (document.activeElement === document.body || !document.activeElement)) focusOpener();
-    }),
-  );
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const problem = validate();
@@ -164,34 +137,24 @@ export function initLabelForm({ onSaved }) {
     }
     setError('', null);
     const sent = body();
-    const mine = opening;
     // Esc or Cancel on a slow link leaves the request running: its answer is still told (below)
-    const inDialog = () => dialog.open && opening === mine;
-    setSaving(true);
+    const request = session.send();
     let label;
     try {
       ({ label } = await api('/labels', { method: 'POST', body: sent }));
     } catch (err) {
-      const why =
-        err instanceof ApiError && err.kind === 'unreachable'
-          ? `the agent cannot be reached. Check this device’s connection to the gateway, then ${inDialog() ? 'press “Save label” again' : 'label it again'}.`
-          : (err?.message ?? 'unknown error');
-      if (inDialog()) setError(`The label was NOT saved: ${why}`, 'save');
+      const why = failedWhy(err, request.inDialog() ? 'press “Save label” again' : 'label it again');
+      if (request.inDialog()) setError(`The label was NOT saved: ${why}`, 'save');
       else announce(`The label for ${sent.pumpId} (${KIND_TEXT[sent.kind]}) was NOT saved: ${why}`, { keep: true });
       return;
     } finally {
-      if (opening === mine) setSaving(false);
+      request.done();
     }
     remember(label.author);
-    const closedMeanwhile = !inDialog();
-    if (!closedMeanwhile) dialog.close();
-    announce(savedText(label));
-    try {
-      await onSaved(label);
-    } finally {
-      // the technician moved on after closing the dialog: the focus stays where they put it
-      if (!closedMeanwhile) focusOpener();
-    }
+    await session.finish(request, () => {
+      announce(savedText(label));
+      return onSaved(label);
+    });
   });
 
   return {
@@ -202,9 +165,7 @@ export function initLabelForm({ onSaved }) {
      */
     open(next, focusBack = null) {
       ctx = next;
-      opener = focusBack;
-      opening += 1;
-      setSaving(false);
+      session.opened(focusBack);
       form.reset();
       setError('', null);
       $('author').value = rememberedAuthor();
