@@ -94,18 +94,33 @@ function labelText(label) {
   return `${what}, by ${label.author} at ${fmtTime(label.createdAt)}${label.note ? ` — “${label.note}”` : ''}`;
 }
 
-function when(ep) {
+/** The episode's time as its item says it: "14:02:10", or "14:02:10 – 14:03:00 (51 readings)". */
+export function episodeWhen(ep) {
   const n = ep.alerts.length;
   return n === 1 ? fmtTime(ep.first.ts) : `${fmtTime(ep.first.ts)} – ${fmtTime(ep.last.ts)} (${n} readings)`;
 }
 
 /**
- * One episode's list item; onLabel(episode) opens the label dialog for it. `ep.partial`: it may have
+ * An item's button for `action` (`label`, `withdraw`), else its first: a list drawn again gives the
+ * focus back to the button that had it, where a withdrawn label's button may be gone.
+ */
+export const itemButton = (li, action) => li?.querySelector(`button[data-action="${action}"]`) ?? li?.querySelector('button') ?? null;
+
+/** The action of the focused button in an item of `list` ({ action, ...the item's dataset }), else null. */
+function focusedItem(list) {
+  const b = document.activeElement;
+  const li = b?.closest?.('li');
+  return li && list.contains(li) ? { ...li.dataset, action: b.dataset?.action } : null;
+}
+
+/**
+ * One episode's list item; onLabel(episode) opens the label dialog for it, onWithdraw(episode) the
+ * withdraw dialog for its label (the button only when it has one). `ep.partial`: it may have
  * begun before the oldest alert read; `ep.continuesAfter` (ISO): it may go on after that time, the
  * top of a history read from a chosen time. The item says so. `ep.whole` ({ first, last }: ISO),
  * when the agent said where such an episode begins and ends: the item says that instead.
  */
-export function episodeItem(ep, onLabel) {
+export function episodeItem(ep, onLabel, onWithdraw) {
   const li = el('li', `alert${ep.label ? ' labelled' : ''}`);
   li.dataset.seq = String(ep.peak.seq);
   li.dataset.first = String(ep.first.seq); // stable while the episode grows: the label dialog finds its button again by it
@@ -114,7 +129,7 @@ export function episodeItem(ep, onLabel) {
   li.dataset.to = ep.last.ts;
   li.dataset.pump = ep.pumpId;
   const head = el('div', 'alert-head');
-  head.append(el('strong', '', ep.pumpId), el('span', '', when(ep)));
+  head.append(el('strong', '', ep.pumpId), el('span', '', episodeWhen(ep)));
   const [peak, threshold] = fmtScorePair(ep.peak.score, ep.peak.threshold);
   li.append(head, el('p', '', `Peak score ${peak} (threshold ${threshold})`));
   const top = topShares(ep.peak.contributions);
@@ -138,8 +153,17 @@ export function episodeItem(ep, onLabel) {
   const b = el('button', ep.label ? 'secondary' : '', ep.label ? 'Change label' : 'Label this alert');
   b.type = 'button';
   b.setAttribute('aria-label', `${ep.label ? 'Change label of' : 'Label'} alert of ${ep.pumpId} at ${fmtTime(ep.first.ts)}`);
+  b.dataset.action = 'label';
   b.addEventListener('click', () => onLabel(ep));
   li.append(b);
+  if (ep.label && onWithdraw) {
+    const w = el('button', 'secondary', 'Withdraw label');
+    w.type = 'button';
+    w.dataset.action = 'withdraw';
+    w.setAttribute('aria-label', `Withdraw label of alert of ${ep.pumpId} at ${fmtTime(ep.first.ts)}`);
+    w.addEventListener('click', () => onWithdraw(ep));
+    li.append(w);
+  }
   return li;
 }
 
@@ -151,11 +175,11 @@ const wholeText = (whole) => `Only its newest alerts are listed: it began at ${f
 
 /**
  * The recent alerts of every pump (at most `perPump` of each); onLabel(episode) opens the label
- * dialog for it. A pump's oldest episode is marked `partial` when its alerts fill its `perPump`:
+ * dialog for it, onWithdraw(episode) the withdraw dialog. A pump's oldest episode is marked `partial` when its alerts fill its `perPump`:
  * it may have begun before them (a pump in anomaly for more than `perPump` readings). Returns the
  * episodes shown.
  */
-export function renderAlerts(list, empty, alerts, perPump, onLabel) {
+export function renderAlerts(list, empty, alerts, perPump, onLabel, onWithdraw) {
   const counts = new Map();
   for (const a of alerts) counts.set(a.pumpId, (counts.get(a.pumpId) ?? 0) + 1);
   const all = groupEpisodes(alerts);
@@ -166,11 +190,10 @@ export function renderAlerts(list, empty, alerts, perPump, onLabel) {
   empty.hidden = episodes.length > 0;
   // The list is drawn again at every poll: the button that had the keyboard's focus gets it back
   // (the same episode's, found as the label dialog finds it), where it was lost to the page's body.
-  const had = document.activeElement?.closest?.('li');
-  const focused = had && list.contains(had) ? { ...had.dataset } : null;
-  list.replaceChildren(...episodes.map((ep) => episodeItem(ep, onLabel)));
+  const focused = focusedItem(list);
+  list.replaceChildren(...episodes.map((ep) => episodeItem(ep, onLabel, onWithdraw)));
   list.dataset.drawing = String(Number(list.dataset.drawing ?? 0) + 1);
-  if (focused) episodeItemIn(list, focused)?.querySelector('button')?.focus({ preventScroll: true });
+  if (focused) itemButton(episodeItemIn(list, focused), focused.action)?.focus({ preventScroll: true });
   return episodes;
 }
 
@@ -193,11 +216,11 @@ export function withWhole(ep, whole) {
  * The caller checks that the answer is for this drawing of the list (`list.dataset.drawing`); the
  * focus stays on its button.
  */
-export function completeCut(list, ep, whole, onLabel) {
+export function completeCut(list, ep, whole, onLabel, onWithdraw) {
   const li = [...list.children].find((x) => x.dataset.pump === ep.pumpId && x.dataset.first === String(ep.first.seq));
   if (!li) return;
-  const focused = li.contains(document.activeElement);
-  const next = episodeItem(withWhole(ep, whole), onLabel);
+  const focused = li.contains(document.activeElement) ? (document.activeElement.dataset?.action ?? 'label') : null;
+  const next = episodeItem(withWhole(ep, whole), onLabel, onWithdraw);
   li.replaceWith(next);
-  if (focused) next.querySelector('button')?.focus({ preventScroll: true });
+  if (focused) itemButton(next, focused)?.focus({ preventScroll: true });
 }

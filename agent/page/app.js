@@ -4,7 +4,8 @@ import { MAX_SENSOR_CHARTS, pickSensors, scoreChart, sensorCharts } from './char
 import { SKEW_NOTICE_MS, clockSkewMs, noteGatewayTime } from './clock.js';
 import { fmtClock, fmtDuration, fmtScorePair, timeZoneText, zoneWords } from './format.js';
 import { initLabelForm } from './label-form.js';
-import { completeCut, episodeItemIn, renderAlerts } from './alerts.js';
+import { initWithdrawForm } from './withdraw-form.js';
+import { completeCut, episodeItemIn, episodeWhen, itemButton, renderAlerts } from './alerts.js';
 import { FINDING_WHOLE, initHistory, notLabelled, wholeEpisode } from './history.js';
 import { alarming, cloudSummary, deploymentNote, modelScope, modelTraining, pumpWhy, rangeNote, refusalNote, renderGateway, renderPumps, renderValues, sortPumps } from './render.js';
 
@@ -79,22 +80,24 @@ const state = {
   refreshing: null,
 };
 
-const labelForm = initLabelForm({
-  onSaved: async () => {
-    sayRecent('');
-    await state.refreshing; // one started before the label was stored would not show it
-    await Promise.all([refreshAll({ alerts: true }), alertHistory.refresh()]);
-  },
-});
+/** After a label is saved or withdrawn: both alert lists are read again, to show the label now in force. */
+async function labelsChanged() {
+  sayRecent('');
+  await state.refreshing; // one started before the change was stored would not show it
+  await Promise.all([refreshAll({ alerts: true }), alertHistory.refresh()]);
+}
+
+const labelForm = initLabelForm({ onSaved: labelsChanged });
+const withdrawForm = initWithdrawForm({ onWithdrawn: labelsChanged });
 
 /**
- * The button of the episode `ep` in the list `listId`, redrawn since: the item of the first alert it
- * was shown with, else an item of its pump within its time range (the recent list shows a long
- * episode's newest alerts, so its first one shown moves as alerts arrive).
+ * The button for `action` (label, withdraw; else the item's first) of the episode `ep` in the list
+ * `listId`, redrawn since: the item of the first alert it was shown with, else an item of its pump
+ * within its time range (the recent list shows a long episode's newest alerts, so its first one
+ * shown moves as alerts arrive).
  */
-function episodeButton(listId, ep, shownFirst) {
-  const li = episodeItemIn($(listId), { pump: ep.pumpId, first: String(shownFirst), from: ep.first.ts, to: ep.last.ts });
-  return li?.querySelector('button') ?? null;
+function episodeButton(listId, ep, shownFirst, action = 'label') {
+  return itemButton(episodeItemIn($(listId), { pump: ep.pumpId, first: String(shownFirst), from: ep.first.ts, to: ep.last.ts }), action);
 }
 
 /** The label dialog for an episode; focus goes back to its button in `listId` (redrawn meanwhile), else to `fallback`. */
@@ -103,6 +106,14 @@ const labelEpisode = (listId, fallback) => (ep, shownFirst = ep.first.seq) =>
     { pumpId: ep.pumpId, alert: ep.peak, range: { from: ep.first.ts, to: ep.last.ts }, count: ep.count ?? ep.alerts.length, label: ep.label },
     () => episodeButton(listId, ep, shownFirst) ?? $(fallback),
   );
+
+/**
+ * The withdraw dialog for an episode's label; focus goes back to its withdraw button in `listId`
+ * (else the item's first: once withdrawn, the label under it may have none), else to `fallback`.
+ */
+const withdrawEpisode = (listId, fallback) => (ep) =>
+  withdrawForm.open({ label: ep.label, when: episodeWhen(ep) }, () => episodeButton(listId, ep, ep.first.seq, 'withdraw') ?? $(fallback));
+const withdrawRecent = withdrawEpisode('alerts', 'alerts-h');
 
 /** The recent list's label dialog (the episode whole, see labelRecentWhole). */
 const labelRecent = labelEpisode('alerts', 'alerts-h');
@@ -188,7 +199,7 @@ function completeCutEpisodes(episodes) {
       cutAnswers.set(key, answer);
     }
     // only onto the drawing it was asked for, and not across an agent restart (another buffer's alerts)
-    void answer.then((whole) => whole && run === recentRead.agentRun && list.dataset.drawing === drawing && completeCut(list, ep, whole, labelRecentWhole));
+    void answer.then((whole) => whole && run === recentRead.agentRun && list.dataset.drawing === drawing && completeCut(list, ep, whole, labelRecentWhole, withdrawRecent));
   }
 }
 
@@ -204,6 +215,7 @@ const alertHistory = initHistory({
   go: $('history-go'),
   newest: $('history-newest'),
   onLabel: labelEpisode('history-list', 'history-summary'),
+  onWithdraw: withdrawEpisode('history-list', 'history-summary'),
   onFailure: (err) => handleFailure(err),
 });
 
@@ -570,7 +582,7 @@ async function refreshAll({ alerts: wantAlerts = false } = {}) {
       }
       renderPumps($('pumps'), state.pumps, state.selected, onSelect);
       $('pumps-empty').hidden = state.pumps.length > 0;
-      completeCutEpisodes(renderAlerts($('alerts'), $('alerts-empty'), state.alerts, ALERTS_PER_PUMP, labelRecentWhole));
+      completeCutEpisodes(renderAlerts($('alerts'), $('alerts-empty'), state.alerts, ALERTS_PER_PUMP, labelRecentWhole, withdrawRecent));
       renderGateway($('gateway'), status);
       renderDetail();
       // a history read that failed is made again (it does nothing otherwise): a lost request no

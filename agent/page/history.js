@@ -12,7 +12,7 @@
 // episode a read cuts (its oldest, its newest below a chosen time) is completed from the agent once
 // per read: its label, where it began and where it ends (`complete`).
 import { ApiError, TIMED_OUT, api } from './api.js';
-import { EPISODE_GAP_MS, episodeItem, groupEpisodes, withWhole } from './alerts.js';
+import { EPISODE_GAP_MS, episodeItem, groupEpisodes, itemButton, withWhole } from './alerts.js';
 import { gatewayNow } from './clock.js';
 import { fmtClock, fmtTime } from './format.js';
 
@@ -112,10 +112,10 @@ export async function wholeEpisode(ep) {
 /**
  * parts: the <details> and its elements (summary, note, list, more, reload; jump: the "Show alerts
  * before" form with its input `when` and button `go`, newest: "Newest alerts"); onLabel(episode)
- * opens the label dialog; onFailure(err) is the page's own handling of a failed request (sign-in,
+ * opens the label dialog, onWithdraw(episode) the withdraw dialog for its label; onFailure(err) is the page's own handling of a failed request (sign-in,
  * agent down).
  */
-export function initHistory({ details, summary, note, list, more, reload, jump, when, go, newest, onLabel, onFailure }) {
+export function initHistory({ details, summary, note, list, more, reload, jump, when, go, newest, onLabel, onWithdraw, onFailure }) {
   const h = {
     pumpId: null,
     /** The time asked for, epoch ms: reads start at the newest alert before it; null: at the newest alert. */
@@ -215,6 +215,7 @@ export function initHistory({ details, summary, note, list, more, reload, jump, 
     const hadFocus = focused === more;
     const newestHadFocus = focused === newest;
     const keptFirst = focused?.closest?.('#history-list li')?.dataset.first ?? null;
+    const keptAction = focused?.dataset?.action;
     const top = h.top === null ? null : new Date(h.top).toISOString();
     list.replaceChildren(
       ...episodes.map((ep, i) => {
@@ -222,7 +223,7 @@ export function initHistory({ details, summary, note, list, more, reload, jump, 
         ep.partial = i === episodes.length - 1 && h.next !== null;
         // the newest, when less than an episode's gap below the top of the list shown, may go on after it
         ep.continuesAfter = i === 0 && top !== null && h.top - Date.parse(ep.last.ts) <= EPISODE_GAP_MS ? top : null;
-        return episodeItem(ep.partial || ep.continuesAfter ? complete(ep) : ep, labelWhole);
+        return episodeItem(ep.partial || ep.continuesAfter ? complete(ep) : ep, labelWhole, onWithdraw);
       }),
     );
     // the focused episode's item, found by the alert it began with: older alerts read may have moved its beginning
@@ -233,7 +234,7 @@ export function initHistory({ details, summary, note, list, more, reload, jump, 
     more.hidden = h.next === null && !(loading && hadFocus);
     newest.hidden = h.before === null && h.top === null && !(loading && newestHadFocus);
     for (const b of [more, reload, go, newest]) b.setAttribute('aria-disabled', String(loading));
-    if (keptFirst !== null) list.children[kept]?.querySelector('button')?.focus();
+    if (keptFirst !== null) itemButton(list.children[kept], keptAction)?.focus();
     else if (hadFocus && more.hidden) list.querySelector('li:last-child button')?.focus();
     else if (newestHadFocus && newest.hidden) when.focus();
     if (loading) return setNote('Loading…');

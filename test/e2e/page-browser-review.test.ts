@@ -8,7 +8,7 @@ import { LabelStore } from '../../buffer/labels.js';
 import { LoadedModel } from '../../inference/model.js';
 import { postJson, startTestAgent } from '../support/agent.js';
 import { makeModel, normalValues, rng } from '../support/models.js';
-import { contrastProblems } from './page-a11y.js';
+import { accessibilityProblems, contrastProblems } from './page-a11y.js';
 import { openPage, shiftClock, t, THREE_HOURS, usePageAgent } from '../support/page-browser.js';
 
 usePageAgent();
@@ -188,6 +188,78 @@ describe('what the browser review found (phone clock, deployments, load, restart
     await page.locator('button[data-pump="pump-2"]').click();
     await expect.poll(() => text(page, '#detail-h')).toBe('Pump pump-2');
     expect(await page.locator('#detail-range').isVisible()).toBe(false);
+    await page.close();
+  });
+
+  it('withdraws a wrong label from the page: the alert shows the label under it, then none; says NOT withdrawn offline, and already withdrawn after the API did it', async () => {
+    expect((await postJson(`${t.url}/readings`, anomalyNow('wd-A', 5))).status).toBe(202);
+    const { page } = await openPage(t.url);
+    const item = page.locator('#alerts li[data-pump="wd-A"]');
+    const labelText = () => item.locator('.label-text').allTextContents();
+    const status = () => page.locator('#label-status').textContent();
+    const withdrawDialogOpen = () => page.locator('#withdraw-dialog').evaluate((d) => (d as any).open);
+    const label = async (kind: string, faultType?: string) => {
+      await item.getByRole('button', { name: /^(Label|Change label of) alert of wd-A at / }).click();
+      await expect.poll(() => dialogOpen(page)).toBe(true);
+      await page.locator(`input[value="${kind}"]`).check();
+      if (faultType) await page.locator('#fault-type').selectOption(faultType);
+      await page.locator('#author').fill('Ana');
+      await page.locator('#label-save').click();
+      await expect.poll(() => dialogOpen(page)).toBe(false);
+    };
+    await label('false-alarm');
+    await expect.poll(labelText).toEqual([expect.stringMatching(/^False alarm, by Ana/)]);
+    await label('confirmed-fault', 'bearing');
+    await expect.poll(labelText).toEqual([expect.stringMatching(/^Confirmed fault: bearing, by Ana/)]);
+    // the pump's alert history offers it too
+    await page.locator('button[data-pump="wd-A"]').click();
+    await page.locator('#history-summary').click();
+    await page.locator('#history-list li').getByRole('button', { name: /^Withdraw label of alert of wd-A at / }).waitFor();
+    const withdrawn = async () =>
+      ((await (await fetch(`${t.url}/labels?pumpId=wd-A&withdrawn=1`)).json()) as any).labels.filter((l: any) => l.withdrawal !== null);
+
+    const withdraw = item.getByRole('button', { name: /^Withdraw label of alert of wd-A at / });
+    await withdraw.click();
+    await expect.poll(withdrawDialogOpen).toBe(true);
+    expect(await page.locator('#withdraw-context').textContent()).toMatch(/^Confirmed fault \(bearing\) on wd-A, by Ana at .+; on the alert of .+ \(5 readings\)\.$/);
+    expect(await page.locator('#withdraw-author').inputValue()).toBe('Ana'); // remembered from the label dialog
+    expect(await page.evaluate(() => (globalThis as any).document.activeElement?.id)).toBe('withdraw-note');
+    expect(await page.evaluate(accessibilityProblems)).toEqual([]);
+    expect(await page.evaluate(contrastProblems)).toEqual([]);
+    await page.locator('#withdraw-note').fill('wrong pump');
+    await page.locator('#withdraw-author').fill('Carla');
+    // the network drops: NOT withdrawn, the dialog keeps what was typed, nothing changes
+    await page.route('**/labels/*', (route) => (route.request().method() === 'DELETE' ? route.abort('connectionrefused') : route.fallback()));
+    await page.locator('#withdraw-confirm').click();
+    await expect.poll(() => page.locator('#withdraw-error').textContent()).toMatch(/^The label was NOT withdrawn: the agent cannot be reached\. .*press “Withdraw label” again\.$/);
+    expect(await withdrawDialogOpen()).toBe(true);
+    expect(await page.locator('#withdraw-note').inputValue()).toBe('wrong pump');
+    expect(await withdrawn()).toEqual([]);
+    await page.unroute('**/labels/*');
+    await page.locator('#withdraw-confirm').click();
+    await expect.poll(withdrawDialogOpen).toBe(false);
+    await expect.poll(status).toMatch(/^Label withdrawn: Confirmed fault \(bearing\) on wd-A, by Ana at .+\.$/);
+    expect(await page.locator('#label-status').getAttribute('role')).toBe('status');
+    // the label under it applies again, and the agent keeps the withdrawal with who and why
+    await expect.poll(labelText).toEqual([expect.stringMatching(/^False alarm, by Ana/)]);
+    expect(await withdrawn()).toEqual([expect.objectContaining({ kind: 'confirmed-fault', withdrawal: expect.objectContaining({ author: 'Carla', note: 'wrong pump' }) })]);
+    await expect
+      .poll(() => page.evaluate(() => (globalThis as any).document.activeElement?.closest('li')?.dataset.pump))
+      .toBe('wd-A');
+
+    // another technician withdraws the false alarm through the API behind the page's back
+    const [under] = ((await (await fetch(`${t.url}/labels?pumpId=wd-A`)).json()) as any).labels;
+    const del = await fetch(`${t.url}/labels/${under.id}`, { method: 'DELETE', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ author: 'Dan' }) });
+    expect(del.status).toBe(201);
+    expect(await labelText()).toEqual([expect.stringMatching(/^False alarm, by Ana/)]); // the page does not know yet
+    await withdraw.click();
+    await expect.poll(withdrawDialogOpen).toBe(true);
+    await page.locator('#withdraw-confirm').click();
+    await expect.poll(withdrawDialogOpen).toBe(false);
+    await expect.poll(status).toMatch(/^The label False alarm on wd-A, by Ana at .+ was already withdrawn, by Dan at .+: the alerts are shown again with the label now in force\.$/);
+    await expect.poll(labelText).toEqual([]);
+    expect(await item.getByRole('button').allTextContents()).toEqual(['Label this alert']);
+    expect(await withdrawn()).toHaveLength(2);
     await page.close();
   });
 

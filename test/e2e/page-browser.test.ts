@@ -351,7 +351,7 @@ describe('what the UX audit found', () => {
     const item = page.locator('#alerts li').filter({ hasText: 'pump-6' }).first();
     await item.waitFor();
     const first = await item.getAttribute('data-first');
-    await item.getByRole('button').click();
+    await item.getByRole('button', { name: /^Label alert of pump-6 / }).click();
     await expect.poll(() => page.locator('#label-dialog').evaluate((d) => (d as any).open)).toBe(true);
     await page.locator('#author').fill('Ben');
     await page.locator('#label-save').click();
@@ -382,7 +382,7 @@ describe('what the UX audit found', () => {
     const next = () => new Promise<import('playwright-core').Route>((resolve) => (held = resolve));
     await page.route('**/labels', (route) => (route.request().method() === 'POST' ? held(route) : route.fallback()));
     const label = async (kind: string) => {
-      await page.locator('#alerts li').filter({ hasText: 'pump-2' }).first().getByRole('button').click();
+      await page.locator('#alerts li').filter({ hasText: 'pump-2' }).first().getByRole('button', { name: /^(Label|Change label of) alert of pump-2 / }).click();
       await expect.poll(() => page.locator('#label-dialog').evaluate((d) => (d as any).open)).toBe(true);
       await page.locator(`input[value="${kind}"]`).check();
       await page.locator('#author').fill('Ana');
@@ -401,7 +401,7 @@ describe('what the UX audit found', () => {
     await (await label('false-alarm')).fallback();
     await expect.poll(() => text(page, '#label-status')).toBe('Label saved: False alarm on pump-2.');
     // the dialog opened again has its button back
-    await page.locator('#alerts li').filter({ hasText: 'pump-2' }).first().getByRole('button').click();
+    await page.locator('#alerts li').filter({ hasText: 'pump-2' }).first().getByRole('button', { name: /^(Label|Change label of) alert of pump-2 / }).click();
     expect(await text(page, '#label-save')).toBe('Save label');
     await page.close();
   });
