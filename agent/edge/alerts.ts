@@ -212,13 +212,14 @@ const anySilence = (alerts: Iterable<{ alert: Alert }>): boolean => {
 /** The limit a pending alert counts against (AlertPublisher.trimPending). */
 const categoryOf = (p: { alert: Alert }): 'silence' | 'other' => (isSilenceKind(p.alert.kind) ? 'silence' : 'other');
 
-/** The alerts other than silence alerts, in the order a full list drops them (dropped-raises.ts dropRank; oldest first within a rank). */
-function dropOrder(pending: readonly Pending[]): Pending[] {
-  return pending
-    .map((p, i) => ({ p, i, rank: dropRank(p.alert) }))
-    .filter(({ p }) => categoryOf(p) === 'other')
-    .sort((a, b) => a.rank - b.rank || a.i - b.i)
-    .map(({ p }) => p);
+/**
+ * The pending alerts of a category in the order a full list drops them: silence alerts oldest
+ * first; the others by dropped-raises.ts dropRank (repeats first, clears last), oldest first
+ * within a rank.
+ */
+function dropOrder(pending: readonly Pending[], category: 'silence' | 'other'): Pending[] {
+  const own = pending.map((p, i) => ({ p, i, rank: category === 'other' ? dropRank(p.alert) : 0 })).filter(({ p }) => categoryOf(p) === category);
+  return own.sort((a, b) => a.rank - b.rank || a.i - b.i).map(({ p }) => p);
 }
 
 /** The time of the pump's last anomaly alert a sent record gives (the rate limit's). */
@@ -497,9 +498,7 @@ export class AlertPublisher {
     const over = { other: -limit.other, silence: -limit.silence };
     for (const p of this.pending) over[categoryOf(p)]++;
     if (over.other <= 0 && over.silence <= 0) return new Set();
-    // Silence alerts oldest first; the others in dropOrder's order (repeats first, clears last).
-    const drop = new Set(this.pending.filter((p) => categoryOf(p) === 'silence').slice(0, Math.max(0, over.silence)));
-    for (const p of dropOrder(this.pending).slice(0, Math.max(0, over.other))) drop.add(p);
+    const drop = new Set([...dropOrder(this.pending, 'silence').slice(0, Math.max(0, over.silence)), ...dropOrder(this.pending, 'other').slice(0, Math.max(0, over.other))]);
     const dropped = this.pending.filter((p) => drop.has(p));
     this.pending = this.pending.filter((p) => !drop.has(p));
     this.counts.dropped += dropped.length;
@@ -777,11 +776,12 @@ export class AlertPublisher {
           this.inFlight = null;
         }
         // Not always `alert`: an onCommit over maxPending while it was on its way trims the head,
-        // `alert` first (counted dropped). It went all the same, so the oldest left of its kind is
-        // dropped in its place: the alerts that reach edgeHub and the counts (one sent, one dropped)
-        // are those of the oldest unsent alert dropped, and none is lost uncounted (edge-alerts.test.ts).
+        // `alert` first (counted dropped). It went all the same, so the next of its kind in the drop
+        // order is dropped in its place: the alerts that reach edgeHub and the counts (one sent, one
+        // dropped) are those of a trim that had dropped that one, and none is lost uncounted
+        // (edge-alerts.test.ts). Looked up only then, not for every alert sent.
         const own = this.pending.indexOf(head);
-        const i = own >= 0 ? own : this.pending.indexOf((categoryOf(head) === 'silence' ? this.pending.filter((p) => categoryOf(p) === 'silence') : dropOrder(this.pending))[0]!);
+        const i = own >= 0 ? own : this.pending.indexOf(dropOrder(this.pending, categoryOf(head))[0]!);
         if (i === -1) this.counts.dropped--; // none of its kind left to drop in its place: it was sent, not dropped
         else {
           const [gone] = this.pending.splice(i, 1);
