@@ -196,7 +196,11 @@ export function registerLabelsRoutes(server: StatusServer, deps: { labels: Label
     const withdrawn = parseWithdrawn(url.searchParams.get('withdrawn'));
     const found = deps.labels.list({ pumpId, sinceTs, limit, withdrawn });
     const of = withdrawn ? deps.labels.withdrawals.of(found.map((l) => l.id)) : null;
-    const labels = found.map((l) => (of === null ? labelJson(l) : { ...labelJson(l), withdrawal: ((w) => (w ? withdrawalJson(w) : null))(of.get(l.id)) }));
+    const labels = found.map((l) => {
+      if (of === null) return labelJson(l);
+      const w = of.get(l.id);
+      return { ...labelJson(l), withdrawal: w ? withdrawalJson(w) : null };
+    });
     return { status: 200, json: { count: labels.length, labels } };
   });
 }

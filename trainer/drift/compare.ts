@@ -234,7 +234,9 @@ export function compareWithBaseline(
       ];
       const psiMax = round(psiReachable(base.shares, sorted.length));
       const can = canCallDrift(effective, psiMax);
-      const judge = (n: number) => canCallDrift(judgedBy(thresholds, base, baselineCount, nul, name, n).effective, psiReachable(base.shares, n));
+      // Whether PSI or KS could call drift on n recent rows, with the training rows' stray (`nul`) or without it (null).
+      const judgeWith = (stray: DriftNull | null) => (n: number) => canCallDrift(judgedBy(thresholds, base, baselineCount, stray, name, n).effective, psiReachable(base.shares, n));
+      const judge = judgeWith(nul);
       return {
         feature: name,
         psi: round(psi),
@@ -251,7 +253,7 @@ export function compareWithBaseline(
         psiMax,
         recentMedian: round(recentMedian),
         reasons,
-        notJudged: reasons.length > 0 || can.psi || can.ks ? null : notJudgedWhy(judge, (n) => canCallDrift(judgedBy(thresholds, base, baselineCount, null, name, n).effective, psiReachable(base.shares, n)), strayBounds(nul, name), MIN_ROWS_PER_BIN * base.shares.length),
+        notJudged: reasons.length > 0 || can.psi || can.ks ? null : notJudgedWhy(judge, judgeWith(null), strayBounds(nul, name), MIN_ROWS_PER_BIN * base.shares.length),
         ...(can.ks ? {} : { ksFrom: fewestRows((n) => judge(n).ks, strayBounds(nul, name)) }),
       };
     });
