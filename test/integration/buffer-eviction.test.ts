@@ -54,17 +54,26 @@ describe('Eviction under the disk cap (real SQLite file)', () => {
     rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
   });
 
-  it('keeps the database file, the WAL and its index within the cap together', () => {
+  it('keeps the database file, the WAL and its index within the cap together', async () => {
     const cap = 1 << 20; // the smallest the configuration accepts
     store.setMaxBytes(cap);
+    const sizes = (): number[] => ['', '-wal', '-shm'].map((suffix) => fileSize(path + suffix));
     let largest = 0;
     for (let k = 0; k < 60; k++) {
       append('pump-a', k * 200, 200);
-      const files = ['', '-wal', '-shm'].map((suffix) => fileSize(path + suffix));
+      let files = sizes();
       largest = Math.max(largest, files[1]! + files[2]!);
       // Each file may pass its share by what one commit writes (200 rows, or an eviction chunk of
       // 256 rows with its index pages: up to about 140 KiB here): eviction and the automatic
       // checkpoint run after a commit, not inside it. Before the WAL was counted it reached 12 MB.
+      // The checkpoint thread runs beside this one: on a machine starved of CPU (a CI run beside
+      // five other sessions, 2026-12-07: 1 423 720 bytes after 4 800 rows) its pass comes late and
+      // the WAL grows past its share until it runs, as it would on a starved gateway; the cap's
+      // promise is the bound once it has run, so a sample over it is read again for up to 5 s.
+      for (let waited = 0; files[0]! + files[1]! + files[2]! > cap * 1.3 && waited < 5_000; waited += 20) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        files = sizes();
+      }
       expect(files[0]! + files[1]! + files[2]!, `after ${(k + 1) * 200} rows: ${files.join(' + ')}`).toBeLessThanOrEqual(cap * 1.3);
       expect(store.stats().walBytes).toBe(files[1]! + files[2]!);
     }
