@@ -8,7 +8,8 @@
  * fault, `normal` at a false alarm, `exclude` inside a maintenance window (readings there are
  * not normal operation and not a fault), `null` when no label covers it. The latest label wins.
  * `labelTargets(labels, pumpId, timestamps)` answers the same for many readings at once (the
- * trainer's: a range of readings against every label).
+ * trainer's: a range of readings against every label), and `labelOwners` names the label that
+ * decided each one.
  */
 import type { ContainerClient } from '@azure/storage-blob';
 import { z } from 'zod';
@@ -197,6 +198,12 @@ export interface ReadLabelsOptions {
   concurrency?: number;
   /** A listing or download with no byte moving for this long is given up (sync/deadline.ts, default 60 s). */
   idleMs?: number;
+  /**
+   * Called for each valid withdrawal read (in name order), with the label it withdraws when that
+   * label was read too (null: not read, or not a valid label): the trainer records which
+   * withdrawals changed the labels of its range.
+   */
+  onWithdrawal?: (withdrawal: WithdrawalRecord, label: LabelRecord | null) => void;
 }
 
 /**
@@ -249,7 +256,7 @@ export async function readLabels(container: ContainerClient, deviceId?: string, 
     }),
   );
   const out: LabelRecord[] = [];
-  const withdrawn = new Set<string>();
+  const withdrawals: WithdrawalRecord[] = [];
   for (const [i, blob] of wanted.entries()) {
     let value: unknown;
     try {
@@ -261,8 +268,13 @@ export async function readLabels(container: ContainerClient, deviceId?: string, 
     const isWithdrawal = (value as { kind?: unknown } | null)?.kind === 'withdrawal';
     const parsed = isWithdrawal ? WithdrawalRecordSchema.safeParse(value) : LabelRecordSchema.safeParse(value);
     if (!parsed.success) opts.onInvalid?.(blob.name, parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; '));
-    else if ('withdraws' in parsed.data) withdrawn.add(parsed.data.withdraws);
+    else if ('withdraws' in parsed.data) withdrawals.push(parsed.data);
     else out.push(parsed.data);
+  }
+  const withdrawn = new Set(withdrawals.map((w) => w.withdraws));
+  if (opts.onWithdrawal) {
+    const byId = new Map(out.filter((l) => withdrawn.has(l.id)).map((l) => [l.id, l]));
+    for (const w of withdrawals) opts.onWithdrawal(w, byId.get(w.withdraws) ?? null);
   }
   // A withdrawn label is no label: the one under it (an older label covering the same readings) applies again.
   // Label ids are random UUIDs, unique across devices, so the id alone names it.
@@ -277,6 +289,11 @@ const TARGET: Record<LabelRecord['kind'], LabelTarget> = {
   'false-alarm': 'normal',
   maintenance: 'exclude',
 };
+
+/** The target `label` gives the readings it covers. */
+export function targetOf(label: Pick<LabelRecord, 'kind'>): LabelTarget {
+  return TARGET[label.kind];
+}
 
 /** The target the labels give a reading of `pumpId` at `ts` (epoch ms), or null when none covers it. */
 export function labelTargetAt(labels: readonly LabelRecord[], pumpId: string, ts: number): LabelTarget | null {
@@ -295,9 +312,18 @@ export function labelTargetAt(labels: readonly LabelRecord[], pumpId: string, ts
  * against 1,000 labels took 77 s label by label (each check parsed its dates again).
  */
 export function labelTargets(labels: readonly LabelRecord[], pumpId: string, timestamps: readonly number[]): Array<LabelTarget | null> {
-  const out = new Array<LabelTarget | null>(timestamps.length).fill(null);
+  return Array.from(labelOwners(labels, pumpId, timestamps), (k) => (k < 0 ? null : targetOf(labels[k] as LabelRecord)));
+}
+
+/**
+ * The label that gives each reading of `pumpId` at `timestamps` its target (labelTargets: that
+ * label's kind), as its index in `labels`; -1 when none covers the reading. The trainer counts
+ * with it which label decided which rows of its comparison.
+ */
+export function labelOwners(labels: readonly LabelRecord[], pumpId: string, timestamps: readonly number[]): Int32Array {
+  const out = new Int32Array(timestamps.length).fill(-1);
   const own = labels
-    .map((l, k) => ({ target: TARGET[l.kind], k, pumpId: l.pumpId, created: Date.parse(l.createdAt), from: Date.parse(l.from), to: Date.parse(l.to) }))
+    .map((l, k) => ({ k, pumpId: l.pumpId, created: Date.parse(l.createdAt), from: Date.parse(l.from), to: Date.parse(l.to) }))
     .filter((l) => l.pumpId === pumpId)
     // Newest first; of two created at the same time, the later in the list first.
     .sort((a, b) => b.created - a.created || b.k - a.k);
@@ -319,7 +345,7 @@ export function labelTargets(labels: readonly LabelRecord[], pumpId: string, tim
   for (const l of own) {
     const end = firstAbove(sorted, l.to);
     for (let j = firstFree(firstAtOrAbove(sorted, l.from)); j < end; j = firstFree(j + 1)) {
-      out[order[j] as number] = l.target;
+      out[order[j] as number] = l.k;
       free[j] = j + 1;
     }
   }

@@ -108,7 +108,7 @@ export const trainAllCommand: Command = {
     const mine = inShard(all, index, shards);
     if (mine.length > 0) await ensureRegistryContainer(ctx.models());
     // The labels of this shard's sources only: a blob whose metadata names another pump is not downloaded.
-    const labels = mine.length > 0 ? await readLabelSet(container, mine) : { labels: [], skipped: [] };
+    const labels = mine.length > 0 ? await readLabelSet(container, mine) : { labels: [], withdrawals: [], skipped: [] };
     io.out(`train-all: shard ${index}/${shards}: ${mine.length} of ${all.length} sources, ${concurrency} at a time, readings ${new Date(req.from).toISOString()} → ${new Date(req.to).toISOString()}`);
     for (const folder of unreadable) io.out(`  warning  ${folder}: not a source folder (its name is not a pump id as the agent writes it), skipped`);
     for (const s of labels.skipped) io.out(`  warning  ${skippedLabelWarning(s)}`);

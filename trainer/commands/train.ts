@@ -11,7 +11,7 @@ import { createProgress } from '../progress.js';
 import { writeReport } from '../report/report.js';
 import { parseStoppedWhenOption, recordedStoppedRule } from '../data/stopped.js';
 import { TRAIN_DEFAULTS, trainSource, type TrainOutcome, type TrainRequest } from '../train/pipeline.js';
-import { headline, recordedLine } from '../report/headline.js';
+import { headline, labelsLine, recordedLine } from '../report/headline.js';
 import { ensureRegistryContainer } from '../registry/register.js';
 import { optionalInteger, optionalList, optionalNumber, parseOptions, requireSource, requireVersion, timeRange, type Command, type Io } from './command.js';
 import { deployOptions, deployPendingBest, DEPLOY_OPTION_HELP, prepareDeploy, type RunVersion } from './deploy.js';
@@ -246,4 +246,6 @@ export function printOutcome(o: TrainOutcome, io: Io): void {
   io.out(`  registry ${r.model.blob}${o.status === 'promoted' ? `; best.json → ${r.version}` : ''}`);
   const recorded = recordedLine(o);
   if (recorded) io.out(`  recorded ${recorded}`);
+  const labels = labelsLine(o);
+  if (labels) io.out(`  labels   ${labels}`);
 }

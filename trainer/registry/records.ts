@@ -39,6 +39,70 @@ const evaluation = z.object({
   placements: z.array(z.number()).optional(),
 });
 
+/**
+ * The technicians' labels (and withdrawals) a comparison used (train/labels-used.ts), so that a
+ * verdict that changed between two runs of a range can be traced to the label that changed it.
+ * Listed: each label of the source that gave at least one reading of the range its target (the
+ * latest label covering a reading wins, labelTargets), not every label read: a pump's labels of
+ * other months cannot change this comparison, and listing them would bury the few that did (a
+ * label overruled everywhere by a newer one is left out too: only a withdrawal of the newer one,
+ * listed then, brings it back). Withdrawals: those whose label covered a reading of the range.
+ * The counts are exact; the lists hold at most LISTED_LABELS each, those that labelled the most
+ * held-out rows first (then training rows left out, then readings), and `notListed` says how
+ * many more there were. Absent from records written before 2026-12-08.
+ */
+const usedLabel = z.object({
+  id: z.string(),
+  kind: z.string(),
+  faultType: z.string().nullable(),
+  from: z.string(),
+  to: z.string(),
+  author: z.string(),
+  createdAt: z.string(),
+  deviceId: z.string(),
+  /** Readings of the range (as loaded, before cleaning) it gave their target. */
+  readings: z.number().int(),
+  /** Held-out rows both models were scored on that it gave their target. */
+  heldOutRows: z.number().int(),
+  /** Rows of the training part it left out as confirmed faults. */
+  leftOutRows: z.number().int(),
+});
+
+const appliedWithdrawal = z.object({
+  id: z.string(),
+  /** The id of the label withdrawn. */
+  withdraws: z.string(),
+  /** The withdrawn label's kind. */
+  kind: z.string(),
+  author: z.string(),
+  createdAt: z.string(),
+  deviceId: z.string(),
+  /** Readings of the range the withdrawn label covered. */
+  readings: z.number().int(),
+});
+
+export const LabelsUsedSchema = z.object({
+  /** The source's labels read, withdrawn ones left out. */
+  read: z.number().int(),
+  /** Of those, the labels that gave at least one reading of the range its target. */
+  used: z.number().int(),
+  /** Held-out rows scored that a label gave their target (the confirmed-fault ones are `challenger.labelled.rows`). */
+  heldOutRows: z.number().int(),
+  /** Training rows left out as confirmed faults (`data.faultRowsLeftOut`). */
+  leftOutRows: z.number().int(),
+  listed: z.array(usedLabel),
+  notListed: z.number().int(),
+  withdrawals: z.object({
+    /** The source's withdrawals read. */
+    read: z.number().int(),
+    /** Of those, the withdrawals whose label covered at least one reading of the range. */
+    applied: z.number().int(),
+    listed: z.array(appliedWithdrawal),
+    notListed: z.number().int(),
+  }),
+});
+export type LabelsUsed = z.infer<typeof LabelsUsedSchema>;
+
 const agentView = z.object({
   readings: z.number(),
   unscored: z.number(),
@@ -131,6 +195,7 @@ export const ModelRecordSchema = z.object({
         champion: agentView.nullable(),
       })
       .optional(),
+    labels: LabelsUsedSchema.optional(),
   }),
   /** `maxFar`: the false-alarm ceiling (% of normal held-out rows) of the decision; absent from records written before it. */
   decision: z.object({

@@ -12,7 +12,7 @@ import { notJudgedLines } from '../drift/verdict.js';
 import { metricName, type Evaluation } from '../eval/criterion.js';
 import { writeAtomically } from '../files.js';
 import type { ScoredModel, TrainOutcome } from '../train/pipeline.js';
-import { headline, recordedLine } from './headline.js';
+import { headline, labelsLine, recordedLine } from './headline.js';
 import { barChart, escapeHtml, scoreChart, type Span } from './svg.js';
 
 export async function writeReport(path: string, outcome: TrainOutcome): Promise<void> {
@@ -129,7 +129,7 @@ export function renderReport(o: TrainOutcome): string {
   return `${head}
 <h1>${escapeHtml(title)}</h1>
 <p class="${o.status}"><b>${escapeHtml(headline(o, r))}</b>: ${escapeHtml(o.reason)}</p>
-${recordedLine(o) === null ? '' : `<p>${escapeHtml(recordedLine(o) as string)}</p>\n`}${o.retrained ? `<p><b>retrained</b>: ${escapeHtml(o.retrained)}</p>\n` : ''}${o.warnings.map((w) => `<p class="warning"><b>warning</b>: ${escapeHtml(w)}</p>`).join('\n')}
+${recordedLine(o) === null ? '' : `<p>${escapeHtml(recordedLine(o) as string)}</p>\n`}${labelsLine(o) === null ? '' : `<p><b>labels</b>: ${escapeHtml(labelsLine(o) as string)}</p>\n`}${o.retrained ? `<p><b>retrained</b>: ${escapeHtml(o.retrained)}</p>\n` : ''}${o.warnings.map((w) => `<p class="warning"><b>warning</b>: ${escapeHtml(w)}</p>`).join('\n')}
 <h2>Comparison on the held-out rows</h2>
 <p>${escapeHtml(r.evaluation.description)}. Each model is scored at its own threshold; the challenger must gain ${r.decision.margin} in ${metricName(r.evaluation.challenger.metric)}${
   r.decision.maxFar === undefined ? '' : `, and a model that flags more than ${r.decision.maxFar} % of the normal held-out rows (the false-alarm ceiling) neither keeps nor takes the place from one within it`

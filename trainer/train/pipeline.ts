@@ -24,7 +24,7 @@ import { OnnxScorer, rowsOf } from '../eval/score.js';
 import { buildVersion } from '../../lib/build-info.js';
 import { fitTable, spanWarnings } from '../fit.js';
 import { finishing, type Progress } from '../progress.js';
-import { describeMove, evaluationOf, nextPointer, RECORD_SCHEMA, rolledBackEntry, type ModelRecord } from '../registry/records.js';
+import { describeMove, evaluationOf, nextPointer, RECORD_SCHEMA, rolledBackEntry, type LabelsUsed, type ModelRecord } from '../registry/records.js';
 import { recordEvaluation } from '../registry/evaluation.js';
 import { readBestOrUnfinished, type UnfinishedPromotion } from '../registry/best-record.js';
 import { readModelBytes, sha256 } from '../registry/model-blob.js';
@@ -32,6 +32,7 @@ import { readBest, type BestState } from '../registry/read.js';
 import { registerVersion, type Registered } from '../registry/register.js';
 import { rewriteRecord, writeBest } from '../registry/write.js';
 import { decide, unlessRolledBack, type Decision } from './decide.js';
+import { labelsUsed } from './labels-used.js';
 import { between, comparisonLoad, newerReadingsNote, noUsableRows, prepareData, removedIn, skippedLabelWarning, type LabelSet, type Uncleaned } from './prepare.js';
 import { holdoutSplit, MIN_HOLDOUT_ROWS, MIN_TRAIN_ROWS, trainSegmentStarts } from './split.js';
 import { dataWarnings, evaluationWarnings, rawReadingWarnings } from './warnings.js';
@@ -138,7 +139,7 @@ async function trainRange({ data: container, models }: Stores, req: TrainRequest
   // The live model's features stay in the data even when excluded or counters: it is scored on the same rows.
   const load = comparisonLoad(req.exclude, champion?.record.features ?? []);
   const judgeDrift = req.ifDrifted !== undefined && champion !== null;
-  const { loaded, cleaned, raw, skippedLabels, uncleaned, stopped } = await prepareData(container, req, progress, { labels, raw: true, load, uncleaned: judgeDrift, stoppedWhen: stop?.rule });
+  const { loaded, cleaned, raw, skippedLabels, labelUse, uncleaned, stopped } = await prepareData(container, req, progress, { labels, raw: true, load, uncleaned: judgeDrift, stoppedWhen: stop?.rule });
   const labelWarnings = labels === undefined ? skippedLabels.map(skippedLabelWarning) : [];
   if (loaded.readings === 0) {
     if (unfinished !== null) throw unfinished.refusal;
@@ -222,7 +223,9 @@ async function trainRange({ data: container, models }: Stores, req: TrainRequest
   const asAgent = await asTheAgentWould(req.source, raw as RawReadings, cleaned.series.timestamps[holdoutStart] as number, fit.bytes, defender?.evaluation ? champion!.bytes : null);
 
   progress.stage('writing the registry');
-  const record = buildRecord(req, loaded, cleaned, { trainIdx, holdoutStart, trainSet }, fit, plan.criterion, plan.description, challenger.evaluation as Evaluation, defender, champion, decision, asAgent, now(), skippedLabels.length, stoppedRun);
+  const leftOut = cleaned.series.timestamps.slice(0, holdoutStart).filter((_, i) => cleaned.targets[i] === 'anomaly');
+  const labelsOfRun = labelsUsed(labelUse, held.map((i) => scored.series.timestamps[i] as number), leftOut);
+  const record = buildRecord(req, loaded, cleaned, { trainIdx, holdoutStart, trainSet }, fit, plan.criterion, plan.description, challenger.evaluation as Evaluation, defender, champion, decision, asAgent, now(), skippedLabels.length, stoppedRun, labelsOfRun);
   const registered = await registerVersion(models, record, fit.bytes);
   progress.finish();
   const settled = decision.promoted ? await promote(models, record, best, registered, req.deployPending === true) : { lost: null, rewritten: false };
@@ -503,6 +506,7 @@ function buildRecord(
   createdAt: Date,
   skippedLabels: number,
   stop: (RunStop & { rows: { stopped: number; starting: number; stopping: number } }) | null,
+  labels: LabelsUsed,
 ): ModelRecord {
   const ts = cleaned.series.timestamps;
   const iso = (i: number | undefined) => new Date(ts[i ?? 0] as number).toISOString();
@@ -538,7 +542,7 @@ function buildRecord(
       holdoutTo: iso(ts.length - 1),
       ...(stop ? { stopped: { ...stoppedRuleToJson(stop.rule), afterStartSeconds: stop.rule.afterStartSeconds, from: stop.from, stoppedRows: stop.rows.stopped, startingRows: stop.rows.starting, ...(stop.rule.when.length > 1 ? { stoppingRows: stop.rows.stopping } : {}) } } : {}),
     },
-    evaluation: { criterion, description, challenger, champion: defender?.evaluation ?? null, championVersion: champion?.record.version ?? null, asAgent },
+    evaluation: { criterion, description, challenger, champion: defender?.evaluation ?? null, championVersion: champion?.record.version ?? null, asAgent, labels },
     decision,
     baseline,
     driftNull: driftNullOf(baseline, split.trainSet.features, split.trainSet.rows),

@@ -1,10 +1,11 @@
 /** Readings of a source and range, with the technicians' labels, cleaned: what train and drift start from. */
 import type { ContainerClient } from '@azure/storage-blob';
-import { labelTargets, readLabels, type LabelRecord } from '../../sync/labels-upload.js';
+import { readLabels, type LabelRecord } from '../../sync/labels-upload.js';
 import { idleLimitOf } from '../cloud/blob-limits.js';
 import { loadReadings, type LoadOptions } from '../data/load.js';
 import { fromStorage, TrainerError } from '../errors.js';
 import type { Progress } from '../progress.js';
+import { labelUseOf, type LabelUse, type Withdrawn } from './labels-used.js';
 import { prepareLoaded, type CleanLoadedOptions, type PreparedLoaded } from './prepare-loaded.js';
 import { newestReadingsDay } from './sources.js';
 
@@ -16,9 +17,10 @@ export interface SkippedLabel {
   reason: string;
 }
 
-/** The labels in Blob Storage of some sources, and the blobs skipped as invalid. */
+/** The labels in Blob Storage of some sources, the withdrawals that took some out, and the blobs skipped as invalid. */
 export interface LabelSet {
   labels: readonly LabelRecord[];
+  withdrawals: readonly Withdrawn[];
   skipped: readonly SkippedLabel[];
 }
 
@@ -29,10 +31,16 @@ export interface LabelSet {
  */
 export async function readLabelSet(container: ContainerClient, sources: readonly string[]): Promise<LabelSet> {
   const skipped: SkippedLabel[] = [];
+  const withdrawals: Withdrawn[] = [];
   const labels = await fromStorage('reading the labels', () =>
-    readLabels(container, undefined, { pumps: sources, onInvalid: (blob, reason) => skipped.push({ blob, reason }), idleMs: idleLimitOf(container) }),
+    readLabels(container, undefined, {
+      pumps: sources,
+      onInvalid: (blob, reason) => skipped.push({ blob, reason }),
+      onWithdrawal: (withdrawal, label) => withdrawals.push({ withdrawal, label }),
+      idleMs: idleLimitOf(container),
+    }),
   );
-  return { labels, skipped };
+  return { labels, withdrawals, skipped };
 }
 
 /** The warning for a skipped label blob. */
@@ -43,6 +51,8 @@ export function skippedLabelWarning(s: SkippedLabel): string {
 export interface Prepared extends PreparedLoaded {
   /** Labels of this source found in Blob Storage. */
   labels: number;
+  /** This source's labels and withdrawals, and the readings of the range each decided (train records them). */
+  labelUse: LabelUse;
   /** Label blobs read (this source's, and those whose metadata names no pump) skipped as invalid. */
   skippedLabels: readonly SkippedLabel[];
 }
@@ -76,9 +86,11 @@ export async function prepareData(
   progress.stage('reading labels');
   const set = options.labels ?? (await readLabelSet(container, [range.source]));
   const labels = set.labels.filter((l) => l.pumpId === range.source);
-  const labelled = labelTargets(labels, range.source, loaded.series.timestamps);
+  const withdrawals = set.withdrawals.filter((w) => w.withdrawal.pumpId === range.source);
+  // Before cleaning: the readings as loaded are what each label and withdrawal is counted against.
+  const { targets, use } = labelUseOf(range.source, labels, withdrawals, loaded.series.timestamps);
   progress.stage('cleaning');
-  return { ...prepareLoaded(loaded, labelled, options), labels: labels.length, skippedLabels: set.skipped };
+  return { ...prepareLoaded(loaded, targets, options), labels: labels.length, labelUse: use, skippedLabels: set.skipped };
 }
 
 /** A range as messages name it: `between <from> and <to>` (ISO 8601, UTC; `to` excluded). */
