@@ -29,6 +29,8 @@ flagged normal rows) than --max-alarms-per-day allows, is replaced by a challeng
 and a challenger above it never replaces a live model within it. A range whose newest
 reading is older than the live model's newest is compared but never promoted (--allow-older).
 Writes models/<source>/<version>/model.onnx and model.json; moves best.json only on promotion.
+Every run's evaluation (models/<source>/<version>/evaluations/) lists the labels and withdrawals
+its comparison used; the "labels" line says how many and names that blob.
 A label blob that is not a valid label is skipped with a warning that names it.
 
 Options:
