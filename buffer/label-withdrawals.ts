@@ -55,8 +55,9 @@ export class LabelWithdrawals {
   ) {}
 
   /**
-   * Withdraws the label `labelId` (one that can be shown) once: a second withdrawal is refused with
-   * the first, so the record says who withdrew it first. Throws a BufferError when nothing was stored.
+   * Withdraws the label `labelId` (one that can be shown) once, closing it if it followed its
+   * episode: a second withdrawal is refused with the first, so the record says who withdrew it
+   * first. Throws a BufferError when nothing was stored.
    */
   withdraw(labelId: string, by: { author: string; note: string | null }, now: number): WithdrawOutcome {
     const db = this.buffer.db;
@@ -68,6 +69,9 @@ export class LabelWithdrawals {
         if (before !== undefined) return { outcome: 'already', withdrawal: fromRow(before) };
         const withdrawal: LabelWithdrawal = { id: randomUUID(), labelId, pumpId: label.pump_id, author: by.author, note: by.note, createdAt: now, synced: false };
         db.prepare('INSERT INTO label_withdrawals (id, label_id, author, note, created_at) VALUES (?,?,?,?,?)').run(withdrawal.id, labelId, by.author, by.note, now);
+        // A label that followed a running episode stops there, with the range it has: it is then
+        // uploaded before its withdrawal, as every withdrawn label is (an open one is not uploaded).
+        db.prepare('UPDATE labels SET follows_episode = 0 WHERE id = ?').run(labelId);
         return { outcome: 'withdrawn', withdrawal };
       })();
     } catch (err) {

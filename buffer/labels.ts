@@ -108,6 +108,12 @@ export interface NewLabel {
   toTs: number;
   /** Who labelled it (the technician's name or id, as typed on the page). */
   author: string;
+  /**
+   * Whether it follows the episode of `alertSeq`, still running when it was given: its range is
+   * moved to the episode's extent until the episode ends (buffer/label-follow.ts), and it is
+   * uploaded only then. Default false.
+   */
+  followsEpisode?: boolean;
 }
 
 export interface Label extends NewLabel {
@@ -115,10 +121,22 @@ export interface Label extends NewLabel {
   id: string;
   createdAt: number;
   synced: boolean;
+  followsEpisode: boolean;
 }
 
-/** A label's fields with times as ISO 8601: the one mapping the API and the uploaded record share. */
-export function labelFields(l: Label) {
+/** An open label as the follower reads it: whether it was uploaded or withdrawn meanwhile (by an agent of schema 12). */
+export interface OpenLabel extends Label {
+  withdrawn: boolean;
+}
+
+/** The longest time range a label may cover (a year): POST /labels refuses longer, and a label stops following there. */
+export const MAX_LABEL_RANGE_MS = 366 * 86_400_000;
+
+/**
+ * A label's fields with times as ISO 8601: the one mapping the API and the uploaded record share
+ * (whether it follows its episode is not one: an uploaded label never does).
+ */
+export function labelFields(l: Omit<Label, 'followsEpisode'>) {
   return {
     id: l.id,
     pumpId: l.pumpId,
@@ -145,9 +163,10 @@ interface LabelRow {
   author: string;
   created_at: number;
   synced: number;
+  follows_episode: number;
 }
 
-const COLUMNS = 'id, pump_id, kind, fault_type, note, alert_seq, from_ts, to_ts, author, created_at, synced';
+const COLUMNS = 'id, pump_id, kind, fault_type, note, alert_seq, from_ts, to_ts, author, created_at, synced, follows_episode';
 
 /** Largest epoch ms a JavaScript Date holds (year 275760): a time beyond it has no ISO form. */
 export const MAX_DATE_MS = 8_640_000_000_000_000;
@@ -187,6 +206,7 @@ function fromRow(r: LabelRow): Label {
     author: r.author,
     createdAt: r.created_at,
     synced: r.synced === 1,
+    followsEpisode: r.follows_episode === 1,
   };
 }
 
@@ -204,11 +224,11 @@ export class LabelStore {
 
   /** Stores a label with a new id and `createdAt = now`; throws a BufferError when nothing was stored. */
   add(label: NewLabel, now: number): Label {
-    const stored: Label = { ...label, id: randomUUID(), createdAt: now, synced: false };
+    const stored: Label = { ...label, id: randomUUID(), createdAt: now, synced: false, followsEpisode: label.followsEpisode === true };
     try {
       this.buffer.db
-        .prepare(`INSERT INTO labels (${COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,0)`)
-        .run(stored.id, stored.pumpId, stored.kind, stored.faultType, stored.note, stored.alertSeq, stored.fromTs, stored.toTs, stored.author, stored.createdAt);
+        .prepare(`INSERT INTO labels (${COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,0,?)`)
+        .run(stored.id, stored.pumpId, stored.kind, stored.faultType, stored.note, stored.alertSeq, stored.fromTs, stored.toTs, stored.author, stored.createdAt, stored.followsEpisode ? 1 : 0);
     } catch (err) {
       throw classifySqliteError(err, this.buffer.path, 'storing a label');
     }
@@ -238,10 +258,44 @@ export class LabelStore {
     return labels + this.withdrawals.unsyncedCount();
   }
 
-  /** Labels not uploaded yet, oldest first. */
+  /**
+   * Labels to upload now, oldest first: not uploaded yet and not following a running episode (an
+   * open label's range still moves: it goes up once, when closed, with its final range).
+   */
   unsynced(limit: number): Label[] {
-    const sql = `SELECT ${COLUMNS} FROM labels WHERE synced = 0 AND ${VALID_TIMES_SQL} ORDER BY created_at, rowid LIMIT ?`;
+    const sql = `SELECT ${COLUMNS} FROM labels WHERE synced = 0 AND follows_episode = 0 AND ${VALID_TIMES_SQL} ORDER BY created_at, rowid LIMIT ?`;
     return (this.buffer.db.prepare(sql).all(limit) as LabelRow[]).map(fromRow);
+  }
+
+  /** The labels following an episode (labels_following), oldest first, at most `limit`. */
+  following(limit: number): OpenLabel[] {
+    const sql = `SELECT ${COLUMNS}, NOT (${NOT_WITHDRAWN_SQL}) AS withdrawn FROM labels INDEXED BY labels_following
+      WHERE follows_episode = 1 ORDER BY created_at, rowid LIMIT ?`;
+    return (this.buffer.db.prepare(sql).all(limit) as Array<LabelRow & { withdrawn: number }>).map((r) => ({ ...fromRow(r), withdrawn: r.withdrawn === 1 }));
+  }
+
+  /**
+   * Moves an open label to [fromTs, toTs] and keeps it open or closes it; false when it is no longer
+   * one to move (closed meanwhile: withdrawn, uploaded by an older agent). A closed label's range never changes again.
+   */
+  moveOpen(id: string, fromTs: number, toTs: number, open: boolean): boolean {
+    try {
+      const done = this.buffer.db
+        .prepare(`UPDATE labels SET from_ts = ?, to_ts = ?, follows_episode = ? WHERE id = ? AND follows_episode = 1 AND synced = 0 AND ${NOT_WITHDRAWN_SQL}`)
+        .run(fromTs, toTs, open ? 1 : 0, id);
+      return done.changes === 1;
+    } catch (err) {
+      throw classifySqliteError(err, this.buffer.path, 'moving a label that follows its episode');
+    }
+  }
+
+  /** Closes an open label with the range it has (uploaded once, with it); false when it was closed already. */
+  closeOpen(id: string): boolean {
+    try {
+      return this.buffer.db.prepare('UPDATE labels SET follows_episode = 0 WHERE id = ? AND follows_episode = 1').run(id).changes === 1;
+    } catch (err) {
+      throw classifySqliteError(err, this.buffer.path, 'closing a label that followed its episode');
+    }
   }
 
   /**

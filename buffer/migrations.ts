@@ -172,6 +172,14 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX label_withdrawals_unsynced ON label_withdrawals (created_at) WHERE synced = 0;
   `,
+  // 13: a label given on an alert whose episode is still running follows that episode (its range
+  // moved to the episode's extent) until the episode ends, and is uploaded only then
+  // (buffer/label-follow.ts). 1 while it follows; every label stored before is closed (0). The
+  // partial index finds the few open labels without reading the others.
+  `
+  ALTER TABLE labels ADD COLUMN follows_episode INTEGER NOT NULL DEFAULT 0;
+  CREATE INDEX labels_following ON labels (created_at) WHERE follows_episode = 1;
+  `,
 ];
 
 /**
@@ -284,6 +292,16 @@ export const COMPATIBLE_STEPS: ReadonlySet<number> = new Set<number>([
   // older one wrote as labels without a withdrawal, which they are, and uploads the withdrawals
   // still unsynced when it runs again.
   12,
+  // 13 (labels.follows_episode), checked both ways. An agent of schema 12 never reads the column:
+  // it sees an open label as a closed one with the range it has now, shows it so, and uploads it
+  // with that range, as it did every label given on a running alarm. Its writes leave the newer
+  // file right: a label it inserts takes the default 0 (closed: it never follows, as that agent's
+  // labels never did); it marks labels uploaded (synced = 1), and the newer agent closes an open
+  // label found uploaded without moving it (buffer/label-follow.ts), so the lake and the views keep
+  // the range uploaded; its withdrawal of an open label is one the newer agent closes the label for
+  // in the same way; it moves labels whose times are not dates to the rejected table (deleting the
+  // row, the flag with it). The newer agent reads the older one's labels as closed, which they are.
+  13,
 ]);
 
 /** `meta` key holding openableFrom() of the agent that last opened the file knowing all its steps. */

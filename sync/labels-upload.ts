@@ -86,7 +86,7 @@ export function labelBlobName(deviceId: string, label: Pick<Label, 'id' | 'creat
   return `${labelsPrefix(deviceId)}${dayPath(label.createdAt)}/${label.id}.json`;
 }
 
-export function toLabelRecord(deviceId: string, l: Label): LabelRecord {
+export function toLabelRecord(deviceId: string, l: Omit<Label, 'followsEpisode'>): LabelRecord {
   return { schema: LABEL_SCHEMA_VERSION, deviceId, ...labelFields(l) };
 }
 

@@ -15,9 +15,12 @@ const MAX_PER_PUMP = 1000;
  */
 export const EPISODE_GAP_MS = 60_000;
 
-/** A label as the API shows it (times as ISO 8601). */
+/**
+ * A label as the API shows it (times as ISO 8601). `episodeOpen`: it follows its alert's episode,
+ * still running (buffer/label-follow.ts): its range grows with it, and it is uploaded once it ends.
+ */
 export function labelJson(l: Label): Record<string, unknown> {
-  return { ...labelFields(l), synced: l.synced };
+  return { ...labelFields(l), synced: l.synced, episodeOpen: l.followsEpisode };
 }
 
 /** The threshold of the model that scored a row, when that model is still known to the agent. */

@@ -1,17 +1,19 @@
 import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
 import { withdrawalFields, type LabelWithdrawal } from '../../buffer/label-withdrawals.js';
-import { FAULT_TYPES, LABEL_KINDS, MAX_DATE_MS, type LabelStore, type NewLabel } from '../../buffer/labels.js';
+import type { EpisodeExtent } from '../../buffer/episodes.js';
+import { episodeRunning, FOLLOW_HOLD_MS } from '../../buffer/label-follow.js';
+import { FAULT_TYPES, LABEL_KINDS, MAX_DATE_MS, MAX_LABEL_RANGE_MS, type LabelStore, type NewLabel } from '../../buffer/labels.js';
+import type { BufferStore } from '../../buffer/store.js';
 import { DEFAULT_LIMITS, FUTURE_SETTING, PAST_SETTING, PUMP_ID_PATTERN, type ValidationLimits } from '../ingest/validate.js';
 import { PUMP_ID_RULE } from '../../sync/layout.js';
-import { labelJson, type EpisodeWalker } from './alerts-routes.js';
+import { EPISODE_GAP_MS, labelJson, type EpisodeWalker } from './alerts-routes.js';
 import { parseLimit, parseSince } from './query.js';
 import { readBody } from './body.js';
 import { HttpError } from './errors.js';
 import type { StatusServer } from './server.js';
 
 const MAX_BODY = 16 * 1024;
-const MAX_RANGE_MS = 366 * 86_400_000;
 
 const time = z.union([z.number().int().nonnegative(), z.iso.datetime({ offset: true })]).transform((v) => (typeof v === 'number' ? v : Date.parse(v)));
 
@@ -121,7 +123,7 @@ export function toNewLabel(body: LabelBody, labels: LabelStore, now = Date.now()
   if (alertTs !== null && (alertTs < fromTs || alertTs > toTs)) {
     throw bad(`alert ${body.alertSeq} at ${showTime(alertTs)} lies outside from ${showTime(fromTs)} – to ${showTime(toTs)}: give a range that holds it, or none (its episode)`);
   }
-  if (toTs - fromTs > MAX_RANGE_MS) throw bad('the time range is longer than a year');
+  if (toTs - fromTs > MAX_LABEL_RANGE_MS) throw bad('the time range is longer than a year');
   if (body.from != null) checkTime('from', fromTs, now, limits);
   if (body.to != null) checkTime('to', toTs, now, limits);
   return {
@@ -143,20 +145,39 @@ export function toNewLabel(body: LabelBody, labels: LabelStore, now = Date.now()
  * README's own example, what a CMMS posts) was stored over the alert's one reading while the
  * episode view showed it as the episode's label, so the other alerts of a confirmed fault trained
  * as normal. A range given is kept as given (the page may label part of an episode on purpose); a
- * reading that is not an alert (a fault the model missed) keeps its own time.
+ * reading that is not an alert (a fault the model missed) keeps its own time. `extent`: the
+ * episode widened to, null when the label keeps its range.
  */
-async function widenToEpisode(label: NewLabel, body: LabelBody, episodes: EpisodeWalker): Promise<NewLabel> {
-  if (body.alertSeq == null || body.from != null || body.to != null) return label;
+async function widenToEpisode(label: NewLabel, body: LabelBody, episodes: EpisodeWalker): Promise<{ label: NewLabel; extent: EpisodeExtent | null }> {
+  if (body.alertSeq == null || body.from != null || body.to != null) return { label, extent: null };
   const found = await episodes(body.alertSeq);
   if (found.extent === null) {
-    if (found.reason === 'not-alert') return label;
+    if (found.reason === 'not-alert') return { label, extent: null };
     throw new HttpError(404, 'PW_ALERT_NOT_FOUND', `alert ${body.alertSeq} is no longer in the buffer`);
   }
   const { first, last } = found.extent;
-  if (last.ts - first.ts > MAX_RANGE_MS) {
+  if (last.ts - first.ts > MAX_LABEL_RANGE_MS) {
     throw bad(`the episode of alert ${body.alertSeq} runs from ${showTime(first.ts)} to ${showTime(last.ts)}, longer than a year: give from and to`);
   }
-  return { ...label, fromTs: first.ts, toTs: last.ts };
+  return { label: { ...label, fromTs: first.ts, toTs: last.ts }, extent: found.extent };
+}
+
+/**
+ * A label widened to an episode that is still running (buffer/label-follow.ts episodeRunning) is
+ * stored open: it follows the episode to its end, as the page's "label this alert" means, and the
+ * answer says so. Before, it covered the episode as it stood at the post, and the alerts after it
+ * were uploaded unlabelled.
+ */
+function followIfRunning(label: NewLabel, extent: EpisodeExtent | null, buffer: BufferStore, now: number): NewLabel {
+  return { ...label, followsEpisode: extent !== null && episodeRunning(buffer, extent, now, EPISODE_GAP_MS) };
+}
+
+/** The sentence of a 201 for an open label. */
+function followingText(pumpId: string): string {
+  return (
+    `The alarm of ${pumpId} is still going on: this label will follow it until it ends (no alert for ${EPISODE_GAP_MS / 1000} s of readings, ` +
+    `or none for ${FOLLOW_HOLD_MS / 60_000} min), covering all of it, and be uploaded then.`
+  );
 }
 
 /**
@@ -165,14 +186,19 @@ async function widenToEpisode(label: NewLabel, body: LabelBody, episodes: Episod
  * readings' time bounds in force (PUMPWATCH_MAX_FUTURE_SECONDS, PUMPWATCH_MAX_PAST_SECONDS; default
  * their defaults).
  */
-export function registerLabelsRoutes(server: StatusServer, deps: { labels: LabelStore; episodes: EpisodeWalker; clock?: () => number; limits?: () => LabelTimeLimits }): void {
+export function registerLabelsRoutes(
+  server: StatusServer,
+  deps: { labels: LabelStore; buffer: BufferStore; episodes: EpisodeWalker; clock?: () => number; limits?: () => LabelTimeLimits },
+): void {
   server.route('POST', '/labels', async ({ req }) => {
     const parsed = LabelBodySchema.safeParse(await readJson(req));
     if (!parsed.success) throw bad(describe(parsed.error));
     const now = (deps.clock ?? Date.now)();
     const resolved = toNewLabel(parsed.data, deps.labels, now, deps.limits?.() ?? DEFAULT_LIMITS);
-    const label = deps.labels.add(await widenToEpisode(resolved, parsed.data, deps.episodes), now);
-    return { status: 201, json: { label: labelJson(label) } };
+    const widened = await widenToEpisode(resolved, parsed.data, deps.episodes);
+    // the clock after the walk: a long one must not keep an episode that ended meanwhile open
+    const label = deps.labels.add(followIfRunning(widened.label, widened.extent, deps.buffer, (deps.clock ?? Date.now)()), now);
+    return { status: 201, json: { label: labelJson(label), ...(label.followsEpisode ? { message: followingText(label.pumpId) } : {}) } };
   });
   // A wrong label (wrong pump, wrong episode) goes back to "no label": a withdrawal is stored beside
   // it, never an edit of it (PUT is not a route: a change is a new label), and is uploaded for the

@@ -2,6 +2,7 @@ import { LabelStore } from '../../buffer/labels.js';
 import { episodeWalker, registerAlertsRoutes } from '../http/alerts-routes.js';
 import { registerLabelsRoutes } from '../http/labels-routes.js';
 import { LiveEvents } from '../http/live-events.js';
+import { LABEL_FOLLOW_PATTERN, labelFollowJob } from '../label-follower.js';
 import { registerPageRoutes } from '../http/page-routes.js';
 import { PumpBoard } from '../http/pump-board.js';
 import type { AgentParts as Agent, Part } from './part.js';
@@ -34,6 +35,14 @@ export function wirePage(agent: Agent): Part[] {
   const episodes = episodeWalker(labels);
   registerAlertsRoutes(agent.server, { labels, engine: agent.engine, models: agent.models, episodes });
   // A label's from/to are bounded as a reading's ts is, by the settings in force.
-  registerLabelsRoutes(agent.server, { labels, episodes, limits: () => ({ maxFutureMs: agent.config.maxFutureSeconds * 1000, maxPastMs: agent.config.maxPastSeconds * 1000 }) });
+  registerLabelsRoutes(agent.server, {
+    labels,
+    buffer: agent.buffer,
+    episodes,
+    limits: () => ({ maxFutureMs: agent.config.maxFutureSeconds * 1000, maxPastMs: agent.config.maxPastSeconds * 1000 }),
+  });
+  // Labels given on a running alarm follow it to its end; their walks queue with the others.
+  const follow = labelFollowJob({ labels, buffer: agent.buffer, episodes, logger: agent.logger.child({ component: 'labels' }), stopped: () => !agent.scheduler.running });
+  agent.scheduler.every('label-follow', LABEL_FOLLOW_PATTERN, follow);
   return [{ name: 'page-events', start: () => events.start(), stop: () => events.stop() }];
 }

@@ -16,6 +16,7 @@ import { createLogger } from '../../agent/logger.js';
 import { BufferError } from '../../buffer/errors.js';
 import { MIGRATIONS, OPENABLE_FROM_KEY, openableFrom } from '../../buffer/migrations.js';
 import { probeBufferFile } from '../../buffer/probe.js';
+import { followOpenLabels } from '../../buffer/label-follow.js';
 import { LabelStore } from '../../buffer/labels.js';
 import { BufferStore } from '../../buffer/store.js';
 import type { PredictionRow } from '../../buffer/types.js';
@@ -72,8 +73,10 @@ function fileState(): { version: number; mark: string | undefined; rows: number 
 }
 
 describe('the buffer mark of the oldest schema that may open it', () => {
-  it('is the last step older agents must know: schema 11, as step 12 (label withdrawals) is one they may ignore', () => {
+  it('is the last step older agents must know: schema 11, as steps 12 (label withdrawals) and 13 (labels that follow an episode) are ones they may ignore', () => {
     expect(openableFrom()).toBe(11);
+    expect(openableFrom(13, new Set([12, 13]))).toBe(11);
+    expect(openableFrom(13, new Set([12]))).toBe(13);
     expect(openableFrom(12, new Set([12]))).toBe(11);
     expect(openableFrom(12, new Set([11, 12]))).toBe(10);
     expect(openableFrom(12, new Set([11]))).toBe(12);
@@ -91,7 +94,7 @@ describe('the buffer mark of the oldest schema that may open it', () => {
     store.close();
     // What the schema-11 agent decides (migrations.ts refusalOfNewer): it opens a newer file marked for its schema or older.
     const file = fileState();
-    expect(file.version).toBe(12);
+    expect(file.version).toBe(CURRENT);
     expect(Number(file.mark)).toBeLessThanOrEqual(11);
     // The only writes a schema-11 agent makes to labels: it adds one, marks labels uploaded, and
     // moves one whose times are not dates to the rejected table (never a withdrawn one: it is never shown).
@@ -105,7 +108,48 @@ describe('the buffer mark of the oldest schema that may open it', () => {
     expect(back.newestOverlapping('pump-1', T0, T0)?.id).toBe(under.id);
     expect(back.withdrawals.unsynced(10).map((w) => w.labelId)).toEqual([wrong.id]);
     again.close();
-    expect(fileState()).toMatchObject({ version: 12, mark: '11' });
+    expect(fileState()).toMatchObject({ version: CURRENT, mark: '11' });
+  });
+
+  it('lets an agent of schema 12 open a file with labels that follow an episode, and its label writes leave them right', async () => {
+    const store = openStore();
+    const alert = (i: number): PredictionRow => ({ ...rows(i, 1)[0]!, anomaly: true, score: 0.9 });
+    const [first, , third] = store.appendBatch([alert(0), alert(10), alert(20)]);
+    const labels = new LabelStore(store);
+    const open = { pumpId: 'pump-1', kind: 'confirmed-fault', faultType: 'bearing', note: null, alertSeq: first!, fromTs: T0, toTs: T0 + 10_000, author: 'Ana', followsEpisode: true } as const;
+    const uploaded = labels.add(open, T0 + 11_000);
+    const withdrawn = labels.add(open, T0 + 12_000);
+    store.close();
+    const file = fileState();
+    expect(file.version).toBe(CURRENT);
+    expect(Number(file.mark)).toBeLessThanOrEqual(12);
+    // A schema-12 agent sees both as closed labels with the range they have: it uploads one with
+    // that range and marks it, withdraws the other, and adds a label of its own (the column's default).
+    const db = new Database(path);
+    db.prepare('UPDATE labels SET synced = 1 WHERE id = ?').run(uploaded.id);
+    db.prepare("INSERT INTO label_withdrawals (id, label_id, author, note, created_at) VALUES ('w-12', ?, 'Ben', NULL, ?)").run(withdrawn.id, T0 + 13_000);
+    db.prepare("INSERT INTO labels (id, pump_id, kind, alert_seq, from_ts, to_ts, author, created_at) VALUES ('by-12', 'pump-1', 'false-alarm', ?, ?, ?, 'Ben', ?)").run(third!, T0 + 20_000, T0 + 20_000, T0 + 14_000);
+    db.close();
+    // The newer agent again: the alert at T0 + 20 s joined the episode meanwhile, yet neither label
+    // moves (the lake has the one's range, the other is withdrawn): both are closed as they stand.
+    const again = openStore();
+    const back = new LabelStore(again);
+    expect(back.list({ limit: 10, withdrawn: true }).map((l) => [l.id, l.followsEpisode])).toEqual([
+      ['by-12', false],
+      [withdrawn.id, true],
+      [uploaded.id, true],
+    ]);
+    const run = await followOpenLabels(back, again, { now: () => T0 + 21_000, gapMs: 60_000, walk: (seq) => back.episode(seq, 60_000) });
+    expect(run).toMatchObject({ following: 0, closed: [], lost: [] });
+    expect(back.list({ limit: 10, withdrawn: true }).map((l) => [l.id, l.followsEpisode, l.fromTs, l.toTs])).toEqual([
+      ['by-12', false, T0 + 20_000, T0 + 20_000],
+      [withdrawn.id, false, T0, T0 + 10_000],
+      [uploaded.id, false, T0, T0 + 10_000],
+    ]);
+    // the withdrawn one goes up (before its withdrawal) with its range, the uploaded one not again
+    expect(back.unsynced(10).map((l) => l.id)).toEqual([withdrawn.id, 'by-12']);
+    again.close();
+    expect(fileState()).toMatchObject({ version: CURRENT, mark: '11' });
   });
 
   it('lets this agent open a newer file marked for its schema, write and read it, and leaves the number and the mark', () => {

@@ -56,6 +56,8 @@ describe('labels through the agent sync', () => {
     const t0 = Date.now() - 300_000;
     const fault = { Pressure: 0.2, Flow: 45, Current: 0.6 };
     const readings = [0, 15_000, 30_000, 45_000].map((d) => ({ pumpId: 'pump-e', ts: t0 + d, values: fault }));
+    // a normal reading past the gap ends the episode: a label on a running one waits for its end (labels-follow.test.ts)
+    readings.push({ pumpId: 'pump-e', ts: t0 + 120_000, values: { Pressure: 1.4, Flow: 30, Current: 1.4 } });
     expect((await postJson(`${t.url}/readings`, readings)).status).toBe(202);
     const alerts = ((await (await fetch(`${t.url}/alerts?pumpId=pump-e`)).json()) as { alerts: Array<{ seq: number; ts: string }> }).alerts;
     expect(alerts).toHaveLength(4);
