@@ -5,7 +5,9 @@
  * section 9). It runs the agent's own sync (sync/worker.ts, sync/after-readings.ts) on that file,
  * so the blobs are those the agent would have made: the same names (under the device id the file's
  * plans carry), lines, metadata, If-None-Match and beside-a-blob-of-other-content rules; plans
- * persisted before a kill go up again byte for byte, and progress is marked in the file.
+ * persisted before a kill go up again byte for byte, and progress is marked in the file. A label
+ * that followed an alarm still running when the agent left the file is closed first (the agent
+ * uploads a label only once closed), over its episode as the file holds it.
  *
  * It never deletes the file; it says when nothing is left unsent (exit 0). Exit 1: something is
  * left (storage unreachable or refusing after the sync's retries, --timeout reached, a batch that
@@ -15,6 +17,7 @@ import pino from 'pino';
 import { parseReadingsBlobName } from '../sync/layout.js';
 import { SyncBatches } from '../buffer/batches.js';
 import { BufferError } from '../buffer/errors.js';
+import { followOpenLabels } from '../buffer/label-follow.js';
 import { probeBufferFile } from '../buffer/probe.js';
 import { BufferStore } from '../buffer/store.js';
 import { describeTarget } from '../sync/client.js';
@@ -23,6 +26,7 @@ import type { SyncFailure } from '../sync/backoff.js';
 import { uploaderFor } from '../sync/uploader.js';
 import { SyncWorker } from '../sync/worker.js';
 import { CONFIG_KEYS, ConfigError, loadConfig, unknownVariableWarning, type Config } from './config.js';
+import { EPISODE_GAP_MS } from './http/alerts-routes.js';
 import { createLogger } from './logger.js';
 import { agentVersion } from './paths.js';
 import { afterReadingsFor, configuredTarget, syncSettings } from './wiring/sync.js';
@@ -181,6 +185,21 @@ async function drain(args: DrainArgs): Promise<number> {
   }
 }
 
+/**
+ * Labels that followed an alarm still running when the agent left the file are closed, each over
+ * its episode as the file holds it (no reading comes into it again), so they are uploaded: an open
+ * label is not. Said with how many, as the drain says everything it did.
+ */
+async function closeOpenLabels(labels: ReturnType<typeof afterReadingsFor>['labels'], store: BufferStore): Promise<void> {
+  let closed = 0;
+  for (;;) {
+    const run = await followOpenLabels(labels, store, { now: Date.now, gapMs: EPISODE_GAP_MS, walk: (seq) => labels.episode(seq, EPISODE_GAP_MS), end: true });
+    closed += run.closed.length + run.lost.length + run.tooLong.length;
+    if (run.left === 0) break;
+  }
+  if (closed > 0) say(`closed ${closed} label(s) that followed an alarm still running when the agent left the file, with the range each had there (their episode in the file): they are uploaded so`);
+}
+
 async function drainOpen(
   args: DrainArgs,
   config: Config,
@@ -204,6 +223,7 @@ async function drainOpen(
     say(`nothing to upload: every reading, refused item and label of ${args.buffer} is in Blob Storage; it may be deleted (with its -wal and -shm)`);
     return 0;
   }
+  await closeOpenLabels(labels, store);
   // As the agent's sync does at each start: a batch refused before is tried again.
   batches.retryFailed();
   const done = { readings: 0, blobs: 0, refused: 0, refusedBlobs: 0, labels: 0, already: 0, beside: 0 };

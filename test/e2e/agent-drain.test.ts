@@ -21,6 +21,9 @@ import { freePort, startAgentProcess, type AgentProcess } from '../support/proce
 import { oldSchemaFile } from '../support/schema9.js';
 import { DEVSTORE_ACCOUNT, DEVSTORE_KEY } from '../../agent/azurite.js';
 import { MIGRATIONS, OPENABLE_FROM_KEY } from '../../buffer/migrations.js';
+import { LabelStore } from '../../buffer/labels.js';
+import { BufferStore } from '../../buffer/store.js';
+import { readLabels } from '../../sync/labels-upload.js';
 
 const DEVICE = 'gw-drain';
 const CONTAINER = 'e2e-drain';
@@ -221,6 +224,23 @@ describe('pumpwatch-agent drain', () => {
     expect(run.err).toContain('PW_DRAIN_INCOMPLETE: left unsent: 300 reading(s), 5 refused item(s), 0 label(s) (--timeout of 2 s reached)');
     expect(run.out).toContain('Blob Storage failed (offline)');
     expect(run.out + run.err).not.toContain(DEVSTORE_KEY);
+  }, TEST_TIMEOUT_MS);
+
+  it('closes a label that followed an alarm still running when the agent left the file, over its episode there, says so, and uploads it', async () => {
+    const file = copyOfMoved('open-label');
+    const store = new BufferStore({ path: file, maxBytes: 2 ** 30 });
+    store.open();
+    const alert = (i: number) => ({ pumpId: 'pump-f', ts: START + i * 1000, receivedAt: START + i * 1000, values: { Pressure: 0.2 }, score: 0.9, anomaly: true, modelVersion: 'm1', imputed: false, unscoredReason: null });
+    const [first] = store.appendBatch([alert(0), alert(5), alert(10)]);
+    // as the agent left it: posted at the first alert, moved by its job no further (it runs every 5 s)
+    const label = new LabelStore(store).add({ pumpId: 'pump-f', kind: 'confirmed-fault', faultType: 'bearing', note: null, alertSeq: first!, fromTs: START, toTs: START, author: 'Ana', followsEpisode: true }, START + 1000);
+    store.close();
+    const run = await runDrain(['--buffer', file], target());
+    expect(run.code, `${run.out}\n${run.err}`).toBe(0);
+    expect(run.out).toContain('drain: closed 1 label(s) that followed an alarm still running when the agent left the file');
+    expect(run.out).toContain(`nothing left unsent in ${file}`);
+    const [inLake] = (await readLabels(az.container(CONTAINER), DEVICE, { pumps: ['pump-f'] })).filter((l) => l.id === label.id);
+    expect(inLake).toMatchObject({ from: new Date(START).toISOString(), to: new Date(START + 10_000).toISOString(), alertSeq: first });
   }, TEST_TIMEOUT_MS);
 
   it('refuses a missing file, a file that is not a buffer and a newer schema without touching them; migrates an older one and says so', async () => {
