@@ -103,7 +103,7 @@ function episodeButton(listId, ep, shownFirst, action = 'label') {
 /** The label dialog for an episode; focus goes back to its button in `listId` (redrawn meanwhile), else to `fallback`. */
 const labelEpisode = (listId, fallback) => (ep, shownFirst = ep.first.seq) =>
   labelForm.open(
-    { pumpId: ep.pumpId, alert: ep.peak, range: { from: ep.first.ts, to: ep.last.ts }, count: ep.count ?? ep.alerts.length, label: ep.label },
+    { pumpId: ep.pumpId, alert: ep.peak, range: { from: ep.first.ts, to: ep.last.ts }, sendRange: ep.beforeAgent === true, count: ep.count ?? ep.alerts.length, label: ep.label },
     () => episodeButton(listId, ep, shownFirst) ?? $(fallback),
   );
 

@@ -105,8 +105,9 @@ export async function wholeEpisode(ep) {
   if (!holds) throw new Error(`the gateway’s alerts of ${ep.pumpId} changed since they were listed: reload them, then label again`);
   // evicted alerts were most likely uploaded already (eviction takes uploaded rows first): the label covers them too
   const first = gone.length > 0 ? ep.first : whole.first;
-  // the episode's label, which its alerts listed may not carry (saved while the pump was still in alarm)
-  return { ...ep, first, last: whole.last, peak: whole.peak, count: whole.count + gone.length, label: whole.label ?? ep.label };
+  // the episode's label, which its alerts listed may not carry (saved while the pump was still in alarm);
+  // `beforeAgent`: it begins before the agent's episode, so its label is sent with its range
+  return { ...ep, first, last: whole.last, peak: whole.peak, count: whole.count + gone.length, label: whole.label ?? ep.label, beforeAgent: gone.length > 0 };
 }
 
 /**

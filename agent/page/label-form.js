@@ -47,10 +47,14 @@ export function remember(author) {
   }
 }
 
-/** What the technician is told after a save: the verdict, the pump, and that it is stored. */
+/**
+ * What the technician is told after a save: the verdict, the pump, that it is stored, and, when the
+ * alarm still runs (`episodeOpen`), that the label covers it until it ends.
+ */
 function savedText(label) {
   const what = label.kind === 'confirmed-fault' ? `${KIND_TEXT[label.kind]} (${label.faultType})` : KIND_TEXT[label.kind];
-  return `Label saved: ${what} on ${label.pumpId}.`;
+  const open = label.episodeOpen ? ' The alarm is still going on: the label will cover it until it ends.' : '';
+  return `Label saved: ${what} on ${label.pumpId}.${open}`;
 }
 
 /**
@@ -107,9 +111,12 @@ export function initLabelForm({ onSaved }) {
   function body() {
     const k = kind();
     const b = { pumpId: ctx.pumpId, kind: k, author: $('author').value.trim(), note: $('note').value.trim() || null };
-    // a verdict on an alert names it (and the whole episode's range); maintenance has its own range
+    // A verdict on a whole episode names its alert alone: the agent covers the episode, and follows
+    // it to its end while it runs (a range sent covered it only up to when the list was read). A
+    // range goes only where the page means one the agent does not know (ctx.sendRange: alerts
+    // evicted from the episode's start). Maintenance has its own range.
     if (ctx.alert) b.alertSeq = ctx.alert.seq;
-    if (ctx.alert && ctx.range) Object.assign(b, ctx.range);
+    if (ctx.alert && ctx.range && ctx.sendRange) Object.assign(b, ctx.range);
     if (k === 'confirmed-fault') b.faultType = $('fault-type').value;
     if (k === 'maintenance') {
       b.from = new Date(rangeTime($('range-from').value)).toISOString();
@@ -159,7 +166,8 @@ export function initLabelForm({ onSaved }) {
 
   return {
     /**
-     * ctx: { pumpId, alert?: { seq, ts, score } (the episode's peak), range?: { from, to }, count?, label? (the current one), kind? };
+     * ctx: { pumpId, alert?: { seq, ts, score } (the episode's peak), range?: { from, to } (shown), sendRange? (sent
+     * too: a range the agent's episode does not give), count?, label? (the current one), kind? };
      * focusBack: () => the element that gets focus when the dialog closes.
      * Without an alert the dialog records maintenance only: a verdict needs an alert.
      */

@@ -263,6 +263,28 @@ describe('what the browser review found (phone clock, deployments, load, restart
     await page.close();
   });
 
+  it('labels an alarm still running by its alert alone: the label follows it as it goes on, and the page says it will cover it until it ends', async () => {
+    expect((await postJson(`${t.url}/readings`, anomalyNow('run-A', 5))).status).toBe(202);
+    const { page } = await openPage(t.url);
+    const item = page.locator('#alerts li[data-pump="run-A"]');
+    await item.getByRole('button', { name: /^Label alert of run-A at / }).click();
+    await expect.poll(() => dialogOpen(page)).toBe(true);
+    await page.locator('input[value="confirmed-fault"]').check();
+    await page.locator('#fault-type').selectOption('cavitation');
+    await page.locator('#author').fill('Ana');
+    const sent = page.waitForRequest((r) => r.url().endsWith('/labels') && r.method() === 'POST');
+    await page.locator('#label-save').click();
+    expect(Object.keys((await sent).postDataJSON()).sort()).toEqual(['alertSeq', 'author', 'faultType', 'kind', 'note', 'pumpId']);
+    await expect.poll(() => page.locator('#label-status').textContent()).toBe('Label saved: Confirmed fault (cavitation) on run-A. The alarm is still going on: the label will cover it until it ends.');
+    // the alarm goes on: the agent moves the stored label with it
+    const last = Date.now();
+    expect((await postJson(`${t.url}/readings`, [{ pumpId: 'run-A', ts: last, values: FAULT }])).status).toBe(202);
+    const labels = new LabelStore(t.agent.buffer);
+    await expect.poll(() => labels.list({ pumpId: 'run-A', limit: 5 })[0]?.toTs, { timeout: 20_000 }).toBe(last);
+    expect(labels.list({ pumpId: 'run-A', limit: 5 })[0]).toMatchObject({ followsEpisode: true, synced: false });
+    await page.close();
+  });
+
   it('reloads the selected pump’s rows after the agent restarts on a reset buffer, rather than keep the old buffer’s chart', async () => {
     let lone = await startTestAgent();
     try {

@@ -7,6 +7,7 @@
 import { join } from 'node:path';
 import { type Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
+import { FOLLOW_HOLD_MS, followOpenLabels } from '../../buffer/label-follow.js';
 import { LabelStore } from '../../buffer/labels.js';
 import { LoadedModel } from '../../inference/model.js';
 import { labelTargetAt, readLabels, toLabelRecord, uploadPendingLabels } from '../../sync/labels-upload.js';
@@ -109,7 +110,11 @@ describe('the technician page', () => {
     const labels = new LabelStore(t.agent.buffer);
     const stored = labels.list({ pumpId: 'pump-2', limit: 10 });
     expect(stored).toHaveLength(1);
-    expect(stored[0]).toMatchObject({ kind: 'confirmed-fault', faultType: 'bearing', note: 'Rumbling at the drive end', author: 'Ana Tech', alertSeq: seq, synced: false });
+    // pump-2's alarm still runs: the label follows it, and is uploaded once it ends (here: the
+    // gateway's clock past the hold limit, as for a pump that sends nothing more)
+    expect(stored[0]).toMatchObject({ kind: 'confirmed-fault', faultType: 'bearing', note: 'Rumbling at the drive end', author: 'Ana Tech', alertSeq: seq, synced: false, followsEpisode: true });
+    expect(await uploadPendingLabels(container, labels, t.agent.config.resolvedDeviceId)).toEqual({ uploaded: 0, alreadyPresent: 0 });
+    await followOpenLabels(labels, t.agent.buffer, { now: () => Date.now() + FOLLOW_HOLD_MS + 60_000, gapMs: 60_000, walk: (s) => labels.episode(s, 60_000) });
     expect(await uploadPendingLabels(container, labels, t.agent.config.resolvedDeviceId)).toEqual({ uploaded: 2, alreadyPresent: 0 });
     const inBlob = (await readLabels(container, 'gw-test')).find((l) => l.id === stored[0]!.id);
     expect(inBlob).toMatchObject({ deviceId: 'gw-test', pumpId: 'pump-2', kind: 'confirmed-fault', faultType: 'bearing', author: 'Ana Tech', alertSeq: seq });
@@ -399,7 +404,7 @@ describe('what the UX audit found', () => {
     await expect.poll(() => text(page, '#label-status')).toMatch(/^The label for pump-2 \(False alarm\) was NOT saved: the agent cannot be reached\. .*label it again\.$/);
     expect(await text(page, '#label-error')).toBe('');
     await (await label('false-alarm')).fallback();
-    await expect.poll(() => text(page, '#label-status')).toBe('Label saved: False alarm on pump-2.');
+    await expect.poll(() => text(page, '#label-status')).toBe('Label saved: False alarm on pump-2. The alarm is still going on: the label will cover it until it ends.');
     // the dialog opened again has its button back
     await page.locator('#alerts li').filter({ hasText: 'pump-2' }).first().getByRole('button', { name: /^(Label|Change label of) alert of pump-2 / }).click();
     expect(await text(page, '#label-save')).toBe('Save label');
