@@ -267,9 +267,9 @@ export class LabelStore {
     return (this.buffer.db.prepare(sql).all(limit) as LabelRow[]).map(fromRow);
   }
 
-  /** The labels following an episode (labels_following), oldest first, at most `limit`. */
+  /** The labels following an episode, oldest first, at most `limit` (a scan of the labels: migrations.ts step 13). */
   following(limit: number): OpenLabel[] {
-    const sql = `SELECT ${COLUMNS}, NOT (${NOT_WITHDRAWN_SQL}) AS withdrawn FROM labels INDEXED BY labels_following
+    const sql = `SELECT ${COLUMNS}, NOT (${NOT_WITHDRAWN_SQL}) AS withdrawn FROM labels
       WHERE follows_episode = 1 ORDER BY created_at, rowid LIMIT ?`;
     return (this.buffer.db.prepare(sql).all(limit) as Array<LabelRow & { withdrawn: number }>).map((r) => ({ ...fromRow(r), withdrawn: r.withdrawn === 1 }));
   }
