@@ -194,8 +194,10 @@ async function closeOpenLabels(labels: ReturnType<typeof afterReadingsFor>['labe
   let closed = 0;
   for (;;) {
     const run = await followOpenLabels(labels, store, { now: Date.now, gapMs: EPISODE_GAP_MS, walk: (seq) => labels.episode(seq, EPISODE_GAP_MS), end: true });
-    closed += run.closed.length + run.lost.length + run.tooLong.length;
-    if (run.left === 0) break;
+    const now = run.closed.length + run.lost.length + run.tooLong.length;
+    closed += now;
+    // more than a run's cap are open: the next run takes the next ones (none closed: none can be)
+    if (run.left === 0 || now === 0) break;
   }
   if (closed > 0) say(`closed ${closed} label(s) that followed an alarm still running when the agent left the file, with the range each had there (their episode in the file): they are uploaded so`);
 }

@@ -175,8 +175,8 @@ function followIfRunning(label: NewLabel, extent: EpisodeExtent | null, buffer: 
 /** The sentence of a 201 for an open label. */
 function followingText(pumpId: string): string {
   return (
-    `The alarm of ${pumpId} is still going on: this label will follow it until it ends (no alert for ${EPISODE_GAP_MS / 1000} s of readings, ` +
-    `or none for ${FOLLOW_HOLD_MS / 60_000} min), covering all of it, and be uploaded then.`
+    `The alarm of ${pumpId} is still going on: this label will follow it until it ends (its readings go ${EPISODE_GAP_MS / 1000} s without an alert, ` +
+    `or ${FOLLOW_HOLD_MS / 60_000} min pass after its last alert), covering all of it, and be uploaded then.`
   );
 }
 
@@ -184,7 +184,7 @@ function followingText(pumpId: string): string {
  * `POST /labels` (a technician's verdict), `DELETE /labels/:id` (its withdrawal) and
  * `GET /labels?pumpId=&since=&limit=&withdrawn=`. `limits`: the
  * readings' time bounds in force (PUMPWATCH_MAX_FUTURE_SECONDS, PUMPWATCH_MAX_PAST_SECONDS; default
- * their defaults).
+ * their defaults); `buffer`: where a label's episode is found still running or not.
  */
 export function registerLabelsRoutes(
   server: StatusServer,
