@@ -27,8 +27,10 @@ const HELP = `Usage: pumpwatch-trainer train-all [--shard I/N] [--concurrency K]
 Lists the sources with readings in Blob Storage (readings/<source>/), keeps those of shard I of
 N (a source belongs to shard: the first 4 bytes of sha256(source) read as a big-endian uint32,
 mod N; stable as pumps are added) and runs "train" on each, K at a time. A source with no reading
-in the range (a quiet or retired pump) is skipped, not failed; one with too few usable readings
-fails. With --days, the range is resolved once when the run starts (printed on the first line).
+in the range (a quiet or retired pump) is skipped, not failed, and so is one whose rows are too
+few only because the pump was stopped by its stopped-when rule (a standby or seasonal pump:
+"skipped: stopped for 8640 of 8640 readings ... too few running rows to train (0, need 100)");
+one with too few usable readings otherwise fails. With --days, the range is resolved once when the run starts (printed on the first line).
 With --deploy, the IoT Hub settings and deploy options are checked before any training, and
 after each source, whatever its outcome, the best version is deployed when this run promoted
 it (or trained that very version: the challenger is the live model itself) or when its deploy

@@ -96,7 +96,9 @@ Environment: PUMPWATCH_BLOB_CONNECTION_STRING (+ PUMPWATCH_BLOB_CONTAINER) or
 PUMPWATCH_BLOB_SAS_URL; PUMPWATCH_IOTHUB_CONNECTION_STRING for --deploy.
 Exit codes: 0 done (promoted, kept or skipped; with --deploy, no deploy left pending),
 1 failure (a PW_TRAINER_* code says which;
-PW_TRAINER_NO_DATA: too little data in the range), 2 bad usage.`;
+PW_TRAINER_NO_DATA: too little data in the range, or too few rows because the pump was stopped
+by the stopped-when rule: "was stopped for N of M readings ..."; train-all skips such a source),
+2 bad usage.`;
 
 export const TRAIN_OPTIONS = {
   source: { type: 'string' },

@@ -64,8 +64,9 @@ export interface TrainRequest {
    */
   allowOlder?: boolean;
   /**
-   * A range without a single reading gives status `skipped` instead of PW_TRAINER_NO_DATA
-   * (train-all: a quiet or retired pump is not a failure; too few usable readings still is).
+   * A range without a single reading, or with too few rows only because the pump was stopped by
+   * the run's stopped-when rule, gives status `skipped` instead of PW_TRAINER_NO_DATA (train-all:
+   * a quiet, retired, standby or seasonal pump is not a failure; too few usable readings still is).
    */
   skipWithoutReadings?: boolean;
   /** `--deploy`: a promotion writes best.json with its deploy pending (registry/records.ts deployPending). */
@@ -147,7 +148,15 @@ async function trainRange({ data: container, models }: Stores, req: TrainRequest
     return { status: 'skipped', reason: `no readings ${between(req)}${await newerReadingsNote(container, req)}`, source: req.source, warnings: labelWarnings, record: null, drift: null, view: null };
   }
   const { holdoutStart, trainIdx } = holdoutSplit(cleaned, req.holdoutFraction);
-  await checkEnough(container, req, cleaned, trainIdx.length, cleaned.series.rows.length - holdoutStart, holdoutStart - trainIdx.length).catch((err: unknown) => {
+  const counts = { train: trainIdx.length, holdout: cleaned.series.rows.length - holdoutStart, faultRows: holdoutStart - trainIdx.length };
+  // Too few rows only because the pump was stopped (a standby or seasonal pump): nothing is wrong with its data.
+  const stoppedOnly = stop ? stoppedShortage(req, cleaned, counts, stop) : null;
+  if (stoppedOnly !== null) {
+    if (unfinished !== null) throw unfinished.refusal;
+    if (!req.skipWithoutReadings) throw new TrainerError('PW_TRAINER_NO_DATA', `"${req.source}" was ${stoppedOnly}`);
+    return { status: 'skipped', reason: stoppedOnly, source: req.source, warnings: labelWarnings, record: null, drift: null, view: null };
+  }
+  await checkEnough(container, req, cleaned, counts, stop).catch((err: unknown) => {
     throw refused(err);
   });
 
@@ -425,15 +434,51 @@ interface AsAgent {
   champion: AgentView | null;
 }
 
-/** `faultRows`: rows of the training part left out as confirmed faults. */
-async function checkEnough(container: ContainerClient, req: TrainRequest, cleaned: Cleaned, train: number, holdout: number, faultRows: number): Promise<void> {
-  if (train >= MIN_TRAIN_ROWS && holdout >= MIN_HOLDOUT_ROWS) return;
+/** The rows a range gives to train and hold out; `faultRows`: rows of the training part left out as confirmed faults. */
+interface RowCounts {
+  train: number;
+  holdout: number;
+  faultRows: number;
+}
+
+const tooFew = (c: RowCounts): boolean => c.train < MIN_TRAIN_ROWS || c.holdout < MIN_HOLDOUT_ROWS;
+
+/** `too few running rows to train (0, need 100)`, with the held-out rows when they are short too. */
+function shortOf(c: RowCounts, rows: string): string {
+  const parts = [
+    ...(c.train < MIN_TRAIN_ROWS ? [`train (${c.train}, need ${MIN_TRAIN_ROWS})`] : []),
+    ...(c.holdout < MIN_HOLDOUT_ROWS ? [`hold out (${c.holdout}, need ${MIN_HOLDOUT_ROWS})`] : []),
+  ];
+  return `too few ${rows} to ${parts.join(' and to ')}`;
+}
+
+/**
+ * Why the range is skipped when its rows are too few because the pump was stopped: with the rows
+ * the stopped-when rule left out counted as usable (split as the others), there would be enough.
+ * A pump on standby or out of season for the whole range is stopped by its model's own rule,
+ * night after night: a failure there (PW_TRAINER_NO_DATA, exit 4 in train-all) failed its
+ * shard every night for nothing a person could repair. null when there are enough rows, when
+ * none was stopped, or when they are too few even so (checkEnough fails, with the stopped count).
+ */
+function stoppedShortage(req: TrainRequest, cleaned: Cleaned, c: RowCounts, stop: RunStop): string | null {
+  const stopped = cleaned.stats.droppedStopped ?? 0;
+  if (!tooFew(c) || stopped === 0) return null;
+  const rows = cleaned.series.rows.length + stopped;
+  const holdoutStart = Math.floor(rows * (1 - req.holdoutFraction));
+  if (tooFew({ train: holdoutStart - c.faultRows, holdout: rows - holdoutStart, faultRows: c.faultRows })) return null;
+  const from = stop.from === '--stopped-when' ? 'given by --stopped-when' : `inherited from ${stop.from}`;
+  return `stopped for ${stopped} of ${cleaned.stats.inputRows} readings ${between(req)} (stop rule ${describeStoppedRule(stop.rule)}, ${from}): ${shortOf(c, 'running rows')}`;
+}
+
+async function checkEnough(container: ContainerClient, req: TrainRequest, cleaned: Cleaned, c: RowCounts, stop: RunStop | null): Promise<void> {
+  if (!tooFew(c)) return;
   const s = cleaned.stats;
+  const stopped = stop && s.droppedStopped ? `, ${s.droppedStopped} stopped by the stop rule ${describeStoppedRule(stop.rule)}` : '';
   throw new TrainerError(
     'PW_TRAINER_NO_DATA',
-    `not enough usable rows of "${req.source}" ${between(req)}: ${train} to train (need ${MIN_TRAIN_ROWS}) and ${holdout} held out (need ${MIN_HOLDOUT_ROWS}) ` +
-      `from ${s.inputRows} readings (${s.droppedMissing} dropped for missing values${missingDetail(s.missingByFeature)}, ${s.droppedMaintenance} in maintenance` +
-      `${faultRows > 0 ? `, ${faultRows} inside confirmed-fault labels, never trained on` : ''})${await newerReadingsNote(container, req)}`,
+    `not enough usable rows of "${req.source}" ${between(req)}: ${c.train} to train (need ${MIN_TRAIN_ROWS}) and ${c.holdout} held out (need ${MIN_HOLDOUT_ROWS}) ` +
+      `from ${s.inputRows} readings (${s.droppedMissing} dropped for missing values${missingDetail(s.missingByFeature)}, ${s.droppedMaintenance} in maintenance${stopped}` +
+      `${c.faultRows > 0 ? `, ${c.faultRows} inside confirmed-fault labels, never trained on` : ''})${await newerReadingsNote(container, req)}`,
   );
 }
 
