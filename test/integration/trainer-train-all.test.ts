@@ -13,8 +13,9 @@ import { EXIT } from '../../trainer/errors.js';
 import { readBest, readModelRecord } from '../../trainer/registry/read.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { startBlobProxy } from '../support/blob-proxy.js';
+import { LocalHub } from '../support/local-hub.js';
 import { promoteFittedModel } from '../support/registry.js';
-import { runTrainer, seedDays, trainerContext } from '../support/trainer.js';
+import { hubRegistry, runTrainer, seedDays, trainerContext } from '../support/trainer.js';
 
 const DAY = 86_400_000;
 const T0 = Date.UTC(2026, 0, 1);
@@ -86,15 +87,23 @@ describe('train-all and a folder under readings/ that is not a pump', () => {
 });
 
 describe('train-all --deploy', () => {
+  let hub: LocalHub;
+  beforeAll(async () => {
+    hub = await LocalHub.start();
+  });
+  afterAll(async () => {
+    await hub?.stop();
+  });
+
   it('prints one FAILED line for a source whose best.json is not JSON, and counts a promotion whose deploy is left pending as promoted', async () => {
     const c = await newContainer('deploy-count-it');
     await seedDays(c, 'pump-1', T0, 1, 30, { count: 4320 });
     await seedDays(c, 'pump-2', T0, 1, 30, { count: 4320 });
     const body = '{"schema":1, truncated';
     await c.getBlockBlobClient('models/pump-1/best.json').upload(body, body.length);
-    // A well-formed hub connection string whose host does not resolve: every twin query fails.
-    const deadHub = () => registryFromEnv({ PUMPWATCH_IOTHUB_CONNECTION_STRING: `HostName=hub.invalid;SharedAccessKeyName=service;SharedAccessKey=${Buffer.from('k'.repeat(32)).toString('base64')}` });
-    const res = await cli(['train-all', '--from', '2026-01-01', '--to', '2026-01-02', '--deploy'], { ...context(c), registry: deadHub });
+    // The hub answers, but no module serves the pumps: every deploy finds no module and stays pending.
+    const registry = hubRegistry(hub);
+    const res = await cli(['train-all', '--from', '2026-01-01', '--to', '2026-01-02', '--deploy'], { ...context(c), registry: () => registry });
     expect(res.code).toBe(1);
     // The deploy step, run after the failed training too, failed on the same best.json: one line.
     expect(res.err.split('\n').filter((l) => l.startsWith('pump-1:'))).toEqual([
@@ -103,6 +112,31 @@ describe('train-all --deploy', () => {
     const promoted = (/^pump-2: promoted (\S+)/m.exec(res.out) ?? [])[1]!;
     expect(res.err).toContain(`pump-2: best.json now names ${promoted}, which was not deployed to every module; its deploy stays pending in best.json`);
     expect(res.out.split('\n').at(-1)).toBe('train-all: shard 0/1: 1 promoted, 0 kept, 0 skipped, 1 failed, 1 deploy pending');
+  });
+
+  it('exits 1 before training when IoT Hub cannot be reached, naming its host and never its key, and trains with a hub that answers', async () => {
+    // Before, every source was trained and promoted, then each deploy failed (getaddrinfo ENOTFOUND), and the Job retried the whole shard.
+    const c = await newContainer('deploy-dead-hub-it');
+    await seedDays(c, 'pump-1', T0, 1, 30, { count: 4320 });
+    const key = Buffer.from('k'.repeat(32)).toString('base64');
+    // The local hub's own connection string, its host one that does not resolve.
+    const dead = hub.serviceConnectionString().replace(/HostName=[^;]+/, 'HostName=hub-pumpwatch.invalid').replace(/SharedAccessKey=[^;]+/, `SharedAccessKey=${key}`);
+    const env = { PUMPWATCH_IOTHUB_CONNECTION_STRING: dead };
+    const res = await cli(['train-all', '--from', '2026-01-01', '--to', '2026-01-02', '--deploy'], { ...context(c), env, registry: () => registryFromEnv(env) });
+    expect(res.code).toBe(EXIT.failure);
+    expect(res.err.split('\n').at(-1)).toMatch(
+      /^pumpwatch-trainer train-all: PW_TRAINER_DEPLOY: IoT Hub hub-pumpwatch\.invalid: a twin query, made before training, failed \(.*ENOTFOUND.*\): training was not started, as every deploy of this run would fail the same way$/,
+    );
+    expect(`${res.out}${res.err}`).not.toContain(key);
+    expect(res.out).not.toMatch(/^pump-1: /m);
+    expect(await readBest(c, 'pump-1')).toBeNull();
+
+    // The same run with the hub reachable trains and promotes (no module serves the pump: its deploy stays pending).
+    const live = { PUMPWATCH_IOTHUB_CONNECTION_STRING: hub.serviceConnectionString() };
+    const registry = hubRegistry(hub);
+    const ok = await cli(['train-all', '--from', '2026-01-01', '--to', '2026-01-02', '--deploy'], { ...context(c), env: live, registry: () => registry });
+    expect(ok.out).toMatch(/^pump-1: promoted /m);
+    expect(ok.out.split('\n').at(-1)).toBe('train-all: shard 0/1: 1 promoted, 0 kept, 0 skipped, 0 failed, 1 deploy pending');
   });
 });
 

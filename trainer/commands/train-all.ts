@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { safeErrorMessage } from '../../sync/redact.js';
 import { EXIT, failsAgain, fromStorage, REPEATING_CODES, storageError, UsageError } from '../errors.js';
 import { checkWritable } from '../files.js';
+import { checkHubAnswers, hubHost } from '../deploy/reach.js';
 import { createProgress } from '../progress.js';
 import { writeReport } from '../report/report.js';
 import { ensureRegistryContainer } from '../registry/register.js';
@@ -31,8 +32,10 @@ in the range (a quiet or retired pump) is skipped, not failed, and so is one who
 few only because the pump was stopped by its stopped-when rule (a standby or seasonal pump:
 "skipped: stopped for 8640 of 8640 readings ... too few running rows to train (0, need 100)");
 one with too few usable readings otherwise fails. With --days, the range is resolved once when the run starts (printed on the first line).
-With --deploy, the IoT Hub settings and deploy options are checked before any training, and
-after each source, whatever its outcome, the best version is deployed when this run promoted
+With --deploy, the IoT Hub settings and deploy options are checked before any training, then
+one call is made to the hub (the twin of --device's module, or the first twin of the query the
+deploys make, one at most): when it fails (a host that does not resolve, a key refused) the run
+exits 1 before training, naming the hub's host. After each source, whatever its outcome, the best version is deployed when this run promoted
 it (or trained that very version: the challenger is the live model itself) or when its deploy
 is pending (best.json's deployPending: a run that promoted it did not reach every module; see
 "train --help"). A folder under readings/ whose name is not a
@@ -59,7 +62,8 @@ Exit codes:
      Job fails the shard without retrying it. The codes:
      ${REPEATING_CODES.join(', ')}
   1  any other failure of a source (Blob Storage refusing or not answering, a conflict, a
-     deploy), a deploy left pending, or a PW_TRAINER_* failure before any source: a retry may pass.
+     deploy), a deploy left pending, or a PW_TRAINER_* failure before any source (with --deploy,
+     an IoT Hub that does not answer: PW_TRAINER_DEPLOY, nothing trained): a retry may pass.
      After Blob Storage failed ${OUTAGE_STOP} sources in a row, the sources not started yet are not
      tried (counted "not tried"): an outage does not fail every source of the shard in turn
   2  bad usage`;
@@ -104,6 +108,8 @@ export const trainAllCommand: Command = {
     const req = trainRequest('train-all', v, 'check', ctx.now());
     // Checked before training: a promotion that cannot be deployed must not happen at all.
     const deploy = v.deploy === true ? prepareDeploy(ctx, v) : null;
+    // And the hub answers, before hours of training whose every deploy would fail (exit 1 without training).
+    if (deploy) await checkHubAnswers(deploy.registry, deploy.target, hubHost(ctx.env.PUMPWATCH_IOTHUB_CONNECTION_STRING));
     if (typeof v['report-dir'] === 'string') await checkWritable(v['report-dir'], 'the reports', 'folder');
     const container = ctx.container();
     const { sources: all, unreadable } = await fromStorage('listing the sources in readings/', () => listSources(container));
