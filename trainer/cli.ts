@@ -3,6 +3,7 @@
 // First, before the commands load onnxruntime: see there.
 import '../inference/ort-telemetry.js';
 import { runCli } from './commands/index.js';
+import { stopNoteLines } from './stop-notes.js';
 
 const io = {
   out: (text: string) => process.stdout.write(`${text}\n`),
@@ -21,6 +22,8 @@ const io = {
  */
 for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
   process.once(signal, () => {
+    // What the command running has to say first (train-all: the sources done, interrupted, not started).
+    for (const line of stopNoteLines(signal)) process.stderr.write(`${line}\n`);
     process.stderr.write(`pumpwatch-trainer: stopped by ${signal}; nothing more is written, and the next run takes up what this one left (every registry write is conditional)\n`);
     process.exit(code);
   });

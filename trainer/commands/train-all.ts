@@ -9,8 +9,9 @@ import { writeReport } from '../report/report.js';
 import { ensureRegistryContainer } from '../registry/register.js';
 import { trainSource, type TrainOutcome } from '../train/pipeline.js';
 import { readLabelSet, skippedLabelWarning } from '../train/prepare.js';
-import { inShard, listSources, mapLimited } from '../train/sources.js';
+import { inShard, listSources } from '../train/sources.js';
 import { optionalInteger, parseOptions, type Command } from './command.js';
+import { ShardTally } from './shard-tally.js';
 import { deployPendingBest, prepareDeploy, type RunVersion } from './deploy.js';
 import { printOutcome, runVersionOf, TRAIN_OPTIONS, trainRequest } from './train.js';
 
@@ -66,7 +67,10 @@ Exit codes:
      an IoT Hub that does not answer: PW_TRAINER_DEPLOY, nothing trained): a retry may pass.
      After Blob Storage failed ${OUTAGE_STOP} sources in a row, the sources not started yet are not
      tried (counted "not tried"): an outage does not fail every source of the shard in turn
-  2  bad usage`;
+  2  bad usage
+  143, 130  stopped by SIGTERM, SIGINT (a pod evicted, the Job's deadline): one line on stderr
+     says what was left, "train-all: shard 3/16: stopped by SIGTERM: 12 done (2 promoted,
+     9 kept, 1 skipped, 0 failed), 2 interrupted (pump-a, pump-b), 26 not started"`;
 
 /**
  * A source's training outcome, and (with --deploy) whether its deploy is left pending: counted
@@ -121,7 +125,8 @@ export const trainAllCommand: Command = {
     for (const folder of unreadable) io.out(`  warning  ${folder}: not a source folder (its name is not a pump id as the agent writes it), skipped`);
     for (const s of labels.skipped) io.out(`  warning  ${skippedLabelWarning(s)}`);
     const outage = { inARow: 0, stopped: false };
-    const results = await mapLimited(mine, concurrency, async (source): Promise<SourceResult> => {
+    // Counted as they start and end: a SIGTERM (eviction, the Job's deadline) says what was left.
+    const results = await new ShardTally(`shard ${index}/${shards}`, mine.length).map(mine, concurrency, async (source): Promise<SourceResult> => {
       // Blob Storage down for the whole shard: every source would fail the same way after its own waits.
       if (outage.stopped) return { status: 'not tried', deployPending: false, repeats: false };
       const progress = createProgress({ raw: io.raw, line: io.err }, ctx.isTTY && concurrency === 1, `train ${source}`);
