@@ -32,11 +32,12 @@ mod N; stable as pumps are added) and runs "train" on each, K at a time. A sourc
 in the range (a quiet or retired pump) is skipped, not failed, and so is one whose rows are too
 few only because the pump was stopped by its stopped-when rule (a standby or seasonal pump:
 "skipped: stopped for 8640 of 8640 readings ... too few running rows to train (0, need 100)");
-one with too few usable readings otherwise fails. With --days, the range is resolved once when the run starts (printed on the first line).
-With --deploy, the IoT Hub settings and deploy options are checked before any training, then
-one call is made to the hub (the twin of --device's module, or the first twin of the query the
-deploys make, one at most): when it fails (a host that does not resolve, a key refused) the run
-exits 1 before training, naming the hub's host. After each source, whatever its outcome, the best version is deployed when this run promoted
+one with too few usable readings otherwise fails. With --days, the range is resolved once when
+the run starts (printed on the first line). With --deploy, the IoT Hub settings and deploy
+options are checked before any training, then one call is made to the hub (the twin of
+--device's module, or the first twin of the query the deploys make, one at most): when it fails
+(a host that does not resolve, a key refused) the run exits 1 before training, naming the hub's
+host. After each source, whatever its outcome, the best version is deployed when this run promoted
 it (or trained that very version: the challenger is the live model itself) or when its deploy
 is pending (best.json's deployPending: a run that promoted it did not reach every module; see
 "train --help"). A folder under readings/ whose name is not a
