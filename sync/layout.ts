@@ -3,6 +3,7 @@
  *   readings/{pumpId}/{yyyy}/{mm}/{dd}/{deviceId}/{firstSeq}-{lastSeq}.jsonl.gz
  *   models/{source}/{version}/model.onnx | model.json,  models/{source}/best.json
  *   models/{source}/{version}/evaluations/{run time}-{id}.json  (each train run's evaluation of the version)
+ *   runs/{from}_{to}/{source}.json  (train-all's latest outcome of each source for a range)
  *   labels/{deviceId}/…
  *   rejected/{deviceId}/{yyyy}/{mm}/{dd}/{firstId}-{lastId}.jsonl.gz  (items the agent refused)
  * The date is the UTC day of the batch's first reading; sequence numbers are zero-padded so that
@@ -102,6 +103,17 @@ export const bestModelBlobName = (source: string): string => `models/${segment(s
  */
 export const evaluationBlobName = (source: string, version: string, at: Date, id: string): string =>
   `models/${segment(source)}/${segment(version)}/evaluations/${at.toISOString().replaceAll(':', '-')}-${segment(id)}.json`;
+
+/**
+ * The folder of train-all's outcome records of one range (`from`, `to`: epoch ms). The range
+ * first, its times as ISO with `-` for `:`, so that the folders sort by night and one night's
+ * outcomes list by one prefix; the range, not the run time, so that a retry of the same night
+ * (whose `--days` range is the same) finds them.
+ */
+export const runsPrefix = (from: number, to: number): string => `runs/${new Date(from).toISOString().replaceAll(':', '-')}_${new Date(to).toISOString().replaceAll(':', '-')}/`;
+
+/** train-all's outcome record of `source` for the range (trainer/registry/run-record.ts). */
+export const runRecordBlobName = (from: number, to: number, source: string): string => `${runsPrefix(from, to)}${segment(source)}.json`;
 
 export const labelsPrefix = (deviceId: string): string => `labels/${segment(deviceId)}/`;
 

@@ -37,7 +37,7 @@ export class ShardTally {
   /** `train-all: shard 3/16: stopped by SIGTERM: 12 done (2 promoted, 9 kept, 1 skipped, 0 failed), 2 interrupted (pump-a, pump-b), 26 not started`. */
   stoppedLine(signal: string): string {
     const n = (status: string) => this.done.get(status) ?? 0;
-    const notTried = n('not tried') > 0 ? `, ${n('not tried')} not tried` : '';
+    const notTried = `${n('done already') > 0 ? `, ${n('done already')} done already` : ''}${n('not tried') > 0 ? `, ${n('not tried')} not tried` : ''}`;
     const interrupted = this.running.size > 0 ? ` (${[...this.running].join(', ')})` : '';
     const notStarted = this.total - this.finished - this.running.size;
     return (

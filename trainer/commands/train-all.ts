@@ -1,5 +1,7 @@
 /** `pumpwatch-trainer train-all`: train every source of one shard, k at a time. */
 import { join } from 'node:path';
+import type { ContainerClient } from '@azure/storage-blob';
+import { buildVersion } from '../../lib/build-info.js';
 import { safeErrorMessage } from '../../sync/redact.js';
 import { EXIT, failsAgain, fromStorage, REPEATING_CODES, storageError, UsageError } from '../errors.js';
 import { checkWritable } from '../files.js';
@@ -7,13 +9,15 @@ import { checkHubAnswers, hubHost } from '../deploy/reach.js';
 import { createProgress } from '../progress.js';
 import { writeReport } from '../report/report.js';
 import { ensureRegistryContainer } from '../registry/register.js';
+import { readRunRecord, writeRunRecord, type RunRecord } from '../registry/run-record.js';
 import { trainSource, type TrainOutcome } from '../train/pipeline.js';
 import { readLabelSet, skippedLabelWarning } from '../train/prepare.js';
-import { inShard, listSources } from '../train/sources.js';
-import { optionalInteger, parseOptions, type Command } from './command.js';
+import { inShard, listSources, mapLimited } from '../train/sources.js';
+import { optionalInteger, parseOptions, type Command, type Io } from './command.js';
 import { ShardTally } from './shard-tally.js';
 import { deployPendingBest, prepareDeploy, type RunVersion } from './deploy.js';
 import { printOutcome, runVersionOf, TRAIN_OPTIONS, trainRequest } from './train.js';
+import { doneAlready, optionsHash, resumedLine, runOptions, runRecordOf, summaryOf, type Counted, type RunScope, type SourceEnd } from './train-all-outcomes.js';
 
 /**
  * Sources in a row whose failure was Blob Storage's (PW_TRAINER_STORAGE: no answer, refused, a
@@ -24,7 +28,7 @@ import { printOutcome, runVersionOf, TRAIN_OPTIONS, trainRequest } from './train
  */
 const OUTAGE_STOP = 5;
 
-const HELP = `Usage: pumpwatch-trainer train-all [--shard I/N] [--concurrency K] (--from DATE --to DATE | --days N) [train options]
+const HELP = `Usage: pumpwatch-trainer train-all [--shard I/N] [--concurrency K] [--resume] [--json] (--from DATE --to DATE | --days N) [train options]
 
 Lists the sources with readings in Blob Storage (readings/<source>/), keeps those of shard I of
 N (a source belongs to shard: the first 4 bytes of sha256(source) read as a big-endian uint32,
@@ -51,11 +55,28 @@ Options:
   --shard I/N         this shard (0 <= I < N; default 0/1: every source)
   --concurrency K     sources trained at once (default 1)
   --report-dir DIR    write DIR/<source>.html for each source trained, kept or skipped
+  --resume            a source whose outcome record of this range (below) says promoted, kept
+                      or skipped, by a run with the same train options and build, is not read
+                      or trained again ("pump-7: done already at … (kept live V), not trained
+                      again (--resume)"); a failed one is. With --deploy its pending deploy is
+                      still pushed. For a retry of the same night; without it every source is
+                      trained (a person re-running after new labels wants a real run)
+  --json              print one JSON object a line on stdout instead: each source's outcome
+                      record (a resumed one's with "resumed": true) and last
+                      {"summary": {…counts by outcome, "skipKinds": {…}}}; everything else
+                      (warnings, progress, FAILED lines, deploys) goes to stderr
   (and every option of "train" but --source and --report; see "train --help")
 
 Prints one line per source and a count: "2 promoted, 5 kept, 1 skipped, 0 failed", with
 --deploy also the sources whose deploy is left pending (", 1 deploy pending"; a source promoted
-whose deploy failed counts as promoted and as deploy pending).
+whose deploy failed counts as promoted and as deploy pending), with --resume the sources done
+already (", 11 done already").
+Every source that reached an outcome gets a record in the registry's container,
+runs/<from>_<to>/<source>.json (the range's times with - for :), replaced by a later run of the
+same range: schema, source, range, outcome (promoted | kept | skipped | failed), skipKind
+(no-readings | no-drift | inconclusive), code (PW_…), reason (one line), version, live,
+evaluation (its blob), deployPending, options and optionsHash (the train options that change
+the outcome), build, startedAt, finishedAt, shard.
 Exit codes:
   0  every source done (promoted, kept or skipped; with --deploy, no deploy left pending)
   4  sources failed, each on its own data or registry, which a retry of the shard fails on
@@ -73,14 +94,14 @@ Exit codes:
      says what was left, "train-all: shard 3/16: stopped by SIGTERM: 12 done (2 promoted,
      9 kept, 1 skipped, 0 failed), 2 interrupted (pump-a, pump-b), 26 not started"`;
 
+/** Records of this range read at once by --resume: small blobs, one GET each. */
+const RECORD_READS = 8;
+
 /**
  * A source's training outcome, and (with --deploy) whether its deploy is left pending: counted
  * apart. `repeats`: every failure of the source is one a retry repeats (failsAgain).
  */
-interface SourceResult {
-  /** `not tried`: left out after Blob Storage failed OUTAGE_STOP sources in a row. */
-  status: TrainOutcome['status'] | 'failed' | 'not tried';
-  deployPending: boolean;
+interface SourceResult extends Counted {
   repeats: boolean;
 }
 
@@ -102,15 +123,20 @@ export const trainAllCommand: Command = {
   help: HELP,
   async run(args, io, ctx) {
     const { source: _s, report: _r, ...options } = TRAIN_OPTIONS;
-    const v = parseOptions('train-all', args, { ...options, shard: { type: 'string' }, concurrency: { type: 'string' }, 'report-dir': { type: 'string' } });
+    const v = parseOptions('train-all', args, { ...options, shard: { type: 'string' }, concurrency: { type: 'string' }, 'report-dir': { type: 'string' }, resume: { type: 'boolean' }, json: { type: 'boolean' } });
     if (v.help === true) {
       io.out(HELP);
       return 0;
     }
+    const json = v.json === true;
+    // With --json stdout carries the JSON lines only: every line meant for a person goes to stderr.
+    const say: Io = json ? { out: io.err, err: io.err, raw: io.raw } : io;
     const { index, shards } = parseShard(v.shard, ctx.env);
     const concurrency = optionalInteger(v.concurrency, '--concurrency', 1) ?? 1;
     // The range is resolved once: with --days, a run that crosses 00:00 UTC still trains every source on the same days.
     const req = trainRequest('train-all', v, 'check', ctx.now());
+    const trainOptions = runOptions(req, v.deploy === true);
+    const scope: RunScope = { from: req.from, to: req.to, shard: `${index}/${shards}`, options: trainOptions, optionsHash: optionsHash(trainOptions), build: buildVersion() };
     // Checked before training: a promotion that cannot be deployed must not happen at all.
     const deploy = v.deploy === true ? prepareDeploy(ctx, v) : null;
     // And the hub answers, before hours of training whose every deploy would fail (exit 1 without training).
@@ -120,23 +146,29 @@ export const trainAllCommand: Command = {
     const { sources: all, unreadable } = await fromStorage('listing the sources in readings/', () => listSources(container));
     const mine = inShard(all, index, shards);
     if (mine.length > 0) await ensureRegistryContainer(ctx.models());
-    // The labels of this shard's sources only: a blob whose metadata names another pump is not downloaded.
-    const labels = mine.length > 0 ? await readLabelSet(container, mine) : { labels: [], withdrawals: [], skipped: [] };
-    io.out(`train-all: shard ${index}/${shards}: ${mine.length} of ${all.length} sources, ${concurrency} at a time, readings ${new Date(req.from).toISOString()} → ${new Date(req.to).toISOString()}`);
-    for (const folder of unreadable) io.out(`  warning  ${folder}: not a source folder (its name is not a pump id as the agent writes it), skipped`);
-    for (const s of labels.skipped) io.out(`  warning  ${skippedLabelWarning(s)}`);
+    const done = v.resume === true ? await readDone(ctx.models(), mine, scope, say) : new Map<string, RunRecord>();
+    const todo = mine.filter((s) => !done.has(s));
+    // The labels of this shard's sources only (of those to train): a blob whose metadata names another pump is not downloaded.
+    const labels = todo.length > 0 ? await readLabelSet(container, todo) : { labels: [], withdrawals: [], skipped: [] };
+    say.out(`train-all: shard ${index}/${shards}: ${mine.length} of ${all.length} sources, ${concurrency} at a time, readings ${new Date(req.from).toISOString()} → ${new Date(req.to).toISOString()}`);
+    for (const folder of unreadable) say.out(`  warning  ${folder}: not a source folder (its name is not a pump id as the agent writes it), skipped`);
+    for (const s of labels.skipped) say.out(`  warning  ${skippedLabelWarning(s)}`);
     const outage = { inARow: 0, stopped: false };
     // Counted as they start and end: a SIGTERM (eviction, the Job's deadline) says what was left.
     const results = await new ShardTally(`shard ${index}/${shards}`, mine.length).map(mine, concurrency, async (source): Promise<SourceResult> => {
       // Blob Storage down for the whole shard: every source would fail the same way after its own waits.
       if (outage.stopped) return { status: 'not tried', deployPending: false, repeats: false };
-      const progress = createProgress({ raw: io.raw, line: io.err }, ctx.isTTY && concurrency === 1, `train ${source}`);
+      const resumed = done.get(source);
+      if (resumed) return resume(resumed);
+      const startedAt = ctx.now();
+      const progress = createProgress({ raw: say.raw, line: say.err }, ctx.isTTY && concurrency === 1 && !json, `train ${source}`);
       const printed = new Set<string>();
       let repeats = true;
       // One line per failure: the deploy step, run after a failed training too, fails the same way on the same best.json.
       const failed = (thrown: unknown) => {
         // A Blob Storage SDK error no step wrapped is told as runCli tells it: status and code, never the response body.
         const err = storageError('a Blob Storage request', thrown);
+        firstError ??= err;
         repeats &&= failsAgain(err);
         storageFailed ||= (err as { code?: string }).code === 'PW_TRAINER_STORAGE';
         const line = `${source}: FAILED ${(err as { code?: string }).code ?? 'error'}: ${safeErrorMessage(err)}`;
@@ -146,16 +178,19 @@ export const trainAllCommand: Command = {
       let status: SourceResult['status'];
       let own: RunVersion | null = null;
       let storageFailed = false;
+      let outcome: TrainOutcome | null = null;
+      // The first failure is the record's: the deploy step's, after a failed training, is its consequence.
+      let firstError: unknown = null;
       const noteOutage = (): void => {
         outage.inARow = storageFailed ? outage.inARow + 1 : 0;
         if (outage.inARow < OUTAGE_STOP || outage.stopped) return;
         outage.stopped = true;
-        io.err(`train-all: shard ${index}/${shards}: Blob Storage failed ${OUTAGE_STOP} sources in a row: the sources not started yet are not tried (exit ${EXIT.failure}: a retry of the shard tries them)`);
+        say.err(`train-all: shard ${index}/${shards}: Blob Storage failed ${OUTAGE_STOP} sources in a row: the sources not started yet are not tried (exit ${EXIT.failure}: a retry of the shard tries them)`);
       };
       try {
         // A source without readings in the range (a quiet or retired pump) is skipped, not failed.
-        const outcome = await trainSource({ data: container, models: ctx.models() }, { ...req, source, skipWithoutReadings: true }, progress, () => ctx.now(), labels);
-        printOutcome(outcome, io);
+        outcome = await trainSource({ data: container, models: ctx.models() }, { ...req, source, skipWithoutReadings: true }, progress, () => ctx.now(), labels);
+        printOutcome(outcome, say);
         own = runVersionOf(outcome);
         // Every outcome gets its page, as with train --report: a skipped one says why (and, under
         // --if-drifted, shows the drift figures that decided it).
@@ -167,28 +202,77 @@ export const trainAllCommand: Command = {
       }
       if (!deploy) {
         noteOutage();
-        return { status, deployPending: false, repeats };
+        return recorded({ status, deployPending: false, repeats });
       }
       // Whatever the outcome, failed included: a best version whose deploy an earlier run left
       // pending (a pod Kubernetes retries, an earlier night) reaches the gateways now. Counted
       // apart from the outcome: a source promoted whose deploy is left pending was promoted.
       let result: SourceResult;
       try {
-        result = { status, deployPending: (await deployPendingBest(ctx, deploy, source, own, io)) !== 0, repeats };
+        result = { status, deployPending: (await deployPendingBest(ctx, deploy, source, own, say)) !== 0, repeats };
       } catch (err) {
         failed(err);
         result = { status: 'failed', deployPending: false, repeats };
       }
       noteOutage();
-      return result;
+      return recorded(result);
+
+      /** Writes the source's outcome record once it is known (after its deploy), and prints it with --json. */
+      async function recorded(r: SourceResult): Promise<SourceResult> {
+        const end: SourceEnd = r.status === 'failed' ? { status: 'failed', error: firstError, outcome, deployPending: r.deployPending } : { status: r.status as TrainOutcome['status'], outcome: outcome!, deployPending: r.deployPending };
+        const record = runRecordOf(scope, source, startedAt, ctx.now(), end);
+        let written = true;
+        try {
+          await writeRunRecord(ctx.models(), record);
+        } catch (err) {
+          // Not a failure of the source (its outcome stands); a --resume retry trains it again.
+          written = false;
+          say.err(`${source}: its outcome (${record.outcome}) was not recorded: ${(err as { code?: string }).code ?? 'error'}: ${safeErrorMessage(err)}`);
+        }
+        if (json) io.out(JSON.stringify(written ? record : { ...record, recorded: false }));
+        return { ...r, ...(record.skipKind ? { skipKind: record.skipKind } : {}) };
+      }
     });
+    /** A source an earlier attempt of this range did (--resume): its line, and with --deploy its pending deploy pushed. */
+    async function resume(record: RunRecord): Promise<SourceResult> {
+      if (json) io.out(JSON.stringify({ ...record, resumed: true }));
+      else io.out(resumedLine(record));
+      // Not recorded again: the record keeps the training's outcome; a deploy left pending is best.json's to keep.
+      if (!deploy) return { status: 'done already', deployPending: false, repeats: true };
+      try {
+        return { status: 'done already', deployPending: (await deployPendingBest(ctx, deploy, record.source, null, say)) !== 0, repeats: true };
+      } catch (thrown) {
+        const err = storageError('a Blob Storage request', thrown);
+        io.err(`${record.source}: FAILED ${(err as { code?: string }).code ?? 'error'}: ${safeErrorMessage(err)}`);
+        return { status: 'failed', deployPending: false, repeats: failsAgain(err) };
+      }
+    }
     const count = (s: SourceResult['status']) => results.filter((r) => r.status === s).length;
     const pending = results.filter((r) => r.deployPending).length;
     const failures = results.filter((r) => r.status === 'failed' || r.status === 'not tried');
     const exit = pending > 0 || failures.some((r) => !r.repeats) ? EXIT.failure : failures.length > 0 ? EXIT.dataFailed : EXIT.ok;
-    if (exit === EXIT.dataFailed) io.err(`train-all: shard ${index}/${shards}: every failure is one of its source's data or registry, which a retry fails on again: exit ${EXIT.dataFailed}`);
+    if (exit === EXIT.dataFailed) say.err(`train-all: shard ${index}/${shards}: every failure is one of its source's data or registry, which a retry fails on again: exit ${EXIT.dataFailed}`);
     const notTried = count('not tried') > 0 ? `, ${count('not tried')} not tried` : '';
-    io.out(`train-all: shard ${index}/${shards}: ${count('promoted')} promoted, ${count('kept')} kept, ${count('skipped')} skipped, ${count('failed')} failed${notTried}${deploy ? `, ${pending} deploy pending` : ''}`);
+    const doneBefore = count('done already') > 0 ? `, ${count('done already')} done already` : '';
+    if (json) io.out(JSON.stringify(summaryOf(results, scope, deploy !== null)));
+    else io.out(`train-all: shard ${index}/${shards}: ${count('promoted')} promoted, ${count('kept')} kept, ${count('skipped')} skipped, ${count('failed')} failed${notTried}${doneBefore}${deploy ? `, ${pending} deploy pending` : ''}`);
     return exit;
   },
 };
+
+/**
+ * --resume: the sources of `sources` that an earlier attempt of this range did (doneAlready). A
+ * record that cannot be read is said and its source trained again: a retry must not stop on it.
+ */
+async function readDone(models: ContainerClient, sources: readonly string[], scope: RunScope, say: Io): Promise<Map<string, RunRecord>> {
+  const found = await mapLimited(sources, RECORD_READS, async (source) => {
+    try {
+      const record = await readRunRecord(models, scope.from, scope.to, source);
+      return record !== null && doneAlready(record, scope) ? record : null;
+    } catch (err) {
+      say.err(`  warning  ${source}: its outcome record of this range was not read (${(err as { code?: string }).code ?? 'error'}: ${safeErrorMessage(err)}): trained again`);
+      return null;
+    }
+  });
+  return new Map(found.flatMap((r) => (r ? [[r.source, r] as const] : [])));
+}

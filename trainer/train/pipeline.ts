@@ -30,6 +30,7 @@ import { readBestOrUnfinished, type UnfinishedPromotion } from '../registry/best
 import { readModelBytes, sha256 } from '../registry/model-blob.js';
 import { readBest, type BestState } from '../registry/read.js';
 import { registerVersion, type Registered } from '../registry/register.js';
+import type { SkipKind } from '../registry/run-record.js';
 import { rewriteRecord, writeBest } from '../registry/write.js';
 import { decide, unlessRolledBack, type Decision } from './decide.js';
 import { labelsUsed } from './labels-used.js';
@@ -91,6 +92,8 @@ export interface ScoredModel {
 
 export interface TrainOutcome {
   status: 'promoted' | 'kept' | 'skipped';
+  /** Why a source was skipped, as a stable word (train-all's outcome record and --json). */
+  skipKind?: SkipKind;
   reason: string;
   source: string;
   /** The blob this run's evaluation was written to (registry/evaluation.ts); absent when nothing was trained. */
@@ -145,7 +148,7 @@ async function trainRange({ data: container, models }: Stores, req: TrainRequest
   if (loaded.readings === 0) {
     if (unfinished !== null) throw unfinished.refusal;
     if (!req.skipWithoutReadings) throw await noUsableRows(container, req, 0);
-    return { status: 'skipped', reason: `no readings ${between(req)}${await newerReadingsNote(container, req)}`, source: req.source, warnings: labelWarnings, record: null, drift: null, view: null };
+    return { status: 'skipped', skipKind: 'no-readings', reason: `no readings ${between(req)}${await newerReadingsNote(container, req)}`, source: req.source, warnings: labelWarnings, record: null, drift: null, view: null };
   }
   const { holdoutStart, trainIdx } = holdoutSplit(cleaned, req.holdoutFraction);
   const counts = { train: trainIdx.length, holdout: cleaned.series.rows.length - holdoutStart, faultRows: holdoutStart - trainIdx.length };
@@ -180,7 +183,7 @@ async function trainRange({ data: container, models }: Stores, req: TrainRequest
         unjudged.length === 0
           ? `no drift from the baseline of live model ${champion.record.version}: not retrained (checked ${parts})`
           : `inconclusive: no drift from the baseline of live model ${champion.record.version} in what was judged, but not judged: ${unjudged.join('; ')}: not retrained (checked ${parts})`;
-      return { status: 'skipped', reason, source: req.source, warnings: [...labelWarnings, ...driftWarnings], record: null, drift, view: null };
+      return { status: 'skipped', skipKind: unjudged.length === 0 ? 'no-drift' : 'inconclusive', reason, source: req.source, warnings: [...labelWarnings, ...driftWarnings], record: null, drift, view: null };
     }
     retrained = `drift in ${trigger}: ${driftedNames(drift).join(', ')}`;
     if (heldOutOnly) driftWarnings.push(heldOutOnlyWarning(drift, cleaned.series.timestamps[holdoutStart] as number, trainIdx.length, req.holdoutFraction));
