@@ -4,7 +4,8 @@
  * Azurite: every source that reached an outcome leaves its record, --json prints those records
  * and a summary on stdout and nothing else, and a retry with --resume of a shard killed with
  * SIGKILL trains again only what the killed pod had not done (and a failed source), while other
- * options train everything again. Before, nothing was recorded once the pod's log was gone, and
+ * options train everything again; with --deploy a resumed source's pending deploy is still
+ * pushed (that one in this process, for the local hub's twins). Before, nothing was recorded once the pod's log was gone, and
  * a retry trained the whole shard again, adding an evaluation of each source every time.
  */
 import { execFile, spawn } from 'node:child_process';
@@ -14,8 +15,10 @@ import type { ContainerClient } from '@azure/storage-blob';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packageRoot } from '../../agent/paths.js';
 import { EXIT } from '../../trainer/errors.js';
+import { readBest } from '../../trainer/registry/read.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
-import { seedDays } from '../support/trainer.js';
+import { addAgentModule, LocalHub } from '../support/local-hub.js';
+import { hubRegistry, runTrainer, seedDays, trainerContext } from '../support/trainer.js';
 
 const TRAINER = join(packageRoot(), 'dist', 'trainer', 'cli.js');
 const DAY = 86_400_000;
@@ -174,5 +177,37 @@ describe('train-all --resume', () => {
     const full = await trainer('runs-resume', ['train-all', ...RANGE, '--seed', '8']);
     expect(full.stdout).not.toContain('done already');
     expect(full.stdout.trim().split('\n').at(-1)).toMatch(/^train-all: shard 0\/1: 0 promoted, 6 kept, 0 skipped, 0 failed$/);
+  });
+});
+
+describe('train-all --resume --deploy', () => {
+  it('still deploys a resumed source whose deploy an earlier attempt left pending, and records that it was left pending', async () => {
+    const { data, models } = await seeded('runs-deploy');
+    await seedDays(data, 'pump-d', T0, 1, 30, { count: 4320 });
+    const hub = await LocalHub.start();
+    try {
+      // Azurite checks the SAS's expiry against the wall clock: the trainer's clock is the real one.
+      const ctx = trainerContext(data, { now: () => new Date(), registry: hubRegistry(hub), models });
+      const args = ['train-all', ...RANGE, '--resume', '--deploy'];
+      // No module reports pump-d yet: promoted, its deploy left pending.
+      const first = await runTrainer(args, ctx);
+      expect(first.code, first.err).toBe(EXIT.failure);
+      const version = (/^pump-d: promoted (\S+)/m.exec(first.out) ?? [])[1]!;
+      expect(await readJson(models, `${RUNS}pump-d.json`)).toMatchObject({ outcome: 'promoted', version, deployPending: true });
+      const evaluationsBefore = await evaluations(models, 'pump-d');
+      // The gateway comes up; the Job's retry.
+      addAgentModule(hub, 'gw-d', 'pumpwatch');
+      hub.updateReported('gw-d', 'pumpwatch', { pumps: ['pump-d'] });
+      const retry = await runTrainer(args, ctx);
+      expect(retry.code, retry.err).toBe(EXIT.ok);
+      expect(retry.out).toMatch(new RegExp(`^pump-d: done already at \\S+ \\(promoted ${version}\\), not trained again \\(--resume\\)$`, 'm'));
+      expect(retry.out).toContain(`pump-d: best.json names ${version}, whose deploy is pending (a run that promoted it did not reach every module): deploying it`);
+      expect(retry.out.split('\n').at(-1)).toBe('train-all: shard 0/1: 0 promoted, 0 kept, 0 skipped, 0 failed, 1 done already, 0 deploy pending');
+      expect((hub.desired('gw-d', 'pumpwatch') as { models?: Record<string, { version: string }> }).models?.['pump-d']?.version).toBe(version);
+      expect((await readBest(models, 'pump-d'))!.pointer).not.toHaveProperty('deployPending');
+      expect(await evaluations(models, 'pump-d')).toEqual(evaluationsBefore);
+    } finally {
+      await hub.stop();
+    }
   });
 });
