@@ -429,11 +429,13 @@ describe('shards', () => {
       .filter((a): a is string => a !== undefined)
       .map((a) => a.replace(/^"(.*)"$/, '$1'));
     expect(args[0]).toBe('train-all');
-    const v = parseOptions('train-all', args.slice(1), { ...TRAIN_OPTIONS, shard: { type: 'string' }, concurrency: { type: 'string' }, 'report-dir': { type: 'string' } });
+    const v = parseOptions('train-all', args.slice(1), { ...TRAIN_OPTIONS, shard: { type: 'string' }, concurrency: { type: 'string' }, 'report-dir': { type: 'string' }, resume: { type: 'boolean' }, json: { type: 'boolean' } });
     const completions = Number(/completions: (\d+)/.exec(yaml)![1]);
     expect(parseShard(v.shard, { JOB_COMPLETION_INDEX: String(completions - 1) })).toEqual({ index: completions - 1, shards: completions });
     const req = trainRequest('train-all', v, 'pump-1', new Date(Date.UTC(2026, 10, 23, 15)));
     expect(req).toMatchObject({ from: Date.UTC(2026, 10, 16), to: Date.UTC(2026, 10, 23), ifDrifted: { psi: 0.25, ks: 0.3 } });
+    // A retry of a shard leaves alone the pumps an earlier attempt did (train-all --resume).
+    expect(v.resume).toBe(true);
   });
 });
 
