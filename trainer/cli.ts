@@ -23,7 +23,10 @@ const io = {
 for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
   process.once(signal, () => {
     // What the command running has to say first (train-all: the sources done, interrupted, not started).
-    for (const line of stopNoteLines(signal)) process.stderr.write(`${line}\n`);
+    for (const line of stopNoteLines(signal)) {
+      process.stderr.write(`${line.err}\n`);
+      if (line.out !== undefined) process.stdout.write(`${line.out}\n`);
+    }
     process.stderr.write(`pumpwatch-trainer: stopped by ${signal}; nothing more is written, and the next run takes up what this one left (every registry write is conditional)\n`);
     process.exit(code);
   });

@@ -4,7 +4,8 @@
  * cli.ts so that a command never touches the process's signal handlers itself (in a test, the
  * commands run inside the test's process).
  */
-type StopNote = (signal: string) => string;
+/** `err`: the line for stderr; `out`: a line for stdout too (train-all --json: its last JSON line). */
+type StopNote = (signal: string) => { err: string; out?: string };
 
 const notes = new Set<StopNote>();
 
@@ -15,6 +16,6 @@ export function addStopNote(note: StopNote): () => void {
 }
 
 /** The lines of the notes in force, for `signal`. */
-export function stopNoteLines(signal: string): string[] {
+export function stopNoteLines(signal: string): Array<{ err: string; out?: string }> {
   return [...notes].map((note) => note(signal));
 }

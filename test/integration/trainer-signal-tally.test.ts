@@ -38,12 +38,13 @@ afterAll(async () => {
 
 describe('train-all stopped by a signal', () => {
   it.each([
-    ['SIGTERM', 143],
-    ['SIGINT', 130],
-  ] as const)('%s: one line of the sources done, interrupted and not started, then exit %i', async (signal, code) => {
-    const child = spawn(process.execPath, [TRAINER, 'train-all', '--from', '2026-01-01', '--to', '2026-01-02', '--concurrency', '1'], {
+    ['SIGTERM', 143, ''],
+    ['SIGINT', 130, ''],
+    ['SIGTERM', 143, '--json'],
+  ] as const)('%s: one line of the sources done, interrupted and not started, then exit %i %s', async (signal, code, json) => {
+    const child = spawn(process.execPath, [TRAINER, 'train-all', '--from', '2026-01-01', '--to', '2026-01-02', '--concurrency', '1', ...(json ? [json] : [])], {
       // A registry of its own for each case: pump-a is promoted in each.
-      env: { PATH: process.env.PATH ?? '', PUMPWATCH_BLOB_CONNECTION_STRING: proxy.connectionString, PUMPWATCH_MODELS_CONTAINER: `models-${signal.toLowerCase()}` },
+      env: { PATH: process.env.PATH ?? '', PUMPWATCH_BLOB_CONNECTION_STRING: proxy.connectionString, PUMPWATCH_MODELS_CONTAINER: `models-${signal.toLowerCase()}${json ? '-json' : ''}` },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -55,14 +56,19 @@ describe('train-all stopped by a signal', () => {
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     let early = false;
     void exited.then(() => (early = true));
-    while (!(/^pump-a: /m.test(stdout) && proxy.held() > heldBefore)) {
+    while (!((json ? /"source":"pump-a"/ : /^pump-a: /m).test(stdout) && proxy.held() > heldBefore)) {
       if (early) throw new Error(`exited before the signal:\n${stdout}\n${stderr}`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     child.kill(signal);
     const [exitCode, bySignal] = await exited;
     expect({ exitCode, bySignal }).toEqual({ exitCode: code, bySignal: null });
-    expect(stdout).toMatch(/^pump-a: promoted /m);
+    if (json) {
+      // stdout alone says the lines stopped short: its last line is the stop, not a summary
+      const out = stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(out[0]).toMatchObject({ source: 'pump-a', outcome: 'promoted' });
+      expect(out.at(-1)).toEqual({ stopped: { signal, shard: '0/1', done: { promoted: 1 }, interrupted: ['pump-b'], notStarted: 1 } });
+    } else expect(stdout).toMatch(/^pump-a: promoted /m);
     const lines = stderr.trim().split('\n');
     expect(lines.slice(-2)).toEqual([
       `train-all: shard 0/1: stopped by ${signal}: 1 done (1 promoted, 0 kept, 0 skipped, 0 failed), 1 interrupted (pump-b), 1 not started`,

@@ -50,6 +50,9 @@ describe('a pump stopped for the whole range by its live model\'s rule', () => {
     expect(res.err).not.toContain('FAILED');
     expect(res.out.split('\n').at(-1)).toBe('train-all: shard 0/1: 0 promoted, 0 kept, 1 skipped, 0 failed');
     expect((await readBest(container, 'pump-seasonal'))!.pointer.version).toBe(live);
+    // the outcome record says why in a word a script can count (train-all --json's skipKinds too)
+    const record = JSON.parse((await container.getBlockBlobClient('runs/2026-01-11T00-00-00.000Z_2026-01-14T00-00-00.000Z/pump-seasonal.json').downloadToBuffer()).toString('utf8'));
+    expect(record).toMatchObject({ outcome: 'skipped', skipKind: 'stopped' });
   });
 
   it('fails train with PW_TRAINER_NO_DATA in the same words (exit 1, as for a range without readings)', async () => {

@@ -181,7 +181,7 @@ describe('train-all --resume', () => {
 });
 
 describe('train-all --resume --deploy', () => {
-  it('still deploys a resumed source whose deploy an earlier attempt left pending, and records that it was left pending', async () => {
+  it('still deploys a resumed source whose deploy an earlier attempt left pending, and records that it was left pending, then that it no longer is', async () => {
     const { data, models } = await seeded('runs-deploy');
     await seedDays(data, 'pump-d', T0, 1, 30, { count: 4320 });
     const hub = await LocalHub.start();
@@ -206,6 +206,11 @@ describe('train-all --resume --deploy', () => {
       expect((hub.desired('gw-d', 'pumpwatch') as { models?: Record<string, { version: string }> }).models?.['pump-d']?.version).toBe(version);
       expect((await readBest(models, 'pump-d'))!.pointer).not.toHaveProperty('deployPending');
       expect(await evaluations(models, 'pump-d')).toEqual(evaluationsBefore);
+      // the record follows best.json: listing runs/ for pending deploys must not find pump-d still pending
+      expect(await readJson(models, `${RUNS}pump-d.json`)).toMatchObject({ outcome: 'promoted', version, deployPending: false });
+      const again = await runTrainer([...args, '--json'], ctx);
+      expect(again.code, again.err).toBe(EXIT.ok);
+      expect(JSON.parse(again.out.trim().split('\n')[0]!)).toMatchObject({ source: 'pump-d', resumed: true, deployPending: false });
     } finally {
       await hub.stop();
     }

@@ -11,15 +11,20 @@ export class ShardTally {
   private readonly running = new Set<string>();
   private finished = 0;
 
-  /** `shard`: as the run's lines name it (`shard 3/16`); `total`: the sources of the shard. */
+  /**
+   * `shard`: as the run's lines name it (`shard 3/16`); `total`: the sources of the shard; `json`
+   * (--json): a stop also ends stdout with a JSON line saying the same, since the run's summary line
+   * never comes and a reader of stdout alone would not know the lines stopped short.
+   */
   constructor(
     private readonly shard: string,
     private readonly total: number,
+    private readonly json = false,
   ) {}
 
   /** mapLimited over the shard's sources, each counted as it starts and ends, with the stop note in force meanwhile. */
   async map<R extends { status: string }>(sources: readonly string[], concurrency: number, fn: (source: string) => Promise<R>): Promise<R[]> {
-    const remove = addStopNote((signal) => this.stoppedLine(signal));
+    const remove = addStopNote((signal) => ({ err: this.stoppedLine(signal), ...(this.json ? { out: JSON.stringify({ stopped: this.stoppedFigures(signal) }) } : {}) }));
     try {
       return await mapLimited(sources, concurrency, async (source) => {
         this.running.add(source);
@@ -32,6 +37,17 @@ export class ShardTally {
     } finally {
       remove();
     }
+  }
+
+  /** What stoppedLine says, as --json's last line: `{"stopped": {"signal": "SIGTERM", "shard": "3/16", "done": {"promoted": 2, …}, "interrupted": [...], "notStarted": 26}}`. */
+  stoppedFigures(signal: string): Record<string, unknown> {
+    return {
+      signal,
+      shard: this.shard.replace(/^shard /, ''),
+      done: Object.fromEntries(this.done),
+      interrupted: [...this.running],
+      notStarted: this.total - this.finished - this.running.size,
+    };
   }
 
   /** `train-all: shard 3/16: stopped by SIGTERM: 12 done (2 promoted, 9 kept, 1 skipped, 0 failed), 2 interrupted (pump-a, pump-b), 26 not started`. */

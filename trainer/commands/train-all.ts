@@ -74,7 +74,7 @@ already (", 11 done already").
 Every source that reached an outcome gets a record in the registry's container,
 runs/<from>_<to>/<source>.json (the range's times with - for :), replaced by a later run of the
 same range: schema, source, range, outcome (promoted | kept | skipped | failed), skipKind
-(no-readings | no-drift | inconclusive), code (PW_…), reason (one line), version, live,
+(no-readings | stopped | no-drift | inconclusive), code (PW_…), reason (one line), version, live,
 evaluation (its blob), deployPending, options and optionsHash (the train options that change
 the outcome), build, startedAt, finishedAt, shard.
 Exit codes:
@@ -155,7 +155,7 @@ export const trainAllCommand: Command = {
     for (const s of labels.skipped) say.out(`  warning  ${skippedLabelWarning(s)}`);
     const outage = { inARow: 0, stopped: false };
     // Counted as they start and end: a SIGTERM (eviction, the Job's deadline) says what was left.
-    const results = await new ShardTally(`shard ${index}/${shards}`, mine.length).map(mine, concurrency, async (source): Promise<SourceResult> => {
+    const results = await new ShardTally(`shard ${index}/${shards}`, mine.length, json).map(mine, concurrency, async (source): Promise<SourceResult> => {
       // Blob Storage down for the whole shard: every source would fail the same way after its own waits.
       if (outage.stopped) return { status: 'not tried', deployPending: false, repeats: false };
       const resumed = done.get(source);
@@ -235,17 +235,32 @@ export const trainAllCommand: Command = {
     });
     /** A source an earlier attempt of this range did (--resume): its line, and with --deploy its pending deploy pushed. */
     async function resume(record: RunRecord): Promise<SourceResult> {
-      if (json) io.out(JSON.stringify({ ...record, resumed: true }));
-      else io.out(resumedLine(record));
-      // Not recorded again: the record keeps the training's outcome; a deploy left pending is best.json's to keep.
-      if (!deploy) return { status: 'done already', deployPending: false, repeats: true };
-      try {
-        return { status: 'done already', deployPending: (await deployPendingBest(ctx, deploy, record.source, null, say)) !== 0, repeats: true };
-      } catch (thrown) {
-        const err = storageError('a Blob Storage request', thrown);
-        io.err(`${record.source}: FAILED ${(err as { code?: string }).code ?? 'error'}: ${safeErrorMessage(err)}`);
-        return { status: 'failed', deployPending: false, repeats: failsAgain(err) };
+      if (!json) io.out(resumedLine(record));
+      // The record keeps the training's outcome, and with --deploy follows best.json's mark: a retry
+      // that pushed the deploy a training left pending says so in the record too (before, the
+      // record kept deployPending: true after the push, against best.json and the run's summary).
+      let result: SourceResult = { status: 'done already', deployPending: false, repeats: true };
+      let shown: RunRecord & { recorded?: false } = record;
+      if (deploy) {
+        try {
+          result = { ...result, deployPending: (await deployPendingBest(ctx, deploy, record.source, null, say)) !== 0 };
+        } catch (thrown) {
+          const err = storageError('a Blob Storage request', thrown);
+          io.err(`${record.source}: FAILED ${(err as { code?: string }).code ?? 'error'}: ${safeErrorMessage(err)}`);
+          result = { status: 'failed', deployPending: false, repeats: failsAgain(err) };
+        }
+        if (result.status === 'done already' && result.deployPending !== (record.deployPending ?? false)) {
+          shown = { ...record, deployPending: result.deployPending };
+          try {
+            await writeRunRecord(ctx.models(), shown);
+          } catch (err) {
+            shown = { ...shown, recorded: false };
+            say.err(`${record.source}: its record's deployPending (now ${String(result.deployPending)}) was not written: ${(err as { code?: string }).code ?? 'error'}: ${safeErrorMessage(err)}`);
+          }
+        }
       }
+      if (json) io.out(JSON.stringify({ ...shown, resumed: true }));
+      return result;
     }
     const count = (s: SourceResult['status']) => results.filter((r) => r.status === s).length;
     const pending = results.filter((r) => r.deployPending).length;

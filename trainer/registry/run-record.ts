@@ -16,7 +16,7 @@ import { parse, readBody, registryError, statusOf, streamToBuffer, uploadBlob } 
 export const RUN_RECORD_SCHEMA = 1;
 
 /** The reasons a source is skipped, as stable words (train/pipeline.ts `skipKind`). */
-export type SkipKind = 'no-readings' | 'no-drift' | 'inconclusive';
+export type SkipKind = 'no-readings' | 'stopped' | 'no-drift' | 'inconclusive';
 
 export const RunRecordSchema = z.object({
   schema: z.literal(RUN_RECORD_SCHEMA),

@@ -157,7 +157,7 @@ async function trainRange({ data: container, models }: Stores, req: TrainRequest
   if (stoppedOnly !== null) {
     if (unfinished !== null) throw unfinished.refusal;
     if (!req.skipWithoutReadings) throw new TrainerError('PW_TRAINER_NO_DATA', `"${req.source}" was ${stoppedOnly}`);
-    return { status: 'skipped', reason: stoppedOnly, source: req.source, warnings: labelWarnings, record: null, drift: null, view: null };
+    return { status: 'skipped', skipKind: 'stopped', reason: stoppedOnly, source: req.source, warnings: labelWarnings, record: null, drift: null, view: null };
   }
   await checkEnough(container, req, cleaned, counts, stop).catch((err: unknown) => {
     throw refused(err);
