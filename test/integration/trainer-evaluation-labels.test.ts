@@ -13,11 +13,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LabelStore, type Label, type NewLabel } from '../../buffer/labels.js';
 import { BufferStore } from '../../buffer/store.js';
 import { uploadPendingLabels } from '../../sync/labels-upload.js';
-import { EvaluationRecordSchema } from '../../trainer/registry/records.js';
 import { readModelRecord } from '../../trainer/registry/read.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { rng } from '../support/models.js';
-import { challengerVersion, pumpValues, runTrainer, seedReadings, trainerContext } from '../support/trainer.js';
+import { challengerVersion, evaluationRecords, pumpValues, runTrainer, seedReadings, trainerContext } from '../support/trainer.js';
 
 const DAY = 86_400_000;
 const T0 = Date.UTC(2026, 0, 11);
@@ -50,13 +49,7 @@ const label = (over: Partial<NewLabel> & Pick<NewLabel, 'kind' | 'fromTs' | 'toT
 
 const cli = (args: string[]) => runTrainer(args, trainerContext(container, { now: new Date(T0 + 30 * DAY) }));
 
-async function evaluationsOf(source: string, version: string) {
-  const out: Array<{ name: string; record: ReturnType<typeof EvaluationRecordSchema.parse> }> = [];
-  for await (const blob of container.listBlobsFlat({ prefix: `models/${source}/${version}/evaluations/` })) {
-    out.push({ name: blob.name, record: EvaluationRecordSchema.parse(JSON.parse((await container.getBlockBlobClient(blob.name).downloadToBuffer()).toString('utf8'))) });
-  }
-  return out;
-}
+const evaluationsOf = (source: string, version: string) => evaluationRecords(container, source, version);
 
 beforeAll(async () => {
   az = await startTestAzurite();

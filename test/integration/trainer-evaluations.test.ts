@@ -6,11 +6,10 @@
  */
 import { ContainerClient } from '@azure/storage-blob';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EvaluationRecordSchema } from '../../trainer/registry/records.js';
 import { readBest, readModelRecord } from '../../trainer/registry/read.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { rng } from '../support/models.js';
-import { pumpValues, runTrainer, seedReadings, trainerContext, uploadConfirmedFault } from '../support/trainer.js';
+import { evaluationRecords, pumpValues, runTrainer, seedReadings, trainerContext, uploadConfirmedFault } from '../support/trainer.js';
 
 const DAY = 86_400_000;
 const T0 = Date.UTC(2026, 0, 1);
@@ -26,13 +25,7 @@ const cli = (args: string[]) => runTrainer(args, trainerContext(container, { now
 const confirm = (k: number) =>
   uploadConfirmedFault(container, 'gw-ev', { id: `ev-${k}`, pumpId: 'pump-ev', fromTs: START + (EPISODES[k] as number) * STEP, toTs: START + ((EPISODES[k] as number) + 59) * STEP, createdAt: T0 + 11 * DAY });
 
-async function evaluations(source: string, version: string) {
-  const out: Array<{ name: string; record: ReturnType<typeof EvaluationRecordSchema.parse> }> = [];
-  for await (const blob of container.listBlobsFlat({ prefix: `models/${source}/${version}/evaluations/` })) {
-    out.push({ name: blob.name, record: EvaluationRecordSchema.parse(JSON.parse((await container.getBlockBlobClient(blob.name).downloadToBuffer()).toString('utf8'))) });
-  }
-  return out;
-}
+const evaluations = (source: string, version: string) => evaluationRecords(container, source, version);
 
 beforeAll(async () => {
   az = await startTestAzurite();

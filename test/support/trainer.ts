@@ -16,6 +16,7 @@ import { withIdleLimit } from '../../trainer/cloud/blob-limits.js';
 import type { CommandContext, TwinRegistry } from '../../trainer/cloud/context.js';
 import { runCli } from '../../trainer/commands/index.js';
 import { createProgress } from '../../trainer/progress.js';
+import { EvaluationRecordSchema, type EvaluationRecord } from '../../trainer/registry/records.js';
 import { prepareData, type Prepared, type PrepareOptions } from '../../trainer/train/prepare.js';
 import { rng } from './models.js';
 
@@ -155,4 +156,13 @@ export function pumpValues(r: () => number, i: number, level: number, opts: { sh
 export async function seedDays(container: ContainerClient, pumpId: string, from: number, seq0: number, level: number, opts: { vibration?: boolean; count?: number } = {}): Promise<void> {
   const r = rng(seq0 + pumpId.length);
   await seedReadings(container, pumpId, 'gw-1', from, opts.count ?? 8640, (i) => pumpValues(r, i, level, { vibration: opts.vibration }), { seq0 });
+}
+
+/** The evaluation records of `source`'s `version` in the registry (one per train run that compared it), by name. */
+export async function evaluationRecords(container: ContainerClient, source: string, version: string): Promise<Array<{ name: string; record: EvaluationRecord }>> {
+  const out: Array<{ name: string; record: EvaluationRecord }> = [];
+  for await (const blob of container.listBlobsFlat({ prefix: `models/${source}/${version}/evaluations/` })) {
+    out.push({ name: blob.name, record: EvaluationRecordSchema.parse(JSON.parse((await container.getBlockBlobClient(blob.name).downloadToBuffer()).toString('utf8'))) });
+  }
+  return out;
 }
