@@ -7,7 +7,7 @@
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labelBlobName, toLabelRecord } from '../../sync/labels-upload.js';
-import { registryFromEnv, type CommandContext, type TwinRegistry } from '../../trainer/cloud/context.js';
+import type { CommandContext, TwinRegistry } from '../../trainer/cloud/context.js';
 import type { ModelRecord } from '../../trainer/registry/records.js';
 import { deployBest, deployPendingBest, prepareDeploy } from '../../trainer/commands/deploy.js';
 import { readBestRecord } from '../../trainer/registry/best-record.js';
@@ -410,8 +410,16 @@ describe('labels that are not valid', () => {
 });
 
 describe('a deploy left pending', () => {
-  /** A well-formed hub connection string whose host does not resolve (a DNS failure, a hub outage): every twin query and update fails. */
-  const deadHub = () => registryFromEnv({ PUMPWATCH_IOTHUB_CONNECTION_STRING: `HostName=hub.invalid;SharedAccessKeyName=service;SharedAccessKey=${Buffer.from('k'.repeat(32)).toString('base64')}` });
+  /**
+   * The hub answering the twin query train and train-all make before training, then refusing every
+   * twin update (an outage that began meanwhile). A hub that cannot be reached at all stops them
+   * before training (trainer-train-all.test.ts), so it leaves nothing pending.
+   */
+  const deadHub = (): TwinRegistry => ({
+    getModuleTwin: (d, m) => registry.getModuleTwin(d, m),
+    createQuery: (sql, size) => registry.createQuery(sql, size),
+    updateModuleTwin: () => Promise.reject(new Error('connect ETIMEDOUT')),
+  });
   /** Marks the deploy of the current best of `source` pending, as a run with --deploy promotes. */
   const markPending = async (source: string) => expect(await setDeployPending(container, (await readBest(container, source))!, true)).toBe(true);
   /** The hub, letting another run in (`meanwhile`) just after the first twin update has landed. */
@@ -452,13 +460,7 @@ describe('a deploy left pending', () => {
     await seedReadings(c, 'pump-42', 'gw-1', T0, 8640, (i) => pumpValues(rng(31), i, 30));
     // The CronJob's arguments; gw-1 uploads pump-42's readings, so the default query finds its module.
     const args = ['train-all', '--shard', '0/1', '--concurrency', '2', '--from', '2026-01-01', '--to', '2026-01-03', '--if-drifted', '--deploy'];
-    // The hub answers the twin query train-all makes before training, then refuses every twin update (an outage that began meanwhile).
-    const failingUpdates: TwinRegistry = {
-      getModuleTwin: (d, m) => registry.getModuleTwin(d, m),
-      createQuery: (sql, size) => registry.createQuery(sql, size),
-      updateModuleTwin: () => Promise.reject(new Error('connect ETIMEDOUT')),
-    };
-    const first = await cli(args, { ...context(c), registry: () => failingUpdates });
+    const first = await cli(args, { ...context(c), registry: deadHub });
     expect(first.code).toBe(1);
     const promoted = (/^pump-42: promoted (\S+)/m.exec(first.out) ?? [])[1]!;
     expect(first.out).toContain('  FAILED gw-1/pumpwatch: PW_TRAINER_DEPLOY: updating the twin of gw-1/pumpwatch failed: connect ETIMEDOUT');

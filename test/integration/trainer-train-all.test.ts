@@ -130,6 +130,12 @@ describe('train-all --deploy', () => {
     expect(`${res.out}${res.err}`).not.toContain(key);
     expect(res.out).not.toMatch(/^pump-1: /m);
     expect(await readBest(c, 'pump-1')).toBeNull();
+    // train on one source checks the same, before its training
+    const one = await cli(['train', '--source', 'pump-1', '--from', '2026-01-01', '--to', '2026-01-02', '--deploy'], { ...context(c), env, registry: () => registryFromEnv(env) });
+    expect(one.code).toBe(EXIT.failure);
+    expect(one.err.split('\n').at(-1)).toMatch(/^pumpwatch-trainer train: PW_TRAINER_DEPLOY: IoT Hub hub-pumpwatch\.invalid: a twin query, made before training, failed \(.*ENOTFOUND.*\): training was not started/);
+    expect(`${one.out}${one.err}`).not.toContain(key);
+    expect(await readBest(c, 'pump-1')).toBeNull();
 
     // The same run with the hub reachable trains and promotes (no module serves the pump: its deploy stays pending).
     const live = { PUMPWATCH_IOTHUB_CONNECTION_STRING: hub.serviceConnectionString() };

@@ -14,6 +14,7 @@ import { TRAIN_DEFAULTS, trainSource, type TrainOutcome, type TrainRequest } fro
 import { headline, labelsLine, recordedLine } from '../report/headline.js';
 import { ensureRegistryContainer } from '../registry/register.js';
 import { optionalInteger, optionalList, optionalNumber, parseOptions, requireSource, requireVersion, timeRange, type Command, type Io } from './command.js';
+import { checkHubAnswers, hubHost } from '../deploy/reach.js';
 import { deployOptions, deployPendingBest, DEPLOY_OPTION_HELP, prepareDeploy, type RunVersion } from './deploy.js';
 
 const HELP = `Usage: pumpwatch-trainer train --source ID (--from DATE --to DATE | --days N) [options]
@@ -175,6 +176,8 @@ export const trainCommand: Command = {
     const req = trainRequest('train', v, source, ctx.now());
     // Checked before training: a promotion that cannot be deployed must not happen at all.
     const deploy = v.deploy === true ? prepareDeploy(ctx, v) : null;
+    // And the hub answers: a promotion whose deploy fails is left pending until a later run pushes it.
+    if (deploy) await checkHubAnswers(deploy.registry, deploy.target, hubHost(ctx.env.PUMPWATCH_IOTHUB_CONNECTION_STRING));
     if (typeof v.report === 'string') await checkWritable(v.report, 'the report');
     const progress = createProgress({ raw: io.raw, line: io.err }, ctx.isTTY, `train ${source}`);
     const models = ctx.models();
