@@ -35,6 +35,19 @@ export function identityOf(clientId: string): ModuleIdentity | null {
   return { deviceId: clientId.slice(0, slash), moduleId: clientId.slice(slash + 1) };
 }
 
+/** How long a restart waits for its port when something else holds it (HubBroker.start). */
+const RESTART_WAIT_MS = 10_000;
+
+function listenOn(server: tls.Server, port: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
 export class HubBroker {
   private aedes: Aedes | null = null;
   private server: tls.Server | null = null;
@@ -67,13 +80,20 @@ export class HubBroker {
       socket.once('close', () => this.sockets.delete(socket));
     });
     try {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, '127.0.0.1', () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
+      // A restart takes the port it had (the modules' connection strings name it). While it was
+      // stopped, any outgoing connection on the machine may have been given that number as its own
+      // local port (the system picks those from the same range as port 0 did): it is taken again
+      // for up to RESTART_WAIT_MS, the life of such a connection, rather than failing the restart
+      // (a CI run met EADDRINUSE there, 2026-12-08).
+      for (const until = Date.now() + RESTART_WAIT_MS; ; ) {
+        try {
+          await listenOn(server, port);
+          break;
+        } catch (err) {
+          if (port === 0 || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || Date.now() >= until) throw err;
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      }
     } catch (err) {
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
       throw err;

@@ -2,6 +2,7 @@
  * The local hub driven by the real module client (azure-iot-device + azure-iot-device-mqtt over TLS):
  * authentication, twin read, desired patches, reported patches, inputs, outputs, and an outage.
  */
+import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   LocalHub,
@@ -184,6 +185,19 @@ describe('LocalHub with the real azure-iot-device MQTT module client', () => {
     const afterwards = nextEvent<Record<string, unknown>>(twin, 'properties.desired', (p) => p['alerts'] !== undefined);
     const next = hub.updateDesired(DEVICE, 'outage', { alerts: { enabled: true } });
     expect(await afterwards).toEqual({ alerts: { enabled: true }, $version: next });
+  });
+
+  it('restarts its broker on its port once something that took the port meanwhile lets it go', async () => {
+    const port = hub.mqttPort;
+    await hub.stopBroker();
+    // an outgoing connection given the port as its local one, say, while the broker was stopped
+    const squatter = createServer((socket) => socket.destroy()); // the modules reconnecting meet it: it hangs up
+    await new Promise<void>((resolve) => squatter.listen(port, '127.0.0.1', resolve));
+    const restarted = hub.startBroker();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await new Promise((resolve) => squatter.close(resolve));
+    await restarted;
+    expect(hub.mqttPort).toBe(port);
   });
 
   it('keeps an input for an offline module across a broker restart and delivers it when the module reconnects', async () => {
