@@ -70,7 +70,7 @@ export function runRecordOf(scope: RunScope, source: string, startedAt: Date, fi
   return {
     schema: RUN_RECORD_SCHEMA,
     source,
-    range: { from: new Date(scope.from).toISOString(), to: new Date(scope.to).toISOString() },
+    range: rangeOf(scope),
     outcome: end.status,
     ...(end.status === 'skipped' && o?.skipKind ? { skipKind: o.skipKind } : {}),
     ...(typeof failure?.code === 'string' ? { code: failure.code } : {}),
@@ -89,6 +89,9 @@ export function runRecordOf(scope: RunScope, source: string, startedAt: Date, fi
 }
 
 const oneLine = (text: string): string => text.split('\n')[0] ?? '';
+
+/** The run's range as the records and the summary give it (ISO). */
+const rangeOf = (scope: RunScope) => ({ from: new Date(scope.from).toISOString(), to: new Date(scope.to).toISOString() });
 
 /**
  * An earlier attempt's record that --resume takes for this one's: the same range (the blob's
@@ -126,7 +129,7 @@ export function summaryOf(results: readonly Counted[], scope: RunScope, deploy: 
   return {
     summary: {
       shard: scope.shard,
-      range: { from: new Date(scope.from).toISOString(), to: new Date(scope.to).toISOString() },
+      range: rangeOf(scope),
       sources: results.length,
       promoted: count('promoted'),
       kept: count('kept'),

@@ -94,6 +94,9 @@ Exit codes:
      says what was left, "train-all: shard 3/16: stopped by SIGTERM: 12 done (2 promoted,
      9 kept, 1 skipped, 0 failed), 2 interrupted (pump-a, pump-b), 26 not started"`;
 
+/** An error as a source's lines tell it: its PW_* code (or "error") and its message, secrets removed. */
+const errorText = (err: unknown): string => `${(err as { code?: string }).code ?? 'error'}: ${safeErrorMessage(err)}`;
+
 /** Records of this range read at once by --resume: small blobs, one GET each. */
 const RECORD_READS = 8;
 
@@ -171,7 +174,7 @@ export const trainAllCommand: Command = {
         firstError ??= err;
         repeats &&= failsAgain(err);
         storageFailed ||= (err as { code?: string }).code === 'PW_TRAINER_STORAGE';
-        const line = `${source}: FAILED ${(err as { code?: string }).code ?? 'error'}: ${safeErrorMessage(err)}`;
+        const line = `${source}: FAILED ${errorText(err)}`;
         if (!printed.has(line)) io.err(line);
         printed.add(line);
       };
@@ -221,18 +224,22 @@ export const trainAllCommand: Command = {
       async function recorded(r: SourceResult): Promise<SourceResult> {
         const end: SourceEnd = r.status === 'failed' ? { status: 'failed', error: firstError, outcome, deployPending: r.deployPending } : { status: r.status as TrainOutcome['status'], outcome: outcome!, deployPending: r.deployPending };
         const record = runRecordOf(scope, source, startedAt, ctx.now(), end);
-        let written = true;
-        try {
-          await writeRunRecord(ctx.models(), record);
-        } catch (err) {
-          // Not a failure of the source (its outcome stands); a --resume retry trains it again.
-          written = false;
-          say.err(`${source}: its outcome (${record.outcome}) was not recorded: ${(err as { code?: string }).code ?? 'error'}: ${safeErrorMessage(err)}`);
-        }
+        // Not a failure of the source when it cannot be written (its outcome stands); a --resume retry trains it again.
+        const written = await saveRecord(record, `its outcome (${record.outcome}) was not recorded`);
         if (json) io.out(JSON.stringify(written ? record : { ...record, recorded: false }));
         return { ...r, ...(record.skipKind ? { skipKind: record.skipKind } : {}) };
       }
     });
+    /** Writes a source's outcome record; false, said on stderr with `what` (which write), when it could not be. */
+    async function saveRecord(record: RunRecord, what: string): Promise<boolean> {
+      try {
+        await writeRunRecord(ctx.models(), record);
+        return true;
+      } catch (err) {
+        say.err(`${record.source}: ${what}: ${errorText(err)}`);
+        return false;
+      }
+    }
     /** A source an earlier attempt of this range did (--resume): its line, and with --deploy its pending deploy pushed. */
     async function resume(record: RunRecord): Promise<SourceResult> {
       if (!json) io.out(resumedLine(record));
@@ -246,17 +253,12 @@ export const trainAllCommand: Command = {
           result = { ...result, deployPending: (await deployPendingBest(ctx, deploy, record.source, null, say)) !== 0 };
         } catch (thrown) {
           const err = storageError('a Blob Storage request', thrown);
-          io.err(`${record.source}: FAILED ${(err as { code?: string }).code ?? 'error'}: ${safeErrorMessage(err)}`);
+          io.err(`${record.source}: FAILED ${errorText(err)}`);
           result = { status: 'failed', deployPending: false, repeats: failsAgain(err) };
         }
         if (result.status === 'done already' && result.deployPending !== (record.deployPending ?? false)) {
           shown = { ...record, deployPending: result.deployPending };
-          try {
-            await writeRunRecord(ctx.models(), shown);
-          } catch (err) {
-            shown = { ...shown, recorded: false };
-            say.err(`${record.source}: its record's deployPending (now ${String(result.deployPending)}) was not written: ${(err as { code?: string }).code ?? 'error'}: ${safeErrorMessage(err)}`);
-          }
+          if (!(await saveRecord(shown, `its record's deployPending (now ${String(result.deployPending)}) was not written`))) shown = { ...shown, recorded: false };
         }
       }
       if (json) io.out(JSON.stringify({ ...shown, resumed: true }));
@@ -285,7 +287,7 @@ async function readDone(models: ContainerClient, sources: readonly string[], sco
       const record = await readRunRecord(models, scope.from, scope.to, source);
       return record !== null && doneAlready(record, scope) ? record : null;
     } catch (err) {
-      say.err(`  warning  ${source}: its outcome record of this range was not read (${(err as { code?: string }).code ?? 'error'}: ${safeErrorMessage(err)}): trained again`);
+      say.err(`  warning  ${source}: its outcome record of this range was not read (${errorText(err)}): trained again`);
       return null;
     }
   });
