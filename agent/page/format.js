@@ -149,3 +149,6 @@ export const KIND_TEXT = {
   'false-alarm': 'False alarm',
   maintenance: 'Maintenance',
 };
+
+/** A label's verdict as the dialogs' announcements say it: "Confirmed fault (bearing)", "False alarm". */
+export const verdictText = (label) => (label.kind === 'confirmed-fault' ? `${KIND_TEXT[label.kind]} (${label.faultType})` : KIND_TEXT[label.kind]);

@@ -4,7 +4,7 @@ import { api } from './api.js';
 import { announce } from './announce.js';
 import { dialogSession, failedWhy } from './dialog.js';
 import { SKEW_NOTICE_MS, clockSkewMs, gatewayNow } from './clock.js';
-import { KIND_TEXT, fmtDuration, fmtNum, fmtTime, zoneWords } from './format.js';
+import { KIND_TEXT, fmtDuration, fmtNum, fmtTime, verdictText, zoneWords } from './format.js';
 
 const AUTHOR_KEY = 'pumpwatch.author';
 /**
@@ -52,7 +52,7 @@ export function remember(author) {
  * alarm still runs (`episodeOpen`), that the label covers it until it ends.
  */
 function savedText(label) {
-  const what = label.kind === 'confirmed-fault' ? `${KIND_TEXT[label.kind]} (${label.faultType})` : KIND_TEXT[label.kind];
+  const what = verdictText(label);
   const open = label.episodeOpen ? ' The alarm is still going on: the label will cover it until it ends.' : '';
   return `Label saved: ${what} on ${label.pumpId}.${open}`;
 }

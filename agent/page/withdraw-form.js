@@ -4,14 +4,14 @@
 import { ApiError, api } from './api.js';
 import { announce } from './announce.js';
 import { dialogSession, failedWhy } from './dialog.js';
-import { KIND_TEXT, fmtTime } from './format.js';
+import { fmtTime, verdictText } from './format.js';
 import { remember, rememberedAuthor } from './label-form.js';
 
 const $ = (id) => document.getElementById(id);
 
 /** "False alarm on pump-1, by Ben at 14:03:00": the label as the technician knows it. */
 function labelWords(label) {
-  const what = label.kind === 'confirmed-fault' ? `${KIND_TEXT[label.kind]} (${label.faultType})` : KIND_TEXT[label.kind];
+  const what = verdictText(label);
   return `${what} on ${label.pumpId}, by ${label.author} at ${fmtTime(label.createdAt)}`;
 }
 
