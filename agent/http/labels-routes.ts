@@ -3,9 +3,9 @@ import { z } from 'zod';
 import { withdrawalFields, type LabelWithdrawal } from '../../buffer/label-withdrawals.js';
 import type { EpisodeExtent } from '../../buffer/episodes.js';
 import { episodeRunning, FOLLOW_HOLD_MS } from '../../buffer/label-follow.js';
-import { FAULT_TYPES, LABEL_KINDS, MAX_DATE_MS, MAX_LABEL_RANGE_MS, type LabelStore, type NewLabel } from '../../buffer/labels.js';
+import { FAULT_TYPES, LABEL_KINDS, MAX_LABEL_RANGE_MS, type LabelStore, type NewLabel } from '../../buffer/labels.js';
 import type { BufferStore } from '../../buffer/store.js';
-import { DEFAULT_LIMITS, FUTURE_SETTING, PAST_SETTING, PUMP_ID_PATTERN, type ValidationLimits } from '../ingest/validate.js';
+import { DEFAULT_LIMITS, PUMP_ID_PATTERN, showTime, timeBoundsProblem, type ValidationLimits } from '../ingest/validate.js';
 import { PUMP_ID_RULE } from '../../sync/layout.js';
 import { EPISODE_GAP_MS, labelJson, type EpisodeWalker } from './alerts-routes.js';
 import { parseLimit, parseSince } from './query.js';
@@ -72,26 +72,15 @@ function bad(message: string): HttpError {
 /** How far from the gateway clock a label's `from` and `to` may lie: the bounds of a reading's `ts`. */
 export type LabelTimeLimits = Pick<ValidationLimits, 'maxFutureMs' | 'maxPastMs'>;
 
-/** An epoch-ms time as ISO 8601 when it has one (a Date ends in the year 275760), else the number. */
-function showTime(ms: number): string {
-  return Math.abs(ms) <= MAX_DATE_MS ? new Date(ms).toISOString() : String(ms);
-}
-
 /**
- * A time a technician gave (`from` or `to`) within the bounds a reading's `ts` has, as
- * agent/ingest/validate.ts words them. Before, any non-negative integer was stored: one beyond the
- * year 275760 (epoch microseconds sent as milliseconds) got a 500 after it was stored, and from
+ * A time a technician gave (`from` or `to`) within the bounds a reading's `ts` has, worded as a
+ * reading's refusal is (timeBoundsProblem). Before, any non-negative integer was stored: one beyond
+ * the year 275760 (epoch microseconds sent as milliseconds) got a 500 after it was stored, and from
  * then on broke GET /labels and the upload of every later label.
  */
 function checkTime(field: 'from' | 'to', ms: number, now: number, limits: LabelTimeLimits): void {
-  const hint = ms > 1e14 ? ' (epoch milliseconds are expected: is it in microseconds?)' : '';
-  if (ms > now + limits.maxFutureMs) {
-    throw bad(`${field}: ${showTime(ms)} is more than ${limits.maxFutureMs / 1000} s (${FUTURE_SETTING}) ahead of the gateway clock (${showTime(now)})${hint}`);
-  }
-  if (ms < now - limits.maxPastMs) {
-    const seconds = ms < 1e11 && ms > 0 ? ' (epoch milliseconds are expected: is it in seconds?)' : '';
-    throw bad(`${field}: ${showTime(ms)} is more than ${limits.maxPastMs / 1000} s (${PAST_SETTING}) behind the gateway clock (${showTime(now)})${seconds}`);
-  }
+  const problem = timeBoundsProblem(field, ms, now, limits);
+  if (problem !== null) throw bad(problem);
 }
 
 /**

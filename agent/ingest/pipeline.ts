@@ -4,7 +4,8 @@ import type { InferenceEngine } from '../../inference/engine.js';
 import type { AgentMetrics } from '../metrics.js';
 import type { PumpRoster } from './pump-roster.js';
 import { jsonPreview } from './untrusted-json.js';
-import { DEFAULT_LIMITS, PUMP_ID_PATTERN, validateReading, type ValidationLimits } from './validate.js';
+import { safeErrorMessage } from '../../sync/redact.js';
+import { DEFAULT_LIMITS, PUMP_ID_PATTERN, validateReading, type Validated, type ValidationLimits } from './validate.js';
 
 export interface IngestResult {
   accepted: number;
@@ -182,7 +183,7 @@ export class IngestPipeline {
     const rejected: IngestResult['rejected'] = [];
     const refused: RefusedReading[] = [];
     for (let i = 0; i < items.length; i++) {
-      const v = validateReading(items[i], now, limits);
+      const v = validatedOrFault(items[i], now, limits);
       if (v.ok) {
         const overLimit = this.deps.pumps?.admit(v.reading.pumpId) ?? null;
         if (overLimit === null) {
@@ -335,4 +336,18 @@ const unstoredRefusal = (r: RefusedReading): UnstoredReading => ({ pumpId: r.pum
 /** The refused items as the buffer keeps them: their raw text and reason. */
 function refusalsOf(rejected: IngestResult['rejected'], source: string, rawOf: (i: number) => string, receivedAt: number): RejectedItem[] {
   return rejected.map((r) => ({ source, raw: rawOf(r.index), reason: r.error, receivedAt }));
+}
+
+/**
+ * A reading's validation, where a fault of the validation itself (a value no check foresaw) refuses
+ * that item with the fault named, instead of throwing for the whole batch: thrown, it answered a
+ * 500 that lost the batch's good readings over HTTP, and held an edgeHub message (and every one
+ * after it) in a retry that never ends, since the same message fails the same way each time.
+ */
+function validatedOrFault(item: unknown, now: number, limits: ValidationLimits): Validated {
+  try {
+    return validateReading(item, now, limits);
+  } catch (err) {
+    return { ok: false, error: `this reading could not be validated (an agent fault, please report it): ${safeErrorMessage(err)}` };
+  }
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_DATE_MS } from '../../buffer/labels.js';
 import type { Reading } from '../../buffer/types.js';
 import { FLOAT32_MAX, MAX_FEATURES, nameProblem, quoteName } from '../../inference/contract.js';
 import { PUMP_ID_PATTERN, PUMP_ID_RULE } from '../../sync/layout.js';
@@ -53,6 +54,30 @@ export function describe(v: unknown): string {
   if (typeof v === 'string') return `string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`;
   if (typeof v === 'number') return String(v);
   return typeof v;
+}
+
+/** An epoch-ms time as ISO 8601 when a Date can hold it (up to the year 275760: beyond, `toISOString` throws), else the number as given. */
+export function showTime(ms: number): string {
+  return Math.abs(ms) <= MAX_DATE_MS ? new Date(ms).toISOString() : String(ms);
+}
+
+/**
+ * Why a time (a reading's `ts`, a label's `from` or `to`, named `field`) lies outside the bounds
+ * around the gateway clock, naming the setting to change and the likely unit slip; null within them.
+ * A time beyond what a Date holds is worded as its number: `new Date(1e20).toISOString()` throws,
+ * and a reading with `ts: 1e20` got a 500 for its whole batch over HTTP and, from edgeHub, a
+ * message retried for ever that held back every later one.
+ */
+export function timeBoundsProblem(field: string, ms: number, now: number, limits: Pick<ValidationLimits, 'maxFutureMs' | 'maxPastMs'>): string | null {
+  if (ms > now + limits.maxFutureMs) {
+    const hint = ms > 1e14 ? ' (epoch milliseconds are expected: is it in microseconds?)' : '';
+    return `${field}: ${showTime(ms)} is more than ${limits.maxFutureMs / 1000} s (${FUTURE_SETTING}) ahead of the gateway clock (${showTime(now)})${hint}`;
+  }
+  if (ms < now - limits.maxPastMs) {
+    const hint = ms < 1e11 && ms > 0 ? ' (epoch milliseconds are expected: is it in seconds?)' : '';
+    return `${field}: ${showTime(ms)} is more than ${limits.maxPastMs / 1000} s (${PAST_SETTING}) behind the gateway clock (${showTime(now)})${hint}`;
+  }
+  return null;
 }
 
 export type Validated = { ok: true; reading: Reading } | { ok: false; error: string };
@@ -142,12 +167,8 @@ export function validateBySchema(input: unknown, now: number, limits: Validation
   const r = parsed.data;
   const ts = parseTs(r.ts);
   if (typeof ts === 'string') return { ok: false, error: ts };
-  if (ts > now + limits.maxFutureMs) {
-    return { ok: false, error: `ts: ${new Date(ts).toISOString()} is more than ${limits.maxFutureMs / 1000} s (${FUTURE_SETTING}) ahead of the gateway clock (${new Date(now).toISOString()})` };
-  }
-  if (ts < now - limits.maxPastMs) {
-    return { ok: false, error: `ts: ${new Date(ts).toISOString()} is more than ${limits.maxPastMs / 1000} s (${PAST_SETTING}) behind the gateway clock (${new Date(now).toISOString()})` };
-  }
+  const outside = timeBoundsProblem('ts', ts, now, limits);
+  if (outside !== null) return { ok: false, error: outside };
   // The input's names, not the parsed copy's: the copy has lost a `__proto__` value, which must be refused, not dropped.
   const names = Object.keys((input as { values: object }).values);
   if (names.length === 0) return { ok: false, error: 'values: no values (at least one is needed)' };

@@ -70,4 +70,25 @@ describe('refused input messages in the log', () => {
       db.close();
     }
   });
+
+  it('refuses a reading dated beyond what a Date holds and goes on with the message and the next ones', async () => {
+    // ts 1e20 (beyond the year 275760): its refusal's wording threw, the message was retried for
+    // ever without an acknowledgement, and every message after it waited behind it (security review).
+    const now = Date.now();
+    const good = (pumpId: string, ts: number) => ({ pumpId, ts, values: { Pressure: 0.4 } });
+    await deliver([JSON.stringify([good('pump-far', now), { pumpId: 'pump-far', ts: 1e20, values: { Pressure: 0.5 } }]), JSON.stringify(good('pump-after', now + 1))]);
+
+    const db = new Database(join(t.dir, 'data', 'buffer.sqlite'), { readonly: true });
+    try {
+      const pumps = db.prepare("SELECT pump_id p FROM readings WHERE pump_id IN ('pump-far', 'pump-after') ORDER BY seq").all() as Array<{ p: string }>;
+      expect(pumps.map((r) => r.p)).toEqual(['pump-far', 'pump-after']);
+      const refused = db.prepare("SELECT reason FROM rejected WHERE source = 'edge' AND reason LIKE 'ts: 100000000000000000000 %'").all() as Array<{ reason: string }>;
+      expect(refused).toHaveLength(1);
+      expect(refused[0]!.reason).toMatch(/^ts: 100000000000000000000 is more than 86400 s \(.*\) ahead of the gateway clock \(\d{4}-.*\) \(epoch milliseconds are expected: is it in microseconds\?\)$/);
+    } finally {
+      db.close();
+    }
+    expect(lines.filter((l) => String(l.msg).startsWith('input message could not be committed'))).toEqual([]);
+  });
 });
+

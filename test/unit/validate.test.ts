@@ -151,4 +151,17 @@ describe('reading validation', () => {
     const behind = validateReading({ ...ok, ts: NOW - 2 * 3600_000 }, NOW, { ...DEFAULT_LIMITS, maxPastMs: 3600_000 });
     expect(behind).toEqual({ ok: false, error: 'ts: 2026-11-23T10:00:00.000Z is more than 3600 s (PUMPWATCH_MAX_PAST_SECONDS, twin ingest.maxPastSeconds) behind the gateway clock (2026-11-23T12:00:00.000Z)' });
   });
+
+  it('refuses a ts beyond what a Date holds with its number and the likely unit, where its wording threw', () => {
+    // Past the year 275760, new Date(ts).toISOString() throws: the refusal of one such reading was a 500 for its whole batch.
+    for (const ts of [1e20, 8_640_000_000_000_001, Number.MAX_SAFE_INTEGER]) {
+      expect(validateReading({ ...ok, ts }, NOW)).toEqual({
+        ok: false,
+        error: `ts: ${ts} is more than 86400 s (PUMPWATCH_MAX_FUTURE_SECONDS, twin ingest.maxFutureSeconds) ahead of the gateway clock (2026-11-23T12:00:00.000Z) (epoch milliseconds are expected: is it in microseconds?)`,
+      });
+    }
+    expect(validateReading({ ...ok, ts: -1e20 }, NOW)).toEqual({ ok: false, error: expect.stringMatching(/^ts: -100000000000000000000 is more than .* behind the gateway clock/) });
+    // Seconds sent as milliseconds: named too.
+    expect(validateReading({ ...ok, ts: Math.floor(NOW / 1000) }, NOW)).toEqual({ ok: false, error: expect.stringMatching(/behind the gateway clock .*\(epoch milliseconds are expected: is it in seconds\?\)$/) });
+  });
 });
