@@ -8,19 +8,16 @@
  * pushed (that one in this process, for the local hub's twins). Before, nothing was recorded once the pod's log was gone, and
  * a retry trained the whole shard again, adding an evaluation of each source every time.
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { join } from 'node:path';
-import type { ContainerClient } from '@azure/storage-blob';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { packageRoot } from '../../agent/paths.js';
 import { EXIT } from '../../trainer/errors.js';
 import { readBest } from '../../trainer/registry/read.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 import { addAgentModule, LocalHub } from '../support/local-hub.js';
 import { hubRegistry, runTrainer, seedDays, trainerContext } from '../support/trainer.js';
+import { blobNames as names, evaluationBlobs as evaluations, readJsonBlob as readJson, runContainers, TRAINER, trainerEnv, trainerProcess } from '../support/train-all-runs.js';
 
-const TRAINER = join(packageRoot(), 'dist', 'trainer', 'cli.js');
 const DAY = 86_400_000;
 const T0 = Date.UTC(2026, 0, 1);
 const RANGE = ['--from', '2026-01-01', '--to', '2026-01-02'];
@@ -36,33 +33,8 @@ afterAll(async () => {
   await az?.dispose();
 });
 
-const envOf = (name: string) => ({ PATH: process.env.PATH ?? '', PUMPWATCH_BLOB_CONNECTION_STRING: az.connectionString, PUMPWATCH_BLOB_CONTAINER: name, PUMPWATCH_MODELS_CONTAINER: `${name}-models` });
-
-function trainer(name: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [TRAINER, ...args], { env: envOf(name), timeout: 180_000 }, (err, stdout, stderr) => {
-      resolve({ code: typeof err?.code === 'number' ? err.code : 0, stdout, stderr });
-    });
-  });
-}
-
-async function names(c: ContainerClient, prefix: string): Promise<string[]> {
-  const found: string[] = [];
-  if (!(await c.exists())) return found;
-  for await (const b of c.listBlobsFlat({ prefix })) found.push(b.name);
-  return found;
-}
-
-const readJson = async (c: ContainerClient, name: string): Promise<Record<string, unknown>> => JSON.parse((await c.getBlockBlobClient(name).downloadToBuffer()).toString('utf8')) as Record<string, unknown>;
-
-/** The evaluation blobs of `source` (one per run that compared). */
-const evaluations = async (models: ContainerClient, source: string) => (await names(models, `models/${source}/`)).filter((n) => n.includes('/evaluations/'));
-
-async function seeded(name: string): Promise<{ data: ContainerClient; models: ContainerClient }> {
-  const data = az.container(name);
-  await data.create();
-  return { data, models: az.container(`${name}-models`) };
-}
+const trainer = (name: string, args: string[]) => trainerProcess(az, name, args);
+const seeded = (name: string) => runContainers(az, name);
 
 describe('train-all outcome records and --json', () => {
   it('records each source promoted, kept, skipped (with its kind) and failed (with its code), and --json prints those records and a summary that adds up, nothing else on stdout', async () => {
@@ -127,7 +99,7 @@ describe('train-all --resume', () => {
     for (const [i, pump] of pumps.entries()) await seedDays(data, pump, T0, 1 + i, 30, { count: 4320 });
     await seedDays(data, 'pump-late', T0, 1, 30, { count: 60 }); // fails: its readings come later
 
-    const child = spawn(process.execPath, [TRAINER, 'train-all', ...RANGE, '--resume'], { env: envOf('runs-resume'), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [TRAINER, 'train-all', ...RANGE, '--resume'], { env: trainerEnv(az, 'runs-resume'), stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.resume();
