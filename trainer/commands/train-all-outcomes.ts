@@ -61,8 +61,8 @@ export type SourceEnd =
   | { status: TrainOutcome['status']; outcome: TrainOutcome; deployPending: boolean }
   | { status: 'failed'; error: unknown; outcome: TrainOutcome | null; deployPending: boolean };
 
-/** The record of `source`'s outcome in this attempt. */
-export function runRecordOf(scope: RunScope, source: string, startedAt: Date, finishedAt: Date, end: SourceEnd): RunRecord {
+/** The record of `source`'s outcome in this attempt; `labelIds`: those of the labels it was judged with (train-all-stale.ts labelIdsOf). */
+export function runRecordOf(scope: RunScope, source: string, startedAt: Date, finishedAt: Date, end: SourceEnd, labelIds: readonly string[]): RunRecord {
   const o = end.outcome;
   const r = o?.record ?? null;
   const live = end.status === 'promoted' ? r?.version : (r?.evaluation.championVersion ?? undefined);
@@ -79,6 +79,7 @@ export function runRecordOf(scope: RunScope, source: string, startedAt: Date, fi
     ...(live ? { live } : {}),
     ...(o?.evaluationBlob ? { evaluation: o.evaluationBlob } : {}),
     ...(end.deployPending ? { deployPending: true } : {}),
+    labelIds: [...labelIds],
     options: scope.options,
     optionsHash: scope.optionsHash,
     build: scope.build,
@@ -102,13 +103,25 @@ export const doneAlready = (record: RunRecord, scope: RunScope): boolean => reco
 
 /** `pump-7: done already at … (kept live V), not trained again (--resume)`. */
 export function resumedLine(record: RunRecord): string {
-  const what =
-    record.outcome === 'promoted'
-      ? `promoted ${record.version ?? ''}`
-      : record.outcome === 'kept'
-        ? `kept ${record.live ? `live ${record.live}` : 'no live model'}`
-        : `skipped${record.skipKind ? `: ${skipWords(record.skipKind)}` : ''}`;
-  return `${record.source}: done already at ${record.finishedAt} (${what}), not trained again (--resume)`;
+  return `${record.source}: done already at ${record.finishedAt} (${outcomeWords(record)}), not trained again (--resume)`;
+}
+
+/**
+ * `pump-7: trained again: 2 labels of the range posted since the earlier attempt read them (its
+ * record: done at … (kept live V)) (--resume)`: a source whose record --resume would take but
+ * that no longer stands (train-all-stale.ts says `why`).
+ */
+export function trainedAgainLine(record: RunRecord, why: string): string {
+  return `${record.source}: trained again: ${why} (its record: done at ${record.finishedAt} (${outcomeWords(record)})) (--resume)`;
+}
+
+/** A record's outcome as the --resume lines say it: `promoted V`, `kept live V`, `skipped: no drift`. */
+function outcomeWords(record: RunRecord): string {
+  return record.outcome === 'promoted'
+    ? `promoted ${record.version ?? ''}`
+    : record.outcome === 'kept'
+      ? `kept ${record.live ? `live ${record.live}` : 'no live model'}`
+      : `skipped${record.skipKind ? `: ${skipWords(record.skipKind)}` : ''}`;
 }
 
 const skipWords = (kind: string): string => kind.replaceAll('-', ' ');

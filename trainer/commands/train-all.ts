@@ -17,7 +17,8 @@ import { optionalInteger, parseOptions, type Command, type Io } from './command.
 import { ShardTally } from './shard-tally.js';
 import { deployPendingBest, prepareDeploy, type RunVersion } from './deploy.js';
 import { printOutcome, runVersionOf, TRAIN_OPTIONS, trainRequest } from './train.js';
-import { doneAlready, optionsHash, resumedLine, runOptions, runRecordOf, summaryOf, type Counted, type RunScope, type SourceEnd } from './train-all-outcomes.js';
+import { doneAlready, optionsHash, resumedLine, runOptions, runRecordOf, summaryOf, trainedAgainLine, type Counted, type RunScope, type SourceEnd } from './train-all-outcomes.js';
+import { labelIdsOf, labelsChanged, readingsSince } from './train-all-stale.js';
 
 /**
  * Sources in a row whose failure was Blob Storage's (PW_TRAINER_STORAGE: no answer, refused, a
@@ -58,9 +59,14 @@ Options:
   --resume            a source whose outcome record of this range (below) says promoted, kept
                       or skipped, by a run with the same train options and build, is not read
                       or trained again ("pump-7: done already at … (kept live V), not trained
-                      again (--resume)"); a failed one is. With --deploy its pending deploy is
-                      still pushed. For a retry of the same night; without it every source is
-                      trained (a person re-running after new labels wants a real run)
+                      again (--resume)"); a failed one is, and so is one whose labels changed:
+                      a label or withdrawal of the source whose span overlaps the range that
+                      the record's attempt did not read (the record lists those it read), or
+                      one it read gone ("pump-7: trained again: 1 label of the range posted
+                      since the earlier attempt read them (its record: …) (--resume)"), and
+                      one skipped for no readings that has a readings blob dated in the range
+                      now. With --deploy a resumed source's pending deploy is still pushed.
+                      For a retry of the same night; without it every source is trained
   --json              print one JSON object a line on stdout instead: each source's outcome
                       record (a resumed one's with "resumed": true) and last
                       {"summary": {…counts by outcome, "skipKinds": {…}}}; everything else
@@ -76,7 +82,8 @@ runs/<from>_<to>/<source>.json (the range's times with - for :), replaced by a l
 same range: schema, source, range, outcome (promoted | kept | skipped | failed), skipKind
 (no-readings | stopped | no-drift | inconclusive), code (PW_…), reason (one line), version, live,
 evaluation (its blob), deployPending, options and optionsHash (the train options that change
-the outcome), build, startedAt, finishedAt, shard.
+the outcome), labelIds (the labels and withdrawals of the range it read), build, startedAt,
+finishedAt, shard.
 Exit codes:
   0  every source done (promoted, kept or skipped; with --deploy, no deploy left pending)
   4  sources failed, each on its own data or registry, which a retry of the shard fails on
@@ -149,10 +156,19 @@ export const trainAllCommand: Command = {
     const { sources: all, unreadable } = await fromStorage('listing the sources in readings/', () => listSources(container));
     const mine = inShard(all, index, shards);
     if (mine.length > 0) await ensureRegistryContainer(ctx.models());
-    const done = v.resume === true ? await readDone(ctx.models(), mine, scope, say) : new Map<string, RunRecord>();
-    const todo = mine.filter((s) => !done.has(s));
-    // The labels of this shard's sources only (of those to train): a blob whose metadata names another pump is not downloaded.
-    const labels = todo.length > 0 ? await readLabelSet(container, todo) : { labels: [], withdrawals: [], skipped: [] };
+    const resumable = v.resume === true ? await readDone(ctx.models(), container, mine, scope, say) : new Map<string, Resumable>();
+    // The labels of this shard's sources only: a blob whose metadata names another pump is not
+    // downloaded. Those of the sources --resume may leave alone too: a label or withdrawal of the
+    // range that a record's attempt did not read makes the record stale.
+    const labels = mine.length > 0 ? await readLabelSet(container, mine) : { labels: [], withdrawals: [], skipped: [] };
+    const done = new Map<string, RunRecord>();
+    /** The sources whose record no longer stands, with the line that says why. */
+    const again = new Map<string, string>();
+    for (const [source, { record, readings }] of resumable) {
+      const why = [readings, labelsChanged(record, labels, scope)].filter((w) => w !== null);
+      if (why.length > 0) again.set(source, trainedAgainLine(record, why.join('; ')));
+      else done.set(source, record);
+    }
     say.out(`train-all: shard ${index}/${shards}: ${mine.length} of ${all.length} sources, ${concurrency} at a time, readings ${new Date(req.from).toISOString()} → ${new Date(req.to).toISOString()}`);
     for (const folder of unreadable) say.out(`  warning  ${folder}: not a source folder (its name is not a pump id as the agent writes it), skipped`);
     for (const s of labels.skipped) say.out(`  warning  ${skippedLabelWarning(s)}`);
@@ -163,6 +179,8 @@ export const trainAllCommand: Command = {
       if (outage.stopped) return { status: 'not tried', deployPending: false, repeats: false };
       const resumed = done.get(source);
       if (resumed) return resume(resumed);
+      const stale = again.get(source);
+      if (stale !== undefined) say.out(stale);
       const startedAt = ctx.now();
       const progress = createProgress({ raw: say.raw, line: say.err }, ctx.isTTY && concurrency === 1 && !json, `train ${source}`);
       const printed = new Set<string>();
@@ -223,7 +241,7 @@ export const trainAllCommand: Command = {
       /** Writes the source's outcome record once it is known (after its deploy), and prints it with --json. */
       async function recorded(r: SourceResult): Promise<SourceResult> {
         const end: SourceEnd = r.status === 'failed' ? { status: 'failed', error: firstError, outcome, deployPending: r.deployPending } : { status: r.status as TrainOutcome['status'], outcome: outcome!, deployPending: r.deployPending };
-        const record = runRecordOf(scope, source, startedAt, ctx.now(), end);
+        const record = runRecordOf(scope, source, startedAt, ctx.now(), end, labelIdsOf(labels, source, scope));
         // Not a failure of the source when it cannot be written (its outcome stands); a --resume retry trains it again.
         const written = await saveRecord(record, `its outcome (${record.outcome}) was not recorded`);
         if (json) io.out(JSON.stringify(written ? record : { ...record, recorded: false }));
@@ -277,19 +295,31 @@ export const trainAllCommand: Command = {
   },
 };
 
+/** A record --resume may take, and (for a `no-readings` skip) the readings of the range found since (readingsSince). */
+interface Resumable {
+  record: RunRecord;
+  readings: string | null;
+}
+
 /**
  * --resume: the sources of `sources` that an earlier attempt of this range did (doneAlready). A
  * record that cannot be read is said and its source trained again: a retry must not stop on it.
+ * A `no-readings` skip's readings of the range are listed again (`data`: the readings'
+ * container, readingsSince); when that listing fails, its source is said and trained again too.
  */
-async function readDone(models: ContainerClient, sources: readonly string[], scope: RunScope, say: Io): Promise<Map<string, RunRecord>> {
-  const found = await mapLimited(sources, RECORD_READS, async (source) => {
-    try {
-      const record = await readRunRecord(models, scope.from, scope.to, source);
-      return record !== null && doneAlready(record, scope) ? record : null;
-    } catch (err) {
+async function readDone(models: ContainerClient, data: ContainerClient, sources: readonly string[], scope: RunScope, say: Io): Promise<Map<string, Resumable>> {
+  const found = await mapLimited(sources, RECORD_READS, async (source): Promise<Resumable | null> => {
+    const record = await readRunRecord(models, scope.from, scope.to, source).catch((err: unknown) => {
       say.err(`  warning  ${source}: its outcome record of this range was not read (${errorText(err)}): trained again`);
+      return null;
+    });
+    if (record === null || !doneAlready(record, scope)) return null;
+    try {
+      return { record, readings: await fromStorage(`listing the readings of "${source}"`, () => readingsSince(data, record, scope)) };
+    } catch (err) {
+      say.err(`  warning  ${source}: its readings of the range were not listed (${errorText(err)}): trained again`);
       return null;
     }
   });
-  return new Map(found.flatMap((r) => (r ? [[r.source, r] as const] : [])));
+  return new Map(found.flatMap((r) => (r ? [[r.record.source, r] as const] : [])));
 }

@@ -41,6 +41,13 @@ export const RunRecordSchema = z.object({
   /** The train options that change the outcome, with their defaults filled in, and their hash. */
   options: z.record(z.string(), z.unknown()),
   optionsHash: z.string(),
+  /**
+   * The ids of the source's labels and withdrawals whose span overlaps the range (a withdrawal:
+   * its label's), as this attempt read them, sorted: --resume trains the source again when the
+   * labels read then have others (train-all-stale.ts). Absent from records written before
+   * 2026-12-08: such a record is resumed whatever the labels say, as it was then.
+   */
+  labelIds: z.array(z.string()).optional(),
   /** The trainer's build (lib/build-info.ts), as model.json records it. */
   build: z.string(),
   startedAt: z.string(),
