@@ -4,10 +4,11 @@
  * real SQLite buffer and uploaded by the sync (uploadPendingLabels) between two attempts: a label
  * of the range makes the retry train its pump again, and only it (not a pump whose label is
  * outside the range, nor the others); a withdrawal counts too; and a pump skipped for having no
- * readings is trained again once its readings of the range arrive. Before, the retry took every
- * record whatever was posted since: a verdict the labels contradicted stood for the whole range.
+ * readings is trained again once its readings of the range arrive (one listing per day of the
+ * range, counted through a proxy; a pump whose listing fails is said and trained again). Before, the retry took every record whatever was posted since: a verdict the labels
+ * contradicted stood for the whole range.
  */
-import type { ContainerClient } from '@azure/storage-blob';
+import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +18,8 @@ import { BufferStore } from '../../buffer/store.js';
 import { uploadPendingLabels } from '../../sync/labels-upload.js';
 import { EXIT } from '../../trainer/errors.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
-import { seedDays } from '../support/trainer.js';
+import { startBlobProxy } from '../support/blob-proxy.js';
+import { runTrainer, seedDays, trainerContext } from '../support/trainer.js';
 import { evaluationBlobs, readJsonBlob, runContainers, trainerProcess } from '../support/train-all-runs.js';
 
 const DAY = 86_400_000;
@@ -147,5 +149,35 @@ describe('train-all --resume after labels posted since the earlier attempt', () 
     expect(retry.stdout).toMatch(/^pump-gone: done already at \S+ \(skipped: no readings\), not trained again \(--resume\)$/m);
     expect(lastLine(retry.stdout)).toBe('train-all: shard 0/1: 1 promoted, 0 kept, 0 skipped, 0 failed, 1 done already');
     expect(await readJsonBlob(models, `${RUNS}pump-late.json`)).toMatchObject({ outcome: 'promoted' });
+  });
+
+  it('lists each day of the range once for a pump skipped for no readings, and trains it again, saying why, when that listing fails', async () => {
+    const name = 'resume-listing';
+    const { data, models } = await runContainers(az, name);
+    await seedDays(data, 'pump-q', T0 + 30 * DAY, 1, 30, { count: 100 });
+    const week = ['train-all', '--from', '2026-01-01', '--to', '2026-01-08', '--resume'];
+    const first = await runTrainer(week, trainerContext(data, { now: () => new Date(), models }));
+    expect(first.out.split('\n').at(-1)).toBe('train-all: shard 0/1: 0 promoted, 0 kept, 1 skipped, 0 failed');
+    const days = /^readings\/pump-q\/2026\/01\/0\d\/$/;
+    let failing: string | null = null;
+    const proxy = await startBlobProxy(az.port, (req) => (req.query.get('prefix') === failing ? 503 : 'forward'));
+    try {
+      // The trainer's client as the CLI makes it, but without the SDK's own retries of a 503 (seconds apart).
+      const proxied = BlobServiceClient.fromConnectionString(proxy.connectionString, { retryOptions: { maxTries: 1 } }).getContainerClient(name);
+      const ctx = trainerContext(proxied, { now: () => new Date(), models });
+      const retry = await runTrainer(week, ctx);
+      expect(retry.code, retry.err).toBe(EXIT.ok);
+      expect(retry.out).toMatch(/^pump-q: done already at \S+ \(skipped: no readings\), not trained again \(--resume\)$/m);
+      // One listing per day of the range, newest first: what a retired pump costs a retry.
+      const listed = proxy.requests.flatMap((r) => (days.test(r.query.get('prefix') ?? '') ? [r.query.get('prefix')] : []));
+      expect(listed).toEqual(Array.from({ length: 7 }, (_, k) => `readings/pump-q/2026/01/0${7 - k}/`));
+
+      failing = 'readings/pump-q/2026/01/07/';
+      const down = await runTrainer(week, ctx);
+      expect(down.err).toContain('  warning  pump-q: its readings of the range were not listed (PW_TRAINER_STORAGE: listing the readings of "pump-q" failed: Blob Storage answered 503 ServerBusy: The proxy of this test answers 503.): trained again');
+      expect(down.out).not.toContain('done already');
+    } finally {
+      await proxy.close();
+    }
   });
 });
