@@ -61,7 +61,7 @@ export const EXIT = { ok: 0, failure: 1, usage: 2, drifted: 3, dataFailed: 4, in
  * person. Every other failure (storage, no answer, a conflict, a deploy, one without a code) may
  * pass on a retry.
  */
-export const REPEATING_CODES: readonly string[] = ['PW_TRAINER_NO_DATA', 'PW_TRAINER_USAGE', 'PW_TRAINER_FIT', 'PW_TRAINER_REGISTRY_INVALID', 'PW_TRAINER_REGISTRY_MOVED', 'PW_SYNC_BLOB_CORRUPT', 'PW_SYNC_BAD_LINE'];
+export const REPEATING_CODES: readonly string[] = ['PW_TRAINER_NO_DATA', 'PW_TRAINER_DATA_CONFLICT', 'PW_TRAINER_USAGE', 'PW_TRAINER_FIT', 'PW_TRAINER_REGISTRY_INVALID', 'PW_TRAINER_REGISTRY_MOVED', 'PW_SYNC_BLOB_CORRUPT', 'PW_SYNC_BAD_LINE'];
 
 /** A failure that a retry of the same run repeats (REPEATING_CODES). */
 export function failsAgain(err: unknown): boolean {
@@ -74,6 +74,11 @@ export type TrainerErrorCode =
   | 'PW_TRAINER_NOT_CONFIGURED'
   /** Too little usable data in the range to train or compare. */
   | 'PW_TRAINER_NO_DATA'
+  /**
+   * Two devices sent readings of the source over the same time (data/collect.ts devicesOverlap):
+   * one pump id on two gateways, whose readings cannot be told apart: nothing is trained or judged on them.
+   */
+  | 'PW_TRAINER_DATA_CONFLICT'
   /** No model registered for the source (drift, deploy, rollback need one). */
   | 'PW_TRAINER_NO_MODEL'
   /** best.json changed under us (another run promoted or rolled back meanwhile). */

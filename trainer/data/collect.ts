@@ -7,6 +7,7 @@
  * a reading repeated with the same time and values is kept once (dropRepeats), and counters are
  * left out when asked (data/counters.ts).
  */
+import { lowerBound, upperBound } from '../linalg/stats.js';
 import { findCounters, withoutFeatures } from './counters.js';
 import { SeriesBuilder, type Series } from './series.js';
 
@@ -35,6 +36,12 @@ export interface LoadResult {
    */
   repeatedReadings: number;
   devices: string[];
+  /**
+   * Stretches where two devices sent readings of this pump over the same time (devicesOverlap):
+   * one pump id on two gateways (a commissioning mistake, or a gateway writing another's data).
+   * Empty when the devices took turns (a gateway replaced) or there is one.
+   */
+  deviceOverlaps: DeviceOverlap[];
   /** Features seen in fewer than half of the readings, left out. */
   droppedFeatures: string[];
   /** Features seen in at least half of the readings but in none of the most recent 10 %, left out (the pump no longer sends them). */
@@ -47,11 +54,67 @@ export interface LoadResult {
   leftOutButKept: string[];
 }
 
+/** Two devices' readings of one pump over the same stretch: from, to (epoch ms) and each one's readings in it. */
+export interface DeviceOverlap {
+  devices: [string, string];
+  from: number;
+  to: number;
+  readings: [number, number];
+}
+
+/**
+ * How long two devices' readings of one pump must run side by side, each with this many readings
+ * in that time, to be an overlap: a gateway replaced by another is never sending with it for an
+ * hour (a handover of minutes stays under it), while two gateways posting the same pump id do so
+ * for as long as both run.
+ */
+export const OVERLAP_MIN_MS = 3_600_000;
+export const OVERLAP_MIN_READINGS = 60;
+
+/**
+ * The overlaps (DeviceOverlap) of the devices' readings, `timestamps[i]` sent by device
+ * `deviceOf[i]` (an index into `names`), in any order: for each pair whose first-to-last spans
+ * overlap by at least OVERLAP_MIN_MS, with at least OVERLAP_MIN_READINGS of each inside.
+ */
+export function devicesOverlap(timestamps: readonly number[], deviceOf: Uint16Array, names: readonly string[]): DeviceOverlap[] {
+  if (names.length < 2) return [];
+  // Each device's times, sorted: a pair's readings inside a stretch are counted by two binary searches.
+  const counts = new Uint32Array(names.length);
+  for (let i = 0; i < timestamps.length; i++) counts[deviceOf[i] as number] = (counts[deviceOf[i] as number] as number) + 1;
+  const times = [...counts].map((n) => new Float64Array(n));
+  const filled = new Uint32Array(names.length);
+  for (let i = 0; i < timestamps.length; i++) {
+    const d = deviceOf[i] as number;
+    const k = filled[d] as number;
+    (times[d] as Float64Array)[k] = timestamps[i] as number;
+    filled[d] = k + 1;
+  }
+  for (const t of times) t.sort();
+  const inside = (t: Float64Array, from: number, to: number): number => upperBound(t, to) - lowerBound(t, from);
+  const out: DeviceOverlap[] = [];
+  for (let a = 0; a < names.length; a++) {
+    for (let b = a + 1; b < names.length; b++) {
+      const ta = times[a] as Float64Array;
+      const tb = times[b] as Float64Array;
+      if (ta.length === 0 || tb.length === 0) continue;
+      const from = Math.max(ta[0] as number, tb[0] as number);
+      const to = Math.min(ta[ta.length - 1] as number, tb[tb.length - 1] as number);
+      if (to - from < OVERLAP_MIN_MS) continue;
+      const readings: [number, number] = [inside(ta, from, to), inside(tb, from, to)];
+      if (readings[0] >= OVERLAP_MIN_READINGS && readings[1] >= OVERLAP_MIN_READINGS) out.push({ devices: [names[a] as string, names[b] as string], from, to, readings });
+    }
+  }
+  return out;
+}
+
 /** Collects one pump's readings, in the order they come, into a LoadResult. */
 export class ReadingsCollector {
   private readonly builder: SeriesBuilder;
   private readonly keep: ReadonlySet<string>;
-  private readonly devices = new Set<string>();
+  /** Device names in the order first seen, and each reading's (index into it; 0 when the caller names none). */
+  private readonly deviceNames: string[] = [];
+  private readonly deviceIndex = new Map<string, number>();
+  private deviceOf = new Uint16Array(1024);
   private lastTs = -Infinity;
   private sorted = true;
 
@@ -68,8 +131,21 @@ export class ReadingsCollector {
   add(ts: number, values: Readonly<Record<string, number | null | undefined>>, deviceId?: string): void {
     if (ts < this.lastTs) this.sorted = false;
     this.lastTs = Math.max(this.lastTs, ts);
+    const i = this.builder.length;
     this.builder.add(ts, values);
-    if (deviceId !== undefined) this.devices.add(deviceId);
+    if (deviceId === undefined) return;
+    let d = this.deviceIndex.get(deviceId);
+    if (d === undefined) {
+      d = this.deviceNames.length;
+      this.deviceIndex.set(deviceId, d);
+      this.deviceNames.push(deviceId);
+    }
+    if (i >= this.deviceOf.length) {
+      const grown = new Uint16Array(this.deviceOf.length * 2);
+      grown.set(this.deviceOf);
+      this.deviceOf = grown;
+    }
+    this.deviceOf[i] = d;
   }
 
   /**
@@ -81,6 +157,8 @@ export class ReadingsCollector {
     const built = builder.build();
     let series = built.series;
     const n = series.rows.length;
+    // In the order added (each row is one add), before sorting and repeats reorder the rows.
+    const deviceOverlaps = devicesOverlap(series.timestamps, this.deviceOf, this.deviceNames);
     const order = this.sorted ? null : sortByTime(series);
     const kept = repeatsDropped(series);
     const origins = kept === null ? order : order === null ? kept : kept.map((k) => order[k] as number);
@@ -94,7 +172,8 @@ export class ReadingsCollector {
       series,
       readings: series.rows.length,
       repeatedReadings,
-      devices: [...this.devices].sort(),
+      devices: [...this.deviceNames].sort(),
+      deviceOverlaps,
       droppedFeatures: built.dropped,
       staleFeatures: built.stale,
       // Every excluded name some reading had, kept for the live model or not, in the series or dropped as sparse or stale.

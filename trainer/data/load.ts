@@ -6,7 +6,8 @@
 import type { ContainerClient } from '@azure/storage-blob';
 import { readReadings } from '../../sync/reader.js';
 import { idleLimitOf } from '../cloud/blob-limits.js';
-import { ReadingsCollector, type LoadOptions, type LoadResult } from './collect.js';
+import { TrainerError } from '../errors.js';
+import { ReadingsCollector, type DeviceOverlap, type LoadOptions, type LoadResult } from './collect.js';
 
 export { dropRepeats, type LoadOptions, type LoadResult } from './collect.js';
 
@@ -25,5 +26,24 @@ export async function loadReadings(container: ContainerClient, range: LoadRange,
     if (onProgress && collector.length % 10_000 === 0) onProgress(collector.length);
   }
   onProgress?.(collector.length);
-  return collector.finish().loaded;
+  const { loaded } = collector.finish();
+  if (loaded.deviceOverlaps.length > 0) throw new TrainerError('PW_TRAINER_DATA_CONFLICT', conflictText(range.pumpId, loaded.deviceOverlaps));
+  return loaded;
+}
+
+/**
+ * Why a pump's readings of a range are refused when two devices sent them over the same time. The
+ * reader keeps each device's readings (they are other readings, not repeats), so a model fitted on
+ * them would learn two pumps interleaved, and any verdict on them would judge that mix. Device ids
+ * and times only: they name gateways, never a credential.
+ */
+function conflictText(pumpId: string, overlaps: readonly DeviceOverlap[]): string {
+  const each = overlaps.map(
+    (o) => `${o.devices[0]} (${o.readings[0]} readings) and ${o.devices[1]} (${o.readings[1]}) between ${new Date(o.from).toISOString()} and ${new Date(o.to).toISOString()}`,
+  );
+  return (
+    `"${pumpId}": two devices sent readings of this pump over the same time: ${each.join('; ')}. ` +
+    `One pump id is in use on two gateways (given twice at commissioning, or a gateway writing another's data), and their readings cannot be told apart, so none of this range is used. ` +
+    `Give the pump on the wrong gateway its own id, then use a range that starts after the fix (--from)`
+  );
 }
