@@ -25,7 +25,7 @@ export interface Registered {
 /**
  * Writes a new version. Idempotent: a re-run that produced the same bytes finds them there; a
  * model.json already written is kept (the first evaluation of a version is its record), except
- * that the promotion (train/pipeline.ts) rewrites its decision with `rewriteRecord` once best.json
+ * that the promotion (train/publish.ts) rewrites its decision with `rewriteRecord` once best.json
  * has (or has not) moved.
  */
 export async function registerVersion(container: ContainerClient, record: ModelRecord, bytes: Uint8Array): Promise<Registered> {

@@ -4,7 +4,7 @@
  * `planRollback` reads and checks, `commitRollback` moves best.json (conditional on its ETag).
  * A rollback that deploys moves best.json with its deploy pending (records.ts deployPending).
  * The version rolled back from is recorded in best.json's `rolledBack`, so that a rerun of its
- * range (the same version) does not promote it again unseen (train/pipeline.ts); a rollback past
+ * range (the same version) does not promote it again unseen (train/decide.ts `unlessRolledBack`); a rollback past
  * several bests records each of them, as the same number of plain rollbacks would. Once best.json
  * has moved, each of those versions' model.json is marked too (`rolledBack`), and the target's
  * (`restoredAt`): best.json alone holds these, and a lost best.json would lose them

@@ -15,7 +15,7 @@ import { parse, readBody, registryError, statusOf, streamToBuffer, uploadBlob } 
 
 export const RUN_RECORD_SCHEMA = 1;
 
-/** The reasons a source is skipped, as stable words (train/pipeline.ts `skipKind`). */
+/** The reasons a source is skipped, as stable words (train/request.ts TrainOutcome `skipKind`). */
 export type SkipKind = 'no-readings' | 'stopped' | 'no-drift' | 'inconclusive';
 
 export const RunRecordSchema = z.object({
