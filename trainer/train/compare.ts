@@ -16,11 +16,16 @@ import type { Fitted } from './fit-range.js';
 import { finishUnfinished, liveNewestOf, type Live } from './live.js';
 import type { TrainRange } from './range.js';
 import type { TrainRequest } from './request.js';
+import { MIN_HOLDOUT_ROWS } from './split.js';
 
-/** The rows both models are scored on, and the first held-out one among them. */
+/**
+ * The rows both models are scored on, and the first held-out one among them. `liveProblem`: why
+ * the live model is not scored (too few held-out rows have a feature only it uses), else undefined.
+ */
 export interface ComparisonRows {
   scored: ScoredData;
   scoredHoldout: number;
+  liveProblem?: string;
 }
 
 /** A model scored on the held-out rows; `problem`: why it could not be (then `evaluation` and `scores` are null). */
@@ -51,8 +56,22 @@ export interface AsAgent {
  * uses (cleaning kept the others for the challenger's training, whatever model is live).
  */
 export function comparisonRows(range: TrainRange): ComparisonRows {
-  const { view: scored, index } = rowsWith(range.cleaned, range.loaded.leftOutButKept);
-  return { scored, scoredHoldout: index === null ? range.holdoutStart : lowerBound(index, range.holdoutStart) };
+  const { cleaned, holdoutStart, loaded } = range;
+  const { view: scored, index } = rowsWith(cleaned, loaded.leftOutButKept);
+  const scoredHoldout = index === null ? holdoutStart : lowerBound(index, holdoutStart);
+  const withThem = scored.series.rows.length - scoredHoldout;
+  const held = cleaned.series.rows.length - holdoutStart;
+  if (withThem >= MIN_HOLDOUT_ROWS || withThem === held) return { scored, scoredHoldout };
+  // The pump has (nearly) stopped sending a feature only the live model uses: judged on the few
+  // rows that still have it, both models were compared on as little as one held-out row, and the
+  // live model kept. It cannot score such a pump on the gateway either, so it is not scored, and
+  // the challenger is judged on every held-out row (decide.ts: a live model that cannot be scored).
+  const features = loaded.leftOutButKept.join(', ');
+  return {
+    scored: cleaned,
+    scoredHoldout: holdoutStart,
+    liveProblem: `it needs ${features}, which only ${withThem} of the ${held} held-out rows have (at least ${MIN_HOLDOUT_ROWS} are needed to judge it)`,
+  };
 }
 
 export async function compareWithLive(req: TrainRequest, live: Live, range: TrainRange, rows: ComparisonRows, fitted: Fitted): Promise<Comparison> {
@@ -69,7 +88,7 @@ export async function compareWithLive(req: TrainRequest, live: Live, range: Trai
   if (stoppedRun) plan.description += `; rows where the pump is stopped or starting by ${describeStoppedRule(stoppedRun.rule)} (${stoppedRun.from}'s rule) are left out for both models`;
   const held = rowsFrom(scoredHoldout, scored.series.rows.length);
   const challenger = await scoreModel(fit.bytes, plan, scored, held);
-  const defender = champion ? await scoreModel(champion.bytes, plan, scored, held) : null;
+  const defender = champion === null ? null : rows.liveProblem !== undefined ? { evaluation: null, scores: null, problem: rows.liveProblem } : await scoreModel(champion.bytes, plan, scored, held);
   const decision = decideRun(req, live, fit.metadata.version, cleaned.series.timestamps, challenger, defender);
   return { plan, held, challenger, defender, decision };
 }
