@@ -3,10 +3,13 @@
 # Only these names are substituted, so IoT Edge's own `$upstream`, `$edgeAgent` and `$edgeHub` stay.
 #   REGISTRY_ADDRESS=myacr.azurecr.io REGISTRY_USERNAME=… REGISTRY_PASSWORD=… PUMPWATCH_VERSION=0.1.0 \
 #   SENSOR_IMAGE=myacr.azurecr.io/pumpsensor:1.0 PUMPWATCH_BLOB_SAS_URL='https://…' PUMPWATCH_STATUS_TOKEN=… \
-#   deployment/render.sh > deployment.json
+#   PUMPWATCH_PUBLISH_IP=192.168.10.5 deployment/render.sh > deployment.json
+# Optional: EDGEHUB_PUBLISH_PORTS=<address> publishes edgeHub's 443, 5671 and 8883 there (for
+# downstream IoT devices; unset: not published), PUMPWATCH_SAS_MAX_DAYS (default 365) the longest
+# lifetime of the SAS. deployment/README.md, step 3, says why.
 # Needs envsubst, and node with this checkout built (npm ci && npm run build) for the SAS URL's check.
 set -euo pipefail
-vars=(REGISTRY_ADDRESS REGISTRY_USERNAME REGISTRY_PASSWORD PUMPWATCH_VERSION SENSOR_IMAGE PUMPWATCH_BLOB_SAS_URL PUMPWATCH_STATUS_TOKEN)
+vars=(REGISTRY_ADDRESS REGISTRY_USERNAME REGISTRY_PASSWORD PUMPWATCH_VERSION SENSOR_IMAGE PUMPWATCH_BLOB_SAS_URL PUMPWATCH_STATUS_TOKEN PUMPWATCH_PUBLISH_IP)
 if ! command -v envsubst >/dev/null 2>&1; then
   echo "render.sh: envsubst is missing (Debian/Ubuntu: apt-get install gettext-base; macOS: brew install gettext)" >&2
   exit 2
@@ -27,6 +30,35 @@ for v in "${vars[@]}"; do
     exit 2
   fi
 done
+# Docker publishes a port on every interface unless told an address, past the host's firewall: the
+# status port (data, POST /readings) was reachable from the cellular side. The address is a choice
+# (the plant-side interface's), every interface only when asked for, with a warning.
+ip_address() {
+  local name=$1 value=$2
+  if [[ "$value" =~ ^([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})$ ]]; then
+    local n
+    for n in "${BASH_REMATCH[@]:1}"; do
+      if ((10#$n > 255)); then echo "render.sh: $name=$value is not an IPv4 address (a part above 255)" >&2; exit 2; fi
+    done
+  elif ! [[ "$value" =~ ^[0-9A-Fa-f:.]+$ && "$value" == *:* ]]; then
+    echo "render.sh: $name=$value is not an IP address: give the address of the gateway's interface to publish on (its plant-side one), or 0.0.0.0 for every interface" >&2
+    exit 2
+  fi
+  if [[ "$value" == 0.0.0.0 || "$value" == :: ]]; then
+    echo "render.sh: warning: $name=$value publishes $3 on every interface of the gateway, the cellular side included (Docker's published ports bypass the host firewall)" >&2
+  fi
+}
+ip_address PUMPWATCH_PUBLISH_IP "$PUMPWATCH_PUBLISH_IP" "the status port 8080"
+# edgeHub's ports serve downstream IoT devices only: the modules reach edgeHub over the Docker
+# network IoT Edge makes (deployment/README.md). Published only when an address is given.
+EDGEHUB_CREATE_OPTIONS='{}'
+if [ -n "${EDGEHUB_PUBLISH_PORTS:-}" ]; then
+  ip_address EDGEHUB_PUBLISH_PORTS "$EDGEHUB_PUBLISH_PORTS" "edgeHub's ports 443, 5671 and 8883"
+  q='\"' # a quote inside the createOptions string of the manifest
+  bind() { printf '%s' "[{${q}HostIp${q}:${q}${EDGEHUB_PUBLISH_PORTS}${q},${q}HostPort${q}:${q}$1${q}}]"; }
+  EDGEHUB_CREATE_OPTIONS="{${q}HostConfig${q}:{${q}PortBindings${q}:{${q}5671/tcp${q}:$(bind 5671),${q}8883/tcp${q}:$(bind 8883),${q}443/tcp${q}:$(bind 443)}}}"
+fi
+export EDGEHUB_CREATE_OPTIONS
 # The agent refuses a PUMPWATCH_BLOB_SAS_URL that names no container (an account SAS URL), has no
 # sig, or is plain http:// to Azure (exit 2 at start): rendered, it crash-looped every gateway of the
 # deployment. The agent's own check is run here (node and this checkout built, as the check needs
@@ -36,9 +68,12 @@ if ! command -v node >/dev/null 2>&1 || [ ! -f "$checker" ]; then
   echo "render.sh: cannot check PUMPWATCH_BLOB_SAS_URL as the agent will: this needs node (20 or later) and this checkout built (npm ci && npm run build)" >&2
   exit 2
 fi
-if ! refusal=$(node "$checker" 2>&1); then
-  echo "render.sh: $refusal" >&2
+# With --deployment it also refuses what a new manifest must not carry (the agent only warns of it):
+# a SAS granting more than the sync uses (read, create, write), expired or living longer than
+# PUMPWATCH_SAS_MAX_DAYS, and a status token shorter than 32 characters.
+if ! refusal=$(node "$checker" --deployment 2>&1); then
+  printf '%s\n' "$refusal" | sed 's/^/render.sh: /' >&2
   exit 2
 fi
-list=$(printf '${%s} ' "${vars[@]}")
+list=$(printf '${%s} ' "${vars[@]}" EDGEHUB_CREATE_OPTIONS)
 envsubst "$list" < "$(dirname "$0")/pumpwatch.deployment.template.json"

@@ -3,6 +3,20 @@ import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
 import { HttpError } from './errors.js';
 
+/**
+ * The shortest status token taken without a warning (deployment/render.sh refuses a shorter one):
+ * 32 characters, as `openssl rand -hex 16` gives at the least (`openssl rand -hex 32` gives 64). The
+ * token crosses the site's network with every request and guards writes (readings, labels that
+ * take readings out of training); a short one is guessed.
+ */
+export const STATUS_TOKEN_MIN_LENGTH = 32;
+
+/** Why `token` is too short (its length and the minimum, never the token), or null. */
+export function shortTokenProblem(token: string): string | null {
+  if (token.length >= STATUS_TOKEN_MIN_LENGTH) return null;
+  return `PUMPWATCH_STATUS_TOKEN has ${token.length} characters, fewer than ${STATUS_TOKEN_MIN_LENGTH}: a short token is guessed; make one with openssl rand -hex 32`;
+}
+
 const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
 /** Methods a cross-site page can send without a preflight, and that change nothing here. */
 const SAFE_METHODS = new Set(['GET', 'HEAD']);

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packageRoot } from '../../agent/paths.js';
 import { sha256Hex, type EncodedBatch } from '../../sync/encoder.js';
+import { SAS_ALLOWED_PERMISSIONS, SAS_NEEDED_PERMISSIONS } from '../../sync/sas-grants.js';
 import { uploaderFor, type UploadRequest } from '../../sync/uploader.js';
 import { startTestAzurite, type TestAzurite } from '../support/azurite.js';
 
@@ -46,6 +47,18 @@ describe('the container SAS of deployment/README.md', () => {
     const req = await request('readings/p1/2026/12/05/gw-17-000001.jsonl.gz');
     expect(await uploader.upload(req)).toBe('created');
     expect(await uploader.upload(req)).toBe('already-present');
+  });
+
+  it('needs read and write only (sync/sas-grants.ts): create alone answers the retry with a 403, not the 409 that leads to the comparison', async () => {
+    expect(documentedPermissions()).toBe(SAS_ALLOWED_PERMISSIONS);
+    const enough = uploaderFor({ target: { kind: 'sas-url', sasUrl: azurite.containerSasUrl('pumpwatch', SAS_NEEDED_PERMISSIONS) }, createContainer: false });
+    const req = await request('readings/p1/2026/12/05/gw-17-000003.jsonl.gz');
+    expect(await enough.upload(req)).toBe('created');
+    expect(await enough.upload(req)).toBe('already-present');
+    const createOnly = uploaderFor({ target: { kind: 'sas-url', sasUrl: azurite.containerSasUrl('pumpwatch', 'rc') }, createContainer: false });
+    const other = await request('readings/p1/2026/12/05/gw-17-000004.jsonl.gz');
+    expect(await createOnly.upload(other)).toBe('created');
+    await expect(createOnly.upload(other)).rejects.toMatchObject({ statusCode: 403 });
   });
 
   it('would not do with write, create and list alone (what it said before)', async () => {

@@ -13,6 +13,7 @@ import { CONFIG_KEYS, loadConfig, TWIN_SETTINGS } from '../../agent/config.js';
 import { ALERTS_OUTPUT } from '../../agent/edge/alerts.js';
 import { SECTION_NAMES, parseSection } from '../../agent/edge/desired.js';
 import { READINGS_INPUT } from '../../agent/edge/inputs.js';
+import { STATUS_TOKEN_MIN_LENGTH } from '../../agent/http/auth.js';
 import { AGENT_ENV, AGENT_NODE_FLAGS } from '../../agent/node-flags.js';
 import { packageRoot } from '../../agent/paths.js';
 import { DEFAULT_WITHIN_HOURS, refreshUrlsCommand } from '../../trainer/commands/refresh-urls.js';
@@ -227,6 +228,8 @@ describe('IoT Edge deployment manifest', () => {
     const port = `${defaults.httpPort}/tcp`;
     expect(Object.keys(createOptions.HostConfig.PortBindings)).toEqual([port]);
     expect(Object.keys(createOptions.ExposedPorts)).toEqual([port]);
+    // On the address render.sh is given (PUMPWATCH_PUBLISH_IP), never on every interface by default.
+    expect(createOptions.HostConfig.PortBindings[port]).toEqual([{ HostIp: '${PUMPWATCH_PUBLISH_IP}', HostPort: String(defaults.httpPort) }]);
     const [volume, target] = (createOptions.HostConfig.Binds[0] as string).split(':');
     expect(volume).toMatch(/^[a-z][a-z0-9-]+$/); // a named volume, not a host path
     expect(target).toBe(JSON.parse(argsOf('VOLUME')[0]!)[0]);
@@ -292,6 +295,7 @@ describe('IoT Edge deployment manifest', () => {
     for (const name of Object.keys(pumpwatch.env)) expect(known, name).toContain(name);
     const modules = { ...agentDesired.systemModules, ...agentDesired.modules } as Record<string, { settings: { createOptions: string } }>;
     for (const [name, m] of Object.entries(modules)) {
+      if (m.settings.createOptions === '${EDGEHUB_CREATE_OPTIONS}') continue; // render.sh writes it (tested there)
       // Longer options must be split into createOptions01, 02, …; these are not.
       expect(m.settings.createOptions.length, name).toBeLessThanOrEqual(4096);
       expect(() => JSON.parse(m.settings.createOptions), name).not.toThrow();
@@ -468,6 +472,11 @@ describe('Kubernetes trainer jobs (deployment/k8s)', () => {
   });
 });
 
+/** An `se=` value `days` from now (minutes, as `az … --expiry` writes it). */
+function inDays(days: number): string {
+  return new Date(Date.now() + days * 86_400_000).toISOString().slice(0, 16) + 'Z';
+}
+
 describe('deployment/render.sh', () => {
   const vars = {
     REGISTRY_ADDRESS: 'myacr.azurecr.io',
@@ -475,8 +484,9 @@ describe('deployment/render.sh', () => {
     REGISTRY_PASSWORD: 'pw-0123',
     PUMPWATCH_VERSION: '0.1.0',
     SENSOR_IMAGE: 'myacr.azurecr.io/pumpsensor:1.0',
-    PUMPWATCH_BLOB_SAS_URL: 'https://account.blob.core.windows.net/pumpwatch?sv=2025&sig=abc%2B',
-    PUMPWATCH_STATUS_TOKEN: 'tok-456',
+    PUMPWATCH_BLOB_SAS_URL: `https://account.blob.core.windows.net/pumpwatch?sv=2025&sp=rcw&se=${inDays(30)}&sig=abc%2B`,
+    PUMPWATCH_STATUS_TOKEN: 'tok-0123456789abcdef0123456789abcdef',
+    PUMPWATCH_PUBLISH_IP: '192.168.10.5',
   };
   const render = (env: Record<string, string>) =>
     spawnSync('bash', [join(root, 'deployment', 'render.sh')], { env: { PATH: process.env.PATH ?? '', ...env }, encoding: 'utf8' });
@@ -545,5 +555,71 @@ describe('deployment/render.sh', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+  const rendered = (stdout: string) => {
+    const desired = JSON.parse(stdout).modulesContent.$edgeAgent['properties.desired'];
+    return { pumpwatch: JSON.parse(desired.modules.pumpwatch.settings.createOptions), edgeHub: JSON.parse(desired.systemModules.edgeHub.settings.createOptions) };
+  };
+
+  it('publishes the status port on PUMPWATCH_PUBLISH_IP only, and edgeHub\'s ports not at all unless EDGEHUB_PUBLISH_PORTS names an address', () => {
+    // Before, 8080 had no HostIp (every interface, the cellular side included) and edgeHub published 443, 5671 and 8883 the same way.
+    const r = render(vars);
+    expect(r).toMatchObject({ status: 0, stderr: '' });
+    const { pumpwatch: p, edgeHub } = rendered(r.stdout);
+    expect(p.HostConfig.PortBindings).toEqual({ '8080/tcp': [{ HostIp: '192.168.10.5', HostPort: '8080' }] });
+    expect(edgeHub).toEqual({});
+    const withHub = render({ ...vars, EDGEHUB_PUBLISH_PORTS: '10.1.2.3' });
+    expect(withHub).toMatchObject({ status: 0, stderr: '' });
+    expect(rendered(withHub.stdout).edgeHub.HostConfig.PortBindings).toEqual(
+      Object.fromEntries(['5671', '8883', '443'].map((port) => [`${port}/tcp`, [{ HostIp: '10.1.2.3', HostPort: port }]])),
+    );
+  });
+
+  it('publishes on every interface only when 0.0.0.0 is given, with a warning; refuses a missing or malformed address', () => {
+    const every = render({ ...vars, PUMPWATCH_PUBLISH_IP: '0.0.0.0', EDGEHUB_PUBLISH_PORTS: '::' });
+    expect(every.status).toBe(0);
+    expect(rendered(every.stdout).pumpwatch.HostConfig.PortBindings['8080/tcp']).toEqual([{ HostIp: '0.0.0.0', HostPort: '8080' }]);
+    expect(every.stderr.split('\n')).toEqual([
+      expect.stringMatching(/^render\.sh: warning: PUMPWATCH_PUBLISH_IP=0\.0\.0\.0 publishes the status port 8080 on every interface of the gateway, the cellular side included/),
+      expect.stringMatching(/^render\.sh: warning: EDGEHUB_PUBLISH_PORTS=:: publishes edgeHub's ports 443, 5671 and 8883 on every interface/),
+      '',
+    ]);
+    const { PUMPWATCH_PUBLISH_IP: _ip, ...missing } = vars;
+    expect(render(missing)).toMatchObject({ status: 2, stdout: '', stderr: 'render.sh: PUMPWATCH_PUBLISH_IP is not set\n' });
+    for (const [name, bad] of [['PUMPWATCH_PUBLISH_IP', '192.168.10.256'], ['PUMPWATCH_PUBLISH_IP', 'gw-17.plant'], ['EDGEHUB_PUBLISH_PORTS', '1']] as const) {
+      const r = render({ ...vars, [name]: bad });
+      expect(r, `${name}=${bad}`).toMatchObject({ status: 2, stdout: '' });
+      expect(r.stderr).toMatch(new RegExp(`^render\\.sh: ${name}=${bad.replace(/\./g, '\\.')} is not an (IPv4|IP) address`));
+    }
+  });
+
+  it('refuses a SAS granting more than the sync uses or less, expired, or living past PUMPWATCH_SAS_MAX_DAYS, never printing its signature', () => {
+    // Before, sp=racwdl and se=2099-… rendered (exit 0): a SAS taken from a gateway could list and delete the uploads for decades.
+    const url = (query: string) => `https://gw17acct.blob.core.windows.net/pumpwatch?sv=2025-01-05&sr=c&${query}&sig=SECRETSIG%3D`;
+    const hidden = 'render.sh: PUMPWATCH_BLOB_SAS_URL=(value hidden): ';
+    for (const [query, why] of [
+      [`sp=racwdl&se=${inDays(30)}`, 'its permissions sp=racwdl grants a, d, l, which the sync does not use'],
+      [`sp=cwl&se=${inDays(30)}`, 'its permissions sp=cwl grants l, which the sync does not use: whoever takes the SAS from a gateway could use them (d deletes and l lists the uploads); it lacks r, which the sync needs'],
+      [`sp=rc&se=${inDays(30)}`, 'its permissions sp=rc lacks w, which the sync needs'],
+      [`sp=rcw&se=2099-01-01T00:00Z`, 'it expires at 2099-01-01T00:00:00.000Z, in '],
+      [`sp=rcw&se=${inDays(-1)}`, 'it expired at '],
+      [`sp=rcw`, 'it carries no readable expiry (se=) and names no stored access policy (si=)'],
+    ] as const) {
+      const r = render({ ...vars, PUMPWATCH_BLOB_SAS_URL: url(query) });
+      expect(r, query).toMatchObject({ status: 2, stdout: '' });
+      expect(r.stderr.startsWith(`${hidden}${why}`), r.stderr).toBe(true);
+      expect(r.stderr).not.toMatch(/SECRETSIG|gw17acct/);
+    }
+    // A longer life given on purpose is taken; a stored access policy (si=) holds its own expiry and permissions.
+    expect(render({ ...vars, PUMPWATCH_BLOB_SAS_URL: url(`sp=rcw&se=${inDays(700)}`), PUMPWATCH_SAS_MAX_DAYS: '730' })).toMatchObject({ status: 0, stderr: '' });
+    expect(render({ ...vars, PUMPWATCH_BLOB_SAS_URL: url('si=pumpwatch-upload') })).toMatchObject({ status: 0, stderr: '' });
+    expect(render({ ...vars, PUMPWATCH_SAS_MAX_DAYS: 'a year' })).toMatchObject({ status: 2, stderr: 'render.sh: PUMPWATCH_SAS_MAX_DAYS="a year": not a whole number of days from 1 to 99999\n' });
+  });
+
+  it('refuses a status token shorter than 32 characters, never printing it', () => {
+    // Before, a 1-character token rendered.
+    const r = render({ ...vars, PUMPWATCH_STATUS_TOKEN: 'tok-short-secret' });
+    expect(r).toMatchObject({ status: 2, stdout: '', stderr: `render.sh: PUMPWATCH_STATUS_TOKEN has 16 characters, fewer than ${STATUS_TOKEN_MIN_LENGTH}: a short token is guessed; make one with openssl rand -hex 32\n` });
+    expect(render({ ...vars, PUMPWATCH_STATUS_TOKEN: 'x'.repeat(STATUS_TOKEN_MIN_LENGTH) })).toMatchObject({ status: 0, stderr: '' });
   });
 });
