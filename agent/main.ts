@@ -19,6 +19,7 @@ import { listenConfigError } from './http/listen-error.js';
 import { sensorFaultView, type SensorFaultView } from './http/pump-board.js';
 import { registerReadingsRoute } from './http/readings-route.js';
 import { StatusServer } from './http/server.js';
+import { shortTokenProblem } from './http/auth.js';
 import { CertificateWatch } from './http/certificate-watch.js';
 import { readStatusTls, type StatusTls } from './http/tls.js';
 import { PumpRoster } from './ingest/pump-roster.js';
@@ -235,6 +236,9 @@ export class Agent implements AgentParts {
             throw listenConfigError(err, config.httpHost, config.httpPort) ?? err;
           });
           this.logger.info({ component: 'http', host: addr.address, port: addr.port, tls: tls !== null }, tls ? 'status endpoint listening (HTTPS)' : 'status endpoint listening (plain HTTP)');
+          // A warning, not a refusal: a gateway upgraded with the token it had keeps serving.
+          const short = config.statusToken === undefined ? null : shortTokenProblem(config.statusToken);
+          if (short !== null) this.logger.warn({ component: 'http', code: 'PW_STATUS_TOKEN_SHORT' }, short);
           this.certificateWatch.serve(tls);
         },
         stop: () => this.server.stop(),

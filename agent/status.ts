@@ -25,6 +25,8 @@ export interface SyncStatus {
   /** Refused items uploaded to `rejected/` since start (rows), and those in the buffer still to go. */
   rejectedUploaded?: number;
   rejectedPending?: number;
+  /** What is wrong with the sync target's SAS permissions (more than the sync uses, or less), letters named, never the token. */
+  credentialWarnings?: string[];
 }
 
 export interface Connectivity {

@@ -6,6 +6,7 @@
 import { AnonymousCredential, BlobServiceClient, ContainerClient, type StoragePipelineOptions } from '@azure/storage-blob';
 import { SyncError } from './errors.js';
 import { safeErrorMessage } from './redact.js';
+import { sasGrants, type SasGrants } from './sas-grants.js';
 
 export type BlobTarget =
   | { kind: 'connection-string'; connectionString: string; container: string }
@@ -41,27 +42,32 @@ export function containerClient(target: BlobTarget, opts: ClientOptions = {}): C
 }
 
 /** `account/container at host` with no key or signature: for logs and /status. */
+/** The SAS query of the target (a container SAS URL's, or a connection string's SharedAccessSignature=…), null for an account key. */
+function sasQuery(target: BlobTarget): string | null {
+  if (target.kind === 'sas-url') {
+    try {
+      return new URL(target.sasUrl).search;
+    } catch {
+      return null;
+    }
+  }
+  const part = target.connectionString.split(';').find((p) => /^SharedAccessSignature=/i.test(p.trim()));
+  return part === undefined ? null : part.trim().slice('SharedAccessSignature='.length);
+}
+
+/** What the target's SAS credential grants (sync/sas-grants.ts), null for an account key. Never reads the signature. */
+export function targetGrants(target: BlobTarget): SasGrants | null {
+  const query = sasQuery(target);
+  return query === null ? null : sasGrants(query);
+}
+
 /**
  * When a SAS credential of the target expires (its `se`: a container SAS URL, or a connection
  * string with SharedAccessSignature=…), epoch ms; null for an account key or an unreadable `se`.
  * The expiry is not a secret; the signature is never read here.
  */
 export function sasExpiry(target: BlobTarget): number | null {
-  let query: string | null = null;
-  if (target.kind === 'sas-url') {
-    try {
-      query = new URL(target.sasUrl).search;
-    } catch {
-      return null;
-    }
-  } else {
-    const part = target.connectionString.split(';').find((p) => /^SharedAccessSignature=/i.test(p.trim()));
-    if (part !== undefined) query = part.trim().slice('SharedAccessSignature='.length);
-  }
-  if (query === null) return null;
-  const se = new URLSearchParams(query.replace(/^\?/, '')).get('se');
-  const at = se === null ? NaN : Date.parse(se);
-  return Number.isFinite(at) ? at : null;
+  return targetGrants(target)?.expiresAt ?? null;
 }
 
 export function describeTarget(target: BlobTarget): string {

@@ -6,6 +6,7 @@ import type { BlobTarget } from '../../sync/client.js';
 import { SyncError } from '../../sync/errors.js';
 import { deleteExpiredSynced } from '../../sync/retention.js';
 import { safeErrorMessage } from '../../sync/redact.js';
+import { sasPermissionsProblem } from '../../sync/sas-grants.js';
 import type { BlobUploader, UploaderSpec } from '../../sync/uploader.js';
 import { SyncWorker, type BlobConnectivity, type SyncSettings } from '../../sync/worker.js';
 import { AzuriteError, azuriteBlobMain, startAzurite, type AzuriteHandle } from '../azurite.js';
@@ -115,6 +116,7 @@ export function wireSync(agent: Agent): Part[] {
   let uploaderFor: ((spec: UploaderSpec) => BlobUploader) | null = null;
   let targetText: string | null = null;
   let expiresAt: number | null = null;
+  let credentialWarnings: string[] = [];
   const worker = new SyncWorker({
     buffer: agent.buffer,
     uploader: () => {
@@ -139,7 +141,7 @@ export function wireSync(agent: Agent): Part[] {
     },
   });
   registerGauges(agent.registry, worker);
-  agent.status.setSyncStatus(() => ({ ...worker.status(), rejectedUploaded, rejectedPending: after.rejected.pending(), target: targetText, targetExpiresAt: expiresAt === null ? null : new Date(expiresAt).toISOString() }));
+  agent.status.setSyncStatus(() => ({ ...worker.status(), rejectedUploaded, rejectedPending: after.rejected.pending(), target: targetText, targetExpiresAt: expiresAt === null ? null : new Date(expiresAt).toISOString(), credentialWarnings }));
   agent.status.setConnectivity('blob', () => worker.blobConnectivity());
   agent.status.addHealthCheck({ name: 'sync', check: () => worker.health() });
   // Alerts first: a committed anomaly starts a cycle now instead of at the next interval.
@@ -173,10 +175,12 @@ export function wireSync(agent: Agent): Part[] {
     name: 'sync',
     start: async () => {
       ({ uploaderFor } = await import('../../sync/uploader.js'));
-      const { describeTarget, sasExpiry } = await import('../../sync/client.js');
+      const { describeTarget, targetGrants } = await import('../../sync/client.js');
       targetText = target ? describeTarget(target) : null;
-      expiresAt = target ? sasExpiry(target) : null;
+      const grants = target ? targetGrants(target) : null;
+      expiresAt = grants?.expiresAt ?? null;
       if (target) logger.info({ target: targetText, via: target.kind }, 'sync to Blob Storage');
+      credentialWarnings = permissionWarnings(logger, grants?.permissions ?? null);
       if (expiresAt !== null) {
         const warnExpiry = expiryWarner(logger, expiresAt);
         warnExpiry(Date.now());
@@ -187,6 +191,21 @@ export function wireSync(agent: Agent): Part[] {
     stop: () => worker.stop(),
   });
   return parts;
+}
+
+/**
+ * A SAS credential granting more than the sync uses (delete, list, …: whoever takes it from the
+ * gateway could list and delete the uploads), or lacking what it needs, said at start in the log
+ * and in /status (`sync.credentialWarnings`), naming the letters, never the token. A warning, not
+ * a refusal: a gateway upgraded with the SAS it had keeps uploading. deployment/render.sh refuses
+ * such a SAS in a new manifest.
+ */
+function permissionWarnings(logger: Logger, permissions: string | null): string[] {
+  const problem = permissions === null ? null : sasPermissionsProblem(permissions);
+  if (problem === null) return [];
+  const warning = `the SAS credential of the sync target: ${problem}`;
+  logger.warn({ code: 'PW_SYNC_SAS_PERMISSIONS', permissions }, warning);
+  return [warning];
 }
 
 /** A SAS credential's expiry is said ahead, this long before. */

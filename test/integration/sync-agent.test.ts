@@ -161,7 +161,7 @@ describe('a sync target whose SAS credential expires', () => {
       const dir = mkdtempSync(join(tmpdir(), 'pumpwatch-sas-expiry-'));
       writeFileSync(join(dir, 'model.onnx'), makeModel());
       const lines: Array<{ msg: string; level: number }> = [];
-      const config = testAgentConfig(join(dir, 'data'), { PUMPWATCH_SYNC: 'auto', PUMPWATCH_LOG_LEVEL: 'info', PUMPWATCH_BLOB_SAS_URL: az.containerSasUrl(CONTAINER, 'racwl', expiresOn) });
+      const config = testAgentConfig(join(dir, 'data'), { PUMPWATCH_SYNC: 'auto', PUMPWATCH_LOG_LEVEL: 'info', PUMPWATCH_BLOB_SAS_URL: az.containerSasUrl(CONTAINER, 'rcw', expiresOn) });
       const agent = new Agent({ config, logger: createLogger('info', { write: (line: string) => void lines.push(JSON.parse(line) as { msg: string; level: number }) }), defaultModelPath: join(dir, 'model.onnx') });
       await agent.start();
       const status = (await (await fetch(`http://127.0.0.1:${agent.httpAddress()!.port}/status`)).json()) as any;
