@@ -30,17 +30,17 @@ for v in "${vars[@]}"; do
     exit 2
   fi
 done
+checker="$(dirname "$0")/../dist/agent/check-sas-url.js"
+if ! command -v node >/dev/null 2>&1 || [ ! -f "$checker" ]; then
+  echo "render.sh: cannot check PUMPWATCH_BLOB_SAS_URL as the agent will: this needs node (20 or later) and this checkout built (npm ci && npm run build)" >&2
+  exit 2
+fi
 # Docker publishes a port on every interface unless told an address, past the host's firewall: the
 # status port (data, POST /readings) was reachable from the cellular side. The address is a choice
 # (the plant-side interface's), every interface only when asked for, with a warning.
 ip_address() {
   local name=$1 value=$2
-  if [[ "$value" =~ ^([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})$ ]]; then
-    local n
-    for n in "${BASH_REMATCH[@]:1}"; do
-      if ((10#$n > 255)); then echo "render.sh: $name=$value is not an IPv4 address (a part above 255)" >&2; exit 2; fi
-    done
-  elif ! [[ "$value" =~ ^[0-9A-Fa-f:.]+$ && "$value" == *:* ]]; then
+  if ! ADDRESS="$value" node -e 'process.exitCode = require("node:net").isIP(process.env.ADDRESS) ? 0 : 1'; then
     echo "render.sh: $name=$value is not an IP address: give the address of the gateway's interface to publish on (its plant-side one), or 0.0.0.0 for every interface" >&2
     exit 2
   fi
@@ -63,11 +63,6 @@ export EDGEHUB_CREATE_OPTIONS
 # sig, or is plain http:// to Azure (exit 2 at start): rendered, it crash-looped every gateway of the
 # deployment. The agent's own check is run here (node and this checkout built, as the check needs
 # the Blob SDK), with the URL in the environment only.
-checker="$(dirname "$0")/../dist/agent/check-sas-url.js"
-if ! command -v node >/dev/null 2>&1 || [ ! -f "$checker" ]; then
-  echo "render.sh: cannot check PUMPWATCH_BLOB_SAS_URL as the agent will: this needs node (20 or later) and this checkout built (npm ci && npm run build)" >&2
-  exit 2
-fi
 # With --deployment it also refuses what a new manifest must not carry (the agent only warns of it):
 # a SAS granting more than the sync uses (read, create, write), expired or living longer than
 # PUMPWATCH_SAS_MAX_DAYS, and a status token shorter than 32 characters.

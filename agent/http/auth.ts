@@ -14,7 +14,7 @@ export const STATUS_TOKEN_MIN_LENGTH = 32;
 /** Why `token` is too short (its length and the minimum, never the token), or null. */
 export function shortTokenProblem(token: string): string | null {
   if (token.length >= STATUS_TOKEN_MIN_LENGTH) return null;
-  return `PUMPWATCH_STATUS_TOKEN has ${token.length} characters, fewer than ${STATUS_TOKEN_MIN_LENGTH}: a short token is guessed; make one with openssl rand -hex 32`;
+  return `PUMPWATCH_STATUS_TOKEN has ${token.length} character${token.length === 1 ? '' : 's'}, fewer than ${STATUS_TOKEN_MIN_LENGTH}: a short token is guessed; make one with openssl rand -hex 32`;
 }
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);

@@ -586,11 +586,12 @@ describe('deployment/render.sh', () => {
     ]);
     const { PUMPWATCH_PUBLISH_IP: _ip, ...missing } = vars;
     expect(render(missing)).toMatchObject({ status: 2, stdout: '', stderr: 'render.sh: PUMPWATCH_PUBLISH_IP is not set\n' });
-    for (const [name, bad] of [['PUMPWATCH_PUBLISH_IP', '192.168.10.256'], ['PUMPWATCH_PUBLISH_IP', 'gw-17.plant'], ['EDGEHUB_PUBLISH_PORTS', '1']] as const) {
+    for (const [name, bad] of [['PUMPWATCH_PUBLISH_IP', '192.168.10.256'], ['PUMPWATCH_PUBLISH_IP', 'gw-17.plant'], ['PUMPWATCH_PUBLISH_IP', ':::1'], ['EDGEHUB_PUBLISH_PORTS', '1']] as const) {
       const r = render({ ...vars, [name]: bad });
       expect(r, `${name}=${bad}`).toMatchObject({ status: 2, stdout: '' });
-      expect(r.stderr).toMatch(new RegExp(`^render\\.sh: ${name}=${bad.replace(/\./g, '\\.')} is not an (IPv4|IP) address`));
+      expect(r.stderr).toBe(`render.sh: ${name}=${bad} is not an IP address: give the address of the gateway's interface to publish on (its plant-side one), or 0.0.0.0 for every interface\n`);
     }
+    expect(render({ ...vars, PUMPWATCH_PUBLISH_IP: 'fd00::17' })).toMatchObject({ status: 0, stderr: '' });
   });
 
   it('refuses a SAS granting more than the sync uses or less, expired, or living past PUMPWATCH_SAS_MAX_DAYS, never printing its signature', () => {
@@ -614,6 +615,17 @@ describe('deployment/render.sh', () => {
     expect(render({ ...vars, PUMPWATCH_BLOB_SAS_URL: url(`sp=rcw&se=${inDays(700)}`), PUMPWATCH_SAS_MAX_DAYS: '730' })).toMatchObject({ status: 0, stderr: '' });
     expect(render({ ...vars, PUMPWATCH_BLOB_SAS_URL: url('si=pumpwatch-upload') })).toMatchObject({ status: 0, stderr: '' });
     expect(render({ ...vars, PUMPWATCH_SAS_MAX_DAYS: 'a year' })).toMatchObject({ status: 2, stderr: 'render.sh: PUMPWATCH_SAS_MAX_DAYS="a year": not a whole number of days from 1 to 99999\n' });
+  });
+
+  it('reads only variables deployment/README.md documents in its table', () => {
+    const script = readFileSync(join(root, 'deployment', 'render.sh'), 'utf8');
+    const required = /^vars=\(([^)]*)\)$/m.exec(script)![1]!.split(' ');
+    const optional = [...script.matchAll(/\$\{?([A-Z][A-Z0-9_]+)/g)].map((m) => m[1]!);
+    const read = new Set([...required, ...optional]);
+    expect(read).toContain('PUMPWATCH_PUBLISH_IP');
+    expect(read).toContain('EDGEHUB_PUBLISH_PORTS');
+    const table = readFileSync(join(root, 'deployment', 'README.md'), 'utf8').split('\n').filter((l) => l.startsWith('| `'));
+    for (const name of [...read, 'PUMPWATCH_SAS_MAX_DAYS']) expect(table.some((row) => row.includes(`\`${name}\``)), name).toBe(true);
   });
 
   it('refuses a status token shorter than 32 characters, never printing it', () => {
