@@ -14,6 +14,7 @@ import { prepareDataDir } from './data-dir.js';
 import { EvictionWatch } from './eviction-watch.js';
 import { FirstModelStates } from './first-model/state.js';
 import { HousekeepingThread } from './housekeeping.js';
+import { AuthFailures } from './http/auth-failures.js';
 import { registerCoreRoutes } from './http/core-routes.js';
 import { listenConfigError } from './http/listen-error.js';
 import { sensorFaultView, type SensorFaultView } from './http/pump-board.js';
@@ -96,6 +97,8 @@ export class Agent implements AgentParts {
   /** Attempts to open the buffer since it was last open. */
   private bufferAttempts = 0;
   private statsCache: { at: number; stats: BufferStats } | null = null;
+  /** Requests the status endpoint refused for their token or origin: logged, counted on /metrics and /status. */
+  private readonly authFailures: AuthFailures;
   /** The status endpoint's certificate and key (PUMPWATCH_HTTP_TLS_*), read first at start; null: plain HTTP. */
   private statusTls: StatusTls | null = null;
 
@@ -170,7 +173,8 @@ export class Agent implements AgentParts {
       metrics: this.metrics,
       system: this.system,
     });
-    this.server = new StatusServer({ token: config.statusToken, logger: logger.child({ component: 'http' }) });
+    this.authFailures = new AuthFailures({ logger: logger.child({ component: 'http' }), clock, monotonic: options.monotonic });
+    this.server = new StatusServer({ token: config.statusToken, logger: logger.child({ component: 'http' }), authFailures: this.authFailures });
     this.compose();
   }
 
@@ -246,6 +250,10 @@ export class Agent implements AgentParts {
       { name: 'simulator', start: () => this.startSimulator(), stop: () => this.simulator?.stop() },
     );
     this.status.setCertificate(() => this.certificateWatch.view());
+    this.status.setAuthFailures(() => this.authFailures.view());
+    this.registry.counterFrom('pumpwatch_http_auth_failures_total', 'Requests refused by the access checks of the status endpoint, by reason (missing-token, wrong-token, not-loopback, host-name, cross-origin)', () =>
+      this.authFailures.samples(),
+    );
     if (config.httpTlsCertFile !== undefined) this.status.addHealthCheck({ name: 'http-tls', check: () => this.certificateWatch.health() });
     this.status.addHealthCheck({
       name: 'buffer',

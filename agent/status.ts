@@ -2,6 +2,7 @@ import type { BufferStore } from '../buffer/store.js';
 import { redactSecrets, safeErrorMessage } from '../sync/redact.js';
 import type { ModelManager } from '../inference/models.js';
 import type { AgentMetrics } from './metrics.js';
+import type { AuthFailureView } from './http/auth-failures.js';
 import type { CertificateView } from './http/certificate-watch.js';
 import type { SystemHealth } from './system-health.js';
 import type { PumpRefusalsStatus } from './ingest/pump-refusals.js';
@@ -76,6 +77,7 @@ export class AgentStatus {
   private readonly connectivity: Record<Link, () => string> = { hub: () => 'not configured', blob: () => 'not configured' };
   private hubReportedError: () => string | null = () => null;
   private certificate: () => CertificateView | null = () => null;
+  private authFailures: () => AuthFailureView | null = () => null;
 
   constructor(
     private readonly deps: {
@@ -160,6 +162,11 @@ export class AgentStatus {
   /** The status endpoint's certificate (null: plain HTTP), reported by its watch. */
   setCertificate(fn: () => CertificateView | null): void {
     this.certificate = fn;
+  }
+
+  /** Requests the status endpoint's access checks refused (agent/http/auth-failures.ts). */
+  setAuthFailures(fn: () => AuthFailureView): void {
+    this.authFailures = fn;
   }
 
   /** Reported by the part that sends the reported properties. */
@@ -270,6 +277,7 @@ export class AgentStatus {
       alerts: this.alertsNow(),
       connectivity: this.connectivityNow(),
       tls: this.certificate(),
+      authFailures: this.authFailures(),
       system: this.deps.system.latest(),
       health: this.health(),
       ...(this.simulator === null ? {} : { simulator: named(this.simulator) }),

@@ -17,6 +17,29 @@ export function shortTokenProblem(token: string): string | null {
   return `PUMPWATCH_STATUS_TOKEN has ${token.length} character${token.length === 1 ? '' : 's'}, fewer than ${STATUS_TOKEN_MIN_LENGTH}: a short token is guessed; make one with openssl rand -hex 32`;
 }
 
+/**
+ * Why a request was refused by the access checks, for the log and the counters (auth-failures.ts):
+ * - `missing-token`, `wrong-token`: a token is configured and the request had none, or another;
+ * - `not-loopback`: no token is configured and the client is not on the gateway;
+ * - `host-name`: no token, on the gateway, but addressed by a name (DNS rebinding);
+ * - `cross-origin`: a browser page of another origin (Origin, Sec-Fetch-Site).
+ */
+export const AUTH_FAILURE_REASONS = ['missing-token', 'wrong-token', 'not-loopback', 'host-name', 'cross-origin'] as const;
+export type AuthFailureReason = (typeof AUTH_FAILURE_REASONS)[number];
+
+/** A refusal of the access checks (401, 403): an HttpError that says which check refused it. */
+export class AuthRefusal extends HttpError {
+  constructor(
+    status: number,
+    code: string,
+    message: string,
+    readonly reason: AuthFailureReason,
+    extra: Record<string, unknown> = {},
+  ) {
+    super(status, code, message, extra);
+  }
+}
+
 const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
 /** Methods a cross-site page can send without a preflight, and that change nothing here. */
 const SAFE_METHODS = new Set(['GET', 'HEAD']);
@@ -63,7 +86,7 @@ export function checkOrigin(req: IncomingMessage): void {
     // not a URL: not this origin
   }
   if (!sameHost) {
-    throw new HttpError(403, 'PW_CROSS_ORIGIN', `${req.method} from a page of another origin (${origin.slice(0, 200)}) is refused: only the gateway's own page may change data`);
+    throw new AuthRefusal(403, 'PW_CROSS_ORIGIN', `${req.method} from a page of another origin (${origin.slice(0, 200)}) is refused: only the gateway's own page may change data`, 'cross-origin');
   }
 }
 
@@ -81,10 +104,11 @@ export function checkFetchSite(req: IncomingMessage): void {
   const site = req.headers['sec-fetch-site'];
   if (site !== 'cross-site' && site !== 'same-site') return;
   const from = site === 'cross-site' ? 'a page of another site' : 'a page of another origin of the same site (another port or host name)';
-  throw new HttpError(
+  throw new AuthRefusal(
     403,
     'PW_CROSS_ORIGIN',
     `${req.method} ${(req.url ?? '').split('?')[0]!.slice(0, 200)} from ${from} (Sec-Fetch-Site: ${site}) is refused: data endpoints answer the gateway's own page and clients that are not browsers; open the page at http://${(req.headers.host ?? '127.0.0.1:8080').slice(0, 200)}/`,
+    'cross-origin',
   );
 }
 
@@ -102,19 +126,20 @@ export function secretsEqual(a: string, b: string): boolean {
 export function authorize(req: IncomingMessage, token: string | undefined): void {
   if (token === undefined) {
     if (!isLoopback(req)) {
-      throw new HttpError(403, 'PW_FORBIDDEN', 'no status token is configured, so data endpoints answer only on the gateway itself (loopback); set PUMPWATCH_STATUS_TOKEN to allow remote access');
+      throw new AuthRefusal(403, 'PW_FORBIDDEN', 'no status token is configured, so data endpoints answer only on the gateway itself (loopback); set PUMPWATCH_STATUS_TOKEN to allow remote access', 'not-loopback');
     }
     if (!isLocalName(req)) {
-      throw new HttpError(
+      throw new AuthRefusal(
         403,
         'PW_FORBIDDEN',
         `no status token is configured, so data endpoints answer only when the gateway is addressed as localhost or by IP address, not as ${(req.headers.host ?? '').slice(0, 200)} (a protection against DNS rebinding); open ${'encrypted' in req.socket ? 'https' : 'http'}://127.0.0.1:<port>/ or set PUMPWATCH_STATUS_TOKEN`,
+        'host-name',
       );
     }
     return;
   }
   const header = req.headers.authorization ?? '';
   const match = /^Bearer\s+(.+)$/i.exec(header);
-  if (!match) throw new HttpError(401, 'PW_UNAUTHORIZED', 'missing bearer token (Authorization: Bearer <status token>)', { wwwAuthenticate: true });
-  if (!secretsEqual(match[1]!.trim(), token)) throw new HttpError(401, 'PW_UNAUTHORIZED', 'wrong status token', { wwwAuthenticate: true });
+  if (!match) throw new AuthRefusal(401, 'PW_UNAUTHORIZED', 'missing bearer token (Authorization: Bearer <status token>)', 'missing-token', { wwwAuthenticate: true });
+  if (!secretsEqual(match[1]!.trim(), token)) throw new AuthRefusal(401, 'PW_UNAUTHORIZED', 'wrong status token', 'wrong-token', { wwwAuthenticate: true });
 }

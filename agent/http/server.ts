@@ -3,7 +3,8 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../logger.js';
 import { RepeatLog } from '../repeat-log.js';
-import { authorize, checkFetchSite, checkOrigin } from './auth.js';
+import type { AuthFailures } from './auth-failures.js';
+import { AuthRefusal, authorize, checkFetchSite, checkOrigin } from './auth.js';
 import { HttpError, toHttpError } from './errors.js';
 import { checkQueryParameters } from './query.js';
 
@@ -48,8 +49,11 @@ export class StatusServer {
    */
   private readonly failures = new Map<Route, Map<string, RepeatLog>>();
 
+  /** Headers of every answer (SECURITY_HEADERS, with HSTS once listening on HTTPS). */
+  private securityHeaders: Record<string, string> = SECURITY_HEADERS;
+
   constructor(
-    private readonly options: { token: string | undefined; logger: Logger },
+    private readonly options: { token: string | undefined; logger: Logger; authFailures?: AuthFailures },
   ) {}
 
   route(method: string, path: string, handler: Handler, opts: { public?: boolean } = {}): void {
@@ -69,6 +73,7 @@ export class StatusServer {
       void this.handle(req, res);
     };
     // A client speaking plain HTTP to the HTTPS port fails its handshake and is closed: no answer in clear.
+    this.securityHeaders = tls ? { ...SECURITY_HEADERS, ...HTTPS_HEADERS } : SECURITY_HEADERS;
     const server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key }, handler) : createServer(handler);
     server.keepAliveTimeout = 5_000;
     server.headersTimeout = 10_000;
@@ -102,6 +107,8 @@ export class StatusServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let route: Route | undefined;
+    // Set before anything is written, so that every answer has them: JSON, errors, the page, streams.
+    for (const [name, value] of Object.entries(this.securityHeaders)) res.setHeader(name, value);
     try {
       const url = new URL(req.url ?? '/', 'http://localhost');
       const matched = this.match(req.method ?? 'GET', url.pathname);
@@ -161,6 +168,7 @@ export class StatusServer {
   private sendError(req: IncomingMessage, res: ServerResponse, err: unknown, route: Route | undefined): void {
     const e = toHttpError(err, req.method);
     if (e.status >= 500) this.logFailure(e, err, req, route);
+    if (e instanceof AuthRefusal && route !== undefined) this.options.authFailures?.record(e.reason, req.socket.remoteAddress ?? 'unknown', `${route.method} ${route.path}`);
     if (res.headersSent) {
       res.destroy();
       return;
@@ -179,6 +187,21 @@ export class StatusServer {
     if (unread) res.once('finish', () => lingerThenClose(req));
   }
 }
+
+/**
+ * `nosniff` on every answer: a browser must not take a JSON answer (whose strings a client may
+ * have put there: a label's note, a pump id) for HTML or script by sniffing its bytes.
+ */
+const SECURITY_HEADERS: Record<string, string> = { 'x-content-type-options': 'nosniff' };
+/**
+ * HSTS on HTTPS answers only (a browser ignores it over plain HTTP). A day: a browser that saw the
+ * gateway over HTTPS goes on asking it over HTTPS (no answer in clear to strip), but a gateway
+ * taken back to plain HTTP, or whose certificate lapsed (HSTS makes a certificate error one that
+ * cannot be clicked through), is reachable again a day later, not months. No includeSubDomains:
+ * the gateway is addressed by IP (where browsers ignore HSTS) or by a local name, and the names
+ * under that one are other devices, many of them plain HTTP, which are not this gateway's to bind.
+ */
+const HTTPS_HEADERS: Record<string, string> = { 'strict-transport-security': 'max-age=86400' };
 
 /**
  * How long, and how many bytes of its body, a connection whose body was not read is still read

@@ -74,6 +74,14 @@ async function pageHealth(): Promise<string> {
 }
 
 describe("the status endpoint's certificate while the agent runs", () => {
+  it('answers over HTTPS with Strict-Transport-Security (a day, no includeSubDomains) and nosniff, on data, health, error and page answers', async () => {
+    for (const path of ['/status', '/healthz', '/nowhere', '/']) {
+      const { headers } = await httpsRequest(`${t.url}${path}`, { ca: cert });
+      expect(headers['strict-transport-security']).toBe('max-age=86400');
+      expect(headers['x-content-type-options']).toBe('nosniff');
+    }
+  });
+
   it('says its validity in /status, and in the log once at start', async () => {
     const status = await get('/status');
     expect(status.tls).toEqual({ subject: 'CN=gw-cert-test', validFrom: expect.any(String), validTo: validTo.toISOString(), state: 'valid', expiresInDays: expect.closeTo(20, 0) });
