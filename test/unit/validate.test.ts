@@ -102,6 +102,34 @@ describe('reading validation', () => {
     expect(validateBySchema({ ...ok, values: { constructor: 1, toString: 2 } }, NOW)).toEqual({ ok: true, reading: { pumpId: 'pump-1', ts: NOW, values: { constructor: 1, toString: 2 } } });
   });
 
+  it('refuses a value name holding a control, bidirectional or zero-width character, naming the code point and its position, and takes names in any script', () => {
+    // Accepted before 2026-12-08: `Pressure\u202e` shows as `Pressure` and is another feature; an override turns what follows around on screen.
+    const refused: Array<[string, string, string]> = [
+      ['Flow\u202eetar', 'U+202E at character 5', '"Flow\\u202eetar"'],
+      ['Pres\u200Bsure', 'U+200B at character 5', '"Pres\\u200bsure"'],
+      ['\u200EFlow', 'U+200E at character 1', '"\\u200eFlow"'],
+      ['\u200FFlow', 'U+200F at character 1', '"\\u200fFlow"'],
+      ['Flow\u2066x\u2069', 'U+2066 at character 5', '"Flow\\u2066x\\u2069"'],
+      ['\uFEFFCurrent', 'U+FEFF at character 1', '"\\ufeffCurrent"'],
+      ['Cur\u00ADrent', 'U+00AD at character 4', '"Cur\\u00adrent"'],
+      ['Flow\u2028', 'U+2028 at character 5', '"Flow\\u2028"'],
+      ['Bell\u0007', 'U+0007 at character 5', '"Bell\\u0007"'],
+      ['\u{1F6B0}\u200D', 'U+200D at character 2', '"\u{1F6B0}\\u200d"'],
+      ['tag\u{E0041}', 'U+E0041 at character 4', '"tag\\u{e0041}"'],
+    ];
+    for (const [name, where, quoted] of refused) {
+      const input = { ...ok, values: { Pressure: 1, [name]: 2 } };
+      expect(fastPath(input, NOW, DEFAULT_LIMITS), quoted).toBeNull();
+      expect(validateReading(input, NOW), quoted).toEqual({
+        ok: false,
+        error: `values: the value name ${quoted} has an invisible or control character (${where}): control, bidirectional and zero-width characters are refused in a name, which must show as it is matched`,
+      });
+    }
+    for (const name of ['Druck_2', 'давление', 'ضغط المضخة', '圧力', 'Flow rate (m³/h)', '\u{1F6B0}', 'Temp °C']) {
+      expect(validateReading({ ...ok, values: { [name]: 1 } }, NOW), name).toMatchObject({ ok: true, reading: { values: { [name]: 1 } } });
+    }
+  });
+
   it('refuses an impossible calendar date or hour in every accepted form instead of moving it to another day', () => {
     const wide = { ...DEFAULT_LIMITS, maxPastMs: 5 * 365 * 86_400_000 };
     const refused: Array<[string, string]> = [
