@@ -15,12 +15,15 @@ import { deepNesting, tooDeepReason } from '../ingest/untrusted-json.js';
 import type { Logger } from '../logger.js';
 import type { Counter } from '../metrics.js';
 import { RepeatLog } from '../repeat-log.js';
+import { monotonicNow } from '../../sync/clock.js';
 import type { ModuleClient } from './connection.js';
 import type { AckGate } from './transport.js';
 import type { Reading } from '../../buffer/types.js';
 
 export const READINGS_INPUT = 'readings';
 const SOURCE = 'edge';
+/** How long a message may fail to commit before /healthz says so (InputHandler.health). */
+export const STUCK_AFTER_MS = 60_000;
 
 type Message = InstanceType<typeof device.Message>;
 
@@ -70,6 +73,12 @@ function readingRefusalKind(reason: string | undefined): string {
   return /^(pumpId|ts|values)\b/.exec(reason ?? '')?.[1] ?? 'reading';
 }
 
+/** The message with its error's code first (`PW_BUFFER_DISK_FULL: …`), as the buffer's health says it. */
+function withCode(err: unknown, message: string): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && !message.includes(code) ? `${code}: ${message}` : message;
+}
+
 export class InputHandler {
   private readonly stopping = new AbortController();
   /** The last message queued: each one is handled after the one before it. */
@@ -82,8 +91,29 @@ export class InputHandler {
    * counter) and stored in `rejected` with its reason.
    */
   private readonly refusalLogs = new Map<string, RepeatLog>();
+  /** The message being retried (one at a time: they are stored in order), else null. */
+  private retrying: { input: string; since: number; sinceMono: number; attempts: number; error: string } | null = null;
 
   constructor(private readonly deps: InputDeps) {}
+
+  /**
+   * Degraded while a message has not committed for STUCK_AFTER_MS: edgeHub keeps it and every
+   * message after it, and nothing else said so while the buffer took other readings (a commit
+   * from POST /readings clears the buffer's failure, and /healthz said ok; OT security review).
+   * Quiet while `bufferFailing()`: the buffer check already fails with the cause.
+   */
+  health(bufferFailing: () => boolean): { ok: true; degraded?: string } {
+    const r = this.retrying;
+    if (r === null || this.monotonic() - r.sinceMono < STUCK_AFTER_MS || bufferFailing()) return { ok: true };
+    return {
+      ok: true,
+      degraded: `input "${r.input}": a message not committed since ${new Date(r.since).toISOString()} (${r.attempts} attempts; not acknowledged, so edgeHub holds it and the messages after it): ${r.error}`,
+    };
+  }
+
+  private monotonic(): number {
+    return (this.deps.monotonic ?? monotonicNow)();
+  }
 
   attach(client: ModuleClient): void {
     client.on('inputMessage', (inputName: string, msg: Message) => {
@@ -109,7 +139,12 @@ export class InputHandler {
     const stale = () => this.deps.gate.stale(msg.data, msg.messageId);
     if (stale()) return this.skipStale(); // queued behind a failing one while the connection changed
     const text = msg.getBytes().toString('utf8');
-    const result = await this.store(inputName, text, stale);
+    let result: Awaited<ReturnType<InputHandler['store']>>;
+    try {
+      result = await this.store(inputName, text, stale);
+    } finally {
+      this.retrying = null; // committed, refused, stale or stopped: no longer retried
+    }
     if (result === 'stale') return this.skipStale();
     if (result === null) return; // stopping: not acknowledged
     this.deps.gate.release(msg.messageId, connection);
@@ -158,7 +193,15 @@ export class InputHandler {
         tell();
         if (this.stopping.signal.aborted) return null;
         const delay = backoffDelay(this.deps.backoff ?? { baseMs: 500, capMs: 30_000 }, attempt);
-        this.deps.logger.error({ err: { message: safeErrorMessage(err) }, retryInMs: delay }, 'input message could not be committed; retrying (not acknowledged)');
+        const error = withCode(err, safeErrorMessage(err));
+        this.retrying = {
+          input: inputName,
+          since: this.retrying?.since ?? (this.deps.clock ?? Date.now)(),
+          sinceMono: this.retrying?.sinceMono ?? this.monotonic(),
+          attempts: attempt,
+          error,
+        };
+        this.deps.logger.error({ err: { message: error }, retryInMs: delay }, 'input message could not be committed; retrying (not acknowledged)');
         try {
           await sleep(delay, this.stopping.signal);
         } catch {

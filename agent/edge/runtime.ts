@@ -152,6 +152,7 @@ export class EdgeRuntime {
       messages: agent.registry.counter('pumpwatch_edge_input_messages_total', 'Input messages handled, by result'),
       monotonic: agent.monotonic,
     });
+    agent.status.addHealthCheck({ name: 'inputs', check: () => this.inputs.health(() => !agent.buffer.health().ok) });
     agent.registry.counterFrom('pumpwatch_alerts_sent_total', 'Alerts handed to edgeHub', () => this.alerts.status().sent);
     agent.registry.counterFrom('pumpwatch_alerts_suppressed_total', 'Anomalies not alerted (rate limit per pump)', () => this.alerts.status().suppressed);
     agent.registry.counterFrom('pumpwatch_alerts_sensor_suppressed_total', 'Frozen-sensor findings not alerted (quiet time per pump and sensor)', () => this.alerts.status().sensorSuppressed);
