@@ -13,12 +13,11 @@ const TYPES: Record<string, string> = {
   svg: 'image/svg+xml',
 };
 
-/** Everything the page loads comes from the agent itself: no CDN, no internet on site. */
+/** Everything the page loads comes from the agent itself: no CDN, no internet on site. (`nosniff`: the status server's, on every answer.) */
 const PAGE_HEADERS: Record<string, string> = {
   'content-security-policy':
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
     "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-  'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
   'x-frame-options': 'DENY',
 };
