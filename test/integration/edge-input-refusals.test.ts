@@ -5,10 +5,10 @@
  */
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createLogger } from '../../agent/logger.js';
-import { startTestAgent, type TestAgent } from '../support/agent.js';
-import { LocalHub } from '../support/local-hub.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TestAgent } from '../support/agent.js';
+import { loggedHubAgent } from '../support/hub-agents.js';
+import type { LocalHub } from '../support/local-hub.js';
 
 const DEVICE = 'gw-refusals';
 const MODULE = 'pumpwatch';
@@ -16,9 +16,9 @@ const DAY = 86_400_000;
 let hub: LocalHub;
 let t: TestAgent;
 let mono = 1_000_000;
-const lines: Array<Record<string, any>> = [];
+let lines: Array<Record<string, any>> = [];
+let stop: (() => Promise<void>) | undefined;
 
-const until = (fn: () => unknown) => vi.waitFor(fn, { timeout: 30_000, interval: 50 });
 const ahead = (n: number) => JSON.stringify({ pumpId: 'pump-skew', ts: Date.now() + 3 * DAY + n, values: { Pressure: 0.4 } });
 /** Delivers the bodies to input `readings` and waits until the agent acknowledged every one. */
 async function deliver(bodies: string[]): Promise<void> {
@@ -29,19 +29,11 @@ async function deliver(bodies: string[]): Promise<void> {
 const logged = (prefix: string) => lines.filter((l) => String(l.msg).startsWith(prefix));
 
 beforeAll(async () => {
-  hub = await LocalHub.start();
-  const connectionString = hub.addModule(DEVICE, MODULE);
-  const logger = createLogger('warn', { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, any>) });
-  t = await startTestAgent(
-    { PUMPWATCH_HUB: 'auto', PUMPWATCH_MODULE_CONNECTION_STRING: connectionString, PUMPWATCH_DEVICE_ID: DEVICE },
-    { hubCa: hub.ca, logger, monotonic: () => mono },
-  );
-  await until(() => expect(hub.subscriptions(DEVICE, MODULE).some((f) => f.includes('/inputs/'))).toBe(true));
+  ({ hub, t, lines, stop } = await loggedHubAgent(DEVICE, MODULE, { monotonic: () => mono }));
 });
 
 afterAll(async () => {
-  await t?.stop();
-  await hub?.stop();
+  await stop?.();
 });
 
 describe('refused input messages in the log', () => {

@@ -8,16 +8,17 @@
  * while the buffer check itself fails, and is ok again once the message commits.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createLogger } from '../../agent/logger.js';
-import { postJson, startTestAgent, type TestAgent } from '../support/agent.js';
-import { LocalHub } from '../support/local-hub.js';
+import { postJson, type TestAgent } from '../support/agent.js';
+import { loggedHubAgent } from '../support/hub-agents.js';
+import type { LocalHub } from '../support/local-hub.js';
 
 const DEVICE = 'gw-stuck-input';
 const MODULE = 'pumpwatch';
 let hub: LocalHub;
 let t: TestAgent;
 let mono = 1_000_000;
-const lines: Array<Record<string, any>> = [];
+let lines: Array<Record<string, any>> = [];
+let stop: (() => Promise<void>) | undefined;
 
 const until = (fn: () => unknown) => vi.waitFor(fn, { timeout: 30_000, interval: 20 });
 const healthz = async (): Promise<{ status: string; degraded: string[]; failing: string[]; checks: Record<string, string> }> => (await fetch(`${t.url}/healthz`)).json() as never;
@@ -25,19 +26,11 @@ const failures = () => lines.filter((l) => l.msg === 'input message could not be
 const readings = (pumpId: string, start: number, n: number) => Array.from({ length: n }, (_, i) => ({ pumpId, ts: start + i * 1000, values: { Pressure: 0.4 + (i % 7) / 100, Current: 1.2 } }));
 
 beforeAll(async () => {
-  hub = await LocalHub.start();
-  const connectionString = hub.addModule(DEVICE, MODULE);
-  const logger = createLogger('warn', { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, any>) });
-  t = await startTestAgent(
-    { PUMPWATCH_HUB: 'auto', PUMPWATCH_MODULE_CONNECTION_STRING: connectionString, PUMPWATCH_DEVICE_ID: DEVICE },
-    { hubCa: hub.ca, logger, monotonic: () => mono },
-  );
-  await until(() => expect(hub.subscriptions(DEVICE, MODULE).some((f) => f.includes('/inputs/'))).toBe(true));
+  ({ hub, t, lines, stop } = await loggedHubAgent(DEVICE, MODULE, { monotonic: () => mono }));
 });
 
 afterAll(async () => {
-  await t?.stop();
-  await hub?.stop();
+  await stop?.();
 });
 
 describe('an input message that cannot be committed', () => {

@@ -2,6 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, vi } from 'vitest';
+import { createLogger } from '../../agent/logger.js';
+import { startTestAgent, type TestAgent } from './agent.js';
 import { getJson } from './agent-http.js';
 import { LocalHub } from './local-hub.js';
 import { makeModel } from './models.js';
@@ -51,6 +53,36 @@ export async function hubAgents(opts: { prefix: string; deviceId: string; module
       }
       await hub.stop();
       rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+    },
+  };
+}
+
+/** An agent in this process that is `moduleId` of `deviceId` on a fresh local hub, subscribed to its inputs, its warnings and errors kept in `lines`. */
+export interface LoggedHubAgent {
+  hub: LocalHub;
+  t: TestAgent;
+  lines: Array<Record<string, any>>;
+  /** Stops the agent, then the hub. */
+  stop: () => Promise<void>;
+}
+
+export async function loggedHubAgent(deviceId: string, moduleId: string, opts: { monotonic?: () => number } = {}): Promise<LoggedHubAgent> {
+  const hub = await LocalHub.start();
+  const connectionString = hub.addModule(deviceId, moduleId);
+  const lines: Array<Record<string, any>> = [];
+  const logger = createLogger('warn', { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, any>) });
+  const t = await startTestAgent(
+    { PUMPWATCH_HUB: 'auto', PUMPWATCH_MODULE_CONNECTION_STRING: connectionString, PUMPWATCH_DEVICE_ID: deviceId },
+    { hubCa: hub.ca, logger, monotonic: opts.monotonic },
+  );
+  await vi.waitFor(() => expect(hub.subscriptions(deviceId, moduleId).some((f) => f.includes('/inputs/'))).toBe(true), { timeout: 30_000, interval: 50 });
+  return {
+    hub,
+    t,
+    lines,
+    stop: async () => {
+      await t.stop();
+      await hub.stop();
     },
   };
 }
