@@ -12,12 +12,10 @@
  * STATUS_TOKEN_MIN_LENGTH characters. The agent only warns of these (an upgraded gateway keeps its
  * credentials); a manifest is where they are chosen. One line per problem, never a signature or the token.
  */
-import { sasGrants, sasPermissionsProblem } from '../sync/sas-grants.js';
+import { SAS_MAX_DAYS_DEFAULT, sasGrants, sasPermissionsProblem, sasScopeProblem } from '../sync/sas-grants.js';
 import { CONFIG_KEYS, ConfigError, parseKeys } from './config.js';
 import { shortTokenProblem } from './http/auth.js';
 
-/** The longest lifetime of a sync SAS render.sh takes without PUMPWATCH_SAS_MAX_DAYS: a yearly rotation. */
-export const SAS_MAX_DAYS_DEFAULT = 365;
 const DAY_MS = 86_400_000;
 const SAS = CONFIG_KEYS.blobSasUrl.env;
 
@@ -33,6 +31,8 @@ function deploymentProblems(env: NodeJS.ProcessEnv, now: number): string[] {
     const problem = sasPermissionsProblem(grants.permissions);
     if (problem !== null) problems.push(`${hidden}: ${problem}`);
   } else if (!grants.policy) problems.push(`${hidden}: it carries no permissions (no sp=) and names no stored access policy (si=)`);
+  const scope = sasScopeProblem(grants);
+  if (scope !== null) problems.push(`${hidden}: ${scope}`);
   if (grants.expiresAt === null) {
     if (!grants.policy) problems.push(`${hidden}: it carries no readable expiry (se=) and names no stored access policy (si=)`);
   } else {

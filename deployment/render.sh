@@ -40,11 +40,18 @@ fi
 # (the plant-side interface's), every interface only when asked for, with a warning.
 ip_address() {
   local name=$1 value=$2
-  if ! ADDRESS="$value" node -e 'process.exitCode = require("node:net").isIP(process.env.ADDRESS) ? 0 : 1'; then
+  # 0 when not an IP address, 2 for an address that means every interface (0.0.0.0, and :: however
+  # it is spelt: 0:0:0:0:0:0:0:0, ::ffff:0.0.0.0), else 1.
+  local kind
+  kind=$(ADDRESS="$value" node -e '
+    const a = process.env.ADDRESS, v = require("node:net").isIP(a);
+    const host = v === 6 ? new URL(`http://[${a}]/`).hostname : a;
+    console.log(v === 0 ? 0 : ["0.0.0.0", "[::]", "[::ffff:0:0]"].includes(host) ? 2 : 1);')
+  if [[ "$kind" == 0 ]]; then
     echo "render.sh: $name=$value is not an IP address: give the address of the gateway's interface to publish on (its plant-side one), or 0.0.0.0 for every interface" >&2
     exit 2
   fi
-  if [[ "$value" == 0.0.0.0 || "$value" == :: ]]; then
+  if [[ "$kind" == 2 ]]; then
     echo "render.sh: warning: $name=$value publishes $3 on every interface of the gateway, the cellular side included (Docker's published ports bypass the host firewall)" >&2
   fi
 }

@@ -21,6 +21,39 @@ export interface SasGrants {
   expiresAt: number | null;
   /** Whether the SAS names a stored access policy (`si=`): its permissions and expiry may be there. */
   policy: boolean;
+  /**
+   * What it reaches: `account` (an account SAS: `ss=` or `srt=`), else its `sr=` (`c` a container,
+   * `b` a blob, …), null when it names none.
+   */
+  resource: string | null;
+}
+
+/** The longest lifetime of a sync SAS taken without a word (render.sh: PUMPWATCH_SAS_MAX_DAYS): a yearly rotation. */
+export const SAS_MAX_DAYS_DEFAULT = 365;
+const DAY_MS = 86_400_000;
+
+/**
+ * Why the SAS does not reach the uploads' container alone, or null when it is a container SAS
+ * (`sr=c`). An account SAS whose URL names the container passed every check before (the OT security
+ * re-check): it reaches every container of the account, the model registry's included (a planted
+ * model), and creates containers.
+ */
+export function sasScopeProblem(grants: SasGrants): string | null {
+  if (grants.resource === 'c') return null;
+  if (grants.resource === 'account') {
+    return 'it is an account SAS (ss=, srt=): it reaches every container of the account, the model registry\'s included, and creates containers; sign a container SAS (sr=c) for the uploads\' container';
+  }
+  return `it is not a container SAS (${grants.resource === null ? 'no sr=' : `sr=${grants.resource}`}); sign a container SAS (sr=c) for the uploads' container`;
+}
+
+/** Why the SAS lives too long (past `maxDays` from `now`) or has expired, or null. */
+export function sasLifetimeProblem(grants: SasGrants, now: number, maxDays = SAS_MAX_DAYS_DEFAULT): string | null {
+  if (grants.expiresAt === null) return null;
+  const at = new Date(grants.expiresAt).toISOString();
+  const days = (grants.expiresAt - now) / DAY_MS;
+  if (days <= 0) return `it expired at ${at}: the sync is refused from then on; sign a new one`;
+  if (days > maxDays) return `it expires at ${at}, in ${Math.round(days)} days: a SAS taken from a gateway would work that long; sign one for at most ${maxDays} days`;
+  return null;
 }
 
 /** The grants of a SAS query (`?sv=…&sp=…&se=…&sig=…`, with or without its `?`). */
@@ -28,7 +61,8 @@ export function sasGrants(query: string): SasGrants {
   const params = new URLSearchParams(query.replace(/^\?/, ''));
   const se = params.get('se');
   const at = se === null ? NaN : Date.parse(se);
-  return { permissions: params.get('sp'), expiresAt: Number.isFinite(at) ? at : null, policy: params.has('si') };
+  const resource = params.has('ss') || params.has('srt') ? 'account' : params.get('sr');
+  return { permissions: params.get('sp'), expiresAt: Number.isFinite(at) ? at : null, policy: params.has('si'), resource };
 }
 
 /** The letters of `permissions` beyond what the sync may hold, and those it needs but lacks. */

@@ -6,7 +6,7 @@ import type { BlobTarget } from '../../sync/client.js';
 import { SyncError } from '../../sync/errors.js';
 import { deleteExpiredSynced } from '../../sync/retention.js';
 import { safeErrorMessage } from '../../sync/redact.js';
-import { sasPermissionsProblem } from '../../sync/sas-grants.js';
+import { sasLifetimeProblem, sasPermissionsProblem, sasScopeProblem, type SasGrants } from '../../sync/sas-grants.js';
 import type { BlobUploader, UploaderSpec } from '../../sync/uploader.js';
 import { SyncWorker, type BlobConnectivity, type SyncSettings } from '../../sync/worker.js';
 import { AzuriteError, azuriteBlobMain, startAzurite, type AzuriteHandle } from '../azurite.js';
@@ -180,7 +180,7 @@ export function wireSync(agent: Agent): Part[] {
       const grants = target ? targetGrants(target) : null;
       expiresAt = grants?.expiresAt ?? null;
       if (target) logger.info({ target: targetText, via: target.kind }, 'sync to Blob Storage');
-      credentialWarnings = permissionWarnings(logger, grants?.permissions ?? null);
+      credentialWarnings = permissionWarnings(logger, grants);
       if (expiresAt !== null) {
         const warnExpiry = expiryWarner(logger, expiresAt);
         warnExpiry(Date.now());
@@ -195,17 +195,27 @@ export function wireSync(agent: Agent): Part[] {
 
 /**
  * A SAS credential granting more than the sync uses (delete, list, …: whoever takes it from the
- * gateway could list and delete the uploads), or lacking what it needs, said at start in the log
- * and in /status (`sync.credentialWarnings`), naming the letters, never the token. A warning, not
- * a refusal: a gateway upgraded with the SAS it had keeps uploading. deployment/render.sh refuses
- * such a SAS in a new manifest.
+ * gateway could list and delete the uploads) or lacking what it needs (PW_SYNC_SAS_PERMISSIONS),
+ * reaching more than the uploads' container (an account SAS: the registry too; PW_SYNC_SAS_SCOPE),
+ * or living longer than a year (PW_SYNC_SAS_LIFETIME), said at start in the log and in /status
+ * (`sync.credentialWarnings`), naming the letters, the scope or the date, never the token. A
+ * warning, not a refusal: a gateway upgraded with the SAS it had keeps uploading.
+ * deployment/render.sh refuses such a SAS in a new manifest.
  */
-function permissionWarnings(logger: Logger, permissions: string | null): string[] {
-  const problem = permissions === null ? null : sasPermissionsProblem(permissions);
-  if (problem === null) return [];
-  const warning = `the SAS credential of the sync target: ${problem}`;
-  logger.warn({ code: 'PW_SYNC_SAS_PERMISSIONS', permissions }, warning);
-  return [warning];
+function permissionWarnings(logger: Logger, grants: SasGrants | null): string[] {
+  if (grants === null) return [];
+  const warnings: string[] = [];
+  const say = (code: string, problem: string | null): void => {
+    if (problem === null) return;
+    const warning = `the SAS credential of the sync target: ${problem}`;
+    logger.warn({ code, permissions: grants.permissions, resource: grants.resource }, warning);
+    warnings.push(warning);
+  };
+  say('PW_SYNC_SAS_PERMISSIONS', grants.permissions === null ? null : sasPermissionsProblem(grants.permissions));
+  say('PW_SYNC_SAS_SCOPE', sasScopeProblem(grants));
+  // Expired: the expiry warner says it (and when), as it does every day before.
+  if (grants.expiresAt !== null && grants.expiresAt > Date.now()) say('PW_SYNC_SAS_LIFETIME', sasLifetimeProblem(grants, Date.now()));
+  return warnings;
 }
 
 /** A SAS credential's expiry is said ahead, this long before. */

@@ -133,6 +133,20 @@ describe('credentials at the agent\'s start', () => {
   it('says nothing of a SAS of the permissions the sync uses and a long token', async () => {
     const { sync, log } = await runWith(azurite.containerSasUrl('pumpwatch', 'rcw'), 'a'.repeat(STATUS_TOKEN_MIN_LENGTH));
     expect(sync.credentialWarnings).toEqual([]);
-    expect(log).not.toMatch(/PW_SYNC_SAS_PERMISSIONS|PW_STATUS_TOKEN_SHORT/);
+    expect(log).not.toMatch(/PW_SYNC_SAS_PERMISSIONS|PW_SYNC_SAS_SCOPE|PW_SYNC_SAS_LIFETIME|PW_STATUS_TOKEN_SHORT/);
+  });
+
+  it('warns of an account SAS (it reaches the registry\'s container too) and of a SAS living past a year, and uploads all the same', async () => {
+    // The security re-check: an account SAS with the container in its path passed render.sh and the agent without a word.
+    const account = await runWith(azurite.accountSasUrl('pumpwatch'), 'a'.repeat(STATUS_TOKEN_MIN_LENGTH));
+    expect(account.sync.credentialWarnings).toEqual([
+      expect.stringMatching(/its permissions sp=rwlac grants l, a, which the sync does not use/),
+      'the SAS credential of the sync target: it is an account SAS (ss=, srt=): it reaches every container of the account, the model registry\'s included, and creates containers; sign a container SAS (sr=c) for the uploads\' container',
+    ]);
+    expect(account.log).toContain('"code":"PW_SYNC_SAS_SCOPE"');
+    const twoYears = new Date(Date.now() + 730 * 86_400_000);
+    const long = await runWith(azurite.containerSasUrl('pumpwatch', 'rcw', twoYears), 'a'.repeat(STATUS_TOKEN_MIN_LENGTH));
+    expect(long.sync.credentialWarnings).toEqual([expect.stringMatching(/^the SAS credential of the sync target: it expires at \d{4}-.*, in 730 days: a SAS taken from a gateway would work that long; sign one for at most 365 days$/)]);
+    expect(long.log).toContain('"code":"PW_SYNC_SAS_LIFETIME"');
   });
 });

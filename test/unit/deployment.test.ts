@@ -484,7 +484,7 @@ describe('deployment/render.sh', () => {
     REGISTRY_PASSWORD: 'pw-0123',
     PUMPWATCH_VERSION: '0.1.0',
     SENSOR_IMAGE: 'myacr.azurecr.io/pumpsensor:1.0',
-    PUMPWATCH_BLOB_SAS_URL: `https://account.blob.core.windows.net/pumpwatch?sv=2025&sp=rcw&se=${inDays(30)}&sig=abc%2B`,
+    PUMPWATCH_BLOB_SAS_URL: `https://account.blob.core.windows.net/pumpwatch?sv=2025&sr=c&sp=rcw&se=${inDays(30)}&sig=abc%2B`,
     PUMPWATCH_STATUS_TOKEN: 'tok-0123456789abcdef0123456789abcdef',
     PUMPWATCH_PUBLISH_IP: '192.168.10.5',
   };
@@ -592,6 +592,12 @@ describe('deployment/render.sh', () => {
       expect(r.stderr).toBe(`render.sh: ${name}=${bad} is not an IP address: give the address of the gateway's interface to publish on (its plant-side one), or 0.0.0.0 for every interface\n`);
     }
     expect(render({ ...vars, PUMPWATCH_PUBLISH_IP: 'fd00::17' })).toMatchObject({ status: 0, stderr: '' });
+    // Every interface however it is spelt (the security re-check rendered these without a word).
+    for (const any of ['0:0:0:0:0:0:0:0', '::ffff:0.0.0.0', '0::0']) {
+      const r = render({ ...vars, PUMPWATCH_PUBLISH_IP: any });
+      expect(r.status, any).toBe(0);
+      expect(r.stderr, any).toMatch(/^render\.sh: warning: PUMPWATCH_PUBLISH_IP=.* publishes the status port 8080 on every interface/);
+    }
   });
 
   it('refuses a SAS granting more than the sync uses or less, expired, or living past PUMPWATCH_SAS_MAX_DAYS, never printing its signature', () => {
@@ -607,6 +613,18 @@ describe('deployment/render.sh', () => {
       [`sp=rcw`, 'it carries no readable expiry (se=) and names no stored access policy (si=)'],
     ] as const) {
       const r = render({ ...vars, PUMPWATCH_BLOB_SAS_URL: url(query) });
+      expect(r, query).toMatchObject({ status: 2, stdout: '' });
+      expect(r.stderr.startsWith(`${hidden}${why}`), r.stderr).toBe(true);
+      expect(r.stderr).not.toMatch(/SECRETSIG|gw17acct/);
+    }
+    // An account SAS with the container in its path passed before (the security re-check): it reaches
+    // every container, the model registry's included, and creates containers. A blob SAS is not the sync's either.
+    for (const [query, why] of [
+      [`sv=2025-01-05&ss=b&srt=sco&sp=rwc&se=${inDays(30)}`, 'it is an account SAS (ss=, srt=): it reaches every container of the account'],
+      [`sv=2025-01-05&sr=b&sp=rcw&se=${inDays(30)}`, 'it is not a container SAS (sr=b)'],
+      [`sv=2025-01-05&sp=rcw&se=${inDays(30)}`, 'it is not a container SAS (no sr=)'],
+    ] as const) {
+      const r = render({ ...vars, PUMPWATCH_BLOB_SAS_URL: `https://gw17acct.blob.core.windows.net/pumpwatch?${query}&sig=SECRETSIG%3D` });
       expect(r, query).toMatchObject({ status: 2, stdout: '' });
       expect(r.stderr.startsWith(`${hidden}${why}`), r.stderr).toBe(true);
       expect(r.stderr).not.toMatch(/SECRETSIG|gw17acct/);
