@@ -108,12 +108,15 @@ export const RESERVED_NAMES: readonly string[] = ['__proto__'];
  * ever), and an override reverses what follows it on screen (OT security review, 2026-12-08).
  * A label's note keeps the marks LRM/RLM and the zero-width joiners (prose in two directions, an
  * emoji); an identifier needs none of them: the bidirectional algorithm shows a name written in
- * one script right without them.
+ * one script right without them. Also lone surrogates (Cs: UTF-8 cannot carry one, so the name in
+ * the lake became U+FFFD and another name than the buffer's) and the letters that show as nothing
+ * (the Hangul fillers U+115F, U+1160, U+3164, U+FFA0, the braille blank U+2800: a name of U+115F
+ * alone looked empty; the security re-check).
  */
-const INVISIBLE_IN_NAMES = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
+const INVISIBLE_IN_NAMES = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}\u115f\u1160\u3164\uffa0\u2800]/u;
 const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
 /** The same, every occurrence: for quoting a name in a message (quoteName). */
-const INVISIBLE_IN_NAMES_ALL = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu;
+const INVISIBLE_IN_NAMES_ALL = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}\u115f\u1160\u3164\uffa0\u2800]/gu;
 
 /** `U+202E` */
 const codePoint = (ch: string): string => `U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
@@ -132,7 +135,7 @@ export function nameProblem(name: string): string | null {
   const m = PRINTABLE_ASCII.test(name) ? null : INVISIBLE_IN_NAMES.exec(name);
   if (m !== null) {
     const at = [...name.slice(0, m.index)].length + 1; // in characters, as a person counts them
-    return `has an invisible or control character (${codePoint(m[0])} at character ${at}): control, bidirectional and zero-width characters are refused in a name, which must show as it is matched`;
+    return `has an invisible or control character (${codePoint(m[0])} at character ${at}): control, bidirectional, zero-width and blank characters are refused in a name, which must show as it is matched`;
   }
   return null;
 }

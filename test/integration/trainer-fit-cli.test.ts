@@ -149,7 +149,7 @@ describe('pumpwatch-trainer fit', () => {
       [
         'invisible.csv',
         ['Flow', 'Pres\u200bsure', 'Current'],
-        'pumpwatch-trainer fit: feature names the agent cannot take: "Pres\\u200bsure" has an invisible or control character (U+200B at character 5): control, bidirectional and zero-width characters are refused in a name, which must show as it is matched; rename them or leave them out with --exclude',
+        'pumpwatch-trainer fit: feature names the agent cannot take: "Pres\\u200bsure" has an invisible or control character (U+200B at character 5): control, bidirectional, zero-width and blank characters are refused in a name, which must show as it is matched; rename them or leave them out with --exclude',
         ['Pres\u200bsure'],
       ],
       ['wide.csv', wide, 'pumpwatch-trainer fit: 300 features, but a model takes at most 256 (a reading carries at most 256 values): leave 44 or more out with --exclude', wide.slice(256)],

@@ -98,7 +98,7 @@ describe('model contract 1 metadata', () => {
       'model metadata "pumpwatch.features": the feature name "__proto__" is reserved: a JavaScript object cannot hold a value by that name (no reading can carry a value by that name)',
     );
     expect(() => parseModelMetadata(metadataToProps({ ...meta, features: ['Flow', 'Pres\u202eerus'] }))).toThrow(
-      'model metadata "pumpwatch.features": the feature name "Pres\\u202eerus" has an invisible or control character (U+202E at character 5): control, bidirectional and zero-width characters are refused in a name, which must show as it is matched (no reading can carry a value by that name)',
+      'model metadata "pumpwatch.features": the feature name "Pres\\u202eerus" has an invisible or control character (U+202E at character 5): control, bidirectional, zero-width and blank characters are refused in a name, which must show as it is matched (no reading can carry a value by that name)',
     );
     // The limits themselves, and names of Object.prototype that a reading does carry as values.
     for (const features of [many(256), ['L'.repeat(128)], ['constructor', 'toString', 'prototype']]) {

@@ -116,13 +116,18 @@ describe('reading validation', () => {
       ['Bell\u0007', 'U+0007 at character 5', '"Bell\\u0007"'],
       ['\u{1F6B0}\u200D', 'U+200D at character 2', '"\u{1F6B0}\\u200d"'],
       ['tag\u{E0041}', 'U+E0041 at character 4', '"tag\\u{e0041}"'],
+      // Blank letters and a lone surrogate (the security re-check): a name of U+115F alone looked empty, and UTF-8 cannot carry U+D800.
+      ['\u115F', 'U+115F at character 1', '"\\u115f"'],
+      ['Flow\u3164', 'U+3164 at character 5', '"Flow\\u3164"'],
+      ['\u2800Flow', 'U+2800 at character 1', '"\\u2800Flow"'],
+      ['Flow\uD800', 'U+D800 at character 5', '"Flow\\ud800"'],
     ];
     for (const [name, where, quoted] of refused) {
       const input = { ...ok, values: { Pressure: 1, [name]: 2 } };
       expect(fastPath(input, NOW, DEFAULT_LIMITS), quoted).toBeNull();
       expect(validateReading(input, NOW), quoted).toEqual({
         ok: false,
-        error: `values: the value name ${quoted} has an invisible or control character (${where}): control, bidirectional and zero-width characters are refused in a name, which must show as it is matched`,
+        error: `values: the value name ${quoted} has an invisible or control character (${where}): control, bidirectional, zero-width and blank characters are refused in a name, which must show as it is matched`,
       });
     }
     for (const name of ['Druck_2', 'давление', 'ضغط المضخة', '圧力', 'Flow rate (m³/h)', '\u{1F6B0}', 'Temp °C']) {
