@@ -293,6 +293,15 @@ const LOST_SHOWN_MS = 24 * 3_600_000;
  * restart is "no upload since the agent started at 14:02:11", not "never" (uploads may have
  * succeeded seconds before the restart).
  */
+/**
+ * `; next try at 14:05` from the sync's `nextAttemptAt`; `blocked`: also that a restart of the agent
+ * tries at once (its slow pace is for causes a person must fix, who may have fixed it).
+ */
+function nextTryText(sync, blocked) {
+  if (!sync.nextAttemptAt) return '';
+  return `; next try at ${fmtTime(sync.nextAttemptAt)}${blocked ? ' (restarting the agent tries at once)' : ''}`;
+}
+
 function lastUploadText(s, ago) {
   const at = s.sync?.lastSuccessAt;
   if (at) return ago ? `last upload ${fmtAgo(at)}` : `last success ${fmtTime(at)}`;
@@ -364,11 +373,13 @@ export function cloudSummary(s) {
       } else what = 'uploading';
       break;
     case 'retrying':
-      what = `upload failed, retrying${blobProblem ? ` (${blobProblem})` : ''}`;
+      what = `upload failed, retrying${blobProblem ? ` (${blobProblem})` : ''}${nextTryText(sync, false)}`;
       problem = true;
       break;
     case 'blocked':
-      what = `uploads stopped: ${blobProblem ?? 'the cloud refuses them'}`;
+      // Tried again only at the slow pace (PUMPWATCH_SYNC_SLOW_RETRY_SECONDS, 15 min by default): a
+      // technician who fixed the cause (created the container) waited without a word (commissioning review).
+      what = `uploads stopped: ${blobProblem ?? 'the cloud refuses them'}${nextTryText(sync, true)}`;
       problem = true;
       break;
     case 'stopped':

@@ -317,6 +317,22 @@ describe('what the UX audit found', () => {
     await page.close();
   });
 
+  it('says when uploads are tried next, and that a restart tries a blocked one at once', async () => {
+    // A technician who created the missing container waited 15 min without a word (commissioning review).
+    const { page } = await openPage(t.url);
+    const [blocked, retrying, shown] = (await page.evaluate(`(async () => {
+      const { cloudSummary } = await import('/page/render.js');
+      const { fmtTime } = await import('/page/format.js');
+      const at = new Date(Date.now() - 120000).toISOString();
+      const next = new Date(Date.now() + 600000).toISOString();
+      const s = (state, blob) => cloudSummary({ sync: { state, lastSuccessAt: at, nextAttemptAt: next }, connectivity: { blob }, buffer: { unsynced: 84 } }).text;
+      return [s('blocked', 'container-missing'), s('retrying', 'offline'), fmtTime(next)];
+    })()`)) as string[];
+    expect(blocked).toBe(`Cloud: uploads stopped: the cloud storage container does not exist; next try at ${shown} (restarting the agent tries at once) · 84 readings waiting · last upload 2 min ago`);
+    expect(retrying).toBe(`Cloud: upload failed, retrying (no connection to the cloud); next try at ${shown} · 84 readings waiting · last upload 2 min ago`);
+    await page.close();
+  });
+
   it('says "no upload since the agent started at …" in the gateway facts right after a restart, not "last success never"', async () => {
     const { page } = await openPage(t.url);
     await page.locator('#gateway dd').first().waitFor();
