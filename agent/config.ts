@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { firstModelStoppedWhenProblem } from './first-model/stopped-when.js';
 import { fileProblem, pemCertificateProblem } from '../lib/file-problem.js';
 import { unknownVariables, type UnknownVariable } from '../sync/env-names.js';
 import { PLAIN_HTTP_RULE, plainHttpProblem } from '../sync/plain-http.js';
@@ -223,6 +224,10 @@ export const CONFIG_KEYS = {
   syncBackoffMaxSeconds: key({ env: 'PUMPWATCH_SYNC_BACKOFF_MAX_SECONDS', schema: int(1, 86400).default(300), unit: 's', description: 'cap of the exponential backoff after network or server errors' }),
   syncSlowRetrySeconds: key({ env: 'PUMPWATCH_SYNC_SLOW_RETRY_SECONDS', schema: int(1, 86400).default(900), unit: 's', description: 'retry pace after errors that need a person (credentials, missing container)' }),
   firstModelAfterHours: key({ env: 'PUMPWATCH_FIRST_MODEL_AFTER_HOURS', schema: numeric(num().min(0).max(720).refine((v) => v === 0 || v >= 1, 'either 0 (off) or at least 1 hour')).default(0), unit: 'h', accepts: 'number 0–720, 0 (off) or at least 1', description: 'a pump scored by the default model, that the cloud never named a model for, gets a first model fitted on the gateway (mset, as `train` fits) once its buffered readings span this many hours of running (or once its newest 7 days or 250 000 readings, all a fit reads, are there, or all that PUMPWATCH_RETENTION_HOURS leaves of them when at least 24 h, if they span less); used until the cloud names one (README, "A first model fitted on the gateway"); 0: off, and the first models in service go back to the default model' }),
+  firstModelStoppedWhen: key({ env: 'PUMPWATCH_FIRST_MODEL_STOPPED_WHEN', schema: optionalText.superRefine((value, ctx) => {
+    const problem = firstModelStoppedWhenProblem(value);
+    if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
+  }), unit: 'rule', accepts: '"FEATURE<NUMBER", several joined by "&", or none', description: 'the stopped-when rule first models are fitted with (as `pumpwatch-trainer --stopped-when`: readings while every named feature is below its number are stops, left out of the fit and of the running hours), instead of the default model\'s; set it when the pump\'s sensors are not the default model\'s (a rule naming a feature the pump does not send refuses its first model), e.g. "MotorCurrent_A<5"; none: fitted without a rule; unset: the default model\'s rule' }),
 } as const;
 
 export type ConfigKey = keyof typeof CONFIG_KEYS;
@@ -249,7 +254,7 @@ export const TWIN_SETTINGS = {
   alerts: { minIntervalSeconds: 'alertsMinIntervalSeconds', sensorMinIntervalSeconds: 'alertsSensorMinIntervalSeconds', silentAfterSeconds: 'alertsSilentAfterSeconds', notScoredAfterSeconds: 'alertsNotScoredAfterSeconds', heartbeatSeconds: 'alertsHeartbeatSeconds' },
   ingest: { maxFutureSeconds: 'maxFutureSeconds', maxPastSeconds: 'maxPastSeconds' },
   modelDownloads: { maxBytes: 'modelMaxBytes', timeoutSeconds: 'modelDownloadTimeoutSeconds' },
-  firstModel: { afterHours: 'firstModelAfterHours' },
+  firstModel: { afterHours: 'firstModelAfterHours', stoppedWhen: 'firstModelStoppedWhen' },
 } as const satisfies Record<string, Record<string, ConfigKey>>;
 
 /** The twin field (`section.field`) of each live key. */

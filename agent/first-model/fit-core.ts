@@ -26,8 +26,23 @@ const HOUR_MS = 3_600_000;
 export async function fitPacked(req: PackedFitRequest): Promise<FirstModelFitResult> {
   const who = `pump "${req.pumpId}"`;
   const { loaded, flagged } = loadPacked(req.rows);
-  const rule = req.defaultModel.stoppedWhen;
-  const ruleText = rule ? `the default model ${req.defaultModel.version}'s stopped-when rule (${describeStoppedRule(rule)})` : '';
+  // The setting's rule when set (null: none), else the default model's.
+  const rule = req.stoppedWhen === undefined ? req.defaultModel.stoppedWhen : (req.stoppedWhen ?? undefined);
+  const ruleText = !rule ? '' : req.stoppedWhen ? `the stopped-when rule of PUMPWATCH_FIRST_MODEL_STOPPED_WHEN (${describeStoppedRule(rule)})` : `the default model ${req.defaultModel.version}'s stopped-when rule (${describeStoppedRule(rule)})`;
+  const features = loaded.series.features;
+  // Certain from the first reading: no span of running makes it fit, so it is said now, not after the hours.
+  const missing = rule ? rule.when.filter((c) => !features.includes(c.feature)).map((c) => c.feature) : [];
+  if (rule && missing.length > 0) {
+    const spanHours = Math.floor(runningSpan(loaded, flagged, undefined).ms / 36_000) / 100;
+    const example = features.find((f) => /current|amp/i.test(f)) ?? features[0] ?? 'FEATURE';
+    return {
+      kind: 'refused',
+      spanHours,
+      reason:
+        `${ruleText} names ${missing.map(quoteName).join(' and ')}, which ${who} does not send as a feature (its features: ${quoteNames(features)}): its stops cannot be told from its running; ` +
+        `set PUMPWATCH_FIRST_MODEL_STOPPED_WHEN (twin firstModel.stoppedWhen) to a rule on this pump's sensors, e.g. "${example}<X" (stopped while ${example} is below X), or none to fit without a rule`,
+    };
+  }
   const span = runningSpan(loaded, flagged, rule);
   const spanHours = Math.floor(span.ms / 36_000) / 100;
   if (span.ms < req.afterHours * HOUR_MS) {
@@ -39,10 +54,6 @@ export async function fitPacked(req: PackedFitRequest): Promise<FirstModelFitRes
     };
   }
   const refused = (reason: string, extra: { heldOutRows?: number; heldOutFlagged?: number; heldOutEpisodes?: number; heldOutHours?: number } = {}): FirstModelFitResult => ({ kind: 'refused', reason, spanHours, ...extra });
-  const missing = rule ? rule.when.filter((c) => !loaded.series.features.includes(c.feature)).map((c) => c.feature) : [];
-  if (rule && missing.length > 0) {
-    return refused(`${ruleText} names ${missing.map(quoteName).join(' and ')}, which ${who} does not send as a feature (its features: ${quoteNames(loaded.series.features)}): its stops cannot be told from its running`);
-  }
 
   const labelled: Target[] = Array.from(flagged, (f): Target => (f === 1 ? 'exclude' : null));
   const { cleaned, stopped } = prepareLoaded(loaded, labelled, rule ? { stoppedWhen: rule } : {});

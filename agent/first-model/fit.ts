@@ -24,7 +24,7 @@ export { FIRST_MODEL_ORIGIN, FIRST_MODEL_VERSION_PREFIX, type FirstModelFitReque
 /** Runs in a worker thread; resolves with the result, rejects only on a defect (with a clear message). */
 export async function fitFirstModel(req: FirstModelFitRequest, options: FitThreadOptions = {}): Promise<FirstModelFitResult> {
   const checked = checkRequest(req);
-  return fitOnThread({ pumpId: checked.pumpId, defaultModel: checked.defaultModel, afterHours: checked.afterHours, rows: await packRowsYielding(checked.rows) }, options);
+  return fitOnThread({ pumpId: checked.pumpId, defaultModel: checked.defaultModel, afterHours: checked.afterHours, ...stoppedOf(checked), rows: await packRowsYielding(checked.rows) }, options);
 }
 
 /**
@@ -43,7 +43,7 @@ export async function fitFirstModelPacked(req: PackedFitRequest, options: FitThr
 /** The same in the calling thread (for tests; the worker thread runs the same fitPacked on the same packed rows). */
 export async function fitFirstModelHere(req: FirstModelFitRequest): Promise<FirstModelFitResult> {
   const checked = checkRequest(req);
-  return fitPacked({ pumpId: checked.pumpId, defaultModel: checked.defaultModel, afterHours: checked.afterHours, rows: packAll(checked.rows) });
+  return fitPacked({ pumpId: checked.pumpId, defaultModel: checked.defaultModel, afterHours: checked.afterHours, ...stoppedOf(checked), rows: packAll(checked.rows) });
 }
 
 /** The pump and the hours: a request the fit cannot run on is the caller's defect, said with what is wrong. */
@@ -61,4 +61,9 @@ function checkRequest(req: FirstModelFitRequest): FirstModelFitRequest {
   if (!Array.isArray(req.rows)) throw new TypeError(`first model of "${req.pumpId}": rows must be an array of buffer rows`);
   checkOwnRows(req.pumpId, req.rows);
   return req;
+}
+
+/** The rule of the request, when it names one (or none): undefined is the default model's. */
+function stoppedOf(req: FirstModelFitRequest): Pick<PackedFitRequest, 'stoppedWhen'> {
+  return req.stoppedWhen === undefined ? {} : { stoppedWhen: req.stoppedWhen };
 }

@@ -22,6 +22,7 @@ import type { Logger } from '../logger.js';
 import type { FirstModelFitResult, PackedFitRequest } from './types.js';
 import { PackedPages, type PackedRows } from './pack.js';
 import type { FirstModelStates, FirstModelsView } from './state.js';
+import { firstModelStoppedRule } from './stopped-when.js';
 
 const HOUR_MS = 3_600_000;
 /** The newest readings a fit takes, by reading time and by count. */
@@ -41,6 +42,8 @@ const RETENTION_SLACK_MS = 30 * 60_000;
 export interface FirstModelJobDeps {
   /** The setting in force (0: off). */
   afterHours: () => number;
+  /** PUMPWATCH_FIRST_MODEL_STOPPED_WHEN in force (undefined: the default model's rule; a pump refused or waiting under another is looked at again). */
+  stoppedWhen?: () => string | undefined;
   buffer: Pick<BufferStore, 'pumpIds' | 'predictions'>;
   engine: Pick<InferenceEngine, 'model'>;
   store: ModelStore;
@@ -123,6 +126,21 @@ export function retentionBound(
   return { reached: false, lookTs: at > now ? read.newestTs + (at - now) : Infinity };
 }
 
+/**
+ * Roughly when (ISO, by the gateway clock `now`) a waiting pump is fitted: its running span grows at
+ * the share of its readings' time it ran so far (`spanHours` over `oldestTs`–`newestTs`), so it
+ * reaches `neededHours` that much later, or its readings reach all a fit reads (`fullByTs`, reading
+ * time) first; null when it has not run at all yet (no rate to go by) and nothing bounds it.
+ */
+export function expectedFitAt(w: { spanHours: number; neededHours: number; oldestTs: number; newestTs: number; fullByTs: number | null }, now: number): string | null {
+  const elapsed = w.newestTs - w.oldestTs;
+  const share = elapsed > 0 ? (w.spanHours * HOUR_MS) / elapsed : 0;
+  const bySpan = share > 0 ? ((w.neededHours - w.spanHours) * HOUR_MS) / share : Infinity;
+  const byFull = w.fullByTs === null ? Infinity : w.fullByTs - w.newestTs;
+  const ahead = Math.max(0, Math.min(bySpan, byFull));
+  return Number.isFinite(ahead) ? new Date(now + ahead).toISOString() : null;
+}
+
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** A pump's rows read for a fit (readFitRows): `full` when they are all a fit reads. */
@@ -185,7 +203,7 @@ export class FirstModelJob {
         if (this.stopped || afterHours <= 0) return;
         const newestTs = this.due(pump, afterHours);
         if (newestTs === null) continue;
-        await this.fitPump(pump, afterHours, defaultModel.meta);
+        await this.fitPump(pump, afterHours, defaultModel.meta, this.ruleText());
       }
     } finally {
       this.checks++;
@@ -261,11 +279,19 @@ export class FirstModelJob {
     }
     const newest = buffer.predictions(pump, { limit: 1 })[0];
     if (!newest) return null;
-    const refused = rec?.state === 'refused' ? { lastTs: rec.lastReadingTs === null ? Number.NEGATIVE_INFINITY : Date.parse(rec.lastReadingTs), retryAfterSpanHours: rec.retryAfterSpanHours } : null;
-    return fitDue(newest.ts, afterHours, refused, states.waiting.get(pump) ?? null) ? newest.ts : null;
+    const rule = this.ruleText();
+    // Refused or waiting under another stopped-when rule: looked at again (the rule decides the refusal and the span).
+    const refused = rec?.state === 'refused' && (rec.stoppedWhen === undefined || rec.stoppedWhen === rule) ? { lastTs: rec.lastReadingTs === null ? Number.NEGATIVE_INFINITY : Date.parse(rec.lastReadingTs), retryAfterSpanHours: rec.retryAfterSpanHours } : null;
+    const waiting = states.waiting.get(pump);
+    return fitDue(newest.ts, afterHours, refused, waiting && waiting.stoppedWhen === rule ? waiting : null) ? newest.ts : null;
   }
 
-  private async fitPump(pump: string, afterHours: number, defaultModel: PackedFitRequest['defaultModel']): Promise<void> {
+  /** The stopped-when setting as set ('' when unset: the default model's rule). */
+  private ruleText(): string {
+    return this.deps.stoppedWhen?.()?.trim() ?? '';
+  }
+
+  private async fitPump(pump: string, afterHours: number, defaultModel: PackedFitRequest['defaultModel'], rule: string): Promise<void> {
     const { deps } = this;
     const log = deps.logger;
     this.fitting = pump;
@@ -304,19 +330,22 @@ export class FirstModelJob {
       try {
         // Loaded at the first fit: an agent with the setting off never loads the trainer's code.
         const fit = deps.fit ?? (await import('./fit.js')).fitFirstModelPacked;
-        result = await fit({ pumpId: pump, rows, defaultModel, afterHours: neededHours });
+        // The setting was checked when it was set: a rule, or null for none.
+        const stoppedWhen = rule === '' ? undefined : firstModelStoppedRule(rule);
+        result = await fit({ pumpId: pump, rows, defaultModel, afterHours: neededHours, ...(stoppedWhen === undefined ? {} : { stoppedWhen }) });
       } catch (err) {
         if (this.stopped || this.turnedOffMeanwhile(pump)) return;
         const reason = `the fit failed: ${(err as Error).message}`;
         log.error({ pump, rows: count, err: { message: (err as Error).message } }, 'first model fit failed; tried again once the pump\'s readings span another PUMPWATCH_FIRST_MODEL_AFTER_HOURS');
-        this.refuse(pump, reason, 0, lastTs, afterHours);
+        this.refuse(pump, reason, 0, lastTs, afterHours, rule);
         return;
       }
       if (this.stopped || this.turnedOffMeanwhile(pump)) return;
       if (result.kind === 'waiting') {
         // Rows removed and no bound reached (eviction under the cap, or a retention too short to count): said, as they may never span the hours.
         const reason = removed ? `${result.reason}; its oldest readings are being removed (retention of synced readings, PUMPWATCH_RETENTION_HOURS ${retentionHours ?? '?'} h, or the buffer's cap), so they may never span that` : result.reason;
-        deps.states.waiting.set(pump, { spanHours: result.spanHours, neededHours: afterHours, newestTs: lastTs, fullByTs, firstSeq: first.seq, reason });
+        const expectedAt = expectedFitAt({ spanHours: result.spanHours, neededHours: afterHours, oldestTs, newestTs: lastTs, fullByTs }, deps.clock());
+        deps.states.waitingAgain(pump, { spanHours: result.spanHours, neededHours: afterHours, newestTs: lastTs, fullByTs, firstSeq: first.seq, reason, stoppedWhen: rule, expectedAt });
         log.debug({ pump, spanHours: result.spanHours, neededHours: afterHours }, 'first model: not enough running readings yet');
         return;
       }
@@ -325,7 +354,7 @@ export class FirstModelJob {
           { pump, reason: result.reason, spanHours: result.spanHours, heldOutRows: result.heldOutRows ?? null, heldOutFlagged: result.heldOutFlagged ?? null, heldOutEpisodes: result.heldOutEpisodes ?? null, heldOutHours: result.heldOutHours ?? null, retryAfterSpanHours: afterHours },
           'first model fitted on the gateway refused; the default model keeps scoring the pump',
         );
-        this.refuse(pump, result.reason, result.spanHours, lastTs, afterHours);
+        this.refuse(pump, result.reason, result.spanHours, lastTs, afterHours, rule);
         return;
       }
       // The twin may have named a model for the pump while it was fitted: that one wins.
@@ -373,8 +402,8 @@ export class FirstModelJob {
     return true;
   }
 
-  private refuse(pump: string, reason: string, spanHours: number, lastTs: number, afterHours: number): void {
-    this.deps.states.set(pump, { state: 'refused', reason, at: new Date(this.deps.clock()).toISOString(), spanHours, lastReadingTs: new Date(lastTs).toISOString(), retryAfterSpanHours: afterHours });
+  private refuse(pump: string, reason: string, spanHours: number, lastTs: number, afterHours: number, stoppedWhen: string): void {
+    this.deps.states.set(pump, { state: 'refused', reason, at: new Date(this.deps.clock()).toISOString(), spanHours, lastReadingTs: new Date(lastTs).toISOString(), retryAfterSpanHours: afterHours, stoppedWhen });
   }
 
   private readRows(pump: string): Promise<FitRows | null> {

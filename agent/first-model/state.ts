@@ -25,7 +25,8 @@ export const FIRST_MODELS_META_KEY = 'models.first';
 
 export type FirstModelRecord =
   | { state: 'fitted'; version: string; sha256: string; size: number; fittedAt: string; rows: number; spanHours: number }
-  | { state: 'refused'; reason: string; at: string; spanHours: number; lastReadingTs: string | null; retryAfterSpanHours: number }
+  // stoppedWhen: PUMPWATCH_FIRST_MODEL_STOPPED_WHEN it was refused under ('' unset); another looks at it again (absent: a rollback, or recorded before it).
+  | { state: 'refused'; reason: string; at: string; spanHours: number; lastReadingTs: string | null; retryAfterSpanHours: number; stoppedWhen?: string }
   | { state: 'retired'; at: string; reason: string; version: string | null };
 
 /** A pump whose running readings do not span the hours needed yet (memory only). */
@@ -39,6 +40,10 @@ export interface FirstModelWaiting {
   /** The lowest seq (the first received) among the rows the fit read then (a higher one next time: rows were removed, by retention or eviction). */
   firstSeq: number;
   reason: string;
+  /** PUMPWATCH_FIRST_MODEL_STOPPED_WHEN it was looked at under ('' unset): another looks at it again. */
+  stoppedWhen: string;
+  /** Roughly when it is fitted (ISO, gateway clock; job.ts expectedFitAt), null when its rate cannot tell. */
+  expectedAt: string | null;
 }
 
 /** The `firstModels` block of /status. */
@@ -49,7 +54,7 @@ export interface FirstModelsView {
   checks: number;
   /** A fit in progress: its pump. */
   fitting: string | null;
-  pumps: Record<string, { state: 'fitted' | 'refused' | 'retired' | 'waiting'; version: string | null; reason: string | null; spanHours: number | null; neededHours: number | null; at: string | null; rows?: number }>;
+  pumps: Record<string, { state: 'fitted' | 'refused' | 'retired' | 'waiting'; version: string | null; reason: string | null; spanHours: number | null; neededHours: number | null; at: string | null; rows?: number; expectedAt?: string | null }>;
   /** The first models the setting at 0 (off) took out of service (since the start; null once on again): when, and per pump the version. */
   turnedOff: { at: string; pumps: Record<string, string> } | null;
   error: string | null;
@@ -113,6 +118,16 @@ export class FirstModelStates {
     this.waiting.delete(pump);
     this.persist(records, true);
     return true;
+  }
+
+  /** A refused pump looked at again (under another stopped-when rule) and now waiting: its refusal no longer stands. */
+  waitingAgain(pump: string, w: FirstModelWaiting): void {
+    const records = this.loaded();
+    if (records?.get(pump)?.state === 'refused') {
+      records.delete(pump);
+      this.persist(records);
+    }
+    this.waiting.set(pump, w);
   }
 
   /**
@@ -215,7 +230,7 @@ export class FirstModelStates {
       else pumps[pump] = { state: 'retired', version: rec.version, reason: rec.reason, spanHours: null, neededHours: null, at: rec.at };
     }
     // The span needed is the setting in force (the check judges a pump by it, whatever it was when last looked at).
-    for (const [pump, w] of this.waiting) pumps[pump] ??= { state: 'waiting', version: null, reason: w.reason, spanHours: round(w.spanHours), neededHours: afterHours, at: null };
+    for (const [pump, w] of this.waiting) pumps[pump] ??= { state: 'waiting', version: null, reason: w.reason, spanHours: round(w.spanHours), neededHours: afterHours, at: null, expectedAt: w.expectedAt };
     return { afterHours, ...checks, pumps, turnedOff: this.off, error: this.error };
   }
 

@@ -4,7 +4,7 @@
  * fit.ts, which imports them.
  */
 import type { StoredRow } from '../../buffer/types.js';
-import type { ModelMetadata } from '../../inference/contract.js';
+import type { ModelMetadata, StoppedRule } from '../../inference/contract.js';
 import type { PackedRows } from './pack.js';
 
 export interface FirstModelFitRequest {
@@ -15,6 +15,8 @@ export interface FirstModelFitRequest {
   defaultModel: ModelMetadata;
   /** Running hours the rows must span to be fitted; 0: fitted whatever span they hold (the most rows a fit reads reached). */
   afterHours: number;
+  /** The stopped-when rule to fit with (PUMPWATCH_FIRST_MODEL_STOPPED_WHEN): null to fit without one; undefined: the default model's. */
+  stoppedWhen?: StoppedRule | null;
 }
 
 export type FirstModelFitResult =
@@ -50,5 +52,6 @@ export interface PackedFitRequest {
   pumpId: string;
   defaultModel: ModelMetadata;
   afterHours: number;
+  stoppedWhen?: StoppedRule | null;
   rows: PackedRows;
 }

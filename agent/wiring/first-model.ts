@@ -42,6 +42,7 @@ export function wireFirstModel(agent: Agent, opts: FirstModelWiringOptions = {})
         const updater = edge?.updater ?? (own = createModelUpdater(agent, { recordRecent: false }).updater);
         job = new FirstModelJob({
           afterHours: () => agent.config.firstModelAfterHours,
+          stoppedWhen: () => agent.config.firstModelStoppedWhen,
           retentionHours: () => agent.config.retentionHours,
           buffer: agent.buffer,
           engine: agent.engine,

@@ -639,6 +639,85 @@ describe('a first model fitted on the gateway (hub off)', () => {
   });
 });
 
+describe('a first model of a pump whose sensors are not the default model\'s (PUMPWATCH_FIRST_MODEL_STOPPED_WHEN)', () => {
+  const start = calmStart(4, (READINGS * STEP) / HOUR);
+  /** The simulator's readings under a plant's own tag names: the default model's stop rule (Current, Volume Flow RateRMS) names none of them. */
+  const RENAMED: Record<string, string> = { Current: 'MotorCurrent_A', 'Volume Flow RateRMS': 'Flow_m3h', Pressure: 'Discharge_bar' };
+  const foreign = (pumpId: string, seed: number, from: number, count: number): Reading[] =>
+    simulated(pumpId, seed, from, count).map((r) => ({ ...r, values: Object.fromEntries(Object.entries(r.values).map(([k, v]) => [RENAMED[k] ?? k, v])) }));
+
+  it('refuses such a pump at the first check, not after the hours, saying the way out; looks at it again when the setting changes, and fits it with the rule set', async () => {
+    const lines: LogLine[] = [];
+    const agent = await startAgent('foreign', { PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '2' }, lines);
+    await ingest(agent, foreign('P-201', 21, start, 60)); // 10 minutes: far short of the 2 h
+    const { job, updater } = firstModelPartsOf(agent)!;
+    await job.run();
+    const refused = status(agent).firstModels.pumps['P-201'];
+    expect(refused).toMatchObject({ state: 'refused' });
+    expect(refused.reason).toContain('stopped-when rule (Current<');
+    expect(refused.reason).toContain('which pump "P-201" does not send as a feature');
+    expect(refused.reason).toContain('set PUMPWATCH_FIRST_MODEL_STOPPED_WHEN (twin firstModel.stoppedWhen) to a rule on this pump\'s sensors, e.g. "MotorCurrent_A<X" (stopped while MotorCurrent_A is below X)');
+    expect(refused.reason).toContain('or none to fit without a rule');
+    expect(meta(agent)!['P-201']).toMatchObject({ state: 'refused', stoppedWhen: '' });
+
+    // The rest of its 2.5 h: the refusal stands (no other span of readings yet) until the rule changes.
+    await ingest(agent, foreign('P-201', 21, start + 60 * STEP, READINGS - 60));
+    await job.run();
+    expect(meta(agent)!['P-201']).toMatchObject({ state: 'refused', stoppedWhen: '' });
+    // A rule every reading meets: looked at again, and waiting (its running span 0), the refusal gone.
+    await jobOf(agent, { stoppedWhen: () => 'MotorCurrent_A<1000000' }).run();
+    expect(status(agent).firstModels.pumps['P-201']).toMatchObject({ state: 'waiting', spanHours: 0, expectedAt: expect.any(String) });
+    expect(meta(agent)!['P-201']).toBeUndefined();
+    const withRule = jobOf(agent, { stoppedWhen: () => 'MotorCurrent_A<0.2' });
+    await withRule.run();
+    await updater.idle();
+    const rec = meta(agent)!['P-201'];
+    expect(rec, JSON.stringify(rec)).toMatchObject({ state: 'fitted', version: expect.stringMatching(/^gw-/) });
+    const model = agent.engine.model('P-201')!;
+    expect(model.meta.stoppedWhen).toEqual({ when: [{ feature: 'MotorCurrent_A', below: 0.2 }], afterStartSeconds: 0 });
+    expect(model.meta.features).toContain('MotorCurrent_A');
+    // Scored by it.
+    await ingest(agent, foreign('P-201', 21, start + READINGS * STEP, 20));
+    const scored = agent.buffer.predictions('P-201', { limit: 5 });
+    expect(new Set(scored.map((r) => r.modelVersion))).toEqual(new Set([rec.version]));
+    expect(scored.every((r) => r.score !== null)).toBe(true);
+  });
+
+  it('fits such a pump without a stop rule with the setting at none, and one at a rule from the start', async () => {
+    const agent = await startAgent('foreign-none', { PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '2', PUMPWATCH_FIRST_MODEL_STOPPED_WHEN: 'none' });
+    await ingest(agent, foreign('P-202', 22, start, READINGS));
+    const { job, updater } = firstModelPartsOf(agent)!;
+    await job.run();
+    await updater.idle();
+    expect(meta(agent)!['P-202']).toMatchObject({ state: 'fitted' });
+    expect(agent.engine.model('P-202')!.meta.stoppedWhen).toBeUndefined();
+    await stopAgent(agent);
+
+    const ruled = await startAgent('foreign-rule', { PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '2', PUMPWATCH_FIRST_MODEL_STOPPED_WHEN: 'MotorCurrent_A<0.2 & Flow_m3h<1' });
+    await ingest(ruled, foreign('P-203', 23, start, READINGS));
+    await firstModelPartsOf(ruled)!.job.run();
+    await firstModelPartsOf(ruled)!.updater.idle();
+    expect(meta(ruled)!['P-203']).toMatchObject({ state: 'fitted' });
+    expect(ruled.engine.model('P-203')!.meta.stoppedWhen?.when).toEqual([
+      { feature: 'MotorCurrent_A', below: 0.2 },
+      { feature: 'Flow_m3h', below: 1 },
+    ]);
+  });
+
+  it('says roughly when a waiting pump is fitted (expectedAt), from the pace its running span grows at', async () => {
+    const agent = await startAgent('foreign-wait', { PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '2', PUMPWATCH_FIRST_MODEL_STOPPED_WHEN: 'MotorCurrent_A<0.2' });
+    await ingest(agent, foreign('P-204', 24, start, 360)); // 1 h, all running
+    const before = Date.now();
+    await firstModelPartsOf(agent)!.job.run();
+    const w = status(agent).firstModels.pumps['P-204'];
+    expect(w, JSON.stringify(w)).toMatchObject({ state: 'waiting', neededHours: 2 });
+    // About another hour of running at the pace so far (its span is 1 h less a reading).
+    const ahead = (Date.parse(w.expectedAt) - before) / HOUR;
+    expect(ahead).toBeGreaterThan(0.9);
+    expect(ahead).toBeLessThan(1.1);
+  });
+});
+
 describe('a first model and the module twin', () => {
   let hub: LocalHub;
   let server: ModelServer;

@@ -197,6 +197,17 @@ describe('the agent configuration', () => {
     expect(parseSection('firstModel', { hours: 2 })).toEqual({ values: {}, unknown: ['firstModel.hours'] });
   });
 
+  it('takes PUMPWATCH_FIRST_MODEL_STOPPED_WHEN as a --stopped-when rule or none (twin firstModel.stoppedWhen), and refuses anything else naming the variable', () => {
+    expect(loadConfig({}).firstModelStoppedWhen).toBeUndefined();
+    expect(loadConfig({ PUMPWATCH_FIRST_MODEL_STOPPED_WHEN: 'MotorCurrent_A<5 & Flow_m3h<1' }).firstModelStoppedWhen).toBe('MotorCurrent_A<5 & Flow_m3h<1');
+    expect(loadConfig({ PUMPWATCH_FIRST_MODEL_STOPPED_WHEN: 'none' }).firstModelStoppedWhen).toBe('none');
+    expect(problems({ PUMPWATCH_FIRST_MODEL_STOPPED_WHEN: 'MotorCurrent_A>5' })).toEqual([expect.stringMatching(/^PUMPWATCH_FIRST_MODEL_STOPPED_WHEN="MotorCurrent_A>5": the operator is ">", only "<" is supported/)]);
+    expect(problems({ PUMPWATCH_FIRST_MODEL_STOPPED_WHEN: 'MotorCurrent_A<low' })).toEqual([expect.stringMatching(/^PUMPWATCH_FIRST_MODEL_STOPPED_WHEN="MotorCurrent_A<low": "low" is not a finite number/)]);
+    expect(parseSection('firstModel', { stoppedWhen: 'MotorCurrent_A<5' })).toEqual({ values: { firstModelStoppedWhen: 'MotorCurrent_A<5' } });
+    expect(parseSection('firstModel', { stoppedWhen: 'A<1 & A<2' })).toEqual({ error: expect.stringMatching(/^firstModel\.stoppedWhen="A<1 & A<2": the feature "A" is named twice/) });
+    expect(configReference().find((k) => k.env === 'PUMPWATCH_FIRST_MODEL_STOPPED_WHEN')?.twin).toBe('firstModel.stoppedWhen');
+  });
+
   it('gives the sync the row count above which a cycle uses its encoder thread (default 2 000; 0: always)', () => {
     expect(syncSettings(loadConfig({})).threadAboveRows).toBe(THREAD_ABOVE_ROWS);
     expect(THREAD_ABOVE_ROWS).toBe(2000);
