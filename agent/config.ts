@@ -227,7 +227,7 @@ export const CONFIG_KEYS = {
   firstModelStoppedWhen: key({ env: 'PUMPWATCH_FIRST_MODEL_STOPPED_WHEN', schema: optionalText.superRefine((value, ctx) => {
     const problem = firstModelStoppedWhenProblem(value);
     if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
-  }), unit: 'rule', accepts: '"FEATURE<NUMBER", several joined by "&", or none', description: 'the stopped-when rule first models are fitted with (as `pumpwatch-trainer --stopped-when`: readings while every named feature is below its number are stops, left out of the fit and of the running hours), instead of the default model\'s; set it when the pump\'s sensors are not the default model\'s (a rule naming a feature the pump does not send refuses its first model), e.g. "MotorCurrent_A<5"; none: fitted without a rule; unset: the default model\'s rule' }),
+  }), unit: 'rule', accepts: '"FEATURE<NUMBER", several joined by "&", or none', description: 'the stopped-when rule first models are fitted with (as `pumpwatch-trainer --stopped-when`: readings while every named feature is below its number are stops, left out of the fit and of the running hours), instead of the default model\'s; set it when the pump\'s sensors are not the default model\'s (a rule naming a feature the pump does not send refuses its first model), e.g. "MotorCurrent_A<0.2"; none: fitted without a rule; unset: the default model\'s rule' }),
 } as const;
 
 export type ConfigKey = keyof typeof CONFIG_KEYS;

@@ -260,7 +260,7 @@ describe('a live setting from the module twin', () => {
       'alerts.quietHours: unknown setting, not known to this agent version, not applied (known: minIntervalSeconds, sensorMinIntervalSeconds, silentAfterSeconds, notScoredAfterSeconds, heartbeatSeconds)',
     );
     expect(unknownSettingsReason('firstModel', ['firstModel.a'], 2, 20)).toBe(
-      'firstModel.a and 2 more: unknown settings, not known to this agent version, not applied (2 named in the log only: more than 20 unknown keys are desired) (known: afterHours)',
+      'firstModel.a and 2 more: unknown settings, not known to this agent version, not applied (2 named in the log only: more than 20 unknown keys are desired) (known: afterHours, stoppedWhen)',
     );
     expect(unknownSettingsReason('firstModel', [], 2, 20)).toMatch(/^2 settings of firstModel: unknown settings, not known to this agent version, not applied \(2 named in the log only/);
   });
