@@ -32,7 +32,8 @@ export async function fitPacked(req: PackedFitRequest): Promise<FirstModelFitRes
   const features = loaded.series.features;
   // Certain from the first reading: no span of running makes it fit, so it is said now, not after the hours.
   const missing = rule ? rule.when.filter((c) => !features.includes(c.feature)).map((c) => c.feature) : [];
-  if (rule && missing.length > 0) {
+  // With no reading yet nothing is certain: it waits.
+  if (rule && missing.length > 0 && loaded.series.timestamps.length > 0) {
     const spanHours = Math.floor(runningSpan(loaded, flagged, undefined).ms / 36_000) / 100;
     const example = features.find((f) => /current|amp/i.test(f)) ?? features[0] ?? 'FEATURE';
     return {

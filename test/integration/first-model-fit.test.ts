@@ -235,8 +235,19 @@ describe('first model fitted on the gateway', () => {
     expect(r.kind).toBe('refused');
     if (r.kind !== 'refused') return;
     expect(r.reason).toBe(
-      'the default model default-2\'s stopped-when rule (Current<0.2 & Volume Flow RateRMS<5, warm-up 1800 s) names "Current" and "Volume Flow RateRMS", which pump "p1" does not send as a feature (its features: "Level", "Speed"): its stops cannot be told from its running',
+      'the default model default-2\'s stopped-when rule (Current<0.2 & Volume Flow RateRMS<5, warm-up 1800 s) names "Current" and "Volume Flow RateRMS", which pump "p1" does not send as a feature (its features: "Level", "Speed"): its stops cannot be told from its running; ' +
+        'set PUMPWATCH_FIRST_MODEL_STOPPED_WHEN (twin firstModel.stoppedWhen) to a rule on this pump\'s sensors, e.g. "Level<X" (stopped while Level is below X), or none to fit without a rule',
     );
+    // Certain from the first readings: refused at once, not left waiting for the 12 h.
+    expect(await fitFirstModelHere(request(other.slice(0, 5)))).toMatchObject({ kind: 'refused', reason: r.reason });
+    // With a rule on its own sensors, or none (on the worker thread too), it is fitted, with that rule.
+    for (const stoppedWhen of [{ when: [{ feature: 'Speed', below: 1 }], afterStartSeconds: 0 }, null]) {
+      for (const fit of [fitFirstModelHere, fitFirstModel]) {
+        const judged = await fit({ ...request(many), stoppedWhen });
+        expect(judged.kind, judged.kind === 'fitted' ? '' : judged.reason).toBe('fitted');
+        expect(fitted(judged).metadata.stoppedWhen).toEqual(stoppedWhen ?? undefined);
+      }
+    }
   });
 
   it('fits on its worker thread to the same bytes as in the calling thread', async () => {
