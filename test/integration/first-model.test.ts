@@ -100,6 +100,10 @@ const jobOf = (agent: Agent, own: Pick<FirstModelJobDeps, 'fit'> & Partial<First
     logger: createLogger('silent'),
     ...own,
   });
+/** The simulator's readings under a plant's own tag names: the default model's stop rule (Current, Volume Flow RateRMS) names none of them. */
+const RENAMED: Record<string, string> = { Current: 'MotorCurrent_A', 'Volume Flow RateRMS': 'Flow_m3h', Pressure: 'Discharge_bar' };
+const foreign = (pumpId: string, seed: number, from: number, count: number): Reading[] =>
+  simulated(pumpId, seed, from, count).map((r) => ({ ...r, values: Object.fromEntries(Object.entries(r.values).map(([k, v]) => [RENAMED[k] ?? k, v])) }));
 const until = <T>(fn: () => T | Promise<T>) => vi.waitFor(fn, { timeout: 30_000, interval: 50 });
 
 /**
@@ -641,10 +645,6 @@ describe('a first model fitted on the gateway (hub off)', () => {
 
 describe('a first model of a pump whose sensors are not the default model\'s (PUMPWATCH_FIRST_MODEL_STOPPED_WHEN)', () => {
   const start = calmStart(4, (READINGS * STEP) / HOUR);
-  /** The simulator's readings under a plant's own tag names: the default model's stop rule (Current, Volume Flow RateRMS) names none of them. */
-  const RENAMED: Record<string, string> = { Current: 'MotorCurrent_A', 'Volume Flow RateRMS': 'Flow_m3h', Pressure: 'Discharge_bar' };
-  const foreign = (pumpId: string, seed: number, from: number, count: number): Reading[] =>
-    simulated(pumpId, seed, from, count).map((r) => ({ ...r, values: Object.fromEntries(Object.entries(r.values).map(([k, v]) => [RENAMED[k] ?? k, v])) }));
 
   it('refuses such a pump at the first check, not after the hours, saying the way out; looks at it again when the setting changes, and fits it with the rule set', async () => {
     const lines: LogLine[] = [];
@@ -879,6 +879,24 @@ describe('a first model and the module twin', () => {
     expect(agent.engine.model('pump-c')).toBeUndefined();
     expect(meta(agent)!['pump-c']).toMatchObject({ state: 'retired' });
     expect(lines.filter((l) => l.msg === 'first model fitted on the gateway activated')).toEqual([]);
+  });
+
+  it('firstModel.stoppedWhen is live: a pump refused for the default rule\'s sensors is fitted at the next check once the twin sets a rule on its own; a bad rule is refused naming the field', async () => {
+    const device = 'gw-first-rule';
+    const agent = await startAgent('twin-rule', hubEnv(device));
+    const rep = () => hub.reported(device, MODULE) as { firstModel?: unknown };
+    await ingest(agent, foreign('P-301', 31, start, READINGS));
+    const { job, updater } = firstModelPartsOf(agent)!;
+    await job.run();
+    expect(meta(agent)!['P-301']).toMatchObject({ state: 'refused', stoppedWhen: '' });
+    const bad = hub.updateDesired(device, MODULE, { firstModel: { afterHours: 2, stoppedWhen: 'MotorCurrent_A>0.2' } });
+    await until(() => expect(rep().firstModel).toMatchObject({ ac: 400, av: bad, ad: expect.stringMatching(/^firstModel\.stoppedWhen="MotorCurrent_A>0\.2": the operator is ">"/) }));
+    const good = hub.updateDesired(device, MODULE, { firstModel: { afterHours: 2, stoppedWhen: 'MotorCurrent_A<0.2' } });
+    await until(() => expect(rep().firstModel).toMatchObject({ ac: 200, av: good }));
+    await job.run();
+    await updater.idle();
+    expect(meta(agent)!['P-301']).toMatchObject({ state: 'fitted' });
+    expect(agent.engine.model('P-301')!.meta.stoppedWhen?.when).toEqual([{ feature: 'MotorCurrent_A', below: 0.2 }]);
   });
 
   it('firstModel.afterHours set to 0 takes the first models out of service and keeps a fit in progress from being installed; set again, the pumps are fitted anew', async () => {
