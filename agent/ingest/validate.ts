@@ -156,14 +156,34 @@ export function validateReading(input: unknown, now: number, limits: ValidationL
   return fast ? { ok: true, reading: fast } : validateBySchema(input, now, limits);
 }
 
+const quoted = (keys: readonly PropertyKey[]): string => keys.map((k) => `"${String(k)}"`).join(', ');
+
+/**
+ * The schema's refusal in words. A reading with wrong field names (`{"pump", "time", "data"}`) is
+ * refused naming every unknown and every missing field at once, with the reading's shape: it got
+ * "pumpId: is required" alone, and the sender found the next wrong name only on the next try.
+ * A single problem keeps its own wording (`pumpId: is required`, `unknown field "extra"`).
+ */
+function schemaError(input: unknown, issues: readonly z.core.$ZodIssue[]): string {
+  const fields = typeof input === 'object' && input !== null && !Array.isArray(input) ? (input as Record<string, unknown>) : null;
+  const unknown = issues.flatMap((i) => (i.code === 'unrecognized_keys' && i.path.length === 0 ? i.keys : []));
+  const missing = fields === null ? [] : [...READING_KEYS].filter((k) => !Object.hasOwn(fields, k));
+  if (unknown.length + missing.length > 1) {
+    const parts = [
+      ...(unknown.length > 0 ? [`unknown field${unknown.length > 1 ? 's' : ''} ${quoted(unknown)}`] : []),
+      ...(missing.length > 0 ? [`missing ${missing.join(', ')}`] : []),
+    ];
+    return `${parts.join('; ')} (a reading is {pumpId, ts, values})`;
+  }
+  const issue = issues[0]!;
+  const path = issue.path.map(String).join('.');
+  return path ? `${path}: ${issue.message}` : issue.message;
+}
+
 /** The authoritative validation (the zod schema and the checks after it), with worded errors. */
 export function validateBySchema(input: unknown, now: number, limits: ValidationLimits = DEFAULT_LIMITS): Validated {
   const parsed = readingSchema.safeParse(input);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const path = issue.path.map(String).join('.');
-    return { ok: false, error: path ? `${path}: ${issue.message}` : issue.message };
-  }
+  if (!parsed.success) return { ok: false, error: schemaError(input, parsed.error.issues) };
   const r = parsed.data;
   const ts = parseTs(r.ts);
   if (typeof ts === 'string') return { ok: false, error: ts };

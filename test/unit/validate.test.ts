@@ -71,6 +71,18 @@ describe('reading validation', () => {
     expect(fastPath({ ...ok, ts: new Date(NOW).toISOString() }, NOW, DEFAULT_LIMITS)?.ts).toBe(NOW);
   });
 
+  it('names every unknown and every missing field of a reading at once, not one per try', () => {
+    const wrongNames = { pump: 'pump-1', time: NOW, data: { Pressure: 1 } };
+    const expected = 'unknown fields "pump", "time", "data"; missing pumpId, ts, values (a reading is {pumpId, ts, values})';
+    expect(validateReading(wrongNames, NOW)).toEqual({ ok: false, error: expected });
+    expect(validateReading(JSON.parse(JSON.stringify(wrongNames)) as unknown, NOW)).toEqual({ ok: false, error: expected });
+    expect(validateReading({ pumpId: 'pump-1', time: NOW, values: ok.values }, NOW)).toEqual({ ok: false, error: 'unknown field "time"; missing ts (a reading is {pumpId, ts, values})' });
+    expect(validateReading({ ...ok, x: 1, y: 2 }, NOW)).toEqual({ ok: false, error: 'unknown fields "x", "y" (a reading is {pumpId, ts, values})' });
+    expect(validateReading({ values: ok.values }, NOW)).toEqual({ ok: false, error: 'missing pumpId, ts (a reading is {pumpId, ts, values})' });
+    // A single problem keeps its own wording.
+    expect(validateReading({ ts: NOW, values: ok.values }, NOW)).toEqual({ ok: false, error: 'pumpId: is required' });
+  });
+
   it('names the field and the problem of a refused reading', () => {
     expect(validateReading({ ...ok, values: { Pressure: 'NaN' } }, NOW)).toEqual({ ok: false, error: 'values.Pressure: expected a finite number or null, got string "NaN"' });
     expect(validateReading({ ...ok, extra: 1 }, NOW)).toEqual({ ok: false, error: 'unknown field "extra"' });
