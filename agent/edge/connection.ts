@@ -27,6 +27,32 @@ export type ModuleClient = InstanceType<typeof device.ModuleClient>;
  * steps after it (sync, buffer close, final checkpoint) from running.
  */
 export const STOP_WAIT_MS = 2_000;
+/** What a socket error code means, for a technician: the hub's host, its port, or the network between. */
+const NETWORK_CAUSES: Readonly<Record<string, string>> = {
+  ECONNREFUSED: 'connection refused',
+  ENOTFOUND: 'host name not found',
+  EAI_AGAIN: 'host name not found',
+  ETIMEDOUT: 'connection timed out',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  ECONNRESET: 'connection reset',
+};
+const NETWORK_ERROR = new RegExp(String.raw`(?:\b(?:connect|getaddrinfo|read|write) )?\b(${Object.keys(NETWORK_CAUSES).join('|')})\b(?: [^\s)]+)?`);
+
+/**
+ * The hub connection's error in words, secrets removed. The SDK words a first open() with the
+ * broker down as "Failure on first connection (Not authorized): connect ECONNREFUSED …", which sent a
+ * technician hunting for keys: when the cause is a network error, the message says the hub could
+ * not be reached and why, with the socket's own words. A real authorization failure (a wrong key)
+ * has no such code and keeps the SDK's wording.
+ */
+export function hubErrorMessage(err: unknown): string {
+  const message = safeErrorMessage(err);
+  const m = NETWORK_ERROR.exec(message);
+  if (m === null) return message;
+  return `the IoT hub (edgeHub) could not be reached: ${NETWORK_CAUSES[m[1]!]} (${m[0]})`;
+}
+
 export type HubState = 'connecting' | 'connected' | 'reconnecting' | 'disconnected' | 'stopped';
 
 export interface HubStatus {
@@ -126,7 +152,7 @@ export class EdgeConnection {
    */
   transportLost(err: unknown): void {
     if (this.state !== 'connected') return;
-    this.lastError = err ? safeErrorMessage(err) : 'connection lost';
+    this.lastError = err ? hubErrorMessage(err) : 'connection lost';
     this.flap = this.flaps.lost(this.monotonic());
     this.setState('reconnecting');
   }
@@ -185,7 +211,7 @@ export class EdgeConnection {
       client.on('connect', () => void this.connected(client!));
       client.on('disconnect', () => this.gaveUp(client!));
       client.on('error', (err: Error) => {
-        this.lastError = safeErrorMessage(err);
+        this.lastError = hubErrorMessage(err);
         this.opts.logger.warn({ err: { message: this.lastError } }, 'IoT Edge client error');
       });
       this.opts.attach(client);
@@ -193,7 +219,7 @@ export class EdgeConnection {
       if (this.stopping.signal.aborted) await closeQuietly(client);
       return true;
     } catch (err) {
-      this.lastError = safeErrorMessage(err);
+      this.lastError = hubErrorMessage(err);
       if (client) {
         detach(client);
         await closeQuietly(client);
@@ -215,7 +241,7 @@ export class EdgeConnection {
     try {
       await this.opts.onConnected(client);
     } catch (err) {
-      this.lastError = safeErrorMessage(err);
+      this.lastError = hubErrorMessage(err);
       this.opts.logger.warn({ err: { message: this.lastError } }, 'reading the module twin after connecting failed');
     }
   }

@@ -15,8 +15,11 @@ let hub: LocalHub;
 const connections: EdgeConnection[] = [];
 const until = <T>(fn: () => T) => vi.waitFor(fn, { timeout: 30_000, interval: 50 });
 
-function connection(moduleId: string, opts: { giveUpAtOnce?: boolean } = {}): { conn: EdgeConnection; twins: Array<Record<string, unknown>> } {
-  const source = { kind: 'connection-string' as const, connectionString: hub.addModule(DEVICE, moduleId), ca: hub.ca };
+function connection(
+  moduleId: string,
+  opts: { giveUpAtOnce?: boolean; connectionString?: string } = {},
+): { conn: EdgeConnection; twins: Array<Record<string, unknown>> } {
+  const source = { kind: 'connection-string' as const, connectionString: opts.connectionString ?? hub.addModule(DEVICE, moduleId), ca: hub.ca };
   const transport = commitAckTransport({ gate: new AckGate(), onTransportDisconnect: (err) => conn.transportLost(err) });
   const twins: Array<Record<string, unknown>> = [];
   const conn: EdgeConnection = new EdgeConnection({
@@ -50,7 +53,9 @@ describe('EdgeConnection with the real module client', () => {
     const { conn, twins } = connection('late');
     await hub.stopBroker();
     conn.start();
-    await until(() => expect(conn.status().lastError).toMatch(/ECONNREFUSED/));
+    // Not the SDK's "Failure on first connection (Not authorized): connect ECONNREFUSED", which sent technicians hunting for keys.
+    await until(() => expect(conn.status().lastError).toMatch(/^the IoT hub \(edgeHub\) could not be reached: connection refused \(connect ECONNREFUSED [^)]+\)$/));
+    expect(conn.status().lastError).not.toMatch(/authoriz/i);
     expect(conn.status().state).not.toBe('connected');
     const version = hub.updateDesired(DEVICE, 'late', { alerts: { minIntervalSeconds: 5 } });
 
@@ -58,6 +63,18 @@ describe('EdgeConnection with the real module client', () => {
 
     await until(() => expect(conn.status()).toMatchObject({ state: 'connected', connects: 1, lastError: null }));
     await until(() => expect(twins).toEqual([{ alerts: { minIntervalSeconds: 5 }, $version: version }]));
+  });
+
+  it('keeps a wrong key worded as an authorization failure, not as an unreachable hub', async () => {
+    const good = hub.addModule(DEVICE, 'wrong-key');
+    const key = /SharedAccessKey=([^;]+)/.exec(good)![1]!;
+    const wrongKey = Buffer.from(Buffer.from(key, 'base64').map((b) => b ^ 0xff)).toString('base64');
+    const { conn } = connection('wrong-key', { connectionString: good.replace(key, wrongKey) });
+    conn.start();
+    await until(() => expect(conn.status().lastError).toMatch(/Not authorized/));
+    expect(conn.status().lastError).not.toMatch(/could not be reached|ECONNREFUSED/);
+    expect(conn.status().lastError).not.toContain(wrongKey);
+    expect(conn.status().state).not.toBe('connected');
   });
 
   it('recreates the client when the SDK gives up, and reads the whole twin again on the new one', async () => {
