@@ -39,6 +39,11 @@ export interface Connectivity {
    * refuses them while `hub` says connected leaves the cloud's view of this gateway as it was.
    */
   hubReportedError: string | null;
+  /**
+   * Since when the IoT hub is unreachable (when the agent was last connected to it, or started), for
+   * the page's "alerts not yet delivered … since"; null while connected or without the IoT Edge client.
+   */
+  hubUnreachableSince: string | null;
 }
 
 type Link = 'hub' | 'blob';
@@ -76,6 +81,7 @@ export class AgentStatus {
   private readonly startedMono = performance.now();
   private readonly connectivity: Record<Link, () => string> = { hub: () => 'not configured', blob: () => 'not configured' };
   private hubReportedError: () => string | null = () => null;
+  private hubUnreachableSince: () => string | null = () => null;
   private certificate: () => CertificateView | null = () => null;
   private authFailures: () => AuthFailureView | null = () => null;
 
@@ -174,9 +180,19 @@ export class AgentStatus {
     this.hubReportedError = fn;
   }
 
+  /** Reported by the part that holds the hub connection. */
+  setHubUnreachableSince(fn: () => string | null): void {
+    this.hubUnreachableSince = fn;
+  }
+
   connectivityNow(): Connectivity {
     const reported = this.hubReportedError();
-    return { hub: this.connectivity.hub(), blob: this.connectivity.blob(), hubReportedError: reported === null ? null : redactSecrets(reported) };
+    return {
+      hub: this.connectivity.hub(),
+      blob: this.connectivity.blob(),
+      hubReportedError: reported === null ? null : redactSecrets(reported),
+      hubUnreachableSince: this.hubUnreachableSince(),
+    };
   }
 
   /**

@@ -58,6 +58,11 @@ export type HubState = 'connecting' | 'connected' | 'reconnecting' | 'disconnect
 export interface HubStatus {
   state: HubState;
   since: string;
+  /**
+   * When the agent was last connected to the hub, while it is not (the connection's loss, or the
+   * agent's start when it never connected): `since` moves at each attempt, this does not. Null while connected.
+   */
+  downSince: string | null;
   lastError: string | null;
   connects: number;
   /** Clients recreated after the SDK gave up. */
@@ -98,6 +103,7 @@ export class EdgeConnection {
   private client: ModuleClient | null = null;
   private state: HubState = 'disconnected';
   private since: number;
+  private downSince: number | null;
   private lastError: string | null = null;
   private connects = 0;
   private recreated = 0;
@@ -112,6 +118,7 @@ export class EdgeConnection {
 
   constructor(private readonly opts: ConnectionOptions) {
     this.since = this.now();
+    this.downSince = this.since;
     this.flaps = new FlapTracker({ backoff: opts.flapBackoff });
   }
 
@@ -131,6 +138,7 @@ export class EdgeConnection {
     return {
       state: this.state,
       since: new Date(this.since).toISOString(),
+      downSince: this.downSince === null ? null : new Date(this.downSince).toISOString(),
       lastError: this.lastError,
       connects: this.connects,
       recreated: this.recreated,
@@ -309,6 +317,8 @@ export class EdgeConnection {
     if (this.state === state) return;
     this.state = state;
     this.since = this.now();
+    if (state === 'connected') this.downSince = null;
+    else this.downSince ??= this.since;
   }
 
   private now(): number {

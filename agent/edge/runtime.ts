@@ -93,6 +93,7 @@ export class EdgeRuntime {
       pumps: () => this.pumpActivity.recent(),
     });
     agent.status.setHubReportedError(() => this.reportedFailure());
+    agent.status.setHubUnreachableSince(() => this.connection?.status().downSince ?? null);
     agent.status.addHealthCheck({ name: 'hub-reported', check: () => this.reportedHealth() });
     agent.status.addHealthCheck({ name: 'hub', check: () => this.identityHealth() });
     this.pumpActivity = new PumpActivity({

@@ -7,7 +7,7 @@ import { initLabelForm } from './label-form.js';
 import { initWithdrawForm } from './withdraw-form.js';
 import { completeCut, episodeItemIn, episodeWhen, itemButton, renderAlerts } from './alerts.js';
 import { FINDING_WHOLE, initHistory, notLabelled, wholeEpisode } from './history.js';
-import { alarming, cloudSummary, deploymentNote, modelScope, modelTraining, pumpWhy, rangeNote, refusalNote, renderGateway, renderPumps, renderValues, sortPumps } from './render.js';
+import { alarming, cloudSummary, deploymentNote, hubSummary, modelScope, modelTraining, pumpWhy, rangeNote, refusalNote, renderGateway, renderPumps, renderValues, sortPumps } from './render.js';
 
 const $ = (id) => document.getElementById(id);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -361,6 +361,14 @@ function renderCloud(status) {
   if ($('cloud-text').textContent !== text) $('cloud-text').textContent = text;
 }
 
+function renderHub(status) {
+  const summary = hubSummary(status);
+  $('hub').hidden = summary === null;
+  $('hub').className = `cloud${summary?.problem ? ' problem' : ''}`;
+  const text = summary?.text ?? '';
+  if ($('hub-text').textContent !== text) $('hub-text').textContent = text;
+}
+
 function onSelect(pumpId) {
   if (state.selected !== pumpId) {
     state.selected = pumpId;
@@ -572,6 +580,7 @@ async function refreshAll({ alerts: wantAlerts = false } = {}) {
       showError(null);
       noModelNotice(status);
       renderCloud(status);
+      renderHub(status);
       renderClockNote();
       if (!state.selected && state.pumps.length > 0) {
         state.selected = (sortPumps(state.pumps).find(alarming) ?? state.pumps[0]).pumpId;

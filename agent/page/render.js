@@ -1,6 +1,6 @@
 // Rendering the pumps, alerts and gateway facts. Text goes in with textContent only.
 import { gatewayNow } from './clock.js';
-import { STATE_TEXT, fmtAgo, fmtBytes, fmtDuration, fmtNum, fmtPercent, fmtScorePair, fmtTime, shares } from './format.js';
+import { STATE_TEXT, fmtAgo, fmtBytes, fmtClock, fmtDuration, fmtNum, fmtPercent, fmtScorePair, fmtTime, shares } from './format.js';
 
 const ORDER = { anomaly: 0, refused: 1, stale: 1, 'not-scored': 2, 'no-model': 3, normal: 4, stopped: 5 };
 
@@ -410,6 +410,27 @@ export function cloudSummary(s) {
     parts.push(lastUploadText(s, true));
   }
   return { text: parts.join(' · '), problem };
+}
+
+/**
+ * One line on the alerts for the control room, which go through the IoT hub: { text, problem }, or
+ * null without the IoT Edge client or with nothing to say. With the hub down and a pump in alarm,
+ * /status had `alerts.pending` 1 while the page said only that the blob uploads failed: the control
+ * room had not been told, and the page did not say so.
+ */
+export function hubSummary(s) {
+  const alerts = s.alerts;
+  if (!alerts) return null;
+  const n = typeof alerts.pending === 'number' ? alerts.pending : 0;
+  const hub = s.connectivity?.hub ?? '';
+  const since = s.connectivity?.hubUnreachableSince ?? null;
+  const down = since !== null || (hub !== '' && !hub.startsWith('connected') && hub !== 'not configured');
+  const waiting = `${n.toLocaleString('en-US')} alert${n === 1 ? '' : 's'}`;
+  const unreachable = `the IoT hub is unreachable${since ? ` since ${fmtClock(since)}` : ''}`;
+  if (down && n > 0) return { text: `${waiting} not yet delivered to the control room: ${unreachable}`, problem: true };
+  if (down) return { text: `Control room: ${unreachable}; no alert waiting, a new one is kept until it is back`, problem: true };
+  if (n > 0) return { text: `${waiting} being delivered to the control room`, problem: false };
+  return null;
 }
 
 export function renderGateway(dl, status) {

@@ -15,6 +15,10 @@ import { postJson, startHubAgent, type TestAgent } from '../support/agent.js';
 import { LocalHub } from '../support/local-hub.js';
 import { ModelServer } from '../support/model-server.js';
 import { makeModel, normalValues, rng } from '../support/models.js';
+// @ts-expect-error: the page's modules are plain JavaScript without type declarations
+import { fmtClock } from '../../agent/page/format.js';
+// @ts-expect-error: as above
+import { hubSummary } from '../../agent/page/render.js';
 
 const DEVICE = 'gw-1';
 const MODULE = 'pumpwatch';
@@ -276,10 +280,20 @@ describe('the agent as an IoT Edge module on the local hub', () => {
   });
 
   it('applies twin changes made while the broker was down once it is back, and sends alerts held meanwhile', async () => {
+    const lostBefore = Date.now();
     await hub.stopBroker();
     await until(async () => expect(await hubState()).toMatch(/^reconnecting/));
     const spike = { Pressure: 4, Flow: 30, Current: 1.4 };
     await postJson(`${t.url}/readings`, [reading('pump-10', spike)]);
+    // The page says the control room has not been told, from the real /status of this agent (the
+    // header only said "Cloud: …" of the blob uploads while alerts.pending was 1).
+    const status = async () => (await (await fetch(`${t.url}/status`)).json()) as any;
+    await until(async () => expect((await status()).alerts.pending).toBe(1));
+    const down = await status();
+    const since = down.connectivity.hubUnreachableSince as string;
+    expect(Date.parse(since)).toBeGreaterThanOrEqual(lostBefore - 1000);
+    expect(Date.parse(since)).toBeLessThanOrEqual(Date.now());
+    expect(hubSummary(down)).toEqual({ text: `1 alert not yet delivered to the control room: the IoT hub is unreachable since ${fmtClock(since)}`, problem: true });
     const v = hub.updateDesired(DEVICE, MODULE, { models: { default: server.add('v4.onnx', makeModel({ version: 'v4', seed: 4 }), 'v4') }, sync: { intervalSeconds: 20 } });
     await hub.startBroker();
 
@@ -288,6 +302,10 @@ describe('the agent as an IoT Edge module on the local hub', () => {
     expect(t.agent.config.syncIntervalSeconds).toBe(20);
     await until(() => expect(hub.outputs(DEVICE, MODULE, 'alerts').map((m) => JSON.parse(m.body.toString()).pumpId)).toContain('pump-10'));
     expect(await hubState()).toBe('connected');
+    await until(async () => expect((await status()).alerts.pending).toBe(0));
+    const up = await status();
+    expect(up.connectivity.hubUnreachableSince).toBeNull();
+    expect(hubSummary(up)).toBeNull();
   });
 
   it('acknowledges a refused shadow entry of a pump without a model of its own as refused, not as a running shadow', async () => {

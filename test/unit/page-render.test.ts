@@ -7,7 +7,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { packageRoot } from '../../agent/paths.js';
 // @ts-expect-error: the page's modules are plain JavaScript without type declarations
-import { cloudSummary, modelScope, rangeNote, topShares } from '../../agent/page/render.js';
+import { cloudSummary, hubSummary, modelScope, rangeNote, topShares } from '../../agent/page/render.js';
+// @ts-expect-error: as above
+import { fmtClock } from '../../agent/page/format.js';
 
 /** A README's text with its line breaks as spaces, as a quote spans lines. */
 const readme = (path: string) => readFileSync(join(packageRoot(), path), 'utf8').replace(/\s+/g, ' ');
@@ -63,4 +65,32 @@ describe('the last upload right after the agent restarted', () => {
     expect(text).not.toMatch(/nothing uploaded yet|never/);
   });
 
+});
+
+describe('alerts for the control room while the IoT hub is down', () => {
+  // Commissioning review: hub down, P-102 in alarm, alerts.pending 1, and the page said only
+  // "Cloud: upload failed…" (test/integration/edge.test.ts checks it on a real agent's /status).
+  const since = '2026-12-08T03:02:00.000Z';
+  const status = (pending: number, hub: string, hubUnreachableSince: string | null, alerts = true) => ({
+    alerts: alerts ? { pending, sent: 3 } : null,
+    connectivity: { hub, blob: 'online', hubReportedError: null, hubUnreachableSince },
+  });
+
+  it('says how many alerts wait, and since when the hub is unreachable', () => {
+    expect(hubSummary(status(2, 'reconnecting: the IoT hub (edgeHub) could not be reached: connection refused (connect ECONNREFUSED 10.0.0.4:8883)', since))).toEqual({
+      text: `2 alerts not yet delivered to the control room: the IoT hub is unreachable since ${fmtClock(since)}`,
+      problem: true,
+    });
+    expect(hubSummary(status(0, 'connecting', since))).toMatchObject({ text: `Control room: the IoT hub is unreachable since ${fmtClock(since)}; no alert waiting, a new one is kept until it is back`, problem: true });
+  });
+
+  it('says nothing once all are delivered, nor without the IoT Edge client; alerts on their way are not a problem', () => {
+    expect(hubSummary(status(0, 'connected', null))).toBeNull();
+    expect(hubSummary(status(0, 'not configured', null, false))).toBeNull();
+    expect(hubSummary(status(1, 'connected', null))).toEqual({ text: '1 alert being delivered to the control room', problem: false });
+  });
+
+  it('is quoted in agent/page/README.md as the page says it', () => {
+    expect(readme('agent/page/README.md')).toContain('"1 alert not yet delivered to the control room: the IoT hub is unreachable since 03:02"');
+  });
 });
