@@ -1,3 +1,4 @@
+import { basename } from 'node:path';
 import type { BufferStore } from '../../buffer/store.js';
 import type { PredictionRow } from '../../buffer/types.js';
 import { stoppedState, trainingSpan, type TrainingSpan } from '../../inference/contract.js';
@@ -86,6 +87,33 @@ interface Track {
    * bound); null while the pump runs.
    */
   stop: { sinceSeq: number; since: number; reason: string; atLeast: boolean } | null;
+  /**
+   * Arrival (monotonic) of the first unscored reading since its last scored one (or its stop, or
+   * the start); null while scored. As StatusMessages follows it for pump-not-scored: a stopped
+   * reading clears it, a late reading or a resend leaves it as it was.
+   */
+  unscoredSince: number | null;
+  /** The sensor names it sent a value of (at most MAX_SENSOR_NAMES), to tell a sensor it lacks from a gap. */
+  sent: Set<string>;
+}
+
+/** NotScoredView's reason for pumps the default model cannot score: it needs sensors they do not send. */
+export const DEFAULT_LACKS = 'the default model needs sensors these pumps do not send';
+
+/** Sensor names remembered per pump (the names of one pump's readings; bounded all the same). */
+const MAX_SENSOR_NAMES = 256;
+
+/**
+ * The model in use needs sensors the pump has never sent a value of since the agent started: not a
+ * gap, its readings name other sensors (a site with its own tag names, scored by the default model).
+ */
+export interface LackedSensors {
+  /** The model's sensors it sent no value of. */
+  lacks: string[];
+  /** The model's sensors it sends. */
+  sends: string[];
+  /** The pump's own sensors (its readings' names), those the model does not use; at most 20. */
+  others: string[];
 }
 
 export interface PumpSummary {
@@ -142,6 +170,11 @@ export interface PumpSummary {
     status: string;
     /** The time span of the rows it was trained on; `short` below a day (null when the model does not say). */
     training: TrainingSpan | null;
+    /**
+     * The default model is the file PUMPWATCH_DEFAULT_MODEL names (as one fitted for the site with
+     * `pumpwatch-trainer fit`), not the generic one bundled with the agent: its file name; else null.
+     */
+    defaultFile: string | null;
   } | null;
   /**
    * The model deployed for this pump itself (its desired entry), whatever scores it now: `active`
@@ -164,6 +197,18 @@ export interface PumpSummary {
    * Scored as ever meanwhile. Empty when none (and for a model without the bounds).
    */
   sensorFaults: SensorFaultView[];
+  /** Not scored because its model needs sensors this pump has not sent at all (LackedSensors); null otherwise. */
+  lackedSensors: LackedSensors | null;
+}
+
+/** Pumps that keep sending with none of their readings scored for the not-scored delay (PumpBoard.notScored). */
+export interface NotScoredView {
+  pumps: string[];
+  /** The reason most of them give (their newest unscored reading's), and how many give it. */
+  reason: string;
+  reasonPumps: number;
+  /** Of the pumps giving that reason: scored by the default model, which needs sensors they do not send. */
+  defaultLacks: string[] | null;
 }
 
 export interface SensorFaultView {
@@ -213,6 +258,8 @@ export class PumpBoard {
       /** Monotonic ms (default performance.now()); NTP steps the wall clock. */
       monotonic?: () => number;
       staleAfterMs?: number;
+      /** PUMPWATCH_DEFAULT_MODEL: the default model loaded from it is the site's, not the bundled generic one. */
+      configuredDefault?: string;
     },
   ) {}
 
@@ -324,8 +371,11 @@ export class PumpBoard {
     let t = this.tracks.get(row.pumpId);
     if (!t) {
       const { anomalySince, normalsInRow } = streak ?? { anomalySince: null, normalsInRow: 0 };
-      this.tracks.set(row.pumpId, (t = { last: null, arrivedAt, anomalySince, anomalySinceAtLeast: false, normalsInRow, lastAlert: null, stop: null }));
+      this.tracks.set(row.pumpId, (t = { last: null, arrivedAt, anomalySince, anomalySinceAtLeast: false, normalsInRow, lastAlert: null, stop: null, unscoredSince: null, sent: new Set() }));
     }
+    for (const [name, v] of Object.entries(row.values)) if (v !== null && t.sent.size < MAX_SENSOR_NAMES) t.sent.add(name);
+    if (row.score !== null || isStoppedReason(row.unscoredReason)) t.unscoredSince = null;
+    else if (!leftOutOfHistory(row.unscoredReason)) t.unscoredSince ??= arrivedAt;
     if (isStoppedReason(row.unscoredReason)) t.stop = { sinceSeq: t.stop?.sinceSeq ?? seq, since: t.stop?.since ?? row.ts, reason: row.unscoredReason!, atLeast: t.stop?.atLeast ?? false };
     else if (this.endsStop(row)) t.stop = null;
     t.arrivedAt = arrivedAt;
@@ -445,7 +495,47 @@ export class PumpBoard {
       ...this.deploymentOf(pumpId),
       outsideGenericRange: this.genericRangeOf(pumpId),
       sensorFaults: this.deps.engine.sensorFaults(pumpId).map(sensorFaultView),
+      lackedSensors: state === 'not-scored' ? this.lackedSensors(pumpId) : null,
     };
+  }
+
+  /** The sensors of the pump's model it has sent no value of since the start (null when none). */
+  private lackedSensors(pumpId: string): LackedSensors | null {
+    const t = this.tracks.get(pumpId);
+    const features = this.deps.engine.modelFor(pumpId)?.meta.features;
+    if (!t || !features) return null;
+    const lacks = features.filter((f) => !t.sent.has(f));
+    if (lacks.length === 0) return null;
+    const used = new Set(features);
+    return { lacks, sends: features.filter((f) => t.sent.has(f)), others: [...t.sent].filter((n) => !used.has(n)).sort().slice(0, 20) };
+  }
+
+  /**
+   * The pumps that keep sending (a reading within `afterMs`) with none of their readings scored
+   * for `afterMs`, and the commonest reason; null when none. A stopped pump is not counted.
+   */
+  notScored(afterMs: number): NotScoredView | null {
+    this.seed();
+    const now = this.monotonic();
+    const pumps: string[] = [];
+    const byReason = new Map<string, string[]>();
+    for (const [id, t] of [...this.tracks].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      if (t.unscoredSince === null || now - t.unscoredSince < afterMs || now - t.arrivedAt >= afterMs) continue;
+      pumps.push(id);
+      // "no value known yet for feature X": the same cause, whichever feature a pump names first
+      const lacked = this.engineDefault(id) ? this.lackedSensors(id) : null;
+      const reason = lacked ? DEFAULT_LACKS : (t.last?.unscoredReason ?? 'not scored');
+      byReason.set(reason, [...(byReason.get(reason) ?? []), id]);
+    }
+    if (pumps.length === 0) return null;
+    const [reason, ids] = [...byReason].sort((a, b) => b[1].length - a[1].length)[0]!;
+    const lacks = reason === DEFAULT_LACKS ? [...new Set(ids.flatMap((id) => this.lackedSensors(id)?.lacks ?? []))] : null;
+    return { pumps, reason, reasonPumps: ids.length, defaultLacks: lacks };
+  }
+
+  /** Scored by the gateway's default model (no live model of its own). */
+  private engineDefault(pumpId: string): boolean {
+    return !this.deps.engine.model(pumpId) && this.deps.engine.modelFor(pumpId) !== undefined;
   }
 
   /**
@@ -505,6 +595,7 @@ export class PumpBoard {
       window: meta.window,
       status: models.status()[key]?.status ?? 'active',
       training: trainingSpan(meta),
+      defaultFile: key === 'default' && this.deps.configuredDefault !== undefined && m.origin === this.deps.configuredDefault ? basename(m.origin) : null,
     };
   }
 

@@ -7,7 +7,7 @@ import { initLabelForm } from './label-form.js';
 import { initWithdrawForm } from './withdraw-form.js';
 import { completeCut, episodeItemIn, episodeWhen, itemButton, renderAlerts } from './alerts.js';
 import { FINDING_WHOLE, initHistory, notLabelled, wholeEpisode } from './history.js';
-import { alarming, cloudSummary, deploymentNote, hubSummary, modelScope, modelTraining, pumpWhy, rangeNote, refusalNote, renderGateway, renderPumps, renderValues, sortPumps } from './render.js';
+import { alarming, cloudSummary, deploymentNote, hubSummary, isScored, modelScope, modelTraining, pumpWhy, rangeNote, refusalNote, renderGateway, renderPumps, renderValues, sortPumps } from './render.js';
 
 const $ = (id) => document.getElementById(id);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -412,7 +412,7 @@ function renderModel(p) {
   const range = rangeNote(p);
   $('detail-range').hidden = !range;
   $('detail-range').textContent = range;
-  const training = modelTraining(model);
+  const training = modelTraining(model, isScored(p));
   $('detail-model').textContent = training.text;
   $('detail-model').className = training.short ? 'model-line short' : 'model-line';
 }

@@ -63,9 +63,26 @@ export function pumpWhy(p) {
       ? `${silent} — last state: ${anomalyText(p)}.`
       : `${silent} — last state: ${STATE_TEXT[p.lastState] ?? p.lastState}.`;
   }
+  if (p.state === 'not-scored' && p.lackedSensors) return lackedText(p);
   if (p.detail) return `${capital(p.detail)}.`;
   if (p.state === 'normal') return p.lastAlertAt ? `Normal; last alert ${fmtTime(p.lastAlertAt)}.` : 'Normal; no alert in recent readings.';
   return '';
+}
+
+/**
+ * A pump not scored because its model needs sensors it has never sent (not a gap: its readings
+ * name other sensors, as a site with its own tag names under the default model): which it lacks,
+ * which it sends, and the way out.
+ */
+function lackedText(p) {
+  const { lacks, sends, others } = p.lackedSensors;
+  const which = isGeneric(p.model) ? 'the default model' : `model ${p.model?.version ?? ''}`.trim();
+  const own = others.length > 0 ? ` Its readings name ${others.join(', ')}.` : '';
+  const has = sends.length > 0 ? ` It sends ${sends.join(', ')}.` : ' It sends none of them.';
+  const out = isGeneric(p.model)
+    ? 'Deploy a model of its own, or fit one for the site (README "Commissioning a site whose sensors have their own names").'
+    : 'Send those sensors under these names, or deploy a model trained on the sensors it sends.';
+  return `Not scored: ${which} needs sensors this pump does not send: ${lacks.join(', ')}.${has}${own} ${out}`;
 }
 
 /**
@@ -110,6 +127,13 @@ export const isGeneric = (model) => model?.key === 'default';
  */
 export function modelScope(model) {
   if (!model) return null;
+  if (isGeneric(model) && model.defaultFile) {
+    return {
+      generic: true,
+      badge: `Gateway default model (${model.defaultFile}) — not trained on this pump alone`,
+      warning: "The default model set on this gateway (PUMPWATCH_DEFAULT_MODEL) scores every pump without a model of its own: a model trained on this pump's readings tells its faults apart better.",
+    };
+  }
   if (isGeneric(model)) {
     return {
       generic: true,
@@ -124,9 +148,11 @@ export function modelScope(model) {
  * The selected pump's model and how long a span of readings it was trained on. A span under a day
  * is said out loud: such a model has not seen the pump's daily cycle. Returns { text, short }.
  */
-export function modelTraining(model) {
+export function modelTraining(model, scored = true) {
   if (!model) return { text: '', short: false };
-  const which = isGeneric(model) ? `the generic default model ${model.version}` : `model ${model.version}`;
+  const which = defaultName(model) ?? `model ${model.version}`;
+  // a pump whose readings are not scored is not "scored by" its model (L4 of the commissioning review)
+  if (!scored) return { text: `Not scored yet by ${which}${model.training ? `, trained on ${fmtDuration(model.training.spanMs / 1000)} of readings` : ''}.`, short: false };
   const t = model.training;
   if (!t) return { text: `Scored by ${which}; its training range is not recorded.`, short: false };
   const span = `${fmtDuration(t.spanMs / 1000)} of readings (${fmtTime(t.from)} to ${fmtTime(t.to)})`;
@@ -137,7 +163,13 @@ export function modelTraining(model) {
   };
 }
 
-const whoScores = (model) => (!model ? 'no model scores it yet' : isGeneric(model) ? 'scored by the generic default model' : `still scored by model ${model.version}`);
+/** The default model in words: the generic one bundled with the agent, or the one PUMPWATCH_DEFAULT_MODEL names; null for a pump's own. */
+const defaultName = (model) => (!isGeneric(model) ? null : model.defaultFile ? `the gateway's default model ${model.version} (${model.defaultFile})` : `the generic default model ${model.version}`);
+
+/** Whether the pump's readings are scored now (or were, for a stale pump or one whose readings are refused). */
+export const isScored = (p) => ['normal', 'anomaly'].includes(p.state) || ['normal', 'anomaly'].includes(p.lastState);
+
+const whoScores = (model) => (!model ? 'no model scores it yet' : isGeneric(model) ? (model.defaultFile ? `scored by the gateway's default model (${model.defaultFile})` : 'scored by the generic default model') : `still scored by model ${model.version}`);
 
 /**
  * The model deployed for the pump itself when it does not score the pump (refused, downloading,
@@ -180,7 +212,7 @@ export function sortPumps(pumps) {
 
 function modelLine(model, thresholdText) {
   if (!model) return 'No model';
-  const which = isGeneric(model) ? `Generic default model (${model.version})` : `This pump's model ${model.version}`;
+  const which = isGeneric(model) ? `${model.defaultFile ? 'Gateway' : 'Generic'} default model (${model.version})` : `This pump's model ${model.version}`;
   return `${which} · threshold ${thresholdText}`;
 }
 

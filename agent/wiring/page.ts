@@ -4,8 +4,25 @@ import { registerLabelsRoutes } from '../http/labels-routes.js';
 import { LiveEvents } from '../http/live-events.js';
 import { LABEL_FOLLOW_PATTERN, labelFollowJob } from '../label-follower.js';
 import { registerPageRoutes } from '../http/page-routes.js';
-import { PumpBoard } from '../http/pump-board.js';
+import { DEFAULT_LACKS, PumpBoard, type NotScoredView } from '../http/pump-board.js';
 import type { AgentParts as Agent, Part } from './part.js';
+
+/**
+ * /healthz's `scoring`: degraded (not failing: the agent takes, stores and uploads the readings,
+ * only their scores are missing, and a restart would not mend it) while some pump keeps sending
+ * with none of its readings scored for the not-scored delay; 0 turns it off, as it does pump-not-scored.
+ */
+export function scoringHealth(view: NotScoredView | null, afterSeconds: number): { ok: true; degraded?: string } {
+  if (afterSeconds === 0 || view === null) return { ok: true };
+  const n = view.pumps.length;
+  const head = `${n} pump${n === 1 ? '' : 's'} sending with none of ${n === 1 ? 'its' : 'their'} readings scored for over ${Math.round(afterSeconds / 60)} min`;
+  const of = view.reasonPumps === n ? '' : ` (${view.reasonPumps} of them)`;
+  if (view.defaultLacks !== null) {
+    const shown = view.defaultLacks.slice(0, 8).join(', ') + (view.defaultLacks.length > 8 ? ', …' : '');
+    return { ok: true, degraded: `${head}${of}: ${DEFAULT_LACKS} (${shown}): deploy a model of their own, or fit one for the site (README "Commissioning a site whose sensors have their own names")` };
+  }
+  return { ok: true, degraded: `${head}; commonest reason${of}: ${view.reason}` };
+}
 
 /**
  * The technician's page, alerts and labels (issue 6): routes and the parts it adds, in start order.
@@ -14,7 +31,7 @@ import type { AgentParts as Agent, Part } from './part.js';
  */
 export function wirePage(agent: Agent): Part[] {
   const labels = new LabelStore(agent.buffer);
-  const board = new PumpBoard({ buffer: agent.buffer, engine: agent.engine, models: agent.models, monotonic: agent.monotonic });
+  const board = new PumpBoard({ buffer: agent.buffer, engine: agent.engine, models: agent.models, monotonic: agent.monotonic, configuredDefault: agent.config.defaultModel });
   const events = new LiveEvents();
   agent.pipeline.onCommit((rows, seqs) => {
     board.record(rows, seqs);
@@ -30,6 +47,9 @@ export function wirePage(agent: Agent): Part[] {
     for (const p of board.summaries()) counts[p.state] = (counts[p.state] ?? 0) + 1;
     return counts;
   });
+  // Pumps that send and are not scored are not a healthy site (a site whose sensors have their own
+  // names, scored by the default model, looked "all parts healthy" with none of its pumps scored).
+  agent.status.addHealthCheck({ name: 'scoring', check: () => scoringHealth(board.notScored(agent.config.alertsNotScoredAfterSeconds * 1000), agent.config.alertsNotScoredAfterSeconds) });
   registerPageRoutes(agent.server, { board, events });
   // one episode walk at a time, whether asked by the page or by a label on an alert alone
   const episodes = episodeWalker(labels);

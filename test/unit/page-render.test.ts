@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { packageRoot } from '../../agent/paths.js';
 // @ts-expect-error: the page's modules are plain JavaScript without type declarations
-import { cloudSummary, hubSummary, modelScope, rangeNote, topShares } from '../../agent/page/render.js';
+import { cloudSummary, hubSummary, modelScope, modelTraining, pumpWhy, rangeNote, topShares } from '../../agent/page/render.js';
 // @ts-expect-error: as above
 import { fmtClock } from '../../agent/page/format.js';
 
@@ -92,5 +92,36 @@ describe('alerts for the control room while the IoT hub is down', () => {
 
   it('is quoted in agent/page/README.md as the page says it', () => {
     expect(readme('agent/page/README.md')).toContain('"1 alert not yet delivered to the control room: the IoT hub is unreachable since 03:02"');
+  });
+});
+
+describe('a pump its model cannot score: it lacks sensors (commissioning review, H1 + L4)', () => {
+  const generic = { key: 'default', version: 'default-2', training: null };
+  const card = {
+    pumpId: 'site-1',
+    state: 'not-scored',
+    detail: 'no value known yet for feature "Accelerometer1RMS"',
+    model: generic,
+    lackedSensors: { lacks: ['Accelerometer1RMS', 'Current'], sends: [], others: ['Flow_m3h', 'MotorCurrent_A'] },
+  };
+
+  it('names the sensors it lacks, those it sends, and the way out, not "no value known yet"', () => {
+    expect(pumpWhy(card)).toBe(
+      'Not scored: the default model needs sensors this pump does not send: Accelerometer1RMS, Current. It sends none of them. Its readings name Flow_m3h, MotorCurrent_A. Deploy a model of its own, or fit one for the site (README "Commissioning a site whose sensors have their own names").',
+    );
+    // a pump merely waiting for a value (a gap) keeps its reason
+    expect(pumpWhy({ ...card, lackedSensors: null })).toBe('No value known yet for feature "Accelerometer1RMS".');
+  });
+
+  it('does not say "Scored by" the model of a pump it does not score', () => {
+    expect(modelTraining(generic, false).text).toBe('Not scored yet by the generic default model default-2.');
+    expect(modelTraining(generic, true).text).toMatch(/^Scored by the generic default model/);
+  });
+
+  it('does not call a default model set with PUMPWATCH_DEFAULT_MODEL the generic one fitted on simulated pumps', () => {
+    const site = { ...generic, defaultFile: 'site-model.onnx' };
+    expect(modelScope(site).badge).toBe('Gateway default model (site-model.onnx) — not trained on this pump alone');
+    expect(modelScope(site).warning).not.toMatch(/simulated/);
+    expect(modelTraining(site).text).toMatch(/^Scored by the gateway's default model default-2 \(site-model\.onnx\)/);
   });
 });
