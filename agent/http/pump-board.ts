@@ -4,7 +4,7 @@ import type { PredictionRow } from '../../buffer/types.js';
 import { stoppedState, trainingSpan, type TrainingSpan } from '../../inference/contract.js';
 import { LEFT_OUT_PREFIXES, leftOutOfHistory, type InferenceEngine } from '../../inference/engine.js';
 import type { FrozenSensor } from '../../inference/frozen.js';
-import { isStoppedReason, isStoppingReason, STOPPED_PREFIX, STOPPING_PREFIX } from '../../inference/stopped.js';
+import { isStartingReason, isStoppedReason, isStoppingReason, STOPPED_PREFIX, STOPPING_PREFIX } from '../../inference/stopped.js';
 import type { ModelManager } from '../../inference/models.js';
 import type { ModelStatus } from '../../inference/model-status.js';
 import { monotonicNow } from '../../sync/clock.js';
@@ -89,8 +89,9 @@ interface Track {
   stop: { sinceSeq: number; since: number; reason: string; atLeast: boolean } | null;
   /**
    * Arrival (monotonic) of the first unscored reading since its last scored one (or its stop, or
-   * the start); null while scored. As StatusMessages follows it for pump-not-scored: a stopped
-   * reading clears it, a late reading or a resend leaves it as it was.
+   * the start); null while scored. As StatusMessages follows it for pump-not-scored (a stopped
+   * reading clears it, a late reading or a resend leaves it as it was), but a reading in its
+   * model's warm-up after a stop clears it too: /healthz is not degraded by the stop rule at work.
    */
   unscoredSince: number | null;
   /** The sensor names it sent a value of (at most MAX_SENSOR_NAMES), to tell a sensor it lacks from a gap. */
@@ -374,7 +375,8 @@ export class PumpBoard {
       this.tracks.set(row.pumpId, (t = { last: null, arrivedAt, anomalySince, anomalySinceAtLeast: false, normalsInRow, lastAlert: null, stop: null, unscoredSince: null, sent: new Set() }));
     }
     for (const [name, v] of Object.entries(row.values)) if (v !== null && t.sent.size < MAX_SENSOR_NAMES) t.sent.add(name);
-    if (row.score !== null || isStoppedReason(row.unscoredReason)) t.unscoredSince = null;
+    // a stop, and the warm-up its model's rule holds after it, are the rule at work, not a pump left unscored
+    if (row.score !== null || isStoppedReason(row.unscoredReason) || isStartingReason(row.unscoredReason)) t.unscoredSince = null;
     else if (!leftOutOfHistory(row.unscoredReason)) t.unscoredSince ??= arrivedAt;
     if (isStoppedReason(row.unscoredReason)) t.stop = { sinceSeq: t.stop?.sinceSeq ?? seq, since: t.stop?.since ?? row.ts, reason: row.unscoredReason!, atLeast: t.stop?.atLeast ?? false };
     else if (this.endsStop(row)) t.stop = null;

@@ -15,6 +15,7 @@ import { createLogger } from '../../agent/logger.js';
 import { packageRoot } from '../../agent/paths.js';
 import { postJson, startTestAgent, testAgentConfig, type TestAgent } from '../support/agent.js';
 import { rng } from '../support/models.js';
+import { readingsWithStops, stopModels } from '../support/stops.js';
 
 const SITE = ['SuctionPressure_bar', 'DischargePressure_bar', 'MotorCurrent_A', 'BearingTemp_DE_C', 'Vibration_mm_s', 'Flow_m3h'];
 const PUMPS = ['site-1', 'site-2', 'site-3', 'site-4', 'site-5', 'site-6'];
@@ -99,6 +100,29 @@ describe('a default model set with PUMPWATCH_DEFAULT_MODEL (one fitted for the s
     } finally {
       await agent.stop();
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a pump in its model\'s warm-up after a stop', () => {
+  it('does not make /healthz degraded: the stop rule at work is not a site left unscored', async () => {
+    let skewed = 0;
+    const model = stopModels({ version: 'warm-1', window: 1, rule: { when: [{ feature: 'Current', below: 0.5 }], afterStartSeconds: 600 } }).withRule;
+    const agent = await startTestAgent({ PUMPWATCH_ALERTS_NOT_SCORED_AFTER_SECONDS: '60' }, { model, monotonic: () => performance.now() + skewed });
+    try {
+      // stopped for 10 readings, then running: its next 600 s of readings are its warm-up, stored unscored
+      const rs = readingsWithStops(200, (i) => i < 10, { pumpId: 'warm', start: Date.now() - 300_000 }).map((r) => ({ ...r, ts: new Date(r.ts).toISOString() }));
+      expect((await postJson(`${agent.url}/readings`, rs.slice(0, 100))).status).toBe(202);
+      // the board follows readings from its first look (the wall clock does not move with `skewed`)
+      expect(((await (await fetch(`${agent.url}/healthz`)).json()) as { checks: Record<string, string> }).checks.scoring).toBe('ok');
+      skewed += 61_000;
+      expect((await postJson(`${agent.url}/readings`, rs.slice(100))).status).toBe(202);
+      const last = ((await (await fetch(`${agent.url}/pumps`)).json()) as { pumps: Array<{ pumpId: string; state: string; detail: string }> }).pumps.find((p) => p.pumpId === 'warm')!;
+      expect(last.detail).toMatch(/^pump starting: /);
+      const hz = (await (await fetch(`${agent.url}/healthz`)).json()) as { checks: Record<string, string> };
+      expect(hz.checks.scoring).toBe('ok');
+    } finally {
+      await agent.stop();
     }
   });
 });
