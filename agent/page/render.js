@@ -363,12 +363,32 @@ function facts(s) {
     ['Sync', `${sync.state ?? '–'}; ${lastUploadText(s, false)}${lastErrorText(sync)}`],
     ['IoT hub', s.connectivity?.hub ?? '–'],
     ['Blob Storage', s.connectivity?.blob ?? '–'],
+    ...credentialFacts(sync),
     ['CPU', sys.cpu ? `${fmtPercent(sys.cpu.loadPercent)} load${sys.cpu.cores ? `, ${sys.cpu.cores} cores` : ''}` : '–'],
     ['Memory', sys.memory ? `${fmtPercent(sys.memory.usedPercent)} used, ${fmtBytes(sys.memory.availableBytes)} free` : '–'],
     ['Disk', sys.disk ? `${fmtBytes(sys.disk.freeBytes)} free (${fmtPercent(sys.disk.usedPercent)} used)` : '–'],
     ['Temperature', typeof temp === 'number' ? `${Math.round(temp)} °C` : 'no sensor'],
     ['Health', !s.health?.ok ? `failing: ${(s.health?.failing ?? []).join(', ')}` : s.health.degraded?.length ? `running, degraded: ${s.health.degraded.map((p) => s.health.checks?.[p] ?? p).join('; ')}` : 'all parts healthy'],
   ];
+}
+
+/**
+ * The sync's SAS credential: when it expires (uploads stop then, and it is a restart-only setting)
+ * and what is wrong with it (sync.credentialWarnings: its letters, its scope, its lifetime), so a
+ * technician handing a site over sees them without reading /status (commissioning review). None
+ * for a connection string with the account key, which does not expire.
+ */
+export function credentialFacts(sync) {
+  const at = sync.targetExpiresAt;
+  const warnings = sync.credentialWarnings ?? [];
+  if (!at && warnings.length === 0) return [];
+  let expiry = 'no expiry read';
+  if (at) {
+    const days = Math.floor((Date.parse(at) - gatewayNow()) / 86_400_000);
+    expiry = days < 0 ? `expired ${fmtTime(at)}: uploads are refused` : `expires ${fmtTime(at)} (in ${days} day${days === 1 ? '' : 's'})`;
+  }
+  const said = warnings.map((w) => w.replace(/^the SAS credential of the sync target: /, ''));
+  return [['Cloud credential', `SAS ${expiry}${said.length > 0 ? `; ${said.join('; ')}` : ''}`]];
 }
 
 const BLOB_PROBLEM = {

@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { packageRoot } from '../../agent/paths.js';
 // @ts-expect-error: the page's modules are plain JavaScript without type declarations
-import { cloudSummary, hubSummary, modelScope, modelTraining, pumpWhy, rangeNote, topShares } from '../../agent/page/render.js';
+import { cloudSummary, credentialFacts, hubSummary, modelScope, modelTraining, pumpWhy, rangeNote, topShares } from '../../agent/page/render.js';
 // @ts-expect-error: as above
-import { fmtClock } from '../../agent/page/format.js';
+import { fmtClock, fmtTime } from '../../agent/page/format.js';
 
 /** A README's text with its line breaks as spaces, as a quote spans lines. */
 const readme = (path: string) => readFileSync(join(packageRoot(), path), 'utf8').replace(/\s+/g, ' ');
@@ -123,5 +123,23 @@ describe('a pump its model cannot score: it lacks sensors (commissioning review,
     expect(modelScope(site).badge).toBe('Gateway default model (site-model.onnx) — not trained on this pump alone');
     expect(modelScope(site).warning).not.toMatch(/simulated/);
     expect(modelTraining(site).text).toMatch(/^Scored by the gateway's default model default-2 \(site-model\.onnx\)/);
+  });
+});
+
+describe('the sync credential in the gateway facts', () => {
+  // The commissioning review: the SAS's expiry was only in /status and the log.
+  const inDays = (d: number) => new Date(Date.now() + d * 86_400_000 + 3_600_000).toISOString();
+  it('says when the SAS expires and what is wrong with it, and nothing for a credential that does not expire', () => {
+    const at = inDays(83);
+    expect(credentialFacts({ targetExpiresAt: at, credentialWarnings: [] })).toEqual([['Cloud credential', `SAS expires ${fmtTime(at)} (in 83 days)`]]);
+    const warned = credentialFacts({
+      targetExpiresAt: at,
+      credentialWarnings: ['the SAS credential of the sync target: it is an account SAS (ss=, srt=): it reaches every container of the account, the model registry\'s included, and creates containers; sign a container SAS (sr=c) for the uploads\' container'],
+    });
+    expect(warned[0][1]).toBe(`SAS expires ${fmtTime(at)} (in 83 days); it is an account SAS (ss=, srt=): it reaches every container of the account, the model registry's included, and creates containers; sign a container SAS (sr=c) for the uploads' container`);
+    const gone = inDays(-3);
+    expect(credentialFacts({ targetExpiresAt: gone })).toEqual([['Cloud credential', `SAS expired ${fmtTime(gone)}: uploads are refused`]]);
+    expect(credentialFacts({ targetExpiresAt: null, credentialWarnings: [] })).toEqual([]);
+    expect(credentialFacts({})).toEqual([]);
   });
 });
