@@ -259,7 +259,8 @@ describe('PumpBoard with refused readings (the real pipeline and SQLite)', () =>
     const p = pump(b, 'pump-long');
     expect(p.state).toBe('refused');
     expect(p.refused!.lastReason.length).toBeLessThanOrEqual(MAX_REASON_CHARS);
-    expect(p.refused!.lastReason).toMatch(/^unknown field "extra_field_number_0".*…$/);
+    // every unknown field is named in one refusal (since 2026-12-08): "unknown fields …"
+    expect(p.refused!.lastReason).toMatch(/^unknown fields "extra_field_number_0", "extra_field_number_1".*…$/);
   });
 });
 
