@@ -49,7 +49,12 @@ export function wirePage(agent: Agent): Part[] {
   });
   // Pumps that send and are not scored are not a healthy site (a site whose sensors have their own
   // names, scored by the default model, looked "all parts healthy" with none of its pumps scored).
-  agent.status.addHealthCheck({ name: 'scoring', check: () => scoringHealth(board.notScored(agent.config.alertsNotScoredAfterSeconds * 1000), agent.config.alertsNotScoredAfterSeconds) });
+  // Quiet while the buffer's own check is not ok: readings it cannot store are not scored either,
+  // and that check already names the cause (a full volume, a closed file), as `inputs` does.
+  agent.status.addHealthCheck({
+    name: 'scoring',
+    check: () => (agent.buffer.health().ok ? scoringHealth(board.notScored(agent.config.alertsNotScoredAfterSeconds * 1000), agent.config.alertsNotScoredAfterSeconds) : { ok: true }),
+  });
   registerPageRoutes(agent.server, { board, events });
   // one episode walk at a time, whether asked by the page or by a label on an alert alone
   const episodes = episodeWalker(labels);
