@@ -7,7 +7,7 @@ import { initLabelForm } from './label-form.js';
 import { initWithdrawForm } from './withdraw-form.js';
 import { completeCut, episodeItemIn, episodeWhen, itemButton, renderAlerts } from './alerts.js';
 import { FINDING_WHOLE, initHistory, notLabelled, wholeEpisode } from './history.js';
-import { alarming, cloudSummary, deploymentNote, hubSummary, isScored, modelScope, modelTraining, pumpWhy, rangeNote, refusalNote, renderGateway, renderPumps, renderValues, sortPumps } from './render.js';
+import { alarming, cloudSummary, deploymentNote, firstModelNote, hubSummary, isScored, modelScope, modelTraining, pumpWhy, rangeNote, refusalNote, renderGateway, renderPumps, renderValues, sortPumps } from './render.js';
 
 const $ = (id) => document.getElementById(id);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -432,6 +432,10 @@ function renderDetail() {
   alertHistory.select(p.pumpId);
   $('detail-why').textContent = detailWhy(p);
   renderModel(p);
+  const first = firstModelNote(state.status?.firstModels, p.pumpId);
+  $('detail-first-model').hidden = !first;
+  $('detail-first-model').textContent = first?.text ?? '';
+  $('detail-first-model').className = `first-model-note${first?.problem ? ' problem' : ''}`;
   const threshold = p.model?.threshold ?? null;
   $('chart-empty').hidden = state.rows.length > 0;
   const last = state.rows.at(-1);

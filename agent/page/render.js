@@ -205,6 +205,28 @@ export function deploymentNote(p) {
   return parts.length > 0 ? { text: parts.join(' '), problem } : null;
 }
 
+/**
+ * The pump's first model fitted on the gateway (/status `firstModels`, README "A first model fitted
+ * on the gateway"), in words: { text, problem } while waiting for its hours of running readings,
+ * refused (a problem; the reason says the way out) or fitted. Null when first models are off
+ * (`afterHours` 0), the pump has no entry, or it is retired (a model from the cloud took over: the
+ * model lines say which scores it).
+ */
+export function firstModelNote(firstModels, pumpId) {
+  if (!(firstModels?.afterHours > 0)) return null;
+  const f = firstModels.pumps?.[pumpId];
+  if (f?.state === 'waiting') {
+    const expected = f.expectedAt ? `; expected about ${fmtClock(f.expectedAt)}` : '';
+    return { text: `First model: waiting for ${fmtNum(f.neededHours)} h of running readings (${fmtNum(f.spanHours ?? 0)} h so far)${expected}`, problem: false };
+  }
+  if (f?.state === 'refused') return { text: `First model refused: ${f.reason ?? 'no reason given'}`, problem: true };
+  if (f?.state === 'fitted') {
+    const rows = typeof f.rows === 'number' ? f.rows.toLocaleString('en-US') : '–';
+    return { text: `First model ${f.version} fitted on ${rows} readings at ${fmtTime(f.at)}`, problem: false };
+  }
+  return null;
+}
+
 export function sortPumps(pumps) {
   // numbers in ids by their value: sim-pump-3 before sim-pump-29 (not after sim-pump-29, as text)
   return [...pumps].sort((a, b) => rank(a) - rank(b) || a.pumpId.localeCompare(b.pumpId, 'en', { numeric: true }));

@@ -310,4 +310,36 @@ describe('what the browser review found (phone clock, deployments, load, restart
       await lone.stop();
     }
   });
+
+  it('shows the selected pump’s first model fitted on the gateway while it waits, and nothing with first models off', async () => {
+    // the commissioning review: /status had `firstModels`, the page showed none of it
+    const lone = await startTestAgent({ PUMPWATCH_FIRST_MODEL_AFTER_HOURS: '1' });
+    try {
+      const r = rng(93);
+      const end = Date.now() - 500;
+      const rows = Array.from({ length: 180 }, (_, i) => ({ pumpId: 'first-A', ts: end - (179 - i) * 1000, values: normalValues(r, i) }));
+      expect((await postJson(`${lone.url}/readings`, rows)).status).toBe(202);
+      // the first check runs 10 s after the start: 3 min of readings are short of 1 h
+      const entry = async () => ((await (await fetch(`${lone.url}/status`)).json()) as any).firstModels.pumps['first-A'];
+      await expect.poll(async () => (await entry())?.state, { timeout: 30_000 }).toBe('waiting');
+      console.log('firstModels entry:', JSON.stringify(await entry()));
+      const w = await openPage(lone.url);
+      await w.page.locator('button[data-pump="first-A"]').click();
+      const note = w.page.locator('#detail-first-model');
+      await expect.poll(() => note.isVisible(), { timeout: 15_000 }).toBe(true);
+      const text = (await note.textContent())!;
+      console.log(`page: ${text}`);
+      expect(text).toMatch(/^First model: waiting for 1 h of running readings \(0\.0\d+ h so far\)(; expected about \d{1,2}:\d{2}( [AP]M)?)?$/);
+      expect(w.errors).toEqual([]);
+      await w.page.close();
+    } finally {
+      await lone.stop();
+    }
+    // the seeded agent runs with first models off: nothing is said
+    const off = await openPage(t.url);
+    await off.page.locator('button[data-pump="pump-1"]').click();
+    await expect.poll(() => off.page.locator('#detail-h').textContent()).toBe('Pump pump-1');
+    expect(await off.page.locator('#detail-first-model').isHidden()).toBe(true);
+    await off.page.close();
+  });
 });

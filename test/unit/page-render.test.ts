@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { packageRoot } from '../../agent/paths.js';
 // @ts-expect-error: the page's modules are plain JavaScript without type declarations
-import { cloudSummary, credentialFacts, hubSummary, modelScope, modelTraining, pumpWhy, rangeNote, topShares } from '../../agent/page/render.js';
+import { cloudSummary, credentialFacts, firstModelNote, hubSummary, modelScope, modelTraining, pumpWhy, rangeNote, topShares } from '../../agent/page/render.js';
 // @ts-expect-error: as above
 import { fmtClock, fmtTime } from '../../agent/page/format.js';
 
@@ -141,5 +141,43 @@ describe('the sync credential in the gateway facts', () => {
     expect(credentialFacts({ targetExpiresAt: gone })).toEqual([['Cloud credential', `SAS expired ${fmtTime(gone)}: uploads are refused`]]);
     expect(credentialFacts({ targetExpiresAt: null, credentialWarnings: [] })).toEqual([]);
     expect(credentialFacts({})).toEqual([]);
+  });
+});
+
+describe("a pump's first model fitted on the gateway (commissioning review: the page showed none of it)", () => {
+  // /status `firstModels` as agent/first-model/state.ts view() gives it
+  const expectedAt = '2026-12-08T14:05:00.000Z';
+  const at = '2026-12-08T13:02:11.000Z';
+  const firstModels = (pumps: Record<string, object>, afterHours = 1) => ({ afterHours, lastCheckAt: at, checks: 3, fitting: null, error: null, turnedOff: null, pumps });
+  const waiting = { state: 'waiting', version: null, reason: 'its running readings span 0.4 h of the 1 h needed', spanHours: 0.4, neededHours: 1, at: null, expectedAt };
+  const refusedReason = 'its readings have never held Current or Volume Flow RateRMS, which the stop rule names: set PUMPWATCH_FIRST_MODEL_STOPPED_WHEN to a rule on its sensors, or none';
+
+  it('says a waiting pump waits for its hours of running readings, how far it is, and when it is expected, on the page clock', () => {
+    expect(firstModelNote(firstModels({ 'P-1': waiting }), 'P-1')).toEqual({
+      text: `First model: waiting for 1 h of running readings (0.4 h so far); expected about ${fmtClock(expectedAt)}`,
+      problem: false,
+    });
+    // no estimate yet (the pump has not run): no "expected about"
+    expect(firstModelNote(firstModels({ 'P-1': { ...waiting, spanHours: 0, neededHours: 24, expectedAt: null } }, 24), 'P-1').text).toBe('First model: waiting for 24 h of running readings (0 h so far)');
+  });
+
+  it('says a refused first model with its reason, as a problem', () => {
+    const refused = { state: 'refused', version: null, reason: refusedReason, spanHours: 0, neededHours: null, at };
+    expect(firstModelNote(firstModels({ 'P-1': refused }), 'P-1')).toEqual({ text: `First model refused: ${refusedReason}`, problem: true });
+  });
+
+  it('says which first model was fitted, on how many readings and when', () => {
+    const fitted = { state: 'fitted', version: 'gw-20261208-0123456789ab', reason: null, spanHours: 1.02, neededHours: null, at, rows: 3672 };
+    const note = firstModelNote(firstModels({ 'P-1': fitted }), 'P-1');
+    expect(note.text).toMatch(/^First model gw-20261208-0123456789ab fitted on 3,672 readings at \S/);
+    expect(note.text).not.toContain('–');
+    expect(note.problem).toBe(false);
+  });
+
+  it('says nothing with first models off, for a pump without an entry, or a retired one', () => {
+    expect(firstModelNote(firstModels({ 'P-1': waiting }, 0), 'P-1')).toBeNull();
+    expect(firstModelNote(firstModels({ 'P-1': waiting }), 'P-2')).toBeNull();
+    expect(firstModelNote(firstModels({ 'P-1': { state: 'retired', version: 'gw-1', reason: 'the module twin names a model for this pump', spanHours: null, neededHours: null, at } }), 'P-1')).toBeNull();
+    expect(firstModelNote(undefined, 'P-1')).toBeNull();
   });
 });
