@@ -12,11 +12,10 @@
  * STATUS_TOKEN_MIN_LENGTH characters. The agent only warns of these (an upgraded gateway keeps its
  * credentials); a manifest is where they are chosen. One line per problem, never a signature or the token.
  */
-import { SAS_MAX_DAYS_DEFAULT, sasGrants, sasPermissionsProblem, sasScopeProblem } from '../sync/sas-grants.js';
+import { SAS_MAX_DAYS_DEFAULT, sasGrants, sasLifetime, sasPermissionsProblem, sasScopeProblem } from '../sync/sas-grants.js';
 import { CONFIG_KEYS, ConfigError, parseKeys } from './config.js';
 import { shortTokenProblem } from './http/auth.js';
 
-const DAY_MS = 86_400_000;
 const SAS = CONFIG_KEYS.blobSasUrl.env;
 
 /** Why the SAS URL and the token should not go into a manifest, one line each. */
@@ -33,11 +32,11 @@ function deploymentProblems(env: NodeJS.ProcessEnv, now: number): string[] {
   } else if (!grants.policy) problems.push(`${hidden}: it carries no permissions (no sp=) and names no stored access policy (si=)`);
   const scope = sasScopeProblem(grants);
   if (scope !== null) problems.push(`${hidden}: ${scope}`);
-  if (grants.expiresAt === null) {
+  const life = sasLifetime(grants, now);
+  if (life === null) {
     if (!grants.policy) problems.push(`${hidden}: it carries no readable expiry (se=) and names no stored access policy (si=)`);
   } else {
-    const at = new Date(grants.expiresAt).toISOString();
-    const days = (grants.expiresAt - now) / DAY_MS;
+    const { at, days } = life;
     if (days <= 0) problems.push(`${hidden}: it expired at ${at}: the sync would be refused from the start; sign a new one`);
     else if (maxDays !== null && days > maxDays)
       problems.push(

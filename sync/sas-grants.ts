@@ -46,14 +46,20 @@ export function sasScopeProblem(grants: SasGrants): string | null {
   return `it is not a container SAS (${grants.resource === null ? 'no sr=' : `sr=${grants.resource}`}); sign a container SAS (sr=c) for the uploads' container`;
 }
 
-/** Why the SAS lives too long (past `maxDays` from `now`) or has expired, or null. */
-export function sasLifetimeProblem(grants: SasGrants, now: number, maxDays = SAS_MAX_DAYS_DEFAULT): string | null {
+/** When the SAS expires (ISO 8601) and in how many days from `now` (0 or less once past); null without a readable `se`. */
+export function sasLifetime(grants: SasGrants, now: number): { at: string; days: number } | null {
   if (grants.expiresAt === null) return null;
-  const at = new Date(grants.expiresAt).toISOString();
-  const days = (grants.expiresAt - now) / DAY_MS;
-  if (days <= 0) return `it expired at ${at}: the sync is refused from then on; sign a new one`;
-  if (days > maxDays) return `it expires at ${at}, in ${Math.round(days)} days: a SAS taken from a gateway would work that long; sign one for at most ${maxDays} days`;
-  return null;
+  return { at: new Date(grants.expiresAt).toISOString(), days: (grants.expiresAt - now) / DAY_MS };
+}
+
+/**
+ * Why the SAS lives too long (its expiry more than `maxDays` from `now`: one taken from a gateway
+ * would work that long), or null. An expired one is the expiry warner's to say (agent/wiring/sync.ts).
+ */
+export function sasLifetimeProblem(grants: SasGrants, now: number, maxDays = SAS_MAX_DAYS_DEFAULT): string | null {
+  const life = sasLifetime(grants, now);
+  if (life === null || life.days <= maxDays) return null;
+  return `it expires at ${life.at}, in ${Math.round(life.days)} days: a SAS taken from a gateway would work that long; sign one for at most ${maxDays} days`;
 }
 
 /** The grants of a SAS query (`?sv=…&sp=…&se=…&sig=…`, with or without its `?`). */

@@ -214,7 +214,7 @@ function permissionWarnings(logger: Logger, grants: SasGrants | null): string[] 
   say('PW_SYNC_SAS_PERMISSIONS', grants.permissions === null ? null : sasPermissionsProblem(grants.permissions));
   say('PW_SYNC_SAS_SCOPE', sasScopeProblem(grants));
   // Expired: the expiry warner says it (and when), as it does every day before.
-  if (grants.expiresAt !== null && grants.expiresAt > Date.now()) say('PW_SYNC_SAS_LIFETIME', sasLifetimeProblem(grants, Date.now()));
+  say('PW_SYNC_SAS_LIFETIME', sasLifetimeProblem(grants, Date.now()));
   return warnings;
 }
 
