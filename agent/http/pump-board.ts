@@ -374,7 +374,8 @@ export class PumpBoard {
       const { anomalySince, normalsInRow } = streak ?? { anomalySince: null, normalsInRow: 0 };
       this.tracks.set(row.pumpId, (t = { last: null, arrivedAt, anomalySince, anomalySinceAtLeast: false, normalsInRow, lastAlert: null, stop: null, unscoredSince: null, sent: new Set() }));
     }
-    for (const [name, v] of Object.entries(row.values)) if (v !== null && t.sent.size < MAX_SENSOR_NAMES) t.sent.add(name);
+    // On every commit: a loop over the row's own keys, no array made, and none once the cap is reached.
+    if (t.sent.size < MAX_SENSOR_NAMES) for (const name in row.values) if (row.values[name] !== null && t.sent.size < MAX_SENSOR_NAMES) t.sent.add(name);
     // a stop, and the warm-up its model's rule holds after it, are the rule at work, not a pump left unscored
     if (row.score !== null || isStoppedReason(row.unscoredReason) || isStartingReason(row.unscoredReason)) t.unscoredSince = null;
     else if (!leftOutOfHistory(row.unscoredReason)) t.unscoredSince ??= arrivedAt;
@@ -521,17 +522,20 @@ export class PumpBoard {
     const now = this.monotonic();
     const pumps: string[] = [];
     const byReason = new Map<string, string[]>();
+    /** The sensors each pump the default model cannot score lacks, found once. */
+    const lackedBy = new Map<string, string[]>();
     for (const [id, t] of [...this.tracks].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
       if (t.unscoredSince === null || now - t.unscoredSince < afterMs || now - t.arrivedAt >= afterMs) continue;
       pumps.push(id);
       // "no value known yet for feature X": the same cause, whichever feature a pump names first
       const lacked = this.engineDefault(id) ? this.lackedSensors(id) : null;
+      if (lacked) lackedBy.set(id, lacked.lacks);
       const reason = lacked ? DEFAULT_LACKS : (t.last?.unscoredReason ?? 'not scored');
       byReason.set(reason, [...(byReason.get(reason) ?? []), id]);
     }
     if (pumps.length === 0) return null;
     const [reason, ids] = [...byReason].sort((a, b) => b[1].length - a[1].length)[0]!;
-    const lacks = reason === DEFAULT_LACKS ? [...new Set(ids.flatMap((id) => this.lackedSensors(id)?.lacks ?? []))] : null;
+    const lacks = reason === DEFAULT_LACKS ? [...new Set(ids.flatMap((id) => lackedBy.get(id) ?? []))] : null;
     return { pumps, reason, reasonPumps: ids.length, defaultLacks: lacks };
   }
 
