@@ -64,3 +64,22 @@ export class RepeatLog {
     this.unlogged = 0;
   }
 }
+
+/**
+ * One RepeatLog per kind of a repeating failure (a refusal's kind, a reason), made at its first
+ * occurrence with the options `optionsOf(key)` gives: each kind has its own first line and summaries.
+ */
+export class RepeatLogs<K> {
+  private readonly logs = new Map<K, RepeatLog>();
+
+  constructor(private readonly optionsOf: (key: K) => RepeatLogOptions) {}
+
+  of(key: K): RepeatLog {
+    let log = this.logs.get(key);
+    if (!log) {
+      log = new RepeatLog(this.optionsOf(key));
+      this.logs.set(key, log);
+    }
+    return log;
+  }
+}

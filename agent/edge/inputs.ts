@@ -14,7 +14,7 @@ import type { IngestPipeline, RefusedReading } from '../ingest/pipeline.js';
 import { deepNesting, tooDeepReason } from '../ingest/untrusted-json.js';
 import type { Logger } from '../logger.js';
 import type { Counter } from '../metrics.js';
-import { RepeatLog } from '../repeat-log.js';
+import { RepeatLogs } from '../repeat-log.js';
 import { monotonicNow } from '../../sync/clock.js';
 import type { ModuleClient } from './connection.js';
 import type { AckGate } from './transport.js';
@@ -90,7 +90,11 @@ export class InputHandler {
    * away. Every refusal is still counted (pumpwatch_edge_input_messages_total, the rejected
    * counter) and stored in `rejected` with its reason.
    */
-  private readonly refusalLogs = new Map<string, RepeatLog>();
+  private readonly refusalLogs = new RepeatLogs<string>((kind) => ({
+    failure: (fields, msg) => this.deps.logger.warn(fields, msg),
+    message: kind.startsWith('message:') ? 'input message rejected' : 'readings in an input message rejected', // the kinds below: message:… and readings:…
+    monotonic: this.deps.monotonic,
+  }));
   /** The message being retried (one at a time: they are stored in order), else null. */
   private retrying: { input: string; since: number; sinceMono: number; attempts: number; error: string } | null = null;
 
@@ -217,7 +221,7 @@ export class InputHandler {
     const now = (this.deps.clock ?? Date.now)();
     const refuse = (kind: string, reason: string): Screened => {
       pipeline.reject([{ source: SOURCE, raw: text, reason, receivedAt: now }]);
-      this.refusalLog(`message:${kind}`, 'input message rejected').failed({ input: inputName, reason });
+      this.refusalLogs.of(`message:${kind}`).failed({ input: inputName, reason });
       return { outcome: 'rejected' };
     };
     if (inputName !== READINGS_INPUT) return refuse('input', `unknown input "${inputName}" (this module reads "${READINGS_INPUT}")`);
@@ -226,18 +230,8 @@ export class InputHandler {
     const res = pipeline.screen(body.items, SOURCE);
     if (res.rejected.length > 0) {
       const first = res.rejected[0]?.error;
-      this.refusalLog(`readings:${readingRefusalKind(first)}`, 'readings in an input message rejected').failed({ input: inputName, rejected: res.rejected.length, first });
+      this.refusalLogs.of(`readings:${readingRefusalKind(first)}`).failed({ input: inputName, rejected: res.rejected.length, first });
     }
     return { readings: res.readings, rejected: res.rejected.length, refused: res.refused };
-  }
-
-  /** The line of one kind of refusal: its first, then one a minute with the count (see refusalLogs). */
-  private refusalLog(kind: string, message: string): RepeatLog {
-    let log = this.refusalLogs.get(kind);
-    if (!log) {
-      log = new RepeatLog({ failure: (fields, msg) => this.deps.logger.warn(fields, msg), message, monotonic: this.deps.monotonic });
-      this.refusalLogs.set(kind, log);
-    }
-    return log;
   }
 }

@@ -7,7 +7,7 @@
  * why; never what the client sent as a token. The counts are on /metrics and /status.
  */
 import type { Logger } from '../logger.js';
-import { RepeatLog } from '../repeat-log.js';
+import { RepeatLogs } from '../repeat-log.js';
 import { AUTH_FAILURE_REASONS, type AuthFailureReason } from './auth.js';
 
 export interface AuthFailureView {
@@ -19,18 +19,25 @@ export interface AuthFailureView {
 
 export class AuthFailures {
   private readonly counts = new Map<AuthFailureReason, number>(AUTH_FAILURE_REASONS.map((r) => [r, 0]));
-  private readonly logs = new Map<AuthFailureReason, RepeatLog>();
+  /** No recovery line: a refusal has no end to tell (a later good request may come from someone else). */
+  private readonly logs: RepeatLogs<AuthFailureReason>;
   private last: AuthFailureView['last'] = null;
 
   constructor(
     private readonly options: { logger: Logger; clock?: () => number; monotonic?: () => number },
-  ) {}
+  ) {
+    this.logs = new RepeatLogs((reason) => ({
+      failure: (fields, msg) => options.logger.warn(fields, msg),
+      message: `request refused by the access check (${reason})`,
+      monotonic: options.monotonic,
+    }));
+  }
 
   /** One refused request: `route` is the route's pattern (`GET /pumps/:pumpId/predictions`), not the path asked for. */
   record(reason: AuthFailureReason, remoteAddress: string, route: string): void {
     this.counts.set(reason, (this.counts.get(reason) ?? 0) + 1);
     this.last = { at: new Date((this.options.clock ?? Date.now)()).toISOString(), reason, remoteAddress, route };
-    this.log(reason).failed({ reason, remoteAddress, route });
+    this.logs.of(reason).failed({ reason, remoteAddress, route });
   }
 
   /** Per reason, every reason listed (0 before its first): pumpwatch_http_auth_failures_total{reason}. */
@@ -41,19 +48,5 @@ export class AuthFailures {
   view(): AuthFailureView {
     const byReason = Object.fromEntries(AUTH_FAILURE_REASONS.map((r) => [r, this.counts.get(r) ?? 0])) as Record<AuthFailureReason, number>;
     return { total: Object.values(byReason).reduce((a, b) => a + b, 0), byReason, last: this.last };
-  }
-
-  /** No recovery line: a refusal has no end to tell (a later good request may come from someone else). */
-  private log(reason: AuthFailureReason): RepeatLog {
-    let log = this.logs.get(reason);
-    if (!log) {
-      log = new RepeatLog({
-        failure: (fields, msg) => this.options.logger.warn(fields, msg),
-        message: `request refused by the access check (${reason})`,
-        monotonic: this.options.monotonic,
-      });
-      this.logs.set(reason, log);
-    }
-    return log;
   }
 }
