@@ -27,6 +27,9 @@ export { PUMP_ID_PATTERN } from '../../sync/layout.js';
 const ISO_8601 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|([+-])(\d{2}):?(\d{2}))$/;
 export { FLOAT32_MAX };
 
+/** Field names as the refusals quote them: `"pump", "time"`. */
+const quoted = (keys: readonly PropertyKey[]): string => keys.map((k) => `"${String(k)}"`).join(', ');
+
 const valueSchema = z.union([z.number(), z.null()], {
   error: (iss) => `expected a finite number or null, got ${describe(iss.input)}`,
 });
@@ -44,7 +47,7 @@ const readingSchema = z.strictObject(
       error: (iss) => (iss.input === undefined ? 'is required' : `expected an object of named values, got ${describe(iss.input)}`),
     }),
   },
-  { error: (iss) => (iss.code === 'unrecognized_keys' ? `unknown field ${iss.keys.map((k) => `"${k}"`).join(', ')}` : `expected a reading object, got ${describe(iss.input)}`) },
+  { error: (iss) => (iss.code === 'unrecognized_keys' ? `unknown field ${quoted(iss.keys)}` : `expected a reading object, got ${describe(iss.input)}`) },
 );
 
 /** A value a check refused, for its message: its type, a number itself, a string's first 40 characters. */
@@ -155,8 +158,6 @@ export function validateReading(input: unknown, now: number, limits: ValidationL
   const fast = fastPath(input, now, limits);
   return fast ? { ok: true, reading: fast } : validateBySchema(input, now, limits);
 }
-
-const quoted = (keys: readonly PropertyKey[]): string => keys.map((k) => `"${String(k)}"`).join(', ');
 
 /**
  * The schema's refusal in words. A reading with wrong field names (`{"pump", "time", "data"}`) is
